@@ -1,0 +1,91 @@
+# stasis: one build for everything.
+#   make            build ./stasis
+#   make setup      install build and test dependencies (Debian 12, apt-get), then build
+#   make demo       checkpoint and restore a counter program, end to end
+#   make test       the whole test suite (unit, unit under ASan/UBSan, the process zoo)
+#   make bench      dump/restore throughput against this machine's memcpy and disk speed
+
+CC       ?= gcc
+BUILD    ?= build
+SANITIZE ?=
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror
+CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -I$(BUILD)/proto
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
+LDLIBS   := -lprotobuf-c -lyajl -lpthread
+
+APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev
+
+PROTOS   := $(wildcard proto/*.proto)
+PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
+PROTO_H  := $(PROTO_C:.c=.h)
+SRCS     := $(wildcard cr/*.c cr/files/*.c arch/x86_64/*.c runtime-hook/*.c)
+OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(SRCS)) $(PROTO_C:.c=.o) $(BUILD)/restorer-blob.o
+LIB_OBJS := $(filter-out $(BUILD)/runtime-hook/main.o,$(OBJS))
+
+# The restorer blob: position-independent, no libc, linked flat and embedded in stasis.
+RESTORER_SRCS   := cr/restorer/restorer.c arch/x86_64/restorer-entry.S
+RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nostdlib \
+	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables \
+	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
+	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
+
+.PHONY: all setup demo test unit zoo asan bench clean install
+all: stasis
+
+stasis: $(BUILD)/stasis
+	ln -sf $(BUILD)/stasis stasis
+
+$(BUILD)/stasis: $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
+
+$(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
+	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/restorer/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RESTORER_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/restorer/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(RESTORER_CFLAGS) -c -o $@ $<
+
+$(BUILD)/restorer.elf: $(patsubst %,$(BUILD)/restorer/%.o,$(basename $(RESTORER_SRCS))) arch/x86_64/restorer.lds
+	ld -static -nostdlib -T arch/x86_64/restorer.lds -o $@ $(filter %.o,$^)
+	@if readelf -r $@ | grep -q 'R_X86'; then echo "restorer blob has relocations"; exit 1; fi
+
+$(BUILD)/restorer.bin: $(BUILD)/restorer.elf
+	objcopy -O binary $< $@
+
+$(BUILD)/restorer-blob.o: arch/x86_64/restorer-blob.S $(BUILD)/restorer.bin
+	$(CC) -c -DRESTORER_BIN='"$(BUILD)/restorer.bin"' -o $@ $<
+
+setup:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_DEPS)
+	$(MAKE) all
+
+demo: all
+	tests/demo.sh
+
+test: all
+	tests/run-tests.sh
+
+bench: all
+	$(MAKE) -C tests/bench
+	tests/bench/run-bench.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)/usr/local/sbin/stasis
+
+clean:
+	rm -rf build build-asan stasis tests/zoo/bin tests/unit/bin tests/bench/bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,142 @@
+/* Syscall injection on x86_64: run one system call inside a ptrace-stopped task. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "seize.h"
+#include "util.h"
+
+#define SCRATCH_LEN (4 * PAGE_SIZE)
+
+static int find_gadget(pid_t pid, uint64_t start, uint64_t end, uint64_t *gadget)
+{
+	size_t len = end - start;
+	auto_free unsigned char *code = malloc(len);
+
+	if (!code || task_mem_read(pid, start, code, len))
+		return -EIO;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (code[i] == 0x0f && code[i + 1] == 0x05) {
+			*gadget = start + i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Resumes to syscall entry, then to syscall exit: no signal is involved at any step. */
+static int run_to_syscall_exit(pid_t pid)
+{
+	for (int step = 0; step < 2; step++) {
+		int status, ret;
+		if (ptrace(PTRACE_SYSCALL, pid, 0, 0))
+			return -errno;
+		ret = task_wait_stop(pid, &status);
+		if (ret)
+			return ret;
+		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			pr_err("pid %d: unexpected stop 0x%x while running an injected syscall", pid,
+			       status);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret)
+{
+	struct user_regs_struct r = ctx->saved;
+	int err;
+
+	r.rip = ctx->gadget;
+	r.rax = nr;
+	r.orig_rax = -1; /* no restart processing of the frozen syscall on this resume */
+	r.rdi = args[0];
+	r.rsi = args[1];
+	r.rdx = args[2];
+	r.r10 = args[3];
+	r.r8 = args[4];
+	r.r9 = args[5];
+	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &r)) {
+		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
+		return -errno;
+	}
+	err = run_to_syscall_exit(ctx->pid);
+	if (err) {
+		pr_err("pid %d: injected syscall %ld failed to run", ctx->pid, nr);
+		return err;
+	}
+	if (ptrace(PTRACE_GETREGS, ctx->pid, 0, &r)) {
+		pr_perror("pid %d: cannot read injected syscall result", ctx->pid);
+		return -errno;
+	}
+	*ret = (int64_t)r.rax;
+	return 0;
+}
+
+int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,
+		 uint64_t vdso_start, uint64_t vdso_end)
+{
+	uint64_t args[6] = { 0, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     (uint64_t)-1, 0 };
+	int64_t ret;
+	int err;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->pid = pid;
+	ctx->saved = *regs;
+	if (!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) {
+		pr_err("pid %d: no syscall instruction found in its vDSO", pid);
+		return -ENOENT;
+	}
+	err = inject_syscall(ctx, SYS_mmap, args, &ret);
+	if (err == 0 && (ret < 0 && ret > -4096)) {
+		pr_err("pid %d: injected mmap of a scratch page failed: %s", pid, strerror(-ret));
+		err = -EIO;
+	}
+	if (err) {
+		inject_end(ctx);
+		return err;
+	}
+	ctx->scratch = ret;
+	ctx->scratch_len = SCRATCH_LEN;
+	return 0;
+}
+
+int inject_end(struct inject_ctx *ctx)
+{
+	int status, ret = 0;
+
+	if (ctx->scratch) {
+		uint64_t args[6] = { ctx->scratch, ctx->scratch_len };
+		int64_t r;
+		if (inject_syscall(ctx, SYS_munmap, args, &r) || r)
+			ret = -EIO;
+		ctx->scratch = 0;
+	}
+	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
+		pr_perror("pid %d: cannot restore registers after injection", ctx->pid);
+		return -errno;
+	}
+	/*
+	 * The task sits in a syscall-exit stop now, where the kernel would not restart the
+	 * syscall that the freeze interrupted. Queue an interrupt before resuming: the task stops
+	 * again in the signal path, from where any later resume restarts that syscall properly.
+	 */
+	if (ptrace(PTRACE_INTERRUPT, ctx->pid, 0, 0) || ptrace(PTRACE_CONT, ctx->pid, 0, 0)) {
+		pr_perror("pid %d: cannot return to the frozen state", ctx->pid);
+		return -errno;
+	}
+	if (task_wait_stop(ctx->pid, &status) || (status >> 16) != PTRACE_EVENT_STOP) {
+		pr_err("pid %d: did not stop again after syscall injection (status 0x%x)", ctx->pid,
+		       status);
+		return -EIO;
+	}
+	return ret;
+}

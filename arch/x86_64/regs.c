@@ -1,0 +1,125 @@
+/*
+ * Registers on x86_64: general purpose (with fs_base/gs_base) and the xsave area
+ * (FPU/SSE/AVX/AVX-512). Dumped from the frozen task; put back by the tracer into the
+ * restored task as the very last step, with the interrupted syscall rewound for restart.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+
+#include "log.h"
+#include "regs.h"
+#include "task.h"
+
+#define XSAVE_MAX (64 * 1024)
+
+/* Kernel-internal restart codes seen in rax of a task stopped inside a syscall. */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+#define REG_FIELDS(X)                                                                         \
+	X(r15) X(r14) X(r13) X(r12) X(rbp) X(rbx) X(r11) X(r10) X(r9) X(r8) X(rax) X(rcx)    \
+	X(rdx) X(rsi) X(rdi) X(orig_rax) X(rip) X(cs) X(eflags) X(rsp) X(ss) X(fs_base)      \
+	X(gs_base) X(ds) X(es) X(fs) X(gs)
+
+static void regs_to_image(const struct user_regs_struct *r, GpRegs *g)
+{
+#define TO(f) g->f = r->f;
+	REG_FIELDS(TO)
+#undef TO
+}
+
+static void regs_from_image(const GpRegs *g, struct user_regs_struct *r)
+{
+#define FROM(f) r->f = g->f;
+	REG_FIELDS(FROM)
+#undef FROM
+}
+
+static int dump_regs(struct dump_task *t)
+{
+	static unsigned char xsave[XSAVE_MAX] __attribute__((aligned(64)));
+	struct iovec iov = { xsave, sizeof(xsave) };
+	GpRegs *g = xzalloc(sizeof(*g));
+
+	gp_regs__init(g);
+	regs_to_image(&t->regs, g);
+	t->core->regs = g;
+	if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE, &iov)) {
+		pr_perror("dump pid %d: cannot read the xsave area", t->pid);
+		return -errno;
+	}
+	t->core->xsave.len = iov.iov_len;
+	t->core->xsave.data = xzalloc(iov.iov_len);
+	memcpy(t->core->xsave.data, xsave, iov.iov_len);
+	pr_debug("dump pid %d: rip %#llx rsp %#llx orig_rax %lld rax %lld, xsave %zu bytes", t->pid,
+		 t->regs.rip, t->regs.rsp, (long long)t->regs.orig_rax, (long long)t->regs.rax,
+		 iov.iov_len);
+	return 0;
+}
+
+static int validate_regs(struct restore_task *t)
+{
+	if (!t->core->regs || t->core->xsave.len < 576 || t->core->xsave.len > XSAVE_MAX) {
+		pr_err("image core-%d.img: register set missing or xsave size %zu out of range",
+		       t->pid, t->core->xsave.len);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The restored task resumes from a syscall-exit stop, where the kernel does no restart
+ * processing: do what it would have done for the syscall the freeze interrupted.
+ */
+static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
+{
+	if ((long long)r->orig_rax < 0)
+		return;
+	switch (-(long long)r->rax) {
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+		r->rax = r->orig_rax;
+		r->rip -= 2;
+		pr_debug("restore pid %d: syscall %lld will be restarted", pid, r->orig_rax);
+		break;
+	case ERESTART_RESTARTBLOCK:
+		/* Its restart block (remaining sleep time) lives only in the old kernel task. */
+		r->rax = -EINTR;
+		pr_info("restore pid %d: interrupted syscall %lld returns EINTR", pid, r->orig_rax);
+		break;
+	}
+	r->orig_rax = -1;
+}
+
+int regs_apply(pid_t pid, const TaskCore *core)
+{
+	struct user_regs_struct r;
+	struct iovec iov = { core->xsave.data, core->xsave.len };
+
+	regs_from_image(core->regs, &r);
+	rewind_interrupted_syscall(pid, &r);
+	if (ptrace(PTRACE_SETREGSET, pid, NT_X86_XSTATE, &iov)) {
+		pr_perror("restore pid %d: cannot set the xsave area (%zu bytes; other CPU?)", pid,
+			  core->xsave.len);
+		return -errno;
+	}
+	if (ptrace(PTRACE_SETREGS, pid, 0, &r)) {
+		pr_perror("restore pid %d: cannot set registers", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+const struct state_ops state_regs = {
+	.name = "registers",
+	.dump = dump_regs,
+	.validate = validate_regs,
+};

@@ -1,0 +1,276 @@
+/*
+ * The one compat header for kernel ABI that is newer than the installed kernel headers
+ * (Debian 12 ships 6.1 uapi headers; the kernel we run on is 6.18).
+ *
+ * Every definition is guarded, so this works with old and new headers alike: when the
+ * installed headers already have something, theirs is used. Values are the kernel's uapi
+ * values, exactly (include/uapi/linux/{fs,userfaultfd,sched,ptrace,prctl}.h and
+ * Documentation/admin-guide/mm/pagemap.rst).
+ *
+ * Include it instead of <linux/ptrace.h>: it pulls in <sys/ptrace.h> first and then
+ * <linux/ptrace.h>, the only order in which glibc accepts both.
+ */
+#ifndef STASIS_COMPAT_KERNEL_ABI_H
+#define STASIS_COMPAT_KERNEL_ABI_H
+
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#include <linux/fs.h>
+#include <linux/prctl.h>
+#include <linux/ptrace.h>
+#include <linux/sched.h>
+#include <linux/types.h>
+#include <linux/userfaultfd.h>
+#include <linux/version.h>
+
+#ifndef KERNEL_VERSION
+#define KERNEL_VERSION(a, b, c) (((a) << 16) + ((b) << 8) + (c))
+#endif
+
+/* ---- system call numbers: the generic table (>= 424) is the same on every arch ---- */
+
+#ifndef __NR_pidfd_send_signal
+#define __NR_pidfd_send_signal 424
+#endif
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_clone3
+#define __NR_clone3 435
+#endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd 438
+#endif
+
+/* ---- clone3 (linux/sched.h): struct clone_args with set_tid (5.5) and cgroup (5.7) ---- */
+
+#ifndef CLONE_ARGS_SIZE_VER0
+struct clone_args {
+	__aligned_u64 flags;
+	__aligned_u64 pidfd;
+	__aligned_u64 child_tid;
+	__aligned_u64 parent_tid;
+	__aligned_u64 exit_signal;
+	__aligned_u64 stack;
+	__aligned_u64 stack_size;
+	__aligned_u64 tls;
+	__aligned_u64 set_tid;
+	__aligned_u64 set_tid_size;
+	__aligned_u64 cgroup;
+};
+#define CLONE_ARGS_SIZE_VER0 64 /* up to tls */
+#define CLONE_ARGS_SIZE_VER1 80 /* + set_tid, set_tid_size */
+#define CLONE_ARGS_SIZE_VER2 88 /* + cgroup */
+#elif !defined(CLONE_ARGS_SIZE_VER1) || !defined(CLONE_ARGS_SIZE_VER2)
+#error "kernel headers 5.3/5.4: struct clone_args has no set_tid/cgroup; install headers >= 5.7"
+#endif
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* ---- ptrace (linux/ptrace.h, 5.13) ---- */
+
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 13, 0)
+struct ptrace_rseq_configuration {
+	__u64 rseq_abi_pointer;
+	__u32 rseq_abi_size;
+	__u32 signature;
+	__u32 flags;
+	__u32 pad;
+};
+#endif
+#ifndef PTRACE_PEEKSIGINFO_SHARED
+#define PTRACE_PEEKSIGINFO_SHARED (1 << 0)
+#endif
+
+/* ---- prctl(PR_SET_MM, PR_SET_MM_MAP) (linux/prctl.h, 3.18) ---- */
+
+#ifndef PR_SET_MM
+#define PR_SET_MM 35
+#endif
+#ifndef PR_SET_MM_MAP
+#define PR_SET_MM_MAP 14
+#define PR_SET_MM_MAP_SIZE 15
+struct prctl_mm_map {
+	__u64 start_code;
+	__u64 end_code;
+	__u64 start_data;
+	__u64 end_data;
+	__u64 start_brk;
+	__u64 brk;
+	__u64 start_stack;
+	__u64 arg_start;
+	__u64 arg_end;
+	__u64 env_start;
+	__u64 env_end;
+	__u64 *auxv;
+	__u32 auxv_size;
+	__u32 exe_fd;
+};
+#endif
+
+/* ---- userfaultfd (linux/userfaultfd.h) ---- */
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC 0xAA
+#define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00) /* on /dev/userfaultfd, 6.1 */
+#endif
+#ifndef UFFD_FEATURE_EXACT_ADDRESS
+#define UFFD_FEATURE_EXACT_ADDRESS (1 << 11)
+#endif
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13) /* 6.4 */
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14) /* 6.6 */
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15) /* 6.7; implies WP_UNPOPULATED */
+#endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16) /* 6.8 */
+#endif
+
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
+#endif
+
+#ifndef UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+struct uffdio_poison {
+	struct uffdio_range range;
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+	__u64 mode;
+	__s64 updated; /* written by the kernel */
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+	__u64 mode;
+	__s64 move; /* written by the kernel */
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
+/* ---- PAGEMAP_SCAN ioctl on /proc/PID/pagemap (linux/fs.h, 6.7) ---- */
+
+#ifndef PAGEMAP_SCAN
+#define PROCFS_IOCTL_MAGIC 'f'
+
+/* Categories: masks in struct pm_scan_arg, reported in page_region.categories. */
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PAGE_IS_SOFT_DIRTY (1 << 7)
+
+/* One run of pages [start, end) that share the same categories. */
+struct page_region {
+	__u64 start;
+	__u64 end;
+	__u64 categories;
+};
+
+/* Flags of struct pm_scan_arg */
+#define PM_SCAN_WP_MATCHING (1 << 0)   /* write-protect the matched pages */
+#define PM_SCAN_CHECK_WPASYNC (1 << 1) /* fail on a page without async uffd-wp */
+
+struct pm_scan_arg {
+	__u64 size;  /* sizeof(struct pm_scan_arg) */
+	__u64 flags; /* PM_SCAN_* */
+	__u64 start;
+	__u64 end;
+	__u64 walk_end; /* written by the kernel: where the walk stopped */
+	__u64 vec;      /* struct page_region array */
+	__u64 vec_len;
+	__u64 max_pages; /* 0: no limit */
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+
+#define PAGEMAP_SCAN _IOWR(PROCFS_IOCTL_MAGIC, 16, struct pm_scan_arg)
+#endif
+
+#ifndef PAGE_IS_GUARD
+#define PAGE_IS_GUARD (1 << 8) /* 6.15: a MADV_GUARD_INSTALL guard page */
+#endif
+
+/* ---- madvise guard regions (asm-generic/mman-common.h, 6.13) ---- */
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+/*
+ * ---- /proc/PID/pagemap entries: one __u64 per page (not in any uapi header; the ABI is
+ * Documentation/admin-guide/mm/pagemap.rst) ----
+ */
+#define PME_PFN_MASK ((1ULL << 55) - 1) /* bits 0-54, zero without CAP_SYS_ADMIN */
+#define PME_SOFT_DIRTY (1ULL << 55)
+#define PME_EXCLUSIVE (1ULL << 56) /* page mapped exclusively */
+#define PME_UFFD_WP (1ULL << 57)   /* pte is uffd write-protected */
+#define PME_GUARD (1ULL << 58)     /* pte is a guard region (6.15) */
+#define PME_FILE (1ULL << 61)      /* file page or shared anon */
+#define PME_SWAP (1ULL << 62)
+#define PME_PRESENT (1ULL << 63)
+
+/* /proc/PID/clear_refs: "4" clears the soft-dirty bits */
+#define CLEAR_REFS_SOFT_DIRTY "4"
+
+/* ---- layout checks against the kernel ABI ---- */
+
+_Static_assert(sizeof(struct clone_args) >= CLONE_ARGS_SIZE_VER2, "struct clone_args");
+_Static_assert(sizeof(struct ptrace_rseq_configuration) == 24, "struct ptrace_rseq_configuration");
+_Static_assert(sizeof(struct page_region) == 24, "struct page_region");
+_Static_assert(sizeof(struct pm_scan_arg) == 96, "struct pm_scan_arg");
+_Static_assert(PAGEMAP_SCAN == 0xc0606610, "PAGEMAP_SCAN ioctl number");
+_Static_assert(sizeof(struct uffdio_move) == 40, "struct uffdio_move");
+_Static_assert(sizeof(struct uffdio_poison) == 32, "struct uffdio_poison");
+#ifdef __LP64__
+_Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
+#endif
+
+#endif

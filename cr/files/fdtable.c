@@ -1,0 +1,222 @@
+/*
+ * The fd table: numbers, close-on-exec, sharing of one open file description by several fds
+ * (dup), and dispatch to the kind of file behind each fd. An fd of a kind stasis does not
+ * know fails the dump, naming the fd, the task and what the fd points to.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "util.h"
+
+#define MAX_FD_NUMBER (1u << 20)
+
+static const struct fd_kind_ops *const fd_kinds[] = {
+	&fd_kind_inherited, /* first: with --shell-job, stdio ttys and pipes come from the caller */
+	&fd_kind_regular,
+};
+
+static const struct fd_kind_ops *fd_kind_of(FdKind kind)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(fd_kinds); i++)
+		if (fd_kinds[i]->kind == kind)
+			return fd_kinds[i];
+	return NULL;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+static int list_fds(pid_t pid, int **fds, size_t *n)
+{
+	char path[64];
+	struct dirent *de;
+	size_t alloc = 0;
+	DIR *d;
+
+	*fds = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	if (!(d = opendir(path))) {
+		pr_perror("dump pid %d: cannot list %s", pid, path);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == alloc) {
+			alloc = alloc ? alloc * 2 : 32;
+			*fds = realloc(*fds, alloc * sizeof(int));
+			if (!*fds) {
+				closedir(d);
+				return -ENOMEM;
+			}
+		}
+		(*fds)[(*n)++] = atoi(de->d_name);
+	}
+	closedir(d);
+	qsort(*fds, *n, sizeof(int), cmp_int);
+	return 0;
+}
+
+static int probe_fd(pid_t pid, int fd, struct fd_probe *p)
+{
+	char path[64], buf[4096];
+	auto_free char *info = NULL;
+	char *l;
+	ssize_t n;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = fd;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	n = readlink(path, p->link, sizeof(p->link) - 1);
+	if (n < 0 || stat(path, &p->st)) {
+		pr_perror("dump pid %d fd %d: cannot inspect", pid, fd);
+		return -errno;
+	}
+	p->link[n] = 0;
+	snprintf(buf, sizeof(buf), "/proc/%d/fdinfo/%d", pid, fd);
+	info = read_file_at(AT_FDCWD, buf, NULL);
+	if (!info) {
+		pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
+		return -errno;
+	}
+	if ((l = strstr(info, "pos:")))
+		p->pos = strtoull(l + 4, NULL, 10);
+	if ((l = strstr(info, "flags:")))
+		p->flags = strtoul(l + 6, NULL, 8);
+	return 0;
+}
+
+static int same_open_file(pid_t pid, int fd1, int fd2)
+{
+	return syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd1, fd2) == 0;
+}
+
+static int dump_fds(struct dump_task *t)
+{
+	auto_free int *fds = NULL;
+	size_t n;
+	FdTable *tab = t->fds;
+	int err = list_fds(t->pid, &fds, &n);
+
+	if (err)
+		return err;
+	tab->fds = xzalloc(n * sizeof(*tab->fds));
+	for (size_t i = 0; i < n; i++) {
+		struct fd_probe p;
+		FdEntry *e = xzalloc(sizeof(*e));
+
+		fd_entry__init(e);
+		if ((err = probe_fd(t->pid, fds[i], &p)))
+			return err;
+		e->fd = fds[i];
+		e->cloexec = !!(p.flags & O_CLOEXEC);
+		tab->fds[tab->n_fds++] = e;
+		for (size_t j = 0; j < i; j++) {
+			FdEntry *prev = tab->fds[j];
+			if (prev->kind != FD_KIND__FD_DUP && same_open_file(t->pid, prev->fd, e->fd)) {
+				e->kind = FD_KIND__FD_DUP;
+				e->has_dup_of = true;
+				e->dup_of = prev->fd;
+				break;
+			}
+		}
+		if (e->kind == FD_KIND__FD_DUP)
+			continue;
+		int claimed = 0;
+		for (size_t k = 0; k < ARRAY_SIZE(fd_kinds) && !claimed; k++) {
+			claimed = fd_kinds[k]->dump(t, &p, e);
+			if (claimed < 0)
+				return claimed;
+			if (claimed)
+				e->kind = fd_kinds[k]->kind;
+		}
+		if (!claimed) {
+			pr_err("dump pid %d fd %d: %s is not supported yet (flags 0%o)", t->pid, e->fd,
+			       p.link, p.flags);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int validate_fds(struct restore_task *t)
+{
+	FdTable *tab = t->fds;
+
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		FdEntry *e = tab->fds[i];
+		bool ok = e->fd < MAX_FD_NUMBER && (i == 0 || e->fd > tab->fds[i - 1]->fd);
+		if (e->kind == FD_KIND__FD_DUP) {
+			ok = ok && e->has_dup_of && e->dup_of < e->fd;
+			for (size_t j = 0; ok && j < i; j++)
+				if (tab->fds[j]->fd == e->dup_of)
+					goto next;
+			ok = false;
+		} else {
+			ok = ok && fd_kind_of(e->kind);
+		}
+		if (!ok) {
+			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
+			return -EINVAL;
+		}
+next:;
+	}
+	if (tab->n_fds)
+		t->next_high_fd = tab->fds[tab->n_fds - 1]->fd + 1;
+	return 0;
+}
+
+/*
+ * In the new task: open every file above all numbers in use, drop the engine's own fds below
+ * that, then move each file to its number.
+ */
+static int restore_fds(struct restore_task *t)
+{
+	FdTable *tab = t->fds;
+	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int));
+	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
+
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		FdEntry *e = tab->fds[i];
+		if (e->kind == FD_KIND__FD_DUP)
+			continue;
+		int fd = fd_kind_of(e->kind)->open(t, e);
+		if (fd < 0)
+			return fd;
+		tmp[i] = restore_move_high(t, fd);
+		if (tmp[i] < 0)
+			return tmp[i];
+	}
+	if (low_end > 0 && syscall(SYS_close_range, 0, low_end - 1, 0))
+		return -errno;
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		FdEntry *e = tab->fds[i];
+		int src = e->kind == FD_KIND__FD_DUP ? (int)e->dup_of : tmp[i];
+		if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0)
+			return -errno;
+		if (e->kind != FD_KIND__FD_DUP)
+			close(tmp[i]);
+	}
+	return 0;
+}
+
+const struct state_ops state_fds = {
+	.name = "file descriptors",
+	.dump = dump_fds,
+	.validate = validate_fds,
+	.restore = restore_fds,
+};

@@ -1,0 +1,30 @@
+/* The fd table's common layer, and the registration of each kind of file. */
+#ifndef STASIS_FILES_H
+#define STASIS_FILES_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "task.h"
+
+/* What every fd has in common, read from /proc/PID/fd and /proc/PID/fdinfo. */
+struct fd_probe {
+	int fd;
+	struct stat st;
+	char link[4096]; /* readlink of /proc/PID/fd/N: a path, "pipe:[123]", "anon_inode:[...]" */
+	unsigned flags;  /* fdinfo flags (open(2) flags, O_CLOEXEC included) */
+	unsigned long long pos;
+};
+
+struct fd_kind_ops {
+	const char *name;
+	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0). */
+	int (*dump)(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
+	/* In the new task: returns an fd (any number) holding the open file, or <0. */
+	int (*open)(struct restore_task *t, const FdEntry *e);
+	FdKind kind;
+};
+
+extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited;
+
+#endif

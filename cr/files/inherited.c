@@ -1,0 +1,62 @@
+/*
+ * --shell-job: the task's stdio terminal or pipes belong to whoever started it. They are not
+ * saved; on restore the task gets the restoring caller's stdin/stdout/stderr in their place.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "options.h"
+
+static bool is_terminal(const struct stat *st)
+{
+	unsigned maj = major(st->st_rdev);
+	return S_ISCHR(st->st_mode) && (maj == 4 || maj == 5 || (maj >= 136 && maj <= 143));
+}
+
+static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode);
+
+	if (!tty && !pipe)
+		return 0;
+	if (!opts.shell_job) {
+		pr_err("dump pid %d fd %d: %s is a %s from outside the tree (pass --shell-job to "
+		       "hand it over to the restoring caller)",
+		       t->pid, p->fd, p->link, tty ? "terminal" : "pipe");
+		return -ENOTSUP;
+	}
+	for (int std = 0; std <= 2; std++) {
+		if (std == p->fd || syscall(SYS_kcmp, t->pid, t->pid, KCMP_FILE, std, p->fd) == 0) {
+			e->has_inherit_from = true;
+			e->inherit_from = std;
+			e->path = xstrdup(p->link);
+			return 1;
+		}
+	}
+	pr_err("dump pid %d fd %d: %s is not one of the task's stdio fds, cannot inherit it", t->pid,
+	       p->fd, p->link);
+	return -ENOTSUP;
+}
+
+static int open_inherited(struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	if (!opts.shell_job)
+		return -ENOTTY; /* the caller reports: restore needs --shell-job */
+	int fd = fcntl(e->inherit_from, F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+const struct fd_kind_ops fd_kind_inherited = {
+	.name = "inherited stdio",
+	.dump = dump_inherited,
+	.open = open_inherited,
+	.kind = FD_KIND__FD_INHERITED,
+};

@@ -1,0 +1,73 @@
+/*
+ * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds
+ * and the memory character devices (/dev/null, /dev/zero, /dev/urandom ...).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+
+#define MEM_MAJOR 1 /* /dev/null, zero, full, random, urandom */
+
+/* Flags that made sense at open time only. */
+#define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
+
+static bool deleted(const char *link)
+{
+	size_t n = strlen(link);
+	return n > 10 && strcmp(link + n - 10, " (deleted)") == 0;
+}
+
+static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
+	bool memdev = S_ISCHR(p->st.st_mode) && major(p->st.st_rdev) == MEM_MAJOR;
+
+	if (!reg && !dir && !memdev)
+		return 0;
+	if (p->link[0] != '/' || deleted(p->link)) {
+		pr_err("dump pid %d fd %d: %s is unlinked or not reachable by path (not supported yet)",
+		       t->pid, p->fd, p->link);
+		return -ENOTSUP;
+	}
+	e->path = xstrdup(p->link);
+	e->has_flags = e->has_pos = true;
+	e->flags = p->flags;
+	e->pos = p->pos;
+	if (reg) {
+		e->has_size = true;
+		e->size = p->st.st_size;
+	}
+	if (memdev) {
+		e->has_rdev = true;
+		e->rdev = p->st.st_rdev;
+	}
+	return 1;
+}
+
+static int open_regular(struct restore_task *t, const FdEntry *e)
+{
+	int fd = open(e->path, (e->flags & ~REOPEN_DROP) | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (!(e->flags & O_PATH) && e->pos && lseek(fd, e->pos, SEEK_SET) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	(void)t;
+	return fd;
+}
+
+const struct fd_kind_ops fd_kind_regular = {
+	.name = "file by path",
+	.dump = dump_regular,
+	.open = open_regular,
+	.kind = FD_KIND__FD_REGULAR,
+};

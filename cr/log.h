@@ -1,0 +1,20 @@
+/* Logging: the first failure is logged once, where it happens, naming its object. */
+#ifndef STASIS_LOG_H
+#define STASIS_LOG_H
+
+enum log_level { LOG_ERR = 1, LOG_WARN = 2, LOG_INFO = 3, LOG_DEBUG = 4 };
+
+/* level: messages above it go only nowhere; errors always reach stderr too. */
+int log_init(int level, const char *path);
+void log_close(void);
+int log_level(void);
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define pr_err(fmt, ...) log_msg(LOG_ERR, fmt "\n", ##__VA_ARGS__)
+#define pr_warn(fmt, ...) log_msg(LOG_WARN, fmt "\n", ##__VA_ARGS__)
+#define pr_info(fmt, ...) log_msg(LOG_INFO, fmt "\n", ##__VA_ARGS__)
+#define pr_debug(fmt, ...) log_msg(LOG_DEBUG, fmt "\n", ##__VA_ARGS__)
+/* Same, with ": strerror(errno)" appended. */
+#define pr_perror(fmt, ...) log_msg(LOG_ERR, fmt ": %m\n", ##__VA_ARGS__)
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * The address space: every mapping (anonymous, file-backed, shared or private, the vDSO
+ * block), the files behind them, and the mm struct's fields (code/data/brk/stack bounds,
+ * cmdline and environ areas, auxv, exe).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mm.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "util.h"
+
+#define TASK_TOP 0x7ffffffff000ULL
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static VmaKind special_kind(const char *path)
+{
+	if (!strcmp(path, "[vdso]"))
+		return VMA_KIND__VMA_VDSO;
+	if (!strcmp(path, "[vvar]"))
+		return VMA_KIND__VMA_VVAR;
+	if (!strcmp(path, "[vvar_vclock]"))
+		return VMA_KIND__VMA_VVAR_VCLOCK;
+	return 0;
+}
+
+bool vma_kind_has_pages(VmaKind k)
+{
+	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_ANON_SHARED ||
+	       k == VMA_KIND__VMA_FILE_PRIVATE;
+}
+
+static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st)
+{
+	Mm *mm = t->mm;
+
+	for (size_t i = 0; i < mm->n_files; i++)
+		if (mm->files[i]->dev == st->st_dev && mm->files[i]->ino == st->st_ino)
+			return i;
+	MappedFile *f = xzalloc(sizeof(*f));
+	mapped_file__init(f);
+	f->id = mm->n_files;
+	f->path = xstrdup(path);
+	f->size = st->st_size;
+	f->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	mm->files = realloc(mm->files, (mm->n_files + 1) * sizeof(*mm->files));
+	if (!mm->files)
+		return -ENOMEM;
+	mm->files[mm->n_files++] = f;
+	return f->id;
+}
+
+static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+{
+	const char *path = pv->path;
+	char mf[96];
+	struct stat st;
+	int id;
+
+	if ((e->kind = special_kind(path))) {
+		if (e->kind == VMA_KIND__VMA_VDSO) {
+			t->vdso_start = pv->start;
+			t->vdso_end = pv->end;
+		}
+		return 0;
+	}
+	if (!path[0] || path[0] == '[' || (!strcmp(path, "/dev/zero") && !pv->shared)) {
+		e->kind = pv->shared ? VMA_KIND__VMA_ANON_SHARED : VMA_KIND__VMA_ANON_PRIVATE;
+		return 0;
+	}
+	if (pv->shared && !strcmp(path, "/dev/zero (deleted)")) {
+		e->kind = VMA_KIND__VMA_ANON_SHARED;
+		return 0;
+	}
+	if (ends_with(path, " (deleted)") || path[0] != '/') {
+		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
+		       "(deleted files, memfd and SysV shm come later)",
+		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
+		return -ENOTSUP;
+	}
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	if (stat(mf, &st)) {
+		pr_perror("dump pid %d: cannot stat mapped file %s (%s)", t->pid, path, mf);
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("dump pid %d: mapping %#llx-%#llx of device '%s' is not supported", t->pid,
+		       (unsigned long long)pv->start, (unsigned long long)pv->end, path);
+		return -ENOTSUP;
+	}
+	id = add_mapped_file(t, path, &st);
+	if (id < 0)
+		return id;
+	e->kind = pv->shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
+	e->has_file_id = e->has_pgoff = true;
+	e->file_id = id;
+	e->pgoff = pv->pgoff;
+	return 0;
+}
+
+static int dump_vmas(struct dump_task *t)
+{
+	Mm *mm = t->mm;
+
+	mm->vmas = xzalloc(t->vmas.n * sizeof(*mm->vmas));
+	for (size_t i = 0; i < t->vmas.n; i++) {
+		const struct proc_vma *pv = &t->vmas.v[i];
+		int err;
+
+		if (pv->start >= TASK_TOP) /* [vsyscall]: fixed, in every process */
+			continue;
+		VmaEntry *e = xzalloc(sizeof(*e));
+		vma_entry__init(e);
+		e->start = pv->start;
+		e->end = pv->end;
+		e->prot = pv->prot;
+		e->has_growsdown = pv->growsdown;
+		e->growsdown = pv->growsdown;
+		if (pv->path[0])
+			e->name = xstrdup(pv->path);
+		if ((err = classify_vma(t, pv, e)))
+			return err;
+		mm->vmas[mm->n_vmas++] = e;
+	}
+	return 0;
+}
+
+static int dump_mm_fields(struct dump_task *t)
+{
+	MmFields *m = xzalloc(sizeof(*m));
+	const struct proc_stat *s = &t->stat;
+	uint64_t args[6] = { 0 };
+	int64_t brk;
+	char path[64];
+	size_t len;
+	struct stat st;
+	auto_free char *auxv = NULL;
+	int id;
+
+	mm_fields__init(m);
+	t->core->mm = m;
+	m->start_code = s->start_code;
+	m->end_code = s->end_code;
+	m->start_data = s->start_data;
+	m->end_data = s->end_data;
+	m->start_brk = s->start_brk;
+	m->start_stack = s->start_stack;
+	m->arg_start = s->arg_start;
+	m->arg_end = s->arg_end;
+	m->env_start = s->env_start;
+	m->env_end = s->env_end;
+	if (inject_syscall(&t->inj, SYS_brk, args, &brk))
+		return -EIO;
+	m->brk = brk;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", t->pid);
+	auxv = read_file_at(AT_FDCWD, path, &len);
+	if (!auxv) {
+		pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		return -errno;
+	}
+	m->n_auxv = len / 8;
+	m->auxv = xzalloc(len);
+	memcpy(m->auxv, auxv, m->n_auxv * 8);
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", t->pid);
+	if (stat(path, &st) || proc_readlink(t->pid, "exe", path, sizeof(path)) < 0) {
+		pr_perror("dump pid %d: cannot read its executable", t->pid);
+		return -errno;
+	}
+	{
+		char exe[4096];
+		proc_readlink(t->pid, "exe", exe, sizeof(exe));
+		if (ends_with(exe, " (deleted)")) {
+			pr_err("dump pid %d: its executable %s was deleted", t->pid, exe);
+			return -ENOTSUP;
+		}
+		id = add_mapped_file(t, exe, &st);
+	}
+	if (id < 0)
+		return id;
+	m->exe_file_id = id;
+	return 0;
+}
+
+static int dump_mm(struct dump_task *t)
+{
+	int err = dump_vmas(t);
+	return err ? err : dump_mm_fields(t);
+}
+
+/* ---- restore ---- */
+
+static int check_mapped_file(pid_t pid, const MappedFile *f)
+{
+	struct stat st;
+
+	if (stat(f->path, &st)) {
+		pr_perror("restore pid %d: mapped file %s", pid, f->path);
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size ||
+	    st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec != f->mtime_ns) {
+		pr_err("restore pid %d: mapped file %s changed since the dump (size %lld, was %llu)",
+		       pid, f->path, (long long)st.st_size, (unsigned long long)f->size);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static int validate_mm(struct restore_task *t)
+{
+	Mm *mm = t->mm;
+	MmFields *m = t->core->mm;
+	uint64_t prev_end = 0;
+
+	for (size_t i = 0; i < mm->n_files; i++) {
+		if (mm->files[i]->id != i) {
+			pr_err("image mm-%d.img: file table out of order at %zu", t->pid, i);
+			return -EINVAL;
+		}
+		int err = check_mapped_file(t->pid, mm->files[i]);
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		VmaEntry *v = mm->vmas[i];
+		bool file = v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED;
+		if (v->start < prev_end || v->start >= v->end || v->end > TASK_TOP ||
+		    (v->start | v->end) % PAGE_SIZE || v->prot & ~7u ||
+		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE))) {
+			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
+			       (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EINVAL;
+		}
+		prev_end = v->end;
+	}
+	if (!m || m->n_auxv > RST_MAX_AUXV || m->n_auxv % 2 || m->exe_file_id >= mm->n_files) {
+		pr_err("image core-%d.img: mm fields missing or auxv/exe out of range", t->pid);
+		return -EINVAL;
+	}
+	return mm_check_special_layout(t);
+}
+
+static int open_mapped_files(struct restore_task *t)
+{
+	Mm *mm = t->mm;
+
+	t->mapped_file_fds = xzalloc((mm->n_files + 1) * sizeof(int));
+	for (size_t i = 0; i < mm->n_files; i++) {
+		bool shared_write = false;
+		for (size_t k = 0; k < mm->n_vmas; k++)
+			if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && mm->vmas[k]->file_id == i)
+				shared_write = true;
+		int fd = -1;
+		if (shared_write)
+			fd = restore_open_high(t, mm->files[i]->path, O_RDWR);
+		if (fd < 0)
+			fd = restore_open_high(t, mm->files[i]->path, O_RDONLY);
+		if (fd < 0)
+			return fd;
+		t->mapped_file_fds[i] = fd;
+	}
+	t->exe_fd = t->mapped_file_fds[t->core->mm->exe_file_id];
+	return 0;
+}
+
+static bool vma_has_runs(const Pagemap *pm, const VmaEntry *v)
+{
+	for (size_t i = 0; i < pm->n_runs; i++)
+		if (pm->runs[i]->vaddr >= v->start && pm->runs[i]->vaddr < v->end)
+			return true;
+	return false;
+}
+
+static void fill_vma_args(struct restore_task *t)
+{
+	struct restorer_args *a = t->args;
+	struct rst_vma *out = (struct rst_vma *)((char *)a + a->vmas_off);
+	Mm *mm = t->mm;
+
+	a->nr_vmas = 0;
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		VmaEntry *v = mm->vmas[i];
+		struct rst_vma *r = &out[a->nr_vmas];
+
+		r->start = v->start;
+		r->end = v->end;
+		r->prot = v->prot;
+		r->fd = -1;
+		r->pgoff = 0;
+		switch (v->kind) {
+		case VMA_KIND__VMA_ANON_PRIVATE:
+			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0);
+			break;
+		case VMA_KIND__VMA_ANON_SHARED:
+			r->map_flags = MAP_SHARED | MAP_ANONYMOUS;
+			break;
+		case VMA_KIND__VMA_FILE_PRIVATE:
+		case VMA_KIND__VMA_FILE_SHARED:
+			r->map_flags = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
+			r->fd = t->mapped_file_fds[v->file_id];
+			r->pgoff = v->pgoff;
+			break;
+		default:
+			continue; /* the vDSO block is moved, not mapped */
+		}
+		r->need_write = !(v->prot & PROT_WRITE) && vma_has_runs(t->pagemap, v);
+		a->nr_vmas++;
+	}
+}
+
+static void fill_mm_map(struct restore_task *t)
+{
+	struct rst_mm_map *mp = &t->args->mm_map;
+	MmFields *m = t->core->mm;
+
+	mp->start_code = m->start_code;
+	mp->end_code = m->end_code;
+	mp->start_data = m->start_data;
+	mp->end_data = m->end_data;
+	mp->start_brk = m->start_brk;
+	mp->brk = m->brk;
+	mp->start_stack = m->start_stack;
+	mp->arg_start = m->arg_start;
+	mp->arg_end = m->arg_end;
+	mp->env_start = m->env_start;
+	mp->env_end = m->env_end;
+	memcpy(t->args->auxv, m->auxv, m->n_auxv * 8);
+	mp->auxv_size = m->n_auxv * 8;
+	mp->exe_fd = t->exe_fd;
+}
+
+static int restore_mm(struct restore_task *t)
+{
+	int err = open_mapped_files(t);
+	if (err)
+		return err;
+	fill_vma_args(t);
+	fill_mm_map(t);
+	return mm_plan_special_moves(t);
+}
+
+const struct state_ops state_mm = {
+	.name = "memory layout",
+	.dump = dump_mm,
+	.validate = validate_mm,
+	.restore = restore_mm,
+};

@@ -1,0 +1,15 @@
+#ifndef STASIS_MM_H
+#define STASIS_MM_H
+
+#include <stdbool.h>
+#include "task.h"
+
+#define PARK_AREA_SIZE (64 * 1024)
+
+bool vma_kind_has_pages(VmaKind k);
+
+/* cr/vdso.c: the [vvar] [vvar_vclock] [vdso] block of the saved task against ours. */
+int mm_check_special_layout(struct restore_task *t);
+int mm_plan_special_moves(struct restore_task *t);
+
+#endif

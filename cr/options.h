@@ -1,0 +1,30 @@
+/* One options struct, filled by the command line (and later the RPC server). */
+#ifndef STASIS_OPTIONS_H
+#define STASIS_OPTIONS_H
+
+#include <stdbool.h>
+
+#define STASIS_VERSION "0.1"
+
+struct stasis_opts {
+	int pid;                  /* dump: -t */
+	const char *images_dir;   /* -D */
+	int images_dir_fd;        /* opened -D */
+	const char *log_file;     /* -o, relative to -D like criu */
+	int verbosity;            /* -v N */
+	bool leave_running;       /* --leave-running */
+	bool shell_job;           /* --shell-job */
+	bool restore_detached;    /* -d */
+	const char *pidfile;      /* --pidfile */
+	const char *fault_inject; /* STASIS_FAULT=<point>: fail the dump there, for tests */
+};
+
+extern struct stasis_opts opts;
+
+int cr_dump(void);
+int cr_restore(void);
+
+/* Returns nonzero when STASIS_FAULT names this point (tests inject dump failures). */
+bool fault_injected(const char *point);
+
+#endif

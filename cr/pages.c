@@ -1,0 +1,247 @@
+/*
+ * Memory contents. Dump: read /proc/PID/pagemap, take only pages that hold data of their own
+ * (present or swapped; in private file mappings only the copied-on-write ones), skip pages of
+ * zeroes in anonymous memory, and write them to pages-PID.img at page-aligned offsets.
+ * Restore: the restorer blob reads each run straight into place.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mm.h"
+#include "options.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "util.h"
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE_OR_SHARED (1ULL << 61)
+#define CHUNK_PAGES 4096 /* 16 MiB per read from the task */
+
+struct page_writer {
+	struct dump_task *t;
+	int fd;
+	uint64_t file_off;
+	size_t runs_alloc;
+	uint64_t vma_start; /* runs never cross a mapping boundary */
+};
+
+static bool page_is_zero(const uint64_t *p)
+{
+	uint64_t acc = 0;
+	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
+{
+	Pagemap *pm = w->t->pagemap;
+	PageRun *last = pm->n_runs ? pm->runs[pm->n_runs - 1] : NULL;
+
+	if (last && last->vaddr >= w->vma_start && last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
+	    last->file_off + last->nr_pages * PAGE_SIZE == w->file_off && last->nr_pages + nr < (1u << 31)) {
+		last->nr_pages += nr;
+	} else {
+		if (pm->n_runs == w->runs_alloc) {
+			w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
+			pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
+			if (!pm->runs)
+				return -ENOMEM;
+		}
+		PageRun *r = xzalloc(sizeof(*r));
+		page_run__init(r);
+		r->vaddr = vaddr;
+		r->nr_pages = nr;
+		r->file_off = w->file_off;
+		pm->runs[pm->n_runs++] = r;
+	}
+	pm->nr_pages += nr;
+	w->file_off += nr * PAGE_SIZE;
+	return 0;
+}
+
+/* Writes pages [first, first + nr) of buf (which holds the task's memory from vaddr). */
+static int write_pages(struct page_writer *w, const char *buf, uint64_t vaddr, size_t nr)
+{
+	if (!nr)
+		return 0;
+	if (write_all(w->fd, buf, nr * PAGE_SIZE)) {
+		pr_perror("dump pid %d: cannot write pages-%d.img", w->t->pid, w->t->pid);
+		return -errno;
+	}
+	return add_run(w, vaddr, nr);
+}
+
+/* A span of wanted pages: read it from the task, drop zero pages if allowed, write the rest. */
+static int dump_span(struct page_writer *w, char *buf, uint64_t vaddr, size_t nr, bool skip_zero)
+{
+	size_t start = 0;
+	int err;
+
+	if (task_mem_read(w->t->pid, vaddr, buf, nr * PAGE_SIZE)) {
+		pr_err("dump pid %d: cannot read memory at %#llx (%zu pages)", w->t->pid,
+		       (unsigned long long)vaddr, nr);
+		return -EIO;
+	}
+	if (!skip_zero)
+		return write_pages(w, buf, vaddr, nr);
+	for (size_t i = 0; i <= nr; i++) {
+		if (i < nr && !page_is_zero((const uint64_t *)(buf + i * PAGE_SIZE)))
+			continue;
+		if ((err = write_pages(w, buf + start * PAGE_SIZE, vaddr + start * PAGE_SIZE, i - start)))
+			return err;
+		start = i + 1;
+	}
+	return 0;
+}
+
+static bool page_wanted(uint64_t pme, VmaKind kind)
+{
+	if (!(pme & (PM_PRESENT | PM_SWAPPED)))
+		return false;
+	if (kind == VMA_KIND__VMA_FILE_PRIVATE)
+		return !(pme & PM_FILE_OR_SHARED) || (pme & PM_SWAPPED);
+	return true;
+}
+
+static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme,
+			  char *buf)
+{
+	bool skip_zero = v->kind != VMA_KIND__VMA_FILE_PRIVATE;
+
+	w->vma_start = v->start;
+
+	for (uint64_t addr = v->start; addr < v->end; addr += CHUNK_PAGES * PAGE_SIZE) {
+		size_t nr = (v->end - addr) / PAGE_SIZE, span = 0;
+		if (nr > CHUNK_PAGES)
+			nr = CHUNK_PAGES;
+		if (pread(pagemap_fd, pme, nr * 8, addr / PAGE_SIZE * 8) != (ssize_t)(nr * 8)) {
+			pr_perror("dump pid %d: cannot read pagemap at %#llx", w->t->pid,
+				  (unsigned long long)addr);
+			return -EIO;
+		}
+		for (size_t i = 0; i <= nr; i++) {
+			if (i < nr && page_wanted(pme[i], v->kind)) {
+				span++;
+				continue;
+			}
+			if (span) {
+				uint64_t from = addr + (i - span) * PAGE_SIZE;
+				int err = dump_span(w, buf, from, span, skip_zero);
+				if (err)
+					return err;
+			}
+			span = 0;
+		}
+	}
+	return 0;
+}
+
+static int dump_pages(struct dump_task *t)
+{
+	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE };
+	auto_free uint64_t *pme = malloc(CHUNK_PAGES * 8);
+	auto_free char *buf = NULL;
+	auto_close int pagemap_fd = -1;
+	char path[64];
+	int err = 0;
+
+	if (!pme || posix_memalign((void **)&buf, PAGE_SIZE, CHUNK_PAGES * PAGE_SIZE))
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
+	pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pagemap_fd < 0) {
+		pr_perror("dump pid %d: cannot open %s", t->pid, path);
+		return -errno;
+	}
+	w.fd = pages_image_create(t->dirfd, t->pid);
+	if (w.fd < 0)
+		return w.fd;
+	for (size_t i = 0; i < t->mm->n_vmas && !err; i++)
+		if (vma_kind_has_pages(t->mm->vmas[i]->kind))
+			err = dump_vma_pages(&w, pagemap_fd, t->mm->vmas[i], pme, buf);
+	if (!err)
+		err = pages_image_finish(w.fd, t->pid, t->pagemap->nr_pages);
+	close(w.fd);
+	t->nr_pages_written = t->pagemap->nr_pages;
+	if (!err && fault_injected("after-pages")) {
+		pr_err("dump pid %d: injected failure after-pages", t->pid);
+		return -EIO;
+	}
+	return err;
+}
+
+static const VmaEntry *vma_of(const Mm *mm, uint64_t addr)
+{
+	size_t lo = 0, hi = mm->n_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (addr < mm->vmas[mid]->start)
+			hi = mid;
+		else if (addr >= mm->vmas[mid]->end)
+			lo = mid + 1;
+		else
+			return mm->vmas[mid];
+	}
+	return NULL;
+}
+
+static int validate_pages(struct restore_task *t)
+{
+	const Pagemap *pm = t->pagemap;
+	uint64_t expect_off = PAGES_HEADER_SIZE, total = 0, prev_end = 0;
+
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
+		const VmaEntry *v = vma_of(t->mm, r->vaddr);
+		if (!r->nr_pages || r->vaddr % PAGE_SIZE || r->vaddr < prev_end || !v ||
+		    !vma_kind_has_pages(v->kind) || r->vaddr + len > v->end || r->file_off != expect_off) {
+			pr_err("image pagemap-%d.img: run %zu (%#llx, %u pages) does not fit the saved "
+			       "memory layout",
+			       t->pid, i, (unsigned long long)r->vaddr, r->nr_pages);
+			return -EINVAL;
+		}
+		prev_end = r->vaddr + len;
+		expect_off += len;
+		total += r->nr_pages;
+	}
+	if (total != pm->nr_pages) {
+		pr_err("image pagemap-%d.img: runs hold %llu pages, header says %llu", t->pid,
+		       (unsigned long long)total, (unsigned long long)pm->nr_pages);
+		return -EINVAL;
+	}
+	t->pages_fd = pages_image_open(t->dirfd, t->pid, pm->nr_pages);
+	return t->pages_fd < 0 ? t->pages_fd : 0;
+}
+
+static int restore_pages(struct restore_task *t)
+{
+	struct restorer_args *a = t->args;
+	struct rst_run *runs = (struct rst_run *)((char *)a + a->runs_off);
+	int fd = restore_move_high(t, t->pages_fd);
+
+	if (fd < 0)
+		return fd;
+	t->pages_fd = a->pages_fd = fd;
+	a->nr_runs = t->pagemap->n_runs;
+	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
+		runs[i].vaddr = t->pagemap->runs[i]->vaddr;
+		runs[i].len = (uint64_t)t->pagemap->runs[i]->nr_pages * PAGE_SIZE;
+		runs[i].off = t->pagemap->runs[i]->file_off;
+	}
+	return 0;
+}
+
+const struct state_ops state_pages = {
+	.name = "memory pages",
+	.dump = dump_pages,
+	.validate = validate_pages,
+	.restore = restore_pages,
+};

@@ -1,0 +1,183 @@
+/*
+ * Process attributes: rlimits, cwd, umask, personality, comm, interval timers, session and
+ * process group. (The root directory is applied last by the restore, after every path is open.)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "util.h"
+
+#define NR_ITIMERS 3
+
+static int dump_rlimits(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+
+	c->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*c->rlimits));
+	for (int res = 0; res < RLIM_NLIMITS; res++) {
+		struct rlimit lim;
+		if (prlimit(t->pid, res, NULL, &lim)) {
+			pr_perror("dump pid %d: cannot read rlimit %d", t->pid, res);
+			return -errno;
+		}
+		RlimitEntry *e = xzalloc(sizeof(*e));
+		rlimit_entry__init(e);
+		e->resource = res;
+		e->cur = lim.rlim_cur;
+		e->max = lim.rlim_max;
+		c->rlimits[c->n_rlimits++] = e;
+	}
+	return 0;
+}
+
+static int dump_itimers(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+
+	c->itimers = xzalloc(NR_ITIMERS * sizeof(*c->itimers));
+	for (int which = 0; which < NR_ITIMERS; which++) {
+		struct itimerval it;
+		uint64_t args[6] = { which, t->inj.scratch };
+		int64_t ret;
+
+		if (inject_syscall(&t->inj, SYS_getitimer, args, &ret) || ret ||
+		    task_mem_read(t->pid, t->inj.scratch, &it, sizeof(it))) {
+			pr_err("dump pid %d: cannot read interval timer %d", t->pid, which);
+			return -EIO;
+		}
+		ItimerEntry *e = xzalloc(sizeof(*e));
+		itimer_entry__init(e);
+		e->which = which;
+		e->interval_us = it.it_interval.tv_sec * 1000000ull + it.it_interval.tv_usec;
+		e->value_us = it.it_value.tv_sec * 1000000ull + it.it_value.tv_usec;
+		c->itimers[c->n_itimers++] = e;
+	}
+	return 0;
+}
+
+static int dump_attrs(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+	char buf[4096];
+	auto_free char *comm = NULL, *pers = NULL;
+	uint64_t umask_val;
+	int err;
+
+	snprintf(buf, sizeof(buf), "/proc/%d/comm", t->pid);
+	comm = read_file_at(AT_FDCWD, buf, NULL);
+	snprintf(buf, sizeof(buf), "/proc/%d/personality", t->pid);
+	pers = read_file_at(AT_FDCWD, buf, NULL);
+	if (!comm || !pers || proc_status_field(t->pid, "Umask", 8, &umask_val)) {
+		pr_err("dump pid %d: cannot read comm, personality or umask", t->pid);
+		return -ESRCH;
+	}
+	comm[strcspn(comm, "\n")] = 0;
+	c->comm = xstrdup(comm);
+	c->personality = strtoul(pers, NULL, 16);
+	c->umask = umask_val;
+	c->ppid = t->stat.ppid;
+	c->pgid = t->stat.pgid;
+	c->sid = t->stat.sid;
+	if (proc_readlink(t->pid, "cwd", buf, sizeof(buf))) {
+		pr_perror("dump pid %d: cannot read cwd", t->pid);
+		return -errno;
+	}
+	c->cwd = xstrdup(buf);
+	if (proc_readlink(t->pid, "root", buf, sizeof(buf))) {
+		pr_perror("dump pid %d: cannot read root", t->pid);
+		return -errno;
+	}
+	c->root = xstrdup(buf);
+	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)))
+		return err;
+	return 0;
+}
+
+static int validate_attrs(struct restore_task *t)
+{
+	TaskCore *c = t->core;
+
+	if (c->n_rlimits > RST_MAX_RLIMITS || c->n_itimers > NR_ITIMERS) {
+		pr_err("image core-%d.img: %zu rlimits, %zu itimers: too many", t->pid, c->n_rlimits,
+		       c->n_itimers);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_rlimits; i++) {
+		if (c->rlimits[i]->resource >= RLIM_NLIMITS) {
+			pr_err("image core-%d.img: unknown rlimit %u", t->pid, c->rlimits[i]->resource);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < c->n_itimers; i++) {
+		if (c->itimers[i]->which >= NR_ITIMERS) {
+			pr_err("image core-%d.img: unknown interval timer %u", t->pid,
+			       c->itimers[i]->which);
+			return -EINVAL;
+		}
+	}
+	if (c->cwd[0] != '/' || c->root[0] != '/') {
+		pr_err("image core-%d.img: cwd '%s' or root '%s' is not an absolute path", t->pid,
+		       c->cwd, c->root);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void itimer_to_args(const ItimerEntry *e, struct rst_itimer *it)
+{
+	it->interval.sec = e->interval_us / 1000000;
+	it->interval.usec = e->interval_us % 1000000;
+	it->value.sec = e->value_us / 1000000;
+	it->value.usec = e->value_us % 1000000;
+}
+
+/* In the new task. Errors return a negative errno; the caller names the step. */
+static int restore_attrs(struct restore_task *t)
+{
+	TaskCore *c = t->core;
+	struct restorer_args *a = t->args;
+
+	if (c->sid == (uint32_t)t->pid) {
+		if (setsid() < 0)
+			return -errno;
+	} else if (c->pgid == (uint32_t)t->pid) {
+		if (setpgid(0, 0))
+			return -errno;
+	}
+	umask(c->umask);
+	if (personality(c->personality) < 0)
+		return -errno;
+	if (prctl(PR_SET_NAME, c->comm, 0, 0, 0))
+		return -errno;
+	if (chdir(c->cwd))
+		return -errno;
+	for (size_t i = 0; i < c->n_itimers; i++)
+		itimer_to_args(c->itimers[i], &a->itimers[c->itimers[i]->which]);
+	a->nr_rlimits = c->n_rlimits;
+	for (size_t i = 0; i < c->n_rlimits; i++) {
+		a->rlimits[i].resource = c->rlimits[i]->resource;
+		a->rlimits[i].cur = c->rlimits[i]->cur;
+		a->rlimits[i].max = c->rlimits[i]->max;
+	}
+	return 0;
+}
+
+const struct state_ops state_attrs = {
+	.name = "process attributes",
+	.dump = dump_attrs,
+	.validate = validate_attrs,
+	.restore = restore_attrs,
+};

@@ -1,0 +1,193 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "util.h"
+
+static int parse_vma_line(const char *line, struct proc_vma *v)
+{
+	char perms[8];
+	unsigned maj, min;
+	unsigned long long ino;
+	int pos = 0;
+
+	memset(v, 0, sizeof(*v));
+	if (sscanf(line, "%lx-%lx %7s %lx %x:%x %llu %n", &v->start, &v->end, perms, &v->pgoff, &maj,
+		   &min, &ino, &pos) < 7)
+		return -EINVAL;
+	v->dev = makedev(maj, min);
+	v->ino = ino;
+	v->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	v->shared = perms[3] == 's';
+	snprintf(v->path, sizeof(v->path), "%s", line + pos);
+	v->path[strcspn(v->path, "\n")] = 0;
+	return 0;
+}
+
+int proc_read_vmas(pid_t pid, struct proc_vmas *out)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0, alloc = 0;
+	FILE *f;
+	int ret = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "re");
+	if (!f) {
+		ret = -errno;
+		pr_perror("dump pid %d: cannot open %s", pid, path);
+		return ret;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "VmFlags:", 8) == 0) {
+			if (out->n && strstr(line, " gd"))
+				out->v[out->n - 1].growsdown = true;
+			continue;
+		}
+		/* Header lines start with a hex address followed by '-'. */
+		if (!strchr(line, '-') || strchr(line, ':') < strchr(line, '-'))
+			continue;
+		if (out->n == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			struct proc_vma *nv = realloc(out->v, alloc * sizeof(*nv));
+			if (!nv) {
+				ret = -ENOMEM;
+				break;
+			}
+			out->v = nv;
+		}
+		if (parse_vma_line(line, &out->v[out->n]) == 0)
+			out->n++;
+	}
+	free(line);
+	fclose(f);
+	if (ret)
+		proc_vmas_free(out);
+	return ret;
+}
+
+void proc_vmas_free(struct proc_vmas *vmas)
+{
+	free(vmas->v);
+	vmas->v = NULL;
+	vmas->n = 0;
+}
+
+int proc_read_stat(pid_t pid, struct proc_stat *st)
+{
+	char path[64];
+	auto_free char *buf = NULL;
+	char *p;
+	unsigned long long f[64] = { 0 };
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf) {
+		pr_perror("dump pid %d: cannot read %s", pid, path);
+		return -ESRCH;
+	}
+	p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+	if (!p || p[1] != ' ')
+		return -EINVAL;
+	st->state = p[2];
+	p += 3;
+	/* Field 4 onwards: f[4] is ppid. */
+	for (i = 4; i < 64 && *p; i++) {
+		f[i] = strtoull(p, &p, 10);
+		while (*p == ' ')
+			p++;
+	}
+	if (i < 52) {
+		pr_err("dump pid %d: short %s (%d fields)", pid, path, i);
+		return -EINVAL;
+	}
+	st->ppid = f[4];
+	st->pgid = f[5];
+	st->sid = f[6];
+	st->start_code = f[26];
+	st->end_code = f[27];
+	st->start_stack = f[28];
+	st->start_data = f[45];
+	st->end_data = f[46];
+	st->start_brk = f[47];
+	st->arg_start = f[48];
+	st->arg_end = f[49];
+	st->env_start = f[50];
+	st->env_end = f[51];
+	return 0;
+}
+
+int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val)
+{
+	char path[64];
+	auto_free char *buf = NULL;
+	size_t nlen = strlen(name);
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf)
+		return -ESRCH;
+	for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, name, nlen) == 0 && l[nlen] == ':') {
+			*val = strtoull(l + nlen + 1, NULL, base);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int proc_list_threads(pid_t pid, pid_t **tids, size_t *n)
+{
+	char path[64];
+	struct dirent *de;
+	size_t alloc = 0;
+	DIR *d;
+
+	*tids = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			pid_t *nt = realloc(*tids, alloc * sizeof(pid_t));
+			if (!nt) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			*tids = nt;
+		}
+		(*tids)[(*n)++] = atoi(de->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+int proc_readlink(pid_t pid, const char *name, char *buf, size_t len)
+{
+	char path[96];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* Readers of /proc/PID files used by the dump. */
+#ifndef STASIS_PROC_H
+#define STASIS_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc_vma {
+	uint64_t start, end, pgoff;
+	uint32_t prot;
+	bool shared;
+	bool growsdown;
+	uint64_t dev, ino;
+	char path[512]; /* "" for anonymous, "[heap]", "/usr/lib/..." */
+};
+
+struct proc_vmas {
+	struct proc_vma *v;
+	size_t n;
+};
+
+/* Parses /proc/PID/smaps (layout and VmFlags). */
+int proc_read_vmas(pid_t pid, struct proc_vmas *out);
+void proc_vmas_free(struct proc_vmas *vmas);
+
+/* Fields of /proc/PID/stat; index as in proc(5) (1 = pid, 3 = state, 26 = startcode). */
+struct proc_stat {
+	char state;
+	int ppid, pgid, sid;
+	uint64_t start_code, end_code, start_stack;
+	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;
+};
+int proc_read_stat(pid_t pid, struct proc_stat *st);
+
+/* One "Name:\tvalue" line of /proc/PID/status, as a number parsed in base. */
+int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val);
+
+/* List of thread ids in /proc/PID/task. */
+int proc_list_threads(pid_t pid, pid_t **tids, size_t *n);
+
+/* readlink of /proc/PID/<name> into buf. */
+int proc_readlink(pid_t pid, const char *name, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * Restore: read and check every image first; then create the task with its old PID
+ * (clone3 + set_tid). Inside it each kind of state restores itself, and the restorer blob
+ * rebuilds the address space. Finally this process, as tracer, removes the blob and sets the
+ * saved registers and signal mask. If anything fails the new task is killed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include "compat/kernel-abi.h"
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mm.h"
+#include "options.h"
+#include "regs.h"
+#include "restorer/restorer.h"
+#include "seize.h"
+#include "task.h"
+#include "util.h"
+
+#define TASK_TOP 0x7ffffffff000ULL
+#define REGION_SEARCH_FROM (1ULL << 30)
+#define RSEQ_SIG_GLIBC 0x53053053
+#define RSEQ_FLAG_UNREGISTER 1
+
+extern const char restorer_blob_start[], restorer_blob_end[];
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+static struct rst_status *child_status;
+static int child_status_fd = -1;
+
+/* ---- in the new task ---- */
+
+static __attribute__((noreturn, format(printf, 2, 3))) void child_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(child_status->msg, sizeof(child_status->msg), fmt, ap);
+	va_end(ap);
+	child_status->ok = 0;
+	child_status->err = err;
+	if (write(child_status_fd, child_status, sizeof(*child_status)) < 0)
+		_exit(3);
+	_exit(2);
+}
+
+int restore_move_high(struct restore_task *t, int fd)
+{
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, t->next_high_fd);
+
+	if (nfd < 0)
+		return -errno;
+	close(fd);
+	t->next_high_fd = nfd + 1;
+	return nfd;
+}
+
+int restore_open_high(struct restore_task *t, const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : restore_move_high(t, fd);
+}
+
+static int highest_open_fd(void)
+{
+	int max = 2;
+	for (int fd = 3; fd < 65536; fd++) /* bounded: stasis itself opens few */
+		if (fcntl(fd, F_GETFD) >= 0)
+			max = fd;
+	return max;
+}
+
+/* glibc registered rseq in this thread; its area goes away with our memory. */
+static void unregister_own_rseq(void)
+{
+	if (!&__rseq_offset || !&__rseq_size || !__rseq_size)
+		return;
+	char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	if (syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG_GLIBC))
+		syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG_GLIBC);
+}
+
+static uint64_t find_region(const struct restore_task *t, uint64_t len)
+{
+	struct proc_vmas own;
+	uint64_t addr = REGION_SEARCH_FROM;
+	bool moved;
+
+	if (proc_read_vmas(getpid(), &own))
+		return 0;
+	do {
+		moved = false;
+		for (size_t i = 0; i < t->mm->n_vmas; i++)
+			if (addr < t->mm->vmas[i]->end && addr + len > t->mm->vmas[i]->start) {
+				addr = PAGE_ALIGN(t->mm->vmas[i]->end);
+				moved = true;
+			}
+		for (size_t i = 0; i < own.n; i++)
+			if (addr < own.v[i].end && addr + len > own.v[i].start) {
+				addr = PAGE_ALIGN(own.v[i].end);
+				moved = true;
+			}
+	} while (moved && addr + len < TASK_TOP);
+	proc_vmas_free(&own);
+	return addr + len < TASK_TOP ? addr : 0;
+}
+
+static __attribute__((noreturn)) void restore_child(struct restore_task *t, int status_fd)
+{
+	size_t blob_len = PAGE_ALIGN(restorer_blob_end - restorer_blob_start);
+	size_t args_len = PAGE_ALIGN(sizeof(struct restorer_args) +
+				     t->mm->n_vmas * sizeof(struct rst_vma) +
+				     t->pagemap->n_runs * sizeof(struct rst_run));
+	size_t region_len = blob_len + args_len + RST_STACK_SIZE + PARK_AREA_SIZE;
+	static struct rst_status early_status;
+	struct restorer_args *a;
+	uint64_t region;
+	sigset_t all;
+	int err;
+
+	child_status = &early_status;
+	child_status_fd = status_fd;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if stasis dies mid-restore, so does the half task */
+
+	region = find_region(t, region_len);
+	if (!region || mmap((void *)region, region_len, PROT_READ | PROT_WRITE | PROT_EXEC,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)region)
+		child_fail(-ENOMEM, "no room for the restorer region (%zu bytes)", region_len);
+	memcpy((void *)region, restorer_blob_start, restorer_blob_end - restorer_blob_start);
+	a = (struct restorer_args *)(region + blob_len);
+	a->region_start = region;
+	a->region_len = region_len;
+	a->vmas_off = sizeof(*a);
+	a->runs_off = sizeof(*a) + t->mm->n_vmas * sizeof(struct rst_vma);
+	t->args = a;
+	t->region_start = region;
+	t->region_len = region_len;
+	t->park_base = region + region_len - PARK_AREA_SIZE;
+
+	/* Helper fds (images, mapped files) live above every fd number the task will use. */
+	int high = highest_open_fd();
+	if (high >= t->next_high_fd)
+		t->next_high_fd = high + 1;
+	a->close_from = t->next_high_fd;
+	if ((a->status_fd = restore_move_high(t, status_fd)) < 0 ||
+	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0)
+		child_fail(-EBADF, "cannot move helper fds above %d", a->close_from);
+	child_status_fd = a->status_fd;
+	child_status = &a->status;
+
+	for (unsigned i = 0; i < state_table_len; i++) {
+		if (!state_table[i]->restore)
+			continue;
+		if ((err = state_table[i]->restore(t)))
+			child_fail(err, "restore pid %d: %s: %s", t->pid, state_table[i]->name,
+				   strerror(-err));
+	}
+	if (strcmp(t->core->root, "/") && chroot(t->core->root))
+		child_fail(-errno, "restore pid %d: chroot %s: %m", t->pid, t->core->root);
+	a->close_to = t->next_high_fd - 1;
+	unregister_own_rseq();
+
+	uint64_t stack_top = region + blob_len + args_len + RST_STACK_SIZE;
+	__asm__ volatile("mov %0, %%rsp\n\t"
+			 "mov %1, %%rdi\n\t"
+			 "jmp *%2\n\t"
+			 :
+			 : "r"(stack_top), "r"(a), "r"(region)
+			 : "memory");
+	__builtin_unreachable();
+}
+
+/* ---- in stasis ---- */
+
+static const char *const step_names[] = {
+	[RST_STEP_UNMAP] = "unmapping the engine",
+	[RST_STEP_MOVE_SPECIAL] = "moving the vDSO block",
+	[RST_STEP_MAP_VMA] = "mapping a saved mapping",
+	[RST_STEP_READ_PAGES] = "reading saved pages",
+	[RST_STEP_MPROTECT] = "setting mapping protection",
+	[RST_STEP_MM_MAP] = "setting mm fields (prctl PR_SET_MM_MAP)",
+	[RST_STEP_RSEQ] = "registering rseq",
+	[RST_STEP_ROBUST_LIST] = "setting the robust futex list",
+	[RST_STEP_ALTSTACK] = "setting the alternate signal stack",
+	[RST_STEP_ITIMER] = "setting interval timers",
+	[RST_STEP_CLOSE] = "closing helper fds",
+};
+
+static int read_task_images(struct restore_task *t)
+{
+	int err;
+
+	if ((err = image_read(t->dirfd, IMG_CORE, t->pid, (ProtobufCMessage **)&t->core)) ||
+	    (err = image_read(t->dirfd, IMG_MM, t->pid, (ProtobufCMessage **)&t->mm)) ||
+	    (err = image_read(t->dirfd, IMG_PAGEMAP, t->pid, (ProtobufCMessage **)&t->pagemap)) ||
+	    (err = image_read(t->dirfd, IMG_FDS, t->pid, (ProtobufCMessage **)&t->fds)))
+		return err;
+	if (t->core->pid != (uint32_t)t->pid) {
+		pr_err("image core-%d.img: holds pid %u", t->pid, t->core->pid);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < state_table_len; i++)
+		if (state_table[i]->validate && (err = state_table[i]->validate(t)))
+			return err;
+	return 0;
+}
+
+static int read_inventory(int dirfd, Inventory **inv)
+{
+	struct utsname u;
+	int err = image_read(dirfd, IMG_INVENTORY, 0, (ProtobufCMessage **)inv);
+
+	if (err)
+		return err;
+	if ((*inv)->page_size != PAGE_SIZE || (*inv)->n_pids != 1 ||
+	    (*inv)->pids[0] != (*inv)->root_pid || (*inv)->root_pid < 1) {
+		pr_err("image inventory.img: unsupported content (page size %u, %zu tasks)",
+		       (*inv)->page_size, (*inv)->n_pids);
+		return -EINVAL;
+	}
+	uname(&u);
+	if (strcmp(u.release, (*inv)->kernel_release))
+		pr_warn("images were made on kernel %s, this is %s", (*inv)->kernel_release,
+			u.release);
+	return 0;
+}
+
+/* A pid that is still a zombie of the dumped task frees up once its parent reaps it. */
+static int check_pid_free(pid_t pid)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	for (int i = 0; i < 500 && access(path, F_OK) == 0; i++) {
+		struct proc_stat st;
+		if (proc_read_stat(pid, &st) == 0 && st.state != 'Z')
+			break;
+		usleep(10000);
+	}
+	if (access(path, F_OK) == 0) {
+		pr_err("restore pid %d: that pid is taken by a running process; nothing was started",
+		       pid);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+static void raise_nofile_limit(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r))
+			pr_warn("cannot raise the open files limit: %m");
+	}
+}
+
+static pid_t clone_with_pid(pid_t pid)
+{
+	pid_t set_tid[1] = { pid };
+	struct clone_args ca = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(uintptr_t)set_tid,
+		.set_tid_size = 1,
+	};
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static int wait_restorer(struct restore_task *t, pid_t pid, int status_fd)
+{
+	struct rst_status st;
+	ssize_t n = read_all(status_fd, &st, sizeof(st));
+	int wstatus;
+
+	if (n == (ssize_t)sizeof(st) && st.ok) {
+		t->region_start = st.region_start;
+		t->region_len = st.region_len;
+		for (int res = 0; res < 32; res++)
+			if (st.rlimits_refused & (1u << res))
+				pr_warn("restore pid %d: rlimit %d could not be set (kept the current one)",
+					pid, res);
+		return 0;
+	}
+	if (n != (ssize_t)sizeof(st)) {
+		waitpid(pid, &wstatus, 0);
+		pr_err("restore pid %d: the new task died before reporting (status 0x%x)", pid,
+		       wstatus);
+	} else if (st.msg[0]) {
+		pr_err("%s", st.msg);
+	} else {
+		const char *step = st.step > 0 && st.step < (int)ARRAY_SIZE(step_names) && step_names[st.step]
+					   ? step_names[st.step] : "?";
+		pr_err("restore pid %d: restorer failed %s at %#llx: %s", pid, step,
+		       (unsigned long long)st.detail, strerror(-st.err));
+	}
+	return -EIO;
+}
+
+/* The task waits in pause() inside the restorer: remove the region, set registers, let go. */
+static int finish_task(struct restore_task *t)
+{
+	struct user_regs_struct r;
+	int status, err;
+	uint64_t mask = t->core->sigmask;
+
+	if (ptrace(PTRACE_SEIZE, t->pid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+		pr_perror("restore pid %d: cannot attach to the new task", t->pid);
+		return -errno;
+	}
+	/* It reported before entering pause(): catch it there, not on the way. */
+	for (int tries = 0;; tries++) {
+		if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) || (err = task_wait_stop(t->pid, &status)) ||
+		    ptrace(PTRACE_GETREGS, t->pid, 0, &r)) {
+			pr_err("restore pid %d: cannot stop the new task", t->pid);
+			return err ? err : -errno;
+		}
+		if (r.orig_rax == SYS_pause)
+			break;
+		if (tries > 1000 || ptrace(PTRACE_CONT, t->pid, 0, 0)) {
+			pr_err("restore pid %d: the restorer did not reach its final wait", t->pid);
+			return -EIO;
+		}
+		usleep(100);
+	}
+	/* rip is just past the syscall instruction of the pause loop: reuse it for munmap. */
+	r.rip -= 2;
+	r.rax = SYS_munmap;
+	r.orig_rax = -1;
+	r.rdi = t->region_start;
+	r.rsi = t->region_len;
+	if (ptrace(PTRACE_SETREGS, t->pid, 0, &r))
+		return -errno;
+	for (int step = 0; step < 2; step++) {
+		if (ptrace(PTRACE_SYSCALL, t->pid, 0, 0) || (err = task_wait_stop(t->pid, &status)) ||
+		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			pr_err("restore pid %d: removing the restorer region failed (status 0x%x)",
+			       t->pid, status);
+			return -EIO;
+		}
+	}
+	if (ptrace(PTRACE_GETREGS, t->pid, 0, &r) || r.rax) {
+		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid,
+		       (long long)r.rax);
+		return -EIO;
+	}
+	if ((err = regs_apply(t->pid, t->core)))
+		return err;
+	if (ptrace(PTRACE_SETSIGMASK, t->pid, sizeof(mask), &mask)) {
+		pr_perror("restore pid %d: cannot set the blocked signal mask", t->pid);
+		return -errno;
+	}
+	return task_release(t->pid, t->core->stopped);
+}
+
+static void write_pidfile(pid_t pid)
+{
+	FILE *f;
+
+	if (!opts.pidfile)
+		return;
+	f = fopen(opts.pidfile, "w");
+	if (!f || fprintf(f, "%d", pid) < 0)
+		pr_perror("cannot write pidfile %s", opts.pidfile);
+	if (f)
+		fclose(f);
+}
+
+int cr_restore(void)
+{
+	struct restore_task t = { .dirfd = opts.images_dir_fd, .pages_fd = -1, .exe_fd = -1 };
+	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	Inventory *inv = NULL;
+	int pipefd[2], err, wstatus;
+	pid_t child;
+
+	pr_debug("restore: start");
+	if ((err = read_inventory(t.dirfd, &inv)))
+		return err;
+	t.pid = inv->root_pid;
+	if ((err = read_task_images(&t)) || (err = check_pid_free(t.pid)))
+		return err;
+	for (size_t i = 0; i < t.fds->n_fds; i++)
+		if (t.fds->fds[i]->kind == FD_KIND__FD_INHERITED && !opts.shell_job) {
+			pr_err("restore pid %d fd %u: was the caller's %s; restore with --shell-job",
+			       t.pid, t.fds->fds[i]->fd, t.fds->fds[i]->path);
+			return -EINVAL;
+		}
+	pr_debug("restore pid %d: images checked, pid free", t.pid);
+	raise_nofile_limit();
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		pr_perror("restore: pipe");
+		return -errno;
+	}
+	fflush(NULL);
+	child = clone_with_pid(t.pid);
+	if (child < 0) {
+		err = -errno;
+		if (errno == EEXIST)
+			pr_err("restore pid %d: that pid is taken; nothing was started", t.pid);
+		else
+			pr_perror("restore pid %d: clone3 with set_tid failed", t.pid);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return err;
+	}
+	if (child == 0) {
+		close(pipefd[0]);
+		restore_child(&t, pipefd[1]);
+	}
+	close(pipefd[1]);
+	err = wait_restorer(&t, child, pipefd[0]);
+	close(pipefd[0]);
+	pr_debug("restore pid %d: restorer done", t.pid);
+	if (!err)
+		err = finish_task(&t);
+	if (err) {
+		kill(child, SIGKILL);
+		waitpid(child, &wstatus, __WALL);
+		pr_err("restore pid %d failed; nothing from the images is running", t.pid);
+		return err;
+	}
+	write_pidfile(child);
+	pr_info("restore stats: total_ms=%.1f pages=%llu",
+		(now_ns(CLOCK_MONOTONIC) - start) / 1e6, (unsigned long long)t.pagemap->nr_pages);
+	if (opts.restore_detached)
+		return 0;
+	while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}

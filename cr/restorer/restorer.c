@@ -1,0 +1,171 @@
+/*
+ * The restorer blob. It runs inside the new task after the engine has prepared fds, signal
+ * handlers and the args block, with no libc and no stack but its own: it tears down the
+ * engine's address space, puts the saved one back, sets what needs the final memory in place
+ * (mm fields, rseq, robust list, altstack), reports to the parent and waits there. The parent
+ * (the tracer) then removes this region and sets the saved registers.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <asm/unistd.h>
+#include <linux/mman.h>
+#include <linux/prctl.h>
+
+#include "restorer/restorer.h"
+#include "syscall-raw.h"
+
+#define TASK_TOP 0x7ffffffff000UL
+#define RSEQ_SIG_UNUSED 0
+
+static void fail(struct restorer_args *a, enum rst_step step, long err, uint64_t detail)
+{
+	a->status.ok = 0;
+	a->status.step = step;
+	a->status.err = (int32_t)err;
+	a->status.detail = detail;
+	raw_syscall3(__NR_write, a->status_fd, &a->status, sizeof(a->status));
+	raw_syscall1(__NR_exit_group, 1);
+	for (;;)
+		;
+}
+
+static void unmap_all_but_kept(struct restorer_args *a)
+{
+	uint64_t cur = 0;
+
+	/* keep[] is sorted by start and does not overlap. */
+	for (uint32_t i = 0; i <= a->nr_keep; i++) {
+		uint64_t end = i < a->nr_keep ? a->keep[i].start : TASK_TOP;
+		if (end > cur) {
+			long r = raw_syscall2(__NR_munmap, cur, end - cur);
+			if (r)
+				fail(a, RST_STEP_UNMAP, r, cur);
+		}
+		if (i < a->nr_keep)
+			cur = a->keep[i].end;
+	}
+}
+
+static void move_special_mappings(struct restorer_args *a)
+{
+	/* Park every mapping first, so that no destination overlaps a mapping still in place. */
+	for (uint32_t i = 0; i < a->nr_moves; i++) {
+		struct rst_move *m = &a->moves[i];
+		long r = raw_syscall5(__NR_mremap, m->from, m->len, m->len,
+				      MREMAP_MAYMOVE | MREMAP_FIXED, m->park);
+		if (r != (long)m->park)
+			fail(a, RST_STEP_MOVE_SPECIAL, r, m->from);
+	}
+	for (uint32_t i = 0; i < a->nr_moves; i++) {
+		struct rst_move *m = &a->moves[i];
+		long r = raw_syscall5(__NR_mremap, m->park, m->len, m->len,
+				      MREMAP_MAYMOVE | MREMAP_FIXED, m->to);
+		if (r != (long)m->to)
+			fail(a, RST_STEP_MOVE_SPECIAL, r, m->to);
+	}
+}
+
+static void map_vmas(struct restorer_args *a, struct rst_vma *v)
+{
+	for (uint64_t i = 0; i < a->nr_vmas; i++) {
+		uint32_t prot = v[i].prot | (v[i].need_write ? PROT_WRITE : 0);
+		long r = raw_syscall6(__NR_mmap, v[i].start, v[i].end - v[i].start, prot,
+				      v[i].map_flags | MAP_FIXED, v[i].fd, v[i].pgoff);
+		if (r != (long)v[i].start)
+			fail(a, RST_STEP_MAP_VMA, r, v[i].start);
+	}
+}
+
+static void read_pages(struct restorer_args *a, struct rst_run *runs)
+{
+	for (uint64_t i = 0; i < a->nr_runs; i++) {
+		uint64_t done = 0;
+		while (done < runs[i].len) {
+			long r = raw_syscall4(__NR_pread64, a->pages_fd, runs[i].vaddr + done,
+					      runs[i].len - done, runs[i].off + done);
+			if (r <= 0)
+				fail(a, RST_STEP_READ_PAGES, r ? r : -5 /* EIO */, runs[i].vaddr + done);
+			done += r;
+		}
+	}
+}
+
+static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
+{
+	for (uint64_t i = 0; i < a->nr_vmas; i++) {
+		if (!v[i].need_write)
+			continue;
+		long r = raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot);
+		if (r)
+			fail(a, RST_STEP_MPROTECT, r, v[i].start);
+	}
+}
+
+static void set_task_state(struct restorer_args *a)
+{
+	long r;
+
+	a->mm_map.auxv = (uint64_t)a->auxv;
+	r = raw_syscall5(__NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm_map, sizeof(a->mm_map), 0);
+	if (r)
+		fail(a, RST_STEP_MM_MAP, r, 0);
+	if (a->rseq_addr) {
+		r = raw_syscall4(__NR_rseq, a->rseq_addr, a->rseq_len, 0, a->rseq_sig);
+		if (r)
+			fail(a, RST_STEP_RSEQ, r, a->rseq_addr);
+	}
+	if (a->robust_list) {
+		r = raw_syscall2(__NR_set_robust_list, a->robust_list, a->robust_len);
+		if (r)
+			fail(a, RST_STEP_ROBUST_LIST, r, a->robust_list);
+	}
+	raw_syscall1(__NR_set_tid_address, a->clear_child_tid);
+	r = raw_syscall2(__NR_sigaltstack, &a->altstack, 0);
+	if (r)
+		fail(a, RST_STEP_ALTSTACK, r, a->altstack.sp);
+}
+
+static void set_timers_and_limits(struct restorer_args *a)
+{
+	for (int which = 0; which < 3; which++) {
+		long r = raw_syscall3(__NR_setitimer, which, &a->itimers[which], 0);
+		if (r)
+			fail(a, RST_STEP_ITIMER, r, which);
+	}
+	for (uint32_t i = 0; i < a->nr_rlimits; i++) {
+		struct { uint64_t cur, max; } lim = { a->rlimits[i].cur, a->rlimits[i].max };
+		if (raw_syscall4(__NR_prlimit64, 0, a->rlimits[i].resource, &lim, 0))
+			a->status.rlimits_refused |= 1u << a->rlimits[i].resource;
+	}
+}
+
+__attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
+{
+	struct rst_vma *vmas = (struct rst_vma *)((char *)a + a->vmas_off);
+	struct rst_run *runs = (struct rst_run *)((char *)a + a->runs_off);
+
+	unmap_all_but_kept(a);
+	move_special_mappings(a);
+	map_vmas(a, vmas);
+	read_pages(a, runs);
+	protect_vmas(a, vmas);
+	set_task_state(a);
+	set_timers_and_limits(a);
+
+	for (int fd = a->close_from; fd <= a->close_to; fd++)
+		if (fd != a->status_fd)
+			raw_syscall1(__NR_close, fd);
+
+	/* The engine's safety net (killed if stasis dies mid-restore) becomes the saved value. */
+	raw_syscall2(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_signal);
+
+	a->status.ok = 1;
+	a->status.step = RST_STEP_DONE;
+	a->status.region_start = a->region_start;
+	a->status.region_len = a->region_len;
+	raw_syscall3(__NR_write, a->status_fd, &a->status, sizeof(a->status));
+	raw_syscall1(__NR_close, a->status_fd);
+	/* The parent interrupts us here, unmaps this region and sets the saved registers. */
+	for (;;)
+		raw_syscall0(__NR_pause);
+}

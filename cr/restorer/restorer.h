@@ -1,0 +1,125 @@
+/*
+ * The contract between stasis and the restorer blob: an args block placed in the restorer
+ * region, read by the blob after the engine's own memory is gone. Plain fixed-layout data,
+ * no pointers except addresses inside the region or the restored address space.
+ */
+#ifndef STASIS_RESTORER_H
+#define STASIS_RESTORER_H
+
+#include <stdint.h>
+
+#define RST_MAX_MOVES 4
+#define RST_MAX_RLIMITS 16
+#define RST_MAX_AUXV 128
+#define RST_STACK_SIZE (64 * 1024)
+
+/* One saved mapping to recreate at its old address. */
+struct rst_vma {
+	uint64_t start, end, pgoff;
+	uint32_t prot, map_flags;
+	int32_t fd;           /* -1 for anonymous */
+	uint32_t need_write;  /* mapped writable first, for its pages, then mprotect'ed */
+};
+
+/* Saved pages: len bytes at vaddr come from offset off of the pages image. */
+struct rst_run {
+	uint64_t vaddr, len, off;
+};
+
+/* A special mapping ([vvar], [vvar_vclock], [vdso]) moved as a whole: from -> park -> to. */
+struct rst_move {
+	uint64_t from, len, park, to;
+};
+
+/* The kernel's struct prctl_mm_map. */
+struct rst_mm_map {
+	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint64_t auxv; /* pointer */
+	uint32_t auxv_size;
+	uint32_t exe_fd;
+};
+
+struct rst_timeval {
+	int64_t sec, usec;
+};
+
+struct rst_itimer {
+	struct rst_timeval interval, value;
+};
+
+struct rst_rlimit {
+	uint32_t resource;
+	uint64_t cur, max;
+};
+
+struct rst_stack {
+	uint64_t sp;
+	int32_t flags;
+	uint64_t size;
+};
+
+enum rst_step {
+	RST_STEP_NONE,
+	RST_STEP_UNMAP,
+	RST_STEP_MOVE_SPECIAL,
+	RST_STEP_MAP_VMA,
+	RST_STEP_READ_PAGES,
+	RST_STEP_MPROTECT,
+	RST_STEP_MM_MAP,
+	RST_STEP_RSEQ,
+	RST_STEP_ROBUST_LIST,
+	RST_STEP_ALTSTACK,
+	RST_STEP_ITIMER,
+	RST_STEP_CLOSE,
+	RST_STEP_DONE,
+};
+
+/* Written by the new task to the status pipe: once, on success or failure. */
+struct rst_status {
+	int32_t ok;
+	int32_t step;      /* enum rst_step, or a negative step of the C phase */
+	int32_t err;       /* negative errno */
+	uint32_t rlimits_refused; /* bit per resource whose setrlimit was refused */
+	uint64_t detail;   /* address of the VMA or run concerned */
+	uint64_t region_start, region_len; /* for the tracer to remove after the restorer */
+	char msg[256];     /* set by the C phase */
+};
+
+struct restorer_args {
+	uint64_t region_start, region_len;
+
+	/* Everything outside these ranges is unmapped first (the region, the special maps). */
+	uint32_t nr_keep;
+	struct { uint64_t start, end; } keep[RST_MAX_MOVES + 1];
+
+	uint32_t nr_moves;
+	struct rst_move moves[RST_MAX_MOVES];
+
+	uint64_t nr_vmas, vmas_off; /* offsets from the start of this struct */
+	uint64_t nr_runs, runs_off;
+
+	int32_t pages_fd;
+	int32_t status_fd;
+	int32_t close_from, close_to; /* helper fds to close at the end (inclusive range) */
+
+	struct rst_mm_map mm_map;
+	uint64_t auxv[RST_MAX_AUXV];
+
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+
+	uint64_t robust_list, robust_len, clear_child_tid;
+	uint32_t pdeath_signal;
+	struct rst_stack altstack;
+	struct rst_itimer itimers[3];
+	uint32_t nr_rlimits;
+	struct rst_rlimit rlimits[RST_MAX_RLIMITS];
+
+	struct rst_status status;
+};
+
+/* Offset of the entry point in the blob: 0 (see arch/x86_64/restorer.lds). */
+void restorer_entry(struct restorer_args *args);
+
+#endif

@@ -1,0 +1,140 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "seize.h"
+#include "util.h"
+
+#define WAIT_STOP_TIMEOUT_MS 10000
+
+int task_wait_stop(pid_t pid, int *status)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + WAIT_STOP_TIMEOUT_MS * 1000000ull;
+
+	for (;;) {
+		int r = waitpid(pid, status, __WALL | WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (now_ns(CLOCK_MONOTONIC) > deadline) {
+			pr_err("pid %d: did not stop within %d ms", pid, WAIT_STOP_TIMEOUT_MS);
+			return -ETIMEDOUT;
+		}
+		usleep(200);
+	}
+	if (!WIFSTOPPED(*status)) {
+		pr_err("pid %d: exited while frozen (status 0x%x)", pid, *status);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+int task_seize(pid_t pid, bool *was_stopped)
+{
+	struct proc_stat st;
+	int status, ret;
+
+	if (proc_read_stat(pid, &st)) {
+		pr_err("pid %d: no such process", pid);
+		return -ESRCH;
+	}
+	if (st.state == 'Z' || st.state == 'X') {
+		pr_err("pid %d: is a zombie, nothing to dump", pid);
+		return -ESRCH;
+	}
+	*was_stopped = st.state == 'T';
+	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(PTRACE_O_TRACESYSGOOD))) {
+		ret = -errno;
+		pr_perror("pid %d: cannot seize with ptrace", pid);
+		return ret;
+	}
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
+		ret = -errno;
+		pr_perror("pid %d: cannot interrupt", pid);
+		ptrace(PTRACE_DETACH, pid, 0, 0);
+		return ret;
+	}
+	/*
+	 * A task that gets a signal just now reports a signal-delivery-stop first; put the
+	 * signal back and wait for the interrupt's event stop.
+	 */
+	for (;;) {
+		ret = task_wait_stop(pid, &status);
+		if (ret) {
+			ptrace(PTRACE_DETACH, pid, 0, 0);
+			return ret;
+		}
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			break;
+		int sig = WSTOPSIG(status);
+		if (ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig) ||
+		    ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
+			ret = -errno;
+			pr_perror("pid %d: cannot re-interrupt after signal %d", pid, sig);
+			ptrace(PTRACE_DETACH, pid, 0, 0);
+			return ret;
+		}
+	}
+	pr_debug("pid %d: frozen%s", pid, *was_stopped ? " (was stopped)" : "");
+	return 0;
+}
+
+int task_release(pid_t pid, bool was_stopped)
+{
+	if (ptrace(PTRACE_DETACH, pid, 0, (void *)(long)(was_stopped ? SIGSTOP : 0))) {
+		pr_perror("pid %d: cannot detach", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static int mem_via_proc(pid_t pid, uint64_t addr, void *buf, size_t len, bool write_mem)
+{
+	char path[64];
+	size_t done = 0;
+	auto_close int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, (write_mem ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (done < len) {
+		ssize_t n = write_mem ? pwrite(fd, (char *)buf + done, len - done, addr + done)
+				      : pread(fd, (char *)buf + done, len - done, addr + done);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+int task_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)addr, len };
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n < 0)
+		n = 0;
+	/* Pages that are not readable (PROT_NONE, write-only) need FOLL_FORCE: /proc/PID/mem. */
+	return mem_via_proc(pid, addr + n, (char *)buf + n, len - n, false);
+}
+
+int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	return mem_via_proc(pid, addr, (void *)buf, len, true);
+}

@@ -1,0 +1,40 @@
+/* Freezing a task with ptrace, and running system calls inside it while it is frozen. */
+#ifndef STASIS_SEIZE_H
+#define STASIS_SEIZE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+/* PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop. *was_stopped: in group stop before. */
+int task_seize(pid_t pid, bool *was_stopped);
+/* Detach, leaving the task running as before (or stopped, if it was). */
+int task_release(pid_t pid, bool was_stopped);
+/* Wait for the tracee's next stop, bounded; returns the wait status or negative errno. */
+int task_wait_stop(pid_t pid, int *status);
+
+/*
+ * A syscall gadget: the address of a `syscall` instruction in the task's vDSO, plus a
+ * scratch page mapped inside the task for syscalls that write results to memory.
+ */
+struct inject_ctx {
+	pid_t pid;
+	struct user_regs_struct saved; /* the task's registers at the freeze */
+	uint64_t gadget;
+	uint64_t scratch;
+	size_t scratch_len;
+};
+
+int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,
+		 uint64_t vdso_start, uint64_t vdso_end);
+/* Runs syscall nr with args inside the task; *ret gets rax (a negative errno on failure). */
+int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret);
+/* Unmaps the scratch page and puts the registers back as they were at the freeze. */
+int inject_end(struct inject_ctx *ctx);
+
+/* Copies between the task's memory and ours (process_vm_*v, falling back to /proc/PID/mem). */
+int task_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
+int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
+
+#endif

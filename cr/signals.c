@@ -1,0 +1,165 @@
+/* Signals: handlers with flags and masks, blocked mask, pending signals, the alternate stack. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "restorer/restorer.h"
+#include "task.h"
+
+#define NSIG_KERNEL 64
+#define SIGINFO_SIZE 128
+
+struct kernel_sigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+static int dump_sigactions(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+
+	c->sigactions = xzalloc(NSIG_KERNEL * sizeof(*c->sigactions));
+	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
+		struct kernel_sigaction ksa;
+		uint64_t args[6] = { sig, 0, t->inj.scratch, 8 };
+		int64_t ret;
+
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (inject_syscall(&t->inj, SYS_rt_sigaction, args, &ret))
+			return -EIO;
+		if (ret) {
+			pr_err("dump pid %d: rt_sigaction(%d) in the task failed: %s", t->pid, sig,
+			       strerror(-ret));
+			return -EIO;
+		}
+		if (task_mem_read(t->pid, t->inj.scratch, &ksa, sizeof(ksa)))
+			return -EIO;
+		if (ksa.handler == (uint64_t)SIG_DFL && !ksa.flags && !ksa.mask)
+			continue;
+		SigactionEntry *e = xzalloc(sizeof(*e));
+		sigaction_entry__init(e);
+		e->sig = sig;
+		e->handler = ksa.handler;
+		e->flags = ksa.flags;
+		e->restorer = ksa.restorer;
+		e->mask = ksa.mask;
+		c->sigactions[c->n_sigactions++] = e;
+	}
+	return 0;
+}
+
+static int dump_pending(struct dump_task *t, bool shared)
+{
+	TaskCore *c = t->core;
+
+	for (uint64_t off = 0;; off++) {
+		struct __ptrace_peeksiginfo_args pa = {
+			.off = off, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0, .nr = 1,
+		};
+		siginfo_t si;
+		long n = ptrace(PTRACE_PEEKSIGINFO, t->pid, &pa, &si);
+		if (n < 0) {
+			pr_perror("dump pid %d: cannot read pending signals", t->pid);
+			return -errno;
+		}
+		if (n == 0)
+			return 0;
+		PendingSignal *p = xzalloc(sizeof(*p));
+		pending_signal__init(p);
+		p->sig = si.si_signo;
+		p->shared = shared;
+		p->siginfo.len = SIGINFO_SIZE;
+		p->siginfo.data = xzalloc(SIGINFO_SIZE);
+		memcpy(p->siginfo.data, &si, SIGINFO_SIZE);
+		c->pending = realloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
+		if (!c->pending)
+			return -ENOMEM;
+		c->pending[c->n_pending++] = p;
+	}
+}
+
+static int dump_signals(struct dump_task *t)
+{
+	uint64_t mask;
+	struct { uint64_t sp; int32_t flags; uint64_t size; } ss;
+	uint64_t args[6] = { 0, t->inj.scratch };
+	int64_t ret;
+	int err;
+
+	if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(mask), &mask)) {
+		pr_perror("dump pid %d: cannot read blocked signal mask", t->pid);
+		return -errno;
+	}
+	t->core->sigmask = mask;
+	if ((err = dump_sigactions(t)) || (err = dump_pending(t, false)) ||
+	    (err = dump_pending(t, true)))
+		return err;
+	if (inject_syscall(&t->inj, SYS_sigaltstack, args, &ret) || ret ||
+	    task_mem_read(t->pid, t->inj.scratch, &ss, sizeof(ss))) {
+		pr_err("dump pid %d: cannot read the alternate signal stack", t->pid);
+		return -EIO;
+	}
+	t->core->altstack_sp = ss.sp;
+	t->core->altstack_flags = ss.flags;
+	t->core->altstack_size = ss.size;
+	return 0;
+}
+
+static int validate_signals(struct restore_task *t)
+{
+	TaskCore *c = t->core;
+
+	for (size_t i = 0; i < c->n_sigactions; i++) {
+		uint32_t sig = c->sigactions[i]->sig;
+		if (sig < 1 || sig > NSIG_KERNEL || sig == SIGKILL || sig == SIGSTOP) {
+			pr_err("image core-%d.img: sigaction for invalid signal %u", t->pid, sig);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < c->n_pending; i++) {
+		if (c->pending[i]->siginfo.len != SIGINFO_SIZE || c->pending[i]->sig < 1 ||
+		    c->pending[i]->sig > NSIG_KERNEL) {
+			pr_err("image core-%d.img: malformed pending signal %zu", t->pid, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Runs in the new task with every signal blocked; the mask is set by the tracer at the end. */
+static int restore_signals(struct restore_task *t)
+{
+	TaskCore *c = t->core;
+	pid_t self = getpid();
+
+	for (size_t i = 0; i < c->n_sigactions; i++) {
+		SigactionEntry *e = c->sigactions[i];
+		struct kernel_sigaction ksa = { e->handler, e->flags, e->restorer, e->mask };
+		if (syscall(SYS_rt_sigaction, e->sig, &ksa, NULL, 8))
+			return -errno;
+	}
+	for (size_t i = 0; i < c->n_pending; i++) {
+		PendingSignal *p = c->pending[i];
+		long r = p->shared
+				 ? syscall(SYS_rt_sigqueueinfo, self, p->sig, p->siginfo.data)
+				 : syscall(SYS_rt_tgsigqueueinfo, self, self, p->sig, p->siginfo.data);
+		if (r)
+			return -errno;
+	}
+	t->args->altstack.sp = c->altstack_sp;
+	t->args->altstack.flags = c->altstack_flags & ~SS_ONSTACK;
+	t->args->altstack.size = c->altstack_size;
+	return 0;
+}
+
+const struct state_ops state_signals = {
+	.name = "signals",
+	.dump = dump_signals,
+	.validate = validate_signals,
+	.restore = restore_signals,
+};

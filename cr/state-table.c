@@ -1,0 +1,33 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+#include "util.h"
+
+/* Dump order is this order; restore runs each ->restore in this order too. */
+const struct state_ops *const state_table[] = {
+	&state_regs,    /* arch/x86_64/regs.c */
+	&state_kernel_task, /* cr/kernel-task.c: rseq, robust list, tid address */
+	&state_signals, /* cr/signals.c */
+	&state_attrs,   /* cr/proc-attrs.c */
+	&state_mm,      /* cr/mm.c */
+	&state_fds,     /* cr/files/fdtable.c */
+	&state_pages,   /* cr/pages.c (last: the task is frozen longest for it) */
+};
+const unsigned state_table_len = ARRAY_SIZE(state_table);
+
+void *xzalloc(size_t size)
+{
+	void *p = calloc(1, size ? size : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+	if (!p)
+		abort();
+	return p;
+}

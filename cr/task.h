@@ -1,0 +1,79 @@
+/* The per-task state carried through a dump and through a restore. */
+#ifndef STASIS_TASK_H
+#define STASIS_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "image.h"
+#include "proc.h"
+#include "seize.h"
+
+struct dump_task {
+	pid_t pid;
+	bool was_stopped;
+	struct user_regs_struct regs; /* as frozen */
+	struct inject_ctx inj;
+	bool inj_active;
+	struct proc_stat stat;
+	struct proc_vmas vmas;
+	uint64_t vdso_start, vdso_end;
+	int dirfd;
+
+	TaskCore *core;
+	Mm *mm;
+	Pagemap *pagemap;
+	FdTable *fds;
+
+	uint64_t nr_pages_written;
+};
+
+struct restorer_args;
+
+struct restore_task {
+	pid_t pid;
+	int dirfd;
+	TaskCore *core;
+	Mm *mm;
+	Pagemap *pagemap;
+	FdTable *fds;
+	int pages_fd;
+
+	/* In the new task, before the restorer runs. */
+	struct restorer_args *args;
+	int *mapped_file_fds; /* per mm->files[i] */
+	int exe_fd;
+	int next_high_fd;     /* helper fds are placed from here up */
+	uint64_t region_start, region_len, park_base; /* the restorer's region */
+};
+
+/* Small zeroed allocations that live until the process exits (dump images, restore plan). */
+void *xzalloc(size_t size);
+char *xstrdup(const char *s);
+
+/*
+ * One kind of state: how it is dumped from a frozen task, checked before any restore starts,
+ * and restored inside the new task before the restorer blob takes over.
+ */
+struct state_ops {
+	const char *name;
+	int (*dump)(struct dump_task *t);
+	int (*validate)(struct restore_task *t);
+	int (*restore)(struct restore_task *t);
+};
+
+extern const struct state_ops state_regs, state_signals, state_attrs, state_kernel_task,
+	state_mm, state_pages, state_fds;
+
+/* In dump and restore order. */
+extern const struct state_ops *const state_table[];
+extern const unsigned state_table_len;
+
+/* Opens path for the new task and moves the fd above everything the task will use. */
+int restore_open_high(struct restore_task *t, const char *path, int flags);
+/* Moves an existing fd above everything; closes the original. */
+int restore_move_high(struct restore_task *t, int fd);
+
+#endif

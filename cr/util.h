@@ -1,0 +1,34 @@
+#ifndef STASIS_UTIL_H
+#define STASIS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#ifndef PAGE_SIZE
+#define PAGE_SIZE 4096UL
+#endif
+#define PAGE_ALIGN(x) (((x) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+
+/* Full read/write, retrying on EINTR and short transfers. write_all returns 0 or -1. */
+ssize_t read_all(int fd, void *buf, size_t len);
+int write_all(int fd, const void *buf, size_t len);
+
+/* Reads a whole small file (from /proc) into a NUL-terminated malloc'd buffer. */
+char *read_file_at(int dirfd, const char *path, size_t *len_out);
+
+/* cleanup helpers */
+static inline void close_fdp(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+void free_ptr(void *p);
+#define auto_close __attribute__((cleanup(close_fdp)))
+#define auto_free __attribute__((cleanup(free_ptr)))
+
+uint64_t now_ns(int clock);
+
+#endif
