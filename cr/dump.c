@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "regs.h"
 #include "task.h"
 #include "util.h"
 
@@ -202,7 +203,12 @@ int cr_dump(void)
 		err = -EIO;
 		goto fail;
 	}
-	err = opts.leave_running ? task_release(t.pid, t.was_stopped) : kill_frozen_task(t.pid);
+	if (opts.leave_running) {
+		err = regs_undo_freeze_eintr(t.pid, &t.regs);
+		err = err ? err : task_release(t.pid, t.was_stopped);
+	} else {
+		err = kill_frozen_task(t.pid);
+	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f pages=%llu image_bytes=%llu",
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6,
@@ -213,8 +219,11 @@ int cr_dump(void)
 fail:
 	if (t.inj_active)
 		inject_end(&t.inj);
-	if (seized)
+	if (seized) {
+		if (t.regs.rip)
+			regs_undo_freeze_eintr(t.pid, &t.regs);
 		task_release(t.pid, t.was_stopped);
+	}
 	remove_images(t.dirfd, t.pid);
 	proc_vmas_free(&t.vmas);
 	pr_err("dump pid %d failed; the task was left running", t.pid);

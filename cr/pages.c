@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mm.h"
 #include "options.h"
+#include "page-queue.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -21,7 +22,7 @@
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE_OR_SHARED (1ULL << 61)
-#define CHUNK_PAGES 4096 /* 16 MiB per read from the task */
+#define CHUNK_PAGES 256 /* 1 MiB per read: stays in cache until written */
 
 struct page_writer {
 	struct dump_task *t;
@@ -29,14 +30,16 @@ struct page_writer {
 	uint64_t file_off;
 	size_t runs_alloc;
 	uint64_t vma_start; /* runs never cross a mapping boundary */
+	struct page_queue queue;
 };
 
+/* Checks a cache line at a time, so that a page with data is rejected after one line. */
 static bool page_is_zero(const uint64_t *p)
 {
-	uint64_t acc = 0;
-	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
-		acc |= p[i];
-	return acc == 0;
+	for (size_t i = 0; i < PAGE_SIZE / 8; i += 8)
+		if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7])
+			return false;
+	return true;
 }
 
 static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
@@ -66,22 +69,14 @@ static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
 	return 0;
 }
 
-/* Writes pages [first, first + nr) of buf (which holds the task's memory from vaddr). */
-static int write_pages(struct page_writer *w, const char *buf, uint64_t vaddr, size_t nr)
+/*
+ * A span of wanted pages: read it from the task into the write queue, squeeze out pages of
+ * zeroes if allowed (they come back as fresh anonymous memory), and commit the rest.
+ */
+static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip_zero)
 {
-	if (!nr)
-		return 0;
-	if (write_all(w->fd, buf, nr * PAGE_SIZE)) {
-		pr_perror("dump pid %d: cannot write pages-%d.img", w->t->pid, w->t->pid);
-		return -errno;
-	}
-	return add_run(w, vaddr, nr);
-}
-
-/* A span of wanted pages: read it from the task, drop zero pages if allowed, write the rest. */
-static int dump_span(struct page_writer *w, char *buf, uint64_t vaddr, size_t nr, bool skip_zero)
-{
-	size_t start = 0;
+	char *buf = pq_reserve(&w->queue, nr * PAGE_SIZE);
+	size_t kept = 0, run_start = 0;
 	int err;
 
 	if (task_mem_read(w->t->pid, vaddr, buf, nr * PAGE_SIZE)) {
@@ -89,15 +84,20 @@ static int dump_span(struct page_writer *w, char *buf, uint64_t vaddr, size_t nr
 		       (unsigned long long)vaddr, nr);
 		return -EIO;
 	}
-	if (!skip_zero)
-		return write_pages(w, buf, vaddr, nr);
 	for (size_t i = 0; i <= nr; i++) {
-		if (i < nr && !page_is_zero((const uint64_t *)(buf + i * PAGE_SIZE)))
+		if (i < nr && !(skip_zero && page_is_zero((const uint64_t *)(buf + i * PAGE_SIZE))))
 			continue;
-		if ((err = write_pages(w, buf + start * PAGE_SIZE, vaddr + start * PAGE_SIZE, i - start)))
-			return err;
-		start = i + 1;
+		size_t len = i - run_start;
+		if (len) {
+			if (kept != run_start)
+				memmove(buf + kept * PAGE_SIZE, buf + run_start * PAGE_SIZE, len * PAGE_SIZE);
+			if ((err = add_run(w, vaddr + run_start * PAGE_SIZE, len)))
+				return err;
+			kept += len;
+		}
+		run_start = i + 1;
 	}
+	pq_commit(&w->queue, kept * PAGE_SIZE);
 	return 0;
 }
 
@@ -110,8 +110,7 @@ static bool page_wanted(uint64_t pme, VmaKind kind)
 	return true;
 }
 
-static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme,
-			  char *buf)
+static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme)
 {
 	bool skip_zero = v->kind != VMA_KIND__VMA_FILE_PRIVATE;
 
@@ -133,7 +132,7 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 			}
 			if (span) {
 				uint64_t from = addr + (i - span) * PAGE_SIZE;
-				int err = dump_span(w, buf, from, span, skip_zero);
+				int err = dump_span(w, from, span, skip_zero);
 				if (err)
 					return err;
 			}
@@ -147,12 +146,11 @@ static int dump_pages(struct dump_task *t)
 {
 	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE };
 	auto_free uint64_t *pme = malloc(CHUNK_PAGES * 8);
-	auto_free char *buf = NULL;
 	auto_close int pagemap_fd = -1;
 	char path[64];
-	int err = 0;
+	int err = 0, werr;
 
-	if (!pme || posix_memalign((void **)&buf, PAGE_SIZE, CHUNK_PAGES * PAGE_SIZE))
+	if (!pme)
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
 	pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -163,9 +161,19 @@ static int dump_pages(struct dump_task *t)
 	w.fd = pages_image_create(t->dirfd, t->pid);
 	if (w.fd < 0)
 		return w.fd;
+	if ((err = pq_start(&w.queue, w.fd, CHUNK_PAGES * PAGE_SIZE))) {
+		close(w.fd);
+		return err;
+	}
 	for (size_t i = 0; i < t->mm->n_vmas && !err; i++)
 		if (vma_kind_has_pages(t->mm->vmas[i]->kind))
-			err = dump_vma_pages(&w, pagemap_fd, t->mm->vmas[i], pme, buf);
+			err = dump_vma_pages(&w, pagemap_fd, t->mm->vmas[i], pme);
+	werr = pq_finish(&w.queue);
+	if (werr && !err) {
+		errno = -werr;
+		pr_perror("dump pid %d: cannot write pages-%d.img", t->pid, t->pid);
+		err = werr;
+	}
 	if (!err)
 		err = pages_image_finish(w.fd, t->pid, t->pagemap->nr_pages);
 	close(w.fd);

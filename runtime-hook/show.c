@@ -501,6 +501,10 @@ static int show_file(struct out *o, const char *path, bool *emitted)
 		pr_err("image %s: not a regular file", path);
 		return -EINVAL;
 	}
+	if (d && d->type != IMG_PAGES && has_pages_magic(path)) {
+		pr_err("image %s: holds page data, but is named like a %s image", path, d->name);
+		return -EINVAL;
+	}
 	if ((d && d->type == IMG_PAGES) || has_pages_magic(path))
 		return show_pages(o, path, emitted);
 	return show_image(o, path, emitted);

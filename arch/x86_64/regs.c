@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 
@@ -75,6 +76,26 @@ static int validate_regs(struct restore_task *t)
 }
 
 /*
+ * Waits that return a plain EINTR (not a restart code) when woken by anything, the freeze's
+ * PTRACE_INTERRUPT included: without help the program would see EINTR that no signal caused.
+ */
+static bool eintr_from_freeze(long long nr)
+{
+	switch (nr) {
+	case SYS_rt_sigtimedwait:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+	case SYS_semop:
+	case SYS_semtimedop:
+	case SYS_io_getevents:
+	case SYS_io_pgetevents:
+		return true;
+	}
+	return false;
+}
+
+/*
  * The restored task resumes from a syscall-exit stop, where the kernel does no restart
  * processing: do what it would have done for the syscall the freeze interrupted.
  */
@@ -82,6 +103,11 @@ static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
 {
 	if ((long long)r->orig_rax < 0)
 		return;
+	if ((long long)r->rax == -EINTR && eintr_from_freeze(r->orig_rax)) {
+		r->rax = r->orig_rax;
+		r->rip -= 2;
+		pr_debug("restore pid %d: wait syscall %lld will be restarted", pid, r->orig_rax);
+	}
 	switch (-(long long)r->rax) {
 	case ERESTARTSYS:
 	case ERESTARTNOINTR:
@@ -97,6 +123,22 @@ static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
 		break;
 	}
 	r->orig_rax = -1;
+}
+
+int regs_undo_freeze_eintr(pid_t pid, const struct user_regs_struct *frozen)
+{
+	struct user_regs_struct r = *frozen;
+
+	if ((long long)r.orig_rax < 0 || (long long)r.rax != -EINTR || !eintr_from_freeze(r.orig_rax))
+		return 0;
+	r.rax = r.orig_rax;
+	r.rip -= 2;
+	r.orig_rax = -1;
+	if (ptrace(PTRACE_SETREGS, pid, 0, &r)) {
+		pr_perror("pid %d: cannot rewind syscall %lld", pid, frozen->orig_rax);
+		return -errno;
+	}
+	return 0;
 }
 
 int regs_apply(pid_t pid, const TaskCore *core)

@@ -147,7 +147,9 @@ static struct fpu_ctl ctl;
 
 /* ---- corruptions, through the signal frame ------------------------------------------ */
 
+#ifndef FP_XSTATE_MAGIC1
 #define FP_XSTATE_MAGIC1 0x46505853u
+#endif
 /* Byte `off` of xsave component `comp` in the standard-format frame, or NULL. */
 static unsigned char *xsave_comp(ucontext_t *uc, unsigned comp, unsigned off)
 {
@@ -264,12 +266,14 @@ int main(int argc, char **argv)
 			zoo_failf(tag, "%s is %#04x, expected %#04x (after %lu iterations)", what, ctl.actual[off],
 				  ctl.expect[off], (unsigned long)ctl.iters);
 			/* next register */
-			if (off >= OFF_VEC && off < OFF_K)
-				off |= (level == 1 ? 15 : level == 2 ? 31 : 63);
-			else if (off >= OFF_ST && off < OFF_VEC)
+			if (off >= OFF_VEC && (off < OFF_K || level < 3)) {
+				size_t w = level == 1 ? 16 : level == 2 ? 32 : 64;
+				off = OFF_VEC + ((off - OFF_VEC) / w + 1) * w - 1;
+			} else if (off >= OFF_ST && off < OFF_VEC) {
 				off |= 15;
-			else
+			} else {
 				off |= 7;
+			}
 		}
 	CHECK("regs", r == 0 || zoo_nfail, "the spin loop failed but all registers match");
 	CHECK("regs", ctl.iters > 0, "the spin loop never completed an iteration");

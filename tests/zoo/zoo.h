@@ -59,6 +59,8 @@ struct zoo_corruption {
 static volatile sig_atomic_t zoo_term ZOO_UNUSED;
 static const struct zoo_corruption *zoo_corr ZOO_UNUSED;   /* selected corruption, or NULL */
 static const char *zoo_prog ZOO_UNUSED = "zoo";
+/* Called first in the SIGTERM handler, e.g. to wake the program's own blocking call. */
+static void (*zoo_term_hook)(void) ZOO_UNUSED;
 /* Programs may switch the generic checks off (before zoo_ready()). */
 static int zoo_check_maps ZOO_UNUSED = 1;
 static int zoo_check_fds ZOO_UNUSED = 1;
@@ -445,11 +447,15 @@ static inline void zoo_compare_fds(void)
 
 static inline void zoo_term_handler(int sig, siginfo_t *si, void *uc)
 {
+	int saved_errno = errno;
 	(void)sig;
 	(void)si;
 	zoo_term = 1;
+	if (zoo_term_hook)
+		zoo_term_hook();
 	if (zoo_corr && zoo_corr->in_handler)
 		zoo_corr->fn((ucontext_t *)uc);
+	errno = saved_errno;
 }
 
 static inline void zoo_install_term_handler(void)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole suite: unit tests (plain and under ASan/UBSan), the process zoo, the failure cases.
+# Each part prints "N passed, N failed" last; this adds them up into one such line.
+set -u
+cd "$(dirname "$0")/.."
+total_pass=0
+total_fail=0
+parts_failed=()
+
+run_part() {
+	local name=$1
+	shift
+	local log
+	log=$(mktemp)
+	echo "=== $name"
+	"$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	local line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	rm -f "$log"
+	if [ -z "$line" ]; then
+		echo "=== $name: no summary line (exit $rc)"
+		total_fail=$((total_fail + 1))
+		parts_failed+=("$name")
+		return
+	fi
+	local p f
+	p=$(echo "$line" | awk '{print $1}')
+	f=$(echo "$line" | awk '{print $3}')
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		total_fail=$((total_fail + 1))
+	fi
+	[ "$rc" -ne 0 ] && parts_failed+=("$name")
+}
+
+run_part "unit" make -s -C tests/unit run
+run_part "unit (ASan/UBSan)" make -s -C tests/unit run-asan
+run_part "process zoo" tests/run-zoo.sh
+run_part "failure cases" tests/failure-cases.sh
+
+echo
+[ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

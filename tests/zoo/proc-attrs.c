@@ -1,0 +1,111 @@
+/*
+ * proc-attrs: per-process attributes.
+ *   rlimits (NOFILE 777/4096, CORE 1234567/unlimited, MSGQUEUE, NICE, RTPRIO, SIGPENDING,
+ *   LOCKS, CPU, FSIZE changed; all 16 compared), cwd (a directory in $ZOO_TMPDIR, compared by
+ *   path and dev/inode), root ("/", no chroot), umask 027, personality
+ *   (PER_LINUX | ADDR_NO_RANDOMIZE), comm "zoo-attrs:42" (prctl PR_SET_NAME).
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#define COMM "zoo-attrs:42"
+#define PERS (PER_LINUX | ADDR_NO_RANDOMIZE)
+
+static struct rlimit lim_before[RLIM_NLIMITS];
+static char cwd_path[600];
+static struct stat cwd_st, root_st;
+
+static void c_rlimit(ucontext_t *u)
+{
+	(void)u;
+	struct rlimit r = { 778, 4096 };
+	setrlimit(RLIMIT_NOFILE, &r);
+}
+static void c_cwd(ucontext_t *u) { (void)u; if (chdir("/")) zoo_die("chdir"); }
+static void c_root(ucontext_t *u) { (void)u; if (chroot(cwd_path)) zoo_die("chroot: %s", strerror(errno)); }
+static void c_umask(ucontext_t *u) { (void)u; umask(022); }
+static void c_personality(ucontext_t *u) { (void)u; personality(PER_LINUX); }
+static void c_comm(ucontext_t *u) { (void)u; prctl(PR_SET_NAME, "other-name"); }
+static const struct zoo_corruption corruptions[] = {
+	{ "rlimit", c_rlimit, 0 }, { "cwd", c_cwd, 0 },		    { "umask", c_umask, 0 },
+	{ "personality", c_personality, 0 }, { "comm", c_comm, 0 }, { "root", c_root, 0 },
+};
+
+static void setlim(int res, rlim_t cur, rlim_t max)
+{
+	struct rlimit r = { cur, max };
+	if (setrlimit(res, &r) < 0)
+		zoo_die("setrlimit(%d, %lu, %lu): %s", res, (unsigned long)cur, (unsigned long)max, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+
+	setlim(RLIMIT_NOFILE, 777, 4096);
+	setlim(RLIMIT_CORE, 1234567, RLIM_INFINITY);
+	setlim(RLIMIT_MSGQUEUE, 819201, 819300);
+	setlim(RLIMIT_NICE, 5, 6);
+	setlim(RLIMIT_RTPRIO, 3, 4);
+	setlim(RLIMIT_SIGPENDING, 5000, 6000);
+	setlim(RLIMIT_LOCKS, 100, 200);
+	setlim(RLIMIT_CPU, 3600, 7200);
+	setlim(RLIMIT_FSIZE, 1ul << 40, RLIM_INFINITY);
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		getrlimit(i, &lim_before[i]);
+
+	snprintf(cwd_path, sizeof(cwd_path), "%s/cwd-dir", zoo_tmpdir());
+	mkdir(cwd_path, 0755);
+	if (chdir(cwd_path) < 0 || !getcwd(cwd_path, sizeof(cwd_path)) || stat(".", &cwd_st) < 0)
+		zoo_die("chdir %s: %s", cwd_path, strerror(errno));
+	if (stat("/", &root_st) < 0)
+		zoo_die("stat /: %s", strerror(errno));
+	umask(027);
+	if (personality(PERS) < 0 || personality(0xffffffff) != PERS)
+		zoo_die("personality: %s", strerror(errno));
+	if (prctl(PR_SET_NAME, COMM) < 0)
+		zoo_die("PR_SET_NAME: %s", strerror(errno));
+
+	zoo_ready();
+	zoo_wait();
+
+	for (int i = 0; i < RLIM_NLIMITS; i++) {
+		struct rlimit r;
+		getrlimit(i, &r);
+		CHECK("rlimit", r.rlim_cur == lim_before[i].rlim_cur && r.rlim_max == lim_before[i].rlim_max,
+		      "rlimit %d is %lu/%lu, was %lu/%lu", i, (unsigned long)r.rlim_cur, (unsigned long)r.rlim_max,
+		      (unsigned long)lim_before[i].rlim_cur, (unsigned long)lim_before[i].rlim_max);
+	}
+
+	char buf[600];
+	struct stat st;
+	CHECK("cwd", getcwd(buf, sizeof(buf)) && !strcmp(buf, cwd_path), "cwd is '%s', expected '%s'", buf, cwd_path);
+	CHECK("cwd", stat(".", &st) == 0 && st.st_dev == cwd_st.st_dev && st.st_ino == cwd_st.st_ino,
+	      "cwd is another directory (dev/inode differ)");
+	CHECK("root", stat("/", &st) == 0 && st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino,
+	      "/ is another directory (a chroot?)");
+	ssize_t l = readlink("/proc/self/root", buf, sizeof(buf) - 1);
+	buf[l > 0 ? l : 0] = 0;
+	CHECK("root", !strcmp(buf, "/"), "/proc/self/root is '%s'", buf);
+
+	mode_t m = umask(0);
+	umask(m);
+	CHECK("umask", m == 027, "umask is %03o, expected 027", (unsigned)m);
+
+	int p = personality(0xffffffff);
+	CHECK("personality", p == PERS, "personality is %#x, expected %#x", p, PERS);
+
+	char comm[32] = "";
+	prctl(PR_GET_NAME, comm);
+	CHECK("comm", !strcmp(comm, COMM), "PR_GET_NAME gives '%s', expected '%s'", comm, COMM);
+	char pc[64] = "";
+	if (zoo_read_file("/proc/self/comm", pc, sizeof(pc)) > 0) {
+		pc[strcspn(pc, "\n")] = 0;
+		CHECK("comm", !strcmp(pc, COMM), "/proc/self/comm is '%s'", pc);
+	}
+
+	return zoo_finish(NULL);
+}
