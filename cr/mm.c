@@ -323,6 +323,7 @@ static void fill_vma_args(struct restore_task *t)
 			continue; /* the vDSO block is moved, not mapped */
 		}
 		r->need_write = !(v->prot & PROT_WRITE) && vma_has_runs(t->pagemap, v);
+		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && vma_has_runs(t->pagemap, v);
 		a->nr_vmas++;
 	}
 }

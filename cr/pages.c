@@ -243,6 +243,7 @@ static int restore_pages(struct restore_task *t)
 		runs[i].vaddr = t->pagemap->runs[i]->vaddr;
 		runs[i].len = (uint64_t)t->pagemap->runs[i]->nr_pages * PAGE_SIZE;
 		runs[i].off = t->pagemap->runs[i]->file_off;
+		runs[i].by_uffd = vma_of(t->mm, runs[i].vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
 	}
 	return 0;
 }

@@ -127,7 +127,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	size_t args_len = PAGE_ALIGN(sizeof(struct restorer_args) +
 				     t->mm->n_vmas * sizeof(struct rst_vma) +
 				     t->pagemap->n_runs * sizeof(struct rst_run));
-	size_t region_len = blob_len + args_len + RST_STACK_SIZE + PARK_AREA_SIZE;
+	size_t region_len = blob_len + args_len + RST_STACK_SIZE + RST_WINDOW_SIZE + PARK_AREA_SIZE;
 	static struct rst_status early_status;
 	struct restorer_args *a;
 	uint64_t region;
@@ -154,6 +154,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	t->region_start = region;
 	t->region_len = region_len;
 	t->park_base = region + region_len - PARK_AREA_SIZE;
+	a->window = t->park_base - RST_WINDOW_SIZE;
 
 	/* Helper fds (images, mapped files) live above every fd number the task will use. */
 	int high = highest_open_fd();

@@ -139,20 +139,24 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* A copy of s with every byte that is not valid UTF-8 replaced by U+FFFD; NULL if s is valid. */
-static char *utf8_sanitize(const char *str, size_t len, size_t *out_len)
+/*
+ * *fixed: a copy of str with every byte that is not valid UTF-8 replaced by U+FFFD, or
+ * NULL when str is valid as it is. 0, or -ENOMEM.
+ */
+static int utf8_sanitize(const char *str, size_t len, char **fixed, size_t *fixed_len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, j = 0, n;
 	char *buf;
 
+	*fixed = NULL;
 	while (i < len && (n = utf8_seq_len(s + i, len - i)))
 		i += n;
 	if (i == len)
-		return NULL;
+		return 0;
 	buf = malloc(len * 3 + 1);
 	if (!buf)
-		return NULL;
+		return -ENOMEM;
 	for (i = 0; i < len;) {
 		n = utf8_seq_len(s + i, len - i);
 		if (n) {
@@ -163,15 +167,23 @@ static char *utf8_sanitize(const char *str, size_t len, size_t *out_len)
 			i++, j += 3;
 		}
 	}
-	*out_len = j;
-	return buf;
+	*fixed = buf;
+	*fixed_len = j;
+	return 0;
 }
 
+/* Strings from images are not trusted to be UTF-8; JSON must be. */
 static void out_str(struct out *o, const char *s)
 {
 	size_t len = strlen(s), fixed_len = 0;
-	char *fixed = utf8_sanitize(s, len, &fixed_len);
+	char *fixed;
 
+	if (utf8_sanitize(s, len, &fixed, &fixed_len) < 0) {
+		pr_err("show: no memory for a string of %zu bytes", len);
+		if (!o->err)
+			o->err = -ENOMEM;
+		return;
+	}
 	if (fixed)
 		out_check(o, yajl_gen_string(o->g, (const unsigned char *)fixed, fixed_len));
 	else

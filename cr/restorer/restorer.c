@@ -10,6 +10,8 @@
 #include <asm/unistd.h>
 #include <linux/mman.h>
 #include <linux/prctl.h>
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
 
 #include "restorer/restorer.h"
 #include "syscall-raw.h"
@@ -76,18 +78,86 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 	}
 }
 
-static void read_pages(struct restorer_args *a, struct rst_run *runs)
+static void pread_run(struct restorer_args *a, const struct rst_run *r)
 {
-	for (uint64_t i = 0; i < a->nr_runs; i++) {
-		uint64_t done = 0;
-		while (done < runs[i].len) {
-			long r = raw_syscall4(__NR_pread64, a->pages_fd, runs[i].vaddr + done,
-					      runs[i].len - done, runs[i].off + done);
-			if (r <= 0)
-				fail(a, RST_STEP_READ_PAGES, r ? r : -5 /* EIO */, runs[i].vaddr + done);
-			done += r;
-		}
+	uint64_t done = 0;
+
+	while (done < r->len) {
+		long n = raw_syscall4(__NR_pread64, a->pages_fd, r->vaddr + done, r->len - done,
+				      r->off + done);
+		if (n <= 0)
+			fail(a, RST_STEP_READ_PAGES, n ? n : -5 /* EIO */, r->vaddr + done);
+		done += n;
 	}
+}
+
+/* Maps slices of the pages image into the window and copies them in with UFFDIO_COPY. */
+static void uffd_copy_run(struct restorer_args *a, int uffd, const struct rst_run *r)
+{
+	uint64_t done = 0;
+
+	while (done < r->len) {
+		uint64_t len = r->len - done < RST_WINDOW_SIZE ? r->len - done : RST_WINDOW_SIZE;
+		long m = raw_syscall6(__NR_mmap, a->window, len, PROT_READ, MAP_PRIVATE | MAP_FIXED,
+				      a->pages_fd, r->off + done);
+		if (m != (long)a->window)
+			fail(a, RST_STEP_UFFD, m, r->vaddr + done);
+		uint64_t copied = 0;
+		while (copied < len) {
+			struct uffdio_copy c = {
+				.dst = r->vaddr + done + copied,
+				.src = a->window + copied,
+				.len = len - copied,
+			};
+			long ret = raw_syscall3(__NR_ioctl, uffd, UFFDIO_COPY, &c);
+			if (c.copy > 0)
+				copied += c.copy;
+			else if (ret)
+				fail(a, RST_STEP_UFFD, ret ? ret : c.copy, c.dst);
+		}
+		done += len;
+	}
+}
+
+/* A userfaultfd on every mapping filled by copy; -1 if the kernel refuses (then: pread). */
+static int uffd_open(struct restorer_args *a, struct rst_vma *v)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int uffd = raw_syscall1(__NR_userfaultfd, 02000000 /* O_CLOEXEC */);
+
+	if (uffd < 0)
+		return -1;
+	if (raw_syscall3(__NR_ioctl, uffd, UFFDIO_API, &api))
+		goto refuse;
+	for (uint64_t i = 0; i < a->nr_vmas; i++) {
+		if (!v[i].by_uffd)
+			continue;
+		struct uffdio_register reg = {
+			.range = { .start = v[i].start, .len = v[i].end - v[i].start },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (raw_syscall3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg))
+			goto refuse;
+	}
+	return uffd;
+refuse:
+	raw_syscall1(__NR_close, uffd);
+	return -1;
+}
+
+static void read_pages(struct restorer_args *a, struct rst_vma *v, struct rst_run *runs)
+{
+	int uffd = uffd_open(a, v);
+
+	for (uint64_t i = 0; i < a->nr_runs; i++) {
+		if (runs[i].by_uffd && uffd >= 0)
+			uffd_copy_run(a, uffd, &runs[i]);
+		else
+			pread_run(a, &runs[i]);
+	}
+	if (uffd >= 0)
+		raw_syscall1(__NR_close, uffd); /* unregisters every range */
+	raw_syscall2(__NR_munmap, a->window, RST_WINDOW_SIZE);
 }
 
 static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
@@ -147,7 +217,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	unmap_all_but_kept(a);
 	move_special_mappings(a);
 	map_vmas(a, vmas);
-	read_pages(a, runs);
+	read_pages(a, vmas, runs);
 	protect_vmas(a, vmas);
 	set_task_state(a);
 	set_timers_and_limits(a);

@@ -12,6 +12,7 @@
 #define RST_MAX_RLIMITS 16
 #define RST_MAX_AUXV 128
 #define RST_STACK_SIZE (64 * 1024)
+#define RST_WINDOW_SIZE (64UL << 20) /* where slices of the pages image are mapped to copy from */
 
 /* One saved mapping to recreate at its old address. */
 struct rst_vma {
@@ -19,11 +20,18 @@ struct rst_vma {
 	uint32_t prot, map_flags;
 	int32_t fd;           /* -1 for anonymous */
 	uint32_t need_write;  /* mapped writable first, for its pages, then mprotect'ed */
+	uint32_t by_uffd;     /* its pages come through userfaultfd */
 };
 
-/* Saved pages: len bytes at vaddr come from offset off of the pages image. */
+/*
+ * Saved pages: len bytes at vaddr come from offset off of the pages image. Runs in private
+ * anonymous memory are filled with UFFDIO_COPY (no zeroing of pages that are overwritten
+ * anyway); the others with pread.
+ */
 struct rst_run {
 	uint64_t vaddr, len, off;
+	uint32_t by_uffd;
+	uint32_t pad;
 };
 
 /* A special mapping ([vvar], [vvar_vclock], [vdso]) moved as a whole: from -> park -> to. */
@@ -65,6 +73,7 @@ enum rst_step {
 	RST_STEP_MOVE_SPECIAL,
 	RST_STEP_MAP_VMA,
 	RST_STEP_READ_PAGES,
+	RST_STEP_UFFD,
 	RST_STEP_MPROTECT,
 	RST_STEP_MM_MAP,
 	RST_STEP_RSEQ,
@@ -88,6 +97,7 @@ struct rst_status {
 
 struct restorer_args {
 	uint64_t region_start, region_len;
+	uint64_t window;      /* RST_WINDOW_SIZE bytes inside the region */
 
 	/* Everything outside these ranges is unmapped first (the region, the special maps). */
 	uint32_t nr_keep;

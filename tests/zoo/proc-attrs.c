@@ -1,7 +1,7 @@
 /*
  * proc-attrs: per-process attributes.
- *   rlimits (NOFILE 777/4096, CORE 1234567/unlimited, MSGQUEUE, NICE, RTPRIO, SIGPENDING,
- *   LOCKS, CPU, FSIZE changed; all 16 compared), cwd (a directory in $ZOO_TMPDIR, compared by
+ *   rlimits (NOFILE 777/4096, CORE 1234567/unlimited, MSGQUEUE, STACK, SIGPENDING, LOCKS, CPU,
+ *   FSIZE changed, hard limits only lowered; all 16 compared), cwd (a directory in $ZOO_TMPDIR, compared by
  *   path and dev/inode), root ("/", no chroot), umask 027, personality
  *   (PER_LINUX | ADDR_NO_RANDOMIZE), comm "zoo-attrs:42" (prctl PR_SET_NAME).
  * Blocks in: nanosleep (zoo_wait loop).
@@ -34,9 +34,20 @@ static const struct zoo_corruption corruptions[] = {
 	{ "personality", c_personality, 0 }, { "comm", c_comm, 0 }, { "root", c_root, 0 },
 };
 
+/*
+ * Never above the current hard limit: without CAP_SYS_RESOURCE (this machine's root lacks
+ * it) a restore could not raise it back either.
+ */
 static void setlim(int res, rlim_t cur, rlim_t max)
 {
-	struct rlimit r = { cur, max };
+	struct rlimit old, r;
+	getrlimit(res, &old);
+	if (max > old.rlim_max)
+		max = old.rlim_max;
+	if (cur > max)
+		cur = max;
+	r.rlim_cur = cur;
+	r.rlim_max = max;
 	if (setrlimit(res, &r) < 0)
 		zoo_die("setrlimit(%d, %lu, %lu): %s", res, (unsigned long)cur, (unsigned long)max, strerror(errno));
 }
@@ -47,9 +58,8 @@ int main(int argc, char **argv)
 
 	setlim(RLIMIT_NOFILE, 777, 4096);
 	setlim(RLIMIT_CORE, 1234567, RLIM_INFINITY);
-	setlim(RLIMIT_MSGQUEUE, 819201, 819300);
-	setlim(RLIMIT_NICE, 5, 6);
-	setlim(RLIMIT_RTPRIO, 3, 4);
+	setlim(RLIMIT_MSGQUEUE, 409601, 819000);
+	setlim(RLIMIT_STACK, 16 << 20, RLIM_INFINITY);
 	setlim(RLIMIT_SIGPENDING, 5000, 6000);
 	setlim(RLIMIT_LOCKS, 100, 200);
 	setlim(RLIMIT_CPU, 3600, 7200);
