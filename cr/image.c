@@ -42,11 +42,10 @@ const struct image_desc *image_desc_by_filename(const char *filename)
 		if (image_descs[i].per_task) {
 			if (*rest++ != '-')
 				continue;
-			char *end;
-			strtoul(rest, &end, 10);
-			if (end == rest)
+			size_t digits = strspn(rest, "0123456789");
+			if (digits == 0 || digits > 10 || (digits == 10 && strncmp(rest, "4294967295", 10) > 0))
 				continue;
-			rest = end;
+			rest += digits;
 		}
 		if (strcmp(rest, ".img") == 0)
 			return &image_descs[i];
@@ -82,6 +81,15 @@ uint32_t image_crc32(uint32_t crc, const void *buf, size_t len)
 	return ~crc;
 }
 
+/* CRC-32 of the header (with its crc field zero) and the payload. */
+static uint32_t image_checksum(const struct image_header *hdr, const void *payload, size_t len)
+{
+	struct image_header h = *hdr;
+
+	h.payload_crc = 0;
+	return image_crc32(image_crc32(0, &h, sizeof(h)), payload, len);
+}
+
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg)
 {
 	char name[64], tmp[80];
@@ -98,7 +106,7 @@ int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMe
 	protobuf_c_message_pack(msg, buf);
 	memcpy(hdr.magic, image_magic, sizeof(hdr.magic));
 	hdr.payload_len = len;
-	hdr.payload_crc = image_crc32(0, buf, len);
+	hdr.payload_crc = image_checksum(&hdr, buf, len);
 
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -174,7 +182,7 @@ static int image_read_fd(int fd, const char *name, const struct image_desc *want
 		free(buf);
 		return -EINVAL;
 	}
-	if (image_crc32(0, buf, hdr.payload_len) != hdr.payload_crc) {
+	if (image_checksum(&hdr, buf, hdr.payload_len) != hdr.payload_crc) {
 		pr_err("image %s: checksum mismatch, the file is corrupted", name);
 		free(buf);
 		return -EINVAL;
@@ -195,6 +203,7 @@ int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage *
 	char name[64];
 	int fd, ret;
 
+	*msg = NULL;
 	image_filename(name, sizeof(name), type, pid);
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -211,6 +220,7 @@ int image_read_path(const char *path, const struct image_desc **desc_out, Protob
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
 
+	*msg = NULL;
 	if (fd < 0) {
 		ret = -errno;
 		pr_perror("image %s: cannot open", path);
@@ -287,6 +297,7 @@ int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
 		goto bad;
 	}
 	if (h.pid != pid || h.nr_pages != nr_pages ||
+	    nr_pages > ((uint64_t)INT64_MAX - PAGES_HEADER_SIZE) / 4096 ||
 	    (uint64_t)st.st_size != PAGES_HEADER_SIZE + nr_pages * 4096) {
 		pr_err("image %s: holds %llu pages in %lld bytes, pagemap-%u.img expects %llu pages "
 		       "(truncated or foreign file)",

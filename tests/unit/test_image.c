@@ -12,9 +12,6 @@
  * line "N passed, N failed". Exit code 1 on any failure.
  *
  * KEEP_IMAGES=1 keeps the temp dir (good/ holds one image of each type) for a look.
- *
- * Checks marked KNOWN BUG are defects of code outside tests/ that were reported; they are
- * shown on every run but not counted, unless STRICT=1 is set in the environment.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,15 +35,14 @@
 
 /* ---- counting ---- */
 
-static unsigned passed, failed, known_bugs;
-static unsigned group_passed, group_failed, group_known;
+static unsigned passed, failed;
+static unsigned group_passed, group_failed;
 static const char *group_name;
-static bool strict;
 
 static void group_begin(const char *name)
 {
 	group_name = name;
-	group_passed = group_failed = group_known = 0;
+	group_passed = group_failed = 0;
 }
 
 static void group_end(void)
@@ -57,8 +53,6 @@ static void group_end(void)
 	       group_passed + group_failed == 1 ? "" : "s");
 	if (group_failed)
 		printf(", %u failed", group_failed);
-	if (group_known)
-		printf(", %u known bug%s not counted", group_known, group_known == 1 ? "" : "s");
 	printf(")\n");
 	fflush(stdout);
 }
@@ -66,7 +60,7 @@ static void group_end(void)
 static void vreport(const char *tag, int line, const char *fmt, va_list ap)
 {
 	/* Long loops report their first failures only. */
-	if (group_failed + group_known > 12)
+	if (group_failed > 12)
 		return;
 	printf("  %s line %d: ", tag, line);
 	vprintf(fmt, ap);
@@ -88,31 +82,7 @@ static bool check_at(int line, bool ok, const char *fmt, ...)
 	return false;
 }
 
-/* A check that fails because of a reported bug outside tests/: shown, counted only if STRICT. */
-static bool known_bug_at(int line, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok || strict) {
-		va_start(ap, fmt);
-		if (ok) {
-			passed++, group_passed++;
-		} else {
-			vreport("FAIL (known bug)", line, fmt, ap);
-			failed++, group_failed++;
-		}
-		va_end(ap);
-		return ok;
-	}
-	va_start(ap, fmt);
-	vreport("KNOWN BUG", line, fmt, ap);
-	va_end(ap);
-	known_bugs++, group_known++;
-	return false;
-}
-
 #define CHECK(ok, ...) check_at(__LINE__, (ok), __VA_ARGS__)
-#define CHECK_KNOWN_BUG(ok, ...) known_bug_at(__LINE__, (ok), __VA_ARGS__)
 
 /* ---- small helpers ---- */
 
@@ -552,7 +522,7 @@ static void test_desc_by_filename(void)
 		      good[i].type);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(odd); i++)
-		CHECK_KNOWN_BUG(!image_desc_by_filename(odd[i]),
+		CHECK(!image_desc_by_filename(odd[i]),
 				"cr/image.c image_desc_by_filename(\"%s\") accepts it: the pid part "
 				"is parsed with strtoul (sign, blanks, overflow)",
 				odd[i]);
@@ -610,16 +580,14 @@ static yajl_val parse_json(const char *text)
 
 /* ---- tests: damaged protobuf images ---- */
 
-enum { STRICT_REJECT, MAY_RETYPE, NAMED_WRONG };
+enum { STRICT_REJECT, NAMED_WRONG };
 
 /*
  * The damaged bytes are written as bad_dir/<name>. image_read() must reject them, and so
  * must image_read_path() and `stasis show`, each with a negative errno (nonzero exit), *msg
  * left NULL, and a message that names the file.
  *
- * MAY_RETYPE: the header is not covered by the CRC, so a damaged type field can turn a
- * valid image into one of another type; image_read_path() cannot know (a known bug), show
- * and image_read() can (by name).
+ * The CRC covers the header too, so a damaged type field is rejected like any other byte.
  * NAMED_WRONG: a good image of another type under this name; image_read_path() reads it
  * for what its header says it is, which is right: it does not look at names.
  */
@@ -644,11 +612,6 @@ static bool rejected(const struct img *im, const void *buf, size_t len, int mode
 		   arg, r1);
 	if (mode == NAMED_WRONG && r2 == 0 && d && d->type != im->type)
 		CHECK(true, "image_read_path reads it as what it holds");
-	else if (mode == MAY_RETYPE && r2 == 0 && d && d->type != im->type)
-		CHECK_KNOWN_BUG(false,
-				"cr/image.c: %s: %s %zu: image_read_path accepts it as a %s image "
-				"(the header is not covered by the CRC)",
-				im->name, what, arg, d->name);
 	else
 		ok &= CHECK(r2 < 0 && !msg2, "%s: %s %zu: image_read_path accepted it (ret %d)",
 			    im->name, what, arg, r2);
@@ -710,7 +673,6 @@ static void test_byte_flips(void)
 {
 	static const uint8_t masks[] = { 0x01, 0x80, 0xff };
 	const size_t reserved = offsetof(struct image_header, reserved);
-	const size_t type_off = offsetof(struct image_header, type);
 
 	for (size_t i = 0; i < ARRAY_SIZE(imgs); i++) {
 		const struct img *im = &imgs[i];
@@ -724,8 +686,6 @@ static void test_byte_flips(void)
 		clean_bad_dir();
 		for (size_t pos = 0; pos < len; pos++) {
 			for (size_t m = 0; m < ARRAY_SIZE(masks); m++) {
-				bool in_type = pos >= type_off && pos < type_off + 4;
-
 				buf[pos] ^= masks[m];
 				if (pos >= reserved && pos < reserved + 4) {
 					/* reserved: may be ignored, never change the message */
@@ -736,7 +696,7 @@ static void test_byte_flips(void)
 					      "%s: flip in reserved byte %zu changed the message",
 					      im->name, pos);
 				} else {
-					rejected(im, buf, len, in_type ? MAY_RETYPE : STRICT_REJECT,
+					rejected(im, buf, len, STRICT_REJECT,
 						 "byte flipped at", pos);
 				}
 				buf[pos] ^= masks[m];
@@ -831,7 +791,7 @@ static void test_header_fields(void)
 			reject_edited(im, "type", 0, set_type, types[t], STRICT_REJECT);
 		for (uint64_t t = IMG_INVENTORY; t < IMG_PAGES; t++)
 			if (t != im->type)
-				reject_edited(im, "other image type", 0, set_type, t, MAY_RETYPE);
+				reject_edited(im, "other image type", 0, set_type, t, STRICT_REJECT);
 		for (size_t l = 0; l < ARRAY_SIZE(lens); l++)
 			reject_edited(im, "payload length", 0, set_len, lens[l], STRICT_REJECT);
 		reject_edited(im, "payload length +", 0, add_len, 1, STRICT_REJECT);
@@ -839,7 +799,7 @@ static void test_header_fields(void)
 		reject_edited(im, "payload length -", 0, sub_len, 1, STRICT_REJECT);
 		reject_edited(im, "trailing bytes", 1, NULL, 1, STRICT_REJECT);
 		reject_edited(im, "trailing bytes", 4096, NULL, 4096, STRICT_REJECT);
-		reject_edited(im, "payload length + trailing", 1, add_len, 1, MAY_RETYPE);
+		reject_edited(im, "payload length + trailing", 1, add_len, 1, STRICT_REJECT);
 		reject_edited(im, "crc", 0, flip_crc, 1, STRICT_REJECT);
 		reject_edited(im, "crc", 0, flip_crc, 0xffffffff, STRICT_REJECT);
 	}
@@ -1060,7 +1020,7 @@ static void pages_rejected(uint64_t expect_pages, const char *what, uint64_t arg
 	if (fd >= 0)
 		close(fd);
 	if (known)
-		CHECK_KNOWN_BUG(fd < 0, "cr/image.c: pages_image_open accepts %s %llu (the size check "
+		CHECK(fd < 0, "cr/image.c: pages_image_open accepts %s %llu (the size check "
 				"PAGES_HEADER_SIZE + nr_pages * 4096 wraps around)", what,
 				(unsigned long long)arg);
 	else
@@ -1445,7 +1405,6 @@ static void setup(void)
 
 int main(void)
 {
-	strict = getenv("STRICT") && strcmp(getenv("STRICT"), "0") != 0;
 	log_init(LOG_WARN, NULL);
 	setup();
 
@@ -1470,10 +1429,6 @@ int main(void)
 		printf("images kept in %s\n", tmp_root);
 	else
 		remove_tree(tmp_root);
-	if (known_bugs)
-		printf("%u known bug%s in code outside tests/ shown above, not counted (STRICT=1 "
-		       "counts them)\n",
-		       known_bugs, known_bugs == 1 ? "" : "s");
 	printf("%u passed, %u failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
