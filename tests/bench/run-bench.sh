@@ -340,11 +340,11 @@ run_case_body() {
 	echo "   verdict: $S_VERDICT"
 
 	# --- figures: the engine's own stats when it prints them, else wall clock
-	stats=$(cat -- "$work/dump.log" "$work/dump.out" 2>/dev/null | grep -a 'stasis: dump stats:' | tail -n 1)
+	stats=$(cat -- "$work/dump.log" "$work/dump.out" 2>/dev/null | grep -a 'dump stats:' | tail -n 1)
 	frozen=$(stat_field "$stats" frozen_ms)
 	dump_ms=$(stat_field "$stats" total_ms)
 	bytes=$(stat_field "$stats" image_bytes)
-	stats=$(cat -- "$work/restore.log" "$work/restore.out" 2>/dev/null | grep -a 'stasis: restore stats:' | tail -n 1)
+	stats=$(cat -- "$work/restore.log" "$work/restore.out" 2>/dev/null | grep -a 'restore stats:' | tail -n 1)
 	rest_ms=$(stat_field "$stats" total_ms)
 	if [ -z "$bytes" ]; then
 		bytes=0
