@@ -8,6 +8,9 @@
 
 bool vma_kind_has_pages(VmaKind k);
 
+/* cr/pages.c: stasis' side of filling the new task's private anonymous memory. */
+int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd);
+
 /* cr/vdso.c: the [vvar] [vvar_vclock] [vdso] block of the saved task against ours. */
 int mm_check_special_layout(struct restore_task *t);
 int mm_plan_special_moves(struct restore_task *t);

@@ -9,6 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/ioctl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -246,6 +252,120 @@ static int restore_pages(struct restore_task *t)
 		runs[i].by_uffd = vma_of(t->mm, runs[i].vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
 	}
 	return 0;
+}
+
+/* ---- restore: filling private anonymous memory from stasis, on both cores ---- */
+
+#define UFFD_COPY_CHUNK (8UL << 20)
+#define UFFD_COPY_THREADS 2
+
+struct uffd_copier {
+	const struct restore_task *t;
+	int uffd;
+	const char *image;     /* the pages image, mapped read-only */
+	uint64_t first, last;  /* byte range of the uffd runs' data in the image */
+	int err;
+	uint64_t fail_addr;
+};
+
+static bool run_by_uffd(const struct restore_task *t, const PageRun *r)
+{
+	return vma_of(t->mm, r->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
+}
+
+/* Copies the part of every uffd run that falls in [c->first, c->last) of the image. */
+static void *uffd_copier_main(void *arg)
+{
+	struct uffd_copier *c = arg;
+	const Pagemap *pm = c->t->pagemap;
+
+	for (size_t i = 0; i < pm->n_runs && !c->err; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t from = r->file_off, to = r->file_off + (uint64_t)r->nr_pages * PAGE_SIZE;
+		if (!run_by_uffd(c->t, r) || to <= c->first || from >= c->last)
+			continue;
+		from = from < c->first ? c->first : from;
+		to = to > c->last ? c->last : to;
+		while (from < to) {
+			struct uffdio_copy cp = {
+				.dst = r->vaddr + (from - r->file_off),
+				.src = (uint64_t)(uintptr_t)(c->image + from),
+				.len = to - from < UFFD_COPY_CHUNK ? to - from : UFFD_COPY_CHUNK,
+			};
+			if (ioctl(c->uffd, UFFDIO_COPY, &cp) && cp.copy <= 0) {
+				c->err = cp.copy < 0 ? (int)cp.copy : -errno;
+				c->fail_addr = cp.dst;
+				break;
+			}
+			from += cp.copy;
+		}
+	}
+	return NULL;
+}
+
+int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
+{
+	const Pagemap *pm = t->pagemap;
+	uint64_t image_len = PAGES_HEADER_SIZE + pm->nr_pages * PAGE_SIZE, total = 0, half, seen = 0;
+	struct uffd_copier c[UFFD_COPY_THREADS] = { 0 };
+	pthread_t helper;
+	int pidfd, uffd, err = 0;
+	char *image;
+
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	uffd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, child_uffd, 0);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (uffd < 0) {
+		pr_perror("restore pid %d: cannot take its userfaultfd", pid);
+		return -errno;
+	}
+	image = mmap(NULL, image_len, PROT_READ, MAP_SHARED, t->pages_fd, 0);
+	if (image == MAP_FAILED) {
+		pr_perror("restore pid %d: cannot map pages-%d.img", pid, pid);
+		close(uffd);
+		return -ENOMEM;
+	}
+	/* Split the uffd runs' bytes in two halves, at a page boundary of the image. */
+	for (size_t i = 0; i < pm->n_runs; i++)
+		if (run_by_uffd(t, pm->runs[i]))
+			total += (uint64_t)pm->runs[i]->nr_pages * PAGE_SIZE;
+	half = total / 2 / PAGE_SIZE * PAGE_SIZE;
+	c[0].first = 0;
+	c[0].last = c[1].first = image_len;
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
+		if (!run_by_uffd(t, r))
+			continue;
+		if (seen + len > half) {
+			c[0].last = c[1].first = r->file_off + (half - seen);
+			break;
+		}
+		seen += len;
+	}
+	c[1].last = image_len;
+	for (int i = 0; i < UFFD_COPY_THREADS; i++) {
+		c[i].t = t;
+		c[i].uffd = uffd;
+		c[i].image = image;
+	}
+	bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
+	uffd_copier_main(&c[0]);
+	if (threaded)
+		pthread_join(helper, NULL);
+	else
+		uffd_copier_main(&c[1]);
+	for (int i = 0; i < UFFD_COPY_THREADS && !err; i++) {
+		if (c[i].err) {
+			err = c[i].err;
+			pr_err("restore pid %d: copying saved pages to %#llx failed: %s", pid,
+			       (unsigned long long)c[i].fail_addr, strerror(-err));
+		}
+	}
+	munmap(image, image_len);
+	close(uffd);
+	return err;
 }
 
 const struct state_ops state_pages = {

@@ -121,7 +121,7 @@ static uint64_t find_region(const struct restore_task *t, uint64_t len)
 	return addr + len < TASK_TOP ? addr : 0;
 }
 
-static __attribute__((noreturn)) void restore_child(struct restore_task *t, int status_fd)
+static __attribute__((noreturn)) void restore_child(struct restore_task *t, int status_fd, int ctl_fd)
 {
 	size_t blob_len = PAGE_ALIGN(restorer_blob_end - restorer_blob_start);
 	size_t args_len = PAGE_ALIGN(sizeof(struct restorer_args) +
@@ -162,6 +162,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 		t->next_high_fd = high + 1;
 	a->close_from = t->next_high_fd;
 	if ((a->status_fd = restore_move_high(t, status_fd)) < 0 ||
+	    (a->ctl_fd = restore_move_high(t, ctl_fd)) < 0 ||
 	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0)
 		child_fail(-EBADF, "cannot move helper fds above %d", a->close_from);
 	child_status_fd = a->status_fd;
@@ -286,11 +287,19 @@ static pid_t clone_with_pid(pid_t pid)
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
-static int wait_restorer(struct restore_task *t, pid_t pid, int status_fd)
+static int wait_restorer(struct restore_task *t, pid_t pid, int status_fd, int ctl_fd)
 {
 	struct rst_status st;
 	ssize_t n = read_all(status_fd, &st, sizeof(st));
 	int wstatus;
+
+	if (n == (ssize_t)sizeof(st) && st.ok && st.step == RST_STEP_PAGES_HANDOFF) {
+		if (pages_copy_by_uffd(t, pid, st.uffd))
+			return -EIO;
+		if (write(ctl_fd, "y", 1) != 1)
+			return -EIO;
+		n = read_all(status_fd, &st, sizeof(st));
+	}
 
 	if (n == (ssize_t)sizeof(st) && st.ok) {
 		t->region_start = st.region_start;
@@ -390,7 +399,7 @@ int cr_restore(void)
 	struct restore_task t = { .dirfd = opts.images_dir_fd, .pages_fd = -1, .exe_fd = -1 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
 	Inventory *inv = NULL;
-	int pipefd[2], err, wstatus;
+	int pipefd[2], ctl[2], err, wstatus;
 	pid_t child;
 
 	pr_debug("restore: start");
@@ -411,6 +420,12 @@ int cr_restore(void)
 		pr_perror("restore: pipe");
 		return -errno;
 	}
+	if (pipe2(ctl, O_CLOEXEC)) {
+		pr_perror("restore: pipe");
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -errno;
+	}
 	fflush(NULL);
 	child = clone_with_pid(t.pid);
 	if (child < 0) {
@@ -421,15 +436,20 @@ int cr_restore(void)
 			pr_perror("restore pid %d: clone3 with set_tid failed", t.pid);
 		close(pipefd[0]);
 		close(pipefd[1]);
+		close(ctl[0]);
+		close(ctl[1]);
 		return err;
 	}
 	if (child == 0) {
 		close(pipefd[0]);
-		restore_child(&t, pipefd[1]);
+		close(ctl[1]);
+		restore_child(&t, pipefd[1], ctl[0]);
 	}
 	close(pipefd[1]);
-	err = wait_restorer(&t, child, pipefd[0]);
+	close(ctl[0]);
+	err = wait_restorer(&t, child, pipefd[0], ctl[1]);
 	close(pipefd[0]);
+	close(ctl[1]);
 	pr_debug("restore pid %d: restorer done", t.pid);
 	if (!err)
 		err = finish_task(&t);

@@ -145,15 +145,35 @@ refuse:
 	return -1;
 }
 
+/*
+ * Hands the userfaultfd to stasis, which copies the runs from both cores, and waits until it
+ * says they are all in place.
+ */
+static void hand_off_uffd_runs(struct restorer_args *a, int uffd)
+{
+	char reply = 0;
+
+	a->status.ok = 1;
+	a->status.step = RST_STEP_PAGES_HANDOFF;
+	a->status.uffd = uffd;
+	if (raw_syscall3(__NR_write, a->status_fd, &a->status, sizeof(a->status)) != sizeof(a->status))
+		fail(a, RST_STEP_UFFD, -5, 0);
+	if (raw_syscall3(__NR_read, a->ctl_fd, &reply, 1) != 1 || reply != 'y')
+		fail(a, RST_STEP_UFFD, -5 /* EIO */, 0);
+}
+
 static void read_pages(struct restorer_args *a, struct rst_vma *v, struct rst_run *runs)
 {
 	int uffd = uffd_open(a, v);
+	int handed_off = uffd >= 0 && a->ctl_fd >= 0;
 
+	if (handed_off)
+		hand_off_uffd_runs(a, uffd);
 	for (uint64_t i = 0; i < a->nr_runs; i++) {
-		if (runs[i].by_uffd && uffd >= 0)
-			uffd_copy_run(a, uffd, &runs[i]);
-		else
+		if (!runs[i].by_uffd || uffd < 0)
 			pread_run(a, &runs[i]);
+		else if (!handed_off)
+			uffd_copy_run(a, uffd, &runs[i]);
 	}
 	if (uffd >= 0)
 		raw_syscall1(__NR_close, uffd); /* unregisters every range */
@@ -224,7 +244,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 
 	for (int fd = a->close_from; fd <= a->close_to; fd++)
 		if (fd != a->status_fd)
-			raw_syscall1(__NR_close, fd);
+			raw_syscall1(__NR_close, fd); /* ctl_fd among them */
 
 	/* The engine's safety net (killed if stasis dies mid-restore) becomes the saved value. */
 	raw_syscall2(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_signal);

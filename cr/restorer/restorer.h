@@ -74,6 +74,7 @@ enum rst_step {
 	RST_STEP_MAP_VMA,
 	RST_STEP_READ_PAGES,
 	RST_STEP_UFFD,
+	RST_STEP_PAGES_HANDOFF, /* not a failure: the uffd is ready for the tracer's copies */
 	RST_STEP_MPROTECT,
 	RST_STEP_MM_MAP,
 	RST_STEP_RSEQ,
@@ -92,6 +93,8 @@ struct rst_status {
 	uint32_t rlimits_refused; /* bit per resource whose setrlimit was refused */
 	uint64_t detail;   /* address of the VMA or run concerned */
 	uint64_t region_start, region_len; /* for the tracer to remove after the restorer */
+	int32_t uffd;      /* RST_STEP_PAGES_HANDOFF: the fd number of the userfaultfd */
+	int32_t pad;
 	char msg[256];     /* set by the C phase */
 };
 
@@ -111,6 +114,7 @@ struct restorer_args {
 
 	int32_t pages_fd;
 	int32_t status_fd;
+	int32_t ctl_fd;     /* stasis writes one byte here when it has copied the uffd runs */
 	int32_t close_from, close_to; /* helper fds to close at the end (inclusive range) */
 
 	struct rst_mm_map mm_map;
