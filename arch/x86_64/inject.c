@@ -30,16 +30,23 @@ static int find_gadget(pid_t pid, uint64_t start, uint64_t end, uint64_t *gadget
 	return -ENOENT;
 }
 
-/* Resumes to syscall entry, then to syscall exit: no signal is involved at any step. */
+/*
+ * Resumes to syscall entry, then to syscall exit: no signal is involved at any step. A task
+ * that was in group stop (SIGSTOP) reports that stop again once resumed: resume it past it.
+ */
 static int run_to_syscall_exit(pid_t pid)
 {
-	for (int step = 0; step < 2; step++) {
+	for (int step = 0, group_stops = 0; step < 2; step++) {
 		int status, ret;
 		if (ptrace(PTRACE_SYSCALL, pid, 0, 0))
 			return -errno;
 		ret = task_wait_stop(pid, &status);
 		if (ret)
 			return ret;
+		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < 4) {
+			step--;
+			continue;
+		}
 		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
 			pr_err("pid %d: unexpected stop 0x%x while running an injected syscall", pid,
 			       status);

@@ -160,6 +160,9 @@ static void cmp_blob(const char *tag, const char *what, const struct blob *a, co
 
 int main(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++) /* answer before stage 1 makes a copy of the binary */
+		if (!strcmp(argv[i], "--list-corruptions"))
+			zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	if (argc < 2 || strcmp(argv[argc - 1], STAGE2)) {
 		/*
 		 * stage 1: copy the executable into $ZOO_TMPDIR (see c_exe) and exec the copy with a

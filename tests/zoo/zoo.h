@@ -8,9 +8,11 @@
  *      of open fds), write its pid to $ZOO_PIDFILE (atomically, temp file + rename) and
  *      "READY\n" to stdout;
  *   3. wait for SIGTERM (zoo_wait(): a nanosleep loop; some programs block in their own
- *      system call or spin in assembly instead); the SIGTERM handler only sets zoo_term;
+ *      system call or spin in assembly instead); the SIGTERM handler (SA_SIGINFO|SA_RESTART)
+ *      only sets zoo_term and calls the program's zoo_term_hook, if any;
  *   4. zoo_begin_verify(): apply the selected corruption (see below), then compare the
- *      generic state with the snapshot;
+ *      generic state with the snapshot (tags "maps" and "fdset"; a program can switch them
+ *      off with zoo_check_maps / zoo_check_fds before zoo_ready());
  *   5. program specific checks (CHECK());
  *   6. zoo_finish(): print exactly one line "PASS[ info]" or "FAIL: tag: what; tag: what"
  *      to stdout and return the exit code (0 or 1).
@@ -35,6 +37,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -170,6 +173,8 @@ static inline long zoo_check_fill(const void *p, size_t len, uint64_t seed)
 	return -1;
 }
 
+static char zoo_own_tmpdir[512] ZOO_UNUSED; /* made by zoo_tmpdir(), removed by zoo_finish() */
+
 /* The directory for this program's files: $ZOO_TMPDIR or a fresh /tmp/zoo-NAME.XXXXXX. */
 static inline const char *zoo_tmpdir(void)
 {
@@ -184,8 +189,20 @@ static inline const char *zoo_tmpdir(void)
 		snprintf(dir, sizeof(dir), "/tmp/zoo-%s.XXXXXX", zoo_prog);
 		if (!mkdtemp(dir))
 			zoo_die("mkdtemp: %s", strerror(errno));
+		memcpy(zoo_own_tmpdir, dir, sizeof(dir));
 	}
 	return dir;
+}
+
+static inline int zoo_rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
 }
 
 /* ---- verdict ---------------------------------------------------------------------- */
@@ -235,6 +252,8 @@ static inline int zoo_finish(const char *pass_info)
 		line[n - 1] = '\n';
 	}
 	zoo_write_all(1, line, (size_t)n);
+	if (zoo_own_tmpdir[0])
+		nftw(zoo_own_tmpdir, zoo_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return zoo_nfail ? 1 : 0;
 }
 

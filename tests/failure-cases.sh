@@ -1,0 +1,411 @@
+#!/bin/bash
+# What must hold when things go wrong (stasis with the zoo programs as targets):
+#
+#   dump/no-such-pid         dump of a pid that does not exist fails, naming the pid
+#   dump/bad-dir/*           dump into a nonexistent dir, onto a regular file, into an
+#                            unwritable dir fails; the target keeps running and PASSes
+#   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support (eventfd,
+#                            unix socket at fd 42) fails naming "fd 42"; target runs and PASSes
+#   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
+#                            after-images): dump fails, the target is not stopped, not traced,
+#                            keeps running and PASSes
+#   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
+#                            of those images refuses (pid taken, message names the pid), starts
+#                            no second process; then the target PASSes
+#   restore/corrupt/*        truncated core-PID.img, a flipped byte in mm-PID.img, inventory.img
+#                            copied over core-PID.img, truncated pages-PID.img (last page, and
+#                            inside the header), missing fds-PID.img, a flipped byte in
+#                            pagemap-PID.img: restore fails, the error names that file, no
+#                            process with the pid exists afterwards
+#   restore/pristine         the same images, untouched, restore and PASS (so the failures above
+#                            were caused by the damage)
+#   restore/bogus-dir, restore/empty-dir
+#                            restore -D of a nonexistent / empty directory fails cleanly (exit
+#                            status 1..123, no crash, a message; the empty one names
+#                            inventory.img)
+#
+#   tests/failure-cases.sh [--keep]
+# Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
+
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=zoo/lib.sh
+. "$(dirname "$0")/zoo/lib.sh"
+
+for a in "$@"; do
+	case $a in
+	--keep | -k) ZOO_KEEP=1 ;;
+	-h | --help)
+		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "unknown argument $a" >&2
+		exit 2
+		;;
+	esac
+done
+
+FAULT_POINTS="after-seize after-collect after-pages after-images"
+FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp"
+LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu"
+UNSUPPORTED_KINDS="eventfd socket"
+
+zoo_setup_tmp
+if ! build_zoo; then
+	N_FAIL=1
+	summary
+	exit 1
+fi
+if [ ! -x "$STASIS" ]; then
+	result_fail "stasis" "no stasis binary at $STASIS (run make)"
+	summary
+	exit 1
+fi
+
+# clean_failure RC: a deliberate failure, not a crash or a hang
+clean_failure() { [ "$1" -ne 0 ] && [ "$1" -lt 124 ]; }
+
+# mentions FILE... -- REGEX: does the output/log name it?
+mentions() {
+	local re=${!#} files=("${@:1:$#-1}")
+	cat "${files[@]}" 2>/dev/null | grep -q -E -- "$re"
+}
+
+# target_survives CASE PID DIR: the target was left as it was: running, not stopped, not
+# traced, and it PASSes after SIGTERM. Sets ZERR.
+target_survives() {
+	local pid=$2 d=$3 st tr
+	ZERR=""
+	sleep 0.2
+	if ! proc_alive "$pid"; then
+		ZERR="the target $pid is gone (output: $(tail -c 200 "$d/out"))"
+		return 1
+	fi
+	st=$(proc_state "$pid")
+	tr=$(tracer_of "$pid")
+	if [ "$st" = T ] || [ "$st" = t ]; then
+		ZERR="the target is left stopped (state $st)"
+		kill_ours "$pid"
+		return 1
+	fi
+	if [ -n "$tr" ] && [ "$tr" != 0 ]; then
+		ZERR="the target is still traced by $tr"
+		kill_ours "$pid"
+		return 1
+	fi
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		return 1
+	fi
+	if [[ $ZVERDICT != PASS* ]]; then
+		ZERR="the target's own checks after the failed dump: $ZVERDICT"
+		return 1
+	fi
+	return 0
+}
+
+# ---------------------------------------------------------------------------------------
+case_no_such_pid() {
+	local d=$ZOO_TMP/nopid pid
+	mkdir -p "$d/img"
+	pid=$(($(cat /proc/sys/kernel/pid_max) - 1))
+	while [ -e "/proc/$pid" ] && [ "$pid" -gt 300 ]; do pid=$((pid - 1)); done
+	run_stasis "$d/dump.out" 30 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail dump/no-such-pid "exit status $ZRC (pid $pid)"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "(^|[^0-9])$pid([^0-9]|$)"; then
+		result_fail dump/no-such-pid "the error does not name pid $pid"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	else
+		result_ok dump/no-such-pid
+	fi
+}
+
+case_bad_dir() { # case_bad_dir LABEL DIR
+	local label=$1 dir=$2 d=$ZOO_TMP/baddir-$1 name=mem-anon
+	if ! zoo_start "$name" "$d"; then
+		result_fail "dump/bad-dir/$label" "$ZERR"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$dir" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail "dump/bad-dir/$label" "dump -D $dir: exit status $ZRC"
+		show_tail "$d/dump.out"
+		kill_ours "$ZPID"
+	elif [ ! -s "$d/dump.out" ]; then
+		result_fail "dump/bad-dir/$label" "dump -D $dir failed without a message on stdout/stderr"
+		kill_ours "$ZPID"
+	elif ! target_survives "$label" "$ZPID" "$d"; then
+		result_fail "dump/bad-dir/$label" "$ZERR"
+		show_tail "$d/dump.out"
+	else
+		result_ok "dump/bad-dir/$label"
+	fi
+}
+
+case_unsupported() { # case_unsupported KIND
+	local kind=$1 d=$ZOO_TMP/unsupported-$1
+	mkdir -p "$d/img"
+	export ZOO_UNSUPPORTED_KIND=$kind
+	zoo_start unsupported-fd "$d"
+	local ok=$?
+	unset ZOO_UNSUPPORTED_KIND
+	if [ $ok -ne 0 ]; then
+		result_fail "dump/unsupported-fd/$kind" "$ZERR"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail "dump/unsupported-fd/$kind" "dump of a $kind at fd 42: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" '([Ff][Dd]|descriptor)[ :=#]*42([^0-9]|$)'; then
+		result_fail "dump/unsupported-fd/$kind" "the error does not name fd 42"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! target_survives "$kind" "$ZPID" "$d"; then
+		result_fail "dump/unsupported-fd/$kind" "$ZERR"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	else
+		result_ok "dump/unsupported-fd/$kind"
+	fi
+}
+
+case_fault() { # case_fault POINT TARGET
+	local point=$1 name=$2 d=$ZOO_TMP/fault-$1-$2
+	mkdir -p "$d/img"
+	if ! zoo_start "$name" "$d"; then
+		result_fail "dump/fault/$point/$name" "$ZERR"
+		return
+	fi
+	sleep 0.2
+	STASIS_FAULT=$point run_stasis "$d/dump.out" 120 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail "dump/fault/$point/$name" "STASIS_FAULT=$point: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! target_survives "$point" "$ZPID" "$d"; then
+		result_fail "dump/fault/$point/$name" "$ZERR"
+		show_tail "$d/dump.out" "$d/img/dump.log" "$d/err"
+	else
+		result_ok "dump/fault/$point/$name"
+	fi
+}
+
+case_leave_running() { # case_leave_running TARGET
+	local name=$1 d=$ZOO_TMP/leave-$1 pid before after
+	mkdir -p "$d/img"
+	if ! zoo_start "$name" "$d"; then
+		result_fail "leave-running/$name" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "leave-running/$name" "dump --leave-running exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	sleep 0.2
+	if ! proc_alive "$pid"; then
+		result_fail "leave-running/$name" "the target is gone after dump --leave-running"
+		show_tail "$d/dump.out" "$d/img/dump.log" "$d/out"
+		return
+	fi
+	before=$(count_procs "$name" "$d")
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	sleep 0.3
+	after=$(count_procs "$name" "$d")
+	if ! clean_failure "$ZRC"; then
+		result_fail "leave-running/$name" "restore while pid $pid is taken: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		[ -s "$d/restored.pid" ] && kill_ours "$(cat "$d/restored.pid")"
+		return
+	fi
+	if ! mentions "$d/restore.out" "$d/img/restore.log" "(^|[^0-9])$pid([^0-9]|$)"; then
+		result_fail "leave-running/$name" "the refusal does not name pid $pid"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	if [ "$after" != "$before" ]; then
+		result_fail "leave-running/$name" "$before processes of $name before the refused restore, $after after"
+		kill_ours "$pid"
+		return
+	fi
+	if ! target_survives "$name" "$pid" "$d"; then
+		result_fail "leave-running/$name" "$ZERR"
+		show_tail "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	result_ok "leave-running/$name"
+}
+
+# flip_byte FILE OFFSET
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[ -n "$b" ] || return 1
+	# shellcheck disable=SC2059
+	printf "\\$(printf %03o $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+case_corrupt_images() {
+	local name=mem-anon d=$ZOO_TMP/images pid img
+	mkdir -p "$d/img"
+	if ! zoo_start "$name" "$d"; then
+		result_fail "restore/corrupt" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "restore/corrupt" "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	if ! wait_until 10 pid_free "$pid"; then
+		result_fail "restore/corrupt" "pid $pid not free after the dump"
+		kill_ours "$pid"
+		return
+	fi
+	img=$d/img
+
+	local what file c sz
+	for what in core-truncated mm-flipped core-foreign pages-truncated pages-header-cut fds-missing \
+		pagemap-flipped; do
+		c=$d/$what
+		rm -rf "$c"
+		cp -a "$img" "$c"
+		rm -f "$c/restore.log"
+		local f missing=""
+		for f in inventory.img core-$pid.img mm-$pid.img pagemap-$pid.img pages-$pid.img fds-$pid.img; do
+			[ -s "$c/$f" ] || missing="$missing $f"
+		done
+		if [ -n "$missing" ]; then
+			result_fail "restore/corrupt/$what" "the dump did not write:$missing"
+			continue
+		fi
+		case $what in
+		core-truncated)
+			file=core-$pid.img
+			sz=$(stat -c %s "$c/$file")
+			truncate -s $((sz / 2)) "$c/$file"
+			;;
+		mm-flipped)
+			file=mm-$pid.img
+			sz=$(stat -c %s "$c/$file")
+			flip_byte "$c/$file" $((32 + (sz - 32) / 2))
+			;;
+		pagemap-flipped)
+			file=pagemap-$pid.img
+			sz=$(stat -c %s "$c/$file")
+			flip_byte "$c/$file" $((sz - 1))
+			;;
+		core-foreign)
+			file=core-$pid.img
+			cp "$c/inventory.img" "$c/$file"
+			;;
+		pages-truncated)
+			file=pages-$pid.img
+			sz=$(stat -c %s "$c/$file")
+			truncate -s $((sz - 4096)) "$c/$file"
+			;;
+		pages-header-cut)
+			file=pages-$pid.img
+			truncate -s 100 "$c/$file"
+			;;
+		fds-missing)
+			file=fds-$pid.img
+			rm -f "$c/$file"
+			;;
+		esac
+		run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
+		sleep 0.3
+		if proc_alive "$pid"; then
+			result_fail "restore/corrupt/$what" "a process with pid $pid runs after restoring from a damaged $file (exit status $ZRC)"
+			show_tail "$c/restore.out" "$c/restore.log"
+			kill_ours "$pid"
+			wait_until 5 pid_free "$pid"
+		elif ! clean_failure "$ZRC"; then
+			result_fail "restore/corrupt/$what" "restore exit status $ZRC"
+			show_tail "$c/restore.out" "$c/restore.log"
+		elif ! mentions "$c/restore.out" "$c/restore.log" "$file"; then
+			result_fail "restore/corrupt/$what" "the error does not name $file"
+			show_tail "$c/restore.out" "$c/restore.log"
+		else
+			result_ok "restore/corrupt/$what"
+		fi
+	done
+
+	# the untouched images still work
+	ZLAUNCH="" ZCAT=""
+	run_stasis "$d/restore.out" 60 restore -D "$img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail "restore/pristine" "restore of the untouched images: exit status $ZRC, pid $pid $(proc_alive "$pid" && echo running || echo 'not running')"
+		show_tail "$d/restore.out" "$img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	sleep 0.3
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail "restore/pristine" "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail "restore/pristine" "$ZVERDICT"
+	else
+		result_ok "restore/pristine"
+	fi
+}
+
+case_restore_bad_dirs() {
+	local d=$ZOO_TMP/restore-bad
+	mkdir -p "$d/empty"
+	run_stasis "$d/bogus.out" 30 restore -D "$d/does/not/exist" -d
+	if ! clean_failure "$ZRC"; then
+		result_fail restore/bogus-dir "exit status $ZRC"
+		show_tail "$d/bogus.out"
+	elif [ ! -s "$d/bogus.out" ]; then
+		result_fail restore/bogus-dir "no error message"
+	else
+		result_ok restore/bogus-dir
+	fi
+	run_stasis "$d/empty.out" 30 restore -D "$d/empty" -d
+	if ! clean_failure "$ZRC"; then
+		result_fail restore/empty-dir "exit status $ZRC"
+		show_tail "$d/empty.out"
+	elif ! mentions "$d/empty.out" "inventory.img"; then
+		result_fail restore/empty-dir "the error does not name inventory.img"
+		show_tail "$d/empty.out"
+	else
+		result_ok restore/empty-dir
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+case_no_such_pid
+mkdir -p "$ZOO_TMP/files"
+: >"$ZOO_TMP/files/a-regular-file"
+case_bad_dir nonexistent "$ZOO_TMP/files/does/not/exist"
+case_bad_dir regular-file "$ZOO_TMP/files/a-regular-file"
+case_bad_dir unwritable /proc/1/fdinfo
+for k in $UNSUPPORTED_KINDS; do
+	case_unsupported "$k"
+done
+for p in $FAULT_POINTS; do
+	for t in $FAULT_TARGETS; do
+		case_fault "$p" "$t"
+	done
+done
+for t in $LEAVE_TARGETS; do
+	case_leave_running "$t"
+done
+case_corrupt_images
+case_restore_bad_dirs
+summary

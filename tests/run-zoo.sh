@@ -1,0 +1,251 @@
+#!/bin/bash
+# The process zoo: every program in tests/zoo sets up one kind of state, is checkpointed and
+# restored by stasis, and verifies its state after SIGTERM.
+#
+#   tests/run-zoo.sh [--no-cr] [--keep] [NAME...]
+#
+# For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
+# tests/failure-cases.sh checks that its dump fails):
+#   NAME/plain       run without checkpoint, SIGTERM: must print PASS
+#   NAME/corrupt     once per corruption TAG (bin/NAME --list-corruptions): run with
+#                    --corrupt=TAG, SIGTERM: must print FAIL naming TAG (else the check is
+#                    defective and cannot fail)
+#   NAME/checkpoint  start (setsid, stdout to a file, stdin /dev/null), wait for READY,
+#                    stasis dump -t PID -D IMG -o dump.log -v4, the process must be gone,
+#                    stasis restore -D IMG -d --pidfile F -o restore.log -v4, the same PID must
+#                    run, let it run 0.5 s, SIGTERM, wait (20 s): its output must be exactly
+#                    "READY\n" followed by one PASS line.
+#                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
+#                    and restore's stdout is a fresh pipe to another cat: PASS must come
+#                    through that one.
+# --no-cr skips the checkpoint cases (while the engine is not there yet); --keep keeps the
+# temporary directory. Environment: STASIS (default ./stasis), ZOO_KEEP=1.
+# Output: one line per case ("ok NAME/what" or "FAIL NAME/what: reason"), then
+# "N passed, N failed"; exit status non-zero if anything failed.
+
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=zoo/lib.sh
+. "$(dirname "$0")/zoo/lib.sh"
+
+NO_CR=0
+NAMES=()
+for a in "$@"; do
+	case $a in
+	--no-cr) NO_CR=1 ;;
+	--keep | -k) ZOO_KEEP=1 ;;
+	-h | --help)
+		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	-*)
+		echo "unknown option $a" >&2
+		exit 2
+		;;
+	*) NAMES+=("$a") ;;
+	esac
+done
+
+zoo_setup_tmp
+if ! build_zoo; then
+	N_FAIL=1
+	summary
+	exit 1
+fi
+if [ ${#NAMES[@]} -eq 0 ]; then
+	for f in "$ZOO_DIR"/*.c; do
+		NAMES+=("$(basename "$f" .c)")
+	done
+fi
+# programs whose dump must fail: only their plain and corrupt runs here (the dump is
+# tests/failure-cases.sh's business)
+NO_CHECKPOINT=" unsupported-fd "
+
+# ---------------------------------------------------------------------------------------
+case_plain() {
+	local name=$1 d=$ZOO_TMP/$1.plain
+	if ! zoo_start "$name" "$d"; then
+		result_fail "$name/plain" "$ZERR"
+		return
+	fi
+	sleep 0.3
+	if ! zoo_stop "$ZPID" "$d" "$d/out"; then
+		result_fail "$name/plain" "$ZERR"
+		return
+	fi
+	if [[ $ZVERDICT != PASS* ]]; then
+		result_fail "$name/plain" "without any checkpoint: $ZVERDICT"
+		return
+	fi
+	result_ok "$name/plain"
+}
+
+case_corrupt() {
+	local name=$1 tags tag bad="" n=0 d
+	tags=$("$ZOO_BIN/$name" --list-corruptions 2>&1)
+	if [ -z "$tags" ]; then
+		result_fail "$name/corrupt" "the program lists no corruptions"
+		return
+	fi
+	for tag in $tags; do
+		n=$((n + 1))
+		d=$ZOO_TMP/$name.corrupt-$tag
+		if ! zoo_start "$name" "$d" "--corrupt=$tag"; then
+			bad="$bad; $tag: $ZERR"
+			continue
+		fi
+		sleep 0.2
+		if ! zoo_stop "$ZPID" "$d" "$d/out"; then
+			bad="$bad; $tag: $ZERR"
+			continue
+		fi
+		case $ZVERDICT in
+		"FAIL: $tag: "* | "FAIL: "*"; $tag: "*) ;;
+		FAIL:*) bad="$bad; $tag: FAIL does not name '$tag:' ($ZVERDICT)" ;;
+		*) bad="$bad; $tag: the check cannot fail, got '$ZVERDICT'" ;;
+		esac
+	done
+	if [ -n "$bad" ]; then
+		result_fail "$name/corrupt" "${bad#; }"
+	else
+		result_ok "$name/corrupt ($n: $(echo "$tags" | tr '\n' ' ' | sed 's/ $//'))"
+	fi
+}
+
+cr_logs() { # cr_logs DIR: what to show when a checkpoint case fails
+	show_tail "$1/dump.out" "$1/img/dump.log" "$1/restore.out" "$1/img/restore.log" "$1/out" "$1/out2" "$1/err"
+}
+
+case_checkpoint() {
+	local name=$1 d=$ZOO_TMP/$1.cr pid shell=() rpid
+	mkdir -p "$d/img"
+	if [ ! -x "$STASIS" ]; then
+		result_fail "$name/checkpoint" "no stasis binary at $STASIS (run make)"
+		return
+	fi
+	if ! zoo_start "$name" "$d"; then
+		result_fail "$name/checkpoint" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	[ "$name" = shell-job ] && shell=(--shell-job)
+	sleep 0.3
+	local started
+	started=$(proc_starttime "$pid")
+
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "$name/checkpoint" "stasis dump exited $ZRC"
+		cr_logs "$d"
+		kill_ours "$pid"
+		return
+	fi
+	if ! wait_until 10 not_alive "$pid"; then
+		result_fail "$name/checkpoint" "pid $pid still running after a dump without --leave-running"
+		cr_logs "$d"
+		kill_ours "$pid"
+		return
+	fi
+	if [ -n "$ZCAT" ]; then
+		wait_until 10 not_alive "$ZCAT" || kill_ours "$ZCAT"
+	fi
+	if ! wait_until 10 pid_free "$pid"; then
+		result_fail "$name/checkpoint" "pid $pid not free after the dump (zombie not reaped?)"
+		return
+	fi
+
+	if [ "$name" = shell-job ]; then
+		# restore's stdout is a new pipe to a new cat; stasis (with -d) exits, cat ends when
+		# the restored program exits
+		{
+			timeout -k 5 60 "$STASIS" restore -D "$d/img" -d --shell-job --pidfile "$d/restored.pid" \
+				-o restore.log -v4 </dev/null 2>"$d/restore.out"
+			echo $? >"$d/restore.rc"
+		} | cat >"$d/out2" &
+		ZCAT=$!
+		disown
+		track_pid "$ZCAT"
+		wait_until 70 file_nonempty "$d/restore.rc"
+		ZRC=$(cat "$d/restore.rc" 2>/dev/null || echo "none")
+	else
+		ZCAT=""
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	fi
+	track_pid "$pid"
+	ZLAUNCH=""
+	if [ "$ZRC" != 0 ]; then
+		result_fail "$name/checkpoint" "stasis restore exited $ZRC"
+		cr_logs "$d"
+		kill_ours "$pid"
+		kill_ours "$ZCAT"
+		return
+	fi
+	rpid=$(cat "$d/restored.pid" 2>/dev/null)
+	if [ "$rpid" != "$pid" ]; then
+		result_fail "$name/checkpoint" "--pidfile says '$rpid', expected $pid"
+		cr_logs "$d"
+		kill_ours "$pid"
+		kill_ours "$rpid"
+		kill_ours "$ZCAT"
+		return
+	fi
+	if ! proc_alive "$pid"; then
+		result_fail "$name/checkpoint" "restored pid $pid is not running (output: $(tail -c 300 "$d/out"))"
+		cr_logs "$d"
+		kill_ours "$ZCAT"
+		return
+	fi
+	if [ "$(proc_starttime "$pid")" = "$started" ]; then
+		result_fail "$name/checkpoint" "pid $pid has the start time of the dumped process: it was never replaced"
+		kill_ours "$pid"
+		kill_ours "$ZCAT"
+		return
+	fi
+	if ! pid_is_ours "$pid"; then
+		result_fail "$name/checkpoint" "pid $pid runs $(readlink "/proc/$pid/exe"), not the zoo program"
+		cr_logs "$d"
+		kill_ours "$ZCAT"
+		return
+	fi
+	sleep 0.5
+
+	local out=$d/out
+	[ "$name" = shell-job ] && out=$d/out2
+	if ! zoo_stop "$pid" "$d" "$out"; then
+		result_fail "$name/checkpoint" "$ZERR"
+		cr_logs "$d"
+		return
+	fi
+	if [[ $ZVERDICT != PASS* ]]; then
+		result_fail "$name/checkpoint" "$ZVERDICT"
+		cr_logs "$d"
+		return
+	fi
+	# the output file must read exactly READY + verdict (fd 1 offset restored)
+	local expect
+	if [ "$name" = shell-job ]; then
+		expect=$(printf 'READY\n')
+		if [ "$(cat "$d/out")" != "$expect" ] || [ "$(cat "$d/out2")" != "$ZVERDICT" ]; then
+			result_fail "$name/checkpoint" "pipe output: before '$(head -c 200 "$d/out")', after '$(head -c 200 "$d/out2")'"
+			return
+		fi
+	else
+		expect=$(printf 'READY\n%s' "$ZVERDICT")
+		if [ "$(cat "$d/out")" != "$expect" ] || [ "$(tail -c 1 "$d/out" | od -An -c | tr -d ' ')" != '\n' ]; then
+			result_fail "$name/checkpoint" "stdout file is not 'READY' + verdict: '$(head -c 200 "$d/out" | tr '\n\0' '|@')'"
+			return
+		fi
+	fi
+	result_ok "$name/checkpoint${ZVERDICT#PASS}"
+}
+
+for name in "${NAMES[@]}"; do
+	if [ ! -f "$ZOO_DIR/$name.c" ]; then
+		result_fail "$name" "no such zoo program (tests/zoo/$name.c)"
+		continue
+	fi
+	case_plain "$name"
+	case_corrupt "$name"
+	[ "$NO_CR" = 1 ] || [[ $NO_CHECKPOINT == *" $name "* ]] || case_checkpoint "$name"
+done
+summary

@@ -1,0 +1,234 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # ZRC, ZVERDICT, ZERR... are results read by the sourcing scripts
+# Shared helpers of tests/run-zoo.sh and tests/failure-cases.sh (sourced, bash).
+#
+# Every started process is tracked by pid and killed (by pid, only if it still runs one of
+# our programs) by the EXIT trap; the temporary tree is removed unless ZOO_KEEP=1.
+
+ZOO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ZOO_DIR=$ZOO_ROOT/tests/zoo
+ZOO_BIN=$ZOO_DIR/bin
+STASIS=${STASIS:-$ZOO_ROOT/stasis}
+ZOO_KEEP=${ZOO_KEEP:-0}
+
+# what each program is blocked in at dump time (/proc/PID/syscall, first field)
+declare -A ZOO_SYSCALL=([syscall-restart]=202 [syscall-sigwait]=128 [syscall-nanosleep]=230)
+
+ZOO_TMP=""
+ZOO_PIDS=()
+N_PASS=0
+N_FAIL=0
+
+# Close every fd the caller handed us beyond 0-2 (bash keeps its script on 255): the zoo
+# programs and stasis must not inherit anything else.
+close_inherited_fds() {
+	local f n
+	for f in "/proc/$$/fd/"*; do
+		n=${f##*/}
+		case $n in
+		0 | 1 | 2 | 255) ;;
+		*) eval "exec $n>&-" 2>/dev/null ;;
+		esac
+	done
+}
+
+zoo_setup_tmp() {
+	close_inherited_fds
+	ZOO_TMP=$(mktemp -d "${TMPDIR:-/tmp}/stasis-zoo.XXXXXX") || exit 2
+	trap zoo_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# Is PID running (not gone, not a zombie)?
+proc_alive() {
+	local st
+	[ -r "/proc/$1/stat" ] || return 1
+	st=$(sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# Does PID run one of our programs (guard against pid reuse before killing)?
+pid_is_ours() {
+	local exe
+	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+	case $exe in
+	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat) return 0 ;;
+	esac
+	return 1
+}
+
+track_pid() { ZOO_PIDS+=("$1"); }
+
+kill_ours() { # kill_ours PID: SIGKILL it if it is still one of ours
+	local p=$1
+	[ -n "$p" ] || return 0
+	if proc_alive "$p" && pid_is_ours "$p"; then
+		kill -KILL "$p" 2>/dev/null
+	fi
+	return 0
+}
+
+zoo_cleanup() {
+	local p
+	for p in "${ZOO_PIDS[@]}"; do
+		kill_ours "$p"
+	done
+	if [ -n "$ZOO_TMP" ] && [ -d "$ZOO_TMP" ]; then
+		if [ "$ZOO_KEEP" = 1 ]; then
+			echo "# kept $ZOO_TMP" >&2
+		else
+			rm -rf "$ZOO_TMP"
+		fi
+	fi
+}
+
+# wait_until SECONDS COMMAND...: poll every 50 ms
+wait_until() {
+	local n=$(($1 * 20))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	"$@"
+}
+
+# field 22 of /proc/PID/stat: when the process started (a restored one is a new process)
+proc_starttime() { sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+# state letter (R, S, T, t, Z...)
+proc_state() { sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
+tracer_of() { awk '/^TracerPid:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+# count_procs NAME DIR: how many processes run tests/zoo/bin/NAME with their cwd under DIR
+# (DIR makes it ours even when another zoo run is going on)
+count_procs() {
+	local p n=0 cwd
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" = "$ZOO_BIN/$1" ] || continue
+		cwd=$(readlink "$p/cwd" 2>/dev/null)
+		case $cwd in "$2"/*) n=$((n + 1)) ;; esac
+	done
+	echo $n
+}
+
+not_alive() { ! proc_alive "$1"; }
+pid_free() { [ ! -e "/proc/$1" ]; }
+first_line_is_ready() { [ -f "$1" ] && [ "$(head -n1 "$1" 2>/dev/null)" = READY ]; }
+file_nonempty() { [ -s "$1" ]; }
+in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }
+
+build_zoo() {
+	if ! make -s -C "$ZOO_DIR" >"$ZOO_TMP/build.log" 2>&1; then
+		echo "FAIL build: make -C tests/zoo failed"
+		sed 's/^/    /' "$ZOO_TMP/build.log" | tail -n 30
+		return 1
+	fi
+}
+
+result_ok() {
+	echo "ok $1"
+	N_PASS=$((N_PASS + 1))
+}
+result_fail() {
+	echo "FAIL $1: $2"
+	N_FAIL=$((N_FAIL + 1))
+}
+summary() {
+	echo "$N_PASS passed, $N_FAIL failed"
+	[ "$N_FAIL" -eq 0 ]
+}
+
+# show_tail FILE...: the last lines of each existing file, indented
+show_tail() {
+	local f
+	for f in "$@"; do
+		[ -s "$f" ] || continue
+		echo "    --- ${f#"$ZOO_TMP"/} (last 20 lines)"
+		tail -n 20 "$f" | sed 's/^/    | /'
+	done
+}
+
+# zoo_start NAME DIR [ARGS...]
+#   Starts tests/zoo/bin/NAME with cwd DIR/work, stdin /dev/null, stdout DIR/out, stderr
+#   DIR/err, ZOO_PIDFILE=DIR/pid, ZOO_TMPDIR=DIR/work; in its own session (setsid), except
+#   shell-job which gets `| cat > DIR/out` and stays in our session. Waits for READY and, for
+#   the programs in ZOO_SYSCALL, until the program sits in its system call.
+#   Sets ZPID (the program), ZLAUNCH (our child), ZCAT (shell-job's cat). On error returns 1
+#   with the reason in ZERR.
+zoo_start() {
+	local name=$1 d=$2
+	shift 2
+	ZPID="" ZLAUNCH="" ZCAT="" ZERR=""
+	mkdir -p "$d/work"
+	rm -f "$d/pid" "$d/out" "$d/err"
+	if [ ! -x "$ZOO_BIN/$name" ]; then
+		ZERR="no program $ZOO_BIN/$name"
+		return 1
+	fi
+	if [ "$name" = shell-job ]; then
+		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "$ZOO_BIN/$name" "$@" </dev/null 2>"$d/err") |
+			cat >"$d/out" &
+		ZCAT=$!
+		disown
+		track_pid "$ZCAT"
+	else
+		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec setsid "$ZOO_BIN/$name" "$@" \
+			</dev/null >"$d/out" 2>"$d/err") &
+		ZLAUNCH=$!
+		disown # no "Killed" job reports; bash still reaps it
+		track_pid "$ZLAUNCH"
+	fi
+	if ! wait_until 30 file_nonempty "$d/pid"; then
+		ZERR="no pid file after 30 s; output: $(head -c 300 "$d/out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
+		kill_ours "$ZLAUNCH"
+		return 1
+	fi
+	ZPID=$(cat "$d/pid")
+	track_pid "$ZPID"
+	if ! wait_until 30 first_line_is_ready "$d/out"; then
+		ZERR="no READY after 30 s; output: $(head -c 300 "$d/out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
+		kill_ours "$ZPID"
+		return 1
+	fi
+	local sc=${ZOO_SYSCALL[$name]:-}
+	if [ -n "$sc" ] && ! wait_until 5 in_syscall "$ZPID" "$sc"; then
+		ZERR="not blocked in syscall $sc after READY (/proc/$ZPID/syscall: $(cat "/proc/$ZPID/syscall" 2>/dev/null))"
+		kill_ours "$ZPID"
+		return 1
+	fi
+	return 0
+}
+
+# zoo_stop PID DIR OUTFILE: SIGTERM, wait (20 s) until it is gone, then the verdict line of
+# OUTFILE in ZVERDICT. Returns 1 (reason in ZERR) if it did not exit or printed no verdict.
+zoo_stop() {
+	local pid=$1 d=$2 out=$3
+	ZVERDICT="" ZERR=""
+	if ! proc_alive "$pid"; then
+		ZERR="process $pid was not running when SIGTERM was due"
+	else
+		kill -TERM "$pid" 2>/dev/null
+		if ! wait_until 20 not_alive "$pid"; then
+			ZERR="process $pid did not exit within 20 s of SIGTERM"
+			kill_ours "$pid"
+		fi
+	fi
+	if [ -n "$ZCAT" ]; then # shell-job: cat ends when the last writer is gone
+		wait_until 10 not_alive "$ZCAT" || kill_ours "$ZCAT"
+	fi
+	ZVERDICT=$(grep -a -E '(PASS|FAIL: )' "$out" 2>/dev/null | tail -n1 | sed -e 's/^READY//')
+	if [ -z "$ZERR" ] && [ -z "$ZVERDICT" ]; then
+		ZERR="no verdict line; output: $(head -c 300 "$out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
+	fi
+	[ -z "$ZERR" ]
+}
+
+# run_stasis OUTFILE TIMEOUT ARGS...: stasis with a time limit, stdin /dev/null, stdout and
+# stderr to OUTFILE; sets ZRC.
+run_stasis() {
+	local out=$1 t=$2
+	shift 2
+	timeout -k 5 "$t" "$STASIS" "$@" </dev/null >"$out" 2>&1
+	ZRC=$? # read by the callers
+}
