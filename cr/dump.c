@@ -43,11 +43,11 @@ static int check_images_dir(int dirfd)
 static int check_single_task(pid_t pid)
 {
 	char path[96];
-	auto_free pid_t *tids = NULL;
+	auto_free int *tids = NULL;
 	auto_free char *children = NULL;
 	size_t n;
 
-	if (proc_list_threads(pid, &tids, &n)) {
+	if (proc_list_numbers(pid, "task", &tids, &n)) {
 		pr_err("dump pid %d: no such process", pid);
 		return -ESRCH;
 	}

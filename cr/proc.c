@@ -148,16 +148,21 @@ int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val)
 	return -ENOENT;
 }
 
-int proc_list_threads(pid_t pid, pid_t **tids, size_t *n)
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n)
 {
 	char path[64];
 	struct dirent *de;
 	size_t alloc = 0;
 	DIR *d;
 
-	*tids = NULL;
+	*out = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir);
 	d = opendir(path);
 	if (!d)
 		return -errno;
@@ -166,16 +171,17 @@ int proc_list_threads(pid_t pid, pid_t **tids, size_t *n)
 			continue;
 		if (*n == alloc) {
 			alloc = alloc ? alloc * 2 : 16;
-			pid_t *nt = realloc(*tids, alloc * sizeof(pid_t));
-			if (!nt) {
+			int *grown = realloc(*out, alloc * sizeof(int));
+			if (!grown) {
 				closedir(d);
 				return -ENOMEM;
 			}
-			*tids = nt;
+			*out = grown;
 		}
-		(*tids)[(*n)++] = atoi(de->d_name);
+		(*out)[(*n)++] = atoi(de->d_name);
 	}
 	closedir(d);
+	qsort(*out, *n, sizeof(int), cmp_int);
 	return 0;
 }
 

@@ -36,8 +36,8 @@ int proc_read_stat(pid_t pid, struct proc_stat *st);
 /* One "Name:\tvalue" line of /proc/PID/status, as a number parsed in base. */
 int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val);
 
-/* List of thread ids in /proc/PID/task. */
-int proc_list_threads(pid_t pid, pid_t **tids, size_t *n);
+/* The numbered entries of /proc/PID/<dir> ("task": thread ids, "fd": fds), sorted. */
+int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n);
 
 /* readlink of /proc/PID/<name> into buf. */
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len);

@@ -3,7 +3,6 @@
  * (dup), and dispatch to the kind of file behind each fd. An fd of a kind stasis does not
  * know fails the dump, naming the fd, the task and what the fd points to.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -32,43 +31,6 @@ static const struct fd_kind_ops *fd_kind_of(FdKind kind)
 		if (fd_kinds[i]->kind == kind)
 			return fd_kinds[i];
 	return NULL;
-}
-
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-static int list_fds(pid_t pid, int **fds, size_t *n)
-{
-	char path[64];
-	struct dirent *de;
-	size_t alloc = 0;
-	DIR *d;
-
-	*fds = NULL;
-	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	if (!(d = opendir(path))) {
-		pr_perror("dump pid %d: cannot list %s", pid, path);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (*n == alloc) {
-			alloc = alloc ? alloc * 2 : 32;
-			*fds = realloc(*fds, alloc * sizeof(int));
-			if (!*fds) {
-				closedir(d);
-				return -ENOMEM;
-			}
-		}
-		(*fds)[(*n)++] = atoi(de->d_name);
-	}
-	closedir(d);
-	qsort(*fds, *n, sizeof(int), cmp_int);
-	return 0;
 }
 
 static int probe_fd(pid_t pid, int fd, struct fd_probe *p)
@@ -110,10 +72,12 @@ static int dump_fds(struct dump_task *t)
 	auto_free int *fds = NULL;
 	size_t n;
 	FdTable *tab = t->fds;
-	int err = list_fds(t->pid, &fds, &n);
+	int err = proc_list_numbers(t->pid, "fd", &fds, &n);
 
-	if (err)
+	if (err) {
+		pr_perror("dump pid %d: cannot list its fds", t->pid);
 		return err;
+	}
 	tab->fds = xzalloc(n * sizeof(*tab->fds));
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
