@@ -18,7 +18,9 @@
 #include "log.h"
 #include "options.h"
 #include "regs.h"
+#include "restorer/restorer.h"
 #include "task.h"
+#include "threads.h"
 #include "util.h"
 
 bool fault_injected(const char *point)
@@ -39,30 +41,29 @@ static int check_images_dir(int dirfd)
 	return 0;
 }
 
-/* Trees and threads are the next step; refuse them cleanly for now. */
-static int check_single_task(pid_t pid)
+/* Process trees are the next step; refuse them cleanly for now. */
+static int check_no_children(pid_t pid)
 {
-	char path[96];
 	auto_free int *tids = NULL;
-	auto_free char *children = NULL;
 	size_t n;
 
 	if (proc_list_numbers(pid, "task", &tids, &n)) {
 		pr_err("dump pid %d: no such process", pid);
 		return -ESRCH;
 	}
-	if (n != 1) {
-		pr_err("dump pid %d: has %zu threads; multi-threaded processes are not supported yet",
-		       pid, n);
-		return -ENOTSUP;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	children = read_file_at(AT_FDCWD, path, NULL);
-	if (children && children[0]) {
-		children[strcspn(children, "\n")] = 0;
-		pr_err("dump pid %d: has child processes (%s); process trees are not supported yet",
-		       pid, children);
-		return -ENOTSUP;
+	for (size_t i = 0; i < n; i++) {
+		char path[96];
+		auto_free char *children = NULL;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tids[i]);
+		children = read_file_at(AT_FDCWD, path, NULL);
+		if (children && children[0]) {
+			children[strcspn(children, "\n")] = 0;
+			pr_err("dump pid %d: has child processes (%s); process trees are not supported "
+			       "yet",
+			       pid, children);
+			return -ENOTSUP;
+		}
 	}
 	return 0;
 }
@@ -159,16 +160,17 @@ static void remove_images(int dirfd, pid_t pid)
 	}
 }
 
-static int kill_frozen_task(pid_t pid)
+static int kill_frozen_task(struct dump_task *t)
 {
 	int status;
 
-	if (kill(pid, SIGKILL)) {
-		pr_perror("dump pid %d: cannot kill after dump", pid);
+	if (kill(t->pid, SIGKILL)) {
+		pr_perror("dump pid %d: cannot kill after dump", t->pid);
 		return -errno;
 	}
-	/* As its tracer we see it die; its parent reaps it. */
-	while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
+	/* As tracer of every thread we see each die; the parent reaps the process. */
+	threads_reap_killed(t);
+	while (waitpid(t->pid, &status, __WALL) < 0 && errno == EINTR)
 		;
 	return 0;
 }
@@ -184,12 +186,15 @@ int cr_dump(void)
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
-	if ((err = check_images_dir(t.dirfd)) || (err = check_single_task(t.pid)))
+	if ((err = check_images_dir(t.dirfd)) || (err = check_no_children(t.pid)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
 	if ((err = task_seize(t.pid, &t.was_stopped)))
 		return err;
 	seized = true;
+	t.threads = xzalloc(RST_MAX_THREADS * sizeof(*t.threads));
+	if ((err = threads_seize(&t)))
+		goto fail;
 	new_task_images(&t);
 	if (fault_injected("after-seize")) {
 		pr_err("dump pid %d: injected failure after-seize", t.pid);
@@ -204,10 +209,11 @@ int cr_dump(void)
 		goto fail;
 	}
 	if (opts.leave_running) {
+		threads_release(&t);
 		err = regs_undo_freeze_eintr(t.pid, &t.regs);
 		err = err ? err : task_release(t.pid, t.was_stopped);
 	} else {
-		err = kill_frozen_task(t.pid);
+		err = kill_frozen_task(&t);
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f pages=%llu image_bytes=%llu",
@@ -220,6 +226,7 @@ fail:
 	if (t.inj_active)
 		inject_end(&t.inj);
 	if (seized) {
+		threads_release(&t);
 		if (t.regs.rip)
 			regs_undo_freeze_eintr(t.pid, &t.regs);
 		task_release(t.pid, t.was_stopped);

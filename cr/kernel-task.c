@@ -24,33 +24,33 @@ struct rseq_cs_desc {
 };
 
 /* A task frozen inside an rseq critical section must resume at the section's abort handler. */
-static void fixup_rseq_critical_section(struct dump_task *t, uint64_t rseq_addr)
+static void fixup_rseq_critical_section(pid_t tid, GpRegs *regs, uint64_t rseq_addr)
 {
 	uint64_t cs_ptr = 0;
 	struct rseq_cs_desc cs;
-	uint64_t ip = t->core->regs->rip;
+	uint64_t ip = regs->rip;
 
-	if (task_mem_read(t->pid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
+	if (task_mem_read(tid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
 		return;
-	if (task_mem_read(t->pid, cs_ptr, &cs, sizeof(cs)))
+	if (task_mem_read(tid, cs_ptr, &cs, sizeof(cs)))
 		return;
 	if (ip >= cs.start_ip && ip < cs.start_ip + cs.post_commit_offset) {
-		pr_info("dump pid %d: frozen in an rseq critical section, resuming at abort %#llx",
-			t->pid, (unsigned long long)cs.abort_ip);
-		t->core->regs->rip = cs.abort_ip;
+		pr_info("dump tid %d: frozen in an rseq critical section, resuming at abort %#llx",
+			tid, (unsigned long long)cs.abort_ip);
+		regs->rip = cs.abort_ip;
 	}
 }
 
-static int dump_kernel_task(struct dump_task *t)
+int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks)
 {
 	struct ptrace_rseq_configuration rc;
-	uint64_t head = 0, len = 0, tid_addr = 0;
-	uint64_t args[6] = { PR_GET_TID_ADDRESS, t->inj.scratch };
+	uint64_t args[6] = { PR_GET_TID_ADDRESS, inj->scratch };
 	int64_t ret;
 
+	memset(ks, 0, sizeof(*ks));
 	memset(&rc, 0, sizeof(rc));
-	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, t->pid, sizeof(rc), &rc) < 0) {
-		pr_perror("dump pid %d: cannot read rseq configuration", t->pid);
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, sizeof(rc), &rc) < 0) {
+		pr_perror("dump tid %d: cannot read rseq configuration", tid);
 		return -errno;
 	}
 	if (rc.rseq_abi_pointer) {
@@ -60,22 +60,33 @@ static int dump_kernel_task(struct dump_task *t)
 		r->len = rc.rseq_abi_size;
 		r->flags = rc.flags;
 		r->signature = rc.signature;
-		t->core->rseq = r;
-		fixup_rseq_critical_section(t, r->addr);
+		ks->rseq = r;
+		fixup_rseq_critical_section(tid, regs, r->addr);
 	}
-	if (syscall(SYS_get_robust_list, t->pid, &head, &len)) {
-		pr_perror("dump pid %d: cannot read robust futex list", t->pid);
+	if (syscall(SYS_get_robust_list, tid, &ks->robust_list, &ks->robust_list_len)) {
+		pr_perror("dump tid %d: cannot read robust futex list", tid);
 		return -errno;
 	}
-	t->core->robust_list = head;
-	t->core->robust_list_len = len;
-
-	if (inject_syscall(&t->inj, SYS_prctl, args, &ret))
+	if (inject_syscall(inj, SYS_prctl, args, &ret))
 		return -EIO;
-	if (ret == 0 && task_mem_read(t->pid, t->inj.scratch, &tid_addr, sizeof(tid_addr)) == 0)
-		t->core->clear_child_tid = tid_addr;
-	else
-		pr_warn("dump pid %d: clear_child_tid unknown (prctl: %lld)", t->pid, (long long)ret);
+	if (ret != 0 || task_mem_read(tid, inj->scratch, &ks->clear_child_tid, 8)) {
+		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %lld)", tid, (long long)ret);
+		ks->clear_child_tid = 0;
+	}
+	return 0;
+}
+
+static int dump_kernel_task(struct dump_task *t)
+{
+	struct thread_kstate ks;
+	int err = kernel_task_collect(t->pid, &t->inj, t->core->regs, &ks);
+
+	if (err)
+		return err;
+	t->core->rseq = ks.rseq;
+	t->core->robust_list = ks.robust_list;
+	t->core->robust_list_len = ks.robust_list_len;
+	t->core->clear_child_tid = ks.clear_child_tid;
 	return 0;
 }
 

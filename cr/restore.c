@@ -30,6 +30,7 @@
 #include "restorer/restorer.h"
 #include "seize.h"
 #include "task.h"
+#include "threads.h"
 #include "util.h"
 
 #define TASK_TOP 0x7ffffffff000ULL
@@ -125,10 +126,14 @@ static uint64_t find_region(const struct restore_task *t, uint64_t len)
 static __attribute__((noreturn)) void restore_child(struct restore_task *t, int status_fd, int ctl_fd)
 {
 	size_t blob_len = PAGE_ALIGN(restorer_blob_end - restorer_blob_start);
+	size_t nr_thread_signals = threads_signal_count(t->core);
 	size_t args_len = PAGE_ALIGN(sizeof(struct restorer_args) +
 				     t->mm->n_vmas * sizeof(struct rst_vma) +
-				     t->pagemap->n_runs * sizeof(struct rst_run));
-	size_t region_len = blob_len + args_len + RST_STACK_SIZE + RST_WINDOW_SIZE + PARK_AREA_SIZE;
+				     t->pagemap->n_runs * sizeof(struct rst_run) +
+				     t->core->n_threads * sizeof(struct rst_thread) +
+				     nr_thread_signals * sizeof(struct rst_thread_signal));
+	size_t stacks_len = RST_STACK_SIZE + t->core->n_threads * RST_THREAD_STACK;
+	size_t region_len = blob_len + args_len + stacks_len + RST_WINDOW_SIZE + PARK_AREA_SIZE;
 	static struct rst_status early_status;
 	struct restorer_args *a;
 	uint64_t region;
@@ -150,7 +155,10 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	a->region_start = region;
 	a->region_len = region_len;
 	a->vmas_off = sizeof(*a);
-	a->runs_off = sizeof(*a) + t->mm->n_vmas * sizeof(struct rst_vma);
+	a->runs_off = a->vmas_off + t->mm->n_vmas * sizeof(struct rst_vma);
+	a->threads_off = a->runs_off + t->pagemap->n_runs * sizeof(struct rst_run);
+	a->thread_signals_off = a->threads_off + t->core->n_threads * sizeof(struct rst_thread);
+	t->thread_stacks = region + blob_len + args_len + RST_STACK_SIZE;
 	t->args = a;
 	t->region_start = region;
 	t->region_len = region_len;
@@ -326,32 +334,37 @@ static int wait_restorer(struct restore_task *t, pid_t pid, int status_fd, int c
 	return -EIO;
 }
 
-/* The task waits in pause() inside the restorer: remove the region, set registers, let go. */
-static int finish_task(struct restore_task *t)
+/* Attaches to a thread of the new task and stops it in the blob's final pause(). */
+static int catch_in_pause(pid_t tid, struct user_regs_struct *r)
 {
-	struct user_regs_struct r;
-	int status, err;
-	uint64_t mask = t->core->sigmask;
+	int status, err = 0;
 
-	if (ptrace(PTRACE_SEIZE, t->pid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
-		pr_perror("restore pid %d: cannot attach to the new task", t->pid);
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+		pr_perror("restore tid %d: cannot attach to the new task", tid);
 		return -errno;
 	}
 	/* It reported before entering pause(): catch it there, not on the way. */
 	for (int tries = 0;; tries++) {
-		if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) || (err = task_wait_stop(t->pid, &status)) ||
-		    ptrace(PTRACE_GETREGS, t->pid, 0, &r)) {
-			pr_err("restore pid %d: cannot stop the new task", t->pid);
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) || (err = task_wait_stop(tid, &status)) ||
+		    ptrace(PTRACE_GETREGS, tid, 0, r)) {
+			pr_err("restore tid %d: cannot stop the new task", tid);
 			return err ? err : -errno;
 		}
-		if (r.orig_rax == SYS_pause)
-			break;
-		if (tries > 1000 || ptrace(PTRACE_CONT, t->pid, 0, 0)) {
-			pr_err("restore pid %d: the restorer did not reach its final wait", t->pid);
+		if (r->orig_rax == SYS_pause)
+			return 0;
+		if (tries > 1000 || ptrace(PTRACE_CONT, tid, 0, 0)) {
+			pr_err("restore tid %d: the restorer did not reach its final wait", tid);
 			return -EIO;
 		}
 		usleep(100);
 	}
+}
+
+/* Runs munmap of the restorer region in the stopped main thread, through the blob's syscall. */
+static int unmap_restorer_region(const struct restore_task *t, struct user_regs_struct r)
+{
+	int status, err;
+
 	/* rip is just past the syscall instruction of the pause loop: reuse it for munmap. */
 	r.rip -= 2;
 	r.rax = SYS_munmap;
@@ -373,13 +386,49 @@ static int finish_task(struct restore_task *t)
 		       (long long)r.rax);
 		return -EIO;
 	}
-	if ((err = regs_apply(t->pid, t->core)))
+	return 0;
+}
+
+static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufCBinaryData *xsave,
+				  uint64_t mask)
+{
+	int err = regs_apply(tid, regs, xsave);
+
+	if (err)
 		return err;
-	if (ptrace(PTRACE_SETSIGMASK, t->pid, sizeof(mask), &mask)) {
-		pr_perror("restore pid %d: cannot set the blocked signal mask", t->pid);
+	if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask)) {
+		pr_perror("restore tid %d: cannot set the blocked signal mask", tid);
 		return -errno;
 	}
-	return task_release(t->pid, t->core->stopped);
+	return 0;
+}
+
+/*
+ * Every thread waits in pause() inside the restorer: stop them all, remove the region, set
+ * each thread's registers and mask, let them go.
+ */
+static int finish_task(struct restore_task *t)
+{
+	struct user_regs_struct r;
+	TaskCore *c = t->core;
+	int err;
+
+	for (size_t i = 0; i < c->n_threads; i++)
+		if ((err = catch_in_pause(c->threads[i]->tid, &r)))
+			return err;
+	if ((err = catch_in_pause(t->pid, &r)) || (err = unmap_restorer_region(t, r)))
+		return err;
+	for (size_t i = 0; i < c->n_threads; i++) {
+		ThreadCore *tc = c->threads[i];
+		if ((err = set_final_thread_state(tc->tid, tc->regs, &tc->xsave, tc->sigmask)))
+			return err;
+	}
+	if ((err = set_final_thread_state(t->pid, c->regs, &c->xsave, c->sigmask)))
+		return err;
+	for (size_t i = 0; i < c->n_threads; i++)
+		if ((err = task_release(c->threads[i]->tid, false)))
+			return err;
+	return task_release(t->pid, c->stopped);
 }
 
 static void write_pidfile(pid_t pid)

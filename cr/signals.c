@@ -53,21 +53,19 @@ static int dump_sigactions(struct dump_task *t)
 	return 0;
 }
 
-static int dump_pending(struct dump_task *t, bool shared)
+int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n)
 {
-	TaskCore *c = t->core;
-
 	for (uint64_t off = 0;; off++) {
 		struct __ptrace_peeksiginfo_args pa = {
 			.off = off, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0, .nr = 1,
 		};
 		siginfo_t si;
-		long n = ptrace(PTRACE_PEEKSIGINFO, t->pid, &pa, &si);
-		if (n < 0) {
-			pr_perror("dump pid %d: cannot read pending signals", t->pid);
+		long got = ptrace(PTRACE_PEEKSIGINFO, tid, &pa, &si);
+		if (got < 0) {
+			pr_perror("dump tid %d: cannot read pending signals", tid);
 			return -errno;
 		}
-		if (n == 0)
+		if (got == 0)
 			return 0;
 		PendingSignal *p = xzalloc(sizeof(*p));
 		pending_signal__init(p);
@@ -76,37 +74,49 @@ static int dump_pending(struct dump_task *t, bool shared)
 		p->siginfo.len = SIGINFO_SIZE;
 		p->siginfo.data = xzalloc(SIGINFO_SIZE);
 		memcpy(p->siginfo.data, &si, SIGINFO_SIZE);
-		c->pending = realloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
-		if (!c->pending)
+		*list = realloc(*list, (*n + 1) * sizeof(**list));
+		if (!*list)
 			return -ENOMEM;
-		c->pending[c->n_pending++] = p;
+		(*list)[(*n)++] = p;
 	}
+}
+
+int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
+			   struct thread_altstack *as)
+{
+	struct { uint64_t sp; int32_t flags; uint64_t size; } ss;
+	uint64_t args[6] = { 0, inj->scratch };
+	int64_t ret;
+
+	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(*mask), mask)) {
+		pr_perror("dump tid %d: cannot read blocked signal mask", tid);
+		return -errno;
+	}
+	if (inject_syscall(inj, SYS_sigaltstack, args, &ret) || ret ||
+	    task_mem_read(tid, inj->scratch, &ss, sizeof(ss))) {
+		pr_err("dump tid %d: cannot read the alternate signal stack", tid);
+		return -EIO;
+	}
+	as->sp = ss.sp;
+	as->flags = ss.flags;
+	as->size = ss.size;
+	return 0;
 }
 
 static int dump_signals(struct dump_task *t)
 {
-	uint64_t mask;
-	struct { uint64_t sp; int32_t flags; uint64_t size; } ss;
-	uint64_t args[6] = { 0, t->inj.scratch };
-	int64_t ret;
+	TaskCore *c = t->core;
+	struct thread_altstack as;
 	int err;
 
-	if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(mask), &mask)) {
-		pr_perror("dump pid %d: cannot read blocked signal mask", t->pid);
-		return -errno;
-	}
-	t->core->sigmask = mask;
-	if ((err = dump_sigactions(t)) || (err = dump_pending(t, false)) ||
-	    (err = dump_pending(t, true)))
+	if ((err = signals_collect_thread(t->pid, &t->inj, &c->sigmask, &as)) ||
+	    (err = dump_sigactions(t)) ||
+	    (err = signals_collect_pending(t->pid, false, &c->pending, &c->n_pending)) ||
+	    (err = signals_collect_pending(t->pid, true, &c->pending, &c->n_pending)))
 		return err;
-	if (inject_syscall(&t->inj, SYS_sigaltstack, args, &ret) || ret ||
-	    task_mem_read(t->pid, t->inj.scratch, &ss, sizeof(ss))) {
-		pr_err("dump pid %d: cannot read the alternate signal stack", t->pid);
-		return -EIO;
-	}
-	t->core->altstack_sp = ss.sp;
-	t->core->altstack_flags = ss.flags;
-	t->core->altstack_size = ss.size;
+	c->altstack_sp = as.sp;
+	c->altstack_flags = as.flags;
+	c->altstack_size = as.size;
 	return 0;
 }
 

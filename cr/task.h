@@ -11,8 +11,15 @@
 #include "proc.h"
 #include "seize.h"
 
+struct frozen_thread {
+	pid_t tid;
+	struct user_regs_struct regs; /* as frozen */
+};
+
 struct dump_task {
 	pid_t pid;
+	struct frozen_thread *threads; /* every thread but the main one */
+	size_t nr_threads;
 	bool was_stopped;
 	struct user_regs_struct regs; /* as frozen */
 	struct inject_ctx inj;
@@ -32,6 +39,20 @@ struct dump_task {
 
 struct restorer_args;
 
+/* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
+struct thread_kstate {
+	RseqConfig *rseq;
+	uint64_t robust_list, robust_list_len, clear_child_tid;
+};
+struct thread_altstack {
+	uint64_t sp, size;
+	uint32_t flags;
+};
+int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks);
+int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
+			   struct thread_altstack *as);
+int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n);
+
 struct restore_task {
 	pid_t pid;
 	int dirfd;
@@ -47,6 +68,7 @@ struct restore_task {
 	int exe_fd;
 	int next_high_fd;     /* helper fds are placed from here up */
 	uint64_t region_start, region_len, park_base; /* the restorer's region */
+	uint64_t thread_stacks; /* RST_THREAD_STACK per thread, inside the region */
 };
 
 /* Small zeroed allocations that live until the process exits (dump images, restore plan). */
@@ -65,7 +87,7 @@ struct state_ops {
 };
 
 extern const struct state_ops state_regs, state_signals, state_attrs, state_kernel_task,
-	state_mm, state_pages, state_fds;
+	state_mm, state_pages, state_fds, state_threads;
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

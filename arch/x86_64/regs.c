@@ -43,31 +43,41 @@ static void regs_from_image(const GpRegs *g, struct user_regs_struct *r)
 #undef FROM
 }
 
-static int dump_regs(struct dump_task *t)
+int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
+		 ProtobufCBinaryData *xsave_out)
 {
 	static unsigned char xsave[XSAVE_MAX] __attribute__((aligned(64)));
 	struct iovec iov = { xsave, sizeof(xsave) };
 	GpRegs *g = xzalloc(sizeof(*g));
 
 	gp_regs__init(g);
-	regs_to_image(&t->regs, g);
-	t->core->regs = g;
-	if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE, &iov)) {
-		pr_perror("dump pid %d: cannot read the xsave area", t->pid);
+	regs_to_image(r, g);
+	*regs = g;
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov)) {
+		pr_perror("dump tid %d: cannot read the xsave area", tid);
 		return -errno;
 	}
-	t->core->xsave.len = iov.iov_len;
-	t->core->xsave.data = xzalloc(iov.iov_len);
-	memcpy(t->core->xsave.data, xsave, iov.iov_len);
-	pr_debug("dump pid %d: rip %#llx rsp %#llx orig_rax %lld rax %lld, xsave %zu bytes", t->pid,
-		 t->regs.rip, t->regs.rsp, (long long)t->regs.orig_rax, (long long)t->regs.rax,
-		 iov.iov_len);
+	xsave_out->len = iov.iov_len;
+	xsave_out->data = xzalloc(iov.iov_len);
+	memcpy(xsave_out->data, xsave, iov.iov_len);
+	pr_debug("dump tid %d: rip %#llx rsp %#llx orig_rax %lld rax %lld, xsave %zu bytes", tid,
+		 r->rip, r->rsp, (long long)r->orig_rax, (long long)r->rax, iov.iov_len);
 	return 0;
+}
+
+static int dump_regs(struct dump_task *t)
+{
+	return regs_collect(t->pid, &t->regs, &t->core->regs, &t->core->xsave);
+}
+
+bool regs_image_valid(const GpRegs *regs, const ProtobufCBinaryData *xsave)
+{
+	return regs && xsave->len >= 576 && xsave->len <= XSAVE_MAX;
 }
 
 static int validate_regs(struct restore_task *t)
 {
-	if (!t->core->regs || t->core->xsave.len < 576 || t->core->xsave.len > XSAVE_MAX) {
+	if (!regs_image_valid(t->core->regs, &t->core->xsave)) {
 		pr_err("image core-%d.img: register set missing or xsave size %zu out of range",
 		       t->pid, t->core->xsave.len);
 		return -EINVAL;
@@ -141,16 +151,16 @@ int regs_undo_freeze_eintr(pid_t pid, const struct user_regs_struct *frozen)
 	return 0;
 }
 
-int regs_apply(pid_t pid, const TaskCore *core)
+int regs_apply(pid_t pid, const GpRegs *regs, const ProtobufCBinaryData *xsave)
 {
 	struct user_regs_struct r;
-	struct iovec iov = { core->xsave.data, core->xsave.len };
+	struct iovec iov = { xsave->data, xsave->len };
 
-	regs_from_image(core->regs, &r);
+	regs_from_image(regs, &r);
 	rewind_interrupted_syscall(pid, &r);
 	if (ptrace(PTRACE_SETREGSET, pid, NT_X86_XSTATE, &iov)) {
 		pr_perror("restore pid %d: cannot set the xsave area (%zu bytes; other CPU?)", pid,
-			  core->xsave.len);
+			  xsave->len);
 		return -errno;
 	}
 	if (ptrace(PTRACE_SETREGS, pid, 0, &r)) {

@@ -4,10 +4,16 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include <stdbool.h>
+
 #include "image.h"
 
-/* Tracer side of restore: the saved registers and xsave area into the stopped task. */
-int regs_apply(pid_t pid, const TaskCore *core);
+/* Dump: registers as frozen plus the xsave area of thread tid. */
+int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
+		 ProtobufCBinaryData *xsave);
+bool regs_image_valid(const GpRegs *regs, const ProtobufCBinaryData *xsave);
+/* Tracer side of restore: the saved registers and xsave area into the stopped thread. */
+int regs_apply(pid_t tid, const GpRegs *regs, const ProtobufCBinaryData *xsave);
 /* Before letting a frozen task go on: redo a wait that the freeze made return EINTR. */
 int regs_undo_freeze_eintr(pid_t pid, const struct user_regs_struct *frozen);
 

@@ -17,6 +17,16 @@
 #include "syscall-raw.h"
 
 #define TASK_TOP 0x7ffffffff000UL
+#define CLONE_THREAD_FLAGS 0x00050f00UL /* VM|FS|FILES|SIGHAND|THREAD|SYSVSEM */
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+
+struct rst_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
+
+long restorer_clone_thread(void *clone_args, uint64_t size, void (*fn)(void *), void *arg);
 #define RSEQ_SIG_UNUSED 0
 
 static void fail(struct restorer_args *a, enum rst_step step, long err, uint64_t detail)
@@ -229,6 +239,71 @@ static void set_timers_and_limits(struct restorer_args *a)
 	}
 }
 
+static void copy_comm(char *dst, const char *src)
+{
+	for (int i = 0; i < 16; i++)
+		dst[i] = src[i];
+}
+
+/* A new thread: its own kernel registrations and pending signals, then wait for the tracer. */
+static void thread_main(void *arg)
+{
+	struct rst_thread *th = arg;
+	struct restorer_args *a = (struct restorer_args *)th->args;
+	struct rst_thread_signal *sigs = (struct rst_thread_signal *)((char *)a + a->thread_signals_off);
+	struct rst_stack ss = { th->altstack_sp, th->altstack_flags, th->altstack_size };
+	char comm[16];
+	long r;
+
+	if (th->rseq_addr &&
+	    (r = raw_syscall4(__NR_rseq, th->rseq_addr, th->rseq_len, 0, th->rseq_sig)))
+		fail(a, RST_STEP_RSEQ, r, th->rseq_addr);
+	if (th->robust_list &&
+	    (r = raw_syscall2(__NR_set_robust_list, th->robust_list, th->robust_len)))
+		fail(a, RST_STEP_ROBUST_LIST, r, th->robust_list);
+	raw_syscall1(__NR_set_tid_address, th->clear_child_tid);
+	if ((r = raw_syscall2(__NR_sigaltstack, &ss, 0)))
+		fail(a, RST_STEP_ALTSTACK, r, th->altstack_sp);
+	copy_comm(comm, th->comm);
+	raw_syscall2(__NR_prctl, PR_SET_NAME, comm);
+	for (uint64_t i = 0; i < a->nr_thread_signals; i++) {
+		if (sigs[i].tid != th->tid)
+			continue;
+		r = raw_syscall4(__NR_rt_tgsigqueueinfo, raw_syscall0(__NR_getpid), th->tid, sigs[i].sig,
+				 sigs[i].info);
+		if (r)
+			fail(a, RST_STEP_THREADS, r, th->tid);
+	}
+	__atomic_add_fetch(&a->threads_ready, 1, __ATOMIC_SEQ_CST);
+	raw_syscall3(__NR_futex, &a->threads_ready, FUTEX_WAKE, 1);
+	for (;;)
+		raw_syscall0(__NR_pause);
+}
+
+static void create_threads(struct restorer_args *a)
+{
+	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
+
+	for (uint64_t i = 0; i < a->nr_threads; i++) {
+		struct rst_clone_args ca = {
+			.flags = CLONE_THREAD_FLAGS,
+			.stack = th[i].stack_top - RST_THREAD_STACK,
+			.stack_size = RST_THREAD_STACK,
+			.set_tid = (uint64_t)&th[i].tid,
+			.set_tid_size = 1,
+		};
+		long r = restorer_clone_thread(&ca, sizeof(ca), thread_main, &th[i]);
+		if (r < 0)
+			fail(a, RST_STEP_THREADS, r, th[i].tid);
+	}
+	for (;;) {
+		uint32_t ready = __atomic_load_n(&a->threads_ready, __ATOMIC_SEQ_CST);
+		if (ready >= a->nr_threads)
+			break;
+		raw_syscall4(__NR_futex, &a->threads_ready, FUTEX_WAIT, ready, 0);
+	}
+}
+
 __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 {
 	struct rst_vma *vmas = (struct rst_vma *)((char *)a + a->vmas_off);
@@ -240,6 +315,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	read_pages(a, vmas, runs);
 	protect_vmas(a, vmas);
 	set_task_state(a);
+	create_threads(a);
 	set_timers_and_limits(a);
 
 	for (int fd = a->close_from; fd <= a->close_to; fd++)

@@ -13,6 +13,27 @@
 #define RST_MAX_AUXV 128
 #define RST_STACK_SIZE (64 * 1024)
 #define RST_WINDOW_SIZE (64UL << 20) /* where slices of the pages image are mapped to copy from */
+#define RST_THREAD_STACK (16 * 1024)
+#define RST_MAX_THREADS 4096
+
+/* A thread other than the main one, recreated by the blob with its old tid. */
+struct rst_thread {
+	uint64_t tid;         /* the clone3 set_tid array (one level) */
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+	uint64_t robust_list, robust_len, clear_child_tid;
+	uint64_t altstack_sp, altstack_size;
+	int32_t altstack_flags;
+	char comm[16];
+	uint64_t stack_top;
+	uint64_t args;        /* back pointer to the restorer_args */
+};
+
+/* A signal pending for one thread only: the thread queues it to itself. */
+struct rst_thread_signal {
+	uint32_t tid, sig;
+	uint8_t info[128];
+};
 
 /* One saved mapping to recreate at its old address. */
 struct rst_vma {
@@ -81,6 +102,7 @@ enum rst_step {
 	RST_STEP_ROBUST_LIST,
 	RST_STEP_ALTSTACK,
 	RST_STEP_ITIMER,
+	RST_STEP_THREADS,
 	RST_STEP_CLOSE,
 	RST_STEP_DONE,
 };
@@ -111,6 +133,9 @@ struct restorer_args {
 
 	uint64_t nr_vmas, vmas_off; /* offsets from the start of this struct */
 	uint64_t nr_runs, runs_off;
+	uint64_t nr_threads, threads_off;
+	uint64_t nr_thread_signals, thread_signals_off;
+	uint32_t threads_ready; /* futex word: threads that finished their own setup */
 
 	int32_t pages_fd;
 	int32_t status_fd;

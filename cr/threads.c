@@ -1,0 +1,230 @@
+/*
+ * Threads of a process besides the main one: each is frozen on its own, saves what the kernel
+ * keeps per thread (registers, xsave, blocked mask, its own pending signals, altstack, rseq,
+ * robust list, clear_child_tid, comm), and is recreated by the restorer blob with its old tid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "regs.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "threads.h"
+#include "util.h"
+
+static bool already_seized(const struct dump_task *t, int tid)
+{
+	if (tid == t->pid)
+		return true;
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (t->threads[i].tid == tid)
+			return true;
+	return false;
+}
+
+int threads_seize(struct dump_task *t)
+{
+	bool found_new = true;
+
+	/* Threads may be born while we seize: list again until nothing new appears. */
+	for (int round = 0; found_new; round++) {
+		auto_free int *tids = NULL;
+		size_t n;
+		int err = proc_list_numbers(t->pid, "task", &tids, &n);
+
+		if (err) {
+			pr_err("dump pid %d: cannot list its threads", t->pid);
+			return err;
+		}
+		if (round > 100) {
+			pr_err("dump pid %d: threads keep appearing, cannot freeze them all", t->pid);
+			return -EAGAIN;
+		}
+		found_new = false;
+		for (size_t i = 0; i < n; i++) {
+			bool stopped;
+			if (already_seized(t, tids[i]))
+				continue;
+			if (t->nr_threads >= RST_MAX_THREADS) {
+				pr_err("dump pid %d: more than %d threads", t->pid, RST_MAX_THREADS);
+				return -E2BIG;
+			}
+			if ((err = task_seize(tids[i], &stopped))) {
+				if (err == -ESRCH)
+					continue; /* exited meanwhile */
+				return err;
+			}
+			struct frozen_thread *ft = &t->threads[t->nr_threads++];
+			ft->tid = tids[i];
+			if (ptrace(PTRACE_GETREGS, ft->tid, 0, &ft->regs)) {
+				pr_perror("dump tid %d: cannot read registers", ft->tid);
+				return -errno;
+			}
+			found_new = true;
+		}
+	}
+	return 0;
+}
+
+void threads_release(struct dump_task *t)
+{
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		regs_undo_freeze_eintr(t->threads[i].tid, &t->threads[i].regs);
+		task_release(t->threads[i].tid, false);
+	}
+}
+
+void threads_reap_killed(struct dump_task *t)
+{
+	int status;
+
+	for (size_t i = 0; i < t->nr_threads; i++)
+		while (waitpid(t->threads[i].tid, &status, __WALL) < 0 && errno == EINTR)
+			;
+}
+
+static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, ThreadCore *tc)
+{
+	struct inject_ctx inj = t->inj; /* same gadget and scratch page, this thread's registers */
+	struct thread_kstate ks;
+	struct thread_altstack as;
+	char path[64];
+	auto_free char *comm = NULL;
+	int err;
+
+	inj.pid = ft->tid;
+	inj.saved = ft->regs;
+	tc->tid = ft->tid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
+	comm = read_file_at(AT_FDCWD, path, NULL);
+	tc->comm = xstrdup(comm ? comm : "");
+	tc->comm[strcspn(tc->comm, "\n")] = 0;
+	if ((err = regs_collect(ft->tid, &ft->regs, &tc->regs, &tc->xsave)) ||
+	    (err = kernel_task_collect(ft->tid, &inj, tc->regs, &ks)) ||
+	    (err = signals_collect_thread(ft->tid, &inj, &tc->sigmask, &as)) ||
+	    (err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending)))
+		return err;
+	tc->rseq = ks.rseq;
+	tc->robust_list = ks.robust_list;
+	tc->robust_list_len = ks.robust_list_len;
+	tc->clear_child_tid = ks.clear_child_tid;
+	tc->altstack_sp = as.sp;
+	tc->altstack_flags = as.flags;
+	tc->altstack_size = as.size;
+	inj.scratch = 0; /* the main thread's injection owns the scratch page */
+	return inject_end(&inj);
+}
+
+static int dump_threads(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+
+	c->threads = xzalloc((t->nr_threads + 1) * sizeof(*c->threads));
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		ThreadCore *tc = xzalloc(sizeof(*tc));
+		int err;
+
+		thread_core__init(tc);
+		c->threads[c->n_threads++] = tc;
+		if ((err = dump_one_thread(t, &t->threads[i], tc)))
+			return err;
+	}
+	return 0;
+}
+
+static int validate_threads(struct restore_task *t)
+{
+	TaskCore *c = t->core;
+
+	if (c->n_threads >= RST_MAX_THREADS) {
+		pr_err("image core-%d.img: %zu threads, at most %d", t->pid, c->n_threads,
+		       RST_MAX_THREADS - 1);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_threads; i++) {
+		ThreadCore *tc = c->threads[i];
+		bool ok = tc->tid > 0 && tc->tid != (uint32_t)t->pid &&
+			  regs_image_valid(tc->regs, &tc->xsave);
+		for (size_t j = 0; ok && j < i; j++)
+			ok = c->threads[j]->tid != tc->tid;
+		for (size_t j = 0; ok && j < tc->n_pending; j++)
+			ok = tc->pending[j]->siginfo.len == sizeof(((struct rst_thread_signal *)0)->info) &&
+			     tc->pending[j]->sig >= 1 && tc->pending[j]->sig <= 64;
+		if (!ok) {
+			pr_err("image core-%d.img: thread entry %zu (tid %u) is invalid", t->pid, i,
+			       tc->tid);
+			return -EINVAL;
+		}
+		char path[32];
+		snprintf(path, sizeof(path), "/proc/%u", tc->tid);
+		if (access(path, F_OK) == 0) {
+			pr_err("restore pid %d: thread id %u is taken by a running task; nothing was "
+			       "started", t->pid, tc->tid);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+size_t threads_signal_count(const TaskCore *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_threads; i++)
+		n += c->threads[i]->n_pending;
+	return n;
+}
+
+/* In the new task: the blob's table of threads to create. */
+static int restore_threads(struct restore_task *t)
+{
+	struct restorer_args *a = t->args;
+	struct rst_thread *out = (struct rst_thread *)((char *)a + a->threads_off);
+	struct rst_thread_signal *sigs = (struct rst_thread_signal *)((char *)a + a->thread_signals_off);
+	TaskCore *c = t->core;
+
+	a->nr_threads = c->n_threads;
+	a->nr_thread_signals = 0;
+	for (size_t i = 0; i < c->n_threads; i++) {
+		ThreadCore *tc = c->threads[i];
+		struct rst_thread *th = &out[i];
+
+		memset(th, 0, sizeof(*th));
+		th->tid = tc->tid;
+		if (tc->rseq) {
+			th->rseq_addr = tc->rseq->addr;
+			th->rseq_len = tc->rseq->len;
+			th->rseq_sig = tc->rseq->signature;
+		}
+		th->robust_list = tc->robust_list;
+		th->robust_len = tc->robust_list_len;
+		th->clear_child_tid = tc->clear_child_tid;
+		th->altstack_sp = tc->altstack_sp;
+		th->altstack_flags = tc->altstack_flags & ~SS_ONSTACK;
+		th->altstack_size = tc->altstack_size;
+		snprintf(th->comm, sizeof(th->comm), "%s", tc->comm);
+		th->stack_top = t->thread_stacks + (i + 1) * RST_THREAD_STACK;
+		th->args = (uint64_t)(uintptr_t)a;
+		for (size_t j = 0; j < tc->n_pending; j++) {
+			struct rst_thread_signal *s = &sigs[a->nr_thread_signals++];
+			s->tid = tc->tid;
+			s->sig = tc->pending[j]->sig;
+			memcpy(s->info, tc->pending[j]->siginfo.data, sizeof(s->info));
+		}
+	}
+	return 0;
+}
+
+const struct state_ops state_threads = {
+	.name = "threads",
+	.dump = dump_threads,
+	.validate = validate_threads,
+	.restore = restore_threads,
+};
