@@ -20,6 +20,7 @@
 #include "regs.h"
 #include "restorer/restorer.h"
 #include "task.h"
+#include "pstree.h"
 #include "threads.h"
 #include "util.h"
 
@@ -38,33 +39,6 @@ static int check_images_dir(int dirfd)
 	}
 	close(fd);
 	unlinkat(dirfd, ".stasis-probe", 0);
-	return 0;
-}
-
-/* Process trees are the next step; refuse them cleanly for now. */
-static int check_no_children(pid_t pid)
-{
-	auto_free int *tids = NULL;
-	size_t n;
-
-	if (proc_list_numbers(pid, "task", &tids, &n)) {
-		pr_err("dump pid %d: no such process", pid);
-		return -ESRCH;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char path[96];
-		auto_free char *children = NULL;
-
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tids[i]);
-		children = read_file_at(AT_FDCWD, path, NULL);
-		if (children && children[0]) {
-			children[strcspn(children, "\n")] = 0;
-			pr_err("dump pid %d: has child processes (%s); process trees are not supported "
-			       "yet",
-			       pid, children);
-			return -ENOTSUP;
-		}
-	}
 	return 0;
 }
 
@@ -120,32 +94,40 @@ static int collect_task(struct dump_task *t)
 	return 0;
 }
 
-static int write_images(struct dump_task *t)
+static int write_task_images(struct dump_task *t)
+{
+	int err;
+
+	if ((err = image_write(t->dirfd, IMG_CORE, t->pid, &t->core->base)) ||
+	    (err = image_write(t->dirfd, IMG_MM, t->pid, &t->mm->base)) ||
+	    (err = image_write(t->dirfd, IMG_PAGEMAP, t->pid, &t->pagemap->base)))
+		return err;
+	return image_write(t->dirfd, IMG_FDS, t->pid, &t->fds->base);
+}
+
+/* The inventory last: a directory without it is not a complete image set. */
+static int write_inventory(const struct dump_tree *tr, int dirfd)
 {
 	struct utsname u;
 	Inventory inv = INVENTORY__INIT;
-	uint32_t pids[1] = { t->pid };
-	int err;
+	auto_free uint32_t *pids = xzalloc(tr->nr_tasks * sizeof(uint32_t));
 
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		pids[i] = tr->tasks[i].pid;
 	uname(&u);
 	inv.format_version = IMAGE_FORMAT_VERSION;
 	inv.tool_version = STASIS_VERSION;
-	inv.root_pid = t->pid;
-	inv.n_pids = 1;
+	inv.root_pid = tr->tasks[0].pid;
+	inv.n_pids = tr->nr_tasks;
 	inv.pids = pids;
+	inv.n_tree = tr->nr_entries;
+	inv.tree = tr->entries;
 	inv.kernel_release = u.release;
 	inv.page_size = PAGE_SIZE;
 	inv.dumped_at_ns = now_ns(CLOCK_REALTIME);
 	inv.has_shell_job = true;
 	inv.shell_job = opts.shell_job;
-
-	if ((err = image_write(t->dirfd, IMG_CORE, t->pid, &t->core->base)) ||
-	    (err = image_write(t->dirfd, IMG_MM, t->pid, &t->mm->base)) ||
-	    (err = image_write(t->dirfd, IMG_PAGEMAP, t->pid, &t->pagemap->base)) ||
-	    (err = image_write(t->dirfd, IMG_FDS, t->pid, &t->fds->base)))
-		return err;
-	/* The inventory last: a directory without it is not a complete image set. */
-	return image_write(t->dirfd, IMG_INVENTORY, 0, &inv.base);
+	return image_write(dirfd, IMG_INVENTORY, 0, &inv.base);
 }
 
 static void remove_images(int dirfd, pid_t pid)
@@ -160,79 +142,56 @@ static void remove_images(int dirfd, pid_t pid)
 	}
 }
 
-static int kill_frozen_task(struct dump_task *t)
-{
-	int status;
-
-	if (kill(t->pid, SIGKILL)) {
-		pr_perror("dump pid %d: cannot kill after dump", t->pid);
-		return -errno;
-	}
-	/* As tracer of every thread we see each die; the parent reaps the process. */
-	threads_reap_killed(t);
-	while (waitpid(t->pid, &status, __WALL) < 0 && errno == EINTR)
-		;
-	return 0;
-}
-
 int cr_dump(void)
 {
-	struct dump_task t = { .pid = opts.pid, .dirfd = opts.images_dir_fd };
-	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at;
-	bool seized = false;
-	int err;
+	struct dump_tree tr = { 0 };
+	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0;
+	int dirfd = opts.images_dir_fd, err;
 
 	if (opts.pid <= 0) {
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
-	if ((err = check_images_dir(t.dirfd)) || (err = check_no_children(t.pid)))
+	if ((err = check_images_dir(dirfd)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
-	if ((err = task_seize(t.pid, &t.was_stopped)))
+	if ((err = pstree_seize(&tr, opts.pid, dirfd)))
 		return err;
-	seized = true;
-	t.threads = xzalloc(RST_MAX_THREADS * sizeof(*t.threads));
-	if ((err = threads_seize(&t)))
-		goto fail;
-	new_task_images(&t);
 	if (fault_injected("after-seize")) {
-		pr_err("dump pid %d: injected failure after-seize", t.pid);
+		pr_err("dump pid %d: injected failure after-seize", opts.pid);
 		err = -EIO;
 		goto fail;
 	}
-	if ((err = collect_task(&t)) || (err = write_images(&t)))
+	for (size_t i = 0; i < tr.nr_tasks && !err; i++) {
+		new_task_images(&tr.tasks[i]);
+		err = collect_task(&tr.tasks[i]);
+		if (!err)
+			err = write_task_images(&tr.tasks[i]);
+		pages += tr.tasks[i].nr_pages_written;
+	}
+	if (err || (err = write_inventory(&tr, dirfd)))
 		goto fail;
 	if (fault_injected("after-images")) {
-		pr_err("dump pid %d: injected failure after-images", t.pid);
+		pr_err("dump pid %d: injected failure after-images", opts.pid);
 		err = -EIO;
 		goto fail;
 	}
-	if (opts.leave_running) {
-		threads_release(&t);
-		err = regs_undo_freeze_eintr(t.pid, &t.regs);
-		err = err ? err : task_release(t.pid, t.was_stopped);
-	} else {
-		err = kill_frozen_task(&t);
-	}
+	if (opts.leave_running)
+		pstree_release(&tr);
+	else
+		err = pstree_kill(&tr);
 	thawed_at = now_ns(CLOCK_MONOTONIC);
-	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f pages=%llu image_bytes=%llu",
-		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6,
-		(unsigned long long)t.nr_pages_written,
-		(unsigned long long)(t.nr_pages_written * PAGE_SIZE));
-	proc_vmas_free(&t.vmas);
+	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu image_bytes=%llu",
+		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
+		(unsigned long long)pages, (unsigned long long)(pages * PAGE_SIZE));
 	return err;
 fail:
-	if (t.inj_active)
-		inject_end(&t.inj);
-	if (seized) {
-		threads_release(&t);
-		if (t.regs.rip)
-			regs_undo_freeze_eintr(t.pid, &t.regs);
-		task_release(t.pid, t.was_stopped);
+	for (size_t i = 0; i < tr.nr_tasks; i++) {
+		if (tr.tasks[i].inj_active)
+			inject_end(&tr.tasks[i].inj);
+		remove_images(dirfd, tr.tasks[i].pid);
 	}
-	remove_images(t.dirfd, t.pid);
-	proc_vmas_free(&t.vmas);
-	pr_err("dump pid %d failed; the task was left running", t.pid);
+	pstree_release(&tr);
+	pr_err("dump pid %d failed; the tree was left running", opts.pid);
 	return err;
 }

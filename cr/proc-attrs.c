@@ -1,6 +1,7 @@
 /*
- * Process attributes: rlimits, cwd, umask, personality, comm, interval timers, session and
- * process group. (The root directory is applied last by the restore, after every path is open.)
+ * Process attributes: rlimits, cwd, umask, personality, comm, interval timers. (Session and
+ * group are taken in cr/pstree.c; the root directory is applied last by the restore, after
+ * every path is open.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +69,27 @@ static int dump_itimers(struct dump_task *t)
 	return 0;
 }
 
+/* Two prctl values only the task itself can read. */
+static int dump_prctl_flags(struct dump_task *t)
+{
+	static const int options[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
+	int32_t val[2];
+
+	for (int i = 0; i < 2; i++) {
+		uint64_t args[6] = { options[i], t->inj.scratch };
+		int64_t ret;
+		if (inject_syscall(&t->inj, SYS_prctl, args, &ret) || ret ||
+		    task_mem_read(t->pid, t->inj.scratch, &val[i], sizeof(val[i]))) {
+			pr_err("dump pid %d: cannot read prctl option %d", t->pid, options[i]);
+			return -EIO;
+		}
+	}
+	t->core->has_pdeath_signal = t->core->has_child_subreaper = true;
+	t->core->pdeath_signal = val[0];
+	t->core->child_subreaper = val[1];
+	return 0;
+}
+
 static int dump_attrs(struct dump_task *t)
 {
 	TaskCore *c = t->core;
@@ -101,7 +123,7 @@ static int dump_attrs(struct dump_task *t)
 		return -errno;
 	}
 	c->root = xstrdup(buf);
-	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)))
+	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)) || (err = dump_prctl_flags(t)))
 		return err;
 	return 0;
 }
@@ -150,18 +172,17 @@ static int restore_attrs(struct restore_task *t)
 	TaskCore *c = t->core;
 	struct restorer_args *a = t->args;
 
-	if (c->sid == (uint32_t)t->pid) {
-		if (setsid() < 0)
-			return -errno;
-	} else if (c->pgid == (uint32_t)t->pid) {
-		if (setpgid(0, 0))
-			return -errno;
-	}
 	umask(c->umask);
 	if (personality(c->personality) < 0)
 		return -errno;
 	if (prctl(PR_SET_NAME, c->comm, 0, 0, 0))
 		return -errno;
+	if (c->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		return -errno;
+	if (c->pdeath_signal > 64)
+		return -EINVAL;
+	/* Set last by the restorer. The root's parent was outside the tree: not for it. */
+	a->pdeath_signal = t->is_root ? 0 : c->pdeath_signal;
 	if (chdir(c->cwd))
 		return -errno;
 	for (size_t i = 0; i < c->n_itimers; i++)

@@ -109,7 +109,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 		while (*p == ' ')
 			p++;
 	}
-	if (i < 52) {
+	if (i < 53) {
 		pr_err("dump pid %d: short %s (%d fields)", pid, path, i);
 		return -EINVAL;
 	}
@@ -126,6 +126,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->arg_end = f[49];
 	st->env_start = f[50];
 	st->env_end = f[51];
+	st->exit_code = f[52];
 	return 0;
 }
 

@@ -30,6 +30,7 @@ struct proc_stat {
 	int ppid, pgid, sid;
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;
+	int exit_code; /* field 52: a zombie's status as wait() reports it */
 };
 int proc_read_stat(pid_t pid, struct proc_stat *st);
 

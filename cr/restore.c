@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include "compat/kernel-abi.h"
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@
 #include "restorer/restorer.h"
 #include "seize.h"
 #include "task.h"
+#include "pstree.h"
 #include "threads.h"
 #include "util.h"
 
@@ -137,14 +139,11 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	static struct rst_status early_status;
 	struct restorer_args *a;
 	uint64_t region;
-	sigset_t all;
 	int err;
 
 	child_status = &early_status;
 	child_status_fd = status_fd;
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if stasis dies mid-restore, so does the half task */
+	early_status.pid = t->pid;
 
 	region = find_region(t, region_len);
 	if (!region || mmap((void *)region, region_len, PROT_READ | PROT_WRITE | PROT_EXEC,
@@ -170,12 +169,15 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	if (high >= t->next_high_fd)
 		t->next_high_fd = high + 1;
 	a->close_from = t->next_high_fd;
-	if ((a->status_fd = restore_move_high(t, status_fd)) < 0 ||
-	    (a->ctl_fd = restore_move_high(t, ctl_fd)) < 0 ||
+	if ((a->status_fd = restore_move_high(t, status_fd)) < 0)
+		child_fail(-EBADF, "cannot move the status fd above %d", a->close_from);
+	child_status_fd = a->status_fd;
+	if ((a->ctl_fd = restore_move_high(t, ctl_fd)) < 0 ||
 	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0)
 		child_fail(-EBADF, "cannot move helper fds above %d", a->close_from);
 	child_status_fd = a->status_fd;
 	child_status = &a->status;
+	a->status.pid = t->pid;
 
 	for (unsigned i = 0; i < state_table_len; i++) {
 		if (!state_table[i]->restore)
@@ -241,9 +243,10 @@ static int read_inventory(int dirfd, Inventory **inv)
 
 	if (err)
 		return err;
-	if ((*inv)->page_size != PAGE_SIZE || (*inv)->n_pids != 1 ||
-	    (*inv)->pids[0] != (*inv)->root_pid || (*inv)->root_pid < 1) {
-		pr_err("image inventory.img: unsupported content (page size %u, %zu tasks)",
+	if ((*inv)->page_size != PAGE_SIZE || (*inv)->n_pids < 1 || (*inv)->n_pids > 65536 ||
+	    (*inv)->pids[0] != (*inv)->root_pid || (*inv)->root_pid < 1 || (*inv)->n_tree < 1 ||
+	    (*inv)->tree[0]->pid != (*inv)->root_pid) {
+		pr_err("image inventory.img: unsupported content (page size %u, %zu processes)",
 		       (*inv)->page_size, (*inv)->n_pids);
 		return -EINVAL;
 	}
@@ -254,22 +257,29 @@ static int read_inventory(int dirfd, Inventory **inv)
 	return 0;
 }
 
-/* A pid that is still a zombie of the dumped task frees up once its parent reaps it. */
-static int check_pid_free(pid_t pid)
+/*
+ * Every pid of the tree must be free. A pid still held by a zombie of the dumped tree frees
+ * up once its parent (or init, for killed trees) reaps it: wait for that, up to 5 s in all.
+ */
+static int check_pids_free(const Inventory *inv)
 {
-	char path[32];
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + 5000000000ull;
 
-	snprintf(path, sizeof(path), "/proc/%d", pid);
-	for (int i = 0; i < 500 && access(path, F_OK) == 0; i++) {
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		pid_t pid = inv->tree[i]->pid;
+		char path[32];
 		struct proc_stat st;
-		if (proc_read_stat(pid, &st) == 0 && st.state != 'Z')
-			break;
-		usleep(10000);
-	}
-	if (access(path, F_OK) == 0) {
-		pr_err("restore pid %d: that pid is taken by a running process; nothing was started",
-		       pid);
-		return -EEXIST;
+
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		while (access(path, F_OK) == 0 && now_ns(CLOCK_MONOTONIC) < deadline &&
+		       proc_read_stat(pid, &st) == 0 && st.state == 'Z')
+			usleep(10000);
+		if (access(path, F_OK) == 0) {
+			pr_err("restore pid %d: that pid is taken by a running process; nothing was "
+			       "started",
+			       pid);
+			return -EEXIST;
+		}
 	}
 	return 0;
 }
@@ -283,55 +293,6 @@ static void raise_nofile_limit(void)
 		if (setrlimit(RLIMIT_NOFILE, &r))
 			pr_warn("cannot raise the open files limit: %m");
 	}
-}
-
-static pid_t clone_with_pid(pid_t pid)
-{
-	pid_t set_tid[1] = { pid };
-	struct clone_args ca = {
-		.exit_signal = SIGCHLD,
-		.set_tid = (uint64_t)(uintptr_t)set_tid,
-		.set_tid_size = 1,
-	};
-	return syscall(SYS_clone3, &ca, sizeof(ca));
-}
-
-static int wait_restorer(struct restore_task *t, pid_t pid, int status_fd, int ctl_fd)
-{
-	struct rst_status st;
-	ssize_t n = read_all(status_fd, &st, sizeof(st));
-	int wstatus;
-
-	if (n == (ssize_t)sizeof(st) && st.ok && st.step == RST_STEP_PAGES_HANDOFF) {
-		if (pages_copy_by_uffd(t, pid, st.uffd))
-			return -EIO;
-		if (write(ctl_fd, "y", 1) != 1)
-			return -EIO;
-		n = read_all(status_fd, &st, sizeof(st));
-	}
-
-	if (n == (ssize_t)sizeof(st) && st.ok) {
-		t->region_start = st.region_start;
-		t->region_len = st.region_len;
-		for (int res = 0; res < 32; res++)
-			if (st.rlimits_refused & (1u << res))
-				pr_warn("restore pid %d: rlimit %d could not be set (kept the current one)",
-					pid, res);
-		return 0;
-	}
-	if (n != (ssize_t)sizeof(st)) {
-		waitpid(pid, &wstatus, 0);
-		pr_err("restore pid %d: the new task died before reporting (status 0x%x)", pid,
-		       wstatus);
-	} else if (st.msg[0]) {
-		pr_err("%s", st.msg);
-	} else {
-		const char *step = st.step > 0 && st.step < (int)ARRAY_SIZE(step_names) && step_names[st.step]
-					   ? step_names[st.step] : "?";
-		pr_err("restore pid %d: restorer failed %s at %#llx: %s", pid, step,
-		       (unsigned long long)st.detail, strerror(-st.err));
-	}
-	return -EIO;
 }
 
 /* Attaches to a thread of the new task and stops it in the blob's final pause(). */
@@ -403,11 +364,124 @@ static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufC
 	return 0;
 }
 
-/*
- * Every thread waits in pause() inside the restorer: stop them all, remove the region, set
- * each thread's registers and mask, let them go.
- */
-static int finish_task(struct restore_task *t)
+static void write_pidfile(pid_t pid)
+{
+	FILE *f;
+
+	if (!opts.pidfile)
+		return;
+	f = fopen(opts.pidfile, "w");
+	if (!f || fprintf(f, "%d", pid) < 0)
+		pr_perror("cannot write pidfile %s", opts.pidfile);
+	if (f)
+		fclose(f);
+}
+
+/* In a new process of the tree, from clone3: its links first, then its own state. */
+static __attribute__((noreturn)) void restore_process(struct restore_tree *rt, struct restore_task *t)
+{
+	static struct rst_status early_status;
+	size_t idx = t - rt->tasks;
+	sigset_t all;
+	int err;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
+	child_status = &early_status;
+	child_status_fd = rt->status_fd;
+	early_status.pid = t->pid;
+	if ((err = pstree_restore_links(rt, t, restore_process)))
+		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
+			   t->pid, strerror(-err));
+	/* Its children have taken their own control pipes with them. */
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		close(rt->ctl_peer_fds[i]);
+		if (i != idx)
+			close(rt->ctl_fds[i]);
+	}
+	restore_child(t, rt->status_fd, rt->ctl_fds[idx]);
+}
+
+static void report_rlimits(pid_t pid, uint32_t refused)
+{
+	for (int res = 0; res < 32; res++)
+		if (refused & (1u << res))
+			pr_warn("restore pid %d: rlimit %d could not be set (kept the current one)", pid,
+				res);
+}
+
+static int report_failure(const struct rst_status *st)
+{
+	if (st->msg[0]) {
+		pr_err("%s", st->msg);
+	} else {
+		const char *step = st->step > 0 && st->step < (int)ARRAY_SIZE(step_names) &&
+						   step_names[st->step]
+					   ? step_names[st->step]
+					   : "?";
+		pr_err("restore pid %d: restorer failed %s at %#llx: %s", st->pid, step,
+		       (unsigned long long)st->detail, strerror(-st->err));
+	}
+	return -EIO;
+}
+
+/* A process of the tree that is gone or a zombie before it reported: the restore failed. */
+static int find_dead_task(const struct restore_tree *rt, const bool *done)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct proc_stat st;
+		if (done[i])
+			continue;
+		if (proc_read_stat(rt->tasks[i].pid, &st) || st.state == 'Z') {
+			pr_err("restore pid %d: the new process died before reporting", rt->tasks[i].pid);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+/* Serves every process's restorer until each one has reported that it is done. */
+static int collect_reports(struct restore_tree *rt, int status_fd)
+{
+	auto_free bool *done = xzalloc(rt->nr_tasks * sizeof(bool));
+	size_t nr_done = 0;
+
+	while (nr_done < rt->nr_tasks) {
+		struct pollfd pfd = { .fd = status_fd, .events = POLLIN };
+		struct rst_status st;
+		int err;
+
+		if (poll(&pfd, 1, 200) == 0) {
+			if ((err = find_dead_task(rt, done)))
+				return err;
+			continue;
+		}
+		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
+			return find_dead_task(rt, done) ?: -EIO;
+		struct restore_task *t = pstree_task(rt, st.pid);
+		if (!t)
+			return -EIO;
+		size_t idx = t - rt->tasks;
+		if (!st.ok)
+			return report_failure(&st);
+		if (st.step == RST_STEP_PAGES_HANDOFF) {
+			if ((err = pages_copy_by_uffd(t, t->pid, st.uffd)))
+				return err;
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+				return -EIO;
+			continue;
+		}
+		t->region_start = st.region_start;
+		t->region_len = st.region_len;
+		report_rlimits(t->pid, st.rlimits_refused);
+		done[idx] = true;
+		nr_done++;
+	}
+	return 0;
+}
+
+static int prepare_finish(struct restore_task *t)
 {
 	struct user_regs_struct r;
 	TaskCore *c = t->core;
@@ -423,98 +497,140 @@ static int finish_task(struct restore_task *t)
 		if ((err = set_final_thread_state(tc->tid, tc->regs, &tc->xsave, tc->sigmask)))
 			return err;
 	}
-	if ((err = set_final_thread_state(t->pid, c->regs, &c->xsave, c->sigmask)))
-		return err;
-	for (size_t i = 0; i < c->n_threads; i++)
-		if ((err = task_release(c->threads[i]->tid, false)))
-			return err;
-	return task_release(t->pid, c->stopped);
+	return set_final_thread_state(t->pid, c->regs, &c->xsave, c->sigmask);
 }
 
-static void write_pidfile(pid_t pid)
+static int release_task(struct restore_task *t)
 {
-	FILE *f;
+	int err;
 
-	if (!opts.pidfile)
-		return;
-	f = fopen(opts.pidfile, "w");
-	if (!f || fprintf(f, "%d", pid) < 0)
-		pr_perror("cannot write pidfile %s", opts.pidfile);
-	if (f)
-		fclose(f);
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		if ((err = task_release(t->core->threads[i]->tid, false)))
+			return err;
+	return task_release(t->pid, t->core->stopped);
+}
+
+/* Every process is prepared before any is let go, so that the tree resumes together. */
+static int finish_tree(struct restore_tree *rt)
+{
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		if ((err = prepare_finish(&rt->tasks[i])))
+			return err;
+	for (size_t i = rt->nr_tasks; i-- > 0;)
+		if ((err = release_task(&rt->tasks[i])))
+			return err;
+	return 0;
+}
+
+static int read_tree_images(struct restore_tree *rt)
+{
+	int err;
+
+	rt->nr_tasks = rt->inv->n_pids;
+	rt->tasks = xzalloc(rt->nr_tasks * sizeof(*rt->tasks));
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
+		t->dirfd = opts.images_dir_fd;
+		t->pages_fd = t->exe_fd = -1;
+		t->pid = rt->inv->pids[i];
+		t->is_root = i == 0;
+		if ((err = read_task_images(t)))
+			return err;
+		if (t->is_root && t->core->pdeath_signal)
+			pr_warn("restore pid %d: its parent-death signal %u is not restored (its parent "
+				"was outside the tree)",
+				t->pid, t->core->pdeath_signal);
+		for (size_t k = 0; k < t->fds->n_fds; k++) {
+			if (t->fds->fds[k]->kind == FD_KIND__FD_INHERITED && !opts.shell_job) {
+				pr_err("restore pid %d fd %u: was the caller's %s; restore with --shell-job",
+				       t->pid, t->fds->fds[k]->fd, t->fds->fds[k]->path);
+				return -EINVAL;
+			}
+		}
+	}
+	return pstree_validate(rt);
+}
+
+static int make_pipes(struct restore_tree *rt, int status[2])
+{
+	rt->ctl_fds = xzalloc(rt->nr_tasks * sizeof(int));
+	rt->ctl_peer_fds = xzalloc(rt->nr_tasks * sizeof(int));
+	if (pipe2(status, O_CLOEXEC)) {
+		pr_perror("restore: pipe");
+		return -errno;
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		int ctl[2];
+		if (pipe2(ctl, O_CLOEXEC)) {
+			pr_perror("restore: pipe");
+			return -errno;
+		}
+		rt->ctl_fds[i] = ctl[0];
+		rt->ctl_peer_fds[i] = ctl[1];
+	}
+	rt->status_fd = status[1];
+	return 0;
+}
+
+static void kill_tree(struct restore_tree *rt, pid_t root)
+{
+	int wstatus;
+
+	/* Every pid of the tree was free when we started: whatever holds one now is ours. */
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		kill(rt->tasks[i].pid, SIGKILL);
+	waitpid(root, &wstatus, __WALL);
 }
 
 int cr_restore(void)
 {
-	struct restore_task t = { .dirfd = opts.images_dir_fd, .pages_fd = -1, .exe_fd = -1 };
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
-	Inventory *inv = NULL;
-	int pipefd[2], ctl[2], err, wstatus;
-	pid_t child;
+	struct restore_tree rt = { 0 };
+	uint64_t start = now_ns(CLOCK_MONOTONIC), pages = 0;
+	int status[2], err, wstatus;
+	pid_t root;
 
 	pr_debug("restore: start");
-	if ((err = read_inventory(t.dirfd, &inv)))
+	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
+	    (err = check_pids_free(rt.inv)))
 		return err;
-	t.pid = inv->root_pid;
-	if ((err = read_task_images(&t)) || (err = check_pid_free(t.pid)))
-		return err;
-	for (size_t i = 0; i < t.fds->n_fds; i++)
-		if (t.fds->fds[i]->kind == FD_KIND__FD_INHERITED && !opts.shell_job) {
-			pr_err("restore pid %d fd %u: was the caller's %s; restore with --shell-job",
-			       t.pid, t.fds->fds[i]->fd, t.fds->fds[i]->path);
-			return -EINVAL;
-		}
-	pr_debug("restore pid %d: images checked, pid free", t.pid);
+	pr_debug("restore: images checked, pids free");
 	raise_nofile_limit();
-	if (pipe2(pipefd, O_CLOEXEC)) {
-		pr_perror("restore: pipe");
-		return -errno;
-	}
-	if (pipe2(ctl, O_CLOEXEC)) {
-		pr_perror("restore: pipe");
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return -errno;
-	}
+	if ((err = make_pipes(&rt, status)))
+		return err;
 	fflush(NULL);
-	child = clone_with_pid(t.pid);
-	if (child < 0) {
+	root = clone_with_pid(rt.inv->root_pid);
+	if (root < 0) {
 		err = -errno;
 		if (errno == EEXIST)
-			pr_err("restore pid %d: that pid is taken; nothing was started", t.pid);
+			pr_err("restore pid %d: that pid is taken; nothing was started", rt.inv->root_pid);
 		else
-			pr_perror("restore pid %d: clone3 with set_tid failed", t.pid);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		close(ctl[0]);
-		close(ctl[1]);
+			pr_perror("restore pid %d: clone3 with set_tid failed", rt.inv->root_pid);
 		return err;
 	}
-	if (child == 0) {
-		close(pipefd[0]);
-		close(ctl[1]);
-		restore_child(&t, pipefd[1], ctl[0]);
-	}
-	close(pipefd[1]);
-	close(ctl[0]);
-	err = wait_restorer(&t, child, pipefd[0], ctl[1]);
-	close(pipefd[0]);
-	close(ctl[1]);
-	pr_debug("restore pid %d: restorer done", t.pid);
+	if (root == 0)
+		restore_process(&rt, &rt.tasks[0]);
+	close(status[1]);
+	for (size_t i = 0; i < rt.nr_tasks; i++)
+		close(rt.ctl_fds[i]);
+	err = collect_reports(&rt, status[0]);
+	pr_debug("restore pid %d: every restorer done", root);
 	if (!err)
-		err = finish_task(&t);
+		err = finish_tree(&rt);
 	if (err) {
-		kill(child, SIGKILL);
-		waitpid(child, &wstatus, __WALL);
-		pr_err("restore pid %d failed; nothing from the images is running", t.pid);
+		kill_tree(&rt, root);
+		pr_err("restore pid %d failed; nothing from the images is running", root);
 		return err;
 	}
-	write_pidfile(child);
-	pr_info("restore stats: total_ms=%.1f pages=%llu",
-		(now_ns(CLOCK_MONOTONIC) - start) / 1e6, (unsigned long long)t.pagemap->nr_pages);
+	write_pidfile(root);
+	for (size_t i = 0; i < rt.nr_tasks; i++)
+		pages += rt.tasks[i].pagemap->nr_pages;
+	pr_info("restore stats: total_ms=%.1f processes=%zu pages=%llu",
+		(now_ns(CLOCK_MONOTONIC) - start) / 1e6, rt.nr_tasks, (unsigned long long)pages);
 	if (opts.restore_detached)
 		return 0;
-	while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
+	while (waitpid(root, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 }

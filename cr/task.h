@@ -55,6 +55,7 @@ int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_
 
 struct restore_task {
 	pid_t pid;
+	bool is_root;       /* its parent is stasis, not a restored process */
 	int dirfd;
 	TaskCore *core;
 	Mm *mm;

@@ -109,6 +109,7 @@ enum rst_step {
 
 /* Written by the new task to the status pipe: once, on success or failure. */
 struct rst_status {
+	int32_t pid;       /* which process of the tree reports */
 	int32_t ok;
 	int32_t step;      /* enum rst_step, or a negative step of the C phase */
 	int32_t err;       /* negative errno */

@@ -1,0 +1,289 @@
+/*
+ * The process tree. Dump: from the root, freeze each process and its threads, read the
+ * children of every thread, and repeat until no process is missing; zombies are recorded
+ * with their exit status. Restore: each process creates its own children with their old
+ * pids (clone3 + set_tid), after taking its session and process group, and creates its
+ * zombies as children that exit at once with the saved status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "compat/kernel-abi.h"
+#include "log.h"
+#include "pstree.h"
+#include "regs.h"
+#include "restorer/restorer.h"
+#include "threads.h"
+#include "util.h"
+
+static TreeEntry *find_entry(TreeEntry **e, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (e[i]->pid == (uint32_t)pid)
+			return e[i];
+	return NULL;
+}
+
+static int add_entry(struct dump_tree *tr, pid_t pid, const struct proc_stat *st)
+{
+	TreeEntry *e = xzalloc(sizeof(*e));
+
+	tree_entry__init(e);
+	e->pid = pid;
+	e->ppid = st->ppid;
+	e->pgid = st->pgid;
+	e->sid = st->sid;
+	if (st->state == 'Z') {
+		char path[64];
+		auto_free char *comm = NULL;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		comm = read_file_at(AT_FDCWD, path, NULL);
+		e->has_zombie = e->has_exit_status = true;
+		e->zombie = true;
+		e->exit_status = st->exit_code;
+		e->comm = xstrdup(comm ? comm : "");
+		e->comm[strcspn(e->comm, "\n")] = 0;
+	}
+	tr->entries = realloc(tr->entries, (tr->nr_entries + 1) * sizeof(*tr->entries));
+	if (!tr->entries)
+		return -ENOMEM;
+	tr->entries[tr->nr_entries++] = e;
+	return 0;
+}
+
+/* Children of every thread of t that the tree does not hold yet. */
+static int add_children(struct dump_tree *tr, const struct dump_task *t, bool *found_new)
+{
+	for (size_t i = 0; i <= t->nr_threads; i++) {
+		pid_t tid = i < t->nr_threads ? t->threads[i].tid : t->pid;
+		char path[96];
+		auto_free char *list = NULL;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", t->pid, tid);
+		list = read_file_at(AT_FDCWD, path, NULL);
+		for (char *p = list; p && *p;) {
+			char *end;
+			pid_t child = strtol(p, &end, 10);
+			struct proc_stat st;
+			if (end == p)
+				break;
+			p = end;
+			if (find_entry(tr->entries, tr->nr_entries, child) || proc_read_stat(child, &st))
+				continue;
+			int err = add_entry(tr, child, &st);
+			if (err)
+				return err;
+			*found_new = true;
+		}
+	}
+	return 0;
+}
+
+static int seize_process(struct dump_tree *tr, TreeEntry *e, int dirfd)
+{
+	struct dump_task *t;
+	int err;
+
+	tr->tasks = realloc(tr->tasks, (tr->nr_tasks + 1) * sizeof(*tr->tasks));
+	if (!tr->tasks)
+		return -ENOMEM;
+	t = &tr->tasks[tr->nr_tasks];
+	memset(t, 0, sizeof(*t));
+	t->pid = e->pid;
+	t->dirfd = dirfd;
+	if ((err = task_seize(t->pid, &t->was_stopped)))
+		return err;
+	tr->nr_tasks++;
+	t->threads = xzalloc(RST_MAX_THREADS * sizeof(*t->threads));
+	return threads_seize(t);
+}
+
+int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd)
+{
+	struct proc_stat st;
+	bool found_new = true;
+	int err;
+
+	memset(tr, 0, sizeof(*tr));
+	if (proc_read_stat(root, &st)) {
+		pr_err("dump pid %d: no such process", root);
+		return -ESRCH;
+	}
+	if (st.state == 'Z') {
+		pr_err("dump pid %d: is a zombie, nothing to dump", root);
+		return -ESRCH;
+	}
+	if ((err = add_entry(tr, root, &st)))
+		return err;
+	/* Frozen processes fork no more: once a pass finds nobody new, the tree is closed. */
+	while (found_new) {
+		found_new = false;
+		for (size_t i = 0; i < tr->nr_entries && !err; i++) {
+			TreeEntry *e = tr->entries[i];
+			bool seized = false;
+			for (size_t k = 0; k < tr->nr_tasks; k++)
+				seized |= tr->tasks[k].pid == (pid_t)e->pid;
+			if (e->zombie || seized)
+				continue;
+			err = seize_process(tr, e, dirfd);
+		}
+		for (size_t k = 0; k < tr->nr_tasks && !err; k++)
+			err = add_children(tr, &tr->tasks[k], &found_new);
+		if (err) {
+			pstree_release(tr);
+			return err;
+		}
+	}
+	pr_debug("dump pid %d: froze %zu processes (%zu in the tree)", root, tr->nr_tasks,
+		 tr->nr_entries);
+	return 0;
+}
+
+void pstree_release(struct dump_tree *tr)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		struct dump_task *t = &tr->tasks[i];
+		threads_release(t);
+		if (t->regs.rip)
+			regs_undo_freeze_eintr(t->pid, &t->regs);
+		task_release(t->pid, t->was_stopped);
+	}
+}
+
+int pstree_kill(struct dump_tree *tr)
+{
+	int status, err = 0;
+
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		if (kill(tr->tasks[i].pid, SIGKILL)) {
+			pr_perror("dump pid %d: cannot kill after dump", tr->tasks[i].pid);
+			err = -errno;
+		}
+	}
+	/* As tracer of every thread we see each die; the parents reap the processes. */
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		threads_reap_killed(&tr->tasks[i]);
+		while (waitpid(tr->tasks[i].pid, &status, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	return err;
+}
+
+/* ---- restore ---- */
+
+pid_t clone_with_pid(pid_t pid)
+{
+	pid_t set_tid[1] = { pid };
+	struct clone_args ca = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)(uintptr_t)set_tid,
+		.set_tid_size = 1,
+	};
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		if (rt->tasks[i].pid == pid)
+			return &rt->tasks[i];
+	return NULL;
+}
+
+int pstree_validate(struct restore_tree *rt)
+{
+	Inventory *inv = rt->inv;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		TreeEntry *e = inv->tree[i];
+		bool has_images = pstree_task(rt, e->pid) != NULL;
+		bool parent_known = i == 0 || find_entry(inv->tree, i, e->ppid);
+		if (e->pid < 1 || e->zombie == has_images || !parent_known ||
+		    find_entry(inv->tree, i, e->pid)) {
+			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void die_like(const TreeEntry *e)
+{
+	uint32_t status = e->exit_status;
+
+	if (e->comm)
+		prctl(PR_SET_NAME, e->comm, 0, 0, 0);
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		sigset_t one;
+		signal(sig, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		raise(sig);
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/* The zombies' exits queued SIGCHLD for us; the saved pending signals are queued later. */
+static void drain_sigchld(void)
+{
+	sigset_t chld;
+	struct timespec zero = { 0, 0 };
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	while (sigtimedwait(&chld, NULL, &zero) > 0)
+		;
+}
+
+int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
+			 void (*restore_process)(struct restore_tree *, struct restore_task *))
+{
+	Inventory *inv = rt->inv;
+	TreeEntry *me = find_entry(inv->tree, inv->n_tree, self->pid);
+	bool made_zombies = false;
+
+	if (me->sid == (uint32_t)self->pid) {
+		if (setsid() < 0)
+			return -errno;
+	} else if (me->pgid == (uint32_t)self->pid) {
+		if (setpgid(0, 0))
+			return -errno;
+	} else if (self != &rt->tasks[0] && me->pgid != (uint32_t)getpgrp() &&
+		   setpgid(0, me->pgid)) {
+		return -errno; /* its group leader is not (yet) there */
+	}
+	/* (The root outside its own group or session joins the restoring caller's.) */
+	/* Children in inventory order: group leaders were dumped before their members. */
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		TreeEntry *e = inv->tree[i];
+		if (e->ppid != (uint32_t)self->pid || e->pid == (uint32_t)self->pid)
+			continue;
+		pid_t child = clone_with_pid(e->pid);
+		if (child < 0)
+			return -errno;
+		if (child == 0) {
+			if (e->zombie)
+				die_like(e);
+			restore_process(rt, pstree_task(rt, e->pid));
+		}
+		if (e->zombie) {
+			siginfo_t si;
+			waitid(P_PID, child, &si, WEXITED | WNOWAIT);
+			made_zombies = true;
+		}
+	}
+	if (made_zombies)
+		drain_sigchld();
+	return 0;
+}

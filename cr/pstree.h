@@ -1,0 +1,42 @@
+/* The process tree: which processes a dump takes, and how restore recreates the shape. */
+#ifndef STASIS_PSTREE_H
+#define STASIS_PSTREE_H
+
+#include "task.h"
+
+struct dump_tree {
+	struct dump_task *tasks; /* live processes, frozen; tasks[0] is the root */
+	size_t nr_tasks;
+	TreeEntry **entries;     /* every process, zombies too, parents first */
+	size_t nr_entries;
+};
+
+/* Freezes the tree under root (every process and thread), re-scanning until it is closed. */
+int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd);
+/* Lets every frozen process go on as before. */
+void pstree_release(struct dump_tree *tr);
+/* Kills every frozen process and collects each exit as its tracer. */
+int pstree_kill(struct dump_tree *tr);
+
+struct restore_tree {
+	Inventory *inv;
+	struct restore_task *tasks; /* live processes, in inventory order */
+	size_t nr_tasks;
+	int status_fd;              /* write end, shared by every new task */
+	int *ctl_fds;               /* per task: the read end the task keeps */
+	int *ctl_peer_fds;          /* per task: the write end stasis keeps */
+};
+
+struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid);
+/* Checks the tree entries against the task images. */
+int pstree_validate(struct restore_tree *rt);
+/*
+ * In a new process of the tree: join its session and group, then create its children with
+ * their pids (each runs restore_process) and its zombies.
+ */
+int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
+			 void (*restore_process)(struct restore_tree *, struct restore_task *));
+
+pid_t clone_with_pid(pid_t pid);
+
+#endif
