@@ -21,6 +21,7 @@
 #include "restorer/restorer.h"
 #include "task.h"
 #include "pstree.h"
+#include "shmem.h"
 #include "threads.h"
 #include "util.h"
 
@@ -140,6 +141,10 @@ static void remove_images(int dirfd, pid_t pid)
 		image_filename(name, sizeof(name), types[i], pid);
 		unlinkat(dirfd, name, 0);
 	}
+	image_filename(name, sizeof(name), IMG_SHMEM, 0);
+	unlinkat(dirfd, name, 0);
+	image_filename(name, sizeof(name), IMG_PAGES, 0);
+	unlinkat(dirfd, name, 0);
 }
 
 int cr_dump(void)
@@ -162,14 +167,16 @@ int cr_dump(void)
 		err = -EIO;
 		goto fail;
 	}
+	struct shmem_dump *shmem = shmem_dump_new();
 	for (size_t i = 0; i < tr.nr_tasks && !err; i++) {
+		tr.tasks[i].shmem = shmem;
 		new_task_images(&tr.tasks[i]);
 		err = collect_task(&tr.tasks[i]);
 		if (!err)
 			err = write_task_images(&tr.tasks[i]);
 		pages += tr.tasks[i].nr_pages_written;
 	}
-	if (err || (err = write_inventory(&tr, dirfd)))
+	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = write_inventory(&tr, dirfd)))
 		goto fail;
 	if (fault_injected("after-images")) {
 		pr_err("dump pid %d: injected failure after-images", opts.pid);

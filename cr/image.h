@@ -23,7 +23,8 @@ enum image_type {
 	IMG_MM,
 	IMG_PAGEMAP,
 	IMG_FDS,
-	IMG_PAGES, /* raw page data: no protobuf payload */
+	IMG_PAGES, /* raw page data: no protobuf payload; pages-0.img holds shared objects */
+	IMG_SHMEM,
 };
 
 struct image_desc {

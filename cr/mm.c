@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "mm.h"
+#include "shmem.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -38,10 +39,10 @@ static VmaKind special_kind(const char *path)
 	return 0;
 }
 
+/* Kinds whose pages are in the process's own pages image (shared anonymous: in shmem.img). */
 bool vma_kind_has_pages(VmaKind k)
 {
-	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_ANON_SHARED ||
-	       k == VMA_KIND__VMA_FILE_PRIVATE;
+	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_FILE_PRIVATE;
 }
 
 static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st)
@@ -66,6 +67,25 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	return f->id;
 }
 
+/* MAP_SHARED|MAP_ANONYMOUS: a shmem object, maybe shared with other processes of the tree. */
+static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+{
+	char mf[96];
+	struct stat st;
+
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	if (stat(mf, &st)) {
+		pr_perror("dump pid %d: cannot stat shared memory %s", t->pid, mf);
+		return -errno;
+	}
+	e->kind = VMA_KIND__VMA_ANON_SHARED;
+	e->has_shmem_id = e->has_pgoff = true;
+	e->shmem_id = st.st_ino;
+	e->pgoff = pv->pgoff;
+	return shmem_note_mapping(t->shmem, t->pid, pv, st.st_ino, st.st_size);
+}
+
 static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	const char *path = pv->path;
@@ -80,14 +100,15 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		}
 		return 0;
 	}
+	if (pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
+			   !strncmp(path, "[anon_shmem:", 12)))
+		return classify_shared_anon(t, pv, e);
 	if (!path[0] || path[0] == '[' || (!strcmp(path, "/dev/zero") && !pv->shared)) {
-		e->kind = pv->shared ? VMA_KIND__VMA_ANON_SHARED : VMA_KIND__VMA_ANON_PRIVATE;
+		e->kind = VMA_KIND__VMA_ANON_PRIVATE;
 		return 0;
 	}
-	if (pv->shared && !strcmp(path, "/dev/zero (deleted)")) {
-		e->kind = VMA_KIND__VMA_ANON_SHARED;
-		return 0;
-	}
+	if (pv->shared && (!strcmp(path, "/dev/zero (deleted)") || !strncmp(path, "[anon_shmem:", 12)))
+		return classify_shared_anon(t, pv, e);
 	if (ends_with(path, " (deleted)") || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
 		       "(deleted files, memfd and SysV shm come later)",
@@ -243,9 +264,12 @@ static int validate_mm(struct restore_task *t)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		VmaEntry *v = mm->vmas[i];
 		bool file = v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED;
+		bool shared_anon = v->kind == VMA_KIND__VMA_ANON_SHARED;
 		if (v->start < prev_end || v->start >= v->end || v->end > TASK_TOP ||
 		    (v->start | v->end) % PAGE_SIZE || v->prot & ~7u ||
-		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE))) {
+		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
+		    (shared_anon && (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_VSYSCALL) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
@@ -290,7 +314,7 @@ static bool vma_has_runs(const Pagemap *pm, const VmaEntry *v)
 	return false;
 }
 
-static void fill_vma_args(struct restore_task *t)
+static void fill_vma_args(struct restore_task *t, const int *shmem_fds)
 {
 	struct restorer_args *a = t->args;
 	struct rst_vma *out = (struct rst_vma *)((char *)a + a->vmas_off);
@@ -311,7 +335,9 @@ static void fill_vma_args(struct restore_task *t)
 			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0);
 			break;
 		case VMA_KIND__VMA_ANON_SHARED:
-			r->map_flags = MAP_SHARED | MAP_ANONYMOUS;
+			r->map_flags = MAP_SHARED;
+			r->fd = shmem_fds[i];
+			r->pgoff = v->pgoff;
 			break;
 		case VMA_KIND__VMA_FILE_PRIVATE:
 		case VMA_KIND__VMA_FILE_SHARED:
@@ -349,12 +375,31 @@ static void fill_mm_map(struct restore_task *t)
 	mp->exe_fd = t->exe_fd;
 }
 
+/* An fd on the shared object of each shared anonymous mapping. */
+static int open_shared_objects(struct restore_task *t, int *fds)
+{
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		VmaEntry *v = t->mm->vmas[i];
+		fds[i] = -1;
+		if (v->kind != VMA_KIND__VMA_ANON_SHARED)
+			continue;
+		for (size_t k = 0; k < i && fds[i] < 0; k++)
+			if (fds[k] >= 0 && t->mm->vmas[k]->shmem_id == v->shmem_id)
+				fds[i] = fds[k];
+		if (fds[i] < 0 &&
+		    (fds[i] = shmem_open_object(t, v->shmem_id, v->pgoff + v->end - v->start)) < 0)
+			return fds[i];
+	}
+	return 0;
+}
+
 static int restore_mm(struct restore_task *t)
 {
+	auto_free int *shmem_fds = xzalloc((t->mm->n_vmas + 1) * sizeof(int));
 	int err = open_mapped_files(t);
-	if (err)
+	if (err || (err = open_shared_objects(t, shmem_fds)))
 		return err;
-	fill_vma_args(t);
+	fill_vma_args(t, shmem_fds);
 	fill_mm_map(t);
 	return mm_plan_special_moves(t);
 }

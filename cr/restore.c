@@ -32,6 +32,7 @@
 #include "seize.h"
 #include "task.h"
 #include "pstree.h"
+#include "shmem.h"
 #include "threads.h"
 #include "util.h"
 
@@ -553,6 +554,33 @@ static int read_tree_images(struct restore_tree *rt)
 	return pstree_validate(rt);
 }
 
+/* The shared anonymous objects: created and filled here, checked against every mapping. */
+static int prepare_shared_memory(struct restore_tree *rt)
+{
+	bool needed = false;
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].mm->n_vmas; k++)
+			needed |= rt->tasks[i].mm->vmas[k]->kind == VMA_KIND__VMA_ANON_SHARED;
+	if ((err = shmem_restore_prepare(opts.images_dir_fd, needed)))
+		return err;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
+		for (size_t k = 0; k < t->mm->n_vmas; k++) {
+			VmaEntry *v = t->mm->vmas[k];
+			if (v->kind == VMA_KIND__VMA_ANON_SHARED &&
+			    !shmem_object_fits(v->shmem_id, v->pgoff + v->end - v->start)) {
+				pr_err("image mm-%d.img: mapping %#llx-%#llx refers to a shared object "
+				       "that shmem.img does not hold",
+				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
 static int make_pipes(struct restore_tree *rt, int status[2])
 {
 	rt->ctl_fds = xzalloc(rt->nr_tasks * sizeof(int));
@@ -593,7 +621,7 @@ int cr_restore(void)
 
 	pr_debug("restore: start");
 	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
-	    (err = check_pids_free(rt.inv)))
+	    (err = prepare_shared_memory(&rt)) || (err = check_pids_free(rt.inv)))
 		return err;
 	pr_debug("restore: images checked, pids free");
 	raise_nofile_limit();

@@ -28,6 +28,7 @@ struct dump_task {
 	struct proc_vmas vmas;
 	uint64_t vdso_start, vdso_end;
 	int dirfd;
+	struct shmem_dump *shmem; /* the tree's shared anonymous objects */
 
 	TaskCore *core;
 	Mm *mm;
@@ -38,6 +39,7 @@ struct dump_task {
 };
 
 struct restorer_args;
+struct shmem_dump;
 
 /* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
 struct thread_kstate {

@@ -1,0 +1,256 @@
+/*
+ * Shared anonymous memory. Dump: each object is read once through /proc/PID/map_files (so
+ * pages that only another process touched are not missed), its allocated ranges found with
+ * SEEK_DATA/SEEK_HOLE; pages of zeroes are skipped. Restore: stasis creates and fills every
+ * object in its own memory before creating the tree, so each new process inherits it and maps
+ * it again through /proc/self/map_files: the mapping stays "/dev/zero (deleted)", and
+ * processes that shared it share it again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "shmem.h"
+#include "util.h"
+
+#define SHMEM_PID 0 /* pages-0.img */
+#define READ_CHUNK (1UL << 20)
+
+struct shmem_dump_obj {
+	uint64_t id, size;
+	pid_t pid;
+	uint64_t start, end; /* one mapping to read it through */
+};
+
+struct shmem_dump {
+	struct shmem_dump_obj *objs;
+	size_t n;
+};
+
+struct shmem_dump *shmem_dump_new(void)
+{
+	return xzalloc(sizeof(struct shmem_dump));
+}
+
+int shmem_note_mapping(struct shmem_dump *sd, pid_t pid, const struct proc_vma *pv, uint64_t ino,
+		       uint64_t size)
+{
+	for (size_t i = 0; i < sd->n; i++)
+		if (sd->objs[i].id == ino)
+			return 0;
+	sd->objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
+	if (!sd->objs)
+		return -ENOMEM;
+	sd->objs[sd->n++] = (struct shmem_dump_obj){ ino, size, pid, pv->start, pv->end };
+	return 0;
+}
+
+static bool page_is_zero(const uint64_t *p)
+{
+	for (size_t i = 0; i < PAGE_SIZE / 8; i += 8)
+		if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7])
+			return false;
+	return true;
+}
+
+static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
+{
+	PageRun *last = o->n_runs ? o->runs[o->n_runs - 1] : NULL;
+
+	if (last && last->vaddr + last->nr_pages * PAGE_SIZE == offset &&
+	    last->file_off + last->nr_pages * PAGE_SIZE == *file_off) {
+		last->nr_pages++;
+	} else {
+		PageRun *r = xzalloc(sizeof(*r));
+		page_run__init(r);
+		r->vaddr = offset;
+		r->nr_pages = 1;
+		r->file_off = *file_off;
+		o->runs = realloc(o->runs, (o->n_runs + 1) * sizeof(*o->runs));
+		if (!o->runs)
+			return -ENOMEM;
+		o->runs[o->n_runs++] = r;
+	}
+	*file_off += PAGE_SIZE;
+	return 0;
+}
+
+/* The allocated, non-zero pages of one object, appended to the pages file. */
+static int dump_object(const struct shmem_dump_obj *so, ShmemObject *o, int out, char *buf,
+		       uint64_t *file_off)
+{
+	char path[96];
+	auto_close int fd = -1;
+	off_t data = 0, hole;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", so->pid, (unsigned long)so->start,
+		 (unsigned long)so->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("dump pid %d: cannot open shared memory object %s", so->pid, path);
+		return -errno;
+	}
+	while ((uint64_t)data < so->size && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > so->size)
+			hole = so->size;
+		for (off_t off = data; off < hole; off += READ_CHUNK) {
+			size_t len = hole - off < (off_t)READ_CHUNK ? (size_t)(hole - off) : READ_CHUNK;
+			if (pread(fd, buf, len, off) != (ssize_t)len) {
+				pr_perror("dump pid %d: cannot read shared memory %s", so->pid, path);
+				return -EIO;
+			}
+			for (size_t p = 0; p < len; p += PAGE_SIZE) {
+				if (page_is_zero((const uint64_t *)(buf + p)))
+					continue;
+				if (write_all(out, buf + p, PAGE_SIZE) || add_run(o, off + p, file_off))
+					return -EIO;
+			}
+		}
+		data = hole;
+	}
+	return 0;
+}
+
+int shmem_dump_all(struct shmem_dump *sd, int dirfd)
+{
+	ShmemTable tab = SHMEM_TABLE__INIT;
+	uint64_t file_off = PAGES_HEADER_SIZE;
+	auto_free char *buf = NULL;
+	int out, err = 0;
+
+	if (!sd->n)
+		return 0;
+	buf = malloc(READ_CHUNK);
+	out = pages_image_create(dirfd, SHMEM_PID);
+	if (!buf || out < 0)
+		return out < 0 ? out : -ENOMEM;
+	tab.objects = xzalloc(sd->n * sizeof(*tab.objects));
+	for (size_t i = 0; i < sd->n && !err; i++) {
+		ShmemObject *o = xzalloc(sizeof(*o));
+		shmem_object__init(o);
+		o->id = sd->objs[i].id;
+		o->size = sd->objs[i].size;
+		tab.objects[tab.n_objects++] = o;
+		err = dump_object(&sd->objs[i], o, out, buf, &file_off);
+	}
+	tab.nr_pages = (file_off - PAGES_HEADER_SIZE) / PAGE_SIZE;
+	if (!err)
+		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages);
+	close(out);
+	return err ? err : image_write(dirfd, IMG_SHMEM, 0, &tab.base);
+}
+
+/* ---- restore ---- */
+
+struct shmem_restore_obj {
+	uint64_t id, size;
+	char *addr; /* stasis' own mapping, inherited by every new process */
+};
+
+static struct shmem_restore_obj *objects;
+static size_t nr_objects;
+
+static int validate_table(const ShmemTable *tab)
+{
+	uint64_t expect = PAGES_HEADER_SIZE, total = 0;
+
+	for (size_t i = 0; i < tab->n_objects; i++) {
+		const ShmemObject *o = tab->objects[i];
+		uint64_t prev_end = 0;
+		bool ok = o->size && o->size % PAGE_SIZE == 0 && o->size <= (1ULL << 46);
+		for (size_t j = 0; ok && j < i; j++)
+			ok = tab->objects[j]->id != o->id;
+		for (size_t r = 0; ok && r < o->n_runs; r++) {
+			const PageRun *run = o->runs[r];
+			uint64_t len = (uint64_t)run->nr_pages * PAGE_SIZE;
+			ok = run->nr_pages && run->vaddr % PAGE_SIZE == 0 && run->vaddr >= prev_end &&
+			     run->vaddr + len <= o->size && run->file_off == expect;
+			prev_end = run->vaddr + len;
+			expect += len;
+			total += run->nr_pages;
+		}
+		if (!ok) {
+			pr_err("image shmem.img: object %zu (id %llu) is invalid", i,
+			       (unsigned long long)o->id);
+			return -EINVAL;
+		}
+	}
+	if (total != tab->nr_pages) {
+		pr_err("image shmem.img: runs hold %llu pages, header says %llu",
+		       (unsigned long long)total, (unsigned long long)tab->nr_pages);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd)
+{
+	so->id = o->id;
+	so->size = o->size;
+	so->addr = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (so->addr == MAP_FAILED) {
+		pr_perror("restore: cannot create a shared memory object of %llu bytes",
+			  (unsigned long long)o->size);
+		return -ENOMEM;
+	}
+	for (size_t r = 0; r < o->n_runs; r++) {
+		uint64_t len = (uint64_t)o->runs[r]->nr_pages * PAGE_SIZE;
+		if (pread(pages_fd, so->addr + o->runs[r]->vaddr, len, o->runs[r]->file_off) !=
+		    (ssize_t)len) {
+			pr_err("image pages-0.img: short read of shared memory");
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+int shmem_restore_prepare(int dirfd, bool needed)
+{
+	ShmemTable *tab = NULL;
+	int err, pages_fd;
+
+	if (!needed)
+		return 0;
+	if ((err = image_read(dirfd, IMG_SHMEM, 0, (ProtobufCMessage **)&tab)))
+		return err;
+	if ((err = validate_table(tab)) || (pages_fd = pages_image_open(dirfd, SHMEM_PID, tab->nr_pages)) < 0) {
+		image_free(&tab->base);
+		return err ? err : -EINVAL;
+	}
+	objects = xzalloc(tab->n_objects * sizeof(*objects));
+	for (size_t i = 0; i < tab->n_objects && !err; i++, nr_objects++)
+		err = fill_object(&objects[i], tab->objects[i], pages_fd);
+	close(pages_fd);
+	image_free(&tab->base);
+	return err;
+}
+
+bool shmem_object_fits(uint64_t id, uint64_t end_offset)
+{
+	for (size_t i = 0; i < nr_objects; i++)
+		if (objects[i].id == id)
+			return end_offset <= objects[i].size;
+	return false;
+}
+
+int shmem_open_object(struct restore_task *t, uint64_t id, uint64_t end_offset)
+{
+	char path[96];
+
+	for (size_t i = 0; i < nr_objects; i++) {
+		if (objects[i].id != id)
+			continue;
+		if (end_offset > objects[i].size)
+			return -EINVAL;
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
+			 (unsigned long)objects[i].addr, (unsigned long)(objects[i].addr + objects[i].size));
+		return restore_open_high(t, path, O_RDWR);
+	}
+	return -ENOENT;
+}
