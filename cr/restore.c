@@ -395,6 +395,8 @@ static __attribute__((noreturn)) void restore_process(struct restore_tree *rt, s
 	if ((err = pstree_restore_links(rt, t, restore_process)))
 		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
 			   t->pid, strerror(-err));
+	if (idx == rt->nr_tasks - 1 && rt->nr_tasks > 1 && fault_injected("restore-child"))
+		child_fail(-EIO, "restore pid %d: injected failure restore-child", t->pid);
 	/* Its children have taken their own control pipes with them. */
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		close(rt->ctl_peer_fds[i]);

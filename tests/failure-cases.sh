@@ -172,6 +172,74 @@ case_unsupported() { # case_unsupported KIND
 	fi
 }
 
+# A tree whose child holds an unsupported fd: the whole dump fails, naming the child and the
+# fd, and both processes keep running (the parent's verdict includes the child's).
+case_unsupported_in_child() {
+	local d=$ZOO_TMP/unsupported-child child
+	mkdir -p "$d/img"
+	export ZOO_UNSUPPORTED_IN_CHILD=1
+	zoo_start unsupported-fd "$d"
+	local ok=$?
+	unset ZOO_UNSUPPORTED_IN_CHILD
+	if [ $ok -ne 0 ]; then
+		result_fail dump/unsupported-fd/in-child "$ZERR"
+		return
+	fi
+	child=$(cat "$d/work/child.pid" 2>/dev/null)
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail dump/unsupported-fd/in-child "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif [ -z "$child" ] || ! mentions "$d/dump.out" "$d/img/dump.log" "pid $child fd 42([^0-9]|\$)"; then
+		result_fail dump/unsupported-fd/in-child "the error does not name child $child and fd 42"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! proc_alive "$child" || [ "$(proc_state "$child")" = T ]; then
+		result_fail dump/unsupported-fd/in-child "the child $child is gone or stopped"
+		kill_ours "$ZPID"
+	elif ! target_survives in-child "$ZPID" "$d"; then
+		result_fail dump/unsupported-fd/in-child "$ZERR"
+	else
+		result_ok dump/unsupported-fd/in-child
+	fi
+}
+
+# A process of the tree fails during restore: every restored process is killed, the error
+# names the process, and nothing of the tree is left.
+case_restore_fault_tree() {
+	local d=$ZOO_TMP/restore-fault-tree
+	mkdir -p "$d/img"
+	if ! zoo_start tree "$d"; then
+		result_fail restore/fault/tree "$ZERR"
+		return
+	fi
+	local pid=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail restore/fault/tree "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	wait_until 10 pid_free "$pid"
+	STASIS_FAULT=restore-child run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	sleep 0.5
+	if ! clean_failure "$ZRC"; then
+		result_fail restore/fault/tree "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+	elif ! mentions "$d/restore.out" "$d/img/restore.log" 'restore pid [0-9]+: injected failure'; then
+		result_fail restore/fault/tree "the error does not name the failing process"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif [ "$(count_procs tree "$d")" -ne 0 ] || ! pid_free "$pid"; then
+		result_fail restore/fault/tree "processes of the tree are left after the failed restore"
+		kill_ours "$pid"
+	else
+		result_ok restore/fault/tree
+	fi
+}
+
 case_fault() { # case_fault POINT TARGET
 	local point=$1 name=$2 d=$ZOO_TMP/fault-$1-$2
 	mkdir -p "$d/img"
@@ -398,6 +466,8 @@ case_bad_dir unwritable /proc/1/fdinfo
 for k in $UNSUPPORTED_KINDS; do
 	case_unsupported "$k"
 done
+case_unsupported_in_child
+case_restore_fault_tree
 for p in $FAULT_POINTS; do
 	for t in $FAULT_TARGETS; do
 		case_fault "$p" "$t"

@@ -5,9 +5,13 @@
  *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll.
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
+ *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
+ *   $ZOO_TMPDIR/child.pid), so the dump of the tree fails on the child; after SIGTERM the
+ *   child checks its fd 42 and the parent checks the child's verdict.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include <sys/wait.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -39,12 +43,79 @@ static void fd_link(char *buf, size_t len)
 	buf[l > 0 ? l : 0] = 0;
 }
 
+static int open_kind(void);
+
+static int move_to_fd42(int fd)
+{
+	if (dup3(fd, FD, O_CLOEXEC) != FD)
+		return -1;
+	close(fd);
+	return 0;
+}
+static int check_fd42(void);
+static volatile sig_atomic_t child_term;
+static void on_term(int sig) { (void)sig; child_term = 1; }
+
+/* The child of ZOO_UNSUPPORTED_IN_CHILD: holds fd 42, exits 0 if it is intact after SIGTERM. */
+static void run_child(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	if (move_to_fd42(open_kind()))
+		_exit(2);
+	fd_link(link_before, sizeof(link_before));
+	while (!child_term)
+		zoo_sleep_ms(10);
+	_exit(check_fd42() ? 0 : 1);
+}
+
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	const char *k = getenv("ZOO_UNSUPPORTED_KIND");
 	if (k && *k)
 		kind = k;
+	const char *in_child = getenv("ZOO_UNSUPPORTED_IN_CHILD");
+	if (in_child && !strcmp(in_child, "1")) {
+		char path[4096], pidbuf[32];
+		pid_t child = fork();
+		if (child == 0)
+			run_child();
+		snprintf(path, sizeof(path), "%s/child.pid", getenv("ZOO_TMPDIR"));
+		snprintf(pidbuf, sizeof(pidbuf), "%d\n", child);
+		zoo_write_file(path, pidbuf, strlen(pidbuf));
+		heap = malloc(5000);
+		zoo_fill(heap, 5000, 61);
+		zoo_sleep_ms(100);
+		zoo_ready();
+		zoo_wait();
+		int st = 0;
+		kill(child, SIGTERM);
+		waitpid(child, &st, 0);
+		CHECK("fd42", WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's fd 42 changed (%#x)", st);
+		CHECK("pattern", zoo_check_fill(heap, 5000, 61) < 0, "heap differs");
+		return zoo_finish("(fd 42 in a child)");
+	}
+	if (move_to_fd42(open_kind()))
+		zoo_die("dup3: %s", strerror(errno));
+	fd_link(link_before, sizeof(link_before));
+	heap = malloc(5000);
+	zoo_fill(heap, 5000, 61);
+
+	zoo_ready();
+	zoo_wait();
+
+	check_fd42();
+	long bad = zoo_check_fill(heap, 5000, 61);
+	CHECK("pattern", bad < 0, "heap differs at offset %ld", bad);
+	char info[64];
+	snprintf(info, sizeof(info), "(fd 42: %s)", kind);
+	return zoo_finish(info);
+}
+
+/* The object of the selected kind, or exits. */
+static int open_kind(void)
+{
 	int fd = -1;
 	if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(7, EFD_CLOEXEC);
@@ -67,28 +138,26 @@ int main(int argc, char **argv)
 	}
 	if (fd < 0)
 		zoo_die("%s: %s", kind, strerror(errno));
-	if (dup3(fd, FD, O_CLOEXEC) != FD)
-		zoo_die("dup3: %s", strerror(errno));
-	close(fd);
-	fd_link(link_before, sizeof(link_before));
-	heap = malloc(5000);
-	zoo_fill(heap, 5000, 61);
+	return fd;
+}
 
-	zoo_ready();
-	zoo_wait();
-
+/* fd 42 is still the same object (and an eventfd still counts 7). */
+static int check_fd42(void)
+{
 	char now[256];
 	fd_link(now, sizeof(now));
-	CHECK("fd42", !strcmp(now, link_before), "fd 42 is '%s', was '%s'", now, link_before);
+	if (strcmp(now, link_before)) {
+		zoo_failf("fd42", "fd 42 is '%s', was '%s'", now, link_before);
+		return 0;
+	}
 	if (!strcmp(kind, "eventfd")) {
 		uint64_t v = 0;
 		int fl = fcntl(FD, F_GETFL);
 		fcntl(FD, F_SETFL, fl | O_NONBLOCK);
-		CHECK("fd42", read(FD, &v, 8) == 8 && v == 7, "eventfd counter is %lu, expected 7", (unsigned long)v);
+		if (read(FD, &v, 8) != 8 || v != 7) {
+			zoo_failf("fd42", "eventfd counter is %lu, expected 7", (unsigned long)v);
+			return 0;
+		}
 	}
-	long bad = zoo_check_fill(heap, 5000, 61);
-	CHECK("pattern", bad < 0, "heap differs at offset %ld", bad);
-	char info[64];
-	snprintf(info, sizeof(info), "(fd 42: %s)", kind);
-	return zoo_finish(info);
+	return 1;
 }
