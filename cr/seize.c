@@ -6,6 +6,7 @@
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,11 +17,16 @@
 
 #define WAIT_STOP_TIMEOUT_MS 10000
 
+/*
+ * Stops usually come within microseconds (an injected syscall, an interrupt): spin first, then
+ * back off, and give up after WAIT_STOP_TIMEOUT_MS rather than hang on a task that never stops.
+ */
 int task_wait_stop(pid_t pid, int *status)
 {
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + WAIT_STOP_TIMEOUT_MS * 1000000ull;
+	unsigned backoff_us = 0;
 
-	for (;;) {
+	for (unsigned round = 0;; round++) {
 		int r = waitpid(pid, status, __WALL | WNOHANG);
 		if (r == pid)
 			break;
@@ -33,7 +39,12 @@ int task_wait_stop(pid_t pid, int *status)
 			pr_err("pid %d: did not stop within %d ms", pid, WAIT_STOP_TIMEOUT_MS);
 			return -ETIMEDOUT;
 		}
-		usleep(200);
+		if (round < 64) {
+			sched_yield();
+			continue;
+		}
+		backoff_us = backoff_us ? (backoff_us < 1000 ? backoff_us * 2 : 1000) : 10;
+		usleep(backoff_us);
 	}
 	if (!WIFSTOPPED(*status)) {
 		pr_err("pid %d: exited while frozen (status 0x%x)", pid, *status);

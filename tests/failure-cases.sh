@@ -191,15 +191,19 @@ case_unsupported_in_child() {
 		result_fail dump/unsupported-fd/in-child "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$ZPID"
+		kill_ours "$child"
 	elif [ -z "$child" ] || ! mentions "$d/dump.out" "$d/img/dump.log" "pid $child fd 42([^0-9]|\$)"; then
 		result_fail dump/unsupported-fd/in-child "the error does not name child $child and fd 42"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$ZPID"
+		kill_ours "$child"
 	elif ! proc_alive "$child" || [ "$(proc_state "$child")" = T ]; then
 		result_fail dump/unsupported-fd/in-child "the child $child is gone or stopped"
 		kill_ours "$ZPID"
+		kill_ours "$child"
 	elif ! target_survives in-child "$ZPID" "$d"; then
 		result_fail dump/unsupported-fd/in-child "$ZERR"
+		kill_ours "$child"
 	else
 		result_ok dump/unsupported-fd/in-child
 	fi

@@ -35,7 +35,7 @@ DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
 VERBOSITY=${BENCH_VERBOSITY:-3}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
-read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory}"   # later: tree100 threads256
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256}"
 TARGET_PCT=60            # dump >= 60% of write(); restore >= 60% of memcpy
 MEMCPY_MIB=512
 READY_TIMEOUT=120        # seconds for a target to set itself up
@@ -214,6 +214,40 @@ scenario_memory() {
 	esac
 }
 
+# Many tasks: scenario_tasks KIND N PHASE WORK (tree: N processes; threads: N threads).
+scenario_tasks() {
+	local kind=$1 n=$2 phase=$3 work=$4
+	case $phase in
+	start)
+		S_DESC="$n $([ "$kind" = tree ] && echo processes || echo threads in one process), each checking its own data"
+		S_TASKS=$n
+		"$BIN/tasktarget" "$kind" "$n" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
+		S_CHILD=$!
+		disown "$S_CHILD"
+		track "$S_CHILD"
+		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
+			S_VERDICT="FAIL: target did not get ready"
+			show_tail "$work/target.log" "target output"
+			return 1
+		fi
+		S_PID=$S_CHILD
+		;;
+	check)
+		rm -f -- "$work/verdict"
+		kill -TERM "$S_PID" 2>/dev/null
+		if ! wait_gone "$S_PID" "$VERIFY_TIMEOUT"; then
+			S_VERDICT="FAIL: restored target did not exit within ${VERIFY_TIMEOUT}s of SIGTERM"
+			return 1
+		fi
+		untrack "$S_PID"
+		S_VERDICT=$(head -n 1 -- "$work/verdict" 2>/dev/null)
+		[[ $S_VERDICT == "PASS pid=$S_PID "* ]] || { S_VERDICT="FAIL: ${S_VERDICT:-no verdict}"; return 1; }
+		;;
+	esac
+}
+scenario_tree100() { scenario_tasks tree 100 "$@"; }
+scenario_threads256() { scenario_tasks threads 256 "$@"; }
+
 # ------------------------------------------------------------ references ---
 
 MEMCPY_GBPS=
@@ -239,7 +273,7 @@ measure_write() {   # measure_write DIR
 # Result rows, filled by run_case.
 NROWS=0
 R_SCN=() R_WHERE=() R_OK=() R_VERDICT=() R_FROZEN=() R_DUMP=() R_RESTORE=()
-R_BYTES=() R_WRITE=()
+R_BYTES=() R_WRITE=() R_TASKS=()
 
 # stat_field LINE NAME: the value of NAME=... in a stats line, empty if absent.
 stat_field() { sed -n "s/.*[[:space:]]$2=\([0-9][0-9.]*\).*/\1/p" <<<" $1" | head -n 1; }
@@ -264,7 +298,7 @@ run_case_body() {
 
 	work=$(mktemp -d "$SCRATCH/$scn-$where.XXXXXX")
 	mkdir -p -- "$imgdir"
-	S_PID='' S_CHILD='' S_DESC='' S_VERDICT=''
+	S_PID='' S_CHILD='' S_DESC='' S_VERDICT='' S_TASKS=1
 
 	echo
 	echo "-- $scn, images on $where: $imgdir"
@@ -355,6 +389,7 @@ run_case_body() {
 	{ [ -n "$dump_ms" ] && ge "$dump_ms" 0.001; } || dump_ms=$dump_wall_ms
 	{ [ -n "$rest_ms" ] && ge "$rest_ms" 0.001; } || rest_ms=$rest_wall_ms
 	R_FROZEN[row]=${frozen:-n/a} R_DUMP[row]=$dump_ms R_RESTORE[row]=$rest_ms R_BYTES[row]=$bytes
+	R_TASKS[row]=$S_TASKS
 	R_OK[row]=1
 	return 0
 }
@@ -437,6 +472,9 @@ for ((r = 0; r < NROWS; r++)); do
 		continue
 	fi
 	b=${R_BYTES[r]}
+	if ((R_TASKS[r] > 1)); then
+		continue # in the per-task table below
+	fi
 	NMEASURED=$((NMEASURED + 1))
 	dgbps=$(calc "$b / (${R_DUMP[r]} * 1e6)")
 	rgbps=$(calc "$b / (${R_RESTORE[r]} * 1e6)")
@@ -449,6 +487,18 @@ for ((r = 0; r < NROWS; r++)); do
 		"$(calc "$b / 1048576" 1)" \
 		"$dgbps (${dpct}% $dmet)" "$rgbps (${rpct}% $rmet)"
 done
+if printf '%s\n' "${R_TASKS[@]}" | grep -qv '^1$'; then
+	echo
+	echo "== many tasks (times per task = total / tasks)"
+	printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' scenario images verdict tasks frozen_ms \
+		dump_ms restore_ms dump_ms/task restore_ms/task
+	for ((r = 0; r < NROWS; r++)); do
+		((R_OK[r])) && ((R_TASKS[r] > 1)) || continue
+		printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
+			"${R_TASKS[r]}" "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
+			"$(calc "${R_DUMP[r]} / ${R_TASKS[r]}" 3)" "$(calc "${R_RESTORE[r]} / ${R_TASKS[r]}" 3)"
+	done
+fi
 echo
 for i in "${!WHERES[@]}"; do
 	echo "reference: write() to ${WHERES[i]} (${WHERE_FS[i]}) ${WHERE_WRITE[i]} GB/s; memcpy ${MEMCPY_GBPS} GB/s"

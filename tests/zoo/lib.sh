@@ -70,10 +70,18 @@ kill_ours() { # kill_ours PID: SIGKILL it if it is still one of ours
 }
 
 zoo_cleanup() {
-	local p
+	local p cwd
 	for p in "${ZOO_PIDS[@]}"; do
 		kill_ours "$p"
 	done
+	# children of trees we started (a failed case may leave them): zoo programs in our dirs
+	if [ -n "$ZOO_TMP" ]; then
+		for p in /proc/[0-9]*; do
+			case $(readlink "$p/exe" 2>/dev/null) in "$ZOO_BIN"/*) ;; *) continue ;; esac
+			cwd=$(readlink "$p/cwd" 2>/dev/null)
+			case $cwd in "$ZOO_TMP"/*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
+		done
+	fi
 	if [ -n "$ZOO_TMP" ] && [ -d "$ZOO_TMP" ]; then
 		if [ "$ZOO_KEEP" = 1 ]; then
 			echo "# kept $ZOO_TMP" >&2
