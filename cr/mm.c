@@ -67,7 +67,7 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	return f->id;
 }
 
-/* MAP_SHARED|MAP_ANONYMOUS: a shmem object, maybe shared with other processes of the tree. */
+/* MAP_SHARED|MAP_ANONYMOUS or a memfd: a shmem object, maybe shared with other processes. */
 static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	char mf[96];
@@ -83,7 +83,7 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 	e->has_shmem_id = e->has_pgoff = true;
 	e->shmem_id = st.st_ino;
 	e->pgoff = pv->pgoff;
-	return shmem_note_mapping(t->shmem, t->pid, pv, st.st_ino, st.st_size);
+	return shmem_note(t->shmem, mf, pv->path, st.st_ino, st.st_size);
 }
 
 static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
@@ -101,17 +101,15 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		return 0;
 	}
 	if (pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
-			   !strncmp(path, "[anon_shmem:", 12)))
+			   !strncmp(path, "[anon_shmem:", 12) || shmem_is_memfd_path(path)))
 		return classify_shared_anon(t, pv, e);
 	if (!path[0] || path[0] == '[' || (!strcmp(path, "/dev/zero") && !pv->shared)) {
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;
 		return 0;
 	}
-	if (pv->shared && (!strcmp(path, "/dev/zero (deleted)") || !strncmp(path, "[anon_shmem:", 12)))
-		return classify_shared_anon(t, pv, e);
 	if (ends_with(path, " (deleted)") || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
-		       "(deleted files, memfd and SysV shm come later)",
+		       "(deleted files, private memfd mappings and SysV shm come later)",
 		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
 		return -ENOTSUP;
 	}
@@ -387,7 +385,7 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 			if (fds[k] >= 0 && t->mm->vmas[k]->shmem_id == v->shmem_id)
 				fds[i] = fds[k];
 		if (fds[i] < 0 &&
-		    (fds[i] = shmem_open_object(t, v->shmem_id, v->pgoff + v->end - v->start)) < 0)
+		    (fds[i] = shmem_open_object(t, v->shmem_id, O_RDWR)) < 0)
 			return fds[i];
 	}
 	return 0;

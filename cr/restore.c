@@ -562,9 +562,12 @@ static int prepare_shared_memory(struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
-	for (size_t i = 0; i < rt->nr_tasks; i++)
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].mm->n_vmas; k++)
 			needed |= rt->tasks[i].mm->vmas[k]->kind == VMA_KIND__VMA_ANON_SHARED;
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_SHMEM;
+	}
 	if ((err = shmem_restore_prepare(opts.images_dir_fd, needed)))
 		return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -576,6 +579,15 @@ static int prepare_shared_memory(struct restore_tree *rt)
 				pr_err("image mm-%d.img: mapping %#llx-%#llx refers to a shared object "
 				       "that shmem.img does not hold",
 				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end);
+				return -EINVAL;
+			}
+		}
+		for (size_t k = 0; k < t->fds->n_fds; k++) {
+			FdEntry *e = t->fds->fds[k];
+			if (e->kind == FD_KIND__FD_SHMEM && !shmem_object_fits(e->shmem_id, 0)) {
+				pr_err("image fds-%d.img: fd %u refers to a memfd that shmem.img does not "
+				       "hold",
+				       t->pid, e->fd);
 				return -EINVAL;
 			}
 		}

@@ -1,10 +1,12 @@
 /*
- * Shared anonymous memory. Dump: each object is read once through /proc/PID/map_files (so
- * pages that only another process touched are not missed), its allocated ranges found with
- * SEEK_DATA/SEEK_HOLE; pages of zeroes are skipped. Restore: stasis creates and fills every
- * object in its own memory before creating the tree, so each new process inherits it and maps
- * it again through /proc/self/map_files: the mapping stays "/dev/zero (deleted)", and
- * processes that shared it share it again.
+ * Shared memory objects: MAP_SHARED|MAP_ANONYMOUS memory (shared by fork) and memfds (mapped
+ * or held as fds). Dump: each object is read once, through /proc/PID/map_files or
+ * /proc/PID/fd (so pages that only another process touched are not missed), its allocated
+ * ranges found with SEEK_DATA/SEEK_HOLE; pages of zeroes are skipped. Restore: stasis creates
+ * and fills every object before creating the tree and keeps an fd on it; each new process
+ * inherits that fd and opens the object again through /proc/self/fd, so processes that
+ * shared an object share it again, and mappings keep their names ("/dev/zero (deleted)",
+ * "/memfd:NAME (deleted)").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,11 +22,13 @@
 
 #define SHMEM_PID 0 /* pages-0.img */
 #define READ_CHUNK (1UL << 20)
+#define MEMFD_PREFIX "/memfd:"
+#define DELETED_SUFFIX " (deleted)"
 
 struct shmem_dump_obj {
 	uint64_t id, size;
-	pid_t pid;
-	uint64_t start, end; /* one mapping to read it through */
+	char *read_path;  /* /proc/PID/map_files/A-B or /proc/PID/fd/N */
+	char *memfd_name; /* NULL: anonymous shared memory */
 };
 
 struct shmem_dump {
@@ -37,8 +41,14 @@ struct shmem_dump *shmem_dump_new(void)
 	return xzalloc(sizeof(struct shmem_dump));
 }
 
-int shmem_note_mapping(struct shmem_dump *sd, pid_t pid, const struct proc_vma *pv, uint64_t ino,
-		       uint64_t size)
+bool shmem_is_memfd_path(const char *path)
+{
+	size_t n = strlen(path), p = strlen(MEMFD_PREFIX), d = strlen(DELETED_SUFFIX);
+	return n > p + d && !strncmp(path, MEMFD_PREFIX, p) && !strcmp(path + n - d, DELETED_SUFFIX);
+}
+
+int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, uint64_t ino,
+	       uint64_t size)
 {
 	for (size_t i = 0; i < sd->n; i++)
 		if (sd->objs[i].id == ino)
@@ -46,7 +56,12 @@ int shmem_note_mapping(struct shmem_dump *sd, pid_t pid, const struct proc_vma *
 	sd->objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
 	if (!sd->objs)
 		return -ENOMEM;
-	sd->objs[sd->n++] = (struct shmem_dump_obj){ ino, size, pid, pv->start, pv->end };
+	struct shmem_dump_obj *o = &sd->objs[sd->n++];
+	*o = (struct shmem_dump_obj){ .id = ino, .size = size, .read_path = xstrdup(read_path) };
+	if (shmem_is_memfd_path(link)) {
+		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
+		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
+	}
 	return 0;
 }
 
@@ -84,27 +99,25 @@ static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
 static int dump_object(const struct shmem_dump_obj *so, ShmemObject *o, int out, char *buf,
 		       uint64_t *file_off)
 {
-	char path[96];
-	auto_close int fd = -1;
-	off_t data = 0, hole;
+	auto_close int fd = open(so->read_path, O_RDONLY | O_CLOEXEC);
+	off_t data = 0, hole, end = PAGE_ALIGN(so->size);
 
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", so->pid, (unsigned long)so->start,
-		 (unsigned long)so->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		pr_perror("dump pid %d: cannot open shared memory object %s", so->pid, path);
+		pr_perror("dump: cannot open shared memory object %s", so->read_path);
 		return -errno;
 	}
-	while ((uint64_t)data < so->size && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
+	while (data < end && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
 		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || (uint64_t)hole > so->size)
-			hole = so->size;
+		if (hole < 0 || hole > end)
+			hole = end;
 		for (off_t off = data; off < hole; off += READ_CHUNK) {
 			size_t len = hole - off < (off_t)READ_CHUNK ? (size_t)(hole - off) : READ_CHUNK;
-			if (pread(fd, buf, len, off) != (ssize_t)len) {
-				pr_perror("dump pid %d: cannot read shared memory %s", so->pid, path);
+			ssize_t got = pread(fd, buf, len, off);
+			if (got < 0) {
+				pr_perror("dump: cannot read shared memory %s", so->read_path);
 				return -EIO;
 			}
+			memset(buf + got, 0, len - got); /* past the end of a memfd: the page's tail */
 			for (size_t p = 0; p < len; p += PAGE_SIZE) {
 				if (page_is_zero((const uint64_t *)(buf + p)))
 					continue;
@@ -136,6 +149,7 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 		shmem_object__init(o);
 		o->id = sd->objs[i].id;
 		o->size = sd->objs[i].size;
+		o->memfd_name = sd->objs[i].memfd_name;
 		tab.objects[tab.n_objects++] = o;
 		err = dump_object(&sd->objs[i], o, out, buf, &file_off);
 	}
@@ -150,7 +164,7 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 
 struct shmem_restore_obj {
 	uint64_t id, size;
-	char *addr; /* stasis' own mapping, inherited by every new process */
+	int fd; /* stasis' own fd on the object, inherited by every new process */
 };
 
 static struct shmem_restore_obj *objects;
@@ -163,14 +177,15 @@ static int validate_table(const ShmemTable *tab)
 	for (size_t i = 0; i < tab->n_objects; i++) {
 		const ShmemObject *o = tab->objects[i];
 		uint64_t prev_end = 0;
-		bool ok = o->size && o->size % PAGE_SIZE == 0 && o->size <= (1ULL << 46);
+		bool ok = o->size <= (1ULL << 46) && (o->memfd_name || (o->size && o->size % PAGE_SIZE == 0)) &&
+			  (!o->memfd_name || strlen(o->memfd_name) < 250);
 		for (size_t j = 0; ok && j < i; j++)
 			ok = tab->objects[j]->id != o->id;
 		for (size_t r = 0; ok && r < o->n_runs; r++) {
 			const PageRun *run = o->runs[r];
 			uint64_t len = (uint64_t)run->nr_pages * PAGE_SIZE;
 			ok = run->nr_pages && run->vaddr % PAGE_SIZE == 0 && run->vaddr >= prev_end &&
-			     run->vaddr + len <= o->size && run->file_off == expect;
+			     run->vaddr + len <= PAGE_ALIGN(o->size) && run->file_off == expect;
 			prev_end = run->vaddr + len;
 			expect += len;
 			total += run->nr_pages;
@@ -189,24 +204,58 @@ static int validate_table(const ShmemTable *tab)
 	return 0;
 }
 
-static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd)
+/* A new empty object with the saved identity: a memfd of that name, or shared anonymous. */
+static int create_object(const ShmemObject *o)
 {
-	so->id = o->id;
-	so->size = o->size;
-	so->addr = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (so->addr == MAP_FAILED) {
-		pr_perror("restore: cannot create a shared memory object of %llu bytes",
+	if (o->memfd_name) {
+		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd < 0 || ftruncate(fd, o->size)) {
+			pr_perror("restore: cannot create memfd %s", o->memfd_name);
+			return -errno;
+		}
+		return fd;
+	}
+	char path[96];
+	void *m = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		pr_perror("restore: cannot create shared memory of %llu bytes",
 			  (unsigned long long)o->size);
 		return -ENOMEM;
 	}
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + o->size);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	munmap(m, o->size); /* the fd keeps the object */
+	if (fd < 0)
+		pr_perror("restore: cannot open shared memory %s", path);
+	return fd < 0 ? -errno : fd;
+}
+
+static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd)
+{
+	char *m;
+
+	so->id = o->id;
+	so->size = o->size;
+	so->fd = create_object(o);
+	if (so->fd < 0)
+		return so->fd;
+	if (!o->n_runs)
+		return 0;
+	m = mmap(NULL, PAGE_ALIGN(o->size), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
 	for (size_t r = 0; r < o->n_runs; r++) {
 		uint64_t len = (uint64_t)o->runs[r]->nr_pages * PAGE_SIZE;
-		if (pread(pages_fd, so->addr + o->runs[r]->vaddr, len, o->runs[r]->file_off) !=
-		    (ssize_t)len) {
+		/* the last page of a memfd may lie past its size: copy only what is inside */
+		uint64_t in = o->runs[r]->vaddr + len > o->size ? o->size - o->runs[r]->vaddr : len;
+		if (pread(pages_fd, m + o->runs[r]->vaddr, in, o->runs[r]->file_off) != (ssize_t)in) {
 			pr_err("image pages-0.img: short read of shared memory");
+			munmap(m, PAGE_ALIGN(o->size));
 			return -EIO;
 		}
 	}
+	munmap(m, PAGE_ALIGN(o->size));
 	return 0;
 }
 
@@ -219,7 +268,8 @@ int shmem_restore_prepare(int dirfd, bool needed)
 		return 0;
 	if ((err = image_read(dirfd, IMG_SHMEM, 0, (ProtobufCMessage **)&tab)))
 		return err;
-	if ((err = validate_table(tab)) || (pages_fd = pages_image_open(dirfd, SHMEM_PID, tab->nr_pages)) < 0) {
+	if ((err = validate_table(tab)) ||
+	    (pages_fd = pages_image_open(dirfd, SHMEM_PID, tab->nr_pages)) < 0) {
 		image_free(&tab->base);
 		return err ? err : -EINVAL;
 	}
@@ -235,22 +285,19 @@ bool shmem_object_fits(uint64_t id, uint64_t end_offset)
 {
 	for (size_t i = 0; i < nr_objects; i++)
 		if (objects[i].id == id)
-			return end_offset <= objects[i].size;
+			return end_offset <= PAGE_ALIGN(objects[i].size);
 	return false;
 }
 
-int shmem_open_object(struct restore_task *t, uint64_t id, uint64_t end_offset)
+int shmem_open_object(struct restore_task *t, uint64_t id, int flags)
 {
-	char path[96];
+	char path[64];
 
 	for (size_t i = 0; i < nr_objects; i++) {
 		if (objects[i].id != id)
 			continue;
-		if (end_offset > objects[i].size)
-			return -EINVAL;
-		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
-			 (unsigned long)objects[i].addr, (unsigned long)(objects[i].addr + objects[i].size));
-		return restore_open_high(t, path, O_RDWR);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", objects[i].fd);
+		return restore_open_high(t, path, flags);
 	}
 	return -ENOENT;
 }

@@ -22,6 +22,7 @@
 
 static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_inherited, /* first: with --shell-job, stdio ttys and pipes come from the caller */
+	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
 	&fd_kind_regular,
 };
 

@@ -25,6 +25,6 @@ struct fd_kind_ops {
 	FdKind kind;
 };
 
-extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited;
+extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd;
 
 #endif

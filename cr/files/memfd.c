@@ -1,0 +1,50 @@
+/*
+ * memfd fds. The object itself (name, size, content) is a shared memory object of
+ * cr/shmem.c, saved once however many fds and mappings refer to it; the fd keeps its flags
+ * and offset, as a new open file on the restored object.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "shmem.h"
+
+#define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
+
+static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	char path[64];
+
+	if (!S_ISREG(p->st.st_mode) || !shmem_is_memfd_path(p->link))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
+	e->has_shmem_id = e->has_flags = e->has_pos = true;
+	e->shmem_id = p->st.st_ino;
+	e->flags = p->flags;
+	e->pos = p->pos;
+	e->path = xstrdup(p->link);
+	int err = shmem_note(t->shmem, path, p->link, p->st.st_ino, p->st.st_size);
+	return err ? err : 1;
+}
+
+static int open_memfd(struct restore_task *t, const FdEntry *e)
+{
+	int fd = shmem_open_object(t, e->shmem_id, e->flags & ~REOPEN_DROP);
+
+	if (fd >= 0 && e->pos && lseek(fd, e->pos, SEEK_SET) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+const struct fd_kind_ops fd_kind_memfd = {
+	.name = "memfd",
+	.dump = dump_memfd,
+	.open = open_memfd,
+	.kind = FD_KIND__FD_SHMEM,
+};
