@@ -86,6 +86,30 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 	return shmem_note(t->shmem, mf, pv->path, st.st_ino, st.st_size);
 }
 
+/* A SysV shm attach: the segment is saved once (cr/shmem.c), each attach is redone by shmat. */
+static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+{
+	char mf[96];
+	struct stat st;
+
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	if (stat(mf, &st)) {
+		pr_perror("dump pid %d: cannot stat SysV shm %s", t->pid, mf);
+		return -errno;
+	}
+	if (pv->pgoff || pv->end - pv->start != PAGE_ALIGN(st.st_size)) {
+		pr_err("dump pid %d: SysV shm %s is mapped in part at %#llx; only whole attaches are "
+		       "supported",
+		       t->pid, pv->path, (unsigned long long)pv->start);
+		return -ENOTSUP;
+	}
+	e->kind = VMA_KIND__VMA_SYSV_SHM;
+	e->has_shmem_id = true;
+	e->shmem_id = st.st_ino; /* a segment's inode number is its shmid */
+	return shmem_note(t->shmem, mf, pv->path, st.st_ino, st.st_size);
+}
+
 static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	const char *path = pv->path;
@@ -107,6 +131,8 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;
 		return 0;
 	}
+	if (pv->shared && shmem_is_sysv_path(path))
+		return classify_sysv_shm(t, pv, e);
 	if (ends_with(path, " (deleted)") || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
 		       "(deleted files, private memfd mappings and SysV shm come later)",
@@ -266,8 +292,9 @@ static int validate_mm(struct restore_task *t)
 		if (v->start < prev_end || v->start >= v->end || v->end > TASK_TOP ||
 		    (v->start | v->end) % PAGE_SIZE || v->prot & ~7u ||
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
-		    (shared_anon && (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_VSYSCALL) {
+		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
+		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_SYSV_SHM) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
@@ -336,6 +363,10 @@ static void fill_vma_args(struct restore_task *t, const int *shmem_fds)
 			r->map_flags = MAP_SHARED;
 			r->fd = shmem_fds[i];
 			r->pgoff = v->pgoff;
+			break;
+		case VMA_KIND__VMA_SYSV_SHM:
+			r->map_flags = RST_MAP_SYSV_SHM;
+			r->fd = v->shmem_id;
 			break;
 		case VMA_KIND__VMA_FILE_PRIVATE:
 		case VMA_KIND__VMA_FILE_SHARED:

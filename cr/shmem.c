@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -29,6 +30,8 @@ struct shmem_dump_obj {
 	uint64_t id, size;
 	char *read_path;  /* /proc/PID/map_files/A-B or /proc/PID/fd/N */
 	char *memfd_name; /* NULL: anonymous shared memory */
+	bool sysv;
+	struct shmid_ds ds; /* SysV: key, mode, owner */
 };
 
 struct shmem_dump {
@@ -39,6 +42,12 @@ struct shmem_dump {
 struct shmem_dump *shmem_dump_new(void)
 {
 	return xzalloc(sizeof(struct shmem_dump));
+}
+
+bool shmem_is_sysv_path(const char *path)
+{
+	size_t n = strlen(path), d = strlen(DELETED_SUFFIX);
+	return n > 5 + d && !strncmp(path, "/SYSV", 5) && !strcmp(path + n - d, DELETED_SUFFIX);
 }
 
 bool shmem_is_memfd_path(const char *path)
@@ -61,6 +70,14 @@ int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, u
 	if (shmem_is_memfd_path(link)) {
 		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
+	}
+	if (shmem_is_sysv_path(link)) {
+		o->sysv = true;
+		if (shmctl(ino, IPC_STAT, &o->ds)) {
+			pr_perror("dump: cannot read SysV shm segment %llu", (unsigned long long)ino);
+			return -errno;
+		}
+		o->size = o->ds.shm_segsz;
 	}
 	return 0;
 }
@@ -150,6 +167,15 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 		o->id = sd->objs[i].id;
 		o->size = sd->objs[i].size;
 		o->memfd_name = sd->objs[i].memfd_name;
+		if (sd->objs[i].sysv) {
+			o->has_sysv = o->has_sysv_key = o->has_sysv_mode = true;
+			o->has_sysv_uid = o->has_sysv_gid = true;
+			o->sysv = true;
+			o->sysv_key = sd->objs[i].ds.shm_perm.__key;
+			o->sysv_mode = sd->objs[i].ds.shm_perm.mode & 0777;
+			o->sysv_uid = sd->objs[i].ds.shm_perm.uid;
+			o->sysv_gid = sd->objs[i].ds.shm_perm.gid;
+		}
 		tab.objects[tab.n_objects++] = o;
 		err = dump_object(&sd->objs[i], o, out, buf, &file_off);
 	}
@@ -177,8 +203,10 @@ static int validate_table(const ShmemTable *tab)
 	for (size_t i = 0; i < tab->n_objects; i++) {
 		const ShmemObject *o = tab->objects[i];
 		uint64_t prev_end = 0;
-		bool ok = o->size <= (1ULL << 46) && (o->memfd_name || (o->size && o->size % PAGE_SIZE == 0)) &&
-			  (!o->memfd_name || strlen(o->memfd_name) < 250);
+		bool ok = o->size <= (1ULL << 46) &&
+			  (o->memfd_name || o->sysv || (o->size && o->size % PAGE_SIZE == 0)) &&
+			  (!o->memfd_name || strlen(o->memfd_name) < 250) &&
+			  (!o->sysv || (o->size && o->id <= INT32_MAX && !o->memfd_name));
 		for (size_t j = 0; ok && j < i; j++)
 			ok = tab->objects[j]->id != o->id;
 		for (size_t r = 0; ok && r < o->n_runs; r++) {
@@ -204,9 +232,57 @@ static int validate_table(const ShmemTable *tab)
 	return 0;
 }
 
+/*
+ * The SysV segment with the saved shmid: the one that still exists (same key and size), or a
+ * new one made with that id (kernel.shm_next_id). Returns an fd on it for filling.
+ */
+static int sysv_segment(const ShmemObject *o)
+{
+	struct shmid_ds ds;
+	int id = (int)o->id;
+
+	if (shmctl(id, IPC_STAT, &ds) == 0) {
+		if (ds.shm_perm.__key != (key_t)o->sysv_key || ds.shm_segsz != o->size) {
+			pr_err("restore: SysV shm id %d is taken by another segment (key %#x, %zu bytes)",
+			       id, ds.shm_perm.__key, (size_t)ds.shm_segsz);
+			return -EEXIST;
+		}
+	} else {
+		FILE *f = fopen("/proc/sys/kernel/shm_next_id", "w");
+		if (!f || fprintf(f, "%d", id) < 0 || fclose(f)) {
+			pr_perror("restore: cannot ask for SysV shm id %d", id);
+			return -EPERM;
+		}
+		int got = shmget((key_t)o->sysv_key, o->size, IPC_CREAT | IPC_EXCL | o->sysv_mode);
+		if (got != id) {
+			pr_err("restore: SysV shm segment %d (key %#x) came back as %d", id, o->sysv_key, got);
+			if (got >= 0)
+				shmctl(got, IPC_RMID, NULL);
+			return -EEXIST;
+		}
+		ds.shm_perm.uid = o->sysv_uid;
+		ds.shm_perm.gid = o->sysv_gid;
+		ds.shm_perm.mode = o->sysv_mode;
+		shmctl(id, IPC_SET, &ds);
+	}
+	char path[96];
+	void *m = shmat(id, NULL, 0);
+	if (m == (void *)-1) {
+		pr_perror("restore: cannot attach SysV shm %d", id);
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + PAGE_ALIGN(o->size));
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	shmdt(m);
+	return fd < 0 ? -errno : fd;
+}
+
 /* A new empty object with the saved identity: a memfd of that name, or shared anonymous. */
 static int create_object(const ShmemObject *o)
 {
+	if (o->sysv)
+		return sysv_segment(o);
 	if (o->memfd_name) {
 		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (fd < 0 || ftruncate(fd, o->size)) {

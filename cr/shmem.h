@@ -11,6 +11,8 @@
 struct shmem_dump;
 
 struct shmem_dump *shmem_dump_new(void);
+/* "/SYSV0000abcd (deleted)" */
+bool shmem_is_sysv_path(const char *path);
 /* "/memfd:NAME (deleted)" */
 bool shmem_is_memfd_path(const char *path);
 /* Object ino (size bytes, named link in /proc), readable through read_path. */

@@ -77,12 +77,24 @@ static void move_special_mappings(struct restorer_args *a)
 	}
 }
 
+#define SHM_RDONLY_FLAG 010000
+#define SHM_EXEC_FLAG 0100000
+
 static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 {
 	for (uint64_t i = 0; i < a->nr_vmas; i++) {
 		uint32_t prot = v[i].prot | (v[i].need_write ? PROT_WRITE : 0);
-		long r = raw_syscall6(__NR_mmap, v[i].start, v[i].end - v[i].start, prot,
-				      v[i].map_flags | MAP_FIXED, v[i].fd, v[i].pgoff);
+		long r;
+		if (v[i].map_flags == RST_MAP_SYSV_SHM) {
+			long flags = (prot & PROT_WRITE ? 0 : SHM_RDONLY_FLAG) |
+				     (prot & PROT_EXEC ? SHM_EXEC_FLAG : 0);
+			r = raw_syscall3(__NR_shmat, v[i].fd, v[i].start, flags);
+			if (r == (long)v[i].start) /* PROT_NONE and other mprotect()s of the attach */
+				raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot);
+		} else {
+			r = raw_syscall6(__NR_mmap, v[i].start, v[i].end - v[i].start, prot,
+					 v[i].map_flags | MAP_FIXED, v[i].fd, v[i].pgoff);
+		}
 		if (r != (long)v[i].start)
 			fail(a, RST_STEP_MAP_VMA, r, v[i].start);
 	}

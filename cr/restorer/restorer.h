@@ -35,6 +35,9 @@ struct rst_thread_signal {
 	uint8_t info[128];
 };
 
+/* map_flags of a SysV attach: the blob calls shmat(fd = shmid) at start instead of mmap. */
+#define RST_MAP_SYSV_SHM 0x80000000u
+
 /* One saved mapping to recreate at its old address. */
 struct rst_vma {
 	uint64_t start, end, pgoff;
