@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
@@ -107,6 +108,39 @@ static int seize_process(struct dump_tree *tr, TreeEntry *e, int dirfd)
 	return threads_seize(t);
 }
 
+/*
+ * A process group whose leader has exited lives on in its members. For each such group an
+ * entry stands for the leader, placed before the first member, under that member's parent.
+ */
+static int add_group_helpers(struct dump_tree *tr)
+{
+	for (size_t i = 1; i < tr->nr_entries; i++) {
+		TreeEntry *m = tr->entries[i];
+		char path[32];
+
+		if (m->pgid == m->pid || m->group_helper || find_entry(tr->entries, tr->nr_entries, m->pgid))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%u", m->pgid);
+		if (access(path, F_OK) == 0)
+			continue; /* the leader lives outside the tree: members take the caller's group */
+		TreeEntry *h = xzalloc(sizeof(*h));
+		tree_entry__init(h);
+		h->pid = h->pgid = m->pgid;
+		h->ppid = m->ppid;
+		h->sid = m->sid;
+		h->has_group_helper = true;
+		h->group_helper = true;
+		tr->entries = realloc(tr->entries, (tr->nr_entries + 1) * sizeof(*tr->entries));
+		if (!tr->entries)
+			return -ENOMEM;
+		memmove(&tr->entries[i + 1], &tr->entries[i], (tr->nr_entries - i) * sizeof(*tr->entries));
+		tr->entries[i] = h;
+		tr->nr_entries++;
+		pr_debug("dump: group %u has lost its leader; its members are restored in it", h->pid);
+	}
+	return 0;
+}
+
 int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd)
 {
 	struct proc_stat st;
@@ -142,6 +176,10 @@ int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd)
 			pstree_release(tr);
 			return err;
 		}
+	}
+	if ((err = add_group_helpers(tr))) {
+		pstree_release(tr);
+		return err;
 	}
 	pr_debug("dump pid %d: froze %zu processes (%zu in the tree)", root, tr->nr_tasks,
 		 tr->nr_entries);
@@ -206,8 +244,10 @@ int pstree_validate(struct restore_tree *rt)
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		TreeEntry *e = inv->tree[i];
 		bool has_images = pstree_task(rt, e->pid) != NULL;
+		bool live = !e->zombie && !e->group_helper;
 		bool parent_known = i == 0 || find_entry(inv->tree, i, e->ppid);
-		if (e->pid < 1 || e->zombie == has_images || !parent_known ||
+		if (e->pid < 1 || live != has_images || (e->zombie && e->group_helper) ||
+		    (e->group_helper && (i == 0 || e->pgid != e->pid)) || !parent_known ||
 		    find_entry(inv->tree, i, e->pid)) {
 			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);
 			return -EINVAL;
@@ -222,6 +262,8 @@ static void die_like(const TreeEntry *e)
 
 	if (e->comm)
 		prctl(PR_SET_NAME, e->comm, 0, 0, 0);
+	if (e->pgid != (uint32_t)getpgrp())
+		setpgid(0, e->pgid == e->pid ? 0 : e->pgid);
 	if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
 		sigset_t one;
@@ -246,6 +288,36 @@ static void drain_sigchld(void)
 		;
 }
 
+/* A group helper: leads its group until its parent has seen every member join, then dies. */
+static __attribute__((noreturn)) void hold_group(void)
+{
+	setpgid(0, 0);
+	for (;;)
+		pause(); /* every signal is blocked: only SIGKILL ends this */
+}
+
+static bool in_group(pid_t pid, pid_t pgid)
+{
+	struct proc_stat st;
+	return proc_read_stat(pid, &st) == 0 && st.pgid == pgid;
+}
+
+/* Waits (5 s at most) until the group's members have joined it, then reaps the helper. */
+static void release_group(const Inventory *inv, const TreeEntry *helper)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + 5000000000ull;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		const TreeEntry *m = inv->tree[i];
+		if (m->pgid != helper->pid || m == helper)
+			continue;
+		while (!in_group(m->pid, m->pgid) && now_ns(CLOCK_MONOTONIC) < deadline)
+			usleep(200);
+	}
+	kill(helper->pid, SIGKILL);
+	waitpid(helper->pid, NULL, 0);
+}
+
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			 void (*restore_process)(struct restore_tree *, struct restore_task *))
 {
@@ -264,7 +336,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		return -errno; /* its group leader is not (yet) there */
 	}
 	/* (The root outside its own group or session joins the restoring caller's.) */
-	/* Children in inventory order: group leaders were dumped before their members. */
+	/* Children in inventory order: group leaders (or their helpers) come before members. */
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		TreeEntry *e = inv->tree[i];
 		if (e->ppid != (uint32_t)self->pid || e->pid == (uint32_t)self->pid)
@@ -275,13 +347,23 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		if (child == 0) {
 			if (e->zombie)
 				die_like(e);
+			if (e->group_helper)
+				hold_group();
 			restore_process(rt, pstree_task(rt, e->pid));
 		}
 		if (e->zombie) {
 			siginfo_t si;
 			waitid(P_PID, child, &si, WEXITED | WNOWAIT);
-			made_zombies = true;
 		}
+		/* The group exists before any member, forked next, tries to join it. */
+		if (e->group_helper && setpgid(child, child))
+			return -errno;
+		made_zombies |= e->zombie || e->group_helper;
+	}
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		TreeEntry *e = inv->tree[i];
+		if (e->group_helper && e->ppid == (uint32_t)self->pid)
+			release_group(inv, e);
 	}
 	if (made_zombies)
 		drain_sigchld();
