@@ -150,7 +150,7 @@ static void remove_images(int dirfd, pid_t pid)
 int cr_dump(void)
 {
 	struct dump_tree tr = { 0 };
-	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0;
+	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
 	int dirfd = opts.images_dir_fd, err;
 
 	if (opts.pid <= 0) {
@@ -168,6 +168,12 @@ int cr_dump(void)
 		goto fail;
 	}
 	struct shmem_dump *shmem = shmem_dump_new();
+	for (size_t i = 1; i < tr.nr_tasks; i++) /* parents come first: they save shared pages */
+		for (size_t e = 0; e < tr.nr_entries; e++)
+			if (tr.entries[e]->pid == (uint32_t)tr.tasks[i].pid)
+				for (size_t k = 0; k < i; k++)
+					if (tr.tasks[k].pid == (pid_t)tr.entries[e]->ppid)
+						tr.tasks[i].parent = &tr.tasks[k];
 	for (size_t i = 0; i < tr.nr_tasks && !err; i++) {
 		tr.tasks[i].shmem = shmem;
 		new_task_images(&tr.tasks[i]);
@@ -175,6 +181,7 @@ int cr_dump(void)
 		if (!err)
 			err = write_task_images(&tr.tasks[i]);
 		pages += tr.tasks[i].nr_pages_written;
+		shared += tr.tasks[i].nr_shared_pages;
 	}
 	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = write_inventory(&tr, dirfd)))
 		goto fail;
@@ -188,9 +195,11 @@ int cr_dump(void)
 	else
 		err = pstree_kill(&tr);
 	thawed_at = now_ns(CLOCK_MONOTONIC);
-	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu image_bytes=%llu",
+	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
+		"pages_shared_with_parent=%llu image_bytes=%llu",
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
-		(unsigned long long)pages, (unsigned long long)(pages * PAGE_SIZE));
+		(unsigned long long)pages, (unsigned long long)shared,
+		(unsigned long long)(pages * PAGE_SIZE));
 	return err;
 fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++) {

@@ -8,6 +8,8 @@
 
 bool vma_kind_has_pages(VmaKind k);
 
+/* cr/pages.c: runs in an ancestor's pages image must lie inside it. */
+int pages_check_references(const struct restore_task *t);
 /* cr/pages.c: stasis' side of filling the new task's private anonymous memory. */
 int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd);
 

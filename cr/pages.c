@@ -28,6 +28,8 @@
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE_OR_SHARED (1ULL << 61)
+#define PM_EXCLUSIVE (1ULL << 56)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
 #define CHUNK_PAGES 256 /* 1 MiB per read: stays in cache until written */
 
 struct page_writer {
@@ -53,7 +55,8 @@ static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
 	Pagemap *pm = w->t->pagemap;
 	PageRun *last = pm->n_runs ? pm->runs[pm->n_runs - 1] : NULL;
 
-	if (last && last->vaddr >= w->vma_start && last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
+	if (last && !last->has_from_pid && last->vaddr >= w->vma_start &&
+	    last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
 	    last->file_off + last->nr_pages * PAGE_SIZE == w->file_off && last->nr_pages + nr < (1u << 31)) {
 		last->nr_pages += nr;
 	} else {
@@ -75,11 +78,84 @@ static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
 	return 0;
 }
 
+static int note_saved(struct dump_task *t, uint64_t vaddr, uint64_t pfn, pid_t in_pid,
+		      uint64_t file_off)
+{
+	if (t->nr_saved == t->saved_alloc) {
+		t->saved_alloc = t->saved_alloc ? t->saved_alloc * 2 : 4096;
+		t->saved = realloc(t->saved, t->saved_alloc * sizeof(*t->saved));
+		if (!t->saved)
+			return -ENOMEM;
+	}
+	t->saved[t->nr_saved++] = (struct saved_page){ vaddr, pfn, file_off, in_pid };
+	return 0;
+}
+
+static const struct saved_page *find_saved(const struct dump_task *t, uint64_t vaddr)
+{
+	size_t lo = 0, hi = t ? t->nr_saved : 0;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t->saved[mid].vaddr < vaddr)
+			lo = mid + 1;
+		else if (t->saved[mid].vaddr > vaddr)
+			hi = mid;
+		else
+			return &t->saved[mid];
+	}
+	return NULL;
+}
+
+/*
+ * A private anonymous page still shared copy-on-write with the parent (same physical page at
+ * the same address): saved once, by whoever saved it first up the tree.
+ */
+static const struct saved_page *inherited_page(const struct dump_task *t, uint64_t vaddr,
+					       uint64_t pme)
+{
+	const struct saved_page *sp;
+
+	if (!t->parent || !(pme & PM_PRESENT) || (pme & PM_EXCLUSIVE) || !(pme & PM_PFN_MASK))
+		return NULL;
+	sp = find_saved(t->parent, vaddr);
+	return sp && sp->pfn == (pme & PM_PFN_MASK) ? sp : NULL;
+}
+
+static int add_ref_run(struct page_writer *w, uint64_t vaddr, const struct saved_page *sp)
+{
+	Pagemap *pm = w->t->pagemap;
+	PageRun *last = pm->n_runs ? pm->runs[pm->n_runs - 1] : NULL;
+
+	if (last && last->has_from_pid && last->from_pid == (uint32_t)sp->in_pid &&
+	    last->vaddr >= w->vma_start && last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
+	    last->file_off + last->nr_pages * PAGE_SIZE == sp->file_off && last->nr_pages < (1u << 30)) {
+		last->nr_pages++;
+	} else {
+		if (pm->n_runs == w->runs_alloc) {
+			w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
+			pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
+			if (!pm->runs)
+				return -ENOMEM;
+		}
+		PageRun *r = xzalloc(sizeof(*r));
+		page_run__init(r);
+		r->vaddr = vaddr;
+		r->nr_pages = 1;
+		r->file_off = sp->file_off;
+		r->has_from_pid = true;
+		r->from_pid = sp->in_pid;
+		pm->runs[pm->n_runs++] = r;
+	}
+	w->t->nr_shared_pages++;
+	return note_saved(w->t, vaddr, sp->pfn, sp->in_pid, sp->file_off);
+}
+
 /*
  * A span of wanted pages: read it from the task into the write queue, squeeze out pages of
  * zeroes if allowed (they come back as fresh anonymous memory), and commit the rest.
  */
-static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip_zero)
+static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip_zero,
+		     const uint64_t *pme, bool index)
 {
 	char *buf = pq_reserve(&w->queue, nr * PAGE_SIZE);
 	size_t kept = 0, run_start = 0;
@@ -97,6 +173,11 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 		if (len) {
 			if (kept != run_start)
 				memmove(buf + kept * PAGE_SIZE, buf + run_start * PAGE_SIZE, len * PAGE_SIZE);
+			for (size_t k = 0; index && k < len; k++)
+				if ((err = note_saved(w->t, vaddr + (run_start + k) * PAGE_SIZE,
+						      pme[run_start + k] & PM_PFN_MASK, w->t->pid,
+						      w->file_off + k * PAGE_SIZE)))
+					return err;
 			if ((err = add_run(w, vaddr + run_start * PAGE_SIZE, len)))
 				return err;
 			kept += len;
@@ -119,6 +200,7 @@ static bool page_wanted(uint64_t pme, VmaKind kind)
 static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme)
 {
 	bool skip_zero = v->kind != VMA_KIND__VMA_FILE_PRIVATE;
+	bool private_anon = v->kind == VMA_KIND__VMA_ANON_PRIVATE;
 
 	w->vma_start = v->start;
 
@@ -132,17 +214,25 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 			return -EIO;
 		}
 		for (size_t i = 0; i <= nr; i++) {
+			const struct saved_page *sp = NULL;
 			if (i < nr && page_wanted(pme[i], v->kind)) {
-				span++;
-				continue;
+				if (!private_anon || !(sp = inherited_page(w->t, addr + i * PAGE_SIZE, pme[i]))) {
+					span++;
+					continue;
+				}
 			}
 			if (span) {
 				uint64_t from = addr + (i - span) * PAGE_SIZE;
-				int err = dump_span(w, from, span, skip_zero);
+				int err = dump_span(w, from, span, skip_zero, pme + (i - span), private_anon);
 				if (err)
 					return err;
 			}
 			span = 0;
+			if (sp) {
+				int err = add_ref_run(w, addr + i * PAGE_SIZE, sp);
+				if (err)
+					return err;
+			}
 		}
 	}
 	return 0;
@@ -215,14 +305,20 @@ static int validate_pages(struct restore_task *t)
 		const PageRun *r = pm->runs[i];
 		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
 		const VmaEntry *v = vma_of(t->mm, r->vaddr);
+		bool ref = r->has_from_pid;
 		if (!r->nr_pages || r->vaddr % PAGE_SIZE || r->vaddr < prev_end || !v ||
-		    !vma_kind_has_pages(v->kind) || r->vaddr + len > v->end || r->file_off != expect_off) {
+		    !vma_kind_has_pages(v->kind) || r->vaddr + len > v->end ||
+		    (!ref && r->file_off != expect_off) ||
+		    (ref && (r->from_pid == (uint32_t)t->pid || r->file_off % PAGE_SIZE ||
+			     v->kind != VMA_KIND__VMA_ANON_PRIVATE))) {
 			pr_err("image pagemap-%d.img: run %zu (%#llx, %u pages) does not fit the saved "
 			       "memory layout",
 			       t->pid, i, (unsigned long long)r->vaddr, r->nr_pages);
 			return -EINVAL;
 		}
 		prev_end = r->vaddr + len;
+		if (ref)
+			continue;
 		expect_off += len;
 		total += r->nr_pages;
 	}
@@ -235,21 +331,71 @@ static int validate_pages(struct restore_task *t)
 	return t->pages_fd < 0 ? t->pages_fd : 0;
 }
 
+static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
+{
+	for (size_t i = 0; i < t->tree_size; i++)
+		if (t->tree[i].pid == (pid_t)pid)
+			return &t->tree[i];
+	return NULL;
+}
+
+/* Runs kept in an ancestor's pages image must lie inside it. */
+int pages_check_references(const struct restore_task *t)
+{
+	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
+		const PageRun *r = t->pagemap->runs[i];
+		const struct restore_task *src;
+		if (!r->has_from_pid)
+			continue;
+		src = tree_task(t, r->from_pid);
+		if (!src || r->file_off < PAGES_HEADER_SIZE ||
+		    r->file_off + (uint64_t)r->nr_pages * PAGE_SIZE >
+			    PAGES_HEADER_SIZE + src->pagemap->nr_pages * PAGE_SIZE) {
+			pr_err("image pagemap-%d.img: run %zu refers to pages of pid %u that its images "
+			       "do not hold",
+			       t->pid, i, r->from_pid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* In the new task: an fd on pages-PID.img of pid (its own, or an ancestor's). */
+static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int *cache_fd)
+{
+	char name[64];
+
+	if (pid == (uint32_t)t->pid)
+		return t->pages_fd;
+	if (*cache_pid == (int)pid)
+		return *cache_fd;
+	image_filename(name, sizeof(name), IMG_PAGES, pid);
+	int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (fd = restore_move_high(t, fd)) < 0)
+		return -errno;
+	*cache_pid = pid;
+	*cache_fd = fd;
+	return fd;
+}
+
 static int restore_pages(struct restore_task *t)
 {
 	struct restorer_args *a = t->args;
 	struct rst_run *runs = (struct rst_run *)((char *)a + a->runs_off);
-	int fd = restore_move_high(t, t->pages_fd);
+	int cache_pid = -1, cache_fd = -1;
 
-	if (fd < 0)
-		return fd;
-	t->pages_fd = a->pages_fd = fd;
+	a->pages_fd = t->pages_fd;
 	a->nr_runs = t->pagemap->n_runs;
 	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
-		runs[i].vaddr = t->pagemap->runs[i]->vaddr;
-		runs[i].len = (uint64_t)t->pagemap->runs[i]->nr_pages * PAGE_SIZE;
-		runs[i].off = t->pagemap->runs[i]->file_off;
+		const PageRun *r = t->pagemap->runs[i];
+		runs[i].vaddr = r->vaddr;
+		runs[i].len = (uint64_t)r->nr_pages * PAGE_SIZE;
+		runs[i].off = r->file_off;
 		runs[i].by_uffd = vma_of(t->mm, runs[i].vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
+		runs[i].fd = pages_fd_of(t, r->has_from_pid ? r->from_pid : (uint32_t)t->pid, &cache_pid,
+					 &cache_fd);
+		if (runs[i].fd < 0)
+			return runs[i].fd;
 	}
 	return 0;
 }
@@ -259,37 +405,36 @@ static int restore_pages(struct restore_task *t)
 #define UFFD_COPY_CHUNK (8UL << 20)
 #define UFFD_COPY_THREADS 2
 
+/* One stretch to copy: len bytes from src (a mapped pages image) to dst in the new task. */
+struct copy_segment {
+	uint64_t dst, len;
+	const char *src;
+};
+
 struct uffd_copier {
-	const struct restore_task *t;
 	int uffd;
-	const char *image;     /* the pages image, mapped read-only */
-	uint64_t first, last;  /* byte range of the uffd runs' data in the image */
+	const struct copy_segment *segs;
+	size_t nr_segs;
+	uint64_t first, last; /* this thread's share: bytes [first, last) of all segments */
 	int err;
 	uint64_t fail_addr;
 };
 
-static bool run_by_uffd(const struct restore_task *t, const PageRun *r)
-{
-	return vma_of(t->mm, r->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
-}
-
-/* Copies the part of every uffd run that falls in [c->first, c->last) of the image. */
 static void *uffd_copier_main(void *arg)
 {
 	struct uffd_copier *c = arg;
-	const Pagemap *pm = c->t->pagemap;
+	uint64_t pos = 0;
 
-	for (size_t i = 0; i < pm->n_runs && !c->err; i++) {
-		const PageRun *r = pm->runs[i];
-		uint64_t from = r->file_off, to = r->file_off + (uint64_t)r->nr_pages * PAGE_SIZE;
-		if (!run_by_uffd(c->t, r) || to <= c->first || from >= c->last)
+	for (size_t i = 0; i < c->nr_segs && !c->err; pos += c->segs[i++].len) {
+		const struct copy_segment *s = &c->segs[i];
+		uint64_t from = c->first > pos ? c->first - pos : 0;
+		uint64_t to = c->last - pos < s->len ? c->last - pos : s->len;
+		if (c->last <= pos || from >= s->len)
 			continue;
-		from = from < c->first ? c->first : from;
-		to = to > c->last ? c->last : to;
 		while (from < to) {
 			struct uffdio_copy cp = {
-				.dst = r->vaddr + (from - r->file_off),
-				.src = (uint64_t)(uintptr_t)(c->image + from),
+				.dst = s->dst + from,
+				.src = (uint64_t)(uintptr_t)(s->src + from),
 				.len = to - from < UFFD_COPY_CHUNK ? to - from : UFFD_COPY_CHUNK,
 			};
 			if (ioctl(c->uffd, UFFDIO_COPY, &cp) && cp.copy <= 0) {
@@ -303,14 +448,42 @@ static void *uffd_copier_main(void *arg)
 	return NULL;
 }
 
+/* The pages images the uffd runs of t read from, mapped read-only: its own and ancestors'. */
+struct mapped_images {
+	pid_t pid[8];
+	char *addr[8];
+	uint64_t len[8];
+	size_t n;
+};
+
+static const char *image_of(const struct restore_task *t, uint32_t pid, struct mapped_images *mi)
+{
+	for (size_t i = 0; i < mi->n; i++)
+		if (mi->pid[i] == (pid_t)pid)
+			return mi->addr[i];
+	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
+	if (!src || mi->n == ARRAY_SIZE(mi->pid))
+		return NULL;
+	uint64_t len = PAGES_HEADER_SIZE + src->pagemap->nr_pages * PAGE_SIZE;
+	char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, src->pages_fd, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	mi->pid[mi->n] = pid;
+	mi->addr[mi->n] = m;
+	mi->len[mi->n++] = len;
+	return m;
+}
+
 int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 {
 	const Pagemap *pm = t->pagemap;
-	uint64_t image_len = PAGES_HEADER_SIZE + pm->nr_pages * PAGE_SIZE, total = 0, half, seen = 0;
+	struct mapped_images mi = { .n = 0 };
 	struct uffd_copier c[UFFD_COPY_THREADS] = { 0 };
+	auto_free struct copy_segment *segs = xzalloc((pm->n_runs + 1) * sizeof(*segs));
+	size_t nr_segs = 0;
+	uint64_t total = 0;
 	pthread_t helper;
 	int pidfd, uffd, err = 0;
-	char *image;
 
 	pidfd = syscall(SYS_pidfd_open, pid, 0);
 	uffd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, child_uffd, 0);
@@ -320,42 +493,36 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 		pr_perror("restore pid %d: cannot take its userfaultfd", pid);
 		return -errno;
 	}
-	image = mmap(NULL, image_len, PROT_READ, MAP_SHARED, t->pages_fd, 0);
-	if (image == MAP_FAILED) {
-		pr_perror("restore pid %d: cannot map pages-%d.img", pid, pid);
-		close(uffd);
-		return -ENOMEM;
-	}
-	/* Split the uffd runs' bytes in two halves, at a page boundary of the image. */
-	for (size_t i = 0; i < pm->n_runs; i++)
-		if (run_by_uffd(t, pm->runs[i]))
-			total += (uint64_t)pm->runs[i]->nr_pages * PAGE_SIZE;
-	half = total / 2 / PAGE_SIZE * PAGE_SIZE;
-	c[0].first = 0;
-	c[0].last = c[1].first = image_len;
-	for (size_t i = 0; i < pm->n_runs; i++) {
+	for (size_t i = 0; i < pm->n_runs && !err; i++) {
 		const PageRun *r = pm->runs[i];
-		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
-		if (!run_by_uffd(t, r))
+		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
 			continue;
-		if (seen + len > half) {
-			c[0].last = c[1].first = r->file_off + (half - seen);
+		const char *img = image_of(t, r->has_from_pid ? r->from_pid : (uint32_t)t->pid, &mi);
+		if (!img) {
+			pr_err("restore pid %d: cannot map the pages image of its run at %#llx", pid,
+			       (unsigned long long)r->vaddr);
+			err = -ENOMEM;
 			break;
 		}
-		seen += len;
+		segs[nr_segs++] = (struct copy_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
+							 img + r->file_off };
+		total += (uint64_t)r->nr_pages * PAGE_SIZE;
 	}
-	c[1].last = image_len;
+	/* Both cores: each thread takes half of the bytes, split at a page. */
 	for (int i = 0; i < UFFD_COPY_THREADS; i++) {
-		c[i].t = t;
-		c[i].uffd = uffd;
-		c[i].image = image;
+		c[i] = (struct uffd_copier){ .uffd = uffd, .segs = segs, .nr_segs = nr_segs };
+		c[i].first = total / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * i;
+		c[i].last = i == UFFD_COPY_THREADS - 1 ? total
+						      : total / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * (i + 1);
 	}
-	bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
-	uffd_copier_main(&c[0]);
-	if (threaded)
-		pthread_join(helper, NULL);
-	else
-		uffd_copier_main(&c[1]);
+	if (!err) {
+		bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
+		uffd_copier_main(&c[0]);
+		if (threaded)
+			pthread_join(helper, NULL);
+		else
+			uffd_copier_main(&c[1]);
+	}
 	for (int i = 0; i < UFFD_COPY_THREADS && !err; i++) {
 		if (c[i].err) {
 			err = c[i].err;
@@ -363,7 +530,8 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 			       (unsigned long long)c[i].fail_addr, strerror(-err));
 		}
 	}
-	munmap(image, image_len);
+	for (size_t i = 0; i < mi.n; i++)
+		munmap(mi.addr[i], mi.len[i]);
 	close(uffd);
 	return err;
 }

@@ -174,7 +174,8 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 		child_fail(-EBADF, "cannot move the status fd above %d", a->close_from);
 	child_status_fd = a->status_fd;
 	if ((a->ctl_fd = restore_move_high(t, ctl_fd)) < 0 ||
-	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0)
+	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0 ||
+	    (t->dirfd = restore_move_high(t, dup(t->dirfd))) < 0) /* for ancestors' pages */
 		child_fail(-EBADF, "cannot move helper fds above %d", a->close_from);
 	child_status_fd = a->status_fd;
 	child_status = &a->status;
@@ -539,6 +540,8 @@ static int read_tree_images(struct restore_tree *rt)
 		t->pages_fd = t->exe_fd = -1;
 		t->pid = rt->inv->pids[i];
 		t->is_root = i == 0;
+		t->tree = rt->tasks;
+		t->tree_size = rt->nr_tasks;
 		if ((err = read_task_images(t)))
 			return err;
 		if (t->is_root && t->core->pdeath_signal)
@@ -553,6 +556,9 @@ static int read_tree_images(struct restore_tree *rt)
 			}
 		}
 	}
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		if ((err = pages_check_references(&rt->tasks[i])))
+			return err;
 	return pstree_validate(rt);
 }
 

@@ -16,8 +16,17 @@ struct frozen_thread {
 	struct user_regs_struct regs; /* as frozen */
 };
 
+/* Where each private anonymous page of a process was saved, by address (cr/pages.c). */
+struct saved_page {
+	uint64_t vaddr, pfn, file_off;
+	pid_t in_pid; /* whose pages image holds it */
+};
+
 struct dump_task {
 	pid_t pid;
+	struct dump_task *parent;     /* in the tree, NULL for the root */
+	struct saved_page *saved;     /* sorted by vaddr */
+	size_t nr_saved, saved_alloc;
 	struct frozen_thread *threads; /* every thread but the main one */
 	size_t nr_threads;
 	bool was_stopped;
@@ -36,6 +45,7 @@ struct dump_task {
 	FdTable *fds;
 
 	uint64_t nr_pages_written;
+	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
 };
 
 struct restorer_args;
@@ -58,6 +68,8 @@ int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_
 struct restore_task {
 	pid_t pid;
 	bool is_root;       /* its parent is stasis, not a restored process */
+	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */
+	size_t tree_size;
 	int dirfd;
 	TaskCore *core;
 	Mm *mm;

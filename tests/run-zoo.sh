@@ -140,6 +140,12 @@ case_checkpoint() {
 		kill_ours "$pid"
 		return
 	fi
+	# a program may check its images too: tests/zoo/NAME.check-images IMGDIR
+	if [ -x "$ZOO_DIR/$name.check-images" ] && ! "$ZOO_DIR/$name.check-images" "$d/img" >"$d/check-images.out" 2>&1; then
+		result_fail "$name/checkpoint" "images: $(tail -n 1 "$d/check-images.out")"
+		kill_ours "$pid"
+		return
+	fi
 	if ! wait_until 10 not_alive "$pid"; then
 		result_fail "$name/checkpoint" "pid $pid still running after a dump without --leave-running"
 		cr_logs "$d"

@@ -105,7 +105,7 @@ static void pread_run(struct restorer_args *a, const struct rst_run *r)
 	uint64_t done = 0;
 
 	while (done < r->len) {
-		long n = raw_syscall4(__NR_pread64, a->pages_fd, r->vaddr + done, r->len - done,
+		long n = raw_syscall4(__NR_pread64, r->fd, r->vaddr + done, r->len - done,
 				      r->off + done);
 		if (n <= 0)
 			fail(a, RST_STEP_READ_PAGES, n ? n : -5 /* EIO */, r->vaddr + done);
@@ -121,7 +121,7 @@ static void uffd_copy_run(struct restorer_args *a, int uffd, const struct rst_ru
 	while (done < r->len) {
 		uint64_t len = r->len - done < RST_WINDOW_SIZE ? r->len - done : RST_WINDOW_SIZE;
 		long m = raw_syscall6(__NR_mmap, a->window, len, PROT_READ, MAP_PRIVATE | MAP_FIXED,
-				      a->pages_fd, r->off + done);
+				      r->fd, r->off + done);
 		if (m != (long)a->window)
 			fail(a, RST_STEP_UFFD, m, r->vaddr + done);
 		uint64_t copied = 0;

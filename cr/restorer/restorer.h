@@ -55,7 +55,7 @@ struct rst_vma {
 struct rst_run {
 	uint64_t vaddr, len, off;
 	uint32_t by_uffd;
-	uint32_t pad;
+	int32_t fd;           /* the pages image holding them (the process's own or an ancestor's) */
 };
 
 /* A special mapping ([vvar], [vvar_vclock], [vdso]) moved as a whole: from -> park -> to. */
