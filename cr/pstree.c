@@ -89,6 +89,26 @@ static int add_children(struct dump_tree *tr, const struct dump_task *t, bool *f
 	return 0;
 }
 
+/*
+ * Entry i exited while we froze it: its parent is frozen, so it stays a zombie (returns 0);
+ * if it is gone after all (its parent reaped it before being frozen), it leaves the tree
+ * (returns 1).
+ */
+static int became_zombie(struct dump_tree *tr, size_t i)
+{
+	struct proc_stat st;
+
+	if (proc_read_stat(tr->entries[i]->pid, &st) == 0 && st.state == 'Z') {
+		TreeEntry *e = tr->entries[i];
+		add_entry(tr, e->pid, &st);
+		tr->entries[i] = tr->entries[--tr->nr_entries]; /* the new zombie entry takes its place */
+		return 0;
+	}
+	memmove(&tr->entries[i], &tr->entries[i + 1], (tr->nr_entries - i - 1) * sizeof(*tr->entries));
+	tr->nr_entries--;
+	return 1;
+}
+
 static int seize_process(struct dump_tree *tr, TreeEntry *e, int dirfd)
 {
 	struct dump_task *t;
@@ -169,6 +189,10 @@ int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd)
 			if (e->zombie || seized)
 				continue;
 			err = seize_process(tr, e, dirfd);
+			if (err == -ESRCH && i > 0 && (err = became_zombie(tr, i)) > 0) {
+				err = 0;
+				i--; /* entry i is gone: the next one moved into its place */
+			}
 		}
 		for (size_t k = 0; k < tr->nr_tasks && !err; k++)
 			err = add_children(tr, &tr->tasks[k], &found_new);

@@ -46,10 +46,8 @@ int task_wait_stop(pid_t pid, int *status)
 		backoff_us = backoff_us ? (backoff_us < 1000 ? backoff_us * 2 : 1000) : 10;
 		usleep(backoff_us);
 	}
-	if (!WIFSTOPPED(*status)) {
-		pr_err("pid %d: exited while frozen (status 0x%x)", pid, *status);
-		return -ESRCH;
-	}
+	if (!WIFSTOPPED(*status))
+		return -ESRCH; /* it exited: the caller decides whether that is an error */
 	return 0;
 }
 
@@ -86,6 +84,8 @@ int task_seize(pid_t pid, bool *was_stopped)
 		ret = task_wait_stop(pid, &status);
 		if (ret) {
 			ptrace(PTRACE_DETACH, pid, 0, 0);
+			if (ret == -ESRCH)
+				pr_debug("pid %d: exited while being frozen", pid);
 			return ret;
 		}
 		if ((status >> 16) == PTRACE_EVENT_STOP)

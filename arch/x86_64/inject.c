@@ -30,6 +30,9 @@ static int find_gadget(pid_t pid, uint64_t start, uint64_t end, uint64_t *gadget
 	return -ENOENT;
 }
 
+static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, long nr,
+			const uint64_t args[6], int64_t *ret);
+
 /*
  * Resumes to syscall entry, then to syscall exit: no signal is involved at any step. A task
  * that was in group stop (SIGSTOP) reports that stop again once resumed: resume it past it.
@@ -41,8 +44,11 @@ static int run_to_syscall_exit(pid_t pid)
 		if (ptrace(PTRACE_SYSCALL, pid, 0, 0))
 			return -errno;
 		ret = task_wait_stop(pid, &status);
-		if (ret)
+		if (ret) {
+			pr_err("pid %d: %s while running an injected syscall", pid,
+			       ret == -ESRCH ? "exited" : "did not stop");
 			return ret;
+		}
 		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < 4) {
 			step--;
 			continue;
@@ -59,6 +65,27 @@ static int run_to_syscall_exit(pid_t pid)
 int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret)
 {
 	struct user_regs_struct r = ctx->saved;
+	uint64_t mask, all = ~0ull;
+	int err;
+
+	/* Pending signals (a child's SIGCHLD...) stay pending while we run the syscall. */
+	if (ptrace(PTRACE_GETSIGMASK, ctx->pid, sizeof(mask), &mask) ||
+	    ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(all), &all)) {
+		pr_perror("pid %d: cannot block signals for an injected syscall", ctx->pid);
+		return -errno;
+	}
+	err = run_injected(ctx, &r, nr, args, ret);
+	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
+		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
+		return -errno;
+	}
+	return err;
+}
+
+static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, long nr,
+			const uint64_t args[6], int64_t *ret)
+{
+	struct user_regs_struct r = *rp;
 	int err;
 
 	r.rip = ctx->gadget;

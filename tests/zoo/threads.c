@@ -3,24 +3,29 @@
  *   Thread i: __thread value, name "zt-i" (comm), blocked mask with SIGRTMIN+(i%8), its tid,
  *   fs_base; a third spin on the CPU holding a value in r12, a third wait in FUTEX_WAIT, a
  *   third sleep in nanosleep. Threads 0-3 have a SIGUSR1 with value 100+i queued to them alone
- *   (blocked there). After restore and SIGTERM every thread checks its own state.
+ *   (blocked there). After restore and SIGTERM every thread checks its own state, including its
+ *   robust futex list (glibc's, per thread) and that its rseq area is still registered (the
+ *   kernel refreshes cpu_id); pthread_join itself relies on each thread's clear_child_tid.
  * Blocks in: main in nanosleep (zoo_wait), workers as above.
  */
 #include "zoo.h"
 #include <asm/prctl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/rseq.h>
 
 #define NTHREADS 64
 #define NPENDING 4
 
 enum { BAD_TID = 1, BAD_TLS = 2, BAD_COMM = 4, BAD_MASK = 8, BAD_REG = 16, BAD_PENDING = 32,
-       BAD_FSBASE = 64 };
+       BAD_FSBASE = 64, BAD_ROBUST = 128, BAD_RSEQ = 256 };
 
 static __thread uint64_t tls_value;
 static uint64_t *tls_addr[NTHREADS];
 static pid_t tids[NTHREADS];
 static unsigned long fsbases[NTHREADS];
+static void *robust_heads[NTHREADS];
 static pthread_t threads[NTHREADS];
 static volatile int stop, ready_count;
 static uint32_t futex_word;
@@ -64,6 +69,23 @@ static int check_self(int i)
 		bad |= BAD_TLS;
 	if (get_fs() != fsbases[i])
 		bad |= BAD_FSBASE;
+	void *head = NULL;
+	size_t rlen = 0;
+	if (corrupt_in_thread == BAD_ROBUST && i == 9)
+		syscall(SYS_set_robust_list, NULL, 3 * sizeof(void *)); /* sizeof robust_list_head */
+	syscall(SYS_get_robust_list, 0, &head, &rlen);
+	if (!head || head != robust_heads[i])
+		bad |= BAD_ROBUST;
+	/* the kernel writes the current cpu into the rseq area only while it is registered */
+	volatile struct rseq *rs = (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	if (corrupt_in_thread == BAD_RSEQ && i == 11 &&
+	    syscall(SYS_rseq, rs, 32, 1 /* UNREGISTER */, 0x53053053)) /* glibc registers 32 bytes */
+		syscall(SYS_rseq, rs, __rseq_size, 1, 0x53053053);
+	rs->cpu_id = (uint32_t)-1;
+	sched_yield();
+	zoo_sleep_ms(1);
+	if ((int32_t)rs->cpu_id < 0)
+		bad |= BAD_RSEQ;
 	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tids[i]);
 	zoo_read_file(path, comm, sizeof(comm));
 	comm[strcspn(comm, "\n")] = 0;
@@ -109,6 +131,8 @@ static void *worker(void *arg)
 	tls_value = 0xabc00000ull + (uint64_t)i;
 	tls_addr[i] = &tls_value;
 	fsbases[i] = get_fs();
+	size_t rlen;
+	syscall(SYS_get_robust_list, 0, &robust_heads[i], &rlen);
 	snprintf(name, sizeof(name), "zt-%d", i);
 	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&mask);
@@ -142,6 +166,8 @@ static void c_comm(ucontext_t *u) { (void)u; pthread_setname_np(threads[5], "ren
 static void c_mask(ucontext_t *u) { (void)u; corrupt_in_thread = BAD_MASK; }
 static void c_reg(ucontext_t *u) { (void)u; corrupt_in_thread = BAD_REG; }
 static void c_pending(ucontext_t *u) { (void)u; corrupt_in_thread = BAD_PENDING; }
+static void c_robust(ucontext_t *u) { (void)u; corrupt_in_thread = BAD_ROBUST; }
+static void c_rseq(ucontext_t *u) { (void)u; corrupt_in_thread = BAD_RSEQ; }
 
 static const struct zoo_corruption corruptions[] = {
 	{ "tls", c_tls, 0 },
@@ -149,6 +175,8 @@ static const struct zoo_corruption corruptions[] = {
 	{ "sigmask", c_mask, 0 },
 	{ "register", c_reg, 0 },
 	{ "pending", c_pending, 0 },
+	{ "robust-list", c_robust, 0 },
+	{ "rseq", c_rseq, 0 },
 };
 
 int main(int argc, char **argv)
@@ -156,6 +184,7 @@ int main(int argc, char **argv)
 	static const struct { int bit; const char *tag; } tags[] = {
 		{ BAD_TID, "tid" }, { BAD_TLS, "tls" }, { BAD_COMM, "comm" }, { BAD_MASK, "sigmask" },
 		{ BAD_REG, "register" }, { BAD_PENDING, "pending" }, { BAD_FSBASE, "fsbase" },
+		{ BAD_ROBUST, "robust-list" }, { BAD_RSEQ, "rseq" },
 	};
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 
