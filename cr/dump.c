@@ -22,6 +22,7 @@
 #include "task.h"
 #include "pstree.h"
 #include "shmem.h"
+#include "files/files.h"
 #include "threads.h"
 #include "util.h"
 
@@ -143,6 +144,8 @@ static void remove_images(int dirfd, pid_t pid)
 	}
 	image_filename(name, sizeof(name), IMG_SHMEM, 0);
 	unlinkat(dirfd, name, 0);
+	image_filename(name, sizeof(name), IMG_PIPES, 0);
+	unlinkat(dirfd, name, 0);
 	image_filename(name, sizeof(name), IMG_PAGES, 0);
 	unlinkat(dirfd, name, 0);
 }
@@ -168,6 +171,7 @@ int cr_dump(void)
 		goto fail;
 	}
 	struct shmem_dump *shmem = shmem_dump_new();
+	struct pipe_dump *pipes = pipe_dump_new();
 	for (size_t i = 1; i < tr.nr_tasks; i++) /* parents come first: they save shared pages */
 		for (size_t e = 0; e < tr.nr_entries; e++)
 			if (tr.entries[e]->pid == (uint32_t)tr.tasks[i].pid)
@@ -176,6 +180,9 @@ int cr_dump(void)
 						tr.tasks[i].parent = &tr.tasks[k];
 	for (size_t i = 0; i < tr.nr_tasks && !err; i++) {
 		tr.tasks[i].shmem = shmem;
+		tr.tasks[i].pipes = pipes;
+		tr.tasks[i].tree = tr.tasks;
+		tr.tasks[i].tree_pos = i;
 		new_task_images(&tr.tasks[i]);
 		err = collect_task(&tr.tasks[i]);
 		if (!err)
@@ -183,7 +190,8 @@ int cr_dump(void)
 		pages += tr.tasks[i].nr_pages_written;
 		shared += tr.tasks[i].nr_shared_pages;
 	}
-	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = write_inventory(&tr, dirfd)))
+	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = pipes_dump_all(pipes, dirfd)) ||
+	    (err = write_inventory(&tr, dirfd)))
 		goto fail;
 	if (fault_injected("after-images")) {
 		pr_err("dump pid %d: injected failure after-images", opts.pid);

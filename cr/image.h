@@ -25,6 +25,7 @@ enum image_type {
 	IMG_FDS,
 	IMG_PAGES, /* raw page data: no protobuf payload; pages-0.img holds shared objects */
 	IMG_SHMEM,
+	IMG_PIPES,
 };
 
 struct image_desc {

@@ -33,6 +33,7 @@
 #include "task.h"
 #include "pstree.h"
 #include "shmem.h"
+#include "files/files.h"
 #include "threads.h"
 #include "util.h"
 
@@ -562,6 +563,30 @@ static int read_tree_images(struct restore_tree *rt)
 	return pstree_validate(rt);
 }
 
+/* Pipes and open files held by several processes: created or opened here, inherited. */
+static int prepare_shared_files(struct restore_tree *rt)
+{
+	bool needed = false;
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIPE;
+	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)))
+		return err;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (e->kind == FD_KIND__FD_PIPE && !pipe_known(e->pipe_id)) {
+				pr_err("image fds-%d.img: fd %u is a pipe that pipes.img does not hold",
+				       rt->tasks[i].pid, e->fd);
+				return -EINVAL;
+			}
+		}
+	}
+	return shared_files_prepare(rt->tasks, rt->nr_tasks);
+}
+
 /* The shared anonymous objects: created and filled here, checked against every mapping. */
 static int prepare_shared_memory(struct restore_tree *rt)
 {
@@ -642,7 +667,7 @@ int cr_restore(void)
 
 	pr_debug("restore: start");
 	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
-	    (err = prepare_shared_memory(&rt)))
+	    (err = prepare_shared_memory(&rt)) || (err = prepare_shared_files(&rt)))
 		return err;
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart. */
 	uint64_t wait_start = now_ns(CLOCK_MONOTONIC);
@@ -668,6 +693,8 @@ int cr_restore(void)
 	close(status[1]);
 	for (size_t i = 0; i < rt.nr_tasks; i++)
 		close(rt.ctl_fds[i]);
+	pipes_close_all();
+	shared_files_close_all();
 	err = collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err)

@@ -38,6 +38,9 @@ struct dump_task {
 	uint64_t vdso_start, vdso_end;
 	int dirfd;
 	struct shmem_dump *shmem; /* the tree's shared anonymous objects */
+	struct pipe_dump *pipes;  /* the tree's pipes */
+	struct dump_task *tree;   /* every process of the tree; those before this one are dumped */
+	size_t tree_pos;
 
 	TaskCore *core;
 	Mm *mm;
@@ -50,6 +53,7 @@ struct dump_task {
 
 struct restorer_args;
 struct shmem_dump;
+struct pipe_dump;
 
 /* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
 struct thread_kstate {

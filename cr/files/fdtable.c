@@ -24,9 +24,10 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_inherited, /* first: with --shell-job, stdio ttys and pipes come from the caller */
 	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
 	&fd_kind_regular,
+	&fd_kind_pipe,
 };
 
-static const struct fd_kind_ops *fd_kind_of(FdKind kind)
+const struct fd_kind_ops *fd_kind_of(FdKind kind)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(fd_kinds); i++)
 		if (fd_kinds[i]->kind == kind)
@@ -63,9 +64,31 @@ static int probe_fd(pid_t pid, int fd, struct fd_probe *p)
 	return 0;
 }
 
-static int same_open_file(pid_t pid, int fd1, int fd2)
+static int same_open_file(pid_t pid1, int fd1, pid_t pid2, int fd2)
 {
-	return syscall(SYS_kcmp, pid, pid, KCMP_FILE, fd1, fd2) == 0;
+	return syscall(SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
+}
+
+/*
+ * The same open file (one offset, one set of flags) held by a process dumped before this one,
+ * as fork leaves it: the entry refers to that process's fd, resolved to the first holder.
+ */
+static bool find_in_earlier_process(const struct dump_task *t, int fd, FdEntry *e)
+{
+	for (size_t k = 0; k < t->tree_pos; k++) {
+		const struct dump_task *u = &t->tree[k];
+		for (size_t j = 0; j < u->fds->n_fds; j++) {
+			const FdEntry *o = u->fds->fds[j];
+			if (o->kind == FD_KIND__FD_DUP || !same_open_file(u->pid, o->fd, t->pid, fd))
+				continue;
+			e->kind = FD_KIND__FD_SHARED;
+			e->has_shared_pid = e->has_shared_fd = true;
+			e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : (uint32_t)u->pid;
+			e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
+			return true;
+		}
+	}
+	return false;
 }
 
 static int dump_fds(struct dump_task *t)
@@ -92,14 +115,14 @@ static int dump_fds(struct dump_task *t)
 		tab->fds[tab->n_fds++] = e;
 		for (size_t j = 0; j < i; j++) {
 			FdEntry *prev = tab->fds[j];
-			if (prev->kind != FD_KIND__FD_DUP && same_open_file(t->pid, prev->fd, e->fd)) {
+			if (prev->kind != FD_KIND__FD_DUP && same_open_file(t->pid, prev->fd, t->pid, e->fd)) {
 				e->kind = FD_KIND__FD_DUP;
 				e->has_dup_of = true;
 				e->dup_of = prev->fd;
 				break;
 			}
 		}
-		if (e->kind == FD_KIND__FD_DUP)
+		if (e->kind == FD_KIND__FD_DUP || find_in_earlier_process(t, e->fd, e))
 			continue;
 		int claimed = 0;
 		for (size_t k = 0; k < ARRAY_SIZE(fd_kinds) && !claimed; k++) {
@@ -131,8 +154,11 @@ static int validate_fds(struct restore_task *t)
 				if (tab->fds[j]->fd == e->dup_of)
 					goto next;
 			ok = false;
+		} else if (e->kind == FD_KIND__FD_SHARED) {
+			ok = ok && e->has_shared_pid && e->has_shared_fd && e->shared_pid != (uint32_t)t->pid;
 		} else {
 			ok = ok && fd_kind_of(e->kind);
+			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
@@ -159,7 +185,11 @@ static int restore_fds(struct restore_task *t)
 		FdEntry *e = tab->fds[i];
 		if (e->kind == FD_KIND__FD_DUP)
 			continue;
-		int fd = fd_kind_of(e->kind)->open(t, e);
+		/* held by several processes: stasis opened it once, every process inherited it */
+		int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(e->shared_pid, e->shared_fd)
+							  : shared_file_fd(t->pid, e->fd);
+		int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
+			 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
 		if (fd < 0)
 			return fd;
 		tmp[i] = restore_move_high(t, fd);

@@ -25,6 +25,22 @@ struct fd_kind_ops {
 	FdKind kind;
 };
 
-extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd;
+extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe;
+
+/* The ops of a kind of fd (cr/files/fdtable.c), NULL if unknown. */
+const struct fd_kind_ops *fd_kind_of(FdKind kind);
+
+/* cr/files/pipe.c: the tree's pipes, saved once each. */
+struct pipe_dump *pipe_dump_new(void);
+int pipes_dump_all(struct pipe_dump *pd, int dirfd);
+int pipes_restore_prepare(int dirfd, bool needed);
+bool pipe_known(uint64_t id);
+/* After the root is created (it took copies): stasis must not keep pipes open. */
+void pipes_close_all(void);
+
+/* cr/files/shared.c: open files shared by several processes of the tree. */
+int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks);
+int shared_file_fd(pid_t pid, uint32_t fd);
+void shared_files_close_all(void);
 
 #endif

@@ -1,0 +1,155 @@
+/*
+ * pipes: data in flight and open files shared across fork.
+ *   P1 parent -> child, 64 KiB capacity: 1000 numbered messages written before the dump, the
+ *      child has read 400; both processes hold both ends (fork).
+ *   P2 child -> parent: 300 messages written by the child, none read yet.
+ *   P3 a pipe whose every write end is closed: 50 messages, then end-of-file.
+ *   F  a regular file opened once before fork without O_APPEND: parent and child append to
+ *      it through the one shared offset.
+ * After restore and SIGTERM: the child reads messages 400..1099 of P1 in order, exactly once
+ * (1000..1099 written after the restore), the parent reads 0..299 of P2, then 50 messages and
+ * EOF from P3; P1 still has 64 KiB; both processes write 100 more records to F, whose size
+ * must then be the sum of all records (a lost shared offset would overwrite some).
+ * Blocks in: nanosleep everywhere.
+ */
+#include "zoo.h"
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define MSG 16
+#define REC 32
+
+static int p1[2], p2[2], p3r, ffd;
+static volatile sig_atomic_t child_term;
+
+static void on_term(int sig) { (void)sig; child_term = 1; }
+
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return done ? (ssize_t)done : n;
+		done += n;
+	}
+	return done;
+}
+
+static void put(int fd, unsigned n)
+{
+	char m[MSG];
+	snprintf(m, sizeof(m), "msg %010u", n);
+	if (write(fd, m, MSG) != MSG)
+		zoo_die("write msg %u: %s", n, strerror(errno));
+}
+
+/* Reads n messages, expecting first..first+n-1; returns the number of good ones. */
+static unsigned take(int fd, unsigned first, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char m[MSG + 1] = "", want[MSG + 1];
+		if (read_full(fd, m, MSG) != MSG)
+			return i;
+		snprintf(want, sizeof(want), "msg %010u", first + i);
+		if (memcmp(m, want, MSG))
+			return i;
+	}
+	return n;
+}
+
+static void record(char who, unsigned n)
+{
+	char r[REC];
+	memset(r, '.', REC);
+	snprintf(r, REC, "%c %08u", who, n);
+	r[REC - 1] = '\n';
+	if (write(ffd, r, REC) != REC)
+		zoo_die("write record: %s", strerror(errno));
+}
+
+/* Exit code: 0, or 1 P1 order, 2 F */
+static void child(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	for (unsigned i = 0; i < 300; i++)
+		put(p2[1], i);
+	int code = take(p1[0], 0, 400) == 400 ? 0 : 1;
+	for (unsigned i = 0; i < 100; i++)
+		record('c', i);
+	while (!child_term)
+		zoo_sleep_ms(10);
+	code |= take(p1[0], 400, 700) == 700 ? 0 : 1;
+	for (unsigned i = 100; i < 200; i++)
+		record('c', i);
+	_exit(code);
+}
+
+static void c_lost(ucontext_t *u) { (void)u; char m[MSG]; read_full(p1[0], m, MSG); }
+static void c_offset(ucontext_t *u) { (void)u; lseek(ffd, REC, SEEK_SET); }
+static void c_eof(ucontext_t *u) { (void)u; char m[MSG]; read_full(p3r, m, MSG); }
+static const struct zoo_corruption corruptions[] = {
+	{ "order", c_lost, 0 },
+	{ "offset", c_offset, 0 },
+	{ "eof", c_eof, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	int p3[2];
+	char path[4200];
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	if (pipe(p1) || pipe(p2) || pipe(p3) || fcntl(p1[1], F_SETPIPE_SZ, 65536) < 65536)
+		zoo_die("pipe: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/records", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp");
+	ffd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (ffd < 0)
+		zoo_die("%s: %s", path, strerror(errno));
+	for (unsigned i = 0; i < 50; i++)
+		put(p3[1], i);
+	close(p3[1]);
+	p3r = p3[0];
+	for (unsigned i = 0; i < 1000; i++)
+		put(p1[1], i);
+	pid_t kid = fork();
+	if (kid == 0)
+		child();
+	for (unsigned i = 0; i < 100; i++)
+		record('p', i);
+	/* the child has read its 400 and written its records */
+	for (int tries = 0; tries < 1000; tries++) {
+		int n = 0;
+		ioctl(p1[0], FIONREAD, &n);
+		if (n == 600 * MSG && lseek(ffd, 0, SEEK_CUR) == 200 * REC)
+			break;
+		zoo_sleep_ms(2);
+	}
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("capacity", fcntl(p1[1], F_GETPIPE_SZ) == 65536, "P1 holds %d bytes", fcntl(p1[1], F_GETPIPE_SZ));
+	kill(kid, SIGTERM);
+	for (unsigned i = 1000; i < 1100; i++)
+		put(p1[1], i);
+	unsigned got = take(p2[0], 0, 300);
+	CHECK("order", got == 300, "P2: message %u of 300 is wrong or missing", got);
+	got = take(p3r, 0, 50);
+	char c;
+	CHECK("eof", got == 50 && read(p3r, &c, 1) == 0, "P3: %u messages, then no end-of-file", got);
+	for (unsigned i = 100; i < 200; i++)
+		record('p', i);
+	int st = 0;
+	waitpid(kid, &st, 0);
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	CHECK("order", code != 255 && !(code & 1), "the child read P1 out of order or lost messages (%#x)", st);
+	struct stat fst;
+	fstat(ffd, &fst);
+	CHECK("offset", fst.st_size == 400 * REC && lseek(ffd, 0, SEEK_CUR) == 400 * REC,
+	      "the shared file is %ld bytes, offset %ld: records were overwritten", (long)fst.st_size,
+	      (long)lseek(ffd, 0, SEEK_CUR));
+	return zoo_finish("3 pipes, 1 shared file, 2 processes");
+}
