@@ -4,8 +4,8 @@
 #   dump/no-such-pid         dump of a pid that does not exist fails, naming the pid
 #   dump/bad-dir/*           dump into a nonexistent dir, onto a regular file, into an
 #                            unwritable dir fails; the target keeps running and PASSes
-#   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support (eventfd,
-#                            unix socket at fd 42) fails naming "fd 42"; target runs and PASSes
+#   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support (an unbound
+#                            unix socket or inotify at fd 42) fails naming "fd 42"; target runs and PASSes
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
@@ -49,7 +49,7 @@ done
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu"
-UNSUPPORTED_KINDS="eventfd socket"
+UNSUPPORTED_KINDS="socket inotify"
 
 zoo_setup_tmp
 if ! build_zoo; then
@@ -177,10 +177,10 @@ case_unsupported() { # case_unsupported KIND
 case_unsupported_in_child() {
 	local d=$ZOO_TMP/unsupported-child child
 	mkdir -p "$d/img"
-	export ZOO_UNSUPPORTED_IN_CHILD=1
+	export ZOO_UNSUPPORTED_IN_CHILD=1 ZOO_UNSUPPORTED_KIND=socket
 	zoo_start unsupported-fd "$d"
 	local ok=$?
-	unset ZOO_UNSUPPORTED_IN_CHILD
+	unset ZOO_UNSUPPORTED_IN_CHILD ZOO_UNSUPPORTED_KIND
 	if [ $ok -ne 0 ]; then
 		result_fail dump/unsupported-fd/in-child "$ZERR"
 		return

@@ -25,7 +25,24 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
 	&fd_kind_regular,
 	&fd_kind_pipe,
+	&fd_kind_eventfd,
+	&fd_kind_signalfd,
+	&fd_kind_timerfd,
+	&fd_kind_epoll,
 };
+
+bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
+{
+	const char *p = strstr(info, key);
+	if (!p)
+		return false;
+	p += strlen(key);
+	while (*p == ' ' || *p == '\t')
+		p++;
+	char *end;
+	*val = strtoull(p, &end, base);
+	return end != p;
+}
 
 const struct fd_kind_ops *fd_kind_of(FdKind kind)
 {
@@ -35,10 +52,10 @@ const struct fd_kind_ops *fd_kind_of(FdKind kind)
 	return NULL;
 }
 
-static int probe_fd(pid_t pid, int fd, struct fd_probe *p)
+static int probe_fd(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 {
 	char path[64], buf[4096];
-	auto_free char *info = NULL;
+	char *info = NULL;
 	char *l;
 	ssize_t n;
 
@@ -61,6 +78,7 @@ static int probe_fd(pid_t pid, int fd, struct fd_probe *p)
 		p->pos = strtoull(l + 4, NULL, 10);
 	if ((l = strstr(info, "flags:")))
 		p->flags = strtoul(l + 6, NULL, 8);
+	p->info = *info_out = info;
 	return 0;
 }
 
@@ -106,9 +124,10 @@ static int dump_fds(struct dump_task *t)
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
 		FdEntry *e = xzalloc(sizeof(*e));
+		auto_free char *info = NULL;
 
 		fd_entry__init(e);
-		if ((err = probe_fd(t->pid, fds[i], &p)))
+		if ((err = probe_fd(t->pid, fds[i], &p, &info)))
 			return err;
 		e->fd = fds[i];
 		e->cloexec = !!(p.flags & O_CLOEXEC);
@@ -206,7 +225,7 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	return 0;
+	return epoll_register_targets(tab);
 }
 
 const struct state_ops state_fds = {

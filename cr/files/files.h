@@ -14,7 +14,11 @@ struct fd_probe {
 	char link[4096]; /* readlink of /proc/PID/fd/N: a path, "pipe:[123]", "anon_inode:[...]" */
 	unsigned flags;  /* fdinfo flags (open(2) flags, O_CLOEXEC included) */
 	unsigned long long pos;
+	const char *info; /* the whole /proc/PID/fdinfo/N text */
 };
+
+/* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
+bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
 
 struct fd_kind_ops {
 	const char *name;
@@ -25,7 +29,11 @@ struct fd_kind_ops {
 	FdKind kind;
 };
 
-extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe;
+extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
+	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll;
+
+/* cr/files/epoll.c: in the new task, once every fd has its number: the registrations. */
+int epoll_register_targets(const FdTable *tab);
 
 /* The ops of a kind of fd (cr/files/fdtable.c), NULL if unknown. */
 const struct fd_kind_ops *fd_kind_of(FdKind kind);

@@ -30,7 +30,13 @@ static int real_cpu(void)
 }
 
 static void c_registered(ucontext_t *u) { (void)u; rseq_call(reg_len, RSEQ_FLAG_UNREGISTER); }
-static void c_cpu_id(ucontext_t *u) { (void)u; rs->cpu_id = 999; }
+/* unregistered first: a registered area gets cpu_id rewritten at the next preemption */
+static void c_cpu_id(ucontext_t *u)
+{
+	(void)u;
+	rseq_call(reg_len, RSEQ_FLAG_UNREGISTER);
+	rs->cpu_id = 999;
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "registered", c_registered, 0 },
 	{ "cpu_id", c_cpu_id, 0 },

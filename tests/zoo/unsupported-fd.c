@@ -1,7 +1,7 @@
 /*
  * unsupported-fd: holds at fd 42 a kind of file the engine does not checkpoint (yet), so a
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
- *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7), socket (unbound AF_UNIX SOCK_DGRAM),
+ *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (unbound AF_UNIX SOCK_DGRAM),
  *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll.
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).

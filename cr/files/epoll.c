@@ -1,0 +1,71 @@
+/*
+ * epoll: the fds it watches, with their events and data (from fdinfo). The instance is
+ * created with the other fds; its registrations are made last, once every fd of the process
+ * has its own number (the kernel keys a registration by file and fd number).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+
+static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	if (strcmp(p->link, "anon_inode:[eventpoll]"))
+		return 0;
+	e->has_flags = true;
+	e->flags = p->flags;
+	for (const char *l = strstr(p->info, "tfd:"); l; l = strstr(l + 4, "tfd:")) {
+		uint64_t fd, events, data;
+		if (!fdinfo_u64(l, "tfd:", 10, &fd) || !fdinfo_u64(l, "events:", 16, &events) ||
+		    !fdinfo_u64(l, "data:", 16, &data)) {
+			pr_err("dump pid %d fd %d: cannot read its epoll registrations", t->pid, p->fd);
+			return -EINVAL;
+		}
+		EpollTarget *et = xzalloc(sizeof(*et));
+		epoll_target__init(et);
+		et->fd = fd;
+		et->events = events;
+		et->data = data;
+		e->targets = realloc(e->targets, (e->n_targets + 1) * sizeof(*e->targets));
+		if (!e->targets)
+			return -ENOMEM;
+		e->targets[e->n_targets++] = et;
+	}
+	return 1;
+}
+
+static int open_epoll(struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	(void)e;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int epoll_register_targets(const FdTable *tab)
+{
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		const FdEntry *e = tab->fds[i];
+		if (e->kind != FD_KIND__FD_EPOLL)
+			continue;
+		for (size_t k = 0; k < e->n_targets; k++) {
+			struct epoll_event ev = { .events = e->targets[k]->events,
+						  .data.u64 = e->targets[k]->data };
+			if (epoll_ctl(e->fd, EPOLL_CTL_ADD, e->targets[k]->fd, &ev) && errno != EEXIST)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+const struct fd_kind_ops fd_kind_epoll = {
+	.name = "epoll",
+	.dump = dump_epoll,
+	.open = open_epoll,
+	.kind = FD_KIND__FD_EPOLL,
+};
