@@ -27,6 +27,7 @@ struct fd_kind_ops {
 	/* In the new task: returns an fd (any number) holding the open file, or <0. */
 	int (*open)(struct restore_task *t, const FdEntry *e);
 	FdKind kind;
+	bool open_in_stasis; /* opened by stasis before the tree, inherited (named pipes) */
 };
 
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,

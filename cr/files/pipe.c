@@ -1,8 +1,9 @@
 /*
- * Pipes: each pipe of the tree is saved once (pipes.img) with its capacity and the data
- * written to it but not read yet, copied out with tee() so that nothing is consumed. On
- * restore stasis creates every pipe before the tree, sizes it and writes the data back; each
- * end is then handed to every process that held it, as the same open file.
+ * Pipes and named pipes (FIFOs): each is saved once (pipes.img) with its capacity and the
+ * data written to it but not read yet, copied out with tee() so that nothing is consumed. On
+ * restore stasis creates every pipe (or opens every FIFO by path) before the tree, sizes it
+ * and writes the data back; each end is then handed to every process that held it, as the
+ * same open file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,9 +72,15 @@ out:
 static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct pipe_dump *pd = t->pipes;
+	bool fifo = p->link[0] == '/';
 
-	if (!S_ISFIFO(p->st.st_mode) || strncmp(p->link, "pipe:[", 6))
+	if (!S_ISFIFO(p->st.st_mode) || (!fifo && strncmp(p->link, "pipe:[", 6)))
 		return 0;
+	if (fifo && strstr(p->link, " (deleted)")) {
+		pr_err("dump pid %d fd %d: named pipe %s was removed (not supported yet)", t->pid,
+		       p->fd, p->link);
+		return -ENOTSUP;
+	}
 	e->has_pipe_id = e->has_flags = true;
 	e->pipe_id = p->st.st_ino;
 	e->flags = p->flags;
@@ -84,6 +91,8 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	PipeObject *o = xzalloc(sizeof(*o));
 	pipe_object__init(o);
 	o->id = e->pipe_id;
+	if (fifo)
+		o->fifo_path = xstrdup(p->link);
 	int err = read_pipe(t->pid, p->fd, o);
 	if (err)
 		return err;
@@ -109,7 +118,8 @@ int pipes_dump_all(struct pipe_dump *pd, int dirfd)
 
 struct restored_pipe {
 	uint64_t id;
-	int ends[2]; /* stasis' own, inherited by every new process */
+	int ends[2];     /* stasis' own, inherited by every new process; a FIFO: one O_RDWR */
+	char *fifo_path; /* a named pipe: each fd is opened by path (by stasis, see open_in_stasis) */
 };
 
 static struct restored_pipe *pipes;
@@ -132,7 +142,15 @@ int pipes_restore_prepare(int dirfd, bool needed)
 			pr_err("image pipes.img: pipe %zu holds %zu bytes in %u", i, o->data.len, o->size);
 			return -EINVAL;
 		}
-		if (pipe2(rp->ends, O_CLOEXEC)) {
+		if (o->fifo_path) {
+			/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
+			rp->fifo_path = xstrdup(o->fifo_path);
+			rp->ends[0] = rp->ends[1] = open(o->fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+			if (rp->ends[0] < 0) {
+				pr_perror("restore: named pipe %s", o->fifo_path);
+				return -errno;
+			}
+		} else if (pipe2(rp->ends, O_CLOEXEC)) {
 			pr_perror("restore: pipe");
 			return -errno;
 		}
@@ -154,7 +172,8 @@ void pipes_close_all(void)
 {
 	for (size_t i = 0; i < nr_pipes; i++) {
 		close(pipes[i].ends[0]);
-		close(pipes[i].ends[1]);
+		if (pipes[i].ends[1] != pipes[i].ends[0])
+			close(pipes[i].ends[1]);
 	}
 	nr_pipes = 0;
 }
@@ -173,6 +192,13 @@ static int open_pipe(struct restore_task *t, const FdEntry *e)
 	for (size_t i = 0; i < nr_pipes; i++) {
 		if (pipes[i].id != e->pipe_id)
 			continue;
+		if (pipes[i].fifo_path) {
+			int fd = open(pipes[i].fifo_path, (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) |
+								   O_NONBLOCK | O_CLOEXEC);
+			if (fd < 0 || fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT)))
+				return -errno;
+			return fd;
+		}
 		int end = pipes[i].ends[(e->flags & O_ACCMODE) == O_RDONLY ? 0 : 1];
 		if (fcntl(end, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT)))
 			return -errno;
@@ -187,4 +213,5 @@ const struct fd_kind_ops fd_kind_pipe = {
 	.dump = dump_pipe,
 	.open = open_pipe,
 	.kind = FD_KIND__FD_PIPE,
+	.open_in_stasis = true, /* a FIFO's buffer lives only while someone holds it open */
 };

@@ -1,5 +1,6 @@
 /*
- * Open files shared by several processes of the tree (fork hands the same open file to the
+ * Open files that stasis opens itself before creating the tree: those of kinds that need it
+ * (named pipes), and those shared by several processes of the tree (fork hands the same open file to the
  * child: one offset, one set of flags). stasis opens each such file once, before creating the
  * tree, with the first holder's kind and state; every new process inherits that fd and puts a
  * duplicate at its own fd number, so they share one open file again.
@@ -38,8 +39,36 @@ static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
 	return NULL;
 }
 
+static int hold(pid_t pid, uint32_t fd, int held)
+{
+	shared = realloc(shared, (nr_shared + 1) * sizeof(*shared));
+	if (!shared)
+		return -ENOMEM;
+	shared[nr_shared++] = (struct shared_file){ pid, fd, held };
+	return 0;
+}
+
 int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks)
 {
+	int err;
+
+	/* kinds that stasis itself must open (named pipes) */
+	for (size_t i = 0; i < nr_tasks; i++) {
+		for (size_t k = 0; k < tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = tasks[i].fds->fds[k];
+			const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+			if (!ops || !ops->open_in_stasis)
+				continue;
+			int held = ops->open(&tasks[i], e);
+			if (held < 0) {
+				pr_err("restore pid %d fd %u: cannot open %s: %s", tasks[i].pid, e->fd,
+				       e->path ? e->path : ops->name, strerror(-held));
+				return held;
+			}
+			if ((err = hold(tasks[i].pid, e->fd, held)))
+				return err;
+		}
+	}
 	for (size_t i = 0; i < nr_tasks; i++) {
 		const FdTable *tab = tasks[i].fds;
 		for (size_t k = 0; k < tab->n_fds; k++) {
@@ -64,10 +93,8 @@ int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks)
 				       o->path ? o->path : ops->name, strerror(-held));
 				return held;
 			}
-			shared = realloc(shared, (nr_shared + 1) * sizeof(*shared));
-			if (!shared)
-				return -ENOMEM;
-			shared[nr_shared++] = (struct shared_file){ e->shared_pid, e->shared_fd, held };
+			if ((err = hold(e->shared_pid, e->shared_fd, held)))
+				return err;
 		}
 	}
 	return 0;

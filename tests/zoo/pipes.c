@@ -6,9 +6,10 @@
  *   P3 a pipe whose every write end is closed: 50 messages, then end-of-file.
  *   F  a regular file opened once before fork without O_APPEND: parent and child append to
  *      it through the one shared offset.
+ *   Q  a named pipe (mkfifo) opened at both ends, 20 messages in it.
  * After restore and SIGTERM: the child reads messages 400..1099 of P1 in order, exactly once
  * (1000..1099 written after the restore), the parent reads 0..299 of P2, then 50 messages and
- * EOF from P3; P1 still has 64 KiB; both processes write 100 more records to F, whose size
+ * EOF from P3, 0..19 from Q (then 20..29 written after restore, by path too); P1 still has 64 KiB; both processes write 100 more records to F, whose size
  * must then be the sum of all records (a lost shared offset would overwrite some).
  * Blocks in: nanosleep everywhere.
  */
@@ -20,7 +21,8 @@
 #define MSG 16
 #define REC 32
 
-static int p1[2], p2[2], p3r, ffd;
+static int p1[2], p2[2], p3r, ffd, qr, qw;
+static char qpath[4200];
 static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -41,19 +43,22 @@ static ssize_t read_full(int fd, void *buf, size_t len)
 
 static void put(int fd, unsigned n)
 {
-	char m[MSG];
+	char m[MSG] = { 0 };
 	snprintf(m, sizeof(m), "msg %010u", n);
 	if (write(fd, m, MSG) != MSG)
 		zoo_die("write msg %u: %s", n, strerror(errno));
 }
 
+static char last_read[MSG + 1]; /* for messages */
+
 /* Reads n messages, expecting first..first+n-1; returns the number of good ones. */
 static unsigned take(int fd, unsigned first, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		char m[MSG + 1] = "", want[MSG + 1];
+		char m[MSG + 1] = "", want[MSG + 1] = "";
 		if (read_full(fd, m, MSG) != MSG)
 			return i;
+		memcpy(last_read, m, MSG);
 		snprintf(want, sizeof(want), "msg %010u", first + i);
 		if (memcmp(m, want, MSG))
 			return i;
@@ -92,10 +97,12 @@ static void child(void)
 static void c_lost(ucontext_t *u) { (void)u; char m[MSG]; read_full(p1[0], m, MSG); }
 static void c_offset(ucontext_t *u) { (void)u; lseek(ffd, REC, SEEK_SET); }
 static void c_eof(ucontext_t *u) { (void)u; char m[MSG]; read_full(p3r, m, MSG); }
+static void c_fifo(ucontext_t *u) { (void)u; char m[MSG]; read_full(qr, m, MSG); }
 static const struct zoo_corruption corruptions[] = {
 	{ "order", c_lost, 0 },
 	{ "offset", c_offset, 0 },
 	{ "eof", c_eof, 0 },
+	{ "fifo", c_fifo, 0 },
 };
 
 int main(int argc, char **argv)
@@ -109,6 +116,14 @@ int main(int argc, char **argv)
 	ffd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (ffd < 0)
 		zoo_die("%s: %s", path, strerror(errno));
+	snprintf(qpath, sizeof(qpath), "%s/fifo", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp");
+	unlink(qpath);
+	if (mkfifo(qpath, 0600) || (qr = open(qpath, O_RDONLY | O_NONBLOCK)) < 0 ||
+	    (qw = open(qpath, O_WRONLY)) < 0)
+		zoo_die("fifo %s: %s", qpath, strerror(errno));
+	fcntl(qr, F_SETFL, 0);
+	for (unsigned i = 0; i < 20; i++)
+		put(qw, i);
 	for (unsigned i = 0; i < 50; i++)
 		put(p3[1], i);
 	close(p3[1]);
@@ -140,6 +155,14 @@ int main(int argc, char **argv)
 	got = take(p3r, 0, 50);
 	char c;
 	CHECK("eof", got == 50 && read(p3r, &c, 1) == 0, "P3: %u messages, then no end-of-file", got);
+	got = take(qr, 0, 20);
+	CHECK("fifo", got == 20, "named pipe: message %u of 20 is wrong or missing", got);
+	int qw2 = open(qpath, O_WRONLY | O_NONBLOCK); /* the same FIFO, by its path */
+	for (unsigned i = 20; i < 30 && qw2 >= 0; i++)
+		put(qw2, i);
+	got = qw2 >= 0 ? take(qr, 20, 10) : 0;
+	CHECK("fifo", got == 10, "named pipe by path: %u of 10 messages (%s)", got,
+	      qw2 < 0 ? strerror(errno) : last_read);
 	for (unsigned i = 100; i < 200; i++)
 		record('p', i);
 	int st = 0;
@@ -151,5 +174,6 @@ int main(int argc, char **argv)
 	CHECK("offset", fst.st_size == 400 * REC && lseek(ffd, 0, SEEK_CUR) == 400 * REC,
 	      "the shared file is %ld bytes, offset %ld: records were overwritten", (long)fst.st_size,
 	      (long)lseek(ffd, 0, SEEK_CUR));
-	return zoo_finish("3 pipes, 1 shared file, 2 processes");
+	unlink(qpath);
+	return zoo_finish("3 pipes, 1 named pipe, 1 shared file, 2 processes");
 }
