@@ -26,6 +26,7 @@ enum image_type {
 	IMG_PAGES, /* raw page data: no protobuf payload; pages-0.img holds shared objects */
 	IMG_SHMEM,
 	IMG_PIPES,
+	IMG_GHOSTS,
 };
 
 struct image_desc {

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mm.h"
 #include "shmem.h"
+#include "files/files.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -45,7 +46,8 @@ bool vma_kind_has_pages(VmaKind k)
 	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_FILE_PRIVATE;
 }
 
-static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st)
+static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st,
+			   int ghost_id)
 {
 	Mm *mm = t->mm;
 
@@ -60,6 +62,10 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	f->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
+	if (ghost_id >= 0) {
+		f->has_ghost_id = true;
+		f->ghost_id = ghost_id;
+	}
 	mm->files = realloc(mm->files, (mm->n_files + 1) * sizeof(*mm->files));
 	if (!mm->files)
 		return -ENOMEM;
@@ -133,14 +139,18 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	}
 	if (pv->shared && shmem_is_sysv_path(path))
 		return classify_sysv_shm(t, pv, e);
-	if (ends_with(path, " (deleted)") || path[0] != '/') {
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	int ghost_id = -1;
+	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
+	    (ghost_id = ghost_note(t->ghosts, mf, path, t->pid)) < 0)
+		return ghost_id;
+	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
-		       "(deleted files, private memfd mappings and SysV shm come later)",
+		       "(private memfd mappings come later)",
 		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
 		return -ENOTSUP;
 	}
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
 	if (stat(mf, &st)) {
 		pr_perror("dump pid %d: cannot stat mapped file %s (%s)", t->pid, path, mf);
 		return -errno;
@@ -150,7 +160,7 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, path);
 		return -ENOTSUP;
 	}
-	id = add_mapped_file(t, path, &st);
+	id = add_mapped_file(t, path, &st, ghost_id);
 	if (id < 0)
 		return id;
 	e->kind = pv->shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
@@ -237,7 +247,7 @@ static int dump_mm_fields(struct dump_task *t)
 			pr_err("dump pid %d: its executable %s was deleted", t->pid, exe);
 			return -ENOTSUP;
 		}
-		id = add_mapped_file(t, exe, &st);
+		id = add_mapped_file(t, exe, &st, -1);
 	}
 	if (id < 0)
 		return id;
@@ -257,6 +267,8 @@ static int check_mapped_file(pid_t pid, const MappedFile *f)
 {
 	struct stat st;
 
+	if (f->has_ghost_id)
+		return 0; /* deleted: restored from ghosts.img */
 	if (stat(f->path, &st)) {
 		pr_perror("restore pid %d: mapped file %s", pid, f->path);
 		return -errno;
@@ -319,10 +331,15 @@ static int open_mapped_files(struct restore_task *t)
 			if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && mm->vmas[k]->file_id == i)
 				shared_write = true;
 		int fd = -1;
-		if (shared_write)
-			fd = restore_open_high(t, mm->files[i]->path, O_RDWR);
-		if (fd < 0)
-			fd = restore_open_high(t, mm->files[i]->path, O_RDONLY);
+		if (mm->files[i]->has_ghost_id) {
+			fd = ghost_open(mm->files[i]->ghost_id, O_RDWR);
+			fd = fd < 0 ? fd : restore_move_high(t, fd);
+		} else {
+			if (shared_write)
+				fd = restore_open_high(t, mm->files[i]->path, O_RDWR);
+			if (fd < 0)
+				fd = restore_open_high(t, mm->files[i]->path, O_RDONLY);
+		}
 		if (fd < 0)
 			return fd;
 		t->mapped_file_fds[i] = fd;

@@ -563,6 +563,38 @@ static int read_tree_images(struct restore_tree *rt)
 	return pstree_validate(rt);
 }
 
+/* Deleted files still open or mapped: recreated here (and unlinked), inherited. */
+static int prepare_ghosts(struct restore_tree *rt)
+{
+	bool needed = false;
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->has_ghost_id;
+		for (size_t k = 0; k < rt->tasks[i].mm->n_files; k++)
+			needed |= rt->tasks[i].mm->files[k]->has_ghost_id;
+	}
+	if ((err = ghosts_restore_prepare(opts.images_dir_fd, needed)))
+		return err;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		bool ok = true;
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			ok &= !rt->tasks[i].fds->fds[k]->has_ghost_id ||
+			      ghost_known(rt->tasks[i].fds->fds[k]->ghost_id);
+		for (size_t k = 0; k < rt->tasks[i].mm->n_files; k++)
+			ok &= !rt->tasks[i].mm->files[k]->has_ghost_id ||
+			      ghost_known(rt->tasks[i].mm->files[k]->ghost_id);
+		if (!ok) {
+			pr_err("image fds-%d.img or mm-%d.img: refers to a deleted file that ghosts.img "
+			       "does not hold",
+			       rt->tasks[i].pid, rt->tasks[i].pid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* Pipes and open files held by several processes: created or opened here, inherited. */
 static int prepare_shared_files(struct restore_tree *rt)
 {
@@ -667,7 +699,8 @@ int cr_restore(void)
 
 	pr_debug("restore: start");
 	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
-	    (err = prepare_shared_memory(&rt)) || (err = prepare_shared_files(&rt)))
+	    (err = prepare_shared_memory(&rt)) || (err = prepare_ghosts(&rt)) ||
+	    (err = prepare_shared_files(&rt)))
 		return err;
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart. */
 	uint64_t wait_start = now_ns(CLOCK_MONOTONIC);
@@ -695,6 +728,7 @@ int cr_restore(void)
 		close(rt.ctl_fds[i]);
 	pipes_close_all();
 	shared_files_close_all();
+	ghosts_close_all();
 	err = collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err)

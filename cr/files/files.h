@@ -47,6 +47,16 @@ bool pipe_known(uint64_t id);
 /* After the root is created (it took copies): stasis must not keep pipes open. */
 void pipes_close_all(void);
 
+/* cr/files/ghost.c: deleted files still open or mapped. */
+struct ghost_dump *ghost_dump_new(void);
+bool ghost_path(const char *link);
+int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, pid_t pid);
+int ghosts_dump_all(struct ghost_dump *gd, int dirfd);
+int ghosts_restore_prepare(int dirfd, bool needed);
+bool ghost_known(uint32_t id);
+int ghost_open(uint32_t id, int flags);
+void ghosts_close_all(void);
+
 /* cr/files/shared.c: open files shared by several processes of the tree. */
 int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks);
 int shared_file_fd(pid_t pid, uint32_t fd);

@@ -1,11 +1,13 @@
 /*
  * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds
- * and the memory character devices (/dev/null, /dev/zero, /dev/urandom ...).
+ * and the memory character devices (/dev/null, /dev/zero, /dev/urandom ...). A regular file
+ * deleted while open comes back from its saved content (cr/files/ghost.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdio.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -30,7 +32,15 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	if (!reg && !dir && !memdev)
 		return 0;
-	if (p->link[0] != '/' || deleted(p->link)) {
+	if (reg && deleted(p->link)) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
+		int id = ghost_note(t->ghosts, path, p->link, t->pid);
+		if (id < 0)
+			return id;
+		e->has_ghost_id = true;
+		e->ghost_id = id;
+	} else if (p->link[0] != '/' || deleted(p->link)) {
 		pr_err("dump pid %d fd %d: %s is unlinked or not reachable by path (not supported yet)",
 		       t->pid, p->fd, p->link);
 		return -ENOTSUP;
@@ -52,10 +62,11 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 static int open_regular(struct restore_task *t, const FdEntry *e)
 {
-	int fd = open(e->path, (e->flags & ~REOPEN_DROP) | O_CLOEXEC);
+	int fd = e->has_ghost_id ? ghost_open(e->ghost_id, e->flags & ~REOPEN_DROP)
+				 : open(e->path, (e->flags & ~REOPEN_DROP) | O_CLOEXEC);
 
 	if (fd < 0)
-		return -errno;
+		return e->has_ghost_id ? fd : -errno;
 	if (!(e->flags & O_PATH) && e->pos && lseek(fd, e->pos, SEEK_SET) < 0) {
 		int err = -errno;
 		close(fd);

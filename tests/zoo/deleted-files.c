@@ -1,0 +1,121 @@
+/*
+ * deleted-files: files that were deleted while open or mapped.
+ *   fd 30 and fd 31: two opens of one file (5000 bytes), deleted; offsets 123 and 77.
+ *   A 3-page file mapped MAP_SHARED, deleted and its fd closed: only the mapping holds it.
+ *   A 2-page file mapped MAP_PRIVATE with its first page modified, deleted.
+ * After restore and SIGTERM: fd 30 and 31 still name "PATH (deleted)", have no link left,
+ * the same inode, the content and their offsets; a write through fd 30 is read through fd 31;
+ * both mappings still show "(deleted)" with their content (the modified private page too),
+ * and the shared one still writes to its file. (Inode numbers change: the files are new.)
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+static char path_a[4200], path_b[4200], path_c[4200];
+static unsigned char *shared_map, *private_map;
+
+static int make_file(const char *path, size_t len, uint64_t seed)
+{
+	unsigned char *buf = malloc(len);
+	zoo_fill(buf, len, seed);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0640);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+		zoo_die("%s: %s", path, strerror(errno));
+	free(buf);
+	return fd;
+}
+
+static int map_has_deleted(const void *addr)
+{
+	char maps[65536], needle[64];
+	zoo_read_file("/proc/self/maps", maps, sizeof(maps));
+	snprintf(needle, sizeof(needle), "%lx-", (unsigned long)addr);
+	char *l = strstr(maps, needle);
+	char *eol = l ? strchr(l, '\n') : NULL;
+	if (eol)
+		*eol = 0;
+	return l && strstr(l, " (deleted)");
+}
+
+static void c_content(ucontext_t *u) { (void)u; pwrite(30, "X", 1, 10); }
+static void c_offset(ucontext_t *u) { (void)u; lseek(31, 0, SEEK_SET); }
+static void c_identity(ucontext_t *u)
+{
+	(void)u;
+	int fd = open("/dev/null", O_RDONLY);
+	dup2(fd, 31);
+	close(fd);
+}
+static void c_mapping(ucontext_t *u) { (void)u; private_map[100] ^= 1; }
+static const struct zoo_corruption corruptions[] = {
+	{ "content", c_content, 0 },
+	{ "offset", c_offset, 0 },
+	{ "identity", c_identity, 0 },
+	{ "mapping", c_mapping, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	const char *dir = getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp";
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	snprintf(path_a, sizeof(path_a), "%s/ghost-a", dir);
+	snprintf(path_b, sizeof(path_b), "%s/ghost-b", dir);
+	snprintf(path_c, sizeof(path_c), "%s/ghost-c", dir);
+	int fd = make_file(path_a, 5000, 101);
+	if (dup3(fd, 30, O_CLOEXEC) != 30)
+		zoo_die("dup3");
+	close(fd);
+	fd = open(path_a, O_RDONLY);
+	if (dup3(fd, 31, 0) != 31)
+		zoo_die("dup3");
+	close(fd);
+	lseek(30, 123, SEEK_SET);
+	lseek(31, 77, SEEK_SET);
+	fd = make_file(path_b, 3 * 4096, 102);
+	shared_map = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	fd = make_file(path_c, 2 * 4096, 103);
+	private_map = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (shared_map == MAP_FAILED || private_map == MAP_FAILED)
+		zoo_die("mmap: %s", strerror(errno));
+	zoo_fill(private_map, 4096, 104);
+	unlink(path_a);
+	unlink(path_b);
+	unlink(path_c);
+	zoo_check_maps = 0; /* a deleted file comes back as a new file: same name, new inode number */
+	zoo_ready();
+	zoo_wait();
+
+	char link[4300], want[4300];
+	struct stat a, b;
+	ssize_t n = readlink("/proc/self/fd/30", link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	snprintf(want, sizeof(want), "%s (deleted)", path_a);
+	CHECK("identity", !strcmp(link, want), "fd 30 is '%s', expected '%s'", link, want);
+	CHECK("identity", fstat(30, &a) == 0 && fstat(31, &b) == 0 && a.st_ino == b.st_ino &&
+			  a.st_nlink == 0 && a.st_size == 5000 && (a.st_mode & 0777) == 0640,
+	      "fd 30/31: inodes %lu/%lu, %lu links, %ld bytes, mode %o", (unsigned long)a.st_ino,
+	      (unsigned long)b.st_ino, (unsigned long)a.st_nlink, (long)a.st_size, a.st_mode & 0777);
+	CHECK("offset", lseek(30, 0, SEEK_CUR) == 123 && lseek(31, 0, SEEK_CUR) == 77,
+	      "offsets %ld and %ld, expected 123 and 77", (long)lseek(30, 0, SEEK_CUR), (long)lseek(31, 0, SEEK_CUR));
+	unsigned char buf[5000];
+	CHECK("content", pread(30, buf, 5000, 0) == 5000 && zoo_check_fill(buf, 5000, 101) < 0,
+	      "the deleted file's content differs");
+	pwrite(30, "ghost!", 6, 4000);
+	char back[7] = "";
+	CHECK("identity", pread(31, back, 6, 4000) == 6 && !memcmp(back, "ghost!", 6),
+	      "a write through fd 30 is not read through fd 31");
+	CHECK("mapping", map_has_deleted(shared_map) && map_has_deleted(private_map),
+	      "the mappings no longer show a deleted file");
+	unsigned char second[4096];
+	memcpy(second, private_map + 4096, 4096);
+	unsigned char file_c[2 * 4096];
+	zoo_fill(file_c, sizeof(file_c), 103);
+	CHECK("mapping", zoo_check_fill(shared_map, 3 * 4096, 102) < 0 &&
+			 zoo_check_fill(private_map, 4096, 104) < 0 && !memcmp(second, file_c + 4096, 4096),
+	      "mapped content differs");
+	return zoo_finish("2 fds and 2 mappings of deleted files");
+}
