@@ -41,39 +41,48 @@ struct page_writer {
 	struct page_queue queue;
 };
 
-/* Checks a cache line at a time, so that a page with data is rejected after one line. */
-static bool page_is_zero(const uint64_t *p)
-{
-	for (size_t i = 0; i < PAGE_SIZE / 8; i += 8)
-		if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7])
-			return false;
-	return true;
-}
 
-static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
+/*
+ * Appends nr pages at vaddr whose data is at file_off of the pages image of from_pid (0: this
+ * process's own), merging with the last run when both the addresses and the data follow on.
+ */
+static int append_run(struct page_writer *w, uint64_t vaddr, uint64_t nr, uint64_t file_off,
+		      uint32_t from_pid)
 {
 	Pagemap *pm = w->t->pagemap;
 	PageRun *last = pm->n_runs ? pm->runs[pm->n_runs - 1] : NULL;
 
-	if (last && !last->has_from_pid && last->vaddr >= w->vma_start &&
+	if (last && last->from_pid == from_pid && last->vaddr >= w->vma_start &&
 	    last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
-	    last->file_off + last->nr_pages * PAGE_SIZE == w->file_off && last->nr_pages + nr < (1u << 31)) {
+	    last->file_off + last->nr_pages * PAGE_SIZE == file_off && last->nr_pages + nr < (1u << 31)) {
 		last->nr_pages += nr;
-	} else {
-		if (pm->n_runs == w->runs_alloc) {
-			w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
-			pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
-			if (!pm->runs)
-				return -ENOMEM;
-		}
-		PageRun *r = xzalloc(sizeof(*r));
-		page_run__init(r);
-		r->vaddr = vaddr;
-		r->nr_pages = nr;
-		r->file_off = w->file_off;
-		pm->runs[pm->n_runs++] = r;
+		return 0;
 	}
-	pm->nr_pages += nr;
+	if (pm->n_runs == w->runs_alloc) {
+		w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
+		pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
+		if (!pm->runs)
+			return -ENOMEM;
+	}
+	PageRun *r = xzalloc(sizeof(*r));
+	page_run__init(r);
+	r->vaddr = vaddr;
+	r->nr_pages = nr;
+	r->file_off = file_off;
+	r->has_from_pid = from_pid != 0;
+	r->from_pid = from_pid;
+	pm->runs[pm->n_runs++] = r;
+	return 0;
+}
+
+/* nr pages written next in this process's own pages image. */
+static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
+{
+	int err = append_run(w, vaddr, nr, w->file_off, 0);
+
+	if (err)
+		return err;
+	w->t->pagemap->nr_pages += nr;
 	w->file_off += nr * PAGE_SIZE;
 	return 0;
 }
@@ -123,29 +132,10 @@ static const struct saved_page *inherited_page(const struct dump_task *t, uint64
 
 static int add_ref_run(struct page_writer *w, uint64_t vaddr, const struct saved_page *sp)
 {
-	Pagemap *pm = w->t->pagemap;
-	PageRun *last = pm->n_runs ? pm->runs[pm->n_runs - 1] : NULL;
+	int err = append_run(w, vaddr, 1, sp->file_off, sp->in_pid);
 
-	if (last && last->has_from_pid && last->from_pid == (uint32_t)sp->in_pid &&
-	    last->vaddr >= w->vma_start && last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
-	    last->file_off + last->nr_pages * PAGE_SIZE == sp->file_off && last->nr_pages < (1u << 30)) {
-		last->nr_pages++;
-	} else {
-		if (pm->n_runs == w->runs_alloc) {
-			w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
-			pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
-			if (!pm->runs)
-				return -ENOMEM;
-		}
-		PageRun *r = xzalloc(sizeof(*r));
-		page_run__init(r);
-		r->vaddr = vaddr;
-		r->nr_pages = 1;
-		r->file_off = sp->file_off;
-		r->has_from_pid = true;
-		r->from_pid = sp->in_pid;
-		pm->runs[pm->n_runs++] = r;
-	}
+	if (err)
+		return err;
 	w->t->nr_shared_pages++;
 	return note_saved(w->t, vaddr, sp->pfn, sp->in_pid, sp->file_off);
 }
@@ -167,7 +157,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 		return -EIO;
 	}
 	for (size_t i = 0; i <= nr; i++) {
-		if (i < nr && !(skip_zero && page_is_zero((const uint64_t *)(buf + i * PAGE_SIZE))))
+		if (i < nr && !(skip_zero && page_is_zero(buf + i * PAGE_SIZE)))
 			continue;
 		size_t len = i - run_start;
 		if (len) {

@@ -82,13 +82,6 @@ int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, u
 	return 0;
 }
 
-static bool page_is_zero(const uint64_t *p)
-{
-	for (size_t i = 0; i < PAGE_SIZE / 8; i += 8)
-		if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7])
-			return false;
-	return true;
-}
 
 static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
 {
@@ -136,7 +129,7 @@ static int dump_object(const struct shmem_dump_obj *so, ShmemObject *o, int out,
 			}
 			memset(buf + got, 0, len - got); /* past the end of a memfd: the page's tail */
 			for (size_t p = 0; p < len; p += PAGE_SIZE) {
-				if (page_is_zero((const uint64_t *)(buf + p)))
+				if (page_is_zero(buf + p))
 					continue;
 				if (write_all(out, buf + p, PAGE_SIZE) || add_run(o, off + p, file_off))
 					return -EIO;

@@ -87,3 +87,12 @@ uint64_t now_ns(int clock)
 	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
+
+bool page_is_zero(const void *page)
+{
+	const uint64_t *p = page;
+	for (size_t i = 0; i < PAGE_SIZE / 8; i += 8)
+		if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7])
+			return false;
+	return true;
+}

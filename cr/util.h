@@ -1,6 +1,7 @@
 #ifndef STASIS_UTIL_H
 #define STASIS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,5 +31,8 @@ void free_ptr(void *p);
 #define auto_free __attribute__((cleanup(free_ptr)))
 
 uint64_t now_ns(int clock);
+
+/* A page of zeroes? Checks a cache line at a time: a page with data is rejected at once. */
+bool page_is_zero(const void *page);
 
 #endif
