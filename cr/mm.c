@@ -203,7 +203,7 @@ static int dump_mm_fields(struct dump_task *t)
 	const struct proc_stat *s = &t->stat;
 	uint64_t args[6] = { 0 };
 	int64_t brk;
-	char path[64];
+	char path[64], exe[4096];
 	size_t len;
 	struct stat st;
 	auto_free char *auxv = NULL;
@@ -236,20 +236,15 @@ static int dump_mm_fields(struct dump_task *t)
 	memcpy(m->auxv, auxv, m->n_auxv * 8);
 
 	snprintf(path, sizeof(path), "/proc/%d/exe", t->pid);
-	if (stat(path, &st) || proc_readlink(t->pid, "exe", path, sizeof(path)) < 0) {
+	if (stat(path, &st) || proc_readlink(t->pid, "exe", exe, sizeof(exe)) < 0) {
 		pr_perror("dump pid %d: cannot read its executable", t->pid);
 		return -errno;
 	}
-	{
-		char exe[4096];
-		proc_readlink(t->pid, "exe", exe, sizeof(exe));
-		if (ends_with(exe, " (deleted)")) {
-			pr_err("dump pid %d: its executable %s was deleted", t->pid, exe);
-			return -ENOTSUP;
-		}
-		id = add_mapped_file(t, exe, &st, -1);
+	if (ends_with(exe, " (deleted)")) {
+		pr_err("dump pid %d: its executable %s was deleted (not supported yet)", t->pid, exe);
+		return -ENOTSUP;
 	}
-	if (id < 0)
+	if ((id = add_mapped_file(t, exe, &st, -1)) < 0)
 		return id;
 	m->exe_file_id = id;
 	return 0;
