@@ -15,6 +15,7 @@ struct stasis_opts {
 	bool leave_running;       /* --leave-running */
 	bool shell_job;           /* --shell-job */
 	bool restore_detached;    /* -d */
+	bool file_locks;          /* --file-locks */
 	const char *pidfile;      /* --pidfile */
 	const char *fault_inject; /* STASIS_FAULT=<point>: fail the dump there, for tests */
 };

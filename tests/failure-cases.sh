@@ -209,6 +209,30 @@ case_unsupported_in_child() {
 	fi
 }
 
+# A process holding file locks, dumped without --file-locks: the dump fails saying so.
+case_locks_without_option() {
+	local d=$ZOO_TMP/locks-no-option
+	mkdir -p "$d/img"
+	if ! zoo_start file-locks "$d"; then
+		result_fail dump/file-locks-without-option "$ZERR"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail dump/file-locks-without-option "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" 'fd [0-9]+: holds a file lock.*--file-locks'; then
+		result_fail dump/file-locks-without-option "the error does not name the fd and --file-locks"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! target_survives locks "$ZPID" "$d"; then
+		result_fail dump/file-locks-without-option "$ZERR"
+	else
+		result_ok dump/file-locks-without-option
+	fi
+}
+
 # A process of the tree fails during restore: every restored process is killed, the error
 # names the process, and nothing of the tree is left.
 case_restore_fault_tree() {
@@ -471,6 +495,7 @@ for k in $UNSUPPORTED_KINDS; do
 	case_unsupported "$k"
 done
 case_unsupported_in_child
+case_locks_without_option
 case_restore_fault_tree
 for p in $FAULT_POINTS; do
 	for t in $FAULT_TARGETS; do

@@ -129,6 +129,7 @@ case_checkpoint() {
 	fi
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
+	[ "$name" = file-locks ] && shell=(--file-locks)
 	sleep 0.3
 	local started
 	started=$(proc_starttime "$pid")

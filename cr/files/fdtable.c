@@ -141,8 +141,13 @@ static int dump_fds(struct dump_task *t)
 				break;
 			}
 		}
-		if (e->kind == FD_KIND__FD_DUP || find_in_earlier_process(t, e->fd, e))
+		if (e->kind == FD_KIND__FD_DUP)
 			continue;
+		if (find_in_earlier_process(t, e->fd, e)) {
+			if ((err = locks_dump_fd(t, &p, e, true)))
+				return err;
+			continue;
+		}
 		int claimed = 0;
 		for (size_t k = 0; k < ARRAY_SIZE(fd_kinds) && !claimed; k++) {
 			claimed = fd_kinds[k]->dump(t, &p, e);
@@ -156,6 +161,8 @@ static int dump_fds(struct dump_task *t)
 			       p.link, p.flags);
 			return -ENOTSUP;
 		}
+		if ((err = locks_dump_fd(t, &p, e, false)))
+			return err;
 	}
 	return 0;
 }
@@ -225,7 +232,8 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	return epoll_register_targets(tab);
+	int err = locks_restore(tab);
+	return err ? err : epoll_register_targets(tab);
 }
 
 const struct state_ops state_fds = {

@@ -33,6 +33,11 @@ struct fd_kind_ops {
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll;
 
+/* cr/files/locks.c: the locks held through one fd (shared: the open file was saved with an
+ * earlier process); and, in the new task once fds have their numbers, taking them again. */
+int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared);
+int locks_restore(const FdTable *tab);
+
 /* cr/files/epoll.c: in the new task, once every fd has its number: the registrations. */
 int epoll_register_targets(const FdTable *tab);
 

@@ -1,0 +1,94 @@
+/*
+ * File locks (with --file-locks, as criu): POSIX record locks belong to a process, flock()
+ * and OFD locks to an open file. They are read from the "lock:" lines of /proc/PID/fdinfo/N
+ * and taken again by the restored process once its fds have their numbers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+
+#include "files.h"
+#include "log.h"
+#include "options.h"
+
+/* "lock:\t1: POSIX  ADVISORY  WRITE 15757 fe:00:10954290 10 29" */
+static int parse_lock(const char *line, FileLock *l, int *owner)
+{
+	char kind[16], mode[16], access[16], end[32];
+	unsigned long long start;
+
+	if (sscanf(line, "lock: %*d: %15s %15s %15s %d %*s %llu %31s", kind, mode, access, owner,
+		   &start, end) != 6)
+		return -EINVAL;
+	if (!strcmp(kind, "->"))
+		return 1; /* a process waiting for the lock, not holding it */
+	if (!strcmp(kind, "POSIX"))
+		l->kind = LOCK_KIND__LOCK_POSIX;
+	else if (!strcmp(kind, "FLOCK"))
+		l->kind = LOCK_KIND__LOCK_FLOCK;
+	else if (!strcmp(kind, "OFDLCK"))
+		l->kind = LOCK_KIND__LOCK_OFD;
+	else
+		return -ENOTSUP; /* leases, delegations */
+	l->write = !strcmp(access, "WRITE");
+	l->start = start;
+	if (strcmp(end, "EOF")) {
+		l->has_end = true;
+		l->end = strtoull(end, NULL, 10);
+	}
+	return 0;
+}
+
+int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared)
+{
+	for (const char *line = strstr(p->info, "lock:"); line; line = strstr(line + 5, "lock:")) {
+		FileLock *l = xzalloc(sizeof(*l));
+		int owner, err;
+
+		file_lock__init(l);
+		if ((err = parse_lock(line, l, &owner)) > 0)
+			continue;
+		if (err) {
+			pr_err("dump pid %d fd %d: lock not supported: %.60s", t->pid, p->fd, line);
+			return err;
+		}
+		/* POSIX locks are the process's: this file may show another process's too */
+		if (l->kind == LOCK_KIND__LOCK_POSIX ? owner != t->pid : shared)
+			continue;
+		if (!opts.file_locks) {
+			pr_err("dump pid %d fd %d: holds a file lock on %s (pass --file-locks)", t->pid,
+			       p->fd, p->link);
+			return -ENOTSUP;
+		}
+		e->locks = realloc(e->locks, (e->n_locks + 1) * sizeof(*e->locks));
+		if (!e->locks)
+			return -ENOMEM;
+		e->locks[e->n_locks++] = l;
+	}
+	return 0;
+}
+
+int locks_restore(const FdTable *tab)
+{
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		const FdEntry *e = tab->fds[i];
+		for (size_t k = 0; k < e->n_locks; k++) {
+			const FileLock *l = e->locks[k];
+			struct flock fl = {
+				.l_type = l->write ? F_WRLCK : F_RDLCK,
+				.l_whence = SEEK_SET,
+				.l_start = l->start,
+				.l_len = l->has_end ? l->end - l->start + 1 : 0,
+			};
+			int r = l->kind == LOCK_KIND__LOCK_FLOCK
+					? flock(e->fd, (l->write ? LOCK_EX : LOCK_SH) | LOCK_NB)
+					: fcntl(e->fd, l->kind == LOCK_KIND__LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+			if (r)
+				return -errno;
+		}
+	}
+	return 0;
+}
