@@ -9,6 +9,7 @@
  *   fd 25   /dev/null   O_WRONLY
  *   fd 26   /dev/zero   O_RDONLY
  *   fd 27   $ZOO_TMPDIR O_RDONLY|O_DIRECTORY, FD_CLOEXEC
+ *   fd 28   rw.bin      O_PATH (no I/O; fstat and /proc/self/fd reopen work)
  *   fd 1000 data.bin    O_RDONLY, offset 1
  *   fds 0-2: stdin /dev/null, stdout/stderr regular files (stdout at offset 6 after "READY\n").
  * After restore the generic fdset check compares numbers, paths, fd flags and status flags of
@@ -60,11 +61,13 @@ static void c_shared(ucontext_t *u)
 }
 static void c_devnull(ucontext_t *u) { (void)u; put_fd(open("/dev/zero", O_WRONLY), 25); }
 static void c_dir(ucontext_t *u) { (void)u; put_fd(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), 27); }
+static void c_opath(ucontext_t *u) { (void)u; put_fd(open(path_rw, O_RDONLY), 28); }
 static void c_cloexec(ucontext_t *u) { (void)u; fcntl(21, F_SETFD, FD_CLOEXEC); }
 static void c_stdout(ucontext_t *u) { (void)u; lseek(1, -1, SEEK_CUR); }
 static const struct zoo_corruption corruptions[] = {
 	{ "append", c_append, 0 },   { "offset", c_offset, 0 }, { "rdwr", c_rdwr, 0 },
 	{ "shared", c_shared, 0 },   { "devnull", c_devnull, 0 }, { "dir", c_dir, 0 },
+	{ "opath", c_opath, 0 },
 	{ "cloexec", c_cloexec, 0 }, { "stdout", c_stdout, 0 },
 };
 
@@ -109,6 +112,7 @@ int main(int argc, char **argv)
 	put_fd(open("/dev/null", O_WRONLY), 25);
 	put_fd(open("/dev/zero", O_RDONLY), 26);
 	put_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 27);
+	put_fd(open(path_rw, O_PATH), 28);
 	put_fd(open(path_data, O_RDONLY), 1000);
 	lseek(1000, 1, SEEK_SET);
 
@@ -175,6 +179,13 @@ int main(int argc, char **argv)
 	CHECK("dir", f >= 0, "openat(27, data.bin): %s", strerror(errno));
 	if (f >= 0)
 		close(f);
+
+	/* fd 28: O_PATH */
+	fl = fcntl(28, F_GETFL);
+	struct stat rw_st;
+	CHECK("opath", fl >= 0 && (fl & O_PATH) && fstat(28, &st) == 0 && stat(path_rw, &rw_st) == 0 &&
+			       st.st_ino == rw_st.st_ino && read(28, buf, 1) < 0 && errno == EBADF,
+	      "fd 28 flags %#o: not an O_PATH fd on rw.bin", fl);
 
 	/* close-on-exec is per fd */
 	check_cloexec(17, 0);
