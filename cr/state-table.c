@@ -10,6 +10,7 @@ const struct state_ops *const state_table[] = {
 	&state_kernel_task, /* cr/kernel-task.c: rseq, robust list, tid address */
 	&state_signals, /* cr/signals.c */
 	&state_attrs,   /* cr/proc-attrs.c */
+	&state_posix_timers, /* cr/posix-timers.c */
 	&state_mm,      /* cr/mm.c */
 	&state_fds,     /* cr/files/fdtable.c */
 	&state_threads, /* cr/threads.c (while the scratch page for injection still exists) */

@@ -1,0 +1,152 @@
+/*
+ * POSIX timers (timer_create): read from /proc/PID/timers, with the time left and interval
+ * from timer_gettime run inside the task. Restore recreates each with its own ID
+ * (PR_TIMER_CREATE_RESTORE_IDS) and arms it with the time it had left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "task.h"
+#include "util.h"
+
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define RESTORE_IDS_OFF 0
+#define RESTORE_IDS_ON 1
+#ifndef SIGEV_THREAD_ID
+#define SIGEV_THREAD_ID 4
+#endif
+
+/* One timer's notification, from the "signal:" and "notify:" lines. */
+static int parse_notify(const char *block, PosixTimer *pt)
+{
+	const char *sig = strstr(block, "signal:"), *notify = strstr(block, "notify:");
+	char how[16] = "", whom[16] = "";
+	unsigned long long val;
+	unsigned signo, who;
+
+	if (!sig || !notify || sscanf(sig, "signal: %u/%llx", &signo, &val) != 2 ||
+	    sscanf(notify, "notify: %15[a-z]/%15[a-z].%u", how, whom, &who) != 3)
+		return -EINVAL;
+	pt->signo = signo;
+	pt->sigval = val;
+	if (!strcmp(how, "none"))
+		pt->notify = SIGEV_NONE;
+	else if (!strcmp(whom, "tid")) {
+		pt->notify = SIGEV_THREAD_ID;
+		pt->has_notify_tid = true;
+		pt->notify_tid = who;
+	} else
+		pt->notify = SIGEV_SIGNAL;
+	return 0;
+}
+
+static int dump_posix_timers(struct dump_task *t)
+{
+	char path[64];
+	auto_free char *text = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/timers", t->pid);
+	text = read_file_at(AT_FDCWD, path, NULL);
+	if (!text)
+		return 0; /* no timers file: no timers */
+	for (char *b = text; b && *b; b = strchr(b, '\n') ? strchr(b, '\n') + 1 : NULL) {
+		if (strncmp(b, "ID:", 3)) /* each timer's block starts with its "ID:" line */
+			continue;
+		PosixTimer *pt = xzalloc(sizeof(*pt));
+		const char *clk = strstr(b, "ClockID:");
+		struct itimerspec its;
+		int64_t ret;
+
+		posix_timer__init(pt);
+		pt->id = strtoul(b + 3, NULL, 10);
+		if (!clk || parse_notify(b, pt)) {
+			pr_err("dump pid %d: cannot parse POSIX timer %u in %s", t->pid, pt->id, path);
+			return -EINVAL;
+		}
+		pt->clockid = strtoul(clk + 8, NULL, 10);
+		if (pt->notify == SIGEV_THREAD_ID && pt->notify_tid != (uint32_t)t->pid) {
+			pr_err("dump pid %d: POSIX timer %u signals thread %u (SIGEV_THREAD timers are "
+			       "not supported yet)",
+			       t->pid, pt->id, pt->notify_tid);
+			return -ENOTSUP;
+		}
+		uint64_t get_args[6] = { pt->id, t->inj.scratch }, overrun_args[6] = { pt->id };
+		if (inject_syscall(&t->inj, SYS_timer_gettime, get_args, &ret) || ret ||
+		    task_mem_read(t->pid, t->inj.scratch, &its, sizeof(its)) ||
+		    inject_syscall(&t->inj, SYS_timer_getoverrun, overrun_args, &ret) || ret < 0) {
+			pr_err("dump pid %d: cannot read POSIX timer %u", t->pid, pt->id);
+			return -EIO;
+		}
+		pt->overrun = ret;
+		pt->value_ns = its.it_value.tv_sec * 1000000000ull + its.it_value.tv_nsec;
+		pt->interval_ns = its.it_interval.tv_sec * 1000000000ull + its.it_interval.tv_nsec;
+		t->core->posix_timers = realloc(t->core->posix_timers,
+						(t->core->n_posix_timers + 1) * sizeof(PosixTimer *));
+		if (!t->core->posix_timers)
+			return -ENOMEM;
+		t->core->posix_timers[t->core->n_posix_timers++] = pt;
+	}
+	return 0;
+}
+
+static int validate_posix_timers(struct restore_task *t)
+{
+	for (size_t i = 0; i < t->core->n_posix_timers; i++) {
+		PosixTimer *pt = t->core->posix_timers[i];
+		if (pt->signo > 64 || pt->id > INT32_MAX ||
+		    (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE && pt->notify != SIGEV_THREAD_ID)) {
+			pr_err("image core-%d.img: POSIX timer %zu is invalid", t->pid, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* In the new task: each timer with its own ID, armed with the time it had left. */
+static int restore_posix_timers(struct restore_task *t)
+{
+	TaskCore *c = t->core;
+	int err = 0;
+
+	if (!c->n_posix_timers)
+		return 0;
+	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_ON, 0, 0, 0))
+		return -errno;
+	for (size_t i = 0; i < c->n_posix_timers && !err; i++) {
+		PosixTimer *pt = c->posix_timers[i];
+		struct sigevent sev = { .sigev_notify = pt->notify, .sigev_signo = pt->signo };
+		struct itimerspec its = {
+			.it_interval = { pt->interval_ns / 1000000000, pt->interval_ns % 1000000000 },
+			.it_value = { pt->value_ns / 1000000000, pt->value_ns % 1000000000 },
+		};
+		int id = pt->id;
+
+		sev.sigev_value.sival_ptr = (void *)(uintptr_t)pt->sigval;
+		if (pt->notify == SIGEV_THREAD_ID)
+			sev._sigev_un._tid = t->pid;
+		if (syscall(SYS_timer_create, pt->clockid, &sev, &id))
+			err = -errno;
+		else if (id != (int)pt->id)
+			err = -EEXIST;
+		else if (pt->value_ns && syscall(SYS_timer_settime, id, 0, &its, NULL))
+			err = -errno;
+	}
+	prctl(PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_OFF, 0, 0, 0);
+	return err;
+}
+
+const struct state_ops state_posix_timers = {
+	.name = "POSIX timers",
+	.dump = dump_posix_timers,
+	.validate = validate_posix_timers,
+	.restore = restore_posix_timers,
+};
