@@ -148,6 +148,8 @@ static void remove_images(int dirfd, pid_t pid)
 	unlinkat(dirfd, name, 0);
 	image_filename(name, sizeof(name), IMG_GHOSTS, 0);
 	unlinkat(dirfd, name, 0);
+	image_filename(name, sizeof(name), IMG_SOCKETS, 0);
+	unlinkat(dirfd, name, 0);
 	image_filename(name, sizeof(name), IMG_PAGES, 0);
 	unlinkat(dirfd, name, 0);
 }
@@ -175,6 +177,7 @@ int cr_dump(void)
 	struct shmem_dump *shmem = shmem_dump_new();
 	struct pipe_dump *pipes = pipe_dump_new();
 	struct ghost_dump *ghosts = ghost_dump_new();
+	struct unix_dump *sockets = unix_dump_new();
 	for (size_t i = 1; i < tr.nr_tasks; i++) /* parents come first: they save shared pages */
 		for (size_t e = 0; e < tr.nr_entries; e++)
 			if (tr.entries[e]->pid == (uint32_t)tr.tasks[i].pid)
@@ -185,6 +188,7 @@ int cr_dump(void)
 		tr.tasks[i].shmem = shmem;
 		tr.tasks[i].pipes = pipes;
 		tr.tasks[i].ghosts = ghosts;
+		tr.tasks[i].sockets = sockets;
 		tr.tasks[i].tree = tr.tasks;
 		tr.tasks[i].tree_pos = i;
 		new_task_images(&tr.tasks[i]);
@@ -195,7 +199,7 @@ int cr_dump(void)
 		shared += tr.tasks[i].nr_shared_pages;
 	}
 	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = pipes_dump_all(pipes, dirfd)) ||
-	    (err = ghosts_dump_all(ghosts, dirfd)) ||
+	    (err = ghosts_dump_all(ghosts, dirfd)) || (err = unix_dump_all(sockets, dirfd)) ||
 	    (err = write_inventory(&tr, dirfd)))
 		goto fail;
 	if (fault_injected("after-images")) {

@@ -27,6 +27,7 @@ enum image_type {
 	IMG_SHMEM,
 	IMG_PIPES,
 	IMG_GHOSTS,
+	IMG_SOCKETS,
 };
 
 struct image_desc {

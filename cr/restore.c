@@ -601,16 +601,23 @@ static int prepare_shared_files(struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
-	for (size_t i = 0; i < rt->nr_tasks; i++)
-		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+	bool needed_sockets = false;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIPE;
-	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)))
+			needed_sockets |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_UNIX_PAIR;
+		}
+	}
+	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)) ||
+	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets)))
 		return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			FdEntry *e = rt->tasks[i].fds->fds[k];
-			if (e->kind == FD_KIND__FD_PIPE && !pipe_known(e->pipe_id)) {
-				pr_err("image fds-%d.img: fd %u is a pipe that pipes.img does not hold",
+			if ((e->kind == FD_KIND__FD_PIPE && !pipe_known(e->pipe_id)) ||
+			    (e->kind == FD_KIND__FD_UNIX_PAIR && !unix_pair_known(e->pair_id, e->sock_ino))) {
+				pr_err("image fds-%d.img: fd %u is a pipe or socket that pipes.img or "
+				       "sockets.img does not hold",
 				       rt->tasks[i].pid, e->fd);
 				return -EINVAL;
 			}
@@ -729,6 +736,7 @@ int cr_restore(void)
 	pipes_close_all();
 	shared_files_close_all();
 	ghosts_close_all();
+	unix_close_all();
 	err = collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err)

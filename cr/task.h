@@ -40,6 +40,7 @@ struct dump_task {
 	struct shmem_dump *shmem; /* the tree's shared anonymous objects */
 	struct pipe_dump *pipes;  /* the tree's pipes */
 	struct ghost_dump *ghosts; /* the tree's deleted files */
+	struct unix_dump *sockets; /* the tree's unix socket pairs */
 	struct dump_task *tree;   /* every process of the tree; those before this one are dumped */
 	size_t tree_pos;
 
@@ -56,6 +57,7 @@ struct restorer_args;
 struct shmem_dump;
 struct pipe_dump;
 struct ghost_dump;
+struct unix_dump;
 
 /* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
 struct thread_kstate {

@@ -29,6 +29,7 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_signalfd,
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
+	&fd_kind_unix,
 };
 
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
@@ -185,6 +186,7 @@ static int validate_fds(struct restore_task *t)
 		} else {
 			ok = ok && fd_kind_of(e->kind);
 			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
+			ok = ok && (e->kind != FD_KIND__FD_UNIX_PAIR || (e->has_pair_id && e->has_sock_ino));
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);

@@ -31,7 +31,14 @@ struct fd_kind_ops {
 };
 
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
-	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll;
+	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix;
+
+/* cr/files/unix.c: the tree's connected unix socket pairs. */
+struct unix_dump *unix_dump_new(void);
+int unix_dump_all(struct unix_dump *ud, int dirfd);
+int unix_restore_prepare(int dirfd, bool needed);
+bool unix_pair_known(uint64_t id, uint64_t ino);
+void unix_close_all(void);
 
 /* cr/files/locks.c: the locks held through one fd (shared: the open file was saved with an
  * earlier process); and, in the new task once fds have their numbers, taking them again. */

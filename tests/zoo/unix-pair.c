@@ -1,0 +1,136 @@
+/*
+ * unix-pair: connected unix socket pairs between a parent and its child (socketpair + fork).
+ *   S  SOCK_STREAM: 200 numbered records queued towards the child, 100 towards the parent.
+ *   D  SOCK_DGRAM: 3 datagrams of 10, 1000 and 1 bytes queued towards the parent.
+ *   Q  SOCK_SEQPACKET: 5 packets queued towards the child.
+ *   E  SOCK_STREAM: the child wrote "bye" and shut down its sending side.
+ * After restore and SIGTERM: every record arrives once, in order, datagrams and packets keep
+ * their sizes, E gives "bye" then end-of-file, and S still carries a ping and its answer.
+ * Blocks in: nanosleep everywhere.
+ */
+#include "zoo.h"
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define REC 12
+
+static int S[2], D[2], Q[2], E[2];
+static volatile sig_atomic_t child_term;
+
+static void on_term(int sig) { (void)sig; child_term = 1; }
+
+static void put(int fd, unsigned n)
+{
+	char r[REC] = { 0 };
+	snprintf(r, sizeof(r), "rec %07u", n);
+	if (write(fd, r, REC) != REC)
+		zoo_die("write: %s", strerror(errno));
+}
+
+static unsigned take(int fd, unsigned first, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char r[REC] = { 0 }, want[REC] = { 0 };
+		size_t got = 0;
+		while (got < REC) {
+			ssize_t k = read(fd, r + got, REC - got);
+			if (k <= 0)
+				return i;
+			got += k;
+		}
+		snprintf(want, sizeof(want), "rec %07u", first + i);
+		if (memcmp(r, want, REC))
+			return i;
+	}
+	return n;
+}
+
+/* Exit code bits: 1 S records, 2 Q packets, 4 ping */
+static void child(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	close(S[0]);
+	close(D[0]);
+	close(Q[0]);
+	close(E[0]);
+	for (unsigned i = 0; i < 100; i++)
+		put(S[1], i);
+	const char *dg[3] = { "0123456789", NULL, "z" };
+	char big[1000];
+	memset(big, 'b', sizeof(big));
+	if (send(D[1], dg[0], 10, 0) != 10 || send(D[1], big, 1000, 0) != 1000 || send(D[1], dg[2], 1, 0) != 1)
+		_exit(9);
+	if (write(E[1], "bye", 3) != 3 || shutdown(E[1], SHUT_WR))
+		_exit(9);
+	while (!child_term)
+		zoo_sleep_ms(10);
+	int code = take(S[1], 0, 200) == 200 ? 0 : 1;
+	for (int i = 0; i < 5; i++) {
+		char p[64];
+		ssize_t n = recv(Q[1], p, sizeof(p), MSG_DONTWAIT);
+		if (n != 10 + i)
+			code |= 2;
+	}
+	char ping[4] = "";
+	if (read(S[1], ping, 4) != 4 || memcmp(ping, "ping", 4) || write(S[1], "pong", 4) != 4)
+		code |= 4;
+	_exit(code);
+}
+
+static void c_lost(ucontext_t *u) { (void)u; char r[REC]; read(S[0], r, REC); }
+static void c_dgram(ucontext_t *u) { (void)u; char b[2000]; recv(D[0], b, sizeof(b), MSG_DONTWAIT); }
+static void c_eof(ucontext_t *u) { (void)u; char b[3]; read(E[0], b, 3); }
+static const struct zoo_corruption corruptions[] = {
+	{ "stream", c_lost, 0 },
+	{ "dgram", c_dgram, 0 },
+	{ "eof", c_eof, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, S) || socketpair(AF_UNIX, SOCK_DGRAM, 0, D) ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, Q) || socketpair(AF_UNIX, SOCK_STREAM, 0, E))
+		zoo_die("socketpair: %s", strerror(errno));
+	for (unsigned i = 0; i < 200; i++)
+		put(S[0], i);
+	for (int i = 0; i < 5; i++) {
+		char p[64];
+		memset(p, 'q', sizeof(p));
+		if (send(Q[0], p, 10 + i, 0) != 10 + i)
+			zoo_die("seqpacket send");
+	}
+	pid_t kid = fork();
+	if (kid == 0)
+		child();
+	close(S[1]);
+	close(D[1]);
+	close(Q[1]);
+	close(E[1]);
+	zoo_sleep_ms(100); /* the child has queued its records, datagrams and "bye" */
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("stream", take(S[0], 0, 100) == 100, "records from the child are missing or out of order");
+	char b[2000];
+	ssize_t n1 = recv(D[0], b, sizeof(b), MSG_DONTWAIT), n2 = recv(D[0], b, sizeof(b), MSG_DONTWAIT),
+		n3 = recv(D[0], b, sizeof(b), MSG_DONTWAIT);
+	CHECK("dgram", n1 == 10 && n2 == 1000 && n3 == 1, "datagrams of %zd, %zd, %zd bytes", n1, n2, n3);
+	char bye[4] = "";
+	ssize_t nb = read(E[0], bye, 3);
+	CHECK("eof", nb == 3 && !memcmp(bye, "bye", 3) && read(E[0], b, 1) == 0,
+	      "the shut-down stream gave %zd bytes '%.3s' and no end-of-file", nb, bye);
+	kill(kid, SIGTERM);
+	if (write(S[0], "ping", 4) != 4)
+		zoo_failf("stream", "cannot write a ping");
+	char pong[4] = "";
+	CHECK("stream", read(S[0], pong, 4) == 4 && !memcmp(pong, "pong", 4), "no pong");
+	int st = 0;
+	waitpid(kid, &st, 0);
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	CHECK("stream", code != 255 && !(code & 1), "the child's records are missing or out of order (%#x)", st);
+	CHECK("seqpacket", code == 255 || !(code & 2), "the child's packets lost their sizes");
+	CHECK("stream", code == 255 || !(code & 4), "the child got no ping");
+	return zoo_finish("stream, dgram, seqpacket, shutdown");
+}
