@@ -30,6 +30,7 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
 	&fd_kind_unix,
+	&fd_kind_inotify,
 };
 
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)

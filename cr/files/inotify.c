@@ -1,0 +1,125 @@
+/*
+ * inotify: the watches, each with its wd and mask (from fdinfo). The watched file is found
+ * from the file handle fdinfo shows (open_by_handle_at through a mount of that filesystem);
+ * restore adds the watches again in wd order and checks each gets its old wd. Events queued
+ * but not read yet are not kept.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "util.h"
+
+/* A mount point of the filesystem with the kernel's dev_t sdev (major << 20 | minor). */
+static int mount_fd_of(unsigned long sdev)
+{
+	auto_free char *mi = read_file_at(AT_FDCWD, "/proc/self/mountinfo", NULL);
+	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
+
+	for (char *l = mi; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		unsigned a, b;
+		char mnt[4096];
+		if (sscanf(l, "%*d %*d %u:%u %*s %4095s", &a, &b, mnt) == 3 && a == maj && b == min)
+			return open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	return -ENOENT;
+}
+
+static int handle_to_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path,
+			  size_t len)
+{
+	struct file_handle *fh = xzalloc(sizeof(*fh) + bytes);
+	auto_close int mfd = mount_fd_of(sdev), fd = -1;
+	char proc[64];
+
+	fh->handle_bytes = bytes;
+	fh->handle_type = type;
+	for (unsigned i = 0; i < bytes; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &fh->f_handle[i]) != 1)
+			goto fail;
+	if (mfd < 0 || (fd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC)) < 0)
+		goto fail;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, path, len - 1);
+	free(fh);
+	if (n <= 0)
+		return -ENOENT;
+	path[n] = 0;
+	return 0;
+fail:
+	free(fh);
+	return -ENOENT;
+}
+
+static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	if (strcmp(p->link, "anon_inode:inotify"))
+		return 0;
+	e->has_flags = true;
+	e->flags = p->flags;
+	for (const char *l = strstr(p->info, "inotify wd:"); l; l = strstr(l + 11, "inotify wd:")) {
+		unsigned wd, mask, bytes;
+		unsigned long sdev;
+		int type;
+		char hex[260], path[4096];
+		if (sscanf(l, "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
+			      "fhandle-type:%x f_handle:%259s",
+			   &wd, &sdev, &mask, &bytes, &type, hex) != 6 ||
+		    bytes > 128 || handle_to_path(sdev, bytes, type, hex, path, sizeof(path))) {
+			pr_err("dump pid %d fd %d: cannot find the file of an inotify watch", t->pid, p->fd);
+			return -ENOENT;
+		}
+		InotifyWatch *w = xzalloc(sizeof(*w));
+		inotify_watch__init(w);
+		w->wd = wd;
+		w->mask = mask;
+		w->path = xstrdup(path);
+		e->watches = realloc(e->watches, (e->n_watches + 1) * sizeof(*e->watches));
+		if (!e->watches)
+			return -ENOMEM;
+		e->watches[e->n_watches++] = w;
+	}
+	return 1;
+}
+
+static int by_wd(const void *a, const void *b)
+{
+	return (int)(*(InotifyWatch *const *)a)->wd - (int)(*(InotifyWatch *const *)b)->wd;
+}
+
+static int open_inotify(struct restore_task *t, const FdEntry *e)
+{
+	int fd = inotify_init1(IN_CLOEXEC | (e->flags & O_NONBLOCK ? IN_NONBLOCK : 0));
+	InotifyWatch **w = xzalloc((e->n_watches + 1) * sizeof(*w));
+
+	(void)t;
+	if (fd < 0)
+		return -errno;
+	memcpy(w, e->watches, e->n_watches * sizeof(*w));
+	qsort(w, e->n_watches, sizeof(*w), by_wd);
+	for (size_t i = 0; i < e->n_watches; i++) {
+		int wd = inotify_add_watch(fd, w[i]->path, w[i]->mask);
+		if (wd != (int)w[i]->wd) {
+			int err = wd < 0 ? -errno : -EEXIST; /* the wd numbering cannot be reproduced */
+			free(w);
+			close(fd);
+			return err;
+		}
+	}
+	free(w);
+	return fd;
+}
+
+const struct fd_kind_ops fd_kind_inotify = {
+	.name = "inotify",
+	.dump = dump_inotify,
+	.open = open_inotify,
+	.kind = FD_KIND__FD_INOTIFY,
+};
