@@ -29,6 +29,7 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_signalfd,
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
+	&fd_kind_unix_bound, /* before pairs: bound and not connected */
 	&fd_kind_unix,
 	&fd_kind_inotify,
 };

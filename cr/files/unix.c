@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -32,6 +34,9 @@ struct unix_info {
 	uint32_t shutdown;
 	bool named;
 	uint32_t state;
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	size_t name_len;
+	uint32_t rqueue, wqueue; /* listening: connections waiting, backlog */
 };
 
 /* Asks the kernel about one unix socket: its peer, shutdown state, bound name. */
@@ -65,8 +70,15 @@ static int sock_diag_unix(uint64_t ino, struct unix_info *ui)
 		void *data = a + 1;
 		if (a->nla_type == UNIX_DIAG_PEER)
 			ui->peer = *(uint32_t *)data;
-		else if (a->nla_type == UNIX_DIAG_NAME)
+		else if (a->nla_type == UNIX_DIAG_NAME) {
 			ui->named = true;
+			ui->name_len = a->nla_len - sizeof(*a) < sizeof(ui->name) ? a->nla_len - sizeof(*a)
+										: sizeof(ui->name);
+			memcpy(ui->name, data, ui->name_len);
+		} else if (a->nla_type == UNIX_DIAG_RQLEN) {
+			ui->rqueue = ((struct unix_diag_rqlen *)data)->udiag_rqueue;
+			ui->wqueue = ((struct unix_diag_rqlen *)data)->udiag_wqueue;
+		}
 		else if (a->nla_type == UNIX_DIAG_SHUTDOWN)
 			ui->shutdown = *(uint8_t *)data;
 		int step = NLA_ALIGN(a->nla_len);
@@ -124,6 +136,70 @@ struct unix_dump *unix_dump_new(void)
 	struct unix_dump *ud = xzalloc(sizeof(*ud));
 	socket_table__init(&ud->tab);
 	return ud;
+}
+
+#define TCP_LISTEN_STATE 10
+
+/* A socket's SO_TYPE and SO_PASSCRED, read on a copy of the task's fd. */
+static int sock_options(pid_t pid, int fd, int *type, int *passcred)
+{
+	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	auto_close int s = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	socklen_t len = sizeof(int);
+
+	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len))
+		return -errno;
+	len = sizeof(int);
+	if (getsockopt(s, SOL_SOCKET, SO_PASSCRED, passcred, &len))
+		return -errno;
+	return 0;
+}
+
+/* Bound to a name and not connected: a listening server socket, or a datagram receiver. */
+static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+		      const struct unix_info *ui)
+{
+	int type, passcred;
+	bool listening = ui->state == TCP_LISTEN_STATE;
+	struct stat st;
+
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
+		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+		return -errno;
+	}
+	if ((listening && ui->rqueue) || (!listening && type == SOCK_STREAM)) {
+		pr_err("dump pid %d fd %d: unix socket %.*s %s (not supported yet)", t->pid, p->fd,
+		       (int)ui->name_len, ui->name[0] ? ui->name : ui->name + 1,
+		       listening ? "has connections waiting to be accepted" : "is bound but not listening");
+		return -ENOTSUP;
+	}
+	if (!listening) {
+		UnixEnd probe = UNIX_END__INIT;
+		int err = peek_queue(t->pid, p->fd, type, &probe);
+		if (err || probe.n_queued) {
+			pr_err("dump pid %d fd %d: bound datagram socket %.*s has %zu datagrams waiting "
+			       "(not supported yet)",
+			       t->pid, p->fd, (int)ui->name_len, ui->name[0] ? ui->name : ui->name + 1,
+			       probe.n_queued);
+			return -ENOTSUP;
+		}
+	}
+	e->has_sock_type = e->has_sock_name = e->has_sock_passcred = e->has_flags = true;
+	e->sock_type = type;
+	e->sock_name.len = ui->name_len;
+	e->sock_name.data = xzalloc(ui->name_len + 1);
+	memcpy(e->sock_name.data, ui->name, ui->name_len);
+	e->sock_passcred = passcred;
+	e->flags = p->flags;
+	if (listening) {
+		e->has_sock_backlog = true;
+		e->sock_backlog = ui->wqueue;
+	}
+	if (ui->name[0] && stat(ui->name, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		e->has_sock_file_mode = true;
+		e->sock_file_mode = st.st_mode & 07777;
+	}
+	return 1;
 }
 
 static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
@@ -313,6 +389,51 @@ static int open_unix(struct restore_task *t, const FdEntry *e)
 	}
 	return -ENOENT;
 }
+
+/* Claims the unix sockets bound to a name without a peer. */
+static int dump_unix_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	struct unix_info ui;
+
+	if (!S_ISSOCK(p->st.st_mode) || sock_diag_unix(p->st.st_ino, &ui) || !ui.named || ui.peer)
+		return 0;
+	return dump_bound(t, p, e, &ui);
+}
+
+/* A bound socket again: a stale socket file of the old one is replaced. */
+static int open_bound(struct restore_task *t, const FdEntry *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	(void)t;
+
+	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, e->sock_name.data, e->sock_name.len);
+	socklen_t len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
+	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
+	if (s < 0)
+		return -errno;
+	if (sa.sun_path[0] && stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(sa.sun_path);
+	int passcred = e->sock_passcred;
+	if (bind(s, (struct sockaddr *)&sa, len) ||
+	    (e->has_sock_file_mode && chmod(sa.sun_path, e->sock_file_mode)) ||
+	    setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred)) ||
+	    (e->has_sock_backlog && listen(s, e->sock_backlog))) {
+		int err = -errno;
+		close(s);
+		return err;
+	}
+	return s;
+}
+
+const struct fd_kind_ops fd_kind_unix_bound = {
+	.name = "bound unix socket",
+	.dump = dump_unix_bound,
+	.open = open_bound,
+	.kind = FD_KIND__FD_UNIX_BOUND,
+};
 
 const struct fd_kind_ops fd_kind_unix = {
 	.name = "unix socket pair",

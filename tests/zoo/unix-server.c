@@ -1,0 +1,97 @@
+/*
+ * unix-server: unix sockets a server binds.
+ *   fd 60 SOCK_STREAM listening on $ZOO_TMPDIR/server.sock (socket file mode 0660);
+ *   fd 61 SOCK_SEQPACKET listening on an abstract name;
+ *   fd 62 SOCK_DGRAM bound to $ZOO_TMPDIR/dgram.sock with SO_PASSCRED.
+ * After restore and SIGTERM: a client connects to both listeners (the server accepts and
+ * answers), and a datagram sent to fd 62 arrives with its sender's credentials; the socket
+ * file keeps its mode.
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+static struct sockaddr_un path_sa, abstract_sa, dgram_sa;
+static socklen_t abstract_len;
+
+static void place(int fd, int at)
+{
+	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
+		zoo_die("fd %d: %s", at, strerror(errno));
+	close(fd);
+}
+
+/* connect, send "hi", expect the server (this process) to accept and answer "ok" */
+static int roundtrip(int listener, int type, const struct sockaddr_un *sa, socklen_t len)
+{
+	int c = socket(AF_UNIX, type | SOCK_CLOEXEC, 0), ok = 0;
+	if (c >= 0 && connect(c, (const struct sockaddr *)sa, len) == 0 && write(c, "hi", 2) == 2) {
+		int s = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+		char b[4] = "";
+		if (s >= 0 && read(s, b, 2) == 2 && !memcmp(b, "hi", 2) && write(s, "ok", 2) == 2 &&
+		    read(c, b, 2) == 2 && !memcmp(b, "ok", 2))
+			ok = 1;
+		if (s >= 0)
+			close(s);
+	}
+	if (c >= 0)
+		close(c);
+	return ok;
+}
+
+static void c_listen(ucontext_t *u) { (void)u; close(60); }
+static void c_passcred(ucontext_t *u) { (void)u; int off = 0; setsockopt(62, SOL_SOCKET, SO_PASSCRED, &off, sizeof(off)); }
+static const struct zoo_corruption corruptions[] = {
+	{ "listen", c_listen, 0 },
+	{ "passcred", c_passcred, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	const char *dir = getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp";
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	path_sa.sun_family = abstract_sa.sun_family = dgram_sa.sun_family = AF_UNIX;
+	snprintf(path_sa.sun_path, sizeof(path_sa.sun_path), "%s/server.sock", dir);
+	snprintf(dgram_sa.sun_path, sizeof(dgram_sa.sun_path), "%s/dgram.sock", dir);
+	int n = snprintf(abstract_sa.sun_path + 1, sizeof(abstract_sa.sun_path) - 1, "stasis-zoo-%d", getpid());
+	abstract_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+	unlink(path_sa.sun_path);
+	unlink(dgram_sa.sun_path);
+	int s1 = socket(AF_UNIX, SOCK_STREAM, 0), s2 = socket(AF_UNIX, SOCK_SEQPACKET, 0),
+	    s3 = socket(AF_UNIX, SOCK_DGRAM, 0), on = 1;
+	if (bind(s1, (struct sockaddr *)&path_sa, sizeof(path_sa)) || listen(s1, 16) ||
+	    chmod(path_sa.sun_path, 0660) || bind(s2, (struct sockaddr *)&abstract_sa, abstract_len) ||
+	    listen(s2, 4) || bind(s3, (struct sockaddr *)&dgram_sa, sizeof(dgram_sa)) ||
+	    setsockopt(s3, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
+		zoo_die("socket setup: %s", strerror(errno));
+	place(s1, 60);
+	place(s2, 61);
+	place(s3, 62);
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("listen", roundtrip(60, SOCK_STREAM, &path_sa, sizeof(path_sa)), "no connection through %s",
+	      path_sa.sun_path);
+	CHECK("listen", roundtrip(61, SOCK_SEQPACKET, &abstract_sa, abstract_len),
+	      "no connection through the abstract name");
+	struct stat st;
+	CHECK("listen", stat(path_sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0660,
+	      "%s: mode %o", path_sa.sun_path, st.st_mode & 0777);
+	int c = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	sendto(c, "dg", 2, 0, (struct sockaddr *)&dgram_sa, sizeof(dgram_sa));
+	close(c);
+	char data[4], ctl[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = { data, sizeof(data) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	ssize_t got = recvmsg(62, &mh, MSG_DONTWAIT);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	CHECK("passcred", got == 2 && cm && cm->cmsg_type == SCM_CREDENTIALS &&
+			      ((struct ucred *)CMSG_DATA(cm))->pid == getpid(),
+	      "the datagram came without credentials (%zd bytes)", got);
+	unlink(path_sa.sun_path);
+	unlink(dgram_sa.sun_path);
+	return zoo_finish("2 listeners, 1 datagram receiver");
+}
