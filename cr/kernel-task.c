@@ -45,7 +45,6 @@ int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct 
 {
 	struct ptrace_rseq_configuration rc;
 	uint64_t args[6] = { PR_GET_TID_ADDRESS, inj->scratch };
-	int64_t ret;
 
 	memset(ks, 0, sizeof(*ks));
 	memset(&rc, 0, sizeof(rc));
@@ -67,10 +66,9 @@ int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct 
 		pr_perror("dump tid %d: cannot read robust futex list", tid);
 		return -errno;
 	}
-	if (inject_syscall(inj, SYS_prctl, args, &ret))
-		return -EIO;
-	if (ret != 0 || task_mem_read(tid, inj->scratch, &ks->clear_child_tid, 8)) {
-		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %lld)", tid, (long long)ret);
+	int err = inject_syscall_out(inj, SYS_prctl, args, &ks->clear_child_tid, 8);
+	if (err) {
+		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %s)", tid, strerror(-err));
 		ks->clear_child_tid = 0;
 	}
 	return 0;

@@ -80,8 +80,7 @@ static int dump_posix_timers(struct dump_task *t)
 			return -ENOTSUP;
 		}
 		uint64_t get_args[6] = { pt->id, t->inj.scratch }, overrun_args[6] = { pt->id };
-		if (inject_syscall(&t->inj, SYS_timer_gettime, get_args, &ret) || ret ||
-		    task_mem_read(t->pid, t->inj.scratch, &its, sizeof(its)) ||
+		if (inject_syscall_out(&t->inj, SYS_timer_gettime, get_args, &its, sizeof(its)) ||
 		    inject_syscall(&t->inj, SYS_timer_getoverrun, overrun_args, &ret) || ret < 0) {
 			pr_err("dump pid %d: cannot read POSIX timer %u", t->pid, pt->id);
 			return -EIO;

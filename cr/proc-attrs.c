@@ -52,10 +52,8 @@ static int dump_itimers(struct dump_task *t)
 	for (int which = 0; which < NR_ITIMERS; which++) {
 		struct itimerval it;
 		uint64_t args[6] = { which, t->inj.scratch };
-		int64_t ret;
 
-		if (inject_syscall(&t->inj, SYS_getitimer, args, &ret) || ret ||
-		    task_mem_read(t->pid, t->inj.scratch, &it, sizeof(it))) {
+		if (inject_syscall_out(&t->inj, SYS_getitimer, args, &it, sizeof(it))) {
 			pr_err("dump pid %d: cannot read interval timer %d", t->pid, which);
 			return -EIO;
 		}
@@ -77,9 +75,7 @@ static int dump_prctl_flags(struct dump_task *t)
 
 	for (int i = 0; i < 2; i++) {
 		uint64_t args[6] = { options[i], t->inj.scratch };
-		int64_t ret;
-		if (inject_syscall(&t->inj, SYS_prctl, args, &ret) || ret ||
-		    task_mem_read(t->pid, t->inj.scratch, &val[i], sizeof(val[i]))) {
+		if (inject_syscall_out(&t->inj, SYS_prctl, args, &val[i], sizeof(val[i]))) {
 			pr_err("dump pid %d: cannot read prctl option %d", t->pid, options[i]);
 			return -EIO;
 		}

@@ -30,6 +30,13 @@ int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struc
 		 uint64_t vdso_start, uint64_t vdso_end);
 /* Runs syscall nr with args inside the task; *ret gets rax (a negative errno on failure). */
 int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret);
+/*
+ * For syscalls that write their result to memory (args point into ctx->scratch): runs it,
+ * and on success copies len bytes of the scratch page to out. Returns 0 or a negative errno
+ * (the syscall's own, or one of running it).
+ */
+int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
+		       size_t len);
 /* Unmaps the scratch page and puts the registers back as they were at the freeze. */
 int inject_end(struct inject_ctx *ctx);
 

@@ -26,19 +26,15 @@ static int dump_sigactions(struct dump_task *t)
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
 		struct kernel_sigaction ksa;
 		uint64_t args[6] = { sig, 0, t->inj.scratch, 8 };
-		int64_t ret;
+		int err;
 
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		if (inject_syscall(&t->inj, SYS_rt_sigaction, args, &ret))
-			return -EIO;
-		if (ret) {
+		if ((err = inject_syscall_out(&t->inj, SYS_rt_sigaction, args, &ksa, sizeof(ksa)))) {
 			pr_err("dump pid %d: rt_sigaction(%d) in the task failed: %s", t->pid, sig,
-			       strerror(-ret));
+			       strerror(-err));
 			return -EIO;
 		}
-		if (task_mem_read(t->pid, t->inj.scratch, &ksa, sizeof(ksa)))
-			return -EIO;
 		if (ksa.handler == (uint64_t)SIG_DFL && !ksa.flags && !ksa.mask)
 			continue;
 		SigactionEntry *e = xzalloc(sizeof(*e));
@@ -86,14 +82,12 @@ int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
 {
 	struct { uint64_t sp; int32_t flags; uint64_t size; } ss;
 	uint64_t args[6] = { 0, inj->scratch };
-	int64_t ret;
 
 	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(*mask), mask)) {
 		pr_perror("dump tid %d: cannot read blocked signal mask", tid);
 		return -errno;
 	}
-	if (inject_syscall(inj, SYS_sigaltstack, args, &ret) || ret ||
-	    task_mem_read(tid, inj->scratch, &ss, sizeof(ss))) {
+	if (inject_syscall_out(inj, SYS_sigaltstack, args, &ss, sizeof(ss))) {
 		pr_err("dump tid %d: cannot read the alternate signal stack", tid);
 		return -EIO;
 	}

@@ -114,6 +114,19 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 	return 0;
 }
 
+int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
+		       size_t len)
+{
+	int64_t ret;
+	int err = inject_syscall(ctx, nr, args, &ret);
+
+	if (err)
+		return err;
+	if (ret)
+		return ret < 0 && ret > -4096 ? (int)ret : -EIO;
+	return task_mem_read(ctx->pid, ctx->scratch, out, len);
+}
+
 int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,
 		 uint64_t vdso_start, uint64_t vdso_end)
 {
