@@ -30,6 +30,7 @@ struct shmem_dump_obj {
 	uint64_t id, size;
 	char *read_path;  /* /proc/PID/map_files/A-B or /proc/PID/fd/N */
 	char *memfd_name; /* NULL: anonymous shared memory */
+	int seals;        /* memfd: F_GET_SEALS */
 	bool sysv;
 	struct shmid_ds ds; /* SysV: key, mode, owner */
 };
@@ -70,6 +71,14 @@ int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, u
 	if (shmem_is_memfd_path(link)) {
 		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
+		int fd = open(read_path, O_RDONLY | O_CLOEXEC);
+		o->seals = fd < 0 ? -1 : fcntl(fd, F_GET_SEALS);
+		if (fd >= 0)
+			close(fd);
+		if (o->seals < 0) {
+			pr_perror("dump: cannot read the seals of memfd %s", link);
+			return -EIO;
+		}
 	}
 	if (shmem_is_sysv_path(link)) {
 		o->sysv = true;
@@ -160,6 +169,10 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 		o->id = sd->objs[i].id;
 		o->size = sd->objs[i].size;
 		o->memfd_name = sd->objs[i].memfd_name;
+		if (o->memfd_name && sd->objs[i].seals) {
+			o->has_seals = true;
+			o->seals = sd->objs[i].seals;
+		}
 		if (sd->objs[i].sysv) {
 			o->has_sysv = o->has_sysv_key = o->has_sysv_mode = true;
 			o->has_sysv_uid = o->has_sysv_gid = true;
@@ -328,6 +341,16 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 	return 0;
 }
 
+/* Seals last: after the content is in and stasis' own mapping is gone. */
+static int seal_object(const struct shmem_restore_obj *so, const ShmemObject *o)
+{
+	if (o->has_seals && fcntl(so->fd, F_ADD_SEALS, o->seals)) {
+		pr_perror("restore: cannot seal memfd %s (%#x)", o->memfd_name, o->seals);
+		return -errno;
+	}
+	return 0;
+}
+
 int shmem_restore_prepare(int dirfd, bool needed)
 {
 	ShmemTable *tab = NULL;
@@ -344,7 +367,8 @@ int shmem_restore_prepare(int dirfd, bool needed)
 	}
 	objects = xzalloc(tab->n_objects * sizeof(*objects));
 	for (size_t i = 0; i < tab->n_objects && !err; i++, nr_objects++)
-		err = fill_object(&objects[i], tab->objects[i], pages_fd);
+		if (!(err = fill_object(&objects[i], tab->objects[i], pages_fd)))
+			err = seal_object(&objects[i], tab->objects[i]);
 	close(pages_fd);
 	image_free(&tab->base);
 	return err;

@@ -39,7 +39,7 @@ static int check_object(void)
 	snprintf(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)map,
 		 (unsigned long)map + 4 * 4096);
 	if (strcmp(link, "/memfd:zoo-memfd (deleted)") || fstat(FD, &st) || st.st_size != SIZE ||
-	    stat(mf, &mst) || mst.st_ino != st.st_ino)
+	    stat(mf, &mst) || mst.st_ino != st.st_ino || fcntl(FD, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_GROW))
 		bad |= 2;
 	if (lseek(FD, 0, SEEK_CUR) != OFFSET)
 		bad |= 4;
@@ -65,7 +65,15 @@ static void child(void)
 
 static void c_content(ucontext_t *u) { (void)u; map[100] ^= 1; }
 static void c_offset(ucontext_t *u) { (void)u; lseek(FD, 7, SEEK_SET); }
-static void c_size(ucontext_t *u) { (void)u; ftruncate(FD, SIZE + 1); }
+/* fd 33 becomes another memfd of the same name and size, without seals */
+static void c_size(ucontext_t *u)
+{
+	(void)u;
+	int fd = memfd_create("zoo-memfd", MFD_CLOEXEC);
+	ftruncate(fd, SIZE);
+	dup3(fd, FD, O_CLOEXEC);
+	close(fd);
+}
 static void c_sharing(ucontext_t *u)
 {
 	(void)u; /* the parent's mapping becomes a private copy: its token never reaches the child */
@@ -84,8 +92,9 @@ static const struct zoo_corruption corruptions[] = {
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	int fd = memfd_create("zoo-memfd", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, SIZE) || dup3(fd, FD, O_CLOEXEC) != FD)
+	int fd = memfd_create("zoo-memfd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, SIZE) || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) ||
+	    dup3(fd, FD, O_CLOEXEC) != FD)
 		zoo_die("memfd: %s", strerror(errno));
 	close(fd);
 	map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, FD, 0);
