@@ -86,6 +86,6 @@ install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)/usr/local/sbin/stasis
 
 clean:
-	rm -rf build build-asan stasis tests/zoo/bin tests/unit/bin tests/bench/bin
+	rm -rf build build-asan stasis tests/zoo/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
