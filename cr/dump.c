@@ -150,6 +150,8 @@ static void remove_images(int dirfd, pid_t pid)
 	unlinkat(dirfd, name, 0);
 	image_filename(name, sizeof(name), IMG_SOCKETS, 0);
 	unlinkat(dirfd, name, 0);
+	image_filename(name, sizeof(name), IMG_TTYS, 0);
+	unlinkat(dirfd, name, 0);
 	image_filename(name, sizeof(name), IMG_PAGES, 0);
 	unlinkat(dirfd, name, 0);
 }
@@ -178,6 +180,7 @@ int cr_dump(void)
 	struct pipe_dump *pipes = pipe_dump_new();
 	struct ghost_dump *ghosts = ghost_dump_new();
 	struct unix_dump *sockets = unix_dump_new();
+	struct pty_dump *ptys = pty_dump_new();
 	for (size_t i = 1; i < tr.nr_tasks; i++) /* parents come first: they save shared pages */
 		for (size_t e = 0; e < tr.nr_entries; e++)
 			if (tr.entries[e]->pid == (uint32_t)tr.tasks[i].pid)
@@ -189,6 +192,8 @@ int cr_dump(void)
 		tr.tasks[i].pipes = pipes;
 		tr.tasks[i].ghosts = ghosts;
 		tr.tasks[i].sockets = sockets;
+		tr.tasks[i].ptys = ptys;
+		tr.tasks[i].tree_size = tr.nr_tasks;
 		tr.tasks[i].tree = tr.tasks;
 		tr.tasks[i].tree_pos = i;
 		new_task_images(&tr.tasks[i]);
@@ -200,6 +205,7 @@ int cr_dump(void)
 	}
 	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = pipes_dump_all(pipes, dirfd)) ||
 	    (err = ghosts_dump_all(ghosts, dirfd)) || (err = unix_dump_all(sockets, dirfd)) ||
+	    (err = ptys_dump_all(ptys, dirfd)) ||
 	    (err = write_inventory(&tr, dirfd)))
 		goto fail;
 	if (fault_injected("after-images")) {

@@ -28,6 +28,7 @@ enum image_type {
 	IMG_PIPES,
 	IMG_GHOSTS,
 	IMG_SOCKETS,
+	IMG_TTYS,
 };
 
 struct image_desc {

@@ -116,6 +116,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->ppid = f[4];
 	st->pgid = f[5];
 	st->sid = f[6];
+	st->tty_nr = f[7];
 	st->start_code = f[26];
 	st->end_code = f[27];
 	st->start_stack = f[28];

@@ -23,6 +23,7 @@
 #include "regs.h"
 #include "restorer/restorer.h"
 #include "threads.h"
+#include "files/files.h"
 #include "util.h"
 
 static TreeEntry *find_entry(TreeEntry **e, size_t n, pid_t pid)
@@ -348,10 +349,13 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	Inventory *inv = rt->inv;
 	TreeEntry *me = find_entry(inv->tree, inv->n_tree, self->pid);
 	bool made_zombies = false;
+	int err;
 
 	if (me->sid == (uint32_t)self->pid) {
 		if (setsid() < 0)
 			return -errno;
+		if (self->core->has_ctty_pty && (err = pty_take_as_ctty(self->core->ctty_pty)))
+			return err;
 	} else if (me->pgid == (uint32_t)self->pid) {
 		if (setpgid(0, 0))
 			return -errno;
@@ -391,5 +395,8 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	}
 	if (made_zombies)
 		drain_sigchld();
+	if (me->sid == (uint32_t)self->pid && self->core->has_ctty_pty &&
+	    (err = pty_set_foreground(self->core->ctty_pty)))
+		return err;
 	return 0;
 }

@@ -601,21 +601,27 @@ static int prepare_shared_files(struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
-	bool needed_sockets = false;
+	bool needed_sockets = false, needed_ptys = false;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
-			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIPE;
-			needed_sockets |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_UNIX_PAIR;
+			FdKind kind = rt->tasks[i].fds->fds[k]->kind;
+			needed |= kind == FD_KIND__FD_PIPE;
+			needed_sockets |= kind == FD_KIND__FD_UNIX_PAIR;
+			needed_ptys |= kind == FD_KIND__FD_PTY_MASTER || kind == FD_KIND__FD_PTY_SLAVE;
 		}
+		needed_ptys |= rt->tasks[i].core->has_ctty_pty;
 	}
 	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)) ||
-	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets)))
+	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets)) ||
+	    (err = ptys_restore_prepare(opts.images_dir_fd, needed_ptys)))
 		return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			FdEntry *e = rt->tasks[i].fds->fds[k];
+			bool pty = e->kind == FD_KIND__FD_PTY_MASTER || e->kind == FD_KIND__FD_PTY_SLAVE;
 			if ((e->kind == FD_KIND__FD_PIPE && !pipe_known(e->pipe_id)) ||
-			    (e->kind == FD_KIND__FD_UNIX_PAIR && !unix_pair_known(e->pair_id, e->sock_ino))) {
+			    (e->kind == FD_KIND__FD_UNIX_PAIR && !unix_pair_known(e->pair_id, e->sock_ino)) ||
+			    (pty && (!e->has_pty_index || !pty_known(e->pty_index)))) {
 				pr_err("image fds-%d.img: fd %u is a pipe or socket that pipes.img or "
 				       "sockets.img does not hold",
 				       rt->tasks[i].pid, e->fd);
@@ -737,6 +743,7 @@ int cr_restore(void)
 	shared_files_close_all();
 	ghosts_close_all();
 	unix_close_all();
+	ptys_close_all();
 	err = collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err)

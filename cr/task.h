@@ -41,8 +41,9 @@ struct dump_task {
 	struct pipe_dump *pipes;  /* the tree's pipes */
 	struct ghost_dump *ghosts; /* the tree's deleted files */
 	struct unix_dump *sockets; /* the tree's unix socket pairs */
+	struct pty_dump *ptys;     /* the tree's ptys */
 	struct dump_task *tree;   /* every process of the tree; those before this one are dumped */
-	size_t tree_pos;
+	size_t tree_pos, tree_size;
 
 	TaskCore *core;
 	Mm *mm;
@@ -58,6 +59,7 @@ struct shmem_dump;
 struct pipe_dump;
 struct ghost_dump;
 struct unix_dump;
+struct pty_dump;
 
 /* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
 struct thread_kstate {

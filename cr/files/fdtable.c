@@ -21,7 +21,7 @@
 #define MAX_FD_NUMBER (1u << 20)
 
 static const struct fd_kind_ops *const fd_kinds[] = {
-	&fd_kind_inherited, /* first: with --shell-job, stdio ttys and pipes come from the caller */
+	&fd_kind_inherited, /* first: with --shell-job, the caller's stdio ttys and pipes */
 	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
 	&fd_kind_regular,
 	&fd_kind_pipe,
@@ -32,6 +32,8 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_unix_bound, /* before pairs: bound and not connected */
 	&fd_kind_unix,
 	&fd_kind_inotify,
+	&fd_kind_pty_master, /* claims slaves too */
+	&fd_kind_pty_slave,
 };
 
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
@@ -153,11 +155,12 @@ static int dump_fds(struct dump_task *t)
 		}
 		int claimed = 0;
 		for (size_t k = 0; k < ARRAY_SIZE(fd_kinds) && !claimed; k++) {
+			if (!fd_kinds[k]->dump)
+				continue; /* restore-only: claimed by a sibling kind's dump */
+			e->kind = fd_kinds[k]->kind; /* the dump may refine it */
 			claimed = fd_kinds[k]->dump(t, &p, e);
 			if (claimed < 0)
 				return claimed;
-			if (claimed)
-				e->kind = fd_kinds[k]->kind;
 		}
 		if (!claimed) {
 			pr_err("dump pid %d fd %d: %s is not supported yet (flags 0%o)", t->pid, e->fd,

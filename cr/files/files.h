@@ -31,7 +31,19 @@ struct fd_kind_ops {
 };
 
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
-	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify;
+	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
+	fd_kind_pty_master, fd_kind_pty_slave;
+
+/* cr/files/pty.c: the ptys whose masters the tree holds. */
+struct pty_dump *pty_dump_new(void);
+int pty_slave_index(const struct stat *st);
+bool pty_owned_by_tree(struct dump_task *t, int index);
+int ptys_dump_all(struct pty_dump *pd, int dirfd);
+int ptys_restore_prepare(int dirfd, bool needed);
+bool pty_known(uint32_t index);
+int pty_take_as_ctty(uint32_t index);
+int pty_set_foreground(uint32_t index);
+void ptys_close_all(void);
 
 /* cr/files/unix.c: the tree's connected unix socket pairs. */
 struct unix_dump *unix_dump_new(void);

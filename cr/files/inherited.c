@@ -14,10 +14,12 @@
 #include "log.h"
 #include "options.h"
 
+/* A terminal: tty, console, pty slave; not /dev/ptmx (5:2), a pty master (cr/files/pty.c). */
 static bool is_terminal(const struct stat *st)
 {
 	unsigned maj = major(st->st_rdev);
-	return S_ISCHR(st->st_mode) && (maj == 4 || maj == 5 || (maj >= 136 && maj <= 143));
+	return S_ISCHR(st->st_mode) && (maj == 4 || (maj == 5 && minor(st->st_rdev) != 2) ||
+					(maj >= 136 && maj <= 143));
 }
 
 static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
@@ -26,6 +28,8 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 
 	if (!tty && !pipe)
 		return 0;
+	if (tty && pty_slave_index(&p->st) >= 0 && pty_owned_by_tree(t, pty_slave_index(&p->st)))
+		return 0; /* a pty of the tree's own (cr/files/pty.c) */
 	if (!opts.shell_job) {
 		if (pipe)
 			return 0; /* saved as a pipe (cr/files/pipe.c) */

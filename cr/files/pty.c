@@ -1,0 +1,325 @@
+/*
+ * Pseudo-terminals a process of the tree made (it holds the master): master and slave fds,
+ * the slave's termios and window size, the foreground group, and the session that has it as
+ * controlling terminal. On restore stasis gets the same index again (opening /dev/ptmx until
+ * the kernel hands out that one), sets termios and size, and keeps both ends for the tree;
+ * the session leader makes the slave its controlling terminal. Data in flight in the pty is
+ * not kept. Terminals that the tree does not own are the caller's (--shell-job).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "util.h"
+
+#define PTMX_MAJOR 5
+#define PTMX_MINOR 2
+#define PTS_MAJOR_FIRST 136
+#define PTS_MAJOR_LAST 143
+
+struct pty_dump {
+	TtyTable tab;
+	bool scanned;
+	uint32_t *masters; /* pty indexes whose master the tree holds */
+	size_t nr_masters;
+};
+
+struct pty_dump *pty_dump_new(void)
+{
+	struct pty_dump *pd = xzalloc(sizeof(*pd));
+	tty_table__init(&pd->tab);
+	return pd;
+}
+
+static bool is_ptmx(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == PTMX_MAJOR && minor(st->st_rdev) == PTMX_MINOR;
+}
+
+int pty_slave_index(const struct stat *st)
+{
+	unsigned maj = major(st->st_rdev);
+	if (!S_ISCHR(st->st_mode) || maj < PTS_MAJOR_FIRST || maj > PTS_MAJOR_LAST)
+		return -1;
+	return (maj - PTS_MAJOR_FIRST) * 256 + minor(st->st_rdev);
+}
+
+/* The index of the pty whose master is fd of pid (through a copy of the fd). */
+static int master_index(pid_t pid, int fd)
+{
+	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	auto_close int m = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	unsigned index;
+
+	if (m < 0 || ioctl(m, TIOCGPTN, &index))
+		return -1;
+	return index;
+}
+
+/* Which ptys the tree holds masters of: every process's fds, once per dump. */
+static void scan_masters(struct dump_task *t, struct pty_dump *pd)
+{
+	pd->scanned = true;
+	for (size_t k = 0; k < t->tree_size; k++) {
+		pid_t pid = t->tree[k].pid;
+		auto_free int *fds = NULL;
+		size_t n;
+		if (proc_list_numbers(pid, "fd", &fds, &n))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			char path[64];
+			struct stat st;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
+			int index;
+			if (stat(path, &st) || !is_ptmx(&st) || (index = master_index(pid, fds[i])) < 0)
+				continue;
+			pd->masters = realloc(pd->masters, (pd->nr_masters + 1) * sizeof(*pd->masters));
+			pd->masters[pd->nr_masters++] = index;
+		}
+	}
+}
+
+bool pty_owned_by_tree(struct dump_task *t, int index)
+{
+	struct pty_dump *pd = t->ptys;
+
+	if (!pd->scanned)
+		scan_masters(t, pd);
+	for (size_t i = 0; i < pd->nr_masters; i++)
+		if (pd->masters[i] == (uint32_t)index)
+			return true;
+	return false;
+}
+
+/* The pty's state, once: termios and size from the slave, foreground group from the master. */
+static int note_pty(struct dump_task *t, int index, pid_t master_pid, int master_fd)
+{
+	struct pty_dump *pd = t->ptys;
+	char path[64];
+	struct termios tio;
+	struct winsize ws;
+	pid_t fg = 0;
+
+	for (size_t i = 0; i < pd->tab.n_ptys; i++)
+		if (pd->tab.ptys[i]->index == (uint32_t)index)
+			return 0;
+	snprintf(path, sizeof(path), "/dev/pts/%d", index);
+	auto_close int s = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
+		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
+		return -errno;
+	}
+	if (master_fd >= 0) {
+		auto_close int pidfd = syscall(SYS_pidfd_open, master_pid, 0);
+		auto_close int m = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, master_fd, 0);
+		if (m < 0 || ioctl(m, TIOCGPGRP, &fg))
+			fg = 0;
+	}
+	Pty *p = xzalloc(sizeof(*p));
+	pty__init(p);
+	p->index = index;
+	p->termios.len = sizeof(tio);
+	p->termios.data = xzalloc(sizeof(tio));
+	memcpy(p->termios.data, &tio, sizeof(tio));
+	p->winsize.len = sizeof(ws);
+	p->winsize.data = xzalloc(sizeof(ws));
+	memcpy(p->winsize.data, &ws, sizeof(ws));
+	if (fg > 0) {
+		p->has_fg_pgrp = true;
+		p->fg_pgrp = fg;
+	}
+	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));
+	if (!pd->tab.ptys)
+		return -ENOMEM;
+	pd->tab.ptys[pd->tab.n_ptys++] = p;
+	return 0;
+}
+
+static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	int index, err;
+
+	if (is_ptmx(&p->st)) {
+		if ((index = master_index(t->pid, p->fd)) < 0) {
+			pr_err("dump pid %d fd %d: cannot find its pty index", t->pid, p->fd);
+			return -EIO;
+		}
+		e->kind = FD_KIND__FD_PTY_MASTER;
+		err = note_pty(t, index, t->pid, p->fd);
+	} else if ((index = pty_slave_index(&p->st)) >= 0 && pty_owned_by_tree(t, index)) {
+		e->kind = FD_KIND__FD_PTY_SLAVE;
+		err = note_pty(t, index, 0, -1);
+	} else {
+		return 0;
+	}
+	if (err)
+		return err;
+	e->has_pty_index = e->has_flags = true;
+	e->pty_index = index;
+	e->flags = p->flags;
+	e->path = xstrdup(p->link);
+	return 1;
+}
+
+int ptys_dump_all(struct pty_dump *pd, int dirfd)
+{
+	return pd->tab.n_ptys ? image_write(dirfd, IMG_TTYS, 0, &pd->tab.base) : 0;
+}
+
+/* ---- restore ---- */
+
+struct restored_pty {
+	uint32_t index;
+	int master, slave; /* stasis' own, inherited by every new process */
+	pid_t fg_pgrp;
+};
+
+static struct restored_pty *ptys;
+static size_t nr_ptys;
+
+/* /dev/ptmx hands out the lowest free index: open until it is ours, then drop the others. */
+static int open_master_with_index(uint32_t index)
+{
+	int tries[64], n = 0, found = -1;
+
+	while (n < 64) {
+		int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		unsigned got;
+		if (m < 0 || ioctl(m, TIOCGPTN, &got)) {
+			if (m >= 0)
+				close(m);
+			break;
+		}
+		if (got == index) {
+			found = m;
+			break;
+		}
+		tries[n++] = m;
+		if (got > index)
+			break; /* index is taken */
+	}
+	while (n > 0)
+		close(tries[--n]);
+	return found;
+}
+
+int ptys_restore_prepare(int dirfd, bool needed)
+{
+	TtyTable *tab = NULL;
+	int err;
+
+	if (!needed)
+		return 0;
+	if ((err = image_read(dirfd, IMG_TTYS, 0, (ProtobufCMessage **)&tab)))
+		return err;
+	ptys = xzalloc((tab->n_ptys + 1) * sizeof(*ptys));
+	for (size_t i = 0; i < tab->n_ptys; i++) {
+		Pty *p = tab->ptys[i];
+		struct restored_pty *rp = &ptys[nr_ptys];
+		char path[64];
+		int unlock = 0;
+		if (p->termios.len != sizeof(struct termios) || p->winsize.len != sizeof(struct winsize)) {
+			pr_err("image ttys.img: pty %u is invalid", p->index);
+			return -EINVAL;
+		}
+		rp->index = p->index;
+		rp->fg_pgrp = p->has_fg_pgrp ? (pid_t)p->fg_pgrp : 0;
+		rp->master = open_master_with_index(p->index);
+		snprintf(path, sizeof(path), "/dev/pts/%u", p->index);
+		if (rp->master < 0 || ioctl(rp->master, TIOCSPTLCK, &unlock) ||
+		    (rp->slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+			pr_err("restore: cannot get pty %s back (taken by another terminal?)", path);
+			return -EBUSY;
+		}
+		nr_ptys++;
+		if (ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data)) {
+			pr_perror("restore: cannot set the state of pty %s", path);
+			return -errno;
+		}
+	}
+	image_free(&tab->base);
+	return 0;
+}
+
+bool pty_known(uint32_t index)
+{
+	for (size_t i = 0; i < nr_ptys; i++)
+		if (ptys[i].index == index)
+			return true;
+	return false;
+}
+
+/* In the session leader: its controlling terminal, and the foreground group once it exists. */
+int pty_take_as_ctty(uint32_t index)
+{
+	for (size_t i = 0; i < nr_ptys; i++) {
+		if (ptys[i].index != index)
+			continue;
+		if (ioctl(ptys[i].slave, TIOCSCTTY, 0))
+			return -errno;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int pty_set_foreground(uint32_t index)
+{
+	for (size_t i = 0; i < nr_ptys; i++) {
+		if (ptys[i].index != index || !ptys[i].fg_pgrp)
+			continue;
+		/* the group may belong to a child still being created */
+		for (int tries = 0; tries < 500 && kill(-ptys[i].fg_pgrp, 0); tries++)
+			usleep(2000);
+		if (ioctl(ptys[i].slave, TIOCSPGRP, &ptys[i].fg_pgrp))
+			return -errno;
+	}
+	return 0;
+}
+
+void ptys_close_all(void)
+{
+	for (size_t i = 0; i < nr_ptys; i++) {
+		close(ptys[i].master);
+		close(ptys[i].slave);
+	}
+	nr_ptys = 0;
+}
+
+static int open_pty(struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	for (size_t i = 0; i < nr_ptys; i++) {
+		if (ptys[i].index != e->pty_index)
+			continue;
+		int end = e->kind == FD_KIND__FD_PTY_MASTER ? ptys[i].master : ptys[i].slave;
+		if (fcntl(end, F_SETFL, e->flags & O_NONBLOCK))
+			return -errno;
+		int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	return -ENOENT;
+}
+
+const struct fd_kind_ops fd_kind_pty_master = {
+	.name = "pty master",
+	.dump = dump_pty,
+	.open = open_pty,
+	.kind = FD_KIND__FD_PTY_MASTER,
+};
+
+const struct fd_kind_ops fd_kind_pty_slave = {
+	.name = "pty slave",
+	.open = open_pty,
+	.kind = FD_KIND__FD_PTY_SLAVE,
+};

@@ -1,0 +1,108 @@
+/*
+ * pty: a pseudo-terminal made by the program. The parent holds the master (fd 70) and sets the
+ * slave's termios (no ECHO, VMIN 3) and window size (33x99); a child starts a session, opens
+ * the slave (fd 71) and so makes it its controlling terminal.
+ * After restore and SIGTERM: the pty has its old index, termios and size; the child's
+ * controlling terminal is still that pty (its session is the terminal's) and a line the
+ * parent types on the master reaches the child through the slave.
+ * Blocks in: nanosleep (parent), read on the slave (child).
+ */
+#include "zoo.h"
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+static char slave_name[64];
+static volatile sig_atomic_t child_term;
+
+static void on_term(int sig) { (void)sig; child_term = 1; }
+
+/* Exit code bits: 1 not its controlling terminal, 2 no line */
+static void child(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	close(70);
+	setsid();
+	int s = open(slave_name, O_RDWR); /* the first tty a session leader opens: its ctty */
+	if (s < 0 || dup2(s, 71) != 71)
+		_exit(9);
+	close(s);
+	while (!child_term)
+		zoo_sleep_ms(10);
+	int code = tcgetsid(71) == getpid() ? 0 : 1;
+	char line[16] = "";
+	ssize_t n = 0;
+	for (int i = 0; i < 200 && n <= 0; i++) {
+		n = read(71, line, sizeof(line) - 1);
+		if (n <= 0)
+			zoo_sleep_ms(5);
+	}
+	if (n < 6 || memcmp(line, "hello\n", 6))
+		code |= 2;
+	_exit(code);
+}
+
+static void c_winsize(ucontext_t *u) { (void)u; struct winsize ws = { 10, 10, 0, 0 }; ioctl(70, TIOCSWINSZ, &ws); }
+static void c_termios(ucontext_t *u)
+{
+	(void)u;
+	int s = open(slave_name, O_RDWR | O_NOCTTY);
+	struct termios t;
+	tcgetattr(s, &t);
+	t.c_lflag |= ECHO;
+	tcsetattr(s, TCSANOW, &t);
+	close(s);
+}
+static const struct zoo_corruption corruptions[] = {
+	{ "winsize", c_winsize, 0 },
+	{ "termios", c_termios, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (m < 0 || grantpt(m) || unlockpt(m) || dup2(m, 70) != 70)
+		zoo_die("pty: %s", strerror(errno));
+	close(m);
+	snprintf(slave_name, sizeof(slave_name), "%s", ptsname(70));
+	int s = open(slave_name, O_RDWR | O_NOCTTY);
+	struct termios t;
+	struct winsize ws = { 33, 99, 0, 0 };
+	if (s < 0 || tcgetattr(s, &t))
+		zoo_die("%s: %s", slave_name, strerror(errno));
+	t.c_lflag &= ~ECHO;
+	t.c_cc[VMIN] = 3;
+	if (tcsetattr(s, TCSANOW, &t) || ioctl(70, TIOCSWINSZ, &ws))
+		zoo_die("termios: %s", strerror(errno));
+	close(s);
+	pid_t kid = fork();
+	if (kid == 0)
+		child();
+	zoo_sleep_ms(100);
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("index", !strcmp(ptsname(70) ? ptsname(70) : "", slave_name), "the pty is %s, was %s",
+	      ptsname(70), slave_name);
+	struct winsize now = { 0 };
+	ioctl(70, TIOCGWINSZ, &now);
+	CHECK("winsize", now.ws_row == 33 && now.ws_col == 99, "window %ux%u", now.ws_row, now.ws_col);
+	s = open(slave_name, O_RDWR | O_NOCTTY);
+	struct termios t2 = { 0 };
+	CHECK("termios", s >= 0 && tcgetattr(s, &t2) == 0 && !(t2.c_lflag & ECHO) && t2.c_cc[VMIN] == 3,
+	      "termios lflag %#x VMIN %u", t2.c_lflag, t2.c_cc[VMIN]);
+	if (s >= 0)
+		close(s);
+	kill(kid, SIGTERM);
+	zoo_sleep_ms(20);
+	if (write(70, "hello\n", 6) != 6)
+		zoo_failf("line", "write to the master: %s", strerror(errno));
+	int st = 0;
+	waitpid(kid, &st, 0);
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	CHECK("ctty", code != 255 && code != 9 && !(code & 1), "the child lost its controlling terminal (%#x)", st);
+	CHECK("line", code == 255 || !(code & 2), "the line did not reach the child");
+	return zoo_finish("pty with a session");
+}
