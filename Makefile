@@ -12,7 +12,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
-LDLIBS   := -lprotobuf-c -lyajl -lpthread
+LDLIBS   := -lprotobuf-c -lyajl -lpthread -lrt
 
 APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev
 

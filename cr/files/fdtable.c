@@ -23,6 +23,7 @@
 static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_inherited, /* first: with --shell-job, the caller's stdio ttys and pipes */
 	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
+	&fd_kind_mqueue, /* before regular files too: a queue is a regular file of mqueue fs */
 	&fd_kind_regular,
 	&fd_kind_pipe,
 	&fd_kind_eventfd,
