@@ -16,6 +16,7 @@ struct stasis_opts {
 	bool shell_job;           /* --shell-job */
 	bool restore_detached;    /* -d */
 	bool file_locks;          /* --file-locks */
+	bool ext_unix_sk;         /* --ext-unix-sk */
 	const char *pidfile;      /* --pidfile */
 	const char *fault_inject; /* STASIS_FAULT=<point>: fail the dump there, for tests */
 };

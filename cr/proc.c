@@ -155,21 +155,19 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n)
+static int list_numbers(const char *path, int **out, size_t *n)
 {
-	char path[64];
 	struct dirent *de;
 	size_t alloc = 0;
 	DIR *d;
 
 	*out = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir);
 	d = opendir(path);
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
 		if (*n == alloc) {
 			alloc = alloc ? alloc * 2 : 16;
@@ -185,6 +183,19 @@ int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n)
 	closedir(d);
 	qsort(*out, *n, sizeof(int), cmp_int);
 	return 0;
+}
+
+int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir);
+	return list_numbers(path, out, n);
+}
+
+int proc_list_pids(int **out, size_t *n)
+{
+	return list_numbers("/proc", out, n);
 }
 
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len)

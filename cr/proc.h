@@ -40,6 +40,8 @@ int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val);
 
 /* The numbered entries of /proc/PID/<dir> ("task": thread ids, "fd": fds), sorted. */
 int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n);
+/* Every process (the numbered entries of /proc), sorted. */
+int proc_list_pids(int **out, size_t *n);
 
 /* readlink of /proc/PID/<name> into buf. */
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len);

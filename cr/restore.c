@@ -260,6 +260,31 @@ static int read_inventory(int dirfd, Inventory **inv)
 	return 0;
 }
 
+/* A pid number also stays taken while it is the session or group id of a running process. */
+static int check_ids_unused(const Inventory *inv)
+{
+	auto_free int *pids = NULL;
+	size_t n;
+
+	if (proc_list_pids(&pids, &n))
+		return 0; /* cannot tell: clone3 will */
+	for (size_t i = 0; i < n; i++) {
+		struct proc_stat st;
+		if (proc_read_stat(pids[i], &st))
+			continue;
+		for (size_t k = 0; k < inv->n_tree; k++) {
+			uint32_t id = inv->tree[k]->pid;
+			if ((uint32_t)st.sid == id || (uint32_t)st.pgid == id) {
+				pr_err("restore pid %u: that pid is still the %s id of running process %d; "
+				       "nothing was started",
+				       id, (uint32_t)st.sid == id ? "session" : "group", pids[i]);
+				return -EEXIST;
+			}
+		}
+	}
+	return 0;
+}
+
 /*
  * Every pid of the tree must be free. A pid still held by a zombie of the dumped tree frees
  * up once its parent (or init, for killed trees) reaps it: wait for that, up to 5 s in all.
@@ -284,7 +309,7 @@ static int check_pids_free(const Inventory *inv)
 			return -EEXIST;
 		}
 	}
-	return 0;
+	return check_ids_unused(inv);
 }
 
 static void raise_nofile_limit(void)
@@ -729,7 +754,9 @@ int cr_restore(void)
 	if (root < 0) {
 		err = -errno;
 		if (errno == EEXIST)
-			pr_err("restore pid %d: that pid is taken; nothing was started", rt.inv->root_pid);
+			pr_err("restore pid %d: that pid is taken (by a process, or as the session or group "
+			       "id of a process still running); nothing was started",
+			       rt.inv->root_pid);
 		else
 			pr_perror("restore pid %d: clone3 with set_tid failed", rt.inv->root_pid);
 		return err;

@@ -16,12 +16,12 @@
 
 struct stasis_opts opts = { .images_dir_fd = -1, .verbosity = LOG_WARN };
 
-enum { OPT_SHELL_JOB = 1000, OPT_LEAVE_RUNNING, OPT_PIDFILE, OPT_FILE_LOCKS };
+enum { OPT_SHELL_JOB = 1000, OPT_LEAVE_RUNNING, OPT_PIDFILE, OPT_FILE_LOCKS, OPT_EXT_UNIX_SK };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: stasis dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks] [-o LOG] [-v N]\n"
+		"usage: stasis dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks] [--ext-unix-sk] [-o LOG] [-v N]\n"
 		"       stasis restore -D DIR [-d] [--shell-job] [--pidfile FILE] [-o LOG] [-v N]\n"
 		"       stasis show DIR|FILE...\n"
 		"       stasis check\n"
@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 		{ "restore-detached", no_argument, NULL, 'd' },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		{ "file-locks", no_argument, NULL, OPT_FILE_LOCKS },
+		{ "ext-unix-sk", optional_argument, NULL, OPT_EXT_UNIX_SK },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -77,7 +78,7 @@ int main(int argc, char **argv)
 		return !strcmp(argv[1], "show") ? cmd_show(argc - 1, argv + 1)
 						: cmd_check(argc - 1, argv + 1);
 
-	while ((c = getopt_long(argc, argv, "t:D:o:v::jRdlVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:o:v::jRdlx::Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			opts.pid = atoi(optarg);
@@ -104,6 +105,8 @@ int main(int argc, char **argv)
 		case OPT_PIDFILE: opts.pidfile = optarg; break;
 		case 'l':
 		case OPT_FILE_LOCKS: opts.file_locks = true; break;
+		case 'x':
+		case OPT_EXT_UNIX_SK: opts.ext_unix_sk = true; break;
 		case 'V': printf("Version: %s\n", STASIS_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;

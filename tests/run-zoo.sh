@@ -130,6 +130,7 @@ case_checkpoint() {
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
 	[ "$name" = file-locks ] && shell=(--file-locks)
+	[ "$name" = ext-unix ] && shell=(--ext-unix-sk)
 	sleep 0.3
 	local started
 	started=$(proc_starttime "$pid")

@@ -31,7 +31,8 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
 	&fd_kind_unix_bound, /* before pairs: bound and not connected */
-	&fd_kind_unix,
+	&fd_kind_unix, /* claims external datagram peers too */
+	&fd_kind_unix_external,
 	&fd_kind_inotify,
 	&fd_kind_pty_master, /* claims slaves too */
 	&fd_kind_pty_slave,

@@ -32,7 +32,7 @@ struct fd_kind_ops {
 
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
-	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue;
+	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external;
 
 /* cr/files/pty.c: the ptys whose masters the tree holds. */
 struct pty_dump *pty_dump_new(void);

@@ -202,6 +202,36 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 	return 1;
 }
 
+/*
+ * A datagram socket connected to a named socket outside the tree (syslog's /dev/log, say):
+ * with --ext-unix-sk it is connected to that name again on restore.
+ */
+static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			 const struct unix_info *peer)
+{
+	int type, passcred;
+
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
+		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+		return -errno;
+	}
+	if (!opts.ext_unix_sk || type != SOCK_DGRAM) {
+		pr_err("dump pid %d fd %d: unix socket connected to %.*s outside the tree (%s)", t->pid,
+		       p->fd, (int)peer->name_len, peer->name[0] ? peer->name : peer->name + 1,
+		       type == SOCK_DGRAM ? "pass --ext-unix-sk" : "not supported for stream sockets");
+		return -ENOTSUP;
+	}
+	e->kind = FD_KIND__FD_UNIX_EXTERNAL;
+	e->has_sock_type = e->has_sock_name = e->has_sock_passcred = e->has_flags = true;
+	e->sock_type = type;
+	e->sock_name.len = peer->name_len;
+	e->sock_name.data = xzalloc(peer->name_len + 1);
+	memcpy(e->sock_name.data, peer->name, peer->name_len);
+	e->sock_passcred = passcred;
+	e->flags = p->flags;
+	return 1;
+}
+
 static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct unix_dump *ud = t->sockets;
@@ -219,9 +249,12 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		       p->link);
 		return -ENOTSUP;
 	}
+	if (ui.peer && !ui.named && sock_diag_unix(ui.peer, &pi) == 0 && pi.named && pi.peer != ino) {
+		/* connected to a named socket that is not connected back: a server outside */
+		return dump_external(t, p, e, &pi);
+	}
 	if (!ui.peer || ui.named || sock_diag_unix(ui.peer, &pi) || pi.named || pi.peer != ino) {
-		pr_err("dump pid %d fd %d: %s is a unix socket %s (not supported yet; pass "
-		       "--ext-unix-sk for a peer outside the tree, once supported)",
+		pr_err("dump pid %d fd %d: %s is a unix socket %s (not supported yet)",
 		       t->pid, p->fd, p->link,
 		       ui.named || pi.named ? "bound to a name" : ui.peer ? "with a peer outside the tree"
 								   : "without a peer");
@@ -427,6 +460,34 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 	}
 	return s;
 }
+
+/* Connected again to the outside peer's name. */
+static int open_external(struct restore_task *t, const FdEntry *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int passcred = e->sock_passcred;
+	(void)t;
+
+	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, e->sock_name.data, e->sock_name.len);
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
+	if (s < 0)
+		return -errno;
+	if (connect(s, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + e->sock_name.len) ||
+	    setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred))) {
+		int err = -errno;
+		close(s);
+		return err;
+	}
+	return s;
+}
+
+const struct fd_kind_ops fd_kind_unix_external = {
+	.name = "unix socket connected outside the tree",
+	.open = open_external,
+	.kind = FD_KIND__FD_UNIX_EXTERNAL,
+};
 
 const struct fd_kind_ops fd_kind_unix_bound = {
 	.name = "bound unix socket",
