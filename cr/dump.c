@@ -132,28 +132,26 @@ static int write_inventory(const struct dump_tree *tr, int dirfd)
 	return image_write(dirfd, IMG_INVENTORY, 0, &inv.base);
 }
 
-static void remove_images(int dirfd, pid_t pid)
+static void remove_image(int dirfd, enum image_type type, pid_t pid)
 {
-	static const enum image_type types[] = { IMG_INVENTORY, IMG_CORE, IMG_MM, IMG_PAGEMAP,
-						 IMG_FDS, IMG_PAGES };
 	char name[64];
 
-	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
-		image_filename(name, sizeof(name), types[i], pid);
-		unlinkat(dirfd, name, 0);
-	}
-	image_filename(name, sizeof(name), IMG_SHMEM, 0);
+	image_filename(name, sizeof(name), type, pid);
 	unlinkat(dirfd, name, 0);
-	image_filename(name, sizeof(name), IMG_PIPES, 0);
-	unlinkat(dirfd, name, 0);
-	image_filename(name, sizeof(name), IMG_GHOSTS, 0);
-	unlinkat(dirfd, name, 0);
-	image_filename(name, sizeof(name), IMG_SOCKETS, 0);
-	unlinkat(dirfd, name, 0);
-	image_filename(name, sizeof(name), IMG_TTYS, 0);
-	unlinkat(dirfd, name, 0);
-	image_filename(name, sizeof(name), IMG_PAGES, 0);
-	unlinkat(dirfd, name, 0);
+}
+
+/* What a failed dump wrote: every process's images, then the tree's (pages-0 is shmem's). */
+static void remove_images(int dirfd, const struct dump_tree *tr)
+{
+	static const enum image_type per_task[] = { IMG_CORE, IMG_MM, IMG_PAGEMAP, IMG_FDS, IMG_PAGES };
+	static const enum image_type per_tree[] = { IMG_INVENTORY, IMG_SHMEM, IMG_PIPES, IMG_GHOSTS,
+						    IMG_SOCKETS, IMG_TTYS, IMG_PAGES };
+
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		for (size_t k = 0; k < ARRAY_SIZE(per_task); k++)
+			remove_image(dirfd, per_task[k], tr->tasks[i].pid);
+	for (size_t k = 0; k < ARRAY_SIZE(per_tree); k++)
+		remove_image(dirfd, per_tree[k], 0);
 }
 
 int cr_dump(void)
@@ -225,11 +223,10 @@ int cr_dump(void)
 		(unsigned long long)(pages * PAGE_SIZE));
 	return err;
 fail:
-	for (size_t i = 0; i < tr.nr_tasks; i++) {
+	for (size_t i = 0; i < tr.nr_tasks; i++)
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
-		remove_images(dirfd, tr.tasks[i].pid);
-	}
+	remove_images(dirfd, &tr);
 	pstree_release(&tr);
 	pr_err("dump pid %d failed; the tree was left running", opts.pid);
 	return err;

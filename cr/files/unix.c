@@ -155,6 +155,19 @@ static int sock_options(pid_t pid, int fd, int *type, int *passcred)
 	return 0;
 }
 
+/* What a socket restored by name needs: type, the name (its own or its peer's), options. */
+static void set_named_socket(FdEntry *e, const struct fd_probe *p, int type, int passcred,
+			     const struct unix_info *named)
+{
+	e->has_sock_type = e->has_sock_name = e->has_sock_passcred = e->has_flags = true;
+	e->sock_type = type;
+	e->sock_name.len = named->name_len;
+	e->sock_name.data = xzalloc(named->name_len + 1);
+	memcpy(e->sock_name.data, named->name, named->name_len);
+	e->sock_passcred = passcred;
+	e->flags = p->flags;
+}
+
 /* Bound to a name and not connected: a listening server socket, or a datagram receiver. */
 static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		      const struct unix_info *ui)
@@ -184,13 +197,7 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 			return -ENOTSUP;
 		}
 	}
-	e->has_sock_type = e->has_sock_name = e->has_sock_passcred = e->has_flags = true;
-	e->sock_type = type;
-	e->sock_name.len = ui->name_len;
-	e->sock_name.data = xzalloc(ui->name_len + 1);
-	memcpy(e->sock_name.data, ui->name, ui->name_len);
-	e->sock_passcred = passcred;
-	e->flags = p->flags;
+	set_named_socket(e, p, type, passcred, ui);
 	if (listening) {
 		e->has_sock_backlog = true;
 		e->sock_backlog = ui->wqueue;
@@ -222,13 +229,7 @@ static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		return -ENOTSUP;
 	}
 	e->kind = FD_KIND__FD_UNIX_EXTERNAL;
-	e->has_sock_type = e->has_sock_name = e->has_sock_passcred = e->has_flags = true;
-	e->sock_type = type;
-	e->sock_name.len = peer->name_len;
-	e->sock_name.data = xzalloc(peer->name_len + 1);
-	memcpy(e->sock_name.data, peer->name, peer->name_len);
-	e->sock_passcred = passcred;
-	e->flags = p->flags;
+	set_named_socket(e, p, type, passcred, peer);
 	return 1;
 }
 
@@ -433,26 +434,42 @@ static int dump_unix_bound(struct dump_task *t, const struct fd_probe *p, FdEntr
 	return dump_bound(t, p, e, &ui);
 }
 
-/* A bound socket again: a stale socket file of the old one is replaced. */
-static int open_bound(struct restore_task *t, const FdEntry *e)
+/* A new socket of the saved type, flags and SO_PASSCRED, and the saved name as an address. */
+static int named_socket(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	(void)t;
+	int passcred = e->sock_passcred;
 
-	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa.sun_path))
+	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa->sun_path))
 		return -EINVAL;
-	memcpy(sa.sun_path, e->sock_name.data, e->sock_name.len);
-	socklen_t len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
+	memcpy(sa->sun_path, e->sock_name.data, e->sock_name.len);
+	*len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
 	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
 	if (s < 0)
 		return -errno;
+	if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred))) {
+		int err = -errno;
+		close(s);
+		return err;
+	}
+	return s;
+}
+
+/* A bound socket again: a stale socket file of the old one is replaced. */
+static int open_bound(struct restore_task *t, const FdEntry *e)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	struct stat st;
+	int s = named_socket(e, &sa, &len);
+	(void)t;
+
+	if (s < 0)
+		return s;
 	if (sa.sun_path[0] && stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(sa.sun_path);
-	int passcred = e->sock_passcred;
 	if (bind(s, (struct sockaddr *)&sa, len) ||
 	    (e->has_sock_file_mode && chmod(sa.sun_path, e->sock_file_mode)) ||
-	    setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred)) ||
 	    (e->has_sock_backlog && listen(s, e->sock_backlog))) {
 		int err = -errno;
 		close(s);
@@ -464,18 +481,14 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 /* Connected again to the outside peer's name. */
 static int open_external(struct restore_task *t, const FdEntry *e)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int passcred = e->sock_passcred;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int s = named_socket(e, &sa, &len);
 	(void)t;
 
-	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa.sun_path))
-		return -EINVAL;
-	memcpy(sa.sun_path, e->sock_name.data, e->sock_name.len);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
 	if (s < 0)
-		return -errno;
-	if (connect(s, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + e->sock_name.len) ||
-	    setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred))) {
+		return s;
+	if (connect(s, (struct sockaddr *)&sa, len)) {
 		int err = -errno;
 		close(s);
 		return err;
