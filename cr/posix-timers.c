@@ -1,7 +1,8 @@
 /*
  * POSIX timers (timer_create): read from /proc/PID/timers, with the time left and interval
- * from timer_gettime run inside the task. Restore recreates each with its own ID
- * (PR_TIMER_CREATE_RESTORE_IDS) and arms it with the time it had left.
+ * from timer_gettime run inside the task. The restorer blob recreates each with its own ID
+ * (PR_TIMER_CREATE_RESTORE_IDS) once every thread exists, since a timer may signal one thread
+ * (SIGEV_THREAD_ID, as glibc's SIGEV_THREAD timers do), and arms it with the time it had left.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +16,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
 
-#define PR_TIMER_CREATE_RESTORE_IDS 77
-#define RESTORE_IDS_OFF 0
-#define RESTORE_IDS_ON 1
 #ifndef SIGEV_THREAD_ID
 #define SIGEV_THREAD_ID 4
 #endif
@@ -73,12 +72,6 @@ static int dump_posix_timers(struct dump_task *t)
 			return -EINVAL;
 		}
 		pt->clockid = strtoul(clk + 8, NULL, 10);
-		if (pt->notify == SIGEV_THREAD_ID && pt->notify_tid != (uint32_t)t->pid) {
-			pr_err("dump pid %d: POSIX timer %u signals thread %u (SIGEV_THREAD timers are "
-			       "not supported yet)",
-			       t->pid, pt->id, pt->notify_tid);
-			return -ENOTSUP;
-		}
 		uint64_t get_args[6] = { pt->id, t->inj.scratch }, overrun_args[6] = { pt->id };
 		if (inject_syscall_out(&t->inj, SYS_timer_gettime, get_args, &its, sizeof(its)) ||
 		    inject_syscall(&t->inj, SYS_timer_getoverrun, overrun_args, &ret) || ret < 0) {
@@ -97,12 +90,23 @@ static int dump_posix_timers(struct dump_task *t)
 	return 0;
 }
 
+static bool is_thread_of(const TaskCore *c, uint32_t tid)
+{
+	if (tid == c->pid)
+		return true;
+	for (size_t i = 0; i < c->n_threads; i++)
+		if (c->threads[i]->tid == tid)
+			return true;
+	return false;
+}
+
 static int validate_posix_timers(struct restore_task *t)
 {
 	for (size_t i = 0; i < t->core->n_posix_timers; i++) {
 		PosixTimer *pt = t->core->posix_timers[i];
-		if (pt->signo > 64 || pt->id > INT32_MAX ||
-		    (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE && pt->notify != SIGEV_THREAD_ID)) {
+		if (pt->signo > 64 || pt->id > INT32_MAX || pt->clockid > INT32_MAX ||
+		    (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE && pt->notify != SIGEV_THREAD_ID) ||
+		    (pt->notify == SIGEV_THREAD_ID && !(pt->has_notify_tid && is_thread_of(t->core, pt->notify_tid)))) {
 			pr_err("image core-%d.img: POSIX timer %zu is invalid", t->pid, i);
 			return -EINVAL;
 		}
@@ -110,39 +114,26 @@ static int validate_posix_timers(struct restore_task *t)
 	return 0;
 }
 
-/* In the new task: each timer with its own ID, armed with the time it had left. */
+/* The timers go to the blob, which creates them once every thread exists. */
 static int restore_posix_timers(struct restore_task *t)
 {
-	TaskCore *c = t->core;
-	int err = 0;
+	struct restorer_args *a = t->args;
+	struct rst_posix_timer *out = (struct rst_posix_timer *)((char *)a + a->posix_timers_off);
 
-	if (!c->n_posix_timers)
-		return 0;
-	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_ON, 0, 0, 0))
-		return -errno;
-	for (size_t i = 0; i < c->n_posix_timers && !err; i++) {
-		PosixTimer *pt = c->posix_timers[i];
-		struct sigevent sev = { .sigev_notify = pt->notify, .sigev_signo = pt->signo };
-		struct itimerspec its = {
-			.it_interval = { pt->interval_ns / 1000000000, pt->interval_ns % 1000000000 },
-			.it_value = { pt->value_ns / 1000000000, pt->value_ns % 1000000000 },
+	a->nr_posix_timers = t->core->n_posix_timers;
+	for (size_t i = 0; i < t->core->n_posix_timers; i++) {
+		PosixTimer *pt = t->core->posix_timers[i];
+		out[i] = (struct rst_posix_timer){
+			.id = pt->id,
+			.clockid = pt->clockid,
+			.sev = { .value = pt->sigval, .signo = pt->signo, .notify = pt->notify,
+				 .tid = pt->notify == SIGEV_THREAD_ID ? (int32_t)pt->notify_tid : 0 },
+			.its = { pt->interval_ns / 1000000000, pt->interval_ns % 1000000000,
+				 pt->value_ns / 1000000000, pt->value_ns % 1000000000 },
 		};
-		int id = pt->id;
-
-		sev.sigev_value.sival_ptr = (void *)(uintptr_t)pt->sigval;
-		if (pt->notify == SIGEV_THREAD_ID)
-			sev._sigev_un._tid = t->pid;
-		if (syscall(SYS_timer_create, pt->clockid, &sev, &id))
-			err = -errno;
-		else if (id != (int)pt->id)
-			err = -EEXIST;
-		else if (pt->value_ns && syscall(SYS_timer_settime, id, 0, &its, NULL))
-			err = -errno;
 	}
-	prctl(PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_OFF, 0, 0, 0);
-	return err;
+	return 0;
 }
-
 const struct state_ops state_posix_timers = {
 	.name = "POSIX timers",
 	.dump = dump_posix_timers,

@@ -135,7 +135,8 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 				     t->mm->n_vmas * sizeof(struct rst_vma) +
 				     t->pagemap->n_runs * sizeof(struct rst_run) +
 				     t->core->n_threads * sizeof(struct rst_thread) +
-				     nr_thread_signals * sizeof(struct rst_thread_signal));
+				     nr_thread_signals * sizeof(struct rst_thread_signal) +
+				     t->core->n_posix_timers * sizeof(struct rst_posix_timer));
 	size_t stacks_len = RST_STACK_SIZE + t->core->n_threads * RST_THREAD_STACK;
 	size_t region_len = blob_len + args_len + stacks_len + RST_WINDOW_SIZE + PARK_AREA_SIZE;
 	static struct rst_status early_status;
@@ -159,6 +160,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	a->runs_off = a->vmas_off + t->mm->n_vmas * sizeof(struct rst_vma);
 	a->threads_off = a->runs_off + t->pagemap->n_runs * sizeof(struct rst_run);
 	a->thread_signals_off = a->threads_off + t->core->n_threads * sizeof(struct rst_thread);
+	a->posix_timers_off = a->thread_signals_off + nr_thread_signals * sizeof(struct rst_thread_signal);
 	t->thread_stacks = region + blob_len + args_len + RST_STACK_SIZE;
 	t->args = a;
 	t->region_start = region;
@@ -217,6 +219,7 @@ static const char *const step_names[] = {
 	[RST_STEP_ROBUST_LIST] = "setting the robust futex list",
 	[RST_STEP_ALTSTACK] = "setting the alternate signal stack",
 	[RST_STEP_ITIMER] = "setting interval timers",
+	[RST_STEP_POSIX_TIMER] = "creating a POSIX timer (detail: its id)",
 	[RST_STEP_CLOSE] = "closing helper fds",
 };
 

@@ -10,6 +10,7 @@
 #include <asm/unistd.h>
 #include <linux/mman.h>
 #include <linux/prctl.h>
+#include <linux/errno.h>
 #include <linux/ioctl.h>
 #include <linux/userfaultfd.h>
 
@@ -251,6 +252,31 @@ static void set_timers_and_limits(struct restorer_args *a)
 	}
 }
 
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+
+/* Each timer with its own ID (the prctl makes timer_create take it), armed with its time left. */
+static void create_posix_timers(struct restorer_args *a)
+{
+	struct rst_posix_timer *pt = (struct rst_posix_timer *)((char *)a + a->posix_timers_off);
+	long r;
+
+	if (!a->nr_posix_timers)
+		return;
+	if ((r = raw_syscall2(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1)))
+		fail(a, RST_STEP_POSIX_TIMER, r, 0);
+	for (uint64_t i = 0; i < a->nr_posix_timers; i++) {
+		int32_t id = pt[i].id;
+		r = raw_syscall3(__NR_timer_create, pt[i].clockid, &pt[i].sev, &id);
+		if (!r && id != pt[i].id)
+			r = -EEXIST;
+		if (!r && (pt[i].its.value_sec || pt[i].its.value_nsec))
+			r = raw_syscall4(__NR_timer_settime, id, 0, &pt[i].its, 0);
+		if (r)
+			fail(a, RST_STEP_POSIX_TIMER, r, pt[i].id);
+	}
+	raw_syscall2(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0);
+}
+
 static void copy_comm(char *dst, const char *src)
 {
 	for (int i = 0; i < 16; i++)
@@ -328,6 +354,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	protect_vmas(a, vmas);
 	set_task_state(a);
 	create_threads(a);
+	create_posix_timers(a);
 	set_timers_and_limits(a);
 
 	for (int fd = a->close_from; fd <= a->close_to; fd++)

@@ -35,6 +35,16 @@ struct rst_thread_signal {
 	uint8_t info[128];
 };
 
+/* A POSIX timer, created by the blob once every thread exists (it may signal one of them). */
+struct rst_posix_timer {
+	int32_t id, clockid;
+	struct { /* the kernel's struct sigevent */
+		uint64_t value;
+		int32_t signo, notify, tid, pad[11];
+	} sev;
+	struct { int64_t interval_sec, interval_nsec, value_sec, value_nsec; } its;
+};
+
 /* map_flags of a SysV attach: the blob calls shmat(fd = shmid) at start instead of mmap. */
 #define RST_MAP_SYSV_SHM 0x80000000u
 
@@ -106,6 +116,7 @@ enum rst_step {
 	RST_STEP_ALTSTACK,
 	RST_STEP_ITIMER,
 	RST_STEP_THREADS,
+	RST_STEP_POSIX_TIMER,
 	RST_STEP_CLOSE,
 	RST_STEP_DONE,
 };
@@ -140,6 +151,7 @@ struct restorer_args {
 	uint64_t nr_threads, threads_off;
 	uint64_t nr_thread_signals, thread_signals_off;
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
+	uint64_t nr_posix_timers, posix_timers_off;
 
 	int32_t pages_fd;
 	int32_t status_fd;

@@ -4,17 +4,48 @@
  *            a handler that checks the value);
  *   timer B: CLOCK_REALTIME, one shot 100 s ahead, SIGEV_SIGNAL SIGUSR2;
  *   timer C: CLOCK_MONOTONIC, SIGEV_NONE, 50 s ahead.
+ *   timer D: CLOCK_MONOTONIC, every 20 ms, SIGEV_THREAD_ID SIGUSR1 to a worker thread (whose
+ *            handler checks it runs on that thread);
+ *   timer E: glibc SIGEV_THREAD every 20 ms (glibc's helper thread gets the signal through
+ *            SIGEV_THREAD_ID and starts a thread per expiration for the callback).
  *   One more timer is made and deleted first, so the IDs have a gap.
  * After restore and SIGTERM: each timer has its old ID (timer_gettime on it works, and
  * /proc/self/timers lists exactly those IDs), A keeps firing with its value, B and C have
- * 80-100 s and 30-50 s left.
+ * 80-100 s and 30-50 s left, D keeps hitting its worker only, E keeps calling back.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include <pthread.h>
 #include <time.h>
 
-static timer_t a, b, c;
+static timer_t a, b, c, d, e;
 static volatile sig_atomic_t ticks, bad_value;
+static volatile pid_t worker_tid;
+static volatile int worker_ticks, wrong_thread, callbacks;
+
+static void on_worker_tick(int sig)
+{
+	(void)sig;
+	if (gettid() == worker_tid)
+		worker_ticks++;
+	else
+		wrong_thread++;
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	worker_tid = gettid();
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void on_callback(union sigval v)
+{
+	if (v.sival_int == 0x5678)
+		__atomic_add_fetch(&callbacks, 1, __ATOMIC_SEQ_CST);
+}
 
 static void on_tick(int sig, siginfo_t *si, void *uc)
 {
@@ -32,9 +63,23 @@ static void c_disarm(ucontext_t *u)
 	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
 	timer_settime(a, 0, &off, NULL);
 }
+static void c_disarm_d(ucontext_t *u)
+{
+	(void)u;
+	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+	timer_settime(d, 0, &off, NULL);
+}
+static void c_disarm_e(ucontext_t *u)
+{
+	(void)u;
+	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+	timer_settime(e, 0, &off, NULL);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "ids", c_delete, 0 },
 	{ "firing", c_disarm, 0 },
+	{ "thread-timer", c_disarm_d, 0 },
+	{ "callback-timer", c_disarm_e, 0 },
 };
 
 static timer_t make(clockid_t clk, int notify, int sig, int value)
@@ -63,12 +108,34 @@ int main(int argc, char **argv)
 	timer_settime(a, 0, &every, NULL);
 	timer_settime(b, 0, &in100, NULL);
 	timer_settime(c, 0, &in50, NULL);
+
+	pthread_t th;
+	signal(SIGUSR1, on_worker_tick);
+	if (pthread_create(&th, NULL, worker, NULL))
+		zoo_die("pthread_create failed");
+	while (!worker_tid)
+		zoo_sleep_ms(1);
+	struct sigevent to_worker = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGUSR1 };
+	to_worker._sigev_un._tid = worker_tid;
+	if (timer_create(CLOCK_MONOTONIC, &to_worker, &d))
+		zoo_die("timer_create SIGEV_THREAD_ID: %s", strerror(errno));
+	struct sigevent callback = { .sigev_notify = SIGEV_THREAD, .sigev_notify_function = on_callback };
+	callback.sigev_value.sival_int = 0x5678;
+	if (timer_create(CLOCK_MONOTONIC, &callback, &e))
+		zoo_die("timer_create SIGEV_THREAD: %s", strerror(errno));
+	timer_settime(d, 0, &every, NULL);
+	timer_settime(e, 0, &every, NULL);
 	zoo_sleep_ms(100);
 	zoo_ready();
 	zoo_wait();
 
-	int before = ticks;
+	int before = ticks, worker_before = worker_ticks, callbacks_before = callbacks;
 	zoo_sleep_ms(100);
+	CHECK("thread-timer", worker_ticks > worker_before && !wrong_thread,
+	      "timer D hit its worker %d times in 100 ms, another thread %d times",
+	      worker_ticks - worker_before, wrong_thread);
+	CHECK("callback-timer", callbacks > callbacks_before, "timer E called back %d times in 100 ms",
+	      callbacks - callbacks_before);
 	CHECK("firing", ticks > before && !bad_value, "timer A fired %d times in 100 ms (value ok: %d)",
 	      ticks - before, !bad_value);
 	struct itimerspec left;
@@ -80,5 +147,5 @@ int main(int argc, char **argv)
 	zoo_read_file("/proc/self/timers", text, sizeof(text));
 	snprintf(want, sizeof(want), "ID: %ld", (long)(intptr_t)a);
 	CHECK("ids", strstr(text, want) != NULL, "timer A (%s) missing from /proc/self/timers", want);
-	return zoo_finish("3 timers");
+	return zoo_finish("5 timers");
 }
