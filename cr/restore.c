@@ -549,7 +549,8 @@ static int finish_tree(struct restore_tree *rt)
 	int err;
 
 	for (size_t i = 0; i < rt->nr_tasks; i++)
-		if ((err = prepare_finish(&rt->tasks[i])))
+		if ((err = inotify_drop_restore_events(rt->tasks[i].pid, rt->tasks[i].fds)) ||
+		    (err = prepare_finish(&rt->tasks[i])))
 			return err;
 	for (size_t i = rt->nr_tasks; i-- > 0;)
 		if ((err = release_task(&rt->tasks[i])))

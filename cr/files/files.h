@@ -71,6 +71,9 @@ bool pipe_known(uint64_t id);
 /* After the root is created (it took copies): stasis must not keep pipes open. */
 void pipes_close_all(void);
 
+/* cr/files/inotify.c: drops the events the restore caused, before the tree runs. */
+int inotify_drop_restore_events(pid_t pid, const FdTable *tab);
+
 /* cr/files/ghost.c: deleted files still open or mapped. */
 struct ghost_dump *ghost_dump_new(void);
 bool ghost_path(const char *link);

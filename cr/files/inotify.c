@@ -2,7 +2,9 @@
  * inotify: the watches, each with its wd and mask (from fdinfo). The watched file is found
  * from the file handle fdinfo shows (open_by_handle_at through a mount of that filesystem);
  * restore adds the watches again in wd order and checks each gets its old wd. Events queued
- * but not read yet are not kept.
+ * but not read yet are not kept (reading them would take them from the running task): the
+ * dump warns. Events the restore itself causes (reopening watched files, closing helper fds)
+ * are dropped before the tree runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,12 +62,26 @@ fail:
 	return -ENOENT;
 }
 
+/* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
+static int queued_bytes(pid_t pid, int fd)
+{
+	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	auto_close int copy = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	int bytes = 0;
+
+	if (copy < 0 || ioctl(copy, FIONREAD, &bytes))
+		return -errno;
+	return bytes;
+}
+
 static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	if (strcmp(p->link, "anon_inode:inotify"))
 		return 0;
 	e->has_flags = true;
 	e->flags = p->flags;
+	if (queued_bytes(t->pid, p->fd) > 0)
+		pr_warn("dump pid %d fd %d: inotify events not read yet are not kept", t->pid, p->fd);
 	for (const char *l = strstr(p->info, "inotify wd:"); l; l = strstr(l + 11, "inotify wd:")) {
 		unsigned wd, mask, bytes;
 		unsigned long sdev;
@@ -115,6 +133,32 @@ static int open_inotify(struct restore_task *t, const FdEntry *e)
 	}
 	free(w);
 	return fd;
+}
+
+/*
+ * Once every process of the tree is restored and waits for the tracer: the events the restore
+ * caused are read out of each inotify fd of pid, so the program finds the queue as it was.
+ */
+int inotify_drop_restore_events(pid_t pid, const FdTable *tab)
+{
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		const FdEntry *e = tab->fds[i];
+		if (e->kind != FD_KIND__FD_INOTIFY)
+			continue;
+		auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
+		auto_close int copy = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, e->fd, 0);
+		char buf[4096] __attribute__((aligned(8)));
+		int bytes;
+
+		if (copy < 0) {
+			pr_perror("restore pid %d fd %d: cannot reach the inotify fd", pid, e->fd);
+			return -errno;
+		}
+		while (!ioctl(copy, FIONREAD, &bytes) && bytes > 0)
+			if (read(copy, buf, sizeof(buf)) <= 0) /* whole events: never blocks while bytes > 0 */
+				break;
+	}
+	return 0;
 }
 
 const struct fd_kind_ops fd_kind_inotify = {
