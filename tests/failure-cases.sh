@@ -19,6 +19,9 @@
 #                            process with the pid exists afterwards
 #   restore/pristine         the same images, untouched, restore and PASS (so the failures above
 #                            were caused by the damage)
+#   restore/linked-file-gone a file deleted under the name the target used but linked under
+#                            another (deleted-files' fd 32) loses that other link between dump
+#                            and restore: restore fails naming the file, no process runs
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -460,6 +463,39 @@ case_corrupt_images() {
 	fi
 }
 
+case_restore_linked_file_gone() {
+	local name=deleted-files d=$ZOO_TMP/linked-gone pid
+	mkdir -p "$d/img"
+	if ! zoo_start "$name" "$d"; then
+		result_fail restore/linked-file-gone "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail restore/linked-file-gone "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	rm -f "$d/work/ghost-d-link"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	sleep 0.3
+	if proc_alive "$pid"; then
+		result_fail restore/linked-file-gone "pid $pid runs after a restore whose file is gone (exit status $ZRC)"
+		kill_ours "$pid"
+	elif ! clean_failure "$ZRC"; then
+		result_fail restore/linked-file-gone "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif ! mentions "$d/restore.out" "$d/img/restore.log" "ghost-d.*is gone"; then
+		result_fail restore/linked-file-gone "the error does not name ghost-d"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	else
+		result_ok restore/linked-file-gone
+	fi
+}
+
 case_restore_bad_dirs() {
 	local d=$ZOO_TMP/restore-bad
 	mkdir -p "$d/empty"
@@ -506,5 +542,6 @@ for t in $LEAVE_TARGETS; do
 	case_leave_running "$t"
 done
 case_corrupt_images
+case_restore_linked_file_gone
 case_restore_bad_dirs
 summary

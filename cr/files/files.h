@@ -71,6 +71,11 @@ bool pipe_known(uint64_t id);
 /* After the root is created (it took copies): stasis must not keep pipes open. */
 void pipes_close_all(void);
 
+/* cr/files/fhandle.c: file handles. The handle of the inode open at fd (a filesystem that
+ * cannot make one: negative errno); an fd of the inode of a handle on device dev. */
+int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type);
+int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags);
+
 /* cr/files/inotify.c: drops the events the restore caused, before the tree runs. */
 int inotify_drop_restore_events(pid_t pid, const FdTable *tab);
 

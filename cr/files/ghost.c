@@ -4,6 +4,9 @@
  * old path (or beside it if the name is taken), fills it, keeps an fd and unlinks it at once;
  * every fd and mapping then reopens it through /proc/self/fd, so it is again open, deleted,
  * and named "/path (deleted)".
+ * A file deleted under the name the process used but still linked under another is the same
+ * inode again: it is saved as a file handle, reopened with open_by_handle_at (same dev and inode
+ * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,10 +53,9 @@ int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, p
 	for (size_t i = 0; i < gd->tab.n_ghosts; i++)
 		if (gd->tab.ghosts[i]->dev == st.st_dev && gd->tab.ghosts[i]->ino == st.st_ino)
 			return gd->tab.ghosts[i]->id;
-	if (!S_ISREG(st.st_mode) || st.st_nlink || st.st_size > GHOST_MAX) {
-		pr_err("dump pid %d: %s is %s (not supported yet)", pid, link,
-		       st.st_nlink ? "deleted under this name but linked under another"
-				   : "a deleted file larger than 64 MiB or not regular");
+	if (!S_ISREG(st.st_mode) || (!st.st_nlink && st.st_size > GHOST_MAX)) {
+		pr_err("dump pid %d: %s is a deleted file larger than 64 MiB or not regular (not supported yet)",
+		       pid, link);
 		return -ENOTSUP;
 	}
 	GhostFile *g = xzalloc(sizeof(*g));
@@ -64,9 +66,18 @@ int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, p
 	g->mode = st.st_mode & 07777;
 	g->dev = st.st_dev;
 	g->ino = st.st_ino;
-	g->data.len = st.st_size;
-	g->data.data = xzalloc(st.st_size + 1);
-	if (pread(fd, g->data.data, st.st_size, 0) != st.st_size) {
+	if (st.st_nlink) {
+		int err = fhandle_of_fd(fd, &g->handle, &g->handle_type);
+		if (err) {
+			pr_err("dump pid %d: %s is deleted under this name but linked under another, and its "
+			       "filesystem gives no file handle: %s", pid, link, strerror(-err));
+			return err;
+		}
+		g->has_handle = g->has_handle_type = true;
+	} else
+		g->data.data = xzalloc(st.st_size + 1);
+	g->data.len = st.st_nlink ? 0 : st.st_size;
+	if (!st.st_nlink && pread(fd, g->data.data, st.st_size, 0) != st.st_size) {
 		pr_perror("dump pid %d: cannot read deleted file %s", pid, link);
 		return -EIO;
 	}
@@ -87,24 +98,59 @@ int ghosts_dump_all(struct ghost_dump *gd, int dirfd)
 static int *ghost_fds; /* stasis' own fd on each recreated ghost, inherited by the tree */
 static size_t nr_ghosts;
 
-static int recreate(const GhostFile *g)
+/*
+ * A new name for the ghost at its old path (or beside it if the name is taken), opened: a new
+ * file with linked_fd < 0, else a link to the inode open at linked_fd. The caller unlinks path.
+ */
+static int at_free_name(const GhostFile *g, int linked_fd, char *path, size_t len)
 {
-	char path[4200];
 	int fd = -1;
 
 	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
 		if (attempt)
-			snprintf(path, sizeof(path), "%s.stasis-ghost-%d-%d", g->path, getpid(), attempt);
+			snprintf(path, len, "%s.stasis-ghost-%d-%d", g->path, getpid(), attempt);
 		else
-			snprintf(path, sizeof(path), "%s", g->path);
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, g->mode);
+			snprintf(path, len, "%s", g->path);
+		if (linked_fd < 0)
+			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, g->mode);
+		else if (!linkat(linked_fd, "", AT_FDCWD, path, AT_EMPTY_PATH))
+			fd = open(path, O_PATH | O_CLOEXEC);
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
-	if (fd < 0) {
+	if (fd < 0)
 		pr_perror("restore: cannot recreate deleted file %s", g->path);
-		return -errno;
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * The inode still linked under another name, checked to be the one saved, is linked again at
+ * its old name for a moment: the fd then names it "/path (deleted)" as before.
+ */
+static int reopen_linked(const GhostFile *g)
+{
+	struct stat st;
+	char path[4200];
+	auto_close int inode = fhandle_open(g->dev, g->handle.data, g->handle.len, g->handle_type, O_PATH);
+
+	if (inode < 0 || fstat(inode, &st) || st.st_dev != g->dev || st.st_ino != g->ino || !st.st_nlink) {
+		pr_err("restore: file %s (deleted under that name, linked under another: dev %#llx inode "
+		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
+		return -ENOENT;
 	}
+	int fd = at_free_name(g, inode, path, sizeof(path));
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+static int recreate(const GhostFile *g)
+{
+	char path[4200];
+	int fd = at_free_name(g, -1, path, sizeof(path));
+
+	if (fd < 0)
+		return fd;
 	int err = write_all(fd, g->data.data, g->data.len) ? -errno : 0;
 	unlink(path);
 	if (err) {
@@ -130,7 +176,13 @@ int ghosts_restore_prepare(int dirfd, bool needed)
 			pr_err("image ghosts.img: entry %zu is invalid", i);
 			return -EINVAL;
 		}
-		if ((ghost_fds[i] = recreate(tab->ghosts[i])) < 0)
+		if (tab->ghosts[i]->has_handle != tab->ghosts[i]->has_handle_type ||
+		    (tab->ghosts[i]->has_handle && tab->ghosts[i]->data.len)) {
+			pr_err("image ghosts.img: entry %zu is invalid", i);
+			return -EINVAL;
+		}
+		ghost_fds[i] = tab->ghosts[i]->has_handle ? reopen_linked(tab->ghosts[i]) : recreate(tab->ghosts[i]);
+		if (ghost_fds[i] < 0)
 			return ghost_fds[i];
 		nr_ghosts++;
 	}

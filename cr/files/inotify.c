@@ -15,51 +15,34 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "files.h"
 #include "log.h"
 #include "util.h"
 
-/* A mount point of the filesystem with the kernel's dev_t sdev (major << 20 | minor). */
-static int mount_fd_of(unsigned long sdev)
-{
-	auto_free char *mi = read_file_at(AT_FDCWD, "/proc/self/mountinfo", NULL);
-	unsigned maj = sdev >> 20, min = sdev & 0xfffff;
-
-	for (char *l = mi; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		unsigned a, b;
-		char mnt[4096];
-		if (sscanf(l, "%*d %*d %u:%u %*s %4095s", &a, &b, mnt) == 3 && a == maj && b == min)
-			return open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	return -ENOENT;
-}
-
+/* The path of the inode of a handle fdinfo shows (sdev: the kernel's major << 20 | minor). */
 static int handle_to_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path,
 			  size_t len)
 {
-	struct file_handle *fh = xzalloc(sizeof(*fh) + bytes);
-	auto_close int mfd = mount_fd_of(sdev), fd = -1;
+	unsigned char raw[128];
 	char proc[64];
 
-	fh->handle_bytes = bytes;
-	fh->handle_type = type;
+	if (bytes > sizeof(raw))
+		return -EINVAL;
 	for (unsigned i = 0; i < bytes; i++)
-		if (sscanf(hex + 2 * i, "%2hhx", &fh->f_handle[i]) != 1)
-			goto fail;
-	if (mfd < 0 || (fd = open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC)) < 0)
-		goto fail;
+		if (sscanf(hex + 2 * i, "%2hhx", &raw[i]) != 1)
+			return -EINVAL;
+	auto_close int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
+	if (fd < 0)
+		return fd;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(proc, path, len - 1);
-	free(fh);
 	if (n <= 0)
 		return -ENOENT;
 	path[n] = 0;
 	return 0;
-fail:
-	free(fh);
-	return -ENOENT;
 }
 
 /* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */

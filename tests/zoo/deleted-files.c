@@ -3,18 +3,22 @@
  *   fd 30 and fd 31: two opens of one file (5000 bytes), deleted; offsets 123 and 77.
  *   A 3-page file mapped MAP_SHARED, deleted and its fd closed: only the mapping holds it.
  *   A 2-page file mapped MAP_PRIVATE with its first page modified, deleted.
+ *   fd 32: a file deleted under the name it was opened by but hard-linked under another,
+ *   offset 9, also mapped MAP_SHARED.
  * After restore and SIGTERM: fd 30 and 31 still name "PATH (deleted)", have no link left,
  * the same inode, the content and their offsets; a write through fd 30 is read through fd 31;
  * both mappings still show "(deleted)" with their content (the modified private page too),
  * and the shared one still writes to its file. (Inode numbers change: the files are new.)
+ * fd 32 and its mapping are the very inode of the other link (dev and inode equal, one link),
+ * at offset 9; writes through the fd and the mapping are read through the link's path.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-static char path_a[4200], path_b[4200], path_c[4200];
-static unsigned char *shared_map, *private_map;
+static char path_a[4200], path_b[4200], path_c[4200], path_d[4200], path_d_link[4200];
+static unsigned char *shared_map, *private_map, *linked_map;
 
 static int make_file(const char *path, size_t len, uint64_t seed)
 {
@@ -49,11 +53,19 @@ static void c_identity(ucontext_t *u)
 	close(fd);
 }
 static void c_mapping(ucontext_t *u) { (void)u; private_map[100] ^= 1; }
+static void c_linked(ucontext_t *u)
+{
+	(void)u;
+	unlink(path_d_link); /* the fd's inode is no longer the link's */
+	int fd = make_file(path_d_link, 4096, 105);
+	close(fd);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
 	{ "offset", c_offset, 0 },
 	{ "identity", c_identity, 0 },
 	{ "mapping", c_mapping, 0 },
+	{ "linked", c_linked, 0 },
 };
 
 int main(int argc, char **argv)
@@ -63,6 +75,8 @@ int main(int argc, char **argv)
 	snprintf(path_a, sizeof(path_a), "%s/ghost-a", dir);
 	snprintf(path_b, sizeof(path_b), "%s/ghost-b", dir);
 	snprintf(path_c, sizeof(path_c), "%s/ghost-c", dir);
+	snprintf(path_d, sizeof(path_d), "%s/ghost-d", dir);
+	snprintf(path_d_link, sizeof(path_d_link), "%s/ghost-d-link", dir);
 	int fd = make_file(path_a, 5000, 101);
 	if (dup3(fd, 30, O_CLOEXEC) != 30)
 		zoo_die("dup3");
@@ -82,6 +96,15 @@ int main(int argc, char **argv)
 	if (shared_map == MAP_FAILED || private_map == MAP_FAILED)
 		zoo_die("mmap: %s", strerror(errno));
 	zoo_fill(private_map, 4096, 104);
+	fd = make_file(path_d, 4096, 105);
+	unlink(path_d_link);
+	if (dup2(fd, 32) != 32 || link(path_d, path_d_link) || lseek(32, 9, SEEK_SET) != 9)
+		zoo_die("fd 32: %s", strerror(errno));
+	linked_map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (linked_map == MAP_FAILED)
+		zoo_die("mmap: %s", strerror(errno));
+	close(fd);
+	unlink(path_d);
 	unlink(path_a);
 	unlink(path_b);
 	unlink(path_c);
@@ -117,5 +140,21 @@ int main(int argc, char **argv)
 	CHECK("mapping", zoo_check_fill(shared_map, 3 * 4096, 102) < 0 &&
 			 zoo_check_fill(private_map, 4096, 104) < 0 && !memcmp(second, file_c + 4096, 4096),
 	      "mapped content differs");
-	return zoo_finish("2 fds and 2 mappings of deleted files");
+	struct stat d, dl;
+	CHECK("linked", fstat(32, &d) == 0 && stat(path_d_link, &dl) == 0 && d.st_dev == dl.st_dev &&
+			d.st_ino == dl.st_ino && d.st_nlink == 1,
+	      "fd 32: inode %lu with %lu links, the other link's inode %lu", (unsigned long)d.st_ino,
+	      (unsigned long)d.st_nlink, (unsigned long)dl.st_ino);
+	CHECK("linked", lseek(32, 0, SEEK_CUR) == 9, "fd 32 at offset %ld, expected 9", (long)lseek(32, 0, SEEK_CUR));
+	pwrite(32, "via-fd", 6, 100);
+	memcpy(linked_map + 200, "via-map", 7);
+	msync(linked_map, 4096, MS_SYNC);
+	char got[16] = "";
+	int lf = open(path_d_link, O_RDONLY);
+	CHECK("linked", pread(lf, got, 6, 100) == 6 && !memcmp(got, "via-fd", 6) &&
+			pread(lf, got, 7, 200) == 7 && !memcmp(got, "via-map", 7),
+	      "writes through fd 32 and its mapping are not in %s", path_d_link);
+	close(lf);
+	unlink(path_d_link);
+	return zoo_finish("3 fds and 3 mappings of deleted files");
 }
