@@ -140,18 +140,16 @@ static void remove_image(int dirfd, enum image_type type, pid_t pid)
 	unlinkat(dirfd, name, 0);
 }
 
-/* What a failed dump wrote: every process's images, then the tree's (pages-0 is shmem's). */
+/* What a failed dump wrote: every image of every type (pages-0 holds shmem's pages). */
 static void remove_images(int dirfd, const struct dump_tree *tr)
 {
-	static const enum image_type per_task[] = { IMG_CORE, IMG_MM, IMG_PAGEMAP, IMG_FDS, IMG_PAGES };
-	static const enum image_type per_tree[] = { IMG_INVENTORY, IMG_SHMEM, IMG_PIPES, IMG_GHOSTS,
-						    IMG_SOCKETS, IMG_TTYS, IMG_PAGES };
-
-	for (size_t i = 0; i < tr->nr_tasks; i++)
-		for (size_t k = 0; k < ARRAY_SIZE(per_task); k++)
-			remove_image(dirfd, per_task[k], tr->tasks[i].pid);
-	for (size_t k = 0; k < ARRAY_SIZE(per_tree); k++)
-		remove_image(dirfd, per_tree[k], 0);
+	for (enum image_type type = IMG_INVENTORY; type < IMG_NR_TYPES; type++) {
+		if (image_desc(type)->per_task)
+			for (size_t i = 0; i < tr->nr_tasks; i++)
+				remove_image(dirfd, type, tr->tasks[i].pid);
+		if (!image_desc(type)->per_task || type == IMG_PAGES)
+			remove_image(dirfd, type, 0);
+	}
 }
 
 int cr_dump(void)
@@ -203,7 +201,7 @@ int cr_dump(void)
 	}
 	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = pipes_dump_all(pipes, dirfd)) ||
 	    (err = ghosts_dump_all(ghosts, dirfd)) || (err = unix_dump_all(sockets, dirfd)) ||
-	    (err = ptys_dump_all(ptys, dirfd)) ||
+	    (err = ptys_dump_all(ptys, dirfd)) || (err = mqueues_dump_all(dirfd)) ||
 	    (err = write_inventory(&tr, dirfd)))
 		goto fail;
 	if (fault_injected("after-images")) {

@@ -29,6 +29,8 @@ enum image_type {
 	IMG_GHOSTS,
 	IMG_SOCKETS,
 	IMG_TTYS,
+	IMG_MQUEUES,
+	IMG_NR_TYPES /* not a type: one past the last */
 };
 
 struct image_desc {

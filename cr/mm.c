@@ -23,12 +23,6 @@
 
 #define TASK_TOP 0x7ffffffff000ULL
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static VmaKind special_kind(const char *path)
 {
 	if (!strcmp(path, "[vdso]"))

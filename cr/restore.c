@@ -630,19 +630,21 @@ static int prepare_shared_files(struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
-	bool needed_sockets = false, needed_ptys = false;
+	bool needed_sockets = false, needed_ptys = false, needed_mqueues = false;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			FdKind kind = rt->tasks[i].fds->fds[k]->kind;
 			needed |= kind == FD_KIND__FD_PIPE;
 			needed_sockets |= kind == FD_KIND__FD_UNIX_PAIR;
+			needed_mqueues |= kind == FD_KIND__FD_MQUEUE;
 			needed_ptys |= kind == FD_KIND__FD_PTY_MASTER || kind == FD_KIND__FD_PTY_SLAVE;
 		}
 		needed_ptys |= rt->tasks[i].core->has_ctty_pty;
 	}
 	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)) ||
 	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets)) ||
-	    (err = ptys_restore_prepare(opts.images_dir_fd, needed_ptys)))
+	    (err = ptys_restore_prepare(opts.images_dir_fd, needed_ptys)) ||
+	    (err = mqueues_restore_prepare(opts.images_dir_fd, needed_mqueues)))
 		return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
@@ -650,9 +652,10 @@ static int prepare_shared_files(struct restore_tree *rt)
 			bool pty = e->kind == FD_KIND__FD_PTY_MASTER || e->kind == FD_KIND__FD_PTY_SLAVE;
 			if ((e->kind == FD_KIND__FD_PIPE && !pipe_known(e->pipe_id)) ||
 			    (e->kind == FD_KIND__FD_UNIX_PAIR && !unix_pair_known(e->pair_id, e->sock_ino)) ||
-			    (pty && (!e->has_pty_index || !pty_known(e->pty_index)))) {
-				pr_err("image fds-%d.img: fd %u is a pipe or socket that pipes.img or "
-				       "sockets.img does not hold",
+			    (pty && (!e->has_pty_index || !pty_known(e->pty_index))) ||
+			    (e->kind == FD_KIND__FD_MQUEUE && !(e->has_mqueue_id && mqueue_known(e->mqueue_id)))) {
+				pr_err("image fds-%d.img: fd %u is a pipe, socket, pty or message queue that "
+				       "pipes.img, sockets.img, ttys.img or mqueues.img does not hold",
 				       rt->tasks[i].pid, e->fd);
 				return -EINVAL;
 			}
@@ -775,7 +778,9 @@ int cr_restore(void)
 	ghosts_close_all();
 	unix_close_all();
 	ptys_close_all();
+	mqueues_close_all();
 	err = collect_reports(&rt, status[0]);
+	mqueues_unlink_restored();
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err)
 		err = finish_tree(&rt);

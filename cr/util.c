@@ -96,3 +96,9 @@ bool page_is_zero(const void *page)
 			return false;
 	return true;
 }
+
+bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}

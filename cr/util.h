@@ -35,4 +35,6 @@ uint64_t now_ns(int clock);
 /* A page of zeroes? Checks a cache line at a time: a page with data is rejected at once. */
 bool page_is_zero(const void *page);
 
+bool ends_with(const char *s, const char *suffix);
+
 #endif

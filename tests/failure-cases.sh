@@ -51,7 +51,7 @@ done
 
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp"
-LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu"
+LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue"
 UNSUPPORTED_KINDS="socket"
 
 zoo_setup_tmp

@@ -142,9 +142,11 @@ case_checkpoint() {
 		kill_ours "$pid"
 		return
 	fi
-	# a program may check its images too: tests/zoo/NAME.check-images IMGDIR
-	if [ -x "$ZOO_DIR/$name.check-images" ] && ! "$ZOO_DIR/$name.check-images" "$d/img" >"$d/check-images.out" 2>&1; then
-		result_fail "$name/checkpoint" "images: $(tail -n 1 "$d/check-images.out")"
+	# between dump and restore, a program may check its images or change the world as a reboot
+	# would: tests/zoo/NAME.after-dump IMGDIR (STASIS is set)
+	if [ -x "$ZOO_DIR/$name.after-dump" ] &&
+		! STASIS=$STASIS "$ZOO_DIR/$name.after-dump" "$d/img" >"$d/after-dump.out" 2>&1; then
+		result_fail "$name/checkpoint" "after the dump: $(tail -n 1 "$d/after-dump.out")"
 		kill_ours "$pid"
 		return
 	fi

@@ -89,6 +89,13 @@ bool ghost_known(uint32_t id);
 int ghost_open(uint32_t id, int flags);
 void ghosts_close_all(void);
 
+/* cr/files/mqueue.c: the tree's POSIX message queues, saved once each. */
+int mqueues_dump_all(int dirfd);
+int mqueues_restore_prepare(int dirfd, bool needed);
+bool mqueue_known(uint32_t id);
+void mqueues_close_all(void);
+void mqueues_unlink_restored(void);
+
 /* cr/files/shared.c: open files shared by several processes of the tree. */
 int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks);
 int shared_file_fd(pid_t pid, uint32_t fd);

@@ -13,17 +13,12 @@
 
 #include "files.h"
 #include "log.h"
+#include "util.h"
 
 #define MEM_MAJOR 1 /* /dev/null, zero, full, random, urandom */
 
 /* Flags that made sense at open time only. */
 #define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
-
-static bool deleted(const char *link)
-{
-	size_t n = strlen(link);
-	return n > 10 && strcmp(link + n - 10, " (deleted)") == 0;
-}
 
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
@@ -32,7 +27,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	if (!reg && !dir && !memdev)
 		return 0;
-	if (reg && deleted(p->link)) {
+	if (reg && ends_with(p->link, " (deleted)")) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 		int id = ghost_note(t->ghosts, path, p->link, t->pid);
@@ -40,7 +35,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 			return id;
 		e->has_ghost_id = true;
 		e->ghost_id = id;
-	} else if (p->link[0] != '/' || deleted(p->link)) {
+	} else if (p->link[0] != '/' || ends_with(p->link, " (deleted)")) {
 		pr_err("dump pid %d fd %d: %s is unlinked or not reachable by path (not supported yet)",
 		       t->pid, p->fd, p->link);
 		return -ENOTSUP;

@@ -2,7 +2,7 @@
  * cow: private anonymous memory inherited across fork (copy-on-write). The parent fills
  * 16 MiB, then forks: child A rewrites one page in 16, child B changes nothing and forks a
  * grandchild G that changes nothing either. Pages still shared are saved once (see
- * cow.check-images). After restore and SIGTERM: every process checks its content, then that
+ * cow.after-dump). After restore and SIGTERM: every process checks its content, then that
  * memory is still private: each child writes a byte the parent must not see.
  * Blocks in: nanosleep everywhere.
  */

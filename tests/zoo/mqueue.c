@@ -1,45 +1,107 @@
 /*
- * mqueue: a POSIX message queue (at most 5 messages of 64 bytes, mode 0640) held at fd 80
- * (O_RDWR|O_NONBLOCK) with 2 messages in it, priorities 1 and 7.
- * After restore and SIGTERM: fd 80 is still that queue with its limits and flags, and the
- * messages come out by priority. The queue is removed at the end.
+ * mqueue: POSIX message queues.
+ *   fd 80: queue "/stasis-zoo-PID-gone" (at most 5 messages of 64 bytes, mode 0640,
+ *          O_RDWR|O_NONBLOCK) with 2 messages, priorities 1 and 7. mqueue.after-dump removes
+ *          it between dump and restore, as a reboot would: restore must make it again, full.
+ *   fd 83: queue "/stasis-zoo-PID-kept" with 3 messages of one priority: it stays, and
+ *          restore must use it as it is (no message twice).
+ *   fd 81: an unlinked queue (8 x 128 bytes) with 4 messages (binary, two priorities), and
+ *          fd 82 a second open of it (O_RDONLY, through /proc/self/fd/81).
+ * After restore and SIGTERM: attributes, flags and modes are the same, every message comes out
+ * exactly once in priority then arrival order, fd 81 and 82 are one queue that is still
+ * unlinked. The named queues are removed at the end.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <mqueue.h>
+#include <sys/stat.h>
 
-static char name[64];
+static char gone[64], kept[64];
 
 static void c_drain(ucontext_t *u) { (void)u; char b[64]; mq_receive(80, b, sizeof(b), NULL); }
 static void c_flags(ucontext_t *u) { (void)u; struct mq_attr a = { .mq_flags = 0 }; mq_setattr(80, &a, NULL); }
+static void c_twice(ucontext_t *u) { (void)u; mq_send(83, "kept-0", 6, 2); }
+static void c_unlinked(ucontext_t *u) { (void)u; char b[128]; mq_receive(82, b, sizeof(b), NULL); }
 static const struct zoo_corruption corruptions[] = {
 	{ "messages", c_drain, 0 },
 	{ "flags", c_flags, 0 },
+	{ "kept", c_twice, 0 },
+	{ "unlinked", c_unlinked, 0 },
 };
+
+static mqd_t make(const char *name, long maxmsg, long msgsize, int fd)
+{
+	struct mq_attr attr = { .mq_maxmsg = maxmsg, .mq_msgsize = msgsize };
+	mq_unlink(name);
+	mqd_t q = mq_open(name, O_RDWR | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC, 0640, &attr);
+	if (q < 0 || dup3(q, fd, O_CLOEXEC) != fd)
+		zoo_die("mqueue %s: %s", name, strerror(errno));
+	close(q);
+	return fd;
+}
+
+/* The next message of fd must be want (len bytes) with priority prio. */
+static void expect(const char *tag, int fd, const void *want, size_t len, unsigned prio)
+{
+	char b[128] = "";
+	unsigned got = 0;
+	ssize_t n = mq_receive(fd, b, sizeof(b), &got);
+	CHECK(tag, n == (ssize_t)len && !memcmp(b, want, len) && got == prio,
+	      "fd %d: message of %zd bytes prio %u ('%.*s'), expected %zu bytes prio %u", fd, n, got,
+	      (int)(n > 0 ? n : 0), b, len, prio);
+}
 
 int main(int argc, char **argv)
 {
-	struct mq_attr attr = { .mq_maxmsg = 5, .mq_msgsize = 64 };
+	unsigned char bin[100];
+	char path[64];
+
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	snprintf(name, sizeof(name), "/stasis-zoo-%d", getpid());
-	mq_unlink(name);
-	mqd_t q = mq_open(name, O_RDWR | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC, 0640, &attr);
-	if (q < 0 || dup3(q, 80, O_CLOEXEC) != 80 || mq_send(80, "low", 3, 1) || mq_send(80, "high", 4, 7))
-		zoo_die("mqueue %s: %s", name, strerror(errno));
-	close(q);
+	snprintf(gone, sizeof(gone), "/stasis-zoo-%d-gone", getpid());
+	snprintf(kept, sizeof(kept), "/stasis-zoo-%d-kept", getpid());
+	make(gone, 5, 64, 80);
+	make(kept, 5, 64, 83);
+	make("/stasis-zoo-unlinked", 8, 128, 81);
+	mq_unlink("/stasis-zoo-unlinked");
+	snprintf(path, sizeof(path), "/proc/self/fd/81");
+	int second = open(path, O_RDONLY | O_NONBLOCK);
+	if (second < 0 || dup2(second, 82) != 82)
+		zoo_die("reopen %s: %s", path, strerror(errno));
+	close(second);
+	zoo_fill(bin, sizeof(bin), 77);
+	if (mq_send(80, "low", 3, 1) || mq_send(80, "high", 4, 7) || mq_send(83, "kept-1", 6, 2) ||
+	    mq_send(83, "kept-2", 6, 2) || mq_send(83, "kept-3", 6, 2) || mq_send(81, "u-low-1", 7, 3) ||
+	    mq_send(81, (char *)bin, sizeof(bin), 9) || mq_send(81, "u-low-2", 7, 3) || mq_send(81, "", 0, 9))
+		zoo_die("mq_send: %s", strerror(errno));
 	zoo_ready();
 	zoo_wait();
 
 	struct mq_attr now = { 0 };
+	struct stat st;
 	CHECK("flags", mq_getattr(80, &now) == 0 && now.mq_maxmsg == 5 && now.mq_msgsize == 64 &&
-			       (now.mq_flags & O_NONBLOCK),
-	      "queue attributes: max %ld, size %ld, flags %#lx", now.mq_maxmsg, now.mq_msgsize, now.mq_flags);
-	char b[64] = "";
-	unsigned prio = 0;
-	ssize_t n = mq_receive(80, b, sizeof(b), &prio);
-	CHECK("messages", n == 4 && !memcmp(b, "high", 4) && prio == 7, "first message '%.*s' prio %u", (int)(n > 0 ? n : 0), b, prio);
-	n = mq_receive(80, b, sizeof(b), &prio);
-	CHECK("messages", n == 3 && !memcmp(b, "low", 3) && prio == 1, "second message '%.*s' prio %u", (int)(n > 0 ? n : 0), b, prio);
-	mq_unlink(name);
-	return zoo_finish("1 queue, 2 messages");
+			       (now.mq_flags & O_NONBLOCK) && fstat(80, &st) == 0 && (st.st_mode & 0777) == 0640,
+	      "queue attributes: max %ld, size %ld, flags %#lx, mode %o", now.mq_maxmsg, now.mq_msgsize,
+	      now.mq_flags, st.st_mode & 0777);
+	CHECK("flags", mq_getattr(81, &now) == 0 && now.mq_maxmsg == 8 && now.mq_msgsize == 128 && now.mq_curmsgs == 4,
+	      "unlinked queue: max %ld, size %ld, %ld messages", now.mq_maxmsg, now.mq_msgsize, now.mq_curmsgs);
+	expect("messages", 80, "high", 4, 7);
+	expect("messages", 80, "low", 3, 1);
+	CHECK("kept", mq_getattr(83, &now) == 0 && now.mq_curmsgs == 3, "kept queue holds %ld messages, expected 3",
+	      now.mq_curmsgs);
+	expect("kept", 83, "kept-1", 6, 2);
+	expect("kept", 83, "kept-2", 6, 2);
+	expect("kept", 83, "kept-3", 6, 2);
+	char link[128] = "";
+	ssize_t n = readlink("/proc/self/fd/82", link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	CHECK("unlinked", strstr(link, " (deleted)") != NULL, "fd 82 is '%s', not an unlinked queue", link);
+	expect("unlinked", 82, bin, sizeof(bin), 9);
+	expect("unlinked", 81, "", 0, 9);
+	expect("unlinked", 82, "u-low-1", 7, 3);
+	mq_send(81, "after", 5, 1);
+	expect("unlinked", 82, "u-low-2", 7, 3);
+	expect("unlinked", 82, "after", 5, 1);
+	mq_unlink(gone);
+	mq_unlink(kept);
+	return zoo_finish("3 queues, 9 messages");
 }
