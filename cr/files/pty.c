@@ -3,8 +3,12 @@
  * the slave's termios and window size, the foreground group, and the session that has it as
  * controlling terminal. On restore stasis gets the same index again (opening /dev/ptmx until
  * the kernel hands out that one), sets termios and size, and keeps both ends for the tree;
- * the session leader makes the slave its controlling terminal. Data in flight in the pty is
- * not kept. Terminals that the tree does not own are the caller's (--shell-job).
+ * the session leader makes the slave its controlling terminal. Data in flight is kept both
+ * ways: the kernel has no peek for terminals, so the dump reads it (the slave's input with
+ * ICANON off for a moment, so that an unfinished line comes out too) and writes it straight
+ * back with every input and output processing off; restore writes it the same way. A master
+ * in packet mode keeps its data only on the same host (warned). Terminals that the tree does
+ * not own are the caller's (--shell-job).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,11 +31,12 @@
 #define PTMX_MINOR 2
 #define PTS_MAJOR_FIRST 136
 #define PTS_MAJOR_LAST 143
+#define PTY_IN_FLIGHT_MAX (64u << 10)
 
 struct pty_dump {
 	TtyTable tab;
 	bool scanned;
-	uint32_t *masters; /* pty indexes whose master the tree holds */
+	struct { uint32_t index; pid_t pid; int fd; } *masters; /* ptys whose master the tree holds */
 	size_t nr_masters;
 };
 
@@ -85,47 +90,146 @@ static void scan_masters(struct dump_task *t, struct pty_dump *pd)
 			if (stat(path, &st) || !is_ptmx(&st) || (index = master_index(pid, fds[i])) < 0)
 				continue;
 			pd->masters = realloc(pd->masters, (pd->nr_masters + 1) * sizeof(*pd->masters));
-			pd->masters[pd->nr_masters++] = index;
+			if (!pd->masters)
+				abort();
+			pd->masters[pd->nr_masters].index = index;
+			pd->masters[pd->nr_masters].pid = pid;
+			pd->masters[pd->nr_masters++].fd = fds[i];
 		}
 	}
 }
 
-bool pty_owned_by_tree(struct dump_task *t, int index)
+/* A copy of an fd of the master of pty index held by the tree; negative if none. */
+static int master_of(struct dump_task *t, int index)
 {
 	struct pty_dump *pd = t->ptys;
 
 	if (!pd->scanned)
 		scan_masters(t, pd);
-	for (size_t i = 0; i < pd->nr_masters; i++)
-		if (pd->masters[i] == (uint32_t)index)
-			return true;
-	return false;
+	for (size_t i = 0; i < pd->nr_masters; i++) {
+		if (pd->masters[i].index != (uint32_t)index)
+			continue;
+		auto_close int pidfd = syscall(SYS_pidfd_open, pd->masters[i].pid, 0);
+		return pidfd < 0 ? -errno : syscall(SYS_pidfd_getfd, pidfd, pd->masters[i].fd, 0);
+	}
+	return -ENOENT;
 }
 
-/* The pty's state, once: termios and size from the slave, foreground group from the master. */
-static int note_pty(struct dump_task *t, int index, pid_t master_pid, int master_fd)
+bool pty_owned_by_tree(struct dump_task *t, int index)
+{
+	int m = master_of(t, index);
+	if (m >= 0)
+		close(m);
+	return m >= 0;
+}
+
+/* Terminal settings for putting data back: line structure kept, every processing off. */
+static struct termios passthrough(const struct termios *tio)
+{
+	struct termios raw = *tio;
+
+	raw.c_iflag = 0;
+	raw.c_oflag = 0;
+	raw.c_lflag = tio->c_lflag & ICANON;
+	for (int c = 0; c < NCCS; c++)
+		if (c != VMIN && c != VTIME)
+			raw.c_cc[c] = _POSIX_VDISABLE;
+	return raw;
+}
+
+/* The data in flight, put back as it was: input typed into master m, output of slave s. */
+static int put_back(int m, int s, const struct termios *tio, const ProtobufCBinaryData *in,
+		    const ProtobufCBinaryData *out)
+{
+	struct termios raw = passthrough(tio);
+	int err = 0;
+
+	if (!in->len && !out->len)
+		return 0;
+	if (ioctl(s, TCSETS, &raw) || write_all(m, in->data, in->len) || write_all(s, out->data, out->len))
+		err = -errno;
+	if (ioctl(s, TCSETS, tio) && !err)
+		err = -errno;
+	return err;
+}
+
+/*
+ * Everything fd has to read, up to PTY_IN_FLIGHT_MAX: what FIONREAD shows, again until it
+ * stays empty for a moment (the kernel moves more from its flip buffers as room is made).
+ */
+static void read_pending(int fd, ProtobufCBinaryData *into)
+{
+	int bytes, quiet = 0;
+
+	into->data = xzalloc(PTY_IN_FLIGHT_MAX);
+	while (quiet < 3 && into->len < PTY_IN_FLIGHT_MAX) {
+		if (ioctl(fd, FIONREAD, &bytes) || bytes <= 0) {
+			quiet++;
+			usleep(1000);
+			continue;
+		}
+		quiet = 0;
+		if ((size_t)bytes > PTY_IN_FLIGHT_MAX - into->len)
+			bytes = PTY_IN_FLIGHT_MAX - into->len;
+		ssize_t n = read(fd, into->data + into->len, bytes); /* never blocks: bytes are there */
+		if (n <= 0)
+			break;
+		into->len += n;
+	}
+}
+
+/*
+ * The data in flight: what the master has to read (the slave's output), then the slave's
+ * input with ICANON off for a moment, so that an unfinished line comes out too; both are put
+ * back at once. s is stasis's own non-blocking open of the slave, m a copy of a master fd.
+ */
+static int save_in_flight(pid_t pid, const char *path, int m, int s, const struct termios *tio, Pty *p)
+{
+	struct termios noncanon = *tio;
+	int pkt = 0, err;
+
+	if (ioctl(m, TIOCGPKT, &pkt) || pkt) {
+		pr_warn("dump pid %d: pty %s: its master is in packet mode: data in flight stays on this "
+			"host only", pid, path);
+		return 0;
+	}
+	read_pending(m, &p->output);
+	noncanon.c_lflag &= ~ICANON;
+	noncanon.c_cc[VMIN] = noncanon.c_cc[VTIME] = 0;
+	if (!ioctl(s, TCSETS, &noncanon))
+		read_pending(s, &p->input);
+	if ((err = put_back(m, s, tio, &p->input, &p->output))) {
+		pr_err("dump pid %d: pty %s: cannot put back %zu + %zu bytes in flight: %s", pid, path,
+		       p->input.len, p->output.len, strerror(-err));
+		return err;
+	}
+	p->has_input = p->input.len > 0;
+	p->has_output = p->output.len > 0;
+	return 0;
+}
+
+/* The pty's state, once: termios and size from the slave, foreground group and data in flight. */
+static int note_pty(struct dump_task *t, int index)
 {
 	struct pty_dump *pd = t->ptys;
 	char path[64];
 	struct termios tio;
 	struct winsize ws;
 	pid_t fg = 0;
+	int err;
 
 	for (size_t i = 0; i < pd->tab.n_ptys; i++)
 		if (pd->tab.ptys[i]->index == (uint32_t)index)
 			return 0;
 	snprintf(path, sizeof(path), "/dev/pts/%d", index);
 	auto_close int s = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
+	auto_close int m = master_of(t, index);
+	if (s < 0 || m < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
-		return -errno;
+		return -EIO;
 	}
-	if (master_fd >= 0) {
-		auto_close int pidfd = syscall(SYS_pidfd_open, master_pid, 0);
-		auto_close int m = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, master_fd, 0);
-		if (m < 0 || ioctl(m, TIOCGPGRP, &fg))
-			fg = 0;
-	}
+	if (ioctl(m, TIOCGPGRP, &fg))
+		fg = 0;
 	Pty *p = xzalloc(sizeof(*p));
 	pty__init(p);
 	p->index = index;
@@ -143,6 +247,8 @@ static int note_pty(struct dump_task *t, int index, pid_t master_pid, int master
 	if (!pd->tab.ptys)
 		return -ENOMEM;
 	pd->tab.ptys[pd->tab.n_ptys++] = p;
+	if ((err = save_in_flight(t->pid, path, m, s, &tio, p)))
+		return err;
 	return 0;
 }
 
@@ -156,10 +262,10 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			return -EIO;
 		}
 		e->kind = FD_KIND__FD_PTY_MASTER;
-		err = note_pty(t, index, t->pid, p->fd);
+		err = note_pty(t, index);
 	} else if ((index = pty_slave_index(&p->st)) >= 0 && pty_owned_by_tree(t, index)) {
 		e->kind = FD_KIND__FD_PTY_SLAVE;
-		err = note_pty(t, index, 0, -1);
+		err = note_pty(t, index);
 	} else {
 		return 0;
 	}
@@ -194,7 +300,7 @@ static int open_master_with_index(uint32_t index)
 	int tries[64], n = 0, found = -1;
 
 	while (n < 64) {
-		int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		unsigned got;
 		if (m < 0 || ioctl(m, TIOCGPTN, &got)) {
 			if (m >= 0)
@@ -229,7 +335,8 @@ int ptys_restore_prepare(int dirfd, bool needed)
 		struct restored_pty *rp = &ptys[nr_ptys];
 		char path[64];
 		int unlock = 0;
-		if (p->termios.len != sizeof(struct termios) || p->winsize.len != sizeof(struct winsize)) {
+		if (p->termios.len != sizeof(struct termios) || p->winsize.len != sizeof(struct winsize) ||
+		    p->input.len > PTY_IN_FLIGHT_MAX || p->output.len > PTY_IN_FLIGHT_MAX) {
 			pr_err("image ttys.img: pty %u is invalid", p->index);
 			return -EINVAL;
 		}
@@ -238,12 +345,13 @@ int ptys_restore_prepare(int dirfd, bool needed)
 		rp->master = open_master_with_index(p->index);
 		snprintf(path, sizeof(path), "/dev/pts/%u", p->index);
 		if (rp->master < 0 || ioctl(rp->master, TIOCSPTLCK, &unlock) ||
-		    (rp->slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		    (rp->slave = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 			pr_err("restore: cannot get pty %s back (taken by another terminal?)", path);
 			return -EBUSY;
 		}
 		nr_ptys++;
-		if (ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data)) {
+		if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
+		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data)) {
 			pr_perror("restore: cannot set the state of pty %s", path);
 			return -errno;
 		}

@@ -2,9 +2,13 @@
  * pty: a pseudo-terminal made by the program. The parent holds the master (fd 70) and sets the
  * slave's termios (no ECHO, VMIN 3) and window size (33x99); a child starts a session, opens
  * the slave (fd 71) and so makes it its controlling terminal.
+ * In flight at the checkpoint: the parent typed "early\npart" on the master (a whole line and
+ * an unfinished one) that the child has not read; the child wrote "from-child\n" to the slave
+ * that the parent has not read.
  * After restore and SIGTERM: the pty has its old index, termios and size; the child's
- * controlling terminal is still that pty (its session is the terminal's) and a line the
- * parent types on the master reaches the child through the slave.
+ * controlling terminal is still that pty (its session is the terminal's); the child reads
+ * "early\n", then "partial\n" once the parent types "ial\n"; the parent reads exactly
+ * "from-child\r\n" (ONLCR) from the master.
  * Blocks in: nanosleep (parent), read on the slave (child).
  */
 #include "zoo.h"
@@ -17,7 +21,7 @@ static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
 
-/* Exit code bits: 1 not its controlling terminal, 2 no line */
+/* Exit code bits: 1 not its controlling terminal, 2 wrong lines */
 static void child(void)
 {
 	struct sigaction sa = { .sa_handler = on_term };
@@ -28,17 +32,23 @@ static void child(void)
 	if (s < 0 || dup2(s, 71) != 71)
 		_exit(9);
 	close(s);
+	if (write(71, "from-child\n", 11) != 11)
+		_exit(9);
 	while (!child_term)
 		zoo_sleep_ms(10);
 	int code = tcgetsid(71) == getpid() ? 0 : 1;
 	char line[16] = "";
-	ssize_t n = 0;
+	fcntl(71, F_SETFL, O_NONBLOCK);
+	ssize_t n = read(71, line, sizeof(line) - 1); /* canonical: one whole line */
+	if (n != 6 || memcmp(line, "early\n", 6))
+		code |= 2;
+	n = 0;
 	for (int i = 0; i < 200 && n <= 0; i++) {
 		n = read(71, line, sizeof(line) - 1);
 		if (n <= 0)
 			zoo_sleep_ms(5);
 	}
-	if (n < 6 || memcmp(line, "hello\n", 6))
+	if (n != 8 || memcmp(line, "partial\n", 8))
 		code |= 2;
 	_exit(code);
 }
@@ -54,9 +64,13 @@ static void c_termios(ucontext_t *u)
 	tcsetattr(s, TCSANOW, &t);
 	close(s);
 }
+static void c_output(ucontext_t *u) { (void)u; char b[64]; read(70, b, sizeof(b)); }
+static void c_input(ucontext_t *u) { (void)u; write(70, "x", 1); }
 static const struct zoo_corruption corruptions[] = {
 	{ "winsize", c_winsize, 0 },
 	{ "termios", c_termios, 0 },
+	{ "output", c_output, 0 },
+	{ "line", c_input, 0 },
 };
 
 int main(int argc, char **argv)
@@ -80,6 +94,8 @@ int main(int argc, char **argv)
 	pid_t kid = fork();
 	if (kid == 0)
 		child();
+	if (write(70, "early\npart", 10) != 10)
+		zoo_die("write to the master: %s", strerror(errno));
 	zoo_sleep_ms(100);
 	zoo_ready();
 	zoo_wait();
@@ -95,14 +111,19 @@ int main(int argc, char **argv)
 	      "termios lflag %#x VMIN %u", t2.c_lflag, t2.c_cc[VMIN]);
 	if (s >= 0)
 		close(s);
+	char out[64] = "";
+	fcntl(70, F_SETFL, O_NONBLOCK);
+	ssize_t n = read(70, out, sizeof(out) - 1);
+	CHECK("output", n == 12 && !memcmp(out, "from-child\r\n", 12), "the master read %zd bytes '%.*s'", n,
+	      (int)(n > 0 ? n : 0), out);
 	kill(kid, SIGTERM);
-	zoo_sleep_ms(20);
-	if (write(70, "hello\n", 6) != 6)
+	zoo_sleep_ms(50);
+	if (write(70, "ial\n", 4) != 4)
 		zoo_failf("line", "write to the master: %s", strerror(errno));
 	int st = 0;
 	waitpid(kid, &st, 0);
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 	CHECK("ctty", code != 255 && code != 9 && !(code & 1), "the child lost its controlling terminal (%#x)", st);
-	CHECK("line", code == 255 || !(code & 2), "the line did not reach the child");
+	CHECK("line", code == 255 || !(code & 2), "the child did not read 'early' and 'partial'");
 	return zoo_finish("pty with a session");
 }
