@@ -630,13 +630,14 @@ static int prepare_shared_files(struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
-	bool needed_sockets = false, needed_ptys = false, needed_mqueues = false;
+	bool needed_sockets = false, needed_ptys = false, needed_mqueues = false, needed_reaped = false;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			FdKind kind = rt->tasks[i].fds->fds[k]->kind;
 			needed |= kind == FD_KIND__FD_PIPE;
 			needed_sockets |= kind == FD_KIND__FD_UNIX_PAIR;
 			needed_mqueues |= kind == FD_KIND__FD_MQUEUE;
+			needed_reaped |= kind == FD_KIND__FD_PIDFD && !rt->tasks[i].fds->fds[k]->pidfd_pid;
 			needed_ptys |= kind == FD_KIND__FD_PTY_MASTER || kind == FD_KIND__FD_PTY_SLAVE;
 		}
 		needed_ptys |= rt->tasks[i].core->has_ctty_pty;
@@ -644,7 +645,8 @@ static int prepare_shared_files(struct restore_tree *rt)
 	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)) ||
 	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets)) ||
 	    (err = ptys_restore_prepare(opts.images_dir_fd, needed_ptys)) ||
-	    (err = mqueues_restore_prepare(opts.images_dir_fd, needed_mqueues)))
+	    (err = mqueues_restore_prepare(opts.images_dir_fd, needed_mqueues)) ||
+	    (err = pidfds_restore_prepare(needed_reaped)))
 		return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
@@ -779,6 +781,7 @@ int cr_restore(void)
 	unix_close_all();
 	ptys_close_all();
 	mqueues_close_all();
+	pidfds_close_all();
 	err = collect_reports(&rt, status[0]);
 	mqueues_unlink_restored();
 	pr_debug("restore pid %d: every restorer done", root);

@@ -32,7 +32,7 @@ struct fd_kind_ops {
 
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
-	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external;
+	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd;
 
 /* cr/files/pty.c: the ptys whose masters the tree holds. */
 struct pty_dump *pty_dump_new(void);
@@ -88,6 +88,10 @@ int ghosts_restore_prepare(int dirfd, bool needed);
 bool ghost_known(uint32_t id);
 int ghost_open(uint32_t id, int flags);
 void ghosts_close_all(void);
+
+/* cr/files/pidfd.c: a pidfd of a reaped process, made by stasis if some fd needs it. */
+int pidfds_restore_prepare(bool needed);
+void pidfds_close_all(void);
 
 /* cr/files/mqueue.c: the tree's POSIX message queues, saved once each. */
 int mqueues_dump_all(int dirfd);

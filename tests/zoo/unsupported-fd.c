@@ -2,7 +2,8 @@
  * unsupported-fd: holds at fd 42 a kind of file the engine does not checkpoint (yet), so a
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
  *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (unbound AF_UNIX SOCK_DGRAM),
- *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll.
+ *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll, pidfd-outside (a pidfd
+ *   of its parent, outside the tree), io_uring (an io_uring instance).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
  *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
@@ -11,6 +12,7 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -133,6 +135,11 @@ static int open_kind(void)
 		fd = inotify_init1(IN_CLOEXEC);
 	} else if (!strcmp(kind, "epoll")) {
 		fd = epoll_create1(EPOLL_CLOEXEC);
+	} else if (!strcmp(kind, "pidfd-outside")) {
+		fd = syscall(SYS_pidfd_open, getppid(), 0);
+	} else if (!strcmp(kind, "io_uring")) {
+		struct { uint32_t w[30]; } params = { { 0 } }; /* struct io_uring_params, zeroed */
+		fd = syscall(SYS_io_uring_setup, 4, &params);
 	} else {
 		zoo_die("unknown ZOO_UNSUPPORTED_KIND '%s'", kind);
 	}
