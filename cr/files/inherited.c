@@ -14,11 +14,15 @@
 #include "log.h"
 #include "options.h"
 
-/* A terminal: tty, console, pty slave; not /dev/ptmx (5:2), a pty master (cr/files/pty.c). */
+/*
+ * A terminal: tty, console, pty slave; not /dev/ptmx (5:2), a pty master (cr/files/pty.c),
+ * nor /dev/tty (5:0), which names whatever controlling terminal the session has and is
+ * reopened by path (cr/files/regular.c).
+ */
 static bool is_terminal(const struct stat *st)
 {
-	unsigned maj = major(st->st_rdev);
-	return S_ISCHR(st->st_mode) && (maj == 4 || (maj == 5 && minor(st->st_rdev) != 2) ||
+	unsigned maj = major(st->st_rdev), min = minor(st->st_rdev);
+	return S_ISCHR(st->st_mode) && (maj == 4 || (maj == 5 && min != 2 && min != 0) ||
 					(maj >= 136 && maj <= 143));
 }
 

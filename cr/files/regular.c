@@ -1,6 +1,7 @@
 /*
- * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds
- * and the memory character devices (/dev/null, /dev/zero, /dev/urandom ...). A regular file
+ * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds,
+ * the memory character devices (/dev/null, /dev/zero, /dev/urandom ...) and /dev/tty (the
+ * controlling terminal of the session, which is restored before any fd). A regular file
  * deleted while open comes back from its saved content (cr/files/ghost.c).
  */
 #include <errno.h>
@@ -13,9 +14,11 @@
 
 #include "files.h"
 #include "log.h"
+#include "options.h"
 #include "util.h"
 
 #define MEM_MAJOR 1 /* /dev/null, zero, full, random, urandom */
+#define DEV_TTY makedev(5, 0)
 
 /* Flags that made sense at open time only. */
 #define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
@@ -23,10 +26,16 @@
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
-	bool memdev = S_ISCHR(p->st.st_mode) && major(p->st.st_rdev) == MEM_MAJOR;
+	bool memdev = S_ISCHR(p->st.st_mode) &&
+		      (major(p->st.st_rdev) == MEM_MAJOR || p->st.st_rdev == DEV_TTY);
 
 	if (!reg && !dir && !memdev)
 		return 0;
+	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !t->core->has_ctty_pty && !opts.shell_job) {
+		pr_err("dump pid %d fd %d: /dev/tty, its controlling terminal, is from outside the tree "
+		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
+		return -ENOTSUP;
+	}
 	if (reg && ends_with(p->link, " (deleted)")) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
@@ -59,15 +68,21 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 {
 	int fd = e->has_ghost_id ? ghost_open(e->ghost_id, e->flags & ~REOPEN_DROP)
 				 : open(e->path, (e->flags & ~REOPEN_DROP) | O_CLOEXEC);
+	struct stat st;
 
 	if (fd < 0)
 		return e->has_ghost_id ? fd : -errno;
+	if (e->has_rdev && (fstat(fd, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {
+		pr_err("restore pid %d fd %u: %s is no longer the device %u:%u", t->pid, e->fd, e->path,
+		       major(e->rdev), minor(e->rdev));
+		close(fd);
+		return -ENODEV;
+	}
 	if (!(e->flags & O_PATH) && e->pos && lseek(fd, e->pos, SEEK_SET) < 0) {
 		int err = -errno;
 		close(fd);
 		return err;
 	}
-	(void)t;
 	return fd;
 }
 

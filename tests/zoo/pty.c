@@ -6,7 +6,8 @@
  * an unfinished one) that the child has not read; the child wrote "from-child\n" to the slave
  * that the parent has not read.
  * After restore and SIGTERM: the pty has its old index, termios and size; the child's
- * controlling terminal is still that pty (its session is the terminal's); the child reads
+ * controlling terminal is still that pty (its session is the terminal's, and what it writes
+ * to its fd 72, opened as /dev/tty, comes out of the master); the child reads
  * "early\n", then "partial\n" once the parent types "ial\n"; the parent reads exactly
  * "from-child\r\n" (ONLCR) from the master.
  * Blocks in: nanosleep (parent), read on the slave (child).
@@ -32,6 +33,9 @@ static void child(void)
 	if (s < 0 || dup2(s, 71) != 71)
 		_exit(9);
 	close(s);
+	if ((s = open("/dev/tty", O_RDWR)) < 0 || dup2(s, 72) != 72) /* its controlling terminal */
+		_exit(9);
+	close(s);
 	if (write(71, "from-child\n", 11) != 11)
 		_exit(9);
 	while (!child_term)
@@ -50,6 +54,8 @@ static void child(void)
 	}
 	if (n != 8 || memcmp(line, "partial\n", 8))
 		code |= 2;
+	if (write(72, "tty!\n", 5) != 5)
+		code |= 1;
 	_exit(code);
 }
 
@@ -124,6 +130,10 @@ int main(int argc, char **argv)
 	waitpid(kid, &st, 0);
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 	CHECK("ctty", code != 255 && code != 9 && !(code & 1), "the child lost its controlling terminal (%#x)", st);
+	memset(out, 0, sizeof(out));
+	n = read(70, out, sizeof(out) - 1);
+	CHECK("ctty", n == 6 && !memcmp(out, "tty!\r\n", 6), "the master read %zd bytes '%.*s' after the child "
+	      "wrote to /dev/tty", n, (int)(n > 0 ? n : 0), out);
 	CHECK("line", code == 255 || !(code & 2), "the child did not read 'early' and 'partial'");
 	return zoo_finish("pty with a session");
 }
