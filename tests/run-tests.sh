@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: unit tests (plain and under ASan/UBSan), the process zoo, the failure cases.
+# The whole suite: unit tests (plain and under ASan/UBSan), the process zoo, the failure cases,
+# real applications.
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ run_part "unit" make -s -C tests/unit run
 run_part "unit (ASan/UBSan)" make -s -C tests/unit run-asan
 run_part "process zoo" tests/run-zoo.sh
 run_part "failure cases" tests/failure-cases.sh
+run_part "applications" tests/apps/run-apps.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"

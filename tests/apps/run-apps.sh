@@ -1,0 +1,98 @@
+#!/bin/bash
+# Real programs, started the way users start them, checkpointed and restored by stasis; each
+# is checked through its own interface after the restore.
+#
+#   tmux    a tmux server (private socket) with a window running a shell loop that prints
+#           "tick N" every 0.1 s and a window running cat, a user option set: dump the server's
+#           whole tree, restore it; the server answers on its socket, the option is there, the
+#           pane holds every tick from 1 on exactly once and in order, the loop goes on where it
+#           was (no restart from 1), and keys sent to cat come back through its pty.
+#
+#   tests/apps/run-apps.sh [--keep]
+# Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
+
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=../zoo/lib.sh
+. "$(dirname "$0")/../zoo/lib.sh"
+[ "${1:-}" = --keep ] && ZOO_KEEP=1
+zoo_setup_tmp
+TMUX_CMD=(tmux -L stasis-apps -f /dev/null)
+apps_cleanup() {
+	[ -d "$ZOO_TMP/tmux/sock" ] && TMUX_TMPDIR=$ZOO_TMP/tmux/sock "${TMUX_CMD[@]}" kill-server 2>/dev/null
+	zoo_cleanup
+}
+trap apps_cleanup EXIT
+
+# ticks_ok FILE: the "tick N" lines are 1..N, each once, in order; prints N
+ticks_ok() {
+	awk '/^tick [0-9]+$/ { n++; if ($2 != n) { print "tick " $2 " where " n " was due"; bad = 1; exit 1 } }
+	     END { if (!bad) print n }' "$1"
+}
+
+case_tmux() {
+	local d=$ZOO_TMP/tmux srv before after out
+	mkdir -p "$d/img" "$d/sock"
+	if ! command -v tmux >/dev/null; then
+		result_fail apps/tmux "tmux is not installed (make setup installs it)"
+		return
+	fi
+	export TMUX_TMPDIR=$d/sock
+	local tm=("${TMUX_CMD[@]}")
+	"${tm[@]}" new-session -d -s app -x 80 -y 50 \
+		"sh -c 'i=0; while :; do i=\$((i+1)); echo tick \$i; sleep 0.1; done'" &&
+		"${tm[@]}" new-window -t app -n cat cat &&
+		"${tm[@]}" set -g @stasis-mark 4711 >/dev/null
+	srv=$("${tm[@]}" display -p '#{pid}' 2>/dev/null)
+	if [ -z "$srv" ]; then
+		result_fail apps/tmux "the tmux server did not start"
+		return
+	fi
+	track_pid "$srv"
+	sleep 1
+	"${tm[@]}" capture-pane -p -S - -t app:0 >"$d/before"
+	before=$(ticks_ok "$d/before")
+	run_stasis "$d/dump.out" 60 dump -t "$srv" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$srv"; then
+		result_fail apps/tmux "dump of the tmux server $srv: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		"${tm[@]}" kill-server 2>/dev/null
+		return
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$srv"; then
+		result_fail apps/tmux "restore: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	sleep 0.7
+	"${tm[@]}" send-keys -t app:cat "after-restore" Enter 2>/dev/null
+	sleep 0.3
+	"${tm[@]}" capture-pane -p -S - -t app:0 >"$d/after" 2>&1
+	"${tm[@]}" capture-pane -p -t app:cat >"$d/cat" 2>&1
+	local mark
+	mark=$("${tm[@]}" show -gv @stasis-mark 2>&1)
+	after=$(ticks_ok "$d/after")
+	if [ "$mark" != 4711 ]; then
+		out="the server's option @stasis-mark is '$mark', expected 4711"
+	elif ! [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]]; then
+		out="pane ticks broken: before the dump '$before', after the restore '$after'"
+	elif [ "$after" -le $((before + 2)) ]; then
+		out="the loop did not go on: $before ticks before the dump, $after after"
+	elif [ "$(grep -c '^after-restore$' "$d/cat")" -ne 2 ]; then
+		out="keys sent to cat did not come back twice (echo and cat): $(tr '\n' '|' <"$d/cat")"
+	else
+		out=""
+	fi
+	"${tm[@]}" kill-server 2>/dev/null
+	wait_until 5 pid_free "$srv" || kill_ours "$srv"
+	if [ -n "$out" ]; then
+		result_fail apps/tmux "$out"
+		show_tail "$d/img/dump.log" "$d/img/restore.log"
+	else
+		result_ok "apps/tmux ($before ticks before the dump, $after after; option and cat pty intact)"
+	fi
+}
+
+case_tmux
+summary
