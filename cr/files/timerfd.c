@@ -1,6 +1,8 @@
 /*
  * timerfd: clock, time left and interval, and the expirations not yet read (from fdinfo; the
- * latter put back with TFD_IOC_SET_TICKS).
+ * latter put back with TFD_IOC_SET_TICKS). A timer set with an absolute time stays absolute:
+ * on a wall clock (CLOCK_REALTIME, _ALARM) it expires at the same date after a restore days
+ * later; on the others it keeps the time it had left. TFD_TIMER_CANCEL_ON_SET is kept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +10,18 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "files.h"
+#include "util.h"
+
+#define TIMER_FLAGS_KNOWN (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)
+
+static bool wall_clock(uint32_t clockid)
+{
+	return clockid == CLOCK_REALTIME || clockid == CLOCK_REALTIME_ALARM;
+}
 
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
@@ -30,7 +41,7 @@ static bool fdinfo_time(const char *info, const char *key, uint64_t *ns)
 
 static int dump_timerfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
-	uint64_t clockid, ticks;
+	uint64_t clockid, ticks, flags = 0;
 
 	(void)t;
 	if (strcmp(p->link, "anon_inode:[timerfd]"))
@@ -39,10 +50,19 @@ static int dump_timerfd(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	    !fdinfo_time(p->info, "it_value:", &e->value_ns) ||
 	    !fdinfo_time(p->info, "it_interval:", &e->interval_ns))
 		return -EINVAL;
+	fdinfo_u64(p->info, "settime flags:", 0, &flags);
 	e->has_clockid = e->has_counter = e->has_value_ns = e->has_interval_ns = e->has_flags = true;
 	e->clockid = clockid;
 	e->counter = ticks;
 	e->flags = p->flags;
+	if (flags) {
+		e->has_timer_flags = true;
+		e->timer_flags = flags;
+	}
+	if ((flags & TFD_TIMER_ABSTIME) && wall_clock(clockid) && e->value_ns) {
+		e->has_deadline_ns = true;
+		e->deadline_ns = now_ns(clockid == CLOCK_REALTIME_ALARM ? CLOCK_REALTIME : clockid) + e->value_ns;
+	}
 	return 1;
 }
 
@@ -53,11 +73,20 @@ static int open_timerfd(struct restore_task *t, const FdEntry *e)
 		.it_interval = { e->interval_ns / 1000000000, e->interval_ns % 1000000000 },
 		.it_value = { e->value_ns / 1000000000, e->value_ns % 1000000000 },
 	};
+	int set_flags = e->has_timer_flags ? (int)e->timer_flags : 0;
 	(void)t;
+	if (set_flags & ~TIMER_FLAGS_KNOWN)
+		return -EINVAL;
+	if (e->value_ns && (set_flags & TFD_TIMER_ABSTIME)) {
+		uint64_t at = e->has_deadline_ns ? e->deadline_ns
+						 : now_ns(e->clockid == CLOCK_REALTIME_ALARM ? CLOCK_REALTIME : e->clockid) +
+							   e->value_ns;
+		its.it_value = (struct timespec){ at / 1000000000, at % 1000000000 };
+	}
 	int fd = timerfd_create(e->clockid, flags);
 	if (fd < 0)
 		return -errno;
-	if ((e->value_ns && timerfd_settime(fd, 0, &its, NULL)) ||
+	if ((e->value_ns && timerfd_settime(fd, set_flags, &its, NULL)) ||
 	    (e->counter && ioctl(fd, TFD_IOC_SET_TICKS, &e->counter))) {
 		int err = -errno;
 		close(fd);

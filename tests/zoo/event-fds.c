@@ -3,11 +3,13 @@
  *   fd 40 eventfd count 7 (non-blocking); fd 41 eventfd in semaphore mode, count 3;
  *   fd 42 signalfd for SIGUSR1|SIGUSR2 (blocked), with one SIGUSR1 queued (value 42);
  *   fd 43 timerfd every 20 ms (CLOCK_MONOTONIC); fd 44 timerfd one-shot, 100 s ahead;
+ *   fd 46 timerfd on CLOCK_REALTIME at an absolute date 200 s ahead, TFD_TIMER_CANCEL_ON_SET;
  *   fd 45 epoll: fd 40 (EPOLLIN, data 0xabc), a pipe's read end holding 1 byte (EPOLLIN,
  *   data 0x123), fd 43 (EPOLLIN, data 0xdef).
  * After restore and SIGTERM: epoll reports fd 40 and the pipe with their data, and fd 40 can
  * be removed from it by number; the eventfds read 7 and 1,1,1; the signalfd yields SIGUSR1
- * with value 42; the periodic timer keeps expiring; the one-shot still has 80-100 s to go.
+ * with value 42; the periodic timer keeps expiring; the one-shot still has 80-100 s to go;
+ * fd 46 still expires at its date, with both settime flags (fdinfo).
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -32,7 +34,14 @@ static void c_timer(ucontext_t *u)
 	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
 	timerfd_settime(44, 0, &off, NULL);
 }
+static void c_abstime(ucontext_t *u)
+{
+	(void)u;
+	struct itimerspec rel = { { 0, 0 }, { 150, 0 } };
+	timerfd_settime(46, 0, &rel, NULL);
+}
 static const struct zoo_corruption corruptions[] = {
+	{ "abstime", c_abstime, 0 },
 	{ "eventfd", c_eventfd, 0 },
 	{ "signalfd", c_signalfd, 0 },
 	{ "epoll", c_epoll, 0 },
@@ -54,6 +63,12 @@ int main(int argc, char **argv)
 	place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 43);
 	place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 44);
 	place(epoll_create1(0), 45);
+	place(timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), 46);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct itimerspec at = { { 0, 0 }, { now.tv_sec + 200, now.tv_nsec } };
+	if (timerfd_settime(46, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &at, NULL))
+		zoo_die("timerfd_settime abs: %s", strerror(errno));
 	if (pipe2(p, O_CLOEXEC) || write(p[1], "x", 1) != 1)
 		zoo_die("pipe");
 	struct itimerspec every = { { 0, 20000000 }, { 0, 20000000 } }, once = { { 0, 0 }, { 100, 0 } };
@@ -96,5 +111,10 @@ int main(int argc, char **argv)
 	timerfd_gettime(44, &left);
 	CHECK("timerfd", left.it_value.tv_sec >= 80 && left.it_value.tv_sec < 100,
 	      "one-shot timerfd has %ld s left", (long)left.it_value.tv_sec);
-	return zoo_finish("eventfd x2, signalfd, timerfd x2, epoll");
+	char info[512] = "";
+	zoo_read_file("/proc/self/fdinfo/46", info, sizeof(info));
+	timerfd_gettime(46, &left);
+	CHECK("abstime", strstr(info, "settime flags: 03") && left.it_value.tv_sec >= 180 && left.it_value.tv_sec < 200,
+	      "absolute timerfd: %ld s left, fdinfo %s", (long)left.it_value.tv_sec, info);
+	return zoo_finish("eventfd x2, signalfd, timerfd x3, epoll");
 }
