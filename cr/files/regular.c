@@ -78,6 +78,9 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 		close(fd);
 		return -ENODEV;
 	}
+	if (e->has_size && !e->has_ghost_id && !fstat(fd, &st) && (uint64_t)st.st_size != e->size)
+		pr_warn("restore pid %d fd %u: %s has changed size since the dump (%llu, now %lld bytes)", t->pid,
+			e->fd, e->path, (unsigned long long)e->size, (long long)st.st_size);
 	if (!(e->flags & O_PATH) && e->pos && lseek(fd, e->pos, SEEK_SET) < 0) {
 		int err = -errno;
 		close(fd);
