@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "util.h"
@@ -101,4 +102,16 @@ bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
 	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int task_fd_copy(pid_t pid, int fd)
+{
+	int pidfd = syscall(SYS_pidfd_open, pid, 0), copy;
+
+	if (pidfd < 0)
+		return -errno;
+	copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	copy = copy < 0 ? -errno : copy;
+	close(pidfd);
+	return copy;
 }

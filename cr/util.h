@@ -37,4 +37,7 @@ bool page_is_zero(const void *page);
 
 bool ends_with(const char *s, const char *suffix);
 
+/* A copy of fd number fd of process pid (pidfd_getfd: the same open file), or -errno. */
+int task_fd_copy(pid_t pid, int fd);
+
 #endif

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -48,11 +47,12 @@ static int handle_to_path(unsigned long sdev, unsigned bytes, int type, const ch
 /* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
 static int queued_bytes(pid_t pid, int fd)
 {
-	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
-	auto_close int copy = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	auto_close int copy = task_fd_copy(pid, fd);
 	int bytes = 0;
 
-	if (copy < 0 || ioctl(copy, FIONREAD, &bytes))
+	if (copy < 0)
+		return copy;
+	if (ioctl(copy, FIONREAD, &bytes))
 		return -errno;
 	return bytes;
 }
@@ -128,14 +128,13 @@ int inotify_drop_restore_events(pid_t pid, const FdTable *tab)
 		const FdEntry *e = tab->fds[i];
 		if (e->kind != FD_KIND__FD_INOTIFY)
 			continue;
-		auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
-		auto_close int copy = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, e->fd, 0);
+		auto_close int copy = task_fd_copy(pid, e->fd);
 		char buf[4096] __attribute__((aligned(8)));
 		int bytes;
 
 		if (copy < 0) {
-			pr_perror("restore pid %d fd %d: cannot reach the inotify fd", pid, e->fd);
-			return -errno;
+			pr_err("restore pid %d fd %d: cannot reach the inotify fd: %s", pid, e->fd, strerror(-copy));
+			return copy;
 		}
 		while (!ioctl(copy, FIONREAD, &bytes) && bytes > 0)
 			if (read(copy, buf, sizeof(buf)) <= 0) /* whole events: never blocks while bytes > 0 */

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
@@ -63,8 +62,7 @@ int pty_slave_index(const struct stat *st)
 /* The index of the pty whose master is fd of pid (through a copy of the fd). */
 static int master_index(pid_t pid, int fd)
 {
-	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
-	auto_close int m = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	auto_close int m = task_fd_copy(pid, fd);
 	unsigned index;
 
 	if (m < 0 || ioctl(m, TIOCGPTN, &index))
@@ -109,8 +107,7 @@ static int master_of(struct dump_task *t, int index)
 	for (size_t i = 0; i < pd->nr_masters; i++) {
 		if (pd->masters[i].index != (uint32_t)index)
 			continue;
-		auto_close int pidfd = syscall(SYS_pidfd_open, pd->masters[i].pid, 0);
-		return pidfd < 0 ? -errno : syscall(SYS_pidfd_getfd, pidfd, pd->masters[i].fd, 0);
+		return task_fd_copy(pd->masters[i].pid, pd->masters[i].fd);
 	}
 	return -ENOENT;
 }
