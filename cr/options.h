@@ -3,8 +3,15 @@
 #define STASIS_OPTIONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define STASIS_VERSION "0.1"
+
+/* --inherit-fd fd[N]:KEY: fd N of the restoring caller stands for the outside object KEY. */
+struct inherit_fd {
+	int fd;
+	const char *key; /* "socket:[INODE]", "pipe:[INODE]" */
+};
 
 struct stasis_opts {
 	int pid;                  /* dump: -t */
@@ -18,6 +25,8 @@ struct stasis_opts {
 	bool file_locks;          /* --file-locks */
 	bool ext_unix_sk;         /* --ext-unix-sk */
 	const char *pidfile;      /* --pidfile */
+	struct inherit_fd *inherit_fds; /* --inherit-fd, restore (looked up in cr/files/external.c) */
+	size_t nr_inherit_fds;
 	const char *fault_inject; /* STASIS_FAULT=<point>: fail the dump there, for tests */
 };
 

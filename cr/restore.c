@@ -635,7 +635,8 @@ static int prepare_shared_files(struct restore_tree *rt)
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			FdKind kind = rt->tasks[i].fds->fds[k]->kind;
 			needed |= kind == FD_KIND__FD_PIPE;
-			needed_sockets |= kind == FD_KIND__FD_UNIX_PAIR;
+			needed_sockets |= kind == FD_KIND__FD_UNIX_PAIR || kind == FD_KIND__FD_UNIX_PENDING ||
+					  (kind == FD_KIND__FD_UNIX_BOUND && rt->tasks[i].fds->fds[k]->has_sock_ino);
 			needed_mqueues |= kind == FD_KIND__FD_MQUEUE;
 			needed_reaped |= kind == FD_KIND__FD_PIDFD && !rt->tasks[i].fds->fds[k]->pidfd_pid;
 			needed_ptys |= kind == FD_KIND__FD_PTY_MASTER || kind == FD_KIND__FD_PTY_SLAVE;
@@ -643,7 +644,7 @@ static int prepare_shared_files(struct restore_tree *rt)
 		needed_ptys |= rt->tasks[i].core->has_ctty_pty;
 	}
 	if ((err = pipes_restore_prepare(opts.images_dir_fd, needed)) ||
-	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets)) ||
+	    (err = unix_restore_prepare(opts.images_dir_fd, needed_sockets, rt->tasks, rt->nr_tasks)) ||
 	    (err = ptys_restore_prepare(opts.images_dir_fd, needed_ptys)) ||
 	    (err = mqueues_restore_prepare(opts.images_dir_fd, needed_mqueues)) ||
 	    (err = pidfds_restore_prepare(needed_reaped)))
@@ -653,7 +654,7 @@ static int prepare_shared_files(struct restore_tree *rt)
 			FdEntry *e = rt->tasks[i].fds->fds[k];
 			bool pty = e->kind == FD_KIND__FD_PTY_MASTER || e->kind == FD_KIND__FD_PTY_SLAVE;
 			if ((e->kind == FD_KIND__FD_PIPE && !pipe_known(e->pipe_id)) ||
-			    (e->kind == FD_KIND__FD_UNIX_PAIR && !unix_pair_known(e->pair_id, e->sock_ino)) ||
+			    !unix_fd_known(e) ||
 			    (pty && (!e->has_pty_index || !pty_known(e->pty_index))) ||
 			    (e->kind == FD_KIND__FD_MQUEUE && !(e->has_mqueue_id && mqueue_known(e->mqueue_id)))) {
 				pr_err("image fds-%d.img: fd %u is a pipe, socket, pty or message queue that "
@@ -745,15 +746,17 @@ int cr_restore(void)
 	pid_t root;
 
 	pr_debug("restore: start");
-	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
-	    (err = prepare_shared_memory(&rt)) || (err = prepare_ghosts(&rt)) ||
-	    (err = prepare_shared_files(&rt)))
+	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)))
 		return err;
-	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart. */
+	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart.
+	 * Checked before anything is made (a listener bound again would take over its name). */
 	uint64_t wait_start = now_ns(CLOCK_MONOTONIC);
 	if ((err = check_pids_free(rt.inv)))
 		return err;
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
+	if ((err = prepare_shared_memory(&rt)) || (err = prepare_ghosts(&rt)) ||
+	    (err = prepare_shared_files(&rt)))
+		return err;
 	pr_debug("restore: images checked, pids free");
 	raise_nofile_limit();
 	if ((err = make_pipes(&rt, status)))

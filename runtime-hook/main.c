@@ -16,16 +16,37 @@
 
 struct stasis_opts opts = { .images_dir_fd = -1, .verbosity = LOG_WARN };
 
-enum { OPT_SHELL_JOB = 1000, OPT_LEAVE_RUNNING, OPT_PIDFILE, OPT_FILE_LOCKS, OPT_EXT_UNIX_SK };
+enum { OPT_SHELL_JOB = 1000, OPT_LEAVE_RUNNING, OPT_PIDFILE, OPT_FILE_LOCKS, OPT_EXT_UNIX_SK,
+       OPT_INHERIT_FD };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: stasis dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks] [--ext-unix-sk] [-o LOG] [-v N]\n"
-		"       stasis restore -D DIR [-d] [--shell-job] [--pidfile FILE] [-o LOG] [-v N]\n"
+		"       stasis restore -D DIR [-d] [--shell-job] [--pidfile FILE] [--inherit-fd fd[N]:KEY]... [-o LOG] [-v N]\n"
 		"       stasis show DIR|FILE...\n"
 		"       stasis check\n"
 		"       stasis --version\n");
+}
+
+/* --inherit-fd fd[N]:KEY (criu's spelling): the caller's fd N replaces the outside object KEY. */
+static int add_inherit_fd(const char *arg)
+{
+	int fd, len = -1;
+
+	if (sscanf(arg, "fd[%d]:%n", &fd, &len) != 1 || len < 0 || fd < 0 || !arg[len]) {
+		fprintf(stderr, "stasis: --inherit-fd %s: expected fd[N]:KEY, e.g. fd[3]:socket:[12345]\n", arg);
+		return -1;
+	}
+	if (fcntl(fd, F_GETFD) < 0) {
+		fprintf(stderr, "stasis: --inherit-fd %s: fd %d is not open\n", arg, fd);
+		return -1;
+	}
+	opts.inherit_fds = realloc(opts.inherit_fds, (opts.nr_inherit_fds + 1) * sizeof(*opts.inherit_fds));
+	if (!opts.inherit_fds)
+		return -1;
+	opts.inherit_fds[opts.nr_inherit_fds++] = (struct inherit_fd){ fd, arg + len };
+	return 0;
 }
 
 static int open_images_dir(void)
@@ -67,6 +88,7 @@ int main(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		{ "file-locks", no_argument, NULL, OPT_FILE_LOCKS },
 		{ "ext-unix-sk", optional_argument, NULL, OPT_EXT_UNIX_SK },
+		{ "inherit-fd", required_argument, NULL, OPT_INHERIT_FD },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -107,6 +129,10 @@ int main(int argc, char **argv)
 		case OPT_FILE_LOCKS: opts.file_locks = true; break;
 		case 'x':
 		case OPT_EXT_UNIX_SK: opts.ext_unix_sk = true; break;
+		case OPT_INHERIT_FD:
+			if (add_inherit_fd(optarg))
+				return 1;
+			break;
 		case 'V': printf("Version: %s\n", STASIS_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;

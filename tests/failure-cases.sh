@@ -10,6 +10,17 @@
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
+#   dump/unix-backlog-unread unix-backlog --unread-data (a connection waiting to be accepted
+#                            whose client wrote data): dump fails naming the listener's pid, fd
+#                            70 and the byte count; the tree keeps running and PASSes
+#   dump/ext-stream-without-option
+#                            ext-unix (a stream socket at fd 88 connected outside the tree)
+#                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
+#                            the target keeps running and PASSes
+#   restore/ext-stream-without-inherit-fd
+#                            ext-unix dumped with --ext-unix-sk --leave-running, restored
+#                            without --inherit-fd: refused naming pid, fd 88, its socket:[INODE]
+#                            key and --inherit-fd; no second process; the target PASSes
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes
@@ -234,6 +245,76 @@ case_locks_without_option() {
 		result_fail dump/file-locks-without-option "$ZERR"
 	else
 		result_ok dump/file-locks-without-option
+	fi
+}
+
+# dump_fails_naming CASE NAME REGEX [ZOO ARGS...]: start the zoo program, the dump must fail
+# with a message matching REGEX (PID in it is replaced by the target's pid), and the target
+# must keep running and PASS.
+dump_fails_naming() {
+	local label=$1 name=$2 re=$3 d=$ZOO_TMP/$1
+	shift 3
+	mkdir -p "$d/img"
+	if ! zoo_start "$name" "$d" "$@"; then
+		result_fail "$label" "$ZERR"
+		return
+	fi
+	re=${re//PID/$ZPID}
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "$re"; then
+		result_fail "$label" "the error does not match '$re'"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! target_survives "$label" "$ZPID" "$d"; then
+		result_fail "$label" "$ZERR"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	else
+		result_ok "$label"
+	fi
+}
+
+# An external stream socket restored without the --inherit-fd it needs: refused up front.
+case_ext_stream_no_inherit_fd() {
+	local d=$ZOO_TMP/ext-no-inherit label=restore/ext-stream-without-inherit-fd pid key before after
+	mkdir -p "$d/img"
+	if ! zoo_start ext-unix "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	key=$(cat "$d/work/ext-key")
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --ext-unix-sk --leave-running -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "dump --ext-unix-sk --leave-running exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	before=$(count_procs ext-unix "$d")
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	sleep 0.3
+	after=$(count_procs ext-unix "$d")
+	local k=${key//[/\\[}
+	local re="restore pid $pid fd 88: .*$k.*--inherit-fd fd\\[N\\]:$k"
+	if ! clean_failure "$ZRC"; then
+		result_fail $label "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+	elif ! mentions "$d/restore.out" "$d/img/restore.log" "$re"; then
+		result_fail $label "the refusal does not name pid $pid, fd 88, $key and --inherit-fd"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+	elif [ "$after" != "$before" ]; then
+		result_fail $label "$before processes of ext-unix before the refused restore, $after after"
+		kill_ours "$pid"
+	elif ! target_survives ext "$pid" "$d"; then
+		result_fail $label "$ZERR"
+	else
+		result_ok $label
 	fi
 }
 
@@ -533,6 +614,11 @@ for k in $UNSUPPORTED_KINDS; do
 done
 case_unsupported_in_child
 case_locks_without_option
+dump_fails_naming dump/unix-backlog-unread unix-backlog \
+	'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
+dump_fails_naming dump/ext-stream-without-option ext-unix \
+	'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
+case_ext_stream_no_inherit_fd
 case_restore_fault_tree
 for p in $FAULT_POINTS; do
 	for t in $FAULT_TARGETS; do

@@ -17,7 +17,9 @@
 #                    "READY\n" followed by one PASS line.
 #                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
-#                    through that one.
+#                    through that one. ext-unix is dumped with --ext-unix-sk and restored
+#                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
+#                    socket to its outside server and adds --inherit-fd for it.
 # --no-cr skips the checkpoint cases (while the engine is not there yet); --keep keeps the
 # temporary directory. Environment: STASIS (default ./stasis), ZOO_KEEP=1.
 # Output: one line per case ("ok NAME/what" or "FAIL NAME/what: reason"), then
@@ -130,7 +132,11 @@ case_checkpoint() {
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
 	[ "$name" = file-locks ] && shell=(--file-locks)
-	[ "$name" = ext-unix ] && shell=(--ext-unix-sk)
+	local wrap=()
+	if [ "$name" = ext-unix ]; then
+		shell=(--ext-unix-sk)
+		wrap=("$ZOO_BIN/ext-unix" --restore-wrapper "$d/work" --)
+	fi
 	sleep 0.3
 	local started
 	started=$(proc_starttime "$pid")
@@ -179,7 +185,9 @@ case_checkpoint() {
 		ZRC=$(cat "$d/restore.rc" 2>/dev/null || echo "none")
 	else
 		ZCAT=""
+		ZOO_WRAP=("${wrap[@]}")
 		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+		ZOO_WRAP=()
 	fi
 	track_pid "$pid"
 	ZLAUNCH=""

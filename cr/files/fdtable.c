@@ -31,8 +31,10 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
 	&fd_kind_unix_bound, /* before pairs: bound and not connected */
-	&fd_kind_unix, /* claims external datagram peers too */
+	&fd_kind_unix, /* claims external peers and connections not accepted yet too */
 	&fd_kind_unix_external,
+	&fd_kind_unix_pending, /* claimed by fd_kind_unix's dump */
+	&fd_kind_external, /* claimed by fd_kind_unix's dump: peers outside the tree */
 	&fd_kind_inotify,
 	&fd_kind_pty_master, /* claims slaves too */
 	&fd_kind_pty_slave,
@@ -195,11 +197,16 @@ static int validate_fds(struct restore_task *t)
 			ok = ok && fd_kind_of(e->kind);
 			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PAIR || (e->has_pair_id && e->has_sock_ino));
+			ok = ok && (e->kind != FD_KIND__FD_UNIX_PENDING || e->has_sock_ino);
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
 			return -EINVAL;
 		}
+		const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+		int err = ops && ops->validate ? ops->validate(t, e) : 0;
+		if (err)
+			return err;
 next:;
 	}
 	if (tab->n_fds)

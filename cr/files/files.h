@@ -24,6 +24,8 @@ struct fd_kind_ops {
 	const char *name;
 	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0). */
 	int (*dump)(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
+	/* Optional, before anything is started: 0, or <0 having said what is wrong. */
+	int (*validate)(const struct restore_task *t, const FdEntry *e);
 	/* In the new task: returns an fd (any number) holding the open file, or <0. */
 	int (*open)(struct restore_task *t, const FdEntry *e);
 	FdKind kind;
@@ -32,7 +34,12 @@ struct fd_kind_ops {
 
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
-	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd;
+	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd,
+	fd_kind_unix_pending, fd_kind_external;
+
+/* cr/files/external.c: the caller's fd given as --inherit-fd fd[N]:KEY; -ENOENT if none,
+ * -EINVAL (said) if it is not the kind of file the key names. */
+int inherit_fd_get(const char *key);
 
 /* cr/files/pty.c: the ptys whose masters the tree holds. */
 struct pty_dump *pty_dump_new(void);
@@ -45,11 +52,12 @@ int pty_take_as_ctty(uint32_t index);
 int pty_set_foreground(uint32_t index);
 void ptys_close_all(void);
 
-/* cr/files/unix.c: the tree's connected unix socket pairs. */
+/* cr/files/unix.c: the tree's connected unix socket pairs and pending connections
+ * (cr/files/unix-backlog.c), made by stasis before the tree. */
 struct unix_dump *unix_dump_new(void);
 int unix_dump_all(struct unix_dump *ud, int dirfd);
-int unix_restore_prepare(int dirfd, bool needed);
-bool unix_pair_known(uint64_t id, uint64_t ino);
+int unix_restore_prepare(int dirfd, bool needed, const struct restore_task *tasks, size_t nr_tasks);
+bool unix_fd_known(const FdEntry *e);
 void unix_close_all(void);
 
 /* cr/files/locks.c: the locks held through one fd (shared: the open file was saved with an

@@ -3,7 +3,9 @@
  * data written to it but not read yet, copied out with tee() so that nothing is consumed. On
  * restore stasis creates every pipe (or opens every FIFO by path) before the tree, sizes it
  * and writes the data back; each end is then handed to every process that held it, as the
- * same open file.
+ * same open file. A pipe the caller names with --inherit-fd fd[N]:pipe:[INODE] (its other
+ * end was outside the tree, a container's stdio say) is not made: fd N takes its place, as
+ * it is (its data is the caller's business).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -142,6 +144,22 @@ int pipes_restore_prepare(int dirfd, bool needed)
 			pr_err("image pipes.img: pipe %zu holds %zu bytes in %u", i, o->data.len, o->size);
 			return -EINVAL;
 		}
+		char key[48];
+		snprintf(key, sizeof(key), "pipe:[%llu]", (unsigned long long)o->id);
+		int in = o->fifo_path ? -ENOENT : inherit_fd_get(key);
+		if (in >= 0) {
+			rp->ends[0] = rp->ends[1] = fcntl(in, F_DUPFD_CLOEXEC, 0);
+			if (rp->ends[0] < 0) {
+				pr_perror("restore: --inherit-fd fd[%d]:%s", in, key);
+				return -errno;
+			}
+			nr_pipes++;
+			rp->id = o->id;
+			pr_info("restore: %s is the caller's fd %d (--inherit-fd)", key, in);
+			continue;
+		}
+		if (in != -ENOENT)
+			return in;
 		if (o->fifo_path) {
 			/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
 			rp->fifo_path = xstrdup(o->fifo_path);

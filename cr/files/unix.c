@@ -1,11 +1,15 @@
 /*
- * Unix socket pairs: two connected unix sockets both held inside the tree (socketpair(), or a
- * connection whose both ends stayed in the tree). The peer and shutdown state come from
+ * Unix sockets. Pairs: two connected unix sockets both held inside the tree (socketpair(),
+ * or a connection whose both ends stayed in the tree). The peer and shutdown state come from
  * NETLINK_SOCK_DIAG; what waits in each receive queue is peeked (SO_PEEK_OFF + MSG_PEEK, on a
  * copy of the fd taken with pidfd_getfd) without being consumed. On restore stasis makes a
  * new pair before the tree, sends each end's queued data from the other end, applies the
- * shutdowns, and every process inherits its end. Any other unix socket (bound, listening,
- * peer outside the tree) fails the dump, naming it.
+ * shutdowns, and every process inherits its end. Sockets bound to a name and not connected
+ * are bound again (listening ones with the connections waiting in their queue:
+ * unix-backlog.c); a datagram socket connected to a named socket outside the tree is
+ * connected to that name again; any other socket connected outside the tree is external
+ * (--ext-unix-sk, restored from --inherit-fd: external.c). Anything else fails the dump,
+ * naming it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,22 +29,51 @@
 #include "files.h"
 #include "log.h"
 #include "options.h"
+#include "unix.h"
 #include "util.h"
 
 #define MAX_QUEUED (4u << 20)
 
-struct unix_info {
-	uint64_t peer;
-	uint32_t shutdown;
-	bool named;
-	uint32_t state;
-	char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	size_t name_len;
-	uint32_t rqueue, wqueue; /* listening: connections waiting, backlog */
-};
+int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
+{
+	const struct unix_diag_msg *m = NLMSG_DATA(h);
+	const struct nlattr *a = (const struct nlattr *)(m + 1);
+	int left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
 
-/* Asks the kernel about one unix socket: its peer, shutdown state, bound name. */
-static int sock_diag_unix(uint64_t ino, struct unix_info *ui)
+	memset(ui, 0, sizeof(*ui));
+	ui->ino = m->udiag_ino;
+	ui->state = m->udiag_state;
+	while (left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+		const void *data = a + 1;
+		size_t len = a->nla_len - sizeof(*a);
+		if (a->nla_type == UNIX_DIAG_PEER && len >= sizeof(uint32_t)) {
+			ui->has_peer = true;
+			ui->peer = *(const uint32_t *)data;
+		} else if (a->nla_type == UNIX_DIAG_NAME) {
+			ui->named = true;
+			ui->name_len = len < sizeof(ui->name) ? len : sizeof(ui->name);
+			memcpy(ui->name, data, ui->name_len);
+		} else if (a->nla_type == UNIX_DIAG_RQLEN && len >= sizeof(struct unix_diag_rqlen)) {
+			ui->rqueue = ((const struct unix_diag_rqlen *)data)->udiag_rqueue;
+			ui->wqueue = ((const struct unix_diag_rqlen *)data)->udiag_wqueue;
+		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && len >= 1) {
+			ui->shutdown = *(const uint8_t *)data;
+		} else if (a->nla_type == UNIX_DIAG_ICONS && len / sizeof(uint32_t) && !ui->icons) {
+			ui->icons = malloc(len);
+			if (!ui->icons)
+				return -ENOMEM;
+			memcpy(ui->icons, data, len);
+			ui->n_icons = len / sizeof(uint32_t);
+		}
+		int step = NLA_ALIGN(a->nla_len);
+		left -= step;
+		a = (const struct nlattr *)((const char *)a + step);
+	}
+	return 0;
+}
+
+/* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues. */
+int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -49,43 +82,29 @@ static int sock_diag_unix(uint64_t ino, struct unix_info *ui)
 		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			 .nlmsg_flags = NLM_F_REQUEST },
 		.req = { .sdiag_family = AF_UNIX, .udiag_states = -1, .udiag_ino = ino,
-			 .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN,
+			 .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
+				       (with_icons ? UDIAG_SHOW_ICONS : 0),
 			 .udiag_cookie = { -1U, -1U } },
 	};
-	char buf[8192];
+	auto_free char *buf = malloc(UNIX_DIAG_BUF);
 	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
 	memset(ui, 0, sizeof(*ui));
-	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
+	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
 		return -errno;
-	ssize_t n = recv(nl, buf, sizeof(buf), 0);
+	ssize_t n = recv(nl, buf, UNIX_DIAG_BUF, 0);
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
 	if (n < (ssize_t)sizeof(*h) || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return -ENOENT;
-	struct unix_diag_msg *m = NLMSG_DATA(h);
-	ui->state = m->udiag_state;
-	struct nlattr *a = (struct nlattr *)(m + 1);
-	int left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-	while (left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
-		void *data = a + 1;
-		if (a->nla_type == UNIX_DIAG_PEER)
-			ui->peer = *(uint32_t *)data;
-		else if (a->nla_type == UNIX_DIAG_NAME) {
-			ui->named = true;
-			ui->name_len = a->nla_len - sizeof(*a) < sizeof(ui->name) ? a->nla_len - sizeof(*a)
-										: sizeof(ui->name);
-			memcpy(ui->name, data, ui->name_len);
-		} else if (a->nla_type == UNIX_DIAG_RQLEN) {
-			ui->rqueue = ((struct unix_diag_rqlen *)data)->udiag_rqueue;
-			ui->wqueue = ((struct unix_diag_rqlen *)data)->udiag_wqueue;
-		}
-		else if (a->nla_type == UNIX_DIAG_SHUTDOWN)
-			ui->shutdown = *(uint8_t *)data;
-		int step = NLA_ALIGN(a->nla_len);
-		left -= step;
-		a = (struct nlattr *)((char *)a + step);
-	}
-	return 0;
+	return unix_diag_parse(h, ui);
+}
+
+const char *unix_name(const char *name, size_t name_len, char *buf, size_t len)
+{
+	bool abstract = name_len && !name[0];
+
+	snprintf(buf, len, "%s%.*s", abstract ? "@" : "", (int)(name_len - abstract), name + abstract);
+	return buf;
 }
 
 /* Everything waiting in the receive queue of the socket, without taking it. */
@@ -117,12 +136,6 @@ static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
 	return 0;
 }
 
-struct unix_dump {
-	SocketTable tab;
-	uint64_t *seen; /* ends met in the tree (their queues are peeked then) */
-	size_t nr_seen;
-};
-
 static bool seen_end(struct unix_dump *ud, uint64_t ino)
 {
 	for (size_t i = 0; i < ud->nr_seen; i++)
@@ -138,10 +151,48 @@ struct unix_dump *unix_dump_new(void)
 	return ud;
 }
 
-#define TCP_LISTEN_STATE 10
+/* Every socket the tree's processes hold, from /proc/PID/fd (the tree is frozen). */
+static int read_tree_sockets(struct dump_task *t, struct unix_dump *ud)
+{
+	for (size_t k = 0; k < t->tree_size; k++) {
+		pid_t pid = t->tree[k].pid;
+		auto_free int *fds = NULL;
+		size_t n;
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err) {
+			pr_perror("dump pid %d: cannot list its fds", pid);
+			return err;
+		}
+		for (size_t i = 0; i < n; i++) {
+			char name[32], link[64];
+			unsigned long long ino;
+			snprintf(name, sizeof(name), "fd/%d", fds[i]);
+			if (proc_readlink(pid, name, link, sizeof(link)) || sscanf(link, "socket:[%llu]", &ino) != 1)
+				continue;
+			ud->held = realloc(ud->held, (ud->nr_held + 1) * sizeof(*ud->held));
+			if (!ud->held)
+				return -ENOMEM;
+			ud->held[ud->nr_held++] = ino;
+		}
+	}
+	ud->held_read = true;
+	return 0;
+}
 
-/* A socket's SO_TYPE and SO_PASSCRED, read on a copy of the task's fd. */
-static int sock_options(pid_t pid, int fd, int *type, int *passcred)
+int unix_tree_holds(struct dump_task *t, uint64_t ino)
+{
+	struct unix_dump *ud = t->sockets;
+	int err;
+
+	if (!ud->held_read && (err = read_tree_sockets(t, ud)))
+		return err;
+	for (size_t i = 0; i < ud->nr_held; i++)
+		if (ud->held[i] == ino)
+			return 1;
+	return 0;
+}
+
+int sock_options(pid_t pid, int fd, int *type, int *passcred)
 {
 	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
 	auto_close int s = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
@@ -172,28 +223,29 @@ static void set_named_socket(FdEntry *e, const struct fd_probe *p, int type, int
 static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		      const struct unix_info *ui)
 {
-	int type, passcred;
+	int type, passcred, err;
 	bool listening = ui->state == TCP_LISTEN_STATE;
 	struct stat st;
+	char name[sizeof(ui->name) + 1];
 
 	if (sock_options(t->pid, p->fd, &type, &passcred)) {
 		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
 		return -errno;
 	}
-	if ((listening && ui->rqueue) || (!listening && type == SOCK_STREAM)) {
-		pr_err("dump pid %d fd %d: unix socket %.*s %s (not supported yet)", t->pid, p->fd,
-		       (int)ui->name_len, ui->name[0] ? ui->name : ui->name + 1,
-		       listening ? "has connections waiting to be accepted" : "is bound but not listening");
+	if (!listening && type == SOCK_STREAM) {
+		pr_err("dump pid %d fd %d: unix socket %s is bound but not listening (not supported yet)",
+		       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)));
 		return -ENOTSUP;
 	}
+	if (listening && ui->rqueue && (err = unix_dump_listener_queue(t, p, e, ui)))
+		return err;
 	if (!listening) {
 		UnixEnd probe = UNIX_END__INIT;
-		int err = peek_queue(t->pid, p->fd, type, &probe);
+		err = peek_queue(t->pid, p->fd, type, &probe);
 		if (err || probe.n_queued) {
-			pr_err("dump pid %d fd %d: bound datagram socket %.*s has %zu datagrams waiting "
+			pr_err("dump pid %d fd %d: bound datagram socket %s has %zu datagrams waiting "
 			       "(not supported yet)",
-			       t->pid, p->fd, (int)ui->name_len, ui->name[0] ? ui->name : ui->name + 1,
-			       probe.n_queued);
+			       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)), probe.n_queued);
 			return -ENOTSUP;
 		}
 	}
@@ -209,6 +261,27 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 	return 1;
 }
 
+int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what)
+{
+	char key[48];
+
+	snprintf(key, sizeof(key), "socket:[%llu]", (unsigned long long)p->st.st_ino);
+	if (!opts.ext_unix_sk) {
+		pr_err("dump pid %d fd %d: unix socket %s is %s (pass --ext-unix-sk to save it as "
+		       "external, then restore with --inherit-fd fd[N]:%s)",
+		       t->pid, p->fd, key, what, key);
+		return -ENOTSUP;
+	}
+	e->kind = FD_KIND__FD_EXTERNAL;
+	e->ext_key = xstrdup(key);
+	e->has_flags = true;
+	e->flags = p->flags;
+	pr_info("dump pid %d fd %d: unix socket %s is %s: saved as external, restore needs "
+		"--inherit-fd fd[N]:%s",
+		t->pid, p->fd, key, what, key);
+	return 1;
+}
+
 /*
  * A datagram socket connected to a named socket outside the tree (syslog's /dev/log, say):
  * with --ext-unix-sk it is connected to that name again on restore.
@@ -217,15 +290,21 @@ static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry 
 			 const struct unix_info *peer)
 {
 	int type, passcred;
+	char name[sizeof(peer->name) + 1], what[sizeof(name) + 64];
 
 	if (sock_options(t->pid, p->fd, &type, &passcred)) {
 		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
 		return -errno;
 	}
-	if (!opts.ext_unix_sk || type != SOCK_DGRAM) {
-		pr_err("dump pid %d fd %d: unix socket connected to %.*s outside the tree (%s)", t->pid,
-		       p->fd, (int)peer->name_len, peer->name[0] ? peer->name : peer->name + 1,
-		       type == SOCK_DGRAM ? "pass --ext-unix-sk" : "not supported for stream sockets");
+	unix_name(peer->name, peer->name_len, name, sizeof(name));
+	if (type != SOCK_DGRAM) {
+		snprintf(what, sizeof(what), "connected to %s outside the tree", name);
+		return unix_dump_outside(t, p, e, what);
+	}
+	if (!opts.ext_unix_sk) {
+		pr_err("dump pid %d fd %d: unix socket connected to %s outside the tree (pass "
+		       "--ext-unix-sk)",
+		       t->pid, p->fd, name);
 		return -ENOTSUP;
 	}
 	e->kind = FD_KIND__FD_UNIX_EXTERNAL;
@@ -237,31 +316,41 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct unix_dump *ud = t->sockets;
 	struct unix_info ui, pi = { 0 };
-	int type;
-	socklen_t len = sizeof(type);
-	char path[64];
-	auto_close int pidfd = -1, s = -1;
+	int type, passcred, err;
 
 	if (!S_ISSOCK(p->st.st_mode))
 		return 0;
 	uint64_t ino = p->st.st_ino;
-	if (sock_diag_unix(ino, &ui)) {
+	if (sock_diag_unix(ino, &ui, false)) {
 		pr_err("dump pid %d fd %d: %s is not a unix socket (not supported yet)", t->pid, p->fd,
 		       p->link);
 		return -ENOTSUP;
 	}
-	if (ui.peer && !ui.named && sock_diag_unix(ui.peer, &pi) == 0 && pi.named && pi.peer != ino) {
+	if (ui.has_peer && !ui.peer && ui.state == TCP_ESTABLISHED_STATE &&
+	    (err = unix_dump_pending_client(t, p, e, &ui)))
+		return err; /* connected, not accepted yet (or failed) */
+	if (ui.peer && !ui.named && sock_diag_unix(ui.peer, &pi, false) == 0 && pi.named && pi.peer != ino) {
 		/* connected to a named socket that is not connected back: a server outside */
 		return dump_external(t, p, e, &pi);
 	}
-	if (!ui.peer || ui.named || sock_diag_unix(ui.peer, &pi) || pi.named || pi.peer != ino) {
-		pr_err("dump pid %d fd %d: %s is a unix socket %s (not supported yet)",
-		       t->pid, p->fd, p->link,
-		       ui.named || pi.named ? "bound to a name" : ui.peer ? "with a peer outside the tree"
-								   : "without a peer");
+	if (ui.peer && (err = unix_tree_holds(t, ui.peer)) <= 0) {
+		char what[sizeof(pi.name) + 64], name[sizeof(pi.name) + 1] = "";
+		if (err < 0)
+			return err;
+		if (sock_diag_unix(ui.peer, &pi, false) == 0 && pi.named)
+			unix_name(pi.name, pi.name_len, name, sizeof(name));
+		snprintf(what, sizeof(what), "connected to socket:[%llu]%s%s outside the tree",
+			 (unsigned long long)ui.peer, name[0] ? " " : "", name);
+		return unix_dump_outside(t, p, e, what);
+	}
+	if (!ui.peer || ui.named || sock_diag_unix(ui.peer, &pi, false) || pi.named || pi.peer != ino) {
+		pr_err("dump pid %d fd %d: %s is a unix socket %s (not supported yet)", t->pid, p->fd,
+		       p->link,
+		       ui.named || pi.named ? "bound to a name"
+		       : ui.has_peer	    ? "whose peer is closed"
+					    : "without a peer");
 		return -ENOTSUP;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 	e->has_pair_id = e->has_sock_ino = e->has_flags = true;
 	e->pair_id = ino < ui.peer ? ino : ui.peer;
 	e->sock_ino = ino;
@@ -277,14 +366,12 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		if (pair->id != e->pair_id)
 			continue;
 		/* the other end, met first: now this end's queue */
-		int err = peek_queue(t->pid, p->fd, pair->type, pair->b);
+		err = peek_queue(t->pid, p->fd, pair->type, pair->b);
 		if (err)
 			pr_perror("dump pid %d fd %d: cannot read its socket's queue", t->pid, p->fd);
 		return err ? err : 1;
 	}
-	pidfd = syscall(SYS_pidfd_open, t->pid, 0);
-	s = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, p->fd, 0);
-	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len)) {
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
 		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
 		return -errno;
 	}
@@ -300,7 +387,7 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	pair->a->shutdown = ui.shutdown;
 	pair->b->ino = ui.peer;
 	pair->b->shutdown = pi.shutdown;
-	int err = peek_queue(t->pid, p->fd, type, pair->a);
+	err = peek_queue(t->pid, p->fd, type, pair->a);
 	if (err) {
 		pr_perror("dump pid %d fd %d: cannot read its socket's queue", t->pid, p->fd);
 		return err;
@@ -315,27 +402,54 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 int unix_dump_all(struct unix_dump *ud, int dirfd)
 {
-	for (size_t i = 0; i < ud->tab.n_pairs; i++) {
-		if (!seen_end(ud, ud->tab.pairs[i]->b->ino)) {
-			pr_err("dump: unix socket %llu has its peer %llu outside the tree (not supported "
-			       "yet)",
-			       (unsigned long long)ud->tab.pairs[i]->a->ino,
-			       (unsigned long long)ud->tab.pairs[i]->b->ino);
-			return -ENOTSUP;
-		}
-	}
-	return ud->tab.n_pairs ? image_write(dirfd, IMG_SOCKETS, 0, &ud->tab.base) : 0;
+	return ud->tab.n_pairs || ud->tab.n_pending ? image_write(dirfd, IMG_SOCKETS, 0, &ud->tab.base) : 0;
 }
 
 /* ---- restore ---- */
 
-struct restored_pair {
-	uint64_t id, ino[2];
-	int end[2]; /* stasis' own, inherited by every new process */
+struct held_socket {
+	uint64_t ino, pair_id; /* pair_id 0: not one end of a pair */
+	int fd;                /* stasis' own, inherited by every new process */
 };
 
-static struct restored_pair *pairs;
-static size_t nr_pairs;
+static struct held_socket *held;
+static size_t nr_held;
+
+int unix_hold(uint64_t ino, uint64_t pair_id, int fd)
+{
+	if (unix_held_fd(ino) >= 0) {
+		pr_err("image sockets.img: socket %llu appears twice", (unsigned long long)ino);
+		close(fd);
+		return -EINVAL;
+	}
+	held = realloc(held, (nr_held + 1) * sizeof(*held));
+	if (!held)
+		return -ENOMEM;
+	held[nr_held++] = (struct held_socket){ ino, pair_id, fd };
+	return 0;
+}
+
+static const struct held_socket *find_held(uint64_t ino)
+{
+	for (size_t i = 0; i < nr_held; i++)
+		if (held[i].ino == ino)
+			return &held[i];
+	return NULL;
+}
+
+int unix_held_fd(uint64_t ino)
+{
+	const struct held_socket *h = find_held(ino);
+	return h ? h->fd : -1;
+}
+
+int unix_dup_held(int fd, unsigned flags)
+{
+	if (fcntl(fd, F_SETFL, flags & O_NONBLOCK))
+		return -errno;
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
 
 static int refill(int from, const UnixEnd *to_end, uint64_t id)
 {
@@ -349,7 +463,7 @@ static int refill(int from, const UnixEnd *to_end, uint64_t id)
 	return 0;
 }
 
-static int apply_shutdown(int s, uint32_t bits)
+int unix_apply_shutdown(int s, uint32_t bits)
 {
 	if ((bits & 2) && shutdown(s, SHUT_WR))
 		return -errno;
@@ -358,7 +472,7 @@ static int apply_shutdown(int s, uint32_t bits)
 	return 0;
 }
 
-int unix_restore_prepare(int dirfd, bool needed)
+int unix_restore_prepare(int dirfd, bool needed, const struct restore_task *tasks, size_t nr_tasks)
 {
 	SocketTable *tab = NULL;
 	int err;
@@ -367,71 +481,79 @@ int unix_restore_prepare(int dirfd, bool needed)
 		return 0;
 	if ((err = image_read(dirfd, IMG_SOCKETS, 0, (ProtobufCMessage **)&tab)))
 		return err;
-	pairs = xzalloc((tab->n_pairs + 1) * sizeof(*pairs));
 	for (size_t i = 0; i < tab->n_pairs; i++) {
 		UnixPair *u = tab->pairs[i];
-		struct restored_pair *rp = &pairs[nr_pairs];
+		int end[2];
 		if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET) {
 			pr_err("image sockets.img: pair %zu has type %u", i, u->type);
 			return -EINVAL;
 		}
-		if (socketpair(AF_UNIX, u->type | SOCK_CLOEXEC, 0, rp->end)) {
+		if (socketpair(AF_UNIX, u->type | SOCK_CLOEXEC, 0, end)) {
 			pr_perror("restore: socketpair");
 			return -errno;
 		}
-		nr_pairs++;
-		rp->id = u->id;
-		rp->ino[0] = u->a->ino;
-		rp->ino[1] = u->b->ino;
-		if ((err = refill(rp->end[1], u->a, u->id)) || (err = refill(rp->end[0], u->b, u->id)) ||
-		    (err = apply_shutdown(rp->end[0], u->a->shutdown)) ||
-		    (err = apply_shutdown(rp->end[1], u->b->shutdown)))
+		if ((err = unix_hold(u->a->ino, u->id, end[0])))
+			close(end[1]);
+		if (err || (err = unix_hold(u->b->ino, u->id, end[1])))
+			return err;
+		if ((err = refill(end[1], u->a, u->id)) || (err = refill(end[0], u->b, u->id)) ||
+		    (err = unix_apply_shutdown(end[0], u->a->shutdown)) ||
+		    (err = unix_apply_shutdown(end[1], u->b->shutdown)))
 			return err;
 	}
+	err = unix_restore_pending(tab, tasks, nr_tasks);
 	image_free(&tab->base);
-	return 0;
+	return err;
 }
 
-bool unix_pair_known(uint64_t id, uint64_t ino)
+bool unix_fd_known(const FdEntry *e)
 {
-	for (size_t i = 0; i < nr_pairs; i++)
-		if (pairs[i].id == id && (pairs[i].ino[0] == ino || pairs[i].ino[1] == ino))
-			return true;
-	return false;
+	const struct held_socket *h = e->has_sock_ino ? find_held(e->sock_ino) : NULL;
+
+	switch (e->kind) {
+	case FD_KIND__FD_UNIX_PAIR:
+		return h && h->pair_id && h->pair_id == e->pair_id;
+	case FD_KIND__FD_UNIX_PENDING:
+		return h && !h->pair_id;
+	case FD_KIND__FD_UNIX_BOUND: /* with sock_ino: listening with connections waiting */
+		return !e->has_sock_ino || (h && !h->pair_id);
+	default:
+		return true;
+	}
 }
 
 void unix_close_all(void)
 {
-	for (size_t i = 0; i < nr_pairs; i++) {
-		close(pairs[i].end[0]);
-		close(pairs[i].end[1]);
-	}
-	nr_pairs = 0;
+	for (size_t i = 0; i < nr_held; i++)
+		close(held[i].fd);
+	nr_held = 0;
 }
 
 static int open_unix(struct restore_task *t, const FdEntry *e)
 {
 	(void)t;
-	for (size_t i = 0; i < nr_pairs; i++) {
-		if (pairs[i].id != e->pair_id)
-			continue;
-		int end = pairs[i].end[pairs[i].ino[0] == e->sock_ino ? 0 : 1];
-		if (fcntl(end, F_SETFL, e->flags & O_NONBLOCK))
-			return -errno;
-		int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
-		return fd < 0 ? -errno : fd;
-	}
-	return -ENOENT;
+	int fd = unix_held_fd(e->sock_ino);
+	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 
-/* Claims the unix sockets bound to a name without a peer. */
+/* Claims the unix sockets bound to a name and not connected. */
 static int dump_unix_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct unix_info ui;
 
-	if (!S_ISSOCK(p->st.st_mode) || sock_diag_unix(p->st.st_ino, &ui) || !ui.named || ui.peer)
+	if (!S_ISSOCK(p->st.st_mode) || sock_diag_unix(p->st.st_ino, &ui, false) || !ui.named || ui.has_peer)
 		return 0;
 	return dump_bound(t, p, e, &ui);
+}
+
+int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
+{
+	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa->sun_path))
+		return -EINVAL;
+	memcpy(sa->sun_path, e->sock_name.data, e->sock_name.len);
+	*len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
+	return 0;
 }
 
 /* A new socket of the saved type, flags and SO_PASSCRED, and the saved name as an address. */
@@ -439,11 +561,8 @@ static int named_socket(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len
 {
 	int passcred = e->sock_passcred;
 
-	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
-	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa->sun_path))
+	if (unix_saved_addr(e, sa, len))
 		return -EINVAL;
-	memcpy(sa->sun_path, e->sock_name.data, e->sock_name.len);
-	*len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
 	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
 	if (s < 0)
 		return -errno;
@@ -456,13 +575,12 @@ static int named_socket(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len
 }
 
 /* A bound socket again: a stale socket file of the old one is replaced. */
-static int open_bound(struct restore_task *t, const FdEntry *e)
+int unix_bind_saved(const FdEntry *e)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
 	struct stat st;
 	int s = named_socket(e, &sa, &len);
-	(void)t;
 
 	if (s < 0)
 		return s;
@@ -476,6 +594,16 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 		return err;
 	}
 	return s;
+}
+
+/* Bound again, or (with connections waiting) the listener stasis made before the tree. */
+static int open_bound(struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	if (!e->has_sock_ino)
+		return unix_bind_saved(e);
+	int fd = unix_held_fd(e->sock_ino);
+	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 
 /* Connected again to the outside peer's name. */

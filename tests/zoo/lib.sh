@@ -233,10 +233,12 @@ zoo_stop() {
 }
 
 # run_stasis OUTFILE TIMEOUT ARGS...: stasis with a time limit, stdin /dev/null, stdout and
-# stderr to OUTFILE; sets ZRC.
+# stderr to OUTFILE; sets ZRC. Run under the command in the array ZOO_WRAP, if set (a
+# program's restore wrapper: it adds the outside world, e.g. --inherit-fd).
+ZOO_WRAP=()
 run_stasis() {
 	local out=$1 t=$2
 	shift 2
-	timeout -k 5 "$t" "$STASIS" "$@" </dev/null >"$out" 2>&1
+	timeout -k 5 "$t" "${ZOO_WRAP[@]}" "$STASIS" "$@" </dev/null >"$out" 2>&1
 	ZRC=$? # read by the callers
 }

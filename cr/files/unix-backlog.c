@@ -1,0 +1,276 @@
+/*
+ * Connections waiting in a listening unix socket's queue: a client connected, the server has
+ * not accepted yet. NETLINK_SOCK_DIAG lists, for a listener, the client socket of each waiting
+ * connection, oldest first (UNIX_DIAG_ICONS; 0 for a client that closed its socket since).
+ * Both sides must be in the tree. The data a client already wrote sits in the not yet
+ * accepted socket, which only accept() could read: a client with unread data fails the dump
+ * (its send buffer use, UNIX_DIAG_RQLEN, tells). A client that closed its socket cannot be
+ * asked: its connection comes back reading end-of-file, and what it wrote before closing is
+ * not kept (the dump warns). On restore stasis binds the listener before the tree, connects a
+ * new client for each waiting connection in the saved order (closing those of closed
+ * clients), applies the clients' shutdowns, and every process inherits its sockets.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "unix.h"
+#include "util.h"
+
+/* Looks for the listener in whose queue the client waits (every listener of this network
+ * namespace, the tree's or not). 1: found, 0: none, <0: failed. */
+static int find_listener(uint64_t client, uint64_t *listener)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct unix_diag_req req;
+	} msg = {
+		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+		.req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
+			 .udiag_show = UDIAG_SHOW_ICONS },
+	};
+	auto_free char *buf = malloc(UNIX_DIAG_BUF);
+	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int found = 0;
+
+	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
+		return -errno;
+	for (;;) {
+		ssize_t got = recv(nl, buf, UNIX_DIAG_BUF, 0);
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		size_t n = got;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			struct unix_info li;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return found;
+			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+				return -EIO;
+			if (unix_diag_parse(h, &li))
+				return -ENOMEM;
+			for (size_t i = 0; i < li.n_icons && !found; i++) {
+				if (li.icons[i] == client) {
+					*listener = li.ino;
+					found = 1;
+				}
+			}
+			free(li.icons);
+		}
+	}
+}
+
+int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			     const struct unix_info *ui)
+{
+	uint64_t listener = 0;
+	struct unix_info li;
+	int type, passcred, err = find_listener(p->st.st_ino, &listener);
+	char name[sizeof(li.name) + 1] = "?", what[sizeof(name) + 96];
+
+	if (err < 0)
+		pr_err("dump pid %d fd %d: cannot list the listening unix sockets: %s", t->pid, p->fd,
+		       strerror(-err));
+	if (err <= 0)
+		return err; /* 0: not waiting to be accepted */
+	if ((err = unix_tree_holds(t, listener)) < 0)
+		return err;
+	if (sock_diag_unix(listener, &li, false) == 0)
+		unix_name(li.name, li.name_len, name, sizeof(name));
+	if (!err) {
+		snprintf(what, sizeof(what), "waiting to be accepted by %s (socket:[%llu]) outside the tree",
+			 name, (unsigned long long)listener);
+		return unix_dump_outside(t, p, e, what);
+	}
+	if (ui->named) {
+		pr_err("dump pid %d fd %d: unix socket %s waiting to be accepted by %s is bound to a "
+		       "name itself (not supported yet)",
+		       t->pid, p->fd, p->link, name);
+		return -ENOTSUP;
+	}
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
+		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+		return -errno;
+	}
+	e->kind = FD_KIND__FD_UNIX_PENDING;
+	e->has_sock_ino = e->has_flags = e->has_sock_type = e->has_sock_passcred = true;
+	e->sock_ino = p->st.st_ino;
+	e->flags = p->flags;
+	e->sock_type = type;
+	e->sock_passcred = passcred;
+	return 1;
+}
+
+int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			     const struct unix_info *ui)
+{
+	SocketTable *tab = &((struct unix_dump *)t->sockets)->tab;
+	struct unix_info li;
+	char name[sizeof(li.name) + 1];
+	int err = sock_diag_unix(p->st.st_ino, &li, true);
+
+	unix_name(ui->name, ui->name_len, name, sizeof(name));
+	if (err) {
+		pr_err("dump pid %d fd %d: cannot list the connections waiting on %s: %s", t->pid, p->fd,
+		       name, strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < li.n_icons && !err; i++) {
+		uint64_t client = li.icons[i];
+		struct unix_info ci;
+		UnixPending *u = xzalloc(sizeof(*u));
+		unix_pending__init(u);
+		u->listener = p->st.st_ino;
+		u->order = i;
+		if (!client) {
+			pr_warn("dump pid %d fd %d: the client of connection %zu waiting on %s closed its "
+				"socket: restored reading end-of-file; data it wrote before closing is "
+				"not kept",
+				t->pid, p->fd, i + 1, name);
+		} else if ((err = unix_tree_holds(t, client)) <= 0) {
+			if (!err)
+				pr_err("dump pid %d fd %d: unix socket %s has a connection waiting to be "
+				       "accepted from socket:[%llu] outside the tree (not supported)",
+				       t->pid, p->fd, name, (unsigned long long)client);
+			err = err ? err : -ENOTSUP;
+		} else if ((err = sock_diag_unix(client, &ci, false))) {
+			pr_err("dump pid %d fd %d: cannot look at socket:[%llu] waiting on %s: %s", t->pid,
+			       p->fd, (unsigned long long)client, name, strerror(-err));
+		} else if (ci.wqueue) {
+			pr_err("dump pid %d fd %d: unix socket %s has a connection waiting to be accepted "
+			       "with unread data: %u bytes of buffer sent by its client socket:[%llu] "
+			       "(only accept() could read them; not supported)",
+			       t->pid, p->fd, name, ci.wqueue, (unsigned long long)client);
+			err = -ENOTSUP;
+		} else {
+			u->has_client = true;
+			u->client = client;
+			u->client_shutdown = ci.shutdown;
+		}
+		tab->pending = realloc(tab->pending, (tab->n_pending + 1) * sizeof(*tab->pending));
+		if (!tab->pending)
+			err = -ENOMEM;
+		else
+			tab->pending[tab->n_pending++] = u;
+	}
+	if (li.n_icons) { /* the restore makes this listener before the tree, for its clients */
+		e->has_sock_ino = true;
+		e->sock_ino = p->st.st_ino;
+	}
+	free(li.icons);
+	return err;
+}
+
+/* ---- restore ---- */
+
+static const FdEntry *find_listener_entry(const struct restore_task *tasks, size_t nr_tasks,
+					  uint64_t ino)
+{
+	for (size_t i = 0; i < nr_tasks; i++) {
+		for (size_t k = 0; k < tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = tasks[i].fds->fds[k];
+			if (e->kind == FD_KIND__FD_UNIX_BOUND && e->has_sock_ino && e->sock_ino == ino &&
+			    e->has_sock_backlog && e->has_sock_type &&
+			    (e->sock_type == SOCK_STREAM || e->sock_type == SOCK_SEQPACKET))
+				return e;
+		}
+	}
+	return NULL;
+}
+
+/* A new client connected to the listener, with the saved shutdown. */
+static int connect_client(const FdEntry *l, const UnixPending *u)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int err, s;
+
+	if ((err = unix_saved_addr(l, &sa, &len)))
+		return err;
+	s = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -errno;
+	if (connect(s, (struct sockaddr *)&sa, len))
+		err = -errno;
+	else
+		err = unix_apply_shutdown(s, u->client_shutdown);
+	if (err)
+		close(s);
+	return err ? err : s;
+}
+
+/* The listener's name, for messages. */
+static const char *entry_name(const FdEntry *l, char *buf, size_t len)
+{
+	return unix_name((const char *)l->sock_name.data, l->sock_name.len, buf, len);
+}
+
+int unix_restore_pending(const SocketTable *tab, const struct restore_task *tasks, size_t nr_tasks)
+{
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	int err;
+
+	for (size_t i = 0; i < tab->n_pending; i++) {
+		const UnixPending *u = tab->pending[i];
+		const FdEntry *l = find_listener_entry(tasks, nr_tasks, u->listener);
+		uint32_t before = 0;
+		for (size_t k = 0; k < i; k++)
+			before += tab->pending[k]->listener == u->listener;
+		if (!l || u->order != before || u->client_shutdown > 3) {
+			pr_err("image sockets.img: pending connection %zu (to socket %llu, place %u in its "
+			       "queue) is not to a listening socket of the images, or out of order",
+			       i, (unsigned long long)u->listener, u->order);
+			return -EINVAL;
+		}
+		int ls = unix_held_fd(u->listener);
+		if (ls < 0) {
+			if ((ls = unix_bind_saved(l)) < 0) {
+				pr_err("restore: cannot bind listening unix socket %s again: %s",
+				       entry_name(l, name, sizeof(name)), strerror(-ls));
+				return ls;
+			}
+			if ((err = unix_hold(u->listener, 0, ls)))
+				return err;
+		}
+		int c = connect_client(l, u);
+		if (c < 0) {
+			pr_err("restore: cannot connect waiting connection %u to unix socket %s (backlog "
+			       "%u): %s",
+			       u->order + 1, entry_name(l, name, sizeof(name)), l->sock_backlog,
+			       strerror(-c));
+			return c;
+		}
+		if (!u->has_client)
+			close(c); /* accept() reads end-of-file, as before */
+		else if ((err = unix_hold(u->client, 0, c)))
+			return err;
+	}
+	return 0;
+}
+
+static int open_pending(struct restore_task *t, const FdEntry *e)
+{
+	int passcred = e->sock_passcred, fd = unix_held_fd(e->sock_ino);
+	(void)t;
+
+	if (fd < 0)
+		return -ENOENT;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred)))
+		return -errno;
+	return unix_dup_held(fd, e->flags);
+}
+
+const struct fd_kind_ops fd_kind_unix_pending = {
+	.name = "unix socket waiting to be accepted",
+	.open = open_pending,
+	.kind = FD_KIND__FD_UNIX_PENDING,
+};

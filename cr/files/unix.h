@@ -1,0 +1,74 @@
+/* What cr/files/unix.c and unix-backlog.c share. */
+#ifndef STASIS_FILES_UNIX_H
+#define STASIS_FILES_UNIX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "files.h"
+
+#define TCP_ESTABLISHED_STATE 1
+#define TCP_LISTEN_STATE 10
+
+#define UNIX_DIAG_BUF (64u << 10) /* a listener's queue may hold thousands of connections */
+
+/* The kernel's view of one unix socket (NETLINK_SOCK_DIAG). */
+struct unix_info {
+	uint64_t ino;
+	bool has_peer; /* connected; peer 0: to a connection not accepted yet, or a closed peer */
+	uint64_t peer;
+	uint32_t shutdown;
+	bool named;
+	uint32_t state;
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	size_t name_len;
+	uint32_t rqueue, wqueue; /* listening: connections waiting, backlog; else bytes in, buffer out */
+	uint32_t *icons; /* with_icons, listening: each waiting connection's client, oldest first
+			    (0: closed); malloc'd */
+	size_t n_icons;
+};
+
+int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons);
+/* One SOCK_DIAG_BY_FAMILY answer (of a dump, say) into ui. */
+struct nlmsghdr;
+int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui);
+/* A socket name for messages: a path, or an abstract name shown with a leading '@'. */
+const char *unix_name(const char *name, size_t name_len, char *buf, size_t len);
+/* SO_TYPE and SO_PASSCRED, read on a copy of the task's fd. */
+int sock_options(pid_t pid, int fd, int *type, int *passcred);
+
+struct unix_dump {
+	SocketTable tab;
+	uint64_t *seen; /* ends met in the tree (their queues are peeked then) */
+	size_t nr_seen;
+	uint64_t *held; /* every socket inode the tree holds an fd of, read once when needed */
+	size_t nr_held;
+	bool held_read;
+};
+
+/* Does a process of the tree hold the socket? (<0: cannot tell, said) */
+int unix_tree_holds(struct dump_task *t, uint64_t ino);
+/* A socket connected to something outside the tree: external (--ext-unix-sk), or refused. */
+int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what);
+
+/* cr/files/unix-backlog.c */
+int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			     const struct unix_info *ui);
+int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			     const struct unix_info *ui);
+int unix_restore_pending(const SocketTable *tab, const struct restore_task *tasks, size_t nr_tasks);
+
+/* Restore: sockets stasis made before the tree, by inode; every new process inherits them. */
+int unix_hold(uint64_t ino, uint64_t pair_id, int fd);
+int unix_held_fd(uint64_t ino);
+/* A duplicate of a held socket with the saved O_NONBLOCK, for the new task. */
+int unix_dup_held(int held, unsigned flags);
+/* A bound socket of the saved type, options and name; listening if it was. */
+int unix_bind_saved(const FdEntry *e);
+/* The saved name as an address. */
+int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
+int unix_apply_shutdown(int s, uint32_t bits);
+
+#endif

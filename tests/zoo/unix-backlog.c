@@ -1,0 +1,167 @@
+/*
+ * unix-backlog: connections waiting to be accepted.
+ *   fd 70 SOCK_STREAM listening on $ZOO_TMPDIR/backlog.sock (backlog 5, O_NONBLOCK); waiting
+ *   in its queue, oldest first: 1. fd 71; 2. fd 72 (O_NONBLOCK); 3. a client that closed its
+ *   socket; 4. fd 73, which shut down its sending side; 5. fd 80 of a child process.
+ *   fd 74 SOCK_SEQPACKET listening on an abstract name (backlog 1); fd 75 waits in its queue.
+ * After restore and SIGTERM: the server accepts 5 connections from fd 70, in order, and sends
+ * each its number: fds 71, 72, 73 and the child's 80 receive 1, 2, 4 and 5; the third reads
+ * end-of-file and refuses data; 71, 72 and the child answer; 73 cannot send and its
+ * connection reads end-of-file; fd 74 accepts fd 75's connection, packets keep their sizes.
+ * --unread-data: client 1 writes 5 bytes before READY (the dump must refuse: only accept()
+ * could read them); the checks then expect those bytes first.
+ * Blocks in: nanosleep everywhere.
+ */
+#include "zoo.h"
+#include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#define NR_ACCEPT 5
+
+static struct sockaddr_un path_sa, abstract_sa;
+static socklen_t abstract_len;
+static pid_t kid;
+static int unread_data;
+static volatile sig_atomic_t child_term;
+
+static void on_term(int sig) { (void)sig; child_term = 1; }
+
+static void place(int fd, int at)
+{
+	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
+		zoo_die("fd %d: %s", at, strerror(errno));
+	close(fd);
+}
+
+static int client(int type, const struct sockaddr_un *sa, socklen_t len)
+{
+	int c = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (const struct sockaddr *)sa, len))
+		zoo_die("connect: %s", strerror(errno));
+	return c;
+}
+
+/* read with a time limit (a lost connection must not hang the check) */
+static ssize_t read_wait(int fd, void *buf, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) != 1)
+		return -2;
+	return read(fd, buf, len);
+}
+
+static int got(int fd, const char *want)
+{
+	char b[16] = "";
+	size_t n = strlen(want);
+	return read_wait(fd, b, n) == (ssize_t)n && !memcmp(b, want, n);
+}
+
+/* Exit code 0: got its number 5 and answered. */
+static void child(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigaction(SIGTERM, &sa, NULL);
+	for (int fd = 70; fd <= 75; fd++)
+		close(fd);
+	while (!child_term)
+		zoo_sleep_ms(10);
+	_exit(got(80, "5") && send(80, "from5", 5, MSG_NOSIGNAL) == 5 ? 0 : 1);
+}
+
+static void c_order(ucontext_t *u) { (void)u; close(accept4(70, NULL, NULL, SOCK_CLOEXEC)); }
+static void c_flags(ucontext_t *u) { (void)u; fcntl(72, F_SETFL, 0); }
+static void c_shutdown(ucontext_t *u) { (void)u; place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73); }
+static void c_seqpacket(ucontext_t *u) { (void)u; close(75); }
+static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
+static const struct zoo_corruption corruptions[] = {
+	{ "order", c_order, 0 },
+	{ "flags", c_flags, 0 },
+	{ "shutdown", c_shutdown, 0 },
+	{ "seqpacket", c_seqpacket, 0 },
+	{ "child", c_child, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	const char *dir = getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp";
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	for (int i = 1; i < argc; i++)
+		unread_data |= !strcmp(argv[i], "--unread-data");
+	path_sa.sun_family = abstract_sa.sun_family = AF_UNIX;
+	snprintf(path_sa.sun_path, sizeof(path_sa.sun_path), "%s/backlog.sock", dir);
+	int n = snprintf(abstract_sa.sun_path + 1, sizeof(abstract_sa.sun_path) - 1, "stasis-zoo-backlog-%d",
+			 getpid());
+	abstract_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+	unlink(path_sa.sun_path);
+	int a = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0), b = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	if (bind(a, (struct sockaddr *)&path_sa, sizeof(path_sa)) || listen(a, NR_ACCEPT) ||
+	    bind(b, (struct sockaddr *)&abstract_sa, abstract_len) || listen(b, 1))
+		zoo_die("listen: %s", strerror(errno));
+	place(a, 70);
+	place(b, 74);
+	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 71);
+	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 72);
+	fcntl(72, F_SETFL, O_NONBLOCK);
+	close(client(SOCK_STREAM, &path_sa, sizeof(path_sa)));
+	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73);
+	if (shutdown(73, SHUT_WR))
+		zoo_die("shutdown: %s", strerror(errno));
+	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 80);
+	place(client(SOCK_SEQPACKET, &abstract_sa, abstract_len), 75);
+	if (unread_data && write(71, "early", 5) != 5)
+		zoo_die("write: %s", strerror(errno));
+	kid = fork();
+	if (kid < 0)
+		zoo_die("fork: %s", strerror(errno));
+	if (kid == 0)
+		child();
+	close(80);
+	zoo_ready();
+	zoo_wait();
+
+	/* accept them all, in order, and tell each its number */
+	int acc[NR_ACCEPT + 1], nacc = 0, sent[NR_ACCEPT] = { 0 };
+	for (int s; nacc <= NR_ACCEPT && (s = accept4(70, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;)
+		acc[nacc++] = s;
+	CHECK("order", nacc == NR_ACCEPT, "%d connections were waiting, not %d", nacc, NR_ACCEPT);
+	for (int i = 0; i < nacc && i < NR_ACCEPT; i++) {
+		char num = '1' + i;
+		sent[i] = send(acc[i], &num, 1, MSG_NOSIGNAL) == 1;
+	}
+	kill(kid, SIGTERM);
+	CHECK("order", sent[0] && got(71, "1"), "fd 71's connection was not accepted first");
+	CHECK("order", sent[1] && got(72, "2"), "fd 72's connection was not accepted second");
+	CHECK("order", nacc > 2 && !sent[2] && read_wait(acc[2], &(char){ 0 }, 1) == 0,
+	      "the third connection is not the closed client's (no end-of-file)");
+	CHECK("order", sent[3] && got(73, "4"), "fd 73's connection was not accepted fourth");
+	CHECK("order", sent[4], "the child's connection was not accepted fifth");
+	/* and back */
+	CHECK("order", send(71, "from1", 5, MSG_NOSIGNAL) == 5 && nacc > 0 && (!unread_data || got(acc[0], "early")) &&
+			       got(acc[0], "from1"),
+	      "no data from fd 71");
+	CHECK("order", send(72, "from2", 5, MSG_NOSIGNAL) == 5 && nacc > 1 && got(acc[1], "from2"), "no data from fd 72");
+	CHECK("shutdown", send(73, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "fd 73 can send again");
+	CHECK("shutdown", nacc > 3 && read_wait(acc[3], &(char){ 0 }, 1) == 0,
+	      "fd 73's connection does not read end-of-file");
+	CHECK("child", nacc > 4 && got(acc[4], "from5"), "no answer from the child's fd 80");
+	int st = 0;
+	waitpid(kid, &st, 0);
+	CHECK("child", WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child did not get its number (%#x)", st);
+	CHECK("flags", (fcntl(70, F_GETFL) & O_NONBLOCK) && (fcntl(72, F_GETFL) & O_NONBLOCK) &&
+			       !(fcntl(71, F_GETFL) & O_NONBLOCK),
+	      "O_NONBLOCK of fds 70, 71, 72 changed");
+
+	struct pollfd p = { .fd = 74, .events = POLLIN };
+	int q = poll(&p, 1, 3000) == 1 ? accept4(74, NULL, NULL, SOCK_CLOEXEC) : -1;
+	char pk[8] = "";
+	CHECK("seqpacket",
+	      q >= 0 && send(75, "p1", 2, MSG_NOSIGNAL) == 2 && send(75, "p22", 3, MSG_NOSIGNAL) == 3 &&
+		      read_wait(q, pk, sizeof(pk)) == 2 && read_wait(q, pk, sizeof(pk)) == 3,
+	      "fd 75's connection was not accepted, or its packets lost their sizes");
+	unlink(path_sa.sun_path);
+	return zoo_finish("5 + 1 connections waiting to be accepted");
+}
