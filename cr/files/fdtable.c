@@ -158,6 +158,11 @@ static int dump_fds(struct dump_task *t)
 				return err;
 			continue;
 		}
+		if (S_ISSOCK(p.st.st_mode) && (err = sockopts_dump(t->pid, e->fd, e))) {
+			pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, e->fd, p.link,
+			       strerror(-err));
+			return err;
+		}
 		int claimed = 0;
 		for (size_t k = 0; k < ARRAY_SIZE(fd_kinds) && !claimed; k++) {
 			if (!fd_kinds[k]->dump)
@@ -198,6 +203,7 @@ static int validate_fds(struct restore_task *t)
 			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PAIR || (e->has_pair_id && e->has_sock_ino));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PENDING || e->has_sock_ino);
+			ok = ok && sockopts_valid(e);
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
@@ -223,6 +229,7 @@ static int restore_fds(struct restore_task *t)
 	FdTable *tab = t->fds;
 	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int));
 	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
+	int err;
 
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
@@ -235,6 +242,10 @@ static int restore_fds(struct restore_task *t)
 			 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
 		if (fd < 0)
 			return fd;
+		if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
+			close(fd);
+			return err;
+		}
 		tmp[i] = restore_move_high(t, fd);
 		if (tmp[i] < 0)
 			return tmp[i];
@@ -249,7 +260,7 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	int err = locks_restore(tab);
+	err = locks_restore(tab);
 	return err ? err : epoll_register_targets(tab);
 }
 

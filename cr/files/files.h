@@ -100,6 +100,11 @@ void ghosts_close_all(void);
 /* cr/files/pidfd.c: a pidfd of a reaped process, made by stasis if some fd needs it. */
 int pidfds_restore_prepare(bool needed);
 void pidfds_close_all(void);
+/* cr/files/sockopts.c: SOL_SOCKET options of the socket at fd of pid that differ from a fresh
+ * socket's, saved in e (before any kind looks at it); checked and set on the new socket. */
+int sockopts_dump(pid_t pid, int fd, FdEntry *e);
+bool sockopts_valid(const FdEntry *e);
+int sockopts_restore(int sk, const FdEntry *e);
 
 /* cr/files/mqueue.c: the tree's POSIX message queues, saved once each. */
 int mqueues_dump_all(int dirfd);

@@ -113,10 +113,12 @@ static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
 	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
 	auto_close int s = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 	auto_free char *buf = malloc(MAX_QUEUED);
-	int off = 0, none = -1;
+	int off = 0, own = -1; /* the program's own peek offset, given back after */
+	socklen_t len = sizeof(own);
 	size_t total = 0;
 
-	if (s < 0 || !buf || setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
+	if (s < 0 || !buf || getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
+	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
 		return -errno;
 	for (;;) {
 		ssize_t n = recv(s, buf, MAX_QUEUED - total, MSG_PEEK | MSG_DONTWAIT);
@@ -132,7 +134,7 @@ static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
 		if (total >= MAX_QUEUED)
 			break;
 	}
-	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
 	return 0;
 }
 

@@ -1,0 +1,132 @@
+/*
+ * Socket options every kind of socket has (SOL_SOCKET): only those whose value differs from a
+ * fresh socket of the same family and type are saved, so that a restored socket keeps the
+ * kernel's defaults (and autotuning) wherever the program did not choose. Buffer sizes are
+ * set with the *FORCE variants (the kernel doubles what is set, so half is given back).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "util.h"
+
+#ifndef SO_SNDBUFFORCE
+#define SO_SNDBUFFORCE 32
+#endif
+#ifndef SO_RCVBUFFORCE
+#define SO_RCVBUFFORCE 33
+#endif
+
+static const struct {
+	int name;
+	int set_as;  /* the option to set it with */
+	size_t size; /* of the value */
+	const char *what;
+} known_opts[] = {
+	{ SO_SNDBUF, SO_SNDBUFFORCE, sizeof(int), "SO_SNDBUF" },
+	{ SO_RCVBUF, SO_RCVBUFFORCE, sizeof(int), "SO_RCVBUF" },
+	{ SO_RCVTIMEO, SO_RCVTIMEO, sizeof(struct timeval), "SO_RCVTIMEO" },
+	{ SO_SNDTIMEO, SO_SNDTIMEO, sizeof(struct timeval), "SO_SNDTIMEO" },
+	{ SO_RCVLOWAT, SO_RCVLOWAT, sizeof(int), "SO_RCVLOWAT" },
+	{ SO_PRIORITY, SO_PRIORITY, sizeof(int), "SO_PRIORITY" },
+	{ SO_MARK, SO_MARK, sizeof(int), "SO_MARK" },
+	{ SO_PASSCRED, SO_PASSCRED, sizeof(int), "SO_PASSCRED" },
+	{ SO_PASSSEC, SO_PASSSEC, sizeof(int), "SO_PASSSEC" },
+	{ SO_TIMESTAMP, SO_TIMESTAMP, sizeof(int), "SO_TIMESTAMP" },
+	{ SO_TIMESTAMPNS, SO_TIMESTAMPNS, sizeof(int), "SO_TIMESTAMPNS" },
+	{ SO_KEEPALIVE, SO_KEEPALIVE, sizeof(int), "SO_KEEPALIVE" },
+	{ SO_BROADCAST, SO_BROADCAST, sizeof(int), "SO_BROADCAST" },
+	{ SO_OOBINLINE, SO_OOBINLINE, sizeof(int), "SO_OOBINLINE" },
+	{ SO_DONTROUTE, SO_DONTROUTE, sizeof(int), "SO_DONTROUTE" },
+	{ SO_LINGER, SO_LINGER, sizeof(struct linger), "SO_LINGER" },
+	{ SO_PEEK_OFF, SO_PEEK_OFF, sizeof(int), "SO_PEEK_OFF" },
+};
+
+union opt_value {
+	int i;
+	struct timeval tv;
+	struct linger linger;
+};
+
+/* Reads option i of sk into buf (known_opts[i].size bytes); false if the socket has none. */
+static bool read_opt(int sk, size_t i, void *buf)
+{
+	socklen_t len = known_opts[i].size;
+
+	memset(buf, 0, len);
+	return !getsockopt(sk, SOL_SOCKET, known_opts[i].name, buf, &len) && len == known_opts[i].size;
+}
+
+int sockopts_dump(pid_t pid, int fd, FdEntry *e)
+{
+	auto_close int sk = task_fd_copy(pid, fd);
+	int family = 0, type = 0;
+	socklen_t len = sizeof(int);
+
+	if (sk < 0)
+		return sk;
+	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) ||
+	    getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len))
+		return -errno;
+	auto_close int fresh = socket(family, type | SOCK_CLOEXEC, 0);
+	union opt_value now, dflt;
+
+	if (fresh < 0)
+		return -errno;
+	for (size_t i = 0; i < ARRAY_SIZE(known_opts); i++) {
+		if (!read_opt(sk, i, &now) || (read_opt(fresh, i, &dflt) && !memcmp(&now, &dflt, known_opts[i].size)))
+			continue;
+		SockOpt *o = xzalloc(sizeof(*o));
+		sock_opt__init(o);
+		o->name = known_opts[i].name;
+		o->value.len = known_opts[i].size;
+		o->value.data = xzalloc(known_opts[i].size);
+		memcpy(o->value.data, &now, known_opts[i].size);
+		e->sockopts = realloc(e->sockopts, (e->n_sockopts + 1) * sizeof(*e->sockopts));
+		if (!e->sockopts)
+			abort();
+		e->sockopts[e->n_sockopts++] = o;
+	}
+	return 0;
+}
+
+/* The entry of known_opts for o, or -1: not an option stasis saves (a damaged image). */
+static int known(const SockOpt *o)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(known_opts); i++)
+		if ((int)o->name == known_opts[i].name)
+			return o->value.len == known_opts[i].size ? (int)i : -1;
+	return -1;
+}
+
+bool sockopts_valid(const FdEntry *e)
+{
+	for (size_t k = 0; k < e->n_sockopts; k++)
+		if (known(e->sockopts[k]) < 0)
+			return false;
+	return true;
+}
+
+int sockopts_restore(int sk, const FdEntry *e)
+{
+	for (size_t k = 0; k < e->n_sockopts; k++) {
+		const SockOpt *o = e->sockopts[k];
+		int i = known(o);
+		if (i < 0)
+			return -EINVAL;
+		union opt_value value;
+		memcpy(&value, o->value.data, o->value.len);
+		if (known_opts[i].set_as != known_opts[i].name) /* buffer sizes: the kernel doubles */
+			value.i /= 2;
+		if (setsockopt(sk, SOL_SOCKET, known_opts[i].set_as, &value, o->value.len)) {
+			pr_perror("restore: cannot set %s on fd %u", known_opts[i].what, e->fd);
+			return -errno;
+		}
+	}
+	return 0;
+}
