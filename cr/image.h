@@ -29,6 +29,7 @@ enum image_type {
 	IMG_GHOSTS,
 	IMG_SOCKETS,
 	IMG_TTYS,
+	IMG_IPC_NS,
 };
 
 struct image_desc {

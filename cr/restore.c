@@ -34,6 +34,7 @@
 #include "pstree.h"
 #include "shmem.h"
 #include "files/files.h"
+#include "ipc-ns.h"
 #include "threads.h"
 #include "util.h"
 
@@ -660,7 +661,7 @@ static int prepare_shared_files(struct restore_tree *rt)
 /* The shared anonymous objects: created and filled here, checked against every mapping. */
 static int prepare_shared_memory(struct restore_tree *rt)
 {
-	bool needed = false;
+	bool needed = ipc_ns_shm_count() > 0;
 	int err;
 
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -736,8 +737,11 @@ int cr_restore(void)
 	pid_t root;
 
 	pr_debug("restore: start");
+	/* the IPC namespace before any SysV object is made (shmem's segments go into it) */
 	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
-	    (err = prepare_shared_memory(&rt)) || (err = prepare_ghosts(&rt)) ||
+	    (err = ipc_ns_restore_prepare(opts.images_dir_fd, rt.inv)) ||
+	    (err = prepare_shared_memory(&rt)) || (err = ipc_ns_restore_objects()) ||
+	    (err = prepare_ghosts(&rt)) ||
 	    (err = prepare_shared_files(&rt)))
 		return err;
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart. */
