@@ -23,6 +23,7 @@
 #include "pstree.h"
 #include "shmem.h"
 #include "files/files.h"
+#include "ipc-ns.h"
 #include "threads.h"
 #include "util.h"
 
@@ -108,7 +109,7 @@ static int write_task_images(struct dump_task *t)
 }
 
 /* The inventory last: a directory without it is not a complete image set. */
-static int write_inventory(const struct dump_tree *tr, int dirfd)
+static int write_inventory(const struct dump_tree *tr, int dirfd, bool own_ipc_ns)
 {
 	struct utsname u;
 	Inventory inv = INVENTORY__INIT;
@@ -129,6 +130,8 @@ static int write_inventory(const struct dump_tree *tr, int dirfd)
 	inv.dumped_at_ns = now_ns(CLOCK_REALTIME);
 	inv.has_shell_job = true;
 	inv.shell_job = opts.shell_job;
+	inv.has_ipc_ns = own_ipc_ns;
+	inv.ipc_ns = own_ipc_ns;
 	return image_write(dirfd, IMG_INVENTORY, 0, &inv.base);
 }
 
@@ -157,6 +160,7 @@ int cr_dump(void)
 	struct dump_tree tr = { 0 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
 	int dirfd = opts.images_dir_fd, err;
+	bool own_ipc_ns;
 
 	if (opts.pid <= 0) {
 		pr_err("dump: no task given (-t PID)");
@@ -177,6 +181,8 @@ int cr_dump(void)
 	struct ghost_dump *ghosts = ghost_dump_new();
 	struct unix_dump *sockets = unix_dump_new();
 	struct pty_dump *ptys = pty_dump_new();
+	/* first, so that the segments of the tree's own IPC namespace are known to shmem */
+	err = ipc_ns_dump(&tr, shmem, dirfd, &own_ipc_ns);
 	for (size_t i = 1; i < tr.nr_tasks; i++) /* parents come first: they save shared pages */
 		for (size_t e = 0; e < tr.nr_entries; e++)
 			if (tr.entries[e]->pid == (uint32_t)tr.tasks[i].pid)
@@ -202,7 +208,7 @@ int cr_dump(void)
 	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = pipes_dump_all(pipes, dirfd)) ||
 	    (err = ghosts_dump_all(ghosts, dirfd)) || (err = unix_dump_all(sockets, dirfd)) ||
 	    (err = ptys_dump_all(ptys, dirfd)) || (err = mqueues_dump_all(dirfd)) ||
-	    (err = write_inventory(&tr, dirfd)))
+	    (err = write_inventory(&tr, dirfd, own_ipc_ns)))
 		goto fail;
 	if (fault_injected("after-images")) {
 		pr_err("dump pid %d: injected failure after-images", opts.pid);

@@ -26,6 +26,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_SOCKETS, "sockets", 0, &socket_table__descriptor },
 	{ IMG_TTYS, "ttys", 0, &tty_table__descriptor },
 	{ IMG_MQUEUES, "mqueues", 0, &mqueue_table__descriptor },
+	{ IMG_IPC_NS, "ipc-ns", 0, &ipc_ns__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

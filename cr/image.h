@@ -30,6 +30,7 @@ enum image_type {
 	IMG_SOCKETS,
 	IMG_TTYS,
 	IMG_MQUEUES,
+	IMG_IPC_NS,
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

@@ -34,6 +34,7 @@
 #include "pstree.h"
 #include "shmem.h"
 #include "files/files.h"
+#include "ipc-ns.h"
 #include "threads.h"
 #include "util.h"
 
@@ -670,7 +671,7 @@ static int prepare_shared_files(struct restore_tree *rt)
 /* The shared anonymous objects: created and filled here, checked against every mapping. */
 static int prepare_shared_memory(struct restore_tree *rt)
 {
-	bool needed = false;
+	bool needed = ipc_ns_shm_count() > 0;
 	int err;
 
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -746,7 +747,9 @@ int cr_restore(void)
 	pid_t root;
 
 	pr_debug("restore: start");
-	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)))
+	/* ipc-ns.img checked; the tree's IPC namespace made, for every SysV object below */
+	if ((err = read_inventory(opts.images_dir_fd, &rt.inv)) || (err = read_tree_images(&rt)) ||
+	    (err = ipc_ns_restore_prepare(opts.images_dir_fd, rt.inv)))
 		return err;
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart.
 	 * Checked before anything is made (a listener bound again would take over its name). */
@@ -754,8 +757,8 @@ int cr_restore(void)
 	if ((err = check_pids_free(rt.inv)))
 		return err;
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
-	if ((err = prepare_shared_memory(&rt)) || (err = prepare_ghosts(&rt)) ||
-	    (err = prepare_shared_files(&rt)))
+	if ((err = prepare_shared_memory(&rt)) || (err = ipc_ns_restore_objects()) ||
+	    (err = prepare_ghosts(&rt)) || (err = prepare_shared_files(&rt)))
 		return err;
 	pr_debug("restore: images checked, pids free");
 	raise_nofile_limit();

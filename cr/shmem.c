@@ -1,6 +1,7 @@
 /*
- * Shared memory objects: MAP_SHARED|MAP_ANONYMOUS memory (shared by fork) and memfds (mapped
- * or held as fds). Dump: each object is read once, through /proc/PID/map_files or
+ * Shared memory objects: MAP_SHARED|MAP_ANONYMOUS memory (shared by fork), memfds (mapped
+ * or held as fds) and SysV shm segments (those the tree attaches; in the tree's own IPC
+ * namespace all of its segments, which cr/ipc-ns.c notes here). Dump: each object is read once, through /proc/PID/map_files or
  * /proc/PID/fd (so pages that only another process touched are not missed), its allocated
  * ranges found with SEEK_DATA/SEEK_HOLE; pages of zeroes are skipped. Restore: stasis creates
  * and fills every object before creating the tree and keeps an fd on it; each new process
@@ -17,6 +18,7 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
+#include "ipc-ns.h"
 #include "log.h"
 #include "shmem.h"
 #include "util.h"
@@ -38,6 +40,7 @@ struct shmem_dump_obj {
 struct shmem_dump {
 	struct shmem_dump_obj *objs;
 	size_t n;
+	bool sysv_all_noted; /* the tree's own IPC namespace: every segment is noted already */
 };
 
 struct shmem_dump *shmem_dump_new(void)
@@ -57,17 +60,43 @@ bool shmem_is_memfd_path(const char *path)
 	return n > p + d && !strncmp(path, MEMFD_PREFIX, p) && !strcmp(path + n - d, DELETED_SUFFIX);
 }
 
+static struct shmem_dump_obj *add_object(struct shmem_dump *sd, uint64_t id, uint64_t size,
+					 const char *read_path)
+{
+	sd->objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
+	if (!sd->objs)
+		abort();
+	struct shmem_dump_obj *o = &sd->objs[sd->n++];
+	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = xstrdup(read_path) };
+	return o;
+}
+
+static void set_sysv(struct shmem_dump_obj *o, const struct shmid_ds *ds)
+{
+	o->sysv = true;
+	o->ds = *ds;
+	o->size = ds->shm_segsz;
+}
+
 int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, uint64_t ino,
 	       uint64_t size)
 {
-	for (size_t i = 0; i < sd->n; i++)
-		if (sd->objs[i].id == ino)
+	for (size_t i = 0; i < sd->n; i++) {
+		if (sd->objs[i].id != ino)
+			continue;
+		if (sd->objs[i].sysv == shmem_is_sysv_path(link))
 			return 0;
-	sd->objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
-	if (!sd->objs)
-		return -ENOMEM;
-	struct shmem_dump_obj *o = &sd->objs[sd->n++];
-	*o = (struct shmem_dump_obj){ .id = ino, .size = size, .read_path = xstrdup(read_path) };
+		pr_err("dump: shared memory %s and a SysV shm segment have the same id %llu; not "
+		       "supported",
+		       read_path, (unsigned long long)ino);
+		return -ENOTSUP;
+	}
+	if (shmem_is_sysv_path(link) && sd->sysv_all_noted) {
+		pr_err("dump: SysV shm segment %llu (%s) does not belong to the tree's IPC namespace",
+		       (unsigned long long)ino, read_path);
+		return -ENOTSUP;
+	}
+	struct shmem_dump_obj *o = add_object(sd, ino, size, read_path);
 	if (shmem_is_memfd_path(link)) {
 		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
@@ -81,16 +110,35 @@ int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, u
 		}
 	}
 	if (shmem_is_sysv_path(link)) {
-		o->sysv = true;
-		if (shmctl(ino, IPC_STAT, &o->ds)) {
+		struct shmid_ds ds;
+		if (shmctl(ino, IPC_STAT, &ds)) {
 			pr_perror("dump: cannot read SysV shm segment %llu", (unsigned long long)ino);
 			return -errno;
 		}
-		o->size = o->ds.shm_segsz;
+		set_sysv(o, &ds);
 	}
 	return 0;
 }
 
+int shmem_note_sysv(struct shmem_dump *sd, int shmid, int fd, const struct shmid_ds *ds)
+{
+	char path[32];
+
+	for (size_t i = 0; i < sd->n; i++) {
+		if (sd->objs[i].id == (uint64_t)shmid) {
+			pr_err("dump: SysV shm segment %d has the id of another shared object", shmid);
+			return -EEXIST;
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	set_sysv(add_object(sd, shmid, ds->shm_segsz, path), ds);
+	return 0;
+}
+
+void shmem_sysv_all_noted(struct shmem_dump *sd)
+{
+	sd->sysv_all_noted = true;
+}
 
 static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
 {
@@ -181,6 +229,9 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 			o->sysv_mode = sd->objs[i].ds.shm_perm.mode & 0777;
 			o->sysv_uid = sd->objs[i].ds.shm_perm.uid;
 			o->sysv_gid = sd->objs[i].ds.shm_perm.gid;
+			o->has_sysv_cuid = o->has_sysv_cgid = true;
+			o->sysv_cuid = sd->objs[i].ds.shm_perm.cuid;
+			o->sysv_cgid = sd->objs[i].ds.shm_perm.cgid;
 		}
 		tab.objects[tab.n_objects++] = o;
 		err = dump_object(&sd->objs[i], o, out, buf, &file_off);
@@ -196,6 +247,7 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 
 struct shmem_restore_obj {
 	uint64_t id, size;
+	bool sysv;
 	int fd; /* stasis' own fd on the object, inherited by every new process */
 };
 
@@ -254,12 +306,13 @@ static int sysv_segment(const ShmemObject *o)
 			return -EEXIST;
 		}
 	} else {
-		FILE *f = fopen("/proc/sys/kernel/shm_next_id", "w");
-		if (!f || fprintf(f, "%d", id) < 0 || fclose(f)) {
-			pr_perror("restore: cannot ask for SysV shm id %d", id);
-			return -EPERM;
-		}
+		int err = ipc_set_next_id("shm", id);
+		if (!err && o->has_sysv_cuid && o->has_sysv_cgid)
+			err = ipc_as_creator(o->sysv_cuid, o->sysv_cgid);
+		if (err)
+			return err;
 		int got = shmget((key_t)o->sysv_key, o->size, IPC_CREAT | IPC_EXCL | o->sysv_mode);
+		ipc_as_self();
 		if (got != id) {
 			pr_err("restore: SysV shm segment %d (key %#x) came back as %d", id, o->sysv_key, got);
 			if (got >= 0)
@@ -319,6 +372,7 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 
 	so->id = o->id;
 	so->size = o->size;
+	so->sysv = o->sysv;
 	so->fd = create_object(o);
 	if (so->fd < 0)
 		return so->fd;
@@ -379,6 +433,14 @@ bool shmem_object_fits(uint64_t id, uint64_t end_offset)
 	for (size_t i = 0; i < nr_objects; i++)
 		if (objects[i].id == id)
 			return end_offset <= PAGE_ALIGN(objects[i].size);
+	return false;
+}
+
+bool shmem_sysv_known(uint64_t shmid)
+{
+	for (size_t i = 0; i < nr_objects; i++)
+		if (objects[i].id == shmid)
+			return objects[i].sysv;
 	return false;
 }
 

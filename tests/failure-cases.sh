@@ -34,6 +34,12 @@
 #   restore/linked-file-gone a file deleted under the name the target used but linked under
 #                            another (deleted-files' fd 32) loses that other link between dump
 #                            and restore: restore fails naming the file, no process runs
+#   dump/ipc-ns-split        a tree whose child has an IPC namespace of its own (sysv-ipc with
+#                            ZOO_IPC_SPLIT=1): dump fails naming the child and the IPC
+#                            namespace; both keep running and the parent PASSes
+#   restore/corrupt/ipc-ns-* a flipped byte in ipc-ns.img, ipc-ns.img missing (sysv-ipc images):
+#                            restore fails naming ipc-ns.img, no process with the pid exists;
+#                            restore/ipc-ns-pristine: the untouched images restore and PASS
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -578,6 +584,116 @@ case_restore_linked_file_gone() {
 	fi
 }
 
+# A tree across two IPC namespaces: the dump refuses, naming the child, and nothing changes.
+case_ipc_ns_split() {
+	local d=$ZOO_TMP/ipc-ns-split child
+	mkdir -p "$d/img"
+	export ZOO_IPC_SPLIT=1
+	zoo_start sysv-ipc "$d"
+	local ok=$?
+	unset ZOO_IPC_SPLIT
+	if [ $ok -ne 0 ]; then
+		result_fail dump/ipc-ns-split "$ZERR"
+		return
+	fi
+	child=$(cat "$d/work/child.pid" 2>/dev/null)
+	track_pid "$child"
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail dump/ipc-ns-split "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif [ -z "$child" ] || ! mentions "$d/dump.out" "$d/img/dump.log" "pid $child: .*IPC namespace"; then
+		result_fail dump/ipc-ns-split "the error does not name child $child and its IPC namespace"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif [ -e "$d/img/ipc-ns.img" ] || [ -e "$d/img/inventory.img" ]; then
+		result_fail dump/ipc-ns-split "the failed dump left images behind"
+		kill_ours "$ZPID"
+	elif ! proc_alive "$child" || [ "$(proc_state "$child")" = T ]; then
+		result_fail dump/ipc-ns-split "the child $child is gone or stopped"
+		kill_ours "$ZPID"
+	elif ! target_survives ipc-ns-split "$ZPID" "$d"; then
+		result_fail dump/ipc-ns-split "$ZERR"
+	else
+		result_ok dump/ipc-ns-split
+	fi
+	kill_ours "$child"
+}
+
+# Damaged ipc-ns.img: refused before anything is made or started; the pristine set restores.
+case_ipc_ns_images() {
+	local d=$ZOO_TMP/ipc-images pid img what c sz
+	mkdir -p "$d/img"
+	if ! zoo_start sysv-ipc "$d"; then
+		result_fail restore/corrupt/ipc-ns "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || [ ! -s "$d/img/ipc-ns.img" ]; then
+		result_fail restore/corrupt/ipc-ns "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	if ! wait_until 10 pid_free "$pid"; then
+		result_fail restore/corrupt/ipc-ns "pid $pid not free after the dump"
+		kill_ours "$pid"
+		return
+	fi
+	img=$d/img
+	for what in ipc-ns-flipped ipc-ns-missing; do
+		c=$d/$what
+		rm -rf "$c"
+		cp -a "$img" "$c"
+		rm -f "$c/restore.log"
+		case $what in
+		ipc-ns-flipped)
+			sz=$(stat -c %s "$c/ipc-ns.img")
+			flip_byte "$c/ipc-ns.img" $((32 + (sz - 32) / 2))
+			;;
+		ipc-ns-missing) rm -f "$c/ipc-ns.img" ;;
+		esac
+		run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
+		sleep 0.3
+		if proc_alive "$pid"; then
+			result_fail "restore/corrupt/$what" "a process with pid $pid runs after restoring with a damaged ipc-ns.img (exit status $ZRC)"
+			show_tail "$c/restore.out" "$c/restore.log"
+			kill_ours "$pid"
+			wait_until 5 pid_free "$pid"
+		elif ! clean_failure "$ZRC"; then
+			result_fail "restore/corrupt/$what" "restore exit status $ZRC"
+			show_tail "$c/restore.out" "$c/restore.log"
+		elif ! mentions "$c/restore.out" "$c/restore.log" "ipc-ns.img"; then
+			result_fail "restore/corrupt/$what" "the error does not name ipc-ns.img"
+			show_tail "$c/restore.out" "$c/restore.log"
+		elif grep -q "new IPC namespace" "$c/restore.log" 2>/dev/null; then
+			result_fail "restore/corrupt/$what" "objects were made before the image was refused"
+		else
+			result_ok "restore/corrupt/$what"
+		fi
+	done
+	ZLAUNCH="" ZCAT=""
+	run_stasis "$d/restore.out" 60 restore -D "$img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail restore/ipc-ns-pristine "restore of the untouched images: exit status $ZRC"
+		show_tail "$d/restore.out" "$img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	sleep 0.3
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail restore/ipc-ns-pristine "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail restore/ipc-ns-pristine "$ZVERDICT"
+	else
+		result_ok restore/ipc-ns-pristine
+	fi
+}
+
 case_restore_bad_dirs() {
 	local d=$ZOO_TMP/restore-bad
 	mkdir -p "$d/empty"
@@ -630,5 +746,7 @@ for t in $LEAVE_TARGETS; do
 done
 case_corrupt_images
 case_restore_linked_file_gone
+case_ipc_ns_split
+case_ipc_ns_images
 case_restore_bad_dirs
 summary

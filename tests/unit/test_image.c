@@ -774,7 +774,7 @@ static void flip_crc(struct image_header *h, uint64_t mask)
 static void test_header_fields(void)
 {
 	static const uint64_t versions[] = { 0, IMAGE_FORMAT_VERSION + 1, 0x100, UINT32_MAX };
-	static const uint64_t types[] = { 0, IMG_PAGES, IMG_TTYS + 1, 99, UINT32_MAX };
+	static const uint64_t types[] = { 0, IMG_PAGES, IMG_NR_TYPES, 99, UINT32_MAX };
 	static const uint64_t lens[] = { IMAGE_MAX_PAYLOAD + 1ull, UINT64_MAX, UINT64_MAX - 31,
 					 1ull << 63, 0 };
 

@@ -1,0 +1,853 @@
+/*
+ * SysV message queues, semaphore sets and the sysctls of the tree's own IPC namespace
+ * (ipc-ns.img). These objects belong to a namespace, not to a process, so they are saved only
+ * when the tree has an IPC namespace of its own (as every container does), and then all of
+ * them. The one rule for SysV shm segments: shmem.img holds every segment stasis saves, so in
+ * the tree's own namespace all its segments, attached or not, go through cr/shmem.c, and
+ * ipc-ns.img only lists their ids.
+ *
+ * Dump: a forked helper joins the namespace (setns), reads every queue (the messages with
+ * MSG_COPY, which leaves them queued), every semaphore set and the sysctls, writes the image,
+ * and hands each shm segment to stasis with an fd to read it by (it attaches each one
+ * read-only for a moment: the segment's attach time and last pid change, nothing else).
+ *
+ * Restore: the image is checked, then stasis moves its main thread into a new IPC namespace
+ * (the tree, cloned later, inherits it) and makes every object again with its id
+ * (kernel.*_next_id), key, mode, owner and creator; queues get their messages in order,
+ * sets their values. The limits are raised first as far as the objects need and set to the
+ * saved values last (a namespace may have lowered a limit below what it already uses).
+ * Not recoverable: SEM_UNDO adjustments, the last pids and times of each object; and since
+ * stasis is the creator of the segments it makes, with kernel.shm_rmid_forced=1 those nobody
+ * has attached go when stasis exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipc-ns.h"
+#include "log.h"
+#include "pstree.h"
+#include "shmem.h"
+#include "util.h"
+
+#define SEMVMX 32767
+#define SYSCTL_VALUE_MAX 128
+#define SYSCTL_FIELDS_MAX 4
+
+/* msgsnd() and msgrcv()'s buffer */
+struct msg_buf {
+	long mtype;
+	char mtext[];
+};
+
+union semun {
+	int val;
+	struct semid_ds *buf;
+	unsigned short *array;
+	struct seminfo *__buf;
+};
+
+/* The sysctls of an IPC namespace; the limits are the ones that can stop an object being made. */
+static const struct ipc_sysctl_desc {
+	const char *name;
+	unsigned fields;
+	bool limit;
+} sysctl_descs[] = {
+	{ "kernel/msgmax", 1, true },
+	{ "kernel/msgmnb", 1, true },  /* msg_qbytes above it needs CAP_SYS_RESOURCE */
+	{ "kernel/msgmni", 1, true },
+	{ "kernel/sem", 4, true },     /* semmsl semmns semopm semmni */
+	{ "kernel/shmmax", 1, true },
+	{ "kernel/shmall", 1, true },
+	{ "kernel/shmmni", 1, true },
+	{ "kernel/shm_rmid_forced", 1, false },
+	{ "fs/mqueue/queues_max", 1, false },
+	{ "fs/mqueue/msg_max", 1, false },
+	{ "fs/mqueue/msgsize_max", 1, false },
+	{ "fs/mqueue/msg_default", 1, false },
+	{ "fs/mqueue/msgsize_default", 1, false },
+	{ "kernel/msg_next_id", 1, false }, /* last: the objects are made with them */
+	{ "kernel/sem_next_id", 1, false },
+	{ "kernel/shm_next_id", 1, false },
+};
+
+static const struct ipc_sysctl_desc *sysctl_desc(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sysctl_descs); i++)
+		if (!strcmp(sysctl_descs[i].name, name))
+			return &sysctl_descs[i];
+	return NULL;
+}
+
+/* ---- dump ---- */
+
+/* One shm segment, from the helper to stasis, with an fd on it. */
+struct seg_report {
+	int32_t id;
+	struct shmid_ds ds;
+};
+
+static int ns_of(pid_t pid, pid_t tid, struct stat *st)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/ns/ipc", pid, tid);
+	if (stat(path, st)) {
+		pr_perror("dump pid %d: cannot read its IPC namespace (%s)", pid, path);
+		return -errno;
+	}
+	return 0;
+}
+
+static bool same_ns(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Every thread of every process in the root's namespace, *root_ns. */
+static int check_tree_ns(const struct dump_tree *tr, struct stat *root_ns)
+{
+	const struct dump_task *root = &tr->tasks[0];
+	int err = ns_of(root->pid, root->pid, root_ns);
+
+	for (size_t i = 0; i < tr->nr_tasks && !err; i++) {
+		const struct dump_task *t = &tr->tasks[i];
+		for (size_t k = 0; k <= t->nr_threads && !err; k++) {
+			pid_t tid = k < t->nr_threads ? t->threads[k].tid : t->pid;
+			struct stat st;
+			if ((err = ns_of(t->pid, tid, &st)))
+				break;
+			if (!same_ns(&st, root_ns)) {
+				char who[48];
+				snprintf(who, sizeof(who), tid == t->pid ? "pid %d" : "pid %d thread %d",
+					 t->pid, tid);
+				pr_err("dump %s: it is in IPC namespace ipc:[%lu], the tree's root (pid %d) in "
+				       "ipc:[%lu]; the whole tree must share one IPC namespace",
+				       who, (unsigned long)st.st_ino, root->pid, (unsigned long)root_ns->st_ino);
+				err = -ENOTSUP;
+			}
+		}
+	}
+	return err;
+}
+
+static bool in_tree(const struct dump_tree *tr, long pid)
+{
+	for (size_t i = 0; i < tr->nr_tasks && pid > 0; i++)
+		if (tr->tasks[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* The tree shares the host's namespace: its queues and sets are host objects, not saved. */
+static void warn_host_users(const struct dump_tree *tr)
+{
+	static const char why[] = "it is an object of the host's IPC namespace and is not saved "
+				  "(only a tree with its own IPC namespace has its SysV message queues "
+				  "and semaphores saved)";
+	auto_free char *msg = read_file_at(AT_FDCWD, "/proc/sysvipc/msg", NULL);
+	auto_free char *sem = read_file_at(AT_FDCWD, "/proc/sysvipc/sem", NULL);
+	char *line, *save = NULL;
+
+	/* key msqid perms cbytes qnum lspid lrpid ... */
+	for (line = msg ? strtok_r(msg, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+		long key, id, cbytes, qnum, lspid, lrpid;
+		unsigned perms;
+		if (sscanf(line, "%ld %ld %o %ld %ld %ld %ld", &key, &id, &perms, &cbytes, &qnum, &lspid,
+			   &lrpid) != 7)
+			continue;
+		if (in_tree(tr, lspid) || in_tree(tr, lrpid))
+			pr_warn("dump pid %ld: used SysV message queue %ld (key %#x): %s",
+				in_tree(tr, lspid) ? lspid : lrpid, id, (unsigned)key, why);
+	}
+	/* key semid perms nsems ...: the last pid of each semaphore */
+	save = NULL;
+	for (line = sem ? strtok_r(sem, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+		long key, id, nsems;
+		unsigned perms;
+		if (sscanf(line, "%ld %ld %o %ld", &key, &id, &perms, &nsems) != 4)
+			continue;
+		for (long k = 0; k < nsems; k++) {
+			long pid = semctl(id, k, GETPID);
+			if (in_tree(tr, pid)) {
+				pr_warn("dump pid %ld: used SysV semaphore set %ld (key %#x): %s", pid, id,
+					(unsigned)key, why);
+				break;
+			}
+		}
+	}
+}
+
+static SysvPerm *new_perm(int id, const struct ipc_perm *ip)
+{
+	SysvPerm *p = xzalloc(sizeof(*p));
+
+	sysv_perm__init(p);
+	p->id = id;
+	p->key = ip->__key;
+	p->mode = ip->mode & 0777;
+	p->uid = ip->uid;
+	p->gid = ip->gid;
+	p->cuid = ip->cuid;
+	p->cgid = ip->cgid;
+	return p;
+}
+
+/* Every message of queue id, in order, left where it is. */
+static int copy_messages(SysvMsgQueue *q, int id, const struct msqid_ds *ds)
+{
+	size_t cap = ds->msg_cbytes ? ds->msg_cbytes : 1;
+	auto_free struct msg_buf *buf = malloc(sizeof(*buf) + cap);
+
+	if (!buf)
+		return -ENOMEM;
+	q->msgs = xzalloc(ds->msg_qnum * sizeof(*q->msgs));
+	for (size_t n = 0; n < ds->msg_qnum; n++) {
+		ssize_t len = msgrcv(id, buf, cap, (long)n, MSG_COPY | IPC_NOWAIT);
+		if (len < 0) {
+			pr_perror("dump: cannot copy message %zu of SysV message queue %d", n, id);
+			return -errno;
+		}
+		SysvMsg *m = xzalloc(sizeof(*m));
+		sysv_msg__init(m);
+		m->mtype = buf->mtype;
+		m->data.len = len;
+		m->data.data = xzalloc(len);
+		memcpy(m->data.data, buf->mtext, len);
+		q->msgs[q->n_msgs++] = m;
+	}
+	if (msgrcv(id, buf, cap, (long)ds->msg_qnum, MSG_COPY | IPC_NOWAIT) >= 0 || errno != ENOMSG) {
+		pr_err("dump: SysV message queue %d changed while it was read", id);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static int save_msg_queues(IpcNs *ns)
+{
+	struct msginfo info;
+	int max = msgctl(0, MSG_INFO, (struct msqid_ds *)&info), err;
+
+	if (max < 0) {
+		pr_perror("dump: cannot list SysV message queues");
+		return -errno;
+	}
+	ns->msg_queues = xzalloc((max + 1) * sizeof(*ns->msg_queues));
+	for (int idx = 0; idx <= max; idx++) {
+		struct msqid_ds ds;
+		int id = msgctl(idx, MSG_STAT_ANY, &ds);
+		if (id < 0 && errno == EINVAL)
+			continue; /* a free slot */
+		if (id < 0) {
+			pr_perror("dump: cannot read SysV message queue at index %d", idx);
+			return -errno;
+		}
+		SysvMsgQueue *q = xzalloc(sizeof(*q));
+		sysv_msg_queue__init(q);
+		q->perm = new_perm(id, &ds.msg_perm);
+		q->qbytes = ds.msg_qbytes;
+		ns->msg_queues[ns->n_msg_queues++] = q;
+		if ((err = copy_messages(q, id, &ds)))
+			return err;
+	}
+	return 0;
+}
+
+static int save_sem_sets(IpcNs *ns)
+{
+	struct seminfo info;
+	int max = semctl(0, 0, SEM_INFO, (union semun){ .__buf = &info });
+
+	if (max < 0) {
+		pr_perror("dump: cannot list SysV semaphore sets");
+		return -errno;
+	}
+	ns->sem_sets = xzalloc((max + 1) * sizeof(*ns->sem_sets));
+	for (int idx = 0; idx <= max; idx++) {
+		struct semid_ds ds;
+		int id = semctl(idx, 0, SEM_STAT_ANY, (union semun){ .buf = &ds });
+		if (id < 0 && errno == EINVAL)
+			continue;
+		if (id < 0) {
+			pr_perror("dump: cannot read SysV semaphore set at index %d", idx);
+			return -errno;
+		}
+		auto_free unsigned short *vals = xzalloc(ds.sem_nsems * sizeof(*vals));
+		if (semctl(id, 0, GETALL, (union semun){ .array = vals })) {
+			pr_perror("dump: cannot read the values of SysV semaphore set %d", id);
+			return -errno;
+		}
+		SysvSemSet *s = xzalloc(sizeof(*s));
+		sysv_sem_set__init(s);
+		s->perm = new_perm(id, &ds.sem_perm);
+		s->values = xzalloc(ds.sem_nsems * sizeof(*s->values));
+		for (size_t k = 0; k < ds.sem_nsems; k++)
+			s->values[s->n_values++] = vals[k];
+		ns->sem_sets[ns->n_sem_sets++] = s;
+	}
+	return 0;
+}
+
+/* An fd to read segment id by: attached read-only for as long as it takes to open it. */
+static int segment_fd(int id, size_t size)
+{
+	char path[96];
+	void *m = shmat(id, NULL, SHM_RDONLY);
+	int fd;
+
+	if (m == (void *)-1) {
+		pr_perror("dump: cannot attach SysV shm segment %d to read it", id);
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + PAGE_ALIGN(size));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("dump: cannot open SysV shm segment %d (%s)", id, path);
+	shmdt(m);
+	return fd < 0 ? -errno : fd;
+}
+
+static int send_segment(int sock, const struct seg_report *r, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*r)) {
+		pr_perror("dump: cannot hand SysV shm segment %d to stasis", r->id);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int send_segments(IpcNs *ns, int sock)
+{
+	struct shm_info info;
+	int max = shmctl(0, SHM_INFO, (struct shmid_ds *)&info), err;
+
+	if (max < 0) {
+		pr_perror("dump: cannot list SysV shm segments");
+		return -errno;
+	}
+	ns->shm_ids = xzalloc((max + 1) * sizeof(*ns->shm_ids));
+	for (int idx = 0; idx <= max; idx++) {
+		struct seg_report r = { 0 };
+		r.id = shmctl(idx, SHM_STAT_ANY, &r.ds);
+		if (r.id < 0 && errno == EINVAL)
+			continue;
+		if (r.id < 0) {
+			pr_perror("dump: cannot read SysV shm segment at index %d", idx);
+			return -errno;
+		}
+		int fd = segment_fd(r.id, r.ds.shm_segsz);
+		if (fd < 0)
+			return fd;
+		err = send_segment(sock, &r, fd);
+		close(fd);
+		if (err)
+			return err;
+		ns->shm_ids[ns->n_shm_ids++] = r.id;
+	}
+	return 0;
+}
+
+static void save_sysctls(IpcNs *ns)
+{
+	ns->sysctls = xzalloc(ARRAY_SIZE(sysctl_descs) * sizeof(*ns->sysctls));
+	for (size_t i = 0; i < ARRAY_SIZE(sysctl_descs); i++) {
+		char path[96];
+		snprintf(path, sizeof(path), "/proc/sys/%s", sysctl_descs[i].name);
+		auto_free char *v = read_file_at(AT_FDCWD, path, NULL);
+		if (!v) {
+			pr_debug("dump: this kernel has no sysctl %s", sysctl_descs[i].name);
+			continue;
+		}
+		v[strcspn(v, "\n")] = 0;
+		IpcSysctl *s = xzalloc(sizeof(*s));
+		ipc_sysctl__init(s);
+		s->name = xstrdup(sysctl_descs[i].name);
+		s->value = xstrdup(v);
+		ns->sysctls[ns->n_sysctls++] = s;
+	}
+}
+
+/* The helper, in a child of stasis: joins the namespace, saves it, exits. */
+static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd, pid_t root)
+{
+	IpcNs ns = IPC_NS__INIT;
+	int err;
+
+	if (setns(nsfd, CLONE_NEWIPC)) {
+		pr_perror("dump pid %d: cannot enter its IPC namespace", root);
+		_exit(1);
+	}
+	save_sysctls(&ns);
+	if (!(err = save_msg_queues(&ns)) && !(err = save_sem_sets(&ns)) &&
+	    !(err = send_segments(&ns, sock)))
+		err = image_write(dirfd, IMG_IPC_NS, 0, &ns.base);
+	if (!err)
+		pr_info("dump pid %d: its IPC namespace: %zu message queues, %zu semaphore sets, %zu shm "
+			"segments",
+			root, ns.n_msg_queues, ns.n_sem_sets, ns.n_shm_ids);
+	_exit(err ? 1 : 0);
+}
+
+/* The helper's segments, until it is done; each goes to shmem with its fd. */
+static int recv_segments(int sock, struct shmem_dump *shmem)
+{
+	for (;;) {
+		struct seg_report r;
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		ssize_t got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+		int fd, err;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got == 0)
+			return 0;
+		if (got != (ssize_t)sizeof(r) || !c || c->cmsg_level != SOL_SOCKET ||
+		    c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+			pr_err("dump: bad report from the IPC namespace helper");
+			return -EIO;
+		}
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		if ((err = shmem_note_sysv(shmem, r.id, fd, &r.ds)))
+			return err;
+	}
+}
+
+int ipc_ns_dump(const struct dump_tree *tr, struct shmem_dump *shmem, int dirfd, bool *own)
+{
+	pid_t root = tr->tasks[0].pid, helper;
+	struct stat self, root_ns, opened;
+	char path[64];
+	int sk[2], status = 0, err;
+
+	*own = false;
+	if (stat("/proc/thread-self/ns/ipc", &self)) {
+		pr_perror("dump: cannot read stasis's own IPC namespace");
+		return -errno;
+	}
+	if ((err = check_tree_ns(tr, &root_ns)))
+		return err;
+	if (same_ns(&self, &root_ns)) {
+		warn_host_users(tr);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", root);
+	auto_close int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || fstat(nsfd, &opened) || !same_ns(&opened, &root_ns)) {
+		pr_perror("dump pid %d: cannot open its IPC namespace", root);
+		return -EIO;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk)) {
+		pr_perror("dump: socketpair");
+		return -errno;
+	}
+	fflush(NULL);
+	helper = fork();
+	if (helper == 0) {
+		close(sk[0]);
+		helper_main(nsfd, sk[1], dirfd, root);
+	}
+	close(sk[1]);
+	if (helper < 0) {
+		pr_perror("dump pid %d: cannot start the helper that reads its IPC namespace", root);
+		close(sk[0]);
+		return -errno;
+	}
+	err = recv_segments(sk[0], shmem);
+	close(sk[0]);
+	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		pr_err("dump pid %d: saving its IPC namespace ipc:[%lu] failed", root,
+		       (unsigned long)root_ns.st_ino);
+		err = -EIO;
+	}
+	if (err)
+		return err;
+	shmem_sysv_all_noted(shmem);
+	*own = true;
+	return 0;
+}
+
+/* ---- restore ---- */
+
+static IpcNs *rst_ns;
+static uid_t self_euid;
+static gid_t self_egid;
+static bool acting_as_creator;
+
+static int write_sysctl(const char *name, const char *value)
+{
+	char path[96];
+	size_t len = strlen(value);
+
+	snprintf(path, sizeof(path), "/proc/sys/%s", name);
+	auto_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, value, len) != (ssize_t)len) {
+		pr_perror("restore: cannot set sysctl %s to '%s'", name, value);
+		return fd < 0 ? -errno : -EINVAL;
+	}
+	return 0;
+}
+
+int ipc_set_next_id(const char *kind, int id)
+{
+	char name[32], value[16];
+
+	snprintf(name, sizeof(name), "kernel/%s_next_id", kind);
+	snprintf(value, sizeof(value), "%d", id);
+	return write_sysctl(name, value);
+}
+
+int ipc_as_creator(uint32_t uid, uint32_t gid)
+{
+	self_euid = geteuid();
+	self_egid = getegid();
+	if (uid == self_euid && gid == self_egid)
+		return 0;
+	/* raw system calls: this thread only (glibc's wrappers would change every thread) */
+	acting_as_creator = true;
+	if (syscall(SYS_setresgid, -1, gid, -1) || syscall(SYS_setresuid, -1, uid, -1)) {
+		int err = -errno;
+		pr_perror("restore: cannot act as uid %u gid %u to make a SysV object", uid, gid);
+		ipc_as_self();
+		return err;
+	}
+	return 0;
+}
+
+void ipc_as_self(void)
+{
+	if (!acting_as_creator)
+		return;
+	acting_as_creator = false;
+	if (syscall(SYS_setresuid, -1, self_euid, -1) || syscall(SYS_setresgid, -1, self_egid, -1))
+		pr_perror("restore: cannot act as uid %u gid %u again", self_euid, self_egid);
+}
+
+/* "N" or "N\tN\tN\tN": fields numbers, into v. */
+static bool parse_sysctl(const char *value, unsigned fields, unsigned long long *v)
+{
+	const char *p = value;
+
+	if (strlen(value) > SYSCTL_VALUE_MAX)
+		return false;
+	for (unsigned i = 0; i < fields; i++) {
+		char *end;
+		p += strspn(p, " \t");
+		if (*p != '-' && (*p < '0' || *p > '9'))
+			return false;
+		errno = 0;
+		v[i] = *p == '-' ? (unsigned long long)strtoll(p, &end, 10) : strtoull(p, &end, 10);
+		if (errno || end == p)
+			return false;
+		p = end;
+	}
+	return p[strspn(p, " \t")] == 0;
+}
+
+static bool perm_valid(const SysvPerm *p)
+{
+	return p->id <= INT_MAX && p->mode <= 0777;
+}
+
+/* p has an id (and a key, unless IPC_PRIVATE) that none of the n before it has. */
+static bool perm_unique(const SysvPerm *p, const SysvPerm *const *prev, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (prev[j]->id == p->id || (p->key && prev[j]->key == p->key))
+			return false;
+	return true;
+}
+
+static int validate(const IpcNs *ns)
+{
+	const size_t nq = ns->n_msg_queues, nsets = ns->n_sem_sets;
+	auto_free const SysvPerm **perms = xzalloc((nq + nsets) * sizeof(*perms));
+
+	for (size_t i = 0; i < nq; i++) {
+		const SysvMsgQueue *q = ns->msg_queues[i];
+		bool ok = perm_valid(q->perm) && perm_unique(q->perm, perms, i);
+		for (size_t m = 0; ok && m < q->n_msgs; m++)
+			ok = q->msgs[m]->mtype >= 1 && q->msgs[m]->mtype <= LONG_MAX &&
+			     q->msgs[m]->data.len <= INT_MAX;
+		if (!ok) {
+			pr_err("image ipc-ns.img: message queue %zu (id %u) is invalid", i, q->perm->id);
+			return -EINVAL;
+		}
+		perms[i] = q->perm;
+	}
+	for (size_t i = 0; i < nsets; i++) {
+		const SysvSemSet *s = ns->sem_sets[i];
+		bool ok = perm_valid(s->perm) && perm_unique(s->perm, perms + nq, i) &&
+			  s->n_values >= 1 && s->n_values <= INT_MAX;
+		for (size_t k = 0; ok && k < s->n_values; k++)
+			ok = s->values[k] <= SEMVMX;
+		if (!ok) {
+			pr_err("image ipc-ns.img: semaphore set %zu (id %u) is invalid", i, s->perm->id);
+			return -EINVAL;
+		}
+		perms[nq + i] = s->perm;
+	}
+	for (size_t i = 0; i < ns->n_shm_ids; i++) {
+		bool ok = ns->shm_ids[i] <= INT_MAX;
+		for (size_t j = 0; ok && j < i; j++)
+			ok = ns->shm_ids[j] != ns->shm_ids[i];
+		if (!ok) {
+			pr_err("image ipc-ns.img: shm segment id %u is invalid or listed twice", ns->shm_ids[i]);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < ns->n_sysctls; i++) {
+		const IpcSysctl *s = ns->sysctls[i];
+		const struct ipc_sysctl_desc *d = sysctl_desc(s->name);
+		unsigned long long v[SYSCTL_FIELDS_MAX];
+		bool ok = d && parse_sysctl(s->value, d->fields, v);
+		for (size_t j = 0; ok && j < i; j++)
+			ok = strcmp(ns->sysctls[j]->name, s->name) != 0;
+		if (!ok) {
+			pr_err("image ipc-ns.img: sysctl %zu (%.64s = '%.64s') is unknown, repeated or not "
+			       "a number",
+			       i, s->name, s->value);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static unsigned long long max_ull(unsigned long long a, unsigned long long b)
+{
+	return a > b ? a : b;
+}
+
+/* What queue q needs while it is refilled: its msg_qbytes may have been lowered under it. */
+static unsigned long long queue_room(const SysvMsgQueue *q, unsigned long long *largest)
+{
+	unsigned long long bytes = 0;
+
+	for (size_t m = 0; m < q->n_msgs; m++) {
+		bytes += q->msgs[m]->data.len;
+		*largest = max_ull(*largest, q->msgs[m]->data.len);
+	}
+	return max_ull(q->qbytes, max_ull(bytes, q->n_msgs));
+}
+
+/*
+ * Each limit raised (never lowered) to what the saved objects need and to its saved value, so
+ * that every object can be made whatever the limits were when it was.
+ */
+static int raise_limits(const IpcNs *ns)
+{
+	unsigned long long largest_msg = 0, room = 0, largest_set = 0, sems = 0;
+
+	for (size_t i = 0; i < ns->n_msg_queues; i++)
+		room = max_ull(room, queue_room(ns->msg_queues[i], &largest_msg));
+	for (size_t i = 0; i < ns->n_sem_sets; i++) {
+		largest_set = max_ull(largest_set, ns->sem_sets[i]->n_values);
+		sems += ns->sem_sets[i]->n_values;
+	}
+	for (size_t i = 0; i < ns->n_sysctls; i++) {
+		const struct ipc_sysctl_desc *d = sysctl_desc(ns->sysctls[i]->name);
+		unsigned long long need[SYSCTL_FIELDS_MAX], cur[SYSCTL_FIELDS_MAX];
+		char path[96], value[SYSCTL_VALUE_MAX + 1];
+		int n = 0;
+
+		if (!d->limit)
+			continue;
+		parse_sysctl(ns->sysctls[i]->value, d->fields, need);
+		if (!strcmp(d->name, "kernel/msgmax"))
+			need[0] = max_ull(need[0], largest_msg);
+		if (!strcmp(d->name, "kernel/msgmnb"))
+			need[0] = max_ull(need[0], room);
+		if (!strcmp(d->name, "kernel/msgmni"))
+			need[0] = max_ull(need[0], ns->n_msg_queues);
+		if (!strcmp(d->name, "kernel/sem")) {
+			need[0] = max_ull(need[0], largest_set);
+			need[1] = max_ull(need[1], sems);
+			need[3] = max_ull(need[3], ns->n_sem_sets);
+		}
+		snprintf(path, sizeof(path), "/proc/sys/%s", d->name);
+		auto_free char *now = read_file_at(AT_FDCWD, path, NULL);
+		if (now)
+			now[strcspn(now, "\n")] = 0;
+		if (!now || !parse_sysctl(now, d->fields, cur)) {
+			pr_err("restore: cannot read sysctl %s", d->name);
+			return -EIO;
+		}
+		for (unsigned f = 0; f < d->fields; f++)
+			n += snprintf(value + n, sizeof(value) - n, "%s%llu", f ? "\t" : "",
+				      max_ull(need[f], cur[f]));
+		int err = write_sysctl(d->name, value);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Object p made again (a queue, or a set of nsems), by its creator, with its id and key. */
+static int make_object(const SysvPerm *p, int nsems)
+{
+	const char *what = nsems ? "semaphore set" : "message queue";
+	int flags = IPC_CREAT | IPC_EXCL | p->mode, got, err, saved_errno;
+
+	if ((err = ipc_set_next_id(nsems ? "sem" : "msg", p->id)) ||
+	    (err = ipc_as_creator(p->cuid, p->cgid)))
+		return err;
+	got = nsems ? semget(p->key, nsems, flags) : msgget(p->key, flags);
+	saved_errno = errno;
+	ipc_as_self();
+	if (got == (int)p->id)
+		return 0;
+	if (got < 0) {
+		errno = saved_errno;
+		pr_perror("restore: cannot make SysV %s %u (key %#x)", what, p->id, p->key);
+		return -saved_errno;
+	}
+	pr_err("restore: SysV %s %u (key %#x) came back as %d", what, p->id, p->key, got);
+	return -EEXIST;
+}
+
+static int set_queue(int id, const SysvPerm *p, unsigned long qbytes)
+{
+	struct msqid_ds ds;
+
+	if (msgctl(id, IPC_STAT, &ds) == 0) {
+		ds.msg_perm.uid = p->uid;
+		ds.msg_perm.gid = p->gid;
+		ds.msg_perm.mode = p->mode;
+		ds.msg_qbytes = qbytes;
+		if (msgctl(id, IPC_SET, &ds) == 0)
+			return 0;
+	}
+	pr_perror("restore: cannot set the owner, mode and size of SysV message queue %d", id);
+	return -errno;
+}
+
+static int restore_queue(const SysvMsgQueue *q)
+{
+	int id = q->perm->id, err;
+	unsigned long long largest = 0, room = queue_room(q, &largest);
+
+	/* room for every message first, then msg_qbytes as saved */
+	if ((err = make_object(q->perm, 0)) || (err = set_queue(id, q->perm, room)))
+		return err;
+	auto_free struct msg_buf *buf = xzalloc(sizeof(*buf) + largest);
+	for (size_t m = 0; m < q->n_msgs; m++) {
+		buf->mtype = q->msgs[m]->mtype;
+		memcpy(buf->mtext, q->msgs[m]->data.data, q->msgs[m]->data.len);
+		if (msgsnd(id, buf, q->msgs[m]->data.len, IPC_NOWAIT)) {
+			pr_perror("restore: cannot queue message %zu of SysV message queue %d", m, id);
+			return -errno;
+		}
+	}
+	return room == q->qbytes ? 0 : set_queue(id, q->perm, q->qbytes);
+}
+
+static int restore_sem_set(const SysvSemSet *s)
+{
+	int id = s->perm->id, err;
+	struct semid_ds ds;
+	auto_free unsigned short *vals = xzalloc(s->n_values * sizeof(*vals));
+
+	if ((err = make_object(s->perm, s->n_values)))
+		return err;
+	for (size_t k = 0; k < s->n_values; k++)
+		vals[k] = s->values[k];
+	if (semctl(id, 0, IPC_STAT, (union semun){ .buf = &ds }) == 0) {
+		ds.sem_perm.uid = s->perm->uid;
+		ds.sem_perm.gid = s->perm->gid;
+		ds.sem_perm.mode = s->perm->mode;
+		if (semctl(id, 0, IPC_SET, (union semun){ .buf = &ds }) == 0 &&
+		    semctl(id, 0, SETALL, (union semun){ .array = vals }) == 0)
+			return 0;
+	}
+	pr_perror("restore: cannot set the owner, mode and values of SysV semaphore set %d", id);
+	return -errno;
+}
+
+int ipc_ns_restore_prepare(int dirfd, const Inventory *inv)
+{
+	int err;
+
+	if (!inv->ipc_ns) {
+		if (faccessat(dirfd, "ipc-ns.img", F_OK, 0) == 0) {
+			pr_err("image ipc-ns.img: present, but inventory.img says the tree shared the host's "
+			       "IPC namespace");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if ((err = image_read(dirfd, IMG_IPC_NS, 0, (ProtobufCMessage **)&rst_ns)) ||
+	    (err = validate(rst_ns)))
+		return err;
+	/* this thread only; the tree, cloned from it, inherits the namespace */
+	if (unshare(CLONE_NEWIPC)) {
+		pr_perror("restore: cannot make a new IPC namespace");
+		return -errno;
+	}
+	return raise_limits(rst_ns);
+}
+
+size_t ipc_ns_shm_count(void)
+{
+	return rst_ns ? rst_ns->n_shm_ids : 0;
+}
+
+int ipc_ns_restore_objects(void)
+{
+	int err;
+
+	if (!rst_ns)
+		return 0;
+	for (size_t i = 0; i < rst_ns->n_shm_ids; i++) {
+		if (!shmem_sysv_known(rst_ns->shm_ids[i])) {
+			pr_err("image shmem.img: does not hold SysV shm segment %u, which ipc-ns.img lists",
+			       rst_ns->shm_ids[i]);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < rst_ns->n_msg_queues; i++)
+		if ((err = restore_queue(rst_ns->msg_queues[i])))
+			return err;
+	for (size_t i = 0; i < rst_ns->n_sem_sets; i++)
+		if ((err = restore_sem_set(rst_ns->sem_sets[i])))
+			return err;
+	pr_info("restore: new IPC namespace with %zu message queues, %zu semaphore sets, %zu shm "
+		"segments",
+		rst_ns->n_msg_queues, rst_ns->n_sem_sets, rst_ns->n_shm_ids);
+	for (size_t i = 0; i < rst_ns->n_sysctls; i++) {
+		const IpcSysctl *s = rst_ns->sysctls[i];
+		/* a next id of -1 (none asked for) is the kernel's own state: it cannot be written */
+		if (strstr(s->name, "_next_id") && !strcmp(s->value, "-1"))
+			continue;
+		if ((err = write_sysctl(s->name, s->value)))
+			return err;
+	}
+	return 0;
+}
