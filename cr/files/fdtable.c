@@ -15,6 +15,7 @@
 #include "files.h"
 #include "log.h"
 #include "restorer/restorer.h"
+#include "seize.h"
 #include "task.h"
 #include "util.h"
 
@@ -92,6 +93,27 @@ static int probe_fd(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 	return 0;
 }
 
+/*
+ * Close-on-exec: fdinfo's flags are the file's flags with O_CLOEXEC added for a close-on-exec
+ * fd, but some files keep the O_CLOEXEC they were made with in their own flags (mq_open's):
+ * so when fdinfo shows it, the fd's own flag is asked inside the task.
+ */
+static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloexec)
+{
+	uint64_t args[6] = { p->fd, F_GETFD };
+	int64_t ret;
+
+	*cloexec = false;
+	if (!(p->flags & O_CLOEXEC))
+		return 0;
+	if (inject_syscall(&t->inj, SYS_fcntl, args, &ret) || ret < 0) {
+		pr_err("dump pid %d fd %d: cannot read its close-on-exec flag", t->pid, p->fd);
+		return -EIO;
+	}
+	*cloexec = ret & FD_CLOEXEC;
+	return 0;
+}
+
 static int same_open_file(pid_t pid1, int fd1, pid_t pid2, int fd2)
 {
 	return syscall(SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
@@ -140,7 +162,10 @@ static int dump_fds(struct dump_task *t)
 		if ((err = probe_fd(t->pid, fds[i], &p, &info)))
 			return err;
 		e->fd = fds[i];
-		e->cloexec = !!(p.flags & O_CLOEXEC);
+		bool cloexec;
+		if ((err = fd_cloexec(t, &p, &cloexec)))
+			return err;
+		e->cloexec = cloexec;
 		tab->fds[tab->n_fds++] = e;
 		for (size_t j = 0; j < i; j++) {
 			FdEntry *prev = tab->fds[j];

@@ -10,6 +10,7 @@
  *   Segment U: key KEY_U, mode 0604, 3 pages + 100 bytes of known content, made by 4321:8765,
  *            attached by nobody. Segment M: IPC_PRIVATE, 2 pages, attached by the parent (and
  *            by the child, through fork).
+ *   POSIX message queue "/in-ns" of the namespace at fd 85 with 2 messages.
  *   Sysctls: kernel.msgmax 12000 (the 10000-byte message needs it), kernel.msgmnb 20000
  *            (below queue A's msg_qbytes), kernel.msgmni 1 (below the 2 queues in use).
  * After restore and SIGTERM: still in an IPC namespace other than the host's; the same ids,
@@ -21,6 +22,7 @@
  */
 #include "zoo.h"
 #include <limits.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <sys/msg.h>
 #include <sys/prctl.h>
@@ -265,13 +267,14 @@ static void c_namespace(ucontext_t *u)
 		close(dfd);
 }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
+static void c_posix_mq(ucontext_t *u) { (void)u; char b[64]; mq_receive(85, b, sizeof(b), NULL); }
 
 static const struct zoo_corruption corruptions[] = {
 	{ "ids", c_ids, 0 },	       { "keys", c_keys, 0 },	   { "modes", c_modes, 0 },
 	{ "owner", c_owner, 0 },       { "qbytes", c_qbytes, 0 },  { "messages", c_messages, 0 },
 	{ "order", c_order, 0 },       { "semaphores", c_semaphores, 0 }, { "segment", c_segment, 0 },
 	{ "attached", c_attached, 0 }, { "sysctl", c_sysctl, 0 },  { "namespace", c_namespace, 0 },
-	{ "child", c_child, 0 },
+	{ "child", c_child, 0 },       { "posix-mq", c_posix_mq, 0 },
 };
 
 int main(int argc, char **argv)
@@ -322,6 +325,11 @@ int main(int argc, char **argv)
 	shmdt(u);
 	set_sysctl("msgmni", "1");
 	set_sysctl("msgmnb", "20000");
+	struct mq_attr mqa = { .mq_maxmsg = 4, .mq_msgsize = 64 };
+	mqd_t pq = mq_open("/in-ns", O_RDWR | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &mqa);
+	if (pq < 0 || dup2(pq, 85) != 85 || mq_send(85, "first", 5, 1) || mq_send(85, "second", 6, 1))
+		zoo_die("POSIX mqueue in the namespace: %s", strerror(errno));
+	close(pq);
 
 	kid = fork();
 	if (kid == 0)
@@ -397,6 +405,10 @@ int main(int argc, char **argv)
 		CHECK("sysctl", !strcmp(val, sysctls[i].value), "kernel.%s is %s, expected %s", sysctls[i].name, val,
 		      sysctls[i].value);
 	}
+	char pm1[64] = "", pm2[64] = "";
+	ssize_t n1 = mq_receive(85, pm1, sizeof(pm1), NULL), n2 = mq_receive(85, pm2, sizeof(pm2), NULL);
+	CHECK("posix-mq", n1 == 5 && !memcmp(pm1, "first", 5) && n2 == 6 && !memcmp(pm2, "second", 6),
+	      "POSIX queue /in-ns gave %zd and %zd bytes", n1, n2);
 	check_queue("A", qa, msgs_a, sizeof(msgs_a) / sizeof(msgs_a[0]));
 	check_queue("B", qb, msgs_b, sizeof(msgs_b) / sizeof(msgs_b[0]));
 
@@ -416,5 +428,6 @@ int main(int argc, char **argv)
 		}
 	}
 	shmdt(m_addr);
-	return zoo_finish("2 queues, 13 messages, 1 semaphore set, 2 shm segments in its own IPC namespace");
+	mq_unlink("/in-ns");
+	return zoo_finish("2 queues, 13 messages, 1 semaphore set, 2 shm segments, a POSIX queue in its own IPC namespace");
 }
