@@ -8,6 +8,8 @@
 #include "task.h"
 
 /* What every fd has in common, read from /proc/PID/fd and /proc/PID/fdinfo. */
+#define MQUEUE_MAGIC 0x19800202 /* statfs f_type of a POSIX message queue */
+
 struct fd_probe {
 	int fd;
 	struct stat st;

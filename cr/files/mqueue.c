@@ -23,7 +23,6 @@
 #include "log.h"
 #include "util.h"
 
-#define MQUEUE_MAGIC 0x19800202
 #define DELETED_SUFFIX " (deleted)"
 #define MQ_PRIO_LIMIT 32768
 #define KERNEL_O_LARGEFILE 0100000 /* glibc's O_LARGEFILE is 0 on x86_64 */
