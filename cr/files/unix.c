@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <stddef.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -107,27 +106,38 @@ const char *unix_name(const char *name, size_t name_len, char *buf, size_t len)
 	return buf;
 }
 
-/* Everything waiting in the receive queue of the socket, without taking it. */
-static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
+/*
+ * Everything waiting in the receive queue of the socket, without taking it; *named (if
+ * given) counts the datagrams whose sender had a name.
+ */
+static int peek_queue_from(pid_t pid, int fd, int type, UnixEnd *end, size_t *named)
 {
-	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
-	auto_close int s = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	auto_close int s = task_fd_copy(pid, fd);
 	auto_free char *buf = malloc(MAX_QUEUED);
 	int off = 0, own = -1; /* the program's own peek offset, given back after */
 	socklen_t len = sizeof(own);
 	size_t total = 0;
 
-	if (s < 0 || !buf || getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
+	if (s < 0)
+		return s;
+	if (!buf || getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
 	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
 		return -errno;
 	for (;;) {
-		ssize_t n = recv(s, buf, MAX_QUEUED - total, MSG_PEEK | MSG_DONTWAIT);
+		struct sockaddr_un from;
+		struct iovec iov = { buf, MAX_QUEUED - total };
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT);
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n < 0 || (n == 0 && type == SOCK_STREAM))
 			break; /* stream: 0 is end-of-file, nothing queued */
+		if (named && mh.msg_namelen > offsetof(struct sockaddr_un, sun_path))
+			(*named)++;
 		total += n;
 		end->queued = realloc(end->queued, (end->n_queued + 1) * sizeof(*end->queued));
+		if (!end->queued)
+			abort();
 		end->queued[end->n_queued].data = xzalloc(n + 1);
 		memcpy(end->queued[end->n_queued].data, buf, n);
 		end->queued[end->n_queued++].len = n;
@@ -136,6 +146,11 @@ static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
 	}
 	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
 	return 0;
+}
+
+static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
+{
+	return peek_queue_from(pid, fd, type, end, NULL);
 }
 
 static bool seen_end(struct unix_dump *ud, uint64_t ino)
@@ -196,11 +211,12 @@ int unix_tree_holds(struct dump_task *t, uint64_t ino)
 
 int sock_options(pid_t pid, int fd, int *type, int *passcred)
 {
-	auto_close int pidfd = syscall(SYS_pidfd_open, pid, 0);
-	auto_close int s = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	auto_close int s = task_fd_copy(pid, fd);
 	socklen_t len = sizeof(int);
 
-	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len))
+	if (s < 0)
+		return s;
+	if (getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len))
 		return -errno;
 	len = sizeof(int);
 	if (getsockopt(s, SOL_SOCKET, SO_PASSCRED, passcred, &len))
@@ -242,14 +258,19 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 	if (listening && ui->rqueue && (err = unix_dump_listener_queue(t, p, e, ui)))
 		return err;
 	if (!listening) {
-		UnixEnd probe = UNIX_END__INIT;
-		err = peek_queue(t->pid, p->fd, type, &probe);
-		if (err || probe.n_queued) {
-			pr_err("dump pid %d fd %d: bound datagram socket %s has %zu datagrams waiting "
-			       "(not supported yet)",
-			       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)), probe.n_queued);
-			return -ENOTSUP;
+		UnixEnd waiting = UNIX_END__INIT;
+		size_t named = 0;
+		if ((err = peek_queue_from(t->pid, p->fd, type, &waiting, &named))) {
+			pr_err("dump pid %d fd %d: cannot read the datagrams waiting in %s: %s", t->pid, p->fd,
+			       unix_name(ui->name, ui->name_len, name, sizeof(name)), strerror(-err));
+			return err;
 		}
+		if (named)
+			pr_warn("dump pid %d fd %d: %zu datagrams waiting in %s came from named sockets: they "
+				"come back from an unnamed one", t->pid, p->fd, named,
+				unix_name(ui->name, ui->name_len, name, sizeof(name)));
+		e->sock_queued = waiting.queued;
+		e->n_sock_queued = waiting.n_queued;
 	}
 	set_named_socket(e, p, type, passcred, ui);
 	if (listening) {
@@ -598,12 +619,40 @@ int unix_bind_saved(const FdEntry *e)
 	return s;
 }
 
+/* The datagrams that waited in a bound receiver, sent to it again in order, unnamed. */
+static int refill_receiver(int s, const FdEntry *e)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int err = sockopts_restore(s, e); /* its buffer size first: they must fit as before */
+
+	if (err || !e->n_sock_queued)
+		return err;
+	auto_close int from = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC, 0);
+	if (from < 0 || unix_saved_addr(e, &sa, &len))
+		return from < 0 ? -errno : -EINVAL;
+	for (size_t k = 0; k < e->n_sock_queued; k++)
+		if (sendto(from, e->sock_queued[k].data, e->sock_queued[k].len, MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (struct sockaddr *)&sa, len) != (ssize_t)e->sock_queued[k].len) {
+			pr_perror("restore: cannot queue datagram %zu of %zu again in fd %u", k + 1,
+				  e->n_sock_queued, e->fd);
+			return -EIO;
+		}
+	return 0;
+}
+
 /* Bound again, or (with connections waiting) the listener stasis made before the tree. */
 static int open_bound(struct restore_task *t, const FdEntry *e)
 {
 	(void)t;
-	if (!e->has_sock_ino)
-		return unix_bind_saved(e);
+	if (!e->has_sock_ino) {
+		int s = unix_bind_saved(e), err;
+		if (s >= 0 && (err = refill_receiver(s, e))) {
+			close(s);
+			return err;
+		}
+		return s;
+	}
 	int fd = unix_held_fd(e->sock_ino);
 	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }

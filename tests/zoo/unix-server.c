@@ -2,10 +2,11 @@
  * unix-server: unix sockets a server binds.
  *   fd 60 SOCK_STREAM listening on $ZOO_TMPDIR/server.sock (socket file mode 0660);
  *   fd 61 SOCK_SEQPACKET listening on an abstract name;
- *   fd 62 SOCK_DGRAM bound to $ZOO_TMPDIR/dgram.sock with SO_PASSCRED.
+ *   fd 62 SOCK_DGRAM bound to $ZOO_TMPDIR/dgram.sock with SO_PASSCRED;
+ *   fd 63 SOCK_DGRAM bound to an abstract name, 4 datagrams waiting (1, 100, 0, 3000 bytes).
  * After restore and SIGTERM: a client connects to both listeners (the server accepts and
  * answers), and a datagram sent to fd 62 arrives with its sender's credentials; the socket
- * file keeps its mode.
+ * file keeps its mode; fd 63 gives its 4 datagrams, in order, with their sizes and content.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -15,6 +16,7 @@
 #include <sys/un.h>
 
 static struct sockaddr_un path_sa, abstract_sa, dgram_sa;
+static const size_t dg_sizes[] = { 1, 100, 0, 3000 };
 static socklen_t abstract_len;
 
 static void place(int fd, int at)
@@ -44,7 +46,9 @@ static int roundtrip(int listener, int type, const struct sockaddr_un *sa, sockl
 
 static void c_listen(ucontext_t *u) { (void)u; close(60); }
 static void c_passcred(ucontext_t *u) { (void)u; int off = 0; setsockopt(62, SOL_SOCKET, SO_PASSCRED, &off, sizeof(off)); }
+static void c_queued(ucontext_t *u) { (void)u; char b[4096]; recv(63, b, sizeof(b), MSG_DONTWAIT); }
 static const struct zoo_corruption corruptions[] = {
+	{ "queued", c_queued, 0 },
 	{ "listen", c_listen, 0 },
 	{ "passcred", c_passcred, 0 },
 };
@@ -70,6 +74,20 @@ int main(int argc, char **argv)
 	place(s1, 60);
 	place(s2, 61);
 	place(s3, 62);
+	struct sockaddr_un dg = { .sun_family = AF_UNIX };
+	int dn = snprintf(dg.sun_path + 1, sizeof(dg.sun_path) - 1, "stasis-zoo-dg-%d", getpid());
+	socklen_t dglen = offsetof(struct sockaddr_un, sun_path) + 1 + dn;
+	int s4 = socket(AF_UNIX, SOCK_DGRAM, 0), tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (bind(s4, (struct sockaddr *)&dg, dglen))
+		zoo_die("bind abstract datagram socket: %s", strerror(errno));
+	place(s4, 63);
+	for (size_t i = 0; i < sizeof(dg_sizes) / sizeof(dg_sizes[0]); i++) {
+		unsigned char b[3000];
+		zoo_fill(b, dg_sizes[i], 70 + i);
+		if (sendto(tx, b, dg_sizes[i], 0, (struct sockaddr *)&dg, dglen) != (ssize_t)dg_sizes[i])
+			zoo_die("sendto: %s", strerror(errno));
+	}
+	close(tx);
 	zoo_ready();
 	zoo_wait();
 
@@ -91,7 +109,13 @@ int main(int argc, char **argv)
 	CHECK("passcred", got == 2 && cm && cm->cmsg_type == SCM_CREDENTIALS &&
 			      ((struct ucred *)CMSG_DATA(cm))->pid == getpid(),
 	      "the datagram came without credentials (%zd bytes)", got);
+	for (size_t i = 0; i < sizeof(dg_sizes) / sizeof(dg_sizes[0]); i++) {
+		unsigned char b[4000];
+		ssize_t n = recv(63, b, sizeof(b), MSG_DONTWAIT);
+		CHECK("queued", n == (ssize_t)dg_sizes[i] && zoo_check_fill(b, dg_sizes[i], 70 + i) < 0,
+		      "datagram %zu waiting in fd 63: %zd bytes, expected %zu of its content", i, n, dg_sizes[i]);
+	}
 	unlink(path_sa.sun_path);
 	unlink(dgram_sa.sun_path);
-	return zoo_finish("2 listeners, 1 datagram receiver");
+	return zoo_finish("2 listeners, 2 datagram receivers");
 }
