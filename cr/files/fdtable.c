@@ -41,6 +41,7 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_pty_master, /* claims slaves too */
 	&fd_kind_pty_slave,
 	&fd_kind_pidfd,
+	&fd_kind_unix_fresh, /* claimed by fd_kind_unix's dump */
 };
 
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)

@@ -366,6 +366,18 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			 (unsigned long long)ui.peer, name[0] ? " " : "", name);
 		return unix_dump_outside(t, p, e, what);
 	}
+	if (!ui.named && !ui.has_peer && ui.state != TCP_LISTEN_STATE) {
+		/* made and not bound nor connected yet (a client before connect, sendto only) */
+		if (sock_options(t->pid, p->fd, &type, &passcred)) {
+			pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+			return -errno;
+		}
+		e->kind = FD_KIND__FD_UNIX_FRESH;
+		e->has_sock_type = e->has_flags = true;
+		e->sock_type = type;
+		e->flags = p->flags;
+		return 1;
+	}
 	if (!ui.peer || ui.named || sock_diag_unix(ui.peer, &pi, false) || pi.named || pi.peer != ino) {
 		pr_err("dump pid %d fd %d: %s is a unix socket %s (not supported yet)", t->pid, p->fd,
 		       p->link,
@@ -674,6 +686,22 @@ static int open_external(struct restore_task *t, const FdEntry *e)
 	}
 	return s;
 }
+
+/* A new socket of its type: it was neither bound nor connected. */
+static int open_fresh(struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	if (e->sock_type != SOCK_STREAM && e->sock_type != SOCK_DGRAM && e->sock_type != SOCK_SEQPACKET)
+		return -EINVAL;
+	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
+	return s < 0 ? -errno : s;
+}
+
+const struct fd_kind_ops fd_kind_unix_fresh = {
+	.name = "unix socket neither bound nor connected",
+	.open = open_fresh,
+	.kind = FD_KIND__FD_UNIX_FRESH,
+};
 
 const struct fd_kind_ops fd_kind_unix_external = {
 	.name = "unix socket connected outside the tree",

@@ -3,10 +3,12 @@
  *   fd 60 SOCK_STREAM listening on $ZOO_TMPDIR/server.sock (socket file mode 0660);
  *   fd 61 SOCK_SEQPACKET listening on an abstract name;
  *   fd 62 SOCK_DGRAM bound to $ZOO_TMPDIR/dgram.sock with SO_PASSCRED;
- *   fd 63 SOCK_DGRAM bound to an abstract name, 4 datagrams waiting (1, 100, 0, 3000 bytes).
+ *   fd 63 SOCK_DGRAM bound to an abstract name, 4 datagrams waiting (1, 100, 0, 3000 bytes);
+ *   fd 64 SOCK_DGRAM (non-blocking) neither bound nor connected, as a sendto() client keeps it.
  * After restore and SIGTERM: a client connects to both listeners (the server accepts and
  * answers), and a datagram sent to fd 62 arrives with its sender's credentials; the socket
- * file keeps its mode; fd 63 gives its 4 datagrams, in order, with their sizes and content.
+ * file keeps its mode; fd 63 gives its 4 datagrams, in order, with their sizes and content;
+ * a datagram sent from fd 64 to fd 63 arrives.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
 			zoo_die("sendto: %s", strerror(errno));
 	}
 	close(tx);
+	place(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0), 64);
 	zoo_ready();
 	zoo_wait();
 
@@ -115,7 +118,11 @@ int main(int argc, char **argv)
 		CHECK("queued", n == (ssize_t)dg_sizes[i] && zoo_check_fill(b, dg_sizes[i], 70 + i) < 0,
 		      "datagram %zu waiting in fd 63: %zd bytes, expected %zu of its content", i, n, dg_sizes[i]);
 	}
+	char fresh[8] = "";
+	CHECK("queued", sendto(64, "fresh", 5, 0, (struct sockaddr *)&dg, dglen) == 5 &&
+				recv(63, fresh, sizeof(fresh), MSG_DONTWAIT) == 5 && !memcmp(fresh, "fresh", 5),
+	      "a datagram from fd 64 did not reach fd 63: %s", strerror(errno));
 	unlink(path_sa.sun_path);
 	unlink(dgram_sa.sun_path);
-	return zoo_finish("2 listeners, 2 datagram receivers");
+	return zoo_finish("2 listeners, 2 datagram receivers, 1 fresh socket");
 }
