@@ -6,9 +6,9 @@
  * the session leader makes the slave its controlling terminal. Data in flight is kept both
  * ways: the kernel has no peek for terminals, so the dump reads it (the slave's input with
  * ICANON off for a moment, so that an unfinished line comes out too) and writes it straight
- * back with every input and output processing off; restore writes it the same way. A master
- * in packet mode keeps its data only on the same host (warned). Terminals that the tree does
- * not own are the caller's (--shell-job).
+ * back with every input and output processing off; restore writes it the same way. Packet
+ * mode (off for that moment: status changes not yet read are lost) and exclusive mode are
+ * kept. Terminals that the tree does not own are the caller's (--shell-job).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -183,26 +183,26 @@ static void read_pending(int fd, ProtobufCBinaryData *into)
 static int save_in_flight(pid_t pid, const char *path, int m, int s, const struct termios *tio, Pty *p)
 {
 	struct termios noncanon = *tio;
-	int pkt = 0, err;
+	int pkt = 0, off = 0, err;
 
-	if (ioctl(m, TIOCGPKT, &pkt) || pkt) {
-		pr_warn("dump pid %d: pty %s: its master is in packet mode: data in flight stays on this "
-			"host only", pid, path);
-		return 0;
+	if (ioctl(m, TIOCGPKT, &pkt) || (pkt && ioctl(m, TIOCPKT, &off))) {
+		pr_perror("dump pid %d: pty %s: cannot read its packet mode", pid, path);
+		return -errno;
 	}
+	p->has_packet_mode = p->packet_mode = pkt;
 	read_pending(m, &p->output);
 	noncanon.c_lflag &= ~ICANON;
 	noncanon.c_cc[VMIN] = noncanon.c_cc[VTIME] = 0;
 	if (!ioctl(s, TCSETS, &noncanon))
 		read_pending(s, &p->input);
-	if ((err = put_back(m, s, tio, &p->input, &p->output))) {
+	if ((err = put_back(m, s, tio, &p->input, &p->output)))
 		pr_err("dump pid %d: pty %s: cannot put back %zu + %zu bytes in flight: %s", pid, path,
 		       p->input.len, p->output.len, strerror(-err));
-		return err;
-	}
+	if (pkt && ioctl(m, TIOCPKT, &pkt) && !err)
+		err = -errno;
 	p->has_input = p->input.len > 0;
 	p->has_output = p->output.len > 0;
-	return 0;
+	return err;
 }
 
 /* The pty's state, once: termios and size from the slave, foreground group and data in flight. */
@@ -227,6 +227,9 @@ static int note_pty(struct dump_task *t, int index)
 	}
 	if (ioctl(m, TIOCGPGRP, &fg))
 		fg = 0;
+	int excl = 0;
+	if (ioctl(s, TIOCGEXCL, &excl))
+		excl = 0;
 	Pty *p = xzalloc(sizeof(*p));
 	pty__init(p);
 	p->index = index;
@@ -240,6 +243,7 @@ static int note_pty(struct dump_task *t, int index)
 		p->has_fg_pgrp = true;
 		p->fg_pgrp = fg;
 	}
+	p->has_exclusive = p->exclusive = excl;
 	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));
 	if (!pd->tab.ptys)
 		return -ENOMEM;
@@ -347,8 +351,10 @@ int ptys_restore_prepare(int dirfd, bool needed)
 			return -EBUSY;
 		}
 		nr_ptys++;
+		int on = 1;
 		if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
-		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data)) {
+		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
+		    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL))) {
 			pr_perror("restore: cannot set the state of pty %s", path);
 			return -errno;
 		}

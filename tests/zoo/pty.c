@@ -1,7 +1,7 @@
 /*
- * pty: a pseudo-terminal made by the program. The parent holds the master (fd 70) and sets the
- * slave's termios (no ECHO, VMIN 3) and window size (33x99); a child starts a session, opens
- * the slave (fd 71) and so makes it its controlling terminal.
+ * pty: a pseudo-terminal made by the program. The parent holds the master (fd 70, in packet
+ * mode) and sets the slave's termios (no ECHO, VMIN 3), window size (33x99) and exclusive mode;
+ * a child starts a session, opens the slave (fd 71) and so makes it its controlling terminal.
  * In flight at the checkpoint: the parent typed "early\npart" on the master (a whole line and
  * an unfinished one) that the child has not read; the child wrote "from-child\n" to the slave
  * that the parent has not read.
@@ -9,7 +9,8 @@
  * controlling terminal is still that pty (its session is the terminal's, and what it writes
  * to its fd 72, opened as /dev/tty, comes out of the master); the child reads
  * "early\n", then "partial\n" once the parent types "ial\n"; the parent reads exactly
- * "from-child\r\n" (ONLCR) from the master.
+ * "from-child\r\n" (ONLCR) from the master, after packet mode's data byte; packet and
+ * exclusive modes are still on.
  * Blocks in: nanosleep (parent), read on the slave (child).
  */
 #include "zoo.h"
@@ -72,7 +73,9 @@ static void c_termios(ucontext_t *u)
 }
 static void c_output(ucontext_t *u) { (void)u; char b[64]; read(70, b, sizeof(b)); }
 static void c_input(ucontext_t *u) { (void)u; write(70, "x", 1); }
+static void c_modes(ucontext_t *u) { (void)u; int off = 0; ioctl(70, TIOCPKT, &off); }
 static const struct zoo_corruption corruptions[] = {
+	{ "modes", c_modes, 0 },
 	{ "winsize", c_winsize, 0 },
 	{ "termios", c_termios, 0 },
 	{ "output", c_output, 0 },
@@ -94,12 +97,18 @@ int main(int argc, char **argv)
 		zoo_die("%s: %s", slave_name, strerror(errno));
 	t.c_lflag &= ~ECHO;
 	t.c_cc[VMIN] = 3;
-	if (tcsetattr(s, TCSANOW, &t) || ioctl(70, TIOCSWINSZ, &ws))
+	int on = 1;
+	if (tcsetattr(s, TCSANOW, &t) || ioctl(70, TIOCSWINSZ, &ws) || ioctl(70, TIOCPKT, &on))
 		zoo_die("termios: %s", strerror(errno));
 	close(s);
 	pid_t kid = fork();
 	if (kid == 0)
 		child();
+	zoo_sleep_ms(50); /* the child has opened the slave: now nobody else may */
+	s = open(slave_name, O_RDWR | O_NOCTTY);
+	if (s < 0 || ioctl(s, TIOCEXCL))
+		zoo_die("TIOCEXCL: %s", strerror(errno));
+	close(s);
 	if (write(70, "early\npart", 10) != 10)
 		zoo_die("write to the master: %s", strerror(errno));
 	zoo_sleep_ms(100);
@@ -120,8 +129,14 @@ int main(int argc, char **argv)
 	char out[64] = "";
 	fcntl(70, F_SETFL, O_NONBLOCK);
 	ssize_t n = read(70, out, sizeof(out) - 1);
-	CHECK("output", n == 12 && !memcmp(out, "from-child\r\n", 12), "the master read %zd bytes '%.*s'", n,
+	CHECK("output", n == 13 && !memcmp(out, "\0from-child\r\n", 13), "the master read %zd bytes '%.*s'", n,
 	      (int)(n > 0 ? n : 0), out);
+	int pkt = 0, excl = 0;
+	s = open(slave_name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+	CHECK("modes", !ioctl(70, TIOCGPKT, &pkt) && pkt && s >= 0 && !ioctl(s, TIOCGEXCL, &excl) && excl,
+	      "packet mode %d, exclusive %d", pkt, excl);
+	if (s >= 0)
+		close(s);
 	kill(kid, SIGTERM);
 	zoo_sleep_ms(50);
 	if (write(70, "ial\n", 4) != 4)
@@ -132,7 +147,7 @@ int main(int argc, char **argv)
 	CHECK("ctty", code != 255 && code != 9 && !(code & 1), "the child lost its controlling terminal (%#x)", st);
 	memset(out, 0, sizeof(out));
 	n = read(70, out, sizeof(out) - 1);
-	CHECK("ctty", n == 6 && !memcmp(out, "tty!\r\n", 6), "the master read %zd bytes '%.*s' after the child "
+	CHECK("ctty", n == 7 && !memcmp(out, "\0tty!\r\n", 7), "the master read %zd bytes '%.*s' after the child "
 	      "wrote to /dev/tty", n, (int)(n > 0 ? n : 0), out);
 	CHECK("line", code == 255 || !(code & 2), "the child did not read 'early' and 'partial'");
 	return zoo_finish("pty with a session");
