@@ -3,7 +3,8 @@
  * and messages. The messages are read by taking them from a queue description of stasis's own
  * and sending them straight back in the order they came out (the kernel has no peek), which
  * leaves the queue as it was; a queue with a notification registered (mq_notify) is not
- * touched, since sending to an empty queue would fire and end that registration.
+ * touched, since sending to an empty queue would fire and end that registration (and the
+ * registration itself is not kept: its sigev_value cannot be read).
  * Restore: a named queue that still exists (same host, no reboot) is used as it is, messages
  * and all; a named queue that is gone is made again and refilled; a queue that was unlinked is
  * made again under its name, refilled, and unlinked once every process has opened it.
@@ -94,9 +95,9 @@ static int note_queue(const char *proc_path, const char *link, const struct stat
 	if (np)
 		notify_pid = strtoul(np + 11, NULL, 10);
 	if (notify_pid)
-		pr_warn("dump pid %d fd %d: message queue %s has a notification registered (by pid %u): its "
-			"messages are not saved (on this host they stay in the queue)",
-			pid, fd, link, notify_pid);
+		pr_warn("dump pid %d fd %d: message queue %s has a notification registered (by pid %u): the "
+			"registration is not kept, and the messages are not saved (taking them would fire it; "
+			"on this host they stay in the queue)", pid, fd, link, notify_pid);
 	else {
 		int err = read_messages(q, m, link);
 		if (err)
