@@ -7,6 +7,9 @@
 #           whole tree, restore it; the server answers on its socket, the option is there, the
 #           pane holds every tick from 1 on exactly once and in order, the loop goes on where it
 #           was (no restart from 1), and keys sent to cat come back through its pty.
+#   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
+#           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
+#           were, each once and in order, and it checks its own final sum (PASS).
 #
 #   tests/apps/run-apps.sh [--keep]
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
@@ -94,5 +97,54 @@ case_tmux() {
 	fi
 }
 
+case_python_pool() {
+	local d=$ZOO_TMP/pool pid
+	mkdir -p "$d/img"
+	if ! command -v python3 >/dev/null; then
+		result_fail apps/python-pool "python3 is not installed (make setup installs it)"
+		return
+	fi
+	: >"$d/out"
+	(cd "$d" && exec setsid python3 "$ZOO_ROOT/tests/apps/pool.py" "$d/out" </dev/null >"$d/err" 2>&1) &
+	pid=$!
+	disown "$pid" # the dump kills it: no job notice
+	track_pid "$pid"
+	if ! wait_until 20 grep -q '^300 ' "$d/out"; then
+		result_fail apps/python-pool "the pool did not get going: $(tail -c 300 "$d/err")"
+		kill_ours "$pid"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail apps/python-pool "dump: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	local before
+	before=$(tail -n 1 "$d/out" | cut -d' ' -f1)
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail apps/python-pool "restore: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	if ! wait_until 30 grep -q -E '^(PASS|FAIL)' "$d/out"; then
+		result_fail apps/python-pool "no verdict 30 s after the restore (last: $(tail -n 1 "$d/out"))"
+		kill_ours "$pid"
+		return
+	fi
+	local seq
+	seq=$(awk '/^[0-9]+ / { n++; if ($1 != n * 100) { print "line " n ": " $1; exit } } END { print n }' "$d/out")
+	if [ "$seq" != 15 ]; then
+		result_fail apps/python-pool "progress lines broken: $seq"
+	elif ! grep -q '^PASS' "$d/out"; then
+		result_fail apps/python-pool "$(grep -E '^FAIL' "$d/out")"
+	else
+		result_ok "apps/python-pool (checkpointed after $before results; sum checked by the program: PASS)"
+	fi
+}
+
 case_tmux
+case_python_pool
 summary
