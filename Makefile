@@ -2,7 +2,8 @@
 #   make            build ./stasis
 #   make setup      install build and test dependencies (Debian 12, apt-get), then build
 #   make demo       checkpoint and restore a counter program, end to end
-#   make test       the whole test suite (unit, unit under ASan/UBSan, the process zoo)
+#   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
+#                   zoo, failure cases, real applications)
 #   make bench      dump/restore throughput against this machine's memcpy and disk speed
 
 CC       ?= gcc
@@ -75,8 +76,13 @@ setup:
 demo: all
 	tests/demo.sh
 
-test: all
+test: all asan
 	tests/run-tests.sh
+
+# stasis itself built with ASan/UBSan (everything but the restorer blob), for the zoo to run
+asan:
+	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		build-asan/stasis
 
 bench: all
 	$(MAKE) -C tests/bench

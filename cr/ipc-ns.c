@@ -760,7 +760,8 @@ static int restore_queue(const SysvMsgQueue *q)
 	auto_free struct msg_buf *buf = xzalloc(sizeof(*buf) + largest);
 	for (size_t m = 0; m < q->n_msgs; m++) {
 		buf->mtype = q->msgs[m]->mtype;
-		memcpy(buf->mtext, q->msgs[m]->data.data, q->msgs[m]->data.len);
+		if (q->msgs[m]->data.len)
+			memcpy(buf->mtext, q->msgs[m]->data.data, q->msgs[m]->data.len);
 		if (msgsnd(id, buf, q->msgs[m]->data.len, IPC_NOWAIT)) {
 			pr_perror("restore: cannot queue message %zu of SysV message queue %d", m, id);
 			return -errno;

@@ -414,11 +414,11 @@ static __attribute__((noreturn)) void restore_process(struct restore_tree *rt, s
 {
 	static struct rst_status early_status;
 	size_t idx = t - rt->tasks;
-	sigset_t all;
+	uint64_t all = ~0ull;
 	int err;
 
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* the raw call: glibc's sigprocmask leaves its own signals (32, 33) open */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
 	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
 	child_status = &early_status;
 	child_status_fd = rt->status_fd;
@@ -468,7 +468,12 @@ static int find_dead_task(const struct restore_tree *rt, const bool *done)
 		if (done[i])
 			continue;
 		if (proc_read_stat(rt->tasks[i].pid, &st) || st.state == 'Z') {
-			pr_err("restore pid %d: the new process died before reporting", rt->tasks[i].pid);
+			if (st.state == 'Z' && WIFSIGNALED(st.exit_code))
+				pr_err("restore pid %d: the new process was killed by signal %d (%s) before "
+				       "reporting", rt->tasks[i].pid, WTERMSIG(st.exit_code),
+				       strsignal(WTERMSIG(st.exit_code)));
+			else
+				pr_err("restore pid %d: the new process died before reporting", rt->tasks[i].pid);
 			return -ESRCH;
 		}
 	}

@@ -141,6 +141,11 @@ static int restore_signals(struct restore_task *t)
 	TaskCore *c = t->core;
 	pid_t self = getpid();
 
+	/* every disposition the engine had (or inherited) goes; those saved come back */
+	struct kernel_sigaction dfl = { (uint64_t)SIG_DFL, 0, 0, 0 };
+	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
 	for (size_t i = 0; i < c->n_sigactions; i++) {
 		SigactionEntry *e = c->sigactions[i];
 		struct kernel_sigaction ksa = { e->handler, e->flags, e->restorer, e->mask };

@@ -164,8 +164,8 @@ static int create_queue(const Mqueue *m, const char *name)
 		pr_warn("restore: message queue %s: cannot set owner %u:%u and mode %o: %m", m->name,
 			m->uid, m->gid, m->mode);
 	for (size_t k = 0; k < m->n_messages; k++)
-		if (mq_send(q, (char *)m->messages[k]->data.data, m->messages[k]->data.len,
-			    m->messages[k]->prio)) {
+		if (mq_send(q, m->messages[k]->data.len ? (char *)m->messages[k]->data.data : "",
+			    m->messages[k]->data.len, m->messages[k]->prio)) {
 			int err = -errno;
 			close(q);
 			mq_unlink(name);
