@@ -65,6 +65,27 @@ const struct fd_kind_ops *fd_kind_of(FdKind kind)
 	return NULL;
 }
 
+/* fdinfo text on one line ("pos: 0; flags: 02; ..."), cut to fit len. */
+static const char *one_line(const char *text, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *c = text; *c && n + 4 < len; c++) {
+		if (*c == '\t')
+			continue;
+		if (*c == '\n') {
+			if (c[1]) {
+				buf[n++] = ';';
+				buf[n++] = ' ';
+			}
+			continue;
+		}
+		buf[n++] = *c;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
 static int probe_fd(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 {
 	char path[64], buf[4096];
@@ -203,8 +224,9 @@ static int dump_fds(struct dump_task *t)
 				return claimed;
 		}
 		if (!claimed) {
-			pr_err("dump pid %d fd %d: %s is not supported yet (flags 0%o)", t->pid, e->fd,
-			       p.link, p.flags);
+			char what[320];
+			pr_err("dump pid %d fd %d: %s is not supported yet (fdinfo: %s)", t->pid, e->fd, p.link,
+			       one_line(info, what, sizeof(what)));
 			return -ENOTSUP;
 		}
 		if ((err = locks_dump_fd(t, &p, e, false)))
