@@ -441,6 +441,29 @@ flip_byte() {
 	printf "\\$(printf %03o $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# restore_refused CASE PID DIR REGEX: restore -D DIR fails cleanly, its error matches REGEX,
+# and no process with PID is left; else the case fails (and 1 is returned).
+restore_refused() {
+	local name=$1 pid=$2 c=$3 re=$4
+	run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
+	sleep 0.3
+	if proc_alive "$pid"; then
+		result_fail "$name" "a process with pid $pid runs after the refused restore (exit status $ZRC)"
+		show_tail "$c/restore.out" "$c/restore.log"
+		kill_ours "$pid"
+		wait_until 5 pid_free "$pid"
+	elif ! clean_failure "$ZRC"; then
+		result_fail "$name" "restore exit status $ZRC"
+		show_tail "$c/restore.out" "$c/restore.log"
+	elif ! mentions "$c/restore.out" "$c/restore.log" "$re"; then
+		result_fail "$name" "the error does not name $re"
+		show_tail "$c/restore.out" "$c/restore.log"
+	else
+		return 0
+	fi
+	return 1
+}
+
 case_corrupt_images() {
 	local name=mem-anon d=$ZOO_TMP/images pid img
 	mkdir -p "$d/img"
@@ -513,22 +536,7 @@ case_corrupt_images() {
 			rm -f "$c/$file"
 			;;
 		esac
-		run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
-		sleep 0.3
-		if proc_alive "$pid"; then
-			result_fail "restore/corrupt/$what" "a process with pid $pid runs after restoring from a damaged $file (exit status $ZRC)"
-			show_tail "$c/restore.out" "$c/restore.log"
-			kill_ours "$pid"
-			wait_until 5 pid_free "$pid"
-		elif ! clean_failure "$ZRC"; then
-			result_fail "restore/corrupt/$what" "restore exit status $ZRC"
-			show_tail "$c/restore.out" "$c/restore.log"
-		elif ! mentions "$c/restore.out" "$c/restore.log" "$file"; then
-			result_fail "restore/corrupt/$what" "the error does not name $file"
-			show_tail "$c/restore.out" "$c/restore.log"
-		else
-			result_ok "restore/corrupt/$what"
-		fi
+		restore_refused "restore/corrupt/$what" "$pid" "$c" "$file" && result_ok "restore/corrupt/$what"
 	done
 
 	# the untouched images still work
@@ -568,20 +576,7 @@ case_restore_linked_file_gone() {
 		return
 	fi
 	rm -f "$d/work/ghost-d-link"
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
-	sleep 0.3
-	if proc_alive "$pid"; then
-		result_fail restore/linked-file-gone "pid $pid runs after a restore whose file is gone (exit status $ZRC)"
-		kill_ours "$pid"
-	elif ! clean_failure "$ZRC"; then
-		result_fail restore/linked-file-gone "restore exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	elif ! mentions "$d/restore.out" "$d/img/restore.log" "ghost-d.*is gone"; then
-		result_fail restore/linked-file-gone "the error does not name ghost-d"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	else
-		result_ok restore/linked-file-gone
-	fi
+	restore_refused restore/linked-file-gone "$pid" "$d/img" "ghost-d.*is gone" && result_ok restore/linked-file-gone
 }
 
 # A tree across two IPC namespaces: the dump refuses, naming the child, and nothing changes.
@@ -656,20 +651,8 @@ case_ipc_ns_images() {
 			;;
 		ipc-ns-missing) rm -f "$c/ipc-ns.img" ;;
 		esac
-		run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
-		sleep 0.3
-		if proc_alive "$pid"; then
-			result_fail "restore/corrupt/$what" "a process with pid $pid runs after restoring with a damaged ipc-ns.img (exit status $ZRC)"
-			show_tail "$c/restore.out" "$c/restore.log"
-			kill_ours "$pid"
-			wait_until 5 pid_free "$pid"
-		elif ! clean_failure "$ZRC"; then
-			result_fail "restore/corrupt/$what" "restore exit status $ZRC"
-			show_tail "$c/restore.out" "$c/restore.log"
-		elif ! mentions "$c/restore.out" "$c/restore.log" "ipc-ns.img"; then
-			result_fail "restore/corrupt/$what" "the error does not name ipc-ns.img"
-			show_tail "$c/restore.out" "$c/restore.log"
-		elif grep -q "new IPC namespace" "$c/restore.log" 2>/dev/null; then
+		restore_refused "restore/corrupt/$what" "$pid" "$c" "ipc-ns.img" || continue
+		if grep -q "new IPC namespace" "$c/restore.log" 2>/dev/null; then
 			result_fail "restore/corrupt/$what" "objects were made before the image was refused"
 		else
 			result_ok "restore/corrupt/$what"
