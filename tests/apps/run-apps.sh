@@ -100,12 +100,13 @@ case_tmux() {
 case_python_pool() {
 	local d=$ZOO_TMP/pool pid
 	mkdir -p "$d/img"
-	if ! command -v python3 >/dev/null; then
-		result_fail apps/python-pool "python3 is not installed (make setup installs it)"
+	local py=/usr/bin/python3 # Debian's (make setup installs it), not a pyenv shim on PATH
+	if [ ! -x "$py" ]; then
+		result_fail apps/python-pool "$py is not installed (make setup installs it)"
 		return
 	fi
 	: >"$d/out"
-	(cd "$d" && exec setsid python3 "$ZOO_ROOT/tests/apps/pool.py" "$d/out" </dev/null >"$d/err" 2>&1) &
+	(cd "$d" && exec setsid "$py" "$ZOO_ROOT/tests/apps/pool.py" "$d/out" </dev/null >"$d/err" 2>&1) &
 	pid=$!
 	disown "$pid" # the dump kills it: no job notice
 	track_pid "$pid"
