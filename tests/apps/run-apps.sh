@@ -7,6 +7,10 @@
 #           whole tree, restore it; the server answers on its socket, the option is there, the
 #           pane holds every tick from 1 on exactly once and in order, the loop goes on where it
 #           was (no restart from 1), and keys sent to cat come back through its pty.
+#   redis   redis-server on a unix socket only (epoll, pipes, threads, jemalloc) holding a
+#           string, a counter and a 100-element list: after restore the same server (pid) answers
+#           on its socket with the same data, the counter goes on, and a BGSAVE (a fork of the
+#           restored server writing its whole memory) succeeds.
 #   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
 #           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
 #           were, each once and in order, and it checks its own final sum (PASS).
@@ -146,6 +150,70 @@ case_python_pool() {
 	fi
 }
 
+case_redis() {
+	local d=$ZOO_TMP/redis srv out sock
+	mkdir -p "$d/img"
+	sock=$d/redis.sock
+	if [ ! -x /usr/bin/redis-server ] || ! command -v redis-cli >/dev/null; then
+		result_fail apps/redis "redis-server is not installed (make setup installs it)"
+		return
+	fi
+	local cli=(redis-cli -s "$sock")
+	(cd "$d" && exec setsid /usr/bin/redis-server --port 0 --unixsocket "$sock" --save "" \
+		--appendonly no --dir "$d" --daemonize no </dev/null >"$d/log" 2>&1) &
+	srv=$!
+	disown "$srv"
+	track_pid "$srv"
+	if ! wait_until 10 test -S "$sock"; then
+		result_fail apps/redis "the server did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$srv"
+		return
+	fi
+	"${cli[@]}" set greeting "hello, stasis" >/dev/null
+	"${cli[@]}" incrby counter 41 >/dev/null
+	for i in $(seq 1 100); do echo "RPUSH list item-$i"; done | "${cli[@]}" >/dev/null
+	run_stasis "$d/dump.out" 60 dump -t "$srv" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$srv"; then
+		result_fail apps/redis "dump of redis-server $srv: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$srv"
+		return
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$srv"; then
+		result_fail apps/redis "restore: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	local greeting counter len last pid
+	greeting=$("${cli[@]}" get greeting 2>&1)
+	counter=$("${cli[@]}" incr counter 2>&1)
+	len=$("${cli[@]}" llen list 2>&1)
+	last=$("${cli[@]}" lindex list -1 2>&1)
+	pid=$("${cli[@]}" info server 2>&1 | tr -d '\r' | awk -F: '/^process_id:/ {print $2}')
+	"${cli[@]}" bgsave >/dev/null 2>&1
+	wait_until 10 sh -c "${cli[*]} info persistence | grep -q 'rdb_bgsave_in_progress:0'"
+	local saved
+	saved=$("${cli[@]}" info persistence 2>&1 | tr -d '\r' | awk -F: '/^rdb_last_bgsave_status:/ {print $2}')
+	if [ "$greeting" != "hello, stasis" ] || [ "$counter" != 42 ] || [ "$len" != 100 ] ||
+		[ "$last" != item-100 ] || [ "$pid" != "$srv" ]; then
+		out="after restore: greeting '$greeting', counter $counter (expected 42), list of $len ending '$last', pid $pid (was $srv)"
+	elif [ "$saved" != ok ] || [ ! -s "$d/dump.rdb" ]; then
+		out="BGSAVE of the restored server: status '$saved'"
+	else
+		out=""
+	fi
+	"${cli[@]}" shutdown nosave >/dev/null 2>&1
+	wait_until 5 pid_free "$srv" || kill_ours "$srv"
+	if [ -n "$out" ]; then
+		result_fail apps/redis "$out"
+		show_tail "$d/log" "$d/img/restore.log"
+	else
+		result_ok "apps/redis (data, counter and pid kept; BGSAVE after restore: ok)"
+	fi
+}
+
 case_tmux
+case_redis
 case_python_pool
 summary
