@@ -337,7 +337,7 @@ run_case_body() {
 		echo "   ${R_VERDICT[row]}"
 		return 1
 	fi
-	echo "   dump: ${dump_wall_ms} ms wall; images: $(cd "$imgdir" && echo *.img)"
+	echo "   dump: ${dump_wall_ms} ms wall; images: $(cd "$imgdir" && ls ./*.img | wc -l) files, $(du -sm "$imgdir" | cut -f1) MiB"
 
 	# --- restore
 	now_us; t0=$NOW_US
