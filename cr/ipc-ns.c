@@ -1,6 +1,6 @@
 /*
- * SysV message queues, semaphore sets and the sysctls of the tree's own IPC namespace
- * (ipc-ns.img). These objects belong to a namespace, not to a process, so they are saved only
+ * The tree's own IPC namespace (ipc-ns.img): its SysV message queues (cr/ipc-msg.c),
+ * semaphore sets (cr/ipc-sem.c) and sysctls. These objects belong to a namespace, not to a process, so they are saved only
  * when the tree has an IPC namespace of its own (as every container does), and then all of
  * them. The one rule for SysV shm segments: shmem.img holds every segment stasis saves, so in
  * the tree's own namespace all its segments, attached or not, go through cr/shmem.c, and
@@ -42,22 +42,8 @@
 #include "shmem.h"
 #include "util.h"
 
-#define SEMVMX 32767
 #define SYSCTL_VALUE_MAX 128
 #define SYSCTL_FIELDS_MAX 4
-
-/* msgsnd() and msgrcv()'s buffer */
-struct msg_buf {
-	long mtype;
-	char mtext[];
-};
-
-union semun {
-	int val;
-	struct semid_ds *buf;
-	unsigned short *array;
-	struct seminfo *__buf;
-};
 
 /* The sysctls of an IPC namespace; the limits are the ones that can stop an object being made. */
 static const struct ipc_sysctl_desc {
@@ -190,7 +176,7 @@ static void warn_host_users(const struct dump_tree *tr)
 	}
 }
 
-static SysvPerm *new_perm(int id, const struct ipc_perm *ip)
+SysvPerm *ipc_perm_save(int id, const struct ipc_perm *ip)
 {
 	SysvPerm *p = xzalloc(sizeof(*p));
 
@@ -203,101 +189,6 @@ static SysvPerm *new_perm(int id, const struct ipc_perm *ip)
 	p->cuid = ip->cuid;
 	p->cgid = ip->cgid;
 	return p;
-}
-
-/* Every message of queue id, in order, left where it is. */
-static int copy_messages(SysvMsgQueue *q, int id, const struct msqid_ds *ds)
-{
-	size_t cap = ds->msg_cbytes ? ds->msg_cbytes : 1;
-	auto_free struct msg_buf *buf = malloc(sizeof(*buf) + cap);
-
-	if (!buf)
-		return -ENOMEM;
-	q->msgs = xzalloc(ds->msg_qnum * sizeof(*q->msgs));
-	for (size_t n = 0; n < ds->msg_qnum; n++) {
-		ssize_t len = msgrcv(id, buf, cap, (long)n, MSG_COPY | IPC_NOWAIT);
-		if (len < 0) {
-			pr_perror("dump: cannot copy message %zu of SysV message queue %d", n, id);
-			return -errno;
-		}
-		SysvMsg *m = xzalloc(sizeof(*m));
-		sysv_msg__init(m);
-		m->mtype = buf->mtype;
-		m->data.len = len;
-		m->data.data = xzalloc(len);
-		memcpy(m->data.data, buf->mtext, len);
-		q->msgs[q->n_msgs++] = m;
-	}
-	if (msgrcv(id, buf, cap, (long)ds->msg_qnum, MSG_COPY | IPC_NOWAIT) >= 0 || errno != ENOMSG) {
-		pr_err("dump: SysV message queue %d changed while it was read", id);
-		return -EAGAIN;
-	}
-	return 0;
-}
-
-static int save_msg_queues(IpcNs *ns)
-{
-	struct msginfo info;
-	int max = msgctl(0, MSG_INFO, (struct msqid_ds *)&info), err;
-
-	if (max < 0) {
-		pr_perror("dump: cannot list SysV message queues");
-		return -errno;
-	}
-	ns->msg_queues = xzalloc((max + 1) * sizeof(*ns->msg_queues));
-	for (int idx = 0; idx <= max; idx++) {
-		struct msqid_ds ds;
-		int id = msgctl(idx, MSG_STAT_ANY, &ds);
-		if (id < 0 && errno == EINVAL)
-			continue; /* a free slot */
-		if (id < 0) {
-			pr_perror("dump: cannot read SysV message queue at index %d", idx);
-			return -errno;
-		}
-		SysvMsgQueue *q = xzalloc(sizeof(*q));
-		sysv_msg_queue__init(q);
-		q->perm = new_perm(id, &ds.msg_perm);
-		q->qbytes = ds.msg_qbytes;
-		ns->msg_queues[ns->n_msg_queues++] = q;
-		if ((err = copy_messages(q, id, &ds)))
-			return err;
-	}
-	return 0;
-}
-
-static int save_sem_sets(IpcNs *ns)
-{
-	struct seminfo info;
-	int max = semctl(0, 0, SEM_INFO, (union semun){ .__buf = &info });
-
-	if (max < 0) {
-		pr_perror("dump: cannot list SysV semaphore sets");
-		return -errno;
-	}
-	ns->sem_sets = xzalloc((max + 1) * sizeof(*ns->sem_sets));
-	for (int idx = 0; idx <= max; idx++) {
-		struct semid_ds ds;
-		int id = semctl(idx, 0, SEM_STAT_ANY, (union semun){ .buf = &ds });
-		if (id < 0 && errno == EINVAL)
-			continue;
-		if (id < 0) {
-			pr_perror("dump: cannot read SysV semaphore set at index %d", idx);
-			return -errno;
-		}
-		auto_free unsigned short *vals = xzalloc(ds.sem_nsems * sizeof(*vals));
-		if (semctl(id, 0, GETALL, (union semun){ .array = vals })) {
-			pr_perror("dump: cannot read the values of SysV semaphore set %d", id);
-			return -errno;
-		}
-		SysvSemSet *s = xzalloc(sizeof(*s));
-		sysv_sem_set__init(s);
-		s->perm = new_perm(id, &ds.sem_perm);
-		s->values = xzalloc(ds.sem_nsems * sizeof(*s->values));
-		for (size_t k = 0; k < ds.sem_nsems; k++)
-			s->values[s->n_values++] = vals[k];
-		ns->sem_sets[ns->n_sem_sets++] = s;
-	}
-	return 0;
 }
 
 /* An fd to read segment id by: attached read-only for as long as it takes to open it. */
@@ -401,7 +292,7 @@ static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd,
 		_exit(1);
 	}
 	save_sysctls(&ns);
-	if (!(err = save_msg_queues(&ns)) && !(err = save_sem_sets(&ns)) &&
+	if (!(err = ipc_msg_save_all(&ns)) && !(err = ipc_sem_save_all(&ns)) &&
 	    !(err = send_segments(&ns, sock)))
 		err = image_write(dirfd, IMG_IPC_NS, 0, &ns.base);
 	if (!err)
@@ -572,14 +463,11 @@ static bool parse_sysctl(const char *value, unsigned fields, unsigned long long 
 	return p[strspn(p, " \t")] == 0;
 }
 
-static bool perm_valid(const SysvPerm *p)
+/* p is in range and has an id (and a key, unless IPC_PRIVATE) that none of the n before it has. */
+bool ipc_perm_ok(const SysvPerm *p, const SysvPerm *const *prev, size_t n)
 {
-	return p->id <= INT_MAX && p->mode <= 0777;
-}
-
-/* p has an id (and a key, unless IPC_PRIVATE) that none of the n before it has. */
-static bool perm_unique(const SysvPerm *p, const SysvPerm *const *prev, size_t n)
-{
+	if (p->id > INT_MAX || p->mode > 0777)
+		return false;
 	for (size_t j = 0; j < n; j++)
 		if (prev[j]->id == p->id || (p->key && prev[j]->key == p->key))
 			return false;
@@ -588,33 +476,10 @@ static bool perm_unique(const SysvPerm *p, const SysvPerm *const *prev, size_t n
 
 static int validate(const IpcNs *ns)
 {
-	const size_t nq = ns->n_msg_queues, nsets = ns->n_sem_sets;
-	auto_free const SysvPerm **perms = xzalloc((nq + nsets) * sizeof(*perms));
+	int err;
 
-	for (size_t i = 0; i < nq; i++) {
-		const SysvMsgQueue *q = ns->msg_queues[i];
-		bool ok = perm_valid(q->perm) && perm_unique(q->perm, perms, i);
-		for (size_t m = 0; ok && m < q->n_msgs; m++)
-			ok = q->msgs[m]->mtype >= 1 && q->msgs[m]->mtype <= LONG_MAX &&
-			     q->msgs[m]->data.len <= INT_MAX;
-		if (!ok) {
-			pr_err("image ipc-ns.img: message queue %zu (id %u) is invalid", i, q->perm->id);
-			return -EINVAL;
-		}
-		perms[i] = q->perm;
-	}
-	for (size_t i = 0; i < nsets; i++) {
-		const SysvSemSet *s = ns->sem_sets[i];
-		bool ok = perm_valid(s->perm) && perm_unique(s->perm, perms + nq, i) &&
-			  s->n_values >= 1 && s->n_values <= INT_MAX;
-		for (size_t k = 0; ok && k < s->n_values; k++)
-			ok = s->values[k] <= SEMVMX;
-		if (!ok) {
-			pr_err("image ipc-ns.img: semaphore set %zu (id %u) is invalid", i, s->perm->id);
-			return -EINVAL;
-		}
-		perms[nq + i] = s->perm;
-	}
+	if ((err = ipc_msg_validate(ns)) || (err = ipc_sem_validate(ns)))
+		return err;
 	for (size_t i = 0; i < ns->n_shm_ids; i++) {
 		bool ok = ns->shm_ids[i] <= INT_MAX;
 		for (size_t j = 0; ok && j < i; j++)
@@ -641,23 +506,6 @@ static int validate(const IpcNs *ns)
 	return 0;
 }
 
-static unsigned long long max_ull(unsigned long long a, unsigned long long b)
-{
-	return a > b ? a : b;
-}
-
-/* What queue q needs while it is refilled: its msg_qbytes may have been lowered under it. */
-static unsigned long long queue_room(const SysvMsgQueue *q, unsigned long long *largest)
-{
-	unsigned long long bytes = 0;
-
-	for (size_t m = 0; m < q->n_msgs; m++) {
-		bytes += q->msgs[m]->data.len;
-		*largest = max_ull(*largest, q->msgs[m]->data.len);
-	}
-	return max_ull(q->qbytes, max_ull(bytes, q->n_msgs));
-}
-
 /*
  * Each limit raised (never lowered) to what the saved objects need and to its saved value, so
  * that every object can be made whatever the limits were when it was.
@@ -666,10 +514,9 @@ static int raise_limits(const IpcNs *ns)
 {
 	unsigned long long largest_msg = 0, room = 0, largest_set = 0, sems = 0;
 
-	for (size_t i = 0; i < ns->n_msg_queues; i++)
-		room = max_ull(room, queue_room(ns->msg_queues[i], &largest_msg));
+	ipc_msg_needs(ns, &largest_msg, &room);
 	for (size_t i = 0; i < ns->n_sem_sets; i++) {
-		largest_set = max_ull(largest_set, ns->sem_sets[i]->n_values);
+		largest_set = ipc_max(largest_set, ns->sem_sets[i]->n_values);
 		sems += ns->sem_sets[i]->n_values;
 	}
 	for (size_t i = 0; i < ns->n_sysctls; i++) {
@@ -682,15 +529,15 @@ static int raise_limits(const IpcNs *ns)
 			continue;
 		parse_sysctl(ns->sysctls[i]->value, d->fields, need);
 		if (!strcmp(d->name, "kernel/msgmax"))
-			need[0] = max_ull(need[0], largest_msg);
+			need[0] = ipc_max(need[0], largest_msg);
 		if (!strcmp(d->name, "kernel/msgmnb"))
-			need[0] = max_ull(need[0], room);
+			need[0] = ipc_max(need[0], room);
 		if (!strcmp(d->name, "kernel/msgmni"))
-			need[0] = max_ull(need[0], ns->n_msg_queues);
+			need[0] = ipc_max(need[0], ns->n_msg_queues);
 		if (!strcmp(d->name, "kernel/sem")) {
-			need[0] = max_ull(need[0], largest_set);
-			need[1] = max_ull(need[1], sems);
-			need[3] = max_ull(need[3], ns->n_sem_sets);
+			need[0] = ipc_max(need[0], largest_set);
+			need[1] = ipc_max(need[1], sems);
+			need[3] = ipc_max(need[3], ns->n_sem_sets);
 		}
 		snprintf(path, sizeof(path), "/proc/sys/%s", d->name);
 		auto_free char *now = read_file_at(AT_FDCWD, path, NULL);
@@ -702,7 +549,7 @@ static int raise_limits(const IpcNs *ns)
 		}
 		for (unsigned f = 0; f < d->fields; f++)
 			n += snprintf(value + n, sizeof(value) - n, "%s%llu", f ? "\t" : "",
-				      max_ull(need[f], cur[f]));
+				      ipc_max(need[f], cur[f]));
 		int err = write_sysctl(d->name, value);
 		if (err)
 			return err;
@@ -711,7 +558,7 @@ static int raise_limits(const IpcNs *ns)
 }
 
 /* Object p made again (a queue, or a set of nsems), by its creator, with its id and key. */
-static int make_object(const SysvPerm *p, int nsems)
+int ipc_make_object(const SysvPerm *p, int nsems)
 {
 	const char *what = nsems ? "semaphore set" : "message queue";
 	int flags = IPC_CREAT | IPC_EXCL | p->mode, got, err, saved_errno;
@@ -731,65 +578,6 @@ static int make_object(const SysvPerm *p, int nsems)
 	}
 	pr_err("restore: SysV %s %u (key %#x) came back as %d", what, p->id, p->key, got);
 	return -EEXIST;
-}
-
-static int set_queue(int id, const SysvPerm *p, unsigned long qbytes)
-{
-	struct msqid_ds ds;
-
-	if (msgctl(id, IPC_STAT, &ds) == 0) {
-		ds.msg_perm.uid = p->uid;
-		ds.msg_perm.gid = p->gid;
-		ds.msg_perm.mode = p->mode;
-		ds.msg_qbytes = qbytes;
-		if (msgctl(id, IPC_SET, &ds) == 0)
-			return 0;
-	}
-	pr_perror("restore: cannot set the owner, mode and size of SysV message queue %d", id);
-	return -errno;
-}
-
-static int restore_queue(const SysvMsgQueue *q)
-{
-	int id = q->perm->id, err;
-	unsigned long long largest = 0, room = queue_room(q, &largest);
-
-	/* room for every message first, then msg_qbytes as saved */
-	if ((err = make_object(q->perm, 0)) || (err = set_queue(id, q->perm, room)))
-		return err;
-	auto_free struct msg_buf *buf = xzalloc(sizeof(*buf) + largest);
-	for (size_t m = 0; m < q->n_msgs; m++) {
-		buf->mtype = q->msgs[m]->mtype;
-		if (q->msgs[m]->data.len)
-			memcpy(buf->mtext, q->msgs[m]->data.data, q->msgs[m]->data.len);
-		if (msgsnd(id, buf, q->msgs[m]->data.len, IPC_NOWAIT)) {
-			pr_perror("restore: cannot queue message %zu of SysV message queue %d", m, id);
-			return -errno;
-		}
-	}
-	return room == q->qbytes ? 0 : set_queue(id, q->perm, q->qbytes);
-}
-
-static int restore_sem_set(const SysvSemSet *s)
-{
-	int id = s->perm->id, err;
-	struct semid_ds ds;
-	auto_free unsigned short *vals = xzalloc(s->n_values * sizeof(*vals));
-
-	if ((err = make_object(s->perm, s->n_values)))
-		return err;
-	for (size_t k = 0; k < s->n_values; k++)
-		vals[k] = s->values[k];
-	if (semctl(id, 0, IPC_STAT, (union semun){ .buf = &ds }) == 0) {
-		ds.sem_perm.uid = s->perm->uid;
-		ds.sem_perm.gid = s->perm->gid;
-		ds.sem_perm.mode = s->perm->mode;
-		if (semctl(id, 0, IPC_SET, (union semun){ .buf = &ds }) == 0 &&
-		    semctl(id, 0, SETALL, (union semun){ .array = vals }) == 0)
-			return 0;
-	}
-	pr_perror("restore: cannot set the owner, mode and values of SysV semaphore set %d", id);
-	return -errno;
 }
 
 int ipc_ns_restore_prepare(int dirfd, const Inventory *inv)
@@ -833,12 +621,8 @@ int ipc_ns_restore_objects(void)
 			return -EINVAL;
 		}
 	}
-	for (size_t i = 0; i < rst_ns->n_msg_queues; i++)
-		if ((err = restore_queue(rst_ns->msg_queues[i])))
-			return err;
-	for (size_t i = 0; i < rst_ns->n_sem_sets; i++)
-		if ((err = restore_sem_set(rst_ns->sem_sets[i])))
-			return err;
+	if ((err = ipc_msg_restore_all(rst_ns)) || (err = ipc_sem_restore_all(rst_ns)))
+		return err;
 	pr_info("restore: new IPC namespace with %zu message queues, %zu semaphore sets, %zu shm "
 		"segments",
 		rst_ns->n_msg_queues, rst_ns->n_sem_sets, rst_ns->n_shm_ids);

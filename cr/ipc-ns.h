@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/ipc.h>
 
 #include "image.h"
 
@@ -39,5 +40,30 @@ int ipc_set_next_id(const char *kind, int id);
 /* The calling thread makes SysV objects as creator uid/gid until ipc_as_self(). */
 int ipc_as_creator(uint32_t uid, uint32_t gid);
 void ipc_as_self(void);
+
+/* ---- between cr/ipc-ns.c and its kinds of object (cr/ipc-msg.c, cr/ipc-sem.c) ---- */
+
+/* An object's id, key, mode, owner and creator, as the image keeps them. */
+SysvPerm *ipc_perm_save(int id, const struct ipc_perm *ip);
+/* p is in range, and no other object of its kind before it (n of prev) has its id or key. */
+bool ipc_perm_ok(const SysvPerm *p, const SysvPerm *const *prev, size_t n);
+/* Object p made again (a queue, or a set of nsems), by its creator, with its id and key. */
+int ipc_make_object(const SysvPerm *p, int nsems);
+
+static inline unsigned long long ipc_max(unsigned long long a, unsigned long long b)
+{
+	return a > b ? a : b;
+}
+
+/* In the namespace (the dump's helper): every object of the kind into ns. */
+int ipc_msg_save_all(IpcNs *ns);
+int ipc_sem_save_all(IpcNs *ns);
+/* Restore: every object of the kind in ns checked, then made again. */
+int ipc_msg_validate(const IpcNs *ns);
+int ipc_sem_validate(const IpcNs *ns);
+int ipc_msg_restore_all(const IpcNs *ns);
+int ipc_sem_restore_all(const IpcNs *ns);
+/* The largest message and the most bytes a queue holds while it is refilled (raised only). */
+void ipc_msg_needs(const IpcNs *ns, unsigned long long *largest, unsigned long long *room);
 
 #endif
