@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <linux/futex.h>
+#include <time.h>
 
 #include "log.h"
 #include "regs.h"
@@ -105,6 +107,22 @@ static bool eintr_from_freeze(long long nr)
 	return false;
 }
 
+/* A syscall stopped with ERESTART_RESTARTBLOCK that can be made again with the same arguments. */
+static bool restartable_as_is(const struct user_regs_struct *r)
+{
+	int futex_op = r->rsi & FUTEX_CMD_MASK;
+
+	switch (r->orig_rax) {
+	case SYS_poll:
+		return (int)r->rdx < 0; /* no timeout */
+	case SYS_clock_nanosleep:
+		return r->rsi & TIMER_ABSTIME;
+	case SYS_futex:
+		return futex_op == FUTEX_WAIT_BITSET; /* its timeout is absolute */
+	}
+	return false;
+}
+
 /*
  * The restored task resumes from a syscall-exit stop, where the kernel does no restart
  * processing: do what it would have done for the syscall the freeze interrupted.
@@ -127,7 +145,18 @@ static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
 		pr_debug("restore pid %d: syscall %lld will be restarted", pid, r->orig_rax);
 		break;
 	case ERESTART_RESTARTBLOCK:
-		/* Its restart block (remaining sleep time) lives only in the old kernel task. */
+		/*
+		 * Its restart block lives only in the old kernel task. A wait whose arguments
+		 * still say all there is to say is made again (poll without a timeout, which
+		 * programs like tail do not expect to fail; a sleep or futex wait until an
+		 * absolute time); the others (relative sleeps, which wrote what was left) see EINTR.
+		 */
+		if (restartable_as_is(r)) {
+			r->rax = r->orig_rax;
+			r->rip -= 2;
+			pr_debug("restore pid %d: syscall %lld will be made again", pid, r->orig_rax);
+			break;
+		}
 		r->rax = -EINTR;
 		pr_info("restore pid %d: interrupted syscall %lld returns EINTR", pid, r->orig_rax);
 		break;

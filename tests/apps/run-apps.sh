@@ -11,6 +11,9 @@
 #           string, a counter and a 100-element list: after restore the same server (pid) answers
 #           on its socket with the same data, the counter goes on, and a BGSAVE (a fork of the
 #           restored server writing its whole memory) succeeds.
+#   tail-F  coreutils' tail -F (inotify on the file and its directory; polling only every 60 s)
+#           following a log: after restore, a line appended and a rotation (mv, new file) are
+#           followed at once: its output is exactly the three lines, in order.
 #   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
 #           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
 #           were, each once and in order, and it checks its own final sum (PASS).
@@ -213,7 +216,47 @@ case_redis() {
 	fi
 }
 
+case_tail_follow() {
+	local d=$ZOO_TMP/tail pid
+	mkdir -p "$d/img"
+	echo line1 >"$d/log"
+	(cd "$d" && exec setsid /usr/bin/tail -F -s 60 log </dev/null >"$d/out" 2>"$d/err") &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 grep -q line1 "$d/out"; then
+		result_fail apps/tail-F "tail did not start: $(cat "$d/err")"
+		kill_ours "$pid"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail apps/tail-F "dump: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail apps/tail-F "restore: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	echo line2 >>"$d/log"
+	wait_until 5 grep -q line2 "$d/out"
+	mv "$d/log" "$d/log.1"
+	echo line3 >"$d/log"
+	wait_until 5 grep -q line3 "$d/out"
+	kill_ours "$pid"
+	if [ "$(tr '\n' ' ' <"$d/out")" != "line1 line2 line3 " ]; then
+		result_fail apps/tail-F "tail's output after the restore: $(tr '\n' '|' <"$d/out") (err: $(tr '\n' '|' <"$d/err"))"
+	else
+		result_ok "apps/tail-F (an appended line and a rotation followed after the restore)"
+	fi
+}
+
 case_tmux
 case_redis
+case_tail_follow
 case_python_pool
 summary

@@ -12,7 +12,7 @@ STASIS=${STASIS:-$ZOO_ROOT/stasis}
 ZOO_KEEP=${ZOO_KEEP:-0}
 
 # what each program is blocked in at dump time (/proc/PID/syscall, first field)
-declare -A ZOO_SYSCALL=([syscall-restart]=202 [syscall-sigwait]=128 [syscall-nanosleep]=230)
+declare -A ZOO_SYSCALL=([syscall-restart]=202 [syscall-sigwait]=128 [syscall-nanosleep]=230 [syscall-poll]=7)
 
 ZOO_TMP=""
 ZOO_PIDS=()
@@ -53,7 +53,7 @@ pid_is_ours() {
 	local exe
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
 	case $exe in
-	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb) return 0 ;;
+	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail) return 0 ;;
 	esac
 	return 1
 }
