@@ -244,9 +244,67 @@ static int dump_mm_fields(struct dump_task *t)
 	return 0;
 }
 
+/* The VmFlags of smaps that madvise() sets, as VMA_ADVICE_* bits. */
+static uint32_t advice_of(const char *vmflags)
+{
+	static const struct { char name[3]; uint32_t bit; } flags[] = {
+		{ "dc", VMA_ADVICE_DONTFORK }, { "wf", VMA_ADVICE_WIPEONFORK }, { "hg", VMA_ADVICE_HUGEPAGE },
+		{ "nh", VMA_ADVICE_NOHUGEPAGE }, { "dd", VMA_ADVICE_DONTDUMP }, { "mg", VMA_ADVICE_MERGEABLE },
+	};
+	uint32_t advice = 0;
+
+	for (const char *p = vmflags; *p && *p != '\n'; p++) {
+		if (*p == ' ')
+			continue;
+		for (size_t k = 0; k < ARRAY_SIZE(flags); k++)
+			if (!strncmp(p, flags[k].name, 2))
+				advice |= flags[k].bit;
+		while (p[1] && p[1] != ' ' && p[1] != '\n')
+			p++;
+	}
+	return advice;
+}
+
+/* Each mapping's madvise() flags, from /proc/PID/smaps (special mappings have theirs by birth). */
+static int dump_advice(struct dump_task *t)
+{
+	char path[64];
+	Mm *mm = t->mm;
+	size_t i = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
+	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
+	if (!smaps) {
+		pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		return -errno;
+	}
+	uint64_t start = 0;
+	for (char *l = smaps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		unsigned long long s, e;
+		if (sscanf(l, "%llx-%llx ", &s, &e) == 2) {
+			start = s;
+			continue;
+		}
+		if (strncmp(l, "VmFlags:", 8))
+			continue;
+		while (i < mm->n_vmas && mm->vmas[i]->start < start)
+			i++;
+		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
+		uint32_t advice = advice_of(l + 8);
+		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
+		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
+			v->has_advice = true;
+			v->advice = advice;
+		}
+	}
+	return 0;
+}
+
 static int dump_mm(struct dump_task *t)
 {
 	int err = dump_vmas(t);
+	if (!err)
+		err = dump_advice(t);
 	return err ? err : dump_mm_fields(t);
 }
 
@@ -295,7 +353,8 @@ static int validate_mm(struct restore_task *t)
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
 		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_SYSV_SHM) {
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_SYSV_SHM ||
+		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL)) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
@@ -385,6 +444,7 @@ static void fill_vma_args(struct restore_task *t, const int *shmem_fds)
 		}
 		r->need_write = !(v->prot & PROT_WRITE) && vma_has_runs(t->pagemap, v);
 		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && vma_has_runs(t->pagemap, v);
+		r->advice = v->advice;
 		a->nr_vmas++;
 	}
 }

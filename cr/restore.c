@@ -213,6 +213,7 @@ static const char *const step_names[] = {
 	[RST_STEP_UNMAP] = "unmapping the engine",
 	[RST_STEP_MOVE_SPECIAL] = "moving the vDSO block",
 	[RST_STEP_MAP_VMA] = "mapping a saved mapping",
+	[RST_STEP_MADVISE] = "giving a mapping its madvise() flags",
 	[RST_STEP_READ_PAGES] = "reading saved pages",
 	[RST_STEP_MPROTECT] = "setting mapping protection",
 	[RST_STEP_MM_MAP] = "setting mm fields (prctl PR_SET_MM_MAP)",

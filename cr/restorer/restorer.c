@@ -81,6 +81,24 @@ static void move_special_mappings(struct restorer_args *a)
 #define SHM_RDONLY_FLAG 010000
 #define SHM_EXEC_FLAG 0100000
 
+/* The madvise() flags the mapping had (KSM may be missing: MADV_MERGEABLE is best effort). */
+static void advise(struct restorer_args *a, const struct rst_vma *v)
+{
+	static const struct { uint32_t bit; int advice; } advices[] = {
+		{ VMA_ADVICE_DONTFORK, MADV_DONTFORK },	    { VMA_ADVICE_WIPEONFORK, MADV_WIPEONFORK },
+		{ VMA_ADVICE_HUGEPAGE, MADV_HUGEPAGE },	    { VMA_ADVICE_NOHUGEPAGE, MADV_NOHUGEPAGE },
+		{ VMA_ADVICE_DONTDUMP, MADV_DONTDUMP },	    { VMA_ADVICE_MERGEABLE, MADV_MERGEABLE },
+	};
+
+	for (unsigned k = 0; k < sizeof(advices) / sizeof(advices[0]); k++) {
+		if (!(v->advice & advices[k].bit))
+			continue;
+		long r = raw_syscall3(__NR_madvise, v->start, v->end - v->start, advices[k].advice);
+		if (r && advices[k].bit != VMA_ADVICE_MERGEABLE)
+			fail(a, RST_STEP_MADVISE, r, v->start);
+	}
+}
+
 static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 {
 	for (uint64_t i = 0; i < a->nr_vmas; i++) {
@@ -98,6 +116,7 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 		}
 		if (r != (long)v[i].start)
 			fail(a, RST_STEP_MAP_VMA, r, v[i].start);
+		advise(a, &v[i]);
 	}
 }
 

@@ -55,6 +55,18 @@ struct rst_vma {
 	int32_t fd;           /* -1 for anonymous */
 	uint32_t need_write;  /* mapped writable first, for its pages, then mprotect'ed */
 	uint32_t by_uffd;     /* its pages come through userfaultfd */
+	uint32_t advice;      /* VMA_ADVICE_* bits: madvise() once mapped */
+};
+
+/* What madvise() set on a mapping, as smaps' VmFlags show it (the bits of vma_entry.advice). */
+enum vma_advice {
+	VMA_ADVICE_DONTFORK = 1 << 0,   /* dc */
+	VMA_ADVICE_WIPEONFORK = 1 << 1, /* wf */
+	VMA_ADVICE_HUGEPAGE = 1 << 2,   /* hg */
+	VMA_ADVICE_NOHUGEPAGE = 1 << 3, /* nh */
+	VMA_ADVICE_DONTDUMP = 1 << 4,   /* dd */
+	VMA_ADVICE_MERGEABLE = 1 << 5,  /* mg */
+	VMA_ADVICE_ALL = (1 << 6) - 1,
 };
 
 /*
@@ -106,6 +118,7 @@ enum rst_step {
 	RST_STEP_UNMAP,
 	RST_STEP_MOVE_SPECIAL,
 	RST_STEP_MAP_VMA,
+	RST_STEP_MADVISE,
 	RST_STEP_READ_PAGES,
 	RST_STEP_UFFD,
 	RST_STEP_PAGES_HANDOFF, /* not a failure: the uffd is ready for the tracer's copies */

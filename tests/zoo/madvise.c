@@ -1,0 +1,88 @@
+/*
+ * madvise: mappings with the behaviour madvise() gave them (smaps VmFlags).
+ *   W: 4 pages MADV_WIPEONFORK with a pattern (a fork's child sees zeros);
+ *   D: 4 pages MADV_DONTFORK (a fork's child does not have them);
+ *   H: 2 MiB MADV_HUGEPAGE and N: 4 pages MADV_NOHUGEPAGE; P: 4 pages MADV_DONTDUMP.
+ * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd), and
+ * a forked child sees W zeroed and D missing.
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#define PAGES4 (4 * 4096)
+#define HUGE (2u << 20)
+
+static unsigned char *w, *d, *h, *n, *p;
+
+static unsigned char *region(size_t len, int advice, uint64_t seed)
+{
+	unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || madvise(m, len, advice))
+		zoo_die("madvise %d: %s", advice, strerror(errno));
+	zoo_fill(m, len, seed);
+	return m;
+}
+
+/* Does the mapping at addr show flag (two letters) in its smaps VmFlags? */
+static int has_flag(const void *addr, const char *flag)
+{
+	static char smaps[1 << 20];
+	char head[32];
+	zoo_read_file("/proc/self/smaps", smaps, sizeof(smaps));
+	snprintf(head, sizeof(head), "%lx-", (unsigned long)addr);
+	char *at = strstr(smaps, head), *vf = at ? strstr(at, "VmFlags:") : NULL;
+	if (!vf)
+		return 0;
+	char *eol = strchr(vf, '\n'), want[8];
+	if (eol)
+		*eol = 0;
+	snprintf(want, sizeof(want), " %s", flag);
+	return strstr(vf, want) != NULL;
+}
+
+static void c_wipe(ucontext_t *u) { (void)u; madvise(w, PAGES4, MADV_KEEPONFORK); }
+static void c_dontfork(ucontext_t *u) { (void)u; madvise(d, PAGES4, MADV_DOFORK); }
+static void c_huge(ucontext_t *u) { (void)u; madvise(h, HUGE, MADV_NOHUGEPAGE); }
+static const struct zoo_corruption corruptions[] = {
+	{ "wipeonfork", c_wipe, 0 },
+	{ "dontfork", c_dontfork, 0 },
+	{ "flags", c_huge, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	w = region(PAGES4, MADV_WIPEONFORK, 1);
+	d = region(PAGES4, MADV_DONTFORK, 2);
+	h = region(HUGE, MADV_HUGEPAGE, 3);
+	n = region(PAGES4, MADV_NOHUGEPAGE, 4);
+	p = region(PAGES4, MADV_DONTDUMP, 5);
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("content", zoo_check_fill(w, PAGES4, 1) < 0 && zoo_check_fill(d, PAGES4, 2) < 0 &&
+				 zoo_check_fill(h, HUGE, 3) < 0 && zoo_check_fill(n, PAGES4, 4) < 0 &&
+				 zoo_check_fill(p, PAGES4, 5) < 0,
+	      "a region's content differs");
+	CHECK("wipeonfork", has_flag(w, "wf"), "W lost MADV_WIPEONFORK (no 'wf' in VmFlags)");
+	CHECK("dontfork", has_flag(d, "dc"), "D lost MADV_DONTFORK (no 'dc' in VmFlags)");
+	CHECK("flags", has_flag(h, "hg") && has_flag(n, "nh") && has_flag(p, "dd"),
+	      "VmFlags: H hg %d, N nh %d, P dd %d", has_flag(h, "hg"), has_flag(n, "nh"), has_flag(p, "dd"));
+	pid_t kid = fork();
+	if (kid == 0) {
+		int code = 0;
+		for (size_t i = 0; i < PAGES4; i++)
+			if (w[i])
+				code |= 1;
+		if (msync(d, PAGES4, MS_ASYNC) == 0 || errno != ENOMEM) /* mapped in the child? */
+			code |= 2;
+		_exit(code);
+	}
+	int st = 0;
+	waitpid(kid, &st, 0);
+	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's content (%#x)", st);
+	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
+	return zoo_finish("5 mappings with madvise() flags");
+}
