@@ -216,6 +216,7 @@ static const char *const step_names[] = {
 	[RST_STEP_MADVISE] = "giving a mapping its madvise() flags",
 	[RST_STEP_READ_PAGES] = "reading saved pages",
 	[RST_STEP_MPROTECT] = "setting mapping protection",
+	[RST_STEP_MLOCK] = "locking a mapping in memory (mlock)",
 	[RST_STEP_MM_MAP] = "setting mm fields (prctl PR_SET_MM_MAP)",
 	[RST_STEP_RSEQ] = "registering rseq",
 	[RST_STEP_ROBUST_LIST] = "setting the robust futex list",

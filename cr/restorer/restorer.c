@@ -15,6 +15,10 @@
 #include <linux/userfaultfd.h>
 
 #include "restorer/restorer.h"
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
 #include "syscall-raw.h"
 
 #define TASK_TOP 0x7ffffffff000UL
@@ -217,19 +221,30 @@ static void read_pages(struct restorer_args *a, struct rst_vma *v, struct rst_ru
 		else if (!handed_off)
 			uffd_copy_run(a, uffd, &runs[i]);
 	}
+	for (uint64_t i = 0; uffd >= 0 && i < a->nr_vmas; i++) {
+		/* now: stasis may still hold its copy of the userfaultfd for a moment */
+		struct uffdio_range range = { .start = v[i].start, .len = v[i].end - v[i].start };
+		if (v[i].by_uffd)
+			raw_syscall3(__NR_ioctl, uffd, UFFDIO_UNREGISTER, &range);
+	}
 	if (uffd >= 0)
-		raw_syscall1(__NR_close, uffd); /* unregisters every range */
+		raw_syscall1(__NR_close, uffd);
 	raw_syscall2(__NR_munmap, a->window, RST_WINDOW_SIZE);
 }
 
+/* Final protections, then locks (once every page is in and no userfaultfd is registered). */
 static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 {
 	for (uint64_t i = 0; i < a->nr_vmas; i++) {
-		if (!v[i].need_write)
-			continue;
-		long r = raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot);
-		if (r)
+		long r;
+		if (v[i].need_write && (r = raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot)))
 			fail(a, RST_STEP_MPROTECT, r, v[i].start);
+		if (!(v[i].advice & VMA_ADVICE_LOCKED))
+			continue;
+		r = raw_syscall3(__NR_mlock2, v[i].start, v[i].end - v[i].start,
+				 v[i].advice & VMA_ADVICE_LOCKONFAULT ? MLOCK_ONFAULT : 0);
+		if (r)
+			fail(a, RST_STEP_MLOCK, r, v[i].start);
 	}
 }
 

@@ -66,7 +66,9 @@ enum vma_advice {
 	VMA_ADVICE_NOHUGEPAGE = 1 << 3, /* nh */
 	VMA_ADVICE_DONTDUMP = 1 << 4,   /* dd */
 	VMA_ADVICE_MERGEABLE = 1 << 5,  /* mg */
-	VMA_ADVICE_ALL = (1 << 6) - 1,
+	VMA_ADVICE_LOCKED = 1 << 6,     /* lo: mlock() */
+	VMA_ADVICE_LOCKONFAULT = 1 << 7, /* lf: mlock2(MLOCK_ONFAULT) */
+	VMA_ADVICE_ALL = (1 << 8) - 1,
 };
 
 /*
@@ -123,6 +125,7 @@ enum rst_step {
 	RST_STEP_UFFD,
 	RST_STEP_PAGES_HANDOFF, /* not a failure: the uffd is ready for the tracer's copies */
 	RST_STEP_MPROTECT,
+	RST_STEP_MLOCK,
 	RST_STEP_MM_MAP,
 	RST_STEP_RSEQ,
 	RST_STEP_ROBUST_LIST,

@@ -2,9 +2,11 @@
  * madvise: mappings with the behaviour madvise() gave them (smaps VmFlags).
  *   W: 4 pages MADV_WIPEONFORK with a pattern (a fork's child sees zeros);
  *   D: 4 pages MADV_DONTFORK (a fork's child does not have them);
- *   H: 2 MiB MADV_HUGEPAGE and N: 4 pages MADV_NOHUGEPAGE; P: 4 pages MADV_DONTDUMP.
- * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd), and
- * a forked child sees W zeroed and D missing.
+ *   H: 2 MiB MADV_HUGEPAGE and N: 4 pages MADV_NOHUGEPAGE; P: 4 pages MADV_DONTDUMP;
+ *   L: 4 pages mlock()ed, the last never written (a zero page the dump skips);
+ *   O: 4 pages mlock2(MLOCK_ONFAULT), one touched.
+ * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd, lo,
+ * lf), L is wholly locked in memory, and a forked child sees W zeroed and D missing.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -14,7 +16,7 @@
 #define PAGES4 (4 * 4096)
 #define HUGE (2u << 20)
 
-static unsigned char *w, *d, *h, *n, *p;
+static unsigned char *w, *d, *h, *n, *p, *l, *o;
 
 static unsigned char *region(size_t len, int advice, uint64_t seed)
 {
@@ -45,10 +47,12 @@ static int has_flag(const void *addr, const char *flag)
 static void c_wipe(ucontext_t *u) { (void)u; madvise(w, PAGES4, MADV_KEEPONFORK); }
 static void c_dontfork(ucontext_t *u) { (void)u; madvise(d, PAGES4, MADV_DOFORK); }
 static void c_huge(ucontext_t *u) { (void)u; madvise(h, HUGE, MADV_NOHUGEPAGE); }
+static void c_unlock(ucontext_t *u) { (void)u; munlock(l, PAGES4); }
 static const struct zoo_corruption corruptions[] = {
 	{ "wipeonfork", c_wipe, 0 },
 	{ "dontfork", c_dontfork, 0 },
 	{ "flags", c_huge, 0 },
+	{ "locked", c_unlock, 0 },
 };
 
 int main(int argc, char **argv)
@@ -59,6 +63,12 @@ int main(int argc, char **argv)
 	h = region(HUGE, MADV_HUGEPAGE, 3);
 	n = region(PAGES4, MADV_NOHUGEPAGE, 4);
 	p = region(PAGES4, MADV_DONTDUMP, 5);
+	l = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	o = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l == MAP_FAILED || o == MAP_FAILED || mlock(l, PAGES4) || mlock2(o, PAGES4, MLOCK_ONFAULT))
+		zoo_die("mlock: %s", strerror(errno));
+	zoo_fill(l, 3 * 4096, 6);
+	o[0] = 0x5a;
 	zoo_ready();
 	zoo_wait();
 
@@ -70,6 +80,10 @@ int main(int argc, char **argv)
 	CHECK("dontfork", has_flag(d, "dc"), "D lost MADV_DONTFORK (no 'dc' in VmFlags)");
 	CHECK("flags", has_flag(h, "hg") && has_flag(n, "nh") && has_flag(p, "dd"),
 	      "VmFlags: H hg %d, N nh %d, P dd %d", has_flag(h, "hg"), has_flag(n, "nh"), has_flag(p, "dd"));
+	CHECK("content", zoo_check_fill(l, 3 * 4096, 6) < 0 && o[0] == 0x5a, "L or O differs");
+	CHECK("locked", has_flag(l, "lo") && has_flag(o, "lo") && has_flag(o, "lf") && !has_flag(l, "lf"),
+	      "VmFlags: L lo %d lf %d, O lo %d lf %d", has_flag(l, "lo"), has_flag(l, "lf"), has_flag(o, "lo"),
+	      has_flag(o, "lf"));
 	pid_t kid = fork();
 	if (kid == 0) {
 		int code = 0;
@@ -84,5 +98,5 @@ int main(int argc, char **argv)
 	waitpid(kid, &st, 0);
 	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's content (%#x)", st);
 	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
-	return zoo_finish("5 mappings with madvise() flags");
+	return zoo_finish("7 mappings with madvise() and mlock() flags");
 }
