@@ -69,22 +69,38 @@ static int dump_itimers(struct dump_task *t)
 	return 0;
 }
 
-/* Two prctl values only the task itself can read. */
+/* prctl values only the task itself can read: two through a pointer, the others returned. */
 static int dump_prctl_flags(struct dump_task *t)
 {
-	static const int options[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
+	static const int by_pointer[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
+	static const int returned[4] = { PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, PR_GET_THP_DISABLE,
+					 PR_GET_TIMERSLACK };
 	int32_t val[2];
+	int64_t ret[4];
+	TaskCore *c = t->core;
 
 	for (int i = 0; i < 2; i++) {
-		uint64_t args[6] = { options[i], t->inj.scratch };
+		uint64_t args[6] = { by_pointer[i], t->inj.scratch };
 		if (inject_syscall_out(&t->inj, SYS_prctl, args, &val[i], sizeof(val[i]))) {
-			pr_err("dump pid %d: cannot read prctl option %d", t->pid, options[i]);
+			pr_err("dump pid %d: cannot read prctl option %d", t->pid, by_pointer[i]);
 			return -EIO;
 		}
 	}
-	t->core->has_pdeath_signal = t->core->has_child_subreaper = true;
-	t->core->pdeath_signal = val[0];
-	t->core->child_subreaper = val[1];
+	for (int i = 0; i < 4; i++) {
+		uint64_t args[6] = { returned[i] };
+		if (inject_syscall(&t->inj, SYS_prctl, args, &ret[i]) || ret[i] < 0) {
+			pr_err("dump pid %d: cannot read prctl option %d", t->pid, returned[i]);
+			return -EIO;
+		}
+	}
+	c->has_pdeath_signal = c->has_child_subreaper = true;
+	c->pdeath_signal = val[0];
+	c->child_subreaper = val[1];
+	c->has_dumpable = c->has_no_new_privs = c->has_thp_disable = c->has_timer_slack_ns = true;
+	c->dumpable = ret[0];
+	c->no_new_privs = ret[1];
+	c->thp_disable = ret[2];
+	c->timer_slack_ns = ret[3];
 	return 0;
 }
 
@@ -138,6 +154,10 @@ static int validate_attrs(struct restore_task *t)
 {
 	TaskCore *c = t->core;
 
+	if (c->dumpable > 2) {
+		pr_err("image core-%d.img: dumpable %u is not 0, 1 or 2", t->pid, c->dumpable);
+		return -EINVAL;
+	}
 	if (c->n_rlimits > RST_MAX_RLIMITS || c->n_itimers > NR_ITIMERS) {
 		pr_err("image core-%d.img: %zu rlimits, %zu itimers: too many", t->pid, c->n_rlimits,
 		       c->n_itimers);
@@ -185,6 +205,11 @@ static int restore_attrs(struct restore_task *t)
 		return -errno;
 	if (c->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		return -errno;
+	if ((c->has_thp_disable && prctl(PR_SET_THP_DISABLE, c->thp_disable, 0, 0, 0)) ||
+	    (c->has_timer_slack_ns && c->timer_slack_ns && prctl(PR_SET_TIMERSLACK, c->timer_slack_ns, 0, 0, 0)) ||
+	    (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ||
+	    (c->has_dumpable && c->dumpable <= 1 && prctl(PR_SET_DUMPABLE, c->dumpable, 0, 0, 0)))
+		return -errno; /* (dumpable 2, as for setuid programs, is the kernel's to give) */
 	if (c->pdeath_signal > 64)
 		return -EINVAL;
 	/* Set last by the restorer. The root's parent was outside the tree: not for it. */

@@ -3,7 +3,8 @@
  *   rlimits (NOFILE 777/4096, CORE 1234567/unlimited, MSGQUEUE, STACK, SIGPENDING, LOCKS, CPU,
  *   FSIZE changed, hard limits only lowered; all 16 compared), cwd (a directory in $ZOO_TMPDIR, compared by
  *   path and dev/inode), root ("/", no chroot), umask 027, personality
- *   (PER_LINUX | ADDR_NO_RANDOMIZE), comm "zoo-attrs:42" (prctl PR_SET_NAME).
+ *   (PER_LINUX | ADDR_NO_RANDOMIZE), comm "zoo-attrs:42" (prctl PR_SET_NAME); prctl: not
+ *   dumpable, no_new_privs, THP disabled, timer slack 123456 ns.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -29,9 +30,11 @@ static void c_root(ucontext_t *u) { (void)u; if (chroot(cwd_path)) zoo_die("chro
 static void c_umask(ucontext_t *u) { (void)u; umask(022); }
 static void c_personality(ucontext_t *u) { (void)u; personality(PER_LINUX); }
 static void c_comm(ucontext_t *u) { (void)u; prctl(PR_SET_NAME, "other-name"); }
+static void c_prctl(ucontext_t *u) { (void)u; prctl(PR_SET_TIMERSLACK, 0); prctl(PR_SET_DUMPABLE, 1); }
 static const struct zoo_corruption corruptions[] = {
 	{ "rlimit", c_rlimit, 0 }, { "cwd", c_cwd, 0 },		    { "umask", c_umask, 0 },
 	{ "personality", c_personality, 0 }, { "comm", c_comm, 0 }, { "root", c_root, 0 },
+	{ "prctl", c_prctl, 0 },
 };
 
 /*
@@ -78,6 +81,9 @@ int main(int argc, char **argv)
 		zoo_die("personality: %s", strerror(errno));
 	if (prctl(PR_SET_NAME, COMM) < 0)
 		zoo_die("PR_SET_NAME: %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) || prctl(PR_SET_TIMERSLACK, 123456))
+		zoo_die("prctl: %s", strerror(errno));
 
 	zoo_ready();
 	zoo_wait();
@@ -111,6 +117,10 @@ int main(int argc, char **argv)
 	char comm[32] = "";
 	prctl(PR_GET_NAME, comm);
 	CHECK("comm", !strcmp(comm, COMM), "PR_GET_NAME gives '%s', expected '%s'", comm, COMM);
+	int dumpable = prctl(PR_GET_DUMPABLE), nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),
+	    thp = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0), slack = prctl(PR_GET_TIMERSLACK);
+	CHECK("prctl", dumpable == 0 && nnp == 1 && thp == 1 && slack == 123456,
+	      "dumpable %d, no_new_privs %d, THP disabled %d, timer slack %d", dumpable, nnp, thp, slack);
 	char pc[64] = "";
 	if (zoo_read_file("/proc/self/comm", pc, sizeof(pc)) > 0) {
 		pc[strcspn(pc, "\n")] = 0;
