@@ -29,6 +29,7 @@
 #include "options.h"
 #include "regs.h"
 #include "restorer/restorer.h"
+#include "sched-attrs.h"
 #include "seize.h"
 #include "task.h"
 #include "pstree.h"
@@ -537,7 +538,9 @@ static int prepare_finish(struct restore_task *t)
 		ThreadCore *tc = c->threads[i];
 		if ((err = set_final_thread_state(tc->tid, tc->regs, &tc->xsave, tc->sigmask)))
 			return err;
+		sched_restore(tc->tid, tc->sched);
 	}
+	sched_restore(t->pid, c->sched);
 	return set_final_thread_state(t->pid, c->regs, &c->xsave, c->sigmask);
 }
 

@@ -1,0 +1,108 @@
+/*
+ * Scheduling of each thread: nice value, policy (with SCHED_RESET_ON_FORK) and real-time
+ * priority, CPU affinity, I/O priority. All are read from outside the task and set again by
+ * stasis on every thread just before the tree resumes. A setting this host refuses (an
+ * affinity to CPUs it lacks, say) is a warning: the program still runs.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sched-attrs.h"
+#include "task.h"
+#include "util.h"
+
+#define IOPRIO_WHO_PROCESS 1
+#define AFFINITY_MAX_BYTES 1024 /* 8192 CPUs */
+
+static SchedAttrs *sched_read(pid_t tid)
+{
+	SchedAttrs *s = xzalloc(sizeof(*s));
+	struct sched_param sp;
+	unsigned char mask[AFFINITY_MAX_BYTES];
+	long len;
+
+	sched_attrs__init(s);
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, tid);
+	int policy = sched_getscheduler(tid);
+	long ioprio = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid);
+	if ((nice == -1 && errno) || policy < 0 || sched_getparam(tid, &sp) || ioprio < 0 ||
+	    (len = syscall(SYS_sched_getaffinity, tid, sizeof(mask), mask)) <= 0) {
+		pr_perror("dump tid %d: cannot read its scheduling", tid);
+		free(s);
+		return NULL;
+	}
+	s->nice = nice;
+	s->policy = policy;
+	s->priority = sp.sched_priority;
+	s->ioprio = ioprio;
+	s->affinity.len = len;
+	s->affinity.data = xzalloc(len);
+	memcpy(s->affinity.data, mask, len);
+	return s;
+}
+
+static int dump_sched(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+
+	if (!(c->sched = sched_read(t->pid)))
+		return -EIO;
+	for (size_t i = 0; i < c->n_threads; i++)
+		if (!(c->threads[i]->sched = sched_read(c->threads[i]->tid)))
+			return -EIO;
+	return 0;
+}
+
+static bool sched_valid(const SchedAttrs *s)
+{
+	if (!s)
+		return true; /* (images without it: nothing to set) */
+	int policy = s->policy & ~SCHED_RESET_ON_FORK;
+	return (s->nice >= -20 && s->nice <= 19 && s->priority <= 99 &&
+		      (policy == SCHED_OTHER || policy == SCHED_BATCH || policy == SCHED_IDLE ||
+		       policy == SCHED_FIFO || policy == SCHED_RR) &&
+		      s->affinity.len >= 1 && s->affinity.len <= AFFINITY_MAX_BYTES);
+}
+
+static int validate_sched(struct restore_task *t)
+{
+	bool ok = sched_valid(t->core->sched);
+	for (size_t i = 0; ok && i < t->core->n_threads; i++)
+		ok = sched_valid(t->core->threads[i]->sched);
+	if (!ok) {
+		pr_err("image core-%d.img: a thread's scheduling is invalid", t->pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void sched_restore(pid_t tid, const SchedAttrs *s)
+{
+	struct sched_param sp = { .sched_priority = s ? (int)s->priority : 0 };
+
+	if (!s)
+		return;
+	if (setpriority(PRIO_PROCESS, tid, s->nice))
+		pr_warn("restore tid %d: cannot set nice %d: %m", tid, s->nice);
+	if (sched_setscheduler(tid, s->policy, &sp))
+		pr_warn("restore tid %d: cannot set scheduling policy %#x priority %u: %m", tid, s->policy,
+			s->priority);
+	if (syscall(SYS_sched_setaffinity, tid, s->affinity.len, s->affinity.data))
+		pr_warn("restore tid %d: cannot set its CPU affinity (CPUs this host lacks?): %m", tid);
+	if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, s->ioprio))
+		pr_warn("restore tid %d: cannot set I/O priority %#x: %m", tid, s->ioprio);
+}
+
+const struct state_ops state_sched = {
+	.name = "scheduling",
+	.dump = dump_sched,
+	.validate = validate_sched,
+};
