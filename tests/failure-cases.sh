@@ -5,8 +5,8 @@
 #   dump/bad-dir/*           dump into a nonexistent dir, onto a regular file, into an
 #                            unwritable dir fails; the target keeps running and PASSes
 #   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support (a netlink
-#                            socket, a pidfd of a process outside the tree, an io_uring,
-#                            at fd 42) fails naming "fd 42"; target runs and PASSes
+#                            socket, a pidfd of a process outside the tree, an io_uring, an
+#                            epoll whose registered fd was closed, at fd 42) fails naming "fd 42"; target runs and PASSes
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
@@ -70,7 +70,7 @@ done
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue"
-UNSUPPORTED_KINDS="socket pidfd-outside io_uring"
+UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
 zoo_setup_tmp
 if ! build_zoo; then

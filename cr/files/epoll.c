@@ -7,11 +7,27 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
 #include "log.h"
+
+/*
+ * The kernel keys a registration by file and fd number, and keeps it while the file lives:
+ * the fd number may since have been closed, or hold another file. Is it still that file?
+ */
+static bool same_target(pid_t pid, uint64_t fd, const char *line)
+{
+	uint64_t ino;
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%llu", pid, (unsigned long long)fd);
+	return fdinfo_u64(line, "ino:", 16, &ino) && stat(path, &st) == 0 && st.st_ino == ino;
+}
 
 static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
@@ -25,6 +41,12 @@ static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		    !fdinfo_u64(l, "data:", 16, &data)) {
 			pr_err("dump pid %d fd %d: cannot read its epoll registrations", t->pid, p->fd);
 			return -EINVAL;
+		}
+		if (!same_target(t->pid, fd, l)) {
+			pr_err("dump pid %d fd %d: epoll watches a file that is no longer open at fd %llu "
+			       "(closed or replaced since; not supported yet)",
+			       t->pid, p->fd, (unsigned long long)fd);
+			return -ENOTSUP;
 		}
 		EpollTarget *et = xzalloc(sizeof(*et));
 		epoll_target__init(et);

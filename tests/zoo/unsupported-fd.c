@@ -3,7 +3,8 @@
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
  *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a netlink socket),
  *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll, pidfd-outside (a pidfd
- *   of its parent, outside the tree), io_uring (an io_uring instance).
+ *   of its parent, outside the tree), io_uring (an io_uring instance), epoll-stale (an epoll
+ *   watching a pipe whose fd was closed after registering; the pipe lives on at fd 77).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
  *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
@@ -137,6 +138,14 @@ static int open_kind(void)
 		fd = epoll_create1(EPOLL_CLOEXEC);
 	} else if (!strcmp(kind, "pidfd-outside")) {
 		fd = syscall(SYS_pidfd_open, getppid(), 0);
+	} else if (!strcmp(kind, "epoll-stale")) {
+		/* an epoll whose registered fd number was closed: the pipe lives on at another fd */
+		int pp[2];
+		fd = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLIN };
+		if (fd < 0 || pipe(pp) || epoll_ctl(fd, EPOLL_CTL_ADD, pp[0], &ev) || dup2(pp[0], 77) != 77)
+			zoo_die("epoll-stale: %s", strerror(errno));
+		close(pp[0]);
 	} else if (!strcmp(kind, "io_uring")) {
 		struct { uint32_t w[30]; } params = { { 0 } }; /* struct io_uring_params, zeroed */
 		fd = syscall(SYS_io_uring_setup, 4, &params);
