@@ -234,11 +234,11 @@ static int dump_mm_fields(struct dump_task *t)
 		pr_perror("dump pid %d: cannot read its executable", t->pid);
 		return -errno;
 	}
-	if (ends_with(exe, " (deleted)")) {
-		pr_err("dump pid %d: its executable %s was deleted (not supported yet)", t->pid, exe);
-		return -ENOTSUP;
-	}
-	if ((id = add_mapped_file(t, exe, &st, -1)) < 0)
+	/* deleted (a program upgraded under it): its content comes back from ghosts.img */
+	int ghost_id = ghost_path(exe) ? ghost_note(t->ghosts, path, exe, t->pid) : -1;
+	if (ghost_path(exe) && ghost_id < 0)
+		return ghost_id;
+	if ((id = add_mapped_file(t, exe, &st, ghost_id)) < 0)
 		return id;
 	m->exe_file_id = id;
 	return 0;
@@ -381,7 +381,8 @@ static int open_mapped_files(struct restore_task *t)
 				shared_write = true;
 		int fd = -1;
 		if (mm->files[i]->has_ghost_id) {
-			fd = ghost_open(mm->files[i]->ghost_id, O_RDWR);
+			/* read-only unless written through: the executable must have no writer */
+			fd = ghost_open(mm->files[i]->ghost_id, shared_write ? O_RDWR : O_RDONLY);
 			fd = fd < 0 ? fd : restore_move_high(t, fd);
 		} else {
 			if (shared_write)

@@ -151,14 +151,19 @@ static int recreate(const GhostFile *g)
 
 	if (fd < 0)
 		return fd;
+	char self[64];
 	int err = write_all(fd, g->data.data, g->data.len) ? -errno : 0;
-	unlink(path);
-	if (err) {
-		pr_perror("restore: cannot refill deleted file %s", g->path);
-		close(fd);
-		return err;
+	int ro = -1;
+	if (!err) { /* stasis keeps a read-only fd: a deleted executable must have no writer */
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		if ((ro = open(self, O_RDONLY | O_CLOEXEC)) < 0)
+			err = -errno;
 	}
-	return fd;
+	unlink(path);
+	close(fd);
+	if (err)
+		pr_perror("restore: cannot refill deleted file %s", g->path);
+	return err ? err : ro;
 }
 
 int ghosts_restore_prepare(int dirfd, bool needed)
