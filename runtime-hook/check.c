@@ -31,20 +31,15 @@
 
 #include <linux/kcmp.h>
 
+#include "check.h"
 #include "commands.h"
 #include "compat/kernel-abi.h"
 #include "log.h"
 #include "util.h"
 
-#define DETAIL_LEN 200
 #define CHILD_TIMEOUT_S 5
 #define TRACEE_MAGIC 0x5354415349532121ull /* "STASIS!!" */
 
-/* The result of one probe: yes or no, and words on why. */
-struct res {
-	bool ok;
-	char detail[DETAIL_LEN];
-};
 
 /* A child stopped under ptrace, shared by the ptrace-based probes. */
 struct tracee {
@@ -56,14 +51,7 @@ struct tracee {
 /* Set in the tracee after fork, so the parent can tell its copy from the child's. */
 static volatile uint64_t tracee_marker;
 
-struct report {
-	int missing_required;
-	char missing[512];
-	char missing_optional[512];
-};
-
-static __attribute__((format(printf, 3, 4))) bool set(struct res *r, bool ok, const char *fmt,
-						       ...)
+__attribute__((format(printf, 3, 4))) bool set(struct res *r, bool ok, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -81,7 +69,7 @@ static void append(char *buf, size_t len, const char *name)
 	snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
 }
 
-static void print_line(struct report *rep, const char *name, bool required, const struct res *r)
+void print_line(struct report *rep, const char *name, bool required, const struct res *r)
 {
 	printf("%s: %s%s%s%s\n", name, r->ok ? "yes" : "no", r->detail[0] ? " (" : "", r->detail,
 	       r->detail[0] ? ")" : "");
@@ -971,6 +959,7 @@ int cmd_check(int argc, char **argv)
 	check_tracee_features(&rep);
 	check_process_features(&rep);
 	check_memory_features(&rep);
+	check_file_features(&rep);
 
 	if (rep.missing_optional[0])
 		printf("Optional features missing: %s.\n", rep.missing_optional);
