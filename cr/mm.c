@@ -37,7 +37,13 @@ static VmaKind special_kind(const char *path)
 /* Kinds whose pages are in the process's own pages image (shared anonymous: in shmem.img). */
 bool vma_kind_has_pages(VmaKind k)
 {
-	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_FILE_PRIVATE;
+	return k == VMA_KIND__VMA_ANON_PRIVATE || vma_kind_is_private_file(k);
+}
+
+/* Private mappings of a file (a memfd too): only the pages the process changed are its own. */
+bool vma_kind_is_private_file(VmaKind k)
+{
+	return k == VMA_KIND__VMA_FILE_PRIVATE || k == VMA_KIND__VMA_SHMEM_PRIVATE;
 }
 
 static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st,
@@ -67,7 +73,10 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	return f->id;
 }
 
-/* MAP_SHARED|MAP_ANONYMOUS or a memfd: a shmem object, maybe shared with other processes. */
+/*
+ * MAP_SHARED|MAP_ANONYMOUS or a memfd: a shmem object, maybe shared with other processes; a
+ * private mapping of a memfd maps the same object, with its changed pages its own.
+ */
 static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	char mf[96];
@@ -79,7 +88,7 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 		pr_perror("dump pid %d: cannot stat shared memory %s", t->pid, mf);
 		return -errno;
 	}
-	e->kind = VMA_KIND__VMA_ANON_SHARED;
+	e->kind = pv->shared ? VMA_KIND__VMA_ANON_SHARED : VMA_KIND__VMA_SHMEM_PRIVATE;
 	e->has_shmem_id = e->has_pgoff = true;
 	e->shmem_id = st.st_ino;
 	e->pgoff = pv->pgoff;
@@ -124,8 +133,9 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		}
 		return 0;
 	}
-	if (pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
-			   !strncmp(path, "[anon_shmem:", 12) || shmem_is_memfd_path(path)))
+	if ((pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
+			    !strncmp(path, "[anon_shmem:", 12))) ||
+	    shmem_is_memfd_path(path))
 		return classify_shared_anon(t, pv, e);
 	if (!path[0] || path[0] == '[' || (!strcmp(path, "/dev/zero") && !pv->shared)) {
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;
@@ -141,7 +151,7 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		return ghost_id;
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
-		       "(private memfd mappings come later)",
+		       "(a deleted file that cannot be saved)",
 		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
 		return -ENOTSUP;
 	}
@@ -348,13 +358,13 @@ static int validate_mm(struct restore_task *t)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		VmaEntry *v = mm->vmas[i];
 		bool file = v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED;
-		bool shared_anon = v->kind == VMA_KIND__VMA_ANON_SHARED;
+		bool shared_anon = v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SHMEM_PRIVATE;
 		if (v->start < prev_end || v->start >= v->end || v->end > TASK_TOP ||
 		    (v->start | v->end) % PAGE_SIZE || v->prot & ~7u ||
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
 		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_SYSV_SHM ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_SHMEM_PRIVATE ||
 		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL)) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
@@ -427,7 +437,8 @@ static void fill_vma_args(struct restore_task *t, const int *shmem_fds)
 			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0);
 			break;
 		case VMA_KIND__VMA_ANON_SHARED:
-			r->map_flags = MAP_SHARED;
+		case VMA_KIND__VMA_SHMEM_PRIVATE:
+			r->map_flags = v->kind == VMA_KIND__VMA_ANON_SHARED ? MAP_SHARED : MAP_PRIVATE;
 			r->fd = shmem_fds[i];
 			r->pgoff = v->pgoff;
 			break;
@@ -478,7 +489,7 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		VmaEntry *v = t->mm->vmas[i];
 		fds[i] = -1;
-		if (v->kind != VMA_KIND__VMA_ANON_SHARED)
+		if (v->kind != VMA_KIND__VMA_ANON_SHARED && v->kind != VMA_KIND__VMA_SHMEM_PRIVATE)
 			continue;
 		for (size_t k = 0; k < i && fds[i] < 0; k++)
 			if (fds[k] >= 0 && t->mm->vmas[k]->shmem_id == v->shmem_id)

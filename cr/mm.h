@@ -7,6 +7,7 @@
 #define PARK_AREA_SIZE (64 * 1024)
 
 bool vma_kind_has_pages(VmaKind k);
+bool vma_kind_is_private_file(VmaKind k);
 
 /* cr/pages.c: runs in an ancestor's pages image must lie inside it. */
 int pages_check_references(const struct restore_task *t);

@@ -182,14 +182,14 @@ static bool page_wanted(uint64_t pme, VmaKind kind)
 {
 	if (!(pme & (PM_PRESENT | PM_SWAPPED)))
 		return false;
-	if (kind == VMA_KIND__VMA_FILE_PRIVATE)
+	if (vma_kind_is_private_file(kind))
 		return !(pme & PM_FILE_OR_SHARED) || (pme & PM_SWAPPED);
 	return true;
 }
 
 static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme)
 {
-	bool skip_zero = v->kind != VMA_KIND__VMA_FILE_PRIVATE;
+	bool skip_zero = !vma_kind_is_private_file(v->kind);
 	bool private_anon = v->kind == VMA_KIND__VMA_ANON_PRIVATE;
 
 	w->vma_start = v->start;

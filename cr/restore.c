@@ -687,6 +687,7 @@ static int prepare_shared_memory(struct restore_tree *rt)
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].mm->n_vmas; k++)
 			needed |= rt->tasks[i].mm->vmas[k]->kind == VMA_KIND__VMA_ANON_SHARED ||
+				  rt->tasks[i].mm->vmas[k]->kind == VMA_KIND__VMA_SHMEM_PRIVATE ||
 				  rt->tasks[i].mm->vmas[k]->kind == VMA_KIND__VMA_SYSV_SHM;
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
 			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_SHMEM;
@@ -697,7 +698,8 @@ static int prepare_shared_memory(struct restore_tree *rt)
 		struct restore_task *t = &rt->tasks[i];
 		for (size_t k = 0; k < t->mm->n_vmas; k++) {
 			VmaEntry *v = t->mm->vmas[k];
-			if ((v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
+			if ((v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SHMEM_PRIVATE ||
+			     v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 			    !shmem_object_fits(v->shmem_id, v->pgoff + v->end - v->start)) {
 				pr_err("image mm-%d.img: mapping %#llx-%#llx refers to a shared object "
 				       "that shmem.img does not hold",

@@ -5,6 +5,10 @@
  *   the mapping, the size, the fd's name "/memfd:zoo-memfd (deleted)" and offset, that the
  *   mapping and the fd are the same object (inode); then the sharing: the parent writes a
  *   token through its mapping, the child must read it through its fd.
+ * The parent also maps a second memfd ("zoo-private", 3 pages, no fd left) MAP_PRIVATE and
+ * changes its middle page: after restore the mapping shows the file's pages 0 and 2 and its
+ * own page 1, and a write to the file's page 2 shows through (not copied) while the file's
+ * page 1 is unchanged.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -17,7 +21,7 @@
 #define OFFSET 1234
 #define TOKEN_AT 5000
 
-static unsigned char *map;
+static unsigned char *map, *priv;
 static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -82,7 +86,9 @@ static void c_sharing(ucontext_t *u)
 	mremap(copy, 4 * 4096, 4 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED, map);
 }
 
+static void c_private(ucontext_t *u) { (void)u; priv[3 * 4096 - 1] ^= 1; }
 static const struct zoo_corruption corruptions[] = {
+	{ "private", c_private, 0 },
 	{ "content", c_content, 0 },
 	{ "offset", c_offset, 0 },
 	{ "identity", c_size, 0 },
@@ -105,6 +111,15 @@ int main(int argc, char **argv)
 	pid_t kid = fork();
 	if (kid == 0)
 		child();
+	int pfd = memfd_create("zoo-private", MFD_CLOEXEC);
+	unsigned char file[3 * 4096], mine[4096];
+	zoo_fill(file, sizeof(file), 72);
+	zoo_fill(mine, sizeof(mine), 73);
+	if (pfd < 0 || write(pfd, file, sizeof(file)) != sizeof(file) ||
+	    (priv = mmap(NULL, sizeof(file), PROT_READ | PROT_WRITE, MAP_PRIVATE, pfd, 0)) == MAP_FAILED)
+		zoo_die("private memfd mapping: %s", strerror(errno));
+	close(pfd);
+	memcpy(priv + 4096, mine, 4096);
 	zoo_sleep_ms(50);
 	zoo_check_maps = 0; /* the sharing corruption replaces the mapping on purpose */
 	zoo_ready();
@@ -114,6 +129,17 @@ int main(int argc, char **argv)
 	CHECK("content", !(bad & 1), "memfd content differs in the parent");
 	CHECK("identity", !(bad & 2), "memfd name, size or inode differs in the parent");
 	CHECK("offset", !(bad & 4), "fd 33 offset is %ld", (long)lseek(FD, 0, SEEK_CUR));
+	CHECK("private", !memcmp(priv, file, 4096) && !memcmp(priv + 4096, mine, 4096) &&
+				 !memcmp(priv + 8192, file + 8192, 4096),
+	      "the private memfd mapping's content differs");
+	char mf[96], back[8] = "";
+	snprintf(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)priv, (unsigned long)priv + 3 * 4096);
+	pfd = open(mf, O_RDWR);
+	CHECK("private", pfd >= 0 && pwrite(pfd, "through", 7, 8192) == 7 && !memcmp(priv + 8192, "through", 7) &&
+				 pread(pfd, back, 7, 4096) == 7 && !memcmp(back, file + 4096, 7),
+	      "the private mapping is not a copy-on-write view of its memfd: %s", strerror(errno));
+	if (pfd >= 0)
+		close(pfd);
 	kill(kid, SIGTERM);
 	uint64_t token = 0x6d656d66;
 	memcpy(map + TOKEN_AT, &token, 8);
@@ -123,5 +149,5 @@ int main(int argc, char **argv)
 	CHECK("identity", code == 255 || !(code & 2), "child: memfd name, size or inode differs");
 	CHECK("offset", code == 255 || !(code & 4), "child: fd 33 offset differs");
 	CHECK("sharing", code == 255 || !(code & 8), "the child did not see the parent's write");
-	return zoo_finish("2 processes, fd and mapping");
+	return zoo_finish("2 processes, fd and mapping; a private mapping of another memfd");
 }
