@@ -34,6 +34,29 @@ apps_cleanup() {
 }
 trap apps_cleanup EXIT
 
+# checkpoint CASE PID DIR [COMMAND...]: dump the tree of PID into DIR/img (PID must then be
+# gone), run COMMAND (in this shell), restore it detached (PID must run again). On failure
+# the case fails with the logs shown, PID is killed, and 1 is returned.
+checkpoint() {
+	local name=$1 pid=$2 d=$3
+	shift 3
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail "$name" "dump of pid $pid: exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return 1
+	fi
+	"$@"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail "$name" "restore: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		return 1
+	fi
+}
+
 # ticks_ok FILE: the "tick N" lines are 1..N, each once, in order; prints N
 ticks_ok() {
 	awk '/^tick [0-9]+$/ { n++; if ($2 != n) { print "tick " $2 " where " n " was due"; bad = 1; exit 1 } }
@@ -62,19 +85,7 @@ case_tmux() {
 	sleep 1
 	"${tm[@]}" capture-pane -p -S - -t app:0 >"$d/before"
 	before=$(ticks_ok "$d/before")
-	run_stasis "$d/dump.out" 60 dump -t "$srv" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$srv"; then
-		result_fail apps/tmux "dump of the tmux server $srv: exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		"${tm[@]}" kill-server 2>/dev/null
-		return
-	fi
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$srv"; then
-		result_fail apps/tmux "restore: exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		return
-	fi
+	checkpoint apps/tmux "$srv" "$d" || return
 	sleep 0.7
 	"${tm[@]}" send-keys -t app:cat "after-restore" Enter 2>/dev/null
 	sleep 0.3
@@ -104,8 +115,11 @@ case_tmux() {
 	fi
 }
 
+# the pool's results at the checkpoint (its output stays as it was until the restore)
+note_progress() { before=$(tail -n 1 "$ZOO_TMP/pool/out" | cut -d' ' -f1); }
+
 case_python_pool() {
-	local d=$ZOO_TMP/pool pid
+	local d=$ZOO_TMP/pool pid before
 	mkdir -p "$d/img"
 	local py=/usr/bin/python3 # Debian's (make setup installs it), not a pyenv shim on PATH
 	if [ ! -x "$py" ]; then
@@ -122,21 +136,7 @@ case_python_pool() {
 		kill_ours "$pid"
 		return
 	fi
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
-		result_fail apps/python-pool "dump: exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	local before
-	before=$(tail -n 1 "$d/out" | cut -d' ' -f1)
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
-		result_fail apps/python-pool "restore: exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		return
-	fi
+	checkpoint apps/python-pool "$pid" "$d" note_progress || return
 	if ! wait_until 30 grep -q -E '^(PASS|FAIL)' "$d/out"; then
 		result_fail apps/python-pool "no verdict 30 s after the restore (last: $(tail -n 1 "$d/out"))"
 		kill_ours "$pid"
@@ -175,19 +175,7 @@ case_redis() {
 	"${cli[@]}" set greeting "hello, stasis" >/dev/null
 	"${cli[@]}" incrby counter 41 >/dev/null
 	for i in $(seq 1 100); do echo "RPUSH list item-$i"; done | "${cli[@]}" >/dev/null
-	run_stasis "$d/dump.out" 60 dump -t "$srv" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$srv"; then
-		result_fail apps/redis "dump of redis-server $srv: exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$srv"
-		return
-	fi
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$srv"; then
-		result_fail apps/redis "restore: exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		return
-	fi
+	checkpoint apps/redis "$srv" "$d" || return
 	local greeting counter len last pid
 	greeting=$("${cli[@]}" get greeting 2>&1)
 	counter=$("${cli[@]}" incr counter 2>&1)
@@ -229,19 +217,7 @@ case_tail_follow() {
 		kill_ours "$pid"
 		return
 	fi
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
-		result_fail apps/tail-F "dump: exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
-		result_fail apps/tail-F "restore: exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		return
-	fi
+	checkpoint apps/tail-F "$pid" "$d" || return
 	echo line2 >>"$d/log"
 	wait_until 5 grep -q line2 "$d/out"
 	mv "$d/log" "$d/log.1"
