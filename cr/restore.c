@@ -771,11 +771,11 @@ int cr_restore(void)
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
 	if ((err = prepare_shared_memory(&rt)) || (err = ipc_ns_restore_objects()) ||
 	    (err = prepare_ghosts(&rt)) || (err = prepare_shared_files(&rt)))
-		return err;
+		goto made_nothing;
 	pr_debug("restore: images checked, pids free");
 	raise_nofile_limit();
 	if ((err = make_pipes(&rt, status)))
-		return err;
+		goto made_nothing;
 	fflush(NULL);
 	root = clone_with_pid(rt.inv->root_pid);
 	if (root < 0) {
@@ -786,7 +786,7 @@ int cr_restore(void)
 			       rt.inv->root_pid);
 		else
 			pr_perror("restore pid %d: clone3 with set_tid failed", rt.inv->root_pid);
-		return err;
+		goto made_nothing;
 	}
 	if (root == 0)
 		restore_process(&rt, &rt.tasks[0]);
@@ -821,4 +821,8 @@ int cr_restore(void)
 	while (waitpid(root, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+
+made_nothing: /* no process was started: what was made for the tree goes (its own objects die with it) */
+	mqueues_unlink_restored();
+	return err;
 }
