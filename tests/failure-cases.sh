@@ -5,7 +5,7 @@
 #   dump/bad-dir/*           dump into a nonexistent dir, onto a regular file, into an
 #                            unwritable dir fails; the target keeps running and PASSes
 #   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support at fd 42 (a
-#                            netlink socket, a pidfd of a process outside the tree, an io_uring,
+#                            UDP socket, a pidfd of a process outside the tree, an io_uring,
 #                            an epoll whose registered fd was closed) fails naming "fd 42"; the
 #                            target runs and PASSes
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,

@@ -32,6 +32,7 @@ static const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_signalfd,
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
+	&fd_kind_netlink, /* before the unix kinds: sockets of another family */
 	&fd_kind_unix_bound, /* before pairs: bound and not connected */
 	&fd_kind_unix, /* claims external peers and connections not accepted yet too */
 	&fd_kind_unix_external,

@@ -11,6 +11,9 @@
 #           string, a counter and a 100-element list: after restore the same server (pid) answers
 #           on its socket with the same data, the counter goes on, and a BGSAVE (a fork of the
 #           restored server writing its whole memory) succeeds.
+#   dbus    a dbus-daemon session bus on a unix socket (epoll, inotify on its config dirs, an
+#           audit netlink socket): after restore the same bus answers GetId with the same id and
+#           lists its own name.
 #   tail-F  coreutils' tail -F (inotify on the file and its directory; polling only every 60 s)
 #           following a log: after restore, a line appended and a rotation (mv, new file) are
 #           followed at once: its output is exactly the three lines, in order.
@@ -231,8 +234,40 @@ case_tail_follow() {
 	fi
 }
 
+case_dbus() {
+	local d=$ZOO_TMP/dbus srv id after names
+	mkdir -p "$d/img"
+	if [ ! -x /usr/bin/dbus-daemon ] || ! command -v dbus-send >/dev/null; then
+		result_fail apps/dbus "dbus-daemon is not installed (make setup installs it)"
+		return
+	fi
+	local bus=(env DBUS_SESSION_BUS_ADDRESS="unix:path=$d/bus" dbus-send --session --print-reply
+		--dest=org.freedesktop.DBus /)
+	(cd "$d" && exec setsid /usr/bin/dbus-daemon --session --nofork --address="unix:path=$d/bus" \
+		--print-pid=1 </dev/null >"$d/pid" 2>"$d/err") &
+	disown $!
+	if ! wait_until 10 test -S "$d/bus" || ! wait_until 5 test -s "$d/pid"; then
+		result_fail apps/dbus "the bus did not start: $(cat "$d/err")"
+		return
+	fi
+	srv=$(head -n 1 "$d/pid")
+	track_pid "$srv"
+	id=$("${bus[@]}" org.freedesktop.DBus.GetId 2>&1 | awk '/string/ {print $2}')
+	checkpoint apps/dbus "$srv" "$d" || return
+	after=$("${bus[@]}" org.freedesktop.DBus.GetId 2>&1 | awk '/string/ {print $2}')
+	names=$("${bus[@]}" org.freedesktop.DBus.ListNames 2>&1 | grep -c '"org.freedesktop.DBus"')
+	kill_ours "$srv"
+	if [ -z "$id" ] || [ "$after" != "$id" ] || [ "$names" != 1 ]; then
+		result_fail apps/dbus "bus id before $id, after '$after'; ListNames has the bus: $names"
+		show_tail "$d/img/restore.log"
+	else
+		result_ok "apps/dbus (the same bus $id answers after the restore)"
+	fi
+}
+
 case_tmux
 case_redis
+case_dbus
 case_tail_follow
 case_python_pool
 summary

@@ -53,7 +53,7 @@ pid_is_ours() {
 	local exe
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
 	case $exe in
-	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail) return 0 ;;
+	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon) return 0 ;;
 	esac
 	return 1
 }

@@ -1,0 +1,109 @@
+/*
+ * Netlink sockets (audit, uevents, route monitors ...): protocol, type, the port id and the
+ * multicast groups they are bound to, and the peer they are connected to. Messages waiting in
+ * one are not kept (the dump warns): they are the kernel's news, read again from the source.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_GROUP_WORDS 64 /* 2048 groups */
+
+static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	int domain = 0, type = 0, proto = 0;
+	socklen_t len = sizeof(int);
+	struct sockaddr_nl self = { 0 }, peer = { 0 };
+	uint32_t groups[MAX_GROUP_WORDS] = { 0 };
+	char byte;
+
+	if (!S_ISSOCK(p->st.st_mode))
+		return 0;
+	auto_close int s = task_fd_copy(t->pid, p->fd);
+	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_DOMAIN, &domain, &len) || domain != AF_NETLINK)
+		return 0;
+	len = sizeof(int);
+	socklen_t slen = sizeof(self), plen = sizeof(peer), glen = sizeof(groups);
+	if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) ||
+	    getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &proto, &len) ||
+	    getsockname(s, (struct sockaddr *)&self, &slen) ||
+	    getsockopt(s, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &glen)) {
+		pr_perror("dump pid %d fd %d: cannot read netlink socket %s", t->pid, p->fd, p->link);
+		return -errno;
+	}
+	if (glen > sizeof(groups)) {
+		pr_err("dump pid %d fd %d: netlink socket in more than %d multicast groups", t->pid, p->fd,
+		       MAX_GROUP_WORDS * 32);
+		return -ENOTSUP;
+	}
+	if (recv(s, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+		pr_warn("dump pid %d fd %d: messages waiting in netlink socket %s are not kept", t->pid,
+			p->fd, p->link);
+	e->kind = FD_KIND__FD_NETLINK;
+	e->has_sock_type = e->has_sock_protocol = e->has_flags = e->has_nl_portid = true;
+	e->sock_type = type;
+	e->sock_protocol = proto;
+	e->flags = p->flags;
+	e->nl_portid = self.nl_pid;
+	e->n_nl_groups = glen / sizeof(uint32_t);
+	e->nl_groups = xzalloc((e->n_nl_groups + 1) * sizeof(uint32_t));
+	memcpy(e->nl_groups, groups, glen);
+	if (!getpeername(s, (struct sockaddr *)&peer, &plen) && (peer.nl_pid || peer.nl_groups)) {
+		e->has_nl_peer_portid = e->has_nl_peer_groups = true;
+		e->nl_peer_portid = peer.nl_pid;
+		e->nl_peer_groups = peer.nl_groups;
+	}
+	return 1;
+}
+
+/* A new socket of the protocol, on its old port id if free, in its groups, to its peer. */
+static int open_netlink(struct restore_task *t, const FdEntry *e)
+{
+	struct sockaddr_nl self = { .nl_family = AF_NETLINK, .nl_pid = e->nl_portid };
+	int s = socket(AF_NETLINK, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0),
+		       e->sock_protocol);
+
+	if (s < 0)
+		return -errno;
+	if (e->nl_portid && bind(s, (struct sockaddr *)&self, sizeof(self))) {
+		pr_warn("restore pid %d fd %u: netlink port id %u is taken (%m): the kernel picks another",
+			t->pid, e->fd, e->nl_portid);
+		self.nl_pid = 0;
+		if (bind(s, (struct sockaddr *)&self, sizeof(self)))
+			goto fail;
+	}
+	for (size_t w = 0; w < e->n_nl_groups; w++)
+		for (int b = 0; b < 32; b++) {
+			int group = w * 32 + b + 1;
+			if ((e->nl_groups[w] & (1u << b)) &&
+			    setsockopt(s, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)))
+				goto fail;
+		}
+	if (e->has_nl_peer_portid) {
+		struct sockaddr_nl peer = { .nl_family = AF_NETLINK, .nl_pid = e->nl_peer_portid,
+					    .nl_groups = e->nl_peer_groups };
+		if (connect(s, (struct sockaddr *)&peer, sizeof(peer)))
+			goto fail;
+	}
+	return s;
+fail:;
+	int err = -errno;
+	close(s);
+	return err;
+}
+
+const struct fd_kind_ops fd_kind_netlink = {
+	.name = "netlink socket",
+	.dump = dump_netlink,
+	.open = open_netlink,
+	.kind = FD_KIND__FD_NETLINK,
+};

@@ -1,0 +1,92 @@
+/*
+ * netlink: netlink sockets as daemons keep them.
+ *   fd 90: NETLINK_ROUTE, bound (port id chosen by the kernel), in RTMGRP_LINK and
+ *          RTMGRP_IPV4_IFADDR;
+ *   fd 91: NETLINK_KOBJECT_UEVENT, in group 1 (as udev listeners are);
+ *   fd 92: NETLINK_ROUTE, not bound.
+ * After restore and SIGTERM: the port ids and group memberships are the same, and fd 90 still
+ * answers a RTM_GETLINK dump (the loopback link is in it).
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
+static uint32_t portid[2], groups[2];
+
+static void place(int fd, int at)
+{
+	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
+		zoo_die("fd %d: %s", at, strerror(errno));
+	close(fd);
+}
+
+static void names(int fd, uint32_t *pid, uint32_t *grp)
+{
+	struct sockaddr_nl sa = { 0 };
+	socklen_t len = sizeof(sa), glen = sizeof(*grp);
+	*grp = 0;
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	getsockopt(fd, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, grp, &glen);
+	*pid = sa.nl_pid;
+}
+
+/* Does a RTM_GETLINK dump through fd name the loopback link? */
+static int dump_links(int fd)
+{
+	struct { struct nlmsghdr h; struct ifinfomsg i; } req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		       .nlmsg_seq = 1 },
+		.i = { .ifi_family = AF_UNSPEC },
+	};
+	char buf[32768];
+	if (send(fd, &req, sizeof(req), 0) != sizeof(req))
+		return 0;
+	for (int round = 0; round < 50; round++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			return 0;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+				return 0;
+			if (h->nlmsg_type == RTM_NEWLINK && ((struct ifinfomsg *)NLMSG_DATA(h))->ifi_flags & 0x8 /* IFF_LOOPBACK */) {
+				while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+					; /* the rest of the dump */
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void c_groups(ucontext_t *u) { (void)u; int g = RTNLGRP_LINK; setsockopt(90, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, &g, sizeof(g)); }
+static const struct zoo_corruption corruptions[] = {
+	{ "groups", c_groups, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	struct sockaddr_nl route = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR },
+			   uevent = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int r = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), u = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT);
+	if (r < 0 || u < 0 || bind(r, (struct sockaddr *)&route, sizeof(route)) ||
+	    bind(u, (struct sockaddr *)&uevent, sizeof(uevent)))
+		zoo_die("netlink: %s", strerror(errno));
+	place(r, 90);
+	place(u, 91);
+	place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 92);
+	names(90, &portid[0], &groups[0]);
+	names(91, &portid[1], &groups[1]);
+	zoo_ready();
+	zoo_wait();
+
+	uint32_t p, g;
+	names(90, &p, &g);
+	CHECK("groups", p == portid[0] && g == groups[0], "fd 90: port id %u groups %#x, was %u %#x", p, g, portid[0], groups[0]);
+	names(91, &p, &g);
+	CHECK("groups", p == portid[1] && g == groups[1], "fd 91: port id %u groups %#x, was %u %#x", p, g, portid[1], groups[1]);
+	CHECK("route", dump_links(90), "no RTM_GETLINK answer through fd 90: %s", strerror(errno));
+	return zoo_finish("3 netlink sockets");
+}
