@@ -32,9 +32,11 @@ static int dump_rlimits(struct dump_task *t)
 	c->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*c->rlimits));
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
 		struct rlimit lim;
-		if (prlimit(t->pid, res, NULL, &lim)) {
-			pr_perror("dump pid %d: cannot read rlimit %d", t->pid, res);
-			return -errno;
+		/* asked inside the task: from outside, another uid's limits need CAP_SYS_RESOURCE */
+		uint64_t args[6] = { 0, res, 0, t->inj.scratch };
+		if (inject_syscall_out(&t->inj, SYS_prlimit64, args, &lim, sizeof(lim))) {
+			pr_err("dump pid %d: cannot read rlimit %d", t->pid, res);
+			return -EIO;
 		}
 		RlimitEntry *e = xzalloc(sizeof(*e));
 		rlimit_entry__init(e);
@@ -207,9 +209,10 @@ static int restore_attrs(struct restore_task *t)
 		return -errno;
 	if ((c->has_thp_disable && prctl(PR_SET_THP_DISABLE, c->thp_disable, 0, 0, 0)) ||
 	    (c->has_timer_slack_ns && c->timer_slack_ns && prctl(PR_SET_TIMERSLACK, c->timer_slack_ns, 0, 0, 0)) ||
-	    (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ||
-	    (c->has_dumpable && c->dumpable <= 1 && prctl(PR_SET_DUMPABLE, c->dumpable, 0, 0, 0)))
-		return -errno; /* (dumpable 2, as for setuid programs, is the kernel's to give) */
+	    (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
+		return -errno;
+	/* set by the blob after the credentials (dumpable 2, as for setuid programs, is the kernel's) */
+	a->dumpable = c->has_dumpable && c->dumpable <= 1 ? (int)c->dumpable : -1;
 	if (c->pdeath_signal > 64)
 		return -EINVAL;
 	/* Set last by the restorer. The root's parent was outside the tree: not for it. */

@@ -223,6 +223,7 @@ static const char *const step_names[] = {
 	[RST_STEP_ROBUST_LIST] = "setting the robust futex list",
 	[RST_STEP_ALTSTACK] = "setting the alternate signal stack",
 	[RST_STEP_ITIMER] = "setting interval timers",
+	[RST_STEP_CREDS] = "taking on the saved credentials (detail: the step)",
 	[RST_STEP_POSIX_TIMER] = "creating a POSIX timer (detail: its id)",
 	[RST_STEP_CLOSE] = "closing helper fds",
 };

@@ -311,6 +311,49 @@ static void create_posix_timers(struct restorer_args *a)
 	raw_syscall2(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0);
 }
 
+#define CAP_V3 0x20080522
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
+
+/*
+ * The calling thread takes on its saved credentials, as root still can: groups, gids, the
+ * bounding set, uids (keeping its capabilities across the change), then its capability sets
+ * and ambient ones. Raw system calls: each thread sets its own.
+ */
+static void take_creds(struct restorer_args *a, const struct rst_creds *c)
+{
+	struct { uint32_t version; int pid; } hdr = { CAP_V3, 0 };
+	struct { uint32_t eff, prm, inh; } data[2] = {
+		{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
+		{ (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32), (uint32_t)(c->cap_inh >> 32) },
+	};
+	long r;
+
+	if (!c->set)
+		return;
+	if ((r = raw_syscall2(__NR_setgroups, c->nr_groups, c->groups)))
+		fail(a, RST_STEP_CREDS, r, 1);
+	if ((r = raw_syscall3(__NR_setresgid, c->gids[0], c->gids[1], c->gids[2])))
+		fail(a, RST_STEP_CREDS, r, 2);
+	raw_syscall1(__NR_setfsgid, c->gids[3]);
+	for (uint32_t cap = 0; cap <= c->cap_last && cap < 64; cap++)
+		if (!(c->cap_bnd & (1ull << cap)) && (r = raw_syscall2(__NR_prctl, PR_CAPBSET_DROP, cap)))
+			fail(a, RST_STEP_CREDS, r, 3);
+	if ((r = raw_syscall2(__NR_prctl, PR_SET_KEEPCAPS, 1)) ||
+	    (r = raw_syscall3(__NR_setresuid, c->uids[0], c->uids[1], c->uids[2])))
+		fail(a, RST_STEP_CREDS, r, 4);
+	raw_syscall1(__NR_setfsuid, c->uids[3]);
+	raw_syscall2(__NR_prctl, PR_SET_KEEPCAPS, 0);
+	if ((r = raw_syscall2(__NR_capset, &hdr, data)))
+		fail(a, RST_STEP_CREDS, r, 5);
+	for (uint32_t cap = 0; cap <= c->cap_last && cap < 64; cap++)
+		if ((c->cap_amb & (1ull << cap)) &&
+		    (r = raw_syscall5(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)))
+			fail(a, RST_STEP_CREDS, r, 6);
+}
+
 static void copy_comm(char *dst, const char *src)
 {
 	for (int i = 0; i < 16; i++)
@@ -346,6 +389,7 @@ static void thread_main(void *arg)
 		if (r)
 			fail(a, RST_STEP_THREADS, r, th->tid);
 	}
+	take_creds(a, &th->creds);
 	__atomic_add_fetch(&a->threads_ready, 1, __ATOMIC_SEQ_CST);
 	raw_syscall3(__NR_futex, &a->threads_ready, FUTEX_WAKE, 1);
 	for (;;)
@@ -395,6 +439,9 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 		if (fd != a->status_fd)
 			raw_syscall1(__NR_close, fd); /* ctl_fd among them */
 
+	take_creds(a, &a->creds);
+	if (a->dumpable >= 0)
+		raw_syscall2(__NR_prctl, PR_SET_DUMPABLE, a->dumpable);
 	/* The engine's safety net (killed if stasis dies mid-restore) becomes the saved value. */
 	raw_syscall2(__NR_prctl, PR_SET_PDEATHSIG, a->pdeath_signal);
 

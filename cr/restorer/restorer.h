@@ -17,6 +17,18 @@
 #define RST_MAX_THREADS 4096
 
 /* A thread other than the main one, recreated by the blob with its old tid. */
+#define RST_MAX_GROUPS 64
+
+/* A thread's credentials, taken on by the thread itself as the blob's last step. */
+struct rst_creds {
+	uint32_t set;         /* 0: keep the engine's (an image without them) */
+	uint32_t uids[4], gids[4]; /* real, effective, saved, filesystem */
+	uint32_t nr_groups;
+	uint32_t groups[RST_MAX_GROUPS];
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	uint32_t cap_last;    /* the highest capability number of this kernel */
+};
+
 struct rst_thread {
 	uint64_t tid;         /* the clone3 set_tid array (one level) */
 	uint64_t rseq_addr;
@@ -27,6 +39,7 @@ struct rst_thread {
 	char comm[16];
 	uint64_t stack_top;
 	uint64_t args;        /* back pointer to the restorer_args */
+	struct rst_creds creds;
 };
 
 /* A signal pending for one thread only: the thread queues it to itself. */
@@ -132,6 +145,7 @@ enum rst_step {
 	RST_STEP_ALTSTACK,
 	RST_STEP_ITIMER,
 	RST_STEP_THREADS,
+	RST_STEP_CREDS,
 	RST_STEP_POSIX_TIMER,
 	RST_STEP_CLOSE,
 	RST_STEP_DONE,
@@ -184,6 +198,8 @@ struct restorer_args {
 	uint32_t pdeath_signal;
 	struct rst_stack altstack;
 	struct rst_itimer itimers[3];
+	struct rst_creds creds; /* the main thread's */
+	int32_t dumpable;       /* PR_SET_DUMPABLE after the credentials (changing them resets it); -1: leave */
 	uint32_t nr_rlimits;
 	struct rst_rlimit rlimits[RST_MAX_RLIMITS];
 

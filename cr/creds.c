@@ -1,0 +1,160 @@
+/*
+ * Credentials of each thread: uids and gids (real, effective, saved, filesystem),
+ * supplementary groups, and the capability sets (inheritable, permitted, effective,
+ * bounding, ambient), from /proc/PID/task/TID/status. The restorer blob makes every thread
+ * take on its own as its last step, once nothing more needs the engine's privileges, so that
+ * a daemon that dropped root comes back without it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "util.h"
+
+/* The numbers after "key" on its line of status, up to max of them; how many there were. */
+static size_t status_numbers(const char *status, const char *key, int base, uint64_t *out, size_t max)
+{
+	const char *p = strstr(status, key);
+	size_t n = 0;
+
+	if (!p)
+		return 0;
+	p += strlen(key);
+	while (n < max) {
+		char *end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\n' || !*p)
+			break;
+		out[n] = strtoull(p, &end, base);
+		if (end == p)
+			break;
+		n++;
+		p = end;
+	}
+	return n;
+}
+
+static Creds *creds_read(pid_t pid, pid_t tid)
+{
+	char path[64];
+	uint64_t ids[4], groups[RST_MAX_GROUPS + 1], caps[5];
+	const char *capnames[5] = { "\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapBnd:", "\nCapAmb:" };
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	if (!status) {
+		pr_perror("dump tid %d: cannot read %s", tid, path);
+		return NULL;
+	}
+	Creds *c = xzalloc(sizeof(*c));
+	creds__init(c);
+	c->uids = xzalloc(4 * sizeof(uint32_t));
+	c->gids = xzalloc(4 * sizeof(uint32_t));
+	c->groups = xzalloc((RST_MAX_GROUPS + 1) * sizeof(uint32_t));
+	for (int k = 0; k < 5; k++)
+		if (status_numbers(status, capnames[k], 16, &caps[k], 1) != 1)
+			goto bad;
+	if (status_numbers(status, "\nUid:", 10, ids, 4) != 4)
+		goto bad;
+	for (int k = 0; k < 4; k++)
+		c->uids[c->n_uids++] = ids[k];
+	if (status_numbers(status, "\nGid:", 10, ids, 4) != 4)
+		goto bad;
+	for (int k = 0; k < 4; k++)
+		c->gids[c->n_gids++] = ids[k];
+	size_t ng = status_numbers(status, "\nGroups:", 10, groups, RST_MAX_GROUPS + 1);
+	if (ng > RST_MAX_GROUPS) {
+		pr_err("dump tid %d: in more than %d supplementary groups (not supported yet)", tid,
+		       RST_MAX_GROUPS);
+		return NULL;
+	}
+	for (size_t k = 0; k < ng; k++)
+		c->groups[c->n_groups++] = groups[k];
+	c->cap_inh = caps[0];
+	c->cap_prm = caps[1];
+	c->cap_eff = caps[2];
+	c->cap_bnd = caps[3];
+	c->cap_amb = caps[4];
+	return c;
+bad:
+	pr_err("dump tid %d: cannot read its credentials from %s", tid, path);
+	return NULL;
+}
+
+static int dump_creds(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+
+	if (!(c->creds = creds_read(t->pid, t->pid)))
+		return -EIO;
+	for (size_t i = 0; i < c->n_threads; i++)
+		if (!(c->threads[i]->creds = creds_read(t->pid, c->threads[i]->tid)))
+			return -EIO;
+	return 0;
+}
+
+static bool creds_valid(const Creds *c)
+{
+	return !c || (c->n_uids == 4 && c->n_gids == 4 && c->n_groups <= RST_MAX_GROUPS &&
+		      !(c->cap_eff & ~c->cap_prm) && !(c->cap_amb & ~(c->cap_prm & c->cap_inh)));
+}
+
+static int validate_creds(struct restore_task *t)
+{
+	bool ok = creds_valid(t->core->creds);
+	for (size_t i = 0; ok && i < t->core->n_threads; i++)
+		ok = creds_valid(t->core->threads[i]->creds);
+	if (!ok) {
+		pr_err("image core-%d.img: a thread's credentials are invalid", t->pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void creds_to_args(const Creds *c, struct rst_creds *out, uint32_t cap_last)
+{
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return;
+	out->set = 1;
+	for (int k = 0; k < 4; k++) {
+		out->uids[k] = c->uids[k];
+		out->gids[k] = c->gids[k];
+	}
+	out->nr_groups = c->n_groups;
+	if (c->n_groups)
+		memcpy(out->groups, c->groups, c->n_groups * sizeof(uint32_t));
+	out->cap_inh = c->cap_inh;
+	out->cap_prm = c->cap_prm;
+	out->cap_eff = c->cap_eff;
+	out->cap_bnd = c->cap_bnd;
+	out->cap_amb = c->cap_amb;
+	out->cap_last = cap_last;
+}
+
+/* In the new task, after the threads' table is made: each thread's credentials for the blob. */
+static int restore_creds(struct restore_task *t)
+{
+	struct restorer_args *a = t->args;
+	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
+	auto_free char *last = read_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", NULL);
+	uint32_t cap_last = last ? strtoul(last, NULL, 10) : 40;
+
+	creds_to_args(t->core->creds, &a->creds, cap_last);
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		creds_to_args(t->core->threads[i]->creds, &th[i].creds, cap_last);
+	return 0;
+}
+
+const struct state_ops state_creds = {
+	.name = "credentials",
+	.dump = dump_creds,
+	.validate = validate_creds,
+	.restore = restore_creds,
+};

@@ -1,0 +1,98 @@
+/*
+ * creds: a daemon that dropped root. Started as root, the program takes supplementary groups
+ * 100 and 200, gids 1001/1002/1003 and uids 1001/1002/1003 (real/effective/saved), keeping
+ * CAP_NET_BIND_SERVICE (permitted, effective, inheritable, ambient) and a bounding set without
+ * CAP_SYS_ADMIN; one thread (raw syscalls: its own) runs as uid 2000 with no capabilities.
+ * After restore and SIGTERM: every thread's Uid, Gid, Groups and Cap* lines in
+ * /proc/self/task/TID/status are as before; it is not root again.
+ * Blocks in: nanosleep (zoo_wait loop); the thread in pause.
+ */
+#include "zoo.h"
+#include <grp.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/prctl.h>
+
+static volatile pid_t thread_tid;
+static char before_main[1024], before_thread[1024];
+
+/* The credential lines of a thread's status, one string. */
+static void creds_of(pid_t tid, char *out, size_t len)
+{
+	char path[64], status[8192] = "";
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	zoo_read_file(path, status, sizeof(status));
+	out[0] = 0;
+	static const char *keys[] = { "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:" };
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		char *l = strstr(status, keys[k]), *eol = l ? strchr(l, '\n') : NULL;
+		if (l && eol)
+			snprintf(out + strlen(out), len - strlen(out), "%.*s|", (int)(eol - l), l);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	(void)arg;
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	/* this thread only: the raw calls, not glibc's (which change every thread) */
+	if (syscall(SYS_setresuid, 2000, 2000, 2000) || syscall(SYS_capset, &h, d))
+		zoo_die("thread creds: %s", strerror(errno));
+	thread_tid = gettid();
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void c_root(ucontext_t *u) { (void)u; syscall(SYS_setresuid, 1001, 1001, 1001); }
+static const struct zoo_corruption corruptions[] = {
+	{ "creds", c_root, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	pthread_t th;
+	if (pthread_create(&th, NULL, thread_main, NULL))
+		zoo_die("pthread_create");
+	while (!thread_tid)
+		zoo_sleep_ms(1);
+	/* without root it could not write its pid file (temp file + rename) into the harness's directory */
+	const char *pidfile = getenv("ZOO_PIDFILE");
+	if (pidfile && strrchr(pidfile, '/')) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(pidfile, '/') - pidfile), pidfile);
+		chmod(dir, 0777);
+		char *up = strrchr(dir, '/'); /* the harness's temporary tree (0700): let it be crossed */
+		if (up && up != dir) {
+			*up = 0;
+			chmod(dir, 0711);
+		}
+	}
+	gid_t groups[] = { 100, 200 };
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	unsigned nbs = 1u << CAP_NET_BIND_SERVICE;
+	d[0].effective = d[0].permitted = d[0].inheritable = nbs;
+	/* raw calls: the main thread only (the other thread has its own credentials already) */
+	if (syscall(SYS_setgroups, 2, groups) || prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN) ||
+	    prctl(PR_SET_KEEPCAPS, 1) || syscall(SYS_setresgid, 1001, 1002, 1003) ||
+	    syscall(SYS_setresuid, 1001, 1002, 1003) || syscall(SYS_capset, &h, d) ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0))
+		zoo_die("dropping root: %s", strerror(errno));
+	creds_of(gettid(), before_main, sizeof(before_main));
+	creds_of(thread_tid, before_thread, sizeof(before_thread));
+	zoo_ready();
+	zoo_wait();
+
+	char now_main[1024], now_thread[1024];
+	creds_of(gettid(), now_main, sizeof(now_main));
+	creds_of(thread_tid, now_thread, sizeof(now_thread));
+	CHECK("creds", !strcmp(now_main, before_main), "main thread: %s, was %s", now_main, before_main);
+	CHECK("creds", !strcmp(now_thread, before_thread), "thread: %s, was %s", now_thread, before_thread);
+	CHECK("creds", syscall(SYS_geteuid) == 1002 && syscall(SYS_getegid) == 1002, "euid %ld egid %ld",
+	      syscall(SYS_geteuid), syscall(SYS_getegid));
+	return zoo_finish("a daemon without root, a thread of its own");
+}
