@@ -64,6 +64,9 @@ int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, p
 	g->path = xstrdup(link);
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
 	g->mode = st.st_mode & 07777;
+	g->has_uid = g->has_gid = true;
+	g->uid = st.st_uid;
+	g->gid = st.st_gid;
 	g->dev = st.st_dev;
 	g->ino = st.st_ino;
 	if (st.st_nlink) {
@@ -153,6 +156,9 @@ static int recreate(const GhostFile *g)
 		return fd;
 	char self[64];
 	int err = write_all(fd, g->data.data, g->data.len) ? -errno : 0;
+	/* its owner, then its mode again (a change of owner clears setuid and setgid bits) */
+	if (!err && g->has_uid && (fchown(fd, g->uid, g->has_gid ? g->gid : (gid_t)-1) || fchmod(fd, g->mode)))
+		err = -errno;
 	int ro = -1;
 	if (!err) { /* stasis keeps a read-only fd: a deleted executable must have no writer */
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);

@@ -278,8 +278,10 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		e->sock_backlog = ui->wqueue;
 	}
 	if (ui->name[0] && stat(ui->name, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		e->has_sock_file_mode = true;
+		e->has_sock_file_mode = e->has_sock_file_uid = e->has_sock_file_gid = true;
 		e->sock_file_mode = st.st_mode & 07777;
+		e->sock_file_uid = st.st_uid;
+		e->sock_file_gid = st.st_gid;
 	}
 	return 1;
 }
@@ -622,6 +624,7 @@ int unix_bind_saved(const FdEntry *e)
 	if (sa.sun_path[0] && stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(sa.sun_path);
 	if (bind(s, (struct sockaddr *)&sa, len) ||
+	    (e->has_sock_file_uid && lchown(sa.sun_path, e->sock_file_uid, e->sock_file_gid)) ||
 	    (e->has_sock_file_mode && chmod(sa.sun_path, e->sock_file_mode)) ||
 	    (e->has_sock_backlog && listen(s, e->sock_backlog))) {
 		int err = -errno;

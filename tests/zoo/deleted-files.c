@@ -85,6 +85,8 @@ int main(int argc, char **argv)
 	if (dup3(fd, 31, 0) != 31)
 		zoo_die("dup3");
 	close(fd);
+	if (fchown(30, 1234, 5678))
+		zoo_die("fchown: %s", strerror(errno));
 	lseek(30, 123, SEEK_SET);
 	lseek(31, 77, SEEK_SET);
 	fd = make_file(path_b, 3 * 4096, 102);
@@ -119,9 +121,11 @@ int main(int argc, char **argv)
 	snprintf(want, sizeof(want), "%s (deleted)", path_a);
 	CHECK("identity", !strcmp(link, want), "fd 30 is '%s', expected '%s'", link, want);
 	CHECK("identity", fstat(30, &a) == 0 && fstat(31, &b) == 0 && a.st_ino == b.st_ino &&
-			  a.st_nlink == 0 && a.st_size == 5000 && (a.st_mode & 0777) == 0640,
-	      "fd 30/31: inodes %lu/%lu, %lu links, %ld bytes, mode %o", (unsigned long)a.st_ino,
-	      (unsigned long)b.st_ino, (unsigned long)a.st_nlink, (long)a.st_size, a.st_mode & 0777);
+			  a.st_nlink == 0 && a.st_size == 5000 && (a.st_mode & 0777) == 0640 && a.st_uid == 1234 &&
+			  a.st_gid == 5678,
+	      "fd 30/31: inodes %lu/%lu, %lu links, %ld bytes, mode %o, owner %u:%u", (unsigned long)a.st_ino,
+	      (unsigned long)b.st_ino, (unsigned long)a.st_nlink, (long)a.st_size, a.st_mode & 0777, a.st_uid,
+	      a.st_gid);
 	CHECK("offset", lseek(30, 0, SEEK_CUR) == 123 && lseek(31, 0, SEEK_CUR) == 77,
 	      "offsets %ld and %ld, expected 123 and 77", (long)lseek(30, 0, SEEK_CUR), (long)lseek(31, 0, SEEK_CUR));
 	unsigned char buf[5000];

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	int s1 = socket(AF_UNIX, SOCK_STREAM, 0), s2 = socket(AF_UNIX, SOCK_SEQPACKET, 0),
 	    s3 = socket(AF_UNIX, SOCK_DGRAM, 0), on = 1;
 	if (bind(s1, (struct sockaddr *)&path_sa, sizeof(path_sa)) || listen(s1, 16) ||
-	    chmod(path_sa.sun_path, 0660) || bind(s2, (struct sockaddr *)&abstract_sa, abstract_len) ||
+	    chmod(path_sa.sun_path, 0660) || chown(path_sa.sun_path, 1234, 5678) || bind(s2, (struct sockaddr *)&abstract_sa, abstract_len) ||
 	    listen(s2, 4) || bind(s3, (struct sockaddr *)&dgram_sa, sizeof(dgram_sa)) ||
 	    setsockopt(s3, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
 		zoo_die("socket setup: %s", strerror(errno));
@@ -99,8 +99,9 @@ int main(int argc, char **argv)
 	CHECK("listen", roundtrip(61, SOCK_SEQPACKET, &abstract_sa, abstract_len),
 	      "no connection through the abstract name");
 	struct stat st;
-	CHECK("listen", stat(path_sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0660,
-	      "%s: mode %o", path_sa.sun_path, st.st_mode & 0777);
+	CHECK("listen", stat(path_sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0660 &&
+				st.st_uid == 1234 && st.st_gid == 5678,
+	      "%s: mode %o, owner %u:%u", path_sa.sun_path, st.st_mode & 0777, st.st_uid, st.st_gid);
 	int c = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	sendto(c, "dg", 2, 0, (struct sockaddr *)&dgram_sa, sizeof(dgram_sa));
 	close(c);
