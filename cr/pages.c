@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -473,15 +472,11 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 	size_t nr_segs = 0;
 	uint64_t total = 0;
 	pthread_t helper;
-	int pidfd, uffd, err = 0;
+	int uffd = task_fd_copy(pid, child_uffd), err = 0;
 
-	pidfd = syscall(SYS_pidfd_open, pid, 0);
-	uffd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, child_uffd, 0);
-	if (pidfd >= 0)
-		close(pidfd);
 	if (uffd < 0) {
-		pr_perror("restore pid %d: cannot take its userfaultfd", pid);
-		return -errno;
+		pr_err("restore pid %d: cannot take its userfaultfd: %s", pid, strerror(-uffd));
+		return uffd;
 	}
 	for (size_t i = 0; i < pm->n_runs && !err; i++) {
 		const PageRun *r = pm->runs[i];

@@ -32,10 +32,16 @@
 #define PTS_MAJOR_LAST 143
 #define PTY_IN_FLIGHT_MAX (64u << 10)
 
+struct held_master {
+	uint32_t index; /* the pty */
+	pid_t pid;      /* a process of the tree holding its master, */
+	int fd;         /* at this fd */
+};
+
 struct pty_dump {
 	TtyTable tab;
 	bool scanned;
-	struct { uint32_t index; pid_t pid; int fd; } *masters; /* ptys whose master the tree holds */
+	struct held_master *masters; /* ptys whose master the tree holds */
 	size_t nr_masters;
 };
 
@@ -97,27 +103,29 @@ static void scan_masters(struct dump_task *t, struct pty_dump *pd)
 	}
 }
 
-/* A copy of an fd of the master of pty index held by the tree; negative if none. */
-static int master_of(struct dump_task *t, int index)
+/* Which master fd of the tree holds pty index; NULL if none. */
+static const struct held_master *find_master(struct dump_task *t, int index)
 {
 	struct pty_dump *pd = t->ptys;
 
 	if (!pd->scanned)
 		scan_masters(t, pd);
-	for (size_t i = 0; i < pd->nr_masters; i++) {
-		if (pd->masters[i].index != (uint32_t)index)
-			continue;
-		return task_fd_copy(pd->masters[i].pid, pd->masters[i].fd);
-	}
-	return -ENOENT;
+	for (size_t i = 0; i < pd->nr_masters; i++)
+		if (pd->masters[i].index == (uint32_t)index)
+			return &pd->masters[i];
+	return NULL;
+}
+
+/* A copy of an fd of the master of pty index held by the tree; negative if none. */
+static int master_of(struct dump_task *t, int index)
+{
+	const struct held_master *m = find_master(t, index);
+	return m ? task_fd_copy(m->pid, m->fd) : -ENOENT;
 }
 
 bool pty_owned_by_tree(struct dump_task *t, int index)
 {
-	int m = master_of(t, index);
-	if (m >= 0)
-		close(m);
-	return m >= 0;
+	return find_master(t, index) != NULL;
 }
 
 /* Terminal settings for putting data back: line structure kept, every processing off. */
