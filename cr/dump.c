@@ -1,63 +1,56 @@
 /*
- * Dump: freeze the task, let every kind of state collect itself, write the images, then kill
- * the task (or leave it running). Any failure before the end puts the task back exactly as it
- * was and removes the images this dump wrote.
+ * Dump: freeze the tree, let every tree-wide kind collect what belongs to the whole tree,
+ * every per-task kind collect each process, write the images, then kill the tree (or leave it
+ * running). Any failure before the end puts every task back exactly as it was and removes the
+ * images this dump wrote.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "options.h"
-#include "regs.h"
-#include "restorer/restorer.h"
-#include "task.h"
 #include "pstree.h"
-#include "shmem.h"
-#include "files/files.h"
-#include "ipc-ns.h"
-#include "threads.h"
+#include "task.h"
+#include "tree-objects.h"
 #include "util.h"
 
-bool fault_injected(const char *point)
+static int check_images_dir(const struct run_ctx *ctx)
 {
-	return opts.fault_inject && strcmp(opts.fault_inject, point) == 0;
-}
-
-static int check_images_dir(int dirfd)
-{
-	int fd = openat(dirfd, ".stasis-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = openat(ctx->images_dir_fd, ".stasis-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		pr_perror("images directory %s is not writable", opts.images_dir);
+		pr_perror("images directory %s is not writable", ctx->opts->images_dir);
 		return -errno;
 	}
 	close(fd);
-	unlinkat(dirfd, ".stasis-probe", 0);
+	unlinkat(ctx->images_dir_fd, ".stasis-probe", 0);
 	return 0;
 }
 
-static void new_task_images(struct dump_task *t)
+static int new_task_images(struct dump_task *t)
 {
-	t->core = xzalloc(sizeof(*t->core));
+	t->core = calloc(1, sizeof(*t->core));
+	t->mm = calloc(1, sizeof(*t->mm));
+	t->pagemap = calloc(1, sizeof(*t->pagemap));
+	t->fds = calloc(1, sizeof(*t->fds));
+	if (!t->core || !t->mm || !t->pagemap || !t->fds) {
+		pr_err("dump pid %d: out of memory", t->pid);
+		return -ENOMEM;
+	}
 	task_core__init(t->core);
 	t->core->pid = t->core->tid = t->pid;
 	t->core->has_stopped = true;
 	t->core->stopped = t->was_stopped;
-	t->mm = xzalloc(sizeof(*t->mm));
 	mm__init(t->mm);
-	t->pagemap = xzalloc(sizeof(*t->pagemap));
 	pagemap__init(t->pagemap);
-	t->fds = xzalloc(sizeof(*t->fds));
 	fd_table__init(t->fds);
+	return 0;
 }
 
 static int collect_task(struct dump_task *t)
@@ -85,7 +78,7 @@ static int collect_task(struct dump_task *t)
 			t->inj_active = false;
 			if ((err = inject_end(&t->inj)))
 				return err;
-			if (fault_injected("after-collect")) {
+			if (run_fault(t->ctx, "after-collect")) {
 				pr_err("dump pid %d: injected failure after-collect", t->pid);
 				return -EIO;
 			}
@@ -109,12 +102,14 @@ static int write_task_images(struct dump_task *t)
 }
 
 /* The inventory last: a directory without it is not a complete image set. */
-static int write_inventory(const struct dump_tree *tr, int dirfd, bool own_ipc_ns)
+static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr)
 {
 	struct utsname u;
-	Inventory inv = INVENTORY__INIT;
-	auto_free uint32_t *pids = xzalloc(tr->nr_tasks * sizeof(uint32_t));
+	Inventory inv = tr->inv;
+	auto_free uint32_t *pids = calloc(tr->nr_tasks, sizeof(uint32_t));
 
+	if (!pids)
+		return -ENOMEM;
 	for (size_t i = 0; i < tr->nr_tasks; i++)
 		pids[i] = tr->tasks[i].pid;
 	uname(&u);
@@ -129,10 +124,8 @@ static int write_inventory(const struct dump_tree *tr, int dirfd, bool own_ipc_n
 	inv.page_size = PAGE_SIZE;
 	inv.dumped_at_ns = now_ns(CLOCK_REALTIME);
 	inv.has_shell_job = true;
-	inv.shell_job = opts.shell_job;
-	inv.has_ipc_ns = own_ipc_ns;
-	inv.ipc_ns = own_ipc_ns;
-	return image_write(dirfd, IMG_INVENTORY, 0, &inv.base);
+	inv.shell_job = ctx->opts->shell_job;
+	return image_write(ctx->images_dir_fd, IMG_INVENTORY, 0, &inv.base);
 }
 
 static void remove_image(int dirfd, enum image_type type, pid_t pid)
@@ -155,67 +148,70 @@ static void remove_images(int dirfd, const struct dump_tree *tr)
 	}
 }
 
-int cr_dump(void)
+/* Parents come first in the tree: each process learns its parent (it saves shared pages). */
+static void link_parents(struct dump_tree *tr)
+{
+	for (size_t i = 1; i < tr->nr_tasks; i++)
+		for (size_t e = 0; e < tr->nr_entries; e++)
+			if (tr->entries[e]->pid == (uint32_t)tr->tasks[i].pid)
+				for (size_t k = 0; k < i; k++)
+					if (tr->tasks[k].pid == (pid_t)tr->entries[e]->ppid)
+						tr->tasks[i].parent = &tr->tasks[k];
+}
+
+static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared)
+{
+	int err;
+
+	for (unsigned i = 0; i < tree_objects_len; i++)
+		if (tree_objects[i]->collect && (err = tree_objects[i]->collect(ctx, tr)))
+			return err;
+	link_parents(tr);
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		struct dump_task *t = &tr->tasks[i];
+		t->tree_size = tr->nr_tasks;
+		t->tree = tr->tasks;
+		t->tree_pos = i;
+		if ((err = new_task_images(t)) || (err = collect_task(t)) || (err = write_task_images(t)))
+			return err;
+		*pages += t->nr_pages_written;
+		*shared += t->nr_shared_pages;
+	}
+	for (unsigned i = 0; i < tree_objects_len; i++)
+		if (tree_objects[i]->write && (err = tree_objects[i]->write(ctx, tr)))
+			return err;
+	return write_inventory(ctx, tr);
+}
+
+int cr_dump(struct run_ctx *ctx)
 {
 	struct dump_tree tr = { 0 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
-	int dirfd = opts.images_dir_fd, err;
-	bool own_ipc_ns;
+	pid_t root = ctx->opts->pid;
+	int err;
 
-	if (opts.pid <= 0) {
+	if (root <= 0) {
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
-	if ((err = check_images_dir(dirfd)))
+	if ((err = check_images_dir(ctx)) || (err = run_states_make(ctx, tree_objects, tree_objects_len)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
-	if ((err = pstree_seize(&tr, opts.pid, dirfd)))
+	if ((err = pstree_seize(&tr, root, ctx)))
 		return err;
-	if (fault_injected("after-seize")) {
-		pr_err("dump pid %d: injected failure after-seize", opts.pid);
+	if (run_fault(ctx, "after-seize")) {
+		pr_err("dump pid %d: injected failure after-seize", root);
 		err = -EIO;
 		goto fail;
 	}
-	struct shmem_dump *shmem = shmem_dump_new();
-	struct pipe_dump *pipes = pipe_dump_new();
-	struct ghost_dump *ghosts = ghost_dump_new();
-	struct unix_dump *sockets = unix_dump_new();
-	struct pty_dump *ptys = pty_dump_new();
-	/* first, so that the segments of the tree's own IPC namespace are known to shmem */
-	err = ipc_ns_dump(&tr, shmem, dirfd, &own_ipc_ns);
-	for (size_t i = 1; i < tr.nr_tasks; i++) /* parents come first: they save shared pages */
-		for (size_t e = 0; e < tr.nr_entries; e++)
-			if (tr.entries[e]->pid == (uint32_t)tr.tasks[i].pid)
-				for (size_t k = 0; k < i; k++)
-					if (tr.tasks[k].pid == (pid_t)tr.entries[e]->ppid)
-						tr.tasks[i].parent = &tr.tasks[k];
-	for (size_t i = 0; i < tr.nr_tasks && !err; i++) {
-		tr.tasks[i].shmem = shmem;
-		tr.tasks[i].pipes = pipes;
-		tr.tasks[i].ghosts = ghosts;
-		tr.tasks[i].sockets = sockets;
-		tr.tasks[i].ptys = ptys;
-		tr.tasks[i].tree_size = tr.nr_tasks;
-		tr.tasks[i].tree = tr.tasks;
-		tr.tasks[i].tree_pos = i;
-		new_task_images(&tr.tasks[i]);
-		err = collect_task(&tr.tasks[i]);
-		if (!err)
-			err = write_task_images(&tr.tasks[i]);
-		pages += tr.tasks[i].nr_pages_written;
-		shared += tr.tasks[i].nr_shared_pages;
-	}
-	if (err || (err = shmem_dump_all(shmem, dirfd)) || (err = pipes_dump_all(pipes, dirfd)) ||
-	    (err = ghosts_dump_all(ghosts, dirfd)) || (err = unix_dump_all(sockets, dirfd)) ||
-	    (err = ptys_dump_all(ptys, dirfd)) || (err = mqueues_dump_all(dirfd)) ||
-	    (err = write_inventory(&tr, dirfd, own_ipc_ns)))
+	if ((err = collect_tree(ctx, &tr, &pages, &shared)))
 		goto fail;
-	if (fault_injected("after-images")) {
-		pr_err("dump pid %d: injected failure after-images", opts.pid);
+	if (run_fault(ctx, "after-images")) {
+		pr_err("dump pid %d: injected failure after-images", root);
 		err = -EIO;
 		goto fail;
 	}
-	if (opts.leave_running)
+	if (ctx->opts->leave_running)
 		pstree_release(&tr);
 	else
 		err = pstree_kill(&tr);
@@ -230,8 +226,8 @@ fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++)
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
-	remove_images(dirfd, &tr);
+	remove_images(ctx->images_dir_fd, &tr);
 	pstree_release(&tr);
-	pr_err("dump pid %d failed; the tree was left running", opts.pid);
+	pr_err("dump pid %d failed; the tree was left running", root);
 	return err;
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/msg.h>
 
-#include "ipc-ns.h"
+#include "ipc-objects.h"
 #include "log.h"
 #include "task.h"
 #include "util.h"

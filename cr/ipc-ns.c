@@ -36,10 +36,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ipc-ns.h"
+#include "ipc-objects.h"
 #include "log.h"
 #include "pstree.h"
 #include "shmem.h"
+#include "tree-objects.h"
 #include "util.h"
 
 #define SYSCTL_VALUE_MAX 128
@@ -176,21 +177,6 @@ static void warn_host_users(const struct dump_tree *tr)
 	}
 }
 
-SysvPerm *ipc_perm_save(int id, const struct ipc_perm *ip)
-{
-	SysvPerm *p = xzalloc(sizeof(*p));
-
-	sysv_perm__init(p);
-	p->id = id;
-	p->key = ip->__key;
-	p->mode = ip->mode & 0777;
-	p->uid = ip->uid;
-	p->gid = ip->gid;
-	p->cuid = ip->cuid;
-	p->cgid = ip->cgid;
-	return p;
-}
-
 /* An fd to read segment id by: attached read-only for as long as it takes to open it. */
 static int segment_fd(int id, size_t size)
 {
@@ -303,7 +289,7 @@ static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd,
 }
 
 /* The helper's segments, until it is done; each goes to shmem with its fd. */
-static int recv_segments(int sock, struct shmem_dump *shmem)
+static int recv_segments(int sock, struct run_ctx *ctx)
 {
 	for (;;) {
 		struct seg_report r;
@@ -325,19 +311,23 @@ static int recv_segments(int sock, struct shmem_dump *shmem)
 			return -EIO;
 		}
 		memcpy(&fd, CMSG_DATA(c), sizeof(int));
-		if ((err = shmem_note_sysv(shmem, r.id, fd, &r.ds)))
+		if ((err = shmem_note_sysv(ctx, r.id, fd, &r.ds)))
 			return err;
 	}
 }
 
-int ipc_ns_dump(const struct dump_tree *tr, struct shmem_dump *shmem, int dirfd, bool *own)
+/*
+ * With the tree frozen: every task must be in the root's IPC namespace. If that is not
+ * stasis's own, ipc-ns.img is written and every shm segment of the namespace noted for
+ * shmem; in the host's namespace only a warning names the queues and sets the tree used.
+ */
+static int collect_ipc_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	pid_t root = tr->tasks[0].pid, helper;
 	struct stat self, root_ns, opened;
+	int dirfd = ctx->images_dir_fd;
 	char path[64];
 	int sk[2], status = 0, err;
-
-	*own = false;
 	if (stat("/proc/thread-self/ns/ipc", &self)) {
 		pr_perror("dump: cannot read stasis's own IPC namespace");
 		return -errno;
@@ -370,7 +360,7 @@ int ipc_ns_dump(const struct dump_tree *tr, struct shmem_dump *shmem, int dirfd,
 		close(sk[0]);
 		return -errno;
 	}
-	err = recv_segments(sk[0], shmem);
+	err = recv_segments(sk[0], ctx);
 	close(sk[0]);
 	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
 		;
@@ -381,66 +371,13 @@ int ipc_ns_dump(const struct dump_tree *tr, struct shmem_dump *shmem, int dirfd,
 	}
 	if (err)
 		return err;
-	shmem_sysv_all_noted(shmem);
-	*own = true;
+	shmem_sysv_all_noted(ctx);
+	tr->inv.has_ipc_ns = tr->inv.ipc_ns = true;
 	return 0;
 }
 
 /* ---- restore ---- */
 
-static IpcNs *rst_ns;
-static uid_t self_euid;
-static gid_t self_egid;
-static bool acting_as_creator;
-
-static int write_sysctl(const char *name, const char *value)
-{
-	char path[96];
-	size_t len = strlen(value);
-
-	snprintf(path, sizeof(path), "/proc/sys/%s", name);
-	auto_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, value, len) != (ssize_t)len) {
-		pr_perror("restore: cannot set sysctl %s to '%s'", name, value);
-		return fd < 0 ? -errno : -EINVAL;
-	}
-	return 0;
-}
-
-int ipc_set_next_id(const char *kind, int id)
-{
-	char name[32], value[16];
-
-	snprintf(name, sizeof(name), "kernel/%s_next_id", kind);
-	snprintf(value, sizeof(value), "%d", id);
-	return write_sysctl(name, value);
-}
-
-int ipc_as_creator(uint32_t uid, uint32_t gid)
-{
-	self_euid = geteuid();
-	self_egid = getegid();
-	if (uid == self_euid && gid == self_egid)
-		return 0;
-	/* raw system calls: this thread only (glibc's wrappers would change every thread) */
-	acting_as_creator = true;
-	if (syscall(SYS_setresgid, -1, gid, -1) || syscall(SYS_setresuid, -1, uid, -1)) {
-		int err = -errno;
-		pr_perror("restore: cannot act as uid %u gid %u to make a SysV object", uid, gid);
-		ipc_as_self();
-		return err;
-	}
-	return 0;
-}
-
-void ipc_as_self(void)
-{
-	if (!acting_as_creator)
-		return;
-	acting_as_creator = false;
-	if (syscall(SYS_setresuid, -1, self_euid, -1) || syscall(SYS_setresgid, -1, self_egid, -1))
-		pr_perror("restore: cannot act as uid %u gid %u again", self_euid, self_egid);
-}
 
 /* "N" or "N\tN\tN\tN": fields numbers, into v. */
 static bool parse_sysctl(const char *value, unsigned fields, unsigned long long *v)
@@ -461,17 +398,6 @@ static bool parse_sysctl(const char *value, unsigned fields, unsigned long long 
 		p = end;
 	}
 	return p[strspn(p, " \t")] == 0;
-}
-
-/* p is in range and has an id (and a key, unless IPC_PRIVATE) that none of the n before it has. */
-bool ipc_perm_ok(const SysvPerm *p, const SysvPerm *const *prev, size_t n)
-{
-	if (p->id > INT_MAX || p->mode > 0777)
-		return false;
-	for (size_t j = 0; j < n; j++)
-		if (prev[j]->id == p->id || (p->key && prev[j]->key == p->key))
-			return false;
-	return true;
 }
 
 static int validate(const IpcNs *ns)
@@ -550,89 +476,139 @@ static int raise_limits(const IpcNs *ns)
 		for (unsigned f = 0; f < d->fields; f++)
 			n += snprintf(value + n, sizeof(value) - n, "%s%llu", f ? "\t" : "",
 				      ipc_max(need[f], cur[f]));
-		int err = write_sysctl(d->name, value);
+		int err = ipc_write_sysctl(d->name, value);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
-/* Object p made again (a queue, or a set of nsems), by its creator, with its id and key. */
-int ipc_make_object(const SysvPerm *p, int nsems)
-{
-	const char *what = nsems ? "semaphore set" : "message queue";
-	int flags = IPC_CREAT | IPC_EXCL | p->mode, got, err, saved_errno;
+/* Restore: the tree's IPC namespace (ipc-ns.img) and stasis's own, to go back to. */
+struct ipc_ns_state {
+	IpcNs *ns;
+	int own_ns; /* fd + 1 of stasis's namespace while it is in the tree's (0: not moved) */
+};
 
-	if ((err = ipc_set_next_id(nsems ? "sem" : "msg", p->id)) ||
-	    (err = ipc_as_creator(p->cuid, p->cgid)))
-		return err;
-	got = nsems ? semget(p->key, nsems, flags) : msgget(p->key, flags);
-	saved_errno = errno;
-	ipc_as_self();
-	if (got == (int)p->id)
-		return 0;
-	if (got < 0) {
-		errno = saved_errno;
-		pr_perror("restore: cannot make SysV %s %u (key %#x)", what, p->id, p->key);
-		return -saved_errno;
-	}
-	pr_err("restore: SysV %s %u (key %#x) came back as %d", what, p->id, p->key, got);
-	return -EEXIST;
+static struct ipc_ns_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_ipc_ns);
 }
 
-int ipc_ns_restore_prepare(int dirfd, const Inventory *inv)
+static int validate_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
+	struct ipc_ns_state *st = state_of(ctx);
 	int err;
 
-	if (!inv->ipc_ns) {
-		if (faccessat(dirfd, "ipc-ns.img", F_OK, 0) == 0) {
+	if (!rt->inv->ipc_ns) {
+		if (faccessat(ctx->images_dir_fd, "ipc-ns.img", F_OK, 0) == 0) {
 			pr_err("image ipc-ns.img: present, but inventory.img says the tree shared the host's "
 			       "IPC namespace");
 			return -EINVAL;
 		}
 		return 0;
 	}
-	if ((err = image_read(dirfd, IMG_IPC_NS, 0, (ProtobufCMessage **)&rst_ns)) ||
-	    (err = validate(rst_ns)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_IPC_NS, 0, (ProtobufCMessage **)&st->ns)) ||
+	    (err = validate(st->ns)))
 		return err;
-	/* this thread only; the tree, cloned from it, inherits the namespace */
-	if (unshare(CLONE_NEWIPC)) {
-		pr_perror("restore: cannot make a new IPC namespace");
-		return -errno;
-	}
-	return raise_limits(rst_ns);
+	if (st->ns->n_shm_ids)
+		shmem_require(ctx);
+	return 0;
 }
 
-size_t ipc_ns_shm_count(void)
+/*
+ * The segments checked against shmem.img, then stasis's main thread moves into a new IPC
+ * namespace (the tree, cloned from it, inherits it) with its limits raised as far as the
+ * saved objects need; shmem makes the segments there next.
+ */
+static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	return rst_ns ? rst_ns->n_shm_ids : 0;
-}
+	struct ipc_ns_state *st = state_of(ctx);
+	int own;
 
-int ipc_ns_restore_objects(void)
-{
-	int err;
-
-	if (!rst_ns)
+	(void)rt;
+	if (!st->ns)
 		return 0;
-	for (size_t i = 0; i < rst_ns->n_shm_ids; i++) {
-		if (!shmem_sysv_known(rst_ns->shm_ids[i])) {
+	for (size_t i = 0; i < st->ns->n_shm_ids; i++) {
+		if (!shmem_sysv_known(ctx, st->ns->shm_ids[i])) {
 			pr_err("image shmem.img: does not hold SysV shm segment %u, which ipc-ns.img lists",
-			       rst_ns->shm_ids[i]);
+			       st->ns->shm_ids[i]);
 			return -EINVAL;
 		}
 	}
-	if ((err = ipc_msg_restore_all(rst_ns)) || (err = ipc_sem_restore_all(rst_ns)))
+	own = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+	if (own < 0) {
+		pr_perror("restore: cannot open stasis's own IPC namespace");
+		return -errno;
+	}
+	/* this thread only; the tree, cloned from it, inherits the namespace */
+	if (unshare(CLONE_NEWIPC)) {
+		pr_perror("restore: cannot make a new IPC namespace");
+		close(own);
+		return -errno;
+	}
+	st->own_ns = own + 1;
+	return raise_limits(st->ns);
+}
+
+/* Once the tree holds the namespace (or the restore failed): stasis goes back to its own. */
+static void undo_ipc_ns(struct run_ctx *ctx, bool restored)
+{
+	struct ipc_ns_state *st = state_of(ctx);
+
+	(void)restored;
+	if (!st->own_ns)
+		return;
+	if (setns(st->own_ns - 1, CLONE_NEWIPC))
+		pr_perror("restore: cannot go back to stasis's own IPC namespace");
+	close(st->own_ns - 1);
+	st->own_ns = 0;
+}
+
+/* After shmem made the segments: the queues and sets, then the sysctls as saved. */
+static int prepare_ipc_objects(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	IpcNs *ns = state_of(ctx)->ns;
+	int err;
+
+	(void)rt;
+	if (!ns)
+		return 0;
+	if ((err = ipc_msg_restore_all(ns)) || (err = ipc_sem_restore_all(ns)))
 		return err;
 	pr_info("restore: new IPC namespace with %zu message queues, %zu semaphore sets, %zu shm "
 		"segments",
-		rst_ns->n_msg_queues, rst_ns->n_sem_sets, rst_ns->n_shm_ids);
-	for (size_t i = 0; i < rst_ns->n_sysctls; i++) {
-		const IpcSysctl *s = rst_ns->sysctls[i];
+		ns->n_msg_queues, ns->n_sem_sets, ns->n_shm_ids);
+	for (size_t i = 0; i < ns->n_sysctls; i++) {
+		const IpcSysctl *s = ns->sysctls[i];
 		/* a next id of -1 (none asked for) is the kernel's own state: it cannot be written */
 		if (strstr(s->name, "_next_id") && !strcmp(s->value, "-1"))
 			continue;
-		if ((err = write_sysctl(s->name, s->value)))
+		if ((err = ipc_write_sysctl(s->name, s->value)))
 			return err;
 	}
 	return 0;
 }
+
+static void free_ipc_ns(void *state)
+{
+	struct ipc_ns_state *st = state;
+
+	if (st->ns)
+		image_free(&st->ns->base);
+}
+
+const struct tree_object_ops tree_ipc_ns = {
+	.name = "IPC namespace",
+	.state_size = sizeof(struct ipc_ns_state),
+	.free_state = free_ipc_ns,
+	.collect = collect_ipc_ns,
+	.validate = validate_ipc_ns,
+	.prepare = prepare_ipc_ns,
+	.undo = undo_ipc_ns,
+};
+
+/* Its own entry so that the registry orders it after shmem's segments. */
+const struct tree_object_ops tree_ipc_objects = {
+	.name = "IPC namespace objects",
+	.prepare = prepare_ipc_objects,
+};

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <sys/sem.h>
 
-#include "ipc-ns.h"
+#include "ipc-objects.h"
 #include "log.h"
 #include "task.h"
 #include "util.h"

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,8 +8,11 @@
 
 #include "log.h"
 
+/* The process's log: its sink is set by the face for each run (log_init, log_close). */
 static int current_level = LOG_WARN;
 static FILE *log_file;
+static bool capturing;
+static char captured[512];
 
 int log_init(int level, const char *path)
 {
@@ -36,6 +40,22 @@ int log_level(void)
 	return current_level;
 }
 
+void log_capture_errors(void)
+{
+	capturing = true;
+	captured[0] = 0;
+}
+
+const char *log_captured_error(void)
+{
+	return captured[0] ? captured : NULL;
+}
+
+void log_captured_reset(void)
+{
+	captured[0] = 0;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	int saved_errno = errno;
@@ -52,7 +72,13 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		vfprintf(log_file, fmt, ap);
 		va_end(ap);
 	}
-	if ((int)lvl <= current_level && (!log_file || lvl <= LOG_WARN)) {
+	if (capturing && lvl == LOG_ERR) {
+		errno = saved_errno;
+		va_start(ap, fmt);
+		vsnprintf(captured, sizeof(captured), fmt, ap);
+		va_end(ap);
+		captured[strcspn(captured, "\n")] = 0;
+	} else if ((int)lvl <= current_level && (!log_file || lvl <= LOG_WARN)) {
 		fprintf(stderr, "stasis: %s", prefix[lvl]);
 		errno = saved_errno;
 		va_start(ap, fmt);

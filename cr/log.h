@@ -8,6 +8,13 @@ enum log_level { LOG_ERR = 1, LOG_WARN = 2, LOG_INFO = 3, LOG_DEBUG = 4 };
 int log_init(int level, const char *path);
 void log_close(void);
 int log_level(void);
+/*
+ * In a process that reports its failure through stasis (a new task of a restore): errors go
+ * to the log file only, the last one is kept for the report instead of going to stderr.
+ */
+void log_capture_errors(void);
+const char *log_captured_error(void); /* NULL if none since log_captured_reset() */
+void log_captured_reset(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(fmt, ...) log_msg(LOG_ERR, fmt "\n", ##__VA_ARGS__)

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -92,7 +93,7 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 	e->has_shmem_id = e->has_pgoff = true;
 	e->shmem_id = st.st_ino;
 	e->pgoff = pv->pgoff;
-	return shmem_note(t->shmem, mf, pv->path, st.st_ino, st.st_size);
+	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
 }
 
 /* A SysV shm attach: the segment is saved once (cr/shmem.c), each attach is redone by shmat. */
@@ -116,7 +117,7 @@ static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, Vma
 	e->kind = VMA_KIND__VMA_SYSV_SHM;
 	e->has_shmem_id = true;
 	e->shmem_id = st.st_ino; /* a segment's inode number is its shmid */
-	return shmem_note(t->shmem, mf, pv->path, st.st_ino, st.st_size);
+	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
 }
 
 static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
@@ -147,7 +148,7 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		 (unsigned long)pv->end);
 	int ghost_id = -1;
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
-	    (ghost_id = ghost_note(t->ghosts, mf, path, t->pid)) < 0)
+	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid)) < 0)
 		return ghost_id;
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
@@ -245,7 +246,7 @@ static int dump_mm_fields(struct dump_task *t)
 		return -errno;
 	}
 	/* deleted (a program upgraded under it): its content comes back from ghosts.img */
-	int ghost_id = ghost_path(exe) ? ghost_note(t->ghosts, path, exe, t->pid) : -1;
+	int ghost_id = ghost_path(exe) ? ghost_note(t->ctx, path, exe, t->pid) : -1;
 	if (ghost_path(exe) && ghost_id < 0)
 		return ghost_id;
 	if ((id = add_mapped_file(t, exe, &st, ghost_id)) < 0)
@@ -331,10 +332,25 @@ static int check_mapped_file(pid_t pid, const MappedFile *f)
 		pr_perror("restore pid %d: mapped file %s", pid, f->path);
 		return -errno;
 	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size ||
-	    st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec != f->mtime_ns) {
-		pr_err("restore pid %d: mapped file %s changed since the dump (size %lld, was %llu)",
-		       pid, f->path, (long long)st.st_size, (unsigned long long)f->size);
+	uint64_t mtime = st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("restore pid %d: mapped file %s is no longer a regular file", pid, f->path);
+		return -ESTALE;
+	}
+	if ((uint64_t)st.st_size != f->size) {
+		pr_err("restore pid %d: mapped file %s changed since the dump: its size is %lld bytes, "
+		       "was %llu", pid, f->path, (long long)st.st_size, (unsigned long long)f->size);
+		return -ESTALE;
+	}
+	if (mtime != f->mtime_ns) {
+		char was[40], now[40];
+		time_t a = f->mtime_ns / 1000000000ull, b = st.st_mtim.tv_sec;
+		strftime(was, sizeof(was), "%F %T", gmtime(&a));
+		strftime(now, sizeof(now), "%F %T", gmtime(&b));
+		pr_err("restore pid %d: mapped file %s changed since the dump: modified %s.%09llu UTC, "
+		       "was %s.%09llu UTC (same size, %llu bytes)", pid, f->path, now,
+		       (unsigned long long)st.st_mtim.tv_nsec, was,
+		       (unsigned long long)(f->mtime_ns % 1000000000ull), (unsigned long long)f->size);
 		return -ESTALE;
 	}
 	return 0;
@@ -392,7 +408,7 @@ static int open_mapped_files(struct restore_task *t)
 		int fd = -1;
 		if (mm->files[i]->has_ghost_id) {
 			/* read-only unless written through: the executable must have no writer */
-			fd = ghost_open(mm->files[i]->ghost_id, shared_write ? O_RDWR : O_RDONLY);
+			fd = ghost_open(t->ctx, mm->files[i]->ghost_id, shared_write ? O_RDWR : O_RDONLY);
 			fd = fd < 0 ? fd : restore_move_high(t, fd);
 		} else {
 			if (shared_write)
@@ -416,11 +432,19 @@ static bool vma_has_runs(const Pagemap *pm, const VmaEntry *v)
 	return false;
 }
 
-static void fill_vma_args(struct restore_task *t, const int *shmem_fds)
+static size_t mm_args_size(const struct restore_task *t)
+{
+	return t->mm->n_vmas * sizeof(struct rst_vma);
+}
+
+static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 {
 	struct restorer_args *a = t->args;
-	struct rst_vma *out = (struct rst_vma *)((char *)a + a->vmas_off);
 	Mm *mm = t->mm;
+	struct rst_vma *out = restorer_args_alloc(t, mm->n_vmas * sizeof(*out), &a->vmas_off);
+
+	if (!out)
+		return -ENOMEM;
 
 	a->nr_vmas = 0;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -460,6 +484,7 @@ static void fill_vma_args(struct restore_task *t, const int *shmem_fds)
 		r->advice = v->advice;
 		a->nr_vmas++;
 	}
+	return 0;
 }
 
 static void fill_mm_map(struct restore_task *t)
@@ -507,7 +532,8 @@ static int restore_mm(struct restore_task *t)
 	int err = open_mapped_files(t);
 	if (err || (err = open_shared_objects(t, shmem_fds)))
 		return err;
-	fill_vma_args(t, shmem_fds);
+	if ((err = fill_vma_args(t, shmem_fds)))
+		return err;
 	fill_mm_map(t);
 	return mm_plan_special_moves(t);
 }
@@ -516,5 +542,6 @@ const struct state_ops state_mm = {
 	.name = "memory layout",
 	.dump = dump_mm,
 	.validate = validate_mm,
+	.args_size = mm_args_size,
 	.restore = restore_mm,
 };

@@ -263,7 +263,7 @@ static int dump_pages(struct dump_task *t)
 		err = pages_image_finish(w.fd, t->pid, t->pagemap->nr_pages);
 	close(w.fd);
 	t->nr_pages_written = t->pagemap->nr_pages;
-	if (!err && fault_injected("after-pages")) {
+	if (!err && run_fault(t->ctx, "after-pages")) {
 		pr_err("dump pid %d: injected failure after-pages", t->pid);
 		return -EIO;
 	}
@@ -367,10 +367,18 @@ static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int
 	return fd;
 }
 
+static size_t pages_args_size(const struct restore_task *t)
+{
+	return t->pagemap->n_runs * sizeof(struct rst_run);
+}
+
 static int restore_pages(struct restore_task *t)
 {
 	struct restorer_args *a = t->args;
-	struct rst_run *runs = (struct rst_run *)((char *)a + a->runs_off);
+	struct rst_run *runs = restorer_args_alloc(t, t->pagemap->n_runs * sizeof(*runs), &a->runs_off);
+
+	if (!runs)
+		return -ENOMEM;
 	int cache_pid = -1, cache_fd = -1;
 
 	a->pages_fd = t->pages_fd;
@@ -525,5 +533,6 @@ const struct state_ops state_pages = {
 	.name = "memory pages",
 	.dump = dump_pages,
 	.validate = validate_pages,
+	.args_size = pages_args_size,
 	.restore = restore_pages,
 };

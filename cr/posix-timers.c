@@ -114,11 +114,20 @@ static int validate_posix_timers(struct restore_task *t)
 	return 0;
 }
 
+static size_t posix_timers_args_size(const struct restore_task *t)
+{
+	return t->core->n_posix_timers * sizeof(struct rst_posix_timer);
+}
+
 /* The timers go to the blob, which creates them once every thread exists. */
 static int restore_posix_timers(struct restore_task *t)
 {
 	struct restorer_args *a = t->args;
-	struct rst_posix_timer *out = (struct rst_posix_timer *)((char *)a + a->posix_timers_off);
+	struct rst_posix_timer *out =
+		restorer_args_alloc(t, t->core->n_posix_timers * sizeof(*out), &a->posix_timers_off);
+
+	if (!out)
+		return -ENOMEM;
 
 	a->nr_posix_timers = t->core->n_posix_timers;
 	for (size_t i = 0; i < t->core->n_posix_timers; i++) {
@@ -138,5 +147,6 @@ const struct state_ops state_posix_timers = {
 	.name = "POSIX timers",
 	.dump = dump_posix_timers,
 	.validate = validate_posix_timers,
+	.args_size = posix_timers_args_size,
 	.restore = restore_posix_timers,
 };

@@ -150,6 +150,37 @@ int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val)
 	return -ENOENT;
 }
 
+int proc_nspids(pid_t pid, uint32_t **pids, size_t *n)
+{
+	char path[64];
+	auto_free char *buf = NULL;
+	char *l;
+
+	*pids = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	buf = read_file_at(AT_FDCWD, path, NULL);
+	l = buf ? strstr(buf, "\nNSpid:") : NULL;
+	if (!l) {
+		pr_err("dump pid %d: cannot read NSpid from %s", pid, path);
+		return -ESRCH;
+	}
+	l += strlen("\nNSpid:");
+	for (;;) {
+		char *end;
+		unsigned long v = strtoul(l, &end, 10);
+		if (end == l || *n >= 32)
+			break;
+		uint32_t *more = realloc(*pids, (*n + 1) * sizeof(**pids));
+		if (!more)
+			return -ENOMEM;
+		*pids = more;
+		(*pids)[(*n)++] = v;
+		l = end;
+	}
+	return *n ? 0 : -EINVAL;
+}
+
 static int cmp_int(const void *a, const void *b)
 {
 	return *(const int *)a - *(const int *)b;

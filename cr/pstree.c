@@ -110,7 +110,7 @@ static int became_zombie(struct dump_tree *tr, size_t i)
 	return 1;
 }
 
-static int seize_process(struct dump_tree *tr, TreeEntry *e, int dirfd)
+static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx)
 {
 	struct dump_task *t;
 	int err;
@@ -121,7 +121,8 @@ static int seize_process(struct dump_tree *tr, TreeEntry *e, int dirfd)
 	t = &tr->tasks[tr->nr_tasks];
 	memset(t, 0, sizeof(*t));
 	t->pid = e->pid;
-	t->dirfd = dirfd;
+	t->ctx = ctx;
+	t->dirfd = ctx->images_dir_fd;
 	if ((err = task_seize(t->pid, &t->was_stopped)))
 		return err;
 	tr->nr_tasks++;
@@ -162,13 +163,13 @@ static int add_group_helpers(struct dump_tree *tr)
 	return 0;
 }
 
-int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd)
+int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 {
 	struct proc_stat st;
 	bool found_new = true;
 	int err;
 
-	memset(tr, 0, sizeof(*tr));
+	*tr = (struct dump_tree){ .inv = INVENTORY__INIT };
 	if (proc_read_stat(root, &st)) {
 		pr_err("dump pid %d: no such process", root);
 		return -ESRCH;
@@ -189,7 +190,7 @@ int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd)
 				seized |= tr->tasks[k].pid == (pid_t)e->pid;
 			if (e->zombie || seized)
 				continue;
-			err = seize_process(tr, e, dirfd);
+			err = seize_process(tr, e, ctx);
 			if (err == -ESRCH && i > 0 && (err = became_zombie(tr, i)) > 0) {
 				err = 0;
 				i--; /* entry i is gone: the next one moved into its place */
@@ -243,14 +244,23 @@ int pstree_kill(struct dump_tree *tr)
 
 /* ---- restore ---- */
 
-pid_t clone_with_pid(pid_t pid)
+pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd)
 {
-	pid_t set_tid[1] = { pid };
+	pid_t set_tid[32];
 	struct clone_args ca = {
+		.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
 		.exit_signal = SIGCHLD,
 		.set_tid = (uint64_t)(uintptr_t)set_tid,
-		.set_tid_size = 1,
+		.set_tid_size = levels,
+		.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
 	};
+
+	if (!levels || levels > ARRAY_SIZE(set_tid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (size_t i = 0; i < levels; i++)
+		set_tid[i] = pids[i];
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
@@ -344,7 +354,7 @@ static void release_group(const Inventory *inv, const TreeEntry *helper)
 }
 
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
-			 void (*restore_process)(struct restore_tree *, struct restore_task *))
+			 void (*run_child)(struct restore_tree *, struct restore_task *))
 {
 	Inventory *inv = rt->inv;
 	TreeEntry *me = find_entry(inv->tree, inv->n_tree, self->pid);
@@ -354,7 +364,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	if (me->sid == (uint32_t)self->pid) {
 		if (setsid() < 0)
 			return -errno;
-		if (self->core->has_ctty_pty && (err = pty_take_as_ctty(self->core->ctty_pty)))
+		if (self->core->has_ctty_pty && (err = pty_take_as_ctty(self->ctx, self->core->ctty_pty)))
 			return err;
 	} else if (me->pgid == (uint32_t)self->pid) {
 		if (setpgid(0, 0))
@@ -369,7 +379,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		TreeEntry *e = inv->tree[i];
 		if (e->ppid != (uint32_t)self->pid || e->pid == (uint32_t)self->pid)
 			continue;
-		pid_t child = clone_with_pid(e->pid);
+		pid_t child = clone_with_pid(&e->pid, 1, 0, -1);
 		if (child < 0)
 			return -errno;
 		if (child == 0) {
@@ -377,7 +387,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 				die_like(e);
 			if (e->group_helper)
 				hold_group();
-			restore_process(rt, pstree_task(rt, e->pid));
+			run_child(rt, pstree_task(rt, e->pid));
 		}
 		if (e->zombie) {
 			siginfo_t si;
@@ -396,7 +406,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	if (made_zombies)
 		drain_sigchld();
 	if (me->sid == (uint32_t)self->pid && self->core->has_ctty_pty &&
-	    (err = pty_set_foreground(self->core->ctty_pty)))
+	    (err = pty_set_foreground(self->ctx, self->core->ctty_pty)))
 		return err;
 	return 0;
 }

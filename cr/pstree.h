@@ -9,16 +9,18 @@ struct dump_tree {
 	size_t nr_tasks;
 	TreeEntry **entries;     /* every process, zombies too, parents first */
 	size_t nr_entries;
+	Inventory inv;           /* written last; tree-wide kinds note what the tree has in it */
 };
 
 /* Freezes the tree under root (every process and thread), re-scanning until it is closed. */
-int pstree_seize(struct dump_tree *tr, pid_t root, int dirfd);
+int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx);
 /* Lets every frozen process go on as before. */
 void pstree_release(struct dump_tree *tr);
 /* Kills every frozen process and collects each exit as its tracer. */
 int pstree_kill(struct dump_tree *tr);
 
 struct restore_tree {
+	struct run_ctx *ctx;
 	Inventory *inv;
 	struct restore_task *tasks; /* live processes, in inventory order */
 	size_t nr_tasks;
@@ -32,11 +34,15 @@ struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid);
 int pstree_validate(struct restore_tree *rt);
 /*
  * In a new process of the tree: join its session and group, then create its children with
- * their pids (each runs restore_process) and its zombies.
+ * their pids (each runs run_child) and its zombies.
  */
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
-			 void (*restore_process)(struct restore_tree *, struct restore_task *));
+			 void (*run_child)(struct restore_tree *, struct restore_task *));
 
-pid_t clone_with_pid(pid_t pid);
+/*
+ * A child with pids[i] as its pid at PID-namespace level i (0: the innermost one it will be
+ * in), made with CLONE_* flags, in the cgroup of cgroup_fd (-1: its parent's).
+ */
+pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd);
 
 #endif

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "sched-attrs.h"
 #include "task.h"
 #include "util.h"
 
@@ -84,7 +83,7 @@ static int validate_sched(struct restore_task *t)
 	return 0;
 }
 
-void sched_restore(pid_t tid, const SchedAttrs *s)
+static void sched_set(pid_t tid, const SchedAttrs *s)
 {
 	struct sched_param sp = { .sched_priority = s ? (int)s->priority : 0 };
 
@@ -101,8 +100,18 @@ void sched_restore(pid_t tid, const SchedAttrs *s)
 		pr_warn("restore tid %d: cannot set I/O priority %#x: %m", tid, s->ioprio);
 }
 
+/* By stasis just before the tree resumes: every thread's scheduling. */
+static int finish_sched(struct restore_task *t)
+{
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		sched_set(t->core->threads[i]->tid, t->core->threads[i]->sched);
+	sched_set(t->pid, t->core->sched);
+	return 0;
+}
+
 const struct state_ops state_sched = {
 	.name = "scheduling",
 	.dump = dump_sched,
 	.validate = validate_sched,
+	.finish = finish_sched,
 };

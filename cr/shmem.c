@@ -18,9 +18,11 @@
 #include <sys/shm.h>
 #include <unistd.h>
 
-#include "ipc-ns.h"
+#include "ipc-objects.h"
 #include "log.h"
+#include "pstree.h"
 #include "shmem.h"
+#include "tree-objects.h"
 #include "util.h"
 
 #define SHMEM_PID 0 /* pages-0.img */
@@ -37,15 +39,28 @@ struct shmem_dump_obj {
 	struct shmid_ds ds; /* SysV: key, mode, owner */
 };
 
-struct shmem_dump {
+struct shmem_restore_obj {
+	uint64_t id, size;
+	bool sysv;
+	bool made; /* a SysV segment stasis made (not one that still existed) */
+	int fd;    /* stasis' own fd on the object, inherited by every new process */
+};
+
+/* The run's shared memory objects: those noted during the dump, or those restored. */
+struct shmem_state {
 	struct shmem_dump_obj *objs;
 	size_t n;
 	bool sysv_all_noted; /* the tree's own IPC namespace: every segment is noted already */
+
+	bool required;       /* restore: the IPC namespace needs shmem.img for its segments */
+	ShmemTable *tab;     /* restore: shmem.img, checked */
+	struct shmem_restore_obj *objects;
+	size_t nr_objects;
 };
 
-struct shmem_dump *shmem_dump_new(void)
+static struct shmem_state *state_of(const struct run_ctx *ctx)
 {
-	return xzalloc(sizeof(struct shmem_dump));
+	return run_state(ctx, &tree_shmem);
 }
 
 bool shmem_is_sysv_path(const char *path)
@@ -60,14 +75,20 @@ bool shmem_is_memfd_path(const char *path)
 	return n > p + d && !strncmp(path, MEMFD_PREFIX, p) && !strcmp(path + n - d, DELETED_SUFFIX);
 }
 
-static struct shmem_dump_obj *add_object(struct shmem_dump *sd, uint64_t id, uint64_t size,
+static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, uint64_t size,
 					 const char *read_path)
 {
-	sd->objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
-	if (!sd->objs)
-		abort();
+	struct shmem_dump_obj *objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
+	char *path = strdup(read_path);
+
+	if (!objs || !path) {
+		free(path);
+		pr_err("dump: out of memory noting shared memory %s", read_path);
+		return NULL;
+	}
+	sd->objs = objs;
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
-	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = xstrdup(read_path) };
+	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path };
 	return o;
 }
 
@@ -78,9 +99,11 @@ static void set_sysv(struct shmem_dump_obj *o, const struct shmid_ds *ds)
 	o->size = ds->shm_segsz;
 }
 
-int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, uint64_t ino,
+int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
 	       uint64_t size)
 {
+	struct shmem_state *sd = state_of(ctx);
+
 	for (size_t i = 0; i < sd->n; i++) {
 		if (sd->objs[i].id != ino)
 			continue;
@@ -97,6 +120,8 @@ int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, u
 		return -ENOTSUP;
 	}
 	struct shmem_dump_obj *o = add_object(sd, ino, size, read_path);
+	if (!o)
+		return -ENOMEM;
 	if (shmem_is_memfd_path(link)) {
 		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
@@ -120,8 +145,10 @@ int shmem_note(struct shmem_dump *sd, const char *read_path, const char *link, u
 	return 0;
 }
 
-int shmem_note_sysv(struct shmem_dump *sd, int shmid, int fd, const struct shmid_ds *ds)
+int shmem_note_sysv(struct run_ctx *ctx, int shmid, int fd, const struct shmid_ds *ds)
 {
+	struct shmem_state *sd = state_of(ctx);
+	struct shmem_dump_obj *o;
 	char path[32];
 
 	for (size_t i = 0; i < sd->n; i++) {
@@ -131,13 +158,15 @@ int shmem_note_sysv(struct shmem_dump *sd, int shmid, int fd, const struct shmid
 		}
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	set_sysv(add_object(sd, shmid, ds->shm_segsz, path), ds);
+	if (!(o = add_object(sd, shmid, ds->shm_segsz, path)))
+		return -ENOMEM;
+	set_sysv(o, ds);
 	return 0;
 }
 
-void shmem_sysv_all_noted(struct shmem_dump *sd)
+void shmem_sysv_all_noted(struct run_ctx *ctx)
 {
-	sd->sysv_all_noted = true;
+	state_of(ctx)->sysv_all_noted = true;
 }
 
 static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
@@ -197,8 +226,10 @@ static int dump_object(const struct shmem_dump_obj *so, ShmemObject *o, int out,
 	return 0;
 }
 
-int shmem_dump_all(struct shmem_dump *sd, int dirfd)
+static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 {
+	struct shmem_state *sd = state_of(ctx);
+	int dirfd = ctx->images_dir_fd;
 	ShmemTable tab = SHMEM_TABLE__INIT;
 	uint64_t file_off = PAGES_HEADER_SIZE;
 	auto_free char *buf = NULL;
@@ -240,19 +271,11 @@ int shmem_dump_all(struct shmem_dump *sd, int dirfd)
 	if (!err)
 		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages);
 	close(out);
+	(void)tr;
 	return err ? err : image_write(dirfd, IMG_SHMEM, 0, &tab.base);
 }
 
 /* ---- restore ---- */
-
-struct shmem_restore_obj {
-	uint64_t id, size;
-	bool sysv;
-	int fd; /* stasis' own fd on the object, inherited by every new process */
-};
-
-static struct shmem_restore_obj *objects;
-static size_t nr_objects;
 
 static int validate_table(const ShmemTable *tab)
 {
@@ -294,7 +317,7 @@ static int validate_table(const ShmemTable *tab)
  * The SysV segment with the saved shmid: the one that still exists (same key and size), or a
  * new one made with that id (kernel.shm_next_id). Returns an fd on it for filling.
  */
-static int sysv_segment(const ShmemObject *o)
+static int sysv_segment(const ShmemObject *o, bool *made)
 {
 	struct shmid_ds ds;
 	int id = (int)o->id;
@@ -306,19 +329,21 @@ static int sysv_segment(const ShmemObject *o)
 			return -EEXIST;
 		}
 	} else {
+		struct ipc_self self = { 0 };
 		int err = ipc_set_next_id("shm", id);
 		if (!err && o->has_sysv_cuid && o->has_sysv_cgid)
-			err = ipc_as_creator(o->sysv_cuid, o->sysv_cgid);
+			err = ipc_as_creator(o->sysv_cuid, o->sysv_cgid, &self);
 		if (err)
 			return err;
 		int got = shmget((key_t)o->sysv_key, o->size, IPC_CREAT | IPC_EXCL | o->sysv_mode);
-		ipc_as_self();
+		ipc_as_self(&self);
 		if (got != id) {
 			pr_err("restore: SysV shm segment %d (key %#x) came back as %d", id, o->sysv_key, got);
 			if (got >= 0)
 				shmctl(got, IPC_RMID, NULL);
 			return -EEXIST;
 		}
+		*made = true;
 		ds.shm_perm.uid = o->sysv_uid;
 		ds.shm_perm.gid = o->sysv_gid;
 		ds.shm_perm.mode = o->sysv_mode;
@@ -338,10 +363,10 @@ static int sysv_segment(const ShmemObject *o)
 }
 
 /* A new empty object with the saved identity: a memfd of that name, or shared anonymous. */
-static int create_object(const ShmemObject *o)
+static int create_object(const ShmemObject *o, bool *made)
 {
 	if (o->sysv)
-		return sysv_segment(o);
+		return sysv_segment(o, made);
 	if (o->memfd_name) {
 		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (fd < 0 || ftruncate(fd, o->size)) {
@@ -373,7 +398,7 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 	so->id = o->id;
 	so->size = o->size;
 	so->sysv = o->sysv;
-	so->fd = create_object(o);
+	so->fd = create_object(o, &so->made);
 	if (so->fd < 0)
 		return so->fd;
 	if (!o->n_runs)
@@ -405,54 +430,163 @@ static int seal_object(const struct shmem_restore_obj *so, const ShmemObject *o)
 	return 0;
 }
 
-int shmem_restore_prepare(int dirfd, bool needed)
+static const ShmemObject *table_object(const struct shmem_state *st, uint64_t id)
 {
-	ShmemTable *tab = NULL;
-	int err, pages_fd;
+	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++)
+		if (st->tab->objects[i]->id == id)
+			return st->tab->objects[i];
+	return NULL;
+}
 
+static bool object_fits(const struct shmem_state *st, uint64_t id, uint64_t end_offset)
+{
+	const ShmemObject *o = table_object(st, id);
+	return o && end_offset <= PAGE_ALIGN(o->size);
+}
+
+static bool maps_shmem(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SHMEM_PRIVATE ||
+	       v->kind == VMA_KIND__VMA_SYSV_SHM;
+}
+
+void shmem_require(struct run_ctx *ctx)
+{
+	state_of(ctx)->required = true;
+}
+
+/* shmem.img, if any mapping or fd of the tree (or its IPC namespace) needs it, checked. */
+static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct shmem_state *st = state_of(ctx);
+	bool needed = st->required;
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].mm->n_vmas; k++)
+			needed |= maps_shmem(rt->tasks[i].mm->vmas[k]);
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_SHMEM;
+	}
 	if (!needed)
 		return 0;
-	if ((err = image_read(dirfd, IMG_SHMEM, 0, (ProtobufCMessage **)&tab)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_SHMEM, 0, (ProtobufCMessage **)&st->tab)) ||
+	    (err = validate_table(st->tab)))
 		return err;
-	if ((err = validate_table(tab)) ||
-	    (pages_fd = pages_image_open(dirfd, SHMEM_PID, tab->nr_pages)) < 0) {
-		image_free(&tab->base);
-		return err ? err : -EINVAL;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
+		for (size_t k = 0; k < t->mm->n_vmas; k++) {
+			VmaEntry *v = t->mm->vmas[k];
+			if (maps_shmem(v) && !object_fits(st, v->shmem_id, v->pgoff + v->end - v->start)) {
+				pr_err("image mm-%d.img: mapping %#llx-%#llx refers to a shared object "
+				       "that shmem.img does not hold",
+				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end);
+				return -EINVAL;
+			}
+		}
+		for (size_t k = 0; k < t->fds->n_fds; k++) {
+			FdEntry *e = t->fds->fds[k];
+			if (e->kind == FD_KIND__FD_SHMEM && !object_fits(st, e->shmem_id, 0)) {
+				pr_err("image fds-%d.img: fd %u refers to a memfd that shmem.img does not "
+				       "hold",
+				       t->pid, e->fd);
+				return -EINVAL;
+			}
+		}
 	}
-	objects = xzalloc(tab->n_objects * sizeof(*objects));
-	for (size_t i = 0; i < tab->n_objects && !err; i++, nr_objects++)
-		if (!(err = fill_object(&objects[i], tab->objects[i], pages_fd)))
-			err = seal_object(&objects[i], tab->objects[i]);
+	return 0;
+}
+
+/* Every object created and filled, in stasis; the tree inherits stasis's fds on them. */
+static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct shmem_state *st = state_of(ctx);
+	ShmemTable *tab = st->tab;
+	int err = 0, pages_fd;
+
+	(void)rt;
+	if (!tab)
+		return 0;
+	if ((pages_fd = pages_image_open(ctx->images_dir_fd, SHMEM_PID, tab->nr_pages)) < 0)
+		return pages_fd;
+	st->objects = calloc(tab->n_objects + 1, sizeof(*st->objects));
+	if (!st->objects) {
+		close(pages_fd);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < tab->n_objects && !err; i++) {
+		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd)))
+			err = seal_object(&st->objects[i], tab->objects[i]);
+		if (st->objects[i].fd >= 0)
+			st->nr_objects++;
+	}
 	close(pages_fd);
-	image_free(&tab->base);
 	return err;
 }
 
-bool shmem_object_fits(uint64_t id, uint64_t end_offset)
+static void close_shmem(struct run_ctx *ctx)
 {
-	for (size_t i = 0; i < nr_objects; i++)
-		if (objects[i].id == id)
-			return end_offset <= PAGE_ALIGN(objects[i].size);
-	return false;
+	struct shmem_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_objects; i++)
+		close(st->objects[i].fd);
+	st->nr_objects = 0;
 }
 
-bool shmem_sysv_known(uint64_t shmid)
+/* A failed restore: the SysV segments made for the tree go (the others die with their fds). */
+static void undo_shmem(struct run_ctx *ctx, bool restored)
 {
-	for (size_t i = 0; i < nr_objects; i++)
-		if (objects[i].id == shmid)
-			return objects[i].sysv;
-	return false;
+	struct shmem_state *st = state_of(ctx);
+
+	if (restored)
+		return;
+	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++)
+		if (st->objects && st->objects[i].sysv && st->objects[i].made)
+			shmctl(st->objects[i].id, IPC_RMID, NULL);
+	close_shmem(ctx);
+}
+
+bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid)
+{
+	const ShmemObject *o = table_object(state_of(ctx), shmid);
+	return o && o->sysv;
 }
 
 int shmem_open_object(struct restore_task *t, uint64_t id, int flags)
 {
+	const struct shmem_state *st = state_of(t->ctx);
 	char path[64];
 
-	for (size_t i = 0; i < nr_objects; i++) {
-		if (objects[i].id != id)
+	for (size_t i = 0; i < st->nr_objects; i++) {
+		if (st->objects[i].id != id)
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", objects[i].fd);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", st->objects[i].fd);
 		return restore_open_high(t, path, flags);
 	}
 	return -ENOENT;
 }
+
+static void free_shmem(void *state)
+{
+	struct shmem_state *st = state;
+
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->objs[i].read_path);
+		free(st->objs[i].memfd_name);
+	}
+	free(st->objs);
+	if (st->tab)
+		image_free(&st->tab->base);
+	free(st->objects);
+}
+
+const struct tree_object_ops tree_shmem = {
+	.name = "shared memory",
+	.state_size = sizeof(struct shmem_state),
+	.free_state = free_shmem,
+	.write = write_shmem,
+	.validate = validate_shmem,
+	.prepare = prepare_shmem,
+	.close = close_shmem,
+	.undo = undo_shmem,
+};

@@ -9,6 +9,7 @@
 
 #include "image.h"
 #include "proc.h"
+#include "run.h"
 #include "seize.h"
 
 struct frozen_thread {
@@ -24,6 +25,7 @@ struct saved_page {
 
 struct dump_task {
 	pid_t pid;
+	struct run_ctx *ctx;          /* the run: options, and every tree-wide kind's tables */
 	struct dump_task *parent;     /* in the tree, NULL for the root */
 	struct saved_page *saved;     /* sorted by vaddr */
 	size_t nr_saved, saved_alloc;
@@ -37,11 +39,6 @@ struct dump_task {
 	struct proc_vmas vmas;
 	uint64_t vdso_start, vdso_end;
 	int dirfd;
-	struct shmem_dump *shmem; /* the tree's shared anonymous objects */
-	struct pipe_dump *pipes;  /* the tree's pipes */
-	struct ghost_dump *ghosts; /* the tree's deleted files */
-	struct unix_dump *sockets; /* the tree's unix socket pairs */
-	struct pty_dump *ptys;     /* the tree's ptys */
 	struct dump_task *tree;   /* every process of the tree; those before this one are dumped */
 	size_t tree_pos, tree_size;
 
@@ -55,11 +52,6 @@ struct dump_task {
 };
 
 struct restorer_args;
-struct shmem_dump;
-struct pipe_dump;
-struct ghost_dump;
-struct unix_dump;
-struct pty_dump;
 
 /* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
 struct thread_kstate {
@@ -77,6 +69,7 @@ int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_
 
 struct restore_task {
 	pid_t pid;
+	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */
 	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */
 	size_t tree_size;
@@ -89,6 +82,7 @@ struct restore_task {
 
 	/* In the new task, before the restorer runs. */
 	struct restorer_args *args;
+	size_t args_used, args_len; /* the kinds' arrays after *args (restorer_args_alloc) */
 	int *mapped_file_fds; /* per mm->files[i] */
 	int exe_fd;
 	int next_high_fd;     /* helper fds are placed from here up */
@@ -101,26 +95,34 @@ void *xzalloc(size_t size);
 char *xstrdup(const char *s);
 
 /*
- * One kind of state: how it is dumped from a frozen task, checked before any restore starts,
- * and restored inside the new task before the restorer blob takes over.
+ * One kind of per-task state: how it is dumped from a frozen task, checked before any
+ * restore starts, restored inside the new task before the restorer blob takes over, and
+ * finished by stasis (the tracer) once the blob is done, before the tree is let go.
  */
 struct state_ops {
 	const char *name;
 	int (*dump)(struct dump_task *t);
 	int (*validate)(struct restore_task *t);
+	/* Bytes of the restorer's arguments its restore() takes with restorer_args_alloc(). */
+	size_t (*args_size)(const struct restore_task *t);
 	int (*restore)(struct restore_task *t);
+	int (*finish)(struct restore_task *t);
 };
 
-extern const struct state_ops state_regs, state_signals, state_attrs, state_kernel_task,
+extern const struct state_ops state_namespaces, state_regs, state_signals, state_attrs, state_kernel_task,
 	state_mm, state_pages, state_fds, state_threads, state_posix_timers, state_sched, state_creds;
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];
 extern const unsigned state_table_len;
 
-/* Opens path for the new task and moves the fd above everything the task will use. */
+/* In the new task: opens path, or moves fd, above every fd the task will use (-errno). */
 int restore_open_high(struct restore_task *t, const char *path, int flags);
-/* Moves an existing fd above everything; closes the original. */
 int restore_move_high(struct restore_task *t, int fd);
+/*
+ * In the new task: len bytes of the restorer's arguments (reserved by the kind's args_size),
+ * whose offset from the arguments' start goes to *off for the blob. NULL if over the reserve.
+ */
+void *restorer_args_alloc(struct restore_task *t, size_t len, uint64_t *off);
 
 #endif

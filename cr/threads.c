@@ -182,13 +182,23 @@ size_t threads_signal_count(const TaskCore *c)
 	return n;
 }
 
+static size_t threads_args_size(const struct restore_task *t)
+{
+	return t->core->n_threads * sizeof(struct rst_thread) +
+	       threads_signal_count(t->core) * sizeof(struct rst_thread_signal);
+}
+
 /* In the new task: the blob's table of threads to create. */
 static int restore_threads(struct restore_task *t)
 {
 	struct restorer_args *a = t->args;
-	struct rst_thread *out = (struct rst_thread *)((char *)a + a->threads_off);
-	struct rst_thread_signal *sigs = (struct rst_thread_signal *)((char *)a + a->thread_signals_off);
 	TaskCore *c = t->core;
+	struct rst_thread *out = restorer_args_alloc(t, c->n_threads * sizeof(*out), &a->threads_off);
+	struct rst_thread_signal *sigs = restorer_args_alloc(t, threads_signal_count(c) * sizeof(*sigs),
+							     &a->thread_signals_off);
+
+	if (!out || !sigs)
+		return -ENOMEM;
 
 	a->nr_threads = c->n_threads;
 	a->nr_thread_signals = 0;
@@ -226,5 +236,6 @@ const struct state_ops state_threads = {
 	.name = "threads",
 	.dump = dump_threads,
 	.validate = validate_threads,
+	.args_size = threads_args_size,
 	.restore = restore_threads,
 };

@@ -35,6 +35,7 @@
 #include "commands.h"
 #include "compat/kernel-abi.h"
 #include "log.h"
+#include "options.h"
 #include "util.h"
 
 #define CHILD_TIMEOUT_S 5
@@ -941,17 +942,15 @@ static void check_process_features(struct report *rep)
 	print_line(rep, "capabilities", false, &r);
 }
 
-int cmd_check(int argc, char **argv)
+int cmd_check(const struct stasis_opts *o)
 {
 	struct report rep = { 0 };
 	struct utsname u;
 
-	if (argc > 1) {
-		bool help = !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help");
-		fprintf(help ? stdout : stderr,
-			"usage: stasis check\n"
-			"  Probes which kernel features stasis needs are there, one line each.\n");
-		return help ? 0 : 1;
+	if (o->check_feature) {
+		fprintf(stderr, "stasis: check --feature %s: feature checks by name are not supported yet\n",
+			o->check_feature);
+		return 1;
 	}
 	if (uname(&u) == 0)
 		printf("kernel: %s %s\n", u.release, u.machine);

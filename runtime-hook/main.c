@@ -1,162 +1,163 @@
 /*
- * The command line: criu's verbs and option spellings, so that engines can call this binary
- * as `criu`. Parses into the one options struct and dispatches.
+ * The command line: criu's verbs and options, so that engines and scripts can call this
+ * binary as `criu`. Options come from criu's configuration files first (unless
+ * --no-default-config), then --config, then the command line; they fill one options
+ * struct, the run context is made from it, and the engine gets the context.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "log.h"
-#include "options.h"
+#include "run.h"
 
-struct stasis_opts opts = { .images_dir_fd = -1, .verbosity = LOG_WARN };
-
-enum { OPT_SHELL_JOB = 1000, OPT_LEAVE_RUNNING, OPT_PIDFILE, OPT_FILE_LOCKS, OPT_EXT_UNIX_SK,
-       OPT_INHERIT_FD };
+/* The criu dialect stasis speaks: engines gate features on it. */
+#define CRIU_DIALECT "3.17"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: stasis dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks] [--ext-unix-sk] [-o LOG] [-v N]\n"
-		"       stasis restore -D DIR [-d] [--shell-job] [--pidfile FILE] [--inherit-fd fd[N]:KEY]... [-o LOG] [-v N]\n"
+		"usage: stasis dump -t PID -D DIR [options]\n"
+		"       stasis restore -D DIR [-d] [options]\n"
 		"       stasis show DIR|FILE...\n"
-		"       stasis check\n"
-		"       stasis --version\n");
+		"       stasis check [--feature NAME]\n"
+		"       stasis --version\n"
+		"Options are criu's (criu(8)); e.g. --leave-running, --shell-job, --file-locks,\n"
+		"--ext-unix-sk, --inherit-fd fd[N]:KEY, --pidfile FILE, -o LOG, -v N, -W DIR.\n");
 }
 
-/* --inherit-fd fd[N]:KEY (criu's spelling): the caller's fd N replaces the outside object KEY. */
-static int add_inherit_fd(const char *arg)
+static int open_dir(const char *what, const char *dir)
 {
-	int fd, len = -1;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (sscanf(arg, "fd[%d]:%n", &fd, &len) != 1 || len < 0 || fd < 0 || !arg[len]) {
-		fprintf(stderr, "stasis: --inherit-fd %s: expected fd[N]:KEY, e.g. fd[3]:socket:[12345]\n", arg);
-		return -1;
-	}
-	if (fcntl(fd, F_GETFD) < 0) {
-		fprintf(stderr, "stasis: --inherit-fd %s: fd %d is not open\n", arg, fd);
-		return -1;
-	}
-	opts.inherit_fds = realloc(opts.inherit_fds, (opts.nr_inherit_fds + 1) * sizeof(*opts.inherit_fds));
-	if (!opts.inherit_fds)
-		return -1;
-	opts.inherit_fds[opts.nr_inherit_fds++] = (struct inherit_fd){ fd, arg + len };
-	return 0;
+	if (fd < 0)
+		fprintf(stderr, "stasis: %s %s: %m\n", what, dir);
+	return fd;
 }
 
-static int open_images_dir(void)
-{
-	const char *dir = opts.images_dir ? opts.images_dir : ".";
-
-	opts.images_dir = dir;
-	opts.images_dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (opts.images_dir_fd < 0) {
-		fprintf(stderr, "stasis: images directory %s: %m\n", dir);
-		return -1;
-	}
-	return 0;
-}
-
-static int setup_log(void)
+static int setup_log(const struct stasis_opts *o, int work_dir_fd)
 {
 	char path[4096];
 
-	if (!opts.log_file)
-		return log_init(opts.verbosity, NULL);
-	if (opts.log_file[0] == '/' || !strcmp(opts.log_file, "-"))
-		return log_init(opts.verbosity, opts.log_file);
-	/* Like criu: a relative log file lives in the images (work) directory. */
-	snprintf(path, sizeof(path), "%s/%s", opts.images_dir, opts.log_file);
-	return log_init(opts.verbosity, path);
+	if (!o->log_file)
+		return log_init(o->verbosity, NULL);
+	if (o->log_file[0] == '/' || !strcmp(o->log_file, "-"))
+		return log_init(o->verbosity, o->log_file);
+	/* Like criu: a relative log file lives in the work directory. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", work_dir_fd, o->log_file);
+	return log_init(o->verbosity, path);
+}
+
+/* criu's order: default files, then --config, then the command line (applied again last). */
+static int read_options(struct stasis_opts *o, int argc, char **argv, int *first_word)
+{
+	struct stasis_opts first;
+	const char *env = getenv("CRIU_CONFIG_FILE"), *home = getenv("HOME");
+	char home_conf[4096];
+	int err;
+
+	cli_opts_init(&first);
+	if ((err = cli_parse(&first, argc, argv, first_word)))
+		return err;
+	cli_opts_init(o);
+	if (!first.no_default_config) {
+		if ((err = cli_parse_config(o, "/etc/criu/default.conf", false)))
+			return err;
+		if (home) {
+			snprintf(home_conf, sizeof(home_conf), "%s/.criu/default.conf", home);
+			if ((err = cli_parse_config(o, home_conf, false)))
+				return err;
+		}
+		if (env && (err = cli_parse_config(o, env, true)))
+			return err;
+	}
+	if (first.config_file && (err = cli_parse_config(o, first.config_file, true)))
+		return err;
+	free(first.inherit_fds);
+	return cli_parse(o, argc, argv, first_word);
+}
+
+static int run_verb(const struct stasis_opts *o, const char *verb)
+{
+	const char *images = o->images_dir ? o->images_dir : ".";
+	struct run_ctx ctx;
+	int images_fd, work_fd, ret;
+
+	if ((images_fd = open_dir("images directory", images)) < 0)
+		return 1;
+	work_fd = o->work_dir ? open_dir("work directory", o->work_dir) : dup(images_fd);
+	if (work_fd < 0 || setup_log(o, work_fd)) {
+		close(images_fd);
+		return 1;
+	}
+	run_ctx_init(&ctx, o, images_fd, work_fd);
+	ret = !strcmp(verb, "dump") ? cr_dump(&ctx) : cr_restore(&ctx);
+	run_ctx_fini(&ctx);
+	log_close();
+	close(work_fd);
+	close(images_fd);
+	if (ret < 0)
+		return 1;
+	return ret; /* restore without -d: the restored task's exit code */
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "tree", required_argument, NULL, 't' },
-		{ "images-dir", required_argument, NULL, 'D' },
-		{ "log-file", required_argument, NULL, 'o' },
-		{ "verbosity", optional_argument, NULL, 'v' },
-		{ "shell-job", no_argument, NULL, OPT_SHELL_JOB },
-		{ "leave-running", no_argument, NULL, OPT_LEAVE_RUNNING },
-		{ "restore-detached", no_argument, NULL, 'd' },
-		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
-		{ "file-locks", no_argument, NULL, OPT_FILE_LOCKS },
-		{ "ext-unix-sk", optional_argument, NULL, OPT_EXT_UNIX_SK },
-		{ "inherit-fd", required_argument, NULL, OPT_INHERIT_FD },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	static const char *const not_built[][2] = {
+		{ "pre-dump", "iterative pre-dumps (memory tracking) are not supported yet" },
+		{ "page-server", "the page server is not supported yet" },
+		{ "lazy-pages", "lazy restore is not supported yet" },
+		{ "swrk", "the RPC server (swrk) is not supported yet" },
+		{ "service", "the RPC service is not supported yet" },
+		{ "dedup", "page deduplication of incremental images is not supported yet" },
+		{ "cpuinfo", "cpuinfo images are not supported: stasis checks the xsave layout instead" },
+		{ "exec", "exec is deprecated in criu and not supported" },
 	};
-	const char *cmd;
-	int c, ret;
+	struct stasis_opts opts;
+	const char *verb;
+	int first;
 
-	if (argc >= 2 && (!strcmp(argv[1], "show") || !strcmp(argv[1], "check")))
-		return !strcmp(argv[1], "show") ? cmd_show(argc - 1, argv + 1)
-						: cmd_check(argc - 1, argv + 1);
-
-	while ((c = getopt_long(argc, argv, "t:D:o:v::jRdlx::Vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			opts.pid = atoi(optarg);
-			if (opts.pid <= 0) {
-				fprintf(stderr, "stasis: -t %s: not a pid\n", optarg);
-				return 1;
-			}
-			break;
-		case 'D': opts.images_dir = optarg; break;
-		case 'o': opts.log_file = optarg; break;
-		case 'v':
-			if (!optarg)
-				opts.verbosity++;
-			else if (optarg[0] == 'v') /* -vvv */
-				opts.verbosity += 1 + strspn(optarg, "v");
-			else
-				opts.verbosity = atoi(optarg);
-			break;
-		case 'j':
-		case OPT_SHELL_JOB: opts.shell_job = true; break;
-		case 'R':
-		case OPT_LEAVE_RUNNING: opts.leave_running = true; break;
-		case 'd': opts.restore_detached = true; break;
-		case OPT_PIDFILE: opts.pidfile = optarg; break;
-		case 'l':
-		case OPT_FILE_LOCKS: opts.file_locks = true; break;
-		case 'x':
-		case OPT_EXT_UNIX_SK: opts.ext_unix_sk = true; break;
-		case OPT_INHERIT_FD:
-			if (add_inherit_fd(optarg))
-				return 1;
-			break;
-		case 'V': printf("Version: %s\n", STASIS_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 1;
+	if (argc >= 2 && !strcmp(argv[1], "show"))
+		return cmd_show(argc - 1, argv + 1);
+	if (read_options(&opts, argc, argv, &first))
+		return 1;
+	if (opts.show_version) {
+		printf("Version: %s\nstasis %s, a checkpoint/restore engine speaking criu %s\n",
+		       CRIU_DIALECT, STASIS_VERSION, CRIU_DIALECT);
+		return 0;
+	}
+	if (opts.show_help) {
+		usage(stdout);
+		return 0;
+	}
+	if (first >= argc) {
+		fprintf(stderr, "stasis: no command given (dump, restore, check, show)\n");
+		return 1;
+	}
+	verb = argv[first];
+	opts.fault_inject = getenv("STASIS_FAULT");
+	if (!strcmp(verb, "show"))
+		return cmd_show(argc - first, argv + first);
+	if (!strcmp(verb, "check"))
+		return cmd_check(&opts);
+	for (size_t i = 0; i < sizeof(not_built) / sizeof(not_built[0]); i++) {
+		if (!strcmp(verb, not_built[i][0])) {
+			fprintf(stderr, "stasis: %s: %s\n", verb, not_built[i][1]);
+			return 1;
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
+	if (strcmp(verb, "dump") && strcmp(verb, "restore")) {
+		fprintf(stderr, "stasis: unknown command '%s' (dump, restore, check, show)\n", verb);
 		return 1;
 	}
-	cmd = argv[optind];
-	opts.fault_inject = getenv("STASIS_FAULT");
-	if (!strcmp(cmd, "show") || !strcmp(cmd, "check"))
-		return !strcmp(cmd, "show") ? cmd_show(argc - optind, argv + optind)
-					    : cmd_check(argc - optind, argv + optind);
-	if (strcmp(cmd, "dump") && strcmp(cmd, "restore")) {
-		fprintf(stderr, "stasis: unknown command '%s'\n", cmd);
-		usage(stderr);
+	if (first + 1 < argc) {
+		fprintf(stderr, "stasis: %s: unexpected argument '%s'\n", verb, argv[first + 1]);
 		return 1;
 	}
-	if (open_images_dir() || setup_log())
-		return 1;
-	ret = !strcmp(cmd, "dump") ? cr_dump() : cr_restore();
-	log_close();
-	if (ret < 0)
-		return 1;
-	return ret; /* restore without -d: the restored task's exit code */
+	return run_verb(&opts, verb);
 }

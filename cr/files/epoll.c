@@ -69,17 +69,16 @@ static int open_epoll(struct restore_task *t, const FdEntry *e)
 	return fd < 0 ? -errno : fd;
 }
 
-int epoll_register_targets(const FdTable *tab)
+/* Once every fd has its number: the registrations, by fd number. */
+static int register_targets(const struct restore_task *t, const FdEntry *e)
 {
-	for (size_t i = 0; i < tab->n_fds; i++) {
-		const FdEntry *e = tab->fds[i];
-		if (e->kind != FD_KIND__FD_EPOLL)
-			continue;
-		for (size_t k = 0; k < e->n_targets; k++) {
-			struct epoll_event ev = { .events = e->targets[k]->events,
-						  .data.u64 = e->targets[k]->data };
-			if (epoll_ctl(e->fd, EPOLL_CTL_ADD, e->targets[k]->fd, &ev) && errno != EEXIST)
-				return -errno;
+	for (size_t k = 0; k < e->n_targets; k++) {
+		struct epoll_event ev = { .events = e->targets[k]->events,
+					  .data.u64 = e->targets[k]->data };
+		if (epoll_ctl(e->fd, EPOLL_CTL_ADD, e->targets[k]->fd, &ev) && errno != EEXIST) {
+			pr_perror("restore pid %d fd %u: cannot register fd %u with epoll", t->pid, e->fd,
+				  e->targets[k]->fd);
+			return -errno;
 		}
 	}
 	return 0;
@@ -89,5 +88,6 @@ const struct fd_kind_ops fd_kind_epoll = {
 	.name = "epoll",
 	.dump = dump_epoll,
 	.open = open_epoll,
+	.settle = register_targets,
 	.kind = FD_KIND__FD_EPOLL,
 };

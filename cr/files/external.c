@@ -13,7 +13,6 @@
 
 #include "files.h"
 #include "log.h"
-#include "options.h"
 
 #define SETFL_FLAGS (O_NONBLOCK | O_APPEND)
 
@@ -27,13 +26,14 @@ static mode_t key_type(const char *key)
 	return 0;
 }
 
-int inherit_fd_get(const char *key)
+int inherit_fd_get(const struct run_ctx *ctx, const char *key)
 {
+	const struct stasis_opts *opts = ctx->opts;
 	struct stat st;
 	mode_t type = key_type(key);
 
-	for (size_t i = 0; i < opts.nr_inherit_fds; i++) {
-		const struct inherit_fd *in = &opts.inherit_fds[i];
+	for (size_t i = 0; i < opts->nr_inherit_fds; i++) {
+		const struct inherit_fd *in = &opts->inherit_fds[i];
 		if (strcmp(in->key, key))
 			continue;
 		if (fstat(in->fd, &st)) {
@@ -56,7 +56,7 @@ static int validate_external(const struct restore_task *t, const FdEntry *e)
 		pr_err("image fds-%d.img: fd %u is external without a key", t->pid, e->fd);
 		return -EINVAL;
 	}
-	int fd = inherit_fd_get(e->ext_key);
+	int fd = inherit_fd_get(t->ctx, e->ext_key);
 	if (fd == -ENOENT)
 		pr_err("restore pid %d fd %u: was %s, outside the tree; restore with "
 		       "--inherit-fd fd[N]:%s, N an fd of the caller holding its replacement; nothing "
@@ -67,8 +67,7 @@ static int validate_external(const struct restore_task *t, const FdEntry *e)
 
 static int open_external(struct restore_task *t, const FdEntry *e)
 {
-	int in = inherit_fd_get(e->ext_key), fd, fl;
-	(void)t;
+	int in = inherit_fd_get(t->ctx, e->ext_key), fd, fl;
 
 	if (in < 0)
 		return in;

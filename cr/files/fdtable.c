@@ -22,101 +22,6 @@
 
 #define MAX_FD_NUMBER (1u << 20)
 
-static const struct fd_kind_ops *const fd_kinds[] = {
-	&fd_kind_inherited, /* first: with --shell-job, the caller's stdio ttys and pipes */
-	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
-	&fd_kind_mqueue, /* before regular files too: a queue is a regular file of mqueue fs */
-	&fd_kind_regular,
-	&fd_kind_pipe,
-	&fd_kind_eventfd,
-	&fd_kind_signalfd,
-	&fd_kind_timerfd,
-	&fd_kind_epoll,
-	&fd_kind_netlink, /* before the unix kinds: sockets of another family */
-	&fd_kind_unix_bound, /* before pairs: bound and not connected */
-	&fd_kind_unix, /* claims external peers and connections not accepted yet too */
-	&fd_kind_unix_external,
-	&fd_kind_unix_pending, /* claimed by fd_kind_unix's dump */
-	&fd_kind_external, /* claimed by fd_kind_unix's dump: peers outside the tree */
-	&fd_kind_inotify,
-	&fd_kind_pty_master, /* claims slaves too */
-	&fd_kind_pty_slave,
-	&fd_kind_pidfd,
-	&fd_kind_unix_fresh, /* claimed by fd_kind_unix's dump */
-};
-
-bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
-{
-	const char *p = strstr(info, key);
-	if (!p)
-		return false;
-	p += strlen(key);
-	while (*p == ' ' || *p == '\t')
-		p++;
-	char *end;
-	*val = strtoull(p, &end, base);
-	return end != p;
-}
-
-const struct fd_kind_ops *fd_kind_of(FdKind kind)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(fd_kinds); i++)
-		if (fd_kinds[i]->kind == kind)
-			return fd_kinds[i];
-	return NULL;
-}
-
-/* fdinfo text on one line ("pos: 0; flags: 02; ..."), cut to fit len. */
-static const char *one_line(const char *text, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	for (const char *c = text; *c && n + 4 < len; c++) {
-		if (*c == '\t')
-			continue;
-		if (*c == '\n') {
-			if (c[1]) {
-				buf[n++] = ';';
-				buf[n++] = ' ';
-			}
-			continue;
-		}
-		buf[n++] = *c;
-	}
-	buf[n] = 0;
-	return buf;
-}
-
-static int probe_fd(pid_t pid, int fd, struct fd_probe *p, char **info_out)
-{
-	char path[64], buf[4096];
-	char *info = NULL;
-	char *l;
-	ssize_t n;
-
-	memset(p, 0, sizeof(*p));
-	p->fd = fd;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	n = readlink(path, p->link, sizeof(p->link) - 1);
-	if (n < 0 || stat(path, &p->st)) {
-		pr_perror("dump pid %d fd %d: cannot inspect", pid, fd);
-		return -errno;
-	}
-	p->link[n] = 0;
-	snprintf(buf, sizeof(buf), "/proc/%d/fdinfo/%d", pid, fd);
-	info = read_file_at(AT_FDCWD, buf, NULL);
-	if (!info) {
-		pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
-		return -errno;
-	}
-	if ((l = strstr(info, "pos:")))
-		p->pos = strtoull(l + 4, NULL, 10);
-	if ((l = strstr(info, "flags:")))
-		p->flags = strtoul(l + 6, NULL, 8);
-	p->info = *info_out = info;
-	return 0;
-}
-
 /*
  * Close-on-exec: fdinfo's flags are the file's flags with O_CLOEXEC added for a close-on-exec
  * fd. A message queue keeps the O_CLOEXEC of its mq_open in its own flags (no other kind of
@@ -186,7 +91,7 @@ static int dump_fds(struct dump_task *t)
 		auto_free char *info = NULL;
 
 		fd_entry__init(e);
-		if ((err = probe_fd(t->pid, fds[i], &p, &info)))
+		if ((err = fd_probe(t->pid, fds[i], &p, &info)))
 			return err;
 		e->fd = fds[i];
 		bool cloexec;
@@ -216,7 +121,7 @@ static int dump_fds(struct dump_task *t)
 			return err;
 		}
 		int claimed = 0;
-		for (size_t k = 0; k < ARRAY_SIZE(fd_kinds) && !claimed; k++) {
+		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {
 			if (!fd_kinds[k]->dump)
 				continue; /* restore-only: claimed by a sibling kind's dump */
 			e->kind = fd_kinds[k]->kind; /* the dump may refine it */
@@ -227,7 +132,7 @@ static int dump_fds(struct dump_task *t)
 		if (!claimed) {
 			char what[320];
 			pr_err("dump pid %d fd %d: %s is not supported yet (fdinfo: %s)", t->pid, e->fd, p.link,
-			       one_line(info, what, sizeof(what)));
+			       fdinfo_one_line(info, what, sizeof(what)));
 			return -ENOTSUP;
 		}
 		if ((err = locks_dump_fd(t, &p, e, false)))
@@ -273,48 +178,110 @@ next:;
 	return 0;
 }
 
+static const char *fd_what(const FdEntry *e)
+{
+	const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+
+	if (e->path)
+		return e->path;
+	if (e->ext_key)
+		return e->ext_key;
+	return ops ? ops->name : "file";
+}
+
+/* The open file of entry i, opened by its kind or inherited from stasis (shared files). */
+static int open_entry(struct restore_task *t, const FdEntry *e)
+{
+	/* held by several processes: stasis opened it once, every process inherited it */
+	int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(t->ctx, e->shared_pid, e->shared_fd)
+						  : shared_file_fd(t->ctx, t->pid, e->fd);
+	int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
+		 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
+	int err;
+
+	if (held >= 0 && fd < 0)
+		fd = -errno;
+	if (fd < 0) {
+		if (e->kind == FD_KIND__FD_SHARED)
+			pr_err("restore pid %d fd %u: the file it shares with pid %u fd %u is not open: %s",
+			       t->pid, e->fd, e->shared_pid, e->shared_fd, strerror(-fd));
+		else
+			pr_err("restore pid %d fd %u: cannot open %s (%s): %s", t->pid, e->fd, fd_what(e),
+			       fd_kind_of(e->kind)->name, strerror(-fd));
+		return fd;
+	}
+	if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
+		pr_err("restore pid %d fd %u: cannot set the socket options of %s: %s", t->pid, e->fd,
+		       fd_what(e), strerror(-err));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 /*
  * In the new task: open every file above all numbers in use, drop the engine's own fds below
- * that, then move each file to its number.
+ * that, then move each file to its number, and let the kinds that need every number settle.
  */
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int));
+	auto_free int *tmp = calloc(tab->n_fds + 1, sizeof(int));
 	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
 	int err;
 
+	if (!tmp)
+		return -ENOMEM;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
 		if (e->kind == FD_KIND__FD_DUP)
 			continue;
-		/* held by several processes: stasis opened it once, every process inherited it */
-		int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(e->shared_pid, e->shared_fd)
-							  : shared_file_fd(t->pid, e->fd);
-		int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
-			 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
+		int fd = open_entry(t, e);
 		if (fd < 0)
 			return fd;
-		if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
-			close(fd);
-			return err;
-		}
 		tmp[i] = restore_move_high(t, fd);
-		if (tmp[i] < 0)
+		if (tmp[i] < 0) {
+			pr_err("restore pid %d fd %u: cannot move it above fd %d: %s", t->pid, e->fd,
+			       t->next_high_fd, strerror(-tmp[i]));
 			return tmp[i];
+		}
 	}
-	if (low_end > 0 && syscall(SYS_close_range, 0, low_end - 1, 0))
+	if (low_end > 0 && syscall(SYS_close_range, 0, low_end - 1, 0)) {
+		pr_perror("restore pid %d: cannot close fds below %d", t->pid, low_end);
 		return -errno;
+	}
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
 		int src = e->kind == FD_KIND__FD_DUP ? (int)e->dup_of : tmp[i];
-		if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0)
+		if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
+			pr_perror("restore pid %d fd %u: cannot put %s at its number", t->pid, e->fd,
+				  fd_what(e));
 			return -errno;
+		}
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	err = locks_restore(tab);
-	return err ? err : epoll_register_targets(tab);
+	if ((err = locks_restore(tab)))
+		return err;
+	for (size_t i = 0; i < tab->n_fds; i++) {
+		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);
+		if (ops && ops->settle && (err = ops->settle(t, tab->fds[i])))
+			return err;
+	}
+	return 0;
+}
+
+/* By stasis, the task stopped: the kinds' last word before the tree runs. */
+static int finish_fds(struct restore_task *t)
+{
+	int err;
+
+	for (size_t i = 0; i < t->fds->n_fds; i++) {
+		const struct fd_kind_ops *ops = fd_kind_of(t->fds->fds[i]->kind);
+		if (ops && ops->finish && (err = ops->finish(t, t->fds->fds[i])))
+			return err;
+	}
+	return 0;
 }
 
 const struct state_ops state_fds = {
@@ -322,4 +289,5 @@ const struct state_ops state_fds = {
 	.dump = dump_fds,
 	.validate = validate_fds,
 	.restore = restore_fds,
+	.finish = finish_fds,
 };

@@ -18,20 +18,30 @@
 
 #include "files.h"
 #include "log.h"
+#include "pstree.h"
+#include "tree-objects.h"
 #include "util.h"
 
-#define GHOST_MAX (64u << 20)
+#define GHOST_LIMIT_DEFAULT (64u << 20)
 #define DELETED_SUFFIX " (deleted)"
 
-struct ghost_dump {
-	GhostTable tab;
+/* The run's deleted files: noted by the dump, or recreated by the restore. */
+struct ghost_state {
+	GhostFile **ghosts; /* dump: every ghost noted */
+	size_t n;
+	GhostTable *rst;  /* restore: ghosts.img, checked */
+	int *fds;         /* restore: stasis' own fd on each recreated ghost, inherited by the tree */
+	size_t nr_fds;
 };
 
-struct ghost_dump *ghost_dump_new(void)
+static struct ghost_state *state_of(const struct run_ctx *ctx)
 {
-	struct ghost_dump *gd = xzalloc(sizeof(*gd));
-	ghost_table__init(&gd->tab);
-	return gd;
+	return run_state(ctx, &tree_ghosts);
+}
+
+static uint64_t ghost_limit(const struct run_ctx *ctx)
+{
+	return ctx->opts->ghost_limit ? ctx->opts->ghost_limit : GHOST_LIMIT_DEFAULT;
 }
 
 bool ghost_path(const char *link)
@@ -41,8 +51,9 @@ bool ghost_path(const char *link)
 }
 
 /* The ghost id of the deleted file behind read_path (a /proc path), saving it on first sight. */
-int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, pid_t pid)
+int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid)
 {
+	struct ghost_state *gd = state_of(ctx);
 	struct stat st;
 	auto_close int fd = open(read_path, O_RDONLY | O_CLOEXEC);
 
@@ -50,17 +61,23 @@ int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, p
 		pr_perror("dump pid %d: cannot open deleted file %s", pid, link);
 		return -errno;
 	}
-	for (size_t i = 0; i < gd->tab.n_ghosts; i++)
-		if (gd->tab.ghosts[i]->dev == st.st_dev && gd->tab.ghosts[i]->ino == st.st_ino)
-			return gd->tab.ghosts[i]->id;
-	if (!S_ISREG(st.st_mode) || (!st.st_nlink && st.st_size > GHOST_MAX)) {
-		pr_err("dump pid %d: %s is a deleted file larger than 64 MiB or not regular (not supported yet)",
+	for (size_t i = 0; i < gd->n; i++)
+		if (gd->ghosts[i]->dev == st.st_dev && gd->ghosts[i]->ino == st.st_ino)
+			return gd->ghosts[i]->id;
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("dump pid %d: %s is a deleted file that is not a regular file (not supported yet)",
 		       pid, link);
 		return -ENOTSUP;
 	}
+	if (!st.st_nlink && (uint64_t)st.st_size > ghost_limit(ctx)) {
+		pr_err("dump pid %d: deleted file %s holds %lld bytes, more than the ghost limit of %llu "
+		       "(raise it with --ghost-limit)",
+		       pid, link, (long long)st.st_size, (unsigned long long)ghost_limit(ctx));
+		return -EFBIG;
+	}
 	GhostFile *g = xzalloc(sizeof(*g));
 	ghost_file__init(g);
-	g->id = gd->tab.n_ghosts;
+	g->id = gd->n;
 	g->path = xstrdup(link);
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
 	g->mode = st.st_mode & 07777;
@@ -84,22 +101,26 @@ int ghost_note(struct ghost_dump *gd, const char *read_path, const char *link, p
 		pr_perror("dump pid %d: cannot read deleted file %s", pid, link);
 		return -EIO;
 	}
-	gd->tab.ghosts = realloc(gd->tab.ghosts, (gd->tab.n_ghosts + 1) * sizeof(*gd->tab.ghosts));
-	if (!gd->tab.ghosts)
+	GhostFile **more = realloc(gd->ghosts, (gd->n + 1) * sizeof(*gd->ghosts));
+	if (!more)
 		return -ENOMEM;
-	gd->tab.ghosts[gd->tab.n_ghosts++] = g;
+	gd->ghosts = more;
+	gd->ghosts[gd->n++] = g;
 	return g->id;
 }
 
-int ghosts_dump_all(struct ghost_dump *gd, int dirfd)
+static int write_ghosts(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	return gd->tab.n_ghosts ? image_write(dirfd, IMG_GHOSTS, 0, &gd->tab.base) : 0;
+	struct ghost_state *gd = state_of(ctx);
+	GhostTable tab = GHOST_TABLE__INIT;
+
+	(void)tr;
+	tab.n_ghosts = gd->n;
+	tab.ghosts = gd->ghosts;
+	return gd->n ? image_write(ctx->images_dir_fd, IMG_GHOSTS, 0, &tab.base) : 0;
 }
 
 /* ---- restore ---- */
-
-static int *ghost_fds; /* stasis' own fd on each recreated ghost, inherited by the tree */
-static size_t nr_ghosts;
 
 /*
  * A new name for the ghost at its old path (or beside it if the name is taken), opened: a new
@@ -172,55 +193,119 @@ static int recreate(const GhostFile *g)
 	return err ? err : ro;
 }
 
-int ghosts_restore_prepare(int dirfd, bool needed)
+static bool fd_has_ghost(const FdEntry *e)
 {
-	GhostTable *tab = NULL;
+	return e->has_ghost_id;
+}
+
+/* ghosts.img, if some fd or mapping of the tree is a deleted file, checked with every use. */
+static int validate_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct ghost_state *st = state_of(ctx);
+	bool needed = false;
 	int err;
 
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= fd_has_ghost(rt->tasks[i].fds->fds[k]);
+		for (size_t k = 0; k < rt->tasks[i].mm->n_files; k++)
+			needed |= rt->tasks[i].mm->files[k]->has_ghost_id;
+	}
 	if (!needed)
 		return 0;
-	if ((err = image_read(dirfd, IMG_GHOSTS, 0, (ProtobufCMessage **)&tab)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_GHOSTS, 0, (ProtobufCMessage **)&st->rst)))
 		return err;
-	ghost_fds = xzalloc((tab->n_ghosts + 1) * sizeof(int));
-	for (size_t i = 0; i < tab->n_ghosts; i++) {
-		if (tab->ghosts[i]->id != i || tab->ghosts[i]->path[0] != '/') {
+	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
+		const GhostFile *g = st->rst->ghosts[i];
+		if (g->id != i || !g->path || g->path[0] != '/' || g->has_handle != g->has_handle_type ||
+		    (g->has_handle && g->data.len)) {
 			pr_err("image ghosts.img: entry %zu is invalid", i);
 			return -EINVAL;
 		}
-		if (tab->ghosts[i]->has_handle != tab->ghosts[i]->has_handle_type ||
-		    (tab->ghosts[i]->has_handle && tab->ghosts[i]->data.len)) {
-			pr_err("image ghosts.img: entry %zu is invalid", i);
-			return -EINVAL;
-		}
-		ghost_fds[i] = tab->ghosts[i]->has_handle ? reopen_linked(tab->ghosts[i]) : recreate(tab->ghosts[i]);
-		if (ghost_fds[i] < 0)
-			return ghost_fds[i];
-		nr_ghosts++;
 	}
-	image_free(&tab->base);
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const struct restore_task *t = &rt->tasks[i];
+		for (size_t k = 0; k < t->fds->n_fds; k++)
+			if (fd_has_ghost(t->fds->fds[k]) && t->fds->fds[k]->ghost_id >= st->rst->n_ghosts) {
+				pr_err("image fds-%d.img: fd %u refers to deleted file %u, which ghosts.img "
+				       "does not hold", t->pid, t->fds->fds[k]->fd, t->fds->fds[k]->ghost_id);
+				return -EINVAL;
+			}
+		for (size_t k = 0; k < t->mm->n_files; k++)
+			if (t->mm->files[k]->has_ghost_id && t->mm->files[k]->ghost_id >= st->rst->n_ghosts) {
+				pr_err("image mm-%d.img: mapped file %zu refers to deleted file %u, which "
+				       "ghosts.img does not hold", t->pid, k, t->mm->files[k]->ghost_id);
+				return -EINVAL;
+			}
+	}
 	return 0;
 }
 
-bool ghost_known(uint32_t id)
+static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	return id < nr_ghosts;
+	struct ghost_state *st = state_of(ctx);
+
+	(void)rt;
+	if (!st->rst)
+		return 0;
+	st->fds = calloc(st->rst->n_ghosts + 1, sizeof(int));
+	if (!st->fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
+		const GhostFile *g = st->rst->ghosts[i];
+		int fd = g->has_handle ? reopen_linked(g) : recreate(g);
+		if (fd < 0)
+			return fd;
+		st->fds[st->nr_fds++] = fd;
+	}
+	return 0;
 }
 
 /* A new open file of ghost id, with open(2) flags. */
-int ghost_open(uint32_t id, int flags)
+int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags)
 {
+	const struct ghost_state *st = state_of(ctx);
 	char path[64];
 
-	if (id >= nr_ghosts)
+	if (id >= st->nr_fds)
 		return -ENOENT;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", ghost_fds[id]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->fds[id]);
 	int fd = open(path, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
-void ghosts_close_all(void)
+static void close_ghosts(struct run_ctx *ctx)
 {
-	for (size_t i = 0; i < nr_ghosts; i++)
-		close(ghost_fds[i]);
-	nr_ghosts = 0;
+	struct ghost_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_fds; i++)
+		close(st->fds[i]);
+	st->nr_fds = 0;
 }
+
+static void undo_ghosts(struct run_ctx *ctx, bool restored)
+{
+	(void)restored; /* every ghost is unlinked as soon as it is made: only fds are left */
+	close_ghosts(ctx);
+}
+
+static void free_ghosts(void *state)
+{
+	struct ghost_state *st = state;
+
+	if (st->rst)
+		image_free(&st->rst->base);
+	free(st->fds);
+}
+
+const struct tree_object_ops tree_ghosts = {
+	.name = "deleted files",
+	.state_size = sizeof(struct ghost_state),
+	.free_state = free_ghosts,
+	.write = write_ghosts,
+	.validate = validate_ghosts,
+	.prepare = prepare_ghosts,
+	.close = close_ghosts,
+	.undo = undo_ghosts,
+};
+

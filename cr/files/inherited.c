@@ -12,7 +12,6 @@
 
 #include "files.h"
 #include "log.h"
-#include "options.h"
 
 /*
  * A terminal: tty, console, pty slave; not /dev/ptmx (5:2), a pty master (cr/files/pty.c),
@@ -26,6 +25,20 @@ static bool is_terminal(const struct stat *st)
 					(maj >= 136 && maj <= 143));
 }
 
+/*
+ * The caller's: the same open file as one of the root's stdio fds (a terminal or pipe the
+ * tree was started with; children inherit them). Any other pipe belongs to the tree.
+ */
+static bool from_outside(const struct dump_task *t, int fd)
+{
+	pid_t root = t->tree ? t->tree[0].pid : t->pid;
+
+	for (int std = 0; std <= 2; std++)
+		if (syscall(SYS_kcmp, root, t->pid, KCMP_FILE, std, fd) == 0)
+			return true;
+	return false;
+}
+
 static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode);
@@ -34,7 +47,9 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 		return 0;
 	if (tty && pty_slave_index(&p->st) >= 0 && pty_owned_by_tree(t, pty_slave_index(&p->st)))
 		return 0; /* a pty of the tree's own (cr/files/pty.c) */
-	if (!opts.shell_job) {
+	if (pipe && !from_outside(t, p->fd))
+		return 0; /* a pipe of the tree's own: saved as a pipe (cr/files/pipe.c) */
+	if (!t->ctx->opts->shell_job) {
 		if (pipe)
 			return 0; /* saved as a pipe (cr/files/pipe.c) */
 		pr_err("dump pid %d fd %d: %s is a terminal from outside the tree (pass --shell-job "
@@ -55,11 +70,23 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 	return -ENOTSUP;
 }
 
+static int validate_inherited(const struct restore_task *t, const FdEntry *e)
+{
+	if (!t->ctx->opts->shell_job) {
+		pr_err("restore pid %d fd %u: was the caller's %s; restore with --shell-job", t->pid,
+		       e->fd, e->path ? e->path : "stdio");
+		return -EINVAL;
+	}
+	if (!e->has_inherit_from || e->inherit_from > 2) {
+		pr_err("image fds-%d.img: fd %u is inherited from no stdio fd", t->pid, e->fd);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int open_inherited(struct restore_task *t, const FdEntry *e)
 {
 	(void)t;
-	if (!opts.shell_job)
-		return -ENOTTY; /* the caller reports: restore needs --shell-job */
 	int fd = fcntl(e->inherit_from, F_DUPFD_CLOEXEC, 0);
 	return fd < 0 ? -errno : fd;
 }
@@ -67,6 +94,7 @@ static int open_inherited(struct restore_task *t, const FdEntry *e)
 const struct fd_kind_ops fd_kind_inherited = {
 	.name = "inherited stdio",
 	.dump = dump_inherited,
+	.validate = validate_inherited,
 	.open = open_inherited,
 	.kind = FD_KIND__FD_INHERITED,
 };

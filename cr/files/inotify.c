@@ -122,24 +122,20 @@ static int open_inotify(struct restore_task *t, const FdEntry *e)
  * Once every process of the tree is restored and waits for the tracer: the events the restore
  * caused are read out of each inotify fd of pid, so the program finds the queue as it was.
  */
-int inotify_drop_restore_events(pid_t pid, const FdTable *tab)
+static int drop_restore_events(const struct restore_task *t, const FdEntry *e)
 {
-	for (size_t i = 0; i < tab->n_fds; i++) {
-		const FdEntry *e = tab->fds[i];
-		if (e->kind != FD_KIND__FD_INOTIFY)
-			continue;
-		auto_close int copy = task_fd_copy(pid, e->fd);
-		char buf[4096] __attribute__((aligned(8)));
-		int bytes;
+	auto_close int copy = task_fd_copy(t->pid, e->fd);
+	char buf[4096] __attribute__((aligned(8)));
+	int bytes;
 
-		if (copy < 0) {
-			pr_err("restore pid %d fd %d: cannot reach the inotify fd: %s", pid, e->fd, strerror(-copy));
-			return copy;
-		}
-		while (!ioctl(copy, FIONREAD, &bytes) && bytes > 0)
-			if (read(copy, buf, sizeof(buf)) <= 0) /* whole events: never blocks while bytes > 0 */
-				break;
+	if (copy < 0) {
+		pr_err("restore pid %d fd %d: cannot reach the inotify fd: %s", t->pid, e->fd,
+		       strerror(-copy));
+		return copy;
 	}
+	while (!ioctl(copy, FIONREAD, &bytes) && bytes > 0)
+		if (read(copy, buf, sizeof(buf)) <= 0) /* whole events: never blocks while bytes > 0 */
+			break;
 	return 0;
 }
 
@@ -147,5 +143,6 @@ const struct fd_kind_ops fd_kind_inotify = {
 	.name = "inotify",
 	.dump = dump_inotify,
 	.open = open_inotify,
+	.finish = drop_restore_events,
 	.kind = FD_KIND__FD_INOTIFY,
 };

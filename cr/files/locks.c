@@ -58,7 +58,7 @@ int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, boo
 		/* POSIX locks are the process's: this file may show another process's too */
 		if (l->kind == LOCK_KIND__LOCK_POSIX ? owner != t->pid : shared)
 			continue;
-		if (!opts.file_locks) {
+		if (!t->ctx->opts->file_locks) {
 			pr_err("dump pid %d fd %d: holds a file lock on %s (pass --file-locks)", t->pid,
 			       p->fd, p->link);
 			return -ENOTSUP;

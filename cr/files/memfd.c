@@ -26,7 +26,7 @@ static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->flags = p->flags;
 	e->pos = p->pos;
 	e->path = xstrdup(p->link);
-	int err = shmem_note(t->shmem, path, p->link, p->st.st_ino, p->st.st_size);
+	int err = shmem_note(t->ctx, path, p->link, p->st.st_ino, p->st.st_size);
 	return err ? err : 1;
 }
 

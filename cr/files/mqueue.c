@@ -22,14 +22,32 @@
 
 #include "files.h"
 #include "log.h"
+#include "pstree.h"
+#include "tree-objects.h"
 #include "util.h"
 
 #define DELETED_SUFFIX " (deleted)"
 #define MQ_PRIO_LIMIT 32768
 #define KERNEL_O_LARGEFILE 0100000 /* glibc's O_LARGEFILE is 0 on x86_64 */
 
-static MqueueTable dumped = MQUEUE_TABLE__INIT;
-static ino_t *dumped_inodes; /* st_ino per dumped queue (one mqueue filesystem per ipc ns) */
+#define QUEUE_NAME_MAX 64
+
+/* The run's message queues (tree_mqueues): saved by the dump, or made again by the restore. */
+struct mqueue_state {
+	Mqueue **queues;      /* dump: each queue once */
+	ino_t *inodes;        /* dump: st_ino per queue (one mqueue filesystem per ipc ns) */
+	size_t n;
+
+	MqueueTable *table;   /* restore: mqueues.img, checked */
+	int *fds;             /* restore: stasis's fd on each queue, inherited by the tree */
+	bool *made;           /* restore: the queue did not exist: stasis made it */
+	char (*names)[QUEUE_NAME_MAX]; /* restore: the name each queue is open under */
+};
+
+static struct mqueue_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_mqueues);
+}
 
 /* Takes every message out of q (stasis's own non-blocking description) and sends it back. */
 static int read_messages(int q, Mqueue *m, const char *what)
@@ -65,15 +83,16 @@ static int read_messages(int q, Mqueue *m, const char *what)
 }
 
 /* The id of the queue open at /proc/PID/fd/FD in mqueues.img, saving it on first sight. */
-static int note_queue(const char *proc_path, const char *link, const struct stat *st, pid_t pid, int fd)
+static int note_queue(struct mqueue_state *dumped, const char *proc_path, const char *link,
+		      const struct stat *st, pid_t pid, int fd)
 {
 	struct mq_attr attr;
 	char status[128] = "";
 	unsigned notify_pid = 0;
 
-	for (size_t i = 0; i < dumped.n_queues; i++)
-		if (dumped_inodes[i] == st->st_ino)
-			return dumped.queues[i]->id;
+	for (size_t i = 0; i < dumped->n; i++)
+		if (dumped->inodes[i] == st->st_ino)
+			return dumped->queues[i]->id;
 	auto_close int q = open(proc_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (q < 0 || mq_getattr(q, &attr) || read(q, status, sizeof(status) - 1) < 0) {
 		pr_perror("dump pid %d fd %d: cannot read message queue %s", pid, fd, link);
@@ -81,7 +100,7 @@ static int note_queue(const char *proc_path, const char *link, const struct stat
 	}
 	Mqueue *m = xzalloc(sizeof(*m));
 	mqueue__init(m);
-	m->id = dumped.n_queues;
+	m->id = dumped->n;
 	m->name = xstrdup(link);
 	m->deleted = ends_with(link, DELETED_SUFFIX);
 	if (m->deleted)
@@ -104,12 +123,18 @@ static int note_queue(const char *proc_path, const char *link, const struct stat
 			return err;
 		m->messages_saved = true;
 	}
-	dumped.queues = realloc(dumped.queues, (dumped.n_queues + 1) * sizeof(*dumped.queues));
-	dumped_inodes = realloc(dumped_inodes, (dumped.n_queues + 1) * sizeof(*dumped_inodes));
-	if (!dumped.queues || !dumped_inodes)
-		abort();
-	dumped_inodes[dumped.n_queues] = st->st_ino;
-	dumped.queues[dumped.n_queues++] = m;
+	Mqueue **queues = realloc(dumped->queues, (dumped->n + 1) * sizeof(*dumped->queues));
+	if (queues)
+		dumped->queues = queues;
+	ino_t *inodes = realloc(dumped->inodes, (dumped->n + 1) * sizeof(*dumped->inodes));
+	if (inodes)
+		dumped->inodes = inodes;
+	if (!queues || !inodes) {
+		pr_err("dump pid %d fd %d: out of memory saving message queue %s", pid, fd, link);
+		return -ENOMEM;
+	}
+	dumped->inodes[dumped->n] = st->st_ino;
+	dumped->queues[dumped->n++] = m;
 	return m->id;
 }
 
@@ -121,7 +146,7 @@ static int dump_mqueue(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 	if (statfs(path, &sf) || sf.f_type != MQUEUE_MAGIC)
 		return 0;
-	int id = note_queue(path, p->link, &p->st, t->pid, p->fd);
+	int id = note_queue(state_of(t->ctx), path, p->link, &p->st, t->pid, p->fd);
 	if (id < 0)
 		return id;
 	e->has_flags = e->has_mqueue_id = true;
@@ -130,21 +155,23 @@ static int dump_mqueue(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	return 1;
 }
 
-int mqueues_dump_all(int dirfd)
+static int write_mqueues(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	return dumped.n_queues ? image_write(dirfd, IMG_MQUEUES, 0, &dumped.base) : 0;
+	struct mqueue_state *st = state_of(ctx);
+	MqueueTable tab = MQUEUE_TABLE__INIT;
+
+	(void)tr;
+	tab.n_queues = st->n;
+	tab.queues = st->queues;
+	return st->n ? image_write(ctx->images_dir_fd, IMG_MQUEUES, 0, &tab.base) : 0;
 }
 
 /* ---- restore ---- */
 
-static MqueueTable *table;
-static int *queue_fds;       /* stasis's fd on each queue, inherited by the tree */
-static char (*queue_names)[64]; /* the name each queue is open under during the restore */
-
 static bool valid_queue(const Mqueue *m, size_t i)
 {
 	size_t len = strlen(m->name);
-	bool ok = m->id == i && m->name[0] == '/' && len > 1 && len < sizeof(*queue_names) &&
+	bool ok = m->id == i && m->name[0] == '/' && len > 1 && len < QUEUE_NAME_MAX &&
 		  !strchr(m->name + 1, '/') && m->maxmsg && m->maxmsg <= INT_MAX && m->msgsize &&
 		  m->msgsize <= INT_MAX && m->n_messages <= m->maxmsg && !(m->mode & ~0777u);
 	for (size_t k = 0; ok && k < m->n_messages; k++)
@@ -179,12 +206,11 @@ static int create_queue(const Mqueue *m, const char *name)
  * unlinked queue is made under its old name (or a temporary one if that is taken) until
  * every process has opened it (mqueues_unlink_restored).
  */
-static int prepare_queue(const Mqueue *m, size_t i)
+static int prepare_queue(const Mqueue *m, size_t i, char *name, bool *made)
 {
-	char *name = queue_names[i];
 	int q;
 
-	snprintf(name, sizeof(*queue_names), "%s", m->name);
+	snprintf(name, QUEUE_NAME_MAX, "%s", m->name);
 	if (!m->deleted && (q = mq_open(name, O_RDWR | O_CLOEXEC)) >= 0)
 		return q;
 	if (!m->deleted && errno != ENOENT) {
@@ -193,9 +219,10 @@ static int prepare_queue(const Mqueue *m, size_t i)
 	}
 	q = create_queue(m, name);
 	for (int attempt = 0; m->deleted && q == -EEXIST && attempt < 100; attempt++) {
-		snprintf(name, sizeof(*queue_names), "/stasis-mq-%d-%zu-%d", getpid(), i, attempt);
+		snprintf(name, QUEUE_NAME_MAX, "/stasis-mq-%d-%zu-%d", getpid(), i, attempt);
 		q = create_queue(m, name);
 	}
+	*made = q >= 0;
 	if (q < 0)
 		pr_err("restore: cannot make message queue %s again: %s", m->name, strerror(-q));
 	else if (!m->deleted && !m->messages_saved)
@@ -204,32 +231,59 @@ static int prepare_queue(const Mqueue *m, size_t i)
 	return q;
 }
 
-int mqueues_restore_prepare(int dirfd, bool needed)
+/* mqueues.img, if some fd of the tree is a message queue, checked with every such fd. */
+static int validate_mqueues(struct run_ctx *ctx, struct restore_tree *rt)
 {
+	struct mqueue_state *st = state_of(ctx);
+	bool needed = false;
 	int err;
 
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_MQUEUE;
 	if (!needed)
 		return 0;
-	if ((err = image_read(dirfd, IMG_MQUEUES, 0, (ProtobufCMessage **)&table)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_MQUEUES, 0, (ProtobufCMessage **)&st->table)))
 		return err;
-	queue_fds = xzalloc((table->n_queues + 1) * sizeof(*queue_fds));
-	queue_names = xzalloc((table->n_queues + 1) * sizeof(*queue_names));
-	for (size_t i = 0; i < table->n_queues; i++) {
-		queue_fds[i] = -1;
-		if (!valid_queue(table->queues[i], i)) {
+	for (size_t i = 0; i < st->table->n_queues; i++) {
+		if (!valid_queue(st->table->queues[i], i)) {
 			pr_err("image mqueues.img: queue %zu is invalid", i);
 			return -EINVAL;
 		}
 	}
-	for (size_t i = 0; i < table->n_queues; i++)
-		if ((queue_fds[i] = prepare_queue(table->queues[i], i)) < 0)
-			return queue_fds[i];
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (e->kind == FD_KIND__FD_MQUEUE &&
+			    (!e->has_mqueue_id || e->mqueue_id >= st->table->n_queues)) {
+				pr_err("image fds-%d.img: fd %u is a message queue that mqueues.img does not "
+				       "hold", rt->tasks[i].pid, e->fd);
+				return -EINVAL;
+			}
+		}
+	}
 	return 0;
 }
 
-bool mqueue_known(uint32_t id)
+static int prepare_mqueues(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	return table && id < table->n_queues;
+	struct mqueue_state *st = state_of(ctx);
+	size_t n = st->table ? st->table->n_queues : 0;
+
+	(void)rt;
+	if (!st->table)
+		return 0;
+	st->fds = calloc(n + 1, sizeof(*st->fds));
+	st->made = calloc(n + 1, sizeof(*st->made));
+	st->names = calloc(n + 1, sizeof(*st->names));
+	if (!st->fds || !st->made || !st->names)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		st->fds[i] = -1;
+	for (size_t i = 0; i < n; i++)
+		if ((st->fds[i] = prepare_queue(st->table->queues[i], i, st->names[i], &st->made[i])) < 0)
+			return st->fds[i];
+	return 0;
 }
 
 /*
@@ -238,34 +292,72 @@ bool mqueue_known(uint32_t id)
  */
 static int open_mqueue(struct restore_task *t, const FdEntry *e)
 {
+	const struct mqueue_state *st = state_of(t->ctx);
 	int flags = e->flags & (O_ACCMODE | O_NONBLOCK), q;
-	(void)t;
 
-	if (!e->has_mqueue_id || !mqueue_known(e->mqueue_id))
+	if (!e->has_mqueue_id || !st->table || e->mqueue_id >= st->table->n_queues)
 		return -EINVAL;
 	if (e->flags & KERNEL_O_LARGEFILE) {
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", queue_fds[e->mqueue_id]);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", st->fds[e->mqueue_id]);
 		q = open(path, flags | O_CLOEXEC);
 	} else
-		q = mq_open(queue_names[e->mqueue_id], flags | (e->flags & O_CLOEXEC));
+		q = mq_open(st->names[e->mqueue_id], flags | (e->flags & O_CLOEXEC));
 	return q < 0 ? -errno : q;
 }
 
-void mqueues_close_all(void)
+static void close_mqueues(struct run_ctx *ctx)
 {
-	for (size_t i = 0; table && i < table->n_queues; i++)
-		if (queue_fds[i] >= 0)
-			close(queue_fds[i]);
+	struct mqueue_state *st = state_of(ctx);
+
+	for (size_t i = 0; st->fds && i < st->table->n_queues; i++) {
+		if (st->fds[i] >= 0)
+			close(st->fds[i]);
+		st->fds[i] = -1;
+	}
 }
 
-/* Once every process has its fds: the queues that were unlinked are unlinked again. */
-void mqueues_unlink_restored(void)
+/*
+ * Once every process has its fds, the queues that were unlinked are unlinked again; after a
+ * failure, every queue stasis made goes too.
+ */
+static void undo_mqueues(struct run_ctx *ctx, bool restored)
 {
-	for (size_t i = 0; table && i < table->n_queues; i++)
-		if (table->queues[i]->deleted && queue_fds[i] >= 0)
-			mq_unlink(queue_names[i]);
+	struct mqueue_state *st = state_of(ctx);
+
+	for (size_t i = 0; st->names && i < st->table->n_queues; i++) {
+		if (st->made[i] && (st->table->queues[i]->deleted || !restored))
+			mq_unlink(st->names[i]);
+		st->made[i] = false;
+	}
+	close_mqueues(ctx);
+	free(st->fds);
+	st->fds = NULL;
 }
+
+static void free_mqueues(void *state)
+{
+	struct mqueue_state *st = state;
+
+	free(st->queues);
+	free(st->inodes);
+	if (st->table)
+		image_free(&st->table->base);
+	free(st->fds);
+	free(st->made);
+	free(st->names);
+}
+
+const struct tree_object_ops tree_mqueues = {
+	.name = "POSIX message queues",
+	.state_size = sizeof(struct mqueue_state),
+	.free_state = free_mqueues,
+	.write = write_mqueues,
+	.validate = validate_mqueues,
+	.prepare = prepare_mqueues,
+	.close = close_mqueues,
+	.undo = undo_mqueues,
+};
 
 const struct fd_kind_ops fd_kind_mqueue = {
 	.name = "POSIX message queue",

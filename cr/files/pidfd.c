@@ -16,6 +16,8 @@
 
 #include "files.h"
 #include "log.h"
+#include "pstree.h"
+#include "tree-objects.h"
 #include "util.h"
 
 #define PIDFD_THREAD O_EXCL /* a pidfd of one thread (6.9+) */
@@ -71,32 +73,64 @@ static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 /* ---- restore ---- */
 
-static int reaped_pidfd = -1; /* a pidfd of a process that exited and was reaped */
+/* The run's pidfd of a process that exited and was reaped (made if some fd needs one). */
+struct pidfd_state {
+	int reaped; /* the fd + 1 (0: none) */
+};
 
-int pidfds_restore_prepare(bool needed)
+static struct pidfd_state *state_of(const struct run_ctx *ctx)
 {
+	return run_state(ctx, &tree_pidfds);
+}
+
+static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	bool needed = false;
+	int fd;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIDFD &&
+				  !rt->tasks[i].fds->fds[k]->pidfd_pid;
 	if (!needed)
 		return 0;
 	fflush(NULL);
 	pid_t child = fork();
 	if (child == 0)
 		_exit(0);
-	if (child < 0 || (reaped_pidfd = syscall(SYS_pidfd_open, child, 0)) < 0) {
+	if (child < 0 || (fd = syscall(SYS_pidfd_open, child, 0)) < 0) {
 		pr_perror("restore: cannot make a pidfd of a reaped process");
 		return -errno;
 	}
-	fcntl(reaped_pidfd, F_SETFD, FD_CLOEXEC);
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	state_of(ctx)->reaped = fd + 1;
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
 		;
 	return 0;
 }
 
-void pidfds_close_all(void)
+static void close_pidfds(struct run_ctx *ctx)
 {
-	if (reaped_pidfd >= 0)
-		close(reaped_pidfd);
-	reaped_pidfd = -1;
+	struct pidfd_state *st = state_of(ctx);
+
+	if (st->reaped)
+		close(st->reaped - 1);
+	st->reaped = 0;
 }
+
+static void undo_pidfds(struct run_ctx *ctx, bool restored)
+{
+	(void)restored;
+	close_pidfds(ctx);
+}
+
+const struct tree_object_ops tree_pidfds = {
+	.name = "pidfds of reaped processes",
+	.state_size = sizeof(struct pidfd_state),
+	.prepare = prepare_pidfds,
+	.close = close_pidfds,
+	.undo = undo_pidfds,
+};
 
 static int open_pidfd(struct restore_task *t, const FdEntry *e)
 {
@@ -105,7 +139,8 @@ static int open_pidfd(struct restore_task *t, const FdEntry *e)
 	if (!e->has_pidfd_pid || e->pidfd_pid > INT32_MAX)
 		return -EINVAL;
 	if (!e->pidfd_pid) {
-		fd = reaped_pidfd < 0 ? -1 : fcntl(reaped_pidfd, F_DUPFD_CLOEXEC, 0);
+		int reaped = state_of(t->ctx)->reaped - 1;
+		fd = reaped < 0 ? -1 : fcntl(reaped, F_DUPFD_CLOEXEC, 0);
 		if (fd < 0)
 			return -EBADF;
 	}

@@ -17,16 +17,28 @@
 
 #include "files.h"
 #include "log.h"
+#include "pstree.h"
+#include "tree-objects.h"
 #include "util.h"
 
-struct pipe_dump {
-	PipeObject **pipes;
-	size_t n;
+struct restored_pipe {
+	uint64_t id;
+	int ends[2];     /* stasis' own, inherited by every new process; a FIFO: one O_RDWR */
+	char *fifo_path; /* a named pipe: each fd is opened by path (by stasis, see open_in_stasis) */
 };
 
-struct pipe_dump *pipe_dump_new(void)
+/* The run's pipes: saved by the dump, or made again by the restore. */
+struct pipe_state {
+	PipeObject **pipes; /* dump */
+	size_t n;
+	PipeTable *tab;     /* restore: pipes.img, checked */
+	struct restored_pipe *made;
+	size_t nr_made;
+};
+
+static struct pipe_state *state_of(const struct run_ctx *ctx)
 {
-	return xzalloc(sizeof(struct pipe_dump));
+	return run_state(ctx, &tree_pipes);
 }
 
 /* Capacity and unread data of the pipe behind /proc/PID/fd/N, without consuming the data. */
@@ -73,7 +85,7 @@ out:
 
 static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
-	struct pipe_dump *pd = t->pipes;
+	struct pipe_state *pd = state_of(t->ctx);
 	bool fifo = p->link[0] == '/';
 
 	if (!S_ISFIFO(p->st.st_mode) || (!fifo && strncmp(p->link, "pipe:[", 6)))
@@ -98,116 +110,189 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	int err = read_pipe(t->pid, p->fd, o);
 	if (err)
 		return err;
-	pd->pipes = realloc(pd->pipes, (pd->n + 1) * sizeof(*pd->pipes));
-	if (!pd->pipes)
+	PipeObject **more = realloc(pd->pipes, (pd->n + 1) * sizeof(*pd->pipes));
+	if (!more)
 		return -ENOMEM;
+	pd->pipes = more;
 	pd->pipes[pd->n++] = o;
 	return 1;
 }
 
-int pipes_dump_all(struct pipe_dump *pd, int dirfd)
+static int write_pipes(struct run_ctx *ctx, struct dump_tree *tr)
 {
+	struct pipe_state *pd = state_of(ctx);
 	PipeTable tab = PIPE_TABLE__INIT;
 
+	(void)tr;
 	if (!pd->n)
 		return 0;
 	tab.n_pipes = pd->n;
 	tab.pipes = pd->pipes;
-	return image_write(dirfd, IMG_PIPES, 0, &tab.base);
+	return image_write(ctx->images_dir_fd, IMG_PIPES, 0, &tab.base);
 }
 
 /* ---- restore ---- */
 
-struct restored_pipe {
-	uint64_t id;
-	int ends[2];     /* stasis' own, inherited by every new process; a FIFO: one O_RDWR */
-	char *fifo_path; /* a named pipe: each fd is opened by path (by stasis, see open_in_stasis) */
-};
-
-static struct restored_pipe *pipes;
-static size_t nr_pipes;
-
-int pipes_restore_prepare(int dirfd, bool needed)
+static const PipeObject *saved_pipe(const PipeTable *tab, uint64_t id)
 {
-	PipeTable *tab = NULL;
+	for (size_t i = 0; tab && i < tab->n_pipes; i++)
+		if (tab->pipes[i]->id == id)
+			return tab->pipes[i];
+	return NULL;
+}
+
+/* pipes.img, if some fd of the tree is a pipe, checked with every pipe fd. */
+static int validate_pipes(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pipe_state *st = state_of(ctx);
+	bool needed = false;
 	int err;
 
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIPE;
 	if (!needed)
 		return 0;
-	if ((err = image_read(dirfd, IMG_PIPES, 0, (ProtobufCMessage **)&tab)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_PIPES, 0, (ProtobufCMessage **)&st->tab)))
 		return err;
-	pipes = xzalloc((tab->n_pipes + 1) * sizeof(*pipes));
-	for (size_t i = 0; i < tab->n_pipes; i++) {
-		PipeObject *o = tab->pipes[i];
-		struct restored_pipe *rp = &pipes[nr_pipes];
-		if (o->data.len > o->size || o->size > (1u << 30)) {
-			pr_err("image pipes.img: pipe %zu holds %zu bytes in %u", i, o->data.len, o->size);
+	for (size_t i = 0; i < st->tab->n_pipes; i++) {
+		const PipeObject *o = st->tab->pipes[i];
+		if (o->data.len > o->size || o->size > (1u << 30) || saved_pipe(st->tab, o->id) != o ||
+		    (o->fifo_path && o->fifo_path[0] != '/')) {
+			pr_err("image pipes.img: pipe %zu (id %llu) is invalid", i, (unsigned long long)o->id);
 			return -EINVAL;
 		}
-		char key[48];
-		snprintf(key, sizeof(key), "pipe:[%llu]", (unsigned long long)o->id);
-		int in = o->fifo_path ? -ENOENT : inherit_fd_get(key);
-		if (in >= 0) {
-			rp->ends[0] = rp->ends[1] = fcntl(in, F_DUPFD_CLOEXEC, 0);
-			if (rp->ends[0] < 0) {
-				pr_perror("restore: --inherit-fd fd[%d]:%s", in, key);
-				return -errno;
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (e->kind == FD_KIND__FD_PIPE && !saved_pipe(st->tab, e->pipe_id)) {
+				pr_err("image fds-%d.img: fd %u is pipe %llu, which pipes.img does not hold",
+				       rt->tasks[i].pid, e->fd, (unsigned long long)e->pipe_id);
+				return -EINVAL;
 			}
-			nr_pipes++;
-			rp->id = o->id;
-			pr_info("restore: %s is the caller's fd %d (--inherit-fd)", key, in);
-			continue;
-		}
-		if (in != -ENOENT)
-			return in;
-		if (o->fifo_path) {
-			/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
-			rp->fifo_path = xstrdup(o->fifo_path);
-			rp->ends[0] = rp->ends[1] = open(o->fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-			if (rp->ends[0] < 0) {
-				pr_perror("restore: named pipe %s", o->fifo_path);
-				return -errno;
-			}
-		} else if (pipe2(rp->ends, O_CLOEXEC)) {
-			pr_perror("restore: pipe");
-			return -errno;
-		}
-		nr_pipes++;
-		rp->id = o->id;
-		if (fcntl(rp->ends[1], F_SETPIPE_SZ, o->size) < (int)o->size)
-			pr_warn("restore: pipe %llu keeps the default size, not %u bytes: %m",
-				(unsigned long long)o->id, o->size);
-		if (o->data.len && write_all(rp->ends[1], o->data.data, o->data.len)) {
-			pr_perror("restore: cannot refill pipe %llu", (unsigned long long)o->id);
-			return -errno;
 		}
 	}
-	image_free(&tab->base);
 	return 0;
 }
 
-void pipes_close_all(void)
+/* The caller's pipe given with --inherit-fd: used as it is (its data is the caller's). */
+static int take_inherited(const struct run_ctx *ctx, const PipeObject *o, struct restored_pipe *rp)
 {
-	for (size_t i = 0; i < nr_pipes; i++) {
-		close(pipes[i].ends[0]);
-		if (pipes[i].ends[1] != pipes[i].ends[0])
-			close(pipes[i].ends[1]);
+	char key[48];
+	int in;
+
+	snprintf(key, sizeof(key), "pipe:[%llu]", (unsigned long long)o->id);
+	in = o->fifo_path ? -ENOENT : inherit_fd_get(ctx, key);
+	if (in < 0)
+		return in;
+	rp->ends[0] = rp->ends[1] = fcntl(in, F_DUPFD_CLOEXEC, 0);
+	if (rp->ends[0] < 0) {
+		pr_perror("restore: --inherit-fd fd[%d]:%s", in, key);
+		return -errno;
 	}
-	nr_pipes = 0;
+	pr_info("restore: %s is the caller's fd %d (--inherit-fd)", key, in);
+	return 0;
 }
 
-bool pipe_known(uint64_t id)
+static int make_pipe(const PipeObject *o, struct restored_pipe *rp)
 {
-	for (size_t i = 0; i < nr_pipes; i++)
-		if (pipes[i].id == id)
-			return true;
-	return false;
+	if (o->fifo_path) {
+		/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
+		rp->fifo_path = o->fifo_path;
+		rp->ends[0] = rp->ends[1] = open(o->fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (rp->ends[0] < 0) {
+			pr_perror("restore: named pipe %s", o->fifo_path);
+			return -errno;
+		}
+	} else if (pipe2(rp->ends, O_CLOEXEC)) {
+		pr_perror("restore: pipe");
+		return -errno;
+	}
+	if (fcntl(rp->ends[1], F_SETPIPE_SZ, o->size) < (int)o->size)
+		pr_warn("restore: pipe %llu keeps the default size, not %u bytes: %m",
+			(unsigned long long)o->id, o->size);
+	if (o->data.len && write_all(rp->ends[1], o->data.data, o->data.len)) {
+		pr_perror("restore: cannot refill pipe %llu", (unsigned long long)o->id);
+		return -errno;
+	}
+	return 0;
 }
+
+static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pipe_state *st = state_of(ctx);
+	int err;
+
+	(void)rt;
+	if (!st->tab)
+		return 0;
+	st->made = calloc(st->tab->n_pipes + 1, sizeof(*st->made));
+	if (!st->made)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->tab->n_pipes; i++) {
+		const PipeObject *o = st->tab->pipes[i];
+		struct restored_pipe *rp = &st->made[st->nr_made];
+		rp->ends[0] = rp->ends[1] = -1;
+		err = take_inherited(ctx, o, rp);
+		if (err == -ENOENT)
+			err = make_pipe(o, rp);
+		if (rp->ends[0] >= 0) {
+			rp->id = o->id;
+			st->nr_made++;
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void close_pipes(struct run_ctx *ctx)
+{
+	struct pipe_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_made; i++) {
+		if (st->made[i].ends[0] >= 0)
+			close(st->made[i].ends[0]);
+		if (st->made[i].ends[1] != st->made[i].ends[0] && st->made[i].ends[1] >= 0)
+			close(st->made[i].ends[1]);
+	}
+	st->nr_made = 0;
+}
+
+static void undo_pipes(struct run_ctx *ctx, bool restored)
+{
+	(void)restored;
+	close_pipes(ctx);
+}
+
+static void free_pipes(void *state)
+{
+	struct pipe_state *st = state;
+
+	if (st->tab)
+		image_free(&st->tab->base);
+	free(st->made);
+	free(st->pipes);
+}
+
+const struct tree_object_ops tree_pipes = {
+	.name = "pipes",
+	.state_size = sizeof(struct pipe_state),
+	.free_state = free_pipes,
+	.write = write_pipes,
+	.validate = validate_pipes,
+	.prepare = prepare_pipes,
+	.close = close_pipes,
+	.undo = undo_pipes,
+};
 
 static int open_pipe(struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
-	for (size_t i = 0; i < nr_pipes; i++) {
+	const struct pipe_state *st = state_of(t->ctx);
+	const struct restored_pipe *pipes = st->made;
+
+	for (size_t i = 0; i < st->nr_made; i++) {
 		if (pipes[i].id != e->pipe_id)
 			continue;
 		if (pipes[i].fifo_path) {

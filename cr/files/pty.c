@@ -24,6 +24,8 @@
 
 #include "files.h"
 #include "log.h"
+#include "pstree.h"
+#include "tree-objects.h"
 #include "util.h"
 
 #define PTMX_MAJOR 5
@@ -38,17 +40,33 @@ struct held_master {
 	int fd;         /* at this fd */
 };
 
-struct pty_dump {
-	TtyTable tab;
+struct restored_pty {
+	uint32_t index;
+	int master, slave; /* stasis' own, inherited by every new process */
+	pid_t fg_pgrp;
+};
+
+/* The run's ptys (tree_ptys): saved by the dump, or made again by the restore. */
+struct pty_state {
+	TtyTable tab; /* dump (initialised on first use) */
+	bool tab_ready;
 	bool scanned;
 	struct held_master *masters; /* ptys whose master the tree holds */
 	size_t nr_masters;
+
+	TtyTable *rst; /* restore: ttys.img, checked */
+	struct restored_pty *made;
+	size_t nr_made;
 };
 
-struct pty_dump *pty_dump_new(void)
+static struct pty_state *state_of(const struct run_ctx *ctx)
 {
-	struct pty_dump *pd = xzalloc(sizeof(*pd));
-	tty_table__init(&pd->tab);
+	struct pty_state *pd = run_state(ctx, &tree_ptys);
+
+	if (!pd->tab_ready) {
+		tty_table__init(&pd->tab);
+		pd->tab_ready = true;
+	}
 	return pd;
 }
 
@@ -77,7 +95,7 @@ static int master_index(pid_t pid, int fd)
 }
 
 /* Which ptys the tree holds masters of: every process's fds, once per dump. */
-static void scan_masters(struct dump_task *t, struct pty_dump *pd)
+static void scan_masters(struct dump_task *t, struct pty_state *pd)
 {
 	pd->scanned = true;
 	for (size_t k = 0; k < t->tree_size; k++) {
@@ -106,7 +124,7 @@ static void scan_masters(struct dump_task *t, struct pty_dump *pd)
 /* Which master fd of the tree holds pty index; NULL if none. */
 static const struct held_master *find_master(struct dump_task *t, int index)
 {
-	struct pty_dump *pd = t->ptys;
+	struct pty_state *pd = state_of(t->ctx);
 
 	if (!pd->scanned)
 		scan_masters(t, pd);
@@ -216,7 +234,7 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 /* The pty's state, once: termios and size from the slave, foreground group and data in flight. */
 static int note_pty(struct dump_task *t, int index)
 {
-	struct pty_dump *pd = t->ptys;
+	struct pty_state *pd = state_of(t->ctx);
 	char path[64];
 	struct termios tio;
 	struct winsize ws;
@@ -287,21 +305,15 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	return 1;
 }
 
-int ptys_dump_all(struct pty_dump *pd, int dirfd)
+static int write_ptys(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	return pd->tab.n_ptys ? image_write(dirfd, IMG_TTYS, 0, &pd->tab.base) : 0;
+	struct pty_state *pd = state_of(ctx);
+
+	(void)tr;
+	return pd->tab.n_ptys ? image_write(ctx->images_dir_fd, IMG_TTYS, 0, &pd->tab.base) : 0;
 }
 
 /* ---- restore ---- */
-
-struct restored_pty {
-	uint32_t index;
-	int master, slave; /* stasis' own, inherited by every new process */
-	pid_t fg_pgrp;
-};
-
-static struct restored_pty *ptys;
-static size_t nr_ptys;
 
 /* /dev/ptmx hands out the lowest free index: open until it is ours, then drop the others. */
 static int open_master_with_index(uint32_t index)
@@ -329,36 +341,90 @@ static int open_master_with_index(uint32_t index)
 	return found;
 }
 
-int ptys_restore_prepare(int dirfd, bool needed)
+static const Pty *saved_pty(const TtyTable *tab, uint32_t index)
 {
-	TtyTable *tab = NULL;
+	for (size_t i = 0; tab && i < tab->n_ptys; i++)
+		if (tab->ptys[i]->index == index)
+			return tab->ptys[i];
+	return NULL;
+}
+
+/* ttys.img, if some fd or session of the tree has a pty, checked with every use. */
+static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pty_state *st = state_of(ctx);
+	bool needed = false;
 	int err;
 
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			FdKind kind = rt->tasks[i].fds->fds[k]->kind;
+			needed |= kind == FD_KIND__FD_PTY_MASTER || kind == FD_KIND__FD_PTY_SLAVE;
+		}
+		needed |= rt->tasks[i].core->has_ctty_pty;
+	}
 	if (!needed)
 		return 0;
-	if ((err = image_read(dirfd, IMG_TTYS, 0, (ProtobufCMessage **)&tab)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_TTYS, 0, (ProtobufCMessage **)&st->rst)))
 		return err;
-	ptys = xzalloc((tab->n_ptys + 1) * sizeof(*ptys));
-	for (size_t i = 0; i < tab->n_ptys; i++) {
-		Pty *p = tab->ptys[i];
-		struct restored_pty *rp = &ptys[nr_ptys];
-		char path[64];
-		int unlock = 0;
+	for (size_t i = 0; i < st->rst->n_ptys; i++) {
+		const Pty *p = st->rst->ptys[i];
 		if (p->termios.len != sizeof(struct termios) || p->winsize.len != sizeof(struct winsize) ||
-		    p->input.len > PTY_IN_FLIGHT_MAX || p->output.len > PTY_IN_FLIGHT_MAX) {
+		    p->input.len > PTY_IN_FLIGHT_MAX || p->output.len > PTY_IN_FLIGHT_MAX ||
+		    saved_pty(st->rst, p->index) != p) {
 			pr_err("image ttys.img: pty %u is invalid", p->index);
 			return -EINVAL;
 		}
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const struct restore_task *t = &rt->tasks[i];
+		for (size_t k = 0; k < t->fds->n_fds; k++) {
+			const FdEntry *e = t->fds->fds[k];
+			bool pty = e->kind == FD_KIND__FD_PTY_MASTER || e->kind == FD_KIND__FD_PTY_SLAVE;
+			if (pty && (!e->has_pty_index || !saved_pty(st->rst, e->pty_index))) {
+				pr_err("image fds-%d.img: fd %u is a pty that ttys.img does not hold", t->pid,
+				       e->fd);
+				return -EINVAL;
+			}
+		}
+		if (t->core->has_ctty_pty && !saved_pty(st->rst, t->core->ctty_pty)) {
+			pr_err("image core-%d.img: its controlling terminal /dev/pts/%u is not in ttys.img",
+			       t->pid, t->core->ctty_pty);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Every pty with its index, settings and data in flight, in stasis. */
+static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pty_state *st = state_of(ctx);
+	TtyTable *tab = st->rst;
+
+	(void)rt;
+	if (!tab)
+		return 0;
+	st->made = calloc(tab->n_ptys + 1, sizeof(*st->made));
+	if (!st->made)
+		return -ENOMEM;
+	for (size_t i = 0; i < tab->n_ptys; i++) {
+		Pty *p = tab->ptys[i];
+		struct restored_pty *rp = &st->made[st->nr_made];
+		char path[64];
+		int unlock = 0;
 		rp->index = p->index;
 		rp->fg_pgrp = p->has_fg_pgrp ? (pid_t)p->fg_pgrp : 0;
 		rp->master = open_master_with_index(p->index);
 		snprintf(path, sizeof(path), "/dev/pts/%u", p->index);
 		if (rp->master < 0 || ioctl(rp->master, TIOCSPTLCK, &unlock) ||
 		    (rp->slave = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+			if (rp->master >= 0)
+				close(rp->master);
 			pr_err("restore: cannot get pty %s back (taken by another terminal?)", path);
 			return -EBUSY;
 		}
-		nr_ptys++;
+		st->nr_made++;
 		int on = 1;
 		if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
 		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
@@ -367,58 +433,85 @@ int ptys_restore_prepare(int dirfd, bool needed)
 			return -errno;
 		}
 	}
-	image_free(&tab->base);
 	return 0;
 }
 
-bool pty_known(uint32_t index)
+static const struct restored_pty *made_pty(const struct run_ctx *ctx, uint32_t index)
 {
-	for (size_t i = 0; i < nr_ptys; i++)
-		if (ptys[i].index == index)
-			return true;
-	return false;
+	const struct pty_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_made; i++)
+		if (st->made[i].index == index)
+			return &st->made[i];
+	return NULL;
 }
 
 /* In the session leader: its controlling terminal, and the foreground group once it exists. */
-int pty_take_as_ctty(uint32_t index)
+int pty_take_as_ctty(const struct run_ctx *ctx, uint32_t index)
 {
-	for (size_t i = 0; i < nr_ptys; i++) {
-		if (ptys[i].index != index)
-			continue;
-		if (ioctl(ptys[i].slave, TIOCSCTTY, 0))
-			return -errno;
+	const struct restored_pty *rp = made_pty(ctx, index);
+
+	if (!rp)
+		return -ENOENT;
+	return ioctl(rp->slave, TIOCSCTTY, 0) ? -errno : 0;
+}
+
+int pty_set_foreground(const struct run_ctx *ctx, uint32_t index)
+{
+	const struct restored_pty *rp = made_pty(ctx, index);
+
+	if (!rp || !rp->fg_pgrp)
 		return 0;
-	}
-	return -ENOENT;
+	/* the group may belong to a child still being created */
+	for (int tries = 0; tries < 500 && kill(-rp->fg_pgrp, 0); tries++)
+		usleep(2000);
+	return ioctl(rp->slave, TIOCSPGRP, &rp->fg_pgrp) ? -errno : 0;
 }
 
-int pty_set_foreground(uint32_t index)
+static void close_ptys(struct run_ctx *ctx)
 {
-	for (size_t i = 0; i < nr_ptys; i++) {
-		if (ptys[i].index != index || !ptys[i].fg_pgrp)
-			continue;
-		/* the group may belong to a child still being created */
-		for (int tries = 0; tries < 500 && kill(-ptys[i].fg_pgrp, 0); tries++)
-			usleep(2000);
-		if (ioctl(ptys[i].slave, TIOCSPGRP, &ptys[i].fg_pgrp))
-			return -errno;
+	struct pty_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_made; i++) {
+		close(st->made[i].master);
+		close(st->made[i].slave);
 	}
-	return 0;
+	st->nr_made = 0;
 }
 
-void ptys_close_all(void)
+static void undo_ptys(struct run_ctx *ctx, bool restored)
 {
-	for (size_t i = 0; i < nr_ptys; i++) {
-		close(ptys[i].master);
-		close(ptys[i].slave);
-	}
-	nr_ptys = 0;
+	(void)restored;
+	close_ptys(ctx);
 }
+
+static void free_ptys(void *state)
+{
+	struct pty_state *st = state;
+
+	if (st->rst)
+		image_free(&st->rst->base);
+	free(st->made);
+	free(st->masters);
+}
+
+const struct tree_object_ops tree_ptys = {
+	.name = "ptys",
+	.state_size = sizeof(struct pty_state),
+	.free_state = free_ptys,
+	.write = write_ptys,
+	.validate = validate_ptys,
+	.prepare = prepare_ptys,
+	.close = close_ptys,
+	.undo = undo_ptys,
+};
 
 static int open_pty(struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
-	for (size_t i = 0; i < nr_ptys; i++) {
+	const struct pty_state *st = state_of(t->ctx);
+	const struct restored_pty *ptys = st->made;
+
+	for (size_t i = 0; i < st->nr_made; i++) {
 		if (ptys[i].index != e->pty_index)
 			continue;
 		int end = e->kind == FD_KIND__FD_PTY_MASTER ? ptys[i].master : ptys[i].slave;

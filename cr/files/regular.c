@@ -14,7 +14,6 @@
 
 #include "files.h"
 #include "log.h"
-#include "options.h"
 #include "util.h"
 
 #define MEM_MAJOR 1 /* /dev/null, zero, full, random, urandom */
@@ -31,7 +30,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	if (!reg && !dir && !memdev)
 		return 0;
-	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !t->core->has_ctty_pty && !opts.shell_job) {
+	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !t->core->has_ctty_pty && !t->ctx->opts->shell_job) {
 		pr_err("dump pid %d fd %d: /dev/tty, its controlling terminal, is from outside the tree "
 		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
 		return -ENOTSUP;
@@ -39,7 +38,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	if (reg && ends_with(p->link, " (deleted)")) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
-		int id = ghost_note(t->ghosts, path, p->link, t->pid);
+		int id = ghost_note(t->ctx, path, p->link, t->pid);
 		if (id < 0)
 			return id;
 		e->has_ghost_id = true;
@@ -64,9 +63,34 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	return 1;
 }
 
+/* Before anything starts: the file (or device) is still there to be opened. */
+static int validate_regular(const struct restore_task *t, const FdEntry *e)
+{
+	struct stat st;
+
+	if (!e->has_flags || (!e->has_ghost_id && (!e->path || e->path[0] != '/'))) {
+		pr_err("image fds-%d.img: fd %u is a file by path without an absolute path or flags",
+		       t->pid, e->fd);
+		return -EINVAL;
+	}
+	if (e->has_ghost_id)
+		return 0; /* a deleted file: checked with ghosts.img */
+	if (stat(e->path, &st)) {
+		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
+		       strerror(errno));
+		return -errno;
+	}
+	if (e->has_rdev && (!S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {
+		pr_err("restore pid %d fd %u: %s is no longer the device %u:%u; nothing was started",
+		       t->pid, e->fd, e->path, major(e->rdev), minor(e->rdev));
+		return -ENODEV;
+	}
+	return 0;
+}
+
 static int open_regular(struct restore_task *t, const FdEntry *e)
 {
-	int fd = e->has_ghost_id ? ghost_open(e->ghost_id, e->flags & ~REOPEN_DROP)
+	int fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, e->flags & ~REOPEN_DROP)
 				 : open(e->path, (e->flags & ~REOPEN_DROP) | O_CLOEXEC);
 	struct stat st;
 
@@ -92,6 +116,7 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 const struct fd_kind_ops fd_kind_regular = {
 	.name = "file by path",
 	.dump = dump_regular,
+	.validate = validate_regular,
 	.open = open_regular,
 	.kind = FD_KIND__FD_REGULAR,
 };

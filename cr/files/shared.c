@@ -13,6 +13,8 @@
 
 #include "files.h"
 #include "log.h"
+#include "pstree.h"
+#include "tree-objects.h"
 
 struct shared_file {
 	pid_t pid;
@@ -20,14 +22,24 @@ struct shared_file {
 	int held; /* stasis' fd */
 };
 
-static struct shared_file *shared;
-static size_t nr_shared;
+/* The run's open files that stasis opens itself, inherited by every new process. */
+struct shared_state {
+	struct shared_file *files;
+	size_t n;
+};
 
-int shared_file_fd(pid_t pid, uint32_t fd)
+static struct shared_state *state_of(const struct run_ctx *ctx)
 {
-	for (size_t i = 0; i < nr_shared; i++)
-		if (shared[i].pid == pid && shared[i].fd == fd)
-			return shared[i].held;
+	return run_state(ctx, &tree_shared_files);
+}
+
+int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd)
+{
+	const struct shared_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->n; i++)
+		if (st->files[i].pid == pid && st->files[i].fd == fd)
+			return st->files[i].held;
 	return -1;
 }
 
@@ -39,17 +51,24 @@ static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
 	return NULL;
 }
 
-static int hold(pid_t pid, uint32_t fd, int held)
+static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held)
 {
-	shared = realloc(shared, (nr_shared + 1) * sizeof(*shared));
-	if (!shared)
+	struct shared_file *more = realloc(st->files, (st->n + 1) * sizeof(*st->files));
+
+	if (!more) {
+		close(held);
 		return -ENOMEM;
-	shared[nr_shared++] = (struct shared_file){ pid, fd, held };
+	}
+	st->files = more;
+	st->files[st->n++] = (struct shared_file){ pid, fd, held };
 	return 0;
 }
 
-int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks)
+static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 {
+	struct shared_state *st = state_of(ctx);
+	struct restore_task *tasks = rt->tasks;
+	size_t nr_tasks = rt->nr_tasks;
 	int err;
 
 	/* kinds that stasis itself must open (named pipes) */
@@ -65,7 +84,7 @@ int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks)
 				       e->path ? e->path : ops->name, strerror(-held));
 				return held;
 			}
-			if ((err = hold(tasks[i].pid, e->fd, held)))
+			if ((err = hold(st, tasks[i].pid, e->fd, held)))
 				return err;
 		}
 	}
@@ -74,7 +93,7 @@ int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks)
 		for (size_t k = 0; k < tab->n_fds; k++) {
 			const FdEntry *e = tab->fds[k];
 			struct restore_task *owner = NULL;
-			if (e->kind != FD_KIND__FD_SHARED || shared_file_fd(e->shared_pid, e->shared_fd) >= 0)
+			if (e->kind != FD_KIND__FD_SHARED || shared_file_fd(ctx, e->shared_pid, e->shared_fd) >= 0)
 				continue;
 			for (size_t j = 0; j < nr_tasks; j++)
 				if (tasks[j].pid == (pid_t)e->shared_pid)
@@ -93,16 +112,38 @@ int shared_files_prepare(struct restore_task *tasks, size_t nr_tasks)
 				       o->path ? o->path : ops->name, strerror(-held));
 				return held;
 			}
-			if ((err = hold(e->shared_pid, e->shared_fd, held)))
+			if ((err = hold(st, e->shared_pid, e->shared_fd, held)))
 				return err;
 		}
 	}
 	return 0;
 }
 
-void shared_files_close_all(void)
+static void close_shared_files(struct run_ctx *ctx)
 {
-	for (size_t i = 0; i < nr_shared; i++)
-		close(shared[i].held);
-	nr_shared = 0;
+	struct shared_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->n; i++)
+		close(st->files[i].held);
+	st->n = 0;
 }
+
+static void undo_shared_files(struct run_ctx *ctx, bool restored)
+{
+	(void)restored;
+	close_shared_files(ctx);
+}
+
+static void free_shared_files(void *state)
+{
+	free(((struct shared_state *)state)->files);
+}
+
+const struct tree_object_ops tree_shared_files = {
+	.name = "open files shared by several processes",
+	.state_size = sizeof(struct shared_state),
+	.free_state = free_shared_files,
+	.prepare = prepare_shared_files,
+	.close = close_shared_files,
+	.undo = undo_shared_files,
+};

@@ -113,7 +113,7 @@ int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEn
 int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 			     const struct unix_info *ui)
 {
-	SocketTable *tab = &((struct unix_dump *)t->sockets)->tab;
+	SocketTable *tab = &unix_state_of(t->ctx)->tab;
 	struct unix_info li;
 	char name[sizeof(li.name) + 1];
 	int err = sock_diag_unix(p->st.st_ino, &li, true);
@@ -214,7 +214,8 @@ static const char *entry_name(const FdEntry *l, char *buf, size_t len)
 	return unix_name((const char *)l->sock_name.data, l->sock_name.len, buf, len);
 }
 
-int unix_restore_pending(const SocketTable *tab, const struct restore_task *tasks, size_t nr_tasks)
+int unix_restore_pending(struct run_ctx *ctx, const SocketTable *tab,
+			 const struct restore_task *tasks, size_t nr_tasks)
 {
 	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	int err;
@@ -231,14 +232,14 @@ int unix_restore_pending(const SocketTable *tab, const struct restore_task *task
 			       i, (unsigned long long)u->listener, u->order);
 			return -EINVAL;
 		}
-		int ls = unix_held_fd(u->listener);
+		int ls = unix_held_fd(ctx, u->listener);
 		if (ls < 0) {
 			if ((ls = unix_bind_saved(l)) < 0) {
 				pr_err("restore: cannot bind listening unix socket %s again: %s",
 				       entry_name(l, name, sizeof(name)), strerror(-ls));
 				return ls;
 			}
-			if ((err = unix_hold(u->listener, 0, ls)))
+			if ((err = unix_hold(ctx, u->listener, 0, ls)))
 				return err;
 		}
 		int c = connect_client(l, u);
@@ -251,7 +252,7 @@ int unix_restore_pending(const SocketTable *tab, const struct restore_task *task
 		}
 		if (!u->has_client)
 			close(c); /* accept() reads end-of-file, as before */
-		else if ((err = unix_hold(u->client, 0, c)))
+		else if ((err = unix_hold(ctx, u->client, 0, c)))
 			return err;
 	}
 	return 0;
@@ -259,8 +260,7 @@ int unix_restore_pending(const SocketTable *tab, const struct restore_task *task
 
 static int open_pending(struct restore_task *t, const FdEntry *e)
 {
-	int passcred = e->sock_passcred, fd = unix_held_fd(e->sock_ino);
-	(void)t;
+	int passcred = e->sock_passcred, fd = unix_held_fd(t->ctx, e->sock_ino);
 
 	if (fd < 0)
 		return -ENOENT;

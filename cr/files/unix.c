@@ -27,7 +27,8 @@
 
 #include "files.h"
 #include "log.h"
-#include "options.h"
+#include "pstree.h"
+#include "tree-objects.h"
 #include "unix.h"
 #include "util.h"
 
@@ -153,7 +154,7 @@ static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
 	return peek_queue_from(pid, fd, type, end, NULL);
 }
 
-static bool seen_end(struct unix_dump *ud, uint64_t ino)
+static bool seen_end(struct unix_state *ud, uint64_t ino)
 {
 	for (size_t i = 0; i < ud->nr_seen; i++)
 		if (ud->seen[i] == ino)
@@ -161,15 +162,19 @@ static bool seen_end(struct unix_dump *ud, uint64_t ino)
 	return false;
 }
 
-struct unix_dump *unix_dump_new(void)
+struct unix_state *unix_state_of(const struct run_ctx *ctx)
 {
-	struct unix_dump *ud = xzalloc(sizeof(*ud));
-	socket_table__init(&ud->tab);
+	struct unix_state *ud = run_state(ctx, &tree_unix_sockets);
+
+	if (!ud->tab_ready) {
+		socket_table__init(&ud->tab);
+		ud->tab_ready = true;
+	}
 	return ud;
 }
 
 /* Every socket the tree's processes hold, from /proc/PID/fd (the tree is frozen). */
-static int read_tree_sockets(struct dump_task *t, struct unix_dump *ud)
+static int read_tree_sockets(struct dump_task *t, struct unix_state *ud)
 {
 	for (size_t k = 0; k < t->tree_size; k++) {
 		pid_t pid = t->tree[k].pid;
@@ -198,7 +203,7 @@ static int read_tree_sockets(struct dump_task *t, struct unix_dump *ud)
 
 int unix_tree_holds(struct dump_task *t, uint64_t ino)
 {
-	struct unix_dump *ud = t->sockets;
+	struct unix_state *ud = unix_state_of(t->ctx);
 	int err;
 
 	if (!ud->held_read && (err = read_tree_sockets(t, ud)))
@@ -291,7 +296,7 @@ int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 	char key[48];
 
 	snprintf(key, sizeof(key), "socket:[%llu]", (unsigned long long)p->st.st_ino);
-	if (!opts.ext_unix_sk) {
+	if (!t->ctx->opts->ext_unix_sk) {
 		pr_err("dump pid %d fd %d: unix socket %s is %s (pass --ext-unix-sk to save it as "
 		       "external, then restore with --inherit-fd fd[N]:%s)",
 		       t->pid, p->fd, key, what, key);
@@ -326,7 +331,7 @@ static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		snprintf(what, sizeof(what), "connected to %s outside the tree", name);
 		return unix_dump_outside(t, p, e, what);
 	}
-	if (!opts.ext_unix_sk) {
+	if (!t->ctx->opts->ext_unix_sk) {
 		pr_err("dump pid %d fd %d: unix socket connected to %s outside the tree (pass "
 		       "--ext-unix-sk)",
 		       t->pid, p->fd, name);
@@ -339,7 +344,7 @@ static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry 
 
 static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
-	struct unix_dump *ud = t->sockets;
+	struct unix_state *ud = unix_state_of(t->ctx);
 	struct unix_info ui, pi = { 0 };
 	int type, passcred, err;
 
@@ -437,47 +442,45 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	return 1;
 }
 
-int unix_dump_all(struct unix_dump *ud, int dirfd)
+static int write_sockets(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	return ud->tab.n_pairs || ud->tab.n_pending ? image_write(dirfd, IMG_SOCKETS, 0, &ud->tab.base) : 0;
+	struct unix_state *ud = unix_state_of(ctx);
+
+	(void)tr;
+	return ud->tab.n_pairs || ud->tab.n_pending
+		       ? image_write(ctx->images_dir_fd, IMG_SOCKETS, 0, &ud->tab.base)
+		       : 0;
 }
 
 /* ---- restore ---- */
 
-struct held_socket {
-	uint64_t ino, pair_id; /* pair_id 0: not one end of a pair */
-	int fd;                /* stasis' own, inherited by every new process */
-};
-
-static struct held_socket *held;
-static size_t nr_held;
-
-int unix_hold(uint64_t ino, uint64_t pair_id, int fd)
+int unix_hold(struct run_ctx *ctx, uint64_t ino, uint64_t pair_id, int fd)
 {
-	if (unix_held_fd(ino) >= 0) {
+	struct unix_state *st = unix_state_of(ctx);
+
+	if (unix_held_fd(ctx, ino) >= 0) {
 		pr_err("image sockets.img: socket %llu appears twice", (unsigned long long)ino);
 		close(fd);
 		return -EINVAL;
 	}
-	held = realloc(held, (nr_held + 1) * sizeof(*held));
-	if (!held)
+	struct held_socket *more = realloc(st->made, (st->nr_made + 1) * sizeof(*st->made));
+	if (!more) {
+		close(fd);
 		return -ENOMEM;
-	held[nr_held++] = (struct held_socket){ ino, pair_id, fd };
+	}
+	st->made = more;
+	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd };
 	return 0;
 }
 
-static const struct held_socket *find_held(uint64_t ino)
+int unix_held_fd(const struct run_ctx *ctx, uint64_t ino)
 {
-	for (size_t i = 0; i < nr_held; i++)
-		if (held[i].ino == ino)
-			return &held[i];
-	return NULL;
-}
+	const struct unix_state *st = unix_state_of(ctx);
 
-int unix_held_fd(uint64_t ino)
-{
-	const struct held_socket *h = find_held(ino);
-	return h ? h->fd : -1;
+	for (size_t i = 0; i < st->nr_made; i++)
+		if (st->made[i].ino == ino)
+			return st->made[i].fd;
+	return -1;
 }
 
 int unix_dup_held(int fd, unsigned flags)
@@ -509,67 +512,132 @@ int unix_apply_shutdown(int s, uint32_t bits)
 	return 0;
 }
 
-int unix_restore_prepare(int dirfd, bool needed, const struct restore_task *tasks, size_t nr_tasks)
+static bool needs_sockets_img(const FdEntry *e)
 {
-	SocketTable *tab = NULL;
+	return e->kind == FD_KIND__FD_UNIX_PAIR || e->kind == FD_KIND__FD_UNIX_PENDING ||
+	       (e->kind == FD_KIND__FD_UNIX_BOUND && e->has_sock_ino);
+}
+
+/* The fd's socket is one sockets.img makes: an end of its pair, or of a pending connection. */
+static bool fd_in_table(const SocketTable *tab, const FdEntry *e)
+{
+	for (size_t i = 0; i < tab->n_pairs; i++) {
+		const UnixPair *u = tab->pairs[i];
+		if (e->kind == FD_KIND__FD_UNIX_PAIR && u->id == e->pair_id &&
+		    (u->a->ino == e->sock_ino || u->b->ino == e->sock_ino))
+			return true;
+	}
+	for (size_t i = 0; i < tab->n_pending; i++) {
+		const UnixPending *u = tab->pending[i];
+		if ((e->kind == FD_KIND__FD_UNIX_PENDING && u->has_client && u->client == e->sock_ino) ||
+		    (e->kind == FD_KIND__FD_UNIX_BOUND && u->listener == e->sock_ino))
+			return true;
+	}
+	return false;
+}
+
+/* sockets.img, if some fd of the tree needs it, checked with every such fd. */
+static int validate_sockets(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct unix_state *st = unix_state_of(ctx);
+	bool needed = false;
 	int err;
 
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			needed |= needs_sockets_img(rt->tasks[i].fds->fds[k]);
 	if (!needed)
 		return 0;
-	if ((err = image_read(dirfd, IMG_SOCKETS, 0, (ProtobufCMessage **)&tab)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_SOCKETS, 0, (ProtobufCMessage **)&st->rst)))
 		return err;
-	for (size_t i = 0; i < tab->n_pairs; i++) {
-		UnixPair *u = tab->pairs[i];
-		int end[2];
+	for (size_t i = 0; i < st->rst->n_pairs; i++) {
+		const UnixPair *u = st->rst->pairs[i];
 		if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET) {
 			pr_err("image sockets.img: pair %zu has type %u", i, u->type);
 			return -EINVAL;
 		}
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (needs_sockets_img(e) && !fd_in_table(st->rst, e)) {
+				pr_err("image fds-%d.img: fd %u is unix socket %llu, which sockets.img does "
+				       "not hold", rt->tasks[i].pid, e->fd, (unsigned long long)e->sock_ino);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Every pair made and refilled, every pending connection made again, in stasis. */
+static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct unix_state *st = unix_state_of(ctx);
+	SocketTable *tab = st->rst;
+	int err;
+
+	if (!tab)
+		return 0;
+	for (size_t i = 0; i < tab->n_pairs; i++) {
+		UnixPair *u = tab->pairs[i];
+		int end[2];
 		if (socketpair(AF_UNIX, u->type | SOCK_CLOEXEC, 0, end)) {
 			pr_perror("restore: socketpair");
 			return -errno;
 		}
-		if ((err = unix_hold(u->a->ino, u->id, end[0])))
+		if ((err = unix_hold(ctx, u->a->ino, u->id, end[0])))
 			close(end[1]);
-		if (err || (err = unix_hold(u->b->ino, u->id, end[1])))
+		if (err || (err = unix_hold(ctx, u->b->ino, u->id, end[1])))
 			return err;
 		if ((err = refill(end[1], u->a, u->id)) || (err = refill(end[0], u->b, u->id)) ||
 		    (err = unix_apply_shutdown(end[0], u->a->shutdown)) ||
 		    (err = unix_apply_shutdown(end[1], u->b->shutdown)))
 			return err;
 	}
-	err = unix_restore_pending(tab, tasks, nr_tasks);
-	image_free(&tab->base);
-	return err;
+	return unix_restore_pending(ctx, tab, rt->tasks, rt->nr_tasks);
 }
 
-bool unix_fd_known(const FdEntry *e)
+static void close_sockets(struct run_ctx *ctx)
 {
-	const struct held_socket *h = e->has_sock_ino ? find_held(e->sock_ino) : NULL;
+	struct unix_state *st = unix_state_of(ctx);
 
-	switch (e->kind) {
-	case FD_KIND__FD_UNIX_PAIR:
-		return h && h->pair_id && h->pair_id == e->pair_id;
-	case FD_KIND__FD_UNIX_PENDING:
-		return h && !h->pair_id;
-	case FD_KIND__FD_UNIX_BOUND: /* with sock_ino: listening with connections waiting */
-		return !e->has_sock_ino || (h && !h->pair_id);
-	default:
-		return true;
-	}
+	for (size_t i = 0; i < st->nr_made; i++)
+		close(st->made[i].fd);
+	st->nr_made = 0;
 }
 
-void unix_close_all(void)
+static void undo_sockets(struct run_ctx *ctx, bool restored)
 {
-	for (size_t i = 0; i < nr_held; i++)
-		close(held[i].fd);
-	nr_held = 0;
+	(void)restored;
+	close_sockets(ctx);
 }
+
+static void free_sockets(void *state)
+{
+	struct unix_state *st = state;
+
+	if (st->rst)
+		image_free(&st->rst->base);
+	free(st->made);
+	free(st->seen);
+	free(st->held);
+}
+
+const struct tree_object_ops tree_unix_sockets = {
+	.name = "unix sockets",
+	.state_size = sizeof(struct unix_state),
+	.free_state = free_sockets,
+	.write = write_sockets,
+	.validate = validate_sockets,
+	.prepare = prepare_sockets,
+	.close = close_sockets,
+	.undo = undo_sockets,
+};
 
 static int open_unix(struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
-	int fd = unix_held_fd(e->sock_ino);
+	int fd = unix_held_fd(t->ctx, e->sock_ino);
 	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 
@@ -659,7 +727,6 @@ static int refill_receiver(int s, const FdEntry *e)
 /* Bound again, or (with connections waiting) the listener stasis made before the tree. */
 static int open_bound(struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
 	if (!e->has_sock_ino) {
 		int s = unix_bind_saved(e), err;
 		if (s >= 0 && (err = refill_receiver(s, e))) {
@@ -668,7 +735,7 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 		}
 		return s;
 	}
-	int fd = unix_held_fd(e->sock_ino);
+	int fd = unix_held_fd(t->ctx, e->sock_ino);
 	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 

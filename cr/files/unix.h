@@ -39,14 +39,28 @@ const char *unix_name(const char *name, size_t name_len, char *buf, size_t len);
 /* SO_TYPE and SO_PASSCRED, read on a copy of the task's fd. */
 int sock_options(pid_t pid, int fd, int *type, int *passcred);
 
-struct unix_dump {
-	SocketTable tab;
+/* Restore: a socket stasis made before the tree; every new process inherits it. */
+struct held_socket {
+	uint64_t ino, pair_id; /* pair_id 0: not one end of a pair */
+	int fd;                /* stasis' own */
+};
+
+/* The run's unix sockets (tree_unix_sockets). */
+struct unix_state {
+	SocketTable tab; /* dump: pairs and pending connections (initialised on first use) */
+	bool tab_ready;
 	uint64_t *seen; /* ends met in the tree (their queues are peeked then) */
 	size_t nr_seen;
 	uint64_t *held; /* every socket inode the tree holds an fd of, read once when needed */
 	size_t nr_held;
 	bool held_read;
+
+	SocketTable *rst; /* restore: sockets.img, checked */
+	struct held_socket *made;
+	size_t nr_made;
 };
+
+struct unix_state *unix_state_of(const struct run_ctx *ctx);
 
 /* Does a process of the tree hold the socket? (<0: cannot tell, said) */
 int unix_tree_holds(struct dump_task *t, uint64_t ino);
@@ -58,11 +72,12 @@ int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEn
 			     const struct unix_info *ui);
 int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 			     const struct unix_info *ui);
-int unix_restore_pending(const SocketTable *tab, const struct restore_task *tasks, size_t nr_tasks);
+int unix_restore_pending(struct run_ctx *ctx, const SocketTable *tab,
+			 const struct restore_task *tasks, size_t nr_tasks);
 
 /* Restore: sockets stasis made before the tree, by inode; every new process inherits them. */
-int unix_hold(uint64_t ino, uint64_t pair_id, int fd);
-int unix_held_fd(uint64_t ino);
+int unix_hold(struct run_ctx *ctx, uint64_t ino, uint64_t pair_id, int fd);
+int unix_held_fd(const struct run_ctx *ctx, uint64_t ino);
 /* A duplicate of a held socket with the saved O_NONBLOCK, for the new task. */
 int unix_dup_held(int held, unsigned flags);
 /* A bound socket of the saved type, options and name; listening if it was. */

@@ -1,0 +1,54 @@
+/*
+ * What the SysV IPC kinds share: an object's identity (id, key, mode, owner, creator) saved
+ * and made again, the namespace's sysctls, and the calls between cr/ipc-ns.c and the kinds of
+ * object it holds (cr/ipc-msg.c, cr/ipc-sem.c; shm segments go through cr/shmem.c).
+ */
+#ifndef STASIS_IPC_OBJECTS_H
+#define STASIS_IPC_OBJECTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/ipc.h>
+#include <sys/types.h>
+
+#include "image.h"
+
+/* Writes value to /proc/sys/NAME (name like "kernel/msgmax"); says what failed. */
+int ipc_write_sysctl(const char *name, const char *value);
+/* Restore: kernel.KIND_next_id (KIND "msg", "sem", "shm"), so the next object gets id. */
+int ipc_set_next_id(const char *kind, int id);
+
+/* The calling thread's effective ids while it makes objects as their creator. */
+struct ipc_self {
+	uid_t euid;
+	gid_t egid;
+	bool switched;
+};
+/* The calling thread makes SysV objects as creator uid/gid until ipc_as_self(self). */
+int ipc_as_creator(uint32_t uid, uint32_t gid, struct ipc_self *self);
+void ipc_as_self(struct ipc_self *self);
+
+/* An object's id, key, mode, owner and creator, as the image keeps them. */
+SysvPerm *ipc_perm_save(int id, const struct ipc_perm *ip);
+/* p is in range, and no other object of its kind before it (n of prev) has its id or key. */
+bool ipc_perm_ok(const SysvPerm *p, const SysvPerm *const *prev, size_t n);
+/* Object p made again (a queue, or a set of nsems), by its creator, with its id and key. */
+int ipc_make_object(const SysvPerm *p, int nsems);
+
+static inline unsigned long long ipc_max(unsigned long long a, unsigned long long b)
+{
+	return a > b ? a : b;
+}
+
+/* In the namespace (the dump's helper): every object of the kind into ns. */
+int ipc_msg_save_all(IpcNs *ns);
+int ipc_sem_save_all(IpcNs *ns);
+/* Restore: every object of the kind in ns checked, then made again. */
+int ipc_msg_validate(const IpcNs *ns);
+int ipc_sem_validate(const IpcNs *ns);
+int ipc_msg_restore_all(const IpcNs *ns);
+int ipc_sem_restore_all(const IpcNs *ns);
+/* The largest message and the most bytes a queue holds while it is refilled (raised only). */
+void ipc_msg_needs(const IpcNs *ns, unsigned long long *largest, unsigned long long *room);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * Restore, stasis's side once the tree exists: it serves each restorer (private memory filled
+ * through the new task's userfaultfd) until all have reported, then, as tracer, catches every
+ * thread in the blob's last wait, removes the blob, sets the saved registers and signal mask,
+ * runs the kinds' finish steps, and lets the whole tree go at once.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mm.h"
+#include "regs.h"
+#include "restore.h"
+#include "restorer/restorer.h"
+#include "seize.h"
+#include "task.h"
+#include "util.h"
+
+static const char *const step_names[] = {
+	[RST_STEP_UNMAP] = "unmapping the engine",
+	[RST_STEP_MOVE_SPECIAL] = "moving the vDSO block",
+	[RST_STEP_MAP_VMA] = "mapping a saved mapping",
+	[RST_STEP_MADVISE] = "giving a mapping its madvise() flags",
+	[RST_STEP_READ_PAGES] = "reading saved pages",
+	[RST_STEP_MPROTECT] = "setting mapping protection",
+	[RST_STEP_MLOCK] = "locking a mapping in memory (mlock)",
+	[RST_STEP_MM_MAP] = "setting mm fields (prctl PR_SET_MM_MAP)",
+	[RST_STEP_RSEQ] = "registering rseq",
+	[RST_STEP_ROBUST_LIST] = "setting the robust futex list",
+	[RST_STEP_ALTSTACK] = "setting the alternate signal stack",
+	[RST_STEP_ITIMER] = "setting interval timers",
+	[RST_STEP_CREDS] = "taking on the saved credentials (detail: the step)",
+	[RST_STEP_POSIX_TIMER] = "creating a POSIX timer (detail: its id)",
+	[RST_STEP_CLOSE] = "closing helper fds",
+};
+
+static void report_rlimits(pid_t pid, uint32_t refused)
+{
+	for (int res = 0; res < 32; res++)
+		if (refused & (1u << res))
+			pr_warn("restore pid %d: rlimit %d could not be set (kept the current one)", pid,
+				res);
+}
+
+static int report_failure(const struct rst_status *st)
+{
+	if (st->msg[0]) {
+		pr_err("%.*s", (int)sizeof(st->msg), st->msg);
+	} else {
+		const char *step = st->step > 0 && st->step < (int)ARRAY_SIZE(step_names) &&
+						   step_names[st->step]
+					   ? step_names[st->step]
+					   : "?";
+		pr_err("restore pid %d: restorer failed %s at %#llx: %s", st->pid, step,
+		       (unsigned long long)st->detail, strerror(-st->err));
+	}
+	return -EIO;
+}
+
+/* A process of the tree that is gone or a zombie before it reported: the restore failed. */
+static int find_dead_task(const struct restore_tree *rt, const bool *done)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct proc_stat st;
+		if (done[i])
+			continue;
+		if (proc_read_stat(rt->tasks[i].pid, &st) || st.state == 'Z') {
+			if (st.state == 'Z' && WIFSIGNALED(st.exit_code))
+				pr_err("restore pid %d: the new process was killed by signal %d (%s) before "
+				       "reporting", rt->tasks[i].pid, WTERMSIG(st.exit_code),
+				       strsignal(WTERMSIG(st.exit_code)));
+			else
+				pr_err("restore pid %d: the new process died before reporting", rt->tasks[i].pid);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+int restore_collect_reports(struct restore_tree *rt, int status_fd)
+{
+	auto_free bool *done = xzalloc(rt->nr_tasks * sizeof(bool));
+	size_t nr_done = 0;
+
+	while (nr_done < rt->nr_tasks) {
+		struct pollfd pfd = { .fd = status_fd, .events = POLLIN };
+		struct rst_status st;
+		int err;
+
+		if (poll(&pfd, 1, 200) == 0) {
+			if ((err = find_dead_task(rt, done)))
+				return err;
+			continue;
+		}
+		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
+			return find_dead_task(rt, done) ?: -EIO;
+		struct restore_task *t = pstree_task(rt, st.pid);
+		if (!t)
+			return -EIO;
+		size_t idx = t - rt->tasks;
+		if (!st.ok)
+			return report_failure(&st);
+		if (st.step == RST_STEP_PAGES_HANDOFF) {
+			if ((err = pages_copy_by_uffd(t, t->pid, st.uffd)))
+				return err;
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+				return -EIO;
+			continue;
+		}
+		t->region_start = st.region_start;
+		t->region_len = st.region_len;
+		report_rlimits(t->pid, st.rlimits_refused);
+		done[idx] = true;
+		nr_done++;
+	}
+	return 0;
+}
+
+/* Attaches to a thread of the new task and stops it in the blob's final pause(). */
+static int catch_in_pause(pid_t tid, struct user_regs_struct *r)
+{
+	int status, err = 0;
+
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+		pr_perror("restore tid %d: cannot attach to the new task", tid);
+		return -errno;
+	}
+	/* It reported before entering pause(): catch it there, not on the way. */
+	for (int tries = 0;; tries++) {
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) || (err = task_wait_stop(tid, &status)) ||
+		    ptrace(PTRACE_GETREGS, tid, 0, r)) {
+			pr_err("restore tid %d: cannot stop the new task", tid);
+			return err ? err : -errno;
+		}
+		if (r->orig_rax == SYS_pause)
+			return 0;
+		if (tries > 1000 || ptrace(PTRACE_CONT, tid, 0, 0)) {
+			pr_err("restore tid %d: the restorer did not reach its final wait", tid);
+			return -EIO;
+		}
+		usleep(100);
+	}
+}
+
+/* Runs munmap of the restorer region in the stopped main thread, through the blob's syscall. */
+static int unmap_restorer_region(const struct restore_task *t, struct user_regs_struct r)
+{
+	int status = 0, err;
+
+	/* rip is just past the syscall instruction of the pause loop: reuse it for munmap. */
+	r.rip -= 2;
+	r.rax = SYS_munmap;
+	r.orig_rax = -1;
+	r.rdi = t->region_start;
+	r.rsi = t->region_len;
+	if (ptrace(PTRACE_SETREGS, t->pid, 0, &r))
+		return -errno;
+	for (int step = 0; step < 2; step++) {
+		if (ptrace(PTRACE_SYSCALL, t->pid, 0, 0) || (err = task_wait_stop(t->pid, &status)) ||
+		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			pr_err("restore pid %d: removing the restorer region failed (status 0x%x)",
+			       t->pid, status);
+			return -EIO;
+		}
+	}
+	if (ptrace(PTRACE_GETREGS, t->pid, 0, &r) || r.rax) {
+		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid,
+		       (long long)r.rax);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufCBinaryData *xsave,
+				  uint64_t mask)
+{
+	int err = regs_apply(tid, regs, xsave);
+
+	if (err)
+		return err;
+	if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask)) {
+		pr_perror("restore tid %d: cannot set the blocked signal mask", tid);
+		return -errno;
+	}
+	return 0;
+}
+
+static int prepare_finish(struct restore_task *t)
+{
+	struct user_regs_struct r;
+	TaskCore *c = t->core;
+	int err;
+
+	for (size_t i = 0; i < c->n_threads; i++)
+		if ((err = catch_in_pause(c->threads[i]->tid, &r)))
+			return err;
+	if ((err = catch_in_pause(t->pid, &r)) || (err = unmap_restorer_region(t, r)))
+		return err;
+	for (size_t i = 0; i < c->n_threads; i++) {
+		ThreadCore *tc = c->threads[i];
+		if ((err = set_final_thread_state(tc->tid, tc->regs, &tc->xsave, tc->sigmask)))
+			return err;
+	}
+	if ((err = set_final_thread_state(t->pid, c->regs, &c->xsave, c->sigmask)))
+		return err;
+	for (unsigned i = 0; i < state_table_len; i++)
+		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
+			return err;
+	return 0;
+}
+
+static int release_task(struct restore_task *t)
+{
+	int err;
+
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		if ((err = task_release(t->core->threads[i]->tid, false)))
+			return err;
+	return task_release(t->pid, t->core->stopped);
+}
+
+int restore_finish_tree(struct restore_tree *rt)
+{
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		if ((err = prepare_finish(&rt->tasks[i])))
+			return err;
+	for (size_t i = rt->nr_tasks; i-- > 0;)
+		if ((err = release_task(&rt->tasks[i])))
+			return err;
+	return 0;
+}

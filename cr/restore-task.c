@@ -1,0 +1,217 @@
+/*
+ * Restore, inside each new process of the tree (from clone3): its session, group and children
+ * first, then every kind of per-task state in the state table's order, then a jump into the
+ * restorer blob, which rebuilds the address space and reports to stasis.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mm.h"
+#include "pstree.h"
+#include "restore.h"
+#include "restorer/restorer.h"
+#include "task.h"
+#include "threads.h"
+#include "util.h"
+
+#define TASK_TOP 0x7ffffffff000ULL
+#define REGION_SEARCH_FROM (1ULL << 30)
+#define RSEQ_SIG_GLIBC 0x53053053
+#define RSEQ_FLAG_UNREGISTER 1
+
+extern const char restorer_blob_start[], restorer_blob_end[];
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+/* This new process's report to stasis (it lives only in the new process, for its failure). */
+static struct rst_status *child_status;
+static int child_status_fd = -1;
+
+/*
+ * Reports the failure and exits. The message is the error the failing kind logged (errors
+ * are named once, where they happen), else the one given here.
+ */
+static __attribute__((noreturn, format(printf, 2, 3))) void child_fail(int err, const char *fmt, ...)
+{
+	const char *logged = log_captured_error();
+	va_list ap;
+
+	if (logged && logged[0]) {
+		snprintf(child_status->msg, sizeof(child_status->msg), "%s", logged);
+	} else {
+		va_start(ap, fmt);
+		vsnprintf(child_status->msg, sizeof(child_status->msg), fmt, ap);
+		va_end(ap);
+	}
+	child_status->ok = 0;
+	child_status->err = err;
+	if (write(child_status_fd, child_status, sizeof(*child_status)) < 0)
+		_exit(3);
+	_exit(2);
+}
+
+static int highest_open_fd(void)
+{
+	auto_free int *fds = NULL;
+	size_t n;
+
+	if (proc_list_numbers(getpid(), "fd", &fds, &n) || !n)
+		return 1024; /* cannot tell: stay well above stdio and the usual few */
+	return fds[n - 1];
+}
+
+/* glibc registered rseq in this thread; its area goes away with our memory. */
+static void unregister_own_rseq(void)
+{
+	if (!&__rseq_offset || !&__rseq_size || !__rseq_size)
+		return;
+	char *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	if (syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG_GLIBC))
+		syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG_GLIBC);
+}
+
+static uint64_t find_region(const struct restore_task *t, uint64_t len)
+{
+	struct proc_vmas own;
+	uint64_t addr = REGION_SEARCH_FROM;
+	bool moved;
+
+	if (proc_read_vmas(getpid(), &own))
+		return 0;
+	do {
+		moved = false;
+		for (size_t i = 0; i < t->mm->n_vmas; i++)
+			if (addr < t->mm->vmas[i]->end && addr + len > t->mm->vmas[i]->start) {
+				addr = PAGE_ALIGN(t->mm->vmas[i]->end);
+				moved = true;
+			}
+		for (size_t i = 0; i < own.n; i++)
+			if (addr < own.v[i].end && addr + len > own.v[i].start) {
+				addr = PAGE_ALIGN(own.v[i].end);
+				moved = true;
+			}
+	} while (moved && addr + len < TASK_TOP);
+	proc_vmas_free(&own);
+	return addr + len < TASK_TOP ? addr : 0;
+}
+
+/* The restorer's arguments: its header, then what every kind reserved (args_size). */
+static size_t args_length(const struct restore_task *t)
+{
+	size_t len = sizeof(struct restorer_args);
+
+	for (unsigned i = 0; i < state_table_len; i++)
+		if (state_table[i]->args_size)
+			len += state_table[i]->args_size(t) + 8; /* each starts 8-aligned */
+	return PAGE_ALIGN(len);
+}
+
+static __attribute__((noreturn)) void restore_child(struct restore_task *t, int status_fd, int ctl_fd)
+{
+	size_t blob_len = PAGE_ALIGN(restorer_blob_end - restorer_blob_start);
+	size_t args_len = args_length(t);
+	size_t stacks_len = RST_STACK_SIZE + t->core->n_threads * RST_THREAD_STACK;
+	size_t region_len = blob_len + args_len + stacks_len + RST_WINDOW_SIZE + PARK_AREA_SIZE;
+	static struct rst_status early_status;
+	struct restorer_args *a;
+	uint64_t region;
+	int err;
+
+	child_status = &early_status;
+	child_status_fd = status_fd;
+	early_status.pid = t->pid;
+
+	region = find_region(t, region_len);
+	if (!region || mmap((void *)region, region_len, PROT_READ | PROT_WRITE | PROT_EXEC,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)region)
+		child_fail(-ENOMEM, "restore pid %d: no room for the restorer region (%zu bytes)", t->pid,
+			   region_len);
+	memcpy((void *)region, restorer_blob_start, restorer_blob_end - restorer_blob_start);
+	a = (struct restorer_args *)(region + blob_len);
+	a->region_start = region;
+	a->region_len = region_len;
+	t->args = a;
+	t->args_used = sizeof(*a);
+	t->args_len = args_len;
+	t->thread_stacks = region + blob_len + args_len + RST_STACK_SIZE;
+	t->region_start = region;
+	t->region_len = region_len;
+	t->park_base = region + region_len - PARK_AREA_SIZE;
+	a->window = t->park_base - RST_WINDOW_SIZE;
+
+	/* Helper fds (images, mapped files) live above every fd number the task will use. */
+	int high = highest_open_fd();
+	if (high >= t->next_high_fd)
+		t->next_high_fd = high + 1;
+	a->close_from = t->next_high_fd;
+	if ((a->status_fd = restore_move_high(t, status_fd)) < 0)
+		child_fail(-EBADF, "restore pid %d: cannot move the status fd above %d", t->pid,
+			   a->close_from);
+	child_status_fd = a->status_fd;
+	if ((a->ctl_fd = restore_move_high(t, ctl_fd)) < 0 ||
+	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0 ||
+	    (t->dirfd = restore_move_high(t, dup(t->dirfd))) < 0) /* for ancestors' pages */
+		child_fail(-EBADF, "restore pid %d: cannot move helper fds above %d", t->pid,
+			   a->close_from);
+	child_status = &a->status;
+	a->status.pid = t->pid;
+
+	for (unsigned i = 0; i < state_table_len; i++) {
+		if (!state_table[i]->restore)
+			continue;
+		log_captured_reset();
+		if ((err = state_table[i]->restore(t)))
+			child_fail(err, "restore pid %d: %s: %s", t->pid, state_table[i]->name,
+				   strerror(-err));
+	}
+	if (strcmp(t->core->root, "/") && chroot(t->core->root))
+		child_fail(-errno, "restore pid %d: chroot %s: %m", t->pid, t->core->root);
+	a->close_to = t->next_high_fd - 1;
+	unregister_own_rseq();
+
+	uint64_t stack_top = region + blob_len + args_len + RST_STACK_SIZE;
+	__asm__ volatile("mov %0, %%rsp\n\t"
+			 "mov %1, %%rdi\n\t"
+			 "jmp *%2\n\t"
+			 :
+			 : "r"(stack_top), "r"(a), "r"(region)
+			 : "memory");
+	__builtin_unreachable();
+}
+
+void restore_process(struct restore_tree *rt, struct restore_task *t)
+{
+	static struct rst_status early_status;
+	size_t idx = t - rt->tasks;
+	uint64_t all = ~0ull;
+	int err;
+
+	/* the raw call: glibc's sigprocmask leaves its own signals (32, 33) open */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
+	log_capture_errors(); /* its errors reach the user once, through stasis */
+	child_status = &early_status;
+	child_status_fd = rt->status_fd;
+	early_status.pid = t->pid;
+	if ((err = pstree_restore_links(rt, t, restore_process)))
+		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
+			   t->pid, strerror(-err));
+	if (idx == rt->nr_tasks - 1 && rt->nr_tasks > 1 && run_fault(t->ctx, "restore-child"))
+		child_fail(-EIO, "restore pid %d: injected failure restore-child", t->pid);
+	/* Its children have taken their own control pipes with them. */
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		close(rt->ctl_peer_fds[i]);
+		if (i != idx)
+			close(rt->ctl_fds[i]);
+	}
+	restore_child(t, rt->status_fd, rt->ctl_fds[idx]);
+}

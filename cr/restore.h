@@ -1,0 +1,16 @@
+/* Between the parts of a restore: cr/restore.c drives, cr/restore-task.c runs in each new
+ * process, cr/restore-finish.c is stasis's side once the tree exists. */
+#ifndef STASIS_RESTORE_H
+#define STASIS_RESTORE_H
+
+#include "pstree.h"
+
+/* In a new process of the tree, from clone3: never returns (jumps to the restorer or exits). */
+__attribute__((noreturn)) void restore_process(struct restore_tree *rt, struct restore_task *t);
+
+/* Serves every process's restorer until each has reported that it is done. */
+int restore_collect_reports(struct restore_tree *rt, int status_fd);
+/* Every process prepared (blob removed, registers, kinds' finish steps), then all let go. */
+int restore_finish_tree(struct restore_tree *rt);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * One run of the engine (a dump or a restore): what a face asked for, where the images are,
+ * and the state every kind of tree-wide object keeps for this run only. A face (the command
+ * line, the RPC server) fills one and hands it to cr_dump() or cr_restore(); two runs in one
+ * process share nothing.
+ */
+#ifndef STASIS_RUN_H
+#define STASIS_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "options.h"
+
+struct tree_object_ops;
+
+struct run_slot {
+	const struct tree_object_ops *kind;
+	void *state;
+};
+
+struct run_ctx {
+	const struct stasis_opts *opts;
+	int images_dir_fd; /* images are read and written here */
+	int work_dir_fd;   /* the log, stats and pidfile: -W, else the images directory */
+	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
+	size_t nr_slots;
+};
+
+/* A context for opts; the caller owns the directory fds. */
+void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int images_dir_fd,
+		  int work_dir_fd);
+/* A zeroed state of kind->state_size for each of n kinds, before any kind runs; -ENOMEM. */
+int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *kinds, size_t n);
+/* This run's state of kind (made by run_states_make). */
+void *run_state(const struct run_ctx *ctx, const struct tree_object_ops *kind);
+/* Frees every kind's state (with its free_state). */
+void run_ctx_fini(struct run_ctx *ctx);
+
+/* Nonzero when STASIS_FAULT names this point (tests inject failures). */
+bool run_fault(const struct run_ctx *ctx, const char *point);
+
+int cr_dump(struct run_ctx *ctx);
+/* 0 (detached), the restored root's exit code, or a negative errno. */
+int cr_restore(struct run_ctx *ctx);
+
+#endif

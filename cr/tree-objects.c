@@ -1,0 +1,16 @@
+#include "tree-objects.h"
+#include "util.h"
+
+const struct tree_object_ops *const tree_objects[] = {
+	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
+	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
+	&tree_ipc_objects,  /* cr/ipc-ns.c: its queues, semaphore sets and sysctls (after shmem) */
+	&tree_ghosts,       /* cr/files/ghost.c: deleted files still open or mapped */
+	&tree_pipes,        /* cr/files/pipe.c */
+	&tree_unix_sockets, /* cr/files/unix.c: socket pairs and connections not accepted yet */
+	&tree_ptys,         /* cr/files/pty.c */
+	&tree_mqueues,      /* cr/files/mqueue.c */
+	&tree_pidfds,       /* cr/files/pidfd.c: a pidfd of a reaped process */
+	&tree_shared_files, /* cr/files/shared.c: open files held by several processes (last) */
+};
+const unsigned tree_objects_len = ARRAY_SIZE(tree_objects);

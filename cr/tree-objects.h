@@ -1,0 +1,53 @@
+/*
+ * The registry of tree-wide objects: state that belongs to the whole tree rather than to one
+ * task (namespaces, shared memory, deleted files, pipes, sockets, ptys, message queues, ...).
+ * Each kind lives in a file of its own, keeps its per-run state in the run context
+ * (run_state), works out for itself whether the tree needs it, and declares the steps below;
+ * any step may be left out. tree_objects[] (cr/tree-objects.c) is the one place that orders
+ * them: dump and restore run each step over the kinds in that order (undo in reverse).
+ */
+#ifndef STASIS_TREE_OBJECTS_H
+#define STASIS_TREE_OBJECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "run.h"
+
+struct dump_tree;
+struct restore_tree;
+
+struct tree_object_ops {
+	const char *name;
+	size_t state_size;            /* its per-run state, zeroed, from run_state() */
+	void (*free_state)(void *state); /* what the state points to, at the end of the run */
+
+	/* Dump, the tree frozen, before any task is collected. */
+	int (*collect)(struct run_ctx *ctx, struct dump_tree *tr);
+	/* Dump, once every task is collected: this kind's images. */
+	int (*write)(struct run_ctx *ctx, struct dump_tree *tr);
+
+	/*
+	 * Restore, before anything is made: reads this kind's images if some task needs them,
+	 * checks them and every task's reference to them; errors name the image and the object.
+	 */
+	int (*validate)(struct run_ctx *ctx, struct restore_tree *rt);
+	/* Restore, in stasis before the tree is created: makes the objects the tree inherits. */
+	int (*prepare)(struct run_ctx *ctx, struct restore_tree *rt);
+	/* Restore, once the root exists (it holds copies): stasis lets go of its own. */
+	void (*close)(struct run_ctx *ctx);
+	/*
+	 * Restore is over. restored false: it failed, and what prepare made outside the tree
+	 * goes; true: only what served the restore itself goes (temporary names).
+	 */
+	void (*undo)(struct run_ctx *ctx, bool restored);
+};
+
+/* In restore order: user ns, mounts, net, uts, ipc, cgroups, shared objects, files. */
+extern const struct tree_object_ops *const tree_objects[];
+extern const unsigned tree_objects_len;
+
+extern const struct tree_object_ops tree_ipc_ns, tree_shmem, tree_ipc_objects, tree_ghosts, tree_pipes,
+	tree_unix_sockets, tree_ptys, tree_mqueues, tree_pidfds, tree_shared_files;
+
+#endif
