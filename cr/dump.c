@@ -188,13 +188,15 @@ int cr_dump(struct run_ctx *ctx)
 	struct dump_tree tr = { 0 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
 	pid_t root = ctx->opts->pid;
+	bool locked = false;
 	int err;
 
 	if (root <= 0) {
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
-	if ((err = check_images_dir(ctx)) || (err = run_states_make(ctx, tree_objects, tree_objects_len)))
+	if ((err = check_images_dir(ctx)) || (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
 	if ((err = pstree_seize(&tr, root, ctx)))
@@ -204,17 +206,22 @@ int cr_dump(struct run_ctx *ctx)
 		err = -EIO;
 		goto fail;
 	}
-	if ((err = collect_tree(ctx, &tr, &pages, &shared)))
+	if ((err = run_notify(ctx, "network-lock", root, -1)))
+		goto fail;
+	locked = true;
+	if ((err = collect_tree(ctx, &tr, &pages, &shared)) || (err = run_notify(ctx, "post-dump", root, -1)))
 		goto fail;
 	if (run_fault(ctx, "after-images")) {
 		pr_err("dump pid %d: injected failure after-images", root);
 		err = -EIO;
 		goto fail;
 	}
-	if (ctx->opts->leave_running)
+	if (ctx->opts->leave_running) {
+		run_notify(ctx, "network-unlock", root, -1);
 		pstree_release(&tr);
-	else
+	} else {
 		err = pstree_kill(&tr);
+	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
 		"pages_shared_with_parent=%llu image_bytes=%llu",
@@ -227,6 +234,8 @@ fail:
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
 	remove_images(ctx->images_dir_fd, &tr);
+	if (locked)
+		run_notify(ctx, "network-unlock", root, -1);
 	pstree_release(&tr);
 	pr_err("dump pid %d failed; the tree was left running", root);
 	return err;

@@ -271,6 +271,7 @@ int cr_restore(struct run_ctx *ctx)
 
 	pr_debug("restore: start");
 	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	    (err = run_notify(ctx, "pre-restore", 0, -1)) ||
 	    (err = read_inventory(ctx->images_dir_fd, &rt.inv)) || (err = read_tree_images(ctx, &rt)) ||
 	    (err = validate_objects(ctx, &rt)))
 		return err;
@@ -293,9 +294,13 @@ int cr_restore(struct run_ctx *ctx)
 	for (size_t i = 0; i < rt.nr_tasks; i++)
 		close(rt.ctl_fds[i]);
 	close_objects(ctx);
-	err = restore_collect_reports(&rt, status[0]);
+	if (!(err = run_notify(ctx, "setup-namespaces", root, -1)) &&
+	    !(err = run_notify(ctx, "post-setup-namespaces", root, -1)))
+		err = restore_collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
-	if (!err)
+	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
+	    !(err = run_notify(ctx, "network-unlock", root, -1)) &&
+	    !(err = run_notify(ctx, "pre-resume", root, -1)))
 		err = restore_finish_tree(&rt);
 	if (err) {
 		kill_tree(&rt, root);
@@ -305,6 +310,7 @@ int cr_restore(struct run_ctx *ctx)
 	}
 	undo_objects(ctx, tree_objects_len, true);
 	write_pidfile(ctx, root);
+	run_notify(ctx, "post-resume", root, -1);
 	for (size_t i = 0; i < rt.nr_tasks; i++)
 		pages += rt.tasks[i].pagemap->nr_pages;
 	pr_info("restore stats: total_ms=%.1f pid_wait_ms=%.1f processes=%zu pages=%llu",

@@ -50,6 +50,19 @@ void run_ctx_fini(struct run_ctx *ctx)
 	ctx->nr_slots = 0;
 }
 
+int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd)
+{
+	int err;
+
+	if (!ctx->notify)
+		return 0;
+	pr_debug("notify: %s (pid %d)", point, pid);
+	err = ctx->notify(ctx, point, pid, fd);
+	if (err)
+		pr_err("the %s notification failed: the run stops here", point);
+	return err;
+}
+
 bool run_fault(const struct run_ctx *ctx, const char *point)
 {
 	return ctx->opts->fault_inject && strcmp(ctx->opts->fault_inject, point) == 0;

@@ -13,16 +13,28 @@
 #include "options.h"
 
 struct tree_object_ops;
+struct run_ctx;
 
 struct run_slot {
 	const struct tree_object_ops *kind;
 	void *state;
 };
 
+/*
+ * A face's hook at criu's notification points ("pre-dump", "network-lock", "post-dump",
+ * "network-unlock", "pre-restore", "setup-namespaces", "post-setup-namespaces",
+ * "post-restore", "pre-resume", "post-resume", "orphan-pts-master"): pid is the tree's root
+ * where one exists (else 0), fd one to hand over (else -1). Returns 0 to go on, or a negative
+ * errno, having said why, to fail the run.
+ */
+typedef int (*run_notify_fn)(const struct run_ctx *ctx, const char *point, int pid, int fd);
+
 struct run_ctx {
 	const struct stasis_opts *opts;
 	int images_dir_fd; /* images are read and written here */
 	int work_dir_fd;   /* the log, stats and pidfile: -W, else the images directory */
+	run_notify_fn notify; /* the face's, or NULL */
+	void *face;        /* the face's own data, for notify */
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
 	size_t nr_slots;
 };
@@ -36,6 +48,9 @@ int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *ki
 void *run_state(const struct run_ctx *ctx, const struct tree_object_ops *kind);
 /* Frees every kind's state (with its free_state). */
 void run_ctx_fini(struct run_ctx *ctx);
+
+/* The face's hook at a notification point (0 if it has none). */
+int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd);
 
 /* Nonzero when STASIS_FAULT names this point (tests inject failures). */
 bool run_fault(const struct run_ctx *ctx, const char *point);
