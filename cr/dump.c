@@ -44,7 +44,7 @@ static int new_task_images(struct dump_task *t)
 		return -ENOMEM;
 	}
 	task_core__init(t->core);
-	t->core->pid = t->core->tid = t->pid;
+	t->core->pid = t->core->tid = t->vpid;
 	t->core->has_stopped = true;
 	t->core->stopped = t->was_stopped;
 	mm__init(t->mm);
@@ -94,11 +94,11 @@ static int write_task_images(struct dump_task *t)
 {
 	int err;
 
-	if ((err = image_write(t->dirfd, IMG_CORE, t->pid, &t->core->base)) ||
-	    (err = image_write(t->dirfd, IMG_MM, t->pid, &t->mm->base)) ||
-	    (err = image_write(t->dirfd, IMG_PAGEMAP, t->pid, &t->pagemap->base)))
+	if ((err = image_write(t->dirfd, IMG_CORE, t->vpid, &t->core->base)) ||
+	    (err = image_write(t->dirfd, IMG_MM, t->vpid, &t->mm->base)) ||
+	    (err = image_write(t->dirfd, IMG_PAGEMAP, t->vpid, &t->pagemap->base)))
 		return err;
-	return image_write(t->dirfd, IMG_FDS, t->pid, &t->fds->base);
+	return image_write(t->dirfd, IMG_FDS, t->vpid, &t->fds->base);
 }
 
 /* The inventory last: a directory without it is not a complete image set. */
@@ -111,11 +111,11 @@ static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr
 	if (!pids)
 		return -ENOMEM;
 	for (size_t i = 0; i < tr->nr_tasks; i++)
-		pids[i] = tr->tasks[i].pid;
+		pids[i] = tr->tasks[i].vpid;
 	uname(&u);
 	inv.format_version = IMAGE_FORMAT_VERSION;
 	inv.tool_version = STASIS_VERSION;
-	inv.root_pid = tr->tasks[0].pid;
+	inv.root_pid = tr->tasks[0].vpid;
 	inv.n_pids = tr->nr_tasks;
 	inv.pids = pids;
 	inv.n_tree = tr->nr_entries;
@@ -142,7 +142,7 @@ static void remove_images(int dirfd, const struct dump_tree *tr)
 	for (enum image_type type = IMG_INVENTORY; type < IMG_NR_TYPES; type++) {
 		if (image_desc(type)->per_task)
 			for (size_t i = 0; i < tr->nr_tasks; i++)
-				remove_image(dirfd, type, tr->tasks[i].pid);
+				remove_image(dirfd, type, tr->tasks[i].vpid);
 		if (!image_desc(type)->per_task || type == IMG_PAGES)
 			remove_image(dirfd, type, 0);
 	}

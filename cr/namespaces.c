@@ -28,8 +28,8 @@ static const struct ns_kind ns_kinds[] = {
 	{ "ipc", NS_FIELD(ipc), true },
 	{ "mnt", NS_FIELD(mnt), false },
 	{ "net", NS_FIELD(net), false },
-	{ "pid", NS_FIELD(pid), false },
-	{ "pid_for_children", NS_FIELD(pid_for_children), false },
+	{ "pid", NS_FIELD(pid), true }, /* the PID namespace kind judges (cr/pid-ns.c) */
+	{ "pid_for_children", NS_FIELD(pid_for_children), true },
 	{ "time", NS_FIELD(time), false },
 	{ "time_for_children", NS_FIELD(time_for_children), false },
 	{ "user", NS_FIELD(user), false },
@@ -112,11 +112,6 @@ static int dump_namespaces(struct dump_task *t)
 	t->core->ns = ids;
 	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)))
 		return err;
-	if (t->core->n_ns_pids != 1 || t->core->ns_pids[0] != (uint32_t)t->pid) {
-		pr_err("dump pid %d: it is pid %u in a PID namespace of its own; not supported yet",
-		       t->pid, t->core->n_ns_pids ? t->core->ns_pids[t->core->n_ns_pids - 1] : 0);
-		return -ENOTSUP;
-	}
 	if ((err = proc_status_field(t->pid, "Seccomp", 10, &mode)))
 		return err;
 	t->core->has_seccomp_mode = true;
@@ -133,8 +128,7 @@ static int validate_namespaces(struct restore_task *t)
 {
 	TaskCore *c = t->core;
 
-	if (c->n_ns_pids > 32 || (c->n_ns_pids && c->ns_pids[c->n_ns_pids - 1] != (uint32_t)t->pid) ||
-	    (c->has_seccomp_mode && c->seccomp_mode > 2)) {
+	if (c->n_ns_pids > 32 || (c->has_seccomp_mode && c->seccomp_mode > 2)) {
 		pr_err("image core-%d.img: its pids per PID namespace or its seccomp mode are invalid",
 		       t->pid);
 		return -EINVAL;

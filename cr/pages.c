@@ -164,7 +164,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 				memmove(buf + kept * PAGE_SIZE, buf + run_start * PAGE_SIZE, len * PAGE_SIZE);
 			for (size_t k = 0; index && k < len; k++)
 				if ((err = note_saved(w->t, vaddr + (run_start + k) * PAGE_SIZE,
-						      pme[run_start + k] & PM_PFN_MASK, w->t->pid,
+						      pme[run_start + k] & PM_PFN_MASK, w->t->vpid,
 						      w->file_off + k * PAGE_SIZE)))
 					return err;
 			if ((err = add_run(w, vaddr + run_start * PAGE_SIZE, len)))
@@ -243,7 +243,7 @@ static int dump_pages(struct dump_task *t)
 		pr_perror("dump pid %d: cannot open %s", t->pid, path);
 		return -errno;
 	}
-	w.fd = pages_image_create(t->dirfd, t->pid);
+	w.fd = pages_image_create(t->dirfd, t->vpid);
 	if (w.fd < 0)
 		return w.fd;
 	if ((err = pq_start(&w.queue, w.fd, CHUNK_PAGES * PAGE_SIZE))) {
@@ -256,11 +256,11 @@ static int dump_pages(struct dump_task *t)
 	werr = pq_finish(&w.queue);
 	if (werr && !err) {
 		errno = -werr;
-		pr_perror("dump pid %d: cannot write pages-%d.img", t->pid, t->pid);
+		pr_perror("dump pid %d: cannot write pages-%u.img", t->pid, t->vpid);
 		err = werr;
 	}
 	if (!err)
-		err = pages_image_finish(w.fd, t->pid, t->pagemap->nr_pages);
+		err = pages_image_finish(w.fd, t->vpid, t->pagemap->nr_pages);
 	close(w.fd);
 	t->nr_pages_written = t->pagemap->nr_pages;
 	if (!err && run_fault(t->ctx, "after-pages")) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pid-ns.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -72,6 +73,13 @@ static int dump_posix_timers(struct dump_task *t)
 			return -EINVAL;
 		}
 		pt->clockid = strtoul(clk + 8, NULL, 10);
+		if (pt->has_notify_tid) {
+			uint32_t vtid;
+			int err = pid_ns_vtid(t->ctx, t->pid, pt->notify_tid, &vtid);
+			if (err)
+				return err;
+			pt->notify_tid = vtid;
+		}
 		uint64_t get_args[6] = { pt->id, t->inj.scratch }, overrun_args[6] = { pt->id };
 		if (inject_syscall_out(&t->inj, SYS_timer_gettime, get_args, &its, sizeof(its)) ||
 		    inject_syscall(&t->inj, SYS_timer_getoverrun, overrun_args, &ret) || ret < 0) {

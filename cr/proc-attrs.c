@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pid-ns.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -126,9 +127,9 @@ static int dump_attrs(struct dump_task *t)
 	c->comm = xstrdup(comm);
 	c->personality = strtoul(pers, NULL, 16);
 	c->umask = umask_val;
-	c->ppid = t->stat.ppid;
-	c->pgid = t->stat.pgid;
-	c->sid = t->stat.sid;
+	c->ppid = pid_ns_vpid(t->ctx, t->stat.ppid);
+	c->pgid = pid_ns_vpid(t->ctx, t->stat.pgid);
+	c->sid = pid_ns_vpid(t->ctx, t->stat.sid);
 	if (proc_readlink(t->pid, "cwd", buf, sizeof(buf))) {
 		pr_perror("dump pid %d: cannot read cwd", t->pid);
 		return -errno;

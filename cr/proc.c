@@ -33,6 +33,14 @@ static int parse_vma_line(const char *line, struct proc_vma *v)
 	return 0;
 }
 
+void proc_path(char *buf, size_t len, pid_t pid, const char *name)
+{
+	if (pid == PROC_SELF)
+		snprintf(buf, len, "/proc/self/%s", name);
+	else
+		snprintf(buf, len, "/proc/%d/%s", pid, name);
+}
+
 int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 {
 	char path[64], *line = NULL;
@@ -42,7 +50,7 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 
 	out->v = NULL;
 	out->n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	proc_path(path, sizeof(path), pid, "smaps");
 	f = fopen(path, "re");
 	if (!f) {
 		ret = -errno;
@@ -92,7 +100,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	unsigned long long f[64] = { 0 };
 	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	proc_path(path, sizeof(path), pid, "stat");
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf) {
 		pr_perror("dump pid %d: cannot read %s", pid, path);
@@ -137,7 +145,7 @@ int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val)
 	auto_free char *buf = NULL;
 	size_t nlen = strlen(name);
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	proc_path(path, sizeof(path), pid, "status");
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf)
 		return -ESRCH;
@@ -158,7 +166,7 @@ int proc_nspids(pid_t pid, uint32_t **pids, size_t *n)
 
 	*pids = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	proc_path(path, sizeof(path), pid, "status");
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	l = buf ? strstr(buf, "\nNSpid:") : NULL;
 	if (!l) {
@@ -220,7 +228,7 @@ int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n)
 {
 	char path[64];
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir);
+	proc_path(path, sizeof(path), pid, dir);
 	return list_numbers(path, out, n);
 }
 
@@ -234,7 +242,7 @@ int proc_readlink(pid_t pid, const char *name, char *buf, size_t len)
 	char path[96];
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	proc_path(path, sizeof(path), pid, name);
 	n = readlink(path, buf, len - 1);
 	if (n < 0)
 		return -errno;

@@ -6,6 +6,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * The readers below take a pid, or PROC_SELF for the caller: in a new task of a restore the
+ * caller's pid is not what /proc calls it (another PID namespace).
+ */
+#define PROC_SELF 0
+/* "/proc/PID/NAME" (or "/proc/self/NAME") into buf. */
+void proc_path(char *buf, size_t len, pid_t pid, const char *name);
+
 struct proc_vma {
 	uint64_t start, end, pgoff;
 	uint32_t prot;

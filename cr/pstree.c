@@ -333,8 +333,7 @@ static __attribute__((noreturn)) void hold_group(void)
 
 static bool in_group(pid_t pid, pid_t pgid)
 {
-	struct proc_stat st;
-	return proc_read_stat(pid, &st) == 0 && st.pgid == pgid;
+	return getpgid(pid) == pgid;
 }
 
 /* Waits (5 s at most) until the group's members have joined it, then reaps the helper. */
@@ -353,6 +352,23 @@ static void release_group(const Inventory *inv, const TreeEntry *helper)
 	waitpid(helper->pid, NULL, 0);
 }
 
+/*
+ * A child with its pid at every PID-namespace level of the tree: a process of a namespace
+ * nested in its parent's starts it (CLONE_NEWPID) as its init.
+ */
+static pid_t clone_child(const TreeEntry *parent, const TreeEntry *e)
+{
+	uint32_t levels[32];
+	size_t n = e->n_nested_pids ? e->n_nested_pids : 1;
+	size_t parent_n = parent->n_nested_pids ? parent->n_nested_pids : 1;
+
+	if (!e->n_nested_pids)
+		return clone_with_pid(&e->pid, 1, 0, -1);
+	for (size_t i = 0; i < n; i++) /* innermost first */
+		levels[i] = e->nested_pids[n - 1 - i];
+	return clone_with_pid(levels, n, n > parent_n ? CLONE_NEWPID : 0, -1);
+}
+
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			 void (*run_child)(struct restore_tree *, struct restore_task *))
 {
@@ -369,17 +385,18 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	} else if (me->pgid == (uint32_t)self->pid) {
 		if (setpgid(0, 0))
 			return -errno;
-	} else if (self != &rt->tasks[0] && me->pgid != (uint32_t)getpgrp() &&
+	} else if (self != &rt->tasks[0] && me->pgid && me->pgid != (uint32_t)getpgrp() &&
 		   setpgid(0, me->pgid)) {
 		return -errno; /* its group leader is not (yet) there */
 	}
+	/* (A group or session id 0 was outside the tree's PID namespace: it takes its parent's.) */
 	/* (The root outside its own group or session joins the restoring caller's.) */
 	/* Children in inventory order: group leaders (or their helpers) come before members. */
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		TreeEntry *e = inv->tree[i];
 		if (e->ppid != (uint32_t)self->pid || e->pid == (uint32_t)self->pid)
 			continue;
-		pid_t child = clone_with_pid(&e->pid, 1, 0, -1);
+		pid_t child = clone_child(me, e);
 		if (child < 0)
 			return -errno;
 		if (child == 0) {

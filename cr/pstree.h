@@ -22,6 +22,7 @@ int pstree_kill(struct dump_tree *tr);
 struct restore_tree {
 	struct run_ctx *ctx;
 	Inventory *inv;
+	uint64_t clone_flags;       /* CLONE_NEW* for the root, set by the tree-wide kinds */
 	struct restore_task *tasks; /* live processes, in inventory order */
 	size_t nr_tasks;
 	int status_fd;              /* write end, shared by every new task */

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "mm.h"
+#include "pid-ns.h"
 #include "regs.h"
 #include "restore.h"
 #include "restorer/restorer.h"
@@ -65,21 +66,26 @@ static int report_failure(const struct rst_status *st)
 }
 
 /* A process of the tree that is gone or a zombie before it reported: the restore failed. */
-static int find_dead_task(const struct restore_tree *rt, const bool *done)
+static int find_dead_task(struct restore_tree *rt, const bool *done)
 {
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
 		struct proc_stat st;
+		char state;
 		if (done[i])
 			continue;
-		if (proc_read_stat(rt->tasks[i].pid, &st) || st.state == 'Z') {
-			if (st.state == 'Z' && WIFSIGNALED(st.exit_code))
-				pr_err("restore pid %d: the new process was killed by signal %d (%s) before "
-				       "reporting", rt->tasks[i].pid, WTERMSIG(st.exit_code),
-				       strsignal(WTERMSIG(st.exit_code)));
-			else
-				pr_err("restore pid %d: the new process died before reporting", rt->tasks[i].pid);
-			return -ESRCH;
-		}
+		/* in a new PID namespace a process not made yet is not found either: its parent,
+		 * alive, will make it or report */
+		if (pid_ns_find_host(rt->ctx, rt, t, &state) && (!rt->inv->pid_ns || i == 0))
+			state = 'X';
+		if (state != 'Z' && state != 'X')
+			continue;
+		if (state == 'Z' && !proc_read_stat(t->host_pid, &st) && WIFSIGNALED(st.exit_code))
+			pr_err("restore pid %d: the new process was killed by signal %d (%s) before "
+			       "reporting", t->pid, WTERMSIG(st.exit_code), strsignal(WTERMSIG(st.exit_code)));
+		else
+			pr_err("restore pid %d: the new process died before reporting", t->pid);
+		return -ESRCH;
 	}
 	return 0;
 }
@@ -108,7 +114,12 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		if (!st.ok)
 			return report_failure(&st);
 		if (st.step == RST_STEP_PAGES_HANDOFF) {
-			if ((err = pages_copy_by_uffd(t, t->pid, st.uffd)))
+			char state;
+			if ((err = pid_ns_find_host(rt->ctx, rt, t, &state))) {
+				pr_err("restore pid %d: its process is gone", t->pid);
+				return err;
+			}
+			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
 				return err;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
 				return -EIO;
@@ -160,17 +171,17 @@ static int unmap_restorer_region(const struct restore_task *t, struct user_regs_
 	r.orig_rax = -1;
 	r.rdi = t->region_start;
 	r.rsi = t->region_len;
-	if (ptrace(PTRACE_SETREGS, t->pid, 0, &r))
+	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r))
 		return -errno;
 	for (int step = 0; step < 2; step++) {
-		if (ptrace(PTRACE_SYSCALL, t->pid, 0, 0) || (err = task_wait_stop(t->pid, &status)) ||
+		if (ptrace(PTRACE_SYSCALL, t->host_pid, 0, 0) || (err = task_wait_stop(t->host_pid, &status)) ||
 		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
 			pr_err("restore pid %d: removing the restorer region failed (status 0x%x)",
 			       t->pid, status);
 			return -EIO;
 		}
 	}
-	if (ptrace(PTRACE_GETREGS, t->pid, 0, &r) || r.rax) {
+	if (ptrace(PTRACE_GETREGS, t->host_pid, 0, &r) || r.rax) {
 		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid,
 		       (long long)r.rax);
 		return -EIO;
@@ -192,23 +203,28 @@ static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufC
 	return 0;
 }
 
-static int prepare_finish(struct restore_task *t)
+static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 {
 	struct user_regs_struct r;
 	TaskCore *c = t->core;
+	char state;
 	int err;
 
+	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t))) {
+		pr_err("restore pid %d: cannot find its process or threads on the host", t->pid);
+		return err ? err : -ESRCH;
+	}
 	for (size_t i = 0; i < c->n_threads; i++)
-		if ((err = catch_in_pause(c->threads[i]->tid, &r)))
+		if ((err = catch_in_pause(t->host_tids[i], &r)))
 			return err;
-	if ((err = catch_in_pause(t->pid, &r)) || (err = unmap_restorer_region(t, r)))
+	if ((err = catch_in_pause(t->host_pid, &r)) || (err = unmap_restorer_region(t, r)))
 		return err;
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
-		if ((err = set_final_thread_state(tc->tid, tc->regs, &tc->xsave, tc->sigmask)))
+		if ((err = set_final_thread_state(t->host_tids[i], tc->regs, &tc->xsave, tc->sigmask)))
 			return err;
 	}
-	if ((err = set_final_thread_state(t->pid, c->regs, &c->xsave, c->sigmask)))
+	if ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)))
 		return err;
 	for (unsigned i = 0; i < state_table_len; i++)
 		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
@@ -221,9 +237,9 @@ static int release_task(struct restore_task *t)
 	int err;
 
 	for (size_t i = 0; i < t->core->n_threads; i++)
-		if ((err = task_release(t->core->threads[i]->tid, false)))
+		if ((err = task_release(t->host_tids[i], false)))
 			return err;
-	return task_release(t->pid, t->core->stopped);
+	return task_release(t->host_pid, t->core->stopped);
 }
 
 int restore_finish_tree(struct restore_tree *rt)
@@ -231,7 +247,7 @@ int restore_finish_tree(struct restore_tree *rt)
 	int err;
 
 	for (size_t i = 0; i < rt->nr_tasks; i++)
-		if ((err = prepare_finish(&rt->tasks[i])))
+		if ((err = prepare_finish(rt, &rt->tasks[i])))
 			return err;
 	for (size_t i = rt->nr_tasks; i-- > 0;)
 		if ((err = release_task(&rt->tasks[i])))

@@ -64,7 +64,7 @@ static int highest_open_fd(void)
 	auto_free int *fds = NULL;
 	size_t n;
 
-	if (proc_list_numbers(getpid(), "fd", &fds, &n) || !n)
+	if (proc_list_numbers(PROC_SELF, "fd", &fds, &n) || !n)
 		return 1024; /* cannot tell: stay well above stdio and the usual few */
 	return fds[n - 1];
 }
@@ -85,7 +85,7 @@ static uint64_t find_region(const struct restore_task *t, uint64_t len)
 	uint64_t addr = REGION_SEARCH_FROM;
 	bool moved;
 
-	if (proc_read_vmas(getpid(), &own))
+	if (proc_read_vmas(PROC_SELF, &own))
 		return 0;
 	do {
 		moved = false;

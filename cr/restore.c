@@ -198,9 +198,13 @@ static void kill_tree(struct restore_tree *rt, pid_t root)
 {
 	int wstatus;
 
-	/* Every pid of the tree was free when we started: whatever holds one now is ours. */
-	for (size_t i = 0; i < rt->nr_tasks; i++)
-		kill(rt->tasks[i].pid, SIGKILL);
+	/* The root first: in a PID namespace of its own, its death takes every process there.
+	 * In the host's, every pid of the tree was free when we started: whatever holds one now
+	 * is ours. */
+	kill(root, SIGKILL);
+	if (!rt->inv->pid_ns)
+		for (size_t i = 0; i < rt->nr_tasks; i++)
+			kill(rt->tasks[i].pid, SIGKILL);
 	waitpid(root, &wstatus, __WALL);
 }
 
@@ -247,7 +251,7 @@ static pid_t create_root(struct restore_tree *rt)
 	pid_t root;
 
 	fflush(NULL);
-	root = clone_with_pid(&rt->inv->root_pid, 1, 0, -1);
+	root = clone_with_pid(&rt->inv->root_pid, 1, rt->clone_flags, -1);
 	if (root < 0) {
 		if (errno == EEXIST)
 			pr_err("restore pid %d: that pid is taken (by a process, or as the session or group "
@@ -259,12 +263,13 @@ static pid_t create_root(struct restore_tree *rt)
 	}
 	if (root == 0)
 		restore_process(rt, &rt->tasks[0]);
+	rt->tasks[0].host_pid = root;
 	return root;
 }
 
 int cr_restore(struct run_ctx *ctx)
 {
-	struct restore_tree rt = { 0 };
+	struct restore_tree rt = { .ctx = ctx };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), pages = 0;
 	int status[2], err, wstatus;
 	pid_t root;
@@ -278,7 +283,7 @@ int cr_restore(struct run_ctx *ctx)
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart.
 	 * Checked before anything is made (a listener bound again would take over its name). */
 	uint64_t wait_start = now_ns(CLOCK_MONOTONIC);
-	if ((err = check_pids_free(rt.inv)))
+	if (!rt.inv->pid_ns && (err = check_pids_free(rt.inv))) /* a new namespace's are free */
 		return err;
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
 	if ((err = prepare_objects(ctx, &rt)))

@@ -104,8 +104,8 @@ static void sched_set(pid_t tid, const SchedAttrs *s)
 static int finish_sched(struct restore_task *t)
 {
 	for (size_t i = 0; i < t->core->n_threads; i++)
-		sched_set(t->core->threads[i]->tid, t->core->threads[i]->sched);
-	sched_set(t->pid, t->core->sched);
+		sched_set(t->host_tids[i], t->core->threads[i]->sched);
+	sched_set(t->host_pid, t->core->sched);
 	return 0;
 }
 

@@ -24,7 +24,8 @@ struct saved_page {
 };
 
 struct dump_task {
-	pid_t pid;
+	pid_t pid;                    /* the host's */
+	uint32_t vpid;                /* in the tree's PID namespace: the images' name for it */
 	struct run_ctx *ctx;          /* the run: options, and every tree-wide kind's tables */
 	struct dump_task *parent;     /* in the tree, NULL for the root */
 	struct saved_page *saved;     /* sorted by vaddr */
@@ -68,7 +69,9 @@ int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
 int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n);
 
 struct restore_task {
-	pid_t pid;
+	pid_t pid;          /* in the tree's PID namespace, as the images name it */
+	pid_t host_pid;     /* the host's, once it exists (cr/pid-ns.c) */
+	pid_t *host_tids;   /* the host's tid of each thread of core, once they exist */
 	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */
 	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */

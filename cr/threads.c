@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pid-ns.h"
 #include "regs.h"
 #include "restorer/restorer.h"
 #include "task.h"
@@ -102,7 +103,8 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 
 	inj.pid = ft->tid;
 	inj.saved = ft->regs;
-	tc->tid = ft->tid;
+	if ((err = pid_ns_vtid(t->ctx, t->pid, ft->tid, &tc->tid)))
+		return err;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
 	comm = read_file_at(AT_FDCWD, path, NULL);
 	tc->comm = xstrdup(comm ? comm : "");

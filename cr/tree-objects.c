@@ -2,6 +2,7 @@
 #include "util.h"
 
 const struct tree_object_ops *const tree_objects[] = {
+	&tree_pid_ns,       /* cr/pid-ns.c: first, the pids every other kind names */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
 	&tree_ipc_objects,  /* cr/ipc-ns.c: its queues, semaphore sets and sysctls (after shmem) */

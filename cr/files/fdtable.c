@@ -65,7 +65,7 @@ static bool find_in_earlier_process(const struct dump_task *t, int fd, FdEntry *
 				continue;
 			e->kind = FD_KIND__FD_SHARED;
 			e->has_shared_pid = e->has_shared_fd = true;
-			e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : (uint32_t)u->pid;
+			e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : u->vpid;
 			e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
 			return true;
 		}

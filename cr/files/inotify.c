@@ -124,7 +124,7 @@ static int open_inotify(struct restore_task *t, const FdEntry *e)
  */
 static int drop_restore_events(const struct restore_task *t, const FdEntry *e)
 {
-	auto_close int copy = task_fd_copy(t->pid, e->fd);
+	auto_close int copy = task_fd_copy(t->host_pid, e->fd);
 	char buf[4096] __attribute__((aligned(8)));
 	int bytes;
 

@@ -16,6 +16,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "pid-ns.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -67,7 +68,7 @@ static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	}
 	e->has_flags = e->has_pidfd_pid = true;
 	e->flags = p->flags;
-	e->pidfd_pid = pid > 0 ? pid : 0;
+	e->pidfd_pid = pid > 0 ? pid_ns_vpid(t->ctx, pid) : 0;
 	return 1;
 }
 

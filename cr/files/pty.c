@@ -24,6 +24,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "pid-ns.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -265,9 +266,9 @@ static int note_pty(struct dump_task *t, int index)
 	p->winsize.len = sizeof(ws);
 	p->winsize.data = xzalloc(sizeof(ws));
 	memcpy(p->winsize.data, &ws, sizeof(ws));
-	if (fg > 0) {
+	if (fg > 0 && pid_ns_vpid(t->ctx, fg)) {
 		p->has_fg_pgrp = true;
-		p->fg_pgrp = fg;
+		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
 	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));

@@ -1,0 +1,347 @@
+/*
+ * The tree's PID namespace. A tree is either in stasis's own PID namespace (its pids are
+ * restored as they were), or its root is pid 1 of a namespace of its own, as a container's
+ * init is: then every pid in the images is the pid in that namespace, and the restore makes
+ * a new namespace whose init is the root again (clone3 with CLONE_NEWPID and pid 1), the rest
+ * of the tree getting its old pids inside it; what the host calls them does not matter.
+ * PID namespaces nested in the tree's are kept too: their processes keep their pid at each
+ * level. Stasis itself works on host pids: on restore, the host pid of each new process and
+ * thread is found from /proc (NSpid), once it exists.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "pid-ns.h"
+#include "pstree.h"
+#include "tree-objects.h"
+#include "util.h"
+
+struct pid_map {
+	pid_t host;
+	uint32_t vpid;
+};
+
+struct pid_ns_state {
+	bool own;       /* the root is pid 1 of the tree's own PID namespace */
+	size_t depth;   /* the NSpid index of the tree's namespace (0: stasis's own) */
+	struct pid_map *map; /* dump: every process of the tree, zombies too */
+	size_t n;
+};
+
+static struct pid_ns_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_pid_ns);
+}
+
+static int ns_ino(pid_t pid, const char *name, uint64_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, name);
+	if (stat(path, &st)) {
+		pr_perror("dump pid %d: cannot read its %s namespace", pid, name);
+		return -errno;
+	}
+	*ino = st.st_ino;
+	return 0;
+}
+
+uint32_t pid_ns_vpid(const struct run_ctx *ctx, pid_t host)
+{
+	const struct pid_ns_state *st = state_of(ctx);
+
+	if (!st->own)
+		return host;
+	for (size_t i = 0; i < st->n; i++)
+		if (st->map[i].host == host)
+			return st->map[i].vpid;
+	return 0;
+}
+
+int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid)
+{
+	const struct pid_ns_state *st = state_of(ctx);
+	auto_free uint32_t *nspid = NULL;
+	size_t n;
+	int err;
+
+	*vtid = tid;
+	if (!st->own)
+		return 0;
+	if ((err = proc_nspids(tid, &nspid, &n)))
+		return err;
+	if (n <= st->depth) {
+		pr_err("dump pid %d thread %d: it is not in the tree's PID namespace", pid, tid);
+		return -EINVAL;
+	}
+	*vtid = nspid[st->depth];
+	return 0;
+}
+
+/* Every process in the tree's namespace (or one nested in it) must be in the tree. */
+static int check_namespace_complete(const struct pid_ns_state *st, pid_t root)
+{
+	auto_free int *pids = NULL;
+	uint64_t tree_ns;
+	size_t n;
+	int err;
+
+	if ((err = ns_ino(root, "pid", &tree_ns)) || (err = proc_list_pids(&pids, &n)))
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		bool known = false;
+		for (size_t k = 0; k < st->n && !known; k++)
+			known = st->map[k].host == pids[i];
+		char path[64];
+		struct stat ps;
+		snprintf(path, sizeof(path), "/proc/%d/ns/pid", pids[i]);
+		if (known || stat(path, &ps) || ps.st_ino != tree_ns)
+			continue; /* (a process that exits meanwhile, or one stasis may not see) */
+		pr_err("dump pid %d: it is in the tree's PID namespace (pid:[%llu]) but not a "
+		       "descendant of its init, pid %d (a process joined with setns, as `exec` into "
+		       "a container does?); it would be lost: not supported",
+		       pids[i], (unsigned long long)tree_ns, root);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int add_mapping(struct pid_ns_state *st, pid_t host, uint32_t vpid)
+{
+	struct pid_map *more = realloc(st->map, (st->n + 1) * sizeof(*st->map));
+
+	if (!more)
+		return -ENOMEM;
+	st->map = more;
+	st->map[st->n++] = (struct pid_map){ host, vpid };
+	return 0;
+}
+
+/* The frozen tree's pids in its namespace, and whether that namespace is the tree's own. */
+static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct pid_ns_state *st = state_of(ctx);
+	pid_t root = tr->tasks[0].pid;
+	int err;
+
+	for (size_t i = 0; i < tr->nr_entries; i++) {
+		TreeEntry *e = tr->entries[i];
+		auto_free uint32_t *nspid = NULL;
+		size_t n;
+
+		if (e->group_helper) {
+			if (st->own) {
+				pr_err("dump: process group %u lost its leader inside the tree's PID "
+				       "namespace; its pid there is unknown (not supported)", e->pid);
+				return -ENOTSUP;
+			}
+			continue;
+		}
+		if ((err = proc_nspids(e->pid, &nspid, &n)))
+			return err;
+		if (i == 0) {
+			st->depth = n - 1;
+			st->own = n > 1;
+			if (st->own && nspid[n - 1] != 1) {
+				pr_err("dump pid %d: it is pid %u of a PID namespace whose init (pid 1 there) "
+				       "is not in the tree; dump the namespace's init instead",
+				       root, nspid[n - 1]);
+				return -ENOTSUP;
+			}
+		}
+		if (n <= st->depth) {
+			pr_err("dump pid %u: it is outside the tree's PID namespace", e->pid);
+			return -ENOTSUP;
+		}
+		if (n > st->depth + 1) { /* a namespace nested in the tree's */
+			e->nested_pids = calloc(n - st->depth, sizeof(uint32_t));
+			if (!e->nested_pids)
+				return -ENOMEM;
+			memcpy(e->nested_pids, nspid + st->depth, (n - st->depth) * sizeof(uint32_t));
+			e->n_nested_pids = n - st->depth;
+		}
+		if ((err = add_mapping(st, e->pid, nspid[st->depth])))
+			return err;
+	}
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		uint64_t pid_ns, children_ns;
+		struct dump_task *t = &tr->tasks[i];
+		if ((err = ns_ino(t->pid, "pid", &pid_ns)) ||
+		    (err = ns_ino(t->pid, "pid_for_children", &children_ns)))
+			return err;
+		if (pid_ns != children_ns) {
+			pr_err("dump pid %d: it made a PID namespace for its children (unshare) that has no "
+			       "process yet; not supported", t->pid);
+			return -ENOTSUP;
+		}
+		t->vpid = pid_ns_vpid(ctx, t->pid);
+	}
+	if (st->own && (err = check_namespace_complete(st, root)))
+		return err;
+	tr->inv.has_pid_ns = true;
+	tr->inv.pid_ns = st->own;
+	if (st->own)
+		pr_info("dump pid %d: the init of its own PID namespace; %zu pids saved as seen there",
+			root, st->n);
+	return 0;
+}
+
+/* Once nothing needs host pids any more: the tree entries in the namespace's pids. */
+static int write_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	const struct pid_ns_state *st = state_of(ctx);
+
+	if (!st->own)
+		return 0;
+	for (size_t i = 0; i < tr->nr_entries; i++) {
+		TreeEntry *e = tr->entries[i];
+		/* ids of processes outside the namespace (the root's parent, the caller's session
+		 * or group) are 0: the restored tree takes the caller's */
+		e->pid = pid_ns_vpid(ctx, e->pid);
+		e->ppid = i == 0 ? 0 : pid_ns_vpid(ctx, e->ppid);
+		e->pgid = pid_ns_vpid(ctx, e->pgid);
+		e->sid = pid_ns_vpid(ctx, e->sid);
+	}
+	return 0;
+}
+
+/* ---- restore ---- */
+
+static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pid_ns_state *st = state_of(ctx);
+
+	st->own = rt->inv->has_pid_ns && rt->inv->pid_ns;
+	if (st->own && rt->inv->root_pid != 1) {
+		pr_err("image inventory.img: the tree has its own PID namespace, but its root is pid %u, "
+		       "not 1", rt->inv->root_pid);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < rt->inv->n_tree; i++) {
+		const TreeEntry *e = rt->inv->tree[i];
+		if (e->n_nested_pids && (!st->own || e->n_nested_pids < 2 || e->n_nested_pids > 31 ||
+					 e->nested_pids[0] != e->pid)) {
+			pr_err("image inventory.img: pid %u has invalid pids in nested PID namespaces",
+			       e->pid);
+			return -EINVAL;
+		}
+	}
+	if (st->own)
+		rt->clone_flags |= CLONE_NEWPID;
+	return 0;
+}
+
+/* The host pid of a process of the restored namespace, by its pid there (0: none yet). */
+static pid_t find_host_pid(pid_t host_root, uint32_t vpid, char *state)
+{
+	pid_t queue[4096];
+	size_t head = 0, tail = 0;
+
+	queue[tail++] = host_root;
+	while (head < tail) {
+		pid_t p = queue[head++];
+		auto_free uint32_t *nspid = NULL;
+		auto_free int *tids = NULL;
+		size_t n, nt;
+
+		if (proc_nspids(p, &nspid, &n) || n < 2)
+			continue;
+		if (nspid[1] == vpid) {
+			struct proc_stat ps;
+			*state = proc_read_stat(p, &ps) ? 'X' : ps.state;
+			return p;
+		}
+		if (proc_list_numbers(p, "task", &tids, &nt))
+			continue;
+		for (size_t i = 0; i < nt; i++) {
+			char path[96];
+			auto_free char *list = NULL;
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", p, tids[i]);
+			list = read_file_at(AT_FDCWD, path, NULL);
+			for (char *c = list; c && *c && tail < ARRAY_SIZE(queue);) {
+				char *end;
+				long child = strtol(c, &end, 10);
+				if (end == c)
+					break;
+				queue[tail++] = child;
+				c = end;
+			}
+		}
+	}
+	return 0;
+}
+
+int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, struct restore_task *t,
+		     char *state)
+{
+	struct proc_stat ps;
+	pid_t found;
+
+	if (!state_of(ctx)->own) {
+		t->host_pid = t->pid;
+		*state = proc_read_stat(t->pid, &ps) ? 0 : ps.state;
+		return *state ? 0 : -ESRCH;
+	}
+	*state = 0;
+	if (!(found = find_host_pid(rt->tasks[0].host_pid, t->pid, state)))
+		return -ESRCH;
+	t->host_pid = found;
+	return 0;
+}
+
+int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
+{
+	const struct pid_ns_state *st = state_of(ctx);
+	auto_free int *tids = NULL;
+	size_t n;
+
+	if (!t->host_tids) {
+		t->host_tids = calloc(t->core->n_threads + 1, sizeof(pid_t));
+		if (!t->host_tids)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		t->host_tids[i] = t->core->threads[i]->tid;
+	if (!st->own)
+		return 0;
+	if (proc_list_numbers(t->host_pid, "task", &tids, &n)) {
+		pr_err("restore pid %d: cannot list the threads of host pid %d", t->pid, t->host_pid);
+		return -ESRCH;
+	}
+	for (size_t i = 0; i < t->core->n_threads; i++) {
+		t->host_tids[i] = 0;
+		for (size_t k = 0; k < n && !t->host_tids[i]; k++) {
+			auto_free uint32_t *nspid = NULL;
+			size_t levels;
+			if (proc_nspids(tids[k], &nspid, &levels) == 0 && levels > 1 &&
+			    nspid[1] == t->core->threads[i]->tid)
+				t->host_tids[i] = tids[k];
+		}
+		if (!t->host_tids[i]) {
+			pr_err("restore pid %d: thread %u is not there", t->pid, t->core->threads[i]->tid);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+static void free_pid_ns(void *state)
+{
+	free(((struct pid_ns_state *)state)->map);
+}
+
+const struct tree_object_ops tree_pid_ns = {
+	.name = "PID namespace",
+	.state_size = sizeof(struct pid_ns_state),
+	.free_state = free_pid_ns,
+	.collect = collect_pid_ns,
+	.write = write_pid_ns,
+	.validate = validate_pid_ns,
+};

@@ -1,0 +1,28 @@
+/* The tree's PID namespace (cr/pid-ns.c, tree_pid_ns): pids as the images keep them. */
+#ifndef STASIS_PID_NS_H
+#define STASIS_PID_NS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "run.h"
+
+struct restore_tree;
+struct restore_task;
+
+/* Dump: the pid the images keep for host process host (its pid in the tree's namespace;
+ * 0: not in the tree). */
+uint32_t pid_ns_vpid(const struct run_ctx *ctx, pid_t host);
+/* Dump: the same for thread tid of process pid. */
+int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid);
+
+/*
+ * Restore, in stasis: t->host_pid, the host's pid of new process t, and its state letter
+ * ('Z' a zombie...); -ESRCH if it does not exist (yet, or any more).
+ */
+int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, struct restore_task *t,
+		     char *state);
+/* Restore, in stasis, once t's threads exist: t->host_tids, one per thread of its core. */
+int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t);
+
+#endif
