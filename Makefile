@@ -11,16 +11,16 @@ BUILD    ?= build
 SANITIZE ?=
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror
-CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -I$(BUILD)/proto
+CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
-LDLIBS   := -lprotobuf-c -lyajl -lpthread -lrt
+LDLIBS   := -lprotobuf-c -lyajl -lmount -lpthread -lrt
 
-APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev tmux python3 redis-server dbus-daemon dbus-bin
+APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev tmux python3 redis-server dbus-daemon dbus-bin
 
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
 PROTO_H  := $(PROTO_C:.c=.h)
-SRCS     := $(wildcard cr/*.c cr/files/*.c arch/x86_64/*.c runtime-hook/*.c)
+SRCS     := $(wildcard cr/*.c cr/files/*.c mounts/*.c netns/*.c arch/x86_64/*.c runtime-hook/*.c)
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(SRCS)) $(PROTO_C:.c=.o) $(BUILD)/restorer-blob.o
 LIB_OBJS := $(filter-out $(BUILD)/runtime-hook/main.o,$(OBJS))
 

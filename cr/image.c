@@ -27,6 +27,11 @@ static const struct image_desc image_descs[] = {
 	{ IMG_TTYS, "ttys", 0, &tty_table__descriptor },
 	{ IMG_MQUEUES, "mqueues", 0, &mqueue_table__descriptor },
 	{ IMG_IPC_NS, "ipc-ns", 0, &ipc_ns__descriptor },
+	{ IMG_MOUNT_NS, "mount-ns", 0, &mount_ns__descriptor },
+	{ IMG_TMPFS, "tmpfs", 1, &tmpfs_tree__descriptor },
+	{ IMG_TMPFS_DATA, "tmpfsdata", 1, NULL },
+	{ IMG_UTS_NS, "uts-ns", 0, &uts_ns__descriptor },
+	{ IMG_NET_NS, "net-ns", 0, &net_ns__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)
@@ -244,50 +249,52 @@ void image_free(ProtobufCMessage *msg)
 		protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-int pages_image_create(int dirfd, unsigned pid)
+int raw_image_create(int dirfd, enum image_type type, unsigned id)
 {
 	char name[64];
 	int fd;
 
-	image_filename(name, sizeof(name), IMG_PAGES, pid);
+	image_filename(name, sizeof(name), type, id);
 	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		pr_perror("cannot create image file %s", name);
 		return -errno;
 	}
-	if (pages_image_finish(fd, pid, 0) < 0 || lseek(fd, PAGES_HEADER_SIZE, SEEK_SET) < 0) {
+	if (raw_image_finish(fd, type, id, 0) < 0 || lseek(fd, PAGES_HEADER_SIZE, SEEK_SET) < 0) {
 		close(fd);
 		return -EIO;
 	}
 	return fd;
 }
 
-int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages)
+int raw_image_finish(int fd, enum image_type type, unsigned id, uint64_t nr_pages)
 {
 	static char page[PAGES_HEADER_SIZE];
 	struct pages_header *h = (struct pages_header *)page;
+	char name[64];
 
 	memset(page, 0, sizeof(page));
 	memcpy(h->magic, pages_magic, sizeof(h->magic));
 	h->version = IMAGE_FORMAT_VERSION;
 	h->page_size = 4096;
 	h->nr_pages = nr_pages;
-	h->pid = pid;
+	h->pid = id;
 	if (pwrite(fd, page, sizeof(page), 0) != sizeof(page)) {
-		pr_perror("cannot write header of pages-%u.img", pid);
+		image_filename(name, sizeof(name), type, id);
+		pr_perror("cannot write the header of %s", name);
 		return -EIO;
 	}
 	return 0;
 }
 
-int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
+int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages)
 {
 	struct pages_header h;
 	char name[64];
 	struct stat st;
 	int fd;
 
-	image_filename(name, sizeof(name), IMG_PAGES, pid);
+	image_filename(name, sizeof(name), type, id);
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		pr_perror("image %s: cannot open", name);
@@ -303,12 +310,12 @@ int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
 		       IMAGE_FORMAT_VERSION);
 		goto bad;
 	}
-	if (h.pid != pid || h.nr_pages != nr_pages ||
+	if (h.pid != id || h.nr_pages != nr_pages ||
 	    nr_pages > ((uint64_t)INT64_MAX - PAGES_HEADER_SIZE) / 4096 ||
 	    (uint64_t)st.st_size != PAGES_HEADER_SIZE + nr_pages * 4096) {
-		pr_err("image %s: holds %llu pages in %lld bytes, pagemap-%u.img expects %llu pages "
+		pr_err("image %s: holds %llu pages in %lld bytes, its table expects %llu pages "
 		       "(truncated or foreign file)",
-		       name, (unsigned long long)h.nr_pages, (long long)st.st_size, pid,
+		       name, (unsigned long long)h.nr_pages, (long long)st.st_size,
 		       (unsigned long long)nr_pages);
 		goto bad;
 	}
@@ -316,4 +323,19 @@ int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
 bad:
 	close(fd);
 	return -EINVAL;
+}
+
+int pages_image_create(int dirfd, unsigned pid)
+{
+	return raw_image_create(dirfd, IMG_PAGES, pid);
+}
+
+int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages)
+{
+	return raw_image_finish(fd, IMG_PAGES, pid, nr_pages);
+}
+
+int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
+{
+	return raw_image_open(dirfd, IMG_PAGES, pid, nr_pages);
 }

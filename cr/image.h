@@ -31,6 +31,11 @@ enum image_type {
 	IMG_TTYS,
 	IMG_MQUEUES,
 	IMG_IPC_NS,
+	IMG_MOUNT_NS,
+	IMG_TMPFS,      /* tmpfs-ID.img: a tmpfs mount's files (ID: its mount id) */
+	IMG_TMPFS_DATA, /* tmpfsdata-ID.img: their data, raw pages like pages-PID.img */
+	IMG_UTS_NS,
+	IMG_NET_NS,
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 
@@ -77,6 +82,13 @@ int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage *
 int image_read_path(const char *path, const struct image_desc **desc_out, ProtobufCMessage **msg);
 void image_free(ProtobufCMessage *msg);
 
+/*
+ * Raw page files (a 4096-byte header, then pages): pages-PID.img, tmpfsdata-ID.img. Create
+ * (header written), finish (header updated with the count), open and check (exactly nr_pages).
+ */
+int raw_image_create(int dirfd, enum image_type type, unsigned id);
+int raw_image_finish(int fd, enum image_type type, unsigned id, uint64_t nr_pages);
+int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages);
 /* Pages file: open for writing (header written), finish (header updated), open and check. */
 int pages_image_create(int dirfd, unsigned pid);
 int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages);

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "mm.h"
+#include "tree-path.h"
 #include "shmem.h"
 #include "files/files.h"
 #include "restorer/restorer.h"
@@ -322,15 +323,16 @@ static int dump_mm(struct dump_task *t)
 
 /* ---- restore ---- */
 
-static int check_mapped_file(pid_t pid, const MappedFile *f)
+static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const MappedFile *f)
 {
 	struct stat st;
+	int err;
 
 	if (f->has_ghost_id)
 		return 0; /* deleted: restored from ghosts.img */
-	if (stat(f->path, &st)) {
-		pr_perror("restore pid %d: mapped file %s", pid, f->path);
-		return -errno;
+	if ((err = tree_stat(ctx, f->path, &st, 0))) {
+		pr_err("restore pid %d: mapped file %s: %s", pid, f->path, strerror(-err));
+		return err;
 	}
 	uint64_t mtime = st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
 	if (!S_ISREG(st.st_mode)) {
@@ -367,9 +369,10 @@ static int validate_mm(struct restore_task *t)
 			pr_err("image mm-%d.img: file table out of order at %zu", t->pid, i);
 			return -EINVAL;
 		}
-		int err = check_mapped_file(t->pid, mm->files[i]);
-		if (err)
-			return err;
+		if (!mm->files[i]->path || mm->files[i]->path[0] != '/') {
+			pr_err("image mm-%d.img: mapped file %zu has no absolute path", t->pid, i);
+			return -EINVAL;
+		}
 	}
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		VmaEntry *v = mm->vmas[i];
@@ -538,10 +541,22 @@ static int restore_mm(struct restore_task *t)
 	return mm_plan_special_moves(t);
 }
 
+/* Once the tree's mounts exist: every mapped file is still the one saved. */
+static int check_mm(struct restore_task *t)
+{
+	int err;
+
+	for (size_t i = 0; i < t->mm->n_files; i++)
+		if ((err = check_mapped_file(t->ctx, t->pid, t->mm->files[i])))
+			return err;
+	return 0;
+}
+
 const struct state_ops state_mm = {
 	.name = "memory layout",
 	.dump = dump_mm,
 	.validate = validate_mm,
+	.check = check_mm,
 	.args_size = mm_args_size,
 	.restore = restore_mm,
 };

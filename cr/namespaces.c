@@ -24,16 +24,16 @@ struct ns_kind {
 #define NS_FIELD(f) offsetof(NsIds, f), offsetof(NsIds, has_##f)
 
 static const struct ns_kind ns_kinds[] = {
-	{ "cgroup", NS_FIELD(cgroup), false },
+	{ "cgroup", NS_FIELD(cgroup), true },
 	{ "ipc", NS_FIELD(ipc), true },
-	{ "mnt", NS_FIELD(mnt), false },
-	{ "net", NS_FIELD(net), false },
+	{ "mnt", NS_FIELD(mnt), true },
+	{ "net", NS_FIELD(net), true },
 	{ "pid", NS_FIELD(pid), true }, /* the PID namespace kind judges (cr/pid-ns.c) */
 	{ "pid_for_children", NS_FIELD(pid_for_children), true },
 	{ "time", NS_FIELD(time), false },
 	{ "time_for_children", NS_FIELD(time_for_children), false },
 	{ "user", NS_FIELD(user), false },
-	{ "uts", NS_FIELD(uts), false },
+	{ "uts", NS_FIELD(uts), true },
 };
 
 /* The inode of /proc/<who>/ns/<name>, 0 if this kernel has no such kind. */
@@ -68,21 +68,35 @@ static int read_ids(const char *who, NsIds *ids)
 }
 
 /* Every namespace of the thread that is not stasis's own must be one the engine restores. */
-static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *own)
+/*
+ * Every namespace of the thread is stasis's own, or one the engine restores that the whole
+ * tree shares with its root (PID namespaces may nest: cr/pid-ns.c judges those).
+ */
+static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *own,
+			   const NsIds *root)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(ns_kinds); i++) {
 		uint64_t mine = *(const uint64_t *)((const char *)own + ns_kinds[i].off);
 		uint64_t its = *(const uint64_t *)((const char *)ids + ns_kinds[i].off);
-		if (its == mine || ns_kinds[i].restored)
-			continue;
+		uint64_t roots = *(const uint64_t *)((const char *)root + ns_kinds[i].off);
 		char who[48];
+
+		if (its == mine)
+			continue;
 		snprintf(who, sizeof(who), tid == pid ? "pid %d" : "pid %d thread %d", pid, tid);
-		pr_err("dump %s: it is in %s namespace %s:[%llu], not stasis's own (%s:[%llu]); "
-		       "trees in namespaces of their own (containers) are not supported yet, except "
-		       "the IPC namespace",
-		       who, ns_kinds[i].name, ns_kinds[i].name, (unsigned long long)its,
-		       ns_kinds[i].name, (unsigned long long)mine);
-		return -ENOTSUP;
+		if (!ns_kinds[i].restored) {
+			pr_err("dump %s: it is in %s namespace %s:[%llu], not stasis's own (%s:[%llu]); "
+			       "%s namespaces are not supported yet",
+			       who, ns_kinds[i].name, ns_kinds[i].name, (unsigned long long)its,
+			       ns_kinds[i].name, (unsigned long long)mine, ns_kinds[i].name);
+			return -ENOTSUP;
+		}
+		if (its != roots && strncmp(ns_kinds[i].name, "pid", 3)) {
+			pr_err("dump %s: it is in %s namespace %s:[%llu], the tree's root in %s:[%llu]; "
+			       "the whole tree must share one", who, ns_kinds[i].name, ns_kinds[i].name,
+			       (unsigned long long)its, ns_kinds[i].name, (unsigned long long)roots);
+			return -ENOTSUP;
+		}
 	}
 	return 0;
 }
@@ -100,13 +114,14 @@ static int dump_namespaces(struct dump_task *t)
 		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
 		return err;
 	}
-	if ((err = check_supported(t->pid, t->pid, ids, &own)))
+	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : ids;
+	if ((err = check_supported(t->pid, t->pid, ids, &own, root)))
 		return err;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
 		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
 		if ((err = read_ids(who, &tids)) ||
-		    (err = check_supported(t->pid, t->threads[i].tid, &tids, &own)))
+		    (err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root)))
 			return err;
 	}
 	t->core->ns = ids;

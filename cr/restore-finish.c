@@ -113,6 +113,14 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		size_t idx = t - rt->tasks;
 		if (!st.ok)
 			return report_failure(&st);
+		if (st.step == RST_STEP_NAMESPACES) {
+			if ((err = run_notify(rt->ctx, "setup-namespaces", t->host_pid, -1)) ||
+			    (err = run_notify(rt->ctx, "post-setup-namespaces", t->host_pid, -1)))
+				return err;
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+				return -EIO;
+			continue;
+		}
 		if (st.step == RST_STEP_PAGES_HANDOFF) {
 			char state;
 			if ((err = pid_ns_find_host(rt->ctx, rt, t, &state))) {

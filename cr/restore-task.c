@@ -21,6 +21,7 @@
 #include "restorer/restorer.h"
 #include "task.h"
 #include "threads.h"
+#include "tree-objects.h"
 #include "util.h"
 
 #define TASK_TOP 0x7ffffffff000ULL
@@ -188,6 +189,32 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	__builtin_unreachable();
 }
 
+/*
+ * The root, just made in its new namespaces: every tree-wide kind sets up what must be done
+ * from inside them, then stasis is told (its setup-namespaces notification) and waited for.
+ */
+static void enter_namespaces(struct restore_tree *rt, struct restore_task *t)
+{
+	size_t idx = t - rt->tasks;
+	char go;
+	int err;
+
+	for (unsigned i = 0; i < tree_objects_len; i++) {
+		if (!tree_objects[i]->enter)
+			continue;
+		log_captured_reset();
+		if ((err = tree_objects[i]->enter(t->ctx, rt)))
+			child_fail(err, "restore pid %d: %s: %s", t->pid, tree_objects[i]->name,
+				   strerror(-err));
+	}
+	t->ctx->tree_root_fd = -1; /* from here on, paths resolve in the tree's own root */
+	child_status->ok = 1;
+	child_status->step = RST_STEP_NAMESPACES;
+	if (write(child_status_fd, child_status, sizeof(*child_status)) != sizeof(*child_status) ||
+	    read(rt->ctl_fds[idx], &go, 1) != 1)
+		child_fail(-EIO, "restore pid %d: stasis did not let the tree go on", t->pid);
+}
+
 void restore_process(struct restore_tree *rt, struct restore_task *t)
 {
 	static struct rst_status early_status;
@@ -202,6 +229,8 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	child_status = &early_status;
 	child_status_fd = rt->status_fd;
 	early_status.pid = t->pid;
+	if (t->is_root)
+		enter_namespaces(rt, t);
 	if ((err = pstree_restore_links(rt, t, restore_process)))
 		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
 			   t->pid, strerror(-err));

@@ -239,6 +239,18 @@ static int prepare_objects(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
+/* Once the tree's mounts exist, still before anything starts: every task's files are there. */
+static int check_tasks(struct restore_tree *rt)
+{
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (unsigned k = 0; k < state_table_len; k++)
+			if (state_table[k]->check && (err = state_table[k]->check(&rt->tasks[i])))
+				return err;
+	return 0;
+}
+
 static void close_objects(struct run_ctx *ctx)
 {
 	for (unsigned i = 0; i < tree_objects_len; i++)
@@ -288,6 +300,10 @@ int cr_restore(struct run_ctx *ctx)
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
 	if ((err = prepare_objects(ctx, &rt)))
 		return err;
+	if ((err = check_tasks(&rt))) {
+		undo_objects(ctx, tree_objects_len, false);
+		return err;
+	}
 	pr_debug("restore: images checked, pids free, shared objects made");
 	raise_nofile_limit();
 	if ((err = make_pipes(&rt, status)) || (root = create_root(&rt)) < 0) {
@@ -299,9 +315,7 @@ int cr_restore(struct run_ctx *ctx)
 	for (size_t i = 0; i < rt.nr_tasks; i++)
 		close(rt.ctl_fds[i]);
 	close_objects(ctx);
-	if (!(err = run_notify(ctx, "setup-namespaces", root, -1)) &&
-	    !(err = run_notify(ctx, "post-setup-namespaces", root, -1)))
-		err = restore_collect_reports(&rt, status[0]);
+	err = restore_collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
 	    !(err = run_notify(ctx, "network-unlock", root, -1)) &&

@@ -9,7 +9,8 @@
 void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int images_dir_fd,
 		  int work_dir_fd)
 {
-	*ctx = (struct run_ctx){ .opts = opts, .images_dir_fd = images_dir_fd, .work_dir_fd = work_dir_fd };
+	*ctx = (struct run_ctx){ .opts = opts, .images_dir_fd = images_dir_fd, .work_dir_fd = work_dir_fd,
+				 .tree_root_fd = -1 };
 }
 
 int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *kinds, size_t n)

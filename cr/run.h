@@ -33,6 +33,7 @@ struct run_ctx {
 	const struct stasis_opts *opts;
 	int images_dir_fd; /* images are read and written here */
 	int work_dir_fd;   /* the log, stats and pidfile: -W, else the images directory */
+	int tree_root_fd;  /* restore: the tree's root, where its paths resolve in stasis (-1: /) */
 	run_notify_fn notify; /* the face's, or NULL */
 	void *face;        /* the face's own data, for notify */
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */

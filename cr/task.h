@@ -106,6 +106,11 @@ struct state_ops {
 	const char *name;
 	int (*dump)(struct dump_task *t);
 	int (*validate)(struct restore_task *t);
+	/*
+	 * Optional, before anything is started but once the tree's mounts exist (paths resolve
+	 * with tree_open/tree_stat): the files the task needs are still there, unchanged.
+	 */
+	int (*check)(struct restore_task *t);
 	/* Bytes of the restorer's arguments its restore() takes with restorer_args_alloc(). */
 	size_t (*args_size)(const struct restore_task *t);
 	int (*restore)(struct restore_task *t);

@@ -34,6 +34,12 @@ struct tree_object_ops {
 	int (*validate)(struct run_ctx *ctx, struct restore_tree *rt);
 	/* Restore, in stasis before the tree is created: makes the objects the tree inherits. */
 	int (*prepare)(struct run_ctx *ctx, struct restore_tree *rt);
+	/*
+	 * Restore, in the tree's root right after it is created in its new namespaces, before
+	 * it makes any other process: what must be done from inside them (mounts that belong to
+	 * the new PID or network namespace, pivot_root, the hostname, loopback up).
+	 */
+	int (*enter)(struct run_ctx *ctx, struct restore_tree *rt);
 	/* Restore, once the root exists (it holds copies): stasis lets go of its own. */
 	void (*close)(struct run_ctx *ctx);
 	/*
@@ -43,11 +49,15 @@ struct tree_object_ops {
 	void (*undo)(struct run_ctx *ctx, bool restored);
 };
 
-/* In restore order: user ns, mounts, net, uts, ipc, cgroups, shared objects, files. */
+/*
+ * In restore order: pids, the cgroup namespace (rooted at the cgroups the tree is put in),
+ * mounts, net, uts, ipc, shared objects, files.
+ */
 extern const struct tree_object_ops *const tree_objects[];
 extern const unsigned tree_objects_len;
 
-extern const struct tree_object_ops tree_pid_ns, tree_ipc_ns, tree_shmem, tree_ipc_objects, tree_ghosts, tree_pipes,
+extern const struct tree_object_ops tree_pid_ns, tree_cgroup_ns, tree_mount_ns, tree_net_ns,
+	tree_uts_ns, tree_ipc_ns, tree_shmem, tree_ipc_objects, tree_ghosts, tree_pipes,
 	tree_unix_sockets, tree_ptys, tree_mqueues, tree_pidfds, tree_shared_files;
 
 #endif

@@ -384,7 +384,7 @@ static unsigned pages_name_pid(const char *path)
 	unsigned pid;
 
 	base = base ? base + 1 : path;
-	if (!d || d->type != IMG_PAGES || sscanf(base, "pages-%u.img", &pid) != 1)
+	if (!d || d->msg_desc || sscanf(base + strlen(d->name), "-%u.img", &pid) != 1)
 		return 0;
 	return pid;
 }
@@ -513,11 +513,11 @@ static int show_file(struct out *o, const char *path, bool *emitted)
 		pr_err("image %s: not a regular file", path);
 		return -EINVAL;
 	}
-	if (d && d->type != IMG_PAGES && has_pages_magic(path)) {
+	if (d && d->msg_desc && has_pages_magic(path)) {
 		pr_err("image %s: holds page data, but is named like a %s image", path, d->name);
 		return -EINVAL;
 	}
-	if ((d && d->type == IMG_PAGES) || has_pages_magic(path))
+	if ((d && !d->msg_desc) || has_pages_magic(path))
 		return show_pages(o, path, emitted);
 	return show_image(o, path, emitted);
 }

@@ -271,6 +271,19 @@ static int restore_fds(struct restore_task *t)
 	return 0;
 }
 
+/* Once the tree's mounts exist: each kind's files are still there. */
+static int check_fds(struct restore_task *t)
+{
+	int err;
+
+	for (size_t i = 0; i < t->fds->n_fds; i++) {
+		const struct fd_kind_ops *ops = fd_kind_of(t->fds->fds[i]->kind);
+		if (ops && ops->check && (err = ops->check(t, t->fds->fds[i])))
+			return err;
+	}
+	return 0;
+}
+
 /* By stasis, the task stopped: the kinds' last word before the tree runs. */
 static int finish_fds(struct restore_task *t)
 {
@@ -288,6 +301,7 @@ const struct state_ops state_fds = {
 	.name = "file descriptors",
 	.dump = dump_fds,
 	.validate = validate_fds,
+	.check = check_fds,
 	.restore = restore_fds,
 	.finish = finish_fds,
 };

@@ -32,6 +32,8 @@ struct fd_kind_ops {
 	int (*dump)(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
 	/* Optional, before anything is started: 0, or <0 having said what is wrong. */
 	int (*validate)(const struct restore_task *t, const FdEntry *e);
+	/* Optional, once the tree's mounts exist (state_ops.check): its file is still there. */
+	int (*check)(const struct restore_task *t, const FdEntry *e);
 	/* In the new task: returns an fd (any number) holding the open file, or <0. */
 	int (*open)(struct restore_task *t, const FdEntry *e);
 	/* Optional, in the new task once every fd has its number (epoll registrations). */

@@ -18,6 +18,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "tree-path.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -126,35 +127,49 @@ static int write_ghosts(struct run_ctx *ctx, struct dump_tree *tr)
  * A new name for the ghost at its old path (or beside it if the name is taken), opened: a new
  * file with linked_fd < 0, else a link to the inode open at linked_fd. The caller unlinks path.
  */
-static int at_free_name(const GhostFile *g, int linked_fd, char *path, size_t len)
+static int at_free_name(const struct run_ctx *ctx, const GhostFile *g, int linked_fd, int *dir,
+			char *name, size_t len)
 {
+	const char *slash = strrchr(g->path, '/');
+	char parent[4200];
 	int fd = -1;
 
+	/* its directory, as the tree sees it (inside --root for a container) */
+	snprintf(parent, sizeof(parent), "%.*s", slash == g->path ? 1 : (int)(slash - g->path), g->path);
+	if ((*dir = tree_open(ctx, parent, O_PATH | O_DIRECTORY, 0)) < 0) {
+		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path,
+		       strerror(-*dir));
+		return *dir;
+	}
 	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
 		if (attempt)
-			snprintf(path, len, "%s.stasis-ghost-%d-%d", g->path, getpid(), attempt);
+			snprintf(name, len, "%s.stasis-ghost-%d-%d", slash + 1, getpid(), attempt);
 		else
-			snprintf(path, len, "%s", g->path);
+			snprintf(name, len, "%s", slash + 1);
 		if (linked_fd < 0)
-			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, g->mode);
-		else if (!linkat(linked_fd, "", AT_FDCWD, path, AT_EMPTY_PATH))
-			fd = open(path, O_PATH | O_CLOEXEC);
+			fd = openat(*dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, g->mode);
+		else if (!linkat(linked_fd, "", *dir, name, AT_EMPTY_PATH))
+			fd = openat(*dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
-	if (fd < 0)
+	if (fd < 0) {
 		pr_perror("restore: cannot recreate deleted file %s", g->path);
-	return fd < 0 ? -errno : fd;
+		close(*dir);
+		return -errno;
+	}
+	return fd;
 }
 
 /*
  * The inode still linked under another name, checked to be the one saved, is linked again at
  * its old name for a moment: the fd then names it "/path (deleted)" as before.
  */
-static int reopen_linked(const GhostFile *g)
+static int reopen_linked(const struct run_ctx *ctx, const GhostFile *g)
 {
 	struct stat st;
-	char path[4200];
+	char name[4200];
+	int dir;
 	auto_close int inode = fhandle_open(g->dev, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
 	if (inode < 0 || fstat(inode, &st) || st.st_dev != g->dev || st.st_ino != g->ino || !st.st_nlink) {
@@ -162,16 +177,18 @@ static int reopen_linked(const GhostFile *g)
 		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
 		return -ENOENT;
 	}
-	int fd = at_free_name(g, inode, path, sizeof(path));
-	if (fd >= 0)
-		unlink(path);
+	int fd = at_free_name(ctx, g, inode, &dir, name, sizeof(name));
+	if (fd >= 0) {
+		unlinkat(dir, name, 0);
+		close(dir);
+	}
 	return fd;
 }
 
-static int recreate(const GhostFile *g)
+static int recreate(const struct run_ctx *ctx, const GhostFile *g)
 {
-	char path[4200];
-	int fd = at_free_name(g, -1, path, sizeof(path));
+	char name[4200];
+	int dir, fd = at_free_name(ctx, g, -1, &dir, name, sizeof(name));
 
 	if (fd < 0)
 		return fd;
@@ -186,7 +203,8 @@ static int recreate(const GhostFile *g)
 		if ((ro = open(self, O_RDONLY | O_CLOEXEC)) < 0)
 			err = -errno;
 	}
-	unlink(path);
+	unlinkat(dir, name, 0);
+	close(dir);
 	close(fd);
 	if (err)
 		pr_perror("restore: cannot refill deleted file %s", g->path);
@@ -253,7 +271,7 @@ static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 		return -ENOMEM;
 	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
 		const GhostFile *g = st->rst->ghosts[i];
-		int fd = g->has_handle ? reopen_linked(g) : recreate(g);
+		int fd = g->has_handle ? reopen_linked(ctx, g) : recreate(ctx, g);
 		if (fd < 0)
 			return fd;
 		st->fds[st->nr_fds++] = fd;

@@ -17,6 +17,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "tree-path.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -195,15 +196,15 @@ static int take_inherited(const struct run_ctx *ctx, const PipeObject *o, struct
 	return 0;
 }
 
-static int make_pipe(const PipeObject *o, struct restored_pipe *rp)
+static int make_pipe(const struct run_ctx *ctx, const PipeObject *o, struct restored_pipe *rp)
 {
 	if (o->fifo_path) {
 		/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
 		rp->fifo_path = o->fifo_path;
-		rp->ends[0] = rp->ends[1] = open(o->fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		rp->ends[0] = rp->ends[1] = tree_open(ctx, o->fifo_path, O_RDWR | O_NONBLOCK, 0);
 		if (rp->ends[0] < 0) {
-			pr_perror("restore: named pipe %s", o->fifo_path);
-			return -errno;
+			pr_err("restore: named pipe %s: %s", o->fifo_path, strerror(-rp->ends[0]));
+			return rp->ends[0];
 		}
 	} else if (pipe2(rp->ends, O_CLOEXEC)) {
 		pr_perror("restore: pipe");
@@ -236,7 +237,7 @@ static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 		rp->ends[0] = rp->ends[1] = -1;
 		err = take_inherited(ctx, o, rp);
 		if (err == -ENOENT)
-			err = make_pipe(o, rp);
+			err = make_pipe(ctx, o, rp);
 		if (rp->ends[0] >= 0) {
 			rp->id = o->id;
 			st->nr_made++;
@@ -296,10 +297,14 @@ static int open_pipe(struct restore_task *t, const FdEntry *e)
 		if (pipes[i].id != e->pipe_id)
 			continue;
 		if (pipes[i].fifo_path) {
-			int fd = open(pipes[i].fifo_path, (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) |
-								   O_NONBLOCK | O_CLOEXEC);
-			if (fd < 0 || fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT)))
+			int fd = tree_open(t->ctx, pipes[i].fifo_path,
+					   (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NONBLOCK, 0);
+			if (fd < 0)
+				return fd;
+			if (fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT))) {
+				close(fd);
 				return -errno;
+			}
 			return fd;
 		}
 		int end = pipes[i].ends[(e->flags & O_ACCMODE) == O_RDONLY ? 0 : 1];

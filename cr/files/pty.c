@@ -24,6 +24,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "tree-path.h"
 #include "pid-ns.h"
 #include "pstree.h"
 #include "tree-objects.h"
@@ -317,12 +318,12 @@ static int write_ptys(struct run_ctx *ctx, struct dump_tree *tr)
 /* ---- restore ---- */
 
 /* /dev/ptmx hands out the lowest free index: open until it is ours, then drop the others. */
-static int open_master_with_index(uint32_t index)
+static int open_master_with_index(const struct run_ctx *ctx, uint32_t index)
 {
 	int tries[64], n = 0, found = -1;
 
 	while (n < 64) {
-		int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		int m = tree_open(ctx, "/dev/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK, 0);
 		unsigned got;
 		if (m < 0 || ioctl(m, TIOCGPTN, &got)) {
 			if (m >= 0)
@@ -416,10 +417,10 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		int unlock = 0;
 		rp->index = p->index;
 		rp->fg_pgrp = p->has_fg_pgrp ? (pid_t)p->fg_pgrp : 0;
-		rp->master = open_master_with_index(p->index);
+		rp->master = open_master_with_index(ctx, p->index);
 		snprintf(path, sizeof(path), "/dev/pts/%u", p->index);
 		if (rp->master < 0 || ioctl(rp->master, TIOCSPTLCK, &unlock) ||
-		    (rp->slave = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		    (rp->slave = tree_open(ctx, path, O_RDWR | O_NOCTTY | O_NONBLOCK, 0)) < 0) {
 			if (rp->master >= 0)
 				close(rp->master);
 			pr_err("restore: cannot get pty %s back (taken by another terminal?)", path);

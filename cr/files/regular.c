@@ -14,6 +14,8 @@
 
 #include "files.h"
 #include "log.h"
+#include "mount-ns.h"
+#include "tree-path.h"
 #include "util.h"
 
 #define MEM_MAJOR 1 /* /dev/null, zero, full, random, urandom */
@@ -30,6 +32,13 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	if (!reg && !dir && !memdev)
 		return 0;
+	uint64_t mnt_id;
+	if (fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id)) {
+		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
+		       "%llu): its path means nothing inside; not supported", t->pid, p->fd, p->link,
+		       (unsigned long long)mnt_id);
+		return -ENOTSUP;
+	}
 	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !t->core->has_ctty_pty && !t->ctx->opts->shell_job) {
 		pr_err("dump pid %d fd %d: /dev/tty, its controlling terminal, is from outside the tree "
 		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
@@ -63,22 +72,28 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	return 1;
 }
 
-/* Before anything starts: the file (or device) is still there to be opened. */
 static int validate_regular(const struct restore_task *t, const FdEntry *e)
 {
-	struct stat st;
-
 	if (!e->has_flags || (!e->has_ghost_id && (!e->path || e->path[0] != '/'))) {
 		pr_err("image fds-%d.img: fd %u is a file by path without an absolute path or flags",
 		       t->pid, e->fd);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* Before anything starts: the file (or device) is still there to be opened. */
+static int check_regular(const struct restore_task *t, const FdEntry *e)
+{
+	struct stat st;
+	int err;
+
 	if (e->has_ghost_id)
 		return 0; /* a deleted file: checked with ghosts.img */
-	if (stat(e->path, &st)) {
+	if ((err = tree_stat(t->ctx, e->path, &st, 0))) {
 		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
-		       strerror(errno));
-		return -errno;
+		       strerror(-err));
+		return err;
 	}
 	if (e->has_rdev && (!S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {
 		pr_err("restore pid %d fd %u: %s is no longer the device %u:%u; nothing was started",
@@ -91,11 +106,11 @@ static int validate_regular(const struct restore_task *t, const FdEntry *e)
 static int open_regular(struct restore_task *t, const FdEntry *e)
 {
 	int fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, e->flags & ~REOPEN_DROP)
-				 : open(e->path, (e->flags & ~REOPEN_DROP) | O_CLOEXEC);
+				 : tree_open(t->ctx, e->path, e->flags & ~REOPEN_DROP, 0);
 	struct stat st;
 
 	if (fd < 0)
-		return e->has_ghost_id ? fd : -errno;
+		return fd;
 	if (e->has_rdev && (fstat(fd, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {
 		pr_err("restore pid %d fd %u: %s is no longer the device %u:%u", t->pid, e->fd, e->path,
 		       major(e->rdev), minor(e->rdev));
@@ -117,6 +132,7 @@ const struct fd_kind_ops fd_kind_regular = {
 	.name = "file by path",
 	.dump = dump_regular,
 	.validate = validate_regular,
+	.check = check_regular,
 	.open = open_regular,
 	.kind = FD_KIND__FD_REGULAR,
 };

@@ -149,6 +149,7 @@ enum rst_step {
 	RST_STEP_POSIX_TIMER,
 	RST_STEP_CLOSE,
 	RST_STEP_DONE,
+	RST_STEP_NAMESPACES, /* not a failure: the root's namespaces are made; it waits for stasis */
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */

@@ -1,0 +1,78 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ns-helper.h"
+#include "util.h"
+
+static const char *ns_name(int nstype)
+{
+	switch (nstype) {
+	case CLONE_NEWUTS: return "uts";
+	case CLONE_NEWNET: return "net";
+	case CLONE_NEWIPC: return "ipc";
+	case CLONE_NEWCGROUP: return "cgroup";
+	case CLONE_NEWNS: return "mnt";
+	default: return "?";
+	}
+}
+
+bool ns_is_own(pid_t pid, const char *kind, uint64_t *ino)
+{
+	char path[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	if (stat(path, &a))
+		return false;
+	if (ino)
+		*ino = a.st_ino;
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+	return !stat(path, &b) && a.st_ino != b.st_ino;
+}
+
+int ns_helper_run(pid_t pid, int nstype, int (*fn)(void *out, size_t len), void *out, size_t len)
+{
+	char path[64];
+	int p[2], status = 0, err;
+	pid_t child;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns_name(nstype));
+	auto_close int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		pr_perror("dump pid %d: cannot open %s", pid, path);
+		return -errno;
+	}
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	fflush(NULL);
+	if ((child = fork()) == 0) {
+		close(p[0]);
+		if (setns(nsfd, nstype)) {
+			pr_perror("dump pid %d: cannot enter its %s namespace", pid, ns_name(nstype));
+			_exit(1);
+		}
+		err = fn(out, len);
+		if (err || write_all(p[1], out, len))
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	err = child < 0 ? -errno : 0;
+	if (!err && read_all(p[0], out, len) != (ssize_t)len)
+		err = -EIO;
+	close(p[0]);
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status)))
+		err = -EIO;
+	if (err)
+		pr_err("dump pid %d: reading its %s namespace failed", pid, ns_name(nstype));
+	return err;
+}

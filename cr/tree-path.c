@@ -1,0 +1,38 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "tree-path.h"
+
+int tree_open(const struct run_ctx *ctx, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = { .flags = flags | O_CLOEXEC, .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+				.resolve = RESOLVE_IN_ROOT };
+	int fd;
+
+	if (ctx->tree_root_fd < 0) {
+		fd = open(path, flags | O_CLOEXEC, mode);
+		return fd < 0 ? -errno : fd;
+	}
+	while (*path == '/')
+		path++;
+	fd = syscall(SYS_openat2, ctx->tree_root_fd, *path ? path : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+int tree_stat(const struct run_ctx *ctx, const char *path, struct stat *st, int flags)
+{
+	int fd, err = 0;
+
+	if (ctx->tree_root_fd < 0)
+		return fstatat(AT_FDCWD, path, st, flags) ? -errno : 0;
+	fd = tree_open(ctx, path, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0), 0);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, st))
+		err = -errno;
+	close(fd);
+	return err;
+}

@@ -1,0 +1,268 @@
+/*
+ * Making the tree's mounts again, under its root. Every path from the images is resolved
+ * inside the root (openat2 RESOLVE_IN_ROOT: no "..", no symlink leads out) and mounts are
+ * made on and from those fds (/proc/self/fd/N), so a crafted image cannot mount over the
+ * host. Mount points that are missing are made (a directory, or an empty file for a file
+ * bind). Propagation last: every mount private, then the saved peer groups made again with
+ * MOVE_MOUNT_SET_GROUP, slaves made slaves of their group, unbindable ones unbindable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compat/kernel-abi.h"
+#include "log.h"
+#include "mounts.h"
+#include "util.h"
+
+#ifndef MOVE_MOUNT_SET_GROUP
+#define MOVE_MOUNT_SET_GROUP 0x00000100
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+
+/* path (absolute, from an image) inside root_fd; flags for openat2. -errno if it is not there. */
+static int open_in_root(int root_fd, const char *path, int flags)
+{
+	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd;
+
+	while (*path == '/')
+		path++;
+	fd = syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/* The mount point, made if missing: a directory, or an empty file for a file bind. */
+static int mount_point(int root_fd, const char *path, bool is_file)
+{
+	int fd = open_in_root(root_fd, path, O_PATH);
+	char *dir, *slash;
+
+	if (fd >= 0 || fd != -ENOENT)
+		return fd;
+	if (!(dir = strdup(path)))
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	*slash = 0;
+	int parent = open_in_root(root_fd, *dir ? dir : "/", O_PATH | O_DIRECTORY);
+	const char *name = slash + 1;
+	if (parent >= 0) {
+		if (is_file) {
+			int f = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+			if (f >= 0)
+				close(f);
+		} else if (mkdirat(parent, name, 0755) && errno != EEXIST) {
+			pr_perror("restore: cannot make mount point %s", path);
+		}
+		close(parent);
+	}
+	free(dir);
+	return open_in_root(root_fd, path, O_PATH);
+}
+
+static const MountEntry *entry_by_id(const MountNs *ns, uint32_t id)
+{
+	for (size_t i = 0; i < ns->n_mounts; i++)
+		if (ns->mounts[i]->id == id)
+			return ns->mounts[i];
+	return NULL;
+}
+
+const char *mount_external_source(const struct run_ctx *ctx, const MountEntry *e)
+{
+	const struct stasis_opts *o = ctx->opts;
+
+	if (e->ext_key) {
+		for (size_t i = 0; i < o->ext_mount_maps.n; i++)
+			if (o->ext_mount_maps.v[i].key && !strcmp(o->ext_mount_maps.v[i].key, e->ext_key))
+				return o->ext_mount_maps.v[i].value;
+		size_t n = strlen(e->ext_key);
+		for (size_t i = 0; i < o->externals.n; i++) {
+			const char *x = o->externals.v[i].value;
+			if (!strncmp(x, "mnt[", 4) && !strncmp(x + 4, e->ext_key, n) && x[4 + n] == ']' &&
+			    x[5 + n] == ':')
+				return x + 6 + n;
+		}
+		pr_err("restore: mount %s was outside the tree (key %s): pass --ext-mount-map %s:HOSTPATH "
+		       "(or --external mnt[%s]:HOSTPATH)", e->mountpoint, e->ext_key, e->ext_key, e->ext_key);
+		return NULL;
+	}
+	if (!o->ext_mount_auto) {
+		pr_err("restore: mount %s was bound from the host's %s: pass --ext-mount-map auto to bind "
+		       "it from there again", e->mountpoint, e->ext_path);
+		return NULL;
+	}
+	return e->ext_path;
+}
+
+static int fd_path(char *buf, size_t len, int fd)
+{
+	return snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* The per-mount flags as saved, on the mount now at path (in root_fd). */
+static int set_flags(int root_fd, const MountEntry *e)
+{
+	char path[64];
+	auto_close int top = open_in_root(root_fd, e->mountpoint, O_PATH);
+
+	if (top < 0)
+		return top;
+	fd_path(path, sizeof(path), top);
+	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | e->mount_flags, NULL)) {
+		pr_perror("restore: cannot set the flags of mount %s", e->mountpoint);
+		return -errno;
+	}
+	return 0;
+}
+
+int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx)
+{
+	const MountEntry *e = ns->mounts[i];
+	char target[64], source[64];
+	auto_close int t = mount_point(root_fd, e->mountpoint, e->is_file);
+	auto_close int s = -1;
+	int err;
+
+	if (t < 0) {
+		pr_err("restore: mount point %s: %s", e->mountpoint, strerror(-t));
+		return t;
+	}
+	fd_path(target, sizeof(target), t);
+	switch (e->how) {
+	case MOUNT_HOW__MOUNT_BIND: {
+		const MountEntry *of = entry_by_id(ns, e->bind_of);
+		char *from;
+		if (asprintf(&from, "%s/%s", of->mountpoint, e->bind_root) < 0)
+			return -ENOMEM;
+		s = open_in_root(root_fd, from, O_PATH);
+		free(from);
+		break;
+	}
+	case MOUNT_HOW__MOUNT_EXTERNAL: {
+		const char *host = mount_external_source(ctx, e);
+		if (!host)
+			return -ENOENT;
+		s = open(host, O_PATH | O_CLOEXEC);
+		if (s < 0)
+			pr_perror("restore: mount %s: its source %s", e->mountpoint, host);
+		break;
+	}
+	case MOUNT_HOW__MOUNT_FRESH: {
+		unsigned long flags = e->mount_flags & ~(unsigned long)MS_RDONLY; /* filled first */
+		if (mount(e->source, target, e->fstype, flags, e->fs_options && *e->fs_options ? e->fs_options : NULL)) {
+			pr_perror("restore: cannot mount %s (%s)", e->mountpoint, e->fstype);
+			return -errno;
+		}
+		if (e->has_contents) {
+			auto_close int top = open_in_root(root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
+			if (top < 0)
+				return top;
+			if ((err = tmpfs_restore(top, ctx->images_dir_fd, e->id, e->mountpoint)))
+				return err;
+		}
+		return (e->mount_flags & MS_RDONLY) ? set_flags(root_fd, e) : 0;
+	}
+	default:
+		return -EINVAL;
+	}
+	if (s < 0) {
+		pr_err("restore: the source of mount %s is not there: %s", e->mountpoint, strerror(-s));
+		return s;
+	}
+	fd_path(source, sizeof(source), s);
+	if (mount(source, target, NULL, MS_BIND, NULL)) {
+		pr_perror("restore: cannot bind-mount %s", e->mountpoint);
+		return -errno;
+	}
+	return set_flags(root_fd, e);
+}
+
+static int propagate(int root_fd, const MountEntry *e, unsigned long how)
+{
+	char path[64];
+	auto_close int fd = open_in_root(root_fd, e->mountpoint, O_PATH);
+
+	if (fd < 0)
+		return fd;
+	fd_path(path, sizeof(path), fd);
+	if (mount(NULL, path, NULL, how, NULL)) {
+		pr_perror("restore: cannot set the propagation of mount %s", e->mountpoint);
+		return -errno;
+	}
+	return 0;
+}
+
+/* to joins from's peer group. */
+static int join_group(int root_fd, const MountEntry *from, const MountEntry *to)
+{
+	auto_close int f = open_in_root(root_fd, from->mountpoint, O_PATH);
+	auto_close int t = open_in_root(root_fd, to->mountpoint, O_PATH);
+
+	if (f < 0 || t < 0)
+		return f < 0 ? f : t;
+	if (syscall(SYS_move_mount, f, "", t, "",
+		    MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
+		pr_perror("restore: cannot put mount %s in the peer group of %s", to->mountpoint,
+			  from->mountpoint);
+		return -errno;
+	}
+	return 0;
+}
+
+/* The first mount of peer group g (its leader), NULL if none. */
+static const MountEntry *group_leader(const MountNs *ns, uint32_t g)
+{
+	for (size_t i = 1; g && i < ns->n_mounts; i++)
+		if (ns->mounts[i]->shared == g)
+			return ns->mounts[i];
+	return NULL;
+}
+
+int mount_set_propagation(const MountNs *ns, int root_fd)
+{
+	int err;
+
+	for (size_t i = 1; i < ns->n_mounts; i++)
+		if ((err = propagate(root_fd, ns->mounts[i], MS_PRIVATE)))
+			return err;
+	/* slaves of a group of the tree: peers of its leader first, then slaves */
+	for (size_t i = 1; i < ns->n_mounts; i++) {
+		const MountEntry *e = ns->mounts[i], *l = group_leader(ns, e->master);
+		if (!e->master)
+			continue;
+		if (!l) {
+			pr_warn("restore: mount %s was a slave of a peer group outside the tree; it is "
+				"restored private", e->mountpoint);
+			continue;
+		}
+		if ((err = propagate(root_fd, l, MS_SHARED)) || (err = join_group(root_fd, l, e)) ||
+		    (err = propagate(root_fd, e, MS_SLAVE)))
+			return err;
+	}
+	for (size_t i = 1; i < ns->n_mounts; i++) {
+		const MountEntry *e = ns->mounts[i], *l = group_leader(ns, e->shared);
+		if (!e->shared)
+			continue;
+		if (l == e) {
+			if ((err = propagate(root_fd, e, MS_SHARED)))
+				return err;
+		} else if ((err = join_group(root_fd, l, e))) {
+			return err;
+		}
+	}
+	for (size_t i = 1; i < ns->n_mounts; i++)
+		if (ns->mounts[i]->unbindable && (err = propagate(root_fd, ns->mounts[i], MS_UNBINDABLE)))
+			return err;
+	return 0;
+}

@@ -1,0 +1,436 @@
+/*
+ * The tree's own mount namespace (tree_mount_ns): its mount table (mount-ns.img) and tmpfs
+ * contents. A tree in stasis's own mount namespace has nothing here.
+ *
+ * Dump: the root task's mount table, read with libmount, each mount classified
+ * (mount-table.c); every tmpfs read through a detached copy of it that a helper, inside the
+ * namespace, makes with open_tree(OPEN_TREE_CLONE) and hands over.
+ * Restore, in two halves. In stasis (prepare): it moves into a new mount namespace of its own,
+ * a slave of the host's (nothing it mounts reaches the host), binds --root on itself and makes
+ * there every mount that needs no namespace of the tree: tmpfs (refilled), devpts, binds;
+ * the tree's paths then resolve below --root for every kind that opens files in stasis. In
+ * the tree's root (enter), in its new namespaces: a mount namespace of its own again, the
+ * mounts that belong to them (proc, sysfs, mqueue, cgroup, and whatever lies on them),
+ * propagation, then pivot_root into --root and the old root detached: the tree sees its own
+ * mounts and nothing of the host's. When stasis goes back to its own namespace, the one it
+ * made goes away with everything in it: nothing stays mounted on the host.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mount-ns.h"
+#include "mounts.h"
+#include "pstree.h"
+#include "tree-objects.h"
+#include "task.h"
+#include "util.h"
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+
+struct mount_ns_state {
+	MountNs *ns;      /* dump: the classified table; restore: mount-ns.img, checked */
+	bool *made;       /* restore: made by stasis (the rest is the root's) */
+	char *root_path;  /* restore: --root, resolved */
+	int own_ns;       /* restore: stasis's own mount namespace (fd + 1) while it is away */
+};
+
+static struct mount_ns_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_mount_ns);
+}
+
+static int mnt_ns_of(pid_t pid, uint64_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	if (pid == PROC_SELF)
+		snprintf(path, sizeof(path), "/proc/self/ns/mnt");
+	else
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+	if (stat(path, &st)) {
+		pr_perror("cannot read the mount namespace of %s", path);
+		return -errno;
+	}
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* In the helper: inside the namespace, a detached copy of each tmpfs sent back. */
+static __attribute__((noreturn)) void clone_helper(pid_t root, const MountNs *ns, int sock)
+{
+	char path[64];
+	int rootfd, nsfd;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", root);
+	rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", root);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rootfd < 0 || nsfd < 0 || setns(nsfd, CLONE_NEWNS) || fchdir(rootfd) || chroot(".")) {
+		pr_perror("dump pid %d: cannot enter its mount namespace", root);
+		_exit(1);
+	}
+	for (size_t i = 0; i < ns->n_mounts; i++) {
+		if (!ns->mounts[i]->has_contents)
+			continue;
+		int fd = syscall(SYS_open_tree, AT_FDCWD, ns->mounts[i]->mountpoint,
+				 OPEN_TREE_CLONE | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("dump pid %d: cannot copy mount %s to read it", root,
+				  ns->mounts[i]->mountpoint);
+			_exit(1);
+		}
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+		uint32_t idx = i;
+		struct iovec iov = { &idx, sizeof(idx) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		if (sendmsg(sock, &mh, MSG_NOSIGNAL) != sizeof(idx))
+			_exit(1);
+		close(fd);
+	}
+	_exit(0);
+}
+
+/* Every tmpfs of the tree into its images, read through the helper's detached copies. */
+static int dump_tmpfs_mounts(struct run_ctx *ctx, pid_t root, const MountNs *ns)
+{
+	int sk[2], status = 0, err = 0;
+	pid_t helper;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk))
+		return -errno;
+	fflush(NULL);
+	if ((helper = fork()) == 0) {
+		close(sk[0]);
+		clone_helper(root, ns, sk[1]);
+	}
+	close(sk[1]);
+	while (helper > 0 && !err) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		uint32_t idx;
+		struct iovec iov = { &idx, sizeof(idx) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		ssize_t got = recvmsg(sk[0], &mh, MSG_CMSG_CLOEXEC);
+		struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+		int fd;
+		if (got == 0)
+			break;
+		if (got != sizeof(idx) || !c || c->cmsg_type != SCM_RIGHTS || idx >= ns->n_mounts) {
+			err = -EIO;
+			break;
+		}
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		err = tmpfs_dump(fd, ctx->images_dir_fd, ns->mounts[idx]->id, ns->mounts[idx]->mountpoint);
+		close(fd);
+	}
+	close(sk[0]);
+	if (helper < 0)
+		return -errno;
+	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		pr_err("dump pid %d: reading its tmpfs mounts failed", root);
+		err = -EIO;
+	}
+	return err;
+}
+
+static int collect_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct mount_ns_state *st = state_of(ctx);
+	struct mount_table tree = { 0 }, host = { 0 };
+	pid_t root = tr->tasks[0].pid;
+	uint64_t own, its, other;
+	int err;
+
+	if ((err = mnt_ns_of(PROC_SELF, &own)) || (err = mnt_ns_of(root, &its)))
+		return err;
+	if (own == its)
+		return 0;
+	for (size_t i = 1; i < tr->nr_tasks; i++) {
+		if ((err = mnt_ns_of(tr->tasks[i].pid, &other)))
+			return err;
+		if (other != its) {
+			pr_err("dump pid %d: it is in mount namespace mnt:[%llu], the tree's root (pid %d) in "
+			       "mnt:[%llu]; the whole tree must share one mount namespace",
+			       tr->tasks[i].pid, (unsigned long long)other, root, (unsigned long long)its);
+			return -ENOTSUP;
+		}
+	}
+	st->ns = xzalloc(sizeof(*st->ns));
+	mount_ns__init(st->ns);
+	if ((err = mount_table_read(root, &tree)) || (err = mount_table_read(PROC_SELF, &host)) ||
+	    (err = mount_table_classify(ctx, root, &tree, &host, st->ns)) ||
+	    (err = dump_tmpfs_mounts(ctx, root, st->ns)))
+		goto out;
+	tr->inv.has_mnt_ns = tr->inv.mnt_ns = true;
+	pr_info("dump pid %d: its own mount namespace, %zu mounts", root, st->ns->n_mounts);
+out:
+	mount_table_free(&tree);
+	mount_table_free(&host);
+	return err;
+}
+
+bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id)
+{
+	const MountNs *ns = state_of(ctx)->ns;
+
+	for (size_t i = 0; ns && i < ns->n_mounts; i++)
+		if (ns->mounts[i]->id == mnt_id)
+			return true;
+	return !ns;
+}
+
+static int write_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct mount_ns_state *st = state_of(ctx);
+
+	(void)tr;
+	return st->ns ? image_write(ctx->images_dir_fd, IMG_MOUNT_NS, 0, &st->ns->base) : 0;
+}
+
+/* ---- restore ---- */
+
+static const MountEntry *entry_by_id(const MountNs *ns, size_t before, uint32_t id)
+{
+	for (size_t i = 0; i < before; i++)
+		if (ns->mounts[i]->id == id)
+			return ns->mounts[i];
+	return NULL;
+}
+
+static bool mountpoint_ok(const char *p)
+{
+	if (p[0] != '/' || strlen(p) >= 4096)
+		return false;
+	for (const char *c = p; *c;) {
+		c += *c == '/';
+		size_t n = strcspn(c, "/");
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.') || (!n && c[0]))
+			return false;
+		c += n;
+	}
+	return true;
+}
+
+static bool fs_allowed(const struct run_ctx *ctx, const char *fstype)
+{
+	if (mount_fstype_fresh(fstype))
+		return true;
+	for (size_t k = 0; k < ctx->opts->enable_fs.n; k++)
+		if (!strcmp(ctx->opts->enable_fs.v[k].value, fstype) ||
+		    !strcmp(ctx->opts->enable_fs.v[k].value, "all"))
+			return true;
+	return false;
+}
+
+static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct mount_ns_state *st = state_of(ctx);
+	struct stat sb;
+	int err;
+
+	if (!rt->inv->mnt_ns) {
+		if (faccessat(ctx->images_dir_fd, "mount-ns.img", F_OK, 0) == 0) {
+			pr_err("image mount-ns.img: present, but inventory.img says the tree shared the "
+			       "host's mount namespace");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if ((err = image_read(ctx->images_dir_fd, IMG_MOUNT_NS, 0, (ProtobufCMessage **)&st->ns)))
+		return err;
+	if (!ctx->opts->root) {
+		pr_err("restore: the tree had a mount namespace of its own: pass --root DIR, its root "
+		       "file system");
+		return -EINVAL;
+	}
+	if (!(st->root_path = realpath(ctx->opts->root, NULL)) || stat(st->root_path, &sb) ||
+	    !S_ISDIR(sb.st_mode)) {
+		pr_err("restore: --root %s is not a directory", ctx->opts->root);
+		return -ENOTDIR;
+	}
+	const MountNs *ns = st->ns;
+	for (size_t i = 0; i < ns->n_mounts; i++) {
+		const MountEntry *e = ns->mounts[i];
+		bool ok = mountpoint_ok(e->mountpoint) && !entry_by_id(ns, i, e->id) &&
+			  (i == 0) == (e->how == MOUNT_HOW__MOUNT_ROOT) &&
+			  (i == 0 ? !strcmp(e->mountpoint, "/") : entry_by_id(ns, i, e->parent_id) != NULL) &&
+			  !(e->mount_flags & ~(uint64_t)(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
+							  MS_NOATIME | MS_NODIRATIME | MS_RELATIME |
+							  MS_STRICTATIME | MS_NOSYMFOLLOW));
+		if (ok && e->how == MOUNT_HOW__MOUNT_BIND)
+			ok = e->has_bind_of && entry_by_id(ns, i, e->bind_of) && e->bind_root &&
+			     !strstr(e->bind_root, "..");
+		if (ok && e->how == MOUNT_HOW__MOUNT_EXTERNAL)
+			ok = (e->ext_key && *e->ext_key) || (e->ext_path && e->ext_path[0] == '/');
+		if (ok && e->how == MOUNT_HOW__MOUNT_FRESH && !fs_allowed(ctx, e->fstype)) {
+			pr_err("image mount-ns.img: mount %s is a %s filesystem; allow it with --enable-fs %s",
+			       e->mountpoint, e->fstype, e->fstype);
+			return -EPERM;
+		}
+		if (!ok) {
+			pr_err("image mount-ns.img: mount %zu (%.100s) is invalid", i, e->mountpoint);
+			return -EINVAL;
+		}
+		if (e->how == MOUNT_HOW__MOUNT_EXTERNAL && !mount_external_source(ctx, e))
+			return -ENOENT;
+		if (e->has_contents && (err = tmpfs_validate(ctx->images_dir_fd, e->id)))
+			return err;
+	}
+	return 0;
+}
+
+/* Mounts that need the tree's namespaces, and those that lie on them or bind them. */
+static bool deferred(const MountNs *ns, size_t i, const bool *later)
+{
+	const MountEntry *e = ns->mounts[i];
+
+	if (e->how == MOUNT_HOW__MOUNT_FRESH && mount_fstype_in_ns(e->fstype))
+		return true;
+	for (size_t k = 0; k < i; k++)
+		if (later[k] && (ns->mounts[k]->id == e->parent_id ||
+				 (e->how == MOUNT_HOW__MOUNT_BIND && ns->mounts[k]->id == e->bind_of)))
+			return true;
+	return false;
+}
+
+static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct mount_ns_state *st = state_of(ctx);
+	const MountNs *ns = st->ns;
+	bool *later;
+	int own, err;
+
+	(void)rt;
+	if (!ns)
+		return 0;
+	if (!(st->made = calloc(ns->n_mounts, sizeof(bool))) || !(later = calloc(ns->n_mounts, sizeof(bool))))
+		return -ENOMEM;
+	if ((own = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0) {
+		pr_perror("restore: cannot open stasis's own mount namespace");
+		free(later);
+		return -errno;
+	}
+	if (unshare(CLONE_NEWNS)) {
+		pr_perror("restore: cannot make a mount namespace");
+		close(own);
+		free(later);
+		return -errno;
+	}
+	st->own_ns = own + 1;
+	/* nothing made from here on reaches the host; --root becomes a mount of its own */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) ||
+	    mount(st->root_path, st->root_path, NULL, MS_BIND, NULL) ||
+	    mount(NULL, st->root_path, NULL, MS_PRIVATE, NULL)) {
+		pr_perror("restore: cannot prepare --root %s", st->root_path);
+		free(later);
+		return -errno;
+	}
+	if ((ctx->tree_root_fd = open(st->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		free(later);
+		return -errno;
+	}
+	for (size_t i = 1; i < ns->n_mounts; i++) {
+		if ((later[i] = deferred(ns, i, later)))
+			continue;
+		if ((err = mount_make(ns, i, ctx->tree_root_fd, ctx))) {
+			free(later);
+			return err;
+		}
+		st->made[i] = true;
+	}
+	free(later);
+	return 0;
+}
+
+/* In the root, in its new namespaces: the rest of the mounts, then into its own root. */
+static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct mount_ns_state *st = state_of(ctx);
+	const MountNs *ns = st->ns;
+	int err;
+
+	(void)rt;
+	if (!ns)
+		return 0;
+	if (unshare(CLONE_NEWNS)) {
+		pr_perror("restore: cannot make the tree's mount namespace");
+		return -errno;
+	}
+	auto_close int root = open(st->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		pr_perror("restore: --root %s", st->root_path);
+		return -errno;
+	}
+	for (size_t i = 1; i < ns->n_mounts; i++)
+		if (!st->made[i] && (err = mount_make(ns, i, root, ctx)))
+			return err;
+	if ((err = mount_set_propagation(ns, root)))
+		return err;
+	if (fchdir(root) || syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) || chdir("/")) {
+		pr_perror("restore: cannot move into --root %s (pivot_root)", st->root_path);
+		return -errno;
+	}
+	return 0;
+}
+
+/* stasis back in its own mount namespace: the one it made goes, and all in it. */
+static void undo_mount_ns(struct run_ctx *ctx, bool restored)
+{
+	struct mount_ns_state *st = state_of(ctx);
+
+	(void)restored;
+	if (ctx->tree_root_fd >= 0) {
+		close(ctx->tree_root_fd);
+		ctx->tree_root_fd = -1;
+	}
+	if (!st->own_ns)
+		return;
+	if (setns(st->own_ns - 1, CLONE_NEWNS))
+		pr_perror("restore: cannot go back to stasis's own mount namespace");
+	close(st->own_ns - 1);
+	st->own_ns = 0;
+}
+
+static void free_mount_ns(void *state)
+{
+	struct mount_ns_state *st = state;
+
+	if (st->ns)
+		image_free(&st->ns->base);
+	free(st->made);
+	free(st->root_path);
+}
+
+const struct tree_object_ops tree_mount_ns = {
+	.name = "mount namespace",
+	.state_size = sizeof(struct mount_ns_state),
+	.free_state = free_mount_ns,
+	.collect = collect_mount_ns,
+	.write = write_mount_ns,
+	.validate = validate_mount_ns,
+	.prepare = prepare_mount_ns,
+	.enter = enter_mount_ns,
+	.undo = undo_mount_ns,
+};

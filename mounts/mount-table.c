@@ -1,0 +1,329 @@
+/*
+ * A mount table read with libmount, and the tree's mounts classified for the images: the
+ * root (given back on restore with --root); filesystems made anew (proc, sysfs, devpts,
+ * mqueue, cgroup, tmpfs with its files saved...); binds of another mount of the tree (runc's
+ * masked paths: /dev/null over /proc/kcore; read-only paths: /proc/sys over itself); binds
+ * from outside the tree's namespace, whose host path the restore is given (--external
+ * mnt[PATH]:KEY, --ext-mount-map PATH:KEY) or finds again (--ext-mount-map auto: the path
+ * where the host sees the same filesystem).
+ */
+#include <errno.h>
+#include <libmount/libmount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "mounts.h"
+#include "proc.h"
+#include "task.h"
+#include "util.h"
+
+static const char *const fresh_fstypes[] = {
+	"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "ramfs", "binfmt_misc",
+	"securityfs", "debugfs", "tracefs", "configfs", "fusectl", "pstore", "bpf",
+};
+
+static bool in_list(const char *fstype, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(fstype, list[i]))
+			return true;
+	return false;
+}
+
+bool mount_fstype_fresh(const char *fstype)
+{
+	return in_list(fstype, fresh_fstypes, ARRAY_SIZE(fresh_fstypes));
+}
+
+bool mount_fstype_in_ns(const char *fstype)
+{
+	static const char *const in_ns[] = { "proc", "sysfs", "mqueue", "cgroup", "cgroup2" };
+	return in_list(fstype, in_ns, ARRAY_SIZE(in_ns));
+}
+
+/* Per-mount flags of a mountinfo's per-mount options; no atime option means strictatime. */
+static uint64_t mount_flags(const char *vfs)
+{
+	unsigned long flags = 0;
+
+	if (vfs)
+		mnt_optstr_get_flags(vfs, &flags, mnt_get_builtin_optmap(MNT_LINUX_MAP));
+	flags &= MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME |
+		 MS_RELATIME | MS_NOSYMFOLLOW;
+	if (!(flags & (MS_NOATIME | MS_RELATIME)))
+		flags |= MS_STRICTATIME;
+	return flags;
+}
+
+/* The filesystem's options without "rw"/"ro" (the per-mount flag says that). */
+static char *fs_data(const char *fs_options)
+{
+	char *out = strdup(fs_options ? fs_options : ""), *o = out;
+	const char *p = fs_options ? fs_options : "";
+
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		if (!((len == 2 && !strncmp(p, "rw", 2)) || (len == 2 && !strncmp(p, "ro", 2)))) {
+			if (o != out)
+				*o++ = ',';
+			memcpy(o, p, len);
+			o += len;
+		}
+		p += len + (p[len] == ',');
+	}
+	*o = 0;
+	return out;
+}
+
+static void optional_fields(const char *opt, struct mount_info *m)
+{
+	for (const char *p = opt; p && *p;) {
+		p += strspn(p, " ");
+		if (!strncmp(p, "shared:", 7))
+			m->shared = strtoul(p + 7, NULL, 10);
+		else if (!strncmp(p, "master:", 7))
+			m->master = strtoul(p + 7, NULL, 10);
+		else if (!strncmp(p, "unbindable", 10))
+			m->unbindable = true;
+		p += strcspn(p, " ");
+	}
+}
+
+int mount_table_read(pid_t pid, struct mount_table *t)
+{
+	char path[64];
+	struct libmnt_table *tb = mnt_new_table();
+	struct libmnt_iter *itr = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	int err = 0;
+
+	*t = (struct mount_table){ 0 };
+	proc_path(path, sizeof(path), pid, "mountinfo");
+	if (!tb || !itr || mnt_table_parse_file(tb, path)) {
+		pr_err("cannot read the mount table %s", path);
+		err = -EIO;
+		goto out;
+	}
+	while (!err && mnt_table_next_fs(tb, itr, &fs) == 0) {
+		struct mount_info *more = realloc(t->m, (t->n + 1) * sizeof(*t->m));
+		if (!more) {
+			err = -ENOMEM;
+			break;
+		}
+		t->m = more;
+		struct mount_info *m = &t->m[t->n++];
+		const char *src = mnt_fs_get_source(fs);
+		*m = (struct mount_info){
+			.id = mnt_fs_get_id(fs),
+			.parent_id = mnt_fs_get_parent_id(fs),
+			.dev = mnt_fs_get_devno(fs),
+			.mountpoint = strdup(mnt_fs_get_target(fs) ?: ""),
+			.root = strdup(mnt_fs_get_root(fs) ?: "/"),
+			.fstype = strdup(mnt_fs_get_fstype(fs) ?: ""),
+			.source = strdup(src ? src : "none"),
+			.fs_options = fs_data(mnt_fs_get_fs_options(fs)),
+			.flags = mount_flags(mnt_fs_get_vfs_options(fs)),
+		};
+		optional_fields(mnt_fs_get_optional_fields(fs), m);
+		if (!m->mountpoint || !m->root || !m->fstype || !m->source || !m->fs_options)
+			err = -ENOMEM;
+	}
+	if (err == -ENOMEM)
+		pr_err("out of memory reading the mount table %s", path);
+out:
+	mnt_free_iter(itr);
+	mnt_unref_table(tb);
+	if (err)
+		mount_table_free(t);
+	return err;
+}
+
+void mount_table_free(struct mount_table *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->m[i].mountpoint);
+		free(t->m[i].root);
+		free(t->m[i].fstype);
+		free(t->m[i].source);
+		free(t->m[i].fs_options);
+	}
+	free(t->m);
+	*t = (struct mount_table){ 0 };
+}
+
+/* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
+static bool path_below(const char *inside, const char *root, const char **rest)
+{
+	size_t n = strlen(inside);
+
+	if (!strcmp(inside, "/")) {
+		*rest = root + 1;
+		return true;
+	}
+	if (strncmp(root, inside, n) || (root[n] && root[n] != '/'))
+		return false;
+	*rest = root[n] ? root + n + 1 : root + n;
+	return true;
+}
+
+/* The name an external mount has in --external mnt[PATH]:KEY or --ext-mount-map PATH:KEY. */
+static const char *external_key(const struct stasis_opts *o, const char *mountpoint)
+{
+	for (size_t i = 0; i < o->ext_mount_maps.n; i++)
+		if (o->ext_mount_maps.v[i].key && !strcmp(o->ext_mount_maps.v[i].key, mountpoint))
+			return o->ext_mount_maps.v[i].value;
+	for (size_t i = 0; i < o->externals.n; i++) {
+		const char *x = o->externals.v[i].value;
+		size_t n = strlen(mountpoint);
+		if (!strncmp(x, "mnt[", 4) && !strncmp(x + 4, mountpoint, n) && x[4 + n] == ']' &&
+		    x[5 + n] == ':')
+			return x + 6 + n;
+	}
+	return NULL;
+}
+
+/* Where the host sees what m shows: a host mount of the same filesystem whose root holds m's. */
+static char *host_path(const struct mount_table *host, const struct mount_info *m)
+{
+	const struct mount_info *best = NULL;
+	const char *rest = NULL, *r;
+	char *path;
+
+	for (size_t i = 0; i < host->n; i++)
+		if (host->m[i].dev == m->dev && path_below(host->m[i].root, m->root, &r) &&
+		    (!best || strlen(host->m[i].root) > strlen(best->root))) {
+			best = &host->m[i];
+			rest = r;
+		}
+	if (!best)
+		return NULL;
+	if (asprintf(&path, "%s%s%s", best->mountpoint, strcmp(best->mountpoint, "/") && *rest ? "/" : "",
+		     rest) < 0)
+		return NULL;
+	return path;
+}
+
+static bool on_host(const struct mount_table *host, dev_t dev)
+{
+	for (size_t i = 0; i < host->n; i++)
+		if (host->m[i].dev == dev)
+			return true;
+	return false;
+}
+
+static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
+		    size_t i, const struct mount_table *host, MountEntry *e)
+{
+	const struct mount_info *m = &tree->m[i];
+	const struct mount_info *of = NULL;
+	const char *rest = NULL, *r, *key;
+
+	if (i == 0) {
+		e->how = MOUNT_HOW__MOUNT_ROOT;
+		return 0;
+	}
+	/* a bind of a mount before it: the one whose root holds its root most closely */
+	for (size_t k = 0; k < i; k++)
+		if (tree->m[k].dev == m->dev && path_below(tree->m[k].root, m->root, &r) &&
+		    (!of || strlen(tree->m[k].root) < strlen(of->root))) {
+			of = &tree->m[k];
+			rest = r;
+		}
+	if (of) {
+		e->how = MOUNT_HOW__MOUNT_BIND;
+		e->has_bind_of = true;
+		e->bind_of = of->id;
+		e->bind_root = xstrdup(rest);
+		return 0;
+	}
+	if ((key = external_key(ctx->opts, m->mountpoint))) {
+		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
+		e->ext_key = xstrdup(key);
+		return 0;
+	}
+	if (on_host(host, m->dev)) {
+		if (!ctx->opts->ext_mount_auto) {
+			pr_err("dump pid %d: mount %s (%s, %s) comes from outside the tree's mount "
+			       "namespace: name it with --external mnt[%s]:KEY, or pass --ext-mount-map auto",
+			       root_pid, m->mountpoint, m->fstype, m->root, m->mountpoint);
+			return -ENOTSUP;
+		}
+		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
+		if (!(e->ext_path = host_path(host, m))) {
+			pr_err("dump pid %d: mount %s (%s, %s) comes from outside the tree's mount "
+			       "namespace, and the host shows no path to it; name it with "
+			       "--external mnt[%s]:KEY", root_pid, m->mountpoint, m->fstype, m->root,
+			       m->mountpoint);
+			return -ENOTSUP;
+		}
+		return 0;
+	}
+	bool enabled = false;
+	for (size_t k = 0; k < ctx->opts->enable_fs.n; k++)
+		enabled |= !strcmp(ctx->opts->enable_fs.v[k].value, m->fstype) ||
+			   !strcmp(ctx->opts->enable_fs.v[k].value, "all");
+	if ((mount_fstype_fresh(m->fstype) && !strcmp(m->root, "/")) || enabled) {
+		e->how = MOUNT_HOW__MOUNT_FRESH;
+		e->has_has_contents = true;
+		e->has_contents = !strcmp(m->fstype, "tmpfs") || !strcmp(m->fstype, "ramfs");
+		return 0;
+	}
+	pr_err("dump pid %d: mount %s (%s from %s, %s) cannot be made again on restore: name it "
+	       "with --external mnt[%s]:KEY, or allow its filesystem with --enable-fs %s",
+	       root_pid, m->mountpoint, m->fstype, m->source, m->root, m->mountpoint, m->fstype);
+	return -ENOTSUP;
+}
+
+int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
+			 const struct mount_table *host, MountNs *out)
+{
+	int err;
+
+	if (!tree->n || strcmp(tree->m[0].mountpoint, "/")) {
+		pr_err("dump pid %d: its mount table does not start with its root", root_pid);
+		return -EINVAL;
+	}
+	out->mounts = calloc(tree->n, sizeof(*out->mounts));
+	if (!out->mounts)
+		return -ENOMEM;
+	for (size_t i = 0; i < tree->n; i++) {
+		const struct mount_info *m = &tree->m[i];
+		MountEntry *e = xzalloc(sizeof(*e));
+		struct stat st;
+		char path[4200];
+
+		mount_entry__init(e);
+		out->mounts[out->n_mounts++] = e;
+		if (i && !strcmp(m->mountpoint, "/")) {
+			pr_err("dump pid %d: a mount stacked over its root (%s) is not supported", root_pid,
+			       m->fstype);
+			return -ENOTSUP;
+		}
+		e->id = m->id;
+		e->parent_id = i ? m->parent_id : 0;
+		e->mountpoint = xstrdup(m->mountpoint);
+		e->fstype = xstrdup(m->fstype);
+		e->source = xstrdup(m->source);
+		e->root = xstrdup(m->root);
+		e->mount_flags = m->flags;
+		e->fs_options = xstrdup(m->fs_options);
+		e->has_shared = e->has_master = e->has_unbindable = true;
+		e->shared = m->shared;
+		e->master = m->master;
+		e->unbindable = m->unbindable;
+		snprintf(path, sizeof(path), "/proc/%d/root%s", root_pid, m->mountpoint);
+		if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			e->has_is_file = true;
+			e->is_file = true;
+		}
+		if ((err = classify(ctx, root_pid, tree, i, host, e)))
+			return err;
+	}
+	return 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * The tree's mount namespace (mounts/): what its files share. mount-ns.c is the tree-wide
+ * kind (tree_mount_ns) and drives; mount-table.c reads and classifies a mount table with
+ * libmount; mount-make.c makes mounts on restore; tmpfs.c saves and refills tmpfs contents.
+ */
+#ifndef STASIS_MOUNTS_H
+#define STASIS_MOUNTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "image.h"
+#include "run.h"
+
+/* One line of a mountinfo, as libmount reads it. */
+struct mount_info {
+	uint32_t id, parent_id;
+	dev_t dev;
+	char *mountpoint; /* as the reading process sees it */
+	char *root;       /* inside the filesystem */
+	char *fstype, *source;
+	char *fs_options; /* the superblock's options, minus those that are flags */
+	uint64_t flags;   /* per-mount MS_* */
+	uint32_t shared, master;
+	bool unbindable;
+};
+
+struct mount_table {
+	struct mount_info *m;
+	size_t n;
+};
+
+/* mount-table.c: /proc/PID/mountinfo (PROC_SELF: stasis's) into t. Says what failed. */
+int mount_table_read(pid_t pid, struct mount_table *t);
+void mount_table_free(struct mount_table *t);
+/*
+ * The tree's mounts as images keep them: each classified as its root, made anew, a bind of
+ * another of the tree's mounts, or a bind from outside (named by ctx's --external /
+ * --ext-mount-map, or found on the host with --ext-mount-map auto). host is stasis's own
+ * table (what is outside). Fails naming a mount that cannot be restored.
+ */
+int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
+			 const struct mount_table *host, MountNs *out);
+/* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */
+bool mount_fstype_fresh(const char *fstype);
+/* Those that must be mounted from inside the tree's new namespaces (by its root). */
+bool mount_fstype_in_ns(const char *fstype);
+
+/* tmpfs.c: every file of the tmpfs open (detached, whole) at mnt_fd into tmpfs-ID.img. */
+int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint);
+/* tmpfs-ID.img (checked) into the empty tmpfs at dir_fd. */
+int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint);
+/* tmpfs-ID.img checked, nothing made. */
+int tmpfs_validate(int dirfd, uint32_t id);
+
+/* mount-make.c, on restore: entry e of ns made under root_fd (the tree's root). */
+int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx);
+/* Every mount's propagation (shared, slave, private, unbindable) set as saved. */
+int mount_set_propagation(const MountNs *ns, int root_fd);
+/* The host path an external mount is bound from on restore; NULL (said) if not given. */
+const char *mount_external_source(const struct run_ctx *ctx, const MountEntry *e);
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * The files of a tmpfs mount of the tree (they live nowhere else): every directory, file,
+ * symlink, device node, FIFO and socket with its mode, owner, times and extended attributes,
+ * hard links kept as links, files' data with their holes (SEEK_DATA/SEEK_HOLE). tmpfs-ID.img
+ * lists the entries, parents first; tmpfsdata-ID.img holds the data pages. The dump reads a
+ * detached copy of the mount (nothing mounted over it hides anything); the restore fills the
+ * new, empty tmpfs, every path checked first (relative, no "..", its parent made before it).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mounts.h"
+#include "task.h"
+#include "util.h"
+
+#define TMPFS_MAX_ENTRIES (1u << 20)
+#define XATTR_LIST_MAX_LEN 65536
+
+struct tmpfs_dump {
+	TmpfsTree tree;
+	int data_fd;
+	uint64_t nr_pages;
+	const char *mountpoint;
+	struct seen_inode { dev_t dev; ino_t ino; char *path; } *seen;
+	size_t nr_seen;
+	char buf[1 << 16];
+};
+
+static uint64_t ts_ns(const struct timespec *ts)
+{
+	return ts->tv_sec * 1000000000ull + ts->tv_nsec;
+}
+
+static int add_entry(struct tmpfs_dump *d, TmpfsEntry *e)
+{
+	TmpfsEntry **more = realloc(d->tree.entries, (d->tree.n_entries + 1) * sizeof(*more));
+
+	if (!more || d->tree.n_entries >= TMPFS_MAX_ENTRIES)
+		return -ENOMEM;
+	d->tree.entries = more;
+	d->tree.entries[d->tree.n_entries++] = e;
+	return 0;
+}
+
+static int read_xattrs(const char *path, TmpfsEntry *e)
+{
+	char names[XATTR_LIST_MAX_LEN];
+	ssize_t len = llistxattr(path, names, sizeof(names));
+
+	if (len < 0)
+		return errno == ENOTSUP ? 0 : -errno;
+	for (char *n = names; n < names + len; n += strlen(n) + 1) {
+		ssize_t vlen = lgetxattr(path, n, NULL, 0);
+		if (vlen < 0)
+			return -errno;
+		TmpfsXattr *x = xzalloc(sizeof(*x));
+		tmpfs_xattr__init(x);
+		x->name = xstrdup(n);
+		x->value.data = xzalloc(vlen + 1);
+		x->value.len = lgetxattr(path, n, x->value.data, vlen);
+		if ((ssize_t)x->value.len != vlen)
+			return -EIO;
+		TmpfsXattr **more = realloc(e->xattrs, (e->n_xattrs + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		e->xattrs = more;
+		e->xattrs[e->n_xattrs++] = x;
+	}
+	return 0;
+}
+
+/* A file's data, page by page over its data ranges, into tmpfsdata-ID.img. */
+static int read_data(struct tmpfs_dump *d, int fd, TmpfsEntry *e)
+{
+	off_t data = 0, hole, end = PAGE_ALIGN(e->size);
+
+	while (data < end && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		data &= ~(off_t)(PAGE_SIZE - 1);
+		hole = PAGE_ALIGN(hole);
+		PageRun *r = xzalloc(sizeof(*r));
+		page_run__init(r);
+		r->vaddr = data;
+		r->file_off = PAGES_HEADER_SIZE + d->nr_pages * PAGE_SIZE;
+		r->nr_pages = (hole - data) / PAGE_SIZE;
+		for (off_t off = data; off < hole; off += sizeof(d->buf)) {
+			size_t len = hole - off < (off_t)sizeof(d->buf) ? (size_t)(hole - off) : sizeof(d->buf);
+			ssize_t got = pread(fd, d->buf, len, off);
+			if (got < 0)
+				return -errno;
+			memset(d->buf + got, 0, len - got);
+			if (write_all(d->data_fd, d->buf, len))
+				return -EIO;
+		}
+		d->nr_pages += r->nr_pages;
+		PageRun **more = realloc(e->data, (e->n_data + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		e->data = more;
+		e->data[e->n_data++] = r;
+		data = hole;
+	}
+	return 0;
+}
+
+static TmpfsType type_of(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR: return TMPFS_TYPE__TMPFS_DIR;
+	case S_IFLNK: return TMPFS_TYPE__TMPFS_SYMLINK;
+	case S_IFCHR: return TMPFS_TYPE__TMPFS_CHR;
+	case S_IFBLK: return TMPFS_TYPE__TMPFS_BLK;
+	case S_IFIFO: return TMPFS_TYPE__TMPFS_FIFO;
+	case S_IFSOCK: return TMPFS_TYPE__TMPFS_SOCK;
+	default: return TMPFS_TYPE__TMPFS_FILE;
+	}
+}
+
+/* One entry (name in dir_fd, path its path in the mount), and below it if a directory. */
+static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *path)
+{
+	struct stat st;
+	char proc[PATH_MAX + 64];
+	int err;
+
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+		pr_perror("dump: tmpfs %s: cannot stat %s", d->mountpoint, path);
+		return -errno;
+	}
+	TmpfsEntry *e = xzalloc(sizeof(*e));
+	tmpfs_entry__init(e);
+	e->path = xstrdup(path);
+	e->type = type_of(st.st_mode);
+	e->mode = st.st_mode & 07777;
+	e->uid = st.st_uid;
+	e->gid = st.st_gid;
+	e->mtime_ns = ts_ns(&st.st_mtim);
+	e->atime_ns = ts_ns(&st.st_atim);
+	if ((err = add_entry(d, e)))
+		return err;
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		for (size_t i = 0; i < d->nr_seen; i++)
+			if (d->seen[i].dev == st.st_dev && d->seen[i].ino == st.st_ino) {
+				e->link_to = xstrdup(d->seen[i].path);
+				return 0;
+			}
+		struct seen_inode *more = realloc(d->seen, (d->nr_seen + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		d->seen = more;
+		d->seen[d->nr_seen++] = (struct seen_inode){ st.st_dev, st.st_ino, e->path };
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dir_fd, name);
+	if ((err = read_xattrs(proc, e))) {
+		pr_err("dump: tmpfs %s: cannot read the extended attributes of %s: %s", d->mountpoint,
+		       path, strerror(-err));
+		return err;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(dir_fd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		target[n] = 0;
+		e->target = xstrdup(target);
+	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		e->has_rdev = true;
+		e->rdev = st.st_rdev;
+	} else if (S_ISREG(st.st_mode)) {
+		auto_close int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		e->has_size = true;
+		e->size = st.st_size;
+		if (fd < 0 || (err = read_data(d, fd, e))) {
+			pr_err("dump: tmpfs %s: cannot read %s: %s", d->mountpoint, path,
+			       strerror(fd < 0 ? errno : -err));
+			return fd < 0 ? -errno : err;
+		}
+	} else if (S_ISDIR(st.st_mode)) {
+		int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+		struct dirent *de;
+		if (!dir) {
+			pr_perror("dump: tmpfs %s: cannot list %s", d->mountpoint, path);
+			if (fd >= 0)
+				close(fd);
+			return -errno;
+		}
+		err = 0;
+		while (!err && (de = readdir(dir))) {
+			char *child;
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (asprintf(&child, "%s%s%s", path, *path ? "/" : "", de->d_name) < 0) {
+				err = -ENOMEM;
+				break;
+			}
+			err = walk(d, dirfd(dir), de->d_name, child);
+			free(child);
+		}
+		closedir(dir);
+		return err;
+	}
+	return 0;
+}
+
+int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint)
+{
+	struct tmpfs_dump *d = calloc(1, sizeof(*d));
+	int err;
+
+	if (!d)
+		return -ENOMEM;
+	tmpfs_tree__init(&d->tree);
+	d->mountpoint = mountpoint;
+	d->data_fd = raw_image_create(dirfd, IMG_TMPFS_DATA, id);
+	if (d->data_fd < 0) {
+		err = d->data_fd;
+		goto out;
+	}
+	if (!(err = walk(d, mnt_fd, ".", ""))) {
+		d->tree.nr_pages = d->nr_pages;
+		if (!(err = raw_image_finish(d->data_fd, IMG_TMPFS_DATA, id, d->nr_pages)))
+			err = image_write(dirfd, IMG_TMPFS, id, &d->tree.base);
+	}
+	close(d->data_fd);
+	if (!err)
+		pr_info("dump: tmpfs %s: %zu entries, %llu pages", mountpoint, d->tree.n_entries,
+			(unsigned long long)d->nr_pages);
+out:
+	free(d->seen);
+	free(d);
+	return err;
+}
+
+/* ---- restore ---- */
+
+/* A relative path of plain components, none "." or "..". */
+static bool path_ok(const char *p)
+{
+	if (*p == '/' || strlen(p) >= PATH_MAX)
+		return false;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (!n || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += n + (p[n] == '/');
+	}
+	return true;
+}
+
+static const TmpfsEntry *find_entry(const TmpfsTree *t, size_t before, const char *path)
+{
+	for (size_t i = 0; i < before; i++)
+		if (!strcmp(t->entries[i]->path, path))
+			return t->entries[i];
+	return NULL;
+}
+
+static int check_tree(const TmpfsTree *t, const char *name)
+{
+	uint64_t pages = 0;
+
+	if (!t->n_entries || t->n_entries > TMPFS_MAX_ENTRIES || t->entries[0]->path[0] ||
+	    t->entries[0]->type != TMPFS_TYPE__TMPFS_DIR) {
+		pr_err("image %s: does not start with its root directory", name);
+		return -EINVAL;
+	}
+	for (size_t i = 1; i < t->n_entries; i++) {
+		const TmpfsEntry *e = t->entries[i];
+		char *slash = strrchr(e->path, '/');
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - e->path) : 0, e->path);
+		const TmpfsEntry *p = find_entry(t, i, parent), *l = e->link_to ? find_entry(t, i, e->link_to) : NULL;
+		bool ok = path_ok(e->path) && p && p->type == TMPFS_TYPE__TMPFS_DIR && !find_entry(t, i, e->path) &&
+			  e->mode <= 07777 && (!e->link_to || (l && l->type != TMPFS_TYPE__TMPFS_DIR && !l->link_to)) &&
+			  (e->type != TMPFS_TYPE__TMPFS_SYMLINK || e->link_to || (e->target && *e->target)) &&
+			  (e->type != TMPFS_TYPE__TMPFS_FILE || e->link_to || e->has_size);
+		uint64_t end = 0;
+		for (size_t r = 0; ok && r < e->n_data; r++) {
+			const PageRun *run = e->data[r];
+			ok = run->vaddr % PAGE_SIZE == 0 && run->vaddr >= end && run->nr_pages &&
+			     run->file_off == PAGES_HEADER_SIZE + pages * PAGE_SIZE &&
+			     run->vaddr + (uint64_t)run->nr_pages * PAGE_SIZE <= PAGE_ALIGN(e->size);
+			end = run->vaddr + (uint64_t)run->nr_pages * PAGE_SIZE;
+			pages += run->nr_pages;
+		}
+		if (!ok) {
+			pr_err("image %s: entry %zu (%.100s) is invalid", name, i, e->path);
+			return -EINVAL;
+		}
+	}
+	if (pages != t->nr_pages) {
+		pr_err("image %s: its files hold %llu pages, the table says %llu", name,
+		       (unsigned long long)pages, (unsigned long long)t->nr_pages);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int read_tree(int dirfd, uint32_t id, TmpfsTree **t, int *data_fd)
+{
+	char name[64];
+	int err;
+
+	image_filename(name, sizeof(name), IMG_TMPFS, id);
+	if ((err = image_read(dirfd, IMG_TMPFS, id, (ProtobufCMessage **)t)))
+		return err;
+	if ((err = check_tree(*t, name))) {
+		image_free(&(*t)->base);
+		return err;
+	}
+	if ((*data_fd = raw_image_open(dirfd, IMG_TMPFS_DATA, id, (*t)->nr_pages)) < 0) {
+		image_free(&(*t)->base);
+		return *data_fd;
+	}
+	return 0;
+}
+
+int tmpfs_validate(int dirfd, uint32_t id)
+{
+	TmpfsTree *t;
+	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
+
+	if (err)
+		return err;
+	close(data_fd);
+	image_free(&t->base);
+	return 0;
+}
+
+static int open_dir_in(int root, const char *path)
+{
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV };
+	int fd = syscall(SYS_openat2, root, *path ? path : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+static int write_data(int fd, int data_fd, const TmpfsEntry *e)
+{
+	char buf[1 << 16];
+
+	for (size_t r = 0; r < e->n_data; r++) {
+		const PageRun *run = e->data[r];
+		uint64_t len = (uint64_t)run->nr_pages * PAGE_SIZE;
+		for (uint64_t off = 0; off < len; off += sizeof(buf)) {
+			size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+			if (pread(data_fd, buf, n, run->file_off + off) != (ssize_t)n ||
+			    pwrite(fd, buf, n, run->vaddr + off) != (ssize_t)n)
+				return -EIO;
+		}
+	}
+	return ftruncate(fd, e->size) ? -errno : 0;
+}
+
+/* Owner, mode, extended attributes of name in dir (times come last, with the directories'). */
+static int set_attrs(int dir, const char *name, const TmpfsEntry *e)
+{
+	char proc[PATH_MAX + 64];
+	bool link = e->type == TMPFS_TYPE__TMPFS_SYMLINK;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dir, name);
+	if (!*name) { /* the mount's root: dir itself */
+		if (fchown(dir, e->uid, e->gid) || fchmod(dir, e->mode))
+			return -errno;
+	} else if (fchownat(dir, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) ||
+		   (!link && fchmodat(dir, name, e->mode, 0))) {
+		return -errno;
+	}
+	for (size_t i = 0; i < e->n_xattrs; i++)
+		if (lsetxattr(proc, e->xattrs[i]->name, e->xattrs[i]->value.data, e->xattrs[i]->value.len, 0))
+			return -errno;
+	return 0;
+}
+
+static int make_entry(int dir, const char *name, const TmpfsEntry *e, int data_fd, int root)
+{
+	int fd, err = 0;
+
+	if (e->link_to) {
+		auto_close int from = -1;
+		char *slash = strrchr(e->link_to, '/');
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - e->link_to) : 0, e->link_to);
+		if ((from = open_dir_in(root, parent)) < 0)
+			return from;
+		return linkat(from, slash ? slash + 1 : e->link_to, dir, name, 0) ? -errno : 0;
+	}
+	switch (e->type) {
+	case TMPFS_TYPE__TMPFS_DIR:
+		if (mkdirat(dir, name, 0700))
+			return -errno;
+		break;
+	case TMPFS_TYPE__TMPFS_FILE:
+		fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		err = write_data(fd, data_fd, e);
+		close(fd);
+		break;
+	case TMPFS_TYPE__TMPFS_SYMLINK:
+		if (symlinkat(e->target, dir, name))
+			return -errno;
+		break;
+	case TMPFS_TYPE__TMPFS_CHR:
+	case TMPFS_TYPE__TMPFS_BLK:
+	case TMPFS_TYPE__TMPFS_FIFO:
+	case TMPFS_TYPE__TMPFS_SOCK: {
+		mode_t t = e->type == TMPFS_TYPE__TMPFS_CHR   ? S_IFCHR
+			   : e->type == TMPFS_TYPE__TMPFS_BLK ? S_IFBLK
+			   : e->type == TMPFS_TYPE__TMPFS_FIFO ? S_IFIFO
+							      : S_IFSOCK;
+		if (mknodat(dir, name, t | 0600, e->has_rdev ? (dev_t)e->rdev : 0))
+			return -errno;
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	return err ? err : set_attrs(dir, name, e);
+}
+
+static void set_times(int root, const TmpfsEntry *e)
+{
+	struct timespec ts[2] = { { e->atime_ns / 1000000000ull, e->atime_ns % 1000000000ull },
+				  { e->mtime_ns / 1000000000ull, e->mtime_ns % 1000000000ull } };
+	utimensat(root, *e->path ? e->path : ".", ts, AT_SYMLINK_NOFOLLOW);
+}
+
+int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint)
+{
+	TmpfsTree *t;
+	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
+
+	if (err)
+		return err;
+	/* the mount's root itself: its owner, mode and attributes */
+	err = set_attrs(dir_fd, "", t->entries[0]);
+	for (size_t i = 1; i < t->n_entries && !err; i++) {
+		const TmpfsEntry *e = t->entries[i];
+		char *slash = strrchr(e->path, '/');
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - e->path) : 0, e->path);
+		int dir = open_dir_in(dir_fd, parent);
+		if (dir < 0) {
+			err = dir;
+			break;
+		}
+		if ((err = make_entry(dir, slash ? slash + 1 : e->path, e, data_fd, dir_fd)))
+			pr_err("restore: tmpfs %s: cannot make %s again: %s", mountpoint, e->path,
+			       strerror(-err));
+		close(dir);
+	}
+	for (size_t i = t->n_entries; !err && i-- > 0;) /* children first: a directory's last */
+		set_times(dir_fd, t->entries[i]);
+	close(data_fd);
+	image_free(&t->base);
+	return err;
+}

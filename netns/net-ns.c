@@ -1,0 +1,207 @@
+/*
+ * The tree's network namespace, as far as this kind goes (net-ns.img): one of its own is made
+ * again (CLONE_NEWNET) with its loopback up if it was; links, addresses, routes and sockets
+ * are the network issue's, and a namespace with any interface but lo fails the dump naming
+ * it. A namespace that belongs to the engine (--external net[INODE]:KEY on dump) is left to
+ * it: on restore the root joins the one given (--inherit-fd fd[N]:KEY, or --join-ns net:PATH),
+ * or, with --empty-ns net (the RPC's empty_ns), gets a new empty one with lo up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ns-helper.h"
+#include "pstree.h"
+#include "tree-objects.h"
+#include "task.h"
+#include "util.h"
+
+#define IFACES_MAX 16
+
+struct net_ns_state {
+	NetNs *net;           /* restore: net-ns.img */
+	const char *join;     /* restore: a path of the namespace to join (--join-ns net:PATH) */
+	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
+	bool empty;           /* restore: a new empty namespace, lo up (--empty-ns net) */
+};
+
+static struct net_ns_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_net_ns);
+}
+
+/* What the helper sees inside: the interfaces' names, and whether lo is up. */
+struct net_view {
+	int nr;
+	bool lo_up;
+	char names[IFACES_MAX][IF_NAMESIZE];
+};
+
+static int read_view(void *out, size_t len)
+{
+	struct net_view *v = out;
+	struct if_nameindex *ifs = if_nameindex();
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	(void)len;
+	if (!ifs || s < 0)
+		return -errno;
+	for (struct if_nameindex *i = ifs; i->if_index && v->nr < IFACES_MAX; i++)
+		snprintf(v->names[v->nr++], IF_NAMESIZE, "%s", i->if_name);
+	v->lo_up = !ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_UP);
+	if_freenameindex(ifs);
+	close(s);
+	return 0;
+}
+
+/* --external net[INODE]:KEY naming this namespace. */
+static const char *external_key(const struct stasis_opts *o, uint64_t ino)
+{
+	char want[48];
+
+	snprintf(want, sizeof(want), "net[%llu]:", (unsigned long long)ino);
+	for (size_t i = 0; i < o->externals.n; i++)
+		if (!strncmp(o->externals.v[i].value, want, strlen(want)))
+			return o->externals.v[i].value + strlen(want);
+	return NULL;
+}
+
+static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	pid_t root = tr->tasks[0].pid;
+	struct net_view v = { 0 };
+	const char *key;
+	uint64_t ino;
+	int err;
+
+	if (!ns_is_own(root, "net", &ino))
+		return 0;
+	NetNs *n = xzalloc(sizeof(*n));
+	net_ns__init(n);
+	tr->inv.has_net_ns = tr->inv.net_ns = true;
+	if ((key = external_key(ctx->opts, ino))) {
+		n->ext_key = xstrdup(key);
+		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s)", root,
+			(unsigned long long)ino, key);
+		return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);
+	}
+	if ((err = ns_helper_run(root, CLONE_NEWNET, read_view, &v, sizeof(v))))
+		return err;
+	for (int i = 0; i < v.nr; i++) {
+		if (strcmp(v.names[i], "lo")) {
+			pr_err("dump pid %d: its network namespace net:[%llu] has interface %s: not "
+			       "supported yet (pass --external net[%llu]:KEY to leave the namespace to the "
+			       "engine)", root, (unsigned long long)ino, v.names[i], (unsigned long long)ino);
+			return -ENOTSUP;
+		}
+	}
+	n->has_lo_up = true;
+	n->lo_up = v.lo_up;
+	return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);
+}
+
+/* --join-ns net:PATH, or the caller's fd named by the key (--inherit-fd fd[N]:KEY). */
+static int engine_namespace(const struct run_ctx *ctx, struct net_ns_state *st, const char *key)
+{
+	const struct stasis_opts *o = ctx->opts;
+
+	for (size_t i = 0; i < o->join_ns.n; i++)
+		if (o->join_ns.v[i].key && !strcmp(o->join_ns.v[i].key, "net"))
+			st->join = o->join_ns.v[i].value;
+	for (size_t i = 0; key && i < o->nr_inherit_fds; i++)
+		if (!strcmp(o->inherit_fds[i].key, key))
+			st->join_fd = o->inherit_fds[i].fd;
+	st->empty = o->empty_ns & CLONE_NEWNET;
+	return st->join || st->join_fd >= 0 || st->empty;
+}
+
+static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct net_ns_state *st = state_of(ctx);
+	int err;
+
+	st->join_fd = -1;
+	if (!rt->inv->net_ns)
+		return 0;
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_NS, 0, (ProtobufCMessage **)&st->net)))
+		return err;
+	if (engine_namespace(ctx, st, st->net->ext_key)) {
+		if (st->join && access(st->join, R_OK)) {
+			pr_perror("restore: --join-ns net:%s", st->join);
+			return -ENOENT;
+		}
+		if (!st->join && st->join_fd < 0)
+			rt->clone_flags |= CLONE_NEWNET;
+		return 0;
+	}
+	if (st->net->ext_key) {
+		pr_err("restore: the tree's network namespace was the engine's (%s): pass --inherit-fd "
+		       "fd[N]:%s with an fd of the namespace, --join-ns net:PATH, or --empty-ns net",
+		       st->net->ext_key, st->net->ext_key);
+		return -EINVAL;
+	}
+	rt->clone_flags |= CLONE_NEWNET;
+	return 0;
+}
+
+static int loopback_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
+		return -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	return ioctl(s, SIOCSIFFLAGS, &ifr) ? -errno : 0;
+}
+
+/* In the root: the engine's namespace joined, or lo brought up in the new one. */
+static int enter_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct net_ns_state *st = state_of(ctx);
+	int err;
+
+	(void)rt;
+	if (!st->net)
+		return 0;
+	if (st->join || st->join_fd >= 0) {
+		int fd = st->join ? open(st->join, O_RDONLY | O_CLOEXEC) : st->join_fd;
+		err = fd < 0 || setns(fd, CLONE_NEWNET) ? -errno : 0;
+		if (st->join && fd >= 0)
+			close(fd);
+		if (err)
+			pr_perror("restore: cannot join the network namespace given for the tree");
+		return err;
+	}
+	/* a loopback that was up comes back up; in an empty namespace the engine's too */
+	if ((st->net->lo_up || st->empty) && (err = loopback_up())) {
+		pr_err("restore: cannot bring the loopback up: %s", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static void free_net_ns(void *state)
+{
+	struct net_ns_state *st = state;
+
+	if (st->net)
+		image_free(&st->net->base);
+}
+
+const struct tree_object_ops tree_net_ns = {
+	.name = "network namespace",
+	.state_size = sizeof(struct net_ns_state),
+	.free_state = free_net_ns,
+	.collect = collect_net_ns,
+	.validate = validate_net_ns,
+	.enter = enter_net_ns,
+};
