@@ -20,7 +20,7 @@ APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev lib
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
 PROTO_H  := $(PROTO_C:.c=.h)
-SRCS     := $(wildcard cr/*.c cr/files/*.c mounts/*.c netns/*.c arch/x86_64/*.c runtime-hook/*.c)
+SRCS     := $(wildcard cr/*.c cr/files/*.c cr/kernel/*.c mounts/*.c netns/*.c arch/x86_64/*.c runtime-hook/*.c)
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(SRCS)) $(PROTO_C:.c=.o) $(BUILD)/restorer-blob.o
 LIB_OBJS := $(filter-out $(BUILD)/runtime-hook/main.o,$(OBJS))
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernel/features.h"
 #include "log.h"
 #include "pstree.h"
 #include "task.h"
@@ -195,7 +196,8 @@ int cr_dump(struct run_ctx *ctx)
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
-	if ((err = check_images_dir(ctx)) || (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) || (err = check_images_dir(ctx)) ||
+	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);

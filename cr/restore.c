@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernel/features.h"
 #include "log.h"
 #include "mm.h"
 #include "pstree.h"
@@ -287,7 +288,8 @@ int cr_restore(struct run_ctx *ctx)
 	pid_t root;
 
 	pr_debug("restore: start");
-	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_RESTORE)) ||
+	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-restore", 0, -1)) ||
 	    (err = read_inventory(ctx->images_dir_fd, &rt.inv)) || (err = read_tree_images(ctx, &rt)) ||
 	    (err = validate_objects(ctx, &rt)))

@@ -10,7 +10,10 @@
 
 /* stasis show DIR|FILE...: every image as JSON. */
 int cmd_show(int argc, char **argv);
-/* stasis check: which kernel features this kernel has; nonzero if dump/restore cannot work. */
+/*
+ * stasis check: which kernel features this kernel has; nonzero if dump/restore cannot work.
+ * With --feature NAME: criu's answer for that name (nonzero if not supported or unknown).
+ */
 struct stasis_opts;
 int cmd_check(const struct stasis_opts *o);
 

@@ -41,6 +41,22 @@
 #   restore/corrupt/ipc-ns-* a flipped byte in ipc-ns.img, ipc-ns.img missing (sysv-ipc images):
 #                            restore fails naming ipc-ns.img, no process with the pid exists;
 #                            restore/ipc-ns-pristine: the untouched images restore and PASS
+#   dump/kernel-lacks-rseq-conf
+#                            STASIS_FAULT=kernel-lacks:get_rseq_conf (the kernel is taken to lack
+#                            PTRACE_GET_RSEQ_CONFIGURATION): the dump of the rseq program is
+#                            refused before anything is frozen, naming that feature; it PASSes
+#   restore/kernel-lacks-clone3-set-tid
+#                            STASIS_FAULT=kernel-lacks:clone3_set_tid: the restore of mem-anon's
+#                            images is refused naming clone3 with set_tid; no process runs
+#   check/report             stasis check exits 0, ends "Looks good.", every feature line reads
+#                            "name: yes|no (detail)", clone3 and rseq reading are there
+#   check/feature-list       check --feature list: one line of criu's names, exit 0
+#   check/feature-supported, check/feature-unsupported, check/feature-unknown
+#                            --feature clone3_set_tid: "clone3_set_tid is supported", exit 0;
+#                            --feature mem_dirty_track (no pre-dump yet): a "Warn: ... is not
+#                            supported" on stderr, exit 1; --feature no_such_feature: an error
+#                            naming it, exit 1
+#   check/feature-each       every listed name answers one of those two ways
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -702,7 +718,134 @@ case_restore_bad_dirs() {
 	fi
 }
 
+# The images of a tree restore refused because the kernel is said to lack clone3 set_tid.
+case_restore_kernel_lacks() {
+	local d=$ZOO_TMP/kernel-lacks label=restore/kernel-lacks-clone3-set-tid pid
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail $label "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	STASIS_FAULT=kernel-lacks:clone3_set_tid restore_refused $label "$pid" "$d/img" \
+		'restore: this kernel lacks clone3 with set_tid: .*pids back.*nothing was started' &&
+		result_ok $label
+}
+
+# check_run NAME ARGS...: stasis ARGS, stdout to $CHECK_D/NAME.out, stderr to NAME.err; ZRC
+CHECK_D=""
+check_run() {
+	local name=$1
+	shift
+	timeout -k 5 60 "${ZOO_WRAP[@]}" "$STASIS" "$@" </dev/null >"$CHECK_D/$name.out" 2>"$CHECK_D/$name.err"
+	ZRC=$?
+}
+
+# check_feature_answers NAME: does --feature NAME answer the way criu does? Sets ZERR if not.
+check_feature_answers() {
+	local n=$1 out=$CHECK_D/each.out err=$CHECK_D/each.err
+	check_run each check --feature "$n"
+	if [ "$ZRC" -eq 0 ]; then
+		[ "$(cat "$out")" = "$n is supported" ] && return 0
+		ZERR="--feature $n: exit 0 but stdout '$(head -c 200 "$out")'"
+	elif [ "$ZRC" -eq 1 ]; then
+		[ ! -s "$out" ] && grep -q -E "^Warn: $n is not supported: ." "$err" && return 0
+		ZERR="--feature $n: exit 1 without a 'Warn: $n is not supported: ...' line alone"
+	else
+		ZERR="--feature $n: exit status $ZRC"
+	fi
+	return 1
+}
+
+case_check() {
+	local bad n names=()
+	CHECK_D=$ZOO_TMP/check
+	mkdir -p "$CHECK_D"
+
+	check_run report check
+	# every line but the first and the summary is "name: yes|no" with an optional "(detail)"
+	bad=$(sed -e 1d "$CHECK_D/report.out" | grep -v -E '^[^:]+: (yes|no)( \(.+\))?$' |
+		grep -v -E '^(Optional features missing: .*\.|Looks good\.)$' | head -n 3)
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail check/report "exit status $ZRC"
+		show_tail "$CHECK_D/report.out" "$CHECK_D/report.err"
+	elif [ "$(tail -n 1 "$CHECK_D/report.out")" != "Looks good." ] || ! grep -q '^kernel: ' "$CHECK_D/report.out"; then
+		result_fail check/report "no 'kernel:' line or the last line is not 'Looks good.'"
+		show_tail "$CHECK_D/report.out"
+	elif [ -n "$bad" ]; then
+		result_fail check/report "lines not of the form 'name: yes (detail)': $bad"
+	elif ! grep -q '^clone3 with set_tid: yes$' "$CHECK_D/report.out" ||
+		! grep -q '^PTRACE_GET_RSEQ_CONFIGURATION: yes' "$CHECK_D/report.out"; then
+		result_fail check/report "clone3 with set_tid or PTRACE_GET_RSEQ_CONFIGURATION not reported present"
+		show_tail "$CHECK_D/report.out"
+	else
+		result_ok check/report
+	fi
+
+	check_run list check --feature list
+	if [ "$ZRC" -ne 0 ] || [ "$(wc -l <"$CHECK_D/list.out")" -ne 1 ]; then
+		result_fail check/feature-list "exit status $ZRC, $(wc -l <"$CHECK_D/list.out") lines"
+		show_tail "$CHECK_D/list.out" "$CHECK_D/list.err"
+	else
+		bad=""
+		for n in mem_dirty_track timerfd uffd-noncoop clone3_set_tid get_rseq_conf lazy_pages; do
+			grep -q -E "(^| )$n( |\$)" "$CHECK_D/list.out" || bad="$bad $n"
+		done
+		if [ -n "$bad" ]; then
+			result_fail check/feature-list "missing:$bad"
+		else
+			result_ok check/feature-list
+		fi
+	fi
+
+	check_run supported check --feature clone3_set_tid
+	if [ "$ZRC" -ne 0 ] || [ "$(cat "$CHECK_D/supported.out")" != "clone3_set_tid is supported" ]; then
+		result_fail check/feature-supported "exit status $ZRC"
+		show_tail "$CHECK_D/supported.out" "$CHECK_D/supported.err"
+	else
+		result_ok check/feature-supported
+	fi
+
+	# the kernel tracks dirty pages; stasis has no pre-dump to use it yet
+	check_run unsupported check --feature mem_dirty_track
+	if [ "$ZRC" -ne 1 ] || [ -s "$CHECK_D/unsupported.out" ] ||
+		! grep -q -E '^Warn: mem_dirty_track is not supported: .*pre-dump' "$CHECK_D/unsupported.err"; then
+		result_fail check/feature-unsupported "exit status $ZRC, or no 'Warn: mem_dirty_track is not supported' naming pre-dumps"
+		show_tail "$CHECK_D/unsupported.out" "$CHECK_D/unsupported.err"
+	else
+		result_ok check/feature-unsupported
+	fi
+
+	check_run unknown check --feature no_such_feature
+	if ! clean_failure "$ZRC" || grep -q supported "$CHECK_D/unknown.out" ||
+		! grep -q 'Unknown feature no_such_feature' "$CHECK_D/unknown.err"; then
+		result_fail check/feature-unknown "exit status $ZRC, or the error does not name no_such_feature"
+		show_tail "$CHECK_D/unknown.out" "$CHECK_D/unknown.err"
+	else
+		result_ok check/feature-unknown
+	fi
+
+	read -r -a names <"$CHECK_D/list.out"
+	bad=""
+	for n in "${names[@]}"; do
+		check_feature_answers "$n" || bad="$bad; $ZERR"
+	done
+	if [ ${#names[@]} -eq 0 ] || [ -n "$bad" ]; then
+		result_fail check/feature-each "${bad:-no names listed}"
+	else
+		result_ok check/feature-each
+	fi
+}
+
 # ---------------------------------------------------------------------------------------
+case_check
 case_no_such_pid
 mkdir -p "$ZOO_TMP/files"
 : >"$ZOO_TMP/files/a-regular-file"
@@ -719,6 +862,9 @@ dump_fails_naming dump/unix-backlog-unread unix-backlog \
 dump_fails_naming dump/ext-stream-without-option ext-unix \
 	'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
 case_ext_stream_no_inherit_fd
+STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
+	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
+case_restore_kernel_lacks
 case_restore_fault_tree
 for p in $FAULT_POINTS; do
 	for t in $FAULT_TARGETS; do

@@ -1,0 +1,99 @@
+/* What `criu check --feature NAME` answers for each name, as stasis answers it. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernel/criu-features.h"
+#include "kernel/features.h"
+#include "util.h"
+
+#define NO_KERNEL_FEATURE KF_NR
+
+#define NET "network sockets and namespaces are not supported yet"
+#define LAZY "lazy restore (pages served on demand) is not supported yet"
+
+struct criu_feature {
+	const char *name;
+	enum kernel_feature needs; /* the kernel side, or NO_KERNEL_FEATURE */
+	const char *stasis_lacks;  /* NULL: stasis does it, if the kernel lets it */
+};
+
+static const struct criu_feature criu_features[] = {
+	{ "mnt_id", NO_KERNEL_FEATURE, "files are not matched to their mounts yet" },
+	{ "mem_dirty_track", KF_DIRTY_TRACKING, "iterative pre-dumps are not supported yet" },
+	{ "aio_remap", NO_KERNEL_FEATURE, "AIO rings are not supported yet" },
+	{ "timerfd", KF_TIMERFD_SET_TICKS, NULL },
+	{ "tun", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
+	{ "tun_ns", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
+	{ "userns", NO_KERNEL_FEATURE, "user namespaces are not restored yet" },
+	{ "fdinfo_lock", KF_FDINFO_LOCKS, NULL },
+	{ "seccomp_suspend", NO_KERNEL_FEATURE, "seccomp is not restored yet" },
+	{ "seccomp_filters", KF_SECCOMP_GET_FILTER, "seccomp is not restored yet" },
+	{ "loginuid", NO_KERNEL_FEATURE, "the audit login uid is not restored yet" },
+	{ "cgroupns", NO_KERNEL_FEATURE, "cgroup namespaces are not restored yet" },
+	{ "autofs", NO_KERNEL_FEATURE, "autofs mounts are not supported yet" },
+	{ "tcp_half_closed", NO_KERNEL_FEATURE, NET },
+	{ "compat_cr", NO_KERNEL_FEATURE, "32-bit (ia32) processes are not supported" },
+	{ "uffd", KF_USERFAULTFD, LAZY },
+	{ "uffd-noncoop", KF_USERFAULTFD, LAZY },
+	{ "can_map_vdso", NO_KERNEL_FEATURE, "stasis moves the vDSO with mremap, it maps no new one" },
+	{ "sk_ns", NO_KERNEL_FEATURE, NET },
+	{ "sk_unix_file", NO_KERNEL_FEATURE, "unix socket files are not opened through their socket" },
+	{ "net_diag_raw", NO_KERNEL_FEATURE, NET },
+	{ "nsid", NO_KERNEL_FEATURE, NET },
+	{ "link_nsid", NO_KERNEL_FEATURE, NET },
+	{ "kcmp_epoll", NO_KERNEL_FEATURE, "epoll targets are not looked up with kcmp yet" },
+	{ "timens", KF_TIME_NS, "time namespaces are not restored yet" },
+	{ "external_net_ns", NO_KERNEL_FEATURE, NET },
+	{ "clone3_set_tid", KF_CLONE3_SET_TID, NULL },
+	{ "newifindex", NO_KERNEL_FEATURE, NET },
+	{ "nftables", NO_KERNEL_FEATURE, "the network lock is not supported yet" },
+	{ "has_ipt_legacy", NO_KERNEL_FEATURE, "the network lock is not supported yet" },
+	{ "pidfd_store", KF_PIDFD_GETFD, "iterative pre-dumps (and their pidfd store) are not supported yet" },
+	{ "ns_pid", NO_KERNEL_FEATURE, "PID namespaces are not restored yet" },
+	{ "apparmor_stacking", NO_KERNEL_FEATURE, "AppArmor profiles are not restored yet" },
+	{ "network_lock_nftables", NO_KERNEL_FEATURE, "the network lock is not supported yet" },
+	{ "sockopt_buf_lock", NO_KERNEL_FEATURE, "SO_BUF_LOCK is not saved yet" },
+	{ "memfd_hugetlb", NO_KERNEL_FEATURE, "hugetlb memfds are not supported yet" },
+	{ "move_mount_set_group", KF_MOVE_MOUNT_SET_GROUP, "mount namespaces are not restored yet" },
+	{ "openat2", KF_OPENAT2, "paths are not resolved with openat2 yet" },
+	{ "get_rseq_conf", KF_PTRACE_GET_RSEQ_CONF, NULL },
+	/* asked for by engines through criu's RPC, or by newer criu versions */
+	{ "lazy_pages", KF_USERFAULTFD, LAZY },
+	{ "ipv6_freebind", NO_KERNEL_FEATURE, NET },
+};
+
+size_t criu_feature_count(void)
+{
+	return ARRAY_SIZE(criu_features);
+}
+
+const char *criu_feature_name(size_t i)
+{
+	return i < ARRAY_SIZE(criu_features) ? criu_features[i].name : NULL;
+}
+
+int criu_feature_check(const char *name, char *why, size_t len)
+{
+	const struct criu_feature *c = NULL;
+	const struct kernel_feature_report *k = NULL;
+
+	for (size_t i = 0; i < ARRAY_SIZE(criu_features) && !c; i++)
+		if (!strcmp(criu_features[i].name, name))
+			c = &criu_features[i];
+	if (!c)
+		return -ENOENT;
+	if (c->needs != NO_KERNEL_FEATURE)
+		k = kernel_feature_report(c->needs);
+	if (!c->stasis_lacks && (!k || k->present))
+		return 1;
+	if (!c->stasis_lacks)
+		snprintf(why, len, "this kernel lacks %s%s%s%s", k->name, k->detail[0] ? " (" : "",
+			 k->detail, k->detail[0] ? ")" : "");
+	else if (k)
+		snprintf(why, len, "%s; the kernel %s %s", c->stasis_lacks,
+			 k->present ? "has" : "lacks", k->name);
+	else
+		snprintf(why, len, "%s", c->stasis_lacks);
+	return 0;
+}
