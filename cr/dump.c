@@ -4,6 +4,7 @@
  * running). Any failure before the end puts every task back exactly as it was and removes the
  * images this dump wrote.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -129,24 +130,22 @@ static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr
 	return image_write(ctx->images_dir_fd, IMG_INVENTORY, 0, &inv.base);
 }
 
-static void remove_image(int dirfd, enum image_type type, pid_t pid)
+/* What a failed dump wrote: every file named like an image (tasks', tmpfs mounts', ...). */
+static void remove_images(int dirfd)
 {
-	char name[64];
+	int fd = dup(dirfd);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
 
-	image_filename(name, sizeof(name), type, pid);
-	unlinkat(dirfd, name, 0);
-}
-
-/* What a failed dump wrote: every image of every type (pages-0 holds shmem's pages). */
-static void remove_images(int dirfd, const struct dump_tree *tr)
-{
-	for (enum image_type type = IMG_INVENTORY; type < IMG_NR_TYPES; type++) {
-		if (image_desc(type)->per_task)
-			for (size_t i = 0; i < tr->nr_tasks; i++)
-				remove_image(dirfd, type, tr->tasks[i].vpid);
-		if (!image_desc(type)->per_task || type == IMG_PAGES)
-			remove_image(dirfd, type, 0);
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
 	}
+	while ((de = readdir(dir)))
+		if (image_desc_by_filename(de->d_name))
+			unlinkat(dirfd, de->d_name, 0);
+	closedir(dir);
 }
 
 /* Parents come first in the tree: each process learns its parent (it saves shared pages). */
@@ -184,6 +183,13 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	return write_inventory(ctx, tr);
 }
 
+static void dump_done(struct run_ctx *ctx)
+{
+	for (unsigned i = tree_objects_len; i-- > 0;)
+		if (tree_objects[i]->dump_done)
+			tree_objects[i]->dump_done(ctx);
+}
+
 int cr_dump(struct run_ctx *ctx)
 {
 	struct dump_tree tr = { 0 };
@@ -218,6 +224,7 @@ int cr_dump(struct run_ctx *ctx)
 		err = -EIO;
 		goto fail;
 	}
+	dump_done(ctx);
 	if (ctx->opts->leave_running) {
 		run_notify(ctx, "network-unlock", root, -1);
 		pstree_release(&tr);
@@ -235,7 +242,8 @@ fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++)
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
-	remove_images(ctx->images_dir_fd, &tr);
+	dump_done(ctx);
+	remove_images(ctx->images_dir_fd);
 	if (locked)
 		run_notify(ctx, "network-unlock", root, -1);
 	pstree_release(&tr);

@@ -233,8 +233,12 @@ int pstree_kill(struct dump_tree *tr)
 			err = -errno;
 		}
 	}
-	/* As tracer of every thread we see each die; the parents reap the processes. */
-	for (size_t i = 0; i < tr->nr_tasks; i++) {
+	/*
+	 * As tracer of every thread we see each die; the parents reap the processes. Children
+	 * first: the init of a PID namespace does not finish dying before every process of its
+	 * namespace is reaped, and a traced one waits for us first.
+	 */
+	for (size_t i = tr->nr_tasks; i-- > 0;) {
 		threads_reap_killed(&tr->tasks[i]);
 		while (waitpid(tr->tasks[i].pid, &status, __WALL) < 0 && errno == EINTR)
 			;
@@ -249,7 +253,8 @@ pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cg
 	pid_t set_tid[32];
 	struct clone_args ca = {
 		.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
-		.exit_signal = SIGCHLD,
+		/* a sibling (CLONE_PARENT) tells our parent with our own exit signal */
+		.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
 		.set_tid = (uint64_t)(uintptr_t)set_tid,
 		.set_tid_size = levels,
 		.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,

@@ -6,6 +6,7 @@
  * every restored process is killed and every kind undoes what it made: nothing half-alive.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -206,7 +207,8 @@ static void kill_tree(struct restore_tree *rt, pid_t root)
 	if (!rt->inv->pid_ns)
 		for (size_t i = 0; i < rt->nr_tasks; i++)
 			kill(rt->tasks[i].pid, SIGKILL);
-	waitpid(root, &wstatus, __WALL);
+	if (!rt->ctx->opts->restore_sibling) /* a sibling is its parent's to reap */
+		waitpid(root, &wstatus, __WALL);
 }
 
 /* Each tree-wide kind, in the registry's order: its images checked, then its objects made. */
@@ -259,12 +261,14 @@ static void close_objects(struct run_ctx *ctx)
 			tree_objects[i]->close(ctx);
 }
 
+/* The root: stasis's child, or with --restore-sibling its sibling (the caller's child). */
 static pid_t create_root(struct restore_tree *rt)
 {
+	uint64_t flags = rt->clone_flags | (rt->ctx->opts->restore_sibling ? CLONE_PARENT : 0);
 	pid_t root;
 
 	fflush(NULL);
-	root = clone_with_pid(&rt->inv->root_pid, 1, rt->clone_flags, -1);
+	root = clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
 	if (root < 0) {
 		if (errno == EEXIST)
 			pr_err("restore pid %d: that pid is taken (by a process, or as the session or group "
@@ -337,8 +341,8 @@ int cr_restore(struct run_ctx *ctx)
 	pr_info("restore stats: total_ms=%.1f pid_wait_ms=%.1f processes=%zu pages=%llu",
 		(now_ns(CLOCK_MONOTONIC) - start - pid_wait) / 1e6, pid_wait / 1e6, rt.nr_tasks,
 		(unsigned long long)pages);
-	if (ctx->opts->restore_detached)
-		return 0;
+	if (ctx->opts->restore_detached || ctx->opts->restore_sibling)
+		return 0; /* (a sibling's exit is its parent's to wait for) */
 	while (waitpid(root, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);

@@ -26,6 +26,8 @@ struct tree_object_ops {
 	int (*collect)(struct run_ctx *ctx, struct dump_tree *tr);
 	/* Dump, once every task is collected: this kind's images. */
 	int (*write)(struct run_ctx *ctx, struct dump_tree *tr);
+	/* Dump is over, done or failed: what collect changed in stasis itself is put back. */
+	void (*dump_done)(struct run_ctx *ctx);
 
 	/*
 	 * Restore, before anything is made: reads this kind's images if some task needs them,

@@ -95,6 +95,8 @@ static void optional_fields(const char *opt, struct mount_info *m)
 	}
 }
 
+static int parents_first(struct mount_table *t);
+
 int mount_table_read(pid_t pid, struct mount_table *t)
 {
 	char path[64];
@@ -136,12 +138,56 @@ int mount_table_read(pid_t pid, struct mount_table *t)
 	}
 	if (err == -ENOMEM)
 		pr_err("out of memory reading the mount table %s", path);
+	if (!err)
+		err = parents_first(t);
 out:
 	mnt_free_iter(itr);
 	mnt_unref_table(tb);
 	if (err)
 		mount_table_free(t);
 	return err;
+}
+
+/*
+ * mountinfo lists mounts in the order they joined the namespace, which is not always parents
+ * first (a mount moved under a later one): the table in an order where every parent comes
+ * before its children, the root (whose parent is not in the table) first.
+ */
+static int parents_first(struct mount_table *t)
+{
+	struct mount_info *sorted = calloc(t->n ? t->n : 1, sizeof(*sorted));
+	bool *placed = calloc(t->n ? t->n : 1, sizeof(bool));
+	size_t n = 0;
+
+	if (!sorted || !placed) {
+		free(sorted);
+		free(placed);
+		return -ENOMEM;
+	}
+	for (bool progress = true; n < t->n && progress;) {
+		progress = false;
+		for (size_t i = 0; i < t->n; i++) {
+			bool ready = true;
+			if (placed[i])
+				continue;
+			for (size_t k = 0; k < t->n; k++) /* its parent is in the table, not placed yet */
+				if (t->m[k].id == t->m[i].parent_id && k != i && !placed[k])
+					ready = false;
+			if (!ready)
+				continue;
+			sorted[n++] = t->m[i];
+			placed[i] = progress = true;
+		}
+	}
+	free(placed);
+	if (n < t->n) { /* a loop of parents: cannot be */
+		free(sorted);
+		pr_err("the mount table's parents make a loop");
+		return -EINVAL;
+	}
+	free(t->m);
+	t->m = sorted;
+	return 0;
 }
 
 void mount_table_free(struct mount_table *t)
@@ -228,6 +274,11 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		e->how = MOUNT_HOW__MOUNT_ROOT;
 		return 0;
 	}
+	if ((key = external_key(ctx->opts, m->mountpoint))) { /* named by the caller: theirs */
+		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
+		e->ext_key = xstrdup(key);
+		return 0;
+	}
 	/* a bind of a mount before it: the one whose root holds its root most closely */
 	for (size_t k = 0; k < i; k++)
 		if (tree->m[k].dev == m->dev && path_below(tree->m[k].root, m->root, &r) &&
@@ -240,11 +291,6 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		e->has_bind_of = true;
 		e->bind_of = of->id;
 		e->bind_root = xstrdup(rest);
-		return 0;
-	}
-	if ((key = external_key(ctx->opts, m->mountpoint))) {
-		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
-		e->ext_key = xstrdup(key);
 		return 0;
 	}
 	if (on_host(host, m->dev)) {

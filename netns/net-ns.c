@@ -26,6 +26,7 @@
 #define IFACES_MAX 16
 
 struct net_ns_state {
+	int own_ns;           /* dump: stasis's own namespace (fd + 1) while it is in the tree's */
 	NetNs *net;           /* restore: net-ns.img */
 	const char *join;     /* restore: a path of the namespace to join (--join-ns net:PATH) */
 	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
@@ -74,6 +75,40 @@ static const char *external_key(const struct stasis_opts *o, uint64_t ino)
 	return NULL;
 }
 
+/*
+ * For the rest of the dump stasis's main thread is in the tree's network namespace: the
+ * sockets it makes to ask the kernel about the tree's (sock_diag) see the tree's.
+ */
+static int enter_tree_ns(struct run_ctx *ctx, pid_t root)
+{
+	struct net_ns_state *st = state_of(ctx);
+	char path[64];
+	int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", root);
+	auto_close int tree = open(path, O_RDONLY | O_CLOEXEC);
+	if (own < 0 || tree < 0 || setns(tree, CLONE_NEWNET)) {
+		pr_perror("dump pid %d: cannot enter its network namespace", root);
+		if (own >= 0)
+			close(own);
+		return -errno;
+	}
+	st->own_ns = own + 1;
+	return 0;
+}
+
+static void dump_done_net_ns(struct run_ctx *ctx)
+{
+	struct net_ns_state *st = state_of(ctx);
+
+	if (!st->own_ns)
+		return;
+	if (setns(st->own_ns - 1, CLONE_NEWNET))
+		pr_perror("dump: cannot go back to stasis's own network namespace");
+	close(st->own_ns - 1);
+	st->own_ns = 0;
+}
+
 static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	pid_t root = tr->tasks[0].pid;
@@ -84,6 +119,8 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 
 	if (!ns_is_own(root, "net", &ino))
 		return 0;
+	if ((err = enter_tree_ns(ctx, root)))
+		return err;
 	NetNs *n = xzalloc(sizeof(*n));
 	net_ns__init(n);
 	tr->inv.has_net_ns = tr->inv.net_ns = true;
@@ -202,6 +239,7 @@ const struct tree_object_ops tree_net_ns = {
 	.state_size = sizeof(struct net_ns_state),
 	.free_state = free_net_ns,
 	.collect = collect_net_ns,
+	.dump_done = dump_done_net_ns,
 	.validate = validate_net_ns,
 	.enter = enter_net_ns,
 };

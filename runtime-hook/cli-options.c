@@ -149,13 +149,15 @@ static int parse_ext_mount_map(struct stasis_opts *o, const char *arg)
 	return list_add(&o->ext_mount_maps, arg, ':');
 }
 
-/* --external TYPE[ID]:VALUE; mnt[] (every external mount) also turns auto-detection on. */
+/*
+ * --external TYPE[ID]:VALUE (or KEY:VALUE, as LXC passes "console:"); kept as given and
+ * matched where an object of the kind is met. mnt[] (every external mount) also turns mount
+ * auto-detection on.
+ */
 static int parse_external(struct stasis_opts *o, const char *arg)
 {
-	const char *open = strchr(arg, '['), *close = open ? strchr(open, ']') : NULL;
-
-	if (!open || !close || open == arg) {
-		fprintf(stderr, "stasis: --external %s: expected TYPE[ID] or TYPE[ID]:VALUE\n", arg);
+	if (!*arg) {
+		fprintf(stderr, "stasis: --external: expected TYPE[ID]:VALUE\n");
 		return -EINVAL;
 	}
 	if (!strncmp(arg, "mnt[]", 5))
