@@ -48,6 +48,7 @@ run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "applications" tests/apps/run-apps.sh
+run_part "LXC end to end" tests/e2e/lxc.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"
