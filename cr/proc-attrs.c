@@ -187,12 +187,19 @@ static int validate_attrs(struct restore_task *t)
 	return 0;
 }
 
+/*
+ * A periodic ITIMER_REAL that expired while the task was frozen reads as 0 left: the kernel
+ * re-arms it only when its SIGALRM (saved as pending) is taken. Set with 0 left it would be
+ * disarmed for good: it gets a whole interval instead.
+ */
 static void itimer_to_args(const ItimerEntry *e, struct rst_itimer *it)
 {
+	uint64_t value_us = e->value_us ? e->value_us : e->interval_us;
+
 	it->interval.sec = e->interval_us / 1000000;
 	it->interval.usec = e->interval_us % 1000000;
-	it->value.sec = e->value_us / 1000000;
-	it->value.usec = e->value_us % 1000000;
+	it->value.sec = value_us / 1000000;
+	it->value.usec = value_us % 1000000;
 }
 
 /* In the new task. Errors return a negative errno; the caller names the step. */
