@@ -392,6 +392,11 @@ static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_perror("restore: cannot move into --root %s (pivot_root)", st->root_path);
 		return -errno;
 	}
+	/* the root's own flags last (a read-only root would have refused its mount points) */
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | ns->mounts[0]->mount_flags, NULL)) {
+		pr_perror("restore: cannot set the flags of the tree's root");
+		return -errno;
+	}
 	return 0;
 }
 
