@@ -49,6 +49,7 @@ run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "applications" tests/apps/run-apps.sh
 run_part "LXC end to end" tests/e2e/lxc.sh
+run_part "runc container through stasis's command line" tests/e2e/runc-cli.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"

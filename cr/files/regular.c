@@ -32,8 +32,9 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	if (!reg && !dir && !memdev)
 		return 0;
+	/* (a memory device is the same device by whatever path: its number is checked) */
 	uint64_t mnt_id;
-	if (fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id)) {
+	if (!memdev && fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id)) {
 		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
 		       "%llu): its path means nothing inside; not supported", t->pid, p->fd, p->link,
 		       (unsigned long long)mnt_id);
