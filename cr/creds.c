@@ -94,7 +94,7 @@ static int dump_creds(struct dump_task *t)
 	if (!(c->creds = creds_read(t->pid, t->pid)))
 		return -EIO;
 	for (size_t i = 0; i < c->n_threads; i++)
-		if (!(c->threads[i]->creds = creds_read(t->pid, c->threads[i]->tid)))
+		if (!(c->threads[i]->creds = creds_read(t->pid, t->threads[i].tid))) /* the host tid */
 			return -EIO;
 	return 0;
 }

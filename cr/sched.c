@@ -55,7 +55,7 @@ static int dump_sched(struct dump_task *t)
 	if (!(c->sched = sched_read(t->pid)))
 		return -EIO;
 	for (size_t i = 0; i < c->n_threads; i++)
-		if (!(c->threads[i]->sched = sched_read(c->threads[i]->tid)))
+		if (!(c->threads[i]->sched = sched_read(t->threads[i].tid))) /* the host tid */
 			return -EIO;
 	return 0;
 }
