@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 
 #include "log.h"
 #include "restorer/restorer.h"
@@ -105,13 +106,37 @@ static bool creds_valid(const Creds *c)
 		      !(c->cap_eff & ~c->cap_prm) && !(c->cap_amb & ~(c->cap_prm & c->cap_inh)));
 }
 
+/* A capability this kernel does not know (saved on a newer one), named; -1 if none. */
+static int unknown_capability(const Creds *c)
+{
+	uint64_t all = c ? c->cap_inh | c->cap_prm | c->cap_eff | c->cap_bnd | c->cap_amb : 0;
+
+	for (int bit = cap_max_bits(); bit < 64; bit++)
+		if (all & (1ull << bit))
+			return bit;
+	return -1;
+}
+
 static int validate_creds(struct restore_task *t)
 {
 	bool ok = creds_valid(t->core->creds);
-	for (size_t i = 0; ok && i < t->core->n_threads; i++)
+	int unknown = unknown_capability(t->core->creds);
+
+	for (size_t i = 0; ok && i < t->core->n_threads; i++) {
 		ok = creds_valid(t->core->threads[i]->creds);
+		if (unknown < 0)
+			unknown = unknown_capability(t->core->threads[i]->creds);
+	}
 	if (!ok) {
 		pr_err("image core-%d.img: a thread's credentials are invalid", t->pid);
+		return -EINVAL;
+	}
+	if (unknown >= 0) {
+		char *name = cap_to_name(unknown);
+		pr_err("restore pid %d: it holds capability %s (bit %d), which this kernel does not "
+		       "have (it knows %u); nothing was started", t->pid, name ? name : "?", unknown,
+		       cap_max_bits());
+		cap_free(name);
 		return -EINVAL;
 	}
 	return 0;
@@ -143,8 +168,7 @@ static int restore_creds(struct restore_task *t)
 {
 	struct restorer_args *a = t->args;
 	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
-	auto_free char *last = read_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", NULL);
-	uint32_t cap_last = last ? strtoul(last, NULL, 10) : 40;
+	uint32_t cap_last = cap_max_bits() - 1;
 
 	creds_to_args(t->core->creds, &a->creds, cap_last);
 	for (size_t i = 0; i < t->core->n_threads; i++)
