@@ -63,7 +63,6 @@
 /* The kernel's bound on a chain: every filter's instructions, and 4 more per filter. */
 #define MAX_INSNS_PER_PATH 32768
 #define PATH_COST(len) ((len) + 4)
-#define MAX_CHAIN (MAX_INSNS_PER_PATH / PATH_COST(1))
 
 /* The tree's filters: built by the dump, or read from seccomp.img. */
 struct seccomp_state {
@@ -516,18 +515,13 @@ static void plan_make(const struct restore_task *t, struct seccomp_plan *p)
 		p->mode[i] = i ? c->threads[i - 1]->seccomp_mode : c->seccomp_mode;
 		if (!has)
 			continue;
-		uint32_t *newest_first = xzalloc(MAX_CHAIN * sizeof(uint32_t));
-		size_t n = 0;
-		for (uint32_t f = top;; f = tab->filters[f]->prev) {
-			newest_first[n++] = f;
-			if (!tab->filters[f]->has_prev)
-				break;
-		}
+		size_t n = 1;
+		for (uint32_t f = top; tab->filters[f]->has_prev; f = tab->filters[f]->prev)
+			n++;
 		p->chain[i] = xzalloc(n * sizeof(uint32_t));
-		for (size_t k = 0; k < n; k++)
-			p->chain[i][k] = newest_first[n - 1 - k];
 		p->len[i] = n;
-		free(newest_first);
+		for (uint32_t f = top; n-- > 0; f = tab->filters[f]->prev)
+			p->chain[i][n] = f;
 	}
 	/* the filters every thread has at the bottom of its chain */
 	p->shared = p->len[0];
@@ -537,12 +531,12 @@ static void plan_make(const struct restore_task *t, struct seccomp_plan *p)
 			k++;
 		p->shared = k;
 	}
-	p->nr_filters = p->shared;
-	for (size_t i = 0; i < p->nr; i++)
-		p->nr_filters += p->len[i] - p->shared;
-	for (size_t i = 0; i < p->nr; i++)
-		for (size_t k = i ? p->shared : 0; k < p->len[i]; k++)
+	for (size_t i = 0; i < p->nr; i++) {
+		for (size_t k = i ? p->shared : 0; k < p->len[i]; k++) {
+			p->nr_filters++;
 			p->nr_insns += tab->filters[p->chain[i][k]]->program.len / sizeof(struct sock_filter);
+		}
+	}
 }
 
 static size_t seccomp_args_size(const struct restore_task *t)
@@ -551,7 +545,7 @@ static size_t seccomp_args_size(const struct restore_task *t)
 	size_t len;
 
 	plan_make(t, &p);
-	len = p.nr_filters * sizeof(struct rst_seccomp_filter) + p.nr_insns * sizeof(struct sock_filter) + 8;
+	len = p.nr_filters * sizeof(struct rst_seccomp_filter) + p.nr_insns * sizeof(struct sock_filter);
 	plan_free(&p);
 	return len;
 }
