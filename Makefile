@@ -15,7 +15,7 @@ CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
-APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin
+APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin
 
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))

@@ -18,6 +18,7 @@
 #include "kernel/features.h"
 #include "log.h"
 #include "pstree.h"
+#include "seccomp.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -71,7 +72,9 @@ static int collect_task(struct dump_task *t)
 			t->vdso_end = t->vmas.v[i].end;
 		}
 	}
-	if ((err = inject_begin(&t->inj, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
+	/* the whole tree is frozen: no thread's seccomp can change any more */
+	if ((err = seccomp_suspend_for_dump(t)) ||
+	    (err = inject_begin(&t->inj, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
 		return err;
 	t->inj_active = true;
 	for (unsigned i = 0; i < state_table_len; i++) {

@@ -36,6 +36,8 @@ enum image_type {
 	IMG_TMPFS_DATA, /* tmpfsdata-ID.img: their data, raw pages like pages-PID.img */
 	IMG_UTS_NS,
 	IMG_NET_NS,
+	IMG_SECCOMP,
+	IMG_TIME_NS,
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

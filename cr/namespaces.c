@@ -1,9 +1,10 @@
 /*
- * Which namespaces each task is in: their ids (the /proc/PID/ns links), the task's pid at every
- * PID-namespace level (NSpid) and its seccomp mode go into its core image. A kind of
- * namespace the engine does not restore yet makes the dump fail, naming the task and the
- * namespace, instead of a restore that would put the tree in the host's namespaces. The
- * IPC namespace is the IPC kind's to judge (cr/ipc-ns.c).
+ * Which namespaces each task is in: their ids (the /proc/PID/ns links) and the task's pid at
+ * every PID-namespace level (NSpid) go into its core image. A kind of namespace the engine
+ * does not restore yet makes the dump fail, naming the task and the namespace, instead of a
+ * restore that would put the tree in the host's namespaces; so does a tree whose processes
+ * are spread over namespaces in a way a restore cannot make again. The IPC namespace is the
+ * IPC kind's to judge (cr/ipc-ns.c).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -15,25 +16,32 @@
 #include "task.h"
 #include "util.h"
 
+enum ns_rule {
+	NS_NOT_RESTORED, /* a tree in its own one is refused */
+	NS_TREE_SHARES,  /* restored: the whole tree shares the root's */
+	NS_NESTED,       /* restored, and may nest: the PID namespace kind judges (cr/pid-ns.c) */
+	NS_TIME,         /* restored: one for the tree, which its root makes (check_time) */
+};
+
 struct ns_kind {
 	const char *name;        /* as in /proc/PID/ns */
 	size_t off, has_off;     /* its field in NsIds, and the field's has_ */
-	bool restored;           /* the engine brings a tree in its own one back */
+	enum ns_rule rule;
 };
 
 #define NS_FIELD(f) offsetof(NsIds, f), offsetof(NsIds, has_##f)
 
 static const struct ns_kind ns_kinds[] = {
-	{ "cgroup", NS_FIELD(cgroup), true },
-	{ "ipc", NS_FIELD(ipc), true },
-	{ "mnt", NS_FIELD(mnt), true },
-	{ "net", NS_FIELD(net), true },
-	{ "pid", NS_FIELD(pid), true }, /* the PID namespace kind judges (cr/pid-ns.c) */
-	{ "pid_for_children", NS_FIELD(pid_for_children), true },
-	{ "time", NS_FIELD(time), false },
-	{ "time_for_children", NS_FIELD(time_for_children), false },
-	{ "user", NS_FIELD(user), false },
-	{ "uts", NS_FIELD(uts), true },
+	{ "cgroup", NS_FIELD(cgroup), NS_TREE_SHARES },
+	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES },
+	{ "mnt", NS_FIELD(mnt), NS_TREE_SHARES },
+	{ "net", NS_FIELD(net), NS_TREE_SHARES },
+	{ "pid", NS_FIELD(pid), NS_NESTED },
+	{ "pid_for_children", NS_FIELD(pid_for_children), NS_NESTED },
+	{ "time", NS_FIELD(time), NS_TIME },
+	{ "time_for_children", NS_FIELD(time_for_children), NS_TIME },
+	{ "user", NS_FIELD(user), NS_NOT_RESTORED },
+	{ "uts", NS_FIELD(uts), NS_TREE_SHARES },
 };
 
 /* The inode of /proc/<who>/ns/<name>, 0 if this kernel has no such kind. */
@@ -67,45 +75,71 @@ static int read_ids(const char *who, NsIds *ids)
 	return 0;
 }
 
-/* Every namespace of the thread that is not stasis's own must be one the engine restores. */
+/*
+ * Time namespaces (cr/time-ns.c): the restored root makes the tree's one and stays in
+ * stasis's or enters it; every other process is cloned into it, and no thread can be put in
+ * one namespace with its children going to another. So the root is in stasis's time
+ * namespace or in the one its children go to, and every other thread of the tree is in that
+ * one and sends its children there too.
+ */
+static int check_time(const char *who, bool in_root, const NsIds *ids, const NsIds *own,
+		      const NsIds *root)
+{
+	uint64_t tree = root->time_for_children;
+	bool ok = in_root ? ids->time == root->time && ids->time_for_children == tree &&
+				    (root->time == own->time || root->time == tree)
+			  : ids->time == tree && ids->time_for_children == tree;
+
+	if (ok)
+		return 0;
+	pr_err("dump %s: it is in time namespace time:[%llu] and its children go to time:[%llu]; a "
+	       "tree is restored with one time namespace of its own (time:[%llu], where the root's "
+	       "children go): the root in it or in stasis's (time:[%llu]), every other process in it",
+	       who, (unsigned long long)ids->time, (unsigned long long)ids->time_for_children,
+	       (unsigned long long)tree, (unsigned long long)own->time);
+	return -ENOTSUP;
+}
+
 /*
  * Every namespace of the thread is stasis's own, or one the engine restores that the whole
- * tree shares with its root (PID namespaces may nest: cr/pid-ns.c judges those).
+ * tree shares with its root (PID namespaces may nest: cr/pid-ns.c judges those; time
+ * namespaces: check_time).
  */
-static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *own,
+static int check_supported(pid_t pid, pid_t tid, bool in_root, const NsIds *ids, const NsIds *own,
 			   const NsIds *root)
 {
+	char who[48];
+
+	snprintf(who, sizeof(who), tid == pid ? "pid %d" : "pid %d thread %d", pid, tid);
 	for (size_t i = 0; i < ARRAY_SIZE(ns_kinds); i++) {
 		uint64_t mine = *(const uint64_t *)((const char *)own + ns_kinds[i].off);
 		uint64_t its = *(const uint64_t *)((const char *)ids + ns_kinds[i].off);
 		uint64_t roots = *(const uint64_t *)((const char *)root + ns_kinds[i].off);
-		char who[48];
 
-		if (its == mine)
+		if (its == mine || ns_kinds[i].rule == NS_NESTED || ns_kinds[i].rule == NS_TIME)
 			continue;
-		snprintf(who, sizeof(who), tid == pid ? "pid %d" : "pid %d thread %d", pid, tid);
-		if (!ns_kinds[i].restored) {
+		if (ns_kinds[i].rule == NS_NOT_RESTORED) {
 			pr_err("dump %s: it is in %s namespace %s:[%llu], not stasis's own (%s:[%llu]); "
 			       "%s namespaces are not supported yet",
 			       who, ns_kinds[i].name, ns_kinds[i].name, (unsigned long long)its,
 			       ns_kinds[i].name, (unsigned long long)mine, ns_kinds[i].name);
 			return -ENOTSUP;
 		}
-		if (its != roots && strncmp(ns_kinds[i].name, "pid", 3)) {
+		if (its != roots) {
 			pr_err("dump %s: it is in %s namespace %s:[%llu], the tree's root in %s:[%llu]; "
 			       "the whole tree must share one", who, ns_kinds[i].name, ns_kinds[i].name,
 			       (unsigned long long)its, ns_kinds[i].name, (unsigned long long)roots);
 			return -ENOTSUP;
 		}
 	}
-	return 0;
+	return check_time(who, in_root, ids, own, root);
 }
 
 static int dump_namespaces(struct dump_task *t)
 {
 	NsIds own = NS_IDS__INIT, *ids = xzalloc(sizeof(*ids));
 	char who[48];
-	uint64_t mode = 0;
+	bool in_root = !t->tree || !t->tree_pos;
 	int err;
 
 	ns_ids__init(ids);
@@ -115,37 +149,25 @@ static int dump_namespaces(struct dump_task *t)
 		return err;
 	}
 	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : ids;
-	if ((err = check_supported(t->pid, t->pid, ids, &own, root)))
+	if ((err = check_supported(t->pid, t->pid, in_root, ids, &own, root)))
 		return err;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
 		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
 		if ((err = read_ids(who, &tids)) ||
-		    (err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root)))
+		    (err = check_supported(t->pid, t->threads[i].tid, in_root, &tids, &own, root)))
 			return err;
 	}
 	t->core->ns = ids;
-	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)))
-		return err;
-	if ((err = proc_status_field(t->pid, "Seccomp", 10, &mode)))
-		return err;
-	t->core->has_seccomp_mode = true;
-	t->core->seccomp_mode = mode;
-	if (mode) {
-		pr_err("dump pid %d: it runs under a seccomp %s; seccomp is not restored yet", t->pid,
-		       mode == 1 ? "strict mode" : "filter");
-		return -ENOTSUP;
-	}
-	return 0;
+	return proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids);
 }
 
 static int validate_namespaces(struct restore_task *t)
 {
 	TaskCore *c = t->core;
 
-	if (c->n_ns_pids > 32 || (c->has_seccomp_mode && c->seccomp_mode > 2)) {
-		pr_err("image core-%d.img: its pids per PID namespace or its seccomp mode are invalid",
-		       t->pid);
+	if (c->n_ns_pids > 32) {
+		pr_err("image core-%d.img: its pids per PID namespace are invalid", t->pid);
 		return -EINVAL;
 	}
 	return 0;

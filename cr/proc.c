@@ -220,7 +220,8 @@ static int list_numbers(const char *path, int **out, size_t *n)
 		(*out)[(*n)++] = atoi(de->d_name);
 	}
 	closedir(d);
-	qsort(*out, *n, sizeof(int), cmp_int);
+	if (*n) /* an empty directory (a kernel thread's fds) leaves *out NULL */
+		qsort(*out, *n, sizeof(int), cmp_int);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "regs.h"
 #include "restore.h"
 #include "restorer/restorer.h"
+#include "seccomp.h"
 #include "seize.h"
 #include "task.h"
 #include "util.h"
@@ -40,6 +41,7 @@ static const char *const step_names[] = {
 	[RST_STEP_CREDS] = "taking on the saved credentials (detail: the step)",
 	[RST_STEP_POSIX_TIMER] = "creating a POSIX timer (detail: its id)",
 	[RST_STEP_CLOSE] = "closing helper fds",
+	[RST_STEP_SECCOMP] = "installing a seccomp filter or strict mode (detail: the filter)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)
@@ -121,6 +123,13 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 				return -EIO;
 			continue;
 		}
+		if (st.step == RST_STEP_SECCOMP_READY) {
+			if ((err = seccomp_suspend_for_restore(rt, t)))
+				return err;
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+				return -EIO;
+			continue;
+		}
 		if (st.step == RST_STEP_PAGES_HANDOFF) {
 			char state;
 			if ((err = pid_ns_find_host(rt->ctx, rt, t, &state))) {
@@ -142,12 +151,15 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 	return 0;
 }
 
-/* Attaches to a thread of the new task and stops it in the blob's final pause(). */
-static int catch_in_pause(pid_t tid, struct user_regs_struct *r)
+/*
+ * Attaches to a thread of the new task (unless stasis traces it already) and stops it in the
+ * blob's final pause().
+ */
+static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 {
 	int status, err = 0;
 
-	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+	if (!traced && ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
 		pr_perror("restore tid %d: cannot attach to the new task", tid);
 		return -errno;
 	}
@@ -223,9 +235,9 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 		return err ? err : -ESRCH;
 	}
 	for (size_t i = 0; i < c->n_threads; i++)
-		if ((err = catch_in_pause(t->host_tids[i], &r)))
+		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
 			return err;
-	if ((err = catch_in_pause(t->host_pid, &r)) || (err = unmap_restorer_region(t, r)))
+	if ((err = catch_in_pause(t->host_pid, t->traced, &r)) || (err = unmap_restorer_region(t, r)))
 		return err;
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];

@@ -17,6 +17,7 @@ const struct state_ops *const state_table[] = {
 	&state_threads, /* cr/threads.c (while the scratch page for injection still exists) */
 	&state_sched,   /* cr/sched.c (after threads: every thread's) */
 	&state_creds,   /* cr/creds.c (after threads: their table in the blob's arguments) */
+	&state_seccomp, /* cr/seccomp.c (after threads: their table in the blob's arguments) */
 	&state_pages,   /* cr/pages.c (last: the task is frozen longest for it) */
 };
 const unsigned state_table_len = ARRAY_SIZE(state_table);

@@ -72,6 +72,7 @@ struct restore_task {
 	pid_t pid;          /* in the tree's PID namespace, as the images name it */
 	pid_t host_pid;     /* the host's, once it exists (cr/pid-ns.c) */
 	pid_t *host_tids;   /* the host's tid of each thread of core, once they exist */
+	bool traced;        /* stasis is already the tracer of its threads (cr/seccomp.c) */
 	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */
 	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */
@@ -118,7 +119,8 @@ struct state_ops {
 };
 
 extern const struct state_ops state_namespaces, state_regs, state_signals, state_attrs, state_kernel_task,
-	state_mm, state_pages, state_fds, state_threads, state_posix_timers, state_sched, state_creds;
+	state_mm, state_pages, state_fds, state_threads, state_posix_timers, state_sched, state_creds,
+	state_seccomp;
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

@@ -3,6 +3,7 @@
 
 const struct tree_object_ops *const tree_objects[] = {
 	&tree_pid_ns,       /* cr/pid-ns.c: first, the pids every other kind names */
+	&tree_time_ns,      /* cr/time-ns.c: made by the root while /proc is still the host's */
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */
@@ -10,6 +11,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
 	&tree_ipc_objects,  /* cr/ipc-ns.c: its queues, semaphore sets and sysctls (after shmem) */
+	&tree_seccomp,      /* cr/seccomp.c: every thread's filters, each saved once */
 	&tree_ghosts,       /* cr/files/ghost.c: deleted files still open or mapped */
 	&tree_pipes,        /* cr/files/pipe.c */
 	&tree_unix_sockets, /* cr/files/unix.c: socket pairs and connections not accepted yet */

@@ -18,6 +18,10 @@
 #                            ext-unix (a stream socket at fd 88 connected outside the tree)
 #                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
 #                            the target keeps running and PASSes
+#   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
+#                            system call to a user-notification listener its supervisor holds,
+#                            outside the tree): fails naming the program's pid, the filter and
+#                            the listener's holder; the program keeps running and PASSes
 #   restore/ext-stream-without-inherit-fd
 #                            ext-unix dumped with --ext-unix-sk --leave-running, restored
 #                            without --inherit-fd: refused naming pid, fd 88, its socket:[INODE]
@@ -861,6 +865,9 @@ dump_fails_naming dump/unix-backlog-unread unix-backlog \
 	'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
 dump_fails_naming dump/ext-stream-without-option ext-unix \
 	'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
+dump_fails_naming dump/seccomp-listener seccomp-stack \
+	'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
+	--notify-listener
 case_ext_stream_no_inherit_fd
 STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'

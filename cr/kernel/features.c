@@ -37,6 +37,8 @@ static const struct feature_desc features[KF_NR] = {
 		.why = "shared and file mappings cannot be opened", .group = probe_tracee },
 	[KF_SECCOMP_GET_FILTER] = { "PTRACE_SECCOMP_GET_FILTER", "seccomp_get_filter", 0,
 		.group = probe_tracee },
+	[KF_SECCOMP_SUSPEND] = { "PTRACE_O_SUSPEND_SECCOMP", "seccomp_suspend", 0,
+		.group = probe_tracee },
 
 	[KF_PR_SET_MM_MAP] = { "prctl PR_SET_MM_MAP", "pr_set_mm_map", RESTORE,
 		.why = "the mm layout (brk, arguments, environment, auxv) cannot be set",

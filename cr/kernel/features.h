@@ -26,6 +26,7 @@ enum kernel_feature {
 	KF_PROCESS_VM_READV,
 	KF_MAP_FILES,
 	KF_SECCOMP_GET_FILTER,
+	KF_SECCOMP_SUSPEND,
 	/* processes (cr/kernel/probes-process.c) */
 	KF_PR_SET_MM_MAP,
 	KF_CLONE3_SET_TID,

@@ -36,7 +36,7 @@ typedef bool probe_one_fn(struct probe_result *r);
 /* A probe of several features at once: fills res[f] for each feature f it owns. */
 typedef void probe_group_fn(struct probe_result res[KF_NR]);
 
-/* cr/kernel/probes-ptrace.c: every KF_PTRACE_*, process_vm_readv, map_files, seccomp */
+/* cr/kernel/probes-ptrace.c: every KF_PTRACE_*, process_vm_readv, map_files, seccomp's two */
 probe_group_fn probe_tracee;
 
 /* cr/kernel/probes-process.c */

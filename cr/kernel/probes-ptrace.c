@@ -26,6 +26,9 @@
 #ifndef PTRACE_SECCOMP_GET_FILTER
 #define PTRACE_SECCOMP_GET_FILTER 0x420c
 #endif
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
 
 /* A child stopped under ptrace, shared by the probes below. */
 struct tracee {
@@ -270,6 +273,23 @@ static bool probe_seccomp_filter(const struct tracee *t, struct probe_result *r)
 	return probe_set(r, false, "%m");
 }
 
+/*
+ * What dump and restore do to a tracee under seccomp: suspend it. A kernel without
+ * CONFIG_CHECKPOINT_RESTORE does not know the option (EINVAL).
+ */
+static bool probe_seccomp_suspend(const struct tracee *t, struct probe_result *r)
+{
+	if (!need_tracee(t, r))
+		return false;
+	if (ptrace(PTRACE_SETOPTIONS, t->pid, 0,
+		   (void *)(long)(PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP)) == 0)
+		return probe_set(r, true, "%s", "");
+	if (errno == EPERM)
+		return probe_set(r, false, "refused: needs CAP_SYS_ADMIN, and stasis itself "
+					   "outside seccomp");
+	return probe_set(r, false, "%m");
+}
+
 void probe_tracee(struct probe_result res[KF_NR])
 {
 	struct tracee t = { .seize = &res[KF_PTRACE_SEIZE] };
@@ -285,5 +305,6 @@ void probe_tracee(struct probe_result res[KF_NR])
 	probe_process_vm_readv(&t, &res[KF_PROCESS_VM_READV]);
 	probe_map_files(&t, &res[KF_MAP_FILES]);
 	probe_seccomp_filter(&t, &res[KF_SECCOMP_GET_FILTER]);
+	probe_seccomp_suspend(&t, &res[KF_SECCOMP_SUSPEND]);
 	tracee_stop(&t);
 }

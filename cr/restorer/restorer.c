@@ -354,6 +354,64 @@ static void take_creds(struct restorer_args *a, const struct rst_creds *c)
 			fail(a, RST_STEP_CREDS, r, 6);
 }
 
+#define SECCOMP_SET_MODE_STRICT_ 0
+#define SECCOMP_SET_MODE_FILTER_ 1
+#define SECCOMP_FILTER_FLAG_TSYNC_ 1
+#define SECCOMP_MODE_STRICT_ 1
+#define SECCOMP_MODE_FILTER_ 2
+#define FUTEX_WAKE_ALL 0x7fffffff
+
+/* filters[first, first + nr), oldest first, with extra_flags besides their own. */
+static void install_seccomp_filters(struct restorer_args *a, uint32_t first, uint32_t nr,
+				    uint32_t extra_flags)
+{
+	const struct rst_seccomp_filter *f =
+		(const struct rst_seccomp_filter *)((char *)a + a->seccomp_filters_off);
+
+	for (uint32_t i = first; i < first + nr; i++) {
+		struct { uint16_t len; uint64_t filter; } prog = { (uint16_t)f[i].len,
+								   (uint64_t)a + f[i].insns_off };
+		long r = raw_syscall3(__NR_seccomp, SECCOMP_SET_MODE_FILTER_, f[i].flags | extra_flags,
+				      &prog);
+		if (r) /* TSYNC: the tid of a thread that could not follow */
+			fail(a, RST_STEP_SECCOMP, r < 0 ? r : -ESRCH, i);
+	}
+}
+
+/* The calling thread's own seccomp (the shared filters are in place already). */
+static void take_seccomp(struct restorer_args *a, const struct rst_seccomp *s)
+{
+	long r = 0;
+
+	if (s->mode == SECCOMP_MODE_STRICT_)
+		r = raw_syscall3(__NR_seccomp, SECCOMP_SET_MODE_STRICT_, 0, 0);
+	else if (s->mode == SECCOMP_MODE_FILTER_)
+		install_seccomp_filters(a, s->first, s->nr, 0);
+	if (r)
+		fail(a, RST_STEP_SECCOMP, r, 0);
+}
+
+/*
+ * Every thread exists: stasis attaches to each with seccomp suspended before any filter is
+ * in place, so that no filter can block what the blob and stasis still do.
+ */
+static void wait_for_seccomp_tracer(struct restorer_args *a)
+{
+	char reply = 0;
+
+	a->status.ok = 1;
+	a->status.step = RST_STEP_SECCOMP_READY;
+	if (raw_syscall3(__NR_write, a->status_fd, &a->status, sizeof(a->status)) != sizeof(a->status) ||
+	    raw_syscall3(__NR_read, a->ctl_fd, &reply, 1) != 1 || reply != 'y')
+		fail(a, RST_STEP_SECCOMP, -5 /* EIO */, 0);
+}
+
+static void wait_for_shared_seccomp(struct restorer_args *a)
+{
+	while (!__atomic_load_n(&a->seccomp_go, __ATOMIC_SEQ_CST))
+		raw_syscall4(__NR_futex, &a->seccomp_go, FUTEX_WAIT, 0, 0);
+}
+
 static void copy_comm(char *dst, const char *src)
 {
 	for (int i = 0; i < 16; i++)
@@ -389,11 +447,28 @@ static void thread_main(void *arg)
 		if (r)
 			fail(a, RST_STEP_THREADS, r, th->tid);
 	}
-	take_creds(a, &th->creds);
 	__atomic_add_fetch(&a->threads_ready, 1, __ATOMIC_SEQ_CST);
 	raw_syscall3(__NR_futex, &a->threads_ready, FUTEX_WAKE, 1);
+	if (a->seccomp_sync) {
+		wait_for_shared_seccomp(a);
+		take_seccomp(a, &th->seccomp);
+	}
+	take_creds(a, &th->creds);
+	__atomic_add_fetch(&a->threads_done, 1, __ATOMIC_SEQ_CST);
+	raw_syscall3(__NR_futex, &a->threads_done, FUTEX_WAKE, 1);
 	for (;;)
 		raw_syscall0(__NR_pause);
+}
+
+/* Until *word counts every thread. */
+static void wait_for_threads(struct restorer_args *a, uint32_t *word)
+{
+	for (;;) {
+		uint32_t n = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+		if (n >= a->nr_threads)
+			break;
+		raw_syscall4(__NR_futex, word, FUTEX_WAIT, n, 0);
+	}
 }
 
 static void create_threads(struct restorer_args *a)
@@ -412,12 +487,7 @@ static void create_threads(struct restorer_args *a)
 		if (r < 0)
 			fail(a, RST_STEP_THREADS, r, th[i].tid);
 	}
-	for (;;) {
-		uint32_t ready = __atomic_load_n(&a->threads_ready, __ATOMIC_SEQ_CST);
-		if (ready >= a->nr_threads)
-			break;
-		raw_syscall4(__NR_futex, &a->threads_ready, FUTEX_WAIT, ready, 0);
-	}
+	wait_for_threads(a, &a->threads_ready);
 }
 
 __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
@@ -434,12 +504,22 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	create_threads(a);
 	create_posix_timers(a);
 	set_timers_and_limits(a);
+	if (a->seccomp_sync)
+		wait_for_seccomp_tracer(a);
 
 	for (int fd = a->close_from; fd <= a->close_to; fd++)
 		if (fd != a->status_fd)
 			raw_syscall1(__NR_close, fd); /* ctl_fd among them */
 
+	/* seccomp before the credentials: installing a filter may need the engine's privileges */
+	if (a->seccomp_sync) {
+		install_seccomp_filters(a, 0, a->seccomp_shared, SECCOMP_FILTER_FLAG_TSYNC_);
+		__atomic_store_n(&a->seccomp_go, 1, __ATOMIC_SEQ_CST);
+		raw_syscall3(__NR_futex, &a->seccomp_go, FUTEX_WAKE, FUTEX_WAKE_ALL);
+		take_seccomp(a, &a->seccomp);
+	}
 	take_creds(a, &a->creds);
+	wait_for_threads(a, &a->threads_done); /* so that stasis finds every thread in pause() */
 	if (a->dumpable >= 0)
 		raw_syscall2(__NR_prctl, PR_SET_DUMPABLE, a->dumpable);
 	/* The engine's safety net (killed if stasis dies mid-restore) becomes the saved value. */

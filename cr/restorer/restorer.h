@@ -29,6 +29,23 @@ struct rst_creds {
 	uint32_t cap_last;    /* the highest capability number of this kernel */
 };
 
+/*
+ * A thread's seccomp, taken on by the thread itself before its credentials (installing a
+ * filter needs CAP_SYS_ADMIN or no_new_privs), while stasis traces it with seccomp suspended
+ * (so that nothing the blob and stasis still do is filtered; enforced from the detach on).
+ */
+struct rst_seccomp {
+	uint32_t mode;        /* 0, 1 (SECCOMP_MODE_STRICT) or 2 (SECCOMP_MODE_FILTER) */
+	uint32_t first, nr;   /* mode 2: the filters it installs itself, oldest first */
+};
+
+/* One seccomp filter to install: len BPF instructions at insns_off from the restorer_args. */
+struct rst_seccomp_filter {
+	uint64_t insns_off;
+	uint32_t len;
+	uint32_t flags;       /* SECCOMP_FILTER_FLAG_* it is installed with */
+};
+
 struct rst_thread {
 	uint64_t tid;         /* the clone3 set_tid array (one level) */
 	uint64_t rseq_addr;
@@ -40,6 +57,7 @@ struct rst_thread {
 	uint64_t stack_top;
 	uint64_t args;        /* back pointer to the restorer_args */
 	struct rst_creds creds;
+	struct rst_seccomp seccomp;
 };
 
 /* A signal pending for one thread only: the thread queues it to itself. */
@@ -150,6 +168,8 @@ enum rst_step {
 	RST_STEP_CLOSE,
 	RST_STEP_DONE,
 	RST_STEP_NAMESPACES, /* not a failure: the root's namespaces are made; it waits for stasis */
+	RST_STEP_SECCOMP_READY, /* not a failure: threads exist; stasis attaches, seccomp suspended */
+	RST_STEP_SECCOMP,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -182,6 +202,7 @@ struct restorer_args {
 	uint64_t nr_threads, threads_off;
 	uint64_t nr_thread_signals, thread_signals_off;
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
+	uint32_t threads_done;  /* futex word: threads that took on their seccomp and credentials */
 	uint64_t nr_posix_timers, posix_timers_off;
 
 	int32_t pages_fd;
@@ -199,6 +220,17 @@ struct restorer_args {
 	uint32_t pdeath_signal;
 	struct rst_stack altstack;
 	struct rst_itimer itimers[3];
+	/*
+	 * seccomp: when some thread has it, stasis attaches to every thread (RST_STEP_SECCOMP_READY)
+	 * before any installs a filter. filters[0, seccomp_shared) are every thread's (inherited
+	 * or synchronised): the main thread installs them with TSYNC, so that they stay one
+	 * filter shared by all; each thread then takes on the rest of its own (seccomp_go).
+	 */
+	uint32_t seccomp_sync;
+	uint32_t seccomp_shared;
+	uint32_t seccomp_go;    /* futex word: the shared filters are in place */
+	uint64_t nr_seccomp_filters, seccomp_filters_off;
+	struct rst_seccomp seccomp; /* the main thread's */
 	struct rst_creds creds; /* the main thread's */
 	int32_t dumpable;       /* PR_SET_DUMPABLE after the credentials (changing them resets it); -1: leave */
 	uint32_t nr_rlimits;
