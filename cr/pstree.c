@@ -223,9 +223,11 @@ void pstree_release(struct dump_tree *tr)
 	}
 }
 
+#define KILL_WAIT_MS 10000
+
 int pstree_kill(struct dump_tree *tr)
 {
-	int status, err = 0;
+	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		if (kill(tr->tasks[i].pid, SIGKILL)) {
@@ -240,8 +242,8 @@ int pstree_kill(struct dump_tree *tr)
 	 */
 	for (size_t i = tr->nr_tasks; i-- > 0;) {
 		threads_reap_killed(&tr->tasks[i]);
-		while (waitpid(tr->tasks[i].pid, &status, __WALL) < 0 && errno == EINTR)
-			;
+		if (task_wait_gone(tr->tasks[i].pid, KILL_WAIT_MS) && !err)
+			err = -ETIMEDOUT;
 	}
 	return err;
 }

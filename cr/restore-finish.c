@@ -76,10 +76,14 @@ static int find_dead_task(struct restore_tree *rt, const bool *done)
 		char state;
 		if (done[i])
 			continue;
-		/* in a new PID namespace a process not made yet is not found either: its parent,
-		 * alive, will make it or report */
-		if (pid_ns_find_host(rt->ctx, rt, t, &state) && (!rt->inv->pid_ns || i == 0))
+		/* a process not found was not made yet (its parent, alive, will make it or report),
+		 * unless it was seen before: the root always was */
+		if (pid_ns_find_host(rt->ctx, rt, t, &state)) {
+			if (!t->seen && i != 0)
+				continue;
 			state = 'X';
+		}
+		t->seen = true;
 		if (state != 'Z' && state != 'X')
 			continue;
 		if (state == 'Z' && !proc_read_stat(t->host_pid, &st) && WIFSIGNALED(st.exit_code))

@@ -149,3 +149,20 @@ int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 {
 	return mem_via_proc(pid, addr, (void *)buf, len, true);
 }
+
+int task_wait_gone(pid_t tid, int timeout_ms)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ull;
+	int status;
+
+	for (;;) {
+		pid_t got = waitpid(tid, &status, __WALL | WNOHANG);
+		if (got == tid || (got < 0 && errno == ECHILD))
+			return 0;
+		if (now_ns(CLOCK_MONOTONIC) > deadline) {
+			pr_err("tid %d is still there %d ms after SIGKILL", tid, timeout_ms);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+}

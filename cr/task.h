@@ -72,6 +72,7 @@ struct restore_task {
 	pid_t pid;          /* in the tree's PID namespace, as the images name it */
 	pid_t host_pid;     /* the host's, once it exists (cr/pid-ns.c) */
 	pid_t *host_tids;   /* the host's tid of each thread of core, once they exist */
+	bool seen;          /* stasis has seen its process exist (restore-finish.c) */
 	bool traced;        /* stasis is already the tracer of its threads (cr/seccomp.c) */
 	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */

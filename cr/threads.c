@@ -85,11 +85,8 @@ void threads_release(struct dump_task *t)
 
 void threads_reap_killed(struct dump_task *t)
 {
-	int status;
-
 	for (size_t i = 0; i < t->nr_threads; i++)
-		while (waitpid(t->threads[i].tid, &status, __WALL) < 0 && errno == EINTR)
-			;
+		task_wait_gone(t->threads[i].tid, 10000);
 }
 
 static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, ThreadCore *tc)
