@@ -188,11 +188,11 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_lock_state *st = state_of(ctx);
 	pid_t root = tr->tasks[0].pid;
-	int err;
+	int err = 0;
 
 	st->root_task = &tr->tasks[0];
 	if (ctx->opts->network_lock_skip || (err = tree_conns(st, tr)) || !st->nr_conns)
-		return ctx->opts->network_lock_skip ? 0 : err;
+		return err;
 	int nl = nft_socket_of(root);
 	if (nl < 0) {
 		pr_err("dump pid %d: cannot talk to nftables in its network namespace: %s", root,

@@ -165,7 +165,8 @@ int inet_opts_restore(int sk, const InetSocket *in, bool tcp_level)
 			return -EINVAL;
 		if ((o->level == IPPROTO_TCP) != tcp_level)
 			continue;
-		memcpy(value, o->value.data, o->value.len);
+		if (o->value.len)
+			memcpy(value, o->value.data, o->value.len);
 		if (setsockopt(sk, o->level, o->name, value, o->value.len)) {
 			pr_perror("restore: cannot set %s", inet_opts[i].what);
 			return -errno;

@@ -335,7 +335,8 @@ static int send_as_sender(int family, const void *daddr, uint16_t dport, const I
 	u->source = htons(d->src_port);
 	u->dest = htons(dport);
 	u->len = htons(ulen);
-	memcpy(u + 1, d->data.data, d->data.len);
+	if (d->data.len) /* an empty datagram's bytes may be NULL */
+		memcpy(u + 1, d->data.data, d->data.len);
 	if (family == AF_INET) {
 		struct iphdr *ip = (struct iphdr *)pkt;
 		ip->version = 4;
