@@ -11,7 +11,7 @@ BUILD    ?= build
 SANITIZE ?=
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror
-CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -I$(BUILD)/proto
+CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -Inetns -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 

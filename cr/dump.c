@@ -17,6 +17,7 @@
 
 #include "kernel/features.h"
 #include "log.h"
+#include "net-lock.h"
 #include "pstree.h"
 #include "seccomp.h"
 #include "task.h"
@@ -217,7 +218,7 @@ int cr_dump(struct run_ctx *ctx)
 		err = -EIO;
 		goto fail;
 	}
-	if ((err = run_notify(ctx, "network-lock", root, -1)))
+	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;
 	if ((err = collect_tree(ctx, &tr, &pages, &shared)) || (err = run_notify(ctx, "post-dump", root, -1)))
@@ -228,6 +229,7 @@ int cr_dump(struct run_ctx *ctx)
 		goto fail;
 	}
 	dump_done(ctx);
+	net_lock_dump_over(ctx, ctx->opts->leave_running);
 	if (ctx->opts->leave_running) {
 		run_notify(ctx, "network-unlock", root, -1);
 		pstree_release(&tr);
@@ -247,6 +249,7 @@ fail:
 			inject_end(&tr.tasks[i].inj);
 	dump_done(ctx);
 	remove_images(ctx->images_dir_fd);
+	net_lock_dump_over(ctx, true);
 	if (locked)
 		run_notify(ctx, "network-unlock", root, -1);
 	pstree_release(&tr);

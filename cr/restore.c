@@ -21,6 +21,7 @@
 #include "kernel/features.h"
 #include "log.h"
 #include "mm.h"
+#include "net-lock.h"
 #include "pstree.h"
 #include "restore.h"
 #include "task.h"
@@ -324,7 +325,7 @@ int cr_restore(struct run_ctx *ctx)
 	err = restore_collect_reports(&rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
-	    !(err = run_notify(ctx, "network-unlock", root, -1)) &&
+	    !(err = net_lock_restore_over(ctx)) && !(err = run_notify(ctx, "network-unlock", root, -1)) &&
 	    !(err = run_notify(ctx, "pre-resume", root, -1)))
 		err = restore_finish_tree(&rt);
 	if (err) {

@@ -7,6 +7,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */
+	&tree_net_lock,     /* netns/net-lock.c: its TCP connections' packets dropped (in it) */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */

@@ -1,10 +1,12 @@
 /*
- * The tree's network namespace, as far as this kind goes (net-ns.img): one of its own is made
- * again (CLONE_NEWNET) with its loopback up if it was; links, addresses, routes and sockets
- * are the network issue's, and a namespace with any interface but lo fails the dump naming
- * it. A namespace that belongs to the engine (--external net[INODE]:KEY on dump) is left to
- * it: on restore the root joins the one given (--inherit-fd fd[N]:KEY, or --join-ns net:PATH),
- * or, with --empty-ns net (the RPC's empty_ns), gets a new empty one with lo up.
+ * The tree's network namespace (net-ns.img): one of its own is made again with its loopback up
+ * if it was; a namespace with any interface but lo fails the dump naming it (links, addresses
+ * and routes are not saved yet). A namespace that belongs to the engine (--external
+ * net[INODE]:KEY on dump) is left to it: on restore the tree joins the one given
+ * (--inherit-fd fd[N]:KEY, or --join-ns net:PATH), or, with --empty-ns net (the RPC's
+ * empty_ns), gets a new empty one with lo up. On restore stasis itself moves into the tree's
+ * namespace before anything of the tree is made (the sockets it makes for the tree, and the
+ * network lock, belong there; the root inherits it) and goes back once the root exists.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +33,7 @@ struct net_ns_state {
 	const char *join;     /* restore: a path of the namespace to join (--join-ns net:PATH) */
 	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
 	bool empty;           /* restore: a new empty namespace, lo up (--empty-ns net) */
+	int home;             /* restore: stasis's own namespace (fd + 1) while it is in the tree's */
 };
 
 static struct net_ns_state *state_of(const struct run_ctx *ctx)
@@ -165,6 +168,7 @@ static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	struct net_ns_state *st = state_of(ctx);
 	int err;
 
+	(void)rt;
 	st->join_fd = -1;
 	if (!rt->inv->net_ns)
 		return 0;
@@ -175,8 +179,6 @@ static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_perror("restore: --join-ns net:%s", st->join);
 			return -ENOENT;
 		}
-		if (!st->join && st->join_fd < 0)
-			rt->clone_flags |= CLONE_NEWNET;
 		return 0;
 	}
 	if (st->net->ext_key) {
@@ -185,7 +187,6 @@ static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		       st->net->ext_key, st->net->ext_key);
 		return -EINVAL;
 	}
-	rt->clone_flags |= CLONE_NEWNET;
 	return 0;
 }
 
@@ -200,15 +201,35 @@ static int loopback_up(void)
 	return ioctl(s, SIOCSIFFLAGS, &ifr) ? -errno : 0;
 }
 
-/* In the root: the engine's namespace joined, or lo brought up in the new one. */
-static int enter_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
+/* stasis back in its own network namespace (it was in the tree's since prepare). */
+static void go_home(struct net_ns_state *st)
+{
+	if (!st->home)
+		return;
+	if (setns(st->home - 1, CLONE_NEWNET))
+		pr_perror("restore: cannot go back to stasis's own network namespace");
+	close(st->home - 1);
+	st->home = 0;
+}
+
+/*
+ * stasis moves into the tree's network namespace (the engine's, or a new one with its
+ * loopback up) before anything of the tree is made: sockets it makes for the tree (shared
+ * ones, listeners, locks) belong there, and the root inherits it when it is created.
+ */
+static int prepare_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct net_ns_state *st = state_of(ctx);
-	int err;
+	int home, err;
 
 	(void)rt;
 	if (!st->net)
 		return 0;
+	if ((home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
+		pr_perror("restore: cannot open stasis's own network namespace");
+		return -errno;
+	}
+	st->home = home + 1;
 	if (st->join || st->join_fd >= 0) {
 		int fd = st->join ? open(st->join, O_RDONLY | O_CLOEXEC) : st->join_fd;
 		err = fd < 0 || setns(fd, CLONE_NEWNET) ? -errno : 0;
@@ -218,12 +239,27 @@ static int enter_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_perror("restore: cannot join the network namespace given for the tree");
 		return err;
 	}
+	if (unshare(CLONE_NEWNET)) {
+		pr_perror("restore: cannot make a network namespace for the tree");
+		return -errno;
+	}
 	/* a loopback that was up comes back up; in an empty namespace the engine's too */
 	if ((st->net->lo_up || st->empty) && (err = loopback_up())) {
 		pr_err("restore: cannot bring the loopback up: %s", strerror(-err));
 		return err;
 	}
 	return 0;
+}
+
+static void close_net_ns(struct run_ctx *ctx)
+{
+	go_home(state_of(ctx));
+}
+
+static void undo_net_ns(struct run_ctx *ctx, bool restored)
+{
+	(void)restored;
+	go_home(state_of(ctx));
 }
 
 static void free_net_ns(void *state)
@@ -241,5 +277,7 @@ const struct tree_object_ops tree_net_ns = {
 	.collect = collect_net_ns,
 	.dump_done = dump_done_net_ns,
 	.validate = validate_net_ns,
-	.enter = enter_net_ns,
+	.prepare = prepare_net_ns,
+	.close = close_net_ns,
+	.undo = undo_net_ns,
 };

@@ -17,7 +17,7 @@
 #                    "READY\n" followed by one PASS line.
 #                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
-#                    through that one. ext-unix is dumped with --ext-unix-sk and restored
+#                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it.
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
@@ -135,6 +135,7 @@ case_checkpoint() {
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
 	[ "$name" = file-locks ] && shell=(--file-locks)
+	[[ $name == tcp-* ]] && shell=(--tcp-established)
 	local wrap=()
 	if [ "$name" = ext-unix ]; then
 		shell=(--ext-unix-sk)

@@ -9,7 +9,7 @@
 
 #define NO_KERNEL_FEATURE KF_NR
 
-#define NET "network sockets and namespaces are not supported yet"
+#define NET "network interfaces other than lo (veth, bridges, tun) are not supported yet"
 #define LAZY "lazy restore (pages served on demand) is not supported yet"
 
 struct criu_feature {
@@ -32,14 +32,14 @@ static const struct criu_feature criu_features[] = {
 	{ "loginuid", NO_KERNEL_FEATURE, "the audit login uid is not restored yet" },
 	{ "cgroupns", NO_KERNEL_FEATURE, NULL },
 	{ "autofs", NO_KERNEL_FEATURE, "autofs mounts are not supported yet" },
-	{ "tcp_half_closed", NO_KERNEL_FEATURE, NET },
+	{ "tcp_half_closed", NO_KERNEL_FEATURE, NULL },
 	{ "compat_cr", NO_KERNEL_FEATURE, "32-bit (ia32) processes are not supported" },
 	{ "uffd", KF_USERFAULTFD, LAZY },
 	{ "uffd-noncoop", KF_USERFAULTFD, LAZY },
 	{ "can_map_vdso", NO_KERNEL_FEATURE, "stasis moves the vDSO with mremap, it maps no new one" },
-	{ "sk_ns", NO_KERNEL_FEATURE, NET },
+	{ "sk_ns", NO_KERNEL_FEATURE, NULL },
 	{ "sk_unix_file", NO_KERNEL_FEATURE, "unix socket files are not opened through their socket" },
-	{ "net_diag_raw", NO_KERNEL_FEATURE, NET },
+	{ "net_diag_raw", NO_KERNEL_FEATURE, "raw sockets are not supported" },
 	{ "nsid", NO_KERNEL_FEATURE, NET },
 	{ "link_nsid", NO_KERNEL_FEATURE, NET },
 	{ "kcmp_epoll", NO_KERNEL_FEATURE, "epoll targets are not looked up with kcmp yet" },
@@ -47,12 +47,12 @@ static const struct criu_feature criu_features[] = {
 	{ "external_net_ns", NO_KERNEL_FEATURE, NULL },
 	{ "clone3_set_tid", KF_CLONE3_SET_TID, NULL },
 	{ "newifindex", NO_KERNEL_FEATURE, NET },
-	{ "nftables", NO_KERNEL_FEATURE, "the network lock is not supported yet" },
-	{ "has_ipt_legacy", NO_KERNEL_FEATURE, "the network lock is not supported yet" },
+	{ "nftables", NO_KERNEL_FEATURE, NULL },
+	{ "has_ipt_legacy", NO_KERNEL_FEATURE, "the network lock uses nftables (netlink), not iptables" },
 	{ "pidfd_store", KF_PIDFD_GETFD, "iterative pre-dumps (and their pidfd store) are not supported yet" },
 	{ "ns_pid", NO_KERNEL_FEATURE, NULL },
 	{ "apparmor_stacking", NO_KERNEL_FEATURE, "AppArmor profiles are not restored yet" },
-	{ "network_lock_nftables", NO_KERNEL_FEATURE, "the network lock is not supported yet" },
+	{ "network_lock_nftables", NO_KERNEL_FEATURE, NULL },
 	{ "sockopt_buf_lock", NO_KERNEL_FEATURE, "SO_BUF_LOCK is not saved yet" },
 	{ "memfd_hugetlb", NO_KERNEL_FEATURE, "hugetlb memfds are not supported yet" },
 	{ "move_mount_set_group", KF_MOVE_MOUNT_SET_GROUP, NULL },
@@ -60,7 +60,7 @@ static const struct criu_feature criu_features[] = {
 	{ "get_rseq_conf", KF_PTRACE_GET_RSEQ_CONF, NULL },
 	/* asked for by engines through criu's RPC, or by newer criu versions */
 	{ "lazy_pages", KF_USERFAULTFD, LAZY },
-	{ "ipv6_freebind", NO_KERNEL_FEATURE, NET },
+	{ "ipv6_freebind", NO_KERNEL_FEATURE, NULL },
 };
 
 size_t criu_feature_count(void)

@@ -35,7 +35,7 @@ DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
 VERBOSITY=${BENCH_VERBOSITY:-3}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
-read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256}"
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256 tcp10k}"
 TARGET_PCT=60            # dump >= 60% of write(); restore >= 60% of memcpy
 MEMCPY_MIB=512
 READY_TIMEOUT=120        # seconds for a target to set itself up
@@ -245,6 +245,39 @@ scenario_tasks() {
 		;;
 	esac
 }
+# TCP connections: scenario_tcp N PHASE WORK (N established connections over loopback, both
+# ends in one process, bytes in flight each way; dumped with --tcp-established).
+scenario_tcp() {
+	local n=$1 phase=$2 work=$3
+	case $phase in
+	start)
+		S_DESC="$n established TCP connections (loopback, both ends in one process, 100 bytes unread each way)"
+		S_DUMP_ARGS=(--tcp-established)
+		"$BIN/tcptarget" "$n" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
+		S_CHILD=$!
+		disown "$S_CHILD"
+		track "$S_CHILD"
+		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
+			S_VERDICT="FAIL: target did not get ready"
+			show_tail "$work/target.log" "target output"
+			return 1
+		fi
+		S_PID=$S_CHILD
+		;;
+	check)
+		rm -f -- "$work/verdict"
+		kill -TERM "$S_PID" 2>/dev/null
+		if ! wait_gone "$S_PID" "$VERIFY_TIMEOUT"; then
+			S_VERDICT="FAIL: restored target did not exit within ${VERIFY_TIMEOUT}s of SIGTERM"
+			return 1
+		fi
+		untrack "$S_PID"
+		S_VERDICT=$(head -n 1 -- "$work/verdict" 2>/dev/null)
+		[[ $S_VERDICT == "PASS pid=$S_PID "* ]] || { S_VERDICT="FAIL: ${S_VERDICT:-no verdict}"; return 1; }
+		;;
+	esac
+}
+scenario_tcp10k() { scenario_tcp 10000 "$@"; }
 scenario_tree100() { scenario_tasks tree 100 "$@"; }
 scenario_threads256() { scenario_tasks threads 256 "$@"; }
 
@@ -299,6 +332,7 @@ run_case_body() {
 	work=$(mktemp -d "$SCRATCH/$scn-$where.XXXXXX")
 	mkdir -p -- "$imgdir"
 	S_PID='' S_CHILD='' S_DESC='' S_VERDICT='' S_TASKS=1
+	S_DUMP_ARGS=()
 
 	echo
 	echo "-- $scn, images on $where: $imgdir"
@@ -311,7 +345,7 @@ run_case_body() {
 
 	# --- dump
 	now_us; t0=$NOW_US
-	timeout -k 10 "$CMD_TIMEOUT" "$STASIS" dump -t "$S_PID" -D "$imgdir" \
+	timeout -k 10 "$CMD_TIMEOUT" "$STASIS" dump -t "$S_PID" -D "$imgdir" "${S_DUMP_ARGS[@]}" \
 		-o dump.log -v"$VERBOSITY" >"$work/dump.out" 2>&1
 	rc=$?
 	now_us; dump_wall_ms=$(calc "($NOW_US - $t0) / 1000" 1)

@@ -1,7 +1,7 @@
 /*
  * unsupported-fd: holds at fd 42 a kind of file the engine does not checkpoint (yet), so a
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
- *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a UDP socket),
+ *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a packet socket),
  *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll, pidfd-outside (a pidfd
  *   of its parent, outside the tree), io_uring (an io_uring instance), epoll-stale (an epoll
  *   watching a pipe whose fd was closed after registering; the pipe lives on at fd 77).
@@ -123,7 +123,7 @@ static int open_kind(void)
 	if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(7, EFD_CLOEXEC);
 	} else if (!strcmp(kind, "socket")) {
-		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); /* network sockets: their own issue */
+		fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0); /* packet sockets are refused */
 	} else if (!strcmp(kind, "signalfd")) {
 		sigset_t s;
 		sigemptyset(&s);

@@ -1,0 +1,317 @@
+/*
+ * Options of inet sockets beyond the SOL_SOCKET ones of sockopts.c: IP, IPv6 and TCP levels,
+ * and the SOL_SOCKET ones that must be set before bind (SO_REUSEADDR, SO_REUSEPORT,
+ * SO_BINDTODEVICE). As with sockopts.c, only values that differ from a fresh socket's of the
+ * same family, type and protocol are saved, so the kernel's defaults stay defaults.
+ *
+ * Multicast memberships cannot be listed per socket, but a socket can be asked about one
+ * group: getsockopt(MCAST_MSFILTER) answers with the membership's filter, or EADDRNOTAVAIL
+ * if the socket is not in the group on that interface. The candidates are the groups the
+ * namespace's interfaces are in (/proc/net/igmp, /proc/net/igmp6), which include every
+ * socket's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "inet.h"
+#include "log.h"
+#include "util.h"
+
+#define OPT_MAX 64
+#define MCAST_MAX_SOURCES 64
+
+static const struct {
+	int level, name;
+	size_t size; /* 0: a string (a name) */
+	const char *what;
+} inet_opts[] = {
+	{ SOL_SOCKET, SO_REUSEADDR, sizeof(int), "SO_REUSEADDR" },
+	{ SOL_SOCKET, SO_REUSEPORT, sizeof(int), "SO_REUSEPORT" },
+	{ SOL_SOCKET, SO_BINDTODEVICE, 0, "SO_BINDTODEVICE" },
+	{ IPPROTO_IP, IP_TOS, sizeof(int), "IP_TOS" },
+	{ IPPROTO_IP, IP_TTL, sizeof(int), "IP_TTL" },
+	{ IPPROTO_IP, IP_FREEBIND, sizeof(int), "IP_FREEBIND" },
+	{ IPPROTO_IP, IP_TRANSPARENT, sizeof(int), "IP_TRANSPARENT" },
+	{ IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, sizeof(int), "IP_BIND_ADDRESS_NO_PORT" },
+	{ IPPROTO_IP, IP_RECVERR, sizeof(int), "IP_RECVERR" },
+	{ IPPROTO_IP, IP_PKTINFO, sizeof(int), "IP_PKTINFO" },
+	{ IPPROTO_IP, IP_RECVTOS, sizeof(int), "IP_RECVTOS" },
+	{ IPPROTO_IP, IP_RECVTTL, sizeof(int), "IP_RECVTTL" },
+	{ IPPROTO_IP, IP_RECVORIGDSTADDR, sizeof(int), "IP_RECVORIGDSTADDR" },
+	{ IPPROTO_IP, IP_MTU_DISCOVER, sizeof(int), "IP_MTU_DISCOVER" },
+	{ IPPROTO_IP, IP_MULTICAST_TTL, sizeof(int), "IP_MULTICAST_TTL" },
+	{ IPPROTO_IP, IP_MULTICAST_LOOP, sizeof(int), "IP_MULTICAST_LOOP" },
+	{ IPPROTO_IP, IP_MULTICAST_IF, sizeof(struct in_addr), "IP_MULTICAST_IF" },
+	{ IPPROTO_IPV6, IPV6_V6ONLY, sizeof(int), "IPV6_V6ONLY" },
+	{ IPPROTO_IPV6, IPV6_TCLASS, sizeof(int), "IPV6_TCLASS" },
+	{ IPPROTO_IPV6, IPV6_UNICAST_HOPS, sizeof(int), "IPV6_UNICAST_HOPS" },
+	{ IPPROTO_IPV6, IPV6_MULTICAST_HOPS, sizeof(int), "IPV6_MULTICAST_HOPS" },
+	{ IPPROTO_IPV6, IPV6_MULTICAST_LOOP, sizeof(int), "IPV6_MULTICAST_LOOP" },
+	{ IPPROTO_IPV6, IPV6_MULTICAST_IF, sizeof(int), "IPV6_MULTICAST_IF" },
+	{ IPPROTO_IPV6, IPV6_RECVPKTINFO, sizeof(int), "IPV6_RECVPKTINFO" },
+	{ IPPROTO_IPV6, IPV6_RECVERR, sizeof(int), "IPV6_RECVERR" },
+	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER, sizeof(int), "IPV6_MTU_DISCOVER" },
+	{ IPPROTO_IPV6, IPV6_TRANSPARENT, sizeof(int), "IPV6_TRANSPARENT" },
+	{ IPPROTO_IPV6, IPV6_FREEBIND, sizeof(int), "IPV6_FREEBIND" },
+	{ IPPROTO_TCP, TCP_NODELAY, sizeof(int), "TCP_NODELAY" },
+	{ IPPROTO_TCP, TCP_CORK, sizeof(int), "TCP_CORK" },
+	{ IPPROTO_TCP, TCP_KEEPIDLE, sizeof(int), "TCP_KEEPIDLE" },
+	{ IPPROTO_TCP, TCP_KEEPINTVL, sizeof(int), "TCP_KEEPINTVL" },
+	{ IPPROTO_TCP, TCP_KEEPCNT, sizeof(int), "TCP_KEEPCNT" },
+	{ IPPROTO_TCP, TCP_USER_TIMEOUT, sizeof(int), "TCP_USER_TIMEOUT" },
+	{ IPPROTO_TCP, TCP_DEFER_ACCEPT, sizeof(int), "TCP_DEFER_ACCEPT" },
+	{ IPPROTO_TCP, TCP_NOTSENT_LOWAT, sizeof(int), "TCP_NOTSENT_LOWAT" },
+	{ IPPROTO_TCP, TCP_LINGER2, sizeof(int), "TCP_LINGER2" },
+	{ IPPROTO_TCP, TCP_WINDOW_CLAMP, sizeof(int), "TCP_WINDOW_CLAMP" },
+	{ IPPROTO_TCP, TCP_SYNCNT, sizeof(int), "TCP_SYNCNT" },
+	{ IPPROTO_TCP, TCP_FASTOPEN, sizeof(int), "TCP_FASTOPEN" },
+	{ IPPROTO_TCP, TCP_CONGESTION, 0, "TCP_CONGESTION" },
+	{ IPPROTO_UDP, UDP_CORK, sizeof(int), "UDP_CORK" },
+	{ IPPROTO_UDP, UDP_SEGMENT, sizeof(int), "UDP_SEGMENT" },
+	{ IPPROTO_UDP, UDP_GRO, sizeof(int), "UDP_GRO" },
+};
+
+static bool multicast_opt(int level, int name)
+{
+	return (level == IPPROTO_IP && (name == IP_MULTICAST_TTL || name == IP_MULTICAST_LOOP ||
+					name == IP_MULTICAST_IF)) ||
+	       (level == IPPROTO_IPV6 && (name == IPV6_MULTICAST_HOPS || name == IPV6_MULTICAST_LOOP ||
+					  name == IPV6_MULTICAST_IF));
+}
+
+/* Whether an option means anything to a socket of this family and protocol. */
+static bool applies(int level, int name, int family, int protocol)
+{
+	if (protocol == IPPROTO_TCP && multicast_opt(level, name))
+		return false;
+	if (level == IPPROTO_IPV6)
+		return family == AF_INET6;
+	if (level == IPPROTO_TCP || level == IPPROTO_UDP)
+		return level == protocol;
+	return true;
+}
+
+/* Reads option i into buf (OPT_MAX bytes); its length, or -1 if the socket has none. */
+static int read_opt(int sk, size_t i, char *buf)
+{
+	socklen_t len = inet_opts[i].size ? inet_opts[i].size : OPT_MAX - 1;
+
+	memset(buf, 0, OPT_MAX);
+	if (getsockopt(sk, inet_opts[i].level, inet_opts[i].name, buf, &len))
+		return -1;
+	return inet_opts[i].size ? (len == inet_opts[i].size ? (int)len : -1) : (int)strnlen(buf, len);
+}
+
+int inet_opts_dump(int sk, InetSocket *in)
+{
+	auto_close int fresh = socket(in->family, in->type | SOCK_CLOEXEC, in->protocol);
+	char now[OPT_MAX], dflt[OPT_MAX];
+
+	if (fresh < 0)
+		return -errno;
+	for (size_t i = 0; i < ARRAY_SIZE(inet_opts); i++) {
+		if (!applies(inet_opts[i].level, inet_opts[i].name, in->family, in->protocol))
+			continue;
+		int n = read_opt(sk, i, now), d = read_opt(fresh, i, dflt);
+		if (n < 0 || (n == d && !memcmp(now, dflt, n)))
+			continue;
+		InetOpt *o = xzalloc(sizeof(*o));
+		inet_opt__init(o);
+		o->level = inet_opts[i].level;
+		o->name = inet_opts[i].name;
+		o->value.len = n;
+		o->value.data = xzalloc(n + 1);
+		memcpy(o->value.data, now, n);
+		in->opts = realloc(in->opts, (in->n_opts + 1) * sizeof(*in->opts));
+		if (!in->opts)
+			abort();
+		in->opts[in->n_opts++] = o;
+	}
+	return 0;
+}
+
+static int known(const InetOpt *o)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(inet_opts); i++)
+		if ((int)o->level == inet_opts[i].level && (int)o->name == inet_opts[i].name)
+			return (inet_opts[i].size ? o->value.len == inet_opts[i].size
+						  : o->value.len < OPT_MAX - 1) ? (int)i : -1;
+	return -1;
+}
+
+bool inet_opts_valid(const InetSocket *in)
+{
+	for (size_t k = 0; k < in->n_opts; k++)
+		if (known(in->opts[k]) < 0)
+			return false;
+	return true;
+}
+
+int inet_opts_restore(int sk, const InetSocket *in, bool tcp_level)
+{
+	for (size_t k = 0; k < in->n_opts; k++) {
+		const InetOpt *o = in->opts[k];
+		int i = known(o);
+		char value[OPT_MAX] = { 0 };
+		if (i < 0)
+			return -EINVAL;
+		if ((o->level == IPPROTO_TCP) != tcp_level)
+			continue;
+		if (o->value.len)
+			memcpy(value, o->value.data, o->value.len);
+		if (setsockopt(sk, o->level, o->name, value, o->value.len)) {
+			pr_perror("restore: cannot set %s", inet_opts[i].what);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int inet_reuse_restore(int sk, const InetSocket *in)
+{
+	int v = 0;
+
+	for (size_t k = 0; k < in->n_opts; k++)
+		if (in->opts[k]->level == SOL_SOCKET && in->opts[k]->name == SO_REUSEADDR &&
+		    in->opts[k]->value.len == sizeof(int))
+			memcpy(&v, in->opts[k]->value.data, sizeof(int));
+	return setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &v, sizeof(v)) ? -errno : 0;
+}
+
+/* ---- multicast ---- */
+
+/* The socket's membership of group on ifindex into in, if it has one. */
+static int probe_group(int sk, InetSocket *in, uint32_t ifindex, const void *group, size_t alen)
+{
+	char buf[GROUP_FILTER_SIZE(MCAST_MAX_SOURCES)];
+	struct group_filter *gf = (struct group_filter *)buf;
+	socklen_t len = sizeof(buf);
+	int level = in->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+
+	memset(buf, 0, sizeof(buf));
+	gf->gf_interface = ifindex;
+	gf->gf_numsrc = MCAST_MAX_SOURCES;
+	gf->gf_group.ss_family = in->family;
+	if (in->family == AF_INET)
+		memcpy(&((struct sockaddr_in *)&gf->gf_group)->sin_addr, group, alen);
+	else
+		memcpy(&((struct sockaddr_in6 *)&gf->gf_group)->sin6_addr, group, alen);
+	if (getsockopt(sk, level, MCAST_MSFILTER, gf, &len))
+		return errno == EADDRNOTAVAIL || errno == EINVAL ? 0 : -errno;
+	if (gf->gf_numsrc > MCAST_MAX_SOURCES)
+		return -E2BIG;
+	InetMcast *m = xzalloc(sizeof(*m));
+	inet_mcast__init(m);
+	m->group.len = alen;
+	m->group.data = xzalloc(alen);
+	memcpy(m->group.data, group, alen);
+	m->ifindex = ifindex;
+	m->has_exclude = true;
+	m->exclude = gf->gf_fmode == MCAST_EXCLUDE;
+	m->n_sources = gf->gf_numsrc;
+	m->sources = xzalloc((m->n_sources + 1) * sizeof(*m->sources));
+	for (size_t i = 0; i < m->n_sources; i++) {
+		uint32_t port;
+		inet_from_sockaddr(&gf->gf_slist[i], &m->sources[i], &port);
+	}
+	in->mcast = realloc(in->mcast, (in->n_mcast + 1) * sizeof(*in->mcast));
+	if (!in->mcast)
+		abort();
+	in->mcast[in->n_mcast++] = m;
+	return 0;
+}
+
+static int hex_bytes(const char *hex, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &out[i]) != 1)
+			return -1;
+	return 0;
+}
+
+int inet_mcast_dump(int sk, InetSocket *in)
+{
+	bool v4 = in->family == AF_INET;
+	FILE *f = fopen(v4 ? "/proc/net/igmp" : "/proc/net/igmp6", "re");
+	char line[256];
+	unsigned ifindex = 0;
+	int err = 0;
+
+	if (!f)
+		return 0; /* no multicast in this kernel */
+	while (!err && fgets(line, sizeof(line), f)) {
+		char dev[32], group[40];
+		unsigned idx;
+		if (v4) {
+			unsigned raw;
+			if (sscanf(line, "%u %31s", &idx, dev) == 2 && line[0] != '\t')
+				ifindex = idx; /* a device line; its groups follow, indented */
+			else if (line[0] == '\t' && sscanf(line, " %8x", &raw) == 1 && ifindex)
+				err = probe_group(sk, in, ifindex, &raw, 4);
+		} else if (sscanf(line, "%u %31s %32s", &idx, dev, group) == 3 && strlen(group) == 32) {
+			uint8_t g[16];
+			if (!hex_bytes(group, g, 16))
+				err = probe_group(sk, in, idx, g, 16);
+		}
+	}
+	fclose(f);
+	return err;
+}
+
+bool inet_mcast_valid(const InetSocket *in)
+{
+	size_t alen = in->family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < in->n_mcast; i++) {
+		if (in->mcast[i]->group.len != alen || in->mcast[i]->n_sources > MCAST_MAX_SOURCES)
+			return false;
+		for (size_t k = 0; k < in->mcast[i]->n_sources; k++)
+			if (in->mcast[i]->sources[k].len != alen)
+				return false;
+	}
+	return true;
+}
+
+int inet_mcast_restore(int sk, const InetSocket *in)
+{
+	int level = in->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+
+	for (size_t i = 0; i < in->n_mcast; i++) {
+		const InetMcast *m = in->mcast[i];
+		struct group_req req = { .gr_interface = m->ifindex };
+		socklen_t len;
+		char buf[GROUP_FILTER_SIZE(MCAST_MAX_SOURCES)];
+		struct group_filter *gf = (struct group_filter *)buf;
+		char name[64];
+		if (!inet_sockaddr(in->family, &m->group, 0, &req.gr_group, &len))
+			return -EINVAL;
+		if (setsockopt(sk, level, MCAST_JOIN_GROUP, &req, sizeof(req))) {
+			pr_perror("restore: cannot join multicast group %s on interface %u",
+				  inet_addr_str(in->family, &m->group, 0, name, sizeof(name)), m->ifindex);
+			return -errno;
+		}
+		if (m->exclude && !m->n_sources)
+			continue;
+		memset(buf, 0, sizeof(buf));
+		gf->gf_interface = m->ifindex;
+		gf->gf_group = req.gr_group;
+		gf->gf_fmode = m->exclude ? MCAST_EXCLUDE : MCAST_INCLUDE;
+		gf->gf_numsrc = m->n_sources;
+		for (size_t k = 0; k < m->n_sources; k++)
+			inet_sockaddr(in->family, &m->sources[k], 0, &gf->gf_slist[k], &len);
+		if (setsockopt(sk, level, MCAST_MSFILTER, gf, GROUP_FILTER_SIZE(m->n_sources))) {
+			pr_perror("restore: cannot set the source filter of multicast group %s",
+				  inet_addr_str(in->family, &m->group, 0, name, sizeof(name)));
+			return -errno;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,351 @@
+/*
+ * TCP sockets. By state:
+ * - neither bound nor connected: a new socket; bound and not listening: bound again;
+ * - listening: bound and listening again with its backlog and options. Connections the
+ *   kernel is still setting up for it (SYN_RECV) fail the dump, naming them, unless
+ *   --skip-in-flight drops them (their clients send their SYN again and meet the restored
+ *   listener). Connections waiting in its accept queue fail the dump (not supported yet);
+ * - connecting (SYN_SENT): bound again and connecting again (non-blocking); a program blocked
+ *   in connect() waits on in the restarted call;
+ * - established and half-closed (ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
+ *   CLOSING): only with --tcp-established; the socket is put in repair mode (its packets
+ *   held back by the network lock, netns/net-lock.c) and its state read; on restore it is
+ *   made again in repair mode (netns/tcp-repair.c) in the new process, and stasis turns
+ *   repair off once the tree is about to run. Without --tcp-established the dump fails
+ *   naming the connection; with --tcp-close (dump or restore) it comes back closed (a new
+ *   socket: the program sees its connection gone and makes another);
+ * - closed (a connection that ended, or reset): a new socket.
+ * The bind of a restored socket forces the address's reuse (as TCP repair does): connections
+ * of the dumped tree waiting out TIME_WAIT do not keep its port.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "inet.h"
+#include "log.h"
+#include "net-lock.h"
+#include "tcp-repair.h"
+#include "util.h"
+
+#define DIAG_BUF (64u << 10)
+#define TCP_NEW_SYN_RECV_STATE 12
+
+static const char *const state_names[] = {
+	[TCP_ESTABLISHED] = "ESTABLISHED", [TCP_SYN_SENT] = "SYN_SENT", [TCP_SYN_RECV] = "SYN_RECV",
+	[TCP_FIN_WAIT1] = "FIN_WAIT1", [TCP_FIN_WAIT2] = "FIN_WAIT2", [TCP_TIME_WAIT] = "TIME_WAIT",
+	[TCP_CLOSE] = "CLOSE", [TCP_CLOSE_WAIT] = "CLOSE_WAIT", [TCP_LAST_ACK] = "LAST_ACK",
+	[TCP_LISTEN] = "LISTEN", [TCP_CLOSING] = "CLOSING",
+};
+
+static const char *state_name(unsigned state)
+{
+	return state < ARRAY_SIZE(state_names) && state_names[state] ? state_names[state] : "?";
+}
+
+/*
+ * Every TCP socket of family in one of states (a bit mask) in stasis's network namespace
+ * (the tree's, during a dump), each handed to fn until it returns nonzero.
+ */
+static int diag_walk(int family, uint32_t states,
+		     int (*fn)(const struct inet_diag_msg *m, void *arg), void *arg)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+		.req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = states },
+	};
+	auto_free char *buf = malloc(DIAG_BUF);
+	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	int ret = 0;
+
+	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
+		return -errno;
+	for (;;) {
+		ssize_t got = recv(nl, buf, DIAG_BUF, 0);
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		size_t n = got;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return ret;
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return ((struct nlmsgerr *)NLMSG_DATA(h))->error ?: -EIO;
+			if (!ret && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+				ret = fn(NLMSG_DATA(h), arg);
+		}
+	}
+}
+
+struct find_ino {
+	uint64_t ino;
+	struct inet_diag_msg found;
+};
+
+static int match_ino(const struct inet_diag_msg *m, void *arg)
+{
+	struct find_ino *f = arg;
+
+	if (m->idiag_inode != f->ino)
+		return 0;
+	f->found = *m;
+	return 1;
+}
+
+struct count_syn {
+	const InetSocket *listener;
+	unsigned n;
+};
+
+/* A connection being set up for the listener: same local port, its address or any. */
+static int count_syn_recv(const struct inet_diag_msg *m, void *arg)
+{
+	struct count_syn *c = arg;
+	static const uint8_t any[16];
+	const InetSocket *l = c->listener;
+
+	if (ntohs(m->id.idiag_sport) == l->src_port &&
+	    (!memcmp(l->src_addr.data, any, l->src_addr.len) ||
+	     !memcmp(l->src_addr.data, m->id.idiag_src, l->src_addr.len)))
+		c->n++;
+	return 0;
+}
+
+static int dump_listener(struct dump_task *t, const struct fd_probe *p, const struct tcp_info *ti,
+			 InetSocket *in)
+{
+	struct count_syn syn = { in, 0 };
+	char self[80];
+	int err;
+
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	in->state = INET_STATE__INET_LISTEN;
+	in->has_backlog = true;
+	in->backlog = ti->tcpi_sacked; /* a listener's: the backlog listen() was given */
+	if (ti->tcpi_unacked) {
+		pr_err("dump pid %d fd %d: TCP listener %s has %u connections waiting to be accepted "
+		       "(not supported yet)",
+		       t->pid, p->fd, self, ti->tcpi_unacked);
+		return -ENOTSUP;
+	}
+	err = diag_walk(in->family, (1u << TCP_SYN_RECV) | (1u << TCP_NEW_SYN_RECV_STATE),
+			count_syn_recv, &syn);
+	if (err) {
+		pr_err("dump pid %d fd %d: cannot list the connections being set up for TCP listener %s: %s",
+		       t->pid, p->fd, self, strerror(-err));
+		return err;
+	}
+	if (syn.n && !t->ctx->opts->skip_in_flight) {
+		pr_err("dump pid %d fd %d: TCP listener %s has %u connections being set up (SYN_RECV): "
+		       "pass --skip-in-flight to drop them (their clients try again)",
+		       t->pid, p->fd, self, syn.n);
+		return -ENOTSUP;
+	}
+	if (syn.n)
+		pr_warn("dump pid %d fd %d: %u connections being set up for TCP listener %s are dropped "
+			"(--skip-in-flight)", t->pid, p->fd, syn.n, self);
+	return 1;
+}
+
+/* SYN_SENT: the kernel gives no peer name yet; sock_diag has it. */
+static int dump_connecting(struct dump_task *t, const struct fd_probe *p, InetSocket *in)
+{
+	struct find_ino f = { .ino = p->st.st_ino };
+	struct sockaddr_storage sa = { .ss_family = in->family };
+	int err = diag_walk(in->family, 1u << TCP_SYN_SENT, match_ino, &f);
+
+	if (err <= 0) {
+		pr_err("dump pid %d fd %d: cannot find the address TCP socket %s connects to: %s",
+		       t->pid, p->fd, p->link, err ? strerror(-err) : "not in sock_diag");
+		return err ? err : -ENOENT;
+	}
+	if (in->family == AF_INET) {
+		memcpy(&((struct sockaddr_in *)&sa)->sin_addr, f.found.id.idiag_dst, 4);
+		((struct sockaddr_in *)&sa)->sin_port = f.found.id.idiag_dport;
+	} else {
+		memcpy(&((struct sockaddr_in6 *)&sa)->sin6_addr, f.found.id.idiag_dst, 16);
+		((struct sockaddr_in6 *)&sa)->sin6_port = f.found.id.idiag_dport;
+	}
+	inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port);
+	in->has_dst_addr = in->has_dst_port = true;
+	in->state = INET_STATE__INET_CONNECTING;
+	return 1;
+}
+
+static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk, int state,
+			   InetSocket *in)
+{
+	const struct stasis_opts *o = t->ctx->opts;
+	char self[80], peer[80], why[160] = "";
+	int err;
+
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	if (!o->tcp_established) {
+		if (o->tcp_close) {
+			in->state = INET_STATE__INET_CLOSED;
+			pr_info("dump pid %d fd %d: TCP connection %s -> %s (%s) is restored closed "
+				"(--tcp-close)", t->pid, p->fd, self, peer, state_name(state));
+			return 1;
+		}
+		pr_err("dump pid %d fd %d: TCP connection %s -> %s is %s: pass --tcp-established to keep "
+		       "it, or --tcp-close to restore it closed",
+		       t->pid, p->fd, self, peer, state_name(state));
+		return -ENOTSUP;
+	}
+	int copy = fcntl(sk, F_DUPFD_CLOEXEC, 0);
+	if (copy < 0 || (err = tcp_repair_set(copy, true, false))) {
+		pr_perror("dump pid %d fd %d: cannot put TCP connection %s -> %s in repair mode", t->pid,
+			  p->fd, self, peer);
+		if (copy >= 0)
+			close(copy);
+		return -errno;
+	}
+	net_lock_keep_repaired(t->ctx, copy); /* repair off when the tree goes on */
+	in->tcp = xzalloc(sizeof(*in->tcp));
+	tcp_conn__init(in->tcp);
+	if ((err = tcp_repair_read(copy, state, in->tcp, why, sizeof(why)))) {
+		pr_err("dump pid %d fd %d: TCP connection %s -> %s (%s): %s: %s", t->pid, p->fd, self,
+		       peer, state_name(state), why, strerror(-err));
+		return err;
+	}
+	in->state = INET_STATE__INET_CONNECTED;
+	pr_debug("dump pid %d fd %d: TCP connection %s -> %s (%s): %zu bytes to send, %zu to read",
+		 t->pid, p->fd, self, peer, state_name(state), in->tcp->out_queue.len,
+		 in->tcp->in_queue.len);
+	return 1;
+}
+
+int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len)) {
+		pr_perror("dump pid %d fd %d: cannot read the state of TCP socket %s", t->pid, p->fd,
+			  p->link);
+		return -errno;
+	}
+	switch (ti.tcpi_state) {
+	case TCP_LISTEN:
+		return dump_listener(t, p, &ti, in);
+	case TCP_CLOSE:
+		/* never connected, or a connection that ended: bound or not */
+		in->state = in->src_port ? INET_STATE__INET_BOUND : INET_STATE__INET_FRESH;
+		return 1;
+	case TCP_SYN_SENT:
+		return dump_connecting(t, p, in);
+	case TCP_ESTABLISHED:
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+		return dump_connection(t, p, sk, ti.tcpi_state, in);
+	default:
+		pr_err("dump pid %d fd %d: TCP socket %s is in state %s: not supported", t->pid, p->fd,
+		       p->link, state_name(ti.tcpi_state));
+		return -ENOTSUP;
+	}
+}
+
+/* ---- restore ---- */
+
+int inet_tcp_validate(const struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+
+	if (in->state == INET_STATE__INET_CONNECTED && (!in->tcp || !tcp_conn_valid(in->tcp))) {
+		pr_err("image fds-%d.img: fd %u: TCP connection without a valid state", t->pid, e->fd);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Restored as a connection (not closed by --tcp-close on restore). */
+static bool repaired(const struct run_ctx *ctx, const InetSocket *in)
+{
+	return in->state == INET_STATE__INET_CONNECTED && !ctx->opts->tcp_close;
+}
+
+int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
+{
+	const InetSocket *in = e->inet;
+	struct sockaddr_storage src, dst;
+	socklen_t src_len, dst_len;
+	char self[80], peer[80], why[160] = "";
+	int err = 0;
+
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	switch (in->state) {
+	case INET_STATE__INET_BOUND:
+	case INET_STATE__INET_LISTEN:
+	case INET_STATE__INET_CONNECTING:
+		if ((err = inet_bind_saved(sk, in))) {
+			pr_err("restore pid %d fd %u: cannot bind TCP socket to %s: %s", t->pid, e->fd,
+			       self, strerror(-err));
+			return err;
+		}
+		if (in->state == INET_STATE__INET_LISTEN && listen(sk, in->backlog)) {
+			pr_perror("restore pid %d fd %u: cannot listen on %s", t->pid, e->fd, self);
+			return -errno;
+		}
+		if (in->state != INET_STATE__INET_CONNECTING)
+			return 0;
+		inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len);
+		if (fcntl(sk, F_SETFL, O_NONBLOCK) ||
+		    (connect(sk, (struct sockaddr *)&dst, dst_len) && errno != EINPROGRESS)) {
+			pr_perror("restore pid %d fd %u: cannot connect %s to %s again", t->pid, e->fd,
+				  self, peer);
+			return -errno;
+		}
+		return 0;
+	case INET_STATE__INET_CONNECTED:
+		if (!repaired(t->ctx, in))
+			return 0;
+		if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &src, &src_len) ||
+		    !inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len))
+			return -EINVAL;
+		if ((err = sockopts_restore(sk, e)) ||
+		    (err = tcp_repair_make(sk, in->tcp, (struct sockaddr *)&src, src_len,
+					   (struct sockaddr *)&dst, dst_len, why, sizeof(why)))) {
+			pr_err("restore pid %d fd %u: TCP connection %s -> %s: %s: %s", t->pid, e->fd, self,
+			       peer, why[0] ? why : "cannot set its socket options", strerror(-err));
+			return err;
+		}
+		return 0;
+	default:
+		return 0; /* a new socket */
+	}
+}
+
+/* By stasis, the tree about to run (the network unlocked): repair mode off. */
+int inet_tcp_finish(const struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+	int err;
+
+	if (!repaired(t->ctx, in))
+		return 0;
+	int sk = task_fd_copy(t->host_pid, e->fd);
+	if (sk < 0 || (err = tcp_repair_resume(sk, in->tcp)) || (err = inet_reuse_restore(sk, in))) {
+		err = sk < 0 ? sk : err;
+		pr_err("restore pid %d fd %u: cannot let its TCP connection go (repair mode off): %s",
+		       t->pid, e->fd, strerror(-err));
+	}
+	if (sk >= 0)
+		close(sk);
+	return err;
+}

@@ -1,0 +1,474 @@
+/*
+ * IPv4 and IPv6 sockets: what every kind has in common (family, type, protocol, addresses,
+ * options, file flags), and the datagram ones. TCP is in inet-tcp.c.
+ *
+ * UDP: bound and connected again to the same addresses and ports, with the multicast groups
+ * it joined (inet-opts.c). Datagrams waiting in its receive queue are peeked at dump (with
+ * their source address, SO_PEEK_OFF walking the queue without taking anything) and, on
+ * restore, sent to it again from their original source: an IP packet made by hand on a raw
+ * socket (IP_HDRINCL; IPv6 with its UDP checksum), so recvfrom() gives the program the same
+ * sender as before, and a connected socket accepts them. A datagram the raw socket cannot
+ * send (too large for the route's MTU) is sent from a socket of stasis's, with a warning
+ * naming the address it came from (a connected socket would not take it: the warning says
+ * it is lost).
+ *
+ * ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6): their identifier (the bound
+ * port) and peer; echo replies waiting to be read are not kept (the dump warns).
+ * Raw sockets and packet sockets fail the dump, naming them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "inet.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_QUEUED (4u << 20)
+#define DGRAM_MAX 65536
+
+bool inet_sockaddr(uint32_t family, const ProtobufCBinaryData *addr, uint32_t port,
+		   struct sockaddr_storage *sa, socklen_t *len)
+{
+	memset(sa, 0, sizeof(*sa));
+	if (port > 65535)
+		return false;
+	if (family == AF_INET && addr->len == 4) {
+		struct sockaddr_in *a = (struct sockaddr_in *)sa;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		memcpy(&a->sin_addr, addr->data, 4);
+		*len = sizeof(*a);
+		return true;
+	}
+	if (family == AF_INET6 && addr->len == 16) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		memcpy(&a->sin6_addr, addr->data, 16);
+		*len = sizeof(*a);
+		return true;
+	}
+	return false;
+}
+
+const char *inet_addr_str(uint32_t family, const ProtobufCBinaryData *addr, uint32_t port,
+			  char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	size_t alen = family == AF_INET ? 4 : 16;
+
+	if (addr->len == alen)
+		inet_ntop(family, addr->data, ip, sizeof(ip));
+	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+	return buf;
+}
+
+bool inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
+			uint32_t *port)
+{
+	const void *src;
+	size_t len;
+
+	if (sa->ss_family == AF_INET) {
+		src = &((const struct sockaddr_in *)sa)->sin_addr;
+		*port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+		len = 4;
+	} else if (sa->ss_family == AF_INET6) {
+		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		*port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+		len = 16;
+	} else {
+		return false;
+	}
+	addr->data = xzalloc(len);
+	addr->len = len;
+	memcpy(addr->data, src, len);
+	return true;
+}
+
+int inet_bind_saved(int sk, const InetSocket *in)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int on = 1, off = 0, err = 0;
+	bool tcp = in->protocol == IPPROTO_TCP;
+
+	if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &sa, &len))
+		return -EINVAL;
+	/* TCP: repair mode binds with the reuse forced; UDP shares with nothing it had not */
+	if (tcp && setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)))
+		return -errno;
+	if (bind(sk, (struct sockaddr *)&sa, len))
+		err = -errno;
+	if (tcp && setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) && !err)
+		err = -errno;
+	return err ?: tcp ? inet_reuse_restore(sk, in) : 0;
+}
+
+/* ---- dump ---- */
+
+static void queue_datagram(InetSocket *in, const char *data, size_t len,
+			   const struct sockaddr_storage *from)
+{
+	InetDatagram *d = xzalloc(sizeof(*d));
+
+	inet_datagram__init(d);
+	d->data.data = xzalloc(len + 1);
+	d->data.len = len;
+	memcpy(d->data.data, data, len);
+	if (!inet_from_sockaddr(from, &d->src_addr, &d->src_port)) {
+		d->src_addr.data = xzalloc(in->family == AF_INET ? 4 : 16);
+		d->src_addr.len = in->family == AF_INET ? 4 : 16;
+	}
+	in->queued = realloc(in->queued, (in->n_queued + 1) * sizeof(*in->queued));
+	if (!in->queued)
+		abort();
+	in->queued[in->n_queued++] = d;
+}
+
+/* Every datagram waiting in sk, with its sender, without taking it. */
+static int peek_datagrams(int sk, InetSocket *in)
+{
+	auto_free char *buf = malloc(DGRAM_MAX);
+	int own = -1, off = 0;
+	socklen_t len = sizeof(own);
+	size_t total = 0;
+
+	if (!buf || getsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
+	    setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
+		return -errno;
+	while (total < MAX_QUEUED) {
+		struct sockaddr_storage from = { 0 };
+		struct iovec iov = { buf, DGRAM_MAX };
+		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+				     .msg_iovlen = 1 };
+		ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0)
+			break;
+		queue_datagram(in, buf, n, &from);
+		total += n;
+	}
+	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
+	return 0;
+}
+
+static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
+{
+	char byte;
+	int err;
+
+	if (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE) {
+		if ((err = peek_datagrams(sk, in))) {
+			pr_err("dump pid %d fd %d: cannot read the datagrams waiting in %s: %s", t->pid,
+			       p->fd, p->link, strerror(-err));
+			return err;
+		}
+	} else if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
+		pr_warn("dump pid %d fd %d: echo replies waiting in ping socket %s are not kept", t->pid,
+			p->fd, p->link);
+	}
+	if ((err = inet_mcast_dump(sk, in))) {
+		pr_err("dump pid %d fd %d: cannot read the multicast groups of %s: %s", t->pid, p->fd,
+		       p->link, strerror(-err));
+		return err;
+	}
+	return 1;
+}
+
+static const char *family_name(int family)
+{
+	return family == AF_INET ? "IPv4" : "IPv6";
+}
+
+static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	int family = 0, type = 0, protocol = 0, err;
+	socklen_t len = sizeof(int);
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+
+	if (!S_ISSOCK(p->st.st_mode))
+		return 0;
+	auto_close int sk = task_fd_copy(t->pid, p->fd);
+	if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len))
+		return 0;
+	if (family == AF_PACKET) {
+		pr_err("dump pid %d fd %d: %s is a packet socket (AF_PACKET): not supported", t->pid,
+		       p->fd, p->link);
+		return -ENOTSUP;
+	}
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len) ||
+	    getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &protocol, &len)) {
+		pr_perror("dump pid %d fd %d: cannot look at %s", t->pid, p->fd, p->link);
+		return -errno;
+	}
+	bool tcp = type == SOCK_STREAM && protocol == IPPROTO_TCP;
+	bool dgram = type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
+					    protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
+	if (!tcp && !dgram) {
+		pr_err("dump pid %d fd %d: %s is a%s %s socket of type %d, protocol %d: not supported",
+		       t->pid, p->fd, p->link, type == SOCK_RAW ? " raw" : "n", family_name(family),
+		       type, protocol);
+		return -ENOTSUP;
+	}
+	InetSocket *in = xzalloc(sizeof(*in));
+	inet_socket__init(in);
+	e->inet = in;
+	e->kind = FD_KIND__FD_INET;
+	e->has_flags = true;
+	e->flags = p->flags;
+	in->family = family;
+	in->type = type;
+	in->protocol = protocol;
+	in->has_ino = true;
+	in->ino = p->st.st_ino;
+	in->state = INET_STATE__INET_FRESH;
+	if (!getsockname(sk, (struct sockaddr *)&sa, &salen) &&
+	    inet_from_sockaddr(&sa, &in->src_addr, &in->src_port)) {
+		in->has_src_addr = in->has_src_port = true;
+		if (in->src_port)
+			in->state = INET_STATE__INET_BOUND;
+	}
+	salen = sizeof(sa);
+	if (!getpeername(sk, (struct sockaddr *)&sa, &salen) &&
+	    inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port)) {
+		in->has_dst_addr = in->has_dst_port = true;
+		in->state = INET_STATE__INET_CONNECTED;
+	}
+	if ((err = inet_opts_dump(sk, in))) {
+		pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, p->fd, p->link,
+		       strerror(-err));
+		return err;
+	}
+	return tcp ? inet_tcp_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
+}
+
+/* ---- restore ---- */
+
+static bool state_valid(const InetSocket *in)
+{
+	bool tcp = in->protocol == IPPROTO_TCP;
+
+	switch (in->state) {
+	case INET_STATE__INET_FRESH:
+	case INET_STATE__INET_CLOSED:
+		return true;
+	case INET_STATE__INET_BOUND:
+		return in->has_src_port;
+	case INET_STATE__INET_LISTEN:
+		return tcp && in->has_src_port && in->has_backlog;
+	case INET_STATE__INET_CONNECTED:
+	case INET_STATE__INET_CONNECTING:
+		return in->has_dst_port && in->has_src_port;
+	default:
+		return false;
+	}
+}
+
+static int validate_inet(const struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+	size_t alen = in && in->family == AF_INET ? 4 : 16;
+	bool ok = in && (in->family == AF_INET || in->family == AF_INET6);
+
+	ok = ok && ((in->type == SOCK_STREAM && in->protocol == IPPROTO_TCP) ||
+		    (in->type == SOCK_DGRAM &&
+		     (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE ||
+		      in->protocol == IPPROTO_ICMP || in->protocol == IPPROTO_ICMPV6)));
+	ok = ok && state_valid(in) && (!in->has_src_port || in->src_addr.len == alen) &&
+	     (!in->has_dst_port || in->dst_addr.len == alen) && in->src_port < 65536 &&
+	     in->dst_port < 65536 && inet_opts_valid(in) && inet_mcast_valid(in);
+	for (size_t i = 0; ok && i < in->n_queued; i++)
+		ok = in->queued[i]->src_addr.len == alen && in->queued[i]->data.len <= DGRAM_MAX &&
+		     in->queued[i]->src_port < 65536;
+	if (!ok) {
+		pr_err("image fds-%d.img: fd %u: inet socket is invalid", t->pid, e->fd);
+		return -EINVAL;
+	}
+	return in->protocol == IPPROTO_TCP ? inet_tcp_validate(t, e) : 0;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (p[i] << 8) | p[i + 1];
+	if (len & 1)
+		sum += p[len - 1] << 8;
+	return sum;
+}
+
+/* One datagram sent to (daddr, dport) from its original source, in a packet made by hand. */
+static int send_as_sender(int family, const void *daddr, uint16_t dport, const InetDatagram *d)
+{
+	size_t hdr = family == AF_INET ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
+	size_t ulen = sizeof(struct udphdr) + d->data.len;
+	auto_free uint8_t *pkt = calloc(1, hdr + ulen);
+	auto_close int raw = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	struct udphdr *u = (struct udphdr *)(pkt ? pkt + hdr : NULL);
+	struct sockaddr_storage to = { 0 };
+	socklen_t tolen;
+
+	if (!pkt || raw < 0 || ulen > 65535)
+		return -errno ?: -EMSGSIZE;
+	u->source = htons(d->src_port);
+	u->dest = htons(dport);
+	u->len = htons(ulen);
+	if (d->data.len) /* an empty datagram's bytes may be NULL */
+		memcpy(u + 1, d->data.data, d->data.len);
+	if (family == AF_INET) {
+		struct iphdr *ip = (struct iphdr *)pkt;
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_UDP;
+		memcpy(&ip->saddr, d->src_addr.data, 4);
+		memcpy(&ip->daddr, daddr, 4);
+		((struct sockaddr_in *)&to)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&to)->sin_addr, daddr, 4);
+		tolen = sizeof(struct sockaddr_in);
+	} else {
+		struct ip6_hdr *ip = (struct ip6_hdr *)pkt;
+		uint32_t sum = 0, be_len = htonl(ulen), nxt = htonl(IPPROTO_UDP);
+		ip->ip6_flow = htonl(6u << 28);
+		ip->ip6_plen = htons(ulen);
+		ip->ip6_nxt = IPPROTO_UDP;
+		ip->ip6_hlim = 64;
+		memcpy(&ip->ip6_src, d->src_addr.data, 16);
+		memcpy(&ip->ip6_dst, daddr, 16);
+		sum = csum_add(sum, &ip->ip6_src, 32);
+		sum = csum_add(sum, &be_len, 4);
+		sum = csum_add(sum, &nxt, 4);
+		sum = csum_add(sum, u, ulen);
+		u->check = htons(csum_fold(sum)) ?: 0xffff;
+		((struct sockaddr_in6 *)&to)->sin6_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&to)->sin6_addr, daddr, 16);
+		tolen = sizeof(struct sockaddr_in6);
+	}
+	if (sendto(raw, pkt, hdr + ulen, 0, (struct sockaddr *)&to, tolen) != (ssize_t)(hdr + ulen))
+		return -errno;
+	return 0;
+}
+
+/* The datagrams that waited in sk, sent to it again in order. */
+static int refill_datagrams(const struct restore_task *t, const FdEntry *e, int sk)
+{
+	const InetSocket *in = e->inet;
+	struct sockaddr_storage self;
+	socklen_t len = sizeof(self);
+	uint8_t daddr[16] = { 0 };
+	static const uint8_t any[16];
+	char from[80];
+
+	if (!in->n_queued)
+		return 0;
+	if (getsockname(sk, (struct sockaddr *)&self, &len))
+		return -errno;
+	uint16_t dport = ntohs(in->family == AF_INET ? ((struct sockaddr_in *)&self)->sin_port
+						    : ((struct sockaddr_in6 *)&self)->sin6_port);
+	memcpy(daddr, in->src_addr.data, in->src_addr.len);
+	if (!memcmp(daddr, any, in->src_addr.len)) { /* bound to any address: loopback's */
+		if (in->family == AF_INET)
+			daddr[0] = 127, daddr[3] = 1;
+		else
+			daddr[15] = 1;
+	}
+	for (size_t k = 0; k < in->n_queued; k++) {
+		const InetDatagram *d = in->queued[k];
+		int err = send_as_sender(in->family, daddr, dport, d);
+		if (!err)
+			continue;
+		struct sockaddr_storage to;
+		ProtobufCBinaryData da = { in->src_addr.len, daddr };
+		auto_close int s = socket(in->family, SOCK_DGRAM | SOCK_CLOEXEC, in->protocol);
+		inet_addr_str(in->family, &d->src_addr, d->src_port, from, sizeof(from));
+		if (s < 0 || !inet_sockaddr(in->family, &da, dport, &to, &len) ||
+		    sendto(s, d->data.data, d->data.len, MSG_DONTWAIT, (struct sockaddr *)&to, len) < 0) {
+			pr_perror("restore pid %d fd %u: cannot queue datagram %zu of %zu again", t->pid,
+				  e->fd, k + 1, in->n_queued);
+			return -EIO;
+		}
+		pr_warn("restore pid %d fd %u: datagram %zu of %zu (from %s) could not be sent from its "
+			"address (%s): it comes from a socket of stasis%s",
+			t->pid, e->fd, k + 1, in->n_queued, from, strerror(-err),
+			in->state == INET_STATE__INET_CONNECTED ? ", which the connected socket drops" : "");
+	}
+	return 0;
+}
+
+static int open_dgram(struct restore_task *t, const FdEntry *e, int sk)
+{
+	const InetSocket *in = e->inet;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int err;
+
+	if (in->state != INET_STATE__INET_FRESH && (err = inet_bind_saved(sk, in))) {
+		pr_err("restore pid %d fd %u: cannot bind to %s: %s", t->pid, e->fd,
+		       inet_addr_str(in->family, &in->src_addr, in->src_port, (char[80]){ 0 }, 80),
+		       strerror(-err));
+		return err;
+	}
+	if (in->state == INET_STATE__INET_CONNECTED &&
+	    (!inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &sa, &len) ||
+	     connect(sk, (struct sockaddr *)&sa, len)))
+		return -errno ?: -EINVAL;
+	if ((err = inet_mcast_restore(sk, in)) || (err = sockopts_restore(sk, e)) ||
+	    (err = refill_datagrams(t, e, sk)))
+		return err;
+	return 0;
+}
+
+static int open_inet(struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+	int sk = socket(in->family, in->type | SOCK_CLOEXEC, in->protocol), err;
+
+	if (sk < 0)
+		return -errno;
+	if ((err = inet_opts_restore(sk, in, false)) ||
+	    (err = in->protocol == IPPROTO_TCP ? inet_tcp_open(t, e, sk) : open_dgram(t, e, sk)))
+		goto fail;
+	if ((err = inet_opts_restore(sk, in, true)) ||
+	    (fcntl(sk, F_SETFL, e->flags & O_NONBLOCK) && (err = -errno)))
+		goto fail;
+	return sk;
+fail:
+	close(sk);
+	return err;
+}
+
+static int finish_inet(const struct restore_task *t, const FdEntry *e)
+{
+	return e->inet->protocol == IPPROTO_TCP ? inet_tcp_finish(t, e) : 0;
+}
+
+const struct fd_kind_ops fd_kind_inet = {
+	.name = "inet socket",
+	.dump = dump_inet,
+	.validate = validate_inet,
+	.open = open_inet,
+	.finish = finish_inet,
+	.kind = FD_KIND__FD_INET,
+};

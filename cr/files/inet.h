@@ -1,0 +1,44 @@
+/* What cr/files/inet.c, inet-tcp.c and inet-opts.c share: IPv4/IPv6 sockets. */
+#ifndef STASIS_FILES_INET_H
+#define STASIS_FILES_INET_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "files.h"
+
+/* An address of the image as a socket address of the family: false if the image's is wrong. */
+bool inet_sockaddr(uint32_t family, const ProtobufCBinaryData *addr, uint32_t port,
+		   struct sockaddr_storage *sa, socklen_t *len);
+/* "1.2.3.4:80", "[::1]:80" of an image's address, for messages. */
+const char *inet_addr_str(uint32_t family, const ProtobufCBinaryData *addr, uint32_t port,
+			  char *buf, size_t len);
+/* A socket address into the image's bytes and port; false if not of the family. */
+bool inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
+			uint32_t *port);
+
+/* inet-opts.c: the options of sk that differ from a fresh socket's of its kind. */
+int inet_opts_dump(int sk, InetSocket *in);
+bool inet_opts_valid(const InetSocket *in);
+/* Options of a level (IPPROTO_TCP after the connection is made), or every other level. */
+int inet_opts_restore(int sk, const InetSocket *in, bool tcp_level);
+/* SO_REUSEADDR as saved: turning repair mode off clears it. */
+int inet_reuse_restore(int sk, const InetSocket *in);
+/* The multicast groups sk joined (found among the namespace's groups, /proc/net/igmp*). */
+int inet_mcast_dump(int sk, InetSocket *in);
+bool inet_mcast_valid(const InetSocket *in);
+int inet_mcast_restore(int sk, const InetSocket *in);
+
+/* inet-tcp.c */
+int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
+int inet_tcp_validate(const struct restore_task *t, const FdEntry *e);
+/* sk: new, with the options of every level but TCP's set. */
+int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk);
+int inet_tcp_finish(const struct restore_task *t, const FdEntry *e);
+
+/* inet.c: bound to the saved address with the port's reuse forced (as TCP repair does), so
+ * that connections of the dumped tree waiting out TIME_WAIT do not keep it. */
+int inet_bind_saved(int sk, const InetSocket *in);
+
+#endif

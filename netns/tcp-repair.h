@@ -1,0 +1,35 @@
+/*
+ * TCP repair (TCP_REPAIR): an established connection's state read from a socket of the tree
+ * and put into a new one, without a packet on the wire (netns/tcp-repair.c).
+ */
+#ifndef STASIS_TCP_REPAIR_H
+#define STASIS_TCP_REPAIR_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "image.h"
+
+/* Repair mode on or off; off with a window probe (the peer answers with its window) or not. */
+int tcp_repair_set(int sk, bool on, bool probe);
+
+/*
+ * The connection of sk (in repair mode, in state, a TCP_* state of the kernel's) into c: its
+ * sequence numbers, both queues, options and window. <0 with what failed in why.
+ */
+int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len);
+
+/*
+ * sk, new and unconnected, becomes the connection c from src to dst, in repair mode (left on:
+ * tcp_repair_resume turns it off once the tree may run). <0 with what failed in why.
+ */
+int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
+		    const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len);
+
+/* Repair off on sk (a copy of a restored socket), and the bytes never sent queued again. */
+int tcp_repair_resume(int sk, const TcpConn *c);
+
+/* c is consistent (lengths, scales): checked before anything is made. */
+bool tcp_conn_valid(const TcpConn *c);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * tcp-established: TCP over loopback, both ends in this process (dumped with
+ * --tcp-established, see tests/run-zoo.sh).
+ *   fd 60 listener on 127.0.0.1 (backlog 7, SO_REUSEADDR, TCP_DEFER_ACCEPT 5);
+ *   fd 61 client / fd 62 server of an IPv4 connection with data in flight both ways: the
+ *         client wrote until its send buffer was full (the server read nothing: bytes wait in
+ *         the server's receive queue and in the client's send queue, not all of them sent), the
+ *         server wrote 5000 bytes the client has not read; options TCP_NODELAY, IP_TOS 0x10 on
+ *         the client, keep-alive with TCP_KEEPIDLE 77, TCP_KEEPINTVL 9, TCP_KEEPCNT 4 on the
+ *         server;
+ *   fd 63 client / fd 64 server over IPv6 loopback, 3000 bytes waiting each way;
+ *   fd 65 client / fd 66 server half closed: the client sent "bye" and shut its write side
+ *         (the client in FIN_WAIT2, the server in CLOSE_WAIT with "bye" and the FIN unread);
+ *   fd 67 bound to 127.0.0.1, not listening; fd 68 a fresh IPv6 TCP socket (IPV6_V6ONLY); fd 69 TCP_CORK on a
+ *         connected client (fd 70 the server) with 100 bytes held back.
+ * After restore and SIGTERM: every byte arrives in order and nothing more; the connections
+ * carry new data both ways; the half-closed one reads "bye" then end-of-file, and its
+ * client gets the server's answer and then end-of-file; the listener accepts a new
+ * connection on the same port; the bound socket has its port; options are as set.
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+static size_t sent_c2s, in_flight_v6 = 3000, s2c = 5000;
+static struct sockaddr_storage listen_sa, bound_sa;
+static socklen_t listen_len;
+
+static void place(int fd, int at)
+{
+	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
+		zoo_die("fd %d: %s", at, strerror(errno));
+	close(fd);
+}
+
+static void set_int(int fd, int level, int name, int v)
+{
+	if (setsockopt(fd, level, name, &v, sizeof(v)))
+		zoo_die("setsockopt %d/%d on fd %d: %s", level, name, fd, strerror(errno));
+}
+
+static int get_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	getsockopt(fd, level, name, &v, &len);
+	return v;
+}
+
+/* A connected pair over loopback of family: *c the client, *s the accepted server side. */
+static void pair(int family, int *c, int *s)
+{
+	struct sockaddr_storage sa = { .ss_family = family };
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int l = socket(family, SOCK_STREAM, 0);
+	if (family == AF_INET)
+		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_loopback;
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len))
+		zoo_die("listener: %s", strerror(errno));
+	*c = socket(family, SOCK_STREAM, 0);
+	if (*c < 0 || connect(*c, (struct sockaddr *)&sa, len) || (*s = accept(l, NULL, NULL)) < 0)
+		zoo_die("connect: %s", strerror(errno));
+	close(l);
+}
+
+/* Writes the pattern of seed from offset off until the socket's buffer is full (or len). */
+static size_t fill(int fd, size_t off, size_t len, uint64_t seed)
+{
+	char buf[4096];
+	size_t done = 0;
+	while (done < len) {
+		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (char)zoo_pattern(off + done + i, seed);
+		ssize_t w = send(fd, buf, n, MSG_DONTWAIT);
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	return done;
+}
+
+/* Reads len bytes (waiting up to 5 s for each piece): 1 if they are the pattern of seed. */
+static int take(int fd, size_t len, uint64_t seed)
+{
+	char buf[4096];
+	size_t got = 0;
+	int ok = 1;
+	while (got < len) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 5000) <= 0)
+			return 0;
+		ssize_t n = recv(fd, buf, len - got < sizeof(buf) ? len - got : sizeof(buf), 0);
+		if (n <= 0)
+			return 0;
+		for (ssize_t i = 0; i < n; i++)
+			ok &= buf[i] == (char)zoo_pattern(got + (size_t)i, seed);
+		got += (size_t)n;
+	}
+	return ok;
+}
+
+static int nothing_more(int fd)
+{
+	char b;
+	return recv(fd, &b, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN;
+}
+
+/* 4 bytes within 5 s, equal to want */
+static int take_exact(int fd, char *buf, const char *want)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	return poll(&p, 1, 5000) == 1 && recv(fd, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, want, 4);
+}
+
+/* a new message each way on a connection */
+static int roundtrip(int a, int b)
+{
+	char x[5] = "";
+	return write(a, "ping", 4) == 4 && take_exact(b, x, "ping") && write(b, "pong", 4) == 4 &&
+	       take_exact(a, x, "pong");
+}
+
+static int eof_within(int fd, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char b;
+	return poll(&p, 1, ms) == 1 && read(fd, &b, 1) == 0;
+}
+
+static void c_stream(ucontext_t *u) { (void)u; char b; recv(62, &b, 1, 0); }
+static void c_v6(ucontext_t *u) { (void)u; char b; recv(63, &b, 1, 0); }
+static void c_half(ucontext_t *u) { (void)u; char b[3]; recv(66, b, 3, 0); }
+static void c_opts(ucontext_t *u) { (void)u; int v = 78; setsockopt(62, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v)); }
+static void c_listen(ucontext_t *u) { (void)u; close(60); }
+static const struct zoo_corruption corruptions[] = {
+	{ "stream", c_stream, 0 },
+	{ "v6", c_v6, 0 },
+	{ "half", c_half, 0 },
+	{ "options", c_opts, 0 },
+	{ "listen", c_listen, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	int c, s;
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+
+	/* fd 60: a listener */
+	struct sockaddr_in la = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	set_int(l, SOL_SOCKET, SO_REUSEADDR, 1);
+	set_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, 5);
+	listen_len = sizeof(listen_sa);
+	if (bind(l, (struct sockaddr *)&la, sizeof(la)) || listen(l, 7) ||
+	    getsockname(l, (struct sockaddr *)&listen_sa, &listen_len))
+		zoo_die("listener: %s", strerror(errno));
+	place(l, 60);
+
+	/* fds 61/62: IPv4, data in flight both ways */
+	pair(AF_INET, &c, &s);
+	set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
+	set_int(c, IPPROTO_IP, IP_TOS, 0x10);
+	set_int(s, SOL_SOCKET, SO_KEEPALIVE, 1);
+	set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 77);
+	set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, 9);
+	set_int(s, IPPROTO_TCP, TCP_KEEPCNT, 4);
+	place(c, 61);
+	place(s, 62);
+	if (fill(62, 0, s2c, 2) != s2c)
+		zoo_die("server write");
+	for (int i = 0; i < 50; i++) { /* until the receiver's window and our buffer are full */
+		sent_c2s += fill(61, sent_c2s, 1 << 30, 1);
+		zoo_sleep_ms(10);
+	}
+
+	/* fds 63/64: IPv6 */
+	pair(AF_INET6, &c, &s);
+	place(c, 63);
+	place(s, 64);
+	if (fill(63, 0, in_flight_v6, 3) != in_flight_v6 || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
+		zoo_die("v6 write");
+
+	/* fds 65/66: half closed */
+	pair(AF_INET, &c, &s);
+	place(c, 65);
+	place(s, 66);
+	if (write(65, "bye", 3) != 3 || shutdown(65, SHUT_WR))
+		zoo_die("half close: %s", strerror(errno));
+
+	/* fd 67 bound, fd 68 fresh */
+	struct sockaddr_in ba = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t blen = sizeof(bound_sa);
+	int b = socket(AF_INET, SOCK_STREAM, 0);
+	if (b < 0 || bind(b, (struct sockaddr *)&ba, sizeof(ba)) || getsockname(b, (struct sockaddr *)&bound_sa, &blen))
+		zoo_die("bind: %s", strerror(errno));
+	place(b, 67);
+	int f = socket(AF_INET6, SOCK_STREAM, 0);
+	set_int(f, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	place(f, 68);
+
+	/* fds 69/70: corked */
+	pair(AF_INET, &c, &s);
+	set_int(c, IPPROTO_TCP, TCP_CORK, 1);
+	place(c, 69);
+	place(s, 70);
+	if (fill(69, 0, 100, 5) != 100)
+		zoo_die("corked write");
+	zoo_sleep_ms(300); /* everything that will move has moved */
+
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("options", get_int(61, IPPROTO_TCP, TCP_NODELAY) == 1 && get_int(61, IPPROTO_IP, IP_TOS) == 0x10 &&
+				 get_int(62, SOL_SOCKET, SO_KEEPALIVE) == 1 && get_int(62, IPPROTO_TCP, TCP_KEEPIDLE) == 77 &&
+				 get_int(62, IPPROTO_TCP, TCP_KEEPINTVL) == 9 && get_int(62, IPPROTO_TCP, TCP_KEEPCNT) == 4 &&
+				 get_int(68, IPPROTO_IPV6, IPV6_V6ONLY) == 1 && get_int(60, SOL_SOCKET, SO_REUSEADDR) == 1 &&
+				 get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0 && get_int(69, IPPROTO_TCP, TCP_CORK) == 1,
+	      "nodelay %d tos %#x keepalive %d idle %d intvl %d cnt %d v6only %d reuseaddr %d defer %d cork %d",
+	      get_int(61, IPPROTO_TCP, TCP_NODELAY), get_int(61, IPPROTO_IP, IP_TOS), get_int(62, SOL_SOCKET, SO_KEEPALIVE),
+	      get_int(62, IPPROTO_TCP, TCP_KEEPIDLE), get_int(62, IPPROTO_TCP, TCP_KEEPINTVL),
+	      get_int(62, IPPROTO_TCP, TCP_KEEPCNT), get_int(68, IPPROTO_IPV6, IPV6_V6ONLY),
+	      get_int(60, SOL_SOCKET, SO_REUSEADDR), get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT),
+	      get_int(69, IPPROTO_TCP, TCP_CORK));
+	CHECK("stream", take(61, s2c, 2) && nothing_more(61), "the client did not get the server's %zu bytes", s2c);
+	CHECK("stream", take(62, sent_c2s, 1) && nothing_more(62), "the server did not get the client's %zu bytes",
+	      sent_c2s);
+	CHECK("stream", roundtrip(61, 62), "the IPv4 connection carries nothing new");
+	CHECK("v6", take(63, in_flight_v6, 4) && take(64, in_flight_v6, 3) && roundtrip(63, 64),
+	      "the IPv6 connection lost bytes");
+	char bye[4] = "";
+	CHECK("half", recv(66, bye, 3, MSG_WAITALL) == 3 && !memcmp(bye, "bye", 3) && eof_within(66, 1000),
+	      "the half-closed server did not read 'bye' then end-of-file");
+	CHECK("half", write(66, "done", 4) == 4 && take_exact(65, bye, "done"),
+	      "the half-closed client did not get the server's answer");
+	close(66);
+	CHECK("half", eof_within(65, 5000), "the half-closed client got no end-of-file after the server closed");
+	/* the corked bytes go once the cork is pulled */
+	set_int(69, IPPROTO_TCP, TCP_CORK, 0);
+	CHECK("cork", take(70, 100, 5), "the corked bytes did not arrive");
+	struct sockaddr_storage now;
+	socklen_t nlen = sizeof(now);
+	CHECK("bound", !getsockname(67, (struct sockaddr *)&now, &nlen) &&
+			       ((struct sockaddr_in *)&now)->sin_port == ((struct sockaddr_in *)&bound_sa)->sin_port,
+	      "the bound socket lost its port");
+	int nc = socket(AF_INET, SOCK_STREAM, 0), ns = -1;
+	CHECK("listen", nc >= 0 && !connect(nc, (struct sockaddr *)&listen_sa, listen_len) && write(nc, "ping", 4) == 4 &&
+				(ns = accept(60, NULL, NULL)) >= 0 && roundtrip(nc, ns),
+	      "the listener does not accept a new connection: %s", strerror(errno));
+	if (nc >= 0)
+		close(nc);
+	if (ns >= 0)
+		close(ns);
+	return zoo_finish("ipv4, ipv6, half-closed, listener, bound, cork");
+}

@@ -1,0 +1,144 @@
+/*
+ * udp: UDP sockets over loopback.
+ *   fd 60 bound to 127.0.0.1 (SO_RCVBUF set), 3 datagrams waiting (1, 1000, 0 bytes) from
+ *         fd 61, which is bound to 127.0.0.1 and connected to fd 60 (IP_TOS 0x20);
+ *   fd 62 bound to [::1], connected to fd 63, with 2 datagrams waiting from fd 63 (a
+ *         connected socket takes only its peer's datagrams: they must come from fd 63's
+ *         address again);
+ *   fd 64 bound to 0.0.0.0 with a membership of group 239.1.2.3 on lo;
+ *   fd 65 a fresh UDP socket.
+ * After restore and SIGTERM: each datagram is read again, in order, with its size, content
+ * and sender; new datagrams go both ways; the ports and options are as before; fd 64 is still
+ * a member of the group.
+ * Blocks in: nanosleep (zoo_wait loop).
+ */
+#include "zoo.h"
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <sys/socket.h>
+
+static struct sockaddr_storage sa60, sa61, sa62, sa63;
+static const size_t sizes[] = { 1, 1000, 0 };
+
+static void place(int fd, int at)
+{
+	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
+		zoo_die("fd %d: %s", at, strerror(errno));
+	close(fd);
+}
+
+static int bound(int family, struct sockaddr_storage *sa)
+{
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int s = socket(family, SOCK_DGRAM, 0);
+	memset(sa, 0, sizeof(*sa));
+	sa->ss_family = family;
+	if (family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_addr = in6addr_loopback;
+	if (s < 0 || bind(s, (struct sockaddr *)sa, len) || getsockname(s, (struct sockaddr *)sa, &len))
+		zoo_die("bind: %s", strerror(errno));
+	return s;
+}
+
+static socklen_t sa_len(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* One datagram of size n and pattern seed from `from`; 1 if so. */
+static int take(int fd, size_t n, uint64_t seed, const struct sockaddr_storage *from)
+{
+	char buf[2000];
+	struct sockaddr_storage src = { 0 };
+	socklen_t len = sizeof(src);
+	ssize_t got = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&src, &len);
+	return got == (ssize_t)n && zoo_check_fill(buf, n, seed) < 0 && len == sa_len(from) &&
+	       !memcmp(&src, from, len);
+}
+
+static void c_queued(ucontext_t *u) { (void)u; char b[2000]; recv(60, b, sizeof(b), MSG_DONTWAIT); }
+static void c_v6(ucontext_t *u) { (void)u; char b[2000]; recv(62, b, sizeof(b), MSG_DONTWAIT); }
+static void c_group(ucontext_t *u)
+{
+	(void)u;
+	struct ip_mreqn m = { .imr_multiaddr.s_addr = inet_addr("239.1.2.3"), .imr_ifindex = (int)if_nametoindex("lo") };
+	setsockopt(64, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof(m));
+}
+static const struct zoo_corruption corruptions[] = {
+	{ "queued", c_queued, 0 },
+	{ "v6", c_v6, 0 },
+	{ "group", c_group, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	char buf[2000];
+	int rcvbuf = 100000, tos = 0x20;
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	int a = bound(AF_INET, &sa60), b = bound(AF_INET, &sa61);
+	if (setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ||
+	    setsockopt(b, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) || connect(b, (struct sockaddr *)&sa60, sa_len(&sa60)))
+		zoo_die("setup: %s", strerror(errno));
+	for (size_t i = 0; i < 3; i++) {
+		zoo_fill(buf, sizeof(buf), 10 + i);
+		if (send(b, buf, sizes[i], 0) != (ssize_t)sizes[i])
+			zoo_die("send: %s", strerror(errno));
+	}
+	place(a, 60);
+	place(b, 61);
+	int c = bound(AF_INET6, &sa62), d = bound(AF_INET6, &sa63);
+	if (connect(c, (struct sockaddr *)&sa63, sa_len(&sa63)) || connect(d, (struct sockaddr *)&sa62, sa_len(&sa62)))
+		zoo_die("connect v6: %s", strerror(errno));
+	for (size_t i = 0; i < 2; i++) {
+		zoo_fill(buf, sizeof(buf), 20 + i);
+		if (send(d, buf, 500, 0) != 500)
+			zoo_die("send v6: %s", strerror(errno));
+	}
+	place(c, 62);
+	place(d, 63);
+	int m = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	struct ip_mreqn mr = { .imr_multiaddr.s_addr = inet_addr("239.1.2.3"), .imr_ifindex = (int)if_nametoindex("lo") };
+	if (m < 0 || bind(m, (struct sockaddr *)&any, sizeof(any)) ||
+	    setsockopt(m, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)))
+		zoo_die("multicast: %s", strerror(errno));
+	place(m, 64);
+	place(socket(AF_INET, SOCK_DGRAM, 0), 65);
+	zoo_sleep_ms(50);
+
+	zoo_ready();
+	zoo_wait();
+
+	int ok = 1;
+	for (size_t i = 0; i < 3; i++)
+		ok &= take(60, sizes[i], 10 + i, &sa61);
+	CHECK("queued", ok && recv(60, buf, 1, MSG_DONTWAIT) < 0, "the datagrams waiting in fd 60 changed");
+	CHECK("v6", take(62, 500, 20, &sa63) && take(62, 500, 21, &sa63) && recv(62, buf, 1, MSG_DONTWAIT) < 0,
+	      "the datagrams waiting in fd 62 changed");
+	zoo_fill(buf, sizeof(buf), 30);
+	CHECK("dgram", send(61, buf, 77, 0) == 77 && (zoo_sleep_ms(20), 1) && take(60, 77, 30, &sa61),
+	      "fd 61 cannot send to fd 60 any more");
+	CHECK("dgram", send(63, buf, 77, 0) == 77 && (zoo_sleep_ms(20), 1) && take(62, 77, 30, &sa63),
+	      "fd 63 cannot send to fd 62 any more");
+	int got_tos = 0, got_rcvbuf = 0;
+	socklen_t l1 = sizeof(int), l2 = sizeof(int);
+	getsockopt(61, IPPROTO_IP, IP_TOS, &got_tos, &l1);
+	getsockopt(60, SOL_SOCKET, SO_RCVBUF, &got_rcvbuf, &l2);
+	CHECK("options", got_tos == 0x20 && got_rcvbuf == 2 * rcvbuf, "tos %#x rcvbuf %d", got_tos, got_rcvbuf);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = inet_addr("239.1.2.3") };
+	socklen_t len = sizeof(any);
+	getsockname(64, (struct sockaddr *)&any, &len);
+	to.sin_port = any.sin_port;
+	int snd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct in_addr lo = { htonl(INADDR_LOOPBACK) };
+	setsockopt(snd, IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof(lo));
+	CHECK("group", sendto(snd, "m", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1 && (zoo_sleep_ms(20), 1) &&
+			       recv(64, buf, 1, MSG_DONTWAIT) == 1,
+	      "fd 64 no longer gets the group's datagrams");
+	close(snd);
+	return zoo_finish("queued v4/v6 with senders, connected, multicast");
+}
