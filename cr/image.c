@@ -32,6 +32,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_TMPFS_DATA, "tmpfsdata", 1, NULL },
 	{ IMG_UTS_NS, "uts-ns", 0, &uts_ns__descriptor },
 	{ IMG_NET_NS, "net-ns", 0, &net_ns__descriptor },
+	{ IMG_CGROUPS, "cgroups", 0, &cgroups__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

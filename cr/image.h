@@ -36,6 +36,7 @@ enum image_type {
 	IMG_TMPFS_DATA, /* tmpfsdata-ID.img: their data, raw pages like pages-PID.img */
 	IMG_UTS_NS,
 	IMG_NET_NS,
+	IMG_CGROUPS,
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
-# built with ASan/UBSan), the failure cases, real applications.
+# built with ASan/UBSan), the failure cases, cgroups and the freezer (both also under
+# ASan/UBSan), real applications.
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -47,6 +48,8 @@ SANITIZED=(env ASAN_OPTIONS=detect_leaks=0:exitcode=125 UBSAN_OPTIONS=print_stac
 run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
+run_part "cgroups and the freezer" tests/cgroup-cases.sh
+run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
 run_part "applications" tests/apps/run-apps.sh
 
 echo
