@@ -34,6 +34,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_NET_NS, "net-ns", 0, &net_ns__descriptor },
 	{ IMG_SECCOMP, "seccomp", 0, &seccomp_table__descriptor },
 	{ IMG_TIME_NS, "time-ns", 0, &time_ns__descriptor },
+	{ IMG_CGROUPS, "cgroups", 0, &cgroups__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

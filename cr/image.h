@@ -38,6 +38,7 @@ enum image_type {
 	IMG_NET_NS,
 	IMG_SECCOMP,
 	IMG_TIME_NS,
+	IMG_CGROUPS,
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

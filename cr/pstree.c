@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
+#include "freezer.h"
 #include "log.h"
 #include "pstree.h"
 #include "regs.h"
@@ -163,8 +164,20 @@ static int add_group_helpers(struct dump_tree *tr)
 	return 0;
 }
 
+/* --freeze-cgroup: the threads the freezer caught that are not the tree's go on. */
+static void freezer_done(const struct dump_tree *tr, struct freezer_catch *caught)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		freezer_claim(caught, tr->tasks[i].pid);
+		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
+			freezer_claim(caught, tr->tasks[i].threads[k].tid);
+	}
+	freezer_release_unclaimed(caught);
+}
+
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 {
+	struct freezer_catch caught = { 0 };
 	struct proc_stat st;
 	bool found_new = true;
 	int err;
@@ -179,6 +192,9 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		return -ESRCH;
 	}
 	if ((err = add_entry(tr, root, &st)))
+		return err;
+	if (ctx->opts->freeze_cgroup &&
+	    (err = freezer_catch_tree(ctx->opts->freeze_cgroup, ctx->opts->timeout, root, &caught)))
 		return err;
 	/* Frozen processes fork no more: once a pass finds nobody new, the tree is closed. */
 	while (found_new) {
@@ -200,9 +216,11 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 			err = add_children(tr, &tr->tasks[k], &found_new);
 		if (err) {
 			pstree_release(tr);
+			freezer_done(tr, &caught);
 			return err;
 		}
 	}
+	freezer_done(tr, &caught);
 	if ((err = add_group_helpers(tr))) {
 		pstree_release(tr);
 		return err;

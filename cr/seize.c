@@ -51,9 +51,18 @@ int task_wait_stop(pid_t pid, int *status)
 	return 0;
 }
 
+/* Seized already by stasis, while its cgroup was frozen (cr/freezer.c)? */
+static bool caught_by_freezer(pid_t pid)
+{
+	uint64_t tracer;
+
+	return !proc_status_field(pid, "TracerPid", 10, &tracer) && tracer == (uint64_t)gettid();
+}
+
 int task_seize(pid_t pid, bool *was_stopped)
 {
 	struct proc_stat st;
+	bool caught = false;
 	int status, ret;
 
 	if (proc_read_stat(pid, &st)) {
@@ -67,10 +76,12 @@ int task_seize(pid_t pid, bool *was_stopped)
 	*was_stopped = st.state == 'T';
 	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(PTRACE_O_TRACESYSGOOD))) {
 		ret = -errno;
-		pr_perror("pid %d: cannot seize with ptrace", pid);
-		return ret;
+		if (!(caught = ret == -EPERM && caught_by_freezer(pid))) {
+			pr_perror("pid %d: cannot seize with ptrace", pid);
+			return ret;
+		}
 	}
-	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
+	if (!caught && ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
 		ret = -errno;
 		pr_perror("pid %d: cannot interrupt", pid);
 		ptrace(PTRACE_DETACH, pid, 0, 0);

@@ -4,6 +4,7 @@
 const struct tree_object_ops *const tree_objects[] = {
 	&tree_pid_ns,       /* cr/pid-ns.c: first, the pids every other kind names */
 	&tree_time_ns,      /* cr/time-ns.c: made by the root while /proc is still the host's */
+	&tree_cgroups,      /* cr/cgroups.c: the tree's cgroups; the root moves in (enter) */
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */

@@ -105,47 +105,6 @@ if [ ! -x "$STASIS" ]; then
 	exit 1
 fi
 
-# clean_failure RC: a deliberate failure, not a crash or a hang
-clean_failure() { [ "$1" -ne 0 ] && [ "$1" -lt 124 ]; }
-
-# mentions FILE... -- REGEX: does the output/log name it?
-mentions() {
-	local re=${!#} files=("${@:1:$#-1}")
-	cat "${files[@]}" 2>/dev/null | grep -q -E -- "$re"
-}
-
-# target_survives CASE PID DIR: the target was left as it was: running, not stopped, not
-# traced, and it PASSes after SIGTERM. Sets ZERR.
-target_survives() {
-	local pid=$2 d=$3 st tr
-	ZERR=""
-	sleep 0.2
-	if ! proc_alive "$pid"; then
-		ZERR="the target $pid is gone (output: $(tail -c 200 "$d/out"))"
-		return 1
-	fi
-	st=$(proc_state "$pid")
-	tr=$(tracer_of "$pid")
-	if [ "$st" = T ] || [ "$st" = t ]; then
-		ZERR="the target is left stopped (state $st)"
-		kill_ours "$pid"
-		return 1
-	fi
-	if [ -n "$tr" ] && [ "$tr" != 0 ]; then
-		ZERR="the target is still traced by $tr"
-		kill_ours "$pid"
-		return 1
-	fi
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		return 1
-	fi
-	if [[ $ZVERDICT != PASS* ]]; then
-		ZERR="the target's own checks after the failed dump: $ZVERDICT"
-		return 1
-	fi
-	return 0
-}
-
 # ---------------------------------------------------------------------------------------
 case_no_such_pid() {
 	local d=$ZOO_TMP/nopid pid

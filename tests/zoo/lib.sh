@@ -157,10 +157,19 @@ show_tail() {
 	done
 }
 
+# The cgroup directories in ZOO_CGROUPS (space separated), if any, for the calling (sub)shell.
+zoo_join_cgroups() {
+	local cg
+	for cg in ${ZOO_CGROUPS:-}; do
+		echo "$BASHPID" >"$cg/cgroup.procs" || return 1
+	done
+}
+
 # zoo_start NAME DIR [ARGS...]
 #   Starts tests/zoo/bin/NAME with cwd DIR/work, stdin /dev/null, stdout DIR/out, stderr
 #   DIR/err, ZOO_PIDFILE=DIR/pid, ZOO_TMPDIR=DIR/work; in its own session (setsid), except
-#   shell-job which gets `| cat > DIR/out` and stays in our session. Waits for READY and, for
+#   shell-job which gets `| cat > DIR/out` and stays in our session; in the cgroups (their
+#   directories) listed in ZOO_CGROUPS, if set. Waits for READY and, for
 #   the programs in ZOO_SYSCALL, until the program sits in its system call.
 #   Sets ZPID (the program), ZLAUNCH (our child), ZCAT (shell-job's cat). On error returns 1
 #   with the reason in ZERR.
@@ -181,8 +190,9 @@ zoo_start() {
 		disown
 		track_pid "$ZCAT"
 	else
-		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec setsid "$ZOO_BIN/$name" "$@" \
-			</dev/null >"$d/out" 2>"$d/err") &
+		(cd "$d/work" && zoo_join_cgroups &&
+			ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec setsid "$ZOO_BIN/$name" "$@" \
+				</dev/null >"$d/out" 2>"$d/err") &
 		ZLAUNCH=$!
 		disown # no "Killed" job reports; bash still reaps it
 		track_pid "$ZLAUNCH"
@@ -241,4 +251,45 @@ run_stasis() {
 	shift 2
 	timeout -k 5 "$t" "${ZOO_WRAP[@]}" "$STASIS" "$@" </dev/null >"$out" 2>&1
 	ZRC=$? # read by the callers
+}
+
+# clean_failure RC: a deliberate failure, not a crash or a hang
+clean_failure() { [ "$1" -ne 0 ] && [ "$1" -lt 124 ]; }
+
+# mentions FILE... -- REGEX: does the output/log name it?
+mentions() {
+	local re=${!#} files=("${@:1:$#-1}")
+	cat "${files[@]}" 2>/dev/null | grep -q -E -- "$re"
+}
+
+# target_survives CASE PID DIR: the target was left as it was: running, not stopped, not
+# traced, and it PASSes after SIGTERM. Sets ZERR.
+target_survives() {
+	local pid=$2 d=$3 st tr
+	ZERR=""
+	sleep 0.2
+	if ! proc_alive "$pid"; then
+		ZERR="the target $pid is gone (output: $(tail -c 200 "$d/out"))"
+		return 1
+	fi
+	st=$(proc_state "$pid")
+	tr=$(tracer_of "$pid")
+	if [ "$st" = T ] || [ "$st" = t ]; then
+		ZERR="the target is left stopped (state $st)"
+		kill_ours "$pid"
+		return 1
+	fi
+	if [ -n "$tr" ] && [ "$tr" != 0 ]; then
+		ZERR="the target is still traced by $tr"
+		kill_ours "$pid"
+		return 1
+	fi
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		return 1
+	fi
+	if [[ $ZVERDICT != PASS* ]]; then
+		ZERR="the target's own checks after the failed dump: $ZVERDICT"
+		return 1
+	fi
+	return 0
 }
