@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
-# built with ASan/UBSan), the failure cases, real applications.
+# built with ASan/UBSan), the failure cases, the engines' face (RPC, libcriu, runc), real
+# applications.
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -47,6 +48,7 @@ SANITIZED=(env ASAN_OPTIONS=detect_leaks=0:exitcode=125 UBSAN_OPTIONS=print_stac
 run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
+run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
 run_part "applications" tests/apps/run-apps.sh
 run_part "LXC end to end" tests/e2e/lxc.sh
 run_part "runc container through stasis's command line" tests/e2e/runc-cli.sh
