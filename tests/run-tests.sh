@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
 # built with ASan/UBSan), the failure cases, cgroups and the freezer (both also under
-# ASan/UBSan), live network connections, real applications.
+# ASan/UBSan), live network connections, the engines' face (RPC, libcriu, runc), real
+# applications.
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -51,6 +52,7 @@ run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failur
 run_part "network: live connections, the lock" tests/net/run-net.sh
 run_part "cgroups and the freezer" tests/cgroup-cases.sh
 run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
+run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
 run_part "applications" tests/apps/run-apps.sh
 run_part "LXC end to end" tests/e2e/lxc.sh
 run_part "runc container through stasis's command line" tests/e2e/runc-cli.sh
