@@ -13,9 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,79 +30,6 @@
 #include "util.h"
 
 #define MAX_QUEUED (4u << 20)
-
-int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
-{
-	const struct unix_diag_msg *m = NLMSG_DATA(h);
-	const struct nlattr *a = (const struct nlattr *)(m + 1);
-	int left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-
-	memset(ui, 0, sizeof(*ui));
-	ui->ino = m->udiag_ino;
-	ui->state = m->udiag_state;
-	while (left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
-		const void *data = a + 1;
-		size_t len = a->nla_len - sizeof(*a);
-		if (a->nla_type == UNIX_DIAG_PEER && len >= sizeof(uint32_t)) {
-			ui->has_peer = true;
-			ui->peer = *(const uint32_t *)data;
-		} else if (a->nla_type == UNIX_DIAG_NAME) {
-			ui->named = true;
-			ui->name_len = len < sizeof(ui->name) ? len : sizeof(ui->name);
-			memcpy(ui->name, data, ui->name_len);
-		} else if (a->nla_type == UNIX_DIAG_RQLEN && len >= sizeof(struct unix_diag_rqlen)) {
-			ui->rqueue = ((const struct unix_diag_rqlen *)data)->udiag_rqueue;
-			ui->wqueue = ((const struct unix_diag_rqlen *)data)->udiag_wqueue;
-		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && len >= 1) {
-			ui->shutdown = *(const uint8_t *)data;
-		} else if (a->nla_type == UNIX_DIAG_ICONS && len / sizeof(uint32_t) && !ui->icons) {
-			ui->icons = malloc(len);
-			if (!ui->icons)
-				return -ENOMEM;
-			memcpy(ui->icons, data, len);
-			ui->n_icons = len / sizeof(uint32_t);
-		}
-		int step = NLA_ALIGN(a->nla_len);
-		left -= step;
-		a = (const struct nlattr *)((const char *)a + step);
-	}
-	return 0;
-}
-
-/* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues. */
-int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct unix_diag_req req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST },
-		.req = { .sdiag_family = AF_UNIX, .udiag_states = -1, .udiag_ino = ino,
-			 .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
-				       (with_icons ? UDIAG_SHOW_ICONS : 0),
-			 .udiag_cookie = { -1U, -1U } },
-	};
-	auto_free char *buf = malloc(UNIX_DIAG_BUF);
-	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-
-	memset(ui, 0, sizeof(*ui));
-	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
-		return -errno;
-	ssize_t n = recv(nl, buf, UNIX_DIAG_BUF, 0);
-	struct nlmsghdr *h = (struct nlmsghdr *)buf;
-	if (n < (ssize_t)sizeof(*h) || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return -ENOENT;
-	return unix_diag_parse(h, ui);
-}
-
-const char *unix_name(const char *name, size_t name_len, char *buf, size_t len)
-{
-	bool abstract = name_len && !name[0];
-
-	snprintf(buf, len, "%s%.*s", abstract ? "@" : "", (int)(name_len - abstract), name + abstract);
-	return buf;
-}
 
 /*
  * Everything waiting in the receive queue of the socket, without taking it; *named (if
@@ -162,7 +86,7 @@ static bool seen_end(struct unix_state *ud, uint64_t ino)
 	return false;
 }
 
-struct unix_state *unix_state_of(const struct run_ctx *ctx)
+static struct unix_state *unix_state_of(const struct run_ctx *ctx)
 {
 	struct unix_state *ud = run_state(ctx, &tree_unix_sockets);
 
@@ -171,62 +95,6 @@ struct unix_state *unix_state_of(const struct run_ctx *ctx)
 		ud->tab_ready = true;
 	}
 	return ud;
-}
-
-/* Every socket the tree's processes hold, from /proc/PID/fd (the tree is frozen). */
-static int read_tree_sockets(struct dump_task *t, struct unix_state *ud)
-{
-	for (size_t k = 0; k < t->tree_size; k++) {
-		pid_t pid = t->tree[k].pid;
-		auto_free int *fds = NULL;
-		size_t n;
-		int err = proc_list_numbers(pid, "fd", &fds, &n);
-		if (err) {
-			pr_perror("dump pid %d: cannot list its fds", pid);
-			return err;
-		}
-		for (size_t i = 0; i < n; i++) {
-			char name[32], link[64];
-			unsigned long long ino;
-			snprintf(name, sizeof(name), "fd/%d", fds[i]);
-			if (proc_readlink(pid, name, link, sizeof(link)) || sscanf(link, "socket:[%llu]", &ino) != 1)
-				continue;
-			ud->held = realloc(ud->held, (ud->nr_held + 1) * sizeof(*ud->held));
-			if (!ud->held)
-				return -ENOMEM;
-			ud->held[ud->nr_held++] = ino;
-		}
-	}
-	ud->held_read = true;
-	return 0;
-}
-
-int unix_tree_holds(struct dump_task *t, uint64_t ino)
-{
-	struct unix_state *ud = unix_state_of(t->ctx);
-	int err;
-
-	if (!ud->held_read && (err = read_tree_sockets(t, ud)))
-		return err;
-	for (size_t i = 0; i < ud->nr_held; i++)
-		if (ud->held[i] == ino)
-			return 1;
-	return 0;
-}
-
-int sock_options(pid_t pid, int fd, int *type, int *passcred)
-{
-	auto_close int s = task_fd_copy(pid, fd);
-	socklen_t len = sizeof(int);
-
-	if (s < 0)
-		return s;
-	if (getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len))
-		return -errno;
-	len = sizeof(int);
-	if (getsockopt(s, SOL_SOCKET, SO_PASSCRED, passcred, &len))
-		return -errno;
-	return 0;
 }
 
 /* What a socket restored by name needs: type, the name (its own or its peer's), options. */
@@ -260,7 +128,7 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)));
 		return -ENOTSUP;
 	}
-	if (listening && ui->rqueue && (err = unix_dump_listener_queue(t, p, e, ui)))
+	if (listening && ui->rqueue && (err = unix_dump_listener_queue(unix_state_of(t->ctx), t, p, e, ui)))
 		return err;
 	if (!listening) {
 		UnixEnd waiting = UNIX_END__INIT;
@@ -288,27 +156,6 @@ static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		e->sock_file_uid = st.st_uid;
 		e->sock_file_gid = st.st_gid;
 	}
-	return 1;
-}
-
-int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what)
-{
-	char key[48];
-
-	snprintf(key, sizeof(key), "socket:[%llu]", (unsigned long long)p->st.st_ino);
-	if (!t->ctx->opts->ext_unix_sk) {
-		pr_err("dump pid %d fd %d: unix socket %s is %s (pass --ext-unix-sk to save it as "
-		       "external, then restore with --inherit-fd fd[N]:%s)",
-		       t->pid, p->fd, key, what, key);
-		return -ENOTSUP;
-	}
-	e->kind = FD_KIND__FD_EXTERNAL;
-	e->ext_key = xstrdup(key);
-	e->has_flags = true;
-	e->flags = p->flags;
-	pr_info("dump pid %d fd %d: unix socket %s is %s: saved as external, restore needs "
-		"--inherit-fd fd[N]:%s",
-		t->pid, p->fd, key, what, key);
 	return 1;
 }
 
@@ -357,13 +204,13 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		return -ENOTSUP;
 	}
 	if (ui.has_peer && !ui.peer && ui.state == TCP_ESTABLISHED_STATE &&
-	    (err = unix_dump_pending_client(t, p, e, &ui)))
+	    (err = unix_dump_pending_client(ud, t, p, e, &ui)))
 		return err; /* connected, not accepted yet (or failed) */
 	if (ui.peer && !ui.named && sock_diag_unix(ui.peer, &pi, false) == 0 && pi.named && pi.peer != ino) {
 		/* connected to a named socket that is not connected back: a server outside */
 		return dump_external(t, p, e, &pi);
 	}
-	if (ui.peer && (err = unix_tree_holds(t, ui.peer)) <= 0) {
+	if (ui.peer && (err = unix_tree_holds(ud, t, ui.peer)) <= 0) {
 		char what[sizeof(pi.name) + 64], name[sizeof(pi.name) + 1] = "";
 		if (err < 0)
 			return err;
@@ -454,43 +301,6 @@ static int write_sockets(struct run_ctx *ctx, struct dump_tree *tr)
 
 /* ---- restore ---- */
 
-int unix_hold(struct run_ctx *ctx, uint64_t ino, uint64_t pair_id, int fd)
-{
-	struct unix_state *st = unix_state_of(ctx);
-
-	if (unix_held_fd(ctx, ino) >= 0) {
-		pr_err("image sockets.img: socket %llu appears twice", (unsigned long long)ino);
-		close(fd);
-		return -EINVAL;
-	}
-	struct held_socket *more = realloc(st->made, (st->nr_made + 1) * sizeof(*st->made));
-	if (!more) {
-		close(fd);
-		return -ENOMEM;
-	}
-	st->made = more;
-	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd };
-	return 0;
-}
-
-int unix_held_fd(const struct run_ctx *ctx, uint64_t ino)
-{
-	const struct unix_state *st = unix_state_of(ctx);
-
-	for (size_t i = 0; i < st->nr_made; i++)
-		if (st->made[i].ino == ino)
-			return st->made[i].fd;
-	return -1;
-}
-
-int unix_dup_held(int fd, unsigned flags)
-{
-	if (fcntl(fd, F_SETFL, flags & O_NONBLOCK))
-		return -errno;
-	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	return fd < 0 ? -errno : fd;
-}
-
 static int refill(int from, const UnixEnd *to_end, uint64_t id)
 {
 	for (size_t k = 0; k < to_end->n_queued; k++) {
@@ -500,15 +310,6 @@ static int refill(int from, const UnixEnd *to_end, uint64_t id)
 			return -EIO;
 		}
 	}
-	return 0;
-}
-
-int unix_apply_shutdown(int s, uint32_t bits)
-{
-	if ((bits & 2) && shutdown(s, SHUT_WR))
-		return -errno;
-	if ((bits & 1) && shutdown(s, SHUT_RD))
-		return -errno;
 	return 0;
 }
 
@@ -586,16 +387,16 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_perror("restore: socketpair");
 			return -errno;
 		}
-		if ((err = unix_hold(ctx, u->a->ino, u->id, end[0])))
+		if ((err = unix_hold(st, u->a->ino, u->id, end[0])))
 			close(end[1]);
-		if (err || (err = unix_hold(ctx, u->b->ino, u->id, end[1])))
+		if (err || (err = unix_hold(st, u->b->ino, u->id, end[1])))
 			return err;
 		if ((err = refill(end[1], u->a, u->id)) || (err = refill(end[0], u->b, u->id)) ||
 		    (err = unix_apply_shutdown(end[0], u->a->shutdown)) ||
 		    (err = unix_apply_shutdown(end[1], u->b->shutdown)))
 			return err;
 	}
-	return unix_restore_pending(ctx, tab, rt->tasks, rt->nr_tasks);
+	return unix_restore_pending(st, rt->tasks, rt->nr_tasks);
 }
 
 static void close_sockets(struct run_ctx *ctx)
@@ -637,7 +438,7 @@ const struct tree_object_ops tree_unix_sockets = {
 
 static int open_unix(struct restore_task *t, const FdEntry *e)
 {
-	int fd = unix_held_fd(t->ctx, e->sock_ino);
+	int fd = unix_held_fd(unix_state_of(t->ctx), e->sock_ino);
 	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 
@@ -649,57 +450,6 @@ static int dump_unix_bound(struct dump_task *t, const struct fd_probe *p, FdEntr
 	if (!S_ISSOCK(p->st.st_mode) || sock_diag_unix(p->st.st_ino, &ui, false) || !ui.named || ui.has_peer)
 		return 0;
 	return dump_bound(t, p, e, &ui);
-}
-
-int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
-{
-	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
-	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa->sun_path))
-		return -EINVAL;
-	memcpy(sa->sun_path, e->sock_name.data, e->sock_name.len);
-	*len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
-	return 0;
-}
-
-/* A new socket of the saved type, flags and SO_PASSCRED, and the saved name as an address. */
-static int named_socket(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
-{
-	int passcred = e->sock_passcred;
-
-	if (unix_saved_addr(e, sa, len))
-		return -EINVAL;
-	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
-	if (s < 0)
-		return -errno;
-	if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred))) {
-		int err = -errno;
-		close(s);
-		return err;
-	}
-	return s;
-}
-
-/* A bound socket again: a stale socket file of the old one is replaced. */
-int unix_bind_saved(const FdEntry *e)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	struct stat st;
-	int s = named_socket(e, &sa, &len);
-
-	if (s < 0)
-		return s;
-	if (sa.sun_path[0] && stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(sa.sun_path);
-	if (bind(s, (struct sockaddr *)&sa, len) ||
-	    (e->has_sock_file_uid && lchown(sa.sun_path, e->sock_file_uid, e->sock_file_gid)) ||
-	    (e->has_sock_file_mode && chmod(sa.sun_path, e->sock_file_mode)) ||
-	    (e->has_sock_backlog && listen(s, e->sock_backlog))) {
-		int err = -errno;
-		close(s);
-		return err;
-	}
-	return s;
 }
 
 /* The datagrams that waited in a bound receiver, sent to it again in order, unnamed. */
@@ -735,7 +485,7 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 		}
 		return s;
 	}
-	int fd = unix_held_fd(t->ctx, e->sock_ino);
+	int fd = unix_held_fd(unix_state_of(t->ctx), e->sock_ino);
 	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 
@@ -744,7 +494,7 @@ static int open_external(struct restore_task *t, const FdEntry *e)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	int s = named_socket(e, &sa, &len);
+	int s = unix_named_socket(e, &sa, &len);
 	(void)t;
 
 	if (s < 0)
@@ -766,6 +516,13 @@ static int open_fresh(struct restore_task *t, const FdEntry *e)
 	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
 	return s < 0 ? -errno : s;
 }
+
+/* A connection not accepted yet: its client, made by stasis (cr/files/unix-backlog.c). */
+const struct fd_kind_ops fd_kind_unix_pending = {
+	.name = "unix socket waiting to be accepted",
+	.open = open_unix,
+	.kind = FD_KIND__FD_UNIX_PENDING,
+};
 
 const struct fd_kind_ops fd_kind_unix_fresh = {
 	.name = "unix socket neither bound nor connected",
