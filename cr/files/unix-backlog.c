@@ -125,19 +125,18 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 
 /* ---- restore ---- */
 
-static const FdEntry *find_listener_entry(const struct restore_task *tasks, size_t nr_tasks,
-					  uint64_t ino)
+/* The listener stasis made for the entry of socket ino, if it is one. */
+static int held_listener(const struct unix_state *st, uint64_t ino, const FdEntry **l)
 {
-	for (size_t i = 0; i < nr_tasks; i++) {
-		for (size_t k = 0; k < tasks[i].fds->n_fds; k++) {
-			const FdEntry *e = tasks[i].fds->fds[k];
-			if (e->kind == FD_KIND__FD_UNIX_BOUND && e->has_sock_ino && e->sock_ino == ino &&
-			    e->has_sock_backlog && e->has_sock_type &&
-			    (e->sock_type == SOCK_STREAM || e->sock_type == SOCK_SEQPACKET))
-				return e;
+	for (size_t i = 0; i < st->nr_made; i++) {
+		const FdEntry *e = st->made[i].e;
+		if (st->made[i].ino == ino && e && e->has_sock_backlog &&
+		    (e->sock_type == SOCK_STREAM || e->sock_type == SOCK_SEQPACKET)) {
+			*l = e;
+			return st->made[i].fd;
 		}
 	}
-	return NULL;
+	return -1;
 }
 
 /* A new client connected to the listener, with the saved shutdown. */
@@ -147,7 +146,7 @@ static int connect_client(const FdEntry *l, const UnixPending *u)
 	socklen_t len;
 	int err, s;
 
-	if ((err = unix_saved_addr(l, &sa, &len)))
+	if ((err = unix_reach_addr(l, &sa, &len)))
 		return err;
 	s = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0)
@@ -167,7 +166,7 @@ static const char *entry_name(const FdEntry *l, char *buf, size_t len)
 	return unix_name((const char *)l->sock_name.data, l->sock_name.len, buf, len);
 }
 
-int unix_restore_pending(struct unix_state *st, const struct restore_task *tasks, size_t nr_tasks)
+int unix_restore_pending(struct unix_state *st)
 {
 	const SocketTable *tab = st->rst;
 	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
@@ -175,25 +174,16 @@ int unix_restore_pending(struct unix_state *st, const struct restore_task *tasks
 
 	for (size_t i = 0; i < tab->n_pending; i++) {
 		const UnixPending *u = tab->pending[i];
-		const FdEntry *l = find_listener_entry(tasks, nr_tasks, u->listener);
+		const FdEntry *l = NULL;
+		int ls = held_listener(st, u->listener, &l);
 		uint32_t before = 0;
 		for (size_t k = 0; k < i; k++)
 			before += tab->pending[k]->listener == u->listener;
-		if (!l || u->order != before || u->client_shutdown > 3) {
+		if (ls < 0 || u->order != before || u->client_shutdown > 3) {
 			pr_err("image sockets.img: pending connection %zu (to socket %llu, place %u in its "
 			       "queue) is not to a listening socket of the images, or out of order",
 			       i, (unsigned long long)u->listener, u->order);
 			return -EINVAL;
-		}
-		int ls = unix_held_fd(st, u->listener);
-		if (ls < 0) {
-			if ((ls = unix_bind_saved(l)) < 0) {
-				pr_err("restore: cannot bind listening unix socket %s again: %s",
-				       entry_name(l, name, sizeof(name)), strerror(-ls));
-				return ls;
-			}
-			if ((err = unix_hold(st, u->listener, 0, ls)))
-				return err;
 		}
 		int c = connect_client(l, u);
 		if (c < 0) {
@@ -205,7 +195,7 @@ int unix_restore_pending(struct unix_state *st, const struct restore_task *tasks
 		}
 		if (!u->has_client)
 			close(c); /* accept() reads end-of-file, as before */
-		else if ((err = unix_hold(st, u->client, 0, c)))
+		else if ((err = unix_hold(st, u->client, 0, c, NULL)))
 			return err;
 	}
 	return 0;

@@ -1,6 +1,6 @@
 /*
  * The kernel's view of unix sockets (NETLINK_SOCK_DIAG): one socket's peer, shutdown state,
- * bound name and queue lengths; the listener a connection not accepted yet waits on; and
+ * bound name (and the file bound to it) and queue lengths; the listener a connection not accepted yet waits on; and
  * socket names written for messages.
  */
 #include <errno.h>
@@ -37,6 +37,10 @@ int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
 		} else if (a->nla_type == UNIX_DIAG_RQLEN && len >= sizeof(struct unix_diag_rqlen)) {
 			ui->rqueue = ((const struct unix_diag_rqlen *)data)->udiag_rqueue;
 			ui->wqueue = ((const struct unix_diag_rqlen *)data)->udiag_wqueue;
+		} else if (a->nla_type == UNIX_DIAG_VFS && len >= sizeof(struct unix_diag_vfs)) {
+			ui->has_vfs = true;
+			ui->vfs_ino = ((const struct unix_diag_vfs *)data)->udiag_vfs_ino;
+			ui->vfs_dev = ((const struct unix_diag_vfs *)data)->udiag_vfs_dev;
 		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && len >= 1) {
 			ui->shutdown = *(const uint8_t *)data;
 		} else if (a->nla_type == UNIX_DIAG_ICONS && len / sizeof(uint32_t) && !ui->icons) {
@@ -64,7 +68,7 @@ int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 			 .nlmsg_flags = NLM_F_REQUEST },
 		.req = { .sdiag_family = AF_UNIX, .udiag_states = -1, .udiag_ino = ino,
 			 .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
-				       (with_icons ? UDIAG_SHOW_ICONS : 0),
+				       UDIAG_SHOW_VFS | (with_icons ? UDIAG_SHOW_ICONS : 0),
 			 .udiag_cookie = { -1U, -1U } },
 	};
 	auto_free char *buf = malloc(UNIX_DIAG_BUF);
