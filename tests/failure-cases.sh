@@ -14,6 +14,16 @@
 #   dump/unix-backlog-unread unix-backlog --unread-data (a connection waiting to be accepted
 #                            whose client wrote data): dump fails naming the listener's pid, fd
 #                            70 and the byte count; the tree keeps running and PASSes
+#   dump/unix-inflight-pipe-alone
+#                            unix-inflight --pipe-alone (a pipe carried in a waiting message, no
+#                            pipe held by any process): dump fails naming the pid, fd 61 and the
+#                            pipe; the target keeps running and PASSes (its queue untouched)
+#   dump/unix-oob            unix-peer-closed --oob (urgent data waiting in a stream socket): dump
+#                            fails naming the pid, fd 67 and MSG_OOB; the target PASSes
+#   dump/unix-seqpacket-reset-data
+#                            unix-peer-closed --reset-data (a seqpacket socket with ECONNRESET
+#                            waiting before a packet: reading the packet would take the error):
+#                            dump fails naming the pid, fd 63 and the error; the target PASSes
 #   dump/ext-stream-without-option
 #                            ext-unix (a stream socket at fd 88 connected outside the tree)
 #                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
@@ -89,8 +99,8 @@ for a in "$@"; do
 done
 
 FAULT_POINTS="after-seize after-collect after-pages after-images"
-FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp"
-LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue"
+FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
+LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
 UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
 zoo_setup_tmp
@@ -822,6 +832,12 @@ case_unsupported_in_child
 case_locks_without_option
 dump_fails_naming dump/unix-backlog-unread unix-backlog \
 	'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
+dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
+	'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
+dump_fails_naming dump/unix-oob unix-peer-closed \
+	'dump pid PID fd 67: unix socket socket:\[[0-9]+\]: urgent data \(MSG_OOB\) waits' --oob
+dump_fails_naming dump/unix-seqpacket-reset-data unix-peer-closed \
+	'dump pid PID fd 63: unix socket socket:\[[0-9]+\]: an error \(ECONNRESET\) waits to be read before its data' --reset-data
 dump_fails_naming dump/ext-stream-without-option ext-unix \
 	'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
 dump_fails_naming dump/seccomp-listener seccomp-stack \
