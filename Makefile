@@ -5,6 +5,7 @@
 #   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
 #                   zoo, failure cases, real applications)
 #   make bench      dump/restore throughput against this machine's memcpy and disk speed
+#   make test-containers  the zoo inside real containers (tests/container; not in `make test` yet)
 
 CC       ?= gcc
 BUILD    ?= build
@@ -15,7 +16,7 @@ CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lpthread -lrt
 
-APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev tmux python3 redis-server dbus-daemon dbus-bin
+APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev tmux python3 redis-server dbus-daemon dbus-bin libseccomp-dev
 
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
@@ -31,7 +32,7 @@ RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nos
 	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
 	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
 
-.PHONY: all setup demo test unit zoo asan bench clean install
+.PHONY: all setup demo test test-containers unit zoo asan bench clean install
 all: stasis
 
 stasis: $(BUILD)/stasis
@@ -79,6 +80,10 @@ demo: all
 test: all asan
 	tests/run-tests.sh
 
+# every zoo program as the init of a PID namespace, then of a whole container (tests/container)
+test-containers: all
+	@rc=0; tests/run-zoo.sh --container=pidns || rc=1; tests/run-zoo.sh --container || rc=1; exit $$rc
+
 # stasis itself built with ASan/UBSan (everything but the restorer blob), for the zoo to run
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
@@ -92,6 +97,6 @@ install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)/usr/local/sbin/stasis
 
 clean:
-	rm -rf build build-asan stasis tests/zoo/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
+	rm -rf build build-asan stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
