@@ -266,10 +266,17 @@ ctr_after_restore() { # NAME DIR RPID
 # after every case: the case's containers are gone, its cgroups removed; ctr-state's outside
 # checks that never ran are failures
 ctr_case_done() { # NAME DIR
-	local p
+	local p pids=()
 	for p in "$2/pid" "$2/restored.pid"; do
-		[ -s "$p" ] && kill_ours "$(cat "$p")"
+		[ -s "$p" ] && pids+=("$(cat "$p")") && kill_ours "$(cat "$p")"
 	done
+	# pidns: the host's IPC namespace keeps the SysV shm segments a killed init made (keyed
+	# by its pid there, 1, they would stop the next run)
+	if [ "$CTR" = pidns ] && [ ${#pids[@]} -gt 0 ]; then
+		for p in $(ipcs -m -p | awk -v pids=" ${pids[*]} " '$1 ~ /^[0-9]+$/ && index(pids, " " $3 " ") {print $1}'); do
+			ipcrm -m "$p"
+		done
+	fi
 	if [ "$1" = ctr-state ] && [[ $2 == *cr ]] && [ "$CTR_STATE_CHECKED" = 0 ] && [ "$NO_CR" = 0 ]; then
 		for p in "${CTR_ASPECTS[@]}"; do
 			result_fail "ctr-state/ctr-$p" "not checked: no restored container (see ctr-state/ctr-checkpoint)"
