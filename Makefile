@@ -7,6 +7,7 @@
 #   make bench      dump/restore throughput against this machine's memcpy and disk speed
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
+#   make test-containers  the zoo inside real containers (tests/container; not in `make test` yet)
 
 CC       ?= gcc
 BUILD    ?= build
@@ -34,7 +35,7 @@ RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nos
 	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
 	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
 
-.PHONY: all setup demo test unit zoo asan bench clean install install-criu libcriu
+.PHONY: all setup demo test test-containers unit zoo asan bench clean install install-criu libcriu
 all: stasis libcriu
 
 stasis: $(BUILD)/stasis
@@ -99,6 +100,10 @@ demo: all
 test: all asan
 	tests/run-tests.sh
 
+# every zoo program as the init of a PID namespace, then of a whole container (tests/container)
+test-containers: all
+	@rc=0; tests/run-zoo.sh --container=pidns || rc=1; tests/run-zoo.sh --container || rc=1; exit $$rc
+
 # stasis itself built with ASan/UBSan (everything but the restorer blob), for the zoo to run
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
@@ -134,6 +139,6 @@ install-criu: install
 	done
 
 clean:
-	rm -rf build build-asan stasis tests/zoo/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
+	rm -rf build build-asan stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
