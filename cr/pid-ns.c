@@ -214,6 +214,11 @@ static int write_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 
 /* ---- restore ---- */
 
+bool pid_ns_is_own(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->own;
+}
+
 static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct pid_ns_state *st = state_of(ctx);
