@@ -247,9 +247,10 @@ static int note_pty(struct dump_task *t, int index)
 		if (pd->tab.ptys[i]->index == (uint32_t)index)
 			return 0;
 	snprintf(path, sizeof(path), "/dev/pts/%d", index);
-	auto_close int s = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	/* the slave through its master: the tree's devpts may not be stasis's */
 	auto_close int m = master_of(t, index);
-	if (s < 0 || m < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
+	auto_close int s = m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
 		return -EIO;
 	}
