@@ -111,7 +111,7 @@ asan:
 
 bench: all
 	$(MAKE) -C tests/bench
-	tests/bench/run-bench.sh
+	@rc=0; tests/bench/run-bench.sh || rc=1; tests/bench/container-bench.sh || rc=1; exit $$rc
 
 install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis
