@@ -5,7 +5,8 @@
 #   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
 #                   zoo, failure cases, the engines' RPC and libcriu, real applications)
 #   make e2e        containers end to end: LXC, runc, containerd, Docker, Podman with stasis as criu
-#   make bench      dump/restore throughput against this machine's memcpy and disk speed
+#   make bench      dump/restore throughput against this machine's memcpy and disk speed; Docker's
+#                   checkpoint/restore of a 1 GiB container against the same through the CLI
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
 
@@ -110,9 +111,10 @@ asan:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/stasis
 
+# then Docker's checkpoint/restore path against the CLI on a 1 GiB container
 bench: all
 	$(MAKE) -C tests/bench
-	tests/bench/run-bench.sh
+	tests/bench/run-bench.sh; a=$$?; tests/bench/docker-bench.sh; b=$$?; [ $$a = 0 ] && [ $$b = 0 ]
 
 install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis

@@ -24,46 +24,17 @@ E2E_NAME=docker
 # shellcheck source=e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
-DOCKERD_PID=""
-# Debian's client (a newer one in /usr/local/bin may shadow it)
-DOCKER_BIN=/usr/bin/docker
-[ -x "$DOCKER_BIN" ] || DOCKER_BIN=$(command -v docker)
-
 cleanup() {
-	local p
-	if [ -n "$DOCKERD_PID" ]; then
-		for p in $(dk ps -aq 2>/dev/null); do dk rm -f "$p" >/dev/null 2>&1; done
-		stop_pid "$DOCKERD_PID"
-	fi
-	stop_containerd
+	stop_docker
 	e2e_cleanup
 }
 trap cleanup EXIT
 
-dk() { "$DOCKER_BIN" -H "unix://$WORK/docker.sock" "$@"; }
-dctr() { ctr -a "$WORK/containerd.sock" -n moby "$@"; }
-
 need dockerd containerd ctr runc busybox cc
-[ -x "$DOCKER_BIN" ] || { fail docker "no docker client (make setup installs docker.io)"; finish; }
 e2e_setup
 
-# ---- the daemons ----------------------------------------------------------------------
-start_containerd || finish
-echo '{}' >"$WORK/daemon.json"
-dockerd --config-file "$WORK/daemon.json" --experimental --iptables=false --ip-masq=false \
-	--bridge=none -H "unix://$WORK/docker.sock" --data-root "$WORK/docker-root" \
-	--exec-root "$WORK/docker-exec" --pidfile "$WORK/docker.pid" \
-	--containerd "$WORK/containerd.sock" >"$WORK/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-if ! wait_for 60 eval 'dk version >/dev/null 2>&1'; then
-	fail docker/daemons "dockerd did not start" "$WORK/dockerd.log"
-	finish
-fi
-make_rootfs "$WORK/rootfs" || finish
-if ! tar -C "$WORK/rootfs" -c . | dk import - bb:latest >"$WORK/import.out" 2>&1; then
-	fail docker/image "docker import failed" "$WORK/import.out"
-	finish
-fi
+start_docker || finish
+docker_import bb:latest || finish
 
 # ---- helpers -----------------------------------------------------------------------------
 dk_logs() { dk logs "$1" >"$WORK/$1.logs" 2>&1; }
@@ -73,14 +44,6 @@ state() { dk inspect -f "{{.State.$2}}" "$1" 2>/dev/null; }
 checkpoint_dir() { echo "$WORK/docker-root/containers/$(dk inspect -f '{{.Id}}' "$1")/checkpoints/$2"; }
 # stasis's logs that runc's work directories hold (kept there when a run fails)
 stasis_logs() { find "$WORK" -name 'dump.log' -o -name 'restore.log' -o -name 'criu-*.log' 2>/dev/null | head -n 4; }
-# Docker uploads a checkpoint to containerd as a blob, which containerd's garbage collector
-# removes a moment after the dump's image is deleted: a start before that fails with "content
-# ... already exists" (Docker's race, moby#42900). Wait for the content store to be empty.
-content_gone() { [ -z "$(dctr content ls -q 2>/dev/null)" ]; }
-start_checkpoint() { # start_checkpoint NAME CP OUT: `docker start --checkpoint`, timed (ms in T_START)
-	wait_for 20 content_gone
-	timed T_START dk start --checkpoint "$2" "$1" >"$3" 2>&1
-}
 
 # ---- docker/checkpoint-restore and docker/restore-again ----------------------------------
 case_counter() {
@@ -103,7 +66,7 @@ case_counter() {
 	logged_numbers $c >"$WORK/$c.before"
 	n=$(wc -l <"$WORK/$c.before")
 	last=$(tail -n 1 "$WORK/$c.before")
-	if ! start_checkpoint $c cp1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
+	if ! docker_start_checkpoint $c cp1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
 		fail docker/checkpoint-restore "docker start --checkpoint failed (running: $(state $c Running))" \
 			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
 		return
@@ -118,7 +81,7 @@ case_counter() {
 	dk kill $c >/dev/null 2>&1
 	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
 	n2=$(logged_numbers $c | wc -l)
-	if ! start_checkpoint $c cp1 "$WORK/$c.start2" || ! wait_for 20 has_lines $((n2 + 2)) logged_numbers $c; then
+	if ! docker_start_checkpoint $c cp1 "$WORK/$c.start2" || ! wait_for 20 has_lines $((n2 + 2)) logged_numbers $c; then
 		fail docker/restore-again "the second docker start --checkpoint failed (running: $(state $c Running))" \
 			"$WORK/$c.start2" "$WORK/$c.logs" $(stasis_logs)
 		return
@@ -147,7 +110,7 @@ case_memory() {
 	logged_ticks $c >"$WORK/$c.before"
 	n=$(wc -l <"$WORK/$c.before")
 	last=$(tail -n 1 "$WORK/$c.before")
-	if ! start_checkpoint $c m1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 1)) logged_ticks $c; then
+	if ! docker_start_checkpoint $c m1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 1)) logged_ticks $c; then
 		fail docker/memory-256M "docker start --checkpoint failed" "$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
 		return
 	fi
@@ -188,7 +151,7 @@ case_leave_running() {
 	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
 	v1=$(logged_numbers $c | tail -n 1)
 	n=$(logged_numbers $c | wc -l)
-	if ! start_checkpoint $c live1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 1)) logged_numbers $c; then
+	if ! docker_start_checkpoint $c live1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 1)) logged_numbers $c; then
 		fail docker/leave-running "docker start --checkpoint of the --leave-running checkpoint failed" \
 			"$WORK/$c.start" $(stasis_logs)
 		return

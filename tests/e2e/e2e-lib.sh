@@ -167,3 +167,52 @@ stop_containerd() {
 	for p in $(users "-address $WORK/containerd.sock "); do kill -KILL "$p" 2>/dev/null; done
 	stop_pid "$CTRD_PID"
 }
+
+# A dockerd of our own over our containerd: data and exec roots, socket and pid file in WORK,
+# no bridge, no iptables, experimental (checkpoints); Debian's client (a newer one in
+# /usr/local/bin may shadow it)
+DOCKERD_PID=""
+DOCKER_BIN=/usr/bin/docker
+[ -x "$DOCKER_BIN" ] || DOCKER_BIN=$(command -v docker)
+dk() { "$DOCKER_BIN" -H "unix://$WORK/docker.sock" "$@"; }
+start_docker() {
+	if [ ! -x "$DOCKER_BIN" ]; then
+		fail "$E2E_NAME/docker" "no docker client (make setup installs docker.io)"
+		return 1
+	fi
+	start_containerd || return 1
+	echo '{}' >"$WORK/daemon.json"
+	dockerd --config-file "$WORK/daemon.json" --experimental --iptables=false --ip-masq=false \
+		--bridge=none -H "unix://$WORK/docker.sock" --data-root "$WORK/docker-root" \
+		--exec-root "$WORK/docker-exec" --pidfile "$WORK/docker.pid" \
+		--containerd "$WORK/containerd.sock" >"$WORK/dockerd.log" 2>&1 &
+	DOCKERD_PID=$!
+	wait_for 60 eval 'dk version >/dev/null 2>&1' && return 0
+	fail "$E2E_NAME/docker" "dockerd did not start" "$WORK/dockerd.log"
+	return 1
+}
+# Every container of ours, dockerd, then containerd
+stop_docker() {
+	local c
+	if [ -n "$DOCKERD_PID" ]; then
+		for c in $(dk ps -aq 2>/dev/null); do dk rm -f "$c" >/dev/null 2>&1; done
+		stop_pid "$DOCKERD_PID"
+	fi
+	stop_containerd
+}
+# Docker uploads a checkpoint to containerd as a blob, which containerd's garbage collector
+# removes a moment after the dump's image is deleted: a start before that fails with "content
+# ... already exists" (Docker's race, moby#42900). Wait for the content store to be empty.
+docker_content_gone() { [ -z "$(ctr -a "$WORK/containerd.sock" -n moby content ls -q 2>/dev/null)" ]; }
+# docker_start_checkpoint NAME CP OUT: `docker start --checkpoint`, timed (ms in T_START)
+docker_start_checkpoint() {
+	wait_for 20 docker_content_gone
+	timed T_START dk start --checkpoint "$2" "$1" >"$3" 2>&1
+}
+# docker_import IMAGE: the busybox tree (make_rootfs) as IMAGE
+docker_import() {
+	make_rootfs "$WORK/rootfs" || return 1
+	tar -C "$WORK/rootfs" -c . | dk import - "$1" >"$WORK/import.out" 2>&1 && return 0
+	fail "$E2E_NAME/image" "docker import failed" "$WORK/import.out"
+	return 1
+}
