@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,25 @@ bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id)
 		if (ns->mounts[i]->id == mnt_id)
 			return true;
 	return !ns;
+}
+
+int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, const struct stat *st,
+		     char *path, size_t len)
+{
+	const MountNs *ns = state_of(ctx)->ns;
+
+	for (size_t i = 0; ns && i < ns->n_mounts; i++) {
+		const char *mp = ns->mounts[i]->mountpoint;
+		char probe[PATH_MAX];
+		struct stat there;
+		int n = snprintf(path, len, "%s%s", strcmp(mp, "/") ? mp : "", link);
+		if (n < 0 || (size_t)n >= len ||
+		    snprintf(probe, sizeof(probe), "/proc/%d/root%s", pid, path) >= (int)sizeof(probe))
+			continue;
+		if (!stat(probe, &there) && there.st_dev == st->st_dev && there.st_ino == st->st_ino)
+			return 0;
+	}
+	return -ENOENT;
 }
 
 static int write_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -56,7 +57,14 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	/* (a memory device is the same device by whatever path: its number is checked) */
 	uint64_t mnt_id;
 	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id);
-	if (!memdev && outside) {
+	char tree_path[PATH_MAX];
+	const char *saved_path = p->link;
+	if (!memdev && outside && p->link[0] == '/' &&
+	    !mount_ns_path_of(t->ctx, t->pid, p->link, &p->st, tree_path, sizeof(tree_path))) {
+		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
+			 p->fd, p->link, (unsigned long long)mnt_id, tree_path);
+		saved_path = tree_path;
+	} else if (!memdev && outside) {
 		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
 		       "%llu): its path means nothing inside; not supported", t->pid, p->fd, p->link,
 		       (unsigned long long)mnt_id);
@@ -81,7 +89,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		return -ENOTSUP;
 	}
 	e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
-									  : p->link);
+									  : saved_path);
 	e->has_flags = e->has_pos = true;
 	e->flags = p->flags;
 	e->pos = p->pos;
