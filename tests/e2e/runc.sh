@@ -1,7 +1,9 @@
 #!/bin/bash
 # runc alone (Debian's runc 1.1) through criu's RPC, stasis being the `criu` on PATH: the cases
-# tests/rpc does not cover. The container (runc spec's defaults) counts into /out/count, a
-# bind of a host directory; its stdio are /dev/null. runc's state is in a temporary directory.
+# tests/rpc does not cover. The container (runc spec's defaults) counts into /out/count (a
+# bind of a host directory) through an fd its shell and each `sleep` share; its stdio are
+# /dev/null. Each case after the first checkpoints the container the one before restored.
+# runc's state is in a temporary directory.
 #
 # runc/other-id            `runc checkpoint` of container A, `runc restore` as container B: B
 #                          runs, the count goes on from A's
@@ -44,7 +46,7 @@ import json, sys
 path, out = sys.argv[1], sys.argv[2]
 c = json.load(open(path))
 c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >>/out/count; sleep 1; done"]
+c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 1; done"]
 c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
 json.dump(c, open(path, "w"), indent=1)
 PY
