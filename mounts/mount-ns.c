@@ -321,12 +321,19 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* Mounts that need the tree's namespaces, and those that lie on them or bind them. */
+/*
+ * Mounts that need the tree's namespaces, and those that lie on them or bind them; and binds
+ * of a file of a devpts mount (a container's /dev/console is its terminal's slave): the pty
+ * exists once the tree's ptys are made, after the mounts stasis makes itself.
+ */
 static bool deferred(const MountNs *ns, size_t i, const bool *later)
 {
 	const MountEntry *e = ns->mounts[i];
+	const MountEntry *of = e->how == MOUNT_HOW__MOUNT_BIND && e->has_bind_of ? entry_by_id(ns, i, e->bind_of) : NULL;
 
 	if (e->how == MOUNT_HOW__MOUNT_FRESH && mount_fstype_in_ns(e->fstype))
+		return true;
+	if (of && e->is_file && !strcmp(of->fstype, "devpts"))
 		return true;
 	for (size_t k = 0; k < i; k++)
 		if (later[k] && (ns->mounts[k]->id == e->parent_id ||
