@@ -15,8 +15,8 @@
 # docker/leave-running       `docker checkpoint create --leave-running`: the container runs on,
 #                            not paused (containerd pauses it around the dump), same init; then
 #                            killed and restored from that checkpoint: the count goes on from it
-# docker/tty-refused         a container with a terminal (-t): refused (not supported yet, see
-#                            the case), the container runs on untouched
+# docker/tty                 a container with a terminal (-t): checkpointed and restored with a new
+#                            terminal handed to Docker (orphan-pts-master); the count goes on
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -168,36 +168,54 @@ case_leave_running() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
-# ---- docker/tty-refused -------------------------------------------------------------------
-# A container with a terminal (docker run -t): its stdio are the slave of a pty whose master the
-# shim holds, which stasis cannot hand back yet (criu's orphan-pts-master). The dump refuses
-# before anything changes: runc says "criu failed ... errno 95" and names its log, where
-# stasis's message names the process, the fd and the terminal; the container runs on.
-case_tty_refused() {
-	local c=dtty pid n log
+# ---- docker/tty ----------------------------------------------------------------------------
+# A container with a terminal (docker run -t): its stdio are the slave of a pty whose master
+# containerd's shim holds. stasis saves the pty from the slave and makes it anew on restore,
+# handing the new master to runc at the orphan-pts-master notification (runc gives it to the
+# shim): the count goes on through the new terminal, which is the shell's controlling tty.
+case_tty() {
+	local c=dtty n last first pid tty
 	dk run -d -t --name $c --network none bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
 	if ! wait_for 20 has_lines 2 logged_numbers $c; then
-		fail docker/tty-refused "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		fail docker/tty "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
 		return
 	fi
+	if ! timed T_CKPT dk checkpoint create $c t1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/tty "docker checkpoint create failed (running: $(state $c Running))" \
+			"$WORK/$c.ckpt" $(grep -o '/[^ ]*criu-dump\.log' "$WORK/$c.ckpt")
+		return
+	fi
+	logged_numbers $c >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	last=$(tail -n 1 "$WORK/$c.before")
+	if ! docker_start_checkpoint $c t1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
+		fail docker/tty "docker start --checkpoint failed (running: $(state $c Running))" "$WORK/$c.start" "$WORK/$c.logs"
+		return
+	fi
+	first=$(logged_numbers $c | sed -n "$((n + 1))p")
 	pid=$(state $c Pid)
-	dk checkpoint create $c t1 >"$WORK/$c.ckpt" 2>&1
-	log=$(grep -o '/[^ ]*criu-dump\.log' "$WORK/$c.ckpt" | head -n 1)
-	n=$(logged_numbers $c | wc -l)
-	if ! grep -q 'errno 95' "$WORK/$c.ckpt" ||
-		! grep -a -q "Error: dump pid $pid fd 0: /dev/pts/0 is a terminal from outside the tree" "$log" ||
-		[ "$(state $c Running)" != true ] || [ "$(state $c Pid)" != "$pid" ] ||
-		! wait_for 10 has_lines $((n + 1)) logged_numbers $c; then
-		fail docker/tty-refused "expected errno 95, stasis's message in ${log:-the log Docker names}, the container counting on (running $(state $c Running), init $(state $c Pid), was $pid)" \
-			"$WORK/$c.ckpt" "$log"
+	# fd 0 a pts slave (major 136: 0x88), the same as its controlling tty (stat field 7)
+	tty=$(stat -L -c '%t:%T' "/proc/$pid/fd/0")
+	ctty=$(awk '{printf "%x:%x", int($7 / 256), $7 % 256}' "/proc/$pid/stat")
+	if [ "$first" != $((last + 1)) ] || [[ $tty != 88:* ]] || [ "$tty" != "$ctty" ]; then
+		fail docker/tty "the count went $last, then $first; the restored shell's fd 0 is device $tty, its controlling tty $ctty" "$WORK/$c.logs"
 		return
 	fi
-	ok "docker/tty-refused (errno 95; $(grep -a -o 'fd 0: /dev/pts/0 is a terminal from outside the tree' "$log"); still counting)"
+	# the restored container, with the terminal stasis made, checkpointed and restored again
+	if ! dk checkpoint create $c t2 >"$WORK/$c.ckpt2" 2>&1 || ! logged_numbers $c >"$WORK/$c.before2" ||
+		! n=$(wc -l <"$WORK/$c.before2") || ! docker_start_checkpoint $c t2 "$WORK/$c.start2" ||
+		! wait_for 20 has_lines $((n + 2)) logged_numbers $c ||
+		[ "$(logged_numbers $c | sed -n "$((n + 1))p")" != $(($(tail -n 1 "$WORK/$c.before2") + 1)) ]; then
+		fail docker/tty "the restored container checkpointed and restored again: the count did not go on from $(tail -n 1 "$WORK/$c.before2")" \
+			"$WORK/$c.ckpt2" "$WORK/$c.start2" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/tty (counted to $last on its terminal, went on from $first on the new one (pts $tty, its controlling tty); checkpointed at $(tail -n 1 "$WORK/$c.before2") and restored again; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
 	dk rm -f $c >/dev/null 2>&1
 }
 
 case_counter
 case_memory
 case_leave_running
-case_tty_refused
+case_tty
 finish
