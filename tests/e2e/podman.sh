@@ -15,6 +15,8 @@
 # podman/pre-checkpoint       `checkpoint --pre-checkpoint` (memory tracking, not built yet):
 #                             refused through stasis's FEATURE_CHECK answer ("CRIU is missing
 #                             features"), the container runs on untouched
+# podman/tty                  a container with a terminal (-t): checkpoint and restore, the new
+#                             terminal handed to conmon (orphan-pts-master); the count goes on
 #
 #   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static)
 set -u
@@ -43,7 +45,7 @@ if ! tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/import.out" 2>&1
 	finish
 fi
 
-logged_numbers() { pm logs "$1" >"$WORK/$1.logs" 2>&1 && numbers "$WORK/$1.logs"; }
+logged_numbers() { pm logs "$1" 2>&1 | tr -d '\r' >"$WORK/$1.logs" && numbers "$WORK/$1.logs"; } # (a terminal says \r\n)
 state() { pm inspect -f "{{.State.$2}}" "$1" 2>/dev/null; }
 userdata() { echo "$WORK/root/overlay-containers/$(pm inspect -f '{{.Id}}' "$1")/userdata"; }
 # stasis's logs where runc's work directory is (Podman's userdata)
@@ -179,5 +181,16 @@ case_pre_checkpoint() {
 	fi
 	ok "podman/pre-checkpoint (refused: $(grep -o 'CRIU is missing features' "$WORK/p2.pre"); still counting)"
 }
+# A container with a terminal: the new terminal goes to conmon (orphan-pts-master, through runc)
+case_tty() {
+	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d -t --name pt --network none \
+		localhost/bb:latest sh -c "$COUNTER" >"$WORK/pt.run" 2>&1 || ! wait_for 20 has_lines 2 logged_numbers pt; then
+		fail podman/tty "the container does not count" "$WORK/pt.run" "$WORK/pt.logs"
+		return
+	fi
+	ckpt_restore podman/tty pt "" "" "" || return
+	ok "podman/tty (counted to $LAST on its terminal, went on from $FIRST on the new one; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
 case_pre_checkpoint
+case_tty
 finish

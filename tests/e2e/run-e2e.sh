@@ -9,9 +9,10 @@
 #   runc.sh        runc through the RPC: another id, --leave-running, --manage-cgroups-mode,
 #                  --work-path
 #   containerd.sh  containerd alone: ctr containers checkpoint --task / restore --live
-#   docker.sh      Docker: checkpoint create / start --checkpoint, twice, 256 MiB, --leave-running
+#   docker.sh      Docker: checkpoint create / start --checkpoint, twice, 256 MiB, --leave-running,
+#                  a terminal (-t)
 #   podman.sh      Podman: checkpoint / restore, --keep --print-stats, --export / --import,
-#                  --pre-checkpoint refused
+#                  --pre-checkpoint refused, a terminal (-t)
 # Output: each script's lines and its time, then "N passed, N failed" for all of them.
 set -u
 cd "$(dirname "$0")" || exit 2
