@@ -66,6 +66,8 @@ int inherit_fd_get(const struct run_ctx *ctx, const char *key);
  * another devpts's (NULL: the index alone, for a controlling terminal).
  */
 int pty_slave_index(const struct stat *st);
+/* The pty index of a controlling terminal given as /proc/PID/stat's tty_nr, -1 if not a pty. */
+int pty_ctty_index(unsigned long tty_nr);
 bool pty_kept(struct dump_task *t, int index, const struct stat *slave);
 /* In a new session leader: the controlling terminal, then the foreground group. */
 int pty_take_as_ctty(const struct run_ctx *ctx, uint32_t index);

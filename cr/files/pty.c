@@ -89,6 +89,14 @@ int pty_slave_index(const struct stat *st)
 	return (maj - PTS_MAJOR_FIRST) * 256 + minor(st->st_rdev);
 }
 
+int pty_ctty_index(unsigned long tty_nr)
+{
+	struct stat tty = { .st_mode = S_IFCHR,
+			    .st_rdev = makedev((tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)) };
+
+	return tty_nr ? pty_slave_index(&tty) : -1;
+}
+
 /* The index of the pty whose master is fd of pid (through a copy of the fd). */
 static int master_index(pid_t pid, int fd)
 {
@@ -266,7 +274,6 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 	return err;
 }
 
-/* The pty's state, once: termios and size from the slave, foreground group and data in flight. */
 /* The pty, once: termios and size from the slave, foreground group and data in flight; an
  * orphan (no master in the tree) through a copy of slave_fd, pid's fd, without the data. */
 static int note_pty(struct dump_task *t, int index, int slave_fd)
@@ -291,10 +298,7 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 		return -EIO;
 	}
 	if (orphan) {
-		int ctty = t->stat.tty_nr ? pty_slave_index(&(struct stat){
-			.st_mode = S_IFCHR, .st_rdev = makedev((t->stat.tty_nr >> 8) & 0xfff,
-				(t->stat.tty_nr & 0xff) | ((t->stat.tty_nr >> 12) & 0xfff00)) }) : -1;
-		fg = ctty == index ? ctty_foreground(t->pid) : 0;
+		fg = pty_ctty_index(t->stat.tty_nr) == index ? ctty_foreground(t->pid) : 0;
 		pr_info("dump pid %d fd %d: pty %s has its master outside the tree: made anew on "
 			"restore and handed to the engine (orphan_pts_master)", t->pid, slave_fd, path);
 	} else if (ioctl(m, TIOCGPGRP, &fg)) {
