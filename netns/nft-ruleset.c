@@ -312,15 +312,16 @@ static int collect_nft(struct run_ctx *ctx, struct dump_tree *tr)
 		img.n_objects = all.n;
 		err = image_write(ctx->images_dir_fd, IMG_NFTABLES, 0, &img.base);
 	}
+	/* the set elements are only in all; the rest is also in the lists, freed there */
+	for (size_t i = 0; i < all.n; i++)
+		if (all.v[i]->type == NFT_MSG_NEWSETELEM)
+			nft_object__free_unpacked(all.v[i], NULL);
+	free(all.v);
 	for (int k = 0; k < K_NR; k++) {
 		for (size_t i = 0; i < lists[k].n; i++)
 			nft_object__free_unpacked(lists[k].v[i], NULL);
 		free(lists[k].v);
 	}
-	for (size_t i = 0; i < all.n; i++)
-		if (all.v[i]->type == NFT_MSG_NEWSETELEM)
-			nft_object__free_unpacked(all.v[i], NULL);
-	free(all.v);
 	return err;
 }
 
