@@ -241,6 +241,8 @@ runpy.run_path('$PEER', run_name='__main__')" </dev/null >"$d/server.out" 2>&1 &
 	disown
 	track_pid "$SPID"
 	wait_until 10 test -e "$d/ready"
+	kid=$(pgrep -P "$SPID" | head -n1) # a restore gives it back its pid
+	track_pid "$kid"
 	start_client "$d" numbers 127.0.0.1 "$port"
 	wait_until 10 count_above "$d" 5
 	mkdir -p "$d/img"
@@ -270,7 +272,6 @@ runpy.run_path('$PEER', run_name='__main__')" </dev/null >"$d/server.out" 2>&1 &
 		fi
 	fi
 	stop_client "$d"
-	kid=$(pgrep -P "$SPID" 2>/dev/null | head -n1)
 	kill_ours "$SPID"
 	kill_ours "$kid"
 }
