@@ -274,11 +274,12 @@ static int put_at_number(int fd, int at, bool cloexec)
 }
 
 /*
- * In the new task: open every file and put it at its number if that number is free (else
- * above all numbers in use, for now: an fd the engine's own, inherited, holds), drop the
- * engine's own fds below that, then move the others to their numbers, and let the kinds that
- * need every number settle. (Every file above first would need twice as many fds as the task
- * holds: a process with 10,000 sockets under a limit of 20,000 could not be restored.)
+ * In the new task: open every file and put it at its number if that number is free; a file
+ * whose number an fd inherited from stasis still holds goes above every number for now. Then
+ * the inherited fds below the helpers are closed, those files moved to their numbers, and the
+ * kinds that need every number settle. (Every file opened above first would need twice as
+ * many fds as the task holds: a process of 10,000 sockets under a limit of 20,000 could not be
+ * restored.)
  */
 static int restore_fds(struct restore_task *t)
 {
