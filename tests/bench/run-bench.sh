@@ -499,9 +499,17 @@ done
 # ----------------------------------------------------------------- report ---
 
 echo
+# rows of the per-connection and per-task tables (the others, and failures, in the first)
+NCONNROWS=0 NTASKROWS=0
+for ((r = 0; r < NROWS; r++)); do
+	((R_OK[r])) || continue
+	if ((R_CONNS[r] > 0)); then NCONNROWS=$((NCONNROWS + 1))
+	elif ((R_TASKS[r] > 1)); then NTASKROWS=$((NTASKROWS + 1)); fi
+done
 echo "== results (GB/s = 1e9 bytes/s; dump vs write() to the same directory, restore vs memcpy ${MEMCPY_GBPS} GB/s)"
-printf '%-10s %-6s %-7s %9s %9s %10s %10s  %-24s %s\n' \
-	scenario images verdict frozen_ms dump_ms restore_ms image_MiB "dump GB/s (vs write)" "restore GB/s (vs memcpy)"
+((NROWS > NCONNROWS + NTASKROWS)) &&
+	printf '%-10s %-6s %-7s %9s %9s %10s %10s  %-24s %s\n' \
+		scenario images verdict frozen_ms dump_ms restore_ms image_MiB "dump GB/s (vs write)" "restore GB/s (vs memcpy)"
 MET_ALL=1 NMEASURED=0
 for ((r = 0; r < NROWS; r++)); do
 	if ((!R_OK[r])); then
@@ -524,12 +532,6 @@ for ((r = 0; r < NROWS; r++)); do
 		"${R_SCN[r]}" "${R_WHERE[r]}" PASS "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
 		"$(calc "$b / 1048576" 1)" \
 		"$dgbps (${dpct}% $dmet)" "$rgbps (${rpct}% $rmet)"
-done
-NCONNROWS=0 NTASKROWS=0
-for ((r = 0; r < NROWS; r++)); do
-	((R_OK[r])) || continue
-	if ((R_CONNS[r] > 0)); then NCONNROWS=$((NCONNROWS + 1))
-	elif ((R_TASKS[r] > 1)); then NTASKROWS=$((NTASKROWS + 1)); fi
 done
 if ((NCONNROWS)); then
 	echo
