@@ -43,11 +43,18 @@ struct net_lock_state {
 	int nl;               /* the nftables socket in the tree's namespace + 1 (0: none) */
 	char table[64];       /* ours, while it exists */
 	pid_t root;           /* the tree's root, as the images name it */
+	const struct dump_tree *tree;      /* dump: the tree, frozen until the dump is over */
 	const struct dump_task *root_task; /* dump: whose vpid is known once the dump is over */
 	struct nft_conn *conns;
 	size_t nr_conns;
-	int *repaired;        /* dump: stasis's copies of the tree's sockets in repair mode */
-	size_t nr_repaired;
+	struct repaired {     /* dump: the tree's sockets in repair mode, by their socket's inode
+			       * and the fd they were found at (stasis keeps no copy: 10,000
+			       * connections would be 10,000 fds) */
+		uint64_t ino;
+		pid_t pid;
+		int fd;
+	} *repaired;
+	size_t nr_repaired, repaired_alloc;
 };
 
 static struct net_lock_state *state_of(const struct run_ctx *ctx)
@@ -57,9 +64,11 @@ static struct net_lock_state *state_of(const struct run_ctx *ctx)
 
 static void add_conn(struct net_lock_state *st, const struct nft_conn *c)
 {
-	st->conns = realloc(st->conns, (st->nr_conns + 1) * sizeof(*st->conns));
-	if (!st->conns)
-		abort();
+	if (!(st->nr_conns & (st->nr_conns - 1))) { /* doubled at each power of two */
+		st->conns = realloc(st->conns, (st->nr_conns ? 2 * st->nr_conns : 1) * sizeof(*st->conns));
+		if (!st->conns)
+			abort();
+	}
 	st->conns[st->nr_conns++] = *c;
 }
 
@@ -98,11 +107,24 @@ static int socket_conn(int sk, struct nft_conn *c)
 	return 1;
 }
 
+struct held_socket {
+	uint64_t ino;
+	pid_t pid;
+	int fd;
+};
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct held_socket *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
 /* Every TCP connection the tree's processes hold an fd of, each once. */
 static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 {
-	auto_free uint64_t *seen = NULL;
-	size_t nr_seen = 0;
+	auto_free struct held_socket *held = NULL;
+	size_t nr_held = 0;
 
 	for (size_t k = 0; k < tr->nr_tasks; k++) {
 		pid_t pid = tr->tasks[k].pid;
@@ -112,26 +134,26 @@ static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 			pr_perror("dump pid %d: cannot list its fds", pid);
 			return -errno;
 		}
+		held = realloc(held, (nr_held + n + 1) * sizeof(*held));
+		if (!held)
+			return -ENOMEM;
 		for (size_t i = 0; i < n; i++) {
 			char path[64];
 			struct stat s;
-			struct nft_conn c;
-			bool dup = false;
 			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
-			if (stat(path, &s) || !S_ISSOCK(s.st_mode))
-				continue;
-			for (size_t j = 0; j < nr_seen && !dup; j++)
-				dup = seen[j] == s.st_ino;
-			if (dup)
-				continue;
-			seen = realloc(seen, (nr_seen + 1) * sizeof(*seen));
-			if (!seen)
-				return -ENOMEM;
-			seen[nr_seen++] = s.st_ino;
-			auto_close int sk = task_fd_copy(pid, fds[i]);
-			if (sk >= 0 && socket_conn(sk, &c))
-				add_conn(st, &c);
+			if (!stat(path, &s) && S_ISSOCK(s.st_mode))
+				held[nr_held++] = (struct held_socket){ s.st_ino, pid, fds[i] };
 		}
+	}
+	/* a socket several fds hold (dup, fork) once */
+	qsort(held, nr_held, sizeof(*held), by_ino);
+	for (size_t i = 0; i < nr_held; i++) {
+		struct nft_conn c;
+		if (i && held[i].ino == held[i - 1].ino)
+			continue;
+		auto_close int sk = task_fd_copy(held[i].pid, held[i].fd);
+		if (sk >= 0 && socket_conn(sk, &c))
+			add_conn(st, &c);
 	}
 	return 0;
 }
@@ -199,6 +221,7 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	pid_t root = tr->tasks[0].pid;
 	int err = 0;
 
+	st->tree = tr;
 	st->root_task = &tr->tasks[0];
 	if (ctx->opts->network_lock_skip || (err = tree_conns(st, tr)) || !st->nr_conns)
 		return err;
@@ -212,14 +235,76 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	return lock(st, "dump", root);
 }
 
-void net_lock_keep_repaired(struct run_ctx *ctx, int sk)
+void net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 {
 	struct net_lock_state *st = state_of(ctx);
 
-	st->repaired = realloc(st->repaired, (st->nr_repaired + 1) * sizeof(*st->repaired));
-	if (!st->repaired)
-		abort();
-	st->repaired[st->nr_repaired++] = sk;
+	if (st->nr_repaired == st->repaired_alloc) {
+		st->repaired_alloc = st->repaired_alloc ? 2 * st->repaired_alloc : 64;
+		st->repaired = realloc(st->repaired, st->repaired_alloc * sizeof(*st->repaired));
+		if (!st->repaired)
+			abort();
+	}
+	st->repaired[st->nr_repaired++] = (struct repaired){ ino, pid, fd };
+}
+
+/* A copy of the socket of inode ino if fd of pid holds it now, else -1. */
+static int socket_at(pid_t pid, int fd, uint64_t ino)
+{
+	struct stat s;
+	int sk = task_fd_copy(pid, fd);
+
+	if (sk >= 0 && !fstat(sk, &s) && S_ISSOCK(s.st_mode) && s.st_ino == ino)
+		return sk;
+	if (sk >= 0)
+		close(sk);
+	return -1;
+}
+
+/*
+ * A copy of the socket r names, through the fd it was found at; if that fd no longer holds it
+ * (the tree is frozen, but something outside it may have killed its holder, or closed the fd
+ * of a table it shares), through any fd of the tree's processes that does. -1: none does,
+ * the socket is gone with its last fd (in repair mode: closed without a packet).
+ */
+static int repaired_socket(const struct net_lock_state *st, const struct repaired *r)
+{
+	int sk = socket_at(r->pid, r->fd, r->ino);
+
+	for (size_t k = 0; sk < 0 && st->tree && k < st->tree->nr_tasks; k++) {
+		pid_t pid = st->tree->tasks[k].pid;
+		auto_free int *fds = NULL;
+		size_t n;
+		if (proc_list_numbers(pid, "fd", &fds, &n))
+			continue;
+		for (size_t i = 0; sk < 0 && i < n; i++) {
+			char path[64];
+			struct stat s;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
+			if (!stat(path, &s) && S_ISSOCK(s.st_mode) && s.st_ino == r->ino)
+				sk = socket_at(pid, fds[i], r->ino);
+		}
+	}
+	return sk;
+}
+
+/* The tree goes on: every socket the dump put in repair mode leaves it, with a window probe. */
+static void repair_off(struct net_lock_state *st)
+{
+	for (size_t i = 0; i < st->nr_repaired; i++) {
+		const struct repaired *r = &st->repaired[i];
+		int sk = repaired_socket(st, r);
+		if (sk < 0)
+			pr_warn("dump pid %d fd %d: its TCP socket (inode %llu) is held by no process of "
+				"the tree any more: repair mode stays on it",
+				r->pid, r->fd, (unsigned long long)r->ino);
+		else if (tcp_repair_set(sk, false, true))
+			pr_warn("dump pid %d fd %d: cannot turn repair mode off on its TCP socket: %m",
+				r->pid, r->fd);
+		if (sk >= 0)
+			close(sk);
+	}
+	st->nr_repaired = 0;
 }
 
 void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
@@ -230,12 +315,7 @@ void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 
 	if (tree_goes_on) {
 		unlock(st);
-		for (size_t i = 0; i < st->nr_repaired; i++) {
-			if (tcp_repair_set(st->repaired[i], false, true))
-				pr_warn("dump: cannot turn repair mode off on a socket of the tree: %m");
-			close(st->repaired[i]);
-		}
-		st->nr_repaired = 0;
+		repair_off(st);
 		return;
 	}
 	if (!st->table[0])
@@ -339,8 +419,6 @@ static void free_lock(void *state)
 {
 	struct net_lock_state *st = state;
 
-	for (size_t i = 0; i < st->nr_repaired; i++)
-		close(st->repaired[i]); /* in repair mode: closed without a packet */
 	if (st->nl)
 		close(st->nl - 1);
 	free(st->repaired);

@@ -46,29 +46,71 @@ static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloex
 	return 0;
 }
 
-static int same_open_file(pid_t pid1, int fd1, pid_t pid2, int fd2)
+static size_t ident_bucket(const struct fd_index *x, const struct stat *st)
 {
-	return syscall(SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
+	uint64_t h = ((uint64_t)st->st_ino ^ ((uint64_t)st->st_dev << 40)) * 0x9e3779b97f4a7c15ull;
+
+	return (h >> 24) & x->mask;
+}
+
+static void index_init(struct fd_index *x, size_t n)
+{
+	size_t size = 16;
+
+	while (size < 2 * n)
+		size <<= 1;
+	x->ids = xzalloc((n + 1) * sizeof(*x->ids));
+	x->buckets = xzalloc(size * sizeof(*x->buckets));
+	memset(x->buckets, -1, size * sizeof(*x->buckets));
+	x->mask = size - 1;
+}
+
+static void index_add(struct fd_index *x, size_t i, const struct stat *st)
+{
+	size_t b = ident_bucket(x, st);
+
+	x->ids[i] = (struct fd_ident){ st->st_dev, st->st_ino, x->buckets[b] };
+	x->buckets[b] = (int)i;
 }
 
 /*
- * The same open file (one offset, one set of flags) held by a process dumped before this one,
- * as fork leaves it: the entry refers to that process's fd, resolved to the first holder.
+ * The entry of task u that holds the open file of fd of pid (one offset, one set of flags;
+ * u's only such entry that is not a dup of another), or NULL. st: the fd's file.
  */
-static bool find_in_earlier_process(const struct dump_task *t, int fd, FdEntry *e)
+static const FdEntry *same_open_file(const struct dump_task *u, const struct stat *st, pid_t pid,
+				     int fd)
+{
+	const struct fd_index *x = &u->fd_index;
+
+	if (!x->buckets)
+		return NULL; /* u has not been dumped (a failed dump) */
+	for (int j = x->buckets[ident_bucket(x, st)]; j >= 0; j = x->ids[j].next) {
+		const FdEntry *o = u->fds->fds[j];
+		if (x->ids[j].ino == st->st_ino && x->ids[j].dev == st->st_dev &&
+		    o->kind != FD_KIND__FD_DUP &&
+		    syscall(SYS_kcmp, u->pid, pid, KCMP_FILE, o->fd, fd) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * The same open file held by a process dumped before this one, as fork leaves it: the entry
+ * refers to that process's fd, resolved to the first holder.
+ */
+static bool find_in_earlier_process(const struct dump_task *t, const struct stat *st, int fd,
+				    FdEntry *e)
 {
 	for (size_t k = 0; k < t->tree_pos; k++) {
 		const struct dump_task *u = &t->tree[k];
-		for (size_t j = 0; j < u->fds->n_fds; j++) {
-			const FdEntry *o = u->fds->fds[j];
-			if (o->kind == FD_KIND__FD_DUP || !same_open_file(u->pid, o->fd, t->pid, fd))
-				continue;
-			e->kind = FD_KIND__FD_SHARED;
-			e->has_shared_pid = e->has_shared_fd = true;
-			e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : u->vpid;
-			e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
-			return true;
-		}
+		const FdEntry *o = same_open_file(u, st, t->pid, fd);
+		if (!o)
+			continue;
+		e->kind = FD_KIND__FD_SHARED;
+		e->has_shared_pid = e->has_shared_fd = true;
+		e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : u->vpid;
+		e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
+		return true;
 	}
 	return false;
 }
@@ -85,6 +127,7 @@ static int dump_fds(struct dump_task *t)
 		return err;
 	}
 	tab->fds = xzalloc(n * sizeof(*tab->fds));
+	index_init(&t->fd_index, n);
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
 		FdEntry *e = xzalloc(sizeof(*e));
@@ -98,19 +141,16 @@ static int dump_fds(struct dump_task *t)
 		if ((err = fd_cloexec(t, &p, &cloexec)))
 			return err;
 		e->cloexec = cloexec;
+		const FdEntry *prev = same_open_file(t, &p.st, t->pid, e->fd);
+		index_add(&t->fd_index, tab->n_fds, &p.st);
 		tab->fds[tab->n_fds++] = e;
-		for (size_t j = 0; j < i; j++) {
-			FdEntry *prev = tab->fds[j];
-			if (prev->kind != FD_KIND__FD_DUP && same_open_file(t->pid, prev->fd, t->pid, e->fd)) {
-				e->kind = FD_KIND__FD_DUP;
-				e->has_dup_of = true;
-				e->dup_of = prev->fd;
-				break;
-			}
-		}
-		if (e->kind == FD_KIND__FD_DUP)
+		if (prev) {
+			e->kind = FD_KIND__FD_DUP;
+			e->has_dup_of = true;
+			e->dup_of = prev->fd;
 			continue;
-		if (find_in_earlier_process(t, e->fd, e)) {
+		}
+		if (find_in_earlier_process(t, &p.st, e->fd, e)) {
 			if ((err = locks_dump_fd(t, &p, e, true)))
 				return err;
 			continue;
@@ -219,14 +259,32 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 	return fd;
 }
 
+/* fd (open, close-on-exec) becomes fd number at, free or fd itself. */
+static int put_at_number(int fd, int at, bool cloexec)
+{
+	if (fd == at)
+		return fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) ? -errno : 0;
+	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
 /*
- * In the new task: open every file above all numbers in use, drop the engine's own fds below
- * that, then move each file to its number, and let the kinds that need every number settle.
+ * In the new task: open every file and put it at its number if that number is free; a file
+ * whose number an fd inherited from stasis still holds goes above every number for now. Then
+ * the inherited fds below the helpers are closed, those files moved to their numbers, and the
+ * kinds that need every number settle. (Every file opened above first would need twice as
+ * many fds as the task holds: a process of 10,000 sockets under a limit of 20,000 could not be
+ * restored.)
  */
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = calloc(tab->n_fds + 1, sizeof(int));
+	auto_free int *tmp = calloc(tab->n_fds + 1, sizeof(int)); /* -1: at its number already */
 	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
 	int err;
 
@@ -239,6 +297,15 @@ static int restore_fds(struct restore_task *t)
 		int fd = open_entry(t, e);
 		if (fd < 0)
 			return fd;
+		if ((int)e->fd < low_end && (fd == (int)e->fd || fcntl(e->fd, F_GETFD) < 0)) {
+			if ((err = put_at_number(fd, e->fd, e->cloexec))) {
+				pr_err("restore pid %d fd %u: cannot put %s at its number: %s", t->pid,
+				       e->fd, fd_what(e), strerror(-err));
+				return err;
+			}
+			tmp[i] = -1;
+			continue;
+		}
 		tmp[i] = restore_move_high(t, fd);
 		if (tmp[i] < 0) {
 			pr_err("restore pid %d fd %u: cannot move it above fd %d: %s", t->pid, e->fd,
@@ -246,12 +313,22 @@ static int restore_fds(struct restore_task *t)
 			return tmp[i];
 		}
 	}
-	if (low_end > 0 && syscall(SYS_close_range, 0, low_end - 1, 0)) {
-		pr_perror("restore pid %d: cannot close fds below %d", t->pid, low_end);
-		return -errno;
+	/* below the helpers, only the files at their numbers stay */
+	int from = 0;
+	for (size_t i = 0; i <= tab->n_fds; i++) {
+		int to = i < tab->n_fds ? (int)tab->fds[i]->fd : low_end;
+		if (i < tab->n_fds && tmp[i] != -1)
+			continue;
+		if (to > from && syscall(SYS_close_range, from, to - 1, 0)) {
+			pr_perror("restore pid %d: cannot close fds %d to %d", t->pid, from, to - 1);
+			return -errno;
+		}
+		from = to + 1;
 	}
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
+		if (tmp[i] == -1)
+			continue;
 		int src = e->kind == FD_KIND__FD_DUP ? (int)e->dup_of : tmp[i];
 		if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
 			pr_perror("restore pid %d fd %u: cannot put %s at its number", t->pid, e->fd,

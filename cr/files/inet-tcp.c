@@ -204,18 +204,15 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 		       t->pid, p->fd, self, peer, state_name(state));
 		return -ENOTSUP;
 	}
-	int copy = fcntl(sk, F_DUPFD_CLOEXEC, 0);
-	if (copy < 0 || (err = tcp_repair_set(copy, true, false))) {
+	if ((err = tcp_repair_set(sk, true, false))) {
 		pr_perror("dump pid %d fd %d: cannot put TCP connection %s -> %s in repair mode", t->pid,
 			  p->fd, self, peer);
-		if (copy >= 0)
-			close(copy);
 		return -errno;
 	}
-	net_lock_keep_repaired(t->ctx, copy); /* repair off when the tree goes on */
+	net_lock_note_repaired(t->ctx, t->pid, p->fd, p->st.st_ino); /* repair off when the tree goes on */
 	in->tcp = xzalloc(sizeof(*in->tcp));
 	tcp_conn__init(in->tcp);
-	if ((err = tcp_repair_read(copy, state, in->tcp, why, sizeof(why)))) {
+	if ((err = tcp_repair_read(sk, state, in->tcp, why, sizeof(why)))) {
 		pr_err("dump pid %d fd %d: TCP connection %s -> %s (%s): %s: %s", t->pid, p->fd, self,
 		       peer, state_name(state), why, strerror(-err));
 		return err;
