@@ -148,8 +148,11 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
 		 (unsigned long)pv->end);
 	int ghost_id = -1;
+	char what[64];
+	snprintf(what, sizeof(what), "mapping %#llx-%#llx", (unsigned long long)pv->start,
+		 (unsigned long long)pv->end);
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
-	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid)) < 0)
+	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid, what, false)) < 0)
 		return ghost_id;
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
@@ -247,7 +250,7 @@ static int dump_mm_fields(struct dump_task *t)
 		return -errno;
 	}
 	/* deleted (a program upgraded under it): its content comes back from ghosts.img */
-	int ghost_id = ghost_path(exe) ? ghost_note(t->ctx, path, exe, t->pid) : -1;
+	int ghost_id = ghost_path(exe) ? ghost_note(t->ctx, path, exe, t->pid, "executable", false) : -1;
 	if (ghost_path(exe) && ghost_id < 0)
 		return ghost_id;
 	if ((id = add_mapped_file(t, exe, &st, ghost_id)) < 0)
@@ -398,6 +401,17 @@ static int validate_mm(struct restore_task *t)
 	return mm_check_special_layout(t);
 }
 
+/* Opened O_NOATIME where it can be: mapping a file again must not change its access time. */
+static int open_mapped(struct restore_task *t, const MappedFile *f, int flags)
+{
+	int fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags | O_NOATIME)
+				 : restore_open_high(t, f->path, flags | O_NOATIME);
+
+	if (fd == -EPERM)
+		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : restore_open_high(t, f->path, flags);
+	return fd >= 0 && f->has_ghost_id ? restore_move_high(t, fd) : fd;
+}
+
 static int open_mapped_files(struct restore_task *t)
 {
 	Mm *mm = t->mm;
@@ -411,13 +425,12 @@ static int open_mapped_files(struct restore_task *t)
 		int fd = -1;
 		if (mm->files[i]->has_ghost_id) {
 			/* read-only unless written through: the executable must have no writer */
-			fd = ghost_open(t->ctx, mm->files[i]->ghost_id, shared_write ? O_RDWR : O_RDONLY);
-			fd = fd < 0 ? fd : restore_move_high(t, fd);
+			fd = open_mapped(t, mm->files[i], shared_write ? O_RDWR : O_RDONLY);
 		} else {
 			if (shared_write)
-				fd = restore_open_high(t, mm->files[i]->path, O_RDWR);
+				fd = open_mapped(t, mm->files[i], O_RDWR);
 			if (fd < 0)
-				fd = restore_open_high(t, mm->files[i]->path, O_RDONLY);
+				fd = open_mapped(t, mm->files[i], O_RDONLY);
 		}
 		if (fd < 0)
 			return fd;

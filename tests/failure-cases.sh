@@ -28,6 +28,9 @@
 #                            ext-unix (a stream socket at fd 88 connected outside the tree)
 #                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
 #                            the target keeps running and PASSes
+#   dump/ghost-over-limit    ghost-sparse dumped with --ghost-limit 50000 (a deleted file with
+#                            77824 bytes of data between holes): fails naming the pid, its mapping
+#                            or fd 30, the file, its data and the limit; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
 #                            system call to a user-notification listener its supervisor holds,
 #                            outside the tree): fails naming the program's pid, the filter and
@@ -256,7 +259,8 @@ dump_fails_naming() {
 		return
 	fi
 	re=${re//PID/$ZPID}
-	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
 	if ! clean_failure "$ZRC"; then
 		result_fail "$label" "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -843,6 +847,8 @@ dump_fails_naming dump/ext-stream-without-option ext-unix \
 dump_fails_naming dump/seccomp-listener seccomp-stack \
 	'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
 	--notify-listener
+DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
+	'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
 case_ext_stream_no_inherit_fd
 STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
