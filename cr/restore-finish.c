@@ -42,6 +42,8 @@ static const char *const step_names[] = {
 	[RST_STEP_POSIX_TIMER] = "creating a POSIX timer (detail: its id)",
 	[RST_STEP_CLOSE] = "closing helper fds",
 	[RST_STEP_SECCOMP] = "installing a seccomp filter or strict mode (detail: the filter)",
+	[RST_STEP_AIO] = "making an AIO context again (detail: its ring)",
+	[RST_STEP_GUARD] = "installing guard pages (detail: the first)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)

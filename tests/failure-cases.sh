@@ -31,6 +31,8 @@
 #   dump/ghost-over-limit    ghost-sparse dumped with --ghost-limit 50000 (a deleted file with
 #                            77824 bytes of data between holes): fails naming the pid, its mapping
 #                            or fd 30, the file, its data and the limit; the target PASSes
+#   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
+#                            its fd at 40): fails naming the pid and the mapping; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
 #                            system call to a user-notification listener its supervisor holds,
 #                            outside the tree): fails naming the program's pid, the filter and
@@ -849,6 +851,9 @@ dump_fails_naming dump/seccomp-listener seccomp-stack \
 	--notify-listener
 DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
 	'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
+dump_fails_naming dump/secretmem mem-unreadable \
+	'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
+	--secretmem
 case_ext_stream_no_inherit_fd
 STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'

@@ -9,24 +9,51 @@
 #include <sys/wait.h>
 
 #include "log.h"
+#include "proc.h"
 #include "seize.h"
 #include "util.h"
 
 #define SCRATCH_LEN (4 * PAGE_SIZE)
 
+#define GADGET_CHUNK (64 * 1024)
+
+/* A `syscall` instruction (0f 05) in [start, end) of the task, read a chunk at a time. */
 static int find_gadget(pid_t pid, uint64_t start, uint64_t end, uint64_t *gadget)
 {
-	size_t len = end - start;
-	auto_free unsigned char *code = malloc(len);
+	auto_free unsigned char *code = malloc(GADGET_CHUNK + 1);
 
-	if (!code || task_mem_read(pid, start, code, len))
-		return -EIO;
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (code[i] == 0x0f && code[i + 1] == 0x05) {
-			*gadget = start + i;
+	if (!code)
+		return -ENOMEM;
+	for (uint64_t at = start; at + 1 < end; at += GADGET_CHUNK) {
+		size_t len = end - at > GADGET_CHUNK + 1 ? GADGET_CHUNK + 1 : end - at; /* +1: across chunks */
+		if (task_mem_read(pid, at, code, len))
+			return -EIO;
+		for (size_t i = 0; i + 1 < len; i++) {
+			if (code[i] == 0x0f && code[i + 1] == 0x05) {
+				*gadget = at + i;
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
+/* A program that unmapped its vDSO: a `syscall` instruction in another executable mapping. */
+static int find_gadget_elsewhere(pid_t pid, uint64_t *gadget)
+{
+	struct proc_vmas vmas;
+	int err = proc_read_vmas(pid, &vmas);
+
+	for (size_t i = 0; !err && i < vmas.n; i++) {
+		if (!(vmas.v[i].prot & PROT_EXEC) || vmas.v[i].start >= 0x7ffffffff000ULL)
+			continue; /* ([vsyscall] traps when executed) */
+		if (!find_gadget(pid, vmas.v[i].start, vmas.v[i].end, gadget)) {
+			proc_vmas_free(&vmas);
 			return 0;
 		}
 	}
+	if (!err)
+		proc_vmas_free(&vmas);
 	return -ENOENT;
 }
 
@@ -138,8 +165,9 @@ int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struc
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->pid = pid;
 	ctx->saved = *regs;
-	if (!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) {
-		pr_err("pid %d: no syscall instruction found in its vDSO", pid);
+	if ((!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) &&
+	    find_gadget_elsewhere(pid, &ctx->gadget)) {
+		pr_err("pid %d: no syscall instruction found in its vDSO or any executable mapping", pid);
 		return -ENOENT;
 	}
 	err = inject_syscall(ctx, SYS_mmap, args, &ret);

@@ -52,14 +52,16 @@ static int mount_point(pid_t pid, long mnt_id, unsigned long sdev, char *path, s
 }
 
 /* One "fanotify ino:... / mnt_id:... / sdev:..." line of fdinfo as a mark. */
-static int parse_mark(pid_t pid, const char *l, FanotifyMark *m, char *path, size_t len)
+static int parse_mark(pid_t pid, const char *text, FanotifyMark *m, char *path, size_t len)
 {
+	char l[512];
 	unsigned long ino, sdev, mflags, mask, ignored;
 	unsigned bytes;
 	int type, err;
 	char hex[260];
 	long mnt_id;
 
+	fdinfo_line(text, l, sizeof(l));
 	if (sscanf(l, "fanotify ino:%lx sdev:%lx mflags:%lx mask:%lx ignored_mask:%lx fhandle-bytes:%x "
 		      "fhandle-type:%x f_handle:%259s",
 		   &ino, &sdev, &mflags, &mask, &ignored, &bytes, &type, hex) == 8) {

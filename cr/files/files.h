@@ -23,6 +23,9 @@ struct fd_probe {
 int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out);
 /* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
+/* The line of fdinfo text starting at l, without its newline, cut to fit len (sscanf a line
+ * of it, not the text: sscanf measures its whole input first). */
+char *fdinfo_line(const char *l, char *buf, size_t len);
 /* fdinfo text on one line ("pos: 0; flags: 02; ..."), cut to fit len. */
 const char *fdinfo_one_line(const char *text, char *buf, size_t len);
 

@@ -47,7 +47,8 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		unsigned long sdev;
 		int type;
 		char hex[260], path[4096];
-		if (sscanf(l, "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
+		char line[512];
+		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
 			      "fhandle-type:%x f_handle:%259s",
 			   &wd, &sdev, &mask, &bytes, &type, hex) != 6 ||
 		    bytes > 128 || fhandle_path(sdev, bytes, type, hex, path, sizeof(path))) {

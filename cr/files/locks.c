@@ -25,7 +25,8 @@ static int parse_lock(const char *line, FileLock *l, int *owner)
 	char kind[16], mode[16], access[16], end[32];
 	unsigned long long start;
 
-	if (sscanf(line, "lock: %*d: %15s %15s %15s %d %*s %llu %31s", kind, mode, access, owner,
+	char one[256];
+	if (sscanf(fdinfo_line(line, one, sizeof(one)), "lock: %*d: %15s %15s %15s %d %*s %llu %31s", kind, mode, access, owner,
 		   &start, end) != 6)
 		return -EINVAL;
 	if (!strcmp(kind, "->"))

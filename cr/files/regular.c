@@ -56,6 +56,11 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
 		return -ENOTSUP;
 	}
+	if (!strcmp(p->link, "/secretmem (deleted)")) {
+		pr_err("dump pid %d fd %d: a memfd_secret() file, which no process but its own can read: "
+		       "not supported", t->pid, p->fd);
+		return -ENOTSUP;
+	}
 	if (gone) { /* removed: a regular file's content, or what a directory or node was */
 		char path[64], what[32];
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
