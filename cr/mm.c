@@ -319,6 +319,11 @@ static int dump_advice(struct dump_task *t)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
 		uint32_t advice = advice_of(l + 8);
+		if (start == t->inj.scratch && (advice & VMA_ADVICE_LOCKED)) {
+			/* the injection's own page, mapped just now, is locked: mlockall(MCL_FUTURE) */
+			t->core->has_mlock_future = true;
+			t->core->mlock_future = MCL_FUTURE | (advice & VMA_ADVICE_LOCKONFAULT ? MCL_ONFAULT : 0);
+		}
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
@@ -405,6 +410,11 @@ static int validate_mm(struct restore_task *t)
 			return -EINVAL;
 		}
 		prev_end = v->end;
+	}
+	if ((t->core->mlock_future & ~(uint32_t)(MCL_FUTURE | MCL_ONFAULT)) ||
+	    (t->core->mlock_future && !(t->core->mlock_future & MCL_FUTURE))) {
+		pr_err("image core-%d.img: mlockall flags %#x are not known", t->pid, t->core->mlock_future);
+		return -EINVAL;
 	}
 	if (!m || m->n_auxv > RST_MAX_AUXV || m->n_auxv % 2 || m->exe_file_id >= mm->n_files) {
 		pr_err("image core-%d.img: mm fields missing or auxv/exe out of range", t->pid);
@@ -586,6 +596,7 @@ static int restore_mm(struct restore_task *t)
 	if ((err = fill_vma_args(t, shmem_fds)))
 		return err;
 	fill_mm_map(t);
+	t->args->mlock_future = t->core->mlock_future & (MCL_FUTURE | MCL_ONFAULT);
 	return mm_plan_special_moves(t);
 }
 

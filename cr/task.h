@@ -121,7 +121,8 @@ struct state_ops {
 
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
-	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio;
+	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
+	state_membarrier;
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

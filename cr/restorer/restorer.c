@@ -309,6 +309,9 @@ static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 		if (r)
 			fail(a, RST_STEP_MLOCK, r, v[i].start);
 	}
+	long r = a->mlock_future ? raw_syscall1(__NR_mlockall, a->mlock_future) : 0;
+	if (r)
+		fail(a, RST_STEP_MLOCK, r, 0);
 }
 
 static void set_task_state(struct restorer_args *a)

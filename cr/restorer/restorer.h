@@ -223,6 +223,7 @@ struct restorer_args {
 	uint64_t nr_posix_timers, posix_timers_off;
 	uint64_t nr_aios, aios_off;
 	uint64_t nr_guards, guards_off; /* struct rst_range: guard pages installed again */
+	uint32_t mlock_future;  /* mlockall() flags once every mapping is made (MCL_FUTURE...) */
 	int32_t aio_fd;     /* a memfd the AIO rings' filler writes go to */
 
 	int32_t pages_fd;
