@@ -7,10 +7,15 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
-/* PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop. *was_stopped: in group stop before. */
-int task_seize(pid_t pid, bool *was_stopped);
+/*
+ * PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop. *stop_sig: the job control signal of
+ * the group stop it was in before (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), 0 if none.
+ */
+int task_seize(pid_t pid, int *stop_sig);
 /* Detach, leaving the task running as before (or stopped, if it was). */
-int task_release(pid_t pid, bool was_stopped);
+int task_release(pid_t pid, int stop_sig);
+/* SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU: a signal whose default action is a group stop. */
+bool is_stop_signal(int sig);
 /* Waits (as its tracer) until killed tid is gone, at most timeout_ms; -ETIMEDOUT (said). */
 int task_wait_gone(pid_t tid, int timeout_ms);
 /* Wait for the tracee's next stop, bounded; returns the wait status or negative errno. */

@@ -12,6 +12,7 @@ const struct state_ops *const state_table[] = {
 	&state_kernel_task, /* cr/kernel-task.c: rseq, robust list, tid address */
 	&state_signals, /* cr/signals.c */
 	&state_attrs,   /* cr/proc-attrs.c */
+	&state_job_stop, /* cr/job-stop.c (the parent asks for its children's stops) */
 	&state_knobs,   /* cr/proc-knobs.c: oom_score_adj, loginuid, coredump_filter */
 	&state_posix_timers, /* cr/posix-timers.c */
 	&state_mm,      /* cr/mm.c */
