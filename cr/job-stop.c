@@ -3,7 +3,8 @@
  * SIGTTOU; the seize reports it, cr/seize.c) and whether its parent has collected that stop
  * already (waitpid WUNTRACED): the kernel reports a stop to the parent once. The parent is
  * asked at dump, with waitid(WSTOPPED|WNOHANG|WNOWAIT) injected into it, which collects
- * nothing. At restore, stasis lets the process go with its own stop signal, stopped ones first
+ * nothing. A SIGSTOP that comes while the dump runs syscalls in the task stops it (cr/seize.c,
+ * arch/x86_64/inject.c): it is saved stopped, its stop not collected. At restore, stasis lets the process go with its own stop signal, stopped ones first
  * (children before parents), and a parent that had collected the stop collects it again
  * (cr/restore-finish.c), before it is let go itself. What stays different: the parent gets
  * a SIGCHLD for the new stop (as for any signal-stopped child a tracer lets go), and the
@@ -46,16 +47,26 @@ static int dump_children_stops(struct dump_task *t)
 	return 0;
 }
 
+/* Last of the kinds that run syscalls in the task: a stop that came meanwhile is seen. */
 static int dump_job_stop(struct dump_task *t)
 {
 	TaskCore *c = t->core;
+	int err = dump_children_stops(t);
 
-	if (t->stop_sig) { /* its parent, dumped before it, has told */
+	if (err)
+		return err;
+	if (!t->stop_sig && t->inj.group_stop_sig) {
+		t->stop_sig = t->inj.group_stop_sig;
+		t->stop_collected = false;
+	}
+	c->has_stopped = true;
+	c->stopped = t->stop_sig != 0;
+	if (t->stop_sig) { /* whether its parent, dumped before it, has collected the stop */
 		c->has_stop_signo = c->has_stop_collected = true;
 		c->stop_signo = t->stop_sig;
 		c->stop_collected = t->stop_collected;
 	}
-	return dump_children_stops(t);
+	return 0;
 }
 
 static int validate_job_stop(struct restore_task *t)

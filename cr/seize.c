@@ -110,9 +110,14 @@ int task_seize(pid_t pid, int *stop_sig)
 			return ret;
 		}
 	}
-	/* A task in group stop reports it again, with the signal that stopped it. */
-	if (st.state == 'T')
-		*stop_sig = is_stop_signal(WSTOPSIG(status)) ? WSTOPSIG(status) : SIGSTOP;
+	/*
+	 * A task in group stop (also one that a stop signal reached while being seized) reports
+	 * it again, with the signal that stopped it; other interrupted tasks report SIGTRAP.
+	 */
+	if (is_stop_signal(WSTOPSIG(status)))
+		*stop_sig = WSTOPSIG(status);
+	else if (st.state == 'T')
+		*stop_sig = SIGSTOP;
 	pr_debug("pid %d: frozen%s", pid, *stop_sig ? " (was stopped)" : "");
 	return 0;
 }

@@ -31,6 +31,7 @@ struct inject_ctx {
 	uint64_t gadget;
 	uint64_t scratch;
 	size_t scratch_len;
+	int group_stop_sig; /* a stop signal (SIGSTOP) came while a syscall ran: it is stopped now */
 };
 
 int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,

@@ -118,6 +118,8 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	tc->altstack_sp = as.sp;
 	tc->altstack_flags = as.flags;
 	tc->altstack_size = as.size;
+	if (inj.group_stop_sig)
+		t->inj.group_stop_sig = inj.group_stop_sig;
 	inj.scratch = 0; /* the main thread's injection owns the scratch page */
 	return inject_end(&inj);
 }

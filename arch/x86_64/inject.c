@@ -61,15 +61,21 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 			const uint64_t args[6], int64_t *ret);
 
 /*
- * Resumes to syscall entry, then to syscall exit: no signal is involved at any step. A task
- * that was in group stop (SIGSTOP) reports that stop again once resumed: resume it past it.
+ * Resumes to syscall entry, then to syscall exit. Every signal is blocked but SIGSTOP (and
+ * SIGKILL): one that comes meanwhile is let through, and the task enters a group stop, which
+ * it keeps (ctx->group_stop_sig); a task in group stop reports that stop again once resumed:
+ * resume it past it.
  */
-static int run_to_syscall_exit(pid_t pid)
+static int run_to_syscall_exit(struct inject_ctx *ctx)
 {
+	pid_t pid = ctx->pid;
+	int pass_sig = 0;
+
 	for (int step = 0, group_stops = 0; step < 2; step++) {
 		int status, ret;
-		if (ptrace(PTRACE_SYSCALL, pid, 0, 0))
+		if (ptrace(PTRACE_SYSCALL, pid, 0, (void *)(long)pass_sig))
 			return -errno;
+		pass_sig = 0;
 		ret = task_wait_stop(pid, &status);
 		if (ret) {
 			pr_err("pid %d: %s while running an injected syscall", pid,
@@ -77,6 +83,13 @@ static int run_to_syscall_exit(pid_t pid)
 			return ret;
 		}
 		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < 4) {
+			step--;
+			continue;
+		}
+		if ((status >> 16) == 0 && is_stop_signal(WSTOPSIG(status)) && group_stops++ < 4) {
+			pr_debug("pid %d: stopped by signal %d while running an injected syscall", pid,
+				 WSTOPSIG(status));
+			ctx->group_stop_sig = pass_sig = WSTOPSIG(status);
 			step--;
 			continue;
 		}
@@ -128,7 +141,7 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
 		return -errno;
 	}
-	err = run_to_syscall_exit(ctx->pid);
+	err = run_to_syscall_exit(ctx);
 	if (err) {
 		pr_err("pid %d: injected syscall %ld failed to run", ctx->pid, nr);
 		return err;
