@@ -4,11 +4,11 @@
  * already (waitpid WUNTRACED): the kernel reports a stop to the parent once. The parent is
  * asked at dump, with waitid(WSTOPPED|WNOHANG|WNOWAIT) injected into it, which collects
  * nothing. A SIGSTOP that comes while the dump runs syscalls in the task stops it (cr/seize.c,
- * arch/x86_64/inject.c): it is saved stopped, its stop not collected. At restore, stasis lets the process go with its own stop signal, stopped ones first
- * (children before parents), and a parent that had collected the stop collects it again
- * (cr/restore-finish.c), before it is let go itself. What stays different: the parent gets
- * a SIGCHLD for the new stop (as for any signal-stopped child a tracer lets go), and the
- * root's stop is reported to its new parent.
+ * arch/x86_64/inject.c): it is saved stopped, its stop not collected. At restore, stasis lets
+ * the process go with its own stop signal, stopped ones first (children before parents), and
+ * a parent that had collected the stop collects it again (cr/restore-finish.c), before it is
+ * let go itself. What stays different: the parent gets a SIGCHLD for the new stop (as for any
+ * signal-stopped child a tracer lets go), and the root's stop is reported to its new parent.
  */
 #include <errno.h>
 #include <signal.h>
