@@ -443,6 +443,7 @@ case_stopped_meanwhile() {
 		return
 	fi
 	pid=$ZPID
+	# shellcheck disable=SC2016 # (the script expands it)
 	printf '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = network-lock ] && kill -STOP %s\nexit 0\n' "$pid" >"$d/stop.sh"
 	chmod +x "$d/stop.sh"
 	STASIS_FAULT=$fault run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --action-script "$d/stop.sh" \
