@@ -49,8 +49,6 @@ static int new_task_images(struct dump_task *t)
 	}
 	task_core__init(t->core);
 	t->core->pid = t->core->tid = t->vpid;
-	t->core->has_stopped = true;
-	t->core->stopped = t->was_stopped;
 	mm__init(t->mm);
 	pagemap__init(t->pagemap);
 	fd_table__init(t->fds);

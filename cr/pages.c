@@ -28,6 +28,7 @@
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE_OR_SHARED (1ULL << 61)
 #define PM_EXCLUSIVE (1ULL << 56)
+#define PM_GUARD (1ULL << 58) /* MADV_GUARD_INSTALL: no page, a fault on touch */
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 #define CHUNK_PAGES 256 /* 1 MiB per read: stays in cache until written */
 
@@ -177,9 +178,31 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 	return 0;
 }
 
+/* A guard page at vaddr: noted (merged with the last one when they follow on). */
+static int note_guard(struct page_writer *w, uint64_t vaddr)
+{
+	Pagemap *pm = w->t->pagemap;
+	GuardRun *last = pm->n_guards ? pm->guards[pm->n_guards - 1] : NULL;
+
+	if (last && last->vaddr + (uint64_t)last->nr_pages * PAGE_SIZE == vaddr && last->vaddr >= w->vma_start) {
+		last->nr_pages++;
+		return 0;
+	}
+	GuardRun **more = realloc(pm->guards, (pm->n_guards + 1) * sizeof(*pm->guards));
+	if (!more)
+		return -ENOMEM;
+	pm->guards = more;
+	GuardRun *g = xzalloc(sizeof(*g));
+	guard_run__init(g);
+	g->vaddr = vaddr;
+	g->nr_pages = 1;
+	pm->guards[pm->n_guards++] = g;
+	return 0;
+}
+
 static bool page_wanted(uint64_t pme, VmaKind kind)
 {
-	if (!(pme & (PM_PRESENT | PM_SWAPPED)))
+	if (!(pme & (PM_PRESENT | PM_SWAPPED)) || (pme & PM_GUARD))
 		return false;
 	if (vma_kind_is_private_file(kind))
 		return !(pme & PM_FILE_OR_SHARED) || (pme & PM_SWAPPED);
@@ -204,6 +227,9 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 		}
 		for (size_t i = 0; i <= nr; i++) {
 			const struct saved_page *sp = NULL;
+			int err;
+			if (i < nr && (pme[i] & PM_GUARD) && (err = note_guard(w, addr + i * PAGE_SIZE)))
+				return err;
 			if (i < nr && page_wanted(pme[i], v->kind)) {
 				if (!private_anon || !(sp = inherited_page(w->t, addr + i * PAGE_SIZE, pme[i]))) {
 					span++;
@@ -311,6 +337,18 @@ static int validate_pages(struct restore_task *t)
 		expect_off += len;
 		total += r->nr_pages;
 	}
+	prev_end = 0;
+	for (size_t i = 0; i < pm->n_guards; i++) {
+		const GuardRun *g = pm->guards[i];
+		const VmaEntry *v = vma_of(t->mm, g->vaddr);
+		if (!g->nr_pages || g->vaddr % PAGE_SIZE || g->vaddr < prev_end || !v ||
+		    !vma_kind_has_pages(v->kind) || g->vaddr + (uint64_t)g->nr_pages * PAGE_SIZE > v->end) {
+			pr_err("image pagemap-%d.img: guard pages %zu (%#llx) do not fit the saved memory layout",
+			       t->pid, i, (unsigned long long)g->vaddr);
+			return -EINVAL;
+		}
+		prev_end = g->vaddr + (uint64_t)g->nr_pages * PAGE_SIZE;
+	}
 	if (total != pm->nr_pages) {
 		pr_err("image pagemap-%d.img: runs hold %llu pages, header says %llu", t->pid,
 		       (unsigned long long)total, (unsigned long long)pm->nr_pages);
@@ -369,7 +407,7 @@ static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int
 
 static size_t pages_args_size(const struct restore_task *t)
 {
-	return t->pagemap->n_runs * sizeof(struct rst_run);
+	return t->pagemap->n_runs * sizeof(struct rst_run) + t->pagemap->n_guards * sizeof(struct rst_range) + 8;
 }
 
 static int restore_pages(struct restore_task *t)
@@ -377,9 +415,15 @@ static int restore_pages(struct restore_task *t)
 	struct restorer_args *a = t->args;
 	struct rst_run *runs = restorer_args_alloc(t, t->pagemap->n_runs * sizeof(*runs), &a->runs_off);
 
-	if (!runs)
+	struct rst_range *guards = restorer_args_alloc(t, t->pagemap->n_guards * sizeof(*guards), &a->guards_off);
+	if (!runs || !guards)
 		return -ENOMEM;
 	int cache_pid = -1, cache_fd = -1;
+
+	a->nr_guards = t->pagemap->n_guards;
+	for (size_t i = 0; i < t->pagemap->n_guards; i++)
+		guards[i] = (struct rst_range){ t->pagemap->guards[i]->vaddr,
+						(uint64_t)t->pagemap->guards[i]->nr_pages * PAGE_SIZE };
 
 	a->pages_fd = t->pages_fd;
 	a->nr_runs = t->pagemap->n_runs;

@@ -134,11 +134,23 @@ static int dump_attrs(struct dump_task *t)
 		return -errno;
 	}
 	c->cwd = xstrdup(buf);
+	if (ghost_path(buf)) { /* removed while the process is in it */
+		snprintf(buf, sizeof(buf), "/proc/%d/cwd", t->pid);
+		int id = ghost_note(t->ctx, buf, c->cwd, t->pid, "cwd", true);
+		if (id < 0)
+			return id;
+		c->has_cwd_ghost_id = true;
+		c->cwd_ghost_id = id;
+	}
 	if (proc_readlink(t->pid, "root", buf, sizeof(buf))) {
 		pr_perror("dump pid %d: cannot read root", t->pid);
 		return -errno;
 	}
 	c->root = xstrdup(buf);
+	if (ghost_path(buf)) {
+		pr_err("dump pid %d: its root directory %s was removed (not supported)", t->pid, buf);
+		return -ENOTSUP;
+	}
 	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)) || (err = dump_prctl_flags(t)))
 		return err;
 	/* a controlling terminal that is a pty of the tree's own (or the engine's: orphan_pts_master) */
@@ -222,8 +234,16 @@ static int restore_attrs(struct restore_task *t)
 		return -EINVAL;
 	/* Set last by the restorer. The root's parent was outside the tree: not for it. */
 	a->pdeath_signal = t->is_root ? 0 : c->pdeath_signal;
-	if (chdir(c->cwd))
+	if (c->has_cwd_ghost_id) {
+		int cwd = ghost_open(t->ctx, c->cwd_ghost_id, O_PATH | O_DIRECTORY);
+		int err = cwd < 0 ? cwd : fchdir(cwd) ? -errno : 0;
+		if (cwd >= 0)
+			close(cwd);
+		if (err)
+			return err;
+	} else if (chdir(c->cwd)) {
 		return -errno;
+	}
 	for (size_t i = 0; i < c->n_itimers; i++)
 		itimer_to_args(c->itimers[i], &a->itimers[c->itimers[i]->which]);
 	a->nr_rlimits = c->n_rlimits;

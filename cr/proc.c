@@ -103,7 +103,8 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	proc_path(path, sizeof(path), pid, "stat");
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf) {
-		pr_perror("dump pid %d: cannot read %s", pid, path);
+		if (errno != ENOENT && errno != ESRCH) /* gone: the caller says whether that is wrong */
+			pr_perror("dump pid %d: cannot read %s", pid, path);
 		return -ESRCH;
 	}
 	p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */

@@ -124,7 +124,7 @@ static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx
 	t->pid = e->pid;
 	t->ctx = ctx;
 	t->dirfd = ctx->images_dir_fd;
-	if ((err = task_seize(t->pid, &t->was_stopped)))
+	if ((err = task_seize(t->pid, &t->stop_sig)))
 		return err;
 	tr->nr_tasks++;
 	t->threads = xzalloc(RST_MAX_THREADS * sizeof(*t->threads));
@@ -243,7 +243,7 @@ void pstree_release(struct dump_tree *tr)
 		threads_release(t);
 		if (t->regs.rip)
 			regs_undo_freeze_eintr(t->pid, &t->regs);
-		task_release(t->pid, t->was_stopped);
+		task_release(t->pid, t->stop_sig);
 	}
 	if (tr->refreeze_cgroup)
 		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);

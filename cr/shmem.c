@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ipc-objects.h"
@@ -35,6 +36,7 @@ struct shmem_dump_obj {
 	char *read_path;  /* /proc/PID/map_files/A-B or /proc/PID/fd/N */
 	char *memfd_name; /* NULL: anonymous shared memory */
 	int seals;        /* memfd: F_GET_SEALS */
+	struct stat st;   /* memfd: mode, owner and times (before the dump reads it) */
 	bool sysv;
 	struct shmid_ds ds; /* SysV: key, mode, owner */
 };
@@ -126,7 +128,7 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
 		int fd = open(read_path, O_RDONLY | O_CLOEXEC);
-		o->seals = fd < 0 ? -1 : fcntl(fd, F_GET_SEALS);
+		o->seals = fd < 0 || fstat(fd, &o->st) ? -1 : fcntl(fd, F_GET_SEALS);
 		if (fd >= 0)
 			close(fd);
 		if (o->seals < 0) {
@@ -251,6 +253,15 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 		if (o->memfd_name && sd->objs[i].seals) {
 			o->has_seals = true;
 			o->seals = sd->objs[i].seals;
+		}
+		if (o->memfd_name) {
+			const struct stat *st = &sd->objs[i].st;
+			o->has_mode = o->has_uid = o->has_gid = o->has_atime_ns = o->has_mtime_ns = true;
+			o->mode = st->st_mode & 07777;
+			o->uid = st->st_uid;
+			o->gid = st->st_gid;
+			o->atime_ns = st->st_atim.tv_sec * 1000000000ll + st->st_atim.tv_nsec;
+			o->mtime_ns = st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
 		}
 		if (sd->objs[i].sysv) {
 			o->has_sysv = o->has_sysv_key = o->has_sysv_mode = true;
@@ -430,6 +441,26 @@ static int seal_object(const struct shmem_restore_obj *so, const ShmemObject *o)
 	return 0;
 }
 
+/* A memfd's owner, mode (after the owner: a change of owner clears setuid bits) and times,
+ * once its content is in. */
+static int set_memfd_attributes(const struct shmem_restore_obj *so, const ShmemObject *o)
+{
+	struct timespec times[2] = {
+		{ o->atime_ns / 1000000000, o->atime_ns % 1000000000 },
+		{ o->mtime_ns / 1000000000, o->mtime_ns % 1000000000 },
+	};
+
+	if (!o->memfd_name || !o->has_mode)
+		return 0;
+	if ((o->has_uid && fchown(so->fd, o->uid, o->has_gid ? o->gid : (gid_t)-1)) ||
+	    fchmod(so->fd, o->mode & 07777) ||
+	    (o->has_atime_ns && o->has_mtime_ns && futimens(so->fd, times))) {
+		pr_perror("restore: cannot give memfd %s its owner, mode and times", o->memfd_name);
+		return -errno;
+	}
+	return 0;
+}
+
 static const ShmemObject *table_object(const struct shmem_state *st, uint64_t id)
 {
 	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++)
@@ -515,8 +546,9 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < tab->n_objects && !err; i++) {
-		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd)))
-			err = seal_object(&st->objects[i], tab->objects[i]);
+		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd)) &&
+		    !(err = seal_object(&st->objects[i], tab->objects[i])))
+			err = set_memfd_attributes(&st->objects[i], tab->objects[i]);
 		if (st->objects[i].fd >= 0)
 			st->nr_objects++;
 	}

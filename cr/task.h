@@ -46,7 +46,8 @@ struct dump_task {
 	size_t nr_saved, saved_alloc;
 	struct frozen_thread *threads; /* every thread but the main one */
 	size_t nr_threads;
-	bool was_stopped;
+	int stop_sig;                 /* in group stop by this signal when frozen, 0: not */
+	bool stop_collected;          /* and its parent has collected that stop (cr/job-stop.c) */
 	struct user_regs_struct regs; /* as frozen */
 	struct inject_ctx inj;
 	bool inj_active;
@@ -136,7 +137,11 @@ struct state_ops {
 
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
-	state_posix_timers, state_sched, state_creds, state_seccomp;
+	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
+	state_membarrier, state_job_stop;
+
+/* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
+int job_stop_signal(const TaskCore *c);
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

@@ -51,7 +51,7 @@ int threads_seize(struct dump_task *t)
 		}
 		found_new = false;
 		for (size_t i = 0; i < n; i++) {
-			bool stopped;
+			int stopped;
 			if (already_seized(t, tids[i]))
 				continue;
 			if (t->nr_threads >= RST_MAX_THREADS) {
@@ -79,7 +79,7 @@ void threads_release(struct dump_task *t)
 {
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		regs_undo_freeze_eintr(t->threads[i].tid, &t->threads[i].regs);
-		task_release(t->threads[i].tid, false);
+		task_release(t->threads[i].tid, 0);
 	}
 }
 
@@ -112,6 +112,8 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	tc->altstack_sp = as.sp;
 	tc->altstack_flags = as.flags;
 	tc->altstack_size = as.size;
+	if (inj.group_stop_sig)
+		t->inj.group_stop_sig = inj.group_stop_sig;
 	inj.scratch = 0; /* the main thread's injection owns the scratch page */
 	return inject_end(&inj);
 }

@@ -180,7 +180,8 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 		e->has_rdev = true;
 		e->rdev = st.st_rdev;
 	} else if (S_ISREG(st.st_mode)) {
-		auto_close int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_NOATIME: the dump leaves a tree that goes on (--leave-running) its access times */
+		auto_close int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
 		e->has_size = true;
 		e->size = st.st_size;
 		if (fd < 0 || (err = read_data(d, fd, e))) {
@@ -189,7 +190,7 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 			return fd < 0 ? -errno : err;
 		}
 	} else if (S_ISDIR(st.st_mode)) {
-		int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
 		DIR *dir = fd < 0 ? NULL : fdopendir(fd);
 		struct dirent *de;
 		if (!dir) {

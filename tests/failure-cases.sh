@@ -28,6 +28,11 @@
 #                            ext-unix (a stream socket at fd 88 connected outside the tree)
 #                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
 #                            the target keeps running and PASSes
+#   dump/ghost-over-limit    ghost-sparse dumped with --ghost-limit 50000 (a deleted file with
+#                            77824 bytes of data between holes): fails naming the pid, its mapping
+#                            or fd 30, the file, its data and the limit; the target PASSes
+#   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
+#                            its fd at 40): fails naming the pid and the mapping; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
 #                            system call to a user-notification listener its supervisor holds,
 #                            outside the tree): fails naming the program's pid, the filter and
@@ -39,6 +44,12 @@
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes
+#   dump/stopped-meanwhile   mem-anon gets SIGSTOP from the network-lock action script, once
+#                            seized and before stasis runs system calls in it: the dump succeeds,
+#                            the restored process is stopped (state T); after SIGCONT it PASSes
+#   dump/stopped-meanwhile-fault
+#                            the same with STASIS_FAULT=after-collect: the dump fails, the target
+#                            is left stopped (state T) and not traced; after SIGCONT it PASSes
 #   restore/corrupt/*        truncated core-PID.img, a flipped byte in mm-PID.img, inventory.img
 #                            copied over core-PID.img, truncated pages-PID.img (last page, and
 #                            inside the header), missing fds-PID.img, a flipped byte in
@@ -256,7 +267,8 @@ dump_fails_naming() {
 		return
 	fi
 	re=${re//PID/$ZPID}
-	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
 	if ! clean_failure "$ZRC"; then
 		result_fail "$label" "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -420,6 +432,60 @@ case_leave_running() { # case_leave_running TARGET
 		return
 	fi
 	result_ok "leave-running/$name"
+}
+
+# case_stopped_meanwhile LABEL [FAULT]: SIGSTOP reaches the target while it is being dumped
+case_stopped_meanwhile() {
+	local label=$1 fault=${2:-} d=$ZOO_TMP/$1 pid st
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail "dump/$label" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	# shellcheck disable=SC2016 # (the script expands it)
+	printf '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = network-lock ] && kill -STOP %s\nexit 0\n' "$pid" >"$d/stop.sh"
+	chmod +x "$d/stop.sh"
+	STASIS_FAULT=$fault run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --action-script "$d/stop.sh" \
+		-o dump.log -v4
+	if [ -n "$fault" ]; then
+		if ! clean_failure "$ZRC"; then
+			result_fail "dump/$label" "STASIS_FAULT=$fault: exit status $ZRC"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+			kill_ours "$pid"
+			return
+		fi
+	elif [ "$ZRC" -ne 0 ]; then
+		result_fail "dump/$label" "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	else
+		wait_until 10 pid_free "$pid"
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+		if [ "$ZRC" -ne 0 ]; then
+			result_fail "dump/$label" "restore exit status $ZRC"
+			show_tail "$d/restore.out" "$d/img/restore.log"
+			kill_ours "$pid"
+			return
+		fi
+	fi
+	sleep 0.3
+	st=$(proc_state "$pid")
+	if [ "$st" != T ] || [ "$(tracer_of "$pid")" != 0 ]; then
+		result_fail "dump/$label" "the target is in state $st, traced by $(tracer_of "$pid"), not stopped"
+		show_tail "$d/dump.out" "$d/img/dump.log" "$d/img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	kill -CONT "$pid"
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail "dump/$label" "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail "dump/$label" "after SIGCONT: $ZVERDICT"
+	else
+		result_ok "dump/$label"
+	fi
 }
 
 # flip_byte FILE OFFSET
@@ -843,6 +909,11 @@ dump_fails_naming dump/ext-stream-without-option ext-unix \
 dump_fails_naming dump/seccomp-listener seccomp-stack \
 	'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
 	--notify-listener
+DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
+	'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
+dump_fails_naming dump/secretmem mem-unreadable \
+	'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
+	--secretmem
 case_ext_stream_no_inherit_fd
 STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
@@ -856,6 +927,8 @@ done
 for t in $LEAVE_TARGETS; do
 	case_leave_running "$t"
 done
+case_stopped_meanwhile stopped-meanwhile
+case_stopped_meanwhile stopped-meanwhile-fault after-collect
 case_corrupt_images
 case_restore_linked_file_gone
 case_ipc_ns_split

@@ -25,6 +25,17 @@ bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
 }
 
 
+char *fdinfo_line(const char *l, char *buf, size_t len)
+{
+	size_t n = strcspn(l, "\n");
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, l, n);
+	buf[n] = 0;
+	return buf;
+}
+
 const char *fdinfo_one_line(const char *text, char *buf, size_t len)
 {
 	size_t n = 0;

@@ -155,7 +155,7 @@ static int dump_fds(struct dump_task *t)
 				return err;
 			continue;
 		}
-		if (S_ISSOCK(p.st.st_mode) && (err = sockopts_dump(t->pid, e->fd, e))) {
+		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e))) {
 			pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, e->fd, p.link,
 			       strerror(-err));
 			return err;
@@ -175,7 +175,7 @@ static int dump_fds(struct dump_task *t)
 			       fdinfo_one_line(info, what, sizeof(what)));
 			return -ENOTSUP;
 		}
-		if ((err = locks_dump_fd(t, &p, e, false)))
+		if ((err = locks_dump_fd(t, &p, e, false)) || (err = fown_dump(t, &p, e)))
 			return err;
 	}
 	return 0;
@@ -201,7 +201,7 @@ static int validate_fds(struct restore_task *t)
 			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PAIR || (e->has_pair_id && e->has_sock_ino));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PENDING || e->has_sock_ino);
-			ok = ok && sockopts_valid(e);
+			ok = ok && sockopts_valid(e) && fown_valid(e);
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
@@ -338,7 +338,7 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	if ((err = locks_restore(tab)))
+	if ((err = locks_restore(tab)) || (err = fown_arm(tab)))
 		return err;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);
@@ -361,14 +361,19 @@ static int check_fds(struct restore_task *t)
 	return 0;
 }
 
-/* By stasis, the task stopped: the kinds' last word before the tree runs. */
+/* By stasis, the task stopped: the kinds' last word before the tree runs; then who gets each
+ * file's signals (every owner exists by now), then leases broken again. */
 static int finish_fds(struct restore_task *t)
 {
 	int err;
 
 	for (size_t i = 0; i < t->fds->n_fds; i++) {
-		const struct fd_kind_ops *ops = fd_kind_of(t->fds->fds[i]->kind);
-		if (ops && ops->finish && (err = ops->finish(t, t->fds->fds[i])))
+		const FdEntry *e = t->fds->fds[i];
+		const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+		if (ops && ops->finish && (err = ops->finish(t, e)))
+			return err;
+		if (e->kind != FD_KIND__FD_DUP && e->kind != FD_KIND__FD_SHARED &&
+		    ((err = fown_restore(t, e)) || (err = locks_break_leases(t, e))))
 			return err;
 	}
 	return 0;

@@ -1,7 +1,7 @@
 /*
  * File handles (name_to_handle_at / open_by_handle_at): a way back to an inode without a
- * path, through any mount of its filesystem. Used for inotify watches and for files deleted
- * under the name a process used but still linked under another.
+ * path, through any mount of its filesystem. Used for inotify watches and fanotify marks, and
+ * for files deleted under the name a process used but still linked under another.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,4 +66,25 @@ int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags)
 		fd = -errno;
 	free(fh);
 	return fd;
+}
+
+int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len)
+{
+	unsigned char raw[FHANDLE_MAX_BYTES];
+	char proc[64];
+
+	if (bytes > sizeof(raw))
+		return -EINVAL;
+	for (unsigned i = 0; i < bytes; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &raw[i]) != 1)
+			return -EINVAL;
+	auto_close int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
+	if (fd < 0)
+		return fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, path, len - 1);
+	if (n <= 0)
+		return -ENOENT;
+	path[n] = 0;
+	return 0;
 }

@@ -21,29 +21,6 @@
 #include "log.h"
 #include "util.h"
 
-/* The path of the inode of a handle fdinfo shows (sdev: the kernel's major << 20 | minor). */
-static int handle_to_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path,
-			  size_t len)
-{
-	unsigned char raw[128];
-	char proc[64];
-
-	if (bytes > sizeof(raw))
-		return -EINVAL;
-	for (unsigned i = 0; i < bytes; i++)
-		if (sscanf(hex + 2 * i, "%2hhx", &raw[i]) != 1)
-			return -EINVAL;
-	auto_close int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
-	if (fd < 0)
-		return fd;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, path, len - 1);
-	if (n <= 0)
-		return -ENOENT;
-	path[n] = 0;
-	return 0;
-}
-
 /* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
 static int queued_bytes(pid_t pid, int fd)
 {
@@ -70,10 +47,11 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		unsigned long sdev;
 		int type;
 		char hex[260], path[4096];
-		if (sscanf(l, "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
+		char line[512];
+		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
 			      "fhandle-type:%x f_handle:%259s",
 			   &wd, &sdev, &mask, &bytes, &type, hex) != 6 ||
-		    bytes > 128 || handle_to_path(sdev, bytes, type, hex, path, sizeof(path))) {
+		    bytes > 128 || fhandle_path(sdev, bytes, type, hex, path, sizeof(path))) {
 			pr_err("dump pid %d fd %d: cannot find the file of an inotify watch", t->pid, p->fd);
 			return -ENOENT;
 		}

@@ -3,7 +3,9 @@
  * refer to, which must be a process of the tree (or a zombie of it). Restore opens one again
  * for that pid, waiting a little for it to exist if it is created later in the tree. A pidfd
  * whose process was already reaped ("Pid: -1") comes back as a pidfd of a process that exited
- * and was reaped, made once by stasis before the tree.
+ * and was reaped, made by stasis before the tree: one such process for each reaped process
+ * (pidfds of two of them keep two inodes, pidfds of one keep one), and one open file for each
+ * open file the tree held.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,14 +71,26 @@ static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->has_flags = e->has_pidfd_pid = true;
 	e->flags = p->flags;
 	e->pidfd_pid = pid > 0 ? pid_ns_vpid(t->ctx, pid) : 0;
+	if (pid < 0) {
+		e->has_pidfd_ino = true;
+		e->pidfd_ino = p->st.st_ino;
+	}
 	return 1;
 }
 
 /* ---- restore ---- */
 
-/* The run's pidfd of a process that exited and was reaped (made if some fd needs one). */
+/* A pidfd of a reaped process made for fd of pid (its own open file). */
+struct reaped_pidfd {
+	pid_t pid;
+	uint32_t fd;
+	int held; /* stasis's */
+};
+
+/* The run's pidfds of processes that exited and were reaped (made if some fd needs one). */
 struct pidfd_state {
-	int reaped; /* the fd + 1 (0: none) */
+	struct reaped_pidfd *made;
+	size_t n;
 };
 
 static struct pidfd_state *state_of(const struct run_ctx *ctx)
@@ -84,29 +98,71 @@ static struct pidfd_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_pidfds);
 }
 
+static bool is_reaped(const FdEntry *e)
+{
+	return e->kind == FD_KIND__FD_PIDFD && !e->pidfd_pid;
+}
+
+/* A process that exits at once; every fd of the tree of reaped process ino gets a pidfd of it. */
+static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, uint64_t ino)
+{
+	fflush(NULL);
+	pid_t child = fork();
+	int err = 0;
+
+	if (child == 0)
+		_exit(0);
+	if (child < 0) {
+		pr_perror("restore: cannot make a process for the pidfds of a reaped process");
+		return -errno;
+	}
+	siginfo_t si;
+	waitid(P_PID, child, &si, WEXITED | WNOWAIT); /* a zombie: pidfds can still be opened */
+	for (size_t i = 0; i < rt->nr_tasks && !err; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds && !err; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (!is_reaped(e) || (e->has_pidfd_ino ? e->pidfd_ino : 0) != ino)
+				continue;
+			int fd = syscall(SYS_pidfd_open, child, 0);
+			if (fd < 0) {
+				err = -errno;
+				pr_perror("restore: cannot make a pidfd of a reaped process");
+				break;
+			}
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			st->made[st->n++] = (struct reaped_pidfd){ rt->tasks[i].pid, e->fd, fd };
+		}
+	}
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	return err;
+}
+
 static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	bool needed = false;
-	int fd;
+	struct pidfd_state *st = state_of(ctx);
+	size_t nr = 0;
+	int err;
 
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
-			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIDFD &&
-				  !rt->tasks[i].fds->fds[k]->pidfd_pid;
-	if (!needed)
+			nr += is_reaped(rt->tasks[i].fds->fds[k]);
+	if (!nr)
 		return 0;
-	fflush(NULL);
-	pid_t child = fork();
-	if (child == 0)
-		_exit(0);
-	if (child < 0 || (fd = syscall(SYS_pidfd_open, child, 0)) < 0) {
-		pr_perror("restore: cannot make a pidfd of a reaped process");
-		return -errno;
+	if (!(st->made = calloc(nr, sizeof(*st->made))))
+		return -ENOMEM;
+	/* one process per reaped process: the first fd of each inode not made yet makes it */
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			bool done = false;
+			for (size_t m = 0; m < st->n && is_reaped(e); m++)
+				done |= st->made[m].pid == rt->tasks[i].pid && st->made[m].fd == e->fd;
+			if (is_reaped(e) && !done &&
+			    (err = make_reaped(st, rt, e->has_pidfd_ino ? e->pidfd_ino : 0)))
+				return err;
+		}
 	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	state_of(ctx)->reaped = fd + 1;
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
 	return 0;
 }
 
@@ -114,9 +170,9 @@ static void close_pidfds(struct run_ctx *ctx)
 {
 	struct pidfd_state *st = state_of(ctx);
 
-	if (st->reaped)
-		close(st->reaped - 1);
-	st->reaped = 0;
+	for (size_t i = 0; i < st->n; i++)
+		close(st->made[i].held);
+	st->n = 0;
 }
 
 static void undo_pidfds(struct run_ctx *ctx, bool restored)
@@ -125,9 +181,15 @@ static void undo_pidfds(struct run_ctx *ctx, bool restored)
 	close_pidfds(ctx);
 }
 
+static void free_pidfds(void *state)
+{
+	free(((struct pidfd_state *)state)->made);
+}
+
 const struct tree_object_ops tree_pidfds = {
 	.name = "pidfds of reaped processes",
 	.state_size = sizeof(struct pidfd_state),
+	.free_state = free_pidfds,
 	.prepare = prepare_pidfds,
 	.close = close_pidfds,
 	.undo = undo_pidfds,
@@ -140,8 +202,10 @@ static int open_pidfd(struct restore_task *t, const FdEntry *e)
 	if (!e->has_pidfd_pid || e->pidfd_pid > INT32_MAX)
 		return -EINVAL;
 	if (!e->pidfd_pid) {
-		int reaped = state_of(t->ctx)->reaped - 1;
-		fd = reaped < 0 ? -1 : fcntl(reaped, F_DUPFD_CLOEXEC, 0);
+		const struct pidfd_state *st = state_of(t->ctx);
+		for (size_t i = 0; i < st->n && fd < 0; i++)
+			if (st->made[i].pid == t->pid && st->made[i].fd == e->fd)
+				fd = fcntl(st->made[i].held, F_DUPFD_CLOEXEC, 0);
 		if (fd < 0)
 			return -EBADF;
 	}

@@ -295,7 +295,8 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 	auto_close int m = orphan ? -1 : master_of(t, index);
 	auto_close int s = orphan ? task_fd_copy(t->pid, slave_fd)
 			: m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
+	struct stat sst;
+	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws) || fstat(s, &sst)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
 		return -EIO;
 	}
@@ -323,6 +324,10 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
+	p->has_slave_mode = p->has_slave_uid = p->has_slave_gid = true;
+	p->slave_mode = sst.st_mode & 07777;
+	p->slave_uid = sst.st_uid;
+	p->slave_gid = sst.st_gid;
 	p->has_orphan = p->orphan = orphan;
 	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));
 	if (!pd->tab.ptys)
@@ -489,7 +494,9 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		int on = 1;
 		if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
 		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
-		    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL))) {
+		    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
+		    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
+		    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777))) {
 			pr_perror("restore: cannot set the state of pty %s", path);
 			return -errno;
 		}
