@@ -40,7 +40,7 @@ static size_t status_numbers(const char *status, const char *key, int base, uint
 	return n;
 }
 
-static Creds *creds_read(pid_t pid, pid_t tid)
+static int creds_read(pid_t pid, pid_t tid, Creds **out)
 {
 	char path[64];
 	uint64_t ids[4], groups[RST_MAX_GROUPS + 1], caps[5];
@@ -49,14 +49,18 @@ static Creds *creds_read(pid_t pid, pid_t tid)
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
 	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
 	if (!status) {
-		pr_perror("dump tid %d: cannot read %s", tid, path);
-		return NULL;
+		if (errno != ENOMEM)
+			pr_perror("dump tid %d: cannot read %s", tid, path);
+		return -errno;
 	}
 	Creds *c = xzalloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
 	creds__init(c);
-	c->uids = xzalloc(4 * sizeof(uint32_t));
-	c->gids = xzalloc(4 * sizeof(uint32_t));
-	c->groups = xzalloc((RST_MAX_GROUPS + 1) * sizeof(uint32_t));
+	*out = c; /* freed with the image, whole or not */
+	if (!(c->uids = xzalloc(4 * sizeof(uint32_t))) || !(c->gids = xzalloc(4 * sizeof(uint32_t))) ||
+	    !(c->groups = xzalloc((RST_MAX_GROUPS + 1) * sizeof(uint32_t))))
+		return -ENOMEM;
 	for (int k = 0; k < 5; k++)
 		if (status_numbers(status, capnames[k], 16, &caps[k], 1) != 1)
 			goto bad;
@@ -72,7 +76,7 @@ static Creds *creds_read(pid_t pid, pid_t tid)
 	if (ng > RST_MAX_GROUPS) {
 		pr_err("dump tid %d: in more than %d supplementary groups (not supported yet)", tid,
 		       RST_MAX_GROUPS);
-		return NULL;
+		return -ENOTSUP;
 	}
 	for (size_t k = 0; k < ng; k++)
 		c->groups[c->n_groups++] = groups[k];
@@ -81,21 +85,22 @@ static Creds *creds_read(pid_t pid, pid_t tid)
 	c->cap_eff = caps[2];
 	c->cap_bnd = caps[3];
 	c->cap_amb = caps[4];
-	return c;
+	return 0;
 bad:
 	pr_err("dump tid %d: cannot read its credentials from %s", tid, path);
-	return NULL;
+	return -EIO;
 }
 
 static int dump_creds(struct dump_task *t)
 {
 	TaskCore *c = t->core;
+	int err;
 
-	if (!(c->creds = creds_read(t->pid, t->pid)))
-		return -EIO;
+	if ((err = creds_read(t->pid, t->pid, &c->creds)))
+		return err;
 	for (size_t i = 0; i < c->n_threads; i++)
-		if (!(c->threads[i]->creds = creds_read(t->pid, c->threads[i]->tid)))
-			return -EIO;
+		if ((err = creds_read(t->pid, c->threads[i]->tid, &c->threads[i]->creds)))
+			return err;
 	return 0;
 }
 
@@ -146,6 +151,8 @@ static int restore_creds(struct restore_task *t)
 	auto_free char *last = read_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", NULL);
 	uint32_t cap_last = last ? strtoul(last, NULL, 10) : 40;
 
+	if (!last && errno == ENOMEM)
+		return -ENOMEM;
 	creds_to_args(t->core->creds, &a->creds, cap_last);
 	for (size_t i = 0; i < t->core->n_threads; i++)
 		creds_to_args(t->core->threads[i]->creds, &th[i].creds, cap_last);

@@ -94,7 +94,10 @@ static int dump_namespaces(struct dump_task *t)
 	uint64_t mode = 0;
 	int err;
 
+	if (!ids)
+		return -ENOMEM;
 	ns_ids__init(ids);
+	t->core->ns = ids;
 	if ((err = read_ids("self", &own)) || (snprintf(who, sizeof(who), "%d", t->pid), 0) ||
 	    (err = read_ids(who, ids))) {
 		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
@@ -105,11 +108,14 @@ static int dump_namespaces(struct dump_task *t)
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
 		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
-		if ((err = read_ids(who, &tids)) ||
-		    (err = check_supported(t->pid, t->threads[i].tid, &tids, &own)))
+		if ((err = read_ids(who, &tids))) {
+			pr_err("dump pid %d thread %d: cannot read its namespaces: %s", t->pid,
+			       t->threads[i].tid, strerror(-err));
+			return err;
+		}
+		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, &own)))
 			return err;
 	}
-	t->core->ns = ids;
 	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)))
 		return err;
 	if (t->core->n_ns_pids != 1 || t->core->ns_pids[0] != (uint32_t)t->pid) {
@@ -117,8 +123,12 @@ static int dump_namespaces(struct dump_task *t)
 		       t->pid, t->core->n_ns_pids ? t->core->ns_pids[t->core->n_ns_pids - 1] : 0);
 		return -ENOTSUP;
 	}
-	if ((err = proc_status_field(t->pid, "Seccomp", 10, &mode)))
+	if ((err = proc_status_field(t->pid, "Seccomp", 10, &mode))) {
+		if (err != -ENOMEM)
+			pr_err("dump pid %d: cannot read its seccomp mode from /proc/%d/status: %s",
+			       t->pid, t->pid, strerror(-err));
 		return err;
+	}
 	t->core->has_seccomp_mode = true;
 	t->core->seccomp_mode = mode;
 	if (mode) {
