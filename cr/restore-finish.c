@@ -101,6 +101,8 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 	auto_free bool *done = xzalloc(rt->nr_tasks * sizeof(bool));
 	size_t nr_done = 0;
 
+	if (!done)
+		return -ENOMEM;
 	while (nr_done < rt->nr_tasks) {
 		struct pollfd pfd = { .fd = status_fd, .events = POLLIN };
 		struct rst_status st;
@@ -111,11 +113,18 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 				return err;
 			continue;
 		}
-		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
-			return find_dead_task(rt, done) ?: -EIO;
-		struct restore_task *t = pstree_task(rt, st.pid);
-		if (!t)
+		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
+			if ((err = find_dead_task(rt, done)))
+				return err;
+			pr_err("restore: the new processes' reports broke off (%zu of %zu reported)",
+			       nr_done, rt->nr_tasks);
 			return -EIO;
+		}
+		struct restore_task *t = pstree_task(rt, st.pid);
+		if (!t) {
+			pr_err("restore: a report from pid %d, which is not a process of the tree", st.pid);
+			return -EIO;
+		}
 		size_t idx = t - rt->tasks;
 		if (!st.ok)
 			return report_failure(&st);
@@ -142,8 +151,10 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 			}
 			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
 				return err;
-			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1) {
+				pr_perror("restore pid %d: cannot tell it its pages are in", t->pid);
 				return -EIO;
+			}
 			continue;
 		}
 		t->region_start = st.region_start;
@@ -195,8 +206,10 @@ static int unmap_restorer_region(const struct restore_task *t, struct user_regs_
 	r.orig_rax = -1;
 	r.rdi = t->region_start;
 	r.rsi = t->region_len;
-	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r))
+	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r)) {
+		pr_perror("restore pid %d: cannot set registers to remove the restorer region", t->pid);
 		return -errno;
+	}
 	for (int step = 0; step < 2; step++) {
 		if (ptrace(PTRACE_SYSCALL, t->host_pid, 0, 0) || (err = task_wait_stop(t->host_pid, &status)) ||
 		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
@@ -250,9 +263,11 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 	}
 	if ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)))
 		return err;
-	for (unsigned i = 0; i < state_table_len; i++)
+	for (unsigned i = 0; i < state_table_len; i++) {
+		unsigned logged = log_errors();
 		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
+	}
 	return 0;
 }
 

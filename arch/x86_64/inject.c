@@ -17,16 +17,27 @@
 static int find_gadget(pid_t pid, uint64_t start, uint64_t end, uint64_t *gadget)
 {
 	size_t len = end - start;
-	auto_free unsigned char *code = malloc(len);
+	auto_free unsigned char *code = NULL;
+	int err;
 
-	if (!code || task_mem_read(pid, start, code, len))
-		return -EIO;
+	if (!start) {
+		pr_err("pid %d: has no vDSO to run syscalls from", pid);
+		return -ENOENT;
+	}
+	if (!(code = xmalloc(len)))
+		return -ENOMEM;
+	if ((err = task_mem_read(pid, start, code, len))) {
+		pr_err("pid %d: cannot read its vDSO at %#llx: %s", pid, (unsigned long long)start,
+		       strerror(-err));
+		return err;
+	}
 	for (size_t i = 0; i + 1 < len; i++) {
 		if (code[i] == 0x0f && code[i + 1] == 0x05) {
 			*gadget = start + i;
 			return 0;
 		}
 	}
+	pr_err("pid %d: no syscall instruction found in its vDSO", pid);
 	return -ENOENT;
 }
 
@@ -37,16 +48,18 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
  * Resumes to syscall entry, then to syscall exit: no signal is involved at any step. A task
  * that was in group stop (SIGSTOP) reports that stop again once resumed: resume it past it.
  */
-static int run_to_syscall_exit(pid_t pid)
+static int run_to_syscall_exit(pid_t pid, long nr)
 {
 	for (int step = 0, group_stops = 0; step < 2; step++) {
 		int status, ret;
-		if (ptrace(PTRACE_SYSCALL, pid, 0, 0))
+		if (ptrace(PTRACE_SYSCALL, pid, 0, 0)) {
+			pr_perror("pid %d: cannot resume it into injected syscall %ld", pid, nr);
 			return -errno;
+		}
 		ret = task_wait_stop(pid, &status);
 		if (ret) {
-			pr_err("pid %d: %s while running an injected syscall", pid,
-			       ret == -ESRCH ? "exited" : "did not stop");
+			pr_err("pid %d: %s while running injected syscall %ld", pid,
+			       ret == -ESRCH ? "exited" : "did not stop", nr);
 			return ret;
 		}
 		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < 4) {
@@ -54,8 +67,8 @@ static int run_to_syscall_exit(pid_t pid)
 			continue;
 		}
 		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			pr_err("pid %d: unexpected stop 0x%x while running an injected syscall", pid,
-			       status);
+			pr_err("pid %d: unexpected stop 0x%x while running injected syscall %ld", pid,
+			       status, nr);
 			return -EIO;
 		}
 	}
@@ -101,11 +114,8 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
 		return -errno;
 	}
-	err = run_to_syscall_exit(ctx->pid);
-	if (err) {
-		pr_err("pid %d: injected syscall %ld failed to run", ctx->pid, nr);
+	if ((err = run_to_syscall_exit(ctx->pid, nr)))
 		return err;
-	}
 	if (ptrace(PTRACE_GETREGS, ctx->pid, 0, &r)) {
 		pr_perror("pid %d: cannot read injected syscall result", ctx->pid);
 		return -errno;
@@ -138,10 +148,8 @@ int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struc
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->pid = pid;
 	ctx->saved = *regs;
-	if (!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) {
-		pr_err("pid %d: no syscall instruction found in its vDSO", pid);
-		return -ENOENT;
-	}
+	if ((err = find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)))
+		return err;
 	err = inject_syscall(ctx, SYS_mmap, args, &ret);
 	if (err == 0 && (ret < 0 && ret > -4096)) {
 		pr_err("pid %d: injected mmap of a scratch page failed: %s", pid, strerror(-ret));
@@ -163,8 +171,13 @@ int inject_end(struct inject_ctx *ctx)
 	if (ctx->scratch) {
 		uint64_t args[6] = { ctx->scratch, ctx->scratch_len };
 		int64_t r;
-		if (inject_syscall(ctx, SYS_munmap, args, &r) || r)
+		if (inject_syscall(ctx, SYS_munmap, args, &r)) {
 			ret = -EIO;
+		} else if (r) {
+			pr_err("pid %d: injected munmap of the scratch page returned %lld", ctx->pid,
+			       (long long)r);
+			ret = -EIO;
+		}
 		ctx->scratch = 0;
 	}
 	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {

@@ -33,15 +33,16 @@ static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloex
 	char path[64];
 	struct statfs sf;
 	int64_t ret;
+	unsigned logged = log_errors();
+	int err;
 
 	*cloexec = p->flags & O_CLOEXEC;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 	if (!*cloexec || statfs(path, &sf) || sf.f_type != MQUEUE_MAGIC)
 		return 0;
-	if (inject_syscall(&t->inj, SYS_fcntl, args, &ret) || ret < 0) {
-		pr_err("dump pid %d fd %d: cannot read its close-on-exec flag", t->pid, p->fd);
-		return -EIO;
-	}
+	if ((err = inject_syscall(&t->inj, SYS_fcntl, args, &ret)) || (err = ret < 0 ? ret : 0))
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read its close-on-exec flag",
+				   t->pid, p->fd);
 	*cloexec = ret & FD_CLOEXEC;
 	return 0;
 }
@@ -78,18 +79,20 @@ static int dump_fds(struct dump_task *t)
 	auto_free int *fds = NULL;
 	size_t n;
 	FdTable *tab = t->fds;
+	unsigned logged = log_errors();
 	int err = proc_list_numbers(t->pid, "fd", &fds, &n);
 
-	if (err) {
-		pr_perror("dump pid %d: cannot list its fds", t->pid);
-		return err;
-	}
-	tab->fds = xzalloc(n * sizeof(*tab->fds));
+	if (err)
+		return log_unnamed(logged, err, "dump pid %d: cannot list its fds", t->pid);
+	if (!(tab->fds = xzalloc(n * sizeof(*tab->fds))))
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
 		FdEntry *e = xzalloc(sizeof(*e));
 		auto_free char *info = NULL;
 
+		if (!e)
+			return -ENOMEM;
 		fd_entry__init(e);
 		if ((err = fd_probe(t->pid, fds[i], &p, &info)))
 			return err;
@@ -115,11 +118,10 @@ static int dump_fds(struct dump_task *t)
 				return err;
 			continue;
 		}
-		if (S_ISSOCK(p.st.st_mode) && (err = sockopts_dump(t->pid, e->fd, e))) {
-			pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, e->fd, p.link,
-			       strerror(-err));
-			return err;
-		}
+		logged = log_errors();
+		if (S_ISSOCK(p.st.st_mode) && (err = sockopts_dump(t->pid, e->fd, e)))
+			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",
+					   t->pid, e->fd, p.link);
 		int claimed = 0;
 		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {
 			if (!fd_kinds[k]->dump)
@@ -127,7 +129,8 @@ static int dump_fds(struct dump_task *t)
 			e->kind = fd_kinds[k]->kind; /* the dump may refine it */
 			claimed = fd_kinds[k]->dump(t, &p, e);
 			if (claimed < 0)
-				return claimed;
+				return log_unnamed(logged, claimed, "dump pid %d fd %d: %s (%s)", t->pid, e->fd,
+						   p.link, fd_kinds[k]->name);
 		}
 		if (!claimed) {
 			char what[320];
@@ -195,6 +198,7 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 	/* held by several processes: stasis opened it once, every process inherited it */
 	int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(t->ctx, e->shared_pid, e->shared_fd)
 						  : shared_file_fd(t->ctx, t->pid, e->fd);
+	unsigned logged = log_errors();
 	int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
 		 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
 	int err;
@@ -205,14 +209,15 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 		if (e->kind == FD_KIND__FD_SHARED)
 			pr_err("restore pid %d fd %u: the file it shares with pid %u fd %u is not open: %s",
 			       t->pid, e->fd, e->shared_pid, e->shared_fd, strerror(-fd));
-		else
-			pr_err("restore pid %d fd %u: cannot open %s (%s): %s", t->pid, e->fd, fd_what(e),
-			       fd_kind_of(e->kind)->name, strerror(-fd));
+		else /* what the kind did not name itself */
+			log_unnamed(logged, fd, "restore pid %d fd %u: cannot open %s (%s)", t->pid, e->fd,
+				    fd_what(e), fd_kind_of(e->kind)->name);
 		return fd;
 	}
+	logged = log_errors();
 	if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
-		pr_err("restore pid %d fd %u: cannot set the socket options of %s: %s", t->pid, e->fd,
-		       fd_what(e), strerror(-err));
+		log_unnamed(logged, err, "restore pid %d fd %u: cannot set the socket options of %s",
+			    t->pid, e->fd, fd_what(e));
 		close(fd);
 		return err;
 	}
@@ -226,7 +231,7 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = calloc(tab->n_fds + 1, sizeof(int));
+	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int));
 	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
 	int err;
 
@@ -239,12 +244,8 @@ static int restore_fds(struct restore_task *t)
 		int fd = open_entry(t, e);
 		if (fd < 0)
 			return fd;
-		tmp[i] = restore_move_high(t, fd);
-		if (tmp[i] < 0) {
-			pr_err("restore pid %d fd %u: cannot move it above fd %d: %s", t->pid, e->fd,
-			       t->next_high_fd, strerror(-tmp[i]));
+		if ((tmp[i] = restore_move_high(t, fd)) < 0)
 			return tmp[i];
-		}
 	}
 	if (low_end > 0 && syscall(SYS_close_range, 0, low_end - 1, 0)) {
 		pr_perror("restore pid %d: cannot close fds below %d", t->pid, low_end);
@@ -261,12 +262,14 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	if ((err = locks_restore(tab)))
+	if ((err = locks_restore(t->pid, tab)))
 		return err;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);
+		unsigned logged = log_errors();
 		if (ops && ops->settle && (err = ops->settle(t, tab->fds[i])))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, tab->fds[i]->fd,
+					   ops->name);
 	}
 	return 0;
 }
@@ -291,8 +294,10 @@ static int finish_fds(struct restore_task *t)
 
 	for (size_t i = 0; i < t->fds->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(t->fds->fds[i]->kind);
+		unsigned logged = log_errors();
 		if (ops && ops->finish && (err = ops->finish(t, t->fds->fds[i])))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid,
+					   t->fds->fds[i]->fd, ops->name);
 	}
 	return 0;
 }

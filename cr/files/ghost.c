@@ -76,10 +76,13 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		       pid, link, (long long)st.st_size, (unsigned long long)ghost_limit(ctx));
 		return -EFBIG;
 	}
-	GhostFile *g = xzalloc(sizeof(*g));
+	GhostFile *g = xzalloc(sizeof(*g)), **more;
+	if (!g)
+		return -ENOMEM;
 	ghost_file__init(g);
 	g->id = gd->n;
-	g->path = xstrdup(link);
+	if (!(g->path = xstrdup(link)))
+		return -ENOMEM;
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
 	g->mode = st.st_mode & 07777;
 	g->has_uid = g->has_gid = true;
@@ -89,21 +92,23 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 	g->ino = st.st_ino;
 	if (st.st_nlink) {
 		int err = fhandle_of_fd(fd, &g->handle, &g->handle_type);
+		if (err == -ENOMEM)
+			return err;
 		if (err) {
 			pr_err("dump pid %d: %s is deleted under this name but linked under another, and its "
 			       "filesystem gives no file handle: %s", pid, link, strerror(-err));
 			return err;
 		}
 		g->has_handle = g->has_handle_type = true;
-	} else
-		g->data.data = xzalloc(st.st_size + 1);
+	} else if (!(g->data.data = xzalloc(st.st_size + 1))) {
+		return -ENOMEM;
+	}
 	g->data.len = st.st_nlink ? 0 : st.st_size;
 	if (!st.st_nlink && pread(fd, g->data.data, st.st_size, 0) != st.st_size) {
 		pr_perror("dump pid %d: cannot read deleted file %s", pid, link);
 		return -EIO;
 	}
-	GhostFile **more = realloc(gd->ghosts, (gd->n + 1) * sizeof(*gd->ghosts));
-	if (!more)
+	if (!(more = xreallocarray(gd->ghosts, gd->n + 1, sizeof(*more))))
 		return -ENOMEM;
 	gd->ghosts = more;
 	gd->ghosts[gd->n++] = g;
@@ -172,6 +177,8 @@ static int reopen_linked(const struct run_ctx *ctx, const GhostFile *g)
 	int dir;
 	auto_close int inode = fhandle_open(g->dev, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
+	if (inode == -ENOMEM)
+		return inode;
 	if (inode < 0 || fstat(inode, &st) || st.st_dev != g->dev || st.st_ino != g->ino || !st.st_nlink) {
 		pr_err("restore: file %s (deleted under that name, linked under another: dev %#llx inode "
 		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
@@ -266,7 +273,7 @@ static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!st->rst)
 		return 0;
-	st->fds = calloc(st->rst->n_ghosts + 1, sizeof(int));
+	st->fds = xzalloc((st->rst->n_ghosts + 1) * sizeof(int));
 	if (!st->fds)
 		return -ENOMEM;
 	for (size_t i = 0; i < st->rst->n_ghosts; i++) {

@@ -97,14 +97,16 @@ static int master_index(pid_t pid, int fd)
 }
 
 /* Which ptys the tree holds masters of: every process's fds, once per dump. */
-static void scan_masters(struct dump_task *t, struct pty_state *pd)
+static int scan_masters(struct dump_task *t, struct pty_state *pd)
 {
-	pd->scanned = true;
 	for (size_t k = 0; k < t->tree_size; k++) {
 		pid_t pid = t->tree[k].pid;
 		auto_free int *fds = NULL;
 		size_t n;
-		if (proc_list_numbers(pid, "fd", &fds, &n))
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err == -ENOMEM)
+			return err;
+		if (err)
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			char path[64];
@@ -113,39 +115,52 @@ static void scan_masters(struct dump_task *t, struct pty_state *pd)
 			int index;
 			if (stat(path, &st) || !is_ptmx(&st) || (index = master_index(pid, fds[i])) < 0)
 				continue;
-			pd->masters = realloc(pd->masters, (pd->nr_masters + 1) * sizeof(*pd->masters));
-			if (!pd->masters)
-				abort();
+			struct held_master *more = xreallocarray(pd->masters, pd->nr_masters + 1,
+								 sizeof(*more));
+			if (!more)
+				return -ENOMEM;
+			pd->masters = more;
 			pd->masters[pd->nr_masters].index = index;
 			pd->masters[pd->nr_masters].pid = pid;
 			pd->masters[pd->nr_masters++].fd = fds[i];
 		}
 	}
+	pd->scanned = true;
+	return 0;
 }
 
-/* Which master fd of the tree holds pty index; NULL if none. */
-static const struct held_master *find_master(struct dump_task *t, int index)
+/* Which master fd of the tree holds pty index (*m NULL if none); -ENOMEM. */
+static int find_master(struct dump_task *t, int index, const struct held_master **m)
 {
 	struct pty_state *pd = state_of(t->ctx);
+	int err;
 
-	if (!pd->scanned)
-		scan_masters(t, pd);
-	for (size_t i = 0; i < pd->nr_masters; i++)
+	*m = NULL;
+	if (!pd->scanned && (err = scan_masters(t, pd)))
+		return err;
+	for (size_t i = 0; i < pd->nr_masters && !*m; i++)
 		if (pd->masters[i].index == (uint32_t)index)
-			return &pd->masters[i];
-	return NULL;
+			*m = &pd->masters[i];
+	return 0;
 }
 
 /* A copy of an fd of the master of pty index held by the tree; negative if none. */
 static int master_of(struct dump_task *t, int index)
 {
-	const struct held_master *m = find_master(t, index);
+	const struct held_master *m;
+	int err = find_master(t, index, &m);
+
+	if (err)
+		return err;
 	return m ? task_fd_copy(m->pid, m->fd) : -ENOENT;
 }
 
-bool pty_owned_by_tree(struct dump_task *t, int index)
+int pty_owned_by_tree(struct dump_task *t, int index)
 {
-	return find_master(t, index) != NULL;
+	const struct held_master *m;
+	int err = find_master(t, index, &m);
+
+	return err ? err : m != NULL;
 }
 
 /* Terminal settings for putting data back: line structure kept, every processing off. */
@@ -186,7 +201,6 @@ static void read_pending(int fd, ProtobufCBinaryData *into)
 {
 	int bytes, quiet = 0;
 
-	into->data = xzalloc(PTY_IN_FLIGHT_MAX);
 	while (quiet < 3 && into->len < PTY_IN_FLIGHT_MAX) {
 		if (ioctl(fd, FIONREAD, &bytes) || bytes <= 0) {
 			quiet++;
@@ -213,6 +227,10 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 	struct termios noncanon = *tio;
 	int pkt = 0, off = 0, err;
 
+	/* room for all of it before anything is taken: nothing read may be lost */
+	if (!(p->output.data = xzalloc(PTY_IN_FLIGHT_MAX)) ||
+	    !(p->input.data = xzalloc(PTY_IN_FLIGHT_MAX)))
+		return -ENOMEM;
 	if (ioctl(m, TIOCGPKT, &pkt) || (pkt && ioctl(m, TIOCPKT, &off))) {
 		pr_perror("dump pid %d: pty %s: cannot read its packet mode", pid, path);
 		return -errno;
@@ -249,6 +267,8 @@ static int note_pty(struct dump_task *t, int index)
 	snprintf(path, sizeof(path), "/dev/pts/%d", index);
 	auto_close int s = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	auto_close int m = master_of(t, index);
+	if (m == -ENOMEM)
+		return m;
 	if (s < 0 || m < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
 		return -EIO;
@@ -258,23 +278,25 @@ static int note_pty(struct dump_task *t, int index)
 	int excl = 0;
 	if (ioctl(s, TIOCGEXCL, &excl))
 		excl = 0;
-	Pty *p = xzalloc(sizeof(*p));
+	Pty *p = xzalloc(sizeof(*p)), **more;
+	if (!p)
+		return -ENOMEM;
 	pty__init(p);
+	if (!(p->termios.data = xzalloc(sizeof(tio))) || !(p->winsize.data = xzalloc(sizeof(ws))))
+		return -ENOMEM;
 	p->index = index;
 	p->termios.len = sizeof(tio);
-	p->termios.data = xzalloc(sizeof(tio));
 	memcpy(p->termios.data, &tio, sizeof(tio));
 	p->winsize.len = sizeof(ws);
-	p->winsize.data = xzalloc(sizeof(ws));
 	memcpy(p->winsize.data, &ws, sizeof(ws));
 	if (fg > 0 && pid_ns_vpid(t->ctx, fg)) {
 		p->has_fg_pgrp = true;
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
-	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));
-	if (!pd->tab.ptys)
+	if (!(more = xreallocarray(pd->tab.ptys, pd->tab.n_ptys + 1, sizeof(*more))))
 		return -ENOMEM;
+	pd->tab.ptys = more;
 	pd->tab.ptys[pd->tab.n_ptys++] = p;
 	if ((err = save_in_flight(t->pid, path, m, s, &tio, p)))
 		return err;
@@ -292,7 +314,9 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		}
 		e->kind = FD_KIND__FD_PTY_MASTER;
 		err = note_pty(t, index);
-	} else if ((index = pty_slave_index(&p->st)) >= 0 && pty_owned_by_tree(t, index)) {
+	} else if ((index = pty_slave_index(&p->st)) >= 0 && (err = pty_owned_by_tree(t, index))) {
+		if (err < 0)
+			return err;
 		e->kind = FD_KIND__FD_PTY_SLAVE;
 		err = note_pty(t, index);
 	} else {
@@ -303,7 +327,8 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->has_pty_index = e->has_flags = true;
 	e->pty_index = index;
 	e->flags = p->flags;
-	e->path = xstrdup(p->link);
+	if (!(e->path = xstrdup(p->link)))
+		return -ENOMEM;
 	return 1;
 }
 
@@ -407,7 +432,7 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!tab)
 		return 0;
-	st->made = calloc(tab->n_ptys + 1, sizeof(*st->made));
+	st->made = xzalloc((tab->n_ptys + 1) * sizeof(*st->made));
 	if (!st->made)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab->n_ptys; i++) {

@@ -58,7 +58,8 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       t->pid, p->fd, p->link);
 		return -ENOTSUP;
 	}
-	e->path = xstrdup(p->link);
+	if (!(e->path = xstrdup(p->link)))
+		return -ENOMEM;
 	e->has_flags = e->has_pos = true;
 	e->flags = p->flags;
 	e->pos = p->pos;

@@ -24,6 +24,15 @@ bool probe_set(struct probe_result *r, bool ok, const char *fmt, ...)
 	return ok;
 }
 
+char *probe_read_file(struct probe_result *r, const char *path)
+{
+	char *text = read_file_at(AT_FDCWD, path, NULL);
+
+	if (!text && errno == ENOMEM)
+		r->error = -ENOMEM;
+	return text;
+}
+
 void probe_close_pair(int p[2])
 {
 	for (int i = 0; i < 2; i++)
