@@ -249,7 +249,8 @@ int cr_dump(struct run_ctx *ctx)
 		goto fail;
 	}
 	dump_done(ctx);
-	net_lock_dump_over(ctx, ctx->opts->leave_running);
+	if ((err = net_lock_dump_over(ctx, ctx->opts->leave_running)))
+		goto fail;
 	if (ctx->opts->leave_running) {
 		run_notify(ctx, "network-unlock", root, -1);
 		pstree_release(&tr);

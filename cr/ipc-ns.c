@@ -371,9 +371,10 @@ static int collect_ipc_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	close(sk[0]);
 	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
 		;
-	if (!err && WIFEXITED(status) && WEXITSTATUS(status) == 1)
-		err = -EIO; /* the helper said why */
-	else if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+	if (!err && WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+		log_said_by_helper();
+		err = -EIO;
+	} else if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
 		pr_err("dump pid %d: saving its IPC namespace ipc:[%lu] failed (helper status 0x%x)",
 		       root, (unsigned long)root_ns.st_ino, status);
 		err = -EIO;

@@ -33,6 +33,8 @@ const char *log_last_error(void);
 unsigned log_errors(void);
 /* Returns err; logs "fmt: strerror(-err)" unless an error was logged since log_errors() said logged. */
 int log_unnamed(unsigned logged, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A helper process said what failed (in the same log): counted as an error said here. */
+void log_said_by_helper(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(fmt, ...) log_msg(LOG_ERR, fmt "\n", ##__VA_ARGS__)

@@ -78,6 +78,10 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 		if (parse_vma_line(line, &out->v[out->n]) == 0)
 			out->n++;
 	}
+	if (!ret && !feof(f)) { /* getline could not grow its line */
+		ret = -errno;
+		pr_perror("dump pid %d: cannot read %s", pid, path);
+	}
 	free(line);
 	fclose(f);
 	if (ret)

@@ -247,9 +247,12 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		}
 	}
 	freezer_done(tr, &caught);
-	if ((err = add_group_helpers(tr))) {
+	size_t n = 0;
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		n += 1 + tr->tasks[i].nr_threads;
+	if (!(tr->kill_tids = xzalloc(n * sizeof(pid_t))) || (err = add_group_helpers(tr))) {
 		pstree_release(tr);
-		return err;
+		return err ? err : -ENOMEM;
 	}
 	pr_debug("dump pid %d: froze %zu processes (%zu in the tree)", root, tr->nr_tasks,
 		 tr->nr_entries);
@@ -265,6 +268,8 @@ void pstree_release(struct dump_tree *tr)
 			regs_undo_freeze_eintr(t->pid, &t->regs);
 		task_release(t->pid, t->was_stopped);
 	}
+	free(tr->kill_tids);
+	tr->kill_tids = NULL;
 }
 
 #define KILL_WAIT_MS 10000
@@ -275,25 +280,21 @@ int pstree_kill(struct dump_tree *tr)
 	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		n += 1 + tr->tasks[i].nr_threads;
 		if (kill(tr->tasks[i].pid, SIGKILL)) {
 			pr_perror("dump pid %d: cannot kill after dump", tr->tasks[i].pid);
 			err = -errno;
 		}
 	}
 	/* As tracer of every thread we see each die (the parents reap the processes). */
-	auto_free pid_t *tids = calloc(n, sizeof(*tids));
-	if (!tids) {
-		pr_err("dump: out of memory waiting for the killed tree");
-		return -ENOMEM;
-	}
-	n = 0;
+	pid_t *tids = tr->kill_tids;
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		tids[n++] = tr->tasks[i].pid;
 		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
 			tids[n++] = tr->tasks[i].threads[k].tid;
 	}
 	int gone = tasks_wait_gone(tids, n, KILL_WAIT_MS);
+	free(tr->kill_tids);
+	tr->kill_tids = NULL;
 	return err ? err : gone;
 }
 

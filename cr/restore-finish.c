@@ -74,11 +74,14 @@ static int find_dead_task(struct restore_tree *rt, const bool *done)
 		struct restore_task *t = &rt->tasks[i];
 		struct proc_stat st;
 		char state;
+		int err;
 		if (done[i])
 			continue;
 		/* a process not found was not made yet (its parent, alive, will make it or report),
 		 * unless it was seen before: the root always was */
-		if (pid_ns_find_host(rt->ctx, rt, t, &state)) {
+		if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) == -ENOMEM)
+			return err;
+		if (err) {
 			if (!t->seen && i != 0)
 				continue;
 			state = 'X';
@@ -146,7 +149,8 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		if (st.step == RST_STEP_PAGES_HANDOFF) {
 			char state;
 			if ((err = pid_ns_find_host(rt->ctx, rt, t, &state))) {
-				pr_err("restore pid %d: its process is gone", t->pid);
+				if (err != -ENOMEM)
+					pr_err("restore pid %d: its process is gone", t->pid);
 				return err;
 			}
 			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
@@ -244,13 +248,13 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 {
 	struct user_regs_struct r;
 	TaskCore *c = t->core;
+	unsigned logged = log_errors();
 	char state;
 	int err;
 
-	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t))) {
-		pr_err("restore pid %d: cannot find its process or threads on the host", t->pid);
-		return err ? err : -ESRCH;
-	}
+	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t)))
+		return log_unnamed(logged, err, "restore pid %d: cannot find its process or threads on the host",
+				   t->pid);
 	for (size_t i = 0; i < c->n_threads; i++)
 		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
 			return err;

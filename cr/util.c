@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -62,6 +64,32 @@ void *xreallocarray(void *p, size_t n, size_t size)
 		return out_of_memory(SIZE_MAX);
 	q = alloc_fault() ? NULL : realloc(p, bytes ? bytes : 1);
 	return q ? q : out_of_memory(bytes);
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+	va_list again;
+	int len;
+	char *p;
+
+	va_copy(again, ap);
+	len = vsnprintf(NULL, 0, fmt, again);
+	va_end(again);
+	if (len < 0 || !(p = xmalloc(len + 1)))
+		return NULL;
+	vsnprintf(p, len + 1, fmt, ap);
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	p = xvasprintf(fmt, ap);
+	va_end(ap);
+	return p;
 }
 
 ssize_t read_all(int fd, void *buf, size_t len)

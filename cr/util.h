@@ -1,6 +1,7 @@
 #ifndef STASIS_UTIL_H
 #define STASIS_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,9 @@ void *xzalloc(size_t size);   /* zeroed */
 char *xstrdup(const char *s); /* NULL is copied as "" */
 /* p resized to n elements of size bytes; NULL on failure, and p is left as it was. */
 void *xreallocarray(void *p, size_t n, size_t size);
+/* printf into a new string (NULL: out of memory, said). */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Tests (STASIS_FAULT=alloc-N): the nth allocation from now on fails (0: none does). */
 void alloc_fail_at(unsigned long n);
 

@@ -52,12 +52,15 @@ static struct net_lock_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_lock);
 }
 
-static void add_conn(struct net_lock_state *st, const struct nft_conn *c)
+static int add_conn(struct net_lock_state *st, const struct nft_conn *c)
 {
-	st->conns = realloc(st->conns, (st->nr_conns + 1) * sizeof(*st->conns));
-	if (!st->conns)
-		abort();
+	struct nft_conn *more = xreallocarray(st->conns, st->nr_conns + 1, sizeof(*more));
+
+	if (!more)
+		return -ENOMEM;
+	st->conns = more;
 	st->conns[st->nr_conns++] = *c;
+	return 0;
 }
 
 /* The connection of a TCP socket (stasis's copy): 1 if it has one, 0 if not. */
@@ -105,10 +108,10 @@ static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 		pid_t pid = tr->tasks[k].pid;
 		auto_free int *fds = NULL;
 		size_t n;
-		if (proc_list_numbers(pid, "fd", &fds, &n)) {
-			pr_perror("dump pid %d: cannot list its fds", pid);
-			return -errno;
-		}
+		unsigned logged = log_errors();
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot list its fds", pid);
 		for (size_t i = 0; i < n; i++) {
 			char path[64];
 			struct stat s;
@@ -121,13 +124,14 @@ static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 				dup = seen[j] == s.st_ino;
 			if (dup)
 				continue;
-			seen = realloc(seen, (nr_seen + 1) * sizeof(*seen));
-			if (!seen)
+			uint64_t *more = xreallocarray(seen, nr_seen + 1, sizeof(*seen));
+			if (!more)
 				return -ENOMEM;
+			seen = more;
 			seen[nr_seen++] = s.st_ino;
 			auto_close int sk = task_fd_copy(pid, fds[i]);
-			if (sk >= 0 && socket_conn(sk, &c))
-				add_conn(st, &c);
+			if (sk >= 0 && socket_conn(sk, &c) && (err = add_conn(st, &c)))
+				return err;
 		}
 	}
 	return 0;
@@ -160,11 +164,12 @@ static int nft_socket_of(pid_t pid)
 static int lock(struct net_lock_state *st, const char *what, pid_t root)
 {
 	snprintf(st->table, sizeof(st->table), "stasis-lock-%d-%d", getpid(), root);
+	unsigned logged = log_errors();
 	int err = nft_lock_table_add(st->nl - 1, st->table, true, st->conns, st->nr_conns);
 	if (err) {
-		pr_err("%s: cannot lock the network of the tree's %zu TCP connections (nftables table "
-		       "%s): %s (--network-lock skip goes without)",
-		       what, st->nr_conns, st->table, strerror(-err));
+		log_unnamed(logged, err, "%s: cannot lock the network of the tree's %zu TCP connections "
+			    "(nftables table %s) (--network-lock skip goes without)",
+			    what, st->nr_conns, st->table);
 		st->table[0] = 0;
 		return err;
 	}
@@ -203,19 +208,22 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	return lock(st, "dump", root);
 }
 
-void net_lock_keep_repaired(struct run_ctx *ctx, int sk)
+int net_lock_keep_repaired(struct run_ctx *ctx, int sk)
 {
 	struct net_lock_state *st = state_of(ctx);
+	int *more = xreallocarray(st->repaired, st->nr_repaired + 1, sizeof(*more));
 
-	st->repaired = realloc(st->repaired, (st->nr_repaired + 1) * sizeof(*st->repaired));
-	if (!st->repaired)
-		abort();
+	if (!more)
+		return -ENOMEM;
+	st->repaired = more;
 	st->repaired[st->nr_repaired++] = sk;
+	return 0;
 }
 
-void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
+int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 {
 	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
 	char kept[64];
 	int err;
 
@@ -227,20 +235,24 @@ void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 			close(st->repaired[i]);
 		}
 		st->nr_repaired = 0;
-		return;
+		return 0;
 	}
 	if (!st->table[0])
-		return;
+		return 0;
 	st->root = st->root_task->vpid;
 	snprintf(kept, sizeof(kept), "stasis-dumped-%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)) ||
-	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns)))
+	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns))) {
+		if (log_errors() != logged)
+			return err; /* out of memory: the dump fails */
 		pr_warn("dump: cannot keep the network locked for the restore (nftables table %s: %s): "
 			"peers of the tree's connections may see resets",
 			kept, strerror(-err));
-	else
+	} else {
 		pr_info("dump: the tree's connections stay locked until the restore (nftables table %s)",
 			kept);
+	}
+	return 0;
 }
 
 /* ---- restore ---- */
@@ -260,6 +272,7 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct net_lock_state *st = state_of(ctx);
 	struct nft_conn c;
+	int err;
 
 	st->root = rt->inv->root_pid;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -273,7 +286,8 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 			if (in->src_addr.len != alen || in->dst_addr.len != alen)
 				continue; /* the kind's validate says what is wrong */
 			image_conn(in, &c);
-			add_conn(st, &c);
+			if ((err = add_conn(st, &c)))
+				return err;
 		}
 	}
 	return 0;
@@ -302,6 +316,7 @@ static int prepare_lock(struct run_ctx *ctx, struct restore_tree *rt)
 int net_lock_restore_over(struct run_ctx *ctx)
 {
 	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
 	char kept[64];
 	int err;
 
@@ -311,7 +326,8 @@ int net_lock_restore_over(struct run_ctx *ctx)
 	snprintf(kept, sizeof(kept), "stasis-dumped-%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)))
 		pr_warn("restore: cannot remove the dump's nftables table %s: %s", kept, strerror(-err));
-	return 0;
+	/* out of memory: the dump's table stays, and the restore fails (the next one removes it) */
+	return log_errors() != logged ? -ENOMEM : 0;
 }
 
 static void undo_lock(struct run_ctx *ctx, bool restored)

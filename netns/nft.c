@@ -31,18 +31,24 @@ struct batch {
 	size_t len, cap;
 	uint32_t seq;
 	unsigned nr_msgs; /* acknowledgements to wait for */
+	bool failed;      /* out of memory (said): the batch is not sent */
+	char scratch[128]; /* where the pieces go once it failed (no piece is larger) */
 };
 
 static void *room(struct batch *b, size_t len)
 {
 	size_t need = b->len + NLMSG_ALIGN(len);
 
-	if (need > b->cap) {
-		b->cap = need * 2 + 4096;
-		b->buf = realloc(b->buf, b->cap);
-		if (!b->buf)
-			abort();
+	if (!b->failed && need > b->cap) {
+		char *more = xreallocarray(b->buf, need * 2 + 4096, 1);
+		if (more) {
+			b->buf = more;
+			b->cap = need * 2 + 4096;
+		}
+		b->failed = !more;
 	}
+	if (b->failed)
+		return memset(b->scratch, 0, sizeof(b->scratch));
 	void *p = b->buf + b->len;
 	memset(p, 0, NLMSG_ALIGN(len));
 	b->len = need;
@@ -66,7 +72,8 @@ static size_t msg_begin(struct batch *b, uint16_t type, uint16_t flags, int fami
 
 static void msg_end(struct batch *b, size_t at)
 {
-	((struct nlmsghdr *)(b->buf + at))->nlmsg_len = b->len - at;
+	if (!b->failed)
+		((struct nlmsghdr *)(b->buf + at))->nlmsg_len = b->len - at;
 }
 
 /* An nftables message of the inet family, acknowledged. */
@@ -108,7 +115,8 @@ static size_t nest_begin(struct batch *b, uint16_t type)
 
 static void nest_end(struct batch *b, size_t at)
 {
-	((struct nlattr *)(b->buf + at))->nla_len = b->len - at;
+	if (!b->failed)
+		((struct nlattr *)(b->buf + at))->nla_len = b->len - at;
 }
 
 /* ---- expressions ---- */
@@ -307,9 +315,11 @@ static int run_batch(int nl, struct batch *b)
 	int err = 0;
 
 	msg_end(b, end);
+	if (b->failed)
+		return -ENOMEM;
 	if (sendto(nl, b->buf, b->len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)b->len)
 		return -errno;
-	auto_free char *buf = malloc(1 << 16);
+	auto_free char *buf = xmalloc(1 << 16);
 	if (!buf)
 		return -ENOMEM;
 	for (unsigned acked = 0; acked < b->nr_msgs && !err;) {

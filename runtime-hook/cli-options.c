@@ -499,6 +499,10 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 				err = apply(o, opt, negated, kept);
 		}
 	}
+	if (!err && !feof(f)) { /* getline could not grow its line */
+		err = -errno;
+		fprintf(stderr, "stasis: configuration file %s: %m\n", path);
+	}
 	free(line);
 	fclose(f);
 	return err;

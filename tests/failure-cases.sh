@@ -71,7 +71,8 @@
 #                            supported" on stderr, exit 1; --feature no_such_feature: an error
 #                            naming it, exit 1
 #   check/feature-each       every listed name answers one of those two ways
-#   dump/alloc-fail/TARGET   (tree, pipes) STASIS_FAULT=alloc-N (the Nth allocation of stasis
+#   dump/alloc-fail/TARGET   (tree, pipes, unix-pair, tcp-established: dumped with
+#                            --tcp-established) STASIS_FAULT=alloc-N (the Nth allocation of stasis
 #                            fails) for N = 1, 2, 3, 5, 8, 13, ... until N is past the dump's
 #                            last allocation (the dump goes through), then N halving the gap to
 #                            the last one that failed: each failed dump exits cleanly naming
@@ -79,11 +80,11 @@
 #                            that goes through logged no "out of memory"; at least 10 points
 #                            failed
 #   restore/alloc-fail/TARGET
-#                            (tree, shared-anon) the same over restores of TARGET's images
-#                            (each new process counts on from where stasis created it): each
-#                            failed restore exits cleanly naming "out of memory" and leaves no
-#                            process of the images; one that goes through runs the program,
-#                            which PASSes
+#                            (tree, shared-anon, tcp-established) the same over restores of
+#                            TARGET's images (each new process counts on from where stasis
+#                            created it): each failed restore exits cleanly naming "out of
+#                            memory" and leaves no process of the images; one that goes through
+#                            runs the program, which PASSes
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -114,8 +115,11 @@ done
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
-ALLOC_DUMP_TARGETS="tree pipes"         # processes, zombies, groups; pipes, a FIFO, shared files
-ALLOC_RESTORE_TARGETS="tree shared-anon" # restored again and again (pipes' FIFO goes at its exit)
+# processes, zombies, groups; pipes, a FIFO, shared files; unix socket pairs and their queues;
+# TCP connections (repair, the network lock) and listeners
+ALLOC_DUMP_TARGETS="tree pipes unix-pair tcp-established"
+# restored again and again (pipes' FIFO goes at its exit)
+ALLOC_RESTORE_TARGETS="tree shared-anon tcp-established"
 ALLOC_MIN_POINTS=10
 UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
@@ -709,6 +713,13 @@ alloc_sweep() {
 	return 0
 }
 
+# ALLOC_DUMP_OPTS: what a dump of TARGET needs (as tests/run-zoo.sh gives it)
+alloc_dump_opts() {
+	ALLOC_DUMP_OPTS=()
+	[[ $1 == tcp-* ]] && ALLOC_DUMP_OPTS=(--tcp-established)
+	return 0
+}
+
 # A dump whose Nth allocation fails (the case's name, target and dir in ALLOC_*).
 alloc_try_dump() {
 	local n=$1 d=$ALLOC_DIR label=$ALLOC_LABEL
@@ -719,7 +730,8 @@ alloc_try_dump() {
 		return 2
 	fi
 	sleep 0.2
-	STASIS_FAULT=alloc-$n run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	STASIS_FAULT=alloc-$n run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" \
+		"${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
 	if [ "$ZRC" -eq 0 ]; then
 		wait_until 10 pid_free "$ZPID"
 		if mentions "$d/dump.out" "$d/img/dump.log" 'out of memory'; then
@@ -745,6 +757,7 @@ alloc_try_dump() {
 
 case_alloc_dump() { # case_alloc_dump TARGET
 	ALLOC_TARGET=$1 ALLOC_DIR=$ZOO_TMP/alloc-dump-$1 ALLOC_LABEL=dump/alloc-fail/$1
+	alloc_dump_opts "$1"
 	alloc_sweep alloc_try_dump || return
 	if [ "$ALLOC_POINTS" -lt "$ALLOC_MIN_POINTS" ]; then
 		result_fail "$ALLOC_LABEL" "only $ALLOC_POINTS allocations could be made to fail"
@@ -801,7 +814,8 @@ case_alloc_restore() { # case_alloc_restore TARGET
 	fi
 	ALLOC_PID=$ZPID
 	sleep 0.2
-	run_stasis "$d/dump.out" 60 dump -t "$ALLOC_PID" -D "$d/img" -o dump.log -v4
+	alloc_dump_opts "$1"
+	run_stasis "$d/dump.out" 60 dump -t "$ALLOC_PID" -D "$d/img" "${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
 	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$ALLOC_PID"; then
 		result_fail "$ALLOC_LABEL" "cannot make the images: dump exited $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
