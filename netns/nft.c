@@ -315,13 +315,12 @@ static int run_batch(int nl, struct batch *b)
 	int err = 0;
 
 	msg_end(b, end);
-	if (b->failed)
+	/* room for the acknowledgements before the batch goes: nothing done that is not seen */
+	auto_free char *buf = b->failed ? NULL : xmalloc(1 << 16);
+	if (!buf)
 		return -ENOMEM;
 	if (sendto(nl, b->buf, b->len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)b->len)
 		return -errno;
-	auto_free char *buf = xmalloc(1 << 16);
-	if (!buf)
-		return -ENOMEM;
 	for (unsigned acked = 0; acked < b->nr_msgs && !err;) {
 		ssize_t got = recv(nl, buf, 1 << 16, 0);
 		if (got < 0)
