@@ -32,7 +32,8 @@ struct batch {
 	uint32_t seq;
 	unsigned nr_msgs; /* acknowledgements to wait for */
 	bool failed;      /* out of memory (said): the batch is not sent */
-	char scratch[128]; /* where the pieces go once it failed (no piece is larger) */
+	/* where the pieces go once it failed (no piece is larger) */
+	char scratch[128] __attribute__((aligned(NLMSG_ALIGNTO)));
 };
 
 static void *room(struct batch *b, size_t len)
