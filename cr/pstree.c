@@ -243,10 +243,16 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		if (err) {
 			pstree_release(tr);
 			freezer_done(tr, &caught);
+			if (caught.was_frozen)
+				freezer_refreeze(ctx->opts->freeze_cgroup, ctx->opts->timeout);
 			return err;
 		}
 	}
 	freezer_done(tr, &caught);
+	if (caught.was_frozen) {
+		tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
+		tr->freeze_timeout_s = ctx->opts->timeout;
+	}
 	size_t n = 0;
 	for (size_t i = 0; i < tr->nr_tasks; i++)
 		n += 1 + tr->tasks[i].nr_threads;
@@ -270,6 +276,9 @@ void pstree_release(struct dump_tree *tr)
 	}
 	free(tr->kill_tids);
 	tr->kill_tids = NULL;
+	if (tr->refreeze_cgroup)
+		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
+	tr->refreeze_cgroup = NULL;
 }
 
 #define KILL_WAIT_MS 10000

@@ -12,11 +12,13 @@ struct dump_tree {
 	Inventory inv;           /* written last; tree-wide kinds note what the tree has in it */
 	pid_t *kill_tids;        /* room for every pid and tid, made once the tree is frozen: a
 				    kill after the dump allocates nothing */
+	const char *refreeze_cgroup; /* --freeze-cgroup found it frozen: pstree_release refreezes */
+	int freeze_timeout_s;
 };
 
 /* Freezes the tree under root (every process and thread), re-scanning until it is closed. */
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx);
-/* Lets every frozen process go on as before. */
+/* Lets every frozen process go on as before (in its cgroup frozen again if it was). */
 void pstree_release(struct dump_tree *tr);
 /* Kills every frozen process and collects each exit as its tracer. */
 int pstree_kill(struct dump_tree *tr);
