@@ -49,20 +49,24 @@ static int dump_aio(struct dump_task *t)
 			return -ENOTSUP;
 		}
 		AioRing *r = xzalloc(sizeof(*r));
+		if (!r)
+			return -ENOMEM;
 		aio_ring__init(r);
 		r->start = v->start;
 		r->nr = h.nr;
 		r->head = h.head;
 		r->tail = h.tail;
 		r->events.len = (size_t)h.nr * sizeof(struct io_event);
-		r->events.data = xzalloc(r->events.len);
+		if (!(r->events.data = xzalloc(r->events.len)))
+			return -ENOMEM;
 		if (task_mem_read(t->pid, v->start + sizeof(h), r->events.data, r->events.len)) {
 			pr_err("dump pid %d: cannot read the AIO ring at %#llx", t->pid, (unsigned long long)v->start);
 			return -EIO;
 		}
-		mm->aio_rings = realloc(mm->aio_rings, (mm->n_aio_rings + 1) * sizeof(*mm->aio_rings));
-		if (!mm->aio_rings)
+		AioRing **more = xreallocarray(mm->aio_rings, mm->n_aio_rings + 1, sizeof(*more));
+		if (!more)
 			return -ENOMEM;
+		mm->aio_rings = more;
 		mm->aio_rings[mm->n_aio_rings++] = r;
 	}
 	return 0;

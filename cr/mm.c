@@ -56,10 +56,15 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	for (size_t i = 0; i < mm->n_files; i++)
 		if (mm->files[i]->dev == st->st_dev && mm->files[i]->ino == st->st_ino)
 			return i;
-	MappedFile *f = xzalloc(sizeof(*f));
+	MappedFile *f = xzalloc(sizeof(*f)), **more;
+	if (!f)
+		return -ENOMEM;
 	mapped_file__init(f);
 	f->id = mm->n_files;
-	f->path = xstrdup(path);
+	if (!(f->path = xstrdup(path))) {
+		free(f);
+		return -ENOMEM;
+	}
 	f->size = st->st_size;
 	f->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
 	f->dev = st->st_dev;
@@ -68,9 +73,12 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 		f->has_ghost_id = true;
 		f->ghost_id = ghost_id;
 	}
-	mm->files = realloc(mm->files, (mm->n_files + 1) * sizeof(*mm->files));
-	if (!mm->files)
+	if (!(more = xreallocarray(mm->files, mm->n_files + 1, sizeof(*more)))) {
+		free(f->path);
+		free(f);
 		return -ENOMEM;
+	}
+	mm->files = more;
 	mm->files[mm->n_files++] = f;
 	return f->id;
 }
@@ -193,7 +201,8 @@ static int dump_vmas(struct dump_task *t)
 {
 	Mm *mm = t->mm;
 
-	mm->vmas = xzalloc(t->vmas.n * sizeof(*mm->vmas));
+	if (!(mm->vmas = xzalloc(t->vmas.n * sizeof(*mm->vmas))))
+		return -ENOMEM;
 	for (size_t i = 0; i < t->vmas.n; i++) {
 		const struct proc_vma *pv = &t->vmas.v[i];
 		int err;
@@ -201,17 +210,19 @@ static int dump_vmas(struct dump_task *t)
 		if (pv->start >= TASK_TOP) /* [vsyscall]: fixed, in every process */
 			continue;
 		VmaEntry *e = xzalloc(sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		mm->vmas[mm->n_vmas++] = e; /* freed with the image, whole or not */
 		vma_entry__init(e);
 		e->start = pv->start;
 		e->end = pv->end;
 		e->prot = pv->prot;
 		e->has_growsdown = pv->growsdown;
 		e->growsdown = pv->growsdown;
-		if (pv->path[0])
-			e->name = xstrdup(pv->path);
+		if (pv->path[0] && !(e->name = xstrdup(pv->path)))
+			return -ENOMEM;
 		if ((err = classify_vma(t, pv, e)))
 			return err;
-		mm->vmas[mm->n_vmas++] = e;
 	}
 	return 0;
 }
@@ -228,6 +239,8 @@ static int dump_mm_fields(struct dump_task *t)
 	auto_free char *auxv = NULL;
 	int id;
 
+	if (!m)
+		return -ENOMEM;
 	mm_fields__init(m);
 	t->core->mm = m;
 	m->start_code = s->start_code;
@@ -247,11 +260,13 @@ static int dump_mm_fields(struct dump_task *t)
 	snprintf(path, sizeof(path), "/proc/%d/auxv", t->pid);
 	auxv = read_file_at(AT_FDCWD, path, &len);
 	if (!auxv) {
-		pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d: cannot read %s", t->pid, path);
 		return -errno;
 	}
+	if (!(m->auxv = xzalloc(len)))
+		return -ENOMEM;
 	m->n_auxv = len / 8;
-	m->auxv = xzalloc(len);
 	memcpy(m->auxv, auxv, m->n_auxv * 8);
 
 	snprintf(path, sizeof(path), "/proc/%d/exe", t->pid);
@@ -301,7 +316,8 @@ static int dump_advice(struct dump_task *t)
 	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
 	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
 	if (!smaps) {
-		pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d: cannot read %s", t->pid, path);
 		return -errno;
 	}
 	uint64_t start = 0;
@@ -439,10 +455,13 @@ static int open_mapped_files(struct restore_task *t)
 	Mm *mm = t->mm;
 
 	auto_free bool *written = xzalloc((mm->n_files + 1) * sizeof(bool)); /* mapped MAP_SHARED */
+	if (!written)
+		return -ENOMEM;
 	for (size_t k = 0; k < mm->n_vmas; k++)
 		if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && mm->vmas[k]->file_id < mm->n_files)
 			written[mm->vmas[k]->file_id] = true;
-	t->mapped_file_fds = xzalloc((mm->n_files + 1) * sizeof(int));
+	if (!(t->mapped_file_fds = xzalloc((mm->n_files + 1) * sizeof(int))))
+		return -ENOMEM;
 	for (size_t i = 0; i < mm->n_files; i++) {
 		bool shared_write = written[i];
 		int fd = -1;
@@ -455,8 +474,11 @@ static int open_mapped_files(struct restore_task *t)
 			if (fd < 0)
 				fd = open_mapped(t, mm->files[i], O_RDONLY);
 		}
-		if (fd < 0)
+		if (fd < 0) {
+			pr_err("restore pid %d: cannot open mapped file %s: %s", t->pid, mm->files[i]->path,
+			       strerror(-fd));
 			return fd;
+		}
 		t->mapped_file_fds[i] = fd;
 	}
 	t->exe_fd = t->mapped_file_fds[t->core->mm->exe_file_id];
@@ -570,6 +592,9 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 	auto_free struct shared_vma *sv = xzalloc((t->mm->n_vmas + 1) * sizeof(*sv));
 	size_t n = 0;
 
+	if (!sv)
+		return -ENOMEM;
+
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		VmaEntry *v = t->mm->vmas[i];
 		fds[i] = -1;
@@ -579,10 +604,14 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 	qsort(sv, n, sizeof(*sv), by_object); /* the mappings of one object side by side */
 	for (size_t k = 0; k < n; k++) {
 		int *fd = &fds[sv[k].vma];
-		if (k && sv[k - 1].id == sv[k].id)
+		if (k && sv[k - 1].id == sv[k].id) {
 			*fd = fds[sv[k - 1].vma];
-		else if ((*fd = shmem_open_object(t, sv[k].id, O_RDWR)) < 0)
+		} else if ((*fd = shmem_open_object(t, sv[k].id, O_RDWR)) < 0) {
+			pr_err("restore pid %d: cannot open shared memory object %llu of mapping %#llx: %s",
+			       t->pid, (unsigned long long)sv[k].id,
+			       (unsigned long long)t->mm->vmas[sv[k].vma]->start, strerror(-*fd));
 			return *fd;
+		}
 	}
 	return 0;
 }
@@ -590,8 +619,11 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 static int restore_mm(struct restore_task *t)
 {
 	auto_free int *shmem_fds = xzalloc((t->mm->n_vmas + 1) * sizeof(int));
-	int err = open_mapped_files(t);
-	if (err || (err = open_shared_objects(t, shmem_fds)))
+	int err;
+
+	if (!shmem_fds)
+		return -ENOMEM;
+	if ((err = open_mapped_files(t)) || (err = open_shared_objects(t, shmem_fds)))
 		return err;
 	if ((err = fill_vma_args(t, shmem_fds)))
 		return err;

@@ -59,12 +59,16 @@ static int append_run(struct page_writer *w, uint64_t vaddr, uint64_t nr, uint64
 		return 0;
 	}
 	if (pm->n_runs == w->runs_alloc) {
-		w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
-		pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
-		if (!pm->runs)
+		size_t alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
+		PageRun **runs = xreallocarray(pm->runs, alloc, sizeof(*runs));
+		if (!runs)
 			return -ENOMEM;
+		pm->runs = runs;
+		w->runs_alloc = alloc;
 	}
 	PageRun *r = xzalloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
 	page_run__init(r);
 	r->vaddr = vaddr;
 	r->nr_pages = nr;
@@ -91,10 +95,12 @@ static int note_saved(struct dump_task *t, uint64_t vaddr, uint64_t pfn, pid_t i
 		      uint64_t file_off)
 {
 	if (t->nr_saved == t->saved_alloc) {
-		t->saved_alloc = t->saved_alloc ? t->saved_alloc * 2 : 4096;
-		t->saved = realloc(t->saved, t->saved_alloc * sizeof(*t->saved));
-		if (!t->saved)
+		size_t alloc = t->saved_alloc ? t->saved_alloc * 2 : 4096;
+		struct saved_page *saved = xreallocarray(t->saved, alloc, sizeof(*saved));
+		if (!saved)
 			return -ENOMEM;
+		t->saved = saved;
+		t->saved_alloc = alloc;
 	}
 	t->saved[t->nr_saved++] = (struct saved_page){ vaddr, pfn, file_off, in_pid };
 	return 0;
@@ -188,11 +194,13 @@ static int note_guard(struct page_writer *w, uint64_t vaddr)
 		last->nr_pages++;
 		return 0;
 	}
-	GuardRun **more = realloc(pm->guards, (pm->n_guards + 1) * sizeof(*pm->guards));
+	GuardRun **more = xreallocarray(pm->guards, pm->n_guards + 1, sizeof(*pm->guards));
 	if (!more)
 		return -ENOMEM;
 	pm->guards = more;
 	GuardRun *g = xzalloc(sizeof(*g));
+	if (!g)
+		return -ENOMEM;
 	guard_run__init(g);
 	g->vaddr = vaddr;
 	g->nr_pages = 1;
@@ -256,7 +264,7 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 static int dump_pages(struct dump_task *t)
 {
 	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE };
-	auto_free uint64_t *pme = malloc(CHUNK_PAGES * 8);
+	auto_free uint64_t *pme = xmalloc(CHUNK_PAGES * 8);
 	auto_close int pagemap_fd = -1;
 	char path[64];
 	int err = 0, werr;
@@ -398,8 +406,12 @@ static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int
 		return *cache_fd;
 	image_filename(name, sizeof(name), IMG_PAGES, pid);
 	int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (fd = restore_move_high(t, fd)) < 0)
+	if (fd < 0) {
+		pr_perror("restore pid %d: image %s: cannot open", t->pid, name);
 		return -errno;
+	}
+	if ((fd = restore_move_high(t, fd)) < 0)
+		return fd;
 	*cache_pid = pid;
 	*cache_fd = fd;
 	return fd;
@@ -524,9 +536,11 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 	size_t nr_segs = 0;
 	uint64_t total = 0;
 	pthread_t helper;
-	int uffd = task_fd_copy(pid, child_uffd), err = 0;
+	int uffd, err = 0;
 
-	if (uffd < 0) {
+	if (!segs)
+		return -ENOMEM;
+	if ((uffd = task_fd_copy(pid, child_uffd)) < 0) {
 		pr_err("restore pid %d: cannot take its userfaultfd: %s", pid, strerror(-uffd));
 		return uffd;
 	}

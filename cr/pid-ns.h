@@ -22,7 +22,7 @@ int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid)
 
 /*
  * Restore, in stasis: t->host_pid, the host's pid of new process t, and its state letter
- * ('Z' a zombie...); -ESRCH if it does not exist (yet, or any more).
+ * ('Z' a zombie...); -ESRCH if it does not exist (yet, or any more), -ENOMEM.
  */
 int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, struct restore_task *t,
 		     char *state);

@@ -76,11 +76,14 @@ static int find_dead_task(struct restore_tree *rt, const bool *done)
 		struct restore_task *t = &rt->tasks[i];
 		struct proc_stat st;
 		char state;
+		int err;
 		if (done[i])
 			continue;
 		/* a process not found was not made yet (its parent, alive, will make it or report),
 		 * unless it was seen before: the root always was */
-		if (pid_ns_find_host(rt->ctx, rt, t, &state)) {
+		if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) == -ENOMEM)
+			return err;
+		if (err) {
 			if (!t->seen && i != 0)
 				continue;
 			state = 'X';
@@ -103,6 +106,8 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 	auto_free bool *done = xzalloc(rt->nr_tasks * sizeof(bool));
 	size_t nr_done = 0;
 
+	if (!done)
+		return -ENOMEM;
 	while (nr_done < rt->nr_tasks) {
 		struct pollfd pfd = { .fd = status_fd, .events = POLLIN };
 		struct rst_status st;
@@ -113,11 +118,18 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 				return err;
 			continue;
 		}
-		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
-			return find_dead_task(rt, done) ?: -EIO;
-		struct restore_task *t = pstree_task(rt, st.pid);
-		if (!t)
+		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
+			if ((err = find_dead_task(rt, done)))
+				return err;
+			pr_err("restore: the new processes' reports broke off (%zu of %zu reported)",
+			       nr_done, rt->nr_tasks);
 			return -EIO;
+		}
+		struct restore_task *t = pstree_task(rt, st.pid);
+		if (!t) {
+			pr_err("restore: a report from pid %d, which is not a process of the tree", st.pid);
+			return -EIO;
+		}
 		size_t idx = t - rt->tasks;
 		if (!st.ok)
 			return report_failure(&st);
@@ -139,13 +151,16 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		if (st.step == RST_STEP_PAGES_HANDOFF) {
 			char state;
 			if ((err = pid_ns_find_host(rt->ctx, rt, t, &state))) {
-				pr_err("restore pid %d: its process is gone", t->pid);
+				if (err != -ENOMEM)
+					pr_err("restore pid %d: its process is gone", t->pid);
 				return err;
 			}
 			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
 				return err;
-			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1) {
+				pr_perror("restore pid %d: cannot tell it its pages are in", t->pid);
 				return -EIO;
+			}
 			continue;
 		}
 		t->region_start = st.region_start;
@@ -202,8 +217,10 @@ static int pause_loop_syscall(const struct restore_task *t, struct user_regs_str
 	r.rsi = a1;
 	r.rdx = a2;
 	r.r10 = 0;
-	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r))
+	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r)) {
+		pr_perror("restore pid %d: cannot set registers for system call %ld in the task", t->pid, nr);
 		return -errno;
+	}
 	for (int step = 0; step < 2; step++) {
 		if (ptrace(PTRACE_SYSCALL, t->host_pid, 0, 0) || (err = task_wait_stop(t->host_pid, &status)) ||
 		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
@@ -282,13 +299,13 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 {
 	struct user_regs_struct r;
 	TaskCore *c = t->core;
+	unsigned logged = log_errors();
 	char state;
 	int err;
 
-	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t))) {
-		pr_err("restore pid %d: cannot find its process or threads on the host", t->pid);
-		return err ? err : -ESRCH;
-	}
+	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t)))
+		return log_unnamed(logged, err, "restore pid %d: cannot find its process or threads on the host",
+				   t->pid);
 	for (size_t i = 0; i < c->n_threads; i++)
 		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
 			return err;
@@ -302,9 +319,11 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 	}
 	if ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)))
 		return err;
-	for (unsigned i = 0; i < state_table_len; i++)
+	for (unsigned i = 0; i < state_table_len; i++) {
+		unsigned logged = log_errors();
 		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
+	}
 	return 0;
 }
 

@@ -33,6 +33,7 @@ int task_wait_stop(pid_t pid, int *status)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			pr_perror("pid %d: cannot wait for it to stop", pid);
 			return -errno;
 		}
 		if (now_ns(CLOCK_MONOTONIC) > deadline) {
@@ -65,19 +66,16 @@ int task_seize(pid_t pid, int *stop_sig)
 	bool caught = false;
 	int status, ret;
 
-	if (proc_read_stat(pid, &st)) {
-		pr_err("pid %d: no such process", pid);
-		return -ESRCH;
-	}
-	if (st.state == 'Z' || st.state == 'X') {
-		pr_err("pid %d: is a zombie, nothing to dump", pid);
-		return -ESRCH;
-	}
+	if ((ret = proc_read_stat(pid, &st)))
+		return ret; /* -ESRCH: gone, the caller judges */
+	if (st.state == 'Z' || st.state == 'X')
+		return -ESRCH; /* exiting: the caller judges */
 	*stop_sig = 0;
 	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(PTRACE_O_TRACESYSGOOD))) {
 		ret = -errno;
 		if (!(caught = ret == -EPERM && caught_by_freezer(pid))) {
-			pr_perror("pid %d: cannot seize with ptrace", pid);
+			if (ret != -ESRCH) /* gone: the caller judges */
+				pr_perror("pid %d: cannot seize with ptrace", pid);
 			return ret;
 		}
 	}

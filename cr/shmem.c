@@ -80,15 +80,14 @@ bool shmem_is_memfd_path(const char *path)
 static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, uint64_t size,
 					 const char *read_path)
 {
-	struct shmem_dump_obj *objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
-	char *path = strdup(read_path);
+	struct shmem_dump_obj *objs = xreallocarray(sd->objs, sd->n + 1, sizeof(*sd->objs));
+	char *path;
 
-	if (!objs || !path) {
-		free(path);
-		pr_err("dump: out of memory noting shared memory %s", read_path);
+	if (!objs)
 		return NULL;
-	}
 	sd->objs = objs;
+	if (!(path = xstrdup(read_path)))
+		return NULL;
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
 	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path };
 	return o;
@@ -125,7 +124,8 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 	if (!o)
 		return -ENOMEM;
 	if (shmem_is_memfd_path(link)) {
-		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
+		if (!(o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX))))
+			return -ENOMEM;
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
 		int fd = open(read_path, O_RDONLY | O_CLOEXEC);
 		o->seals = fd < 0 || fstat(fd, &o->st) ? -1 : fcntl(fd, F_GET_SEALS);
@@ -179,14 +179,18 @@ static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
 	    last->file_off + last->nr_pages * PAGE_SIZE == *file_off) {
 		last->nr_pages++;
 	} else {
-		PageRun *r = xzalloc(sizeof(*r));
+		PageRun *r = xzalloc(sizeof(*r)), **more;
+		if (!r)
+			return -ENOMEM;
+		if (!(more = xreallocarray(o->runs, o->n_runs + 1, sizeof(*more)))) {
+			free(r);
+			return -ENOMEM;
+		}
 		page_run__init(r);
 		r->vaddr = offset;
 		r->nr_pages = 1;
 		r->file_off = *file_off;
-		o->runs = realloc(o->runs, (o->n_runs + 1) * sizeof(*o->runs));
-		if (!o->runs)
-			return -ENOMEM;
+		o->runs = more;
 		o->runs[o->n_runs++] = r;
 	}
 	*file_off += PAGE_SIZE;
@@ -217,10 +221,16 @@ static int dump_object(const struct shmem_dump_obj *so, ShmemObject *o, int out,
 			}
 			memset(buf + got, 0, len - got); /* past the end of a memfd: the page's tail */
 			for (size_t p = 0; p < len; p += PAGE_SIZE) {
+				int err;
 				if (page_is_zero(buf + p))
 					continue;
-				if (write_all(out, buf + p, PAGE_SIZE) || add_run(o, off + p, file_off))
+				if (write_all(out, buf + p, PAGE_SIZE)) {
+					pr_perror("dump: cannot write shared memory %s to pages-0.img",
+						  so->read_path);
 					return -EIO;
+				}
+				if ((err = add_run(o, off + p, file_off)))
+					return err;
 			}
 		}
 		data = hole;
@@ -239,13 +249,16 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 
 	if (!sd->n)
 		return 0;
-	buf = malloc(READ_CHUNK);
-	out = pages_image_create(dirfd, SHMEM_PID);
-	if (!buf || out < 0)
-		return out < 0 ? out : -ENOMEM;
-	tab.objects = xzalloc(sd->n * sizeof(*tab.objects));
+	if (!(buf = xmalloc(READ_CHUNK)) || !(tab.objects = xzalloc(sd->n * sizeof(*tab.objects))))
+		return -ENOMEM;
+	if ((out = pages_image_create(dirfd, SHMEM_PID)) < 0)
+		return out;
 	for (size_t i = 0; i < sd->n && !err; i++) {
 		ShmemObject *o = xzalloc(sizeof(*o));
+		if (!o) {
+			err = -ENOMEM;
+			break;
+		}
 		shmem_object__init(o);
 		o->id = sd->objs[i].id;
 		o->size = sd->objs[i].size;
@@ -369,6 +382,8 @@ static int sysv_segment(const ShmemObject *o, bool *made)
 	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
 		 (unsigned long)m + PAGE_ALIGN(o->size));
 	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("restore: cannot open SysV shm %d (%s)", id, path);
 	shmdt(m);
 	return fd < 0 ? -errno : fd;
 }
@@ -415,8 +430,11 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 	if (!o->n_runs)
 		return 0;
 	m = mmap(NULL, PAGE_ALIGN(o->size), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
-	if (m == MAP_FAILED)
+	if (m == MAP_FAILED) {
+		pr_perror("restore: cannot map shared memory object %llu (%llu bytes) to fill it",
+			  (unsigned long long)o->id, (unsigned long long)o->size);
 		return -ENOMEM;
+	}
 	for (size_t r = 0; r < o->n_runs; r++) {
 		uint64_t len = (uint64_t)o->runs[r]->nr_pages * PAGE_SIZE;
 		/* the last page of a memfd may lie past its size: copy only what is inside */
@@ -540,7 +558,7 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	if ((pages_fd = pages_image_open(ctx->images_dir_fd, SHMEM_PID, tab->nr_pages)) < 0)
 		return pages_fd;
-	st->objects = calloc(tab->n_objects + 1, sizeof(*st->objects));
+	st->objects = xzalloc((tab->n_objects + 1) * sizeof(*st->objects));
 	if (!st->objects) {
 		close(pages_fd);
 		return -ENOMEM;

@@ -1,6 +1,3 @@
-#include <stdlib.h>
-#include <string.h>
-
 #include "task.h"
 #include "util.h"
 
@@ -26,19 +23,3 @@ const struct state_ops *const state_table[] = {
 	&state_pages,   /* cr/pages.c (last: the task is frozen longest for it) */
 };
 const unsigned state_table_len = ARRAY_SIZE(state_table);
-
-void *xzalloc(size_t size)
-{
-	void *p = calloc(1, size ? size : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
-char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-	if (!p)
-		abort();
-	return p;
-}

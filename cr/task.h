@@ -11,6 +11,7 @@
 #include "proc.h"
 #include "run.h"
 #include "seize.h"
+#include "util.h" /* xzalloc, xstrdup: the images are built and read in allocated memory */
 
 struct frozen_thread {
 	pid_t tid;
@@ -111,10 +112,6 @@ struct restore_task {
 	uint64_t thread_stacks; /* RST_THREAD_STACK per thread, inside the region */
 };
 
-/* Small zeroed allocations that live until the process exits (dump images, restore plan). */
-void *xzalloc(size_t size);
-char *xstrdup(const char *s);
-
 /*
  * One kind of per-task state: how it is dumped from a frozen task, checked before any
  * restore starts, restored inside the new task before the restorer blob takes over, and
@@ -147,12 +144,14 @@ int job_stop_signal(const TaskCore *c);
 extern const struct state_ops *const state_table[];
 extern const unsigned state_table_len;
 
-/* In the new task: opens path, or moves fd, above every fd the task will use (-errno). */
+/* In the new task: opens path, or moves fd, above every fd the task will use (-errno; a
+ * failure to move is logged, a failure to open is the caller's to name). */
 int restore_open_high(struct restore_task *t, const char *path, int flags);
 int restore_move_high(struct restore_task *t, int fd);
 /*
  * In the new task: len bytes of the restorer's arguments (reserved by the kind's args_size),
- * whose offset from the arguments' start goes to *off for the blob. NULL if over the reserve.
+ * whose offset from the arguments' start goes to *off for the blob. NULL (logged) if over the
+ * reserve.
  */
 void *restorer_args_alloc(struct restore_task *t, size_t len, uint64_t *off);
 

@@ -59,11 +59,13 @@ static const char *addr_str(const NetAddr *a, char *buf, size_t len)
 
 /* ---- dump ---- */
 
-static void set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
+static int set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
 {
+	if (!(b->data = xzalloc(nl_len(a) + 1)))
+		return -ENOMEM;
 	b->len = nl_len(a);
-	b->data = xzalloc(b->len + 1);
 	memcpy(b->data, nl_data(a), b->len);
+	return 0;
 }
 
 static int on_addr(const struct nlmsghdr *h, void *arg)
@@ -82,25 +84,34 @@ static int on_addr(const struct nlmsghdr *h, void *arg)
 	if ((ifa->ifa_family == AF_INET6 && (flags & IFA_F_TEMPORARY)) || proto == IFAPROT_KERNEL_LO ||
 	    proto == IFAPROT_KERNEL_RA || !local || nl_len(local) != addr_len(ifa->ifa_family))
 		return 0; /* the kernel's own */
-	NetAddr *a = xzalloc(sizeof(*a));
+	NetAddr *a = xzalloc(sizeof(*a)), **more;
+	if (!a || !(more = xreallocarray(img->addrs, img->n_addrs + 1, sizeof(*more)))) {
+		free(a);
+		return -ENOMEM;
+	}
+	img->addrs = more;
+	img->addrs[img->n_addrs++] = a;
 	net_addr__init(a);
 	a->family = ifa->ifa_family;
 	a->ifindex = ifa->ifa_index;
 	a->prefixlen = ifa->ifa_prefixlen;
 	a->flags = flags & KEPT_FLAGS;
 	a->scope = ifa->ifa_scope;
-	set_bytes(&a->local, local);
+	if (set_bytes(&a->local, local))
+		return -ENOMEM;
 	if (tb[IFA_LOCAL] && tb[IFA_ADDRESS] && nl_len(tb[IFA_ADDRESS]) == nl_len(local) &&
 	    memcmp(nl_data(tb[IFA_ADDRESS]), nl_data(local), nl_len(local))) {
 		a->has_peer = true;
-		set_bytes(&a->peer, tb[IFA_ADDRESS]);
+		if (set_bytes(&a->peer, tb[IFA_ADDRESS]))
+			return -ENOMEM;
 	}
 	if (tb[IFA_BROADCAST] && nl_len(tb[IFA_BROADCAST]) == 4) {
 		a->has_broadcast = true;
-		set_bytes(&a->broadcast, tb[IFA_BROADCAST]);
+		if (set_bytes(&a->broadcast, tb[IFA_BROADCAST]))
+			return -ENOMEM;
 	}
-	if (nl_str(tb[IFA_LABEL]))
-		a->label = xstrdup(nl_str(tb[IFA_LABEL]));
+	if (nl_str(tb[IFA_LABEL]) && !(a->label = xstrdup(nl_str(tb[IFA_LABEL]))))
+		return -ENOMEM;
 	if (tb[IFA_CACHEINFO] && nl_len(tb[IFA_CACHEINFO]) >= sizeof(struct ifa_cacheinfo)) {
 		const struct ifa_cacheinfo *ci = nl_data(tb[IFA_CACHEINFO]);
 		if (ci->ifa_valid != FOREVER) {
@@ -117,10 +128,6 @@ static int on_addr(const struct nlmsghdr *h, void *arg)
 		a->has_proto = true;
 		a->proto = proto;
 	}
-	img->addrs = realloc(img->addrs, (img->n_addrs + 1) * sizeof(*img->addrs));
-	if (!img->addrs)
-		abort();
-	img->addrs[img->n_addrs++] = a;
 	return 0;
 }
 
@@ -129,6 +136,7 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
 	struct nl_buf b = { 0 };
 	NetAddrs img = NET_ADDRS__INIT;
+	unsigned logged = log_errors();
 	int err;
 
 	if (!net_ns_config(ctx))
@@ -138,8 +146,8 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 	err = nl < 0 ? nl : nl_dump(nl, &b, on_addr, &img);
 	nl_buf_free(&b);
 	if (err)
-		pr_err("dump pid %d: cannot list the addresses of its network namespace: %s",
-		       tr->tasks[0].pid, strerror(-err));
+		log_unnamed(logged, err, "dump pid %d: cannot list the addresses of its network namespace",
+			    tr->tasks[0].pid);
 	else
 		err = image_write(ctx->images_dir_fd, IMG_NET_ADDRS, 0, &img.base);
 	for (size_t i = 0; i < img.n_addrs; i++)
@@ -230,7 +238,7 @@ static int prepare_addrs(struct run_ctx *ctx, struct restore_tree *rt)
 		err = nl < 0 ? nl : add_addr(nl, a, why, sizeof(why));
 		if (err == -EEXIST)
 			err = 0; /* made by the kernel when its interface came up */
-		if (err)
+		if (err && err != -ENOMEM)
 			pr_err("restore: cannot add address %s: %s%s%s", addr_str(a, buf, sizeof(buf)),
 			       strerror(-err), why[0] ? ": " : "", why);
 	}

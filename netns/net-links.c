@@ -84,11 +84,13 @@ struct link_dump {
 	int err;
 };
 
-static void set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
+static int set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
 {
+	if (!(b->data = xzalloc(nl_len(a) + 1)))
+		return -ENOMEM;
 	b->len = nl_len(a);
-	b->data = xzalloc(b->len + 1);
 	memcpy(b->data, nl_data(a), b->len);
+	return 0;
 }
 
 static const char *link_kind(const struct ifinfomsg *ifi, const struct nlattr *const *tb)
@@ -115,26 +117,27 @@ static int addr_gen_mode(const struct nlattr *spec)
 	return in6[IFLA_INET6_ADDR_GEN_MODE] ? (int)nl_uint(in6[IFLA_INET6_ADDR_GEN_MODE], 0) : -1;
 }
 
-static void keep_bridge_opts(NetLink *l, const struct nlattr *linkinfo)
+static int keep_bridge_opts(NetLink *l, const struct nlattr *linkinfo)
 {
 	const struct nlattr *li[IFLA_INFO_MAX + 1];
 
 	nl_parse(nl_data(linkinfo), nl_len(linkinfo), li, IFLA_INFO_MAX);
 	if (!li[IFLA_INFO_DATA])
-		return;
+		return 0;
 	size_t len = nl_len(li[IFLA_INFO_DATA]);
 	const struct nlattr *a = nl_data(li[IFLA_INFO_DATA]);
 	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
 		const struct nl_attr_rule *r = nl_attr_rule(a->nla_type & NLA_TYPE_MASK, bridge_opts,
 							    ARRAY_SIZE(bridge_opts));
-		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max)
-			nl_attr_keep(&l->bridge, &l->n_bridge, a);
+		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max && nl_attr_keep(&l->bridge, &l->n_bridge, a))
+			return -ENOMEM;
 		size_t step = NLA_ALIGN(a->nla_len);
 		if (step >= len)
 			break;
 		len -= step;
 		a = (const void *)((const char *)a + step);
 	}
+	return 0;
 }
 
 /* The outer end of a veth, as stasis's own namespace has it: name, MAC, MTU, state, bridge. */
@@ -155,11 +158,10 @@ static int on_outer(const struct nlmsghdr *h, void *arg)
 	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
 	if (!nl_str(tb[IFLA_IFNAME]))
 		return 0;
-	if (v->master_query) {
-		v->l->peer_master = xstrdup(nl_str(tb[IFLA_IFNAME]));
-		return 0;
-	}
-	v->l->peer_name = xstrdup(nl_str(tb[IFLA_IFNAME]));
+	if (v->master_query)
+		return (v->l->peer_master = xstrdup(nl_str(tb[IFLA_IFNAME]))) ? 0 : -ENOMEM;
+	if (!(v->l->peer_name = xstrdup(nl_str(tb[IFLA_IFNAME]))))
+		return -ENOMEM;
 	v->l->has_peer_up = true;
 	v->l->peer_up = ifi->ifi_flags & IFF_UP;
 	if (tb[IFLA_MTU]) {
@@ -168,7 +170,8 @@ static int on_outer(const struct nlmsghdr *h, void *arg)
 	}
 	if (tb[IFLA_ADDRESS] && nl_len(tb[IFLA_ADDRESS]) <= MAC_MAX) {
 		v->l->has_peer_mac = true;
-		set_bytes(&v->l->peer_mac, tb[IFLA_ADDRESS]);
+		if (set_bytes(&v->l->peer_mac, tb[IFLA_ADDRESS]))
+			return -ENOMEM;
 	}
 	return tb[IFLA_MASTER] ? (int)nl_uint(tb[IFLA_MASTER], 0) : 0;
 }
@@ -191,7 +194,8 @@ static int outer_end(struct link_dump *d, NetLink *l, int peer)
 
 	if (master > 0) {
 		v.master_query = true;
-		get_link(d->home_nl, master, on_outer, &v);
+		if (get_link(d->home_nl, master, on_outer, &v) == -ENOMEM)
+			return -ENOMEM;
 	}
 	return master < 0 ? master : 0;
 }
@@ -214,16 +218,23 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		d->err = -ENOTSUP;
 		return 1;
 	}
-	NetLink *l = xzalloc(sizeof(*l));
+	NetLink *l = xzalloc(sizeof(*l)), **more;
+	if (!l || !(more = xreallocarray(d->img->links, d->img->n_links + 1, sizeof(*more)))) {
+		free(l);
+		return -ENOMEM;
+	}
+	d->img->links = more;
+	d->img->links[d->img->n_links++] = l;
 	net_link__init(l);
 	l->ifindex = ifi->ifi_index;
-	l->name = xstrdup(name);
-	l->kind = xstrdup(kind);
+	if (!(l->name = xstrdup(name)) || !(l->kind = xstrdup(kind)))
+		return -ENOMEM;
 	l->flags = ifi->ifi_flags & LINK_FLAGS;
 	l->mtu = nl_uint(tb[IFLA_MTU], 0);
 	if (tb[IFLA_ADDRESS] && nl_len(tb[IFLA_ADDRESS]) <= MAC_MAX && strcmp(kind, "loopback")) {
 		l->has_mac = true;
-		set_bytes(&l->mac, tb[IFLA_ADDRESS]);
+		if (set_bytes(&l->mac, tb[IFLA_ADDRESS]))
+			return -ENOMEM;
 	}
 	if (tb[IFLA_TXQLEN]) {
 		l->has_txqlen = true;
@@ -233,15 +244,15 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		l->has_master = true;
 		l->master = nl_uint(tb[IFLA_MASTER], 0);
 	}
-	if (nl_str(tb[IFLA_IFALIAS]))
-		l->alias = xstrdup(nl_str(tb[IFLA_IFALIAS]));
+	if (nl_str(tb[IFLA_IFALIAS]) && !(l->alias = xstrdup(nl_str(tb[IFLA_IFALIAS]))))
+		return -ENOMEM;
 	int mode = addr_gen_mode(tb[IFLA_AF_SPEC]);
 	if (mode >= 0) {
 		l->has_addr_gen_mode = true;
 		l->addr_gen_mode = mode;
 	}
-	if (!strcmp(kind, "bridge"))
-		keep_bridge_opts(l, tb[IFLA_LINKINFO]);
+	if (!strcmp(kind, "bridge") && keep_bridge_opts(l, tb[IFLA_LINKINFO]))
+		return -ENOMEM;
 	if (!strcmp(kind, "veth") && tb[IFLA_LINK]) {
 		int peer = nl_uint(tb[IFLA_LINK], 0);
 		if (!tb[IFLA_LINK_NETNSID]) {
@@ -249,15 +260,13 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 			l->peer_ifindex = peer;
 		} else if ((int)nl_uint(tb[IFLA_LINK_NETNSID], -1) == d->home_nsid && d->home_nl >= 0 &&
 			   (d->err = outer_end(d, l, peer))) {
+			if (d->err == -ENOMEM)
+				return -ENOMEM; /* (said) */
 			pr_err("dump pid %d: cannot read the other end of veth %s in stasis's namespace: %s",
 			       d->root, name, strerror(-d->err));
 			return 1;
 		}
 	}
-	d->img->links = realloc(d->img->links, (d->img->n_links + 1) * sizeof(*d->img->links));
-	if (!d->img->links)
-		abort();
-	d->img->links[d->img->n_links++] = l;
 	return 0;
 }
 
@@ -270,7 +279,7 @@ static int on_nsid(const struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-/* The id the tree's namespace (stasis is in it) gives the namespace of nsfd, -1 if none. */
+/* The id the tree's namespace (stasis is in it) gives the namespace of nsfd, -1 if none; -ENOMEM. */
 static int nsid_of(int nl, int nsfd)
 {
 	struct rtgenmsg g = { .rtgen_family = AF_UNSPEC };
@@ -280,10 +289,9 @@ static int nsid_of(int nl, int nsfd)
 	size_t m = nl_msg_begin(&b, RTM_GETNSID, 0, &g, sizeof(g));
 	nl_put_u32(&b, NETNSA_FD, nsfd);
 	nl_msg_end(&b, m);
-	if (nl_get(nl, &b, on_nsid, &id))
-		id = -1;
+	int err = nl_get(nl, &b, on_nsid, &id);
 	nl_buf_free(&b);
-	return id;
+	return err == -ENOMEM ? err : err ? -1 : id;
 }
 
 static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
@@ -303,7 +311,8 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 		return nl;
 	}
 	if (home >= 0) {
-		d.home_nsid = nsid_of(nl, home);
+		if ((d.home_nsid = nsid_of(nl, home)) == -ENOMEM)
+			return -ENOMEM;
 		d.home_nl = nl_open_in(home, NETLINK_ROUTE);
 	}
 	d.img = &img;
@@ -313,7 +322,7 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 	if (d.home_nl >= 0)
 		close(d.home_nl);
 	if (err || d.err) {
-		if (!d.err)
+		if (!d.err && err != -ENOMEM)
 			pr_err("dump pid %d: cannot list the interfaces of its network namespace: %s",
 			       d.root, strerror(-err));
 		err = d.err ?: err;
@@ -370,16 +379,19 @@ static int outer_names(const struct run_ctx *ctx, struct links_state *st, size_t
 
 	if (opt) {
 		const char *at = strchr(opt, '@');
-		st->outer[i] = at ? strndup(opt, at - opt) : xstrdup(opt);
+		if (!(st->outer[i] = xstrdup(opt)))
+			return -ENOMEM;
 		if (at) {
-			st->outer_bridge[i] = xstrdup(at + 1);
+			st->outer[i][at - opt] = 0;
+			if (!(st->outer_bridge[i] = xstrdup(at + 1)))
+				return -ENOMEM;
 			st->bridge_given[i] = true;
 		}
-	} else if (l->peer_name) {
-		st->outer[i] = xstrdup(l->peer_name);
+	} else if (l->peer_name && !(st->outer[i] = xstrdup(l->peer_name))) {
+		return -ENOMEM;
 	}
-	if (!st->outer_bridge[i] && l->peer_master)
-		st->outer_bridge[i] = xstrdup(l->peer_master);
+	if (!st->outer_bridge[i] && l->peer_master && !(st->outer_bridge[i] = xstrdup(l->peer_master)))
+		return -ENOMEM;
 	if (!st->outer[i]) {
 		pr_err("restore: interface %s is a veth whose other end was outside the tree's network "
 		       "namespace: name that end with --veth-pair %s=NAME", l->name, l->name);
@@ -488,10 +500,10 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_LINKS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
 	size_t n = st->img->n_links;
-	st->outer = xzalloc((n + 1) * sizeof(*st->outer));
-	st->outer_bridge = xzalloc((n + 1) * sizeof(*st->outer_bridge));
-	st->bridge_given = xzalloc(n + 1);
-	st->made_outer = xzalloc(n + 1);
+	if (!(st->outer = xzalloc((n + 1) * sizeof(*st->outer))) ||
+	    !(st->outer_bridge = xzalloc((n + 1) * sizeof(*st->outer_bridge))) ||
+	    !(st->bridge_given = xzalloc(n + 1)) || !(st->made_outer = xzalloc(n + 1)))
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const NetLink *l = st->img->links[i];
 		if (!link_valid(st->img, l)) {
@@ -600,7 +612,7 @@ int net_links_addr_gen_mode(const struct run_ctx *ctx)
 		size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
 		put_addr_gen_mode(&b, l->addr_gen_mode);
 		nl_msg_end(&b, m);
-		if ((err = ask(st->nl - 1, &b, why, sizeof(why))))
+		if ((err = ask(st->nl - 1, &b, why, sizeof(why))) && err != -ENOMEM)
 			pr_err("restore: cannot set the IPv6 address generation mode of interface %s: %s%s%s",
 			       l->name, strerror(-err), why[0] ? ": " : "", why);
 	}
@@ -645,7 +657,7 @@ static int bridge_options(struct links_state *st, const NetLink *l, char *why, s
 		nl_nest_end(&b, data);
 		nl_nest_end(&b, info);
 		nl_msg_end(&b, m);
-		if ((err = ask(st->nl - 1, &b, why, len)))
+		if ((err = ask(st->nl - 1, &b, why, len)) && err != -ENOMEM)
 			pr_err("restore: cannot set option %u (IFLA_BR_*) of bridge %s: %s%s%s",
 			       want->type & NLA_TYPE_MASK, l->name, strerror(-err), why[0] ? ": " : "", why);
 	}
@@ -688,7 +700,8 @@ static int settle_outer(struct links_state *st, size_t i, const NetLink *l, char
 			"is left out of any bridge", l->name, out, br);
 		master = 0;
 	}
-	if ((err = set_link(st->home_nl - 1, 0, out, master, l->peer_up ? IFF_UP : 0, IFF_UP, why, len)))
+	if ((err = set_link(st->home_nl - 1, 0, out, master, l->peer_up ? IFF_UP : 0, IFF_UP, why, len)) &&
+	    err != -ENOMEM)
 		pr_err("restore: veth %s: cannot set up its other end %s%s%s: %s%s%s", l->name, out,
 		       master ? " in bridge " : "", master ? br : "", strerror(-err), why[0] ? ": " : "", why);
 	return err;
@@ -738,6 +751,8 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	size_t n = st->img->n_links;
 	auto_free bool *made = xzalloc(n + 1);
+	if (!made)
+		return -ENOMEM;
 	st->home = net_ns_home(ctx);
 	if ((nl = nl_open(NETLINK_ROUTE)) < 0 || (st->nl = nl + 1, nl = nl_open_in(st->home, NETLINK_ROUTE)) < 0) {
 		pr_err("restore: cannot talk rtnetlink to make the tree's interfaces: %s", strerror(-nl));
@@ -750,9 +765,10 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		if (made[i] || !strcmp(l->kind, "loopback"))
 			continue;
 		if ((err = make_link(st, i, why, sizeof(why)))) {
-			pr_err("restore: cannot make interface %s (%s%s%s): %s%s%s", l->name, l->kind,
-			       st->outer[i] ? ", its other end " : "", st->outer[i] ?: "", strerror(-err),
-			       why[0] ? ": " : "", why);
+			if (err != -ENOMEM)
+				pr_err("restore: cannot make interface %s (%s%s%s): %s%s%s", l->name, l->kind,
+				       st->outer[i] ? ", its other end " : "", st->outer[i] ?: "", strerror(-err),
+				       why[0] ? ": " : "", why);
 			break;
 		}
 		st->made_outer[i] = st->outer[i] != NULL;
@@ -764,8 +780,9 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		const NetLink *l = st->img->links[i];
 		if (l->n_bridge && (err = bridge_options(st, l, why, sizeof(why))))
 			break;
-		if ((err = configure_link(st, l, why, sizeof(why))) ||
-		    (l->has_master && (err = set_link(st->nl - 1, l->ifindex, NULL, l->master, 0, 0, why, sizeof(why)))))
+		if (((err = configure_link(st, l, why, sizeof(why))) ||
+		     (l->has_master && (err = set_link(st->nl - 1, l->ifindex, NULL, l->master, 0, 0, why, sizeof(why))))) &&
+		    err != -ENOMEM)
 			pr_err("restore: cannot configure interface %s (MTU %u%s%s): %s%s%s", l->name, l->mtu,
 			       l->has_master ? ", bridge " : "",
 			       l->has_master ? by_index(st->img, l->master)->name : "", strerror(-err),
@@ -780,7 +797,8 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		if (k >= n)
 			sync_operstate(st, l);
 		no_dad(l);
-		if ((err = set_link(st->nl - 1, l->ifindex, NULL, 0, l->flags, LINK_FLAGS, why, sizeof(why))))
+		if ((err = set_link(st->nl - 1, l->ifindex, NULL, 0, l->flags, LINK_FLAGS, why, sizeof(why))) &&
+		    err != -ENOMEM)
 			pr_err("restore: cannot set the state of interface %s (flags %#x): %s%s%s", l->name,
 			       l->flags, strerror(-err), why[0] ? ": " : "", why);
 		else if (st->outer[i])

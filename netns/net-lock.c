@@ -62,14 +62,17 @@ static struct net_lock_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_lock);
 }
 
-static void add_conn(struct net_lock_state *st, const struct nft_conn *c)
+static int add_conn(struct net_lock_state *st, const struct nft_conn *c)
 {
 	if (!(st->nr_conns & (st->nr_conns - 1))) { /* doubled at each power of two */
-		st->conns = realloc(st->conns, (st->nr_conns ? 2 * st->nr_conns : 1) * sizeof(*st->conns));
-		if (!st->conns)
-			abort();
+		struct nft_conn *more = xreallocarray(st->conns, st->nr_conns ? 2 * st->nr_conns : 1,
+						      sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->conns = more;
 	}
 	st->conns[st->nr_conns++] = *c;
+	return 0;
 }
 
 /* The connection of a TCP socket (stasis's copy): 1 if it has one, 0 if not. */
@@ -130,13 +133,14 @@ static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 		pid_t pid = tr->tasks[k].pid;
 		auto_free int *fds = NULL;
 		size_t n;
-		if (proc_list_numbers(pid, "fd", &fds, &n)) {
-			pr_perror("dump pid %d: cannot list its fds", pid);
-			return -errno;
-		}
-		held = realloc(held, (nr_held + n + 1) * sizeof(*held));
-		if (!held)
+		unsigned logged = log_errors();
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot list its fds", pid);
+		struct held_socket *more = xreallocarray(held, nr_held + n + 1, sizeof(*held));
+		if (!more)
 			return -ENOMEM;
+		held = more;
 		for (size_t i = 0; i < n; i++) {
 			char path[64];
 			struct stat s;
@@ -152,8 +156,9 @@ static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 		if (i && held[i].ino == held[i - 1].ino)
 			continue;
 		auto_close int sk = task_fd_copy(held[i].pid, held[i].fd);
-		if (sk >= 0 && socket_conn(sk, &c))
-			add_conn(st, &c);
+		int err;
+		if (sk >= 0 && socket_conn(sk, &c) && (err = add_conn(st, &c)))
+			return err;
 	}
 	return 0;
 }
@@ -185,11 +190,12 @@ static int nft_socket_of(pid_t pid)
 static int lock(struct net_lock_state *st, const char *what, pid_t root)
 {
 	snprintf(st->table, sizeof(st->table), LOCK_TABLE "%d-%d", getpid(), root);
+	unsigned logged = log_errors();
 	int err = nft_lock_table_add(st->nl - 1, st->table, true, st->conns, st->nr_conns);
 	if (err) {
-		pr_err("%s: cannot lock the network of the tree's %zu TCP connections (nftables table "
-		       "%s): %s (--network-lock skip goes without)",
-		       what, st->nr_conns, st->table, strerror(-err));
+		log_unnamed(logged, err, "%s: cannot lock the network of the tree's %zu TCP connections "
+			    "(nftables table %s) (--network-lock skip goes without)",
+			    what, st->nr_conns, st->table);
 		st->table[0] = 0;
 		return err;
 	}
@@ -235,17 +241,20 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	return lock(st, "dump", root);
 }
 
-void net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
+int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 {
 	struct net_lock_state *st = state_of(ctx);
 
 	if (st->nr_repaired == st->repaired_alloc) {
-		st->repaired_alloc = st->repaired_alloc ? 2 * st->repaired_alloc : 64;
-		st->repaired = realloc(st->repaired, st->repaired_alloc * sizeof(*st->repaired));
-		if (!st->repaired)
-			abort();
+		size_t n = st->repaired_alloc ? 2 * st->repaired_alloc : 64;
+		struct repaired *more = xreallocarray(st->repaired, n, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->repaired = more;
+		st->repaired_alloc = n;
 	}
 	st->repaired[st->nr_repaired++] = (struct repaired){ ino, pid, fd };
+	return 0;
 }
 
 /* A copy of the socket of inode ino if fd of pid holds it now, else -1. */
@@ -307,29 +316,34 @@ static void repair_off(struct net_lock_state *st)
 	st->nr_repaired = 0;
 }
 
-void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
+int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 {
 	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
 	char kept[64];
 	int err;
 
 	if (tree_goes_on) {
 		unlock(st);
 		repair_off(st);
-		return;
+		return 0;
 	}
 	if (!st->table[0])
-		return;
+		return 0;
 	st->root = st->root_task->vpid;
 	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)) ||
-	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns)))
+	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns))) {
+		if (log_errors() != logged)
+			return err; /* out of memory: the dump fails */
 		pr_warn("dump: cannot keep the network locked for the restore (nftables table %s: %s): "
 			"peers of the tree's connections may see resets",
 			kept, strerror(-err));
-	else
+	} else {
 		pr_info("dump: the tree's connections stay locked until the restore (nftables table %s)",
 			kept);
+	}
+	return 0;
 }
 
 /* ---- restore ---- */
@@ -349,6 +363,7 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct net_lock_state *st = state_of(ctx);
 	struct nft_conn c;
+	int err;
 
 	st->root = rt->inv->root_pid;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -362,7 +377,8 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 			if (in->src_addr.len != alen || in->dst_addr.len != alen)
 				continue; /* the kind's validate says what is wrong */
 			image_conn(in, &c);
-			add_conn(st, &c);
+			if ((err = add_conn(st, &c)))
+				return err;
 		}
 	}
 	return 0;
@@ -391,6 +407,7 @@ static int prepare_lock(struct run_ctx *ctx, struct restore_tree *rt)
 int net_lock_restore_over(struct run_ctx *ctx)
 {
 	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
 	char kept[64];
 	int err;
 
@@ -400,7 +417,8 @@ int net_lock_restore_over(struct run_ctx *ctx)
 	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)))
 		pr_warn("restore: cannot remove the dump's nftables table %s: %s", kept, strerror(-err));
-	return 0;
+	/* out of memory: the dump's table stays, and the restore fails (the next one removes it) */
+	return log_errors() != logged ? -ENOMEM : 0;
 }
 
 static void undo_lock(struct run_ctx *ctx, bool restored)

@@ -19,18 +19,18 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr);
 /*
  * Dump: the socket (inode ino) at fd of pid was put in repair mode. If the tree goes on, the
  * lock turns repair off again, reaching the socket through the tree's fds at that time; if the
- * tree is killed, its sockets close in repair mode, without a packet.
+ * tree is killed, its sockets close in repair mode, without a packet. -ENOMEM: not noted.
  */
-void net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino);
+int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino);
 /*
  * Dump over. tree_goes_on (a failure, or --leave-running): the lock goes, then repair mode.
  * Else the tree is about to be killed: the lock is kept for the restore in a table of its own
- * ("stasis-dumped-ROOT", removed by the restore).
+ * ("stasis-dumped-ROOT", removed by the restore); -ENOMEM: it cannot be, the dump fails.
  */
-void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on);
+int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on);
 /* Is an nftables table of this name one of the lock's (not part of the tree's ruleset)? */
 bool net_lock_table(const char *name);
-/* Restore, the tree about to run: the lock goes (and the one the dump left). */
+/* Restore, the tree about to run: the lock goes (and the one the dump left); -ENOMEM. */
 int net_lock_restore_over(struct run_ctx *ctx);
 
 #endif

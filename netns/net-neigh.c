@@ -55,31 +55,36 @@ static int on_neigh(const struct nlmsghdr *h, void *arg)
 	nl_parse_msg(h, sizeof(*nd), tb, NDA_MAX);
 	if (!tb[NDA_DST] || nl_len(tb[NDA_DST]) != (nd->ndm_family == AF_INET ? 4u : 16u))
 		return 0;
-	NetNeigh *n = xzalloc(sizeof(*n));
+	NetNeigh *n = xzalloc(sizeof(*n)), **more;
+	if (!n || !(more = xreallocarray(img->neighs, img->n_neighs + 1, sizeof(*more)))) {
+		free(n);
+		return -ENOMEM;
+	}
+	img->neighs = more;
+	img->neighs[img->n_neighs++] = n;
 	net_neigh__init(n);
 	n->family = nd->ndm_family;
 	n->ifindex = nd->ndm_ifindex;
 	n->state = nd->ndm_state & NUD_PERMANENT;
 	n->flags = nd->ndm_flags & (NTF_PROXY | NTF_ROUTER);
+	if (!(n->dst.data = xzalloc(nl_len(tb[NDA_DST]))))
+		return -ENOMEM;
 	n->dst.len = nl_len(tb[NDA_DST]);
-	n->dst.data = xzalloc(n->dst.len);
 	memcpy(n->dst.data, nl_data(tb[NDA_DST]), n->dst.len);
 	if (tb[NDA_LLADDR] && nl_len(tb[NDA_LLADDR]) <= LLADDR_MAX) {
 		n->has_lladdr = true;
+		if (!(n->lladdr.data = xzalloc(nl_len(tb[NDA_LLADDR]) + 1)))
+			return -ENOMEM;
 		n->lladdr.len = nl_len(tb[NDA_LLADDR]);
-		n->lladdr.data = xzalloc(n->lladdr.len + 1);
 		memcpy(n->lladdr.data, nl_data(tb[NDA_LLADDR]), n->lladdr.len);
 	}
-	img->neighs = realloc(img->neighs, (img->n_neighs + 1) * sizeof(*img->neighs));
-	if (!img->neighs)
-		abort();
-	img->neighs[img->n_neighs++] = n;
 	return 0;
 }
 
 static int collect_neigh(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetNeighs img = NET_NEIGHS__INIT;
+	unsigned logged = log_errors();
 	int err = 0;
 
 	if (!net_ns_config(ctx))
@@ -94,8 +99,8 @@ static int collect_neigh(struct run_ctx *ctx, struct dump_tree *tr)
 		nl_buf_free(&b);
 	}
 	if (err)
-		pr_err("dump pid %d: cannot list the neighbour entries of its network namespace: %s",
-		       tr->tasks[0].pid, strerror(-err));
+		log_unnamed(logged, err, "dump pid %d: cannot list the neighbour entries of its network namespace",
+			    tr->tasks[0].pid);
 	else
 		err = image_write(ctx->images_dir_fd, IMG_NET_NEIGH, 0, &img.base);
 	for (size_t i = 0; i < img.n_neighs; i++)

@@ -122,10 +122,13 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	if ((err = enter_tree_ns(ctx, root)))
 		return err;
 	NetNs *n = xzalloc(sizeof(*n));
+	if (!n)
+		return -ENOMEM;
 	net_ns__init(n);
 	tr->inv.has_net_ns = tr->inv.net_ns = true;
 	if ((key = external_key(ctx->opts, ino))) {
-		n->ext_key = xstrdup(key);
+		if (!(n->ext_key = xstrdup(key)))
+			return -ENOMEM;
 		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s)", root,
 			(unsigned long long)ino, key);
 		return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);

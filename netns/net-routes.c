@@ -95,7 +95,13 @@ static int on_route(const struct nlmsghdr *h, void *arg)
 	if (h->nlmsg_type != RTM_NEWROUTE || (rtm->rtm_flags & RTM_F_CLONED) ||
 	    rtm->rtm_protocol == RTPROT_KERNEL || rtm->rtm_protocol == RTPROT_RA)
 		return 0; /* the kernel's own */
-	NetRoute *r = xzalloc(sizeof(*r));
+	NetRoute *r = xzalloc(sizeof(*r)), **more;
+	if (!r || !(more = xreallocarray(d->img->routes, d->img->n_routes + 1, sizeof(*more)))) {
+		free(r);
+		return -ENOMEM;
+	}
+	d->img->routes = more;
+	d->img->routes[d->img->n_routes++] = r;
 	net_route__init(r);
 	r->family = rtm->rtm_family;
 	r->dst_len = rtm->rtm_dst_len;
@@ -107,17 +113,16 @@ static int on_route(const struct nlmsghdr *h, void *arg)
 	r->flags = rtm->rtm_flags;
 	int bad = nl_attrs_keep_msg(h, sizeof(*rtm), route_attrs, ARRAY_SIZE(route_attrs),
 				    route_dropped, ARRAY_SIZE(route_dropped), &r->attrs, &r->n_attrs);
+	if (bad < 0)
+		return bad;
 	if (!bad && !attr_of(r, RTA_TABLE)) {
 		struct {
 			struct nlattr a;
 			uint32_t table;
 		} t = { { NLA_HDRLEN + 4, RTA_TABLE }, rtm->rtm_table };
-		nl_attr_keep(&r->attrs, &r->n_attrs, &t.a);
+		if (nl_attr_keep(&r->attrs, &r->n_attrs, &t.a))
+			return -ENOMEM;
 	}
-	d->img->routes = realloc(d->img->routes, (d->img->n_routes + 1) * sizeof(*d->img->routes));
-	if (!d->img->routes)
-		abort();
-	d->img->routes[d->img->n_routes++] = r;
 	if (bad) {
 		pr_err("dump pid %d: route %s of its network namespace has %s %u: not supported",
 		       d->root, net_route_str(r, buf, sizeof(buf)),
@@ -145,7 +150,7 @@ static int collect_routes(struct run_ctx *ctx, struct dump_tree *tr)
 		err = nl < 0 ? nl : nl_dump(nl, &b, on_route, &d);
 		nl_buf_free(&b);
 	}
-	if (err && !d.err)
+	if (err && !d.err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot list the routes of its network namespace: %s", d.root,
 		       strerror(-err));
 	err = d.err ?: err;
@@ -218,6 +223,8 @@ static int prepare_routes(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	size_t n = st->img->n_routes, left = n;
 	auto_free bool *done = xzalloc(n + 1);
+	if (!done)
+		return -ENOMEM;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	if (nl < 0) {
 		pr_err("restore: cannot talk rtnetlink to add the tree's routes: %s", strerror(-nl));

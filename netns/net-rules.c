@@ -59,12 +59,15 @@ struct rule_dump {
 	int err;
 };
 
-/* A rule's message into an image rule; the first unknown attribute's type, or 0. */
+/* A rule's message into an image rule; the first unknown attribute's type, or 0; -ENOMEM (*out
+ * NULL if none was made). */
 static int rule_of(const struct nlmsghdr *h, NetRule **out)
 {
 	const struct fib_rule_hdr *frh = NLMSG_DATA(h);
 	NetRule *r = xzalloc(sizeof(*r));
 
+	if (!(*out = r))
+		return -ENOMEM;
 	net_rule__init(r);
 	r->family = frh->family;
 	r->dst_len = frh->dst_len;
@@ -73,9 +76,23 @@ static int rule_of(const struct nlmsghdr *h, NetRule **out)
 	r->table = frh->table;
 	r->action = frh->action;
 	r->flags = frh->flags;
-	*out = r;
 	return nl_attrs_keep_msg(h, sizeof(*frh), rule_attrs, ARRAY_SIZE(rule_attrs), rule_dropped,
 				 ARRAY_SIZE(rule_dropped), &r->attrs, &r->n_attrs);
+}
+
+/* r (from rule_of, which said bad) kept in (*v, *n): bad, or -ENOMEM. */
+static int keep_rule(NetRule ***v, size_t *n, NetRule *r, int bad)
+{
+	NetRule **more = r ? xreallocarray(*v, *n + 1, sizeof(*more)) : NULL;
+
+	if (!more) {
+		if (r)
+			net_rule__free_unpacked(r, NULL);
+		return -ENOMEM;
+	}
+	*v = more;
+	(*v)[(*n)++] = r;
+	return bad;
 }
 
 static int on_rule(const struct nlmsghdr *h, void *arg)
@@ -86,10 +103,8 @@ static int on_rule(const struct nlmsghdr *h, void *arg)
 	if (h->nlmsg_type != RTM_NEWRULE)
 		return 0;
 	int bad = rule_of(h, &r);
-	d->img->rules = realloc(d->img->rules, (d->img->n_rules + 1) * sizeof(*d->img->rules));
-	if (!d->img->rules)
-		abort();
-	d->img->rules[d->img->n_rules++] = r;
+	if ((bad = keep_rule(&d->img->rules, &d->img->n_rules, r, bad)) < 0)
+		return bad;
 	if (bad) {
 		pr_err("dump pid %d: routing rule %u (IPv%d) of its network namespace has attribute %d: "
 		       "not supported", d->root, rule_priority(r), r->family == AF_INET ? 4 : 6, bad);
@@ -123,7 +138,7 @@ static int collect_rules(struct run_ctx *ctx, struct dump_tree *tr)
 	d.img = &img;
 	for (int f = 0; f < 2 && !err && !d.err; f++)
 		err = nl < 0 ? nl : list_rules(nl, f ? AF_INET6 : AF_INET, on_rule, &d);
-	if (err && !d.err)
+	if (err && !d.err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot list the routing rules of its network namespace: %s", d.root,
 		       strerror(-err));
 	err = d.err ?: err;
@@ -188,12 +203,8 @@ static int on_default(const struct nlmsghdr *h, void *arg)
 
 	if (h->nlmsg_type != RTM_NEWRULE)
 		return 0;
-	rule_of(h, &r);
-	d->v = realloc(d->v, (d->n + 1) * sizeof(*d->v));
-	if (!d->v)
-		abort();
-	d->v[d->n++] = r;
-	return 0;
+	int bad = rule_of(h, &r);
+	return (bad = keep_rule(&d->v, &d->n, r, bad)) < 0 ? bad : 0;
 }
 
 static int prepare_rules(struct run_ctx *ctx, struct restore_tree *rt)
@@ -210,7 +221,7 @@ static int prepare_rules(struct run_ctx *ctx, struct restore_tree *rt)
 	for (int f = 0; f < 2 && !err; f++)
 		err = nl < 0 ? nl : list_rules(nl, f ? AF_INET6 : AF_INET, on_default, &dflt);
 	for (size_t i = 0; i < dflt.n && !err; i++)
-		if ((err = rule_request(nl, RTM_DELRULE, dflt.v[i], why, sizeof(why))))
+		if ((err = rule_request(nl, RTM_DELRULE, dflt.v[i], why, sizeof(why))) && err != -ENOMEM)
 			pr_err("restore: cannot remove the new namespace's routing rule %u: %s%s%s",
 			       rule_priority(dflt.v[i]), strerror(-err), why[0] ? ": " : "", why);
 	for (size_t i = 0; i < dflt.n; i++)
@@ -218,7 +229,7 @@ static int prepare_rules(struct run_ctx *ctx, struct restore_tree *rt)
 	free(dflt.v);
 	for (size_t i = 0; i < st->img->n_rules && !err; i++) {
 		const NetRule *r = st->img->rules[i];
-		if ((err = rule_request(nl, RTM_NEWRULE, r, why, sizeof(why))))
+		if ((err = rule_request(nl, RTM_NEWRULE, r, why, sizeof(why))) && err != -ENOMEM)
 			pr_err("restore: cannot add routing rule %u (IPv%d, table %u): %s%s%s",
 			       rule_priority(r), r->family == AF_INET ? 4 : 6, r->table, strerror(-err),
 			       why[0] ? ": " : "", why);

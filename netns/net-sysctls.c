@@ -73,17 +73,18 @@ static int not_dot(const struct dirent *d)
 	return strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
 }
 
-static void keep(NetSysctls *img, const char *name, const char *value)
+static int keep(NetSysctls *img, const char *name, const char *value)
 {
-	NetSysctl *s = xzalloc(sizeof(*s));
+	NetSysctl *s = xzalloc(sizeof(*s)), **more;
 
-	net_sysctl__init(s);
-	s->name = xstrdup(name);
-	s->value = xstrdup(value);
-	img->sysctls = realloc(img->sysctls, (img->n_sysctls + 1) * sizeof(*img->sysctls));
-	if (!img->sysctls)
-		abort();
+	if (!s || !(more = xreallocarray(img->sysctls, img->n_sysctls + 1, sizeof(*more)))) {
+		free(s);
+		return -ENOMEM;
+	}
+	img->sysctls = more;
 	img->sysctls[img->n_sysctls++] = s;
+	net_sysctl__init(s);
+	return (s->name = xstrdup(name)) && (s->value = xstrdup(value)) ? 0 : -ENOMEM;
 }
 
 /* Every readable and writable file under dir (path, relative to /proc/sys/net). */
@@ -91,23 +92,25 @@ static int walk(int net, const char *path, int depth, NetSysctls *img)
 {
 	char full[NAME_MAX_LEN + 64], value[VALUE_MAX];
 	struct dirent **ents;
+	int err = 0;
 
 	snprintf(full, sizeof(full), NET_SYSCTLS "/%s", path);
 	int n = scandir(full, &ents, not_dot, by_rank);
 	if (n < 0)
 		return errno == ENOENT ? 0 : -errno; /* no IPv6 in this kernel, say */
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !err; i++) {
 		char name[NAME_MAX_LEN];
 		struct stat st;
 		if ((size_t)snprintf(name, sizeof(name), "%s/%s", path, ents[i]->d_name) >= sizeof(name) ||
 		    fstatat(net, name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
 		if (S_ISDIR(st.st_mode) && depth < DEPTH_MAX) {
-			walk(net, name, depth + 1, img);
+			if ((err = walk(net, name, depth + 1, img)) != -ENOMEM)
+				err = 0; /* a directory that cannot be read is left out */
 		} else if (S_ISREG(st.st_mode) && (st.st_mode & S_IRUSR) && (st.st_mode & S_IWUSR)) {
 			int fd = openat(net, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 			if (fd >= 0 && read_value(fd, value) >= 0)
-				keep(img, name, value); /* unreadable ones (an unset stable_secret) are not */
+				err = keep(img, name, value); /* unreadable ones (an unset stable_secret) are not */
 			if (fd >= 0)
 				close(fd);
 		}
@@ -115,7 +118,7 @@ static int walk(int net, const char *path, int depth, NetSysctls *img)
 	for (int i = 0; i < n; i++)
 		free(ents[i]);
 	free(ents);
-	return 0;
+	return err;
 }
 
 static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
@@ -133,7 +136,7 @@ static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(roots) && !err; i++)
 		err = walk(net, roots[i], 1, &img);
-	if (err)
+	if (err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot read the sysctls of its network namespace: %s",
 		       tr->tasks[0].pid, strerror(-err));
 	else

@@ -180,12 +180,17 @@ struct nft_dump {
 	int err;
 };
 
-static void add(struct list *l, NftObject *o)
+static int add(struct list *l, NftObject *o)
 {
-	l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
-	if (!l->v)
-		abort();
+	NftObject **more = xreallocarray(l->v, l->n + 1, sizeof(*more));
+
+	if (!more) {
+		nft_object__free_unpacked(o, NULL);
+		return -ENOMEM;
+	}
+	l->v = more;
 	l->v[l->n++] = o;
+	return 0;
 }
 
 static int on_object(const struct nlmsghdr *h, void *arg)
@@ -193,20 +198,24 @@ static int on_object(const struct nlmsghdr *h, void *arg)
 	struct nft_dump *d = arg;
 	const struct nfgenmsg *g = NLMSG_DATA(h);
 	char buf[320];
+	int err;
 
 	if (h->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | d->kind->make))
 		return 0;
 	NftObject *o = xzalloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
 	nft_object__init(o);
 	o->type = d->kind->make;
 	o->family = g->nfgen_family;
 	int bad = nl_attrs_keep_msg(h, sizeof(*g), d->kind->keep, d->kind->nr_keep, d->kind->drop,
 				    d->kind->nr_drop, &o->attrs, &o->n_attrs);
-	if (net_lock_table(str_attr(o, d->kind->table_attr))) {
-		nft_object__free_unpacked(o, NULL); /* the lock's, not the tree's */
-		return 0;
+	if (bad < 0 || net_lock_table(str_attr(o, d->kind->table_attr))) {
+		nft_object__free_unpacked(o, NULL); /* (the lock's, not the tree's) */
+		return bad < 0 ? bad : 0;
 	}
-	add(d->out, o);
+	if ((err = add(d->out, o)))
+		return err;
 	const char *why = bad ? "has an attribute stasis does not know" : NULL;
 	if (o->type == NFT_MSG_NEWTABLE && (u32_attr(o, NFTA_TABLE_FLAGS) & NFT_TABLE_F_OWNER))
 		why = "is owned by a process's netlink socket (NFT_TABLE_F_OWNER)";
@@ -236,7 +245,7 @@ static int list_objects(int nl, pid_t root, const struct nft_kind *k, const NftO
 	nl_msg_end(&b, m);
 	int err = nl_dump(nl, &b, on_object, &d);
 	nl_buf_free(&b);
-	if (!d.err && err)
+	if (!d.err && err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot list the nftables %ss of its network namespace: %s", root,
 		       k->what, strerror(-err));
 	return d.err ?: err;
@@ -387,7 +396,7 @@ static int prepare_nft(struct run_ctx *ctx, struct restore_tree *rt)
 		nl_msg_end(&b, m);
 	}
 	err = nft_batch_run(nl, &b, why, sizeof(why));
-	if (err) {
+	if (err && err != -ENOMEM) {
 		size_t at = b.err_seq >= first ? b.err_seq - first : 0;
 		pr_err("restore: the tree's nftables ruleset (%zu objects) cannot be made again: %s "
 		       "refused: %s%s%s", st->img->n_objects,

@@ -29,14 +29,20 @@ void nl_buf_free(struct nl_buf *b)
 
 void *nl_room(struct nl_buf *b, size_t len)
 {
+	/* where the pieces of a failed buffer go: never read, so shared */
+	static char sink[NLMSG_ALIGN(NLA_HDRLEN + 0xffff)] __attribute__((aligned(NLMSG_ALIGNTO)));
 	size_t need = b->len + NLMSG_ALIGN(len);
 
-	if (need > b->cap) {
-		b->cap = need * 2 + 4096;
-		b->buf = realloc(b->buf, b->cap);
-		if (!b->buf)
-			abort();
+	if (!b->failed && need > b->cap) {
+		char *more = xreallocarray(b->buf, need * 2 + 4096, 1);
+		if (more) {
+			b->buf = more;
+			b->cap = need * 2 + 4096;
+		}
+		b->failed = !more;
 	}
+	if (b->failed)
+		return memset(sink, 0, NLMSG_ALIGN(len) < sizeof(sink) ? NLMSG_ALIGN(len) : sizeof(sink));
 	void *p = b->buf + b->len;
 	memset(p, 0, NLMSG_ALIGN(len));
 	b->len = need;
@@ -61,7 +67,8 @@ size_t nl_msg_begin(struct nl_buf *b, uint16_t type, uint16_t flags, const void 
 
 void nl_msg_end(struct nl_buf *b, size_t at)
 {
-	((struct nlmsghdr *)(b->buf + at))->nlmsg_len = b->len - at;
+	if (!b->failed)
+		((struct nlmsghdr *)(b->buf + at))->nlmsg_len = b->len - at;
 }
 
 void nl_put(struct nl_buf *b, uint16_t type, const void *data, size_t len)
@@ -110,7 +117,8 @@ size_t nl_nest_begin(struct nl_buf *b, uint16_t type)
 
 void nl_nest_end(struct nl_buf *b, size_t at)
 {
-	((struct nlattr *)(b->buf + at))->nla_len = b->len - at;
+	if (!b->failed)
+		((struct nlattr *)(b->buf + at))->nla_len = b->len - at;
 }
 
 int nl_open(int protocol)
@@ -171,11 +179,12 @@ int nl_talk(int nl, struct nl_buf *b, char *why, size_t why_len)
 
 	if (why_len)
 		why[0] = 0;
-	if ((err = send_all(nl, b)))
-		return err;
-	auto_free char *buf = malloc(NL_RECV_BUF);
+	/* room for the answers before anything goes: nothing done that is not seen */
+	auto_free char *buf = b->failed ? NULL : xmalloc(NL_RECV_BUF);
 	if (!buf)
 		return -ENOMEM;
+	if ((err = send_all(nl, b)))
+		return err;
 	for (unsigned acked = 0; acked < b->nr_acks;) {
 		ssize_t got = recv(nl, buf, NL_RECV_BUF, 0);
 		if (got < 0)
@@ -201,11 +210,11 @@ int nl_dump(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, 
 {
 	int ret = 0, err;
 
-	if ((err = send_all(nl, b)))
-		return err;
-	auto_free char *buf = malloc(NL_RECV_BUF);
+	auto_free char *buf = b->failed ? NULL : xmalloc(NL_RECV_BUF);
 	if (!buf)
 		return -ENOMEM;
+	if ((err = send_all(nl, b)))
+		return err;
 	for (;;) {
 		ssize_t got = recv(nl, buf, NL_RECV_BUF, 0);
 		if (got <= 0)
@@ -230,11 +239,11 @@ int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, v
 {
 	int err;
 
-	if ((err = send_all(nl, b)))
-		return err;
-	auto_free char *buf = malloc(NL_RECV_BUF);
+	auto_free char *buf = b->failed ? NULL : xmalloc(NL_RECV_BUF);
 	if (!buf)
 		return -ENOMEM;
+	if ((err = send_all(nl, b)))
+		return err;
 	for (;;) {
 		ssize_t got = recv(nl, buf, NL_RECV_BUF, 0);
 		if (got <= 0)
@@ -307,19 +316,23 @@ const char *nl_str(const struct nlattr *a)
 
 /* ---- attributes kept in images ---- */
 
-void nl_attr_keep(NlAttr ***v, size_t *n, const struct nlattr *a)
+int nl_attr_keep(NlAttr ***v, size_t *n, const struct nlattr *a)
 {
-	NlAttr *k = xzalloc(sizeof(*k));
+	NlAttr *k = xzalloc(sizeof(*k)), **more;
 
+	if (!k || !(more = xreallocarray(*v, *n + 1, sizeof(*more)))) {
+		free(k);
+		return -ENOMEM;
+	}
+	*v = more;
+	(*v)[(*n)++] = k;
 	nl_attr__init(k);
 	k->type = a->nla_type; /* NLA_F_NESTED kept: the kernel's strict parsers want it back */
+	if (!(k->value.data = xzalloc(nl_len(a) + 1)))
+		return -ENOMEM;
 	k->value.len = nl_len(a);
-	k->value.data = xzalloc(k->value.len + 1);
 	memcpy(k->value.data, nl_data(a), k->value.len);
-	*v = realloc(*v, (*n + 1) * sizeof(**v));
-	if (!*v)
-		abort();
-	(*v)[(*n)++] = k;
+	return 0;
 }
 
 const struct nl_attr_rule *nl_attr_rule(uint16_t type, const struct nl_attr_rule *rules,
@@ -361,10 +374,13 @@ int nl_attrs_keep_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nl_
 		bool dropped = false;
 		for (size_t i = 0; i < nr_drop && !dropped; i++)
 			dropped = drop[i] == type;
-		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max)
-			nl_attr_keep(v, n, a);
-		else if (!dropped)
+		int err;
+		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max) {
+			if ((err = nl_attr_keep(v, n, a)))
+				return err;
+		} else if (!dropped) {
 			return type ?: 0xffff;
+		}
 		size_t step = NLA_ALIGN(a->nla_len);
 		if (step >= len)
 			break;

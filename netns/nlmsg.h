@@ -21,6 +21,7 @@ struct nl_buf {
 	uint32_t seq;
 	unsigned nr_acks; /* messages that ask for an answer */
 	uint32_t err_seq; /* nl_talk: the sequence number of the message refused */
+	bool failed;      /* out of memory (said): nothing is sent, nl_talk... say -ENOMEM */
 };
 
 void nl_buf_free(struct nl_buf *b);
@@ -31,7 +32,8 @@ void nl_buf_free(struct nl_buf *b);
 size_t nl_msg_begin(struct nl_buf *b, uint16_t type, uint16_t flags, const void *hdr,
 		    size_t hdr_len);
 void nl_msg_end(struct nl_buf *b, size_t at);
-/* len zeroed bytes at the end (aligned), for a header inside an attribute. */
+/* len zeroed bytes at the end (aligned), for a header inside an attribute. Out of memory, the
+ * buffer is failed and the pieces go nowhere (a piece fits in an attribute: at most 64 KiB). */
 void *nl_room(struct nl_buf *b, size_t len);
 void nl_put(struct nl_buf *b, uint16_t type, const void *data, size_t len);
 void nl_put_u8(struct nl_buf *b, uint16_t type, uint8_t v);
@@ -53,7 +55,8 @@ int nl_open_in(int nsfd, int protocol);
  * b->err_seq (messages are numbered from 1 in the order they were begun).
  */
 int nl_talk(int nl, struct nl_buf *b, char *why, size_t why_len);
-/* Sends the dump request b and hands every answer to fn; a nonzero fn result ends it (<0: an error). */
+/* Sends the dump request b and hands every answer to fn; a nonzero fn result ends it (<0: an error).
+ * (nl_talk, nl_dump, nl_get: -ENOMEM, nothing sent, if b failed or no room for the answers.) */
 int nl_dump(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg),
 	    void *arg);
 
@@ -86,15 +89,15 @@ struct nl_attr_rule {
 	uint16_t min, max;
 };
 
-/* a appended to the image's list (*v, *n), its type with its flags (NLA_F_NESTED). */
-void nl_attr_keep(NlAttr ***v, size_t *n, const struct nlattr *a);
+/* a appended to the image's list (*v, *n), its type with its flags (NLA_F_NESTED); -ENOMEM. */
+int nl_attr_keep(NlAttr ***v, size_t *n, const struct nlattr *a);
 /* Every attribute of an image is of a known type and size: 0, or the index of the first
  * that is not, plus one. */
 size_t nl_attrs_check(NlAttr *const *v, size_t n, const struct nl_attr_rule *rules, size_t nr);
 /*
  * The attributes of message h (after its family header of hdr_len bytes) appended to
  * (*v, *n) if a rule keeps them; those of a type in drop are left out. 0, or the type of the
- * first attribute that is neither (or whose size its rule does not allow).
+ * first attribute that is neither (or whose size its rule does not allow); -ENOMEM.
  */
 int nl_attrs_keep_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nl_attr_rule *keep,
 		      size_t nr_keep, const uint16_t *drop, size_t nr_drop, NlAttr ***v, size_t *n);

@@ -82,6 +82,23 @@
 #                            supported" on stderr, exit 1; --feature no_such_feature: an error
 #                            naming it, exit 1
 #   check/feature-each       every listed name answers one of those two ways
+#   dump/alloc-fail/TARGET   (tree, pipes, unix-pair, tcp-established: dumped with
+#                            --tcp-established) STASIS_FAULT=alloc-N (the Nth allocation of stasis
+#                            fails) for N = 1, 2, 3, 5, 8, 13, ... until N is past the dump's
+#                            last allocation (the dump goes through), then N halving the gap to
+#                            the last one that failed: each failed dump exits cleanly naming
+#                            "out of memory", the target is left running and PASSes; a dump
+#                            that goes through logged no "out of memory"; at least 10 points
+#                            failed
+#   restore/alloc-fail/TARGET
+#                            (tree, shared-anon, tcp-established) the same over restores of
+#                            TARGET's images (each new process counts on from where stasis
+#                            created it): each failed restore exits cleanly naming "out of
+#                            memory" and leaves no process of the images; one that goes through
+#                            runs the program, which PASSes. TCP targets are restored each time
+#                            in a network namespace of their own (lo up): a connection that ran
+#                            (or was let go) lingers in TIME_WAIT for a minute, and the kernel
+#                            refuses to make the same one again meanwhile
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -112,6 +129,12 @@ done
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
+# processes, zombies, groups; pipes, a FIFO, shared files; unix socket pairs and their queues;
+# TCP connections (repair, the network lock) and listeners
+ALLOC_DUMP_TARGETS="tree pipes unix-pair tcp-established"
+# restored again and again (pipes' FIFO goes at its exit)
+ALLOC_RESTORE_TARGETS="tree shared-anon tcp-established"
+ALLOC_MIN_POINTS=10
 UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
 zoo_setup_tmp
@@ -733,6 +756,161 @@ case_ipc_ns_images() {
 	fi
 }
 
+# alloc_sweep TRY: runs TRY N for N = 1, 2, 3, 5, 8, ... until TRY says the run went through
+# (returns 1: N is past the last allocation), then for N halving the gap between the last N
+# that failed and the first that went through, so that the last allocations are tried too.
+# TRY returns 0 when the run failed as it must, 2 when the case failed (TRY reported it).
+# Sets ALLOC_POINTS: how many runs failed as they must, and ALLOC_LAST: the last N that failed.
+# Returns 1 if TRY reported a failure.
+alloc_sweep() {
+	local try=$1 lo=0 hi=0 a=1 b=2 n
+	ALLOC_POINTS=0
+	while [ "$hi" -eq 0 ] || [ $((hi - lo)) -gt 1 ]; do
+		if [ "$hi" -eq 0 ]; then
+			n=$a a=$b b=$((n + b))
+		else
+			n=$(((lo + hi) / 2))
+		fi
+		"$try" "$n"
+		case $? in
+		0) lo=$n ALLOC_POINTS=$((ALLOC_POINTS + 1)) ;;
+		1) hi=$n ;;
+		*) return 1 ;;
+		esac
+	done
+	ALLOC_LAST=$lo
+	return 0
+}
+
+# ALLOC_DUMP_OPTS: what a dump of TARGET needs (as tests/run-zoo.sh gives it)
+alloc_dump_opts() {
+	ALLOC_DUMP_OPTS=()
+	[[ $1 == tcp-* ]] && ALLOC_DUMP_OPTS=(--tcp-established)
+	return 0
+}
+
+# A dump whose Nth allocation fails (the case's name, target and dir in ALLOC_*).
+alloc_try_dump() {
+	local n=$1 d=$ALLOC_DIR label=$ALLOC_LABEL
+	rm -rf "$d/img"
+	mkdir -p "$d/img"
+	if ! zoo_start "$ALLOC_TARGET" "$d"; then
+		result_fail "$label" "N=$n: $ZERR"
+		return 2
+	fi
+	sleep 0.2
+	STASIS_FAULT=alloc-$n run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" \
+		"${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
+	if [ "$ZRC" -eq 0 ]; then
+		wait_until 10 pid_free "$ZPID"
+		# the lock the dump kept for a restore (none follows)
+		[[ $ALLOC_TARGET == tcp-* ]] && nft delete table inet "stasis-dumped-$ZPID" 2>/dev/null
+		if mentions "$d/dump.out" "$d/img/dump.log" 'out of memory'; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: an allocation failed, yet the dump went through"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+			return 2
+		fi
+		return 1
+	fi
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: exit status $ZRC"
+	elif ! mentions "$d/dump.out" 'out of memory'; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: the error does not say 'out of memory'"
+	elif ! target_survives "$label" "$ZPID" "$d"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: $ZERR"
+	else
+		return 0
+	fi
+	show_tail "$d/dump.out" "$d/img/dump.log"
+	kill_ours "$ZPID"
+	return 2
+}
+
+case_alloc_dump() { # case_alloc_dump TARGET
+	ALLOC_TARGET=$1 ALLOC_DIR=$ZOO_TMP/alloc-dump-$1 ALLOC_LABEL=dump/alloc-fail/$1
+	alloc_dump_opts "$1"
+	alloc_sweep alloc_try_dump || return
+	if [ "$ALLOC_POINTS" -lt "$ALLOC_MIN_POINTS" ]; then
+		result_fail "$ALLOC_LABEL" "only $ALLOC_POINTS allocations could be made to fail"
+	else
+		result_ok "$ALLOC_LABEL ($ALLOC_POINTS points, the last at allocation $ALLOC_LAST)"
+	fi
+}
+
+# A restore of the images in ALLOC_DIR/img whose Nth allocation fails; ALLOC_PID is the root.
+alloc_try_restore() {
+	local n=$1 d=$ALLOC_DIR label=$ALLOC_LABEL pid=$ALLOC_PID
+	rm -f "$d/img/restore.log" "$d/restored.pid"
+	ZLAUNCH="" ZCAT=""
+	STASIS_FAULT=alloc-$n run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" \
+		-o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -eq 0 ]; then
+		if mentions "$d/restore.out" "$d/img/restore.log" 'out of memory'; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: an allocation failed, yet the restore went through"
+		elif ! zoo_stop "$pid" "$d" "$d/out"; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: restored, but $ZERR"
+		elif [[ $ZVERDICT != PASS* ]]; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: restored, but $ZVERDICT"
+		else
+			wait_until 10 pid_free "$pid"
+			return 1
+		fi
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		return 2
+	fi
+	sleep 0.3
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: exit status $ZRC"
+	elif ! mentions "$d/restore.out" 'out of memory'; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: the error does not say 'out of memory'"
+	elif [ "$(count_procs "$ALLOC_TARGET" "$d")" -ne 0 ] || ! wait_until 5 pid_free "$pid"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: processes of the images are left after the failed restore"
+	else
+		return 0
+	fi
+	show_tail "$d/restore.out" "$d/img/restore.log"
+	kill_ours "$pid"
+	return 2
+}
+
+case_alloc_restore() { # case_alloc_restore TARGET
+	ALLOC_TARGET=$1 ALLOC_DIR=$ZOO_TMP/alloc-restore-$1 ALLOC_LABEL=restore/alloc-fail/$1
+	local d=$ALLOC_DIR
+	mkdir -p "$d/img"
+	if ! zoo_start "$ALLOC_TARGET" "$d"; then
+		result_fail "$ALLOC_LABEL" "$ZERR"
+		return
+	fi
+	ALLOC_PID=$ZPID
+	sleep 0.2
+	alloc_dump_opts "$1"
+	run_stasis "$d/dump.out" 60 dump -t "$ALLOC_PID" -D "$d/img" "${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$ALLOC_PID"; then
+		result_fail "$ALLOC_LABEL" "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ALLOC_PID"
+		return
+	fi
+	local wrap=()
+	if [[ $1 == tcp-* ]]; then
+		# the lock the dump kept for a restore here: these restores are made elsewhere
+		nft delete table inet "stasis-dumped-$ALLOC_PID" 2>/dev/null
+		wrap=(unshare -n sh -c 'ip link set lo up && exec "$@"' sh)
+	fi
+	ZOO_WRAP=("${wrap[@]}")
+	alloc_sweep alloc_try_restore
+	local swept=$?
+	ZOO_WRAP=()
+	[ "$swept" -eq 0 ] || return
+	if [ "$ALLOC_POINTS" -lt "$ALLOC_MIN_POINTS" ]; then
+		result_fail "$ALLOC_LABEL" "only $ALLOC_POINTS allocations could be made to fail"
+	else
+		result_ok "$ALLOC_LABEL ($ALLOC_POINTS points, the last at allocation $ALLOC_LAST)"
+	fi
+}
+
 case_restore_bad_dirs() {
 	local d=$ZOO_TMP/restore-bad
 	mkdir -p "$d/empty"
@@ -934,4 +1112,10 @@ case_restore_linked_file_gone
 case_ipc_ns_split
 case_ipc_ns_images
 case_restore_bad_dirs
+for t in $ALLOC_DUMP_TARGETS; do
+	case_alloc_dump "$t"
+done
+for t in $ALLOC_RESTORE_TARGETS; do
+	case_alloc_restore "$t"
+done
 summary

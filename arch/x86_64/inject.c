@@ -20,7 +20,7 @@
 /* A `syscall` instruction (0f 05) in [start, end) of the task, read a chunk at a time. */
 static int find_gadget(pid_t pid, uint64_t start, uint64_t end, uint64_t *gadget)
 {
-	auto_free unsigned char *code = malloc(GADGET_CHUNK + 1);
+	auto_free unsigned char *code = xmalloc(GADGET_CHUNK + 1);
 
 	if (!code)
 		return -ENOMEM;
@@ -66,20 +66,22 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
  * it keeps (ctx->group_stop_sig); a task in group stop reports that stop again once resumed:
  * resume it past it.
  */
-static int run_to_syscall_exit(struct inject_ctx *ctx)
+static int run_to_syscall_exit(struct inject_ctx *ctx, long nr)
 {
 	pid_t pid = ctx->pid;
 	int pass_sig = 0;
 
 	for (int step = 0, group_stops = 0; step < 2; step++) {
 		int status, ret;
-		if (ptrace(PTRACE_SYSCALL, pid, 0, (void *)(long)pass_sig))
+		if (ptrace(PTRACE_SYSCALL, pid, 0, (void *)(long)pass_sig)) {
+			pr_perror("pid %d: cannot resume it into injected syscall %ld", pid, nr);
 			return -errno;
+		}
 		pass_sig = 0;
 		ret = task_wait_stop(pid, &status);
 		if (ret) {
-			pr_err("pid %d: %s while running an injected syscall", pid,
-			       ret == -ESRCH ? "exited" : "did not stop");
+			pr_err("pid %d: %s while running injected syscall %ld", pid,
+			       ret == -ESRCH ? "exited" : "did not stop", nr);
 			return ret;
 		}
 		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < 4) {
@@ -94,8 +96,8 @@ static int run_to_syscall_exit(struct inject_ctx *ctx)
 			continue;
 		}
 		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			pr_err("pid %d: unexpected stop 0x%x while running an injected syscall", pid,
-			       status);
+			pr_err("pid %d: unexpected stop 0x%x while running injected syscall %ld", pid,
+			       status, nr);
 			return -EIO;
 		}
 	}
@@ -141,11 +143,8 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
 		return -errno;
 	}
-	err = run_to_syscall_exit(ctx);
-	if (err) {
-		pr_err("pid %d: injected syscall %ld failed to run", ctx->pid, nr);
+	if ((err = run_to_syscall_exit(ctx, nr)))
 		return err;
-	}
 	if (ptrace(PTRACE_GETREGS, ctx->pid, 0, &r)) {
 		pr_perror("pid %d: cannot read injected syscall result", ctx->pid);
 		return -errno;
@@ -204,8 +203,13 @@ int inject_end(struct inject_ctx *ctx)
 	if (ctx->scratch) {
 		uint64_t args[6] = { ctx->scratch, ctx->scratch_len };
 		int64_t r;
-		if (inject_syscall(ctx, SYS_munmap, args, &r) || r)
+		if (inject_syscall(ctx, SYS_munmap, args, &r)) {
 			ret = -EIO;
+		} else if (r) {
+			pr_err("pid %d: injected munmap of the scratch page returned %lld", ctx->pid,
+			       (long long)r);
+			ret = -EIO;
+		}
 		ctx->scratch = 0;
 	}
 	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {

@@ -119,10 +119,13 @@ static int dump_fanotify(struct dump_task *t, const struct fd_probe *p, FdEntry 
 			       p->fd, l + 1, strerror(-err));
 			return err;
 		}
-		m->path = xstrdup(path);
-		e->fan_marks = realloc(e->fan_marks, (e->n_fan_marks + 1) * sizeof(*e->fan_marks));
-		if (!e->fan_marks)
+		FanotifyMark **more;
+		if (!(m->path = xstrdup(path)) ||
+		    !(more = xreallocarray(e->fan_marks, e->n_fan_marks + 1, sizeof(*more)))) {
+			fanotify_mark__free_unpacked(m, NULL);
 			return -ENOMEM;
+		}
+		e->fan_marks = more;
 		e->fan_marks[e->n_fan_marks++] = m;
 	}
 	return 1;

@@ -75,7 +75,8 @@ int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 	snprintf(buf, sizeof(buf), "/proc/%d/fdinfo/%d", pid, fd);
 	info = read_file_at(AT_FDCWD, buf, NULL);
 	if (!info) {
-		pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
 		return -errno;
 	}
 	if ((l = strstr(info, "pos:")))

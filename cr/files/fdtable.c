@@ -33,15 +33,16 @@ static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloex
 	char path[64];
 	struct statfs sf;
 	int64_t ret;
+	unsigned logged = log_errors();
+	int err;
 
 	*cloexec = p->flags & O_CLOEXEC;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 	if (!*cloexec || statfs(path, &sf) || sf.f_type != MQUEUE_MAGIC)
 		return 0;
-	if (inject_syscall(&t->inj, SYS_fcntl, args, &ret) || ret < 0) {
-		pr_err("dump pid %d fd %d: cannot read its close-on-exec flag", t->pid, p->fd);
-		return -EIO;
-	}
+	if ((err = inject_syscall(&t->inj, SYS_fcntl, args, &ret)) || (err = ret < 0 ? ret : 0))
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read its close-on-exec flag",
+				   t->pid, p->fd);
 	*cloexec = ret & FD_CLOEXEC;
 	return 0;
 }
@@ -53,16 +54,18 @@ static size_t ident_bucket(const struct fd_index *x, const struct stat *st)
 	return (h >> 24) & x->mask;
 }
 
-static void index_init(struct fd_index *x, size_t n)
+static int index_init(struct fd_index *x, size_t n)
 {
 	size_t size = 16;
 
 	while (size < 2 * n)
 		size <<= 1;
-	x->ids = xzalloc((n + 1) * sizeof(*x->ids));
-	x->buckets = xzalloc(size * sizeof(*x->buckets));
+	if (!(x->ids = xzalloc((n + 1) * sizeof(*x->ids))) ||
+	    !(x->buckets = xmalloc(size * sizeof(*x->buckets))))
+		return -ENOMEM;
 	memset(x->buckets, -1, size * sizeof(*x->buckets));
 	x->mask = size - 1;
+	return 0;
 }
 
 static void index_add(struct fd_index *x, size_t i, const struct stat *st)
@@ -120,19 +123,20 @@ static int dump_fds(struct dump_task *t)
 	auto_free int *fds = NULL;
 	size_t n;
 	FdTable *tab = t->fds;
+	unsigned logged = log_errors();
 	int err = proc_list_numbers(t->pid, "fd", &fds, &n);
 
-	if (err) {
-		pr_perror("dump pid %d: cannot list its fds", t->pid);
-		return err;
-	}
-	tab->fds = xzalloc(n * sizeof(*tab->fds));
-	index_init(&t->fd_index, n);
+	if (err)
+		return log_unnamed(logged, err, "dump pid %d: cannot list its fds", t->pid);
+	if (!(tab->fds = xzalloc(n * sizeof(*tab->fds))) || (err = index_init(&t->fd_index, n)))
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
 		FdEntry *e = xzalloc(sizeof(*e));
 		auto_free char *info = NULL;
 
+		if (!e)
+			return -ENOMEM;
 		fd_entry__init(e);
 		if ((err = fd_probe(t->pid, fds[i], &p, &info)))
 			return err;
@@ -155,11 +159,10 @@ static int dump_fds(struct dump_task *t)
 				return err;
 			continue;
 		}
-		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e))) {
-			pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, e->fd, p.link,
-			       strerror(-err));
-			return err;
-		}
+		logged = log_errors();
+		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e)))
+			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",
+					   t->pid, e->fd, p.link);
 		int claimed = 0;
 		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {
 			if (!fd_kinds[k]->dump)
@@ -167,7 +170,8 @@ static int dump_fds(struct dump_task *t)
 			e->kind = fd_kinds[k]->kind; /* the dump may refine it */
 			claimed = fd_kinds[k]->dump(t, &p, e);
 			if (claimed < 0)
-				return claimed;
+				return log_unnamed(logged, claimed, "dump pid %d fd %d: %s (%s)", t->pid, e->fd,
+						   p.link, fd_kinds[k]->name);
 		}
 		if (!claimed) {
 			char what[320];
@@ -235,6 +239,7 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 	/* held by several processes: stasis opened it once, every process inherited it */
 	int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(t->ctx, e->shared_pid, e->shared_fd)
 						  : shared_file_fd(t->ctx, t->pid, e->fd);
+	unsigned logged = log_errors();
 	int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
 		 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
 	int err;
@@ -245,14 +250,15 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 		if (e->kind == FD_KIND__FD_SHARED)
 			pr_err("restore pid %d fd %u: the file it shares with pid %u fd %u is not open: %s",
 			       t->pid, e->fd, e->shared_pid, e->shared_fd, strerror(-fd));
-		else
-			pr_err("restore pid %d fd %u: cannot open %s (%s): %s", t->pid, e->fd, fd_what(e),
-			       fd_kind_of(e->kind)->name, strerror(-fd));
+		else /* what the kind did not name itself */
+			log_unnamed(logged, fd, "restore pid %d fd %u: cannot open %s (%s)", t->pid, e->fd,
+				    fd_what(e), fd_kind_of(e->kind)->name);
 		return fd;
 	}
+	logged = log_errors();
 	if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
-		pr_err("restore pid %d fd %u: cannot set the socket options of %s: %s", t->pid, e->fd,
-		       fd_what(e), strerror(-err));
+		log_unnamed(logged, err, "restore pid %d fd %u: cannot set the socket options of %s",
+			    t->pid, e->fd, fd_what(e));
 		close(fd);
 		return err;
 	}
@@ -284,7 +290,7 @@ static int put_at_number(int fd, int at, bool cloexec)
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = calloc(tab->n_fds + 1, sizeof(int)); /* -1: at its number already */
+	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int)); /* -1: at its number already */
 	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
 	int err;
 
@@ -306,12 +312,8 @@ static int restore_fds(struct restore_task *t)
 			tmp[i] = -1;
 			continue;
 		}
-		tmp[i] = restore_move_high(t, fd);
-		if (tmp[i] < 0) {
-			pr_err("restore pid %d fd %u: cannot move it above fd %d: %s", t->pid, e->fd,
-			       t->next_high_fd, strerror(-tmp[i]));
+		if ((tmp[i] = restore_move_high(t, fd)) < 0)
 			return tmp[i];
-		}
 	}
 	/* below the helpers, only the files at their numbers stay */
 	int from = 0;
@@ -338,12 +340,14 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	if ((err = locks_restore(tab)) || (err = fown_arm(tab)))
+	if ((err = locks_restore(t->pid, tab)) || (err = fown_arm(tab)))
 		return err;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);
+		unsigned logged = log_errors();
 		if (ops && ops->settle && (err = ops->settle(t, tab->fds[i])))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, tab->fds[i]->fd,
+					   ops->name);
 	}
 	return 0;
 }
@@ -370,8 +374,9 @@ static int finish_fds(struct restore_task *t)
 	for (size_t i = 0; i < t->fds->n_fds; i++) {
 		const FdEntry *e = t->fds->fds[i];
 		const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+		unsigned logged = log_errors();
 		if (ops && ops->finish && (err = ops->finish(t, e)))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, e->fd, ops->name);
 		if (e->kind != FD_KIND__FD_DUP && e->kind != FD_KIND__FD_SHARED &&
 		    ((err = fown_restore(t, e)) || (err = locks_break_leases(t, e))))
 			return err;

@@ -23,6 +23,8 @@ static int mount_fd_of(unsigned maj, unsigned min)
 {
 	auto_free char *mi = read_file_at(AT_FDCWD, "/proc/self/mountinfo", NULL);
 
+	if (!mi && errno == ENOMEM)
+		return -ENOMEM;
 	for (char *l = mi; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		unsigned a, b;
 		char mnt[4096];
@@ -37,15 +39,20 @@ int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type)
 	struct file_handle *fh = xzalloc(sizeof(*fh) + FHANDLE_MAX_BYTES);
 	int mnt_id;
 
+	if (!fh)
+		return -ENOMEM;
 	fh->handle_bytes = FHANDLE_MAX_BYTES;
 	if (name_to_handle_at(fd, "", fh, &mnt_id, AT_EMPTY_PATH)) {
 		int err = -errno;
 		free(fh);
 		return err;
 	}
+	if (!(handle->data = xzalloc(fh->handle_bytes))) {
+		free(fh);
+		return -ENOMEM;
+	}
 	*type = fh->handle_type;
 	handle->len = fh->handle_bytes;
-	handle->data = xzalloc(fh->handle_bytes);
 	memcpy(handle->data, fh->f_handle, fh->handle_bytes);
 	free(fh);
 	return 0;
@@ -56,9 +63,13 @@ int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags)
 	if (len > FHANDLE_MAX_BYTES)
 		return -EINVAL;
 	struct file_handle *fh = xzalloc(sizeof(*fh) + len);
-	auto_close int mfd = mount_fd_of(major(dev), minor(dev));
+	auto_close int mfd = fh ? mount_fd_of(major(dev), minor(dev)) : -1;
 	int fd = -ENOENT;
 
+	if (!fh || mfd == -ENOMEM) {
+		free(fh);
+		return -ENOMEM;
+	}
 	fh->handle_bytes = len;
 	fh->handle_type = type;
 	memcpy(fh->f_handle, handle, len);

@@ -31,13 +31,15 @@ const char *fdinfo_one_line(const char *text, char *buf, size_t len);
 
 struct fd_kind_ops {
 	const char *name;
-	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0). */
+	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0; a failure the kind
+	 * did not name is named by the fd table, with the fd, its link and the kind). */
 	int (*dump)(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
 	/* Optional, before anything is started: 0, or <0 having said what is wrong. */
 	int (*validate)(const struct restore_task *t, const FdEntry *e);
 	/* Optional, once the tree's mounts exist (state_ops.check): its file is still there. */
 	int (*check)(const struct restore_task *t, const FdEntry *e);
-	/* In the new task: returns an fd (any number) holding the open file, or <0. */
+	/* In the new task: returns an fd (any number) holding the open file, or <0 (a failure the
+	 * kind did not name is named by the fd table, with the fd, its path and the kind). */
 	int (*open)(struct restore_task *t, const FdEntry *e);
 	/* Optional, in the new task once every fd has its number (epoll registrations). */
 	int (*settle)(const struct restore_task *t, const FdEntry *e);
@@ -71,7 +73,7 @@ int inherit_fd_get(const struct run_ctx *ctx, const char *key);
 int pty_slave_index(const struct stat *st);
 /* The pty index of a controlling terminal given as /proc/PID/stat's tty_nr, -1 if not a pty. */
 int pty_ctty_index(unsigned long tty_nr);
-bool pty_kept(struct dump_task *t, int index, const struct stat *slave);
+int pty_kept(struct dump_task *t, int index, const struct stat *slave); /* 1, 0, -ENOMEM */
 /* In a new session leader: the controlling terminal, then the foreground group. */
 int pty_take_as_ctty(const struct run_ctx *ctx, uint32_t index);
 int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);
@@ -79,7 +81,7 @@ int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);
 /* cr/files/locks.c: the locks held through one fd (shared: the open file was saved with an
  * earlier process); and, in the new task once fds have their numbers, taking them again. */
 int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared);
-int locks_restore(const FdTable *tab);
+int locks_restore(pid_t pid, const FdTable *tab);
 /* By stasis once the tree exists: the leases being broken at the dump are broken again. */
 int locks_break_leases(const struct restore_task *t, const FdEntry *e);
 
@@ -92,7 +94,8 @@ int fown_arm(const FdTable *tab);
 int fown_restore(const struct restore_task *t, const FdEntry *e);
 
 /* cr/files/fhandle.c: file handles. The handle of the inode open at fd (a filesystem that
- * cannot make one: negative errno); an fd of the inode of a handle on device dev. */
+ * cannot make one: negative errno); an fd of the inode of a handle on device dev. Neither
+ * names its failure but -ENOMEM (the allocator did). */
 int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type);
 int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags);
 /* The path of the inode of a handle as fdinfo shows it (sdev: the kernel's major << 20 | minor;

@@ -125,14 +125,18 @@ static int save_content(const struct run_ctx *ctx, int fd, const struct stat *st
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || hole <= data)
 			hole = st->st_size;
-		GhostExtent *x = xzalloc(sizeof(*x));
+		GhostExtent *x = xzalloc(sizeof(*x)), **more;
+		if (!x)
+			return -ENOMEM;
 		ghost_extent__init(x);
 		x->offset = data;
 		x->len = hole - data;
 		total += x->len;
-		g->extents = realloc(g->extents, (g->n_extents + 1) * sizeof(*g->extents));
-		if (!g->extents)
+		if (!(more = xreallocarray(g->extents, g->n_extents + 1, sizeof(*more)))) {
+			ghost_extent__free_unpacked(x, NULL);
 			return -ENOMEM;
+		}
+		g->extents = more;
 		g->extents[g->n_extents++] = x;
 		off = hole;
 	}
@@ -178,10 +182,13 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		pr_err("dump pid %d %s: %s is a removed %s (not supported)", pid, what, link, type_name(type));
 		return -ENOTSUP;
 	}
-	GhostFile *g = xzalloc(sizeof(*g));
+	GhostFile *g = xzalloc(sizeof(*g)), **more;
+	if (!g)
+		return -ENOMEM;
 	ghost_file__init(g);
 	g->id = gd->n;
-	g->path = xstrdup(link);
+	if (!(g->path = xstrdup(link)))
+		return -ENOMEM;
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
 	g->mode = st.st_mode & 07777;
 	g->has_uid = g->has_gid = g->has_atime_ns = g->has_mtime_ns = true;
@@ -202,6 +209,8 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 	int err = 0;
 	if (st.st_nlink) {
 		if ((err = fhandle_of_fd(fd, &g->handle, &g->handle_type))) {
+			if (err == -ENOMEM)
+				return err;
 			pr_err("dump pid %d %s: %s is deleted under this name but linked under another, and "
 			       "its filesystem gives no file handle: %s", pid, what, link, strerror(-err));
 			return err;
@@ -220,8 +229,7 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		if ((err = save_content(ctx, rd, &st, g, pid, what)))
 			return err;
 	}
-	GhostFile **more = realloc(gd->ghosts, (gd->n + 1) * sizeof(*gd->ghosts));
-	if (!more)
+	if (!(more = xreallocarray(gd->ghosts, gd->n + 1, sizeof(*more))))
 		return -ENOMEM;
 	gd->ghosts = more;
 	gd->ghosts[gd->n++] = g;
@@ -256,7 +264,7 @@ static mode_t ghost_type(const GhostFile *g)
 
 static int note_name(struct ghost_work *w, int dir, const char *name, bool is_dir)
 {
-	struct made_name *more = realloc(w->names, (w->nr_names + 1) * sizeof(*w->names));
+	struct made_name *more = xreallocarray(w->names, w->nr_names + 1, sizeof(*w->names));
 	if (!more)
 		return -ENOMEM;
 	w->names = more;
@@ -267,24 +275,25 @@ static int note_name(struct ghost_work *w, int dir, const char *name, bool is_di
 }
 
 /* dir was there before: its times are saved once, before the first name is made in it. */
-static void note_dir(struct ghost_work *w, int dir)
+static int note_dir(struct ghost_work *w, int dir)
 {
 	struct stat st;
 
 	if (fstat(dir, &st))
-		return;
+		return 0;
 	for (size_t i = 0; i < w->nr_dirs; i++) {
 		struct stat o;
 		if (!fstat(w->dirs[i].fd, &o) && o.st_dev == st.st_dev && o.st_ino == st.st_ino)
-			return;
+			return 0;
 	}
-	struct touched_dir *more = realloc(w->dirs, (w->nr_dirs + 1) * sizeof(*w->dirs));
+	struct touched_dir *more = xreallocarray(w->dirs, w->nr_dirs + 1, sizeof(*w->dirs));
 	if (!more)
-		return;
+		return -ENOMEM;
 	w->dirs = more;
 	more[w->nr_dirs].fd = fcntl(dir, F_DUPFD_CLOEXEC, 0);
 	more[w->nr_dirs].times[0] = st.st_atim;
 	more[w->nr_dirs++].times[1] = st.st_mtim;
+	return 0;
 }
 
 static void set_times_of_fd(int fd, const struct timespec times[2])
@@ -339,8 +348,10 @@ static int open_dir(const struct run_ctx *ctx, const struct ghost_state *st, str
 	if (parent < 0)
 		return parent;
 	snprintf(sub, sizeof(sub), "%.*s", (int)(len - (slash + 1 - path)), slash + 1);
-	if (parent_existed)
-		note_dir(w, parent);
+	if (parent_existed && (err = note_dir(w, parent))) {
+		close(parent);
+		return err;
+	}
 	if ((mkdirat(parent, sub, 0700) && errno != EEXIST) ||
 	    (fd = openat(parent, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		err = -errno;
@@ -395,8 +406,9 @@ static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, s
 		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-dir));
 		return dir;
 	}
-	if (existed)
-		note_dir(w, dir);
+	int noted = existed ? note_dir(w, dir) : 0;
+	if (noted)
+		return noted;
 	if (g->tmpfile && linked_fd < 0) {
 		fd = openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, g->mode & 0777);
 		if (fd < 0)
@@ -429,6 +441,8 @@ static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st
 	struct stat s;
 	auto_close int inode = fhandle_open(g->dev, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
+	if (inode == -ENOMEM)
+		return inode;
 	if (inode < 0 || fstat(inode, &s) || s.st_dev != g->dev || s.st_ino != g->ino || !s.st_nlink) {
 		pr_err("restore: file %s (deleted under that name, linked under another: dev %#llx inode "
 		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
@@ -615,8 +629,8 @@ static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!st->rst)
 		return 0;
 	n = st->rst->n_ghosts;
-	st->made = calloc(n + 1, sizeof(*st->made));
-	auto_free size_t *order = calloc(n + 1, sizeof(*order));
+	st->made = xzalloc((n + 1) * sizeof(*st->made));
+	auto_free size_t *order = xzalloc((n + 1) * sizeof(*order));
 	if (!st->made || !order)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {

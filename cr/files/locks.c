@@ -61,9 +61,12 @@ static int parse_lock(const char *line, FileLock *l, int *owner)
 int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared)
 {
 	for (const char *line = strstr(p->info, "lock:"); line; line = strstr(line + 5, "lock:")) {
-		FileLock *l = xzalloc(sizeof(*l));
+		auto_free FileLock *l = xzalloc(sizeof(*l));
+		FileLock **more;
 		int owner, err;
 
+		if (!l)
+			return -ENOMEM;
 		file_lock__init(l);
 		if ((err = parse_lock(line, l, &owner)) > 0)
 			continue;
@@ -79,15 +82,16 @@ int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, boo
 			       p->fd, p->link);
 			return -ENOTSUP;
 		}
-		e->locks = realloc(e->locks, (e->n_locks + 1) * sizeof(*e->locks));
-		if (!e->locks)
+		if (!(more = xreallocarray(e->locks, e->n_locks + 1, sizeof(*more))))
 			return -ENOMEM;
+		e->locks = more;
 		e->locks[e->n_locks++] = l;
+		l = NULL; /* the entry's now */
 	}
 	return 0;
 }
 
-int locks_restore(const FdTable *tab)
+int locks_restore(pid_t pid, const FdTable *tab)
 {
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const FdEntry *e = tab->fds[i];
@@ -104,8 +108,13 @@ int locks_restore(const FdTable *tab)
 				: l->kind == LOCK_KIND__LOCK_LEASE
 					? fcntl(e->fd, F_SETLEASE, l->write ? F_WRLCK : F_RDLCK)
 					: fcntl(e->fd, l->kind == LOCK_KIND__LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
-			if (r)
+			if (r) {
+				pr_perror("restore pid %d fd %u: cannot take its %s lock at %llu again", pid,
+					  e->fd, l->kind == LOCK_KIND__LOCK_FLOCK ? "flock" :
+					  l->kind == LOCK_KIND__LOCK_OFD ? "OFD" : "POSIX",
+					  (unsigned long long)l->start);
 				return -errno;
+			}
 		}
 	}
 	return 0;

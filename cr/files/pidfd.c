@@ -30,27 +30,30 @@ static bool is_pidfd(const char *link)
 	return !strcmp(link, "anon_inode:[pidfd]") || !strncmp(link, "pidfd:", 6);
 }
 
-/* Is pid the tree's root or below it (zombies included: /proc still has their parent)? */
-static bool in_tree(pid_t pid, pid_t root)
+/* Is pid the tree's root or below it (zombies included: /proc still has their parent)? 1, 0,
+ * -ENOMEM. */
+static int in_tree(pid_t pid, pid_t root)
 {
 	for (int depth = 0; pid > 1 && depth < 4096; depth++) {
 		char path[64];
 		uint64_t ppid;
 		if (pid == root)
-			return true;
+			return 1;
 		snprintf(path, sizeof(path), "/proc/%d/status", pid);
 		auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+		if (!status && errno == ENOMEM)
+			return -ENOMEM;
 		if (!status || !fdinfo_u64(status, "PPid:", 10, &ppid))
-			return false;
+			return 0;
 		pid = ppid;
 	}
-	return false;
+	return 0;
 }
 
 static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	const char *line = strstr(p->info, "\nPid:");
-	int pid;
+	int pid, err;
 
 	if (!is_pidfd(p->link))
 		return 0;
@@ -64,7 +67,9 @@ static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		       t->pid, p->fd);
 		return -ENOTSUP;
 	}
-	if (pid > 0 && !in_tree(pid, t->tree[0].pid)) {
+	if (pid > 0 && (err = in_tree(pid, t->tree[0].pid)) < 0)
+		return err;
+	if (pid > 0 && !err) {
 		pr_err("dump pid %d fd %d: a pidfd of pid %d, which is not in the tree", t->pid, p->fd, pid);
 		return -ENOTSUP;
 	}
@@ -149,7 +154,7 @@ static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 			nr += is_reaped(rt->tasks[i].fds->fds[k]);
 	if (!nr)
 		return 0;
-	if (!(st->made = calloc(nr, sizeof(*st->made))))
+	if (!(st->made = xzalloc(nr * sizeof(*st->made))))
 		return -ENOMEM;
 	/* one process per reaped process: the first fd of each inode not made yet makes it */
 	for (size_t i = 0; i < rt->nr_tasks; i++) {

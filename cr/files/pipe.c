@@ -78,11 +78,16 @@ static int read_pipe(pid_t pid, int fd, PipeObject *o)
 		goto out;
 	}
 	if (n > 0) {
+		if (!(o->data.data = xzalloc(n))) {
+			err = -ENOMEM;
+			goto out;
+		}
 		o->has_data = true;
-		o->data.data = xzalloc(n);
 		o->data.len = n;
-		if (read_all(tmp[0], o->data.data, n) != n)
+		if (read_all(tmp[0], o->data.data, n) != n) {
+			pr_perror("dump pid %d fd %d: cannot read the copy of its pipe's data", pid, fd);
 			err = -EIO;
+		}
 	}
 out:
 	if (tmp[0] >= 0)
@@ -112,21 +117,24 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->has_pipe_id = e->has_flags = true;
 	e->pipe_id = p->st.st_ino;
 	e->flags = p->flags;
-	e->path = xstrdup(p->link);
+	if (!(e->path = xstrdup(p->link)))
+		return -ENOMEM;
 	for (size_t i = 0; i < pd->n; i++)
 		if (pd->pipes[i]->id == e->pipe_id)
 			return 1;
 	PipeObject *o = xzalloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
 	pipe_object__init(o);
 	o->id = e->pipe_id;
-	if (fifo)
-		o->fifo_path = xstrdup(p->link);
+	if (fifo && !(o->fifo_path = xstrdup(p->link)))
+		return -ENOMEM;
 	o->has_fifo_ghost_id = e->has_ghost_id;
 	o->fifo_ghost_id = e->ghost_id;
 	int err = read_pipe(t->pid, p->fd, o);
 	if (err)
 		return err;
-	PipeObject **more = realloc(pd->pipes, (pd->n + 1) * sizeof(*pd->pipes));
+	PipeObject **more = xreallocarray(pd->pipes, pd->n + 1, sizeof(*pd->pipes));
 	if (!more)
 		return -ENOMEM;
 	pd->pipes = more;
@@ -251,7 +259,7 @@ static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!st->tab)
 		return 0;
-	st->made = calloc(st->tab->n_pipes + 1, sizeof(*st->made));
+	st->made = xzalloc((st->tab->n_pipes + 1) * sizeof(*st->made));
 	if (!st->made)
 		return -ENOMEM;
 	for (size_t i = 0; i < st->tab->n_pipes; i++) {

@@ -104,8 +104,9 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       p->link);
 		return -ENOTSUP;
 	}
-	e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
-									  : saved_path);
+	if (!(e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
+										: saved_path)))
+		return -ENOMEM;
 	e->has_flags = e->has_pos = true;
 	e->flags = p->flags;
 	e->pos = p->pos;

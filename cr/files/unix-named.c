@@ -36,8 +36,9 @@ static int set_socket(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 	e->flags = p->flags;
 	if (named && named->named) {
 		e->has_sock_name = true;
+		if (!(e->sock_name.data = xzalloc(named->name_len + 1)))
+			return -ENOMEM;
 		e->sock_name.len = named->name_len;
-		e->sock_name.data = xzalloc(named->name_len + 1);
 		memcpy(e->sock_name.data, named->name, named->name_len);
 	}
 	return 0;
@@ -54,7 +55,8 @@ static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	if (err || !named->named || !named->name[0])
 		return err;
 	bool gone;
-	unix_name_place(t->pid == getpid() ? 0 : t->pid, named, &gone, &dir);
+	if ((err = unix_name_place(t->pid == getpid() ? 0 : t->pid, named, &gone, &dir)))
+		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
 	e->sock_dir = dir;
 	snprintf(path, sizeof(path), "%s%s%.*s", dir ? dir : "", dir ? "/" : "", (int)named->name_len, named->name);
@@ -228,6 +230,7 @@ int unix_make_bound(struct unix_state *st, const FdEntry *e)
 	char *unlink_later = NULL, name[UNIX_NAME_MAX + 1];
 	struct sockaddr_un sa;
 	socklen_t len;
+	unsigned logged = log_errors();
 	int err = 0, s = e->sock_name.len ? unix_bind_saved(e, &unlink_later) : unix_fresh_socket(e);
 
 	if (s < 0)
@@ -236,9 +239,9 @@ int unix_make_bound(struct unix_state *st, const FdEntry *e)
 		 connect(s, (struct sockaddr *)&sa, len))
 		err = -errno;
 	if (err)
-		pr_err("restore: cannot make unix socket %llu (%s) again: %s", (unsigned long long)e->sock_ino,
-		       unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)),
-		       strerror(-err));
+		log_unnamed(logged, err, "restore: cannot make unix socket %llu (%s) again",
+			    (unsigned long long)e->sock_ino,
+			    unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)));
 	if (s >= 0 && err)
 		close(s);
 	if (!err && (err = unix_hold(st, e->sock_ino, 0, s, e)) == 0) {

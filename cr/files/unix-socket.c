@@ -69,28 +69,28 @@ static bool same_file(const char *path, const struct unix_info *ui)
 	       st.st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
 }
 
-void unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir)
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir)
 {
 	char path[UNIX_NAME_MAX + 1], at[UNIX_NAME_MAX + 64], link[64], cwd[PATH_MAX];
 
 	*gone = false;
 	*dir = NULL;
 	if (!ui->named || !ui->name_len || !ui->name[0] || !ui->has_vfs)
-		return; /* abstract, or no file to look for */
+		return 0; /* abstract, or no file to look for */
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
 	if (path[0] == '/') {
 		*gone = !same_file(path, ui);
-		return;
+		return 0;
 	}
 	snprintf(at, sizeof(at), "/proc/%d/cwd/%s", pid, path);
 	snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
 	ssize_t n = pid > 0 && same_file(at, ui) ? readlink(link, cwd, sizeof(cwd) - 1) : -1;
 	if (n <= 0 || cwd[0] != '/') {
 		*gone = true;
-		return;
+		return 0;
 	}
 	cwd[n] = 0;
-	*dir = xstrdup(cwd);
+	return (*dir = xstrdup(cwd)) ? 0 : -ENOMEM;
 }
 
 /* A stale socket file at the path (no socket bound to it any more) is in the way of bind. */
@@ -142,9 +142,15 @@ int unix_bind_name(int s, const void *name, size_t len, bool gone, const char *d
 	if (unix_addr(name, len, &sa, &salen))
 		return -EINVAL;
 	if (gone && sa.sun_path[0] == '/' && lstat(sa.sun_path, &st) && errno == ENOENT) {
-		if (bind(s, (struct sockaddr *)&sa, salen))
-			return -errno;
-		*unlink_later = xstrdup(sa.sun_path);
+		char *later = xstrdup(sa.sun_path); /* noted before the file is made */
+		if (!later)
+			return -ENOMEM;
+		if (bind(s, (struct sockaddr *)&sa, salen)) {
+			err = -errno;
+			free(later);
+			return err;
+		}
+		*unlink_later = later;
 		return 0;
 	}
 	if (!sa.sun_path[0] || (!gone && !dir)) {

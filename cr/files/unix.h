@@ -119,8 +119,9 @@ int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
 /*
  * Dump: where a socket's path name is (pid: a process holding it): *gone if its socket file
  * was removed (or replaced) since; a relative name's directory in *dir (malloc'd), if found.
+ * -ENOMEM.
  */
-void unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir);
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir);
 /*
  * Binds s to a saved name: a path in dir (relative names); a stale socket file at a path is
  * replaced. gone: the name is kept, its file is not: *unlink_later (malloc'd) is a file made
