@@ -189,6 +189,25 @@ int inet_reuse_restore(int sk, const InetSocket *in)
 	return setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &v, sizeof(v)) ? -errno : 0;
 }
 
+int inet_bind_saved(int sk, const InetSocket *in)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int on = 1, off = 0, err = 0;
+	bool tcp = in->protocol == IPPROTO_TCP;
+
+	if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &sa, &len))
+		return -EINVAL;
+	/* TCP: repair mode binds with the reuse forced; UDP shares with nothing it had not */
+	if (tcp && setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)))
+		return -errno;
+	if (bind(sk, (struct sockaddr *)&sa, len))
+		err = -errno;
+	if (tcp && setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) && !err)
+		err = -errno;
+	return err ?: tcp ? inet_reuse_restore(sk, in) : 0;
+}
+
 /* ---- multicast ---- */
 
 /* The socket's membership of group on ifindex into in, if it has one. */

@@ -1,4 +1,4 @@
-/* What cr/files/inet.c, inet-tcp.c and inet-opts.c share: IPv4/IPv6 sockets. */
+/* What cr/files/inet.c, inet-tcp.c, inet-opts.c and inet-addr.c share: IPv4/IPv6 sockets. */
 #ifndef STASIS_FILES_INET_H
 #define STASIS_FILES_INET_H
 
@@ -8,7 +8,8 @@
 
 #include "files.h"
 
-/* An address of the image as a socket address of the family: false if the image's is wrong. */
+/* inet-addr.c. An address of the image as a socket address of the family: false if the
+ * image's is wrong. */
 bool inet_sockaddr(uint32_t family, const ProtobufCBinaryData *addr, uint32_t port,
 		   struct sockaddr_storage *sa, socklen_t *len);
 /* "1.2.3.4:80", "[::1]:80" of an image's address, for messages. */
@@ -25,6 +26,9 @@ bool inet_opts_valid(const InetSocket *in);
 int inet_opts_restore(int sk, const InetSocket *in, bool tcp_level);
 /* SO_REUSEADDR as saved: turning repair mode off clears it. */
 int inet_reuse_restore(int sk, const InetSocket *in);
+/* Bound to the saved address with the port's reuse forced (as TCP repair does), so that
+ * connections of the dumped tree waiting out TIME_WAIT do not keep it. */
+int inet_bind_saved(int sk, const InetSocket *in);
 /* The multicast groups sk joined (found among the namespace's groups, /proc/net/igmp*). */
 int inet_mcast_dump(int sk, InetSocket *in);
 bool inet_mcast_valid(const InetSocket *in);
@@ -37,8 +41,5 @@ int inet_tcp_validate(const struct restore_task *t, const FdEntry *e);
 int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk);
 int inet_tcp_finish(const struct restore_task *t, const FdEntry *e);
 
-/* inet.c: bound to the saved address with the port's reuse forced (as TCP repair does), so
- * that connections of the dumped tree waiting out TIME_WAIT do not keep it. */
-int inet_bind_saved(int sk, const InetSocket *in);
 
 #endif
