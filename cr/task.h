@@ -21,7 +21,10 @@ struct frozen_thread {
 struct saved_page {
 	uint64_t vaddr, pfn, file_off;
 	pid_t in_pid; /* whose pages image holds it */
+	uint32_t depth; /* how many links up the chain of dumps (0: this dump) */
 };
+
+struct task_tracking;
 
 struct dump_task {
 	pid_t pid;                    /* the host's */
@@ -50,6 +53,8 @@ struct dump_task {
 
 	uint64_t nr_pages_written;
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
+	uint64_t nr_parent_pages; /* unchanged since the parent dump, referenced */
+	struct task_tracking *track; /* writes since the parent dump (cr/dirty-track.c) */
 };
 
 struct restorer_args;
@@ -121,7 +126,7 @@ struct state_ops {
 
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
-	state_posix_timers, state_sched, state_creds, state_seccomp;
+	state_posix_timers, state_sched, state_creds, state_seccomp, state_dirty_track;
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

@@ -285,7 +285,8 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 {
 	const CriuOpts *ro = req->opts;
 	bool restore = req->type == CRIU_REQ_TYPE__RESTORE;
-	const char *verb = restore ? "restore" : "dump";
+	bool pre_dump = req->type == CRIU_REQ_TYPE__PRE_DUMP || req->type == CRIU_REQ_TYPE__SINGLE_PRE_DUMP;
+	const char *verb = restore ? "restore" : pre_dump ? "pre-dump" : "dump";
 	struct swrk_run run = { .conn = c, .restore = restore };
 	struct swrk_allocs allocs = { 0 };
 	struct stasis_opts o;
@@ -303,6 +304,7 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 		o.pid = c->peer; /* criu's rule: no pid dumps the requesting process */
 	if (restore)
 		o.restore_detached = true; /* the engine waits for the tree, not for stasis */
+	o.pre_dump = pre_dump;
 	if ((err = open_run_dirs(c, ro, &images_fd, &work_fd, rp->msg)) ||
 	    (err = open_log(&o, ro, work_fd, rp->msg)))
 		goto out;
@@ -313,7 +315,7 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 	run_ctx_init(&ctx, &o, images_fd, work_fd);
 	ctx.notify = swrk_notify;
 	ctx.face = &run;
-	err = restore ? cr_restore(&ctx) : cr_dump(&ctx);
+	err = restore ? cr_restore(&ctx) : pre_dump ? cr_pre_dump(&ctx) : cr_dump(&ctx);
 	if (err)
 		run_errmsg(rp->msg, err, verb);
 	else
@@ -458,9 +460,7 @@ static int handle(const struct swrk_conn *c, const CriuReq *req, struct reply *r
 		return -EINVAL;
 	case CRIU_REQ_TYPE__PRE_DUMP:
 	case CRIU_REQ_TYPE__SINGLE_PRE_DUMP:
-		snprintf(rp->msg, MSG_LEN, "stasis: PRE_DUMP: iterative pre-dumps (memory tracking) "
-					   "are not supported yet");
-		return -EOPNOTSUPP;
+		return handle_run(c, req, rp); /* one round per request; the engine sends the next */
 	case CRIU_REQ_TYPE__PAGE_SERVER:
 	case CRIU_REQ_TYPE__PAGE_SERVER_CHLD:
 		snprintf(rp->msg, MSG_LEN, "stasis: PAGE_SERVER: the page server is not supported yet");

@@ -2,7 +2,7 @@
 # The process zoo: every program in tests/zoo sets up one kind of state, is checkpointed and
 # restored by stasis, and verifies its state after SIGTERM.
 #
-#   tests/run-zoo.sh [--no-cr | --cr-only] [--keep] [NAME...]
+#   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--keep] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
 # tests/failure-cases.sh checks that its dump fails):
@@ -20,6 +20,11 @@
 #                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it.
+# --predump N: the checkpoint case first runs N rounds of `stasis pre-dump` (0.1 s apart, the
+# program running), each round's directory the parent of the next, then the dump with
+# --prev-images-dir naming the last round; its log must show pages kept in the parent dump.
+# $ZOO_TMPDIR/fork-after exists from the start and $ZOO_TMPDIR/round-1 once the first round is
+# done (mem-dirty forks then). --dedup adds --auto-dedup to every round and the dump.
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
 # them (for another build of stasis, under ASan/UBSan say); --keep keeps the
 # temporary directory. Environment: STASIS (default ./stasis), ZOO_KEEP=1.
@@ -33,9 +38,19 @@ set -u
 
 NO_CR=0
 CR_ONLY=0
+PREDUMP=0
+DEDUP=()
 NAMES=()
-for a in "$@"; do
+while [ $# -gt 0 ]; do
+	a=$1
+	shift
 	case $a in
+	--predump)
+		PREDUMP=${1:-}
+		shift
+		[[ $PREDUMP =~ ^[0-9]+$ ]] || { echo "--predump needs a number of rounds" >&2; exit 2; }
+		;;
+	--dedup) DEDUP=(--auto-dedup) ;;
 	--no-cr) NO_CR=1 ;;
 	--cr-only) CR_ONLY=1 ;;
 	--keep | -k) ZOO_KEEP=1 ;;
@@ -118,7 +133,30 @@ case_corrupt() {
 }
 
 cr_logs() { # cr_logs DIR: what to show when a checkpoint case fails
-	show_tail "$1/dump.out" "$1/img/dump.log" "$1/restore.out" "$1/img/restore.log" "$1/out" "$1/out2" "$1/err"
+	show_tail "$1/pre-dump.out" "$1/dump.out" "$1/img/dump.log" "$1/restore.out" "$1/img/restore.log" "$1/out" "$1/out2" "$1/err"
+}
+
+# pre_dumps DIR PID SHELL_ARGS...: --predump rounds into DIR/pre-1..N; ZPARENT gets the
+# dump's --prev-images-dir arguments. Returns 1 (reason in ZERR) if a round failed.
+pre_dumps() {
+	local d=$1 pid=$2 k parent=()
+	shift 2
+	ZPARENT=()
+	for ((k = 1; k <= PREDUMP; k++)); do
+		mkdir -p "$d/pre-$k"
+		run_stasis "$d/pre-dump.out" 60 pre-dump -t "$pid" -D "$d/pre-$k" "${parent[@]}" "${DEDUP[@]}" "$@" \
+			-o pre-dump.log -v4
+		if [ "$ZRC" -ne 0 ]; then
+			ZERR="stasis pre-dump round $k exited $ZRC"
+			show_tail "$d/pre-$k/pre-dump.log"
+			return 1
+		fi
+		[ $k = 1 ] && touch "$d/work/round-1"
+		parent=(--prev-images-dir "../pre-$k")
+		sleep 0.1
+	done
+	ZPARENT=("${parent[@]}")
+	return 0
 }
 
 case_checkpoint() {
@@ -128,6 +166,7 @@ case_checkpoint() {
 		result_fail "$name/checkpoint" "no stasis binary at $STASIS (run make)"
 		return
 	fi
+	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
 	if ! zoo_start "$name" "$d"; then
 		result_fail "$name/checkpoint" "$ZERR"
 		return
@@ -145,9 +184,22 @@ case_checkpoint() {
 	local started
 	started=$(proc_starttime "$pid")
 
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" -o dump.log -v4
+	ZPARENT=()
+	if [ "$PREDUMP" -gt 0 ] && ! pre_dumps "$d" "$pid" "${shell[@]}"; then
+		result_fail "$name/checkpoint" "$ZERR"
+		kill_ours "$pid"
+		return
+	fi
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" "${ZPARENT[@]}" "${DEDUP[@]}" \
+		-o dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
 		result_fail "$name/checkpoint" "stasis dump exited $ZRC"
+		cr_logs "$d"
+		kill_ours "$pid"
+		return
+	fi
+	if [ "$PREDUMP" -gt 0 ] && ! grep -q 'pages_in_parent_dump=[1-9]' "$d/img/dump.log"; then
+		result_fail "$name/checkpoint" "after $PREDUMP pre-dumps the dump kept no page in its parent"
 		cr_logs "$d"
 		kill_ours "$pid"
 		return

@@ -20,7 +20,7 @@ struct criu_feature {
 
 static const struct criu_feature criu_features[] = {
 	{ "mnt_id", NO_KERNEL_FEATURE, NULL },
-	{ "mem_dirty_track", KF_DIRTY_TRACKING, "iterative pre-dumps are not supported yet" },
+	{ "mem_dirty_track", KF_DIRTY_TRACKING, NULL }, /* uffd-wp + PAGEMAP_SCAN: no soft-dirty */
 	{ "aio_remap", NO_KERNEL_FEATURE, "AIO rings are not supported yet" },
 	{ "timerfd", KF_TIMERFD_SET_TICKS, NULL },
 	{ "tun", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
@@ -49,7 +49,7 @@ static const struct criu_feature criu_features[] = {
 	{ "newifindex", NO_KERNEL_FEATURE, NET },
 	{ "nftables", NO_KERNEL_FEATURE, NULL },
 	{ "has_ipt_legacy", NO_KERNEL_FEATURE, "the network lock uses nftables (netlink), not iptables" },
-	{ "pidfd_store", KF_PIDFD_GETFD, "iterative pre-dumps (and their pidfd store) are not supported yet" },
+	{ "pidfd_store", KF_PIDFD_GETFD, NULL }, /* pid reuse between pre-dumps: start times */
 	{ "ns_pid", NO_KERNEL_FEATURE, NULL },
 	{ "apparmor_stacking", NO_KERNEL_FEATURE, "AppArmor profiles are not restored yet" },
 	{ "network_lock_nftables", NO_KERNEL_FEATURE, NULL },
