@@ -295,7 +295,13 @@ static void register_mappings(const struct dump_task *t, const struct addr_range
 			.range = { .start = v->start, .len = v->end - v->start },
 			.mode = UFFDIO_REGISTER_MODE_WP,
 		};
-		if (ioctl(t->track->uffd, UFFDIO_REGISTER, &reg))
+		if (!ioctl(t->track->uffd, UFFDIO_REGISTER, &reg))
+			continue;
+		if (t->ctx->opts->pre_dump && (errno == EINVAL || errno == ENOMEM))
+			pr_info("pre-dump pid %d: %#llx-%#llx changed meanwhile (the tree runs): the next "
+				"dump saves it whole", t->pid, (unsigned long long)v->start,
+				(unsigned long long)v->end);
+		else
 			pr_warn("dump pid %d: writes to %#llx-%#llx cannot be tracked (%m): it is saved "
 				"whole every time", t->pid, (unsigned long long)v->start,
 				(unsigned long long)v->end);

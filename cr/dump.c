@@ -222,6 +222,11 @@ int cr_dump(struct run_ctx *ctx)
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
+	if (ctx->opts->lazy_pages) {
+		pr_err("dump --lazy-pages (pages served from the frozen tree) is not supported: dump "
+		       "to a page server (--page-server), then restore --lazy-pages there");
+		return -EOPNOTSUPP;
+	}
 	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) || (err = dump_check_images_dir(ctx)) ||
 	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))

@@ -304,8 +304,12 @@ static int dump_pages(struct dump_task *t)
 			err = dump_vma_pages(&w, pagemap_fd, t->mm->vmas[i], pme);
 	werr = pq_finish(&w.queue);
 	if (werr && !err) {
-		pr_err("dump pid %d: cannot %s pages-%u.img: %s", t->pid,
-		       w.out.ps ? "send the page server" : "write", t->vpid, strerror(-werr));
+		if (w.out.ps)
+			pr_err("dump pid %d: cannot send pages-%u.img to the page server %s: %s", t->pid,
+			       t->vpid, w.out.ps->peer, strerror(-werr));
+		else
+			pr_err("dump pid %d: cannot write pages-%u.img: %s", t->pid, t->vpid,
+			       strerror(-werr));
 		err = werr;
 	}
 	if (!err)
@@ -345,7 +349,7 @@ static uint32_t run_source_pid(const struct restore_task *t, const PageRun *r)
 	return r->has_from_pid ? r->from_pid : (uint32_t)t->pid;
 }
 
-static int validate_pages(struct restore_task *t)
+int pages_check_runs(const struct restore_task *t)
 {
 	const Pagemap *pm = t->pagemap;
 	uint64_t expect_off = PAGES_HEADER_SIZE, total = 0, prev_end = 0;
@@ -376,7 +380,16 @@ static int validate_pages(struct restore_task *t)
 		       (unsigned long long)total, (unsigned long long)pm->nr_pages);
 		return -EINVAL;
 	}
-	t->pages_fd = pages_image_open(t->dirfd, t->pid, pm->nr_pages);
+	return 0;
+}
+
+static int validate_pages(struct restore_task *t)
+{
+	int err = pages_check_runs(t);
+
+	if (err)
+		return err;
+	t->pages_fd = pages_image_open(t->dirfd, t->pid, t->pagemap->nr_pages);
 	return t->pages_fd < 0 ? t->pages_fd : 0;
 }
 
@@ -441,8 +454,10 @@ static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pi
 	if (depth)
 		return chain_pages_open(t->dirfd, depth, pid, nr);
 	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
-	if (!src || src->pages_fd < 0)
+	if (!src)
 		return -ENOENT;
+	if (src->pages_fd < 0) /* images read only for their pages (a lazy restore's server) */
+		return pages_image_open(t->dirfd, pid, *nr = src->pagemap->nr_pages);
 	*nr = src->pagemap->nr_pages;
 	return fcntl(src->pages_fd, F_DUPFD_CLOEXEC, 0);
 }
@@ -503,6 +518,7 @@ static int restore_pages(struct restore_task *t)
 	struct page_sources ps = { 0 }; /* (their fds are closed by the blob, with every helper's) */
 
 	a->pages_fd = t->pages_fd;
+	a->lazy = t->ctx->opts->lazy_pages;
 	a->nr_runs = t->pagemap->n_runs;
 	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
 		const PageRun *r = t->pagemap->runs[i];
@@ -529,15 +545,9 @@ static int restore_pages(struct restore_task *t)
 #define UFFD_COPY_CHUNK (8UL << 20)
 #define UFFD_COPY_THREADS 2
 
-/* One stretch to copy: len bytes from src (a mapped pages image) to dst in the new task. */
-struct copy_segment {
-	uint64_t dst, len;
-	const char *src;
-};
-
 struct uffd_copier {
 	int uffd;
-	const struct copy_segment *segs;
+	const struct uffd_segment *segs;
 	size_t nr_segs;
 	uint64_t first, last; /* this thread's share: bytes [first, last) of all segments */
 	int err;
@@ -550,7 +560,7 @@ static void *uffd_copier_main(void *arg)
 	uint64_t pos = 0;
 
 	for (size_t i = 0; i < c->nr_segs && !c->err; pos += c->segs[i++].len) {
-		const struct copy_segment *s = &c->segs[i];
+		const struct uffd_segment *s = &c->segs[i];
 		uint64_t from = c->first > pos ? c->first - pos : 0;
 		uint64_t to = c->last - pos < s->len ? c->last - pos : s->len;
 		if (c->last <= pos || from >= s->len)
@@ -591,49 +601,67 @@ static const char *source_map(const struct restore_task *t, struct page_sources 
 	return src->map;
 }
 
-int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
+int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan)
 {
 	const Pagemap *pm = t->pagemap;
-	struct page_sources ps = { 0 };
+	struct page_sources *ps = xzalloc(sizeof(*ps));
+
+	*plan = (struct uffd_plan){ .v = xzalloc((pm->n_runs + 1) * sizeof(*plan->v)), .sources = ps };
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		const char *img = NULL;
+		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
+			continue;
+		if (map && !(img = source_map(t, ps, run_depth(r), run_source_pid(t, r)))) {
+			pages_uffd_plan_free(plan);
+			return -ENOMEM;
+		}
+		plan->v[plan->n++] = (struct uffd_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
+							    run_depth(r), run_source_pid(t, r), r->file_off,
+							    img ? img + r->file_off : NULL };
+		plan->bytes += (uint64_t)r->nr_pages * PAGE_SIZE;
+	}
+	return 0;
+}
+
+void pages_uffd_plan_free(struct uffd_plan *plan)
+{
+	if (plan->sources)
+		sources_close(plan->sources);
+	free(plan->sources);
+	free(plan->v);
+	*plan = (struct uffd_plan){ 0 };
+}
+
+int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
+{
 	struct uffd_copier c[UFFD_COPY_THREADS] = { 0 };
-	auto_free struct copy_segment *segs = xzalloc((pm->n_runs + 1) * sizeof(*segs));
-	size_t nr_segs = 0;
-	uint64_t total = 0;
+	struct uffd_plan plan;
 	pthread_t helper;
-	int uffd = task_fd_copy(pid, child_uffd), err = 0;
+	int uffd = task_fd_copy(pid, child_uffd), err;
 
 	if (uffd < 0) {
 		pr_err("restore pid %d: cannot take its userfaultfd: %s", pid, strerror(-uffd));
 		return uffd;
 	}
-	for (size_t i = 0; i < pm->n_runs && !err; i++) {
-		const PageRun *r = pm->runs[i];
-		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
-			continue;
-		const char *img = source_map(t, &ps, run_depth(r), run_source_pid(t, r));
-		if (!img) {
-			err = -ENOMEM;
-			break;
-		}
-		segs[nr_segs++] = (struct copy_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
-							 img + r->file_off };
-		total += (uint64_t)r->nr_pages * PAGE_SIZE;
+	if ((err = pages_uffd_plan(t, true, &plan))) {
+		close(uffd);
+		return err;
 	}
 	/* Both cores: each thread takes half of the bytes, split at a page. */
 	for (int i = 0; i < UFFD_COPY_THREADS; i++) {
-		c[i] = (struct uffd_copier){ .uffd = uffd, .segs = segs, .nr_segs = nr_segs };
-		c[i].first = total / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * i;
-		c[i].last = i == UFFD_COPY_THREADS - 1 ? total
-						      : total / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * (i + 1);
+		c[i] = (struct uffd_copier){ .uffd = uffd, .segs = plan.v, .nr_segs = plan.n };
+		c[i].first = plan.bytes / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * i;
+		c[i].last = i == UFFD_COPY_THREADS - 1
+				    ? plan.bytes
+				    : plan.bytes / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * (i + 1);
 	}
-	if (!err) {
-		bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
-		uffd_copier_main(&c[0]);
-		if (threaded)
-			pthread_join(helper, NULL);
-		else
-			uffd_copier_main(&c[1]);
-	}
+	bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
+	uffd_copier_main(&c[0]);
+	if (threaded)
+		pthread_join(helper, NULL);
+	else
+		uffd_copier_main(&c[1]);
 	for (int i = 0; i < UFFD_COPY_THREADS && !err; i++) {
 		if (c[i].err) {
 			err = c[i].err;
@@ -641,7 +669,7 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 			       (unsigned long long)c[i].fail_addr, strerror(-err));
 		}
 	}
-	sources_close(&ps);
+	pages_uffd_plan_free(&plan);
 	close(uffd);
 	return err;
 }

@@ -76,6 +76,9 @@ int cr_dump(struct run_ctx *ctx);
 int cr_pre_dump(struct run_ctx *ctx);
 /* One page server session (cr/page-server.c); ready(arg, port) once it listens. */
 int cr_page_server(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
+/* stasis lazy-pages (cr/lazy-restore.c): serves one lazy restore; ready(arg, -1) once it
+ * listens (lazy-pages.socket in the work directory). */
+int cr_lazy_pages(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
 /* 0 (detached), the restored root's exit code, or a negative errno. */
 int cr_restore(struct run_ctx *ctx);
 

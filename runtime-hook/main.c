@@ -24,6 +24,8 @@ static void usage(FILE *f)
 		"       stasis pre-dump -t PID -D DIR [--prev-images-dir DIR] [--auto-dedup]\n"
 		"       stasis page-server -D DIR --port N [--address A] [--daemon] [--status-fd FD]\n"
 		"       stasis dump|pre-dump ... --page-server --address A --port N\n"
+		"       stasis lazy-pages -D DIR [--page-server --address A --port N] [--daemon]\n"
+		"       stasis restore -D DIR --lazy-pages [--page-server --address A --port N]\n"
 		"       stasis restore -D DIR [-d] [options]\n"
 		"       stasis show DIR|FILE...\n"
 		"       stasis check [--feature NAME]\n"
@@ -112,8 +114,8 @@ static int run_verb(const struct stasis_opts *o, const char *verb)
 		ctx.notify = run_action_scripts;
 		ctx.face = &restore;
 	}
-	if (!strcmp(verb, "page-server")) {
-		ret = serve_maybe_daemon(&ctx, cr_page_server) ? -EIO : 0;
+	if (!strcmp(verb, "page-server") || !strcmp(verb, "lazy-pages")) {
+		ret = serve_maybe_daemon(&ctx, verb[0] == 'p' ? cr_page_server : cr_lazy_pages) ? -EIO : 0;
 	} else {
 		ret = restore ? cr_restore(&ctx) : o->pre_dump ? cr_pre_dump(&ctx) : cr_dump(&ctx);
 		if (ret >= 0)
@@ -131,7 +133,6 @@ static int run_verb(const struct stasis_opts *o, const char *verb)
 int main(int argc, char **argv)
 {
 	static const char *const not_built[][2] = {
-		{ "lazy-pages", "lazy restore is not supported yet" },
 		{ "service", "the RPC service is not supported yet" },
 		{ "dedup", "page deduplication of incremental images is not supported yet" },
 		{ "cpuinfo", "cpuinfo images are not supported: stasis checks the xsave layout instead" },
@@ -173,9 +174,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (strcmp(verb, "dump") && strcmp(verb, "restore") && strcmp(verb, "pre-dump") &&
-	    strcmp(verb, "page-server")) {
+	    strcmp(verb, "page-server") && strcmp(verb, "lazy-pages")) {
 		fprintf(stderr, "stasis: unknown command '%s' (dump, pre-dump, restore, page-server, "
-				"check, show)\n", verb);
+				"lazy-pages, check, show)\n", verb);
 		return 1;
 	}
 	opts.pre_dump = !strcmp(verb, "pre-dump");

@@ -28,7 +28,7 @@ static void say_ready(void *arg, int port)
 {
 	struct ready_note *r = arg;
 
-	if (r->o->ps_port == 0) {
+	if (port > 0 && r->o->ps_port == 0) {
 		printf("%d\n", port);
 		fflush(stdout);
 	}
@@ -100,7 +100,7 @@ int serve_maybe_daemon(struct run_ctx *ctx,
 	}
 	close(p[0]);
 	write_pidfile(ctx, child);
-	if (ctx->opts->ps_port == 0)
+	if (port > 0 && ctx->opts->ps_port == 0)
 		printf("%d\n", port);
 	return 0;
 }

@@ -75,11 +75,6 @@ static bool fd_open(int fd)
 /* What stasis cannot do yet: refused by name before anything is touched. */
 static int check_refused(const CriuOpts *ro, char *msg, size_t len)
 {
-	if (ro->ps)
-		return refuse(msg, len, "ps: the page server (dumping to another host) is not supported "
-					"yet; dump to the images directory");
-	if (ro->has_lazy_pages && ro->lazy_pages)
-		return refuse(msg, len, "lazy_pages: lazy restore is not supported yet");
 	if (ro->n_exec_cmd)
 		return refuse(msg, len, "exec_cmd: running a command in the restored tree is not "
 					"supported");
@@ -186,6 +181,7 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	MAP_BOOL(file_locks, file_locks);
 	MAP_BOOL(auto_dedup, auto_dedup);
 	MAP_BOOL(track_mem, track_mem);
+	MAP_BOOL(lazy_pages, lazy_pages);
 	MAP_STRING(parent_img, prev_images_dir); /* relative to the images directory, as criu's */
 	MAP_BOOL(link_remap, link_remap);
 	MAP_BOOL(force_irmap, force_irmap);
@@ -208,6 +204,12 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	MAP_STRING(cgroup_yard, cgroup_yard);
 	MAP_STRING(lsm_profile, lsm_profile);
 	MAP_STRING(lsm_mount_context, lsm_mount_context);
+	if (ro->ps) { /* a dump's pages to the page server there (or on the engine's socket fd) */
+		o->page_server = true;
+		o->ps_address = ro->ps->address;
+		o->ps_port = ro->ps->has_port ? ro->ps->port : 0;
+		o->ps_socket = ro->ps->has_fd ? ro->ps->fd : -1;
+	}
 	if (ro->has_ghost_limit)
 		o->ghost_limit = ro->ghost_limit;
 	if (ro->has_timeout)

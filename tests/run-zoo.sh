@@ -2,7 +2,7 @@
 # The process zoo: every program in tests/zoo sets up one kind of state, is checkpointed and
 # restored by stasis, and verifies its state after SIGTERM.
 #
-#   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--keep] [NAME...]
+#   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--lazy] [--keep] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
 # tests/failure-cases.sh checks that its dump fails):
@@ -25,6 +25,9 @@
 # --prev-images-dir naming the last round; its log must show pages kept in the parent dump.
 # $ZOO_TMPDIR/fork-after exists from the start and $ZOO_TMPDIR/round-1 once the first round is
 # done (mem-dirty forks then). --dedup adds --auto-dedup to every round and the dump.
+# --lazy: the restore is lazy (--lazy-pages: the program runs before its memory is in, its
+# first touches served by the lazy-pages server the restore starts); restore.log must show
+# that server's work.
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
 # them (for another build of stasis, under ASan/UBSan say); --keep keeps the
 # temporary directory. Environment: STASIS (default ./stasis), ZOO_KEEP=1.
@@ -40,6 +43,7 @@ NO_CR=0
 CR_ONLY=0
 PREDUMP=0
 DEDUP=()
+LAZY=()
 NAMES=()
 while [ $# -gt 0 ]; do
 	a=$1
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
 		[[ $PREDUMP =~ ^[0-9]+$ ]] || { echo "--predump needs a number of rounds" >&2; exit 2; }
 		;;
 	--dedup) DEDUP=(--auto-dedup) ;;
+	--lazy) LAZY=(--lazy-pages) ;;
 	--no-cr) NO_CR=1 ;;
 	--cr-only) CR_ONLY=1 ;;
 	--keep | -k) ZOO_KEEP=1 ;;
@@ -231,7 +236,7 @@ case_checkpoint() {
 		# the restored program exits
 		{
 			timeout -k 5 60 "$STASIS" restore -D "$d/img" -d --shell-job --pidfile "$d/restored.pid" \
-				-o restore.log -v4 </dev/null 2>"$d/restore.out"
+				"${LAZY[@]}" -o restore.log -v4 </dev/null 2>"$d/restore.out"
 			echo $? >"$d/restore.rc"
 		} | cat >"$d/out2" &
 		ZCAT=$!
@@ -242,7 +247,8 @@ case_checkpoint() {
 	else
 		ZCAT=""
 		ZOO_WRAP=("${wrap[@]}")
-		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" "${LAZY[@]}" \
+			-o restore.log -v4
 		ZOO_WRAP=()
 	fi
 	track_pid "$pid"
@@ -309,6 +315,12 @@ case_checkpoint() {
 			result_fail "$name/checkpoint" "stdout file is not 'READY' + verdict: '$(head -c 200 "$d/out" | tr '\n\0' '|@')'"
 			return
 		fi
+	fi
+	if [ ${#LAZY[@]} -gt 0 ] &&
+		! wait_until 20 grep -q 'lazy-pages: [0-9]* processes, [0-9]* pages copied in' "$d/img/restore.log"; then
+		result_fail "$name/checkpoint" "a lazy restore, but restore.log shows no lazy-pages server at work"
+		cr_logs "$d"
+		return
 	fi
 	result_ok "$name/checkpoint${ZVERDICT#PASS}"
 }

@@ -173,7 +173,7 @@ int kernel_refuse_lacking(const struct run_ctx *ctx, enum kernel_feature f, cons
 
 	if (rep->present && !faked)
 		return 0;
-	pr_err("%s: this kernel lacks %s%s%s%s; nothing was frozen", what, rep->name,
+	pr_err("%s needs %s, which this kernel lacks%s%s%s; nothing was done", what, rep->name,
 	       detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
 	return -EOPNOTSUPP;
 }
