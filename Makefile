@@ -4,7 +4,8 @@
 #   make demo       checkpoint and restore a counter program, end to end
 #   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
 #                   zoo, failure cases, the engines' RPC and libcriu, real applications)
-#   make bench      dump/restore throughput against this machine's memcpy and disk speed
+#   make bench      dump/restore throughput against this machine's memcpy and disk speed; live
+#                   migration (rounds, frozen time, lazy restore, the page server)
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
 
@@ -106,7 +107,7 @@ asan:
 
 bench: all
 	$(MAKE) -C tests/bench
-	tests/bench/run-bench.sh
+	@rc=0; tests/bench/run-bench.sh || rc=1; tests/bench/migrate-bench.sh || rc=1; exit $$rc
 
 install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis
