@@ -8,6 +8,7 @@
 ZOO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ZOO_DIR=$ZOO_ROOT/tests/zoo
 ZOO_BIN=$ZOO_DIR/bin
+ZOO_CTR_BIN=$ZOO_ROOT/tests/container/bin
 STASIS=${STASIS:-$ZOO_ROOT/stasis}
 ZOO_KEEP=${ZOO_KEEP:-0}
 
@@ -53,7 +54,7 @@ pid_is_ours() {
 	local exe
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
 	case $exe in
-	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon) return 0 ;;
+	"$ZOO_BIN"/* | "$ZOO_CTR_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon) return 0 ;;
 	esac
 	return 1
 }
@@ -81,6 +82,10 @@ zoo_cleanup() {
 			cwd=$(readlink "$p/cwd" 2>/dev/null)
 			case $cwd in "$ZOO_TMP"/*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
 		done
+	fi
+	# the container flavour (tests/container/ctr-lib.sh): its cgroups, anything left mounted
+	if declare -F ctr_cleanup >/dev/null; then
+		ctr_cleanup
 	fi
 	if [ -n "$ZOO_TMP" ] && [ -d "$ZOO_TMP" ]; then
 		if [ "$ZOO_KEEP" = 1 ]; then
@@ -124,6 +129,8 @@ not_alive() { ! proc_alive "$1"; }
 pid_free() { [ ! -e "/proc/$1" ]; }
 first_line_is_ready() { [ -f "$1" ] && [ "$(head -n1 "$1" 2>/dev/null)" = READY ]; }
 file_nonempty() { [ -s "$1" ]; }
+# started_or_gone PIDFILE PID: the pid file is written, or the launcher PID has died without it
+started_or_gone() { file_nonempty "$1" || ! proc_alive "$2"; }
 in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }
 
 build_zoo() {
@@ -165,40 +172,55 @@ zoo_join_cgroups() {
 	done
 }
 
+# zoo_prog NAME: the program's path (tests/zoo/bin, or tests/container/bin for the
+# container flavour's own programs)
+zoo_prog() {
+	if [ -x "$ZOO_BIN/$1" ] || [ ! -x "$ZOO_CTR_BIN/$1" ]; then
+		echo "$ZOO_BIN/$1"
+	else
+		echo "$ZOO_CTR_BIN/$1"
+	fi
+}
+
 # zoo_start NAME DIR [ARGS...]
 #   Starts tests/zoo/bin/NAME with cwd DIR/work, stdin /dev/null, stdout DIR/out, stderr
 #   DIR/err, ZOO_PIDFILE=DIR/pid, ZOO_TMPDIR=DIR/work; in its own session (setsid), except
 #   shell-job which gets `| cat > DIR/out` and stays in our session; in the cgroups (their
 #   directories) listed in ZOO_CGROUPS, if set. Waits for READY and, for
 #   the programs in ZOO_SYSCALL, until the program sits in its system call.
+#   With the array ZOO_LAUNCH set, the program is started as ZOO_LAUNCH... PROGRAM ARGS instead
+#   (the container flavour: ctr-run OPTIONS --pidfile DIR/pid --), which writes DIR/pid.
 #   Sets ZPID (the program), ZLAUNCH (our child), ZCAT (shell-job's cat). On error returns 1
 #   with the reason in ZERR.
+ZOO_LAUNCH=()
 zoo_start() {
-	local name=$1 d=$2
+	local name=$1 d=$2 prog launch=("${ZOO_LAUNCH[@]}")
 	shift 2
 	ZPID="" ZLAUNCH="" ZCAT="" ZERR=""
 	mkdir -p "$d/work"
 	rm -f "$d/pid" "$d/out" "$d/err"
-	if [ ! -x "$ZOO_BIN/$name" ]; then
-		ZERR="no program $ZOO_BIN/$name"
+	prog=$(zoo_prog "$name")
+	if [ ! -x "$prog" ]; then
+		ZERR="no program $prog"
 		return 1
 	fi
 	if [ "$name" = shell-job ]; then
-		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "$ZOO_BIN/$name" "$@" </dev/null 2>"$d/err") |
+		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "${launch[@]}" "$prog" "$@" </dev/null 2>"$d/err") |
 			cat >"$d/out" &
 		ZCAT=$!
 		disown
 		track_pid "$ZCAT"
 	else
+		[ ${#launch[@]} -gt 0 ] || launch=(setsid)
 		(cd "$d/work" && zoo_join_cgroups &&
-			ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec setsid "$ZOO_BIN/$name" "$@" \
+			ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "${launch[@]}" "$prog" "$@" \
 				</dev/null >"$d/out" 2>"$d/err") &
 		ZLAUNCH=$!
 		disown # no "Killed" job reports; bash still reaps it
 		track_pid "$ZLAUNCH"
 	fi
-	if ! wait_until 30 file_nonempty "$d/pid"; then
-		ZERR="no pid file after 30 s; output: $(head -c 300 "$d/out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
+	if ! wait_until 30 started_or_gone "$d/pid" "${ZLAUNCH:-$ZCAT}" || ! file_nonempty "$d/pid"; then
+		ZERR="no pid file (after 30 s, or its launcher is gone); output: $(head -c 300 "$d/out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
 		kill_ours "$ZLAUNCH"
 		return 1
 	fi
