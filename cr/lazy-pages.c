@@ -114,37 +114,44 @@ static const struct uffd_segment *pend_find(const struct lazy_task *t, uint64_t 
 static int pend_cut(struct lazy_task *t, uint64_t start, uint64_t end, struct uffd_segment **out,
 		    size_t *nout)
 {
-	size_t keep = 0, n = t->n;
-	struct uffd_segment *old = t->p;
-	int err = 0;
+	size_t lo = 0, hi = t->n, first, last, keep = 0;
+	struct uffd_segment ends[2];
 
-	t->p = NULL;
-	t->n = t->alloc = 0;
-	for (size_t i = 0; i < n && !err; i++) {
-		uint64_t a = old[i].dst, b = a + old[i].len;
-		if (b <= start || a >= end) {
-			err = pend_add(t, &old[i]);
-			keep++;
-			continue;
-		}
-		struct uffd_segment left = slice(&old[i], a, start), right = slice(&old[i], end, b);
-		if (out) {
-			struct uffd_segment mid = slice(&old[i], a > start ? a : start, b < end ? b : end);
-			struct uffd_segment *more = realloc(*out, (*nout + 1) * sizeof(*more));
-			if (!more) {
-				err = -ENOMEM;
-				break;
-			}
-			*out = more;
-			(*out)[(*nout)++] = mid;
-		}
-		if (a < start)
-			err = pend_add(t, &left);
-		if (!err && b > end)
-			err = pend_add(t, &right);
+	while (lo < hi) { /* the first piece that ends after start */
+		size_t mid = (lo + hi) / 2;
+		if (t->p[mid].dst + t->p[mid].len <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	free(old);
-	return err;
+	first = last = lo;
+	while (last < t->n && t->p[last].dst < end)
+		last++;
+	if (first == last)
+		return 0;
+	for (size_t i = first; out && i < last; i++) {
+		uint64_t a = t->p[i].dst, b = a + t->p[i].len;
+		struct uffd_segment *more = realloc(*out, (*nout + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		*out = more;
+		(*out)[(*nout)++] = slice(&t->p[i], a > start ? a : start, b < end ? b : end);
+	}
+	if (t->p[first].dst < start)
+		ends[keep++] = slice(&t->p[first], t->p[first].dst, start);
+	if (t->p[last - 1].dst + t->p[last - 1].len > end)
+		ends[keep++] = slice(&t->p[last - 1], end, t->p[last - 1].dst + t->p[last - 1].len);
+	if (t->n == t->alloc && keep > last - first) { /* a piece cut in two */
+		struct uffd_segment *more = realloc(t->p, (t->alloc + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		t->p = more;
+		t->alloc++;
+	}
+	memmove(&t->p[first + keep], &t->p[last], (t->n - last) * sizeof(*t->p));
+	memcpy(&t->p[first], ends, keep * sizeof(*ends));
+	t->n = t->n - (last - first) + keep;
+	return 0;
 }
 
 /* ---- the guardian ---- */
@@ -349,37 +356,48 @@ static void let_go(struct lazy_server *s, struct lazy_task *t)
 }
 
 /*
- * Copies [from, from + len) of the piece at from in; what went in (or was there) no longer
- * comes. -EAGAIN: the process's mappings are changing, read its events first.
+ * Copies in what is still to come in [from, from + len) (the pieces there, in address order);
+ * what went in (or was there) no longer comes. -EAGAIN: the process's mappings are changing,
+ * read its events first.
  */
 static int fill(struct lazy_server *s, struct lazy_task *t, uint64_t from, uint64_t len)
 {
-	const struct uffd_segment *p = pend_find(t, from);
-	uint64_t max = s->src.remote ? PS_MAX_PAGES * PAGE_SIZE : len, done = 0;
-	struct uffd_segment seg;
+	size_t lo = 0, hi = t->n;
+	uint64_t reached = from, end = from + len;
 	int err = 0;
 
-	if (!p)
-		return 0;
-	seg = slice(p, from, from + len);
-	while (done < seg.len && !err) {
-		struct uffd_segment part = slice(&seg, seg.dst + done, seg.dst + done +
-						 (seg.len - done < max ? seg.len - done : max));
-		const char *data;
-		if ((err = lazy_source_read(&s->src, &part, part.len, &data)))
-			return give_up(s, err);
-		for (uint64_t in = 0; in < part.len && !err;) {
-			struct uffdio_copy cp = { part.dst + in, (uintptr_t)data + in, part.len - in, 0, 0 };
-			long r = ioctl(t->uffd, UFFDIO_COPY, &cp);
-			if (r == 0 || cp.copy > 0) {
-				in += cp.copy;
-				s->copied += cp.copy / PAGE_SIZE;
-			} else if (errno == EEXIST || errno == ENOENT) {
-				in += PAGE_SIZE; /* there already, or no longer mapped */
-			} else {
-				err = -errno;
+	while (lo < hi) { /* the first piece that ends after from */
+		size_t mid = (lo + hi) / 2;
+		if (t->p[mid].dst + t->p[mid].len <= from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k < t->n && t->p[k].dst < end && !err; k++) {
+		uint64_t a = t->p[k].dst > from ? t->p[k].dst : from;
+		uint64_t b = t->p[k].dst + t->p[k].len < end ? t->p[k].dst + t->p[k].len : end;
+		uint64_t max = s->src.remote ? PS_MAX_PAGES * PAGE_SIZE : b - a;
+		struct uffd_segment seg = slice(&t->p[k], a, b);
+		for (uint64_t done = 0; done < seg.len && !err;) {
+			struct uffd_segment part = slice(&seg, seg.dst + done, seg.dst + done +
+							 (seg.len - done < max ? seg.len - done : max));
+			const char *data;
+			if ((err = lazy_source_read(&s->src, &part, part.len, &data)))
+				return give_up(s, err);
+			for (uint64_t in = 0; in < part.len && !err;) {
+				struct uffdio_copy cp = { part.dst + in, (uintptr_t)data + in, part.len - in, 0, 0 };
+				long r = ioctl(t->uffd, UFFDIO_COPY, &cp);
+				if (r == 0 || cp.copy > 0) {
+					in += cp.copy;
+					s->copied += cp.copy / PAGE_SIZE;
+				} else if (errno == EEXIST || errno == ENOENT) {
+					in += PAGE_SIZE; /* there already, or no longer mapped */
+				} else {
+					err = -errno;
+				}
+				done = part.dst + in - seg.dst;
+				reached = part.dst + in;
 			}
-			done = part.dst + in - seg.dst;
 		}
 	}
 	if (err == -ESRCH) { /* the process is gone */
@@ -387,11 +405,11 @@ static int fill(struct lazy_server *s, struct lazy_task *t, uint64_t from, uint6
 		return 0;
 	}
 	if (err && err != -EAGAIN) {
-		pr_err("lazy-pages: copying pages in at %#llx failed: %s", (unsigned long long)seg.dst + done,
+		pr_err("lazy-pages: copying pages in at %#llx failed: %s", (unsigned long long)reached,
 		       strerror(-err));
 		return give_up(s, err);
 	}
-	int cut = pend_cut(t, seg.dst, seg.dst + done, NULL, NULL);
+	int cut = reached > from ? pend_cut(t, from, reached, NULL, NULL) : 0;
 	return cut ? cut : err;
 }
 
@@ -509,8 +527,7 @@ static int background(struct lazy_server *s)
 			continue;
 		}
 		s->next_bg = (s->next_bg + k) % s->nt;
-		uint64_t len = t->p[0].len < BACKGROUND_CHUNK ? t->p[0].len : BACKGROUND_CHUNK;
-		int err = fill(s, t, t->p[0].dst, len);
+		int err = fill(s, t, t->p[0].dst, BACKGROUND_CHUNK);
 		return err == -EAGAIN ? 0 : err;
 	}
 	return 0;
