@@ -43,6 +43,7 @@
 struct track_state {
 	int *uffds; /* every copy stasis took in this run */
 	size_t n;
+	bool close_later; /* dirty_track_close does it, not dump_done */
 };
 
 static struct track_state *state_of(const struct run_ctx *ctx)
@@ -523,7 +524,7 @@ void dirty_track_abort(struct dump_task *tasks, size_t n)
 	}
 }
 
-static void track_dump_done(struct run_ctx *ctx)
+void dirty_track_close(struct run_ctx *ctx)
 {
 	struct track_state *st = state_of(ctx);
 
@@ -531,6 +532,17 @@ static void track_dump_done(struct run_ctx *ctx)
 		close(st->uffds[i]);
 	free(st->uffds);
 	*st = (struct track_state){ 0 };
+}
+
+void dirty_track_close_later(struct run_ctx *ctx)
+{
+	state_of(ctx)->close_later = true;
+}
+
+static void track_dump_done(struct run_ctx *ctx)
+{
+	if (!state_of(ctx)->close_later)
+		dirty_track_close(ctx);
 }
 
 const struct state_ops state_dirty_track = {

@@ -60,5 +60,13 @@ bool dirty_track_unchanged(const struct dump_task *t, uint64_t vaddr, struct pag
  * starts over (registrations dropped), so that the next dump saves every page.
  */
 void dirty_track_abort(struct dump_task *tasks, size_t n);
+/*
+ * A dump that succeeded closes the copies of the trackers it holds only once the tree is let
+ * go (dirty_track_close_later before dump_done, dirty_track_close after): closing the last
+ * reference to a tracker the process no longer keeps unprotects every tracked page, a walk of
+ * all of its memory, which would otherwise be frozen time.
+ */
+void dirty_track_close_later(struct run_ctx *ctx);
+void dirty_track_close(struct run_ctx *ctx);
 
 #endif

@@ -250,6 +250,7 @@ int cr_dump(struct run_ctx *ctx)
 		err = -EIO;
 		goto fail;
 	}
+	dirty_track_close_later(ctx);
 	dump_done(ctx);
 	net_lock_dump_over(ctx, ctx->opts->leave_running);
 	if (ctx->opts->leave_running) {
@@ -259,6 +260,7 @@ int cr_dump(struct run_ctx *ctx)
 		err = pstree_kill(&tr);
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
+	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
 	ctx->stats.pages_scanned = pages + shared + in_parent;
 	ctx->stats.pages_written = pages;

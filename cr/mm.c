@@ -278,32 +278,21 @@ static uint32_t advice_of(const char *vmflags)
 	return advice;
 }
 
-/* Each mapping's madvise() flags, from /proc/PID/smaps (special mappings have theirs by birth). */
+/*
+ * Each mapping's madvise() flags, from the VmFlags of /proc/PID/smaps as read for its layout
+ * (t->vmas; special mappings have theirs by birth).
+ */
 static int dump_advice(struct dump_task *t)
 {
-	char path[64];
 	Mm *mm = t->mm;
 	size_t i = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
-	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
-	if (!smaps) {
-		pr_perror("dump pid %d: cannot read %s", t->pid, path);
-		return -errno;
-	}
-	uint64_t start = 0;
-	for (char *l = smaps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		unsigned long long s, e;
-		if (sscanf(l, "%llx-%llx ", &s, &e) == 2) {
-			start = s;
-			continue;
-		}
-		if (strncmp(l, "VmFlags:", 8))
-			continue;
+	for (size_t k = 0; k < t->vmas.n; k++) {
+		uint64_t start = t->vmas.v[k].start;
 		while (i < mm->n_vmas && mm->vmas[i]->start < start)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
-		uint32_t advice = advice_of(l + 8);
+		uint32_t advice = advice_of(t->vmas.v[k].vmflags);
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
