@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
-# built with ASan/UBSan, and after chains of pre-dumps), the failure cases, cgroups and the freezer (both also under
-# ASan/UBSan), live network connections, the engines' face (RPC, libcriu, runc), real
-# applications, the container engines end to end (tests/e2e/run-e2e.sh).
+# built with ASan/UBSan, after chains of pre-dumps, restored lazily), the failure cases,
+# cgroups and the freezer (both also under ASan/UBSan), live network connections, the engines'
+# face (RPC, libcriu, runc), live migration, real applications, the container engines end to
+# end (tests/e2e/run-e2e.sh).
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -54,6 +55,7 @@ run_part "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump 3 me
 	tree fork-churn threads shared-anon madvise
 run_part "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
 	mem-dirty cow tree
+run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh

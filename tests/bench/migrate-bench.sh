@@ -158,8 +158,9 @@ if start_target "$LAZY_MIB" 0 "$d" "${NICE[@]}"; then
 			>"$d/restore.out" 2>&1 || { broke "the $how restore failed"; continue; }
 		t1=$(now_ns)
 		if [ "$how" = lazy ]; then
-			server=$(grep -a -o 'server pid [0-9]*' "$d/img/restore-lazy.log" | head -n 1 | cut -d' ' -f3)
-			wait_for 600 test ! -e "/proc/${server:-0}"
+			# the server logs its last line once every page is in
+			wait_for 600 grep -q 'lazy-pages: .* in [0-9.]* ms' "$d/img/restore-lazy.log" ||
+				broke "the lazy-pages server never finished"
 			echo "   $(grep -a -o 'lazy-pages: .* in [0-9.]* ms' "$d/img/restore-lazy.log")"
 		fi
 		t2=$(now_ns)
