@@ -1,5 +1,5 @@
 #!/bin/bash
-# stasis live migration benchmark (`make bench` runs it after run-bench.sh): numbers and
+# stasis live migration benchmark (`make bench` runs it last): numbers and
 # ratios, never a timed assertion; the exit status says only whether something broke (a
 # step failed, or a moved program found its memory wrong).
 #
