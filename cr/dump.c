@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dirty-track.h"
+#include "dump.h"
 #include "kernel/features.h"
 #include "log.h"
 #include "net-lock.h"
@@ -24,7 +26,7 @@
 #include "tree-objects.h"
 #include "util.h"
 
-static int check_images_dir(const struct run_ctx *ctx)
+int dump_check_images_dir(const struct run_ctx *ctx)
 {
 	int fd = openat(ctx->images_dir_fd, ".stasis-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -105,8 +107,7 @@ static int write_task_images(struct dump_task *t)
 	return image_write(t->dirfd, IMG_FDS, t->vpid, &t->fds->base);
 }
 
-/* The inventory last: a directory without it is not a complete image set. */
-static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr)
+int dump_write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr)
 {
 	struct utsname u;
 	Inventory inv = tr->inv;
@@ -132,8 +133,7 @@ static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr
 	return image_write(ctx->images_dir_fd, IMG_INVENTORY, 0, &inv.base);
 }
 
-/* What a failed dump wrote: every file named like an image (tasks', tmpfs mounts', ...). */
-static void remove_images(int dirfd)
+void dump_remove_images(int dirfd)
 {
 	int fd = dup(dirfd);
 	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
@@ -150,8 +150,7 @@ static void remove_images(int dirfd)
 	closedir(dir);
 }
 
-/* Parents come first in the tree: each process learns its parent (it saves shared pages). */
-static void link_parents(struct dump_tree *tr)
+void dump_link_parents(struct dump_tree *tr)
 {
 	for (size_t i = 1; i < tr->nr_tasks; i++)
 		for (size_t e = 0; e < tr->nr_entries; e++)
@@ -166,7 +165,8 @@ static uint64_t us_since(uint64_t start_ns)
 	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000;
 }
 
-static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared)
+static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared,
+			uint64_t *in_parent)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC), writing;
 	int err;
@@ -174,7 +174,7 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	for (unsigned i = 0; i < tree_objects_len; i++)
 		if (tree_objects[i]->collect && (err = tree_objects[i]->collect(ctx, tr)))
 			return err;
-	link_parents(tr);
+	dump_link_parents(tr);
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		struct dump_task *t = &tr->tasks[i];
 		t->tree_size = tr->nr_tasks;
@@ -188,12 +188,13 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 		ctx->stats.memwrite_us += us_since(writing);
 		*pages += t->nr_pages_written;
 		*shared += t->nr_shared_pages;
+		*in_parent += t->nr_parent_pages;
 	}
 	writing = now_ns(CLOCK_MONOTONIC);
 	for (unsigned i = 0; i < tree_objects_len; i++)
 		if (tree_objects[i]->write && (err = tree_objects[i]->write(ctx, tr)))
 			return err;
-	if ((err = write_inventory(ctx, tr)))
+	if ((err = dump_write_inventory(ctx, tr)))
 		return err;
 	ctx->stats.memwrite_us += us_since(writing);
 	ctx->stats.memdump_us = us_since(start) - ctx->stats.memwrite_us;
@@ -210,7 +211,7 @@ static void dump_done(struct run_ctx *ctx)
 int cr_dump(struct run_ctx *ctx)
 {
 	struct dump_tree tr = { 0 };
-	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
+	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0, in_parent = 0;
 	pid_t root = ctx->opts->pid;
 	bool locked = false;
 	int err;
@@ -219,7 +220,12 @@ int cr_dump(struct run_ctx *ctx)
 		pr_err("dump: no task given (-t PID)");
 		return -EINVAL;
 	}
-	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) || (err = check_images_dir(ctx)) ||
+	if (ctx->opts->lazy_pages) {
+		pr_err("dump --lazy-pages (pages served from the frozen tree) is not supported: dump "
+		       "to a page server (--page-server), then restore --lazy-pages there");
+		return -EOPNOTSUPP;
+	}
+	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) || (err = dump_check_images_dir(ctx)) ||
 	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
@@ -235,13 +241,14 @@ int cr_dump(struct run_ctx *ctx)
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;
-	if ((err = collect_tree(ctx, &tr, &pages, &shared)) || (err = run_notify(ctx, "post-dump", root, -1)))
+	if ((err = collect_tree(ctx, &tr, &pages, &shared, &in_parent)) || (err = run_notify(ctx, "post-dump", root, -1)))
 		goto fail;
 	if (run_fault(ctx, "after-images")) {
 		pr_err("dump pid %d: injected failure after-images", root);
 		err = -EIO;
 		goto fail;
 	}
+	dirty_track_close_later(ctx);
 	dump_done(ctx);
 	net_lock_dump_over(ctx, ctx->opts->leave_running);
 	if (ctx->opts->leave_running) {
@@ -251,21 +258,24 @@ int cr_dump(struct run_ctx *ctx)
 		err = pstree_kill(&tr);
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
+	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
-	ctx->stats.pages_scanned = pages + shared;
+	ctx->stats.pages_scanned = pages + shared + in_parent;
 	ctx->stats.pages_written = pages;
+	ctx->stats.pages_skipped_parent = in_parent;
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
-		"pages_shared_with_parent=%llu image_bytes=%llu",
+		"pages_shared_with_parent=%llu pages_in_parent_dump=%llu image_bytes=%llu",
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
-		(unsigned long long)pages, (unsigned long long)shared,
+		(unsigned long long)pages, (unsigned long long)shared, (unsigned long long)in_parent,
 		(unsigned long long)(pages * PAGE_SIZE));
 	return err;
 fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++)
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
+	dirty_track_abort(tr.tasks, tr.nr_tasks);
 	dump_done(ctx);
-	remove_images(ctx->images_dir_fd);
+	dump_remove_images(ctx->images_dir_fd);
 	net_lock_dump_over(ctx, true);
 	if (locked)
 		run_notify(ctx, "network-unlock", root, -1);

@@ -297,7 +297,10 @@ int raw_image_finish(int fd, enum image_type type, unsigned id, uint64_t nr_page
 	return 0;
 }
 
-int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages)
+/* Opens a raw page file and checks its header; nr_pages: the count expected, or NULL to
+ * take the header's (*found gets it). */
+static int raw_image_open_checked(int dirfd, enum image_type type, unsigned id,
+				  const uint64_t *nr_pages, uint64_t *found)
 {
 	struct pages_header h;
 	char name[64];
@@ -320,19 +323,26 @@ int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pag
 		       IMAGE_FORMAT_VERSION);
 		goto bad;
 	}
-	if (h.pid != id || h.nr_pages != nr_pages ||
-	    nr_pages > ((uint64_t)INT64_MAX - PAGES_HEADER_SIZE) / 4096 ||
-	    (uint64_t)st.st_size != PAGES_HEADER_SIZE + nr_pages * 4096) {
+	if (h.pid != id || (nr_pages && h.nr_pages != *nr_pages) ||
+	    h.nr_pages > ((uint64_t)INT64_MAX - PAGES_HEADER_SIZE) / 4096 ||
+	    (uint64_t)st.st_size != PAGES_HEADER_SIZE + h.nr_pages * 4096) {
 		pr_err("image %s: holds %llu pages in %lld bytes, its table expects %llu pages "
 		       "(truncated or foreign file)",
 		       name, (unsigned long long)h.nr_pages, (long long)st.st_size,
-		       (unsigned long long)nr_pages);
+		       (unsigned long long)(nr_pages ? *nr_pages : h.nr_pages));
 		goto bad;
 	}
+	if (found)
+		*found = h.nr_pages;
 	return fd;
 bad:
 	close(fd);
 	return -EINVAL;
+}
+
+int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages)
+{
+	return raw_image_open_checked(dirfd, type, id, &nr_pages, NULL);
 }
 
 int pages_image_create(int dirfd, unsigned pid)
@@ -348,4 +358,9 @@ int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages)
 int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
 {
 	return raw_image_open(dirfd, IMG_PAGES, pid, nr_pages);
+}
+
+int pages_image_open_counted(int dirfd, unsigned pid, uint64_t *nr_pages)
+{
+	return raw_image_open_checked(dirfd, IMG_PAGES, pid, NULL, nr_pages);
 }

@@ -104,5 +104,8 @@ int pages_image_create(int dirfd, unsigned pid);
 int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages);
 /* Opens pages-PID.img read-only, checks header and that it holds exactly nr_pages. */
 int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages);
+/* The same for a pages image whose count only its header says (an earlier dump of a chain,
+ * or one a page server wrote): *nr_pages gets it, checked against the file's size. */
+int pages_image_open_counted(int dirfd, unsigned pid, uint64_t *nr_pages);
 
 #endif

@@ -56,6 +56,7 @@ struct stasis_opts {
 	int timeout;              /* --timeout: seconds to freeze the tree (0: the default) */
 
 	/* dump */
+	bool pre_dump;            /* the verb pre-dump: memory only, the tree goes on running */
 	bool leave_running;       /* --leave-running */
 	bool leave_stopped;       /* --leave-stopped */
 	bool track_mem;           /* --track-mem */

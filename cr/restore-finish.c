@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lazy-pages.h"
 #include "log.h"
 #include "mm.h"
 #include "pid-ns.h"
@@ -142,7 +143,9 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 				pr_err("restore pid %d: its process is gone", t->pid);
 				return err;
 			}
-			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
+			err = lazy_pages_on(rt->ctx) ? lazy_pages_hand_off(rt->ctx, t, st.uffd)
+						     : pages_copy_by_uffd(t, t->host_pid, st.uffd);
+			if (err)
 				return err;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
 				return -EIO;

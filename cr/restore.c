@@ -54,6 +54,11 @@ static int read_inventory(int dirfd, Inventory **inv)
 
 	if (err)
 		return err;
+	if ((*inv)->has_pre_dump && (*inv)->pre_dump) {
+		pr_err("image inventory.img: these images are a pre-dump (memory only, the tree went "
+		       "on running); restore the dump made after it");
+		return -EINVAL;
+	}
 	if ((*inv)->page_size != PAGE_SIZE || (*inv)->n_pids < 1 || (*inv)->n_pids > 65536 ||
 	    (*inv)->pids[0] != (*inv)->root_pid || (*inv)->root_pid < 1 || (*inv)->n_tree < 1 ||
 	    (*inv)->tree[0]->pid != (*inv)->root_pid) {

@@ -37,7 +37,7 @@ typedef int (*run_notify_fn)(const struct run_ctx *ctx, const char *point, int p
  */
 struct run_stats {
 	uint64_t freezing_us, frozen_us, memdump_us, memwrite_us;
-	uint64_t pages_scanned, pages_written;
+	uint64_t pages_scanned, pages_written, pages_skipped_parent;
 	uint64_t forking_us, restore_us;
 	uint64_t pages_restored;
 };
@@ -72,6 +72,13 @@ int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd);
 bool run_fault(const struct run_ctx *ctx, const char *point);
 
 int cr_dump(struct run_ctx *ctx);
+/* Memory only, the tree left running and its writes tracked for the next dump of the chain. */
+int cr_pre_dump(struct run_ctx *ctx);
+/* One page server session (cr/page-server.c); ready(arg, port) once it listens. */
+int cr_page_server(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
+/* stasis lazy-pages (cr/lazy-restore.c): serves one lazy restore; ready(arg, -1) once it
+ * listens (lazy-pages.socket in the work directory). */
+int cr_lazy_pages(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
 /* 0 (detached), the restored root's exit code, or a negative errno. */
 int cr_restore(struct run_ctx *ctx);
 

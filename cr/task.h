@@ -21,6 +21,7 @@ struct frozen_thread {
 struct saved_page {
 	uint64_t vaddr, pfn, file_off;
 	pid_t in_pid; /* whose pages image holds it */
+	uint32_t depth; /* how many links up the chain of dumps (0: this dump) */
 };
 
 /*
@@ -36,6 +37,8 @@ struct fd_index {
 	int *buckets;     /* the last entry of each, -1: none */
 	size_t mask;      /* buckets - 1 (a power of two) */
 };
+
+struct task_tracking;
 
 struct dump_task {
 	pid_t pid;                    /* the host's */
@@ -66,6 +69,8 @@ struct dump_task {
 
 	uint64_t nr_pages_written;
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
+	uint64_t nr_parent_pages; /* unchanged since the parent dump, referenced */
+	struct task_tracking *track; /* writes since the parent dump (cr/dirty-track.c) */
 };
 
 struct restorer_args;
@@ -138,7 +143,7 @@ struct state_ops {
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
-	state_membarrier, state_job_stop;
+	state_membarrier, state_job_stop, state_dirty_track;
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);

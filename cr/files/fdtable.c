@@ -13,6 +13,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "dirty-track.h"
 #include "files.h"
 #include "log.h"
 #include "restorer/restorer.h"
@@ -130,9 +131,12 @@ static int dump_fds(struct dump_task *t)
 	index_init(&t->fd_index, n);
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
-		FdEntry *e = xzalloc(sizeof(*e));
+		FdEntry *e;
 		auto_free char *info = NULL;
 
+		if (dirty_track_owns_fd(t, fds[i]))
+			continue; /* stasis's own, not the program's */
+		e = xzalloc(sizeof(*e));
 		fd_entry__init(e);
 		if ((err = fd_probe(t->pid, fds[i], &p, &info)))
 			return err;
