@@ -19,6 +19,7 @@
 #include "log.h"
 #include "net-lock.h"
 #include "pstree.h"
+#include "safe-file.h"
 #include "seccomp.h"
 #include "task.h"
 #include "tree-objects.h"
@@ -26,11 +27,12 @@
 
 static int check_images_dir(const struct run_ctx *ctx)
 {
-	int fd = openat(ctx->images_dir_fd, ".stasis-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = safe_file_create(ctx->images_dir_fd, ".stasis-probe", O_WRONLY);
 
 	if (fd < 0) {
-		pr_perror("images directory %s is not writable", ctx->opts->images_dir);
-		return -errno;
+		pr_err("images directory %s is not writable: %s", ctx->opts->images_dir,
+		       safe_file_strerror(fd));
+		return fd;
 	}
 	close(fd);
 	unlinkat(ctx->images_dir_fd, ".stasis-probe", 0);
@@ -147,7 +149,7 @@ static void remove_images(int dirfd)
 		return;
 	}
 	while ((de = readdir(dir)))
-		if (image_desc_by_filename(de->d_name))
+		if (de->d_type == DT_REG && image_desc_by_filename(de->d_name))
 			unlinkat(dirfd, de->d_name, 0);
 	closedir(dir);
 }

@@ -8,6 +8,7 @@
 
 #include "image.h"
 #include "log.h"
+#include "safe-file.h"
 #include "util.h"
 
 static const char image_magic[8] = { 'S', 'T', 'A', 'S', 'I', 'S', 'I', 'M' };
@@ -122,10 +123,14 @@ int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMe
 	hdr.payload_len = len;
 	hdr.payload_crc = image_checksum(&hdr, buf, len);
 
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if ((ret = safe_file_not_link(dirfd, name))) {
+		pr_err("cannot create image file %s: %s", name, safe_file_strerror(ret));
+		goto out;
+	}
+	fd = safe_file_create(dirfd, tmp, O_WRONLY);
 	if (fd < 0) {
-		ret = -errno;
-		pr_perror("cannot create image file %s", name);
+		ret = fd;
+		pr_err("cannot create image file %s (as %s): %s", name, tmp, safe_file_strerror(ret));
 		goto out;
 	}
 	if (write_all(fd, &hdr, sizeof(hdr)) || write_all(fd, buf, len)) {
@@ -212,6 +217,28 @@ static int image_read_fd(int fd, const char *name, const struct image_desc *want
 	return 0;
 }
 
+/* An image file of the directory, for reading: a regular file, not reached through a link. */
+static int image_open(int dirfd, const char *name)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), err;
+
+	if (fd < 0) {
+		err = -errno;
+		if (err == -ELOOP)
+			pr_err("image %s: is a symbolic link (refusing to follow it)", name);
+		else
+			pr_perror("image %s: cannot open", name);
+		return err;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		pr_err("image %s: is not a regular file", name);
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
 int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage **msg)
 {
 	char name[64];
@@ -219,12 +246,8 @@ int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage *
 
 	*msg = NULL;
 	image_filename(name, sizeof(name), type, pid);
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		pr_perror("image %s: cannot open", name);
-		return ret;
-	}
+	if ((fd = image_open(dirfd, name)) < 0)
+		return fd;
 	ret = image_read_fd(fd, name, image_desc(type), NULL, msg);
 	close(fd);
 	return ret;
@@ -257,10 +280,10 @@ int raw_image_create(int dirfd, enum image_type type, unsigned id)
 	int fd;
 
 	image_filename(name, sizeof(name), type, id);
-	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = safe_file_create(dirfd, name, O_RDWR);
 	if (fd < 0) {
-		pr_perror("cannot create image file %s", name);
-		return -errno;
+		pr_err("cannot create image file %s: %s", name, safe_file_strerror(fd));
+		return fd;
 	}
 	if (raw_image_finish(fd, type, id, 0) < 0 || lseek(fd, PAGES_HEADER_SIZE, SEEK_SET) < 0) {
 		close(fd);
@@ -297,11 +320,8 @@ int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pag
 	int fd;
 
 	image_filename(name, sizeof(name), type, id);
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("image %s: cannot open", name);
-		return -errno;
-	}
+	if ((fd = image_open(dirfd, name)) < 0)
+		return fd;
 	if (fstat(fd, &st) || pread(fd, &h, sizeof(h), 0) != sizeof(h)) {
 		pr_err("image %s: truncated header", name);
 		goto bad;

@@ -359,7 +359,7 @@ static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int
 	if (*cache_pid == (int)pid)
 		return *cache_fd;
 	image_filename(name, sizeof(name), IMG_PAGES, pid);
-	int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = openat(t->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || (fd = restore_move_high(t, fd)) < 0)
 		return -errno;
 	*cache_pid = pid;

@@ -24,6 +24,7 @@
 #include "net-lock.h"
 #include "pstree.h"
 #include "restore.h"
+#include "safe-file.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -140,12 +141,25 @@ static void write_pidfile(const struct run_ctx *ctx, pid_t pid)
 	if (!path)
 		return;
 	/* like criu: a relative pidfile lives in the work directory */
-	fd = openat(ctx->work_dir_fd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = safe_file_create(ctx->work_dir_fd, path, O_WRONLY);
 	len = snprintf(text, sizeof(text), "%d", pid);
-	if (fd < 0 || write_all(fd, text, len))
+	if (fd < 0)
+		pr_err("cannot write pidfile %s: %s", path, safe_file_strerror(fd));
+	else if (write_all(fd, text, len))
 		pr_perror("cannot write pidfile %s", path);
 	if (fd >= 0)
 		close(fd);
+}
+
+/* Before anything is made: a pidfile that could not be written safely is said at once. */
+static int check_pidfile(const struct run_ctx *ctx)
+{
+	const char *path = ctx->opts->pidfile;
+	int err = path ? safe_file_not_link(ctx->work_dir_fd, path) : 0;
+
+	if (err)
+		pr_err("pidfile %s: %s; nothing was started", path, safe_file_strerror(err));
+	return err;
 }
 
 static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
@@ -294,7 +308,7 @@ int cr_restore(struct run_ctx *ctx)
 
 	pr_debug("restore: start");
 	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_RESTORE)) ||
-	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	    (err = check_pidfile(ctx)) || (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-restore", 0, -1)) ||
 	    (err = read_inventory(ctx->images_dir_fd, &rt.inv)) || (err = read_tree_images(ctx, &rt)) ||
 	    (err = validate_objects(ctx, &rt)))

@@ -47,6 +47,7 @@ SANITIZED=(env ASAN_OPTIONS=detect_leaks=0:exitcode=125 UBSAN_OPTIONS=print_stac
 run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
+run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
 run_part "applications" tests/apps/run-apps.sh
 run_part "LXC end to end" tests/e2e/lxc.sh

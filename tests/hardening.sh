@@ -1,0 +1,172 @@
+#!/bin/bash
+# Images are untrusted input and image directories may not be stasis's own. What must hold:
+#
+#   files/planted-symlink/NAME  a symbolic link planted at NAME in the images directory
+#                            (inventory.img, core-PID.img, pages-PID.img, fds-PID.img,
+#                            pagemap-PID.img) or at the log's name (dump.log) pointing at a
+#                            victim file: the dump fails naming NAME, the victim is unchanged,
+#                            the target keeps running and PASSes
+#   files/planted-temp-name  a link at the temporary name of an image (.core-PID.img.tmp):
+#                            never written through
+#   files/mode-0600          after a dump, every file stasis made (images, the log) is mode
+#                            0600, a regular file with one link
+#   files/pidfile-symlink    restore --pidfile at a symbolic link: refused naming it before
+#                            anything starts; the victim is unchanged
+#
+#   tests/hardening.sh [--keep]
+# Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
+
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=zoo/lib.sh
+. "$(dirname "$0")/zoo/lib.sh"
+
+for a in "$@"; do
+	case $a in
+	--keep | -k) ZOO_KEEP=1 ;;
+	-h | --help)
+		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "unknown argument $a" >&2
+		exit 2
+		;;
+	esac
+done
+
+zoo_setup_tmp
+if ! build_zoo; then
+	N_FAIL=1
+	summary
+	exit 1
+fi
+
+clean_failure() { [ "$1" -ne 0 ] && [ "$1" -lt 124 ]; }
+mentions() {
+	local re=${!#} files=("${@:1:$#-1}")
+	cat "${files[@]}" 2>/dev/null | grep -q -E -- "$re"
+}
+# a file nobody may write through stasis: its content and mode are checked afterwards
+make_victim() {
+	printf 'VICTIM\n' >"$1"
+	chmod 0644 "$1"
+}
+victim_intact() { [ "$(cat "$1")" = VICTIM ] && [ "$(stat -c %a "$1")" = 644 ]; }
+
+# target_alive_unharmed PID: running, not stopped, not traced
+target_alive_unharmed() {
+	local st tr
+	proc_alive "$1" || return 1
+	st=$(proc_state "$1")
+	tr=$(tracer_of "$1")
+	[ "$st" != T ] && [ "$st" != t ] && { [ -z "$tr" ] || [ "$tr" = 0 ]; }
+}
+
+# ---------------------------------------------------------------------------------------
+# One target, dumped once per planted link: each dump must fail and leave it running.
+case_planted_symlinks() {
+	local d=$ZOO_TMP/planted pid name label
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail files/planted-symlink "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	for name in inventory.img "core-$pid.img" "pages-$pid.img" "fds-$pid.img" "pagemap-$pid.img" dump.log; do
+		label=files/planted-symlink/${name//$pid/PID}
+		rm -rf "$d/img" "$d/victim"
+		mkdir -p "$d/img"
+		make_victim "$d/victim"
+		ln -s "$d/victim" "$d/img/$name"
+		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+		if ! clean_failure "$ZRC"; then
+			result_fail "$label" "dump exit status $ZRC"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! mentions "$d/dump.out" "${name//./\\.}.*symbolic link|symbolic link.*${name//./\\.}"; then
+			result_fail "$label" "the error does not name $name as a symbolic link"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! victim_intact "$d/victim"; then
+			result_fail "$label" "the victim file was written through the link ($(head -c 60 "$d/victim" | tr -c '[:print:]' .), mode $(stat -c %a "$d/victim"))"
+		elif [ ! -L "$d/img/$name" ]; then
+			result_fail "$label" "the planted link was replaced"
+		elif ! target_alive_unharmed "$pid"; then
+			result_fail "$label" "the target is gone, stopped or traced"
+			return
+		else
+			result_ok "$label"
+		fi
+	done
+	# a link at a temporary name: never written through, whatever the dump's outcome
+	rm -rf "$d/img" "$d/victim"
+	mkdir -p "$d/img"
+	make_victim "$d/victim"
+	ln -s "$d/victim" "$d/img/.core-$pid.img.tmp"
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4
+	if ! victim_intact "$d/victim"; then
+		result_fail files/planted-temp-name "the victim file was written through the link"
+	elif [ "$ZRC" -ne 0 ] && ! mentions "$d/dump.out" "core-$pid\\.img.*symbolic link"; then
+		result_fail files/planted-temp-name "dump exit status $ZRC without naming the link"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! target_alive_unharmed "$pid"; then
+		result_fail files/planted-temp-name "the target is gone, stopped or traced"
+		return
+	else
+		result_ok files/planted-temp-name
+	fi
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail files/planted-symlink/target "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail files/planted-symlink/target "the target's own checks after the dumps: $ZVERDICT"
+	else
+		result_ok files/planted-symlink/target-passes
+	fi
+}
+
+# Every file a dump makes: 0600, regular, one link. Then a restore with --pidfile at a link.
+case_modes_and_pidfile() {
+	local d=$ZOO_TMP/modes pid f bad="" before after
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail files/mode-0600 "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail files/mode-0600 "dump --leave-running exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	for f in "$d"/img/*; do
+		[ "$(stat -c '%a %F %h' "$f")" = "600 regular file 1" ] ||
+			[ "$(stat -c '%a %F %h' "$f")" = "600 regular empty file 1" ] ||
+			bad="$bad ${f##*/}($(stat -c '%a %F %h' "$f"))"
+	done
+	if [ -n "$bad" ]; then
+		result_fail files/mode-0600 "not 0600 regular files with one link:$bad"
+	else
+		result_ok "files/mode-0600 ($(find "$d/img" -type f | wc -l) files)"
+	fi
+	make_victim "$d/victim"
+	ln -s "$d/victim" "$d/pidlink"
+	before=$(count_procs mem-anon "$d")
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/pidlink" -o restore.log -v4
+	after=$(count_procs mem-anon "$d")
+	if ! clean_failure "$ZRC"; then
+		result_fail files/pidfile-symlink "restore exit status $ZRC"
+	elif ! mentions "$d/restore.out" "pidfile .*pidlink.*symbolic link"; then
+		result_fail files/pidfile-symlink "the refusal does not name the pidfile as a link"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif ! victim_intact "$d/victim" || [ "$before" != "$after" ]; then
+		result_fail files/pidfile-symlink "victim written or a process started ($before -> $after)"
+	else
+		result_ok files/pidfile-symlink
+	fi
+	kill_ours "$pid"
+}
+
+case_planted_symlinks
+case_modes_and_pidfile
+summary
