@@ -1,8 +1,9 @@
 /*
  * Dump: freeze the tree, let every tree-wide kind collect what belongs to the whole tree,
- * every per-task kind collect each process, write the images, then kill the tree (or leave it
- * running). Any failure before the end puts every task back exactly as it was and removes the
- * images this dump wrote.
+ * every per-task kind collect each process, write the images (into a directory of their own,
+ * moved into the images directory once complete), then kill the tree (or leave it running).
+ * Any failure before the end puts every task back exactly as it was and removes the images
+ * this dump wrote; an earlier dump in the images directory stays as it was.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,20 +25,6 @@
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
-
-static int check_images_dir(const struct run_ctx *ctx)
-{
-	int fd = safe_file_create(ctx->images_dir_fd, ".stasis-probe", O_WRONLY);
-
-	if (fd < 0) {
-		pr_err("images directory %s is not writable: %s", ctx->opts->images_dir,
-		       safe_file_strerror(fd));
-		return fd;
-	}
-	close(fd);
-	unlinkat(ctx->images_dir_fd, ".stasis-probe", 0);
-	return 0;
-}
 
 static int new_task_images(struct dump_task *t)
 {
@@ -136,24 +123,6 @@ static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr
 	return image_write(ctx->images_dir_fd, IMG_INVENTORY, 0, &inv.base);
 }
 
-/* What a failed dump wrote: every file named like an image (tasks', tmpfs mounts', ...). */
-static void remove_images(int dirfd)
-{
-	int fd = dup(dirfd);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir)))
-		if (de->d_type == DT_REG && image_desc_by_filename(de->d_name))
-			unlinkat(dirfd, de->d_name, 0);
-	closedir(dir);
-}
-
 /* Parents come first in the tree: each process learns its parent (it saves shared pages). */
 static void link_parents(struct dump_tree *tr)
 {
@@ -196,7 +165,11 @@ static void dump_done(struct run_ctx *ctx)
 			tree_objects[i]->dump_done(ctx);
 }
 
-int cr_dump(struct run_ctx *ctx)
+/*
+ * The dump itself, writing into ctx->images_dir_fd (the new image set's directory); the set is
+ * moved into images_dir just before the tree is let go or killed.
+ */
+static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 {
 	struct dump_tree tr = { 0 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
@@ -204,12 +177,7 @@ int cr_dump(struct run_ctx *ctx)
 	bool locked = false;
 	int err;
 
-	if (root <= 0) {
-		pr_err("dump: no task given (-t PID)");
-		return -EINVAL;
-	}
-	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) || (err = check_images_dir(ctx)) ||
-	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
@@ -223,13 +191,16 @@ int cr_dump(struct run_ctx *ctx)
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;
-	if ((err = collect_tree(ctx, &tr, &pages, &shared)) || (err = run_notify(ctx, "post-dump", root, -1)))
+	if ((err = collect_tree(ctx, &tr, &pages, &shared)))
 		goto fail;
 	if (run_fault(ctx, "after-images")) {
 		pr_err("dump pid %d: injected failure after-images", root);
 		err = -EIO;
 		goto fail;
 	}
+	/* complete: in place before the post-dump hook looks at it, and before the tree goes */
+	if ((err = image_set_commit(images_dir, set)) || (err = run_notify(ctx, "post-dump", root, -1)))
+		goto fail;
 	dump_done(ctx);
 	net_lock_dump_over(ctx, ctx->opts->leave_running);
 	if (ctx->opts->leave_running) {
@@ -250,11 +221,30 @@ fail:
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
 	dump_done(ctx);
-	remove_images(ctx->images_dir_fd);
+	image_set_abort(images_dir, set);
 	net_lock_dump_over(ctx, true);
 	if (locked)
 		run_notify(ctx, "network-unlock", root, -1);
 	pstree_release(&tr);
 	pr_err("dump pid %d failed; the tree was left running", root);
+	return err;
+}
+
+int cr_dump(struct run_ctx *ctx)
+{
+	struct image_set set;
+	int images_dir = ctx->images_dir_fd, err;
+
+	if (ctx->opts->pid <= 0) {
+		pr_err("dump: no task given (-t PID)");
+		return -EINVAL;
+	}
+	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) ||
+	    (err = image_set_begin(images_dir, ctx->opts->images_dir ? ctx->opts->images_dir : ".", &set)))
+		return err;
+	ctx->images_dir_fd = set.fd;
+	err = dump_tree(ctx, images_dir, &set);
+	image_set_abort(images_dir, &set); /* (nothing left after a commit) */
+	ctx->images_dir_fd = images_dir;
 	return err;
 }

@@ -1,9 +1,13 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -103,6 +107,140 @@ static uint32_t image_checksum(const struct image_header *hdr, const void *paylo
 
 	h.payload_crc = 0;
 	return image_crc32(image_crc32(0, &h, sizeof(h)), payload, len);
+}
+
+#define SET_PREFIX ".stasis-dump-"
+
+/* Removes directory name of dirfd and the files in it (an image set's directory is flat). */
+static void remove_flat_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(fd, de->d_name, 0);
+	closedir(dir);
+	unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* Set directories whose stasis is gone (killed mid-dump). */
+static void remove_stale_sets(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		int pid;
+		if (de->d_type == DT_DIR && sscanf(de->d_name, SET_PREFIX "%d-", &pid) == 1 && pid > 0 &&
+		    kill(pid, 0) && errno == ESRCH)
+			remove_flat_dir(dirfd, de->d_name);
+	}
+	closedir(dir);
+}
+
+int image_set_begin(int dirfd, const char *dir_name, struct image_set *set)
+{
+	uint32_t rnd;
+
+	set->fd = -1;
+	remove_stale_sets(dirfd);
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)now_ns(CLOCK_MONOTONIC);
+	snprintf(set->name, sizeof(set->name), SET_PREFIX "%d-%08x", (int)getpid(), rnd);
+	if (mkdirat(dirfd, set->name, 0700) ||
+	    (set->fd = openat(dirfd, set->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		int err = -errno;
+		pr_perror("images directory %s is not writable (cannot make %s in it)", dir_name,
+			  set->name);
+		unlinkat(dirfd, set->name, AT_REMOVEDIR);
+		return err;
+	}
+	return 0;
+}
+
+void image_set_abort(int dirfd, struct image_set *set)
+{
+	if (set->fd < 0)
+		return;
+	close(set->fd);
+	set->fd = -1;
+	remove_flat_dir(dirfd, set->name);
+}
+
+/* The names of the set's files, malloc'd, NULL-terminated; NULL if it cannot be read. */
+static char **set_files(const struct image_set *set)
+{
+	int fd = openat(set->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((de = readdir(dir))) {
+		char **more;
+		if (de->d_type != DT_REG || !image_desc_by_filename(de->d_name))
+			continue;
+		if (!(more = realloc(names, (n + 2) * sizeof(*names))) || !(more[n] = strdup(de->d_name))) {
+			free(more ? more : names);
+			names = NULL;
+			break;
+		}
+		names = more;
+		names[++n] = NULL;
+	}
+	closedir(dir);
+	return names;
+}
+
+int image_set_commit(int dirfd, struct image_set *set)
+{
+	char **names = set_files(set);
+	const char *inventory = "inventory.img";
+	struct stat st;
+	int err = names ? 0 : -ENOMEM;
+
+	if (!names)
+		pr_err("cannot list the new images in %s", set->name);
+	/* every name checked before anything moves: the earlier dump stays whole on a refusal */
+	for (size_t i = 0; !err && names[i]; i++) {
+		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+			err = S_ISLNK(st.st_mode) ? -ELOOP : -EEXIST;
+			pr_err("cannot put image file %s in place: %s", names[i], safe_file_strerror(err));
+		}
+	}
+	for (int last = 0; last < 2 && !err; last++) {
+		for (size_t i = 0; !err && names[i]; i++) {
+			if ((strcmp(names[i], inventory) == 0) != last)
+				continue;
+			if (renameat(set->fd, names[i], dirfd, names[i])) {
+				err = -errno;
+				pr_perror("cannot put image file %s in place", names[i]);
+			}
+		}
+	}
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	image_set_abort(dirfd, set);
+	return err;
 }
 
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg)

@@ -73,6 +73,27 @@ void image_filename(char *buf, size_t len, enum image_type type, unsigned pid);
 
 uint32_t image_crc32(uint32_t crc, const void *buf, size_t len);
 
+/*
+ * A dump's image set is written into a directory of its own inside the images directory
+ * (.stasis-dump-PID-RANDOM, mode 0700) and moved into place only once complete, the
+ * inventory last: a failed or killed dump leaves the images directory's earlier dump as it
+ * was. Leftovers of killed dumps (their stasis gone) are removed by the next begin.
+ */
+struct image_set {
+	int fd;        /* the set's own directory, where the dump writes */
+	char name[64]; /* its name in the images directory */
+};
+/* Makes the set's directory in dirfd (its failure said, naming dir_name). */
+int image_set_begin(int dirfd, const char *dir_name, struct image_set *set);
+/*
+ * Moves every file of the set into dirfd, replacing files of the same names, the inventory
+ * last; refuses (before moving anything) if a name there is a symbolic link or not a regular
+ * file, naming it. The set's directory is gone afterwards, whatever the outcome.
+ */
+int image_set_commit(int dirfd, struct image_set *set);
+/* Removes the set's directory with what the dump wrote there. */
+void image_set_abort(int dirfd, struct image_set *set);
+
 /* Write one message atomically (temp file + rename) in dirfd. */
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg);
 /*

@@ -1,6 +1,8 @@
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "run.h"
@@ -66,5 +68,9 @@ int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd)
 
 bool run_fault(const struct run_ctx *ctx, const char *point)
 {
-	return ctx->opts->fault_inject && strcmp(ctx->opts->fault_inject, point) == 0;
+	const char *fault = ctx->opts->fault_inject;
+
+	if (fault && !strncmp(fault, "kill-at:", 8) && !strcmp(fault + 8, point))
+		kill(getpid(), SIGKILL); /* stasis dies here, as if killed from outside */
+	return fault && strcmp(fault, point) == 0;
 }

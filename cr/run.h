@@ -53,7 +53,10 @@ void run_ctx_fini(struct run_ctx *ctx);
 /* The face's hook at a notification point (0 if it has none). */
 int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd);
 
-/* Nonzero when STASIS_FAULT names this point (tests inject failures). */
+/*
+ * Nonzero when STASIS_FAULT names this point (tests inject failures); STASIS_FAULT=kill-at:POINT
+ * makes stasis SIGKILL itself there instead.
+ */
 bool run_fault(const struct run_ctx *ctx, const char *point);
 
 int cr_dump(struct run_ctx *ctx);

@@ -12,6 +12,13 @@
 #                            0600, a regular file with one link
 #   files/pidfile-symlink    restore --pidfile at a symbolic link: refused naming it before
 #                            anything starts; the victim is unchanged
+#   files/keep-good-dump/*   a directory holding a good dump of a target (--leave-running):
+#                            a dump into it that fails (STASIS_FAULT=after-pages, after-images)
+#                            or is SIGKILLed after writing pages (STASIS_FAULT=kill-at:after-pages)
+#                            leaves every file of the good
+#                            dump byte for byte; the killed dump's own directory
+#                            (.stasis-dump-PID-*) is removed by the next dump; a dump that
+#                            succeeds replaces it; the target PASSes after a restore of it
 #
 #   tests/hardening.sh [--keep]
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
@@ -167,6 +174,79 @@ case_modes_and_pidfile() {
 	kill_ours "$pid"
 }
 
+# images_sum DIR: one line per image file with its checksum
+images_sum() { (cd "$1" && md5sum -- *.img 2>/dev/null); }
+set_dirs() { find "$1" -maxdepth 1 -name '.stasis-dump-*' | wc -l; }
+
+case_keep_good_dump() {
+	local d=$ZOO_TMP/keep pid good point
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail files/keep-good-dump "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail files/keep-good-dump "the first dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	good=$(images_sum "$d/img")
+	for point in after-pages after-images; do
+		STASIS_FAULT=$point run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump2.log -v4
+		if ! clean_failure "$ZRC"; then
+			result_fail "files/keep-good-dump/$point" "the failing dump exited $ZRC"
+		elif [ "$(images_sum "$d/img")" != "$good" ]; then
+			result_fail "files/keep-good-dump/$point" "the good dump's files changed"
+		elif [ "$(set_dirs "$d/img")" != 0 ]; then
+			result_fail "files/keep-good-dump/$point" "the failed dump left its directory"
+		elif ! target_alive_unharmed "$pid"; then
+			result_fail "files/keep-good-dump/$point" "the target is gone, stopped or traced"
+			return
+		else
+			result_ok "files/keep-good-dump/$point"
+		fi
+	done
+	# killed while it writes: the target's pages are read once its syscalls are done
+	STASIS_FAULT=kill-at:after-pages run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump3.log -v4
+	if [ "$ZRC" -ne 137 ]; then
+		result_fail files/keep-good-dump/killed "the dump was not killed at after-pages (exit status $ZRC)"
+	elif [ "$(images_sum "$d/img")" != "$good" ]; then
+		result_fail files/keep-good-dump/killed "the good dump's files changed"
+	elif [ "$(set_dirs "$d/img")" != 1 ]; then
+		result_fail files/keep-good-dump/killed "no directory of the killed dump (it ended before the kill?)"
+	else
+		STASIS_FAULT=after-seize run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump4.log -v4
+		if [ "$(set_dirs "$d/img")" != 0 ]; then
+			result_fail files/keep-good-dump/killed "the next dump did not remove the killed one's directory"
+		else
+			result_ok files/keep-good-dump/killed
+		fi
+	fi
+	wait_until 5 target_alive_unharmed "$pid"
+	# a dump that succeeds replaces the good one; the target goes and comes back from it
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump5.log -v4
+	if [ "$ZRC" -ne 0 ] || [ "$(images_sum "$d/img")" = "$good" ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail files/keep-good-dump/replaced "the last dump exited $ZRC or did not replace the images"
+		show_tail "$d/dump.out" "$d/img/dump5.log"
+		kill_ours "$pid"
+		return
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail files/keep-good-dump/replaced "restore exited $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail files/keep-good-dump/replaced "after the restore: $ZERR $ZVERDICT"
+	else
+		result_ok files/keep-good-dump/replaced
+	fi
+}
+
 case_planted_symlinks
 case_modes_and_pidfile
+case_keep_good_dump
 summary
