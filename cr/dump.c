@@ -134,7 +134,8 @@ static void link_parents(struct dump_tree *tr)
 						tr->tasks[i].parent = &tr->tasks[k];
 }
 
-static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared)
+static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared,
+			uint64_t *sums_ns)
 {
 	int err;
 
@@ -151,6 +152,7 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 			return err;
 		*pages += t->nr_pages_written;
 		*shared += t->nr_shared_pages;
+		*sums_ns += t->page_sums_ns;
 	}
 	for (unsigned i = 0; i < tree_objects_len; i++)
 		if (tree_objects[i]->write && (err = tree_objects[i]->write(ctx, tr)))
@@ -172,7 +174,7 @@ static void dump_done(struct run_ctx *ctx)
 static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 {
 	struct dump_tree tr = { 0 };
-	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
+	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0, sums_ns = 0;
 	pid_t root = ctx->opts->pid;
 	bool locked = false;
 	int err;
@@ -191,7 +193,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;
-	if ((err = collect_tree(ctx, &tr, &pages, &shared)))
+	if ((err = collect_tree(ctx, &tr, &pages, &shared, &sums_ns)))
 		goto fail;
 	if (run_fault(ctx, "after-images")) {
 		pr_err("dump pid %d: injected failure after-images", root);
@@ -211,10 +213,10 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
-		"pages_shared_with_parent=%llu image_bytes=%llu",
+		"pages_shared_with_parent=%llu image_bytes=%llu page_checksums_ms=%.1f",
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
 		(unsigned long long)pages, (unsigned long long)shared,
-		(unsigned long long)(pages * PAGE_SIZE));
+		(unsigned long long)(pages * PAGE_SIZE), sums_ns / 1e6);
 	return err;
 fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++)

@@ -1,21 +1,28 @@
 /*
- * Image files. Every protobuf image is: a 32-byte header (magic "STASISIM", image type,
- * format version, payload length, CRC-32 of the payload), then one packed message.
- * Page data lives in pages-PID.img: one 4096-byte header page (magic "STASISPG"), then
- * raw pages, each at a page-aligned offset.
+ * Image files. Every protobuf image is: a 48-byte header (magic "STASISIM", image type,
+ * format version, payload length, CRC-32 of the payload, the dump id), then one packed
+ * message. Page data lives in pages-PID.img: one 4096-byte header page (magic "STASISPG",
+ * the dump id), then raw pages, each at a page-aligned offset, then one 32-bit checksum per
+ * page (page_sum()).
+ *
+ * The dump id (128 random bits, made when the dump begins) binds a dump's files together:
+ * every file of an image set carries its inventory's; a restore refuses a file whose id is
+ * not the inventory's, naming it, and a page whose checksum does not match.
  */
 #ifndef STASIS_IMAGE_H
 #define STASIS_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "image.pb-c.h"
 
-#define IMAGE_FORMAT_VERSION 1
+#define IMAGE_FORMAT_VERSION 2
 #define IMAGE_MAX_PAYLOAD (256u << 20)
 #define PAGES_HEADER_SIZE 4096
+#define DUMP_ID_LEN 16
 
 enum image_type {
 	IMG_INVENTORY = 1,
@@ -55,6 +62,7 @@ struct image_header {
 	uint64_t payload_len;
 	uint32_t payload_crc;
 	uint32_t reserved;
+	uint8_t dump_id[DUMP_ID_LEN];
 };
 
 struct pages_header {
@@ -63,7 +71,27 @@ struct pages_header {
 	uint32_t page_size;
 	uint64_t nr_pages;
 	uint32_t pid;
+	uint32_t reserved;
+	uint8_t dump_id[DUMP_ID_LEN];
 };
+
+/* The size of a raw page file of nr_pages: header, pages, their checksums. */
+static inline uint64_t raw_image_size(uint64_t nr_pages)
+{
+	return PAGES_HEADER_SIZE + nr_pages * (4096 + sizeof(uint32_t));
+}
+
+/* The checksum of one 4096-byte page of a raw page file (CRC-32C of its four quarters). */
+uint32_t page_sum(const void *page);
+/* The checksums of the pages written so far to a raw page file, in order. */
+struct page_sums {
+	uint32_t *v;
+	uint64_t n, alloc;
+	uint64_t ns; /* time spent summing (stats) */
+	bool nomem;
+};
+void page_sums_add(struct page_sums *s, const void *pages, size_t len);
+void page_sums_free(struct page_sums *s);
 
 const struct image_desc *image_desc(enum image_type type);
 /* The descriptor of a file name such as "core-42.img"; NULL if it is not an image name. */
@@ -72,6 +100,9 @@ const struct image_desc *image_desc_by_filename(const char *filename);
 void image_filename(char *buf, size_t len, enum image_type type, unsigned pid);
 
 uint32_t image_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* A path from an image that may be used: absolute, shorter than PATH_MAX, no ".." component. */
+bool image_path_ok(const char *path);
 
 /*
  * A dump's image set is written into a directory of its own inside the images directory
@@ -106,16 +137,32 @@ int image_read_path(const char *path, const struct image_desc **desc_out, Protob
 void image_free(ProtobufCMessage *msg);
 
 /*
- * Raw page files (a 4096-byte header, then pages): pages-PID.img, tmpfsdata-ID.img. Create
- * (header written), finish (header updated with the count), open and check (exactly nr_pages).
+ * Raw page files (a 4096-byte header, pages, their checksums): pages-PID.img,
+ * tmpfsdata-ID.img. Create (header written, the writer appends pages), finish (checksums
+ * appended, header updated with the count: from sums if the writer kept them as it wrote,
+ * else read back from the file), open and check (exactly nr_pages, this dump's id, and every
+ * page's checksum).
  */
 int raw_image_create(int dirfd, enum image_type type, unsigned id);
 int raw_image_finish(int fd, enum image_type type, unsigned id, uint64_t nr_pages);
+int raw_image_finish_sums(int fd, enum image_type type, unsigned id, uint64_t nr_pages,
+			  const struct page_sums *sums);
 int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages);
+/*
+ * nr pages at data, read from page first of the raw image open at fd: 0 if each matches its
+ * checksum, else -EIO, naming the file and the page.
+ */
+int raw_image_verify(int fd, enum image_type type, unsigned id, uint64_t first, uint64_t nr,
+		     const void *data);
+/* Reads nr pages from page first of the raw image open at fd and checks them (errors said). */
+int raw_image_check_pages(int fd, enum image_type type, unsigned id, uint64_t first, uint64_t nr);
 /* Pages file: open for writing (header written), finish (header updated), open and check. */
 int pages_image_create(int dirfd, unsigned pid);
-int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages);
-/* Opens pages-PID.img read-only, checks header and that it holds exactly nr_pages. */
+int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages, const struct page_sums *sums);
+/*
+ * Opens pages-PID.img read-only, checks its header, dump id and that it holds exactly
+ * nr_pages; the pages' checksums are checked by their readers (raw_image_verify).
+ */
 int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages);
 
 #endif

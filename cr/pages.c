@@ -38,6 +38,7 @@ struct page_writer {
 	size_t runs_alloc;
 	uint64_t vma_start; /* runs never cross a mapping boundary */
 	struct page_queue queue;
+	struct page_sums sums; /* of the pages queued, summed while they are still in the cache */
 };
 
 
@@ -173,6 +174,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 		}
 		run_start = i + 1;
 	}
+	page_sums_add(&w->sums, buf, kept * PAGE_SIZE);
 	pq_commit(&w->queue, kept * PAGE_SIZE);
 	return 0;
 }
@@ -260,7 +262,9 @@ static int dump_pages(struct dump_task *t)
 		err = werr;
 	}
 	if (!err)
-		err = pages_image_finish(w.fd, t->vpid, t->pagemap->nr_pages);
+		err = pages_image_finish(w.fd, t->vpid, t->pagemap->nr_pages, &w.sums);
+	t->page_sums_ns = w.sums.ns;
+	page_sums_free(&w.sums);
 	close(w.fd);
 	t->nr_pages_written = t->pagemap->nr_pages;
 	if (!err && run_fault(t->ctx, "after-pages")) {
@@ -317,7 +321,10 @@ static int validate_pages(struct restore_task *t)
 		return -EINVAL;
 	}
 	t->pages_fd = pages_image_open(t->dirfd, t->pid, pm->nr_pages);
-	return t->pages_fd < 0 ? t->pages_fd : 0;
+	if (t->pages_fd < 0)
+		return t->pages_fd;
+	/* the blob reads these itself: their checksums are checked now */
+	return pages_verify_runs(t, false);
 }
 
 static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
@@ -326,6 +333,22 @@ static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid
 		if (t->tree[i].pid == (pid_t)pid)
 			return &t->tree[i];
 	return NULL;
+}
+
+int pages_verify_runs(const struct restore_task *t, bool uffd_runs)
+{
+	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
+		const PageRun *r = t->pagemap->runs[i];
+		const struct restore_task *src = r->has_from_pid ? tree_task(t, r->from_pid) : t;
+		int err;
+		if ((vma_of(t->mm, r->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE) != uffd_runs || !src ||
+		    src->pages_fd < 0)
+			continue;
+		if ((err = raw_image_check_pages(src->pages_fd, IMG_PAGES, src->pid,
+						 (r->file_off - PAGES_HEADER_SIZE) / PAGE_SIZE, r->nr_pages)))
+			return err;
+	}
+	return 0;
 }
 
 /* Runs kept in an ancestor's pages image must lie inside it. */
@@ -399,14 +422,34 @@ static int restore_pages(struct restore_task *t)
 
 /* ---- restore: filling private anonymous memory from stasis, on both cores ---- */
 
-#define UFFD_COPY_CHUNK (8UL << 20)
+#define UFFD_COPY_CHUNK (1UL << 20) /* checked, then copied while still in the cache */
 #define UFFD_COPY_THREADS 2
 
-/* One stretch to copy: len bytes from src (a mapped pages image) to dst in the new task. */
+/*
+ * One stretch to copy: len bytes from src (a mapped pages image, page first of the file of pid,
+ * whose checksums are at sums) to dst in the new task.
+ */
 struct copy_segment {
 	uint64_t dst, len;
 	const char *src;
+	const uint32_t *sums;
+	uint64_t first;
+	pid_t pid;
 };
+
+/* The pages [off, off + len) of segment s against their checksums. */
+static int check_segment(const struct copy_segment *s, uint64_t off, uint64_t len)
+{
+	for (uint64_t p = off / PAGE_SIZE; p < (off + len) / PAGE_SIZE; p++) {
+		if (page_sum(s->src + p * PAGE_SIZE) != s->sums[s->first + p]) {
+			pr_err("image pages-%d.img: page %llu does not match its checksum: the file is "
+			       "corrupted",
+			       s->pid, (unsigned long long)(s->first + p));
+			return -EIO;
+		}
+	}
+	return 0;
+}
 
 struct uffd_copier {
 	int uffd;
@@ -414,6 +457,7 @@ struct uffd_copier {
 	size_t nr_segs;
 	uint64_t first, last; /* this thread's share: bytes [first, last) of all segments */
 	int err;
+	bool checked; /* err: a page did not match its checksum (said) */
 	uint64_t fail_addr;
 };
 
@@ -434,6 +478,10 @@ static void *uffd_copier_main(void *arg)
 				.src = (uint64_t)(uintptr_t)(s->src + from),
 				.len = to - from < UFFD_COPY_CHUNK ? to - from : UFFD_COPY_CHUNK,
 			};
+			if ((c->err = check_segment(s, from, cp.len))) {
+				c->checked = true;
+				break;
+			}
 			if (ioctl(c->uffd, UFFDIO_COPY, &cp) && cp.copy <= 0) {
 				c->err = cp.copy < 0 ? (int)cp.copy : -errno;
 				c->fail_addr = cp.dst;
@@ -445,30 +493,34 @@ static void *uffd_copier_main(void *arg)
 	return NULL;
 }
 
-/* The pages images the uffd runs of t read from, mapped read-only: its own and ancestors'. */
+/*
+ * The pages images the uffd runs of t read from, mapped read-only with their checksums: its
+ * own and ancestors'.
+ */
 struct mapped_images {
 	pid_t pid[8];
 	char *addr[8];
-	uint64_t len[8];
+	uint64_t len[8], nr_pages[8];
 	size_t n;
 };
 
-static const char *image_of(const struct restore_task *t, uint32_t pid, struct mapped_images *mi)
+static int image_of(const struct restore_task *t, uint32_t pid, struct mapped_images *mi)
 {
 	for (size_t i = 0; i < mi->n; i++)
 		if (mi->pid[i] == (pid_t)pid)
-			return mi->addr[i];
+			return i;
 	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
 	if (!src || mi->n == ARRAY_SIZE(mi->pid))
-		return NULL;
-	uint64_t len = PAGES_HEADER_SIZE + src->pagemap->nr_pages * PAGE_SIZE;
+		return -1;
+	uint64_t len = raw_image_size(src->pagemap->nr_pages);
 	char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, src->pages_fd, 0);
 	if (m == MAP_FAILED)
-		return NULL;
+		return -1;
 	mi->pid[mi->n] = pid;
 	mi->addr[mi->n] = m;
-	mi->len[mi->n++] = len;
-	return m;
+	mi->nr_pages[mi->n] = src->pagemap->nr_pages;
+	mi->len[mi->n] = len;
+	return mi->n++;
 }
 
 int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
@@ -490,15 +542,21 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 		const PageRun *r = pm->runs[i];
 		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
 			continue;
-		const char *img = image_of(t, r->has_from_pid ? r->from_pid : (uint32_t)t->pid, &mi);
-		if (!img) {
+		int img = image_of(t, r->has_from_pid ? r->from_pid : (uint32_t)t->pid, &mi);
+		if (img < 0) {
 			pr_err("restore pid %d: cannot map the pages image of its run at %#llx", pid,
 			       (unsigned long long)r->vaddr);
 			err = -ENOMEM;
 			break;
 		}
-		segs[nr_segs++] = (struct copy_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
-							 img + r->file_off };
+		segs[nr_segs++] = (struct copy_segment){
+			.dst = r->vaddr,
+			.len = (uint64_t)r->nr_pages * PAGE_SIZE,
+			.src = mi.addr[img] + r->file_off,
+			.sums = (const uint32_t *)(mi.addr[img] + PAGES_HEADER_SIZE + mi.nr_pages[img] * PAGE_SIZE),
+			.first = (r->file_off - PAGES_HEADER_SIZE) / PAGE_SIZE,
+			.pid = mi.pid[img],
+		};
 		total += (uint64_t)r->nr_pages * PAGE_SIZE;
 	}
 	/* Both cores: each thread takes half of the bytes, split at a page. */
@@ -517,11 +575,9 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 			uffd_copier_main(&c[1]);
 	}
 	for (int i = 0; i < UFFD_COPY_THREADS && !err; i++) {
-		if (c[i].err) {
-			err = c[i].err;
+		if ((err = c[i].err) && !c[i].checked)
 			pr_err("restore pid %d: copying saved pages to %#llx failed: %s", pid,
 			       (unsigned long long)c[i].fail_addr, strerror(-err));
-		}
 	}
 	for (size_t i = 0; i < mi.n; i++)
 		munmap(mi.addr[i], mi.len[i]);

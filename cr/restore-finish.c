@@ -142,10 +142,14 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 			}
 			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
 				return err;
+			t->pages_copied = true;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
 				return -EIO;
 			continue;
 		}
+		/* the blob filled its private pages alone: their checksums, before it goes on */
+		if (!t->pages_copied && (err = pages_verify_runs(t, true)))
+			return err;
 		t->region_start = st.region_start;
 		t->region_len = st.region_len;
 		report_rlimits(t->pid, st.rlimits_refused);

@@ -269,7 +269,7 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 	}
 	tab.nr_pages = (file_off - PAGES_HEADER_SIZE) / PAGE_SIZE;
 	if (!err)
-		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages);
+		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages, NULL);
 	close(out);
 	(void)tr;
 	return err ? err : image_write(dirfd, IMG_SHMEM, 0, &tab.base);
@@ -507,7 +507,7 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!tab)
 		return 0;
-	if ((pages_fd = pages_image_open(ctx->images_dir_fd, SHMEM_PID, tab->nr_pages)) < 0)
+	if ((pages_fd = raw_image_open(ctx->images_dir_fd, IMG_PAGES, SHMEM_PID, tab->nr_pages)) < 0)
 		return pages_fd;
 	st->objects = calloc(tab->n_objects + 1, sizeof(*st->objects));
 	if (!st->objects) {

@@ -19,6 +19,12 @@
 #                            dump byte for byte; the killed dump's own directory
 #                            (.stasis-dump-PID-*) is removed by the next dump; a dump that
 #                            succeeds replaces it; the target PASSes after a restore of it
+#   images/foreign/FILE      a dump's FILE (fds-PID.img, core-PID.img, pages-PID.img) replaced
+#                            by the same file of another dump of the same process: refused
+#                            before anything starts, naming FILE and "another dump"
+#   images/pages-flipped     a bit flipped in the page data of pages-PID.img: the restore fails
+#                            naming pages-PID.img and the page's checksum; nothing is left
+#                            running; the untouched images restore and PASS
 #
 #   tests/hardening.sh [--keep]
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
@@ -246,7 +252,82 @@ case_keep_good_dump() {
 	fi
 }
 
+# flip_bit FILE OFFSET
+flip_bit() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "\\$(printf %03o $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# restore_refused LABEL PID DIR REGEX: restore fails cleanly naming REGEX, nothing with PID
+# of ours is left (a running target, if any, is left alone), no "restore pid N" child line
+restore_refused() {
+	local label=$1 pid=$2 c=$3 re=$4 was_alive=0
+	proc_alive "$pid" && was_alive=1
+	run_stasis "$c/restore.out" 60 restore -D "$c" -d -o restore.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "restore exit status $ZRC"
+		show_tail "$c/restore.out" "$c/restore.log"
+	elif ! mentions "$c/restore.out" "$re"; then
+		result_fail "$label" "the refusal does not match '$re'"
+		show_tail "$c/restore.out" "$c/restore.log"
+	elif [ "$was_alive" = 0 ] && ! wait_until 5 pid_free "$pid"; then
+		result_fail "$label" "pid $pid runs after the refused restore"
+		kill_ours "$pid"
+	else
+		return 0
+	fi
+	return 1
+}
+
+case_foreign_and_flipped() {
+	local d=$ZOO_TMP/ids pid f c off
+	mkdir -p "$d/a" "$d/b"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail images/foreign "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/a" --leave-running -o dump.log -v4 &&
+		[ "$ZRC" = 0 ] && run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/b" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail images/foreign "the dumps failed ($ZRC)"
+		show_tail "$d/dump.out" "$d/b/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	for f in "fds-$pid.img" "core-$pid.img" "pages-$pid.img"; do
+		c=$d/foreign-${f%%-*}
+		cp -a "$d/b" "$c"
+		cp "$d/a/$f" "$c/$f"
+		restore_refused "images/foreign/${f//$pid/PID}" "$pid" "$c" "${f//./\.}: belongs to another dump" &&
+			if grep -q "restore pid $pid: " "$c/restore.log"; then
+				result_fail "images/foreign/${f//$pid/PID}" "refused only after the restore had begun"
+			else
+				result_ok "images/foreign/${f//$pid/PID}"
+			fi
+	done
+	c=$d/flipped
+	cp -a "$d/b" "$c"
+	off=$((4096 + 4096 * 7 + 1234))
+	flip_bit "$c/pages-$pid.img" "$off"
+	restore_refused images/pages-flipped "$pid" "$c" "pages-$pid\.img: page 7 does not match its checksum" &&
+		result_ok images/pages-flipped
+	run_stasis "$d/restore.out" 60 restore -D "$d/b" -d -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail images/pristine "restore of the untouched images exited $ZRC"
+		show_tail "$d/restore.out" "$d/b/restore.log"
+	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail images/pristine "after the restore: $ZERR $ZVERDICT"
+	else
+		result_ok images/pristine
+	fi
+}
+
 case_planted_symlinks
 case_modes_and_pidfile
 case_keep_good_dump
+case_foreign_and_flipped
 summary
