@@ -195,7 +195,7 @@ static void remove_flat_dir(int dirfd, const char *name)
 /* Set directories whose stasis is gone (killed mid-dump). */
 static void remove_stale_sets(int dirfd)
 {
-	int fd = dup(dirfd);
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *de;
 

@@ -331,7 +331,8 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const MappedF
 	if (f->has_ghost_id)
 		return 0; /* deleted: restored from ghosts.img */
 	if ((err = tree_stat(ctx, f->path, &st, 0))) {
-		pr_err("restore pid %d: mapped file %s: %s", pid, f->path, strerror(-err));
+		pr_err("restore pid %d: mapped file %s: %s", pid, f->path,
+		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));
 		return err;
 	}
 	uint64_t mtime = st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
@@ -369,8 +370,9 @@ static int validate_mm(struct restore_task *t)
 			pr_err("image mm-%d.img: file table out of order at %zu", t->pid, i);
 			return -EINVAL;
 		}
-		if (!mm->files[i]->path || mm->files[i]->path[0] != '/') {
-			pr_err("image mm-%d.img: mapped file %zu has no absolute path", t->pid, i);
+		if (!image_path_ok(mm->files[i]->path)) {
+			pr_err("image mm-%d.img: mapped file %zu has no absolute path free of '..' (%s)",
+			       t->pid, i, mm->files[i]->path ? mm->files[i]->path : "no path");
 			return -EINVAL;
 		}
 	}
@@ -415,9 +417,10 @@ static int open_mapped_files(struct restore_task *t)
 			fd = fd < 0 ? fd : restore_move_high(t, fd);
 		} else {
 			if (shared_write)
-				fd = restore_open_high(t, mm->files[i]->path, O_RDWR);
+				fd = tree_open(t->ctx, mm->files[i]->path, O_RDWR, 0);
 			if (fd < 0)
-				fd = restore_open_high(t, mm->files[i]->path, O_RDONLY);
+				fd = tree_open(t->ctx, mm->files[i]->path, O_RDONLY, 0);
+			fd = fd < 0 ? fd : restore_move_high(t, fd);
 		}
 		if (fd < 0)
 			return fd;

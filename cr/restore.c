@@ -48,6 +48,51 @@ static int read_task_images(struct restore_task *t)
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_entry_pid(const void *a, const void *b)
+{
+	return cmp_u32(&(*(TreeEntry *const *)a)->pid, &(*(TreeEntry *const *)b)->pid);
+}
+
+/*
+ * Each process the inventory lists once, each with an entry in the tree that says it is a
+ * living process (not a zombie nor a group's stand-in): said before any image is read.
+ */
+static int check_inventory_pids(const Inventory *inv)
+{
+	auto_free uint32_t *sorted = malloc(inv->n_pids * sizeof(uint32_t));
+	auto_free TreeEntry **by_pid = malloc(inv->n_tree * sizeof(*by_pid));
+
+	if (!sorted || !by_pid)
+		return -ENOMEM;
+	memcpy(by_pid, inv->tree, inv->n_tree * sizeof(*by_pid));
+	qsort(by_pid, inv->n_tree, sizeof(*by_pid), cmp_entry_pid);
+	memcpy(sorted, inv->pids, inv->n_pids * sizeof(uint32_t));
+	qsort(sorted, inv->n_pids, sizeof(uint32_t), cmp_u32);
+	for (size_t i = 1; i < inv->n_pids; i++) {
+		if (sorted[i] == sorted[i - 1]) {
+			pr_err("image inventory.img: pid %u is listed twice", sorted[i]);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < inv->n_pids; i++) {
+		TreeEntry key = { .pid = inv->pids[i] }, *kp = &key, **found;
+		found = bsearch(&kp, by_pid, inv->n_tree, sizeof(*by_pid), cmp_entry_pid);
+		const TreeEntry *e = found ? *found : NULL;
+		if (!e || e->zombie || e->group_helper) {
+			pr_err("image inventory.img: pid %u has images but %s", inv->pids[i],
+			       e ? "its tree entry is not a living process" : "no entry in the process tree");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int read_inventory(int dirfd, Inventory **inv)
 {
 	struct utsname u;
@@ -62,6 +107,8 @@ static int read_inventory(int dirfd, Inventory **inv)
 		       (*inv)->page_size, (*inv)->n_pids);
 		return -EINVAL;
 	}
+	if ((err = check_inventory_pids(*inv)))
+		return err;
 	uname(&u);
 	if (strcmp(u.release, (*inv)->kernel_release))
 		pr_warn("images were made on kernel %s, this is %s", (*inv)->kernel_release,

@@ -25,6 +25,17 @@
 #   images/pages-flipped     a bit flipped in the page data of pages-PID.img: the restore fails
 #                            naming pages-PID.img and the page's checksum; nothing is left
 #                            running; the untouched images restore and PASS
+#   crafted/CASE             the images of mem-file (a regular fd, mapped files) edited by
+#                            tests/crafted/craft.c (well-formed images, hostile content: a pid
+#                            listed twice, a pid without a tree entry, a tree entry with an
+#                            unknown parent, an fd without a path, without flags, with a relative
+#                            path, a '..' path escaping the root, a /proc magic link, a mapped
+#                            file's '..' path, a relative root, a '..' cwd, a core of another
+#                            pid, page runs outside the memory layout or not adding up): each is
+#                            refused with its own exact message, before any process of the tree
+#                            exists (the log has lines of stasis's pid only)
+#   crafted/symlink/NAME     each image file replaced by a symbolic link to its content:
+#                            refused naming it, before any process exists
 #
 #   tests/hardening.sh [--keep]
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
@@ -326,8 +337,92 @@ case_foreign_and_flipped() {
 	fi
 }
 
+# case|the refusal it must produce (PID: the target's pid)
+CRAFTED=(
+	"inventory-dup-pid|image inventory\.img: pid PID is listed twice"
+	"inventory-pid-no-entry|image inventory\.img: pid 4000000 has images but no entry in the process tree"
+	"tree-unknown-parent|image inventory\.img: tree entry [0-9]+ \(pid 4000001\) is invalid"
+	"fd-no-path|image fds-PID\.img: fd [0-9]+ is a file by path without flags or an absolute path free of '\.\.' \(no path\)"
+	"fd-relative-path|image fds-PID\.img: fd [0-9]+ is a file by path without flags or an absolute path free of '\.\.' \(etc/passwd\)"
+	"fd-dotdot-path|image fds-PID\.img: fd [0-9]+ is a file by path without flags or an absolute path free of '\.\.' \(/tmp/\.\./\.\./etc/passwd\)"
+	"fd-no-flags|image fds-PID\.img: fd [0-9]+ is a file by path without flags"
+	"fd-magic-link|restore pid PID fd [0-9]+: /proc/self/root/etc/passwd: leads out of the tree's root \\(refused\\); nothing was started"
+	"mm-file-dotdot|image mm-PID\.img: mapped file 0 has no absolute path free of '\.\.' \(/usr/\.\./\.\./etc/passwd\)"
+	"core-root-relative|image core-PID\.img: cwd '[^']*' or root 'tmp' is not an absolute path free of '\.\.'"
+	"core-cwd-dotdot|image core-PID\.img: cwd '/tmp/\.\./\.\.' or root '/' is not an absolute path free of '\.\.'"
+	"core-other-pid|image core-PID\.img: holds pid [0-9]+"
+	"pagemap-run-outside|image pagemap-PID\.img: run 0 \(0x1000, [0-9]+ pages\) does not fit the saved memory layout"
+	"pagemap-more-pages|image pagemap-PID\.img: runs hold [0-9]+ pages, header says [0-9]+"
+)
+
+# before_any_process DIR: the restore log has lines of one process only (stasis)
+before_any_process() { [ "$(awk '{print $2}' "$1/restore.log" 2>/dev/null | sort -u | wc -l)" -le 1 ]; }
+
+case_crafted() {
+	local d=$ZOO_TMP/crafted pid entry name re c f n=0
+	mkdir -p "$d/img"
+	if ! make -s -C "$ZOO_ROOT/tests/crafted" >"$d/build.log" 2>&1; then
+		result_fail crafted "cannot build tests/crafted/craft: $(tail -n 3 "$d/build.log")"
+		return
+	fi
+	if ! zoo_start mem-file "$d"; then
+		result_fail crafted "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail crafted "the dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	rm -f "$d/img/dump.log"
+	for entry in "${CRAFTED[@]}"; do
+		name=${entry%%|*}
+		re=${entry#*|}
+		re=${re//PID/$pid}
+		c=$d/$name
+		cp -a "$d/img" "$c"
+		if ! "$ZOO_ROOT/tests/crafted/bin/craft" "$c" "$name" "$pid" 2>"$c.err"; then
+			result_fail "crafted/$name" "craft failed: $(cat "$c.err")"
+			continue
+		fi
+		restore_refused "crafted/$name" "$pid" "$c" "$re" || continue
+		if ! before_any_process "$c"; then
+			result_fail "crafted/$name" "refused only after processes of the tree existed"
+			show_tail "$c/restore.log"
+		else
+			result_ok "crafted/$name"
+		fi
+	done
+	for f in "$d"/img/*.img; do
+		f=${f##*/}
+		c=$d/link-$f
+		cp -a "$d/img" "$c"
+		mv "$c/$f" "$c.real"
+		ln -s "$c.real" "$c/$f"
+		restore_refused "crafted/symlink/${f//$pid/PID}" "$pid" "$c" "image ${f//./\\.}: is a symbolic link \\(refusing to follow it\\)" || continue
+		if before_any_process "$c"; then
+			n=$((n + 1))
+		else
+			result_fail "crafted/symlink/${f//$pid/PID}" "refused only after processes of the tree existed"
+		fi
+	done
+	result_ok "crafted/symlink ($n image files, each refused)"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ] || ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail crafted/pristine "restore of the untouched images: $ZRC $ZERR $ZVERDICT"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	else
+		result_ok crafted/pristine
+	fi
+}
+
 case_planted_symlinks
 case_modes_and_pidfile
 case_keep_good_dump
 case_foreign_and_flipped
+case_crafted
 summary

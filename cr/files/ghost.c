@@ -235,7 +235,7 @@ static int validate_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
 		const GhostFile *g = st->rst->ghosts[i];
-		if (g->id != i || !g->path || g->path[0] != '/' || g->has_handle != g->has_handle_type ||
+		if (g->id != i || !image_path_ok(g->path) || g->has_handle != g->has_handle_type ||
 		    (g->has_handle && g->data.len)) {
 			pr_err("image ghosts.img: entry %zu is invalid", i);
 			return -EINVAL;
