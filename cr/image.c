@@ -317,6 +317,49 @@ int image_set_commit(int dirfd, struct image_set *set)
 	return err;
 }
 
+/* What makes st untrusted, in words; NULL if nothing. */
+static const char *untrusted(const struct stat *st, char *buf, size_t len)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(buf, len, "owned by uid %u", (unsigned)st->st_uid);
+		return buf;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return st->st_mode & S_IWOTH ? "writable by anyone" : "writable by its group";
+	return NULL;
+}
+
+int image_dir_check_owner(int dirfd, const char *dir_name)
+{
+	char buf[64], name[sizeof(((struct dirent *)0)->d_name) + 8] = "";
+	const char *why = NULL;
+	struct dirent *de;
+	struct stat st;
+	DIR *dir = NULL;
+	int fd;
+
+	if (fstat(dirfd, &st) == 0)
+		why = untrusted(&st, buf, sizeof(buf));
+	if (!why && (fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+	    !(dir = fdopendir(fd)))
+		close(fd);
+	while (dir && !why && (de = readdir(dir))) {
+		/* (links and the like are refused when read, as not regular files) */
+		if (image_desc_by_filename(de->d_name) &&
+		    !fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+		    (why = untrusted(&st, buf, sizeof(buf))))
+			snprintf(name, sizeof(name), "file %s", de->d_name);
+	}
+	if (dir)
+		closedir(dir);
+	if (!why)
+		return 0;
+	pr_err("images %s%s is %s: images someone other than root could have written are refused "
+	       "(--allow-untrusted-images restores them anyway); nothing was started",
+	       name[0] ? "" : "directory ", name[0] ? name : dir_name, why);
+	return -EPERM;
+}
+
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg)
 {
 	char name[64], tmp[80];

@@ -125,6 +125,13 @@ int image_set_commit(int dirfd, struct image_set *set);
 /* Removes the set's directory with what the dump wrote there. */
 void image_set_abort(int dirfd, struct image_set *set);
 
+/*
+ * The images of dirfd can only have been written by root (or by whoever runs stasis): the
+ * directory and every image file in it owned by uid 0 or ours and writable by neither group
+ * nor others. Otherwise the first that is not is named (-EPERM).
+ */
+int image_dir_check_owner(int dirfd, const char *dir_name);
+
 /* Write one message atomically (temp file + rename) in dirfd. */
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg);
 /*

@@ -355,7 +355,10 @@ int cr_restore(struct run_ctx *ctx)
 
 	pr_debug("restore: start");
 	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_RESTORE)) ||
-	    (err = check_pidfile(ctx)) || (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	    (err = check_pidfile(ctx)) ||
+	    (!ctx->opts->allow_untrusted_images &&
+	     (err = image_dir_check_owner(ctx->images_dir_fd, ctx->opts->images_dir ? ctx->opts->images_dir : "."))) ||
+	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-restore", 0, -1)) ||
 	    (err = read_inventory(ctx->images_dir_fd, &rt.inv)) || (err = read_tree_images(ctx, &rt)) ||
 	    (err = validate_objects(ctx, &rt)))

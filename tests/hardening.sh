@@ -25,6 +25,12 @@
 #   images/pages-flipped     a bit flipped in the page data of pages-PID.img: the restore fails
 #                            naming pages-PID.img and the page's checksum; nothing is left
 #                            running; the untouched images restore and PASS
+#   owner/*                  images stasis would run as root that someone else could have
+#                            written: a file owned by uid 1000 (file-uid), a group-writable file
+#                            (file-group-writable), a world-writable images directory
+#                            (dir-world-writable): each refused naming it and the option, before
+#                            anything starts; owner/allowed: the uid-1000 set restores and PASSes
+#                            with --allow-untrusted-images
 #   crafted/CASE             the images of mem-file (a regular fd, mapped files) edited by
 #                            tests/crafted/craft.c (well-formed images, hostile content: a pid
 #                            listed twice, a pid without a tree entry, a tree entry with an
@@ -325,15 +331,32 @@ case_foreign_and_flipped() {
 	flip_bit "$c/pages-$pid.img" "$off"
 	restore_refused images/pages-flipped "$pid" "$c" "pages-$pid\.img: page 7 does not match its checksum" &&
 		result_ok images/pages-flipped
-	run_stasis "$d/restore.out" 60 restore -D "$d/b" -d -o restore.log -v4
+	# owner and mode: refused unless --allow-untrusted-images
+	c=$d/owner-file-uid
+	cp -a "$d/b" "$c"
+	chown 1000 "$c/pages-$pid.img"
+	restore_refused owner/file-uid "$pid" "$c" "images file pages-$pid\.img is owned by uid 1000: .*--allow-untrusted-images" &&
+		result_ok owner/file-uid
+	c=$d/owner-group
+	cp -a "$d/b" "$c"
+	chmod g+w "$c/core-$pid.img"
+	restore_refused owner/file-group-writable "$pid" "$c" "images file core-$pid\.img is writable by its group: .*--allow-untrusted-images" &&
+		result_ok owner/file-group-writable
+	c=$d/owner-dir
+	cp -a "$d/b" "$c"
+	chmod o+w "$c"
+	restore_refused owner/dir-world-writable "$pid" "$c" "images directory $c is writable by anyone: .*--allow-untrusted-images" &&
+		result_ok owner/dir-world-writable
+	c=$d/owner-file-uid
+	run_stasis "$d/restore.out" 60 restore -D "$c" -d --allow-untrusted-images -o restore.log -v4
 	track_pid "$pid"
 	if [ "$ZRC" -ne 0 ]; then
-		result_fail images/pristine "restore of the untouched images exited $ZRC"
-		show_tail "$d/restore.out" "$d/b/restore.log"
+		result_fail owner/allowed "restore with --allow-untrusted-images exited $ZRC"
+		show_tail "$d/restore.out" "$c/restore.log"
 	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
-		result_fail images/pristine "after the restore: $ZERR $ZVERDICT"
+		result_fail owner/allowed "after the restore: $ZERR $ZVERDICT"
 	else
-		result_ok images/pristine
+		result_ok owner/allowed
 	fi
 }
 
