@@ -64,7 +64,7 @@ static int collect_task(struct dump_task *t)
 	}
 	/* the whole tree is frozen: no thread's seccomp can change any more */
 	if ((err = seccomp_suspend_for_dump(t)) ||
-	    (err = inject_begin(&t->inj, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
+	    (err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
 		return err;
 	t->inj_active = true;
 	for (unsigned i = 0; i < state_table_len; i++) {

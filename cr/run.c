@@ -74,3 +74,13 @@ bool run_fault(const struct run_ctx *ctx, const char *point)
 		kill(getpid(), SIGKILL); /* stasis dies here, as if killed from outside */
 	return fault && strcmp(fault, point) == 0;
 }
+
+void run_fault_count(struct run_ctx *ctx, const char *point)
+{
+	const char *fault = ctx->opts->fault_inject;
+	size_t len = strlen(point);
+
+	if (fault && !strncmp(fault, "kill-at:", 8) && !strncmp(fault + 8, point, len) &&
+	    fault[8 + len] == ':' && ++ctx->fault_hits == strtoul(fault + 9 + len, NULL, 10))
+		kill(getpid(), SIGKILL);
+}

@@ -38,6 +38,7 @@ struct run_ctx {
 	void *face;        /* the face's own data, for notify */
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
 	size_t nr_slots;
+	unsigned fault_hits; /* STASIS_FAULT=kill-at:POINT:N: times POINT was passed */
 };
 
 /* A context for opts; the caller owns the directory fds. */
@@ -58,6 +59,8 @@ int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd);
  * makes stasis SIGKILL itself there instead.
  */
 bool run_fault(const struct run_ctx *ctx, const char *point);
+/* For points passed many times: STASIS_FAULT=kill-at:POINT:N kills stasis the Nth time. */
+void run_fault_count(struct run_ctx *ctx, const char *point);
 
 int cr_dump(struct run_ctx *ctx);
 /* 0 (detached), the restored root's exit code, or a negative errno. */

@@ -48,6 +48,7 @@ run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
+run_part "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
 run_part "applications" tests/apps/run-apps.sh
 run_part "LXC end to end" tests/e2e/lxc.sh
