@@ -19,6 +19,7 @@
 #include "pid-ns.h"
 #include "regs.h"
 #include "restore.h"
+#include "run.h"
 #include "restorer/restorer.h"
 #include "seccomp.h"
 #include "seize.h"
@@ -113,6 +114,7 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		}
 		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
 			return find_dead_task(rt, done) ?: -EIO;
+		run_fault_count(rt->ctx, "restore-report");
 		struct restore_task *t = pstree_task(rt, st.pid);
 		if (!t)
 			return -EIO;
@@ -161,13 +163,16 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 
 /*
  * Attaches to a thread of the new task (unless stasis traces it already) and stops it in the
- * blob's final pause().
+ * blob's final pause(). From here until the tree is let go, the death of stasis kills it
+ * (PTRACE_O_EXITKILL): it never runs on with half its state.
  */
 static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 {
+	long options = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL |
+		       (traced ? PTRACE_O_SUSPEND_SECCOMP : 0); /* (seccomp.c traced it so) */
 	int status, err = 0;
 
-	if (!traced && ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+	if (!traced && ptrace(PTRACE_SEIZE, tid, 0, (void *)options)) {
 		pr_perror("restore tid %d: cannot attach to the new task", tid);
 		return -errno;
 	}
@@ -179,7 +184,7 @@ static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 			return err ? err : -errno;
 		}
 		if (r->orig_rax == SYS_pause)
-			return 0;
+			return traced && ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)options) ? -errno : 0;
 		if (tries > 1000 || ptrace(PTRACE_CONT, tid, 0, 0)) {
 			pr_err("restore tid %d: the restorer did not reach its final wait", tid);
 			return -EIO;
@@ -270,15 +275,50 @@ static int release_task(struct restore_task *t)
 	return task_release(t->host_pid, t->core->stopped);
 }
 
+/* Its threads' death no longer follows stasis's: if stasis dies now, they go on as they are. */
+static int stop_exitkill(struct restore_task *t)
+{
+	long options = PTRACE_O_TRACESYSGOOD | (t->traced ? PTRACE_O_SUSPEND_SECCOMP : 0);
+
+	for (size_t i = 0; i <= t->core->n_threads; i++) {
+		pid_t tid = i < t->core->n_threads ? t->host_tids[i] : t->host_pid;
+		if (ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)options)) {
+			pr_perror("restore pid %d: thread %d", t->pid, tid);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
 int restore_finish_tree(struct restore_tree *rt)
 {
 	int err;
 
-	for (size_t i = 0; i < rt->nr_tasks; i++)
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		if ((err = prepare_finish(rt, &rt->tasks[i])))
 			return err;
-	for (size_t i = rt->nr_tasks; i-- > 0;)
+		run_fault_count(rt->ctx, "restore-prepared");
+	}
+	/*
+	 * Every process is ready to go on. Children first, the root last: while the root still
+	 * dies with stasis, so does the rest (the watchdog sees to those already set free).
+	 */
+	for (size_t i = rt->nr_tasks; i-- > 0;) {
+		if ((err = stop_exitkill(&rt->tasks[i])))
+			return err;
+		run_fault_count(rt->ctx, "restore-exitkill-off");
+	}
+	return 0;
+}
+
+int restore_release_tree(struct restore_tree *rt)
+{
+	int err;
+
+	for (size_t i = rt->nr_tasks; i-- > 0;) {
 		if ((err = release_task(&rt->tasks[i])))
 			return err;
+		run_fault_count(rt->ctx, "restore-released");
+	}
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "net-lock.h"
 #include "pstree.h"
 #include "restore.h"
+#include "restore-watchdog.h"
 #include "safe-file.h"
 #include "task.h"
 #include "tree-objects.h"
@@ -330,6 +331,8 @@ static pid_t create_root(struct restore_tree *rt)
 	pid_t root;
 
 	fflush(NULL);
+	/* its parent as it will see it, to know whether that one died before it could say */
+	rt->root_parent = (flags & CLONE_NEWPID) ? 0 : rt->ctx->opts->restore_sibling ? getppid() : getpid();
 	root = clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
 	if (root < 0) {
 		if (errno == EEXIST)
@@ -346,9 +349,42 @@ static pid_t create_root(struct restore_tree *rt)
 	return root;
 }
 
-int cr_restore(struct run_ctx *ctx)
+/* Every image read and checked, nothing made: the restore's first step. */
+static int read_and_validate(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	struct restore_tree rt = { .ctx = ctx };
+	int err;
+
+	if ((err = read_inventory(ctx->images_dir_fd, &rt->inv)) || (err = read_tree_images(ctx, rt)) ||
+	    (err = validate_objects(ctx, rt)))
+		return err;
+	return 0;
+}
+
+/* What the restore read (the kinds' own states go with the run context). */
+static void free_tree(struct restore_tree *rt)
+{
+	for (size_t i = 0; rt->tasks && i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
+		image_free(t->core ? &t->core->base : NULL);
+		image_free(t->mm ? &t->mm->base : NULL);
+		image_free(t->pagemap ? &t->pagemap->base : NULL);
+		image_free(t->fds ? &t->fds->base : NULL);
+		if (t->pages_fd >= 0)
+			close(t->pages_fd);
+		free(t->host_tids);
+	}
+	for (size_t i = 0; rt->ctl_peer_fds && i < rt->nr_tasks; i++)
+		close(rt->ctl_peer_fds[i]);
+	free(rt->ctl_fds);
+	free(rt->ctl_peer_fds);
+	free(rt->tasks);
+	image_free(rt->inv ? &rt->inv->base : NULL);
+	*rt = (struct restore_tree){ .ctx = rt->ctx };
+}
+
+static int restore(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct restore_watchdog wd = { .pid = -1, .sock = -1 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), pages = 0;
 	int status[2], err, wstatus;
 	pid_t root;
@@ -359,41 +395,46 @@ int cr_restore(struct run_ctx *ctx)
 	    (!ctx->opts->allow_untrusted_images &&
 	     (err = image_dir_check_owner(ctx->images_dir_fd, ctx->opts->images_dir ? ctx->opts->images_dir : "."))) ||
 	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
-	    (err = run_notify(ctx, "pre-restore", 0, -1)) ||
-	    (err = read_inventory(ctx->images_dir_fd, &rt.inv)) || (err = read_tree_images(ctx, &rt)) ||
-	    (err = validate_objects(ctx, &rt)))
+	    (err = run_notify(ctx, "pre-restore", 0, -1)) || (err = read_and_validate(ctx, rt)))
 		return err;
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart.
 	 * Checked before anything is made (a listener bound again would take over its name). */
 	uint64_t wait_start = now_ns(CLOCK_MONOTONIC);
-	if (!rt.inv->pid_ns && (err = check_pids_free(rt.inv))) /* a new namespace's are free */
+	if (!rt->inv->pid_ns && (err = check_pids_free(rt->inv))) /* a new namespace's are free */
 		return err;
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
-	if ((err = prepare_objects(ctx, &rt)))
+	if ((err = prepare_objects(ctx, rt)))
 		return err;
-	if ((err = check_tasks(&rt))) {
+	if ((err = check_tasks(rt))) {
 		undo_objects(ctx, tree_objects_len, false);
 		return err;
 	}
 	pr_debug("restore: images checked, pids free, shared objects made");
 	raise_nofile_limit();
-	if ((err = make_pipes(&rt, status)) || (root = create_root(&rt)) < 0) {
+	rt->watchdog = &wd; /* from the root on, the death of stasis takes the tree with it */
+	if ((err = make_pipes(rt, status)) || (err = watchdog_start(&wd)) || (root = create_root(rt)) < 0) {
 		err = err ? err : root;
+		watchdog_done(&wd);
 		undo_objects(ctx, tree_objects_len, false);
 		return err;
 	}
 	close(status[1]);
-	for (size_t i = 0; i < rt.nr_tasks; i++)
-		close(rt.ctl_fds[i]);
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		close(rt->ctl_fds[i]);
 	close_objects(ctx);
-	err = restore_collect_reports(&rt, status[0]);
+	run_fault_count(ctx, "restore-root");
+	err = restore_collect_reports(rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
 	    !(err = net_lock_restore_over(ctx)) && !(err = run_notify(ctx, "network-unlock", root, -1)) &&
-	    !(err = run_notify(ctx, "pre-resume", root, -1)))
-		err = restore_finish_tree(&rt);
+	    !(err = run_notify(ctx, "pre-resume", root, -1)) && !(err = restore_finish_tree(rt))) {
+		watchdog_done(&wd); /* every process goes on by itself now, whatever happens to stasis */
+		run_fault_count(ctx, "restore-committed");
+		err = restore_release_tree(rt);
+	}
 	if (err) {
-		kill_tree(&rt, root);
+		kill_tree(rt, root);
+		watchdog_done(&wd);
 		undo_objects(ctx, tree_objects_len, false);
 		pr_err("restore pid %d failed; nothing from the images is running", root);
 		return err;
@@ -401,14 +442,23 @@ int cr_restore(struct run_ctx *ctx)
 	undo_objects(ctx, tree_objects_len, true);
 	write_pidfile(ctx, root);
 	run_notify(ctx, "post-resume", root, -1);
-	for (size_t i = 0; i < rt.nr_tasks; i++)
-		pages += rt.tasks[i].pagemap->nr_pages;
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		pages += rt->tasks[i].pagemap->nr_pages;
 	pr_info("restore stats: total_ms=%.1f pid_wait_ms=%.1f processes=%zu pages=%llu",
-		(now_ns(CLOCK_MONOTONIC) - start - pid_wait) / 1e6, pid_wait / 1e6, rt.nr_tasks,
+		(now_ns(CLOCK_MONOTONIC) - start - pid_wait) / 1e6, pid_wait / 1e6, rt->nr_tasks,
 		(unsigned long long)pages);
 	if (ctx->opts->restore_detached || ctx->opts->restore_sibling)
 		return 0; /* (a sibling's exit is its parent's to wait for) */
 	while (waitpid(root, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+int cr_restore(struct run_ctx *ctx)
+{
+	struct restore_tree rt = { .ctx = ctx };
+	int err = restore(ctx, &rt);
+
+	free_tree(&rt);
+	return err;
 }

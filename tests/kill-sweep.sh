@@ -13,6 +13,18 @@
 #   After each kill every process of the tree is alive, neither stopped nor traced; at the end
 #   the tree passes its own checks (SIGTERM: PASS). A kill that did not happen (the dump had
 #   fewer steps) is not counted.
+#   restore/composite/step   `stasis restore -d` of composite's images SIGKILLed at each step
+#                            (STASIS_FAULT=kill-at:restore-STEP:N: the root made, each report of
+#                            a new process, each process prepared, each process set free of
+#                            PTRACE_O_EXITKILL, the commit, each process let go): until the
+#                            commit nothing from the images is left alive, and every pid is free
+#                            again (the next restore is the retry); from then on every process runs
+#   restore/composite/time   the same restore SIGKILLed after 0, 4, 8 ... 120 ms: either nothing
+#                            from the images is alive or all of it runs, never a part
+#   restore/composite/passes the images, restored once more, run and PASS
+#   restore/sysv-ipc/*       the same steps for a tree in an IPC namespace of its own (queues,
+#                            semaphores, shm segments and a POSIX queue made by stasis in it)
+#   After each kill no watchdog of this stasis (stasis-watch) is left either.
 #
 #   tests/kill-sweep.sh [--keep] [--base STASIS]   (--base: another build to compare, not judged)
 # Output: one line per case with the counts, then "N passed, N failed".
@@ -165,6 +177,140 @@ sweep_dump() {
 	fi
 }
 
+# pids_alive PID...: how many of them run (neither gone nor zombies)
+pids_alive() {
+	local p st n=0
+	for p in "$@"; do
+		st=$(sed -e 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+		[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ] && n=$((n + 1))
+	done
+	echo $n
+}
+pids_free() {
+	local p
+	for p in "$@"; do [ -e "/proc/$p" ] && return 1; done
+	return 0
+}
+none_alive() { [ "$(pids_alive "${PIDS[@]}")" = 0 ]; }
+# no watchdog of this stasis left (stasis-watch: it goes once the tree is let go or killed)
+no_watchdog() {
+	local p exe
+	exe=$(readlink -f "$STASIS")
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = stasis-watch ] && [ "$(readlink "$p/exe" 2>/dev/null)" = "$exe" ] && return 1
+	done
+	return 0
+}
+
+# restore_kill LABEL FAULT|@MS EXPECT(none|all|any): 0 as expected, 1 not (said in BAD), 2 not
+# killed (the restore ended first: its tree is killed again)
+restore_kill() {
+	local label=$1 how=$2 expect=$3 rc n
+	if [[ $how == @* ]]; then
+		(timeout -s KILL "$(awk "BEGIN { printf \"%.3f\", ${how#@} / 1000 }")" \
+			"$STASIS" restore -D "$D/img" -d -o restore.log -v0 </dev/null >"$D/restore.out" 2>&1
+		exit $?) 2>/dev/null
+	else
+		(STASIS_FAULT=$how "$STASIS" restore -D "$D/img" -d -o restore.log -v0 </dev/null >"$D/restore.out" 2>&1
+		exit $?) 2>/dev/null
+	fi
+	rc=$?
+	if [ "$rc" != 137 ]; then
+		if [ "$rc" != 0 ]; then
+			BAD="$BAD; $label: restore exited $rc ($(tail -c 200 "$D/restore.out"))"
+			return 1
+		fi
+		expect=all
+	fi
+	# the watchdog's kill, or the tree going on: a moment to settle (a part alive must go)
+	sleep 0.3
+	n=$(pids_alive "${PIDS[@]}")
+	if [ "$n" != "${#PIDS[@]}" ] || [ "$expect" = none ]; then
+		wait_until 3 none_alive
+		n=$(pids_alive "${PIDS[@]}")
+	fi
+	if [ "$n" != 0 ] && [ "$n" != "${#PIDS[@]}" ]; then
+		BAD="$BAD; $label: $n of ${#PIDS[@]} processes from the images are alive"
+	elif [ "$expect" = none ] && [ "$n" != 0 ]; then
+		BAD="$BAD; $label: $n processes from the images are alive before the tree was let go"
+	elif [ "$expect" = all ] && [ "$n" = 0 ]; then
+		BAD="$BAD; $label: the tree did not go on after it was let go"
+	elif [ "$n" != 0 ] && ! tree_unharmed "$NAME" "$COUNT"; then
+		BAD="$BAD; $label: let go, but $ZERR"
+	fi
+	if ! wait_until 3 no_watchdog; then
+		BAD="$BAD; $label: the watchdog (stasis-watch) is still there 3 s after"
+	fi
+	kill -KILL "${PIDS[@]}" 2>/dev/null
+	if ! wait_until 5 pids_free "${PIDS[@]}"; then
+		BAD="$BAD; $label: pids of the images not free again 5 s after the kill"
+	fi
+	[ -z "$BAD" ] || return 1
+	[ "$rc" = 137 ] || return 2
+	return 0
+}
+
+# sweep_restore NAME COUNT OCCURRENCES [time]: NAME's images (COUNT processes) restored and
+# killed at each restore step's OCCURRENCES-th passage (time: and every 4 ms), then restored
+sweep_restore() {
+	NAME=$1 COUNT=$2 D=$ZOO_TMP/restore-$1
+	local occurrences=$3 timed=${4:-} step n killed=0 r expect ms
+	mkdir -p "$D/img"
+	if ! zoo_start "$NAME" "$D"; then
+		result_fail "restore/$NAME" "$ZERR"
+		return
+	fi
+	ROOT=$ZPID
+	sleep 0.3
+	mapfile -t PIDS < <(tree_pids "$ROOT")
+	run_stasis "$D/dump.out" 60 dump -t "$ROOT" -D "$D/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pids_free "${PIDS[@]}"; then
+		result_fail "restore/$NAME" "the dump exited $ZRC"
+		kill_ours "$ROOT"
+		return
+	fi
+	BAD=""
+	for step in restore-root:1 restore-report restore-prepared restore-exitkill-off restore-committed:1 restore-released; do
+		expect=none
+		case $step in restore-committed:1 | restore-released) expect=all ;; esac
+		for n in $occurrences; do
+			[[ $step == *:1 ]] && [ "$n" != 1 ] && break
+			r=0
+			restore_kill "${step%:1}:$n" "kill-at:${step%:1}:$n" $expect || r=$?
+			[ $r = 2 ] && break
+			[ $r = 1 ] && break 2
+			killed=$((killed + 1))
+		done
+	done
+	if [ -n "$BAD" ]; then
+		result_fail "restore/$NAME/step ($killed kills)" "${BAD#; }"
+		return
+	fi
+	result_ok "restore/$NAME/step ($killed kills, the pids free again after each)"
+	killed=0
+	for ms in $([ -n "$timed" ] && seq 0 4 120); do
+		r=0
+		restore_kill "@${ms}ms" "@$ms" any || r=$?
+		[ $r = 1 ] && break
+		[ $r = 0 ] && killed=$((killed + 1))
+	done
+	if [ -n "$BAD" ]; then
+		result_fail "restore/$NAME/time ($killed kills)" "${BAD#; }"
+		return
+	fi
+	[ -n "$timed" ] && result_ok "restore/$NAME/time ($killed kills after 0..120 ms: nothing or everything alive)"
+	run_stasis "$D/restore.out" 60 restore -D "$D/img" -d -o restore.log -v4
+	track_pid "$ROOT"
+	if [ "$ZRC" -ne 0 ] || ! zoo_stop "$ROOT" "$D" "$D/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail "restore/$NAME/passes" "restore exited $ZRC: $ZERR $ZVERDICT"
+		show_tail "$D/restore.out" "$D/img/restore.log"
+	else
+		result_ok "restore/$NAME/passes${ZVERDICT#PASS}"
+	fi
+}
+
 sweep_dump composite 5 "1 2 3 5 8 13 21 34 55 89 144 233"
 sweep_dump threads 1 "1 3 8 21 55 144 377"
+sweep_restore composite 5 "1 2 3 4 5 6 8 11 14" time
+sweep_restore sysv-ipc 2 "1 2 3"
 summary
