@@ -1,4 +1,7 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -7,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -16,6 +20,15 @@
 #include "restore-watchdog.h"
 
 #define MAX_PROCESSES 65536
+#define MAX_UNDO 16384
+#define NAME_MAX_LEN 256
+
+/* What goes on stasis's socket: 'D' (done), or an object to remove ('M' queue, 'S' segment). */
+struct ctl_msg {
+	char kind;
+	int id;
+	char name[NAME_MAX_LEN];
+};
 
 struct registered {
 	pid_t pid;
@@ -25,11 +38,51 @@ struct registered {
 static struct registered procs[MAX_PROCESSES];
 static size_t n_procs;
 
+struct undo {
+	struct ctl_msg what;
+	int ipc_ns; /* the namespace it was made in */
+};
+static struct undo undos[MAX_UNDO];
+static size_t n_undos;
+
+/* A fd passed along a message, or -1. */
+static int passed_fd(struct msghdr *mh)
+{
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	int fd = -1;
+
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* Sends m (and fd, unless -1) on sock. */
+static int send_with_fd(int sock, const void *m, size_t len, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)m, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t sent;
+
+	if (fd >= 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	while ((sent = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return sent == (ssize_t)len ? 0 : -1;
+}
+
 /* One registration taken from the socket (fd 1): false if none was waiting. */
 static bool take_registration(void)
 {
 	pid_t pid = 0;
-	int fd = -1;
+	int fd;
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { &pid, sizeof(pid) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -38,9 +91,7 @@ static bool take_registration(void)
 
 	if (got < 0)
 		return errno == EINTR;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	fd = passed_fd(&mh);
 	if (got == sizeof(pid) && n_procs < MAX_PROCESSES)
 		procs[n_procs++] = (struct registered){ pid, fd };
 	else if (fd >= 0)
@@ -71,12 +122,26 @@ static __attribute__((noreturn)) void watchdog_main(int ctl, int reg)
 			continue; /* registrations first: stasis's end may close right after one */
 		}
 		if (p[0].revents) {
-			char msg;
-			ssize_t got = recv(0, &msg, 1, MSG_DONTWAIT);
+			struct ctl_msg m = { 0 };
+			char cbuf[CMSG_SPACE(sizeof(int))];
+			struct iovec iov = { &m, sizeof(m) };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+					     .msg_controllen = sizeof(cbuf) };
+			ssize_t got = recvmsg(0, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 			if (got < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
-			if (got == 1 && msg == 'D')
+			int fd = got > 0 ? passed_fd(&mh) : -1;
+			if (got == sizeof(m) && m.kind != 'D' && n_undos < MAX_UNDO) {
+				m.name[NAME_MAX_LEN - 1] = 0;
+				undos[n_undos++] = (struct undo){ m, fd };
+				continue;
+			}
+			if (fd >= 0)
+				close(fd);
+			if (got > 0 && m.kind == 'D')
 				_exit(0); /* the tree is let go */
+			if (got > 0)
+				continue;
 			break; /* stasis is gone */
 		}
 	}
@@ -87,6 +152,16 @@ static __attribute__((noreturn)) void watchdog_main(int ctl, int reg)
 			syscall(SYS_pidfd_send_signal, procs[i].pidfd, SIGKILL, NULL, 0);
 		else
 			kill(procs[i].pid, SIGKILL);
+	}
+	/* then what stasis made for them outside the tree (a segment goes once they are gone) */
+	for (size_t i = 0; i < n_undos; i++) {
+		const struct undo *u = &undos[i];
+		if (u->ipc_ns < 0 || setns(u->ipc_ns, CLONE_NEWIPC))
+			continue;
+		if (u->what.kind == 'M')
+			mq_unlink(u->what.name);
+		else if (u->what.kind == 'S')
+			shmctl(u->what.id, IPC_RMID, NULL);
 	}
 	_exit(0);
 }
@@ -131,24 +206,37 @@ void watchdog_register(int reg_fd)
 {
 	pid_t self = getpid();
 	int pidfd = syscall(SYS_pidfd_open, self, 0);
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &self, sizeof(self) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (pidfd >= 0) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
-	}
 	/* (if the watchdog is gone, so is stasis: the parent-death signal does the rest) */
-	while (sendmsg(reg_fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
+	send_with_fd(reg_fd, &self, sizeof(self), pidfd);
 	if (pidfd >= 0)
 		close(pidfd);
+}
+
+static void tell_undo(const struct restore_watchdog *w, char kind, int id, const char *name)
+{
+	struct ctl_msg m = { .kind = kind, .id = id };
+	int ns;
+
+	if (!w || w->sock < 0)
+		return;
+	snprintf(m.name, sizeof(m.name), "%s", name ? name : "");
+	ns = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+	if (ns < 0 || send_with_fd(w->sock, &m, sizeof(m), ns))
+		pr_warn("restore: cannot tell the watchdog about %s %d%s: %m (if stasis dies now, it stays)",
+			kind == 'M' ? "message queue" : "SysV shm segment", id, m.name);
+	if (ns >= 0)
+		close(ns);
+}
+
+void watchdog_undo_mqueue(const struct restore_watchdog *w, const char *name)
+{
+	tell_undo(w, 'M', 0, name);
+}
+
+void watchdog_undo_sysv_shm(const struct restore_watchdog *w, int id)
+{
+	tell_undo(w, 'S', id, NULL);
 }
 
 void watchdog_done(struct restore_watchdog *w)
@@ -158,7 +246,8 @@ void watchdog_done(struct restore_watchdog *w)
 	w->reg_fd = -1;
 	if (w->sock < 0)
 		return;
-	if (send(w->sock, "D", 1, MSG_NOSIGNAL) != 1)
+	struct ctl_msg m = { .kind = 'D' };
+	if (send_with_fd(w->sock, &m, sizeof(m), -1))
 		pr_warn("restore: cannot tell the watchdog the tree is let go: %m");
 	close(w->sock);
 	w->sock = -1;

@@ -403,19 +403,26 @@ static int restore(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!rt->inv->pid_ns && (err = check_pids_free(rt->inv))) /* a new namespace's are free */
 		return err;
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
-	if ((err = prepare_objects(ctx, rt)))
+	/* from here on, the death of stasis takes what the restore made with it */
+	rt->watchdog = &wd;
+	if ((err = watchdog_start(&wd)))
 		return err;
+	if ((err = prepare_objects(ctx, rt))) {
+		watchdog_done(&wd);
+		return err;
+	}
 	if ((err = check_tasks(rt))) {
 		undo_objects(ctx, tree_objects_len, false);
+		watchdog_done(&wd);
 		return err;
 	}
 	pr_debug("restore: images checked, pids free, shared objects made");
+	run_fault_count(ctx, "restore-objects");
 	raise_nofile_limit();
-	rt->watchdog = &wd; /* from the root on, the death of stasis takes the tree with it */
-	if ((err = make_pipes(rt, status)) || (err = watchdog_start(&wd)) || (root = create_root(rt)) < 0) {
+	if ((err = make_pipes(rt, status)) || (root = create_root(rt)) < 0) {
 		err = err ? err : root;
-		watchdog_done(&wd);
 		undo_objects(ctx, tree_objects_len, false);
+		watchdog_done(&wd);
 		return err;
 	}
 	close(status[1]);
@@ -428,18 +435,21 @@ static int restore(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
 	    !(err = net_lock_restore_over(ctx)) && !(err = run_notify(ctx, "network-unlock", root, -1)) &&
 	    !(err = run_notify(ctx, "pre-resume", root, -1)) && !(err = restore_finish_tree(rt))) {
-		watchdog_done(&wd); /* every process goes on by itself now, whatever happens to stasis */
+		/* what only the restore needed goes (unlinked queues' names) while the watchdog
+		 * would still undo it; then every process goes on by itself, whatever happens to
+		 * stasis */
+		undo_objects(ctx, tree_objects_len, true);
+		watchdog_done(&wd);
 		run_fault_count(ctx, "restore-committed");
 		err = restore_release_tree(rt);
 	}
 	if (err) {
 		kill_tree(rt, root);
-		watchdog_done(&wd);
 		undo_objects(ctx, tree_objects_len, false);
+		watchdog_done(&wd);
 		pr_err("restore pid %d failed; nothing from the images is running", root);
 		return err;
 	}
-	undo_objects(ctx, tree_objects_len, true);
 	write_pidfile(ctx, root);
 	run_notify(ctx, "post-resume", root, -1);
 	for (size_t i = 0; i < rt->nr_tasks; i++)

@@ -14,17 +14,21 @@
 #   the tree passes its own checks (SIGTERM: PASS). A kill that did not happen (the dump had
 #   fewer steps) is not counted.
 #   restore/composite/step   `stasis restore -d` of composite's images SIGKILLed at each step
-#                            (STASIS_FAULT=kill-at:restore-STEP:N: the root made, each report of
-#                            a new process, each process prepared, each process set free of
-#                            PTRACE_O_EXITKILL, the commit, each process let go): until the
+#                            (STASIS_FAULT=kill-at:restore-STEP:N: the shared objects made, the
+#                            root made, each report of a new process, each process prepared,
+#                            each process set free of PTRACE_O_EXITKILL, the commit, each
+#                            process let go): until the
 #                            commit nothing from the images is left alive, and every pid is free
 #                            again (the next restore is the retry); from then on every process runs
-#   restore/composite/time   the same restore SIGKILLed after 0, 4, 8 ... 120 ms: either nothing
+#   restore/composite/time   the same restore SIGKILLed after 0, 3, 6 ... 60 ms: either nothing
 #                            from the images is alive or all of it runs, never a part
 #   restore/composite/passes the images, restored once more, run and PASS
 #   restore/sysv-ipc/*       the same steps for a tree in an IPC namespace of its own (queues,
 #                            semaphores, shm segments and a POSIX queue made by stasis in it)
-#   After each kill no watchdog of this stasis (stasis-watch) is left either.
+#   restore/mqueue/*         the same for a process whose queue was removed after the dump:
+#                            stasis makes it again, and a kill before the commit removes it
+#   After each kill no watchdog of this stasis (stasis-watch) is left either, and before the
+#   commit no message queue of the program's is there that was not there before the restore.
 #
 #   tests/kill-sweep.sh [--keep] [--base STASIS]   (--base: another build to compare, not judged)
 # Output: one line per case with the counts, then "N passed, N failed".
@@ -192,6 +196,15 @@ pids_free() {
 	return 0
 }
 none_alive() { [ "$(pids_alive "${PIDS[@]}")" = 0 ]; }
+# mqueues_of PID: the POSIX message queues of the host named after PID (the zoo's) or made
+# under a temporary name by stasis
+mqueues_of() {
+	local mnt
+	mnt=$(mktemp -d) && mount -t mqueue none "$mnt" 2>/dev/null || return 0
+	find "$mnt" \( -name "*-$1-*" -o -name 'stasis-mq-*' \) -printf '%f\n' | sort | tr '\n' ' '
+	umount "$mnt"
+	rmdir "$mnt"
+}
 # no watchdog of this stasis left (stasis-watch: it goes once the tree is let go or killed)
 no_watchdog() {
 	local p exe
@@ -241,18 +254,34 @@ restore_kill() {
 	if ! wait_until 3 no_watchdog; then
 		BAD="$BAD; $label: the watchdog (stasis-watch) is still there 3 s after"
 	fi
+	if [ "$expect" = none ] && [ "$(mqueues_of "$ROOT")" != "$MQ_BEFORE" ]; then
+		BAD="$BAD; $label: message queues left: $(mqueues_of "$ROOT") (before: ${MQ_BEFORE:-none})"
+	fi
 	kill -KILL "${PIDS[@]}" 2>/dev/null
 	if ! wait_until 5 pids_free "${PIDS[@]}"; then
 		BAD="$BAD; $label: pids of the images not free again 5 s after the kill"
 	fi
 	[ -z "$BAD" ] || return 1
-	[ "$rc" = 137 ] || return 2
+	if [ "$rc" != 137 ]; then
+		# the restore ended first (what it made stays): as the dump left things, for the next
+		[ -x "$ZOO_DIR/$NAME.after-dump" ] && STASIS=$STASIS "$ZOO_DIR/$NAME.after-dump" "$D/img" >/dev/null 2>&1
+		return 2
+	fi
 	return 0
 }
 
 # sweep_restore NAME COUNT OCCURRENCES [time]: NAME's images (COUNT processes) restored and
-# killed at each restore step's OCCURRENCES-th passage (time: and every 4 ms), then restored
+# killed at each restore step's OCCURRENCES-th passage (time: and every 3 ms), then restored;
+# whatever the outcome, the program's message queues go at the end
 sweep_restore() {
+	sweep_restore_cases "$@"
+	local mnt
+	mnt=$(mktemp -d) && mount -t mqueue none "$mnt" 2>/dev/null || return 0
+	find "$mnt" -name "*-${ROOT:-none}-*" -delete
+	umount "$mnt"
+	rmdir "$mnt"
+}
+sweep_restore_cases() {
 	NAME=$1 COUNT=$2 D=$ZOO_TMP/restore-$1
 	local occurrences=$3 timed=${4:-} step n killed=0 r expect ms
 	mkdir -p "$D/img"
@@ -269,8 +298,15 @@ sweep_restore() {
 		kill_ours "$ROOT"
 		return
 	fi
+	# what the program's own after-dump script does (mqueue: a queue removed, to be made again)
+	if [ -x "$ZOO_DIR/$NAME.after-dump" ] &&
+		! STASIS=$STASIS "$ZOO_DIR/$NAME.after-dump" "$D/img" >"$D/after-dump.out" 2>&1; then
+		result_fail "restore/$NAME" "after the dump: $(tail -n 1 "$D/after-dump.out")"
+		return
+	fi
+	MQ_BEFORE=$(mqueues_of "$ROOT")
 	BAD=""
-	for step in restore-root:1 restore-report restore-prepared restore-exitkill-off restore-committed:1 restore-released; do
+	for step in restore-objects:1 restore-root:1 restore-report restore-prepared restore-exitkill-off restore-committed:1 restore-released; do
 		expect=none
 		case $step in restore-committed:1 | restore-released) expect=all ;; esac
 		for n in $occurrences; do
@@ -288,7 +324,7 @@ sweep_restore() {
 	fi
 	result_ok "restore/$NAME/step ($killed kills, the pids free again after each)"
 	killed=0
-	for ms in $([ -n "$timed" ] && seq 0 4 120); do
+	for ms in $([ -n "$timed" ] && seq 0 3 60); do
 		r=0
 		restore_kill "@${ms}ms" "@$ms" any || r=$?
 		[ $r = 1 ] && break
@@ -298,7 +334,7 @@ sweep_restore() {
 		result_fail "restore/$NAME/time ($killed kills)" "${BAD#; }"
 		return
 	fi
-	[ -n "$timed" ] && result_ok "restore/$NAME/time ($killed kills after 0..120 ms: nothing or everything alive)"
+	[ -n "$timed" ] && result_ok "restore/$NAME/time ($killed kills after 0..60 ms: nothing or everything alive)"
 	run_stasis "$D/restore.out" 60 restore -D "$D/img" -d -o restore.log -v4
 	track_pid "$ROOT"
 	if [ "$ZRC" -ne 0 ] || ! zoo_stop "$ROOT" "$D" "$D/out" || [[ $ZVERDICT != PASS* ]]; then
@@ -313,4 +349,5 @@ sweep_dump composite 5 "1 2 3 5 8 13 21 34 55 89 144 233"
 sweep_dump threads 1 "1 3 8 21 55 144 377"
 sweep_restore composite 5 "1 2 3 4 5 6 8 11 14" time
 sweep_restore sysv-ipc 2 "1 2 3"
+sweep_restore mqueue 1 "1 2"
 summary
