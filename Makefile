@@ -3,8 +3,13 @@
 #   make setup      install build and test dependencies (Debian 12, apt-get), then build
 #   make demo       checkpoint and restore a counter program, end to end
 #   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
-#                   zoo, failure cases, real applications)
-#   make bench      dump/restore throughput against this machine's memcpy and disk speed
+#                   zoo, failure cases, the engines' RPC and libcriu, real applications)
+#   make e2e        containers end to end: LXC, runc, containerd, Docker, Podman with stasis as criu
+#   make bench      dump/restore throughput against this machine's memcpy and disk speed; Docker's
+#                   checkpoint/restore of a 1 GiB container against the same through the CLI
+#   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
+#   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
+#   make test-containers  the zoo inside real containers (tests/container; not in `make test` yet)
 
 CC       ?= gcc
 BUILD    ?= build
@@ -15,7 +20,9 @@ CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -Inetns -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
-APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin
+APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin \
+	docker.io containerd podman
+PREFIX   ?= /usr/local
 
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
@@ -31,8 +38,8 @@ RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nos
 	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
 	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
 
-.PHONY: all setup demo test unit zoo asan bench clean install
-all: stasis
+.PHONY: all setup demo test test-containers unit zoo asan bench e2e clean install install-criu libcriu
+all: stasis libcriu
 
 stasis: $(BUILD)/stasis
 	ln -sf $(BUILD)/stasis stasis
@@ -68,6 +75,23 @@ $(BUILD)/restorer.bin: $(BUILD)/restorer.elf
 $(BUILD)/restorer-blob.o: arch/x86_64/restorer-blob.S $(BUILD)/restorer.bin
 	$(CC) -c -DRESTORER_BIN='"$(BUILD)/restorer.bin"' -o $@ $<
 
+# libcriu.so.2: criu's C library interface over the RPC (lib/); only criu_* is exported
+LIBCRIU := $(BUILD)/lib/libcriu.so.2
+LIBCRIU_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Ilib -I$(BUILD)/proto
+libcriu: $(LIBCRIU) $(BUILD)/lib/criu/criu.h
+
+$(BUILD)/lib/%.o: lib/%.c lib/criu.h $(BUILD)/proto/rpc.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBCRIU_CFLAGS) -c -o $@ $<
+$(BUILD)/lib/rpc.pb-c.o: $(BUILD)/proto/rpc.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBCRIU_CFLAGS) -Wno-unused-parameter -c -o $@ $<
+$(LIBCRIU): $(BUILD)/lib/libcriu.o $(BUILD)/lib/rpc.pb-c.o
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libcriu.so.2 -o $@ $^ -lprotobuf-c
+$(BUILD)/lib/criu/criu.h: lib/criu.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
 setup:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_DEPS)
@@ -79,19 +103,50 @@ demo: all
 test: all asan
 	tests/run-tests.sh
 
+# every zoo program as the init of a PID namespace, then of a whole container (tests/container)
+test-containers: all
+	@rc=0; tests/run-zoo.sh --container=pidns || rc=1; tests/run-zoo.sh --container || rc=1; exit $$rc
+
+# the engines end to end (also part of make test)
+e2e: all
+	tests/e2e/run-e2e.sh
+
 # stasis itself built with ASan/UBSan (everything but the restorer blob), for the zoo to run
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/stasis
 
+# then Docker's checkpoint/restore path against the CLI on a 1 GiB container
 bench: all
 	$(MAKE) -C tests/bench
-	tests/bench/run-bench.sh
+	@rc=0; tests/bench/run-bench.sh || rc=1; tests/bench/container-bench.sh || rc=1; tests/bench/docker-bench.sh || rc=1; exit $$rc
 
 install: all
-	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)/usr/local/sbin/stasis
+	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis
+	install -D -m 0755 $(LIBCRIU) $(DESTDIR)$(PREFIX)/lib/libcriu.so.2
+	ln -sf libcriu.so.2 $(DESTDIR)$(PREFIX)/lib/libcriu.so
+	install -D -m 0644 lib/criu.h $(DESTDIR)$(PREFIX)/include/criu/criu.h
+	@mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(shell sed -n 's/.*define CRIU_DIALECT "\(.*\)"/\1/p' runtime-hook/faces.h)|' \
+		lib/criu.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/criu.pc
+	install -D -m 0644 man/stasis.8 $(DESTDIR)$(PREFIX)/share/man/man8/stasis.8
+	@if [ -z "$(DESTDIR)" ]; then ldconfig; fi
+
+# `criu` for stasis, where engines look for it (runc, Docker, Podman: criu on PATH); a real
+# criu there is never replaced
+install-criu: install
+	@link=$(DESTDIR)$(PREFIX)/sbin/criu; \
+	if [ -L "$$link" ] && [ "$$(readlink "$$link")" = stasis ]; then echo "$$link is already stasis"; \
+	elif [ -e "$$link" ] || [ -L "$$link" ]; then \
+		echo "make install-criu: REFUSED: $$link exists and is not stasis (a real criu?);" \
+			"remove it yourself if stasis should take its place" >&2; exit 1; \
+	else ln -s stasis "$$link" && echo "$$link -> stasis"; fi; \
+	for other in /usr/sbin/criu /usr/bin/criu /sbin/criu /bin/criu; do \
+		if [ -e "$$other" ]; then echo "note: $$other is another criu; engines find $$link first" \
+			"only while $(PREFIX)/sbin comes before it on their PATH" >&2; fi; \
+	done
 
 clean:
-	rm -rf build build-asan stasis tests/zoo/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
+	rm -rf build build-asan stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

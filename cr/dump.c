@@ -134,9 +134,15 @@ static void link_parents(struct dump_tree *tr)
 						tr->tasks[i].parent = &tr->tasks[k];
 }
 
+static uint64_t us_since(uint64_t start_ns)
+{
+	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000;
+}
+
 static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared,
 			uint64_t *sums_ns)
 {
+	uint64_t start = now_ns(CLOCK_MONOTONIC), writing;
 	int err;
 
 	for (unsigned i = 0; i < tree_objects_len; i++)
@@ -148,16 +154,25 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 		t->tree_size = tr->nr_tasks;
 		t->tree = tr->tasks;
 		t->tree_pos = i;
-		if ((err = new_task_images(t)) || (err = collect_task(t)) || (err = write_task_images(t)))
+		if ((err = new_task_images(t)) || (err = collect_task(t)))
 			return err;
+		writing = now_ns(CLOCK_MONOTONIC);
+		if ((err = write_task_images(t)))
+			return err;
+		ctx->stats.memwrite_us += us_since(writing);
 		*pages += t->nr_pages_written;
 		*shared += t->nr_shared_pages;
 		*sums_ns += t->page_sums_ns;
 	}
+	writing = now_ns(CLOCK_MONOTONIC);
 	for (unsigned i = 0; i < tree_objects_len; i++)
 		if (tree_objects[i]->write && (err = tree_objects[i]->write(ctx, tr)))
 			return err;
-	return write_inventory(ctx, tr);
+	if ((err = write_inventory(ctx, tr)))
+		return err;
+	ctx->stats.memwrite_us += us_since(writing);
+	ctx->stats.memdump_us = us_since(start) - ctx->stats.memwrite_us;
+	return 0;
 }
 
 static void dump_done(struct run_ctx *ctx)
@@ -185,6 +200,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	frozen_at = now_ns(CLOCK_MONOTONIC);
 	if ((err = pstree_seize(&tr, root, ctx)))
 		return err;
+	ctx->stats.freezing_us = us_since(frozen_at);
 	if (run_fault(ctx, "after-seize")) {
 		pr_err("dump pid %d: injected failure after-seize", root);
 		err = -EIO;
@@ -212,6 +228,9 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		err = pstree_kill(&tr);
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
+	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
+	ctx->stats.pages_scanned = pages + shared;
+	ctx->stats.pages_written = pages;
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
 		"pages_shared_with_parent=%llu image_bytes=%llu page_checksums_ms=%.1f",
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,

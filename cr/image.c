@@ -40,6 +40,14 @@ static const struct image_desc image_descs[] = {
 	{ IMG_NET_NS, "net-ns", 0, &net_ns__descriptor },
 	{ IMG_SECCOMP, "seccomp", 0, &seccomp_table__descriptor },
 	{ IMG_TIME_NS, "time-ns", 0, &time_ns__descriptor },
+	{ IMG_CGROUPS, "cgroups", 0, &cgroups__descriptor },
+	{ IMG_NET_LINKS, "net-links", 0, &net_links__descriptor },
+	{ IMG_NET_ADDRS, "net-addrs", 0, &net_addrs__descriptor },
+	{ IMG_NET_ROUTES, "net-routes", 0, &net_routes__descriptor },
+	{ IMG_NET_RULES, "net-rules", 0, &net_rules__descriptor },
+	{ IMG_NET_NEIGH, "net-neigh", 0, &net_neighs__descriptor },
+	{ IMG_NET_SYSCTLS, "net-sysctls", 0, &net_sysctls__descriptor },
+	{ IMG_NFTABLES, "nftables", 0, &nft_ruleset__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

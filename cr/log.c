@@ -15,8 +15,9 @@
 /* The process's log: its sink is set by the face for each run (log_init, log_close). */
 static int current_level = LOG_WARN;
 static FILE *log_file;
-static bool capturing;
+static bool capturing, to_stderr = true;
 static char captured[512];
+static char first_error[512], last_error[512];
 
 /*
  * The log file is made anew (0600), never written through a symbolic link or into a file
@@ -76,6 +77,11 @@ void log_close(void)
 	log_file = NULL;
 }
 
+void log_stderr(bool on)
+{
+	to_stderr = on;
+}
+
 int log_level(void)
 {
 	return current_level;
@@ -97,6 +103,21 @@ void log_captured_reset(void)
 	captured[0] = 0;
 }
 
+void log_errors_reset(void)
+{
+	first_error[0] = last_error[0] = 0;
+}
+
+const char *log_first_error(void)
+{
+	return first_error[0] ? first_error : NULL;
+}
+
+const char *log_last_error(void)
+{
+	return last_error[0] ? last_error : NULL;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	int saved_errno = errno;
@@ -113,13 +134,18 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		vfprintf(log_file, fmt, ap);
 		va_end(ap);
 	}
-	if (capturing && lvl == LOG_ERR) {
+	if (lvl == LOG_ERR) {
 		errno = saved_errno;
 		va_start(ap, fmt);
-		vsnprintf(captured, sizeof(captured), fmt, ap);
+		vsnprintf(last_error, sizeof(last_error), fmt, ap);
 		va_end(ap);
-		captured[strcspn(captured, "\n")] = 0;
-	} else if ((int)lvl <= current_level && (!log_file || lvl <= LOG_WARN)) {
+		last_error[strcspn(last_error, "\n")] = 0;
+		if (!first_error[0])
+			memcpy(first_error, last_error, sizeof(first_error));
+	}
+	if (capturing && lvl == LOG_ERR) {
+		memcpy(captured, last_error, sizeof(captured));
+	} else if (to_stderr && (int)lvl <= current_level && (!log_file || lvl <= LOG_WARN)) {
 		fprintf(stderr, "stasis: %s", prefix[lvl]);
 		errno = saved_errno;
 		va_start(ap, fmt);

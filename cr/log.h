@@ -2,11 +2,16 @@
 #ifndef STASIS_LOG_H
 #define STASIS_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_ERR = 1, LOG_WARN = 2, LOG_INFO = 3, LOG_DEBUG = 4 };
 
-/* level: messages above it go only nowhere; errors always reach stderr too. */
+/* level: messages above it go only nowhere; errors reach stderr too (see log_stderr). */
 int log_init(int level, const char *path);
 void log_close(void);
+/* Whether messages also reach stderr (yes by default): the RPC face turns it off while it runs
+ * a request for an engine, whose stderr may be the container's own. */
+void log_stderr(bool on);
 int log_level(void);
 /*
  * In a process that reports its failure through stasis (a new task of a restore): errors go
@@ -15,6 +20,11 @@ int log_level(void);
 void log_capture_errors(void);
 const char *log_captured_error(void); /* NULL if none since log_captured_reset() */
 void log_captured_reset(void);
+/* The first and the last error logged since log_errors_reset(), for a face's report (NULL if
+ * none): the first names the cause, the last what failed as a whole. */
+void log_errors_reset(void);
+const char *log_first_error(void);
+const char *log_last_error(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(fmt, ...) log_msg(LOG_ERR, fmt "\n", ##__VA_ARGS__)

@@ -19,6 +19,7 @@ static const char *ns_name(int nstype)
 	case CLONE_NEWIPC: return "ipc";
 	case CLONE_NEWCGROUP: return "cgroup";
 	case CLONE_NEWNS: return "mnt";
+	case CLONE_NEWPID: return "pid";
 	default: return "?";
 	}
 }

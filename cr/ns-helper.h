@@ -13,7 +13,8 @@ bool ns_is_own(pid_t pid, const char *kind, uint64_t *ino);
 /*
  * Runs fn in a child that has joined pid's namespace of kind nstype (CLONE_NEWUTS,
  * CLONE_NEWNET, ...); fn writes up to len bytes of its answer to out and returns 0 or a
- * negative errno. The answer comes back in out. Says what failed.
+ * negative errno (it starts with what out held). The answer comes back in out. Says what
+ * failed. (A PID namespace is entered by fn's own children only.)
  */
 int ns_helper_run(pid_t pid, int nstype, int (*fn)(void *out, size_t len), void *out, size_t len);
 

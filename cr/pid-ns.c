@@ -15,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "ns-helper.h"
 #include "pid-ns.h"
 #include "pstree.h"
 #include "tree-objects.h"
@@ -124,6 +127,67 @@ static int add_mapping(struct pid_ns_state *st, pid_t host, uint32_t vpid)
 	return 0;
 }
 
+/* In a child of a helper that joined the tree's PID namespace: each member's group there. */
+static int ask_groups_in_ns(void *buf, size_t len)
+{
+	uint32_t *ids = buf;
+	int p[2], status;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid_t child = fork();
+	if (child == 0) {
+		for (size_t i = 0; i < len / sizeof(*ids); i++) {
+			pid_t pgid = getpgid(ids[i]);
+			ids[i] = pgid > 0 ? pgid : 0;
+		}
+		_exit(write_all(p[1], ids, len) ? 1 : 0);
+	}
+	close(p[1]);
+	ssize_t got = child > 0 ? read_all(p[0], ids, len) : -1;
+	close(p[0]);
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	return got == (ssize_t)len ? 0 : -EIO;
+}
+
+/*
+ * Groups whose leader has exited (pstree's helper entries, each before its first member):
+ * their id in the namespace is the group of that member as a process there sees it.
+ */
+static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
+{
+	struct pid_ns_state *st = state_of(ctx);
+	size_t n = 0;
+	int err;
+
+	for (size_t i = 0; i + 1 < tr->nr_entries; i++)
+		n += tr->entries[i]->group_helper;
+	if (!n)
+		return 0;
+	auto_free uint32_t *ids = xzalloc(n * sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0, k = 0; i + 1 < tr->nr_entries; i++)
+		if (tr->entries[i]->group_helper)
+			ids[k++] = pid_ns_vpid(ctx, tr->entries[i + 1]->pid);
+	if ((err = ns_helper_run(root, CLONE_NEWPID, ask_groups_in_ns, ids, n * sizeof(*ids))))
+		return err;
+	for (size_t i = 0, k = 0; i + 1 < tr->nr_entries; i++) {
+		TreeEntry *e = tr->entries[i];
+		if (!e->group_helper)
+			continue;
+		if (!ids[k]) {
+			pr_err("dump: process group %u lost its leader; its id in the tree's PID namespace "
+			       "cannot be read", e->pid);
+			return -EIO;
+		}
+		if ((err = add_mapping(st, e->pid, ids[k++])))
+			return err;
+	}
+	return 0;
+}
+
 /* The frozen tree's pids in its namespace, and whether that namespace is the tree's own. */
 static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
@@ -136,14 +200,8 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		auto_free uint32_t *nspid = NULL;
 		size_t n;
 
-		if (e->group_helper) {
-			if (st->own) {
-				pr_err("dump: process group %u lost its leader inside the tree's PID "
-				       "namespace; its pid there is unknown (not supported)", e->pid);
-				return -ENOTSUP;
-			}
-			continue;
-		}
+		if (e->group_helper)
+			continue; /* its id in the namespace: below, once its members' are known */
 		if ((err = proc_nspids(e->pid, &nspid, &n)))
 			return err;
 		if (i == 0) {
@@ -170,6 +228,8 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		if ((err = add_mapping(st, e->pid, nspid[st->depth])))
 			return err;
 	}
+	if (st->own && (err = map_lost_leaders(ctx, tr, root)))
+		return err;
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		uint64_t pid_ns, children_ns;
 		struct dump_task *t = &tr->tasks[i];
@@ -213,6 +273,11 @@ static int write_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 }
 
 /* ---- restore ---- */
+
+bool pid_ns_is_own(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->own;
+}
 
 static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {

@@ -2,6 +2,7 @@
 #ifndef STASIS_PID_NS_H
 #define STASIS_PID_NS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -9,6 +10,9 @@
 
 struct restore_tree;
 struct restore_task;
+
+/* Restore, once the images are checked: the tree's root is pid 1 of a new PID namespace. */
+bool pid_ns_is_own(const struct run_ctx *ctx);
 
 /* Dump: the pid the images keep for host process host (its pid in the tree's namespace;
  * 0: not in the tree). */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
+#include "freezer.h"
 #include "log.h"
 #include "pstree.h"
 #include "regs.h"
@@ -163,8 +164,20 @@ static int add_group_helpers(struct dump_tree *tr)
 	return 0;
 }
 
+/* --freeze-cgroup: the threads the freezer caught that are not the tree's go on. */
+static void freezer_done(const struct dump_tree *tr, struct freezer_catch *caught)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		freezer_claim(caught, tr->tasks[i].pid);
+		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
+			freezer_claim(caught, tr->tasks[i].threads[k].tid);
+	}
+	freezer_release_unclaimed(caught);
+}
+
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 {
+	struct freezer_catch caught = { 0 };
 	struct proc_stat st;
 	bool found_new = true;
 	int err;
@@ -179,6 +192,9 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		return -ESRCH;
 	}
 	if ((err = add_entry(tr, root, &st)))
+		return err;
+	if (ctx->opts->freeze_cgroup &&
+	    (err = freezer_catch_tree(ctx->opts->freeze_cgroup, ctx->opts->timeout, root, &caught)))
 		return err;
 	/* Frozen processes fork no more: once a pass finds nobody new, the tree is closed. */
 	while (found_new) {
@@ -200,8 +216,16 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 			err = add_children(tr, &tr->tasks[k], &found_new);
 		if (err) {
 			pstree_release(tr);
+			freezer_done(tr, &caught);
+			if (caught.was_frozen)
+				freezer_refreeze(ctx->opts->freeze_cgroup, ctx->opts->timeout);
 			return err;
 		}
+	}
+	freezer_done(tr, &caught);
+	if (caught.was_frozen) {
+		tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
+		tr->freeze_timeout_s = ctx->opts->timeout;
 	}
 	if ((err = add_group_helpers(tr))) {
 		pstree_release(tr);
@@ -221,31 +245,39 @@ void pstree_release(struct dump_tree *tr)
 			regs_undo_freeze_eintr(t->pid, &t->regs);
 		task_release(t->pid, t->was_stopped);
 	}
+	if (tr->refreeze_cgroup)
+		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
+	tr->refreeze_cgroup = NULL;
 }
 
 #define KILL_WAIT_MS 10000
 
 int pstree_kill(struct dump_tree *tr)
 {
+	size_t n = 0;
 	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		n += 1 + tr->tasks[i].nr_threads;
 		if (kill(tr->tasks[i].pid, SIGKILL)) {
 			pr_perror("dump pid %d: cannot kill after dump", tr->tasks[i].pid);
 			err = -errno;
 		}
 	}
-	/*
-	 * As tracer of every thread we see each die; the parents reap the processes. Children
-	 * first: the init of a PID namespace does not finish dying before every process of its
-	 * namespace is reaped, and a traced one waits for us first.
-	 */
-	for (size_t i = tr->nr_tasks; i-- > 0;) {
-		threads_reap_killed(&tr->tasks[i]);
-		if (task_wait_gone(tr->tasks[i].pid, KILL_WAIT_MS) && !err)
-			err = -ETIMEDOUT;
+	/* As tracer of every thread we see each die (the parents reap the processes). */
+	auto_free pid_t *tids = calloc(n, sizeof(*tids));
+	if (!tids) {
+		pr_err("dump: out of memory waiting for the killed tree");
+		return -ENOMEM;
 	}
-	return err;
+	n = 0;
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		tids[n++] = tr->tasks[i].pid;
+		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
+			tids[n++] = tr->tasks[i].threads[k].tid;
+	}
+	int gone = tasks_wait_gone(tids, n, KILL_WAIT_MS);
+	return err ? err : gone;
 }
 
 /* ---- restore ---- */

@@ -419,12 +419,14 @@ static int restore(struct run_ctx *ctx, struct restore_tree *rt)
 	pr_debug("restore: images checked, pids free, shared objects made");
 	run_fault_count(ctx, "restore-objects");
 	raise_nofile_limit();
+	uint64_t forking = now_ns(CLOCK_MONOTONIC);
 	if ((err = make_pipes(rt, status)) || (root = create_root(rt)) < 0) {
 		err = err ? err : root;
 		undo_objects(ctx, tree_objects_len, false);
 		watchdog_done(&wd);
 		return err;
 	}
+	ctx->stats.forking_us = (now_ns(CLOCK_MONOTONIC) - forking) / 1000;
 	close(status[1]);
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		close(rt->ctl_fds[i]);
@@ -450,13 +452,15 @@ static int restore(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_err("restore pid %d failed; nothing from the images is running", root);
 		return err;
 	}
+	ctx->restored_pid = root;
 	write_pidfile(ctx, root);
 	run_notify(ctx, "post-resume", root, -1);
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		pages += rt->tasks[i].pagemap->nr_pages;
+	ctx->stats.restore_us = (now_ns(CLOCK_MONOTONIC) - start - pid_wait) / 1000;
+	ctx->stats.pages_restored = pages;
 	pr_info("restore stats: total_ms=%.1f pid_wait_ms=%.1f processes=%zu pages=%llu",
-		(now_ns(CLOCK_MONOTONIC) - start - pid_wait) / 1e6, pid_wait / 1e6, rt->nr_tasks,
-		(unsigned long long)pages);
+		ctx->stats.restore_us / 1e3, pid_wait / 1e6, rt->nr_tasks, (unsigned long long)pages);
 	if (ctx->opts->restore_detached || ctx->opts->restore_sibling)
 		return 0; /* (a sibling's exit is its parent's to wait for) */
 	while (waitpid(root, &wstatus, 0) < 0 && errno == EINTR)

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "options.h"
 
@@ -29,6 +30,18 @@ struct run_slot {
  */
 typedef int (*run_notify_fn)(const struct run_ctx *ctx, const char *point, int pid, int fd);
 
+/*
+ * What a run measured, for the faces' stats-dump / stats-restore files (times in
+ * microseconds). A dump reads each task's memory and writes its pages in one pipeline:
+ * memdump covers the collection with those pages, memwrite the images written after it.
+ */
+struct run_stats {
+	uint64_t freezing_us, frozen_us, memdump_us, memwrite_us;
+	uint64_t pages_scanned, pages_written;
+	uint64_t forking_us, restore_us;
+	uint64_t pages_restored;
+};
+
 struct run_ctx {
 	const struct stasis_opts *opts;
 	int images_dir_fd; /* images are read and written here */
@@ -39,6 +52,8 @@ struct run_ctx {
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
 	size_t nr_slots;
 	unsigned fault_hits; /* STASIS_FAULT=kill-at:POINT:N: times POINT was passed */
+	struct run_stats stats; /* filled by cr_dump / cr_restore */
+	int restored_pid;  /* restore: the tree's root, once it runs */
 };
 
 /* A context for opts; the caller owns the directory fds. */

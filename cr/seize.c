@@ -51,9 +51,18 @@ int task_wait_stop(pid_t pid, int *status)
 	return 0;
 }
 
+/* Seized already by stasis, while its cgroup was frozen (cr/freezer.c)? */
+static bool caught_by_freezer(pid_t pid)
+{
+	uint64_t tracer;
+
+	return !proc_status_field(pid, "TracerPid", 10, &tracer) && tracer == (uint64_t)gettid();
+}
+
 int task_seize(pid_t pid, bool *was_stopped)
 {
 	struct proc_stat st;
+	bool caught = false;
 	int status, ret;
 
 	if (proc_read_stat(pid, &st)) {
@@ -67,10 +76,12 @@ int task_seize(pid_t pid, bool *was_stopped)
 	*was_stopped = st.state == 'T';
 	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(PTRACE_O_TRACESYSGOOD))) {
 		ret = -errno;
-		pr_perror("pid %d: cannot seize with ptrace", pid);
-		return ret;
+		if (!(caught = ret == -EPERM && caught_by_freezer(pid))) {
+			pr_perror("pid %d: cannot seize with ptrace", pid);
+			return ret;
+		}
 	}
-	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
+	if (!caught && ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
 		ret = -errno;
 		pr_perror("pid %d: cannot interrupt", pid);
 		ptrace(PTRACE_DETACH, pid, 0, 0);
@@ -150,19 +161,31 @@ int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 	return mem_via_proc(pid, addr, (void *)buf, len, true);
 }
 
-int task_wait_gone(pid_t tid, int timeout_ms)
+int tasks_wait_gone(pid_t *tids, size_t n, int timeout_ms)
 {
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ull;
+	size_t left = n;
 	int status;
 
+	/* All at once: a dying init of a PID namespace waits for its traced threads' reaping. */
 	for (;;) {
-		pid_t got = waitpid(tid, &status, __WALL | WNOHANG);
-		if (got == tid || (got < 0 && errno == ECHILD))
-			return 0;
-		if (now_ns(CLOCK_MONOTONIC) > deadline) {
-			pr_err("tid %d is still there %d ms after SIGKILL", tid, timeout_ms);
-			return -ETIMEDOUT;
+		for (size_t i = 0; i < n; i++) {
+			if (tids[i] <= 0)
+				continue;
+			pid_t got = waitpid(tids[i], &status, __WALL | WNOHANG);
+			if (got == tids[i] || (got < 0 && errno == ECHILD)) {
+				tids[i] = 0;
+				left--;
+			}
 		}
+		if (!left)
+			return 0;
+		if (now_ns(CLOCK_MONOTONIC) > deadline)
+			break;
 		usleep(1000);
 	}
+	for (size_t i = 0; i < n; i++)
+		if (tids[i] > 0)
+			pr_err("tid %d is still there %d ms after SIGKILL", tids[i], timeout_ms);
+	return -ETIMEDOUT;
 }

@@ -11,8 +11,9 @@
 int task_seize(pid_t pid, bool *was_stopped);
 /* Detach, leaving the task running as before (or stopped, if it was). */
 int task_release(pid_t pid, bool was_stopped);
-/* Waits (as its tracer) until killed tid is gone, at most timeout_ms; -ETIMEDOUT (said). */
-int task_wait_gone(pid_t tid, int timeout_ms);
+/* Waits (as their tracer) until the killed tids are gone, at most timeout_ms in all;
+ * -ETIMEDOUT, each one left said. Zeroes tids as they go. */
+int tasks_wait_gone(pid_t *tids, size_t n, int timeout_ms);
 /* Wait for the tracee's next stop, bounded; returns the wait status or negative errno. */
 int task_wait_stop(pid_t pid, int *status);
 

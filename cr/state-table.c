@@ -6,7 +6,8 @@
 
 /* Dump order is this order; restore runs each ->restore in this order too. */
 const struct state_ops *const state_table[] = {
-	&state_namespaces, /* cr/namespaces.c: first, to refuse a tree in namespaces not restored */
+	&state_cgroups,    /* cr/cgroups.c: first, a new process moves into its cgroups */
+	&state_namespaces, /* cr/namespaces.c: to refuse a tree in namespaces not restored */
 	&state_regs,    /* arch/x86_64/regs.c */
 	&state_kernel_task, /* cr/kernel-task.c: rseq, robust list, tid address */
 	&state_signals, /* cr/signals.c */

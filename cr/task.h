@@ -121,9 +121,9 @@ struct state_ops {
 	int (*finish)(struct restore_task *t);
 };
 
-extern const struct state_ops state_namespaces, state_regs, state_signals, state_attrs, state_kernel_task,
-	state_mm, state_pages, state_fds, state_threads, state_posix_timers, state_sched, state_creds,
-	state_seccomp;
+extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
+	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
+	state_posix_timers, state_sched, state_creds, state_seccomp;
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

@@ -83,12 +83,6 @@ void threads_release(struct dump_task *t)
 	}
 }
 
-void threads_reap_killed(struct dump_task *t)
-{
-	for (size_t i = 0; i < t->nr_threads; i++)
-		task_wait_gone(t->threads[i].tid, 10000);
-}
-
 static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, ThreadCore *tc)
 {
 	struct inject_ctx inj = t->inj; /* same gadget and scratch page, this thread's registers */
@@ -162,11 +156,23 @@ static int validate_threads(struct restore_task *t)
 			       tc->tid);
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+/* Once the tree's namespaces are known: in stasis's PID namespace, every thread id is free. */
+static int check_thread_ids_free(struct restore_task *t)
+{
+	const TaskCore *c = t->core;
+
+	if (pid_ns_is_own(t->ctx)) /* a new namespace's ids are free */
+		return 0;
+	for (size_t i = 0; i < c->n_threads; i++) {
 		char path[32];
-		snprintf(path, sizeof(path), "/proc/%u", tc->tid);
+		snprintf(path, sizeof(path), "/proc/%u", c->threads[i]->tid);
 		if (access(path, F_OK) == 0) {
 			pr_err("restore pid %d: thread id %u is taken by a running task; nothing was "
-			       "started", t->pid, tc->tid);
+			       "started", t->pid, c->threads[i]->tid);
 			return -EEXIST;
 		}
 	}
@@ -235,6 +241,7 @@ const struct state_ops state_threads = {
 	.name = "threads",
 	.dump = dump_threads,
 	.validate = validate_threads,
+	.check = check_thread_ids_free,
 	.args_size = threads_args_size,
 	.restore = restore_threads,
 };

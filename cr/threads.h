@@ -8,7 +8,6 @@ int threads_seize(struct dump_task *t);
 /* Let them go on as before (a failed dump or --leave-running). */
 void threads_release(struct dump_task *t);
 /* After SIGKILL of the process: collect each thread's exit as its tracer. */
-void threads_reap_killed(struct dump_task *t);
 size_t threads_signal_count(const TaskCore *c);
 
 #endif

@@ -5,18 +5,21 @@
  * Dump: the root task's mount table, read with libmount, each mount classified
  * (mount-table.c); every tmpfs read through a detached copy of it that a helper, inside the
  * namespace, makes with open_tree(OPEN_TREE_CLONE) and hands over.
- * Restore, in two halves. In stasis (prepare): it moves into a new mount namespace of its own,
- * a slave of the host's (nothing it mounts reaches the host), binds --root on itself and makes
- * there every mount that needs no namespace of the tree: tmpfs (refilled), devpts, binds;
- * the tree's paths then resolve below --root for every kind that opens files in stasis. In
- * the tree's root (enter), in its new namespaces: a mount namespace of its own again, the
- * mounts that belong to them (proc, sysfs, mqueue, cgroup, and whatever lies on them),
- * propagation, then pivot_root into --root and the old root detached: the tree sees its own
- * mounts and nothing of the host's. When stasis goes back to its own namespace, the one it
- * made goes away with everything in it: nothing stays mounted on the host.
+ * Restore, in two halves. In stasis (prepare): it moves into a new mount namespace, a slave
+ * of the host's (nothing it mounts reaches the host), binds --root on itself and makes there
+ * every mount that needs no namespace of the tree: tmpfs (refilled), devpts, binds; then it
+ * goes back to its own namespace, keeping the new one, which becomes the tree's. The tree's
+ * paths resolve below --root (ctx->tree_root_fd) for every kind that opens files in stasis:
+ * those files are on the tree's own mounts. In the tree's root (enter), in its new
+ * namespaces: it joins that mount namespace, makes the mounts that belong to its other
+ * namespaces (proc, sysfs, mqueue, cgroup, and whatever lies on them), propagation, then
+ * pivot_root into --root and the old root detached: the tree sees its own mounts and nothing
+ * of the host's. A failed restore leaves nothing: the namespace goes with its last process
+ * and stasis's hold on it, and nothing in it was ever mounted on the host.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,7 @@ struct mount_ns_state {
 	bool *made;       /* restore: made by stasis (the rest is the root's) */
 	char *root_path;  /* restore: --root, resolved */
 	int own_ns;       /* restore: stasis's own mount namespace (fd + 1) while it is away */
+	int tree_ns;      /* restore: the tree's mount namespace (fd + 1), made by stasis */
 };
 
 static struct mount_ns_state *state_of(const struct run_ctx *ctx)
@@ -201,6 +205,25 @@ bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id)
 	return !ns;
 }
 
+int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, const struct stat *st,
+		     char *path, size_t len)
+{
+	const MountNs *ns = state_of(ctx)->ns;
+
+	for (size_t i = 0; ns && i < ns->n_mounts; i++) {
+		const char *mp = ns->mounts[i]->mountpoint;
+		char probe[PATH_MAX];
+		struct stat there;
+		int n = snprintf(path, len, "%s%s", strcmp(mp, "/") ? mp : "", link);
+		if (n < 0 || (size_t)n >= len ||
+		    snprintf(probe, sizeof(probe), "/proc/%d/root%s", pid, path) >= (int)sizeof(probe))
+			continue;
+		if (!stat(probe, &there) && there.st_dev == st->st_dev && there.st_ino == st->st_ino)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 static int write_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct mount_ns_state *st = state_of(ctx);
@@ -301,18 +324,44 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* Mounts that need the tree's namespaces, and those that lie on them or bind them. */
+/*
+ * Mounts that need the tree's namespaces, and those that lie on them or bind them; and binds
+ * of a file of a devpts mount (a container's /dev/console is its terminal's slave): the pty
+ * exists once the tree's ptys are made, after the mounts stasis makes itself.
+ */
 static bool deferred(const MountNs *ns, size_t i, const bool *later)
 {
 	const MountEntry *e = ns->mounts[i];
+	const MountEntry *of = e->how == MOUNT_HOW__MOUNT_BIND && e->has_bind_of ? entry_by_id(ns, i, e->bind_of) : NULL;
 
 	if (e->how == MOUNT_HOW__MOUNT_FRESH && mount_fstype_in_ns(e->fstype))
+		return true;
+	if (of && e->is_file && !strcmp(of->fstype, "devpts"))
 		return true;
 	for (size_t k = 0; k < i; k++)
 		if (later[k] && (ns->mounts[k]->id == e->parent_id ||
 				 (e->how == MOUNT_HOW__MOUNT_BIND && ns->mounts[k]->id == e->bind_of)))
 			return true;
 	return false;
+}
+
+/* stasis back in its own mount namespace, holding the one it made (the tree's from now on). */
+static int leave_tree_mount_ns(struct mount_ns_state *st)
+{
+	int tree_ns = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+
+	if (tree_ns < 0) {
+		pr_perror("restore: cannot open the tree's mount namespace");
+		return -errno;
+	}
+	st->tree_ns = tree_ns + 1;
+	if (setns(st->own_ns - 1, CLONE_NEWNS)) {
+		pr_perror("restore: cannot go back to stasis's own mount namespace");
+		return -errno;
+	}
+	close(st->own_ns - 1);
+	st->own_ns = 0;
+	return 0;
 }
 
 static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
@@ -361,7 +410,7 @@ static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		st->made[i] = true;
 	}
 	free(later);
-	return 0;
+	return leave_tree_mount_ns(st);
 }
 
 /* In the root, in its new namespaces: the rest of the mounts, then into its own root. */
@@ -374,8 +423,8 @@ static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!ns)
 		return 0;
-	if (unshare(CLONE_NEWNS)) {
-		pr_perror("restore: cannot make the tree's mount namespace");
+	if (setns(st->tree_ns - 1, CLONE_NEWNS)) {
+		pr_perror("restore: cannot join the tree's mount namespace");
 		return -errno;
 	}
 	auto_close int root = open(st->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -400,7 +449,7 @@ static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* stasis back in its own mount namespace: the one it made goes, and all in it. */
+/* stasis back in its own mount namespace, without hold on the tree's (gone with the tree). */
 static void undo_mount_ns(struct run_ctx *ctx, bool restored)
 {
 	struct mount_ns_state *st = state_of(ctx);
@@ -409,6 +458,10 @@ static void undo_mount_ns(struct run_ctx *ctx, bool restored)
 	if (ctx->tree_root_fd >= 0) {
 		close(ctx->tree_root_fd);
 		ctx->tree_root_fd = -1;
+	}
+	if (st->tree_ns) {
+		close(st->tree_ns - 1);
+		st->tree_ns = 0;
 	}
 	if (!st->own_ns)
 		return;

@@ -36,6 +36,9 @@
 #include "tree-objects.h"
 #include "util.h"
 
+#define LOCK_TABLE "stasis-lock-"     /* + stasis's pid - the root's */
+#define DUMPED_TABLE "stasis-dumped-" /* + the root's */
+
 struct net_lock_state {
 	int nl;               /* the nftables socket in the tree's namespace + 1 (0: none) */
 	char table[64];       /* ours, while it exists */
@@ -159,7 +162,7 @@ static int nft_socket_of(pid_t pid)
 
 static int lock(struct net_lock_state *st, const char *what, pid_t root)
 {
-	snprintf(st->table, sizeof(st->table), "stasis-lock-%d-%d", getpid(), root);
+	snprintf(st->table, sizeof(st->table), LOCK_TABLE "%d-%d", getpid(), root);
 	int err = nft_lock_table_add(st->nl - 1, st->table, true, st->conns, st->nr_conns);
 	if (err) {
 		pr_err("%s: cannot lock the network of the tree's %zu TCP connections (nftables table "
@@ -182,6 +185,12 @@ static void unlock(struct net_lock_state *st)
 		pr_warn("cannot remove nftables table %s: %s (it goes when stasis exits)", st->table,
 			strerror(-err));
 	st->table[0] = 0;
+}
+
+bool net_lock_table(const char *name)
+{
+	return !strncmp(name, LOCK_TABLE, strlen(LOCK_TABLE)) ||
+	       !strncmp(name, DUMPED_TABLE, strlen(DUMPED_TABLE));
 }
 
 int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
@@ -232,7 +241,7 @@ void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 	if (!st->table[0])
 		return;
 	st->root = st->root_task->vpid;
-	snprintf(kept, sizeof(kept), "stasis-dumped-%d", st->root);
+	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)) ||
 	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns)))
 		pr_warn("dump: cannot keep the network locked for the restore (nftables table %s: %s): "
@@ -308,7 +317,7 @@ int net_lock_restore_over(struct run_ctx *ctx)
 	if (!st->nl)
 		return 0;
 	unlock(st);
-	snprintf(kept, sizeof(kept), "stasis-dumped-%d", st->root);
+	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)))
 		pr_warn("restore: cannot remove the dump's nftables table %s: %s", kept, strerror(-err));
 	return 0;

@@ -23,6 +23,8 @@ void net_lock_keep_repaired(struct run_ctx *ctx, int sk);
  * ("stasis-dumped-ROOT", removed by the restore).
  */
 void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on);
+/* Is an nftables table of this name one of the lock's (not part of the tree's ruleset)? */
+bool net_lock_table(const char *name);
 /* Restore, the tree about to run: the lock goes (and the one the dump left). */
 int net_lock_restore_over(struct run_ctx *ctx);
 

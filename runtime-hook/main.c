@@ -13,11 +13,9 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "faces.h"
 #include "log.h"
 #include "run.h"
-
-/* The criu dialect stasis speaks: engines gate features on it. */
-#define CRIU_DIALECT "3.17"
 
 static void usage(FILE *f)
 {
@@ -26,6 +24,7 @@ static void usage(FILE *f)
 		"       stasis restore -D DIR [-d] [options]\n"
 		"       stasis show DIR|FILE...\n"
 		"       stasis check [--feature NAME]\n"
+		"       stasis swrk FD     (criu's RPC on a SOCK_SEQPACKET socket, for engines)\n"
 		"       stasis --version\n"
 		"Options are criu's (criu(8)); e.g. --leave-running, --shell-job, --file-locks,\n"
 		"--ext-unix-sk, --inherit-fd fd[N]:KEY, --pidfile FILE, -o LOG, -v N, -W DIR.\n");
@@ -51,6 +50,15 @@ static int setup_log(const struct stasis_opts *o, int work_dir_fd)
 	/* Like criu: a relative log file lives in the work directory. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", work_dir_fd, o->log_file);
 	return log_init(o->verbosity, path);
+}
+
+/* --action-script: every script at every notification point (the root's pid at restore). */
+static int run_action_scripts(const struct run_ctx *ctx, const char *point, int pid, int fd)
+{
+	const bool *restore = ctx->face;
+
+	(void)fd;
+	return action_scripts_run(&ctx->opts->action_scripts, point, *restore ? pid : 0);
 }
 
 /* criu's order: default files, then --config, then the command line (applied again last). */
@@ -85,6 +93,7 @@ static int read_options(struct stasis_opts *o, int argc, char **argv, int *first
 static int run_verb(const struct stasis_opts *o, const char *verb)
 {
 	const char *images = o->images_dir ? o->images_dir : ".";
+	bool restore = !strcmp(verb, "restore");
 	struct run_ctx ctx;
 	int images_fd, work_fd, ret;
 
@@ -96,7 +105,13 @@ static int run_verb(const struct stasis_opts *o, const char *verb)
 		return 1;
 	}
 	run_ctx_init(&ctx, o, images_fd, work_fd);
-	ret = !strcmp(verb, "dump") ? cr_dump(&ctx) : cr_restore(&ctx);
+	if (o->action_scripts.n) {
+		ctx.notify = run_action_scripts;
+		ctx.face = &restore;
+	}
+	ret = restore ? cr_restore(&ctx) : cr_dump(&ctx);
+	if (ret >= 0)
+		stats_file_write(&ctx, restore);
 	run_ctx_fini(&ctx);
 	log_close();
 	close(work_fd);
@@ -112,7 +127,6 @@ int main(int argc, char **argv)
 		{ "pre-dump", "iterative pre-dumps (memory tracking) are not supported yet" },
 		{ "page-server", "the page server is not supported yet" },
 		{ "lazy-pages", "lazy restore is not supported yet" },
-		{ "swrk", "the RPC server (swrk) is not supported yet" },
 		{ "service", "the RPC service is not supported yet" },
 		{ "dedup", "page deduplication of incremental images is not supported yet" },
 		{ "cpuinfo", "cpuinfo images are not supported: stasis checks the xsave layout instead" },
@@ -124,6 +138,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "show"))
 		return cmd_show(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "swrk"))
+		return cmd_swrk(argc - 1, argv + 1);
 	if (read_options(&opts, argc, argv, &first))
 		return 1;
 	if (opts.show_version) {

@@ -14,6 +14,16 @@
 #   dump/unix-backlog-unread unix-backlog --unread-data (a connection waiting to be accepted
 #                            whose client wrote data): dump fails naming the listener's pid, fd
 #                            70 and the byte count; the tree keeps running and PASSes
+#   dump/unix-inflight-pipe-alone
+#                            unix-inflight --pipe-alone (a pipe carried in a waiting message, no
+#                            pipe held by any process): dump fails naming the pid, fd 61 and the
+#                            pipe; the target keeps running and PASSes (its queue untouched)
+#   dump/unix-oob            unix-peer-closed --oob (urgent data waiting in a stream socket): dump
+#                            fails naming the pid, fd 67 and MSG_OOB; the target PASSes
+#   dump/unix-seqpacket-reset-data
+#                            unix-peer-closed --reset-data (a seqpacket socket with ECONNRESET
+#                            waiting before a packet: reading the packet would take the error):
+#                            dump fails naming the pid, fd 63 and the error; the target PASSes
 #   dump/ext-stream-without-option
 #                            ext-unix (a stream socket at fd 88 connected outside the tree)
 #                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
@@ -89,8 +99,8 @@ for a in "$@"; do
 done
 
 FAULT_POINTS="after-seize after-collect after-pages after-images"
-FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp"
-LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue"
+FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
+LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
 UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
 zoo_setup_tmp
@@ -104,47 +114,6 @@ if [ ! -x "$STASIS" ]; then
 	summary
 	exit 1
 fi
-
-# clean_failure RC: a deliberate failure, not a crash or a hang
-clean_failure() { [ "$1" -ne 0 ] && [ "$1" -lt 124 ]; }
-
-# mentions FILE... -- REGEX: does the output/log name it?
-mentions() {
-	local re=${!#} files=("${@:1:$#-1}")
-	cat "${files[@]}" 2>/dev/null | grep -q -E -- "$re"
-}
-
-# target_survives CASE PID DIR: the target was left as it was: running, not stopped, not
-# traced, and it PASSes after SIGTERM. Sets ZERR.
-target_survives() {
-	local pid=$2 d=$3 st tr
-	ZERR=""
-	sleep 0.2
-	if ! proc_alive "$pid"; then
-		ZERR="the target $pid is gone (output: $(tail -c 200 "$d/out"))"
-		return 1
-	fi
-	st=$(proc_state "$pid")
-	tr=$(tracer_of "$pid")
-	if [ "$st" = T ] || [ "$st" = t ]; then
-		ZERR="the target is left stopped (state $st)"
-		kill_ours "$pid"
-		return 1
-	fi
-	if [ -n "$tr" ] && [ "$tr" != 0 ]; then
-		ZERR="the target is still traced by $tr"
-		kill_ours "$pid"
-		return 1
-	fi
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		return 1
-	fi
-	if [[ $ZVERDICT != PASS* ]]; then
-		ZERR="the target's own checks after the failed dump: $ZVERDICT"
-		return 1
-	fi
-	return 0
-}
 
 # ---------------------------------------------------------------------------------------
 case_no_such_pid() {
@@ -863,6 +832,12 @@ case_unsupported_in_child
 case_locks_without_option
 dump_fails_naming dump/unix-backlog-unread unix-backlog \
 	'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
+dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
+	'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
+dump_fails_naming dump/unix-oob unix-peer-closed \
+	'dump pid PID fd 67: unix socket socket:\[[0-9]+\]: urgent data \(MSG_OOB\) waits' --oob
+dump_fails_naming dump/unix-seqpacket-reset-data unix-peer-closed \
+	'dump pid PID fd 63: unix socket socket:\[[0-9]+\]: an error \(ECONNRESET\) waits to be read before its data' --reset-data
 dump_fails_naming dump/ext-stream-without-option ext-unix \
 	'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
 dump_fails_naming dump/seccomp-listener seccomp-stack \

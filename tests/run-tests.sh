@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
-# built with ASan/UBSan), the failure cases, live network connections, real applications.
+# built with ASan/UBSan), the failure cases, cgroups and the freezer (both also under
+# ASan/UBSan), live network connections, the engines' face (RPC, libcriu, runc), real
+# applications, the container engines end to end (tests/e2e/run-e2e.sh).
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -50,9 +52,13 @@ run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failur
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
 run_part "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
+run_part "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
+run_part "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
+run_part "cgroups and the freezer" tests/cgroup-cases.sh
+run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
+run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
 run_part "applications" tests/apps/run-apps.sh
-run_part "LXC end to end" tests/e2e/lxc.sh
-run_part "runc container through stasis's command line" tests/e2e/runc-cli.sh
+run_part "containers end to end (make e2e): LXC, runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"

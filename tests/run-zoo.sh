@@ -2,7 +2,7 @@
 # The process zoo: every program in tests/zoo sets up one kind of state, is checkpointed and
 # restored by stasis, and verifies its state after SIGTERM.
 #
-#   tests/run-zoo.sh [--no-cr | --cr-only] [--keep] [NAME...]
+#   tests/run-zoo.sh [--no-cr | --cr-only] [--keep] [--container[=full|pidns]] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
 # tests/failure-cases.sh checks that its dump fails):
@@ -20,6 +20,15 @@
 #                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it.
+# --container[=full] runs every program (and tests/container/ctr-state) as the init of a
+# container made by tests/container/ctr-run, --container=pidns in a PID namespace only
+# (tests/container/ctr-lib.sh says how): NAME/ctr-plain (pidns-plain) must PASS with pid 1
+# of its PID namespace; NAME/ctr-checkpoint (pidns-checkpoint) as above, except that the
+# restored init has a new host pid (--pidfile), which must be pid 1 of a PID namespace
+# running the same program, and that nothing stasis made stays mounted on the host;
+# ctr-state also gets ctr-corrupt, ctr-checks-can-fail and one case per aspect of its
+# container checked from the outside after the restore (ctr-hostname, ctr-mounts, ...).
+# Not part of `make test` yet: `make test-containers`.
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
 # them (for another build of stasis, under ASan/UBSan say); --keep keeps the
 # temporary directory. Environment: STASIS (default ./stasis), ZOO_KEEP=1.
@@ -33,12 +42,18 @@ set -u
 
 NO_CR=0
 CR_ONLY=0
+CTR=""       # the container flavour: full, pidns, or none
+CASE_TAG=""  # ctr- or pidns- before the case names of a container flavour
+CTR_DUMP_OPTS=()    # a container flavour's dump and restore options
+CTR_RESTORE_OPTS=()
 NAMES=()
 for a in "$@"; do
 	case $a in
 	--no-cr) NO_CR=1 ;;
 	--cr-only) CR_ONLY=1 ;;
 	--keep | -k) ZOO_KEEP=1 ;;
+	--container | --container=full) CTR=full ;;
+	--container=pidns) CTR=pidns ;;
 	-h | --help)
 		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -57,45 +72,65 @@ if ! build_zoo; then
 	summary
 	exit 1
 fi
+if [ -n "$CTR" ]; then
+	# shellcheck source=container/ctr-lib.sh
+	. "$ZOO_ROOT/tests/container/ctr-lib.sh"
+	if ! ctr_setup "$CTR"; then
+		N_FAIL=1
+		summary
+		exit 1
+	fi
+	CASE_TAG=$([ "$CTR" = full ] && echo ctr- || echo pidns-)
+fi
 if [ ${#NAMES[@]} -eq 0 ]; then
 	for f in "$ZOO_DIR"/*.c; do
 		NAMES+=("$(basename "$f" .c)")
 	done
+	[ "$CTR" = full ] && NAMES+=(ctr-state)
 fi
 # programs whose dump must fail: only their plain and corrupt runs here (the dump is
 # tests/failure-cases.sh's business)
 NO_CHECKPOINT=" unsupported-fd "
 
 # ---------------------------------------------------------------------------------------
+# start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour
+start_prog() {
+	if [ -n "$CTR" ]; then
+		ctr_start "$@"
+	else
+		zoo_start "$@"
+	fi
+}
+
 case_plain() {
-	local name=$1 d=$ZOO_TMP/$1.plain
-	if ! zoo_start "$name" "$d"; then
-		result_fail "$name/plain" "$ZERR"
+	local name=$1 d=$ZOO_TMP/$1.${CASE_TAG}plain c=$1/${CASE_TAG}plain
+	if ! start_prog "$name" "$d"; then
+		result_fail "$c" "$ZERR"
 		return
 	fi
 	sleep 0.3
 	if ! zoo_stop "$ZPID" "$d" "$d/out"; then
-		result_fail "$name/plain" "$ZERR"
+		result_fail "$c" "$ZERR"
 		return
 	fi
 	if [[ $ZVERDICT != PASS* ]]; then
-		result_fail "$name/plain" "without any checkpoint: $ZVERDICT"
+		result_fail "$c" "without any checkpoint: $ZVERDICT"
 		return
 	fi
-	result_ok "$name/plain"
+	result_ok "$c"
 }
 
 case_corrupt() {
-	local name=$1 tags tag bad="" n=0 d
-	tags=$("$ZOO_BIN/$name" --list-corruptions 2>&1)
+	local name=$1 tags tag bad="" n=0 d c=$1/${CASE_TAG}corrupt
+	tags=$("$(zoo_prog "$name")" --list-corruptions 2>&1)
 	if [ -z "$tags" ]; then
-		result_fail "$name/corrupt" "the program lists no corruptions"
+		result_fail "$c" "the program lists no corruptions"
 		return
 	fi
 	for tag in $tags; do
 		n=$((n + 1))
-		d=$ZOO_TMP/$name.corrupt-$tag
-		if ! zoo_start "$name" "$d" "--corrupt=$tag"; then
+		d=$ZOO_TMP/$name.${CASE_TAG}corrupt-$tag
+		if ! start_prog "$name" "$d" "--corrupt=$tag"; then
 			bad="$bad; $tag: $ZERR"
 			continue
 		fi
@@ -109,11 +144,12 @@ case_corrupt() {
 		FAIL:*) bad="$bad; $tag: FAIL does not name '$tag:' ($ZVERDICT)" ;;
 		*) bad="$bad; $tag: the check cannot fail, got '$ZVERDICT'" ;;
 		esac
+		[ -n "$CTR" ] && ctr_case_done "$name" "$d"
 	done
 	if [ -n "$bad" ]; then
-		result_fail "$name/corrupt" "${bad#; }"
+		result_fail "$c" "${bad#; }"
 	else
-		result_ok "$name/corrupt ($n: $(echo "$tags" | tr '\n' ' ' | sed 's/ $//'))"
+		result_ok "$c ($n: $(echo "$tags" | tr '\n' ' ' | sed 's/ $//'))"
 	fi
 }
 
@@ -122,14 +158,14 @@ cr_logs() { # cr_logs DIR: what to show when a checkpoint case fails
 }
 
 case_checkpoint() {
-	local name=$1 d=$ZOO_TMP/$1.cr pid shell=() rpid
+	local name=$1 d=$ZOO_TMP/$1.${CASE_TAG}cr c=$1/${CASE_TAG}checkpoint pid shell=() rpid
 	mkdir -p "$d/img"
 	if [ ! -x "$STASIS" ]; then
-		result_fail "$name/checkpoint" "no stasis binary at $STASIS (run make)"
+		result_fail "$c" "no stasis binary at $STASIS (run make)"
 		return
 	fi
-	if ! zoo_start "$name" "$d"; then
-		result_fail "$name/checkpoint" "$ZERR"
+	if ! start_prog "$name" "$d"; then
+		result_fail "$c" "$ZERR"
 		return
 	fi
 	pid=$ZPID
@@ -144,10 +180,11 @@ case_checkpoint() {
 	sleep 0.3
 	local started
 	started=$(proc_starttime "$pid")
+	[ -n "$CTR" ] && ctr_before_dump "$name" "$d" "$pid"
 
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" -o dump.log -v4
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" "${CTR_DUMP_OPTS[@]}" -o dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
-		result_fail "$name/checkpoint" "stasis dump exited $ZRC"
+		result_fail "$c" "stasis dump exited $ZRC"
 		cr_logs "$d"
 		kill_ours "$pid"
 		return
@@ -156,12 +193,12 @@ case_checkpoint() {
 	# would: tests/zoo/NAME.after-dump IMGDIR (STASIS is set)
 	if [ -x "$ZOO_DIR/$name.after-dump" ] &&
 		! STASIS=$STASIS "$ZOO_DIR/$name.after-dump" "$d/img" >"$d/after-dump.out" 2>&1; then
-		result_fail "$name/checkpoint" "after the dump: $(tail -n 1 "$d/after-dump.out")"
+		result_fail "$c" "after the dump: $(tail -n 1 "$d/after-dump.out")"
 		kill_ours "$pid"
 		return
 	fi
 	if ! wait_until 10 not_alive "$pid"; then
-		result_fail "$name/checkpoint" "pid $pid still running after a dump without --leave-running"
+		result_fail "$c" "pid $pid still running after a dump without --leave-running"
 		cr_logs "$d"
 		kill_ours "$pid"
 		return
@@ -170,16 +207,17 @@ case_checkpoint() {
 		wait_until 10 not_alive "$ZCAT" || kill_ours "$ZCAT"
 	fi
 	if ! wait_until 10 pid_free "$pid"; then
-		result_fail "$name/checkpoint" "pid $pid not free after the dump (zombie not reaped?)"
+		result_fail "$c" "pid $pid not free after the dump (zombie not reaped?)"
 		return
 	fi
+	[ -n "$CTR" ] && ctr_after_dump "$name" "$d"
 
 	if [ "$name" = shell-job ]; then
 		# restore's stdout is a new pipe to a new cat; stasis (with -d) exits, cat ends when
 		# the restored program exits
 		{
 			timeout -k 5 60 "$STASIS" restore -D "$d/img" -d --shell-job --pidfile "$d/restored.pid" \
-				-o restore.log -v4 </dev/null 2>"$d/restore.out"
+				"${CTR_RESTORE_OPTS[@]}" -o restore.log -v4 </dev/null 2>"$d/restore.out"
 			echo $? >"$d/restore.rc"
 		} | cat >"$d/out2" &
 		ZCAT=$!
@@ -190,56 +228,76 @@ case_checkpoint() {
 	else
 		ZCAT=""
 		ZOO_WRAP=("${wrap[@]}")
-		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" \
+			"${CTR_RESTORE_OPTS[@]}" -o restore.log -v4
 		ZOO_WRAP=()
 	fi
 	track_pid "$pid"
 	ZLAUNCH=""
 	if [ "$ZRC" != 0 ]; then
-		result_fail "$name/checkpoint" "stasis restore exited $ZRC"
+		result_fail "$c" "stasis restore exited $ZRC"
 		cr_logs "$d"
 		kill_ours "$pid"
 		kill_ours "$ZCAT"
 		return
 	fi
 	rpid=$(cat "$d/restored.pid" 2>/dev/null)
-	if [ "$rpid" != "$pid" ]; then
-		result_fail "$name/checkpoint" "--pidfile says '$rpid', expected $pid"
-		cr_logs "$d"
-		kill_ours "$pid"
-		kill_ours "$rpid"
-		kill_ours "$ZCAT"
-		return
-	fi
-	if ! proc_alive "$pid"; then
-		result_fail "$name/checkpoint" "restored pid $pid is not running (output: $(tail -c 300 "$d/out"))"
-		cr_logs "$d"
-		kill_ours "$ZCAT"
-		return
-	fi
-	if [ "$(proc_starttime "$pid")" = "$started" ]; then
-		result_fail "$name/checkpoint" "pid $pid has the start time of the dumped process: it was never replaced"
-		kill_ours "$pid"
-		kill_ours "$ZCAT"
-		return
-	fi
-	if ! pid_is_ours "$pid"; then
-		result_fail "$name/checkpoint" "pid $pid runs $(readlink "/proc/$pid/exe"), not the zoo program"
-		cr_logs "$d"
-		kill_ours "$ZCAT"
-		return
+	if [ -n "$CTR" ]; then
+		# a container's init comes back with a new host pid
+		[ -n "$rpid" ] && track_pid "$rpid"
+		if ! ctr_check_restored "$d" "$rpid"; then
+			result_fail "$c" "$ZERR"
+			cr_logs "$d"
+			kill_ours "$rpid"
+			kill_ours "$ZCAT"
+			return
+		fi
+		pid=$rpid
+		if ! ctr_after_restore "$name" "$d" "$pid"; then
+			result_fail "$c" "$ZERR"
+			kill_ours "$pid"
+			kill_ours "$ZCAT"
+			return
+		fi
+	else
+		if [ "$rpid" != "$pid" ]; then
+			result_fail "$c" "--pidfile says '$rpid', expected $pid"
+			cr_logs "$d"
+			kill_ours "$pid"
+			kill_ours "$rpid"
+			kill_ours "$ZCAT"
+			return
+		fi
+		if ! proc_alive "$pid"; then
+			result_fail "$c" "restored pid $pid is not running (output: $(tail -c 300 "$d/out"))"
+			cr_logs "$d"
+			kill_ours "$ZCAT"
+			return
+		fi
+		if [ "$(proc_starttime "$pid")" = "$started" ]; then
+			result_fail "$c" "pid $pid has the start time of the dumped process: it was never replaced"
+			kill_ours "$pid"
+			kill_ours "$ZCAT"
+			return
+		fi
+		if ! pid_is_ours "$pid"; then
+			result_fail "$c" "pid $pid runs $(readlink "/proc/$pid/exe"), not the zoo program"
+			cr_logs "$d"
+			kill_ours "$ZCAT"
+			return
+		fi
 	fi
 	sleep 0.5
 
 	local out=$d/out
 	[ "$name" = shell-job ] && out=$d/out2
 	if ! zoo_stop "$pid" "$d" "$out"; then
-		result_fail "$name/checkpoint" "$ZERR"
+		result_fail "$c" "$ZERR"
 		cr_logs "$d"
 		return
 	fi
 	if [[ $ZVERDICT != PASS* ]]; then
-		result_fail "$name/checkpoint" "$ZVERDICT"
+		result_fail "$c" "$ZVERDICT"
 		cr_logs "$d"
 		return
 	fi
@@ -248,28 +306,50 @@ case_checkpoint() {
 	if [ "$name" = shell-job ]; then
 		expect=$(printf 'READY\n')
 		if [ "$(cat "$d/out")" != "$expect" ] || [ "$(cat "$d/out2")" != "$ZVERDICT" ]; then
-			result_fail "$name/checkpoint" "pipe output: before '$(head -c 200 "$d/out")', after '$(head -c 200 "$d/out2")'"
+			result_fail "$c" "pipe output: before '$(head -c 200 "$d/out")', after '$(head -c 200 "$d/out2")'"
 			return
 		fi
 	else
 		expect=$(printf 'READY\n%s' "$ZVERDICT")
 		if [ "$(cat "$d/out")" != "$expect" ] || [ "$(tail -c 1 "$d/out" | od -An -c | tr -d ' ')" != '\n' ]; then
-			result_fail "$name/checkpoint" "stdout file is not 'READY' + verdict: '$(head -c 200 "$d/out" | tr '\n\0' '|@')'"
+			result_fail "$c" "stdout file is not 'READY' + verdict: '$(head -c 200 "$d/out" | tr '\n\0' '|@')'"
 			return
 		fi
 	fi
-	result_ok "$name/checkpoint${ZVERDICT#PASS}"
+	result_ok "$c${ZVERDICT#PASS}"
+}
+
+# one program: its cases in the flavour asked for
+run_cases() {
+	local name=$1
+	if [ -z "$CTR" ]; then
+		if [ "$CR_ONLY" = 0 ]; then
+			case_plain "$name"
+			case_corrupt "$name"
+		fi
+		[ "$NO_CR" = 1 ] || [[ $NO_CHECKPOINT == *" $name "* ]] || case_checkpoint "$name"
+		return
+	fi
+	# containers: the programs' corruptions were proven on the host; ctr-state's here
+	if [ "$CR_ONLY" = 0 ]; then
+		case_plain "$name"
+		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}plain"
+		if [ "$name" = ctr-state ]; then
+			case_corrupt "$name"
+			ctr_case_checks_fail
+		fi
+	fi
+	if [ "$NO_CR" = 0 ] && [[ $NO_CHECKPOINT != *" $name "* ]]; then
+		case_checkpoint "$name"
+		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}cr"
+	fi
 }
 
 for name in "${NAMES[@]}"; do
-	if [ ! -f "$ZOO_DIR/$name.c" ]; then
+	if [ ! -f "$ZOO_DIR/$name.c" ] && { [ "$CTR" != full ] || [ "$name" != ctr-state ]; }; then
 		result_fail "$name" "no such zoo program (tests/zoo/$name.c)"
 		continue
 	fi
-	if [ "$CR_ONLY" = 0 ]; then
-		case_plain "$name"
-		case_corrupt "$name"
-	fi
-	[ "$NO_CR" = 1 ] || [[ $NO_CHECKPOINT == *" $name "* ]] || case_checkpoint "$name"
+	run_cases "$name"
 done
 summary

@@ -11,10 +11,6 @@
  * clients), applies the clients' shutdowns, and every process inherits its sockets.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,55 +22,12 @@
 #include "unix.h"
 #include "util.h"
 
-/* Looks for the listener in whose queue the client waits (every listener of this network
- * namespace, the tree's or not). 1: found, 0: none, <0: failed. */
-static int find_listener(uint64_t client, uint64_t *listener)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct unix_diag_req req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
-			 .udiag_show = UDIAG_SHOW_ICONS },
-	};
-	auto_free char *buf = malloc(UNIX_DIAG_BUF);
-	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	int found = 0;
-
-	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
-		return -errno;
-	for (;;) {
-		ssize_t got = recv(nl, buf, UNIX_DIAG_BUF, 0);
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
-		size_t n = got;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-			struct unix_info li;
-			if (h->nlmsg_type == NLMSG_DONE)
-				return found;
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-				return -EIO;
-			if (unix_diag_parse(h, &li))
-				return -ENOMEM;
-			for (size_t i = 0; i < li.n_icons && !found; i++) {
-				if (li.icons[i] == client) {
-					*listener = li.ino;
-					found = 1;
-				}
-			}
-			free(li.icons);
-		}
-	}
-}
-
-int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
-			     const struct unix_info *ui)
+int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
+			     FdEntry *e, const struct unix_info *ui)
 {
 	uint64_t listener = 0;
 	struct unix_info li;
-	int type, passcred, err = find_listener(p->st.st_ino, &listener);
+	int type, passcred, err = unix_find_listener(p->st.st_ino, &listener);
 	char name[sizeof(li.name) + 1] = "?", what[sizeof(name) + 96];
 
 	if (err < 0)
@@ -82,7 +35,7 @@ int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEn
 		       strerror(-err));
 	if (err <= 0)
 		return err; /* 0: not waiting to be accepted */
-	if ((err = unix_tree_holds(t, listener)) < 0)
+	if ((err = unix_tree_holds(ud, t, listener)) < 0)
 		return err;
 	if (sock_diag_unix(listener, &li, false) == 0)
 		unix_name(li.name, li.name_len, name, sizeof(name));
@@ -110,10 +63,10 @@ int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEn
 	return 1;
 }
 
-int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
-			     const struct unix_info *ui)
+int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
+			     FdEntry *e, const struct unix_info *ui)
 {
-	SocketTable *tab = &unix_state_of(t->ctx)->tab;
+	SocketTable *tab = &ud->tab;
 	struct unix_info li;
 	char name[sizeof(li.name) + 1];
 	int err = sock_diag_unix(p->st.st_ino, &li, true);
@@ -136,7 +89,7 @@ int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEn
 				"socket: restored reading end-of-file; data it wrote before closing is "
 				"not kept",
 				t->pid, p->fd, i + 1, name);
-		} else if ((err = unix_tree_holds(t, client)) <= 0) {
+		} else if ((err = unix_tree_holds(ud, t, client)) <= 0) {
 			if (!err)
 				pr_err("dump pid %d fd %d: unix socket %s has a connection waiting to be "
 				       "accepted from socket:[%llu] outside the tree (not supported)",
@@ -172,19 +125,18 @@ int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEn
 
 /* ---- restore ---- */
 
-static const FdEntry *find_listener_entry(const struct restore_task *tasks, size_t nr_tasks,
-					  uint64_t ino)
+/* The listener stasis made for the entry of socket ino, if it is one. */
+static int held_listener(const struct unix_state *st, uint64_t ino, const FdEntry **l)
 {
-	for (size_t i = 0; i < nr_tasks; i++) {
-		for (size_t k = 0; k < tasks[i].fds->n_fds; k++) {
-			const FdEntry *e = tasks[i].fds->fds[k];
-			if (e->kind == FD_KIND__FD_UNIX_BOUND && e->has_sock_ino && e->sock_ino == ino &&
-			    e->has_sock_backlog && e->has_sock_type &&
-			    (e->sock_type == SOCK_STREAM || e->sock_type == SOCK_SEQPACKET))
-				return e;
+	for (size_t i = 0; i < st->nr_made; i++) {
+		const FdEntry *e = st->made[i].e;
+		if (st->made[i].ino == ino && e && e->has_sock_backlog &&
+		    (e->sock_type == SOCK_STREAM || e->sock_type == SOCK_SEQPACKET)) {
+			*l = e;
+			return st->made[i].fd;
 		}
 	}
-	return NULL;
+	return -1;
 }
 
 /* A new client connected to the listener, with the saved shutdown. */
@@ -194,7 +146,7 @@ static int connect_client(const FdEntry *l, const UnixPending *u)
 	socklen_t len;
 	int err, s;
 
-	if ((err = unix_saved_addr(l, &sa, &len)))
+	if ((err = unix_reach_addr(l, &sa, &len)))
 		return err;
 	s = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0)
@@ -214,33 +166,24 @@ static const char *entry_name(const FdEntry *l, char *buf, size_t len)
 	return unix_name((const char *)l->sock_name.data, l->sock_name.len, buf, len);
 }
 
-int unix_restore_pending(struct run_ctx *ctx, const SocketTable *tab,
-			 const struct restore_task *tasks, size_t nr_tasks)
+int unix_restore_pending(struct unix_state *st)
 {
+	const SocketTable *tab = st->rst;
 	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	int err;
 
 	for (size_t i = 0; i < tab->n_pending; i++) {
 		const UnixPending *u = tab->pending[i];
-		const FdEntry *l = find_listener_entry(tasks, nr_tasks, u->listener);
+		const FdEntry *l = NULL;
+		int ls = held_listener(st, u->listener, &l);
 		uint32_t before = 0;
 		for (size_t k = 0; k < i; k++)
 			before += tab->pending[k]->listener == u->listener;
-		if (!l || u->order != before || u->client_shutdown > 3) {
+		if (ls < 0 || u->order != before || u->client_shutdown > 3) {
 			pr_err("image sockets.img: pending connection %zu (to socket %llu, place %u in its "
 			       "queue) is not to a listening socket of the images, or out of order",
 			       i, (unsigned long long)u->listener, u->order);
 			return -EINVAL;
-		}
-		int ls = unix_held_fd(ctx, u->listener);
-		if (ls < 0) {
-			if ((ls = unix_bind_saved(l)) < 0) {
-				pr_err("restore: cannot bind listening unix socket %s again: %s",
-				       entry_name(l, name, sizeof(name)), strerror(-ls));
-				return ls;
-			}
-			if ((err = unix_hold(ctx, u->listener, 0, ls)))
-				return err;
 		}
 		int c = connect_client(l, u);
 		if (c < 0) {
@@ -252,25 +195,8 @@ int unix_restore_pending(struct run_ctx *ctx, const SocketTable *tab,
 		}
 		if (!u->has_client)
 			close(c); /* accept() reads end-of-file, as before */
-		else if ((err = unix_hold(ctx, u->client, 0, c)))
+		else if ((err = unix_hold(st, u->client, 0, c, NULL)))
 			return err;
 	}
 	return 0;
 }
-
-static int open_pending(struct restore_task *t, const FdEntry *e)
-{
-	int passcred = e->sock_passcred, fd = unix_held_fd(t->ctx, e->sock_ino);
-
-	if (fd < 0)
-		return -ENOENT;
-	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred)))
-		return -errno;
-	return unix_dup_held(fd, e->flags);
-}
-
-const struct fd_kind_ops fd_kind_unix_pending = {
-	.name = "unix socket waiting to be accepted",
-	.open = open_pending,
-	.kind = FD_KIND__FD_UNIX_PENDING,
-};

@@ -1,28 +1,35 @@
 /*
- * Unix sockets. Pairs: two connected unix sockets both held inside the tree (socketpair(),
- * or a connection whose both ends stayed in the tree). The peer and shutdown state come from
- * NETLINK_SOCK_DIAG; what waits in each receive queue is peeked (SO_PEEK_OFF + MSG_PEEK, on a
- * copy of the fd taken with pidfd_getfd) without being consumed. On restore stasis makes a
- * new pair before the tree, sends each end's queued data from the other end, applies the
- * shutdowns, and every process inherits its end. Sockets bound to a name and not connected
- * are bound again (listening ones with the connections waiting in their queue:
- * unix-backlog.c); a datagram socket connected to a named socket outside the tree is
- * connected to that name again; any other socket connected outside the tree is external
- * (--ext-unix-sk, restored from --inherit-fd: external.c). Anything else fails the dump,
- * naming it.
+ * The tree's unix sockets. The kernel tells each socket's peer, name, shutdown state and
+ * queue lengths (NETLINK_SOCK_DIAG); stasis reads queues on copies of the fds (pidfd_getfd).
+ *
+ * Dump, first (the tree frozen, before any process's fds): the queue of every socket the tree
+ * holds, unless it is connected outside the tree, is read with the files its messages carry;
+ * a socket carried that way has its queue read in turn (unix-queue.c). Then each fd is one of:
+ *   a listener, with the connections waiting in it (unix-backlog.c), or a socket bound to a
+ *     name and not connected (stream, seqpacket, or datagram with what waits in it):
+ *     FD_UNIX_BOUND;
+ *   a datagram socket connected one way to a socket of the tree: FD_UNIX_BOUND + sock_peer;
+ *   one end of a pair, its peer held, carried or closed: FD_UNIX_PAIR (unix-pair.c);
+ *   a client waiting to be accepted by a listener of the tree: FD_UNIX_PENDING;
+ *   neither bound nor connected: FD_UNIX_FRESH;
+ *   connected outside the tree: a datagram socket to a named socket, connected to the name
+ *     again (FD_UNIX_EXTERNAL, --ext-unix-sk), else external (unix-held.c).
+ * The files carried in flight are saved in the same pass (unix-inflight.c; sockets here).
+ *
+ * Restore, before the tree: stasis binds every named socket and listener, makes every pair,
+ * connects the one-way datagram sockets, queues the connections not accepted yet and makes
+ * the files only messages hold; every process inherits what it holds. Once every process
+ * exists (at the first of these fds to finish): the carried files processes hold are taken,
+ * every queue is filled again, closed ends closed, shutdowns applied, and stasis lets go.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <stddef.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -32,137 +39,7 @@
 #include "unix.h"
 #include "util.h"
 
-#define MAX_QUEUED (4u << 20)
-
-int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
-{
-	const struct unix_diag_msg *m = NLMSG_DATA(h);
-	const struct nlattr *a = (const struct nlattr *)(m + 1);
-	int left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-
-	memset(ui, 0, sizeof(*ui));
-	ui->ino = m->udiag_ino;
-	ui->state = m->udiag_state;
-	while (left >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
-		const void *data = a + 1;
-		size_t len = a->nla_len - sizeof(*a);
-		if (a->nla_type == UNIX_DIAG_PEER && len >= sizeof(uint32_t)) {
-			ui->has_peer = true;
-			ui->peer = *(const uint32_t *)data;
-		} else if (a->nla_type == UNIX_DIAG_NAME) {
-			ui->named = true;
-			ui->name_len = len < sizeof(ui->name) ? len : sizeof(ui->name);
-			memcpy(ui->name, data, ui->name_len);
-		} else if (a->nla_type == UNIX_DIAG_RQLEN && len >= sizeof(struct unix_diag_rqlen)) {
-			ui->rqueue = ((const struct unix_diag_rqlen *)data)->udiag_rqueue;
-			ui->wqueue = ((const struct unix_diag_rqlen *)data)->udiag_wqueue;
-		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && len >= 1) {
-			ui->shutdown = *(const uint8_t *)data;
-		} else if (a->nla_type == UNIX_DIAG_ICONS && len / sizeof(uint32_t) && !ui->icons) {
-			ui->icons = malloc(len);
-			if (!ui->icons)
-				return -ENOMEM;
-			memcpy(ui->icons, data, len);
-			ui->n_icons = len / sizeof(uint32_t);
-		}
-		int step = NLA_ALIGN(a->nla_len);
-		left -= step;
-		a = (const struct nlattr *)((const char *)a + step);
-	}
-	return 0;
-}
-
-/* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues. */
-int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct unix_diag_req req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST },
-		.req = { .sdiag_family = AF_UNIX, .udiag_states = -1, .udiag_ino = ino,
-			 .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
-				       (with_icons ? UDIAG_SHOW_ICONS : 0),
-			 .udiag_cookie = { -1U, -1U } },
-	};
-	auto_free char *buf = malloc(UNIX_DIAG_BUF);
-	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-
-	memset(ui, 0, sizeof(*ui));
-	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
-		return -errno;
-	ssize_t n = recv(nl, buf, UNIX_DIAG_BUF, 0);
-	struct nlmsghdr *h = (struct nlmsghdr *)buf;
-	if (n < (ssize_t)sizeof(*h) || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return -ENOENT;
-	return unix_diag_parse(h, ui);
-}
-
-const char *unix_name(const char *name, size_t name_len, char *buf, size_t len)
-{
-	bool abstract = name_len && !name[0];
-
-	snprintf(buf, len, "%s%.*s", abstract ? "@" : "", (int)(name_len - abstract), name + abstract);
-	return buf;
-}
-
-/*
- * Everything waiting in the receive queue of the socket, without taking it; *named (if
- * given) counts the datagrams whose sender had a name.
- */
-static int peek_queue_from(pid_t pid, int fd, int type, UnixEnd *end, size_t *named)
-{
-	auto_close int s = task_fd_copy(pid, fd);
-	auto_free char *buf = malloc(MAX_QUEUED);
-	int off = 0, own = -1; /* the program's own peek offset, given back after */
-	socklen_t len = sizeof(own);
-	size_t total = 0;
-
-	if (s < 0)
-		return s;
-	if (!buf || getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
-	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
-		return -errno;
-	for (;;) {
-		struct sockaddr_un from;
-		struct iovec iov = { buf, MAX_QUEUED - total };
-		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n < 0 || (n == 0 && type == SOCK_STREAM))
-			break; /* stream: 0 is end-of-file, nothing queued */
-		if (named && mh.msg_namelen > offsetof(struct sockaddr_un, sun_path))
-			(*named)++;
-		total += n;
-		end->queued = realloc(end->queued, (end->n_queued + 1) * sizeof(*end->queued));
-		if (!end->queued)
-			abort();
-		end->queued[end->n_queued].data = xzalloc(n + 1);
-		memcpy(end->queued[end->n_queued].data, buf, n);
-		end->queued[end->n_queued++].len = n;
-		if (total >= MAX_QUEUED)
-			break;
-	}
-	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
-	return 0;
-}
-
-static int peek_queue(pid_t pid, int fd, int type, UnixEnd *end)
-{
-	return peek_queue_from(pid, fd, type, end, NULL);
-}
-
-static bool seen_end(struct unix_state *ud, uint64_t ino)
-{
-	for (size_t i = 0; i < ud->nr_seen; i++)
-		if (ud->seen[i] == ino)
-			return true;
-	return false;
-}
-
-struct unix_state *unix_state_of(const struct run_ctx *ctx)
+static struct unix_state *unix_state_of(const struct run_ctx *ctx)
 {
 	struct unix_state *ud = run_state(ctx, &tree_unix_sockets);
 
@@ -173,343 +50,165 @@ struct unix_state *unix_state_of(const struct run_ctx *ctx)
 	return ud;
 }
 
-/* Every socket the tree's processes hold, from /proc/PID/fd (the tree is frozen). */
-static int read_tree_sockets(struct dump_task *t, struct unix_state *ud)
-{
-	for (size_t k = 0; k < t->tree_size; k++) {
-		pid_t pid = t->tree[k].pid;
-		auto_free int *fds = NULL;
-		size_t n;
-		int err = proc_list_numbers(pid, "fd", &fds, &n);
-		if (err) {
-			pr_perror("dump pid %d: cannot list its fds", pid);
-			return err;
-		}
-		for (size_t i = 0; i < n; i++) {
-			char name[32], link[64];
-			unsigned long long ino;
-			snprintf(name, sizeof(name), "fd/%d", fds[i]);
-			if (proc_readlink(pid, name, link, sizeof(link)) || sscanf(link, "socket:[%llu]", &ino) != 1)
-				continue;
-			ud->held = realloc(ud->held, (ud->nr_held + 1) * sizeof(*ud->held));
-			if (!ud->held)
-				return -ENOMEM;
-			ud->held[ud->nr_held++] = ino;
-		}
-	}
-	ud->held_read = true;
-	return 0;
-}
-
-int unix_tree_holds(struct dump_task *t, uint64_t ino)
-{
-	struct unix_state *ud = unix_state_of(t->ctx);
-	int err;
-
-	if (!ud->held_read && (err = read_tree_sockets(t, ud)))
-		return err;
-	for (size_t i = 0; i < ud->nr_held; i++)
-		if (ud->held[i] == ino)
-			return 1;
-	return 0;
-}
-
-int sock_options(pid_t pid, int fd, int *type, int *passcred)
-{
-	auto_close int s = task_fd_copy(pid, fd);
-	socklen_t len = sizeof(int);
-
-	if (s < 0)
-		return s;
-	if (getsockopt(s, SOL_SOCKET, SO_TYPE, type, &len))
-		return -errno;
-	len = sizeof(int);
-	if (getsockopt(s, SOL_SOCKET, SO_PASSCRED, passcred, &len))
-		return -errno;
-	return 0;
-}
-
-/* What a socket restored by name needs: type, the name (its own or its peer's), options. */
-static void set_named_socket(FdEntry *e, const struct fd_probe *p, int type, int passcred,
-			     const struct unix_info *named)
-{
-	e->has_sock_type = e->has_sock_name = e->has_sock_passcred = e->has_flags = true;
-	e->sock_type = type;
-	e->sock_name.len = named->name_len;
-	e->sock_name.data = xzalloc(named->name_len + 1);
-	memcpy(e->sock_name.data, named->name, named->name_len);
-	e->sock_passcred = passcred;
-	e->flags = p->flags;
-}
-
-/* Bound to a name and not connected: a listening server socket, or a datagram receiver. */
-static int dump_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
-		      const struct unix_info *ui)
-{
-	int type, passcred, err;
-	bool listening = ui->state == TCP_LISTEN_STATE;
-	struct stat st;
-	char name[sizeof(ui->name) + 1];
-
-	if (sock_options(t->pid, p->fd, &type, &passcred)) {
-		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
-		return -errno;
-	}
-	if (!listening && type == SOCK_STREAM) {
-		pr_err("dump pid %d fd %d: unix socket %s is bound but not listening (not supported yet)",
-		       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)));
-		return -ENOTSUP;
-	}
-	if (listening && ui->rqueue && (err = unix_dump_listener_queue(t, p, e, ui)))
-		return err;
-	if (!listening) {
-		UnixEnd waiting = UNIX_END__INIT;
-		size_t named = 0;
-		if ((err = peek_queue_from(t->pid, p->fd, type, &waiting, &named))) {
-			pr_err("dump pid %d fd %d: cannot read the datagrams waiting in %s: %s", t->pid, p->fd,
-			       unix_name(ui->name, ui->name_len, name, sizeof(name)), strerror(-err));
-			return err;
-		}
-		if (named)
-			pr_warn("dump pid %d fd %d: %zu datagrams waiting in %s came from named sockets: they "
-				"come back from an unnamed one", t->pid, p->fd, named,
-				unix_name(ui->name, ui->name_len, name, sizeof(name)));
-		e->sock_queued = waiting.queued;
-		e->n_sock_queued = waiting.n_queued;
-	}
-	set_named_socket(e, p, type, passcred, ui);
-	if (listening) {
-		e->has_sock_backlog = true;
-		e->sock_backlog = ui->wqueue;
-	}
-	if (ui->name[0] && stat(ui->name, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		e->has_sock_file_mode = e->has_sock_file_uid = e->has_sock_file_gid = true;
-		e->sock_file_mode = st.st_mode & 07777;
-		e->sock_file_uid = st.st_uid;
-		e->sock_file_gid = st.st_gid;
-	}
-	return 1;
-}
-
-int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what)
-{
-	char key[48];
-
-	snprintf(key, sizeof(key), "socket:[%llu]", (unsigned long long)p->st.st_ino);
-	if (!t->ctx->opts->ext_unix_sk) {
-		pr_err("dump pid %d fd %d: unix socket %s is %s (pass --ext-unix-sk to save it as "
-		       "external, then restore with --inherit-fd fd[N]:%s)",
-		       t->pid, p->fd, key, what, key);
-		return -ENOTSUP;
-	}
-	e->kind = FD_KIND__FD_EXTERNAL;
-	e->ext_key = xstrdup(key);
-	e->has_flags = true;
-	e->flags = p->flags;
-	pr_info("dump pid %d fd %d: unix socket %s is %s: saved as external, restore needs "
-		"--inherit-fd fd[N]:%s",
-		t->pid, p->fd, key, what, key);
-	return 1;
-}
-
-/*
- * A datagram socket connected to a named socket outside the tree (syslog's /dev/log, say):
- * with --ext-unix-sk it is connected to that name again on restore.
- */
-static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
-			 const struct unix_info *peer)
-{
-	int type, passcred;
-	char name[sizeof(peer->name) + 1], what[sizeof(name) + 64];
-
-	if (sock_options(t->pid, p->fd, &type, &passcred)) {
-		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
-		return -errno;
-	}
-	unix_name(peer->name, peer->name_len, name, sizeof(name));
-	if (type != SOCK_DGRAM) {
-		snprintf(what, sizeof(what), "connected to %s outside the tree", name);
-		return unix_dump_outside(t, p, e, what);
-	}
-	if (!t->ctx->opts->ext_unix_sk) {
-		pr_err("dump pid %d fd %d: unix socket connected to %s outside the tree (pass "
-		       "--ext-unix-sk)",
-		       t->pid, p->fd, name);
-		return -ENOTSUP;
-	}
-	e->kind = FD_KIND__FD_UNIX_EXTERNAL;
-	set_named_socket(e, p, type, passcred, peer);
-	return 1;
-}
-
 static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct unix_state *ud = unix_state_of(t->ctx);
 	struct unix_info ui, pi = { 0 };
-	int type, passcred, err;
+	int err;
 
 	if (!S_ISSOCK(p->st.st_mode))
 		return 0;
-	uint64_t ino = p->st.st_ino;
-	if (sock_diag_unix(ino, &ui, false)) {
+	if (sock_diag_unix(p->st.st_ino, &ui, false)) {
 		pr_err("dump pid %d fd %d: %s is not a unix socket (not supported yet)", t->pid, p->fd,
 		       p->link);
 		return -ENOTSUP;
 	}
-	if (ui.has_peer && !ui.peer && ui.state == TCP_ESTABLISHED_STATE &&
-	    (err = unix_dump_pending_client(t, p, e, &ui)))
-		return err; /* connected, not accepted yet (or failed) */
-	if (ui.peer && !ui.named && sock_diag_unix(ui.peer, &pi, false) == 0 && pi.named && pi.peer != ino) {
-		/* connected to a named socket that is not connected back: a server outside */
-		return dump_external(t, p, e, &pi);
+	if (ui.state == TCP_LISTEN_STATE)
+		return unix_dump_bound(ud, t, p, e, &ui);
+	if (ui.has_peer && !ui.peer) {
+		if (ui.state == TCP_ESTABLISHED_STATE && (err = unix_dump_pending_client(ud, t, p, e, &ui)))
+			return err; /* connected, not accepted yet (or failed) */
+		return unix_dump_pair(ud, t, p, e, &ui, NULL); /* its peer was closed */
 	}
-	if (ui.peer && (err = unix_tree_holds(t, ui.peer)) <= 0) {
-		char what[sizeof(pi.name) + 64], name[sizeof(pi.name) + 1] = "";
-		if (err < 0)
-			return err;
-		if (sock_diag_unix(ui.peer, &pi, false) == 0 && pi.named)
-			unix_name(pi.name, pi.name_len, name, sizeof(name));
-		snprintf(what, sizeof(what), "connected to socket:[%llu]%s%s outside the tree",
-			 (unsigned long long)ui.peer, name[0] ? " " : "", name);
-		return unix_dump_outside(t, p, e, what);
+	if (ui.peer) {
+		bool pi_ok = sock_diag_unix(ui.peer, &pi, false) == 0;
+		if ((err = unix_tree_holds(ud, t, ui.peer)) <= 0)
+			return err ? err : unix_dump_peer_outside(t, p, e, &ui, &pi, pi_ok);
+		if (pi_ok && pi.peer == ui.ino)
+			return unix_dump_pair(ud, t, p, e, &ui, &pi);
+		return unix_dump_one_way(ud, t, p, e, &ui, &pi);
 	}
-	if (!ui.named && !ui.has_peer && ui.state != TCP_LISTEN_STATE) {
-		/* made and not bound nor connected yet (a client before connect, sendto only) */
-		if (sock_options(t->pid, p->fd, &type, &passcred)) {
-			pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
-			return -errno;
-		}
-		e->kind = FD_KIND__FD_UNIX_FRESH;
-		e->has_sock_type = e->has_flags = true;
-		e->sock_type = type;
-		e->flags = p->flags;
-		return 1;
-	}
-	if (!ui.peer || ui.named || sock_diag_unix(ui.peer, &pi, false) || pi.named || pi.peer != ino) {
-		pr_err("dump pid %d fd %d: %s is a unix socket %s (not supported yet)", t->pid, p->fd,
-		       p->link,
-		       ui.named || pi.named ? "bound to a name"
-		       : ui.has_peer	    ? "whose peer is closed"
-					    : "without a peer");
+	if (ui.named)
+		return unix_dump_bound(ud, t, p, e, &ui);
+	if (ui.rqueue) {
+		pr_err("dump pid %d fd %d: unix socket %s has %u bytes waiting but neither a name nor a "
+		       "peer (not supported)", t->pid, p->fd, p->link, ui.rqueue);
 		return -ENOTSUP;
 	}
-	e->has_pair_id = e->has_sock_ino = e->has_flags = true;
-	e->pair_id = ino < ui.peer ? ino : ui.peer;
-	e->sock_ino = ino;
-	e->flags = p->flags;
-	if (seen_end(ud, ino))
-		return 1; /* another fd of this end */
-	ud->seen = realloc(ud->seen, (ud->nr_seen + 1) * sizeof(*ud->seen));
-	if (!ud->seen)
+	/* made and not bound nor connected yet (a client before connect, sendto only) */
+	return unix_dump_fresh(t, p, e);
+}
+
+/* ---- dump: the queues, and the files carried in flight ---- */
+
+/* Read its queue now? Once; not for listeners, nor for sockets connected outside the tree. */
+static int wants_queue(struct unix_state *ud, struct dump_task *t, uint64_t ino, struct unix_info *ui)
+{
+	if (unix_queue_of(ud, ino) || sock_diag_unix(ino, ui, false) || ui->state == TCP_LISTEN_STATE)
+		return 0;
+	return ui->peer ? unix_tree_holds(ud, t, ui->peer) : 1;
+}
+
+static int read_queue(struct unix_state *ud, uint64_t ino, pid_t pid, int fd, int s,
+		      const struct unix_info *ui)
+{
+	struct unix_queue *more = realloc(ud->queues, (ud->nr_queues + 1) * sizeof(*more));
+
+	if (!more)
 		return -ENOMEM;
-	ud->seen[ud->nr_seen++] = ino;
-	for (size_t i = 0; i < ud->tab.n_pairs; i++) {
-		UnixPair *pair = ud->tab.pairs[i];
-		if (pair->id != e->pair_id)
-			continue;
-		/* the other end, met first: now this end's queue */
-		err = peek_queue(t->pid, p->fd, pair->type, pair->b);
-		if (err)
-			pr_perror("dump pid %d fd %d: cannot read its socket's queue", t->pid, p->fd);
-		return err ? err : 1;
-	}
-	if (sock_options(t->pid, p->fd, &type, &passcred)) {
-		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
-		return -errno;
-	}
-	UnixPair *pair = xzalloc(sizeof(*pair));
-	unix_pair__init(pair);
-	pair->id = e->pair_id;
-	pair->type = type;
-	pair->a = xzalloc(sizeof(UnixEnd));
-	pair->b = xzalloc(sizeof(UnixEnd));
-	unix_end__init(pair->a);
-	unix_end__init(pair->b);
-	pair->a->ino = ino;
-	pair->a->shutdown = ui.shutdown;
-	pair->b->ino = ui.peer;
-	pair->b->shutdown = pi.shutdown;
-	err = peek_queue(t->pid, p->fd, type, pair->a);
-	if (err) {
-		pr_perror("dump pid %d fd %d: cannot read its socket's queue", t->pid, p->fd);
+	ud->queues = more;
+	more[ud->nr_queues] = (struct unix_queue){ .ino = ino, .pid = pid, .fd = fd };
+	return unix_queue_read(ud, s, ui, &more[ud->nr_queues++]);
+}
+
+/*
+ * Every queue that may be restored, read until no more appear: a socket connected to one
+ * that a message carries is no longer outside the tree.
+ */
+static int read_queues(struct unix_state *ud, struct dump_task *t)
+{
+	bool more = true;
+	int err;
+
+	if ((err = unix_read_tree_sockets(ud, t)))
 		return err;
-	}
-	/* the peer's queue is peeked when its own fd is met */
-	ud->tab.pairs = realloc(ud->tab.pairs, (ud->tab.n_pairs + 1) * sizeof(*ud->tab.pairs));
-	if (!ud->tab.pairs)
-		return -ENOMEM;
-	ud->tab.pairs[ud->tab.n_pairs++] = pair;
-	return 1;
-}
-
-static int write_sockets(struct run_ctx *ctx, struct dump_tree *tr)
-{
-	struct unix_state *ud = unix_state_of(ctx);
-
-	(void)tr;
-	return ud->tab.n_pairs || ud->tab.n_pending
-		       ? image_write(ctx->images_dir_fd, IMG_SOCKETS, 0, &ud->tab.base)
-		       : 0;
-}
-
-/* ---- restore ---- */
-
-int unix_hold(struct run_ctx *ctx, uint64_t ino, uint64_t pair_id, int fd)
-{
-	struct unix_state *st = unix_state_of(ctx);
-
-	if (unix_held_fd(ctx, ino) >= 0) {
-		pr_err("image sockets.img: socket %llu appears twice", (unsigned long long)ino);
-		close(fd);
-		return -EINVAL;
-	}
-	struct held_socket *more = realloc(st->made, (st->nr_made + 1) * sizeof(*st->made));
-	if (!more) {
-		close(fd);
-		return -ENOMEM;
-	}
-	st->made = more;
-	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd };
-	return 0;
-}
-
-int unix_held_fd(const struct run_ctx *ctx, uint64_t ino)
-{
-	const struct unix_state *st = unix_state_of(ctx);
-
-	for (size_t i = 0; i < st->nr_made; i++)
-		if (st->made[i].ino == ino)
-			return st->made[i].fd;
-	return -1;
-}
-
-int unix_dup_held(int fd, unsigned flags)
-{
-	if (fcntl(fd, F_SETFL, flags & O_NONBLOCK))
-		return -errno;
-	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	return fd < 0 ? -errno : fd;
-}
-
-static int refill(int from, const UnixEnd *to_end, uint64_t id)
-{
-	for (size_t k = 0; k < to_end->n_queued; k++) {
-		if (send(from, to_end->queued[k].data, to_end->queued[k].len, MSG_DONTWAIT | MSG_NOSIGNAL) !=
-		    (ssize_t)to_end->queued[k].len) {
-			pr_perror("restore: cannot refill unix socket pair %llu", (unsigned long long)id);
-			return -EIO;
+	while (more) {
+		more = false;
+		for (size_t i = 0; i < ud->nr_held; i++) {
+			struct unix_info ui;
+			int want = wants_queue(ud, t, ud->held[i].ino, &ui);
+			if (want <= 0) {
+				if (want < 0)
+					return want;
+				continue;
+			}
+			int s = task_fd_copy(ud->held[i].pid, ud->held[i].fd);
+			if (s < 0)
+				return s;
+			err = read_queue(ud, ud->held[i].ino, ud->held[i].pid, ud->held[i].fd, s, &ui);
+			close(s);
+			if (err)
+				return err;
+			more = true;
+		}
+		for (size_t i = 0; i < ud->nr_carried; i++) {
+			struct unix_info ui;
+			int want = ud->carried[i].is_socket ? wants_queue(ud, t, ud->carried[i].ino, &ui) : 0;
+			if (want < 0)
+				return want;
+			if (want && (err = read_queue(ud, ud->carried[i].ino, 0, i, ud->carried[i].fd, &ui)))
+				return err;
+			more |= want;
 		}
 	}
 	return 0;
 }
 
-int unix_apply_shutdown(int s, uint32_t bits)
+/* A carried unix socket no process holds: saved as the fds of processes are. */
+static int dump_carried_socket(struct unix_state *ud, struct dump_task *t, uint32_t id, FdEntry *e)
 {
-	if ((bits & 2) && shutdown(s, SHUT_WR))
-		return -errno;
-	if ((bits & 1) && shutdown(s, SHUT_RD))
-		return -errno;
+	struct fd_probe p;
+	struct unix_info ui;
+	auto_free char *info = NULL;
+	int err = fd_probe(getpid(), ud->carried[id].fd, &p, &info);
+
+	if (err || (err = sockopts_dump(getpid(), p.fd, e)))
+		return err;
+	if (sock_diag_unix(p.st.st_ino, &ui, false)) {
+		pr_err("dump pid %d fd %d: a message waiting in its unix socket carries %s, a socket "
+		       "of another family that no process holds (not supported)",
+		       ud->carried[id].pid, ud->carried[id].via_fd, p.link);
+		return -ENOTSUP;
+	}
+	p.flags &= ~O_CLOEXEC;
+	e->kind = FD_KIND__FD_UNIX_PAIR; /* as the fd table would: the dump may refine it */
+	err = dump_unix(t, &p, e);
+	return err < 0 ? err : 0;
+}
+
+static int save_carried(struct unix_state *ud, struct dump_task *t)
+{
+	int err;
+
+	for (size_t id = 0; id < ud->nr_carried; id++) { /* the table grows with epolls' targets */
+		FdEntry *e = xzalloc(sizeof(*e));
+		fd_entry__init(e);
+		e->fd = id;
+		if ((err = unix_carried_held_by_tree(ud, t, id, e)) < 0)
+			return err;
+		if (!err && (err = ud->carried[id].is_socket ? dump_carried_socket(ud, t, id, e)
+							      : unix_carried_dump_file(ud, t, id, e)))
+			return err;
+		ud->carried[id].e = e;
+		FdEntry **more = realloc(ud->tab.in_flight, (id + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		ud->tab.in_flight = more;
+		ud->tab.in_flight[ud->tab.n_in_flight++] = e;
+	}
 	return 0;
+}
+
+static int collect_sockets(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	static TaskCore no_core = TASK_CORE__INIT;
+	struct unix_state *ud = unix_state_of(ctx);
+	/* the carrier of files in flight: stasis itself, holding them */
+	struct dump_task carrier = { .pid = getpid(), .ctx = ctx, .tree = tr->tasks,
+				     .tree_size = tr->nr_tasks, .core = &no_core };
+	int err = read_queues(ud, &carrier);
+
+	return err ? err : save_carried(ud, &carrier);
 }
 
 static bool needs_sockets_img(const FdEntry *e)
@@ -518,22 +217,64 @@ static bool needs_sockets_img(const FdEntry *e)
 	       (e->kind == FD_KIND__FD_UNIX_BOUND && e->has_sock_ino);
 }
 
+static int write_sockets(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct unix_state *ud = unix_state_of(ctx);
+	bool needed = ud->tab.n_in_flight;
+	int err;
+
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		for (size_t k = 0; k < tr->tasks[i].fds->n_fds; k++)
+			needed |= needs_sockets_img(tr->tasks[i].fds->fds[k]);
+	if ((err = unix_carried_check(ud, tr->tasks, tr->nr_tasks)))
+		return err;
+	return needed ? image_write(ctx->images_dir_fd, IMG_SOCKETS, 0, &ud->tab.base) : 0;
+}
+
+/* ---- restore ---- */
+
 /* The fd's socket is one sockets.img makes: an end of its pair, or of a pending connection. */
 static bool fd_in_table(const SocketTable *tab, const FdEntry *e)
 {
+	if (e->kind == FD_KIND__FD_UNIX_BOUND)
+		return true; /* made from its entry */
 	for (size_t i = 0; i < tab->n_pairs; i++) {
 		const UnixPair *u = tab->pairs[i];
-		if (e->kind == FD_KIND__FD_UNIX_PAIR && u->id == e->pair_id &&
+		if (e->kind == FD_KIND__FD_UNIX_PAIR && u->id == e->pair_id && e->sock_ino &&
 		    (u->a->ino == e->sock_ino || u->b->ino == e->sock_ino))
 			return true;
 	}
 	for (size_t i = 0; i < tab->n_pending; i++) {
 		const UnixPending *u = tab->pending[i];
-		if ((e->kind == FD_KIND__FD_UNIX_PENDING && u->has_client && u->client == e->sock_ino) ||
-		    (e->kind == FD_KIND__FD_UNIX_BOUND && u->listener == e->sock_ino))
+		if (e->kind == FD_KIND__FD_UNIX_PENDING && u->has_client && u->client == e->sock_ino)
 			return true;
 	}
 	return false;
+}
+
+/* One fd (a process's, or in flight) that needs sockets.img. */
+static int check_entry(struct unix_state *st, const FdEntry *e, pid_t pid)
+{
+	bool ok = fd_in_table(st->rst, e);
+
+	if (ok && e->kind == FD_KIND__FD_UNIX_BOUND) {
+		ok = unix_bound_valid(e, st->nr_carried);
+		const FdEntry **more = realloc(st->bound, (st->nr_bound + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->bound = more;
+		st->bound[st->nr_bound++] = e;
+	}
+	if (!ok) {
+		if (pid)
+			pr_err("image fds-%d.img: fd %u is unix socket %llu, which sockets.img does not hold "
+			       "or that is invalid", pid, e->fd, (unsigned long long)e->sock_ino);
+		else
+			pr_err("image sockets.img: file in flight %u is unix socket %llu, which sockets.img "
+			       "does not hold or that is invalid", e->fd, (unsigned long long)e->sock_ino);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* sockets.img, if some fd of the tree needs it, checked with every such fd. */
@@ -548,69 +289,73 @@ static int validate_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 			needed |= needs_sockets_img(rt->tasks[i].fds->fds[k]);
 	if (!needed)
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_SOCKETS, 0, (ProtobufCMessage **)&st->rst)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_SOCKETS, 0, (ProtobufCMessage **)&st->rst)) ||
+	    (err = unix_carried_validate(st, rt->tasks, rt->nr_tasks)))
 		return err;
-	for (size_t i = 0; i < st->rst->n_pairs; i++) {
-		const UnixPair *u = st->rst->pairs[i];
-		if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET) {
-			pr_err("image sockets.img: pair %zu has type %u", i, u->type);
-			return -EINVAL;
-		}
-	}
-	for (size_t i = 0; i < rt->nr_tasks; i++) {
-		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
-			const FdEntry *e = rt->tasks[i].fds->fds[k];
-			if (needs_sockets_img(e) && !fd_in_table(st->rst, e)) {
-				pr_err("image fds-%d.img: fd %u is unix socket %llu, which sockets.img does "
-				       "not hold", rt->tasks[i].pid, e->fd, (unsigned long long)e->sock_ino);
-				return -EINVAL;
-			}
-		}
-	}
+	if (!unix_pairs_valid(st->rst, st->nr_carried))
+		return -EINVAL;
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			if (needs_sockets_img(rt->tasks[i].fds->fds[k]) &&
+			    (err = check_entry(st, rt->tasks[i].fds->fds[k], rt->tasks[i].pid)))
+				return err;
+	for (size_t i = 0; i < st->rst->n_in_flight; i++)
+		if (needs_sockets_img(st->rst->in_flight[i]) && (err = check_entry(st, st->rst->in_flight[i], 0)))
+			return err;
 	return 0;
 }
 
-/* Every pair made and refilled, every pending connection made again, in stasis. */
+/* Every socket made, in stasis: named ones, pairs, one-way ones, pending connections. */
 static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct unix_state *st = unix_state_of(ctx);
-	SocketTable *tab = st->rst;
 	int err;
 
-	if (!tab)
+	(void)rt;
+	if (!st->rst)
 		return 0;
-	for (size_t i = 0; i < tab->n_pairs; i++) {
-		UnixPair *u = tab->pairs[i];
-		int end[2];
-		if (socketpair(AF_UNIX, u->type | SOCK_CLOEXEC, 0, end)) {
-			pr_perror("restore: socketpair");
-			return -errno;
-		}
-		if ((err = unix_hold(ctx, u->a->ino, u->id, end[0])))
-			close(end[1]);
-		if (err || (err = unix_hold(ctx, u->b->ino, u->id, end[1])))
+	for (size_t i = 0; i < st->nr_bound; i++)
+		if (!st->bound[i]->has_sock_peer && (err = unix_make_bound(st, st->bound[i])))
 			return err;
-		if ((err = refill(end[1], u->a, u->id)) || (err = refill(end[0], u->b, u->id)) ||
-		    (err = unix_apply_shutdown(end[0], u->a->shutdown)) ||
-		    (err = unix_apply_shutdown(end[1], u->b->shutdown)))
+	if ((err = unix_make_pairs(st)))
+		return err;
+	for (size_t i = 0; i < st->nr_bound; i++)
+		if (st->bound[i]->has_sock_peer && (err = unix_make_bound(st, st->bound[i])))
 			return err;
-	}
-	return unix_restore_pending(ctx, tab, rt->tasks, rt->nr_tasks);
+	if ((err = unix_restore_pending(st)) || (err = unix_carried_open(st, ctx)))
+		return err;
+	return 0;
 }
 
-static void close_sockets(struct run_ctx *ctx)
+/* Once every process exists: files in flight taken, queues filled, stasis lets go. */
+static int fill_sockets(const struct restore_task *t, const FdEntry *e)
 {
-	struct unix_state *st = unix_state_of(ctx);
+	struct unix_state *st = unix_state_of(t->ctx);
+	int err;
 
-	for (size_t i = 0; i < st->nr_made; i++)
-		close(st->made[i].fd);
-	st->nr_made = 0;
+	(void)e;
+	if (!st->rst || st->filled)
+		return 0;
+	st->filled = true;
+	err = unix_carried_take(st);
+	if (!err)
+		err = unix_fill_pairs(st);
+	for (size_t i = 0; i < st->nr_bound && !err; i++)
+		if (st->bound[i]->n_sock_messages && (err = unix_queue_send_named(st, st->bound[i])))
+			pr_err("restore: cannot fill unix socket %llu again: %s",
+			       (unsigned long long)st->bound[i]->sock_ino, strerror(-err));
+	unix_carried_close(st);
+	unix_close_held(st);
+	return err;
 }
 
 static void undo_sockets(struct run_ctx *ctx, bool restored)
 {
+	struct unix_state *st = unix_state_of(ctx);
+
 	(void)restored;
-	close_sockets(ctx);
+	unix_carried_close(st);
+	unix_close_held(st);
 }
 
 static void free_sockets(void *state)
@@ -619,176 +364,98 @@ static void free_sockets(void *state)
 
 	if (st->rst)
 		image_free(&st->rst->base);
+	for (size_t i = 0; i < st->nr_carried; i++)
+		if (st->carried[i].fd >= 0)
+			close(st->carried[i].fd); /* dump: the duplicates the peeks gave */
 	free(st->made);
-	free(st->seen);
 	free(st->held);
+	free(st->queues);
+	free(st->carried);
+	free(st->bound);
 }
 
 const struct tree_object_ops tree_unix_sockets = {
 	.name = "unix sockets",
 	.state_size = sizeof(struct unix_state),
 	.free_state = free_sockets,
+	.collect = collect_sockets,
 	.write = write_sockets,
 	.validate = validate_sockets,
 	.prepare = prepare_sockets,
-	.close = close_sockets,
 	.undo = undo_sockets,
 };
 
-static int open_unix(struct restore_task *t, const FdEntry *e)
+static int open_held(struct restore_task *t, const FdEntry *e)
 {
-	int fd = unix_held_fd(t->ctx, e->sock_ino);
+	int fd = unix_held_fd(unix_state_of(t->ctx), e->sock_ino);
 	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
 }
 
-/* Claims the unix sockets bound to a name and not connected. */
-static int dump_unix_bound(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
-{
-	struct unix_info ui;
-
-	if (!S_ISSOCK(p->st.st_mode) || sock_diag_unix(p->st.st_ino, &ui, false) || !ui.named || ui.has_peer)
-		return 0;
-	return dump_bound(t, p, e, &ui);
-}
-
-int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
-{
-	*sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
-	if (e->sock_name.len == 0 || e->sock_name.len > sizeof(sa->sun_path))
-		return -EINVAL;
-	memcpy(sa->sun_path, e->sock_name.data, e->sock_name.len);
-	*len = offsetof(struct sockaddr_un, sun_path) + e->sock_name.len;
-	return 0;
-}
-
-/* A new socket of the saved type, flags and SO_PASSCRED, and the saved name as an address. */
-static int named_socket(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
-{
-	int passcred = e->sock_passcred;
-
-	if (unix_saved_addr(e, sa, len))
-		return -EINVAL;
-	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
-	if (s < 0)
-		return -errno;
-	if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred))) {
-		int err = -errno;
-		close(s);
-		return err;
-	}
-	return s;
-}
-
-/* A bound socket again: a stale socket file of the old one is replaced. */
-int unix_bind_saved(const FdEntry *e)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	struct stat st;
-	int s = named_socket(e, &sa, &len);
-
-	if (s < 0)
-		return s;
-	if (sa.sun_path[0] && stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(sa.sun_path);
-	if (bind(s, (struct sockaddr *)&sa, len) ||
-	    (e->has_sock_file_uid && lchown(sa.sun_path, e->sock_file_uid, e->sock_file_gid)) ||
-	    (e->has_sock_file_mode && chmod(sa.sun_path, e->sock_file_mode)) ||
-	    (e->has_sock_backlog && listen(s, e->sock_backlog))) {
-		int err = -errno;
-		close(s);
-		return err;
-	}
-	return s;
-}
-
-/* The datagrams that waited in a bound receiver, sent to it again in order, unnamed. */
-static int refill_receiver(int s, const FdEntry *e)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	int err = sockopts_restore(s, e); /* its buffer size first: they must fit as before */
-
-	if (err || !e->n_sock_queued)
-		return err;
-	auto_close int from = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC, 0);
-	if (from < 0 || unix_saved_addr(e, &sa, &len))
-		return from < 0 ? -errno : -EINVAL;
-	for (size_t k = 0; k < e->n_sock_queued; k++)
-		if (sendto(from, e->sock_queued[k].data, e->sock_queued[k].len, MSG_DONTWAIT | MSG_NOSIGNAL,
-			   (struct sockaddr *)&sa, len) != (ssize_t)e->sock_queued[k].len) {
-			pr_perror("restore: cannot queue datagram %zu of %zu again in fd %u", k + 1,
-				  e->n_sock_queued, e->fd);
-			return -EIO;
-		}
-	return 0;
-}
-
-/* Bound again, or (with connections waiting) the listener stasis made before the tree. */
+/* Made by stasis before the tree; or, from an image without sock_ino, bound here. */
 static int open_bound(struct restore_task *t, const FdEntry *e)
 {
-	if (!e->has_sock_ino) {
-		int s = unix_bind_saved(e), err;
-		if (s >= 0 && (err = refill_receiver(s, e))) {
-			close(s);
-			return err;
-		}
-		return s;
-	}
-	int fd = unix_held_fd(t->ctx, e->sock_ino);
-	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
-}
+	char *unlink_later = NULL;
 
-/* Connected again to the outside peer's name. */
-static int open_external(struct restore_task *t, const FdEntry *e)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	int s = named_socket(e, &sa, &len);
-	(void)t;
-
-	if (s < 0)
-		return s;
-	if (connect(s, (struct sockaddr *)&sa, len)) {
-		int err = -errno;
-		close(s);
-		return err;
+	if (e->has_sock_ino)
+		return open_held(t, e);
+	if (e->n_sock_queued) {
+		pr_err("restore pid %d fd %u: datagrams waiting in it were saved by an earlier stasis: "
+		       "dump again", t->pid, e->fd);
+		return -EINVAL;
 	}
+	int s = unix_bind_saved(e, &unlink_later);
+	if (unlink_later)
+		unlink(unlink_later);
+	free(unlink_later);
 	return s;
 }
 
-/* A new socket of its type: it was neither bound nor connected. */
+static int open_external(struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	return unix_connect_saved(e);
+}
+
 static int open_fresh(struct restore_task *t, const FdEntry *e)
 {
 	(void)t;
-	if (e->sock_type != SOCK_STREAM && e->sock_type != SOCK_DGRAM && e->sock_type != SOCK_SEQPACKET)
-		return -EINVAL;
-	int s = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC | (e->flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
-	return s < 0 ? -errno : s;
+	return unix_fresh_socket(e);
 }
 
 const struct fd_kind_ops fd_kind_unix_fresh = {
 	.name = "unix socket neither bound nor connected",
 	.open = open_fresh,
+	.finish = fill_sockets,
 	.kind = FD_KIND__FD_UNIX_FRESH,
 };
 
 const struct fd_kind_ops fd_kind_unix_external = {
 	.name = "unix socket connected outside the tree",
 	.open = open_external,
+	.finish = fill_sockets,
 	.kind = FD_KIND__FD_UNIX_EXTERNAL,
 };
 
+/* Claimed by fd_kind_unix's dump. */
 const struct fd_kind_ops fd_kind_unix_bound = {
-	.name = "bound unix socket",
-	.dump = dump_unix_bound,
+	.name = "unix socket made by name",
 	.open = open_bound,
+	.finish = fill_sockets,
 	.kind = FD_KIND__FD_UNIX_BOUND,
+};
+
+/* A connection not accepted yet: its client, made by stasis (cr/files/unix-backlog.c). */
+const struct fd_kind_ops fd_kind_unix_pending = {
+	.name = "unix socket waiting to be accepted",
+	.open = open_held,
+	.finish = fill_sockets,
+	.kind = FD_KIND__FD_UNIX_PENDING,
 };
 
 const struct fd_kind_ops fd_kind_unix = {
 	.name = "unix socket pair",
 	.dump = dump_unix,
-	.open = open_unix,
+	.open = open_held,
+	.finish = fill_sockets,
 	.kind = FD_KIND__FD_UNIX_PAIR,
 };

@@ -1,4 +1,16 @@
-/* What cr/files/unix.c and unix-backlog.c share. */
+/*
+ * Unix sockets, in layers; no file calls a file above it (the run's state is handed down):
+ *   unix.c          the tree's unix sockets: which kind each fd is, sockets.img, the order in
+ *                   which restore makes them, and the late step that fills their queues
+ *   unix-named.c    sockets made by name: bound, listening, connected one way, external
+ *   unix-pair.c     connected pairs (also with a closed peer): saved, made, filled
+ *   unix-backlog.c  connections waiting to be accepted
+ *   unix-queue.c    receive queues: messages peeked with their files and credentials, sent back
+ *   unix-inflight.c files carried by waiting messages (SCM_RIGHTS)
+ *   unix-held.c     which sockets are held: by the tree at dump, by stasis at restore
+ *   unix-socket.c   one socket made again: type, options, name, shutdown
+ *   unix-diag.c     the kernel's view (NETLINK_SOCK_DIAG)
+ */
 #ifndef STASIS_FILES_UNIX_H
 #define STASIS_FILES_UNIX_H
 
@@ -13,6 +25,62 @@
 #define TCP_LISTEN_STATE 10
 
 #define UNIX_DIAG_BUF (64u << 10) /* a listener's queue may hold thousands of connections */
+#define UNIX_NAME_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/* Dump: one socket's receive queue, read once (before any process's fds are saved). */
+struct unix_queue {
+	uint64_t ino;
+	pid_t pid;        /* a process holding it (0: carried in flight only) */
+	int fd;           /* its fd there; carried: the carried file's id */
+	bool read;        /* its messages were read (sockets connected outside the tree are not) */
+	UnixMsg **msgs;
+	size_t n;
+	bool reset;       /* an ECONNRESET waits to be read (stream, seqpacket) */
+};
+
+/* A file carried by a waiting message (SCM_RIGHTS). */
+struct carried_file {
+	int fd;           /* stasis's: dump, the duplicate a peek gave; restore, the file made again */
+	uint64_t dev, ino;
+	bool is_socket;
+	pid_t pid;        /* dump: who holds the socket that carries it (for messages) */
+	int via_fd;
+	FdEntry *e;       /* dump: its entry, once saved */
+};
+
+/* Restore: a socket stasis made before the tree; every new process inherits it. */
+struct held_socket {
+	uint64_t ino, pair_id; /* pair_id 0: not one end of a pair; ino 0: its closed end */
+	int fd;                /* stasis' own */
+	const FdEntry *e;      /* made from this entry (bound sockets), or NULL */
+	char *unlink_later;    /* its socket file, made for the restore only (see unix_bind_name) */
+};
+
+/* The run's unix sockets (tree_unix_sockets, cr/files/unix.c). */
+struct unix_state {
+	SocketTable tab; /* dump: pairs, pending connections, files in flight (set up on first use) */
+	bool tab_ready;
+	struct unix_holder {
+		uint64_t ino;
+		pid_t pid; /* the first process met holding it, at fd */
+		int fd;
+	} *held;        /* every socket the tree holds an fd of, read once when needed */
+	size_t nr_held;
+	bool held_read;
+	struct unix_queue *queues; /* dump: every socket of the tree (held or carried) */
+	size_t nr_queues;
+	struct carried_file *carried; /* dump and restore: files in flight, by id */
+	size_t nr_carried;
+
+	SocketTable *rst; /* restore: sockets.img, checked */
+	const FdEntry **bound; /* restore: the FD_UNIX_BOUND entries stasis makes (processes', in flight) */
+	size_t nr_bound;
+	struct held_socket *made;
+	size_t nr_made;
+	bool filled; /* restore: queues filled once every process existed; stasis let go */
+};
+
+/* ---- cr/files/unix-diag.c ---- */
 
 /* The kernel's view of one unix socket (NETLINK_SOCK_DIAG). */
 struct unix_info {
@@ -22,8 +90,10 @@ struct unix_info {
 	uint32_t shutdown;
 	bool named;
 	uint32_t state;
-	char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char name[UNIX_NAME_MAX];
 	size_t name_len;
+	bool has_vfs;            /* bound to a path: the socket file it made */
+	uint32_t vfs_ino, vfs_dev;
 	uint32_t rqueue, wqueue; /* listening: connections waiting, backlog; else bytes in, buffer out */
 	uint32_t *icons; /* with_icons, listening: each waiting connection's client, oldest first
 			    (0: closed); malloc'd */
@@ -34,56 +104,139 @@ int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons);
 /* One SOCK_DIAG_BY_FAMILY answer (of a dump, say) into ui. */
 struct nlmsghdr;
 int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui);
+/* The listener whose queue the client waits in: 1 (found), 0 (none), <0 (failed). */
+int unix_find_listener(uint64_t client, uint64_t *listener);
 /* A socket name for messages: a path, or an abstract name shown with a leading '@'. */
 const char *unix_name(const char *name, size_t name_len, char *buf, size_t len);
+
+/* ---- cr/files/unix-socket.c ---- */
+
 /* SO_TYPE and SO_PASSCRED, read on a copy of the task's fd. */
 int sock_options(pid_t pid, int fd, int *type, int *passcred);
-
-/* Restore: a socket stasis made before the tree; every new process inherits it. */
-struct held_socket {
-	uint64_t ino, pair_id; /* pair_id 0: not one end of a pair */
-	int fd;                /* stasis' own */
-};
-
-/* The run's unix sockets (tree_unix_sockets). */
-struct unix_state {
-	SocketTable tab; /* dump: pairs and pending connections (initialised on first use) */
-	bool tab_ready;
-	uint64_t *seen; /* ends met in the tree (their queues are peeked then) */
-	size_t nr_seen;
-	uint64_t *held; /* every socket inode the tree holds an fd of, read once when needed */
-	size_t nr_held;
-	bool held_read;
-
-	SocketTable *rst; /* restore: sockets.img, checked */
-	struct held_socket *made;
-	size_t nr_made;
-};
-
-struct unix_state *unix_state_of(const struct run_ctx *ctx);
-
-/* Does a process of the tree hold the socket? (<0: cannot tell, said) */
-int unix_tree_holds(struct dump_task *t, uint64_t ino);
-/* A socket connected to something outside the tree: external (--ext-unix-sk), or refused. */
-int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what);
-
-/* cr/files/unix-backlog.c */
-int unix_dump_listener_queue(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
-			     const struct unix_info *ui);
-int unix_dump_pending_client(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
-			     const struct unix_info *ui);
-int unix_restore_pending(struct run_ctx *ctx, const SocketTable *tab,
-			 const struct restore_task *tasks, size_t nr_tasks);
-
-/* Restore: sockets stasis made before the tree, by inode; every new process inherits them. */
-int unix_hold(struct run_ctx *ctx, uint64_t ino, uint64_t pair_id, int fd);
-int unix_held_fd(const struct run_ctx *ctx, uint64_t ino);
+/* A name (sun_path bytes) as an address; -EINVAL if empty or too long. */
+int unix_addr(const void *name, size_t len, struct sockaddr_un *sa, socklen_t *salen);
+int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
+/*
+ * Dump: where a socket's path name is (pid: a process holding it): *gone if its socket file
+ * was removed (or replaced) since; a relative name's directory in *dir (malloc'd), if found.
+ */
+void unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir);
+/*
+ * Binds s to a saved name: a path in dir (relative names); a stale socket file at a path is
+ * replaced. gone: the name is kept, its file is not: *unlink_later (malloc'd) is a file made
+ * at its path for restore to remove once done, or NULL if it was bound in a scratch root.
+ */
+int unix_bind_name(int s, const void *name, size_t len, bool gone, const char *dir,
+		   char **unlink_later);
+/* Removes the file at path if it is the one socket s is bound to. */
+void unix_remove_file(int s, const char *path);
+/* A socket of the entry's type, flags and SO_PASSCRED, bound to its name (listening if it was). */
+int unix_bind_saved(const FdEntry *e, char **unlink_later);
+/* The address at which stasis reaches the entry's socket (a relative name: in its directory). */
+int unix_reach_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
+/* A socket of the entry's type connected to sock_name. */
+int unix_connect_saved(const FdEntry *e);
+/* A socket of the entry's type, neither bound nor connected. */
+int unix_fresh_socket(const FdEntry *e);
+int unix_apply_shutdown(int s, uint32_t bits);
 /* A duplicate of a held socket with the saved O_NONBLOCK, for the new task. */
 int unix_dup_held(int held, unsigned flags);
-/* A bound socket of the saved type, options and name; listening if it was. */
-int unix_bind_saved(const FdEntry *e);
-/* The saved name as an address. */
-int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
-int unix_apply_shutdown(int s, uint32_t bits);
+
+/* ---- cr/files/unix-held.c ---- */
+
+/* Every unix socket the tree's processes hold (read once; the tree is frozen). */
+int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t);
+/* Does a process of the tree hold the socket, or a waiting message carry it? (<0: said) */
+int unix_tree_holds(struct unix_state *ud, struct dump_task *t, uint64_t ino);
+/* A socket connected to something outside the tree: external (--ext-unix-sk), or refused. */
+int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what);
+/* Restore: sockets stasis made before the tree, by inode; every new process inherits them. */
+int unix_hold(struct unix_state *st, uint64_t ino, uint64_t pair_id, int fd, const FdEntry *e);
+/* The end of the pair whose inode is ino (0: its closed end), or -1. */
+int unix_held_end(const struct unix_state *st, uint64_t pair_id, uint64_t ino);
+/* A held listener of the type bound to the name (*e: its entry), or -1. */
+int unix_held_listener(const struct unix_state *st, int type, const void *name, size_t len,
+		       const FdEntry **e);
+/* Stasis lets go of one held socket. */
+void unix_held_drop(struct unix_state *st, int fd);
+/* The held socket's file to remove when stasis lets go of it (path is taken). */
+void unix_held_unlink_later(struct unix_state *st, uint64_t ino, char *path);
+/* That file, if any: a name whose file was gone is reachable by path only through it. */
+const char *unix_held_file(const struct unix_state *st, uint64_t ino);
+int unix_held_fd(const struct unix_state *st, uint64_t ino);
+/* A held socket of the type bound to the address (getsockname), or -1. */
+int unix_held_by_name(const struct unix_state *st, int type, const struct sockaddr_un *sa,
+		      socklen_t len);
+/* Stasis lets go of every socket it holds, and removes the files made for the restore only. */
+void unix_close_held(struct unix_state *st);
+
+/* ---- cr/files/unix-inflight.c ---- */
+
+/* Dump: the id of a file a peek gave (fd is taken: kept, or closed if already known). */
+int unix_carried_note(struct unix_state *ud, int fd, pid_t pid, int via_fd);
+/* Dump: a process of the tree holds carried file id: 1 and *e names its fd; 0: none. */
+int unix_carried_held_by_tree(struct unix_state *ud, struct dump_task *t, uint32_t id, FdEntry *e);
+/* Dump: a carried file no process holds, saved by its kind (not sockets: unix.c's). */
+int unix_carried_dump_file(struct unix_state *ud, struct dump_task *t, uint32_t id, FdEntry *e);
+/* Dump, once every process is saved: what restore needs of the files in flight is there. */
+int unix_carried_check(const struct unix_state *ud, struct dump_task *tasks, size_t nr_tasks);
+/* Restore: the files in flight of sockets.img, checked. */
+int unix_carried_validate(struct unix_state *st, const struct restore_task *tasks, size_t nr_tasks);
+/* Restore, in stasis before the tree: the files only messages hold, made again. */
+int unix_carried_open(struct unix_state *st, struct run_ctx *ctx);
+/* Restore, the tree made: the files processes hold, taken from them; epolls' targets. */
+int unix_carried_take(struct unix_state *st);
+void unix_carried_close(struct unix_state *st);
+
+/* ---- cr/files/unix-queue.c ---- */
+
+/* Dump: the queue of socket s (pid's fd, or carried file fd), read once into q. */
+int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, struct unix_queue *q);
+/* Dump: the queue read for the socket (NULL if none). */
+struct unix_queue *unix_queue_of(struct unix_state *ud, uint64_t ino);
+/* Restore: the messages are well formed (n_carried files in flight). */
+bool unix_msgs_valid(UnixMsg *const *msgs, size_t n, size_t n_carried, int type);
+/* Restore: the messages sent from socket from (to the address, if given), in order. */
+int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr_un *to,
+		    socklen_t to_len, UnixMsg *const *msgs, size_t n);
+/* Restore: datagrams sent to a named receiver, each from a socket of its sender's name. */
+int unix_queue_send_named(const struct unix_state *st, const FdEntry *receiver);
+
+/* ---- cr/files/unix-named.c ---- */
+
+/* A listener, or a socket bound to a name and not connected. */
+int unix_dump_bound(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+		    const struct unix_info *ui);
+/* A datagram socket connected to a socket of the tree that is not connected back (pi). */
+int unix_dump_one_way(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
+		      FdEntry *e, const struct unix_info *ui, const struct unix_info *pi);
+/* Connected to a peer nobody of the tree holds (pi, if pi_ok): by name, external or refused. */
+int unix_dump_peer_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			   const struct unix_info *ui, const struct unix_info *pi, bool pi_ok);
+/* Neither bound nor connected. */
+int unix_dump_fresh(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
+bool unix_bound_valid(const FdEntry *e, size_t n_carried);
+/* Restore: the entry's socket made and held (one-way ones once their peers are). */
+int unix_make_bound(struct unix_state *st, const FdEntry *e);
+
+/* ---- cr/files/unix-pair.c ---- */
+
+/* pi: the peer's view; NULL: the peer is closed. */
+int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+		   const struct unix_info *ui, const struct unix_info *pi);
+bool unix_pairs_valid(const SocketTable *tab, size_t n_carried);
+/* Restore, before the tree: every pair made (accepted ones through a held listener). */
+int unix_make_pairs(struct unix_state *st);
+/* Restore, the tree made: every pair's queues filled, closed ends closed, shutdowns applied. */
+int unix_fill_pairs(struct unix_state *st);
+
+/* ---- cr/files/unix-backlog.c ---- */
+
+int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
+			     FdEntry *e, const struct unix_info *ui);
+int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
+			     FdEntry *e, const struct unix_info *ui);
+/* Restore, before the tree, every listener made: the connections waiting in each, in order. */
+int unix_restore_pending(struct unix_state *st);
 
 #endif

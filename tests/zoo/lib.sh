@@ -8,6 +8,7 @@
 ZOO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ZOO_DIR=$ZOO_ROOT/tests/zoo
 ZOO_BIN=$ZOO_DIR/bin
+ZOO_CTR_BIN=$ZOO_ROOT/tests/container/bin
 STASIS=${STASIS:-$ZOO_ROOT/stasis}
 ZOO_KEEP=${ZOO_KEEP:-0}
 
@@ -53,7 +54,7 @@ pid_is_ours() {
 	local exe
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
 	case $exe in
-	"$ZOO_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon) return 0 ;;
+	"$ZOO_BIN"/* | "$ZOO_CTR_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon) return 0 ;;
 	esac
 	return 1
 }
@@ -81,6 +82,10 @@ zoo_cleanup() {
 			cwd=$(readlink "$p/cwd" 2>/dev/null)
 			case $cwd in "$ZOO_TMP"/*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
 		done
+	fi
+	# the container flavour (tests/container/ctr-lib.sh): its cgroups, anything left mounted
+	if declare -F ctr_cleanup >/dev/null; then
+		ctr_cleanup
 	fi
 	if [ -n "$ZOO_TMP" ] && [ -d "$ZOO_TMP" ]; then
 		if [ "$ZOO_KEEP" = 1 ]; then
@@ -124,6 +129,8 @@ not_alive() { ! proc_alive "$1"; }
 pid_free() { [ ! -e "/proc/$1" ]; }
 first_line_is_ready() { [ -f "$1" ] && [ "$(head -n1 "$1" 2>/dev/null)" = READY ]; }
 file_nonempty() { [ -s "$1" ]; }
+# started_or_gone PIDFILE PID: the pid file is written, or the launcher PID has died without it
+started_or_gone() { file_nonempty "$1" || ! proc_alive "$2"; }
 in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }
 
 build_zoo() {
@@ -157,38 +164,63 @@ show_tail() {
 	done
 }
 
+# The cgroup directories in ZOO_CGROUPS (space separated), if any, for the calling (sub)shell.
+zoo_join_cgroups() {
+	local cg
+	for cg in ${ZOO_CGROUPS:-}; do
+		echo "$BASHPID" >"$cg/cgroup.procs" || return 1
+	done
+}
+
+# zoo_prog NAME: the program's path (tests/zoo/bin, or tests/container/bin for the
+# container flavour's own programs)
+zoo_prog() {
+	if [ -x "$ZOO_BIN/$1" ] || [ ! -x "$ZOO_CTR_BIN/$1" ]; then
+		echo "$ZOO_BIN/$1"
+	else
+		echo "$ZOO_CTR_BIN/$1"
+	fi
+}
+
 # zoo_start NAME DIR [ARGS...]
 #   Starts tests/zoo/bin/NAME with cwd DIR/work, stdin /dev/null, stdout DIR/out, stderr
 #   DIR/err, ZOO_PIDFILE=DIR/pid, ZOO_TMPDIR=DIR/work; in its own session (setsid), except
-#   shell-job which gets `| cat > DIR/out` and stays in our session. Waits for READY and, for
+#   shell-job which gets `| cat > DIR/out` and stays in our session; in the cgroups (their
+#   directories) listed in ZOO_CGROUPS, if set. Waits for READY and, for
 #   the programs in ZOO_SYSCALL, until the program sits in its system call.
+#   With the array ZOO_LAUNCH set, the program is started as ZOO_LAUNCH... PROGRAM ARGS instead
+#   (the container flavour: ctr-run OPTIONS --pidfile DIR/pid --), which writes DIR/pid.
 #   Sets ZPID (the program), ZLAUNCH (our child), ZCAT (shell-job's cat). On error returns 1
 #   with the reason in ZERR.
+ZOO_LAUNCH=()
 zoo_start() {
-	local name=$1 d=$2
+	local name=$1 d=$2 prog launch=("${ZOO_LAUNCH[@]}")
 	shift 2
 	ZPID="" ZLAUNCH="" ZCAT="" ZERR=""
 	mkdir -p "$d/work"
 	rm -f "$d/pid" "$d/out" "$d/err"
-	if [ ! -x "$ZOO_BIN/$name" ]; then
-		ZERR="no program $ZOO_BIN/$name"
+	prog=$(zoo_prog "$name")
+	if [ ! -x "$prog" ]; then
+		ZERR="no program $prog"
 		return 1
 	fi
 	if [ "$name" = shell-job ]; then
-		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "$ZOO_BIN/$name" "$@" </dev/null 2>"$d/err") |
+		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "${launch[@]}" "$prog" "$@" </dev/null 2>"$d/err") |
 			cat >"$d/out" &
 		ZCAT=$!
 		disown
 		track_pid "$ZCAT"
 	else
-		(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec setsid "$ZOO_BIN/$name" "$@" \
-			</dev/null >"$d/out" 2>"$d/err") &
+		[ ${#launch[@]} -gt 0 ] || launch=(setsid)
+		(cd "$d/work" && zoo_join_cgroups &&
+			ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec "${launch[@]}" "$prog" "$@" \
+				</dev/null >"$d/out" 2>"$d/err") &
 		ZLAUNCH=$!
 		disown # no "Killed" job reports; bash still reaps it
 		track_pid "$ZLAUNCH"
 	fi
-	if ! wait_until 30 file_nonempty "$d/pid"; then
-		ZERR="no pid file after 30 s; output: $(head -c 300 "$d/out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
+	if ! wait_until 30 started_or_gone "$d/pid" "${ZLAUNCH:-$ZCAT}" || ! file_nonempty "$d/pid"; then
+		ZERR="no pid file (after 30 s, or its launcher is gone); output: $(head -c 300 "$d/out" 2>/dev/null) $(head -c 300 "$d/err" 2>/dev/null)"
 		kill_ours "$ZLAUNCH"
 		return 1
 	fi
@@ -241,4 +273,45 @@ run_stasis() {
 	shift 2
 	timeout -k 5 "$t" "${ZOO_WRAP[@]}" "$STASIS" "$@" </dev/null >"$out" 2>&1
 	ZRC=$? # read by the callers
+}
+
+# clean_failure RC: a deliberate failure, not a crash or a hang
+clean_failure() { [ "$1" -ne 0 ] && [ "$1" -lt 124 ]; }
+
+# mentions FILE... -- REGEX: does the output/log name it?
+mentions() {
+	local re=${!#} files=("${@:1:$#-1}")
+	cat "${files[@]}" 2>/dev/null | grep -q -E -- "$re"
+}
+
+# target_survives CASE PID DIR: the target was left as it was: running, not stopped, not
+# traced, and it PASSes after SIGTERM. Sets ZERR.
+target_survives() {
+	local pid=$2 d=$3 st tr
+	ZERR=""
+	sleep 0.2
+	if ! proc_alive "$pid"; then
+		ZERR="the target $pid is gone (output: $(tail -c 200 "$d/out"))"
+		return 1
+	fi
+	st=$(proc_state "$pid")
+	tr=$(tracer_of "$pid")
+	if [ "$st" = T ] || [ "$st" = t ]; then
+		ZERR="the target is left stopped (state $st)"
+		kill_ours "$pid"
+		return 1
+	fi
+	if [ -n "$tr" ] && [ "$tr" != 0 ]; then
+		ZERR="the target is still traced by $tr"
+		kill_ours "$pid"
+		return 1
+	fi
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		return 1
+	fi
+	if [[ $ZVERDICT != PASS* ]]; then
+		ZERR="the target's own checks after the failed dump: $ZVERDICT"
+		return 1
+	fi
+	return 0
 }

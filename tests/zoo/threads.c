@@ -13,6 +13,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/rseq.h>
 
 #define NTHREADS 64
@@ -60,7 +61,7 @@ static int spin_until_stop(int i)
 static int check_self(int i)
 {
 	int bad = 0;
-	char path[64], comm[32] = "", want[16];
+	char comm[32] = "", want[16];
 	sigset_t mask;
 
 	if ((pid_t)syscall(SYS_gettid) != tids[i])
@@ -86,9 +87,7 @@ static int check_self(int i)
 	zoo_sleep_ms(1);
 	if ((int32_t)rs->cpu_id < 0)
 		bad |= BAD_RSEQ;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tids[i]);
-	zoo_read_file(path, comm, sizeof(comm));
-	comm[strcspn(comm, "\n")] = 0;
+	prctl(PR_GET_NAME, comm); /* not /proc/self/task/TID: a PID namespace's /proc may be the host's */
 	snprintf(want, sizeof(want), "zt-%d", i);
 	if (strcmp(comm, want))
 		bad |= BAD_COMM;

@@ -1,0 +1,542 @@
+/*
+ * Which cgroups the tree's processes are in, and the tree's own cgroups (cgroups.img; each
+ * process's core image names its set of cgroups, one per hierarchy).
+ *
+ * Dump: each process's /proc/PID/cgroup. The tree's root cgroup in each hierarchy is
+ * --cgroup-root's, else the root of the tree's own cgroup namespace, else the root process's
+ * cgroup. Every cgroup a process lives in (and the root cgroup, when it is the container's) is
+ * saved with every cgroup below it and their properties, except stasis's own cgroup and those
+ * above it: a process that shares stasis's cgroup is not moved on restore, it stays with the
+ * restoring stasis (as criu does). --manage-cgroups=ignore saves nothing.
+ *
+ * Restore (criu's modes; without --manage-cgroups, soft): cr/cgroup-place.c makes or finds the
+ * cgroups and opens every cgroup.procs the tree needs before the tree exists; the root moves
+ * into its cgroups (or its cgroup namespace's root) first thing, before it makes its
+ * namespace, and every process moves itself before any code of its own runs. A failed restore
+ * removes every cgroup stasis made.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroups.h"
+#include "log.h"
+#include "ns-helper.h"
+#include "pstree.h"
+#include "task.h"
+#include "tree-objects.h"
+#include "util.h"
+
+#define CG_MAX_HIERARCHIES 64
+#define CG_MAX_SETS 65536
+#define CG_MAX_DIRS 16384
+
+struct cgroups_state {
+	Cgroups *img;    /* dump: being built (NULL: nothing to save) */
+	bool *walk_root; /* dump, per hierarchy: its root cgroup is the tree's own */
+	struct cg_place place; /* restore: the images' cgroups (place.img NULL: nothing to do) */
+};
+
+static struct cgroups_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_cgroups);
+}
+
+/* ---- dump ---- */
+
+struct ns_view {
+	pid_t pid;
+	char text[8192];
+};
+
+/* In the tree's cgroup namespace: /proc/PID/cgroup as the tree sees it. */
+static int read_ns_view(void *out, size_t len)
+{
+	struct ns_view *v = out;
+	char file[64];
+
+	(void)len;
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", v->pid);
+	auto_close int fd = open(file, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read_all(fd, v->text, sizeof(v->text) - 1);
+	if (n < 0)
+		return -errno;
+	v->text[n] = 0;
+	return 0;
+}
+
+/* The root of pid's cgroup namespace in hierarchy controllers, from its path seen from both. */
+static char *ns_root_of(pid_t pid, const char *controllers, const char *full,
+			const struct cg_members *inside)
+{
+	const char *rel = cg_members_path(inside, controllers);
+	size_t lf = strlen(full), lr = rel ? strlen(rel) : 0;
+	bool within = rel && strncmp(rel, "/..", 3) &&
+		      (!strcmp(rel, "/") || (lr <= lf && !strcmp(full + lf - lr, rel)));
+
+	if (!within) {
+		pr_err("dump pid %d: its cgroup %s:%s lies outside its own cgroup namespace (%s)", pid,
+		       cg_hierarchy_name(controllers), full, rel ? rel : "not there");
+		return NULL;
+	}
+	if (!strcmp(rel, "/"))
+		return xstrdup(full);
+	char *root = strndup(full, lf - lr);
+	if (root && !root[0]) {
+		free(root);
+		root = xstrdup("/");
+	}
+	return root;
+}
+
+static const char *given_root(const struct stasis_opts *o, const char *controllers)
+{
+	const char *global = NULL;
+
+	for (size_t i = 0; i < o->cgroup_roots.n; i++) {
+		const struct opt_pair *r = &o->cgroup_roots.v[i];
+		if (!r->key)
+			global = r->value;
+		else if (cg_hierarchy_named(controllers, r->key))
+			return r->value;
+	}
+	return global;
+}
+
+static bool dumped_hierarchy(const struct stasis_opts *o, const char *controllers)
+{
+	for (size_t i = 0; i < o->cgroup_dump_controllers.n; i++)
+		if (cg_hierarchy_named(controllers, o->cgroup_dump_controllers.v[i].value))
+			return true;
+	return !o->cgroup_dump_controllers.n;
+}
+
+static int add_hierarchy(struct cgroups_state *st, const struct stasis_opts *o, pid_t pid,
+			 const struct cg_member *own, const struct cg_members *rootm,
+			 const struct cg_members *inside)
+{
+	const char *at = cg_members_path(rootm, own->controllers);
+	const char *given = given_root(o, own->controllers);
+	CgroupHierarchy *h = xzalloc(sizeof(*h));
+	Cgroups *img = st->img;
+
+	if (!at) {
+		pr_err("dump pid %d: it is in no cgroup of hierarchy %s", pid,
+		       cg_hierarchy_name(own->controllers));
+		return -EINVAL;
+	}
+	if (given && !cg_path_ok(given)) {
+		pr_err("dump: --cgroup-root %s: not an absolute cgroup path", given);
+		return -EINVAL;
+	}
+	cgroup_hierarchy__init(h);
+	h->controllers = xstrdup(own->controllers);
+	h->stasis_own = xstrdup(own->path);
+	if (inside && !(h->ns_root = ns_root_of(pid, own->controllers, at, inside)))
+		return -EINVAL;
+	h->root = xstrdup(given ? given : h->ns_root ? h->ns_root : at);
+	st->walk_root[img->n_hierarchies] = given || h->ns_root;
+	img->hierarchies[img->n_hierarchies++] = h;
+	return 0;
+}
+
+static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	const struct stasis_opts *o = ctx->opts;
+	struct cgroups_state *st = state_of(ctx);
+	pid_t pid = tr->tasks[0].pid;
+	struct cg_members own = { 0 }, rootm = { 0 }, inside = { 0 };
+	struct ns_view *view = NULL;
+	char who[32];
+	int err;
+
+	if (o->cgroup_mode == CG_MODE_IGNORE)
+		return 0;
+	if (o->cgroup_props || o->cgroup_props_file) {
+		pr_err("dump: --cgroup-props and --cgroup-props-file are not supported yet (stasis saves "
+		       "the properties it knows of each controller)");
+		return -ENOTSUP;
+	}
+	snprintf(who, sizeof(who), "%d", pid);
+	if ((err = cg_members_read("self", &own)) || (err = cg_members_read(who, &rootm)))
+		goto out;
+	if (ns_is_own(pid, "cgroup", NULL)) {
+		view = xzalloc(sizeof(*view));
+		view->pid = pid;
+		if ((err = ns_helper_run(pid, CLONE_NEWCGROUP, read_ns_view, view, sizeof(*view))) ||
+		    (err = cg_members_parse(view->text, "the tree's /proc/PID/cgroup", &inside)))
+			goto out;
+	}
+	st->img = xzalloc(sizeof(*st->img));
+	cgroups__init(st->img);
+	st->img->hierarchies = xzalloc((own.n + 1) * sizeof(*st->img->hierarchies));
+	st->walk_root = xzalloc((own.n + 1) * sizeof(bool));
+	for (size_t i = 0; i < own.n && !err; i++)
+		if (dumped_hierarchy(o, own.v[i].controllers))
+			err = add_hierarchy(st, o, pid, &own.v[i], &rootm, view ? &inside : NULL);
+out:
+	free(view);
+	cg_members_free(&own);
+	cg_members_free(&rootm);
+	cg_members_free(&inside);
+	return err;
+}
+
+/* Is every thread of t in its process's cgroups? (Threads of their own are not restored.) */
+static int check_threads(const struct dump_task *t, const CgroupSet *set, const Cgroups *img)
+{
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		struct cg_members m;
+		char who[48];
+		int err;
+
+		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
+		if ((err = cg_members_read(who, &m)))
+			return err;
+		for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
+			const char *p = cg_members_path(&m, img->hierarchies[h]->controllers);
+			if (p && strcmp(p, set->paths[h])) {
+				pr_err("dump pid %d thread %d: it is in cgroup %s:%s, its process in %s; threads "
+				       "in cgroups of their own are not supported",
+				       t->pid, t->threads[i].tid,
+				       cg_hierarchy_name(img->hierarchies[h]->controllers), p, set->paths[h]);
+				err = -ENOTSUP;
+			}
+		}
+		cg_members_free(&m);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int dump_task_cgroups(struct dump_task *t)
+{
+	struct cgroups_state *st = state_of(t->ctx);
+	Cgroups *img = st->img;
+	struct cg_members m;
+	CgroupSet *set = xzalloc(sizeof(*set));
+	char who[32];
+	int err;
+
+	if (!img)
+		return 0;
+	snprintf(who, sizeof(who), "%d", t->pid);
+	if ((err = cg_members_read(who, &m)))
+		return err;
+	cgroup_set__init(set);
+	set->paths = xzalloc((img->n_hierarchies + 1) * sizeof(char *));
+	for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
+		const char *p = cg_members_path(&m, img->hierarchies[h]->controllers);
+		if (!p) {
+			pr_err("dump pid %d: it is in no cgroup of hierarchy %s", t->pid,
+			       cg_hierarchy_name(img->hierarchies[h]->controllers));
+			err = -EINVAL;
+		}
+		set->paths[set->n_paths++] = xstrdup(p);
+	}
+	cg_members_free(&m);
+	if (err || (err = check_threads(t, set, img)))
+		return err;
+	size_t s = 0;
+	while (s < img->n_sets) {
+		size_t h = 0;
+		while (h < set->n_paths && !strcmp(set->paths[h], img->sets[s]->paths[h]))
+			h++;
+		if (h == set->n_paths)
+			break;
+		s++;
+	}
+	if (s < img->n_sets) { /* a set seen before */
+		for (size_t h = 0; h < set->n_paths; h++)
+			free(set->paths[h]);
+		free(set->paths);
+		free(set);
+	} else {
+		void *v = realloc(img->sets, (img->n_sets + 1) * sizeof(*img->sets));
+		if (!v)
+			return -ENOMEM;
+		img->sets = v;
+		img->sets[img->n_sets++] = set;
+	}
+	t->core->has_cg_set = true;
+	t->core->cg_set = s + 1;
+	return 0;
+}
+
+struct dir_walk {
+	int hfd;
+	CgroupHierarchy *h;
+};
+
+static int save_dir(const char *path, void *arg)
+{
+	struct dir_walk *w = arg;
+	CgroupDir *d = xzalloc(sizeof(*d));
+	void *v = realloc(w->h->dirs, (w->h->n_dirs + 1) * sizeof(*w->h->dirs));
+
+	if (!v)
+		return -ENOMEM;
+	cgroup_dir__init(d);
+	d->path = xstrdup(path);
+	w->h->dirs = v;
+	w->h->dirs[w->h->n_dirs++] = d;
+	return cg_dir_dump(w->hfd, w->h->controllers, d);
+}
+
+/* The cgroups whose subtrees are the tree's own: where processes live, not stasis's. */
+static bool owned_by_tree(const CgroupHierarchy *h, const char *cg)
+{
+	return !cg_path_within(h->stasis_own, cg);
+}
+
+/* A cgroup of the tree below another one of the tree is saved with that one. */
+static bool walk_from(const Cgroups *img, size_t hi, bool root_too, const char *cg)
+{
+	const CgroupHierarchy *h = img->hierarchies[hi];
+
+	if (!owned_by_tree(h, cg))
+		return false;
+	if (root_too && strcmp(cg, h->root) && cg_path_within(cg, h->root) && owned_by_tree(h, h->root))
+		return false;
+	for (size_t s = 0; s < img->n_sets; s++) {
+		const char *other = img->sets[s]->paths[hi];
+		if (strcmp(other, cg) && cg_path_within(cg, other) && owned_by_tree(h, other))
+			return false;
+	}
+	return true;
+}
+
+static int save_dirs(struct run_ctx *ctx, size_t hi)
+{
+	struct cgroups_state *st = state_of(ctx);
+	const Cgroups *img = st->img;
+	struct dir_walk w = { .hfd = -1, .h = img->hierarchies[hi] };
+	int err = 0;
+
+	/* candidates: every process's cgroup, and the root cgroup when it is the tree's */
+	for (size_t s = 0; s <= img->n_sets && !err; s++) {
+		const char *cg = s < img->n_sets ? img->sets[s]->paths[hi] : w.h->root;
+		bool seen = false;
+		if (s == img->n_sets && !st->walk_root[hi])
+			break;
+		for (size_t k = 0; k < s; k++)
+			seen |= !strcmp(img->sets[k]->paths[hi], cg);
+		if (seen || !walk_from(img, hi, st->walk_root[hi], cg))
+			continue;
+		if (w.hfd < 0 && (w.hfd = cg_hierarchy_open(ctx->opts, w.h->controllers)) < 0)
+			return w.hfd;
+		if (s == img->n_sets && faccessat(w.hfd, cg_rel(cg), F_OK, 0)) {
+			pr_info("dump: cgroup %s:%s (--cgroup-root) does not exist",
+				cg_hierarchy_name(w.h->controllers), cg);
+			continue;
+		}
+		err = cg_walk(w.hfd, cg, save_dir, &w);
+	}
+	if (w.hfd >= 0)
+		close(w.hfd);
+	return err;
+}
+
+static int write_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct cgroups_state *st = state_of(ctx);
+	int err;
+
+	if (!st->img)
+		return 0;
+	for (size_t h = 0; h < st->img->n_hierarchies; h++)
+		if ((err = save_dirs(ctx, h)))
+			return err;
+	tr->inv.has_cgroups = tr->inv.cgroups = true;
+	return image_write(ctx->images_dir_fd, IMG_CGROUPS, 0, &st->img->base);
+}
+
+/* ---- restore ---- */
+
+static bool controllers_ok(const char *c)
+{
+	return strlen(c) < 256 && strspn(c, "abcdefghijklmnopqrstuvwxyz0123456789_,=.-") == strlen(c);
+}
+
+static int check_image(const Cgroups *img, struct restore_tree *rt)
+{
+	bool ok = img->n_hierarchies <= CG_MAX_HIERARCHIES && img->n_sets <= CG_MAX_SETS;
+	size_t dirs = 0;
+	int err;
+
+	for (size_t i = 0; ok && i < img->n_hierarchies; i++) {
+		const CgroupHierarchy *h = img->hierarchies[i];
+		ok = controllers_ok(h->controllers) && cg_path_ok(h->root) && cg_path_ok(h->stasis_own) &&
+		     (!h->ns_root || cg_path_ok(h->ns_root));
+		for (size_t k = 0; ok && k < h->n_dirs; k++) {
+			if (!cg_path_ok(h->dirs[k]->path) || ++dirs > CG_MAX_DIRS)
+				ok = false;
+			else if ((err = cg_dir_check(h->controllers, h->dirs[k])))
+				return err;
+		}
+	}
+	for (size_t s = 0; ok && s < img->n_sets; s++) {
+		ok = img->sets[s]->n_paths == img->n_hierarchies;
+		for (size_t k = 0; ok && k < img->sets[s]->n_paths; k++)
+			ok = cg_path_ok(img->sets[s]->paths[k]);
+	}
+	if (!ok) {
+		pr_err("image cgroups.img: a hierarchy, cgroup path or set is invalid");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		if (rt->tasks[i].core->cg_set > img->n_sets) {
+			pr_err("image core-%d.img: cgroup set %u, cgroups.img has %zu", rt->tasks[i].pid,
+			       rt->tasks[i].core->cg_set, img->n_sets);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * With --cgroup-root, the images name no cgroup of hierarchy hi outside the tree's root (all
+ * of the tree moves; a process in stasis's own cgroup stays with the restoring stasis).
+ */
+static int check_confined(const Cgroups *img, size_t hi)
+{
+	const CgroupHierarchy *h = img->hierarchies[hi];
+	const char *out = h->ns_root && !cg_path_within(h->ns_root, h->root) ? h->ns_root : NULL;
+
+	for (size_t i = 0; !out && i < h->n_dirs; i++)
+		if (!cg_path_within(h->dirs[i]->path, h->root))
+			out = h->dirs[i]->path;
+	for (size_t s = 0; !out && s < img->n_sets; s++) {
+		const char *cg = img->sets[s]->paths[hi];
+		if (!cg_path_within(cg, h->root) && strcmp(cg, h->stasis_own))
+			out = cg;
+	}
+	if (out) {
+		pr_err("image cgroups.img: cgroup %s:%s lies outside the tree's root cgroup %s, which "
+		       "--cgroup-root moves", cg_hierarchy_name(h->controllers), out, h->root);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int validate_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	const struct stasis_opts *o = ctx->opts;
+	struct cg_place *p = &state_of(ctx)->place;
+	Cgroups *img;
+	int err;
+
+	if (!rt->inv->cgroups || o->cgroup_mode == CG_MODE_IGNORE)
+		return 0;
+	if ((err = image_read(ctx->images_dir_fd, IMG_CGROUPS, 0, (ProtobufCMessage **)&img)))
+		return err;
+	p->img = img;
+	if ((err = check_image(img, rt)))
+		return err;
+	/* --cgroup-root CONTROLLER:PATH moves that hierarchy's root; a PATH alone, the root of
+	 * every hierarchy where the tree has cgroups of its own (as criu) */
+	p->new_roots = xzalloc((img->n_hierarchies + 1) * sizeof(char *));
+	for (size_t i = 0; i < o->cgroup_roots.n; i++) {
+		const struct opt_pair *r = &o->cgroup_roots.v[i];
+		bool used = false;
+		if (!cg_path_ok(r->value)) {
+			pr_err("restore: --cgroup-root %s: not an absolute cgroup path", r->value);
+			return -EINVAL;
+		}
+		for (size_t h = 0; h < img->n_hierarchies; h++) {
+			const CgroupHierarchy *hier = img->hierarchies[h];
+			bool named = r->key && cg_hierarchy_named(hier->controllers, r->key);
+			if (named || (!r->key && hier->n_dirs && !p->new_roots[h]))
+				p->new_roots[h] = r->value;
+			used |= named;
+		}
+		if (r->key && !used)
+			pr_warn("restore: --cgroup-root %s:%s names no cgroup hierarchy of the images",
+				r->key, r->value);
+	}
+	for (size_t h = 0; h < img->n_hierarchies; h++)
+		if (p->new_roots[h] && (err = check_confined(img, h)))
+			return err;
+	return 0;
+}
+
+static int prepare_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct cgroups_state *st = state_of(ctx);
+
+	if (!st->place.img)
+		return 0;
+	st->place.opts = ctx->opts;
+	st->place.mode = ctx->opts->cgroup_mode == CG_MODE_DEFAULT ? CG_MODE_SOFT : ctx->opts->cgroup_mode;
+	return cg_place_tree(&st->place, rt->inv->cgroup_ns, rt->tasks[0].core->cg_set);
+}
+
+static int enter_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	const struct cg_place *p = &state_of(ctx)->place;
+	int err = 0;
+
+	for (size_t h = 0; p->enter_moves && h < p->img->n_hierarchies && !err; h++)
+		if (p->enter_moves[h] >= 0)
+			err = cg_place_move(p, p->enter_moves[h], rt->tasks[0].pid);
+	return err;
+}
+
+static int restore_task_cgroups(struct restore_task *t)
+{
+	const struct cg_place *p = &state_of(t->ctx)->place;
+	uint32_t set = t->core->cg_set;
+	int err = 0;
+
+	for (size_t h = 0; p->set_moves && set && h < p->img->n_hierarchies && !err; h++) {
+		int i = p->set_moves[(set - 1) * p->img->n_hierarchies + h];
+		if (i >= 0)
+			err = cg_place_move(p, i, t->pid);
+	}
+	return err;
+}
+
+static void close_cgroups(struct run_ctx *ctx)
+{
+	cg_place_close(&state_of(ctx)->place);
+}
+
+static void undo_cgroups(struct run_ctx *ctx, bool restored)
+{
+	cg_place_undo(&state_of(ctx)->place, restored);
+}
+
+static void free_cgroups(void *state)
+{
+	struct cgroups_state *st = state;
+
+	cg_place_free(&st->place);
+	if (st->place.img)
+		image_free((ProtobufCMessage *)&st->place.img->base);
+	/* (a dump's image is made of xzalloc'd parts that live on) */
+	free(st->walk_root);
+}
+
+const struct tree_object_ops tree_cgroups = {
+	.name = "cgroups",
+	.state_size = sizeof(struct cgroups_state),
+	.free_state = free_cgroups,
+	.collect = collect_cgroups,
+	.write = write_cgroups,
+	.validate = validate_cgroups,
+	.prepare = prepare_cgroups,
+	.enter = enter_cgroups,
+	.close = close_cgroups,
+	.undo = undo_cgroups,
+};
+
+const struct state_ops state_cgroups = {
+	.name = "cgroups",
+	.dump = dump_task_cgroups,
+	.restore = restore_task_cgroups,
+};

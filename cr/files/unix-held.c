@@ -1,0 +1,194 @@
+/*
+ * Which unix sockets are held, and by whom. At dump: every socket the tree's processes hold
+ * (read once from /proc, the tree frozen) or a waiting message carries, and what becomes of a
+ * socket whose peer is held by nobody of the tree (external with --ext-unix-sk, else refused).
+ * At restore: the sockets stasis made before the tree, by inode (and by name, for senders),
+ * which every new process inherits.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "unix.h"
+#include "util.h"
+
+int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t)
+{
+	for (size_t k = 0; k < t->tree_size; k++) {
+		pid_t pid = t->tree[k].pid;
+		auto_free int *fds = NULL;
+		size_t n;
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err) {
+			pr_perror("dump pid %d: cannot list its fds", pid);
+			return err;
+		}
+		for (size_t i = 0; i < n; i++) {
+			char name[32], link[64];
+			unsigned long long ino;
+			snprintf(name, sizeof(name), "fd/%d", fds[i]);
+			if (proc_readlink(pid, name, link, sizeof(link)) || sscanf(link, "socket:[%llu]", &ino) != 1)
+				continue;
+			bool known = false;
+			for (size_t j = 0; j < ud->nr_held && !known; j++)
+				known = ud->held[j].ino == ino;
+			if (known)
+				continue;
+			ud->held = realloc(ud->held, (ud->nr_held + 1) * sizeof(*ud->held));
+			if (!ud->held)
+				return -ENOMEM;
+			ud->held[ud->nr_held++] = (struct unix_holder){ ino, pid, fds[i] };
+		}
+	}
+	ud->held_read = true;
+	return 0;
+}
+
+int unix_tree_holds(struct unix_state *ud, struct dump_task *t, uint64_t ino)
+{
+	int err;
+
+	if (!ud->held_read && (err = unix_read_tree_sockets(ud, t)))
+		return err;
+	for (size_t i = 0; i < ud->nr_held; i++)
+		if (ud->held[i].ino == ino)
+			return 1;
+	for (size_t i = 0; i < ud->nr_carried; i++)
+		if (ud->carried[i].is_socket && ud->carried[i].ino == ino)
+			return 1;
+	return 0;
+}
+
+int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e, const char *what)
+{
+	char key[48];
+
+	snprintf(key, sizeof(key), "socket:[%llu]", (unsigned long long)p->st.st_ino);
+	if (!t->ctx->opts->ext_unix_sk) {
+		pr_err("dump pid %d fd %d: unix socket %s is %s (pass --ext-unix-sk to save it as "
+		       "external, then restore with --inherit-fd fd[N]:%s)",
+		       t->pid, p->fd, key, what, key);
+		return -ENOTSUP;
+	}
+	e->kind = FD_KIND__FD_EXTERNAL;
+	e->ext_key = xstrdup(key);
+	e->has_flags = true;
+	e->flags = p->flags;
+	pr_info("dump pid %d fd %d: unix socket %s is %s: saved as external, restore needs "
+		"--inherit-fd fd[N]:%s",
+		t->pid, p->fd, key, what, key);
+	return 1;
+}
+
+/* ---- restore ---- */
+
+int unix_hold(struct unix_state *st, uint64_t ino, uint64_t pair_id, int fd, const FdEntry *e)
+{
+	if (ino && unix_held_fd(st, ino) >= 0) {
+		pr_err("image sockets.img: socket %llu appears twice", (unsigned long long)ino);
+		close(fd);
+		return -EINVAL;
+	}
+	struct held_socket *more = realloc(st->made, (st->nr_made + 1) * sizeof(*st->made));
+	if (!more) {
+		close(fd);
+		return -ENOMEM;
+	}
+	st->made = more;
+	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, NULL };
+	return 0;
+}
+
+int unix_held_fd(const struct unix_state *st, uint64_t ino)
+{
+	for (size_t i = 0; ino && i < st->nr_made; i++)
+		if (st->made[i].ino == ino)
+			return st->made[i].fd;
+	return -1;
+}
+
+int unix_held_end(const struct unix_state *st, uint64_t pair_id, uint64_t ino)
+{
+	for (size_t i = 0; i < st->nr_made; i++)
+		if (st->made[i].pair_id == pair_id && st->made[i].ino == ino)
+			return st->made[i].fd;
+	return -1;
+}
+
+int unix_held_listener(const struct unix_state *st, int type, const void *name, size_t len,
+		       const FdEntry **e)
+{
+	for (size_t i = 0; i < st->nr_made; i++) {
+		const FdEntry *l = st->made[i].e;
+		if (l && l->has_sock_backlog && l->sock_type == (uint32_t)type && l->sock_name.len == len &&
+		    !memcmp(l->sock_name.data, name, len)) {
+			*e = l;
+			return st->made[i].fd;
+		}
+	}
+	return -1;
+}
+
+void unix_held_drop(struct unix_state *st, int fd)
+{
+	for (size_t i = 0; i < st->nr_made; i++) {
+		if (st->made[i].fd != fd)
+			continue;
+		if (st->made[i].unlink_later)
+			unix_remove_file(fd, st->made[i].unlink_later);
+		close(fd);
+		free(st->made[i].unlink_later);
+		st->made[i] = st->made[--st->nr_made];
+		return;
+	}
+}
+
+int unix_held_by_name(const struct unix_state *st, int type, const struct sockaddr_un *sa,
+		      socklen_t len)
+{
+	for (size_t i = 0; i < st->nr_made; i++) {
+		struct sockaddr_un name;
+		socklen_t name_len = sizeof(name);
+		int t;
+		socklen_t tlen = sizeof(t);
+		if (!getsockname(st->made[i].fd, (struct sockaddr *)&name, &name_len) && name_len == len &&
+		    !memcmp(&name, sa, len) && !getsockopt(st->made[i].fd, SOL_SOCKET, SO_TYPE, &t, &tlen) &&
+		    t == type)
+			return st->made[i].fd;
+	}
+	return -1;
+}
+
+void unix_held_unlink_later(struct unix_state *st, uint64_t ino, char *path)
+{
+	for (size_t i = 0; path && i < st->nr_made; i++) {
+		if (st->made[i].ino == ino && !st->made[i].unlink_later) {
+			st->made[i].unlink_later = path;
+			return;
+		}
+	}
+	free(path);
+}
+
+const char *unix_held_file(const struct unix_state *st, uint64_t ino)
+{
+	for (size_t i = 0; ino && i < st->nr_made; i++)
+		if (st->made[i].ino == ino)
+			return st->made[i].unlink_later;
+	return NULL;
+}
+
+void unix_close_held(struct unix_state *st)
+{
+	for (size_t i = 0; i < st->nr_made; i++) {
+		if (st->made[i].unlink_later)
+			unix_remove_file(st->made[i].fd, st->made[i].unlink_later);
+		close(st->made[i].fd);
+		free(st->made[i].unlink_later);
+	}
+	st->nr_made = 0;
+}

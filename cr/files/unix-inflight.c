@@ -1,0 +1,415 @@
+/*
+ * Files in flight: carried by messages waiting in unix sockets' queues (SCM_RIGHTS), not yet
+ * received. A peek hands stasis a duplicate of each; each file is saved once, by id, in
+ * sockets.img's in_flight table: as a reference to a process's fd when a process of the tree
+ * holds the same open file (kcmp), else as a file only messages hold, by its own kind
+ * (regular files, pipes, eventfds, signalfds, timerfds, inotify; unix sockets are unix.c's; an
+ * epoll by its targets, each found among the tree's files with kcmp). Restore: files only
+ * messages hold are made by stasis before the tree (while pipes and held sockets are there),
+ * the others are taken from the new processes once they exist (pidfd_getfd), then epolls get
+ * their targets (in a child that puts each at its old fd number), and the messages are sent
+ * again with them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "unix.h"
+#include "util.h"
+
+#define EPOLL_LINK "anon_inode:[eventpoll]"
+
+/* The kinds a file only messages hold may be of; in the order each is offered one at dump. */
+static const struct fd_kind_ops *const carried_kinds[] = {
+	&fd_kind_memfd, &fd_kind_mqueue, /* claimed first (they look like regular files), refused */
+	&fd_kind_regular, &fd_kind_pipe, &fd_kind_eventfd, &fd_kind_signalfd, &fd_kind_timerfd,
+	&fd_kind_inotify,
+};
+
+static bool carried_kind_ok(const FdEntry *e)
+{
+	switch (e->kind) {
+	case FD_KIND__FD_REGULAR:
+		return !e->has_ghost_id; /* deleted files: ghosts.img is read for processes' only */
+	case FD_KIND__FD_PIPE:
+	case FD_KIND__FD_EVENTFD:
+	case FD_KIND__FD_SIGNALFD:
+	case FD_KIND__FD_TIMERFD:
+	case FD_KIND__FD_INOTIFY:
+	case FD_KIND__FD_EPOLL:
+	case FD_KIND__FD_UNIX_PAIR:
+	case FD_KIND__FD_UNIX_PENDING:
+	case FD_KIND__FD_UNIX_FRESH:
+	case FD_KIND__FD_UNIX_EXTERNAL:
+	case FD_KIND__FD_EXTERNAL:
+		return true;
+	case FD_KIND__FD_UNIX_BOUND:
+		return e->has_sock_ino;
+	default:
+		return false;
+	}
+}
+
+static const struct fd_kind_ops *carried_kind_of(FdKind kind)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(carried_kinds); i++)
+		if (carried_kinds[i]->kind == kind)
+			return carried_kinds[i];
+	return kind == FD_KIND__FD_EPOLL ? &fd_kind_epoll : kind == FD_KIND__FD_EXTERNAL ? &fd_kind_external : NULL;
+}
+
+static bool same_file(pid_t pid1, int fd1, pid_t pid2, int fd2)
+{
+	return syscall(SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
+}
+
+int unix_carried_note(struct unix_state *ud, int fd, pid_t pid, int via_fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	for (size_t i = 0; i < ud->nr_carried; i++) {
+		const struct carried_file *c = &ud->carried[i];
+		if (c->dev == st.st_dev && c->ino == st.st_ino && same_file(getpid(), c->fd, getpid(), fd)) {
+			close(fd);
+			return i;
+		}
+	}
+	struct carried_file *more = realloc(ud->carried, (ud->nr_carried + 1) * sizeof(*more));
+	if (!more) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ud->carried = more;
+	ud->carried[ud->nr_carried] = (struct carried_file){ fd, st.st_dev, st.st_ino, S_ISSOCK(st.st_mode),
+							     pid, via_fd, NULL };
+	return ud->nr_carried++;
+}
+
+/* A process's fd for which match(pid, fd) holds: 1, *pid and *fd; 0: none. */
+static int find_in_tree(struct dump_task *t, bool (*match)(const void *, pid_t, int), const void *arg,
+			pid_t *pid, int *fd)
+{
+	for (size_t k = 0; k < t->tree_size; k++) {
+		auto_free int *fds = NULL;
+		size_t n;
+		if (proc_list_numbers(t->tree[k].pid, "fd", &fds, &n))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (match(arg, t->tree[k].pid, fds[i])) {
+				*pid = t->tree[k].pid;
+				*fd = fds[i];
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static bool is_carried_file(const void *arg, pid_t pid, int fd)
+{
+	const struct carried_file *c = arg;
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	return stat(path, &st) == 0 && st.st_ino == c->ino && st.st_dev == c->dev &&
+	       same_file(getpid(), c->fd, pid, fd);
+}
+
+int unix_carried_held_by_tree(struct unix_state *ud, struct dump_task *t, uint32_t id, FdEntry *e)
+{
+	pid_t pid;
+	int fd;
+
+	if (!find_in_tree(t, is_carried_file, &ud->carried[id], &pid, &fd))
+		return 0;
+	e->kind = FD_KIND__FD_SHARED;
+	e->has_shared_pid = e->has_shared_fd = true;
+	e->shared_pid = pid;
+	e->shared_fd = fd;
+	return 1;
+}
+
+static bool is_epoll_target(const void *arg, pid_t pid, int fd)
+{
+	return syscall(SYS_kcmp, pid, getpid(), KCMP_EPOLL_TFD, fd, arg) == 0;
+}
+
+/* An epoll in flight: its targets, each a file of the tree (held or carried) found with kcmp. */
+static int dump_carried_epoll(struct unix_state *ud, struct dump_task *t, uint32_t id,
+			      const struct fd_probe *p, FdEntry *e)
+{
+	const int efd = ud->carried[id].fd, via_fd = ud->carried[id].via_fd; /* the table may grow */
+	const pid_t via_pid = ud->carried[id].pid;
+
+	e->kind = FD_KIND__FD_EPOLL;
+	for (const char *l = strstr(p->info, "tfd:"); l; l = strstr(l + 4, "tfd:")) {
+		uint64_t tfd, events, data;
+		struct kcmp_epoll_slot slot = { .efd = efd };
+		pid_t pid;
+		int fd, target = -1;
+		if (!fdinfo_u64(l, "tfd:", 10, &tfd) || !fdinfo_u64(l, "events:", 16, &events) ||
+		    !fdinfo_u64(l, "data:", 16, &data))
+			return -EINVAL;
+		slot.tfd = tfd;
+		for (size_t k = 0; k < ud->nr_carried && target < 0; k++)
+			if (is_epoll_target(&slot, getpid(), ud->carried[k].fd))
+				target = k;
+		if (target < 0 && find_in_tree(t, is_epoll_target, &slot, &pid, &fd)) {
+			int copy = task_fd_copy(pid, fd);
+			target = copy < 0 ? copy : unix_carried_note(ud, copy, via_pid, via_fd);
+		}
+		if (target < 0) {
+			pr_err("dump pid %d fd %d: an epoll carried in flight watches a file (fd %llu where "
+			       "it was added) that no process of the tree holds (not supported)",
+			       via_pid, via_fd, (unsigned long long)tfd);
+			return -ENOTSUP;
+		}
+		EpollTarget *et = xzalloc(sizeof(*et));
+		epoll_target__init(et);
+		et->fd = tfd;
+		et->events = events;
+		et->data = data;
+		e->targets = realloc(e->targets, (e->n_targets + 1) * sizeof(*e->targets));
+		e->target_files = realloc(e->target_files, (e->n_target_files + 1) * sizeof(*e->target_files));
+		if (!e->targets || !e->target_files)
+			return -ENOMEM;
+		e->targets[e->n_targets++] = et;
+		e->target_files[e->n_target_files++] = target;
+	}
+	return 1;
+}
+
+int unix_carried_dump_file(struct unix_state *ud, struct dump_task *t, uint32_t id, FdEntry *e)
+{
+	const pid_t via_pid = ud->carried[id].pid;
+	const int via_fd = ud->carried[id].via_fd;
+	struct fd_probe p;
+	auto_free char *info = NULL;
+	int claimed = 0, err = fd_probe(getpid(), ud->carried[id].fd, &p, &info);
+
+	if (err)
+		return err;
+	p.flags &= ~O_CLOEXEC; /* the receiver's recvmsg decides */
+	e->has_flags = true;
+	e->flags = p.flags;
+	if (!strcmp(p.link, EPOLL_LINK))
+		claimed = dump_carried_epoll(ud, t, id, &p, e);
+	for (size_t k = 0; k < ARRAY_SIZE(carried_kinds) && !claimed; k++) {
+		e->kind = carried_kinds[k]->kind;
+		claimed = carried_kinds[k]->dump(t, &p, e);
+	}
+	if (claimed < 0)
+		return claimed;
+	if (!claimed || !carried_kind_ok(e)) {
+		const struct fd_kind_ops *ops = claimed ? carried_kind_of(e->kind) : NULL;
+		pr_err("dump pid %d fd %d: a message waiting in its unix socket carries %s (%s), which "
+		       "no process holds: not supported in flight",
+		       via_pid, via_fd, p.link,
+		       e->has_ghost_id ? "a deleted file" : ops ? ops->name : "a kind not restored in flight");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+int unix_carried_check(const struct unix_state *ud, struct dump_task *tasks, size_t nr_tasks)
+{
+	bool tree_has_pipe = false;
+
+	for (size_t i = 0; i < nr_tasks; i++)
+		for (size_t k = 0; k < tasks[i].fds->n_fds; k++)
+			tree_has_pipe |= tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIPE;
+	for (size_t i = 0; i < ud->nr_carried; i++) {
+		const FdEntry *e = ud->carried[i].e;
+		if (e && e->kind == FD_KIND__FD_PIPE && !tree_has_pipe) {
+			pr_err("dump pid %d fd %d: a message waiting in its unix socket carries %s, and no "
+			       "process of the tree holds a pipe: restore reads pipes.img only for those "
+			       "(not supported)",
+			       ud->carried[i].pid, ud->carried[i].via_fd, e->path);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+/* ---- restore ---- */
+
+static const FdEntry *holder_entry(const struct restore_task *tasks, size_t nr_tasks, pid_t pid,
+				   uint32_t fd)
+{
+	for (size_t i = 0; i < nr_tasks; i++)
+		for (size_t k = 0; tasks[i].pid == pid && k < tasks[i].fds->n_fds; k++)
+			if (tasks[i].fds->fds[k]->fd == fd)
+				return tasks[i].fds->fds[k];
+	return NULL;
+}
+
+int unix_carried_validate(struct unix_state *st, const struct restore_task *tasks, size_t nr_tasks)
+{
+	const SocketTable *tab = st->rst;
+	struct restore_task pseudo = { .ctx = tasks[0].ctx };
+
+	st->carried = calloc(tab->n_in_flight + 1, sizeof(*st->carried));
+	if (!st->carried)
+		return -ENOMEM;
+	for (size_t i = 0; i < tab->n_in_flight; i++)
+		st->carried[i].fd = -1;
+	st->nr_carried = tab->n_in_flight;
+	for (size_t i = 0; i < tab->n_in_flight; i++) {
+		const FdEntry *e = tab->in_flight[i];
+		const struct fd_kind_ops *ops = carried_kind_of(e->kind);
+		bool ok = e->fd == i && sockopts_valid(e);
+		if (e->kind == FD_KIND__FD_SHARED)
+			ok = ok && e->has_shared_pid && e->has_shared_fd &&
+			     holder_entry(tasks, nr_tasks, e->shared_pid, e->shared_fd);
+		else
+			ok = ok && carried_kind_ok(e) && (!e->has_sock_ino || e->kind != FD_KIND__FD_UNIX_PAIR ||
+							   e->has_pair_id);
+		ok = ok && e->n_target_files == (e->kind == FD_KIND__FD_EPOLL ? e->n_targets : 0);
+		for (size_t k = 0; ok && k < e->n_target_files; k++)
+			ok = e->target_files[k] < tab->n_in_flight && e->targets[k]->fd < (1u << 20);
+		if (!ok) {
+			pr_err("image sockets.img: file in flight %zu is invalid", i);
+			return -EINVAL;
+		}
+		int err = ops && ops->validate ? ops->validate(&pseudo, e) : 0;
+		if (err) {
+			pr_err("image sockets.img: file in flight %zu (%s) cannot be made again", i, ops->name);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* A file only messages hold, made again in stasis (unix sockets: held by stasis already). */
+static int open_carried(struct unix_state *st, struct run_ctx *ctx, const FdEntry *e)
+{
+	struct restore_task pseudo = { .ctx = ctx };
+	int fd;
+
+	switch (e->kind) {
+	case FD_KIND__FD_UNIX_PAIR:
+	case FD_KIND__FD_UNIX_PENDING:
+	case FD_KIND__FD_UNIX_BOUND:
+		fd = unix_held_fd(st, e->sock_ino);
+		fd = fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
+		break;
+	case FD_KIND__FD_UNIX_FRESH:
+		fd = unix_fresh_socket(e);
+		break;
+	case FD_KIND__FD_UNIX_EXTERNAL:
+		fd = unix_connect_saved(e);
+		break;
+	default:
+		fd = carried_kind_of(e->kind)->open(&pseudo, e);
+	}
+	int err = fd >= 0 && e->n_sockopts ? sockopts_restore(fd, e) : 0;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int unix_carried_open(struct unix_state *st, struct run_ctx *ctx)
+{
+	for (size_t i = 0; i < st->nr_carried; i++) {
+		const FdEntry *e = st->rst->in_flight[i];
+		if (e->kind == FD_KIND__FD_SHARED)
+			continue;
+		st->carried[i].fd = open_carried(st, ctx, e);
+		if (st->carried[i].fd < 0) {
+			int err = st->carried[i].fd;
+			pr_err("restore: cannot make file in flight %zu (%s) again: %s", i,
+			       e->path ? e->path : carried_kind_of(e->kind) ? carried_kind_of(e->kind)->name
+									    : "unix socket",
+			       strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* In a child (the numbers are its own): each target at its old fd number, then registered. */
+static void register_in_child(const struct unix_state *st, const FdEntry *e, int epfd)
+{
+	int *src = calloc(e->n_targets + 1, sizeof(int)), high = 0;
+
+	for (size_t k = 0; k < e->n_targets; k++)
+		high = (int)e->targets[k]->fd > high ? (int)e->targets[k]->fd : high;
+	if (!src || (epfd = fcntl(epfd, F_DUPFD, high + 1)) < 0)
+		_exit(ENOMEM);
+	for (size_t k = 0; k < e->n_targets; k++)
+		if ((src[k] = fcntl(st->carried[e->target_files[k]].fd, F_DUPFD, high + 1)) < 0)
+			_exit(errno);
+	for (size_t k = 0; k < e->n_targets; k++) {
+		struct epoll_event ev = { .events = e->targets[k]->events, .data.u64 = e->targets[k]->data };
+		if (dup2(src[k], e->targets[k]->fd) < 0 ||
+		    (epoll_ctl(epfd, EPOLL_CTL_ADD, e->targets[k]->fd, &ev) && errno != EEXIST))
+			_exit(errno);
+	}
+	_exit(0);
+}
+
+static int register_targets(const struct unix_state *st, size_t id)
+{
+	const FdEntry *e = st->rst->in_flight[id];
+	int status = 0;
+
+	if (!e->n_targets)
+		return 0;
+	pid_t child = fork();
+	if (child == 0)
+		register_in_child(st, e, st->carried[id].fd);
+	if (child < 0 || waitpid(child, &status, 0) != child)
+		return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		pr_err("restore: cannot register the targets of the epoll in flight %zu: %s", id,
+		       strerror(WIFEXITED(status) ? WEXITSTATUS(status) : EINTR));
+		return -EIO;
+	}
+	return 0;
+}
+
+int unix_carried_take(struct unix_state *st)
+{
+	int err;
+
+	for (size_t i = 0; i < st->nr_carried; i++) {
+		const FdEntry *e = st->rst->in_flight[i];
+		if (e->kind != FD_KIND__FD_SHARED)
+			continue;
+		st->carried[i].fd = task_fd_copy(e->shared_pid, e->shared_fd);
+		if (st->carried[i].fd < 0) {
+			pr_err("restore pid %u fd %u: cannot take it to send it in flight again: %s",
+			       e->shared_pid, e->shared_fd, strerror(-st->carried[i].fd));
+			return st->carried[i].fd;
+		}
+	}
+	for (size_t i = 0; i < st->nr_carried; i++)
+		if (st->rst->in_flight[i]->kind == FD_KIND__FD_EPOLL && (err = register_targets(st, i)))
+			return err;
+	return 0;
+}
+
+void unix_carried_close(struct unix_state *st)
+{
+	for (size_t i = 0; i < st->nr_carried; i++) {
+		if (st->carried[i].fd >= 0)
+			close(st->carried[i].fd);
+		st->carried[i].fd = -1;
+	}
+}

@@ -1,0 +1,252 @@
+/*
+ * Unix sockets made again by name: a socket bound to a name and not connected (stream,
+ * seqpacket, or a datagram receiver with what waits in it), a listener, a datagram socket
+ * connected one way to a named socket of the tree, and one connected to a named socket
+ * outside the tree (--ext-unix-sk). Dump: the type, options and name, where the name's file
+ * is (a relative name: in which directory; gone: removed or replaced since) and its owner and
+ * mode. Restore: stasis binds each before the tree (listening if it was) and connects the
+ * one-way sockets to their peers' names once every name is bound; the tree inherits them.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "unix.h"
+#include "util.h"
+
+/* A socket's type, options and flags; and a name (its own, or its peer's). */
+static int set_socket(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+		      const struct unix_info *named)
+{
+	int type, passcred;
+
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
+		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+		return -errno;
+	}
+	e->has_sock_type = e->has_sock_passcred = e->has_flags = true;
+	e->sock_type = type;
+	e->sock_passcred = passcred;
+	e->flags = p->flags;
+	if (named && named->named) {
+		e->has_sock_name = true;
+		e->sock_name.len = named->name_len;
+		e->sock_name.data = xzalloc(named->name_len + 1);
+		memcpy(e->sock_name.data, named->name, named->name_len);
+	}
+	return 0;
+}
+
+/* Its own name: where its file is, and the file's owner and mode. */
+static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			const struct unix_info *named)
+{
+	char *dir = NULL, path[PATH_MAX];
+	struct stat st;
+	int err = set_socket(t, p, e, named);
+
+	if (err || !named->named || !named->name[0])
+		return err;
+	bool gone;
+	unix_name_place(t->pid == getpid() ? 0 : t->pid, named, &gone, &dir);
+	e->has_sock_file_gone = e->sock_file_gone = gone;
+	e->sock_dir = dir;
+	snprintf(path, sizeof(path), "%s%s%.*s", dir ? dir : "", dir ? "/" : "", (int)named->name_len, named->name);
+	if (!e->sock_file_gone && stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		e->has_sock_file_mode = e->has_sock_file_uid = e->has_sock_file_gid = true;
+		e->sock_file_mode = st.st_mode & 07777;
+		e->sock_file_uid = st.st_uid;
+		e->sock_file_gid = st.st_gid;
+	}
+	return 0;
+}
+
+/* The messages read at collect for the socket of this entry. */
+static int take_queue(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	struct unix_queue *q = unix_queue_of(ud, p->st.st_ino);
+
+	if (!q || !q->read) {
+		pr_err("dump pid %d fd %d: its socket's queue was not read", t->pid, p->fd);
+		return -EIO;
+	}
+	e->sock_messages = q->msgs;
+	e->n_sock_messages = q->n;
+	return 0;
+}
+
+/* Bound to a name and not connected: a listener, or a receiver (stream, seqpacket, datagram). */
+int unix_dump_bound(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+		      const struct unix_info *ui)
+{
+	char name[UNIX_NAME_MAX + 1];
+	int err;
+
+	e->kind = FD_KIND__FD_UNIX_BOUND;
+	e->has_sock_ino = true;
+	e->sock_ino = p->st.st_ino;
+	if ((err = set_own_name(t, p, e, ui)))
+		return err;
+	if (ui->state == TCP_LISTEN_STATE) {
+		e->has_sock_backlog = true;
+		e->sock_backlog = ui->wqueue;
+		return ui->rqueue && (err = unix_dump_listener_queue(ud, t, p, e, ui)) ? err : 1;
+	}
+	if ((err = take_queue(ud, t, p, e)))
+		return err;
+	if (e->n_sock_messages && e->sock_file_gone &&
+	    (ui->name[0] != '/' || access((const char *)e->sock_name.data, F_OK) == 0)) {
+		pr_err("dump pid %d fd %d: datagrams wait in unix socket %s, whose file another took the "
+		       "place of (or with a relative name): they could not be sent back to it (not "
+		       "supported)",
+		       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)));
+		return -ENOTSUP;
+	}
+	return 1;
+}
+
+/* A datagram socket connected to a named socket of the tree that is not connected back. */
+int unix_dump_one_way(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
+			FdEntry *e, const struct unix_info *ui, const struct unix_info *pi)
+{
+	char name[UNIX_NAME_MAX + 1];
+	int err;
+
+	unix_name(pi->name, pi->name_len, name, sizeof(name));
+	if (!pi->named) {
+		pr_err("dump pid %d fd %d: unix socket %s is connected to socket:[%llu], which has no name "
+		       "and is connected elsewhere (not supported)",
+		       t->pid, p->fd, p->link, (unsigned long long)ui->peer);
+		return -ENOTSUP;
+	}
+	if ((err = set_own_name(t, p, e, ui)))
+		return err;
+	e->kind = FD_KIND__FD_UNIX_BOUND;
+	e->has_sock_ino = e->has_sock_peer = true;
+	e->sock_ino = p->st.st_ino;
+	e->sock_peer = ui->peer;
+	if (e->sock_type != SOCK_DGRAM) {
+		pr_err("dump pid %d fd %d: unix socket %s of type %u is connected to %s, which is not "
+		       "connected back (not supported)", t->pid, p->fd, p->link, e->sock_type, name);
+		return -ENOTSUP;
+	}
+	if ((err = take_queue(ud, t, p, e)))
+		return err;
+	for (size_t i = 0; i < e->n_sock_messages; i++) {
+		const UnixMsg *m = e->sock_messages[i];
+		if (m->sender.len != pi->name_len || memcmp(m->sender.data, pi->name, pi->name_len)) {
+			pr_err("dump pid %d fd %d: unix socket %s, connected to %s, holds datagrams from "
+			       "another sender, queued before it connected (not supported)",
+			       t->pid, p->fd, p->link, name);
+			return -ENOTSUP;
+		}
+	}
+	return 1;
+}
+
+/*
+ * A datagram socket connected to a named socket outside the tree (syslog's /dev/log, say):
+ * with --ext-unix-sk it is connected to that name again on restore.
+ */
+static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			 const struct unix_info *peer)
+{
+	char name[UNIX_NAME_MAX + 1], what[sizeof(name) + 64];
+	int type, passcred;
+
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
+		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+		return -errno;
+	}
+	unix_name(peer->name, peer->name_len, name, sizeof(name));
+	if (type != SOCK_DGRAM) {
+		snprintf(what, sizeof(what), "connected to %s outside the tree", name);
+		return unix_dump_outside(t, p, e, what);
+	}
+	if (!t->ctx->opts->ext_unix_sk) {
+		pr_err("dump pid %d fd %d: unix socket connected to %s outside the tree (pass "
+		       "--ext-unix-sk)",
+		       t->pid, p->fd, name);
+		return -ENOTSUP;
+	}
+	e->kind = FD_KIND__FD_UNIX_EXTERNAL;
+	return set_socket(t, p, e, peer) ?: 1;
+}
+
+/* Connected to a peer no process of the tree holds nor any message carries. */
+int unix_dump_peer_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+			     const struct unix_info *ui, const struct unix_info *pi, bool pi_ok)
+{
+	char what[UNIX_NAME_MAX + 64], name[UNIX_NAME_MAX + 1] = "";
+
+	if (pi_ok && !ui->named && pi->named && pi->peer != ui->ino)
+		return dump_external(t, p, e, pi); /* a server outside */
+	if (pi_ok && pi->named)
+		unix_name(pi->name, pi->name_len, name, sizeof(name));
+	snprintf(what, sizeof(what), "connected to socket:[%llu]%s%s outside the tree",
+		 (unsigned long long)ui->peer, name[0] ? " " : "", name);
+	return unix_dump_outside(t, p, e, what);
+}
+
+int unix_dump_fresh(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	e->kind = FD_KIND__FD_UNIX_FRESH;
+	return set_socket(t, p, e, NULL) ?: 1;
+}
+
+/* ---- restore ---- */
+
+bool unix_bound_valid(const FdEntry *e, size_t n_carried)
+{
+	return e->has_sock_type && e->has_flags && e->sock_name.len <= UNIX_NAME_MAX &&
+	       (e->sock_name.len || e->has_sock_peer) && !e->n_sock_queued &&
+	       (!e->sock_dir || e->sock_dir[0] == '/') && (!e->has_sock_backlog || !e->has_sock_peer) &&
+	       (e->sock_name.len || !e->n_sock_messages) &&
+	       unix_msgs_valid(e->sock_messages, e->n_sock_messages, n_carried, e->sock_type);
+}
+
+/* The address of the socket of the tree that a one-way socket connects to. */
+static int peer_addr(const struct unix_state *st, uint64_t peer, struct sockaddr_un *sa, socklen_t *len)
+{
+	for (size_t i = 0; i < st->nr_bound; i++)
+		if (st->bound[i]->sock_ino == peer && st->bound[i]->sock_name.len)
+			return unix_reach_addr(st->bound[i], sa, len);
+	int fd = unix_held_fd(st, peer);
+	*len = sizeof(*sa);
+	return fd < 0 ? -ENOENT : getsockname(fd, (struct sockaddr *)sa, len) ? -errno : 0;
+}
+
+/* A bound socket, or (second round) a one-way datagram socket connected to its peer. */
+int unix_make_bound(struct unix_state *st, const FdEntry *e)
+{
+	char *unlink_later = NULL, name[UNIX_NAME_MAX + 1];
+	struct sockaddr_un sa;
+	socklen_t len;
+	int err = 0, s = e->sock_name.len ? unix_bind_saved(e, &unlink_later) : unix_fresh_socket(e);
+
+	if (s < 0)
+		err = s;
+	else if (e->has_sock_peer && !(err = peer_addr(st, e->sock_peer, &sa, &len)) &&
+		 connect(s, (struct sockaddr *)&sa, len))
+		err = -errno;
+	if (err)
+		pr_err("restore: cannot make unix socket %llu (%s) again: %s", (unsigned long long)e->sock_ino,
+		       unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)),
+		       strerror(-err));
+	if (s >= 0 && err)
+		close(s);
+	if (!err && (err = unix_hold(st, e->sock_ino, 0, s, e)) == 0) {
+		unix_held_unlink_later(st, e->sock_ino, unlink_later);
+		return 0;
+	}
+	if (unlink_later)
+		unlink(unlink_later); /* made by this bind */
+	free(unlink_later);
+	return err;
+}

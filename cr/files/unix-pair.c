@@ -1,0 +1,270 @@
+/*
+ * Connected pairs: two unix sockets connected to each other, each held by a process of the
+ * tree or carried in flight (socketpair(), a connection accepted, two datagram sockets
+ * connected to each other); or one of them whose peer its process closed. Each end keeps its
+ * queue (unix-queue.c), shutdown state and name: a client may have bound one, and an
+ * accepted connection bears its listener's.
+ * Restore, before the tree: an end bearing the name of a listener stasis made is accepted
+ * from it again (its client bound to its own name first, if it had one); other pairs are made
+ * with socketpair() and each end bound to its name. A datagram end's name is its own: bound
+ * as a listener's would be (its socket file made again if it was there). A stream or
+ * seqpacket end's is bound where no file stays: an accepted end's file is its listener's,
+ * maybe outside the tree, and the name alone is what getsockname() and getpeername() read.
+ * Once the tree exists: each end's queue is sent again from the other end; a closed end is
+ * closed then, after leaving a byte unread if its survivor had an ECONNRESET waiting (the
+ * kernel sets it when a peer closes with data unread); the shutdowns are applied last.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "unix.h"
+#include "util.h"
+
+/* One end's state: shutdown, name, queue read at collect. */
+static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const struct unix_info *ui,
+		    int type)
+{
+	const struct unix_queue *q = unix_queue_of(ud, ino);
+	bool gone = true;
+
+	end->ino = ino;
+	end->shutdown = ui->shutdown;
+	if (!q || !q->read) {
+		pr_err("dump: unix socket socket:[%llu]: its queue was not read", (unsigned long long)ino);
+		return -EIO;
+	}
+	if (ui->named) {
+		end->has_name = true;
+		end->name.len = ui->name_len;
+		end->name.data = xzalloc(ui->name_len + 1);
+		memcpy(end->name.data, ui->name, ui->name_len);
+		if (type == SOCK_DGRAM) /* its own bind */
+			unix_name_place(q->pid, ui, &gone, &end->name_dir);
+		end->has_name_file_gone = end->name_file_gone = gone;
+	}
+	end->messages = q->msgs;
+	end->n_messages = q->n;
+	end->has_reset = q->reset;
+	end->reset = q->reset;
+	return 0;
+}
+
+int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e,
+		   const struct unix_info *ui, const struct unix_info *pi)
+{
+	uint64_t ino = p->st.st_ino;
+	int type, passcred, err;
+
+	e->has_pair_id = e->has_sock_ino = e->has_flags = true;
+	e->pair_id = pi && ui->peer < ino ? ui->peer : ino;
+	e->sock_ino = ino;
+	e->flags = p->flags;
+	for (size_t i = 0; i < ud->tab.n_pairs; i++)
+		if (ud->tab.pairs[i]->id == e->pair_id)
+			return 1; /* made when its other end was met */
+	if (sock_options(t->pid, p->fd, &type, &passcred)) {
+		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
+		return -errno;
+	}
+	UnixPair *pair = xzalloc(sizeof(*pair));
+	unix_pair__init(pair);
+	pair->id = e->pair_id;
+	pair->type = type;
+	pair->a = xzalloc(sizeof(UnixEnd));
+	pair->b = xzalloc(sizeof(UnixEnd));
+	unix_end__init(pair->a);
+	unix_end__init(pair->b);
+	if ((err = fill_end(ud, pair->a, ino, ui, type)))
+		return err;
+	if (pi)
+		err = fill_end(ud, pair->b, ui->peer, pi, type);
+	else
+		pair->b->has_closed = pair->b->closed = true;
+	if (err)
+		return err;
+	UnixPair **more = realloc(ud->tab.pairs, (ud->tab.n_pairs + 1) * sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	ud->tab.pairs = more;
+	ud->tab.pairs[ud->tab.n_pairs++] = pair;
+	return 1;
+}
+
+/* ---- restore ---- */
+
+static bool end_valid(const UnixEnd *end, bool closed, size_t n_carried, int type)
+{
+	return !end->n_queued && end->shutdown <= 3 && end->name.len <= UNIX_NAME_MAX &&
+	       end->has_name == (end->name.len > 0) && (!end->name_dir || end->name_dir[0] == '/') &&
+	       (type == SOCK_DGRAM || !end->has_name || end->name_file_gone) && closed == (end->ino == 0) &&
+	       (!closed || (!end->n_messages && !end->has_name)) &&
+	       unix_msgs_valid(end->messages, end->n_messages, n_carried, type);
+}
+
+bool unix_pairs_valid(const SocketTable *tab, size_t n_carried)
+{
+	for (size_t i = 0; i < tab->n_pairs; i++) {
+		const UnixPair *u = tab->pairs[i];
+		if ((u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET) ||
+		    u->a->closed || !end_valid(u->a, false, n_carried, u->type) ||
+		    !end_valid(u->b, u->b->closed, n_carried, u->type)) {
+			pr_err("image sockets.img: pair %zu (id %llu) is invalid%s", i, (unsigned long long)u->id,
+			       u->a->n_queued || u->b->n_queued ? " (written by an earlier stasis: dump again)"
+								 : "");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The accepted end again: a client (bound to its own name, if any) connects, the listener accepts. */
+static int accept_again(int listener, const FdEntry *l, const UnixEnd *client, int end[2],
+			char **unlink_later)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int err = 0;
+
+	end[0] = end[1] = -1;
+	if ((err = unix_reach_addr(l, &sa, &len)))
+		return err;
+	if ((end[1] = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if (client->has_name)
+		err = unix_bind_name(end[1], client->name.data, client->name.len, client->name_file_gone,
+				     client->name_dir, unlink_later);
+	if (!err && connect(end[1], (struct sockaddr *)&sa, len))
+		err = -errno;
+	if (!err && (end[0] = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		err = -errno;
+	return err;
+}
+
+/* A pair by socketpair(), each end bound to its name. */
+static int pair_by_name(const UnixPair *u, int end[2], char *unlink_later[2])
+{
+	const UnixEnd *ends[2] = { u->a, u->b };
+	char name[UNIX_NAME_MAX + 2];
+	int err = 0;
+
+	if (socketpair(AF_UNIX, u->type | SOCK_CLOEXEC, 0, end)) {
+		end[0] = end[1] = -1;
+		return -errno;
+	}
+	for (int i = 0; i < 2 && !err; i++) {
+		if (!ends[i]->has_name)
+			continue;
+		err = unix_bind_name(end[i], ends[i]->name.data, ends[i]->name.len, ends[i]->name_file_gone,
+				     ends[i]->name_dir, &unlink_later[i]);
+		if (err == -EADDRINUSE) { /* an accepted connection whose listener is not the tree's */
+			pr_warn("restore: unix socket %llu comes back without its name %s (taken)",
+				(unsigned long long)ends[i]->ino,
+				unix_name((const char *)ends[i]->name.data, ends[i]->name.len, name, sizeof(name)));
+			err = 0;
+		}
+	}
+	return err;
+}
+
+/* One pair again, both ends held. */
+static int make_pair(struct unix_state *st, const UnixPair *u)
+{
+	const FdEntry *l = NULL;
+	char *unlink_later[2] = { NULL, NULL };
+	int end[2], err, ls = -1;
+	bool b_accepted = false;
+
+	if (u->type != SOCK_DGRAM && u->a->has_name)
+		ls = unix_held_listener(st, u->type, u->a->name.data, u->a->name.len, &l);
+	if (ls < 0 && u->type != SOCK_DGRAM && u->b->has_name) {
+		ls = unix_held_listener(st, u->type, u->b->name.data, u->b->name.len, &l);
+		b_accepted = ls >= 0;
+	}
+	if (ls < 0) {
+		err = pair_by_name(u, end, unlink_later);
+	} else if (!b_accepted) {
+		err = accept_again(ls, l, u->b, end, &unlink_later[1]);
+	} else {
+		int swapped[2];
+		err = accept_again(ls, l, u->a, swapped, &unlink_later[0]);
+		end[0] = swapped[1];
+		end[1] = swapped[0];
+	}
+	if (!err && !(err = unix_hold(st, u->a->ino, u->id, end[0], NULL))) {
+		end[0] = -1; /* held */
+		if (!(err = unix_hold(st, u->b->ino, u->id, end[1], NULL))) {
+			/* files made for names: kept while stasis holds the ends (one-way sockets connect) */
+			unix_held_unlink_later(st, u->a->ino, unlink_later[0]);
+			unix_held_unlink_later(st, u->b->ino, unlink_later[1]);
+			return 0;
+		}
+		end[1] = -1; /* closed by unix_hold */
+	}
+	for (int k = 0; k < 2; k++) {
+		if (unlink_later[k])
+			unlink(unlink_later[k]); /* made by this bind */
+		free(unlink_later[k]);
+		if (end[k] >= 0)
+			close(end[k]);
+	}
+	return err;
+}
+
+int unix_make_pairs(struct unix_state *st)
+{
+	for (size_t i = 0; i < st->rst->n_pairs; i++) {
+		int err = make_pair(st, st->rst->pairs[i]);
+		if (err) {
+			pr_err("restore: cannot make unix socket pair %llu again: %s",
+			       (unsigned long long)st->rst->pairs[i]->id, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* A byte its survivor does not read: closing it then sets ECONNRESET there (stream, seqpacket). */
+static int leave_unread(int survivor)
+{
+	return send(survivor, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/* One pair's queues filled, its closed end closed, its shutdowns applied. */
+static int fill_pair(struct unix_state *st, const UnixPair *u)
+{
+	int a = unix_held_end(st, u->id, u->a->ino), b = unix_held_end(st, u->id, u->b->ino), err;
+
+	if (a < 0 || b < 0)
+		return -ENOENT;
+	if ((err = unix_queue_send(st, b, NULL, 0, u->a->messages, u->a->n_messages)) ||
+	    (err = unix_queue_send(st, a, NULL, 0, u->b->messages, u->b->n_messages)))
+		return err;
+	if (u->b->closed) {
+		if (u->a->reset && u->type != SOCK_DGRAM && (err = leave_unread(a)))
+			return err;
+		unix_held_drop(st, b);
+		if (u->type != SOCK_DGRAM)
+			return 0; /* its peer's close shut it down both ways */
+	} else if ((err = unix_apply_shutdown(b, u->b->shutdown))) {
+		return err;
+	}
+	return unix_apply_shutdown(a, u->a->shutdown);
+}
+
+int unix_fill_pairs(struct unix_state *st)
+{
+	for (size_t i = 0; i < st->rst->n_pairs; i++) {
+		int err = fill_pair(st, st->rst->pairs[i]);
+		if (err) {
+			pr_err("restore: cannot fill unix socket pair %llu again: %s",
+			       (unsigned long long)st->rst->pairs[i]->id, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,376 @@
+/*
+ * The cgroup freezer at dump. Order (criu's, checked on this kernel): freeze the cgroup, seize
+ * every thread in it (PTRACE_SEIZE + PTRACE_INTERRUPT do not need the thread to run), thaw
+ * it; each thread then stops for ptrace on its way back to user space, and the tree is seized
+ * as usual with nobody able to fork meanwhile.
+ *
+ * One trap: with the v1 freezer, PTRACE_SEIZE of a thread that is stopped by a signal and
+ * frozen waits inside the kernel until the cgroup thaws (the attach waits for the thread to
+ * move from its stop to a ptrace stop). Such threads (their wait channel is do_signal_stop)
+ * are left for the usual seizing after the thaw: a stopped thread forks nothing. Should a
+ * seize block anyway, a guardian process thaws the cgroup after a second, and the tree's
+ * seizing, which lists every process until nothing new appears, still catches everything.
+ * The same guardian thaws the cgroup if stasis dies while it is frozen.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "freezer.h"
+#include "log.h"
+#include "seize.h"
+#include "util.h"
+
+#define FREEZER_DEFAULT_TIMEOUT_S 10
+#define FREEZER_SEIZE_GUARD_MS 1000
+#define FREEZER_MAX_THREADS (1 << 20)
+
+struct freezer {
+	const char *path;
+	int dirfd, ctl;
+	bool v2;
+};
+
+static int freezer_open(const char *path, struct freezer *f)
+{
+	*f = (struct freezer){ .path = path, .ctl = -1 };
+	if ((f->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		pr_perror("dump: --freeze-cgroup %s", path);
+		return -errno;
+	}
+	f->v2 = faccessat(f->dirfd, "freezer.state", F_OK, 0) != 0;
+	f->ctl = openat(f->dirfd, f->v2 ? "cgroup.freeze" : "freezer.state", O_RDWR | O_CLOEXEC);
+	if (f->ctl < 0) {
+		pr_err("dump: --freeze-cgroup %s: not a freezer cgroup (no freezer.state, no "
+		       "cgroup.freeze)", path);
+		close(f->dirfd);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void freezer_close(struct freezer *f)
+{
+	close(f->ctl);
+	close(f->dirfd);
+}
+
+static int freezer_set(const struct freezer *f, bool frozen)
+{
+	const char *v = f->v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
+
+	if (pwrite(f->ctl, v, strlen(v), 0) != (ssize_t)strlen(v)) {
+		pr_perror("dump: cannot %s cgroup %s", frozen ? "freeze" : "thaw", f->path);
+		return -errno;
+	}
+	return 0;
+}
+
+/* 1 frozen, 0 not yet (its state to *state), or -errno. */
+static int freezer_frozen(const struct freezer *f, char *state, size_t len)
+{
+	auto_free char *text = read_file_at(f->dirfd, f->v2 ? "cgroup.events" : "freezer.state", NULL);
+
+	if (!text) {
+		pr_perror("dump: cannot read the freezer state of cgroup %s", f->path);
+		return -errno;
+	}
+	if (f->v2) {
+		const char *ev = strstr(text, "frozen ");
+		snprintf(state, len, "%s", ev && ev[7] == '1' ? "frozen" : "freezing");
+		return ev && ev[7] == '1';
+	}
+	text[strcspn(text, "\n")] = 0;
+	snprintf(state, len, "%s", text);
+	return !strcmp(text, "FROZEN");
+}
+
+static int freeze(const struct freezer *f, int timeout_s)
+{
+	uint64_t start = now_ns(CLOCK_MONOTONIC), last_kick = start;
+	int limit_s = timeout_s > 0 ? timeout_s : FREEZER_DEFAULT_TIMEOUT_S;
+	uint64_t deadline = start + (uint64_t)limit_s * 1000000000ull;
+	unsigned backoff_us = 100;
+	char state[32] = "";
+	int err;
+
+	if ((err = freezer_set(f, true)))
+		return err;
+	while ((err = freezer_frozen(f, state, sizeof(state))) == 0) {
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		if (now > deadline) {
+			pr_err("dump: cgroup %s did not freeze within %d s (still %s); it is thawed again",
+			       f->path, limit_s, state);
+			freezer_set(f, false);
+			return -ETIMEDOUT;
+		}
+		/* v1 may stay FREEZING when a task could not be frozen on the first try */
+		if (!f->v2 && now - last_kick > 100000000ull) {
+			freezer_set(f, true);
+			last_kick = now;
+		}
+		usleep(backoff_us);
+		backoff_us = backoff_us < 20000 ? backoff_us * 2 : 20000;
+	}
+	if (err < 0) {
+		freezer_set(f, false);
+		return err;
+	}
+	pr_debug("dump: cgroup %s frozen in %.1f ms", f->path, (now_ns(CLOCK_MONOTONIC) - start) / 1e6);
+	return 0;
+}
+
+static int add_tid(struct freezer_catch *fc, pid_t tid)
+{
+	if (fc->n >= FREEZER_MAX_THREADS)
+		return -E2BIG;
+	pid_t *t = realloc(fc->tids, (fc->n + 1) * sizeof(*t));
+	bool *c = t ? realloc(fc->claimed, (fc->n + 1) * sizeof(*c)) : NULL;
+	if (t)
+		fc->tids = t;
+	if (!c)
+		return -ENOMEM;
+	fc->claimed = c;
+	fc->tids[fc->n] = tid;
+	fc->claimed[fc->n++] = false;
+	return 0;
+}
+
+/* Every thread of the cgroup at dirfd and of those below it (v1: tasks, v2: cgroup.threads). */
+static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch *out, int depth)
+{
+	auto_free char *text = read_file_at(dirfd, f->v2 ? "cgroup.threads" : "tasks", NULL);
+	int err = text ? 0 : -errno;
+
+	for (char *p = text; !err && p && *p; p += strcspn(p, "\n"), p += *p == '\n')
+		err = add_tid(out, atoi(p));
+	int fd = err ? -1 : openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	if (!err && !dir)
+		err = -errno;
+	while (!err && dir && (de = readdir(dir))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		auto_close int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		err = sub < 0 ? -errno : depth > 32 ? -ELOOP : list_threads(f, sub, out, depth + 1);
+	}
+	if (dir)
+		closedir(dir);
+	else if (fd >= 0)
+		close(fd);
+	if (err && !depth)
+		pr_err("dump: cannot list the threads of cgroup %s: %s", f->path, strerror(-err));
+	return err;
+}
+
+/* A thread stopped by a signal (and perhaps frozen in that stop). */
+static bool in_signal_stop(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
+	auto_free char *wchan = read_file_at(AT_FDCWD, path, NULL);
+
+	return wchan && !strcmp(wchan, "do_signal_stop");
+}
+
+/*
+ * A guardian process thaws the cgroup if stasis dies while it is frozen (stasis's tracees are
+ * let go by the kernel), or if seizing takes longer than FREEZER_SEIZE_GUARD_MS. Stasis tells
+ * it through a pipe: 's' seizing starts, 'e' all is done (stasis thaws the cgroup itself).
+ */
+struct guardian {
+	pid_t pid;
+	int fd; /* the pipe's write end */
+};
+
+static __attribute__((noreturn)) void guard(const struct freezer *f, int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool seizing = false, thawed = false;
+
+	for (;;) {
+		char c = 0;
+		int n = poll(&p, 1, seizing && !thawed ? FREEZER_SEIZE_GUARD_MS : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n > 0 && read(fd, &c, 1) == 1 && c != 'e') {
+			seizing |= c == 's';
+			continue;
+		}
+		if (c == 'e') /* stasis is done, and thaws the cgroup itself */
+			_exit(thawed);
+		/* seizing blocks (the time is up), or stasis is gone (the pipe's end closed) */
+		if (!thawed)
+			freezer_set(f, false);
+		thawed = true;
+		if (n)
+			_exit(1);
+	}
+}
+
+static int guardian_start(const struct freezer *f, struct guardian *g)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	fflush(NULL);
+	if ((g->pid = fork()) == 0) {
+		close(p[1]);
+		guard(f, p[0]);
+	}
+	close(p[0]);
+	if (g->pid < 0) {
+		close(p[1]);
+		pr_perror("dump: cannot start the freezer's guardian");
+		return -errno;
+	}
+	g->fd = p[1];
+	return 0;
+}
+
+static void guardian_tell(const struct guardian *g, char c)
+{
+	if (write(g->fd, &c, 1) != 1)
+		pr_warn("dump: cannot reach the freezer's guardian: %m");
+}
+
+/* Ends it; true if it had to thaw the cgroup. */
+static bool guardian_stop(struct guardian *g)
+{
+	int status = 0;
+
+	guardian_tell(g, 'e');
+	close(g->fd);
+	while (waitpid(g->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
+/* Seizes each listed thread, but those stopped by a signal; fc keeps those seized. */
+static int seize_frozen(const struct freezer *f, const struct guardian *g,
+			const struct freezer_catch *listed, struct freezer_catch *fc)
+{
+	int err = 0;
+
+	guardian_tell(g, 's');
+	for (size_t i = 0; i < listed->n && !err; i++) {
+		pid_t tid = listed->tids[i];
+		if (in_signal_stop(tid))
+			continue;
+		if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD))
+			continue; /* exiting, or traced by another: the tree's seizing judges */
+		if ((err = add_tid(fc, tid)) || ptrace(PTRACE_INTERRUPT, tid, 0, 0))
+			err = err ? err : -errno;
+	}
+	if (err)
+		pr_err("dump: cannot seize the threads of frozen cgroup %s: %s", f->path, strerror(-err));
+	return err;
+}
+
+int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freezer_catch *fc)
+{
+	struct freezer_catch listed = { 0 };
+	struct guardian guard_proc = { .pid = -1, .fd = -1 };
+	struct freezer f;
+	bool has_root = false;
+	int err;
+
+	*fc = (struct freezer_catch){ 0 };
+	if ((err = freezer_open(path, &f)))
+		return err;
+	/* stasis in it would freeze itself */
+	if (!(err = list_threads(&f, f.dirfd, &listed, 0))) {
+		for (size_t i = 0; i < listed.n && !err; i++) {
+			if (listed.tids[i] == getpid()) {
+				pr_err("dump: --freeze-cgroup %s: stasis itself is in that cgroup", path);
+				err = -EINVAL;
+			}
+		}
+	}
+	free(listed.tids);
+	free(listed.claimed);
+	listed = (struct freezer_catch){ 0 };
+	if (!err) {
+		char state[32];
+		int frozen = freezer_frozen(&f, state, sizeof(state));
+		err = frozen < 0 ? frozen : 0;
+		fc->was_frozen = frozen > 0;
+	}
+	if (!err && !(err = guardian_start(&f, &guard_proc))) {
+		if (!(err = freeze(&f, timeout_s))) {
+			if (!(err = list_threads(&f, f.dirfd, &listed, 0)))
+				err = seize_frozen(&f, &guard_proc, &listed, fc);
+			if (freezer_set(&f, false) && !err)
+				err = -EIO;
+		}
+		if (guardian_stop(&guard_proc))
+			pr_warn("dump: seizing the threads of frozen cgroup %s took over %d ms; it was "
+				"thawed early, the tree is seized without its help", path,
+				FREEZER_SEIZE_GUARD_MS);
+	}
+	for (size_t i = 0; i < listed.n; i++)
+		has_root |= listed.tids[i] == root;
+	if (!err && !has_root)
+		pr_warn("dump: the tree's root, pid %d, is not in cgroup %s: the freezer does not hold it",
+			root, path);
+	free(listed.tids);
+	free(listed.claimed);
+	freezer_close(&f);
+	if (err) {
+		freezer_release_unclaimed(fc);
+		if (fc->was_frozen)
+			freezer_refreeze(path, timeout_s);
+		return err;
+	}
+	pr_debug("dump: caught %zu threads of cgroup %s", fc->n, path);
+	return 0;
+}
+
+int freezer_refreeze(const char *path, int timeout_s)
+{
+	struct freezer f;
+	int err;
+
+	if ((err = freezer_open(path, &f)))
+		return err;
+	err = freeze(&f, timeout_s);
+	freezer_close(&f);
+	if (!err)
+		pr_info("dump: cgroup %s is frozen again, as it was before the dump", path);
+	return err;
+}
+
+void freezer_claim(struct freezer_catch *fc, pid_t tid)
+{
+	for (size_t i = 0; i < fc->n; i++)
+		if (fc->tids[i] == tid)
+			fc->claimed[i] = true;
+}
+
+void freezer_release_unclaimed(struct freezer_catch *fc)
+{
+	for (size_t i = 0; i < fc->n; i++) {
+		int status;
+		if (fc->claimed[i] || !fc->tids[i])
+			continue;
+		/* it stops for its interrupt first (or has exited) */
+		if (task_wait_stop(fc->tids[i], &status) == 0 && ptrace(PTRACE_DETACH, fc->tids[i], 0, 0))
+			pr_warn("dump: cannot let thread %d of the frozen cgroup go: %m", fc->tids[i]);
+		else
+			pr_debug("dump: thread %d was in the frozen cgroup, not in the tree", fc->tids[i]);
+	}
+	free(fc->tids);
+	free(fc->claimed);
+	*fc = (struct freezer_catch){ .was_frozen = fc->was_frozen };
+}

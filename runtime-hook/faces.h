@@ -1,0 +1,36 @@
+/*
+ * What the faces share: the criu dialect they speak, the notification scripts
+ * (--action-script), the stats files engines read, and the RPC server (stasis swrk).
+ */
+#ifndef STASIS_FACES_H
+#define STASIS_FACES_H
+
+#include <stdbool.h>
+
+#include "run.h"
+
+/* The criu version stasis answers as: engines gate features on it (Podman needs 3.11, crun
+ * 3.15, runc 3.16 for cgroup v2). */
+#define CRIU_DIALECT "3.17"
+#define CRIU_DIALECT_MAJOR 3
+#define CRIU_DIALECT_MINOR 17
+#define CRIU_DIALECT_SUBLEVEL 0
+
+/*
+ * Runs every script of the list at a notification point, as criu does: `sh -c SCRIPT` with
+ * CRTOOLS_SCRIPT_ACTION=point (and CRTOOLS_INIT_PID=init_pid when init_pid > 0) in its
+ * environment. 0, or -ECANCELED once a script failed (said, naming it).
+ */
+int action_scripts_run(const struct opt_list *scripts, const char *point, int init_pid);
+
+/*
+ * stats-dump (restore: stats-restore) in the run's work directory, in criu's format, from
+ * ctx->stats; with --display-stats also on stdout. A failure is a warning: the run is done.
+ */
+void stats_file_write(const struct run_ctx *ctx, bool restore);
+
+/* stasis swrk FD (argv[0] is "swrk"): serves criu RPC requests on FD until the engine
+ * closes it. The exit code: 0 if the last request succeeded. */
+int cmd_swrk(int argc, char **argv);
+
+#endif

@@ -1,0 +1,592 @@
+#!/bin/bash
+# Cgroups and the cgroup freezer, with real cgroups this script makes (and removes, also those a
+# restore makes). Targets: the zoo's tree (a root with live children, a stopped one, a zombie;
+# its children moved to a sub-cgroup), mem-anon, fork-churn (forks all the time).
+#
+#   v1/soft-made          tree in memory:/T (limit 64M, soft limit 32M, swappiness 30),
+#                         pids:/T (pids.max 50), cpu:/T (shares 512, quota 50 ms of 100 ms) and
+#                         devices:/T (only /dev/null and /dev/zero), its children in
+#                         memory:/T/sub (limit 16M); dumped without options, cgroups removed,
+#                         restored: every process is in its cgroups again, each limit is back;
+#                         then the tree PASSes
+#   v1/soft-existing      the same, the cgroups left there with other limits: the processes go
+#                         back into them, the limits are left alone (soft)
+#   v1/full-existing      --manage-cgroups=full: the existing cgroups get the saved limits
+#   v1/props-existing     --manage-cgroups=props: the same
+#   v1/none-existing      --manage-cgroups=none: into the existing cgroups, limits left alone
+#   v1/none-missing, v1/props-missing
+#                         cgroups removed: the restore refuses naming memory:/T or pids:/T,
+#                         nothing runs, no cgroup is made
+#   v1/strict-existing    --manage-cgroups=strict: refused naming an existing cgroup, nothing
+#                         runs, memory:/T's limit untouched
+#   v1/strict-made        --manage-cgroups=strict, cgroups removed: made with their limits
+#   v1/cgroup-root        restored with --cgroup-root /U: the tree in /U of each of those
+#                         hierarchies and in memory:/U/sub, with the saved limits; /T not made
+#   v1/ignore             dumped normally, restored with --manage-cgroups=ignore: every process
+#                         in the restoring stasis's cgroups, memory:/T not made
+#   v1/failed-restore     STASIS_FAULT=restore-child, memory:/T removed, pids:/T left there:
+#                         the restore fails, memory:/T and /T/sub (which it made) are gone again,
+#                         pids:/T is still there with its pids.max, nothing runs
+#   v2/made               mem-anon in /T2 of a cgroup2 mount this script makes, which also has
+#                         an empty /T2/sub (cgroup.max.descendants 3, cgroup.max.depth 2);
+#                         dumped, removed, restored: in /T2 again, both made with their limits
+#   freezer/v1            fork-churn in freezer:/F, dumped with --freeze-cgroup: the dump
+#                         passes, freezer.state is THAWED, the restored tree PASSes
+#   freezer/v1-fault      the same with STASIS_FAULT=after-collect: the dump fails, the cgroup
+#                         is THAWED, the tree runs untraced and PASSes
+#   freezer/v1-stopped    tree (one child stopped by SIGSTOP) in freezer:/F: dumped without the
+#                         seizing watchdog firing, restored, PASSes (the child still stopped)
+#   freezer/v2            fork-churn in /F2 of the cgroup2 mount: dump, cgroup.freeze 0, PASS
+#   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
+#                         PASSes
+#
+#   tests/cgroup-cases.sh [--keep]
+# Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
+
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=zoo/lib.sh
+. "$(dirname "$0")/zoo/lib.sh"
+
+for a in "$@"; do
+	case $a in
+	--keep | -k) ZOO_KEEP=1 ;;
+	-h | --help)
+		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "unknown argument $a" >&2
+		exit 2
+		;;
+	esac
+done
+
+V1=/sys/fs/cgroup
+TAG=stasis-cg-$$
+CG_MADE=() # cgroups to remove at the end, parents before children
+CG2=""     # our cgroup2 mount
+
+# cg_rmdir DIR: remove it once the processes killed in it have left (5 s at most)
+cg_rmdir() {
+	local n=100
+	[ -d "$1" ] || return 0
+	while ! rmdir "$1" 2>/dev/null && [ $n -gt 0 ]; do
+		sleep 0.05
+		n=$((n - 1))
+	done
+	[ ! -d "$1" ]
+}
+
+cg_cleanup() {
+	local i d p
+	for ((i = ${#CG_MADE[@]} - 1; i >= 0; i--)); do
+		d=${CG_MADE[i]}
+		[ -d "$d" ] || continue
+		[ -f "$d/freezer.state" ] && echo THAWED >"$d/freezer.state" 2>/dev/null
+		[ -f "$d/cgroup.freeze" ] && echo 0 >"$d/cgroup.freeze" 2>/dev/null
+		for p in $(cat "$d/cgroup.procs" 2>/dev/null); do
+			kill_ours "$p"
+		done
+		cg_rmdir "$d" || echo "# could not remove cgroup $d" >&2
+	done
+	[ -n "$CG2" ] && { umount "$CG2" 2>/dev/null || umount -l "$CG2"; }
+	zoo_cleanup
+}
+
+# cg_new DIR [FILE=VALUE...]: make a cgroup (removed at the end) and set its files
+cg_new() {
+	local d=$1 kv
+	shift
+	mkdir -p "$d" || return 1
+	CG_MADE+=("$d")
+	for kv in "$@"; do
+		echo "${kv#*=}" >"$d/${kv%%=*}" || return 1
+	done
+}
+
+# tree_pids ROOT: ROOT and every live descendant
+tree_pids() {
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+		[ "$(proc_state "$c")" = Z ] || tree_pids "$c"
+	done
+}
+
+# cg_of PID CONTROLLERS: its cgroup in that hierarchy ("" for v2)
+cg_of() { awk -F: -v c="$2" '$2 == c { print $3 }' "/proc/$1/cgroup" 2>/dev/null; }
+
+# membership PID...: "pid memory-cgroup pids-cgroup v2-cgroup" per process
+membership() {
+	local p
+	for p in "$@"; do
+		echo "$p $(cg_of "$p" memory) $(cg_of "$p" pids) $(cg_of "$p" cpu) $(cg_of "$p" devices)" \
+			"$(cg_of "$p" '')"
+	done
+}
+
+# value FILE: its first line
+value() { head -n1 "$1" 2>/dev/null; }
+
+# expect_values CASE FILE=VALUE...: each file holds that value (else the case fails, 1)
+expect_values() {
+	local label=$1 kv f want got
+	shift
+	for kv in "$@"; do
+		f=${kv%%=*} want=${kv#*=}
+		got=$(value "$f")
+		if [ "$got" != "$want" ]; then
+			result_fail "$label" "${f#"$V1"/} is '$got', expected '$want'"
+			return 1
+		fi
+	done
+}
+
+# restore_refused CASE DIR REGEX: the restore of the tree failed cleanly naming REGEX, and no
+# process of the tree runs
+restore_refused() {
+	local label=$1 d=$2 re=$3 p
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "restore exit status $ZRC (expected a refusal)"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_tree
+		return 1
+	fi
+	if ! mentions "$d/restore.out" "$d/img/restore.log" "$re"; then
+		result_fail "$label" "the error does not match '$re'"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return 1
+	fi
+	for p in $(echo "$TREE_BEFORE" | cut -d' ' -f1); do
+		if proc_alive "$p"; then
+			result_fail "$label" "pid $p runs after the failed restore"
+			kill_tree
+			return 1
+		fi
+	done
+}
+
+# restore_tree DIR [OPTIONS...]: restore DIR/img detached (output DIR/restore.out); a pid of the
+# tree that another process took meanwhile (others fork a lot: pids wrap around quickly here)
+# is waited out twice
+restore_tree() {
+	local d=$1 try
+	shift
+	for try in 1 2 3; do
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4 "$@"
+		mentions "$d/restore.out" "that pid is taken" || break
+		sleep 1
+	done
+}
+
+# kill_tree: SIGKILL every process of the restored tree (a failed case), wait until gone
+kill_tree() {
+	local p
+	for p in $(echo "$TREE_BEFORE" | cut -d' ' -f1); do
+		kill_ours "$p"
+	done
+	for p in $(echo "$TREE_BEFORE" | cut -d' ' -f1); do
+		wait_until 10 not_alive "$p"
+	done
+}
+
+# ---------------------------------------------------------------------------------------
+# The v1 tree: memory:/T (+ /T/sub for the root's children) and pids:/T, dumped once; each
+# case copies the images. Sets TREE_PID, TREE_OUT (its stdout) and TREE_BEFORE (membership at
+# dump time).
+MEM=$V1/memory/$TAG PIDS=$V1/pids/$TAG CPU=$V1/cpu/$TAG DEV=$V1/devices/$TAG
+T_LIMITS=(memory.limit_in_bytes=67108864 memory.soft_limit_in_bytes=33554432 memory.swappiness=30)
+T_CPU=(cpu.shares=512 cpu.cfs_period_us=100000 cpu.cfs_quota_us=50000)
+T_DEVICES="c 1:3 rwm;c 1:5 rwm;" # /dev/null and /dev/zero only
+
+tree_cgroups_make() {
+	cg_new "$MEM/T" "${T_LIMITS[@]}" && cg_new "$MEM/T/sub" memory.limit_in_bytes=16777216 &&
+		cg_new "$PIDS/T" pids.max=50 && cg_new "$CPU/T" "${T_CPU[@]}" &&
+		cg_new "$DEV/T" "devices.deny=a" "devices.allow=c 1:3 rwm" "devices.allow=c 1:5 rwm"
+}
+
+tree_cgroups_remove() {
+	cg_rmdir "$MEM/T/sub" && cg_rmdir "$MEM/T" && cg_rmdir "$PIDS/T" && cg_rmdir "$CPU/T" &&
+		cg_rmdir "$DEV/T"
+}
+
+# expect_tree_limits CASE [T]: the limits the tree's cgroups had at dump, in /T (or /U)
+expect_tree_limits() {
+	local t=${2:-T} devices
+	devices=$(tr '\n' ';' <"$DEV/$t/devices.list")
+	if [ "$devices" != "$T_DEVICES" ]; then
+		result_fail "$1" "devices:/$t allows '$devices', expected '$T_DEVICES'"
+		return 1
+	fi
+	expect_values "$1" "$MEM/$t/${T_LIMITS[0]}" "$MEM/$t/${T_LIMITS[1]}" "$MEM/$t/${T_LIMITS[2]}" \
+		"$MEM/$t/sub/memory.limit_in_bytes=16777216" "$PIDS/$t/pids.max=50" "$CPU/$t/${T_CPU[0]}" \
+		"$CPU/$t/${T_CPU[2]}"
+}
+
+dump_tree() {
+	local d=$ZOO_TMP/v1-tree c
+	TREE_PID=""
+	mkdir -p "$d/img"
+	if ! tree_cgroups_make; then
+		result_fail v1/dump "cannot make the test's cgroups"
+		return 1
+	fi
+	if ! ZOO_CGROUPS="$MEM/T $PIDS/T $CPU/T $DEV/T" zoo_start tree "$d"; then
+		result_fail v1/dump "$ZERR"
+		return 1
+	fi
+	TREE_PID=$ZPID TREE_OUT=$d/out
+	for c in $(cat /proc/"$ZPID"/task/*/children); do
+		[ "$(proc_state "$c")" = Z ] || echo "$c" >"$MEM/T/sub/cgroup.procs"
+	done
+	# shellcheck disable=SC2046
+	TREE_BEFORE=$(membership $(tree_pids "$ZPID"))
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail v1/dump "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+		return 1
+	fi
+	wait_until 10 not_alive "$ZPID"
+	result_ok v1/dump
+}
+
+# v1_case CASE SETUP [RESTORE OPTIONS...]: SETUP is "made" (cgroups removed) or "existing"
+# (there, with limit 128M and pids.max 7). Restores the tree's images.
+v1_case() {
+	local label=$1 setup=$2 d=$ZOO_TMP/$1
+	shift 2
+	mkdir -p "$d"
+	rm -rf "$d/img"
+	cp -a "$ZOO_TMP/v1-tree/img" "$d/img"
+	printf 'READY\n' >"$TREE_OUT" # the tree writes its verdict there again (same offset)
+	case $setup in
+	made) tree_cgroups_remove ;;
+	existing)
+		tree_cgroups_make
+		echo 134217728 >"$MEM/T/memory.limit_in_bytes"
+		echo 7 >"$PIDS/T/pids.max"
+		;;
+	esac
+	restore_tree "$d" "$@"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "$label" "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return 1
+	fi
+	track_pid "$TREE_PID"
+	RESTORED=$d
+}
+
+# v1_finish CASE [WANT]: the restored tree is in its cgroups as at dump (or as WANT says), then
+# SIGTERM: it PASSes
+v1_finish() {
+	local label=$1 want=${2:-$TREE_BEFORE} now
+	# shellcheck disable=SC2046
+	now=$(membership $(echo "$TREE_BEFORE" | cut -d' ' -f1))
+	if [ "$now" != "$want" ]; then
+		now=$(echo "$now" | tr '\n' ';') want=$(echo "$want" | tr '\n' ';')
+		result_fail "$label" "cgroups after restore: $now expected $want"
+		kill_tree
+		return 1
+	fi
+	if ! zoo_stop "$TREE_PID" "$RESTORED" "$TREE_OUT"; then
+		result_fail "$label" "$ZERR"
+		return 1
+	fi
+	if [[ $ZVERDICT != PASS* ]]; then
+		result_fail "$label" "the tree's own checks: $ZVERDICT"
+		return 1
+	fi
+	wait_until 10 not_alive "$TREE_PID"
+	result_ok "$label"
+}
+
+expect_limits_kept() {
+	expect_values "$1" "$MEM/T/memory.limit_in_bytes=134217728" "$PIDS/T/pids.max=7"
+}
+
+# v1_run CASE SETUP CHECK [RESTORE OPTIONS...]: v1_case, then CHECK CASE (the limits), v1_finish
+v1_run() {
+	local label=$1 setup=$2 check=$3
+	shift 3
+	v1_case "$label" "$setup" "$@" || return
+	if ! $check "$label"; then
+		kill_tree
+		return
+	fi
+	v1_finish "$label"
+}
+
+case_v1_restores() {
+	v1_run v1/soft-made made expect_tree_limits
+	v1_run v1/soft-existing existing expect_limits_kept
+	v1_run v1/full-existing existing expect_tree_limits --manage-cgroups=full
+	v1_run v1/props-existing existing expect_tree_limits --manage-cgroups=props
+	v1_run v1/none-existing existing expect_limits_kept --manage-cgroups=none
+	v1_run v1/strict-made made expect_tree_limits --manage-cgroups=strict
+	CG_MADE+=("$MEM/U" "$MEM/U/sub" "$PIDS/U" "$CPU/U" "$DEV/U")
+	if v1_case v1/cgroup-root made --cgroup-root "/$TAG/U"; then
+		if [ -d "$MEM/T" ]; then
+			result_fail v1/cgroup-root "memory:/T was made too"
+			kill_tree
+		elif expect_tree_limits v1/cgroup-root U; then
+			v1_finish v1/cgroup-root "${TREE_BEFORE//\/$TAG\/T//$TAG/U}"
+		else
+			kill_tree
+		fi
+	fi
+	cg_rmdir "$MEM/U/sub" && cg_rmdir "$MEM/U" && cg_rmdir "$PIDS/U" && cg_rmdir "$CPU/U" &&
+		cg_rmdir "$DEV/U"
+	if v1_case v1/ignore made --manage-cgroups=ignore; then
+		if [ -d "$MEM/T" ]; then
+			result_fail v1/ignore "memory:/T was made"
+			kill_tree
+		else
+			# shellcheck disable=SC2046
+			v1_finish v1/ignore "$(for p in $(echo "$TREE_BEFORE" | cut -d' ' -f1); do
+				echo "$p $(cg_of $$ memory) $(cg_of $$ pids) $(cg_of $$ cpu) $(cg_of $$ devices)" \
+					"$(cg_of $$ '')"
+			done)"
+		fi
+	fi
+}
+
+# refused CASE SETUP REGEX OPTIONS...: the restore must fail naming REGEX and leave no process
+v1_refused() {
+	local label=$1 setup=$2 re=$3 d=$ZOO_TMP/$1
+	shift 3
+	mkdir -p "$d"
+	rm -rf "$d/img"
+	cp -a "$ZOO_TMP/v1-tree/img" "$d/img"
+	if [ "$setup" = made ]; then tree_cgroups_remove; else tree_cgroups_make; fi
+	restore_tree "$d" "$@"
+	restore_refused "$label" "$d" "$re" || return 1
+	if [ "$setup" = made ] && [ -d "$MEM/T" ]; then
+		result_fail "$label" "memory:/T was made by the refused restore"
+		return 1
+	fi
+	if [ "$setup" != made ] && ! expect_values "$label" "$MEM/T/memory.limit_in_bytes=67108864"; then
+		return 1
+	fi
+	result_ok "$label"
+}
+
+case_v1_refusals() {
+	local t="[a-z]+:/$TAG/T"
+	v1_refused v1/none-missing made "$t does not exist.*none" --manage-cgroups=none
+	v1_refused v1/props-missing made "$t does not exist.*props" --manage-cgroups=props
+	v1_refused v1/strict-existing existing "$t exists.*strict" --manage-cgroups=strict
+}
+
+case_v1_failed_restore() {
+	local label=v1/failed-restore d=$ZOO_TMP/v1-failed
+	mkdir -p "$d"
+	cp -a "$ZOO_TMP/v1-tree/img" "$d/img"
+	tree_cgroups_make
+	echo 9 >"$PIDS/T/pids.max"
+	cg_rmdir "$MEM/T/sub" && cg_rmdir "$MEM/T"
+	STASIS_FAULT=restore-child restore_tree "$d"
+	restore_refused "$label" "$d" "injected failure restore-child" || return
+	if [ -d "$MEM/T/sub" ] || [ -d "$MEM/T" ]; then
+		result_fail $label "the cgroups the restore made are still there"
+	elif ! [ -d "$PIDS/T" ] || ! expect_values $label "$PIDS/T/pids.max=9"; then
+		[ -d "$PIDS/T" ] || result_fail $label "pids:/T, which was there before, is gone"
+	else
+		result_ok $label
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+case_v2() {
+	local label=v2/made d=$ZOO_TMP/v2 pid before
+	mkdir -p "$d/img"
+	if ! cg_new "$CG2/$TAG/T2" cgroup.max.descendants=3 ||
+		! cg_new "$CG2/$TAG/T2/sub" cgroup.max.depth=2; then
+		result_fail $label "cannot make the test's v2 cgroups"
+		return
+	fi
+	if ! ZOO_CGROUPS="$CG2/$TAG/T2" zoo_start mem-anon "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID before=$(cg_of "$pid" '')
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	wait_until 10 not_alive "$pid"
+	cg_rmdir "$CG2/$TAG/T2/sub" && cg_rmdir "$CG2/$TAG/T2"
+	restore_tree "$d"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	if [ "$(cg_of "$pid" '')" != "$before" ] || [ "$before" != "/$TAG/T2" ]; then
+		result_fail $label "in v2 cgroup '$(cg_of "$pid" '')' after restore, '$before' before"
+		kill_ours "$pid"
+	elif expect_values $label "$CG2/$TAG/T2/cgroup.max.descendants=3" \
+		"$CG2/$TAG/T2/sub/cgroup.max.depth=2"; then
+		if zoo_stop "$pid" "$d" "$d/out" && [[ $ZVERDICT == PASS* ]]; then
+			result_ok $label
+		else
+			result_fail $label "${ZERR:-$ZVERDICT}"
+		fi
+	else
+		kill_ours "$pid"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+# freezer_state DIR: THAWED/FROZEN/FREEZING (v1), or 0/1 (v2 cgroup.freeze)
+freezer_state() {
+	if [ -f "$1/freezer.state" ]; then value "$1/freezer.state"; else value "$1/cgroup.freeze"; fi
+}
+
+# freezer_case CASE CGROUP PROGRAM THAWED [fault]: dump PROGRAM (in CGROUP) with
+# --freeze-cgroup; without fault it must pass and the restored tree PASS; with it the dump
+# fails and the tree runs on and PASSes. The cgroup must read THAWED after the dump.
+freezer_case() {
+	local label=$1 cg=$2 name=$3 thawed=$4 fault=${5:-} d=$ZOO_TMP/$1 pid
+	mkdir -p "$d/img"
+	if ! ZOO_CGROUPS="$cg" zoo_start "$name" "$d"; then
+		result_fail "$label" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	if [ -n "$fault" ]; then
+		STASIS_FAULT=after-collect run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" \
+			--freeze-cgroup "$cg" -o dump.log -v4
+	else
+		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --freeze-cgroup "$cg" -o dump.log -v4
+	fi
+	local state
+	state=$(freezer_state "$cg")
+	if [ "$state" != "$thawed" ]; then
+		result_fail "$label" "the cgroup reads '$state' after the dump (exit $ZRC)"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	if mentions "$d/img/dump.log" "thawed early"; then
+		result_fail "$label" "seizing the frozen cgroup blocked (the watchdog thawed it)"
+		kill_ours "$pid"
+		return
+	fi
+	if [ -n "$fault" ]; then
+		if ! clean_failure "$ZRC"; then
+			result_fail "$label" "dump exit status $ZRC (expected the injected failure)"
+			kill_ours "$pid"
+		elif ! target_survives "$label" "$pid" "$d"; then
+			result_fail "$label" "$ZERR"
+		else
+			result_ok "$label"
+		fi
+		return
+	fi
+	if [ "$ZRC" -ne 0 ] || ! mentions "$d/img/dump.log" "caught [0-9]+ threads of cgroup"; then
+		result_fail "$label" "dump exit status $ZRC, or the freezer was not used"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	wait_until 10 not_alive "$pid"
+	restore_tree "$d"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "$label" "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	track_pid "$pid"
+	sleep 0.5
+	if zoo_stop "$pid" "$d" "$d/out" && [[ $ZVERDICT == PASS* ]]; then
+		result_ok "$label"
+	else
+		result_fail "$label" "${ZERR:-$ZVERDICT}"
+	fi
+	wait_until 10 not_alive "$pid"
+}
+
+case_freezer() {
+	local f=$V1/freezer/$TAG/F f2=$CG2/$TAG/F2
+	if cg_new "$f"; then
+		freezer_case freezer/v1 "$f" fork-churn THAWED
+		freezer_case freezer/v1-fault "$f" fork-churn THAWED fault
+		freezer_case freezer/v1-stopped "$f" tree THAWED
+	else
+		result_fail freezer/v1 "cannot make freezer:/$TAG/F"
+	fi
+	if cg_new "$f2"; then
+		freezer_case freezer/v2 "$f2" fork-churn 0
+	else
+		result_fail freezer/v2 "cannot make $f2"
+	fi
+}
+
+case_not_a_freezer() {
+	local label=freezer/not-a-cgroup d=$ZOO_TMP/not-a-freezer
+	mkdir -p "$d/img" "$d/plain"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --freeze-cgroup "$d/plain" -o dump.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail $label "dump exit status $ZRC"
+		kill_ours "$ZPID"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "cgroup $d/plain: not a freezer cgroup"; then
+		result_fail $label "the error does not name $d/plain"
+		show_tail "$d/dump.out"
+		kill_ours "$ZPID"
+	elif ! target_survives $label "$ZPID" "$d"; then
+		result_fail $label "$ZERR"
+	else
+		result_ok $label
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+zoo_setup_tmp
+trap cg_cleanup EXIT
+if ! build_zoo; then
+	N_FAIL=1
+	summary
+	exit 1
+fi
+if [ ! -x "$STASIS" ]; then
+	result_fail stasis "no stasis binary at $STASIS (run make)"
+	summary
+	exit 1
+fi
+if [ ! -d "$V1/memory" ] || [ ! -d "$V1/pids" ] || [ ! -d "$V1/cpu" ] || [ ! -d "$V1/devices" ] ||
+	[ ! -d "$V1/freezer" ]; then
+	result_fail setup "no cgroup v1 memory, pids, cpu, devices and freezer hierarchies under $V1"
+	summary
+	exit 1
+fi
+CG_MADE+=("$MEM" "$PIDS" "$CPU" "$DEV" "$V1/freezer/$TAG")
+mkdir -p "$MEM" "$PIDS" "$CPU" "$DEV" "$V1/freezer/$TAG"
+mkdir -p "$ZOO_TMP/cg2"
+if mount -t cgroup2 none "$ZOO_TMP/cg2"; then
+	CG2=$ZOO_TMP/cg2
+	CG_MADE+=("$CG2/$TAG")
+	mkdir -p "$CG2/$TAG"
+else
+	result_fail setup "cannot mount cgroup2"
+fi
+
+if dump_tree; then
+	case_v1_restores
+	case_v1_refusals
+	case_v1_failed_restore
+fi
+[ -n "$CG2" ] && case_v2
+case_freezer
+case_not_a_freezer
+summary
