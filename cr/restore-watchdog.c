@@ -99,7 +99,40 @@ static bool take_registration(void)
 	return true;
 }
 
-static __attribute__((noreturn)) void watchdog_main(int ctl, int reg)
+/*
+ * One message from stasis (fd 0): 1 an object to remove, noted; 0 none waiting; -1 stasis's
+ * end closed. "done" ends the watchdog here.
+ */
+static int take_ctl(void)
+{
+	struct ctl_msg m = { 0 };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	ssize_t got = recvmsg(0, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+
+	if (got < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (got == 0)
+		return -1;
+	int fd = passed_fd(&mh);
+	if (got == sizeof(m) && m.kind == 'D')
+		_exit(0); /* the tree is let go */
+	if (got == sizeof(m) && n_undos < MAX_UNDO) {
+		m.name[NAME_MAX_LEN - 1] = 0;
+		undos[n_undos++] = (struct undo){ m, fd };
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	return 1;
+}
+
+/*
+ * Stasis's death is seen on a pidfd of it (fd 2), or as its end of the socket closing: a
+ * helper stasis forked may hold a copy of that end a while longer.
+ */
+static __attribute__((noreturn)) void watchdog_main(int ctl, int reg, int stasis)
 {
 	struct rlimit r;
 
@@ -109,42 +142,26 @@ static __attribute__((noreturn)) void watchdog_main(int ctl, int reg)
 		r.rlim_cur = r.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &r);
 	}
-	/* nothing of stasis's but its two sockets, on fds 0 and 1 */
-	if (dup2(ctl, 100) < 0 || dup2(reg, 101) < 0 || dup2(100, 0) < 0 || dup2(101, 1) < 0)
+	/* nothing of stasis's but its two sockets and its pidfd, on fds 0, 1 and 2 */
+	if (dup2(ctl, 100) < 0 || dup2(reg, 101) < 0 || dup2(stasis, 102) < 0 || dup2(100, 0) < 0 ||
+	    dup2(101, 1) < 0 || dup2(102, 2) < 0)
 		_exit(1);
-	syscall(SYS_close_range, 2, ~0U, 0);
+	syscall(SYS_close_range, 3, ~0U, 0);
 	for (;;) {
-		struct pollfd p[2] = { { 0, POLLIN, 0 }, { 1, POLLIN, 0 } };
-		if (poll(p, 2, -1) < 0)
+		struct pollfd p[3] = { { 0, POLLIN, 0 }, { 1, POLLIN, 0 }, { 2, POLLIN, 0 } };
+		if (poll(p, 3, -1) < 0)
 			continue;
 		if (p[1].revents & POLLIN) {
 			take_registration();
 			continue; /* registrations first: stasis's end may close right after one */
 		}
-		if (p[0].revents) {
-			struct ctl_msg m = { 0 };
-			char cbuf[CMSG_SPACE(sizeof(int))];
-			struct iovec iov = { &m, sizeof(m) };
-			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-					     .msg_controllen = sizeof(cbuf) };
-			ssize_t got = recvmsg(0, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-			if (got < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			int fd = got > 0 ? passed_fd(&mh) : -1;
-			if (got == sizeof(m) && m.kind != 'D' && n_undos < MAX_UNDO) {
-				m.name[NAME_MAX_LEN - 1] = 0;
-				undos[n_undos++] = (struct undo){ m, fd };
-				continue;
-			}
-			if (fd >= 0)
-				close(fd);
-			if (got > 0 && m.kind == 'D')
-				_exit(0); /* the tree is let go */
-			if (got > 0)
-				continue;
+		if (p[0].revents && take_ctl() >= 0)
+			continue;
+		if (p[0].revents || p[2].revents)
 			break; /* stasis is gone */
-		}
 	}
+	while (take_ctl() > 0) /* what it sent just before it died too */
+		;
 	while (take_registration()) /* those sent just before stasis died too */
 		;
 	for (size_t i = 0; i < n_procs; i++) {
@@ -168,18 +185,24 @@ static __attribute__((noreturn)) void watchdog_main(int ctl, int reg)
 
 int watchdog_start(struct restore_watchdog *w)
 {
-	int ctl[2], reg[2];
+	int ctl[2], reg[2], self;
 
 	w->pid = -1;
 	w->sock = w->reg_fd = -1;
+	if ((self = syscall(SYS_pidfd_open, getpid(), 0)) < 0) {
+		pr_perror("restore: cannot open a pidfd of stasis for its watchdog");
+		return -errno;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl)) {
 		pr_perror("restore: cannot make the watchdog's socket");
+		close(self);
 		return -errno;
 	}
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, reg)) {
 		pr_perror("restore: cannot make the watchdog's socket");
 		close(ctl[0]);
 		close(ctl[1]);
+		close(self);
 		return -errno;
 	}
 	fflush(NULL);
@@ -187,10 +210,11 @@ int watchdog_start(struct restore_watchdog *w)
 	if (w->pid == 0) {
 		close(ctl[0]);
 		close(reg[0]);
-		watchdog_main(ctl[1], reg[1]);
+		watchdog_main(ctl[1], reg[1], self);
 	}
 	close(ctl[1]);
 	close(reg[1]);
+	close(self);
 	if (w->pid < 0) {
 		pr_perror("restore: cannot start the watchdog");
 		close(ctl[0]);

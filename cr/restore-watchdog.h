@@ -1,7 +1,7 @@
 /*
  * The restore's watchdog: a small process of its own (in a session of its own, so that a
  * kill of stasis's process group spares it) that kills every restored process if stasis dies
- * before the tree is released. Each new process of the tree hands it a pidfd of itself first
+ * before the tree is released (it watches a pidfd of stasis). Each new process of the tree hands it a pidfd of itself first
  * thing (before its parent can be gone: it dies with its parent until then), so the watchdog
  * knows every process whatever the tree has become; stasis says "done" once the tree is let
  * go (or stasis has killed a failed tree itself). What stasis made outside the tree's own
