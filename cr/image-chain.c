@@ -25,6 +25,10 @@
 struct chain_state {
 	bool has_parent;
 	int parent_fd; /* DIR/parent, while has_parent */
+	/* the dump ids up the chain (the inventory's chain_dump_ids) */
+	uint8_t ids[CHAIN_MAX_DEPTH][DUMP_ID_LEN];
+	ProtobufCBinaryData id_list[CHAIN_MAX_DEPTH];
+	size_t nr_ids;
 };
 
 static struct chain_state *state_of(const struct run_ctx *ctx)
@@ -55,26 +59,72 @@ static int open_chain_dir(int dirfd, uint32_t depth)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * The dump id a pages image depth links up from dirfd must carry, as dirfd's inventory names
+ * it (want); 1 if dirfd has no inventory (a page server's directory: the pages' own checksums
+ * are all there is), else 0 or -errno (said).
+ */
+static int chain_dump_id(int dirfd, uint32_t depth, const char *name, uint8_t want[DUMP_ID_LEN])
+{
+	Inventory *inv = NULL;
+	int err;
+
+	if (faccessat(dirfd, "inventory.img", F_OK, AT_SYMLINK_NOFOLLOW))
+		return 1;
+	if ((err = image_read(dirfd, IMG_INVENTORY, 0, (ProtobufCMessage **)&inv)))
+		return err;
+	if (depth > inv->n_chain_dump_ids || inv->chain_dump_ids[depth - 1].len != DUMP_ID_LEN) {
+		pr_err("image %s: the inventory names no dump %u links up the chain", name, depth);
+		err = -EINVAL;
+	} else {
+		memcpy(want, inv->chain_dump_ids[depth - 1].data, DUMP_ID_LEN);
+	}
+	image_free(&inv->base);
+	return err;
+}
+
 int chain_pages_open(int dirfd, uint32_t depth, uint32_t pid, uint64_t *nr_pages)
 {
 	char name[CHAIN_MAX_DEPTH * 7 + 32];
-	int dir, fd;
+	uint8_t want[DUMP_ID_LEN];
+	struct pages_header h;
+	int dir, fd, known;
 
 	if (depth == 0 || depth > CHAIN_MAX_DEPTH)
 		return -EINVAL;
+	chain_pages_name(name, sizeof(name), depth, pid);
+	if ((known = chain_dump_id(dirfd, depth, name, want)) < 0)
+		return known;
 	if ((dir = open_chain_dir(dirfd, depth)) < 0) {
 		pr_err("image %s: the chain of parent directories ends before it: %s",
 		       chain_pages_name(name, sizeof(name), depth, pid), strerror(-dir));
 		return dir;
 	}
+	/* checked against the inventory up there (the parent's own dump id) */
 	fd = pages_image_open_counted(dir, pid, nr_pages);
 	close(dir);
-	if (fd < 0)
-		pr_err("image %s: cannot be used (above)", chain_pages_name(name, sizeof(name), depth, pid));
+	if (fd < 0) {
+		pr_err("image %s: cannot be used (above)", name);
+		return fd;
+	}
+	/* and against the dump this one was made from: another dump's parent is refused */
+	if (!known && (pread(fd, &h, sizeof(h), 0) != sizeof(h) || memcmp(h.dump_id, want, DUMP_ID_LEN))) {
+		pr_err("image %s: belongs to another dump than the one this dump's chain was made "
+		       "from (its dump id is not the inventory's chain_dump_ids[%u])",
+		       name, depth - 1);
+		close(fd);
+		return -EINVAL;
+	}
 	return fd;
 }
 
 /* ---- dump ---- */
+
+/* The images directory itself (DIR/parent is there), not the new image set's own. */
+static int images_dir(const struct run_ctx *ctx)
+{
+	return ctx->images_dest_fd >= 0 ? ctx->images_dest_fd : ctx->images_dir_fd;
+}
 
 bool chain_has_parent(const struct run_ctx *ctx)
 {
@@ -104,39 +154,71 @@ int chain_make_link(int dirfd, const char *dir_name, const char *prev)
 	return 0;
 }
 
+/* The dump ids up the chain: the parent's own, then those its inventory lists. */
+static int chain_ids(struct chain_state *st, const char *prev)
+{
+	Inventory *inv = NULL;
+	int err;
+
+	if (image_inventory_dump_id(st->parent_fd, st->ids[0]) ||
+	    (err = image_read(st->parent_fd, IMG_INVENTORY, 0, (ProtobufCMessage **)&inv))) {
+		pr_err("--prev-images-dir %s: its inventory.img cannot be read", prev);
+		return -EINVAL;
+	}
+	st->nr_ids = 1;
+	for (size_t i = 0; i < inv->n_chain_dump_ids && st->nr_ids < CHAIN_MAX_DEPTH; i++) {
+		if (inv->chain_dump_ids[i].len != DUMP_ID_LEN) {
+			pr_err("image parent/inventory.img: chain dump id %zu is invalid", i);
+			image_free(&inv->base);
+			return -EINVAL;
+		}
+		memcpy(st->ids[st->nr_ids++], inv->chain_dump_ids[i].data, DUMP_ID_LEN);
+	}
+	image_free(&inv->base);
+	for (size_t i = 0; i < st->nr_ids; i++)
+		st->id_list[i] = (ProtobufCBinaryData){ DUMP_ID_LEN, st->ids[i] };
+	return 0;
+}
+
 /* DIR/parent made, and checked to be a dump. */
 static int collect_chain(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct chain_state *st = state_of(ctx);
 	const char *prev = ctx->opts->prev_images_dir;
+	int dir = images_dir(ctx);
 	struct stat dir_st, parent_st;
 	int fd, err;
 
 	(void)tr;
 	if (!prev)
 		return 0;
-	if ((err = chain_make_link(ctx->images_dir_fd, ctx->opts->images_dir, prev)))
-		return err;
-	fd = openat(ctx->images_dir_fd, "parent", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!prev[0]) {
+		pr_err("--prev-images-dir: an empty path");
+		return -EINVAL;
+	}
+	/* as DIR/parent will lead: relative to the images directory */
+	fd = openat(dir, prev, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
+		err = -errno;
 		pr_perror("--prev-images-dir %s (relative to the images directory %s)", prev,
 			  ctx->opts->images_dir);
-		unlinkat(ctx->images_dir_fd, "parent", 0);
-		return -errno;
+		return err;
 	}
-	if (fstat(ctx->images_dir_fd, &dir_st) || fstat(fd, &parent_st) ||
+	if (fstat(dir, &dir_st) || fstat(fd, &parent_st) ||
 	    (dir_st.st_dev == parent_st.st_dev && dir_st.st_ino == parent_st.st_ino) ||
 	    faccessat(fd, "inventory.img", R_OK, 0)) {
 		pr_err("--prev-images-dir %s: %s", prev,
 		       dir_st.st_ino == parent_st.st_ino ? "is the images directory itself"
 							 : "holds no dump (no inventory.img)");
 		close(fd);
-		unlinkat(ctx->images_dir_fd, "parent", 0);
 		return -EINVAL;
 	}
 	st->has_parent = true;
 	st->parent_fd = fd;
-	return 0;
+	/* the link is the new image set's: it moves into the images directory with it */
+	if ((err = chain_make_link(ctx->images_dir_fd, ctx->opts->images_dir, prev)))
+		return err;
+	return chain_ids(st, prev);
 }
 
 /* Runs sorted and apart, page aligned, not too deep: the parent is an image like any other. */
@@ -257,9 +339,16 @@ static int dedup_one(const struct dump_tree *tr, int dir, uint32_t depth, uint32
 
 	image_filename(name, sizeof(name), IMG_PAGES, pid);
 	auto_close int fd = openat(dir, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	struct pages_header h;
 	if (err || fd < 0 || fstat(fd, &st))
 		return err ? err : -errno;
-	uint64_t pos = PAGES_HEADER_SIZE, size = st.st_size, blocks = st.st_blocks;
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || raw_image_size(h.nr_pages) != (uint64_t)st.st_size) {
+		pr_err("--auto-dedup: %s (%u links up) is no pages image", name, depth);
+		return -EINVAL;
+	}
+	/* the pages only: their checksums after them stay, for the pages still used */
+	uint64_t pos = PAGES_HEADER_SIZE, size = PAGES_HEADER_SIZE + h.nr_pages * PAGE_SIZE,
+		 blocks = st.st_blocks;
 	for (size_t i = 0; i <= n; i++) {
 		uint64_t until = i < n ? used[i].start : size;
 		if (until > size)
@@ -281,17 +370,24 @@ static int dedup_one(const struct dump_tree *tr, int dir, uint32_t depth, uint32
 
 static int dedup_chain(struct run_ctx *ctx, struct dump_tree *tr)
 {
+	struct chain_state *st = state_of(ctx);
 	uint64_t freed = 0;
 	int err = 0;
 
-	if (!ctx->opts->auto_dedup || !state_of(ctx)->has_parent)
+	if (st->has_parent) { /* (the inventory is written after this) */
+		tr->inv.n_chain_dump_ids = st->nr_ids;
+		tr->inv.chain_dump_ids = st->id_list;
+	}
+	if (!ctx->opts->auto_dedup || !st->has_parent)
 		return 0;
 	if (ctx->opts->page_server) {
 		pr_warn("--auto-dedup: the pages are on the page server, its images are left whole");
 		return 0;
 	}
 	for (uint32_t depth = 1; depth <= CHAIN_MAX_DEPTH && !err; depth++) {
-		int dir = open_chain_dir(ctx->images_dir_fd, depth);
+		/* (the images directory's own link is the earlier dump's until the commit) */
+		int dir = depth == 1 ? fcntl(st->parent_fd, F_DUPFD_CLOEXEC, 0)
+				     : open_chain_dir(st->parent_fd, depth - 1);
 		if (dir < 0)
 			break;
 		DIR *d = fdopendir(dup(dir));

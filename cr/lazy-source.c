@@ -128,6 +128,9 @@ int lazy_source_read(struct lazy_source *s, const struct uffd_segment *seg, uint
 		return -EIO;
 	}
 	if (!s->remote) {
+		/* checked just before it is copied, as the restore's own copier does */
+		if ((err = pages_check_segment(seg, 0, len)))
+			return err;
 		*data = seg->src;
 	} else if (nr > PS_MAX_PAGES) {
 		err = -EINVAL;

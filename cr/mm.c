@@ -377,7 +377,8 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const MappedF
 	if (f->has_ghost_id)
 		return 0; /* deleted: restored from ghosts.img */
 	if ((err = tree_stat(ctx, f->path, &st, 0))) {
-		pr_err("restore pid %d: mapped file %s: %s", pid, f->path, strerror(-err));
+		pr_err("restore pid %d: mapped file %s: %s", pid, f->path,
+		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));
 		return err;
 	}
 	uint64_t mtime = st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
@@ -415,8 +416,9 @@ static int validate_mm(struct restore_task *t)
 			pr_err("image mm-%d.img: file table out of order at %zu", t->pid, i);
 			return -EINVAL;
 		}
-		if (!mm->files[i]->path || mm->files[i]->path[0] != '/') {
-			pr_err("image mm-%d.img: mapped file %zu has no absolute path", t->pid, i);
+		if (!image_path_ok(mm->files[i]->path)) {
+			pr_err("image mm-%d.img: mapped file %zu has no absolute path free of '..' (%s)",
+			       t->pid, i, mm->files[i]->path ? mm->files[i]->path : "no path");
 			return -EINVAL;
 		}
 	}
@@ -453,11 +455,11 @@ static int validate_mm(struct restore_task *t)
 static int open_mapped(struct restore_task *t, const MappedFile *f, int flags)
 {
 	int fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags | O_NOATIME)
-				 : restore_open_high(t, f->path, flags | O_NOATIME);
+				 : tree_open(t->ctx, f->path, flags | O_NOATIME, 0);
 
 	if (fd == -EPERM)
-		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : restore_open_high(t, f->path, flags);
-	return fd >= 0 && f->has_ghost_id ? restore_move_high(t, fd) : fd;
+		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : tree_open(t->ctx, f->path, flags, 0);
+	return fd >= 0 ? restore_move_high(t, fd) : fd;
 }
 
 static int open_mapped_files(struct restore_task *t)

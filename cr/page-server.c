@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image-chain.h"
@@ -35,6 +36,7 @@ struct server {
 	int out_fd;          /* the one being written, or -1 */
 	uint32_t out_pid;
 	uint64_t out_pages;
+	struct page_sums sums; /* of the pages written to it, summed as they come */
 	char *buf;           /* PS_MAX_PAGES pages */
 	/* fetch role: pages images opened so far */
 	struct served { uint32_t depth, pid; uint64_t nr_pages; int fd; } *open;
@@ -80,8 +82,15 @@ static int open_pages(struct server *s, const struct ps_open *op)
 	if (!more)
 		return -ENOMEM;
 	s->made = more;
-	if ((s->out_fd = pages_image_create(s->dirfd, op->pid)) < 0)
+	/* an earlier session's file of that name is replaced (a link there still fails the create) */
+	char name[64];
+	struct stat st;
+	image_filename(name, sizeof(name), IMG_PAGES, op->pid);
+	if (!fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+		unlinkat(s->dirfd, name, 0);
+	if ((s->out_fd = pages_image_create_as(s->dirfd, op->pid, op->dump_id)) < 0)
 		return s->out_fd;
+	page_sums_free(&s->sums);
 	s->made[s->nr_made++] = op->pid;
 	s->out_pid = op->pid;
 	s->out_pages = 0;
@@ -96,6 +105,7 @@ static int store_pages(struct server *s, uint64_t len)
 		return refuse(s, "PAGES with no pages image open");
 	if ((err = ps_recv_payload(&s->c, s->buf, len, WHO)))
 		return err;
+	page_sums_add(&s->sums, s->buf, len);
 	if (write_all(s->out_fd, s->buf, len)) {
 		pr_perror(WHO ": cannot write pages-%u.img", s->out_pid);
 		ps_send_error(&s->c, "the page server cannot write its images");
@@ -118,7 +128,8 @@ static int close_pages(struct server *s, const struct ps_close *cl)
 	if (cl->nr_pages != s->out_pages)
 		return refuse(s, "CLOSE of pid %u with %llu pages, %llu were sent", cl->pid,
 			      (unsigned long long)cl->nr_pages, (unsigned long long)s->out_pages);
-	err = pages_image_finish(s->out_fd, s->out_pid, s->out_pages);
+	err = pages_image_finish(s->out_fd, s->out_pid, s->out_pages, &s->sums);
+	page_sums_free(&s->sums);
 	close(s->out_fd);
 	s->out_fd = -1;
 	s->stored_pages += s->out_pages;
@@ -180,6 +191,13 @@ static int serve_get(struct server *s, const struct ps_get *g)
 	if (pread(img->fd, s->buf, g->nr * PAGE_SIZE, g->off) != (ssize_t)(g->nr * PAGE_SIZE)) {
 		pr_perror(WHO ": cannot read %s", name);
 		ps_send_error(&s->c, "the page server cannot read its images");
+		return -EIO;
+	}
+	/* served only if they match their checksums (the fetcher gets no checksums) */
+	if (raw_image_verify(img->fd, IMG_PAGES, g->pid, (g->off - PAGES_HEADER_SIZE) / PAGE_SIZE, g->nr,
+			     s->buf)) {
+		pr_err(WHO ": %s is corrupted (above); not served", name);
+		ps_send_error(&s->c, "the page server's images are corrupted");
 		return -EIO;
 	}
 	s->served_pages += g->nr;
@@ -350,5 +368,6 @@ int cr_page_server(struct run_ctx *ctx, void (*ready)(void *arg, int port), void
 	free(s.open);
 	free(s.made);
 	free(s.buf);
+	page_sums_free(&s.sums);
 	return err;
 }

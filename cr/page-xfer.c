@@ -90,8 +90,9 @@ static bool length_fits(uint32_t type, uint64_t len)
 	switch (type) {
 	case PS_HELLO:
 	case PS_OK:
-	case PS_OPEN:
 		return len == 8;
+	case PS_OPEN:
+		return len == sizeof(struct ps_open);
 	case PS_CLOSE:
 		return len == sizeof(struct ps_close);
 	case PS_GET:
@@ -296,7 +297,7 @@ int pages_out_open(struct run_ctx *ctx, int dirfd, uint32_t vpid, const char *wh
 		   struct pages_out *out)
 {
 	struct xfer_state *st = state_of(ctx);
-	struct ps_open op = { vpid, 0 };
+	struct ps_open op = { vpid, 0, { 0 } };
 	int err;
 
 	*out = (struct pages_out){ .fd = -1, .pid = vpid, .who = who };
@@ -305,6 +306,7 @@ int pages_out_open(struct run_ctx *ctx, int dirfd, uint32_t vpid, const char *wh
 		return out->fd < 0 ? out->fd : 0;
 	}
 	out->ps = &st->conn;
+	image_dump_id(dirfd, op.dump_id);
 	if ((err = ps_send(out->ps, PS_OPEN, &op, sizeof(op), NULL, 0)))
 		pr_err("%s: cannot send its pages to the page server %s: %s", who, out->ps->peer,
 		       strerror(-err));
@@ -327,14 +329,14 @@ int pages_out_write(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
-int pages_out_finish(struct pages_out *out, uint64_t nr_pages)
+int pages_out_finish(struct pages_out *out, uint64_t nr_pages, const struct page_sums *sums)
 {
 	struct ps_close cl = { out->pid, 0, nr_pages };
 	uint64_t stored = 0;
 	int err;
 
 	if (!out->ps)
-		return pages_image_finish(out->fd, out->pid, nr_pages);
+		return pages_image_finish(out->fd, out->pid, nr_pages, sums);
 	if ((err = ps_send(out->ps, PS_CLOSE, &cl, sizeof(cl), NULL, 0)) ||
 	    (err = ps_expect_ok(out->ps, &stored, out->who)))
 		return err;

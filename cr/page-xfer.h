@@ -22,10 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image.h"
 #include "run.h"
 
 #define PS_MAGIC 0x31475053u /* "SPG1" */
-#define PS_VERSION 1
+#define PS_VERSION 2 /* 2: OPEN carries the dump id */
 #define PS_MAX_PAGES 1024    /* pages in one PAGES or DATA message */
 #define PS_MAX_ERROR 1024    /* bytes of an ERROR text */
 #define PS_MAX_PID (1u << 22) /* the kernel's PID_MAX_LIMIT */
@@ -45,6 +46,7 @@ struct ps_ok {
 };
 struct ps_open {
 	uint32_t pid, pad;
+	uint8_t dump_id[DUMP_ID_LEN]; /* the dump's (its images' headers): the pages image gets it */
 };
 struct ps_close {
 	uint32_t pid, pad;
@@ -99,7 +101,8 @@ int pages_out_open(struct run_ctx *ctx, int dirfd, uint32_t vpid, const char *wh
 		   struct pages_out *out);
 /* page-queue's writer: len bytes of whole pages, in order. */
 int pages_out_write(void *out, const void *buf, size_t len);
-int pages_out_finish(struct pages_out *out, uint64_t nr_pages);
+/* sums: the pages' checksums (a local pages image gets them; a page server sums what it got). */
+int pages_out_finish(struct pages_out *out, uint64_t nr_pages, const struct page_sums *sums);
 void pages_out_close(struct pages_out *out);
 
 #endif

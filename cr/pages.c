@@ -41,6 +41,7 @@ struct page_writer {
 	size_t runs_alloc;
 	uint64_t vma_start; /* runs never cross a mapping boundary */
 	struct page_queue queue;
+	struct page_sums sums; /* of the pages queued, summed while they are still in the cache */
 };
 
 
@@ -209,6 +210,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 		}
 		run_start = i + 1;
 	}
+	page_sums_add(&w->sums, buf, kept * PAGE_SIZE);
 	pq_commit(&w->queue, kept * PAGE_SIZE);
 	return 0;
 }
@@ -341,7 +343,9 @@ static int dump_pages(struct dump_task *t)
 		err = werr;
 	}
 	if (!err)
-		err = pages_out_finish(&w.out, t->pagemap->nr_pages);
+		err = pages_out_finish(&w.out, t->pagemap->nr_pages, &w.sums);
+	t->page_sums_ns = w.sums.ns;
+	page_sums_free(&w.sums);
 	pages_out_close(&w.out);
 	t->nr_pages_written = t->pagemap->nr_pages;
 	if (!err && run_fault(t->ctx, "after-pages")) {
@@ -430,7 +434,10 @@ static int validate_pages(struct restore_task *t)
 	if (err)
 		return err;
 	t->pages_fd = pages_image_open(t->dirfd, t->pid, t->pagemap->nr_pages);
-	return t->pages_fd < 0 ? t->pages_fd : 0;
+	if (t->pages_fd < 0)
+		return t->pages_fd;
+	/* the blob reads these itself: their checksums are checked now */
+	return pages_verify_runs(t, false);
 }
 
 static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
@@ -447,6 +454,7 @@ struct page_source {
 	uint64_t nr_pages;
 	int fd;
 	char *map; /* in stasis, for UFFDIO_COPY: the whole image, read-only (NULL: not yet) */
+	const uint32_t *sums; /* in map: the checksum of each page */
 };
 
 struct page_sources {
@@ -464,15 +472,17 @@ static struct page_source *source_of(struct page_sources *ps, uint32_t depth, ui
 		if (ps->v[i].depth == depth && ps->v[i].pid == pid)
 			return &ps->v[i];
 	struct page_source *more = realloc(ps->v, (ps->n + 1) * sizeof(*more)), *s;
-	if (!more)
+	if (!more) {
+		pr_err("restore pid %d: out of memory", t->pid);
 		return NULL;
+	}
 	ps->v = more;
 	uint64_t nr_pages = 0;
 	int fd = open_fd(t, depth, pid, &nr_pages);
 	if (fd < 0)
 		return NULL;
 	s = &ps->v[ps->n];
-	*s = (struct page_source){ depth, pid, nr_pages, fd, NULL };
+	*s = (struct page_source){ depth, pid, nr_pages, fd, NULL, NULL };
 	ps->n++;
 	return s;
 }
@@ -481,7 +491,7 @@ static void sources_close(struct page_sources *ps)
 {
 	for (size_t i = 0; i < ps->n; i++) {
 		if (ps->v[i].map)
-			munmap(ps->v[i].map, PAGES_HEADER_SIZE + ps->v[i].nr_pages * PAGE_SIZE);
+			munmap(ps->v[i].map, raw_image_size(ps->v[i].nr_pages));
 		close(ps->v[i].fd);
 	}
 	free(ps->v);
@@ -494,8 +504,11 @@ static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pi
 	if (depth)
 		return chain_pages_open(t->dirfd, depth, pid, nr);
 	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
-	if (!src)
+	if (!src) {
+		pr_err("image pagemap-%d.img: a run refers to pages of pid %u, which the tree does not have",
+		       t->pid, pid);
 		return -ENOENT;
+	}
 	if (src->pages_fd < 0) /* images read only for their pages (a lazy restore's server) */
 		return pages_image_open(t->dirfd, pid, *nr = src->pagemap->nr_pages);
 	*nr = src->pagemap->nr_pages;
@@ -503,6 +516,32 @@ static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pi
 }
 
 /* Runs kept in an ancestor's pages image, or up the chain of dumps, must lie inside it. */
+int pages_verify_runs(const struct restore_task *t, bool uffd_runs)
+{
+	char name[CHAIN_MAX_DEPTH * 7 + 32];
+	struct page_sources ps = { 0 };
+	int err = 0;
+
+	for (size_t i = 0; i < t->pagemap->n_runs && !err; i++) {
+		const PageRun *r = t->pagemap->runs[i];
+		const struct page_source *src;
+		if ((vma_of(t->mm, r->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE) != uffd_runs)
+			continue;
+		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t))) {
+			err = -ENOENT; /* (said where it could not be opened) */
+			break;
+		}
+		/* up the chain, a parent's file against its own checksums */
+		if ((err = raw_image_check_pages(src->fd, IMG_PAGES, src->pid,
+						 (r->file_off - PAGES_HEADER_SIZE) / PAGE_SIZE, r->nr_pages)) &&
+		    src->depth)
+			pr_err("image %s: that file (above) is the parent dump's up the chain",
+			       chain_pages_name(name, sizeof(name), src->depth, src->pid));
+	}
+	sources_close(&ps);
+	return err;
+}
+
 int pages_check_references(const struct restore_task *t)
 {
 	struct page_sources ps = { 0 };
@@ -513,8 +552,11 @@ int pages_check_references(const struct restore_task *t)
 		const struct page_source *src;
 		if (!r->has_from_pid && !run_depth(r))
 			continue;
-		src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t);
-		if (!src || r->file_off < PAGES_HEADER_SIZE ||
+		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t))) {
+			err = -EINVAL; /* (said where it could not be opened) */
+			break;
+		}
+		if (r->file_off < PAGES_HEADER_SIZE ||
 		    r->file_off + (uint64_t)r->nr_pages * PAGE_SIZE >
 			    PAGES_HEADER_SIZE + src->nr_pages * PAGE_SIZE) {
 			pr_err("image pagemap-%d.img: run %zu refers to pages of pid %u%s that its images "
@@ -537,7 +579,7 @@ static int open_source_high(const struct restore_task *t, uint32_t depth, uint32
 		fd = chain_pages_open(t->dirfd, depth, pid, nr);
 	} else {
 		image_filename(name, sizeof(name), IMG_PAGES, pid);
-		fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
+		fd = openat(t->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
 	}
 	return fd < 0 ? fd : restore_move_high((struct restore_task *)t, fd);
@@ -588,8 +630,24 @@ static int restore_pages(struct restore_task *t)
 
 /* ---- restore: filling private anonymous memory from stasis, on both cores ---- */
 
-#define UFFD_COPY_CHUNK (8UL << 20)
+#define UFFD_COPY_CHUNK (1UL << 20) /* checked, then copied while still in the cache */
 #define UFFD_COPY_THREADS 2
+
+int pages_check_segment(const struct uffd_segment *s, uint64_t off, uint64_t len)
+{
+	uint64_t first = (s->off - PAGES_HEADER_SIZE) / PAGE_SIZE;
+	char name[CHAIN_MAX_DEPTH * 7 + 32];
+
+	for (uint64_t p = off / PAGE_SIZE; p < (off + len) / PAGE_SIZE; p++) {
+		if (page_sum(s->src + p * PAGE_SIZE) != s->sums[first + p]) {
+			pr_err("image %s: page %llu does not match its checksum: the file is corrupted",
+			       chain_pages_name(name, sizeof(name), s->depth, s->pid),
+			       (unsigned long long)(first + p));
+			return -EIO;
+		}
+	}
+	return 0;
+}
 
 struct uffd_copier {
 	int uffd;
@@ -597,6 +655,7 @@ struct uffd_copier {
 	size_t nr_segs;
 	uint64_t first, last; /* this thread's share: bytes [first, last) of all segments */
 	int err;
+	bool checked; /* err: a page did not match its checksum (said) */
 	uint64_t fail_addr;
 };
 
@@ -617,6 +676,10 @@ static void *uffd_copier_main(void *arg)
 				.src = (uint64_t)(uintptr_t)(s->src + from),
 				.len = to - from < UFFD_COPY_CHUNK ? to - from : UFFD_COPY_CHUNK,
 			};
+			if ((c->err = pages_check_segment(s, from, cp.len))) {
+				c->checked = true;
+				break;
+			}
 			if (ioctl(c->uffd, UFFDIO_COPY, &cp) && cp.copy <= 0) {
 				c->err = cp.copy < 0 ? (int)cp.copy : -errno;
 				c->fail_addr = cp.dst;
@@ -628,23 +691,24 @@ static void *uffd_copier_main(void *arg)
 	return NULL;
 }
 
-/* The data of the pages image (depth, pid) in stasis, mapped read-only; NULL (said) if not. */
-static const char *source_map(const struct restore_task *t, struct page_sources *ps, uint32_t depth,
-			      uint32_t pid)
+/* The pages image (depth, pid) in stasis, mapped read-only with its checksums; NULL (said) if not. */
+static const struct page_source *source_map(const struct restore_task *t, struct page_sources *ps,
+					    uint32_t depth, uint32_t pid)
 {
 	struct page_source *src = source_of(ps, depth, pid, open_source, t);
 
 	if (src && !src->map) {
-		void *m = mmap(NULL, PAGES_HEADER_SIZE + src->nr_pages * PAGE_SIZE, PROT_READ, MAP_SHARED,
-			       src->fd, 0);
+		void *m = mmap(NULL, raw_image_size(src->nr_pages), PROT_READ, MAP_SHARED, src->fd, 0);
 		src->map = m == MAP_FAILED ? NULL : m;
+		if (src->map)
+			src->sums = (const uint32_t *)(src->map + PAGES_HEADER_SIZE + src->nr_pages * PAGE_SIZE);
 	}
 	if (!src || !src->map) {
 		pr_err("restore pid %d: cannot map the pages image of pid %u%s", t->pid, pid,
 		       depth ? " up the chain of dumps" : "");
 		return NULL;
 	}
-	return src->map;
+	return src;
 }
 
 int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan)
@@ -655,7 +719,7 @@ int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *pl
 	*plan = (struct uffd_plan){ .v = xzalloc((pm->n_runs + 1) * sizeof(*plan->v)), .sources = ps };
 	for (size_t i = 0; i < pm->n_runs; i++) {
 		const PageRun *r = pm->runs[i];
-		const char *img = NULL;
+		const struct page_source *img = NULL;
 		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
 			continue;
 		if (map && !(img = source_map(t, ps, run_depth(r), run_source_pid(t, r)))) {
@@ -664,7 +728,8 @@ int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *pl
 		}
 		plan->v[plan->n++] = (struct uffd_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
 							    run_depth(r), run_source_pid(t, r), r->file_off,
-							    img ? img + r->file_off : NULL };
+							    img ? img->map + r->file_off : NULL,
+							    img ? img->sums : NULL };
 		plan->bytes += (uint64_t)r->nr_pages * PAGE_SIZE;
 	}
 	return 0;
@@ -709,11 +774,9 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 	else
 		uffd_copier_main(&c[1]);
 	for (int i = 0; i < UFFD_COPY_THREADS && !err; i++) {
-		if (c[i].err) {
-			err = c[i].err;
+		if ((err = c[i].err) && !c[i].checked)
 			pr_err("restore pid %d: copying saved pages to %#llx failed: %s", pid,
 			       (unsigned long long)c[i].fail_addr, strerror(-err));
-		}
 	}
 	pages_uffd_plan_free(&plan);
 	close(uffd);

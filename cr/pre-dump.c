@@ -205,7 +205,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
 	} else if (!(err = seccomp_suspend_for_dump(t)) &&
-		   !(err = inject_begin(&t->inj, t->pid, &t->regs, t->vdso_start, t->vdso_end))) {
+		   !(err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end))) {
 		err = dirty_track_arm(t);
 		end_err = inject_end(&t->inj);
 		err = err ?: end_err ?: regs_undo_freeze_eintr(t->pid, &t->regs);
@@ -242,7 +242,7 @@ static uint64_t us_since(uint64_t start_ns)
 	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000;
 }
 
-int cr_pre_dump(struct run_ctx *ctx)
+static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 {
 	struct dump_tree tr = { 0 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), copying, stopped_us = 0;
@@ -250,14 +250,7 @@ int cr_pre_dump(struct run_ctx *ctx)
 	pid_t root = ctx->opts->pid;
 	int err;
 
-	if (root <= 0) {
-		pr_err("pre-dump: no task given (-t PID)");
-		return -EINVAL;
-	}
-	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) ||
-	    (err = kernel_refuse_lacking(ctx, KF_DIRTY_TRACKING, "pre-dump")) ||
-	    (err = dump_check_images_dir(ctx)) ||
-	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	if ((err = walk_tree(&tr, root, ctx)) || (err = tree_image_chain.collect(ctx, &tr)) ||
@@ -286,7 +279,7 @@ int cr_pre_dump(struct run_ctx *ctx)
 	tr.inv.has_pre_dump = tr.inv.pre_dump = true;
 	entries_as_vpids(&tr);
 	if ((err = tree_image_chain.write(ctx, &tr)) || (err = tree_page_xfer.write(ctx, &tr)) ||
-	    (err = dump_write_inventory(ctx, &tr)))
+	    (err = dump_write_inventory(ctx, &tr)) || (err = image_set_commit(images_dir, set)))
 		goto fail;
 	pre_dump_done(ctx);
 	ctx->stats.pages_scanned = pages + shared + in_parent;
@@ -300,7 +293,21 @@ int cr_pre_dump(struct run_ctx *ctx)
 fail:
 	dirty_track_abort(tr.tasks, tr.nr_tasks);
 	pre_dump_done(ctx);
-	dump_remove_images(ctx->images_dir_fd);
+	image_set_abort(images_dir, set);
 	pr_err("pre-dump pid %d failed; the tree was left running", root);
 	return err;
+}
+
+int cr_pre_dump(struct run_ctx *ctx)
+{
+	int err;
+
+	if (ctx->opts->pid <= 0) {
+		pr_err("pre-dump: no task given (-t PID)");
+		return -EINVAL;
+	}
+	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) ||
+	    (err = kernel_refuse_lacking(ctx, KF_DIRTY_TRACKING, "pre-dump")))
+		return err;
+	return dump_into_image_set(ctx, pre_dump_tree);
 }

@@ -45,12 +45,15 @@ struct run_stats {
 struct run_ctx {
 	const struct stasis_opts *opts;
 	int images_dir_fd; /* images are read and written here */
+	int images_dest_fd; /* (pre-)dump: the images directory the new image set moves into once
+			     * complete (images_dir_fd is the set's own directory); else -1 */
 	int work_dir_fd;   /* the log, stats and pidfile: -W, else the images directory */
 	int tree_root_fd;  /* restore: the tree's root, where its paths resolve in stasis (-1: /) */
 	run_notify_fn notify; /* the face's, or NULL */
 	void *face;        /* the face's own data, for notify */
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
 	size_t nr_slots;
+	unsigned fault_hits; /* STASIS_FAULT=kill-at:POINT:N: times POINT was passed */
 	struct run_stats stats; /* filled by cr_dump / cr_restore */
 	int restored_pid;  /* restore: the tree's root, once it runs */
 };
@@ -68,8 +71,13 @@ void run_ctx_fini(struct run_ctx *ctx);
 /* The face's hook at a notification point (0 if it has none). */
 int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd);
 
-/* Nonzero when STASIS_FAULT names this point (tests inject failures). */
+/*
+ * Nonzero when STASIS_FAULT names this point (tests inject failures); STASIS_FAULT=kill-at:POINT
+ * makes stasis SIGKILL itself there instead.
+ */
 bool run_fault(const struct run_ctx *ctx, const char *point);
+/* For points passed many times: STASIS_FAULT=kill-at:POINT:N kills stasis the Nth time. */
+void run_fault_count(struct run_ctx *ctx, const char *point);
 
 int cr_dump(struct run_ctx *ctx);
 /* Memory only, the tree left running and its writes tracked for the next dump of the chain. */

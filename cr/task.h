@@ -71,6 +71,7 @@ struct dump_task {
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
 	uint64_t nr_parent_pages; /* unchanged since the parent dump, referenced */
 	struct task_tracking *track; /* writes since the parent dump (cr/dirty-track.c) */
+	uint64_t page_sums_ns;    /* spent on the pages' checksums (dump stats) */
 };
 
 struct restorer_args;
@@ -95,6 +96,7 @@ struct restore_task {
 	pid_t *host_tids;   /* the host's tid of each thread of core, once they exist */
 	bool seen;          /* stasis has seen its process exist (restore-finish.c) */
 	bool traced;        /* stasis is already the tracer of its threads (cr/seccomp.c) */
+	bool pages_copied;  /* stasis copied (and checked) its private pages (cr/pages.c) */
 	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */
 	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */

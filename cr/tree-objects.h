@@ -46,7 +46,10 @@ struct tree_object_ops {
 	void (*close)(struct run_ctx *ctx);
 	/*
 	 * Restore is over. restored false: it failed, and what prepare made outside the tree
-	 * goes; true: only what served the restore itself goes (temporary names).
+	 * goes; true: only what served the restore itself goes (temporary names), every
+	 * process ready but not yet let go. What prepare makes outside the tree's own
+	 * namespaces it also tells the watchdog (restore-watchdog.h), which removes it if
+	 * stasis dies first.
 	 */
 	void (*undo)(struct run_ctx *ctx, bool restored);
 };

@@ -291,6 +291,7 @@ static const struct cli_option options[] = {
 	/* restore */
 	{ "restore-detached", no_argument, 'd', ARG_BOOL, O(restore_detached), NULL, 0 },
 	{ "restore-sibling", no_argument, 'S', ARG_BOOL, O(restore_sibling), NULL, 0 },
+	{ "allow-untrusted-images", no_argument, 0, ARG_BOOL, O(allow_untrusted_images), NULL, 0 }, /* stasis's */
 	{ "inherit-fd", required_argument, 0, ARG_FUNC, 0, parse_inherit_fd, 0 },
 	{ "join-ns", required_argument, 'J', ARG_LIST, O(join_ns), NULL, ':' },
 	{ "veth-pair", required_argument, 0, ARG_LIST, O(veth_pairs), NULL, '=' },

@@ -58,6 +58,8 @@ run_part "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only
 run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
+run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
+run_part "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
 run_part "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
 run_part "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh

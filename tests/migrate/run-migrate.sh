@@ -37,6 +37,12 @@
 #                          log names the page server
 # lazy/server-killed       the lazy-pages server serves first touches only, then nothing, and is
 #                          SIGKILLed: its guardian kills the tree, which never gave a verdict
+# lazy/page-flipped       a bit flipped in every private anonymous page of the images: the
+#                          lazy-pages server checks each page before copying it in; the tree is
+#                          killed (the restore fails, or the tree dies after it), never giving a
+#                          verdict; the log names the file and the page
+# lazy/page-server-flipped the same images served by a page server: it refuses to serve a page
+#                          that does not match its checksum, naming it; the tree is killed
 # migrate/namespaces       runtime-hook/stasis-migrate moves mem-dirty from a network namespace
 #                          to another with a mount namespace of its own (the images on a tmpfs
 #                          only it sees), the two joined by a veth pair: rounds until the pages
@@ -296,11 +302,11 @@ msg() { # msg TYPE PAYLOAD-HEX: one message of the protocol, as hex
 
 case_ps_bad_input() {
 	local CASE=page-server/bad-input d=$ZOO_TMP/ps-bad why="" hello
-	hello=$(msg 1 "0100000001000000")
+	hello=$(msg 1 "0200000001000000") # version 2, role dump
 	mkdir -p "$d/1" "$d/2" "$d/3"
 	page_server "$d/ps1.out" "$d/1" && send_raw "$PORT" "$(echo -n 'garbage garbage!' | od -An -tx1 | tr -d ' \n')" >"$d/1.out"
 	page_server "$d/ps2.out" "$d/2" && send_raw "$PORT" "$hello" "$(python3 -c 'import struct; print(struct.pack("<IIQ",0x31475053,5,5).hex())')0102030405" >"$d/2.out"
-	page_server "$d/ps3.out" "$d/3" && send_raw "$PORT" "$hello" "$(msg 4 "0000000000000000")" >"$d/3.out"
+	page_server "$d/ps3.out" "$d/3" && send_raw "$PORT" "$hello" "$(msg 4 "$(printf "%048d" 0)")" >"$d/3.out"
 	for k in 1 2 3; do
 		wait_until 5 not_alive "$(cat "$d/$k/ps.pid" 2>/dev/null || echo 0)" || why="$why; server $k still runs"
 	done
@@ -447,6 +453,64 @@ case_lazy_server_killed() {
 		'the server died before every page was in; the restored tree is killed'
 }
 
+# flip_anon_pages DIR PID: one bit flipped in every page of pages-PID.img that a run of its
+# private anonymous memory holds (what a lazy restore copies in; the rest is read before
+# anything starts). Prints how many.
+flip_anon_pages() {
+	python3 - "$STASIS" "$1" "$2" <<'PY'
+import json, subprocess, sys
+stasis, d, pid = sys.argv[1:]
+show = lambda f: json.loads(subprocess.run([stasis, "show", f"{d}/{f}"], capture_output=True, check=True).stdout)
+vmas = show(f"mm-{pid}.img")["vmas"]
+n = 0
+with open(f"{d}/pages-{pid}.img", "r+b") as f:
+    for r in show(f"pagemap-{pid}.img").get("runs", []):
+        if r.get("chain_depth") or r.get("from_pid"):
+            continue
+        v = next((v for v in vmas if v["start"] <= r["vaddr"] < v["end"]), None)
+        if not v or v["kind"] not in ("VMA_ANON_PRIVATE", 1):
+            continue
+        for p in range(r["nr_pages"]):
+            f.seek(r["file_off"] + p * 4096 + 77)
+            b = f.read(1)
+            f.seek(r["file_off"] + p * 4096 + 77)
+            f.write(bytes([b[0] ^ 1]))
+            n += 1
+print(n)
+PY
+}
+
+case_lazy_flipped() {
+	local CASE=lazy/page-flipped d=$ZOO_TMP/lazy-flip n
+	dumped mem-anon "$d" || { result_fail "$CASE" "$ZERR"; return; }
+	n=$(flip_anon_pages "$d/img" "$ZPID")
+	[ "${n:-0}" -gt 0 ] || { result_fail "$CASE" "no private anonymous page to flip ($n)"; return; }
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --lazy-pages -o restore.log -v4
+	track_pid "$ZPID"
+	kill -TERM "$ZPID" 2>/dev/null
+	killed_without_verdict "$CASE" "$ZPID" "$d" "$d/img/restore.log" \
+		"pages-$ZPID\.img: page [0-9]+ does not match its checksum"
+	# (the lazy-pages server's copier found it: the restore may have returned by then, or not)
+	has "$d/img/restore.log" 'lazy-pages: without its pages from the images in .* it is killed' ||
+		result_fail "$CASE" "restore.log does not say the lazy-pages server killed the tree"
+}
+
+case_lazy_ps_flipped() {
+	local CASE=lazy/page-server-flipped d=$ZOO_TMP/lazy-psflip n
+	dumped mem-anon "$d" || { result_fail "$CASE" "$ZERR"; return; }
+	n=$(flip_anon_pages "$d/img" "$ZPID")
+	[ "${n:-0}" -gt 0 ] || { result_fail "$CASE" "no private anonymous page to flip ($n)"; return; }
+	page_server "$d/ps.out" "$d/img" || { result_fail "$CASE" "no page server"; return; }
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --lazy-pages --page-server \
+		--address 127.0.0.1 --port "$PORT" -o restore.log -v4
+	track_pid "$ZPID"
+	kill -TERM "$ZPID" 2>/dev/null
+	killed_without_verdict "$CASE" "$ZPID" "$d" "$d/img/page-server.log" \
+		"pages-$ZPID\.img: page [0-9]+ .*does not match its checksum"
+	has "$d/img/restore.log" "the page server's images are corrupted" ||
+		result_fail "$CASE" "restore.log does not say the page server's images are corrupted"
+}
+
 if selected page-server; then
 	case_ps_dump
 	case_ps_chain
@@ -459,6 +523,8 @@ if selected lazy; then
 	case_lazy_source_fails
 	case_lazy_ps_dies
 	case_lazy_server_killed
+	case_lazy_flipped
+	case_lazy_ps_flipped
 fi
 
 # ---- the whole migration, between namespaces ------------------------------------------
