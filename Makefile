@@ -6,7 +6,8 @@
 #                   zoo, failure cases, the engines' RPC and libcriu, real applications)
 #   make e2e        containers end to end: LXC, runc, containerd, Docker, Podman with stasis as criu
 #   make bench      dump/restore throughput against this machine's memcpy and disk speed; Docker's
-#                   checkpoint/restore of a 1 GiB container against the same through the CLI
+#                   checkpoint/restore of a 1 GiB container against the same through the CLI; live
+#                   migration (rounds, frozen time, lazy restore, the page server)
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
 #   make test-containers  the zoo inside real containers (tests/container; not in `make test` yet)
@@ -119,7 +120,8 @@ asan:
 # then Docker's checkpoint/restore path against the CLI on a 1 GiB container
 bench: all
 	$(MAKE) -C tests/bench
-	@rc=0; tests/bench/run-bench.sh || rc=1; tests/bench/container-bench.sh || rc=1; tests/bench/docker-bench.sh || rc=1; exit $$rc
+	@rc=0; tests/bench/run-bench.sh || rc=1; tests/bench/container-bench.sh || rc=1; tests/bench/docker-bench.sh || rc=1; \
+	tests/bench/migrate-bench.sh || rc=1; exit $$rc
 
 install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis

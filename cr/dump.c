@@ -1,8 +1,9 @@
 /*
  * Dump: freeze the tree, let every tree-wide kind collect what belongs to the whole tree,
- * every per-task kind collect each process, write the images, then kill the tree (or leave it
- * running). Any failure before the end puts every task back exactly as it was and removes the
- * images this dump wrote.
+ * every per-task kind collect each process, write the images (into a directory of their own,
+ * moved into the images directory once complete), then kill the tree (or leave it running).
+ * Any failure before the end puts every task back exactly as it was and removes the images
+ * this dump wrote; an earlier dump in the images directory stays as it was.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,27 +16,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dirty-track.h"
+#include "dump.h"
 #include "kernel/features.h"
 #include "log.h"
 #include "net-lock.h"
 #include "pstree.h"
+#include "safe-file.h"
 #include "seccomp.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
-
-static int check_images_dir(const struct run_ctx *ctx)
-{
-	int fd = openat(ctx->images_dir_fd, ".stasis-probe", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0) {
-		pr_perror("images directory %s is not writable", ctx->opts->images_dir);
-		return -errno;
-	}
-	close(fd);
-	unlinkat(ctx->images_dir_fd, ".stasis-probe", 0);
-	return 0;
-}
 
 static int new_task_images(struct dump_task *t)
 {
@@ -72,7 +63,7 @@ static int collect_task(struct dump_task *t)
 	}
 	/* the whole tree is frozen: no thread's seccomp can change any more */
 	if ((err = seccomp_suspend_for_dump(t)) ||
-	    (err = inject_begin(&t->inj, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
+	    (err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
 		return err;
 	t->inj_active = true;
 	for (unsigned i = 0; i < state_table_len; i++) {
@@ -105,8 +96,7 @@ static int write_task_images(struct dump_task *t)
 	return image_write(t->dirfd, IMG_FDS, t->vpid, &t->fds->base);
 }
 
-/* The inventory last: a directory without it is not a complete image set. */
-static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr)
+int dump_write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr)
 {
 	struct utsname u;
 	Inventory inv = tr->inv;
@@ -132,26 +122,8 @@ static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr
 	return image_write(ctx->images_dir_fd, IMG_INVENTORY, 0, &inv.base);
 }
 
-/* What a failed dump wrote: every file named like an image (tasks', tmpfs mounts', ...). */
-static void remove_images(int dirfd)
-{
-	int fd = dup(dirfd);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir)))
-		if (image_desc_by_filename(de->d_name))
-			unlinkat(dirfd, de->d_name, 0);
-	closedir(dir);
-}
-
 /* Parents come first in the tree: each process learns its parent (it saves shared pages). */
-static void link_parents(struct dump_tree *tr)
+void dump_link_parents(struct dump_tree *tr)
 {
 	for (size_t i = 1; i < tr->nr_tasks; i++)
 		for (size_t e = 0; e < tr->nr_entries; e++)
@@ -166,7 +138,8 @@ static uint64_t us_since(uint64_t start_ns)
 	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000;
 }
 
-static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared)
+static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pages, uint64_t *shared,
+			uint64_t *in_parent, uint64_t *sums_ns)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC), writing;
 	int err;
@@ -176,7 +149,7 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 		if (tree_objects[i]->collect && (err = tree_objects[i]->collect(ctx, tr)))
 			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
 	}
-	link_parents(tr);
+	dump_link_parents(tr);
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		struct dump_task *t = &tr->tasks[i];
 		t->tree_size = tr->nr_tasks;
@@ -190,6 +163,8 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 		ctx->stats.memwrite_us += us_since(writing);
 		*pages += t->nr_pages_written;
 		*shared += t->nr_shared_pages;
+		*in_parent += t->nr_parent_pages;
+		*sums_ns += t->page_sums_ns;
 	}
 	writing = now_ns(CLOCK_MONOTONIC);
 	for (unsigned i = 0; i < tree_objects_len; i++) {
@@ -197,7 +172,7 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 		if (tree_objects[i]->write && (err = tree_objects[i]->write(ctx, tr)))
 			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
 	}
-	if ((err = write_inventory(ctx, tr)))
+	if ((err = dump_write_inventory(ctx, tr)))
 		return err;
 	ctx->stats.memwrite_us += us_since(writing);
 	ctx->stats.memdump_us = us_since(start) - ctx->stats.memwrite_us;
@@ -211,20 +186,25 @@ static void dump_done(struct run_ctx *ctx)
 			tree_objects[i]->dump_done(ctx);
 }
 
-int cr_dump(struct run_ctx *ctx)
+/*
+ * The dump itself, writing into ctx->images_dir_fd (the new image set's directory); the set is
+ * moved into images_dir just before the tree is let go or killed.
+ */
+static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 {
 	struct dump_tree tr = { 0 };
-	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0;
+	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0, in_parent = 0;
+	uint64_t sums_ns = 0;
 	pid_t root = ctx->opts->pid;
 	bool locked = false;
 	int err;
 
-	if (root <= 0) {
-		pr_err("dump: no task given (-t PID)");
-		return -EINVAL;
+	if (ctx->opts->lazy_pages) {
+		pr_err("dump --lazy-pages (pages served from the frozen tree) is not supported: dump "
+		       "to a page server (--page-server), then restore --lazy-pages there");
+		return -EOPNOTSUPP;
 	}
-	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)) || (err = check_images_dir(ctx)) ||
-	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
@@ -239,13 +219,17 @@ int cr_dump(struct run_ctx *ctx)
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;
-	if ((err = collect_tree(ctx, &tr, &pages, &shared)) || (err = run_notify(ctx, "post-dump", root, -1)))
+	if ((err = collect_tree(ctx, &tr, &pages, &shared, &in_parent, &sums_ns)))
 		goto fail;
 	if (run_fault(ctx, "after-images")) {
 		pr_err("dump pid %d: injected failure after-images", root);
 		err = -EIO;
 		goto fail;
 	}
+	/* complete: in place before the post-dump hook looks at it, and before the tree goes */
+	if ((err = image_set_commit(images_dir, set)) || (err = run_notify(ctx, "post-dump", root, -1)))
+		goto fail;
+	dirty_track_close_later(ctx);
 	dump_done(ctx);
 	if ((err = net_lock_dump_over(ctx, ctx->opts->leave_running)))
 		goto fail;
@@ -256,25 +240,59 @@ int cr_dump(struct run_ctx *ctx)
 		err = pstree_kill(&tr);
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC);
+	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
-	ctx->stats.pages_scanned = pages + shared;
+	ctx->stats.pages_scanned = pages + shared + in_parent;
 	ctx->stats.pages_written = pages;
+	ctx->stats.pages_skipped_parent = in_parent;
 	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
-		"pages_shared_with_parent=%llu image_bytes=%llu",
+		"pages_shared_with_parent=%llu pages_in_parent_dump=%llu image_bytes=%llu "
+		"page_checksums_ms=%.1f",
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
-		(unsigned long long)pages, (unsigned long long)shared,
-		(unsigned long long)(pages * PAGE_SIZE));
+		(unsigned long long)pages, (unsigned long long)shared, (unsigned long long)in_parent,
+		(unsigned long long)(pages * PAGE_SIZE), sums_ns / 1e6);
 	return err;
 fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++)
 		if (tr.tasks[i].inj_active)
 			inject_end(&tr.tasks[i].inj);
+	dirty_track_abort(tr.tasks, tr.nr_tasks);
 	dump_done(ctx);
-	remove_images(ctx->images_dir_fd);
+	image_set_abort(images_dir, set);
 	net_lock_dump_over(ctx, true);
 	if (locked)
 		run_notify(ctx, "network-unlock", root, -1);
 	pstree_release(&tr);
 	pr_err("dump pid %d failed; the tree was left running", root);
 	return err;
+}
+
+int dump_into_image_set(struct run_ctx *ctx, int (*dump)(struct run_ctx *ctx, int images_dir,
+							 struct image_set *set))
+{
+	struct image_set set;
+	int images_dir = ctx->images_dir_fd, err;
+
+	if ((err = image_set_begin(images_dir, ctx->opts->images_dir ? ctx->opts->images_dir : ".", &set)))
+		return err;
+	ctx->images_dir_fd = set.fd;
+	ctx->images_dest_fd = images_dir;
+	err = dump(ctx, images_dir, &set);
+	image_set_abort(images_dir, &set); /* (nothing left after a commit) */
+	ctx->images_dir_fd = images_dir;
+	ctx->images_dest_fd = -1;
+	return err;
+}
+
+int cr_dump(struct run_ctx *ctx)
+{
+	int err;
+
+	if (ctx->opts->pid <= 0) {
+		pr_err("dump: no task given (-t PID)");
+		return -EINVAL;
+	}
+	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)))
+		return err;
+	return dump_into_image_set(ctx, dump_tree);
 }

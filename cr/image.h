@@ -1,21 +1,28 @@
 /*
- * Image files. Every protobuf image is: a 32-byte header (magic "STASISIM", image type,
- * format version, payload length, CRC-32 of the payload), then one packed message.
- * Page data lives in pages-PID.img: one 4096-byte header page (magic "STASISPG"), then
- * raw pages, each at a page-aligned offset.
+ * Image files. Every protobuf image is: a 48-byte header (magic "STASISIM", image type,
+ * format version, payload length, CRC-32 of the payload, the dump id), then one packed
+ * message. Page data lives in pages-PID.img: one 4096-byte header page (magic "STASISPG",
+ * the dump id), then raw pages, each at a page-aligned offset, then one 32-bit checksum per
+ * page (page_sum()).
+ *
+ * The dump id (128 random bits, made when the dump begins) binds a dump's files together:
+ * every file of an image set carries its inventory's; a restore refuses a file whose id is
+ * not the inventory's, naming it, and a page whose checksum does not match.
  */
 #ifndef STASIS_IMAGE_H
 #define STASIS_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "image.pb-c.h"
 
-#define IMAGE_FORMAT_VERSION 1
+#define IMAGE_FORMAT_VERSION 2
 #define IMAGE_MAX_PAYLOAD (256u << 20)
 #define PAGES_HEADER_SIZE 4096
+#define DUMP_ID_LEN 16
 
 enum image_type {
 	IMG_INVENTORY = 1,
@@ -63,6 +70,7 @@ struct image_header {
 	uint64_t payload_len;
 	uint32_t payload_crc;
 	uint32_t reserved;
+	uint8_t dump_id[DUMP_ID_LEN];
 };
 
 struct pages_header {
@@ -71,7 +79,27 @@ struct pages_header {
 	uint32_t page_size;
 	uint64_t nr_pages;
 	uint32_t pid;
+	uint32_t reserved;
+	uint8_t dump_id[DUMP_ID_LEN];
 };
+
+/* The size of a raw page file of nr_pages: header, pages, their checksums. */
+static inline uint64_t raw_image_size(uint64_t nr_pages)
+{
+	return PAGES_HEADER_SIZE + nr_pages * (4096 + sizeof(uint32_t));
+}
+
+/* The checksum of one 4096-byte page of a raw page file (CRC-32C of its four quarters). */
+uint32_t page_sum(const void *page);
+/* The checksums of the pages written so far to a raw page file, in order. */
+struct page_sums {
+	uint32_t *v;
+	uint64_t n, alloc;
+	uint64_t ns; /* time spent summing (stats) */
+	bool nomem;
+};
+void page_sums_add(struct page_sums *s, const void *pages, size_t len);
+void page_sums_free(struct page_sums *s);
 
 const struct image_desc *image_desc(enum image_type type);
 /* The descriptor of a file name such as "core-42.img"; NULL if it is not an image name. */
@@ -80,6 +108,38 @@ const struct image_desc *image_desc_by_filename(const char *filename);
 void image_filename(char *buf, size_t len, enum image_type type, unsigned pid);
 
 uint32_t image_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* A path from an image that may be used: absolute, shorter than PATH_MAX, no ".." component. */
+bool image_path_ok(const char *path);
+
+/*
+ * A dump's image set is written into a directory of its own inside the images directory
+ * (.stasis-dump-PID-RANDOM, mode 0700) and moved into place only once complete, the
+ * inventory last: a failed or killed dump leaves the images directory's earlier dump as it
+ * was. Leftovers of killed dumps (their stasis gone) are removed by the next begin.
+ */
+struct image_set {
+	int fd;        /* the set's own directory, where the dump writes */
+	char name[64]; /* its name in the images directory */
+};
+/* Makes the set's directory in dirfd (its failure said, naming dir_name). */
+int image_set_begin(int dirfd, const char *dir_name, struct image_set *set);
+/*
+ * Moves every file of the set into dirfd, replacing files of the same names, the inventory
+ * last; refuses (before moving anything) if a name there is a symbolic link or not a regular
+ * file, naming it. A chain's link "parent" (cr/image-chain.c) moves too, replacing only a
+ * link. The set's directory is gone afterwards, whatever the outcome.
+ */
+int image_set_commit(int dirfd, struct image_set *set);
+/* Removes the set's directory with what the dump wrote there. */
+void image_set_abort(int dirfd, struct image_set *set);
+
+/*
+ * The images of dirfd can only have been written by root (or by whoever runs stasis): the
+ * directory and every image file in it owned by uid 0 or ours and writable by neither group
+ * nor others. Otherwise the first that is not is named (-EPERM).
+ */
+int image_dir_check_owner(int dirfd, const char *dir_name);
 
 /* Write one message atomically (temp file + rename) in dirfd. */
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg);
@@ -93,16 +153,41 @@ int image_read_path(const char *path, const struct image_desc **desc_out, Protob
 void image_free(ProtobufCMessage *msg);
 
 /*
- * Raw page files (a 4096-byte header, then pages): pages-PID.img, tmpfsdata-ID.img. Create
- * (header written), finish (header updated with the count), open and check (exactly nr_pages).
+ * Raw page files (a 4096-byte header, pages, their checksums): pages-PID.img,
+ * tmpfsdata-ID.img. Create (header written, the writer appends pages), finish (checksums
+ * appended, header updated with the count: from sums if the writer kept them as it wrote,
+ * else read back from the file), open and check (exactly nr_pages, this dump's id, and every
+ * page's checksum).
  */
 int raw_image_create(int dirfd, enum image_type type, unsigned id);
 int raw_image_finish(int fd, enum image_type type, unsigned id, uint64_t nr_pages);
+int raw_image_finish_sums(int fd, enum image_type type, unsigned id, uint64_t nr_pages,
+			  const struct page_sums *sums);
 int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages);
+/*
+ * nr pages at data, read from page first of the raw image open at fd: 0 if each matches its
+ * checksum, else -EIO, naming the file and the page.
+ */
+int raw_image_verify(int fd, enum image_type type, unsigned id, uint64_t first, uint64_t nr,
+		     const void *data);
+/* Reads nr pages from page first of the raw image open at fd and checks them (errors said). */
+int raw_image_check_pages(int fd, enum image_type type, unsigned id, uint64_t first, uint64_t nr);
 /* Pages file: open for writing (header written), finish (header updated), open and check. */
 int pages_image_create(int dirfd, unsigned pid);
-int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages);
-/* Opens pages-PID.img read-only, checks header and that it holds exactly nr_pages. */
+int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages, const struct page_sums *sums);
+/*
+ * Opens pages-PID.img read-only, checks its header, dump id and that it holds exactly
+ * nr_pages; the pages' checksums are checked by their readers (raw_image_verify).
+ */
 int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages);
+/* The same for a pages image whose count only its header says (an earlier dump of a chain,
+ * or one a page server wrote): *nr_pages gets it, checked against the file's size. */
+int pages_image_open_counted(int dirfd, unsigned pid, uint64_t *nr_pages);
+/* pages-PID.img made for another dump's id (a page server writing what a dump sends it). */
+int pages_image_create_as(int dirfd, unsigned pid, const uint8_t dump_id[DUMP_ID_LEN]);
+/* The dump id of dirfd's inventory.img (its header's): -EINVAL if it has no readable one. */
+int image_inventory_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN]);
+/* The dump id the image set being written in dirfd gives its files (zeroes outside a set). */
+void image_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN]);
 
 #endif

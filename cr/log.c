@@ -1,12 +1,16 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "safe-file.h"
 
 /* The process's log: its sink is set by the face for each run (log_init, log_close). */
 static int current_level = LOG_WARN;
@@ -16,14 +20,51 @@ static char captured[512];
 static char first_error[512], last_error[512];
 static unsigned nr_errors;
 
+/*
+ * The log file is made anew (0600), never written through a symbolic link or into a file
+ * someone left in its place; a character device (/dev/null) is written as it is.
+ */
+static int log_open(const char *path)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	int dirfd = AT_FDCWD, fd;
+	struct stat st;
+
+	if (slash) {
+		char *dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
+		dirfd = dir ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+		free(dir);
+		if (dirfd < 0)
+			return -errno;
+	}
+	if (!*base) {
+		fd = -EISDIR;
+	} else if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISCHR(st.st_mode)) {
+		fd = openat(dirfd, base, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+	} else {
+		fd = safe_file_create(dirfd, base, O_WRONLY | O_APPEND);
+	}
+	if (slash)
+		close(dirfd);
+	return fd;
+}
+
 int log_init(int level, const char *path)
 {
+	int fd;
+
 	current_level = level;
 	if (path && strcmp(path, "-") != 0) {
-		log_file = fopen(path, "a");
+		fd = log_open(path);
+		log_file = fd >= 0 ? fdopen(fd, "a") : NULL;
 		if (!log_file) {
-			fprintf(stderr, "stasis: cannot open log file %s: %m\n", path);
-			return -errno;
+			fprintf(stderr, "stasis: cannot open log file %s: %s\n", path,
+				safe_file_strerror(fd < 0 ? fd : -errno));
+			if (fd >= 0)
+				close(fd);
+			return fd < 0 ? fd : -ENOMEM;
 		}
 		setvbuf(log_file, NULL, _IOLBF, 0);
 	}

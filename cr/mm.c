@@ -306,40 +306,21 @@ static uint32_t advice_of(const char *vmflags)
 	return advice;
 }
 
-/* Each mapping's madvise() flags, from /proc/PID/smaps (special mappings have theirs by birth). */
+/*
+ * Each mapping's madvise() flags, from the VmFlags of /proc/PID/smaps as read for its layout
+ * (t->vmas; special mappings have theirs by birth).
+ */
 static int dump_advice(struct dump_task *t)
 {
-	char path[64];
 	Mm *mm = t->mm;
 	size_t i = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
-	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
-	if (!smaps) {
-		if (errno != ENOMEM)
-			pr_perror("dump pid %d: cannot read %s", t->pid, path);
-		return -errno;
-	}
-	uint64_t start = 0;
-	for (char *l = smaps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		char *end;
-		/* (not sscanf: it measures the whole rest of the text at every line) */
-		unsigned long long s = strtoull(l, &end, 16);
-		if (end != l && *end == '-') {
-			start = s;
-			continue;
-		}
-		if (strncmp(l, "VmFlags:", 8))
-			continue;
+	for (size_t k = 0; k < t->vmas.n; k++) {
+		uint64_t start = t->vmas.v[k].start;
 		while (i < mm->n_vmas && mm->vmas[i]->start < start)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
-		uint32_t advice = advice_of(l + 8);
-		if (start == t->inj.scratch && (advice & VMA_ADVICE_LOCKED)) {
-			/* the injection's own page, mapped just now, is locked: mlockall(MCL_FUTURE) */
-			t->core->has_mlock_future = true;
-			t->core->mlock_future = MCL_FUTURE | (advice & VMA_ADVICE_LOCKONFAULT ? MCL_ONFAULT : 0);
-		}
+		uint32_t advice = advice_of(t->vmas.v[k].vmflags);
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
@@ -349,11 +330,56 @@ static int dump_advice(struct dump_task *t)
 	return 0;
 }
 
+/*
+ * mlockall(MCL_FUTURE[|MCL_ONFAULT]): the page the injection mapped (after t->vmas was read)
+ * is locked. smaps, which walks every page, is read again for its VmFlags only when the mm's
+ * count of locked memory (VmLck, no walk) is more than t->vmas's locked mappings hold.
+ */
+static int dump_mlock_future(struct dump_task *t)
+{
+	uint64_t locked_kb = 0, vm_lck_kb;
+	char path[64];
+
+	for (size_t k = 0; k < t->vmas.n; k++)
+		if (advice_of(t->vmas.v[k].vmflags) & VMA_ADVICE_LOCKED)
+			locked_kb += (t->vmas.v[k].end - t->vmas.v[k].start) / 1024;
+	if (proc_status_field(t->pid, "VmLck", 10, &vm_lck_kb) || vm_lck_kb <= locked_kb)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
+	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
+	if (!smaps) {
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		return -errno;
+	}
+	bool in_scratch = false;
+	for (char *l = smaps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		char *end;
+		/* (not sscanf: it measures the whole rest of the text at every line) */
+		unsigned long long start = strtoull(l, &end, 16);
+		if (end != l && *end == '-') {
+			in_scratch = start == t->inj.scratch;
+			continue;
+		}
+		if (!in_scratch || strncmp(l, "VmFlags:", 8))
+			continue;
+		uint32_t advice = advice_of(l + 8);
+		if (advice & VMA_ADVICE_LOCKED) {
+			t->core->has_mlock_future = true;
+			t->core->mlock_future = MCL_FUTURE | (advice & VMA_ADVICE_LOCKONFAULT ? MCL_ONFAULT : 0);
+		}
+		break;
+	}
+	return 0;
+}
+
 static int dump_mm(struct dump_task *t)
 {
 	int err = dump_vmas(t);
 	if (!err)
 		err = dump_advice(t);
+	if (!err)
+		err = dump_mlock_future(t);
 	return err ? err : dump_mm_fields(t);
 }
 
@@ -367,7 +393,8 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const MappedF
 	if (f->has_ghost_id)
 		return 0; /* deleted: restored from ghosts.img */
 	if ((err = tree_stat(ctx, f->path, &st, 0))) {
-		pr_err("restore pid %d: mapped file %s: %s", pid, f->path, strerror(-err));
+		pr_err("restore pid %d: mapped file %s: %s", pid, f->path,
+		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));
 		return err;
 	}
 	uint64_t mtime = st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
@@ -405,8 +432,9 @@ static int validate_mm(struct restore_task *t)
 			pr_err("image mm-%d.img: file table out of order at %zu", t->pid, i);
 			return -EINVAL;
 		}
-		if (!mm->files[i]->path || mm->files[i]->path[0] != '/') {
-			pr_err("image mm-%d.img: mapped file %zu has no absolute path", t->pid, i);
+		if (!image_path_ok(mm->files[i]->path)) {
+			pr_err("image mm-%d.img: mapped file %zu has no absolute path free of '..' (%s)",
+			       t->pid, i, mm->files[i]->path ? mm->files[i]->path : "no path");
 			return -EINVAL;
 		}
 	}
@@ -443,11 +471,11 @@ static int validate_mm(struct restore_task *t)
 static int open_mapped(struct restore_task *t, const MappedFile *f, int flags)
 {
 	int fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags | O_NOATIME)
-				 : restore_open_high(t, f->path, flags | O_NOATIME);
+				 : tree_open(t->ctx, f->path, flags | O_NOATIME, 0);
 
 	if (fd == -EPERM)
-		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : restore_open_high(t, f->path, flags);
-	return fd >= 0 && f->has_ghost_id ? restore_move_high(t, fd) : fd;
+		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : tree_open(t->ctx, f->path, flags, 0);
+	return fd >= 0 ? restore_move_high(t, fd) : fd;
 }
 
 static int open_mapped_files(struct restore_task *t)

@@ -11,8 +11,39 @@ bool vma_kind_is_private_file(VmaKind k);
 
 /* cr/pages.c: runs in an ancestor's pages image must lie inside it. */
 int pages_check_references(const struct restore_task *t);
-/* cr/pages.c: stasis' side of filling the new task's private anonymous memory. */
+/*
+ * cr/pages.c: stasis' side of filling the new task's private anonymous memory; each page's
+ * checksum is checked before it is copied in.
+ */
 int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd);
+/* cr/pages.c: the runs of t checked against its mappings (no pages image opened). */
+int pages_check_runs(const struct restore_task *t);
+
+/* Where len bytes at dst of a process come from: pages-PID.img, depth links up, at off. */
+struct uffd_segment {
+	uint64_t dst, len;
+	uint32_t depth, pid;
+	uint64_t off;
+	const char *src;      /* that data, mapped in this process (NULL: not mapped) */
+	const uint32_t *sums; /* the checksums of every page of that image, mapped (with src) */
+};
+/* The pages [off, off + len) of s (mapped) against their checksums: 0, else -EIO (said). */
+int pages_check_segment(const struct uffd_segment *s, uint64_t off, uint64_t len);
+/* Every run of t's private anonymous memory, filled through its userfaultfd. */
+struct uffd_plan {
+	struct uffd_segment *v;
+	size_t n;
+	uint64_t bytes;
+	void *sources;        /* the images mapped (cr/pages.c's) */
+};
+/* With map, each pages image is mapped read-only until pages_uffd_plan_free (said if not). */
+int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan);
+void pages_uffd_plan_free(struct uffd_plan *plan);
+/*
+ * cr/pages.c: the checksums of t's runs the blob reads itself (uffd_runs false), or of those
+ * stasis copies through the userfaultfd (when the blob filled them alone after all).
+ */
+int pages_verify_runs(const struct restore_task *t, bool uffd_runs);
 
 /* cr/vdso.c: the [vvar] [vvar_vclock] [vdso] block of the saved task against ours. */
 int mm_check_special_layout(struct restore_task *t);

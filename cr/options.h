@@ -56,6 +56,7 @@ struct stasis_opts {
 	int timeout;              /* --timeout: seconds to freeze the tree (0: the default) */
 
 	/* dump */
+	bool pre_dump;            /* the verb pre-dump: memory only, the tree goes on running */
 	bool leave_running;       /* --leave-running */
 	bool leave_stopped;       /* --leave-stopped */
 	bool track_mem;           /* --track-mem */
@@ -97,6 +98,8 @@ struct stasis_opts {
 	/* restore */
 	bool restore_detached;    /* -d */
 	bool restore_sibling;     /* --restore-sibling */
+	bool allow_untrusted_images; /* --allow-untrusted-images (stasis's own): images someone
+				      * other than root could have written are restored anyway */
 	struct inherit_fd *inherit_fds; /* --inherit-fd, restore (looked up in cr/files/external.c) */
 	size_t nr_inherit_fds;
 	struct opt_list join_ns;  /* --join-ns NS:PATH */

@@ -19,7 +19,7 @@ static void *writer_main(void *arg)
 			break;
 		unsigned i = q->tail % PQ_NR_BUFFERS;
 		pthread_mutex_unlock(&q->lock);
-		int err = write_all(q->fd, q->bufs[i], q->fill[i]) ? -errno : 0;
+		int err = q->write(q->arg, q->bufs[i], q->fill[i]);
 		pthread_mutex_lock(&q->lock);
 		if (err && !q->error)
 			q->error = err;
@@ -31,11 +31,11 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int pq_start(struct page_queue *q, int fd, size_t buf_size)
+int pq_start(struct page_queue *q, pq_write_fn write, void *arg, size_t buf_size)
 {
 	int err;
 
-	*q = (struct page_queue){ .fd = fd, .buf_size = buf_size };
+	*q = (struct page_queue){ .write = write, .arg = arg, .buf_size = buf_size };
 	for (int i = 0; i < PQ_NR_BUFFERS; i++) {
 		if (posix_memalign((void **)&q->bufs[i], PAGE_SIZE, buf_size)) {
 			pr_err("out of memory: %zu bytes for a page buffer", buf_size);

@@ -1,6 +1,7 @@
 /*
  * A queue of page buffers between the thread that reads a frozen task's memory and a writer
- * thread that appends them to the pages image, so that reading and writing use both cores.
+ * thread that appends them to the pages image (or sends them to the page server), so that
+ * reading and writing use both cores.
  */
 #ifndef STASIS_PAGE_QUEUE_H
 #define STASIS_PAGE_QUEUE_H
@@ -10,8 +11,12 @@
 
 #define PQ_NR_BUFFERS 4
 
+/* Writes len bytes in order: 0, or a negative errno. */
+typedef int (*pq_write_fn)(void *arg, const void *buf, size_t len);
+
 struct page_queue {
-	int fd;
+	pq_write_fn write;
+	void *arg;
 	size_t buf_size;
 	char *bufs[PQ_NR_BUFFERS];
 	size_t fill[PQ_NR_BUFFERS];
@@ -23,7 +28,7 @@ struct page_queue {
 	pthread_cond_t cond;
 };
 
-int pq_start(struct page_queue *q, int fd, size_t buf_size);
+int pq_start(struct page_queue *q, pq_write_fn write, void *arg, size_t buf_size);
 /* Room for len (<= buf_size) bytes at the end of the current buffer. */
 char *pq_reserve(struct page_queue *q, size_t len);
 /* The first len bytes of the last reservation are to be written. */

@@ -16,10 +16,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dirty-track.h"
 #include "log.h"
 #include "mm.h"
 #include "options.h"
 #include "page-queue.h"
+#include "page-xfer.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -34,25 +36,28 @@
 
 struct page_writer {
 	struct dump_task *t;
-	int fd;
+	struct pages_out out; /* pages-PID.img, or the page server */
 	uint64_t file_off;
 	size_t runs_alloc;
 	uint64_t vma_start; /* runs never cross a mapping boundary */
 	struct page_queue queue;
+	struct page_sums sums; /* of the pages queued, summed while they are still in the cache */
 };
 
 
 /*
  * Appends nr pages at vaddr whose data is at file_off of the pages image of from_pid (0: this
- * process's own), merging with the last run when both the addresses and the data follow on.
+ * process's own), depth links up the chain of dumps, merging with the last run when both the
+ * addresses and the data follow on.
  */
 static int append_run(struct page_writer *w, uint64_t vaddr, uint64_t nr, uint64_t file_off,
-		      uint32_t from_pid)
+		      uint32_t from_pid, uint32_t depth)
 {
 	Pagemap *pm = w->t->pagemap;
 	PageRun *last = pm->n_runs ? pm->runs[pm->n_runs - 1] : NULL;
 
-	if (last && last->from_pid == from_pid && last->vaddr >= w->vma_start &&
+	if (last && last->from_pid == from_pid && last->chain_depth == depth &&
+	    last->vaddr >= w->vma_start &&
 	    last->vaddr + last->nr_pages * PAGE_SIZE == vaddr &&
 	    last->file_off + last->nr_pages * PAGE_SIZE == file_off && last->nr_pages + nr < (1u << 31)) {
 		last->nr_pages += nr;
@@ -75,6 +80,8 @@ static int append_run(struct page_writer *w, uint64_t vaddr, uint64_t nr, uint64
 	r->file_off = file_off;
 	r->has_from_pid = from_pid != 0;
 	r->from_pid = from_pid;
+	r->has_chain_depth = depth != 0;
+	r->chain_depth = depth;
 	pm->runs[pm->n_runs++] = r;
 	return 0;
 }
@@ -82,7 +89,7 @@ static int append_run(struct page_writer *w, uint64_t vaddr, uint64_t nr, uint64
 /* nr pages written next in this process's own pages image. */
 static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
 {
-	int err = append_run(w, vaddr, nr, w->file_off, 0);
+	int err = append_run(w, vaddr, nr, w->file_off, 0, 0);
 
 	if (err)
 		return err;
@@ -92,7 +99,7 @@ static int add_run(struct page_writer *w, uint64_t vaddr, uint64_t nr)
 }
 
 static int note_saved(struct dump_task *t, uint64_t vaddr, uint64_t pfn, pid_t in_pid,
-		      uint64_t file_off)
+		      uint64_t file_off, uint32_t depth)
 {
 	if (t->nr_saved == t->saved_alloc) {
 		size_t alloc = t->saved_alloc ? t->saved_alloc * 2 : 4096;
@@ -102,7 +109,7 @@ static int note_saved(struct dump_task *t, uint64_t vaddr, uint64_t pfn, pid_t i
 		t->saved = saved;
 		t->saved_alloc = alloc;
 	}
-	t->saved[t->nr_saved++] = (struct saved_page){ vaddr, pfn, file_off, in_pid };
+	t->saved[t->nr_saved++] = (struct saved_page){ vaddr, pfn, file_off, in_pid, depth };
 	return 0;
 }
 
@@ -138,12 +145,40 @@ static const struct saved_page *inherited_page(const struct dump_task *t, uint64
 
 static int add_ref_run(struct page_writer *w, uint64_t vaddr, const struct saved_page *sp)
 {
-	int err = append_run(w, vaddr, 1, sp->file_off, sp->in_pid);
+	uint32_t from = sp->in_pid == (pid_t)w->t->vpid ? 0 : sp->in_pid;
+	int err = append_run(w, vaddr, 1, sp->file_off, from, sp->depth);
 
 	if (err)
 		return err;
 	w->t->nr_shared_pages++;
-	return note_saved(w->t, vaddr, sp->pfn, sp->in_pid, sp->file_off);
+	return note_saved(w->t, vaddr, sp->pfn, sp->in_pid, sp->file_off, sp->depth);
+}
+
+/* A page unchanged since the parent dump: where the chain keeps it. */
+static int add_parent_run(struct page_writer *w, uint64_t vaddr, uint64_t pme,
+			  const struct page_loc *loc)
+{
+	uint32_t from = loc->pid == w->t->vpid ? 0 : loc->pid;
+	int err = append_run(w, vaddr, 1, loc->off, from, loc->depth);
+
+	if (err)
+		return err;
+	w->t->nr_parent_pages++;
+	return note_saved(w->t, vaddr, pme & PM_PFN_MASK, loc->pid, loc->off, loc->depth);
+}
+
+/*
+ * The tree runs while a pre-dump copies (cr/pre-dump.c): a mapping may be gone by now. Pages
+ * that cannot be read are left out (zeroes here, dropped as such): the next dump saves them.
+ */
+static int read_running(struct page_writer *w, uint64_t vaddr, char *buf, size_t nr)
+{
+	if (!task_mem_read(w->t->pid, vaddr, buf, nr * PAGE_SIZE))
+		return 0;
+	for (size_t i = 0; i < nr; i++)
+		if (task_mem_read(w->t->pid, vaddr + i * PAGE_SIZE, buf + i * PAGE_SIZE, PAGE_SIZE))
+			memset(buf + i * PAGE_SIZE, 0, PAGE_SIZE);
+	return 0;
 }
 
 /*
@@ -157,7 +192,8 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 	size_t kept = 0, run_start = 0;
 	int err;
 
-	if (task_mem_read(w->t->pid, vaddr, buf, nr * PAGE_SIZE)) {
+	if (w->t->ctx->opts->pre_dump ? read_running(w, vaddr, buf, nr)
+				      : task_mem_read(w->t->pid, vaddr, buf, nr * PAGE_SIZE)) {
 		pr_err("dump pid %d: cannot read memory at %#llx (%zu pages)", w->t->pid,
 		       (unsigned long long)vaddr, nr);
 		return -EIO;
@@ -172,7 +208,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 			for (size_t k = 0; index && k < len; k++)
 				if ((err = note_saved(w->t, vaddr + (run_start + k) * PAGE_SIZE,
 						      pme[run_start + k] & PM_PFN_MASK, w->t->vpid,
-						      w->file_off + k * PAGE_SIZE)))
+						      w->file_off + k * PAGE_SIZE, 0)))
 					return err;
 			if ((err = add_run(w, vaddr + run_start * PAGE_SIZE, len)))
 				return err;
@@ -180,6 +216,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 		}
 		run_start = i + 1;
 	}
+	page_sums_add(&w->sums, buf, kept * PAGE_SIZE);
 	pq_commit(&w->queue, kept * PAGE_SIZE);
 	return 0;
 }
@@ -217,6 +254,15 @@ static bool page_wanted(uint64_t pme, VmaKind kind)
 	return true;
 }
 
+/* A pre-dump copies while the tree runs: a process that exits meanwhile has no pages left. */
+static bool pagemap_gone(const struct dump_task *t, uint64_t *pme, size_t nr)
+{
+	if (!t->ctx->opts->pre_dump)
+		return false;
+	memset(pme, 0, nr * sizeof(*pme));
+	return true;
+}
+
 static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme)
 {
 	bool skip_zero = !vma_kind_is_private_file(v->kind);
@@ -228,18 +274,25 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 		size_t nr = (v->end - addr) / PAGE_SIZE, span = 0;
 		if (nr > CHUNK_PAGES)
 			nr = CHUNK_PAGES;
-		if (pread(pagemap_fd, pme, nr * 8, addr / PAGE_SIZE * 8) != (ssize_t)(nr * 8)) {
+		if (pread(pagemap_fd, pme, nr * 8, addr / PAGE_SIZE * 8) != (ssize_t)(nr * 8) &&
+		    !pagemap_gone(w->t, pme, nr)) {
 			pr_perror("dump pid %d: cannot read pagemap at %#llx", w->t->pid,
 				  (unsigned long long)addr);
 			return -EIO;
 		}
 		for (size_t i = 0; i <= nr; i++) {
 			const struct saved_page *sp = NULL;
-			int err;
-			if (i < nr && (pme[i] & PM_GUARD) && (err = note_guard(w, addr + i * PAGE_SIZE)))
-				return err;
+			struct page_loc loc;
+			bool in_parent = false;
+			if (i < nr && (pme[i] & PM_GUARD)) {
+				int err = note_guard(w, addr + i * PAGE_SIZE);
+				if (err)
+					return err;
+			}
 			if (i < nr && page_wanted(pme[i], v->kind)) {
-				if (!private_anon || !(sp = inherited_page(w->t, addr + i * PAGE_SIZE, pme[i]))) {
+				if (!private_anon ||
+				    (!(in_parent = dirty_track_unchanged(w->t, addr + i * PAGE_SIZE, &loc)) &&
+				     !(sp = inherited_page(w->t, addr + i * PAGE_SIZE, pme[i])))) {
 					span++;
 					continue;
 				}
@@ -251,11 +304,11 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 					return err;
 			}
 			span = 0;
-			if (sp) {
-				int err = add_ref_run(w, addr + i * PAGE_SIZE, sp);
-				if (err)
-					return err;
-			}
+			int err = in_parent ? add_parent_run(w, addr + i * PAGE_SIZE, pme[i], &loc)
+				  : sp	    ? add_ref_run(w, addr + i * PAGE_SIZE, sp)
+					    : 0;
+			if (err)
+				return err;
 		}
 	}
 	return 0;
@@ -277,11 +330,11 @@ static int dump_pages(struct dump_task *t)
 		pr_perror("dump pid %d: cannot open %s", t->pid, path);
 		return -errno;
 	}
-	w.fd = pages_image_create(t->dirfd, t->vpid);
-	if (w.fd < 0)
-		return w.fd;
-	if ((err = pq_start(&w.queue, w.fd, CHUNK_PAGES * PAGE_SIZE))) {
-		close(w.fd);
+	snprintf(path, sizeof(path), "dump pid %d", t->pid);
+	if ((err = pages_out_open(t->ctx, t->dirfd, t->vpid, path, &w.out)))
+		return err;
+	if ((err = pq_start(&w.queue, pages_out_write, &w.out, CHUNK_PAGES * PAGE_SIZE))) {
+		pages_out_close(&w.out);
 		return err;
 	}
 	for (size_t i = 0; i < t->mm->n_vmas && !err; i++)
@@ -289,13 +342,19 @@ static int dump_pages(struct dump_task *t)
 			err = dump_vma_pages(&w, pagemap_fd, t->mm->vmas[i], pme);
 	werr = pq_finish(&w.queue);
 	if (werr && !err) {
-		errno = -werr;
-		pr_perror("dump pid %d: cannot write pages-%u.img", t->pid, t->vpid);
+		if (w.out.ps)
+			pr_err("dump pid %d: cannot send pages-%u.img to the page server %s: %s", t->pid,
+			       t->vpid, w.out.ps->peer, strerror(-werr));
+		else
+			pr_err("dump pid %d: cannot write pages-%u.img: %s", t->pid, t->vpid,
+			       strerror(-werr));
 		err = werr;
 	}
 	if (!err)
-		err = pages_image_finish(w.fd, t->vpid, t->pagemap->nr_pages);
-	close(w.fd);
+		err = pages_out_finish(&w.out, t->pagemap->nr_pages, &w.sums);
+	t->page_sums_ns = w.sums.ns;
+	page_sums_free(&w.sums);
+	pages_out_close(&w.out);
 	t->nr_pages_written = t->pagemap->nr_pages;
 	if (!err && run_fault(t->ctx, "after-pages")) {
 		pr_err("dump pid %d: injected failure after-pages", t->pid);
@@ -319,7 +378,18 @@ static const VmaEntry *vma_of(const Mm *mm, uint64_t addr)
 	return NULL;
 }
 
-static int validate_pages(struct restore_task *t)
+static uint32_t run_depth(const PageRun *r)
+{
+	return r->has_chain_depth ? r->chain_depth : 0;
+}
+
+/* Whose pages image holds the run's data. */
+static uint32_t run_source_pid(const struct restore_task *t, const PageRun *r)
+{
+	return r->has_from_pid ? r->from_pid : (uint32_t)t->pid;
+}
+
+int pages_check_runs(const struct restore_task *t)
 {
 	const Pagemap *pm = t->pagemap;
 	uint64_t expect_off = PAGES_HEADER_SIZE, total = 0, prev_end = 0;
@@ -328,12 +398,12 @@ static int validate_pages(struct restore_task *t)
 		const PageRun *r = pm->runs[i];
 		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
 		const VmaEntry *v = vma_of(t->mm, r->vaddr);
-		bool ref = r->has_from_pid;
+		bool ref = r->has_from_pid || run_depth(r);
 		if (!r->nr_pages || r->vaddr % PAGE_SIZE || r->vaddr < prev_end || !v ||
 		    !vma_kind_has_pages(v->kind) || r->vaddr + len > v->end ||
-		    (!ref && r->file_off != expect_off) ||
-		    (ref && (r->from_pid == (uint32_t)t->pid || r->file_off % PAGE_SIZE ||
-			     v->kind != VMA_KIND__VMA_ANON_PRIVATE))) {
+		    (!ref && r->file_off != expect_off) || run_depth(r) > CHAIN_MAX_DEPTH ||
+		    (ref && ((!run_depth(r) && r->from_pid == (uint32_t)t->pid) ||
+			     r->file_off % PAGE_SIZE || v->kind != VMA_KIND__VMA_ANON_PRIVATE))) {
 			pr_err("image pagemap-%d.img: run %zu (%#llx, %u pages) does not fit the saved "
 			       "memory layout",
 			       t->pid, i, (unsigned long long)r->vaddr, r->nr_pages);
@@ -362,8 +432,20 @@ static int validate_pages(struct restore_task *t)
 		       (unsigned long long)total, (unsigned long long)pm->nr_pages);
 		return -EINVAL;
 	}
-	t->pages_fd = pages_image_open(t->dirfd, t->pid, pm->nr_pages);
-	return t->pages_fd < 0 ? t->pages_fd : 0;
+	return 0;
+}
+
+static int validate_pages(struct restore_task *t)
+{
+	int err = pages_check_runs(t);
+
+	if (err)
+		return err;
+	t->pages_fd = pages_image_open(t->dirfd, t->pid, t->pagemap->nr_pages);
+	if (t->pages_fd < 0)
+		return t->pages_fd;
+	/* the blob reads these itself: their checksums are checked now */
+	return pages_verify_runs(t, false);
 }
 
 static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
@@ -374,47 +456,143 @@ static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid
 	return NULL;
 }
 
-/* Runs kept in an ancestor's pages image must lie inside it. */
-int pages_check_references(const struct restore_task *t)
+/* The pages images a process's runs read from besides its own: an ancestor's, or up the chain. */
+struct page_source {
+	uint32_t depth, pid;
+	uint64_t nr_pages;
+	int fd;
+	char *map; /* in stasis, for UFFDIO_COPY: the whole image, read-only (NULL: not yet) */
+	const uint32_t *sums; /* in map: the checksum of each page */
+};
+
+struct page_sources {
+	struct page_source *v;
+	size_t n;
+};
+
+/* The source (depth, pid), opened with open_fd the first time; NULL (said) if it cannot be. */
+static struct page_source *source_of(struct page_sources *ps, uint32_t depth, uint32_t pid,
+				     int (*open_fd)(const struct restore_task *, uint32_t, uint32_t,
+						    uint64_t *),
+				     const struct restore_task *t)
 {
-	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
-		const PageRun *r = t->pagemap->runs[i];
-		const struct restore_task *src;
-		if (!r->has_from_pid)
-			continue;
-		src = tree_task(t, r->from_pid);
-		if (!src || r->file_off < PAGES_HEADER_SIZE ||
-		    r->file_off + (uint64_t)r->nr_pages * PAGE_SIZE >
-			    PAGES_HEADER_SIZE + src->pagemap->nr_pages * PAGE_SIZE) {
-			pr_err("image pagemap-%d.img: run %zu refers to pages of pid %u that its images "
-			       "do not hold",
-			       t->pid, i, r->from_pid);
-			return -EINVAL;
-		}
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].depth == depth && ps->v[i].pid == pid)
+			return &ps->v[i];
+	struct page_source *more = xreallocarray(ps->v, ps->n + 1, sizeof(*more)), *s;
+	if (!more) {
+		pr_err("restore pid %d: out of memory", t->pid);
+		return NULL;
 	}
-	return 0;
+	ps->v = more;
+	uint64_t nr_pages = 0;
+	int fd = open_fd(t, depth, pid, &nr_pages);
+	if (fd < 0)
+		return NULL;
+	s = &ps->v[ps->n];
+	*s = (struct page_source){ depth, pid, nr_pages, fd, NULL, NULL };
+	ps->n++;
+	return s;
 }
 
-/* In the new task: an fd on pages-PID.img of pid (its own, or an ancestor's). */
-static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int *cache_fd)
+static void sources_close(struct page_sources *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].map)
+			munmap(ps->v[i].map, raw_image_size(ps->v[i].nr_pages));
+		close(ps->v[i].fd);
+	}
+	free(ps->v);
+	*ps = (struct page_sources){ 0 };
+}
+
+/* In stasis: pages-PID.img of the tree, or depth links up the chain, read-only. */
+static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pid, uint64_t *nr)
+{
+	if (depth)
+		return chain_pages_open(t->dirfd, depth, pid, nr);
+	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
+	if (!src) {
+		pr_err("image pagemap-%d.img: a run refers to pages of pid %u, which the tree does not have",
+		       t->pid, pid);
+		return -ENOENT;
+	}
+	if (src->pages_fd < 0) /* images read only for their pages (a lazy restore's server) */
+		return pages_image_open(t->dirfd, pid, *nr = src->pagemap->nr_pages);
+	*nr = src->pagemap->nr_pages;
+	return fcntl(src->pages_fd, F_DUPFD_CLOEXEC, 0);
+}
+
+/* Runs kept in an ancestor's pages image, or up the chain of dumps, must lie inside it. */
+int pages_verify_runs(const struct restore_task *t, bool uffd_runs)
+{
+	char name[CHAIN_MAX_DEPTH * 7 + 32];
+	struct page_sources ps = { 0 };
+	int err = 0;
+
+	for (size_t i = 0; i < t->pagemap->n_runs && !err; i++) {
+		const PageRun *r = t->pagemap->runs[i];
+		const struct page_source *src;
+		if ((vma_of(t->mm, r->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE) != uffd_runs)
+			continue;
+		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t))) {
+			err = -ENOENT; /* (said where it could not be opened) */
+			break;
+		}
+		/* up the chain, a parent's file against its own checksums */
+		if ((err = raw_image_check_pages(src->fd, IMG_PAGES, src->pid,
+						 (r->file_off - PAGES_HEADER_SIZE) / PAGE_SIZE, r->nr_pages)) &&
+		    src->depth)
+			pr_err("image %s: that file (above) is the parent dump's up the chain",
+			       chain_pages_name(name, sizeof(name), src->depth, src->pid));
+	}
+	sources_close(&ps);
+	return err;
+}
+
+int pages_check_references(const struct restore_task *t)
+{
+	struct page_sources ps = { 0 };
+	int err = 0;
+
+	for (size_t i = 0; i < t->pagemap->n_runs && !err; i++) {
+		const PageRun *r = t->pagemap->runs[i];
+		const struct page_source *src;
+		if (!r->has_from_pid && !run_depth(r))
+			continue;
+		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t))) {
+			err = -EINVAL; /* (said where it could not be opened) */
+			break;
+		}
+		if (r->file_off < PAGES_HEADER_SIZE ||
+		    r->file_off + (uint64_t)r->nr_pages * PAGE_SIZE >
+			    PAGES_HEADER_SIZE + src->nr_pages * PAGE_SIZE) {
+			pr_err("image pagemap-%d.img: run %zu refers to pages of pid %u%s that its images "
+			       "do not hold",
+			       t->pid, i, run_source_pid(t, r), run_depth(r) ? " up the chain of dumps" : "");
+			err = -EINVAL;
+		}
+	}
+	sources_close(&ps);
+	return err;
+}
+
+/* In the new task: an fd above the task's own on a pages image it reads from. */
+static int open_source_high(const struct restore_task *t, uint32_t depth, uint32_t pid, uint64_t *nr)
 {
 	char name[64];
+	int fd;
 
-	if (pid == (uint32_t)t->pid)
-		return t->pages_fd;
-	if (*cache_pid == (int)pid)
-		return *cache_fd;
-	image_filename(name, sizeof(name), IMG_PAGES, pid);
-	int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_perror("restore pid %d: image %s: cannot open", t->pid, name);
-		return -errno;
+	if (depth) {
+		fd = chain_pages_open(t->dirfd, depth, pid, nr);
+	} else {
+		image_filename(name, sizeof(name), IMG_PAGES, pid);
+		if ((fd = openat(t->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			pr_perror("restore pid %d: image %s: cannot open", t->pid, name);
+			return -errno;
+		}
 	}
-	if ((fd = restore_move_high(t, fd)) < 0)
-		return fd;
-	*cache_pid = pid;
-	*cache_fd = fd;
-	return fd;
+	return fd < 0 ? fd : restore_move_high((struct restore_task *)t, fd);
 }
 
 static size_t pages_args_size(const struct restore_task *t)
@@ -430,7 +608,7 @@ static int restore_pages(struct restore_task *t)
 	struct rst_range *guards = restorer_args_alloc(t, t->pagemap->n_guards * sizeof(*guards), &a->guards_off);
 	if (!runs || !guards)
 		return -ENOMEM;
-	int cache_pid = -1, cache_fd = -1;
+	struct page_sources ps = { 0 }; /* (their fds are closed by the blob, with every helper's) */
 
 	a->nr_guards = t->pagemap->n_guards;
 	for (size_t i = 0; i < t->pagemap->n_guards; i++)
@@ -438,6 +616,7 @@ static int restore_pages(struct restore_task *t)
 						(uint64_t)t->pagemap->guards[i]->nr_pages * PAGE_SIZE };
 
 	a->pages_fd = t->pages_fd;
+	a->lazy = t->ctx->opts->lazy_pages;
 	a->nr_runs = t->pagemap->n_runs;
 	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
 		const PageRun *r = t->pagemap->runs[i];
@@ -445,31 +624,48 @@ static int restore_pages(struct restore_task *t)
 		runs[i].len = (uint64_t)r->nr_pages * PAGE_SIZE;
 		runs[i].off = r->file_off;
 		runs[i].by_uffd = vma_of(t->mm, runs[i].vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
-		runs[i].fd = pages_fd_of(t, r->has_from_pid ? r->from_pid : (uint32_t)t->pid, &cache_pid,
-					 &cache_fd);
-		if (runs[i].fd < 0)
-			return runs[i].fd;
+		if (!r->has_from_pid && !run_depth(r)) {
+			runs[i].fd = t->pages_fd;
+			continue;
+		}
+		const struct page_source *src = source_of(&ps, run_depth(r), run_source_pid(t, r),
+							  open_source_high, t);
+		if (!src)
+			return -ENOENT;
+		runs[i].fd = src->fd;
 	}
+	free(ps.v);
 	return 0;
 }
 
 /* ---- restore: filling private anonymous memory from stasis, on both cores ---- */
 
-#define UFFD_COPY_CHUNK (8UL << 20)
+#define UFFD_COPY_CHUNK (1UL << 20) /* checked, then copied while still in the cache */
 #define UFFD_COPY_THREADS 2
 
-/* One stretch to copy: len bytes from src (a mapped pages image) to dst in the new task. */
-struct copy_segment {
-	uint64_t dst, len;
-	const char *src;
-};
+int pages_check_segment(const struct uffd_segment *s, uint64_t off, uint64_t len)
+{
+	uint64_t first = (s->off - PAGES_HEADER_SIZE) / PAGE_SIZE;
+	char name[CHAIN_MAX_DEPTH * 7 + 32];
+
+	for (uint64_t p = off / PAGE_SIZE; p < (off + len) / PAGE_SIZE; p++) {
+		if (page_sum(s->src + p * PAGE_SIZE) != s->sums[first + p]) {
+			pr_err("image %s: page %llu does not match its checksum: the file is corrupted",
+			       chain_pages_name(name, sizeof(name), s->depth, s->pid),
+			       (unsigned long long)(first + p));
+			return -EIO;
+		}
+	}
+	return 0;
+}
 
 struct uffd_copier {
 	int uffd;
-	const struct copy_segment *segs;
+	const struct uffd_segment *segs;
 	size_t nr_segs;
 	uint64_t first, last; /* this thread's share: bytes [first, last) of all segments */
 	int err;
+	bool checked; /* err: a page did not match its checksum (said) */
 	uint64_t fail_addr;
 };
 
@@ -479,7 +675,7 @@ static void *uffd_copier_main(void *arg)
 	uint64_t pos = 0;
 
 	for (size_t i = 0; i < c->nr_segs && !c->err; pos += c->segs[i++].len) {
-		const struct copy_segment *s = &c->segs[i];
+		const struct uffd_segment *s = &c->segs[i];
 		uint64_t from = c->first > pos ? c->first - pos : 0;
 		uint64_t to = c->last - pos < s->len ? c->last - pos : s->len;
 		if (c->last <= pos || from >= s->len)
@@ -490,6 +686,10 @@ static void *uffd_copier_main(void *arg)
 				.src = (uint64_t)(uintptr_t)(s->src + from),
 				.len = to - from < UFFD_COPY_CHUNK ? to - from : UFFD_COPY_CHUNK,
 			};
+			if ((c->err = pages_check_segment(s, from, cp.len))) {
+				c->checked = true;
+				break;
+			}
 			if (ioctl(c->uffd, UFFDIO_COPY, &cp) && cp.copy <= 0) {
 				c->err = cp.copy < 0 ? (int)cp.copy : -errno;
 				c->fail_addr = cp.dst;
@@ -501,88 +701,94 @@ static void *uffd_copier_main(void *arg)
 	return NULL;
 }
 
-/* The pages images the uffd runs of t read from, mapped read-only: its own and ancestors'. */
-struct mapped_images {
-	pid_t pid[8];
-	char *addr[8];
-	uint64_t len[8];
-	size_t n;
-};
-
-static const char *image_of(const struct restore_task *t, uint32_t pid, struct mapped_images *mi)
+/* The pages image (depth, pid) in stasis, mapped read-only with its checksums; NULL (said) if not. */
+static const struct page_source *source_map(const struct restore_task *t, struct page_sources *ps,
+					    uint32_t depth, uint32_t pid)
 {
-	for (size_t i = 0; i < mi->n; i++)
-		if (mi->pid[i] == (pid_t)pid)
-			return mi->addr[i];
-	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
-	if (!src || mi->n == ARRAY_SIZE(mi->pid))
+	struct page_source *src = source_of(ps, depth, pid, open_source, t);
+
+	if (src && !src->map) {
+		void *m = mmap(NULL, raw_image_size(src->nr_pages), PROT_READ, MAP_SHARED, src->fd, 0);
+		src->map = m == MAP_FAILED ? NULL : m;
+		if (src->map)
+			src->sums = (const uint32_t *)(src->map + PAGES_HEADER_SIZE + src->nr_pages * PAGE_SIZE);
+	}
+	if (!src || !src->map) {
+		pr_err("restore pid %d: cannot map the pages image of pid %u%s", t->pid, pid,
+		       depth ? " up the chain of dumps" : "");
 		return NULL;
-	uint64_t len = PAGES_HEADER_SIZE + src->pagemap->nr_pages * PAGE_SIZE;
-	char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, src->pages_fd, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	mi->pid[mi->n] = pid;
-	mi->addr[mi->n] = m;
-	mi->len[mi->n++] = len;
-	return m;
+	}
+	return src;
+}
+
+int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan)
+{
+	const Pagemap *pm = t->pagemap;
+	struct page_sources *ps = xzalloc(sizeof(*ps));
+
+	*plan = (struct uffd_plan){ .v = xzalloc((pm->n_runs + 1) * sizeof(*plan->v)), .sources = ps };
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		const struct page_source *img = NULL;
+		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
+			continue;
+		if (map && !(img = source_map(t, ps, run_depth(r), run_source_pid(t, r)))) {
+			pages_uffd_plan_free(plan);
+			return -ENOMEM;
+		}
+		plan->v[plan->n++] = (struct uffd_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
+							    run_depth(r), run_source_pid(t, r), r->file_off,
+							    img ? img->map + r->file_off : NULL,
+							    img ? img->sums : NULL };
+		plan->bytes += (uint64_t)r->nr_pages * PAGE_SIZE;
+	}
+	return 0;
+}
+
+void pages_uffd_plan_free(struct uffd_plan *plan)
+{
+	if (plan->sources)
+		sources_close(plan->sources);
+	free(plan->sources);
+	free(plan->v);
+	*plan = (struct uffd_plan){ 0 };
 }
 
 int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 {
-	const Pagemap *pm = t->pagemap;
-	struct mapped_images mi = { .n = 0 };
 	struct uffd_copier c[UFFD_COPY_THREADS] = { 0 };
-	auto_free struct copy_segment *segs = xzalloc((pm->n_runs + 1) * sizeof(*segs));
-	size_t nr_segs = 0;
-	uint64_t total = 0;
+	struct uffd_plan plan;
 	pthread_t helper;
-	int uffd, err = 0;
+	int uffd = task_fd_copy(pid, child_uffd), err;
 
-	if (!segs)
-		return -ENOMEM;
-	if ((uffd = task_fd_copy(pid, child_uffd)) < 0) {
+	if (uffd < 0) {
 		pr_err("restore pid %d: cannot take its userfaultfd: %s", pid, strerror(-uffd));
 		return uffd;
 	}
-	for (size_t i = 0; i < pm->n_runs && !err; i++) {
-		const PageRun *r = pm->runs[i];
-		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
-			continue;
-		const char *img = image_of(t, r->has_from_pid ? r->from_pid : (uint32_t)t->pid, &mi);
-		if (!img) {
-			pr_err("restore pid %d: cannot map the pages image of its run at %#llx", pid,
-			       (unsigned long long)r->vaddr);
-			err = -ENOMEM;
-			break;
-		}
-		segs[nr_segs++] = (struct copy_segment){ r->vaddr, (uint64_t)r->nr_pages * PAGE_SIZE,
-							 img + r->file_off };
-		total += (uint64_t)r->nr_pages * PAGE_SIZE;
+	if ((err = pages_uffd_plan(t, true, &plan))) {
+		close(uffd);
+		return err;
 	}
 	/* Both cores: each thread takes half of the bytes, split at a page. */
 	for (int i = 0; i < UFFD_COPY_THREADS; i++) {
-		c[i] = (struct uffd_copier){ .uffd = uffd, .segs = segs, .nr_segs = nr_segs };
-		c[i].first = total / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * i;
-		c[i].last = i == UFFD_COPY_THREADS - 1 ? total
-						      : total / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * (i + 1);
+		c[i] = (struct uffd_copier){ .uffd = uffd, .segs = plan.v, .nr_segs = plan.n };
+		c[i].first = plan.bytes / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * i;
+		c[i].last = i == UFFD_COPY_THREADS - 1
+				    ? plan.bytes
+				    : plan.bytes / UFFD_COPY_THREADS / PAGE_SIZE * PAGE_SIZE * (i + 1);
 	}
-	if (!err) {
-		bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
-		uffd_copier_main(&c[0]);
-		if (threaded)
-			pthread_join(helper, NULL);
-		else
-			uffd_copier_main(&c[1]);
-	}
+	bool threaded = pthread_create(&helper, NULL, uffd_copier_main, &c[1]) == 0;
+	uffd_copier_main(&c[0]);
+	if (threaded)
+		pthread_join(helper, NULL);
+	else
+		uffd_copier_main(&c[1]);
 	for (int i = 0; i < UFFD_COPY_THREADS && !err; i++) {
-		if (c[i].err) {
-			err = c[i].err;
+		if ((err = c[i].err) && !c[i].checked)
 			pr_err("restore pid %d: copying saved pages to %#llx failed: %s", pid,
 			       (unsigned long long)c[i].fail_addr, strerror(-err));
-		}
 	}
-	for (size_t i = 0; i < mi.n; i++)
-		munmap(mi.addr[i], mi.len[i]);
+	pages_uffd_plan_free(&plan);
 	close(uffd);
 	return err;
 }

@@ -204,9 +204,9 @@ static int validate_attrs(struct restore_task *t)
 			return -EINVAL;
 		}
 	}
-	if (c->cwd[0] != '/' || c->root[0] != '/') {
-		pr_err("image core-%d.img: cwd '%s' or root '%s' is not an absolute path", t->pid,
-		       c->cwd, c->root);
+	if (!image_path_ok(c->cwd) || !image_path_ok(c->root)) {
+		pr_err("image core-%d.img: cwd '%s' or root '%s' is not an absolute path free of '..'",
+		       t->pid, c->cwd, c->root);
 		return -EINVAL;
 	}
 	return 0;

@@ -61,6 +61,8 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 		if (strncmp(line, "VmFlags:", 8) == 0) {
 			if (out->n && strstr(line, " gd"))
 				out->v[out->n - 1].growsdown = true;
+			if (out->n)
+				snprintf(out->v[out->n - 1].vmflags, sizeof(out->v[0].vmflags), "%s", line + 8);
 			continue;
 		}
 		/* Header lines start with a hex address followed by '-'. */

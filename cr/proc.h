@@ -19,6 +19,7 @@ struct proc_vma {
 	uint32_t prot;
 	bool shared;
 	bool growsdown;
+	char vmflags[160]; /* smaps' VmFlags, "rd wr mr mw me ac" (cut short if longer) */
 	uint64_t dev, ino;
 	char path[512]; /* "" for anonymous, "[heap]", "/usr/lib/..." */
 };

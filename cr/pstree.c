@@ -390,8 +390,11 @@ static void drain_sigchld(void)
 }
 
 /* A group helper: leads its group until its parent has seen every member join, then dies. */
-static __attribute__((noreturn)) void hold_group(void)
+static __attribute__((noreturn)) void hold_group(pid_t parent)
 {
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* nor outlives its parent */
+	if (getppid() != parent)
+		_exit(0);
 	setpgid(0, 0);
 	for (;;)
 		pause(); /* every signal is blocked: only SIGKILL ends this */
@@ -480,7 +483,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			if (e->zombie)
 				die_like(e);
 			if (e->group_helper)
-				hold_group();
+				hold_group(self->pid);
 			run_child(rt, pstree_task(rt, e->pid));
 		}
 		if (e->zombie) {

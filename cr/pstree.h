@@ -23,6 +23,8 @@ void pstree_release(struct dump_tree *tr);
 /* Kills every frozen process and collects each exit as its tracer. */
 int pstree_kill(struct dump_tree *tr);
 
+struct restore_watchdog;
+
 struct restore_tree {
 	struct run_ctx *ctx;
 	Inventory *inv;
@@ -32,6 +34,8 @@ struct restore_tree {
 	int status_fd;              /* write end, shared by every new task */
 	int *ctl_fds;               /* per task: the read end the task keeps */
 	int *ctl_peer_fds;          /* per task: the write end stasis keeps */
+	pid_t root_parent;          /* the root's parent as the root sees it (0: cannot tell) */
+	const struct restore_watchdog *watchdog; /* stasis's (cr/restore-watchdog.h) */
 };
 
 struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid);

@@ -14,11 +14,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lazy-pages.h"
 #include "log.h"
 #include "mm.h"
 #include "pid-ns.h"
 #include "regs.h"
 #include "restore.h"
+#include "run.h"
 #include "restorer/restorer.h"
 #include "seccomp.h"
 #include "seize.h"
@@ -125,6 +127,7 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 			       nr_done, rt->nr_tasks);
 			return -EIO;
 		}
+		run_fault_count(rt->ctx, "restore-report");
 		struct restore_task *t = pstree_task(rt, st.pid);
 		if (!t) {
 			pr_err("restore: a report from pid %d, which is not a process of the tree", st.pid);
@@ -155,14 +158,20 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 					pr_err("restore pid %d: its process is gone", t->pid);
 				return err;
 			}
-			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
+			err = lazy_pages_on(rt->ctx) ? lazy_pages_hand_off(rt->ctx, t, st.uffd)
+						     : pages_copy_by_uffd(t, t->host_pid, st.uffd);
+			if (err)
 				return err;
+			t->pages_copied = true;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1) {
 				pr_perror("restore pid %d: cannot tell it its pages are in", t->pid);
 				return -EIO;
 			}
 			continue;
 		}
+		/* the blob filled its private pages alone: their checksums, before it goes on */
+		if (!t->pages_copied && (err = pages_verify_runs(t, true)))
+			return err;
 		t->region_start = st.region_start;
 		t->region_len = st.region_len;
 		report_rlimits(t->pid, st.rlimits_refused);
@@ -174,13 +183,16 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 
 /*
  * Attaches to a thread of the new task (unless stasis traces it already) and stops it in the
- * blob's final pause().
+ * blob's final pause(). From here until the tree is let go, the death of stasis kills it
+ * (PTRACE_O_EXITKILL): it never runs on with half its state.
  */
 static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 {
+	long options = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL |
+		       (traced ? PTRACE_O_SUSPEND_SECCOMP : 0); /* (seccomp.c traced it so) */
 	int status, err = 0;
 
-	if (!traced && ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+	if (!traced && ptrace(PTRACE_SEIZE, tid, 0, (void *)options)) {
 		pr_perror("restore tid %d: cannot attach to the new task", tid);
 		return -errno;
 	}
@@ -192,7 +204,7 @@ static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 			return err ? err : -errno;
 		}
 		if (r->orig_rax == SYS_pause)
-			return 0;
+			return traced && ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)options) ? -errno : 0;
 		if (tries > 1000 || ptrace(PTRACE_CONT, tid, 0, 0)) {
 			pr_err("restore tid %d: the restorer did not reach its final wait", tid);
 			return -EIO;
@@ -389,23 +401,68 @@ static int release_stopped_task(struct restore_task *t)
 	return 0;
 }
 
+/* Its threads' death no longer follows stasis's: if stasis dies now, they go on as they are. */
+static int stop_exitkill(struct restore_task *t)
+{
+	long options = PTRACE_O_TRACESYSGOOD | (t->traced ? PTRACE_O_SUSPEND_SECCOMP : 0);
+
+	for (size_t i = 0; i <= t->core->n_threads; i++) {
+		pid_t tid = i < t->core->n_threads ? t->host_tids[i] : t->host_pid;
+		if (ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)options)) {
+			pr_perror("restore pid %d: thread %d", t->pid, tid);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
 /*
  * Stopped processes first, children before parents: each is let go into its stop before its
- * parent, which may collect that stop again, is finished. Then the others, let go at once.
+ * parent, which may collect that stop again, is finished (until the watchdog is told "done",
+ * it kills them too if stasis dies). Then the others, ready to go on but still held.
  */
 int restore_finish_tree(struct restore_tree *rt)
 {
 	int err;
 
-	for (size_t i = rt->nr_tasks; i-- > 0;)
-		if (job_stop_signal(rt->tasks[i].core) &&
-		    ((err = prepare_finish(rt, &rt->tasks[i])) || (err = release_stopped_task(&rt->tasks[i]))))
+	for (size_t i = rt->nr_tasks; i-- > 0;) {
+		if (!job_stop_signal(rt->tasks[i].core))
+			continue;
+		if ((err = prepare_finish(rt, &rt->tasks[i])) || (err = release_stopped_task(&rt->tasks[i])))
 			return err;
-	for (size_t i = 0; i < rt->nr_tasks; i++)
-		if (!job_stop_signal(rt->tasks[i].core) && (err = prepare_finish(rt, &rt->tasks[i])))
+		run_fault_count(rt->ctx, "restore-prepared");
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		if (job_stop_signal(rt->tasks[i].core))
+			continue;
+		if ((err = prepare_finish(rt, &rt->tasks[i])))
 			return err;
-	for (size_t i = rt->nr_tasks; i-- > 0;)
-		if (!job_stop_signal(rt->tasks[i].core) && (err = release_task(&rt->tasks[i])))
+		run_fault_count(rt->ctx, "restore-prepared");
+	}
+	/*
+	 * Every process is ready to go on. Children first, the root last: while the root still
+	 * dies with stasis, so does the rest (the watchdog sees to those already set free).
+	 */
+	for (size_t i = rt->nr_tasks; i-- > 0;) {
+		if (job_stop_signal(rt->tasks[i].core))
+			continue;
+		if ((err = stop_exitkill(&rt->tasks[i])))
 			return err;
+		run_fault_count(rt->ctx, "restore-exitkill-off");
+	}
+	return 0;
+}
+
+int restore_release_tree(struct restore_tree *rt)
+{
+	int err;
+
+	for (size_t i = rt->nr_tasks; i-- > 0;) {
+		if (job_stop_signal(rt->tasks[i].core))
+			continue; /* let go into its stop already */
+		if ((err = release_task(&rt->tasks[i])))
+			return err;
+		run_fault_count(rt->ctx, "restore-released");
+	}
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "mm.h"
 #include "pstree.h"
 #include "restore.h"
+#include "restore-watchdog.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "threads.h"
@@ -220,6 +221,26 @@ static void enter_namespaces(struct restore_tree *rt, struct restore_task *t)
 		child_fail(-EIO, "restore pid %d: stasis did not let the tree go on", t->pid);
 }
 
+/* Its parent is not the one that made it any more (it died and someone adopted it). */
+static bool parent_gone(const struct restore_tree *rt, const struct restore_task *t)
+{
+	const TreeEntry *e = NULL, *parent = NULL;
+	pid_t ppid = getppid();
+
+	if (t->is_root)
+		return rt->root_parent && ppid != rt->root_parent;
+	for (size_t i = 0; !e && i < rt->inv->n_tree; i++)
+		if (rt->inv->tree[i]->pid == (uint32_t)t->pid)
+			e = rt->inv->tree[i];
+	for (size_t i = 0; e && !parent && i < rt->inv->n_tree; i++)
+		if (rt->inv->tree[i]->pid == e->ppid)
+			parent = rt->inv->tree[i];
+	/* the init of a PID namespace of its own sees no parent at all */
+	if (!e || !parent || e->n_nested_pids > parent->n_nested_pids)
+		return false;
+	return (uint32_t)ppid != e->ppid;
+}
+
 void restore_process(struct restore_tree *rt, struct restore_task *t)
 {
 	static struct rst_status early_status;
@@ -230,6 +251,10 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	/* the raw call: glibc's sigprocmask leaves its own signals (32, 33) open */
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
 	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
+	if (parent_gone(rt, t))
+		_exit(1); /* ... or died already, before it could say so */
+	close(rt->watchdog->sock); /* only stasis holds it: its closing says stasis died */
+	watchdog_register(rt->watchdog->reg_fd);
 	log_capture_errors(); /* its errors reach the user once, through stasis */
 	child_status = &early_status;
 	child_status_fd = rt->status_fd;
@@ -241,7 +266,8 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 			   t->pid, strerror(-err));
 	if (idx == rt->nr_tasks - 1 && rt->nr_tasks > 1 && run_fault(t->ctx, "restore-child"))
 		child_fail(-EIO, "restore pid %d: injected failure restore-child", t->pid);
-	/* Its children have taken their own control pipes with them. */
+	/* Its children have taken their own control pipes (and the watchdog's socket) with them. */
+	close(rt->watchdog->reg_fd);
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		close(rt->ctl_peer_fds[i]);
 		if (i != idx)

@@ -24,6 +24,8 @@
 #include "net-lock.h"
 #include "pstree.h"
 #include "restore.h"
+#include "restore-watchdog.h"
+#include "safe-file.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -49,6 +51,51 @@ static int read_task_images(struct restore_task *t)
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_entry_pid(const void *a, const void *b)
+{
+	return cmp_u32(&(*(TreeEntry *const *)a)->pid, &(*(TreeEntry *const *)b)->pid);
+}
+
+/*
+ * Each process the inventory lists once, each with an entry in the tree that says it is a
+ * living process (not a zombie nor a group's stand-in): said before any image is read.
+ */
+static int check_inventory_pids(const Inventory *inv)
+{
+	auto_free uint32_t *sorted = xmalloc(inv->n_pids * sizeof(uint32_t));
+	auto_free TreeEntry **by_pid = xmalloc(inv->n_tree * sizeof(*by_pid));
+
+	if (!sorted || !by_pid)
+		return -ENOMEM;
+	memcpy(by_pid, inv->tree, inv->n_tree * sizeof(*by_pid));
+	qsort(by_pid, inv->n_tree, sizeof(*by_pid), cmp_entry_pid);
+	memcpy(sorted, inv->pids, inv->n_pids * sizeof(uint32_t));
+	qsort(sorted, inv->n_pids, sizeof(uint32_t), cmp_u32);
+	for (size_t i = 1; i < inv->n_pids; i++) {
+		if (sorted[i] == sorted[i - 1]) {
+			pr_err("image inventory.img: pid %u is listed twice", sorted[i]);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < inv->n_pids; i++) {
+		TreeEntry key = { .pid = inv->pids[i] }, *kp = &key, **found;
+		found = bsearch(&kp, by_pid, inv->n_tree, sizeof(*by_pid), cmp_entry_pid);
+		const TreeEntry *e = found ? *found : NULL;
+		if (!e || e->zombie || e->group_helper) {
+			pr_err("image inventory.img: pid %u has images but %s", inv->pids[i],
+			       e ? "its tree entry is not a living process" : "no entry in the process tree");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int read_inventory(int dirfd, Inventory **inv)
 {
 	struct utsname u;
@@ -56,6 +103,11 @@ static int read_inventory(int dirfd, Inventory **inv)
 
 	if (err)
 		return err;
+	if ((*inv)->has_pre_dump && (*inv)->pre_dump) {
+		pr_err("image inventory.img: these images are a pre-dump (memory only, the tree went "
+		       "on running); restore the dump made after it");
+		return -EINVAL;
+	}
 	if ((*inv)->page_size != PAGE_SIZE || (*inv)->n_pids < 1 || (*inv)->n_pids > 65536 ||
 	    (*inv)->pids[0] != (*inv)->root_pid || (*inv)->root_pid < 1 || (*inv)->n_tree < 1 ||
 	    (*inv)->tree[0]->pid != (*inv)->root_pid) {
@@ -63,6 +115,8 @@ static int read_inventory(int dirfd, Inventory **inv)
 		       (*inv)->page_size, (*inv)->n_pids);
 		return -EINVAL;
 	}
+	if ((err = check_inventory_pids(*inv)))
+		return err;
 	uname(&u);
 	if (strcmp(u.release, (*inv)->kernel_release))
 		pr_warn("images were made on kernel %s, this is %s", (*inv)->kernel_release,
@@ -150,12 +204,25 @@ static void write_pidfile(const struct run_ctx *ctx, pid_t pid)
 	if (!path)
 		return;
 	/* like criu: a relative pidfile lives in the work directory */
-	fd = openat(ctx->work_dir_fd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = safe_file_create(ctx->work_dir_fd, path, O_WRONLY);
 	len = snprintf(text, sizeof(text), "%d", pid);
-	if (fd < 0 || write_all(fd, text, len))
+	if (fd < 0)
+		pr_err("cannot write pidfile %s: %s", path, safe_file_strerror(fd));
+	else if (write_all(fd, text, len))
 		pr_perror("cannot write pidfile %s", path);
 	if (fd >= 0)
 		close(fd);
+}
+
+/* Before anything is made: a pidfile that could not be written safely is said at once. */
+static int check_pidfile(const struct run_ctx *ctx)
+{
+	const char *path = ctx->opts->pidfile;
+	int err = path ? safe_file_not_link(ctx->work_dir_fd, path) : 0;
+
+	if (err)
+		pr_err("pidfile %s: %s; nothing was started", path, safe_file_strerror(err));
+	return err;
 }
 
 static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
@@ -285,6 +352,8 @@ static pid_t create_root(struct restore_tree *rt)
 	pid_t root;
 
 	fflush(NULL);
+	/* its parent as it will see it, to know whether that one died before it could say */
+	rt->root_parent = (flags & CLONE_NEWPID) ? 0 : rt->ctx->opts->restore_sibling ? getppid() : getpid();
 	root = clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
 	if (root < 0) {
 		if (errno == EEXIST)
@@ -301,70 +370,130 @@ static pid_t create_root(struct restore_tree *rt)
 	return root;
 }
 
-int cr_restore(struct run_ctx *ctx)
+/* Every image read and checked, nothing made: the restore's first step. */
+static int read_and_validate(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	struct restore_tree rt = { .ctx = ctx };
+	int err;
+
+	if ((err = read_inventory(ctx->images_dir_fd, &rt->inv)) || (err = read_tree_images(ctx, rt)) ||
+	    (err = validate_objects(ctx, rt)))
+		return err;
+	return 0;
+}
+
+/* What the restore read (the kinds' own states go with the run context). */
+static void free_tree(struct restore_tree *rt)
+{
+	for (size_t i = 0; rt->tasks && i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
+		image_free(t->core ? &t->core->base : NULL);
+		image_free(t->mm ? &t->mm->base : NULL);
+		image_free(t->pagemap ? &t->pagemap->base : NULL);
+		image_free(t->fds ? &t->fds->base : NULL);
+		if (t->pages_fd >= 0)
+			close(t->pages_fd);
+		free(t->host_tids);
+	}
+	for (size_t i = 0; rt->ctl_peer_fds && i < rt->nr_tasks; i++)
+		close(rt->ctl_peer_fds[i]);
+	free(rt->ctl_fds);
+	free(rt->ctl_peer_fds);
+	free(rt->tasks);
+	image_free(rt->inv ? &rt->inv->base : NULL);
+	*rt = (struct restore_tree){ .ctx = rt->ctx };
+}
+
+static int restore(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct restore_watchdog wd = { .pid = -1, .sock = -1 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), pages = 0;
 	int status[2], err, wstatus;
 	pid_t root;
 
 	pr_debug("restore: start");
 	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_RESTORE)) ||
+	    (err = check_pidfile(ctx)) ||
+	    (!ctx->opts->allow_untrusted_images &&
+	     (err = image_dir_check_owner(ctx->images_dir_fd, ctx->opts->images_dir ? ctx->opts->images_dir : "."))) ||
 	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
-	    (err = run_notify(ctx, "pre-restore", 0, -1)) ||
-	    (err = read_inventory(ctx->images_dir_fd, &rt.inv)) || (err = read_tree_images(ctx, &rt)) ||
-	    (err = validate_objects(ctx, &rt)))
+	    (err = run_notify(ctx, "pre-restore", 0, -1)) || (err = read_and_validate(ctx, rt)))
 		return err;
 	/* Waiting for the dumped tree's zombies to be reaped is not restore work: timed apart.
 	 * Checked before anything is made (a listener bound again would take over its name). */
 	uint64_t wait_start = now_ns(CLOCK_MONOTONIC);
-	if (!rt.inv->pid_ns && (err = check_pids_free(rt.inv))) /* a new namespace's are free */
+	if (!rt->inv->pid_ns && (err = check_pids_free(rt->inv))) /* a new namespace's are free */
 		return err;
 	uint64_t pid_wait = now_ns(CLOCK_MONOTONIC) - wait_start;
-	if ((err = prepare_objects(ctx, &rt)))
+	/* from here on, the death of stasis takes what the restore made with it */
+	rt->watchdog = &wd;
+	if ((err = watchdog_start(&wd)))
 		return err;
-	if ((err = check_tasks(&rt))) {
+	if ((err = prepare_objects(ctx, rt))) {
+		watchdog_done(&wd);
+		return err;
+	}
+	if ((err = check_tasks(rt))) {
 		undo_objects(ctx, tree_objects_len, false);
+		watchdog_done(&wd);
 		return err;
 	}
 	pr_debug("restore: images checked, pids free, shared objects made");
+	run_fault_count(ctx, "restore-objects");
 	raise_nofile_limit();
 	uint64_t forking = now_ns(CLOCK_MONOTONIC);
-	if ((err = make_pipes(&rt, status)) || (root = create_root(&rt)) < 0) {
+	if ((err = make_pipes(rt, status)) || (root = create_root(rt)) < 0) {
 		err = err ? err : root;
 		undo_objects(ctx, tree_objects_len, false);
+		watchdog_done(&wd);
 		return err;
 	}
 	ctx->stats.forking_us = (now_ns(CLOCK_MONOTONIC) - forking) / 1000;
 	close(status[1]);
-	for (size_t i = 0; i < rt.nr_tasks; i++)
-		close(rt.ctl_fds[i]);
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		close(rt->ctl_fds[i]);
 	close_objects(ctx);
-	err = restore_collect_reports(&rt, status[0]);
+	run_fault_count(ctx, "restore-root");
+	err = restore_collect_reports(rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
 	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
 	    !(err = net_lock_restore_over(ctx)) && !(err = run_notify(ctx, "network-unlock", root, -1)) &&
-	    !(err = run_notify(ctx, "pre-resume", root, -1)))
-		err = restore_finish_tree(&rt);
+	    !(err = run_notify(ctx, "pre-resume", root, -1)) && !(err = restore_finish_tree(rt))) {
+		/* what only the restore needed goes (unlinked queues' names) while the watchdog
+		 * would still undo it; then every process goes on by itself, whatever happens to
+		 * stasis */
+		undo_objects(ctx, tree_objects_len, true);
+		watchdog_done(&wd);
+		run_fault_count(ctx, "restore-committed");
+		err = restore_release_tree(rt);
+	}
 	if (err) {
-		kill_tree(&rt, root);
+		kill_tree(rt, root);
 		undo_objects(ctx, tree_objects_len, false);
+		watchdog_done(&wd);
 		pr_err("restore pid %d failed; nothing from the images is running", root);
 		return err;
 	}
-	undo_objects(ctx, tree_objects_len, true);
 	ctx->restored_pid = root;
 	write_pidfile(ctx, root);
 	run_notify(ctx, "post-resume", root, -1);
-	for (size_t i = 0; i < rt.nr_tasks; i++)
-		pages += rt.tasks[i].pagemap->nr_pages;
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		pages += rt->tasks[i].pagemap->nr_pages;
 	ctx->stats.restore_us = (now_ns(CLOCK_MONOTONIC) - start - pid_wait) / 1000;
 	ctx->stats.pages_restored = pages;
 	pr_info("restore stats: total_ms=%.1f pid_wait_ms=%.1f processes=%zu pages=%llu",
-		ctx->stats.restore_us / 1e3, pid_wait / 1e6, rt.nr_tasks, (unsigned long long)pages);
+		ctx->stats.restore_us / 1e3, pid_wait / 1e6, rt->nr_tasks, (unsigned long long)pages);
 	if (ctx->opts->restore_detached || ctx->opts->restore_sibling)
 		return 0; /* (a sibling's exit is its parent's to wait for) */
 	while (waitpid(root, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+int cr_restore(struct run_ctx *ctx)
+{
+	struct restore_tree rt = { .ctx = ctx };
+	int err = restore(ctx, &rt);
+
+	free_tree(&rt);
+	return err;
 }

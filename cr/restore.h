@@ -10,7 +10,12 @@ __attribute__((noreturn)) void restore_process(struct restore_tree *rt, struct r
 
 /* Serves every process's restorer until each has reported that it is done. */
 int restore_collect_reports(struct restore_tree *rt, int status_fd);
-/* Every process prepared (blob removed, registers, kinds' finish steps), then all let go. */
+/*
+ * Every process prepared (blob removed, registers, kinds' finish steps): from then on the
+ * tree no longer dies with stasis (until then it does: PTRACE_O_EXITKILL).
+ */
 int restore_finish_tree(struct restore_tree *rt);
+/* Then all let go (if stasis dies meanwhile, the rest is let go by the kernel). */
+int restore_release_tree(struct restore_tree *rt);
 
 #endif

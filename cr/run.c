@@ -1,6 +1,8 @@
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "run.h"
@@ -10,7 +12,7 @@
 void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int images_dir_fd,
 		  int work_dir_fd)
 {
-	*ctx = (struct run_ctx){ .opts = opts, .images_dir_fd = images_dir_fd, .work_dir_fd = work_dir_fd,
+	*ctx = (struct run_ctx){ .opts = opts, .images_dir_fd = images_dir_fd, .images_dest_fd = -1, .work_dir_fd = work_dir_fd,
 				 .tree_root_fd = -1 };
 }
 
@@ -64,5 +66,19 @@ int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd)
 
 bool run_fault(const struct run_ctx *ctx, const char *point)
 {
-	return ctx->opts->fault_inject && strcmp(ctx->opts->fault_inject, point) == 0;
+	const char *fault = ctx->opts->fault_inject;
+
+	if (fault && !strncmp(fault, "kill-at:", 8) && !strcmp(fault + 8, point))
+		kill(getpid(), SIGKILL); /* stasis dies here, as if killed from outside */
+	return fault && strcmp(fault, point) == 0;
+}
+
+void run_fault_count(struct run_ctx *ctx, const char *point)
+{
+	const char *fault = ctx->opts->fault_inject;
+	size_t len = strlen(point);
+
+	if (fault && !strncmp(fault, "kill-at:", 8) && !strncmp(fault + 8, point, len) &&
+	    fault[8 + len] == ':' && ++ctx->fault_hits == strtoul(fault + 9 + len, NULL, 10))
+		kill(getpid(), SIGKILL);
 }

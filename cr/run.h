@@ -37,7 +37,7 @@ typedef int (*run_notify_fn)(const struct run_ctx *ctx, const char *point, int p
  */
 struct run_stats {
 	uint64_t freezing_us, frozen_us, memdump_us, memwrite_us;
-	uint64_t pages_scanned, pages_written;
+	uint64_t pages_scanned, pages_written, pages_skipped_parent;
 	uint64_t forking_us, restore_us;
 	uint64_t pages_restored;
 };
@@ -45,12 +45,15 @@ struct run_stats {
 struct run_ctx {
 	const struct stasis_opts *opts;
 	int images_dir_fd; /* images are read and written here */
+	int images_dest_fd; /* (pre-)dump: the images directory the new image set moves into once
+			     * complete (images_dir_fd is the set's own directory); else -1 */
 	int work_dir_fd;   /* the log, stats and pidfile: -W, else the images directory */
 	int tree_root_fd;  /* restore: the tree's root, where its paths resolve in stasis (-1: /) */
 	run_notify_fn notify; /* the face's, or NULL */
 	void *face;        /* the face's own data, for notify */
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
 	size_t nr_slots;
+	unsigned fault_hits; /* STASIS_FAULT=kill-at:POINT:N: times POINT was passed */
 	struct run_stats stats; /* filled by cr_dump / cr_restore */
 	int restored_pid;  /* restore: the tree's root, once it runs */
 };
@@ -68,10 +71,22 @@ void run_ctx_fini(struct run_ctx *ctx);
 /* The face's hook at a notification point (0 if it has none). */
 int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd);
 
-/* Nonzero when STASIS_FAULT names this point (tests inject failures). */
+/*
+ * Nonzero when STASIS_FAULT names this point (tests inject failures); STASIS_FAULT=kill-at:POINT
+ * makes stasis SIGKILL itself there instead.
+ */
 bool run_fault(const struct run_ctx *ctx, const char *point);
+/* For points passed many times: STASIS_FAULT=kill-at:POINT:N kills stasis the Nth time. */
+void run_fault_count(struct run_ctx *ctx, const char *point);
 
 int cr_dump(struct run_ctx *ctx);
+/* Memory only, the tree left running and its writes tracked for the next dump of the chain. */
+int cr_pre_dump(struct run_ctx *ctx);
+/* One page server session (cr/page-server.c); ready(arg, port) once it listens. */
+int cr_page_server(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
+/* stasis lazy-pages (cr/lazy-restore.c): serves one lazy restore; ready(arg, -1) once it
+ * listens (lazy-pages.socket in the work directory). */
+int cr_lazy_pages(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
 /* 0 (detached), the restored root's exit code, or a negative errno. */
 int cr_restore(struct run_ctx *ctx);
 

@@ -22,21 +22,34 @@ int tasks_wait_gone(pid_t *tids, size_t n, int timeout_ms);
 /* Wait for the tracee's next stop, bounded; returns the wait status or negative errno. */
 int task_wait_stop(pid_t pid, int *status);
 
+struct run_ctx;
+
 /*
- * A syscall gadget: the address of a `syscall` instruction in the task's vDSO, plus a
- * scratch page mapped inside the task for syscalls that write results to memory.
+ * Running system calls inside a frozen task, safe against the death of stasis at any
+ * instant. Between two syscalls the task rests with its own registers and signal mask. A
+ * syscall runs from a small stub written into the unused tail of the task's vDSO page (past
+ * the end of the vDSO's ELF image, where no code goes): `syscall`, then code that puts back
+ * the task's signal mask and registers (with its interrupted syscall set to be made again)
+ * and jumps to where it was. stasis catches the task between the two; if stasis is gone, the
+ * kernel lets the task go on through the stub by itself. Plus a scratch mapping inside the
+ * task for syscalls that write results to memory (left behind, harmless, if stasis dies).
  */
 struct inject_ctx {
-	pid_t pid;
+	pid_t pid;        /* the thread the syscalls run in */
+	pid_t owner;      /* the main thread: its context owns the stub and the scratch mapping */
 	struct user_regs_struct saved; /* the task's registers at the freeze */
-	uint64_t gadget;
+	uint64_t gadget;  /* the stub's syscall (else, without room in the vDSO, the vDSO's own) */
+	uint64_t stub;    /* the stub in the vDSO, 0 if none */
+	int mem_fd;       /* /proc/PID/mem, for the stub's data */
+	void *stub_saved; /* what the stub's bytes replaced */
 	uint64_t scratch;
 	size_t scratch_len;
 	int group_stop_sig; /* a stop signal (SIGSTOP) came while a syscall ran: it is stopped now */
+	struct run_ctx *run; /* for fault points (tests kill stasis at a step) */
 };
 
-int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,
-		 uint64_t vdso_start, uint64_t vdso_end);
+int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
+		 const struct user_regs_struct *regs, uint64_t vdso_start, uint64_t vdso_end);
 /* Runs syscall nr with args inside the task; *ret gets rax (a negative errno on failure). */
 int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret);
 /*
@@ -46,7 +59,10 @@ int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int6
  */
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
 		       size_t len);
-/* Unmaps the scratch page and puts the registers back as they were at the freeze. */
+/*
+ * Unmaps the scratch page, takes the stub out (the main thread's context) and puts the
+ * registers back as they were at the freeze.
+ */
 int inject_end(struct inject_ctx *ctx);
 
 /* Copies between the task's memory and ours (process_vm_*v, falling back to /proc/PID/mem). */

@@ -22,6 +22,7 @@
 #include "ipc-objects.h"
 #include "log.h"
 #include "pstree.h"
+#include "restore-watchdog.h"
 #include "shmem.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -293,7 +294,7 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 	}
 	tab.nr_pages = (file_off - PAGES_HEADER_SIZE) / PAGE_SIZE;
 	if (!err)
-		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages);
+		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages, NULL);
 	close(out);
 	(void)tr;
 	return err ? err : image_write(dirfd, IMG_SHMEM, 0, &tab.base);
@@ -417,7 +418,8 @@ static int create_object(const ShmemObject *o, bool *made)
 	return fd < 0 ? -errno : fd;
 }
 
-static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd)
+static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd,
+		       const struct restore_watchdog *wd)
 {
 	char *m;
 
@@ -427,6 +429,8 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 	so->fd = create_object(o, &so->made);
 	if (so->fd < 0)
 		return so->fd;
+	if (so->made && so->sysv)
+		watchdog_undo_sysv_shm(wd, (int)o->id); /* a segment outlives its processes */
 	if (!o->n_runs)
 		return 0;
 	m = mmap(NULL, PAGE_ALIGN(o->size), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
@@ -553,10 +557,9 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	ShmemTable *tab = st->tab;
 	int err = 0, pages_fd;
 
-	(void)rt;
 	if (!tab)
 		return 0;
-	if ((pages_fd = pages_image_open(ctx->images_dir_fd, SHMEM_PID, tab->nr_pages)) < 0)
+	if ((pages_fd = raw_image_open(ctx->images_dir_fd, IMG_PAGES, SHMEM_PID, tab->nr_pages)) < 0)
 		return pages_fd;
 	st->objects = xzalloc((tab->n_objects + 1) * sizeof(*st->objects));
 	if (!st->objects) {
@@ -564,7 +567,7 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < tab->n_objects && !err; i++) {
-		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd)) &&
+		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd, rt->watchdog)) &&
 		    !(err = seal_object(&st->objects[i], tab->objects[i])))
 			err = set_memfd_attributes(&st->objects[i], tab->objects[i]);
 		if (st->objects[i].fd >= 0)

@@ -22,6 +22,7 @@ struct frozen_thread {
 struct saved_page {
 	uint64_t vaddr, pfn, file_off;
 	pid_t in_pid; /* whose pages image holds it */
+	uint32_t depth; /* how many links up the chain of dumps (0: this dump) */
 };
 
 /*
@@ -37,6 +38,8 @@ struct fd_index {
 	int *buckets;     /* the last entry of each, -1: none */
 	size_t mask;      /* buckets - 1 (a power of two) */
 };
+
+struct task_tracking;
 
 struct dump_task {
 	pid_t pid;                    /* the host's */
@@ -67,6 +70,9 @@ struct dump_task {
 
 	uint64_t nr_pages_written;
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
+	uint64_t nr_parent_pages; /* unchanged since the parent dump, referenced */
+	struct task_tracking *track; /* writes since the parent dump (cr/dirty-track.c) */
+	uint64_t page_sums_ns;    /* spent on the pages' checksums (dump stats) */
 };
 
 struct restorer_args;
@@ -91,6 +97,7 @@ struct restore_task {
 	pid_t *host_tids;   /* the host's tid of each thread of core, once they exist */
 	bool seen;          /* stasis has seen its process exist (restore-finish.c) */
 	bool traced;        /* stasis is already the tracer of its threads (cr/seccomp.c) */
+	bool pages_copied;  /* stasis copied (and checked) its private pages (cr/pages.c) */
 	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */
 	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */
@@ -135,7 +142,7 @@ struct state_ops {
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
-	state_membarrier, state_job_stop;
+	state_membarrier, state_job_stop, state_dirty_track;
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);

@@ -3,6 +3,10 @@
 
 const struct tree_object_ops *const tree_objects[] = {
 	&tree_pid_ns,       /* cr/pid-ns.c: first, the pids every other kind names */
+	&tree_lazy_pages,   /* cr/lazy-restore.c: its server, before stasis changes namespaces */
+	&tree_image_chain,  /* cr/image-chain.c: dump only, the parent of a dump in a chain */
+	&tree_dirty_track,  /* cr/dirty-track.c: dump only, the trackers stasis holds */
+	&tree_page_xfer,    /* cr/page-xfer.c: dump only, the page server's session */
 	&tree_time_ns,      /* cr/time-ns.c: made by the root while /proc is still the host's */
 	&tree_cgroups,      /* cr/cgroups.c: the tree's cgroups; the root moves in (enter) */
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */

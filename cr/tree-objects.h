@@ -46,7 +46,10 @@ struct tree_object_ops {
 	void (*close)(struct run_ctx *ctx);
 	/*
 	 * Restore is over. restored false: it failed, and what prepare made outside the tree
-	 * goes; true: only what served the restore itself goes (temporary names).
+	 * goes; true: only what served the restore itself goes (temporary names), every
+	 * process ready but not yet let go. What prepare makes outside the tree's own
+	 * namespaces it also tells the watchdog (restore-watchdog.h), which removes it if
+	 * stasis dies first.
 	 */
 	void (*undo)(struct run_ctx *ctx, bool restored);
 };
@@ -64,6 +67,7 @@ extern const struct tree_object_ops tree_pid_ns, tree_cgroups, tree_cgroup_ns, t
 	tree_net_ns, tree_net_links, tree_net_addrs, tree_net_sysctls, tree_net_routes,
 	tree_net_rules, tree_net_neigh, tree_nftables, tree_net_lock, tree_uts_ns, tree_ipc_ns,
 	tree_shmem, tree_ipc_objects, tree_ghosts, tree_pipes, tree_unix_sockets, tree_ptys,
-	tree_mqueues, tree_pidfds, tree_shared_files, tree_time_ns, tree_seccomp;
+	tree_mqueues, tree_pidfds, tree_shared_files, tree_time_ns, tree_seccomp, tree_image_chain,
+	tree_dirty_track, tree_page_xfer, tree_lazy_pages;
 
 #endif

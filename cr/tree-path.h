@@ -1,9 +1,9 @@
 /*
  * Paths as the tree sees them. In stasis during a restore, the tree's root may be another
  * directory (--root, with the tree's mounts below it): paths from the images resolve inside
- * it, never out of it (openat2 RESOLVE_IN_ROOT: "..", absolute symlinks and magic links stay
- * inside). In the tree's own processes, after they moved into their root, the same calls
- * resolve in their root.
+ * it, never out of it (openat2 RESOLVE_IN_ROOT: "..", absolute symlinks stay inside, magic
+ * links such as /proc/PID/root are not followed). Without --root, and in the tree's own
+ * processes after they moved into their root, the same calls resolve in "/" the same way.
  */
 #ifndef STASIS_TREE_PATH_H
 #define STASIS_TREE_PATH_H

@@ -230,6 +230,7 @@ static const struct cli_option options[] = {
 	{ "images-dir", required_argument, 'D', ARG_STRING, O(images_dir), NULL, 0 },
 	{ "work-dir", required_argument, 'W', ARG_STRING, O(work_dir), NULL, 0 },
 	{ "prev-images-dir", required_argument, 0, ARG_STRING, O(prev_images_dir), NULL, 0 },
+	{ "parent-path", required_argument, 0, ARG_STRING, O(prev_images_dir), NULL, 0 }, /* runc's */
 	{ "log-file", required_argument, 'o', ARG_STRING, O(log_file), NULL, 0 },
 	{ "verbosity", optional_argument, 'v', ARG_FUNC, 0, parse_verbosity, 0 },
 	{ "log-pid", no_argument, 0, ARG_BOOL, O(log_pid), NULL, 0 },
@@ -293,6 +294,7 @@ static const struct cli_option options[] = {
 	/* restore */
 	{ "restore-detached", no_argument, 'd', ARG_BOOL, O(restore_detached), NULL, 0 },
 	{ "restore-sibling", no_argument, 'S', ARG_BOOL, O(restore_sibling), NULL, 0 },
+	{ "allow-untrusted-images", no_argument, 0, ARG_BOOL, O(allow_untrusted_images), NULL, 0 }, /* stasis's */
 	{ "inherit-fd", required_argument, 0, ARG_FUNC, 0, parse_inherit_fd, 0 },
 	{ "join-ns", required_argument, 'J', ARG_LIST, O(join_ns), NULL, ':' },
 	{ "veth-pair", required_argument, 0, ARG_LIST, O(veth_pairs), NULL, '=' },
@@ -366,7 +368,8 @@ static int apply(struct stasis_opts *o, const struct cli_option *opt, bool negat
 
 void cli_opts_init(struct stasis_opts *o)
 {
-	*o = (struct stasis_opts){ .verbosity = LOG_WARN, .status_fd = -1, .cgroup_mode = CG_MODE_SOFT };
+	*o = (struct stasis_opts){ .verbosity = LOG_WARN, .status_fd = -1, .ps_socket = -1,
+				   .cgroup_mode = CG_MODE_SOFT };
 }
 
 int cli_parse(struct stasis_opts *o, int argc, char **argv, int *first_word)

@@ -29,6 +29,13 @@ int action_scripts_run(const struct opt_list *scripts, const char *point, int in
  */
 void stats_file_write(const struct run_ctx *ctx, bool restore);
 
+/*
+ * runtime-hook/serve.c: serve(ctx, ready, arg) in the foreground, or with --daemon in the
+ * background (this returns once it listens, its pid in --pidfile). The exit code.
+ */
+int serve_maybe_daemon(struct run_ctx *ctx,
+		       int (*serve)(struct run_ctx *, void (*)(void *, int), void *));
+
 /* stasis swrk FD (argv[0] is "swrk"): serves criu RPC requests on FD until the engine
  * closes it. The exit code: 0 if the last request succeeded. */
 int cmd_swrk(int argc, char **argv);

@@ -21,7 +21,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: stasis dump -t PID -D DIR [options]\n"
+		"usage: stasis dump -t PID -D DIR [--prev-images-dir DIR] [--track-mem] [options]\n"
+		"       stasis pre-dump -t PID -D DIR [--prev-images-dir DIR] [--auto-dedup]\n"
+		"       stasis page-server -D DIR --port N [--address A] [--daemon] [--status-fd FD]\n"
+		"       stasis dump|pre-dump ... --page-server --address A --port N\n"
+		"       stasis lazy-pages -D DIR [--page-server --address A --port N] [--daemon]\n"
+		"       stasis restore -D DIR --lazy-pages [--page-server --address A --port N]\n"
 		"       stasis restore -D DIR [-d] [options]\n"
 		"       stasis show DIR|FILE...\n"
 		"       stasis check [--feature NAME]\n"
@@ -110,9 +115,13 @@ static int run_verb(const struct stasis_opts *o, const char *verb)
 		ctx.notify = run_action_scripts;
 		ctx.face = &restore;
 	}
-	ret = restore ? cr_restore(&ctx) : cr_dump(&ctx);
-	if (ret >= 0)
-		stats_file_write(&ctx, restore);
+	if (!strcmp(verb, "page-server") || !strcmp(verb, "lazy-pages")) {
+		ret = serve_maybe_daemon(&ctx, verb[0] == 'p' ? cr_page_server : cr_lazy_pages) ? -EIO : 0;
+	} else {
+		ret = restore ? cr_restore(&ctx) : o->pre_dump ? cr_pre_dump(&ctx) : cr_dump(&ctx);
+		if (ret >= 0)
+			stats_file_write(&ctx, restore);
+	}
 	run_ctx_fini(&ctx);
 	log_close();
 	close(work_fd);
@@ -125,9 +134,6 @@ static int run_verb(const struct stasis_opts *o, const char *verb)
 int main(int argc, char **argv)
 {
 	static const char *const not_built[][2] = {
-		{ "pre-dump", "iterative pre-dumps (memory tracking) are not supported yet" },
-		{ "page-server", "the page server is not supported yet" },
-		{ "lazy-pages", "lazy restore is not supported yet" },
 		{ "service", "the RPC service is not supported yet" },
 		{ "dedup", "page deduplication of incremental images is not supported yet" },
 		{ "cpuinfo", "cpuinfo images are not supported: stasis checks the xsave layout instead" },
@@ -178,10 +184,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (strcmp(verb, "dump") && strcmp(verb, "restore")) {
-		fprintf(stderr, "stasis: unknown command '%s' (dump, restore, check, show)\n", verb);
+	if (strcmp(verb, "dump") && strcmp(verb, "restore") && strcmp(verb, "pre-dump") &&
+	    strcmp(verb, "page-server") && strcmp(verb, "lazy-pages")) {
+		fprintf(stderr, "stasis: unknown command '%s' (dump, pre-dump, restore, page-server, "
+				"lazy-pages, check, show)\n", verb);
 		return 1;
 	}
+	opts.pre_dump = !strcmp(verb, "pre-dump");
 	if (first + 1 < argc) {
 		fprintf(stderr, "stasis: %s: unexpected argument '%s'\n", verb, argv[first + 1]);
 		return 1;

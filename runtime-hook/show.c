@@ -392,7 +392,7 @@ static void pages_problem(char *buf, size_t len, const char *path, const struct 
 			  uint64_t file_size)
 {
 	unsigned name_pid = pages_name_pid(path);
-	uint64_t max_pages = (UINT64_MAX - PAGES_HEADER_SIZE) / 4096;
+	uint64_t max_pages = (UINT64_MAX - PAGES_HEADER_SIZE) / (4096 + sizeof(uint32_t));
 
 	buf[0] = 0;
 	if (memcmp(h->magic, pages_magic, sizeof(h->magic)) != 0)
@@ -404,7 +404,7 @@ static void pages_problem(char *buf, size_t len, const char *path, const struct 
 		snprintf(buf, len, "page size %u, expected 4096", h->page_size);
 	else if (name_pid && h->pid != name_pid)
 		snprintf(buf, len, "header is for pid %u, the file name says pid %u", h->pid, name_pid);
-	else if (h->nr_pages > max_pages || file_size != PAGES_HEADER_SIZE + h->nr_pages * 4096)
+	else if (h->nr_pages > max_pages || file_size != raw_image_size(h->nr_pages))
 		snprintf(buf, len, "header says %" PRIu64 " pages, but the file is %" PRIu64
 			 " bytes (truncated or foreign file)", h->nr_pages, file_size);
 }

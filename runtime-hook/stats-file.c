@@ -36,9 +36,10 @@ static void display(const struct run_ctx *ctx, bool restore)
 	}
 	printf("Displaying dump stats:\n  freezing time: %.3f s\n  frozen time: %.3f s\n"
 	       "  memory dump time: %.3f s\n  memory write time: %.3f s\n  pages scanned: %llu\n"
-	       "  pages written: %llu\n",
+	       "  pages skipped (in the parent dump): %llu\n  pages written: %llu\n",
 	       s->freezing_us / 1e6, s->frozen_us / 1e6, s->memdump_us / 1e6, s->memwrite_us / 1e6,
-	       (unsigned long long)s->pages_scanned, (unsigned long long)s->pages_written);
+	       (unsigned long long)s->pages_scanned, (unsigned long long)s->pages_skipped_parent,
+	       (unsigned long long)s->pages_written);
 }
 
 void stats_file_write(const struct run_ctx *ctx, bool restore)
@@ -66,6 +67,7 @@ void stats_file_write(const struct run_ctx *ctx, bool restore)
 		dump.memwrite_time = clamp32(s->memwrite_us);
 		dump.pages_scanned = s->pages_scanned;
 		dump.pages_written = s->pages_written;
+		dump.pages_skipped_parent = s->pages_skipped_parent;
 		entry.dump = &dump;
 	}
 	if (ctx->opts->display_stats)

@@ -75,17 +75,6 @@ static bool fd_open(int fd)
 /* What stasis cannot do yet: refused by name before anything is touched. */
 static int check_refused(const CriuOpts *ro, char *msg, size_t len)
 {
-	if (ro->ps)
-		return refuse(msg, len, "ps: the page server (dumping to another host) is not supported "
-					"yet; dump to the images directory");
-	if (ro->parent_img && ro->parent_img[0])
-		return refuse(msg, len, "parent_img: incremental dumps on top of a parent image are not "
-					"supported yet");
-	if (ro->has_track_mem && ro->track_mem)
-		return refuse(msg, len, "track_mem: memory tracking (iterative pre-dumps) is not "
-					"supported yet");
-	if (ro->has_lazy_pages && ro->lazy_pages)
-		return refuse(msg, len, "lazy_pages: lazy restore is not supported yet");
 	if (ro->n_exec_cmd)
 		return refuse(msg, len, "exec_cmd: running a command in the restored tree is not "
 					"supported");
@@ -190,7 +179,10 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	MAP_BOOL(evasive_devices, evasive_devices);
 	MAP_BOOL(shell_job, shell_job);
 	MAP_BOOL(file_locks, file_locks);
-	MAP_BOOL(auto_dedup, auto_dedup); /* no parent image: nothing to deduplicate */
+	MAP_BOOL(auto_dedup, auto_dedup);
+	MAP_BOOL(track_mem, track_mem);
+	MAP_BOOL(lazy_pages, lazy_pages);
+	MAP_STRING(parent_img, prev_images_dir); /* relative to the images directory, as criu's */
 	MAP_BOOL(link_remap, link_remap);
 	MAP_BOOL(force_irmap, force_irmap);
 	MAP_BOOL(auto_ext_mnt, ext_mount_auto);
@@ -212,6 +204,12 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	MAP_STRING(cgroup_yard, cgroup_yard);
 	MAP_STRING(lsm_profile, lsm_profile);
 	MAP_STRING(lsm_mount_context, lsm_mount_context);
+	if (ro->ps) { /* a dump's pages to the page server there (or on the engine's socket fd) */
+		o->page_server = true;
+		o->ps_address = ro->ps->address;
+		o->ps_port = ro->ps->has_port ? ro->ps->port : 0;
+		o->ps_socket = ro->ps->has_fd ? ro->ps->fd : -1;
+	}
 	if (ro->has_ghost_limit)
 		o->ghost_limit = ro->ghost_limit;
 	if (ro->has_timeout)
@@ -235,8 +233,9 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	}
 	/*
 	 * Accepted without effect, as their command-line options are: cpu_cap (the restore checks
-	 * the xsave layout itself), pre_dump_mode and pidfd_store_sk (only iterative pre-dumps use
-	 * them, refused above through track_mem / parent_img), file_validation_method,
+	 * the xsave layout itself), pre_dump_mode (pre-dumps always read the memory of the running
+	 * tree) and pidfd_store_sk (a pid used again between rounds is told by its start time),
+	 * file_validation_method,
 	 * skip_file_rwx_check, allow_uprobes, ghost_fiemap (deleted files keep their holes),
 	 * tls_no_cn_verify (with the page server only).
 	 */

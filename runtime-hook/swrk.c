@@ -53,6 +53,7 @@ struct reply {
 	CriuFeatures features;
 	CriuDumpResp dump;
 	CriuRestoreResp restore;
+	CriuPageServerInfo ps;
 	char msg[MSG_LEN];
 };
 
@@ -329,7 +330,8 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 {
 	const CriuOpts *ro = req->opts;
 	bool restore = req->type == CRIU_REQ_TYPE__RESTORE;
-	const char *verb = restore ? "restore" : "dump";
+	bool pre_dump = req->type == CRIU_REQ_TYPE__PRE_DUMP || req->type == CRIU_REQ_TYPE__SINGLE_PRE_DUMP;
+	const char *verb = restore ? "restore" : pre_dump ? "pre-dump" : "dump";
 	struct swrk_run run = { .conn = c, .restore = restore };
 	struct swrk_allocs allocs = { 0 };
 	struct stasis_opts o;
@@ -347,6 +349,7 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 		o.pid = c->peer; /* criu's rule: no pid dumps the requesting process */
 	if (restore)
 		o.restore_detached = true; /* the engine waits for the tree, not for stasis */
+	o.pre_dump = pre_dump;
 	if ((err = open_run_dirs(c, ro, &images_fd, &work_fd, rp->msg)))
 		goto out;
 	if (!(o.images_dir = dir_name(images_fd, &allocs))) {
@@ -363,7 +366,7 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 	run_ctx_init(&ctx, &o, images_fd, work_fd);
 	ctx.notify = swrk_notify;
 	ctx.face = &run;
-	err = restore ? cr_restore(&ctx) : cr_dump(&ctx);
+	err = restore ? cr_restore(&ctx) : pre_dump ? cr_pre_dump(&ctx) : cr_dump(&ctx);
 	if (err)
 		run_errmsg(rp->msg, err, verb);
 	else
@@ -383,6 +386,79 @@ out:
 		free(allocs.v[i]);
 	free(allocs.v);
 	return err < 0 ? err : (err ? -EIO : 0);
+}
+
+/* The page server's child says where it listens (its port), or nothing if it failed. */
+static void page_server_ready(void *arg, int port)
+{
+	int fd = *(int *)arg;
+
+	if (write(fd, &port, sizeof(port)) != sizeof(port))
+		pr_warn("PAGE_SERVER: the swrk that started the page server is gone");
+	close(fd);
+}
+
+/* PAGE_SERVER: a page server for one session in a process of its own; its pid and port. */
+static int handle_page_server(const struct swrk_conn *c, const CriuReq *req, struct reply *rp)
+{
+	const CriuOpts *ro = req->opts;
+	struct swrk_allocs allocs = { 0 };
+	struct stasis_opts o;
+	struct run_ctx ctx;
+	int images_fd = -1, work_fd = -1, p[2] = { -1, -1 }, port = 0, err;
+	pid_t pid = -1;
+
+	if (!ro || !ro->ps) {
+		snprintf(rp->msg, MSG_LEN, "stasis: PAGE_SERVER: the request names no ps (port, address)");
+		return -EINVAL;
+	}
+	if ((err = read_request_opts(ro, &o, &allocs, rp->msg)) ||
+	    (err = open_run_dirs(c, ro, &images_fd, &work_fd, rp->msg)) ||
+	    (err = open_log(&o, ro, work_fd, rp->msg)))
+		goto out;
+	if (!(o.images_dir = dir_name(images_fd, &allocs))) {
+		snprintf(rp->msg, MSG_LEN, "stasis: PAGE_SERVER: out of memory");
+		err = -ENOMEM;
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC) || (pid = fork()) < 0) {
+		snprintf(rp->msg, MSG_LEN, "stasis: PAGE_SERVER: cannot start it: %m");
+		err = -errno;
+		goto out;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		close(c->sk); /* the engine's conversation is swrk's */
+		run_ctx_init(&ctx, &o, images_fd, work_fd);
+		_exit(cr_page_server(&ctx, page_server_ready, &p[1]) ? 1 : 0);
+	}
+	close(p[1]);
+	p[1] = -1;
+	if (read_all(p[0], &port, sizeof(port)) != sizeof(port)) {
+		waitpid(pid, NULL, 0);
+		snprintf(rp->msg, MSG_LEN, "stasis: PAGE_SERVER: the page server stopped before it "
+					   "listened (its log says why)");
+		err = -EIO;
+		goto out;
+	}
+	rp->ps.has_pid = rp->ps.has_port = true;
+	rp->ps.pid = pid;
+	rp->ps.port = port;
+	rp->resp.ps = &rp->ps;
+out:
+	log_close();
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	if (images_fd >= 0)
+		close(images_fd);
+	if (work_fd >= 0)
+		close(work_fd);
+	swrk_opts_free(&o);
+	for (size_t i = 0; i < allocs.n; i++)
+		free(allocs.v[i]);
+	free(allocs.v);
+	return err;
 }
 
 /* ---- the other requests -------------------------------------------------------------- */
@@ -508,13 +584,10 @@ static int handle(const struct swrk_conn *c, const CriuReq *req, struct reply *r
 		return -EINVAL;
 	case CRIU_REQ_TYPE__PRE_DUMP:
 	case CRIU_REQ_TYPE__SINGLE_PRE_DUMP:
-		snprintf(rp->msg, MSG_LEN, "stasis: PRE_DUMP: iterative pre-dumps (memory tracking) "
-					   "are not supported yet");
-		return -EOPNOTSUPP;
+		return handle_run(c, req, rp); /* one round per request; the engine sends the next */
 	case CRIU_REQ_TYPE__PAGE_SERVER:
 	case CRIU_REQ_TYPE__PAGE_SERVER_CHLD:
-		snprintf(rp->msg, MSG_LEN, "stasis: PAGE_SERVER: the page server is not supported yet");
-		return -EOPNOTSUPP;
+		return handle_page_server(c, req, rp);
 	case CRIU_REQ_TYPE__CPUINFO_DUMP:
 	case CRIU_REQ_TYPE__CPUINFO_CHECK:
 		snprintf(rp->msg, MSG_LEN, "stasis: CPUINFO: cpuinfo images are not supported; a "
@@ -533,7 +606,8 @@ static int serve(const struct swrk_conn *c, const uint8_t *buf, size_t len)
 			    .version = CRIU_VERSION__INIT,
 			    .features = CRIU_FEATURES__INIT,
 			    .dump = CRIU_DUMP_RESP__INIT,
-			    .restore = CRIU_RESTORE_RESP__INIT };
+			    .restore = CRIU_RESTORE_RESP__INIT,
+			    .ps = CRIU_PAGE_SERVER_INFO__INIT };
 	CriuReq *req = len <= MAX_PACKET ? criu_req__unpack(NULL, len, buf) : NULL;
 	int err, serr;
 

@@ -78,7 +78,7 @@
 #   check/feature-list       check --feature list: one line of criu's names, exit 0
 #   check/feature-supported, check/feature-unsupported, check/feature-unknown
 #                            --feature clone3_set_tid: "clone3_set_tid is supported", exit 0;
-#                            --feature mem_dirty_track (no pre-dump yet): a "Warn: ... is not
+#                            --feature compat_cr (32-bit processes): a "Warn: ... is not
 #                            supported" on stderr, exit 1; --feature no_such_feature: an error
 #                            naming it, exit 1
 #   check/feature-each       every listed name answers one of those two ways
@@ -1030,11 +1030,11 @@ case_check() {
 		result_ok check/feature-supported
 	fi
 
-	# the kernel tracks dirty pages; stasis has no pre-dump to use it yet
-	check_run unsupported check --feature mem_dirty_track
+	# a feature stasis does not have (32-bit processes)
+	check_run unsupported check --feature compat_cr
 	if [ "$ZRC" -ne 1 ] || [ -s "$CHECK_D/unsupported.out" ] ||
-		! grep -q -E '^Warn: mem_dirty_track is not supported: .*pre-dump' "$CHECK_D/unsupported.err"; then
-		result_fail check/feature-unsupported "exit status $ZRC, or no 'Warn: mem_dirty_track is not supported' naming pre-dumps"
+		! grep -q -E '^Warn: compat_cr is not supported: .*32-bit' "$CHECK_D/unsupported.err"; then
+		result_fail check/feature-unsupported "exit status $ZRC, or no 'Warn: compat_cr is not supported' naming 32-bit processes"
 		show_tail "$CHECK_D/unsupported.out" "$CHECK_D/unsupported.err"
 	else
 		result_ok check/feature-unsupported

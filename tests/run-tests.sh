@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
-# built with ASan/UBSan), the failure cases, cgroups and the freezer (both also under
-# ASan/UBSan), live network connections, the engines' face (RPC, libcriu, runc), real
-# applications, the container engines end to end (tests/e2e/run-e2e.sh).
+# built with ASan/UBSan, after chains of pre-dumps, restored lazily), the failure cases,
+# cgroups and the freezer (both also under ASan/UBSan), live network connections, the engines'
+# face (RPC, libcriu, runc), live migration, real applications, the container engines end to
+# end (tests/e2e/run-e2e.sh).
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -47,14 +48,25 @@ run_part "process zoo" tests/run-zoo.sh
 SANITIZED=(env ASAN_OPTIONS=detect_leaks=0:exitcode=125 UBSAN_OPTIONS=print_stacktrace=1:exitcode=125
 	STASIS="$PWD/build-asan/stasis")
 run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
+# live migration's pre-dump chains: every program with a round before its dump, a few with
+# longer chains (mem-dirty writes all the time, in the patterns that stress the tracking)
+run_part "process zoo, one pre-dump round before each dump" tests/run-zoo.sh --cr-only --predump 1
+run_part "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump 3 mem-dirty mem-anon cow \
+	tree fork-churn threads shared-anon madvise
+run_part "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
+	mem-dirty cow tree
+run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
+run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
+run_part "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
 run_part "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
 run_part "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
 run_part "cgroups and the freezer" tests/cgroup-cases.sh
 run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
 run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
+run_part "live migration: runc pre-dumps, the page server, lazy restore" tests/migrate/run-migrate.sh
 run_part "applications" tests/apps/run-apps.sh
 run_part "containers end to end (make e2e): LXC, runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
 

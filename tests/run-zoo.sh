@@ -2,7 +2,8 @@
 # The process zoo: every program in tests/zoo sets up one kind of state, is checkpointed and
 # restored by stasis, and verifies its state after SIGTERM.
 #
-#   tests/run-zoo.sh [--no-cr | --cr-only] [--keep] [--container[=full|pidns]] [NAME...]
+#   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--lazy] [--keep]
+#                    [--container[=full|pidns]] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
 # tests/failure-cases.sh checks that its dump fails):
@@ -20,6 +21,14 @@
 #                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it.
+# --predump N: the checkpoint case first runs N rounds of `stasis pre-dump` (0.1 s apart, the
+# program running), each round's directory the parent of the next, then the dump with
+# --prev-images-dir naming the last round; its log must show pages kept in the parent dump.
+# $ZOO_TMPDIR/fork-after exists from the start and $ZOO_TMPDIR/round-1 once the first round is
+# done (mem-dirty forks then). --dedup adds --auto-dedup to every round and the dump.
+# --lazy: the restore is lazy (--lazy-pages: the program runs before its memory is in, its
+# first touches served by the lazy-pages server the restore starts); restore.log must show
+# that server's work.
 # --container[=full] runs every program (and tests/container/ctr-state) as the init of a
 # container made by tests/container/ctr-run, --container=pidns in a PID namespace only
 # (tests/container/ctr-lib.sh says how): NAME/ctr-plain (pidns-plain) must PASS with pid 1
@@ -42,13 +51,25 @@ set -u
 
 NO_CR=0
 CR_ONLY=0
+PREDUMP=0
+DEDUP=()
+LAZY=()
 CTR=""       # the container flavour: full, pidns, or none
 CASE_TAG=""  # ctr- or pidns- before the case names of a container flavour
 CTR_DUMP_OPTS=()    # a container flavour's dump and restore options
 CTR_RESTORE_OPTS=()
 NAMES=()
-for a in "$@"; do
+while [ $# -gt 0 ]; do
+	a=$1
+	shift
 	case $a in
+	--predump)
+		PREDUMP=${1:-}
+		shift
+		[[ $PREDUMP =~ ^[0-9]+$ ]] || { echo "--predump needs a number of rounds" >&2; exit 2; }
+		;;
+	--dedup) DEDUP=(--auto-dedup) ;;
+	--lazy) LAZY=(--lazy-pages) ;;
 	--no-cr) NO_CR=1 ;;
 	--cr-only) CR_ONLY=1 ;;
 	--keep | -k) ZOO_KEEP=1 ;;
@@ -154,7 +175,30 @@ case_corrupt() {
 }
 
 cr_logs() { # cr_logs DIR: what to show when a checkpoint case fails
-	show_tail "$1/dump.out" "$1/img/dump.log" "$1/restore.out" "$1/img/restore.log" "$1/out" "$1/out2" "$1/err"
+	show_tail "$1/pre-dump.out" "$1/dump.out" "$1/img/dump.log" "$1/restore.out" "$1/img/restore.log" "$1/out" "$1/out2" "$1/err"
+}
+
+# pre_dumps DIR PID SHELL_ARGS...: --predump rounds into DIR/pre-1..N; ZPARENT gets the
+# dump's --prev-images-dir arguments. Returns 1 (reason in ZERR) if a round failed.
+pre_dumps() {
+	local d=$1 pid=$2 k parent=()
+	shift 2
+	ZPARENT=()
+	for ((k = 1; k <= PREDUMP; k++)); do
+		mkdir -p "$d/pre-$k"
+		run_stasis "$d/pre-dump.out" 60 pre-dump -t "$pid" -D "$d/pre-$k" "${parent[@]}" "${DEDUP[@]}" "$@" \
+			-o pre-dump.log -v4
+		if [ "$ZRC" -ne 0 ]; then
+			ZERR="stasis pre-dump round $k exited $ZRC"
+			show_tail "$d/pre-$k/pre-dump.log"
+			return 1
+		fi
+		[ $k = 1 ] && touch "$d/work/round-1"
+		parent=(--prev-images-dir "../pre-$k")
+		sleep 0.1
+	done
+	ZPARENT=("${parent[@]}")
+	return 0
 }
 
 case_checkpoint() {
@@ -164,6 +208,7 @@ case_checkpoint() {
 		result_fail "$c" "no stasis binary at $STASIS (run make)"
 		return
 	fi
+	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
 	if ! start_prog "$name" "$d"; then
 		result_fail "$c" "$ZERR"
 		return
@@ -182,9 +227,22 @@ case_checkpoint() {
 	started=$(proc_starttime "$pid")
 	[ -n "$CTR" ] && ctr_before_dump "$name" "$d" "$pid"
 
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" "${CTR_DUMP_OPTS[@]}" -o dump.log -v4
+	ZPARENT=()
+	if [ "$PREDUMP" -gt 0 ] && ! pre_dumps "$d" "$pid" "${shell[@]}" "${CTR_DUMP_OPTS[@]}"; then
+		result_fail "$c" "$ZERR"
+		kill_ours "$pid"
+		return
+	fi
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" "${ZPARENT[@]}" "${DEDUP[@]}" \
+		"${CTR_DUMP_OPTS[@]}" -o dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
 		result_fail "$c" "stasis dump exited $ZRC"
+		cr_logs "$d"
+		kill_ours "$pid"
+		return
+	fi
+	if [ "$PREDUMP" -gt 0 ] && ! grep -q 'pages_in_parent_dump=[1-9]' "$d/img/dump.log"; then
+		result_fail "$c" "after $PREDUMP pre-dumps the dump kept no page in its parent"
 		cr_logs "$d"
 		kill_ours "$pid"
 		return
@@ -217,7 +275,7 @@ case_checkpoint() {
 		# the restored program exits
 		{
 			timeout -k 5 60 "$STASIS" restore -D "$d/img" -d --shell-job --pidfile "$d/restored.pid" \
-				"${CTR_RESTORE_OPTS[@]}" -o restore.log -v4 </dev/null 2>"$d/restore.out"
+				"${LAZY[@]}" "${CTR_RESTORE_OPTS[@]}" -o restore.log -v4 </dev/null 2>"$d/restore.out"
 			echo $? >"$d/restore.rc"
 		} | cat >"$d/out2" &
 		ZCAT=$!
@@ -228,7 +286,7 @@ case_checkpoint() {
 	else
 		ZCAT=""
 		ZOO_WRAP=("${wrap[@]}")
-		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" \
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" "${LAZY[@]}" \
 			"${CTR_RESTORE_OPTS[@]}" -o restore.log -v4
 		ZOO_WRAP=()
 	fi
@@ -315,6 +373,12 @@ case_checkpoint() {
 			result_fail "$c" "stdout file is not 'READY' + verdict: '$(head -c 200 "$d/out" | tr '\n\0' '|@')'"
 			return
 		fi
+	fi
+	if [ ${#LAZY[@]} -gt 0 ] &&
+		! wait_until 20 grep -q 'lazy-pages: [0-9]* processes, [0-9]* pages copied in' "$d/img/restore.log"; then
+		result_fail "$c" "a lazy restore, but restore.log shows no lazy-pages server at work"
+		cr_logs "$d"
+		return
 	fi
 	result_ok "$c${ZVERDICT#PASS}"
 }

@@ -1,19 +1,109 @@
-/* Syscall injection on x86_64: run one system call inside a ptrace-stopped task. */
+/*
+ * Syscall injection on x86_64: run one system call inside a ptrace-stopped task, so that the
+ * task survives the death of stasis at any instant (see struct inject_ctx in cr/seize.h).
+ */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "proc.h"
+#include "run.h"
 #include "seize.h"
 #include "util.h"
 
 #define SCRATCH_LEN (4 * PAGE_SIZE)
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+/*
+ * The stub, position-independent: the injected syscall, then (only if stasis is gone) the
+ * task puts itself back: the scratch mapping goes (the one the injected mmap just made, when
+ * unmap_rax), then its own signal mask and registers from the data that follows, and a jump
+ * to where it was. Two stubs sit side by side: the main thread's, in whose restore path it
+ * rests between its syscalls, and one for the other threads (which rest with their own
+ * registers: they have no scratch of their own to give back).
+ */
+struct stub_data {
+	uint64_t scratch, scratch_len, unmap_rax, mask;
+	uint64_t rflags, rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15, rsp,
+		rip;
+};
+
+__asm__(".pushsection .rodata\n"
+	".balign 16\n"
+	"inject_stub_start:\n"
+	"	syscall\n"
+	"	movq inject_stub_data+0(%rip), %rdi\n" /* munmap(scratch or rax, scratch_len) */
+	"	cmpq $0, inject_stub_data+16(%rip)\n"
+	"	cmovne %rax, %rdi\n"
+	"	movq inject_stub_data+8(%rip), %rsi\n"
+	"	movl $11, %eax\n"
+	"	syscall\n"
+	"	movl $14, %eax\n" /* rt_sigprocmask(SIG_SETMASK, &mask, NULL, 8) */
+	"	movl $2, %edi\n"
+	"	leaq inject_stub_data+24(%rip), %rsi\n"
+	"	xorl %edx, %edx\n"
+	"	movl $8, %r10d\n"
+	"	syscall\n"
+	"	leaq inject_stub_data+32(%rip), %rsp\n"
+	"	popfq\n"
+	"	movq inject_stub_data+40(%rip), %rax\n"
+	"	movq inject_stub_data+48(%rip), %rbx\n"
+	"	movq inject_stub_data+56(%rip), %rcx\n"
+	"	movq inject_stub_data+64(%rip), %rdx\n"
+	"	movq inject_stub_data+72(%rip), %rsi\n"
+	"	movq inject_stub_data+80(%rip), %rdi\n"
+	"	movq inject_stub_data+88(%rip), %rbp\n"
+	"	movq inject_stub_data+96(%rip), %r8\n"
+	"	movq inject_stub_data+104(%rip), %r9\n"
+	"	movq inject_stub_data+112(%rip), %r10\n"
+	"	movq inject_stub_data+120(%rip), %r11\n"
+	"	movq inject_stub_data+128(%rip), %r12\n"
+	"	movq inject_stub_data+136(%rip), %r13\n"
+	"	movq inject_stub_data+144(%rip), %r14\n"
+	"	movq inject_stub_data+152(%rip), %r15\n"
+	"	movq inject_stub_data+160(%rip), %rsp\n"
+	"	jmp *inject_stub_data+168(%rip)\n"
+	".balign 8\n"
+	"inject_stub_data:\n"
+	"	.fill 22, 8, 0\n"
+	"inject_stub_end:\n"
+	".popsection\n");
+extern const char inject_stub_start[], inject_stub_data[], inject_stub_end[];
+
+#define STUB_LEN ((size_t)(inject_stub_end - inject_stub_start))
+#define STUB_DATA_OFF ((size_t)(inject_stub_data - inject_stub_start))
+#define STUBS_LEN (2 * STUB_LEN)
+
+/* Where the vDSO's ELF image ends in its mapping (code holds its bytes); 0 if unknown. */
+static size_t vdso_image_end(const unsigned char *code, size_t len)
+{
+	const Elf64_Ehdr *e = (const Elf64_Ehdr *)code;
+	size_t end;
+
+	if (len < sizeof(*e) || memcmp(e->e_ident, ELFMAG, SELFMAG) || e->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    e->e_phoff > len || e->e_phnum > (len - e->e_phoff) / sizeof(Elf64_Phdr))
+		return 0;
+	end = e->e_shoff + (size_t)e->e_shnum * e->e_shentsize;
+	for (int i = 0; i < e->e_phnum; i++) {
+		const Elf64_Phdr *p = (const Elf64_Phdr *)(code + e->e_phoff) + i;
+		if (p->p_offset + p->p_filesz > end)
+			end = p->p_offset + p->p_filesz;
+	}
+	return end <= len ? end : 0;
+}
 
 #define GADGET_CHUNK (64 * 1024)
 
@@ -57,8 +147,52 @@ static int find_gadget_elsewhere(pid_t pid, uint64_t *gadget)
 	return -ENOENT;
 }
 
-static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, long nr,
-			const uint64_t args[6], int64_t *ret);
+/* Room for both stubs after the vDSO's ELF image, in [start, end) of the task (else 0). */
+static uint64_t find_stub_room(pid_t pid, uint64_t start, uint64_t end)
+{
+	size_t len = end - start, image_end;
+	auto_free unsigned char *code = len <= (1u << 20) ? xmalloc(len) : NULL;
+
+	if (!code || task_mem_read(pid, start, code, len))
+		return 0;
+	image_end = (vdso_image_end(code, len) + 15) & ~(size_t)15;
+	return image_end && image_end + STUBS_LEN <= len ? start + image_end : 0;
+}
+
+/* Tests kill stasis at a step (STASIS_FAULT=kill-at:inject-STEP:N). */
+static void fault_point(struct inject_ctx *ctx, const char *step)
+{
+	if (ctx->run)
+		run_fault_count(ctx->run, step);
+}
+
+/*
+ * Where the task goes on from if nobody resumes it: its registers with the syscall the freeze
+ * interrupted set to be made again, as the kernel would have (no handler runs here).
+ */
+static void resume_data(const struct inject_ctx *ctx, uint64_t mask, bool unmap_rax,
+			struct stub_data *d)
+{
+	const struct user_regs_struct *r = &ctx->saved;
+
+	*d = (struct stub_data){ ctx->scratch, ctx->scratch_len, unmap_rax, mask, r->eflags, r->rax,
+				 r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8, r->r9, r->r10,
+				 r->r11, r->r12, r->r13, r->r14, r->r15, r->rsp, r->rip };
+	if ((long long)r->orig_rax < 0)
+		return;
+	switch (-(long long)r->rax) {
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+		d->rax = r->orig_rax;
+		d->rip -= 2;
+		break;
+	case ERESTART_RESTARTBLOCK:
+		d->rax = SYS_restart_syscall;
+		d->rip -= 2;
+		break;
+	}
+}
 
 /*
  * Resumes to syscall entry, then to syscall exit. Every signal is blocked but SIGSTOP (and
@@ -100,37 +234,32 @@ static int run_to_syscall_exit(struct inject_ctx *ctx, long nr)
 			       status, nr);
 			return -EIO;
 		}
+		fault_point(ctx, step ? "inject-exit" : "inject-entry");
 	}
 	return 0;
 }
 
-int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret)
+/*
+ * The injected syscall itself. The main thread rests in its stub's restore path afterwards;
+ * another thread rests with its own registers again.
+ */
+static int run_injected(struct inject_ctx *ctx, long nr, const uint64_t args[6], uint64_t mask,
+			int64_t *ret)
 {
 	struct user_regs_struct r = ctx->saved;
-	uint64_t mask, all = ~0ull;
+	bool main_thread = ctx->pid == ctx->owner;
+	uint64_t all = ~0ull, stub = ctx->stub ? ctx->stub + (main_thread ? 0 : STUB_LEN) : 0;
 	int err;
 
-	/* Pending signals (a child's SIGCHLD...) stay pending while we run the syscall. */
-	if (ptrace(PTRACE_GETSIGMASK, ctx->pid, sizeof(mask), &mask) ||
-	    ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(all), &all)) {
-		pr_perror("pid %d: cannot block signals for an injected syscall", ctx->pid);
-		return -errno;
+	if (stub) {
+		struct stub_data d;
+		resume_data(ctx, mask, nr == SYS_mmap && !ctx->scratch, &d);
+		if (pwrite(ctx->mem_fd, &d, sizeof(d), stub + STUB_DATA_OFF) != sizeof(d)) {
+			pr_perror("pid %d: cannot write the injection stub's data", ctx->pid);
+			return -EIO;
+		}
 	}
-	err = run_injected(ctx, &r, nr, args, ret);
-	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
-		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
-		return -errno;
-	}
-	return err;
-}
-
-static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, long nr,
-			const uint64_t args[6], int64_t *ret)
-{
-	struct user_regs_struct r = *rp;
-	int err;
-
-	r.rip = ctx->gadget;
+	r.rip = stub ? stub : ctx->gadget;
 	r.rax = nr;
 	r.orig_rax = -1; /* no restart processing of the frozen syscall on this resume */
 	r.rdi = args[0];
@@ -139,10 +268,19 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 	r.r10 = args[3];
 	r.r8 = args[4];
 	r.r9 = args[5];
+	/* registers first: from here a task left alone runs the stub, which puts its mask back */
 	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &r)) {
 		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
 		return -errno;
 	}
+	fault_point(ctx, "inject-regs");
+	/* pending signals (a child's SIGCHLD...) stay pending while the syscall runs */
+	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(all), &all)) {
+		pr_perror("pid %d: cannot block signals for an injected syscall", ctx->pid);
+		err = -errno;
+		goto back;
+	}
+	fault_point(ctx, "inject-mask");
 	if ((err = run_to_syscall_exit(ctx, nr)))
 		return err;
 	if (ptrace(PTRACE_GETREGS, ctx->pid, 0, &r)) {
@@ -150,7 +288,38 @@ static int run_injected(struct inject_ctx *ctx, struct user_regs_struct *rp, lon
 		return -errno;
 	}
 	*ret = (int64_t)r.rax;
-	return 0;
+back:
+	/* the mask before the registers: the stub (rip still there) would put it back too */
+	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
+		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
+		return -errno;
+	}
+	fault_point(ctx, "inject-unmask");
+	if (stub && main_thread)
+		return err; /* resting in the stub's restore path (see above) */
+	/*
+	 * Its own registers again, in this syscall-exit stop: if stasis dies now, the kernel
+	 * lets it go with a signal check on the way out, which makes its interrupted syscall
+	 * again as any resume from the freeze would.
+	 */
+	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
+		pr_perror("pid %d: cannot put its registers back after injected syscall %ld", ctx->pid,
+			  nr);
+		return -errno;
+	}
+	fault_point(ctx, "inject-done");
+	return err;
+}
+
+int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret)
+{
+	uint64_t mask;
+
+	if (ptrace(PTRACE_GETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
+		pr_perror("pid %d: cannot read its signal mask", ctx->pid);
+		return -errno;
+	}
+	return run_injected(ctx, nr, args, mask, ret);
 }
 
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
@@ -166,52 +335,55 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
 	return task_mem_read(ctx->pid, ctx->scratch, out, len);
 }
 
-int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,
-		 uint64_t vdso_start, uint64_t vdso_end)
+/* The stub into the vDSO's tail, its bytes there kept to be put back; 0 or -errno. */
+static int write_stub(struct inject_ctx *ctx)
 {
-	uint64_t args[6] = { 0, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			     (uint64_t)-1, 0 };
-	int64_t ret;
-	int err;
+	char path[64];
 
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->pid = pid;
-	ctx->saved = *regs;
-	if ((!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) &&
-	    find_gadget_elsewhere(pid, &ctx->gadget)) {
-		pr_err("pid %d: no syscall instruction found in its vDSO or any executable mapping", pid);
-		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/mem", ctx->pid);
+	if ((ctx->mem_fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+		pr_perror("pid %d: cannot open %s for the injection stub", ctx->pid, path);
+		return -errno;
 	}
-	err = inject_syscall(ctx, SYS_mmap, args, &ret);
-	if (err == 0 && (ret < 0 && ret > -4096)) {
-		pr_err("pid %d: injected mmap of a scratch page failed: %s", pid, strerror(-ret));
-		err = -EIO;
+	if (!(ctx->stub_saved = xmalloc(STUBS_LEN)))
+		return -ENOMEM;
+	if (pread(ctx->mem_fd, ctx->stub_saved, STUBS_LEN, ctx->stub) != (ssize_t)STUBS_LEN) {
+		pr_perror("pid %d: cannot read its vDSO's tail for the injection stub", ctx->pid);
+		free(ctx->stub_saved);
+		ctx->stub_saved = NULL; /* nothing to put back */
+		return -EIO;
 	}
-	if (err) {
-		inject_end(ctx);
-		return err;
+	if (pwrite(ctx->mem_fd, inject_stub_start, STUB_LEN, ctx->stub) != (ssize_t)STUB_LEN ||
+	    pwrite(ctx->mem_fd, inject_stub_start, STUB_LEN, ctx->stub + STUB_LEN) != (ssize_t)STUB_LEN) {
+		pr_perror("pid %d: cannot write the injection stub", ctx->pid);
+		return -EIO;
 	}
-	ctx->scratch = ret;
-	ctx->scratch_len = SCRATCH_LEN;
+	ctx->gadget = ctx->stub;
 	return 0;
 }
 
-int inject_end(struct inject_ctx *ctx)
+/* The vDSO's tail as it was (the main thread's context, once no thread runs the stub). */
+static int remove_stub(struct inject_ctx *ctx)
 {
-	int status, ret = 0;
+	int err = 0;
 
-	if (ctx->scratch) {
-		uint64_t args[6] = { ctx->scratch, ctx->scratch_len };
-		int64_t r;
-		if (inject_syscall(ctx, SYS_munmap, args, &r)) {
-			ret = -EIO;
-		} else if (r) {
-			pr_err("pid %d: injected munmap of the scratch page returned %lld", ctx->pid,
-			       (long long)r);
-			ret = -EIO;
-		}
-		ctx->scratch = 0;
+	if (ctx->stub_saved && pwrite(ctx->mem_fd, ctx->stub_saved, STUBS_LEN, ctx->stub) != (ssize_t)STUBS_LEN) {
+		pr_perror("pid %d: cannot take the injection stub out of its vDSO", ctx->pid);
+		err = -EIO;
 	}
+	free(ctx->stub_saved);
+	ctx->stub_saved = NULL;
+	if (ctx->mem_fd >= 0)
+		close(ctx->mem_fd);
+	ctx->mem_fd = -1;
+	return err;
+}
+
+/* Registers as at the freeze, the task stopped where the freeze stopped it. */
+static int back_to_frozen(struct inject_ctx *ctx)
+{
+	int status;
+
 	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
 		pr_perror("pid %d: cannot restore registers after injection", ctx->pid);
 		return -errno;
@@ -230,5 +402,70 @@ int inject_end(struct inject_ctx *ctx)
 		       status);
 		return -EIO;
 	}
-	return ret;
+	return 0;
+}
+
+int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
+		 const struct user_regs_struct *regs, uint64_t vdso_start, uint64_t vdso_end)
+{
+	uint64_t args[6] = { 0, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     (uint64_t)-1, 0 };
+	int64_t ret;
+	int err;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->pid = ctx->owner = pid;
+	ctx->saved = *regs;
+	ctx->run = run;
+	ctx->mem_fd = -1;
+	if (vdso_start)
+		ctx->stub = find_stub_room(pid, vdso_start, vdso_end);
+	if ((!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) &&
+	    find_gadget_elsewhere(pid, &ctx->gadget)) {
+		pr_err("pid %d: no syscall instruction found in its vDSO or any executable mapping", pid);
+		return -ENOENT;
+	}
+	if (!ctx->stub)
+		pr_warn("pid %d: no vDSO, or no room for the injection stub in it: if stasis is killed "
+			"while it runs a syscall inside the task, the task dies", pid);
+	else if ((err = write_stub(ctx)))
+		goto fail;
+	ctx->scratch_len = SCRATCH_LEN;
+	err = inject_syscall(ctx, SYS_mmap, args, &ret);
+	if (err == 0 && (ret < 0 && ret > -4096)) {
+		pr_err("pid %d: injected mmap of a scratch page failed: %s", pid, strerror(-ret));
+		err = -EIO;
+	}
+	if (err)
+		goto fail;
+	ctx->scratch = ret;
+	return 0;
+fail:
+	back_to_frozen(ctx);
+	remove_stub(ctx);
+	return err;
+}
+
+int inject_end(struct inject_ctx *ctx)
+{
+	int err = 0;
+
+	if (ctx->pid != ctx->owner) /* another thread's: it rests with its own registers */
+		return back_to_frozen(ctx);
+	if (ctx->scratch) {
+		uint64_t args[6] = { ctx->scratch, ctx->scratch_len };
+		int64_t r;
+		if (inject_syscall(ctx, SYS_munmap, args, &r)) {
+			err = -EIO;
+		} else if (r) {
+			pr_err("pid %d: injected munmap of the scratch page returned %lld", ctx->pid,
+			       (long long)r);
+			err = -EIO;
+		}
+		ctx->scratch = 0;
+	}
+	/* its own registers, then the stubs go: no thread is in them any more */
+	if ((err = back_to_frozen(ctx) ?: err))
+		return err;
+	return remove_stub(ctx);
 }

@@ -171,7 +171,12 @@ int regs_undo_freeze_eintr(pid_t pid, const struct user_regs_struct *frozen)
 {
 	struct user_regs_struct r = *frozen;
 
-	if ((long long)r.orig_rax < 0 || (long long)r.rax != -EINTR || !eintr_from_freeze(r.orig_rax))
+	/* a wait the kernel would turn into restart_syscall, with its restart block, is made
+	 * again as it was: a later dump can tell what it is */
+	bool same_again = (long long)r.rax == -ERESTART_RESTARTBLOCK && restartable_as_is(&r);
+
+	if ((long long)r.orig_rax < 0 ||
+	    (!same_again && ((long long)r.rax != -EINTR || !eintr_from_freeze(r.orig_rax))))
 		return 0;
 	r.rax = r.orig_rax;
 	r.rip -= 2;

@@ -13,6 +13,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "dirty-track.h"
 #include "files.h"
 #include "log.h"
 #include "restorer/restorer.h"
@@ -132,10 +133,12 @@ static int dump_fds(struct dump_task *t)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
-		FdEntry *e = xzalloc(sizeof(*e));
+		FdEntry *e;
 		auto_free char *info = NULL;
 
-		if (!e)
+		if (dirty_track_owns_fd(t, fds[i]))
+			continue; /* stasis's own, not the program's */
+		if (!(e = xzalloc(sizeof(*e))))
 			return -ENOMEM;
 		fd_entry__init(e);
 		if ((err = fd_probe(t->pid, fds[i], &p, &info)))

@@ -518,7 +518,7 @@ static bool valid_ghost(const GhostFile *g, size_t i)
 	mode_t type = ghost_type(g);
 	uint64_t total = 0, end = 0;
 
-	if (g->id != i || !g->path || g->path[0] != '/' || g->has_handle != g->has_handle_type ||
+	if (g->id != i || !image_path_ok(g->path) || g->has_handle != g->has_handle_type ||
 	    (g->has_handle && g->data.len) || !kept_type(type) || (g->mode & ~07777u) ||
 	    (type != S_IFREG && (g->data.len || g->n_extents || g->tmpfile)) ||
 	    (g->has_rdev != (type == S_IFCHR || type == S_IFBLK)) || (g->tmpfile && g->has_handle) ||

@@ -23,6 +23,7 @@
 #include "files.h"
 #include "log.h"
 #include "pstree.h"
+#include "restore-watchdog.h"
 #include "tree-objects.h"
 #include "util.h"
 
@@ -199,13 +200,14 @@ static bool valid_queue(const Mqueue *m, size_t i)
 }
 
 /* A new queue: created with the saved limits, mode and owner, and refilled. */
-static int create_queue(const Mqueue *m, const char *name)
+static int create_queue(const Mqueue *m, const char *name, const struct restore_watchdog *wd)
 {
 	struct mq_attr attr = { .mq_maxmsg = m->maxmsg, .mq_msgsize = m->msgsize };
 	int q = mq_open(name, O_RDWR | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC, m->mode, &attr);
 
 	if (q < 0)
 		return -errno;
+	watchdog_undo_mqueue(wd, name); /* a retry must not find it half full */
 	if (fchown(q, m->uid, m->gid) || fchmod(q, m->mode))
 		pr_warn("restore: message queue %s: cannot set owner %u:%u and mode %o: %m", m->name,
 			m->uid, m->gid, m->mode);
@@ -225,7 +227,8 @@ static int create_queue(const Mqueue *m, const char *name)
  * unlinked queue is made under its old name (or a temporary one if that is taken) until
  * every process has opened it (mqueues_unlink_restored).
  */
-static int prepare_queue(const Mqueue *m, size_t i, char *name, bool *made)
+static int prepare_queue(const Mqueue *m, size_t i, char *name, bool *made,
+			 const struct restore_watchdog *wd)
 {
 	int q;
 
@@ -236,10 +239,10 @@ static int prepare_queue(const Mqueue *m, size_t i, char *name, bool *made)
 		pr_perror("restore: cannot open message queue %s", m->name);
 		return -errno;
 	}
-	q = create_queue(m, name);
+	q = create_queue(m, name, wd);
 	for (int attempt = 0; m->deleted && q == -EEXIST && attempt < 100; attempt++) {
 		snprintf(name, QUEUE_NAME_MAX, "/stasis-mq-%d-%zu-%d", getpid(), i, attempt);
-		q = create_queue(m, name);
+		q = create_queue(m, name, wd);
 	}
 	*made = q >= 0;
 	if (q < 0)
@@ -289,7 +292,6 @@ static int prepare_mqueues(struct run_ctx *ctx, struct restore_tree *rt)
 	struct mqueue_state *st = state_of(ctx);
 	size_t n = st->table ? st->table->n_queues : 0;
 
-	(void)rt;
 	if (!st->table)
 		return 0;
 	if (!(st->fds = xzalloc((n + 1) * sizeof(*st->fds))))
@@ -300,7 +302,7 @@ static int prepare_mqueues(struct run_ctx *ctx, struct restore_tree *rt)
 	    !(st->names = xzalloc((n + 1) * sizeof(*st->names))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if ((st->fds[i] = prepare_queue(st->table->queues[i], i, st->names[i], &st->made[i])) < 0)
+		if ((st->fds[i] = prepare_queue(st->table->queues[i], i, st->names[i], &st->made[i], rt->watchdog)) < 0)
 			return st->fds[i];
 	return 0;
 }

@@ -182,7 +182,7 @@ static int validate_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 0; i < st->tab->n_pipes; i++) {
 		const PipeObject *o = st->tab->pipes[i];
 		if (o->data.len > o->size || o->size > (1u << 30) || saved_pipe(st->tab, o->id) != o ||
-		    (o->fifo_path && o->fifo_path[0] != '/') || (o->has_fifo_ghost_id && !o->fifo_path)) {
+		    (o->fifo_path && !image_path_ok(o->fifo_path)) || (o->has_fifo_ghost_id && !o->fifo_path)) {
 			pr_err("image pipes.img: pipe %zu (id %llu) is invalid", i, (unsigned long long)o->id);
 			return -EINVAL;
 		}

@@ -123,9 +123,9 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 static int validate_regular(const struct restore_task *t, const FdEntry *e)
 {
-	if (!e->has_flags || (!e->has_ghost_id && (!e->path || e->path[0] != '/'))) {
-		pr_err("image fds-%d.img: fd %u is a file by path without an absolute path or flags",
-		       t->pid, e->fd);
+	if (!e->has_flags || (!e->has_ghost_id && !image_path_ok(e->path))) {
+		pr_err("image fds-%d.img: fd %u is a file by path without flags or an absolute path "
+		       "free of '..' (%s)", t->pid, e->fd, e->path ? e->path : "no path");
 		return -EINVAL;
 	}
 	return 0;
@@ -158,7 +158,7 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree: not there yet */
 	if ((err = tree_stat(t->ctx, e->path, &st, (e->flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0))) {
 		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
-		       strerror(-err));
+		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));
 		return err;
 	}
 	if (e->has_rdev && (!S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {

@@ -10,7 +10,6 @@
 #define NO_KERNEL_FEATURE KF_NR
 
 #define NET "network interfaces other than lo (veth, bridges, tun) are not supported yet"
-#define LAZY "lazy restore (pages served on demand) is not supported yet"
 
 struct criu_feature {
 	const char *name;
@@ -20,7 +19,7 @@ struct criu_feature {
 
 static const struct criu_feature criu_features[] = {
 	{ "mnt_id", NO_KERNEL_FEATURE, NULL },
-	{ "mem_dirty_track", KF_DIRTY_TRACKING, "iterative pre-dumps are not supported yet" },
+	{ "mem_dirty_track", KF_DIRTY_TRACKING, NULL }, /* uffd-wp + PAGEMAP_SCAN: no soft-dirty */
 	{ "aio_remap", NO_KERNEL_FEATURE, "AIO rings are not supported yet" },
 	{ "timerfd", KF_TIMERFD_SET_TICKS, NULL },
 	{ "tun", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
@@ -34,8 +33,8 @@ static const struct criu_feature criu_features[] = {
 	{ "autofs", NO_KERNEL_FEATURE, "autofs mounts are not supported yet" },
 	{ "tcp_half_closed", NO_KERNEL_FEATURE, NULL },
 	{ "compat_cr", NO_KERNEL_FEATURE, "32-bit (ia32) processes are not supported" },
-	{ "uffd", KF_USERFAULTFD, LAZY },
-	{ "uffd-noncoop", KF_USERFAULTFD, LAZY },
+	{ "uffd", KF_USERFAULTFD, NULL },
+	{ "uffd-noncoop", KF_USERFAULTFD, NULL }, /* fork, mremap, munmap, MADV_DONTNEED events */
 	{ "can_map_vdso", NO_KERNEL_FEATURE, "stasis moves the vDSO with mremap, it maps no new one" },
 	{ "sk_ns", NO_KERNEL_FEATURE, NULL },
 	{ "sk_unix_file", NO_KERNEL_FEATURE, "unix socket files are not opened through their socket" },
@@ -49,7 +48,7 @@ static const struct criu_feature criu_features[] = {
 	{ "newifindex", NO_KERNEL_FEATURE, NET },
 	{ "nftables", NO_KERNEL_FEATURE, NULL },
 	{ "has_ipt_legacy", NO_KERNEL_FEATURE, "the network lock uses nftables (netlink), not iptables" },
-	{ "pidfd_store", KF_PIDFD_GETFD, "iterative pre-dumps (and their pidfd store) are not supported yet" },
+	{ "pidfd_store", KF_PIDFD_GETFD, NULL }, /* pid reuse between pre-dumps: start times */
 	{ "ns_pid", NO_KERNEL_FEATURE, NULL },
 	{ "apparmor_stacking", NO_KERNEL_FEATURE, "AppArmor profiles are not restored yet" },
 	{ "network_lock_nftables", NO_KERNEL_FEATURE, NULL },
@@ -59,7 +58,7 @@ static const struct criu_feature criu_features[] = {
 	{ "openat2", KF_OPENAT2, NULL },
 	{ "get_rseq_conf", KF_PTRACE_GET_RSEQ_CONF, NULL },
 	/* asked for by engines through criu's RPC, or by newer criu versions */
-	{ "lazy_pages", KF_USERFAULTFD, LAZY },
+	{ "lazy_pages", KF_USERFAULTFD, NULL },
 	{ "ipv6_freebind", NO_KERNEL_FEATURE, NULL },
 };
 

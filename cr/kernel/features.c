@@ -170,3 +170,16 @@ int kernel_refuse_missing(const struct run_ctx *ctx, enum kernel_need need)
 	}
 	return 0;
 }
+
+int kernel_refuse_lacking(const struct run_ctx *ctx, enum kernel_feature f, const char *what)
+{
+	const struct kernel_feature_report *rep = kernel_feature_report(f);
+	bool faked = pretend_missing(ctx, f);
+	const char *detail = faked ? "STASIS_FAULT says so" : rep->detail;
+
+	if (rep->present && !faked)
+		return 0;
+	pr_err("%s needs %s, which this kernel lacks%s%s%s; nothing was done", what, rep->name,
+	       detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
+	return -EOPNOTSUPP;
+}

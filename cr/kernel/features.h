@@ -81,5 +81,7 @@ const struct kernel_feature_report *kernel_feature_report(enum kernel_feature f)
  * -EOPNOTSUPP. Nothing has been touched when it refuses.
  */
 int kernel_refuse_missing(const struct run_ctx *ctx, enum kernel_need need);
+/* The same for one optional feature that what ("pre-dump", "lazy restore") cannot do without. */
+int kernel_refuse_lacking(const struct run_ctx *ctx, enum kernel_feature f, const char *what);
 
 #endif

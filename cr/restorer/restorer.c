@@ -214,10 +214,18 @@ static void uffd_copy_run(struct restorer_args *a, int uffd, const struct rst_ru
 	}
 }
 
+/*
+ * A lazy restore's server follows what the program does to its memory before every page is
+ * in: a fork (the child's own userfaultfd), mremap, munmap, madvise(MADV_DONTNEED).
+ */
+#define LAZY_UFFD_FEATURES                                                                 \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |  \
+	 UFFD_FEATURE_EVENT_UNMAP)
+
 /* A userfaultfd on every mapping filled by copy; -1 if the kernel refuses (then: pread). */
 static int uffd_open(struct restorer_args *a, struct rst_vma *v)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_api api = { .api = UFFD_API, .features = a->lazy ? LAZY_UFFD_FEATURES : 0 };
 	int uffd = raw_syscall1(__NR_userfaultfd, 02000000 /* O_CLOEXEC */);
 
 	if (uffd < 0)
@@ -270,7 +278,7 @@ static void read_pages(struct restorer_args *a, struct rst_vma *v, struct rst_ru
 		else if (!handed_off)
 			uffd_copy_run(a, uffd, &runs[i]);
 	}
-	for (uint64_t i = 0; uffd >= 0 && i < a->nr_vmas; i++) {
+	for (uint64_t i = 0; uffd >= 0 && !(handed_off && a->lazy) && i < a->nr_vmas; i++) {
 		/* now: stasis may still hold its copy of the userfaultfd for a moment */
 		struct uffdio_range range = { .start = v[i].start, .len = v[i].end - v[i].start };
 		if (v[i].by_uffd)

@@ -229,6 +229,8 @@ struct restorer_args {
 	int32_t pages_fd;
 	int32_t status_fd;
 	int32_t ctl_fd;     /* stasis writes one byte here when it has copied the uffd runs */
+	uint32_t lazy;      /* --lazy-pages: the uffd runs come later, on first touch or in the
+			     * background (cr/lazy-pages.c): registered they stay */
 	int32_t close_from, close_to; /* helper fds to close at the end (inclusive range) */
 
 	struct rst_mm_map mm_map;

@@ -11,7 +11,7 @@
  *   libcriu-client STASIS restore DIR         criu_restore_child: "restore PID"; the restored
  *                                             root is this program's child: it waits for it
  *                                             and prints "child exit N" (the test SIGTERMs it)
- *   libcriu-client STASIS refused DIR PID     criu_dump with lazy pages asked: "refused RET
+ *   libcriu-client STASIS refused DIR PID     criu_dump with exec_cmd asked: "refused RET
  *                                             errno=N msg=..."
  * Exit code 0 when the call did what the line says, 1 otherwise.
  */
@@ -83,7 +83,8 @@ int main(int argc, char **argv)
 		criu_set_notify_cb(on_notify);
 		if (!strcmp(argv[2], "refused")) {
 			criu_set_log_file("refused.log");
-			criu_set_track_mem(true);
+			char *cmd[] = { "true" };
+			criu_set_exec_cmd(1, cmd);
 			ret = criu_dump();
 			printf("refused %d errno=%d msg=%s\n", ret, errno,
 			       criu_get_last_errmsg() ? criu_get_last_errmsg() : "(none)");

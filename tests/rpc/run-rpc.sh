@@ -7,7 +7,7 @@
 #   tests/rpc/run-rpc.sh [--keep]
 #
 # rpc/version, rpc/check, rpc/features   VERSION 3.17.0 "stasis", CHECK, FEATURE_CHECK (as
-#                          `stasis check --feature` answers; memory tracking and lazy pages: no)
+#                          `stasis check --feature` answers; memory tracking, lazy pages: yes)
 # rpc/dump-restore         composite (5 processes) dumped and restored through images_dir_fd
 #                          and work_dir_fd that only the client holds (close-on-exec, as runc's):
 #                          log and stats-dump / stats-restore in the work directory, decoded
@@ -18,7 +18,8 @@
 # rpc/run-fails            a dump failing midway (STASIS_FAULT): cr_errno and cr_errmsg with the
 #                          engine's first and last error, the program untouched, no images; a
 #                          restore refused up front names the missing kernel feature
-# rpc/refused              lazy_pages, inherit_fd of a closed fd, PRE_DUMP, PAGE_SERVER: refused
+# rpc/refused              lazy_pages on a dump, inherit_fd of a closed fd, PAGE_SERVER without
+#                          ps: refused
 #                          by name, the program untouched
 # rpc/malformed            bytes that are not a criu_req: an error answer, then VERSION is
 #                          answered on the same connection
@@ -124,7 +125,7 @@ FEATURES="mem_track:$(cli_feature mem_dirty_track),lazy_pages:$(cli_feature lazy
 CASE="rpc/features ($FEATURES)"
 rpc "$ZOO_TMP/features.out" features
 if has "$ZOO_TMP/features.out" "^features success=1 features=$FEATURES\$" &&
-	has "$ZOO_TMP/features.out" 'mem_track:0,lazy_pages:0'; then
+	has "$ZOO_TMP/features.out" 'mem_track:1,lazy_pages:1'; then
 	result_ok "$CASE"
 else
 	result_fail "$CASE" "answer:" && show "$ZOO_TMP/features.out"
@@ -283,11 +284,10 @@ case_refused() {
 	pid=$ZPID
 	started=$(proc_starttime "$pid")
 	rpc "$d/out.rpc" "dump,images=$d/img,pid=$pid,lazy_pages=1" \
-		"restore,images=$d/img,inherit=99:pipe:[1]" pre_dump page_server
-	if ! has "$d/out.rpc" '^dump success=0 errno=95 errmsg="stasis: lazy_pages: lazy restore is not supported yet"$' ||
+		"restore,images=$d/img,inherit=99:pipe:[1]" page_server
+	if ! has "$d/out.rpc" '^dump success=0 errno=95 errmsg="stasis: dump --lazy-pages \(pages served from the frozen tree\) is not supported: .*"$' ||
 		! has "$d/out.rpc" '^restore success=0 errno=95 errmsg="stasis: inherit_fd: fd 99 \(for pipe:\[1\]\) is not open in the swrk process"$' ||
-		! has "$d/out.rpc" '^pre_dump success=0 errno=95 errmsg="stasis: PRE_DUMP: .*not supported yet"$' ||
-		! has "$d/out.rpc" '^page_server success=0 errno=95 errmsg="stasis: PAGE_SERVER: .*not supported yet"$' ||
+		! has "$d/out.rpc" '^page_server success=0 errno=22 errmsg="stasis: PAGE_SERVER: the request names no ps \(port, address\)"$' ||
 		! untouched "$pid" "$started" || [ -n "$(ls -A "$d/img")" ]; then
 		result_fail "$CASE" "expected each refused by name, the program untouched, nothing written:"
 		show "$d/out.rpc"
@@ -398,9 +398,9 @@ case_libcriu_cr() {
 	pid=$ZPID
 	started=$(proc_starttime "$pid")
 	libcriu "$d/refused.out" refused "$d/img" "$pid"
-	if ! has "$d/refused.out" '^refused -52 errno=95 msg=stasis: track_mem: memory tracking' ||
+	if ! has "$d/refused.out" '^refused -52 errno=95 msg=stasis: exec_cmd: running a command' ||
 		! untouched "$pid" "$started"; then
-		result_fail "$CASE" "a dump with track_mem: expected -EBADE, errno EOPNOTSUPP and the message:"
+		result_fail "$CASE" "a dump with exec_cmd: expected -EBADE, errno EOPNOTSUPP and the message:"
 		show "$d/refused.out"
 		kill_ours "$pid"
 		return

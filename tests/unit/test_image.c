@@ -526,7 +526,7 @@ static void test_pages_roundtrip(void)
 		CHECK(pwrite(fd, page, sizeof(page), PAGES_HEADER_SIZE + i * 4096) == sizeof(page),
 		      "write page %u", i);
 	}
-	ret = pages_image_finish(fd, PID, NR_PAGES);
+	ret = pages_image_finish(fd, PID, NR_PAGES, NULL);
 	CHECK(ret == 0, "pages_image_finish: %d", ret);
 	close(fd);
 
@@ -537,9 +537,37 @@ static void test_pages_roundtrip(void)
 		CHECK(pread(fd, back, sizeof(back), PAGES_HEADER_SIZE + i * 4096) == sizeof(back) &&
 			      memcmp(page, back, sizeof(page)) == 0,
 		      "page %u reads back", i);
+		CHECK(raw_image_verify(fd, IMG_PAGES, PID, i, 1, back) == 0, "page %u matches its checksum", i);
+		back[i % 4096] ^= 1;
+		struct capture c;
+		cap_begin(&c, 2);
+		ret = raw_image_verify(fd, IMG_PAGES, PID, i, 1, back);
+		char *err = cap_end(&c);
+		CHECK(ret < 0 && strstr(err, "pages-42.img") && strstr(err, "checksum"),
+		      "page %u with a bit flipped is refused, naming the file: %d", i, ret);
+		free(err);
 	}
+	if (fd >= 0) {
+		CHECK(raw_image_check_pages(fd, IMG_PAGES, PID, 0, NR_PAGES) == 0, "every page checks");
+		close(fd);
+	}
+	/* the same pages with their sums kept as they are written */
+	fd = pages_image_create(good_fd, PID + 1);
+	struct page_sums sums = { 0 };
+	for (unsigned i = 0; fd >= 0 && i < NR_PAGES; i++) {
+		page_fill(page, i);
+		page_sums_add(&sums, page, sizeof(page));
+		CHECK(write(fd, page, sizeof(page)) == sizeof(page), "write page %u", i);
+	}
+	CHECK(fd >= 0 && pages_image_finish(fd, PID + 1, NR_PAGES, &sums) == 0, "finish with sums");
 	if (fd >= 0)
 		close(fd);
+	page_sums_free(&sums);
+	fd = raw_image_open(good_fd, IMG_PAGES, PID + 1, NR_PAGES);
+	CHECK(fd >= 0, "raw_image_open checks every page: %d", fd);
+	if (fd >= 0)
+		close(fd);
+	unlinkat(good_fd, "pages-43.img", 0);
 out:
 	group_end();
 }
@@ -1114,9 +1142,9 @@ static void pages_rejected(uint64_t expect_pages, const char *what, uint64_t arg
 
 static void test_pages_damage(void)
 {
-	static const uint64_t sizes[] = { 0, 1, 8, 31, 32, 4095, 4096, 4096 * 3, 4096 * 4 - 1,
-					  4096 * 4 + 1, 4096 * 5 };
-	const uint64_t full = PAGES_HEADER_SIZE + NR_PAGES * 4096;
+	const uint64_t full = raw_image_size(NR_PAGES);
+	const uint64_t sizes[] = { 0, 1, 8, 31, 32, 4095, 4096, 4096 * 3, 4096 * 4 - 1, 4096 * 4,
+				   4096 * 4 + 1, 4096 * 5, full - 1, full + 1 };
 	struct pages_header h;
 
 	group_begin("damaged page files (pages_image_open and show)");
@@ -1143,9 +1171,9 @@ static void test_pages_damage(void)
 	write_pages_file(bad_fd, PID, &h, full);
 	pages_rejected(NR_PAGES, "protobuf magic", 0, false, true);
 	h = good_pages_header();
-	h.version = 2;
+	h.version = IMAGE_FORMAT_VERSION + 1;
 	write_pages_file(bad_fd, PID, &h, full);
-	pages_rejected(NR_PAGES, "version", 2, false, true);
+	pages_rejected(NR_PAGES, "version", IMAGE_FORMAT_VERSION + 1, false, true);
 	h = good_pages_header();
 	h.page_size = 65536;
 	write_pages_file(bad_fd, PID, &h, full);
@@ -1256,7 +1284,7 @@ static void check_dir_json(yajl_val root)
 	      "fds-42.img values");
 	CHECK(YAJL_IS_TRUE(get(pg, "magic_ok")) && num_is(get(pg, "nr_pages"), "3") &&
 		      num_is(get(pg, "pid"), "42") && num_is(get(pg, "page_size"), "4096") &&
-		      num_is(get(pg, "version"), "1") && num_is(get(pg, "file_size"), "16384") &&
+		      num_is(get(pg, "version"), "2") && num_is(get(pg, "file_size"), "16396") &&
 		      !get(pg, "error"),
 	      "pages-42.img shows as its header");
 	check_core_json(get(root, "core-42.img"), get(root, "core-7.img"));

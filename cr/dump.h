@@ -1,0 +1,20 @@
+/* Between the two ways of dumping: cr/dump.c (dump) and cr/pre-dump.c (memory only). */
+#ifndef STASIS_DUMP_H
+#define STASIS_DUMP_H
+
+#include "pstree.h"
+
+struct image_set;
+/*
+ * Runs dump (a dump or pre-dump) writing into a new image set of the images directory
+ * (ctx->images_dir_fd the set's, ctx->images_dest_fd the directory's meanwhile); dump commits
+ * the set into images_dir once complete (image_set_commit), else it is removed.
+ */
+int dump_into_image_set(struct run_ctx *ctx, int (*dump)(struct run_ctx *ctx, int images_dir,
+							 struct image_set *set));
+/* Each process learns its parent in the tree (parents come first): it saves shared pages. */
+void dump_link_parents(struct dump_tree *tr);
+/* inventory.img, last: a directory without it is not a complete image set. */
+int dump_write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr);
+
+#endif
