@@ -361,6 +361,18 @@ int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, s
 	return 0;
 }
 
+pid_t pid_ns_host_of(const struct run_ctx *ctx, struct restore_tree *rt, uint32_t vpid)
+{
+	struct restore_task *t = pstree_task(rt, vpid);
+	char state;
+
+	if (!state_of(ctx)->own)
+		return vpid;
+	if (!t || (!t->host_pid && pid_ns_find_host(ctx, rt, t, &state)))
+		return 0;
+	return t->host_pid;
+}
+
 int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
 {
 	const struct pid_ns_state *st = state_of(ctx);

@@ -19,7 +19,8 @@
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
 #                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
-#                    socket to its outside server and adds --inherit-fd for it.
+#                    socket to its outside server and adds --inherit-fd for it (in a
+#                    container flavour its server is started first, `ext-unix --daemon`).
 # --container[=full] runs every program (and tests/container/ctr-state) as the init of a
 # container made by tests/container/ctr-run, --container=pidns in a PID namespace only
 # (tests/container/ctr-lib.sh says how): NAME/ctr-plain (pidns-plain) must PASS with pid 1
@@ -163,6 +164,15 @@ case_checkpoint() {
 	if [ ! -x "$STASIS" ]; then
 		result_fail "$c" "no stasis binary at $STASIS (run make)"
 		return
+	fi
+	if [ "$name" = ext-unix ] && [ -n "$CTR" ]; then
+		# its daemon must be outside the tree: a PID namespace's init cannot start one there
+		mkdir -p "$d/work"
+		if ! "$ZOO_BIN/ext-unix" --daemon "$d/work"; then
+			result_fail "$c" "ext-unix --daemon: no daemon"
+			return
+		fi
+		track_pid "$(cat "$d/work/daemon.pid")"
 	fi
 	if ! start_prog "$name" "$d"; then
 		result_fail "$c" "$ZERR"
@@ -342,6 +352,7 @@ run_cases() {
 	if [ "$NO_CR" = 0 ] && [[ $NO_CHECKPOINT != *" $name "* ]]; then
 		case_checkpoint "$name"
 		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}cr"
+		[ "$name" = ext-unix ] && kill_ours "$(cat "$ZOO_TMP/$name.${CASE_TAG}cr/work/daemon.pid" 2>/dev/null)"
 	fi
 }
 

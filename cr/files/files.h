@@ -72,9 +72,12 @@ int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, boo
 int locks_restore(const FdTable *tab);
 
 /* cr/files/fhandle.c: file handles. The handle of the inode open at fd (a filesystem that
- * cannot make one: negative errno); an fd of the inode of a handle on device dev. */
+ * cannot make one: negative errno); an fd of the inode of a handle on device dev (through a
+ * mount of it stasis has); the same through the mount of mount_fd (a file or directory on its
+ * filesystem: the fd is on that mount). */
 int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type);
 int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags);
+int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int flags);
 
 /* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). */
 bool ghost_path(const char *link);

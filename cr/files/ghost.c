@@ -123,39 +123,43 @@ static int write_ghosts(struct run_ctx *ctx, struct dump_tree *tr)
 
 /* ---- restore ---- */
 
-/*
- * A new name for the ghost at its old path (or beside it if the name is taken), opened: a new
- * file with linked_fd < 0, else a link to the inode open at linked_fd. The caller unlinks path.
- */
-static int at_free_name(const struct run_ctx *ctx, const GhostFile *g, int linked_fd, int *dir,
-			char *name, size_t len)
+/* The directory of the ghost's old path, as the tree sees it (inside --root for a container). */
+static int parent_dir(const struct run_ctx *ctx, const GhostFile *g)
 {
 	const char *slash = strrchr(g->path, '/');
 	char parent[4200];
+	int dir;
+
+	snprintf(parent, sizeof(parent), "%.*s", slash == g->path ? 1 : (int)(slash - g->path), g->path);
+	if ((dir = tree_open(ctx, parent, O_RDONLY | O_DIRECTORY, 0)) < 0) /* (a mount fd for handles) */
+		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-dir));
+	return dir;
+}
+
+/*
+ * A new name in dir for the ghost at its old path (or beside it if the name is taken), opened:
+ * a new file with linked_fd < 0, else a link to the inode open at linked_fd (on dir's mount).
+ * The caller unlinks it.
+ */
+static int at_free_name(const GhostFile *g, int dir, int linked_fd, char *name, size_t len)
+{
+	const char *base = strrchr(g->path, '/') + 1;
 	int fd = -1;
 
-	/* its directory, as the tree sees it (inside --root for a container) */
-	snprintf(parent, sizeof(parent), "%.*s", slash == g->path ? 1 : (int)(slash - g->path), g->path);
-	if ((*dir = tree_open(ctx, parent, O_PATH | O_DIRECTORY, 0)) < 0) {
-		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path,
-		       strerror(-*dir));
-		return *dir;
-	}
 	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
 		if (attempt)
-			snprintf(name, len, "%s.stasis-ghost-%d-%d", slash + 1, getpid(), attempt);
+			snprintf(name, len, "%s.stasis-ghost-%d-%d", base, getpid(), attempt);
 		else
-			snprintf(name, len, "%s", slash + 1);
+			snprintf(name, len, "%s", base);
 		if (linked_fd < 0)
-			fd = openat(*dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, g->mode);
-		else if (!linkat(linked_fd, "", *dir, name, AT_EMPTY_PATH))
-			fd = openat(*dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			fd = openat(dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, g->mode);
+		else if (!linkat(linked_fd, "", dir, name, AT_EMPTY_PATH))
+			fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
 	if (fd < 0) {
 		pr_perror("restore: cannot recreate deleted file %s", g->path);
-		close(*dir);
 		return -errno;
 	}
 	return fd;
@@ -163,36 +167,38 @@ static int at_free_name(const struct run_ctx *ctx, const GhostFile *g, int linke
 
 /*
  * The inode still linked under another name, checked to be the one saved, is linked again at
- * its old name for a moment: the fd then names it "/path (deleted)" as before.
+ * its old name for a moment: the fd then names it "/path (deleted)" as before. (It is opened
+ * through the mount of that directory, the tree's: a link cannot cross mounts.)
  */
 static int reopen_linked(const struct run_ctx *ctx, const GhostFile *g)
 {
 	struct stat st;
 	char name[4200];
-	int dir;
-	auto_close int inode = fhandle_open(g->dev, g->handle.data, g->handle.len, g->handle_type, O_PATH);
+	auto_close int dir = parent_dir(ctx, g);
+	if (dir < 0)
+		return dir;
+	auto_close int inode = fhandle_open_at(dir, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
 	if (inode < 0 || fstat(inode, &st) || st.st_dev != g->dev || st.st_ino != g->ino || !st.st_nlink) {
 		pr_err("restore: file %s (deleted under that name, linked under another: dev %#llx inode "
 		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
 		return -ENOENT;
 	}
-	int fd = at_free_name(ctx, g, inode, &dir, name, sizeof(name));
-	if (fd >= 0) {
+	int fd = at_free_name(g, dir, inode, name, sizeof(name));
+	if (fd >= 0)
 		unlinkat(dir, name, 0);
-		close(dir);
-	}
 	return fd;
 }
 
 static int recreate(const struct run_ctx *ctx, const GhostFile *g)
 {
-	char name[4200];
-	int dir, fd = at_free_name(ctx, g, -1, &dir, name, sizeof(name));
-
+	char name[4200], self[64];
+	auto_close int dir = parent_dir(ctx, g);
+	if (dir < 0)
+		return dir;
+	int fd = at_free_name(g, dir, -1, name, sizeof(name));
 	if (fd < 0)
 		return fd;
-	char self[64];
 	int err = write_all(fd, g->data.data, g->data.len) ? -errno : 0;
 	/* its owner, then its mode again (a change of owner clears setuid and setgid bits) */
 	if (!err && g->has_uid && (fchown(fd, g->uid, g->has_gid ? g->gid : (gid_t)-1) || fchmod(fd, g->mode)))
@@ -204,7 +210,6 @@ static int recreate(const struct run_ctx *ctx, const GhostFile *g)
 			err = -errno;
 	}
 	unlinkat(dir, name, 0);
-	close(dir);
 	close(fd);
 	if (err)
 		pr_perror("restore: cannot refill deleted file %s", g->path);
