@@ -3,7 +3,10 @@
  * refer to, which must be a process of the tree (or a zombie of it). Restore opens one again
  * for that pid, waiting a little for it to exist if it is created later in the tree. A pidfd
  * whose process was already reaped ("Pid: -1") comes back as a pidfd of a process that exited
- * and was reaped, made once by stasis before the tree.
+ * and was reaped, made once before the tree's other processes, which inherit it: by stasis, or
+ * in a tree with its own PID namespace by its root as soon as it is in the new namespace, so
+ * that the reaped process is one of the tree's namespace (the kernel refuses pidfd_send_signal
+ * and waitid through a pidfd of a process the caller's namespace does not hold).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
 #include "pid-ns.h"
@@ -76,6 +80,7 @@ static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 /* The run's pidfd of a process that exited and was reaped (made if some fd needs one). */
 struct pidfd_state {
+	bool needed;
 	int reaped; /* the fd + 1 (0: none) */
 };
 
@@ -84,30 +89,46 @@ static struct pidfd_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_pidfds);
 }
 
-static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+/*
+ * A child of the caller, in its PID namespace, that exits at once and is reaped: its pidfd.
+ * No exit signal (a restored process has every signal blocked: it would stay pending).
+ */
+static int make_reaped(struct pidfd_state *st)
 {
-	bool needed = false;
-	int fd;
+	int fd = -1;
+	struct clone_args ca = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&fd };
+	pid_t child = syscall(SYS_clone3, &ca, sizeof(ca));
 
-	for (size_t i = 0; i < rt->nr_tasks; i++)
-		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
-			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIDFD &&
-				  !rt->tasks[i].fds->fds[k]->pidfd_pid;
-	if (!needed)
-		return 0;
-	fflush(NULL);
-	pid_t child = fork();
 	if (child == 0)
 		_exit(0);
-	if (child < 0 || (fd = syscall(SYS_pidfd_open, child, 0)) < 0) {
+	if (child < 0) {
 		pr_perror("restore: cannot make a pidfd of a reaped process");
 		return -errno;
 	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	state_of(ctx)->reaped = fd + 1;
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
 		;
+	st->reaped = fd + 1;
 	return 0;
+}
+
+static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pidfd_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			st->needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_PIDFD &&
+				      !rt->tasks[i].fds->fds[k]->pidfd_pid;
+	return st->needed && !pid_ns_is_own(ctx) ? make_reaped(st) : 0;
+}
+
+/* In the root, in the tree's new PID namespace, before it makes any other process. */
+static int enter_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pidfd_state *st = state_of(ctx);
+
+	(void)rt;
+	return st->needed && pid_ns_is_own(ctx) ? make_reaped(st) : 0;
 }
 
 static void close_pidfds(struct run_ctx *ctx)
@@ -129,6 +150,7 @@ const struct tree_object_ops tree_pidfds = {
 	.name = "pidfds of reaped processes",
 	.state_size = sizeof(struct pidfd_state),
 	.prepare = prepare_pidfds,
+	.enter = enter_pidfds,
 	.close = close_pidfds,
 	.undo = undo_pidfds,
 };
