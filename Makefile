@@ -4,7 +4,9 @@
 #   make demo       checkpoint and restore a counter program, end to end
 #   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
 #                   zoo, failure cases, the engines' RPC and libcriu, real applications)
-#   make bench      dump/restore throughput against this machine's memcpy and disk speed
+#   make e2e        containers end to end: LXC, runc, containerd, Docker, Podman with stasis as criu
+#   make bench      dump/restore throughput against this machine's memcpy and disk speed; Docker's
+#                   checkpoint/restore of a 1 GiB container against the same through the CLI
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
 #   make test-containers  the zoo inside real containers (tests/container; not in `make test` yet)
@@ -18,7 +20,8 @@ CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -Inetns -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
-APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin
+APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin \
+	docker.io containerd podman
 PREFIX   ?= /usr/local
 
 PROTOS   := $(wildcard proto/*.proto)
@@ -35,7 +38,7 @@ RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nos
 	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
 	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
 
-.PHONY: all setup demo test test-containers unit zoo asan bench clean install install-criu libcriu
+.PHONY: all setup demo test test-containers unit zoo asan bench e2e clean install install-criu libcriu
 all: stasis libcriu
 
 stasis: $(BUILD)/stasis
@@ -104,14 +107,19 @@ test: all asan
 test-containers: all
 	@rc=0; tests/run-zoo.sh --container=pidns || rc=1; tests/run-zoo.sh --container || rc=1; exit $$rc
 
+# the engines end to end (also part of make test)
+e2e: all
+	tests/e2e/run-e2e.sh
+
 # stasis itself built with ASan/UBSan (everything but the restorer blob), for the zoo to run
 asan:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/stasis
 
+# then Docker's checkpoint/restore path against the CLI on a 1 GiB container
 bench: all
 	$(MAKE) -C tests/bench
-	tests/bench/run-bench.sh
+	@rc=0; tests/bench/run-bench.sh || rc=1; tests/bench/container-bench.sh || rc=1; tests/bench/docker-bench.sh || rc=1; exit $$rc
 
 install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis

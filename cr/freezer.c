@@ -301,6 +301,12 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
 	free(listed.tids);
 	free(listed.claimed);
 	listed = (struct freezer_catch){ 0 };
+	if (!err) {
+		char state[32];
+		int frozen = freezer_frozen(&f, state, sizeof(state));
+		err = frozen < 0 ? frozen : 0;
+		fc->was_frozen = frozen > 0;
+	}
 	if (!err && !(err = guardian_start(&f, &guard_proc))) {
 		if (!(err = freeze(&f, timeout_s))) {
 			if (!(err = list_threads(&f, f.dirfd, &listed, 0)))
@@ -323,10 +329,26 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
 	freezer_close(&f);
 	if (err) {
 		freezer_release_unclaimed(fc);
+		if (fc->was_frozen)
+			freezer_refreeze(path, timeout_s);
 		return err;
 	}
 	pr_debug("dump: caught %zu threads of cgroup %s", fc->n, path);
 	return 0;
+}
+
+int freezer_refreeze(const char *path, int timeout_s)
+{
+	struct freezer f;
+	int err;
+
+	if ((err = freezer_open(path, &f)))
+		return err;
+	err = freeze(&f, timeout_s);
+	freezer_close(&f);
+	if (!err)
+		pr_info("dump: cgroup %s is frozen again, as it was before the dump", path);
+	return err;
 }
 
 void freezer_claim(struct freezer_catch *fc, pid_t tid)
@@ -350,5 +372,5 @@ void freezer_release_unclaimed(struct freezer_catch *fc)
 	}
 	free(fc->tids);
 	free(fc->claimed);
-	*fc = (struct freezer_catch){ 0 };
+	*fc = (struct freezer_catch){ .was_frozen = fc->was_frozen };
 }

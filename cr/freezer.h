@@ -14,6 +14,7 @@ struct freezer_catch {
 	pid_t *tids;
 	bool *claimed;
 	size_t n;
+	bool was_frozen; /* frozen before the dump (an engine's pause): frozen again after it */
 };
 
 /*
@@ -25,6 +26,12 @@ struct freezer_catch {
  * the cgroup is thawed and no thread stays seized. root: the tree's root, which should be in it.
  */
 int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freezer_catch *fc);
+/*
+ * The cgroup was frozen before the dump (containerd pauses a container before it checkpoints
+ * it and resumes it after; runc resumes only a frozen one): a tree left running (or after a
+ * failed dump) is frozen again once stasis has let it go, as it was found.
+ */
+int freezer_refreeze(const char *path, int timeout_s);
 /* tid belongs to the tree: the tree's seizing lets it go. */
 void freezer_claim(struct freezer_catch *fc, pid_t tid);
 /* Lets every caught thread not claimed go on (once it has stopped); frees fc. */

@@ -22,7 +22,6 @@
 #include "task.h"
 #include "util.h"
 #include "files/files.h"
-#include <sys/sysmacros.h>
 
 #define NR_ITIMERS 3
 
@@ -142,11 +141,9 @@ static int dump_attrs(struct dump_task *t)
 	c->root = xstrdup(buf);
 	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)) || (err = dump_prctl_flags(t)))
 		return err;
-	/* a controlling terminal that is a pty of the tree's own */
-	struct stat tty = { .st_mode = S_IFCHR, .st_rdev = makedev((t->stat.tty_nr >> 8) & 0xfff,
-								   (t->stat.tty_nr & 0xff) | ((t->stat.tty_nr >> 12) & 0xfff00)) };
-	int index = t->stat.tty_nr ? pty_slave_index(&tty) : -1;
-	if (index >= 0 && pty_owned_by_tree(t, index)) {
+	/* a controlling terminal that is a pty of the tree's own (or the engine's: orphan_pts_master) */
+	int index = pty_ctty_index(t->stat.tty_nr);
+	if (index >= 0 && pty_kept(t, index, NULL)) {
 		c->has_ctty_pty = true;
 		c->ctty_pty = index;
 	}

@@ -217,10 +217,16 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		if (err) {
 			pstree_release(tr);
 			freezer_done(tr, &caught);
+			if (caught.was_frozen)
+				freezer_refreeze(ctx->opts->freeze_cgroup, ctx->opts->timeout);
 			return err;
 		}
 	}
 	freezer_done(tr, &caught);
+	if (caught.was_frozen) {
+		tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
+		tr->freeze_timeout_s = ctx->opts->timeout;
+	}
 	if ((err = add_group_helpers(tr))) {
 		pstree_release(tr);
 		return err;
@@ -239,6 +245,9 @@ void pstree_release(struct dump_tree *tr)
 			regs_undo_freeze_eintr(t->pid, &t->regs);
 		task_release(t->pid, t->was_stopped);
 	}
+	if (tr->refreeze_cgroup)
+		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
+	tr->refreeze_cgroup = NULL;
 }
 
 #define KILL_WAIT_MS 10000

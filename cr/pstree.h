@@ -10,11 +10,13 @@ struct dump_tree {
 	TreeEntry **entries;     /* every process, zombies too, parents first */
 	size_t nr_entries;
 	Inventory inv;           /* written last; tree-wide kinds note what the tree has in it */
+	const char *refreeze_cgroup; /* --freeze-cgroup found it frozen: pstree_release refreezes */
+	int freeze_timeout_s;
 };
 
 /* Freezes the tree under root (every process and thread), re-scanning until it is closed. */
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx);
-/* Lets every frozen process go on as before. */
+/* Lets every frozen process go on as before (in its cgroup frozen again if it was). */
 void pstree_release(struct dump_tree *tr);
 /* Kills every frozen process and collects each exit as its tracer. */
 int pstree_kill(struct dump_tree *tr);

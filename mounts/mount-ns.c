@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,25 @@ bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id)
 	return !ns;
 }
 
+int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, const struct stat *st,
+		     char *path, size_t len)
+{
+	const MountNs *ns = state_of(ctx)->ns;
+
+	for (size_t i = 0; ns && i < ns->n_mounts; i++) {
+		const char *mp = ns->mounts[i]->mountpoint;
+		char probe[PATH_MAX];
+		struct stat there;
+		int n = snprintf(path, len, "%s%s", strcmp(mp, "/") ? mp : "", link);
+		if (n < 0 || (size_t)n >= len ||
+		    snprintf(probe, sizeof(probe), "/proc/%d/root%s", pid, path) >= (int)sizeof(probe))
+			continue;
+		if (!stat(probe, &there) && there.st_dev == st->st_dev && there.st_ino == st->st_ino)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 static int write_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct mount_ns_state *st = state_of(ctx);
@@ -304,12 +324,19 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* Mounts that need the tree's namespaces, and those that lie on them or bind them. */
+/*
+ * Mounts that need the tree's namespaces, and those that lie on them or bind them; and binds
+ * of a file of a devpts mount (a container's /dev/console is its terminal's slave): the pty
+ * exists once the tree's ptys are made, after the mounts stasis makes itself.
+ */
 static bool deferred(const MountNs *ns, size_t i, const bool *later)
 {
 	const MountEntry *e = ns->mounts[i];
+	const MountEntry *of = e->how == MOUNT_HOW__MOUNT_BIND && e->has_bind_of ? entry_by_id(ns, i, e->bind_of) : NULL;
 
 	if (e->how == MOUNT_HOW__MOUNT_FRESH && mount_fstype_in_ns(e->fstype))
+		return true;
+	if (of && e->is_file && !strcmp(of->fstype, "devpts"))
 		return true;
 	for (size_t k = 0; k < i; k++)
 		if (later[k] && (ns->mounts[k]->id == e->parent_id ||

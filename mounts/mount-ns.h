@@ -4,10 +4,21 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "run.h"
 
 /* Dump: is mount mnt_id (fdinfo's mnt_id) one of the tree's? True if it has no namespace. */
 bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id);
+/*
+ * Dump: a file open on a mount outside the tree's namespace, link its path there (relative to
+ * that mount): the path in the tree (below one of its mount points) that reaches the very same
+ * file (device and inode, looked up through pid's root), into path; -ENOENT if none does. A
+ * restored container's files that stasis opened once for several processes are on its own
+ * copy of the container's mounts, as files of another copy (a bind) would be.
+ */
+int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, const struct stat *st,
+		     char *path, size_t len);
 
 #endif

@@ -267,6 +267,49 @@ static int open_log(const struct stasis_opts *o, const CriuOpts *ro, int work_fd
 	return 0;
 }
 
+/*
+ * The request's criu_opts in the log, one "name=value" per field the engine set (lists by
+ * their length): what an engine asked for is the first question when it fails.
+ */
+static void log_request_opts(const CriuOpts *ro)
+{
+	const ProtobufCMessageDescriptor *d = ro->base.descriptor;
+	const char *base = (const char *)ro;
+	char line[2048];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < d->n_fields && n < sizeof(line) - 64; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *v = base + f->offset;
+		size_t room = sizeof(line) - n;
+
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t count = *(const size_t *)(base + f->quantifier_offset);
+			if (count)
+				n += snprintf(line + n, room, " %s[%zu]", f->name, count);
+			continue;
+		}
+		if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			const char *str = *(const char *const *)v;
+			if (str && f->type == PROTOBUF_C_TYPE_STRING)
+				n += snprintf(line + n, room, " %s=%.200s", f->name, str);
+			else if (str)
+				n += snprintf(line + n, room, " %s", f->name);
+			continue;
+		}
+		if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+		    !*(const protobuf_c_boolean *)(base + f->quantifier_offset))
+			continue;
+		if (f->type == PROTOBUF_C_TYPE_BOOL)
+			n += snprintf(line + n, room, " %s=%d", f->name, *(const protobuf_c_boolean *)v);
+		else if (f->type == PROTOBUF_C_TYPE_INT32 || f->type == PROTOBUF_C_TYPE_ENUM)
+			n += snprintf(line + n, room, " %s=%d", f->name, *(const int32_t *)v);
+		else if (f->type == PROTOBUF_C_TYPE_UINT32)
+			n += snprintf(line + n, room, " %s=%u", f->name, *(const uint32_t *)v);
+	}
+	pr_info("swrk: criu_opts:%s", n ? line : " (none)");
+}
+
 /* cr_errmsg of a failed run: the engine's first error (the cause) and its last (what failed). */
 static void run_errmsg(char *msg, int err, const char *verb)
 {
@@ -306,6 +349,7 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 	if ((err = open_run_dirs(c, ro, &images_fd, &work_fd, rp->msg)) ||
 	    (err = open_log(&o, ro, work_fd, rp->msg)))
 		goto out;
+	log_request_opts(ro);
 	o.images_dir = dir_name(images_fd, &allocs);
 	/* the engine reads cr_errmsg and the log; our stderr may be the restored container's */
 	log_stderr(ro->has_log_to_stderr && ro->log_to_stderr);

@@ -2,7 +2,7 @@
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
 # built with ASan/UBSan), the failure cases, cgroups and the freezer (both also under
 # ASan/UBSan), live network connections, the engines' face (RPC, libcriu, runc), real
-# applications.
+# applications, the container engines end to end (tests/e2e/run-e2e.sh).
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -54,8 +54,7 @@ run_part "cgroups and the freezer" tests/cgroup-cases.sh
 run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
 run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
 run_part "applications" tests/apps/run-apps.sh
-run_part "LXC end to end" tests/e2e/lxc.sh
-run_part "runc container through stasis's command line" tests/e2e/runc-cli.sh
+run_part "containers end to end (make e2e): LXC, runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"

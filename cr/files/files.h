@@ -59,9 +59,16 @@ extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memf
  * -EINVAL (said) if it is not the kind of file the key names. */
 int inherit_fd_get(const struct run_ctx *ctx, const char *key);
 
-/* cr/files/pty.c: the ptys whose masters the tree holds. */
+/*
+ * cr/files/pty.c: the ptys stasis saves and restores: those whose masters the tree holds, and
+ * with orphan_pts_master (and no --shell-job) those of the tree's own devpts (its /dev/pts)
+ * whose master is the engine's. slave: the slave fd's stat, to tell the tree's pty index from
+ * another devpts's (NULL: the index alone, for a controlling terminal).
+ */
 int pty_slave_index(const struct stat *st);
-bool pty_owned_by_tree(struct dump_task *t, int index);
+/* The pty index of a controlling terminal given as /proc/PID/stat's tty_nr, -1 if not a pty. */
+int pty_ctty_index(unsigned long tty_nr);
+bool pty_kept(struct dump_task *t, int index, const struct stat *slave);
 /* In a new session leader: the controlling terminal, then the foreground group. */
 int pty_take_as_ctty(const struct run_ctx *ctx, uint32_t index);
 int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);

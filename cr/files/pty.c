@@ -8,7 +8,11 @@
  * ICANON off for a moment, so that an unfinished line comes out too) and writes it straight
  * back with every input and output processing off; restore writes it the same way. Packet
  * mode (off for that moment: status changes not yet read are lost) and exclusive mode are
- * kept. Terminals that the tree does not own are the caller's (--shell-job).
+ * kept. Terminals that the tree does not own are the caller's (--shell-job), or, with
+ * orphan_pts_master, the engine's: a container's terminal, whose master the engine's shim holds.
+ * Such an orphan pty is saved from the slave alone (no data in flight) and made anew on
+ * restore, its new master handed to the engine at the orphan-pts-master notification (runc
+ * passes it to the shim's console socket).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +89,14 @@ int pty_slave_index(const struct stat *st)
 	return (maj - PTS_MAJOR_FIRST) * 256 + minor(st->st_rdev);
 }
 
+int pty_ctty_index(unsigned long tty_nr)
+{
+	struct stat tty = { .st_mode = S_IFCHR,
+			    .st_rdev = makedev((tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)) };
+
+	return tty_nr ? pty_slave_index(&tty) : -1;
+}
+
 /* The index of the pty whose master is fd of pid (through a copy of the fd). */
 static int master_index(pid_t pid, int fd)
 {
@@ -143,9 +155,38 @@ static int master_of(struct dump_task *t, int index)
 	return m ? task_fd_copy(m->pid, m->fd) : -ENOENT;
 }
 
-bool pty_owned_by_tree(struct dump_task *t, int index)
+/* The engine's terminal comes back through orphan-pts-master (not with --shell-job: the caller's). */
+static bool orphans_kept(const struct dump_task *t)
 {
-	return find_master(t, index) != NULL;
+	return t->ctx->opts->orphan_pts_master && !t->ctx->opts->shell_job;
+}
+
+bool pty_kept(struct dump_task *t, int index, const struct stat *slave)
+{
+	char path[64];
+	struct stat own;
+
+	if (find_master(t, index))
+		return true;
+	/* an orphan only from the tree's own devpts (the container's terminal, not the host's) */
+	snprintf(path, sizeof(path), "/proc/%d/root/dev/pts/%d", t->pid, index);
+	if (!orphans_kept(t) || stat(path, &own) || !S_ISCHR(own.st_mode))
+		return false;
+	return !slave || (own.st_dev == slave->st_dev && own.st_ino == slave->st_ino);
+}
+
+/* The foreground group of pid's controlling terminal (/proc/PID/stat field 8), 0 if none. */
+static pid_t ctty_foreground(pid_t pid)
+{
+	char path[64];
+	int tpgid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	auto_free char *text = read_file_at(AT_FDCWD, path, NULL);
+	const char *after = text ? strrchr(text, ')') : NULL;
+	if (!after || sscanf(after, ") %*c %*d %*d %*d %*d %d", &tpgid) != 1 || tpgid < 0)
+		return 0;
+	return tpgid;
 }
 
 /* Terminal settings for putting data back: line structure kept, every processing off. */
@@ -233,10 +274,12 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 	return err;
 }
 
-/* The pty's state, once: termios and size from the slave, foreground group and data in flight. */
-static int note_pty(struct dump_task *t, int index)
+/* The pty, once: termios and size from the slave, foreground group and data in flight; an
+ * orphan (no master in the tree) through a copy of slave_fd, pid's fd, without the data. */
+static int note_pty(struct dump_task *t, int index, int slave_fd)
 {
 	struct pty_state *pd = state_of(t->ctx);
+	bool orphan = find_master(t, index) == NULL;
 	char path[64];
 	struct termios tio;
 	struct winsize ws;
@@ -247,15 +290,22 @@ static int note_pty(struct dump_task *t, int index)
 		if (pd->tab.ptys[i]->index == (uint32_t)index)
 			return 0;
 	snprintf(path, sizeof(path), "/dev/pts/%d", index);
-	/* the slave through its master: the tree's devpts may not be stasis's */
-	auto_close int m = master_of(t, index);
-	auto_close int s = m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	/* the slave through its master (the tree's devpts may not be stasis's); an orphan
+	 * slave, whose master the engine holds, from the task's own fd */
+	auto_close int m = orphan ? -1 : master_of(t, index);
+	auto_close int s = orphan ? task_fd_copy(t->pid, slave_fd)
+			: m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
 		return -EIO;
 	}
-	if (ioctl(m, TIOCGPGRP, &fg))
+	if (orphan) {
+		fg = pty_ctty_index(t->stat.tty_nr) == index ? ctty_foreground(t->pid) : 0;
+		pr_info("dump pid %d fd %d: pty %s has its master outside the tree: made anew on "
+			"restore and handed to the engine (orphan_pts_master)", t->pid, slave_fd, path);
+	} else if (ioctl(m, TIOCGPGRP, &fg)) {
 		fg = 0;
+	}
 	int excl = 0;
 	if (ioctl(s, TIOCGEXCL, &excl))
 		excl = 0;
@@ -273,11 +323,12 @@ static int note_pty(struct dump_task *t, int index)
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
+	p->has_orphan = p->orphan = orphan;
 	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));
 	if (!pd->tab.ptys)
 		return -ENOMEM;
 	pd->tab.ptys[pd->tab.n_ptys++] = p;
-	if ((err = save_in_flight(t->pid, path, m, s, &tio, p)))
+	if (!orphan && (err = save_in_flight(t->pid, path, m, s, &tio, p)))
 		return err;
 	return 0;
 }
@@ -292,10 +343,10 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			return -EIO;
 		}
 		e->kind = FD_KIND__FD_PTY_MASTER;
-		err = note_pty(t, index);
-	} else if ((index = pty_slave_index(&p->st)) >= 0 && pty_owned_by_tree(t, index)) {
+		err = note_pty(t, index, -1);
+	} else if ((index = pty_slave_index(&p->st)) >= 0 && pty_kept(t, index, &p->st)) {
 		e->kind = FD_KIND__FD_PTY_SLAVE;
-		err = note_pty(t, index);
+		err = note_pty(t, index, p->fd);
 	} else {
 		return 0;
 	}
@@ -374,9 +425,15 @@ static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		const Pty *p = st->rst->ptys[i];
 		if (p->termios.len != sizeof(struct termios) || p->winsize.len != sizeof(struct winsize) ||
 		    p->input.len > PTY_IN_FLIGHT_MAX || p->output.len > PTY_IN_FLIGHT_MAX ||
-		    saved_pty(st->rst, p->index) != p) {
+		    saved_pty(st->rst, p->index) != p || (p->orphan && (p->input.len || p->output.len))) {
 			pr_err("image ttys.img: pty %u is invalid", p->index);
 			return -EINVAL;
+		}
+		if (p->orphan && !ctx->opts->orphan_pts_master) {
+			pr_err("restore: pty /dev/pts/%u had its master outside the tree (the engine's "
+			       "terminal): it can only be made again for an engine that takes the new "
+			       "master (orphan_pts_master); nothing was started", p->index);
+			return -ENOTSUP;
 		}
 	}
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -404,6 +461,7 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct pty_state *st = state_of(ctx);
 	TtyTable *tab = st->rst;
+	int err;
 
 	(void)rt;
 	if (!tab)
@@ -435,6 +493,9 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_perror("restore: cannot set the state of pty %s", path);
 			return -errno;
 		}
+		/* the engine takes the new master of its terminal (runc: to the console socket) */
+		if (p->orphan && (err = run_notify(ctx, "orphan-pts-master", 0, rp->master)))
+			return err;
 	}
 	return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -24,6 +25,27 @@
 /* Flags that made sense at open time only. */
 #define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
 
+/*
+ * A memory device's /dev name by its number. Its fd may come from a mount the tree cannot see
+ * (the engine's /dev/null as stdin; a file stasis opened for several processes of a restored
+ * container): its path is then relative to that mount ("/null") and means nothing in the tree.
+ */
+static const char *memdev_name(dev_t rdev)
+{
+	static const struct { unsigned minor; const char *path; } mem[] = {
+		{ 1, "/dev/mem" },  { 2, "/dev/kmem" },   { 3, "/dev/null" },    { 4, "/dev/port" },
+		{ 5, "/dev/zero" }, { 7, "/dev/full" },   { 8, "/dev/random" }, { 9, "/dev/urandom" },
+		{ 11, "/dev/kmsg" },
+	};
+
+	if (rdev == DEV_TTY)
+		return "/dev/tty";
+	for (size_t i = 0; major(rdev) == MEM_MAJOR && i < sizeof(mem) / sizeof(mem[0]); i++)
+		if (mem[i].minor == minor(rdev))
+			return mem[i].path;
+	return NULL;
+}
+
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
@@ -34,7 +56,15 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		return 0;
 	/* (a memory device is the same device by whatever path: its number is checked) */
 	uint64_t mnt_id;
-	if (!memdev && fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id)) {
+	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id);
+	char tree_path[PATH_MAX];
+	const char *saved_path = p->link;
+	if (!memdev && outside && p->link[0] == '/' &&
+	    !mount_ns_path_of(t->ctx, t->pid, p->link, &p->st, tree_path, sizeof(tree_path))) {
+		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
+			 p->fd, p->link, (unsigned long long)mnt_id, tree_path);
+		saved_path = tree_path;
+	} else if (!memdev && outside) {
 		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
 		       "%llu): its path means nothing inside; not supported", t->pid, p->fd, p->link,
 		       (unsigned long long)mnt_id);
@@ -58,7 +88,8 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       t->pid, p->fd, p->link);
 		return -ENOTSUP;
 	}
-	e->path = xstrdup(p->link);
+	e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
+									  : saved_path);
 	e->has_flags = e->has_pos = true;
 	e->flags = p->flags;
 	e->pos = p->pos;

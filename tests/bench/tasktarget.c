@@ -4,6 +4,8 @@
  * value of its own (a 64 KiB private page pattern per child, a __thread value per thread).
  * After SIGTERM to the root: every child/thread checks its value, the root collects them and
  * writes "PASS pid=ROOT tasks=N" or "FAIL ..." to RESULT (opened only then).
+ * `tasktarget tree N RESULT FILE MIB` also fills FILE (on a tmpfs of a container, say) with MIB
+ * MiB of a pattern before READY, and reads it back after SIGTERM (a wrong byte is a FAIL).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +48,32 @@ static void child_main(int i)
 	_exit(0);
 }
 
+static unsigned char fill_byte(size_t off)
+{
+	return (unsigned char)((off >> 12) * 31 + (off & 0xfff) * 7 + 1);
+}
+
+/* Writes (check false) or compares (check true) MIB MiB of the pattern; 0 if all is well. */
+static int fill_file(const char *path, long mib, bool check)
+{
+	static unsigned char buf[1 << 20], want[1 << 20];
+	int fd = open(path, check ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	if (fd < 0)
+		return -1;
+	for (long m = 0; m < mib; m++) {
+		size_t base = (size_t)m << 20;
+		for (size_t k = 0; k < sizeof(want); k++)
+			want[k] = fill_byte(base + k);
+		ssize_t n = check ? read(fd, buf, sizeof(buf)) : write(fd, want, sizeof(want));
+		if (n != (ssize_t)sizeof(want) || (check && memcmp(buf, want, sizeof(want)))) {
+			close(fd);
+			return -1;
+		}
+	}
+	return close(fd);
+}
+
 static void *thread_main(void *arg)
 {
 	unsigned long i = (unsigned long)arg;
@@ -58,12 +86,18 @@ static void *thread_main(void *arg)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_term };
-	int n = argc == 4 ? atoi(argv[2]) : 0;
-	char line[128];
+	int n = argc == 4 || argc == 6 ? atoi(argv[2]) : 0;
+	const char *fill = argc == 6 ? argv[4] : NULL;
+	long fill_mib = fill ? atol(argv[5]) : 0;
+	char line[160];
 
-	if (n < 1 || (strcmp(argv[1], "tree") && strcmp(argv[1], "threads"))) {
-		fprintf(stderr, "usage: %s tree|threads N RESULT_FILE\n", argv[0]);
+	if (n < 1 || (strcmp(argv[1], "tree") && strcmp(argv[1], "threads")) || (fill && fill_mib < 1)) {
+		fprintf(stderr, "usage: %s tree|threads N RESULT_FILE [FILL_FILE MIB]\n", argv[0]);
 		return 2;
+	}
+	if (fill && fill_file(fill, fill_mib, false)) {
+		fprintf(stderr, "cannot fill %s with %ld MiB: %m\n", fill, fill_mib);
+		return 1;
 	}
 	for (int fd = 3; fd < 1024; fd++)
 		close(fd);
@@ -97,11 +131,13 @@ int main(int argc, char **argv)
 			nbad += ret != NULL;
 		}
 	}
-	snprintf(line, sizeof(line), nbad ? "FAIL pid=%d tasks=%d bad=%d\n" : "PASS pid=%d tasks=%d\n",
-		 getpid(), n, nbad);
+	bool fill_bad = fill && fill_file(fill, fill_mib, true);
+	snprintf(line, sizeof(line),
+		 nbad || fill_bad ? "FAIL pid=%d tasks=%d bad=%d%s\n" : "PASS pid=%d tasks=%d\n", getpid(), n,
+		 nbad, fill_bad ? " (the filled file differs)" : "");
 	int fd = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, line, strlen(line)) < 0)
 		return 1;
 	close(fd);
-	return nbad != 0;
+	return nbad || fill_bad;
 }

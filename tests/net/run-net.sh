@@ -48,7 +48,11 @@ net_cleanup() {
 	ip netns del "$NS_B" 2>/dev/null
 }
 
-stasis_tables() { nft list tables 2>/dev/null | grep -o 'stasis-[a-z]*-[0-9-]*' | sort | tr '\n' ' '; }
+# stasis's tables, but those that were there before this test began (a dumped tree
+# killed without its restore leaves its lock: another run's, not this one's)
+list_stasis_tables() { nft list tables 2>/dev/null | grep -o 'stasis-[a-z]*-[0-9-]*' | sort; }
+TABLES_BEFORE=$(list_stasis_tables)
+stasis_tables() { list_stasis_tables | grep -vxF -e "${TABLES_BEFORE:-none}" | tr '\n' ' '; }
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

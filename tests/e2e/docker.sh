@@ -1,0 +1,221 @@
+#!/bin/bash
+# Docker end to end (Debian's docker.io 20.10 with containerd 1.6 and runc 1.1), stasis being
+# the `criu` runc finds on PATH. A containerd and a dockerd of our own run with every state in a
+# temporary directory (their own sockets, data and exec roots, pid file; no bridge, no
+# iptables) and are stopped at the end; the image is a busybox tree imported from a tar stream
+# (no registry).
+#
+# docker/checkpoint-restore  a counter: `docker checkpoint create` stops it, `docker start
+#                            --checkpoint` brings it back; the count goes on (never from 1);
+#                            the images are stasis's
+# docker/restore-again       the same container killed and restored again from the same
+#                            checkpoint: the count goes on from the checkpoint once more
+# docker/memory-256M         memcheck 256 (tests/e2e/memcheck.c): checkpointed and restored, its
+#                            ticks go on; `docker stop` makes it check every word: PASS, exit 0
+# docker/leave-running       `docker checkpoint create --leave-running`: the container runs on,
+#                            not paused (containerd pauses it around the dump), same init; then
+#                            killed and restored from that checkpoint: the count goes on from it
+# docker/tty                 a container with a terminal (-t): checkpointed and restored with a new
+#                            terminal handed to Docker (orphan-pts-master); the count goes on
+#
+#   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
+# Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
+# "N passed, N failed".
+set -u
+E2E_NAME=docker
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
+
+cleanup() {
+	stop_docker
+	e2e_cleanup
+}
+trap cleanup EXIT
+
+need dockerd containerd ctr runc busybox cc
+e2e_setup
+
+start_docker || finish
+docker_import bb:latest || finish
+
+# ---- helpers -----------------------------------------------------------------------------
+dk_logs() { dk logs "$1" 2>&1 | tr -d '\r' >"$WORK/$1.logs"; } # (a terminal says \r\n)
+logged_numbers() { dk_logs "$1" && numbers "$WORK/$1.logs"; }
+logged_ticks() { dk_logs "$1" && ticks "$WORK/$1.logs"; }
+state() { dk inspect -f "{{.State.$2}}" "$1" 2>/dev/null; }
+checkpoint_dir() { echo "$WORK/docker-root/containers/$(dk inspect -f '{{.Id}}' "$1")/checkpoints/$2"; }
+# stasis's logs that runc's work directories hold (kept there when a run fails)
+stasis_logs() { find "$WORK" -name 'dump.log' -o -name 'restore.log' -o -name 'criu-*.log' 2>/dev/null | head -n 4; }
+
+# ---- docker/checkpoint-restore and docker/restore-again ----------------------------------
+case_counter() {
+	local c=dcount n last first cp n2 first2
+	dk run -d --name $c --network none bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 3 logged_numbers $c; then
+		fail docker/checkpoint-restore "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c cp1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/checkpoint-restore "docker checkpoint create failed (running: $(state $c Running))" \
+			"$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	cp=$(checkpoint_dir $c cp1)
+	if ! stasis_images "$cp"; then
+		fail docker/checkpoint-restore "no stasis images in $cp: $(ls "$cp" 2>&1 | tr '\n' ' ')"
+		return
+	fi
+	logged_numbers $c >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	last=$(tail -n 1 "$WORK/$c.before")
+	if ! docker_start_checkpoint $c cp1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
+		fail docker/checkpoint-restore "docker start --checkpoint failed (running: $(state $c Running))" \
+			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	first=$(logged_numbers $c | sed -n "$((n + 1))p")
+	if [ "$first" != $((last + 1)) ]; then
+		fail docker/checkpoint-restore "the count went $last before the checkpoint, $first after" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/checkpoint-restore (counted to $last, went on from $first; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+
+	dk kill $c >/dev/null 2>&1
+	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
+	n2=$(logged_numbers $c | wc -l)
+	if ! docker_start_checkpoint $c cp1 "$WORK/$c.start2" || ! wait_for 20 has_lines $((n2 + 2)) logged_numbers $c; then
+		fail docker/restore-again "the second docker start --checkpoint failed (running: $(state $c Running))" \
+			"$WORK/$c.start2" "$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	first2=$(logged_numbers $c | sed -n "$((n2 + 1))p")
+	if [ "$first2" != $((last + 1)) ]; then
+		fail docker/restore-again "restored again from the checkpoint taken at $last, the count went on from $first2" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/restore-again (from the same checkpoint: went on from $first2 again; ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
+# ---- docker/memory-256M -------------------------------------------------------------------
+case_memory() {
+	local c=dmem n last first rc
+	dk run -d --name $c --network none bb:latest memcheck 256 >"$WORK/$c.run" 2>&1
+	if ! wait_for 60 has_lines 2 logged_ticks $c; then
+		fail docker/memory-256M "memcheck does not tick" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c m1 >"$WORK/$c.ckpt" 2>&1; then
+		fail docker/memory-256M "docker checkpoint create failed" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	logged_ticks $c >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	last=$(tail -n 1 "$WORK/$c.before")
+	if ! docker_start_checkpoint $c m1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 1)) logged_ticks $c; then
+		fail docker/memory-256M "docker start --checkpoint failed" "$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	first=$(logged_ticks $c | sed -n "$((n + 1))p")
+	dk stop -t 60 $c >/dev/null 2>&1
+	rc=$(state $c ExitCode)
+	dk_logs $c
+	if [ "$first" != $((last + 1)) ] || [ "$rc" != 0 ] || ! grep -q '^PASS memcheck' "$WORK/$c.logs"; then
+		fail docker/memory-256M "ticks $last then $first, exit code $rc (expected the next tick, PASS and 0)" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/memory-256M ($(grep '^PASS' "$WORK/$c.logs"); checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
+# ---- docker/leave-running -----------------------------------------------------------------
+case_leave_running() {
+	local c=dlive pid v0 v1 n first
+	dk run -d --name $c --network none bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 2 logged_numbers $c; then
+		fail docker/leave-running "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	pid=$(state $c Pid)
+	v0=$(logged_numbers $c | tail -n 1)
+	if ! timed T_CKPT dk checkpoint create --leave-running $c live1 >"$WORK/$c.ckpt" 2>&1; then
+		fail docker/leave-running "docker checkpoint create --leave-running failed" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	n=$(logged_numbers $c | wc -l)
+	if ! wait_for 10 has_lines $((n + 2)) logged_numbers $c || [ "$(state $c Running)" != true ] ||
+		[ "$(state $c Paused)" != false ] || [ "$(state $c Pid)" != "$pid" ]; then
+		fail docker/leave-running "after the checkpoint: running $(state $c Running), paused $(state $c Paused), init $(state $c Pid) (was $pid); expected running, not paused, the same init, counting" \
+			"$WORK/$c.logs" "$WORK/dockerd.log"
+		return
+	fi
+	dk kill $c >/dev/null 2>&1
+	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
+	v1=$(logged_numbers $c | tail -n 1)
+	n=$(logged_numbers $c | wc -l)
+	if ! docker_start_checkpoint $c live1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 1)) logged_numbers $c; then
+		fail docker/leave-running "docker start --checkpoint of the --leave-running checkpoint failed" \
+			"$WORK/$c.start" $(stasis_logs)
+		return
+	fi
+	first=$(logged_numbers $c | sed -n "$((n + 1))p")
+	# taken while it counted from v0 on; it was killed at v1
+	if [ "$first" -le "$v0" ] || [ "$first" -gt $((v1 + 1)) ]; then
+		fail docker/leave-running "checkpointed between $v0 and $v1, the restored count went on from $first" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/leave-running (ran on unpaused, same init; restored later, went on from $first; checkpoint ${T_CKPT} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
+# ---- docker/tty ----------------------------------------------------------------------------
+# A container with a terminal (docker run -t): its stdio are the slave of a pty whose master
+# containerd's shim holds. stasis saves the pty from the slave and makes it anew on restore,
+# handing the new master to runc at the orphan-pts-master notification (runc gives it to the
+# shim): the count goes on through the new terminal, which is the shell's controlling tty.
+case_tty() {
+	local c=dtty n last first pid tty
+	dk run -d -t --name $c --network none bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 2 logged_numbers $c; then
+		fail docker/tty "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c t1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/tty "docker checkpoint create failed (running: $(state $c Running))" \
+			"$WORK/$c.ckpt" $(grep -o '/[^ ]*criu-dump\.log' "$WORK/$c.ckpt")
+		return
+	fi
+	logged_numbers $c >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	last=$(tail -n 1 "$WORK/$c.before")
+	if ! docker_start_checkpoint $c t1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
+		fail docker/tty "docker start --checkpoint failed (running: $(state $c Running))" "$WORK/$c.start" "$WORK/$c.logs"
+		return
+	fi
+	first=$(logged_numbers $c | sed -n "$((n + 1))p")
+	pid=$(state $c Pid)
+	# fd 0 a pts slave (major 136: 0x88), the same as its controlling tty (stat field 7)
+	tty=$(stat -L -c '%t:%T' "/proc/$pid/fd/0")
+	ctty=$(awk '{printf "%x:%x", int($7 / 256), $7 % 256}' "/proc/$pid/stat")
+	if [ "$first" != $((last + 1)) ] || [[ $tty != 88:* ]] || [ "$tty" != "$ctty" ]; then
+		fail docker/tty "the count went $last, then $first; the restored shell's fd 0 is device $tty, its controlling tty $ctty" "$WORK/$c.logs"
+		return
+	fi
+	# the restored container, with the terminal stasis made, checkpointed and restored again
+	if ! dk checkpoint create $c t2 >"$WORK/$c.ckpt2" 2>&1 || ! logged_numbers $c >"$WORK/$c.before2" ||
+		! n=$(wc -l <"$WORK/$c.before2") || ! docker_start_checkpoint $c t2 "$WORK/$c.start2" ||
+		! wait_for 20 has_lines $((n + 2)) logged_numbers $c ||
+		[ "$(logged_numbers $c | sed -n "$((n + 1))p")" != $(($(tail -n 1 "$WORK/$c.before2") + 1)) ]; then
+		fail docker/tty "the restored container checkpointed and restored again: the count did not go on from $(tail -n 1 "$WORK/$c.before2")" \
+			"$WORK/$c.ckpt2" "$WORK/$c.start2" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/tty (counted to $last on its terminal, went on from $first on the new one (pts $tty, its controlling tty); checkpointed at $(tail -n 1 "$WORK/$c.before2") and restored again; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
+case_counter
+case_memory
+case_leave_running
+case_tty
+finish

@@ -1,0 +1,218 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # read by the sourcing scripts
+# Shared by the engines' end-to-end scripts (docker.sh, podman.sh, containerd.sh, runc.sh):
+# a temporary directory, a PATH directory whose `criu` is this build's stasis (the only criu
+# the engines find: checked), a busybox root file system with the memory checker in it,
+# ok/FAIL lines with the engine's message and stasis's log tail, timings.
+#
+# The sourcing script sets E2E_NAME and calls e2e_setup; its EXIT trap calls e2e_cleanup after
+# stopping what it started itself (e2e_cleanup removes the directory, unmounting what an
+# engine left mounted under it).
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STASIS=$(readlink -f "${STASIS:-$E2E_ROOT/stasis}")
+N_PASS=0
+N_FAIL=0
+WORK=""
+
+e2e_setup() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-e2e-$E2E_NAME.XXXXXX") || exit 2
+	mkdir -p "$WORK/bin"
+	ln -s "$STASIS" "$WORK/bin/criu"
+	export PATH="$WORK/bin:$PATH"
+	# a `criu` of the distribution (runc pulls in Debian's criu on some setups) must not win
+	if [ "$(readlink -f "$(command -v criu)")" != "$STASIS" ]; then
+		fail "$E2E_NAME/setup" "criu on PATH is $(command -v criu), not stasis"
+		finish
+	fi
+}
+
+# users PATTERN: pids of other processes whose command line holds PATTERN
+users() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "${p#/proc/}" = $$ ] || [ "${p#/proc/}" = "$BASHPID" ] && continue
+		{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -F -- "$1" && echo "${p#/proc/}"
+	done
+}
+
+e2e_cleanup() {
+	local m
+	[ -n "$WORK" ] && [ -d "$WORK" ] || return 0
+	# an engine's helpers still at work in our directory (conmon's cleanup runs a podman)
+	wait_for 15 eval '[ -z "$(users "$WORK/")" ]'
+	# mounts an engine left under our directory (overlay roots, shm), deepest first
+	for m in $(awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+		umount -l "$m" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+
+ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
+
+# fail CASE REASON [FILE...]: the reason, then the tail of each file given (the engine's
+# output, stasis's logs) that exists
+fail() {
+	local f
+	echo "FAIL $1: $2"
+	N_FAIL=$((N_FAIL + 1))
+	shift 2
+	for f in "$@"; do
+		[ -s "$f" ] || continue
+		echo "    --- $f"
+		grep -a -v -E '^(tick )?[0-9]+$' "$f" | tail -n 12 | sed 's/^/    | /'
+	done
+}
+
+finish() {
+	echo "$N_PASS passed, $N_FAIL failed"
+	[ "$N_FAIL" -eq 0 ]
+	exit
+}
+
+# need CMD...: every command exists, or the whole script fails naming the missing one
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 && continue
+		fail "$E2E_NAME" "$c is not installed (make setup installs the engines)"
+		finish
+	done
+}
+
+# timed VAR CMD...: runs CMD, its wall time in ms into VAR, its exit code returned
+timed() {
+	local __var=$1 t0 rc
+	shift
+	t0=$(date +%s%N)
+	"$@"
+	rc=$?
+	printf -v "$__var" '%d' $((($(date +%s%N) - t0) / 1000000))
+	return $rc
+}
+
+# wait_for SECONDS CMD...: until CMD succeeds (polled every 0.1 s); 1 if it never did
+wait_for() {
+	local end=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -ge "$end" ] && return 1
+		sleep 0.1
+	done
+}
+
+# make_rootfs DIR: a busybox tree with /bin/memcheck (tests/e2e/memcheck.c, static)
+make_rootfs() {
+	local r=$1 a
+	mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc" "$r/out"
+	cp "$(command -v busybox)" "$r/bin/busybox"
+	for a in sh sleep echo cat ls; do ln -sf busybox "$r/bin/$a"; done
+	if [ ! -x "$WORK/memcheck" ] &&
+		! cc -static -O2 -o "$WORK/memcheck" "$E2E_ROOT/tests/e2e/memcheck.c" 2>"$WORK/memcheck.err"; then
+		fail "$E2E_NAME/setup" "cannot build memcheck statically" "$WORK/memcheck.err"
+		return 1
+	fi
+	cp "$WORK/memcheck" "$r/bin/memcheck"
+}
+
+# The counter every scenario runs: one number a second on its stdout.
+COUNTER='i=0; while true; do i=$((i+1)); echo $i; sleep 1; done'
+
+# numbers FILE: the lines of FILE that are counts
+numbers() { grep -a -E '^[0-9]+$' "$1" 2>/dev/null; }
+# ticks FILE: memcheck's tick numbers
+ticks() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1" 2>/dev/null; }
+# has_lines N CMD...: CMD prints at least N lines
+has_lines() {
+	local n=$1
+	shift
+	[ "$("$@" | wc -l)" -ge "$n" ]
+}
+# stasis_images DIR: the images in DIR are stasis's (criu names its mount images otherwise)
+stasis_images() { [ -s "$1/inventory.img" ] && [ -s "$1/mount-ns.img" ]; }
+
+# stop_pid PID: SIGTERM, up to 20 s, then SIGKILL
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	wait_for 20 eval "! kill -0 $1 2>/dev/null" || kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# A containerd of our own: root, state and sockets in WORK (no CRI plugin); its shims get
+# its environment, so runc finds our criu
+CTRD_PID=""
+start_containerd() {
+	cat >"$WORK/containerd.toml" <<EOF
+version = 2
+root = "$WORK/containerd-root"
+state = "$WORK/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$WORK/containerd.sock"
+[ttrpc]
+  address = "$WORK/containerd.sock.ttrpc"
+[debug]
+  address = "$WORK/containerd-debug.sock"
+EOF
+	containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
+	CTRD_PID=$!
+	wait_for 30 eval 'ctr -a "$WORK/containerd.sock" version >/dev/null 2>&1' && return 0
+	fail "$E2E_NAME/containerd" "containerd did not start" "$WORK/containerd.log"
+	return 1
+}
+# Its shims (their command line names its socket), then containerd itself
+stop_containerd() {
+	local p
+	[ -n "$CTRD_PID" ] || return 0
+	for p in $(users "-address $WORK/containerd.sock "); do kill -KILL "$p" 2>/dev/null; done
+	stop_pid "$CTRD_PID"
+}
+
+# A dockerd of our own over our containerd: data and exec roots, socket and pid file in WORK,
+# no bridge, no iptables, experimental (checkpoints); Debian's client (a newer one in
+# /usr/local/bin may shadow it)
+DOCKERD_PID=""
+DOCKER_BIN=/usr/bin/docker
+[ -x "$DOCKER_BIN" ] || DOCKER_BIN=$(command -v docker)
+dk() { "$DOCKER_BIN" -H "unix://$WORK/docker.sock" "$@"; }
+start_docker() {
+	if [ ! -x "$DOCKER_BIN" ]; then
+		fail "$E2E_NAME/docker" "no docker client (make setup installs docker.io)"
+		return 1
+	fi
+	start_containerd || return 1
+	echo '{}' >"$WORK/daemon.json"
+	dockerd --config-file "$WORK/daemon.json" --experimental --iptables=false --ip-masq=false \
+		--bridge=none -H "unix://$WORK/docker.sock" --data-root "$WORK/docker-root" \
+		--exec-root "$WORK/docker-exec" --pidfile "$WORK/docker.pid" \
+		--containerd "$WORK/containerd.sock" >"$WORK/dockerd.log" 2>&1 &
+	DOCKERD_PID=$!
+	wait_for 60 eval 'dk version >/dev/null 2>&1' && return 0
+	fail "$E2E_NAME/docker" "dockerd did not start" "$WORK/dockerd.log"
+	return 1
+}
+# Every container of ours, dockerd, then containerd
+stop_docker() {
+	local c
+	if [ -n "$DOCKERD_PID" ]; then
+		for c in $(dk ps -aq 2>/dev/null); do dk rm -f "$c" >/dev/null 2>&1; done
+		stop_pid "$DOCKERD_PID"
+	fi
+	stop_containerd
+}
+# Docker uploads a checkpoint to containerd as a blob, which containerd's garbage collector
+# removes a moment after the dump's image is deleted: a start before that fails with "content
+# ... already exists" (Docker's race, moby#42900). Wait for the content store to be empty.
+docker_content_gone() { [ -z "$(ctr -a "$WORK/containerd.sock" -n moby content ls -q 2>/dev/null)" ]; }
+# docker_start_checkpoint NAME CP OUT: `docker start --checkpoint`, timed (ms in T_START)
+docker_start_checkpoint() {
+	wait_for 20 docker_content_gone
+	timed T_START dk start --checkpoint "$2" "$1" >"$3" 2>&1
+}
+# docker_import IMAGE: the busybox tree (make_rootfs) as IMAGE
+docker_import() {
+	make_rootfs "$WORK/rootfs" || return 1
+	tar -C "$WORK/rootfs" -c . | dk import - "$1" >"$WORK/import.out" 2>&1 && return 0
+	fail "$E2E_NAME/image" "docker import failed" "$WORK/import.out"
+	return 1
+}

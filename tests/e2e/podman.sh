@@ -1,0 +1,196 @@
+#!/bin/bash
+# Podman end to end (Debian's podman 4.3 with `--runtime runc`: Debian's crun has no
+# checkpoint support), stasis being the `criu` that Podman's version check and runc find on
+# PATH. Podman's storage, run and tmp directories are in a temporary directory (cgroupfs
+# manager, file events); rlimits are named (this machine's hard limits refuse Podman's
+# defaults). The image is a busybox tree imported from a tar stream.
+#
+# podman/checkpoint-restore   a counter: `podman container checkpoint`, `podman container
+#                             restore`: the count goes on; the images are stasis's
+# podman/keep-print-stats     checkpoint and restore with --keep --print-stats: Podman decodes
+#                             stasis's stats-dump and stats-restore (every time and page count
+#                             set), and keeps the images and both logs
+# podman/export-import        `checkpoint --export FILE`, `restore --import FILE --name NEW`: the
+#                             new container counts on from the old one's count
+# podman/pre-checkpoint       `checkpoint --pre-checkpoint` (memory tracking, not built yet):
+#                             refused through stasis's FEATURE_CHECK answer ("CRIU is missing
+#                             features"), the container runs on untouched
+# podman/tty                  a container with a terminal (-t): checkpoint and restore, the new
+#                             terminal handed to conmon (orphan-pts-master); the count goes on
+#
+#   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static)
+set -u
+E2E_NAME=podman
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
+
+STARTED=""
+cleanup() {
+	[ -n "$STARTED" ] && pm rm -f -a >/dev/null 2>&1
+	e2e_cleanup
+}
+trap cleanup EXIT
+
+pm() {
+	podman --root "$WORK/root" --runroot "$WORK/run" --tmpdir "$WORK/tmp" --runtime runc \
+		--cgroup-manager cgroupfs --events-backend file --storage-driver overlay "$@"
+}
+
+need podman runc busybox cc python3
+e2e_setup
+make_rootfs "$WORK/rootfs" || finish
+STARTED=1
+if ! tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/import.out" 2>&1; then
+	fail podman/image "podman import failed" "$WORK/import.out"
+	finish
+fi
+
+logged_numbers() { pm logs "$1" 2>&1 | tr -d '\r' >"$WORK/$1.logs" && numbers "$WORK/$1.logs"; } # (a terminal says \r\n)
+state() { pm inspect -f "{{.State.$2}}" "$1" 2>/dev/null; }
+userdata() { echo "$WORK/root/overlay-containers/$(pm inspect -f '{{.Id}}' "$1")/userdata"; }
+# stasis's logs where runc's work directory is (Podman's userdata)
+stasis_logs() { find "$WORK/root/overlay-containers" -name dump.log -o -name restore.log 2>/dev/null; }
+# stats OUT: the criu_statistics of podman's --print-stats JSON, one "key=value" a line
+stats() {
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for s in d.get("container_statistics") or []:
+    for k, v in (s.get("criu_statistics") or {}).items(): print("%s=%s" % (k, v))' "$1" 2>/dev/null
+}
+stat_set() { grep -q -E "^$1=[1-9]" "$2"; } # stat_set KEY FILE: a non-zero value
+
+# run_counter NAME: a counting container, once it has counted twice
+run_counter() {
+	pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name "$1" --network none \
+		localhost/bb:latest sh -c "$COUNTER" >"$WORK/$1.run" 2>&1 &&
+		wait_for 20 has_lines 2 logged_numbers "$1"
+}
+
+# ckpt_restore CASE NAME CKPT_ARGS RESTORE_ARGS: checkpoint, then restore; the count goes on
+# (LAST, FIRST set; T_CKPT, T_REST in ms); 1 after a failure said
+ckpt_restore() {
+	local c=$2 n
+	# shellcheck disable=SC2086 # the options are words
+	if ! timed T_CKPT pm container checkpoint $3 "$c" >"$WORK/$c.ckpt" 2>&1 ||
+		[ "$(state "$c" Running)" != false ]; then
+		fail "$1" "podman container checkpoint $3 failed (running: $(state "$c" Running))" \
+			"$WORK/$c.ckpt" $(stasis_logs)
+		return 1
+	fi
+	logged_numbers "$c" >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	LAST=$(tail -n 1 "$WORK/$c.before")
+	[ -z "$5" ] || "$5" "$c" || return 1
+	# shellcheck disable=SC2086
+	if ! timed T_REST pm container restore $4 "$c" >"$WORK/$c.rest" 2>&1 ||
+		! wait_for 20 has_lines $((n + 1)) logged_numbers "$c"; then
+		fail "$1" "podman container restore $4 failed (running: $(state "$c" Running))" \
+			"$WORK/$c.rest" $(stasis_logs)
+		return 1
+	fi
+	FIRST=$(logged_numbers "$c" | sed -n "$((n + 1))p")
+	if [ "$FIRST" != $((LAST + 1)) ]; then
+		fail "$1" "the count went $LAST before the checkpoint, $FIRST after" "$WORK/$c.logs"
+		return 1
+	fi
+}
+
+images_are_stasis() {
+	stasis_images "$(userdata "$1")/checkpoint" && return 0
+	fail podman/checkpoint-restore "no stasis images in $(userdata "$1")/checkpoint"
+	return 1
+}
+
+if ! run_counter p1; then
+	fail podman/run "the container does not count" "$WORK/p1.run" "$WORK/p1.logs"
+	finish
+fi
+
+if ckpt_restore podman/checkpoint-restore p1 "" "" images_are_stasis; then
+	ok "podman/checkpoint-restore (counted to $LAST, went on from $FIRST; checkpoint $T_CKPT ms, restore $T_REST ms)"
+fi
+
+case_keep_stats() {
+	local u why=""
+	ckpt_restore podman/keep-print-stats p1 "--keep --print-stats" "--keep --print-stats" "" || return
+	stats "$WORK/p1.ckpt" >"$WORK/stats-dump.txt"
+	stats "$WORK/p1.rest" >"$WORK/stats-restore.txt"
+	for k in freezing_time frozen_time memdump_time memwrite_time pages_scanned pages_written; do
+		stat_set $k "$WORK/stats-dump.txt" || why="$why $k"
+	done
+	for k in restore_time pages_restored; do
+		stat_set $k "$WORK/stats-restore.txt" || why="$why $k"
+	done
+	u=$(userdata p1)
+	for f in checkpoint/inventory.img dump.log restore.log stats-dump stats-restore; do
+		[ -s "$u/$f" ] || why="$why; $f not kept"
+	done
+	if [ -n "$why" ]; then
+		fail podman/keep-print-stats "missing or zero:$why" "$WORK/p1.ckpt" "$WORK/p1.rest"
+		return
+	fi
+	ok "podman/keep-print-stats (went on from $FIRST; dump: $(tr '\n' ' ' <"$WORK/stats-dump.txt")restore: $(tr '\n' ' ' <"$WORK/stats-restore.txt"))"
+}
+case_keep_stats
+
+case_export_import() {
+	local last first n
+	if ! timed T_CKPT pm container checkpoint --export "$WORK/p1.tar" p1 >"$WORK/p1.export" 2>&1 ||
+		[ ! -s "$WORK/p1.tar" ]; then
+		fail podman/export-import "podman container checkpoint --export failed" "$WORK/p1.export" $(stasis_logs)
+		return
+	fi
+	last=$(logged_numbers p1 | tail -n 1)
+	if ! timed T_REST pm container restore --import "$WORK/p1.tar" --name p2 >"$WORK/p2.import" 2>&1 ||
+		! wait_for 20 has_lines $(($(logged_numbers p1 | wc -l) + 1)) logged_numbers p2; then
+		fail podman/export-import "podman container restore --import --name p2 failed" "$WORK/p2.import" $(stasis_logs)
+		return
+	fi
+	# Podman's archive carries the container's log: p2's starts with p1's lines
+	logged_numbers p1 >"$WORK/p1.numbers"
+	logged_numbers p2 >"$WORK/p2.numbers"
+	n=$(wc -l <"$WORK/p1.numbers")
+	if head -n "$n" "$WORK/p2.numbers" | cmp -s - "$WORK/p1.numbers"; then
+		first=$(sed -n "$((n + 1))p" "$WORK/p2.numbers")
+	else
+		first=$(head -n 1 "$WORK/p2.numbers")
+	fi
+	if [ "$first" != $((last + 1)) ] || [ "$(state p1 Running)" != false ]; then
+		fail podman/export-import "p1 counted to $last, the new p2 went on from $first (p1 running: $(state p1 Running))" "$WORK/p2.logs"
+		return
+	fi
+	ok "podman/export-import (p1 counted to $last, p2 went on from $first; export $T_CKPT ms, import $T_REST ms)"
+}
+case_export_import
+
+case_pre_checkpoint() {
+	local pid rc n
+	pid=$(state p2 Pid)
+	if [ "$(state p2 Running)" != true ]; then
+		fail podman/pre-checkpoint "p2 is not running"
+		return
+	fi
+	pm container checkpoint --pre-checkpoint p2 >"$WORK/p2.pre" 2>&1
+	rc=$?
+	n=$(logged_numbers p2 | wc -l)
+	if [ "$rc" = 0 ] || ! grep -q 'CRIU is missing features' "$WORK/p2.pre" ||
+		[ "$(state p2 Running)" != true ] || [ "$(state p2 Pid)" != "$pid" ] ||
+		! wait_for 10 has_lines $((n + 1)) logged_numbers p2; then
+		fail podman/pre-checkpoint "expected a refusal naming the missing features, the container running on (exit $rc, running $(state p2 Running), init $(state p2 Pid), was $pid)" "$WORK/p2.pre"
+		return
+	fi
+	ok "podman/pre-checkpoint (refused: $(grep -o 'CRIU is missing features' "$WORK/p2.pre"); still counting)"
+}
+# A container with a terminal: the new terminal goes to conmon (orphan-pts-master, through runc)
+case_tty() {
+	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d -t --name pt --network none \
+		localhost/bb:latest sh -c "$COUNTER" >"$WORK/pt.run" 2>&1 || ! wait_for 20 has_lines 2 logged_numbers pt; then
+		fail podman/tty "the container does not count" "$WORK/pt.run" "$WORK/pt.logs"
+		return
+	fi
+	ckpt_restore podman/tty pt "" "" "" || return
+	ok "podman/tty (counted to $LAST on its terminal, went on from $FIRST on the new one; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
+case_pre_checkpoint
+case_tty
+finish

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Containers end to end (make e2e): every engine with stasis as its `criu`, each script
+# starting the daemons it needs in a temporary directory and stopping only those.
+#
+#   tests/e2e/run-e2e.sh [SCRIPT...]     (default: all of them, in this order)
+#
+#   lxc.sh         LXC: lxc-checkpoint -s / -r (criu's command line)
+#   runc-cli.sh    a runc container through stasis's own command line
+#   runc.sh        runc through the RPC: another id, --leave-running, --manage-cgroups-mode,
+#                  --work-path
+#   containerd.sh  containerd alone: ctr containers checkpoint --task / restore --live
+#   docker.sh      Docker: checkpoint create / start --checkpoint, twice, 256 MiB, --leave-running,
+#                  a terminal (-t)
+#   podman.sh      Podman: checkpoint / restore, --keep --print-stats, --export / --import,
+#                  --pre-checkpoint refused, a terminal (-t)
+# Output: each script's lines and its time, then "N passed, N failed" for all of them.
+set -u
+cd "$(dirname "$0")" || exit 2
+scripts=("$@")
+[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh)
+pass=0
+failed=0
+start=$(date +%s)
+for s in "${scripts[@]}"; do
+	t0=$(date +%s)
+	out=$(mktemp)
+	echo "--- ${s%.sh}"
+	./"$s" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	rm -f "$out"
+	if [ -z "$line" ]; then
+		echo "FAIL ${s%.sh}: no summary line (exit $rc)"
+		failed=$((failed + 1))
+	else
+		pass=$((pass + ${line%% *}))
+		f=$(echo "$line" | awk '{print $3}')
+		failed=$((failed + f))
+		[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+	fi
+	echo "--- ${s%.sh}: $(($(date +%s) - t0)) s"
+done
+echo "--- end to end: $(($(date +%s) - start)) s"
+echo "$pass passed, $failed failed"
+[ "$failed" -eq 0 ]

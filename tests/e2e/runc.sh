@@ -1,0 +1,162 @@
+#!/bin/bash
+# runc alone (Debian's runc 1.1) through criu's RPC, stasis being the `criu` on PATH: the cases
+# tests/rpc does not cover. The container (runc spec's defaults) counts into /out/count (a
+# bind of a host directory) through an fd its shell and each `sleep` share; its stdio are
+# /dev/null. Each case after the first checkpoints the container the one before restored.
+# runc's state is in a temporary directory.
+#
+# runc/other-id            `runc checkpoint` of container A, `runc restore` as container B: B
+#                          runs, the count goes on from A's
+# runc/work-path           --work-path: dump.log, restore.log, stats-dump and stats-restore are
+#                          there, none in the images directory
+# runc/leave-running       `runc checkpoint --leave-running`: the container runs on (status
+#                          running, not paused; the same init), counting; killed and restored
+#                          from that checkpoint, the count goes on from it
+# runc/manage-cgroups-mode `--manage-cgroups-mode full` on checkpoint and restore: stasis gets
+#                          mode full on the dump (runc 1.1 sends no mode on restore: soft, the
+#                          default); the restored processes are in the same cgroups as before
+#
+#   tests/e2e/runc.sh     (root; needs runc, busybox-static)
+set -u
+E2E_NAME=runc
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
+
+IDS=()
+cleanup() {
+	local id
+	for id in "${IDS[@]}"; do
+		rc kill "$id" KILL >/dev/null 2>&1
+		rc delete -f "$id" >/dev/null 2>&1
+	done
+	e2e_cleanup
+}
+trap cleanup EXIT
+# runc's own messages go to runc.log: a container's stdio must not be a file of the host (not
+# supported yet: the dump refuses it), so run and restore give it /dev/null
+rc() { runc --root "$WORK/state" --log "$WORK/runc.log" "$@"; }
+
+need runc busybox cc python3
+e2e_setup
+B=$WORK/bundle
+make_rootfs "$B/rootfs" || finish
+mkdir -p "$WORK/out"
+(cd "$B" && runc spec) && python3 - "$B/config.json" "$WORK/out" <<'PY'
+import json, sys
+path, out = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 1; done"]
+c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+json.dump(c, open(path, "w"), indent=1)
+PY
+
+count_lines() { numbers "$WORK/out/count" | wc -l; }
+last() { numbers "$WORK/out/count" | tail -n 1; }
+line() { numbers "$WORK/out/count" | sed -n "$1p"; }
+status() { rc state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
+init_of() { rc state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
+counts_on() { local n; n=$(count_lines); wait_for 5 eval '[ "$(count_lines)" -gt '"$n"' ]'; }
+logs_of() { echo "$WORK/$1.out" "$WORK/runc.log" "$2/dump.log" "$2/restore.log"; }
+
+# checkpoint CASE ID DIR ARGS...: `runc checkpoint` into DIR/img (work: DIR/work), timed
+checkpoint() {
+	local case=$1 id=$2 d=$3
+	shift 3
+	mkdir -p "$d/img" "$d/work"
+	if ! timed T_CKPT rc checkpoint --image-path "$d/img" --work-path "$d/work" "$@" "$id" \
+		>"$WORK/$id.out" 2>&1; then
+		# shellcheck disable=SC2046
+		fail "$case" "runc checkpoint $* $id failed" $(logs_of "$id" "$d/work")
+		return 1
+	fi
+}
+# restore CASE ID DIR ARGS...: `runc restore -d` from DIR, timed; the container counts
+restore() {
+	local case=$1 id=$2 d=$3 n
+	shift 3
+	n=$(count_lines)
+	IDS+=("$id")
+	if ! (cd "$B" && timed T_REST rc restore -d --image-path "$d/img" --work-path "$d/work" "$@" "$id" \
+		</dev/null >/dev/null 2>&1 && echo "$T_REST" >"$WORK/t_rest") ||
+		[ "$(status "$id")" != running ] || ! wait_for 10 eval '[ "$(count_lines)" -gt '"$n"' ]'; then
+		# shellcheck disable=SC2046
+		fail "$case" "runc restore $* $id failed (status: $(status "$id"))" $(logs_of "$id" "$d/work")
+		return 1
+	fi
+	T_REST=$(cat "$WORK/t_rest")
+	FIRST=$(line $((n + 1)))
+}
+
+# ---- runc/other-id, runc/work-path ----------------------------------------------------------
+IDS+=(stasis-a)
+(cd "$B" && rc run -d stasis-a </dev/null >/dev/null 2>&1)
+if ! wait_for 20 eval '[ "$(count_lines)" -ge 2 ]'; then
+	fail runc/run "the container does not count" "$WORK/runc.log"
+	finish
+fi
+D=$WORK/c1
+if checkpoint runc/other-id stasis-a "$D"; then
+	lastv=$(last)
+	if [ -n "$(status stasis-a)" ]; then
+		fail runc/other-id "stasis-a still exists after the checkpoint ($(status stasis-a))"
+	elif restore runc/other-id stasis-b "$D"; then
+		if [ "$FIRST" = $((lastv + 1)) ]; then
+			ok "runc/other-id (stasis-a counted to $lastv, stasis-b went on from $FIRST; checkpoint $T_CKPT ms, restore $T_REST ms)"
+		else
+			fail runc/other-id "stasis-a counted to $lastv, stasis-b went on from $FIRST"
+		fi
+		why=""
+		for f in dump.log restore.log stats-dump stats-restore; do
+			[ -s "$D/work/$f" ] || why="$why; no $f in the work path"
+			[ -e "$D/img/$f" ] && why="$why; $f in the images directory"
+		done
+		stasis_images "$D/img" || why="$why; no stasis images"
+		if [ -z "$why" ]; then ok "runc/work-path (logs and stats in --work-path only)"; else
+			fail runc/work-path "${why#; }"
+		fi
+	fi
+fi
+
+# ---- runc/leave-running ---------------------------------------------------------------------
+case_leave_running() {
+	local D=$WORK/c2 init v0 v1
+	init=$(init_of stasis-b)
+	v0=$(last)
+	checkpoint runc/leave-running stasis-b "$D" --leave-running || return
+	if [ "$(status stasis-b)" != running ] || [ "$(init_of stasis-b)" != "$init" ] || ! counts_on; then
+		fail runc/leave-running "after the checkpoint: status $(status stasis-b), init $(init_of stasis-b) (was $init); expected running, the same init, counting"
+		return
+	fi
+	rc kill stasis-b KILL >/dev/null 2>&1
+	wait_for 10 eval '[ "$(status stasis-b)" != running ]'
+	rc delete -f stasis-b >/dev/null 2>&1
+	v1=$(last)
+	restore runc/leave-running stasis-b "$D" || return
+	if [ "$FIRST" -le "$v0" ] || [ "$FIRST" -gt $((v1 + 1)) ]; then
+		fail runc/leave-running "checkpointed between $v0 and $v1, the restored count went on from $FIRST"
+		return
+	fi
+	ok "runc/leave-running (ran on, same init; killed at $v1, restored: went on from $FIRST; checkpoint $T_CKPT ms)"
+}
+case_leave_running
+
+# ---- runc/manage-cgroups-mode ---------------------------------------------------------------
+case_cgroups_mode() {
+	local D=$WORK/c3 before lastv
+	before=$(cat "/proc/$(init_of stasis-b)/cgroup" 2>/dev/null)
+	checkpoint runc/manage-cgroups-mode stasis-b "$D" --manage-cgroups-mode full || return
+	lastv=$(last)
+	if ! grep -q 'criu_opts:.* manage_cgroups_mode=4' "$D/work/dump.log"; then
+		fail runc/manage-cgroups-mode "the dump request did not carry mode full (4)" "$D/work/dump.log"
+		return
+	fi
+	restore runc/manage-cgroups-mode stasis-b "$D" --manage-cgroups-mode full || return
+	if [ "$(cat "/proc/$(init_of stasis-b)/cgroup" 2>/dev/null)" != "$before" ] || [ "$FIRST" != $((lastv + 1)) ]; then
+		fail runc/manage-cgroups-mode "count $lastv then $FIRST; cgroups before: $(echo "$before" | tr '\n' ' '); after: $(tr '\n' ' ' <"/proc/$(init_of stasis-b)/cgroup")"
+		return
+	fi
+	ok "runc/manage-cgroups-mode (full on dump; the same cgroups after restore; went on from $FIRST)"
+}
+case_cgroups_mode
+finish
