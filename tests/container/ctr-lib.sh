@@ -137,11 +137,13 @@ ctr_check_restored() {
 
 # ---- the host's mount table -----------------------------------------------------------
 
-# (Mount points in /tmp outside ZOO_TMP are other tests' and engines' running beside this one,
-# and so are tests/net/run-netns.sh's named network namespaces, /run/netns/stasis-netns-*.)
+# Mount points that are others' running beside this case, left out: in /tmp outside ZOO_TMP
+# (other tests' and engines'), named network namespaces in /run/netns (tests/net; stasis names
+# none), container engines' storage and state (tests/e2e: Docker, Podman, containerd).
+CTR_OTHERS_MOUNTS='^/(tmp|run/netns|var/lib/containers|var/lib/docker|var/lib/containerd|run/containers|run/docker|run/containerd|run/libpod)/'
 host_mounts() {
-	awk -v t="$ZOO_TMP/" '(index($5, "/tmp/") != 1 || index($5, t) == 1) &&
-		index($5, "/run/netns/stasis-netns-") != 1 {print $5, $(NF - 2)}' /proc/self/mountinfo | sort
+	awk -v t="$ZOO_TMP/" -v others="$CTR_OTHERS_MOUNTS" \
+		'index($5, t) == 1 || $5 !~ others {print $5, $(NF - 2)}' /proc/self/mountinfo | sort
 }
 
 # ctr_host_mounts_check BEFORE: no mount point that is not in the file BEFORE (host_mounts);
