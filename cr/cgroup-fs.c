@@ -45,14 +45,15 @@ int cg_members_parse(char *text, const char *what, struct cg_members *out)
 			cg_members_free(out);
 			return -EINVAL;
 		}
-		struct cg_member *v = realloc(out->v, (out->n + 1) * sizeof(*v));
+		struct cg_member *v = xreallocarray(out->v, out->n + 1, sizeof(*v));
 		if (!v) {
 			cg_members_free(out);
 			return -ENOMEM;
 		}
 		out->v = v;
-		v[out->n].controllers = strndup(c1 + 1, c2 - c1 - 1);
-		v[out->n].path = strdup(c2 + 1);
+		*c2 = 0;
+		v[out->n].controllers = xstrdup(c1 + 1);
+		v[out->n].path = v[out->n].controllers ? xstrdup(c2 + 1) : NULL;
 		out->n++;
 		if (!v[out->n - 1].controllers || !v[out->n - 1].path) {
 			cg_members_free(out);
@@ -70,6 +71,8 @@ int cg_members_read(const char *who, struct cg_members *out)
 	*out = (struct cg_members){ 0 };
 	snprintf(file, sizeof(file), "/proc/%s/cgroup", who);
 	if (!(text = read_file_at(AT_FDCWD, file, NULL))) {
+		if (errno == ENOMEM)
+			return -ENOMEM;
 		pr_perror("cannot read %s", file);
 		return errno ? -errno : -EIO;
 	}
@@ -191,17 +194,15 @@ const char *cg_rel(const char *path)
 char *cg_path_moved(const char *path, const char *from, const char *to)
 {
 	const char *rest = !strcmp(from, "/") ? path : path + strlen(from);
-	char *out;
 
 	if (!strcmp(rest, "/"))
 		rest = "";
-	if (asprintf(&out, "%s%s", !strcmp(to, "/") && rest[0] ? "" : to, rest) < 0)
-		abort();
-	return out;
+	return xasprintf("%s%s", !strcmp(to, "/") && rest[0] ? "" : to, rest);
 }
 
-/* A new v1 cpuset cgroup starts with no cpus and no mems: its parent's, as clone_children would. */
-static void cpuset_inherit(int hfd, const char *path)
+/* A new v1 cpuset cgroup starts with no cpus and no mems: its parent's, as clone_children would.
+ * (Fails only when out of memory.) */
+static int cpuset_inherit(int hfd, const char *path)
 {
 	static const char *const files[] = { "cpuset.mems", "cpuset.cpus" };
 	char parent[4096], file[4200];
@@ -211,6 +212,8 @@ static void cpuset_inherit(int hfd, const char *path)
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(file, sizeof(file), "%s/%s", cg_rel(parent[0] ? parent : "/"), files[i]);
 		auto_free char *value = read_file_at(hfd, file, NULL);
+		if (!value && errno == ENOMEM)
+			return -ENOMEM;
 		snprintf(file, sizeof(file), "%s/%s", cg_rel(path), files[i]);
 		int fd = openat(hfd, file, O_WRONLY | O_CLOEXEC);
 		if (!value || fd < 0 || write(fd, value, strlen(value)) < 0)
@@ -218,27 +221,34 @@ static void cpuset_inherit(int hfd, const char *path)
 		if (fd >= 0)
 			close(fd);
 	}
+	return 0;
 }
 
 int cg_make_dir(int hfd, const char *controllers, const char *path, struct cg_made *made)
 {
 	char part[4096];
+	int err;
 
 	for (const char *p = path + 1; *p; p += strcspn(p, "/"), p += *p == '/') {
 		snprintf(part, sizeof(part), "%.*s", (int)(p + strcspn(p, "/") - path), path);
+		/* room to note it before it is made */
+		void *v = xreallocarray(made->v, made->n + 1, sizeof(*made->v));
+		if (!v)
+			return -ENOMEM;
+		made->v = v;
+		if (!(made->v[made->n].path = xstrdup(part)))
+			return -ENOMEM;
+		made->v[made->n].hfd = hfd;
 		if (!mkdirat(hfd, cg_rel(part), 0755)) {
-			void *v = realloc(made->v, (made->n + 1) * sizeof(*made->v));
-			if (!v)
-				return -ENOMEM;
-			made->v = v;
-			made->v[made->n].hfd = hfd;
-			if (!(made->v[made->n].path = strdup(part)))
-				return -ENOMEM;
 			made->n++;
 			pr_info("restore: made cgroup %s:%s", cg_hierarchy_name(controllers), part);
-			if (cg_has_controller(controllers, "cpuset"))
-				cpuset_inherit(hfd, part);
-		} else if (errno != EEXIST) {
+			if (cg_has_controller(controllers, "cpuset") && (err = cpuset_inherit(hfd, part)))
+				return err;
+			continue;
+		}
+		err = errno;
+		free(made->v[made->n].path);
+		if ((errno = err) != EEXIST) {
 			pr_perror("restore: cannot make cgroup %s:%s", cg_hierarchy_name(controllers), part);
 			return -errno;
 		}

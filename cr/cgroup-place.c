@@ -25,7 +25,8 @@ static const char *mode_name(enum cgroup_mode m)
 	return m <= CG_MODE_DEFAULT ? names[m] : "?";
 }
 
-/* Where a saved cgroup is restored: below --cgroup-root's new root if one is given. */
+/* Where a saved cgroup is restored: below --cgroup-root's new root if one is given (NULL: out
+ * of memory). */
 static char *placed(const struct cg_place *p, size_t h, const char *path)
 {
 	const char *from = p->img->hierarchies[h]->root;
@@ -35,12 +36,14 @@ static char *placed(const struct cg_place *p, size_t h, const char *path)
 	return xstrdup(path);
 }
 
-/* A process's cgroup: placed, or the restoring stasis's own if it shared stasis's (NULL: none). */
+/* A process's cgroup: placed, or the restoring stasis's own if it shared stasis's (NULL: none,
+ * errno 0; or out of memory, errno ENOMEM). */
 static char *destination(const struct cg_place *p, size_t h, const char *path,
 			 const char *stasis_now)
 {
 	const CgroupHierarchy *hier = p->img->hierarchies[h];
 
+	errno = 0;
 	if (!strcmp(path, hier->stasis_own) && !(p->new_roots[h] && cg_path_within(path, hier->root)))
 		return stasis_now ? xstrdup(stasis_now) : NULL;
 	return placed(p, h, path);
@@ -96,6 +99,8 @@ static int place_dirs(struct cg_place *p, size_t h, const char *stasis_now)
 
 	for (size_t i = 0; i < hier->n_dirs && !err; i++) {
 		char *path = placed(p, h, hier->dirs[i]->path);
+		if (!path)
+			return -ENOMEM;
 		bool existed = !made_here(p, h, path) && !faccessat(p->hfds[h], cg_rel(path), F_OK, 0);
 		if (existed && p->mode == CG_MODE_STRICT) {
 			pr_err("restore: cgroup %s:%s exists; --manage-cgroups=strict restores only into "
@@ -122,17 +127,21 @@ static int procs_of(struct cg_place *p, size_t h, const char *path, const char *
 			return i;
 	if ((err = open_hierarchy(p, h, stasis_now)) || (err = ensure_cgroup(p, h, path)))
 		return err;
-	void *v = realloc(p->procs, (p->n_procs + 1) * sizeof(*p->procs));
+	void *v = xreallocarray(p->procs, p->n_procs + 1, sizeof(*p->procs));
 	if (!v)
 		return -ENOMEM;
 	p->procs = v;
+	char *kept = xstrdup(path);
+	if (!kept)
+		return -ENOMEM;
 	snprintf(file, sizeof(file), "%s/cgroup.procs", cg_rel(path));
 	if ((fd = openat(p->hfds[h], file, O_WRONLY | O_CLOEXEC)) < 0) {
 		pr_perror("restore: cannot open cgroup %s:%s",
 			  cg_hierarchy_name(p->img->hierarchies[h]->controllers), path);
+		free(kept);
 		return -errno;
 	}
-	p->procs[p->n_procs] = (struct cg_procs){ h, xstrdup(path), fd };
+	p->procs[p->n_procs] = (struct cg_procs){ h, kept, fd };
 	return p->n_procs++;
 }
 
@@ -147,8 +156,9 @@ static int plan_moves(struct cg_place *p, bool cgroup_ns, uint32_t root_set,
 	const Cgroups *img = p->img;
 	int err = 0;
 
-	p->enter_moves = xzalloc(img->n_hierarchies * sizeof(int) + 1);
-	p->set_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1);
+	if (!(p->enter_moves = xzalloc(img->n_hierarchies * sizeof(int) + 1)) ||
+	    !(p->set_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)))
+		return -ENOMEM;
 	for (size_t h = 0; h < img->n_hierarchies && err >= 0; h++) {
 		const CgroupHierarchy *hier = img->hierarchies[h];
 		const char *stasis_now = cg_members_path(now, hier->controllers);
@@ -158,12 +168,16 @@ static int plan_moves(struct cg_place *p, bool cgroup_ns, uint32_t root_set,
 		const char *start = first ? first : stasis_now;
 
 		p->enter_moves[h] = -1;
+		if (root_cg && !first && errno == ENOMEM)
+			return -ENOMEM;
 		if (first && (!stasis_now || strcmp(first, stasis_now)))
 			err = p->enter_moves[h] = procs_of(p, h, first, stasis_now);
 		for (size_t s = 0; s < img->n_sets && err >= 0; s++) {
 			auto_free char *to = destination(p, h, img->sets[s]->paths[h], stasis_now);
 			int *move = &p->set_moves[s * img->n_hierarchies + h];
 			*move = -1;
+			if (!to && errno == ENOMEM)
+				return -ENOMEM;
 			if (to && (!start || strcmp(to, start)))
 				err = *move = procs_of(p, h, to, stasis_now);
 		}
@@ -178,7 +192,10 @@ int cg_place_tree(struct cg_place *p, bool cgroup_ns, uint32_t root_set)
 
 	if ((err = cg_members_read("self", &now)))
 		return err;
-	p->hfds = xzalloc((p->img->n_hierarchies + 1) * sizeof(int));
+	if (!(p->hfds = xzalloc((p->img->n_hierarchies + 1) * sizeof(int)))) {
+		cg_members_free(&now);
+		return -ENOMEM;
+	}
 	for (size_t h = 0; h < p->img->n_hierarchies; h++)
 		p->hfds[h] = -1;
 	for (size_t h = 0; h < p->img->n_hierarchies && !err; h++)

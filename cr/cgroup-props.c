@@ -91,6 +91,7 @@ static const struct prop_desc *find_prop(const char *controllers, const char *na
 	return NULL;
 }
 
+/* NULL with errno (ENOMEM: out of memory, said; else the file is not there). */
 static char *read_control(int hfd, const char *path, const char *name)
 {
 	char file[4200];
@@ -108,14 +109,21 @@ static char *read_control(int hfd, const char *path, const char *name)
 static int add_prop(CgroupDir *d, const char *name, char *value)
 {
 	CgroupProp *p = xzalloc(sizeof(*p));
-	void *v = realloc(d->props, (d->n_props + 1) * sizeof(*d->props));
+	void *v = p ? xreallocarray(d->props, d->n_props + 1, sizeof(*d->props)) : NULL;
 
-	if (!v)
+	if (!v) {
+		free(p);
+		free(value);
 		return -ENOMEM;
-	cgroup_prop__init(p);
-	p->name = xstrdup(name);
-	p->value = value;
+	}
 	d->props = v;
+	cgroup_prop__init(p);
+	if (!(p->name = xstrdup(name))) {
+		free(p);
+		free(value);
+		return -ENOMEM;
+	}
+	p->value = value;
 	d->props[d->n_props++] = p;
 	return 0;
 }
@@ -137,14 +145,19 @@ static int dump_owners(int hfd, CgroupDir *d)
 		if (fstatat(hfd, file, &st, 0) || (!st.st_uid && !st.st_gid))
 			continue;
 		CgroupFileOwner *o = xzalloc(sizeof(*o));
-		void *v = realloc(d->owners, (d->n_owners + 1) * sizeof(*d->owners));
-		if (!v)
+		void *v = o ? xreallocarray(d->owners, d->n_owners + 1, sizeof(*d->owners)) : NULL;
+		if (!v) {
+			free(o);
 			return -ENOMEM;
+		}
+		d->owners = v;
 		cgroup_file_owner__init(o);
-		o->name = xstrdup(delegated[i]);
+		if (!(o->name = xstrdup(delegated[i]))) {
+			free(o);
+			return -ENOMEM;
+		}
 		o->uid = st.st_uid;
 		o->gid = st.st_gid;
-		d->owners = v;
 		d->owners[d->n_owners++] = o;
 	}
 	return 0;
@@ -159,8 +172,13 @@ int cg_dir_dump(int hfd, const char *controllers, CgroupDir *d)
 		char *value;
 		int disable;
 
-		if (!applies(p, controllers) || !(value = read_control(hfd, d->path, p->name)))
+		if (!applies(p, controllers))
+			continue;
+		if (!(value = read_control(hfd, d->path, p->name))) {
+			if (errno == ENOMEM)
+				return -ENOMEM;
 			continue; /* not on this kernel, or not enabled for this cgroup */
+		}
 		if (p->kind == PROP_OOM_CONTROL) {
 			if (sscanf(value, "oom_kill_disable %d", &disable) != 1) {
 				pr_err("dump: cgroup %s: unexpected memory.oom_control \"%s\"", d->path, value);
@@ -282,6 +300,8 @@ static int restore_prop(int hfd, const char *path, const struct prop_desc *desc,
 	auto_free char *now = read_control(hfd, path, p->name);
 	auto_free char *spaced = NULL;
 
+	if (!now && errno == ENOMEM)
+		return -ENOMEM;
 	switch (desc->kind) {
 	case PROP_OOM_CONTROL:
 		if (now && strstr(now, "oom_kill_disable ") == now && atoi(now + 17) == atoi(p->value))
@@ -292,7 +312,8 @@ static int restore_prop(int hfd, const char *path, const struct prop_desc *desc,
 	case PROP_SUBTREE:
 		if (!now)
 			return -ENOENT;
-		spaced = xstrdup(now);
+		if (!(spaced = xstrdup(now)))
+			return -ENOMEM;
 		for (char *c = spaced; *c; c++)
 			*c = *c == ' ' ? ',' : *c;
 		return write_subtree(hfd, path, p->value, spaced);
@@ -326,7 +347,7 @@ int cg_dir_restore(int hfd, const char *controllers, const char *path, const Cgr
 		   bool strict)
 {
 	const char *hier = cg_hierarchy_name(controllers);
-	bool *failed = calloc(d->n_props + 1, sizeof(bool));
+	bool *failed = xzalloc((d->n_props + 1) * sizeof(bool));
 	int err;
 
 	if (!failed)
@@ -336,10 +357,16 @@ int cg_dir_restore(int hfd, const char *controllers, const char *path, const Cgr
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < d->n_props; i++) {
 			const CgroupProp *p = d->props[i];
+			unsigned logged = log_errors();
 			if (pass && !failed[i])
 				continue;
 			err = restore_prop(hfd, path, find_prop(controllers, p->name), p);
 			failed[i] = err != 0;
+			if (err == -ENOMEM) {
+				free(failed);
+				return log_unnamed(logged, err, "restore: cgroup %s:%s: cannot set %s", hier, path,
+						   p->name);
+			}
 			if (!err || !pass)
 				continue;
 			if (strict) {

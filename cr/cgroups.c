@@ -69,7 +69,8 @@ static int read_ns_view(void *out, size_t len)
 	return 0;
 }
 
-/* The root of pid's cgroup namespace in hierarchy controllers, from its path seen from both. */
+/* The root of pid's cgroup namespace in hierarchy controllers, from its path seen from both
+ * (NULL with errno: ENOMEM, or EINVAL, named). */
 static char *ns_root_of(pid_t pid, const char *controllers, const char *full,
 			const struct cg_members *inside)
 {
@@ -81,14 +82,17 @@ static char *ns_root_of(pid_t pid, const char *controllers, const char *full,
 	if (!within) {
 		pr_err("dump pid %d: its cgroup %s:%s lies outside its own cgroup namespace (%s)", pid,
 		       cg_hierarchy_name(controllers), full, rel ? rel : "not there");
+		errno = EINVAL;
 		return NULL;
 	}
 	if (!strcmp(rel, "/"))
 		return xstrdup(full);
-	char *root = strndup(full, lf - lr);
-	if (root && !root[0]) {
-		free(root);
-		root = xstrdup("/");
+	if (lf == lr)
+		return xstrdup("/");
+	char *root = xmalloc(lf - lr + 1);
+	if (root) {
+		memcpy(root, full, lf - lr);
+		root[lf - lr] = 0;
 	}
 	return root;
 }
@@ -121,7 +125,7 @@ static int add_hierarchy(struct cgroups_state *st, const struct stasis_opts *o, 
 {
 	const char *at = cg_members_path(rootm, own->controllers);
 	const char *given = given_root(o, own->controllers);
-	CgroupHierarchy *h = xzalloc(sizeof(*h));
+	CgroupHierarchy *h;
 	Cgroups *img = st->img;
 
 	if (!at) {
@@ -133,12 +137,15 @@ static int add_hierarchy(struct cgroups_state *st, const struct stasis_opts *o, 
 		pr_err("dump: --cgroup-root %s: not an absolute cgroup path", given);
 		return -EINVAL;
 	}
+	if (!(h = xzalloc(sizeof(*h))))
+		return -ENOMEM;
 	cgroup_hierarchy__init(h);
-	h->controllers = xstrdup(own->controllers);
-	h->stasis_own = xstrdup(own->path);
+	if (!(h->controllers = xstrdup(own->controllers)) || !(h->stasis_own = xstrdup(own->path)))
+		return -ENOMEM;
 	if (inside && !(h->ns_root = ns_root_of(pid, own->controllers, at, inside)))
-		return -EINVAL;
-	h->root = xstrdup(given ? given : h->ns_root ? h->ns_root : at);
+		return -errno;
+	if (!(h->root = xstrdup(given ? given : h->ns_root ? h->ns_root : at)))
+		return -ENOMEM;
 	st->walk_root[img->n_hierarchies] = given || h->ns_root;
 	img->hierarchies[img->n_hierarchies++] = h;
 	return 0;
@@ -165,16 +172,23 @@ static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 	if ((err = cg_members_read("self", &own)) || (err = cg_members_read(who, &rootm)))
 		goto out;
 	if (ns_is_own(pid, "cgroup", NULL)) {
-		view = xzalloc(sizeof(*view));
+		if (!(view = xzalloc(sizeof(*view)))) {
+			err = -ENOMEM;
+			goto out;
+		}
 		view->pid = pid;
 		if ((err = ns_helper_run(pid, CLONE_NEWCGROUP, read_ns_view, view, sizeof(*view))) ||
 		    (err = cg_members_parse(view->text, "the tree's /proc/PID/cgroup", &inside)))
 			goto out;
 	}
-	st->img = xzalloc(sizeof(*st->img));
+	if (!(st->img = xzalloc(sizeof(*st->img)))) {
+		err = -ENOMEM;
+		goto out;
+	}
 	cgroups__init(st->img);
-	st->img->hierarchies = xzalloc((own.n + 1) * sizeof(*st->img->hierarchies));
-	st->walk_root = xzalloc((own.n + 1) * sizeof(bool));
+	if (!(st->img->hierarchies = xzalloc((own.n + 1) * sizeof(*st->img->hierarchies))) ||
+	    !(st->walk_root = xzalloc((own.n + 1) * sizeof(bool))))
+		err = -ENOMEM;
 	for (size_t i = 0; i < own.n && !err; i++)
 		if (dumped_hierarchy(o, own.v[i].controllers))
 			err = add_hierarchy(st, o, pid, &own.v[i], &rootm, view ? &inside : NULL);
@@ -219,7 +233,7 @@ static int dump_task_cgroups(struct dump_task *t)
 	struct cgroups_state *st = state_of(t->ctx);
 	Cgroups *img = st->img;
 	struct cg_members m;
-	CgroupSet *set = xzalloc(sizeof(*set));
+	CgroupSet *set;
 	char who[32];
 	int err;
 
@@ -228,16 +242,22 @@ static int dump_task_cgroups(struct dump_task *t)
 	snprintf(who, sizeof(who), "%d", t->pid);
 	if ((err = cg_members_read(who, &m)))
 		return err;
+	if (!(set = xzalloc(sizeof(*set)))) {
+		cg_members_free(&m);
+		return -ENOMEM;
+	}
 	cgroup_set__init(set);
-	set->paths = xzalloc((img->n_hierarchies + 1) * sizeof(char *));
+	if (!(set->paths = xzalloc((img->n_hierarchies + 1) * sizeof(char *))))
+		err = -ENOMEM;
 	for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
 		const char *p = cg_members_path(&m, img->hierarchies[h]->controllers);
 		if (!p) {
 			pr_err("dump pid %d: it is in no cgroup of hierarchy %s", t->pid,
 			       cg_hierarchy_name(img->hierarchies[h]->controllers));
 			err = -EINVAL;
+		} else if (!(set->paths[set->n_paths++] = xstrdup(p))) {
+			err = -ENOMEM;
 		}
-		set->paths[set->n_paths++] = xstrdup(p);
 	}
 	cg_members_free(&m);
 	if (err || (err = check_threads(t, set, img)))
@@ -257,7 +277,7 @@ static int dump_task_cgroups(struct dump_task *t)
 		free(set->paths);
 		free(set);
 	} else {
-		void *v = realloc(img->sets, (img->n_sets + 1) * sizeof(*img->sets));
+		void *v = xreallocarray(img->sets, img->n_sets + 1, sizeof(*img->sets));
 		if (!v)
 			return -ENOMEM;
 		img->sets = v;
@@ -277,13 +297,18 @@ static int save_dir(const char *path, void *arg)
 {
 	struct dir_walk *w = arg;
 	CgroupDir *d = xzalloc(sizeof(*d));
-	void *v = realloc(w->h->dirs, (w->h->n_dirs + 1) * sizeof(*w->h->dirs));
+	void *v = d ? xreallocarray(w->h->dirs, w->h->n_dirs + 1, sizeof(*w->h->dirs)) : NULL;
 
-	if (!v)
+	if (!v) {
+		free(d);
 		return -ENOMEM;
-	cgroup_dir__init(d);
-	d->path = xstrdup(path);
+	}
 	w->h->dirs = v;
+	cgroup_dir__init(d);
+	if (!(d->path = xstrdup(path))) {
+		free(d);
+		return -ENOMEM;
+	}
 	w->h->dirs[w->h->n_dirs++] = d;
 	return cg_dir_dump(w->hfd, w->h->controllers, d);
 }
@@ -440,7 +465,8 @@ static int validate_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 	/* --cgroup-root CONTROLLER:PATH moves that hierarchy's root; a PATH alone, the root of
 	 * every hierarchy where the tree has cgroups of its own (as criu) */
-	p->new_roots = xzalloc((img->n_hierarchies + 1) * sizeof(char *));
+	if (!(p->new_roots = xzalloc((img->n_hierarchies + 1) * sizeof(char *))))
+		return -ENOMEM;
 	for (size_t i = 0; i < o->cgroup_roots.n; i++) {
 		const struct opt_pair *r = &o->cgroup_roots.v[i];
 		bool used = false;

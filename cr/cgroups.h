@@ -61,7 +61,7 @@ bool cg_path_ok(const char *path);
 bool cg_path_within(const char *path, const char *dir);
 /* path relative to its hierarchy's root directory, for *at() calls ("." for "/"). */
 const char *cg_rel(const char *path);
-/* path with the prefix from replaced by to (path is within from); malloc'd. */
+/* path with the prefix from replaced by to (path is within from); malloc'd, NULL: out of memory. */
 char *cg_path_moved(const char *path, const char *from, const char *to);
 
 /* Directories a restore made, to remove again if it fails. */

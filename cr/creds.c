@@ -41,7 +41,7 @@ static size_t status_numbers(const char *status, const char *key, int base, uint
 	return n;
 }
 
-static Creds *creds_read(pid_t pid, pid_t tid)
+static int creds_read(pid_t pid, pid_t tid, Creds **out)
 {
 	char path[64];
 	uint64_t ids[4], groups[RST_MAX_GROUPS + 1], caps[5];
@@ -50,14 +50,18 @@ static Creds *creds_read(pid_t pid, pid_t tid)
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
 	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
 	if (!status) {
-		pr_perror("dump tid %d: cannot read %s", tid, path);
-		return NULL;
+		if (errno != ENOMEM)
+			pr_perror("dump tid %d: cannot read %s", tid, path);
+		return -errno;
 	}
 	Creds *c = xzalloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
 	creds__init(c);
-	c->uids = xzalloc(4 * sizeof(uint32_t));
-	c->gids = xzalloc(4 * sizeof(uint32_t));
-	c->groups = xzalloc((RST_MAX_GROUPS + 1) * sizeof(uint32_t));
+	*out = c; /* freed with the image, whole or not */
+	if (!(c->uids = xzalloc(4 * sizeof(uint32_t))) || !(c->gids = xzalloc(4 * sizeof(uint32_t))) ||
+	    !(c->groups = xzalloc((RST_MAX_GROUPS + 1) * sizeof(uint32_t))))
+		return -ENOMEM;
 	for (int k = 0; k < 5; k++)
 		if (status_numbers(status, capnames[k], 16, &caps[k], 1) != 1)
 			goto bad;
@@ -73,7 +77,7 @@ static Creds *creds_read(pid_t pid, pid_t tid)
 	if (ng > RST_MAX_GROUPS) {
 		pr_err("dump tid %d: in more than %d supplementary groups (not supported yet)", tid,
 		       RST_MAX_GROUPS);
-		return NULL;
+		return -ENOTSUP;
 	}
 	for (size_t k = 0; k < ng; k++)
 		c->groups[c->n_groups++] = groups[k];
@@ -82,21 +86,22 @@ static Creds *creds_read(pid_t pid, pid_t tid)
 	c->cap_eff = caps[2];
 	c->cap_bnd = caps[3];
 	c->cap_amb = caps[4];
-	return c;
+	return 0;
 bad:
 	pr_err("dump tid %d: cannot read its credentials from %s", tid, path);
-	return NULL;
+	return -EIO;
 }
 
 static int dump_creds(struct dump_task *t)
 {
 	TaskCore *c = t->core;
+	int err;
 
-	if (!(c->creds = creds_read(t->pid, t->pid)))
-		return -EIO;
+	if ((err = creds_read(t->pid, t->pid, &c->creds)))
+		return err;
 	for (size_t i = 0; i < c->n_threads; i++)
-		if (!(c->threads[i]->creds = creds_read(t->pid, t->threads[i].tid))) /* the host tid */
-			return -EIO;
+		if ((err = creds_read(t->pid, t->threads[i].tid, &c->threads[i]->creds))) /* the host tid */
+			return err;
 	return 0;
 }
 

@@ -39,18 +39,11 @@ static int check_images_dir(const struct run_ctx *ctx)
 
 static int new_task_images(struct dump_task *t)
 {
-	t->core = calloc(1, sizeof(*t->core));
-	t->mm = calloc(1, sizeof(*t->mm));
-	t->pagemap = calloc(1, sizeof(*t->pagemap));
-	t->fds = calloc(1, sizeof(*t->fds));
-	if (!t->core || !t->mm || !t->pagemap || !t->fds) {
-		pr_err("dump pid %d: out of memory", t->pid);
+	if (!(t->core = xzalloc(sizeof(*t->core))) || !(t->mm = xzalloc(sizeof(*t->mm))) ||
+	    !(t->pagemap = xzalloc(sizeof(*t->pagemap))) || !(t->fds = xzalloc(sizeof(*t->fds))))
 		return -ENOMEM;
-	}
 	task_core__init(t->core);
 	t->core->pid = t->core->tid = t->vpid;
-	t->core->has_stopped = true;
-	t->core->stopped = t->was_stopped;
 	mm__init(t->mm);
 	pagemap__init(t->pagemap);
 	fd_table__init(t->fds);
@@ -59,13 +52,17 @@ static int new_task_images(struct dump_task *t)
 
 static int collect_task(struct dump_task *t)
 {
+	unsigned logged;
 	int err;
 
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs)) {
 		pr_perror("dump pid %d: cannot read registers", t->pid);
 		return -errno;
 	}
-	if ((err = proc_read_stat(t->pid, &t->stat)) || (err = proc_read_vmas(t->pid, &t->vmas)))
+	logged = log_errors();
+	if ((err = proc_read_stat(t->pid, &t->stat)))
+		return log_unnamed(logged, err, "dump pid %d: cannot read its /proc stat", t->pid);
+	if ((err = proc_read_vmas(t->pid, &t->vmas)))
 		return err;
 	for (size_t i = 0; i < t->vmas.n; i++) {
 		if (!strcmp(t->vmas.v[i].path, "[vdso]")) {
@@ -89,9 +86,10 @@ static int collect_task(struct dump_task *t)
 				return -EIO;
 			}
 		}
+		logged = log_errors();
 		pr_debug("dump pid %d: %s", t->pid, state_table[i]->name);
 		if ((err = state_table[i]->dump(t)))
-			return err;
+			return log_unnamed(logged, err, "dump pid %d: %s", t->pid, state_table[i]->name);
 	}
 	return 0;
 }
@@ -112,7 +110,7 @@ static int write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr
 {
 	struct utsname u;
 	Inventory inv = tr->inv;
-	auto_free uint32_t *pids = calloc(tr->nr_tasks, sizeof(uint32_t));
+	auto_free uint32_t *pids = xzalloc(tr->nr_tasks * sizeof(uint32_t));
 
 	if (!pids)
 		return -ENOMEM;
@@ -173,9 +171,11 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	uint64_t start = now_ns(CLOCK_MONOTONIC), writing;
 	int err;
 
-	for (unsigned i = 0; i < tree_objects_len; i++)
+	for (unsigned i = 0; i < tree_objects_len; i++) {
+		unsigned logged = log_errors();
 		if (tree_objects[i]->collect && (err = tree_objects[i]->collect(ctx, tr)))
-			return err;
+			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
+	}
 	link_parents(tr);
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		struct dump_task *t = &tr->tasks[i];
@@ -192,9 +192,11 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 		*shared += t->nr_shared_pages;
 	}
 	writing = now_ns(CLOCK_MONOTONIC);
-	for (unsigned i = 0; i < tree_objects_len; i++)
+	for (unsigned i = 0; i < tree_objects_len; i++) {
+		unsigned logged = log_errors();
 		if (tree_objects[i]->write && (err = tree_objects[i]->write(ctx, tr)))
-			return err;
+			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
+	}
 	if ((err = write_inventory(ctx, tr)))
 		return err;
 	ctx->stats.memwrite_us += us_since(writing);
@@ -245,7 +247,8 @@ int cr_dump(struct run_ctx *ctx)
 		goto fail;
 	}
 	dump_done(ctx);
-	net_lock_dump_over(ctx, ctx->opts->leave_running);
+	if ((err = net_lock_dump_over(ctx, ctx->opts->leave_running)))
+		goto fail;
 	if (ctx->opts->leave_running) {
 		run_notify(ctx, "network-unlock", root, -1);
 		pstree_release(&tr);

@@ -81,6 +81,8 @@ static int freezer_frozen(const struct freezer *f, char *state, size_t len)
 	auto_free char *text = read_file_at(f->dirfd, f->v2 ? "cgroup.events" : "freezer.state", NULL);
 
 	if (!text) {
+		if (errno == ENOMEM)
+			return -ENOMEM;
 		pr_perror("dump: cannot read the freezer state of cgroup %s", f->path);
 		return -errno;
 	}
@@ -133,8 +135,8 @@ static int add_tid(struct freezer_catch *fc, pid_t tid)
 {
 	if (fc->n >= FREEZER_MAX_THREADS)
 		return -E2BIG;
-	pid_t *t = realloc(fc->tids, (fc->n + 1) * sizeof(*t));
-	bool *c = t ? realloc(fc->claimed, (fc->n + 1) * sizeof(*c)) : NULL;
+	pid_t *t = xreallocarray(fc->tids, fc->n + 1, sizeof(*t));
+	bool *c = t ? xreallocarray(fc->claimed, fc->n + 1, sizeof(*c)) : NULL;
 	if (t)
 		fc->tids = t;
 	if (!c)
@@ -150,6 +152,7 @@ static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch
 {
 	auto_free char *text = read_file_at(dirfd, f->v2 ? "cgroup.threads" : "tasks", NULL);
 	int err = text ? 0 : -errno;
+	unsigned logged = log_errors();
 
 	for (char *p = text; !err && p && *p; p += strcspn(p, "\n"), p += *p == '\n')
 		err = add_tid(out, atoi(p));
@@ -169,17 +172,19 @@ static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch
 	else if (fd >= 0)
 		close(fd);
 	if (err && !depth)
-		pr_err("dump: cannot list the threads of cgroup %s: %s", f->path, strerror(-err));
+		log_unnamed(logged, err, "dump: cannot list the threads of cgroup %s", f->path);
 	return err;
 }
 
-/* A thread stopped by a signal (and perhaps frozen in that stop). */
-static bool in_signal_stop(pid_t tid)
+/* A thread stopped by a signal (and perhaps frozen in that stop): 1, else 0, or -ENOMEM. */
+static int in_signal_stop(pid_t tid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/wchan", tid);
 	auto_free char *wchan = read_file_at(AT_FDCWD, path, NULL);
 
+	if (!wchan && errno == ENOMEM)
+		return -ENOMEM;
 	return wchan && !strcmp(wchan, "do_signal_stop");
 }
 
@@ -261,20 +266,29 @@ static bool guardian_stop(struct guardian *g)
 static int seize_frozen(const struct freezer *f, const struct guardian *g,
 			const struct freezer_catch *listed, struct freezer_catch *fc)
 {
+	unsigned logged = log_errors();
 	int err = 0;
 
 	guardian_tell(g, 's');
 	for (size_t i = 0; i < listed->n && !err; i++) {
 		pid_t tid = listed->tids[i];
-		if (in_signal_stop(tid))
+		int stopped = in_signal_stop(tid);
+		if (stopped < 0) {
+			err = stopped;
+			break;
+		}
+		/* noted before it is seized: every thread seized is let go again */
+		if (stopped || (err = add_tid(fc, tid)))
 			continue;
-		if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD))
-			continue; /* exiting, or traced by another: the tree's seizing judges */
-		if ((err = add_tid(fc, tid)) || ptrace(PTRACE_INTERRUPT, tid, 0, 0))
-			err = err ? err : -errno;
+		if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+			fc->n--; /* exiting, or traced by another: the tree's seizing judges */
+			continue;
+		}
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0))
+			err = -errno;
 	}
 	if (err)
-		pr_err("dump: cannot seize the threads of frozen cgroup %s: %s", f->path, strerror(-err));
+		log_unnamed(logged, err, "dump: cannot seize the threads of frozen cgroup %s", f->path);
 	return err;
 }
 

@@ -13,6 +13,27 @@
 static const char image_magic[8] = { 'S', 'T', 'A', 'S', 'I', 'S', 'I', 'M' };
 static const char pages_magic[8] = { 'S', 'T', 'A', 'S', 'I', 'S', 'P', 'G' };
 
+/* protobuf-c's allocations come from the engine's allocator too (counted, failures logged). */
+static bool decode_out_of_memory;
+
+static void *image_alloc(void *data, size_t size)
+{
+	void *p = xmalloc(size);
+
+	(void)data;
+	if (!p)
+		decode_out_of_memory = true;
+	return p;
+}
+
+static void image_alloc_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+static ProtobufCAllocator image_allocator = { image_alloc, image_alloc_free, NULL };
+
 static const struct image_desc image_descs[] = {
 	{ IMG_INVENTORY, "inventory", 0, &inventory__descriptor },
 	{ IMG_CORE, "core", 1, &task_core__descriptor },
@@ -35,6 +56,13 @@ static const struct image_desc image_descs[] = {
 	{ IMG_SECCOMP, "seccomp", 0, &seccomp_table__descriptor },
 	{ IMG_TIME_NS, "time-ns", 0, &time_ns__descriptor },
 	{ IMG_CGROUPS, "cgroups", 0, &cgroups__descriptor },
+	{ IMG_NET_LINKS, "net-links", 0, &net_links__descriptor },
+	{ IMG_NET_ADDRS, "net-addrs", 0, &net_addrs__descriptor },
+	{ IMG_NET_ROUTES, "net-routes", 0, &net_routes__descriptor },
+	{ IMG_NET_RULES, "net-rules", 0, &net_rules__descriptor },
+	{ IMG_NET_NEIGH, "net-neigh", 0, &net_neighs__descriptor },
+	{ IMG_NET_SYSCTLS, "net-sysctls", 0, &net_sysctls__descriptor },
+	{ IMG_NFTABLES, "nftables", 0, &nft_ruleset__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)
@@ -115,7 +143,7 @@ int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMe
 
 	image_filename(name, sizeof(name), type, pid);
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	buf = malloc(len ? len : 1);
+	buf = xmalloc(len);
 	if (!buf)
 		return -ENOMEM;
 	protobuf_c_message_pack(msg, buf);
@@ -189,7 +217,7 @@ static int image_read_fd(int fd, const char *name, const struct image_desc *want
 		       (unsigned long long)hdr.payload_len, (long long)st.st_size);
 		return -EINVAL;
 	}
-	buf = malloc(hdr.payload_len ? hdr.payload_len : 1);
+	buf = xmalloc(hdr.payload_len);
 	if (!buf)
 		return -ENOMEM;
 	if (read_all(fd, buf, hdr.payload_len) != (ssize_t)hdr.payload_len) {
@@ -202,8 +230,11 @@ static int image_read_fd(int fd, const char *name, const struct image_desc *want
 		free(buf);
 		return -EINVAL;
 	}
-	*msg = protobuf_c_message_unpack(d->msg_desc, NULL, hdr.payload_len, buf);
+	decode_out_of_memory = false;
+	*msg = protobuf_c_message_unpack(d->msg_desc, &image_allocator, hdr.payload_len, buf);
 	free(buf);
+	if (!*msg && decode_out_of_memory)
+		return -ENOMEM;
 	if (!*msg) {
 		pr_err("image %s: cannot decode %s message", name, d->name);
 		return -EINVAL;
@@ -249,7 +280,7 @@ int image_read_path(const char *path, const struct image_desc **desc_out, Protob
 void image_free(ProtobufCMessage *msg)
 {
 	if (msg)
-		protobuf_c_message_free_unpacked(msg, NULL);
+		protobuf_c_message_free_unpacked(msg, &image_allocator);
 }
 
 int raw_image_create(int dirfd, enum image_type type, unsigned id)
@@ -263,7 +294,12 @@ int raw_image_create(int dirfd, enum image_type type, unsigned id)
 		pr_perror("cannot create image file %s", name);
 		return -errno;
 	}
-	if (raw_image_finish(fd, type, id, 0) < 0 || lseek(fd, PAGES_HEADER_SIZE, SEEK_SET) < 0) {
+	if (raw_image_finish(fd, type, id, 0) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	if (lseek(fd, PAGES_HEADER_SIZE, SEEK_SET) < 0) {
+		pr_perror("cannot seek in image file %s", name);
 		close(fd);
 		return -EIO;
 	}

@@ -39,6 +39,13 @@ enum image_type {
 	IMG_SECCOMP,
 	IMG_TIME_NS,
 	IMG_CGROUPS,
+	IMG_NET_LINKS,   /* the tree's network namespace: its interfaces, */
+	IMG_NET_ADDRS,   /* addresses, */
+	IMG_NET_ROUTES,  /* routes, */
+	IMG_NET_RULES,   /* routing rules, */
+	IMG_NET_NEIGH,   /* neighbour entries, */
+	IMG_NET_SYSCTLS, /* sysctls */
+	IMG_NFTABLES,    /* and nftables ruleset */
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

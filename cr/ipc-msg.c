@@ -25,11 +25,10 @@ struct msg_buf {
 static int copy_messages(SysvMsgQueue *q, int id, const struct msqid_ds *ds)
 {
 	size_t cap = ds->msg_cbytes ? ds->msg_cbytes : 1;
-	auto_free struct msg_buf *buf = malloc(sizeof(*buf) + cap);
+	auto_free struct msg_buf *buf = xmalloc(sizeof(*buf) + cap);
 
-	if (!buf)
+	if (!buf || !(q->msgs = xzalloc(ds->msg_qnum * sizeof(*q->msgs))))
 		return -ENOMEM;
-	q->msgs = xzalloc(ds->msg_qnum * sizeof(*q->msgs));
 	for (size_t n = 0; n < ds->msg_qnum; n++) {
 		ssize_t len = msgrcv(id, buf, cap, (long)n, MSG_COPY | IPC_NOWAIT);
 		if (len < 0) {
@@ -37,12 +36,15 @@ static int copy_messages(SysvMsgQueue *q, int id, const struct msqid_ds *ds)
 			return -errno;
 		}
 		SysvMsg *m = xzalloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
 		sysv_msg__init(m);
+		q->msgs[q->n_msgs++] = m; /* freed with the image, whole or not */
+		if (!(m->data.data = xzalloc(len)))
+			return -ENOMEM;
 		m->mtype = buf->mtype;
 		m->data.len = len;
-		m->data.data = xzalloc(len);
 		memcpy(m->data.data, buf->mtext, len);
-		q->msgs[q->n_msgs++] = m;
 	}
 	if (msgrcv(id, buf, cap, (long)ds->msg_qnum, MSG_COPY | IPC_NOWAIT) >= 0 || errno != ENOMSG) {
 		pr_err("dump: SysV message queue %d changed while it was read", id);
@@ -60,7 +62,8 @@ int ipc_msg_save_all(IpcNs *ns)
 		pr_perror("dump: cannot list SysV message queues");
 		return -errno;
 	}
-	ns->msg_queues = xzalloc((max + 1) * sizeof(*ns->msg_queues));
+	if (!(ns->msg_queues = xzalloc((max + 1) * sizeof(*ns->msg_queues))))
+		return -ENOMEM;
 	for (int idx = 0; idx <= max; idx++) {
 		struct msqid_ds ds;
 		int id = msgctl(idx, MSG_STAT_ANY, &ds);
@@ -71,10 +74,13 @@ int ipc_msg_save_all(IpcNs *ns)
 			return -errno;
 		}
 		SysvMsgQueue *q = xzalloc(sizeof(*q));
+		if (!q)
+			return -ENOMEM;
 		sysv_msg_queue__init(q);
-		q->perm = ipc_perm_save(id, &ds.msg_perm);
-		q->qbytes = ds.msg_qbytes;
 		ns->msg_queues[ns->n_msg_queues++] = q;
+		if (!(q->perm = ipc_perm_save(id, &ds.msg_perm)))
+			return -ENOMEM;
+		q->qbytes = ds.msg_qbytes;
 		if ((err = copy_messages(q, id, &ds)))
 			return err;
 	}
@@ -85,6 +91,8 @@ int ipc_msg_validate(const IpcNs *ns)
 {
 	auto_free const SysvPerm **perms = xzalloc((ns->n_msg_queues + 1) * sizeof(*perms));
 
+	if (!perms)
+		return -ENOMEM;
 	for (size_t i = 0; i < ns->n_msg_queues; i++) {
 		const SysvMsgQueue *q = ns->msg_queues[i];
 		bool ok = ipc_perm_ok(q->perm, perms, i);
@@ -143,6 +151,8 @@ static int restore_queue(const SysvMsgQueue *q)
 	if ((err = ipc_make_object(q->perm, 0)) || (err = set_queue(id, q->perm, room)))
 		return err;
 	auto_free struct msg_buf *buf = xzalloc(sizeof(*buf) + largest);
+	if (!buf)
+		return -ENOMEM;
 	for (size_t m = 0; m < q->n_msgs; m++) {
 		buf->mtype = q->msgs[m]->mtype;
 		if (q->msgs[m]->data.len)

@@ -139,15 +139,17 @@ static bool in_tree(const struct dump_tree *tr, long pid)
 }
 
 /* The tree shares the host's namespace: its queues and sets are host objects, not saved. */
-static void warn_host_users(const struct dump_tree *tr)
+static int warn_host_users(const struct dump_tree *tr)
 {
 	static const char why[] = "it is an object of the host's IPC namespace and is not saved "
 				  "(only a tree with its own IPC namespace has its SysV message queues "
 				  "and semaphores saved)";
-	auto_free char *msg = read_file_at(AT_FDCWD, "/proc/sysvipc/msg", NULL);
-	auto_free char *sem = read_file_at(AT_FDCWD, "/proc/sysvipc/sem", NULL);
+	auto_free char *msg = NULL, *sem = NULL;
 	char *line, *save = NULL;
 
+	if ((!(msg = read_file_at(AT_FDCWD, "/proc/sysvipc/msg", NULL)) && errno == ENOMEM) ||
+	    (!(sem = read_file_at(AT_FDCWD, "/proc/sysvipc/sem", NULL)) && errno == ENOMEM))
+		return -ENOMEM;
 	/* key msqid perms cbytes qnum lspid lrpid ... */
 	for (line = msg ? strtok_r(msg, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
 		long key, id, cbytes, qnum, lspid, lrpid;
@@ -175,6 +177,7 @@ static void warn_host_users(const struct dump_tree *tr)
 			}
 		}
 	}
+	return 0;
 }
 
 /* An fd to read segment id by: attached read-only for as long as it takes to open it. */
@@ -225,7 +228,8 @@ static int send_segments(IpcNs *ns, int sock)
 		pr_perror("dump: cannot list SysV shm segments");
 		return -errno;
 	}
-	ns->shm_ids = xzalloc((max + 1) * sizeof(*ns->shm_ids));
+	if (!(ns->shm_ids = xzalloc((max + 1) * sizeof(*ns->shm_ids))))
+		return -ENOMEM;
 	for (int idx = 0; idx <= max; idx++) {
 		struct seg_report r = { 0 };
 		r.id = shmctl(idx, SHM_STAT_ANY, &r.ds);
@@ -247,27 +251,33 @@ static int send_segments(IpcNs *ns, int sock)
 	return 0;
 }
 
-static void save_sysctls(IpcNs *ns)
+static int save_sysctls(IpcNs *ns)
 {
-	ns->sysctls = xzalloc(ARRAY_SIZE(sysctl_descs) * sizeof(*ns->sysctls));
+	if (!(ns->sysctls = xzalloc(ARRAY_SIZE(sysctl_descs) * sizeof(*ns->sysctls))))
+		return -ENOMEM;
 	for (size_t i = 0; i < ARRAY_SIZE(sysctl_descs); i++) {
 		char path[96];
 		snprintf(path, sizeof(path), "/proc/sys/%s", sysctl_descs[i].name);
 		auto_free char *v = read_file_at(AT_FDCWD, path, NULL);
+		if (!v && errno == ENOMEM)
+			return -ENOMEM;
 		if (!v) {
 			pr_debug("dump: this kernel has no sysctl %s", sysctl_descs[i].name);
 			continue;
 		}
 		v[strcspn(v, "\n")] = 0;
 		IpcSysctl *s = xzalloc(sizeof(*s));
+		if (!s)
+			return -ENOMEM;
 		ipc_sysctl__init(s);
-		s->name = xstrdup(sysctl_descs[i].name);
-		s->value = xstrdup(v);
 		ns->sysctls[ns->n_sysctls++] = s;
+		if (!(s->name = xstrdup(sysctl_descs[i].name)) || !(s->value = xstrdup(v)))
+			return -ENOMEM;
 	}
+	return 0;
 }
 
-/* The helper, in a child of stasis: joins the namespace, saves it, exits. */
+/* The helper, in a child of stasis: joins the namespace, saves it, exits (1: it said why). */
 static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd, pid_t root)
 {
 	IpcNs ns = IPC_NS__INIT;
@@ -277,9 +287,8 @@ static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd,
 		pr_perror("dump pid %d: cannot enter its IPC namespace", root);
 		_exit(1);
 	}
-	save_sysctls(&ns);
-	if (!(err = ipc_msg_save_all(&ns)) && !(err = ipc_sem_save_all(&ns)) &&
-	    !(err = send_segments(&ns, sock)))
+	if (!(err = save_sysctls(&ns)) && !(err = ipc_msg_save_all(&ns)) &&
+	    !(err = ipc_sem_save_all(&ns)) && !(err = send_segments(&ns, sock)))
 		err = image_write(dirfd, IMG_IPC_NS, 0, &ns.base);
 	if (!err)
 		pr_info("dump pid %d: its IPC namespace: %zu message queues, %zu semaphore sets, %zu shm "
@@ -334,10 +343,8 @@ static int collect_ipc_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	}
 	if ((err = check_tree_ns(tr, &root_ns)))
 		return err;
-	if (same_ns(&self, &root_ns)) {
-		warn_host_users(tr);
-		return 0;
-	}
+	if (same_ns(&self, &root_ns))
+		return warn_host_users(tr);
 	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", root);
 	auto_close int nsfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0 || fstat(nsfd, &opened) || !same_ns(&opened, &root_ns)) {
@@ -364,9 +371,12 @@ static int collect_ipc_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	close(sk[0]);
 	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
 		;
-	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-		pr_err("dump pid %d: saving its IPC namespace ipc:[%lu] failed", root,
-		       (unsigned long)root_ns.st_ino);
+	if (!err && WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+		log_said_by_helper();
+		err = -EIO;
+	} else if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		pr_err("dump pid %d: saving its IPC namespace ipc:[%lu] failed (helper status 0x%x)",
+		       root, (unsigned long)root_ns.st_ino, status);
 		err = -EIO;
 	}
 	if (err)
@@ -467,6 +477,8 @@ static int raise_limits(const IpcNs *ns)
 		}
 		snprintf(path, sizeof(path), "/proc/sys/%s", d->name);
 		auto_free char *now = read_file_at(AT_FDCWD, path, NULL);
+		if (!now && errno == ENOMEM)
+			return -ENOMEM;
 		if (now)
 			now[strcspn(now, "\n")] = 0;
 		if (!now || !parse_sysctl(now, d->fields, cur)) {

@@ -67,6 +67,8 @@ SysvPerm *ipc_perm_save(int id, const struct ipc_perm *ip)
 {
 	SysvPerm *p = xzalloc(sizeof(*p));
 
+	if (!p)
+		return NULL;
 	sysv_perm__init(p);
 	p->id = id;
 	p->key = ip->__key;

@@ -28,7 +28,7 @@ struct ipc_self {
 int ipc_as_creator(uint32_t uid, uint32_t gid, struct ipc_self *self);
 void ipc_as_self(struct ipc_self *self);
 
-/* An object's id, key, mode, owner and creator, as the image keeps them. */
+/* An object's id, key, mode, owner and creator, as the image keeps them (NULL: out of memory). */
 SysvPerm *ipc_perm_save(int id, const struct ipc_perm *ip);
 /* p is in range, and no other object of its kind before it (n of prev) has its id or key. */
 bool ipc_perm_ok(const SysvPerm *p, const SysvPerm *const *prev, size_t n);

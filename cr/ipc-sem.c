@@ -31,7 +31,8 @@ int ipc_sem_save_all(IpcNs *ns)
 		pr_perror("dump: cannot list SysV semaphore sets");
 		return -errno;
 	}
-	ns->sem_sets = xzalloc((max + 1) * sizeof(*ns->sem_sets));
+	if (!(ns->sem_sets = xzalloc((max + 1) * sizeof(*ns->sem_sets))))
+		return -ENOMEM;
 	for (int idx = 0; idx <= max; idx++) {
 		struct semid_ds ds;
 		int id = semctl(idx, 0, SEM_STAT_ANY, (union semun){ .buf = &ds });
@@ -42,17 +43,22 @@ int ipc_sem_save_all(IpcNs *ns)
 			return -errno;
 		}
 		auto_free unsigned short *vals = xzalloc(ds.sem_nsems * sizeof(*vals));
+		if (!vals)
+			return -ENOMEM;
 		if (semctl(id, 0, GETALL, (union semun){ .array = vals })) {
 			pr_perror("dump: cannot read the values of SysV semaphore set %d", id);
 			return -errno;
 		}
 		SysvSemSet *s = xzalloc(sizeof(*s));
+		if (!s)
+			return -ENOMEM;
 		sysv_sem_set__init(s);
-		s->perm = ipc_perm_save(id, &ds.sem_perm);
-		s->values = xzalloc(ds.sem_nsems * sizeof(*s->values));
+		ns->sem_sets[ns->n_sem_sets++] = s; /* freed with the image, whole or not */
+		if (!(s->perm = ipc_perm_save(id, &ds.sem_perm)) ||
+		    !(s->values = xzalloc(ds.sem_nsems * sizeof(*s->values))))
+			return -ENOMEM;
 		for (size_t k = 0; k < ds.sem_nsems; k++)
 			s->values[s->n_values++] = vals[k];
-		ns->sem_sets[ns->n_sem_sets++] = s;
 	}
 	return 0;
 }
@@ -61,6 +67,8 @@ int ipc_sem_validate(const IpcNs *ns)
 {
 	auto_free const SysvPerm **perms = xzalloc((ns->n_sem_sets + 1) * sizeof(*perms));
 
+	if (!perms)
+		return -ENOMEM;
 	for (size_t i = 0; i < ns->n_sem_sets; i++) {
 		const SysvSemSet *s = ns->sem_sets[i];
 		bool ok = ipc_perm_ok(s->perm, perms, i) && s->n_values >= 1 && s->n_values <= INT_MAX;
@@ -81,6 +89,8 @@ static int restore_sem_set(const SysvSemSet *s)
 	struct semid_ds ds;
 	auto_free unsigned short *vals = xzalloc(s->n_values * sizeof(*vals));
 
+	if (!vals)
+		return -ENOMEM;
 	if ((err = ipc_make_object(s->perm, s->n_values)))
 		return err;
 	for (size_t k = 0; k < s->n_values; k++)

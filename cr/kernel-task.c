@@ -54,6 +54,8 @@ int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct 
 	}
 	if (rc.rseq_abi_pointer) {
 		RseqConfig *r = xzalloc(sizeof(*r));
+		if (!r)
+			return -ENOMEM;
 		rseq_config__init(r);
 		r->addr = rc.rseq_abi_pointer;
 		r->len = rc.rseq_abi_size;

@@ -14,6 +14,7 @@ static FILE *log_file;
 static bool capturing, to_stderr = true;
 static char captured[512];
 static char first_error[512], last_error[512];
+static unsigned nr_errors;
 
 int log_init(int level, const char *path)
 {
@@ -77,12 +78,38 @@ const char *log_last_error(void)
 	return last_error[0] ? last_error : NULL;
 }
 
+unsigned log_errors(void)
+{
+	return nr_errors;
+}
+
+void log_said_by_helper(void)
+{
+	nr_errors++;
+}
+
+int log_unnamed(unsigned logged, int err, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	if (nr_errors != logged)
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_ERR, "%s: %s\n", what, strerror(-err));
+	return err;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	int saved_errno = errno;
 	static const char *prefix[] = { "", "Error: ", "Warn: ", "", "" };
 	va_list ap;
 
+	if (lvl == LOG_ERR)
+		nr_errors++;
 	if (log_file) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -25,6 +25,16 @@ void log_captured_reset(void);
 void log_errors_reset(void);
 const char *log_first_error(void);
 const char *log_last_error(void);
+/*
+ * Errors logged by this process so far. A caller that dispatches to a kind (and so cannot
+ * know whether the kind said what failed) compares it before and after, and names the
+ * failure itself only when the kind did not: each failure is told once.
+ */
+unsigned log_errors(void);
+/* Returns err; logs "fmt: strerror(-err)" unless an error was logged since log_errors() said logged. */
+int log_unnamed(unsigned logged, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A helper process said what failed (in the same log): counted as an error said here. */
+void log_said_by_helper(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(fmt, ...) log_msg(LOG_ERR, fmt "\n", ##__VA_ARGS__)

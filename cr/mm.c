@@ -56,10 +56,15 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	for (size_t i = 0; i < mm->n_files; i++)
 		if (mm->files[i]->dev == st->st_dev && mm->files[i]->ino == st->st_ino)
 			return i;
-	MappedFile *f = xzalloc(sizeof(*f));
+	MappedFile *f = xzalloc(sizeof(*f)), **more;
+	if (!f)
+		return -ENOMEM;
 	mapped_file__init(f);
 	f->id = mm->n_files;
-	f->path = xstrdup(path);
+	if (!(f->path = xstrdup(path))) {
+		free(f);
+		return -ENOMEM;
+	}
 	f->size = st->st_size;
 	f->mtime_ns = st->st_mtim.tv_sec * 1000000000ull + st->st_mtim.tv_nsec;
 	f->dev = st->st_dev;
@@ -68,9 +73,12 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 		f->has_ghost_id = true;
 		f->ghost_id = ghost_id;
 	}
-	mm->files = realloc(mm->files, (mm->n_files + 1) * sizeof(*mm->files));
-	if (!mm->files)
+	if (!(more = xreallocarray(mm->files, mm->n_files + 1, sizeof(*more)))) {
+		free(f->path);
+		free(f);
 		return -ENOMEM;
+	}
+	mm->files = more;
 	mm->files[mm->n_files++] = f;
 	return f->id;
 }
@@ -128,6 +136,16 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	struct stat st;
 	int id;
 
+	if (!strcmp(path, "/secretmem (deleted)")) {
+		pr_err("dump pid %d: mapping %#llx-%#llx is memfd_secret() memory, which no process but "
+		       "its own can read: not supported", t->pid, (unsigned long long)pv->start,
+		       (unsigned long long)pv->end);
+		return -ENOTSUP;
+	}
+	if (pv->shared && !strcmp(path, "/[aio] (deleted)")) {
+		e->kind = VMA_KIND__VMA_AIO; /* its ring: cr/aio.c */
+		return 0;
+	}
 	if ((e->kind = special_kind(path))) {
 		if (e->kind == VMA_KIND__VMA_VDSO) {
 			t->vdso_start = pv->start;
@@ -148,8 +166,11 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
 		 (unsigned long)pv->end);
 	int ghost_id = -1;
+	char what[64];
+	snprintf(what, sizeof(what), "mapping %#llx-%#llx", (unsigned long long)pv->start,
+		 (unsigned long long)pv->end);
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
-	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid)) < 0)
+	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid, what, false)) < 0)
 		return ghost_id;
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
@@ -180,7 +201,8 @@ static int dump_vmas(struct dump_task *t)
 {
 	Mm *mm = t->mm;
 
-	mm->vmas = xzalloc(t->vmas.n * sizeof(*mm->vmas));
+	if (!(mm->vmas = xzalloc(t->vmas.n * sizeof(*mm->vmas))))
+		return -ENOMEM;
 	for (size_t i = 0; i < t->vmas.n; i++) {
 		const struct proc_vma *pv = &t->vmas.v[i];
 		int err;
@@ -188,17 +210,19 @@ static int dump_vmas(struct dump_task *t)
 		if (pv->start >= TASK_TOP) /* [vsyscall]: fixed, in every process */
 			continue;
 		VmaEntry *e = xzalloc(sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		mm->vmas[mm->n_vmas++] = e; /* freed with the image, whole or not */
 		vma_entry__init(e);
 		e->start = pv->start;
 		e->end = pv->end;
 		e->prot = pv->prot;
 		e->has_growsdown = pv->growsdown;
 		e->growsdown = pv->growsdown;
-		if (pv->path[0])
-			e->name = xstrdup(pv->path);
+		if (pv->path[0] && !(e->name = xstrdup(pv->path)))
+			return -ENOMEM;
 		if ((err = classify_vma(t, pv, e)))
 			return err;
-		mm->vmas[mm->n_vmas++] = e;
 	}
 	return 0;
 }
@@ -215,6 +239,8 @@ static int dump_mm_fields(struct dump_task *t)
 	auto_free char *auxv = NULL;
 	int id;
 
+	if (!m)
+		return -ENOMEM;
 	mm_fields__init(m);
 	t->core->mm = m;
 	m->start_code = s->start_code;
@@ -234,11 +260,13 @@ static int dump_mm_fields(struct dump_task *t)
 	snprintf(path, sizeof(path), "/proc/%d/auxv", t->pid);
 	auxv = read_file_at(AT_FDCWD, path, &len);
 	if (!auxv) {
-		pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d: cannot read %s", t->pid, path);
 		return -errno;
 	}
+	if (!(m->auxv = xzalloc(len)))
+		return -ENOMEM;
 	m->n_auxv = len / 8;
-	m->auxv = xzalloc(len);
 	memcpy(m->auxv, auxv, m->n_auxv * 8);
 
 	snprintf(path, sizeof(path), "/proc/%d/exe", t->pid);
@@ -247,7 +275,7 @@ static int dump_mm_fields(struct dump_task *t)
 		return -errno;
 	}
 	/* deleted (a program upgraded under it): its content comes back from ghosts.img */
-	int ghost_id = ghost_path(exe) ? ghost_note(t->ctx, path, exe, t->pid) : -1;
+	int ghost_id = ghost_path(exe) ? ghost_note(t->ctx, path, exe, t->pid, "executable", false) : -1;
 	if (ghost_path(exe) && ghost_id < 0)
 		return ghost_id;
 	if ((id = add_mapped_file(t, exe, &st, ghost_id)) < 0)
@@ -288,13 +316,16 @@ static int dump_advice(struct dump_task *t)
 	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
 	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
 	if (!smaps) {
-		pr_perror("dump pid %d: cannot read %s", t->pid, path);
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d: cannot read %s", t->pid, path);
 		return -errno;
 	}
 	uint64_t start = 0;
 	for (char *l = smaps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		unsigned long long s, e;
-		if (sscanf(l, "%llx-%llx ", &s, &e) == 2) {
+		char *end;
+		/* (not sscanf: it measures the whole rest of the text at every line) */
+		unsigned long long s = strtoull(l, &end, 16);
+		if (end != l && *end == '-') {
 			start = s;
 			continue;
 		}
@@ -304,6 +335,11 @@ static int dump_advice(struct dump_task *t)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
 		uint32_t advice = advice_of(l + 8);
+		if (start == t->inj.scratch && (advice & VMA_ADVICE_LOCKED)) {
+			/* the injection's own page, mapped just now, is locked: mlockall(MCL_FUTURE) */
+			t->core->has_mlock_future = true;
+			t->core->mlock_future = MCL_FUTURE | (advice & VMA_ADVICE_LOCKONFAULT ? MCL_ONFAULT : 0);
+		}
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
@@ -383,13 +419,18 @@ static int validate_mm(struct restore_task *t)
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
 		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_SHMEM_PRIVATE ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_AIO ||
 		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL)) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
 		}
 		prev_end = v->end;
+	}
+	if ((t->core->mlock_future & ~(uint32_t)(MCL_FUTURE | MCL_ONFAULT)) ||
+	    (t->core->mlock_future && !(t->core->mlock_future & MCL_FUTURE))) {
+		pr_err("image core-%d.img: mlockall flags %#x are not known", t->pid, t->core->mlock_future);
+		return -EINVAL;
 	}
 	if (!m || m->n_auxv > RST_MAX_AUXV || m->n_auxv % 2 || m->exe_file_id >= mm->n_files) {
 		pr_err("image core-%d.img: mm fields missing or auxv/exe out of range", t->pid);
@@ -398,41 +439,63 @@ static int validate_mm(struct restore_task *t)
 	return mm_check_special_layout(t);
 }
 
+/* Opened O_NOATIME where it can be: mapping a file again must not change its access time. */
+static int open_mapped(struct restore_task *t, const MappedFile *f, int flags)
+{
+	int fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags | O_NOATIME)
+				 : restore_open_high(t, f->path, flags | O_NOATIME);
+
+	if (fd == -EPERM)
+		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : restore_open_high(t, f->path, flags);
+	return fd >= 0 && f->has_ghost_id ? restore_move_high(t, fd) : fd;
+}
+
 static int open_mapped_files(struct restore_task *t)
 {
 	Mm *mm = t->mm;
 
-	t->mapped_file_fds = xzalloc((mm->n_files + 1) * sizeof(int));
+	auto_free bool *written = xzalloc((mm->n_files + 1) * sizeof(bool)); /* mapped MAP_SHARED */
+	if (!written)
+		return -ENOMEM;
+	for (size_t k = 0; k < mm->n_vmas; k++)
+		if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && mm->vmas[k]->file_id < mm->n_files)
+			written[mm->vmas[k]->file_id] = true;
+	if (!(t->mapped_file_fds = xzalloc((mm->n_files + 1) * sizeof(int))))
+		return -ENOMEM;
 	for (size_t i = 0; i < mm->n_files; i++) {
-		bool shared_write = false;
-		for (size_t k = 0; k < mm->n_vmas; k++)
-			if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && mm->vmas[k]->file_id == i)
-				shared_write = true;
+		bool shared_write = written[i];
 		int fd = -1;
 		if (mm->files[i]->has_ghost_id) {
 			/* read-only unless written through: the executable must have no writer */
-			fd = ghost_open(t->ctx, mm->files[i]->ghost_id, shared_write ? O_RDWR : O_RDONLY);
-			fd = fd < 0 ? fd : restore_move_high(t, fd);
+			fd = open_mapped(t, mm->files[i], shared_write ? O_RDWR : O_RDONLY);
 		} else {
 			if (shared_write)
-				fd = restore_open_high(t, mm->files[i]->path, O_RDWR);
+				fd = open_mapped(t, mm->files[i], O_RDWR);
 			if (fd < 0)
-				fd = restore_open_high(t, mm->files[i]->path, O_RDONLY);
+				fd = open_mapped(t, mm->files[i], O_RDONLY);
 		}
-		if (fd < 0)
+		if (fd < 0) {
+			pr_err("restore pid %d: cannot open mapped file %s: %s", t->pid, mm->files[i]->path,
+			       strerror(-fd));
 			return fd;
+		}
 		t->mapped_file_fds[i] = fd;
 	}
 	t->exe_fd = t->mapped_file_fds[t->core->mm->exe_file_id];
 	return 0;
 }
 
-static bool vma_has_runs(const Pagemap *pm, const VmaEntry *v)
+/* Which mappings have saved pages: runs and mappings are both in address order (one walk). */
+static bool *vmas_with_runs(const Mm *mm, const Pagemap *pm)
 {
-	for (size_t i = 0; i < pm->n_runs; i++)
-		if (pm->runs[i]->vaddr >= v->start && pm->runs[i]->vaddr < v->end)
-			return true;
-	return false;
+	bool *has = xzalloc((mm->n_vmas + 1) * sizeof(*has));
+
+	for (size_t i = 0, r = 0; i < mm->n_vmas; i++) {
+		while (r < pm->n_runs && pm->runs[r]->vaddr < mm->vmas[i]->start)
+			r++;
+		has[i] = r < pm->n_runs && pm->runs[r]->vaddr < mm->vmas[i]->end;
+	}
+	return has;
 }
 
 static size_t mm_args_size(const struct restore_task *t)
@@ -448,6 +511,7 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 
 	if (!out)
 		return -ENOMEM;
+	auto_free bool *has_runs = vmas_with_runs(mm, t->pagemap);
 
 	a->nr_vmas = 0;
 	for (size_t i = 0; i < mm->n_vmas; i++) {
@@ -482,8 +546,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 		default:
 			continue; /* the vDSO block is moved, not mapped */
 		}
-		r->need_write = !(v->prot & PROT_WRITE) && vma_has_runs(t->pagemap, v);
-		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && vma_has_runs(t->pagemap, v);
+		r->need_write = !(v->prot & PROT_WRITE) && has_runs[i];
+		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && has_runs[i];
 		r->advice = v->advice;
 		a->nr_vmas++;
 	}
@@ -511,20 +575,43 @@ static void fill_mm_map(struct restore_task *t)
 	mp->exe_fd = t->exe_fd;
 }
 
-/* An fd on the shared object of each shared anonymous mapping. */
+struct shared_vma {
+	uint64_t id;
+	size_t vma;
+};
+
+static int by_object(const void *a, const void *b)
+{
+	const struct shared_vma *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : (x->vma > y->vma) - (x->vma < y->vma);
+}
+
+/* An fd on the shared object of each shared anonymous mapping (one per object). */
 static int open_shared_objects(struct restore_task *t, int *fds)
 {
+	auto_free struct shared_vma *sv = xzalloc((t->mm->n_vmas + 1) * sizeof(*sv));
+	size_t n = 0;
+
+	if (!sv)
+		return -ENOMEM;
+
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		VmaEntry *v = t->mm->vmas[i];
 		fds[i] = -1;
-		if (v->kind != VMA_KIND__VMA_ANON_SHARED && v->kind != VMA_KIND__VMA_SHMEM_PRIVATE)
-			continue;
-		for (size_t k = 0; k < i && fds[i] < 0; k++)
-			if (fds[k] >= 0 && t->mm->vmas[k]->shmem_id == v->shmem_id)
-				fds[i] = fds[k];
-		if (fds[i] < 0 &&
-		    (fds[i] = shmem_open_object(t, v->shmem_id, O_RDWR)) < 0)
-			return fds[i];
+		if (v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SHMEM_PRIVATE)
+			sv[n++] = (struct shared_vma){ v->shmem_id, i };
+	}
+	qsort(sv, n, sizeof(*sv), by_object); /* the mappings of one object side by side */
+	for (size_t k = 0; k < n; k++) {
+		int *fd = &fds[sv[k].vma];
+		if (k && sv[k - 1].id == sv[k].id) {
+			*fd = fds[sv[k - 1].vma];
+		} else if ((*fd = shmem_open_object(t, sv[k].id, O_RDWR)) < 0) {
+			pr_err("restore pid %d: cannot open shared memory object %llu of mapping %#llx: %s",
+			       t->pid, (unsigned long long)sv[k].id,
+			       (unsigned long long)t->mm->vmas[sv[k].vma]->start, strerror(-*fd));
+			return *fd;
+		}
 	}
 	return 0;
 }
@@ -532,12 +619,16 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 static int restore_mm(struct restore_task *t)
 {
 	auto_free int *shmem_fds = xzalloc((t->mm->n_vmas + 1) * sizeof(int));
-	int err = open_mapped_files(t);
-	if (err || (err = open_shared_objects(t, shmem_fds)))
+	int err;
+
+	if (!shmem_fds)
+		return -ENOMEM;
+	if ((err = open_mapped_files(t)) || (err = open_shared_objects(t, shmem_fds)))
 		return err;
 	if ((err = fill_vma_args(t, shmem_fds)))
 		return err;
 	fill_mm_map(t);
+	t->args->mlock_future = t->core->mlock_future & (MCL_FUTURE | MCL_ONFAULT);
 	return mm_plan_special_moves(t);
 }
 

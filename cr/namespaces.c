@@ -142,7 +142,10 @@ static int dump_namespaces(struct dump_task *t)
 	bool in_root = !t->tree || !t->tree_pos;
 	int err;
 
+	if (!ids)
+		return -ENOMEM;
 	ns_ids__init(ids);
+	t->core->ns = ids;
 	if ((err = read_ids("self", &own)) || (snprintf(who, sizeof(who), "%d", t->pid), 0) ||
 	    (err = read_ids(who, ids))) {
 		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
@@ -154,11 +157,14 @@ static int dump_namespaces(struct dump_task *t)
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
 		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
-		if ((err = read_ids(who, &tids)) ||
-		    (err = check_supported(t->pid, t->threads[i].tid, in_root, &tids, &own, root)))
+		if ((err = read_ids(who, &tids))) {
+			pr_err("dump pid %d thread %d: cannot read its namespaces: %s", t->pid,
+			       t->threads[i].tid, strerror(-err));
+			return err;
+		}
+		if ((err = check_supported(t->pid, t->threads[i].tid, in_root, &tids, &own, root)))
 			return err;
 	}
-	t->core->ns = ids;
 	return proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids);
 }
 

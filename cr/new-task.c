@@ -7,14 +7,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "task.h"
 
 int restore_move_high(struct restore_task *t, int fd)
 {
 	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, t->next_high_fd);
 
-	if (nfd < 0)
+	if (nfd < 0) {
+		pr_perror("restore pid %d: cannot move fd %d above fd %d", t->pid, fd, t->next_high_fd);
 		return -errno;
+	}
 	close(fd);
 	t->next_high_fd = nfd + 1;
 	return nfd;
@@ -23,15 +26,18 @@ int restore_move_high(struct restore_task *t, int fd)
 int restore_open_high(struct restore_task *t, const char *path, int flags)
 {
 	int fd = open(path, flags | O_CLOEXEC);
-	return fd < 0 ? -errno : restore_move_high(t, fd);
+	return fd < 0 ? -errno : restore_move_high(t, fd); /* open: the caller names the file */
 }
 
 void *restorer_args_alloc(struct restore_task *t, size_t len, uint64_t *off)
 {
 	size_t at = (t->args_used + 7) & ~(size_t)7;
 
-	if (at + len > t->args_len)
+	if (at + len > t->args_len) {
+		pr_err("restore pid %d: %zu bytes of the restorer's arguments are past the %zu reserved",
+		       t->pid, at + len - t->args_len, t->args_len);
 		return NULL;
+	}
 	t->args_used = at + len;
 	*off = at;
 	return (char *)t->args + at;

@@ -1,7 +1,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "log.h"
 #include "page-queue.h"
 #include "util.h"
 
@@ -31,15 +33,29 @@ static void *writer_main(void *arg)
 
 int pq_start(struct page_queue *q, int fd, size_t buf_size)
 {
+	int err;
+
 	*q = (struct page_queue){ .fd = fd, .buf_size = buf_size };
-	for (int i = 0; i < PQ_NR_BUFFERS; i++)
-		if (posix_memalign((void **)&q->bufs[i], PAGE_SIZE, buf_size))
-			return -ENOMEM;
+	for (int i = 0; i < PQ_NR_BUFFERS; i++) {
+		if (posix_memalign((void **)&q->bufs[i], PAGE_SIZE, buf_size)) {
+			pr_err("out of memory: %zu bytes for a page buffer", buf_size);
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
-	if (pthread_create(&q->writer, NULL, writer_main, q))
-		return -EAGAIN;
+	if ((err = -pthread_create(&q->writer, NULL, writer_main, q))) {
+		pr_err("cannot start the thread that writes pages: %s", strerror(-err));
+		pthread_mutex_destroy(&q->lock);
+		pthread_cond_destroy(&q->cond);
+		goto fail;
+	}
 	return 0;
+fail:
+	for (int i = 0; i < PQ_NR_BUFFERS; i++)
+		free(q->bufs[i]);
+	return err;
 }
 
 /* Hands the current buffer to the writer and waits until the next one is free. */

@@ -28,6 +28,7 @@
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE_OR_SHARED (1ULL << 61)
 #define PM_EXCLUSIVE (1ULL << 56)
+#define PM_GUARD (1ULL << 58) /* MADV_GUARD_INSTALL: no page, a fault on touch */
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 #define CHUNK_PAGES 256 /* 1 MiB per read: stays in cache until written */
 
@@ -58,12 +59,16 @@ static int append_run(struct page_writer *w, uint64_t vaddr, uint64_t nr, uint64
 		return 0;
 	}
 	if (pm->n_runs == w->runs_alloc) {
-		w->runs_alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
-		pm->runs = realloc(pm->runs, w->runs_alloc * sizeof(*pm->runs));
-		if (!pm->runs)
+		size_t alloc = w->runs_alloc ? w->runs_alloc * 2 : 256;
+		PageRun **runs = xreallocarray(pm->runs, alloc, sizeof(*runs));
+		if (!runs)
 			return -ENOMEM;
+		pm->runs = runs;
+		w->runs_alloc = alloc;
 	}
 	PageRun *r = xzalloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
 	page_run__init(r);
 	r->vaddr = vaddr;
 	r->nr_pages = nr;
@@ -90,10 +95,12 @@ static int note_saved(struct dump_task *t, uint64_t vaddr, uint64_t pfn, pid_t i
 		      uint64_t file_off)
 {
 	if (t->nr_saved == t->saved_alloc) {
-		t->saved_alloc = t->saved_alloc ? t->saved_alloc * 2 : 4096;
-		t->saved = realloc(t->saved, t->saved_alloc * sizeof(*t->saved));
-		if (!t->saved)
+		size_t alloc = t->saved_alloc ? t->saved_alloc * 2 : 4096;
+		struct saved_page *saved = xreallocarray(t->saved, alloc, sizeof(*saved));
+		if (!saved)
 			return -ENOMEM;
+		t->saved = saved;
+		t->saved_alloc = alloc;
 	}
 	t->saved[t->nr_saved++] = (struct saved_page){ vaddr, pfn, file_off, in_pid };
 	return 0;
@@ -177,9 +184,33 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 	return 0;
 }
 
+/* A guard page at vaddr: noted (merged with the last one when they follow on). */
+static int note_guard(struct page_writer *w, uint64_t vaddr)
+{
+	Pagemap *pm = w->t->pagemap;
+	GuardRun *last = pm->n_guards ? pm->guards[pm->n_guards - 1] : NULL;
+
+	if (last && last->vaddr + (uint64_t)last->nr_pages * PAGE_SIZE == vaddr && last->vaddr >= w->vma_start) {
+		last->nr_pages++;
+		return 0;
+	}
+	GuardRun **more = xreallocarray(pm->guards, pm->n_guards + 1, sizeof(*pm->guards));
+	if (!more)
+		return -ENOMEM;
+	pm->guards = more;
+	GuardRun *g = xzalloc(sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	guard_run__init(g);
+	g->vaddr = vaddr;
+	g->nr_pages = 1;
+	pm->guards[pm->n_guards++] = g;
+	return 0;
+}
+
 static bool page_wanted(uint64_t pme, VmaKind kind)
 {
-	if (!(pme & (PM_PRESENT | PM_SWAPPED)))
+	if (!(pme & (PM_PRESENT | PM_SWAPPED)) || (pme & PM_GUARD))
 		return false;
 	if (vma_kind_is_private_file(kind))
 		return !(pme & PM_FILE_OR_SHARED) || (pme & PM_SWAPPED);
@@ -204,6 +235,9 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 		}
 		for (size_t i = 0; i <= nr; i++) {
 			const struct saved_page *sp = NULL;
+			int err;
+			if (i < nr && (pme[i] & PM_GUARD) && (err = note_guard(w, addr + i * PAGE_SIZE)))
+				return err;
 			if (i < nr && page_wanted(pme[i], v->kind)) {
 				if (!private_anon || !(sp = inherited_page(w->t, addr + i * PAGE_SIZE, pme[i]))) {
 					span++;
@@ -230,7 +264,7 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 static int dump_pages(struct dump_task *t)
 {
 	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE };
-	auto_free uint64_t *pme = malloc(CHUNK_PAGES * 8);
+	auto_free uint64_t *pme = xmalloc(CHUNK_PAGES * 8);
 	auto_close int pagemap_fd = -1;
 	char path[64];
 	int err = 0, werr;
@@ -311,6 +345,18 @@ static int validate_pages(struct restore_task *t)
 		expect_off += len;
 		total += r->nr_pages;
 	}
+	prev_end = 0;
+	for (size_t i = 0; i < pm->n_guards; i++) {
+		const GuardRun *g = pm->guards[i];
+		const VmaEntry *v = vma_of(t->mm, g->vaddr);
+		if (!g->nr_pages || g->vaddr % PAGE_SIZE || g->vaddr < prev_end || !v ||
+		    !vma_kind_has_pages(v->kind) || g->vaddr + (uint64_t)g->nr_pages * PAGE_SIZE > v->end) {
+			pr_err("image pagemap-%d.img: guard pages %zu (%#llx) do not fit the saved memory layout",
+			       t->pid, i, (unsigned long long)g->vaddr);
+			return -EINVAL;
+		}
+		prev_end = g->vaddr + (uint64_t)g->nr_pages * PAGE_SIZE;
+	}
 	if (total != pm->nr_pages) {
 		pr_err("image pagemap-%d.img: runs hold %llu pages, header says %llu", t->pid,
 		       (unsigned long long)total, (unsigned long long)pm->nr_pages);
@@ -360,8 +406,12 @@ static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int
 		return *cache_fd;
 	image_filename(name, sizeof(name), IMG_PAGES, pid);
 	int fd = openat(t->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (fd = restore_move_high(t, fd)) < 0)
+	if (fd < 0) {
+		pr_perror("restore pid %d: image %s: cannot open", t->pid, name);
 		return -errno;
+	}
+	if ((fd = restore_move_high(t, fd)) < 0)
+		return fd;
 	*cache_pid = pid;
 	*cache_fd = fd;
 	return fd;
@@ -369,7 +419,7 @@ static int pages_fd_of(struct restore_task *t, uint32_t pid, int *cache_pid, int
 
 static size_t pages_args_size(const struct restore_task *t)
 {
-	return t->pagemap->n_runs * sizeof(struct rst_run);
+	return t->pagemap->n_runs * sizeof(struct rst_run) + t->pagemap->n_guards * sizeof(struct rst_range) + 8;
 }
 
 static int restore_pages(struct restore_task *t)
@@ -377,9 +427,15 @@ static int restore_pages(struct restore_task *t)
 	struct restorer_args *a = t->args;
 	struct rst_run *runs = restorer_args_alloc(t, t->pagemap->n_runs * sizeof(*runs), &a->runs_off);
 
-	if (!runs)
+	struct rst_range *guards = restorer_args_alloc(t, t->pagemap->n_guards * sizeof(*guards), &a->guards_off);
+	if (!runs || !guards)
 		return -ENOMEM;
 	int cache_pid = -1, cache_fd = -1;
+
+	a->nr_guards = t->pagemap->n_guards;
+	for (size_t i = 0; i < t->pagemap->n_guards; i++)
+		guards[i] = (struct rst_range){ t->pagemap->guards[i]->vaddr,
+						(uint64_t)t->pagemap->guards[i]->nr_pages * PAGE_SIZE };
 
 	a->pages_fd = t->pages_fd;
 	a->nr_runs = t->pagemap->n_runs;
@@ -480,9 +536,11 @@ int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd)
 	size_t nr_segs = 0;
 	uint64_t total = 0;
 	pthread_t helper;
-	int uffd = task_fd_copy(pid, child_uffd), err = 0;
+	int uffd, err = 0;
 
-	if (uffd < 0) {
+	if (!segs)
+		return -ENOMEM;
+	if ((uffd = task_fd_copy(pid, child_uffd)) < 0) {
 		pr_err("restore pid %d: cannot take its userfaultfd: %s", pid, strerror(-uffd));
 		return uffd;
 	}

@@ -118,7 +118,7 @@ static int check_namespace_complete(const struct pid_ns_state *st, pid_t root)
 
 static int add_mapping(struct pid_ns_state *st, pid_t host, uint32_t vpid)
 {
-	struct pid_map *more = realloc(st->map, (st->n + 1) * sizeof(*st->map));
+	struct pid_map *more = xreallocarray(st->map, st->n + 1, sizeof(*st->map));
 
 	if (!more)
 		return -ENOMEM;
@@ -219,7 +219,7 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 			return -ENOTSUP;
 		}
 		if (n > st->depth + 1) { /* a namespace nested in the tree's */
-			e->nested_pids = calloc(n - st->depth, sizeof(uint32_t));
+			e->nested_pids = xzalloc((n - st->depth) * sizeof(uint32_t));
 			if (!e->nested_pids)
 				return -ENOMEM;
 			memcpy(e->nested_pids, nspid + st->depth, (n - st->depth) * sizeof(uint32_t));
@@ -303,7 +303,7 @@ static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* The host pid of a process of the restored namespace, by its pid there (0: none yet). */
+/* The host pid of a process of the restored namespace, by its pid there (0: none yet; -ENOMEM). */
 static pid_t find_host_pid(pid_t host_root, uint32_t vpid, char *state)
 {
 	pid_t queue[4096];
@@ -315,21 +315,29 @@ static pid_t find_host_pid(pid_t host_root, uint32_t vpid, char *state)
 		auto_free uint32_t *nspid = NULL;
 		auto_free int *tids = NULL;
 		size_t n, nt;
+		int err;
 
-		if (proc_nspids(p, &nspid, &n) || n < 2)
+		if ((err = proc_nspids(p, &nspid, &n)) == -ENOMEM)
+			return err;
+		if (err || n < 2)
 			continue;
 		if (nspid[1] == vpid) {
 			struct proc_stat ps;
-			*state = proc_read_stat(p, &ps) ? 'X' : ps.state;
+			if ((err = proc_read_stat(p, &ps)) == -ENOMEM)
+				return err;
+			*state = err ? 'X' : ps.state;
 			return p;
 		}
-		if (proc_list_numbers(p, "task", &tids, &nt))
+		if ((err = proc_list_numbers(p, "task", &tids, &nt)) == -ENOMEM)
+			return err;
+		if (err)
 			continue;
 		for (size_t i = 0; i < nt; i++) {
 			char path[96];
 			auto_free char *list = NULL;
 			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", p, tids[i]);
-			list = read_file_at(AT_FDCWD, path, NULL);
+			if (!(list = read_file_at(AT_FDCWD, path, NULL)) && errno == ENOMEM)
+				return -ENOMEM;
 			for (char *c = list; c && *c && tail < ARRAY_SIZE(queue);) {
 				char *end;
 				long child = strtol(c, &end, 10);
@@ -348,14 +356,19 @@ int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, s
 {
 	struct proc_stat ps;
 	pid_t found;
+	int err;
 
 	if (!state_of(ctx)->own) {
 		t->host_pid = t->pid;
-		*state = proc_read_stat(t->pid, &ps) ? 0 : ps.state;
+		if ((err = proc_read_stat(t->pid, &ps)) == -ENOMEM)
+			return err;
+		*state = err ? 0 : ps.state;
 		return *state ? 0 : -ESRCH;
 	}
 	*state = 0;
-	if (!(found = find_host_pid(rt->tasks[0].host_pid, t->pid, state)))
+	if ((found = find_host_pid(rt->tasks[0].host_pid, t->pid, state)) < 0)
+		return found;
+	if (!found)
 		return -ESRCH;
 	t->host_pid = found;
 	return 0;
@@ -365,11 +378,14 @@ pid_t pid_ns_host_of(const struct run_ctx *ctx, struct restore_tree *rt, uint32_
 {
 	struct restore_task *t = pstree_task(rt, vpid);
 	char state;
+	int err;
 
 	if (!state_of(ctx)->own)
 		return vpid;
-	if (!t || (!t->host_pid && pid_ns_find_host(ctx, rt, t, &state)))
+	if (!t)
 		return 0;
+	if (!t->host_pid && (err = pid_ns_find_host(ctx, rt, t, &state)))
+		return err == -ENOMEM ? err : 0;
 	return t->host_pid;
 }
 
@@ -378,9 +394,10 @@ int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
 	const struct pid_ns_state *st = state_of(ctx);
 	auto_free int *tids = NULL;
 	size_t n;
+	int err;
 
 	if (!t->host_tids) {
-		t->host_tids = calloc(t->core->n_threads + 1, sizeof(pid_t));
+		t->host_tids = xzalloc((t->core->n_threads + 1) * sizeof(pid_t));
 		if (!t->host_tids)
 			return -ENOMEM;
 	}
@@ -388,7 +405,9 @@ int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
 		t->host_tids[i] = t->core->threads[i]->tid;
 	if (!st->own)
 		return 0;
-	if (proc_list_numbers(t->host_pid, "task", &tids, &n)) {
+	if ((err = proc_list_numbers(t->host_pid, "task", &tids, &n))) {
+		if (err == -ENOMEM)
+			return err;
 		pr_err("restore pid %d: cannot list the threads of host pid %d", t->pid, t->host_pid);
 		return -ESRCH;
 	}
@@ -397,8 +416,9 @@ int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
 		for (size_t k = 0; k < n && !t->host_tids[i]; k++) {
 			auto_free uint32_t *nspid = NULL;
 			size_t levels;
-			if (proc_nspids(tids[k], &nspid, &levels) == 0 && levels > 1 &&
-			    nspid[1] == t->core->threads[i]->tid)
+			if ((err = proc_nspids(tids[k], &nspid, &levels)) == -ENOMEM)
+				return err;
+			if (!err && levels > 1 && nspid[1] == t->core->threads[i]->tid)
 				t->host_tids[i] = tids[k];
 		}
 		if (!t->host_tids[i]) {

@@ -57,15 +57,22 @@ static int dump_posix_timers(struct dump_task *t)
 	snprintf(path, sizeof(path), "/proc/%d/timers", t->pid);
 	text = read_file_at(AT_FDCWD, path, NULL);
 	if (!text)
-		return 0; /* no timers file: no timers */
+		return errno == ENOMEM ? -ENOMEM : 0; /* no timers file: no timers */
 	for (char *b = text; b && *b; b = strchr(b, '\n') ? strchr(b, '\n') + 1 : NULL) {
 		if (strncmp(b, "ID:", 3)) /* each timer's block starts with its "ID:" line */
 			continue;
-		PosixTimer *pt = xzalloc(sizeof(*pt));
+		PosixTimer *pt = xzalloc(sizeof(*pt)), **more;
 		const char *clk = strstr(b, "ClockID:");
 		struct itimerspec its;
 		int64_t ret;
 
+		if (!pt || !(more = xreallocarray(t->core->posix_timers, t->core->n_posix_timers + 1,
+						   sizeof(*more)))) {
+			free(pt);
+			return -ENOMEM;
+		}
+		t->core->posix_timers = more;
+		t->core->posix_timers[t->core->n_posix_timers++] = pt; /* freed with the image */
 		posix_timer__init(pt);
 		pt->id = strtoul(b + 3, NULL, 10);
 		if (!clk || parse_notify(b, pt)) {
@@ -81,19 +88,16 @@ static int dump_posix_timers(struct dump_task *t)
 			pt->notify_tid = vtid;
 		}
 		uint64_t get_args[6] = { pt->id, t->inj.scratch }, overrun_args[6] = { pt->id };
-		if (inject_syscall_out(&t->inj, SYS_timer_gettime, get_args, &its, sizeof(its)) ||
-		    inject_syscall(&t->inj, SYS_timer_getoverrun, overrun_args, &ret) || ret < 0) {
-			pr_err("dump pid %d: cannot read POSIX timer %u", t->pid, pt->id);
-			return -EIO;
-		}
+		unsigned logged = log_errors();
+		int err;
+		if ((err = inject_syscall_out(&t->inj, SYS_timer_gettime, get_args, &its, sizeof(its))) ||
+		    (err = inject_syscall(&t->inj, SYS_timer_getoverrun, overrun_args, &ret)) ||
+		    (err = ret < 0 ? ret : 0))
+			return log_unnamed(logged, err, "dump pid %d: cannot read POSIX timer %u", t->pid,
+					   pt->id);
 		pt->overrun = ret;
 		pt->value_ns = its.it_value.tv_sec * 1000000000ull + its.it_value.tv_nsec;
 		pt->interval_ns = its.it_interval.tv_sec * 1000000000ull + its.it_interval.tv_nsec;
-		t->core->posix_timers = realloc(t->core->posix_timers,
-						(t->core->n_posix_timers + 1) * sizeof(PosixTimer *));
-		if (!t->core->posix_timers)
-			return -ENOMEM;
-		t->core->posix_timers[t->core->n_posix_timers++] = pt;
 	}
 	return 0;
 }

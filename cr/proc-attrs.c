@@ -29,16 +29,19 @@ static int dump_rlimits(struct dump_task *t)
 {
 	TaskCore *c = t->core;
 
-	c->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*c->rlimits));
+	if (!(c->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*c->rlimits))))
+		return -ENOMEM;
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
 		struct rlimit lim;
 		/* asked inside the task: from outside, another uid's limits need CAP_SYS_RESOURCE */
 		uint64_t args[6] = { 0, res, 0, t->inj.scratch };
-		if (inject_syscall_out(&t->inj, SYS_prlimit64, args, &lim, sizeof(lim))) {
-			pr_err("dump pid %d: cannot read rlimit %d", t->pid, res);
-			return -EIO;
-		}
+		unsigned logged = log_errors();
+		int err = inject_syscall_out(&t->inj, SYS_prlimit64, args, &lim, sizeof(lim));
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot read rlimit %d", t->pid, res);
 		RlimitEntry *e = xzalloc(sizeof(*e));
+		if (!e)
+			return -ENOMEM;
 		rlimit_entry__init(e);
 		e->resource = res;
 		e->cur = lim.rlim_cur;
@@ -52,16 +55,20 @@ static int dump_itimers(struct dump_task *t)
 {
 	TaskCore *c = t->core;
 
-	c->itimers = xzalloc(NR_ITIMERS * sizeof(*c->itimers));
+	if (!(c->itimers = xzalloc(NR_ITIMERS * sizeof(*c->itimers))))
+		return -ENOMEM;
 	for (int which = 0; which < NR_ITIMERS; which++) {
 		struct itimerval it;
 		uint64_t args[6] = { which, t->inj.scratch };
+		unsigned logged = log_errors();
+		int err = inject_syscall_out(&t->inj, SYS_getitimer, args, &it, sizeof(it));
 
-		if (inject_syscall_out(&t->inj, SYS_getitimer, args, &it, sizeof(it))) {
-			pr_err("dump pid %d: cannot read interval timer %d", t->pid, which);
-			return -EIO;
-		}
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot read interval timer %d", t->pid,
+					   which);
 		ItimerEntry *e = xzalloc(sizeof(*e));
+		if (!e)
+			return -ENOMEM;
 		itimer_entry__init(e);
 		e->which = which;
 		e->interval_us = it.it_interval.tv_sec * 1000000ull + it.it_interval.tv_usec;
@@ -80,20 +87,20 @@ static int dump_prctl_flags(struct dump_task *t)
 	int32_t val[2];
 	int64_t ret[4];
 	TaskCore *c = t->core;
+	unsigned logged = log_errors();
+	int err;
 
 	for (int i = 0; i < 2; i++) {
 		uint64_t args[6] = { by_pointer[i], t->inj.scratch };
-		if (inject_syscall_out(&t->inj, SYS_prctl, args, &val[i], sizeof(val[i]))) {
-			pr_err("dump pid %d: cannot read prctl option %d", t->pid, by_pointer[i]);
-			return -EIO;
-		}
+		if ((err = inject_syscall_out(&t->inj, SYS_prctl, args, &val[i], sizeof(val[i]))))
+			return log_unnamed(logged, err, "dump pid %d: cannot read prctl option %d", t->pid,
+					   by_pointer[i]);
 	}
 	for (int i = 0; i < 4; i++) {
 		uint64_t args[6] = { returned[i] };
-		if (inject_syscall(&t->inj, SYS_prctl, args, &ret[i]) || ret[i] < 0) {
-			pr_err("dump pid %d: cannot read prctl option %d", t->pid, returned[i]);
-			return -EIO;
-		}
+		if ((err = inject_syscall(&t->inj, SYS_prctl, args, &ret[i])) || (err = ret[i] < 0 ? ret[i] : 0))
+			return log_unnamed(logged, err, "dump pid %d: cannot read prctl option %d", t->pid,
+					   returned[i]);
 	}
 	c->has_pdeath_signal = c->has_child_subreaper = true;
 	c->pdeath_signal = val[0];
@@ -112,18 +119,23 @@ static int dump_attrs(struct dump_task *t)
 	char buf[4096];
 	auto_free char *comm = NULL, *pers = NULL;
 	uint64_t umask_val;
-	int err;
+	int err = 0;
 
 	snprintf(buf, sizeof(buf), "/proc/%d/comm", t->pid);
-	comm = read_file_at(AT_FDCWD, buf, NULL);
+	if (!(comm = read_file_at(AT_FDCWD, buf, NULL)) && errno == ENOMEM)
+		return -ENOMEM;
 	snprintf(buf, sizeof(buf), "/proc/%d/personality", t->pid);
-	pers = read_file_at(AT_FDCWD, buf, NULL);
-	if (!comm || !pers || proc_status_field(t->pid, "Umask", 8, &umask_val)) {
+	if (!(pers = read_file_at(AT_FDCWD, buf, NULL)) && errno == ENOMEM)
+		return -ENOMEM;
+	if (!comm || !pers || (err = proc_status_field(t->pid, "Umask", 8, &umask_val))) {
+		if (err == -ENOMEM)
+			return err;
 		pr_err("dump pid %d: cannot read comm, personality or umask", t->pid);
 		return -ESRCH;
 	}
 	comm[strcspn(comm, "\n")] = 0;
-	c->comm = xstrdup(comm);
+	if (!(c->comm = xstrdup(comm)))
+		return -ENOMEM;
 	c->personality = strtoul(pers, NULL, 16);
 	c->umask = umask_val;
 	c->ppid = pid_ns_vpid(t->ctx, t->stat.ppid);
@@ -133,17 +145,33 @@ static int dump_attrs(struct dump_task *t)
 		pr_perror("dump pid %d: cannot read cwd", t->pid);
 		return -errno;
 	}
-	c->cwd = xstrdup(buf);
+	if (!(c->cwd = xstrdup(buf)))
+		return -ENOMEM;
+	if (ghost_path(buf)) { /* removed while the process is in it */
+		snprintf(buf, sizeof(buf), "/proc/%d/cwd", t->pid);
+		int id = ghost_note(t->ctx, buf, c->cwd, t->pid, "cwd", true);
+		if (id < 0)
+			return id;
+		c->has_cwd_ghost_id = true;
+		c->cwd_ghost_id = id;
+	}
 	if (proc_readlink(t->pid, "root", buf, sizeof(buf))) {
 		pr_perror("dump pid %d: cannot read root", t->pid);
 		return -errno;
 	}
-	c->root = xstrdup(buf);
+	if (!(c->root = xstrdup(buf)))
+		return -ENOMEM;
+	if (ghost_path(buf)) {
+		pr_err("dump pid %d: its root directory %s was removed (not supported)", t->pid, buf);
+		return -ENOTSUP;
+	}
 	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)) || (err = dump_prctl_flags(t)))
 		return err;
 	/* a controlling terminal that is a pty of the tree's own (or the engine's: orphan_pts_master) */
-	int index = pty_ctty_index(t->stat.tty_nr);
-	if (index >= 0 && pty_kept(t, index, NULL)) {
+	int index = pty_ctty_index(t->stat.tty_nr), kept = 0;
+	if (index >= 0 && (kept = pty_kept(t, index, NULL)) < 0)
+		return kept;
+	if (kept) {
 		c->has_ctty_pty = true;
 		c->ctty_pty = index;
 	}
@@ -199,31 +227,53 @@ static void itimer_to_args(const ItimerEntry *e, struct rst_itimer *it)
 	it->value.usec = value_us % 1000000;
 }
 
-/* In the new task. Errors return a negative errno; the caller names the step. */
+/* In the new task. */
 static int restore_attrs(struct restore_task *t)
 {
 	TaskCore *c = t->core;
 	struct restorer_args *a = t->args;
 
 	umask(c->umask);
-	if (personality(c->personality) < 0)
+	if (personality(c->personality) < 0) {
+		pr_perror("restore pid %d: cannot set personality %#x", t->pid, c->personality);
 		return -errno;
-	if (prctl(PR_SET_NAME, c->comm, 0, 0, 0))
+	}
+	if (prctl(PR_SET_NAME, c->comm, 0, 0, 0)) {
+		pr_perror("restore pid %d: cannot set its name %s", t->pid, c->comm);
 		return -errno;
-	if (c->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+	}
+	if (c->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
+		pr_perror("restore pid %d: cannot make it a child subreaper", t->pid);
 		return -errno;
+	}
 	if ((c->has_thp_disable && prctl(PR_SET_THP_DISABLE, c->thp_disable, 0, 0, 0)) ||
 	    (c->has_timer_slack_ns && c->timer_slack_ns && prctl(PR_SET_TIMERSLACK, c->timer_slack_ns, 0, 0, 0)) ||
-	    (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
+	    (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))) {
+		pr_perror("restore pid %d: cannot set THP disable %u, timer slack %llu ns or "
+			  "no_new_privs %u", t->pid, c->thp_disable, (unsigned long long)c->timer_slack_ns,
+			  c->no_new_privs);
 		return -errno;
+	}
 	/* set by the blob after the credentials (dumpable 2, as for setuid programs, is the kernel's) */
 	a->dumpable = c->has_dumpable && c->dumpable <= 1 ? (int)c->dumpable : -1;
-	if (c->pdeath_signal > 64)
+	if (c->pdeath_signal > 64) {
+		pr_err("image core-%d.img: parent-death signal %u is out of range", t->pid,
+		       c->pdeath_signal);
 		return -EINVAL;
+	}
 	/* Set last by the restorer. The root's parent was outside the tree: not for it. */
 	a->pdeath_signal = t->is_root ? 0 : c->pdeath_signal;
-	if (chdir(c->cwd))
+	if (c->has_cwd_ghost_id) {
+		int cwd = ghost_open(t->ctx, c->cwd_ghost_id, O_PATH | O_DIRECTORY);
+		int err = cwd < 0 ? cwd : fchdir(cwd) ? -errno : 0;
+		if (cwd >= 0)
+			close(cwd);
+		if (err)
+			return err;
+	} else if (chdir(c->cwd)) {
+		pr_perror("restore pid %d: cannot change to its working directory %s", t->pid, c->cwd);
 		return -errno;
+	}
 	for (size_t i = 0; i < c->n_itimers; i++)
 		itimer_to_args(c->itimers[i], &a->itimers[c->itimers[i]->which]);
 	a->nr_rlimits = c->n_rlimits;

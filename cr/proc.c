@@ -68,7 +68,7 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 			continue;
 		if (out->n == alloc) {
 			alloc = alloc ? alloc * 2 : 64;
-			struct proc_vma *nv = realloc(out->v, alloc * sizeof(*nv));
+			struct proc_vma *nv = xreallocarray(out->v, alloc, sizeof(*nv));
 			if (!nv) {
 				ret = -ENOMEM;
 				break;
@@ -77,6 +77,10 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 		}
 		if (parse_vma_line(line, &out->v[out->n]) == 0)
 			out->n++;
+	}
+	if (!ret && !feof(f)) { /* getline could not grow its line */
+		ret = -errno;
+		pr_perror("dump pid %d: cannot read %s", pid, path);
 	}
 	free(line);
 	fclose(f);
@@ -103,12 +107,17 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	proc_path(path, sizeof(path), pid, "stat");
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf) {
-		pr_perror("dump pid %d: cannot read %s", pid, path);
+		if (errno == ENOMEM)
+			return -ENOMEM;
+		if (errno != ENOENT && errno != ESRCH) /* gone: the caller says whether that is wrong */
+			pr_perror("pid %d: cannot read %s", pid, path);
 		return -ESRCH;
 	}
 	p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-	if (!p || p[1] != ' ')
+	if (!p || p[1] != ' ') {
+		pr_err("pid %d: %s cannot be parsed", pid, path);
 		return -EINVAL;
+	}
 	st->state = p[2];
 	p += 3;
 	/* Field 4 onwards: f[4] is ppid. */
@@ -118,7 +127,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 			p++;
 	}
 	if (i < 53) {
-		pr_err("dump pid %d: short %s (%d fields)", pid, path, i);
+		pr_err("pid %d: short %s (%d fields)", pid, path, i);
 		return -EINVAL;
 	}
 	st->ppid = f[4];
@@ -148,7 +157,7 @@ int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val)
 	proc_path(path, sizeof(path), pid, "status");
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf)
-		return -ESRCH;
+		return errno == ENOMEM ? -ENOMEM : -ESRCH;
 	for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		if (strncmp(l, name, nlen) == 0 && l[nlen] == ':') {
 			*val = strtoull(l + nlen + 1, NULL, base);
@@ -168,6 +177,8 @@ int proc_nspids(pid_t pid, uint32_t **pids, size_t *n)
 	*n = 0;
 	proc_path(path, sizeof(path), pid, "status");
 	buf = read_file_at(AT_FDCWD, path, NULL);
+	if (!buf && errno == ENOMEM)
+		return -ENOMEM;
 	l = buf ? strstr(buf, "\nNSpid:") : NULL;
 	if (!l) {
 		pr_err("dump pid %d: cannot read NSpid from %s", pid, path);
@@ -179,14 +190,18 @@ int proc_nspids(pid_t pid, uint32_t **pids, size_t *n)
 		unsigned long v = strtoul(l, &end, 10);
 		if (end == l || *n >= 32)
 			break;
-		uint32_t *more = realloc(*pids, (*n + 1) * sizeof(**pids));
+		uint32_t *more = xreallocarray(*pids, *n + 1, sizeof(**pids));
 		if (!more)
 			return -ENOMEM;
 		*pids = more;
 		(*pids)[(*n)++] = v;
 		l = end;
 	}
-	return *n ? 0 : -EINVAL;
+	if (!*n) {
+		pr_err("dump pid %d: no pid in the NSpid line of %s", pid, path);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -210,7 +225,7 @@ static int list_numbers(const char *path, int **out, size_t *n)
 			continue;
 		if (*n == alloc) {
 			alloc = alloc ? alloc * 2 : 16;
-			int *grown = realloc(*out, alloc * sizeof(int));
+			int *grown = xreallocarray(*out, alloc, sizeof(int));
 			if (!grown) {
 				closedir(d);
 				return -ENOMEM;

@@ -37,8 +37,10 @@ static TreeEntry *find_entry(TreeEntry **e, size_t n, pid_t pid)
 
 static int add_entry(struct dump_tree *tr, pid_t pid, const struct proc_stat *st)
 {
-	TreeEntry *e = xzalloc(sizeof(*e));
+	TreeEntry *e = xzalloc(sizeof(*e)), **more;
 
+	if (!e)
+		return -ENOMEM;
 	tree_entry__init(e);
 	e->pid = pid;
 	e->ppid = st->ppid;
@@ -53,12 +55,18 @@ static int add_entry(struct dump_tree *tr, pid_t pid, const struct proc_stat *st
 		e->has_zombie = e->has_exit_status = true;
 		e->zombie = true;
 		e->exit_status = st->exit_code;
-		e->comm = xstrdup(comm ? comm : "");
+		if ((!comm && errno == ENOMEM) || !(e->comm = xstrdup(comm))) {
+			free(e);
+			return -ENOMEM;
+		}
 		e->comm[strcspn(e->comm, "\n")] = 0;
 	}
-	tr->entries = realloc(tr->entries, (tr->nr_entries + 1) * sizeof(*tr->entries));
-	if (!tr->entries)
+	if (!(more = xreallocarray(tr->entries, tr->nr_entries + 1, sizeof(*more)))) {
+		free(e->comm);
+		free(e);
 		return -ENOMEM;
+	}
+	tr->entries = more;
 	tr->entries[tr->nr_entries++] = e;
 	return 0;
 }
@@ -73,17 +81,23 @@ static int add_children(struct dump_tree *tr, const struct dump_task *t, bool *f
 
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", t->pid, tid);
 		list = read_file_at(AT_FDCWD, path, NULL);
+		if (!list && errno == ENOMEM)
+			return -ENOMEM;
 		for (char *p = list; p && *p;) {
 			char *end;
 			pid_t child = strtol(p, &end, 10);
 			struct proc_stat st;
+			int err;
 			if (end == p)
 				break;
 			p = end;
-			if (find_entry(tr->entries, tr->nr_entries, child) || proc_read_stat(child, &st))
+			if (find_entry(tr->entries, tr->nr_entries, child))
 				continue;
-			int err = add_entry(tr, child, &st);
+			if ((err = proc_read_stat(child, &st)) == -ENOMEM)
+				return err;
 			if (err)
+				continue; /* gone already */
+			if ((err = add_entry(tr, child, &st)))
 				return err;
 			*found_new = true;
 		}
@@ -94,15 +108,19 @@ static int add_children(struct dump_tree *tr, const struct dump_task *t, bool *f
 /*
  * Entry i exited while we froze it: its parent is frozen, so it stays a zombie (returns 0);
  * if it is gone after all (its parent reaped it before being frozen), it leaves the tree
- * (returns 1).
+ * (returns 1). Negative: out of memory.
  */
 static int became_zombie(struct dump_tree *tr, size_t i)
 {
 	struct proc_stat st;
+	int err = proc_read_stat(tr->entries[i]->pid, &st);
 
-	if (proc_read_stat(tr->entries[i]->pid, &st) == 0 && st.state == 'Z') {
+	if (err == -ENOMEM)
+		return err;
+	if (!err && st.state == 'Z') {
 		TreeEntry *e = tr->entries[i];
-		add_entry(tr, e->pid, &st);
+		if ((err = add_entry(tr, e->pid, &st)))
+			return err;
 		tr->entries[i] = tr->entries[--tr->nr_entries]; /* the new zombie entry takes its place */
 		return 0;
 	}
@@ -113,21 +131,22 @@ static int became_zombie(struct dump_tree *tr, size_t i)
 
 static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx)
 {
-	struct dump_task *t;
+	struct dump_task *t = xreallocarray(tr->tasks, tr->nr_tasks + 1, sizeof(*tr->tasks));
 	int err;
 
-	tr->tasks = realloc(tr->tasks, (tr->nr_tasks + 1) * sizeof(*tr->tasks));
-	if (!tr->tasks)
+	if (!t)
 		return -ENOMEM;
+	tr->tasks = t;
 	t = &tr->tasks[tr->nr_tasks];
 	memset(t, 0, sizeof(*t));
 	t->pid = e->pid;
 	t->ctx = ctx;
 	t->dirfd = ctx->images_dir_fd;
-	if ((err = task_seize(t->pid, &t->was_stopped)))
+	if ((err = task_seize(t->pid, &t->stop_sig)))
 		return err;
 	tr->nr_tasks++;
-	t->threads = xzalloc(RST_MAX_THREADS * sizeof(*t->threads));
+	if (!(t->threads = xzalloc(RST_MAX_THREADS * sizeof(*t->threads))))
+		return -ENOMEM;
 	return threads_seize(t);
 }
 
@@ -146,16 +165,20 @@ static int add_group_helpers(struct dump_tree *tr)
 		snprintf(path, sizeof(path), "/proc/%u", m->pgid);
 		if (access(path, F_OK) == 0)
 			continue; /* the leader lives outside the tree: members take the caller's group */
-		TreeEntry *h = xzalloc(sizeof(*h));
+		TreeEntry *h = xzalloc(sizeof(*h)), **more;
+		if (!h)
+			return -ENOMEM;
 		tree_entry__init(h);
 		h->pid = h->pgid = m->pgid;
 		h->ppid = m->ppid;
 		h->sid = m->sid;
 		h->has_group_helper = true;
 		h->group_helper = true;
-		tr->entries = realloc(tr->entries, (tr->nr_entries + 1) * sizeof(*tr->entries));
-		if (!tr->entries)
+		if (!(more = xreallocarray(tr->entries, tr->nr_entries + 1, sizeof(*more)))) {
+			free(h);
 			return -ENOMEM;
+		}
+		tr->entries = more;
 		memmove(&tr->entries[i + 1], &tr->entries[i], (tr->nr_entries - i) * sizeof(*tr->entries));
 		tr->entries[i] = h;
 		tr->nr_entries++;
@@ -183,9 +206,10 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 	int err;
 
 	*tr = (struct dump_tree){ .inv = INVENTORY__INIT };
-	if (proc_read_stat(root, &st)) {
-		pr_err("dump pid %d: no such process", root);
-		return -ESRCH;
+	if ((err = proc_read_stat(root, &st))) {
+		if (err == -ESRCH)
+			pr_err("dump pid %d: no such process", root);
+		return err;
 	}
 	if (st.state == 'Z') {
 		pr_err("dump pid %d: is a zombie, nothing to dump", root);
@@ -207,6 +231,8 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 			if (e->zombie || seized)
 				continue;
 			err = seize_process(tr, e, ctx);
+			if (err == -ESRCH && i == 0)
+				pr_err("dump pid %d: exited while being frozen", root);
 			if (err == -ESRCH && i > 0 && (err = became_zombie(tr, i)) > 0) {
 				err = 0;
 				i--; /* entry i is gone: the next one moved into its place */
@@ -227,9 +253,12 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
 		tr->freeze_timeout_s = ctx->opts->timeout;
 	}
-	if ((err = add_group_helpers(tr))) {
+	size_t n = 0;
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		n += 1 + tr->tasks[i].nr_threads;
+	if (!(tr->kill_tids = xzalloc(n * sizeof(pid_t))) || (err = add_group_helpers(tr))) {
 		pstree_release(tr);
-		return err;
+		return err ? err : -ENOMEM;
 	}
 	pr_debug("dump pid %d: froze %zu processes (%zu in the tree)", root, tr->nr_tasks,
 		 tr->nr_entries);
@@ -243,8 +272,10 @@ void pstree_release(struct dump_tree *tr)
 		threads_release(t);
 		if (t->regs.rip)
 			regs_undo_freeze_eintr(t->pid, &t->regs);
-		task_release(t->pid, t->was_stopped);
+		task_release(t->pid, t->stop_sig);
 	}
+	free(tr->kill_tids);
+	tr->kill_tids = NULL;
 	if (tr->refreeze_cgroup)
 		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
 	tr->refreeze_cgroup = NULL;
@@ -258,25 +289,21 @@ int pstree_kill(struct dump_tree *tr)
 	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		n += 1 + tr->tasks[i].nr_threads;
 		if (kill(tr->tasks[i].pid, SIGKILL)) {
 			pr_perror("dump pid %d: cannot kill after dump", tr->tasks[i].pid);
 			err = -errno;
 		}
 	}
 	/* As tracer of every thread we see each die (the parents reap the processes). */
-	auto_free pid_t *tids = calloc(n, sizeof(*tids));
-	if (!tids) {
-		pr_err("dump: out of memory waiting for the killed tree");
-		return -ENOMEM;
-	}
-	n = 0;
+	pid_t *tids = tr->kill_tids;
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		tids[n++] = tr->tasks[i].pid;
 		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
 			tids[n++] = tr->tasks[i].threads[k].tid;
 	}
 	int gone = tasks_wait_gone(tids, n, KILL_WAIT_MS);
+	free(tr->kill_tids);
+	tr->kill_tids = NULL;
 	return err ? err : gone;
 }
 
@@ -417,16 +444,25 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	int err;
 
 	if (me->sid == (uint32_t)self->pid) {
-		if (setsid() < 0)
+		if (setsid() < 0) {
+			pr_perror("restore pid %d: cannot lead its session again", self->pid);
 			return -errno;
-		if (self->core->has_ctty_pty && (err = pty_take_as_ctty(self->ctx, self->core->ctty_pty)))
+		}
+		if (self->core->has_ctty_pty && (err = pty_take_as_ctty(self->ctx, self->core->ctty_pty))) {
+			pr_err("restore pid %d: cannot take /dev/pts/%u as its controlling terminal: %s",
+			       self->pid, self->core->ctty_pty, strerror(-err));
 			return err;
+		}
 	} else if (me->pgid == (uint32_t)self->pid) {
-		if (setpgid(0, 0))
+		if (setpgid(0, 0)) {
+			pr_perror("restore pid %d: cannot lead its process group again", self->pid);
 			return -errno;
+		}
 	} else if (self != &rt->tasks[0] && me->pgid && me->pgid != (uint32_t)getpgrp() &&
 		   setpgid(0, me->pgid)) {
-		return -errno; /* its group leader is not (yet) there */
+		/* its group leader is not (yet) there */
+		pr_perror("restore pid %d: cannot join process group %u", self->pid, me->pgid);
+		return -errno;
 	}
 	/* (A group or session id 0 was outside the tree's PID namespace: it takes its parent's.) */
 	/* (The root outside its own group or session joins the restoring caller's.) */
@@ -436,8 +472,10 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		if (e->ppid != (uint32_t)self->pid || e->pid == (uint32_t)self->pid)
 			continue;
 		pid_t child = clone_child(me, e);
-		if (child < 0)
+		if (child < 0) {
+			pr_perror("restore pid %d: cannot create its child %u", self->pid, e->pid);
 			return -errno;
+		}
 		if (child == 0) {
 			if (e->zombie)
 				die_like(e);
@@ -450,8 +488,10 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			waitid(P_PID, child, &si, WEXITED | WNOWAIT);
 		}
 		/* The group exists before any member, forked next, tries to join it. */
-		if (e->group_helper && setpgid(child, child))
+		if (e->group_helper && setpgid(child, child)) {
+			pr_perror("restore pid %d: cannot make process group %u again", self->pid, e->pid);
 			return -errno;
+		}
 		made_zombies |= e->zombie || e->group_helper;
 	}
 	for (size_t i = 0; i < inv->n_tree; i++) {
@@ -462,7 +502,10 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	if (made_zombies)
 		drain_sigchld();
 	if (me->sid == (uint32_t)self->pid && self->core->has_ctty_pty &&
-	    (err = pty_set_foreground(self->ctx, self->core->ctty_pty)))
+	    (err = pty_set_foreground(self->ctx, self->core->ctty_pty))) {
+		pr_err("restore pid %d: cannot give /dev/pts/%u its foreground group again: %s",
+		       self->pid, self->core->ctty_pty, strerror(-err));
 		return err;
+	}
 	return 0;
 }

@@ -10,6 +10,8 @@ struct dump_tree {
 	TreeEntry **entries;     /* every process, zombies too, parents first */
 	size_t nr_entries;
 	Inventory inv;           /* written last; tree-wide kinds note what the tree has in it */
+	pid_t *kill_tids;        /* room for every pid and tid, made once the tree is frozen: a
+				    kill after the dump allocates nothing */
 	const char *refreeze_cgroup; /* --freeze-cgroup found it frozen: pstree_release refreezes */
 	int freeze_timeout_s;
 };

@@ -42,6 +42,8 @@ static const char *const step_names[] = {
 	[RST_STEP_POSIX_TIMER] = "creating a POSIX timer (detail: its id)",
 	[RST_STEP_CLOSE] = "closing helper fds",
 	[RST_STEP_SECCOMP] = "installing a seccomp filter or strict mode (detail: the filter)",
+	[RST_STEP_AIO] = "making an AIO context again (detail: its ring)",
+	[RST_STEP_GUARD] = "installing guard pages (detail: the first)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)
@@ -74,11 +76,14 @@ static int find_dead_task(struct restore_tree *rt, const bool *done)
 		struct restore_task *t = &rt->tasks[i];
 		struct proc_stat st;
 		char state;
+		int err;
 		if (done[i])
 			continue;
 		/* a process not found was not made yet (its parent, alive, will make it or report),
 		 * unless it was seen before: the root always was */
-		if (pid_ns_find_host(rt->ctx, rt, t, &state)) {
+		if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) == -ENOMEM)
+			return err;
+		if (err) {
 			if (!t->seen && i != 0)
 				continue;
 			state = 'X';
@@ -101,6 +106,8 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 	auto_free bool *done = xzalloc(rt->nr_tasks * sizeof(bool));
 	size_t nr_done = 0;
 
+	if (!done)
+		return -ENOMEM;
 	while (nr_done < rt->nr_tasks) {
 		struct pollfd pfd = { .fd = status_fd, .events = POLLIN };
 		struct rst_status st;
@@ -111,11 +118,18 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 				return err;
 			continue;
 		}
-		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
-			return find_dead_task(rt, done) ?: -EIO;
-		struct restore_task *t = pstree_task(rt, st.pid);
-		if (!t)
+		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
+			if ((err = find_dead_task(rt, done)))
+				return err;
+			pr_err("restore: the new processes' reports broke off (%zu of %zu reported)",
+			       nr_done, rt->nr_tasks);
 			return -EIO;
+		}
+		struct restore_task *t = pstree_task(rt, st.pid);
+		if (!t) {
+			pr_err("restore: a report from pid %d, which is not a process of the tree", st.pid);
+			return -EIO;
+		}
 		size_t idx = t - rt->tasks;
 		if (!st.ok)
 			return report_failure(&st);
@@ -137,13 +151,16 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		if (st.step == RST_STEP_PAGES_HANDOFF) {
 			char state;
 			if ((err = pid_ns_find_host(rt->ctx, rt, t, &state))) {
-				pr_err("restore pid %d: its process is gone", t->pid);
+				if (err != -ENOMEM)
+					pr_err("restore pid %d: its process is gone", t->pid);
 				return err;
 			}
 			if ((err = pages_copy_by_uffd(t, t->host_pid, st.uffd)))
 				return err;
-			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
+			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1) {
+				pr_perror("restore pid %d: cannot tell it its pages are in", t->pid);
 				return -EIO;
+			}
 			continue;
 		}
 		t->region_start = st.region_start;
@@ -184,31 +201,82 @@ static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 	}
 }
 
-/* Runs munmap of the restorer region in the stopped main thread, through the blob's syscall. */
-static int unmap_restorer_region(const struct restore_task *t, struct user_regs_struct r)
+/*
+ * Runs system call nr in the stopped main thread through the blob's pause loop (r: as caught
+ * there; rip is just past its syscall instruction). *ret: what it returned.
+ */
+static int pause_loop_syscall(const struct restore_task *t, struct user_regs_struct r, long nr,
+			      uint64_t a0, uint64_t a1, uint64_t a2, long long *ret)
 {
 	int status = 0, err;
 
-	/* rip is just past the syscall instruction of the pause loop: reuse it for munmap. */
 	r.rip -= 2;
-	r.rax = SYS_munmap;
+	r.rax = nr;
 	r.orig_rax = -1;
-	r.rdi = t->region_start;
-	r.rsi = t->region_len;
-	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r))
+	r.rdi = a0;
+	r.rsi = a1;
+	r.rdx = a2;
+	r.r10 = 0;
+	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r)) {
+		pr_perror("restore pid %d: cannot set registers for system call %ld in the task", t->pid, nr);
 		return -errno;
+	}
 	for (int step = 0; step < 2; step++) {
 		if (ptrace(PTRACE_SYSCALL, t->host_pid, 0, 0) || (err = task_wait_stop(t->host_pid, &status)) ||
 		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			pr_err("restore pid %d: removing the restorer region failed (status 0x%x)",
-			       t->pid, status);
+			pr_err("restore pid %d: system call %ld in the task did not run (status 0x%x)",
+			       t->pid, nr, status);
 			return -EIO;
 		}
 	}
-	if (ptrace(PTRACE_GETREGS, t->host_pid, 0, &r) || r.rax) {
-		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid,
-		       (long long)r.rax);
+	if (ptrace(PTRACE_GETREGS, t->host_pid, 0, &r))
+		return -errno;
+	*ret = (long long)r.rax;
+	return 0;
+}
+
+static int unmap_restorer_region(const struct restore_task *t, struct user_regs_struct r)
+{
+	long long ret;
+	int err = pause_loop_syscall(t, r, SYS_munmap, t->region_start, t->region_len, 0, &ret);
+
+	if (!err && ret) {
+		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid, ret);
 		return -EIO;
+	}
+	return err;
+}
+
+static bool is_parent_of(const struct restore_tree *rt, const struct restore_task *t,
+			 const struct restore_task *c)
+{
+	for (size_t i = 0; i < rt->inv->n_tree; i++)
+		if (rt->inv->tree[i]->pid == (uint32_t)c->pid)
+			return rt->inv->tree[i]->ppid == (uint32_t)t->pid;
+	return false;
+}
+
+/*
+ * Its children whose job control stop it had collected (cr/job-stop.c), stopped again and let
+ * go already: it collects each stop again (wait4 WUNTRACED), so that it is not reported twice.
+ */
+static int collect_child_stops(const struct restore_tree *rt, const struct restore_task *t,
+			       struct user_regs_struct r)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const struct restore_task *c = &rt->tasks[i];
+		long long ret;
+		int err;
+
+		if (!job_stop_signal(c->core) || !c->core->stop_collected || !is_parent_of(rt, t, c))
+			continue;
+		if ((err = pause_loop_syscall(t, r, SYS_wait4, c->pid, 0, WUNTRACED | __WALL | WNOHANG, &ret)))
+			return err;
+		if (ret != c->pid) {
+			pr_err("restore pid %d: collecting the stop of its child %d again returned %lld", t->pid,
+			       c->pid, ret);
+			return -EIO;
+		}
 	}
 	return 0;
 }
@@ -231,17 +299,18 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 {
 	struct user_regs_struct r;
 	TaskCore *c = t->core;
+	unsigned logged = log_errors();
 	char state;
 	int err;
 
-	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t))) {
-		pr_err("restore pid %d: cannot find its process or threads on the host", t->pid);
-		return err ? err : -ESRCH;
-	}
+	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t)))
+		return log_unnamed(logged, err, "restore pid %d: cannot find its process or threads on the host",
+				   t->pid);
 	for (size_t i = 0; i < c->n_threads; i++)
 		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
 			return err;
-	if ((err = catch_in_pause(t->host_pid, t->traced, &r)) || (err = unmap_restorer_region(t, r)))
+	if ((err = catch_in_pause(t->host_pid, t->traced, &r)) || (err = collect_child_stops(rt, t, r)) ||
+	    (err = unmap_restorer_region(t, r)))
 		return err;
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
@@ -250,9 +319,11 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 	}
 	if ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)))
 		return err;
-	for (unsigned i = 0; i < state_table_len; i++)
+	for (unsigned i = 0; i < state_table_len; i++) {
+		unsigned logged = log_errors();
 		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
+	}
 	return 0;
 }
 
@@ -261,20 +332,72 @@ static int release_task(struct restore_task *t)
 	int err;
 
 	for (size_t i = 0; i < t->core->n_threads; i++)
-		if ((err = task_release(t->host_tids[i], false)))
+		if ((err = task_release(t->host_tids[i], 0)))
 			return err;
-	return task_release(t->host_pid, t->core->stopped);
+	return task_release(t->host_pid, 0);
 }
 
+/* Every thread of t in group stop (state T), within about a second? */
+static bool wait_group_stop(const struct restore_task *t)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		struct proc_stat st;
+		size_t stopped = 0;
+
+		for (size_t i = 0; i <= t->core->n_threads; i++)
+			stopped += !proc_read_stat(i ? t->host_tids[i - 1] : t->host_pid, &st) && st.state == 'T';
+		if (stopped == t->core->n_threads + 1)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * Lets a stopped process go into its group stop with its own signal: the main thread first
+ * (it sends itself the signal on its way out of the syscall stop), the other threads join that
+ * stop once let go. The root, whose parent is not the one it had, stops with SIGSTOP: a
+ * terminal stop signal is dropped in a process group that is orphaned now. So is any other, if
+ * it does not stop: it is then stopped by SIGSTOP.
+ */
+static int release_stopped_task(struct restore_task *t)
+{
+	int sig = t->is_root ? SIGSTOP : job_stop_signal(t->core), err;
+
+	if ((err = task_release(t->host_pid, sig)))
+		return err;
+	if (!wait_group_stop(t) && sig != SIGSTOP) { /* (only the main thread is let go yet) */
+		pr_warn("restore pid %d: did not stop with signal %d (its process group is orphaned "
+			"now?); stopped by SIGSTOP instead", t->pid, sig);
+		kill(t->host_pid, SIGSTOP);
+	}
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		if ((err = task_release(t->host_tids[i], 0)))
+			return err;
+	if (!wait_group_stop(t)) {
+		pr_err("restore pid %d: did not stop with signal %d", t->pid, sig);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Stopped processes first, children before parents: each is let go into its stop before its
+ * parent, which may collect that stop again, is finished. Then the others, let go at once.
+ */
 int restore_finish_tree(struct restore_tree *rt)
 {
 	int err;
 
+	for (size_t i = rt->nr_tasks; i-- > 0;)
+		if (job_stop_signal(rt->tasks[i].core) &&
+		    ((err = prepare_finish(rt, &rt->tasks[i])) || (err = release_stopped_task(&rt->tasks[i]))))
+			return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++)
-		if ((err = prepare_finish(rt, &rt->tasks[i])))
+		if (!job_stop_signal(rt->tasks[i].core) && (err = prepare_finish(rt, &rt->tasks[i])))
 			return err;
 	for (size_t i = rt->nr_tasks; i-- > 0;)
-		if ((err = release_task(&rt->tasks[i])))
+		if (!job_stop_signal(rt->tasks[i].core) && (err = release_task(&rt->tasks[i])))
 			return err;
 	return 0;
 }

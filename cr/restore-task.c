@@ -64,8 +64,11 @@ static int highest_open_fd(void)
 {
 	auto_free int *fds = NULL;
 	size_t n;
+	int err = proc_list_numbers(PROC_SELF, "fd", &fds, &n);
 
-	if (proc_list_numbers(PROC_SELF, "fd", &fds, &n) || !n)
+	if (err == -ENOMEM)
+		return err;
+	if (err || !n)
 		return 1024; /* cannot tell: stay well above stdio and the usual few */
 	return fds[n - 1];
 }
@@ -151,6 +154,8 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 
 	/* Helper fds (images, mapped files) live above every fd number the task will use. */
 	int high = highest_open_fd();
+	if (high < 0)
+		child_fail(high, "restore pid %d: out of memory", t->pid);
 	if (high >= t->next_high_fd)
 		t->next_high_fd = high + 1;
 	a->close_from = t->next_high_fd;

@@ -41,9 +41,11 @@ static int read_task_images(struct restore_task *t)
 		pr_err("image core-%d.img: holds pid %u", t->pid, t->core->pid);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < state_table_len; i++)
+	for (unsigned i = 0; i < state_table_len; i++) {
+		unsigned logged = log_errors();
 		if (state_table[i]->validate && (err = state_table[i]->validate(t)))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
+	}
 	return 0;
 }
 
@@ -73,13 +75,18 @@ static int check_ids_unused(const Inventory *inv)
 {
 	auto_free int *pids = NULL;
 	size_t n;
+	int err = proc_list_pids(&pids, &n);
 
-	if (proc_list_pids(&pids, &n))
+	if (err == -ENOMEM)
+		return err;
+	if (err)
 		return 0; /* cannot tell: clone3 will */
 	for (size_t i = 0; i < n; i++) {
 		struct proc_stat st;
-		if (proc_read_stat(pids[i], &st))
-			continue;
+		if ((err = proc_read_stat(pids[i], &st)) == -ENOMEM)
+			return err;
+		if (err)
+			continue; /* gone */
 		for (size_t k = 0; k < inv->n_tree; k++) {
 			uint32_t id = inv->tree[k]->pid;
 			if ((uint32_t)st.sid == id || (uint32_t)st.pgid == id) {
@@ -105,11 +112,14 @@ static int check_pids_free(const Inventory *inv)
 		pid_t pid = inv->tree[i]->pid;
 		char path[32];
 		struct proc_stat st;
+		int err = 0;
 
 		snprintf(path, sizeof(path), "/proc/%d", pid);
 		while (access(path, F_OK) == 0 && now_ns(CLOCK_MONOTONIC) < deadline &&
-		       proc_read_stat(pid, &st) == 0 && st.state == 'Z')
+		       (err = proc_read_stat(pid, &st)) == 0 && st.state == 'Z')
 			usleep(10000);
+		if (err == -ENOMEM)
+			return err;
 		if (access(path, F_OK) == 0) {
 			pr_err("restore pid %d: that pid is taken by a running process; nothing was "
 			       "started",
@@ -153,7 +163,8 @@ static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	rt->nr_tasks = rt->inv->n_pids;
-	rt->tasks = xzalloc(rt->nr_tasks * sizeof(*rt->tasks));
+	if (!(rt->tasks = xzalloc(rt->nr_tasks * sizeof(*rt->tasks))))
+		return -ENOMEM;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		struct restore_task *t = &rt->tasks[i];
 		t->ctx = ctx;
@@ -178,8 +189,9 @@ static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
 
 static int make_pipes(struct restore_tree *rt, int status[2])
 {
-	rt->ctl_fds = xzalloc(rt->nr_tasks * sizeof(int));
-	rt->ctl_peer_fds = xzalloc(rt->nr_tasks * sizeof(int));
+	if (!(rt->ctl_fds = xzalloc(rt->nr_tasks * sizeof(int))) ||
+	    !(rt->ctl_peer_fds = xzalloc(rt->nr_tasks * sizeof(int))))
+		return -ENOMEM;
 	if (pipe2(status, O_CLOEXEC)) {
 		pr_perror("restore: pipe");
 		return -errno;
@@ -217,9 +229,11 @@ static int validate_objects(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	int err;
 
-	for (unsigned i = 0; i < tree_objects_len; i++)
+	for (unsigned i = 0; i < tree_objects_len; i++) {
+		unsigned logged = log_errors();
 		if (tree_objects[i]->validate && (err = tree_objects[i]->validate(ctx, rt)))
-			return err;
+			return log_unnamed(logged, err, "restore: %s", tree_objects[i]->name);
+	}
 	return 0;
 }
 
@@ -235,7 +249,9 @@ static int prepare_objects(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	for (unsigned i = 0; i < tree_objects_len; i++) {
+		unsigned logged = log_errors();
 		if (tree_objects[i]->prepare && (err = tree_objects[i]->prepare(ctx, rt))) {
+			log_unnamed(logged, err, "restore: %s", tree_objects[i]->name);
 			undo_objects(ctx, i + 1, false);
 			return err;
 		}

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "run.h"
 #include "tree-objects.h"
+#include "util.h"
 
 void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int images_dir_fd,
 		  int work_dir_fd)
@@ -15,20 +16,17 @@ void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int image
 
 int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *kinds, size_t n)
 {
-	ctx->slots = calloc(n, sizeof(*ctx->slots));
+	ctx->slots = xzalloc(n * sizeof(*ctx->slots));
 	if (!ctx->slots)
-		goto nomem;
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		ctx->slots[i].kind = kinds[i];
-		ctx->slots[i].state = calloc(1, kinds[i]->state_size ? kinds[i]->state_size : 1);
+		ctx->slots[i].state = xzalloc(kinds[i]->state_size);
 		ctx->nr_slots = i + 1;
 		if (!ctx->slots[i].state)
-			goto nomem;
+			return -ENOMEM;
 	}
 	return 0;
-nomem:
-	pr_err("out of memory for the run's tables");
-	return -ENOMEM;
 }
 
 void *run_state(const struct run_ctx *ctx, const struct tree_object_ops *kind)

@@ -20,13 +20,15 @@
 #define IOPRIO_WHO_PROCESS 1
 #define AFFINITY_MAX_BYTES 1024 /* 8192 CPUs */
 
-static SchedAttrs *sched_read(pid_t tid)
+static int sched_read(pid_t tid, SchedAttrs **out)
 {
 	SchedAttrs *s = xzalloc(sizeof(*s));
 	struct sched_param sp;
 	unsigned char mask[AFFINITY_MAX_BYTES];
 	long len;
 
+	if (!s)
+		return -ENOMEM;
 	sched_attrs__init(s);
 	errno = 0;
 	int nice = getpriority(PRIO_PROCESS, tid);
@@ -36,27 +38,32 @@ static SchedAttrs *sched_read(pid_t tid)
 	    (len = syscall(SYS_sched_getaffinity, tid, sizeof(mask), mask)) <= 0) {
 		pr_perror("dump tid %d: cannot read its scheduling", tid);
 		free(s);
-		return NULL;
+		return -EIO;
 	}
 	s->nice = nice;
 	s->policy = policy;
 	s->priority = sp.sched_priority;
 	s->ioprio = ioprio;
+	if (!(s->affinity.data = xzalloc(len))) {
+		free(s);
+		return -ENOMEM;
+	}
 	s->affinity.len = len;
-	s->affinity.data = xzalloc(len);
 	memcpy(s->affinity.data, mask, len);
-	return s;
+	*out = s;
+	return 0;
 }
 
 static int dump_sched(struct dump_task *t)
 {
 	TaskCore *c = t->core;
+	int err;
 
-	if (!(c->sched = sched_read(t->pid)))
-		return -EIO;
+	if ((err = sched_read(t->pid, &c->sched)))
+		return err;
 	for (size_t i = 0; i < c->n_threads; i++)
-		if (!(c->threads[i]->sched = sched_read(t->threads[i].tid))) /* the host tid */
-			return -EIO;
+		if ((err = sched_read(t->threads[i].tid, &c->threads[i]->sched))) /* the host tid */
+			return err;
 	return 0;
 }
 

@@ -94,6 +94,8 @@ static int read_mode(pid_t pid, pid_t tid, uint32_t *mode)
 	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
 	const char *line = status ? strstr(status, "\nSeccomp:") : NULL;
 
+	if (!status && errno == ENOMEM)
+		return -ENOMEM;
 	if (!line || sscanf(line, "\nSeccomp: %u", mode) != 1 || *mode > SECCOMP_MODE_FILTER) {
 		pr_err("dump pid %d thread %d: cannot read its seccomp mode from %s", pid, tid, path);
 		return -EIO;
@@ -139,18 +141,23 @@ static bool may_notify(const struct sock_filter *prog, size_t n)
 	return false;
 }
 
-/* A seccomp user-notification listener held by any process: its pid and fd, else 0. */
+/* A seccomp user-notification listener held by any process: its pid and fd, else 0; -ENOMEM. */
 static pid_t find_listener(int *fd_out)
 {
 	auto_free int *pids = NULL;
 	size_t n;
+	int err = proc_list_pids(&pids, &n);
 
-	if (proc_list_pids(&pids, &n))
-		return 0;
+	if (err)
+		return err == -ENOMEM ? err : 0;
 	for (size_t i = 0; i < n; i++) {
 		auto_free int *fds = NULL;
 		size_t nfds;
-		if (pids[i] == getpid() || proc_list_numbers(pids[i], "fd", &fds, &nfds))
+		if (pids[i] == getpid())
+			continue;
+		if ((err = proc_list_numbers(pids[i], "fd", &fds, &nfds)) == -ENOMEM)
+			return err;
+		if (err)
 			continue;
 		for (size_t k = 0; k < nfds; k++) {
 			char name[32], target[64];
@@ -165,27 +172,36 @@ static pid_t find_listener(int *fd_out)
 	return 0;
 }
 
-/* The table's index of this filter, added if no filter saved so far is the same. */
-static uint32_t table_add(struct seccomp_state *st, const void *prog, size_t len, uint32_t flags,
-			  bool has_prev, uint32_t prev)
+/* *index: the table's index of this filter, added if no filter saved so far is the same. */
+static int table_add(struct seccomp_state *st, const void *prog, size_t len, uint32_t flags,
+		     bool has_prev, uint32_t prev, uint32_t *index)
 {
 	SeccompTable *tab = st->table;
 
 	for (size_t i = 0; i < tab->n_filters; i++) {
 		const SeccompFilter *f = tab->filters[i];
 		if (f->program.len == len && f->flags == flags && f->has_prev == has_prev &&
-		    (!has_prev || f->prev == prev) && !memcmp(f->program.data, prog, len))
-			return i;
+		    (!has_prev || f->prev == prev) && !memcmp(f->program.data, prog, len)) {
+			*index = i;
+			return 0;
+		}
 	}
 	if (tab->n_filters == st->alloc) {
-		st->alloc = st->alloc ? 2 * st->alloc : 16;
-		tab->filters = realloc(tab->filters, st->alloc * sizeof(*tab->filters));
-		if (!tab->filters)
-			abort();
+		size_t alloc = st->alloc ? 2 * st->alloc : 16;
+		SeccompFilter **more = xreallocarray(tab->filters, alloc, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		tab->filters = more;
+		st->alloc = alloc;
 	}
 	SeccompFilter *f = xzalloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
 	seccomp_filter__init(f);
-	f->program.data = xzalloc(len);
+	if (!(f->program.data = xzalloc(len))) {
+		free(f);
+		return -ENOMEM;
+	}
 	memcpy(f->program.data, prog, len);
 	f->program.len = len;
 	f->has_flags = true;
@@ -193,7 +209,8 @@ static uint32_t table_add(struct seccomp_state *st, const void *prog, size_t len
 	f->has_prev = has_prev;
 	f->prev = prev;
 	tab->filters[tab->n_filters] = f;
-	return tab->n_filters++;
+	*index = tab->n_filters++;
+	return 0;
 }
 
 /* The frozen thread's chain into the table, oldest first; *top: the index of its newest. */
@@ -205,6 +222,7 @@ static int dump_chain(struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *top)
 	uint32_t prev = 0;
 	long count;
 	char who[48];
+	int err;
 
 	who_of(who, sizeof(who), pid, tid);
 	for (count = 0; ptrace(PTRACE_SECCOMP_GET_FILTER, tid, count, NULL) >= 0; count++)
@@ -229,14 +247,17 @@ static int dump_chain(struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *top)
 		}
 		int fd;
 		pid_t holder = may_notify(prog, len) ? find_listener(&fd) : 0;
+		if (holder < 0)
+			return holder;
 		if (holder) {
 			pr_err("dump %s: its seccomp filter %ld of %ld can hand system calls to a "
 			       "user-notification listener, and pid %d fd %d is one; a listener cannot be "
 			       "restored", who, i + 1, count, holder, fd);
 			return -ENOTSUP;
 		}
-		prev = table_add(st, prog, len * sizeof(prog[0]), md.flags & FILTER_FLAGS_KNOWN, has_prev,
-				 prev);
+		if ((err = table_add(st, prog, len * sizeof(prog[0]), md.flags & FILTER_FLAGS_KNOWN,
+				     has_prev, prev, &prev)))
+			return err;
 		has_prev = true;
 	}
 	*top = prev;
@@ -291,7 +312,8 @@ static int collect_seccomp(struct run_ctx *ctx, struct dump_tree *tr)
 	struct seccomp_state *st = state_of(ctx);
 
 	(void)tr;
-	st->table = xzalloc(sizeof(*st->table));
+	if (!(st->table = xzalloc(sizeof(*st->table))))
+		return -ENOMEM;
 	seccomp_table__init(st->table);
 	return 0;
 }
@@ -461,6 +483,8 @@ static int validate_tree_seccomp(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 	st->from_image = true;
 	auto_free uint32_t *cost = xzalloc(st->table->n_filters * sizeof(uint32_t));
+	if (!cost)
+		return -ENOMEM;
 	if ((err = check_table(st->table, cost)))
 		return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -499,16 +523,18 @@ static void plan_free(struct seccomp_plan *p)
 	free(p->mode);
 }
 
-static void plan_make(const struct restore_task *t, struct seccomp_plan *p)
+static int plan_make(const struct restore_task *t, struct seccomp_plan *p)
 {
 	const SeccompTable *tab = state_of(t->ctx)->table;
 	const TaskCore *c = t->core;
 
 	memset(p, 0, sizeof(*p));
 	p->nr = c->n_threads + 1;
-	p->mode = xzalloc(p->nr * sizeof(*p->mode));
-	p->chain = xzalloc(p->nr * sizeof(*p->chain));
-	p->len = xzalloc(p->nr * sizeof(*p->len));
+	if (!(p->mode = xzalloc(p->nr * sizeof(*p->mode))) ||
+	    !(p->chain = xzalloc(p->nr * sizeof(*p->chain))) || !(p->len = xzalloc(p->nr * sizeof(*p->len)))) {
+		p->nr = 0;
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < p->nr; i++) {
 		bool has = i ? c->threads[i - 1]->has_seccomp_filter : c->has_seccomp_filter;
 		uint32_t top = i ? c->threads[i - 1]->seccomp_filter : c->seccomp_filter;
@@ -518,7 +544,8 @@ static void plan_make(const struct restore_task *t, struct seccomp_plan *p)
 		size_t n = 1;
 		for (uint32_t f = top; tab->filters[f]->has_prev; f = tab->filters[f]->prev)
 			n++;
-		p->chain[i] = xzalloc(n * sizeof(uint32_t));
+		if (!(p->chain[i] = xzalloc(n * sizeof(uint32_t))))
+			return -ENOMEM;
 		p->len[i] = n;
 		for (uint32_t f = top; n-- > 0; f = tab->filters[f]->prev)
 			p->chain[i][n] = f;
@@ -537,16 +564,22 @@ static void plan_make(const struct restore_task *t, struct seccomp_plan *p)
 			p->nr_insns += tab->filters[p->chain[i][k]]->program.len / sizeof(struct sock_filter);
 		}
 	}
+	return 0;
 }
 
+/* At most what restore_seccomp takes (each thread's whole chain), found without allocating. */
 static size_t seccomp_args_size(const struct restore_task *t)
 {
-	struct seccomp_plan p;
-	size_t len;
+	const SeccompTable *tab = state_of(t->ctx)->table;
+	const TaskCore *c = t->core;
+	size_t len = 0;
 
-	plan_make(t, &p);
-	len = p.nr_filters * sizeof(struct rst_seccomp_filter) + p.nr_insns * sizeof(struct sock_filter);
-	plan_free(&p);
+	for (size_t i = 0; i <= c->n_threads; i++) {
+		bool has = i ? c->threads[i - 1]->has_seccomp_filter : c->has_seccomp_filter;
+		uint32_t f = i ? c->threads[i - 1]->seccomp_filter : c->seccomp_filter;
+		for (; has; has = tab->filters[f]->has_prev, f = tab->filters[f]->prev)
+			len += sizeof(struct rst_seccomp_filter) + tab->filters[f]->program.len;
+	}
 	return len;
 }
 
@@ -558,9 +591,10 @@ static int restore_seccomp(struct restore_task *t)
 	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
 	struct seccomp_plan p;
 	uint64_t insns_off;
-	int err = 0;
+	int err = plan_make(t, &p);
 
-	plan_make(t, &p);
+	if (err)
+		goto out;
 	for (size_t i = 0; i < p.nr; i++)
 		a->seccomp_sync |= p.mode[i] != 0;
 	if (!a->seccomp_sync)
@@ -598,13 +632,13 @@ out:
 
 int seccomp_suspend_for_restore(struct restore_tree *rt, struct restore_task *t)
 {
+	unsigned logged = log_errors();
 	char state;
 	int err;
 
-	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t))) {
-		pr_err("restore pid %d: cannot find its process or threads on the host", t->pid);
-		return err;
-	}
+	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t)))
+		return log_unnamed(logged, err, "restore pid %d: cannot find its process or threads on the host",
+				   t->pid);
 	for (size_t i = 0; i <= t->core->n_threads; i++) {
 		pid_t tid = i < t->core->n_threads ? t->host_tids[i] : t->host_pid;
 		if (ptrace(PTRACE_SEIZE, tid, 0,

@@ -33,6 +33,7 @@ int task_wait_stop(pid_t pid, int *status)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			pr_perror("pid %d: cannot wait for it to stop", pid);
 			return -errno;
 		}
 		if (now_ns(CLOCK_MONOTONIC) > deadline) {
@@ -59,25 +60,22 @@ static bool caught_by_freezer(pid_t pid)
 	return !proc_status_field(pid, "TracerPid", 10, &tracer) && tracer == (uint64_t)gettid();
 }
 
-int task_seize(pid_t pid, bool *was_stopped)
+int task_seize(pid_t pid, int *stop_sig)
 {
 	struct proc_stat st;
 	bool caught = false;
 	int status, ret;
 
-	if (proc_read_stat(pid, &st)) {
-		pr_err("pid %d: no such process", pid);
-		return -ESRCH;
-	}
-	if (st.state == 'Z' || st.state == 'X') {
-		pr_err("pid %d: is a zombie, nothing to dump", pid);
-		return -ESRCH;
-	}
-	*was_stopped = st.state == 'T';
+	if ((ret = proc_read_stat(pid, &st)))
+		return ret; /* -ESRCH: gone, the caller judges */
+	if (st.state == 'Z' || st.state == 'X')
+		return -ESRCH; /* exiting: the caller judges */
+	*stop_sig = 0;
 	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(PTRACE_O_TRACESYSGOOD))) {
 		ret = -errno;
 		if (!(caught = ret == -EPERM && caught_by_freezer(pid))) {
-			pr_perror("pid %d: cannot seize with ptrace", pid);
+			if (ret != -ESRCH) /* gone: the caller judges */
+				pr_perror("pid %d: cannot seize with ptrace", pid);
 			return ret;
 		}
 	}
@@ -110,13 +108,26 @@ int task_seize(pid_t pid, bool *was_stopped)
 			return ret;
 		}
 	}
-	pr_debug("pid %d: frozen%s", pid, *was_stopped ? " (was stopped)" : "");
+	/*
+	 * A task in group stop (also one that a stop signal reached while being seized) reports
+	 * it again, with the signal that stopped it; other interrupted tasks report SIGTRAP.
+	 */
+	if (is_stop_signal(WSTOPSIG(status)))
+		*stop_sig = WSTOPSIG(status);
+	else if (st.state == 'T')
+		*stop_sig = SIGSTOP;
+	pr_debug("pid %d: frozen%s", pid, *stop_sig ? " (was stopped)" : "");
 	return 0;
 }
 
-int task_release(pid_t pid, bool was_stopped)
+bool is_stop_signal(int sig)
 {
-	if (ptrace(PTRACE_DETACH, pid, 0, (void *)(long)(was_stopped ? SIGSTOP : 0))) {
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+int task_release(pid_t pid, int stop_sig)
+{
+	if (ptrace(PTRACE_DETACH, pid, 0, (void *)(long)stop_sig)) {
 		pr_perror("pid %d: cannot detach", pid);
 		return -errno;
 	}

@@ -7,10 +7,15 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
-/* PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop. *was_stopped: in group stop before. */
-int task_seize(pid_t pid, bool *was_stopped);
+/*
+ * PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop. *stop_sig: the job control signal of
+ * the group stop it was in before (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), 0 if none.
+ */
+int task_seize(pid_t pid, int *stop_sig);
 /* Detach, leaving the task running as before (or stopped, if it was). */
-int task_release(pid_t pid, bool was_stopped);
+int task_release(pid_t pid, int stop_sig);
+/* SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU: a signal whose default action is a group stop. */
+bool is_stop_signal(int sig);
 /* Waits (as their tracer) until the killed tids are gone, at most timeout_ms in all;
  * -ETIMEDOUT, each one left said. Zeroes tids as they go. */
 int tasks_wait_gone(pid_t *tids, size_t n, int timeout_ms);
@@ -27,6 +32,7 @@ struct inject_ctx {
 	uint64_t gadget;
 	uint64_t scratch;
 	size_t scratch_len;
+	int group_stop_sig; /* a stop signal (SIGSTOP) came while a syscall ran: it is stopped now */
 };
 
 int inject_begin(struct inject_ctx *ctx, pid_t pid, const struct user_regs_struct *regs,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ipc-objects.h"
@@ -35,6 +36,7 @@ struct shmem_dump_obj {
 	char *read_path;  /* /proc/PID/map_files/A-B or /proc/PID/fd/N */
 	char *memfd_name; /* NULL: anonymous shared memory */
 	int seals;        /* memfd: F_GET_SEALS */
+	struct stat st;   /* memfd: mode, owner and times (before the dump reads it) */
 	bool sysv;
 	struct shmid_ds ds; /* SysV: key, mode, owner */
 };
@@ -78,15 +80,14 @@ bool shmem_is_memfd_path(const char *path)
 static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, uint64_t size,
 					 const char *read_path)
 {
-	struct shmem_dump_obj *objs = realloc(sd->objs, (sd->n + 1) * sizeof(*sd->objs));
-	char *path = strdup(read_path);
+	struct shmem_dump_obj *objs = xreallocarray(sd->objs, sd->n + 1, sizeof(*sd->objs));
+	char *path;
 
-	if (!objs || !path) {
-		free(path);
-		pr_err("dump: out of memory noting shared memory %s", read_path);
+	if (!objs)
 		return NULL;
-	}
 	sd->objs = objs;
+	if (!(path = xstrdup(read_path)))
+		return NULL;
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
 	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path };
 	return o;
@@ -123,10 +124,11 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 	if (!o)
 		return -ENOMEM;
 	if (shmem_is_memfd_path(link)) {
-		o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX));
+		if (!(o->memfd_name = xstrdup(link + strlen(MEMFD_PREFIX))))
+			return -ENOMEM;
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
 		int fd = open(read_path, O_RDONLY | O_CLOEXEC);
-		o->seals = fd < 0 ? -1 : fcntl(fd, F_GET_SEALS);
+		o->seals = fd < 0 || fstat(fd, &o->st) ? -1 : fcntl(fd, F_GET_SEALS);
 		if (fd >= 0)
 			close(fd);
 		if (o->seals < 0) {
@@ -177,14 +179,18 @@ static int add_run(ShmemObject *o, uint64_t offset, uint64_t *file_off)
 	    last->file_off + last->nr_pages * PAGE_SIZE == *file_off) {
 		last->nr_pages++;
 	} else {
-		PageRun *r = xzalloc(sizeof(*r));
+		PageRun *r = xzalloc(sizeof(*r)), **more;
+		if (!r)
+			return -ENOMEM;
+		if (!(more = xreallocarray(o->runs, o->n_runs + 1, sizeof(*more)))) {
+			free(r);
+			return -ENOMEM;
+		}
 		page_run__init(r);
 		r->vaddr = offset;
 		r->nr_pages = 1;
 		r->file_off = *file_off;
-		o->runs = realloc(o->runs, (o->n_runs + 1) * sizeof(*o->runs));
-		if (!o->runs)
-			return -ENOMEM;
+		o->runs = more;
 		o->runs[o->n_runs++] = r;
 	}
 	*file_off += PAGE_SIZE;
@@ -215,10 +221,16 @@ static int dump_object(const struct shmem_dump_obj *so, ShmemObject *o, int out,
 			}
 			memset(buf + got, 0, len - got); /* past the end of a memfd: the page's tail */
 			for (size_t p = 0; p < len; p += PAGE_SIZE) {
+				int err;
 				if (page_is_zero(buf + p))
 					continue;
-				if (write_all(out, buf + p, PAGE_SIZE) || add_run(o, off + p, file_off))
+				if (write_all(out, buf + p, PAGE_SIZE)) {
+					pr_perror("dump: cannot write shared memory %s to pages-0.img",
+						  so->read_path);
 					return -EIO;
+				}
+				if ((err = add_run(o, off + p, file_off)))
+					return err;
 			}
 		}
 		data = hole;
@@ -237,13 +249,16 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 
 	if (!sd->n)
 		return 0;
-	buf = malloc(READ_CHUNK);
-	out = pages_image_create(dirfd, SHMEM_PID);
-	if (!buf || out < 0)
-		return out < 0 ? out : -ENOMEM;
-	tab.objects = xzalloc(sd->n * sizeof(*tab.objects));
+	if (!(buf = xmalloc(READ_CHUNK)) || !(tab.objects = xzalloc(sd->n * sizeof(*tab.objects))))
+		return -ENOMEM;
+	if ((out = pages_image_create(dirfd, SHMEM_PID)) < 0)
+		return out;
 	for (size_t i = 0; i < sd->n && !err; i++) {
 		ShmemObject *o = xzalloc(sizeof(*o));
+		if (!o) {
+			err = -ENOMEM;
+			break;
+		}
 		shmem_object__init(o);
 		o->id = sd->objs[i].id;
 		o->size = sd->objs[i].size;
@@ -251,6 +266,15 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 		if (o->memfd_name && sd->objs[i].seals) {
 			o->has_seals = true;
 			o->seals = sd->objs[i].seals;
+		}
+		if (o->memfd_name) {
+			const struct stat *st = &sd->objs[i].st;
+			o->has_mode = o->has_uid = o->has_gid = o->has_atime_ns = o->has_mtime_ns = true;
+			o->mode = st->st_mode & 07777;
+			o->uid = st->st_uid;
+			o->gid = st->st_gid;
+			o->atime_ns = st->st_atim.tv_sec * 1000000000ll + st->st_atim.tv_nsec;
+			o->mtime_ns = st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
 		}
 		if (sd->objs[i].sysv) {
 			o->has_sysv = o->has_sysv_key = o->has_sysv_mode = true;
@@ -358,6 +382,8 @@ static int sysv_segment(const ShmemObject *o, bool *made)
 	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
 		 (unsigned long)m + PAGE_ALIGN(o->size));
 	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("restore: cannot open SysV shm %d (%s)", id, path);
 	shmdt(m);
 	return fd < 0 ? -errno : fd;
 }
@@ -404,8 +430,11 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 	if (!o->n_runs)
 		return 0;
 	m = mmap(NULL, PAGE_ALIGN(o->size), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
-	if (m == MAP_FAILED)
+	if (m == MAP_FAILED) {
+		pr_perror("restore: cannot map shared memory object %llu (%llu bytes) to fill it",
+			  (unsigned long long)o->id, (unsigned long long)o->size);
 		return -ENOMEM;
+	}
 	for (size_t r = 0; r < o->n_runs; r++) {
 		uint64_t len = (uint64_t)o->runs[r]->nr_pages * PAGE_SIZE;
 		/* the last page of a memfd may lie past its size: copy only what is inside */
@@ -425,6 +454,26 @@ static int seal_object(const struct shmem_restore_obj *so, const ShmemObject *o)
 {
 	if (o->has_seals && fcntl(so->fd, F_ADD_SEALS, o->seals)) {
 		pr_perror("restore: cannot seal memfd %s (%#x)", o->memfd_name, o->seals);
+		return -errno;
+	}
+	return 0;
+}
+
+/* A memfd's owner, mode (after the owner: a change of owner clears setuid bits) and times,
+ * once its content is in. */
+static int set_memfd_attributes(const struct shmem_restore_obj *so, const ShmemObject *o)
+{
+	struct timespec times[2] = {
+		{ o->atime_ns / 1000000000, o->atime_ns % 1000000000 },
+		{ o->mtime_ns / 1000000000, o->mtime_ns % 1000000000 },
+	};
+
+	if (!o->memfd_name || !o->has_mode)
+		return 0;
+	if ((o->has_uid && fchown(so->fd, o->uid, o->has_gid ? o->gid : (gid_t)-1)) ||
+	    fchmod(so->fd, o->mode & 07777) ||
+	    (o->has_atime_ns && o->has_mtime_ns && futimens(so->fd, times))) {
+		pr_perror("restore: cannot give memfd %s its owner, mode and times", o->memfd_name);
 		return -errno;
 	}
 	return 0;
@@ -509,14 +558,15 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	if ((pages_fd = pages_image_open(ctx->images_dir_fd, SHMEM_PID, tab->nr_pages)) < 0)
 		return pages_fd;
-	st->objects = calloc(tab->n_objects + 1, sizeof(*st->objects));
+	st->objects = xzalloc((tab->n_objects + 1) * sizeof(*st->objects));
 	if (!st->objects) {
 		close(pages_fd);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < tab->n_objects && !err; i++) {
-		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd)))
-			err = seal_object(&st->objects[i], tab->objects[i]);
+		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd)) &&
+		    !(err = seal_object(&st->objects[i], tab->objects[i])))
+			err = set_memfd_attributes(&st->objects[i], tab->objects[i]);
 		if (st->objects[i].fd >= 0)
 			st->nr_objects++;
 	}

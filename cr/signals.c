@@ -22,22 +22,24 @@ static int dump_sigactions(struct dump_task *t)
 {
 	TaskCore *c = t->core;
 
-	c->sigactions = xzalloc(NSIG_KERNEL * sizeof(*c->sigactions));
+	if (!(c->sigactions = xzalloc(NSIG_KERNEL * sizeof(*c->sigactions))))
+		return -ENOMEM;
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
 		struct kernel_sigaction ksa;
 		uint64_t args[6] = { sig, 0, t->inj.scratch, 8 };
+		unsigned logged = log_errors();
 		int err;
 
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		if ((err = inject_syscall_out(&t->inj, SYS_rt_sigaction, args, &ksa, sizeof(ksa)))) {
-			pr_err("dump pid %d: rt_sigaction(%d) in the task failed: %s", t->pid, sig,
-			       strerror(-err));
-			return -EIO;
-		}
+		if ((err = inject_syscall_out(&t->inj, SYS_rt_sigaction, args, &ksa, sizeof(ksa))))
+			return log_unnamed(logged, err, "dump pid %d: rt_sigaction(%d) in the task failed",
+					   t->pid, sig);
 		if (ksa.handler == (uint64_t)SIG_DFL && !ksa.flags && !ksa.mask)
 			continue;
 		SigactionEntry *e = xzalloc(sizeof(*e));
+		if (!e)
+			return -ENOMEM;
 		sigaction_entry__init(e);
 		e->sig = sig;
 		e->handler = ksa.handler;
@@ -63,16 +65,21 @@ int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_
 		}
 		if (got == 0)
 			return 0;
-		PendingSignal *p = xzalloc(sizeof(*p));
+		PendingSignal *p = xzalloc(sizeof(*p)), **more;
+		if (!p)
+			return -ENOMEM;
 		pending_signal__init(p);
 		p->sig = si.si_signo;
 		p->shared = shared;
-		p->siginfo.len = SIGINFO_SIZE;
-		p->siginfo.data = xzalloc(SIGINFO_SIZE);
-		memcpy(p->siginfo.data, &si, SIGINFO_SIZE);
-		*list = realloc(*list, (*n + 1) * sizeof(**list));
-		if (!*list)
+		if (!(p->siginfo.data = xzalloc(SIGINFO_SIZE)) ||
+		    !(more = xreallocarray(*list, *n + 1, sizeof(*more)))) {
+			free(p->siginfo.data);
+			free(p);
 			return -ENOMEM;
+		}
+		p->siginfo.len = SIGINFO_SIZE;
+		memcpy(p->siginfo.data, &si, SIGINFO_SIZE);
+		*list = more;
 		(*list)[(*n)++] = p;
 	}
 }
@@ -82,15 +89,15 @@ int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
 {
 	struct { uint64_t sp; int32_t flags; uint64_t size; } ss;
 	uint64_t args[6] = { 0, inj->scratch };
+	unsigned logged = log_errors();
+	int err;
 
 	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(*mask), mask)) {
 		pr_perror("dump tid %d: cannot read blocked signal mask", tid);
 		return -errno;
 	}
-	if (inject_syscall_out(inj, SYS_sigaltstack, args, &ss, sizeof(ss))) {
-		pr_err("dump tid %d: cannot read the alternate signal stack", tid);
-		return -EIO;
-	}
+	if ((err = inject_syscall_out(inj, SYS_sigaltstack, args, &ss, sizeof(ss))))
+		return log_unnamed(logged, err, "dump tid %d: cannot read the alternate signal stack", tid);
 	as->sp = ss.sp;
 	as->flags = ss.flags;
 	as->size = ss.size;
@@ -149,16 +156,20 @@ static int restore_signals(struct restore_task *t)
 	for (size_t i = 0; i < c->n_sigactions; i++) {
 		SigactionEntry *e = c->sigactions[i];
 		struct kernel_sigaction ksa = { e->handler, e->flags, e->restorer, e->mask };
-		if (syscall(SYS_rt_sigaction, e->sig, &ksa, NULL, 8))
+		if (syscall(SYS_rt_sigaction, e->sig, &ksa, NULL, 8)) {
+			pr_perror("restore pid %d: cannot set the action of signal %u", t->pid, e->sig);
 			return -errno;
+		}
 	}
 	for (size_t i = 0; i < c->n_pending; i++) {
 		PendingSignal *p = c->pending[i];
 		long r = p->shared
 				 ? syscall(SYS_rt_sigqueueinfo, self, p->sig, p->siginfo.data)
 				 : syscall(SYS_rt_tgsigqueueinfo, self, self, p->sig, p->siginfo.data);
-		if (r)
+		if (r) {
+			pr_perror("restore pid %d: cannot queue pending signal %u again", t->pid, p->sig);
 			return -errno;
+		}
 	}
 	t->args->altstack.sp = c->altstack_sp;
 	t->args->altstack.flags = c->altstack_flags & ~SS_ONSTACK;

@@ -1,6 +1,3 @@
-#include <stdlib.h>
-#include <string.h>
-
 #include "task.h"
 #include "util.h"
 
@@ -12,29 +9,17 @@ const struct state_ops *const state_table[] = {
 	&state_kernel_task, /* cr/kernel-task.c: rseq, robust list, tid address */
 	&state_signals, /* cr/signals.c */
 	&state_attrs,   /* cr/proc-attrs.c */
+	&state_knobs,   /* cr/proc-knobs.c: oom_score_adj, loginuid, coredump_filter */
 	&state_posix_timers, /* cr/posix-timers.c */
 	&state_mm,      /* cr/mm.c */
+	&state_aio,     /* cr/aio.c (after the layout: its rings are mappings) */
+	&state_membarrier, /* cr/membarrier.c (registrations of the memory) */
 	&state_fds,     /* cr/files/fdtable.c */
 	&state_threads, /* cr/threads.c (while the scratch page for injection still exists) */
 	&state_sched,   /* cr/sched.c (after threads: every thread's) */
 	&state_creds,   /* cr/creds.c (after threads: their table in the blob's arguments) */
 	&state_seccomp, /* cr/seccomp.c (after threads: their table in the blob's arguments) */
+	&state_job_stop, /* cr/job-stop.c (the last to run syscalls in the task: a stop meanwhile) */
 	&state_pages,   /* cr/pages.c (last: the task is frozen longest for it) */
 };
 const unsigned state_table_len = ARRAY_SIZE(state_table);
-
-void *xzalloc(size_t size)
-{
-	void *p = calloc(1, size ? size : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
-char *xstrdup(const char *s)
-{
-	char *p = strdup(s ? s : "");
-	if (!p)
-		abort();
-	return p;
-}

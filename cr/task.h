@@ -11,6 +11,7 @@
 #include "proc.h"
 #include "run.h"
 #include "seize.h"
+#include "util.h" /* xzalloc, xstrdup: the images are built and read in allocated memory */
 
 struct frozen_thread {
 	pid_t tid;
@@ -23,6 +24,20 @@ struct saved_page {
 	pid_t in_pid; /* whose pages image holds it */
 };
 
+/*
+ * A task's fds by the device and inode of their files (two fds can be one open file only if
+ * they name the same inode): finding the fd that may share an fd's open file costs one bucket,
+ * not a kcmp with every fd of the tree (10,000 sockets: seconds).
+ */
+struct fd_index {
+	struct fd_ident {
+		uint64_t dev, ino;
+		int next; /* the entry before it in its bucket, -1: none */
+	} *ids;           /* per fds->fds[i] */
+	int *buckets;     /* the last entry of each, -1: none */
+	size_t mask;      /* buckets - 1 (a power of two) */
+};
+
 struct dump_task {
 	pid_t pid;                    /* the host's */
 	uint32_t vpid;                /* in the tree's PID namespace: the images' name for it */
@@ -32,7 +47,8 @@ struct dump_task {
 	size_t nr_saved, saved_alloc;
 	struct frozen_thread *threads; /* every thread but the main one */
 	size_t nr_threads;
-	bool was_stopped;
+	int stop_sig;                 /* in group stop by this signal when frozen, 0: not */
+	bool stop_collected;          /* and its parent has collected that stop (cr/job-stop.c) */
 	struct user_regs_struct regs; /* as frozen */
 	struct inject_ctx inj;
 	bool inj_active;
@@ -47,6 +63,7 @@ struct dump_task {
 	Mm *mm;
 	Pagemap *pagemap;
 	FdTable *fds;
+	struct fd_index fd_index; /* its fds by file (cr/files/fdtable.c) */
 
 	uint64_t nr_pages_written;
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
@@ -95,10 +112,6 @@ struct restore_task {
 	uint64_t thread_stacks; /* RST_THREAD_STACK per thread, inside the region */
 };
 
-/* Small zeroed allocations that live until the process exits (dump images, restore plan). */
-void *xzalloc(size_t size);
-char *xstrdup(const char *s);
-
 /*
  * One kind of per-task state: how it is dumped from a frozen task, checked before any
  * restore starts, restored inside the new task before the restorer blob takes over, and
@@ -121,18 +134,24 @@ struct state_ops {
 
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
-	state_posix_timers, state_sched, state_creds, state_seccomp;
+	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
+	state_membarrier, state_job_stop;
+
+/* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
+int job_stop_signal(const TaskCore *c);
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];
 extern const unsigned state_table_len;
 
-/* In the new task: opens path, or moves fd, above every fd the task will use (-errno). */
+/* In the new task: opens path, or moves fd, above every fd the task will use (-errno; a
+ * failure to move is logged, a failure to open is the caller's to name). */
 int restore_open_high(struct restore_task *t, const char *path, int flags);
 int restore_move_high(struct restore_task *t, int fd);
 /*
  * In the new task: len bytes of the restorer's arguments (reserved by the kind's args_size),
- * whose offset from the arguments' start goes to *off for the blob. NULL if over the reserve.
+ * whose offset from the arguments' start goes to *off for the blob. NULL (logged) if over the
+ * reserve.
  */
 void *restorer_args_alloc(struct restore_task *t, size_t len, uint64_t *off);
 

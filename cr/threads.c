@@ -39,19 +39,18 @@ int threads_seize(struct dump_task *t)
 	for (int round = 0; found_new; round++) {
 		auto_free int *tids = NULL;
 		size_t n;
+		unsigned logged = log_errors();
 		int err = proc_list_numbers(t->pid, "task", &tids, &n);
 
-		if (err) {
-			pr_err("dump pid %d: cannot list its threads", t->pid);
-			return err;
-		}
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot list its threads", t->pid);
 		if (round > 100) {
 			pr_err("dump pid %d: threads keep appearing, cannot freeze them all", t->pid);
 			return -EAGAIN;
 		}
 		found_new = false;
 		for (size_t i = 0; i < n; i++) {
-			bool stopped;
+			int stopped;
 			if (already_seized(t, tids[i]))
 				continue;
 			if (t->nr_threads >= RST_MAX_THREADS) {
@@ -79,7 +78,7 @@ void threads_release(struct dump_task *t)
 {
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		regs_undo_freeze_eintr(t->threads[i].tid, &t->threads[i].regs);
-		task_release(t->threads[i].tid, false);
+		task_release(t->threads[i].tid, 0);
 	}
 }
 
@@ -90,7 +89,7 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	struct thread_altstack as;
 	char path[64];
 	auto_free char *comm = NULL;
-	int err;
+	int err, end;
 
 	inj.pid = ft->tid;
 	inj.saved = ft->regs;
@@ -98,13 +97,19 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
 	comm = read_file_at(AT_FDCWD, path, NULL);
-	tc->comm = xstrdup(comm ? comm : "");
+	if ((!comm && errno == ENOMEM) || !(tc->comm = xstrdup(comm)))
+		return -ENOMEM;
 	tc->comm[strcspn(tc->comm, "\n")] = 0;
-	if ((err = regs_collect(ft->tid, &ft->regs, &tc->regs, &tc->xsave)) ||
-	    (err = kernel_task_collect(ft->tid, &inj, tc->regs, &ks)) ||
-	    (err = signals_collect_thread(ft->tid, &inj, &tc->sigmask, &as)) ||
-	    (err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending)))
-		return err;
+	if (!(err = regs_collect(ft->tid, &ft->regs, &tc->regs, &tc->xsave)) &&
+	    !(err = kernel_task_collect(ft->tid, &inj, tc->regs, &ks)) &&
+	    !(err = signals_collect_thread(ft->tid, &inj, &tc->sigmask, &as)))
+		err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending);
+	inj.scratch = 0; /* the main thread's injection owns the scratch page */
+	end = inject_end(&inj); /* the thread's registers as frozen, after a failure too */
+	if (inj.group_stop_sig) /* a SIGSTOP came meanwhile: the process keeps it */
+		t->inj.group_stop_sig = inj.group_stop_sig;
+	if (err || end)
+		return err ? err : end;
 	tc->rseq = ks.rseq;
 	tc->robust_list = ks.robust_list;
 	tc->robust_list_len = ks.robust_list_len;
@@ -112,19 +117,21 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	tc->altstack_sp = as.sp;
 	tc->altstack_flags = as.flags;
 	tc->altstack_size = as.size;
-	inj.scratch = 0; /* the main thread's injection owns the scratch page */
-	return inject_end(&inj);
+	return 0;
 }
 
 static int dump_threads(struct dump_task *t)
 {
 	TaskCore *c = t->core;
 
-	c->threads = xzalloc((t->nr_threads + 1) * sizeof(*c->threads));
+	if (!(c->threads = xzalloc((t->nr_threads + 1) * sizeof(*c->threads))))
+		return -ENOMEM;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		ThreadCore *tc = xzalloc(sizeof(*tc));
 		int err;
 
+		if (!tc)
+			return -ENOMEM;
 		thread_core__init(tc);
 		c->threads[c->n_threads++] = tc;
 		if ((err = dump_one_thread(t, &t->threads[i], tc)))

@@ -53,6 +53,8 @@ static int read_offsets(const char *who, int64_t *mono, int64_t *boot)
 
 	snprintf(path, sizeof(path), "/proc/%s/timens_offsets", who);
 	auto_free char *text = read_file_at(AT_FDCWD, path, NULL);
+	if (!text && errno == ENOMEM)
+		return -ENOMEM;
 	for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
 		if (sscanf(line, "%15s %lld %ld", name, &sec, &nsec) != 3)
 			continue;
@@ -98,7 +100,8 @@ static int collect_time_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	if ((err = read_offsets("self", &own_mono, &own_boot)) ||
 	    (err = read_offsets(root, &mono_off, &boot_off)))
 		return err;
-	st->ns = xzalloc(sizeof(*st->ns));
+	if (!(st->ns = xzalloc(sizeof(*st->ns))))
+		return -ENOMEM;
 	time_ns__init(st->ns);
 	/* own offsets taken off: the host's clocks; the tree's added: the tree's */
 	st->ns->monotonic_ns = (int64_t)now_ns(CLOCK_MONOTONIC) - own_mono + mono_off;

@@ -8,6 +8,13 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */
+	&tree_net_links,    /* netns/net-links.c: its interfaces (the outer ends of veths too) */
+	&tree_net_addrs,    /* netns/net-addrs.c: its addresses */
+	&tree_net_sysctls,  /* netns/net-sysctls.c: its sysctls (per interface too) */
+	&tree_net_routes,   /* netns/net-routes.c: its routes (gateways need the addresses) */
+	&tree_net_rules,    /* netns/net-rules.c: its routing rules */
+	&tree_net_neigh,    /* netns/net-neigh.c: its configured neighbour entries */
+	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
 	&tree_net_lock,     /* netns/net-lock.c: its TCP connections' packets dropped (in it) */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */

@@ -53,14 +53,17 @@ struct tree_object_ops {
 
 /*
  * In restore order: pids, the time namespace, cgroups, the cgroup namespace (rooted at the
- * cgroups the tree is put in), mounts, net, uts, ipc, shared objects, seccomp filters, files.
+ * cgroups the tree is put in), mounts, net (the namespace, its interfaces, addresses, sysctls,
+ * routes, rules, neighbours, nftables, then the network lock), uts, ipc, shared objects,
+ * seccomp filters, files.
  */
 extern const struct tree_object_ops *const tree_objects[];
 extern const unsigned tree_objects_len;
 
 extern const struct tree_object_ops tree_pid_ns, tree_cgroups, tree_cgroup_ns, tree_mount_ns,
-	tree_net_ns, tree_net_lock, tree_uts_ns, tree_ipc_ns, tree_shmem, tree_ipc_objects, tree_ghosts,
-	tree_pipes, tree_unix_sockets, tree_ptys, tree_mqueues, tree_pidfds, tree_shared_files,
-	tree_time_ns, tree_seccomp;
+	tree_net_ns, tree_net_links, tree_net_addrs, tree_net_sysctls, tree_net_routes,
+	tree_net_rules, tree_net_neigh, tree_nftables, tree_net_lock, tree_uts_ns, tree_ipc_ns,
+	tree_shmem, tree_ipc_objects, tree_ghosts, tree_pipes, tree_unix_sockets, tree_ptys,
+	tree_mqueues, tree_pidfds, tree_shared_files, tree_time_ns, tree_seccomp;
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "tree-path.h"
 
 int path_open_in_root(int root_fd, const char *path, int flags, mode_t mode)
@@ -76,22 +77,35 @@ int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *
 
 int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), void *arg)
 {
-	int status = 0;
+	int status = 0, said[2]; /* the child said what failed: a byte */
+	char byte;
 	pid_t child;
 
-	fflush(NULL);
-	if ((child = fork()) < 0)
+	if (pipe2(said, O_CLOEXEC))
 		return -errno;
+	fflush(NULL);
+	if ((child = fork()) < 0) {
+		int err = -errno;
+		close(said[0]);
+		close(said[1]);
+		return err;
+	}
 	if (child == 0) {
+		unsigned logged = log_errors();
 		if (ctx->tree_root_fd >= 0 && (fchdir(ctx->tree_root_fd) || chroot(".") || chdir("/")))
 			_exit(errno);
 		if (dir && chdir(dir))
 			_exit(errno);
 		int err = fn(arg);
+		if (err && log_errors() != logged && write(said[1], "!", 1) != 1)
+			_exit(EIO);
 		_exit(err > -256 ? -err : EIO);
 	}
-	while (waitpid(child, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
+	close(said[1]);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (read(said[0], &byte, 1) == 1)
+		log_said_by_helper();
+	close(said[0]);
 	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
 }

@@ -31,7 +31,8 @@ int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *
  * dir (a path as the tree sees it; NULL: its root), for the calls that resolve a path
  * themselves and name what they made by it (bind, connect and sendto of unix sockets: a
  * socket's name is the path it was bound with, whatever the root). fn returns 0 or a
- * negative errno, which tree_run returns (not said: fn says its own failures).
+ * negative errno, which tree_run returns (not said: fn says its own failures, which count as
+ * said here).
  */
 int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), void *arg);
 

@@ -1,11 +1,96 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "log.h"
 #include "util.h"
+
+/* STASIS_FAULT=alloc-N: allocations left before the one that fails (0: none fails). */
+static unsigned long alloc_fault_countdown;
+
+void alloc_fail_at(unsigned long n)
+{
+	alloc_fault_countdown = n;
+}
+
+/* Whether this allocation is the one a test asked to fail. */
+static bool alloc_fault(void)
+{
+	return alloc_fault_countdown && --alloc_fault_countdown == 0;
+}
+
+static void *out_of_memory(size_t size)
+{
+	pr_err("out of memory: %zu bytes", size);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void *xmalloc(size_t size)
+{
+	void *p = alloc_fault() ? NULL : malloc(size ? size : 1);
+
+	return p ? p : out_of_memory(size);
+}
+
+void *xzalloc(size_t size)
+{
+	void *p = alloc_fault() ? NULL : calloc(1, size ? size : 1);
+
+	return p ? p : out_of_memory(size);
+}
+
+char *xstrdup(const char *s)
+{
+	char *p;
+
+	if (!s)
+		s = "";
+	p = alloc_fault() ? NULL : strdup(s);
+	return p ? p : out_of_memory(strlen(s) + 1);
+}
+
+void *xreallocarray(void *p, size_t n, size_t size)
+{
+	size_t bytes;
+	void *q;
+
+	if (__builtin_mul_overflow(n, size, &bytes))
+		return out_of_memory(SIZE_MAX);
+	q = alloc_fault() ? NULL : realloc(p, bytes ? bytes : 1);
+	return q ? q : out_of_memory(bytes);
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+	va_list again;
+	int len;
+	char *p;
+
+	va_copy(again, ap);
+	len = vsnprintf(NULL, 0, fmt, again);
+	va_end(again);
+	if (len < 0 || !(p = xmalloc(len + 1)))
+		return NULL;
+	vsnprintf(p, len + 1, fmt, ap);
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	p = xvasprintf(fmt, ap);
+	va_end(ap);
+	return p;
+}
 
 ssize_t read_all(int fd, void *buf, size_t len)
 {
@@ -45,15 +130,17 @@ char *read_file_at(int dirfd, const char *path, size_t *len_out)
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	size_t cap = 4096, len = 0;
 	char *buf;
+	int err = 0;
 
 	if (fd < 0)
 		return NULL;
-	buf = malloc(cap);
+	buf = xmalloc(cap);
 	while (buf) {
 		ssize_t n = read(fd, buf + len, cap - len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
+			err = errno;
 			free(buf);
 			buf = NULL;
 			break;
@@ -62,18 +149,22 @@ char *read_file_at(int dirfd, const char *path, size_t *len_out)
 			break;
 		len += n;
 		if (cap - len < 2) {
-			char *nb = realloc(buf, cap *= 2);
+			char *nb = xreallocarray(buf, cap *= 2, 1);
 			if (!nb)
 				free(buf);
 			buf = nb;
 		}
 	}
+	if (!buf && !err)
+		err = ENOMEM;
 	close(fd);
-	if (buf) {
-		buf[len] = 0;
-		if (len_out)
-			*len_out = len;
+	if (!buf) {
+		errno = err;
+		return NULL;
 	}
+	buf[len] = 0;
+	if (len_out)
+		*len_out = len;
 	return buf;
 }
 

@@ -1,6 +1,7 @@
 #ifndef STASIS_UTIL_H
 #define STASIS_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,11 +14,28 @@
 #endif
 #define PAGE_ALIGN(x) (((x) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
 
+/*
+ * Memory. Every allocation of the engine comes from here: a failure is logged once, here
+ * ("out of memory: N bytes"), errno is ENOMEM, and the caller returns -ENOMEM (or NULL) up
+ * the normal error path without a message of its own.
+ */
+void *xmalloc(size_t size);
+void *xzalloc(size_t size);   /* zeroed */
+char *xstrdup(const char *s); /* NULL is copied as "" */
+/* p resized to n elements of size bytes; NULL on failure, and p is left as it was. */
+void *xreallocarray(void *p, size_t n, size_t size);
+/* printf into a new string (NULL: out of memory, said). */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* Tests (STASIS_FAULT=alloc-N): the nth allocation from now on fails (0: none does). */
+void alloc_fail_at(unsigned long n);
+
 /* Full read/write, retrying on EINTR and short transfers. write_all returns 0 or -1. */
 ssize_t read_all(int fd, void *buf, size_t len);
 int write_all(int fd, const void *buf, size_t len);
 
-/* Reads a whole small file (from /proc) into a NUL-terminated malloc'd buffer. */
+/* Reads a whole small file (from /proc) into a NUL-terminated malloc'd buffer; NULL with errno
+ * set (ENOMEM: the allocator said so; any other is the caller's to judge and name). */
 char *read_file_at(int dirfd, const char *path, size_t *len_out);
 
 /* cleanup helpers */

@@ -42,10 +42,11 @@ static int collect_uts_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		return 0;
 	if ((err = ns_helper_run(root, CLONE_NEWUTS, read_names, &u, sizeof(u))))
 		return err;
-	st->uts = xzalloc(sizeof(*st->uts));
+	if (!(st->uts = xzalloc(sizeof(*st->uts))))
+		return -ENOMEM;
 	uts_ns__init(st->uts);
-	st->uts->hostname = xstrdup(u.nodename);
-	st->uts->domainname = xstrdup(u.domainname);
+	if (!(st->uts->hostname = xstrdup(u.nodename)) || !(st->uts->domainname = xstrdup(u.domainname)))
+		return -ENOMEM;
 	tr->inv.has_uts_ns = tr->inv.uts_ns = true;
 	return image_write(ctx->images_dir_fd, IMG_UTS_NS, 0, &st->uts->base);
 }

@@ -108,8 +108,11 @@ int mm_plan_special_moves(struct restore_task *t)
 		m->to = saved.start[k];
 		m->park = park;
 		park += m->len;
-		if (park > t->park_base + PARK_AREA_SIZE)
+		if (park > t->park_base + PARK_AREA_SIZE) {
+			pr_err("restore pid %d: its %s block does not fit the %d bytes parked for it",
+			       t->pid, special_names[k], PARK_AREA_SIZE);
 			return -ENOSPC;
+		}
 		a->keep[a->nr_keep].start = own.start[k];
 		a->keep[a->nr_keep++].end = own.end[k];
 	}

@@ -50,7 +50,7 @@ static int mount_point(int root_fd, const char *path, bool is_file)
 
 	if (fd >= 0 || fd != -ENOENT)
 		return fd;
-	if (!(dir = strdup(path)))
+	if (!(dir = xstrdup(path)))
 		return -ENOMEM;
 	slash = strrchr(dir, '/');
 	*slash = 0;
@@ -130,20 +130,19 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 {
 	const MountEntry *e = ns->mounts[i];
 	char target[64], source[64];
+	unsigned logged = log_errors();
 	auto_close int t = mount_point(root_fd, e->mountpoint, e->is_file);
 	auto_close int s = -1;
 	int err;
 
-	if (t < 0) {
-		pr_err("restore: mount point %s: %s", e->mountpoint, strerror(-t));
-		return t;
-	}
+	if (t < 0)
+		return log_unnamed(logged, t, "restore: mount point %s", e->mountpoint);
 	fd_path(target, sizeof(target), t);
 	switch (e->how) {
 	case MOUNT_HOW__MOUNT_BIND: {
 		const MountEntry *of = entry_by_id(ns, e->bind_of);
-		char *from;
-		if (asprintf(&from, "%s/%s", of->mountpoint, e->bind_root) < 0)
+		char *from = xasprintf("%s/%s", of->mountpoint, e->bind_root);
+		if (!from)
 			return -ENOMEM;
 		s = open_in_root(root_fd, from, O_PATH);
 		free(from);

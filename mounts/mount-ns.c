@@ -181,7 +181,8 @@ static int collect_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
 			return -ENOTSUP;
 		}
 	}
-	st->ns = xzalloc(sizeof(*st->ns));
+	if (!(st->ns = xzalloc(sizeof(*st->ns))))
+		return -ENOMEM;
 	mount_ns__init(st->ns);
 	if ((err = mount_table_read(root, &tree)) || (err = mount_table_read(PROC_SELF, &host)) ||
 	    (err = mount_table_classify(ctx, root, &tree, &host, st->ns)) ||
@@ -374,7 +375,8 @@ static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!ns)
 		return 0;
-	if (!(st->made = calloc(ns->n_mounts, sizeof(bool))) || !(later = calloc(ns->n_mounts, sizeof(bool))))
+	if (!(st->made = xzalloc(ns->n_mounts * sizeof(bool))) ||
+	    !(later = xzalloc(ns->n_mounts * sizeof(bool))))
 		return -ENOMEM;
 	if ((own = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0) {
 		pr_perror("restore: cannot open stasis's own mount namespace");

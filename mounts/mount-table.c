@@ -62,7 +62,7 @@ static uint64_t mount_flags(const char *vfs)
 /* The filesystem's options without "rw"/"ro" (the per-mount flag says that). */
 static char *fs_data(const char *fs_options)
 {
-	char *out = strdup(fs_options ? fs_options : ""), *o = out;
+	char *out = xstrdup(fs_options), *o = out;
 	const char *p = fs_options ? fs_options : "";
 
 	if (!out)
@@ -113,7 +113,7 @@ int mount_table_read(pid_t pid, struct mount_table *t)
 		goto out;
 	}
 	while (!err && mnt_table_next_fs(tb, itr, &fs) == 0) {
-		struct mount_info *more = realloc(t->m, (t->n + 1) * sizeof(*t->m));
+		struct mount_info *more = xreallocarray(t->m, t->n + 1, sizeof(*t->m));
 		if (!more) {
 			err = -ENOMEM;
 			break;
@@ -125,10 +125,10 @@ int mount_table_read(pid_t pid, struct mount_table *t)
 			.id = mnt_fs_get_id(fs),
 			.parent_id = mnt_fs_get_parent_id(fs),
 			.dev = mnt_fs_get_devno(fs),
-			.mountpoint = strdup(mnt_fs_get_target(fs) ?: ""),
-			.root = strdup(mnt_fs_get_root(fs) ?: "/"),
-			.fstype = strdup(mnt_fs_get_fstype(fs) ?: ""),
-			.source = strdup(src ? src : "none"),
+			.mountpoint = xstrdup(mnt_fs_get_target(fs)),
+			.root = xstrdup(mnt_fs_get_root(fs) ?: "/"),
+			.fstype = xstrdup(mnt_fs_get_fstype(fs)),
+			.source = xstrdup(src ? src : "none"),
 			.fs_options = fs_data(mnt_fs_get_fs_options(fs)),
 			.flags = mount_flags(mnt_fs_get_vfs_options(fs)),
 			.sb_readonly = mnt_fs_get_fs_options(fs) &&
@@ -138,8 +138,6 @@ int mount_table_read(pid_t pid, struct mount_table *t)
 		if (!m->mountpoint || !m->root || !m->fstype || !m->source || !m->fs_options)
 			err = -ENOMEM;
 	}
-	if (err == -ENOMEM)
-		pr_err("out of memory reading the mount table %s", path);
 	if (!err)
 		err = parents_first(t);
 out:
@@ -157,8 +155,8 @@ out:
  */
 static int parents_first(struct mount_table *t)
 {
-	struct mount_info *sorted = calloc(t->n ? t->n : 1, sizeof(*sorted));
-	bool *placed = calloc(t->n ? t->n : 1, sizeof(bool));
+	struct mount_info *sorted = xzalloc(t->n * sizeof(*sorted));
+	bool *placed = sorted ? xzalloc(t->n * sizeof(bool)) : NULL;
 	size_t n = 0;
 
 	if (!sorted || !placed) {
@@ -236,12 +234,12 @@ static const char *external_key(const struct stasis_opts *o, const char *mountpo
 	return NULL;
 }
 
-/* Where the host sees what m shows: a host mount of the same filesystem whose root holds m's. */
+/* Where the host sees what m shows: a host mount of the same filesystem whose root holds m's
+ * (NULL: none, errno ENOENT; or out of memory). */
 static char *host_path(const struct mount_table *host, const struct mount_info *m)
 {
 	const struct mount_info *best = NULL;
 	const char *rest = NULL, *r;
-	char *path;
 
 	for (size_t i = 0; i < host->n; i++)
 		if (host->m[i].dev == m->dev && path_below(host->m[i].root, m->root, &r) &&
@@ -249,12 +247,12 @@ static char *host_path(const struct mount_table *host, const struct mount_info *
 			best = &host->m[i];
 			rest = r;
 		}
-	if (!best)
+	if (!best) {
+		errno = ENOENT;
 		return NULL;
-	if (asprintf(&path, "%s%s%s", best->mountpoint, strcmp(best->mountpoint, "/") && *rest ? "/" : "",
-		     rest) < 0)
-		return NULL;
-	return path;
+	}
+	return xasprintf("%s%s%s", best->mountpoint, strcmp(best->mountpoint, "/") && *rest ? "/" : "",
+			 rest);
 }
 
 static bool on_host(const struct mount_table *host, dev_t dev)
@@ -278,8 +276,7 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 	}
 	if ((key = external_key(ctx->opts, m->mountpoint))) { /* named by the caller: theirs */
 		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
-		e->ext_key = xstrdup(key);
-		return 0;
+		return (e->ext_key = xstrdup(key)) ? 0 : -ENOMEM;
 	}
 	/* a bind of a mount before it: the one whose root holds its root most closely */
 	for (size_t k = 0; k < i; k++)
@@ -292,8 +289,7 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		e->how = MOUNT_HOW__MOUNT_BIND;
 		e->has_bind_of = true;
 		e->bind_of = of->id;
-		e->bind_root = xstrdup(rest);
-		return 0;
+		return (e->bind_root = xstrdup(rest)) ? 0 : -ENOMEM;
 	}
 	if (on_host(host, m->dev)) {
 		if (!ctx->opts->ext_mount_auto) {
@@ -304,6 +300,8 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		}
 		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
 		if (!(e->ext_path = host_path(host, m))) {
+			if (errno == ENOMEM)
+				return -ENOMEM;
 			pr_err("dump pid %d: mount %s (%s, %s) comes from outside the tree's mount "
 			       "namespace, and the host shows no path to it; name it with "
 			       "--external mnt[%s]:KEY", root_pid, m->mountpoint, m->fstype, m->root,
@@ -337,7 +335,7 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 		pr_err("dump pid %d: its mount table does not start with its root", root_pid);
 		return -EINVAL;
 	}
-	out->mounts = calloc(tree->n, sizeof(*out->mounts));
+	out->mounts = xzalloc(tree->n * sizeof(*out->mounts));
 	if (!out->mounts)
 		return -ENOMEM;
 	for (size_t i = 0; i < tree->n; i++) {
@@ -346,6 +344,8 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 		struct stat st;
 		char path[4200];
 
+		if (!e)
+			return -ENOMEM;
 		mount_entry__init(e);
 		out->mounts[out->n_mounts++] = e;
 		if (i && !strcmp(m->mountpoint, "/")) {
@@ -355,12 +355,11 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 		}
 		e->id = m->id;
 		e->parent_id = i ? m->parent_id : 0;
-		e->mountpoint = xstrdup(m->mountpoint);
-		e->fstype = xstrdup(m->fstype);
-		e->source = xstrdup(m->source);
-		e->root = xstrdup(m->root);
+		if (!(e->mountpoint = xstrdup(m->mountpoint)) || !(e->fstype = xstrdup(m->fstype)) ||
+		    !(e->source = xstrdup(m->source)) || !(e->root = xstrdup(m->root)) ||
+		    !(e->fs_options = xstrdup(m->fs_options)))
+			return -ENOMEM;
 		e->mount_flags = m->flags;
-		e->fs_options = xstrdup(m->fs_options);
 		e->has_sb_readonly = true;
 		e->sb_readonly = m->sb_readonly;
 		e->has_shared = e->has_master = e->has_unbindable = true;

@@ -44,9 +44,13 @@ static uint64_t ts_ns(const struct timespec *ts)
 
 static int add_entry(struct tmpfs_dump *d, TmpfsEntry *e)
 {
-	TmpfsEntry **more = realloc(d->tree.entries, (d->tree.n_entries + 1) * sizeof(*more));
+	TmpfsEntry **more;
 
-	if (!more || d->tree.n_entries >= TMPFS_MAX_ENTRIES)
+	if (d->tree.n_entries >= TMPFS_MAX_ENTRIES) {
+		pr_err("dump: tmpfs %s: more than %u entries", d->mountpoint, TMPFS_MAX_ENTRIES);
+		return -E2BIG;
+	}
+	if (!(more = xreallocarray(d->tree.entries, d->tree.n_entries + 1, sizeof(*more))))
 		return -ENOMEM;
 	d->tree.entries = more;
 	d->tree.entries[d->tree.n_entries++] = e;
@@ -64,18 +68,19 @@ static int read_xattrs(const char *path, TmpfsEntry *e)
 		ssize_t vlen = lgetxattr(path, n, NULL, 0);
 		if (vlen < 0)
 			return -errno;
-		TmpfsXattr *x = xzalloc(sizeof(*x));
+		TmpfsXattr *x = xzalloc(sizeof(*x)), **more;
+		if (!x || !(more = xreallocarray(e->xattrs, e->n_xattrs + 1, sizeof(*more)))) {
+			free(x);
+			return -ENOMEM;
+		}
+		e->xattrs = more;
+		e->xattrs[e->n_xattrs++] = x;
 		tmpfs_xattr__init(x);
-		x->name = xstrdup(n);
-		x->value.data = xzalloc(vlen + 1);
+		if (!(x->name = xstrdup(n)) || !(x->value.data = xzalloc(vlen + 1)))
+			return -ENOMEM;
 		x->value.len = lgetxattr(path, n, x->value.data, vlen);
 		if ((ssize_t)x->value.len != vlen)
 			return -EIO;
-		TmpfsXattr **more = realloc(e->xattrs, (e->n_xattrs + 1) * sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		e->xattrs = more;
-		e->xattrs[e->n_xattrs++] = x;
 	}
 	return 0;
 }
@@ -91,7 +96,13 @@ static int read_data(struct tmpfs_dump *d, int fd, TmpfsEntry *e)
 			hole = end;
 		data &= ~(off_t)(PAGE_SIZE - 1);
 		hole = PAGE_ALIGN(hole);
-		PageRun *r = xzalloc(sizeof(*r));
+		PageRun *r = xzalloc(sizeof(*r)), **more;
+		if (!r || !(more = xreallocarray(e->data, e->n_data + 1, sizeof(*more)))) {
+			free(r);
+			return -ENOMEM;
+		}
+		e->data = more;
+		e->data[e->n_data++] = r;
 		page_run__init(r);
 		r->vaddr = data;
 		r->file_off = PAGES_HEADER_SIZE + d->nr_pages * PAGE_SIZE;
@@ -106,11 +117,6 @@ static int read_data(struct tmpfs_dump *d, int fd, TmpfsEntry *e)
 				return -EIO;
 		}
 		d->nr_pages += r->nr_pages;
-		PageRun **more = realloc(e->data, (e->n_data + 1) * sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		e->data = more;
-		e->data[e->n_data++] = r;
 		data = hole;
 	}
 	return 0;
@@ -134,6 +140,7 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 {
 	struct stat st;
 	char proc[PATH_MAX + 64];
+	unsigned logged = log_errors();
 	int err;
 
 	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) {
@@ -141,55 +148,57 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 		return -errno;
 	}
 	TmpfsEntry *e = xzalloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
 	tmpfs_entry__init(e);
-	e->path = xstrdup(path);
+	if ((err = add_entry(d, e))) {
+		free(e);
+		return err;
+	}
+	if (!(e->path = xstrdup(path)))
+		return -ENOMEM;
 	e->type = type_of(st.st_mode);
 	e->mode = st.st_mode & 07777;
 	e->uid = st.st_uid;
 	e->gid = st.st_gid;
 	e->mtime_ns = ts_ns(&st.st_mtim);
 	e->atime_ns = ts_ns(&st.st_atim);
-	if ((err = add_entry(d, e)))
-		return err;
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		for (size_t i = 0; i < d->nr_seen; i++)
 			if (d->seen[i].dev == st.st_dev && d->seen[i].ino == st.st_ino) {
-				e->link_to = xstrdup(d->seen[i].path);
-				return 0;
+				return (e->link_to = xstrdup(d->seen[i].path)) ? 0 : -ENOMEM;
 			}
-		struct seen_inode *more = realloc(d->seen, (d->nr_seen + 1) * sizeof(*more));
+		struct seen_inode *more = xreallocarray(d->seen, d->nr_seen + 1, sizeof(*more));
 		if (!more)
 			return -ENOMEM;
 		d->seen = more;
 		d->seen[d->nr_seen++] = (struct seen_inode){ st.st_dev, st.st_ino, e->path };
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dir_fd, name);
-	if ((err = read_xattrs(proc, e))) {
-		pr_err("dump: tmpfs %s: cannot read the extended attributes of %s: %s", d->mountpoint,
-		       path, strerror(-err));
-		return err;
-	}
+	if ((err = read_xattrs(proc, e)))
+		return log_unnamed(logged, err, "dump: tmpfs %s: cannot read the extended attributes of %s",
+				   d->mountpoint, path);
 	if (S_ISLNK(st.st_mode)) {
 		char target[PATH_MAX];
 		ssize_t n = readlinkat(dir_fd, name, target, sizeof(target) - 1);
 		if (n < 0)
 			return -errno;
 		target[n] = 0;
-		e->target = xstrdup(target);
+		if (!(e->target = xstrdup(target)))
+			return -ENOMEM;
 	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
 		e->has_rdev = true;
 		e->rdev = st.st_rdev;
 	} else if (S_ISREG(st.st_mode)) {
-		auto_close int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_NOATIME: the dump leaves a tree that goes on (--leave-running) its access times */
+		auto_close int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
 		e->has_size = true;
 		e->size = st.st_size;
-		if (fd < 0 || (err = read_data(d, fd, e))) {
-			pr_err("dump: tmpfs %s: cannot read %s: %s", d->mountpoint, path,
-			       strerror(fd < 0 ? errno : -err));
-			return fd < 0 ? -errno : err;
-		}
+		if (fd < 0 || (err = read_data(d, fd, e)))
+			return log_unnamed(logged, fd < 0 ? -errno : err, "dump: tmpfs %s: cannot read %s",
+					   d->mountpoint, path);
 	} else if (S_ISDIR(st.st_mode)) {
-		int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
 		DIR *dir = fd < 0 ? NULL : fdopendir(fd);
 		struct dirent *de;
 		if (!dir) {
@@ -203,7 +212,7 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 			char *child;
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			if (asprintf(&child, "%s%s%s", path, *path ? "/" : "", de->d_name) < 0) {
+			if (!(child = xasprintf("%s%s%s", path, *path ? "/" : "", de->d_name))) {
 				err = -ENOMEM;
 				break;
 			}
@@ -218,7 +227,7 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 
 int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint)
 {
-	struct tmpfs_dump *d = calloc(1, sizeof(*d));
+	struct tmpfs_dump *d = xzalloc(sizeof(*d));
 	int err;
 
 	if (!d)

@@ -36,15 +36,25 @@
 #include "tree-objects.h"
 #include "util.h"
 
+#define LOCK_TABLE "stasis-lock-"     /* + stasis's pid - the root's */
+#define DUMPED_TABLE "stasis-dumped-" /* + the root's */
+
 struct net_lock_state {
 	int nl;               /* the nftables socket in the tree's namespace + 1 (0: none) */
 	char table[64];       /* ours, while it exists */
 	pid_t root;           /* the tree's root, as the images name it */
+	const struct dump_tree *tree;      /* dump: the tree, frozen until the dump is over */
 	const struct dump_task *root_task; /* dump: whose vpid is known once the dump is over */
 	struct nft_conn *conns;
 	size_t nr_conns;
-	int *repaired;        /* dump: stasis's copies of the tree's sockets in repair mode */
-	size_t nr_repaired;
+	struct repaired {     /* dump: the tree's sockets in repair mode, by their socket's inode
+			       * and the fd they were found at (stasis keeps no copy: 10,000
+			       * connections would be 10,000 fds) */
+		uint64_t ino;
+		pid_t pid;
+		int fd;
+	} *repaired;
+	size_t nr_repaired, repaired_alloc;
 };
 
 static struct net_lock_state *state_of(const struct run_ctx *ctx)
@@ -52,12 +62,17 @@ static struct net_lock_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_lock);
 }
 
-static void add_conn(struct net_lock_state *st, const struct nft_conn *c)
+static int add_conn(struct net_lock_state *st, const struct nft_conn *c)
 {
-	st->conns = realloc(st->conns, (st->nr_conns + 1) * sizeof(*st->conns));
-	if (!st->conns)
-		abort();
+	if (!(st->nr_conns & (st->nr_conns - 1))) { /* doubled at each power of two */
+		struct nft_conn *more = xreallocarray(st->conns, st->nr_conns ? 2 * st->nr_conns : 1,
+						      sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->conns = more;
+	}
 	st->conns[st->nr_conns++] = *c;
+	return 0;
 }
 
 /* The connection of a TCP socket (stasis's copy): 1 if it has one, 0 if not. */
@@ -95,40 +110,55 @@ static int socket_conn(int sk, struct nft_conn *c)
 	return 1;
 }
 
+struct held_socket {
+	uint64_t ino;
+	pid_t pid;
+	int fd;
+};
+
+static int by_ino(const void *a, const void *b)
+{
+	const struct held_socket *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
 /* Every TCP connection the tree's processes hold an fd of, each once. */
 static int tree_conns(struct net_lock_state *st, const struct dump_tree *tr)
 {
-	auto_free uint64_t *seen = NULL;
-	size_t nr_seen = 0;
+	auto_free struct held_socket *held = NULL;
+	size_t nr_held = 0;
 
 	for (size_t k = 0; k < tr->nr_tasks; k++) {
 		pid_t pid = tr->tasks[k].pid;
 		auto_free int *fds = NULL;
 		size_t n;
-		if (proc_list_numbers(pid, "fd", &fds, &n)) {
-			pr_perror("dump pid %d: cannot list its fds", pid);
-			return -errno;
-		}
+		unsigned logged = log_errors();
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot list its fds", pid);
+		struct held_socket *more = xreallocarray(held, nr_held + n + 1, sizeof(*held));
+		if (!more)
+			return -ENOMEM;
+		held = more;
 		for (size_t i = 0; i < n; i++) {
 			char path[64];
 			struct stat s;
-			struct nft_conn c;
-			bool dup = false;
 			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
-			if (stat(path, &s) || !S_ISSOCK(s.st_mode))
-				continue;
-			for (size_t j = 0; j < nr_seen && !dup; j++)
-				dup = seen[j] == s.st_ino;
-			if (dup)
-				continue;
-			seen = realloc(seen, (nr_seen + 1) * sizeof(*seen));
-			if (!seen)
-				return -ENOMEM;
-			seen[nr_seen++] = s.st_ino;
-			auto_close int sk = task_fd_copy(pid, fds[i]);
-			if (sk >= 0 && socket_conn(sk, &c))
-				add_conn(st, &c);
+			if (!stat(path, &s) && S_ISSOCK(s.st_mode))
+				held[nr_held++] = (struct held_socket){ s.st_ino, pid, fds[i] };
 		}
+	}
+	/* a socket several fds hold (dup, fork) once */
+	qsort(held, nr_held, sizeof(*held), by_ino);
+	for (size_t i = 0; i < nr_held; i++) {
+		struct nft_conn c;
+		if (i && held[i].ino == held[i - 1].ino)
+			continue;
+		auto_close int sk = task_fd_copy(held[i].pid, held[i].fd);
+		int err;
+		if (sk >= 0 && socket_conn(sk, &c) && (err = add_conn(st, &c)))
+			return err;
 	}
 	return 0;
 }
@@ -159,12 +189,13 @@ static int nft_socket_of(pid_t pid)
 
 static int lock(struct net_lock_state *st, const char *what, pid_t root)
 {
-	snprintf(st->table, sizeof(st->table), "stasis-lock-%d-%d", getpid(), root);
+	snprintf(st->table, sizeof(st->table), LOCK_TABLE "%d-%d", getpid(), root);
+	unsigned logged = log_errors();
 	int err = nft_lock_table_add(st->nl - 1, st->table, true, st->conns, st->nr_conns);
 	if (err) {
-		pr_err("%s: cannot lock the network of the tree's %zu TCP connections (nftables table "
-		       "%s): %s (--network-lock skip goes without)",
-		       what, st->nr_conns, st->table, strerror(-err));
+		log_unnamed(logged, err, "%s: cannot lock the network of the tree's %zu TCP connections "
+			    "(nftables table %s) (--network-lock skip goes without)",
+			    what, st->nr_conns, st->table);
 		st->table[0] = 0;
 		return err;
 	}
@@ -184,12 +215,19 @@ static void unlock(struct net_lock_state *st)
 	st->table[0] = 0;
 }
 
+bool net_lock_table(const char *name)
+{
+	return !strncmp(name, LOCK_TABLE, strlen(LOCK_TABLE)) ||
+	       !strncmp(name, DUMPED_TABLE, strlen(DUMPED_TABLE));
+}
+
 int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_lock_state *st = state_of(ctx);
 	pid_t root = tr->tasks[0].pid;
 	int err = 0;
 
+	st->tree = tr;
 	st->root_task = &tr->tasks[0];
 	if (ctx->opts->network_lock_skip || (err = tree_conns(st, tr)) || !st->nr_conns)
 		return err;
@@ -203,44 +241,109 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	return lock(st, "dump", root);
 }
 
-void net_lock_keep_repaired(struct run_ctx *ctx, int sk)
+int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 {
 	struct net_lock_state *st = state_of(ctx);
 
-	st->repaired = realloc(st->repaired, (st->nr_repaired + 1) * sizeof(*st->repaired));
-	if (!st->repaired)
-		abort();
-	st->repaired[st->nr_repaired++] = sk;
+	if (st->nr_repaired == st->repaired_alloc) {
+		size_t n = st->repaired_alloc ? 2 * st->repaired_alloc : 64;
+		struct repaired *more = xreallocarray(st->repaired, n, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->repaired = more;
+		st->repaired_alloc = n;
+	}
+	st->repaired[st->nr_repaired++] = (struct repaired){ ino, pid, fd };
+	return 0;
 }
 
-void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
+/* A copy of the socket of inode ino if fd of pid holds it now, else -1. */
+static int socket_at(pid_t pid, int fd, uint64_t ino)
+{
+	struct stat s;
+	int sk = task_fd_copy(pid, fd);
+
+	if (sk >= 0 && !fstat(sk, &s) && S_ISSOCK(s.st_mode) && s.st_ino == ino)
+		return sk;
+	if (sk >= 0)
+		close(sk);
+	return -1;
+}
+
+/*
+ * A copy of the socket r names, through the fd it was found at; if that fd no longer holds it
+ * (the tree is frozen, but something outside it may have killed its holder, or closed the fd
+ * of a table it shares), through any fd of the tree's processes that does. -1: none does,
+ * the socket is gone with its last fd (in repair mode: closed without a packet).
+ */
+static int repaired_socket(const struct net_lock_state *st, const struct repaired *r)
+{
+	int sk = socket_at(r->pid, r->fd, r->ino);
+
+	for (size_t k = 0; sk < 0 && st->tree && k < st->tree->nr_tasks; k++) {
+		pid_t pid = st->tree->tasks[k].pid;
+		auto_free int *fds = NULL;
+		size_t n;
+		if (proc_list_numbers(pid, "fd", &fds, &n))
+			continue;
+		for (size_t i = 0; sk < 0 && i < n; i++) {
+			char path[64];
+			struct stat s;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
+			if (!stat(path, &s) && S_ISSOCK(s.st_mode) && s.st_ino == r->ino)
+				sk = socket_at(pid, fds[i], r->ino);
+		}
+	}
+	return sk;
+}
+
+/* The tree goes on: every socket the dump put in repair mode leaves it, with a window probe. */
+static void repair_off(struct net_lock_state *st)
+{
+	for (size_t i = 0; i < st->nr_repaired; i++) {
+		const struct repaired *r = &st->repaired[i];
+		int sk = repaired_socket(st, r);
+		if (sk < 0)
+			pr_warn("dump pid %d fd %d: its TCP socket (inode %llu) is held by no process of "
+				"the tree any more: repair mode stays on it",
+				r->pid, r->fd, (unsigned long long)r->ino);
+		else if (tcp_repair_set(sk, false, true))
+			pr_warn("dump pid %d fd %d: cannot turn repair mode off on its TCP socket: %m",
+				r->pid, r->fd);
+		if (sk >= 0)
+			close(sk);
+	}
+	st->nr_repaired = 0;
+}
+
+int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 {
 	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
 	char kept[64];
 	int err;
 
 	if (tree_goes_on) {
 		unlock(st);
-		for (size_t i = 0; i < st->nr_repaired; i++) {
-			if (tcp_repair_set(st->repaired[i], false, true))
-				pr_warn("dump: cannot turn repair mode off on a socket of the tree: %m");
-			close(st->repaired[i]);
-		}
-		st->nr_repaired = 0;
-		return;
+		repair_off(st);
+		return 0;
 	}
 	if (!st->table[0])
-		return;
+		return 0;
 	st->root = st->root_task->vpid;
-	snprintf(kept, sizeof(kept), "stasis-dumped-%d", st->root);
+	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)) ||
-	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns)))
+	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns))) {
+		if (log_errors() != logged)
+			return err; /* out of memory: the dump fails */
 		pr_warn("dump: cannot keep the network locked for the restore (nftables table %s: %s): "
 			"peers of the tree's connections may see resets",
 			kept, strerror(-err));
-	else
+	} else {
 		pr_info("dump: the tree's connections stay locked until the restore (nftables table %s)",
 			kept);
+	}
+	return 0;
 }
 
 /* ---- restore ---- */
@@ -260,6 +363,7 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct net_lock_state *st = state_of(ctx);
 	struct nft_conn c;
+	int err;
 
 	st->root = rt->inv->root_pid;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -273,7 +377,8 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 			if (in->src_addr.len != alen || in->dst_addr.len != alen)
 				continue; /* the kind's validate says what is wrong */
 			image_conn(in, &c);
-			add_conn(st, &c);
+			if ((err = add_conn(st, &c)))
+				return err;
 		}
 	}
 	return 0;
@@ -302,16 +407,18 @@ static int prepare_lock(struct run_ctx *ctx, struct restore_tree *rt)
 int net_lock_restore_over(struct run_ctx *ctx)
 {
 	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
 	char kept[64];
 	int err;
 
 	if (!st->nl)
 		return 0;
 	unlock(st);
-	snprintf(kept, sizeof(kept), "stasis-dumped-%d", st->root);
+	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
 	if ((err = nft_table_del(st->nl - 1, kept, true)))
 		pr_warn("restore: cannot remove the dump's nftables table %s: %s", kept, strerror(-err));
-	return 0;
+	/* out of memory: the dump's table stays, and the restore fails (the next one removes it) */
+	return log_errors() != logged ? -ENOMEM : 0;
 }
 
 static void undo_lock(struct run_ctx *ctx, bool restored)
@@ -330,8 +437,6 @@ static void free_lock(void *state)
 {
 	struct net_lock_state *st = state;
 
-	for (size_t i = 0; i < st->nr_repaired; i++)
-		close(st->repaired[i]); /* in repair mode: closed without a packet */
 	if (st->nl)
 		close(st->nl - 1);
 	free(st->repaired);

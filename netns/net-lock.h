@@ -7,6 +7,8 @@
 #define STASIS_NET_LOCK_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "run.h"
 
@@ -14,16 +16,21 @@ struct dump_tree;
 
 /* Dump, the tree frozen: its connections locked (nothing without any, or --network-lock skip). */
 int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr);
-/* Dump: sk, stasis's copy of a socket of the tree, was put in repair mode; the lock keeps it
- * (repair off when the tree goes on; closed, silently, when it is killed). */
-void net_lock_keep_repaired(struct run_ctx *ctx, int sk);
+/*
+ * Dump: the socket (inode ino) at fd of pid was put in repair mode. If the tree goes on, the
+ * lock turns repair off again, reaching the socket through the tree's fds at that time; if the
+ * tree is killed, its sockets close in repair mode, without a packet. -ENOMEM: not noted.
+ */
+int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino);
 /*
  * Dump over. tree_goes_on (a failure, or --leave-running): the lock goes, then repair mode.
  * Else the tree is about to be killed: the lock is kept for the restore in a table of its own
- * ("stasis-dumped-ROOT", removed by the restore).
+ * ("stasis-dumped-ROOT", removed by the restore); -ENOMEM: it cannot be, the dump fails.
  */
-void net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on);
-/* Restore, the tree about to run: the lock goes (and the one the dump left). */
+int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on);
+/* Is an nftables table of this name one of the lock's (not part of the tree's ruleset)? */
+bool net_lock_table(const char *name);
+/* Restore, the tree about to run: the lock goes (and the one the dump left); -ENOMEM. */
 int net_lock_restore_over(struct run_ctx *ctx);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * The tree's network namespace (net-ns.img): one of its own is made again with its loopback up
- * if it was; a namespace with any interface but lo fails the dump naming it (links, addresses
- * and routes are not saved yet). A namespace that belongs to the engine (--external
+ * if it was, and its configuration is saved and made again by the kinds that follow it in
+ * the table (netns/net-links.c, net-addrs.c, net-routes.c, net-rules.c, net-neigh.c,
+ * net-sysctls.c, nft-ruleset.c). A namespace that belongs to the engine (--external
  * net[INODE]:KEY on dump) is left to it: on restore the tree joins the one given
  * (--inherit-fd fd[N]:KEY, or --join-ns net:PATH), or, with --empty-ns net (the RPC's
  * empty_ns), gets a new empty one with lo up. On restore stasis itself moves into the tree's
@@ -19,16 +20,16 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net-ns.h"
 #include "ns-helper.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "task.h"
 #include "util.h"
 
-#define IFACES_MAX 16
-
 struct net_ns_state {
 	int own_ns;           /* dump: stasis's own namespace (fd + 1) while it is in the tree's */
+	bool config;          /* dump: its configuration is saved; restore: made again */
 	NetNs *net;           /* restore: net-ns.img */
 	const char *join;     /* restore: a path of the namespace to join (--join-ns net:PATH) */
 	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
@@ -41,29 +42,25 @@ static struct net_ns_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_ns);
 }
 
-/* What the helper sees inside: the interfaces' names, and whether lo is up. */
-struct net_view {
-	int nr;
-	bool lo_up;
-	char names[IFACES_MAX][IF_NAMESIZE];
-};
-
-static int read_view(void *out, size_t len)
+bool net_ns_config(const struct run_ctx *ctx)
 {
-	struct net_view *v = out;
-	struct if_nameindex *ifs = if_nameindex();
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return state_of(ctx)->config;
+}
 
-	(void)len;
-	if (!ifs || s < 0)
-		return -errno;
-	for (struct if_nameindex *i = ifs; i->if_index && v->nr < IFACES_MAX; i++)
-		snprintf(v->names[v->nr++], IF_NAMESIZE, "%s", i->if_name);
-	v->lo_up = !ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_UP);
-	if_freenameindex(ifs);
-	close(s);
-	return 0;
+int net_ns_home(const struct run_ctx *ctx)
+{
+	const struct net_ns_state *st = state_of(ctx);
+
+	return (st->own_ns ?: st->home) - 1;
+}
+
+/* Is lo up? (stasis is in the tree's namespace) */
+static bool loopback_is_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	return s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_UP);
 }
 
 /* --external net[INODE]:KEY naming this namespace. */
@@ -110,12 +107,12 @@ static void dump_done_net_ns(struct run_ctx *ctx)
 		pr_perror("dump: cannot go back to stasis's own network namespace");
 	close(st->own_ns - 1);
 	st->own_ns = 0;
+	st->config = false;
 }
 
 static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	pid_t root = tr->tasks[0].pid;
-	struct net_view v = { 0 };
 	const char *key;
 	uint64_t ino;
 	int err;
@@ -125,26 +122,20 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	if ((err = enter_tree_ns(ctx, root)))
 		return err;
 	NetNs *n = xzalloc(sizeof(*n));
+	if (!n)
+		return -ENOMEM;
 	net_ns__init(n);
 	tr->inv.has_net_ns = tr->inv.net_ns = true;
 	if ((key = external_key(ctx->opts, ino))) {
-		n->ext_key = xstrdup(key);
+		if (!(n->ext_key = xstrdup(key)))
+			return -ENOMEM;
 		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s)", root,
 			(unsigned long long)ino, key);
 		return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);
 	}
-	if ((err = ns_helper_run(root, CLONE_NEWNET, read_view, &v, sizeof(v))))
-		return err;
-	for (int i = 0; i < v.nr; i++) {
-		if (strcmp(v.names[i], "lo")) {
-			pr_err("dump pid %d: its network namespace net:[%llu] has interface %s: not "
-			       "supported yet (pass --external net[%llu]:KEY to leave the namespace to the "
-			       "engine)", root, (unsigned long long)ino, v.names[i], (unsigned long long)ino);
-			return -ENOTSUP;
-		}
-	}
-	n->has_lo_up = true;
-	n->lo_up = v.lo_up;
+	n->has_lo_up = n->has_config = true;
+	n->lo_up = loopback_is_up();
+	n->config = state_of(ctx)->config = true;
 	return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);
 }
 
@@ -187,6 +178,7 @@ static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		       st->net->ext_key, st->net->ext_key);
 		return -EINVAL;
 	}
+	st->config = st->net->config; /* the namespace stasis makes gets it */
 	return 0;
 }
 
@@ -243,6 +235,7 @@ static int prepare_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_perror("restore: cannot make a network namespace for the tree");
 		return -errno;
 	}
+
 	/* a loopback that was up comes back up; in an empty namespace the engine's too */
 	if ((st->net->lo_up || st->empty) && (err = loopback_up())) {
 		pr_err("restore: cannot bring the loopback up: %s", strerror(-err));
@@ -254,12 +247,14 @@ static int prepare_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 static void close_net_ns(struct run_ctx *ctx)
 {
 	go_home(state_of(ctx));
+	state_of(ctx)->config = false;
 }
 
 static void undo_net_ns(struct run_ctx *ctx, bool restored)
 {
 	(void)restored;
 	go_home(state_of(ctx));
+	state_of(ctx)->config = false;
 }
 
 static void free_net_ns(void *state)

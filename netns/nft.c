@@ -22,162 +22,86 @@
 #include <unistd.h>
 
 #include "nft.h"
+#include "nlmsg.h"
 #include "util.h"
 
 #define ELEMS_PER_MSG 512
 
-struct batch {
-	char *buf;
-	size_t len, cap;
-	uint32_t seq;
-	unsigned nr_msgs; /* acknowledgements to wait for */
-};
-
-static void *room(struct batch *b, size_t len)
-{
-	size_t need = b->len + NLMSG_ALIGN(len);
-
-	if (need > b->cap) {
-		b->cap = need * 2 + 4096;
-		b->buf = realloc(b->buf, b->cap);
-		if (!b->buf)
-			abort();
-	}
-	void *p = b->buf + b->len;
-	memset(p, 0, NLMSG_ALIGN(len));
-	b->len = need;
-	return p;
-}
-
-static size_t msg_begin(struct batch *b, uint16_t type, uint16_t flags, int family, uint16_t res_id)
-{
-	size_t at = b->len;
-	struct nlmsghdr *h = room(b, NLMSG_HDRLEN);
-	struct nfgenmsg *g = room(b, sizeof(*g));
-
-	h->nlmsg_type = type;
-	h->nlmsg_flags = NLM_F_REQUEST | flags;
-	h->nlmsg_seq = ++b->seq;
-	g->nfgen_family = family;
-	g->version = NFNETLINK_V0;
-	g->res_id = htons(res_id);
-	return at;
-}
-
-static void msg_end(struct batch *b, size_t at)
-{
-	((struct nlmsghdr *)(b->buf + at))->nlmsg_len = b->len - at;
-}
-
 /* An nftables message of the inet family, acknowledged. */
-static size_t nft_msg(struct batch *b, int type, uint16_t flags)
+static size_t nft_msg(struct nl_buf *b, int type, uint16_t flags)
 {
-	b->nr_msgs++;
-	return msg_begin(b, (NFNL_SUBSYS_NFTABLES << 8) | type, flags | NLM_F_ACK, NFPROTO_INET, 0);
-}
+	struct nfgenmsg g = { .nfgen_family = NFPROTO_INET, .version = NFNETLINK_V0 };
 
-static void put(struct batch *b, uint16_t type, const void *data, size_t len)
-{
-	struct nlattr *a = room(b, NLA_HDRLEN + len);
-
-	a->nla_type = type;
-	a->nla_len = NLA_HDRLEN + len;
-	memcpy((char *)a + NLA_HDRLEN, data, len);
-}
-
-static void put_u32(struct batch *b, uint16_t type, uint32_t host)
-{
-	uint32_t be = htonl(host);
-
-	put(b, type, &be, sizeof(be));
-}
-
-static void put_str(struct batch *b, uint16_t type, const char *s)
-{
-	put(b, type, s, strlen(s) + 1);
-}
-
-static size_t nest_begin(struct batch *b, uint16_t type)
-{
-	size_t at = b->len;
-	struct nlattr *a = room(b, NLA_HDRLEN);
-
-	a->nla_type = type | NLA_F_NESTED;
-	return at;
-}
-
-static void nest_end(struct batch *b, size_t at)
-{
-	((struct nlattr *)(b->buf + at))->nla_len = b->len - at;
+	return nl_msg_begin(b, (NFNL_SUBSYS_NFTABLES << 8) | type, flags | NLM_F_ACK, &g, sizeof(g));
 }
 
 /* ---- expressions ---- */
 
-static size_t expr_begin(struct batch *b, const char *name)
+static size_t expr_begin(struct nl_buf *b, const char *name)
 {
-	size_t at = nest_begin(b, NFTA_LIST_ELEM);
+	size_t at = nl_nest_begin(b, NFTA_LIST_ELEM);
 
-	put_str(b, NFTA_EXPR_NAME, name);
+	nl_put_str(b, NFTA_EXPR_NAME, name);
 	return at;
 }
 
-static void expr_meta(struct batch *b, uint32_t key, uint32_t dreg)
+static void expr_meta(struct nl_buf *b, uint32_t key, uint32_t dreg)
 {
-	size_t e = expr_begin(b, "meta"), d = nest_begin(b, NFTA_EXPR_DATA);
+	size_t e = expr_begin(b, "meta"), d = nl_nest_begin(b, NFTA_EXPR_DATA);
 
-	put_u32(b, NFTA_META_KEY, key);
-	put_u32(b, NFTA_META_DREG, dreg);
-	nest_end(b, d);
-	nest_end(b, e);
+	nl_put_be32(b, NFTA_META_KEY, key);
+	nl_put_be32(b, NFTA_META_DREG, dreg);
+	nl_nest_end(b, d);
+	nl_nest_end(b, e);
 }
 
-static void expr_cmp_eq(struct batch *b, uint32_t sreg, const void *data, size_t len)
+static void expr_cmp_eq(struct nl_buf *b, uint32_t sreg, const void *data, size_t len)
 {
-	size_t e = expr_begin(b, "cmp"), d = nest_begin(b, NFTA_EXPR_DATA);
+	size_t e = expr_begin(b, "cmp"), d = nl_nest_begin(b, NFTA_EXPR_DATA);
 
-	put_u32(b, NFTA_CMP_SREG, sreg);
-	put_u32(b, NFTA_CMP_OP, NFT_CMP_EQ);
-	size_t v = nest_begin(b, NFTA_CMP_DATA);
-	put(b, NFTA_DATA_VALUE, data, len);
-	nest_end(b, v);
-	nest_end(b, d);
-	nest_end(b, e);
+	nl_put_be32(b, NFTA_CMP_SREG, sreg);
+	nl_put_be32(b, NFTA_CMP_OP, NFT_CMP_EQ);
+	size_t v = nl_nest_begin(b, NFTA_CMP_DATA);
+	nl_put(b, NFTA_DATA_VALUE, data, len);
+	nl_nest_end(b, v);
+	nl_nest_end(b, d);
+	nl_nest_end(b, e);
 }
 
-static void expr_payload(struct batch *b, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
+static void expr_payload(struct nl_buf *b, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
 {
-	size_t e = expr_begin(b, "payload"), d = nest_begin(b, NFTA_EXPR_DATA);
+	size_t e = expr_begin(b, "payload"), d = nl_nest_begin(b, NFTA_EXPR_DATA);
 
-	put_u32(b, NFTA_PAYLOAD_DREG, dreg);
-	put_u32(b, NFTA_PAYLOAD_BASE, base);
-	put_u32(b, NFTA_PAYLOAD_OFFSET, off);
-	put_u32(b, NFTA_PAYLOAD_LEN, len);
-	nest_end(b, d);
-	nest_end(b, e);
+	nl_put_be32(b, NFTA_PAYLOAD_DREG, dreg);
+	nl_put_be32(b, NFTA_PAYLOAD_BASE, base);
+	nl_put_be32(b, NFTA_PAYLOAD_OFFSET, off);
+	nl_put_be32(b, NFTA_PAYLOAD_LEN, len);
+	nl_nest_end(b, d);
+	nl_nest_end(b, e);
 }
 
-static void expr_lookup(struct batch *b, const char *set, uint32_t set_id, uint32_t sreg)
+static void expr_lookup(struct nl_buf *b, const char *set, uint32_t set_id, uint32_t sreg)
 {
-	size_t e = expr_begin(b, "lookup"), d = nest_begin(b, NFTA_EXPR_DATA);
+	size_t e = expr_begin(b, "lookup"), d = nl_nest_begin(b, NFTA_EXPR_DATA);
 
-	put_str(b, NFTA_LOOKUP_SET, set);
-	put_u32(b, NFTA_LOOKUP_SET_ID, set_id);
-	put_u32(b, NFTA_LOOKUP_SREG, sreg);
-	nest_end(b, d);
-	nest_end(b, e);
+	nl_put_str(b, NFTA_LOOKUP_SET, set);
+	nl_put_be32(b, NFTA_LOOKUP_SET_ID, set_id);
+	nl_put_be32(b, NFTA_LOOKUP_SREG, sreg);
+	nl_nest_end(b, d);
+	nl_nest_end(b, e);
 }
 
-static void expr_drop(struct batch *b)
+static void expr_drop(struct nl_buf *b)
 {
-	size_t e = expr_begin(b, "immediate"), d = nest_begin(b, NFTA_EXPR_DATA);
+	size_t e = expr_begin(b, "immediate"), d = nl_nest_begin(b, NFTA_EXPR_DATA);
 
-	put_u32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
-	size_t v = nest_begin(b, NFTA_IMMEDIATE_DATA), vv = nest_begin(b, NFTA_DATA_VERDICT);
-	put_u32(b, NFTA_VERDICT_CODE, NF_DROP);
-	nest_end(b, vv);
-	nest_end(b, v);
-	nest_end(b, d);
-	nest_end(b, e);
+	nl_put_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+	size_t v = nl_nest_begin(b, NFTA_IMMEDIATE_DATA), vv = nl_nest_begin(b, NFTA_DATA_VERDICT);
+	nl_put_be32(b, NFTA_VERDICT_CODE, NF_DROP);
+	nl_nest_end(b, vv);
+	nl_nest_end(b, v);
+	nl_nest_end(b, d);
+	nl_nest_end(b, e);
 }
 
 /* Where each family keeps its addresses: offsets in the network header, and their size. */
@@ -201,7 +125,7 @@ static uint32_t key_len(const struct family_layout *l)
 }
 
 /* One rule of chain: this family's TCP packets of a connection in its set are dropped. */
-static void add_rule(struct batch *b, const char *table, const char *chain,
+static void add_rule(struct nl_buf *b, const char *table, const char *chain,
 		     const struct family_layout *l, bool input)
 {
 	size_t m = nft_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
@@ -211,9 +135,9 @@ static void add_rule(struct batch *b, const char *table, const char *chain,
 	uint32_t lport = input ? 2 : 0, rport = input ? 0 : 2;
 	uint32_t reg = NFT_REG32_00, alen_regs = l->alen / 4;
 
-	put_str(b, NFTA_RULE_TABLE, table);
-	put_str(b, NFTA_RULE_CHAIN, chain);
-	size_t exprs = nest_begin(b, NFTA_RULE_EXPRESSIONS);
+	nl_put_str(b, NFTA_RULE_TABLE, table);
+	nl_put_str(b, NFTA_RULE_CHAIN, chain);
+	size_t exprs = nl_nest_begin(b, NFTA_RULE_EXPRESSIONS);
 	expr_meta(b, NFT_META_NFPROTO, NFT_REG_1);
 	expr_cmp_eq(b, NFT_REG_1, &l->nfproto, 1);
 	expr_meta(b, NFT_META_L4PROTO, NFT_REG_1);
@@ -224,35 +148,35 @@ static void add_rule(struct batch *b, const char *table, const char *chain,
 	expr_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, rport, 2, reg + 2 * alen_regs + 1);
 	expr_lookup(b, l->set, l->set_id, reg);
 	expr_drop(b);
-	nest_end(b, exprs);
-	msg_end(b, m);
+	nl_nest_end(b, exprs);
+	nl_msg_end(b, m);
 }
 
-static void add_chain(struct batch *b, const char *table, const char *chain, uint32_t hook)
+static void add_chain(struct nl_buf *b, const char *table, const char *chain, uint32_t hook)
 {
 	size_t m = nft_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
 
-	put_str(b, NFTA_CHAIN_TABLE, table);
-	put_str(b, NFTA_CHAIN_NAME, chain);
-	size_t h = nest_begin(b, NFTA_CHAIN_HOOK);
-	put_u32(b, NFTA_HOOK_HOOKNUM, hook);
-	put_u32(b, NFTA_HOOK_PRIORITY, (uint32_t)-300);
-	nest_end(b, h);
-	put_str(b, NFTA_CHAIN_TYPE, "filter");
-	put_u32(b, NFTA_CHAIN_POLICY, NF_ACCEPT);
-	msg_end(b, m);
+	nl_put_str(b, NFTA_CHAIN_TABLE, table);
+	nl_put_str(b, NFTA_CHAIN_NAME, chain);
+	size_t h = nl_nest_begin(b, NFTA_CHAIN_HOOK);
+	nl_put_be32(b, NFTA_HOOK_HOOKNUM, hook);
+	nl_put_be32(b, NFTA_HOOK_PRIORITY, (uint32_t)-300);
+	nl_nest_end(b, h);
+	nl_put_str(b, NFTA_CHAIN_TYPE, "filter");
+	nl_put_be32(b, NFTA_CHAIN_POLICY, NF_ACCEPT);
+	nl_msg_end(b, m);
 }
 
-static void add_set(struct batch *b, const char *table, const struct family_layout *l)
+static void add_set(struct nl_buf *b, const char *table, const struct family_layout *l)
 {
 	size_t m = nft_msg(b, NFT_MSG_NEWSET, NLM_F_CREATE);
 
-	put_str(b, NFTA_SET_TABLE, table);
-	put_str(b, NFTA_SET_NAME, l->set);
-	put_u32(b, NFTA_SET_KEY_LEN, key_len(l));
-	put_u32(b, NFTA_SET_ID, l->set_id);
-	put_u32(b, NFTA_SET_FLAGS, 0);
-	msg_end(b, m);
+	nl_put_str(b, NFTA_SET_TABLE, table);
+	nl_put_str(b, NFTA_SET_NAME, l->set);
+	nl_put_be32(b, NFTA_SET_KEY_LEN, key_len(l));
+	nl_put_be32(b, NFTA_SET_ID, l->set_id);
+	nl_put_be32(b, NFTA_SET_FLAGS, 0);
+	nl_msg_end(b, m);
 }
 
 static void conn_key(const struct nft_conn *c, const struct family_layout *l, uint8_t *key)
@@ -269,7 +193,7 @@ static void conn_key(const struct nft_conn *c, const struct family_layout *l, ui
 	memcpy(key + at, &c->rport, 2);
 }
 
-static void add_elements(struct batch *b, const char *table, const struct family_layout *l,
+static void add_elements(struct nl_buf *b, const char *table, const struct family_layout *l,
 			 const struct nft_conn *conns, size_t n)
 {
 	size_t i = 0, left = 0;
@@ -279,84 +203,62 @@ static void add_elements(struct batch *b, const char *table, const struct family
 		left += conns[k].family == l->af;
 	while (left) {
 		size_t m = nft_msg(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-		put_str(b, NFTA_SET_ELEM_LIST_TABLE, table);
-		put_str(b, NFTA_SET_ELEM_LIST_SET, l->set);
-		put_u32(b, NFTA_SET_ELEM_LIST_SET_ID, l->set_id);
-		size_t list = nest_begin(b, NFTA_SET_ELEM_LIST_ELEMENTS);
+		nl_put_str(b, NFTA_SET_ELEM_LIST_TABLE, table);
+		nl_put_str(b, NFTA_SET_ELEM_LIST_SET, l->set);
+		nl_put_be32(b, NFTA_SET_ELEM_LIST_SET_ID, l->set_id);
+		size_t list = nl_nest_begin(b, NFTA_SET_ELEM_LIST_ELEMENTS);
 		for (unsigned k = 0; i < n && k < ELEMS_PER_MSG; i++) {
 			if (conns[i].family != l->af)
 				continue;
 			conn_key(&conns[i], l, key);
-			size_t el = nest_begin(b, NFTA_LIST_ELEM), kn = nest_begin(b, NFTA_SET_ELEM_KEY);
-			put(b, NFTA_DATA_VALUE, key, key_len(l));
-			nest_end(b, kn);
-			nest_end(b, el);
+			size_t el = nl_nest_begin(b, NFTA_LIST_ELEM), kn = nl_nest_begin(b, NFTA_SET_ELEM_KEY);
+			nl_put(b, NFTA_DATA_VALUE, key, key_len(l));
+			nl_nest_end(b, kn);
+			nl_nest_end(b, el);
 			k++;
 			left--;
 		}
-		nest_end(b, list);
-		msg_end(b, m);
+		nl_nest_end(b, list);
+		nl_msg_end(b, m);
 	}
 }
 
-/* Sends the batch and reads every acknowledgement: 0, or the first error. */
-static int run_batch(int nl, struct batch *b)
+static void batch_mark(struct nl_buf *b, uint16_t type)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	size_t end = msg_begin(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
-	int err = 0;
+	struct nfgenmsg g = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0,
+			      .res_id = htons(NFNL_SUBSYS_NFTABLES) };
 
-	msg_end(b, end);
-	if (sendto(nl, b->buf, b->len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)b->len)
-		return -errno;
-	auto_free char *buf = malloc(1 << 16);
-	if (!buf)
-		return -ENOMEM;
-	for (unsigned acked = 0; acked < b->nr_msgs && !err;) {
-		ssize_t got = recv(nl, buf, 1 << 16, 0);
-		if (got < 0)
-			return -errno;
-		size_t n = got;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type != NLMSG_ERROR)
-				continue;
-			acked++;
-			const struct nlmsgerr *e = NLMSG_DATA(h);
-			if (e->error && !err)
-				err = e->error;
-		}
-	}
-	return err;
+	nl_msg_end(b, nl_msg_begin(b, type, 0, &g, sizeof(g)));
 }
 
-static void batch_begin(struct batch *b)
+void nft_batch_begin(struct nl_buf *b)
 {
 	memset(b, 0, sizeof(*b));
-	msg_end(b, msg_begin(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES));
+	batch_mark(b, NFNL_MSG_BATCH_BEGIN);
+}
+
+int nft_batch_run(int nl, struct nl_buf *b, char *why, size_t why_len)
+{
+	batch_mark(b, NFNL_MSG_BATCH_END);
+	return nl_talk(nl, b, why, why_len);
 }
 
 int nft_socket(void)
 {
-	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER), one = 1, big = 32 << 20;
-
-	if (nl < 0)
-		return -errno;
-	setsockopt(nl, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-	setsockopt(nl, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-	return nl;
+	return nl_open(NETLINK_NETFILTER);
 }
 
 int nft_lock_table_add(int nl, const char *name, bool owner, const struct nft_conn *conns,
 		       size_t n)
 {
-	struct batch b;
+	struct nl_buf b;
 	int err;
 
-	batch_begin(&b);
+	nft_batch_begin(&b);
 	size_t m = nft_msg(&b, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
-	put_str(&b, NFTA_TABLE_NAME, name);
-	put_u32(&b, NFTA_TABLE_FLAGS, owner ? NFT_TABLE_F_OWNER : 0);
-	msg_end(&b, m);
+	nl_put_str(&b, NFTA_TABLE_NAME, name);
+	nl_put_be32(&b, NFTA_TABLE_FLAGS, owner ? NFT_TABLE_F_OWNER : 0);
+	nl_msg_end(&b, m);
 	for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
 		add_set(&b, name, &layouts[i]);
 	add_chain(&b, name, "in", NF_INET_LOCAL_IN);
@@ -366,21 +268,21 @@ int nft_lock_table_add(int nl, const char *name, bool owner, const struct nft_co
 		add_rule(&b, name, "out", &layouts[i], false);
 		add_elements(&b, name, &layouts[i], conns, n);
 	}
-	err = run_batch(nl, &b);
-	free(b.buf);
+	err = nft_batch_run(nl, &b, NULL, 0);
+	nl_buf_free(&b);
 	return err;
 }
 
 int nft_table_del(int nl, const char *name, bool missing_ok)
 {
-	struct batch b;
+	struct nl_buf b;
 	int err;
 
-	batch_begin(&b);
+	nft_batch_begin(&b);
 	size_t m = nft_msg(&b, NFT_MSG_DELTABLE, 0);
-	put_str(&b, NFTA_TABLE_NAME, name);
-	msg_end(&b, m);
-	err = run_batch(nl, &b);
-	free(b.buf);
+	nl_put_str(&b, NFTA_TABLE_NAME, name);
+	nl_msg_end(&b, m);
+	err = nft_batch_run(nl, &b, NULL, 0);
+	nl_buf_free(&b);
 	return err == -ENOENT && missing_ok ? 0 : err;
 }

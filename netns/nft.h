@@ -1,6 +1,7 @@
 /*
- * nftables over netlink (netns/nft.c): the tables of the network lock, made and removed in
- * one transaction each, with no nft binary.
+ * nftables over netlink (netns/nft.c): batches (one transaction of the kernel's each), and
+ * the tables of the network lock, made and removed in one transaction each, with no nft
+ * binary.
  */
 #ifndef STASIS_NFT_H
 #define STASIS_NFT_H
@@ -8,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nlmsg.h"
 
 /* One TCP connection of the tree, as its own end sees it. Ports in network byte order. */
 struct nft_conn {
@@ -18,6 +21,11 @@ struct nft_conn {
 
 /* A NETLINK_NETFILTER socket of the calling thread's network namespace, or <0. */
 int nft_socket(void);
+
+/* A batch: b opened (BATCH_BEGIN); its messages added; then closed, sent, every answer read:
+ * 0, or the first error with the kernel's words in why. */
+void nft_batch_begin(struct nl_buf *b);
+int nft_batch_run(int nl, struct nl_buf *b, char *why, size_t why_len);
 
 /*
  * Table `name` (family inet) dropping every packet of the connections, both ways (input and

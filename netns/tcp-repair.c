@@ -80,7 +80,8 @@ static int peek_queue(int sk, int queue, size_t len, ProtobufCBinaryData *out)
 	int own = -1, zero = 0, err = 0;
 	ssize_t n = 0;
 
-	out->data = xzalloc(len + 1);
+	if (!(out->data = xzalloc(len + 1)))
+		return -ENOMEM;
 	out->len = len;
 	if (!len)
 		return 0;

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "util.h"
 
 enum arg_type {
 	ARG_BOOL,     /* sets the bool at off ("--no-NAME" clears it) */
@@ -41,16 +42,18 @@ struct cli_option {
 
 static int list_add(struct opt_list *l, const char *arg, char sep)
 {
-	struct opt_pair *v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	struct opt_pair *v = xreallocarray(l->v, l->n + 1, sizeof(*v));
 	const char *cut = sep ? strchr(arg, sep) : NULL;
 
 	if (!v)
 		return -ENOMEM;
 	l->v = v;
 	if (cut) {
-		char *key = strndup(arg, cut - arg);
+		char *key = xmalloc(cut - arg + 1);
 		if (!key)
 			return -ENOMEM;
+		memcpy(key, arg, cut - arg);
+		key[cut - arg] = 0;
 		l->v[l->n++] = (struct opt_pair){ key, cut + 1 };
 	} else {
 		l->v[l->n++] = (struct opt_pair){ NULL, arg };
@@ -96,7 +99,7 @@ static int parse_inherit_fd(struct stasis_opts *o, const char *arg)
 		fprintf(stderr, "stasis: --inherit-fd %s: fd %d is not open\n", arg, fd);
 		return -EBADF;
 	}
-	v = realloc(o->inherit_fds, (o->nr_inherit_fds + 1) * sizeof(*v));
+	v = xreallocarray(o->inherit_fds, o->nr_inherit_fds + 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	o->inherit_fds = v;
@@ -489,12 +492,16 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 			err = -EINVAL;
 		} else {
 			/* the arguments outlive the file: the options keep pointers to them */
-			char *kept = arg ? strdup(arg) : NULL;
+			char *kept = arg ? xstrdup(arg) : NULL;
 			if (arg && !kept)
 				err = -ENOMEM;
 			else
 				err = apply(o, opt, negated, kept);
 		}
+	}
+	if (!err && !feof(f)) { /* getline could not grow its line */
+		err = -errno;
+		fprintf(stderr, "stasis: configuration file %s: %m\n", path);
 	}
 	free(line);
 	fclose(f);

@@ -16,6 +16,7 @@
 #include "faces.h"
 #include "log.h"
 #include "run.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -157,6 +158,16 @@ int main(int argc, char **argv)
 	}
 	verb = argv[first];
 	opts.fault_inject = getenv("STASIS_FAULT");
+	if (opts.fault_inject && !strncmp(opts.fault_inject, "alloc-", 6)) {
+		char *end;
+		unsigned long n = strtoul(opts.fault_inject + 6, &end, 10);
+		if (*end || !n) {
+			fprintf(stderr, "stasis: STASIS_FAULT=%s: expected alloc-N, N >= 1\n",
+				opts.fault_inject);
+			return 1;
+		}
+		alloc_fail_at(n); /* the Nth allocation of this process (and of each it forks) fails */
+	}
 	if (!strcmp(verb, "show"))
 		return cmd_show(argc - first, argv + first);
 	if (!strcmp(verb, "check"))

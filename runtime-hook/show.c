@@ -154,7 +154,7 @@ static int utf8_sanitize(const char *str, size_t len, char **fixed, size_t *fixe
 		i += n;
 	if (i == len)
 		return 0;
-	buf = malloc(len * 3 + 1);
+	buf = xmalloc(len * 3 + 1);
 	if (!buf)
 		return -ENOMEM;
 	for (i = 0; i < len;) {
@@ -179,7 +179,6 @@ static void out_str(struct out *o, const char *s)
 	char *fixed;
 
 	if (utf8_sanitize(s, len, &fixed, &fixed_len) < 0) {
-		pr_err("show: no memory for a string of %zu bytes", len);
 		if (!o->err)
 			o->err = -ENOMEM;
 		return;
@@ -199,10 +198,9 @@ static void out_key(struct out *o, const char *key)
 static void out_hex(struct out *o, const uint8_t *data, size_t len)
 {
 	static const char digits[] = "0123456789abcdef";
-	char *buf = malloc(len * 2 + 1);
+	char *buf = xmalloc(len * 2 + 1);
 
 	if (!buf) {
-		pr_err("show: no memory for %zu bytes of hex", len * 2);
 		if (!o->err)
 			o->err = -ENOMEM;
 		return;
@@ -559,8 +557,7 @@ static int show_dir(struct out *o, const char *dir, bool *emitted)
 		char *path = NULL;
 		int r;
 
-		if (asprintf(&path, "%s/%s", dir, list[i]->d_name) < 0) {
-			path = NULL;
+		if (!(path = xasprintf("%s/%s", dir, list[i]->d_name))) {
 			r = -ENOMEM;
 		} else {
 			out_key(o, list[i]->d_name);

@@ -48,7 +48,8 @@ void stats_file_write(const struct run_ctx *ctx, bool restore)
 	DumpStatsEntry dump = DUMP_STATS_ENTRY__INIT;
 	RestoreStatsEntry rst = RESTORE_STATS_ENTRY__INIT;
 	StatsEntry entry = STATS_ENTRY__INIT;
-	auto_free uint8_t *buf = NULL;
+	uint8_t buf[512]; /* a few numbers (at most 21 fields of 11 bytes): nothing to allocate after
+			   * the run went through */
 	size_t len;
 	int fd;
 
@@ -70,8 +71,7 @@ void stats_file_write(const struct run_ctx *ctx, bool restore)
 	if (ctx->opts->display_stats)
 		display(ctx, restore);
 	len = stats_entry__get_packed_size(&entry);
-	buf = malloc(12 + len);
-	if (!buf)
+	if (12 + len > sizeof(buf))
 		return;
 	uint32_t head[3] = { STATS_MAGIC_SERVICE, STATS_MAGIC_STATS, (uint32_t)len };
 	memcpy(buf, head, sizeof(head)); /* x86_64: already little-endian */

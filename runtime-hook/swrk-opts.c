@@ -14,21 +14,21 @@
 
 #include "log.h"
 #include "swrk.h"
+#include "util.h"
 
 #define CLONE_NEWNET_FLAG 0x40000000u
 
 char *swrk_strdup_printf(struct swrk_allocs *a, const char *fmt, ...)
 {
-	void **v = realloc(a->v, (a->n + 1) * sizeof(*v));
-	char *s = NULL;
+	void **v = xreallocarray(a->v, a->n + 1, sizeof(*v));
+	char *s;
 	va_list ap;
 
 	if (!v)
 		return NULL;
 	a->v = v;
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	s = xvasprintf(fmt, ap);
 	va_end(ap);
 	if (s)
 		a->v[a->n++] = s;
@@ -37,7 +37,7 @@ char *swrk_strdup_printf(struct swrk_allocs *a, const char *fmt, ...)
 
 static int list_add(struct opt_list *l, const char *key, const char *value)
 {
-	struct opt_pair *v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	struct opt_pair *v = xreallocarray(l->v, l->n + 1, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
@@ -151,8 +151,8 @@ static int map_lists(const CriuOpts *ro, struct stasis_opts *o, struct swrk_allo
 		err = strings_add(&o->cgroup_dump_controllers, ro->cgroup_dump_controller,
 				  ro->n_cgroup_dump_controller);
 	if (!err && ro->n_inherit_fd) {
-		struct inherit_fd *v = realloc(o->inherit_fds,
-					       (o->nr_inherit_fds + ro->n_inherit_fd) * sizeof(*v));
+		struct inherit_fd *v = xreallocarray(o->inherit_fds, o->nr_inherit_fds + ro->n_inherit_fd,
+						     sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		o->inherit_fds = v;

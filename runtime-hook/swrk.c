@@ -69,7 +69,7 @@ static int recv_packet(int sk, uint8_t **out, size_t *len)
 		recv(sk, NULL, 0, 0);
 		return 1;
 	}
-	*out = malloc(n);
+	*out = xmalloc(n);
 	if (!*out)
 		return -ENOMEM;
 	while ((n = recv(sk, *out, n, 0)) < 0 && errno == EINTR)
@@ -86,7 +86,7 @@ static int recv_packet(int sk, uint8_t **out, size_t *len)
 static int send_resp(int sk, const CriuResp *resp, int fd)
 {
 	size_t len = criu_resp__get_packed_size(resp);
-	auto_free uint8_t *buf = malloc(len ? len : 1);
+	auto_free uint8_t *buf = xmalloc(len);
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov;
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -121,6 +121,7 @@ static int swrk_notify(const struct run_ctx *ctx, const char *point, int pid, in
 	CriuReq *ack;
 	uint8_t *buf;
 	size_t len;
+	unsigned logged = log_errors();
 	int err;
 
 	if ((err = action_scripts_run(&ctx->opts->action_scripts, point, run->restore ? pid : 0)))
@@ -133,14 +134,14 @@ static int swrk_notify(const struct run_ctx *ctx, const char *point, int pid, in
 	note.has_pid = true;
 	note.pid = pid;
 	resp.notify = &note;
-	if ((err = send_resp(run->conn->sk, &resp, fd))) {
-		pr_err("notify %s: cannot send it to the engine: %s", point, strerror(-err));
-		return err;
-	}
+	if ((err = send_resp(run->conn->sk, &resp, fd)))
+		return log_unnamed(logged, err, "notify %s: cannot send it to the engine", point);
 	if ((err = recv_packet(run->conn->sk, &buf, &len))) {
-		pr_err("notify %s: the engine %s instead of answering", point,
-		       err > 0 ? "closed the connection" : "could not be read");
-		return err > 0 ? -ECONNRESET : err;
+		if (err > 0)
+			pr_err("notify %s: the engine closed the connection instead of answering", point);
+		return err > 0 ? -ECONNRESET
+			       : log_unnamed(logged, err, "notify %s: the engine's answer could not be read",
+					     point);
 	}
 	ack = criu_req__unpack(NULL, len, buf);
 	free(buf);
@@ -346,11 +347,16 @@ static int handle_run(const struct swrk_conn *c, const CriuReq *req, struct repl
 		o.pid = c->peer; /* criu's rule: no pid dumps the requesting process */
 	if (restore)
 		o.restore_detached = true; /* the engine waits for the tree, not for stasis */
-	if ((err = open_run_dirs(c, ro, &images_fd, &work_fd, rp->msg)) ||
-	    (err = open_log(&o, ro, work_fd, rp->msg)))
+	if ((err = open_run_dirs(c, ro, &images_fd, &work_fd, rp->msg)))
+		goto out;
+	if (!(o.images_dir = dir_name(images_fd, &allocs))) {
+		snprintf(rp->msg, MSG_LEN, "stasis: %s: out of memory", verb);
+		err = -ENOMEM;
+		goto out;
+	}
+	if ((err = open_log(&o, ro, work_fd, rp->msg)))
 		goto out;
 	log_request_opts(ro);
-	o.images_dir = dir_name(images_fd, &allocs);
 	/* the engine reads cr_errmsg and the log; our stderr may be the restored container's */
 	log_stderr(ro->has_log_to_stderr && ro->log_to_stderr);
 	log_errors_reset();

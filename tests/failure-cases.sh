@@ -28,6 +28,11 @@
 #                            ext-unix (a stream socket at fd 88 connected outside the tree)
 #                            dumped without --ext-unix-sk: fails naming fd 88 and the option;
 #                            the target keeps running and PASSes
+#   dump/ghost-over-limit    ghost-sparse dumped with --ghost-limit 50000 (a deleted file with
+#                            77824 bytes of data between holes): fails naming the pid, its mapping
+#                            or fd 30, the file, its data and the limit; the target PASSes
+#   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
+#                            its fd at 40): fails naming the pid and the mapping; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
 #                            system call to a user-notification listener its supervisor holds,
 #                            outside the tree): fails naming the program's pid, the filter and
@@ -39,6 +44,12 @@
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes
+#   dump/stopped-meanwhile   mem-anon gets SIGSTOP from the network-lock action script, once
+#                            seized and before stasis runs system calls in it: the dump succeeds,
+#                            the restored process is stopped (state T); after SIGCONT it PASSes
+#   dump/stopped-meanwhile-fault
+#                            the same with STASIS_FAULT=after-collect: the dump fails, the target
+#                            is left stopped (state T) and not traced; after SIGCONT it PASSes
 #   restore/corrupt/*        truncated core-PID.img, a flipped byte in mm-PID.img, inventory.img
 #                            copied over core-PID.img, truncated pages-PID.img (last page, and
 #                            inside the header), missing fds-PID.img, a flipped byte in
@@ -71,6 +82,23 @@
 #                            supported" on stderr, exit 1; --feature no_such_feature: an error
 #                            naming it, exit 1
 #   check/feature-each       every listed name answers one of those two ways
+#   dump/alloc-fail/TARGET   (tree, pipes, unix-pair, tcp-established: dumped with
+#                            --tcp-established) STASIS_FAULT=alloc-N (the Nth allocation of stasis
+#                            fails) for N = 1, 2, 3, 5, 8, 13, ... until N is past the dump's
+#                            last allocation (the dump goes through), then N halving the gap to
+#                            the last one that failed: each failed dump exits cleanly naming
+#                            "out of memory", the target is left running and PASSes; a dump
+#                            that goes through logged no "out of memory"; at least 10 points
+#                            failed
+#   restore/alloc-fail/TARGET
+#                            (tree, shared-anon, tcp-established) the same over restores of
+#                            TARGET's images (each new process counts on from where stasis
+#                            created it): each failed restore exits cleanly naming "out of
+#                            memory" and leaves no process of the images; one that goes through
+#                            runs the program, which PASSes. TCP targets are restored each time
+#                            in a network namespace of their own (lo up): a connection that ran
+#                            (or was let go) lingers in TIME_WAIT for a minute, and the kernel
+#                            refuses to make the same one again meanwhile
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -101,6 +129,12 @@ done
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
+# processes, zombies, groups; pipes, a FIFO, shared files; unix socket pairs and their queues;
+# TCP connections (repair, the network lock) and listeners
+ALLOC_DUMP_TARGETS="tree pipes unix-pair tcp-established"
+# restored again and again (pipes' FIFO goes at its exit)
+ALLOC_RESTORE_TARGETS="tree shared-anon tcp-established"
+ALLOC_MIN_POINTS=10
 UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
 zoo_setup_tmp
@@ -256,7 +290,8 @@ dump_fails_naming() {
 		return
 	fi
 	re=${re//PID/$ZPID}
-	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
 	if ! clean_failure "$ZRC"; then
 		result_fail "$label" "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -420,6 +455,60 @@ case_leave_running() { # case_leave_running TARGET
 		return
 	fi
 	result_ok "leave-running/$name"
+}
+
+# case_stopped_meanwhile LABEL [FAULT]: SIGSTOP reaches the target while it is being dumped
+case_stopped_meanwhile() {
+	local label=$1 fault=${2:-} d=$ZOO_TMP/$1 pid st
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail "dump/$label" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	# shellcheck disable=SC2016 # (the script expands it)
+	printf '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = network-lock ] && kill -STOP %s\nexit 0\n' "$pid" >"$d/stop.sh"
+	chmod +x "$d/stop.sh"
+	STASIS_FAULT=$fault run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --action-script "$d/stop.sh" \
+		-o dump.log -v4
+	if [ -n "$fault" ]; then
+		if ! clean_failure "$ZRC"; then
+			result_fail "dump/$label" "STASIS_FAULT=$fault: exit status $ZRC"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+			kill_ours "$pid"
+			return
+		fi
+	elif [ "$ZRC" -ne 0 ]; then
+		result_fail "dump/$label" "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	else
+		wait_until 10 pid_free "$pid"
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+		if [ "$ZRC" -ne 0 ]; then
+			result_fail "dump/$label" "restore exit status $ZRC"
+			show_tail "$d/restore.out" "$d/img/restore.log"
+			kill_ours "$pid"
+			return
+		fi
+	fi
+	sleep 0.3
+	st=$(proc_state "$pid")
+	if [ "$st" != T ] || [ "$(tracer_of "$pid")" != 0 ]; then
+		result_fail "dump/$label" "the target is in state $st, traced by $(tracer_of "$pid"), not stopped"
+		show_tail "$d/dump.out" "$d/img/dump.log" "$d/img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	kill -CONT "$pid"
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail "dump/$label" "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail "dump/$label" "after SIGCONT: $ZVERDICT"
+	else
+		result_ok "dump/$label"
+	fi
 }
 
 # flip_byte FILE OFFSET
@@ -667,6 +756,161 @@ case_ipc_ns_images() {
 	fi
 }
 
+# alloc_sweep TRY: runs TRY N for N = 1, 2, 3, 5, 8, ... until TRY says the run went through
+# (returns 1: N is past the last allocation), then for N halving the gap between the last N
+# that failed and the first that went through, so that the last allocations are tried too.
+# TRY returns 0 when the run failed as it must, 2 when the case failed (TRY reported it).
+# Sets ALLOC_POINTS: how many runs failed as they must, and ALLOC_LAST: the last N that failed.
+# Returns 1 if TRY reported a failure.
+alloc_sweep() {
+	local try=$1 lo=0 hi=0 a=1 b=2 n
+	ALLOC_POINTS=0
+	while [ "$hi" -eq 0 ] || [ $((hi - lo)) -gt 1 ]; do
+		if [ "$hi" -eq 0 ]; then
+			n=$a a=$b b=$((n + b))
+		else
+			n=$(((lo + hi) / 2))
+		fi
+		"$try" "$n"
+		case $? in
+		0) lo=$n ALLOC_POINTS=$((ALLOC_POINTS + 1)) ;;
+		1) hi=$n ;;
+		*) return 1 ;;
+		esac
+	done
+	ALLOC_LAST=$lo
+	return 0
+}
+
+# ALLOC_DUMP_OPTS: what a dump of TARGET needs (as tests/run-zoo.sh gives it)
+alloc_dump_opts() {
+	ALLOC_DUMP_OPTS=()
+	[[ $1 == tcp-* ]] && ALLOC_DUMP_OPTS=(--tcp-established)
+	return 0
+}
+
+# A dump whose Nth allocation fails (the case's name, target and dir in ALLOC_*).
+alloc_try_dump() {
+	local n=$1 d=$ALLOC_DIR label=$ALLOC_LABEL
+	rm -rf "$d/img"
+	mkdir -p "$d/img"
+	if ! zoo_start "$ALLOC_TARGET" "$d"; then
+		result_fail "$label" "N=$n: $ZERR"
+		return 2
+	fi
+	sleep 0.2
+	STASIS_FAULT=alloc-$n run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" \
+		"${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
+	if [ "$ZRC" -eq 0 ]; then
+		wait_until 10 pid_free "$ZPID"
+		# the lock the dump kept for a restore (none follows)
+		[[ $ALLOC_TARGET == tcp-* ]] && nft delete table inet "stasis-dumped-$ZPID" 2>/dev/null
+		if mentions "$d/dump.out" "$d/img/dump.log" 'out of memory'; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: an allocation failed, yet the dump went through"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+			return 2
+		fi
+		return 1
+	fi
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: exit status $ZRC"
+	elif ! mentions "$d/dump.out" 'out of memory'; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: the error does not say 'out of memory'"
+	elif ! target_survives "$label" "$ZPID" "$d"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: $ZERR"
+	else
+		return 0
+	fi
+	show_tail "$d/dump.out" "$d/img/dump.log"
+	kill_ours "$ZPID"
+	return 2
+}
+
+case_alloc_dump() { # case_alloc_dump TARGET
+	ALLOC_TARGET=$1 ALLOC_DIR=$ZOO_TMP/alloc-dump-$1 ALLOC_LABEL=dump/alloc-fail/$1
+	alloc_dump_opts "$1"
+	alloc_sweep alloc_try_dump || return
+	if [ "$ALLOC_POINTS" -lt "$ALLOC_MIN_POINTS" ]; then
+		result_fail "$ALLOC_LABEL" "only $ALLOC_POINTS allocations could be made to fail"
+	else
+		result_ok "$ALLOC_LABEL ($ALLOC_POINTS points, the last at allocation $ALLOC_LAST)"
+	fi
+}
+
+# A restore of the images in ALLOC_DIR/img whose Nth allocation fails; ALLOC_PID is the root.
+alloc_try_restore() {
+	local n=$1 d=$ALLOC_DIR label=$ALLOC_LABEL pid=$ALLOC_PID
+	rm -f "$d/img/restore.log" "$d/restored.pid"
+	ZLAUNCH="" ZCAT=""
+	STASIS_FAULT=alloc-$n run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" \
+		-o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -eq 0 ]; then
+		if mentions "$d/restore.out" "$d/img/restore.log" 'out of memory'; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: an allocation failed, yet the restore went through"
+		elif ! zoo_stop "$pid" "$d" "$d/out"; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: restored, but $ZERR"
+		elif [[ $ZVERDICT != PASS* ]]; then
+			result_fail "$label" "STASIS_FAULT=alloc-$n: restored, but $ZVERDICT"
+		else
+			wait_until 10 pid_free "$pid"
+			return 1
+		fi
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		return 2
+	fi
+	sleep 0.3
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: exit status $ZRC"
+	elif ! mentions "$d/restore.out" 'out of memory'; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: the error does not say 'out of memory'"
+	elif [ "$(count_procs "$ALLOC_TARGET" "$d")" -ne 0 ] || ! wait_until 5 pid_free "$pid"; then
+		result_fail "$label" "STASIS_FAULT=alloc-$n: processes of the images are left after the failed restore"
+	else
+		return 0
+	fi
+	show_tail "$d/restore.out" "$d/img/restore.log"
+	kill_ours "$pid"
+	return 2
+}
+
+case_alloc_restore() { # case_alloc_restore TARGET
+	ALLOC_TARGET=$1 ALLOC_DIR=$ZOO_TMP/alloc-restore-$1 ALLOC_LABEL=restore/alloc-fail/$1
+	local d=$ALLOC_DIR
+	mkdir -p "$d/img"
+	if ! zoo_start "$ALLOC_TARGET" "$d"; then
+		result_fail "$ALLOC_LABEL" "$ZERR"
+		return
+	fi
+	ALLOC_PID=$ZPID
+	sleep 0.2
+	alloc_dump_opts "$1"
+	run_stasis "$d/dump.out" 60 dump -t "$ALLOC_PID" -D "$d/img" "${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$ALLOC_PID"; then
+		result_fail "$ALLOC_LABEL" "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ALLOC_PID"
+		return
+	fi
+	local wrap=()
+	if [[ $1 == tcp-* ]]; then
+		# the lock the dump kept for a restore here: these restores are made elsewhere
+		nft delete table inet "stasis-dumped-$ALLOC_PID" 2>/dev/null
+		wrap=(unshare -n sh -c 'ip link set lo up && exec "$@"' sh)
+	fi
+	ZOO_WRAP=("${wrap[@]}")
+	alloc_sweep alloc_try_restore
+	local swept=$?
+	ZOO_WRAP=()
+	[ "$swept" -eq 0 ] || return
+	if [ "$ALLOC_POINTS" -lt "$ALLOC_MIN_POINTS" ]; then
+		result_fail "$ALLOC_LABEL" "only $ALLOC_POINTS allocations could be made to fail"
+	else
+		result_ok "$ALLOC_LABEL ($ALLOC_POINTS points, the last at allocation $ALLOC_LAST)"
+	fi
+}
+
 case_restore_bad_dirs() {
 	local d=$ZOO_TMP/restore-bad
 	mkdir -p "$d/empty"
@@ -843,6 +1087,11 @@ dump_fails_naming dump/ext-stream-without-option ext-unix \
 dump_fails_naming dump/seccomp-listener seccomp-stack \
 	'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
 	--notify-listener
+DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
+	'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
+dump_fails_naming dump/secretmem mem-unreadable \
+	'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
+	--secretmem
 case_ext_stream_no_inherit_fd
 STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
@@ -856,9 +1105,17 @@ done
 for t in $LEAVE_TARGETS; do
 	case_leave_running "$t"
 done
+case_stopped_meanwhile stopped-meanwhile
+case_stopped_meanwhile stopped-meanwhile-fault after-collect
 case_corrupt_images
 case_restore_linked_file_gone
 case_ipc_ns_split
 case_ipc_ns_images
 case_restore_bad_dirs
+for t in $ALLOC_DUMP_TARGETS; do
+	case_alloc_dump "$t"
+done
+for t in $ALLOC_RESTORE_TARGETS; do
+	case_alloc_restore "$t"
+done
 summary

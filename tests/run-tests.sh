@@ -50,6 +50,8 @@ run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
+run_part "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
+run_part "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
 run_part "cgroups and the freezer" tests/cgroup-cases.sh
 run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
 run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh

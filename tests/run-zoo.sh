@@ -180,7 +180,7 @@ case_checkpoint() {
 	fi
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
-	[ "$name" = file-locks ] && shell=(--file-locks)
+	[[ $name == file-l* ]] && shell=(--file-locks) # file-locks, file-leases
 	[[ $name == tcp-* ]] && shell=(--tcp-established)
 	local wrap=()
 	if [ "$name" = ext-unix ]; then

@@ -52,6 +52,8 @@ int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
 	struct iovec iov = { xsave, sizeof(xsave) };
 	GpRegs *g = xzalloc(sizeof(*g));
 
+	if (!g)
+		return -ENOMEM;
 	gp_regs__init(g);
 	regs_to_image(r, g);
 	*regs = g;
@@ -59,8 +61,9 @@ int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
 		pr_perror("dump tid %d: cannot read the xsave area", tid);
 		return -errno;
 	}
+	if (!(xsave_out->data = xzalloc(iov.iov_len)))
+		return -ENOMEM;
 	xsave_out->len = iov.iov_len;
-	xsave_out->data = xzalloc(iov.iov_len);
 	memcpy(xsave_out->data, xsave, iov.iov_len);
 	pr_debug("dump tid %d: rip %#llx rsp %#llx orig_rax %lld rax %lld, xsave %zu bytes", tid,
 		 r->rip, r->rsp, (long long)r->orig_rax, (long long)r->rax, iov.iov_len);

@@ -48,14 +48,16 @@ static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			       t->pid, p->fd, (unsigned long long)fd);
 			return -ENOTSUP;
 		}
-		EpollTarget *et = xzalloc(sizeof(*et));
+		EpollTarget *et = xzalloc(sizeof(*et)), **more;
+		if (!et || !(more = xreallocarray(e->targets, e->n_targets + 1, sizeof(*more)))) {
+			free(et);
+			return -ENOMEM;
+		}
 		epoll_target__init(et);
 		et->fd = fd;
 		et->events = events;
 		et->data = data;
-		e->targets = realloc(e->targets, (e->n_targets + 1) * sizeof(*e->targets));
-		if (!e->targets)
-			return -ENOMEM;
+		e->targets = more;
 		e->targets[e->n_targets++] = et;
 	}
 	return 1;

@@ -6,16 +6,18 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "log.h"
 
 static int dump_eventfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	uint64_t count, sem = 0;
 
-	(void)t;
 	if (strcmp(p->link, "anon_inode:[eventfd]"))
 		return 0;
-	if (!fdinfo_u64(p->info, "eventfd-count:", 16, &count))
+	if (!fdinfo_u64(p->info, "eventfd-count:", 16, &count)) {
+		pr_err("dump pid %d fd %d: no eventfd-count in its fdinfo", t->pid, p->fd);
 		return -EINVAL;
+	}
 	fdinfo_u64(p->info, "eventfd-semaphore:", 10, &sem);
 	e->has_counter = e->has_semaphore = e->has_flags = true;
 	e->counter = count;

@@ -8,6 +8,7 @@
 
 const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_inherited, /* first: with --shell-job, the caller's stdio ttys and pipes */
+	&fd_kind_nsfile, /* before regular files: a namespace file is a regular file of nsfs */
 	&fd_kind_memfd, /* before regular files: a memfd is a regular file named "/memfd:..." */
 	&fd_kind_mqueue, /* before regular files too: a queue is a regular file of mqueue fs */
 	&fd_kind_regular,
@@ -24,6 +25,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_unix_pending, /* claimed by fd_kind_unix's dump */
 	&fd_kind_external, /* claimed by fd_kind_unix's dump: peers outside the tree */
 	&fd_kind_inotify,
+	&fd_kind_fanotify,
 	&fd_kind_pty_master, /* claims slaves too */
 	&fd_kind_pty_slave,
 	&fd_kind_pidfd,

@@ -25,6 +25,17 @@ bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
 }
 
 
+char *fdinfo_line(const char *l, char *buf, size_t len)
+{
+	size_t n = strcspn(l, "\n");
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, l, n);
+	buf[n] = 0;
+	return buf;
+}
+
 const char *fdinfo_one_line(const char *text, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -64,7 +75,8 @@ int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 	snprintf(buf, sizeof(buf), "/proc/%d/fdinfo/%d", pid, fd);
 	info = read_file_at(AT_FDCWD, buf, NULL);
 	if (!info) {
-		pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
+		if (errno != ENOMEM)
+			pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
 		return -errno;
 	}
 	if ((l = strstr(info, "pos:")))

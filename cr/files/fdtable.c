@@ -33,42 +33,87 @@ static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloex
 	char path[64];
 	struct statfs sf;
 	int64_t ret;
+	unsigned logged = log_errors();
+	int err;
 
 	*cloexec = p->flags & O_CLOEXEC;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 	if (!*cloexec || statfs(path, &sf) || sf.f_type != MQUEUE_MAGIC)
 		return 0;
-	if (inject_syscall(&t->inj, SYS_fcntl, args, &ret) || ret < 0) {
-		pr_err("dump pid %d fd %d: cannot read its close-on-exec flag", t->pid, p->fd);
-		return -EIO;
-	}
+	if ((err = inject_syscall(&t->inj, SYS_fcntl, args, &ret)) || (err = ret < 0 ? ret : 0))
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read its close-on-exec flag",
+				   t->pid, p->fd);
 	*cloexec = ret & FD_CLOEXEC;
 	return 0;
 }
 
-static int same_open_file(pid_t pid1, int fd1, pid_t pid2, int fd2)
+static size_t ident_bucket(const struct fd_index *x, const struct stat *st)
 {
-	return syscall(SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) == 0;
+	uint64_t h = ((uint64_t)st->st_ino ^ ((uint64_t)st->st_dev << 40)) * 0x9e3779b97f4a7c15ull;
+
+	return (h >> 24) & x->mask;
+}
+
+static int index_init(struct fd_index *x, size_t n)
+{
+	size_t size = 16;
+
+	while (size < 2 * n)
+		size <<= 1;
+	if (!(x->ids = xzalloc((n + 1) * sizeof(*x->ids))) ||
+	    !(x->buckets = xmalloc(size * sizeof(*x->buckets))))
+		return -ENOMEM;
+	memset(x->buckets, -1, size * sizeof(*x->buckets));
+	x->mask = size - 1;
+	return 0;
+}
+
+static void index_add(struct fd_index *x, size_t i, const struct stat *st)
+{
+	size_t b = ident_bucket(x, st);
+
+	x->ids[i] = (struct fd_ident){ st->st_dev, st->st_ino, x->buckets[b] };
+	x->buckets[b] = (int)i;
 }
 
 /*
- * The same open file (one offset, one set of flags) held by a process dumped before this one,
- * as fork leaves it: the entry refers to that process's fd, resolved to the first holder.
+ * The entry of task u that holds the open file of fd of pid (one offset, one set of flags;
+ * u's only such entry that is not a dup of another), or NULL. st: the fd's file.
  */
-static bool find_in_earlier_process(const struct dump_task *t, int fd, FdEntry *e)
+static const FdEntry *same_open_file(const struct dump_task *u, const struct stat *st, pid_t pid,
+				     int fd)
+{
+	const struct fd_index *x = &u->fd_index;
+
+	if (!x->buckets)
+		return NULL; /* u has not been dumped (a failed dump) */
+	for (int j = x->buckets[ident_bucket(x, st)]; j >= 0; j = x->ids[j].next) {
+		const FdEntry *o = u->fds->fds[j];
+		if (x->ids[j].ino == st->st_ino && x->ids[j].dev == st->st_dev &&
+		    o->kind != FD_KIND__FD_DUP &&
+		    syscall(SYS_kcmp, u->pid, pid, KCMP_FILE, o->fd, fd) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * The same open file held by a process dumped before this one, as fork leaves it: the entry
+ * refers to that process's fd, resolved to the first holder.
+ */
+static bool find_in_earlier_process(const struct dump_task *t, const struct stat *st, int fd,
+				    FdEntry *e)
 {
 	for (size_t k = 0; k < t->tree_pos; k++) {
 		const struct dump_task *u = &t->tree[k];
-		for (size_t j = 0; j < u->fds->n_fds; j++) {
-			const FdEntry *o = u->fds->fds[j];
-			if (o->kind == FD_KIND__FD_DUP || !same_open_file(u->pid, o->fd, t->pid, fd))
-				continue;
-			e->kind = FD_KIND__FD_SHARED;
-			e->has_shared_pid = e->has_shared_fd = true;
-			e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : u->vpid;
-			e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
-			return true;
-		}
+		const FdEntry *o = same_open_file(u, st, t->pid, fd);
+		if (!o)
+			continue;
+		e->kind = FD_KIND__FD_SHARED;
+		e->has_shared_pid = e->has_shared_fd = true;
+		e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : u->vpid;
+		e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
+		return true;
 	}
 	return false;
 }
@@ -78,18 +123,20 @@ static int dump_fds(struct dump_task *t)
 	auto_free int *fds = NULL;
 	size_t n;
 	FdTable *tab = t->fds;
+	unsigned logged = log_errors();
 	int err = proc_list_numbers(t->pid, "fd", &fds, &n);
 
-	if (err) {
-		pr_perror("dump pid %d: cannot list its fds", t->pid);
-		return err;
-	}
-	tab->fds = xzalloc(n * sizeof(*tab->fds));
+	if (err)
+		return log_unnamed(logged, err, "dump pid %d: cannot list its fds", t->pid);
+	if (!(tab->fds = xzalloc(n * sizeof(*tab->fds))) || (err = index_init(&t->fd_index, n)))
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
 		FdEntry *e = xzalloc(sizeof(*e));
 		auto_free char *info = NULL;
 
+		if (!e)
+			return -ENOMEM;
 		fd_entry__init(e);
 		if ((err = fd_probe(t->pid, fds[i], &p, &info)))
 			return err;
@@ -98,28 +145,24 @@ static int dump_fds(struct dump_task *t)
 		if ((err = fd_cloexec(t, &p, &cloexec)))
 			return err;
 		e->cloexec = cloexec;
+		const FdEntry *prev = same_open_file(t, &p.st, t->pid, e->fd);
+		index_add(&t->fd_index, tab->n_fds, &p.st);
 		tab->fds[tab->n_fds++] = e;
-		for (size_t j = 0; j < i; j++) {
-			FdEntry *prev = tab->fds[j];
-			if (prev->kind != FD_KIND__FD_DUP && same_open_file(t->pid, prev->fd, t->pid, e->fd)) {
-				e->kind = FD_KIND__FD_DUP;
-				e->has_dup_of = true;
-				e->dup_of = prev->fd;
-				break;
-			}
-		}
-		if (e->kind == FD_KIND__FD_DUP)
+		if (prev) {
+			e->kind = FD_KIND__FD_DUP;
+			e->has_dup_of = true;
+			e->dup_of = prev->fd;
 			continue;
-		if (find_in_earlier_process(t, e->fd, e)) {
+		}
+		if (find_in_earlier_process(t, &p.st, e->fd, e)) {
 			if ((err = locks_dump_fd(t, &p, e, true)))
 				return err;
 			continue;
 		}
-		if (S_ISSOCK(p.st.st_mode) && (err = sockopts_dump(t->pid, e->fd, e))) {
-			pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, e->fd, p.link,
-			       strerror(-err));
-			return err;
-		}
+		logged = log_errors();
+		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e)))
+			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",
+					   t->pid, e->fd, p.link);
 		int claimed = 0;
 		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {
 			if (!fd_kinds[k]->dump)
@@ -127,7 +170,8 @@ static int dump_fds(struct dump_task *t)
 			e->kind = fd_kinds[k]->kind; /* the dump may refine it */
 			claimed = fd_kinds[k]->dump(t, &p, e);
 			if (claimed < 0)
-				return claimed;
+				return log_unnamed(logged, claimed, "dump pid %d fd %d: %s (%s)", t->pid, e->fd,
+						   p.link, fd_kinds[k]->name);
 		}
 		if (!claimed) {
 			char what[320];
@@ -135,7 +179,7 @@ static int dump_fds(struct dump_task *t)
 			       fdinfo_one_line(info, what, sizeof(what)));
 			return -ENOTSUP;
 		}
-		if ((err = locks_dump_fd(t, &p, e, false)))
+		if ((err = locks_dump_fd(t, &p, e, false)) || (err = fown_dump(t, &p, e)))
 			return err;
 	}
 	return 0;
@@ -161,7 +205,7 @@ static int validate_fds(struct restore_task *t)
 			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PAIR || (e->has_pair_id && e->has_sock_ino));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PENDING || e->has_sock_ino);
-			ok = ok && sockopts_valid(e);
+			ok = ok && sockopts_valid(e) && fown_valid(e);
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
@@ -195,6 +239,7 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 	/* held by several processes: stasis opened it once, every process inherited it */
 	int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(t->ctx, e->shared_pid, e->shared_fd)
 						  : shared_file_fd(t->ctx, t->pid, e->fd);
+	unsigned logged = log_errors();
 	int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
 		 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
 	int err;
@@ -205,28 +250,47 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 		if (e->kind == FD_KIND__FD_SHARED)
 			pr_err("restore pid %d fd %u: the file it shares with pid %u fd %u is not open: %s",
 			       t->pid, e->fd, e->shared_pid, e->shared_fd, strerror(-fd));
-		else
-			pr_err("restore pid %d fd %u: cannot open %s (%s): %s", t->pid, e->fd, fd_what(e),
-			       fd_kind_of(e->kind)->name, strerror(-fd));
+		else /* what the kind did not name itself */
+			log_unnamed(logged, fd, "restore pid %d fd %u: cannot open %s (%s)", t->pid, e->fd,
+				    fd_what(e), fd_kind_of(e->kind)->name);
 		return fd;
 	}
+	logged = log_errors();
 	if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
-		pr_err("restore pid %d fd %u: cannot set the socket options of %s: %s", t->pid, e->fd,
-		       fd_what(e), strerror(-err));
+		log_unnamed(logged, err, "restore pid %d fd %u: cannot set the socket options of %s",
+			    t->pid, e->fd, fd_what(e));
 		close(fd);
 		return err;
 	}
 	return fd;
 }
 
+/* fd (open, close-on-exec) becomes fd number at, free or fd itself. */
+static int put_at_number(int fd, int at, bool cloexec)
+{
+	if (fd == at)
+		return fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) ? -errno : 0;
+	if (dup3(fd, at, cloexec ? O_CLOEXEC : 0) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
 /*
- * In the new task: open every file above all numbers in use, drop the engine's own fds below
- * that, then move each file to its number, and let the kinds that need every number settle.
+ * In the new task: open every file and put it at its number if that number is free; a file
+ * whose number an fd inherited from stasis still holds goes above every number for now. Then
+ * the inherited fds below the helpers are closed, those files moved to their numbers, and the
+ * kinds that need every number settle. (Every file opened above first would need twice as
+ * many fds as the task holds: a process of 10,000 sockets under a limit of 20,000 could not be
+ * restored.)
  */
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = calloc(tab->n_fds + 1, sizeof(int));
+	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int)); /* -1: at its number already */
 	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
 	int err;
 
@@ -239,19 +303,34 @@ static int restore_fds(struct restore_task *t)
 		int fd = open_entry(t, e);
 		if (fd < 0)
 			return fd;
-		tmp[i] = restore_move_high(t, fd);
-		if (tmp[i] < 0) {
-			pr_err("restore pid %d fd %u: cannot move it above fd %d: %s", t->pid, e->fd,
-			       t->next_high_fd, strerror(-tmp[i]));
-			return tmp[i];
+		if ((int)e->fd < low_end && (fd == (int)e->fd || fcntl(e->fd, F_GETFD) < 0)) {
+			if ((err = put_at_number(fd, e->fd, e->cloexec))) {
+				pr_err("restore pid %d fd %u: cannot put %s at its number: %s", t->pid,
+				       e->fd, fd_what(e), strerror(-err));
+				return err;
+			}
+			tmp[i] = -1;
+			continue;
 		}
+		if ((tmp[i] = restore_move_high(t, fd)) < 0)
+			return tmp[i];
 	}
-	if (low_end > 0 && syscall(SYS_close_range, 0, low_end - 1, 0)) {
-		pr_perror("restore pid %d: cannot close fds below %d", t->pid, low_end);
-		return -errno;
+	/* below the helpers, only the files at their numbers stay */
+	int from = 0;
+	for (size_t i = 0; i <= tab->n_fds; i++) {
+		int to = i < tab->n_fds ? (int)tab->fds[i]->fd : low_end;
+		if (i < tab->n_fds && tmp[i] != -1)
+			continue;
+		if (to > from && syscall(SYS_close_range, from, to - 1, 0)) {
+			pr_perror("restore pid %d: cannot close fds %d to %d", t->pid, from, to - 1);
+			return -errno;
+		}
+		from = to + 1;
 	}
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
+		if (tmp[i] == -1)
+			continue;
 		int src = e->kind == FD_KIND__FD_DUP ? (int)e->dup_of : tmp[i];
 		if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
 			pr_perror("restore pid %d fd %u: cannot put %s at its number", t->pid, e->fd,
@@ -261,12 +340,14 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	if ((err = locks_restore(tab)))
+	if ((err = locks_restore(t->pid, tab)) || (err = fown_arm(tab)))
 		return err;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);
+		unsigned logged = log_errors();
 		if (ops && ops->settle && (err = ops->settle(t, tab->fds[i])))
-			return err;
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, tab->fds[i]->fd,
+					   ops->name);
 	}
 	return 0;
 }
@@ -284,14 +365,20 @@ static int check_fds(struct restore_task *t)
 	return 0;
 }
 
-/* By stasis, the task stopped: the kinds' last word before the tree runs. */
+/* By stasis, the task stopped: the kinds' last word before the tree runs; then who gets each
+ * file's signals (every owner exists by now), then leases broken again. */
 static int finish_fds(struct restore_task *t)
 {
 	int err;
 
 	for (size_t i = 0; i < t->fds->n_fds; i++) {
-		const struct fd_kind_ops *ops = fd_kind_of(t->fds->fds[i]->kind);
-		if (ops && ops->finish && (err = ops->finish(t, t->fds->fds[i])))
+		const FdEntry *e = t->fds->fds[i];
+		const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+		unsigned logged = log_errors();
+		if (ops && ops->finish && (err = ops->finish(t, e)))
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, e->fd, ops->name);
+		if (e->kind != FD_KIND__FD_DUP && e->kind != FD_KIND__FD_SHARED &&
+		    ((err = fown_restore(t, e)) || (err = locks_break_leases(t, e))))
 			return err;
 	}
 	return 0;

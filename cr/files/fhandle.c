@@ -1,7 +1,7 @@
 /*
  * File handles (name_to_handle_at / open_by_handle_at): a way back to an inode without a
- * path, through any mount of its filesystem. Used for inotify watches and for files deleted
- * under the name a process used but still linked under another.
+ * path, through any mount of its filesystem. Used for inotify watches and fanotify marks, and
+ * for files deleted under the name a process used but still linked under another.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +23,8 @@ static int mount_fd_of(unsigned maj, unsigned min)
 {
 	auto_free char *mi = read_file_at(AT_FDCWD, "/proc/self/mountinfo", NULL);
 
+	if (!mi && errno == ENOMEM)
+		return -ENOMEM;
 	for (char *l = mi; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		unsigned a, b;
 		char mnt[4096];
@@ -37,15 +39,20 @@ int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type)
 	struct file_handle *fh = xzalloc(sizeof(*fh) + FHANDLE_MAX_BYTES);
 	int mnt_id;
 
+	if (!fh)
+		return -ENOMEM;
 	fh->handle_bytes = FHANDLE_MAX_BYTES;
 	if (name_to_handle_at(fd, "", fh, &mnt_id, AT_EMPTY_PATH)) {
 		int err = -errno;
 		free(fh);
 		return err;
 	}
+	if (!(handle->data = xzalloc(fh->handle_bytes))) {
+		free(fh);
+		return -ENOMEM;
+	}
 	*type = fh->handle_type;
 	handle->len = fh->handle_bytes;
-	handle->data = xzalloc(fh->handle_bytes);
 	memcpy(handle->data, fh->f_handle, fh->handle_bytes);
 	free(fh);
 	return 0;
@@ -58,6 +65,8 @@ int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int 
 	struct file_handle *fh = xzalloc(sizeof(*fh) + len);
 	int fd;
 
+	if (!fh)
+		return -ENOMEM;
 	fh->handle_bytes = len;
 	fh->handle_type = type;
 	memcpy(fh->f_handle, handle, len);
@@ -71,5 +80,28 @@ int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags)
 {
 	auto_close int mfd = mount_fd_of(major(dev), minor(dev));
 
+	if (mfd == -ENOMEM)
+		return -ENOMEM;
 	return mfd < 0 ? -ENOENT : fhandle_open_at(mfd, handle, len, type, flags);
+}
+
+int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len)
+{
+	unsigned char raw[FHANDLE_MAX_BYTES];
+	char proc[64];
+
+	if (bytes > sizeof(raw))
+		return -EINVAL;
+	for (unsigned i = 0; i < bytes; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &raw[i]) != 1)
+			return -EINVAL;
+	auto_close int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
+	if (fd < 0)
+		return fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, path, len - 1);
+	if (n <= 0)
+		return -ENOENT;
+	path[n] = 0;
+	return 0;
 }

@@ -23,18 +23,23 @@ struct fd_probe {
 int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out);
 /* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
+/* The line of fdinfo text starting at l, without its newline, cut to fit len (sscanf a line
+ * of it, not the text: sscanf measures its whole input first). */
+char *fdinfo_line(const char *l, char *buf, size_t len);
 /* fdinfo text on one line ("pos: 0; flags: 02; ..."), cut to fit len. */
 const char *fdinfo_one_line(const char *text, char *buf, size_t len);
 
 struct fd_kind_ops {
 	const char *name;
-	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0). */
+	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0; a failure the kind
+	 * did not name is named by the fd table, with the fd, its link and the kind). */
 	int (*dump)(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
 	/* Optional, before anything is started: 0, or <0 having said what is wrong. */
 	int (*validate)(const struct restore_task *t, const FdEntry *e);
 	/* Optional, once the tree's mounts exist (state_ops.check): its file is still there. */
 	int (*check)(const struct restore_task *t, const FdEntry *e);
-	/* In the new task: returns an fd (any number) holding the open file, or <0. */
+	/* In the new task: returns an fd (any number) holding the open file, or <0 (a failure the
+	 * kind did not name is named by the fd table, with the fd, its path and the kind). */
 	int (*open)(struct restore_task *t, const FdEntry *e);
 	/* Optional, in the new task once every fd has its number (epoll registrations). */
 	int (*settle)(const struct restore_task *t, const FdEntry *e);
@@ -53,7 +58,7 @@ const struct fd_kind_ops *fd_kind_of(FdKind kind);
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
 	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd,
-	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet;
+	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet, fd_kind_nsfile, fd_kind_fanotify;
 
 /* cr/files/external.c: the caller's fd given as --inherit-fd fd[N]:KEY; -ENOENT if none,
  * -EINVAL (said) if it is not the kind of file the key names. */
@@ -68,7 +73,7 @@ int inherit_fd_get(const struct run_ctx *ctx, const char *key);
 int pty_slave_index(const struct stat *st);
 /* The pty index of a controlling terminal given as /proc/PID/stat's tty_nr, -1 if not a pty. */
 int pty_ctty_index(unsigned long tty_nr);
-bool pty_kept(struct dump_task *t, int index, const struct stat *slave);
+int pty_kept(struct dump_task *t, int index, const struct stat *slave); /* 1, 0, -ENOMEM */
 /* In a new session leader: the controlling terminal, then the foreground group. */
 int pty_take_as_ctty(const struct run_ctx *ctx, uint32_t index);
 int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);
@@ -76,19 +81,35 @@ int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);
 /* cr/files/locks.c: the locks held through one fd (shared: the open file was saved with an
  * earlier process); and, in the new task once fds have their numbers, taking them again. */
 int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared);
-int locks_restore(const FdTable *tab);
+int locks_restore(pid_t pid, const FdTable *tab);
+/* By stasis once the tree exists: the leases being broken at the dump are broken again. */
+int locks_break_leases(const struct restore_task *t, const FdEntry *e);
+
+/* cr/files/fown.c: who gets the open file's signals (F_SETOWN_EX, F_SETSIG, O_ASYNC): read
+ * from a copy of the file; O_ASYNC armed in the new task once fds have their numbers; the
+ * owner and signal set by stasis once the tree exists. */
+int fown_dump(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
+bool fown_valid(const FdEntry *e);
+int fown_arm(const FdTable *tab);
+int fown_restore(const struct restore_task *t, const FdEntry *e);
 
 /* cr/files/fhandle.c: file handles. The handle of the inode open at fd (a filesystem that
  * cannot make one: negative errno); an fd of the inode of a handle on device dev (through a
  * mount of it stasis has); the same through the mount of mount_fd (a file or directory on its
- * filesystem: the fd is on that mount). */
+ * filesystem: the fd is on that mount). None names its failure but -ENOMEM (the allocator did). */
 int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type);
 int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags);
 int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int flags);
+/* The path of the inode of a handle as fdinfo shows it (sdev: the kernel's major << 20 | minor;
+ * hex: its bytes), found through a mount of its filesystem. */
+int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len);
 
-/* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). */
+/* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). ghost_note: the ghost
+ * id of the removed file behind read_path (a /proc path), what names its use ("fd 5") in errors;
+ * any_type: a directory, device node, FIFO or socket file too, else a regular file only. */
 bool ghost_path(const char *link);
-int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid);
+int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid,
+	       const char *what, bool any_type);
 int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags);
 
 /* cr/files/sockopts.c: SOL_SOCKET options of the socket at fd of pid that differ from a fresh

@@ -1,9 +1,16 @@
 /*
- * Ghost files: regular files still open or mapped after they were deleted. Their content is
- * saved (ghosts.img, up to GHOST_MAX bytes each). On restore stasis recreates each one at its
- * old path (or beside it if the name is taken), fills it, keeps an fd and unlinks it at once;
- * every fd and mapping then reopens it through /proc/self/fd, so it is again open, deleted,
- * and named "/path (deleted)".
+ * Ghost files: files still open, mapped, or a process's cwd after their name was removed.
+ * A regular file's content is saved (ghosts.img, at most the ghost limit of data; its holes
+ * stay holes: only the stretches SEEK_DATA finds are saved); a directory, device node, FIFO or
+ * socket file keeps its type, device number, mode, owner and times.
+ * On restore stasis makes each again at its old path (or beside it if the name is taken), a
+ * removed directory before what was removed inside it (which is made in it, so that ".." is
+ * right), making for the moment the directories above that are gone; it keeps an fd on each,
+ * then removes every name it made, children first. Each file is then again open, removed, and
+ * named "/path (deleted)"; every fd, mapping and cwd reopens it through /proc/self/fd. The
+ * directories it made names in get their times back; each ghost gets its own.
+ * A file made by O_TMPFILE and never named ("/dir/#INODE (deleted)") is made by O_TMPFILE
+ * again, so that it can still be linked into the filesystem.
  * A file deleted under the name the process used but still linked under another is the same
  * inode again: it is saved as a file handle, reopened with open_by_handle_at (same dev and inode
  * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again.
@@ -25,14 +32,34 @@
 
 #define GHOST_LIMIT_DEFAULT (64u << 20)
 #define DELETED_SUFFIX " (deleted)"
+#define GHOST_NAME_MAX 256
+
+/* One ghost made by the restore. */
+struct ghost_made {
+	int fd;     /* stasis's own: read-only for a regular file (an executable has no writer), else O_PATH */
+	bool made;  /* a new inode: it gets the saved owner, mode and times */
+};
+
+/* A name the restore made (a ghost's, or a missing directory's), removed before the tree runs. */
+struct made_name {
+	int dir;
+	char name[GHOST_NAME_MAX];
+	bool is_dir;
+};
+
+/* A directory that was there before the restore made names in it: its times are put back. */
+struct touched_dir {
+	int fd; /* O_PATH */
+	struct timespec times[2];
+};
 
 /* The run's deleted files: noted by the dump, or recreated by the restore. */
 struct ghost_state {
 	GhostFile **ghosts; /* dump: every ghost noted */
 	size_t n;
 	GhostTable *rst;  /* restore: ghosts.img, checked */
-	int *fds;         /* restore: stasis' own fd on each recreated ghost, inherited by the tree */
-	size_t nr_fds;
+	struct ghost_made *made; /* restore: by ghost id */
+	size_t nr_made;
 };
 
 static struct ghost_state *state_of(const struct run_ctx *ctx)
@@ -51,59 +78,158 @@ bool ghost_path(const char *link)
 	return link[0] == '/' && n > d && !strcmp(link + n - d, DELETED_SUFFIX);
 }
 
-/* The ghost id of the deleted file behind read_path (a /proc path), saving it on first sight. */
-int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid)
+static bool kept_type(mode_t type)
+{
+	return type == S_IFREG || type == S_IFDIR || type == S_IFCHR || type == S_IFBLK || type == S_IFIFO ||
+	       type == S_IFSOCK;
+}
+
+static const char *type_name(mode_t type)
+{
+	switch (type) {
+	case S_IFDIR: return "directory";
+	case S_IFCHR: return "character device";
+	case S_IFBLK: return "block device";
+	case S_IFIFO: return "FIFO";
+	case S_IFSOCK: return "socket file";
+	case S_IFREG: return "file";
+	default: return "file of an unknown type";
+	}
+}
+
+static int64_t ns_of(const struct timespec *ts)
+{
+	return ts->tv_sec * 1000000000ll + ts->tv_nsec;
+}
+
+/* Made by O_TMPFILE and never named: the kernel names it "#INODE". */
+static bool is_tmpfile(const char *path, const struct stat *st)
+{
+	const char *slash = strrchr(path, '/');
+	char name[32];
+
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)st->st_ino);
+	return slash && !strcmp(slash + 1, name);
+}
+
+/* The data of the removed regular file open at fd, stretch by stretch (holes are left out). */
+static int save_content(const struct run_ctx *ctx, int fd, const struct stat *st, GhostFile *g,
+			pid_t pid, const char *what)
+{
+	uint64_t total = 0;
+	off_t off = 0, data;
+
+	g->has_size = true;
+	g->size = st->st_size;
+	while (off < st->st_size && (data = lseek(fd, off, SEEK_DATA)) >= 0) {
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole <= data)
+			hole = st->st_size;
+		GhostExtent *x = xzalloc(sizeof(*x)), **more;
+		if (!x)
+			return -ENOMEM;
+		ghost_extent__init(x);
+		x->offset = data;
+		x->len = hole - data;
+		total += x->len;
+		if (!(more = xreallocarray(g->extents, g->n_extents + 1, sizeof(*more)))) {
+			ghost_extent__free_unpacked(x, NULL);
+			return -ENOMEM;
+		}
+		g->extents = more;
+		g->extents[g->n_extents++] = x;
+		off = hole;
+	}
+	if (total > ghost_limit(ctx)) {
+		pr_err("dump pid %d %s: deleted file %s holds %llu bytes of data, more than the ghost "
+		       "limit of %llu (raise it with --ghost-limit; --link-remap cannot keep it: the kernel "
+		       "links back no file whose last name is gone)",
+		       pid, what, g->path, (unsigned long long)total, (unsigned long long)ghost_limit(ctx));
+		return -EFBIG;
+	}
+	g->data.data = xzalloc(total + 1);
+	g->data.len = total;
+	for (size_t i = 0, at = 0; i < g->n_extents; at += g->extents[i++]->len) {
+		const GhostExtent *x = g->extents[i];
+		if (pread(fd, g->data.data + at, x->len, x->offset) != (ssize_t)x->len) {
+			pr_perror("dump pid %d %s: cannot read deleted file %s", pid, what, g->path);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The ghost id of the removed file behind read_path (a /proc path), saving it on first sight.
+ * what names its use ("fd 5"); any_type: a directory, device node, FIFO or socket file too.
+ */
+int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid,
+	       const char *what, bool any_type)
 {
 	struct ghost_state *gd = state_of(ctx);
 	struct stat st;
-	auto_close int fd = open(read_path, O_RDONLY | O_CLOEXEC);
+	auto_close int fd = open(read_path, O_PATH | O_CLOEXEC);
 
 	if (fd < 0 || fstat(fd, &st)) {
-		pr_perror("dump pid %d: cannot open deleted file %s", pid, link);
+		pr_perror("dump pid %d %s: cannot open deleted file %s", pid, what, link);
 		return -errno;
 	}
 	for (size_t i = 0; i < gd->n; i++)
 		if (gd->ghosts[i]->dev == st.st_dev && gd->ghosts[i]->ino == st.st_ino)
 			return gd->ghosts[i]->id;
-	if (!S_ISREG(st.st_mode)) {
-		pr_err("dump pid %d: %s is a deleted file that is not a regular file (not supported yet)",
-		       pid, link);
+	mode_t type = st.st_mode & S_IFMT;
+	if (!kept_type(type) || (!any_type && type != S_IFREG)) {
+		pr_err("dump pid %d %s: %s is a removed %s (not supported)", pid, what, link, type_name(type));
 		return -ENOTSUP;
 	}
-	if (!st.st_nlink && (uint64_t)st.st_size > ghost_limit(ctx)) {
-		pr_err("dump pid %d: deleted file %s holds %lld bytes, more than the ghost limit of %llu "
-		       "(raise it with --ghost-limit)",
-		       pid, link, (long long)st.st_size, (unsigned long long)ghost_limit(ctx));
-		return -EFBIG;
-	}
-	GhostFile *g = xzalloc(sizeof(*g));
+	GhostFile *g = xzalloc(sizeof(*g)), **more;
+	if (!g)
+		return -ENOMEM;
 	ghost_file__init(g);
 	g->id = gd->n;
-	g->path = xstrdup(link);
+	if (!(g->path = xstrdup(link)))
+		return -ENOMEM;
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
 	g->mode = st.st_mode & 07777;
-	g->has_uid = g->has_gid = true;
+	g->has_uid = g->has_gid = g->has_atime_ns = g->has_mtime_ns = true;
 	g->uid = st.st_uid;
 	g->gid = st.st_gid;
+	g->atime_ns = ns_of(&st.st_atim);
+	g->mtime_ns = ns_of(&st.st_mtim);
 	g->dev = st.st_dev;
 	g->ino = st.st_ino;
+	if (type != S_IFREG) {
+		g->has_type = true;
+		g->type = type;
+	}
+	if (type == S_IFCHR || type == S_IFBLK) {
+		g->has_rdev = true;
+		g->rdev = st.st_rdev;
+	}
+	int err = 0;
 	if (st.st_nlink) {
-		int err = fhandle_of_fd(fd, &g->handle, &g->handle_type);
-		if (err) {
-			pr_err("dump pid %d: %s is deleted under this name but linked under another, and its "
-			       "filesystem gives no file handle: %s", pid, link, strerror(-err));
+		if ((err = fhandle_of_fd(fd, &g->handle, &g->handle_type))) {
+			if (err == -ENOMEM)
+				return err;
+			pr_err("dump pid %d %s: %s is deleted under this name but linked under another, and "
+			       "its filesystem gives no file handle: %s", pid, what, link, strerror(-err));
 			return err;
 		}
 		g->has_handle = g->has_handle_type = true;
-	} else
-		g->data.data = xzalloc(st.st_size + 1);
-	g->data.len = st.st_nlink ? 0 : st.st_size;
-	if (!st.st_nlink && pread(fd, g->data.data, st.st_size, 0) != st.st_size) {
-		pr_perror("dump pid %d: cannot read deleted file %s", pid, link);
-		return -EIO;
+	} else if (type == S_IFREG) {
+		/* read without touching its access time (stasis owns it: root) */
+		auto_close int rd = open(read_path, O_RDONLY | O_NOATIME | O_CLOEXEC);
+		if (rd < 0 && errno == EPERM)
+			rd = open(read_path, O_RDONLY | O_CLOEXEC);
+		if (rd < 0) {
+			pr_perror("dump pid %d %s: cannot read deleted file %s", pid, what, link);
+			return -errno;
+		}
+		g->has_tmpfile = g->tmpfile = is_tmpfile(g->path, &st);
+		if ((err = save_content(ctx, rd, &st, g, pid, what)))
+			return err;
 	}
-	GhostFile **more = realloc(gd->ghosts, (gd->n + 1) * sizeof(*gd->ghosts));
-	if (!more)
+	if (!(more = xreallocarray(gd->ghosts, gd->n + 1, sizeof(*more))))
 		return -ENOMEM;
 	gd->ghosts = more;
 	gd->ghosts[gd->n++] = g;
@@ -123,46 +249,186 @@ static int write_ghosts(struct run_ctx *ctx, struct dump_tree *tr)
 
 /* ---- restore ---- */
 
-/* The directory of the ghost's old path, as the tree sees it (inside --root for a container). */
-static int parent_dir(const struct run_ctx *ctx, const GhostFile *g)
-{
-	const char *slash = strrchr(g->path, '/');
-	char parent[4200];
-	int dir;
+/* What the restore made and touched, undone or put back at the end of prepare. */
+struct ghost_work {
+	struct made_name *names;
+	size_t nr_names;
+	struct touched_dir *dirs;
+	size_t nr_dirs;
+};
 
-	snprintf(parent, sizeof(parent), "%.*s", slash == g->path ? 1 : (int)(slash - g->path), g->path);
-	if ((dir = tree_open(ctx, parent, O_RDONLY | O_DIRECTORY, 0)) < 0) /* (a mount fd for handles) */
-		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-dir));
-	return dir;
+static mode_t ghost_type(const GhostFile *g)
+{
+	return g->has_type ? g->type : S_IFREG;
+}
+
+static int note_name(struct ghost_work *w, int dir, const char *name, bool is_dir)
+{
+	struct made_name *more = xreallocarray(w->names, w->nr_names + 1, sizeof(*w->names));
+	if (!more)
+		return -ENOMEM;
+	w->names = more;
+	more[w->nr_names].dir = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+	snprintf(more[w->nr_names].name, GHOST_NAME_MAX, "%s", name);
+	more[w->nr_names++].is_dir = is_dir;
+	return 0;
+}
+
+/* dir was there before: its times are saved once, before the first name is made in it. */
+static int note_dir(struct ghost_work *w, int dir)
+{
+	struct stat st;
+
+	if (fstat(dir, &st))
+		return 0;
+	for (size_t i = 0; i < w->nr_dirs; i++) {
+		struct stat o;
+		if (!fstat(w->dirs[i].fd, &o) && o.st_dev == st.st_dev && o.st_ino == st.st_ino)
+			return 0;
+	}
+	struct touched_dir *more = xreallocarray(w->dirs, w->nr_dirs + 1, sizeof(*w->dirs));
+	if (!more)
+		return -ENOMEM;
+	w->dirs = more;
+	more[w->nr_dirs].fd = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+	more[w->nr_dirs].times[0] = st.st_atim;
+	more[w->nr_dirs++].times[1] = st.st_mtim;
+	return 0;
+}
+
+static void set_times_of_fd(int fd, const struct timespec times[2])
+{
+	char self[64];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	utimensat(AT_FDCWD, self, times, 0);
+}
+
+/* The ghost already made for the directory at path (removed too), or NULL. */
+static const struct ghost_made *ghost_dir_at(const struct ghost_state *st, const char *path,
+					     size_t len)
+{
+	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
+		const GhostFile *g = st->rst->ghosts[i];
+		if (st->made[i].fd >= 0 && ghost_type(g) == S_IFDIR && strlen(g->path) == len &&
+		    !strncmp(g->path, path, len))
+			return &st->made[i];
+	}
+	return NULL;
 }
 
 /*
- * A new name in dir for the ghost at its old path (or beside it if the name is taken), opened:
- * a new file with linked_fd < 0, else a link to the inode open at linked_fd (on dir's mount).
- * The caller unlinks it.
+ * The directory path[0, len) as an O_PATH fd: a removed directory made again (its ghost), or
+ * the one there, or one made for the moment (with its missing parents) if there is none.
  */
-static int at_free_name(const GhostFile *g, int dir, int linked_fd, char *name, size_t len)
+static int open_dir(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
+		    const char *path, size_t len, bool *existed)
 {
-	const char *base = strrchr(g->path, '/') + 1;
-	int fd = -1;
+	const struct ghost_made *gm = ghost_dir_at(st, path, len);
+	char sub[4200];
+	int err;
 
-	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-		if (attempt)
-			snprintf(name, len, "%s.stasis-ghost-%d-%d", base, getpid(), attempt);
-		else
-			snprintf(name, len, "%s", base);
-		if (linked_fd < 0)
-			fd = openat(dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, g->mode);
-		else if (!linkat(linked_fd, "", dir, name, AT_EMPTY_PATH))
-			fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 && errno != EEXIST)
-			break;
+	*existed = false;
+	if (gm) {
+		int fd = fcntl(gm->fd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
 	}
-	if (fd < 0) {
-		pr_perror("restore: cannot recreate deleted file %s", g->path);
-		return -errno;
+	if (len >= sizeof(sub))
+		return -ENAMETOOLONG;
+	snprintf(sub, sizeof(sub), "%.*s", (int)(len ? len : 1), len ? path : "/");
+	int fd = tree_open(ctx, sub, O_PATH | O_DIRECTORY, 0);
+	if (fd != -ENOENT || len <= 1) {
+		*existed = fd >= 0;
+		return fd;
+	}
+	/* gone: its parent (maybe made here too), then it, for the moment */
+	const char *slash = memrchr(path, '/', len);
+	bool parent_existed;
+	int parent = open_dir(ctx, st, w, path, slash - path, &parent_existed);
+	if (parent < 0)
+		return parent;
+	snprintf(sub, sizeof(sub), "%.*s", (int)(len - (slash + 1 - path)), slash + 1);
+	if (parent_existed && (err = note_dir(w, parent))) {
+		close(parent);
+		return err;
+	}
+	if ((mkdirat(parent, sub, 0700) && errno != EEXIST) ||
+	    (fd = openat(parent, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		err = -errno;
+		close(parent);
+		return err;
+	}
+	err = note_name(w, parent, sub, true);
+	close(parent);
+	if (err) {
+		close(fd);
+		return err;
 	}
 	return fd;
+}
+
+/* Makes the inode of g under name in dir; 0, -EEXIST (name taken) or another error. */
+static int make_at(int dir, const char *name, const GhostFile *g, int linked_fd, int *fd)
+{
+	mode_t type = ghost_type(g);
+
+	*fd = -1;
+	if (linked_fd >= 0) {
+		if (linkat(linked_fd, "", dir, name, AT_EMPTY_PATH))
+			return -errno;
+	} else if (type == S_IFREG) {
+		*fd = openat(dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, g->mode & 0777);
+		return *fd < 0 ? -errno : 0;
+	} else if (type == S_IFDIR) {
+		if (mkdirat(dir, name, 0700))
+			return -errno;
+	} else if (mknodat(dir, name, type | 0600, g->has_rdev ? g->rdev : 0)) {
+		return -errno;
+	}
+	*fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return *fd < 0 ? -errno : 0;
+}
+
+/*
+ * g made again at its old name (or beside it if the name is taken): an fd on it (O_RDWR for a
+ * new regular file, else O_PATH); the name is noted for removal. linked_fd: link that inode.
+ */
+static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
+		      const GhostFile *g, int linked_fd)
+{
+	const char *slash = strrchr(g->path, '/');
+	char name[GHOST_NAME_MAX];
+	bool existed;
+	int fd = -1, err = -EEXIST;
+	auto_close int dir = open_dir(ctx, st, w, g->path, slash - g->path, &existed);
+
+	if (dir < 0) {
+		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-dir));
+		return dir;
+	}
+	int noted = existed ? note_dir(w, dir) : 0;
+	if (noted)
+		return noted;
+	if (g->tmpfile && linked_fd < 0) {
+		fd = openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, g->mode & 0777);
+		if (fd < 0)
+			pr_perror("restore: cannot recreate deleted file %s (O_TMPFILE)", g->path);
+		return fd < 0 ? -errno : fd;
+	}
+	for (int attempt = 0; attempt < 100 && err == -EEXIST; attempt++) {
+		if (attempt)
+			snprintf(name, sizeof(name), "%.200s.stasis-ghost-%d-%d", slash + 1, getpid(), attempt);
+		else
+			snprintf(name, sizeof(name), "%s", slash + 1);
+		err = make_at(dir, name, g, linked_fd, &fd);
+	}
+	if (!err && (err = note_name(w, dir, name, ghost_type(g) == S_IFDIR))) {
+		close(fd);
+		unlinkat(dir, name, ghost_type(g) == S_IFDIR ? AT_REMOVEDIR : 0);
+	}
+	if (err)
+		pr_err("restore: cannot recreate deleted file %s: %s", g->path, strerror(-err));
+	return err ? err : fd;
 }
 
 /*
@@ -170,50 +436,88 @@ static int at_free_name(const GhostFile *g, int dir, int linked_fd, char *name, 
  * its old name for a moment: the fd then names it "/path (deleted)" as before. (It is opened
  * through the mount of that directory, the tree's: a link cannot cross mounts.)
  */
-static int reopen_linked(const struct run_ctx *ctx, const GhostFile *g)
+static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
+			 const GhostFile *g)
 {
-	struct stat st;
-	char name[4200];
-	auto_close int dir = parent_dir(ctx, g);
-	if (dir < 0)
-		return dir;
+	const char *slash = strrchr(g->path, '/');
+	struct stat s;
+	bool existed;
+	auto_close int at = open_dir(ctx, st, w, g->path, slash - g->path, &existed);
+	/* (a mount fd for handles: not O_PATH) */
+	auto_close int dir = at < 0 ? at : openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dir < 0) {
+		int err = at < 0 ? at : -errno;
+		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-err));
+		return err;
+	}
 	auto_close int inode = fhandle_open_at(dir, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
-	if (inode < 0 || fstat(inode, &st) || st.st_dev != g->dev || st.st_ino != g->ino || !st.st_nlink) {
+	if (inode == -ENOMEM)
+		return inode;
+	if (inode < 0 || fstat(inode, &s) || s.st_dev != g->dev || s.st_ino != g->ino || !s.st_nlink) {
 		pr_err("restore: file %s (deleted under that name, linked under another: dev %#llx inode "
 		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
 		return -ENOENT;
 	}
-	int fd = at_free_name(g, dir, inode, name, sizeof(name));
-	if (fd >= 0)
-		unlinkat(dir, name, 0);
-	return fd;
+	return make_ghost(ctx, st, w, g, inode);
 }
 
-static int recreate(const struct run_ctx *ctx, const GhostFile *g)
+/* Content (its data stretches at their offsets, holes left as holes); a read-only fd back. */
+static int fill(int fd, const GhostFile *g)
 {
-	char name[4200], self[64];
-	auto_close int dir = parent_dir(ctx, g);
-	if (dir < 0)
-		return dir;
-	int fd = at_free_name(g, dir, -1, name, sizeof(name));
-	if (fd < 0)
-		return fd;
-	int err = write_all(fd, g->data.data, g->data.len) ? -errno : 0;
-	/* its owner, then its mode again (a change of owner clears setuid and setgid bits) */
-	if (!err && g->has_uid && (fchown(fd, g->uid, g->has_gid ? g->gid : (gid_t)-1) || fchmod(fd, g->mode)))
-		err = -errno;
-	int ro = -1;
-	if (!err) { /* stasis keeps a read-only fd: a deleted executable must have no writer */
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-		if ((ro = open(self, O_RDONLY | O_CLOEXEC)) < 0)
-			err = -errno;
+	char self[64];
+	int ro;
+
+	if (!g->n_extents) {
+		if (write_all(fd, g->data.data, g->data.len))
+			return -errno;
+	} else {
+		if (ftruncate(fd, g->size))
+			return -errno;
+		for (size_t i = 0, at = 0; i < g->n_extents; at += g->extents[i++]->len)
+			if (pwrite(fd, g->data.data + at, g->extents[i]->len, g->extents[i]->offset) !=
+			    (ssize_t)g->extents[i]->len)
+				return -EIO;
 	}
-	unlinkat(dir, name, 0);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	ro = open(self, O_RDONLY | O_CLOEXEC);
+	return ro < 0 ? -errno : ro;
+}
+
+static int recreate(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
+		    const GhostFile *g)
+{
+	int fd = make_ghost(ctx, st, w, g, -1);
+
+	if (fd < 0 || ghost_type(g) != S_IFREG)
+		return fd;
+	int ro = fill(fd, g);
 	close(fd);
-	if (err)
+	if (ro < 0) {
+		errno = -ro;
 		pr_perror("restore: cannot refill deleted file %s", g->path);
-	return err ? err : ro;
+	}
+	return ro;
+}
+
+/* A new ghost's owner, then its mode (a change of owner clears setuid and setgid), then times. */
+static int set_attributes(int fd, const GhostFile *g)
+{
+	char self[64];
+	struct timespec times[2] = {
+		{ g->atime_ns / 1000000000, g->atime_ns % 1000000000 },
+		{ g->mtime_ns / 1000000000, g->mtime_ns % 1000000000 },
+	};
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if ((g->has_uid && chown(self, g->uid, g->has_gid ? g->gid : (gid_t)-1)) || chmod(self, g->mode)) {
+		pr_perror("restore: cannot give deleted file %s its owner and mode", g->path);
+		return -errno;
+	}
+	if (g->has_atime_ns && g->has_mtime_ns)
+		utimensat(AT_FDCWD, self, times, 0);
+	return 0;
 }
 
 static bool fd_has_ghost(const FdEntry *e)
@@ -221,7 +525,28 @@ static bool fd_has_ghost(const FdEntry *e)
 	return e->has_ghost_id;
 }
 
-/* ghosts.img, if some fd or mapping of the tree is a deleted file, checked with every use. */
+static bool valid_ghost(const GhostFile *g, size_t i)
+{
+	mode_t type = ghost_type(g);
+	uint64_t total = 0, end = 0;
+
+	if (g->id != i || !g->path || g->path[0] != '/' || g->has_handle != g->has_handle_type ||
+	    (g->has_handle && g->data.len) || !kept_type(type) || (g->mode & ~07777u) ||
+	    (type != S_IFREG && (g->data.len || g->n_extents || g->tmpfile)) ||
+	    (g->has_rdev != (type == S_IFCHR || type == S_IFBLK)) || (g->tmpfile && g->has_handle) ||
+	    strlen(strrchr(g->path, '/') + 1) >= GHOST_NAME_MAX)
+		return false;
+	for (size_t k = 0; k < g->n_extents; k++) {
+		const GhostExtent *x = g->extents[k];
+		if (x->offset < end || x->len > g->size || x->offset > g->size - x->len)
+			return false;
+		end = x->offset + x->len;
+		total += x->len;
+	}
+	return !g->n_extents || total == g->data.len;
+}
+
+/* ghosts.img, if some fd, mapping or cwd of the tree is a deleted file, checked with every use. */
 static int validate_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct ghost_state *st = state_of(ctx);
@@ -233,15 +558,14 @@ static int validate_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 			needed |= fd_has_ghost(rt->tasks[i].fds->fds[k]);
 		for (size_t k = 0; k < rt->tasks[i].mm->n_files; k++)
 			needed |= rt->tasks[i].mm->files[k]->has_ghost_id;
+		needed |= rt->tasks[i].core->has_cwd_ghost_id;
 	}
 	if (!needed)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_GHOSTS, 0, (ProtobufCMessage **)&st->rst)))
 		return err;
 	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
-		const GhostFile *g = st->rst->ghosts[i];
-		if (g->id != i || !g->path || g->path[0] != '/' || g->has_handle != g->has_handle_type ||
-		    (g->has_handle && g->data.len)) {
+		if (!valid_ghost(st->rst->ghosts[i], i)) {
 			pr_err("image ghosts.img: entry %zu is invalid", i);
 			return -EINVAL;
 		}
@@ -254,34 +578,101 @@ static int validate_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 				       "does not hold", t->pid, t->fds->fds[k]->fd, t->fds->fds[k]->ghost_id);
 				return -EINVAL;
 			}
-		for (size_t k = 0; k < t->mm->n_files; k++)
-			if (t->mm->files[k]->has_ghost_id && t->mm->files[k]->ghost_id >= st->rst->n_ghosts) {
+		for (size_t k = 0; k < t->mm->n_files; k++) {
+			const MappedFile *f = t->mm->files[k];
+			if (f->has_ghost_id && (f->ghost_id >= st->rst->n_ghosts ||
+						ghost_type(st->rst->ghosts[f->ghost_id]) != S_IFREG)) {
 				pr_err("image mm-%d.img: mapped file %zu refers to deleted file %u, which "
-				       "ghosts.img does not hold", t->pid, k, t->mm->files[k]->ghost_id);
+				       "ghosts.img does not hold as a regular file", t->pid, k, f->ghost_id);
 				return -EINVAL;
 			}
+		}
+		if (t->core->has_cwd_ghost_id && (t->core->cwd_ghost_id >= st->rst->n_ghosts ||
+						  ghost_type(st->rst->ghosts[t->core->cwd_ghost_id]) != S_IFDIR)) {
+			pr_err("image core-%d.img: its cwd refers to deleted directory %u, which ghosts.img "
+			       "does not hold", t->pid, t->core->cwd_ghost_id);
+			return -EINVAL;
+		}
 	}
 	return 0;
+}
+
+static size_t depth(const char *path)
+{
+	size_t n = 0;
+	for (; *path; path++)
+		n += *path == '/';
+	return n;
+}
+
+/* Every name made goes, children first; the directories touched get their times back. */
+static void finish_work(struct ghost_state *st, struct ghost_work *w)
+{
+	for (size_t i = w->nr_names; i-- > 0;) {
+		unlinkat(w->names[i].dir, w->names[i].name, w->names[i].is_dir ? AT_REMOVEDIR : 0);
+		close(w->names[i].dir);
+	}
+	for (size_t i = 0; i < w->nr_dirs; i++) {
+		set_times_of_fd(w->dirs[i].fd, w->dirs[i].times);
+		close(w->dirs[i].fd);
+	}
+	/* a removed directory's own times changed with what was made in it */
+	for (size_t i = 0; i < st->nr_made; i++) {
+		const GhostFile *g = st->rst->ghosts[i];
+		struct timespec times[2] = {
+			{ g->atime_ns / 1000000000, g->atime_ns % 1000000000 },
+			{ g->mtime_ns / 1000000000, g->mtime_ns % 1000000000 },
+		};
+		if (st->made[i].fd >= 0 && st->made[i].made && ghost_type(g) == S_IFDIR && g->has_atime_ns)
+			set_times_of_fd(st->made[i].fd, times);
+	}
+	free(w->names);
+	free(w->dirs);
 }
 
 static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct ghost_state *st = state_of(ctx);
+	struct ghost_work w = { 0 };
+	size_t n;
+	int err = 0;
 
 	(void)rt;
 	if (!st->rst)
 		return 0;
-	st->fds = calloc(st->rst->n_ghosts + 1, sizeof(int));
-	if (!st->fds)
+	n = st->rst->n_ghosts;
+	st->made = xzalloc((n + 1) * sizeof(*st->made));
+	auto_free size_t *order = xzalloc((n + 1) * sizeof(*order));
+	if (!st->made || !order)
 		return -ENOMEM;
-	for (size_t i = 0; i < st->rst->n_ghosts; i++) {
-		const GhostFile *g = st->rst->ghosts[i];
-		int fd = g->has_handle ? reopen_linked(ctx, g) : recreate(ctx, g);
-		if (fd < 0)
-			return fd;
-		st->fds[st->nr_fds++] = fd;
+	for (size_t i = 0; i < n; i++) {
+		st->made[i].fd = -1;
+		order[i] = i;
 	}
-	return 0;
+	st->nr_made = n;
+	/* parents first: a removed directory is made before what was removed inside it */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && depth(st->rst->ghosts[order[j]]->path) <
+						   depth(st->rst->ghosts[order[j - 1]]->path); j--) {
+			size_t tmp = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = tmp;
+		}
+	for (size_t k = 0; k < n && !err; k++) {
+		const GhostFile *g = st->rst->ghosts[order[k]];
+		struct ghost_made *m = &st->made[order[k]];
+		int fd = g->has_handle ? reopen_linked(ctx, st, &w, g) : recreate(ctx, st, &w, g);
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		m->fd = fd;
+		m->made = !g->has_handle;
+		if (m->made && (err = set_attributes(fd, g)))
+			break;
+	}
+	finish_work(st, &w);
+	return err;
 }
 
 /* A new open file of ghost id, with open(2) flags. */
@@ -290,9 +681,9 @@ int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags)
 	const struct ghost_state *st = state_of(ctx);
 	char path[64];
 
-	if (id >= st->nr_fds)
+	if (id >= st->nr_made || st->made[id].fd < 0)
 		return -ENOENT;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->fds[id]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->made[id].fd);
 	int fd = open(path, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -301,14 +692,15 @@ static void close_ghosts(struct run_ctx *ctx)
 {
 	struct ghost_state *st = state_of(ctx);
 
-	for (size_t i = 0; i < st->nr_fds; i++)
-		close(st->fds[i]);
-	st->nr_fds = 0;
+	for (size_t i = 0; i < st->nr_made; i++)
+		if (st->made[i].fd >= 0)
+			close(st->made[i].fd);
+	st->nr_made = 0;
 }
 
 static void undo_ghosts(struct run_ctx *ctx, bool restored)
 {
-	(void)restored; /* every ghost is unlinked as soon as it is made: only fds are left */
+	(void)restored; /* every ghost's name is removed as soon as all are made: only fds are left */
 	close_ghosts(ctx);
 }
 
@@ -318,7 +710,7 @@ static void free_ghosts(void *state)
 
 	if (st->rst)
 		image_free(&st->rst->base);
-	free(st->fds);
+	free(st->made);
 }
 
 const struct tree_object_ops tree_ghosts = {
@@ -331,4 +723,3 @@ const struct tree_object_ops tree_ghosts = {
 	.close = close_ghosts,
 	.undo = undo_ghosts,
 };
-

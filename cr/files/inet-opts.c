@@ -123,17 +123,20 @@ int inet_opts_dump(int sk, InetSocket *in)
 		int n = read_opt(sk, i, now), d = read_opt(fresh, i, dflt);
 		if (n < 0 || (n == d && !memcmp(now, dflt, n)))
 			continue;
-		InetOpt *o = xzalloc(sizeof(*o));
+		InetOpt *o = xzalloc(sizeof(*o)), **more;
+		if (!o || !(more = xreallocarray(in->opts, in->n_opts + 1, sizeof(*more)))) {
+			free(o);
+			return -ENOMEM;
+		}
+		in->opts = more;
+		in->opts[in->n_opts++] = o;
 		inet_opt__init(o);
 		o->level = inet_opts[i].level;
 		o->name = inet_opts[i].name;
+		if (!(o->value.data = xzalloc(n + 1)))
+			return -ENOMEM;
 		o->value.len = n;
-		o->value.data = xzalloc(n + 1);
 		memcpy(o->value.data, now, n);
-		in->opts = realloc(in->opts, (in->n_opts + 1) * sizeof(*in->opts));
-		if (!in->opts)
-			abort();
-		in->opts[in->n_opts++] = o;
 	}
 	return 0;
 }
@@ -208,24 +211,29 @@ static int probe_group(int sk, InetSocket *in, uint32_t ifindex, const void *gro
 		return errno == EADDRNOTAVAIL || errno == EINVAL ? 0 : -errno;
 	if (gf->gf_numsrc > MCAST_MAX_SOURCES)
 		return -E2BIG;
-	InetMcast *m = xzalloc(sizeof(*m));
+	InetMcast *m = xzalloc(sizeof(*m)), **more;
+	if (!m || !(more = xreallocarray(in->mcast, in->n_mcast + 1, sizeof(*more)))) {
+		free(m);
+		return -ENOMEM;
+	}
+	in->mcast = more;
+	in->mcast[in->n_mcast++] = m;
 	inet_mcast__init(m);
+	if (!(m->group.data = xzalloc(alen)))
+		return -ENOMEM;
 	m->group.len = alen;
-	m->group.data = xzalloc(alen);
 	memcpy(m->group.data, group, alen);
 	m->ifindex = ifindex;
 	m->has_exclude = true;
 	m->exclude = gf->gf_fmode == MCAST_EXCLUDE;
+	if (!(m->sources = xzalloc((gf->gf_numsrc + 1) * sizeof(*m->sources))))
+		return -ENOMEM;
 	m->n_sources = gf->gf_numsrc;
-	m->sources = xzalloc((m->n_sources + 1) * sizeof(*m->sources));
 	for (size_t i = 0; i < m->n_sources; i++) {
 		uint32_t port;
-		inet_from_sockaddr(&gf->gf_slist[i], &m->sources[i], &port);
+		if (inet_from_sockaddr(&gf->gf_slist[i], &m->sources[i], &port) < 0)
+			return -ENOMEM;
 	}
-	in->mcast = realloc(in->mcast, (in->n_mcast + 1) * sizeof(*in->mcast));
-	if (!in->mcast)
-		abort();
-	in->mcast[in->n_mcast++] = m;
 	return 0;
 }
 

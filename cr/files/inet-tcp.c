@@ -66,11 +66,13 @@ static int diag_walk(int family, uint32_t states,
 			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
 		.req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = states },
 	};
-	auto_free char *buf = malloc(DIAG_BUF);
+	auto_free char *buf = xmalloc(DIAG_BUF);
 	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	int ret = 0;
 
-	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
+	if (!buf)
+		return -ENOMEM;
+	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
 		return -errno;
 	for (;;) {
 		ssize_t got = recv(nl, buf, DIAG_BUF, 0);
@@ -126,6 +128,7 @@ static int dump_listener(struct dump_task *t, const struct fd_probe *p, const st
 			 InetSocket *in)
 {
 	struct count_syn syn = { in, 0 };
+	unsigned logged = log_errors();
 	char self[80];
 	int err;
 
@@ -141,11 +144,10 @@ static int dump_listener(struct dump_task *t, const struct fd_probe *p, const st
 	}
 	err = diag_walk(in->family, (1u << TCP_SYN_RECV) | (1u << TCP_NEW_SYN_RECV_STATE),
 			count_syn_recv, &syn);
-	if (err) {
-		pr_err("dump pid %d fd %d: cannot list the connections being set up for TCP listener %s: %s",
-		       t->pid, p->fd, self, strerror(-err));
-		return err;
-	}
+	if (err)
+		return log_unnamed(logged, err,
+				   "dump pid %d fd %d: cannot list the connections being set up for TCP listener %s",
+				   t->pid, p->fd, self);
 	if (syn.n && !t->ctx->opts->skip_in_flight) {
 		pr_err("dump pid %d fd %d: TCP listener %s has %u connections being set up (SYN_RECV): "
 		       "pass --skip-in-flight to drop them (their clients try again)",
@@ -165,6 +167,8 @@ static int dump_connecting(struct dump_task *t, const struct fd_probe *p, InetSo
 	struct sockaddr_storage sa = { .ss_family = in->family };
 	int err = diag_walk(in->family, 1u << TCP_SYN_SENT, match_ino, &f);
 
+	if (err == -ENOMEM)
+		return err;
 	if (err <= 0) {
 		pr_err("dump pid %d fd %d: cannot find the address TCP socket %s connects to: %s",
 		       t->pid, p->fd, p->link, err ? strerror(-err) : "not in sock_diag");
@@ -177,7 +181,8 @@ static int dump_connecting(struct dump_task *t, const struct fd_probe *p, InetSo
 		memcpy(&((struct sockaddr_in6 *)&sa)->sin6_addr, f.found.id.idiag_dst, 16);
 		((struct sockaddr_in6 *)&sa)->sin6_port = f.found.id.idiag_dport;
 	}
-	inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port);
+	if ((err = inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port)) < 0)
+		return err;
 	in->has_dst_addr = in->has_dst_port = true;
 	in->state = INET_STATE__INET_CONNECTING;
 	return 1;
@@ -188,6 +193,7 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 {
 	const struct stasis_opts *o = t->ctx->opts;
 	char self[80], peer[80], why[160] = "";
+	unsigned logged = log_errors();
 	int err;
 
 	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
@@ -204,22 +210,21 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 		       t->pid, p->fd, self, peer, state_name(state));
 		return -ENOTSUP;
 	}
-	int copy = fcntl(sk, F_DUPFD_CLOEXEC, 0);
-	if (copy < 0 || (err = tcp_repair_set(copy, true, false))) {
+	if ((err = tcp_repair_set(sk, true, false))) {
 		pr_perror("dump pid %d fd %d: cannot put TCP connection %s -> %s in repair mode", t->pid,
 			  p->fd, self, peer);
-		if (copy >= 0)
-			close(copy);
 		return -errno;
 	}
-	net_lock_keep_repaired(t->ctx, copy); /* repair off when the tree goes on */
-	in->tcp = xzalloc(sizeof(*in->tcp));
-	tcp_conn__init(in->tcp);
-	if ((err = tcp_repair_read(copy, state, in->tcp, why, sizeof(why)))) {
-		pr_err("dump pid %d fd %d: TCP connection %s -> %s (%s): %s: %s", t->pid, p->fd, self,
-		       peer, state_name(state), why, strerror(-err));
+	if ((err = net_lock_note_repaired(t->ctx, t->pid, p->fd, p->st.st_ino))) {
+		tcp_repair_set(sk, false, true);
 		return err;
 	}
+	if (!(in->tcp = xzalloc(sizeof(*in->tcp))))
+		return -ENOMEM;
+	tcp_conn__init(in->tcp);
+	if ((err = tcp_repair_read(sk, state, in->tcp, why, sizeof(why))))
+		return log_unnamed(logged, err, "dump pid %d fd %d: TCP connection %s -> %s (%s): %s", t->pid,
+				   p->fd, self, peer, state_name(state), why);
 	in->state = INET_STATE__INET_CONNECTED;
 	pr_debug("dump pid %d fd %d: TCP connection %s -> %s (%s): %zu bytes to send, %zu to read",
 		 t->pid, p->fd, self, peer, state_name(state), in->tcp->out_queue.len,

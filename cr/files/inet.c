@@ -74,8 +74,8 @@ const char *inet_addr_str(uint32_t family, const ProtobufCBinaryData *addr, uint
 	return buf;
 }
 
-bool inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
-			uint32_t *port)
+int inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
+		       uint32_t *port)
 {
 	const void *src;
 	size_t len;
@@ -89,12 +89,13 @@ bool inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *
 		*port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 		len = 16;
 	} else {
-		return false;
+		return 0;
 	}
-	addr->data = xzalloc(len);
+	if (!(addr->data = xzalloc(len)))
+		return -ENOMEM;
 	addr->len = len;
 	memcpy(addr->data, src, len);
-	return true;
+	return 1;
 }
 
 int inet_bind_saved(int sk, const InetSocket *in)
@@ -118,37 +119,47 @@ int inet_bind_saved(int sk, const InetSocket *in)
 
 /* ---- dump ---- */
 
-static void queue_datagram(InetSocket *in, const char *data, size_t len,
-			   const struct sockaddr_storage *from)
+static int queue_datagram(InetSocket *in, const char *data, size_t len,
+			  const struct sockaddr_storage *from)
 {
-	InetDatagram *d = xzalloc(sizeof(*d));
+	InetDatagram *d = xzalloc(sizeof(*d)), **more;
+	int known;
 
+	if (!d || !(more = xreallocarray(in->queued, in->n_queued + 1, sizeof(*more)))) {
+		free(d);
+		return -ENOMEM;
+	}
+	in->queued = more;
+	in->queued[in->n_queued++] = d;
 	inet_datagram__init(d);
-	d->data.data = xzalloc(len + 1);
+	if (!(d->data.data = xzalloc(len + 1)))
+		return -ENOMEM;
 	d->data.len = len;
 	memcpy(d->data.data, data, len);
-	if (!inet_from_sockaddr(from, &d->src_addr, &d->src_port)) {
-		d->src_addr.data = xzalloc(in->family == AF_INET ? 4 : 16);
+	if ((known = inet_from_sockaddr(from, &d->src_addr, &d->src_port)) < 0)
+		return known;
+	if (!known) {
+		if (!(d->src_addr.data = xzalloc(in->family == AF_INET ? 4 : 16)))
+			return -ENOMEM;
 		d->src_addr.len = in->family == AF_INET ? 4 : 16;
 	}
-	in->queued = realloc(in->queued, (in->n_queued + 1) * sizeof(*in->queued));
-	if (!in->queued)
-		abort();
-	in->queued[in->n_queued++] = d;
+	return 0;
 }
 
 /* Every datagram waiting in sk, with its sender, without taking it. */
 static int peek_datagrams(int sk, InetSocket *in)
 {
-	auto_free char *buf = malloc(DGRAM_MAX);
-	int own = -1, off = 0;
+	auto_free char *buf = xmalloc(DGRAM_MAX);
+	int own = -1, off = 0, err = 0;
 	socklen_t len = sizeof(own);
 	size_t total = 0;
 
-	if (!buf || getsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
+	if (!buf)
+		return -ENOMEM;
+	if (getsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
 	    setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
 		return -errno;
-	while (total < MAX_QUEUED) {
+	while (!err && total < MAX_QUEUED) {
 		struct sockaddr_storage from = { 0 };
 		struct iovec iov = { buf, DGRAM_MAX };
 		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
@@ -156,33 +167,30 @@ static int peek_datagrams(int sk, InetSocket *in)
 		ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT);
 		if (n < 0)
 			break;
-		queue_datagram(in, buf, n, &from);
+		err = queue_datagram(in, buf, n, &from);
 		total += n;
 	}
 	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
-	return 0;
+	return err;
 }
 
 static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
+	unsigned logged = log_errors();
 	char byte;
 	int err;
 
 	if (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE) {
-		if ((err = peek_datagrams(sk, in))) {
-			pr_err("dump pid %d fd %d: cannot read the datagrams waiting in %s: %s", t->pid,
-			       p->fd, p->link, strerror(-err));
-			return err;
-		}
+		if ((err = peek_datagrams(sk, in)))
+			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the datagrams waiting in %s",
+					   t->pid, p->fd, p->link);
 	} else if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
 		pr_warn("dump pid %d fd %d: echo replies waiting in ping socket %s are not kept", t->pid,
 			p->fd, p->link);
 	}
-	if ((err = inet_mcast_dump(sk, in))) {
-		pr_err("dump pid %d fd %d: cannot read the multicast groups of %s: %s", t->pid, p->fd,
-		       p->link, strerror(-err));
-		return err;
-	}
+	if ((err = inet_mcast_dump(sk, in)))
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the multicast groups of %s",
+				   t->pid, p->fd, p->link);
 	return 1;
 }
 
@@ -225,6 +233,9 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		return -ENOTSUP;
 	}
 	InetSocket *in = xzalloc(sizeof(*in));
+	unsigned logged = log_errors();
+	if (!in)
+		return -ENOMEM;
 	inet_socket__init(in);
 	e->inet = in;
 	e->kind = FD_KIND__FD_INET;
@@ -237,22 +248,24 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	in->ino = p->st.st_ino;
 	in->state = INET_STATE__INET_FRESH;
 	if (!getsockname(sk, (struct sockaddr *)&sa, &salen) &&
-	    inet_from_sockaddr(&sa, &in->src_addr, &in->src_port)) {
+	    (err = inet_from_sockaddr(&sa, &in->src_addr, &in->src_port))) {
+		if (err < 0)
+			return err;
 		in->has_src_addr = in->has_src_port = true;
 		if (in->src_port)
 			in->state = INET_STATE__INET_BOUND;
 	}
 	salen = sizeof(sa);
 	if (!getpeername(sk, (struct sockaddr *)&sa, &salen) &&
-	    inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port)) {
+	    (err = inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port))) {
+		if (err < 0)
+			return err;
 		in->has_dst_addr = in->has_dst_port = true;
 		in->state = INET_STATE__INET_CONNECTED;
 	}
-	if ((err = inet_opts_dump(sk, in))) {
-		pr_err("dump pid %d fd %d: cannot read the options of %s: %s", t->pid, p->fd, p->link,
-		       strerror(-err));
-		return err;
-	}
+	if ((err = inet_opts_dump(sk, in)))
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s", t->pid,
+				   p->fd, p->link);
 	return tcp ? inet_tcp_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
 }
 
@@ -324,13 +337,15 @@ static int send_as_sender(int family, const void *daddr, uint16_t dport, const I
 {
 	size_t hdr = family == AF_INET ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
 	size_t ulen = sizeof(struct udphdr) + d->data.len;
-	auto_free uint8_t *pkt = calloc(1, hdr + ulen);
+	auto_free uint8_t *pkt = xzalloc(hdr + ulen);
 	auto_close int raw = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	struct udphdr *u = (struct udphdr *)(pkt ? pkt + hdr : NULL);
 	struct sockaddr_storage to = { 0 };
 	socklen_t tolen;
 
-	if (!pkt || raw < 0 || ulen > 65535)
+	if (!pkt)
+		return -ENOMEM;
+	if (raw < 0 || ulen > 65535)
 		return -errno ?: -EMSGSIZE;
 	u->source = htons(d->src_port);
 	u->dest = htons(dport);
@@ -396,9 +411,12 @@ static int refill_datagrams(const struct restore_task *t, const FdEntry *e, int 
 	}
 	for (size_t k = 0; k < in->n_queued; k++) {
 		const InetDatagram *d = in->queued[k];
+		unsigned logged = log_errors();
 		int err = send_as_sender(in->family, daddr, dport, d);
 		if (!err)
 			continue;
+		if (log_errors() != logged) /* out of memory, said */
+			return err;
 		struct sockaddr_storage to;
 		ProtobufCBinaryData da = { in->src_addr.len, daddr };
 		auto_close int s = socket(in->family, SOCK_DGRAM | SOCK_CLOEXEC, in->protocol);

@@ -14,8 +14,8 @@ bool inet_sockaddr(uint32_t family, const ProtobufCBinaryData *addr, uint32_t po
 /* "1.2.3.4:80", "[::1]:80" of an image's address, for messages. */
 const char *inet_addr_str(uint32_t family, const ProtobufCBinaryData *addr, uint32_t port,
 			  char *buf, size_t len);
-/* A socket address into the image's bytes and port; false if not of the family. */
-bool inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
+/* A socket address into the image's bytes and port: 1; 0 if not of the family; -ENOMEM. */
+int inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
 			uint32_t *port);
 
 /* inet-opts.c: the options of sk that differ from a fresh socket's of its kind. */

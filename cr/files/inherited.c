@@ -42,11 +42,13 @@ static bool from_outside(const struct dump_task *t, int fd)
 static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode);
+	int owned = 0;
 
 	if (!tty && !pipe)
 		return 0;
-	if (tty && pty_slave_index(&p->st) >= 0 && pty_kept(t, pty_slave_index(&p->st), &p->st))
-		return 0; /* a pty of the tree's own (cr/files/pty.c) */
+	if (tty && pty_slave_index(&p->st) >= 0 &&
+	    (owned = pty_kept(t, pty_slave_index(&p->st), &p->st)))
+		return owned < 0 ? owned : 0; /* a pty of the tree's own (cr/files/pty.c) */
 	if (pipe && !from_outside(t, p->fd))
 		return 0; /* a pipe of the tree's own: saved as a pipe (cr/files/pipe.c) */
 	if (!t->ctx->opts->shell_job) {
@@ -62,7 +64,7 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 			e->has_inherit_from = true;
 			e->inherit_from = std;
 			e->path = xstrdup(p->link);
-			return 1;
+			return e->path ? 1 : -ENOMEM;
 		}
 	}
 	pr_err("dump pid %d fd %d: %s is not one of the task's stdio fds, cannot inherit it", t->pid,

@@ -21,29 +21,6 @@
 #include "log.h"
 #include "util.h"
 
-/* The path of the inode of a handle fdinfo shows (sdev: the kernel's major << 20 | minor). */
-static int handle_to_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path,
-			  size_t len)
-{
-	unsigned char raw[128];
-	char proc[64];
-
-	if (bytes > sizeof(raw))
-		return -EINVAL;
-	for (unsigned i = 0; i < bytes; i++)
-		if (sscanf(hex + 2 * i, "%2hhx", &raw[i]) != 1)
-			return -EINVAL;
-	auto_close int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
-	if (fd < 0)
-		return fd;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, path, len - 1);
-	if (n <= 0)
-		return -ENOENT;
-	path[n] = 0;
-	return 0;
-}
-
 /* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
 static int queued_bytes(pid_t pid, int fd)
 {
@@ -70,22 +47,29 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		unsigned long sdev;
 		int type;
 		char hex[260], path[4096];
-		if (sscanf(l, "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
+		char line[512];
+		int err = -EINVAL;
+		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
 			      "fhandle-type:%x f_handle:%259s",
 			   &wd, &sdev, &mask, &bytes, &type, hex) != 6 ||
-		    bytes > 128 || handle_to_path(sdev, bytes, type, hex, path, sizeof(path))) {
+		    bytes > 128 || (err = fhandle_path(sdev, bytes, type, hex, path, sizeof(path)))) {
+			if (err == -ENOMEM)
+				return err;
 			pr_err("dump pid %d fd %d: cannot find the file of an inotify watch", t->pid, p->fd);
 			return -ENOENT;
 		}
-		InotifyWatch *w = xzalloc(sizeof(*w));
+		InotifyWatch *w = xzalloc(sizeof(*w)), **more;
+		if (!w || !(more = xreallocarray(e->watches, e->n_watches + 1, sizeof(*more)))) {
+			free(w);
+			return -ENOMEM;
+		}
 		inotify_watch__init(w);
+		e->watches = more;
+		e->watches[e->n_watches++] = w;
 		w->wd = wd;
 		w->mask = mask;
-		w->path = xstrdup(path);
-		e->watches = realloc(e->watches, (e->n_watches + 1) * sizeof(*e->watches));
-		if (!e->watches)
+		if (!(w->path = xstrdup(path)))
 			return -ENOMEM;
-		e->watches[e->n_watches++] = w;
 	}
 	return 1;
 }
@@ -97,18 +81,27 @@ static int by_wd(const void *a, const void *b)
 
 static int open_inotify(struct restore_task *t, const FdEntry *e)
 {
-	int fd = inotify_init1(IN_CLOEXEC | (e->flags & O_NONBLOCK ? IN_NONBLOCK : 0));
 	InotifyWatch **w = xzalloc((e->n_watches + 1) * sizeof(*w));
+	int fd;
 
-	(void)t;
-	if (fd < 0)
+	if (!w)
+		return -ENOMEM;
+	if ((fd = inotify_init1(IN_CLOEXEC | (e->flags & O_NONBLOCK ? IN_NONBLOCK : 0))) < 0) {
+		free(w);
 		return -errno;
+	}
 	memcpy(w, e->watches, e->n_watches * sizeof(*w));
 	qsort(w, e->n_watches, sizeof(*w), by_wd);
 	for (size_t i = 0; i < e->n_watches; i++) {
 		int wd = inotify_add_watch(fd, w[i]->path, w[i]->mask);
 		if (wd != (int)w[i]->wd) {
 			int err = wd < 0 ? -errno : -EEXIST; /* the wd numbering cannot be reproduced */
+			if (wd < 0)
+				pr_perror("restore pid %d fd %u: cannot watch %s again", t->pid, e->fd,
+					  w[i]->path);
+			else
+				pr_err("restore pid %d fd %u: the watch of %s came back as wd %d, not %u",
+				       t->pid, e->fd, w[i]->path, wd, w[i]->wd);
 			free(w);
 			close(fd);
 			return err;

@@ -25,7 +25,8 @@ static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->shmem_id = p->st.st_ino;
 	e->flags = p->flags;
 	e->pos = p->pos;
-	e->path = xstrdup(p->link);
+	if (!(e->path = xstrdup(p->link)))
+		return -ENOMEM;
 	int err = shmem_note(t->ctx, path, p->link, p->st.st_ino, p->st.st_size);
 	return err ? err : 1;
 }

@@ -49,28 +49,46 @@ static struct mqueue_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_mqueues);
 }
 
-/* Takes every message out of q (stasis's own non-blocking description) and sends it back. */
-static int read_messages(int q, Mqueue *m, const char *what)
+/*
+ * Takes every message out of q (stasis's own non-blocking description) and sends it back.
+ * Room for the count messages it holds is made before the first is taken: running out of
+ * memory half way would lose one.
+ */
+static int read_messages(int q, Mqueue *m, size_t count, const char *what)
 {
-	char *buf = xzalloc(m->msgsize + 1);
 	unsigned prio;
 	ssize_t n;
 	int err = 0;
 
-	while ((n = mq_receive(q, buf, m->msgsize, &prio)) >= 0) {
-		MqueueMessage *msg = xzalloc(sizeof(*msg));
+	if (!(m->messages = xzalloc((count + 1) * sizeof(*m->messages))))
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		MqueueMessage *msg = m->messages[i] = xzalloc(sizeof(*msg));
+		if (!msg)
+			return -ENOMEM;
 		mqueue_message__init(msg);
+		if (!(msg->data.data = xzalloc(m->msgsize + 1)))
+			return -ENOMEM;
+	}
+	while (m->n_messages < count) {
+		MqueueMessage *msg = m->messages[m->n_messages];
+		if ((n = mq_receive(q, (char *)msg->data.data, m->msgsize, &prio)) < 0) {
+			if (errno != EAGAIN) {
+				err = -errno;
+				pr_perror("dump: message queue %s: cannot take message %zu", what,
+					  m->n_messages);
+			}
+			break;
+		}
 		msg->prio = prio;
 		msg->data.len = n;
-		msg->data.data = xzalloc(n + 1);
-		memcpy(msg->data.data, buf, n);
-		m->messages = realloc(m->messages, (m->n_messages + 1) * sizeof(*m->messages));
-		if (!m->messages)
-			abort();
-		m->messages[m->n_messages++] = msg;
+		m->n_messages++;
 	}
-	if (errno != EAGAIN)
-		err = -errno;
+	for (size_t i = m->n_messages; i < count; i++) { /* room not needed */
+		free(m->messages[i]->data.data);
+		free(m->messages[i]);
+		m->messages[i] = NULL;
+	}
 	for (size_t i = 0; i < m->n_messages; i++)
 		if (mq_send(q, (char *)m->messages[i]->data.data, m->messages[i]->data.len,
 			    m->messages[i]->prio) && !err) {
@@ -78,7 +96,6 @@ static int read_messages(int q, Mqueue *m, const char *what)
 			pr_perror("dump: message queue %s: %zu messages could not be put back", what,
 				  m->n_messages - i);
 		}
-	free(buf);
 	return err;
 }
 
@@ -99,9 +116,12 @@ static int note_queue(struct mqueue_state *dumped, const char *proc_path, const 
 		return -errno;
 	}
 	Mqueue *m = xzalloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
 	mqueue__init(m);
 	m->id = dumped->n;
-	m->name = xstrdup(link);
+	if (!(m->name = xstrdup(link)))
+		return -ENOMEM;
 	m->deleted = ends_with(link, DELETED_SUFFIX);
 	if (m->deleted)
 		m->name[strlen(m->name) - strlen(DELETED_SUFFIX)] = 0;
@@ -118,21 +138,20 @@ static int note_queue(struct mqueue_state *dumped, const char *proc_path, const 
 			"registration is not kept, and the messages are not saved (taking them would fire it; "
 			"on this host they stay in the queue)", pid, fd, link, notify_pid);
 	else {
-		int err = read_messages(q, m, link);
+		int err = read_messages(q, m, attr.mq_curmsgs, link);
 		if (err)
 			return err;
 		m->messages_saved = true;
 	}
-	Mqueue **queues = realloc(dumped->queues, (dumped->n + 1) * sizeof(*dumped->queues));
+	Mqueue **queues = xreallocarray(dumped->queues, dumped->n + 1, sizeof(*dumped->queues));
 	if (queues)
 		dumped->queues = queues;
-	ino_t *inodes = realloc(dumped->inodes, (dumped->n + 1) * sizeof(*dumped->inodes));
+	ino_t *inodes = queues ? xreallocarray(dumped->inodes, dumped->n + 1, sizeof(*dumped->inodes))
+			       : NULL;
 	if (inodes)
 		dumped->inodes = inodes;
-	if (!queues || !inodes) {
-		pr_err("dump pid %d fd %d: out of memory saving message queue %s", pid, fd, link);
+	if (!queues || !inodes)
 		return -ENOMEM;
-	}
 	dumped->inodes[dumped->n] = st->st_ino;
 	dumped->queues[dumped->n++] = m;
 	return m->id;
@@ -273,13 +292,13 @@ static int prepare_mqueues(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!st->table)
 		return 0;
-	st->fds = calloc(n + 1, sizeof(*st->fds));
-	st->made = calloc(n + 1, sizeof(*st->made));
-	st->names = calloc(n + 1, sizeof(*st->names));
-	if (!st->fds || !st->made || !st->names)
+	if (!(st->fds = xzalloc((n + 1) * sizeof(*st->fds))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		st->fds[i] = -1;
+	if (!(st->made = xzalloc((n + 1) * sizeof(*st->made))) ||
+	    !(st->names = xzalloc((n + 1) * sizeof(*st->names))))
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		if ((st->fds[i] = prepare_queue(st->table->queues[i], i, st->names[i], &st->made[i])) < 0)
 			return st->fds[i];

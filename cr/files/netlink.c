@@ -54,8 +54,9 @@ static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	e->sock_protocol = proto;
 	e->flags = p->flags;
 	e->nl_portid = self.nl_pid;
+	if (!(e->nl_groups = xzalloc((glen / sizeof(uint32_t) + 1) * sizeof(uint32_t))))
+		return -ENOMEM;
 	e->n_nl_groups = glen / sizeof(uint32_t);
-	e->nl_groups = xzalloc((e->n_nl_groups + 1) * sizeof(uint32_t));
 	memcpy(e->nl_groups, groups, glen);
 	if (!getpeername(s, (struct sockaddr *)&peer, &plen) && (peer.nl_pid || peer.nl_groups)) {
 		e->has_nl_peer_portid = e->has_nl_peer_groups = true;

@@ -1,6 +1,7 @@
 /*
- * Pipes and named pipes (FIFOs): each is saved once (pipes.img) with its capacity and the
- * data written to it but not read yet, copied out with tee() so that nothing is consumed. On
+ * Pipes and named pipes (FIFOs, also one removed while open: made again for the moment through
+ * ghosts.img): each is saved once (pipes.img) with its capacity and the data written to it but
+ * not read yet, copied out with tee() so that nothing is consumed. On
  * restore stasis creates every pipe (or opens every FIFO by path) before the tree, sizes it
  * and writes the data back; each end is then handed to every process that held it, as the
  * same open file. A pipe the caller names with --inherit-fd fd[N]:pipe:[INODE] (its other
@@ -26,7 +27,14 @@ struct restored_pipe {
 	uint64_t id;
 	int ends[2];     /* stasis' own, inherited by every new process; a FIFO: one O_RDWR */
 	char *fifo_path; /* a named pipe: each fd is opened by path (by stasis, see open_in_stasis) */
+	int ghost_id;    /* a named pipe removed: each fd is opened through its ghost (or -1) */
 };
+
+/* A new open file of the named pipe rp with open(2) flags: by path, or its ghost's. */
+static int open_fifo(const struct run_ctx *ctx, const struct restored_pipe *rp, int flags)
+{
+	return rp->ghost_id >= 0 ? ghost_open(ctx, rp->ghost_id, flags) : tree_open(ctx, rp->fifo_path, flags, 0);
+}
 
 /* The run's pipes: saved by the dump, or made again by the restore. */
 struct pipe_state {
@@ -70,11 +78,16 @@ static int read_pipe(pid_t pid, int fd, PipeObject *o)
 		goto out;
 	}
 	if (n > 0) {
+		if (!(o->data.data = xzalloc(n))) {
+			err = -ENOMEM;
+			goto out;
+		}
 		o->has_data = true;
-		o->data.data = xzalloc(n);
 		o->data.len = n;
-		if (read_all(tmp[0], o->data.data, n) != n)
+		if (read_all(tmp[0], o->data.data, n) != n) {
+			pr_perror("dump pid %d fd %d: cannot read the copy of its pipe's data", pid, fd);
 			err = -EIO;
+		}
 	}
 out:
 	if (tmp[0] >= 0)
@@ -91,27 +104,37 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 	if (!S_ISFIFO(p->st.st_mode) || (!fifo && strncmp(p->link, "pipe:[", 6)))
 		return 0;
-	if (fifo && strstr(p->link, " (deleted)")) {
-		pr_err("dump pid %d fd %d: named pipe %s was removed (not supported yet)", t->pid,
-		       p->fd, p->link);
-		return -ENOTSUP;
+	if (fifo && ghost_path(p->link)) { /* removed: made again for the moment (ghosts.img) */
+		char path[64], what[32];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
+		snprintf(what, sizeof(what), "fd %d", p->fd);
+		int id = ghost_note(t->ctx, path, p->link, t->pid, what, true);
+		if (id < 0)
+			return id;
+		e->has_ghost_id = true;
+		e->ghost_id = id;
 	}
 	e->has_pipe_id = e->has_flags = true;
 	e->pipe_id = p->st.st_ino;
 	e->flags = p->flags;
-	e->path = xstrdup(p->link);
+	if (!(e->path = xstrdup(p->link)))
+		return -ENOMEM;
 	for (size_t i = 0; i < pd->n; i++)
 		if (pd->pipes[i]->id == e->pipe_id)
 			return 1;
 	PipeObject *o = xzalloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
 	pipe_object__init(o);
 	o->id = e->pipe_id;
-	if (fifo)
-		o->fifo_path = xstrdup(p->link);
+	if (fifo && !(o->fifo_path = xstrdup(p->link)))
+		return -ENOMEM;
+	o->has_fifo_ghost_id = e->has_ghost_id;
+	o->fifo_ghost_id = e->ghost_id;
 	int err = read_pipe(t->pid, p->fd, o);
 	if (err)
 		return err;
-	PipeObject **more = realloc(pd->pipes, (pd->n + 1) * sizeof(*pd->pipes));
+	PipeObject **more = xreallocarray(pd->pipes, pd->n + 1, sizeof(*pd->pipes));
 	if (!more)
 		return -ENOMEM;
 	pd->pipes = more;
@@ -159,7 +182,7 @@ static int validate_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 0; i < st->tab->n_pipes; i++) {
 		const PipeObject *o = st->tab->pipes[i];
 		if (o->data.len > o->size || o->size > (1u << 30) || saved_pipe(st->tab, o->id) != o ||
-		    (o->fifo_path && o->fifo_path[0] != '/')) {
+		    (o->fifo_path && o->fifo_path[0] != '/') || (o->has_fifo_ghost_id && !o->fifo_path)) {
 			pr_err("image pipes.img: pipe %zu (id %llu) is invalid", i, (unsigned long long)o->id);
 			return -EINVAL;
 		}
@@ -167,7 +190,14 @@ static int validate_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
-			if (e->kind == FD_KIND__FD_PIPE && !saved_pipe(st->tab, e->pipe_id)) {
+			const PipeObject *o = e->kind == FD_KIND__FD_PIPE ? saved_pipe(st->tab, e->pipe_id) : NULL;
+			if (e->kind == FD_KIND__FD_PIPE && o && o->has_fifo_ghost_id &&
+			    (!e->has_ghost_id || e->ghost_id != o->fifo_ghost_id)) {
+				pr_err("image fds-%d.img: fd %u and pipes.img disagree on the removed named pipe "
+				       "%s", rt->tasks[i].pid, e->fd, o->fifo_path);
+				return -EINVAL;
+			}
+			if (e->kind == FD_KIND__FD_PIPE && !o) {
 				pr_err("image fds-%d.img: fd %u is pipe %llu, which pipes.img does not hold",
 				       rt->tasks[i].pid, e->fd, (unsigned long long)e->pipe_id);
 				return -EINVAL;
@@ -201,7 +231,8 @@ static int make_pipe(const struct run_ctx *ctx, const PipeObject *o, struct rest
 	if (o->fifo_path) {
 		/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
 		rp->fifo_path = o->fifo_path;
-		rp->ends[0] = rp->ends[1] = tree_open(ctx, o->fifo_path, O_RDWR | O_NONBLOCK, 0);
+		rp->ghost_id = o->has_fifo_ghost_id ? (int)o->fifo_ghost_id : -1;
+		rp->ends[0] = rp->ends[1] = open_fifo(ctx, rp, O_RDWR | O_NONBLOCK);
 		if (rp->ends[0] < 0) {
 			pr_err("restore: named pipe %s: %s", o->fifo_path, strerror(-rp->ends[0]));
 			return rp->ends[0];
@@ -228,7 +259,7 @@ static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!st->tab)
 		return 0;
-	st->made = calloc(st->tab->n_pipes + 1, sizeof(*st->made));
+	st->made = xzalloc((st->tab->n_pipes + 1) * sizeof(*st->made));
 	if (!st->made)
 		return -ENOMEM;
 	for (size_t i = 0; i < st->tab->n_pipes; i++) {
@@ -297,8 +328,8 @@ static int open_pipe(struct restore_task *t, const FdEntry *e)
 		if (pipes[i].id != e->pipe_id)
 			continue;
 		if (pipes[i].fifo_path) {
-			int fd = tree_open(t->ctx, pipes[i].fifo_path,
-					   (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_NONBLOCK, 0);
+			int fd = open_fifo(t->ctx, &pipes[i],
+					   (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | O_NONBLOCK);
 			if (fd < 0)
 				return fd;
 			if (fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT))) {

@@ -109,14 +109,16 @@ static int master_index(pid_t pid, int fd)
 }
 
 /* Which ptys the tree holds masters of: every process's fds, once per dump. */
-static void scan_masters(struct dump_task *t, struct pty_state *pd)
+static int scan_masters(struct dump_task *t, struct pty_state *pd)
 {
-	pd->scanned = true;
 	for (size_t k = 0; k < t->tree_size; k++) {
 		pid_t pid = t->tree[k].pid;
 		auto_free int *fds = NULL;
 		size_t n;
-		if (proc_list_numbers(pid, "fd", &fds, &n))
+		int err = proc_list_numbers(pid, "fd", &fds, &n);
+		if (err == -ENOMEM)
+			return err;
+		if (err)
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			char path[64];
@@ -125,33 +127,43 @@ static void scan_masters(struct dump_task *t, struct pty_state *pd)
 			int index;
 			if (stat(path, &st) || !is_ptmx(&st) || (index = master_index(pid, fds[i])) < 0)
 				continue;
-			pd->masters = realloc(pd->masters, (pd->nr_masters + 1) * sizeof(*pd->masters));
-			if (!pd->masters)
-				abort();
+			struct held_master *more = xreallocarray(pd->masters, pd->nr_masters + 1,
+								 sizeof(*more));
+			if (!more)
+				return -ENOMEM;
+			pd->masters = more;
 			pd->masters[pd->nr_masters].index = index;
 			pd->masters[pd->nr_masters].pid = pid;
 			pd->masters[pd->nr_masters++].fd = fds[i];
 		}
 	}
+	pd->scanned = true;
+	return 0;
 }
 
-/* Which master fd of the tree holds pty index; NULL if none. */
-static const struct held_master *find_master(struct dump_task *t, int index)
+/* Which master fd of the tree holds pty index (*m NULL if none); -ENOMEM. */
+static int find_master(struct dump_task *t, int index, const struct held_master **m)
 {
 	struct pty_state *pd = state_of(t->ctx);
+	int err;
 
-	if (!pd->scanned)
-		scan_masters(t, pd);
-	for (size_t i = 0; i < pd->nr_masters; i++)
+	*m = NULL;
+	if (!pd->scanned && (err = scan_masters(t, pd)))
+		return err;
+	for (size_t i = 0; i < pd->nr_masters && !*m; i++)
 		if (pd->masters[i].index == (uint32_t)index)
-			return &pd->masters[i];
-	return NULL;
+			*m = &pd->masters[i];
+	return 0;
 }
 
 /* A copy of an fd of the master of pty index held by the tree; negative if none. */
 static int master_of(struct dump_task *t, int index)
 {
-	const struct held_master *m = find_master(t, index);
+	const struct held_master *m;
+	int err = find_master(t, index, &m);
+
+	if (err)
+		return err;
 	return m ? task_fd_copy(m->pid, m->fd) : -ENOENT;
 }
 
@@ -161,21 +173,24 @@ static bool orphans_kept(const struct dump_task *t)
 	return t->ctx->opts->orphan_pts_master && !t->ctx->opts->shell_job;
 }
 
-bool pty_kept(struct dump_task *t, int index, const struct stat *slave)
+int pty_kept(struct dump_task *t, int index, const struct stat *slave)
 {
+	const struct held_master *m;
 	char path[64];
 	struct stat own;
+	int err;
 
-	if (find_master(t, index))
-		return true;
+	if ((err = find_master(t, index, &m)) || m)
+		return err ? err : 1;
 	/* an orphan only from the tree's own devpts (the container's terminal, not the host's) */
 	snprintf(path, sizeof(path), "/proc/%d/root/dev/pts/%d", t->pid, index);
 	if (!orphans_kept(t) || stat(path, &own) || !S_ISCHR(own.st_mode))
-		return false;
+		return 0;
 	return !slave || (own.st_dev == slave->st_dev && own.st_ino == slave->st_ino);
 }
 
-/* The foreground group of pid's controlling terminal (/proc/PID/stat field 8), 0 if none. */
+/* The foreground group of pid's controlling terminal (/proc/PID/stat field 8), 0 if none;
+ * -ENOMEM. */
 static pid_t ctty_foreground(pid_t pid)
 {
 	char path[64];
@@ -183,6 +198,8 @@ static pid_t ctty_foreground(pid_t pid)
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	auto_free char *text = read_file_at(AT_FDCWD, path, NULL);
+	if (!text && errno == ENOMEM)
+		return -ENOMEM;
 	const char *after = text ? strrchr(text, ')') : NULL;
 	if (!after || sscanf(after, ") %*c %*d %*d %*d %*d %d", &tpgid) != 1 || tpgid < 0)
 		return 0;
@@ -227,7 +244,6 @@ static void read_pending(int fd, ProtobufCBinaryData *into)
 {
 	int bytes, quiet = 0;
 
-	into->data = xzalloc(PTY_IN_FLIGHT_MAX);
 	while (quiet < 3 && into->len < PTY_IN_FLIGHT_MAX) {
 		if (ioctl(fd, FIONREAD, &bytes) || bytes <= 0) {
 			quiet++;
@@ -254,6 +270,10 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 	struct termios noncanon = *tio;
 	int pkt = 0, off = 0, err;
 
+	/* room for all of it before anything is taken: nothing read may be lost */
+	if (!(p->output.data = xzalloc(PTY_IN_FLIGHT_MAX)) ||
+	    !(p->input.data = xzalloc(PTY_IN_FLIGHT_MAX)))
+		return -ENOMEM;
 	if (ioctl(m, TIOCGPKT, &pkt) || (pkt && ioctl(m, TIOCPKT, &off))) {
 		pr_perror("dump pid %d: pty %s: cannot read its packet mode", pid, path);
 		return -errno;
@@ -279,7 +299,7 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 static int note_pty(struct dump_task *t, int index, int slave_fd)
 {
 	struct pty_state *pd = state_of(t->ctx);
-	bool orphan = find_master(t, index) == NULL;
+	const struct held_master *master;
 	char path[64];
 	struct termios tio;
 	struct winsize ws;
@@ -289,18 +309,23 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 	for (size_t i = 0; i < pd->tab.n_ptys; i++)
 		if (pd->tab.ptys[i]->index == (uint32_t)index)
 			return 0;
+	if ((err = find_master(t, index, &master)))
+		return err;
+	bool orphan = !master;
 	snprintf(path, sizeof(path), "/dev/pts/%d", index);
 	/* the slave through its master (the tree's devpts may not be stasis's); an orphan
 	 * slave, whose master the engine holds, from the task's own fd */
 	auto_close int m = orphan ? -1 : master_of(t, index);
 	auto_close int s = orphan ? task_fd_copy(t->pid, slave_fd)
 			: m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws)) {
+	struct stat sst;
+	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws) || fstat(s, &sst)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
 		return -EIO;
 	}
 	if (orphan) {
-		fg = pty_ctty_index(t->stat.tty_nr) == index ? ctty_foreground(t->pid) : 0;
+		if ((fg = pty_ctty_index(t->stat.tty_nr) == index ? ctty_foreground(t->pid) : 0) < 0)
+			return fg;
 		pr_info("dump pid %d fd %d: pty %s has its master outside the tree: made anew on "
 			"restore and handed to the engine (orphan_pts_master)", t->pid, slave_fd, path);
 	} else if (ioctl(m, TIOCGPGRP, &fg)) {
@@ -309,25 +334,31 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 	int excl = 0;
 	if (ioctl(s, TIOCGEXCL, &excl))
 		excl = 0;
-	Pty *p = xzalloc(sizeof(*p));
+	Pty *p = xzalloc(sizeof(*p)), **more;
+	if (!p || !(more = xreallocarray(pd->tab.ptys, pd->tab.n_ptys + 1, sizeof(*more)))) {
+		free(p);
+		return -ENOMEM;
+	}
+	pd->tab.ptys = more;
+	pd->tab.ptys[pd->tab.n_ptys++] = p;
 	pty__init(p);
+	if (!(p->termios.data = xzalloc(sizeof(tio))) || !(p->winsize.data = xzalloc(sizeof(ws))))
+		return -ENOMEM;
 	p->index = index;
 	p->termios.len = sizeof(tio);
-	p->termios.data = xzalloc(sizeof(tio));
 	memcpy(p->termios.data, &tio, sizeof(tio));
 	p->winsize.len = sizeof(ws);
-	p->winsize.data = xzalloc(sizeof(ws));
 	memcpy(p->winsize.data, &ws, sizeof(ws));
 	if (fg > 0 && pid_ns_vpid(t->ctx, fg)) {
 		p->has_fg_pgrp = true;
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
+	p->has_slave_mode = p->has_slave_uid = p->has_slave_gid = true;
+	p->slave_mode = sst.st_mode & 07777;
+	p->slave_uid = sst.st_uid;
+	p->slave_gid = sst.st_gid;
 	p->has_orphan = p->orphan = orphan;
-	pd->tab.ptys = realloc(pd->tab.ptys, (pd->tab.n_ptys + 1) * sizeof(*pd->tab.ptys));
-	if (!pd->tab.ptys)
-		return -ENOMEM;
-	pd->tab.ptys[pd->tab.n_ptys++] = p;
 	if (!orphan && (err = save_in_flight(t->pid, path, m, s, &tio, p)))
 		return err;
 	return 0;
@@ -344,7 +375,9 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		}
 		e->kind = FD_KIND__FD_PTY_MASTER;
 		err = note_pty(t, index, -1);
-	} else if ((index = pty_slave_index(&p->st)) >= 0 && pty_kept(t, index, &p->st)) {
+	} else if ((index = pty_slave_index(&p->st)) >= 0 && (err = pty_kept(t, index, &p->st))) {
+		if (err < 0)
+			return err;
 		e->kind = FD_KIND__FD_PTY_SLAVE;
 		err = note_pty(t, index, p->fd);
 	} else {
@@ -355,7 +388,8 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->has_pty_index = e->has_flags = true;
 	e->pty_index = index;
 	e->flags = p->flags;
-	e->path = xstrdup(p->link);
+	if (!(e->path = xstrdup(p->link)))
+		return -ENOMEM;
 	return 1;
 }
 
@@ -466,7 +500,7 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!tab)
 		return 0;
-	st->made = calloc(tab->n_ptys + 1, sizeof(*st->made));
+	st->made = xzalloc((tab->n_ptys + 1) * sizeof(*st->made));
 	if (!st->made)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab->n_ptys; i++) {
@@ -489,7 +523,9 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		int on = 1;
 		if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
 		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
-		    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL))) {
+		    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
+		    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
+		    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777))) {
 			pr_perror("restore: cannot set the state of pty %s", path);
 			return -errno;
 		}

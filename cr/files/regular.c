@@ -1,8 +1,9 @@
 /*
- * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds,
- * the memory character devices (/dev/null, /dev/zero, /dev/urandom ...) and /dev/tty (the
- * controlling terminal of the session, which is restored before any fd). A regular file
- * deleted while open comes back from its saved content (cr/files/ghost.c).
+ * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds of
+ * anything with a name (a symlink itself with O_NOFOLLOW, a FIFO, a socket file, a device
+ * node), the memory character devices (/dev/null, /dev/zero, /dev/urandom ...) and /dev/tty
+ * (the controlling terminal of the session, which is restored before any fd), files of /proc.
+ * A file, directory or node removed while open comes back from ghosts.img (cr/files/ghost.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -24,6 +26,12 @@
 
 /* Flags that made sense at open time only. */
 #define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
+
+/* open(2) flags to open e's file again with (O_TMPFILE made the file: it is not asked again). */
+static int reopen_flags(const FdEntry *e)
+{
+	return e->flags & ~REOPEN_DROP & ((e->flags & O_TMPFILE) == O_TMPFILE ? ~O_TMPFILE : ~0);
+}
 
 /*
  * A memory device's /dev name by its number. Its fd may come from a mount the tree cannot see
@@ -51,45 +59,54 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
 	bool memdev = S_ISCHR(p->st.st_mode) &&
 		      (major(p->st.st_rdev) == MEM_MAJOR || p->st.st_rdev == DEV_TTY);
+	bool opath = p->flags & O_PATH, gone = ghost_path(p->link);
 
-	if (!reg && !dir && !memdev)
+	if (!reg && !dir && !memdev && !opath)
 		return 0;
 	/* (a memory device is the same device by whatever path: its number is checked) */
 	uint64_t mnt_id;
 	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id);
 	char tree_path[PATH_MAX];
 	const char *saved_path = p->link;
-	if (!memdev && outside && p->link[0] == '/' &&
+	if (!memdev && !gone && outside && p->link[0] == '/' &&
 	    !mount_ns_path_of(t->ctx, t->pid, p->link, &p->st, tree_path, sizeof(tree_path))) {
 		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
 			 p->fd, p->link, (unsigned long long)mnt_id, tree_path);
 		saved_path = tree_path;
-	} else if (!memdev && outside) {
+	} else if ((!memdev || gone) && outside) {
 		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
 		       "%llu): its path means nothing inside; not supported", t->pid, p->fd, p->link,
 		       (unsigned long long)mnt_id);
 		return -ENOTSUP;
 	}
-	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !t->core->has_ctty_pty && !t->ctx->opts->shell_job) {
+	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !opath && !t->core->has_ctty_pty &&
+	    !t->ctx->opts->shell_job) {
 		pr_err("dump pid %d fd %d: /dev/tty, its controlling terminal, is from outside the tree "
 		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
 		return -ENOTSUP;
 	}
-	if (reg && ends_with(p->link, " (deleted)")) {
-		char path[64];
+	if (!strcmp(p->link, "/secretmem (deleted)")) {
+		pr_err("dump pid %d fd %d: a memfd_secret() file, which no process but its own can read: "
+		       "not supported", t->pid, p->fd);
+		return -ENOTSUP;
+	}
+	if (gone) { /* removed: a regular file's content, or what a directory or node was */
+		char path[64], what[32];
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
-		int id = ghost_note(t->ctx, path, p->link, t->pid);
+		snprintf(what, sizeof(what), "fd %d", p->fd);
+		int id = ghost_note(t->ctx, path, p->link, t->pid, what, true);
 		if (id < 0)
 			return id;
 		e->has_ghost_id = true;
 		e->ghost_id = id;
-	} else if (p->link[0] != '/' || ends_with(p->link, " (deleted)")) {
-		pr_err("dump pid %d fd %d: %s is unlinked or not reachable by path (not supported yet)",
-		       t->pid, p->fd, p->link);
+	} else if (p->link[0] != '/') {
+		pr_err("dump pid %d fd %d: %s is not reachable by path (not supported yet)", t->pid, p->fd,
+		       p->link);
 		return -ENOTSUP;
 	}
-	e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
-									  : saved_path);
+	if (!(e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
+										: saved_path)))
+		return -ENOMEM;
 	e->has_flags = e->has_pos = true;
 	e->flags = p->flags;
 	e->pos = p->pos;
@@ -97,7 +114,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		e->has_size = true;
 		e->size = p->st.st_size;
 	}
-	if (memdev) {
+	if (S_ISCHR(p->st.st_mode)) {
 		e->has_rdev = true;
 		e->rdev = p->st.st_rdev;
 	}
@@ -114,15 +131,32 @@ static int validate_regular(const struct restore_task *t, const FdEntry *e)
 	return 0;
 }
 
+/* A file of /proc/PID/ of a process of the tree: it exists once the tree runs. */
+static bool proc_of_tree(const struct restore_task *t, const char *path)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(path, "/proc/", 6))
+		return false;
+	pid = strtol(path + 6, &end, 10);
+	if (end == path + 6 || (*end && *end != '/'))
+		return false;
+	for (size_t i = 0; i < t->tree_size; i++)
+		if (t->tree[i].pid == pid)
+			return true;
+	return false;
+}
+
 /* Before anything starts: the file (or device) is still there to be opened. */
 static int check_regular(const struct restore_task *t, const FdEntry *e)
 {
 	struct stat st;
 	int err;
 
-	if (e->has_ghost_id)
-		return 0; /* a deleted file: checked with ghosts.img */
-	if ((err = tree_stat(t->ctx, e->path, &st, 0))) {
+	if (e->has_ghost_id || proc_of_tree(t, e->path))
+		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree: not there yet */
+	if ((err = tree_stat(t->ctx, e->path, &st, (e->flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0))) {
 		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
 		       strerror(-err));
 		return err;
@@ -137,8 +171,8 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 
 static int open_regular(struct restore_task *t, const FdEntry *e)
 {
-	int fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, e->flags & ~REOPEN_DROP)
-				 : tree_open(t->ctx, e->path, e->flags & ~REOPEN_DROP, 0);
+	int fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
+				 : tree_open(t->ctx, e->path, reopen_flags(e), 0);
 	struct stat st;
 
 	if (fd < 0)

@@ -53,7 +53,7 @@ static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
 
 static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held)
 {
-	struct shared_file *more = realloc(st->files, (st->n + 1) * sizeof(*st->files));
+	struct shared_file *more = xreallocarray(st->files, st->n + 1, sizeof(*st->files));
 
 	if (!more) {
 		close(held);
@@ -78,12 +78,11 @@ static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 			const struct fd_kind_ops *ops = fd_kind_of(e->kind);
 			if (!ops || !ops->open_in_stasis)
 				continue;
+			unsigned logged = log_errors();
 			int held = ops->open(&tasks[i], e);
-			if (held < 0) {
-				pr_err("restore pid %d fd %u: cannot open %s: %s", tasks[i].pid, e->fd,
-				       e->path ? e->path : ops->name, strerror(-held));
-				return held;
-			}
+			if (held < 0)
+				return log_unnamed(logged, held, "restore pid %d fd %u: cannot open %s",
+						   tasks[i].pid, e->fd, e->path ? e->path : ops->name);
 			if ((err = hold(st, tasks[i].pid, e->fd, held)))
 				return err;
 		}
@@ -106,12 +105,11 @@ static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 				       tasks[i].pid, e->fd, e->shared_fd, e->shared_pid);
 				return -EINVAL;
 			}
+			unsigned logged = log_errors();
 			int held = ops->open(owner, o);
-			if (held < 0) {
-				pr_err("restore pid %u fd %u: cannot open %s: %s", e->shared_pid, e->shared_fd,
-				       o->path ? o->path : ops->name, strerror(-held));
-				return held;
-			}
+			if (held < 0)
+				return log_unnamed(logged, held, "restore pid %u fd %u: cannot open %s",
+						   e->shared_pid, e->shared_fd, o->path ? o->path : ops->name);
 			if ((err = hold(st, e->shared_pid, e->shared_fd, held)))
 				return err;
 		}

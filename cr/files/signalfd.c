@@ -8,16 +8,18 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "log.h"
 
 static int dump_signalfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	uint64_t mask;
 
-	(void)t;
 	if (strcmp(p->link, "anon_inode:[signalfd]"))
 		return 0;
-	if (!fdinfo_u64(p->info, "sigmask:", 16, &mask))
+	if (!fdinfo_u64(p->info, "sigmask:", 16, &mask)) {
+		pr_err("dump pid %d fd %d: no sigmask in its fdinfo", t->pid, p->fd);
 		return -EINVAL;
+	}
 	e->has_sigmask = e->has_flags = true;
 	e->sigmask = mask;
 	e->flags = p->flags;

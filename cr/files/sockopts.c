@@ -81,16 +81,19 @@ int sockopts_dump(pid_t pid, int fd, FdEntry *e)
 	for (size_t i = 0; i < ARRAY_SIZE(known_opts); i++) {
 		if (!read_opt(sk, i, &now) || (read_opt(fresh, i, &dflt) && !memcmp(&now, &dflt, known_opts[i].size)))
 			continue;
-		SockOpt *o = xzalloc(sizeof(*o));
+		SockOpt *o = xzalloc(sizeof(*o)), **more;
+		if (!o || !(more = xreallocarray(e->sockopts, e->n_sockopts + 1, sizeof(*more)))) {
+			free(o);
+			return -ENOMEM;
+		}
 		sock_opt__init(o);
+		e->sockopts = more;
+		e->sockopts[e->n_sockopts++] = o;
+		if (!(o->value.data = xzalloc(known_opts[i].size)))
+			return -ENOMEM;
 		o->name = known_opts[i].name;
 		o->value.len = known_opts[i].size;
-		o->value.data = xzalloc(known_opts[i].size);
 		memcpy(o->value.data, &now, known_opts[i].size);
-		e->sockopts = realloc(e->sockopts, (e->n_sockopts + 1) * sizeof(*e->sockopts));
-		if (!e->sockopts)
-			abort();
-		e->sockopts[e->n_sockopts++] = o;
 	}
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "log.h"
 #include "util.h"
 
 #define TIMER_FLAGS_KNOWN (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)
@@ -43,13 +44,14 @@ static int dump_timerfd(struct dump_task *t, const struct fd_probe *p, FdEntry *
 {
 	uint64_t clockid, ticks, flags = 0;
 
-	(void)t;
 	if (strcmp(p->link, "anon_inode:[timerfd]"))
 		return 0;
 	if (!fdinfo_u64(p->info, "clockid:", 10, &clockid) || !fdinfo_u64(p->info, "ticks:", 10, &ticks) ||
 	    !fdinfo_time(p->info, "it_value:", &e->value_ns) ||
-	    !fdinfo_time(p->info, "it_interval:", &e->interval_ns))
+	    !fdinfo_time(p->info, "it_interval:", &e->interval_ns)) {
+		pr_err("dump pid %d fd %d: cannot parse its timerfd fdinfo", t->pid, p->fd);
 		return -EINVAL;
+	}
 	fdinfo_u64(p->info, "settime flags:", 0, &flags);
 	e->has_clockid = e->has_counter = e->has_value_ns = e->has_interval_ns = e->has_flags = true;
 	e->clockid = clockid;

@@ -27,12 +27,13 @@ int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const s
 {
 	uint64_t listener = 0;
 	struct unix_info li;
+	unsigned logged = log_errors();
 	int type, passcred, err = unix_find_listener(p->st.st_ino, &listener);
 	char name[sizeof(li.name) + 1] = "?", what[sizeof(name) + 96];
 
 	if (err < 0)
-		pr_err("dump pid %d fd %d: cannot list the listening unix sockets: %s", t->pid, p->fd,
-		       strerror(-err));
+		log_unnamed(logged, err, "dump pid %d fd %d: cannot list the listening unix sockets", t->pid,
+			    p->fd);
 	if (err <= 0)
 		return err; /* 0: not waiting to be accepted */
 	if ((err = unix_tree_holds(ud, t, listener)) < 0)
@@ -69,18 +70,24 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 	SocketTable *tab = &ud->tab;
 	struct unix_info li;
 	char name[sizeof(li.name) + 1];
+	unsigned logged = log_errors();
 	int err = sock_diag_unix(p->st.st_ino, &li, true);
 
 	unix_name(ui->name, ui->name_len, name, sizeof(name));
-	if (err) {
-		pr_err("dump pid %d fd %d: cannot list the connections waiting on %s: %s", t->pid, p->fd,
-		       name, strerror(-err));
-		return err;
-	}
+	if (err)
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot list the connections waiting on %s",
+				   t->pid, p->fd, name);
 	for (size_t i = 0; i < li.n_icons && !err; i++) {
 		uint64_t client = li.icons[i];
 		struct unix_info ci;
-		UnixPending *u = xzalloc(sizeof(*u));
+		UnixPending *u = xzalloc(sizeof(*u)), **more;
+		if (!u || !(more = xreallocarray(tab->pending, tab->n_pending + 1, sizeof(*more)))) {
+			free(u);
+			err = -ENOMEM;
+			break;
+		}
+		tab->pending = more;
+		tab->pending[tab->n_pending++] = u;
 		unix_pending__init(u);
 		u->listener = p->st.st_ino;
 		u->order = i;
@@ -109,11 +116,6 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 			u->client = client;
 			u->client_shutdown = ci.shutdown;
 		}
-		tab->pending = realloc(tab->pending, (tab->n_pending + 1) * sizeof(*tab->pending));
-		if (!tab->pending)
-			err = -ENOMEM;
-		else
-			tab->pending[tab->n_pending++] = u;
 	}
 	if (li.n_icons) { /* the restore makes this listener before the tree, for its clients */
 		e->has_sock_ino = true;

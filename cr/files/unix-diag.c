@@ -44,7 +44,7 @@ int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
 		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && len >= 1) {
 			ui->shutdown = *(const uint8_t *)data;
 		} else if (a->nla_type == UNIX_DIAG_ICONS && len / sizeof(uint32_t) && !ui->icons) {
-			ui->icons = malloc(len);
+			ui->icons = xmalloc(len);
 			if (!ui->icons)
 				return -ENOMEM;
 			memcpy(ui->icons, data, len);
@@ -57,7 +57,8 @@ int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
 	return 0;
 }
 
-/* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues. */
+/* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues (with
+ * no icons it allocates nothing: cleanups use it too). */
 int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 {
 	struct {
@@ -71,11 +72,11 @@ int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 				       UDIAG_SHOW_VFS | (with_icons ? UDIAG_SHOW_ICONS : 0),
 			 .udiag_cookie = { -1U, -1U } },
 	};
-	auto_free char *buf = malloc(UNIX_DIAG_BUF);
+	char buf[UNIX_DIAG_BUF] __attribute__((aligned(NLMSG_ALIGNTO)));
 	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
 	memset(ui, 0, sizeof(*ui));
-	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
+	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
 		return -errno;
 	ssize_t n = recv(nl, buf, UNIX_DIAG_BUF, 0);
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
@@ -97,11 +98,13 @@ int unix_find_listener(uint64_t client, uint64_t *listener)
 		.req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
 			 .udiag_show = UDIAG_SHOW_ICONS },
 	};
-	auto_free char *buf = malloc(UNIX_DIAG_BUF);
+	auto_free char *buf = xmalloc(UNIX_DIAG_BUF);
 	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	int found = 0;
 
-	if (!buf || nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
+	if (!buf)
+		return -ENOMEM;
+	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
 		return -errno;
 	for (;;) {
 		ssize_t got = recv(nl, buf, UNIX_DIAG_BUF, 0);

@@ -22,11 +22,10 @@ int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t)
 		pid_t pid = t->tree[k].pid;
 		auto_free int *fds = NULL;
 		size_t n;
+		unsigned logged = log_errors();
 		int err = proc_list_numbers(pid, "fd", &fds, &n);
-		if (err) {
-			pr_perror("dump pid %d: cannot list its fds", pid);
-			return err;
-		}
+		if (err)
+			return log_unnamed(logged, err, "dump pid %d: cannot list its fds", pid);
 		for (size_t i = 0; i < n; i++) {
 			char name[32], link[64];
 			unsigned long long ino;
@@ -38,9 +37,10 @@ int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t)
 				known = ud->held[j].ino == ino;
 			if (known)
 				continue;
-			ud->held = realloc(ud->held, (ud->nr_held + 1) * sizeof(*ud->held));
-			if (!ud->held)
+			struct unix_holder *more = xreallocarray(ud->held, ud->nr_held + 1, sizeof(*more));
+			if (!more)
 				return -ENOMEM;
+			ud->held = more;
 			ud->held[ud->nr_held++] = (struct unix_holder){ ino, pid, fds[i] };
 		}
 	}
@@ -75,7 +75,8 @@ int unix_dump_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		return -ENOTSUP;
 	}
 	e->kind = FD_KIND__FD_EXTERNAL;
-	e->ext_key = xstrdup(key);
+	if (!(e->ext_key = xstrdup(key)))
+		return -ENOMEM;
 	e->has_flags = true;
 	e->flags = p->flags;
 	pr_info("dump pid %d fd %d: unix socket %s is %s: saved as external, restore needs "
@@ -93,7 +94,7 @@ int unix_hold(struct unix_state *st, uint64_t ino, uint64_t pair_id, int fd, con
 		close(fd);
 		return -EINVAL;
 	}
-	struct held_socket *more = realloc(st->made, (st->nr_made + 1) * sizeof(*st->made));
+	struct held_socket *more = xreallocarray(st->made, st->nr_made + 1, sizeof(*st->made));
 	if (!more) {
 		close(fd);
 		return -ENOMEM;

@@ -88,7 +88,7 @@ int unix_carried_note(struct unix_state *ud, int fd, pid_t pid, int via_fd)
 			return i;
 		}
 	}
-	struct carried_file *more = realloc(ud->carried, (ud->nr_carried + 1) * sizeof(*more));
+	struct carried_file *more = xreallocarray(ud->carried, ud->nr_carried + 1, sizeof(*more));
 	if (!more) {
 		close(fd);
 		return -ENOMEM;
@@ -99,14 +99,17 @@ int unix_carried_note(struct unix_state *ud, int fd, pid_t pid, int via_fd)
 	return ud->nr_carried++;
 }
 
-/* A process's fd for which match(pid, fd) holds: 1, *pid and *fd; 0: none. */
+/* A process's fd for which match(pid, fd) holds: 1, *pid and *fd; 0: none; -ENOMEM. */
 static int find_in_tree(struct dump_task *t, bool (*match)(const void *, pid_t, int), const void *arg,
 			pid_t *pid, int *fd)
 {
 	for (size_t k = 0; k < t->tree_size; k++) {
 		auto_free int *fds = NULL;
 		size_t n;
-		if (proc_list_numbers(t->tree[k].pid, "fd", &fds, &n))
+		int err = proc_list_numbers(t->tree[k].pid, "fd", &fds, &n);
+		if (err == -ENOMEM)
+			return err;
+		if (err)
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			if (match(arg, t->tree[k].pid, fds[i])) {
@@ -133,10 +136,10 @@ static bool is_carried_file(const void *arg, pid_t pid, int fd)
 int unix_carried_held_by_tree(struct unix_state *ud, struct dump_task *t, uint32_t id, FdEntry *e)
 {
 	pid_t pid;
-	int fd;
+	int fd, found = find_in_tree(t, is_carried_file, &ud->carried[id], &pid, &fd);
 
-	if (!find_in_tree(t, is_carried_file, &ud->carried[id], &pid, &fd))
-		return 0;
+	if (found <= 0)
+		return found;
 	e->kind = FD_KIND__FD_SHARED;
 	e->has_shared_pid = e->has_shared_fd = true;
 	e->shared_pid = pid_ns_vpid(t->ctx, pid);
@@ -161,7 +164,7 @@ static int dump_carried_epoll(struct unix_state *ud, struct dump_task *t, uint32
 		uint64_t tfd, events, data;
 		struct kcmp_epoll_slot slot = { .efd = efd };
 		pid_t pid;
-		int fd, target = -1;
+		int fd, target = -1, found = 0;
 		if (!fdinfo_u64(l, "tfd:", 10, &tfd) || !fdinfo_u64(l, "events:", 16, &events) ||
 		    !fdinfo_u64(l, "data:", 16, &data))
 			return -EINVAL;
@@ -169,9 +172,13 @@ static int dump_carried_epoll(struct unix_state *ud, struct dump_task *t, uint32
 		for (size_t k = 0; k < ud->nr_carried && target < 0; k++)
 			if (is_epoll_target(&slot, getpid(), ud->carried[k].fd))
 				target = k;
-		if (target < 0 && find_in_tree(t, is_epoll_target, &slot, &pid, &fd)) {
+		if (target < 0 && (found = find_in_tree(t, is_epoll_target, &slot, &pid, &fd)) < 0)
+			return found;
+		if (found) {
 			int copy = task_fd_copy(pid, fd);
 			target = copy < 0 ? copy : unix_carried_note(ud, copy, via_pid, via_fd);
+			if (target == -ENOMEM)
+				return target;
 		}
 		if (target < 0) {
 			pr_err("dump pid %d fd %d: an epoll carried in flight watches a file (fd %llu where "
@@ -179,15 +186,22 @@ static int dump_carried_epoll(struct unix_state *ud, struct dump_task *t, uint32
 			       via_pid, via_fd, (unsigned long long)tfd);
 			return -ENOTSUP;
 		}
-		EpollTarget *et = xzalloc(sizeof(*et));
+		EpollTarget *et = xzalloc(sizeof(*et)), **targets;
+		uint32_t *files;
+		if (!et || !(targets = xreallocarray(e->targets, e->n_targets + 1, sizeof(*targets)))) {
+			free(et);
+			return -ENOMEM;
+		}
+		e->targets = targets;
+		if (!(files = xreallocarray(e->target_files, e->n_target_files + 1, sizeof(*files)))) {
+			free(et);
+			return -ENOMEM;
+		}
+		e->target_files = files;
 		epoll_target__init(et);
 		et->fd = tfd;
 		et->events = events;
 		et->data = data;
-		e->targets = realloc(e->targets, (e->n_targets + 1) * sizeof(*e->targets));
-		e->target_files = realloc(e->target_files, (e->n_target_files + 1) * sizeof(*e->target_files));
-		if (!e->targets || !e->target_files)
-			return -ENOMEM;
 		e->targets[e->n_targets++] = et;
 		e->target_files[e->n_target_files++] = target;
 	}
@@ -263,7 +277,7 @@ int unix_carried_validate(struct unix_state *st, const struct restore_task *task
 	const SocketTable *tab = st->rst;
 	struct restore_task pseudo = { .ctx = tasks[0].ctx };
 
-	st->carried = calloc(tab->n_in_flight + 1, sizeof(*st->carried));
+	st->carried = xzalloc((tab->n_in_flight + 1) * sizeof(*st->carried));
 	if (!st->carried)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab->n_in_flight; i++)
@@ -286,11 +300,11 @@ int unix_carried_validate(struct unix_state *st, const struct restore_task *task
 			pr_err("image sockets.img: file in flight %zu is invalid", i);
 			return -EINVAL;
 		}
+		unsigned logged = log_errors();
 		int err = ops && ops->validate ? ops->validate(&pseudo, e) : 0;
-		if (err) {
-			pr_err("image sockets.img: file in flight %zu (%s) cannot be made again", i, ops->name);
-			return err;
-		}
+		if (err)
+			return log_unnamed(logged, err, "image sockets.img: file in flight %zu (%s) cannot be made again",
+					   i, ops->name);
 	}
 	return 0;
 }
@@ -329,30 +343,30 @@ int unix_carried_open(struct unix_state *st, struct run_ctx *ctx)
 {
 	for (size_t i = 0; i < st->nr_carried; i++) {
 		const FdEntry *e = st->rst->in_flight[i];
+		unsigned logged = log_errors();
 		if (e->kind == FD_KIND__FD_SHARED)
 			continue;
 		st->carried[i].fd = open_carried(st, ctx, e);
 		if (st->carried[i].fd < 0) {
 			int err = st->carried[i].fd;
-			pr_err("restore: cannot make file in flight %zu (%s) again: %s", i,
-			       e->path ? e->path : carried_kind_of(e->kind) ? carried_kind_of(e->kind)->name
-									    : "unix socket",
-			       strerror(-err));
-			return err;
+			return log_unnamed(logged, err, "restore: cannot make file in flight %zu (%s) again", i,
+					   e->path ? e->path
+					   : carried_kind_of(e->kind) ? carried_kind_of(e->kind)->name
+								      : "unix socket");
 		}
 	}
 	return 0;
 }
 
 /* In a child (the numbers are its own): each target at its old fd number, then registered. */
-static void register_in_child(const struct unix_state *st, const FdEntry *e, int epfd)
+static void register_in_child(const struct unix_state *st, const FdEntry *e, int epfd, int *src)
 {
-	int *src = calloc(e->n_targets + 1, sizeof(int)), high = 0;
+	int high = 0;
 
 	for (size_t k = 0; k < e->n_targets; k++)
 		high = (int)e->targets[k]->fd > high ? (int)e->targets[k]->fd : high;
-	if (!src || (epfd = fcntl(epfd, F_DUPFD, high + 1)) < 0)
-		_exit(ENOMEM);
+	if ((epfd = fcntl(epfd, F_DUPFD, high + 1)) < 0)
+		_exit(errno);
 	for (size_t k = 0; k < e->n_targets; k++)
 		if ((src[k] = fcntl(st->carried[e->target_files[k]].fd, F_DUPFD, high + 1)) < 0)
 			_exit(errno);
@@ -372,9 +386,12 @@ static int register_targets(const struct unix_state *st, size_t id)
 
 	if (!e->n_targets)
 		return 0;
+	auto_free int *src = xzalloc(e->n_targets * sizeof(int)); /* the child's copies */
+	if (!src)
+		return -ENOMEM;
 	pid_t child = fork();
 	if (child == 0)
-		register_in_child(st, e, st->carried[id].fd);
+		register_in_child(st, e, st->carried[id].fd, src);
 	if (child < 0 || waitpid(child, &status, 0) != child)
 		return -errno;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
@@ -394,7 +411,9 @@ int unix_carried_take(struct unix_state *st)
 		if (e->kind != FD_KIND__FD_SHARED)
 			continue;
 		pid_t host = pid_ns_host_of(st->ctx, st->rt, e->shared_pid);
-		st->carried[i].fd = host ? task_fd_copy(host, e->shared_fd) : -ESRCH;
+		st->carried[i].fd = host > 0 ? task_fd_copy(host, e->shared_fd) : host ? host : -ESRCH;
+		if (st->carried[i].fd == -ENOMEM)
+			return -ENOMEM;
 		if (st->carried[i].fd < 0) {
 			pr_err("restore pid %u fd %u: cannot take it to send it in flight again: %s",
 			       e->shared_pid, e->shared_fd, strerror(-st->carried[i].fd));

@@ -37,8 +37,9 @@ static int set_socket(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 	e->flags = p->flags;
 	if (named && named->named) {
 		e->has_sock_name = true;
+		if (!(e->sock_name.data = xzalloc(named->name_len + 1)))
+			return -ENOMEM;
 		e->sock_name.len = named->name_len;
-		e->sock_name.data = xzalloc(named->name_len + 1);
 		memcpy(e->sock_name.data, named->name, named->name_len);
 	}
 	return 0;
@@ -55,7 +56,9 @@ static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	if (err || !named->named || !named->name[0])
 		return err;
 	/* (a socket in flight, held by stasis: looked for as the tree's root sees it) */
-	unix_name_place(t->pid == getpid() ? t->tree[0].pid : t->pid, named, &gone, &e->sock_dir, &st);
+	if ((err = unix_name_place(t->pid == getpid() ? t->tree[0].pid : t->pid, named, &gone,
+				   &e->sock_dir, &st)))
+		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
 	if (!gone && named->has_vfs) {
 		e->has_sock_file_mode = e->has_sock_file_uid = e->has_sock_file_gid = true;
@@ -263,6 +266,7 @@ int unix_make_bound(struct unix_state *st, const FdEntry *e)
 {
 	struct unix_file made = { NULL, 0, 0 };
 	char name[UNIX_NAME_MAX + 1];
+	unsigned logged = log_errors();
 	int err = 0, s = e->sock_name.len ? unix_bind_saved(st->ctx, e, &made) : unix_fresh_socket(e);
 
 	if (s < 0)
@@ -270,9 +274,9 @@ int unix_make_bound(struct unix_state *st, const FdEntry *e)
 	else if (e->has_sock_peer)
 		err = connect_peer(st, s, e->sock_peer);
 	if (err)
-		pr_err("restore: cannot make unix socket %llu (%s) again: %s", (unsigned long long)e->sock_ino,
-		       unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)),
-		       strerror(-err));
+		log_unnamed(logged, err, "restore: cannot make unix socket %llu (%s) again",
+			    (unsigned long long)e->sock_ino,
+			    unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)));
 	if (s >= 0 && err)
 		close(s);
 	if (!err && (err = unix_hold(st, e->sock_ino, 0, s, e)) == 0) {

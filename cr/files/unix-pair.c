@@ -41,12 +41,15 @@ static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const str
 		return -EIO;
 	}
 	if (ui->named) {
+		int err;
 		end->has_name = true;
+		if (!(end->name.data = xzalloc(ui->name_len + 1)))
+			return -ENOMEM;
 		end->name.len = ui->name_len;
-		end->name.data = xzalloc(ui->name_len + 1);
 		memcpy(end->name.data, ui->name, ui->name_len);
-		if (type == SOCK_DGRAM) /* its own bind */
-			unix_name_place(q->pid ? q->pid : root, ui, &gone, &end->name_dir, &file);
+		if (type == SOCK_DGRAM && /* its own bind */
+		    (err = unix_name_place(q->pid ? q->pid : root, ui, &gone, &end->name_dir, &file)))
+			return err;
 		end->has_name_file_gone = end->name_file_gone = gone;
 	}
 	end->messages = q->msgs;
@@ -74,11 +77,13 @@ int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_p
 		return -errno;
 	}
 	UnixPair *pair = xzalloc(sizeof(*pair));
+	if (!pair)
+		return -ENOMEM;
 	unix_pair__init(pair);
 	pair->id = e->pair_id;
 	pair->type = type;
-	pair->a = xzalloc(sizeof(UnixEnd));
-	pair->b = xzalloc(sizeof(UnixEnd));
+	if (!(pair->a = xzalloc(sizeof(UnixEnd))) || !(pair->b = xzalloc(sizeof(UnixEnd))))
+		return -ENOMEM;
 	unix_end__init(pair->a);
 	unix_end__init(pair->b);
 	if ((err = fill_end(ud, pair->a, ino, ui, type, t->tree[0].pid)))
@@ -89,7 +94,7 @@ int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_p
 		pair->b->has_closed = pair->b->closed = true;
 	if (err)
 		return err;
-	UnixPair **more = realloc(ud->tab.pairs, (ud->tab.n_pairs + 1) * sizeof(*more));
+	UnixPair **more = xreallocarray(ud->tab.pairs, ud->tab.n_pairs + 1, sizeof(*more));
 	if (!more)
 		return -ENOMEM;
 	ud->tab.pairs = more;
@@ -193,8 +198,11 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 		end[0] = swapped[1];
 		end[1] = swapped[0];
 	}
-	if (!err && !(err = unix_hold(st, u->a->ino, u->id, end[0], NULL))) {
-		end[0] = -1; /* held */
+	if (!err) {
+		err = unix_hold(st, u->a->ino, u->id, end[0], NULL);
+		end[0] = -1; /* held, or closed by unix_hold */
+	}
+	if (!err) {
 		if (!(err = unix_hold(st, u->b->ino, u->id, end[1], NULL))) {
 			/* files made for names: kept while stasis holds the ends (one-way sockets connect) */
 			unix_held_unlink_later(st, u->a->ino, &made[0]);
@@ -214,12 +222,11 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 int unix_make_pairs(struct unix_state *st)
 {
 	for (size_t i = 0; i < st->rst->n_pairs; i++) {
+		unsigned logged = log_errors();
 		int err = make_pair(st, st->rst->pairs[i]);
-		if (err) {
-			pr_err("restore: cannot make unix socket pair %llu again: %s",
-			       (unsigned long long)st->rst->pairs[i]->id, strerror(-err));
-			return err;
-		}
+		if (err)
+			return log_unnamed(logged, err, "restore: cannot make unix socket pair %llu again",
+					   (unsigned long long)st->rst->pairs[i]->id);
 	}
 	return 0;
 }

@@ -125,11 +125,18 @@ static const char *where(const struct unix_queue *q, char *buf, size_t len)
 static int add_msg(struct unix_state *ud, struct unix_queue *q, const char *buf, size_t len,
 		   struct peeked *pk, bool with_files, bool keep_cred)
 {
-	UnixMsg *m = xzalloc(sizeof(*m));
+	UnixMsg *m = xzalloc(sizeof(*m)), **more;
 
+	if (!m || !(more = xreallocarray(q->msgs, q->n + 1, sizeof(*more)))) {
+		free(m);
+		return -ENOMEM;
+	}
+	q->msgs = more;
+	q->msgs[q->n++] = m;
 	unix_msg__init(m);
+	if (!(m->data.data = xzalloc(len + 1)))
+		return -ENOMEM;
 	m->data.len = len;
-	m->data.data = xzalloc(len + 1);
 	memcpy(m->data.data, buf, len);
 	if (keep_cred && pk->has_cred && pk->cred.pid) {
 		m->has_cred_pid = m->has_cred_uid = m->has_cred_gid = true;
@@ -140,11 +147,13 @@ static int add_msg(struct unix_state *ud, struct unix_queue *q, const char *buf,
 	if (pk->from_len > offsetof(struct sockaddr_un, sun_path)) {
 		m->has_sender = true;
 		m->sender.len = pk->from_len - offsetof(struct sockaddr_un, sun_path);
-		m->sender.data = xzalloc(m->sender.len + 1);
+		if (!(m->sender.data = xzalloc(m->sender.len + 1)))
+			return -ENOMEM;
 		memcpy(m->sender.data, pk->from.sun_path, m->sender.len);
 	}
 	if (with_files && pk->nr_fds) {
-		m->files = xzalloc(pk->nr_fds * sizeof(*m->files));
+		if (!(m->files = xzalloc(pk->nr_fds * sizeof(*m->files))))
+			return -ENOMEM;
 		for (size_t i = 0; i < pk->nr_fds; i++) {
 			int id = unix_carried_note(ud, pk->fds[i], q->pid, q->fd);
 			pk->fds[i] = -1;
@@ -158,11 +167,6 @@ static int add_msg(struct unix_state *ud, struct unix_queue *q, const char *buf,
 		}
 		pk->nr_fds = 0;
 	}
-	UnixMsg **more = realloc(q->msgs, (q->n + 1) * sizeof(*q->msgs));
-	if (!more)
-		return -ENOMEM;
-	q->msgs = more;
-	q->msgs[q->n++] = m;
 	return 0;
 }
 
@@ -206,6 +210,7 @@ static int read_packets(struct unix_state *ud, int s, int type, struct unix_queu
 		err = add_msg(ud, q, buf, pk.n, &pk, true, keep_cred);
 		off += pk.n;
 	}
+	close_fds(&pk); /* those of a message that could not be kept */
 	return err ? err : r;
 }
 
@@ -254,9 +259,11 @@ int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, st
 		return err;
 	if (type == SOCK_SEQPACKET && q->reset)
 		return 0; /* empty (checked): the error is all there is */
-	auto_free char *buf = malloc(MSG_MAX);
-	if (!buf || setsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
+	auto_free char *buf = xmalloc(MSG_MAX);
+	if (!buf)
 		return -ENOMEM;
+	if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
+		return -errno;
 	err = type == SOCK_STREAM ? read_stream(ud, s, q, ui->rqueue, buf, passcred)
 				  : read_packets(ud, s, type, q, buf, passcred);
 	setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred));
@@ -296,7 +303,8 @@ bool unix_msgs_valid(UnixMsg *const *msgs, size_t n, size_t n_carried, int type)
 	return true;
 }
 
-/* The host's pid to send a message's credentials with: its sender's, else stasis's own. */
+/* The host's pid to send a message's credentials with: its sender's, else stasis's own;
+ * -ENOMEM. */
 static pid_t sender_pid(const struct unix_state *st, uint32_t vpid)
 {
 	pid_t host = vpid ? pid_ns_host_of(st->ctx, st->rt, vpid) : 0;
@@ -322,6 +330,9 @@ static int send_msg(const struct unix_state *st, int from, const struct sockaddr
 	struct ucred cred = { m->has_cred_pid ? sender_pid(st, m->cred_pid) : 0, m->cred_uid, m->cred_gid };
 	struct cmsghdr *c;
 	size_t sent = 0;
+
+	if (cred.pid < 0)
+		return cred.pid;
 
 	memset(&ctl, 0, sizeof(ctl));
 	mh.msg_controllen = (m->n_files ? CMSG_SPACE(m->n_files * sizeof(int)) : 0) +
@@ -365,17 +376,17 @@ int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr
 		    socklen_t to_len, UnixMsg *const *msgs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		unsigned logged = log_errors();
 		int err = send_msg(st, from, to, to_len, msgs[i]);
-		if (err) {
-			pr_err("restore: cannot queue message %zu of %zu (%zu bytes, %zu files) again: %s",
-			       i + 1, n, msgs[i]->data.len, msgs[i]->n_files, strerror(-err));
-			return err;
-		}
+		if (err)
+			return log_unnamed(logged, err, "restore: cannot queue message %zu of %zu (%zu bytes, "
+					   "%zu files) again", i + 1, n, msgs[i]->data.len, msgs[i]->n_files);
 	}
 	return 0;
 }
 
-/* A socket bearing the sender's name: the tree's own, else one bound to it for now, else none. */
+/* A socket bearing the sender's name: the tree's own, else one bound to it for now, else none
+ * (-1); -ENOMEM. */
 static int sender_socket(const struct unix_state *st, int type, const UnixMsg *m, int *temp,
 			 char **made_file)
 {
@@ -390,11 +401,12 @@ static int sender_socket(const struct unix_state *st, int type, const UnixMsg *m
 	if (held >= 0)
 		return held;
 	*temp = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-	if (*temp >= 0 && bind(*temp, (struct sockaddr *)&sa, len) == 0) {
-		if (sa.sun_path[0])
-			*made_file = xstrdup(sa.sun_path);
+	if (*temp >= 0 && sa.sun_path[0] && !(*made_file = xstrdup(sa.sun_path)))
+		return -ENOMEM; /* (the file to remove is noted before it is made) */
+	if (*temp >= 0 && bind(*temp, (struct sockaddr *)&sa, len) == 0)
 		return *temp;
-	}
+	free(*made_file); /* not ours */
+	*made_file = NULL;
 	pr_warn("restore: a datagram from %s comes back from an unnamed socket (that name is taken)",
 		unix_name((const char *)m->sender.data, m->sender.len, name, sizeof(name)));
 	return -1;
@@ -424,7 +436,9 @@ static int send_named_here(void *arg)
 	for (size_t i = 0; i < e->n_sock_messages && !err; i++) {
 		char *made_file = NULL;
 		int temp, from = sender_socket(st, e->sock_type, e->sock_messages[i], &temp, &made_file);
-		err = unix_queue_send(st, from >= 0 ? from : unnamed, &to, to_len, &e->sock_messages[i], 1);
+		err = from == -ENOMEM ? from
+				      : unix_queue_send(st, from >= 0 ? from : unnamed, &to, to_len,
+							&e->sock_messages[i], 1);
 		if (temp >= 0)
 			close(temp);
 		if (made_file)

@@ -86,26 +86,29 @@ static bool is_its_file(const struct stat *st, const struct unix_info *ui)
 	       st->st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
 }
 
-void unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file)
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file)
 {
 	char path[UNIX_NAME_MAX + 1], link[64], cwd[PATH_MAX];
 
 	*gone = false;
 	*dir = NULL;
 	if (!ui->named || !ui->name_len || !ui->name[0] || !ui->has_vfs)
-		return; /* abstract, or no file to look for */
+		return 0; /* abstract, or no file to look for */
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
-	*gone = unix_stat_as(pid, path, file) || !is_its_file(file, ui);
-	if (*gone || path[0] == '/')
-		return;
+	if (unix_stat_as(pid, path, file) || !is_its_file(file, ui)) {
+		*gone = true;
+		return 0;
+	}
+	if (path[0] == '/')
+		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
 	ssize_t n = readlink(link, cwd, sizeof(cwd) - 1);
 	if (n <= 0 || cwd[0] != '/') {
 		*gone = true;
-		return;
+		return 0;
 	}
 	cwd[n] = 0;
-	*dir = xstrdup(cwd);
+	return (*dir = xstrdup(cwd)) ? 0 : -ENOMEM;
 }
 
 /* A stale socket file at the path (no socket bound to it any more) is in the way of bind. */
@@ -193,9 +196,13 @@ int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t le
 		return tree_run(ctx, dir, bind_here, &b);
 	if (b.sa.sun_path[0] != '/' || tree_stat(ctx, b.sa.sun_path, &st, AT_SYMLINK_NOFOLLOW) != -ENOENT)
 		return bind_in_scratch(s, &b.sa, b.len); /* another file took its path */
-	if ((err = tree_run(ctx, NULL, bind_here, &b)))
+	if (!(made->path = xstrdup(b.sa.sun_path))) /* noted before the file is made */
+		return -ENOMEM;
+	if ((err = tree_run(ctx, NULL, bind_here, &b))) {
+		free(made->path);
+		made->path = NULL;
 		return err;
-	made->path = xstrdup(b.sa.sun_path);
+	}
 	if (tree_stat(ctx, made->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		made->dev = st.st_dev;
 		made->ino = st.st_ino;

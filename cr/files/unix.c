@@ -104,7 +104,7 @@ static int wants_queue(struct unix_state *ud, struct dump_task *t, uint64_t ino,
 static int read_queue(struct unix_state *ud, uint64_t ino, pid_t pid, int fd, int s,
 		      const struct unix_info *ui)
 {
-	struct unix_queue *more = realloc(ud->queues, (ud->nr_queues + 1) * sizeof(*more));
+	struct unix_queue *more = xreallocarray(ud->queues, ud->nr_queues + 1, sizeof(*more));
 
 	if (!more)
 		return -ENOMEM;
@@ -184,6 +184,8 @@ static int save_carried(struct unix_state *ud, struct dump_task *t)
 
 	for (size_t id = 0; id < ud->nr_carried; id++) { /* the table grows with epolls' targets */
 		FdEntry *e = xzalloc(sizeof(*e));
+		if (!e)
+			return -ENOMEM;
 		fd_entry__init(e);
 		e->fd = id;
 		if ((err = unix_carried_held_by_tree(ud, t, id, e)) < 0)
@@ -192,7 +194,7 @@ static int save_carried(struct unix_state *ud, struct dump_task *t)
 							      : unix_carried_dump_file(ud, t, id, e)))
 			return err;
 		ud->carried[id].e = e;
-		FdEntry **more = realloc(ud->tab.in_flight, (id + 1) * sizeof(*more));
+		FdEntry **more = xreallocarray(ud->tab.in_flight, id + 1, sizeof(*more));
 		if (!more)
 			return -ENOMEM;
 		ud->tab.in_flight = more;
@@ -261,7 +263,7 @@ static int check_entry(struct unix_state *st, const FdEntry *e, pid_t pid)
 
 	if (ok && e->kind == FD_KIND__FD_UNIX_BOUND) {
 		ok = unix_bound_valid(e, st->nr_carried);
-		const FdEntry **more = realloc(st->bound, (st->nr_bound + 1) * sizeof(*more));
+		const FdEntry **more = xreallocarray(st->bound, st->nr_bound + 1, sizeof(*more));
 		if (!more)
 			return -ENOMEM;
 		st->bound = more;
@@ -360,9 +362,10 @@ static int fill_sockets(const struct restore_task *t, const FdEntry *e)
 			continue;
 		if (net_ns < 0 && (err = net_ns = open_tree_net_ns(t)) < 0)
 			break;
+		unsigned logged = log_errors();
 		if ((err = unix_queue_send_named(st, st->bound[i], net_ns)))
-			pr_err("restore: cannot fill unix socket %llu again: %s",
-			       (unsigned long long)st->bound[i]->sock_ino, strerror(-err));
+			log_unnamed(logged, err, "restore: cannot fill unix socket %llu again",
+				    (unsigned long long)st->bound[i]->sock_ino);
 	}
 	if (net_ns >= 0)
 		close(net_ns);

@@ -133,9 +133,9 @@ int unix_stat_as(pid_t pid, const char *path, struct stat *st);
 /*
  * Dump: where a socket's path name is (pid: a process of the tree, its holder if any): *gone
  * if its socket file was removed (or replaced) since, else the file in *file; a relative
- * name's directory in *dir (malloc'd), if found.
+ * name's directory in *dir (malloc'd), if found. -ENOMEM.
  */
-void unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file);
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file);
 /*
  * Binds s to a saved name as the tree sees it (ctx's tree root): a path in dir (relative
  * names); a stale socket file at a path is replaced. gone: the name is kept, its file is not:

@@ -96,8 +96,9 @@ static struct {
 
 static void mark_probed(enum kernel_feature f)
 {
-	cache.probed[f] = true;
+	cache.probed[f] = !cache.res[f].error; /* could not tell: asked again next time */
 	cache.reports[f] = (struct kernel_feature_report){
+		.error = cache.res[f].error,
 		.name = features[f].name,
 		.key = features[f].key,
 		.needed_by = features[f].needed_by,
@@ -111,6 +112,9 @@ static void probe(enum kernel_feature f)
 {
 	const struct feature_desc *d = &features[f];
 
+	for (unsigned i = 0; i < KF_NR; i++)
+		if (i == f || (!d->one && features[i].group == d->group))
+			cache.res[i].error = 0;
 	if (d->one) {
 		d->one(&cache.res[f]);
 		mark_probed(f);
@@ -154,6 +158,8 @@ int kernel_refuse_missing(const struct run_ctx *ctx, enum kernel_need need)
 			continue;
 		bool faked = pretend_missing(ctx, f);
 		const struct kernel_feature_report *rep = kernel_feature_report(f);
+		if (rep->error)
+			return rep->error;
 		if (rep->present && !faked)
 			continue;
 		const char *detail = faked ? "STASIS_FAULT says so" : rep->detail;

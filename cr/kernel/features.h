@@ -68,6 +68,7 @@ struct kernel_feature_report {
 	bool counted;       /* false: shown for information, never counted as missing */
 	bool present;
 	const char *detail; /* what was found, or why not; "" if nothing to add */
+	int error;          /* <0: the probe could not tell (said); present is false */
 };
 
 /* Probes f (and the features probed along with it) on the first call. */

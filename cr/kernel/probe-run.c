@@ -12,6 +12,7 @@
 #include "util.h"
 
 #define CHILD_TIMEOUT_S 5
+#define CHILD_OUT_OF_MEMORY 4 /* the child's exit status: it could not tell (said) */
 
 bool probe_set(struct probe_result *r, bool ok, const char *fmt, ...)
 {
@@ -22,6 +23,15 @@ bool probe_set(struct probe_result *r, bool ok, const char *fmt, ...)
 	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
 	va_end(ap);
 	return ok;
+}
+
+char *probe_read_file(struct probe_result *r, const char *path)
+{
+	char *text = read_file_at(AT_FDCWD, path, NULL);
+
+	if (!text && errno == ENOMEM)
+		r->error = -ENOMEM;
+	return text;
 }
 
 void probe_close_pair(int p[2])
@@ -67,7 +77,7 @@ bool probe_in_child(bool (*fn)(struct probe_result *r), struct probe_result *r)
 		ok = fn(&cr);
 		if (write(p[1], cr.detail, strlen(cr.detail)) < 0)
 			_exit(3);
-		_exit(ok ? 0 : 1);
+		_exit(cr.error == -ENOMEM ? CHILD_OUT_OF_MEMORY : ok ? 0 : 1);
 	}
 	close(p[1]);
 	memset(r->detail, 0, sizeof(r->detail));
@@ -81,6 +91,8 @@ bool probe_in_child(bool (*fn)(struct probe_result *r), struct probe_result *r)
 	if (WIFSIGNALED(status))
 		return probe_set(r, false, "probe child died of signal %d%s", WTERMSIG(status),
 				 WTERMSIG(status) == SIGALRM ? ": timed out" : "");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_OUT_OF_MEMORY)
+		r->error = -ENOMEM;
 	r->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	return r->ok;
 }

@@ -17,6 +17,7 @@
 struct probe_result {
 	bool ok;
 	char detail[PROBE_DETAIL_LEN];
+	int error; /* <0: the probe could not tell (out of memory, said); not kept */
 };
 
 /* Records ok with a detail (printf-style; "%s", "" for none); returns ok. */
@@ -30,6 +31,8 @@ bool probe_in_child(bool (*fn)(struct probe_result *r), struct probe_result *r);
 /* Waits for pid, retrying on EINTR; the wait status, or -1. */
 int probe_reap(pid_t pid);
 void probe_close_pair(int p[2]);
+/* read_file_at(AT_FDCWD, path): NULL if unreadable; running out of memory sets r->error. */
+char *probe_read_file(struct probe_result *r, const char *path);
 
 /* A probe of one feature: fills r, returns r->ok. */
 typedef bool probe_one_fn(struct probe_result *r);

@@ -133,7 +133,7 @@ bool probe_fdinfo_locks(struct probe_result *r)
 		probe_set(r, false, "flock: %m");
 	} else {
 		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-		auto_free char *info = read_file_at(AT_FDCWD, path, NULL);
+		auto_free char *info = probe_read_file(r, path);
 		if (!info)
 			probe_set(r, false, "%s: %m", path);
 		else if (!strstr(info, "lock:"))

@@ -35,10 +35,10 @@ static bool probe_mm_map_size(struct probe_result *r)
 }
 
 /* Fields 26-28 and 45-51 of /proc/self/stat: the mm layout PR_SET_MM_MAP sets. */
-static int read_mm_map(struct prctl_mm_map *m)
+static int read_mm_map(struct probe_result *r, struct prctl_mm_map *m)
 {
 	unsigned long long v[52] = { 0 };
-	auto_free char *stat = read_file_at(AT_FDCWD, "/proc/self/stat", NULL);
+	auto_free char *stat = probe_read_file(r, "/proc/self/stat");
 	char *s = stat ? strrchr(stat, ')') : NULL;
 	int field = 3;
 
@@ -76,7 +76,7 @@ static bool mm_map_child(struct probe_result *r)
 {
 	struct prctl_mm_map m;
 
-	if (read_mm_map(&m) < 0)
+	if (read_mm_map(r, &m) < 0)
 		return probe_set(r, false, "cannot parse /proc/self/stat");
 	if (prctl(PR_SET_MM, PR_SET_MM_MAP, (unsigned long)&m, sizeof(m), 0) < 0)
 		return probe_set(r, false, "PR_SET_MM_MAP: %m%s",
@@ -92,10 +92,10 @@ bool probe_mm_map(struct probe_result *r)
 }
 
 /* A pid that no task, group or session uses right now; 0 if none was found. */
-static pid_t free_pid(unsigned attempt)
+static pid_t free_pid(struct probe_result *r, unsigned attempt)
 {
-	auto_free char *last = read_file_at(AT_FDCWD, "/proc/sys/kernel/ns_last_pid", NULL);
-	auto_free char *max = read_file_at(AT_FDCWD, "/proc/sys/kernel/pid_max", NULL);
+	auto_free char *last = probe_read_file(r, "/proc/sys/kernel/ns_last_pid");
+	auto_free char *max = probe_read_file(r, "/proc/sys/kernel/pid_max");
 	long lo = last ? atol(last) : 1000, hi = max ? atol(max) : 32768;
 
 	if (hi <= 400)
@@ -133,7 +133,7 @@ static long clone3_with_tid(pid_t want)
 bool probe_clone3(struct probe_result *r)
 {
 	for (unsigned attempt = 0; attempt < 5; attempt++) {
-		pid_t want = free_pid(attempt);
+		pid_t want = free_pid(r, attempt);
 		long got;
 
 		if (!want)
@@ -246,7 +246,7 @@ bool probe_timens(struct probe_result *r)
 bool probe_vdso(struct probe_result *r)
 {
 	static const char *const names[] = { "[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]" };
-	auto_free char *maps = read_file_at(AT_FDCWD, "/proc/self/maps", NULL);
+	auto_free char *maps = probe_read_file(r, "/proc/self/maps");
 	bool have_vdso = false;
 
 	if (!maps)
@@ -281,7 +281,7 @@ bool probe_caps(struct probe_result *r)
 		const char *name;
 	} caps[] = { { 21, "CAP_SYS_ADMIN" }, { 19, "CAP_SYS_PTRACE" },
 		     { 24, "CAP_SYS_RESOURCE" }, { 40, "CAP_CHECKPOINT_RESTORE" } };
-	auto_free char *status = read_file_at(AT_FDCWD, "/proc/self/status", NULL);
+	auto_free char *status = probe_read_file(r, "/proc/self/status");
 	char *line = status ? strstr(status, "\nCapEff:") : NULL;
 	unsigned long long eff;
 	char missing[128] = "";
@@ -302,7 +302,7 @@ bool probe_caps(struct probe_result *r)
 /* The unified hierarchy, from this process's mounts: alone, or beside v1 hierarchies. */
 bool probe_cgroup2(struct probe_result *r)
 {
-	auto_free char *mounts = read_file_at(AT_FDCWD, "/proc/self/mountinfo", NULL);
+	auto_free char *mounts = probe_read_file(r, "/proc/self/mountinfo");
 	char where[128] = "";
 	bool v1 = false;
 

@@ -13,6 +13,7 @@
 #include <linux/errno.h>
 #include <linux/ioctl.h>
 #include <linux/userfaultfd.h>
+#include <linux/aio_abi.h>
 
 #include "restorer/restorer.h"
 
@@ -124,6 +125,54 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 	}
 }
 
+/* The head of an AIO ring as the kernel keeps it in the ring's first page. */
+struct aio_ring_head {
+	uint32_t id, nr, head, tail, magic, compat_features, incompat_features, header_length;
+};
+
+/*
+ * Each AIO context again, at its old address (its id): io_setup, then mremap. The kernel
+ * keeps the ring's tail for itself: writes to a memfd, which complete at once, each add an
+ * event (taken at once: the head follows) until the tail is where it was; then the saved
+ * events and head. Requests that were still in flight at the dump are not there.
+ */
+static void restore_aio_rings(struct restorer_args *a)
+{
+	const struct rst_aio *r = (const struct rst_aio *)((char *)a + a->aios_off);
+
+	for (uint64_t i = 0; i < a->nr_aios; i++) {
+		uint64_t ctx = 0;
+		long ret = raw_syscall2(__NR_io_setup, r[i].nr_req, &ctx);
+		if (ret)
+			fail(a, RST_STEP_AIO, ret, r[i].start);
+		if (((volatile struct aio_ring_head *)ctx)->nr != r[i].nr)
+			fail(a, RST_STEP_AIO, -EINVAL, r[i].start); /* another number of CPUs */
+		ret = raw_syscall5(__NR_mremap, ctx, r[i].len, r[i].len, MREMAP_MAYMOVE | MREMAP_FIXED, r[i].start);
+		if (ret != (long)r[i].start)
+			fail(a, RST_STEP_AIO, ret, r[i].start);
+		volatile struct aio_ring_head *ring = (volatile struct aio_ring_head *)r[i].start;
+		struct iocb cb;
+		struct iocb *cbp = &cb;
+		for (char *c = (char *)&cb; c < (char *)(&cb + 1); c++)
+			*c = 0;
+		cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+		cb.aio_fildes = a->aio_fd;
+		cb.aio_buf = (uint64_t)&cb;
+		cb.aio_nbytes = 1;
+		while (ring->tail != r[i].tail) {
+			ret = raw_syscall3(__NR_io_submit, r[i].start, 1, &cbp);
+			if (ret != 1)
+				fail(a, RST_STEP_AIO, ret < 0 ? ret : -EIO, r[i].start);
+			ring->head = ring->tail;
+		}
+		const char *src = (const char *)a + r[i].events_off;
+		volatile char *dst = (volatile char *)(ring + 1);
+		for (uint64_t k = 0; k < (uint64_t)r[i].nr * sizeof(struct io_event); k++)
+			dst[k] = src[k];
+		ring->head = r[i].head;
+	}
+}
+
 static void pread_run(struct restorer_args *a, const struct rst_run *r)
 {
 	uint64_t done = 0;
@@ -232,6 +281,20 @@ static void read_pages(struct restorer_args *a, struct rst_vma *v, struct rst_ru
 	raw_syscall2(__NR_munmap, a->window, RST_WINDOW_SIZE);
 }
 
+#define MADV_GUARD_INSTALL_ 102
+
+/* Guard pages (MADV_GUARD_INSTALL) again, once every page is in and before any lock. */
+static void install_guards(struct restorer_args *a)
+{
+	const struct rst_range *g = (const struct rst_range *)((char *)a + a->guards_off);
+
+	for (uint64_t i = 0; i < a->nr_guards; i++) {
+		long r = raw_syscall3(__NR_madvise, g[i].start, g[i].len, MADV_GUARD_INSTALL_);
+		if (r)
+			fail(a, RST_STEP_GUARD, r, g[i].start);
+	}
+}
+
 /* Final protections, then locks (once every page is in and no userfaultfd is registered). */
 static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 {
@@ -246,6 +309,9 @@ static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 		if (r)
 			fail(a, RST_STEP_MLOCK, r, v[i].start);
 	}
+	long r = a->mlock_future ? raw_syscall1(__NR_mlockall, a->mlock_future) : 0;
+	if (r)
+		fail(a, RST_STEP_MLOCK, r, 0);
 }
 
 static void set_task_state(struct restorer_args *a)
@@ -498,7 +564,9 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	unmap_all_but_kept(a);
 	move_special_mappings(a);
 	map_vmas(a, vmas);
+	restore_aio_rings(a);
 	read_pages(a, vmas, runs);
+	install_guards(a);
 	protect_vmas(a, vmas);
 	set_task_state(a);
 	create_threads(a);

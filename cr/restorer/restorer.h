@@ -79,6 +79,21 @@ struct rst_posix_timer {
 /* map_flags of a SysV attach: the blob calls shmat(fd = shmid) at start instead of mmap. */
 #define RST_MAP_SYSV_SHM 0x80000000u
 
+/*
+ * An AIO ring made again (io_setup of nr_req) and moved to start (its context id); its tail
+ * brought to tail by writes to aio_fd that complete at once, then its events and head put back.
+ */
+struct rst_aio {
+	uint64_t start, len;
+	uint32_t nr_req, nr, head, tail;
+	uint64_t events_off; /* nr struct io_event from the restorer_args' start */
+};
+
+/* An address range. */
+struct rst_range {
+	uint64_t start, len;
+};
+
 /* One saved mapping to recreate at its old address. */
 struct rst_vma {
 	uint64_t start, end, pgoff;
@@ -170,6 +185,8 @@ enum rst_step {
 	RST_STEP_NAMESPACES, /* not a failure: the root's namespaces are made; it waits for stasis */
 	RST_STEP_SECCOMP_READY, /* not a failure: threads exist; stasis attaches, seccomp suspended */
 	RST_STEP_SECCOMP,
+	RST_STEP_AIO,
+	RST_STEP_GUARD,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -204,6 +221,10 @@ struct restorer_args {
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
 	uint32_t threads_done;  /* futex word: threads that took on their seccomp and credentials */
 	uint64_t nr_posix_timers, posix_timers_off;
+	uint64_t nr_aios, aios_off;
+	uint64_t nr_guards, guards_off; /* struct rst_range: guard pages installed again */
+	uint32_t mlock_future;  /* mlockall() flags once every mapping is made (MCL_FUTURE...) */
+	int32_t aio_fd;     /* a memfd the AIO rings' filler writes go to */
 
 	int32_t pages_fd;
 	int32_t status_fd;

@@ -246,13 +246,17 @@ scenario_tasks() {
 	esac
 }
 # TCP connections: scenario_tcp N PHASE WORK (N established connections over loopback, both
-# ends in one process, bytes in flight each way; dumped with --tcp-established).
+# ends in the tree: the clients' in its root, the servers' in the root's child, so that each
+# process stays under the hard limit of open files; bytes in flight each way; dumped with
+# --tcp-established). After the restore every end checks its bytes and one more message goes
+# each way on every connection.
 scenario_tcp() {
 	local n=$1 phase=$2 work=$3
 	case $phase in
 	start)
-		S_DESC="$n established TCP connections (loopback, both ends in one process, 100 bytes unread each way)"
+		S_DESC="$n established TCP connections (loopback; clients in one process, servers in its child; 100 bytes unread each way)"
 		S_DUMP_ARGS=(--tcp-established)
+		S_TASKS=2 S_CONNS=$n
 		"$BIN/tcptarget" "$n" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
 		S_CHILD=$!
 		disown "$S_CHILD"
@@ -306,7 +310,7 @@ measure_write() {   # measure_write DIR
 # Result rows, filled by run_case.
 NROWS=0
 R_SCN=() R_WHERE=() R_OK=() R_VERDICT=() R_FROZEN=() R_DUMP=() R_RESTORE=()
-R_BYTES=() R_WRITE=() R_TASKS=()
+R_BYTES=() R_WRITE=() R_TASKS=() R_CONNS=()
 
 # stat_field LINE NAME: the value of NAME=... in a stats line, empty if absent.
 stat_field() { sed -n "s/.*[[:space:]]$2=\([0-9][0-9.]*\).*/\1/p" <<<" $1" | head -n 1; }
@@ -331,7 +335,7 @@ run_case_body() {
 
 	work=$(mktemp -d "$SCRATCH/$scn-$where.XXXXXX")
 	mkdir -p -- "$imgdir"
-	S_PID='' S_CHILD='' S_DESC='' S_VERDICT='' S_TASKS=1
+	S_PID='' S_CHILD='' S_DESC='' S_VERDICT='' S_TASKS=1 S_CONNS=0
 	S_DUMP_ARGS=()
 
 	echo
@@ -423,7 +427,7 @@ run_case_body() {
 	{ [ -n "$dump_ms" ] && ge "$dump_ms" 0.001; } || dump_ms=$dump_wall_ms
 	{ [ -n "$rest_ms" ] && ge "$rest_ms" 0.001; } || rest_ms=$rest_wall_ms
 	R_FROZEN[row]=${frozen:-n/a} R_DUMP[row]=$dump_ms R_RESTORE[row]=$rest_ms R_BYTES[row]=$bytes
-	R_TASKS[row]=$S_TASKS
+	R_TASKS[row]=$S_TASKS R_CONNS[row]=$S_CONNS
 	R_OK[row]=1
 	return 0
 }
@@ -495,9 +499,17 @@ done
 # ----------------------------------------------------------------- report ---
 
 echo
+# rows of the per-connection and per-task tables (the others, and failures, in the first)
+NCONNROWS=0 NTASKROWS=0
+for ((r = 0; r < NROWS; r++)); do
+	((R_OK[r])) || continue
+	if ((R_CONNS[r] > 0)); then NCONNROWS=$((NCONNROWS + 1))
+	elif ((R_TASKS[r] > 1)); then NTASKROWS=$((NTASKROWS + 1)); fi
+done
 echo "== results (GB/s = 1e9 bytes/s; dump vs write() to the same directory, restore vs memcpy ${MEMCPY_GBPS} GB/s)"
-printf '%-10s %-6s %-7s %9s %9s %10s %10s  %-24s %s\n' \
-	scenario images verdict frozen_ms dump_ms restore_ms image_MiB "dump GB/s (vs write)" "restore GB/s (vs memcpy)"
+((NROWS > NCONNROWS + NTASKROWS)) &&
+	printf '%-10s %-6s %-7s %9s %9s %10s %10s  %-24s %s\n' \
+		scenario images verdict frozen_ms dump_ms restore_ms image_MiB "dump GB/s (vs write)" "restore GB/s (vs memcpy)"
 MET_ALL=1 NMEASURED=0
 for ((r = 0; r < NROWS; r++)); do
 	if ((!R_OK[r])); then
@@ -506,8 +518,8 @@ for ((r = 0; r < NROWS; r++)); do
 		continue
 	fi
 	b=${R_BYTES[r]}
-	if ((R_TASKS[r] > 1)); then
-		continue # in the per-task table below
+	if ((R_TASKS[r] > 1 || R_CONNS[r] > 0)); then
+		continue # in the per-task or per-connection table below
 	fi
 	NMEASURED=$((NMEASURED + 1))
 	dgbps=$(calc "$b / (${R_DUMP[r]} * 1e6)")
@@ -521,13 +533,25 @@ for ((r = 0; r < NROWS; r++)); do
 		"$(calc "$b / 1048576" 1)" \
 		"$dgbps (${dpct}% $dmet)" "$rgbps (${rpct}% $rmet)"
 done
-if printf '%s\n' "${R_TASKS[@]}" | grep -qv '^1$'; then
+if ((NCONNROWS)); then
+	echo
+	echo "== many connections (times per connection = total / connections)"
+	printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' scenario images verdict conns frozen_ms \
+		dump_ms restore_ms dump_us/conn restore_us/conn
+	for ((r = 0; r < NROWS; r++)); do
+		((R_OK[r])) && ((R_CONNS[r] > 0)) || continue
+		printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
+			"${R_CONNS[r]}" "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
+			"$(calc "1000 * ${R_DUMP[r]} / ${R_CONNS[r]}" 1)" "$(calc "1000 * ${R_RESTORE[r]} / ${R_CONNS[r]}" 1)"
+	done
+fi
+if ((NTASKROWS)); then
 	echo
 	echo "== many tasks (times per task = total / tasks)"
 	printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' scenario images verdict tasks frozen_ms \
 		dump_ms restore_ms dump_ms/task restore_ms/task
 	for ((r = 0; r < NROWS; r++)); do
-		((R_OK[r])) && ((R_TASKS[r] > 1)) || continue
+		((R_OK[r])) && ((R_TASKS[r] > 1)) && ((R_CONNS[r] == 0)) || continue
 		printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
 			"${R_TASKS[r]}" "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
 			"$(calc "${R_DUMP[r]} / ${R_TASKS[r]}" 3)" "$(calc "${R_RESTORE[r]} / ${R_TASKS[r]}" 3)"

@@ -48,11 +48,14 @@ net_cleanup() {
 	ip netns del "$NS_B" 2>/dev/null
 }
 
-# stasis's tables, but those that were there before this test began (a dumped tree
-# killed without its restore leaves its lock: another run's, not this one's)
+# stasis's tables for the tree of the case (SPID: the lock's and the dumped tree's names end
+# in its root's pid), but those that were there before this test began: a dumped tree killed
+# without its restore leaves its lock, and other runs of stasis lock their own trees
 list_stasis_tables() { nft list tables 2>/dev/null | grep -o 'stasis-[a-z]*-[0-9-]*' | sort; }
 TABLES_BEFORE=$(list_stasis_tables)
-stasis_tables() { list_stasis_tables | grep -vxF -e "${TABLES_BEFORE:-none}" | tr '\n' ' '; }
+stasis_tables() {
+	list_stasis_tables | grep -vxF -e "${TABLES_BEFORE:-none}" | grep -e "-${SPID:-none}\$" | tr '\n' ' '
+}
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -241,6 +244,8 @@ runpy.run_path('$PEER', run_name='__main__')" </dev/null >"$d/server.out" 2>&1 &
 	disown
 	track_pid "$SPID"
 	wait_until 10 test -e "$d/ready"
+	kid=$(pgrep -P "$SPID" | head -n1) # a restore gives it back its pid
+	track_pid "$kid"
 	start_client "$d" numbers 127.0.0.1 "$port"
 	wait_until 10 count_above "$d" 5
 	mkdir -p "$d/img"
@@ -270,7 +275,6 @@ runpy.run_path('$PEER', run_name='__main__')" </dev/null >"$d/server.out" 2>&1 &
 		fi
 	fi
 	stop_client "$d"
-	kid=$(pgrep -P "$SPID" 2>/dev/null | head -n1)
 	kill_ours "$SPID"
 	kill_ours "$kid"
 }

@@ -436,6 +436,81 @@ static void test_write_read(void)
 	group_end();
 }
 
+/*
+ * Memory running out at each allocation in turn (cr/util.c's STASIS_FAULT=alloc-N): reading
+ * an image fails with -ENOMEM, says "out of memory", and frees what it had decoded (ASan's
+ * leak check in run-asan); writing one fails the same and leaves no file; a failed resize
+ * keeps the old block.
+ */
+static void test_out_of_memory(void)
+{
+	group_begin("image_read, image_write and xreallocarray with each allocation failing");
+	for (size_t i = 0; i < ARRAY_SIZE(imgs); i++) {
+		struct img *im = &imgs[i];
+		unsigned n, failures = 0;
+
+		for (n = 1; n < 10000; n++) {
+			ProtobufCMessage *back = NULL;
+			struct capture c;
+			char *err;
+			int ret;
+
+			alloc_fail_at(n);
+			cap_begin(&c, 2);
+			ret = image_read(good_fd, im->type, im->pid, &back);
+			err = cap_end(&c);
+			alloc_fail_at(0);
+			if (ret == 0) { /* n is past the last allocation */
+				CHECK(back && same_message(im->msg, back), "%s reads back different", im->name);
+				image_free(back);
+				free(err);
+				break;
+			}
+			failures++;
+			CHECK(ret == -ENOMEM && !back && strstr(err, "out of memory"),
+			      "image_read %s with allocation %u failing: %d, '%s'", im->name, n, ret, err);
+			free(err);
+		}
+		CHECK(failures > 0 && n < 10000, "%s: %u allocations made to fail", im->name, failures);
+	}
+	{
+		struct capture c;
+		char *err, tmpname[80];
+		int ret;
+
+		clean_bad_dir();
+		alloc_fail_at(1);
+		cap_begin(&c, 2);
+		ret = image_write(bad_fd, IMG_INVENTORY, 0, &inventory.base);
+		err = cap_end(&c);
+		alloc_fail_at(0);
+		snprintf(tmpname, sizeof(tmpname), ".%s.tmp", "inventory.img");
+		CHECK(ret == -ENOMEM && strstr(err, "out of memory") &&
+			      faccessat(bad_fd, "inventory.img", F_OK, 0) < 0 &&
+			      faccessat(bad_fd, tmpname, F_OK, 0) < 0,
+		      "image_write with its buffer failing: %d, '%s', no file left", ret, err);
+		free(err);
+	}
+	{
+		struct capture c;
+		char *p = xmalloc(16), *q, *err;
+
+		memcpy(p, "fifteen bytes..", 16);
+		alloc_fail_at(1);
+		cap_begin(&c, 2);
+		q = xreallocarray(p, 1 << 20, 1);
+		err = cap_end(&c);
+		CHECK(!q && errno == ENOMEM && !strcmp(p, "fifteen bytes..") &&
+			      strstr(err, "out of memory: 1048576 bytes"),
+		      "a failed xreallocarray keeps the old block and says how much it wanted: '%s'", err);
+		q = xreallocarray(p, 1 << 20, 1);
+		CHECK(q && !strcmp(q, "fifteen bytes.."), "the next resize succeeds, content kept");
+		free(q ? q : p);
+		free(err);
+	}
+	group_end();
+}
+
 static void test_pages_roundtrip(void)
 {
 	uint8_t page[4096], back[4096];
@@ -1409,6 +1484,7 @@ int main(void)
 	setup();
 
 	test_write_read();
+	test_out_of_memory();
 	test_pages_roundtrip();
 	test_desc_by_filename();
 	test_show_good();

@@ -297,8 +297,9 @@ static inline int zoo_read_maps(struct zoo_maps *out)
 		if (sscanf(line, "%lx-%lx %4s %lx %11s %lu %n", &m.start, &m.end, m.perms, &m.off, m.dev,
 			   &m.ino, &pos) >= 6) {
 			snprintf(m.path, sizeof(m.path), "%s", pos ? line + pos : "");
-			/* a shared anonymous mapping is a fresh shmem inode after a restore */
-			if (strncmp(m.path, "/dev/zero", 9) == 0 || strncmp(m.path, "/SYSV", 5) == 0)
+			/* a shared anonymous mapping or a memfd is a fresh shmem inode after a restore */
+			if (strncmp(m.path, "/dev/zero", 9) == 0 || strncmp(m.path, "/SYSV", 5) == 0 ||
+			    strncmp(m.path, "/memfd:", 7) == 0)
 				m.ino = 0;
 			struct zoo_map *p = out->n ? &out->m[out->n - 1] : NULL;
 			if (p && p->end == m.start && !strcmp(p->perms, m.perms) && !strcmp(p->dev, m.dev) &&

@@ -1,0 +1,96 @@
+/*
+ * A process stopped by job control: the signal that stopped it (SIGSTOP, SIGTSTP, SIGTTIN,
+ * SIGTTOU; the seize reports it, cr/seize.c) and whether its parent has collected that stop
+ * already (waitpid WUNTRACED): the kernel reports a stop to the parent once. The parent is
+ * asked at dump, with waitid(WSTOPPED|WNOHANG|WNOWAIT) injected into it, which collects
+ * nothing. A SIGSTOP that comes while the dump runs syscalls in the task stops it (cr/seize.c,
+ * arch/x86_64/inject.c): it is saved stopped, its stop not collected. At restore, stasis lets
+ * the process go with its own stop signal, stopped ones first (children before parents), and
+ * a parent that had collected the stop collects it again (cr/restore-finish.c), before it is
+ * let go itself. What stays different: the parent gets a SIGCHLD for the new stop (as for any
+ * signal-stopped child a tracer lets go), and the root's stop is reported to its new parent.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "task.h"
+
+#ifndef __WALL
+#define __WALL 0x40000000
+#endif
+
+/* Asks t whether it has collected the stop of each stopped child of the tree. */
+static int dump_children_stops(struct dump_task *t)
+{
+	for (size_t i = t->tree_pos + 1; i < t->tree_size; i++) {
+		struct dump_task *c = &t->tree[i];
+		uint64_t args[6] = { P_PID, c->vpid, t->inj.scratch, WSTOPPED | WNOHANG | WNOWAIT | __WALL };
+		siginfo_t si;
+		int err;
+
+		if (c->parent != t || !c->stop_sig)
+			continue;
+		memset(&si, 0, sizeof(si));
+		if ((err = inject_syscall_out(&t->inj, SYS_waitid, args, &si, sizeof(si)))) {
+			pr_err("dump pid %d: waitid for its stopped child %d in the task failed: %s", t->pid,
+			       c->pid, strerror(-err));
+			return -EIO;
+		}
+		c->stop_collected = si.si_pid == 0;
+		pr_debug("dump pid %d: its child %d's stop (signal %d) is %s", t->pid, c->pid, c->stop_sig,
+			 c->stop_collected ? "collected" : "not collected yet");
+	}
+	return 0;
+}
+
+/* Last of the kinds that run syscalls in the task: a stop that came meanwhile is seen. */
+static int dump_job_stop(struct dump_task *t)
+{
+	TaskCore *c = t->core;
+	int err = dump_children_stops(t);
+
+	if (err)
+		return err;
+	if (!t->stop_sig && t->inj.group_stop_sig) {
+		t->stop_sig = t->inj.group_stop_sig;
+		t->stop_collected = false;
+	}
+	c->has_stopped = true;
+	c->stopped = t->stop_sig != 0;
+	if (t->stop_sig) { /* whether its parent, dumped before it, has collected the stop */
+		c->has_stop_signo = c->has_stop_collected = true;
+		c->stop_signo = t->stop_sig;
+		c->stop_collected = t->stop_collected;
+	}
+	return 0;
+}
+
+static int validate_job_stop(struct restore_task *t)
+{
+	const TaskCore *c = t->core;
+
+	if ((c->has_stop_signo || c->stop_collected) && !c->stopped) {
+		pr_err("image core-%d.img: a stop signal or collected stop, but the process is not stopped", t->pid);
+		return -EINVAL;
+	}
+	if (c->has_stop_signo && !is_stop_signal(c->stop_signo)) {
+		pr_err("image core-%d.img: stop signal %u is not one of job control", t->pid, c->stop_signo);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int job_stop_signal(const TaskCore *c)
+{
+	return !c->stopped ? 0 : c->has_stop_signo ? (int)c->stop_signo : SIGSTOP;
+}
+
+const struct state_ops state_job_stop = {
+	.name = "job control stop",
+	.dump = dump_job_stop,
+	.validate = validate_job_stop,
+};

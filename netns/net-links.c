@@ -1,0 +1,839 @@
+/*
+ * The interfaces of the tree's own network namespace (net-links.img), over rtnetlink: each
+ * with its index, name, state (up, NOARP, promiscuous, all-multicast, multicast), MTU, MAC,
+ * queue length, alias, IPv6 address generation mode, and the bridge it is a port of.
+ * Kinds:
+ * - loopback: it is there in every new namespace; only its settings are written;
+ * - veth: a pair with both ends inside is made again as one; a pair whose other end was
+ *   outside gets that end made again in stasis's own namespace (the restoring caller's), named
+ *   by --veth-pair IN=OUT[@BRIDGE] or --external veth[IN]:OUT[@BRIDGE], else by the name it had
+ *   at dump (when it was in stasis's namespace then), with its MAC, MTU and state, and made a
+ *   port of the bridge named there (or of the one it was a port of, if that exists);
+ * - bridge: with its options (STP, timers, priority, VLAN filtering, multicast snooping, ...);
+ * - any other kind (macvlan, tun/tap, ...) fails the dump, naming the interface and its kind.
+ * Interfaces are made down, then configured, then made ports of their bridges, then brought
+ * up, before addresses and routes are added (net-addrs.c, net-routes.c). Until then the
+ * kernel makes no IPv6 address of its own on them (their link-local addresses are among the
+ * saved ones: a bridge without a port that carries has none), and does no duplicate address
+ * detection (net-sysctls.c writes accept_dad: their addresses were in use); net-addrs.c
+ * gives each its address generation mode back once its addresses are in. A failed restore
+ * removes the outer ends it made (the inner ones go with the namespace).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/if_link.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net-links.h"
+#include "net-ns.h"
+#include "nlmsg.h"
+#include "pstree.h"
+#include "tree-objects.h"
+#include "task.h"
+#include "util.h"
+
+#define LINK_FLAGS (IFF_UP | IFF_NOARP | IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST)
+#define MAC_MAX 32
+
+/* Bridge options kept (the rest the kernel reports are its own state: timers, root ids). */
+static const struct nl_attr_rule bridge_opts[] = {
+	{ IFLA_BR_FORWARD_DELAY, 4, 4 },     { IFLA_BR_HELLO_TIME, 4, 4 },
+	{ IFLA_BR_MAX_AGE, 4, 4 },           { IFLA_BR_AGEING_TIME, 4, 4 },
+	{ IFLA_BR_STP_STATE, 4, 4 },         { IFLA_BR_PRIORITY, 2, 2 },
+	{ IFLA_BR_VLAN_FILTERING, 1, 1 },    { IFLA_BR_VLAN_PROTOCOL, 2, 2 },
+	{ IFLA_BR_GROUP_FWD_MASK, 2, 2 },    { IFLA_BR_GROUP_ADDR, 6, 6 },
+	{ IFLA_BR_MCAST_SNOOPING, 1, 1 },    { IFLA_BR_MCAST_ROUTER, 1, 1 },
+	{ IFLA_BR_MCAST_QUERIER, 1, 1 },     { IFLA_BR_VLAN_DEFAULT_PVID, 2, 2 },
+	{ IFLA_BR_NF_CALL_IPTABLES, 1, 1 },  { IFLA_BR_NF_CALL_IP6TABLES, 1, 1 },
+	{ IFLA_BR_NF_CALL_ARPTABLES, 1, 1 }, { IFLA_BR_VLAN_STATS_ENABLED, 1, 1 },
+	{ IFLA_BR_MCAST_STATS_ENABLED, 1, 1 }, { IFLA_BR_MCAST_IGMP_VERSION, 1, 1 },
+	{ IFLA_BR_MCAST_MLD_VERSION, 1, 1 },
+};
+
+struct links_state {
+	NetLinks *img;
+	char **outer;         /* per link: the name of its outer end (veth), or NULL */
+	char **outer_bridge;  /* ... the bridge it joins outside, or NULL */
+	bool *bridge_given;   /* ... named by an option (it must exist) */
+	int nl, home_nl;      /* + 1 */
+	int home;             /* stasis's own namespace (net-ns.c's fd) */
+	bool *made_outer;     /* per link: its outer end was made (a failed restore removes it) */
+};
+
+static struct links_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_net_links);
+}
+
+/* ---- dump ---- */
+
+struct link_dump {
+	pid_t root;
+	NetLinks *img;
+	int home_nl;     /* a socket in stasis's namespace, -1 */
+	int home_nsid;   /* the id the tree's namespace gives stasis's, -1 */
+	int err;
+};
+
+static int set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
+{
+	if (!(b->data = xzalloc(nl_len(a) + 1)))
+		return -ENOMEM;
+	b->len = nl_len(a);
+	memcpy(b->data, nl_data(a), b->len);
+	return 0;
+}
+
+static const char *link_kind(const struct ifinfomsg *ifi, const struct nlattr *const *tb)
+{
+	const struct nlattr *li[IFLA_INFO_MAX + 1];
+
+	if (!tb[IFLA_LINKINFO])
+		return ifi->ifi_type == ARPHRD_LOOPBACK ? "loopback" : NULL;
+	nl_parse(nl_data(tb[IFLA_LINKINFO]), nl_len(tb[IFLA_LINKINFO]), li, IFLA_INFO_MAX);
+	return nl_str(li[IFLA_INFO_KIND]);
+}
+
+/* The IPv6 address generation mode in IFLA_AF_SPEC, -1 if none. */
+static int addr_gen_mode(const struct nlattr *spec)
+{
+	const struct nlattr *fam[AF_INET6 + 1], *in6[IFLA_INET6_MAX + 1];
+
+	if (!spec)
+		return -1;
+	nl_parse(nl_data(spec), nl_len(spec), fam, AF_INET6);
+	if (!fam[AF_INET6])
+		return -1;
+	nl_parse(nl_data(fam[AF_INET6]), nl_len(fam[AF_INET6]), in6, IFLA_INET6_MAX);
+	return in6[IFLA_INET6_ADDR_GEN_MODE] ? (int)nl_uint(in6[IFLA_INET6_ADDR_GEN_MODE], 0) : -1;
+}
+
+static int keep_bridge_opts(NetLink *l, const struct nlattr *linkinfo)
+{
+	const struct nlattr *li[IFLA_INFO_MAX + 1];
+
+	nl_parse(nl_data(linkinfo), nl_len(linkinfo), li, IFLA_INFO_MAX);
+	if (!li[IFLA_INFO_DATA])
+		return 0;
+	size_t len = nl_len(li[IFLA_INFO_DATA]);
+	const struct nlattr *a = nl_data(li[IFLA_INFO_DATA]);
+	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
+		const struct nl_attr_rule *r = nl_attr_rule(a->nla_type & NLA_TYPE_MASK, bridge_opts,
+							    ARRAY_SIZE(bridge_opts));
+		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max && nl_attr_keep(&l->bridge, &l->n_bridge, a))
+			return -ENOMEM;
+		size_t step = NLA_ALIGN(a->nla_len);
+		if (step >= len)
+			break;
+		len -= step;
+		a = (const void *)((const char *)a + step);
+	}
+	return 0;
+}
+
+/* The outer end of a veth, as stasis's own namespace has it: name, MAC, MTU, state, bridge. */
+struct outer_view {
+	NetLink *l;
+	int home_nl;
+	bool master_query; /* the answer is about the bridge: its name only */
+};
+
+static int on_outer(const struct nlmsghdr *h, void *arg)
+{
+	struct outer_view *v = arg;
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	const struct nlattr *tb[IFLA_MAX + 1];
+
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
+	if (!nl_str(tb[IFLA_IFNAME]))
+		return 0;
+	if (v->master_query)
+		return (v->l->peer_master = xstrdup(nl_str(tb[IFLA_IFNAME]))) ? 0 : -ENOMEM;
+	if (!(v->l->peer_name = xstrdup(nl_str(tb[IFLA_IFNAME]))))
+		return -ENOMEM;
+	v->l->has_peer_up = true;
+	v->l->peer_up = ifi->ifi_flags & IFF_UP;
+	if (tb[IFLA_MTU]) {
+		v->l->has_peer_mtu = true;
+		v->l->peer_mtu = nl_uint(tb[IFLA_MTU], 0);
+	}
+	if (tb[IFLA_ADDRESS] && nl_len(tb[IFLA_ADDRESS]) <= MAC_MAX) {
+		v->l->has_peer_mac = true;
+		if (set_bytes(&v->l->peer_mac, tb[IFLA_ADDRESS]))
+			return -ENOMEM;
+	}
+	return tb[IFLA_MASTER] ? (int)nl_uint(tb[IFLA_MASTER], 0) : 0;
+}
+
+static int get_link(int nl, int ifindex, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
+	struct nl_buf b = { 0 };
+
+	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETLINK, 0, &ifi, sizeof(ifi)));
+	int ret = nl_get(nl, &b, fn, arg);
+	nl_buf_free(&b);
+	return ret;
+}
+
+static int outer_end(struct link_dump *d, NetLink *l, int peer)
+{
+	struct outer_view v = { l, d->home_nl, false };
+	int master = get_link(d->home_nl, peer, on_outer, &v);
+
+	if (master > 0) {
+		v.master_query = true;
+		if (get_link(d->home_nl, master, on_outer, &v) == -ENOMEM)
+			return -ENOMEM;
+	}
+	return master < 0 ? master : 0;
+}
+
+static int on_link(const struct nlmsghdr *h, void *arg)
+{
+	struct link_dump *d = arg;
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	const struct nlattr *tb[IFLA_MAX + 1];
+
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
+	const char *name = nl_str(tb[IFLA_IFNAME]) ?: "?", *kind = link_kind(ifi, tb);
+	if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth") && strcmp(kind, "bridge"))) {
+		pr_err("dump pid %d: its network namespace has interface %s, %s%s%s: not supported "
+		       "(loopback, veth and bridge are; --external net[INODE]:KEY leaves the namespace "
+		       "to the engine)", d->root, name, kind ? "a " : "", kind ?: "a device of no kind",
+		       kind ? (strcmp(kind, "tun") ? " link" : " (tun/tap) device") : "");
+		d->err = -ENOTSUP;
+		return 1;
+	}
+	NetLink *l = xzalloc(sizeof(*l)), **more;
+	if (!l || !(more = xreallocarray(d->img->links, d->img->n_links + 1, sizeof(*more)))) {
+		free(l);
+		return -ENOMEM;
+	}
+	d->img->links = more;
+	d->img->links[d->img->n_links++] = l;
+	net_link__init(l);
+	l->ifindex = ifi->ifi_index;
+	if (!(l->name = xstrdup(name)) || !(l->kind = xstrdup(kind)))
+		return -ENOMEM;
+	l->flags = ifi->ifi_flags & LINK_FLAGS;
+	l->mtu = nl_uint(tb[IFLA_MTU], 0);
+	if (tb[IFLA_ADDRESS] && nl_len(tb[IFLA_ADDRESS]) <= MAC_MAX && strcmp(kind, "loopback")) {
+		l->has_mac = true;
+		if (set_bytes(&l->mac, tb[IFLA_ADDRESS]))
+			return -ENOMEM;
+	}
+	if (tb[IFLA_TXQLEN]) {
+		l->has_txqlen = true;
+		l->txqlen = nl_uint(tb[IFLA_TXQLEN], 0);
+	}
+	if (tb[IFLA_MASTER]) {
+		l->has_master = true;
+		l->master = nl_uint(tb[IFLA_MASTER], 0);
+	}
+	if (nl_str(tb[IFLA_IFALIAS]) && !(l->alias = xstrdup(nl_str(tb[IFLA_IFALIAS]))))
+		return -ENOMEM;
+	int mode = addr_gen_mode(tb[IFLA_AF_SPEC]);
+	if (mode >= 0) {
+		l->has_addr_gen_mode = true;
+		l->addr_gen_mode = mode;
+	}
+	if (!strcmp(kind, "bridge") && keep_bridge_opts(l, tb[IFLA_LINKINFO]))
+		return -ENOMEM;
+	if (!strcmp(kind, "veth") && tb[IFLA_LINK]) {
+		int peer = nl_uint(tb[IFLA_LINK], 0);
+		if (!tb[IFLA_LINK_NETNSID]) {
+			l->has_peer_ifindex = true;
+			l->peer_ifindex = peer;
+		} else if ((int)nl_uint(tb[IFLA_LINK_NETNSID], -1) == d->home_nsid && d->home_nl >= 0 &&
+			   (d->err = outer_end(d, l, peer))) {
+			if (d->err == -ENOMEM)
+				return -ENOMEM; /* (said) */
+			pr_err("dump pid %d: cannot read the other end of veth %s in stasis's namespace: %s",
+			       d->root, name, strerror(-d->err));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int on_nsid(const struct nlmsghdr *h, void *arg)
+{
+	const struct nlattr *tb[NETNSA_MAX + 1];
+
+	nl_parse_msg(h, sizeof(struct rtgenmsg), tb, NETNSA_MAX);
+	*(int *)arg = (int)nl_uint(tb[NETNSA_NSID], -1);
+	return 0;
+}
+
+/* The id the tree's namespace (stasis is in it) gives the namespace of nsfd, -1 if none; -ENOMEM. */
+static int nsid_of(int nl, int nsfd)
+{
+	struct rtgenmsg g = { .rtgen_family = AF_UNSPEC };
+	struct nl_buf b = { 0 };
+	int id = -1;
+
+	size_t m = nl_msg_begin(&b, RTM_GETNSID, 0, &g, sizeof(g));
+	nl_put_u32(&b, NETNSA_FD, nsfd);
+	nl_msg_end(&b, m);
+	int err = nl_get(nl, &b, on_nsid, &id);
+	nl_buf_free(&b);
+	return err == -ENOMEM ? err : err ? -1 : id;
+}
+
+static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct link_dump d = { .root = tr->tasks[0].pid, .home_nl = -1, .home_nsid = -1 };
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nl_buf b = { 0 };
+	NetLinks img = NET_LINKS__INIT;
+	int home = net_ns_home(ctx), err;
+
+	if (!net_ns_config(ctx))
+		return 0;
+	auto_close int nl = nl_open(NETLINK_ROUTE);
+	if (nl < 0) {
+		pr_err("dump pid %d: cannot talk rtnetlink in its network namespace: %s", d.root,
+		       strerror(-nl));
+		return nl;
+	}
+	if (home >= 0) {
+		if ((d.home_nsid = nsid_of(nl, home)) == -ENOMEM)
+			return -ENOMEM;
+		d.home_nl = nl_open_in(home, NETLINK_ROUTE);
+	}
+	d.img = &img;
+	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi)));
+	err = nl_dump(nl, &b, on_link, &d);
+	nl_buf_free(&b);
+	if (d.home_nl >= 0)
+		close(d.home_nl);
+	if (err || d.err) {
+		if (!d.err && err != -ENOMEM)
+			pr_err("dump pid %d: cannot list the interfaces of its network namespace: %s",
+			       d.root, strerror(-err));
+		err = d.err ?: err;
+	} else {
+		err = image_write(ctx->images_dir_fd, IMG_NET_LINKS, 0, &img.base);
+	}
+	for (size_t i = 0; i < img.n_links; i++)
+		net_link__free_unpacked(img.links[i], NULL);
+	free(img.links);
+	return err;
+}
+
+/* ---- restore ---- */
+
+static bool ifname_valid(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (!len || len >= IFNAMSIZ || !strcmp(n, ".") || !strcmp(n, ".."))
+		return false;
+	for (const char *c = n; *c; c++)
+		if (*c == '/' || *c == ':' || *c <= ' ' || *c == 0x7f)
+			return false;
+	return true;
+}
+
+static const NetLink *by_index(const NetLinks *img, uint32_t ifindex)
+{
+	for (size_t i = 0; i < img->n_links; i++)
+		if (img->links[i]->ifindex == ifindex)
+			return img->links[i];
+	return NULL;
+}
+
+/* "OUT" or "OUT@BRIDGE" for IN, from --veth-pair IN=OUT[@BRIDGE] or --external veth[IN]:... */
+static const char *veth_option(const struct stasis_opts *o, const char *in)
+{
+	char want[IFNAMSIZ + 8];
+
+	for (size_t i = 0; i < o->veth_pairs.n; i++)
+		if (o->veth_pairs.v[i].key && !strcmp(o->veth_pairs.v[i].key, in))
+			return o->veth_pairs.v[i].value;
+	snprintf(want, sizeof(want), "veth[%s]:", in);
+	for (size_t i = 0; i < o->externals.n; i++)
+		if (!strncmp(o->externals.v[i].value, want, strlen(want)))
+			return o->externals.v[i].value + strlen(want);
+	return NULL;
+}
+
+/* The outer end's name and bridge of veth l (index i): from the options, or the image. */
+static int outer_names(const struct run_ctx *ctx, struct links_state *st, size_t i, const NetLink *l)
+{
+	const char *opt = veth_option(ctx->opts, l->name);
+
+	if (opt) {
+		const char *at = strchr(opt, '@');
+		if (!(st->outer[i] = xstrdup(opt)))
+			return -ENOMEM;
+		if (at) {
+			st->outer[i][at - opt] = 0;
+			if (!(st->outer_bridge[i] = xstrdup(at + 1)))
+				return -ENOMEM;
+			st->bridge_given[i] = true;
+		}
+	} else if (l->peer_name && !(st->outer[i] = xstrdup(l->peer_name))) {
+		return -ENOMEM;
+	}
+	if (!st->outer_bridge[i] && l->peer_master && !(st->outer_bridge[i] = xstrdup(l->peer_master)))
+		return -ENOMEM;
+	if (!st->outer[i]) {
+		pr_err("restore: interface %s is a veth whose other end was outside the tree's network "
+		       "namespace: name that end with --veth-pair %s=NAME", l->name, l->name);
+		return -EINVAL;
+	}
+	if (!ifname_valid(st->outer[i]) || (st->outer_bridge[i] && !ifname_valid(st->outer_bridge[i]))) {
+		pr_err("restore: veth %s: the name of its other end (%s%s%s) is not an interface name",
+		       l->name, st->outer[i], st->outer_bridge[i] ? "@" : "", st->outer_bridge[i] ?: "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int on_index(const struct nlmsghdr *h, void *arg)
+{
+	(void)arg;
+	return h->nlmsg_type == RTM_NEWLINK ? ((const struct ifinfomsg *)NLMSG_DATA(h))->ifi_index
+					    : -ENOENT;
+}
+
+/* The index of the interface called name, or <0. */
+static int index_of(int nl, const char *name)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nl_buf b = { 0 };
+
+	size_t m = nl_msg_begin(&b, RTM_GETLINK, 0, &ifi, sizeof(ifi));
+	nl_put_str(&b, IFLA_IFNAME, name);
+	nl_msg_end(&b, m);
+	int ret = nl_get(nl, &b, on_index, NULL);
+	nl_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The outer end's name must be free in stasis's namespace. Right after a dump the tree's old
+ * namespace may still be going away (the kernel dismantles it in the background), with the
+ * outer ends of its veths: they are given a few seconds.
+ */
+static int outer_free(const char *out, const NetLink *l)
+{
+	auto_close int nl = nl_open(NETLINK_ROUTE);
+
+	for (int tries = 0; nl >= 0 && tries < 50; tries++) {
+		if (index_of(nl, out) < 0)
+			return 0;
+		usleep(100 * 1000);
+	}
+	pr_err("restore: there is an interface %s in stasis's network namespace already: the other "
+	       "end of veth %s cannot be made there (name it with --veth-pair %s=NAME)",
+	       out, l->name, l->name);
+	return -EEXIST;
+}
+
+static bool link_valid(const NetLinks *img, const NetLink *l)
+{
+	const NetLink *peer = l->has_peer_ifindex ? by_index(img, l->peer_ifindex) : NULL;
+	const NetLink *master = l->has_master ? by_index(img, l->master) : NULL;
+	bool lo = !strcmp(l->kind, "loopback"), veth = !strcmp(l->kind, "veth");
+
+	if (!ifname_valid(l->name) || l->ifindex < 1 || l->ifindex > INT32_MAX || (lo != (l->ifindex == 1)) ||
+	    (!lo && !veth && strcmp(l->kind, "bridge")) || l->mtu < 1 || l->mtu > 1u << 20 ||
+	    (l->flags & ~LINK_FLAGS) || (l->has_mac && l->mac.len > MAC_MAX) ||
+	    (l->has_peer_mac && l->peer_mac.len > MAC_MAX) ||
+	    (l->has_addr_gen_mode && l->addr_gen_mode > 255) ||
+	    (l->alias && strlen(l->alias) >= 256))
+		return false;
+	if (l->has_master && (!master || strcmp(master->kind, "bridge") || master == l))
+		return false;
+	if (l->has_peer_ifindex && (!veth || !peer || peer == l || strcmp(peer->kind, "veth") ||
+				    !peer->has_peer_ifindex || peer->peer_ifindex != l->ifindex))
+		return false;
+	if (strcmp(l->kind, "bridge") && l->n_bridge)
+		return false;
+	return !nl_attrs_check(l->bridge, l->n_bridge, bridge_opts, ARRAY_SIZE(bridge_opts));
+}
+
+static void free_links(void *state)
+{
+	struct links_state *st = state;
+
+	for (size_t i = 0; st->img && i < st->img->n_links; i++) {
+		free(st->outer[i]);
+		free(st->outer_bridge[i]);
+	}
+	free(st->outer);
+	free(st->outer_bridge);
+	free(st->bridge_given);
+	free(st->made_outer);
+	if (st->nl)
+		close(st->nl - 1);
+	if (st->home_nl)
+		close(st->home_nl - 1);
+	if (st->img)
+		image_free(&st->img->base);
+}
+
+static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct links_state *st = state_of(ctx);
+	int err;
+
+	(void)rt;
+	if (!net_ns_config(ctx))
+		return 0;
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_LINKS, 0, (ProtobufCMessage **)&st->img)))
+		return err;
+	size_t n = st->img->n_links;
+	if (!(st->outer = xzalloc((n + 1) * sizeof(*st->outer))) ||
+	    !(st->outer_bridge = xzalloc((n + 1) * sizeof(*st->outer_bridge))) ||
+	    !(st->bridge_given = xzalloc(n + 1)) || !(st->made_outer = xzalloc(n + 1)))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const NetLink *l = st->img->links[i];
+		if (!link_valid(st->img, l)) {
+			pr_err("image net-links.img: interface %zu (%s) is invalid", i, l->name);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (st->img->links[k]->ifindex == l->ifindex || !strcmp(st->img->links[k]->name, l->name)) {
+				pr_err("image net-links.img: interface %s is there twice", l->name);
+				return -EINVAL;
+			}
+		}
+		if (!strcmp(l->kind, "veth") && !l->has_peer_ifindex &&
+		    ((err = outer_names(ctx, st, i, l)) || (err = outer_free(st->outer[i], l))))
+			return err;
+	}
+	return 0;
+}
+
+/* One rtnetlink request, acknowledged: 0, or <0 with the kernel's words in why. */
+static int ask(int nl, struct nl_buf *b, char *why, size_t len)
+{
+	int err = nl_talk(nl, b, why, len);
+
+	nl_buf_free(b);
+	return err;
+}
+
+/* A new link of kind l->kind, down, with its index, name (and its veth peer). */
+static int make_link(struct links_state *st, size_t i, char *why, size_t len)
+{
+	const NetLink *l = st->img->links[i];
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
+	struct nl_buf b = { 0 };
+
+	size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &ifi, sizeof(ifi));
+	nl_put_str(&b, IFLA_IFNAME, l->name);
+	size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
+	nl_put_str(&b, IFLA_INFO_KIND, l->kind);
+	size_t data = nl_nest_begin(&b, IFLA_INFO_DATA);
+	if (!strcmp(l->kind, "veth")) {
+		const NetLink *p = l->has_peer_ifindex ? by_index(st->img, l->peer_ifindex) : NULL;
+		struct ifinfomsg peer = { .ifi_family = AF_UNSPEC, .ifi_index = p ? (int)p->ifindex : 0 };
+		size_t pm = nl_nest_begin(&b, VETH_INFO_PEER);
+		memcpy(nl_room(&b, sizeof(peer)), &peer, sizeof(peer));
+		nl_put_str(&b, IFLA_IFNAME, p ? p->name : st->outer[i]);
+		if (!p) {
+			nl_put_u32(&b, IFLA_NET_NS_FD, st->home);
+			if (l->has_peer_mac)
+				nl_put(&b, IFLA_ADDRESS, l->peer_mac.data, l->peer_mac.len);
+			if (l->has_peer_mtu)
+				nl_put_u32(&b, IFLA_MTU, l->peer_mtu);
+		}
+		nl_nest_end(&b, pm);
+	}
+	nl_nest_end(&b, data);
+	nl_nest_end(&b, info);
+	nl_msg_end(&b, m);
+	return ask(st->nl - 1, &b, why, len);
+}
+
+static void put_addr_gen_mode(struct nl_buf *b, uint8_t mode)
+{
+	size_t spec = nl_nest_begin(b, IFLA_AF_SPEC), in6 = nl_nest_begin(b, AF_INET6);
+
+	nl_put_u8(b, IFLA_INET6_ADDR_GEN_MODE, mode);
+	nl_nest_end(b, in6);
+	nl_nest_end(b, spec);
+}
+
+/*
+ * Its settings: MTU, MAC, queue length, alias; IPv6 address generation off until its
+ * addresses are in (net_links_addr_gen_mode).
+ */
+static int configure_link(struct links_state *st, const NetLink *l, char *why, size_t len)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
+	struct nl_buf b = { 0 };
+
+	size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
+	nl_put_u32(&b, IFLA_MTU, l->mtu);
+	if (l->has_mac)
+		nl_put(&b, IFLA_ADDRESS, l->mac.data, l->mac.len);
+	if (l->has_txqlen)
+		nl_put_u32(&b, IFLA_TXQLEN, l->txqlen);
+	if (l->alias)
+		nl_put_str(&b, IFLA_IFALIAS, l->alias);
+	if (l->has_addr_gen_mode)
+		put_addr_gen_mode(&b, IN6_ADDR_GEN_MODE_NONE);
+	nl_msg_end(&b, m);
+	return ask(st->nl - 1, &b, why, len);
+}
+
+int net_links_addr_gen_mode(const struct run_ctx *ctx)
+{
+	struct links_state *st = state_of(ctx);
+	char why[256];
+	int err = 0;
+
+	for (size_t i = 0; st->img && i < st->img->n_links && !err; i++) {
+		const NetLink *l = st->img->links[i];
+		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
+		struct nl_buf b = { 0 };
+		if (!l->has_addr_gen_mode)
+			continue;
+		size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
+		put_addr_gen_mode(&b, l->addr_gen_mode);
+		nl_msg_end(&b, m);
+		if ((err = ask(st->nl - 1, &b, why, sizeof(why))) && err != -ENOMEM)
+			pr_err("restore: cannot set the IPv6 address generation mode of interface %s: %s%s%s",
+			       l->name, strerror(-err), why[0] ? ": " : "", why);
+	}
+	return err;
+}
+
+static int on_bridge_opts(const struct nlmsghdr *h, void *arg)
+{
+	NetLink *now = arg;
+	const struct nlattr *tb[IFLA_MAX + 1];
+
+	nl_parse_msg(h, sizeof(struct ifinfomsg), tb, IFLA_MAX);
+	if (h->nlmsg_type == RTM_NEWLINK && tb[IFLA_LINKINFO])
+		keep_bridge_opts(now, tb[IFLA_LINKINFO]);
+	return 0;
+}
+
+/*
+ * A bridge's options, each written where it differs from the new bridge's (a kernel without
+ * VLAN filtering refuses even to be told that it is off).
+ */
+static int bridge_options(struct links_state *st, const NetLink *l, char *why, size_t len)
+{
+	NetLink now = NET_LINK__INIT;
+	int err = get_link(st->nl - 1, l->ifindex, on_bridge_opts, &now);
+
+	for (size_t i = 0; !err && i < l->n_bridge; i++) {
+		const NlAttr *want = l->bridge[i];
+		bool same = false;
+		for (size_t k = 0; k < now.n_bridge && !same; k++)
+			same = now.bridge[k]->type == want->type && now.bridge[k]->value.len == want->value.len &&
+			       !memcmp(now.bridge[k]->value.data, want->value.data, want->value.len);
+		if (same)
+			continue;
+		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
+		struct nl_buf b = { 0 };
+		size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
+		size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
+		nl_put_str(&b, IFLA_INFO_KIND, "bridge");
+		size_t data = nl_nest_begin(&b, IFLA_INFO_DATA);
+		nl_put_attrs(&b, l->bridge + i, 1);
+		nl_nest_end(&b, data);
+		nl_nest_end(&b, info);
+		nl_msg_end(&b, m);
+		if ((err = ask(st->nl - 1, &b, why, len)) && err != -ENOMEM)
+			pr_err("restore: cannot set option %u (IFLA_BR_*) of bridge %s: %s%s%s",
+			       want->type & NLA_TYPE_MASK, l->name, strerror(-err), why[0] ? ": " : "", why);
+	}
+	for (size_t k = 0; k < now.n_bridge; k++)
+		nl_attr__free_unpacked(now.bridge[k], NULL);
+	free(now.bridge);
+	return err;
+}
+
+/* Link ifindex (or the one named name, ifindex 0) set: master (if not 0), flags of mask. */
+static int set_link(int nl, int ifindex, const char *name, int master, unsigned flags,
+		    unsigned mask, char *why, size_t len)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex, .ifi_flags = flags,
+				 .ifi_change = mask };
+	struct nl_buf b = { 0 };
+
+	size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
+	if (!ifindex)
+		nl_put_str(&b, IFLA_IFNAME, name);
+	if (master)
+		nl_put_u32(&b, IFLA_MASTER, master);
+	nl_msg_end(&b, m);
+	return ask(nl, &b, why, len);
+}
+
+/* The outer end of veth l (index i), made with it: a port of its bridge, up if it was. */
+static int settle_outer(struct links_state *st, size_t i, const NetLink *l, char *why, size_t len)
+{
+	const char *out = st->outer[i], *br = st->outer_bridge[i];
+	int master = 0, err;
+
+	if (br && (master = index_of(st->home_nl - 1, br)) < 0) {
+		if (st->bridge_given[i]) {
+			pr_err("restore: veth %s: no bridge %s in stasis's network namespace for its other "
+			       "end %s", l->name, br, out);
+			return master;
+		}
+		pr_warn("restore: veth %s: its other end %s was a port of bridge %s, which is gone: it "
+			"is left out of any bridge", l->name, out, br);
+		master = 0;
+	}
+	if ((err = set_link(st->home_nl - 1, 0, out, master, l->peer_up ? IFF_UP : 0, IFF_UP, why, len)) &&
+	    err != -ENOMEM)
+		pr_err("restore: veth %s: cannot set up its other end %s%s%s: %s%s%s", l->name, out,
+		       master ? " in bridge " : "", master ? br : "", strerror(-err), why[0] ? ": " : "", why);
+	return err;
+}
+
+static int ignore(const struct nlmsghdr *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return 0;
+}
+
+/*
+ * Bridge l and its ports as the kernel's link watch sees them once it has caught up: asking
+ * for one interface makes it catch up on that one. Else a bridge that comes up right after
+ * its ports still counts as running at that instant (IPv6 then sets it up as if it carried).
+ */
+static void sync_operstate(struct links_state *st, const NetLink *l)
+{
+	for (size_t i = 0; i < st->img->n_links; i++)
+		if (st->img->links[i] == l || (st->img->links[i]->has_master && st->img->links[i]->master == l->ifindex))
+			get_link(st->nl - 1, st->img->links[i]->ifindex, ignore, NULL);
+}
+
+/*
+ * No duplicate address detection on l until net-sysctls.c writes its saved accept_dad: its
+ * IPv6 addresses were in use (a socket of the tree may be bound to one).
+ */
+static void no_dad(const NetLink *l)
+{
+	char path[64 + IFNAMSIZ];
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/accept_dad", l->name);
+	auto_close int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && write(fd, "0", 1) != 1)
+		pr_debug("restore: cannot turn duplicate address detection off on %s: %m", l->name);
+}
+
+static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct links_state *st = state_of(ctx);
+	char why[256];
+	int nl, err = 0;
+
+	(void)rt;
+	if (!st->img)
+		return 0;
+	size_t n = st->img->n_links;
+	auto_free bool *made = xzalloc(n + 1);
+	if (!made)
+		return -ENOMEM;
+	st->home = net_ns_home(ctx);
+	if ((nl = nl_open(NETLINK_ROUTE)) < 0 || (st->nl = nl + 1, nl = nl_open_in(st->home, NETLINK_ROUTE)) < 0) {
+		pr_err("restore: cannot talk rtnetlink to make the tree's interfaces: %s", strerror(-nl));
+		return nl;
+	}
+	st->home_nl = nl + 1;
+	/* made, down */
+	for (size_t i = 0; i < n && !err; i++) {
+		const NetLink *l = st->img->links[i];
+		if (made[i] || !strcmp(l->kind, "loopback"))
+			continue;
+		if ((err = make_link(st, i, why, sizeof(why)))) {
+			if (err != -ENOMEM)
+				pr_err("restore: cannot make interface %s (%s%s%s): %s%s%s", l->name, l->kind,
+				       st->outer[i] ? ", its other end " : "", st->outer[i] ?: "", strerror(-err),
+				       why[0] ? ": " : "", why);
+			break;
+		}
+		st->made_outer[i] = st->outer[i] != NULL;
+		for (size_t k = 0; k < n; k++)
+			made[k] = made[k] || (l->has_peer_ifindex && st->img->links[k]->ifindex == l->peer_ifindex);
+	}
+	/* configured, ports of their bridges, then up as they were */
+	for (size_t i = 0; i < n && !err; i++) {
+		const NetLink *l = st->img->links[i];
+		if (l->n_bridge && (err = bridge_options(st, l, why, sizeof(why))))
+			break;
+		if (((err = configure_link(st, l, why, sizeof(why))) ||
+		     (l->has_master && (err = set_link(st->nl - 1, l->ifindex, NULL, l->master, 0, 0, why, sizeof(why))))) &&
+		    err != -ENOMEM)
+			pr_err("restore: cannot configure interface %s (MTU %u%s%s): %s%s%s", l->name, l->mtu,
+			       l->has_master ? ", bridge " : "",
+			       l->has_master ? by_index(st->img, l->master)->name : "", strerror(-err),
+			       why[0] ? ": " : "", why);
+	}
+	/* bridges last: one comes up as it finds its ports (without a port that carries, none) */
+	for (size_t k = 0; k < 2 * n && !err; k++) {
+		const NetLink *l = st->img->links[k % n];
+		size_t i = k % n;
+		if ((k < n) == !strcmp(l->kind, "bridge"))
+			continue;
+		if (k >= n)
+			sync_operstate(st, l);
+		no_dad(l);
+		if ((err = set_link(st->nl - 1, l->ifindex, NULL, 0, l->flags, LINK_FLAGS, why, sizeof(why))) &&
+		    err != -ENOMEM)
+			pr_err("restore: cannot set the state of interface %s (flags %#x): %s%s%s", l->name,
+			       l->flags, strerror(-err), why[0] ? ": " : "", why);
+		else if (st->outer[i])
+			err = settle_outer(st, i, l, why, sizeof(why));
+	}
+	return err;
+}
+
+/* A failed restore: the outer ends made in stasis's namespace go (the pairs with them). */
+static void undo_links(struct run_ctx *ctx, bool restored)
+{
+	struct links_state *st = state_of(ctx);
+	char why[256];
+	int err;
+
+	for (size_t i = 0; !restored && st->img && i < st->img->n_links; i++) {
+		if (!st->made_outer[i])
+			continue;
+		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+		struct nl_buf b = { 0 };
+		size_t m = nl_msg_begin(&b, RTM_DELLINK, NLM_F_ACK, &ifi, sizeof(ifi));
+		nl_put_str(&b, IFLA_IFNAME, st->outer[i]);
+		nl_msg_end(&b, m);
+		if ((err = ask(st->home_nl - 1, &b, why, sizeof(why))) && err != -ENODEV)
+			pr_warn("restore: cannot remove interface %s it made: %s", st->outer[i], strerror(-err));
+		st->made_outer[i] = false;
+	}
+}
+
+const struct tree_object_ops tree_net_links = {
+	.name = "network interfaces",
+	.state_size = sizeof(struct links_state),
+	.free_state = free_links,
+	.collect = collect_links,
+	.validate = validate_links,
+	.prepare = prepare_links,
+	.undo = undo_links,
+};

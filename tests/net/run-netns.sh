@@ -1,0 +1,349 @@
+#!/bin/bash
+# A tree in a network namespace of its own, configured like a container's, through dump and
+# restore: everything about the namespace is checked from inside it, and a client outside
+# keeps its connection. Only namespaces this script makes are touched: "the outside" is a
+# namespace of the test (OUT, a bridge brN with 10.231.9.1/24 and fd00:231:9::1/64), where
+# stasis runs, as an engine would in the host's.
+#
+#   tests/net/run-netns.sh [--keep]
+#
+# The tree: tests/net/peer.py's numbered-request server on 10.231.9.2 and a child of it that
+# sleeps, in their namespace:
+#   links      lo; eth0, a veth whose other end vo$$ is a port of brN outside (MTU 1400, MACs
+#              set); br0, a bridge (forward_delay 7 s, priority 4096) with vb, one end of an
+#              inner veth pair va/vb, as port; va down, the rest up
+#   addresses  10.231.9.2/24 and 10.231.9.3/24 (secondary), fd00:231:9::2/64 on eth0,
+#              10.231.10.1/24 on br0
+#   routes     default via 10.231.9.1; 192.168.231.0/24 via 10.231.9.1 in table 100 (metric
+#              7); fd00:231:8::/64 via fd00:231:9::1 (metric 50); a blackhole
+#   rules      from 10.231.9.3 lookup 100 (pref 1000); IPv6 fwmark 7 lookup 100 (pref 2000)
+#   neighbours 10.231.9.9 -> 02:31:09:00:00:09 permanent; a proxy entry for fd00:231:9::99
+#   sysctls    ip_forward, somaxconn, tcp_keepalive_time, eth0's rp_filter and IPv6
+#              hop_limit, br0's accept_dad, ...: every net.{core,ipv4,ipv6,unix} sysctl
+#   nftables   an inet table (a base chain, an interval set, a map, a named counter with
+#              values, a quota, rules with comments), an ip nat table (masquerade)
+#
+# Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
+#   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /nftables: that part of
+#                  the namespace is the same, as its own tools show it from inside, after the
+#                  restore as before the dump
+#   netns/outside  the outer end is back in OUT: same name, MAC, MTU, bridge, up
+#   netns/client   the client outside answered on through dump and restore (no reset, no
+#                  reconnect)
+#   netns/checks-can-fail  a change to each part after the restore is seen by its check
+# Then the tree is dumped again (the client still connected):
+#   netns/restore-fails-clean  a restore that fails before anything is made (the outer end's
+#                  name is taken) leaves nothing in OUT
+#   netns/restore-fails-late  a restore that fails once the namespace is made (the tree's last
+#                  process fails, STASIS_FAULT=restore-child) leaves no outer end in OUT
+#   netns/veth-pair  restored with --veth-pair eth0=vr$$@brN: the outer end has its new name,
+#                  is a port of brN, and the client goes on through it
+#   netns/refuse-macvlan  a namespace with a macvlan fails the dump naming it; the tree runs on
+
+# shellcheck source-path=SCRIPTDIR
+set -u
+# shellcheck source=../zoo/lib.sh
+. "$(dirname "$0")/../zoo/lib.sh"
+
+for a in "$@"; do
+	case $a in
+	--keep | -k) ZOO_KEEP=1 ;;
+	*) echo "unknown option $a" >&2; exit 2 ;;
+	esac
+done
+
+PY=/usr/bin/python3
+PEER=$ZOO_ROOT/tests/net/peer.py
+OUT=stasis-netns-out-$$
+BR=brN$$
+VO=vo$$
+PORT=7319
+zoo_setup_tmp
+trap 'ip netns del "$OUT" 2>/dev/null; zoo_cleanup' EXIT
+
+# run stasis as the engine would, in the outside namespace
+ZOO_WRAP=(nsenter "--net=/run/netns/$OUT")
+in_out() { ip netns exec "$OUT" "$@"; }
+inside() { nsenter -t "$SPID" -n "$@"; }
+
+make_outside() {
+	ip netns add "$OUT" &&
+		ip -n "$OUT" link set lo up &&
+		ip -n "$OUT" link add "$BR" type bridge &&
+		ip -n "$OUT" addr add 10.231.9.1/24 dev "$BR" &&
+		ip -n "$OUT" addr add fd00:231:9::1/64 dev "$BR" nodad &&
+		ip -n "$OUT" link set "$BR" up
+}
+
+# the server waits in its new namespace until configure has made it a container's
+start_tree() {
+	local d=$1
+	mkdir -p "$d"
+	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- /bin/sh -c \
+		"while [ ! -e '$d/go' ]; do sleep 0.05; done; exec $PY -c \"import os, sys, runpy, time
+if os.fork() == 0:
+    time.sleep(100000)
+sys.argv = ['peer.py', 'server', '10.231.9.2', '$PORT', '$d/ready']
+runpy.run_path('$PEER', run_name='__main__')\"" </dev/null >"$d/server.out" 2>&1 &
+	SPID=$!
+	disown
+	track_pid "$SPID"
+	wait_until 10 ns_of_its_own "$SPID"
+}
+
+# PID is in a network namespace of its own (unshare is done): neither OUT nor the host's
+ns_of_its_own() {
+	local ns
+	ns=$(stat -L -c %i "/proc/$1/ns/net" 2>/dev/null) || return 1
+	[ "$ns" != "$(stat -L -c %i "/run/netns/$OUT")" ] && [ "$ns" != "$(stat -L -c %i /proc/self/ns/net)" ]
+}
+
+configure() {
+	local d=$1
+	ns_of_its_own "$SPID" || return 1
+	ip -n "$OUT" link add "$VO" address 02:31:09:00:00:01 type veth peer name eth0 \
+		address 02:31:09:00:00:02 netns "/proc/$SPID/ns/net" || return 1
+	ip -n "$OUT" link set "$VO" master "$BR" up || return 1
+	inside sh -ec "
+		ip link set lo up
+		ip link set eth0 mtu 1400 up
+		ip link add br0 type bridge forward_delay 700 priority 4096
+		ip link add va type veth peer name vb
+		ip link set vb master br0
+		ip link set vb up
+		ip link set br0 up
+		ip addr add 10.231.9.2/24 dev eth0
+		ip addr add 10.231.9.3/24 dev eth0
+		ip addr add fd00:231:9::2/64 dev eth0 nodad
+		ip addr add 10.231.10.1/24 dev br0
+		ip route add default via 10.231.9.1
+		ip route add 192.168.231.0/24 via 10.231.9.1 table 100 metric 7
+		ip -6 route add fd00:231:8::/64 via fd00:231:9::1 metric 50
+		ip route add blackhole 10.231.66.0/24
+		ip rule add from 10.231.9.3 table 100 pref 1000
+		ip -6 rule add fwmark 7 table 100 pref 2000
+		ip neigh add 10.231.9.9 lladdr 02:31:09:00:00:09 dev eth0 nud permanent
+		ip -6 neigh add proxy fd00:231:9::99 dev eth0
+		sysctl -qw net.ipv4.ip_forward=1 net.core.somaxconn=777 net.ipv4.tcp_keepalive_time=1234 \
+			net.ipv4.conf.eth0.rp_filter=2 net.ipv6.conf.eth0.hop_limit=33 \
+			net.ipv6.conf.br0.accept_dad=0 net.ipv4.ip_local_port_range='20000 40000'
+		nft -f - <<'EOF'
+table inet filt {
+	counter stale { packets 123 bytes 4567 }
+	quota q { over 10 mbytes }
+	set blocked { type ipv4_addr; flags interval; elements = { 10.99.0.0/16, 10.98.1.1 } }
+	map ports { type inet_service : verdict; elements = { 22 : accept, 23 : drop } }
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip saddr @blocked counter drop
+		tcp dport vmap @ports
+		tcp dport 8 counter name stale accept comment \"never hit\"
+		tcp dport 9 quota name q drop
+	}
+}
+table ip nat {
+	chain post { type nat hook postrouting priority 100; oifname \"eth0\" ip daddr 10.77.0.0/16 masquerade; }
+}
+EOF
+	" >"$d/configure.out" 2>&1 || return 1
+	touch "$d/go"
+	wait_until 10 test -e "$d/ready" && KID=$(pgrep -P "$SPID" | head -n 1) && track_pid "$KID"
+}
+
+kill_tree() {
+	kill_ours "$SPID"
+	kill_ours "$KID"
+	wait_until 10 pid_free "$SPID"
+}
+
+# snapshot DIR: each part of the namespace, as its tools show it from inside
+snapshot() {
+	local s=$1
+	mkdir -p "$s"
+	inside ip -o -d link | sed -E -e 's/@if[0-9]+//' -e 's/ +(hello|tcn|topology_change|gc|forward_delay|hold|message_age)_timer +[0-9.]+//g' >"$s/links"
+	inside ip addr | sed -E 's/@if[0-9]+//' >"$s/addresses"
+	{ inside ip route show table all; inside ip -6 route show table all; } >"$s/routes"
+	{ inside ip rule; inside ip -6 rule; } >"$s/rules"
+	{ inside ip neigh show nud permanent; inside ip -6 neigh show proxy; } >"$s/neighbours"
+	inside sysctl -a 2>/dev/null | grep -E '^net\.(core|ipv4|ipv6|unix)\.' |
+		grep -v -E '^net\.ipv4\.(route\.(gc_|flush)|tcp_fastopen_key)' >"$s/sysctls"
+	# counters that traffic moves (inline ones) are not compared; named objects are
+	inside nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' >"$s/nftables"
+}
+
+PARTS=(links addresses routes rules neighbours sysctls nftables)
+
+compare() { # compare BEFORE AFTER: one case per part
+	for p in "${PARTS[@]}"; do
+		if cmp -s "$1/$p" "$2/$p"; then
+			result_ok "netns/$p ($(wc -l <"$1/$p") lines the same)"
+		else
+			result_fail "netns/$p" "differs after the restore: $(diff "$1/$p" "$2/$p" | head -n 6 | tr '\n' '|')"
+		fi
+	done
+}
+
+outer_end() { in_out ip -o link show "$1" 2>/dev/null | sed -E -e 's/^[0-9]+: //' -e 's/@if[0-9]+//' -e 's/ +link-netnsid [0-9]+//'; }
+
+count_of() { cat "$1/count" 2>/dev/null || echo 0; }
+count_above() { [ "$(count_of "$1")" -gt "$2" ]; }
+client_goes_on() {
+	local d=$1 before
+	before=$(count_of "$d")
+	proc_alive "$CPID" && [ ! -e "$d/error" ] && wait_until 90 count_above "$d" $((before + 20))
+}
+
+logs() { show_tail "$1/configure.out" "$1/dump.out" "$1/img/dump.log" "$1/restore.out" "$1/img/restore.log" "$1/server.out" "$1/client.out"; }
+
+case_main() {
+	local d=$ZOO_TMP/main
+	start_tree "$d"
+	if ! configure "$d"; then
+		result_fail netns/setup "cannot configure the tree's namespace"
+		logs "$d"
+		return 1
+	fi
+	in_out "$PY" "$PEER" client numbers 10.231.9.2 $PORT "$d" </dev/null >"$d/client.out" 2>&1 &
+	CPID=$!
+	disown
+	track_pid "$CPID"
+	wait_until 10 count_above "$d" 50 || { result_fail netns/setup "the client got no answers"; logs "$d"; return 1; }
+	sleep 1.5 # IPv6 duplicate address detection done: addresses as they stay
+	snapshot "$d/before"
+	local outer_before
+	outer_before=$(outer_end "$VO")
+	mkdir -p "$d/img"
+	run_stasis "$d/dump.out" 60 dump -t "$SPID" -D "$d/img" --tcp-established -o dump.log -v4
+	if [ "$ZRC" != 0 ]; then
+		result_fail netns/dump "dump exited $ZRC"
+		logs "$d"
+		return 1
+	fi
+	wait_until 10 pid_free "$SPID"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" != 0 ]; then
+		result_fail netns/restore "restore exited $ZRC"
+		logs "$d"
+		return 1
+	fi
+	snapshot "$d/after"
+	compare "$d/before" "$d/after"
+	local outer_after
+	outer_after=$(outer_end "$VO")
+	if [ -n "$outer_after" ] && [ "$outer_after" = "$outer_before" ]; then
+		result_ok "netns/outside ($outer_after)"
+	else
+		result_fail netns/outside "outer end was '$outer_before', is '$outer_after'"
+	fi
+	if client_goes_on "$d"; then
+		result_ok "netns/client (answers: $(count_of "$d"))"
+	else
+		result_fail netns/client "client stuck at $(count_of "$d") answers: $(cat "$d/error" 2>/dev/null)"
+		logs "$d"
+	fi
+
+	# each check can fail: one change per part
+	inside sh -c "ip link set va mtu 1300; ip addr del 10.231.10.1/24 dev br0; ip route del blackhole 10.231.66.0/24;
+		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; sysctl -qw net.core.somaxconn=778;
+		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')"
+	snapshot "$d/changed"
+	local same=()
+	for p in "${PARTS[@]}"; do
+		cmp -s "$d/after/$p" "$d/changed/$p" && same+=("$p")
+	done
+	if [ ${#same[@]} = 0 ]; then
+		result_ok "netns/checks-can-fail (a change to each of ${#PARTS[@]} parts was seen)"
+	else
+		result_fail netns/checks-can-fail "changes not seen in: ${same[*]}"
+	fi
+	IMG=$d/img2
+	MAIN=$d
+	mkdir -p "$IMG"
+	run_stasis "$d/dump2.out" 60 dump -t "$SPID" -D "$IMG" --tcp-established -o dump.log -v4
+	[ "$ZRC" = 0 ] || { result_fail netns/dump-again "dump exited $ZRC"; show_tail "$d/dump2.out"; return 1; }
+	wait_until 10 pid_free "$SPID"
+}
+
+# the images restored with another name for the outer end, a port of the same bridge
+case_veth_pair() {
+	local d=$ZOO_TMP/veth-pair
+	mkdir -p "$d"
+	run_stasis "$d/restore.out" 60 restore -D "$IMG" -d --veth-pair "eth0=vr$$@$BR" -o "$d/restore.log" -v4
+	local o
+	o=$(outer_end "vr$$")
+	if [ "$ZRC" != 0 ]; then
+		result_fail netns/veth-pair "restore exited $ZRC: $(tail -n 3 "$d/restore.out")"
+	elif [[ $o != *"master $BR "* ]] || [[ $o != *"state UP"* ]]; then
+		result_fail netns/veth-pair "outer end: '$o'"
+	elif ! client_goes_on "$MAIN"; then
+		result_fail netns/veth-pair "the client is stuck at $(count_of "$MAIN") answers"
+	else
+		result_ok "netns/veth-pair (vr$$ in $BR; answers: $(count_of "$MAIN"))"
+	fi
+	touch "$MAIN/stop"
+	wait_until 10 not_alive "$CPID"
+	kill_tree
+}
+
+# the outer end's name is taken: the restore fails before anything, and leaves nothing; a
+# restore that fails later removes the outer end it made
+case_restore_fails() {
+	local d=$ZOO_TMP/fails
+	mkdir -p "$d"
+	in_out ip link add "$VO" type bridge
+	run_stasis "$d/restore.out" 60 restore -D "$IMG" -d -o "$d/restore.log" -v4
+	local links
+	links=$(in_out ip -o link | grep -c -E "vr$$|eth0|$VO@")
+	if [ "$ZRC" = 0 ]; then
+		result_fail netns/restore-fails-clean "the restore did not fail"
+	elif ! grep -q "there is an interface $VO" "$d/restore.out"; then
+		result_fail netns/restore-fails-clean "not said: $(tail -n 2 "$d/restore.out")"
+	elif [ "$links" != 0 ] || pgrep -f "peer.py server 10.231.9.2 $PORT" >/dev/null; then
+		result_fail netns/restore-fails-clean "left behind: $links interfaces, server $(pgrep -f "peer.py server 10.231.9.2")"
+	else
+		result_ok "netns/restore-fails-clean ($(grep -o "there is an interface $VO[^:]*" "$d/restore.out"))"
+	fi
+	in_out ip link del "$VO"
+	STASIS_FAULT=restore-child run_stasis "$d/restore2.out" 60 restore -D "$IMG" -d -o "$d/restore2.log" -v4
+	if [ "$ZRC" = 0 ]; then
+		result_fail netns/restore-fails-late "the restore did not fail"
+		kill_tree
+	elif ! grep -q "injected failure restore-child" "$d/restore2.out"; then
+		result_fail netns/restore-fails-late "failed otherwise: $(tail -n 2 "$d/restore2.out")"
+	elif in_out ip link show "$VO" >/dev/null 2>&1; then
+		result_fail netns/restore-fails-late "$VO is left in the outside namespace"
+	else
+		result_ok "netns/restore-fails-late (no $VO left)"
+	fi
+}
+
+case_refuse_macvlan() {
+	local d=$ZOO_TMP/macvlan
+	mkdir -p "$d/img"
+	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- "$PY" -c 'import time; time.sleep(1000)' </dev/null >/dev/null 2>&1 &
+	SPID=$!
+	disown
+	track_pid "$SPID"
+	wait_until 10 ns_of_its_own "$SPID" || { result_fail netns/refuse-macvlan "no namespace"; return; }
+	inside sh -c 'ip link add dummyveth type veth peer name dv2; ip link add mv0 link dummyveth type macvlan'
+	run_stasis "$d/dump.out" 60 dump -t "$SPID" -D "$d/img" -o dump.log
+	if [ "$ZRC" = 0 ]; then
+		result_fail netns/refuse-macvlan "the dump did not fail"
+	elif ! grep -q "interface mv0, a macvlan link: not supported" "$d/dump.out"; then
+		result_fail netns/refuse-macvlan "not named: $(tail -n 2 "$d/dump.out")"
+	elif ! proc_alive "$SPID"; then
+		result_fail netns/refuse-macvlan "the tree is gone"
+	else
+		result_ok "netns/refuse-macvlan ($(grep -o 'interface mv0[^(]*' "$d/dump.out"))"
+	fi
+	kill_ours "$SPID"
+}
+
+if ! make_outside; then
+	result_fail netns/setup "cannot make the outside namespace"
+elif case_main; then
+	case_restore_fails
+	case_veth_pair
+fi
+case_refuse_macvlan
+summary

@@ -1,0 +1,93 @@
+/*
+ * files-proc: fds of /proc files of its own, and of its own namespaces.
+ *   fd 30: /proc/self/status, read up to offset 20; fd 31: /proc/self (a directory);
+ *   fd 32: /proc/self/fd (a directory); fd 33: /proc/<child>/stat of its child (which sleeps);
+ *   fds 40..: /proc/self/ns/{net,uts,ipc,mnt,pid,pid_for_children,cgroup,time,user} (O_RDONLY),
+ *   fd 49: /proc/self/ns/net with O_PATH.
+ * After restore and SIGTERM: fd 30 is at offset 20 and reads the status of this very process
+ * (its pid), fd 31 and 32 are its /proc directories, fd 33 reads the child's stat; every
+ * namespace fd is the namespace the process is in (same inode as /proc/self/ns/NAME), with the
+ * same flags.
+ * Blocks in: nanosleep (zoo_wait loop; the child's sleep loop).
+ */
+#include "zoo.h"
+#include <sys/wait.h>
+
+static const char *const ns_names[] = { "net", "uts", "ipc", "mnt", "pid", "pid_for_children",
+					 "cgroup", "time", "user" };
+#define NNS (int)(sizeof(ns_names) / sizeof(ns_names[0]))
+static pid_t child;
+
+static void c_offset(ucontext_t *u) { (void)u; lseek(30, 0, SEEK_SET); }
+static void c_namespace(ucontext_t *u)
+{
+	(void)u; /* a namespace of another kind at fd 40 */
+	int fd = open("/proc/self/ns/uts", O_RDONLY);
+	dup2(fd, 40);
+	close(fd);
+}
+static void c_child(ucontext_t *u) { (void)u; int fd = open("/proc/self/stat", O_RDONLY); dup2(fd, 33); close(fd); }
+static const struct zoo_corruption corruptions[] = {
+	{ "offset", c_offset, 0 },
+	{ "namespace", c_namespace, 0 },
+	{ "child", c_child, 0 },
+};
+
+static void at(int fd, int got)
+{
+	if (got < 0 || (got != fd && (dup2(got, fd) != fd || close(got))))
+		zoo_die("fd %d: %s", fd, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	char buf[4096], path[64];
+
+	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	child = fork();
+	if (child == 0) {
+		for (;;)
+			zoo_sleep_ms(100);
+	}
+	at(30, open("/proc/self/status", O_RDONLY));
+	if (read(30, buf, 20) != 20)
+		zoo_die("read /proc/self/status: %s", strerror(errno));
+	at(31, open("/proc/self", O_RDONLY | O_DIRECTORY));
+	at(32, open("/proc/self/fd", O_RDONLY | O_DIRECTORY));
+	snprintf(path, sizeof(path), "/proc/%d/stat", child);
+	at(33, open(path, O_RDONLY));
+	for (int i = 0; i < NNS; i++) {
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
+		at(40 + i, open(path, O_RDONLY));
+	}
+	at(49, open("/proc/self/ns/net", O_PATH));
+	zoo_ready();
+	zoo_wait();
+
+	CHECK("offset", lseek(30, 0, SEEK_CUR) == 20, "fd 30 at offset %ld, expected 20", (long)lseek(30, 0, SEEK_CUR));
+	ssize_t n = pread(30, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	char want[64];
+	snprintf(want, sizeof(want), "\nPid:\t%d\n", getpid());
+	CHECK("offset", strstr(buf, want) != NULL, "fd 30 does not read this process's status");
+	struct stat a, b;
+	CHECK("offset", fstat(31, &a) == 0 && stat("/proc/self", &b) == 0 && a.st_ino == b.st_ino,
+	      "fd 31 is not /proc/self");
+	CHECK("offset", fstatat(32, "30", &a, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(a.st_mode),
+	      "fd 32 does not list this process's fds");
+	n = pread(33, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	CHECK("child", atoi(buf) == child, "fd 33 reads the stat of pid %d, expected %d", atoi(buf), child);
+	for (int i = 0; i < NNS; i++) {
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
+		CHECK("namespace", fstat(40 + i, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+					   a.st_dev == b.st_dev && (fcntl(40 + i, F_GETFL) & O_ACCMODE) == O_RDONLY,
+		      "fd %d is not %s", 40 + i, path);
+	}
+	CHECK("namespace", fstat(49, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino &&
+				   (fcntl(49, F_GETFL) & O_PATH),
+	      "fd 49 is not an O_PATH fd of /proc/self/ns/net");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	return zoo_finish("4 fds of /proc, 10 of its namespaces");
+}
