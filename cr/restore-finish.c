@@ -337,20 +337,24 @@ static int release_task(struct restore_task *t)
 	return task_release(t->host_pid, 0);
 }
 
-/* Every thread of t in group stop (state T), within about a second? */
-static bool wait_group_stop(const struct restore_task *t)
+/* Every thread of t in group stop (state T), within about a second? 1, 0, -ENOMEM. */
+static int wait_group_stop(const struct restore_task *t)
 {
 	for (int tries = 0; tries < 1000; tries++) {
 		struct proc_stat st;
 		size_t stopped = 0;
 
-		for (size_t i = 0; i <= t->core->n_threads; i++)
-			stopped += !proc_read_stat(i ? t->host_tids[i - 1] : t->host_pid, &st) && st.state == 'T';
+		for (size_t i = 0; i <= t->core->n_threads; i++) {
+			int err = proc_read_stat(i ? t->host_tids[i - 1] : t->host_pid, &st);
+			if (err == -ENOMEM)
+				return err;
+			stopped += !err && st.state == 'T';
+		}
 		if (stopped == t->core->n_threads + 1)
-			return true;
+			return 1;
 		usleep(1000);
 	}
-	return false;
+	return 0;
 }
 
 /*
@@ -362,11 +366,11 @@ static bool wait_group_stop(const struct restore_task *t)
  */
 static int release_stopped_task(struct restore_task *t)
 {
-	int sig = t->is_root ? SIGSTOP : job_stop_signal(t->core), err;
+	int sig = t->is_root ? SIGSTOP : job_stop_signal(t->core), err, stopped;
 
-	if ((err = task_release(t->host_pid, sig)))
+	if ((err = task_release(t->host_pid, sig)) || (err = stopped = wait_group_stop(t)) < 0)
 		return err;
-	if (!wait_group_stop(t) && sig != SIGSTOP) { /* (only the main thread is let go yet) */
+	if (!stopped && sig != SIGSTOP) { /* (only the main thread is let go yet) */
 		pr_warn("restore pid %d: did not stop with signal %d (its process group is orphaned "
 			"now?); stopped by SIGSTOP instead", t->pid, sig);
 		kill(t->host_pid, SIGSTOP);
@@ -374,7 +378,9 @@ static int release_stopped_task(struct restore_task *t)
 	for (size_t i = 0; i < t->core->n_threads; i++)
 		if ((err = task_release(t->host_tids[i], 0)))
 			return err;
-	if (!wait_group_stop(t)) {
+	if ((stopped = wait_group_stop(t)) <= 0) {
+		if (stopped < 0)
+			return stopped;
 		pr_err("restore pid %d: did not stop with signal %d", t->pid, sig);
 		return -EIO;
 	}

@@ -147,7 +147,8 @@ static int save_content(const struct run_ctx *ctx, int fd, const struct stat *st
 		       pid, what, g->path, (unsigned long long)total, (unsigned long long)ghost_limit(ctx));
 		return -EFBIG;
 	}
-	g->data.data = xzalloc(total + 1);
+	if (!(g->data.data = xzalloc(total + 1)))
+		return -ENOMEM;
 	g->data.len = total;
 	for (size_t i = 0, at = 0; i < g->n_extents; at += g->extents[i++]->len) {
 		const GhostExtent *x = g->extents[i];
