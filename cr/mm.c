@@ -513,12 +513,13 @@ static int open_mapped_files(struct restore_task *t)
 	return 0;
 }
 
-/* Which mappings have saved pages: runs and mappings are both in address order (one walk). */
+/* Which mappings have saved pages: runs and mappings are both in address order (one walk);
+ * NULL: out of memory. */
 static bool *vmas_with_runs(const Mm *mm, const Pagemap *pm)
 {
 	bool *has = xzalloc((mm->n_vmas + 1) * sizeof(*has));
 
-	for (size_t i = 0, r = 0; i < mm->n_vmas; i++) {
+	for (size_t i = 0, r = 0; has && i < mm->n_vmas; i++) {
 		while (r < pm->n_runs && pm->runs[r]->vaddr < mm->vmas[i]->start)
 			r++;
 		has[i] = r < pm->n_runs && pm->runs[r]->vaddr < mm->vmas[i]->end;
@@ -540,6 +541,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 	if (!out)
 		return -ENOMEM;
 	auto_free bool *has_runs = vmas_with_runs(mm, t->pagemap);
+	if (!has_runs)
+		return -ENOMEM;
 
 	a->nr_vmas = 0;
 	for (size_t i = 0; i < mm->n_vmas; i++) {

@@ -374,6 +374,21 @@ int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, s
 	return 0;
 }
 
+pid_t pid_ns_host_of(const struct run_ctx *ctx, struct restore_tree *rt, uint32_t vpid)
+{
+	struct restore_task *t = pstree_task(rt, vpid);
+	char state;
+	int err;
+
+	if (!state_of(ctx)->own)
+		return vpid;
+	if (!t)
+		return 0;
+	if (!t->host_pid && (err = pid_ns_find_host(ctx, rt, t, &state)))
+		return err == -ENOMEM ? err : 0;
+	return t->host_pid;
+}
+
 int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
 {
 	const struct pid_ns_state *st = state_of(ctx);

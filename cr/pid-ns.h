@@ -26,6 +26,12 @@ int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid)
  */
 int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, struct restore_task *t,
 		     char *state);
+/*
+ * Restore, in stasis, once the tree exists: the host's pid of the process the tree's namespace
+ * calls vpid (vpid itself when the tree is in stasis's own namespace; 0 if the tree has no
+ * such process; -ENOMEM).
+ */
+pid_t pid_ns_host_of(const struct run_ctx *ctx, struct restore_tree *rt, uint32_t vpid);
 /* Restore, in stasis, once t's threads exist: t->host_tids, one per thread of its core. */
 int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t);
 

@@ -99,7 +99,9 @@ static int restore_knobs(struct restore_task *t)
 		       strerror(-err));
 		return err;
 	}
-	if (c->has_loginuid && (read_knob(PROC_SELF, "loginuid", &now) || now != c->loginuid) &&
+	if (c->has_loginuid && (err = read_knob(PROC_SELF, "loginuid", &now)) == -ENOMEM)
+		return err;
+	if (c->has_loginuid && (err || now != c->loginuid) &&
 	    (err = write_knob("loginuid", "%lld", c->loginuid == LOGINUID_UNSET ? -1 : (long long)c->loginuid))) {
 		pr_err("restore pid %d: cannot set its loginuid to %u (stasis's is set, and the kernel's "
 		       "audit rules keep it): %s", t->pid, c->loginuid, strerror(-err));

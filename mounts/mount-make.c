@@ -158,7 +158,10 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		break;
 	}
 	case MOUNT_HOW__MOUNT_FRESH: {
-		unsigned long flags = e->mount_flags & ~(unsigned long)MS_RDONLY; /* filled first */
+		/* a read-only filesystem with contents (a tmpfs) is filled first */
+		unsigned long flags = e->mount_flags & ~(unsigned long)MS_RDONLY;
+		if (e->sb_readonly && !e->has_contents)
+			flags |= MS_RDONLY;
 		if (mount(e->source, target, e->fstype, flags, e->fs_options && *e->fs_options ? e->fs_options : NULL)) {
 			pr_perror("restore: cannot mount %s (%s)", e->mountpoint, e->fstype);
 			return -errno;
@@ -169,6 +172,11 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 				return top;
 			if ((err = tmpfs_restore(top, ctx->images_dir_fd, e->id, e->mountpoint)))
 				return err;
+			fd_path(target, sizeof(target), top); /* the new mount's root */
+			if (e->sb_readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL)) {
+				pr_perror("restore: cannot make the filesystem of mount %s read-only", e->mountpoint);
+				return -errno;
+			}
 		}
 		return (e->mount_flags & MS_RDONLY) ? set_flags(root_fd, e) : 0;
 	}

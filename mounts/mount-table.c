@@ -131,6 +131,8 @@ int mount_table_read(pid_t pid, struct mount_table *t)
 			.source = xstrdup(src ? src : "none"),
 			.fs_options = fs_data(mnt_fs_get_fs_options(fs)),
 			.flags = mount_flags(mnt_fs_get_vfs_options(fs)),
+			.sb_readonly = mnt_fs_get_fs_options(fs) &&
+				       !mnt_optstr_get_option(mnt_fs_get_fs_options(fs), "ro", NULL, NULL),
 		};
 		optional_fields(mnt_fs_get_optional_fields(fs), m);
 		if (!m->mountpoint || !m->root || !m->fstype || !m->source || !m->fs_options)
@@ -358,6 +360,8 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 		    !(e->fs_options = xstrdup(m->fs_options)))
 			return -ENOMEM;
 		e->mount_flags = m->flags;
+		e->has_sb_readonly = true;
+		e->sb_readonly = m->sb_readonly;
 		e->has_shared = e->has_master = e->has_unbindable = true;
 		e->shared = m->shared;
 		e->master = m->master;

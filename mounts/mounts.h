@@ -22,6 +22,7 @@ struct mount_info {
 	char *fstype, *source;
 	char *fs_options; /* the superblock's options, minus those that are flags */
 	uint64_t flags;   /* per-mount MS_* */
+	bool sb_readonly; /* the superblock is read-only (its options say "ro") */
 	uint32_t shared, master;
 	bool unbindable;
 };

@@ -20,7 +20,8 @@
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
 #                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
-#                    socket to its outside server and adds --inherit-fd for it.
+#                    socket to its outside server and adds --inherit-fd for it (in a
+#                    container flavour its server is started first, `ext-unix --daemon`).
 # --predump N: the checkpoint case first runs N rounds of `stasis pre-dump` (0.1 s apart, the
 # program running), each round's directory the parent of the next, then the dump with
 # --prev-images-dir naming the last round; its log must show pages kept in the parent dump.
@@ -209,6 +210,15 @@ case_checkpoint() {
 		return
 	fi
 	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
+	if [ "$name" = ext-unix ] && [ -n "$CTR" ]; then
+		# its daemon must be outside the tree: a PID namespace's init cannot start one there
+		mkdir -p "$d/work"
+		if ! "$ZOO_BIN/ext-unix" --daemon "$d/work"; then
+			result_fail "$c" "ext-unix --daemon: no daemon"
+			return
+		fi
+		track_pid "$(cat "$d/work/daemon.pid")"
+	fi
 	if ! start_prog "$name" "$d"; then
 		result_fail "$c" "$ZERR"
 		return
@@ -406,6 +416,7 @@ run_cases() {
 	if [ "$NO_CR" = 0 ] && [[ $NO_CHECKPOINT != *" $name "* ]]; then
 		case_checkpoint "$name"
 		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}cr"
+		[ "$name" = ext-unix ] && kill_ours "$(cat "$ZOO_TMP/$name.${CASE_TAG}cr/work/daemon.pid" 2>/dev/null)"
 	fi
 }
 

@@ -58,25 +58,31 @@ int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type)
 	return 0;
 }
 
-int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags)
+int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int flags)
 {
 	if (len > FHANDLE_MAX_BYTES)
 		return -EINVAL;
 	struct file_handle *fh = xzalloc(sizeof(*fh) + len);
-	auto_close int mfd = fh ? mount_fd_of(major(dev), minor(dev)) : -1;
-	int fd = -ENOENT;
+	int fd;
 
-	if (!fh || mfd == -ENOMEM) {
-		free(fh);
+	if (!fh)
 		return -ENOMEM;
-	}
 	fh->handle_bytes = len;
 	fh->handle_type = type;
 	memcpy(fh->f_handle, handle, len);
-	if (mfd >= 0 && (fd = open_by_handle_at(mfd, fh, flags | O_CLOEXEC)) < 0)
+	if ((fd = open_by_handle_at(mount_fd, fh, flags | O_CLOEXEC)) < 0)
 		fd = -errno;
 	free(fh);
 	return fd;
+}
+
+int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags)
+{
+	auto_close int mfd = mount_fd_of(major(dev), minor(dev));
+
+	if (mfd == -ENOMEM)
+		return -ENOMEM;
+	return mfd < 0 ? -ENOENT : fhandle_open_at(mfd, handle, len, type, flags);
 }
 
 int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len)

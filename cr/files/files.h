@@ -94,10 +94,12 @@ int fown_arm(const FdTable *tab);
 int fown_restore(const struct restore_task *t, const FdEntry *e);
 
 /* cr/files/fhandle.c: file handles. The handle of the inode open at fd (a filesystem that
- * cannot make one: negative errno); an fd of the inode of a handle on device dev. Neither
- * names its failure but -ENOMEM (the allocator did). */
+ * cannot make one: negative errno); an fd of the inode of a handle on device dev (through a
+ * mount of it stasis has); the same through the mount of mount_fd (a file or directory on its
+ * filesystem: the fd is on that mount). None names its failure but -ENOMEM (the allocator did). */
 int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type);
 int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags);
+int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int flags);
 /* The path of the inode of a handle as fdinfo shows it (sdev: the kernel's major << 20 | minor;
  * hex: its bytes), found through a mount of its filesystem. */
 int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len);

@@ -147,7 +147,8 @@ static int save_content(const struct run_ctx *ctx, int fd, const struct stat *st
 		       pid, what, g->path, (unsigned long long)total, (unsigned long long)ghost_limit(ctx));
 		return -EFBIG;
 	}
-	g->data.data = xzalloc(total + 1);
+	if (!(g->data.data = xzalloc(total + 1)))
+		return -ENOMEM;
 	g->data.len = total;
 	for (size_t i = 0, at = 0; i < g->n_extents; at += g->extents[i++]->len) {
 		const GhostExtent *x = g->extents[i];
@@ -433,13 +434,25 @@ static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, s
 
 /*
  * The inode still linked under another name, checked to be the one saved, is linked again at
- * its old name for a moment: the fd then names it "/path (deleted)" as before.
+ * its old name for a moment: the fd then names it "/path (deleted)" as before. (It is opened
+ * through the mount of that directory, the tree's: a link cannot cross mounts.)
  */
 static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
 			 const GhostFile *g)
 {
+	const char *slash = strrchr(g->path, '/');
 	struct stat s;
-	auto_close int inode = fhandle_open(g->dev, g->handle.data, g->handle.len, g->handle_type, O_PATH);
+	bool existed;
+	auto_close int at = open_dir(ctx, st, w, g->path, slash - g->path, &existed);
+	/* (a mount fd for handles: not O_PATH) */
+	auto_close int dir = at < 0 ? at : openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dir < 0) {
+		int err = at < 0 ? at : -errno;
+		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-err));
+		return err;
+	}
+	auto_close int inode = fhandle_open_at(dir, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
 	if (inode == -ENOMEM)
 		return inode;

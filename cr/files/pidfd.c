@@ -3,9 +3,12 @@
  * refer to, which must be a process of the tree (or a zombie of it). Restore opens one again
  * for that pid, waiting a little for it to exist if it is created later in the tree. A pidfd
  * whose process was already reaped ("Pid: -1") comes back as a pidfd of a process that exited
- * and was reaped, made by stasis before the tree: one such process for each reaped process
- * (pidfds of two of them keep two inodes, pidfds of one keep one), and one open file for each
- * open file the tree held.
+ * and was reaped, made before the tree's other processes, which inherit it: one such process
+ * for each reaped process (pidfds of two of them keep two inodes, pidfds of one keep one), and
+ * one open file for each open file the tree held. stasis makes them, or in a tree with its own
+ * PID namespace its root as soon as it is in the new namespace, so that the reaped processes
+ * are of the tree's namespace (the kernel refuses pidfd_send_signal and waitid through a pidfd
+ * of a process the caller's namespace does not hold).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
 #include "pid-ns.h"
@@ -108,11 +112,15 @@ static bool is_reaped(const FdEntry *e)
 	return e->kind == FD_KIND__FD_PIDFD && !e->pidfd_pid;
 }
 
-/* A process that exits at once; every fd of the tree of reaped process ino gets a pidfd of it. */
+/*
+ * A child of the caller, in its PID namespace, that exits at once; every fd of the tree of
+ * reaped process ino gets a pidfd of it. No exit signal (in the root, every signal is blocked:
+ * it would stay pending).
+ */
 static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, uint64_t ino)
 {
-	fflush(NULL);
-	pid_t child = fork();
+	struct clone_args ca = { 0 };
+	pid_t child = syscall(SYS_clone3, &ca, sizeof(ca));
 	int err = 0;
 
 	if (child == 0)
@@ -122,7 +130,9 @@ static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, uint64_t
 		return -errno;
 	}
 	siginfo_t si;
-	waitid(P_PID, child, &si, WEXITED | WNOWAIT); /* a zombie: pidfds can still be opened */
+	/* a zombie: pidfds can still be opened */
+	while (waitid(P_PID, child, &si, WEXITED | WNOWAIT | __WALL) < 0 && errno == EINTR)
+		;
 	for (size_t i = 0; i < rt->nr_tasks && !err; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds && !err; k++) {
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
@@ -138,25 +148,16 @@ static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, uint64_t
 			st->made[st->n++] = (struct reaped_pidfd){ rt->tasks[i].pid, e->fd, fd };
 		}
 	}
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
 		;
 	return err;
 }
 
-static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+/* One process per reaped process: the first fd of each inode not made yet makes it. */
+static int make_all_reaped(struct pidfd_state *st, struct restore_tree *rt)
 {
-	struct pidfd_state *st = state_of(ctx);
-	size_t nr = 0;
 	int err;
 
-	for (size_t i = 0; i < rt->nr_tasks; i++)
-		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
-			nr += is_reaped(rt->tasks[i].fds->fds[k]);
-	if (!nr)
-		return 0;
-	if (!(st->made = xzalloc(nr * sizeof(*st->made))))
-		return -ENOMEM;
-	/* one process per reaped process: the first fd of each inode not made yet makes it */
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
@@ -169,6 +170,31 @@ static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 		}
 	}
 	return 0;
+}
+
+/* Room for every pidfd of a reaped process; they are made here unless the tree has its own
+ * PID namespace. */
+static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pidfd_state *st = state_of(ctx);
+	size_t nr = 0;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
+			nr += is_reaped(rt->tasks[i].fds->fds[k]);
+	if (!nr)
+		return 0;
+	if (!(st->made = xzalloc(nr * sizeof(*st->made))))
+		return -ENOMEM;
+	return pid_ns_is_own(ctx) ? 0 : make_all_reaped(st, rt);
+}
+
+/* In the root, in the tree's new PID namespace, before it makes any other process. */
+static int enter_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pidfd_state *st = state_of(ctx);
+
+	return st->made && pid_ns_is_own(ctx) ? make_all_reaped(st, rt) : 0;
 }
 
 static void close_pidfds(struct run_ctx *ctx)
@@ -196,6 +222,7 @@ const struct tree_object_ops tree_pidfds = {
 	.state_size = sizeof(struct pidfd_state),
 	.free_state = free_pidfds,
 	.prepare = prepare_pidfds,
+	.enter = enter_pidfds,
 	.close = close_pidfds,
 	.undo = undo_pidfds,
 };

@@ -142,20 +142,13 @@ static int held_listener(const struct unix_state *st, uint64_t ino, const FdEntr
 }
 
 /* A new client connected to the listener, with the saved shutdown. */
-static int connect_client(const FdEntry *l, const UnixPending *u)
+static int connect_client(const struct unix_state *st, const FdEntry *l, const UnixPending *u)
 {
-	struct sockaddr_un sa;
-	socklen_t len;
-	int err, s;
+	int err, s = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
-	if ((err = unix_reach_addr(l, &sa, &len)))
-		return err;
-	s = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0)
 		return -errno;
-	if (connect(s, (struct sockaddr *)&sa, len))
-		err = -errno;
-	else
+	if (!(err = unix_connect_name(st->ctx, s, l->sock_name.data, l->sock_name.len, l->sock_dir)))
 		err = unix_apply_shutdown(s, u->client_shutdown);
 	if (err)
 		close(s);
@@ -187,7 +180,7 @@ int unix_restore_pending(struct unix_state *st)
 			       i, (unsigned long long)u->listener, u->order);
 			return -EINVAL;
 		}
-		int c = connect_client(l, u);
+		int c = connect_client(st, l, u);
 		if (c < 0) {
 			pr_err("restore: cannot connect waiting connection %u to unix socket %s (backlog "
 			       "%u): %s",

@@ -100,7 +100,7 @@ int unix_hold(struct unix_state *st, uint64_t ino, uint64_t pair_id, int fd, con
 		return -ENOMEM;
 	}
 	st->made = more;
-	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, NULL };
+	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, { NULL, 0, 0 } };
 	return 0;
 }
 
@@ -139,10 +139,8 @@ void unix_held_drop(struct unix_state *st, int fd)
 	for (size_t i = 0; i < st->nr_made; i++) {
 		if (st->made[i].fd != fd)
 			continue;
-		if (st->made[i].unlink_later)
-			unix_remove_file(fd, st->made[i].unlink_later);
+		unix_file_remove(st->ctx, &st->made[i].unlink_later);
 		close(fd);
-		free(st->made[i].unlink_later);
 		st->made[i] = st->made[--st->nr_made];
 		return;
 	}
@@ -164,32 +162,32 @@ int unix_held_by_name(const struct unix_state *st, int type, const struct sockad
 	return -1;
 }
 
-void unix_held_unlink_later(struct unix_state *st, uint64_t ino, char *path)
+void unix_held_unlink_later(struct unix_state *st, uint64_t ino, struct unix_file *f)
 {
-	for (size_t i = 0; path && i < st->nr_made; i++) {
-		if (st->made[i].ino == ino && !st->made[i].unlink_later) {
-			st->made[i].unlink_later = path;
+	for (size_t i = 0; f->path && i < st->nr_made; i++) {
+		if (st->made[i].ino == ino && !st->made[i].unlink_later.path) {
+			st->made[i].unlink_later = *f;
+			f->path = NULL;
 			return;
 		}
 	}
-	free(path);
+	free(f->path);
+	f->path = NULL;
 }
 
 const char *unix_held_file(const struct unix_state *st, uint64_t ino)
 {
 	for (size_t i = 0; ino && i < st->nr_made; i++)
 		if (st->made[i].ino == ino)
-			return st->made[i].unlink_later;
+			return st->made[i].unlink_later.path;
 	return NULL;
 }
 
 void unix_close_held(struct unix_state *st)
 {
 	for (size_t i = 0; i < st->nr_made; i++) {
-		if (st->made[i].unlink_later)
-			unix_remove_file(st->made[i].fd, st->made[i].unlink_later);
+		unix_file_remove(st->ctx, &st->made[i].unlink_later);
 		close(st->made[i].fd);
-		free(st->made[i].unlink_later);
 	}
 	st->nr_made = 0;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pid-ns.h"
 #include "unix.h"
 #include "util.h"
 
@@ -141,7 +142,7 @@ int unix_carried_held_by_tree(struct unix_state *ud, struct dump_task *t, uint32
 		return found;
 	e->kind = FD_KIND__FD_SHARED;
 	e->has_shared_pid = e->has_shared_fd = true;
-	e->shared_pid = pid;
+	e->shared_pid = pid_ns_vpid(t->ctx, pid);
 	e->shared_fd = fd;
 	return 1;
 }
@@ -325,7 +326,7 @@ static int open_carried(struct unix_state *st, struct run_ctx *ctx, const FdEntr
 		fd = unix_fresh_socket(e);
 		break;
 	case FD_KIND__FD_UNIX_EXTERNAL:
-		fd = unix_connect_saved(e);
+		fd = unix_connect_saved(ctx, e);
 		break;
 	default:
 		fd = carried_kind_of(e->kind)->open(&pseudo, e);
@@ -409,7 +410,10 @@ int unix_carried_take(struct unix_state *st)
 		const FdEntry *e = st->rst->in_flight[i];
 		if (e->kind != FD_KIND__FD_SHARED)
 			continue;
-		st->carried[i].fd = task_fd_copy(e->shared_pid, e->shared_fd);
+		pid_t host = pid_ns_host_of(st->ctx, st->rt, e->shared_pid);
+		st->carried[i].fd = host > 0 ? task_fd_copy(host, e->shared_fd) : host ? host : -ESRCH;
+		if (st->carried[i].fd == -ENOMEM)
+			return -ENOMEM;
 		if (st->carried[i].fd < 0) {
 			pr_err("restore pid %u fd %u: cannot take it to send it in flight again: %s",
 			       e->shared_pid, e->shared_fd, strerror(-st->carried[i].fd));

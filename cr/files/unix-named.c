@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,19 +49,18 @@ static int set_socket(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 			const struct unix_info *named)
 {
-	char *dir = NULL, path[PATH_MAX];
 	struct stat st;
+	bool gone;
 	int err = set_socket(t, p, e, named);
 
 	if (err || !named->named || !named->name[0])
 		return err;
-	bool gone;
-	if ((err = unix_name_place(t->pid == getpid() ? 0 : t->pid, named, &gone, &dir)))
+	/* (a socket in flight, held by stasis: looked for as the tree's root sees it) */
+	if ((err = unix_name_place(t->pid == getpid() ? t->tree[0].pid : t->pid, named, &gone,
+				   &e->sock_dir, &st)))
 		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
-	e->sock_dir = dir;
-	snprintf(path, sizeof(path), "%s%s%.*s", dir ? dir : "", dir ? "/" : "", (int)named->name_len, named->name);
-	if (!e->sock_file_gone && stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+	if (!gone && named->has_vfs) {
 		e->has_sock_file_mode = e->has_sock_file_uid = e->has_sock_file_gid = true;
 		e->sock_file_mode = st.st_mode & 07777;
 		e->sock_file_uid = st.st_uid;
@@ -102,8 +102,10 @@ int unix_dump_bound(struct unix_state *ud, struct dump_task *t, const struct fd_
 	}
 	if ((err = take_queue(ud, t, p, e)))
 		return err;
+	struct stat st;
 	if (e->n_sock_messages && e->sock_file_gone &&
-	    (ui->name[0] != '/' || access((const char *)e->sock_name.data, F_OK) == 0)) {
+	    (ui->name[0] != '/' ||
+	     unix_stat_as(t->pid == getpid() ? t->tree[0].pid : t->pid, (const char *)e->sock_name.data, &st) == 0)) {
 		pr_err("dump pid %d fd %d: datagrams wait in unix socket %s, whose file another took the "
 		       "place of (or with a relative name): they could not be sent back to it (not "
 		       "supported)",
@@ -181,11 +183,37 @@ static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	return set_socket(t, p, e, peer) ?: 1;
 }
 
+/*
+ * The peer's name as the socket reads it (getpeername), for a peer that sock_diag does not show
+ * (in another network namespace: a server outside a container); its peer is not known.
+ */
+static bool peer_name(pid_t pid, int fd, struct unix_info *pi)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	auto_close int s = task_fd_copy(pid, fd);
+
+	memset(pi, 0, sizeof(*pi));
+	if (s < 0 || getpeername(s, (struct sockaddr *)&sa, &len) || len <= offsetof(struct sockaddr_un, sun_path) ||
+	    len > sizeof(sa))
+		return false;
+	pi->named = true;
+	pi->name_len = len - offsetof(struct sockaddr_un, sun_path);
+	memcpy(pi->name, sa.sun_path, pi->name_len);
+	return true;
+}
+
 /* Connected to a peer no process of the tree holds nor any message carries. */
 int unix_dump_peer_outside(struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 			     const struct unix_info *ui, const struct unix_info *pi, bool pi_ok)
 {
 	char what[UNIX_NAME_MAX + 64], name[UNIX_NAME_MAX + 1] = "";
+	struct unix_info named;
+
+	if (!pi_ok && peer_name(t->pid, p->fd, &named)) {
+		pi = &named;
+		pi_ok = true;
+	}
 
 	if (pi_ok && !ui->named && pi->named && pi->peer != ui->ino)
 		return dump_external(t, p, e, pi); /* a server outside */
@@ -213,31 +241,38 @@ bool unix_bound_valid(const FdEntry *e, size_t n_carried)
 	       unix_msgs_valid(e->sock_messages, e->n_sock_messages, n_carried, e->sock_type);
 }
 
-/* The address of the socket of the tree that a one-way socket connects to. */
-static int peer_addr(const struct unix_state *st, uint64_t peer, struct sockaddr_un *sa, socklen_t *len)
+/* A one-way socket connected to its peer, a socket of the tree, by the peer's name. */
+static int connect_peer(const struct unix_state *st, int s, uint64_t peer)
 {
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+
 	for (size_t i = 0; i < st->nr_bound; i++)
 		if (st->bound[i]->sock_ino == peer && st->bound[i]->sock_name.len)
-			return unix_reach_addr(st->bound[i], sa, len);
+			return unix_connect_name(st->ctx, s, st->bound[i]->sock_name.data,
+						 st->bound[i]->sock_name.len, st->bound[i]->sock_dir);
 	int fd = unix_held_fd(st, peer);
-	*len = sizeof(*sa);
-	return fd < 0 ? -ENOENT : getsockname(fd, (struct sockaddr *)sa, len) ? -errno : 0;
+	if (fd < 0)
+		return -ENOENT;
+	if (getsockname(fd, (struct sockaddr *)&sa, &len))
+		return -errno;
+	if (len <= offsetof(struct sockaddr_un, sun_path))
+		return -ENOENT;
+	return unix_connect_name(st->ctx, s, sa.sun_path, len - offsetof(struct sockaddr_un, sun_path), NULL);
 }
 
 /* A bound socket, or (second round) a one-way datagram socket connected to its peer. */
 int unix_make_bound(struct unix_state *st, const FdEntry *e)
 {
-	char *unlink_later = NULL, name[UNIX_NAME_MAX + 1];
-	struct sockaddr_un sa;
-	socklen_t len;
+	struct unix_file made = { NULL, 0, 0 };
+	char name[UNIX_NAME_MAX + 1];
 	unsigned logged = log_errors();
-	int err = 0, s = e->sock_name.len ? unix_bind_saved(e, &unlink_later) : unix_fresh_socket(e);
+	int err = 0, s = e->sock_name.len ? unix_bind_saved(st->ctx, e, &made) : unix_fresh_socket(e);
 
 	if (s < 0)
 		err = s;
-	else if (e->has_sock_peer && !(err = peer_addr(st, e->sock_peer, &sa, &len)) &&
-		 connect(s, (struct sockaddr *)&sa, len))
-		err = -errno;
+	else if (e->has_sock_peer)
+		err = connect_peer(st, s, e->sock_peer);
 	if (err)
 		log_unnamed(logged, err, "restore: cannot make unix socket %llu (%s) again",
 			    (unsigned long long)e->sock_ino,
@@ -245,11 +280,9 @@ int unix_make_bound(struct unix_state *st, const FdEntry *e)
 	if (s >= 0 && err)
 		close(s);
 	if (!err && (err = unix_hold(st, e->sock_ino, 0, s, e)) == 0) {
-		unix_held_unlink_later(st, e->sock_ino, unlink_later);
+		unix_held_unlink_later(st, e->sock_ino, &made);
 		return 0;
 	}
-	if (unlink_later)
-		unlink(unlink_later); /* made by this bind */
-	free(unlink_later);
+	unix_file_remove(st->ctx, &made); /* made by this bind */
 	return err;
 }

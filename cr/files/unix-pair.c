@@ -19,17 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "unix.h"
 #include "util.h"
 
-/* One end's state: shutdown, name, queue read at collect. */
+/* One end's state: shutdown, name, queue read at collect (root: the tree's root process). */
 static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const struct unix_info *ui,
-		    int type)
+		    int type, pid_t root)
 {
 	const struct unix_queue *q = unix_queue_of(ud, ino);
+	struct stat file;
 	bool gone = true;
 
 	end->ino = ino;
@@ -46,7 +48,7 @@ static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const str
 		end->name.len = ui->name_len;
 		memcpy(end->name.data, ui->name, ui->name_len);
 		if (type == SOCK_DGRAM && /* its own bind */
-		    (err = unix_name_place(q->pid, ui, &gone, &end->name_dir)))
+		    (err = unix_name_place(q->pid ? q->pid : root, ui, &gone, &end->name_dir, &file)))
 			return err;
 		end->has_name_file_gone = end->name_file_gone = gone;
 	}
@@ -84,10 +86,10 @@ int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_p
 		return -ENOMEM;
 	unix_end__init(pair->a);
 	unix_end__init(pair->b);
-	if ((err = fill_end(ud, pair->a, ino, ui, type)))
+	if ((err = fill_end(ud, pair->a, ino, ui, type, t->tree[0].pid)))
 		return err;
 	if (pi)
-		err = fill_end(ud, pair->b, ui->peer, pi, type);
+		err = fill_end(ud, pair->b, ui->peer, pi, type, t->tree[0].pid);
 	else
 		pair->b->has_closed = pair->b->closed = true;
 	if (err)
@@ -128,30 +130,26 @@ bool unix_pairs_valid(const SocketTable *tab, size_t n_carried)
 }
 
 /* The accepted end again: a client (bound to its own name, if any) connects, the listener accepts. */
-static int accept_again(int listener, const FdEntry *l, const UnixEnd *client, int end[2],
-			char **unlink_later)
+static int accept_again(const struct unix_state *st, int listener, const FdEntry *l,
+			const UnixEnd *client, int end[2], struct unix_file *made)
 {
-	struct sockaddr_un sa;
-	socklen_t len;
 	int err = 0;
 
 	end[0] = end[1] = -1;
-	if ((err = unix_reach_addr(l, &sa, &len)))
-		return err;
 	if ((end[1] = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	if (client->has_name)
-		err = unix_bind_name(end[1], client->name.data, client->name.len, client->name_file_gone,
-				     client->name_dir, unlink_later);
-	if (!err && connect(end[1], (struct sockaddr *)&sa, len))
-		err = -errno;
+		err = unix_bind_name(st->ctx, end[1], client->name.data, client->name.len,
+				     client->name_file_gone, client->name_dir, made);
+	if (!err)
+		err = unix_connect_name(st->ctx, end[1], l->sock_name.data, l->sock_name.len, l->sock_dir);
 	if (!err && (end[0] = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) < 0)
 		err = -errno;
 	return err;
 }
 
 /* A pair by socketpair(), each end bound to its name. */
-static int pair_by_name(const UnixPair *u, int end[2], char *unlink_later[2])
+static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[2], struct unix_file made[2])
 {
 	const UnixEnd *ends[2] = { u->a, u->b };
 	char name[UNIX_NAME_MAX + 2];
@@ -164,8 +162,8 @@ static int pair_by_name(const UnixPair *u, int end[2], char *unlink_later[2])
 	for (int i = 0; i < 2 && !err; i++) {
 		if (!ends[i]->has_name)
 			continue;
-		err = unix_bind_name(end[i], ends[i]->name.data, ends[i]->name.len, ends[i]->name_file_gone,
-				     ends[i]->name_dir, &unlink_later[i]);
+		err = unix_bind_name(st->ctx, end[i], ends[i]->name.data, ends[i]->name.len,
+				     ends[i]->name_file_gone, ends[i]->name_dir, &made[i]);
 		if (err == -EADDRINUSE) { /* an accepted connection whose listener is not the tree's */
 			pr_warn("restore: unix socket %llu comes back without its name %s (taken)",
 				(unsigned long long)ends[i]->ino,
@@ -180,7 +178,7 @@ static int pair_by_name(const UnixPair *u, int end[2], char *unlink_later[2])
 static int make_pair(struct unix_state *st, const UnixPair *u)
 {
 	const FdEntry *l = NULL;
-	char *unlink_later[2] = { NULL, NULL };
+	struct unix_file made[2] = { { NULL, 0, 0 }, { NULL, 0, 0 } };
 	int end[2], err, ls = -1;
 	bool b_accepted = false;
 
@@ -191,12 +189,12 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 		b_accepted = ls >= 0;
 	}
 	if (ls < 0) {
-		err = pair_by_name(u, end, unlink_later);
+		err = pair_by_name(st, u, end, made);
 	} else if (!b_accepted) {
-		err = accept_again(ls, l, u->b, end, &unlink_later[1]);
+		err = accept_again(st, ls, l, u->b, end, &made[1]);
 	} else {
 		int swapped[2];
-		err = accept_again(ls, l, u->a, swapped, &unlink_later[0]);
+		err = accept_again(st, ls, l, u->a, swapped, &made[0]);
 		end[0] = swapped[1];
 		end[1] = swapped[0];
 	}
@@ -207,16 +205,14 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 	if (!err) {
 		if (!(err = unix_hold(st, u->b->ino, u->id, end[1], NULL))) {
 			/* files made for names: kept while stasis holds the ends (one-way sockets connect) */
-			unix_held_unlink_later(st, u->a->ino, unlink_later[0]);
-			unix_held_unlink_later(st, u->b->ino, unlink_later[1]);
+			unix_held_unlink_later(st, u->a->ino, &made[0]);
+			unix_held_unlink_later(st, u->b->ino, &made[1]);
 			return 0;
 		}
 		end[1] = -1; /* closed by unix_hold */
 	}
 	for (int k = 0; k < 2; k++) {
-		if (unlink_later[k])
-			unlink(unlink_later[k]); /* made by this bind */
-		free(unlink_later[k]);
+		unix_file_remove(st->ctx, &made[k]); /* made by this bind */
 		if (end[k] >= 0)
 			close(end[k]);
 	}

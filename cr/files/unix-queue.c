@@ -13,11 +13,18 @@
  * before it and is peeked to its known length only (one peek more would take the error);
  * a packet or datagram socket would give it first, so one with data is refused. Urgent data
  * (MSG_OOB) is refused.
+ * Credentials name their sender as the tree's PID namespace sees it (0: a process it does not
+ * see, or one gone that was not the tree's).
  * Restore: the messages are sent again in order, from the socket's peer, or for a named
  * receiver from a socket bearing each datagram's sender name (the tree's own, else one bound
- * to that name for the moment, else an unnamed one, said), with their files and credentials.
+ * to that name for the moment, else an unnamed one, said), with their files and credentials
+ * (the sender's host pid, which the receiver reads as its pid in the tree's namespace; one
+ * not in the tree: stasis's, which it reads as 0 there). Datagrams to a named receiver are
+ * sent by a child in the tree's root and network namespace: its name, and its senders' names,
+ * are the tree's.
  */
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -28,6 +35,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pid-ns.h"
+#include "tree-path.h"
 #include "unix.h"
 #include "util.h"
 
@@ -131,7 +140,7 @@ static int add_msg(struct unix_state *ud, struct unix_queue *q, const char *buf,
 	memcpy(m->data.data, buf, len);
 	if (keep_cred && pk->has_cred && pk->cred.pid) {
 		m->has_cred_pid = m->has_cred_uid = m->has_cred_gid = true;
-		m->cred_pid = pk->cred.pid;
+		m->cred_pid = pid_ns_vpid(ud->ctx, pk->cred.pid); /* 0: none the tree sees */
 		m->cred_uid = pk->cred.uid;
 		m->cred_gid = pk->cred.gid;
 	}
@@ -285,13 +294,27 @@ bool unix_msgs_valid(UnixMsg *const *msgs, size_t n, size_t n_carried, int type)
 		    m->n_files > SCM_MAX_FD || m->sender.len > UNIX_NAME_MAX ||
 		    (m->has_sender && !m->sender.len) ||
 		    m->has_cred_pid != m->has_cred_uid || m->has_cred_pid != m->has_cred_gid ||
-		    (m->has_cred_pid && (!m->cred_pid || m->cred_pid > (1u << 22))))
+		    (m->has_cred_pid && m->cred_pid > (1u << 22)))
 			return false;
 		for (size_t k = 0; k < m->n_files; k++)
 			if (m->files[k] >= n_carried)
 				return false;
 	}
 	return true;
+}
+
+/* The host's pid to send a message's credentials with: its sender's, else stasis's own;
+ * -ENOMEM. */
+static pid_t sender_pid(const struct unix_state *st, uint32_t vpid)
+{
+	pid_t host = vpid ? pid_ns_host_of(st->ctx, st->rt, vpid) : 0;
+
+	if (host)
+		return host;
+	if (vpid)
+		pr_warn("restore: a message sent by pid %u, which is not in the tree, comes with stasis's "
+			"pid (the kernel gives only a live process's)", vpid);
+	return getpid();
 }
 
 static int send_msg(const struct unix_state *st, int from, const struct sockaddr_un *to,
@@ -304,9 +327,12 @@ static int send_msg(const struct unix_state *st, int from, const struct sockaddr
 	struct iovec iov = { m->data.data, m->data.len };
 	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? to_len : 0, .msg_iov = &iov,
 			     .msg_iovlen = 1, .msg_control = ctl.buf };
-	struct ucred cred = { m->cred_pid, m->cred_uid, m->cred_gid };
+	struct ucred cred = { m->has_cred_pid ? sender_pid(st, m->cred_pid) : 0, m->cred_uid, m->cred_gid };
 	struct cmsghdr *c;
 	size_t sent = 0;
+
+	if (cred.pid < 0)
+		return cred.pid;
 
 	memset(&ctl, 0, sizeof(ctl));
 	mh.msg_controllen = (m->n_files ? CMSG_SPACE(m->n_files * sizeof(int)) : 0) +
@@ -332,7 +358,7 @@ static int send_msg(const struct unix_state *st, int from, const struct sockaddr
 		ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == ESRCH && m->has_cred_pid && cred.pid != getpid()) {
 			pr_warn("restore: a message sent by pid %u, which is gone, comes with stasis's pid "
-				"(the kernel gives only a live process's)", cred.pid);
+				"(the kernel gives only a live process's)", m->cred_pid);
 			cred.pid = getpid();
 			continue;
 		}
@@ -350,12 +376,11 @@ int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr
 		    socklen_t to_len, UnixMsg *const *msgs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		unsigned logged = log_errors();
 		int err = send_msg(st, from, to, to_len, msgs[i]);
-		if (err) {
-			pr_err("restore: cannot queue message %zu of %zu (%zu bytes, %zu files) again: %s",
-			       i + 1, n, msgs[i]->data.len, msgs[i]->n_files, strerror(-err));
-			return err;
-		}
+		if (err)
+			return log_unnamed(logged, err, "restore: cannot queue message %zu of %zu (%zu bytes, "
+					   "%zu files) again", i + 1, n, msgs[i]->data.len, msgs[i]->n_files);
 	}
 	return 0;
 }
@@ -387,23 +412,27 @@ static int sender_socket(const struct unix_state *st, int type, const UnixMsg *m
 	return -1;
 }
 
-int unix_queue_send_named(const struct unix_state *st, const FdEntry *e)
+struct named_receiver {
+	const struct unix_state *st;
+	const FdEntry *e;
+	int net_ns; /* the tree's network namespace: abstract names are its */
+};
+
+/* In tree_run's child (the tree's root; in the receiver's directory): each datagram sent. */
+static int send_named_here(void *arg)
 {
+	const struct named_receiver *r = arg;
+	const struct unix_state *st = r->st;
+	const FdEntry *e = r->e;
 	struct sockaddr_un to;
 	socklen_t to_len;
-	auto_close int unnamed = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC, 0);
-	int err = unix_reach_addr(e, &to, &to_len);
+	int err = setns(r->net_ns, CLONE_NEWNET) ? -errno : unix_saved_addr(e, &to, &to_len);
 
-	if (unnamed < 0 || err)
-		return unnamed < 0 ? -errno : err;
-	if (e->sock_file_gone && to.sun_path[0] && !unix_held_file(st, e->sock_ino)) {
-		char name[UNIX_NAME_MAX + 2];
-		pr_err("restore: unix socket %s, whose file was removed, could be bound only where no "
-		       "datagram reaches it (another file has its path): %zu datagrams cannot be put back",
-		       unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)),
-		       e->n_sock_messages);
-		return -EADDRINUSE;
-	}
+	if (err)
+		return err;
+	auto_close int unnamed = socket(AF_UNIX, e->sock_type | SOCK_CLOEXEC, 0);
+	if (unnamed < 0)
+		return -errno;
 	for (size_t i = 0; i < e->n_sock_messages && !err; i++) {
 		char *made_file = NULL;
 		int temp, from = sender_socket(st, e->sock_type, e->sock_messages[i], &temp, &made_file);
@@ -417,4 +446,19 @@ int unix_queue_send_named(const struct unix_state *st, const FdEntry *e)
 		free(made_file);
 	}
 	return err;
+}
+
+int unix_queue_send_named(const struct unix_state *st, const FdEntry *e, int net_ns)
+{
+	struct named_receiver r = { st, e, net_ns };
+	const char *name = (const char *)e->sock_name.data;
+
+	if (e->sock_file_gone && e->sock_name.len && name[0] && !unix_held_file(st, e->sock_ino)) {
+		char shown[UNIX_NAME_MAX + 2];
+		pr_err("restore: unix socket %s, whose file was removed, could be bound only where no "
+		       "datagram reaches it (another file has its path): %zu datagrams cannot be put back",
+		       unix_name(name, e->sock_name.len, shown, sizeof(shown)), e->n_sock_messages);
+		return -EADDRINUSE;
+	}
+	return tree_run(st->ctx, name[0] == '/' ? NULL : e->sock_dir, send_named_here, &r);
 }

@@ -4,12 +4,17 @@
  * bound to its saved name (listening if it was), connected to a name, or fresh; its shutdown
  * applied; and a duplicate of a socket stasis holds, for a new task.
  *
- * A name is what bind() was given, kept by the socket even when its file is gone. A relative
- * name is bound again in the directory its file was found in (the holder's working
+ * A name is what bind() was given, kept by the socket even when its file is gone. A path name
+ * is the tree's: at dump it is looked for in the holder's root, at restore it is bound (and
+ * connected to) by a child process whose root is the tree's (tree_run): bind() names the socket
+ * by exactly the path it was given, so the path cannot be rewritten to reach the tree's root
+ * from stasis's, and a name near sun_path's length would not fit with a prefix anyway. A
+ * relative name is bound again in the directory its file was found in (the holder's working
  * directory); a name whose file was removed since is bound at its path and the file removed
  * once restore is done with it (senders address it), or, if another file took its place, bound
  * inside a scratch root in a child process (chroot) that is removed at once: either way the
- * socket has its name and no file has.
+ * socket has its name and no file has. An abstract name is bound in stasis itself, in the
+ * tree's network namespace where it lives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +32,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tree-path.h"
 #include "unix.h"
 #include "util.h"
 
@@ -60,31 +66,43 @@ int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
 	return unix_addr(e->sock_name.data, e->sock_name.len, sa, len);
 }
 
-static bool same_file(const char *path, const struct unix_info *ui)
+int unix_stat_as(pid_t pid, const char *path, struct stat *st)
 {
-	struct stat st;
+	char at[64];
 
-	/* the kernel's own dev_t: major above bit 20 */
-	return stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (uint32_t)st.st_ino == ui->vfs_ino &&
-	       st.st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
+	snprintf(at, sizeof(at), "/proc/%d/%s", pid, path[0] == '/' ? "root" : "cwd");
+	auto_close int dir = open(at, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return -errno;
+	if (path[0] == '/')
+		return path_stat_in_root(dir, path, st, 0);
+	return fstatat(dir, path, st, 0) ? -errno : 0;
 }
 
-int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir)
+/* The socket file the kernel says ui is bound to (its own dev_t: major above bit 20)? */
+static bool is_its_file(const struct stat *st, const struct unix_info *ui)
 {
-	char path[UNIX_NAME_MAX + 1], at[UNIX_NAME_MAX + 64], link[64], cwd[PATH_MAX];
+	return S_ISSOCK(st->st_mode) && (uint32_t)st->st_ino == ui->vfs_ino &&
+	       st->st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
+}
+
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file)
+{
+	char path[UNIX_NAME_MAX + 1], link[64], cwd[PATH_MAX];
 
 	*gone = false;
 	*dir = NULL;
 	if (!ui->named || !ui->name_len || !ui->name[0] || !ui->has_vfs)
 		return 0; /* abstract, or no file to look for */
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
-	if (path[0] == '/') {
-		*gone = !same_file(path, ui);
+	if (unix_stat_as(pid, path, file) || !is_its_file(file, ui)) {
+		*gone = true;
 		return 0;
 	}
-	snprintf(at, sizeof(at), "/proc/%d/cwd/%s", pid, path);
+	if (path[0] == '/')
+		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
-	ssize_t n = pid > 0 && same_file(at, ui) ? readlink(link, cwd, sizeof(cwd) - 1) : -1;
+	ssize_t n = readlink(link, cwd, sizeof(cwd) - 1);
 	if (n <= 0 || cwd[0] != '/') {
 		*gone = true;
 		return 0;
@@ -109,11 +127,17 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	return type == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-/* In a child: bind in dir, or (gone) inside a scratch root with the name's directories. */
-static void bind_in_child(int s, struct sockaddr_un *sa, socklen_t len, const char *root,
-			  const char *dir)
+/* Binds in a scratch root (chroot), with the name's directories: the name without a file. */
+static int bind_in_scratch(int s, struct sockaddr_un *sa, socklen_t len)
 {
-	if (root) {
+	char root[] = "/tmp/stasis-unix-XXXXXX";
+	int status = 0, err = 0;
+
+	if (!mkdtemp(root))
+		return -errno;
+	fflush(NULL);
+	pid_t child = fork();
+	if (child == 0) {
 		if (chroot(root) || chdir("/"))
 			_exit(errno);
 		for (char *slash = strchr(sa->sun_path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
@@ -122,64 +146,89 @@ static void bind_in_child(int s, struct sockaddr_un *sa, socklen_t len, const ch
 				_exit(errno);
 			*slash = '/';
 		}
-	} else {
-		if (chdir(dir))
-			_exit(errno);
-		remove_stale(sa->sun_path);
+		_exit(bind(s, (struct sockaddr *)sa, len) ? errno : 0);
 	}
-	_exit(bind(s, (struct sockaddr *)sa, len) ? errno : 0);
-}
-
-int unix_bind_name(int s, const void *name, size_t len, bool gone, const char *dir,
-		   char **unlink_later)
-{
-	struct sockaddr_un sa;
-	socklen_t salen;
-	char root[] = "/tmp/stasis-unix-XXXXXX";
-	int status = 0, err = 0;
-	struct stat st;
-
-	if (unix_addr(name, len, &sa, &salen))
-		return -EINVAL;
-	if (gone && sa.sun_path[0] == '/' && lstat(sa.sun_path, &st) && errno == ENOENT) {
-		char *later = xstrdup(sa.sun_path); /* noted before the file is made */
-		if (!later)
-			return -ENOMEM;
-		if (bind(s, (struct sockaddr *)&sa, salen)) {
-			err = -errno;
-			free(later);
-			return err;
-		}
-		*unlink_later = later;
-		return 0;
-	}
-	if (!sa.sun_path[0] || (!gone && !dir)) {
-		if (sa.sun_path[0])
-			remove_stale(sa.sun_path);
-		return bind(s, (struct sockaddr *)&sa, salen) ? -errno : 0;
-	}
-	if (gone && !mkdtemp(root))
-		return -errno;
-	pid_t child = fork();
-	if (child == 0)
-		bind_in_child(s, &sa, salen, gone ? root : NULL, dir);
 	if (child < 0 || waitpid(child, &status, 0) != child)
 		err = -errno;
 	else if (!WIFEXITED(status) || WEXITSTATUS(status))
 		err = WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
-	if (gone)
-		nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return err;
 }
 
-void unix_remove_file(int s, const char *path)
-{
-	struct stat st, file;
-	struct unix_info ui;
+/* A bind or connect of a unix socket to a path, in tree_run's child. */
+struct by_path {
+	int s;
+	struct sockaddr_un sa;
+	socklen_t len;
+	bool replace_stale; /* bind: a stale socket file at the path is removed first */
+};
 
-	if (!fstat(s, &st) && !sock_diag_unix(st.st_ino, &ui, false) && ui.has_vfs && !lstat(path, &file) &&
-	    (uint32_t)file.st_ino == ui.vfs_ino)
-		unlink(path);
+static int bind_here(void *arg)
+{
+	struct by_path *b = arg;
+
+	if (b->replace_stale)
+		remove_stale(b->sa.sun_path);
+	return bind(b->s, (struct sockaddr *)&b->sa, b->len) ? -errno : 0;
+}
+
+static int connect_here(void *arg)
+{
+	struct by_path *b = arg;
+
+	return connect(b->s, (struct sockaddr *)&b->sa, b->len) ? -errno : 0;
+}
+
+int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t len, bool gone,
+		   const char *dir, struct unix_file *made)
+{
+	struct by_path b = { .s = s, .replace_stale = !gone };
+	struct stat st;
+	int err;
+
+	made->path = NULL;
+	if (unix_addr(name, len, &b.sa, &b.len))
+		return -EINVAL;
+	if (!b.sa.sun_path[0]) /* abstract: in the network namespace the socket was made in */
+		return bind(s, (struct sockaddr *)&b.sa, b.len) ? -errno : 0;
+	if (!gone)
+		return tree_run(ctx, dir, bind_here, &b);
+	if (b.sa.sun_path[0] != '/' || tree_stat(ctx, b.sa.sun_path, &st, AT_SYMLINK_NOFOLLOW) != -ENOENT)
+		return bind_in_scratch(s, &b.sa, b.len); /* another file took its path */
+	if (!(made->path = xstrdup(b.sa.sun_path))) /* noted before the file is made */
+		return -ENOMEM;
+	if ((err = tree_run(ctx, NULL, bind_here, &b))) {
+		free(made->path);
+		made->path = NULL;
+		return err;
+	}
+	if (tree_stat(ctx, made->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		made->dev = st.st_dev;
+		made->ino = st.st_ino;
+	}
+	return 0;
+}
+
+int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir)
+{
+	struct by_path c = { .s = s };
+
+	if (unix_addr(name, len, &c.sa, &c.len))
+		return -EINVAL;
+	if (!c.sa.sun_path[0])
+		return connect(s, (struct sockaddr *)&c.sa, c.len) ? -errno : 0;
+	return tree_run(ctx, dir, connect_here, &c);
+}
+
+void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f)
+{
+	struct stat was = { .st_dev = f->dev, .st_ino = f->ino };
+
+	if (f->path)
+		tree_unlink(ctx, f->path, &was);
+	free(f->path);
+	f->path = NULL;
 }
 
 static int saved_socket(const FdEntry *e)
@@ -200,59 +249,50 @@ static int saved_socket(const FdEntry *e)
 }
 
 /* The socket file's owner and mode, as saved (a path name whose file is there). */
-static int set_file_attrs(const FdEntry *e)
+static int set_file_attrs(const struct run_ctx *ctx, const FdEntry *e)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], self[64];
 	const char *name = (const char *)e->sock_name.data;
 
-	if (!name[0] || e->sock_file_gone)
+	if (!name[0] || e->sock_file_gone || (!e->has_sock_file_uid && !e->has_sock_file_mode))
 		return 0;
 	snprintf(path, sizeof(path), "%s%s%.*s", e->sock_dir ? e->sock_dir : "", e->sock_dir ? "/" : "",
 		 (int)e->sock_name.len, name);
-	if ((e->has_sock_file_uid && lchown(path, e->sock_file_uid, e->sock_file_gid)) ||
-	    (e->has_sock_file_mode && chmod(path, e->sock_file_mode)))
+	auto_close int file = tree_open(ctx, path, O_PATH | O_NOFOLLOW, 0);
+	if (file < 0)
+		return file;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", file);
+	if ((e->has_sock_file_uid && fchownat(file, "", e->sock_file_uid, e->sock_file_gid,
+					      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) ||
+	    (e->has_sock_file_mode && chmod(self, e->sock_file_mode)))
 		return -errno;
 	return 0;
 }
 
-int unix_bind_saved(const FdEntry *e, char **unlink_later)
+int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made)
 {
 	int s = saved_socket(e), err;
 
+	made->path = NULL;
 	if (s < 0)
 		return s;
-	if ((err = unix_bind_name(s, e->sock_name.data, e->sock_name.len, e->sock_file_gone, e->sock_dir,
-				  unlink_later)) ||
-	    (err = set_file_attrs(e)) || (e->has_sock_backlog && listen(s, e->sock_backlog) && (err = -errno))) {
+	if ((err = unix_bind_name(ctx, s, e->sock_name.data, e->sock_name.len, e->sock_file_gone,
+				  e->sock_dir, made)) ||
+	    (err = set_file_attrs(ctx, e)) || (e->has_sock_backlog && listen(s, e->sock_backlog) && (err = -errno))) {
+		unix_file_remove(ctx, made);
 		close(s);
 		return err;
 	}
 	return s;
 }
 
-int unix_reach_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
+int unix_connect_saved(const struct run_ctx *ctx, const FdEntry *e)
 {
-	char path[2 * UNIX_NAME_MAX + 2];
-	const char *name = (const char *)e->sock_name.data;
-
-	if (!e->sock_dir || !e->sock_name.len || !name[0] || name[0] == '/')
-		return unix_saved_addr(e, sa, len);
-	int n = snprintf(path, sizeof(path), "%s/%.*s", e->sock_dir, (int)e->sock_name.len, name);
-	return unix_addr(path, n + 1, sa, len);
-}
-
-int unix_connect_saved(const FdEntry *e)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
 	int s, err;
 
-	if (unix_saved_addr(e, &sa, &len))
-		return -EINVAL;
 	if ((s = saved_socket(e)) < 0)
 		return s;
-	if (connect(s, (struct sockaddr *)&sa, len)) {
-		err = -errno;
+	if ((err = unix_connect_name(ctx, s, e->sock_name.data, e->sock_name.len, NULL))) {
 		close(s);
 		return err;
 	}

@@ -18,7 +18,8 @@
  *
  * Restore, before the tree: stasis binds every named socket and listener, makes every pair,
  * connects the one-way datagram sockets, queues the connections not accepted yet and makes
- * the files only messages hold; every process inherits what it holds. Once every process
+ * the files only messages hold (in the tree's network namespace; path names in the tree's
+ * root, unix-socket.c); every process inherits what it holds. Once every process
  * exists (at the first of these fds to finish): the carried files processes hold are taken,
  * every queue is filled again, closed ends closed, shutdowns applied, and stasis lets go.
  */
@@ -43,6 +44,7 @@ static struct unix_state *unix_state_of(const struct run_ctx *ctx)
 {
 	struct unix_state *ud = run_state(ctx, &tree_unix_sockets);
 
+	ud->ctx = ctx;
 	if (!ud->tab_ready) {
 		socket_table__init(&ud->tab);
 		ud->tab_ready = true;
@@ -286,6 +288,7 @@ static int validate_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
+	st->rt = rt;
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
 			needed |= needs_sockets_img(rt->tasks[i].fds->fds[k]);
@@ -329,11 +332,23 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
+/* The tree's network namespace, where its abstract names are (its root exists). */
+static int open_tree_net_ns(const struct restore_task *t)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", t->tree[0].host_pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		pr_perror("restore: cannot open the tree's network namespace (%s)", path);
+	return fd < 0 ? -errno : fd;
+}
+
 /* Once every process exists: files in flight taken, queues filled, stasis lets go. */
 static int fill_sockets(const struct restore_task *t, const FdEntry *e)
 {
 	struct unix_state *st = unix_state_of(t->ctx);
-	int err;
+	int err, net_ns = -1;
 
 	(void)e;
 	if (!st->rst || st->filled)
@@ -343,11 +358,17 @@ static int fill_sockets(const struct restore_task *t, const FdEntry *e)
 	if (!err)
 		err = unix_fill_pairs(st);
 	for (size_t i = 0; i < st->nr_bound && !err; i++) {
+		if (!st->bound[i]->n_sock_messages)
+			continue;
+		if (net_ns < 0 && (err = net_ns = open_tree_net_ns(t)) < 0)
+			break;
 		unsigned logged = log_errors();
-		if (st->bound[i]->n_sock_messages && (err = unix_queue_send_named(st, st->bound[i])))
+		if ((err = unix_queue_send_named(st, st->bound[i], net_ns)))
 			log_unnamed(logged, err, "restore: cannot fill unix socket %llu again",
 				    (unsigned long long)st->bound[i]->sock_ino);
 	}
+	if (net_ns >= 0)
+		close(net_ns);
 	unix_carried_close(st);
 	unix_close_held(st);
 	return err;
@@ -398,7 +419,7 @@ static int open_held(struct restore_task *t, const FdEntry *e)
 /* Made by stasis before the tree; or, from an image without sock_ino, bound here. */
 static int open_bound(struct restore_task *t, const FdEntry *e)
 {
-	char *unlink_later = NULL;
+	struct unix_file made;
 
 	if (e->has_sock_ino)
 		return open_held(t, e);
@@ -407,17 +428,14 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 		       "dump again", t->pid, e->fd);
 		return -EINVAL;
 	}
-	int s = unix_bind_saved(e, &unlink_later);
-	if (unlink_later)
-		unlink(unlink_later);
-	free(unlink_later);
+	int s = unix_bind_saved(t->ctx, e, &made);
+	unix_file_remove(t->ctx, &made);
 	return s;
 }
 
 static int open_external(struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
-	return unix_connect_saved(e);
+	return unix_connect_saved(t->ctx, e);
 }
 
 static int open_fresh(struct restore_task *t, const FdEntry *e)

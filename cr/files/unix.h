@@ -17,9 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "files.h"
+
+struct restore_tree;
 
 #define TCP_ESTABLISHED_STATE 1
 #define TCP_LISTEN_STATE 10
@@ -48,16 +51,25 @@ struct carried_file {
 	FdEntry *e;       /* dump: its entry, once saved */
 };
 
+/* Restore: a socket file made for the restore only, at a name whose file was gone. */
+struct unix_file {
+	char *path;     /* as the tree sees it; NULL: none */
+	dev_t dev;      /* removed only if it is still this file */
+	ino_t ino;
+};
+
 /* Restore: a socket stasis made before the tree; every new process inherits it. */
 struct held_socket {
 	uint64_t ino, pair_id; /* pair_id 0: not one end of a pair; ino 0: its closed end */
 	int fd;                /* stasis' own */
 	const FdEntry *e;      /* made from this entry (bound sockets), or NULL */
-	char *unlink_later;    /* its socket file, made for the restore only (see unix_bind_name) */
+	struct unix_file unlink_later; /* its socket file, made for the restore only */
 };
 
 /* The run's unix sockets (tree_unix_sockets, cr/files/unix.c). */
 struct unix_state {
+	const struct run_ctx *ctx;
+	struct restore_tree *rt; /* restore: the tree (its processes' host pids) */
 	SocketTable tab; /* dump: pairs, pending connections, files in flight (set up on first use) */
 	bool tab_ready;
 	struct unix_holder {
@@ -116,27 +128,30 @@ int sock_options(pid_t pid, int fd, int *type, int *passcred);
 /* A name (sun_path bytes) as an address; -EINVAL if empty or too long. */
 int unix_addr(const void *name, size_t len, struct sockaddr_un *sa, socklen_t *salen);
 int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
+/* stat(2) of path as process pid sees it: in its root, a relative path from its working directory. */
+int unix_stat_as(pid_t pid, const char *path, struct stat *st);
 /*
- * Dump: where a socket's path name is (pid: a process holding it): *gone if its socket file
- * was removed (or replaced) since; a relative name's directory in *dir (malloc'd), if found.
- * -ENOMEM.
+ * Dump: where a socket's path name is (pid: a process of the tree, its holder if any): *gone
+ * if its socket file was removed (or replaced) since, else the file in *file; a relative
+ * name's directory in *dir (malloc'd), if found. -ENOMEM.
  */
-int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir);
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file);
 /*
- * Binds s to a saved name: a path in dir (relative names); a stale socket file at a path is
- * replaced. gone: the name is kept, its file is not: *unlink_later (malloc'd) is a file made
- * at its path for restore to remove once done, or NULL if it was bound in a scratch root.
+ * Binds s to a saved name as the tree sees it (ctx's tree root): a path in dir (relative
+ * names); a stale socket file at a path is replaced. gone: the name is kept, its file is not:
+ * *made is a file made at its path for restore to remove once done, or none (path NULL) if it
+ * was bound in a scratch root.
  */
-int unix_bind_name(int s, const void *name, size_t len, bool gone, const char *dir,
-		   char **unlink_later);
-/* Removes the file at path if it is the one socket s is bound to. */
-void unix_remove_file(int s, const char *path);
+int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t len, bool gone,
+		   const char *dir, struct unix_file *made);
+/* Connects s to a name as the tree sees it (a relative name: in dir). */
+int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir);
+/* Removes the file made for a name, if it is still that file, and forgets it. */
+void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f);
 /* A socket of the entry's type, flags and SO_PASSCRED, bound to its name (listening if it was). */
-int unix_bind_saved(const FdEntry *e, char **unlink_later);
-/* The address at which stasis reaches the entry's socket (a relative name: in its directory). */
-int unix_reach_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
+int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made);
 /* A socket of the entry's type connected to sock_name. */
-int unix_connect_saved(const FdEntry *e);
+int unix_connect_saved(const struct run_ctx *ctx, const FdEntry *e);
 /* A socket of the entry's type, neither bound nor connected. */
 int unix_fresh_socket(const FdEntry *e);
 int unix_apply_shutdown(int s, uint32_t bits);
@@ -160,8 +175,8 @@ int unix_held_listener(const struct unix_state *st, int type, const void *name, 
 		       const FdEntry **e);
 /* Stasis lets go of one held socket. */
 void unix_held_drop(struct unix_state *st, int fd);
-/* The held socket's file to remove when stasis lets go of it (path is taken). */
-void unix_held_unlink_later(struct unix_state *st, uint64_t ino, char *path);
+/* The held socket's file to remove when stasis lets go of it (*f is taken). */
+void unix_held_unlink_later(struct unix_state *st, uint64_t ino, struct unix_file *f);
 /* That file, if any: a name whose file was gone is reachable by path only through it. */
 const char *unix_held_file(const struct unix_state *st, uint64_t ino);
 int unix_held_fd(const struct unix_state *st, uint64_t ino);
@@ -200,8 +215,11 @@ bool unix_msgs_valid(UnixMsg *const *msgs, size_t n, size_t n_carried, int type)
 /* Restore: the messages sent from socket from (to the address, if given), in order. */
 int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr_un *to,
 		    socklen_t to_len, UnixMsg *const *msgs, size_t n);
-/* Restore: datagrams sent to a named receiver, each from a socket of its sender's name. */
-int unix_queue_send_named(const struct unix_state *st, const FdEntry *receiver);
+/*
+ * Restore: datagrams sent to a named receiver, each from a socket of its sender's name, by a
+ * child in the tree's root and network namespace (net_ns).
+ */
+int unix_queue_send_named(const struct unix_state *st, const FdEntry *receiver, int net_ns);
 
 /* ---- cr/files/unix-named.c ---- */
 

@@ -5,7 +5,9 @@
  *   seccomp   Seccomp: 2, the same number of filters, NoNewPrivs: 1; keyctl and
  *             socket(AF_VSOCK) fail with EPERM, clone3 with ENOSYS (the profile's answers),
  *             getppid still works
- *   timens    /proc/self/timens_offsets unchanged (monotonic 2 days, boottime 3 days ahead);
+ *   timens    /proc/self/timens_offsets (monotonic 2 days, boottime 3 days ahead) less at most
+ *             the host's time that passed (criu's rule: the clocks go on from where they stood
+ *             when the tree was frozen, its time in the images does not count);
  *             CLOCK_MONOTONIC and CLOCK_BOOTTIME did not go back
  *   hostname  the same node name
  *   mounts    its /proc/self/mountinfo has the same mounts: mount point, root, fs type, mount
@@ -16,10 +18,15 @@
  *             read-only bind mount) at offset 64, fd 32 (a file on /dev/shm) read back; its
  *             cwd is the same (a bind mount)
  *   netns     loopback is up
+ *   sockets   in its own /tmp (a tmpfs: no such path on the host), under a directory whose path
+ *             is near sun_path's length: fd 33 listens on SOCK_PATH, whose file is there and
+ *             accepts a connection; fd 34, a datagram socket bound to GONE_PATH, whose file was
+ *             removed, still has that name, gives back the datagram that waited in it, and its
+ *             file stays removed
  *   cgroup    /proc/self/cgroup unchanged (every path "/": its cgroup namespace's root)
  * Corruptions change the real state: stack one more seccomp filter, enter a time namespace
  * without offsets, sethostname, mount a tmpfs, chmod a file, move fd 30's offset, take the
- * loopback down, join a child cgroup.
+ * loopback down, join a child cgroup, remove the listener's socket file.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -32,6 +39,7 @@
 #include <sys/prctl.h>
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/xattr.h>
 
@@ -41,6 +49,11 @@
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
 #endif
+
+/* 101 bytes: a stasis that bound them through the container's root on the host would need more */
+#define SOCK_DIR "/tmp/ctr-sockets/a-directory-whose-path-is-close-to-the-limit-of-sun-path-xxxxxxxxxxxxxxxxxxxx"
+#define SOCK_PATH SOCK_DIR "/listen"
+#define GONE_PATH SOCK_DIR "/gone.s"
 
 #define SNAP 32768
 struct snap {
@@ -176,6 +189,29 @@ static void snapshot(struct snap *s)
 	s->boot = zoo_now_ns(CLOCK_BOOTTIME);
 }
 
+/* The offset of clock ("monotonic", "boottime") in timens_offsets text, in ns (0: none). */
+static int64_t offset_of(const char *offsets, const char *clock)
+{
+	const char *l = strstr(offsets, clock);
+	long long sec = 0, nsec = 0;
+	if (l)
+		sscanf(l + strlen(clock), "%lld %lld", &sec, &nsec);
+	return sec * 1000000000LL + nsec;
+}
+
+/*
+ * The offset of clock shrank by at least 0 and at most the host's time that passed between
+ * the snapshots (the clock less its offset).
+ */
+static void check_offset(const char *clock, int64_t now_before, int64_t now_after)
+{
+	int64_t off_before = offset_of(before.offsets, clock), off_after = offset_of(after.offsets, clock);
+	int64_t host_passed = (now_after - off_after) - (now_before - off_before);
+	CHECK("timens", off_after <= off_before && off_before - off_after <= host_passed,
+	      "the %s offset was %.3f s, is %.3f s, with %.3f s passed on the host", clock,
+	      off_before / 1e9, off_after / 1e9, host_passed / 1e9);
+}
+
 /* The first line where a and b differ, for the message */
 static void first_diff(const char *a, const char *b, char *out, size_t size)
 {
@@ -250,10 +286,12 @@ static void c_cgroup(ucontext_t *u)
 	umount2("/tmp/cg", MNT_DETACH);
 }
 
+static void c_sockets(ucontext_t *u) { (void)u; unlink(SOCK_PATH); }
+
 static const struct zoo_corruption corruptions[] = {
 	{ "seccomp", c_seccomp, 0 }, { "timens", c_timens, 0 }, { "hostname", c_hostname, 0 },
 	{ "mounts", c_mounts, 0 },   { "tmpfs", c_tmpfs, 0 },   { "files", c_files, 0 },
-	{ "netns", c_netns, 0 },     { "cgroup", c_cgroup, 0 },
+	{ "netns", c_netns, 0 },     { "cgroup", c_cgroup, 0 }, { "sockets", c_sockets, 0 },
 };
 
 /* ---- the program ---------------------------------------------------------------------- */
@@ -263,6 +301,60 @@ static void put_fd(int fd, int at)
 	if (fd < 0 || dup2(fd, at) != at)
 		zoo_die("fd %d: %s", at, strerror(errno));
 	close(fd);
+}
+
+static struct sockaddr_un sock_addr(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	return sa;
+}
+
+/* fd 33 listening on SOCK_PATH; fd 34 bound to GONE_PATH, its file removed, a datagram in it */
+static void make_sockets(void)
+{
+	struct sockaddr_un listen_sa = sock_addr(SOCK_PATH), gone_sa = sock_addr(GONE_PATH);
+	int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (strlen(SOCK_PATH) + 1 > sizeof(listen_sa.sun_path) || mkdir("/tmp/ctr-sockets", 0755) ||
+	    mkdir(SOCK_DIR, 0755))
+		zoo_die("%s: %s", SOCK_DIR, strerror(errno));
+	put_fd(socket(AF_UNIX, SOCK_STREAM, 0), 33);
+	put_fd(socket(AF_UNIX, SOCK_DGRAM, 0), 34);
+	if (bind(33, (struct sockaddr *)&listen_sa, sizeof(listen_sa)) || listen(33, 4) ||
+	    bind(34, (struct sockaddr *)&gone_sa, sizeof(gone_sa)) ||
+	    sendto(tx, "waits", 5, 0, (struct sockaddr *)&gone_sa, sizeof(gone_sa)) != 5 || unlink(GONE_PATH))
+		zoo_die("sockets in %s: %s", SOCK_DIR, strerror(errno));
+	close(tx);
+}
+
+/* Its name read back (getsockname) is path. */
+static int named(int fd, const char *path)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	return !getsockname(fd, (struct sockaddr *)&sa, &len) && len > sizeof(sa_family_t) &&
+	       !strcmp(sa.sun_path, path);
+}
+
+static void check_sockets(void)
+{
+	struct sockaddr_un listen_sa = sock_addr(SOCK_PATH);
+	struct stat st;
+	char b[8] = "";
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), a = -1;
+	CHECK("sockets", named(33, SOCK_PATH) && named(34, GONE_PATH), "fd 33 or 34 lost its name");
+	CHECK("sockets", stat(SOCK_PATH, &st) == 0 && S_ISSOCK(st.st_mode), "%s: %s", SOCK_PATH,
+	      strerror(errno));
+	CHECK("sockets", c >= 0 && connect(c, (struct sockaddr *)&listen_sa, sizeof(listen_sa)) == 0 &&
+				 (a = accept4(33, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0,
+	      "no connection through %s: %s", SOCK_PATH, strerror(errno));
+	ssize_t n = recv(34, b, sizeof(b), MSG_DONTWAIT);
+	CHECK("sockets", n == 5 && !memcmp(b, "waits", 5), "fd 34 gave %zd bytes '%.*s'", n, n > 0 ? (int)n : 0, b);
+	CHECK("sockets", stat(GONE_PATH, &st) && errno == ENOENT, "%s, removed, exists again", GONE_PATH);
+	if (a >= 0)
+		close(a);
+	if (c >= 0)
+		close(c);
 }
 
 int main(int argc, char **argv)
@@ -285,6 +377,7 @@ int main(int argc, char **argv)
 	put_fd(open("/dev/shm/ctr-state", O_RDWR | O_CREAT | O_TRUNC, 0600), 32);
 	if (write(32, "in /dev/shm\n", 12) != 12)
 		zoo_die("write /dev/shm/ctr-state: %s", strerror(errno));
+	make_sockets();
 
 	zoo_ready();
 	zoo_wait();
@@ -304,8 +397,8 @@ int main(int argc, char **argv)
 	CHECK("seccomp", r < 0 && errno == ENOSYS, "clone3 returned %ld (%s), not ENOSYS", r, strerror(errno));
 	CHECK("seccomp", getppid() == 0, "getppid() = %d", getppid());
 
-	CHECK("timens", !strcmp(before.offsets, after.offsets), "timens_offsets were '%s', are '%s'",
-	      before.offsets, after.offsets);
+	check_offset("monotonic", (int64_t)before.mono, (int64_t)after.mono);
+	check_offset("boottime", (int64_t)before.boot, (int64_t)after.boot);
 	CHECK("timens", after.mono >= before.mono && after.boot >= before.boot,
 	      "clocks went back: monotonic %.3f s -> %.3f s, boottime %.3f s -> %.3f s", before.mono / 1e9,
 	      after.mono / 1e9, before.boot / 1e9, after.boot / 1e9);
@@ -332,6 +425,7 @@ int main(int argc, char **argv)
 	      "fd 32 (/dev/shm/ctr-state) does not read back");
 	CHECK("files", !strcmp(before.cwd, after.cwd), "cwd was '%s', is '%s'", before.cwd, after.cwd);
 	CHECK("netns", lo_up(), "loopback is down");
+	check_sockets();
 	CHECK("cgroup", !strcmp(before.cgroup, after.cgroup), "/proc/self/cgroup was '%s', is '%s'",
 	      before.cgroup, after.cgroup);
 	unlink("/dev/shm/ctr-state");

@@ -17,11 +17,11 @@
 static volatile pid_t thread_tid;
 static char before_main[1024], before_thread[1024];
 
-/* The credential lines of a thread's status, one string. */
+/* The credential lines of thread tid's (gettid()'s) status, one string. */
 static void creds_of(pid_t tid, char *out, size_t len)
 {
 	char path[64], status[8192] = "";
-	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", zoo_proc_tid(tid));
 	zoo_read_file(path, status, sizeof(status));
 	out[0] = 0;
 	static const char *keys[] = { "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:" };
@@ -84,6 +84,8 @@ int main(int argc, char **argv)
 		zoo_die("dropping root: %s", strerror(errno));
 	creds_of(gettid(), before_main, sizeof(before_main));
 	creds_of(thread_tid, before_thread, sizeof(before_thread));
+	if (!before_main[0] || !before_thread[0])
+		zoo_die("cannot read the threads' status (main '%s', thread '%s')", before_main, before_thread);
 	zoo_ready();
 	zoo_wait();
 

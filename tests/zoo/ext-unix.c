@@ -11,6 +11,10 @@
  * `ext-unix --restore-wrapper DIR -- stasis restore ...` is the outside world at restore: it
  * connects a new socket to DIR/stream.sock and runs the command with it as fd 50 and
  * --inherit-fd fd[50]:KEY added (tests/run-zoo.sh).
+ * `ext-unix --daemon DIR` starts the daemon for DIR and returns once it serves; the program
+ * then finds DIR/daemon.pid and uses that one. (The init of a PID namespace cannot start one
+ * outside its tree: its orphans become its own children. tests/run-zoo.sh starts it so for
+ * the container flavours.)
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -23,6 +27,14 @@
 #define MAX_CONNS 8
 
 static char sock_path[108], stream_path[108], log_path[4200], pid_path[4200];
+
+static void set_paths(const char *dir)
+{
+	snprintf(sock_path, sizeof(sock_path), "%s/log.sock", dir);
+	snprintf(stream_path, sizeof(stream_path), "%s/stream.sock", dir);
+	snprintf(log_path, sizeof(log_path), "%s/log.txt", dir);
+	snprintf(pid_path, sizeof(pid_path), "%s/daemon.pid", dir);
+}
 
 static int bound(int type, const char *path)
 {
@@ -97,6 +109,21 @@ static void daemon_main(void)
 	_exit(0);
 }
 
+/* The daemon, out of our tree (double fork), serving once this returns (it writes its pid last). */
+static void start_daemon(void)
+{
+	char pid[16];
+	pid_t a = fork();
+	if (a == 0) {
+		if (fork() == 0)
+			daemon_main();
+		_exit(0);
+	}
+	waitpid(a, NULL, 0);
+	for (int i = 0; i < 500 && zoo_read_file(pid_path, pid, sizeof(pid)) <= 0; i++)
+		zoo_sleep_ms(2);
+}
+
 /* --restore-wrapper DIR -- CMD...: CMD with a new connection to DIR's echo server as fd 50. */
 static int restore_wrapper(int argc, char **argv)
 {
@@ -152,19 +179,16 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--restore-wrapper"))
 		return restore_wrapper(argc, argv);
+	if (argc == 3 && !strcmp(argv[1], "--daemon")) {
+		set_paths(argv[2]);
+		start_daemon();
+		return access(pid_path, F_OK) ? 1 : 0;
+	}
 	const char *dir = getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp";
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	snprintf(sock_path, sizeof(sock_path), "%s/log.sock", dir);
-	snprintf(stream_path, sizeof(stream_path), "%s/stream.sock", dir);
-	snprintf(log_path, sizeof(log_path), "%s/log.txt", dir);
-	snprintf(pid_path, sizeof(pid_path), "%s/daemon.pid", dir);
-	pid_t a = fork();
-	if (a == 0) {
-		if (fork() == 0)
-			daemon_main();
-		_exit(0);
-	}
-	waitpid(a, NULL, 0);
+	set_paths(dir);
+	if (access(pid_path, F_OK)) /* else started by --daemon */
+		start_daemon();
 	int s = connected(SOCK_DGRAM, sock_path), t = connected(SOCK_STREAM, stream_path);
 	if (s < 0 || dup3(s, 90, O_CLOEXEC) != 90 || send(90, "before", 6, 0) != 6 || t < 0 ||
 	    dup3(t, 88, O_CLOEXEC) != 88 || fcntl(88, F_SETFL, O_NONBLOCK))

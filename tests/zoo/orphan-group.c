@@ -46,32 +46,33 @@ int main(int argc, char **argv)
 		leader = getpid(); /* what the members check against */
 		setpgid(0, 0);
 		for (int n = 0; n < 2; n++)
-			if (fork() == 0) {
+			if ((members[n] = fork()) == 0) {
 				close(ready[0]);
 				close(ready[1]);
 				member(n);
 			}
 		close(ready[0]);
-		if (write(ready[1], "x", 1) != 1)
+		if (write(ready[1], members, sizeof(members)) != sizeof(members))
 			_exit(1);
 		_exit(0);
 	}
-	char c;
 	close(ready[1]);
-	if (read(ready[0], &c, 1) != 1)
+	if (read(ready[0], members, sizeof(members)) != sizeof(members) || members[0] <= 0 || members[1] <= 0)
 		zoo_die("leader did not start its members");
 	close(ready[0]);
 	waitpid(leader, NULL, 0);
-	/* the members are root's children now */
-	for (int tries = 0; tries < 500; tries++) {
-		char path[64], buf[2048] = "";
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", root, root);
-		zoo_read_file(path, buf, sizeof(buf));
-		if (sscanf(buf, "%d %d", &members[0], &members[1]) == 2)
-			break;
-		zoo_sleep_ms(2);
+	/* the members are root's children now (waitid finds them, alive, without reaping) */
+	int adopted = 0;
+	for (int tries = 0; tries < 500 && adopted < 2; tries++) {
+		adopted = 0;
+		for (int n = 0; n < 2; n++) {
+			siginfo_t si = { 0 };
+			adopted += waitid(P_PID, members[n], &si, WEXITED | WNOHANG | WNOWAIT) == 0 && !si.si_pid;
+		}
+		if (adopted < 2)
+			zoo_sleep_ms(2);
 	}
-	if (!members[0] || !members[1])
+	if (adopted < 2)
 		zoo_die("the members were not reparented to root");
 	zoo_ready();
 	zoo_wait();

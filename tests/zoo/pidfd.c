@@ -4,7 +4,8 @@
  *   fd 91 (O_NONBLOCK): child B, exited with status 7, not waited for (a zombie);
  *   fd 92: child C, exited and already reaped through its pidfd ("Pid: -1");
  *   fd 93: the program itself.
- * After restore and SIGTERM: each fd names the same pid (fdinfo), A is alive and pidfd_send_signal
+ * After restore and SIGTERM: each fd names the same pid (fdinfo's Pid, in the namespace /proc
+ * belongs to: a PID namespace's init may keep the host's /proc), A is alive and pidfd_send_signal
  * through fd 90 kills it and waitid(P_PIDFD) reports that; waitid on fd 91 gives B's status 7
  * without blocking; fd 92 still refers to a reaped process (signalling it fails with ESRCH).
  * Blocks in: nanosleep (zoo_wait loop); child A in pause.
@@ -64,10 +65,11 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	CHECK("child", fdinfo_pid(90) == a && fdinfo_pid(91) == b && fdinfo_pid(92) == -1 &&
-			       fdinfo_pid(93) == getpid(),
-	      "fdinfo pids %ld %ld %ld %ld, expected %d %d -1 %d", fdinfo_pid(90), fdinfo_pid(91),
-	      fdinfo_pid(92), fdinfo_pid(93), a, b, getpid());
+	pid_t proc_a = zoo_proc_pid(a), proc_b = zoo_proc_pid(b), proc_self = zoo_proc_pid(getpid());
+	CHECK("child", proc_a > 0 && proc_b > 0 && fdinfo_pid(90) == proc_a && fdinfo_pid(91) == proc_b &&
+			       fdinfo_pid(92) == -1 && fdinfo_pid(93) == proc_self,
+	      "fdinfo pids %ld %ld %ld %ld, expected %d %d -1 %d (pids %d %d -1 %d here)", fdinfo_pid(90),
+	      fdinfo_pid(91), fdinfo_pid(92), fdinfo_pid(93), proc_a, proc_b, proc_self, a, b, getpid());
 	struct pollfd pf = { .fd = 90, .events = POLLIN };
 	CHECK("child", poll(&pf, 1, 0) == 0, "child A's pidfd is readable: it has exited");
 	CHECK("child", syscall(SYS_pidfd_send_signal, 90, SIGKILL, NULL, 0) == 0, "pidfd_send_signal A: %s",

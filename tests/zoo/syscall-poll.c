@@ -52,10 +52,11 @@ static const struct zoo_corruption corruptions[] = {
 	{ "waits", c_waits, 0 },
 };
 
+/* The system call thread tid (gettid()'s) is in, from /proc/self/task/TID/syscall. */
 static long in_syscall(pid_t tid)
 {
 	char path[64], text[256] = "";
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", zoo_proc_tid(tid));
 	zoo_read_file(path, text, sizeof(text));
 	return strtol(text, NULL, 10);
 }

@@ -339,7 +339,7 @@ int main(int argc, char **argv)
 	if (split) { /* until the child is in its own namespace */
 		char path[64];
 		struct stat st;
-		snprintf(path, sizeof(path), "/proc/%d/ns/ipc", (int)kid);
+		snprintf(path, sizeof(path), "/proc/%d/ns/ipc", (int)zoo_proc_pid(kid));
 		for (int i = 0; i < 500 && (stat(path, &st) || st.st_ino == ipc_ns_ino()); i++)
 			zoo_sleep_ms(10);
 	}

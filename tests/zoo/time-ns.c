@@ -52,7 +52,7 @@ static __attribute__((noreturn)) void child_main(void)
 		switch (sh->cmd) {
 		case CMD_LEAVE_NS: { /* corruption: into the parent's (the host's) time namespace */
 			char path[64];
-			snprintf(path, sizeof(path), "/proc/%d/ns/time", getppid());
+			snprintf(path, sizeof(path), "/proc/%d/ns/time", zoo_proc_pid(getppid()));
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
 			if (fd >= 0 && setns(fd, CLONE_NEWTIME) == 0)
 				sh->cmd = CMD_NONE;
@@ -87,11 +87,15 @@ static void command(int cmd)
 		zoo_sleep_ms(5);
 }
 
+/* The namespace of kind of process pid (of the program's namespace), 0 for the program's own. */
 static uint64_t ns_ino(pid_t pid, const char *kind)
 {
 	char path[64];
 	struct stat st;
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, kind);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", zoo_proc_pid(pid), kind);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
 	return stat(path, &st) ? 0 : st.st_ino;
 }
 
@@ -140,11 +144,11 @@ int main(int argc, char **argv)
 
 	if (!CHECK("offset", fresh_readings(), "the child no longer reads its clocks"))
 		return zoo_finish(NULL);
-	uint64_t own = ns_ino(getpid(), "time"), theirs = ns_ino(child, "time");
-	CHECK("offset", theirs != own && theirs == ns_ino(getpid(), "time_for_children"),
+	uint64_t own = ns_ino(0, "time"), theirs = ns_ino(child, "time");
+	CHECK("offset", theirs && theirs != own && theirs == ns_ino(0, "time_for_children"),
 	      "the child is in time:[%llu], the parent in time:[%llu] with its children going to "
 	      "time:[%llu]", (unsigned long long)theirs, (unsigned long long)own,
-	      (unsigned long long)ns_ino(getpid(), "time_for_children"));
+	      (unsigned long long)ns_ino(0, "time_for_children"));
 	check_ahead("CLOCK_MONOTONIC", CLOCK_MONOTONIC, sh->mono, MONO_AHEAD);
 	check_ahead("CLOCK_BOOTTIME", CLOCK_BOOTTIME, sh->boot, BOOT_AHEAD);
 	CHECK("backwards", sh->back <= 0, "the child's clocks stepped back by %.3f s", sh->back / 1e9);

@@ -69,10 +69,11 @@ static void run_c(void)
 	_exit(getppid() != root);
 }
 
+/* The state letter of child pid (/proc/PID/stat with its pid as /proc names it). */
 static char proc_state(pid_t pid)
 {
 	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", zoo_proc_pid(pid));
 	if (zoo_read_file(path, buf, sizeof(buf)) <= 0)
 		return '?';
 	char *p = strrchr(buf, ')');
@@ -139,7 +140,7 @@ int main(int argc, char **argv)
 	char comm[32] = "", path[64];
 	prctl(PR_GET_CHILD_SUBREAPER, &sub);
 	CHECK("subreaper", sub == 1, "PR_GET_CHILD_SUBREAPER gives %d", sub);
-	snprintf(path, sizeof(path), "/proc/%d/comm", z);
+	snprintf(path, sizeof(path), "/proc/%d/comm", zoo_proc_pid(z));
 	zoo_read_file(path, comm, sizeof(comm));
 	comm[strcspn(comm, "\n")] = 0;
 	CHECK("zombie", proc_state(z) == 'Z' && !strcmp(comm, "zt-zombie"),

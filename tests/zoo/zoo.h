@@ -463,6 +463,63 @@ static inline void zoo_compare_fds(void)
 	}
 }
 
+/* ---- pids as /proc names them ------------------------------------------------------
+ *
+ * /proc may belong to another PID namespace than the program's own: the init of a PID
+ * namespace may keep the host's /proc (tests/run-zoo.sh --container=pidns). There,
+ * /proc/PID and /proc/self/task/TID name other processes than the ones getpid(), fork() and
+ * gettid() return, while /proc/self and /proc/thread-self are always right. A program reads
+ * its own state through those, and another process's or thread's through these helpers.
+ */
+
+/* Process pid of the program's namespace as /proc names it (its pidfd's fdinfo says), or -1. */
+static inline pid_t zoo_proc_pid(pid_t pid)
+{
+	char path[64], text[512];
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ssize_t n = zoo_read_file(path, text, sizeof(text));
+	close(fd);
+	const char *p = n > 0 ? strstr(text, "\nPid:") : NULL;
+	return p ? (pid_t)strtol(p + 5, NULL, 10) : -1;
+}
+
+/*
+ * Thread tid of this process (as gettid() gave it) as /proc/self/task names it, or -1: the
+ * thread whose status ends its NSpid line with tid (its id in its own, the program's,
+ * namespace).
+ */
+static inline pid_t zoo_proc_tid(pid_t tid)
+{
+	char buf[4096], path[96], status[4096];
+	pid_t found = -1;
+	int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long n;
+	while (dfd >= 0 && found < 0 && (n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n && found < 0;) {
+			struct zoo_dirent64 *d = (struct zoo_dirent64 *)(buf + off);
+			const char *name = d->d_name;
+			off += d->d_reclen;
+			if (name[0] < '1' || name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/self/task/%s/status", name);
+			const char *l = zoo_read_file(path, status, sizeof(status)) > 0 ? strstr(status, "\nNSpid:") : NULL;
+			const char *eol = l ? strchr(l + 1, '\n') : NULL;
+			if (!eol)
+				continue;
+			while (eol > l && eol[-1] >= '0' && eol[-1] <= '9')
+				eol--;
+			if (atoi(eol) == tid)
+				found = atoi(name);
+		}
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return found;
+}
+
 /* ---- life cycle --------------------------------------------------------------------- */
 
 static inline void zoo_term_handler(int sig, siginfo_t *si, void *uc)
