@@ -22,7 +22,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
 APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin \
-	docker.io containerd podman
+	docker.io containerd podman nftables iproute2 procps
 PREFIX   ?= /usr/local
 
 PROTOS   := $(wildcard proto/*.proto)

@@ -112,9 +112,12 @@ static int dump_fanotify(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	for (l = strstr(l + 1, "\nfanotify "); l; l = strstr(l + 1, "\nfanotify ")) {
 		char path[4096];
 		FanotifyMark *m = xzalloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
 		fanotify_mark__init(m);
 		int err = parse_mark(t->pid, l + 1, m, path, sizeof(path));
 		if (err) {
+			fanotify_mark__free_unpacked(m, NULL);
 			pr_err("dump pid %d fd %d: cannot find what a fanotify mark is on (%.80s): %s", t->pid,
 			       p->fd, l + 1, strerror(-err));
 			return err;

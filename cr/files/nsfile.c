@@ -64,7 +64,8 @@ static int dump_nsfile(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 		if (strcmp(f->kind, kind) || !*(const protobuf_c_boolean *)((const char *)own + f->has_off) ||
 		    *(const uint64_t *)((const char *)own + f->off) != ino)
 			continue;
-		e->path = xstrdup(f->file);
+		if (!(e->path = xstrdup(f->file)))
+			return -ENOMEM;
 		e->has_flags = true;
 		e->flags = p->flags;
 		return 1;
