@@ -343,7 +343,10 @@ static int dump_mlock_future(struct dump_task *t)
 	for (size_t k = 0; k < t->vmas.n; k++)
 		if (advice_of(t->vmas.v[k].vmflags) & VMA_ADVICE_LOCKED)
 			locked_kb += (t->vmas.v[k].end - t->vmas.v[k].start) / 1024;
-	if (proc_status_field(t->pid, "VmLck", 10, &vm_lck_kb) || vm_lck_kb <= locked_kb)
+	int err = proc_status_field(t->pid, "VmLck", 10, &vm_lck_kb);
+	if (err == -ENOMEM)
+		return err;
+	if (err || vm_lck_kb <= locked_kb)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/smaps", t->pid);
 	auto_free char *smaps = read_file_at(AT_FDCWD, path, NULL);
