@@ -196,7 +196,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	uint64_t start = now_ns(CLOCK_MONOTONIC), frozen_at, thawed_at, pages = 0, shared = 0, in_parent = 0;
 	uint64_t sums_ns = 0;
 	pid_t root = ctx->opts->pid;
-	bool locked = false;
+	bool locked = false, committed = false;
 	int err;
 
 	if (ctx->opts->lazy_pages) {
@@ -227,7 +227,10 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		goto fail;
 	}
 	/* complete: in place before the post-dump hook looks at it, and before the tree goes */
-	if ((err = image_set_commit(images_dir, set)) || (err = run_notify(ctx, "post-dump", root, -1)))
+	if ((err = image_set_commit(images_dir, set)))
+		goto fail;
+	committed = true;
+	if ((err = run_notify(ctx, "post-dump", root, -1)))
 		goto fail;
 	dirty_track_close_later(ctx);
 	dump_done(ctx);
@@ -258,6 +261,8 @@ fail:
 			inject_end(&tr.tasks[i].inj);
 	dirty_track_abort(tr.tasks, tr.nr_tasks);
 	dump_done(ctx);
+	if (committed) /* no dump: its images go (the earlier dump they replaced is gone) */
+		image_set_uncommit(images_dir, set);
 	image_set_abort(images_dir, set);
 	net_lock_dump_over(ctx, true);
 	if (locked)

@@ -252,6 +252,7 @@ int image_set_begin(int dirfd, const char *dir_name, struct image_set *set)
 	uint32_t rnd;
 
 	set->fd = -1;
+	set->moved = NULL;
 	remove_stale_sets(dirfd);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)now_ns(CLOCK_MONOTONIC);
@@ -279,8 +280,17 @@ int image_set_begin(int dirfd, const char *dir_name, struct image_set *set)
 	return err;
 }
 
+static void free_names(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
 void image_set_abort(int dirfd, struct image_set *set)
 {
+	free_names(set->moved);
+	set->moved = NULL;
 	if (set->fd < 0)
 		return;
 	close(set->fd);
@@ -347,11 +357,29 @@ int image_set_commit(int dirfd, struct image_set *set)
 			}
 		}
 	}
-	for (size_t i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
 	image_set_abort(dirfd, set);
+	if (err)
+		free_names(names);
+	else
+		set->moved = names;
 	return err;
+}
+
+void image_set_uncommit(int dirfd, struct image_set *set)
+{
+	for (int first = 1; first >= 0; first--) {
+		for (size_t i = 0; set->moved && set->moved[i]; i++) {
+			struct stat st;
+			const char *name = set->moved[i];
+			if ((strcmp(name, "inventory.img") == 0) != first ||
+			    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+				continue;
+			if (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && !strcmp(name, "parent")))
+				unlinkat(dirfd, name, 0);
+		}
+	}
+	free_names(set->moved);
+	set->moved = NULL;
 }
 
 /* What makes st untrusted, in words; NULL if nothing. */

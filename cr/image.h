@@ -121,6 +121,7 @@ bool image_path_ok(const char *path);
 struct image_set {
 	int fd;        /* the set's own directory, where the dump writes */
 	char name[64]; /* its name in the images directory */
+	char **moved;  /* after a commit: the names put in place (NULL-terminated) */
 };
 /* Makes the set's directory in dirfd (its failure said, naming dir_name). */
 int image_set_begin(int dirfd, const char *dir_name, struct image_set *set);
@@ -131,8 +132,11 @@ int image_set_begin(int dirfd, const char *dir_name, struct image_set *set);
  * link. The set's directory is gone afterwards, whatever the outcome.
  */
 int image_set_commit(int dirfd, struct image_set *set);
-/* Removes the set's directory with what the dump wrote there. */
+/* Removes the set's directory with what the dump wrote there (and forgets what moved). */
 void image_set_abort(int dirfd, struct image_set *set);
+/* A dump that fails after its commit (the post-dump hook refused it): what the commit put in
+ * place is removed, the inventory first. */
+void image_set_uncommit(int dirfd, struct image_set *set);
 
 /*
  * The images of dirfd can only have been written by root (or by whoever runs stasis): the
