@@ -21,7 +21,7 @@
 #include "log.h"
 #include "ns-helper.h"
 #include "pid-ns.h"
-#include "pstree.h"
+#include "tree.h"
 #include "tree-objects.h"
 #include "util.h"
 

@@ -330,14 +330,6 @@ pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cg
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
-struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid)
-{
-	for (size_t i = 0; i < rt->nr_tasks; i++)
-		if (rt->tasks[i].pid == pid)
-			return &rt->tasks[i];
-	return NULL;
-}
-
 int pstree_validate(struct restore_tree *rt)
 {
 	Inventory *inv = rt->inv;

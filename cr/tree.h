@@ -1,0 +1,46 @@
+/*
+ * The tree as a dump holds it and as a restore makes it: the shapes every kind of state sees.
+ * cr/pstree.c freezes and recreates it; kinds below it (namespaces, threads) only read it.
+ */
+#ifndef STASIS_TREE_H
+#define STASIS_TREE_H
+
+#include "task.h"
+
+struct dump_tree {
+	struct dump_task *tasks; /* live processes, frozen; tasks[0] is the root */
+	size_t nr_tasks;
+	TreeEntry **entries;     /* every process, zombies too, parents first */
+	size_t nr_entries;
+	Inventory inv;           /* written last; tree-wide kinds note what the tree has in it */
+	pid_t *kill_tids;        /* room for every pid and tid, made once the tree is frozen: a
+				    kill after the dump allocates nothing */
+	const char *refreeze_cgroup; /* --freeze-cgroup found it frozen: pstree_release refreezes */
+	int freeze_timeout_s;
+};
+
+struct restore_watchdog;
+
+struct restore_tree {
+	struct run_ctx *ctx;
+	Inventory *inv;
+	uint64_t clone_flags;       /* CLONE_NEW* for the root, set by the tree-wide kinds */
+	struct restore_task *tasks; /* live processes, in inventory order */
+	size_t nr_tasks;
+	int status_fd;              /* write end, shared by every new task */
+	int *ctl_fds;               /* per task: the read end the task keeps */
+	int *ctl_peer_fds;          /* per task: the write end stasis keeps */
+	pid_t root_parent;          /* the root's parent as the root sees it (0: cannot tell) */
+	const struct restore_watchdog *watchdog; /* stasis's (cr/restore-watchdog.h) */
+};
+
+/* The task of the tree with pid (as the images name it), or NULL. */
+static inline struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		if (rt->tasks[i].pid == pid)
+			return &rt->tasks[i];
+	return NULL;
+}
+
+#endif
