@@ -149,6 +149,8 @@ static int slot_base(pid_t pid, int *n)
 
 	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
 	limits = read_file_at(AT_FDCWD, path, NULL);
+	if (!limits && errno == ENOMEM)
+		return -ENOMEM;
 	const char *l = limits ? strstr(limits, "Max open files") : NULL;
 	if (!l || sscanf(l + 14, "%llu", &soft) != 1)
 		soft = 1024; /* "unlimited", or unreadable: below 1024 is as good */
@@ -194,6 +196,8 @@ static int start_time(pid_t pid, uint64_t *when)
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	stat = read_file_at(AT_FDCWD, path, NULL);
+	if (!stat && errno == ENOMEM)
+		return -ENOMEM;
 	char *p = stat ? strrchr(stat, ')') : NULL;
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
@@ -374,10 +378,14 @@ int dirty_track_find(struct dump_task *t, bool *needs_inject)
 	int err;
 
 	*needs_inject = false;
+	if (!tt)
+		return -ENOMEM;
 	tt->fd_in_task = tt->uffd = tt->own = -1;
 	tt->keep = keeps_tracking(t->ctx->opts);
 	t->track = tt;
 	if ((tt->base = slot_base(t->pid, &tt->slots)) < 0) {
+		if (tt->base == -ENOMEM)
+			return tt->base;
 		if (!tt->keep)
 			return 0;
 		pr_err("dump pid %d: its open files limit leaves no room for a memory tracker", t->pid);

@@ -727,6 +727,10 @@ int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *pl
 	struct page_sources *ps = xzalloc(sizeof(*ps));
 
 	*plan = (struct uffd_plan){ .v = xzalloc((pm->n_runs + 1) * sizeof(*plan->v)), .sources = ps };
+	if (!ps || !plan->v) {
+		pages_uffd_plan_free(plan);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < pm->n_runs; i++) {
 		const PageRun *r = pm->runs[i];
 		const struct page_source *img = NULL;

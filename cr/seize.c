@@ -74,8 +74,11 @@ int task_seize(pid_t pid, int *stop_sig)
 	if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(PTRACE_O_TRACESYSGOOD))) {
 		ret = -errno;
 		if (!(caught = ret == -EPERM && caught_by_freezer(pid))) {
+			/* a process that began to exit since its stat was read is refused (EPERM) */
+			if (ret == -EPERM && (proc_read_stat(pid, &st) == -ESRCH || st.state == 'Z' || st.state == 'X'))
+				ret = -ESRCH;
 			if (ret != -ESRCH) /* gone: the caller judges */
-				pr_perror("pid %d: cannot seize with ptrace", pid);
+				pr_err("pid %d: cannot seize with ptrace: %s", pid, strerror(-ret));
 			return ret;
 		}
 	}

@@ -134,29 +134,38 @@ static int find_gadget_elsewhere(pid_t pid, uint64_t *gadget)
 	struct proc_vmas vmas;
 	int err = proc_read_vmas(pid, &vmas);
 
-	for (size_t i = 0; !err && i < vmas.n; i++) {
+	if (err)
+		return err == -ENOMEM ? err : -ENOENT;
+	for (size_t i = 0; i < vmas.n; i++) {
 		if (!(vmas.v[i].prot & PROT_EXEC) || vmas.v[i].start >= 0x7ffffffff000ULL)
 			continue; /* ([vsyscall] traps when executed) */
-		if (!find_gadget(pid, vmas.v[i].start, vmas.v[i].end, gadget)) {
+		err = find_gadget(pid, vmas.v[i].start, vmas.v[i].end, gadget);
+		if (!err || err == -ENOMEM) {
 			proc_vmas_free(&vmas);
-			return 0;
+			return err;
 		}
 	}
-	if (!err)
-		proc_vmas_free(&vmas);
+	proc_vmas_free(&vmas);
 	return -ENOENT;
 }
 
-/* Room for both stubs after the vDSO's ELF image, in [start, end) of the task (else 0). */
-static uint64_t find_stub_room(pid_t pid, uint64_t start, uint64_t end)
+/* Room for both stubs after the vDSO's ELF image, in [start, end) of the task (*room: else 0);
+ * -ENOMEM. */
+static int find_stub_room(pid_t pid, uint64_t start, uint64_t end, uint64_t *room)
 {
 	size_t len = end - start, image_end;
-	auto_free unsigned char *code = len <= (1u << 20) ? xmalloc(len) : NULL;
 
-	if (!code || task_mem_read(pid, start, code, len))
+	*room = 0;
+	if (len > (1u << 20))
+		return 0;
+	auto_free unsigned char *code = xmalloc(len);
+	if (!code)
+		return -ENOMEM;
+	if (task_mem_read(pid, start, code, len))
 		return 0;
 	image_end = (vdso_image_end(code, len) + 15) & ~(size_t)15;
-	return image_end && image_end + STUBS_LEN <= len ? start + image_end : 0;
+	*room = image_end && image_end + STUBS_LEN <= len ? start + image_end : 0;
+	return 0;
 }
 
 /* Tests kill stasis at a step (STASIS_FAULT=kill-at:inject-STEP:N). */
@@ -418,12 +427,15 @@ int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
 	ctx->saved = *regs;
 	ctx->run = run;
 	ctx->mem_fd = -1;
-	if (vdso_start)
-		ctx->stub = find_stub_room(pid, vdso_start, vdso_end);
-	if ((!vdso_start || find_gadget(pid, vdso_start, vdso_end, &ctx->gadget)) &&
-	    find_gadget_elsewhere(pid, &ctx->gadget)) {
-		pr_err("pid %d: no syscall instruction found in its vDSO or any executable mapping", pid);
-		return -ENOENT;
+	if (vdso_start && (err = find_stub_room(pid, vdso_start, vdso_end, &ctx->stub)))
+		return err;
+	err = vdso_start ? find_gadget(pid, vdso_start, vdso_end, &ctx->gadget) : -ENOENT;
+	if (err && err != -ENOMEM)
+		err = find_gadget_elsewhere(pid, &ctx->gadget);
+	if (err) {
+		if (err != -ENOMEM)
+			pr_err("pid %d: no syscall instruction found in its vDSO or any executable mapping", pid);
+		return err == -ENOMEM ? err : -ENOENT;
 	}
 	if (!ctx->stub)
 		pr_warn("pid %d: no vDSO, or no room for the injection stub in it: if stasis is killed "

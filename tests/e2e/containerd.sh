@@ -27,6 +27,12 @@ cleanup() {
 		c containers rm $ID >/dev/null 2>&1
 	fi
 	stop_containerd
+	# containerd's cgroup of the namespace (/stasis-e2e/ID below it): gone if empty
+	for d in /sys/fs/cgroup/*/stasis-e2e /sys/fs/cgroup/stasis-e2e; do
+		[ -d "$d" ] || continue
+		rmdir "$d"/*/ 2>/dev/null
+		rmdir "$d" 2>/dev/null
+	done
 	e2e_cleanup
 }
 trap cleanup EXIT
