@@ -204,11 +204,13 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 	if ((err = proc_read_vmas(t->pid, &t->vmas)) || (err = new_images(t)) ||
 	    (err = dirty_track_find(t, &needs_inject)))
 		return gone(t->pid) ? 0 : err;
-	if (!needs_inject)
-		return dirty_track_arm(t);
+	if (!needs_inject) {
+		err = dirty_track_arm(t);
+		return err && gone(t->pid) ? 0 : err;
+	}
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
 	if ((err = task_seize(t->pid, &t->stop_sig)))
-		return err;
+		return err == -ESRCH ? 0 : err; /* -ESRCH: it exited meanwhile */
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs)) {
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
