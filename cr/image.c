@@ -1,14 +1,10 @@
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -17,7 +13,6 @@
 #include "util.h"
 
 static const char image_magic[8] = { 'S', 'T', 'A', 'S', 'I', 'S', 'I', 'M' };
-static const char pages_magic[8] = { 'S', 'T', 'A', 'S', 'I', 'S', 'P', 'G' };
 
 /* protobuf-c's allocations come from the engine's allocator too (counted, failures logged). */
 static bool decode_out_of_memory;
@@ -149,18 +144,14 @@ static uint32_t image_checksum(const struct image_header *hdr, const void *paylo
 	return image_crc32(image_crc32(0, &h, sizeof(h)), payload, len);
 }
 
-#define SET_PREFIX ".stasis-dump-"
-#define DUMP_ID_FILE "dump-id" /* in a set's directory: the id its files carry */
-
-static const char *hex_id(const uint8_t id[DUMP_ID_LEN], char out[2 * DUMP_ID_LEN + 1])
+const char *dump_id_text(const uint8_t id[DUMP_ID_LEN], char out[DUMP_ID_TEXT_LEN])
 {
 	for (int i = 0; i < DUMP_ID_LEN; i++)
 		sprintf(out + 2 * i, "%02x", id[i]);
 	return out;
 }
 
-/* The dump id of the image set written in dirfd; zeroes outside a set (tests, tools). */
-static void set_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN])
+void image_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN])
 {
 	int fd = openat(dirfd, DUMP_ID_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -194,235 +185,16 @@ int image_inventory_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN])
 	return inventory_dump_id(dirfd, id) ? -EINVAL : 0;
 }
 
-/* A file of dirfd that carries dump id have: refused if the inventory's is another. */
-static int check_dump_id(int dirfd, const char *name, const uint8_t have[DUMP_ID_LEN])
+int image_check_dump_id(int dirfd, const char *name, const uint8_t have[DUMP_ID_LEN])
 {
 	uint8_t want[DUMP_ID_LEN];
-	char a[2 * DUMP_ID_LEN + 1], b[2 * DUMP_ID_LEN + 1];
+	char a[DUMP_ID_TEXT_LEN], b[DUMP_ID_TEXT_LEN];
 
 	if (dirfd < 0 || inventory_dump_id(dirfd, want) || !memcmp(want, have, DUMP_ID_LEN))
 		return 0;
 	pr_err("image %s: belongs to another dump (its dump id is %s, the inventory's %s)", name,
-	       hex_id(have, a), hex_id(want, b));
+	       dump_id_text(have, a), dump_id_text(want, b));
 	return -EINVAL;
-}
-
-/* Removes directory name of dirfd and the files in it (an image set's directory is flat). */
-static void remove_flat_dir(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
-	closedir(dir);
-	unlinkat(dirfd, name, AT_REMOVEDIR);
-}
-
-/* Set directories whose stasis is gone (killed mid-dump). */
-static void remove_stale_sets(int dirfd)
-{
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir))) {
-		int pid;
-		if (de->d_type == DT_DIR && sscanf(de->d_name, SET_PREFIX "%d-", &pid) == 1 && pid > 0 &&
-		    kill(pid, 0) && errno == ESRCH)
-			remove_flat_dir(dirfd, de->d_name);
-	}
-	closedir(dir);
-}
-
-int image_set_begin(int dirfd, const char *dir_name, struct image_set *set)
-{
-	uint32_t rnd;
-
-	set->fd = -1;
-	set->moved = NULL;
-	remove_stale_sets(dirfd);
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint32_t)now_ns(CLOCK_MONOTONIC);
-	snprintf(set->name, sizeof(set->name), SET_PREFIX "%d-%08x", (int)getpid(), rnd);
-	if (mkdirat(dirfd, set->name, 0700) ||
-	    (set->fd = openat(dirfd, set->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		int err = -errno;
-		pr_perror("images directory %s is not writable (cannot make %s in it)", dir_name,
-			  set->name);
-		unlinkat(dirfd, set->name, AT_REMOVEDIR);
-		return err;
-	}
-	uint8_t id[DUMP_ID_LEN];
-	char text[2 * DUMP_ID_LEN + 1];
-	int fd = safe_file_create(set->fd, DUMP_ID_FILE, O_WRONLY), err = 0;
-	if (getrandom(id, sizeof(id), 0) != sizeof(id) || fd < 0 || write_all(fd, id, sizeof(id))) {
-		err = fd < 0 ? fd : -EIO;
-		pr_err("images directory %s: cannot make the dump id in %s", dir_name, set->name);
-		image_set_abort(dirfd, set);
-	} else {
-		pr_info("dump id %s", hex_id(id, text));
-	}
-	if (fd >= 0)
-		close(fd);
-	return err;
-}
-
-static void free_names(char **names)
-{
-	for (size_t i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
-}
-
-void image_set_abort(int dirfd, struct image_set *set)
-{
-	free_names(set->moved);
-	set->moved = NULL;
-	if (set->fd < 0)
-		return;
-	close(set->fd);
-	set->fd = -1;
-	remove_flat_dir(dirfd, set->name);
-}
-
-/* The names of the set's files, malloc'd, NULL-terminated; NULL if it cannot be read. */
-static char **set_files(const struct image_set *set)
-{
-	int fd = openat(set->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0;
-
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	while ((de = readdir(dir))) {
-		char **more;
-		bool parent_link = de->d_type == DT_LNK && !strcmp(de->d_name, "parent");
-		if (!parent_link && (de->d_type != DT_REG || !image_desc_by_filename(de->d_name)))
-			continue;
-		if (!(more = xreallocarray(names, n + 2, sizeof(*names))) || !(more[n] = xstrdup(de->d_name))) {
-			free(more ? more : names);
-			names = NULL;
-			break;
-		}
-		names = more;
-		names[++n] = NULL;
-	}
-	closedir(dir);
-	return names;
-}
-
-int image_set_commit(int dirfd, struct image_set *set)
-{
-	char **names = set_files(set);
-	const char *inventory = "inventory.img";
-	struct stat st;
-	int err = names ? 0 : -ENOMEM;
-
-	if (!names)
-		pr_err("cannot list the new images in %s", set->name);
-	/* every name checked before anything moves: the earlier dump stays whole on a refusal */
-	for (size_t i = 0; !err && names[i]; i++) {
-		bool parent_link = !strcmp(names[i], "parent"); /* a chain's link, replacing a link */
-		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    !(parent_link ? S_ISLNK(st.st_mode) : S_ISREG(st.st_mode))) {
-			err = S_ISLNK(st.st_mode) ? -ELOOP : -EEXIST;
-			pr_err("cannot put image file %s in place: %s", names[i], safe_file_strerror(err));
-		}
-	}
-	for (int last = 0; last < 2 && !err; last++) {
-		for (size_t i = 0; !err && names[i]; i++) {
-			if ((strcmp(names[i], inventory) == 0) != last)
-				continue;
-			if (renameat(set->fd, names[i], dirfd, names[i])) {
-				err = -errno;
-				pr_perror("cannot put image file %s in place", names[i]);
-			}
-		}
-	}
-	image_set_abort(dirfd, set);
-	if (err)
-		free_names(names);
-	else
-		set->moved = names;
-	return err;
-}
-
-void image_set_uncommit(int dirfd, struct image_set *set)
-{
-	for (int first = 1; first >= 0; first--) {
-		for (size_t i = 0; set->moved && set->moved[i]; i++) {
-			struct stat st;
-			const char *name = set->moved[i];
-			if ((strcmp(name, "inventory.img") == 0) != first ||
-			    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
-				continue;
-			if (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && !strcmp(name, "parent")))
-				unlinkat(dirfd, name, 0);
-		}
-	}
-	free_names(set->moved);
-	set->moved = NULL;
-}
-
-/* What makes st untrusted, in words; NULL if nothing. */
-static const char *untrusted(const struct stat *st, char *buf, size_t len)
-{
-	if (st->st_uid != 0 && st->st_uid != geteuid()) {
-		snprintf(buf, len, "owned by uid %u", (unsigned)st->st_uid);
-		return buf;
-	}
-	if (st->st_mode & (S_IWGRP | S_IWOTH))
-		return st->st_mode & S_IWOTH ? "writable by anyone" : "writable by its group";
-	return NULL;
-}
-
-int image_dir_check_owner(int dirfd, const char *dir_name)
-{
-	char buf[64], name[sizeof(((struct dirent *)0)->d_name) + 8] = "";
-	const char *why = NULL;
-	struct dirent *de;
-	struct stat st;
-	DIR *dir = NULL;
-	int fd;
-
-	if (fstat(dirfd, &st) == 0)
-		why = untrusted(&st, buf, sizeof(buf));
-	if (!why && (fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
-	    !(dir = fdopendir(fd)))
-		close(fd);
-	while (dir && !why && (de = readdir(dir))) {
-		/* (links and the like are refused when read, as not regular files) */
-		if (image_desc_by_filename(de->d_name) &&
-		    !fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
-		    (why = untrusted(&st, buf, sizeof(buf))))
-			snprintf(name, sizeof(name), "file %s", de->d_name);
-	}
-	if (dir)
-		closedir(dir);
-	if (!why)
-		return 0;
-	pr_err("images %s%s is %s: images someone other than root could have written are refused "
-	       "(--allow-untrusted-images restores them anyway); nothing was started",
-	       name[0] ? "" : "directory ", name[0] ? name : dir_name, why);
-	return -EPERM;
 }
 
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg)
@@ -441,7 +213,7 @@ int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMe
 	protobuf_c_message_pack(msg, buf);
 	memcpy(hdr.magic, image_magic, sizeof(hdr.magic));
 	hdr.payload_len = len;
-	set_dump_id(dirfd, hdr.dump_id);
+	image_dump_id(dirfd, hdr.dump_id);
 	hdr.payload_crc = image_checksum(&hdr, buf, len);
 
 	if ((ret = safe_file_not_link(dirfd, name))) {
@@ -494,7 +266,7 @@ static int image_read_fd(int fd, int dirfd, const char *name, const struct image
 		return -EINVAL;
 	}
 	if (memcmp(hdr.magic, image_magic, sizeof(hdr.magic)) != 0) {
-		if (memcmp(hdr.magic, pages_magic, sizeof(hdr.magic)) == 0)
+		if (memcmp(hdr.magic, PAGES_MAGIC, sizeof(hdr.magic)) == 0)
 			pr_err("image %s: is a page data file, not a protobuf image", name);
 		else
 			pr_err("image %s: bad magic, not a stasis image", name);
@@ -530,7 +302,7 @@ static int image_read_fd(int fd, int dirfd, const char *name, const struct image
 		free(buf);
 		return -EINVAL;
 	}
-	if (hdr.type != IMG_INVENTORY && check_dump_id(dirfd, name, hdr.dump_id)) {
+	if (hdr.type != IMG_INVENTORY && image_check_dump_id(dirfd, name, hdr.dump_id)) {
 		free(buf);
 		return -EINVAL;
 	}
@@ -548,8 +320,7 @@ static int image_read_fd(int fd, int dirfd, const char *name, const struct image
 	return 0;
 }
 
-/* An image file of the directory, for reading: a regular file, not reached through a link. */
-static int image_open(int dirfd, const char *name)
+int image_open(int dirfd, const char *name)
 {
 	struct stat st;
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), err;
@@ -603,330 +374,4 @@ void image_free(ProtobufCMessage *msg)
 {
 	if (msg)
 		protobuf_c_message_free_unpacked(msg, &image_allocator);
-}
-
-/* ---- raw page files ---- */
-
-#define SUMS_CHUNK_PAGES 256 /* pages read back or checked at a time (1 MiB) */
-
-static const uint32_t *crc32c_table(void)
-{
-	static uint32_t table[256];
-
-	if (!table[1]) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-			for (int k = 0; k < 8; k++)
-				c = (c & 1) ? 0x82f63b78u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
-	}
-	return table;
-}
-
-/* Four CRC-32C chains over the page's quarters, one instruction each per step. */
-__attribute__((target("sse4.2"))) static uint32_t page_sum_hw(const void *page)
-{
-	const uint64_t *q = page;
-	uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-
-	for (size_t i = 0; i < 128; i++) {
-		c0 = __builtin_ia32_crc32di(c0, q[i]);
-		c1 = __builtin_ia32_crc32di(c1, q[128 + i]);
-		c2 = __builtin_ia32_crc32di(c2, q[256 + i]);
-		c3 = __builtin_ia32_crc32di(c3, q[384 + i]);
-	}
-	return (uint32_t)c0 ^ ((uint32_t)c1 << 8 | (uint32_t)c1 >> 24) ^
-	       ((uint32_t)c2 << 16 | (uint32_t)c2 >> 16) ^ ((uint32_t)c3 << 24 | (uint32_t)c3 >> 8);
-}
-
-/* The same, a byte at a time (a CPU without SSE 4.2). */
-static uint32_t page_sum_sw(const void *page)
-{
-	const uint32_t *t = crc32c_table();
-	const unsigned char *p = page;
-	uint32_t c[4] = { 0 };
-
-	for (int k = 0; k < 4; k++)
-		for (size_t i = 0; i < 1024; i++)
-			c[k] = t[(c[k] ^ p[k * 1024 + i]) & 0xff] ^ (c[k] >> 8);
-	return c[0] ^ (c[1] << 8 | c[1] >> 24) ^ (c[2] << 16 | c[2] >> 16) ^ (c[3] << 24 | c[3] >> 8);
-}
-
-uint32_t page_sum(const void *page)
-{
-	static int hw = -1;
-
-	if (hw < 0)
-		hw = __builtin_cpu_supports("sse4.2");
-	return hw ? page_sum_hw(page) : page_sum_sw(page);
-}
-
-void page_sums_add(struct page_sums *s, const void *pages, size_t len)
-{
-	size_t nr = len / 4096;
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
-
-	if (s->n + nr > s->alloc) {
-		uint64_t alloc = s->alloc ? s->alloc : 4096;
-		while (alloc < s->n + nr)
-			alloc *= 2;
-		uint32_t *v = xreallocarray(s->v, alloc, sizeof(*v));
-		if (!v) {
-			s->nomem = true;
-			s->n += nr;
-			return;
-		}
-		s->v = v;
-		s->alloc = alloc;
-	}
-	for (size_t i = 0; i < nr; i++, s->n++)
-		if (!s->nomem)
-			s->v[s->n] = page_sum((const char *)pages + i * 4096);
-	s->ns += now_ns(CLOCK_MONOTONIC) - start;
-}
-
-void page_sums_free(struct page_sums *s)
-{
-	free(s->v);
-	*s = (struct page_sums){ 0 };
-}
-
-static int write_raw_header(int fd, enum image_type type, unsigned id, uint64_t nr_pages,
-			    const uint8_t dump_id[DUMP_ID_LEN])
-{
-	char page[PAGES_HEADER_SIZE] = { 0 };
-	struct pages_header *h = (struct pages_header *)page;
-	char name[64];
-
-	memcpy(h->magic, pages_magic, sizeof(h->magic));
-	h->version = IMAGE_FORMAT_VERSION;
-	h->page_size = 4096;
-	h->nr_pages = nr_pages;
-	h->pid = id;
-	memcpy(h->dump_id, dump_id, DUMP_ID_LEN);
-	if (pwrite(fd, page, sizeof(page), 0) != sizeof(page)) {
-		image_filename(name, sizeof(name), type, id);
-		pr_perror("cannot write the header of %s", name);
-		return -EIO;
-	}
-	return 0;
-}
-
-static int raw_image_create_as(int dirfd, enum image_type type, unsigned id,
-				const uint8_t dump_id[DUMP_ID_LEN])
-{
-	char name[64];
-	int fd;
-
-	image_filename(name, sizeof(name), type, id);
-	fd = safe_file_create(dirfd, name, O_RDWR);
-	if (fd < 0) {
-		pr_err("cannot create image file %s: %s", name, safe_file_strerror(fd));
-		return fd;
-	}
-	if (write_raw_header(fd, type, id, 0, dump_id) < 0 || lseek(fd, PAGES_HEADER_SIZE, SEEK_SET) < 0) {
-		close(fd);
-		return -EIO;
-	}
-	return fd;
-}
-
-int raw_image_create(int dirfd, enum image_type type, unsigned id)
-{
-	uint8_t dump_id[DUMP_ID_LEN];
-
-	set_dump_id(dirfd, dump_id);
-	return raw_image_create_as(dirfd, type, id, dump_id);
-}
-
-void image_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN])
-{
-	set_dump_id(dirfd, id);
-}
-
-int raw_image_finish_sums(int fd, enum image_type type, unsigned id, uint64_t nr_pages,
-			  const struct page_sums *sums)
-{
-	struct pages_header h;
-	char name[64];
-	size_t len = nr_pages * sizeof(uint32_t);
-
-	image_filename(name, sizeof(name), type, id);
-	if (sums->nomem || sums->n != nr_pages) {
-		pr_err("image %s: checksums of %llu pages for %llu written%s", name,
-		       (unsigned long long)sums->n, (unsigned long long)nr_pages,
-		       sums->nomem ? " (out of memory)" : "");
-		return -EIO;
-	}
-	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
-	    (len && pwrite(fd, sums->v, len, PAGES_HEADER_SIZE + nr_pages * 4096) != (ssize_t)len)) {
-		pr_perror("cannot write the page checksums of %s", name);
-		return -EIO;
-	}
-	return write_raw_header(fd, type, id, nr_pages, h.dump_id);
-}
-
-/* The sums of the pages written so far, read back from the file. */
-int raw_image_finish(int fd, enum image_type type, unsigned id, uint64_t nr_pages)
-{
-	struct page_sums sums = { 0 };
-	char *buf = xmalloc(SUMS_CHUNK_PAGES * 4096);
-	int err = buf ? 0 : -ENOMEM;
-
-	for (uint64_t p = 0; p < nr_pages && !err; p += SUMS_CHUNK_PAGES) {
-		size_t len = (nr_pages - p < SUMS_CHUNK_PAGES ? nr_pages - p : SUMS_CHUNK_PAGES) * 4096;
-		if (pread(fd, buf, len, PAGES_HEADER_SIZE + p * 4096) != (ssize_t)len) {
-			err = -EIO;
-			break;
-		}
-		page_sums_add(&sums, buf, len);
-	}
-	if (err) {
-		char name[64];
-		image_filename(name, sizeof(name), type, id);
-		pr_err("image %s: cannot read back its pages for their checksums", name);
-	} else {
-		err = raw_image_finish_sums(fd, type, id, nr_pages, &sums);
-	}
-	free(buf);
-	page_sums_free(&sums);
-	return err;
-}
-
-int raw_image_verify(int fd, enum image_type type, unsigned id, uint64_t first, uint64_t nr,
-		     const void *data)
-{
-	uint32_t sums[SUMS_CHUNK_PAGES];
-	struct pages_header h;
-	char name[64];
-
-	image_filename(name, sizeof(name), type, id);
-	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || first > h.nr_pages || nr > h.nr_pages - first) {
-		pr_err("image %s: pages %llu-%llu are not in it", name, (unsigned long long)first,
-		       (unsigned long long)(first + nr));
-		return -EIO;
-	}
-	for (uint64_t done = 0; done < nr;) {
-		size_t n = nr - done < SUMS_CHUNK_PAGES ? nr - done : SUMS_CHUNK_PAGES;
-		if (pread(fd, sums, n * sizeof(*sums),
-			  PAGES_HEADER_SIZE + h.nr_pages * 4096 + (first + done) * sizeof(*sums)) !=
-		    (ssize_t)(n * sizeof(*sums))) {
-			pr_err("image %s: cannot read its page checksums", name);
-			return -EIO;
-		}
-		for (size_t i = 0; i < n; i++, done++) {
-			if (page_sum((const char *)data + done * 4096) != sums[i]) {
-				pr_err("image %s: page %llu (at offset %llu) does not match its checksum: "
-				       "the file is corrupted",
-				       name, (unsigned long long)(first + done),
-				       (unsigned long long)(PAGES_HEADER_SIZE + (first + done) * 4096));
-				return -EIO;
-			}
-		}
-	}
-	return 0;
-}
-
-/*
- * Opens a raw page file and checks its header, size and dump id (against the inventory of
- * dirfd: up a chain of dumps, each parent's own), not its pages; nr_pages: the count
- * expected, or NULL to take the header's (*found gets it).
- */
-static int raw_image_open_header(int dirfd, enum image_type type, unsigned id,
-				 const uint64_t *nr_pages, uint64_t *found)
-{
-	struct pages_header h;
-	char name[64];
-	struct stat st;
-	int fd;
-
-	image_filename(name, sizeof(name), type, id);
-	if ((fd = image_open(dirfd, name)) < 0)
-		return fd;
-	if (fstat(fd, &st) || pread(fd, &h, sizeof(h), 0) != sizeof(h)) {
-		pr_err("image %s: truncated header", name);
-		goto bad;
-	}
-	if (memcmp(h.magic, pages_magic, sizeof(h.magic)) || h.version != IMAGE_FORMAT_VERSION ||
-	    h.page_size != 4096) {
-		pr_err("image %s: not a stasis page file of format version %u", name,
-		       IMAGE_FORMAT_VERSION);
-		goto bad;
-	}
-	if (h.pid != id || (nr_pages && h.nr_pages != *nr_pages) ||
-	    h.nr_pages > ((uint64_t)INT64_MAX - PAGES_HEADER_SIZE) / (4096 + sizeof(uint32_t)) ||
-	    (uint64_t)st.st_size != raw_image_size(h.nr_pages)) {
-		pr_err("image %s: holds %llu pages in %lld bytes, its table expects %llu pages "
-		       "(truncated or foreign file)",
-		       name, (unsigned long long)h.nr_pages, (long long)st.st_size,
-		       (unsigned long long)(nr_pages ? *nr_pages : h.nr_pages));
-		goto bad;
-	}
-	if (check_dump_id(dirfd, name, h.dump_id))
-		goto bad;
-	if (found)
-		*found = h.nr_pages;
-	return fd;
-bad:
-	close(fd);
-	return -EINVAL;
-}
-
-int raw_image_check_pages(int fd, enum image_type type, unsigned id, uint64_t first, uint64_t nr)
-{
-	char *buf = xmalloc(SUMS_CHUNK_PAGES * 4096);
-	int err = buf ? 0 : -ENOMEM;
-
-	for (uint64_t p = first; p < first + nr && !err; p += SUMS_CHUNK_PAGES) {
-		size_t n = first + nr - p < SUMS_CHUNK_PAGES ? first + nr - p : SUMS_CHUNK_PAGES;
-		if (pread(fd, buf, n * 4096, PAGES_HEADER_SIZE + p * 4096) != (ssize_t)(n * 4096)) {
-			char name[64];
-			image_filename(name, sizeof(name), type, id);
-			pr_err("image %s: cannot read pages %llu-%llu", name, (unsigned long long)p,
-			       (unsigned long long)(p + n));
-			err = -EIO;
-		} else {
-			err = raw_image_verify(fd, type, id, p, n, buf);
-		}
-	}
-	free(buf);
-	return err;
-}
-
-int raw_image_open(int dirfd, enum image_type type, unsigned id, uint64_t nr_pages)
-{
-	int fd = raw_image_open_header(dirfd, type, id, &nr_pages, NULL), err;
-
-	if (fd >= 0 && (err = raw_image_check_pages(fd, type, id, 0, nr_pages))) {
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-int pages_image_create(int dirfd, unsigned pid)
-{
-	return raw_image_create(dirfd, IMG_PAGES, pid);
-}
-
-int pages_image_finish(int fd, unsigned pid, uint64_t nr_pages, const struct page_sums *sums)
-{
-	return sums ? raw_image_finish_sums(fd, IMG_PAGES, pid, nr_pages, sums)
-		    : raw_image_finish(fd, IMG_PAGES, pid, nr_pages);
-}
-
-int pages_image_open(int dirfd, unsigned pid, uint64_t nr_pages)
-{
-	return raw_image_open_header(dirfd, IMG_PAGES, pid, &nr_pages, NULL);
-}
-
-int pages_image_open_counted(int dirfd, unsigned pid, uint64_t *nr_pages)
-{
-	return raw_image_open_header(dirfd, IMG_PAGES, pid, NULL, nr_pages);
-}
-
-int pages_image_create_as(int dirfd, unsigned pid, const uint8_t dump_id[DUMP_ID_LEN])
-{
-	return raw_image_create_as(dirfd, IMG_PAGES, pid, dump_id);
 }

@@ -23,6 +23,8 @@
 #define IMAGE_MAX_PAYLOAD (256u << 20)
 #define PAGES_HEADER_SIZE 4096
 #define DUMP_ID_LEN 16
+#define DUMP_ID_TEXT_LEN (2 * DUMP_ID_LEN + 1)
+#define PAGES_MAGIC "STASISPG" /* the first 8 bytes of a raw page file */
 
 enum image_type {
 	IMG_INVENTORY = 1,
@@ -118,6 +120,7 @@ bool image_path_ok(const char *path);
  * inventory last: a failed or killed dump leaves the images directory's earlier dump as it
  * was. Leftovers of killed dumps (their stasis gone) are removed by the next begin.
  */
+#define DUMP_ID_FILE "dump-id" /* in a set's directory: the id its files carry */
 struct image_set {
 	int fd;        /* the set's own directory, where the dump writes */
 	char name[64]; /* its name in the images directory */
@@ -193,5 +196,12 @@ int pages_image_create_as(int dirfd, unsigned pid, const uint8_t dump_id[DUMP_ID
 int image_inventory_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN]);
 /* The dump id the image set being written in dirfd gives its files (zeroes outside a set). */
 void image_dump_id(int dirfd, uint8_t id[DUMP_ID_LEN]);
+/* id in hex, for messages. */
+const char *dump_id_text(const uint8_t id[DUMP_ID_LEN], char out[DUMP_ID_TEXT_LEN]);
+/* A file name of dirfd that carries dump id have: -EINVAL, said, if the inventory's is another. */
+int image_check_dump_id(int dirfd, const char *name, const uint8_t have[DUMP_ID_LEN]);
+/* An image file of the directory, for reading: a regular file, not reached through a link
+ * (its failure said, naming it). */
+int image_open(int dirfd, const char *name);
 
 #endif

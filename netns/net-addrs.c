@@ -134,7 +134,6 @@ static int on_addr(const struct nlmsghdr *h, void *arg)
 static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
-	struct nl_buf b = { 0 };
 	NetAddrs img = NET_ADDRS__INIT;
 	unsigned logged = log_errors();
 	int err;
@@ -142,9 +141,7 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 	if (!net_ns_config(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
-	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa)));
-	err = nl < 0 ? nl : nl_dump(nl, &b, on_addr, &img);
-	nl_buf_free(&b);
+	err = nl_dump_all(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &img);
 	if (err)
 		log_unnamed(logged, err, "dump pid %d: cannot list the addresses of its network namespace",
 			    tr->tasks[0].pid);

@@ -298,7 +298,6 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct link_dump d = { .root = tr->tasks[0].pid, .home_nl = -1, .home_nsid = -1 };
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	struct nl_buf b = { 0 };
 	NetLinks img = NET_LINKS__INIT;
 	int home = net_ns_home(ctx), err;
 
@@ -316,9 +315,7 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 		d.home_nl = nl_open_in(home, NETLINK_ROUTE);
 	}
 	d.img = &img;
-	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof(ifi)));
-	err = nl_dump(nl, &b, on_link, &d);
-	nl_buf_free(&b);
+	err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_link, &d);
 	if (d.home_nl >= 0)
 		close(d.home_nl);
 	if (err || d.err) {

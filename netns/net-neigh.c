@@ -93,10 +93,7 @@ static int collect_neigh(struct run_ctx *ctx, struct dump_tree *tr)
 	/* each family twice: the entries, then the proxy entries */
 	for (int k = 0; k < 4 && !err; k++) {
 		struct ndmsg nd = { .ndm_family = k & 1 ? AF_INET6 : AF_INET, .ndm_flags = k & 2 ? NTF_PROXY : 0 };
-		struct nl_buf b = { 0 };
-		nl_msg_end(&b, nl_msg_begin(&b, RTM_GETNEIGH, NLM_F_DUMP, &nd, sizeof(nd)));
-		err = nl < 0 ? nl : nl_dump(nl, &b, on_neigh, &img);
-		nl_buf_free(&b);
+		err = nl_dump_all(nl, RTM_GETNEIGH, &nd, sizeof(nd), on_neigh, &img);
 	}
 	if (err)
 		log_unnamed(logged, err, "dump pid %d: cannot list the neighbour entries of its network namespace",

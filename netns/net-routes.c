@@ -145,10 +145,7 @@ static int collect_routes(struct run_ctx *ctx, struct dump_tree *tr)
 	d.img = &img;
 	for (int f = 0; f < 2 && !err && !d.err; f++) {
 		struct rtmsg rtm = { .rtm_family = f ? AF_INET6 : AF_INET };
-		struct nl_buf b = { 0 };
-		nl_msg_end(&b, nl_msg_begin(&b, RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm)));
-		err = nl < 0 ? nl : nl_dump(nl, &b, on_route, &d);
-		nl_buf_free(&b);
+		err = nl_dump_all(nl, RTM_GETROUTE, &rtm, sizeof(rtm), on_route, &d);
 	}
 	if (err && !d.err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot list the routes of its network namespace: %s", d.root,

@@ -118,12 +118,8 @@ static int on_rule(const struct nlmsghdr *h, void *arg)
 static int list_rules(int nl, int family, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
 {
 	struct fib_rule_hdr frh = { .family = family };
-	struct nl_buf b = { 0 };
 
-	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh)));
-	int err = nl_dump(nl, &b, fn, arg);
-	nl_buf_free(&b);
-	return err;
+	return nl_dump_all(nl, RTM_GETRULE, &frh, sizeof(frh), fn, arg);
 }
 
 static int collect_rules(struct run_ctx *ctx, struct dump_tree *tr)
@@ -137,7 +133,7 @@ static int collect_rules(struct run_ctx *ctx, struct dump_tree *tr)
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	d.img = &img;
 	for (int f = 0; f < 2 && !err && !d.err; f++)
-		err = nl < 0 ? nl : list_rules(nl, f ? AF_INET6 : AF_INET, on_rule, &d);
+		err = list_rules(nl, f ? AF_INET6 : AF_INET, on_rule, &d);
 	if (err && !d.err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot list the routing rules of its network namespace: %s", d.root,
 		       strerror(-err));
@@ -219,7 +215,7 @@ static int prepare_rules(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	for (int f = 0; f < 2 && !err; f++)
-		err = nl < 0 ? nl : list_rules(nl, f ? AF_INET6 : AF_INET, on_default, &dflt);
+		err = list_rules(nl, f ? AF_INET6 : AF_INET, on_default, &dflt);
 	for (size_t i = 0; i < dflt.n && !err; i++)
 		if ((err = rule_request(nl, RTM_DELRULE, dflt.v[i], why, sizeof(why))) && err != -ENOMEM)
 			pr_err("restore: cannot remove the new namespace's routing rule %u: %s%s%s",

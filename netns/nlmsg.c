@@ -235,6 +235,19 @@ int nl_dump(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, 
 	}
 }
 
+int nl_dump_all(int nl, uint16_t type, const void *hdr, size_t len,
+		int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	struct nl_buf b = { 0 };
+
+	if (nl < 0)
+		return nl;
+	nl_msg_end(&b, nl_msg_begin(&b, type, NLM_F_DUMP, hdr, len));
+	int err = nl_dump(nl, &b, fn, arg);
+	nl_buf_free(&b);
+	return err;
+}
+
 int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
 {
 	int err;

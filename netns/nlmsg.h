@@ -60,6 +60,11 @@ int nl_talk(int nl, struct nl_buf *b, char *why, size_t why_len);
 int nl_dump(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg),
 	    void *arg);
 
+/* Asks for a dump of every object of one kind (type, e.g. RTM_GETADDR, with its family header
+ * hdr of len bytes) and hands each to fn, as nl_dump does (nl < 0: returned as it is). */
+int nl_dump_all(int nl, uint16_t type, const void *hdr, size_t len,
+		int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);
+
 /* Sends the request b (one message, no dump) and hands its answer to fn: fn's result, or the
  * kernel's error. */
 int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);

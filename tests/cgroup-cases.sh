@@ -48,19 +48,7 @@ set -u
 # shellcheck source=zoo/lib.sh
 . "$(dirname "$0")/zoo/lib.sh"
 
-for a in "$@"; do
-	case $a in
-	--keep | -k) ZOO_KEEP=1 ;;
-	-h | --help)
-		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "unknown argument $a" >&2
-		exit 2
-		;;
-	esac
-done
+zoo_common_options "$@"
 
 V1=/sys/fs/cgroup
 TAG=stasis-cg-$$
@@ -554,16 +542,7 @@ case_not_a_freezer() {
 # ---------------------------------------------------------------------------------------
 zoo_setup_tmp
 trap cg_cleanup EXIT
-if ! build_zoo; then
-	N_FAIL=1
-	summary
-	exit 1
-fi
-if [ ! -x "$STASIS" ]; then
-	result_fail stasis "no stasis binary at $STASIS (run make)"
-	summary
-	exit 1
-fi
+zoo_ready_or_exit
 if [ ! -d "$V1/memory" ] || [ ! -d "$V1/pids" ] || [ ! -d "$V1/cpu" ] || [ ! -d "$V1/devices" ] ||
 	[ ! -d "$V1/freezer" ]; then
 	result_fail setup "no cgroup v1 memory, pids, cpu, devices and freezer hierarchies under $V1"

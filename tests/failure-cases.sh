@@ -112,19 +112,7 @@ set -u
 # shellcheck source=zoo/lib.sh
 . "$(dirname "$0")/zoo/lib.sh"
 
-for a in "$@"; do
-	case $a in
-	--keep | -k) ZOO_KEEP=1 ;;
-	-h | --help)
-		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "unknown argument $a" >&2
-		exit 2
-		;;
-	esac
-done
+zoo_common_options "$@"
 
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
@@ -138,16 +126,7 @@ ALLOC_MIN_POINTS=10
 UNSUPPORTED_KINDS="socket pidfd-outside io_uring epoll-stale"
 
 zoo_setup_tmp
-if ! build_zoo; then
-	N_FAIL=1
-	summary
-	exit 1
-fi
-if [ ! -x "$STASIS" ]; then
-	result_fail "stasis" "no stasis binary at $STASIS (run make)"
-	summary
-	exit 1
-fi
+zoo_ready_or_exit
 
 # ---------------------------------------------------------------------------------------
 case_no_such_pid() {

@@ -38,26 +38,10 @@ set -u
 # shellcheck source=zoo/lib.sh
 . "$(dirname "$0")/zoo/lib.sh"
 
-for a in "$@"; do
-	case $a in
-	--keep | -k) ZOO_KEEP=1 ;;
-	-h | --help)
-		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "unknown argument $a" >&2
-		exit 2
-		;;
-	esac
-done
+zoo_common_options "$@"
 
 zoo_setup_tmp
-if ! build_zoo; then
-	N_FAIL=1
-	summary
-	exit 1
-fi
+zoo_ready_or_exit
 
 INJECT_STEPS="inject-regs inject-mask inject-entry inject-exit inject-unmask inject-done"
 

@@ -83,11 +83,7 @@ migrate_cleanup() {
 }
 zoo_setup_tmp
 trap migrate_cleanup EXIT
-if ! build_zoo; then
-	N_FAIL=1
-	summary
-	exit 1
-fi
+zoo_ready_or_exit
 
 # Is case NAME selected (all are, by default)?
 selected() {
@@ -100,33 +96,13 @@ show() { show_tail "$@"; }
 has() { grep -a -q -E -- "$2" "$1" 2>/dev/null; }
 
 # ---- runc --------------------------------------------------------------------------------
-RUNC=(runc --root "$ZOO_TMP/runc-state" --criu "$STASIS")
-# runc_bundle DIR: a busybox bundle whose init counts, one number every 0.2 s, on its stdout
-runc_bundle() {
-	local r=$1/bundle/rootfs a
-	mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc"
-	cp "$(command -v busybox)" "$r/bin/busybox"
-	for a in sh sleep echo; do ln -s busybox "$r/bin/$a"; done
-	(cd "$1/bundle" && runc spec) || return 1
-	sed -i -e 's/"terminal": true/"terminal": false/' \
-		-e 's|"sh"$|"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 0.2; done"|' \
-		"$1/bundle/config.json"
-}
-runc_status() { "${RUNC[@]}" state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
-numbers_in() { [ "$(grep -c -E '^[0-9]+$' "$1" 2>/dev/null)" -ge "$2" ]; }
-runc_logs() {
-	local f
-	for f in "$1"/*.out "$1"/work*/*.log; do
-		[ -s "$f" ] || continue
-		echo "    --- ${f#"$1"/}"
-		grep -a -v -E '^[0-9]+$' "$f" | tail -n 8 | sed 's/^/    | /'
-	done
-}
+# shellcheck source=../rpc/runc-lib.sh
+. "$ZOO_ROOT/tests/rpc/runc-lib.sh"
 
 case_runc_predump() {
 	local CASE=runc/pre-dump d=$ZOO_TMP/runc-pre id=stasis-migrate-pre-$$ rc last first
 	mkdir -p "$d/pre" "$d/img" "$d/work-pre" "$d/work"
-	runc_bundle "$d" || { result_fail "$CASE" "runc spec failed"; return; }
+	runc_bundle "$d" 0.2 || { result_fail "$CASE" "runc spec failed"; return; }
 	RUNC_IDS+=("$id")
 	(cd "$d/bundle" && "${RUNC[@]}" run -d "$id" </dev/null 2>&1) | cat >"$d/before.out" &
 	if ! wait_until 20 numbers_in "$d/before.out" 3; then
@@ -595,7 +571,7 @@ fi
 case_runc_ps_lazy() {
 	local CASE=runc/page-server-lazy d=$ZOO_TMP/runc-ps id=stasis-migrate-ps-$$ rc last first
 	mkdir -p "$d/img" "$d/dst" "$d/work"
-	runc_bundle "$d" || { result_fail "$CASE" "runc spec failed"; return; }
+	runc_bundle "$d" 0.2 || { result_fail "$CASE" "runc spec failed"; return; }
 	RUNC_IDS+=("$id")
 	(cd "$d/bundle" && "${RUNC[@]}" run -d "$id" </dev/null 2>&1) | cat >"$d/before.out" &
 	if ! wait_until 20 numbers_in "$d/before.out" 3; then

@@ -492,29 +492,8 @@ post-resume $pid"
 case_action_script
 
 # ---- real runc ---------------------------------------------------------------------------
-RUNC=(runc --root "$ZOO_TMP/runc-state" --criu "$STASIS")
-# runc_bundle DIR: a busybox bundle whose init counts, one number a second, on its stdout
-runc_bundle() {
-	local r=$1/bundle/rootfs a
-	mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc"
-	cp "$(command -v busybox)" "$r/bin/busybox"
-	for a in sh sleep echo; do ln -s busybox "$r/bin/$a"; done
-	(cd "$1/bundle" && runc spec) || return 1
-	sed -i -e 's/"terminal": true/"terminal": false/' \
-		-e 's|"sh"$|"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; sleep 1; done"|' \
-		"$1/bundle/config.json"
-}
-runc_init() { "${RUNC[@]}" state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
-runc_status() { "${RUNC[@]}" state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
-numbers_in() { [ "$(grep -c -E '^[0-9]+$' "$1" 2>/dev/null)" -ge "$2" ]; }
-runc_logs() { # runc_logs DIR: what runc and stasis said
-	local f
-	for f in "$1"/*.out "$1"/work/*.log; do
-		[ -s "$f" ] || continue
-		echo "    --- ${f#"$1"/}"
-		grep -a -v -E '^[0-9]+$' "$f" | tail -n 8 | sed 's/^/    | /'
-	done
-}
+# shellcheck source=runc-lib.sh
+. "$ZOO_ROOT/tests/rpc/runc-lib.sh"
 
 # A container whose stdio are pipes (as Docker's shim gives them): checkpoint, restore, the
 # count goes on. Every message of runc's and stasis's goes through the RPC.

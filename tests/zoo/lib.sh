@@ -141,6 +141,41 @@ build_zoo() {
 	fi
 }
 
+# zoo_common_options ARG...: the options of a test script that takes no others: --keep (-k)
+# keeps the temporary tree, --help (-h) prints the script's header comment; anything else is
+# refused (exit 2).
+zoo_common_options() {
+	local a
+	for a in "$@"; do
+		case $a in
+		--keep | -k) ZOO_KEEP=1 ;;
+		-h | --help)
+			sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+			exit 0
+			;;
+		*)
+			echo "unknown argument $a" >&2
+			exit 2
+			;;
+		esac
+	done
+}
+
+# zoo_ready_or_exit: the zoo programs built and a stasis binary there, or the run ends as one
+# failure.
+zoo_ready_or_exit() {
+	if ! build_zoo; then
+		N_FAIL=1
+		summary
+		exit 1
+	fi
+	if [ ! -x "$STASIS" ]; then
+		result_fail stasis "no stasis binary at $STASIS (run make)"
+		summary
+		exit 1
+	fi
+}
+
 result_ok() {
 	echo "ok $1"
 	N_PASS=$((N_PASS + 1))
