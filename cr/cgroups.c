@@ -140,14 +140,15 @@ static int add_hierarchy(struct cgroups_state *st, const struct stasis_opts *o, 
 	if (!(h = xzalloc(sizeof(*h))))
 		return -ENOMEM;
 	cgroup_hierarchy__init(h);
+	st->walk_root[img->n_hierarchies] = false;
+	img->hierarchies[img->n_hierarchies++] = h; /* (freed with the image, also if what follows fails) */
 	if (!(h->controllers = xstrdup(own->controllers)) || !(h->stasis_own = xstrdup(own->path)))
 		return -ENOMEM;
 	if (inside && !(h->ns_root = ns_root_of(pid, own->controllers, at, inside)))
 		return -errno;
 	if (!(h->root = xstrdup(given ? given : h->ns_root ? h->ns_root : at)))
 		return -ENOMEM;
-	st->walk_root[img->n_hierarchies] = given || h->ns_root;
-	img->hierarchies[img->n_hierarchies++] = h;
+	st->walk_root[img->n_hierarchies - 1] = given || h->ns_root;
 	return 0;
 }
 
@@ -260,8 +261,10 @@ static int dump_task_cgroups(struct dump_task *t)
 		}
 	}
 	cg_members_free(&m);
-	if (err || (err = check_threads(t, set, img)))
+	if (err || (err = check_threads(t, set, img))) {
+		cgroup_set__free_unpacked(set, NULL);
 		return err;
+	}
 	size_t s = 0;
 	while (s < img->n_sets) {
 		size_t h = 0;
@@ -272,14 +275,13 @@ static int dump_task_cgroups(struct dump_task *t)
 		s++;
 	}
 	if (s < img->n_sets) { /* a set seen before */
-		for (size_t h = 0; h < set->n_paths; h++)
-			free(set->paths[h]);
-		free(set->paths);
-		free(set);
+		cgroup_set__free_unpacked(set, NULL);
 	} else {
 		void *v = xreallocarray(img->sets, img->n_sets + 1, sizeof(*img->sets));
-		if (!v)
+		if (!v) {
+			cgroup_set__free_unpacked(set, NULL);
 			return -ENOMEM;
+		}
 		img->sets = v;
 		img->sets[img->n_sets++] = set;
 	}
@@ -544,7 +546,8 @@ static void free_cgroups(void *state)
 	cg_place_free(&st->place);
 	if (st->place.img)
 		image_free((ProtobufCMessage *)&st->place.img->base);
-	/* (a dump's image is made of xzalloc'd parts that live on) */
+	if (st->img)
+		cgroups__free_unpacked(st->img, NULL);
 	free(st->walk_root);
 }
 

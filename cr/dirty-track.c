@@ -532,6 +532,17 @@ void dirty_track_abort(struct dump_task *tasks, size_t n)
 	}
 }
 
+void dirty_track_free(struct task_tracking *tt)
+{
+	if (!tt)
+		return;
+	if (tt->parent)
+		image_free(&tt->parent->base);
+	free(tt->tracked.v);
+	free(tt->written.v);
+	free(tt);
+}
+
 void dirty_track_close(struct run_ctx *ctx)
 {
 	struct track_state *st = state_of(ctx);

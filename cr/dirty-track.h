@@ -60,6 +60,8 @@ bool dirty_track_unchanged(const struct dump_task *t, uint64_t vaddr, struct pag
  * starts over (registrations dropped), so that the next dump saves every page.
  */
 void dirty_track_abort(struct dump_task *tasks, size_t n);
+/* A process's tracking state, freed (its tracker's copy is closed by dirty_track_close). */
+void dirty_track_free(struct task_tracking *tt);
 /*
  * A dump that succeeded closes the copies of the trackers it holds only once the tree is let
  * go (dirty_track_close_later before dump_done, dirty_track_close after): closing the last

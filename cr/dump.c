@@ -122,6 +122,33 @@ int dump_write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr)
 	return image_write(ctx->images_dir_fd, IMG_INVENTORY, 0, &inv.base);
 }
 
+void dump_tree_free(struct dump_tree *tr)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		struct dump_task *t = &tr->tasks[i];
+		if (t->core)
+			task_core__free_unpacked(t->core, NULL);
+		if (t->mm)
+			mm__free_unpacked(t->mm, NULL);
+		if (t->pagemap)
+			pagemap__free_unpacked(t->pagemap, NULL);
+		if (t->fds)
+			fd_table__free_unpacked(t->fds, NULL);
+		free(t->saved);
+		free(t->threads);
+		proc_vmas_free(&t->vmas);
+		free(t->fd_index.ids);
+		free(t->fd_index.buckets);
+		dirty_track_free(t->track);
+	}
+	for (size_t i = 0; i < tr->nr_entries; i++)
+		tree_entry__free_unpacked(tr->entries[i], NULL);
+	free(tr->tasks);
+	free(tr->entries);
+	free(tr->kill_tids);
+	*tr = (struct dump_tree){ 0 };
+}
+
 /* Parents come first in the tree: each process learns its parent (it saves shared pages). */
 void dump_link_parents(struct dump_tree *tr)
 {
@@ -208,8 +235,10 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	frozen_at = now_ns(CLOCK_MONOTONIC);
-	if ((err = pstree_seize(&tr, root, ctx)))
+	if ((err = pstree_seize(&tr, root, ctx))) {
+		dump_tree_free(&tr);
 		return err;
+	}
 	ctx->stats.freezing_us = us_since(frozen_at);
 	if (run_fault(ctx, "after-seize")) {
 		pr_err("dump pid %d: injected failure after-seize", root);
@@ -254,6 +283,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
 		(unsigned long long)pages, (unsigned long long)shared, (unsigned long long)in_parent,
 		(unsigned long long)(pages * PAGE_SIZE), sums_ns / 1e6);
+	dump_tree_free(&tr);
 	return err;
 fail:
 	for (size_t i = 0; i < tr.nr_tasks; i++)
@@ -268,6 +298,7 @@ fail:
 	if (locked)
 		run_notify(ctx, "network-unlock", root, -1);
 	pstree_release(&tr);
+	dump_tree_free(&tr);
 	pr_err("dump pid %d failed; the tree was left running", root);
 	return err;
 }

@@ -16,5 +16,7 @@ int dump_into_image_set(struct run_ctx *ctx, int (*dump)(struct run_ctx *ctx, in
 void dump_link_parents(struct dump_tree *tr);
 /* inventory.img, last: a directory without it is not a complete image set. */
 int dump_write_inventory(const struct run_ctx *ctx, const struct dump_tree *tr);
+/* Everything the dump read into tr, freed (the processes are released or killed before). */
+void dump_tree_free(struct dump_tree *tr);
 
 #endif

@@ -131,12 +131,15 @@ static char **set_files(const struct image_set *set)
 		bool parent_link = de->d_type == DT_LNK && !strcmp(de->d_name, "parent");
 		if (!parent_link && (de->d_type != DT_REG || !image_desc_by_filename(de->d_name)))
 			continue;
-		if (!(more = xreallocarray(names, n + 2, sizeof(*names))) || !(more[n] = xstrdup(de->d_name))) {
-			free(more ? more : names);
+		if ((more = xreallocarray(names, n + 2, sizeof(*names))))
+			names = more;
+		if (!more || !(names[n] = xstrdup(de->d_name))) {
+			if (more)
+				names[n] = NULL;
+			free_names(names);
 			names = NULL;
 			break;
 		}
-		names = more;
 		names[++n] = NULL;
 	}
 	closedir(dir);

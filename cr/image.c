@@ -35,6 +35,20 @@ static void image_alloc_free(void *data, void *p)
 
 static ProtobufCAllocator image_allocator = { image_alloc, image_alloc_free, NULL };
 
+/* Frees all but the message it was given (allocator_data): that one is held by value. */
+static void free_but_held(void *held, void *p)
+{
+	if (p != held)
+		free(p);
+}
+
+void image_free_fields(ProtobufCMessage *msg)
+{
+	ProtobufCAllocator a = { image_alloc, free_but_held, msg };
+
+	protobuf_c_message_free_unpacked(msg, &a);
+}
+
 static const struct image_desc image_descs[] = {
 	{ IMG_INVENTORY, "inventory", 0, &inventory__descriptor },
 	{ IMG_CORE, "core", 1, &task_core__descriptor },

@@ -158,6 +158,9 @@ int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage *
 /* Same for any image file given by path; *type_out says which kind it was. */
 int image_read_path(const char *path, const struct image_desc **desc_out, ProtobufCMessage **msg);
 void image_free(ProtobufCMessage *msg);
+/* What the fields of msg point to (a message the dump built and holds by value: every string,
+ * array and message in it malloc'd and its own), freed; msg itself is left, its fields stale. */
+void image_free_fields(ProtobufCMessage *msg);
 
 /*
  * Raw page files (a 4096-byte header, pages, their checksums): pages-PID.img,

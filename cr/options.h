@@ -21,6 +21,7 @@ struct inherit_fd {
 /* A KEY:VALUE (or KEY=VALUE) pair of a repeatable option, as given. */
 struct opt_pair {
 	const char *key, *value;
+	bool key_owned; /* key was cut out of the argument (the face frees it) */
 };
 
 /* A list of strings or pairs that an option may add to any number of times. */

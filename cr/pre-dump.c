@@ -299,11 +299,13 @@ static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *
 		"pages_shared_with_parent=%llu pages_in_parent_dump=%llu",
 		stopped_us / 1e3, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
 		(unsigned long long)pages, (unsigned long long)shared, (unsigned long long)in_parent);
+	dump_tree_free(&tr);
 	return 0;
 fail:
 	dirty_track_abort(tr.tasks, tr.nr_tasks);
 	pre_dump_done(ctx);
 	image_set_abort(images_dir, set);
+	dump_tree_free(&tr);
 	pr_err("pre-dump pid %d failed; the tree was left running", root);
 	return err;
 }

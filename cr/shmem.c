@@ -297,7 +297,12 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 		err = pages_image_finish(out, SHMEM_PID, tab.nr_pages, NULL);
 	close(out);
 	(void)tr;
-	return err ? err : image_write(dirfd, IMG_SHMEM, 0, &tab.base);
+	if (!err)
+		err = image_write(dirfd, IMG_SHMEM, 0, &tab.base);
+	for (size_t i = 0; i < tab.n_objects; i++)
+		tab.objects[i]->memfd_name = NULL; /* (sd's) */
+	image_free_fields(&tab.base);
+	return err;
 }
 
 /* ---- restore ---- */

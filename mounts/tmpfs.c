@@ -249,7 +249,8 @@ int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint)
 		pr_info("dump: tmpfs %s: %zu entries, %llu pages", mountpoint, d->tree.n_entries,
 			(unsigned long long)d->nr_pages);
 out:
-	free(d->seen);
+	free(d->seen); /* (its paths are the entries') */
+	image_free_fields(&d->tree.base);
 	free(d);
 	return err;
 }

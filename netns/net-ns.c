@@ -14,6 +14,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -121,22 +122,21 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		return 0;
 	if ((err = enter_tree_ns(ctx, root)))
 		return err;
-	NetNs *n = xzalloc(sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	net_ns__init(n);
+	NetNs n = NET_NS__INIT;
 	tr->inv.has_net_ns = tr->inv.net_ns = true;
 	if ((key = external_key(ctx->opts, ino))) {
-		if (!(n->ext_key = xstrdup(key)))
+		if (!(n.ext_key = xstrdup(key)))
 			return -ENOMEM;
 		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s)", root,
 			(unsigned long long)ino, key);
-		return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);
+	} else {
+		n.has_lo_up = n.has_config = true;
+		n.lo_up = loopback_is_up();
+		n.config = state_of(ctx)->config = true;
 	}
-	n->has_lo_up = n->has_config = true;
-	n->lo_up = loopback_is_up();
-	n->config = state_of(ctx)->config = true;
-	return image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n->base);
+	err = image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n.base);
+	free(n.ext_key);
+	return err;
 }
 
 /* --join-ns net:PATH, or the caller's fd named by the key (--inherit-fd fd[N]:KEY). */

@@ -54,9 +54,9 @@ static int list_add(struct opt_list *l, const char *arg, char sep)
 			return -ENOMEM;
 		memcpy(key, arg, cut - arg);
 		key[cut - arg] = 0;
-		l->v[l->n++] = (struct opt_pair){ key, cut + 1 };
+		l->v[l->n++] = (struct opt_pair){ key, cut + 1, true };
 	} else {
-		l->v[l->n++] = (struct opt_pair){ NULL, arg };
+		l->v[l->n++] = (struct opt_pair){ NULL, arg, false };
 	}
 	return 0;
 }
@@ -509,4 +509,22 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 	free(line);
 	fclose(f);
 	return err;
+}
+
+void cli_opts_free(struct stasis_opts *o)
+{
+	struct opt_list *lists[] = { &o->action_scripts,  &o->irmap_scan_paths, &o->externals,
+				     &o->ext_mount_maps,  &o->enable_fs,        &o->cgroup_roots,
+				     &o->cgroup_dump_controllers, &o->join_ns,  &o->veth_pairs };
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		for (size_t k = 0; k < lists[i]->n; k++)
+			if (lists[i]->v[k].key_owned)
+				free((char *)lists[i]->v[k].key);
+		free(lists[i]->v);
+		*lists[i] = (struct opt_list){ 0 };
+	}
+	free(o->inherit_fds);
+	o->inherit_fds = NULL;
+	o->nr_inherit_fds = 0;
 }

@@ -8,6 +8,8 @@
 
 /* Defaults, as criu has them. */
 void cli_opts_init(struct stasis_opts *o);
+/* The lists and arrays options gave o (the command line, the RPC's, configuration files). */
+void cli_opts_free(struct stasis_opts *o);
 /*
  * Every option of argv into o; the words that are not options (the verb and its arguments)
  * are moved to the end, from *first_word on. Says what is wrong; -EINVAL for a bad option.

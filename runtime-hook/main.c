@@ -75,25 +75,22 @@ static int read_options(struct stasis_opts *o, int argc, char **argv, int *first
 	char home_conf[4096];
 	int err;
 
-	cli_opts_init(&first);
-	if ((err = cli_parse(&first, argc, argv, first_word)))
-		return err;
 	cli_opts_init(o);
-	if (!first.no_default_config) {
-		if ((err = cli_parse_config(o, "/etc/criu/default.conf", false)))
-			return err;
-		if (home) {
+	cli_opts_init(&first);
+	err = cli_parse(&first, argc, argv, first_word);
+	if (!err && !first.no_default_config) {
+		err = cli_parse_config(o, "/etc/criu/default.conf", false);
+		if (!err && home) {
 			snprintf(home_conf, sizeof(home_conf), "%s/.criu/default.conf", home);
-			if ((err = cli_parse_config(o, home_conf, false)))
-				return err;
+			err = cli_parse_config(o, home_conf, false);
 		}
-		if (env && (err = cli_parse_config(o, env, true)))
-			return err;
+		if (!err && env)
+			err = cli_parse_config(o, env, true);
 	}
-	if (first.config_file && (err = cli_parse_config(o, first.config_file, true)))
-		return err;
-	free(first.inherit_fds);
-	return cli_parse(o, argc, argv, first_word);
+	if (!err && first.config_file)
+		err = cli_parse_config(o, first.config_file, true);
+	cli_opts_free(&first);
+	return err ? err : cli_parse(o, argc, argv, first_word);
 }
 
 static int run_verb(const struct stasis_opts *o, const char *verb)
@@ -131,7 +128,8 @@ static int run_verb(const struct stasis_opts *o, const char *verb)
 	return ret; /* restore without -d: the restored task's exit code */
 }
 
-int main(int argc, char **argv)
+/* The verb at argv[first] with opts (read from the command line). */
+static int run_command(struct stasis_opts *o, int argc, char **argv, int first)
 {
 	static const char *const not_built[][2] = {
 		{ "service", "the RPC service is not supported yet" },
@@ -139,22 +137,14 @@ int main(int argc, char **argv)
 		{ "cpuinfo", "cpuinfo images are not supported: stasis checks the xsave layout instead" },
 		{ "exec", "exec is deprecated in criu and not supported" },
 	};
-	struct stasis_opts opts;
 	const char *verb;
-	int first;
 
-	if (argc >= 2 && !strcmp(argv[1], "show"))
-		return cmd_show(argc - 1, argv + 1);
-	if (argc >= 2 && !strcmp(argv[1], "swrk"))
-		return cmd_swrk(argc - 1, argv + 1);
-	if (read_options(&opts, argc, argv, &first))
-		return 1;
-	if (opts.show_version) {
+	if (o->show_version) {
 		printf("Version: %s\nstasis %s, a checkpoint/restore engine speaking criu %s\n",
 		       CRIU_DIALECT, STASIS_VERSION, CRIU_DIALECT);
 		return 0;
 	}
-	if (opts.show_help) {
+	if (o->show_help) {
 		usage(stdout);
 		return 0;
 	}
@@ -163,13 +153,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	verb = argv[first];
-	opts.fault_inject = getenv("STASIS_FAULT");
-	if (opts.fault_inject && !strncmp(opts.fault_inject, "alloc-", 6)) {
+	o->fault_inject = getenv("STASIS_FAULT");
+	if (o->fault_inject && !strncmp(o->fault_inject, "alloc-", 6)) {
 		char *end;
-		unsigned long n = strtoul(opts.fault_inject + 6, &end, 10);
+		unsigned long n = strtoul(o->fault_inject + 6, &end, 10);
 		if (*end || !n) {
 			fprintf(stderr, "stasis: STASIS_FAULT=%s: expected alloc-N, N >= 1\n",
-				opts.fault_inject);
+				o->fault_inject);
 			return 1;
 		}
 		alloc_fail_at(n); /* the Nth allocation of this process (and of each it forks) fails */
@@ -177,7 +167,7 @@ int main(int argc, char **argv)
 	if (!strcmp(verb, "show"))
 		return cmd_show(argc - first, argv + first);
 	if (!strcmp(verb, "check"))
-		return cmd_check(&opts);
+		return cmd_check(o);
 	for (size_t i = 0; i < sizeof(not_built) / sizeof(not_built[0]); i++) {
 		if (!strcmp(verb, not_built[i][0])) {
 			fprintf(stderr, "stasis: %s: %s\n", verb, not_built[i][1]);
@@ -190,10 +180,27 @@ int main(int argc, char **argv)
 				"lazy-pages, check, show)\n", verb);
 		return 1;
 	}
-	opts.pre_dump = !strcmp(verb, "pre-dump");
+	o->pre_dump = !strcmp(verb, "pre-dump");
 	if (first + 1 < argc) {
 		fprintf(stderr, "stasis: %s: unexpected argument '%s'\n", verb, argv[first + 1]);
 		return 1;
 	}
-	return run_verb(&opts, verb);
+	return run_verb(o, verb);
+}
+
+int main(int argc, char **argv)
+{
+	struct stasis_opts opts;
+	int first, rc;
+
+	if (argc >= 2 && !strcmp(argv[1], "show"))
+		return cmd_show(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "swrk"))
+		return cmd_swrk(argc - 1, argv + 1);
+	if (read_options(&opts, argc, argv, &first))
+		rc = 1;
+	else
+		rc = run_command(&opts, argc, argv, first);
+	cli_opts_free(&opts);
+	return rc;
 }

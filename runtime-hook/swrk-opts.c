@@ -42,7 +42,7 @@ static int list_add(struct opt_list *l, const char *key, const char *value)
 	if (!v)
 		return -ENOMEM;
 	l->v = v;
-	l->v[l->n++] = (struct opt_pair){ key, value };
+	l->v[l->n++] = (struct opt_pair){ key, value, false };
 	return 0;
 }
 
@@ -257,19 +257,4 @@ int swrk_opts_map(const CriuOpts *ro, struct stasis_opts *o, struct swrk_allocs 
 		return err;
 	}
 	return 0;
-}
-
-void swrk_opts_free(struct stasis_opts *o)
-{
-	struct opt_list *lists[] = { &o->action_scripts,  &o->irmap_scan_paths, &o->externals,
-				     &o->ext_mount_maps,  &o->enable_fs,        &o->cgroup_roots,
-				     &o->cgroup_dump_controllers, &o->join_ns,  &o->veth_pairs };
-
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		free(lists[i]->v);
-		*lists[i] = (struct opt_list){ 0 };
-	}
-	free(o->inherit_fds);
-	o->inherit_fds = NULL;
-	o->nr_inherit_fds = 0;
 }

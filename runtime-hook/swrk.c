@@ -381,7 +381,7 @@ out:
 		close(images_fd);
 	if (work_fd >= 0)
 		close(work_fd);
-	swrk_opts_free(&o);
+	cli_opts_free(&o);
 	for (size_t i = 0; i < allocs.n; i++)
 		free(allocs.v[i]);
 	free(allocs.v);
@@ -454,7 +454,7 @@ out:
 		close(images_fd);
 	if (work_fd >= 0)
 		close(work_fd);
-	swrk_opts_free(&o);
+	cli_opts_free(&o);
 	for (size_t i = 0; i < allocs.n; i++)
 		free(allocs.v[i]);
 	free(allocs.v);

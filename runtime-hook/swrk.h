@@ -27,7 +27,5 @@ char *swrk_strdup_printf(struct swrk_allocs *a, const char *fmt, ...)
  */
 int swrk_opts_map(const CriuOpts *ro, struct stasis_opts *o, struct swrk_allocs *a, char *msg,
 		  size_t len);
-/* The lists and arrays swrk_opts_map and configuration files gave o. */
-void swrk_opts_free(struct stasis_opts *o);
 
 #endif

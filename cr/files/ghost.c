@@ -183,11 +183,15 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		pr_err("dump pid %d %s: %s is a removed %s (not supported)", pid, what, link, type_name(type));
 		return -ENOTSUP;
 	}
-	GhostFile *g = xzalloc(sizeof(*g)), **more;
-	if (!g)
+	GhostFile *g, **more = xreallocarray(gd->ghosts, gd->n + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	gd->ghosts = more;
+	if (!(g = xzalloc(sizeof(*g))))
 		return -ENOMEM;
 	ghost_file__init(g);
 	g->id = gd->n;
+	gd->ghosts[gd->n++] = g; /* (freed with the state, also if what follows fails) */
 	if (!(g->path = xstrdup(link)))
 		return -ENOMEM;
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
@@ -230,10 +234,6 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		if ((err = save_content(ctx, rd, &st, g, pid, what)))
 			return err;
 	}
-	if (!(more = xreallocarray(gd->ghosts, gd->n + 1, sizeof(*more))))
-		return -ENOMEM;
-	gd->ghosts = more;
-	gd->ghosts[gd->n++] = g;
 	return g->id;
 }
 
@@ -712,6 +712,9 @@ static void free_ghosts(void *state)
 	if (st->rst)
 		image_free(&st->rst->base);
 	free(st->made);
+	for (size_t i = 0; i < st->n; i++)
+		ghost_file__free_unpacked(st->ghosts[i], NULL);
+	free(st->ghosts);
 }
 
 const struct tree_object_ops tree_ghosts = {

@@ -116,11 +116,20 @@ static int note_queue(struct mqueue_state *dumped, const char *proc_path, const 
 		pr_perror("dump pid %d fd %d: cannot read message queue %s", pid, fd, link);
 		return -errno;
 	}
-	Mqueue *m = xzalloc(sizeof(*m));
+	Mqueue **queues = xreallocarray(dumped->queues, dumped->n + 1, sizeof(*dumped->queues));
+	if (queues)
+		dumped->queues = queues;
+	ino_t *inodes = queues ? xreallocarray(dumped->inodes, dumped->n + 1, sizeof(*dumped->inodes))
+			       : NULL;
+	if (inodes)
+		dumped->inodes = inodes;
+	Mqueue *m = inodes ? xzalloc(sizeof(*m)) : NULL;
 	if (!m)
 		return -ENOMEM;
 	mqueue__init(m);
 	m->id = dumped->n;
+	dumped->inodes[dumped->n] = st->st_ino;
+	dumped->queues[dumped->n++] = m; /* (freed with the state, also if what follows fails) */
 	if (!(m->name = xstrdup(link)))
 		return -ENOMEM;
 	m->deleted = ends_with(link, DELETED_SUFFIX);
@@ -144,17 +153,6 @@ static int note_queue(struct mqueue_state *dumped, const char *proc_path, const 
 			return err;
 		m->messages_saved = true;
 	}
-	Mqueue **queues = xreallocarray(dumped->queues, dumped->n + 1, sizeof(*dumped->queues));
-	if (queues)
-		dumped->queues = queues;
-	ino_t *inodes = queues ? xreallocarray(dumped->inodes, dumped->n + 1, sizeof(*dumped->inodes))
-			       : NULL;
-	if (inodes)
-		dumped->inodes = inodes;
-	if (!queues || !inodes)
-		return -ENOMEM;
-	dumped->inodes[dumped->n] = st->st_ino;
-	dumped->queues[dumped->n++] = m;
 	return m->id;
 }
 
@@ -360,6 +358,8 @@ static void free_mqueues(void *state)
 {
 	struct mqueue_state *st = state;
 
+	for (size_t i = 0; i < st->n; i++)
+		mqueue__free_unpacked(st->queues[i], NULL);
 	free(st->queues);
 	free(st->inodes);
 	if (st->table)

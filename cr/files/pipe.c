@@ -122,24 +122,22 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	for (size_t i = 0; i < pd->n; i++)
 		if (pd->pipes[i]->id == e->pipe_id)
 			return 1;
+	PipeObject **more = xreallocarray(pd->pipes, pd->n + 1, sizeof(*pd->pipes));
+	if (!more)
+		return -ENOMEM;
+	pd->pipes = more;
 	PipeObject *o = xzalloc(sizeof(*o));
 	if (!o)
 		return -ENOMEM;
 	pipe_object__init(o);
+	pd->pipes[pd->n++] = o; /* (freed with the state, also if what follows fails) */
 	o->id = e->pipe_id;
 	if (fifo && !(o->fifo_path = xstrdup(p->link)))
 		return -ENOMEM;
 	o->has_fifo_ghost_id = e->has_ghost_id;
 	o->fifo_ghost_id = e->ghost_id;
 	int err = read_pipe(t->pid, p->fd, o);
-	if (err)
-		return err;
-	PipeObject **more = xreallocarray(pd->pipes, pd->n + 1, sizeof(*pd->pipes));
-	if (!more)
-		return -ENOMEM;
-	pd->pipes = more;
-	pd->pipes[pd->n++] = o;
-	return 1;
+	return err ? err : 1;
 }
 
 static int write_pipes(struct run_ctx *ctx, struct dump_tree *tr)
@@ -305,6 +303,8 @@ static void free_pipes(void *state)
 	if (st->tab)
 		image_free(&st->tab->base);
 	free(st->made);
+	for (size_t i = 0; i < st->n; i++)
+		pipe_object__free_unpacked(st->pipes[i], NULL);
 	free(st->pipes);
 }
 

@@ -593,6 +593,8 @@ static void free_ptys(void *state)
 		image_free(&st->rst->base);
 	free(st->made);
 	free(st->masters);
+	if (st->tab_ready)
+		image_free_fields(&st->tab.base);
 }
 
 const struct tree_object_ops tree_ptys = {

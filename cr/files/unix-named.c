@@ -78,6 +78,11 @@ static int take_queue(struct unix_state *ud, struct dump_task *t, const struct f
 		pr_err("dump pid %d fd %d: its socket's queue was not read", t->pid, p->fd);
 		return -EIO;
 	}
+	FdEntry **more = xreallocarray(ud->borrowers, ud->nr_borrowers + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	ud->borrowers = more;
+	ud->borrowers[ud->nr_borrowers++] = e; /* (forgets them when the dump is over) */
 	e->sock_messages = q->msgs;
 	e->n_sock_messages = q->n;
 	return 0;

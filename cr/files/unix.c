@@ -383,6 +383,27 @@ static void undo_sockets(struct run_ctx *ctx, bool restored)
 	unix_close_held(st);
 }
 
+/* The images are written: the messages go back to their queues, the only owners. */
+static void sockets_dump_done(struct run_ctx *ctx)
+{
+	struct unix_state *st = unix_state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_borrowers; i++) {
+		st->borrowers[i]->sock_messages = NULL;
+		st->borrowers[i]->n_sock_messages = 0;
+	}
+	st->nr_borrowers = 0;
+	for (size_t i = 0; i < st->tab.n_pairs; i++) {
+		UnixPair *pair = st->tab.pairs[i];
+		UnixEnd *ends[2] = { pair->a, pair->b };
+		for (int k = 0; k < 2; k++)
+			if (ends[k]) {
+				ends[k]->messages = NULL;
+				ends[k]->n_messages = 0;
+			}
+	}
+}
+
 static void free_sockets(void *state)
 {
 	struct unix_state *st = state;
@@ -394,7 +415,15 @@ static void free_sockets(void *state)
 			close(st->carried[i].fd); /* dump: the duplicates the peeks gave */
 	free(st->made);
 	free(st->held);
+	for (size_t i = 0; i < st->nr_queues; i++) {
+		for (size_t k = 0; k < st->queues[i].n; k++)
+			unix_msg__free_unpacked(st->queues[i].msgs[k], NULL);
+		free(st->queues[i].msgs);
+	}
 	free(st->queues);
+	free(st->borrowers);
+	if (st->tab_ready)
+		image_free_fields(&st->tab.base); /* (carried[].e are its in_flight entries) */
 	free(st->carried);
 	free(st->bound);
 }
@@ -404,6 +433,7 @@ const struct tree_object_ops tree_unix_sockets = {
 	.state_size = sizeof(struct unix_state),
 	.free_state = free_sockets,
 	.collect = collect_sockets,
+	.dump_done = sockets_dump_done,
 	.write = write_sockets,
 	.validate = validate_sockets,
 	.prepare = prepare_sockets,

@@ -79,8 +79,11 @@ struct unix_state {
 	} *held;        /* every socket the tree holds an fd of, read once when needed */
 	size_t nr_held;
 	bool held_read;
-	struct unix_queue *queues; /* dump: every socket of the tree (held or carried) */
+	struct unix_queue *queues; /* dump: every socket of the tree (held or carried); they own
+				      their messages, which fd entries and pair ends borrow */
 	size_t nr_queues;
+	FdEntry **borrowers;       /* dump: the fd entries that borrow a queue's messages */
+	size_t nr_borrowers;
 	struct carried_file *carried; /* dump and restore: files in flight, by id */
 	size_t nr_carried;
 

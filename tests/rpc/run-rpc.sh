@@ -584,7 +584,7 @@ fi
 
 # ---- the same protocol cases with stasis under ASan/UBSan ----------------------------------
 if [ -x "$ZOO_ROOT/build-asan/stasis" ]; then
-	export ASAN_OPTIONS=detect_leaks=0:exitcode=125 UBSAN_OPTIONS=print_stacktrace=1:exitcode=125
+	export ASAN_OPTIONS=detect_leaks=1:exitcode=125 UBSAN_OPTIONS=print_stacktrace=1:exitcode=125
 	case_malformed "$ZOO_ROOT/build-asan/stasis" " (ASan)"
 	case_two_requests "$ZOO_ROOT/build-asan/stasis" " (ASan)"
 	case_notify "$ZOO_ROOT/build-asan/stasis" " (ASan)"
