@@ -46,6 +46,7 @@ static const char *const step_names[] = {
 	[RST_STEP_SECCOMP] = "installing a seccomp filter or strict mode (detail: the filter)",
 	[RST_STEP_AIO] = "making an AIO context again (detail: its ring)",
 	[RST_STEP_GUARD] = "installing guard pages (detail: the first)",
+	[RST_STEP_PRCTL] = "setting a prctl control (detail: the option: 26 TSC, 65 memory-deny-write-execute)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)
