@@ -7,8 +7,10 @@
  * arch/x86_64/inject.c): it is saved stopped, its stop not collected. At restore, stasis lets
  * the process go with its own stop signal, stopped ones first (children before parents), and
  * a parent that had collected the stop collects it again (cr/restore-finish.c), before it is
- * let go itself. What stays different: the parent gets a SIGCHLD for the new stop (as for any
- * signal-stopped child a tracer lets go), and the root's stop is reported to its new parent.
+ * let go itself; the SIGCHLD the new stop sends the parent is taken back from its pending set
+ * unless one was pending at the dump. What stays different: a terminal stop signal cannot stop
+ * a process whose group is orphaned at restore (it stops with SIGSTOP, said), and the root's
+ * stop is reported to its new parent.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,7 +19,9 @@
 #include <sys/wait.h>
 
 #include "log.h"
+#include "proc.h"
 #include "task.h"
+#include "util.h"
 
 #ifndef __WALL
 #define __WALL 0x40000000
@@ -87,6 +91,30 @@ static int validate_job_stop(struct restore_task *t)
 int job_stop_signal(const TaskCore *c)
 {
 	return !c->stopped ? 0 : c->has_stop_signo ? (int)c->stop_signo : SIGSTOP;
+}
+
+/*
+ * The kernel's test before a terminal stop (SIGTSTP, SIGTTIN, SIGTTOU): the group is orphaned
+ * unless some member's parent is in another group of the same session (a parent that is
+ * init does not count). Read from /proc, host pids: every process of pid's group.
+ */
+int job_stop_group_orphaned(pid_t pid)
+{
+	struct proc_stat st, parent;
+	auto_free int *pids = NULL;
+	size_t n;
+	int err;
+
+	if ((err = proc_read_stat(pid, &st)) || (err = proc_list_pids(&pids, &n)))
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct proc_stat m;
+		if (proc_read_stat(pids[i], &m) || m.pgid != st.pgid || m.ppid <= 1 || m.state == 'Z')
+			continue; /* (gone meanwhile, another group, a parent that is init or outside) */
+		if (!proc_read_stat(m.ppid, &parent) && parent.pgid != st.pgid && parent.sid == m.sid)
+			return 0;
+	}
+	return 1;
 }
 
 const struct state_ops state_job_stop = {

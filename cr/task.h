@@ -146,6 +146,9 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);
+/* Whether the process group of host pid pid is orphaned (a terminal stop signal is then
+ * dropped): 1, 0, or <0 (-ENOMEM said, else its process is gone). */
+int job_stop_group_orphaned(pid_t pid);
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];
