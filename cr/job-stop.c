@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "proc.h"
@@ -91,6 +92,49 @@ static int validate_job_stop(struct restore_task *t)
 int job_stop_signal(const TaskCore *c)
 {
 	return !c->stopped ? 0 : c->has_stop_signo ? (int)c->stop_signo : SIGSTOP;
+}
+
+/* Whether the saved process had signal sig pending: shared (or, with main_too, its main thread's). */
+static bool saved_pending(const TaskCore *c, uint32_t sig, bool main_too)
+{
+	for (size_t i = 0; i < c->n_pending; i++)
+		if (c->pending[i]->sig == sig && (c->pending[i]->shared || main_too))
+			return true;
+	return false;
+}
+
+/* Whether a stop of its children sends it SIGCHLD (not ignored, no SA_NOCLDSTOP). */
+static bool stops_notify(const TaskCore *c)
+{
+	for (size_t i = 0; i < c->n_sigactions; i++)
+		if (c->sigactions[i]->sig == SIGCHLD)
+			return c->sigactions[i]->handler != (uint64_t)SIG_IGN && !(c->sigactions[i]->flags & SA_NOCLDSTOP);
+	return true; /* SIG_DFL: ignored, but queued while stasis traces it */
+}
+
+int job_stop_extra_sigchld(const TaskCore *c, pid_t host_pid, pid_t pid)
+{
+	if (!stops_notify(c) || saved_pending(c, SIGCHLD, false))
+		return 0;
+	if (saved_pending(c, SIGCHLD, true)) {
+		pr_warn("restore pid %d: its main thread had a SIGCHLD of its own pending; the one its stopped "
+			"children sent now stays pending too", pid);
+		return 0;
+	}
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t set;
+		int err = proc_status_field(host_pid, "ShdPnd", 16, &set);
+		if (err) {
+			if (err != -ENOMEM)
+				pr_err("restore pid %d: cannot read its pending signals (host pid %d)", pid, host_pid);
+			return err == -ENOMEM ? err : -ESRCH;
+		}
+		if (set & (1ull << (SIGCHLD - 1)))
+			return 1;
+		usleep(1000);
+	}
+	pr_warn("restore pid %d: the SIGCHLD of its children's stops did not come (yet)", pid);
+	return 0;
 }
 
 /*

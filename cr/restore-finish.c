@@ -294,39 +294,6 @@ static int collect_child_stops(const struct restore_tree *rt, const struct resto
 	return 0;
 }
 
-/* Whether the saved process had signal sig pending: shared (or, with main_too, its main thread's). */
-static bool saved_pending(const TaskCore *c, uint32_t sig, bool main_too)
-{
-	for (size_t i = 0; i < c->n_pending; i++)
-		if (c->pending[i]->sig == sig && (c->pending[i]->shared || main_too))
-			return true;
-	return false;
-}
-
-/* Whether a stop of its children sends it SIGCHLD (not ignored, no SA_NOCLDSTOP). */
-static bool stops_notify(const TaskCore *c)
-{
-	for (size_t i = 0; i < c->n_sigactions; i++)
-		if (c->sigactions[i]->sig == SIGCHLD)
-			return c->sigactions[i]->handler != (uint64_t)SIG_IGN && !(c->sigactions[i]->flags & SA_NOCLDSTOP);
-	return true; /* SIG_DFL: ignored, but queued while stasis traces it */
-}
-
-/* SIGCHLD in its shared pending set now (within about a second)? 1, 0, or <0. */
-static int wait_sigchld_pending(const struct restore_task *t)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		uint64_t set;
-		int err = proc_status_field(t->host_pid, "ShdPnd", 16, &set);
-		if (err)
-			return err == -ENOMEM ? err : -ESRCH;
-		if (set & (1ull << (SIGCHLD - 1)))
-			return 1;
-		usleep(1000);
-	}
-	return 0;
-}
-
 /*
  * Its children let go into their stops notified it with a SIGCHLD the saved process never
  * got (it had had that of the original stop, or its parent collected the stop): unless one
@@ -336,24 +303,13 @@ static int wait_sigchld_pending(const struct restore_task *t)
 static int drop_stop_notification(const struct restore_tree *rt, const struct restore_task *t,
 				  struct user_regs_struct r)
 {
-	const TaskCore *core = t->core;
 	bool stopped_child = false;
 
 	for (size_t i = 0; i < rt->nr_tasks && !stopped_child; i++)
 		stopped_child = job_stop_signal(rt->tasks[i].core) && is_parent_of(rt, t, &rt->tasks[i]);
-	if (!stopped_child || !stops_notify(core) || saved_pending(core, SIGCHLD, false))
-		return 0;
-	if (saved_pending(core, SIGCHLD, true)) {
-		pr_warn("restore pid %d: its main thread had a SIGCHLD of its own pending; the one its stopped "
-			"children sent now stays pending too", t->pid);
-		return 0;
-	}
-	int got = wait_sigchld_pending(t);
-	if (got <= 0) {
-		if (!got)
-			pr_err("restore pid %d: the SIGCHLD of its children's stops did not come", t->pid);
-		return got ? got : -EIO;
-	}
+	int extra = stopped_child ? job_stop_extra_sigchld(t->core, t->host_pid, t->pid) : 0;
+	if (extra <= 0)
+		return extra;
 	uint64_t set = 1ull << (SIGCHLD - 1), at = (r.rsp - 256) & ~15ull; /* below the blob's stack top */
 	uint64_t words[3] = { set, 0, 0 }; /* the set, then struct timespec { 0, 0 } */
 	for (int i = 0; i < 3; i++)

@@ -149,6 +149,10 @@ int job_stop_signal(const TaskCore *c);
 /* Whether the process group of host pid pid is orphaned (a terminal stop signal is then
  * dropped): 1, 0, or <0 (-ENOMEM said, else its process is gone). */
 int job_stop_group_orphaned(pid_t pid);
+/* Whether the stops of its children, let go, sent the process of core c (host pid host_pid) a
+ * SIGCHLD it did not have: 1 (it is pending now), 0 (ignored, SA_NOCLDSTOP, merged into one
+ * pending at the dump), or <0 (its process is gone, -ENOMEM). */
+int job_stop_extra_sigchld(const TaskCore *c, pid_t host_pid, pid_t pid);
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

@@ -53,8 +53,9 @@ static bool fdinfo_time(const char *info, const char *key, uint64_t *ns)
 /*
  * A periodic timer that expired is not rearmed until it is read or asked (timerfd_gettime):
  * until then fdinfo counts one expiration and shows no time left. Asking a copy of the open
- * file brings the count and the time left up to date (what a read would count), as often as
- * it expires again meanwhile; then fdinfo is exact.
+ * file brings the count and the time left up to date (what a read would count), again if it
+ * expires meanwhile; then fdinfo is exact. (A timer so fast that it has always expired again
+ * is saved with its count and the next expiration one interval away.)
  */
 static int timerfd_state(const struct dump_task *t, const struct fd_probe *p, char **info)
 {
@@ -67,7 +68,7 @@ static int timerfd_state(const struct dump_task *t, const struct fd_probe *p, ch
 		return copy;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", copy);
-	for (int tries = 0; tries < 100; tries++) {
+	for (int tries = 0; tries < 10; tries++) {
 		uint64_t value, interval, ticks;
 
 		free(*info);
@@ -81,8 +82,7 @@ static int timerfd_state(const struct dump_task *t, const struct fd_probe *p, ch
 		    !fdinfo_time(*info, "it_interval:", &interval) || !interval || !ticks || value)
 			return 0; /* (not expired again since: fdinfo is exact) */
 	}
-	pr_err("dump pid %d fd %d: its timerfd expires faster than it can be read", t->pid, p->fd);
-	return -EBUSY;
+	return 0;
 }
 
 static int dump_timerfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
@@ -100,6 +100,8 @@ static int dump_timerfd(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		pr_err("dump pid %d fd %d: cannot parse its timerfd fdinfo", t->pid, p->fd);
 		return -EINVAL;
 	}
+	if (e->interval_ns && ticks && !e->value_ns)
+		e->value_ns = e->interval_ns; /* (expired again while asked: see timerfd_state) */
 	fdinfo_u64(info, "settime flags:", 0, &flags);
 	e->has_clockid = e->has_counter = e->has_value_ns = e->has_interval_ns = e->has_flags = true;
 	e->clockid = clockid;

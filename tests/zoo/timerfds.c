@@ -6,12 +6,13 @@
  *   fd 52 CLOCK_BOOTTIME one-shot of 20 ms, expired, not read: disarmed with one expiration;
  *   fd 53 CLOCK_MONOTONIC disarmed, never armed;
  *   fd 54 CLOCK_MONOTONIC absolute (TFD_TIMER_ABSTIME), 300 s ahead;
- *   fd 55 CLOCK_BOOTTIME absolute, 300 s ahead, every 7 s.
+ *   fd 55 CLOCK_BOOTTIME absolute, 300 s ahead, every 7 s;
+ *   fd 56 CLOCK_MONOTONIC every 20 us: expired again by the time anyone asks.
  * After restore and SIGTERM: fd 50 reads exactly 1 and has 90-100 s left, interval exactly
  * 100 s + 123 ns; fd 51 reads at least as many expirations as had come by zoo_ready();
  * fd 52 reads exactly 1, then nothing, and stays disarmed; fd 53 reads nothing and is
  * disarmed, settime flags 0; fd 54 and 55 have 250-300 s left, settime flags 01 (fdinfo),
- * fd 55 interval exactly 7 s.
+ * fd 55 interval exactly 7 s; fd 56 still expires every 20 us.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -46,6 +47,7 @@ static void c_backlog(ucontext_t *u) { (void)u; ticks_of(51); }
 static void c_periodic(ucontext_t *u) { (void)u; arm(50, 0, 0, 0); }
 static void c_interval(ucontext_t *u) { (void)u; arm(55, TFD_TIMER_ABSTIME, zoo_now_ns(CLOCK_BOOTTIME) + 290 * NS, 7 * NS + 1); }
 static void c_abstime(ucontext_t *u) { (void)u; arm(54, 0, 290 * NS, 0); }
+static void c_fast(ucontext_t *u) { (void)u; arm(56, 0, 0, 0); ticks_of(56); }
 static void c_disarmed(ucontext_t *u) { (void)u; arm(53, 0, 100 * NS, 0); }
 static const struct zoo_corruption corruptions[] = {
 	{ "ticks", c_ticks, 0 },
@@ -54,14 +56,15 @@ static const struct zoo_corruption corruptions[] = {
 	{ "interval", c_interval, 0 },
 	{ "abstime", c_abstime, 0 },
 	{ "disarmed", c_disarmed, 0 },
+	{ "fast", c_fast, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	static const int clocks[6] = { CLOCK_MONOTONIC, CLOCK_MONOTONIC, CLOCK_BOOTTIME,
-				       CLOCK_MONOTONIC, CLOCK_MONOTONIC, CLOCK_BOOTTIME };
-	for (int i = 0; i < 6; i++)
+	static const int clocks[7] = { CLOCK_MONOTONIC, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC,
+				       CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC };
+	for (int i = 0; i < 7; i++)
 		place(timerfd_create(clocks[i], TFD_NONBLOCK), 50 + i);
 	uint64_t armed = zoo_now_ns(CLOCK_MONOTONIC);
 	arm(50, 0, 30000000, 100 * NS + 123);
@@ -69,6 +72,7 @@ int main(int argc, char **argv)
 	arm(52, 0, 20000000, 0);
 	arm(54, TFD_TIMER_ABSTIME, zoo_now_ns(CLOCK_MONOTONIC) + 300 * NS, 0);
 	arm(55, TFD_TIMER_ABSTIME, zoo_now_ns(CLOCK_BOOTTIME) + 300 * NS, 7 * NS);
+	arm(56, 0, 20000, 20000);
 	zoo_sleep_ms(100);
 	zoo_ready();
 	uint64_t backlog = (zoo_now_ns(CLOCK_MONOTONIC) - armed) / 5000000 - 1;
@@ -107,5 +111,11 @@ int main(int argc, char **argv)
 			CHECK("interval", ns_of(its.it_interval) == 7 * NS, "fd 55: interval %lu ns, expected 7 s",
 			      (unsigned long)ns_of(its.it_interval));
 	}
-	return zoo_finish("timerfds: expired, backlog, one-shot expired, disarmed, absolute x2");
+	zoo_sleep_ms(5);
+	n = ticks_of(56);
+	timerfd_gettime(56, &its);
+	CHECK("fast", n >= 1 && ns_of(its.it_interval) == 20000 && ns_of(its.it_value) <= 20000,
+	      "fd 56: %lu expirations, %lu ns left, interval %lu ns (expected some, <= 20 us, 20 us)",
+	      (unsigned long)n, (unsigned long)ns_of(its.it_value), (unsigned long)ns_of(its.it_interval));
+	return zoo_finish("timerfds: expired, backlog, one-shot expired, disarmed, absolute x2, fast");
 }
