@@ -136,6 +136,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->pgid = f[5];
 	st->sid = f[6];
 	st->tty_nr = f[7];
+	st->flags = f[9];
 	st->start_code = f[26];
 	st->end_code = f[27];
 	st->start_stack = f[28];

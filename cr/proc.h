@@ -37,6 +37,7 @@ void proc_vmas_free(struct proc_vmas *vmas);
 struct proc_stat {
 	char state;
 	int ppid, pgid, sid;
+	unsigned flags;       /* field 9: the kernel's PF_* bits */
 	unsigned long tty_nr; /* field 7: the controlling terminal's device */
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;

@@ -46,6 +46,7 @@ static const char *const step_names[] = {
 	[RST_STEP_SECCOMP] = "installing a seccomp filter or strict mode (detail: the filter)",
 	[RST_STEP_AIO] = "making an AIO context again (detail: its ring)",
 	[RST_STEP_GUARD] = "installing guard pages (detail: the first)",
+	[RST_STEP_PRCTL] = "setting a prctl control (detail: the option: 26 TSC, 65 memory-deny-write-execute)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)
@@ -218,7 +219,7 @@ static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
  * there; rip is just past its syscall instruction). *ret: what it returned.
  */
 static int pause_loop_syscall(const struct restore_task *t, struct user_regs_struct r, long nr,
-			      uint64_t a0, uint64_t a1, uint64_t a2, long long *ret)
+			      uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, long long *ret)
 {
 	int status = 0, err;
 
@@ -228,7 +229,7 @@ static int pause_loop_syscall(const struct restore_task *t, struct user_regs_str
 	r.rdi = a0;
 	r.rsi = a1;
 	r.rdx = a2;
-	r.r10 = 0;
+	r.r10 = a3;
 	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r)) {
 		pr_perror("restore pid %d: cannot set registers for system call %ld in the task", t->pid, nr);
 		return -errno;
@@ -250,7 +251,7 @@ static int pause_loop_syscall(const struct restore_task *t, struct user_regs_str
 static int unmap_restorer_region(const struct restore_task *t, struct user_regs_struct r)
 {
 	long long ret;
-	int err = pause_loop_syscall(t, r, SYS_munmap, t->region_start, t->region_len, 0, &ret);
+	int err = pause_loop_syscall(t, r, SYS_munmap, t->region_start, t->region_len, 0, 0, &ret);
 
 	if (!err && ret) {
 		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid, ret);
@@ -282,7 +283,7 @@ static int collect_child_stops(const struct restore_tree *rt, const struct resto
 
 		if (!job_stop_signal(c->core) || !c->core->stop_collected || !is_parent_of(rt, t, c))
 			continue;
-		if ((err = pause_loop_syscall(t, r, SYS_wait4, c->pid, 0, WUNTRACED | __WALL | WNOHANG, &ret)))
+		if ((err = pause_loop_syscall(t, r, SYS_wait4, c->pid, 0, WUNTRACED | __WALL | WNOHANG, 0, &ret)))
 			return err;
 		if (ret != c->pid) {
 			pr_err("restore pid %d: collecting the stop of its child %d again returned %lld", t->pid,
@@ -291,6 +292,38 @@ static int collect_child_stops(const struct restore_tree *rt, const struct resto
 		}
 	}
 	return 0;
+}
+
+/*
+ * Its children let go into their stops notified it with a SIGCHLD the saved process never
+ * got (it had had that of the original stop, or its parent collected the stop): unless one
+ * was pending at the dump (the new one then merged into it), that SIGCHLD is taken from its
+ * pending set (rt_sigtimedwait, no wait, its arguments on the blob's stack).
+ */
+static int drop_stop_notification(const struct restore_tree *rt, const struct restore_task *t,
+				  struct user_regs_struct r)
+{
+	bool stopped_child = false;
+
+	for (size_t i = 0; i < rt->nr_tasks && !stopped_child; i++)
+		stopped_child = job_stop_signal(rt->tasks[i].core) && is_parent_of(rt, t, &rt->tasks[i]);
+	int extra = stopped_child ? job_stop_extra_sigchld(t->core, t->host_pid, t->pid) : 0;
+	if (extra <= 0)
+		return extra;
+	uint64_t set = 1ull << (SIGCHLD - 1), at = (r.rsp - 256) & ~15ull; /* below the blob's stack top */
+	uint64_t words[3] = { set, 0, 0 }; /* the set, then struct timespec { 0, 0 } */
+	for (int i = 0; i < 3; i++)
+		if (ptrace(PTRACE_POKEDATA, t->host_pid, at + 8 * i, words[i])) {
+			pr_perror("restore pid %d: cannot write the arguments of rt_sigtimedwait", t->pid);
+			return -errno;
+		}
+	long long ret;
+	int err = pause_loop_syscall(t, r, SYS_rt_sigtimedwait, at, 0, at + 8, 8, &ret);
+	if (!err && ret != SIGCHLD) {
+		pr_err("restore pid %d: taking back the SIGCHLD of its children's stops returned %lld", t->pid, ret);
+		return -EIO;
+	}
+	return err;
 }
 
 static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufCBinaryData *xsave,
@@ -322,7 +355,7 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
 			return err;
 	if ((err = catch_in_pause(t->host_pid, t->traced, &r)) || (err = collect_child_stops(rt, t, r)) ||
-	    (err = unmap_restorer_region(t, r)))
+	    (err = drop_stop_notification(rt, t, r)) || (err = unmap_restorer_region(t, r)))
 		return err;
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
@@ -349,20 +382,23 @@ static int release_task(struct restore_task *t)
 	return task_release(t->host_pid, 0);
 }
 
-/* Every thread of t in group stop (state T), within about a second? 1: yes, 0: no, -ENOMEM. */
-static int wait_group_stop(const struct restore_task *t)
+/* Its main thread (all: every thread of t) in group stop (state T), within about a second?
+ * 1: yes, 0: no, -ENOMEM. */
+static int wait_group_stop(const struct restore_task *t, bool all)
 {
+	size_t n = all ? t->core->n_threads + 1 : 1;
+
 	for (int tries = 0; tries < 1000; tries++) {
 		struct proc_stat st;
 		size_t stopped = 0;
 
-		for (size_t i = 0; i <= t->core->n_threads; i++) {
+		for (size_t i = 0; i < n; i++) {
 			int err = proc_read_stat(i ? t->host_tids[i - 1] : t->host_pid, &st);
 			if (err == -ENOMEM)
 				return err;
 			stopped += !err && st.state == 'T';
 		}
-		if (stopped == t->core->n_threads + 1)
+		if (stopped == n)
 			return 1;
 		usleep(1000);
 	}
@@ -372,28 +408,37 @@ static int wait_group_stop(const struct restore_task *t)
 /*
  * Lets a stopped process go into its group stop with its own signal: the main thread first
  * (it sends itself the signal on its way out of the syscall stop), the other threads join that
- * stop once let go. The root, whose parent is not the one it had, stops with SIGSTOP: a
- * terminal stop signal is dropped in a process group that is orphaned now. So is any other, if
- * it does not stop: it is then stopped by SIGSTOP.
+ * stop once let go. A terminal stop signal is dropped in a process group that is orphaned
+ * (the root's, when its new parent is not in its session, or one whose parent outside the
+ * tree is gone): such a process stops with SIGSTOP instead, said.
  */
 static int release_stopped_task(struct restore_task *t)
 {
-	int sig = t->is_root ? SIGSTOP : job_stop_signal(t->core), err;
+	int sig = job_stop_signal(t->core), err;
 
+	if (sig != SIGSTOP) {
+		int orphaned = job_stop_group_orphaned(t->host_pid);
+		if (orphaned < 0)
+			return orphaned == -ENOMEM ? orphaned : -ESRCH;
+		if (orphaned) {
+			pr_warn("restore pid %d: its process group is orphaned now: stopped by SIGSTOP, not by "
+				"signal %d (the kernel drops that one)", t->pid, sig);
+			sig = SIGSTOP;
+		}
+	}
 	if ((err = task_release(t->host_pid, sig)))
 		return err;
-	int stopped = wait_group_stop(t);
+	int stopped = wait_group_stop(t, false);
 	if (stopped < 0)
 		return stopped;
 	if (!stopped && sig != SIGSTOP) { /* (only the main thread is let go yet) */
-		pr_warn("restore pid %d: did not stop with signal %d (its process group is orphaned "
-			"now?); stopped by SIGSTOP instead", t->pid, sig);
+		pr_warn("restore pid %d: did not stop with signal %d; stopped by SIGSTOP instead", t->pid, sig);
 		kill(t->host_pid, SIGSTOP);
 	}
 	for (size_t i = 0; i < t->core->n_threads; i++)
 		if ((err = task_release(t->host_tids[i], 0)))
 			return err;
-	if ((stopped = wait_group_stop(t)) <= 0) {
+	if ((stopped = wait_group_stop(t, true)) <= 0) {
 		if (!stopped)
 			pr_err("restore pid %d: did not stop with signal %d", t->pid, sig);
 		return stopped ? stopped : -EIO;

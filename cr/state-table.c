@@ -10,6 +10,7 @@ const struct state_ops *const state_table[] = {
 	&state_signals, /* cr/signals.c */
 	&state_attrs,   /* cr/proc-attrs.c */
 	&state_knobs,   /* cr/proc-knobs.c: oom_score_adj, loginuid, coredump_filter */
+	&state_controls, /* cr/proc-controls.c: prctl TSC, MCE kill, MDWE, speculation, ... */
 	&state_posix_timers, /* cr/posix-timers.c */
 	&state_mm,      /* cr/mm.c */
 	&state_aio,     /* cr/aio.c (after the layout: its rings are mappings) */

@@ -142,10 +142,17 @@ struct state_ops {
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
-	state_membarrier, state_job_stop, state_dirty_track;
+	state_membarrier, state_job_stop, state_dirty_track, state_controls;
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);
+/* Whether the process group of host pid pid is orphaned (a terminal stop signal is then
+ * dropped): 1, 0, or <0 (-ENOMEM said, else its process is gone). */
+int job_stop_group_orphaned(pid_t pid);
+/* Whether the stops of its children, let go, sent the process of core c (host pid host_pid) a
+ * SIGCHLD it did not have: 1 (it is pending now), 0 (ignored, SA_NOCLDSTOP, merged into one
+ * pending at the dump), or <0 (its process is gone, -ENOMEM). */
+int job_stop_extra_sigchld(const TaskCore *c, pid_t host_pid, pid_t pid);
 
 /* In dump and restore order. */
 extern const struct state_ops *const state_table[];

@@ -104,6 +104,23 @@ struct ptrace_rseq_configuration {
 #define PTRACE_PEEKSIGINFO_SHARED (1 << 0)
 #endif
 
+/* ---- prctl memory-deny-write-execute (6.3) and KSM for a whole process (6.4) ---- */
+
+#ifndef PR_SET_MDWE
+#define PR_SET_MDWE 65
+#define PR_GET_MDWE 66
+#endif
+#ifndef PR_MDWE_REFUSE_EXEC_GAIN
+#define PR_MDWE_REFUSE_EXEC_GAIN (1UL << 0)
+#endif
+#ifndef PR_MDWE_NO_INHERIT
+#define PR_MDWE_NO_INHERIT (1UL << 1)
+#endif
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67
+#define PR_GET_MEMORY_MERGE 68
+#endif
+
 /* ---- prctl(PR_SET_MM, PR_SET_MM_MAP) (linux/prctl.h, 3.18) ---- */
 
 #ifndef PR_SET_MM

@@ -346,6 +346,20 @@ static void set_task_state(struct restorer_args *a)
 		fail(a, RST_STEP_ALTSTACK, r, a->altstack.sp);
 }
 
+#define PR_SET_MDWE_ 65 /* linux/prctl.h, 6.3 (the installed headers may be older) */
+
+/* After the last mprotect (memory-deny-write-execute refuses making memory executable), before
+ * the threads are made (they inherit the TSC setting). */
+static void set_process_controls(struct restorer_args *a)
+{
+	long r;
+
+	if (a->tsc && (r = raw_syscall2(__NR_prctl, PR_SET_TSC, a->tsc)))
+		fail(a, RST_STEP_PRCTL, r, PR_SET_TSC);
+	if (a->mdwe && (r = raw_syscall5(__NR_prctl, PR_SET_MDWE_, a->mdwe, 0, 0, 0)))
+		fail(a, RST_STEP_PRCTL, r, PR_SET_MDWE_);
+}
+
 static void set_timers_and_limits(struct restorer_args *a)
 {
 	for (int which = 0; which < 3; which++) {
@@ -577,6 +591,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	install_guards(a);
 	protect_vmas(a, vmas);
 	set_task_state(a);
+	set_process_controls(a);
 	create_threads(a);
 	create_posix_timers(a);
 	set_timers_and_limits(a);

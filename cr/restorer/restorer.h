@@ -187,6 +187,7 @@ enum rst_step {
 	RST_STEP_SECCOMP,
 	RST_STEP_AIO,
 	RST_STEP_GUARD,
+	RST_STEP_PRCTL,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -255,6 +256,8 @@ struct restorer_args {
 	uint64_t nr_seccomp_filters, seccomp_filters_off;
 	struct rst_seccomp seccomp; /* the main thread's */
 	struct rst_creds creds; /* the main thread's */
+	uint32_t tsc;           /* PR_SET_TSC before the threads are made (they inherit it); 0: leave */
+	uint32_t mdwe;          /* PR_SET_MDWE once every mapping has its protection; 0: none */
 	int32_t dumpable;       /* PR_SET_DUMPABLE after the credentials (changing them resets it); -1: leave */
 	uint32_t nr_rlimits;
 	struct rst_rlimit rlimits[RST_MAX_RLIMITS];

@@ -149,6 +149,16 @@ static void core_other_pid(void)
 	store(IMG_CORE, pid_, c);
 }
 
+static void core_controls_tsc(void)
+{
+	TaskCore *c = load(IMG_CORE, pid_);
+	if (!c->controls)
+		exit(2);
+	c->controls->has_tsc = true;
+	c->controls->tsc = 7;
+	store(IMG_CORE, pid_, c);
+}
+
 static void pagemap_run_outside(void)
 {
 	Pagemap *pm = load(IMG_PAGEMAP, pid_);
@@ -181,6 +191,7 @@ static const struct {
 	{ "core-root-relative", core_root_relative },
 	{ "core-cwd-dotdot", core_cwd_dotdot },
 	{ "core-other-pid", core_other_pid },
+	{ "core-controls-tsc", core_controls_tsc },
 	{ "pagemap-run-outside", pagemap_run_outside },
 	{ "pagemap-more-pages", pagemap_more_pages },
 };

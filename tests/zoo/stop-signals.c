@@ -6,7 +6,8 @@
  *   that is not orphaned: the terminal stop signals do stop it). T and O have a second thread.
  * After restore and SIGTERM: each child, and each thread, is stopped; the parent's waitid(
  * WSTOPPED|WNOHANG|WNOWAIT) reports T stopped by SIGTSTP and O by SIGTTOU, and nothing for S
- * and I (corruption "stopped" continues S and O).
+ * and I (corruption "stopped" continues S and O). The parent counts its SIGCHLDs (a handler):
+ * none comes after zoo_ready(), and none is pending (corruption "sigchld" sends itself one).
  * Blocks in: nanosleep (zoo_wait loop); the children in group stop.
  */
 #include "zoo.h"
@@ -19,6 +20,9 @@ static const int collected[4] = { 1, 0, 1, 0 };
 static const char names[4] = { 'S', 'T', 'I', 'O' };
 static pid_t kids[4];
 static volatile pid_t *thread_tids; /* shared: each child's second thread, 0: none */
+static volatile sig_atomic_t sigchlds;
+
+static void on_sigchld(int sig) { (void)sig; sigchlds++; }
 
 static char state_of(pid_t pid)
 {
@@ -32,6 +36,7 @@ static char state_of(pid_t pid)
 
 static void c_signal(ucontext_t *u) { (void)u; kill(kids[1], SIGCONT); zoo_sleep_ms(20); kill(kids[1], SIGTTIN); zoo_sleep_ms(20); }
 static void c_reported(ucontext_t *u) { (void)u; int st; waitpid(kids[3], &st, WUNTRACED); }
+static void c_sigchld(ucontext_t *u) { (void)u; kill(getpid(), SIGCHLD); }
 static void c_stopped(ucontext_t *u) { (void)u; kill(kids[0], SIGCONT); kill(kids[3], SIGCONT); zoo_sleep_ms(20); }
 
 static void *second_thread(void *arg)
@@ -45,11 +50,14 @@ static const struct zoo_corruption corruptions[] = {
 	{ "signal", c_signal, 0 },
 	{ "reported", c_reported, 0 },
 	{ "stopped", c_stopped, 0 },
+	{ "sigchld", c_sigchld, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART };
+	sigaction(SIGCHLD, &sa, NULL);
 	thread_tids = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (thread_tids == MAP_FAILED)
 		zoo_die("mmap: %s", strerror(errno));
@@ -74,7 +82,12 @@ int main(int argc, char **argv)
 			zoo_die("child %c did not stop with signal %d", names[i], sigs[i]);
 	}
 	zoo_ready();
+	int seen = sigchlds;
 	zoo_wait();
+	sigset_t pending;
+	sigpending(&pending);
+	CHECK("sigchld", sigchlds == seen && !sigismember(&pending, SIGCHLD), "%d SIGCHLD since it was ready "
+	      "(expected none), SIGCHLD %spending", sigchlds - seen, sigismember(&pending, SIGCHLD) ? "" : "not ");
 
 	for (int i = 0; i < 4; i++) {
 		siginfo_t si;

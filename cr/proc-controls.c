@@ -1,0 +1,191 @@
+/*
+ * prctl controls that have no other home: whether the time stamp counter may be read
+ * (PR_SET_TSC), the machine-check kill policy (PR_SET_MCE_KILL), memory-deny-write-execute
+ * (PR_SET_MDWE), the speculation mitigations a process asked for (PR_SET_SPECULATION_CTRL:
+ * store bypass, indirect branches, L1D flush), the I/O flusher flag (PR_SET_IO_FLUSHER) and KSM
+ * for every mapping (PR_SET_MEMORY_MERGE). Read in the main thread at dump (the I/O flusher
+ * from its task flags in /proc/PID/stat, readable without CAP_SYS_RESOURCE); its other threads
+ * are made from it at restore and inherit them. The new process sets the mitigations, the MCE
+ * policy, the flusher and KSM before the blob runs; the blob sets the TSC before it makes the
+ * threads, and memory-deny-write-execute once every mapping has its protection (it refuses
+ * making memory executable, which the blob does). MDWE cannot be taken back: set only if saved.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "compat/kernel-abi.h"
+#include "log.h"
+#include "proc.h"
+#include "restorer/restorer.h"
+#include "task.h"
+
+#define PF_IO_FLUSHER (0x00080000u | 0x00100000u) /* PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE */
+#define SPEC_BITS (PR_SPEC_PRCTL | PR_SPEC_ENABLE | PR_SPEC_DISABLE | PR_SPEC_FORCE_DISABLE | PR_SPEC_DISABLE_NOEXEC)
+#define NR_SPEC 3 /* PR_SPEC_STORE_BYPASS, PR_SPEC_INDIRECT_BRANCH, PR_SPEC_L1D_FLUSH */
+
+static uint32_t *spec_field(ProcessControls *p, int which, protobuf_c_boolean **has)
+{
+	switch (which) {
+	case PR_SPEC_STORE_BYPASS: *has = &p->has_spec_store_bypass; return &p->spec_store_bypass;
+	case PR_SPEC_INDIRECT_BRANCH: *has = &p->has_spec_indirect_branch; return &p->spec_indirect_branch;
+	default: *has = &p->has_spec_l1d_flush; return &p->spec_l1d_flush;
+	}
+}
+
+/* prctl(option, arg) in the task: its result, or -errno (as the kernel gave it). */
+static int task_prctl(struct dump_task *t, uint64_t option, uint64_t arg, int64_t *ret)
+{
+	uint64_t args[6] = { option, arg };
+	unsigned logged = log_errors();
+	int err = inject_syscall(&t->inj, SYS_prctl, args, ret);
+
+	return err ? log_unnamed(logged, err, "dump pid %d: cannot run prctl %llu in the task", t->pid,
+				 (unsigned long long)option)
+		   : 0;
+}
+
+static int dump_controls(struct dump_task *t)
+{
+	ProcessControls *p = xzalloc(sizeof(*p));
+	struct proc_stat st;
+	int32_t tsc;
+	int64_t ret;
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	process_controls__init(p);
+	t->core->controls = p;
+	uint64_t args[6] = { PR_GET_TSC, t->inj.scratch };
+	unsigned logged = log_errors();
+	if ((err = inject_syscall_out(&t->inj, SYS_prctl, args, &tsc, sizeof(tsc))))
+		return log_unnamed(logged, err, "dump pid %d: cannot read its TSC setting", t->pid);
+	p->has_tsc = true;
+	p->tsc = tsc;
+	if ((err = task_prctl(t, PR_MCE_KILL_GET, 0, &ret)))
+		return err;
+	if (ret >= 0) {
+		p->has_mce_kill = true;
+		p->mce_kill = ret;
+	}
+	if ((err = task_prctl(t, PR_GET_MDWE, 0, &ret)))
+		return err;
+	if (ret > 0) { /* (-EINVAL: a kernel without it) */
+		p->has_mdwe = true;
+		p->mdwe = ret;
+	}
+	for (int which = 0; which < NR_SPEC; which++) {
+		protobuf_c_boolean *has;
+		uint32_t *val = spec_field(p, which, &has);
+		if ((err = task_prctl(t, PR_GET_SPECULATION_CTRL, which, &ret)))
+			return err;
+		if (ret > 0 && (ret & PR_SPEC_PRCTL)) { /* (else not the process's to choose) */
+			*has = true;
+			*val = ret;
+		}
+	}
+	if ((err = task_prctl(t, PR_GET_MEMORY_MERGE, 0, &ret)))
+		return err;
+	if (ret > 0) {
+		p->has_memory_merge = true;
+		p->memory_merge = true;
+	}
+	if ((err = proc_read_stat(t->pid, &st))) {
+		if (err != -ENOMEM)
+			pr_err("dump pid %d: cannot read its task flags", t->pid);
+		return err;
+	}
+	if ((st.flags & PF_IO_FLUSHER) == PF_IO_FLUSHER) {
+		p->has_io_flusher = true;
+		p->io_flusher = true;
+	}
+	return 0;
+}
+
+static int validate_controls(struct restore_task *t)
+{
+	ProcessControls *p = t->core->controls;
+
+	if (!p)
+		return 0;
+	if (p->has_tsc && p->tsc != PR_TSC_ENABLE && p->tsc != PR_TSC_SIGSEGV) {
+		pr_err("image core-%d.img: TSC setting %u is neither PR_TSC_ENABLE nor PR_TSC_SIGSEGV", t->pid, p->tsc);
+		return -EINVAL;
+	}
+	if (p->has_mce_kill && p->mce_kill > PR_MCE_KILL_DEFAULT) {
+		pr_err("image core-%d.img: machine-check kill policy %u is not 0, 1 or 2", t->pid, p->mce_kill);
+		return -EINVAL;
+	}
+	if (p->mdwe & ~(PR_MDWE_REFUSE_EXEC_GAIN | PR_MDWE_NO_INHERIT) ||
+	    (p->mdwe && !(p->mdwe & PR_MDWE_REFUSE_EXEC_GAIN))) {
+		pr_err("image core-%d.img: memory-deny-write-execute flags %#x are not the kernel's", t->pid, p->mdwe);
+		return -EINVAL;
+	}
+	for (int which = 0; which < NR_SPEC; which++) {
+		protobuf_c_boolean *has;
+		uint32_t val = *spec_field(p, which, &has);
+		if (*has && ((val & ~SPEC_BITS) || !(val & PR_SPEC_PRCTL))) {
+			pr_err("image core-%d.img: speculation control %d: %#x is not a state prctl can set",
+			       t->pid, which, val);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The PR_SET_SPECULATION_CTRL argument that gives state val (as PR_GET_SPECULATION_CTRL says). */
+static unsigned long spec_ctrl_of(uint32_t val)
+{
+	return val & PR_SPEC_FORCE_DISABLE    ? PR_SPEC_FORCE_DISABLE
+	       : val & PR_SPEC_DISABLE_NOEXEC ? PR_SPEC_DISABLE_NOEXEC
+	       : val & PR_SPEC_DISABLE	      ? PR_SPEC_DISABLE
+					      : PR_SPEC_ENABLE;
+}
+
+/* In the new task: what differs from what it inherited from stasis (unchanged: no privilege needed). */
+static int restore_controls(struct restore_task *t)
+{
+	ProcessControls *p = t->core->controls;
+	int tsc = 0;
+
+	if (!p)
+		return 0;
+	if (p->has_mce_kill && prctl(PR_MCE_KILL_GET, 0, 0, 0, 0) != (int)p->mce_kill &&
+	    (p->mce_kill == PR_MCE_KILL_DEFAULT ? prctl(PR_MCE_KILL, PR_MCE_KILL_CLEAR, 0, 0, 0)
+						: prctl(PR_MCE_KILL, PR_MCE_KILL_SET, p->mce_kill, 0, 0))) {
+		pr_perror("restore pid %d: cannot set its machine-check kill policy to %u", t->pid, p->mce_kill);
+		return -errno;
+	}
+	for (int which = 0; which < NR_SPEC; which++) {
+		protobuf_c_boolean *has;
+		uint32_t val = *spec_field(p, which, &has);
+		if (!*has || prctl(PR_GET_SPECULATION_CTRL, which, 0, 0, 0) == (int)val)
+			continue;
+		if (prctl(PR_SET_SPECULATION_CTRL, which, spec_ctrl_of(val), 0, 0)) {
+			pr_perror("restore pid %d: cannot set its speculation control %d to %#x", t->pid, which, val);
+			return -errno;
+		}
+	}
+	if (p->io_flusher && prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0)) {
+		pr_perror("restore pid %d: cannot make it an I/O flusher (stasis needs CAP_SYS_RESOURCE)", t->pid);
+		return -errno;
+	}
+	if (p->memory_merge && prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)) {
+		pr_perror("restore pid %d: cannot turn KSM on for all its memory (stasis needs CAP_SYS_RESOURCE)",
+			  t->pid);
+		return -errno;
+	}
+	if (p->has_tsc && (prctl(PR_GET_TSC, &tsc, 0, 0, 0) || tsc != (int)p->tsc))
+		t->args->tsc = p->tsc;
+	t->args->mdwe = p->mdwe;
+	return 0;
+}
+
+const struct state_ops state_controls = {
+	.name = "prctl controls (TSC, machine-check kill, MDWE, speculation, I/O flusher, KSM)",
+	.dump = dump_controls,
+	.validate = validate_controls,
+	.restore = restore_controls,
+};
