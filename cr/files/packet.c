@@ -7,11 +7,11 @@
  * all-multicast, multicast and unicast addresses, read with sock_diag, PACKET_SHOW_MCLIST)
  * and their fanout group (id, mode and flags; a group of a BPF mode fails the dump: its
  * program cannot be read). The classic BPF filter is every socket's (sockopts.c). Packets
- * waiting to be read are not kept (the dump says so). Sockets with mapped rings
+ * waiting to be read are not kept (the dump says so). Sockets with rings to be mapped
  * (PACKET_RX_RING, PACKET_TX_RING) fail the dump, naming them.
  */
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
@@ -51,7 +51,7 @@ static const struct {
 
 struct packet_diag {
 	bool found, rings;
-	size_t n_mc;
+	size_t n_mc, all_mc; /* memberships kept, memberships the socket has */
 	struct packet_diag_mclist mc[64];
 };
 
@@ -67,9 +67,10 @@ static void parse_diag(const struct nlmsghdr *h, struct packet_diag *d)
 		if (a->nla_type == PACKET_DIAG_RX_RING || a->nla_type == PACKET_DIAG_TX_RING)
 			d->rings = true;
 		else if (a->nla_type == PACKET_DIAG_MCLIST)
-			for (size_t k = 0; k < len / sizeof(d->mc[0]) && d->n_mc < ARRAY_SIZE(d->mc); k++)
-				memcpy(&d->mc[d->n_mc++], (const char *)(a + 1) + k * sizeof(d->mc[0]),
-				       sizeof(d->mc[0]));
+			for (size_t k = 0; k < len / sizeof(d->mc[0]); k++, d->all_mc++)
+				if (d->n_mc < ARRAY_SIZE(d->mc))
+					memcpy(&d->mc[d->n_mc++], (const char *)(a + 1) + k * sizeof(d->mc[0]),
+					       sizeof(d->mc[0]));
 		int step = NLA_ALIGN(a->nla_len);
 		left -= step;
 		a = (const struct nlattr *)((const char *)a + step);
@@ -87,7 +88,7 @@ static int packet_diag_of(uint64_t ino, struct packet_diag *d)
 		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
 		.req = { .sdiag_family = AF_PACKET,
-			 .pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG },
+			 .pdiag_show = PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG },
 	};
 	auto_free char *buf = xmalloc(DIAG_BUF);
 	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -178,7 +179,7 @@ static int dump_mreqs(PacketSocket *ps, const struct packet_diag *d)
 
 static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
-	int family = 0, type = 0, protocol = 0, fanout = 0, err;
+	int family = 0, type = 0, fanout = 0, err;
 	socklen_t len = sizeof(int);
 	struct sockaddr_ll sll = { 0 };
 	socklen_t slen = sizeof(sll);
@@ -190,9 +191,7 @@ static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	auto_close int sk = task_fd_copy(t->pid, p->fd);
 	if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) || family != AF_PACKET)
 		return 0;
-	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len) ||
-	    getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) ||
-	    getsockname(sk, (struct sockaddr *)&sll, &slen) ||
+	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len) || getsockname(sk, (struct sockaddr *)&sll, &slen) ||
 	    getsockopt(sk, SOL_PACKET, PACKET_FANOUT, &fanout, &len)) {
 		pr_perror("dump pid %d fd %d: cannot look at packet socket %s", t->pid, p->fd, p->link);
 		return -errno;
@@ -208,8 +207,13 @@ static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 		return err;
 	}
 	if (d.rings) {
-		pr_err("dump pid %d fd %d: packet socket %s has a mapped ring (PACKET_RX_RING/TX_RING): "
-		       "not supported", t->pid, p->fd, p->link);
+		pr_err("dump pid %d fd %d: packet socket %s has a ring to be mapped (PACKET_RX_RING "
+		       "or PACKET_TX_RING): not supported", t->pid, p->fd, p->link);
+		return -ENOTSUP;
+	}
+	if (d.all_mc > d.n_mc) {
+		pr_err("dump pid %d fd %d: packet socket %s has %zu memberships (PACKET_ADD_MEMBERSHIP): "
+		       "more than %zu are not supported", t->pid, p->fd, p->link, d.all_mc, d.n_mc);
 		return -ENOTSUP;
 	}
 	unsigned mode = (fanout >> 16) & 0xff;
@@ -228,8 +232,7 @@ static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	e->has_flags = true;
 	e->flags = p->flags;
 	ps->type = type;
-	ps->protocol = protocol;
-	ps->bound_protocol = sll.sll_protocol;
+	ps->protocol = sll.sll_protocol;
 	if (sll.sll_ifindex > 0) {
 		ps->has_ifindex = true;
 		ps->ifindex = sll.sll_ifindex;
@@ -252,19 +255,24 @@ static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 
 /* ---- restore ---- */
 
-static bool opt_known(const InetOpt *o)
+static const char *opt_name(uint32_t name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(packet_opts); i++)
-		if (o->level == SOL_PACKET && (int)o->name == packet_opts[i].name)
-			return o->value.len == sizeof(int);
-	return false;
+		if ((int)name == packet_opts[i].name)
+			return packet_opts[i].what;
+	return NULL;
+}
+
+static bool opt_known(const InetOpt *o)
+{
+	return o->level == SOL_PACKET && opt_name(o->name) && o->value.len == sizeof(int);
 }
 
 static int validate_packet(const struct restore_task *t, const FdEntry *e)
 {
 	const PacketSocket *ps = e->packet;
 	bool ok = ps && (ps->type == SOCK_RAW || ps->type == SOCK_DGRAM) && ps->protocol <= 0xffff &&
-		  ps->bound_protocol <= 0xffff && (!ps->has_ifindex || (ps->ifindex && ps->ifindex <= INT32_MAX)) &&
+		  (!ps->has_ifindex || (ps->ifindex && ps->ifindex <= INT32_MAX)) &&
 		  (!ps->ifname || strlen(ps->ifname) < IF_NAMESIZE);
 
 	for (size_t i = 0; ok && i < ps->n_opts; i++)
@@ -338,18 +346,16 @@ static int open_packet(struct restore_task *t, const FdEntry *e)
 		int v;
 		memcpy(&v, ps->opts[i]->value.data, sizeof(v));
 		if (setsockopt(sk, SOL_PACKET, ps->opts[i]->name, &v, sizeof(v))) {
-			for (size_t k = 0; k < ARRAY_SIZE(packet_opts); k++)
-				if (packet_opts[k].name == (int)ps->opts[i]->name)
-					pr_perror("restore pid %d fd %u: cannot set %s to %d", t->pid, e->fd,
-						  packet_opts[k].what, v);
+			pr_perror("restore pid %d fd %u: cannot set %s to %d", t->pid, e->fd,
+				  opt_name(ps->opts[i]->name), v);
 			return -errno;
 		}
 	}
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = ps->bound_protocol,
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = ps->protocol,
 				   .sll_ifindex = ifindex };
-	if ((ifindex || ps->bound_protocol) && bind(sk, (struct sockaddr *)&sll, sizeof(sll))) {
+	if ((ifindex || ps->protocol) && bind(sk, (struct sockaddr *)&sll, sizeof(sll))) {
 		pr_perror("restore pid %d fd %u: cannot bind packet socket to interface %d, protocol 0x%04x",
-			  t->pid, e->fd, ifindex, ntohs(ps->bound_protocol));
+			  t->pid, e->fd, ifindex, ntohs(ps->protocol));
 		return -errno;
 	}
 	if ((err = join(t, e, sk)) || (err = sockopts_restore(sk, e)))

@@ -4,7 +4,7 @@
  * kernel's defaults (and autotuning) wherever the program did not choose. Buffer sizes are
  * set with the *FORCE variants (the kernel doubles what is set, so half is given back).
  * A classic BPF filter (SO_ATTACH_FILTER) is read back with SO_GET_FILTER and attached again
- * last (locked again if it was); an eBPF one (SO_ATTACH_BPF) cannot be read: the dump fails.
+ * last (SO_LOCK_FILTER again if it was set); an eBPF one (SO_ATTACH_BPF) cannot be read: the dump fails.
  */
 #include <errno.h>
 #include <linux/filter.h>
@@ -65,12 +65,14 @@ static bool read_opt(int sk, size_t i, void *buf)
 	return !getsockopt(sk, SOL_SOCKET, known_opts[i].name, buf, &len) && len == known_opts[i].size;
 }
 
-/* The classic BPF filter attached to sk, if any, and whether it is locked. */
+/* The classic BPF filter attached to sk, if any, and whether filters are locked. */
 static int filter_dump(pid_t pid, int fd, int sk, FdEntry *e)
 {
 	socklen_t n = 0, len = sizeof(int);
 	int locked = 0;
 
+	if (!getsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
+		e->has_sock_filter_locked = e->sock_filter_locked = true;
 	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, NULL, &n)) {
 		if (errno == EACCES) /* a filter with no classic program: eBPF (SO_ATTACH_BPF) */
 			pr_err("dump pid %d fd %d: its socket filter is an eBPF program (SO_ATTACH_BPF): "
@@ -87,8 +89,6 @@ static int filter_dump(pid_t pid, int fd, int sk, FdEntry *e)
 		return -errno;
 	e->sock_filter.len = n * sizeof(struct sock_filter);
 	e->has_sock_filter = true;
-	if (!getsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
-		e->has_sock_filter_locked = e->sock_filter_locked = true;
 	return 0;
 }
 
@@ -154,6 +154,29 @@ bool sockopts_valid(const FdEntry *e)
 	return true;
 }
 
+/* The filter attached again, then locked; once locked (by an earlier call for the same
+ * socket: a kind's own, then the fd table's) it is left as it is. */
+static int filter_restore(int sk, const FdEntry *e)
+{
+	struct sock_fprog prog = { .len = e->sock_filter.len / sizeof(struct sock_filter),
+				   .filter = (struct sock_filter *)e->sock_filter.data };
+	int on = 1, locked = 0;
+	socklen_t len = sizeof(locked);
+
+	if (!getsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
+		return 0;
+	if (e->has_sock_filter && setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog))) {
+		pr_perror("restore: cannot attach the socket filter (%u instructions) of fd %u", prog.len,
+			  e->fd);
+		return -errno;
+	}
+	if (e->sock_filter_locked && setsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &on, sizeof(on))) {
+		pr_perror("restore: cannot lock the socket filter of fd %u", e->fd);
+		return -errno;
+	}
+	return 0;
+}
+
 int sockopts_restore(int sk, const FdEntry *e)
 {
 	for (size_t k = 0; k < e->n_sockopts; k++) {
@@ -170,19 +193,5 @@ int sockopts_restore(int sk, const FdEntry *e)
 			return -errno;
 		}
 	}
-	if (e->has_sock_filter) {
-		struct sock_fprog prog = { .len = e->sock_filter.len / sizeof(struct sock_filter),
-					   .filter = (struct sock_filter *)e->sock_filter.data };
-		int on = 1, locked = 0;
-		socklen_t len = sizeof(locked);
-		if (!getsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
-			return 0; /* attached and locked by the kind's own call already */
-		if (setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ||
-		    (e->sock_filter_locked && setsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &on, sizeof(on)))) {
-			pr_perror("restore: cannot attach the socket filter (%u instructions) of fd %u",
-				  prog.len, e->fd);
-			return -errno;
-		}
-	}
-	return 0;
+	return filter_restore(sk, e);
 }

@@ -6,11 +6,12 @@
  *         on lo;
  *   fd 61, fd 62 SOCK_RAW for ETH_P_ALL in fanout group 4321 (PACKET_FANOUT_HASH, with
  *         rollover), fd 61 with PACKET_VNET_HDR;
- *   fd 63 SOCK_DGRAM for ETH_P_ARP, bound to no interface.
+ *   fd 63 SOCK_DGRAM for ETH_P_ARP, bound to no interface, a one-instruction filter (drop
+ *         everything) locked on it (SO_LOCK_FILTER).
  * After restore and SIGTERM: fd 60 sees a datagram to 127.0.0.1:47111 sent after the restore,
  * with its auxiliary data, and not one to port 47112 (its filter still filters); its options
  * are as set and lo still has the multicast address (/proc/net/dev_mcast); fd 61 and 62 are
- * in the group; fd 63 has its type and protocol.
+ * in the group; fd 63 has its type, protocol and locked filter.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -114,7 +115,9 @@ static void c_bound(ucontext_t *u)
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IPV6), .sll_ifindex = lo_index };
 	bind(60, (struct sockaddr *)&sll, sizeof(sll));
 }
+static void c_locked(ucontext_t *u) { (void)u; place(socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)), 63); }
 static const struct zoo_corruption corruptions[] = {
+	{ "locked", c_locked, 0 },
 	{ "filter", c_filter, 0 },
 	{ "mcast", c_mcast, 0 },
 	{ "options", c_options, 0 },
@@ -166,7 +169,13 @@ int main(int argc, char **argv)
 		zoo_die("fanout: %s", strerror(errno));
 	place(b, 61);
 	place(c, 62);
-	place(socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)), 63);
+	struct sock_filter drop[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog drop_prog = { 1, drop };
+	int d = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP));
+	if (d < 0 || setsockopt(d, SOL_SOCKET, SO_ATTACH_FILTER, &drop_prog, sizeof(drop_prog)) ||
+	    setsockopt(d, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)))
+		zoo_die("fd 63: %s", strerror(errno));
+	place(d, 63);
 
 	zoo_ready();
 	zoo_wait();
@@ -197,5 +206,10 @@ int main(int argc, char **argv)
 	getsockname(63, (struct sockaddr *)&got, &gl);
 	CHECK("dgram", type == SOCK_DGRAM && got.sll_protocol == htons(ETH_P_ARP) && !got.sll_ifindex,
 	      "fd 63: type %d protocol %#x interface %d", type, ntohs(got.sll_protocol), got.sll_ifindex);
+	int locked = 0;
+	socklen_t ll = sizeof(locked), n = 0;
+	getsockopt(63, SOL_SOCKET, SO_LOCK_FILTER, &locked, &ll);
+	CHECK("locked", locked == 1 && !getsockopt(63, SOL_SOCKET, SO_GET_FILTER, NULL, &n) && n == 1,
+	      "fd 63: SO_LOCK_FILTER %d, a filter of %u instructions", locked, (unsigned)n);
 	return zoo_finish("bpf filter, aux data, options, multicast, fanout, dgram");
 }
