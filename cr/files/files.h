@@ -117,6 +117,7 @@ int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags);
  * socket's, saved in e (before any kind looks at it); checked and set on the new socket. */
 int sockopts_dump(pid_t pid, int fd, FdEntry *e);
 bool sockopts_valid(const FdEntry *e);
+bool sockopts_saved(const FdEntry *e); /* anything to set: options, a filter, its lock */
 int sockopts_restore(int sk, const FdEntry *e);
 
 /* cr/files/shared.c: open files shared by several processes of the tree (tree_shared_files):

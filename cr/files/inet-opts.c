@@ -1,6 +1,7 @@
 /*
  * Options of inet sockets beyond the SOL_SOCKET ones of sockopts.c: IP, IPv6, TCP and UDP
- * levels, raw sockets' (IP_HDRINCL, IPV6_CHECKSUM, the ICMP and ICMPv6 type filters), and the SOL_SOCKET ones that must be set before bind (SO_REUSEADDR, SO_REUSEPORT,
+ * levels, raw sockets' (IP_HDRINCL, IPV6_CHECKSUM, the ICMP and ICMPv6 type filters), and
+ * the SOL_SOCKET ones that must be set before bind (SO_REUSEADDR, SO_REUSEPORT,
  * SO_BINDTODEVICE). As with sockopts.c, only values that differ from a fresh socket's of the
  * same family, type and protocol are saved, so the kernel's defaults stay defaults.
  *

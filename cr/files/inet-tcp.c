@@ -286,8 +286,9 @@ static bool repaired(const struct run_ctx *ctx, const InetSocket *in)
 	return in->state == INET_STATE__INET_CONNECTED && !ctx->opts->tcp_close;
 }
 
-/* The connection's addresses freed of a TIME_WAIT socket left by an earlier copy of it. */
-static int clear_timewait(const struct restore_task *t, const FdEntry *e)
+/* The connection's addresses freed of a TIME_WAIT socket left by an earlier copy of it (if
+ * that cannot be done, the connect says what stands in its way). */
+static void clear_timewait(const struct restore_task *t, const FdEntry *e)
 {
 	const InetSocket *in = e->inet;
 	char self[80], peer[80];
@@ -301,7 +302,6 @@ static int clear_timewait(const struct restore_task *t, const FdEntry *e)
 	else if (err < 0)
 		pr_warn("restore pid %d fd %u: cannot look for a TIME_WAIT socket of %s -> %s: %s", t->pid,
 			e->fd, self, peer, strerror(-err));
-	return 0;
 }
 
 int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
@@ -329,8 +329,7 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 		}
 		if (in->state != INET_STATE__INET_CONNECTING)
 			return 0;
-		if ((err = clear_timewait(t, e)))
-			return err;
+		clear_timewait(t, e);
 		inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len);
 		if (fcntl(sk, F_SETFL, O_NONBLOCK) ||
 		    (connect(sk, (struct sockaddr *)&dst, dst_len) && errno != EINPROGRESS)) {
@@ -345,7 +344,8 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 		if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &src, &src_len) ||
 		    !inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len))
 			return -EINVAL;
-		if ((err = clear_timewait(t, e)) || (err = sockopts_restore(sk, e)) ||
+		clear_timewait(t, e);
+		if ((err = sockopts_restore(sk, e)) ||
 		    (err = tcp_repair_make(sk, in->tcp, (struct sockaddr *)&src, src_len,
 					   (struct sockaddr *)&dst, dst_len, why, sizeof(why)))) {
 			pr_err("restore pid %d fd %u: TCP connection %s -> %s: %s: %s", t->pid, e->fd, self,

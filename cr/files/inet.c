@@ -183,7 +183,9 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	if ((err = inet_opts_dump(sk, in)))
 		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s", t->pid,
 				   p->fd, p->link);
-	return tcp ? inet_tcp_dump(t, p, sk, in) : raw ? inet_raw_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
+	if (raw)
+		return inet_raw_dump(t, p, sk, in);
+	return tcp ? inet_tcp_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
 }
 
 /* ---- restore ---- */

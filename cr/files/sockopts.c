@@ -143,6 +143,11 @@ static int known(const SockOpt *o)
 	return -1;
 }
 
+bool sockopts_saved(const FdEntry *e)
+{
+	return e->n_sockopts || e->has_sock_filter || e->sock_filter_locked;
+}
+
 bool sockopts_valid(const FdEntry *e)
 {
 	if (e->has_sock_filter && (!e->sock_filter.len || e->sock_filter.len % sizeof(struct sock_filter) ||
