@@ -18,7 +18,8 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_timerfd,
 	&fd_kind_epoll,
 	&fd_kind_netlink, /* before the unix kinds: sockets of another family */
-	&fd_kind_inet, /* before the unix kinds too: IPv4/IPv6 (and refuses packet sockets) */
+	&fd_kind_inet, /* before the unix kinds too: IPv4/IPv6, raw sockets too */
+	&fd_kind_packet,
 	&fd_kind_unix_bound, /* before pairs: bound and not connected */
 	&fd_kind_unix, /* claims external peers and connections not accepted yet too */
 	&fd_kind_unix_external,

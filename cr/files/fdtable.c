@@ -259,7 +259,7 @@ static int open_entry(struct restore_task *t, const FdEntry *e)
 		return fd;
 	}
 	logged = log_errors();
-	if (e->n_sockopts && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
+	if (sockopts_saved(e) && e->kind != FD_KIND__FD_EXTERNAL && (err = sockopts_restore(fd, e))) {
 		log_unnamed(logged, err, "restore pid %d fd %u: cannot set the socket options of %s",
 			    t->pid, e->fd, fd_what(e));
 		close(fd);

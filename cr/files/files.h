@@ -58,7 +58,8 @@ const struct fd_kind_ops *fd_kind_of(FdKind kind);
 extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memfd, fd_kind_pipe,
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
 	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd,
-	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet, fd_kind_nsfile, fd_kind_fanotify;
+	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet, fd_kind_packet, fd_kind_nsfile,
+	fd_kind_fanotify;
 
 /* cr/files/external.c: the caller's fd given as --inherit-fd fd[N]:KEY; -ENOENT if none,
  * -EINVAL (said) if it is not the kind of file the key names. */
@@ -116,6 +117,7 @@ int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags);
  * socket's, saved in e (before any kind looks at it); checked and set on the new socket. */
 int sockopts_dump(pid_t pid, int fd, FdEntry *e);
 bool sockopts_valid(const FdEntry *e);
+bool sockopts_saved(const FdEntry *e); /* anything to set: options, a filter, its lock */
 int sockopts_restore(int sk, const FdEntry *e);
 
 /* cr/files/shared.c: open files shared by several processes of the tree (tree_shared_files):

@@ -1,6 +1,7 @@
 /*
- * Options of inet sockets beyond the SOL_SOCKET ones of sockopts.c: IP, IPv6 and TCP levels,
- * and the SOL_SOCKET ones that must be set before bind (SO_REUSEADDR, SO_REUSEPORT,
+ * Options of inet sockets beyond the SOL_SOCKET ones of sockopts.c: IP, IPv6, TCP and UDP
+ * levels, raw sockets' (IP_HDRINCL, IPV6_CHECKSUM, the ICMP and ICMPv6 type filters), and
+ * the SOL_SOCKET ones that must be set before bind (SO_REUSEADDR, SO_REUSEPORT,
  * SO_BINDTODEVICE). As with sockopts.c, only values that differ from a fresh socket's of the
  * same family, type and protocol are saved, so the kernel's defaults stay defaults.
  *
@@ -12,6 +13,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/icmp.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
@@ -77,6 +80,12 @@ static const struct {
 	{ IPPROTO_UDP, UDP_CORK, sizeof(int), "UDP_CORK" },
 	{ IPPROTO_UDP, UDP_SEGMENT, sizeof(int), "UDP_SEGMENT" },
 	{ IPPROTO_UDP, UDP_GRO, sizeof(int), "UDP_GRO" },
+	/* raw sockets */
+	{ IPPROTO_IP, IP_HDRINCL, sizeof(int), "IP_HDRINCL" },
+	{ SOL_RAW, ICMP_FILTER, sizeof(struct icmp_filter), "ICMP_FILTER" },
+	{ IPPROTO_IPV6, IPV6_HDRINCL, sizeof(int), "IPV6_HDRINCL" },
+	{ IPPROTO_IPV6, IPV6_CHECKSUM, sizeof(int), "IPV6_CHECKSUM" },
+	{ IPPROTO_ICMPV6, ICMP6_FILTER, sizeof(struct icmp6_filter), "ICMPV6_FILTER" },
 };
 
 static bool multicast_opt(int level, int name)
@@ -87,15 +96,30 @@ static bool multicast_opt(int level, int name)
 					  name == IPV6_MULTICAST_IF));
 }
 
-/* Whether an option means anything to a socket of this family and protocol. */
-static bool applies(int level, int name, int family, int protocol)
+static bool raw_opt(int level, int name)
 {
+	return level == SOL_RAW || level == IPPROTO_ICMPV6 ||
+	       (level == IPPROTO_IP && name == IP_HDRINCL) ||
+	       (level == IPPROTO_IPV6 && (name == IPV6_HDRINCL || name == IPV6_CHECKSUM));
+}
+
+/* Whether an option means anything to a socket of this family, type and protocol. */
+static bool applies(int level, int name, const InetSocket *in)
+{
+	int family = in->family, protocol = in->protocol;
+
+	if (raw_opt(level, name) != (in->type == SOCK_RAW))
+		return false;
+	if (level == SOL_RAW)
+		return family == AF_INET && protocol == IPPROTO_ICMP;
+	if (level == IPPROTO_ICMPV6)
+		return family == AF_INET6 && protocol == IPPROTO_ICMPV6;
 	if (protocol == IPPROTO_TCP && multicast_opt(level, name))
 		return false;
 	if (level == IPPROTO_IPV6)
 		return family == AF_INET6;
 	if (level == IPPROTO_TCP || level == IPPROTO_UDP)
-		return level == protocol;
+		return level == protocol && in->type != SOCK_RAW;
 	return true;
 }
 
@@ -118,7 +142,7 @@ int inet_opts_dump(int sk, InetSocket *in)
 	if (fresh < 0)
 		return -errno;
 	for (size_t i = 0; i < ARRAY_SIZE(inet_opts); i++) {
-		if (!applies(inet_opts[i].level, inet_opts[i].name, in->family, in->protocol))
+		if (!applies(inet_opts[i].level, inet_opts[i].name, in))
 			continue;
 		int n = read_opt(sk, i, now), d = read_opt(fresh, i, dflt);
 		if (n < 0 || (n == d && !memcmp(now, dflt, n)))

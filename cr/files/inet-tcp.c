@@ -16,7 +16,9 @@
  *   socket: the program sees its connection gone and makes another);
  * - closed (a connection that ended, or reset): a new socket.
  * The bind of a restored socket forces the address's reuse (as TCP repair does): connections
- * of the dumped tree waiting out TIME_WAIT do not keep its port.
+ * of the dumped tree waiting out TIME_WAIT do not keep its port. A TIME_WAIT socket of the very
+ * addresses and ports of a connection made again (an earlier restored copy of it, closed)
+ * would still fail its connect: it is destroyed first (inet-timewait.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -284,6 +286,24 @@ static bool repaired(const struct run_ctx *ctx, const InetSocket *in)
 	return in->state == INET_STATE__INET_CONNECTED && !ctx->opts->tcp_close;
 }
 
+/* The connection's addresses freed of a TIME_WAIT socket left by an earlier copy of it (if
+ * that cannot be done, the connect says what stands in its way). */
+static void clear_timewait(const struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+	char self[80], peer[80];
+	int err = inet_timewait_clear(in);
+
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	if (err > 0)
+		pr_info("restore pid %d fd %u: %s -> %s was in TIME_WAIT (an earlier copy of the "
+			"connection, closed): that TIME_WAIT socket is destroyed", t->pid, e->fd, self, peer);
+	else if (err < 0)
+		pr_warn("restore pid %d fd %u: cannot look for a TIME_WAIT socket of %s -> %s: %s", t->pid,
+			e->fd, self, peer, strerror(-err));
+}
+
 int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 {
 	const InetSocket *in = e->inet;
@@ -309,6 +329,7 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 		}
 		if (in->state != INET_STATE__INET_CONNECTING)
 			return 0;
+		clear_timewait(t, e);
 		inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len);
 		if (fcntl(sk, F_SETFL, O_NONBLOCK) ||
 		    (connect(sk, (struct sockaddr *)&dst, dst_len) && errno != EINPROGRESS)) {
@@ -323,6 +344,7 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 		if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &src, &src_len) ||
 		    !inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len))
 			return -EINVAL;
+		clear_timewait(t, e);
 		if ((err = sockopts_restore(sk, e)) ||
 		    (err = tcp_repair_make(sk, in->tcp, (struct sockaddr *)&src, src_len,
 					   (struct sockaddr *)&dst, dst_len, why, sizeof(why)))) {

@@ -14,7 +14,8 @@
  *
  * ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6): their identifier (the bound
  * port) and peer; echo replies waiting to be read are not kept (the dump warns).
- * Raw sockets and packet sockets fail the dump, naming them.
+ * Raw sockets (SOCK_RAW, any protocol): inet-raw.c reads their state; made again here like a
+ * datagram socket (bound, connected), without their queue. Packet sockets are packet.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -131,11 +132,6 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	auto_close int sk = task_fd_copy(t->pid, p->fd);
 	if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len))
 		return 0;
-	if (family == AF_PACKET) {
-		pr_err("dump pid %d fd %d: %s is a packet socket (AF_PACKET): not supported", t->pid,
-		       p->fd, p->link);
-		return -ENOTSUP;
-	}
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len) ||
@@ -146,7 +142,8 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	bool tcp = type == SOCK_STREAM && protocol == IPPROTO_TCP;
 	bool dgram = type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
 					    protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
-	if (!tcp && !dgram) {
+	bool raw = type == SOCK_RAW && protocol > 0 && protocol < 256;
+	if (!tcp && !dgram && !raw) {
 		pr_err("dump pid %d fd %d: %s is a%s %s socket of type %d, protocol %d: not supported",
 		       t->pid, p->fd, p->link, type == SOCK_RAW ? " raw" : "n", family_name(family),
 		       type, protocol);
@@ -186,6 +183,8 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	if ((err = inet_opts_dump(sk, in)))
 		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s", t->pid,
 				   p->fd, p->link);
+	if (raw)
+		return inet_raw_dump(t, p, sk, in);
 	return tcp ? inet_tcp_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
 }
 
@@ -220,7 +219,8 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 	ok = ok && ((in->type == SOCK_STREAM && in->protocol == IPPROTO_TCP) ||
 		    (in->type == SOCK_DGRAM &&
 		     (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE ||
-		      in->protocol == IPPROTO_ICMP || in->protocol == IPPROTO_ICMPV6)));
+		      in->protocol == IPPROTO_ICMP || in->protocol == IPPROTO_ICMPV6)) ||
+		    (in->type == SOCK_RAW && in->protocol > 0 && in->protocol < 256 && !in->n_queued));
 	ok = ok && state_valid(in) && (!in->has_src_port || in->src_addr.len == alen) &&
 	     (!in->has_dst_port || in->dst_addr.len == alen) && in->src_port < 65536 &&
 	     in->dst_port < 65536 && inet_opts_valid(in) && inet_mcast_valid(in);

@@ -34,6 +34,13 @@ int inet_mcast_dump(int sk, InetSocket *in);
 bool inet_mcast_valid(const InetSocket *in);
 int inet_mcast_restore(int sk, const InetSocket *in);
 
+/* inet-timewait.c: destroys a TIME_WAIT socket of exactly the connection's addresses and
+ * ports (src -> dst) in the caller's network namespace: 1 if there was one, 0 if none, <0. */
+int inet_timewait_clear(const InetSocket *in);
+
+/* inet-raw.c: a raw socket's state (bound, connected), its multicast groups; 1 (claimed). */
+int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
+
 /* inet-tcp.c */
 int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
 int inet_tcp_validate(const struct restore_task *t, const FdEntry *e);

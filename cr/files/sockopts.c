@@ -3,8 +3,11 @@
  * fresh socket of the same family and type are saved, so that a restored socket keeps the
  * kernel's defaults (and autotuning) wherever the program did not choose. Buffer sizes are
  * set with the *FORCE variants (the kernel doubles what is set, so half is given back).
+ * A classic BPF filter (SO_ATTACH_FILTER) is read back with SO_GET_FILTER and attached again
+ * last (SO_LOCK_FILTER again if it was set); an eBPF one (SO_ATTACH_BPF) cannot be read: the dump fails.
  */
 #include <errno.h>
+#include <linux/filter.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -62,10 +65,37 @@ static bool read_opt(int sk, size_t i, void *buf)
 	return !getsockopt(sk, SOL_SOCKET, known_opts[i].name, buf, &len) && len == known_opts[i].size;
 }
 
+/* The classic BPF filter attached to sk, if any, and whether filters are locked. */
+static int filter_dump(pid_t pid, int fd, int sk, FdEntry *e)
+{
+	socklen_t n = 0, len = sizeof(int);
+	int locked = 0;
+
+	if (!getsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
+		e->has_sock_filter_locked = e->sock_filter_locked = true;
+	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, NULL, &n)) {
+		if (errno == EACCES) /* a filter with no classic program: eBPF (SO_ATTACH_BPF) */
+			pr_err("dump pid %d fd %d: its socket filter is an eBPF program (SO_ATTACH_BPF): "
+			       "not supported", pid, fd);
+		return -errno;
+	}
+	if (!n)
+		return 0;
+	if (n > BPF_MAXINSNS)
+		return -E2BIG;
+	if (!(e->sock_filter.data = xzalloc(n * sizeof(struct sock_filter))))
+		return -ENOMEM;
+	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, e->sock_filter.data, &n))
+		return -errno;
+	e->sock_filter.len = n * sizeof(struct sock_filter);
+	e->has_sock_filter = true;
+	return 0;
+}
+
 int sockopts_dump(pid_t pid, int fd, FdEntry *e)
 {
 	auto_close int sk = task_fd_copy(pid, fd);
-	int family = 0, type = 0;
+	int family = 0, type = 0, protocol = 0, err;
 	socklen_t len = sizeof(int);
 
 	if (sk < 0)
@@ -73,7 +103,13 @@ int sockopts_dump(pid_t pid, int fd, FdEntry *e)
 	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) ||
 	    getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len))
 		return -errno;
-	auto_close int fresh = socket(family, type | SOCK_CLOEXEC, 0);
+	/* a raw inet socket has no default protocol */
+	if (type == SOCK_RAW && (family == AF_INET || family == AF_INET6) &&
+	    getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &protocol, &len))
+		return -errno;
+	if ((err = filter_dump(pid, fd, sk, e)))
+		return err;
+	auto_close int fresh = socket(family, type | SOCK_CLOEXEC, protocol);
 	union opt_value now, dflt;
 
 	if (fresh < 0)
@@ -107,12 +143,43 @@ static int known(const SockOpt *o)
 	return -1;
 }
 
+bool sockopts_saved(const FdEntry *e)
+{
+	return e->n_sockopts || e->has_sock_filter || e->sock_filter_locked;
+}
+
 bool sockopts_valid(const FdEntry *e)
 {
+	if (e->has_sock_filter && (!e->sock_filter.len || e->sock_filter.len % sizeof(struct sock_filter) ||
+				   e->sock_filter.len > BPF_MAXINSNS * sizeof(struct sock_filter)))
+		return false;
 	for (size_t k = 0; k < e->n_sockopts; k++)
 		if (known(e->sockopts[k]) < 0)
 			return false;
 	return true;
+}
+
+/* The filter attached again, then locked; once locked (by an earlier call for the same
+ * socket: a kind's own, then the fd table's) it is left as it is. */
+static int filter_restore(int sk, const FdEntry *e)
+{
+	struct sock_fprog prog = { .len = e->sock_filter.len / sizeof(struct sock_filter),
+				   .filter = (struct sock_filter *)e->sock_filter.data };
+	int on = 1, locked = 0;
+	socklen_t len = sizeof(locked);
+
+	if (!getsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) && locked)
+		return 0;
+	if (e->has_sock_filter && setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog))) {
+		pr_perror("restore: cannot attach the socket filter (%u instructions) of fd %u", prog.len,
+			  e->fd);
+		return -errno;
+	}
+	if (e->sock_filter_locked && setsockopt(sk, SOL_SOCKET, SO_LOCK_FILTER, &on, sizeof(on))) {
+		pr_perror("restore: cannot lock the socket filter of fd %u", e->fd);
+		return -errno;
+	}
+	return 0;
 }
 
 int sockopts_restore(int sk, const FdEntry *e)
@@ -131,5 +198,5 @@ int sockopts_restore(int sk, const FdEntry *e)
 			return -errno;
 		}
 	}
-	return 0;
+	return filter_restore(sk, e);
 }

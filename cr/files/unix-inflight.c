@@ -331,7 +331,7 @@ static int open_carried(struct unix_state *st, struct run_ctx *ctx, const FdEntr
 	default:
 		fd = carried_kind_of(e->kind)->open(&pseudo, e);
 	}
-	int err = fd >= 0 && e->n_sockopts ? sockopts_restore(fd, e) : 0;
+	int err = fd >= 0 && sockopts_saved(e) ? sockopts_restore(fd, e) : 0;
 	if (err) {
 		close(fd);
 		return err;

@@ -20,6 +20,11 @@
 #                    table of stasis's, and the connection goes on
 #   lock-restore-fail a restore that fails (STASIS_FAULT=restore-child, a tree of two) leaves
 #                    only the dump's table; the next restore removes it and the client goes on
+#   rerestore        zoo tcp-established (connections with both ends in the tree, half-closed
+#                    too) dumped, restored, stopped (its connections close: their addresses in
+#                    TIME_WAIT), and at once restored again from the same images: the second
+#                    copy's connections work (it PASSes), where the repair-mode connect used to
+#                    fail with EADDRNOTAVAIL for a minute
 # Output: "ok NAME" / "FAIL NAME: why", then "N passed, N failed".
 
 # shellcheck source-path=SCRIPTDIR
@@ -203,6 +208,49 @@ case_refuse() {
 	kill_ours "$SPID"
 }
 
+# restore_and_stop D N: restore D/img (N-th time), SIGTERM the copy; 0 if it PASSed
+restore_and_stop() {
+	local d=$1 n=$2 rpid
+	sed -i 's/PASS/pass/' "$d/out" # an earlier copy's verdict does not count (same size: fd 1's offset is restored)
+	run_stasis "$d/restore$n.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o "restore$n.log" -v4
+	if [ "$ZRC" != 0 ]; then
+		ZERR="restore $n exited $ZRC: $(grep -h Error "$d/img/restore$n.log" | tail -n 2)"
+		return 1
+	fi
+	rpid=$(cat "$d/restored.pid")
+	track_pid "$rpid"
+	zoo_stop "$rpid" "$d" "$d/out" || return 1
+	[ "$ZVERDICT" = PASS ] || [[ $ZVERDICT == "PASS "* ]] || { ZERR="restore $n: $ZVERDICT"; return 1; }
+}
+
+case_rerestore() {
+	local d=$ZOO_TMP/rerestore tw
+	mkdir -p "$d/img"
+	if ! build_zoo || ! zoo_start tcp-established "$d"; then
+		result_fail rerestore "tcp-established did not start: $ZERR"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --tcp-established -o dump.log -v4
+	if [ "$ZRC" != 0 ]; then
+		result_fail rerestore "dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+		return
+	fi
+	wait_until 10 pid_free "$ZPID"
+	if ! restore_and_stop "$d" 1 || ! restore_and_stop "$d" 2; then
+		result_fail rerestore "$ZERR"
+		show_tail "$d/img/restore1.log" "$d/img/restore2.log" "$d/out"
+		return
+	fi
+	tw=$(grep -c "was in TIME_WAIT" "$d/img/restore2.log")
+	if [ "$tw" -lt 1 ]; then
+		result_fail rerestore "the second restore met no TIME_WAIT (the case proves nothing)"
+		return
+	fi
+	result_ok "rerestore (restored again at once: $tw connections' TIME_WAIT cleared, PASS)"
+}
+
 case_lock_dump_fail() {
 	local d=$ZOO_TMP/lock-dump-fail port
 	port=$(free_port)
@@ -291,6 +339,7 @@ else
 	result_fail namespaces "cannot make the test's network namespaces"
 fi
 case_refuse
+case_rerestore
 case_lock_dump_fail
 case_lock_restore_fail
 summary

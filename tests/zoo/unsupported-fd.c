@@ -1,10 +1,12 @@
 /*
  * unsupported-fd: holds at fd 42 a kind of file the engine does not checkpoint (yet), so a
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
- *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a packet socket),
- *   signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify, epoll, pidfd-outside (a pidfd
- *   of its parent, outside the tree), io_uring (an io_uring instance), epoll-stale (an epoll
- *   watching a pipe whose fd was closed after registering; the pipe lives on at fd 77).
+ *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a packet
+ *   socket with a receive ring), signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify,
+ *   epoll, pidfd-outside (a pidfd of its parent, outside the tree), io_uring (an io_uring
+ *   instance), epoll-stale (an epoll
+ *   watching a pipe whose fd was closed after registering; the pipe lives on at fd 77),
+ *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
  *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
@@ -13,6 +15,8 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include <linux/bpf.h>
+#include <linux/if_packet.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/epoll.h>
@@ -123,7 +127,12 @@ static int open_kind(void)
 	if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(7, EFD_CLOEXEC);
 	} else if (!strcmp(kind, "socket")) {
-		fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0); /* packet sockets are refused */
+		/* a packet socket with a receive ring (to be mapped) is refused */
+		struct tpacket_req req = { .tp_block_size = 4096, .tp_block_nr = 1, .tp_frame_size = 2048,
+					   .tp_frame_nr = 2 };
+		fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+		if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)))
+			zoo_die("packet ring: %s", strerror(errno));
 	} else if (!strcmp(kind, "signalfd")) {
 		sigset_t s;
 		sigemptyset(&s);
@@ -146,6 +155,19 @@ static int open_kind(void)
 		if (fd < 0 || pipe(pp) || epoll_ctl(fd, EPOLL_CTL_ADD, pp[0], &ev) || dup2(pp[0], 77) != 77)
 			zoo_die("epoll-stale: %s", strerror(errno));
 		close(pp[0]);
+	} else if (!strcmp(kind, "ebpf-filter")) {
+		/* a UDP socket filtered by an eBPF program (SO_ATTACH_BPF): "return 0", drop all */
+		struct bpf_insn code[] = {
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+			{ .code = BPF_JMP | BPF_EXIT },
+		};
+		union bpf_attr attr = { .prog_type = BPF_PROG_TYPE_SOCKET_FILTER, .insn_cnt = 2,
+					.insns = (uintptr_t)code, .license = (uintptr_t)"GPL" };
+		int prog = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (prog < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)))
+			zoo_die("ebpf-filter: %s", strerror(errno));
+		close(prog);
 	} else if (!strcmp(kind, "io_uring")) {
 		struct { uint32_t w[30]; } params = { { 0 } }; /* struct io_uring_params, zeroed */
 		fd = syscall(SYS_io_uring_setup, 4, &params);

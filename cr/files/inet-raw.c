@@ -1,0 +1,88 @@
+/*
+ * Raw IPv4/IPv6 sockets (SOCK_RAW): family and protocol, the address bound and the peer
+ * connected, their options (inet-opts.c: IP_HDRINCL, the ICMP/ICMPv6 type filter,
+ * IPV6_CHECKSUM and the common IP/IPv6 ones), their multicast groups; their classic BPF filter
+ * and SOL_SOCKET options are every socket's (sockopts.c). A raw socket's port is its
+ * protocol, and connect() keeps no port: getpeername() does not answer, so the peer is read
+ * from the namespace's table of raw sockets (/proc/PID/net/raw, raw6), found by inode.
+ * Packets waiting to be read are not kept (datagrams: the log says so).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "inet.h"
+#include "log.h"
+#include "util.h"
+
+#define RAW_ESTABLISHED 1 /* the table's state of a connected raw socket (TCP_ESTABLISHED) */
+
+/* The remote address and state of the raw socket ino of pid, from its namespace's table. */
+static int raw_peer(pid_t pid, const InetSocket *in, uint64_t ino, uint8_t *addr, unsigned *state)
+{
+	char path[64], line[512];
+	bool v4 = in->family == AF_INET;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, v4 ? "raw" : "raw6");
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (!found && fgets(line, sizeof(line), f)) {
+		uint32_t w[4];
+		unsigned long long i;
+		unsigned st;
+		/* "sl: local:port remote:port st tx:rx tr:when retrnsmt uid timeout inode" */
+		int n = v4 ? sscanf(line, " %*u: %*x:%*x %8x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %llu", &w[0],
+				    &st, &i)
+			   : sscanf(line, " %*u: %*32[0-9A-Fa-f]:%*x %8x%8x%8x%8x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %llu",
+				    &w[0], &w[1], &w[2], &w[3], &st, &i);
+		if (n != (v4 ? 3 : 6) || i != ino)
+			continue;
+		memcpy(addr, w, v4 ? 4 : 16); /* each word as the kernel holds it: network order */
+		*state = st;
+		found = 1;
+	}
+	fclose(f);
+	return found ? 0 : -ENOENT;
+}
+
+int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
+{
+	static const uint8_t any[16];
+	uint8_t peer[16];
+	unsigned state = 0;
+	size_t alen = in->family == AF_INET ? 4 : 16;
+	char byte;
+	int err;
+
+	/* bound: to an address (its port is its protocol, bound or not) */
+	in->state = in->has_src_addr && memcmp(in->src_addr.data, any, alen) ? INET_STATE__INET_BOUND
+									      : INET_STATE__INET_FRESH;
+	if ((err = raw_peer(t->pid, in, p->st.st_ino, peer, &state))) {
+		pr_err("dump pid %d fd %d: raw socket %s is not in /proc/%d/net/raw%s: %s", t->pid, p->fd,
+		       p->link, t->pid, alen == 4 ? "" : "6", strerror(-err));
+		return err;
+	}
+	if (state == RAW_ESTABLISHED) {
+		free(in->dst_addr.data);
+		if (!(in->dst_addr.data = xzalloc(alen)))
+			return -ENOMEM;
+		memcpy(in->dst_addr.data, peer, alen);
+		in->dst_addr.len = alen;
+		in->has_dst_addr = in->has_dst_port = true;
+		in->dst_port = 0;
+		in->state = INET_STATE__INET_CONNECTED;
+	}
+	if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+		pr_warn("dump pid %d fd %d: packets waiting in raw socket %s are not kept (datagrams: "
+			"the program may see them as lost)", t->pid, p->fd, p->link);
+	unsigned logged = log_errors();
+	if ((err = inet_mcast_dump(sk, in)))
+		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the multicast groups of %s",
+				   t->pid, p->fd, p->link);
+	return 1;
+}

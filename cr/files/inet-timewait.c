@@ -1,0 +1,83 @@
+/*
+ * A TCP connection's address pair held by TIME_WAIT. A socket in repair mode binds past the
+ * port's users, but its connect() still meets the established table: a TIME_WAIT socket of
+ * the same four addresses and ports (an earlier restored copy of the connection, closed less
+ * than a minute ago) makes it fail with EADDRNOTAVAIL unless that socket saw timestamps, and
+ * tcp_tw_reuse does not help a socket that is bound already. So before the connection is
+ * made again, a TIME_WAIT socket of exactly its addresses is found with sock_diag (in the
+ * tree's network namespace: the new task's) and destroyed (SOCK_DESTROY, by its cookie: what
+ * is destroyed is that TIME_WAIT socket and nothing that took its place).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "inet.h"
+#include "util.h"
+
+#define TW_STATE 6 /* TCP_TIME_WAIT */
+
+struct diag_msg {
+	struct nlmsghdr nlh;
+	struct inet_diag_req_v2 req;
+};
+
+/* The reply to one request: >0 the reply's type (a diag message copied to m), 0 an ack,
+ * <0 the error the kernel gave. */
+static int ask(int nl, struct diag_msg *msg, struct inet_diag_msg *m)
+{
+	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+
+	if (send(nl, msg, sizeof(*msg), 0) != sizeof(*msg))
+		return -errno;
+	ssize_t n = recv(nl, buf, sizeof(buf), 0);
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	if (n < 0)
+		return -errno;
+	if (!NLMSG_OK(h, (size_t)n))
+		return -EIO;
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(h);
+		return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? e->error : -EIO;
+	}
+	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return -EIO;
+	memcpy(m, NLMSG_DATA(h), sizeof(*m));
+	return h->nlmsg_type;
+}
+
+int inet_timewait_clear(const InetSocket *in)
+{
+	struct diag_msg msg = {
+		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST },
+		.req = { .sdiag_family = in->family, .sdiag_protocol = IPPROTO_TCP,
+			 .idiag_states = 1u << TW_STATE,
+			 .id = { .idiag_sport = htons(in->src_port), .idiag_dport = htons(in->dst_port),
+				 .idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } },
+	};
+	struct inet_diag_msg m;
+	int err;
+
+	memcpy(msg.req.id.idiag_src, in->src_addr.data, in->src_addr.len);
+	memcpy(msg.req.id.idiag_dst, in->dst_addr.data, in->dst_addr.len);
+	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -errno;
+	if ((err = ask(nl, &msg, &m)) <= 0)
+		return err == -ENOENT ? 0 : err; /* nothing of these addresses */
+	if (m.idiag_state != TW_STATE)
+		return 0; /* a live socket: the connect says what it thinks */
+	msg.nlh.nlmsg_type = SOCK_DESTROY;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	memcpy(msg.req.id.idiag_cookie, m.id.idiag_cookie, sizeof(m.id.idiag_cookie));
+	err = ask(nl, &msg, &m);
+	return err < 0 ? err : 1;
+}
