@@ -202,7 +202,8 @@ static int proc_path_here(const struct restore_task *t, const char *path, char *
 	if (!proc_of_tree(t, path))
 		return 0;
 	int pidfd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
-	int dir = pidfd < 0 ? -1 : tree_open(t->ctx, "/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int dir = pidfd < 0 ? -1
+			    : tree_open(t->ctx, "/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	snprintf(name, sizeof(name), "%d", pidfd);
 	errno = 0;
 	auto_free char *info = dir < 0 ? NULL : read_file_at(dir, name, NULL);

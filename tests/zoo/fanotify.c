@@ -42,7 +42,7 @@ static const struct zoo_corruption corruptions[] = {
  */
 static const char *mount_point(const char *mnt_id, char *buf, size_t len)
 {
-	static char mountinfo[65536];
+	static char mountinfo[1 << 20];
 	unsigned long id = strtoul(mnt_id, NULL, 16);
 	snprintf(buf, len, "?");
 	if (zoo_read_file("/proc/self/mountinfo", mountinfo, sizeof(mountinfo)) < 0)
@@ -74,7 +74,8 @@ static void marks_of(int fd, char *out, size_t len)
 		size_t k = eol ? (size_t)(eol - l + 1) : strlen(l);
 		if (!strncmp(l, "fanotify mnt_id:", 16)) {
 			char *rest = l + 16 + strspn(l + 16, "0123456789abcdef");
-			int w = snprintf(out + n, len - n, "fanotify mount:%s%.*s", mount_point(l + 16, where, sizeof(where)),
+			int w = snprintf(out + n, len - n, "fanotify mount:%s%.*s",
+					 mount_point(l + 16, where, sizeof(where)),
 					 (int)(k - (size_t)(rest - l)), rest);
 			if (w < 0 || (size_t)w >= len - n)
 				break;

@@ -78,8 +78,9 @@ int main(int argc, char **argv)
 	      "fd 32 does not list this process's fds");
 	n = pread(33, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = 0;
-	CHECK("child", atoi(buf) == zoo_proc_pid(child), "fd 33 reads the stat of pid %d, expected %d (pid %d here)",
-	      atoi(buf), zoo_proc_pid(child), child);
+	pid_t proc_child = zoo_proc_pid(child);
+	CHECK("child", atoi(buf) == proc_child, "fd 33 reads the stat of pid %d, expected %d (pid %d here)",
+	      atoi(buf), proc_child, child);
 	for (int i = 0; i < NNS; i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
 		CHECK("namespace", fstat(40 + i, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&

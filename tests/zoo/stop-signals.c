@@ -81,11 +81,12 @@ int main(int argc, char **argv)
 		siginfo_t si;
 		memset(&si, 0, sizeof(si));
 		int r = waitid(P_PID, kids[i], &si, WSTOPPED | WNOHANG | WNOWAIT);
-		CHECK(i == 0 || i == 3 ? "stopped" : "signal", state_of(kids[i], kids[i]) == 'T', "child %c is in "
-		      "state %c, not stopped", names[i], state_of(kids[i], kids[i]));
+		CHECK(i == 0 || i == 3 ? "stopped" : "signal", state_of(kids[i], kids[i]) == 'T',
+		      "child %c is in state %c, not stopped", names[i], state_of(kids[i], kids[i]));
 		if (thread_tids[i])
-			CHECK("stopped", state_of(kids[i], thread_tids[i]) == 'T', "child %c's second thread is in state "
-			      "%c, not stopped", names[i], state_of(kids[i], thread_tids[i]));
+			CHECK("stopped", state_of(kids[i], thread_tids[i]) == 'T',
+			      "child %c's second thread is in state %c, not stopped", names[i],
+			      state_of(kids[i], thread_tids[i]));
 		if (collected[i])
 			CHECK("reported", r == 0 && si.si_pid == 0, "child %c's stop, collected already, is reported again "
 			      "(signal %d)", names[i], si.si_status);
