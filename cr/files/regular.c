@@ -185,15 +185,15 @@ static bool proc_of_tree(const struct restore_task *t, const char *path)
 }
 
 /*
- * In a new process of the tree: *out is path, a file of /proc/PID/ of a process of the tree
- * (PID of the tree's namespace), as the /proc the tree sees names it, in buf if that differs
- * (a /proc of another PID namespace, the host's: proc_path_in_tree): the pid the process's
- * pidfd's fdinfo read through that /proc says. Else path itself. 0 or -ENOMEM (said).
+ * In a new process of the tree: *out is e's path; a file of /proc/PID/ of a process of the
+ * tree (PID of the tree's namespace) as the /proc the tree sees names it, in buf if that
+ * differs (a /proc of another PID namespace, the host's: proc_path_in_tree): by the pid that
+ * the process's pidfd's fdinfo read through that /proc says. 0 or -ENOMEM (said).
  */
-static int proc_path_here(const struct restore_task *t, const char *path, char *buf, size_t len,
+static int proc_path_here(const struct restore_task *t, const FdEntry *e, char *buf, size_t len,
 			  const char **out)
 {
-	const char *rest;
+	const char *path = e->path, *rest;
 	long pid = proc_path_pid(path, &rest);
 	char name[16];
 	uint64_t here;
@@ -213,7 +213,7 @@ static int proc_path_here(const struct restore_task *t, const char *path, char *
 	if (pidfd >= 0)
 		close(pidfd);
 	if (!info && err == ENOMEM) {
-		pr_err("restore pid %d: %s: out of memory", t->pid, path);
+		pr_err("restore pid %d fd %u: %s: out of memory", t->pid, e->fd, path);
 		return -ENOMEM;
 	}
 	if (info && fdinfo_u64(info, "\nPid:", 10, &here) && here > 0 && here != (uint64_t)pid &&
@@ -248,7 +248,7 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 	char here[PATH_MAX];
 	const char *path;
 	struct stat st;
-	int fd = proc_path_here(t, e->path, here, sizeof(here), &path);
+	int fd = proc_path_here(t, e, here, sizeof(here), &path);
 
 	if (fd >= 0)
 		fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
