@@ -10,7 +10,9 @@
 #                   migration (rounds, frozen time, lazy restore, the page server)
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
-#   make test-containers  the zoo inside real containers (tests/container; not in `make test` yet)
+#   make test-containers  the zoo inside containers (tests/container), both flavours whole
+#                   (`make test` runs every program in a whole container, a subset in a PID
+#                   namespace only)
 
 CC       ?= gcc
 BUILD    ?= build

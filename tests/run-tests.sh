@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests (plain and under ASan/UBSan), the process zoo (also with stasis
-# built with ASan/UBSan, after chains of pre-dumps, restored lazily), the failure cases,
-# cgroups and the freezer (both also under ASan/UBSan), live network connections, the engines'
-# face (RPC, libcriu, runc), live migration, real applications, the container engines end to
-# end (tests/e2e/run-e2e.sh).
+# built with ASan/UBSan, after chains of pre-dumps, restored lazily, inside containers), the
+# failure cases, cgroups and the freezer (both also under ASan/UBSan), live network
+# connections, the engines' face (RPC, libcriu, runc), live migration, real applications, the
+# container engines end to end (tests/e2e/run-e2e.sh).
 # Each part prints "N passed, N failed" last; this adds them up into one such line.
 set -u
 cd "$(dirname "$0")/.."
@@ -56,6 +56,16 @@ run_part "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump 3 me
 run_part "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
 	mem-dirty cow tree
 run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
+# the zoo inside containers (make test-containers has both flavours whole): every program as
+# the init of a whole container (PID, mount, UTS, IPC, cgroup and net namespaces, its own
+# root and /proc, seccomp, cgroup limits; ctr-state also a time namespace, checked from the
+# outside), then as the init of a PID namespace only, for the programs whose state meets the
+# host's /proc, IPC namespace, session or daemons there (pids of /proc files, pidfds and
+# threads as the host's /proc names them, SysV IPC, a shell job, an outside server)
+run_part "process zoo in containers" tests/run-zoo.sh --container
+run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --container=pidns \
+	files-proc pidfd pidfd-reaped tree orphan-group stop-signals sysv-ipc sysv-shm shell-job ext-unix \
+	time-ns creds syscall-poll seccomp-strict
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh

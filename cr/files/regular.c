@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -54,6 +55,42 @@ static const char *memdev_name(dev_t rdev)
 	return NULL;
 }
 
+/* "/proc/N..." with N a number: N, and *rest what follows it ("" or "/..."); else -1. */
+static long proc_path_pid(const char *path, const char **rest)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9')
+		return -1;
+	pid = strtol(path + 6, &end, 10);
+	if (*end && *end != '/')
+		return -1;
+	*rest = end;
+	return pid;
+}
+
+/*
+ * /proc/PID... of a process of the tree that has a PID namespace of its own, on stasis's
+ * /proc (the same device: the host's, which such a tree may keep when nothing mounted it a
+ * /proc of its own): PID is the host's pid, which the restored process will not have. The
+ * image names it as the tree's /proc would, by its pid in the tree's namespace (the restore
+ * names it as the /proc there does: proc_path_here). 1: done into buf, 0: not such a file.
+ */
+static int proc_path_in_tree(const struct dump_task *t, const struct fd_probe *p, char *buf, size_t len)
+{
+	const char *rest;
+	long pid = proc_path_pid(p->link, &rest);
+	struct stat proc;
+
+	if (pid < 0 || stat("/proc", &proc) || proc.st_dev != p->st.st_dev)
+		return 0;
+	for (size_t i = 0; i < t->tree_size; i++)
+		if (t->tree[i].pid == pid && t->tree[i].vpid != (uint32_t)pid)
+			return snprintf(buf, len, "/proc/%u%s", t->tree[i].vpid, rest) < (int)len;
+	return 0;
+}
+
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
@@ -72,6 +109,10 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	    !mount_ns_path_of(t->ctx, t->pid, p->link, &p->st, tree_path, sizeof(tree_path))) {
 		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
 			 p->fd, p->link, (unsigned long long)mnt_id, tree_path);
+		saved_path = tree_path;
+	} else if (!outside && proc_path_in_tree(t, p, tree_path, sizeof(tree_path))) {
+		pr_debug("dump pid %d fd %d: %s (the host's /proc) is %s in the tree", t->pid, p->fd,
+			 p->link, tree_path);
 		saved_path = tree_path;
 	} else if ((!memdev || gone) && outside) {
 		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
@@ -134,18 +175,51 @@ static int validate_regular(const struct restore_task *t, const FdEntry *e)
 /* A file of /proc/PID/ of a process of the tree: it exists once the tree runs. */
 static bool proc_of_tree(const struct restore_task *t, const char *path)
 {
-	char *end;
-	long pid;
+	const char *rest;
+	long pid = proc_path_pid(path, &rest);
 
-	if (strncmp(path, "/proc/", 6))
-		return false;
-	pid = strtol(path + 6, &end, 10);
-	if (end == path + 6 || (*end && *end != '/'))
-		return false;
-	for (size_t i = 0; i < t->tree_size; i++)
+	for (size_t i = 0; pid > 0 && i < t->tree_size; i++)
 		if (t->tree[i].pid == pid)
 			return true;
 	return false;
+}
+
+/*
+ * In a new process of the tree: *out is e's path; a file of /proc/PID/ of a process of the
+ * tree (PID of the tree's namespace) as the /proc the tree sees names it, in buf if that
+ * differs (a /proc of another PID namespace, the host's: proc_path_in_tree): by the pid that
+ * the process's pidfd's fdinfo read through that /proc says. 0 or -ENOMEM (said).
+ */
+static int proc_path_here(const struct restore_task *t, const FdEntry *e, char *buf, size_t len,
+			  const char **out)
+{
+	const char *path = e->path, *rest;
+	long pid = proc_path_pid(path, &rest);
+	char name[16];
+	uint64_t here;
+
+	*out = path;
+	if (!proc_of_tree(t, path))
+		return 0;
+	int pidfd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	int dir = pidfd < 0 ? -1
+			    : tree_open(t->ctx, "/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	snprintf(name, sizeof(name), "%d", pidfd);
+	errno = 0;
+	auto_free char *info = dir < 0 ? NULL : read_file_at(dir, name, NULL);
+	int err = errno;
+	if (dir >= 0)
+		close(dir);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (!info && err == ENOMEM) {
+		pr_err("restore pid %d fd %u: %s: out of memory", t->pid, e->fd, path);
+		return -ENOMEM;
+	}
+	if (info && fdinfo_u64(info, "\nPid:", 10, &here) && here > 0 && here != (uint64_t)pid &&
+	    snprintf(buf, len, "/proc/%llu%s", (unsigned long long)here, rest) < (int)len)
+		*out = buf;
+	return 0;
 }
 
 /* Before anything starts: the file (or device) is still there to be opened. */
@@ -171,10 +245,14 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 
 static int open_regular(struct restore_task *t, const FdEntry *e)
 {
-	int fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
-				 : tree_open(t->ctx, e->path, reopen_flags(e), 0);
+	char here[PATH_MAX];
+	const char *path;
 	struct stat st;
+	int fd = proc_path_here(t, e, here, sizeof(here), &path);
 
+	if (fd >= 0)
+		fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
+				     : tree_open(t->ctx, path, reopen_flags(e), 0);
 	if (fd < 0)
 		return fd;
 	if (e->has_rdev && (fstat(fd, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {

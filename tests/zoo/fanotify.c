@@ -7,7 +7,8 @@
  *   fd 31: FAN_CLASS_NOTIF|FAN_REPORT_DFID_NAME, a mark on the whole filesystem (FAN_CREATE|
  *   FAN_ONDIR) and an evictable mark on D (FAN_DELETE).
  * After restore and SIGTERM: each group's fdinfo lists the same flags and marks (same inodes,
- * masks and mark flags, mount), F_GETFL is the same, and a write to F comes out of fd 30 as
+ * masks and mark flags, the mount by its mount point: a container's mounts come back with new
+ * ids), F_GETFL is the same, and a write to F comes out of fd 30 as
  * a FAN_MODIFY event on F.
  * Blocks in: nanosleep (zoo_wait loop).
  */
@@ -34,7 +35,30 @@ static const struct zoo_corruption corruptions[] = {
 	{ "group", c_group, 0 },
 };
 
-/* The "fanotify ..." lines of fd's fdinfo. */
+/*
+ * Where mount mnt_id (hex, as fdinfo says it) is mounted, from /proc/self/mountinfo, in buf:
+ * a mount mark names its mount by its id, which a mount made again (a container's restored
+ * mount namespace) does not keep.
+ */
+static const char *mount_point(const char *mnt_id, char *buf, size_t len)
+{
+	static char mountinfo[1 << 20];
+	unsigned long id = strtoul(mnt_id, NULL, 16);
+	snprintf(buf, len, "?");
+	if (zoo_read_file("/proc/self/mountinfo", mountinfo, sizeof(mountinfo)) < 0)
+		return buf;
+	for (char *l = mountinfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		char point[4100];
+		unsigned long m;
+		if (sscanf(l, "%lu %*u %*u:%*u %*s %4099s", &m, point) == 2 && m == id) {
+			snprintf(buf, len, "%s", point);
+			break;
+		}
+	}
+	return buf;
+}
+
+/* The "fanotify ..." lines of fd's fdinfo, a mount mark's mnt_id as the mount's mount point. */
 static void marks_of(int fd, char *out, size_t len)
 {
 	char path[64], info[4096];
@@ -46,8 +70,18 @@ static void marks_of(int fd, char *out, size_t len)
 	for (char *l = strstr(info, "fanotify "); l && n + 1 < len; l = strstr(l + 1, "\nfanotify ")) {
 		if (*l == '\n')
 			l++;
-		char *eol = strchr(l, '\n');
+		char *eol = strchr(l, '\n'), where[4100];
 		size_t k = eol ? (size_t)(eol - l + 1) : strlen(l);
+		if (!strncmp(l, "fanotify mnt_id:", 16)) {
+			char *rest = l + 16 + strspn(l + 16, "0123456789abcdef");
+			int w = snprintf(out + n, len - n, "fanotify mount:%s%.*s",
+					 mount_point(l + 16, where, sizeof(where)),
+					 (int)(k - (size_t)(rest - l)), rest);
+			if (w < 0 || (size_t)w >= len - n)
+				break;
+			n += (size_t)w;
+			continue;
+		}
 		if (n + k >= len)
 			break;
 		memcpy(out + n, l, k);

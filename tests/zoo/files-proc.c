@@ -7,7 +7,8 @@
  * After restore and SIGTERM: fd 30 is at offset 20 and reads the status of this very process
  * (its pid), fd 31 and 32 are its /proc directories, fd 33 reads the child's stat; every
  * namespace fd is the namespace the process is in (same inode as /proc/self/ns/NAME), with the
- * same flags.
+ * same flags. Pids as /proc names them (zoo_proc_pid): /proc may be of another PID namespace
+ * than the program's (tests/run-zoo.sh --container=pidns).
  * Blocks in: nanosleep (zoo_wait loop; the child's sleep loop).
  */
 #include "zoo.h"
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
 		zoo_die("read /proc/self/status: %s", strerror(errno));
 	at(31, open("/proc/self", O_RDONLY | O_DIRECTORY));
 	at(32, open("/proc/self/fd", O_RDONLY | O_DIRECTORY));
-	snprintf(path, sizeof(path), "/proc/%d/stat", child);
+	snprintf(path, sizeof(path), "/proc/%d/stat", zoo_proc_pid(child));
 	at(33, open(path, O_RDONLY));
 	for (int i = 0; i < NNS; i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
 	ssize_t n = pread(30, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = 0;
 	char want[64];
-	snprintf(want, sizeof(want), "\nPid:\t%d\n", getpid());
+	snprintf(want, sizeof(want), "\nPid:\t%d\n", zoo_proc_pid(getpid()));
 	CHECK("offset", strstr(buf, want) != NULL, "fd 30 does not read this process's status");
 	struct stat a, b;
 	CHECK("offset", fstat(31, &a) == 0 && stat("/proc/self", &b) == 0 && a.st_ino == b.st_ino,
@@ -77,7 +78,9 @@ int main(int argc, char **argv)
 	      "fd 32 does not list this process's fds");
 	n = pread(33, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = 0;
-	CHECK("child", atoi(buf) == child, "fd 33 reads the stat of pid %d, expected %d", atoi(buf), child);
+	pid_t proc_child = zoo_proc_pid(child);
+	CHECK("child", atoi(buf) == proc_child, "fd 33 reads the stat of pid %d, expected %d (pid %d here)",
+	      atoi(buf), proc_child, child);
 	for (int i = 0; i < NNS; i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
 		CHECK("namespace", fstat(40 + i, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&

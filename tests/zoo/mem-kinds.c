@@ -1,6 +1,7 @@
 /*
  * mem-kinds: mappings in states the other memory programs do not set up.
- *   G: a MAP_GROWSDOWN mapping of 4 pages (with room below it to grow), holding a pattern;
+ *   G: a MAP_GROWSDOWN mapping of 4 pages (with room below it to grow: 16 free pages, then a
+ *   PROT_NONE reservation), holding a pattern;
  *   F: 4 pages given MADV_FREE, then written again (their data must stay); 
  *   D: a private file mapping whose changed pages were dropped with MADV_DONTNEED (they read
  *   the file again);
@@ -85,11 +86,17 @@ int main(int argc, char **argv)
 	char path[4200];
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	/* G: room below it (the stack guard gap is 256 pages) */
+	/*
+	 * G: room below it. Growing by a page needs no accessible mapping within the stack guard
+	 * gap (256 pages) below its new start, but mmap only keeps the gap below its present
+	 * start free: a later mapping may end just there. So 16 pages below G are left free (in
+	 * the gap, where mmap puts nothing) and below them a PROT_NONE reservation holds the rest
+	 * of the room (it keeps other mappings away and, not accessible, does not stop a growth).
+	 */
 	unsigned char *room = mmap(NULL, 1024 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (room == MAP_FAILED)
 		zoo_die("mmap: %s", strerror(errno));
-	munmap(room, 1024 * PAGE);
+	munmap(room + 1004 * PAGE, 20 * PAGE);
 	g = mmap(room + 1020 * PAGE, 4 * PAGE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_FIXED_NOREPLACE, -1, 0);
 	if (g == MAP_FAILED)

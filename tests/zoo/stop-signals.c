@@ -24,10 +24,11 @@ static volatile sig_atomic_t sigchlds;
 
 static void on_sigchld(int sig) { (void)sig; sigchlds++; }
 
-static char state_of(pid_t pid)
+/* The state of thread tid of child pid (pids of the program's namespace: /proc may be another's). */
+static char state_of(pid_t pid, pid_t tid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	char path[96], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", zoo_proc_pid(pid), zoo_proc_tid_of(pid, tid));
 	if (zoo_read_file(path, buf, sizeof(buf)) < 0)
 		return '?';
 	char *p = strrchr(buf, ')');
@@ -93,11 +94,12 @@ int main(int argc, char **argv)
 		siginfo_t si;
 		memset(&si, 0, sizeof(si));
 		int r = waitid(P_PID, kids[i], &si, WSTOPPED | WNOHANG | WNOWAIT);
-		CHECK(i == 0 || i == 3 ? "stopped" : "signal", state_of(kids[i]) == 'T', "child %c is in state %c, "
-		      "not stopped", names[i], state_of(kids[i]));
+		CHECK(i == 0 || i == 3 ? "stopped" : "signal", state_of(kids[i], kids[i]) == 'T',
+		      "child %c is in state %c, not stopped", names[i], state_of(kids[i], kids[i]));
 		if (thread_tids[i])
-			CHECK("stopped", state_of(thread_tids[i]) == 'T', "child %c's second thread is in state %c, not "
-			      "stopped", names[i], state_of(thread_tids[i]));
+			CHECK("stopped", state_of(kids[i], thread_tids[i]) == 'T',
+			      "child %c's second thread is in state %c, not stopped", names[i],
+			      state_of(kids[i], thread_tids[i]));
 		if (collected[i])
 			CHECK("reported", r == 0 && si.si_pid == 0, "child %c's stop, collected already, is reported again "
 			      "(signal %d)", names[i], si.si_status);

@@ -123,6 +123,20 @@ static inline ssize_t zoo_read_file(const char *path, char *buf, size_t size)
 	return (ssize_t)len;
 }
 
+/* The last pid of the NSpid line of a status file of /proc (the task's id in its own PID
+ * namespace), or -1. */
+static inline pid_t zoo_status_nspid(const char *path)
+{
+	char status[4096];
+	const char *l = zoo_read_file(path, status, sizeof(status)) > 0 ? strstr(status, "\nNSpid:") : NULL;
+	const char *eol = l ? strchr(l + 1, '\n') : NULL;
+	if (!eol)
+		return -1;
+	while (eol > l && eol[-1] >= '0' && eol[-1] <= '9')
+		eol--;
+	return atoi(eol);
+}
+
 static inline int zoo_write_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -363,9 +377,10 @@ static inline void zoo_compare_maps(void)
 /* ---- generic snapshot: file descriptors ---------------------------------------------- */
 
 #define ZOO_MAX_FDS 256
+#define ZOO_TARGET_MAX 200
 struct zoo_fd {
 	int fd, fdflags, flflags;
-	char target[200];
+	char target[ZOO_TARGET_MAX];
 };
 struct zoo_fds {
 	int n;
@@ -389,6 +404,34 @@ static inline void zoo_norm_target(char *t)
 		size_t l = strlen(anon[i]);
 		if (!strncmp(t, anon[i], l))
 			t[l - 2] = 0;
+	}
+	/* a namespace the process is in: "KIND:[own]", the same after a restore into new ones of
+	 * its kind (a container's) */
+	char ns[64], own_ns[64] = "";
+	char *colon = strstr(t, ":[");
+	if (colon && colon - t < 24 && t[strlen(t) - 1] == ']') {
+		snprintf(ns, sizeof(ns), "/proc/self/ns/%.*s", (int)(colon - t), t);
+		ssize_t l = readlink(ns, own_ns, sizeof(own_ns) - 1);
+		own_ns[l > 0 ? l : 0] = 0;
+		if (!strcmp(own_ns, t)) {
+			strcpy(colon + 2, "own]");
+			return;
+		}
+	}
+	/* /proc/PID...: by the pid in the process's own namespace (the last of its NSpid), not by
+	 * the pid /proc says, which is the host's when the program keeps the host's /proc */
+	char *end, path[64], head[32];
+	long pid = strncmp(t, "/proc/", 6) ? 0 : strtol(t + 6, &end, 10);
+	pid_t own;
+	if (pid <= 0 || (*end && *end != '/'))
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	if ((own = zoo_status_nspid(path)) < 0)
+		return;
+	size_t hl = (size_t)snprintf(head, sizeof(head), "/proc/%d", own), rl = strlen(end);
+	if (hl + rl < ZOO_TARGET_MAX) {
+		memmove(t + hl, end, rl + 1);
+		memcpy(t, head, hl);
 	}
 }
 
@@ -487,15 +530,21 @@ static inline pid_t zoo_proc_pid(pid_t pid)
 }
 
 /*
- * Thread tid of this process (as gettid() gave it) as /proc/self/task names it, or -1: the
- * thread whose status ends its NSpid line with tid (its id in its own, the program's,
- * namespace).
+ * Thread tid of process pid (as gettid() gave it; pid of the program's namespace, 0: this
+ * process) as /proc/PID/task names it, or -1: the thread whose status ends its NSpid line
+ * with tid (its id in its own, the program's, namespace).
  */
-static inline pid_t zoo_proc_tid(pid_t tid)
+static inline pid_t zoo_proc_tid_of(pid_t pid, pid_t tid)
 {
-	char buf[4096], path[96], status[4096];
+	char buf[4096], dir[48] = "/proc/self/task", path[96];
 	pid_t found = -1;
-	int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pid) {
+		pid_t proc_pid = zoo_proc_pid(pid);
+		if (proc_pid < 0)
+			return -1;
+		snprintf(dir, sizeof(dir), "/proc/%d/task", proc_pid);
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	long n;
 	while (dfd >= 0 && found < 0 && (n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < n && found < 0;) {
@@ -504,20 +553,20 @@ static inline pid_t zoo_proc_tid(pid_t tid)
 			off += d->d_reclen;
 			if (name[0] < '1' || name[0] > '9')
 				continue;
-			snprintf(path, sizeof(path), "/proc/self/task/%s/status", name);
-			const char *l = zoo_read_file(path, status, sizeof(status)) > 0 ? strstr(status, "\nNSpid:") : NULL;
-			const char *eol = l ? strchr(l + 1, '\n') : NULL;
-			if (!eol)
-				continue;
-			while (eol > l && eol[-1] >= '0' && eol[-1] <= '9')
-				eol--;
-			if (atoi(eol) == tid)
+			snprintf(path, sizeof(path), "%s/%s/status", dir, name);
+			if (zoo_status_nspid(path) == tid)
 				found = atoi(name);
 		}
 	}
 	if (dfd >= 0)
 		close(dfd);
 	return found;
+}
+
+/* Thread tid of this process (as gettid() gave it) as /proc/self/task names it, or -1. */
+static inline pid_t zoo_proc_tid(pid_t tid)
+{
+	return zoo_proc_tid_of(0, tid);
 }
 
 /* ---- life cycle --------------------------------------------------------------------- */
