@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -246,6 +247,14 @@ int nl_dump_all(int nl, uint16_t type, const void *hdr, size_t len,
 	int err = nl_dump(nl, &b, fn, arg);
 	nl_buf_free(&b);
 	return err;
+}
+
+int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),
+		 void *arg)
+{
+	auto_close int nl = nl_open(NETLINK_SOCK_DIAG);
+
+	return nl_dump_all(nl, SOCK_DIAG_BY_FAMILY, req, len, fn, arg);
 }
 
 int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)

@@ -65,6 +65,12 @@ int nl_dump(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, 
 int nl_dump_all(int nl, uint16_t type, const void *hdr, size_t len,
 		int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);
 
+/* A sock_diag dump in stasis's network namespace: req (the family's request, e.g. struct
+ * inet_diag_req_v2, of len bytes) sent as SOCK_DIAG_BY_FAMILY, each socket's answer to fn as
+ * nl_dump hands them. */
+int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),
+		 void *arg);
+
 /* Sends the request b (one message, no dump) and hands its answer to fn: fn's result, or the
  * kernel's error. */
 int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);

@@ -35,10 +35,10 @@
 #include "inet.h"
 #include "log.h"
 #include "net-lock.h"
+#include "nlmsg.h"
 #include "tcp-repair.h"
 #include "util.h"
 
-#define DIAG_BUF (64u << 10)
 #define TCP_NEW_SYN_RECV_STATE 12
 
 static const char *const state_names[] = {
@@ -57,39 +57,30 @@ static const char *state_name(unsigned state)
  * Every TCP socket of family in one of states (a bit mask) in stasis's network namespace
  * (the tree's, during a dump), each handed to fn until it returns nonzero.
  */
+struct diag_visit {
+	int (*fn)(const struct inet_diag_msg *m, void *arg);
+	void *arg;
+	int ret; /* fn's first nonzero result */
+};
+
+static int on_diag(const struct nlmsghdr *h, void *arg)
+{
+	struct diag_visit *v = arg;
+
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		return 0;
+	return v->ret = v->fn(NLMSG_DATA(h), v->arg);
+}
+
 static int diag_walk(int family, uint32_t states,
 		     int (*fn)(const struct inet_diag_msg *m, void *arg), void *arg)
 {
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = states },
-	};
-	auto_free char *buf = xmalloc(DIAG_BUF);
-	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	int ret = 0;
+	struct inet_diag_req_v2 req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
+					.idiag_states = states };
+	struct diag_visit v = { fn, arg, 0 };
+	int err = nl_sock_diag(&req, sizeof(req), on_diag, &v);
 
-	if (!buf)
-		return -ENOMEM;
-	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
-		return -errno;
-	for (;;) {
-		ssize_t got = recv(nl, buf, DIAG_BUF, 0);
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
-		size_t n = got;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				return ret;
-			if (h->nlmsg_type == NLMSG_ERROR)
-				return ((struct nlmsgerr *)NLMSG_DATA(h))->error ?: -EIO;
-			if (!ret && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				ret = fn(NLMSG_DATA(h), arg);
-		}
-	}
+	return err ? err : v.ret;
 }
 
 struct find_ino {

@@ -26,9 +26,9 @@
 
 #include "files.h"
 #include "log.h"
+#include "nlmsg.h"
 #include "util.h"
 
-#define DIAG_BUF (32u << 10)
 #define MREQ_ADDR_MAX 8 /* packet_mreq's mr_address */
 
 static const struct {
@@ -79,40 +79,31 @@ static void parse_diag(const struct nlmsghdr *h, struct packet_diag *d)
 
 /* What sock_diag knows of the packet socket ino of this network namespace (stasis's: the
  * tree's during a dump): its memberships and whether it has rings. */
+struct packet_find {
+	uint64_t ino;
+	struct packet_diag *d;
+};
+
+static int on_packet(const struct nlmsghdr *h, void *arg)
+{
+	const struct packet_find *f = arg;
+	const struct packet_diag_msg *m = NLMSG_DATA(h);
+
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) || m->pdiag_ino != f->ino)
+		return 0;
+	parse_diag(h, f->d);
+	return 1;
+}
+
 static int packet_diag_of(uint64_t ino, struct packet_diag *d)
 {
-	struct {
-		struct nlmsghdr nlh;
-		struct packet_diag_req req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.req = { .sdiag_family = AF_PACKET,
-			 .pdiag_show = PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG },
-	};
-	auto_free char *buf = xmalloc(DIAG_BUF);
-	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	struct packet_diag_req req = { .sdiag_family = AF_PACKET,
+				       .pdiag_show = PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG };
+	struct packet_find f = { ino, d };
 
 	memset(d, 0, sizeof(*d));
-	if (!buf)
-		return -ENOMEM;
-	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
-		return -errno;
-	for (;;) {
-		ssize_t got = recv(nl, buf, DIAG_BUF, 0);
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
-		size_t n = got;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				return d->found ? 0 : -ENOENT;
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-				return -EIO;
-			const struct packet_diag_msg *m = NLMSG_DATA(h);
-			if (!d->found && m->pdiag_ino == ino)
-				parse_diag(h, d);
-		}
-	}
+	int err = nl_sock_diag(&req, sizeof(req), on_packet, &f);
+	return err ? err : d->found ? 0 : -ENOENT;
 }
 
 static int add_opt(PacketSocket *ps, int name, int value)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "nlmsg.h"
 #include "unix.h"
 #include "util.h"
 
@@ -87,47 +88,36 @@ int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 
 /* Looks for the listener in whose queue the client waits (every listener of this network
  * namespace, the tree's or not). 1: found, 0: none, <0: failed. */
-int unix_find_listener(uint64_t client, uint64_t *listener)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct unix_diag_req req;
-	} msg = {
-		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
-		.req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
-			 .udiag_show = UDIAG_SHOW_ICONS },
-	};
-	auto_free char *buf = xmalloc(UNIX_DIAG_BUF);
-	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	int found = 0;
+struct listener_find {
+	uint64_t client, *listener;
+	int found;
+};
 
-	if (!buf)
+static int on_listener(const struct nlmsghdr *h, void *arg)
+{
+	struct listener_find *f = arg;
+	struct unix_info li;
+
+	if (unix_diag_parse(h, &li))
 		return -ENOMEM;
-	if (nl < 0 || send(nl, &msg, sizeof(msg), 0) != sizeof(msg))
-		return -errno;
-	for (;;) {
-		ssize_t got = recv(nl, buf, UNIX_DIAG_BUF, 0);
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
-		size_t n = got;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-			struct unix_info li;
-			if (h->nlmsg_type == NLMSG_DONE)
-				return found;
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-				return -EIO;
-			if (unix_diag_parse(h, &li))
-				return -ENOMEM;
-			for (size_t i = 0; i < li.n_icons && !found; i++) {
-				if (li.icons[i] == client) {
-					*listener = li.ino;
-					found = 1;
-				}
-			}
-			free(li.icons);
+	for (size_t i = 0; i < li.n_icons && !f->found; i++) {
+		if (li.icons[i] == f->client) {
+			*f->listener = li.ino;
+			f->found = 1;
 		}
 	}
+	free(li.icons);
+	return f->found;
+}
+
+int unix_find_listener(uint64_t client, uint64_t *listener)
+{
+	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
+				     .udiag_show = UDIAG_SHOW_ICONS };
+	struct listener_find f = { client, listener, 0 };
+	int err = nl_sock_diag(&req, sizeof(req), on_listener, &f);
+
+	return err ? err : f.found;
 }
 
 const char *unix_name(const char *name, size_t name_len, char *buf, size_t len)
