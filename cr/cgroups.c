@@ -27,6 +27,7 @@
 #include "log.h"
 #include "ns-helper.h"
 #include "pstree.h"
+#include "restore-watchdog.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -501,7 +502,11 @@ static int prepare_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	st->place.opts = ctx->opts;
 	st->place.mode = ctx->opts->cgroup_mode == CG_MODE_DEFAULT ? CG_MODE_SOFT : ctx->opts->cgroup_mode;
-	return cg_place_tree(&st->place, rt->inv->cgroup_ns, rt->tasks[0].core->cg_set);
+	int err = cg_place_tree(&st->place, rt->inv->cgroup_ns, rt->tasks[0].core->cg_set);
+	/* if stasis dies before the tree is let go, its watchdog removes them */
+	for (size_t i = 0; i < st->place.made.n; i++)
+		watchdog_undo_cgroup(rt->watchdog, st->place.made.v[i].hfd, cg_rel(st->place.made.v[i].path));
+	return err;
 }
 
 static int enter_cgroups(struct run_ctx *ctx, struct restore_tree *rt)

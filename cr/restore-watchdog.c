@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -23,7 +24,8 @@
 #define MAX_UNDO 16384
 #define NAME_MAX_LEN 256
 
-/* What goes on stasis's socket: 'D' (done), or an object to remove ('M' queue, 'S' segment). */
+/* What goes on stasis's socket: 'D' (done), or an object to remove ('M' queue, 'S' segment,
+ * 'C' cgroup directory). */
 struct ctl_msg {
 	char kind;
 	int id;
@@ -40,7 +42,7 @@ static size_t n_procs;
 
 struct undo {
 	struct ctl_msg what;
-	int ipc_ns; /* the namespace it was made in */
+	int fd; /* 'M', 'S': the IPC namespace it was made in; 'C': its hierarchy's root */
 };
 static struct undo undos[MAX_UNDO];
 static size_t n_undos;
@@ -128,6 +130,24 @@ static int take_ctl(void)
 	return 1;
 }
 
+#define CGROUP_WAIT_MS 5000
+
+/* The cgroups stasis made, children (made later) first, once the killed processes have left
+ * them (a cgroup with a process in it is busy). */
+static void remove_cgroups(void)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	for (size_t i = n_undos; i-- > 0;) {
+		const struct undo *u = &undos[i];
+		if (u->what.kind != 'C' || u->fd < 0)
+			continue;
+		for (int waited = 0; unlinkat(u->fd, u->what.name, AT_REMOVEDIR) && errno == EBUSY &&
+				     waited < CGROUP_WAIT_MS; waited += 10)
+			nanosleep(&tick, NULL);
+	}
+}
+
 /*
  * Stasis's death is seen on a pidfd of it (fd 2), or as its end of the socket closing: a
  * helper stasis forked may hold a copy of that end a while longer.
@@ -173,13 +193,14 @@ static __attribute__((noreturn)) void watchdog_main(int ctl, int reg, int stasis
 	/* then what stasis made for them outside the tree (a segment goes once they are gone) */
 	for (size_t i = 0; i < n_undos; i++) {
 		const struct undo *u = &undos[i];
-		if (u->ipc_ns < 0 || setns(u->ipc_ns, CLONE_NEWIPC))
+		if (u->what.kind == 'C' || u->fd < 0 || setns(u->fd, CLONE_NEWIPC))
 			continue;
 		if (u->what.kind == 'M')
 			mq_unlink(u->what.name);
 		else if (u->what.kind == 'S')
 			shmctl(u->what.id, IPC_RMID, NULL);
 	}
+	remove_cgroups();
 	_exit(0);
 }
 
@@ -237,30 +258,44 @@ void watchdog_register(int reg_fd)
 		close(pidfd);
 }
 
-static void tell_undo(const struct restore_watchdog *w, char kind, int id, const char *name)
+/* Tells the watchdog of object (kind, id, name), found through fd (-1: said, not sent). */
+static void tell_undo(const struct restore_watchdog *w, char kind, int id, const char *name, int fd)
 {
+	static const char *const what[] = { ['M'] = "message queue", ['S'] = "SysV shm segment",
+					    ['C'] = "cgroup" };
 	struct ctl_msg m = { .kind = kind, .id = id };
-	int ns;
 
+	snprintf(m.name, sizeof(m.name), "%s", name ? name : "");
+	if (fd < 0 || strlen(name ? name : "") >= sizeof(m.name) ||
+	    send_with_fd(w->sock, &m, sizeof(m), fd))
+		pr_warn("restore: cannot tell the watchdog about %s %d %s: %m (if stasis dies now, it "
+			"stays)", what[(unsigned char)kind], id, m.name);
+}
+
+static void tell_ipc_undo(const struct restore_watchdog *w, char kind, int id, const char *name)
+{
 	if (!w || w->sock < 0)
 		return;
-	snprintf(m.name, sizeof(m.name), "%s", name ? name : "");
-	ns = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
-	if (ns < 0 || send_with_fd(w->sock, &m, sizeof(m), ns))
-		pr_warn("restore: cannot tell the watchdog about %s %d%s: %m (if stasis dies now, it stays)",
-			kind == 'M' ? "message queue" : "SysV shm segment", id, m.name);
+	int ns = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC);
+	tell_undo(w, kind, id, name, ns);
 	if (ns >= 0)
 		close(ns);
 }
 
+void watchdog_undo_cgroup(const struct restore_watchdog *w, int hierarchy_fd, const char *path)
+{
+	if (w && w->sock >= 0)
+		tell_undo(w, 'C', 0, path, hierarchy_fd);
+}
+
 void watchdog_undo_mqueue(const struct restore_watchdog *w, const char *name)
 {
-	tell_undo(w, 'M', 0, name);
+	tell_ipc_undo(w, 'M', 0, name);
 }
 
 void watchdog_undo_sysv_shm(const struct restore_watchdog *w, int id)
 {
-	tell_undo(w, 'S', id, NULL);
+	tell_ipc_undo(w, 'S', id, NULL);
 }
 
 void watchdog_done(struct restore_watchdog *w)

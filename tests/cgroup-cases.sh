@@ -27,6 +27,10 @@
 #   v1/failed-restore     STASIS_FAULT=restore-child, memory:/T removed, pids:/T left there:
 #                         the restore fails, memory:/T and /T/sub (which it made) are gone again,
 #                         pids:/T is still there with its pids.max, nothing runs
+#   v1/killed-restore     the same with stasis SIGKILLed once the root is made
+#                         (STASIS_FAULT=kill-at:restore-root:1): its watchdog kills the new
+#                         processes and removes memory:/T and /T/sub, pids:/T stays, nothing
+#                         runs
 #   v2/made               mem-anon in /T2 of a cgroup2 mount this script makes, which also has
 #                         an empty /T2/sub (cgroup.max.descendants 3, cgroup.max.depth 2);
 #                         dumped, removed, restored: in /T2 again, both made with their limits
@@ -387,6 +391,42 @@ case_v1_failed_restore() {
 	fi
 }
 
+# stasis killed mid-restore: what it made goes with its watchdog
+case_v1_killed_restore() {
+	local label=v1/killed-restore d=$ZOO_TMP/v1-killed n=0 p
+	mkdir -p "$d"
+	cp -a "$ZOO_TMP/v1-tree/img" "$d/img"
+	tree_cgroups_make
+	echo 9 >"$PIDS/T/pids.max"
+	cg_rmdir "$MEM/T/sub" && cg_rmdir "$MEM/T"
+	STASIS_FAULT=kill-at:restore-root:1 restore_tree "$d"
+	if [ "$ZRC" != 137 ]; then
+		result_fail $label "stasis exit status $ZRC (expected its SIGKILL at restore-root: 137)"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_tree
+		return
+	fi
+	# the watchdog kills the processes, then removes the cgroups once they are empty
+	while { [ -d "$MEM/T" ] || pgrep -x stasis-watch >/dev/null; } && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	for p in $(echo "$TREE_BEFORE" | cut -d' ' -f1); do
+		if proc_alive "$p"; then
+			result_fail $label "pid $p runs after stasis was killed mid-restore"
+			kill_tree
+			return
+		fi
+	done
+	if [ -d "$MEM/T/sub" ] || [ -d "$MEM/T" ]; then
+		result_fail $label "the cgroups the killed restore made are still there after 10 s"
+	elif ! [ -d "$PIDS/T" ] || ! expect_values $label "$PIDS/T/pids.max=9"; then
+		[ -d "$PIDS/T" ] || result_fail $label "pids:/T, which was there before, is gone"
+	else
+		result_ok $label
+	fi
+}
+
 # ---------------------------------------------------------------------------------------
 case_v2() {
 	local label=v2/made d=$ZOO_TMP/v2 pid before
@@ -564,6 +604,7 @@ if dump_tree; then
 	case_v1_restores
 	case_v1_refusals
 	case_v1_failed_restore
+	case_v1_killed_restore
 fi
 [ -n "$CG2" ] && case_v2
 case_freezer
