@@ -48,6 +48,10 @@ static const struct {
 	{ SO_DONTROUTE, SO_DONTROUTE, sizeof(int), "SO_DONTROUTE" },
 	{ SO_LINGER, SO_LINGER, sizeof(struct linger), "SO_LINGER" },
 	{ SO_PEEK_OFF, SO_PEEK_OFF, sizeof(int), "SO_PEEK_OFF" },
+	{ SO_NO_CHECK, SO_NO_CHECK, sizeof(int), "SO_NO_CHECK" },
+	{ SO_RXQ_OVFL, SO_RXQ_OVFL, sizeof(int), "SO_RXQ_OVFL" },
+	{ SO_SELECT_ERR_QUEUE, SO_SELECT_ERR_QUEUE, sizeof(int), "SO_SELECT_ERR_QUEUE" },
+	{ SO_INCOMING_CPU, SO_INCOMING_CPU, sizeof(int), "SO_INCOMING_CPU" },
 };
 
 union opt_value {

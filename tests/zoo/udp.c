@@ -1,7 +1,8 @@
 /*
  * udp: UDP sockets over loopback.
  *   fd 60 bound to 127.0.0.1 (SO_RCVBUF set), 3 datagrams waiting (1, 1000, 0 bytes) from
- *         fd 61, which is bound to 127.0.0.1 and connected to fd 60 (IP_TOS 0x20);
+ *         fd 61, which is bound to 127.0.0.1 and connected to fd 60 (IP_TOS 0x20, SO_NO_CHECK:
+ *         datagrams without UDP checksums);
  *   fd 62 bound to [::1], connected to fd 63, with 2 datagrams waiting from fd 63 (a
  *         connected socket takes only its peer's datagrams: they must come from fd 63's
  *         address again);
@@ -68,7 +69,14 @@ static void c_group(ucontext_t *u)
 	struct ip_mreqn m = { .imr_multiaddr.s_addr = inet_addr("239.1.2.3"), .imr_ifindex = (int)if_nametoindex("lo") };
 	setsockopt(64, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof(m));
 }
+static void c_nocheck(ucontext_t *u)
+{
+	(void)u;
+	int off = 0;
+	setsockopt(61, SOL_SOCKET, SO_NO_CHECK, &off, sizeof(off));
+}
 static const struct zoo_corruption corruptions[] = {
+	{ "nocheck", c_nocheck, 0 },
 	{ "queued", c_queued, 0 },
 	{ "v6", c_v6, 0 },
 	{ "group", c_group, 0 },
@@ -77,11 +85,12 @@ static const struct zoo_corruption corruptions[] = {
 int main(int argc, char **argv)
 {
 	char buf[2000];
-	int rcvbuf = 100000, tos = 0x20;
+	int rcvbuf = 100000, tos = 0x20, one = 1;
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	int a = bound(AF_INET, &sa60), b = bound(AF_INET, &sa61);
 	if (setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ||
-	    setsockopt(b, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) || connect(b, (struct sockaddr *)&sa60, sa_len(&sa60)))
+	    setsockopt(b, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) ||
+	    setsockopt(b, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one)) || connect(b, (struct sockaddr *)&sa60, sa_len(&sa60)))
 		zoo_die("setup: %s", strerror(errno));
 	for (size_t i = 0; i < 3; i++) {
 		zoo_fill(buf, sizeof(buf), 10 + i);
@@ -129,6 +138,10 @@ int main(int argc, char **argv)
 	getsockopt(61, IPPROTO_IP, IP_TOS, &got_tos, &l1);
 	getsockopt(60, SOL_SOCKET, SO_RCVBUF, &got_rcvbuf, &l2);
 	CHECK("options", got_tos == 0x20 && got_rcvbuf == 2 * rcvbuf, "tos %#x rcvbuf %d", got_tos, got_rcvbuf);
+	int no_check = 0;
+	socklen_t l3 = sizeof(int);
+	getsockopt(61, SOL_SOCKET, SO_NO_CHECK, &no_check, &l3);
+	CHECK("nocheck", no_check == 1, "fd 61's SO_NO_CHECK is %d, was 1", no_check);
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = inet_addr("239.1.2.3") };
 	socklen_t len = sizeof(any);
 	getsockname(64, (struct sockaddr *)&any, &len);
