@@ -290,4 +290,7 @@ _Static_assert(sizeof(struct uffdio_poison) == 32, "struct uffdio_poison");
 _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #endif
 
+/* The open file flag the kernel shows in fdinfo (glibc's O_LARGEFILE is 0 on x86_64). */
+#define KERNEL_O_LARGEFILE 0100000
+
 #endif

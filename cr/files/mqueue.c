@@ -20,6 +20,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
 #include "pstree.h"
@@ -29,7 +30,6 @@
 
 #define DELETED_SUFFIX " (deleted)"
 #define MQ_PRIO_LIMIT 32768
-#define KERNEL_O_LARGEFILE 0100000 /* glibc's O_LARGEFILE is 0 on x86_64 */
 
 #define QUEUE_NAME_MAX 64
 

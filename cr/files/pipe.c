@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
 #include "tree-path.h"
@@ -338,11 +339,22 @@ static int open_pipe(struct restore_task *t, const FdEntry *e)
 			}
 			return fd;
 		}
-		int end = pipes[i].ends[(e->flags & O_ACCMODE) == O_RDONLY ? 0 : 1];
-		if (fcntl(end, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT)))
+		int end = pipes[i].ends[(e->flags & O_ACCMODE) == O_RDONLY ? 0 : 1], fd = -1;
+		char path[64];
+		/* pipe2() made the open files without KERNEL_O_LARGEFILE; one with it was opened again
+		 * through /proc (its flags its own): so it is made again */
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", end);
+		if (e->flags & KERNEL_O_LARGEFILE)
+			fd = open(path, (e->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 && (!(e->flags & KERNEL_O_LARGEFILE) || errno == ENOENT))
+			fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
 			return -errno;
-		int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
-		return fd < 0 ? -errno : fd;
+		if (fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT))) {
+			close(fd);
+			return -errno;
+		}
+		return fd;
 	}
 	return -ENOENT;
 }

@@ -2,7 +2,9 @@
  * pipes: data in flight and open files shared across fork.
  *   P1 parent -> child, 64 KiB capacity: 1000 numbered messages written before the dump, the
  *      child has read 400; both processes hold both ends (fork).
- *   P2 child -> parent: 300 messages written by the child, none read yet.
+ *   P2 child -> parent: 300 messages written by the child, none read yet; the parent also has
+ *      its read end opened again through /proc (an open file of its own, O_NONBLOCK; the
+ *      first stays blocking).
  *   P3 a pipe whose every write end is closed: 50 messages, then end-of-file.
  *   F  a regular file opened once before fork without O_APPEND: parent and child append to
  *      it through the one shared offset.
@@ -21,7 +23,7 @@
 #define MSG 16
 #define REC 32
 
-static int p1[2], p2[2], p3r, ffd, qr, qw;
+static int p1[2], p2[2], p2nb, p3r, ffd, qr, qw;
 static char qpath[4200];
 static volatile sig_atomic_t child_term;
 
@@ -98,11 +100,13 @@ static void c_lost(ucontext_t *u) { (void)u; char m[MSG]; read_full(p1[0], m, MS
 static void c_offset(ucontext_t *u) { (void)u; lseek(ffd, REC, SEEK_SET); }
 static void c_eof(ucontext_t *u) { (void)u; char m[MSG]; read_full(p3r, m, MSG); }
 static void c_fifo(ucontext_t *u) { (void)u; char m[MSG]; read_full(qr, m, MSG); }
+static void c_files(ucontext_t *u) { (void)u; fcntl(p2[0], F_SETFL, O_NONBLOCK); }
 static const struct zoo_corruption corruptions[] = {
 	{ "order", c_lost, 0 },
 	{ "offset", c_offset, 0 },
 	{ "eof", c_eof, 0 },
 	{ "fifo", c_fifo, 0 },
+	{ "files", c_files, 0 },
 };
 
 int main(int argc, char **argv)
@@ -143,9 +147,15 @@ int main(int argc, char **argv)
 			break;
 		zoo_sleep_ms(2);
 	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p2[0]);
+	if ((p2nb = open(path, O_RDONLY | O_NONBLOCK)) < 0)
+		zoo_die("%s: %s", path, strerror(errno));
 	zoo_ready();
 	zoo_wait();
 
+	CHECK("files", !(fcntl(p2[0], F_GETFL) & O_NONBLOCK) && (fcntl(p2nb, F_GETFL) & O_NONBLOCK),
+	      "P2's read end and its second open file share their flags now (%#x, %#x)",
+	      fcntl(p2[0], F_GETFL), fcntl(p2nb, F_GETFL));
 	CHECK("capacity", fcntl(p1[1], F_GETPIPE_SZ) == 65536, "P1 holds %d bytes", fcntl(p1[1], F_GETPIPE_SZ));
 	kill(kid, SIGTERM);
 	for (unsigned i = 1000; i < 1100; i++)
