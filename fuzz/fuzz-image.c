@@ -1,7 +1,8 @@
 /*
  * Every image decoder, through the engine's own read path (image_read: the file opened as the
  * restore opens it, header, version, length, CRC, dump id, then the type's protobuf message;
- * raw page files through raw_image_open: header, size, dump id, every page's checksum).
+ * raw page files through raw_image_open: header, size, dump id, every page's checksum), then
+ * through `stasis show` (cmd_show: the image as JSON, printed to /dev/null).
  *
  * The input: one byte that picks the image type (its value modulo the number of types) and
  * the mode, then the payload. The harness writes the header itself, so that every mutation
@@ -13,20 +14,30 @@
  *   byte & 0x80 set    the payload is the whole file, as it is (the header checks themselves)
  */
 #include "fuzz-common.h"
+#include "../runtime-hook/commands.h"
 
 #define MAX_PAGES 64
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_init();
+	if (!freopen("/dev/null", "w", stdout)) /* (show's JSON) */
+		abort();
+	return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	enum image_type type;
 	const struct image_desc *d;
 	ProtobufCMessage *msg = NULL;
-	char name[64];
+	char name[64], path[128];
 	int dir, fd;
 
 	if (size < 1)
 		return 0;
-	fuzz_init();
 	dir = fuzz_scratch_dir();
 	type = 1 + data[0] % (IMG_NR_TYPES - 1);
 	d = image_desc(type);
@@ -54,6 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((fd = raw_image_open(dir, type, 1, h.nr_pages)) >= 0)
 			close(fd);
 	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir, name);
+	cmd_show(2, (char *[]){ "show", path, NULL });
 	unlinkat(dir, name, 0);
 	log_captured_reset();
 	return 0;
