@@ -4,7 +4,7 @@
  * raw page files through raw_image_open: header, size, dump id, every page's checksum), then
  * through `stasis show` (cmd_show: the image as JSON, printed to /dev/null).
  *
- * The input: one byte that picks the image type (its value modulo the number of types) and
+ * The input: one byte that picks the image type (its low 7 bits modulo the number of types) and
  * the mode, then the payload. The harness writes the header itself, so that every mutation
  * of a payload reaches the decoder behind the CRC:
  *   byte & 0x80 clear  protobuf types: the payload is the message, the header made for it;
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	dir = fuzz_scratch_dir();
-	type = 1 + data[0] % (IMG_NR_TYPES - 1);
+	type = 1 + (data[0] & 0x7f) % (IMG_NR_TYPES - 1);
 	d = image_desc(type);
 	if (!d)
 		abort(); /* a type without a descriptor: the harness is out of date */
