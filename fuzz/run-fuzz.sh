@@ -23,7 +23,9 @@ if [ ${#TARGETS[@]} -eq 0 ]; then
 fi
 if [ ! -d "$B/seeds/restore" ] || [ -z "$(ls -A "$B/seeds/restore" 2>/dev/null)" ]; then
 	rm -rf "$B/seeds"
-	fuzz/make-seeds.sh "$B/seeds" | tail -n 1
+	mkdir -p "$B"
+	fuzz/make-seeds.sh "$B/seeds" >"$B/seeds.log" 2>&1
+	tail -n 1 "$B/seeds.log"
 fi
 pass=0 fail=0
 for t in "${TARGETS[@]}"; do
