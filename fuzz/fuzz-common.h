@@ -136,16 +136,12 @@ static inline void fuzz_write_raw_image(int dir, const char *name, const uint8_t
 	close(fd);
 }
 
+/* Once, from LLVMFuzzerInitialize. */
 static inline void fuzz_init(void)
 {
-	static int done;
-
-	if (!done) {
-		log_init(0, NULL);
-		log_capture_errors(); /* errors kept, not printed */
-		kernel_features_assume_present();
-		done = 1;
-	}
+	log_init(0, NULL);
+	log_capture_errors(); /* errors kept, not printed */
+	kernel_features_assume_present();
 }
 
 #endif

@@ -65,6 +65,14 @@ static void write_record(int dir, const struct record *r)
 		fuzz_write_raw_image(dir, r->name, r->data, h, r->data + h, r->len - h, MAX_PAGES);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_init();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct record r[MAX_RECORDS];
@@ -75,7 +83,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int dir, err;
 	size_t n;
 
-	fuzz_init();
 	dir = fuzz_scratch_dir();
 	n = parse(data, size, r, MAX_RECORDS);
 	for (size_t i = 0; i < n; i++)
