@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
 {
-	static uint8_t out[1 << 20];
+	static uint8_t out[8 << 20]; /* (run-fuzz.sh: -max_len 8 MiB; a TCP queue is big) */
 	static struct record r[MAX_RECORDS];
 	size_t n = parse(data, size, r, MAX_RECORDS), pick, off = 0, total = 0;
 

@@ -36,7 +36,7 @@ for t in "${TARGETS[@]}"; do
 	mkdir -p "$corpus" "$crashes"
 	# (the corpus directory first: libFuzzer adds to it and replaces its inputs by smaller ones)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		"$B/$t" -max_total_time="$EACH" -timeout=20 -rss_limit_mb=2048 -max_len=1048576 \
+		"$B/$t" -max_total_time="$EACH" -timeout=20 -rss_limit_mb=2048 -max_len=8388608 \
 		-print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" "$B/seeds/${t#fuzz-}" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
