@@ -70,8 +70,8 @@ static inline void fuzz_write_file(int dir, const char *name, const void *data, 
 }
 
 /* A protobuf image name of type: its header made for payload, then payload. */
-static inline void fuzz_write_image(int dir, const char *name, enum image_type type, const uint8_t *payload,
-				    size_t len)
+static inline void fuzz_write_image(int dir, const char *name, enum image_type type,
+				    const uint8_t *payload, size_t len)
 {
 	struct image_header h = { .type = type, .version = IMAGE_FORMAT_VERSION, .payload_len = len };
 	uint8_t *buf = malloc(sizeof(h) + len);
@@ -93,8 +93,9 @@ static inline void fuzz_write_image(int dir, const char *name, enum image_type t
  * and dump id set), then, if the header's nr_pages is at most max_pages, that many pages with
  * their checksums: the first taken from pages (pages_len bytes), the rest zeroes (a hole).
  */
-static inline void fuzz_write_raw_image(int dir, const char *name, const uint8_t *hdr, size_t hdr_len,
-					const uint8_t *pages, size_t pages_len, uint64_t max_pages)
+static inline void fuzz_write_raw_image(int dir, const char *name, const uint8_t *hdr,
+					size_t hdr_len, const uint8_t *pages, size_t pages_len,
+					uint64_t max_pages)
 {
 	static uint8_t head[PAGES_HEADER_SIZE], page[4096];
 	struct pages_header h;

@@ -78,7 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct record r[MAX_RECORDS];
 	/* as a container's restore is run (--root, --ext-mount-map auto, --manage-cgroups): the
 	 * root is only looked at */
-	static const struct stasis_opts opts = { .root = "/", .ext_mount_auto = true, .manage_cgroups = true };
+	static const struct stasis_opts opts = {
+		.root = "/", .ext_mount_auto = true, .manage_cgroups = true
+	};
 	struct run_ctx ctx;
 	int dir, err;
 	size_t n;
