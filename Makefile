@@ -10,6 +10,8 @@
 #                   migration (rounds, frozen time, lazy restore, the page server)
 #   make install    stasis, libcriu.so.2 with criu.h and criu.pc, the man page (PREFIX=/usr/local)
 #   make install-criu  also the name `criu` for stasis (refused if a real criu is there)
+#   make fuzz       libFuzzer targets (clang) for every image decoder and the restore's image
+#                   checks, built in build-fuzz/, each run FUZZ_SECONDS (default 30)
 #   make test-containers  the zoo inside containers (tests/container), both flavours whole
 #                   (`make test` runs every program in a whole container, a subset in a PID
 #                   namespace only)
@@ -23,7 +25,7 @@ CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -Inetns -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
-APT_DEPS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin \
+APT_DEPS := build-essential clang libclang-rt-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc runc busybox-static tmux python3 redis-server dbus-daemon dbus-bin \
 	docker.io containerd podman nftables iproute2 procps
 PREFIX   ?= /usr/local
 
@@ -35,13 +37,14 @@ OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(SRCS)) $(PROTO_C:.c=.o) $(BUILD)/resto
 LIB_OBJS := $(filter-out $(BUILD)/runtime-hook/main.o,$(OBJS))
 
 # The restorer blob: position-independent, no libc, linked flat and embedded in stasis.
+RESTORER_CC     ?= $(CC)
 RESTORER_SRCS   := cr/restorer/restorer.c arch/x86_64/restorer-entry.S
 RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nostdlib \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables \
 	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
 	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
 
-.PHONY: all setup demo test test-containers unit zoo asan bench e2e clean install install-criu libcriu
+.PHONY: all setup demo test test-containers unit zoo asan fuzz fuzz-build bench e2e clean install install-criu libcriu
 all: stasis libcriu
 
 stasis: $(BUILD)/stasis
@@ -63,10 +66,10 @@ $(BUILD)/%.o: %.c $(PROTO_H)
 
 $(BUILD)/restorer/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(RESTORER_CFLAGS) -MMD -MP -c -o $@ $<
+	$(RESTORER_CC) $(RESTORER_CFLAGS) -MMD -MP -c -o $@ $<
 $(BUILD)/restorer/%.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) $(RESTORER_CFLAGS) -c -o $@ $<
+	$(RESTORER_CC) $(RESTORER_CFLAGS) -c -o $@ $<
 
 $(BUILD)/restorer.elf: $(patsubst %,$(BUILD)/restorer/%.o,$(basename $(RESTORER_SRCS))) arch/x86_64/restorer.lds
 	ld -static -nostdlib -T arch/x86_64/restorer.lds -o $@ $(filter %.o,$^)
@@ -76,7 +79,7 @@ $(BUILD)/restorer.bin: $(BUILD)/restorer.elf
 	objcopy -O binary $< $@
 
 $(BUILD)/restorer-blob.o: arch/x86_64/restorer-blob.S $(BUILD)/restorer.bin
-	$(CC) -c -DRESTORER_BIN='"$(BUILD)/restorer.bin"' -o $@ $<
+	$(RESTORER_CC) -c -DRESTORER_BIN='"$(BUILD)/restorer.bin"' -o $@ $<
 
 # libcriu.so.2: criu's C library interface over the RPC (lib/); only criu_* is exported
 LIBCRIU := $(BUILD)/lib/libcriu.so.2
@@ -119,6 +122,19 @@ asan:
 	$(MAKE) BUILD=build-asan SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/stasis
 
+# The fuzz targets (fuzz/): the engine built with clang, ASan/UBSan and libFuzzer's coverage
+# (the restorer blob with gcc, as always: it never runs there), each target run FUZZ_SECONDS
+FUZZ_TARGETS := $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz-*.c))
+FUZZ_SECONDS ?= 30
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang RESTORER_CC=gcc CFLAGS="-O1 -g" \
+		SANITIZE="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		$(FUZZ_TARGETS)
+fuzz: all fuzz-build
+	fuzz/run-fuzz.sh $(FUZZ_SECONDS)
+$(BUILD)/fuzz-%: $(BUILD)/fuzz/fuzz-%.o $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 # then Docker's checkpoint/restore path against the CLI on a 1 GiB container
 bench: all
 	$(MAKE) -C tests/bench
@@ -151,6 +167,6 @@ install-criu: install
 	done
 
 clean:
-	rm -rf build build-asan stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
+	rm -rf build build-asan build-fuzz stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

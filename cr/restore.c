@@ -489,6 +489,17 @@ static int restore(struct run_ctx *ctx, struct restore_tree *rt)
 	return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 }
 
+int cr_restore_check_images(struct run_ctx *ctx)
+{
+	struct restore_tree rt = { .ctx = ctx };
+	int err = run_states_make(ctx, tree_objects, tree_objects_len);
+
+	if (!err)
+		err = read_and_validate(ctx, &rt);
+	free_tree(&rt);
+	return err;
+}
+
 int cr_restore(struct run_ctx *ctx)
 {
 	struct restore_tree rt = { .ctx = ctx };

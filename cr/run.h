@@ -89,5 +89,8 @@ int cr_page_server(struct run_ctx *ctx, void (*ready)(void *arg, int port), void
 int cr_lazy_pages(struct run_ctx *ctx, void (*ready)(void *arg, int port), void *arg);
 /* 0 (detached), the restored root's exit code, or a negative errno. */
 int cr_restore(struct run_ctx *ctx);
+/* The restore's first step alone: every image of the images directory read and checked
+ * (each kind's validate), nothing made, no process started (the fuzz targets). */
+int cr_restore_check_images(struct run_ctx *ctx);
 
 #endif

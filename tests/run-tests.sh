@@ -69,6 +69,7 @@ run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
+run_part "fuzzing: every image decoder, the restore's checks of whole image sets (make fuzz, 30 s each)" make -s -j2 fuzz
 run_part "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part "network: live connections, the lock" tests/net/run-net.sh
 run_part "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
