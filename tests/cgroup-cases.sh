@@ -373,32 +373,40 @@ case_v1_refusals() {
 	v1_refused v1/strict-existing existing "$t exists.*strict" --manage-cgroups=strict
 }
 
-case_v1_failed_restore() {
-	local label=v1/failed-restore d=$ZOO_TMP/v1-failed
-	mkdir -p "$d"
-	cp -a "$ZOO_TMP/v1-tree/img" "$d/img"
+# images_memory_missing DIR: the tree's images in DIR/img; its cgroups there but memory:/T and
+# /T/sub (pids:/T with pids.max 9)
+images_memory_missing() {
+	mkdir -p "$1"
+	cp -a "$ZOO_TMP/v1-tree/img" "$1/img"
 	tree_cgroups_make
 	echo 9 >"$PIDS/T/pids.max"
 	cg_rmdir "$MEM/T/sub" && cg_rmdir "$MEM/T"
+}
+
+# made_ones_gone LABEL WHY: after a restore that failed, memory:/T and /T/sub (which it made) are
+# gone (else WHY), pids:/T (which was there) is not, with its limit
+made_ones_gone() {
+	if [ -d "$MEM/T/sub" ] || [ -d "$MEM/T" ]; then
+		result_fail "$1" "$2"
+	elif ! [ -d "$PIDS/T" ] || ! expect_values "$1" "$PIDS/T/pids.max=9"; then
+		[ -d "$PIDS/T" ] || result_fail "$1" "pids:/T, which was there before, is gone"
+	else
+		result_ok "$1"
+	fi
+}
+
+case_v1_failed_restore() {
+	local label=v1/failed-restore d=$ZOO_TMP/v1-failed
+	images_memory_missing "$d"
 	STASIS_FAULT=restore-child restore_tree "$d"
 	restore_refused "$label" "$d" "injected failure restore-child" || return
-	if [ -d "$MEM/T/sub" ] || [ -d "$MEM/T" ]; then
-		result_fail $label "the cgroups the restore made are still there"
-	elif ! [ -d "$PIDS/T" ] || ! expect_values $label "$PIDS/T/pids.max=9"; then
-		[ -d "$PIDS/T" ] || result_fail $label "pids:/T, which was there before, is gone"
-	else
-		result_ok $label
-	fi
+	made_ones_gone $label "the cgroups the restore made are still there"
 }
 
 # stasis killed mid-restore: what it made goes with its watchdog
 case_v1_killed_restore() {
 	local label=v1/killed-restore d=$ZOO_TMP/v1-killed n=0 p
-	mkdir -p "$d"
-	cp -a "$ZOO_TMP/v1-tree/img" "$d/img"
-	tree_cgroups_make
-	echo 9 >"$PIDS/T/pids.max"
-	cg_rmdir "$MEM/T/sub" && cg_rmdir "$MEM/T"
+	images_memory_missing "$d"
 	STASIS_FAULT=kill-at:restore-root:1 restore_tree "$d"
 	if [ "$ZRC" != 137 ]; then
 		result_fail $label "stasis exit status $ZRC (expected its SIGKILL at restore-root: 137)"
@@ -418,13 +426,7 @@ case_v1_killed_restore() {
 			return
 		fi
 	done
-	if [ -d "$MEM/T/sub" ] || [ -d "$MEM/T" ]; then
-		result_fail $label "the cgroups the killed restore made are still there after 10 s"
-	elif ! [ -d "$PIDS/T" ] || ! expect_values $label "$PIDS/T/pids.max=9"; then
-		[ -d "$PIDS/T" ] || result_fail $label "pids:/T, which was there before, is gone"
-	else
-		result_ok $label
-	fi
+	made_ones_gone $label "the cgroups the killed restore made are still there after 10 s"
 }
 
 # ---------------------------------------------------------------------------------------
