@@ -202,17 +202,7 @@ static int segment_fd(int id, size_t size)
 
 static int send_segment(int sock, const struct seg_report *r, int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*r)) {
+	if (send_with_fd(sock, r, sizeof(*r), fd)) {
 		pr_perror("dump: cannot hand SysV shm segment %d to stasis", r->id);
 		return -EIO;
 	}
@@ -302,24 +292,17 @@ static int recv_segments(int sock, struct run_ctx *ctx)
 {
 	for (;;) {
 		struct seg_report r;
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		ssize_t got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-		struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
 		int fd, err;
+		ssize_t got = recv_with_fd(sock, &r, sizeof(r), &fd);
 
-		if (got < 0 && errno == EINTR)
-			continue;
 		if (got == 0)
 			return 0;
-		if (got != (ssize_t)sizeof(r) || !c || c->cmsg_level != SOL_SOCKET ||
-		    c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+		if (got != (ssize_t)sizeof(r) || fd < 0) {
+			if (fd >= 0)
+				close(fd);
 			pr_err("dump: bad report from the IPC namespace helper");
 			return -EIO;
 		}
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
 		if ((err = shmem_note_sysv(ctx, r.id, fd, &r.ds)))
 			return err;
 	}

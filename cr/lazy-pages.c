@@ -163,41 +163,6 @@ struct guard_msg {
 	uint32_t pad;
 };
 
-int lazy_send(int sk, const void *msg, size_t len, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { (void *)msg, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sk, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
-}
-
-ssize_t lazy_recv(int sk, void *msg, size_t len, int *fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { msg, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	ssize_t n;
-
-	*fd = -1;
-	while ((n = recvmsg(sk, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-		;
-	struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(c), sizeof(int));
-	return n;
-}
-
 /* SIGKILL to each process and everything below it, until none is left running (bounded). */
 static void kill_tree(const pid_t *pids, size_t n)
 {
@@ -252,7 +217,7 @@ static __attribute__((noreturn)) void guardian_main(int sk)
 	for (;;) {
 		struct guard_msg m;
 		int fd;
-		ssize_t got = lazy_recv(sk, &m, sizeof(m), &fd);
+		ssize_t got = recv_with_fd(sk, &m, sizeof(m), &fd);
 		if (got <= 0)
 			break;
 		if (m.op == GUARD_END)
@@ -300,7 +265,7 @@ static void guard_tell(struct lazy_server *s, uint32_t op, size_t idx, int fd)
 {
 	struct guard_msg m = { op, (uint32_t)idx, idx < s->nt ? s->t[idx].host_pid : 0, 0 };
 
-	lazy_send(s->guard, &m, sizeof(m), fd);
+	send_with_fd(s->guard, &m, sizeof(m), fd);
 }
 
 /* ---- serving ---- */
@@ -497,7 +462,7 @@ static int read_restore(struct lazy_server *s)
 {
 	struct lazy_msg m;
 	int fd, err;
-	ssize_t got = lazy_recv(s->ctl, &m, sizeof(m), &fd);
+	ssize_t got = recv_with_fd(s->ctl, &m, sizeof(m), &fd);
 
 	if (got == sizeof(m) && m.type == LAZY_TASK && fd >= 0)
 		return add_task(s, m.vpid, m.host_pid, fd, NULL);
@@ -541,7 +506,7 @@ int lazy_pages_serve(struct run_ctx *ctx, int sk)
 
 	/* the guardian first: it holds nothing of the source (a page server sees this end) */
 	if ((err = start_guardian(&s)) || (err = lazy_source_open(ctx, &s.src)) ||
-	    (err = lazy_send(sk, &ready, sizeof(ready), -1))) {
+	    (err = send_with_fd(sk, &ready, sizeof(ready), -1))) {
 		if (s.guard >= 0) {
 			guard_tell(&s, GUARD_END, 0, -1);
 			close(s.guard);

@@ -56,10 +56,6 @@ void lazy_source_close(struct lazy_source *s);
 /* cr/lazy-pages.c: serves one restore on its connection sk until every page is in; 0, or
  * a negative errno (said) once the tree was killed. */
 int lazy_pages_serve(struct run_ctx *ctx, int sk);
-/* One message of len bytes with fd riding along (-1: none): 0 or -errno. */
-int lazy_send(int sk, const void *msg, size_t len, int fd);
-/* One message, its fd (if any) in *fd (else -1); 0 at the end of the connection. */
-ssize_t lazy_recv(int sk, void *msg, size_t len, int *fd);
 
 /* cr/lazy-restore.c: the restore's side (a tree-wide kind: the server found or started at
  * prepare, told at undo that the restore is over) and stasis lazy-pages' listening socket. */

@@ -139,7 +139,7 @@ int lazy_pages_hand_off(const struct run_ctx *ctx, const struct restore_task *t,
 		pr_err("restore pid %d: cannot take its userfaultfd: %s", t->pid, strerror(-copy));
 		return copy;
 	}
-	err = lazy_send(st->sk, &m, sizeof(m), copy);
+	err = send_with_fd(st->sk, &m, sizeof(m), copy);
 	close(copy);
 	if (err)
 		pr_err("restore pid %d: cannot hand its memory to the lazy-pages server: %s", t->pid,
@@ -155,7 +155,7 @@ static void undo_lazy(struct run_ctx *ctx, bool restored)
 
 	if (!st->on)
 		return;
-	if (restored && lazy_send(st->sk, &m, sizeof(m), -1))
+	if (restored && send_with_fd(st->sk, &m, sizeof(m), -1))
 		pr_warn("lazy restore: the lazy-pages server is gone");
 	close(st->sk);
 	st->on = false;

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "restore-watchdog.h"
+#include "util.h"
 
 #define MAX_PROCESSES 65536
 #define MAX_UNDO 16384
@@ -56,28 +57,6 @@ static int passed_fd(struct msghdr *mh)
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 		memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
-}
-
-/* Sends m (and fd, unless -1) on sock. */
-static int send_with_fd(int sock, const void *m, size_t len, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { (void *)m, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t sent;
-
-	if (fd >= 0) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	while ((sent = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	return sent == (ssize_t)len ? 0 : -1;
 }
 
 /* One registration taken from the socket (fd 1): false if none was waiting. */

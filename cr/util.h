@@ -55,6 +55,13 @@ bool page_is_zero(const void *page);
 
 bool ends_with(const char *s, const char *suffix);
 
+/* One message of len bytes on socket sk, with fd riding along (SCM_RIGHTS; -1: none):
+ * 0 or -errno (-EIO: sent short). */
+int send_with_fd(int sk, const void *msg, size_t len, int fd);
+/* One message of up to len bytes from sk, the fd it carried in *fd (close-on-exec; else -1):
+ * recvmsg's result (0 at the end of the connection). */
+ssize_t recv_with_fd(int sk, void *msg, size_t len, int *fd);
+
 /* A copy of fd number fd of process pid (pidfd_getfd: the same open file), or -errno. */
 int task_fd_copy(pid_t pid, int fd);
 
