@@ -134,11 +134,8 @@ case_runc_predump() {
 		return
 	fi
 	last=$(grep -E '^[0-9]+$' "$d/before.out" | tail -n 1)
-	( (cd "$d/bundle" && timeout -k 5 120 "${RUNC[@]}" restore -d --image-path "$d/img" \
-		--work-path "$d/work" "$id" 2>&1)
-	echo $? >"$d/restore.rc") </dev/null | cat >"$d/after.out" &
-	wait_until 120 test -s "$d/restore.rc"
-	rc=$(cat "$d/restore.rc" 2>/dev/null)
+	runc_restore "$d" "$id" "$d/img"
+	rc=$RESTORE_RC
 	if [ "$rc" != 0 ] || [ "$(runc_status "$id")" != running ] || ! wait_until 10 numbers_in "$d/after.out" 1; then
 		result_fail "$CASE" "runc restore exited ${rc:-none} (container: $(runc_status "$id")):"
 		runc_logs "$d"
@@ -592,11 +589,8 @@ case_runc_ps_lazy() {
 	fi
 	copy_images "$d/img" "$d/dst"
 	last=$(grep -E '^[0-9]+$' "$d/before.out" | tail -n 1)
-	( (cd "$d/bundle" && timeout -k 5 120 "${RUNC[@]}" restore -d --lazy-pages --image-path "$d/dst" \
-		--work-path "$d/work" "$id" 2>&1)
-	echo $? >"$d/restore.rc") </dev/null | cat >"$d/after.out" &
-	wait_until 120 test -s "$d/restore.rc"
-	rc=$(cat "$d/restore.rc" 2>/dev/null)
+	runc_restore "$d" "$id" "$d/dst" --lazy-pages
+	rc=$RESTORE_RC
 	if [ "$rc" != 0 ] || [ "$(runc_status "$id")" != running ] || ! wait_until 10 numbers_in "$d/after.out" 1 ||
 		! wait_until 10 has "$d/work/restore.log" 'lazy-pages: [0-9]* processes, [0-9]* pages copied in'; then
 		result_fail "$CASE" "runc restore --lazy-pages exited ${rc:-none} (container: $(runc_status "$id")):"

@@ -519,11 +519,8 @@ case_runc_cr() {
 		return
 	fi
 	last=$(grep -E '^[0-9]+$' "$d/before.out" | tail -n 1)
-	( (cd "$d/bundle" && timeout -k 5 120 "${RUNC[@]}" restore -d --image-path "$d/img" \
-		--work-path "$d/work" "$id" 2>&1)
-	echo $? >"$d/restore.rc") </dev/null | cat >"$d/after.out" &
-	wait_until 120 test -s "$d/restore.rc"
-	rc=$(cat "$d/restore.rc" 2>/dev/null)
+	runc_restore "$d" "$id" "$d/img"
+	rc=$RESTORE_RC
 	if [ "$rc" != 0 ] || [ "$(runc_status "$id")" != running ] ||
 		! wait_until 10 numbers_in "$d/after.out" 1; then
 		result_fail "$CASE" "runc restore exited ${rc:-none} (container: $(runc_status "$id")):"

@@ -18,6 +18,18 @@ runc_bundle() {
 }
 runc_init() { "${RUNC[@]}" state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 runc_status() { "${RUNC[@]}" state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
+# runc_restore DIR ID IMAGES [OPTIONS...]: `runc restore -d [OPTIONS] --image-path IMAGES` of
+# container ID from DIR/bundle (work path DIR/work) in the background, its output in
+# DIR/after.out; waits up to 120 s; RESTORE_RC gets its exit status (empty: it did not end)
+runc_restore() {
+	local d=$1 id=$2 images=$3
+	shift 3
+	( (cd "$d/bundle" && timeout -k 5 120 "${RUNC[@]}" restore -d "$@" --image-path "$images" \
+		--work-path "$d/work" "$id" 2>&1)
+	echo $? >"$d/restore.rc") </dev/null | cat >"$d/after.out" &
+	wait_until 120 test -s "$d/restore.rc"
+	RESTORE_RC=$(cat "$d/restore.rc" 2>/dev/null)
+}
 # numbers_in FILE N: at least N lines of the count in FILE
 numbers_in() { [ "$(grep -c -E '^[0-9]+$' "$1" 2>/dev/null)" -ge "$2" ]; }
 # runc_logs DIR: what runc and stasis said (the outputs in DIR, the logs in its work dirs)
