@@ -282,7 +282,7 @@ struct walk {
 
 static int walk_below(struct walk *w, const char *path, int depth)
 {
-	int err, fd;
+	int err;
 	DIR *dir;
 	struct dirent *de;
 
@@ -293,11 +293,8 @@ static int walk_below(struct walk *w, const char *path, int depth)
 	}
 	if ((err = w->fn(path, w->arg)))
 		return err;
-	if ((fd = openat(w->hfd, cg_rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    !(dir = fdopendir(fd))) {
+	if (!(dir = opendir_at(w->hfd, cg_rel(path), 0))) {
 		pr_perror("dump: cannot list cgroup %s", path);
-		if (fd >= 0)
-			close(fd);
 		return -errno;
 	}
 	while (!err && (de = readdir(dir))) {

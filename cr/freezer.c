@@ -156,8 +156,7 @@ static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch
 
 	for (char *p = text; !err && p && *p; p += strcspn(p, "\n"), p += *p == '\n')
 		err = add_tid(out, atoi(p));
-	int fd = err ? -1 : openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	DIR *dir = err ? NULL : opendir_at(dirfd, ".", 0);
 	struct dirent *de;
 	if (!err && !dir)
 		err = -errno;
@@ -169,8 +168,6 @@ static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch
 	}
 	if (dir)
 		closedir(dir);
-	else if (fd >= 0)
-		close(fd);
 	if (err && !depth)
 		log_unnamed(logged, err, "dump: cannot list the threads of cgroup %s", f->path);
 	return err;

@@ -390,7 +390,7 @@ static int dedup_chain(struct run_ctx *ctx, struct dump_tree *tr)
 				     : open_chain_dir(st->parent_fd, depth - 1);
 		if (dir < 0)
 			break;
-		DIR *d = fdopendir(dup(dir));
+		DIR *d = opendir_at(dir, ".", 0);
 		struct dirent *de;
 		while (d && (de = readdir(d)) && !err) {
 			const struct image_desc *desc = image_desc_by_filename(de->d_name);

@@ -21,37 +21,29 @@
 
 #define SET_PREFIX ".stasis-dump-"
 
-/* Removes directory name of dirfd and the files in it (an image set's directory is flat). */
-static void remove_flat_dir(int dirfd, const char *name)
+/* Removes directory name of parent and the files in it (an image set's directory is flat). */
+static void remove_flat_dir(int parent, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	DIR *dir = opendir_at(parent, name, O_NOFOLLOW);
 	struct dirent *de;
 
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
 		return;
-	}
 	while ((de = readdir(dir)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
+			unlinkat(dirfd(dir), de->d_name, 0);
 	closedir(dir);
-	unlinkat(dirfd, name, AT_REMOVEDIR);
+	unlinkat(parent, name, AT_REMOVEDIR);
 }
 
 /* Set directories whose stasis is gone (killed mid-dump). */
 static void remove_stale_sets(int dirfd)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	DIR *dir = opendir_at(dirfd, ".", 0);
 	struct dirent *de;
 
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
 		return;
-	}
 	while ((de = readdir(dir))) {
 		int pid;
 		if (de->d_type == DT_DIR && sscanf(de->d_name, SET_PREFIX "%d-", &pid) == 1 && pid > 0 &&
@@ -115,17 +107,13 @@ void image_set_abort(int dirfd, struct image_set *set)
 /* The names of the set's files, malloc'd, NULL-terminated; NULL if it cannot be read. */
 static char **set_files(const struct image_set *set)
 {
-	int fd = openat(set->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	DIR *dir = opendir_at(set->fd, ".", 0);
 	struct dirent *de;
 	char **names = NULL;
 	size_t n = 0;
 
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
+	if (!dir)
 		return NULL;
-	}
 	while ((de = readdir(dir))) {
 		char **more;
 		bool parent_link = de->d_type == DT_LNK && !strcmp(de->d_name, "parent");
@@ -218,13 +206,11 @@ int image_dir_check_owner(int dirfd, const char *dir_name)
 	struct dirent *de;
 	struct stat st;
 	DIR *dir = NULL;
-	int fd;
 
 	if (fstat(dirfd, &st) == 0)
 		why = untrusted(&st, buf, sizeof(buf));
-	if (!why && (fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
-	    !(dir = fdopendir(fd)))
-		close(fd);
+	if (!why)
+		dir = opendir_at(dirfd, ".", 0);
 	while (dir && !why && (de = readdir(dir))) {
 		/* (links and the like are refused when read, as not regular files) */
 		if (image_desc_by_filename(de->d_name) &&

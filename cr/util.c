@@ -245,3 +245,16 @@ ssize_t recv_with_fd(int sk, void *msg, size_t len, int *fd)
 		memcpy(fd, CMSG_DATA(c), sizeof(int));
 	return n;
 }
+
+DIR *opendir_at(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+
+	if (!dir && fd >= 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+	}
+	return dir;
+}

@@ -1,6 +1,7 @@
 #ifndef STASIS_UTIL_H
 #define STASIS_UTIL_H
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,10 @@ uint64_t now_ns(int clock);
 bool page_is_zero(const void *page);
 
 bool ends_with(const char *s, const char *suffix);
+
+/* Directory name of dirfd open for reading (openat with O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+ * flags): NULL with errno set if it cannot be. */
+DIR *opendir_at(int dirfd, const char *name, int flags);
 
 /* One message of len bytes on socket sk, with fd riding along (SCM_RIGHTS; -1: none):
  * 0 or -errno (-EIO: sent short). */

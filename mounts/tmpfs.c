@@ -198,13 +198,10 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 			return log_unnamed(logged, fd < 0 ? -errno : err, "dump: tmpfs %s: cannot read %s",
 					   d->mountpoint, path);
 	} else if (S_ISDIR(st.st_mode)) {
-		int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
-		DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+		DIR *dir = opendir_at(dir_fd, name, O_NOFOLLOW | O_NOATIME);
 		struct dirent *de;
 		if (!dir) {
 			pr_perror("dump: tmpfs %s: cannot list %s", d->mountpoint, path);
-			if (fd >= 0)
-				close(fd);
 			return -errno;
 		}
 		err = 0;
