@@ -106,6 +106,9 @@
 #                            inventory.img)
 #
 #   tests/failure-cases.sh [--keep]
+#   ALLOC_ONLY=1 runs the alloc-fail sweeps alone; ALLOC_EVERY=1 makes them try every N from 1
+#   to the last allocation instead of the spaced points (an hour or more: for leak hunts with
+#   LeakSanitizer, not for make test); ALLOC_DUMP_TARGETS / ALLOC_RESTORE_TARGETS pick targets.
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -120,9 +123,9 @@ FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
 # processes, zombies, groups; pipes, a FIFO, shared files; unix socket pairs and their queues;
 # TCP connections (repair, the network lock) and listeners
-ALLOC_DUMP_TARGETS="tree pipes unix-pair tcp-established"
+ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
 # restored again and again (pipes' FIFO goes at its exit)
-ALLOC_RESTORE_TARGETS="tree shared-anon tcp-established"
+ALLOC_RESTORE_TARGETS=${ALLOC_RESTORE_TARGETS-tree shared-anon tcp-established}
 ALLOC_MIN_POINTS=10
 UNSUPPORTED_KINDS="socket ebpf-filter pidfd-outside io_uring epoll-stale"
 
@@ -743,10 +746,12 @@ case_ipc_ns_images() {
 # Sets ALLOC_POINTS: how many runs failed as they must, and ALLOC_LAST: the last N that failed.
 # Returns 1 if TRY reported a failure.
 alloc_sweep() {
-	local try=$1 lo=0 hi=0 a=1 b=2 n
+	local try=$1 lo=0 hi=0 a=1 b=2 n failed=0
 	ALLOC_POINTS=0
 	while [ "$hi" -eq 0 ] || [ $((hi - lo)) -gt 1 ]; do
-		if [ "$hi" -eq 0 ]; then
+		if [ -n "${ALLOC_EVERY:-}" ]; then
+			n=$((lo + 1))
+		elif [ "$hi" -eq 0 ]; then
 			n=$a a=$b b=$((n + b))
 		else
 			n=$(((lo + hi) / 2))
@@ -755,11 +760,14 @@ alloc_sweep() {
 		case $? in
 		0) lo=$n ALLOC_POINTS=$((ALLOC_POINTS + 1)) ;;
 		1) hi=$n ;;
-		*) return 1 ;;
+		*)
+			[ -n "${ALLOC_EVERY:-}" ] || return 1
+			lo=$n failed=1 # reported; every later N is still tried
+			;;
 		esac
 	done
 	ALLOC_LAST=$lo
-	return 0
+	return $failed
 }
 
 # ALLOC_DUMP_OPTS: what a dump of TARGET needs (as tests/run-zoo.sh gives it)
@@ -1041,57 +1049,62 @@ case_check() {
 	fi
 }
 
-# ---------------------------------------------------------------------------------------
-case_check
-case_no_such_pid
-mkdir -p "$ZOO_TMP/files"
-: >"$ZOO_TMP/files/a-regular-file"
-case_bad_dir nonexistent "$ZOO_TMP/files/does/not/exist"
-case_bad_dir regular-file "$ZOO_TMP/files/a-regular-file"
-case_bad_dir unwritable /proc/1/fdinfo
-for k in $UNSUPPORTED_KINDS; do
-	case_unsupported "$k"
-done
-case_unsupported_in_child
-case_locks_without_option
-dump_fails_naming dump/unix-backlog-unread unix-backlog \
-	'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
-dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
-	'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
-dump_fails_naming dump/unix-oob unix-peer-closed \
-	'dump pid PID fd 67: unix socket socket:\[[0-9]+\]: urgent data \(MSG_OOB\) waits' --oob
-dump_fails_naming dump/unix-seqpacket-reset-data unix-peer-closed \
-	'dump pid PID fd 63: unix socket socket:\[[0-9]+\]: an error \(ECONNRESET\) waits to be read before its data' --reset-data
-dump_fails_naming dump/ext-stream-without-option ext-unix \
-	'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
-dump_fails_naming dump/seccomp-listener seccomp-stack \
-	'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
-	--notify-listener
-DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
-	'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
-dump_fails_naming dump/secretmem mem-unreadable \
-	'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
-	--secretmem
-case_ext_stream_no_inherit_fd
-STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
-	'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
-case_restore_kernel_lacks
-case_restore_fault_tree
-for p in $FAULT_POINTS; do
-	for t in $FAULT_TARGETS; do
-		case_fault "$p" "$t"
+# every case but the alloc-fail sweeps
+other_cases() {
+	case_check
+	case_no_such_pid
+	mkdir -p "$ZOO_TMP/files"
+	: >"$ZOO_TMP/files/a-regular-file"
+	case_bad_dir nonexistent "$ZOO_TMP/files/does/not/exist"
+	case_bad_dir regular-file "$ZOO_TMP/files/a-regular-file"
+	case_bad_dir unwritable /proc/1/fdinfo
+	for k in $UNSUPPORTED_KINDS; do
+		case_unsupported "$k"
 	done
-done
-for t in $LEAVE_TARGETS; do
-	case_leave_running "$t"
-done
-case_stopped_meanwhile stopped-meanwhile
-case_stopped_meanwhile stopped-meanwhile-fault after-collect
-case_corrupt_images
-case_restore_linked_file_gone
-case_ipc_ns_split
-case_ipc_ns_images
-case_restore_bad_dirs
+	case_unsupported_in_child
+	case_locks_without_option
+	dump_fails_naming dump/unix-backlog-unread unix-backlog \
+		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
+	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
+		'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
+	dump_fails_naming dump/unix-oob unix-peer-closed \
+		'dump pid PID fd 67: unix socket socket:\[[0-9]+\]: urgent data \(MSG_OOB\) waits' --oob
+	dump_fails_naming dump/unix-seqpacket-reset-data unix-peer-closed \
+		'dump pid PID fd 63: unix socket socket:\[[0-9]+\]: an error \(ECONNRESET\) waits to be read before its data' --reset-data
+	dump_fails_naming dump/ext-stream-without-option ext-unix \
+		'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
+	dump_fails_naming dump/seccomp-listener seccomp-stack \
+		'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
+		--notify-listener
+	DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
+		'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
+	dump_fails_naming dump/secretmem mem-unreadable \
+		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
+		--secretmem
+	case_ext_stream_no_inherit_fd
+	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
+		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
+	case_restore_kernel_lacks
+	case_restore_fault_tree
+	for p in $FAULT_POINTS; do
+		for t in $FAULT_TARGETS; do
+			case_fault "$p" "$t"
+		done
+	done
+	for t in $LEAVE_TARGETS; do
+		case_leave_running "$t"
+	done
+	case_stopped_meanwhile stopped-meanwhile
+	case_stopped_meanwhile stopped-meanwhile-fault after-collect
+	case_corrupt_images
+	case_restore_linked_file_gone
+	case_ipc_ns_split
+	case_ipc_ns_images
+	case_restore_bad_dirs
+}
+
+# ---------------------------------------------------------------------------------------
+[ -n "${ALLOC_ONLY:-}" ] || other_cases
 for t in $ALLOC_DUMP_TARGETS; do
 	case_alloc_dump "$t"
 done

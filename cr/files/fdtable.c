@@ -138,15 +138,14 @@ static int dump_fds(struct dump_task *t)
 
 		if (dirty_track_owns_fd(t, fds[i]))
 			continue; /* stasis's own, not the program's */
+		bool cloexec;
+		if ((err = fd_probe(t->pid, fds[i], &p, &info)) || (err = fd_cloexec(t, &p, &cloexec)))
+			return err;
+		/* in the table as soon as it exists: the tree's teardown frees it on any failure */
 		if (!(e = xzalloc(sizeof(*e))))
 			return -ENOMEM;
 		fd_entry__init(e);
-		if ((err = fd_probe(t->pid, fds[i], &p, &info)))
-			return err;
 		e->fd = fds[i];
-		bool cloexec;
-		if ((err = fd_cloexec(t, &p, &cloexec)))
-			return err;
 		e->cloexec = cloexec;
 		const FdEntry *prev = same_open_file(t, &p.st, t->pid, e->fd);
 		index_add(&t->fd_index, tab->n_fds, &p.st);
