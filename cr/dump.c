@@ -28,15 +28,21 @@
 #include "tree-objects.h"
 #include "util.h"
 
+/* Each image is whole as soon as it exists: the tree's teardown frees what a failure left. */
 static int new_task_images(struct dump_task *t)
 {
-	if (!(t->core = xzalloc(sizeof(*t->core))) || !(t->mm = xzalloc(sizeof(*t->mm))) ||
-	    !(t->pagemap = xzalloc(sizeof(*t->pagemap))) || !(t->fds = xzalloc(sizeof(*t->fds))))
+	if (!(t->core = xzalloc(sizeof(*t->core))))
 		return -ENOMEM;
 	task_core__init(t->core);
 	t->core->pid = t->core->tid = t->vpid;
+	if (!(t->mm = xzalloc(sizeof(*t->mm))))
+		return -ENOMEM;
 	mm__init(t->mm);
+	if (!(t->pagemap = xzalloc(sizeof(*t->pagemap))))
+		return -ENOMEM;
 	pagemap__init(t->pagemap);
+	if (!(t->fds = xzalloc(sizeof(*t->fds))))
+		return -ENOMEM;
 	fd_table__init(t->fds);
 	return 0;
 }
