@@ -87,6 +87,16 @@ int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags)
 
 int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len)
 {
+	int fd = fhandle_path_fd(sdev, bytes, type, hex, path, len);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int fhandle_path_fd(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len)
+{
 	unsigned char raw[FHANDLE_MAX_BYTES];
 	char proc[64];
 
@@ -95,13 +105,15 @@ int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, 
 	for (unsigned i = 0; i < bytes; i++)
 		if (sscanf(hex + 2 * i, "%2hhx", &raw[i]) != 1)
 			return -EINVAL;
-	auto_close int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
+	int fd = fhandle_open(makedev(sdev >> 20, sdev & 0xfffff), raw, bytes, type, O_PATH);
 	if (fd < 0)
 		return fd;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(proc, path, len - 1);
-	if (n <= 0)
+	if (n <= 0) {
+		close(fd);
 		return -ENOENT;
+	}
 	path[n] = 0;
-	return 0;
+	return fd;
 }

@@ -104,6 +104,8 @@ int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int 
 /* The path of the inode of a handle as fdinfo shows it (sdev: the kernel's major << 20 | minor;
  * hex: its bytes), found through a mount of its filesystem. */
 int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len);
+/* The same, and an O_PATH fd on the inode (the caller's to close) as the result. */
+int fhandle_path_fd(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len);
 
 /* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). ghost_note: the ghost
  * id of the removed file behind read_path (a /proc path), what names its use ("fd 5") in errors;

@@ -523,7 +523,19 @@ static int set_attributes(int fd, const GhostFile *g)
 
 static bool fd_has_ghost(const FdEntry *e)
 {
+	for (size_t i = 0; i < e->n_watches; i++)
+		if (e->watches[i]->has_ghost_id)
+			return true;
 	return e->has_ghost_id;
+}
+
+/* Whether every ghost e refers to (its own, its inotify watches') is below n. */
+static bool fd_ghosts_below(const FdEntry *e, size_t n)
+{
+	for (size_t i = 0; i < e->n_watches; i++)
+		if (e->watches[i]->has_ghost_id && e->watches[i]->ghost_id >= n)
+			return false;
+	return !e->has_ghost_id || e->ghost_id < n;
 }
 
 static bool valid_ghost(const GhostFile *g, size_t i)
@@ -574,9 +586,9 @@ static int validate_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		const struct restore_task *t = &rt->tasks[i];
 		for (size_t k = 0; k < t->fds->n_fds; k++)
-			if (fd_has_ghost(t->fds->fds[k]) && t->fds->fds[k]->ghost_id >= st->rst->n_ghosts) {
-				pr_err("image fds-%d.img: fd %u refers to deleted file %u, which ghosts.img "
-				       "does not hold", t->pid, t->fds->fds[k]->fd, t->fds->fds[k]->ghost_id);
+			if (!fd_ghosts_below(t->fds->fds[k], st->rst->n_ghosts)) {
+				pr_err("image fds-%d.img: fd %u refers to a deleted file which ghosts.img "
+				       "does not hold", t->pid, t->fds->fds[k]->fd);
 				return -EINVAL;
 			}
 		for (size_t k = 0; k < t->mm->n_files; k++) {

@@ -1,7 +1,8 @@
 /*
  * inotify: the watches, each with its wd and mask (from fdinfo). The watched file is found
  * from the file handle fdinfo shows (open_by_handle_at through a mount of that filesystem);
- * restore adds the watches again in wd order and checks each gets its old wd. Events queued
+ * a deleted one is a ghost file, and a symlink is watched as itself (IN_DONT_FOLLOW).
+ * Restore adds the watches again in wd order and checks each gets its old wd. Events queued
  * but not read yet are not kept (reading them would take them from the running task): the
  * dump warns. Events the restore itself causes (reopening watched files, closing helper fds)
  * are dropped before the tree runs.
@@ -49,15 +50,19 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		char hex[260], path[4096];
 		char line[512];
 		int err = -EINVAL;
+		auto_close int watched = -1;
 		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
 			      "fhandle-type:%x f_handle:%259s",
 			   &wd, &sdev, &mask, &bytes, &type, hex) != 6 ||
-		    bytes > 128 || (err = fhandle_path(sdev, bytes, type, hex, path, sizeof(path)))) {
+		    bytes > 128 || (err = watched = fhandle_path_fd(sdev, bytes, type, hex, path, sizeof(path))) < 0) {
 			if (err == -ENOMEM)
 				return err;
 			pr_err("dump pid %d fd %d: cannot find the file of an inotify watch", t->pid, p->fd);
 			return -ENOENT;
 		}
+		struct stat st;
+		if (!fstat(watched, &st) && S_ISLNK(st.st_mode))
+			mask |= IN_DONT_FOLLOW; /* the symlink's own watch */
 		InotifyWatch *w = xzalloc(sizeof(*w)), **more;
 		if (!w || !(more = xreallocarray(e->watches, e->n_watches + 1, sizeof(*more)))) {
 			free(w);
@@ -70,6 +75,16 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		w->mask = mask;
 		if (!(w->path = xstrdup(path)))
 			return -ENOMEM;
+		if (ghost_path(path)) {
+			char proc[64], what[64];
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", watched);
+			snprintf(what, sizeof(what), "fd %d inotify watch %u", p->fd, wd);
+			int id = ghost_note(t->ctx, proc, path, t->pid, what, true);
+			if (id < 0)
+				return id;
+			w->has_ghost_id = true;
+			w->ghost_id = id;
+		}
 	}
 	return 1;
 }
@@ -77,6 +92,22 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 static int by_wd(const void *a, const void *b)
 {
 	return (int)(*(InotifyWatch *const *)a)->wd - (int)(*(InotifyWatch *const *)b)->wd;
+}
+
+/* inotify_add_watch of w on inotify fd: a deleted file through the ghost the restore made. */
+static int watch_again(const struct restore_task *t, int fd, const InotifyWatch *w)
+{
+	if (!w->has_ghost_id)
+		return inotify_add_watch(fd, w->path, w->mask);
+	auto_close int ghost = ghost_open(t->ctx, w->ghost_id, O_PATH);
+	char proc[64];
+
+	if (ghost < 0) {
+		errno = -ghost;
+		return -1;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", ghost);
+	return inotify_add_watch(fd, proc, w->mask & ~IN_DONT_FOLLOW);
 }
 
 static int open_inotify(struct restore_task *t, const FdEntry *e)
@@ -93,7 +124,7 @@ static int open_inotify(struct restore_task *t, const FdEntry *e)
 	memcpy(w, e->watches, e->n_watches * sizeof(*w));
 	qsort(w, e->n_watches, sizeof(*w), by_wd);
 	for (size_t i = 0; i < e->n_watches; i++) {
-		int wd = inotify_add_watch(fd, w[i]->path, w[i]->mask);
+		int wd = watch_again(t, fd, w[i]);
 		if (wd != (int)w[i]->wd) {
 			int err = wd < 0 ? -errno : -EEXIST; /* the wd numbering cannot be reproduced */
 			if (wd < 0)

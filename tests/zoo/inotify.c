@@ -1,23 +1,30 @@
 /*
  * inotify: fd 50 watches a directory (IN_CREATE|IN_DELETE, wd 1), a file in it (IN_MODIFY,
  * wd 2) and the directory again for opens and closes (wd 3: merged with wd 1 by the kernel, so
- * it is wd 1 with both masks); fd 51 keeps the file open. After restore and SIGTERM: no event
- * is waiting (the restore itself, which reopens fd 51 and closes its own helper fds, must not
- * leave any), then creating a file in the directory and writing to the file produce events
- * with the old wds (and the new file's name).
+ * it is wd 1 with both masks); fd 51 keeps the file open. wd 3 watches a file that fd 52 keeps
+ * open after its name was removed (IN_MODIFY), wd 4 a symlink to the file as itself
+ * (IN_DONT_FOLLOW, IN_ATTRIB). After restore and SIGTERM: no event is waiting (the restore
+ * itself, which reopens fd 51 and closes its own helper fds, must not leave any), then
+ * creating a file in the directory, writing to the file and to fd 52, and touching the
+ * symlink produce events with the old wds (and the new file's name); the symlink's watch sees
+ * nothing of the write to the file it points to.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
-static char dir[4200], file[4300];
+static char dir[4200], file[4300], gone[4300], link_path[4300];
 
 static void c_watch(ucontext_t *u) { (void)u; inotify_rm_watch(50, 2); }
+static void c_deleted(ucontext_t *u) { (void)u; inotify_rm_watch(50, 3); }
+static void c_symlink(ucontext_t *u) { (void)u; inotify_rm_watch(50, 4); }
 static void c_spurious(ucontext_t *u) { (void)u; close(open(file, O_RDONLY)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "watch", c_watch, 0 },
 	{ "spurious-event", c_spurious, 0 },
+	{ "deleted-watch", c_deleted, 0 },
+	{ "symlink-watch", c_symlink, 0 },
 };
 
 int main(int argc, char **argv)
@@ -25,6 +32,8 @@ int main(int argc, char **argv)
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	snprintf(dir, sizeof(dir), "%s/watched", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp");
 	snprintf(file, sizeof(file), "%s/file", dir);
+	snprintf(gone, sizeof(gone), "%s/gone", dir);
+	snprintf(link_path, sizeof(link_path), "%s/link", dir);
 	mkdir(dir, 0700);
 	int f = open(file, O_WRONLY | O_CREAT, 0600);
 	close(f);
@@ -38,10 +47,20 @@ int main(int argc, char **argv)
 	if (inotify_add_watch(50, dir, IN_CREATE | IN_DELETE) != 1 || inotify_add_watch(50, file, IN_MODIFY) != 2 ||
 	    inotify_add_watch(50, dir, IN_OPEN | IN_CLOSE | IN_MASK_ADD) != 1)
 		zoo_die("inotify_add_watch: %s", strerror(errno));
+	unlink(gone);
+	unlink(link_path);
+	if ((f = open(gone, O_RDWR | O_CREAT, 0600)) < 0 || dup2(f, 52) != 52 || symlink("file", link_path))
+		zoo_die("%s, %s: %s", gone, link_path, strerror(errno));
+	close(f);
+	if (inotify_add_watch(50, gone, IN_MODIFY) != 3 || unlink(gone) ||
+	    inotify_add_watch(50, link_path, IN_ATTRIB | IN_DONT_FOLLOW) != 4)
+		zoo_die("inotify_add_watch: %s", strerror(errno));
+	char buf[4096] __attribute__((aligned(8)));
+	while (read(50, buf, sizeof(buf)) > 0) /* what the setting up caused */
+		;
 	zoo_ready();
 	zoo_wait();
 
-	char buf[4096] __attribute__((aligned(8)));
 	ssize_t n = read(50, buf, sizeof(buf));
 	CHECK("spurious-event", n < 0 && errno == EAGAIN, "%zd bytes of events before anything happened (first mask %#x)",
 	      n, n > 0 ? ((struct inotify_event *)buf)->mask : 0);
@@ -54,17 +73,28 @@ int main(int argc, char **argv)
 	if (write(f, "x", 1) != 1)
 		zoo_failf("watch", "write: %s", strerror(errno));
 	close(f);
+	if (write(52, "y", 1) != 1)
+		zoo_failf("deleted-watch", "write to fd 52: %s", strerror(errno));
+	if (utimensat(AT_FDCWD, link_path, NULL, AT_SYMLINK_NOFOLLOW))
+		zoo_failf("symlink-watch", "utimensat %s: %s", link_path, strerror(errno));
 	zoo_sleep_ms(20);
 	n = read(50, buf, sizeof(buf));
-	int created = 0, modified = 0;
+	int created = 0, modified = 0, deleted_modified = 0, link_attrib = 0, link_other = 0;
 	for (char *p = buf; n > 0 && p < buf + n;) {
 		struct inotify_event *ev = (struct inotify_event *)p;
 		created |= ev->wd == 1 && (ev->mask & IN_CREATE) && ev->len && !strcmp(ev->name, "new");
 		modified |= ev->wd == 2 && (ev->mask & IN_MODIFY);
+		deleted_modified |= ev->wd == 3 && (ev->mask & IN_MODIFY);
+		link_attrib |= ev->wd == 4 && (ev->mask & IN_ATTRIB);
+		link_other |= ev->wd == 4 && !(ev->mask & IN_ATTRIB);
 		p += sizeof(*ev) + ev->len;
 	}
 	CHECK("watch", created, "no IN_CREATE event on wd 1 for 'new'");
 	CHECK("watch", modified, "no IN_MODIFY event on wd 2");
+	CHECK("deleted-watch", deleted_modified, "no IN_MODIFY event on wd 3 (the deleted file)");
+	CHECK("symlink-watch", link_attrib && !link_other,
+	      "the symlink's wd 4 saw %s", link_attrib ? "other events too" : "no IN_ATTRIB");
 	unlink(newf);
-	return zoo_finish("2 watches");
+	unlink(link_path);
+	return zoo_finish("4 watches");
 }
