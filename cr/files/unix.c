@@ -8,7 +8,8 @@
  *   a listener, with the connections waiting in it (unix-backlog.c), or a socket bound to a
  *     name and not connected (stream, seqpacket, or datagram with what waits in it):
  *     FD_UNIX_BOUND;
- *   a datagram socket connected one way to a socket of the tree: FD_UNIX_BOUND + sock_peer;
+ *   a datagram socket connected one way to a socket of the tree (itself too): FD_UNIX_BOUND +
+ *     sock_peer;
  *   one end of a pair, its peer held, carried or closed: FD_UNIX_PAIR (unix-pair.c);
  *   a client waiting to be accepted by a listener of the tree: FD_UNIX_PENDING;
  *   neither bound nor connected: FD_UNIX_FRESH;
@@ -76,7 +77,7 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		bool pi_ok = sock_diag_unix(ui.peer, &pi, false) == 0;
 		if ((err = unix_tree_holds(ud, t, ui.peer)) <= 0)
 			return err ? err : unix_dump_peer_outside(t, p, e, &ui, &pi, pi_ok);
-		if (pi_ok && pi.peer == ui.ino)
+		if (pi_ok && pi.peer == ui.ino && ui.peer != ui.ino) /* (not a datagram socket connected to itself) */
 			return unix_dump_pair(ud, t, p, e, &ui, &pi);
 		return unix_dump_one_way(ud, t, p, e, &ui, &pi);
 	}

@@ -7,12 +7,15 @@
  *   fd 63 SOCK_STREAM listening on $ZOO_TMPDIR/gone-listen.sock, whose file was removed;
  *   fd 64 SOCK_STREAM bound to the relative name "rel.sock" (in the working directory);
  *   fd 65 SOCK_DGRAM bound to $ZOO_TMPDIR/taken.sock, whose file was removed and then taken
- *   by fd 66, another datagram socket bound to the same path.
+ *   by fd 66, another datagram socket bound to the same path;
+ *   fd 67 SOCK_DGRAM bound to $ZOO_TMPDIR/self.sock and connected to itself, its own datagram
+ *   waiting.
  * After restore and SIGTERM: every socket reads its name back (getsockname); 60 refuses a
  * connection until it listens, then accepts one; 61 listens and accepts one at its abstract
  * name; gone.sock and gone-listen.sock do not exist, 62 gives its 2 datagrams in order, 63
  * has no connection waiting; rel.sock is a socket file; a datagram sent to taken.sock
- * reaches 66, not 65.
+ * reaches 66, not 65; 67's peer is its own name, its datagram waits, and what it sends comes
+ * back to it.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -21,7 +24,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-static struct sockaddr_un bound_sa, abs_sa, gone_sa, listen_sa, rel_sa, taken_sa;
+static struct sockaddr_un bound_sa, abs_sa, gone_sa, listen_sa, rel_sa, taken_sa, self_sa;
 static socklen_t abs_len, rel_len;
 
 static void place(int fd, int at)
@@ -90,6 +93,7 @@ static void c_gone(ucontext_t *u) { (void)u; zoo_write_file(gone_sa.sun_path, "x
 static void c_queued(ucontext_t *u) { (void)u; char b[8]; recv(62, b, sizeof(b), MSG_DONTWAIT); }
 static void c_relative(ucontext_t *u) { (void)u; unlink("rel.sock"); }
 static void c_replaced(ucontext_t *u) { (void)u; close(66); }
+static void c_self(ucontext_t *u) { (void)u; char b[8]; recv(67, b, sizeof(b), MSG_DONTWAIT); }
 static const struct zoo_corruption corruptions[] = {
 	{ "stream", c_stream, 0 },
 	{ "abstract", c_abstract, 0 },
@@ -97,6 +101,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "queued", c_queued, 0 },
 	{ "relative", c_relative, 0 },
 	{ "replaced", c_replaced, 0 },
+	{ "self", c_self, 0 },
 };
 
 int main(int argc, char **argv)
@@ -110,6 +115,7 @@ int main(int argc, char **argv)
 	path_addr(&listen_sa, dir, "gone-listen.sock");
 	path_addr(&taken_sa, dir, "taken.sock");
 	path_addr(&rel_sa, "", "rel.sock");
+	path_addr(&self_sa, dir, "self.sock");
 	rel_len = offsetof(struct sockaddr_un, sun_path) + strlen(rel_sa.sun_path) + 1;
 	abs_sa.sun_family = AF_UNIX;
 	int n = snprintf(abs_sa.sun_path + 1, sizeof(abs_sa.sun_path) - 1, "zoo#bound#%d#", getpid());
@@ -119,6 +125,7 @@ int main(int argc, char **argv)
 	abs_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
 	unlink(bound_sa.sun_path);
 	unlink(rel_sa.sun_path);
+	unlink(self_sa.sun_path);
 
 	place(bound(SOCK_STREAM, &bound_sa, sizeof(bound_sa)), 60);
 	if (chmod(bound_sa.sun_path, 0640))
@@ -138,6 +145,9 @@ int main(int argc, char **argv)
 	place(bound(SOCK_DGRAM, &taken_sa, sizeof(taken_sa)), 65);
 	unlink(taken_sa.sun_path);
 	place(bound(SOCK_DGRAM, &taken_sa, sizeof(taken_sa)), 66);
+	place(bound(SOCK_DGRAM, &self_sa, sizeof(self_sa)), 67);
+	if (connect(67, (struct sockaddr *)&self_sa, sizeof(self_sa)) || send(67, "s1", 2, 0) != 2)
+		zoo_die("fd 67 connected to itself: %s", strerror(errno));
 	zoo_ready();
 	zoo_wait();
 
@@ -175,8 +185,18 @@ int main(int argc, char **argv)
 	close(tx2);
 	CHECK("replaced", sent == 1 && recv(66, b, 1, MSG_DONTWAIT) == 1 && recv(65, b, 1, MSG_DONTWAIT) < 0,
 	      "a datagram to taken.sock did not reach fd 66 only (sent %zd)", sent);
+	struct sockaddr_un peer;
+	socklen_t peer_len = sizeof(peer);
+	CHECK("self", named(67, &self_sa, sizeof(self_sa)) && !getpeername(67, (struct sockaddr *)&peer, &peer_len) &&
+			      !strcmp(peer.sun_path, self_sa.sun_path),
+	      "fd 67 is not bound and connected to %s", self_sa.sun_path);
+	ssize_t s1 = recv(67, b, sizeof(b), MSG_DONTWAIT);
+	CHECK("self", s1 == 2 && !memcmp(b, "s1", 2), "fd 67's own datagram: %zd bytes", s1);
+	ssize_t s2 = send(67, "s2", 2, 0) == 2 ? recv(67, b, sizeof(b), MSG_DONTWAIT) : -1;
+	CHECK("self", s2 == 2 && !memcmp(b, "s2", 2), "fd 67 does not get back what it sends: %zd", s2);
 	unlink(bound_sa.sun_path);
+	unlink(self_sa.sun_path);
 	unlink("rel.sock");
 	unlink(taken_sa.sun_path);
-	return zoo_finish("6 bound sockets, 3 without their file");
+	return zoo_finish("7 bound sockets, 3 without their file, 1 connected to itself");
 }
