@@ -207,8 +207,11 @@ static void resume_data(const struct inject_ctx *ctx, uint64_t mask, bool unmap_
  * Resumes to syscall entry, then to syscall exit. Every signal is blocked but SIGSTOP (and
  * SIGKILL): one that comes meanwhile is let through, and the task enters a group stop, which
  * it keeps (ctx->group_stop_sig); a task in group stop reports that stop again once resumed:
- * resume it past it.
+ * resume it past it. Stop signals are not queued twice, so a task has at most eight pending
+ * (four kinds, its own and its process's), each a signal stop and a group stop or two:
+ * MAX_GROUP_STOPS bounds a loop that would not end.
  */
+#define MAX_GROUP_STOPS 32
 static int run_to_syscall_exit(struct inject_ctx *ctx, long nr)
 {
 	pid_t pid = ctx->pid;
@@ -227,11 +230,11 @@ static int run_to_syscall_exit(struct inject_ctx *ctx, long nr)
 			       ret == -ESRCH ? "exited" : "did not stop", nr);
 			return ret;
 		}
-		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < 4) {
+		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < MAX_GROUP_STOPS) {
 			step--;
 			continue;
 		}
-		if ((status >> 16) == 0 && is_stop_signal(WSTOPSIG(status)) && group_stops++ < 4) {
+		if ((status >> 16) == 0 && is_stop_signal(WSTOPSIG(status)) && group_stops++ < MAX_GROUP_STOPS) {
 			pr_debug("pid %d: stopped by signal %d while running an injected syscall", pid,
 				 WSTOPSIG(status));
 			ctx->group_stop_sig = pass_sig = WSTOPSIG(status);

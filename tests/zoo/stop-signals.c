@@ -4,10 +4,12 @@
  *   S: SIGSTOP, collected; T: SIGTSTP, not collected; I: SIGTTIN, collected; O: SIGTTOU, not
  *   collected. Each child is in a process group of its own in the program's session (a group
  *   that is not orphaned: the terminal stop signals do stop it). T and O have a second thread.
+ *   S, once stopped, is sent SIGSTOP again, to the process and to its thread: both wait.
  * After restore and SIGTERM: each child, and each thread, is stopped; the parent's waitid(
  * WSTOPPED|WNOHANG|WNOWAIT) reports T stopped by SIGTSTP and O by SIGTTOU, and nothing for S
  * and I (corruption "stopped" continues S and O). The parent counts its SIGCHLDs (a handler):
  * none comes after zoo_ready(), and none is pending (corruption "sigchld" sends itself one).
+ * Then SIGCONT makes S run again (its waiting SIGSTOPs go with it, as the kernel does).
  * Blocks in: nanosleep (zoo_wait loop); the children in group stop.
  */
 #include "zoo.h"
@@ -82,6 +84,8 @@ int main(int argc, char **argv)
 		if (waitid(P_PID, kids[i], &si, WSTOPPED | (collected[i] ? 0 : WNOWAIT)) || si.si_status != sigs[i])
 			zoo_die("child %c did not stop with signal %d", names[i], sigs[i]);
 	}
+	if (kill(kids[0], SIGSTOP) || syscall(SYS_tgkill, kids[0], kids[0], SIGSTOP))
+		zoo_die("SIGSTOP again to child S: %s", strerror(errno));
 	zoo_ready();
 	int seen = sigchlds;
 	zoo_wait();
@@ -109,6 +113,11 @@ int main(int argc, char **argv)
 			      "child %c's stop is reported %s (signal %d, expected %d)", names[i],
 			      si.si_pid ? "with another signal" : "no more", si.si_status, sigs[i]);
 	}
+	kill(kids[0], SIGCONT);
+	int ms = 0;
+	while (state_of(kids[0], kids[0]) == 'T' && ms++ < 2000)
+		zoo_sleep_ms(1);
+	CHECK("stopped", state_of(kids[0], kids[0]) != 'T', "child S is still stopped 2 s after SIGCONT");
 	for (int i = 0; i < 4; i++) {
 		kill(kids[i], SIGKILL);
 		waitpid(kids[i], NULL, 0);
