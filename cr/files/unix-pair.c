@@ -76,29 +76,29 @@ int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_p
 		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
 		return -errno;
 	}
-	UnixPair *pair = xzalloc(sizeof(*pair));
-	if (!pair)
+	/* in the table before it is filled: the run's teardown frees it and gives back the
+	 * messages its ends borrow, also when what follows fails */
+	UnixPair *pair, **more = xreallocarray(ud->tab.pairs, ud->tab.n_pairs + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	ud->tab.pairs = more;
+	if (!(pair = xzalloc(sizeof(*pair))))
 		return -ENOMEM;
 	unix_pair__init(pair);
+	ud->tab.pairs[ud->tab.n_pairs++] = pair;
 	pair->id = e->pair_id;
 	pair->type = type;
-	if (!(pair->a = xzalloc(sizeof(UnixEnd))) || !(pair->b = xzalloc(sizeof(UnixEnd))))
+	if (!(pair->a = xzalloc(sizeof(UnixEnd))))
 		return -ENOMEM;
 	unix_end__init(pair->a);
+	if (!(pair->b = xzalloc(sizeof(UnixEnd))))
+		return -ENOMEM;
 	unix_end__init(pair->b);
 	if ((err = fill_end(ud, pair->a, ino, ui, type, t->tree[0].pid)))
 		return err;
 	if (pi)
-		err = fill_end(ud, pair->b, ui->peer, pi, type, t->tree[0].pid);
-	else
-		pair->b->has_closed = pair->b->closed = true;
-	if (err)
-		return err;
-	UnixPair **more = xreallocarray(ud->tab.pairs, ud->tab.n_pairs + 1, sizeof(*more));
-	if (!more)
-		return -ENOMEM;
-	ud->tab.pairs = more;
-	ud->tab.pairs[ud->tab.n_pairs++] = pair;
+		return (err = fill_end(ud, pair->b, ui->peer, pi, type, t->tree[0].pid)) ? err : 1;
+	pair->b->has_closed = pair->b->closed = true;
 	return 1;
 }
 
