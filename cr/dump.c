@@ -152,6 +152,7 @@ void dump_tree_free(struct dump_tree *tr)
 	free(tr->tasks);
 	free(tr->entries);
 	free(tr->kill_tids);
+	free(tr->kill_pidfds);
 	*tr = (struct dump_tree){ 0 };
 }
 
@@ -277,16 +278,21 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	} else {
 		err = pstree_kill(&tr);
 	}
-	thawed_at = now_ns(CLOCK_MONOTONIC);
+	thawed_at = now_ns(CLOCK_MONOTONIC); /* (killed: its exit, below, is not frozen time) */
+	if (!ctx->opts->leave_running) {
+		int gone = pstree_wait_killed(&tr);
+		err = err ? err : gone;
+		ctx->stats.exit_wait_us = us_since(thawed_at);
+	}
 	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
 	ctx->stats.pages_scanned = pages + shared + in_parent;
 	ctx->stats.pages_written = pages;
 	ctx->stats.pages_skipped_parent = in_parent;
-	pr_info("dump stats: frozen_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
+	pr_info("dump stats: frozen_ms=%.1f exit_wait_ms=%.1f total_ms=%.1f processes=%zu pages=%llu "
 		"pages_shared_with_parent=%llu pages_in_parent_dump=%llu image_bytes=%llu "
 		"page_checksums_ms=%.1f",
-		(thawed_at - frozen_at) / 1e6, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
+		(thawed_at - frozen_at) / 1e6, ctx->stats.exit_wait_us / 1e3, (now_ns(CLOCK_MONOTONIC) - start) / 1e6, tr.nr_tasks,
 		(unsigned long long)pages, (unsigned long long)shared, (unsigned long long)in_parent,
 		(unsigned long long)(pages * PAGE_SIZE), sums_ns / 1e6);
 	dump_tree_free(&tr);

@@ -256,7 +256,8 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 	size_t n = 0;
 	for (size_t i = 0; i < tr->nr_tasks; i++)
 		n += 1 + tr->tasks[i].nr_threads;
-	if (!(tr->kill_tids = xzalloc(n * sizeof(pid_t))) || (err = add_group_helpers(tr))) {
+	if (!(tr->kill_tids = xzalloc(n * sizeof(pid_t))) ||
+	    !(tr->kill_pidfds = xzalloc(tr->nr_tasks * sizeof(int))) || (err = add_group_helpers(tr))) {
 		pstree_release(tr);
 		return err ? err : -ENOMEM;
 	}
@@ -275,7 +276,9 @@ void pstree_release(struct dump_tree *tr)
 		task_release(t->pid, t->stop_sig);
 	}
 	free(tr->kill_tids);
+	free(tr->kill_pidfds);
 	tr->kill_tids = NULL;
+	tr->kill_pidfds = NULL;
 	if (tr->refreeze_cgroup)
 		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
 	tr->refreeze_cgroup = NULL;
@@ -285,14 +288,31 @@ void pstree_release(struct dump_tree *tr)
 
 int pstree_kill(struct dump_tree *tr)
 {
-	size_t n = 0;
 	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		if (kill(tr->tasks[i].pid, SIGKILL)) {
-			pr_perror("dump pid %d: cannot kill after dump", tr->tasks[i].pid);
+		pid_t pid = tr->tasks[i].pid;
+		/* (a traced process is not reaped before its tracer lets go: the pid is still its) */
+		int pidfd = tr->kill_pidfds[i] = syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) : kill(pid, SIGKILL)) {
+			pr_perror("dump pid %d: cannot kill after dump", pid);
 			err = -errno;
 		}
+	}
+	return err;
+}
+
+int pstree_wait_killed(struct dump_tree *tr)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		int pidfd = tr->kill_pidfds[i];
+		if (pidfd < 0)
+			continue;
+		if (syscall(SYS_process_mrelease, pidfd, 0) && errno != ESRCH && errno != EINVAL)
+			pr_debug("dump pid %d: process_mrelease: %m", tr->tasks[i].pid);
+		close(pidfd);
 	}
 	/* As tracer of every thread we see each die (the parents reap the processes). */
 	pid_t *tids = tr->kill_tids;
@@ -303,8 +323,10 @@ int pstree_kill(struct dump_tree *tr)
 	}
 	int gone = tasks_wait_gone(tids, n, KILL_WAIT_MS);
 	free(tr->kill_tids);
+	free(tr->kill_pidfds);
 	tr->kill_tids = NULL;
-	return err ? err : gone;
+	tr->kill_pidfds = NULL;
+	return gone;
 }
 
 /* ---- restore ---- */

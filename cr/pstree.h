@@ -8,8 +8,13 @@
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx);
 /* Lets every frozen process go on as before (in its cgroup frozen again if it was). */
 void pstree_release(struct dump_tree *tr);
-/* Kills every frozen process and collects each exit as its tracer. */
+/*
+ * Kills every frozen process (SIGKILL through a pidfd): once it returns, no process of the tree
+ * runs again. pstree_wait_killed then gives their memory back at once (process_mrelease)
+ * rather than as each exits, and collects each exit as their tracer.
+ */
 int pstree_kill(struct dump_tree *tr);
+int pstree_wait_killed(struct dump_tree *tr);
 
 /* Checks the tree entries against the task images. */
 int pstree_validate(struct restore_tree *rt);

@@ -37,6 +37,7 @@ typedef int (*run_notify_fn)(const struct run_ctx *ctx, const char *point, int p
  */
 struct run_stats {
 	uint64_t freezing_us, frozen_us, memdump_us, memwrite_us;
+	uint64_t exit_wait_us; /* from the kill after a dump to the tree's exit (not frozen time) */
 	uint64_t pages_scanned, pages_written, pages_skipped_parent;
 	uint64_t forking_us, restore_us;
 	uint64_t pages_restored;

@@ -15,6 +15,7 @@ struct dump_tree {
 	Inventory inv;           /* written last; tree-wide kinds note what the tree has in it */
 	pid_t *kill_tids;        /* room for every pid and tid, made once the tree is frozen: a
 				    kill after the dump allocates nothing */
+	int *kill_pidfds;        /* room for a pidfd of every process (pstree_kill's), likewise */
 	const char *refreeze_cgroup; /* --freeze-cgroup found it frozen: pstree_release refreezes */
 	int freeze_timeout_s;
 };
