@@ -1,14 +1,18 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #include "log.h"
 #include "proc.h"
@@ -50,6 +54,31 @@ int task_wait_stop(pid_t pid, int *status)
 	if (!WIFSTOPPED(*status))
 		return -ESRCH; /* it exited: the caller decides whether that is an error */
 	return 0;
+}
+
+/* The child pid waits for in vfork() (one sharing its memory), or 0. */
+static pid_t vfork_child_of(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	pid_t found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *tasks = opendir(path);
+	while (tasks && !found && (d = readdir(tasks))) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", pid, d->d_name);
+		auto_free char *list = d->d_name[0] == '.' ? NULL : read_file_at(AT_FDCWD, path, NULL);
+		for (char *p = list, *end; p && !found && *p; p = end) {
+			long child = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (syscall(SYS_kcmp, pid, (pid_t)child, KCMP_VM, 0, 0) == 0)
+				found = child;
+		}
+	}
+	if (tasks)
+		closedir(tasks);
+	return found;
 }
 
 /* Seized already by stasis, while its cgroup was frozen (cr/freezer.c)? */
@@ -94,6 +123,10 @@ int task_seize(pid_t pid, int *stop_sig)
 	 */
 	for (;;) {
 		ret = task_wait_stop(pid, &status);
+		pid_t vfork_child = ret == -ETIMEDOUT ? vfork_child_of(pid) : 0;
+		if (vfork_child)
+			pr_err("pid %d is in vfork(), waiting for its child %d to exec or exit: it "
+			       "cannot be frozen until then", pid, vfork_child);
 		if (ret) {
 			ptrace(PTRACE_DETACH, pid, 0, 0);
 			if (ret == -ESRCH)

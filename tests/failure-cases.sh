@@ -32,9 +32,12 @@
 #   dump/ghost-over-limit    ghost-sparse dumped with --ghost-limit 50000 (a deleted file with
 #                            77824 bytes of data between holes): fails naming the pid, its mapping
 #                            or fd 30, the file, its data and the limit; the target PASSes
-#   dump/fd-table-shared     fd-table-shared (a child made by clone(CLONE_FILES) shares the
-#                            program's fd table): fails naming both pids; the target PASSes
-#   dump/thread-fd-table     fd-table-shared --thread (a thread with a table of its own,
+#   dump/shared-files, dump/shared-vm, dump/shared-fs
+#                            shared-tables [--vm | --fs] (a child made by clone with CLONE_FILES,
+#                            CLONE_VM or CLONE_FS shares the program's fd table, memory, or cwd,
+#                            root and umask): fails naming both pids and what they share; the
+#                            target PASSes
+#   dump/thread-fd-table     shared-tables --thread (a thread with a table of its own,
 #                            unshare(CLONE_FILES)): fails naming the pid and the thread
 #   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
 #                            its fd at 40): fails naming the pid and the mapping; the target PASSes
@@ -1085,10 +1088,14 @@ other_cases() {
 	dump_fails_naming dump/secretmem mem-unreadable \
 		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
 		--secretmem
-	dump_fails_naming dump/fd-table-shared fd-table-shared \
+	dump_fails_naming dump/shared-files shared-tables \
 		'dump pid [0-9]+: it shares its fd table with pid [0-9]+ \(clone with CLONE_FILES'
-	dump_fails_naming dump/thread-fd-table fd-table-shared \
-		'dump pid PID: its thread [0-9]+ has an fd table of its own' --thread
+	dump_fails_naming dump/shared-vm shared-tables \
+		'dump pid [0-9]+: it shares its memory with pid [0-9]+ \(clone with CLONE_VM' --vm
+	dump_fails_naming dump/shared-fs shared-tables \
+		'dump pid [0-9]+: it shares its cwd, root and umask with pid [0-9]+ \(clone with CLONE_FS' --fs
+	dump_fails_naming dump/thread-fd-table shared-tables \
+		"dump pid PID: its thread [0-9]+ does not share the process's fd table" --thread
 	case_ext_stream_no_inherit_fd
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'

@@ -113,7 +113,7 @@ if [ ${#NAMES[@]} -eq 0 ]; then
 fi
 # programs whose dump must fail: only their plain and corrupt runs here (the dump is
 # tests/failure-cases.sh's business)
-NO_CHECKPOINT=" unsupported-fd fd-table-shared "
+NO_CHECKPOINT=" unsupported-fd shared-tables "
 # programs whose state a PID namespace's init cannot have (the kernel drops every stop signal
 # an init sends itself): not run in the container flavours (said, counted neither way)
 NOT_AS_INIT=" stopped-root "

@@ -4,16 +4,12 @@
  * child: one offset, one set of flags). stasis opens each such file once, before creating the
  * tree, with the first holder's kind and state; every new process inherits that fd and puts a
  * duplicate at its own fd number, so they share one open file again.
- * A whole fd table shared by several processes (clone with CLONE_FILES), or a thread with a
- * table of its own (unshare(CLONE_FILES)), is refused at dump, naming both.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#include <linux/kcmp.h>
 
 #include "files.h"
 #include "log.h"
@@ -141,49 +137,8 @@ static void free_shared_files(void *state)
 	free(((struct shared_state *)state)->files);
 }
 
-/* kcmp's order of fd tables (a failed kcmp, of a process gone meanwhile: by pid). */
-static int by_fd_table(const void *a, const void *b)
-{
-	const struct dump_task *x = *(struct dump_task *const *)a, *y = *(struct dump_task *const *)b;
-	long order = syscall(SYS_kcmp, x->pid, y->pid, KCMP_FILES, 0, 0);
-
-	if (order < 0)
-		return (x->pid > y->pid) - (x->pid < y->pid);
-	return order == 0 ? 0 : order == 1 ? -1 : 1;
-}
-
-static int refuse_shared_fd_tables(struct run_ctx *ctx, struct dump_tree *tr)
-{
-	(void)ctx;
-	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		const struct dump_task *t = &tr->tasks[i];
-		for (size_t k = 0; k < t->nr_threads; k++)
-			if (syscall(SYS_kcmp, t->pid, t->threads[k].tid, KCMP_FILES, 0, 0) > 0) {
-				pr_err("dump pid %d: its thread %d has an fd table of its own "
-				       "(unshare(CLONE_FILES); not supported)", t->pid, t->threads[k].tid);
-				return -ENOTSUP;
-			}
-	}
-	if (tr->nr_tasks < 2)
-		return 0;
-	auto_free struct dump_task **sorted = xzalloc(tr->nr_tasks * sizeof(*sorted));
-	if (!sorted)
-		return -ENOMEM;
-	for (size_t i = 0; i < tr->nr_tasks; i++)
-		sorted[i] = &tr->tasks[i];
-	qsort(sorted, tr->nr_tasks, sizeof(*sorted), by_fd_table);
-	for (size_t i = 1; i < tr->nr_tasks; i++)
-		if (syscall(SYS_kcmp, sorted[i - 1]->pid, sorted[i]->pid, KCMP_FILES, 0, 0) == 0) {
-			pr_err("dump pid %d: it shares its fd table with pid %d (clone with CLONE_FILES; "
-			       "not supported)", sorted[i]->pid, sorted[i - 1]->pid);
-			return -ENOTSUP;
-		}
-	return 0;
-}
-
 const struct tree_object_ops tree_shared_files = {
 	.name = "open files shared by several processes",
-	.collect = refuse_shared_fd_tables,
 	.state_size = sizeof(struct shared_state),
 	.free_state = free_shared_files,
 	.prepare = prepare_shared_files,
