@@ -10,7 +10,8 @@
  * sender as before, and a connected socket accepts them. A datagram the raw socket cannot
  * send (too large for the route's MTU) is sent from a socket of stasis's, with a warning
  * naming the address it came from (a connected socket would not take it: the warning says
- * it is lost).
+ * it is lost). Its shutdown state (NETLINK_SOCK_DIAG: which sides shutdown() closed, also on a
+ * socket that is not connected) is applied again after its queue is refilled.
  *
  * ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6): their identifier (the bound
  * port) and peer; echo replies waiting to be read are not kept (the dump warns).
@@ -20,6 +21,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
@@ -33,6 +36,7 @@
 
 #include "inet.h"
 #include "log.h"
+#include "nlmsg.h"
 #include "util.h"
 
 #define MAX_QUEUED (4u << 20)
@@ -95,6 +99,45 @@ static int peek_datagrams(int sk, InetSocket *in)
 	return err;
 }
 
+struct udp_shutdown {
+	uint64_t ino;
+	bool found;
+	uint32_t shutdown; /* the kernel's RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
+};
+
+static int on_udp_diag(const struct nlmsghdr *h, void *arg)
+{
+	struct udp_shutdown *u = arg;
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
+	const struct nlattr *tb[INET_DIAG_MAX + 1];
+
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) || m->idiag_inode != u->ino)
+		return 0;
+	nl_parse_msg(h, sizeof(*m), tb, INET_DIAG_MAX);
+	u->shutdown = nl_uint(tb[INET_DIAG_SHUTDOWN], 0);
+	u->found = true;
+	return 1;
+}
+
+/* Which sides of UDP socket in (its inode) shutdown() closed, from NETLINK_SOCK_DIAG. */
+static int udp_shutdown_dump(InetSocket *in)
+{
+	struct inet_diag_req_v2 req = { .sdiag_family = in->family, .sdiag_protocol = in->protocol,
+					.idiag_states = ~0u };
+	struct udp_shutdown u = { .ino = in->ino };
+	int err = nl_sock_diag(&req, sizeof(req), on_udp_diag, &u);
+
+	if (err < 0)
+		return err;
+	if (!u.found) /* a socket never bound is in no table the kernel lists (its state untold) */
+		return in->state == INET_STATE__INET_FRESH ? 0 : -ENOENT;
+	if (u.shutdown & 3) {
+		in->has_shutdown = true;
+		in->shutdown = u.shutdown & 3;
+	}
+	return 0;
+}
+
 static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
 	unsigned logged = log_errors();
@@ -104,6 +147,9 @@ static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, Ine
 	if (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE) {
 		if ((err = peek_datagrams(sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the datagrams waiting in %s",
+					   t->pid, p->fd, p->link);
+		if ((err = udp_shutdown_dump(in)))
+			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the shutdown state of %s",
 					   t->pid, p->fd, p->link);
 	} else if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
 		pr_warn("dump pid %d fd %d: echo replies waiting in ping socket %s are not kept", t->pid,
@@ -223,7 +269,8 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 		    (in->type == SOCK_RAW && in->protocol > 0 && in->protocol < 256 && !in->n_queued));
 	ok = ok && state_valid(in) && (!in->has_src_port || in->src_addr.len == alen) &&
 	     (!in->has_dst_port || in->dst_addr.len == alen) && in->src_port < 65536 &&
-	     in->dst_port < 65536 && inet_opts_valid(in) && inet_mcast_valid(in);
+	     in->dst_port < 65536 && inet_opts_valid(in) && inet_mcast_valid(in) &&
+	     (!in->has_shutdown || (in->shutdown >= 1 && in->shutdown <= 3 && in->protocol != IPPROTO_TCP));
 	for (size_t i = 0; ok && i < in->n_queued; i++)
 		ok = in->queued[i]->src_addr.len == alen && in->queued[i]->data.len <= DGRAM_MAX &&
 		     in->queued[i]->src_port < 65536;
@@ -375,6 +422,11 @@ static int open_dgram(struct restore_task *t, const FdEntry *e, int sk)
 	if ((err = inet_mcast_restore(sk, in)) || (err = sockopts_restore(sk, e)) ||
 	    (err = refill_datagrams(t, e, sk)))
 		return err;
+	/* (the kernel sets the bits of a socket that is not connected too, and says ENOTCONN) */
+	if (in->has_shutdown && shutdown(sk, (int)in->shutdown - 1) && errno != ENOTCONN) {
+		pr_perror("restore pid %d fd %u: cannot shut down side %u again", t->pid, e->fd, in->shutdown);
+		return -errno;
+	}
 	return 0;
 }
 

@@ -7,10 +7,13 @@
  *         connected socket takes only its peer's datagrams: they must come from fd 63's
  *         address again);
  *   fd 64 bound to 0.0.0.0 with a membership of group 239.1.2.3 on lo;
- *   fd 65 a fresh UDP socket.
+ *   fd 65 a fresh UDP socket;
+ *   fd 66 and fd 67 bound to 127.0.0.1 and connected to each other: 66 shut for sending
+ *         (SHUT_WR), 67 for receiving (SHUT_RD) with a datagram from 66 waiting.
  * After restore and SIGTERM: each datagram is read again, in order, with its size, content
  * and sender; new datagrams go both ways; the ports and options are as before; fd 64 is still
- * a member of the group.
+ * a member of the group; fd 66 cannot send (EPIPE); fd 67 gives its datagram, then poll()
+ * says POLLRDHUP.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -18,9 +21,10 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <poll.h>
 #include <sys/socket.h>
 
-static struct sockaddr_storage sa60, sa61, sa62, sa63;
+static struct sockaddr_storage sa60, sa61, sa62, sa63, sa66, sa67;
 static const size_t sizes[] = { 1, 1000, 0 };
 
 static void place(int fd, int at)
@@ -75,8 +79,17 @@ static void c_nocheck(ucontext_t *u)
 	int off = 0;
 	setsockopt(61, SOL_SOCKET, SO_NO_CHECK, &off, sizeof(off));
 }
+static void c_shutdown(ucontext_t *u)
+{
+	(void)u;
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	connect(s, (struct sockaddr *)&sa67, sizeof(struct sockaddr_in));
+	dup2(s, 66);
+	close(s);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "nocheck", c_nocheck, 0 },
+	{ "shutdown", c_shutdown, 0 },
 	{ "queued", c_queued, 0 },
 	{ "v6", c_v6, 0 },
 	{ "group", c_group, 0 },
@@ -117,6 +130,12 @@ int main(int argc, char **argv)
 		zoo_die("multicast: %s", strerror(errno));
 	place(m, 64);
 	place(socket(AF_INET, SOCK_DGRAM, 0), 65);
+	int w = bound(AF_INET, &sa66), r = bound(AF_INET, &sa67);
+	if (connect(w, (struct sockaddr *)&sa67, sa_len(&sa67)) || connect(r, (struct sockaddr *)&sa66, sa_len(&sa66)) ||
+	    send(w, "r", 1, 0) != 1 || shutdown(w, SHUT_WR) || shutdown(r, SHUT_RD))
+		zoo_die("shutdown: %s", strerror(errno));
+	place(w, 66);
+	place(r, 67);
 	zoo_sleep_ms(50);
 
 	zoo_ready();
@@ -153,5 +172,12 @@ int main(int argc, char **argv)
 			       recv(64, buf, 1, MSG_DONTWAIT) == 1,
 	      "fd 64 no longer gets the group's datagrams");
 	close(snd);
-	return zoo_finish("queued v4/v6 with senders, connected, multicast");
+	ssize_t sent = send(66, "x", 1, MSG_NOSIGNAL);
+	CHECK("shutdown", sent < 0 && errno == EPIPE, "fd 66, shut for sending, sent: %s",
+	      sent < 0 ? strerror(errno) : "1 byte");
+	ssize_t r1 = recv(67, buf, sizeof(buf), MSG_DONTWAIT);
+	struct pollfd pf = { .fd = 67, .events = POLLIN | POLLRDHUP };
+	CHECK("shutdown", r1 == 1 && poll(&pf, 1, 0) == 1 && (pf.revents & POLLRDHUP),
+	      "fd 67, shut for receiving, gave %zd bytes (expected 1), then poll %#x (expected POLLRDHUP)", r1, pf.revents);
+	return zoo_finish("queued v4/v6 with senders, connected, multicast, shut down");
 }
