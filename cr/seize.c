@@ -106,7 +106,11 @@ int task_seize(pid_t pid, int *stop_sig)
 			/* a process that began to exit since its stat was read is refused (EPERM) */
 			if (ret == -EPERM && (proc_read_stat(pid, &st) == -ESRCH || st.state == 'Z' || st.state == 'X'))
 				ret = -ESRCH;
-			if (ret != -ESRCH) /* gone: the caller judges */
+			uint64_t tracer = 0;
+			if (ret == -EPERM && !proc_status_field(pid, "TracerPid", 10, &tracer) && tracer)
+				pr_err("pid %d is traced by pid %llu (ptrace): a traced process cannot be "
+				       "dumped", pid, (unsigned long long)tracer);
+			else if (ret != -ESRCH) /* gone: the caller judges */
 				pr_err("pid %d: cannot seize with ptrace: %s", pid, strerror(-ret));
 			return ret;
 		}
