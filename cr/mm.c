@@ -105,7 +105,43 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
 }
 
-/* A SysV shm attach: the segment is saved once (cr/shmem.c), each attach is redone by shmat. */
+/*
+ * Whether the mappings of t from the attach that pv is a piece of (split by mprotect, madvise
+ * or mlock) cover the whole segment of size bytes: each a piece of the same segment, at its
+ * offset in it, one after the other.
+ */
+static bool whole_attach(const struct dump_task *t, const struct proc_vma *pv, uint64_t size)
+{
+	uint64_t start = pv->start - pv->pgoff, end = start + PAGE_ALIGN(size), at = start;
+
+	for (size_t i = 0; i < t->vmas.n && at < end; i++) {
+		const struct proc_vma *v = &t->vmas.v[i];
+		if (v->end <= start || v->start >= end)
+			continue;
+		if (v->start != at || v->ino != pv->ino || v->dev != pv->dev || !v->shared ||
+		    v->pgoff != at - start || v->end > end)
+			return false;
+		at = v->end;
+	}
+	return at == end;
+}
+
+/* Whether smaps' VmFlags have the two-letter flag. */
+static bool has_vmflag(const char *vmflags, const char *flag)
+{
+	for (const char *p = vmflags; *p && *p != '\n'; p += strcspn(p, " \n")) {
+		p += strspn(p, " ");
+		if (!strncmp(p, flag, 2) && (p[2] == ' ' || p[2] == '\n' || !p[2]))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A SysV shm attach: the segment is saved once (cr/shmem.c), each attach is redone by shmat.
+ * An attach split into pieces is made whole by its first piece (pgoff 0) and each piece gets
+ * its protection again.
+ */
 static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	char mf[96];
@@ -117,13 +153,17 @@ static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, Vma
 		pr_perror("dump pid %d: cannot stat SysV shm %s", t->pid, mf);
 		return -errno;
 	}
-	if (pv->pgoff || pv->end - pv->start != PAGE_ALIGN(st.st_size)) {
-		pr_err("dump pid %d: SysV shm %s is mapped in part at %#llx; only whole attaches are "
-		       "supported",
+	if (!whole_attach(t, pv, st.st_size)) {
+		pr_err("dump pid %d: SysV shm %s is mapped in part at %#llx (a piece of the attach was "
+		       "unmapped or remapped); only whole attaches are supported",
 		       t->pid, pv->path, (unsigned long long)pv->start);
 		return -ENOTSUP;
 	}
 	e->kind = VMA_KIND__VMA_SYSV_SHM;
+	e->has_pgoff = pv->pgoff != 0;
+	e->pgoff = pv->pgoff;
+	e->has_may_write = true;
+	e->may_write = has_vmflag(pv->vmflags, "mw");
 	e->has_shmem_id = true;
 	e->shmem_id = st.st_ino; /* a segment's inode number is its shmid */
 	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
@@ -456,6 +496,16 @@ static int validate_mm(struct restore_task *t)
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
 		}
+		/* a later piece of a SysV attach follows the piece before it in the segment */
+		const VmaEntry *p = i ? mm->vmas[i - 1] : NULL;
+		if (v->kind == VMA_KIND__VMA_SYSV_SHM && v->pgoff &&
+		    (!p || p->kind != v->kind || p->shmem_id != v->shmem_id || p->end != v->start ||
+		     p->pgoff + (p->end - p->start) != v->pgoff)) {
+			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is a piece of a SysV attach "
+			       "that does not follow the piece before it", t->pid, i,
+			       (unsigned long long)v->start, (unsigned long long)v->end);
+			return -EINVAL;
+		}
 		prev_end = v->end;
 	}
 	if ((t->core->mlock_future & ~(uint32_t)(MCL_FUTURE | MCL_ONFAULT)) ||
@@ -570,6 +620,7 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 		case VMA_KIND__VMA_SYSV_SHM:
 			r->map_flags = RST_MAP_SYSV_SHM;
 			r->fd = v->shmem_id;
+			r->pgoff = v->pgoff; /* a later piece of an attach its first piece made */
 			break;
 		case VMA_KIND__VMA_FILE_PRIVATE:
 		case VMA_KIND__VMA_FILE_SHARED:
@@ -581,6 +632,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 			continue; /* the vDSO block is moved, not mapped */
 		}
 		r->need_write = !(v->prot & PROT_WRITE) && has_runs[i];
+		if (v->kind == VMA_KIND__VMA_SYSV_SHM) /* attached writable, then mprotect()ed */
+			r->need_write = v->may_write && !(v->prot & PROT_WRITE);
 		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && has_runs[i];
 		r->advice = v->advice;
 		a->nr_vmas++;

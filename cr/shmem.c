@@ -288,6 +288,7 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 			o->has_sysv_cuid = o->has_sysv_cgid = true;
 			o->sysv_cuid = sd->objs[i].ds.shm_perm.cuid;
 			o->sysv_cgid = sd->objs[i].ds.shm_perm.cgid;
+			o->has_sysv_removed = o->sysv_removed = sd->objs[i].ds.shm_perm.mode & SHM_DEST;
 		}
 		tab.objects[tab.n_objects++] = o;
 		err = dump_object(&sd->objs[i], o, out, buf, &file_off);
@@ -591,17 +592,23 @@ static void close_shmem(struct run_ctx *ctx)
 	st->nr_objects = 0;
 }
 
-/* A failed restore: the SysV segments made for the tree go (the others die with their fds). */
+/*
+ * A failed restore: the SysV segments made for the tree go (the others die with their fds).
+ * A restore done: the segments that were removed while attached are removed again, now that
+ * the tree holds its attaches (stasis is still in the tree's IPC namespace: that undo comes
+ * after this one).
+ */
 static void undo_shmem(struct run_ctx *ctx, bool restored)
 {
 	struct shmem_state *st = state_of(ctx);
 
-	if (restored)
-		return;
-	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++)
-		if (st->objects && st->objects[i].sysv && st->objects[i].made)
+	for (size_t i = 0; st->objects && i < st->tab->n_objects; i++) {
+		const ShmemObject *o = st->tab->objects[i];
+		if (st->objects[i].sysv && (restored ? o->sysv_removed : st->objects[i].made))
 			shmctl(st->objects[i].id, IPC_RMID, NULL);
-	close_shmem(ctx);
+	}
+	if (!restored)
+		close_shmem(ctx);
 }
 
 bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid)

@@ -109,7 +109,11 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 	for (uint64_t i = 0; i < a->nr_vmas; i++) {
 		uint32_t prot = v[i].prot | (v[i].need_write ? PROT_WRITE : 0);
 		long r;
-		if (v[i].map_flags == RST_MAP_SYSV_SHM) {
+		if (v[i].map_flags == RST_MAP_SYSV_SHM && v[i].pgoff) {
+			/* a later piece of an attach (the first piece made it whole): its protection */
+			r = raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot);
+			r = r ? r : (long)v[i].start;
+		} else if (v[i].map_flags == RST_MAP_SYSV_SHM) {
 			long flags = (prot & PROT_WRITE ? 0 : SHM_RDONLY_FLAG) |
 				     (prot & PROT_EXEC ? SHM_EXEC_FLAG : 0);
 			r = raw_syscall3(__NR_shmat, v[i].fd, v[i].start, flags);

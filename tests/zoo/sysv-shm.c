@@ -3,10 +3,15 @@
  *   Segment A: IPC_PRIVATE, 5 pages + 10 bytes, attached read-write (inherited by the child).
  *   Segment B: a fixed key, mode 0640, 2 pages, attached read-only (by both).
  *   /dev/shm/zoo-shm-PID: 2 pages mapped MAP_SHARED by both.
+ *   Segment C: IPC_PRIVATE, 3 pages, attached read-write by the parent only and removed
+ *   (IPC_RMID: it lives while attached); its middle page mprotect()ed read-only, so the
+ *   attach is three mappings.
  *   After restore and SIGTERM: the parent checks content, that each shmid still names its
  *   segment (key, size, attach count), that B is still read-only; then the sharing (a token
  *   written by the parent into A and into the /dev/shm file must reach the child) and that
- *   shmdt() still works. Segments and the file are removed at the end.
+ *   shmdt() still works; C's pages have their content and protections (rw, r, rw), the middle
+ *   one can be made writable again (the attach is read-write) and C is still removed.
+ *   Segments and the file are removed at the end.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -18,8 +23,8 @@
 #define B_SIZE (2 * 4096)
 #define TOKEN_AT 100
 
-static int ida, idb;
-static unsigned char *a, *b, *posix;
+static int ida, idb, idc;
+static unsigned char *a, *b, *c, *posix;
 static char posix_path[64];
 static volatile sig_atomic_t child_term;
 
@@ -60,8 +65,11 @@ static void c_sharing(ucontext_t *u)
 	mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, a);
 }
 
+static void c_pieces(ucontext_t *u) { (void)u; mprotect(c + 4096, 4096, PROT_READ | PROT_WRITE); }
+
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
+	{ "pieces", c_pieces, 0 },
 	{ "segment", c_segment, 0 },
 	{ "sharing", c_sharing, 0 },
 };
@@ -91,6 +99,12 @@ int main(int argc, char **argv)
 	pid_t kid = fork();
 	if (kid == 0)
 		child();
+	if ((idc = shmget(IPC_PRIVATE, 3 * 4096, IPC_CREAT | 0600)) < 0 || (c = shmat(idc, NULL, 0)) == (void *)-1 ||
+	    shmctl(idc, IPC_RMID, NULL))
+		zoo_die("segment C: %s", strerror(errno));
+	zoo_fill(c, 3 * 4096, 83);
+	if (mprotect(c + 4096, 4096, PROT_READ))
+		zoo_die("mprotect C: %s", strerror(errno));
 	zoo_check_maps = 0; /* two corruptions change mappings on purpose */
 	zoo_ready();
 	zoo_wait();
@@ -108,6 +122,17 @@ int main(int argc, char **argv)
 	unsigned long s, e;
 	CHECK("segment", zoo_map_of((unsigned long)b, &s, &e, perms) == 0 && perms[1] == '-',
 	      "segment B is not attached read-only (%s)", perms);
+	char pc[3][8] = { "", "", "" };
+	for (int i = 0; i < 3; i++)
+		zoo_map_of((unsigned long)c + i * 4096, &s, &e, pc[i]);
+	CHECK("pieces", pc[0][1] == 'w' && pc[1][1] == '-' && pc[2][1] == 'w' && pc[1][0] == 'r',
+	      "segment C's pages are %s, %s, %s (expected rw, r-, rw)", pc[0], pc[1], pc[2]);
+	CHECK("content", zoo_check_fill(c, 3 * 4096, 83) < 0, "segment C's content differs");
+	CHECK("pieces", mprotect(c + 4096, 4096, PROT_READ | PROT_WRITE) == 0 && (c[4096] ^= 1, c[4096] ^= 1, 1),
+	      "segment C's middle page cannot be made writable again: %s", strerror(errno));
+	CHECK("segment", shmctl(idc, IPC_STAT, &ds) == 0 && ds.shm_nattch == 3 && (ds.shm_perm.mode & SHM_DEST),
+	      "segment C (id %d): %lu attaches, mode %#o (expected removed, 3 attaches: one a mapping)", idc,
+	      (unsigned long)ds.shm_nattch, ds.shm_perm.mode);
 	kill(kid, SIGTERM);
 	uint64_t ta = 0x73797376, tp = 0x706f7378;
 	memcpy(a + TOKEN_AT, &ta, 8);
@@ -120,8 +145,9 @@ int main(int argc, char **argv)
 	CHECK("sharing", code == 255 || !(code & 4), "the child did not see the write to %s", posix_path);
 	CHECK("segment", shmdt(b) == 0, "shmdt of B: %s", strerror(errno));
 	shmdt(a);
+	shmdt(c);
 	shmctl(ida, IPC_RMID, NULL);
 	shmctl(idb, IPC_RMID, NULL);
 	unlink(posix_path);
-	return zoo_finish("2 SysV segments, 1 /dev/shm file, 2 processes");
+	return zoo_finish("3 SysV segments (1 removed, attached in 3 pieces), 1 /dev/shm file, 2 processes");
 }
