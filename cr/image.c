@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,22 +121,41 @@ void image_filename(char *buf, size_t len, enum image_type type, unsigned pid)
 		snprintf(buf, len, "%s.img", d->name);
 }
 
+/* CRC-32 (zlib's) eight bytes at a time: table k gives a byte's CRC k bytes further on. */
+static uint32_t crc_tables[8][256];
+
+static void crc_tables_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_tables[0][i] = c;
+	}
+	for (int k = 1; k < 8; k++)
+		for (uint32_t i = 0; i < 256; i++)
+			crc_tables[k][i] = (crc_tables[k - 1][i] >> 8) ^ crc_tables[0][crc_tables[k - 1][i] & 0xff];
+}
+
 uint32_t image_crc32(uint32_t crc, const void *buf, size_t len)
 {
-	static uint32_t table[256];
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const uint32_t(*t)[256] = crc_tables;
 	const unsigned char *p = buf;
 
-	if (!table[1]) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-			for (int k = 0; k < 8; k++)
-				c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
-	}
+	pthread_once(&once, crc_tables_init);
 	crc = ~crc;
+	for (; len && ((uintptr_t)p & 7); len--)
+		crc = t[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t v;
+		memcpy(&v, p, 8); /* little-endian: the first byte lowest */
+		uint32_t lo = (uint32_t)v ^ crc, hi = (uint32_t)(v >> 32);
+		crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
+		      t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
+	}
 	while (len--)
-		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		crc = t[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }
 
