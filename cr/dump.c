@@ -213,6 +213,18 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	return 0;
 }
 
+int dump_before_freeze(struct run_ctx *ctx)
+{
+	int err;
+
+	for (unsigned i = 0; i < tree_objects_len; i++) {
+		unsigned logged = log_errors();
+		if (tree_objects[i]->before_freeze && (err = tree_objects[i]->before_freeze(ctx)))
+			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
+	}
+	return 0;
+}
+
 static void dump_done(struct run_ctx *ctx)
 {
 	for (unsigned i = tree_objects_len; i-- > 0;)
@@ -241,6 +253,10 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
+	if ((err = dump_before_freeze(ctx))) {
+		dump_done(ctx);
+		return err;
+	}
 	frozen_at = now_ns(CLOCK_MONOTONIC);
 	if ((err = pstree_seize(&tr, root, ctx))) {
 		dump_tree_free(&tr);

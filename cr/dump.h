@@ -12,6 +12,8 @@ struct image_set;
  */
 int dump_into_image_set(struct run_ctx *ctx, int (*dump)(struct run_ctx *ctx, int images_dir,
 							 struct image_set *set));
+/* Every tree-wide kind's before_freeze step, in table order (nothing is frozen yet). */
+int dump_before_freeze(struct run_ctx *ctx);
 /* Each process learns its parent in the tree (parents come first): it saves shared pages. */
 void dump_link_parents(struct dump_tree *tr);
 /* inventory.img, last: a directory without it is not a complete image set. */

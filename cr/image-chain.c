@@ -1,7 +1,8 @@
 /*
  * Chains of dumps. Dump with --prev-images-dir: DIR/parent is made a symlink to it (criu's
- * layout: the path as given, relative to DIR), each process's page table there is read when
- * its pages are dumped, and a page unchanged since (cr/dirty-track.c says which) is saved as
+ * layout: the path as given, relative to DIR), the page table there of each process the
+ * parent's inventory lists is read before the tree is frozen and handed over when its pages
+ * are dumped, and a page unchanged since (cr/dirty-track.c says which) is saved as
  * a reference one link further up than the parent keeps it. --auto-dedup then punches holes
  * in the chain's pages images wherever no page of the new dump points: the older
  * directories are no restore points of their own any more, only the newest is. Restore
@@ -29,6 +30,13 @@ struct chain_state {
 	uint8_t ids[CHAIN_MAX_DEPTH][DUMP_ID_LEN];
 	ProtobufCBinaryData id_list[CHAIN_MAX_DEPTH];
 	size_t nr_ids;
+	struct parent_pagemap *pagemaps; /* read before the freeze, each taken once */
+	size_t nr_pagemaps;
+};
+
+struct parent_pagemap {
+	uint32_t vpid;
+	Pagemap *pm; /* NULL once taken (or if the parent had none) */
 };
 
 static struct chain_state *state_of(const struct run_ctx *ctx)
@@ -154,6 +162,59 @@ int chain_make_link(int dirfd, const char *dir_name, const char *prev)
 	return 0;
 }
 
+/* Runs sorted and apart, page aligned, not too deep: the parent is an image like any other. */
+static int check_parent_pagemap(const Pagemap *pm, uint32_t vpid)
+{
+	uint64_t prev_end = 0;
+
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
+		if (!r->nr_pages || r->vaddr % PAGE_SIZE || r->file_off % PAGE_SIZE ||
+		    r->vaddr < prev_end || r->vaddr + len < r->vaddr ||
+		    (r->has_chain_depth && r->chain_depth > CHAIN_MAX_DEPTH)) {
+			pr_err("image parent/pagemap-%u.img: run %zu (%#llx, %u pages) is out of order "
+			       "or out of range",
+			       vpid, i, (unsigned long long)r->vaddr, r->nr_pages);
+			return -EINVAL;
+		}
+		prev_end = r->vaddr + len;
+	}
+	return 0;
+}
+
+/* The page table of every process the parent's inventory lists, checked. */
+static int read_parent_pagemaps(struct chain_state *st, const Inventory *inv)
+{
+	if (!(st->pagemaps = xzalloc((inv->n_tree + 1) * sizeof(*st->pagemaps))))
+		return -ENOMEM;
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		struct parent_pagemap *p = &st->pagemaps[st->nr_pagemaps];
+		char name[64];
+		int err;
+		p->vpid = inv->tree[i]->pid;
+		image_filename(name, sizeof(name), IMG_PAGEMAP, p->vpid);
+		if (faccessat(st->parent_fd, name, F_OK, 0))
+			continue; /* a zombie, or a process the parent did not save */
+		st->nr_pagemaps++;
+		if ((err = image_read(st->parent_fd, IMG_PAGEMAP, p->vpid, (ProtobufCMessage **)&p->pm)))
+			return err;
+		if ((err = check_parent_pagemap(p->pm, p->vpid)))
+			return err;
+	}
+	return 0;
+}
+
+static void free_parent_pagemaps(struct chain_state *st)
+{
+	for (size_t i = 0; i < st->nr_pagemaps; i++)
+		if (st->pagemaps[i].pm)
+			image_free(&st->pagemaps[i].pm->base);
+	free(st->pagemaps);
+	st->pagemaps = NULL;
+	st->nr_pagemaps = 0;
+}
+
 /* The dump ids up the chain: the parent's own, then those its inventory lists. */
 static int chain_ids(struct chain_state *st, const char *prev)
 {
@@ -174,14 +235,15 @@ static int chain_ids(struct chain_state *st, const char *prev)
 		}
 		memcpy(st->ids[st->nr_ids++], inv->chain_dump_ids[i].data, DUMP_ID_LEN);
 	}
-	image_free(&inv->base);
 	for (size_t i = 0; i < st->nr_ids; i++)
 		st->id_list[i] = (ProtobufCBinaryData){ DUMP_ID_LEN, st->ids[i] };
-	return 0;
+	err = read_parent_pagemaps(st, inv);
+	image_free(&inv->base);
+	return err;
 }
 
-/* DIR/parent made, and checked to be a dump. */
-static int collect_chain(struct run_ctx *ctx, struct dump_tree *tr)
+/* DIR/parent made, and checked to be a dump; its page tables read. */
+static int chain_before_freeze(struct run_ctx *ctx)
 {
 	struct chain_state *st = state_of(ctx);
 	const char *prev = ctx->opts->prev_images_dir;
@@ -189,7 +251,6 @@ static int collect_chain(struct run_ctx *ctx, struct dump_tree *tr)
 	struct stat dir_st, parent_st;
 	int fd, err;
 
-	(void)tr;
 	if (!prev)
 		return 0;
 	if (!prev[0]) {
@@ -221,46 +282,18 @@ static int collect_chain(struct run_ctx *ctx, struct dump_tree *tr)
 	return chain_ids(st, prev);
 }
 
-/* Runs sorted and apart, page aligned, not too deep: the parent is an image like any other. */
-static int check_parent_pagemap(const Pagemap *pm, uint32_t vpid)
-{
-	uint64_t prev_end = 0;
-
-	for (size_t i = 0; i < pm->n_runs; i++) {
-		const PageRun *r = pm->runs[i];
-		uint64_t len = (uint64_t)r->nr_pages * PAGE_SIZE;
-		if (!r->nr_pages || r->vaddr % PAGE_SIZE || r->file_off % PAGE_SIZE ||
-		    r->vaddr < prev_end || r->vaddr + len < r->vaddr ||
-		    (r->has_chain_depth && r->chain_depth > CHAIN_MAX_DEPTH)) {
-			pr_err("image parent/pagemap-%u.img: run %zu (%#llx, %u pages) is out of order "
-			       "or out of range",
-			       vpid, i, (unsigned long long)r->vaddr, r->nr_pages);
-			return -EINVAL;
-		}
-		prev_end = r->vaddr + len;
-	}
-	return 0;
-}
-
 int chain_parent_pagemap(const struct run_ctx *ctx, uint32_t vpid, Pagemap **pm)
 {
-	const struct chain_state *st = state_of(ctx);
-	char name[64];
-	int err;
+	struct chain_state *st = state_of(ctx);
 
 	*pm = NULL;
-	if (!st->has_parent)
-		return 0;
-	image_filename(name, sizeof(name), IMG_PAGEMAP, vpid);
-	if (faccessat(st->parent_fd, name, F_OK, 0))
-		return 0; /* a process the parent did not have */
-	if ((err = image_read(st->parent_fd, IMG_PAGEMAP, vpid, (ProtobufCMessage **)pm)))
-		return err;
-	if ((err = check_parent_pagemap(*pm, vpid))) {
-		image_free(&(*pm)->base);
-		*pm = NULL;
-	}
-	return err;
+	for (size_t i = 0; i < st->nr_pagemaps; i++)
+		if (st->pagemaps[i].vpid == vpid) {
+			*pm = st->pagemaps[i].pm; /* the caller's now */
+			st->pagemaps[i].pm = NULL;
+			break;
+		}
+	return 0;
 }
 
 bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct page_loc *loc)
@@ -413,12 +446,19 @@ static void chain_dump_done(struct run_ctx *ctx)
 	if (st->has_parent)
 		close(st->parent_fd);
 	st->has_parent = false;
+	free_parent_pagemaps(st);
+}
+
+static void free_chain(void *state)
+{
+	free_parent_pagemaps(state);
 }
 
 const struct tree_object_ops tree_image_chain = {
 	.name = "chain of dumps",
 	.state_size = sizeof(struct chain_state),
-	.collect = collect_chain,
+	.free_state = free_chain,
+	.before_freeze = chain_before_freeze,
 	.write = dedup_chain,
 	.dump_done = chain_dump_done,
 };

@@ -34,7 +34,8 @@ extern const struct tree_object_ops tree_image_chain;
 int chain_make_link(int dirfd, const char *dir_name, const char *prev);
 /* Whether this dump has a parent. */
 bool chain_has_parent(const struct run_ctx *ctx);
-/* The parent's pagemap-VPID.img, checked; *pm NULL if the parent has none for vpid. */
+/* The parent's pagemap-VPID.img, read and checked before the tree was frozen, handed over once
+ * (the caller frees it); *pm NULL if the parent has none for vpid. */
 int chain_parent_pagemap(const struct run_ctx *ctx, uint32_t vpid, Pagemap **pm);
 /*
  * Where the parent's pagemap pm (of process vpid) keeps page vaddr, as this dump names it

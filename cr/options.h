@@ -116,8 +116,6 @@ struct stasis_opts {
 	const char *check_feature; /* check --feature NAME */
 	bool daemon;              /* --daemon */
 	int ps_socket;            /* --ps-socket */
-	bool stream, tls;         /* --stream/--remote, --tls*: image streaming and TLS */
-	const char *tls_file;
 	const char *config_file;  /* --config */
 	bool no_default_config;   /* --no-default-config */
 	bool show_version, show_help;

@@ -263,7 +263,7 @@ static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *
 	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
-	if ((err = walk_tree(&tr, root, ctx)) || (err = tree_image_chain.collect(ctx, &tr)) ||
+	if ((err = dump_before_freeze(ctx)) || (err = walk_tree(&tr, root, ctx)) ||
 	    (err = tree_page_xfer.collect(ctx, &tr)))
 		goto fail;
 	dump_link_parents(&tr);

@@ -22,6 +22,9 @@ struct tree_object_ops {
 	size_t state_size;            /* its per-run state, zeroed, from run_state() */
 	void (*free_state)(void *state); /* what the state points to, at the end of the run */
 
+	/* Dump, before the tree is frozen: what needs no frozen tree (the parent dump's images),
+	 * so that the tree is not kept frozen for it. */
+	int (*before_freeze)(struct run_ctx *ctx);
 	/* Dump, the tree frozen, before any task is collected. */
 	int (*collect)(struct run_ctx *ctx, struct dump_tree *tr);
 	/* Dump, once every task is collected: this kind's images. */

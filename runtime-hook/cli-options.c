@@ -26,6 +26,7 @@ enum arg_type {
 	ARG_LIST,     /* appends KEY:VALUE (or just a value) to the list at off */
 	ARG_FUNC,     /* parse() does it */
 	ARG_IGNORED,  /* accepted, meaningless here (said once at -v3) */
+	ARG_NOT_BUILT, /* criu's, for a feature stasis lacks: refused, saying what is missing */
 };
 
 struct cli_option {
@@ -39,6 +40,17 @@ struct cli_option {
 };
 
 #define O(field) offsetof(struct stasis_opts, field)
+
+/* What stasis lacks for each ARG_NOT_BUILT option (by its name's start). */
+static const char *const not_built[][2] = {
+	{ "stream", "streaming images (criu-image-streamer) is not supported yet" },
+	{ "remote", "streaming images (criu-image-streamer) is not supported yet" },
+	{ "tls", "TLS between the dump and the page server is not supported yet" },
+	{ "skip-mnt", "leaving mounts out of a dump is not supported yet (--external mnt[PATH]:KEY keeps one "
+		      "outside)" },
+	{ "unprivileged", "stasis needs to run as root (CAP_SYS_ADMIN)" },
+	{ "exec-cmd", "running a command in place of stasis once the tree is restored is not supported yet" },
+};
 
 static int list_add(struct opt_list *l, const char *arg, char sep)
 {
@@ -243,6 +255,9 @@ static const struct cli_option options[] = {
 	{ "libdir", required_argument, 'L', ARG_IGNORED, 0, NULL, 0 }, /* no plugins */
 	{ "cpu-cap", optional_argument, 0, ARG_IGNORED, 0, NULL, 0 }, /* xsave layout is checked */
 	{ "ms", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
+	{ "deprecated", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
+	{ "relative-timestamps", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
+	{ "unprivileged", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
 	/* dump */
 	{ "leave-running", no_argument, 'R', ARG_BOOL, O(leave_running), NULL, 0 },
 	{ "leave-stopped", no_argument, 's', ARG_BOOL, O(leave_stopped), NULL, 0 },
@@ -276,14 +291,15 @@ static const struct cli_option options[] = {
 	{ "skip-file-rwx-check", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
 	{ "ghost-fiemap", no_argument, 0, ARG_IGNORED, 0, NULL, 0 }, /* holes are always kept */
 	{ "allow-uprobes", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
-	{ "stream", no_argument, 0, ARG_BOOL, O(stream), NULL, 0 },
-	{ "remote", no_argument, 0, ARG_BOOL, O(stream), NULL, 0 },
-	{ "tls", no_argument, 0, ARG_BOOL, O(tls), NULL, 0 },
-	{ "tls-cacert", required_argument, 0, ARG_STRING, O(tls_file), NULL, 0 },
-	{ "tls-cacrl", required_argument, 0, ARG_STRING, O(tls_file), NULL, 0 },
-	{ "tls-cert", required_argument, 0, ARG_STRING, O(tls_file), NULL, 0 },
-	{ "tls-key", required_argument, 0, ARG_STRING, O(tls_file), NULL, 0 },
-	{ "tls-no-cn-verify", no_argument, 0, ARG_BOOL, O(tls), NULL, 0 },
+	{ "stream", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "remote", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "tls", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "tls-cacert", required_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "tls-cacrl", required_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "tls-cert", required_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "tls-key", required_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "tls-no-cn-verify", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
+	{ "skip-mnt", required_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
 	/* cgroups */
 	{ "manage-cgroups", optional_argument, 0, ARG_FUNC, 0, parse_manage_cgroups, 0 },
 	{ "cgroup-root", required_argument, 0, ARG_FUNC, 0, parse_cgroup_root, 0 },
@@ -294,6 +310,8 @@ static const struct cli_option options[] = {
 	/* restore */
 	{ "restore-detached", no_argument, 'd', ARG_BOOL, O(restore_detached), NULL, 0 },
 	{ "restore-sibling", no_argument, 'S', ARG_BOOL, O(restore_sibling), NULL, 0 },
+	{ "with-cpu-affinity", no_argument, 0, ARG_IGNORED, 0, NULL, 0 }, /* always restored */
+	{ "exec-cmd", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
 	{ "allow-untrusted-images", no_argument, 0, ARG_BOOL, O(allow_untrusted_images), NULL, 0 }, /* stasis's */
 	{ "inherit-fd", required_argument, 0, ARG_FUNC, 0, parse_inherit_fd, 0 },
 	{ "join-ns", required_argument, 'J', ARG_LIST, O(join_ns), NULL, ':' },
@@ -362,6 +380,11 @@ static int apply(struct stasis_opts *o, const struct cli_option *opt, bool negat
 	case ARG_IGNORED:
 		pr_info("option --%s has no effect with stasis", opt->name);
 		return 0;
+	case ARG_NOT_BUILT:
+		for (size_t i = 0; i < ARRAY_SIZE(not_built); i++)
+			if (!strncmp(opt->name, not_built[i][0], strlen(not_built[i][0])))
+				fprintf(stderr, "stasis: --%s: %s\n", opt->name, not_built[i][1]);
+		return -ENOTSUP;
 	}
 	return -EINVAL;
 }

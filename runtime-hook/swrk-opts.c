@@ -80,6 +80,8 @@ static int check_refused(const CriuOpts *ro, char *msg, size_t len)
 					"supported");
 	if (ro->n_skip_mnt)
 		return refuse(msg, len, "skip_mnt: leaving mounts out of a dump is not supported yet");
+	if (ro->has_tls && ro->tls)
+		return refuse(msg, len, "tls: TLS between the dump and the page server is not supported yet");
 	if (ro->has_unprivileged && ro->unprivileged)
 		return refuse(msg, len, "unprivileged: stasis needs to run as root (CAP_SYS_ADMIN)");
 	if (ro->has_leave_stopped && ro->leave_stopped)
@@ -193,11 +195,6 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	MAP_BOOL(mntns_compat_mode, mntns_compat_mode);
 	MAP_BOOL(display_stats, display_stats);
 	MAP_BOOL(rst_sibling, restore_sibling);
-	MAP_BOOL(tls, tls);
-	MAP_STRING(tls_cacert, tls_file);
-	MAP_STRING(tls_cacrl, tls_file);
-	MAP_STRING(tls_cert, tls_file);
-	MAP_STRING(tls_key, tls_file);
 	MAP_STRING(freeze_cgroup, freeze_cgroup);
 	MAP_STRING(cgroup_props, cgroup_props);
 	MAP_STRING(cgroup_props_file, cgroup_props_file);

@@ -107,6 +107,10 @@
 #                            in a network namespace of their own (lo up): a connection that ran
 #                            (or was let go) lingers in TIME_WAIT for a minute, and the kernel
 #                            refuses to make the same one again meanwhile
+#   cli/criu-options         every long option of criu's command line (with an argument where it
+#                            takes one) on a dump of a pid that does not exist: each is accepted
+#                            (the error is then about the pid) or refused naming the option and
+#                            what stasis lacks; never "unknown option", a usage text or a crash
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -1056,8 +1060,41 @@ case_check() {
 	fi
 }
 
+# criu's long options (NAME or NAME=ARG), as its configuration parser lists them
+CRIU_OPTIONS="tree=1 leave-stopped leave-running restore-detached restore-sibling daemon images-dir=. work-dir=.
+log-file=x.log join-ns=net:/proc/self/ns/net root=/ ext-unix-sk tcp-established close=99 log-pid evasive-devices
+pidfile=p veth-pair=a=b action-script=/bin/true link-remap shell-job file-locks page-server address=127.0.0.1
+port=1 prev-images-dir=p ms track-mem auto-dedup libdir=/ cpu-cap=none force-irmap ext-mount-map=auto exec-cmd
+manage-cgroups=soft cgroup-root=/x inherit-fd=fd[1]:x skip-mnt=/x enable-fs=tmpfs enable-external-sharing
+enable-external-masters freeze-cgroup=/x ghost-limit=1M irmap-scan-path=/ lsm-profile=apparmor:x timeout=5
+external=mnt[/x]:k empty-ns=net lazy-pages extra experimental all cgroup-props=x cgroup-props-file=x
+cgroup-dump-controller=cpu skip-in-flight deprecated display-stats weak-sysctls status-fd=2 tcp-close
+verbosity=1 ps-socket=99 remote relative-timestamps no-default-config with-cpu-affinity tls tls-cacert=x
+tls-cacrl=x tls-cert=x tls-key=x tls-no-cn-verify lsm-mount-context=x network-lock=skip mntns-compat-mode
+pre-dump-mode=read file-validation=filesize skip-file-rwx-check ghost-fiemap allow-uprobes unprivileged stream
+cgroup-yard=/x"
+
+case_criu_options() {
+	local d=$ZOO_TMP/criu-options o name bad=""
+	mkdir -p "$d/img"
+	for o in $CRIU_OPTIONS; do
+		name=${o%%=*}
+		run_stasis "$d/out" 30 dump "--$o" -t 2147480000 -D "$d/img"
+		if ! clean_failure "$ZRC" || mentions "$d/out" 'unknown option|[Uu]sage' ||
+			! mentions "$d/out" "(--$name|2147480000)"; then
+			bad="$bad --$o (exit $ZRC: $(head -c 160 "$d/out" | tr '\n' ' '))"
+		fi
+	done
+	if [ -n "$bad" ]; then
+		result_fail cli/criu-options "not accepted nor refused by name:$bad"
+	else
+		result_ok "cli/criu-options ($(wc -w <<<"$CRIU_OPTIONS") options)"
+	fi
+}
+
 # every case but the alloc-fail sweeps
 other_cases() {
+	case_criu_options
 	case_check
 	case_no_such_pid
 	mkdir -p "$ZOO_TMP/files"
