@@ -330,7 +330,8 @@ static uint32_t advice_of(const char *vmflags)
 	static const struct { char name[3]; uint32_t bit; } flags[] = {
 		{ "dc", VMA_ADVICE_DONTFORK }, { "wf", VMA_ADVICE_WIPEONFORK }, { "hg", VMA_ADVICE_HUGEPAGE },
 		{ "nh", VMA_ADVICE_NOHUGEPAGE }, { "dd", VMA_ADVICE_DONTDUMP }, { "mg", VMA_ADVICE_MERGEABLE },
-		{ "lo", VMA_ADVICE_LOCKED },	 { "lf", VMA_ADVICE_LOCKONFAULT },
+		{ "lo", VMA_ADVICE_LOCKED },	 { "lf", VMA_ADVICE_LOCKONFAULT }, { "sr", VMA_ADVICE_SEQUENTIAL },
+		{ "rr", VMA_ADVICE_RANDOM },
 	};
 	uint32_t advice = 0;
 

@@ -93,6 +93,7 @@ static void advise(struct restorer_args *a, const struct rst_vma *v)
 		{ VMA_ADVICE_DONTFORK, MADV_DONTFORK },	    { VMA_ADVICE_WIPEONFORK, MADV_WIPEONFORK },
 		{ VMA_ADVICE_HUGEPAGE, MADV_HUGEPAGE },	    { VMA_ADVICE_NOHUGEPAGE, MADV_NOHUGEPAGE },
 		{ VMA_ADVICE_DONTDUMP, MADV_DONTDUMP },	    { VMA_ADVICE_MERGEABLE, MADV_MERGEABLE },
+		{ VMA_ADVICE_SEQUENTIAL, MADV_SEQUENTIAL }, { VMA_ADVICE_RANDOM, MADV_RANDOM },
 	};
 
 	for (unsigned k = 0; k < sizeof(advices) / sizeof(advices[0]); k++) {

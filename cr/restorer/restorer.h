@@ -114,7 +114,9 @@ enum vma_advice {
 	VMA_ADVICE_MERGEABLE = 1 << 5,  /* mg */
 	VMA_ADVICE_LOCKED = 1 << 6,     /* lo: mlock() */
 	VMA_ADVICE_LOCKONFAULT = 1 << 7, /* lf: mlock2(MLOCK_ONFAULT) */
-	VMA_ADVICE_ALL = (1 << 8) - 1,
+	VMA_ADVICE_SEQUENTIAL = 1 << 8, /* sr */
+	VMA_ADVICE_RANDOM = 1 << 9,     /* rr */
+	VMA_ADVICE_ALL = (1 << 10) - 1,
 };
 
 /*

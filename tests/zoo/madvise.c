@@ -4,9 +4,10 @@
  *   D: 4 pages MADV_DONTFORK (a fork's child does not have them);
  *   H: 2 MiB MADV_HUGEPAGE and N: 4 pages MADV_NOHUGEPAGE; P: 4 pages MADV_DONTDUMP;
  *   L: 4 pages mlock()ed, the last never written (a zero page the dump skips);
- *   O: 4 pages mlock2(MLOCK_ONFAULT), one touched.
+ *   O: 4 pages mlock2(MLOCK_ONFAULT), one touched;
+ *   S: 4 pages MADV_SEQUENTIAL and R: 4 pages MADV_RANDOM.
  * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd, lo,
- * lf), L is wholly locked in memory, and a forked child sees W zeroed and D missing.
+ * lf, sr, rr), L is wholly locked in memory, and a forked child sees W zeroed and D missing.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -16,7 +17,7 @@
 #define PAGES4 (4 * 4096)
 #define HUGE (2u << 20)
 
-static unsigned char *w, *d, *h, *n, *p, *l, *o;
+static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn;
 
 static unsigned char *region(size_t len, int advice, uint64_t seed)
 {
@@ -48,11 +49,13 @@ static void c_wipe(ucontext_t *u) { (void)u; madvise(w, PAGES4, MADV_KEEPONFORK)
 static void c_dontfork(ucontext_t *u) { (void)u; madvise(d, PAGES4, MADV_DOFORK); }
 static void c_huge(ucontext_t *u) { (void)u; madvise(h, HUGE, MADV_NOHUGEPAGE); }
 static void c_unlock(ucontext_t *u) { (void)u; munlock(l, PAGES4); }
+static void c_readahead(ucontext_t *u) { (void)u; madvise(sq, PAGES4, MADV_NORMAL); }
 static const struct zoo_corruption corruptions[] = {
 	{ "wipeonfork", c_wipe, 0 },
 	{ "dontfork", c_dontfork, 0 },
 	{ "flags", c_huge, 0 },
 	{ "locked", c_unlock, 0 },
+	{ "readahead", c_readahead, 0 },
 };
 
 int main(int argc, char **argv)
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
 	h = region(HUGE, MADV_HUGEPAGE, 3);
 	n = region(PAGES4, MADV_NOHUGEPAGE, 4);
 	p = region(PAGES4, MADV_DONTDUMP, 5);
+	sq = region(PAGES4, MADV_SEQUENTIAL, 7);
+	rn = region(PAGES4, MADV_RANDOM, 8);
 	l = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	o = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (l == MAP_FAILED || o == MAP_FAILED || mlock(l, PAGES4) || mlock2(o, PAGES4, MLOCK_ONFAULT))
@@ -81,6 +86,9 @@ int main(int argc, char **argv)
 	CHECK("flags", has_flag(h, "hg") && has_flag(n, "nh") && has_flag(p, "dd"),
 	      "VmFlags: H hg %d, N nh %d, P dd %d", has_flag(h, "hg"), has_flag(n, "nh"), has_flag(p, "dd"));
 	CHECK("content", zoo_check_fill(l, 3 * 4096, 6) < 0 && o[0] == 0x5a, "L or O differs");
+	CHECK("content", zoo_check_fill(sq, PAGES4, 7) < 0 && zoo_check_fill(rn, PAGES4, 8) < 0, "S or R differs");
+	CHECK("readahead", has_flag(sq, "sr") && has_flag(rn, "rr") && !has_flag(sq, "rr"),
+	      "VmFlags: S sr %d, R rr %d", has_flag(sq, "sr"), has_flag(rn, "rr"));
 	CHECK("locked", has_flag(l, "lo") && has_flag(o, "lo") && has_flag(o, "lf") && !has_flag(l, "lf"),
 	      "VmFlags: L lo %d lf %d, O lo %d lf %d", has_flag(l, "lo"), has_flag(l, "lf"), has_flag(o, "lo"),
 	      has_flag(o, "lf"));
@@ -98,5 +106,5 @@ int main(int argc, char **argv)
 	waitpid(kid, &st, 0);
 	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's content (%#x)", st);
 	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
-	return zoo_finish("7 mappings with madvise() and mlock() flags");
+	return zoo_finish("9 mappings with madvise() and mlock() flags");
 }
