@@ -331,7 +331,7 @@ static uint32_t advice_of(const char *vmflags)
 		{ "dc", VMA_ADVICE_DONTFORK }, { "wf", VMA_ADVICE_WIPEONFORK }, { "hg", VMA_ADVICE_HUGEPAGE },
 		{ "nh", VMA_ADVICE_NOHUGEPAGE }, { "dd", VMA_ADVICE_DONTDUMP }, { "mg", VMA_ADVICE_MERGEABLE },
 		{ "lo", VMA_ADVICE_LOCKED },	 { "lf", VMA_ADVICE_LOCKONFAULT }, { "sr", VMA_ADVICE_SEQUENTIAL },
-		{ "rr", VMA_ADVICE_RANDOM },
+		{ "rr", VMA_ADVICE_RANDOM },	 { "nr", VMA_ADVICE_NORESERVE },
 	};
 	uint32_t advice = 0;
 
@@ -610,7 +610,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 		r->pgoff = 0;
 		switch (v->kind) {
 		case VMA_KIND__VMA_ANON_PRIVATE:
-			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0);
+			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0) |
+				       (v->advice & VMA_ADVICE_NORESERVE ? MAP_NORESERVE : 0);
 			break;
 		case VMA_KIND__VMA_ANON_SHARED:
 		case VMA_KIND__VMA_SHMEM_PRIVATE:

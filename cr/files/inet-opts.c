@@ -227,6 +227,16 @@ int inet_bind_saved(int sk, const InetSocket *in)
 		return -errno;
 	if (bind(sk, (struct sockaddr *)&sa, len))
 		err = -errno;
+	if (err == -EADDRNOTAVAIL) {
+		/* bound with IP_FREEBIND, since turned off: bound so again, then off as it was */
+		int level = in->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+		int opt = in->family == AF_INET ? IP_FREEBIND : IPV6_FREEBIND;
+		if (!setsockopt(sk, level, opt, &on, sizeof(on))) {
+			err = bind(sk, (struct sockaddr *)&sa, len) ? -errno : 0;
+			if (setsockopt(sk, level, opt, &off, sizeof(off)) && !err)
+				err = -errno;
+		}
+	}
 	if (tcp && setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) && !err)
 		err = -errno;
 	return err ?: tcp ? inet_reuse_restore(sk, in) : 0;

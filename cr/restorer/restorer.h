@@ -116,7 +116,8 @@ enum vma_advice {
 	VMA_ADVICE_LOCKONFAULT = 1 << 7, /* lf: mlock2(MLOCK_ONFAULT) */
 	VMA_ADVICE_SEQUENTIAL = 1 << 8, /* sr */
 	VMA_ADVICE_RANDOM = 1 << 9,     /* rr */
-	VMA_ADVICE_ALL = (1 << 10) - 1,
+	VMA_ADVICE_NORESERVE = 1 << 10, /* nr: mapped MAP_NORESERVE (no swap accounted) */
+	VMA_ADVICE_ALL = (1 << 11) - 1,
 };
 
 /*

@@ -5,9 +5,9 @@
  *   H: 2 MiB MADV_HUGEPAGE and N: 4 pages MADV_NOHUGEPAGE; P: 4 pages MADV_DONTDUMP;
  *   L: 4 pages mlock()ed, the last never written (a zero page the dump skips);
  *   O: 4 pages mlock2(MLOCK_ONFAULT), one touched;
- *   S: 4 pages MADV_SEQUENTIAL and R: 4 pages MADV_RANDOM.
+ *   S: 4 pages MADV_SEQUENTIAL and R: 4 pages MADV_RANDOM; V: 4 pages mapped MAP_NORESERVE.
  * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd, lo,
- * lf, sr, rr), L is wholly locked in memory, and a forked child sees W zeroed and D missing.
+ * lf, sr, rr, nr), L is wholly locked in memory, and a forked child sees W zeroed and D missing.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -17,7 +17,7 @@
 #define PAGES4 (4 * 4096)
 #define HUGE (2u << 20)
 
-static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn;
+static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v;
 
 static unsigned char *region(size_t len, int advice, uint64_t seed)
 {
@@ -68,6 +68,10 @@ int main(int argc, char **argv)
 	p = region(PAGES4, MADV_DONTDUMP, 5);
 	sq = region(PAGES4, MADV_SEQUENTIAL, 7);
 	rn = region(PAGES4, MADV_RANDOM, 8);
+	if ((v = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)) ==
+	    MAP_FAILED)
+		zoo_die("mmap MAP_NORESERVE: %s", strerror(errno));
+	zoo_fill(v, PAGES4, 9);
 	l = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	o = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (l == MAP_FAILED || o == MAP_FAILED || mlock(l, PAGES4) || mlock2(o, PAGES4, MLOCK_ONFAULT))
@@ -89,6 +93,9 @@ int main(int argc, char **argv)
 	CHECK("content", zoo_check_fill(sq, PAGES4, 7) < 0 && zoo_check_fill(rn, PAGES4, 8) < 0, "S or R differs");
 	CHECK("readahead", has_flag(sq, "sr") && has_flag(rn, "rr") && !has_flag(sq, "rr"),
 	      "VmFlags: S sr %d, R rr %d", has_flag(sq, "sr"), has_flag(rn, "rr"));
+	CHECK("content", zoo_check_fill(v, PAGES4, 9) < 0, "V differs");
+	CHECK("flags", has_flag(v, "nr") && !has_flag(rn, "nr"), "VmFlags: V nr %d, R nr %d", has_flag(v, "nr"),
+	      has_flag(rn, "nr"));
 	CHECK("locked", has_flag(l, "lo") && has_flag(o, "lo") && has_flag(o, "lf") && !has_flag(l, "lf"),
 	      "VmFlags: L lo %d lf %d, O lo %d lf %d", has_flag(l, "lo"), has_flag(l, "lf"), has_flag(o, "lo"),
 	      has_flag(o, "lf"));
@@ -106,5 +113,5 @@ int main(int argc, char **argv)
 	waitpid(kid, &st, 0);
 	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's content (%#x)", st);
 	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
-	return zoo_finish("9 mappings with madvise() and mlock() flags");
+	return zoo_finish("10 mappings with madvise(), mlock() and mmap() flags");
 }
