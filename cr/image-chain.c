@@ -215,7 +215,8 @@ static void free_parent_pagemaps(struct chain_state *st)
 	st->nr_pagemaps = 0;
 }
 
-/* The dump ids up the chain: the parent's own, then those its inventory lists. */
+/* The dump ids up the chain (the parent's own, then those its inventory lists), and the
+ * page tables of the processes its inventory lists. */
 static int chain_ids(struct chain_state *st, const char *prev)
 {
 	Inventory *inv = NULL;

@@ -126,15 +126,27 @@ static bool whole_attach(const struct dump_task *t, const struct proc_vma *pv, u
 	return at == end;
 }
 
-/* Whether smaps' VmFlags have the two-letter flag. */
-static bool has_vmflag(const char *vmflags, const char *flag)
+/* A flag of smaps' VmFlags (two letters) and the bit it stands for. */
+struct vmflag {
+	char name[3];
+	uint32_t bit;
+};
+
+/* The bits of the flags of table (n of them) that VmFlags line vmflags has. */
+static uint32_t vmflag_bits(const char *vmflags, const struct vmflag *table, size_t n)
 {
-	for (const char *p = vmflags; *p && *p != '\n'; p += strcspn(p, " \n")) {
-		p += strspn(p, " ");
-		if (!strncmp(p, flag, 2) && (p[2] == ' ' || p[2] == '\n' || !p[2]))
-			return true;
+	uint32_t bits = 0;
+
+	for (const char *p = vmflags; *p && *p != '\n'; p++) {
+		if (*p == ' ')
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (!strncmp(p, table[k].name, 2))
+				bits |= table[k].bit;
+		while (p[1] && p[1] != ' ' && p[1] != '\n')
+			p++;
 	}
-	return false;
+	return bits;
 }
 
 /*
@@ -163,7 +175,7 @@ static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, Vma
 	e->has_pgoff = pv->pgoff != 0;
 	e->pgoff = pv->pgoff;
 	e->has_may_write = true;
-	e->may_write = has_vmflag(pv->vmflags, "mw");
+	e->may_write = vmflag_bits(pv->vmflags, &(const struct vmflag){ "mw", 1 }, 1);
 	e->has_shmem_id = true;
 	e->shmem_id = st.st_ino; /* a segment's inode number is its shmid */
 	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
@@ -327,24 +339,14 @@ static int dump_mm_fields(struct dump_task *t)
 /* The VmFlags of smaps that madvise() sets, as VMA_ADVICE_* bits. */
 static uint32_t advice_of(const char *vmflags)
 {
-	static const struct { char name[3]; uint32_t bit; } flags[] = {
+	static const struct vmflag flags[] = {
 		{ "dc", VMA_ADVICE_DONTFORK }, { "wf", VMA_ADVICE_WIPEONFORK }, { "hg", VMA_ADVICE_HUGEPAGE },
 		{ "nh", VMA_ADVICE_NOHUGEPAGE }, { "dd", VMA_ADVICE_DONTDUMP }, { "mg", VMA_ADVICE_MERGEABLE },
 		{ "lo", VMA_ADVICE_LOCKED },	 { "lf", VMA_ADVICE_LOCKONFAULT }, { "sr", VMA_ADVICE_SEQUENTIAL },
 		{ "rr", VMA_ADVICE_RANDOM },	 { "nr", VMA_ADVICE_NORESERVE },
 	};
-	uint32_t advice = 0;
 
-	for (const char *p = vmflags; *p && *p != '\n'; p++) {
-		if (*p == ' ')
-			continue;
-		for (size_t k = 0; k < ARRAY_SIZE(flags); k++)
-			if (!strncmp(p, flags[k].name, 2))
-				advice |= flags[k].bit;
-		while (p[1] && p[1] != ' ' && p[1] != '\n')
-			p++;
-	}
-	return advice;
+	return vmflag_bits(vmflags, flags, ARRAY_SIZE(flags));
 }
 
 /*
