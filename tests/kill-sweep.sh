@@ -45,6 +45,19 @@ zoo_ready_or_exit
 
 INJECT_STEPS="inject-regs inject-mask inject-entry inject-exit inject-unmask inject-done"
 
+# killed_after MS CMD...: runs CMD and SIGKILLs it (it alone, not timeout(1)'s whole process
+# group, which would take stasis's watchdog too and let timeout exit before stasis is gone) after
+# MS ms; its exit status once it is reaped, when the kernel has let go of every task it traced.
+killed_after() {
+	local ms=$1 pid
+	shift
+	"$@" &
+	pid=$!
+	sleep "$(awk "BEGIN { printf \"%.3f\", $ms / 1000 }")"
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid"
+}
+
 # tree_pids PID: PID and its descendants
 tree_pids() {
 	local p=$1 c
@@ -82,8 +95,8 @@ one_kill() {
 	local how=$2 rc
 	# (in a subshell that says nothing: no "Killed" from bash)
 	if [[ $how == @* ]]; then
-		(timeout -s KILL "$(awk "BEGIN { printf \"%.3f\", ${how#@} / 1000 }")" \
-			"$STASIS" dump -t "$ROOT" -D "$D/img" --leave-running -o dump.log -v0 </dev/null >"$D/dump.out" 2>&1
+		(killed_after "${how#@}" "$STASIS" dump -t "$ROOT" -D "$D/img" --leave-running -o dump.log -v0 \
+			</dev/null >"$D/dump.out" 2>&1
 		exit $?) 2>/dev/null
 	else
 		(STASIS_FAULT=$how "$STASIS" dump -t "$ROOT" -D "$D/img" --leave-running -o dump.log -v0 </dev/null >"$D/dump.out" 2>&1
@@ -204,8 +217,8 @@ no_watchdog() {
 restore_kill() {
 	local label=$1 how=$2 expect=$3 rc n
 	if [[ $how == @* ]]; then
-		(timeout -s KILL "$(awk "BEGIN { printf \"%.3f\", ${how#@} / 1000 }")" \
-			"$STASIS" restore -D "$D/img" -d -o restore.log -v0 </dev/null >"$D/restore.out" 2>&1
+		(killed_after "${how#@}" "$STASIS" restore -D "$D/img" -d -o restore.log -v0 \
+			</dev/null >"$D/restore.out" 2>&1
 		exit $?) 2>/dev/null
 	else
 		(STASIS_FAULT=$how "$STASIS" restore -D "$D/img" -d -o restore.log -v0 </dev/null >"$D/restore.out" 2>&1
