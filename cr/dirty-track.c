@@ -90,9 +90,39 @@ static const struct addr_range *ranges_find(const struct addr_ranges *r, uint64_
 
 /* ---- the kernel ---- */
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct addr_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* In address order, overlapping or touching ranges merged: what ranges_find needs. */
+static void ranges_sort(struct addr_ranges *r)
+{
+	size_t n = 0;
+
+	if (r->n < 2)
+		return;
+	qsort(r->v, r->n, sizeof(*r->v), range_cmp);
+	for (size_t i = 0; i < r->n; i++) {
+		if (n && r->v[i].start <= r->v[n - 1].end) {
+			if (r->v[i].end > r->v[n - 1].end)
+				r->v[n - 1].end = r->v[i].end;
+		} else {
+			r->v[n++] = r->v[i];
+		}
+	}
+	r->n = n;
+}
+
 /*
  * Every page of pid in a category (mask), ranges in address order; with protect, the pages
- * found are write-protected again in the same walk.
+ * found are write-protected again in the same walk. Only a call that filled the whole vector
+ * stopped early: one that returns fewer walked to the end, whatever its walk_end says (this
+ * kernel leaves there where its internal buffer of 512 ranges filled, mid-walk; walking again
+ * from there, with the tree running, reported pages written meanwhile behind ranges of higher
+ * addresses, and ranges_find, which expects address order, missed them: lost writes).
  */
 static int scan_pages(int pagemap, uint64_t mask, bool protect, struct addr_ranges *out)
 {
@@ -118,10 +148,13 @@ static int scan_pages(int pagemap, uint64_t mask, bool protect, struct addr_rang
 			if (err)
 				return err;
 		}
+		if (n < SCAN_VEC)
+			break;
 		if (arg.walk_end <= start)
 			return -EIO;
 		start = arg.walk_end;
 	}
+	ranges_sort(out);
 	return 0;
 }
 
@@ -480,6 +513,9 @@ int dirty_track_arm(struct dump_task *t)
 		       strerror(-err));
 		return err;
 	}
+	if (tt->parent)
+		pr_info("dump pid %d: %zu ranges of pages written since the parent dump", t->pid,
+			tt->written.n);
 	if (!tt->keep)
 		return inject_close(t, tt->own); /* tracking ends with this dump */
 	return write_down(t, tt->own);

@@ -43,6 +43,11 @@
 #                          verdict; the log names the file and the page
 # lazy/page-server-flipped the same images served by a page server: it refuses to serve a page
 #                          that does not match its checksum, naming it; the tree is killed
+# pre-dump/scattered       4 chains of 10 pre-dump rounds 50 ms apart, a dump and a restore, of
+#                          the bench's dirtytarget (64 MiB, a fifth of it rewritten every 200 ms,
+#                          random pages: rounds of about 1000 ranges of written pages, more than
+#                          the kernel's PAGEMAP_SCAN buffer of 512 holds at once); every byte
+#                          checked after the restore. Rounds must have reached over 512 ranges.
 # migrate/namespaces       runtime-hook/stasis-migrate moves mem-dirty from a network namespace
 #                          to another with a mount namespace of its own (the images on a tmpfs
 #                          only it sees), the two joined by a veth pair: rounds until the pages
@@ -501,6 +506,62 @@ if selected lazy; then
 fi
 
 # ---- the whole migration, between namespaces ------------------------------------------
+
+# one_chain D: dirtytarget through 10 pre-dump rounds, a dump and a restore; 0 if it PASSes
+one_chain() {
+	local d=$1 prev="" r pid
+	mkdir -p "$d"
+	("$DIRTY" 64 100 "$d/verdict" "$d/resumed" >"$d/target.log" 2>&1 &)
+	wait_until 10 has "$d/target.log" READY || { ZERR="dirtytarget did not start"; return 1; }
+	pid=$(sed -n 's/^READY pid=\([0-9]*\).*/\1/p' "$d/target.log")
+	track_pid "$pid"
+	for r in $(seq 10); do
+		mkdir -p "$d/$r"
+		run_stasis "$d/$r.out" 60 pre-dump -t "$pid" -D "$d/$r" ${prev:+--prev-images-dir "../$prev"} \
+			-o pre-dump.log -v4
+		[ "$ZRC" = 0 ] || { ZERR="pre-dump round $r exited $ZRC"; show "$d/$r.out"; return 1; }
+		prev=$r
+		sleep 0.05
+	done
+	mkdir -p "$d/final"
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/final" --prev-images-dir "../$prev" -o dump.log -v4
+	[ "$ZRC" = 0 ] || { ZERR="the dump exited $ZRC"; show "$d/dump.out"; return 1; }
+	wait_until 10 pid_free "$pid"
+	run_stasis "$d/restore.out" 60 restore -D "$d/final" -d -o restore.log -v4
+	[ "$ZRC" = 0 ] || { ZERR="the restore exited $ZRC"; show "$d/restore.out"; return 1; }
+	sleep 0.3
+	kill -TERM "$pid"
+	wait_until 10 test -s "$d/verdict"
+	ZVERDICT=$(cat "$d/verdict" 2>/dev/null)
+	[[ $ZVERDICT == PASS* ]] || { ZERR="${ZVERDICT:-no verdict}"; kill_ours "$pid"; return 1; }
+}
+
+case_scattered() {
+	local CASE=pre-dump/scattered d=$ZOO_TMP/scattered i most
+	DIRTY=$ZOO_TMP/bench/dirtytarget
+	if ! make -s -C "$ZOO_ROOT/tests/bench" BIN="$ZOO_TMP/bench" "$DIRTY" >"$ZOO_TMP/bench.out" 2>&1; then
+		result_fail "$CASE" "cannot build dirtytarget"
+		show "$ZOO_TMP/bench.out"
+		return
+	fi
+	for i in 1 2 3 4; do
+		if ! one_chain "$d/$i"; then
+			result_fail "$CASE" "chain $i: $ZERR"
+			return
+		fi
+	done
+	most=$(cat "$d"/*/*/pre-dump.log "$d"/*/final/dump.log 2>/dev/null |
+		sed -n 's/.*: \([0-9]*\) ranges of pages written since the parent dump/\1/p' | sort -n | tail -n 1)
+	if [ "${most:-0}" -le 512 ]; then
+		result_fail "$CASE" "the rounds had at most ${most:-0} ranges of written pages: not the case tested"
+		return
+	fi
+	result_ok "$CASE (4 chains of 10 rounds, up to $most ranges written in a round; $(cut -c1-60 "$d/4/verdict"))"
+}
+
+if selected pre-dump; then
+	case_scattered
+fi
 
 case_migrate_ns() {
 	local CASE=migrate/namespaces d=$ZOO_TMP/migrate src=stasis-mig-src-$$ dst=stasis-mig-dst-$$
