@@ -71,21 +71,26 @@ static int ranges_add(struct addr_ranges *r, uint64_t start, uint64_t end)
 	return 0;
 }
 
-/* The range holding addr, or NULL. */
-static const struct addr_range *ranges_find(const struct addr_ranges *r, uint64_t addr)
+/* The range holding addr, or NULL; lookups in rising order walk on from the last one. */
+static const struct addr_range *ranges_find(struct addr_ranges *r, uint64_t addr)
 {
 	size_t lo = 0, hi = r->n;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (addr < r->v[mid].start)
-			hi = mid;
-		else if (addr >= r->v[mid].end)
-			lo = mid + 1;
-		else
-			return &r->v[mid];
+	if (r->hint < r->n && r->v[r->hint].start <= addr) {
+		lo = r->hint;
+		while (lo < r->n && r->v[lo].end <= addr)
+			lo++;
+	} else {
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (addr >= r->v[mid].end)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
 	}
-	return NULL;
+	r->hint = lo;
+	return lo < r->n && r->v[lo].start <= addr ? &r->v[lo] : NULL;
 }
 
 /* ---- the kernel ---- */
@@ -322,7 +327,7 @@ static int set_tracker_round(int uffd, uint32_t round)
 #define ROUND_MASK ((1u << ARRAY_SIZE(round_flags)) - 1)
 
 /* Every private anonymous mapping not tracked yet is registered (warned: saved whole). */
-static void register_mappings(const struct dump_task *t, const struct addr_ranges *tracked)
+static void register_mappings(const struct dump_task *t, struct addr_ranges *tracked)
 {
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		const VmaEntry *v = t->mm->vmas[i];
@@ -536,11 +541,11 @@ bool dirty_track_owns_fd(const struct dump_task *t, int fd)
 
 bool dirty_track_unchanged(const struct dump_task *t, uint64_t vaddr, struct page_loc *loc)
 {
-	const struct task_tracking *tt = t->track;
+	struct task_tracking *tt = t->track;
 
 	if (!tt || !tt->parent || !ranges_find(&tt->tracked, vaddr) || ranges_find(&tt->written, vaddr))
 		return false;
-	return chain_parent_page(tt->parent, t->vpid, vaddr, loc);
+	return chain_parent_page(tt->parent, t->vpid, vaddr, loc, &tt->parent_hint);
 }
 
 void dirty_track_abort(struct dump_task *tasks, size_t n)

@@ -19,11 +19,13 @@
 struct addr_ranges {
 	struct addr_range { uint64_t start, end; } *v;
 	size_t n, alloc;
+	size_t hint; /* where the last lookup ended: lookups in rising order go on from there */
 };
 
 /* One process's tracking in this dump (dump_task.track). */
 struct task_tracking {
 	Pagemap *parent;          /* the previous dump's page table of the process (NULL: none) */
+	size_t parent_hint;       /* its run the last lookup found (chain_parent_page) */
 	const WriteTracking *rec; /* the tracker it names */
 	struct addr_ranges tracked; /* writes tracked since the previous dump */
 	struct addr_ranges written; /* pages written since it (a superset where tracked) */

@@ -297,25 +297,37 @@ int chain_parent_pagemap(const struct run_ctx *ctx, uint32_t vpid, Pagemap **pm)
 	return 0;
 }
 
-bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct page_loc *loc)
+static uint64_t run_end(const PageRun *r)
+{
+	return r->vaddr + (uint64_t)r->nr_pages * PAGE_SIZE;
+}
+
+bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct page_loc *loc,
+		       size_t *hint)
 {
 	size_t lo = 0, hi = pm ? pm->n_runs : 0;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const PageRun *r = pm->runs[mid];
-		if (vaddr < r->vaddr) {
-			hi = mid;
-		} else if (vaddr >= r->vaddr + (uint64_t)r->nr_pages * PAGE_SIZE) {
-			lo = mid + 1;
-		} else {
-			loc->depth = (r->has_chain_depth ? r->chain_depth : 0) + 1;
-			loc->pid = r->has_from_pid ? r->from_pid : vpid;
-			loc->off = r->file_off + (vaddr - r->vaddr);
-			return loc->depth <= CHAIN_MAX_DEPTH;
+	if (*hint < hi && pm->runs[*hint]->vaddr <= vaddr) {
+		lo = *hint;
+		while (lo < hi && run_end(pm->runs[lo]) <= vaddr)
+			lo++;
+	} else {
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (vaddr >= run_end(pm->runs[mid]))
+				lo = mid + 1;
+			else
+				hi = mid;
 		}
 	}
-	return false;
+	*hint = lo;
+	if (!pm || lo >= pm->n_runs || pm->runs[lo]->vaddr > vaddr)
+		return false;
+	const PageRun *r = pm->runs[lo];
+	loc->depth = (r->has_chain_depth ? r->chain_depth : 0) + 1;
+	loc->pid = r->has_from_pid ? r->from_pid : vpid;
+	loc->off = r->file_off + (vaddr - r->vaddr);
+	return loc->depth <= CHAIN_MAX_DEPTH;
 }
 
 /* ---- --auto-dedup ---- */

@@ -40,8 +40,10 @@ int chain_parent_pagemap(const struct run_ctx *ctx, uint32_t vpid, Pagemap **pm)
 /*
  * Where the parent's pagemap pm (of process vpid) keeps page vaddr, as this dump names it
  * (one link further up); false if it holds no such page, or the chain would grow too long.
+ * *hint is the run the last lookup ended at: lookups in rising order walk on from there.
  */
-bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct page_loc *loc);
+bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct page_loc *loc,
+		       size_t *hint);
 
 /* Restore: pages-PID.img depth links up from dirfd, checked; *nr_pages its page count. */
 int chain_pages_open(int dirfd, uint32_t depth, uint32_t pid, uint64_t *nr_pages);

@@ -42,6 +42,7 @@ struct page_writer {
 	uint64_t vma_start; /* runs never cross a mapping boundary */
 	struct page_queue queue;
 	struct page_sums sums; /* of the pages queued, summed while they are still in the cache */
+	bool indexed;          /* a child in the tree may share its pages: each one noted (note_saved) */
 };
 
 
@@ -151,7 +152,7 @@ static int add_ref_run(struct page_writer *w, uint64_t vaddr, const struct saved
 	if (err)
 		return err;
 	w->t->nr_shared_pages++;
-	return note_saved(w->t, vaddr, sp->pfn, sp->in_pid, sp->file_off, sp->depth);
+	return w->indexed ? note_saved(w->t, vaddr, sp->pfn, sp->in_pid, sp->file_off, sp->depth) : 0;
 }
 
 /* A page unchanged since the parent dump: where the chain keeps it. */
@@ -164,7 +165,8 @@ static int add_parent_run(struct page_writer *w, uint64_t vaddr, uint64_t pme,
 	if (err)
 		return err;
 	w->t->nr_parent_pages++;
-	return note_saved(w->t, vaddr, pme & PM_PFN_MASK, loc->pid, loc->off, loc->depth);
+	return w->indexed ? note_saved(w->t, vaddr, pme & PM_PFN_MASK, loc->pid, loc->off, loc->depth)
+			  : 0;
 }
 
 /*
@@ -299,7 +301,8 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 			}
 			if (span) {
 				uint64_t from = addr + (i - span) * PAGE_SIZE;
-				int err = dump_span(w, from, span, skip_zero, pme + (i - span), private_anon);
+				int err = dump_span(w, from, span, skip_zero, pme + (i - span),
+						    private_anon && w->indexed);
 				if (err)
 					return err;
 			}
@@ -314,9 +317,17 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry 
 	return 0;
 }
 
+static bool has_children(const struct dump_task *t)
+{
+	for (size_t i = t->tree_pos + 1; i < t->tree_size; i++)
+		if (t->tree[i].parent == t)
+			return true;
+	return false;
+}
+
 static int dump_pages(struct dump_task *t)
 {
-	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE };
+	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE, .indexed = has_children(t) };
 	auto_free uint64_t *pme = xmalloc(CHUNK_PAGES * 8);
 	auto_close int pagemap_fd = -1;
 	char path[64];
