@@ -76,7 +76,7 @@ static const struct addr_range *ranges_find(struct addr_ranges *r, uint64_t addr
 {
 	size_t lo = 0, hi = r->n;
 
-	if (r->hint < r->n && r->v[r->hint].start <= addr) {
+	if (r->hint <= r->n && (!r->hint || r->v[r->hint - 1].end <= addr)) {
 		lo = r->hint;
 		while (lo < r->n && r->v[lo].end <= addr)
 			lo++;

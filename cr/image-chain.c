@@ -307,7 +307,7 @@ bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct 
 {
 	size_t lo = 0, hi = pm ? pm->n_runs : 0;
 
-	if (*hint < hi && pm->runs[*hint]->vaddr <= vaddr) {
+	if (*hint <= hi && (!*hint || run_end(pm->runs[*hint - 1]) <= vaddr)) {
 		lo = *hint;
 		while (lo < hi && run_end(pm->runs[lo]) <= vaddr)
 			lo++;
