@@ -20,18 +20,13 @@
 #include "log.h"
 #include "mm.h"
 #include "options.h"
+#include "page-presence.h"
 #include "page-queue.h"
 #include "page-xfer.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
 
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAPPED (1ULL << 62)
-#define PM_FILE_OR_SHARED (1ULL << 61)
-#define PM_EXCLUSIVE (1ULL << 56)
-#define PM_GUARD (1ULL << 58) /* MADV_GUARD_INSTALL: no page, a fault on touch */
-#define PM_PFN_MASK ((1ULL << 55) - 1)
 #define CHUNK_PAGES 256 /* 1 MiB per read: stays in cache until written */
 
 struct page_writer {
@@ -265,21 +260,24 @@ static bool pagemap_gone(const struct dump_task *t, uint64_t *pme, size_t nr)
 	return true;
 }
 
-static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const VmaEntry *v, uint64_t *pme)
+static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const VmaEntry *v,
+			  uint64_t *pme)
 {
 	bool skip_zero = !vma_kind_is_private_file(v->kind);
 	bool private_anon = v->kind == VMA_KIND__VMA_ANON_PRIVATE;
 
 	w->vma_start = v->start;
+	/* entries without pfn or exclusivity do, unless pages are shared with parent or child */
+	presence_mapping(pp, v->start, v->end, private_anon && !w->t->parent && !w->indexed);
 
 	for (uint64_t addr = v->start; addr < v->end; addr += CHUNK_PAGES * PAGE_SIZE) {
 		size_t nr = (v->end - addr) / PAGE_SIZE, span = 0;
 		if (nr > CHUNK_PAGES)
 			nr = CHUNK_PAGES;
-		if (pread(pagemap_fd, pme, nr * 8, addr / PAGE_SIZE * 8) != (ssize_t)(nr * 8) &&
-		    !pagemap_gone(w->t, pme, nr)) {
-			pr_perror("dump pid %d: cannot read pagemap at %#llx", w->t->pid,
-				  (unsigned long long)addr);
+		int rerr = presence_read(pp, addr, nr, pme);
+		if (rerr && !pagemap_gone(w->t, pme, nr)) {
+			pr_err("dump pid %d: cannot read pagemap at %#llx: %s", w->t->pid,
+			       (unsigned long long)addr, strerror(-rerr));
 			return -EIO;
 		}
 		for (size_t i = 0; i <= nr; i++) {
@@ -329,28 +327,28 @@ static int dump_pages(struct dump_task *t)
 {
 	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE, .indexed = has_children(t) };
 	auto_free uint64_t *pme = xmalloc(CHUNK_PAGES * 8);
-	auto_close int pagemap_fd = -1;
+	struct page_presence pp;
 	char path[64];
 	int err = 0, werr;
 
 	if (!pme)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
-	pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (pagemap_fd < 0) {
-		pr_perror("dump pid %d: cannot open %s", t->pid, path);
-		return -errno;
-	}
-	snprintf(path, sizeof(path), "dump pid %d", t->pid);
-	if ((err = pages_out_open(t->ctx, t->dirfd, t->vpid, path, &w.out)))
+	if ((err = presence_open(&pp, t->pid)))
 		return err;
+	snprintf(path, sizeof(path), "dump pid %d", t->pid);
+	if ((err = pages_out_open(t->ctx, t->dirfd, t->vpid, path, &w.out))) {
+		presence_close(&pp);
+		return err;
+	}
 	if ((err = pq_start(&w.queue, pages_out_write, &w.out, CHUNK_PAGES * PAGE_SIZE))) {
 		pages_out_close(&w.out);
+		presence_close(&pp);
 		return err;
 	}
 	for (size_t i = 0; i < t->mm->n_vmas && !err; i++)
 		if (vma_kind_has_pages(t->mm->vmas[i]->kind))
-			err = dump_vma_pages(&w, pagemap_fd, t->mm->vmas[i], pme);
+			err = dump_vma_pages(&w, &pp, t->mm->vmas[i], pme);
+	presence_close(&pp);
 	werr = pq_finish(&w.queue);
 	if (werr && !err) {
 		if (w.out.ps)
