@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "faces.h"
 #include "log.h"
 #include "util.h"
 
@@ -41,7 +42,7 @@ struct cli_option {
 
 #define O(field) offsetof(struct stasis_opts, field)
 
-/* What stasis lacks for each ARG_NOT_BUILT option (by its name's start). */
+/* What stasis lacks for each ARG_NOT_BUILT option (by its name's start); the RPC says the same. */
 static const char *const not_built[][2] = {
 	{ "stream", "streaming images (criu-image-streamer) is not supported yet" },
 	{ "remote", "streaming images (criu-image-streamer) is not supported yet" },
@@ -51,6 +52,14 @@ static const char *const not_built[][2] = {
 	{ "unprivileged", "stasis needs to run as root (CAP_SYS_ADMIN)" },
 	{ "exec-cmd", "running a command in place of stasis once the tree is restored is not supported yet" },
 };
+
+const char *criu_option_not_built(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(not_built); i++)
+		if (!strncmp(name, not_built[i][0], strlen(not_built[i][0])))
+			return not_built[i][1];
+	return NULL;
+}
 
 static int list_add(struct opt_list *l, const char *arg, char sep)
 {
@@ -381,9 +390,7 @@ static int apply(struct stasis_opts *o, const struct cli_option *opt, bool negat
 		pr_info("option --%s has no effect with stasis", opt->name);
 		return 0;
 	case ARG_NOT_BUILT:
-		for (size_t i = 0; i < ARRAY_SIZE(not_built); i++)
-			if (!strncmp(opt->name, not_built[i][0], strlen(not_built[i][0])))
-				fprintf(stderr, "stasis: --%s: %s\n", opt->name, not_built[i][1]);
+		fprintf(stderr, "stasis: --%s: %s\n", opt->name, criu_option_not_built(opt->name));
 		return -ENOTSUP;
 	}
 	return -EINVAL;

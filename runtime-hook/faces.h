@@ -17,6 +17,12 @@
 #define CRIU_DIALECT_SUBLEVEL 0
 
 /*
+ * Why criu's option name (its command-line spelling: "skip-mnt"; "tls" covers every --tls*)
+ * is refused: a feature not built yet. NULL if it is not one of those.
+ */
+const char *criu_option_not_built(const char *name);
+
+/*
  * Runs every script of the list at a notification point, as criu does: `sh -c SCRIPT` with
  * CRTOOLS_SCRIPT_ACTION=point (and CRTOOLS_INIT_PID=init_pid when init_pid > 0) in its
  * environment. 0, or -ECANCELED once a script failed (said, naming it).

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "faces.h"
 #include "log.h"
 #include "swrk.h"
 #include "util.h"
@@ -76,14 +77,13 @@ static bool fd_open(int fd)
 static int check_refused(const CriuOpts *ro, char *msg, size_t len)
 {
 	if (ro->n_exec_cmd)
-		return refuse(msg, len, "exec_cmd: running a command in the restored tree is not "
-					"supported");
+		return refuse(msg, len, "exec_cmd: %s", criu_option_not_built("exec-cmd"));
 	if (ro->n_skip_mnt)
-		return refuse(msg, len, "skip_mnt: leaving mounts out of a dump is not supported yet");
+		return refuse(msg, len, "skip_mnt: %s", criu_option_not_built("skip-mnt"));
 	if (ro->has_tls && ro->tls)
-		return refuse(msg, len, "tls: TLS between the dump and the page server is not supported yet");
+		return refuse(msg, len, "tls: %s", criu_option_not_built("tls"));
 	if (ro->has_unprivileged && ro->unprivileged)
-		return refuse(msg, len, "unprivileged: stasis needs to run as root (CAP_SYS_ADMIN)");
+		return refuse(msg, len, "unprivileged: %s", criu_option_not_built("unprivileged"));
 	if (ro->has_leave_stopped && ro->leave_stopped)
 		return refuse(msg, len, "leave_stopped: leaving the tree stopped after a dump is not "
 					"supported yet (leave_running or the default, killed)");
