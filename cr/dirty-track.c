@@ -29,6 +29,7 @@
 #include "compat/kernel-abi.h"
 #include "dirty-track.h"
 #include "log.h"
+#include "proc.h"
 #include "tree-objects.h"
 #include "util.h"
 
@@ -326,29 +327,112 @@ static int set_tracker_round(int uffd, uint32_t round)
 
 #define ROUND_MASK ((1u << ARRAY_SIZE(round_flags)) - 1)
 
-/* Every private anonymous mapping not tracked yet is registered (warned: saved whole). */
+/* The first mapping of layout l (sorted) that ends after addr: its index, or l->n. */
+static size_t mapping_index(const struct proc_vmas *l, uint64_t addr)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (l->v[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The mapping of layout l that starts at start, or NULL. */
+static const struct proc_vma *mapping_at(const struct proc_vmas *l, uint64_t start)
+{
+	size_t i = mapping_index(l, start);
+
+	return i < l->n && l->v[i].start == start ? &l->v[i] : NULL;
+}
+
+/* A private mapping of protection prot in after, n, that was not one in before. */
+static bool new_neighbour(const struct proc_vmas *before, const struct proc_vma *n, uint32_t prot)
+{
+	const struct proc_vma *was;
+
+	if (!n || n->shared || n->prot != prot)
+		return false;
+	was = mapping_at(before, n->start);
+	return !was || was->end != n->end;
+}
+
+/* After registering r: a private mapping of its protection touches it that was not there
+ * before, a piece of a mapping that grew or merged over r in between, split by registering. */
+static bool split_by_registering(const struct proc_vmas *before, const struct proc_vmas *after,
+				 const struct addr_range *r, uint32_t prot)
+{
+	size_t i = mapping_index(after, r->start);
+	const struct proc_vma *below = i && after->v[i - 1].end == r->start ? &after->v[i - 1] : NULL;
+
+	return new_neighbour(before, below, prot) ||
+	       new_neighbour(before, mapping_at(after, r->end), prot);
+}
+
+static void changed_meanwhile(const struct dump_task *t, uint64_t start, uint64_t end)
+{
+	pr_info("dump pid %d: %#llx-%#llx changed meanwhile (the process runs): the next dump "
+		"saves it whole", t->pid, (unsigned long long)start, (unsigned long long)end);
+}
+
+/*
+ * Every private anonymous mapping not tracked yet is registered (warned: saved whole). The
+ * process may run meanwhile (a pre-dump; the threads of one whose main thread alone is
+ * stopped), and registering a range that is no longer a whole mapping splits the mapping:
+ * the process's next mremap() of the whole would fail (EFAULT). So a range is registered
+ * only if the layout read just before has it exactly, and let go again (which merges the
+ * mapping back) if the layout after shows it was split all the same.
+ */
 static void register_mappings(const struct dump_task *t, struct addr_ranges *tracked)
 {
+	struct proc_vmas before, after;
+	struct addr_ranges done = { 0 };
+
+	if (proc_read_layout(t->pid, &before))
+		return; /* gone: nothing to track */
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		const VmaEntry *v = t->mm->vmas[i];
 		const struct addr_range *r = ranges_find(tracked, v->start);
 		if (v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end))
 			continue;
+		const struct proc_vma *now = mapping_at(&before, v->start);
+		if (!now || now->end != v->end || now->shared) {
+			changed_meanwhile(t, v->start, v->end);
+			continue;
+		}
 		struct uffdio_register reg = {
 			.range = { .start = v->start, .len = v->end - v->start },
 			.mode = UFFDIO_REGISTER_MODE_WP,
 		};
-		if (!ioctl(t->track->uffd, UFFDIO_REGISTER, &reg))
+		if (!ioctl(t->track->uffd, UFFDIO_REGISTER, &reg)) {
+			if (ranges_add(&done, v->start, v->end))
+				break;
 			continue;
+		}
 		if (t->ctx->opts->pre_dump && (errno == EINVAL || errno == ENOMEM))
-			pr_info("pre-dump pid %d: %#llx-%#llx changed meanwhile (the tree runs): the next "
-				"dump saves it whole", t->pid, (unsigned long long)v->start,
-				(unsigned long long)v->end);
+			changed_meanwhile(t, v->start, v->end);
 		else
 			pr_warn("dump pid %d: writes to %#llx-%#llx cannot be tracked (%m): it is saved "
 				"whole every time", t->pid, (unsigned long long)v->start,
 				(unsigned long long)v->end);
 	}
+	if (done.n && !proc_read_layout(t->pid, &after)) {
+		for (size_t i = 0; i < done.n; i++) {
+			const struct proc_vma *was = mapping_at(&before, done.v[i].start);
+			if (!was || !split_by_registering(&before, &after, &done.v[i], was->prot))
+				continue;
+			struct uffdio_range range = { done.v[i].start, done.v[i].end - done.v[i].start };
+			ioctl(t->track->uffd, UFFDIO_UNREGISTER, &range);
+			changed_meanwhile(t, done.v[i].start, done.v[i].end);
+		}
+		proc_vmas_free(&after);
+	}
+	free(done.v);
+	proc_vmas_free(&before);
 }
 
 static int keep_copy(const struct run_ctx *ctx, int uffd)

@@ -201,7 +201,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 	bool needs_inject;
 	int err, end_err;
 
-	if ((err = proc_read_vmas(t->pid, &t->vmas)) || (err = new_images(t)) ||
+	if ((err = proc_read_layout(t->pid, &t->vmas)) || (err = new_images(t)) ||
 	    (err = dirty_track_find(t, &needs_inject)))
 		return gone(t->pid) ? 0 : err;
 	if (!needs_inject) {

@@ -41,7 +41,8 @@ void proc_path(char *buf, size_t len, pid_t pid, const char *name)
 		snprintf(buf, len, "/proc/%d/%s", pid, name);
 }
 
-int proc_read_vmas(pid_t pid, struct proc_vmas *out)
+/* The mappings listed in /proc/PID/name: smaps (with VmFlags) or maps (without). */
+static int read_vma_file(pid_t pid, const char *name, struct proc_vmas *out)
 {
 	char path[64], *line = NULL;
 	size_t cap = 0, alloc = 0;
@@ -50,7 +51,7 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 
 	out->v = NULL;
 	out->n = 0;
-	proc_path(path, sizeof(path), pid, "smaps");
+	proc_path(path, sizeof(path), pid, name);
 	f = fopen(path, "re");
 	if (!f) {
 		ret = -errno;
@@ -89,6 +90,16 @@ int proc_read_vmas(pid_t pid, struct proc_vmas *out)
 	if (ret)
 		proc_vmas_free(out);
 	return ret;
+}
+
+int proc_read_vmas(pid_t pid, struct proc_vmas *out)
+{
+	return read_vma_file(pid, "smaps", out);
+}
+
+int proc_read_layout(pid_t pid, struct proc_vmas *out)
+{
+	return read_vma_file(pid, "maps", out);
 }
 
 void proc_vmas_free(struct proc_vmas *vmas)

@@ -31,6 +31,8 @@ struct proc_vmas {
 
 /* Parses /proc/PID/smaps (layout and VmFlags). */
 int proc_read_vmas(pid_t pid, struct proc_vmas *out);
+/* The layout alone (/proc/PID/maps: no VmFlags, no page-table walk, so much cheaper). */
+int proc_read_layout(pid_t pid, struct proc_vmas *out);
 void proc_vmas_free(struct proc_vmas *vmas);
 
 /* Fields of /proc/PID/stat; index as in proc(5) (1 = pid, 3 = state, 26 = startcode). */
