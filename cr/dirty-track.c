@@ -28,6 +28,7 @@
 
 #include "compat/kernel-abi.h"
 #include "dirty-track.h"
+#include "addr-ranges.h"
 #include "log.h"
 #include "proc.h"
 #include "tree-objects.h"
@@ -52,75 +53,7 @@ static struct track_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_dirty_track);
 }
 
-/* ---- ranges ---- */
-
-static int ranges_add(struct addr_ranges *r, uint64_t start, uint64_t end)
-{
-	if (r->n && r->v[r->n - 1].end == start) {
-		r->v[r->n - 1].end = end;
-		return 0;
-	}
-	if (r->n == r->alloc) {
-		size_t alloc = r->alloc ? r->alloc * 2 : 64;
-		struct addr_range *v = xreallocarray(r->v, alloc, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		r->v = v;
-		r->alloc = alloc;
-	}
-	r->v[r->n++] = (struct addr_range){ start, end };
-	return 0;
-}
-
-/* The range holding addr, or NULL; lookups in rising order walk on from the last one. */
-static const struct addr_range *ranges_find(struct addr_ranges *r, uint64_t addr)
-{
-	size_t lo = 0, hi = r->n;
-
-	if (r->hint <= r->n && (!r->hint || r->v[r->hint - 1].end <= addr)) {
-		lo = r->hint;
-		while (lo < r->n && r->v[lo].end <= addr)
-			lo++;
-	} else {
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (addr >= r->v[mid].end)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-	}
-	r->hint = lo;
-	return lo < r->n && r->v[lo].start <= addr ? &r->v[lo] : NULL;
-}
-
 /* ---- the kernel ---- */
-
-static int range_cmp(const void *a, const void *b)
-{
-	const struct addr_range *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* In address order, overlapping or touching ranges merged: what ranges_find needs. */
-static void ranges_sort(struct addr_ranges *r)
-{
-	size_t n = 0;
-
-	if (r->n < 2)
-		return;
-	qsort(r->v, r->n, sizeof(*r->v), range_cmp);
-	for (size_t i = 0; i < r->n; i++) {
-		if (n && r->v[i].start <= r->v[n - 1].end) {
-			if (r->v[i].end > r->v[n - 1].end)
-				r->v[n - 1].end = r->v[i].end;
-		} else {
-			r->v[n++] = r->v[i];
-		}
-	}
-	r->n = n;
-}
 
 /*
  * Every page of pid in a category (mask), ranges in address order; with protect, the pages
@@ -327,29 +260,6 @@ static int set_tracker_round(int uffd, uint32_t round)
 
 #define ROUND_MASK ((1u << ARRAY_SIZE(round_flags)) - 1)
 
-/* The first mapping of layout l (sorted) that ends after addr: its index, or l->n. */
-static size_t mapping_index(const struct proc_vmas *l, uint64_t addr)
-{
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (l->v[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* The mapping of layout l that starts at start, or NULL. */
-static const struct proc_vma *mapping_at(const struct proc_vmas *l, uint64_t start)
-{
-	size_t i = mapping_index(l, start);
-
-	return i < l->n && l->v[i].start == start ? &l->v[i] : NULL;
-}
-
 /* A private mapping of protection prot in after, n, that was not one in before. */
 static bool new_neighbour(const struct proc_vmas *before, const struct proc_vma *n, uint32_t prot)
 {
@@ -357,7 +267,7 @@ static bool new_neighbour(const struct proc_vmas *before, const struct proc_vma 
 
 	if (!n || n->shared || n->prot != prot)
 		return false;
-	was = mapping_at(before, n->start);
+	was = proc_vma_at(before, n->start);
 	return !was || was->end != n->end;
 }
 
@@ -366,11 +276,11 @@ static bool new_neighbour(const struct proc_vmas *before, const struct proc_vma 
 static bool split_by_registering(const struct proc_vmas *before, const struct proc_vmas *after,
 				 const struct addr_range *r, uint32_t prot)
 {
-	size_t i = mapping_index(after, r->start);
+	size_t i = proc_vma_index(after, r->start);
 	const struct proc_vma *below = i && after->v[i - 1].end == r->start ? &after->v[i - 1] : NULL;
 
 	return new_neighbour(before, below, prot) ||
-	       new_neighbour(before, mapping_at(after, r->end), prot);
+	       new_neighbour(before, proc_vma_at(after, r->end), prot);
 }
 
 static void changed_meanwhile(const struct dump_task *t, uint64_t start, uint64_t end)
@@ -399,7 +309,7 @@ static void register_mappings(const struct dump_task *t, struct addr_ranges *tra
 		const struct addr_range *r = ranges_find(tracked, v->start);
 		if (v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end))
 			continue;
-		const struct proc_vma *now = mapping_at(&before, v->start);
+		const struct proc_vma *now = proc_vma_at(&before, v->start);
 		if (!now || now->end != v->end || now->shared) {
 			changed_meanwhile(t, v->start, v->end);
 			continue;
@@ -422,7 +332,7 @@ static void register_mappings(const struct dump_task *t, struct addr_ranges *tra
 	}
 	if (done.n && !proc_read_layout(t->pid, &after)) {
 		for (size_t i = 0; i < done.n; i++) {
-			const struct proc_vma *was = mapping_at(&before, done.v[i].start);
+			const struct proc_vma *was = proc_vma_at(&before, done.v[i].start);
 			if (!was || !split_by_registering(&before, &after, &done.v[i], was->prot))
 				continue;
 			struct uffdio_range range = { done.v[i].start, done.v[i].end - done.v[i].start };
@@ -431,7 +341,7 @@ static void register_mappings(const struct dump_task *t, struct addr_ranges *tra
 		}
 		proc_vmas_free(&after);
 	}
-	free(done.v);
+	ranges_free(&done);
 	proc_vmas_free(&before);
 }
 
@@ -652,7 +562,7 @@ void dirty_track_abort(struct dump_task *tasks, size_t n)
 		}
 		if (pagemap >= 0)
 			close(pagemap);
-		free(registered.v);
+		ranges_free(&registered);
 		pr_info("dump pid %d: its memory tracking starts over with the next dump", tasks[i].pid);
 	}
 }
@@ -663,8 +573,8 @@ void dirty_track_free(struct task_tracking *tt)
 		return;
 	if (tt->parent)
 		image_free(&tt->parent->base);
-	free(tt->tracked.v);
-	free(tt->written.v);
+	ranges_free(&tt->tracked);
+	ranges_free(&tt->written);
 	free(tt);
 }
 

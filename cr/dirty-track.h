@@ -13,14 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "addr-ranges.h"
 #include "image-chain.h"
 #include "task.h"
-
-struct addr_ranges {
-	struct addr_range { uint64_t start, end; } *v;
-	size_t n, alloc;
-	size_t hint; /* where the last lookup ended: lookups in rising order go on from there */
-};
 
 /* One process's tracking in this dump (dump_task.track). */
 struct task_tracking {

@@ -102,6 +102,27 @@ int proc_read_layout(pid_t pid, struct proc_vmas *out)
 	return read_vma_file(pid, "maps", out);
 }
 
+size_t proc_vma_index(const struct proc_vmas *l, uint64_t addr)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (l->v[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const struct proc_vma *proc_vma_at(const struct proc_vmas *l, uint64_t start)
+{
+	size_t i = proc_vma_index(l, start);
+
+	return i < l->n && l->v[i].start == start ? &l->v[i] : NULL;
+}
+
 void proc_vmas_free(struct proc_vmas *vmas)
 {
 	free(vmas->v);

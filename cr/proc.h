@@ -33,6 +33,10 @@ struct proc_vmas {
 int proc_read_vmas(pid_t pid, struct proc_vmas *out);
 /* The layout alone (/proc/PID/maps: no VmFlags, no page-table walk, so much cheaper). */
 int proc_read_layout(pid_t pid, struct proc_vmas *out);
+/* The first mapping of l (in address order) that ends after addr: its index, or l->n. */
+size_t proc_vma_index(const struct proc_vmas *l, uint64_t addr);
+/* The mapping of l that starts at start, or NULL. */
+const struct proc_vma *proc_vma_at(const struct proc_vmas *l, uint64_t start);
 void proc_vmas_free(struct proc_vmas *vmas);
 
 /* Fields of /proc/PID/stat; index as in proc(5) (1 = pid, 3 = state, 26 = startcode). */
