@@ -30,6 +30,7 @@
 #include "dirty-track.h"
 #include "addr-ranges.h"
 #include "log.h"
+#include "pagemap-scan.h"
 #include "proc.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -40,7 +41,6 @@
 #define UFFD_FEATURE_INITIALIZED_BIT (1ULL << 31) /* the kernel's, in fdinfo only */
 #define TRACK_SLOTS 64                             /* the fds a tracker moves between */
 #define TASK_TOP 0x7ffffffff000ULL
-#define SCAN_VEC 1024
 
 struct track_state {
 	int *uffds; /* every copy stasis took in this run */
@@ -55,46 +55,28 @@ static struct track_state *state_of(const struct run_ctx *ctx)
 
 /* ---- the kernel ---- */
 
+static int add_region(const struct page_region *r, void *ranges)
+{
+	return ranges_add(ranges, r->start, r->end);
+}
+
 /*
- * Every page of pid in a category (mask), ranges in address order; with protect, the pages
- * found are write-protected again in the same walk. Only a call that filled the whole vector
- * stopped early: one that returns fewer walked to the end, whatever its walk_end says (this
- * kernel leaves there where its internal buffer of 512 ranges filled, mid-walk; walking again
- * from there, with the tree running, reported pages written meanwhile behind ranges of higher
- * addresses, and ranges_find, which expects address order, missed them: lost writes).
+ * Every page of pid in a category (mask), ranges in address order (sorted after the walk
+ * too: ranges_find relies on it); with protect, the pages found are write-protected again in
+ * the same walk.
  */
 static int scan_pages(int pagemap, uint64_t mask, bool protect, struct addr_ranges *out)
 {
-	struct page_region vec[SCAN_VEC];
-	uint64_t start = 0;
+	struct pm_scan_arg how = {
+		.flags = protect ? PM_SCAN_WP_MATCHING : 0,
+		.category_mask = mask,
+		.return_mask = mask,
+	};
+	int err = pagemap_scan_range(pagemap, how, 0, TASK_TOP, add_region, out);
 
-	while (start < TASK_TOP) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.flags = protect ? PM_SCAN_WP_MATCHING : 0,
-			.start = start,
-			.end = TASK_TOP,
-			.vec = (uintptr_t)vec,
-			.vec_len = SCAN_VEC,
-			.category_mask = mask,
-			.return_mask = mask,
-		};
-		long n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
-		if (n < 0)
-			return -errno;
-		for (long i = 0; i < n; i++) {
-			int err = ranges_add(out, vec[i].start, vec[i].end);
-			if (err)
-				return err;
-		}
-		if (n < SCAN_VEC)
-			break;
-		if (arg.walk_end <= start)
-			return -EIO;
-		start = arg.walk_end;
-	}
-	ranges_sort(out);
-	return 0;
+	if (!err)
+		ranges_sort(out);
+	return err;
 }
 
 static int inject_close(struct dump_task *t, int fd)

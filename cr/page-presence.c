@@ -10,16 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
 #include "log.h"
 #include "page-presence.h"
+#include "pagemap-scan.h"
 #include "util.h"
 
 #define PAGE_SHIFT_BITS 12
-#define SCAN_VEC 1024
 #define SCAN_CATEGORIES (PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_GUARD)
 
 int presence_open(struct page_presence *pp, pid_t pid)
@@ -36,8 +35,10 @@ int presence_open(struct page_presence *pp, pid_t pid)
 	return 0;
 }
 
-static int keep_range(struct page_presence *pp, const struct page_region *r)
+static int keep_range(const struct page_region *r, void *opaque)
 {
+	struct page_presence *pp = opaque;
+
 	if (pp->n == pp->alloc) {
 		size_t alloc = pp->alloc ? pp->alloc * 2 : 64;
 		struct presence_range *v = xreallocarray(pp->v, alloc, sizeof(*v));
@@ -50,38 +51,16 @@ static int keep_range(struct page_presence *pp, const struct page_region *r)
 	return 0;
 }
 
-/* The ranges of [start, end) with data, in address order (a call that does not fill the
- * vector walked to the end: see scan_pages in cr/dirty-track.c on walk_end). */
+/* The ranges of [start, end) with data, in address order. */
 static int scan_mapping(struct page_presence *pp, uint64_t start, uint64_t end)
 {
-	struct page_region vec[SCAN_VEC];
+	struct pm_scan_arg how = {
+		.category_anyof_mask = SCAN_CATEGORIES,
+		.return_mask = SCAN_CATEGORIES,
+	};
 
 	pp->n = pp->pos = 0;
-	while (start < end) {
-		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.start = start,
-			.end = end,
-			.vec = (uintptr_t)vec,
-			.vec_len = SCAN_VEC,
-			.category_anyof_mask = SCAN_CATEGORIES,
-			.return_mask = SCAN_CATEGORIES,
-		};
-		long n = ioctl(pp->pagemap_fd, PAGEMAP_SCAN, &arg);
-		if (n < 0)
-			return -errno;
-		for (long i = 0; i < n; i++) {
-			int err = keep_range(pp, &vec[i]);
-			if (err)
-				return err;
-		}
-		if (n < SCAN_VEC)
-			break;
-		if (arg.walk_end <= start)
-			return -EIO;
-		start = arg.walk_end;
-	}
-	return 0;
+	return pagemap_scan_range(pp->pagemap_fd, how, start, end, keep_range, pp);
 }
 
 void presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan)
