@@ -23,25 +23,16 @@ int ranges_add(struct addr_ranges *r, uint64_t start, uint64_t end)
 	return 0;
 }
 
+static uint64_t addr_range_end(const void *base, size_t i)
+{
+	return ((const struct addr_range *)base)[i].end;
+}
+
 const struct addr_range *ranges_find(struct addr_ranges *r, uint64_t addr)
 {
-	size_t lo = 0, hi = r->n;
+	size_t i = range_index(r->v, r->n, addr, &r->hint, addr_range_end);
 
-	if (r->hint <= r->n && (!r->hint || r->v[r->hint - 1].end <= addr)) {
-		lo = r->hint;
-		while (lo < r->n && r->v[lo].end <= addr)
-			lo++;
-	} else {
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (addr >= r->v[mid].end)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-	}
-	r->hint = lo;
-	return lo < r->n && r->v[lo].start <= addr ? &r->v[lo] : NULL;
+	return i < r->n && r->v[i].start <= addr ? &r->v[i] : NULL;
 }
 
 static int range_cmp(const void *a, const void *b)

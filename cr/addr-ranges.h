@@ -15,6 +15,36 @@ struct addr_ranges {
 	size_t hint; /* where the last lookup ended: lookups in rising order go on from there */
 };
 
+/*
+ * In n ranges in address order that do not overlap (any kind: end_at(base, i) is range i's
+ * end), the first whose end is above addr: its index, or n. With hint (else NULL), where the
+ * last lookup ended: a lookup whose every range before the hint ends at or below addr (one
+ * at a rising address, say) walks on from there instead of bisecting, and moves the hint.
+ * Inline: the lookups run once per page of a dump, and end_at is inlined with it.
+ */
+static inline size_t range_index(const void *base, size_t n, uint64_t addr, size_t *hint,
+				 uint64_t (*end_at)(const void *base, size_t i))
+{
+	size_t lo = 0, hi = n;
+
+	if (hint && *hint <= n && (!*hint || end_at(base, *hint - 1) <= addr)) {
+		lo = *hint;
+		while (lo < n && end_at(base, lo) <= addr)
+			lo++;
+	} else {
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (end_at(base, mid) <= addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	if (hint)
+		*hint = lo;
+	return lo;
+}
+
 /* Appends [start, end) (merged with the last range if they touch); -ENOMEM. */
 int ranges_add(struct addr_ranges *r, uint64_t start, uint64_t end);
 /* In address order, overlapping or touching ranges merged: what ranges_find needs. */

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr-ranges.h"
 #include "image-chain.h"
 #include "log.h"
 #include "pstree.h"
@@ -297,33 +298,22 @@ int chain_parent_pagemap(const struct run_ctx *ctx, uint32_t vpid, Pagemap **pm)
 	return 0;
 }
 
-static uint64_t run_end(const PageRun *r)
+static uint64_t run_end(const void *runs, size_t i)
 {
+	const PageRun *r = ((PageRun *const *)runs)[i];
+
 	return r->vaddr + (uint64_t)r->nr_pages * PAGE_SIZE;
 }
 
 bool chain_parent_page(const Pagemap *pm, uint32_t vpid, uint64_t vaddr, struct page_loc *loc,
 		       size_t *hint)
 {
-	size_t lo = 0, hi = pm ? pm->n_runs : 0;
-
-	if (*hint <= hi && (!*hint || run_end(pm->runs[*hint - 1]) <= vaddr)) {
-		lo = *hint;
-		while (lo < hi && run_end(pm->runs[lo]) <= vaddr)
-			lo++;
-	} else {
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (vaddr >= run_end(pm->runs[mid]))
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-	}
-	*hint = lo;
-	if (!pm || lo >= pm->n_runs || pm->runs[lo]->vaddr > vaddr)
+	if (!pm)
 		return false;
-	const PageRun *r = pm->runs[lo];
+	size_t i = range_index(pm->runs, pm->n_runs, vaddr, hint, run_end);
+	if (i >= pm->n_runs || pm->runs[i]->vaddr > vaddr)
+		return false;
+	const PageRun *r = pm->runs[i];
 	loc->depth = (r->has_chain_depth ? r->chain_depth : 0) + 1;
 	loc->pid = r->has_from_pid ? r->from_pid : vpid;
 	loc->off = r->file_off + (vaddr - r->vaddr);

@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "addr-ranges.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"
@@ -102,18 +103,14 @@ int proc_read_layout(pid_t pid, struct proc_vmas *out)
 	return read_vma_file(pid, "maps", out);
 }
 
+static uint64_t vma_end(const void *v, size_t i)
+{
+	return ((const struct proc_vma *)v)[i].end;
+}
+
 size_t proc_vma_index(const struct proc_vmas *l, uint64_t addr)
 {
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (l->v[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return range_index(l->v, l->n, addr, NULL, vma_end);
 }
 
 const struct proc_vma *proc_vma_at(const struct proc_vmas *l, uint64_t start)
