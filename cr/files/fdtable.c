@@ -207,7 +207,7 @@ static int validate_fds(struct restore_task *t)
 			ok = ok && (e->kind != FD_KIND__FD_PIPE || (e->has_pipe_id && e->has_flags));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PAIR || (e->has_pair_id && e->has_sock_ino));
 			ok = ok && (e->kind != FD_KIND__FD_UNIX_PENDING || e->has_sock_ino);
-			ok = ok && sockopts_valid(e) && fown_valid(e);
+			ok = ok && sockopts_valid(e) && fown_valid(e) && locks_valid(e);
 		}
 		if (!ok) {
 			pr_err("image fds-%d.img: entry %zu (fd %u) is invalid", t->pid, i, e->fd);
@@ -368,7 +368,7 @@ static int check_fds(struct restore_task *t)
 }
 
 /* By stasis, the task stopped: the kinds' last word before the tree runs; then who gets each
- * file's signals (every owner exists by now), then leases broken again. */
+ * file's signals (every owner exists by now), after its leases are broken again. */
 static int finish_fds(struct restore_task *t)
 {
 	int err;
@@ -380,7 +380,7 @@ static int finish_fds(struct restore_task *t)
 		if (ops && ops->finish && (err = ops->finish(t, e)))
 			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, e->fd, ops->name);
 		if (e->kind != FD_KIND__FD_DUP && e->kind != FD_KIND__FD_SHARED &&
-		    ((err = fown_restore(t, e)) || (err = locks_break_leases(t, e))))
+		    ((err = locks_break_leases(t, e)) || (err = fown_restore(t, e))))
 			return err;
 	}
 	return 0;

@@ -82,8 +82,10 @@ int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);
 /* cr/files/locks.c: the locks held through one fd (shared: the open file was saved with an
  * earlier process); and, in the new task once fds have their numbers, taking them again. */
 int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared);
+bool locks_valid(const FdEntry *e);
 int locks_restore(pid_t pid, const FdTable *tab);
-/* By stasis once the tree exists: the leases being broken at the dump are broken again. */
+/* By stasis once every process has its leases, before the file's owner is set back: the
+ * leases being broken at the dump are broken again (no signal: the file has no owner yet). */
 int locks_break_leases(const struct restore_task *t, const FdEntry *e);
 
 /* cr/files/fown.c: who gets the open file's signals (F_SETOWN_EX, F_SETSIG, O_ASYNC): read

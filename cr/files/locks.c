@@ -2,10 +2,16 @@
  * File locks (with --file-locks, as criu): POSIX record locks belong to a process, flock()
  * and OFD locks and leases to an open file. They are read from the "lock:" lines of
  * /proc/PID/fdinfo/N and taken again by the restored process once its fds have their numbers.
- * A lease being broken (its holder was told, the opener waits) shows only the type it goes to:
- * it is taken again as a read lease (going to F_UNLCK: broken by a writer) or a write lease
- * (going to F_RDLCK: broken by a reader), and stasis, as that opener, breaks it again once the
- * file's owner and signal are back; the holder is told again, and has the break time again.
+ * A lease being broken (its holder was told, the opener waits or was refused) shows only the
+ * type it goes to: READ (a write lease an open for reading broke) or UNLCK (any lease an open
+ * for writing broke). It is taken again as the lease its fd can hold that such an open breaks
+ * the same way: a write lease when going to READ or when the fd is open for writing (a read
+ * lease needs the file open for writing nowhere), else a read lease. Its holder already had
+ * the lease-break signal (handled, or pending and restored with the signals): the restored
+ * process gives the file no owner right after taking the lease, and once every process of the
+ * tree has its leases, stasis, as that opener, breaks each again (refused: nothing opened) and
+ * only then sets the file's owner and signal back. The holder finds F_GETLEASE as it was and
+ * no new signal; only the break time starts again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +25,9 @@
 #include "log.h"
 #include "options.h"
 
-/* "lock:\t1: POSIX  ADVISORY  WRITE 15757 fe:00:10954290 10 29" */
-static int parse_lock(const char *line, FileLock *l, int *owner)
+/* "lock:\t1: POSIX  ADVISORY  WRITE 15757 fe:00:10954290 10 29"; fd_writable: the fd is
+ * open for writing (which lease a lease being broken to none was). 1: a waiter, held by none. */
+static int parse_lock(const char *line, bool fd_writable, FileLock *l, int *owner)
 {
 	char kind[16], mode[16], access[16], end[32];
 	unsigned long long start;
@@ -29,15 +36,15 @@ static int parse_lock(const char *line, FileLock *l, int *owner)
 	if (sscanf(fdinfo_line(line, one, sizeof(one)), "lock: %*d: %15s %15s %15s %d %*s %llu %31s", kind, mode, access, owner,
 		   &start, end) != 6)
 		return -EINVAL;
-	if (!strcmp(kind, "->"))
-		return 1; /* a process waiting for the lock, not holding it */
-	if (!strcmp(kind, "LEASE") && strcmp(mode, "BREAKER")) {
+	if (!strcmp(kind, "->") || !strcmp(mode, "BREAKER"))
+		return 1; /* a process waiting for the lock or for a lease to go */
+	l->write = !strcmp(access, "WRITE");
+	if (!strcmp(kind, "LEASE")) {
 		l->kind = LOCK_KIND__LOCK_LEASE;
-		l->write = !strcmp(access, "WRITE");
 		if (!strcmp(mode, "BREAKING")) {
 			l->has_lease_breaking_to = true;
 			l->lease_breaking_to = !strcmp(access, "READ") ? F_RDLCK : F_UNLCK;
-			l->write = l->lease_breaking_to == F_RDLCK; /* a write lease goes to read */
+			l->write = l->lease_breaking_to == F_RDLCK || fd_writable;
 		}
 		return 0;
 	}
@@ -49,7 +56,6 @@ static int parse_lock(const char *line, FileLock *l, int *owner)
 		l->kind = LOCK_KIND__LOCK_OFD;
 	else
 		return -ENOTSUP; /* delegations */
-	l->write = !strcmp(access, "WRITE");
 	l->start = start;
 	if (strcmp(end, "EOF")) {
 		l->has_end = true;
@@ -68,7 +74,7 @@ int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, boo
 		if (!l)
 			return -ENOMEM;
 		file_lock__init(l);
-		if ((err = parse_lock(line, l, &owner)) > 0)
+		if ((err = parse_lock(line, (p->flags & O_ACCMODE) != O_RDONLY, l, &owner)) > 0)
 			continue;
 		if (err) {
 			pr_err("dump pid %d fd %d: lock not supported: %.60s", t->pid, p->fd, line);
@@ -91,6 +97,30 @@ int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, boo
 	return 0;
 }
 
+bool locks_valid(const FdEntry *e)
+{
+	for (size_t k = 0; k < e->n_locks; k++) {
+		const FileLock *l = e->locks[k];
+		if (l->kind < LOCK_KIND__LOCK_POSIX || l->kind > LOCK_KIND__LOCK_LEASE ||
+		    (l->has_end && l->end < l->start) ||
+		    (l->has_lease_breaking_to &&
+		     (l->kind != LOCK_KIND__LOCK_LEASE || (l->lease_breaking_to != F_RDLCK && l->lease_breaking_to != F_UNLCK) ||
+		      (l->lease_breaking_to == F_RDLCK && !l->write))))
+			return false;
+	}
+	return true;
+}
+
+static const char *lock_what(const FileLock *l)
+{
+	switch (l->kind) {
+	case LOCK_KIND__LOCK_FLOCK: return "flock";
+	case LOCK_KIND__LOCK_OFD: return "OFD lock";
+	case LOCK_KIND__LOCK_LEASE: return l->write ? "write lease" : "read lease";
+	default: return "POSIX lock";
+	}
+}
+
 int locks_restore(pid_t pid, const FdTable *tab)
 {
 	for (size_t i = 0; i < tab->n_fds; i++) {
@@ -109,10 +139,13 @@ int locks_restore(pid_t pid, const FdTable *tab)
 					? fcntl(e->fd, F_SETLEASE, l->write ? F_WRLCK : F_RDLCK)
 					: fcntl(e->fd, l->kind == LOCK_KIND__LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
 			if (r) {
-				pr_perror("restore pid %d fd %u: cannot take its %s lock at %llu again", pid,
-					  e->fd, l->kind == LOCK_KIND__LOCK_FLOCK ? "flock" :
-					  l->kind == LOCK_KIND__LOCK_OFD ? "OFD" : "POSIX",
-					  (unsigned long long)l->start);
+				pr_perror("restore pid %d fd %u: cannot take its %s at %llu again", pid, e->fd,
+					  lock_what(l), (unsigned long long)l->start);
+				return -errno;
+			}
+			/* taking a lease made this process the file's owner: none until broken again */
+			if (l->has_lease_breaking_to && fcntl(e->fd, F_SETOWN, 0)) {
+				pr_perror("restore pid %d fd %u: cannot take the owner of its lease away", pid, e->fd);
 				return -errno;
 			}
 		}
@@ -125,15 +158,15 @@ int locks_break_leases(const struct restore_task *t, const FdEntry *e)
 	for (size_t k = 0; k < e->n_locks; k++) {
 		const FileLock *l = e->locks[k];
 		char path[64];
-		if (l->kind != LOCK_KIND__LOCK_LEASE || !l->has_lease_breaking_to)
+		if (!l->has_lease_breaking_to)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/fd/%u", t->host_pid, e->fd);
 		int fd = open(path, (l->lease_breaking_to == F_UNLCK ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
 		if (fd >= 0) {
-			close(fd);
-			pr_warn("restore pid %d fd %u: its lease was not there to break again", t->pid, e->fd);
+			close(fd); /* gone already (a break time of 0): as its holder would find it */
+			pr_warn("restore pid %d fd %u: its %s was not there to break again", t->pid, e->fd, lock_what(l));
 		} else if (errno != EWOULDBLOCK) {
-			pr_perror("restore pid %d fd %u: cannot break its lease again", t->pid, e->fd);
+			pr_perror("restore pid %d fd %u: cannot break its %s again", t->pid, e->fd, lock_what(l));
 			return -errno;
 		}
 	}
