@@ -7,8 +7,8 @@
 #   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support at fd 42 (a
 #                            packet socket with a receive ring, a UDP socket with an eBPF filter,
 #                            a pidfd of a process outside the tree, an io_uring, an epoll
-#                            whose registered fd was closed) fails naming "fd 42"; the
-#                            target runs and PASSes
+#                            watching a file only a message in flight holds) fails naming
+#                            "fd 42"; the target runs and PASSes
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
@@ -138,7 +138,7 @@ ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
 # restored again and again (pipes' FIFO goes at its exit)
 ALLOC_RESTORE_TARGETS=${ALLOC_RESTORE_TARGETS-tree shared-anon tcp-established}
 ALLOC_MIN_POINTS=10
-UNSUPPORTED_KINDS="socket ebpf-filter pidfd-outside io_uring epoll-stale"
+UNSUPPORTED_KINDS="socket ebpf-filter pidfd-outside io_uring epoll-in-flight"
 
 zoo_setup_tmp
 zoo_ready_or_exit

@@ -1,32 +1,71 @@
 /*
- * epoll: the fds it watches, with their events and data (from fdinfo). The instance is
- * created with the other fds; its registrations are made last, once every fd of the process
- * has its own number (the kernel keys a registration by file and fd number).
+ * epoll: the files it watches, each with the fd number it was registered with, its events and
+ * data (from fdinfo). The kernel keys an item by file and fd number and keeps it while the file
+ * lives: the number may since have been closed or given to another file, and the file may be
+ * open only at other numbers, or only in another process of the tree (an epoll inherited
+ * across fork). Dump finds each item's file with kcmp (KCMP_EPOLL_TFD) among the fds of the
+ * process, then of the tree. Restore: an item whose file is open at its number is registered
+ * once every fd has its number; another one is registered with its file put at the item's
+ * number for the call only, and the fd table put back right after (a file of another process
+ * is held by stasis, cr/files/shared.c: registered when the epoll is made).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/epoll.h>
-#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "files.h"
 #include "log.h"
 
-/*
- * The kernel keys a registration by file and fd number, and keeps it while the file lives:
- * the fd number may since have been closed, or hold another file. Is it still that file?
- */
-static bool same_target(pid_t pid, uint64_t fd, const char *line)
-{
-	uint64_t ino;
-	char path[64];
-	struct stat st;
+#define MAX_TARGET_FD (1u << 20) /* above any fd number a process can hold */
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%llu", pid, (unsigned long long)fd);
-	return fdinfo_u64(line, "ino:", 16, &ino) && stat(path, &st) == 0 && st.st_ino == ino;
+/* Is the file at fd of pid the item of slot (an epoll of epoll_pid)? */
+static bool is_target(pid_t pid, int fd, pid_t epoll_pid, const struct kcmp_epoll_slot *slot)
+{
+	return syscall(SYS_kcmp, pid, epoll_pid, KCMP_EPOLL_TFD, fd, slot) == 0;
+}
+
+/* The first fd of pid holding the file of the item; -ENOENT: none. */
+static int target_in(pid_t pid, pid_t epoll_pid, const struct kcmp_epoll_slot *slot)
+{
+	auto_free int *fds = NULL;
+	size_t n;
+	int err = proc_list_numbers(pid, "fd", &fds, &n);
+
+	if (err)
+		return err == -ENOMEM ? err : -ENOENT;
+	for (size_t i = 0; i < n; i++)
+		if (is_target(pid, fds[i], epoll_pid, slot))
+			return fds[i];
+	return -ENOENT;
+}
+
+/*
+ * Where the file of the item is: at its own number (nothing to record), at another fd of the
+ * process (file_fd), or at an fd of another process of the tree (file_pid too): the first
+ * one, in the order processes and fds are dumped, is the one that holds it in the images (the
+ * others are its dups and shares). -ENOENT: nowhere in the tree.
+ */
+static int find_target(struct dump_task *t, const struct kcmp_epoll_slot *slot, EpollTarget *et)
+{
+	if (is_target(t->pid, slot->tfd, t->pid, slot))
+		return 0;
+	int fd = target_in(t->pid, t->pid, slot);
+	for (size_t k = 0; fd == -ENOENT && k < t->tree_size; k++) {
+		if (t->tree[k].pid == t->pid || (fd = target_in(t->tree[k].pid, t->pid, slot)) < 0)
+			continue;
+		et->has_file_pid = true;
+		et->file_pid = t->tree[k].vpid;
+	}
+	if (fd < 0)
+		return fd;
+	et->has_file_fd = true;
+	et->file_fd = fd;
+	return 0;
 }
 
 static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
@@ -38,16 +77,14 @@ static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	for (const char *l = strstr(p->info, "tfd:"); l; l = strstr(l + 4, "tfd:")) {
 		uint64_t fd, events, data;
 		if (!fdinfo_u64(l, "tfd:", 10, &fd) || !fdinfo_u64(l, "events:", 16, &events) ||
-		    !fdinfo_u64(l, "data:", 16, &data)) {
+		    !fdinfo_u64(l, "data:", 16, &data) || fd >= MAX_TARGET_FD) {
 			pr_err("dump pid %d fd %d: cannot read its epoll registrations", t->pid, p->fd);
 			return -EINVAL;
 		}
-		if (!same_target(t->pid, fd, l)) {
-			pr_err("dump pid %d fd %d: epoll watches a file that is no longer open at fd %llu "
-			       "(closed or replaced since; not supported yet)",
-			       t->pid, p->fd, (unsigned long long)fd);
-			return -ENOTSUP;
-		}
+		/* items of one number come in the kernel's order, which kcmp counts (toff) */
+		struct kcmp_epoll_slot slot = { .efd = p->fd, .tfd = fd };
+		for (size_t k = 0; k < e->n_targets; k++)
+			slot.toff += e->targets[k]->fd == fd;
 		EpollTarget *et = xzalloc(sizeof(*et)), **more;
 		if (!et || !(more = xreallocarray(e->targets, e->n_targets + 1, sizeof(*more)))) {
 			free(et);
@@ -59,28 +96,96 @@ static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		et->data = data;
 		e->targets = more;
 		e->targets[e->n_targets++] = et;
+		int err = find_target(t, &slot, et);
+		if (err == -ENOENT)
+			pr_err("dump pid %d fd %d: epoll watches a file registered as fd %llu that no process "
+			       "of the tree holds (not supported)",
+			       t->pid, p->fd, (unsigned long long)fd);
+		if (err)
+			return err;
 	}
 	return 1;
 }
 
-static int open_epoll(struct restore_task *t, const FdEntry *e)
+static int validate_epoll(const struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
-	(void)e;
-	int fd = epoll_create1(EPOLL_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	for (size_t k = 0; k < e->n_targets; k++) {
+		const EpollTarget *et = e->targets[k];
+		bool ok = et->fd < MAX_TARGET_FD && (!et->has_file_pid || et->has_file_fd);
+		if (ok && et->has_file_pid)
+			ok = et->file_pid != (uint32_t)t->pid; /* the holder: cr/files/shared.c */
+		else if (ok && et->has_file_fd) {
+			ok = false;
+			for (size_t i = 0; i < t->fds->n_fds && !ok; i++)
+				ok = t->fds->fds[i]->fd == et->file_fd && et->file_fd != et->fd;
+		}
+		if (!ok) {
+			pr_err("image fds-%d.img: fd %u: epoll target %zu (fd %u) is invalid", t->pid, e->fd, k,
+			       et->fd);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
-/* Once every fd has its number: the registrations, by fd number. */
+/*
+ * Registers the file at fd src with epfd as an item keyed by fd number tfd: the file is put at
+ * tfd for the call only, and what tfd held (nothing, or a file with its close-on-exec flag,
+ * maybe the epoll itself) is put back.
+ */
+static int add_item(int epfd, int tfd, int src, uint32_t events, uint64_t data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+
+	if (src == tfd)
+		return epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev) && errno != EEXIST ? -errno : 0;
+	int flags = fcntl(tfd, F_GETFD), saved = flags < 0 ? -1 : fcntl(tfd, F_DUPFD_CLOEXEC, 0);
+	if (flags >= 0 && saved < 0)
+		return -errno;
+	int err = dup2(src, tfd) < 0 ? -errno : 0;
+	if (!err && epoll_ctl(epfd == tfd ? saved : epfd, EPOLL_CTL_ADD, tfd, &ev) && errno != EEXIST)
+		err = -errno;
+	int put_back = saved < 0 ? close(tfd) : dup3(saved, tfd, flags & FD_CLOEXEC ? O_CLOEXEC : 0);
+	if (put_back < 0 && !err)
+		err = -errno;
+	if (saved >= 0)
+		close(saved);
+	return err;
+}
+
+/* The items whose file another process holds (stasis holds it now, cr/files/shared.c). */
+static int open_epoll(struct restore_task *t, const FdEntry *e)
+{
+	int fd = epoll_create1(EPOLL_CLOEXEC), err = fd < 0 ? -errno : 0;
+
+	for (size_t k = 0; k < e->n_targets && !err; k++) {
+		const EpollTarget *et = e->targets[k];
+		if (!et->has_file_pid)
+			continue;
+		int src = shared_file_fd(t->ctx, et->file_pid, et->file_fd);
+		err = src < 0 ? -ENOENT : add_item(fd, et->fd, src, et->events, et->data);
+		if (err)
+			pr_err("restore pid %d fd %u: cannot register fd %u of pid %u with epoll as fd %u: %s",
+			       t->pid, e->fd, et->file_fd, et->file_pid, et->fd, strerror(-err));
+	}
+	if (err && fd >= 0)
+		close(fd);
+	return err ? err : fd;
+}
+
+/* Once every fd has its number: the items whose file the process holds. */
 static int register_targets(const struct restore_task *t, const FdEntry *e)
 {
 	for (size_t k = 0; k < e->n_targets; k++) {
-		struct epoll_event ev = { .events = e->targets[k]->events,
-					  .data.u64 = e->targets[k]->data };
-		if (epoll_ctl(e->fd, EPOLL_CTL_ADD, e->targets[k]->fd, &ev) && errno != EEXIST) {
-			pr_perror("restore pid %d fd %u: cannot register fd %u with epoll", t->pid, e->fd,
-				  e->targets[k]->fd);
-			return -errno;
+		const EpollTarget *et = e->targets[k];
+		if (et->has_file_pid)
+			continue;
+		int src = et->has_file_fd ? (int)et->file_fd : (int)et->fd,
+		    err = add_item(e->fd, et->fd, src, et->events, et->data);
+		if (err) {
+			pr_err("restore pid %d fd %u: cannot register fd %d with epoll as fd %u: %s", t->pid,
+			       e->fd, src, et->fd, strerror(-err));
+			return err;
 		}
 	}
 	return 0;
@@ -89,6 +194,7 @@ static int register_targets(const struct restore_task *t, const FdEntry *e)
 const struct fd_kind_ops fd_kind_epoll = {
 	.name = "epoll",
 	.dump = dump_epoll,
+	.validate = validate_epoll,
 	.open = open_epoll,
 	.settle = register_targets,
 	.kind = FD_KIND__FD_EPOLL,

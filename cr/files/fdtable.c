@@ -342,8 +342,6 @@ static int restore_fds(struct restore_task *t)
 		if (e->kind != FD_KIND__FD_DUP)
 			close(tmp[i]);
 	}
-	if ((err = locks_restore(t->pid, tab)) || (err = fown_arm(tab)))
-		return err;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);
 		unsigned logged = log_errors();
@@ -351,7 +349,8 @@ static int restore_fds(struct restore_task *t)
 			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, tab->fds[i]->fd,
 					   ops->name);
 	}
-	return 0;
+	/* after the kinds settle: closing any fd of a file drops the process's POSIX locks on it */
+	return locks_restore(t->pid, tab) ?: fown_arm(tab);
 }
 
 /* Once the tree's mounts exist: each kind's files are still there. */

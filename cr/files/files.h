@@ -41,7 +41,8 @@ struct fd_kind_ops {
 	/* In the new task: returns an fd (any number) holding the open file, or <0 (a failure the
 	 * kind did not name is named by the fd table, with the fd, its path and the kind). */
 	int (*open)(struct restore_task *t, const FdEntry *e);
-	/* Optional, in the new task once every fd has its number (epoll registrations). */
+	/* Optional, in the new task once every fd has its number, before locks are taken again
+	 * (epoll registrations, which may put a file at a number for a moment). */
 	int (*settle)(const struct restore_task *t, const FdEntry *e);
 	/* Optional, by stasis once the task waits to be let go (inotify: the restore's events). */
 	int (*finish)(const struct restore_task *t, const FdEntry *e);

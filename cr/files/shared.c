@@ -3,7 +3,8 @@
  * (named pipes), and those shared by several processes of the tree (fork hands the same open file to the
  * child: one offset, one set of flags). stasis opens each such file once, before creating the
  * tree, with the first holder's kind and state; every new process inherits that fd and puts a
- * duplicate at its own fd number, so they share one open file again.
+ * duplicate at its own fd number, so they share one open file again. So too the files that an
+ * epoll watches and only other processes hold (cr/files/epoll.c registers them from here).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +65,36 @@ static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held)
 	return 0;
 }
 
+/*
+ * stasis holds the file of fd of pid (that process's own entry: neither a dup nor shared),
+ * which fd user_fd of user_pid uses (shares it, or an epoll of it watches it).
+ */
+static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, uint32_t fd,
+		      pid_t user_pid, uint32_t user_fd)
+{
+	struct shared_state *st = state_of(ctx);
+	struct restore_task *owner = NULL;
+
+	if (shared_file_fd(ctx, pid, fd) >= 0)
+		return 0;
+	for (size_t j = 0; j < rt->nr_tasks; j++)
+		if (rt->tasks[j].pid == pid)
+			owner = &rt->tasks[j];
+	const FdEntry *o = owner ? find_fd(owner, fd) : NULL;
+	const struct fd_kind_ops *ops = o ? fd_kind_of(o->kind) : NULL;
+	if (!ops) {
+		pr_err("image fds-%d.img: fd %u uses fd %u of pid %d, which the images do not hold",
+		       user_pid, user_fd, fd, pid);
+		return -EINVAL;
+	}
+	unsigned logged = log_errors();
+	int held = ops->open(owner, o);
+	if (held < 0)
+		return log_unnamed(logged, held, "restore pid %d fd %u: cannot open %s", pid, fd,
+				   o->path ? o->path : ops->name);
+	return hold(st, pid, fd, held);
+}
+
 static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct shared_state *st = state_of(ctx);
@@ -87,30 +118,22 @@ static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 				return err;
 		}
 	}
+	/* files epolls watch that only other processes hold: before the epolls (shared too) */
+	for (size_t i = 0; i < nr_tasks; i++)
+		for (size_t k = 0; k < tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = tasks[i].fds->fds[k];
+			for (size_t j = 0; e->kind == FD_KIND__FD_EPOLL && j < e->n_targets; j++)
+				if (e->targets[j]->has_file_pid &&
+				    (err = hold_entry(ctx, rt, e->targets[j]->file_pid, e->targets[j]->file_fd,
+						      tasks[i].pid, e->fd)))
+					return err;
+		}
 	for (size_t i = 0; i < nr_tasks; i++) {
 		const FdTable *tab = tasks[i].fds;
 		for (size_t k = 0; k < tab->n_fds; k++) {
 			const FdEntry *e = tab->fds[k];
-			struct restore_task *owner = NULL;
-			if (e->kind != FD_KIND__FD_SHARED || shared_file_fd(ctx, e->shared_pid, e->shared_fd) >= 0)
-				continue;
-			for (size_t j = 0; j < nr_tasks; j++)
-				if (tasks[j].pid == (pid_t)e->shared_pid)
-					owner = &tasks[j];
-			const FdEntry *o = owner ? find_fd(owner, e->shared_fd) : NULL;
-			const struct fd_kind_ops *ops = o ? fd_kind_of(o->kind) : NULL;
-			if (!ops) {
-				pr_err("image fds-%d.img: fd %u is shared with fd %u of pid %u, which the "
-				       "images do not hold",
-				       tasks[i].pid, e->fd, e->shared_fd, e->shared_pid);
-				return -EINVAL;
-			}
-			unsigned logged = log_errors();
-			int held = ops->open(owner, o);
-			if (held < 0)
-				return log_unnamed(logged, held, "restore pid %u fd %u: cannot open %s",
-						   e->shared_pid, e->shared_fd, o->path ? o->path : ops->name);
-			if ((err = hold(st, e->shared_pid, e->shared_fd, held)))
+			if (e->kind == FD_KIND__FD_SHARED &&
+			    (err = hold_entry(ctx, rt, e->shared_pid, e->shared_fd, tasks[i].pid, e->fd)))
 				return err;
 		}
 	}

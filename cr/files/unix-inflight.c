@@ -295,7 +295,8 @@ int unix_carried_validate(struct unix_state *st, const struct restore_task *task
 							   e->has_pair_id);
 		ok = ok && e->n_target_files == (e->kind == FD_KIND__FD_EPOLL ? e->n_targets : 0);
 		for (size_t k = 0; ok && k < e->n_target_files; k++)
-			ok = e->target_files[k] < tab->n_in_flight && e->targets[k]->fd < (1u << 20);
+			ok = e->target_files[k] < tab->n_in_flight && e->targets[k]->fd < (1u << 20) &&
+			     !e->targets[k]->has_file_fd && !e->targets[k]->has_file_pid;
 		if (!ok) {
 			pr_err("image sockets.img: file in flight %zu is invalid", i);
 			return -EINVAL;

@@ -41,7 +41,7 @@ static const struct criu_feature criu_features[] = {
 	{ "net_diag_raw", NO_KERNEL_FEATURE, "raw sockets are not supported" },
 	{ "nsid", NO_KERNEL_FEATURE, NET },
 	{ "link_nsid", NO_KERNEL_FEATURE, NET },
-	{ "kcmp_epoll", NO_KERNEL_FEATURE, "epoll targets are not looked up with kcmp yet" },
+	{ "kcmp_epoll", KF_KCMP, NULL }, /* epoll targets found with KCMP_EPOLL_TFD */
 	{ "timens", KF_TIME_NS, NULL },
 	{ "external_net_ns", NO_KERNEL_FEATURE, NULL },
 	{ "clone3_set_tid", KF_CLONE3_SET_TID, NULL },

@@ -4,8 +4,8 @@
  *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a packet
  *   socket with a receive ring), signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify,
  *   epoll, pidfd-outside (a pidfd of its parent, outside the tree), io_uring (an io_uring
- *   instance), epoll-stale (an epoll
- *   watching a pipe whose fd was closed after registering; the pipe lives on at fd 77),
+ *   instance), epoll-in-flight (an epoll watching a pipe's read end that only a message
+ *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
  *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
@@ -147,14 +147,31 @@ static int open_kind(void)
 		fd = epoll_create1(EPOLL_CLOEXEC);
 	} else if (!strcmp(kind, "pidfd-outside")) {
 		fd = syscall(SYS_pidfd_open, getppid(), 0);
-	} else if (!strcmp(kind, "epoll-stale")) {
-		/* an epoll whose registered fd number was closed: the pipe lives on at another fd */
-		int pp[2];
+	} else if (!strcmp(kind, "epoll-in-flight")) {
+		/* an epoll watching a pipe's read end that only a message waiting in a unix socket
+		 * holds (sent from 77 to 78, closed since): no process of the tree holds that file */
+		int pp[2], sk[2];
+		char b = 0;
+		union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c = { 0 };
+		struct iovec iov = { &b, 1 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+				    .msg_controllen = sizeof(c.buf) };
 		fd = epoll_create1(EPOLL_CLOEXEC);
 		struct epoll_event ev = { .events = EPOLLIN };
-		if (fd < 0 || pipe(pp) || epoll_ctl(fd, EPOLL_CTL_ADD, pp[0], &ev) || dup2(pp[0], 77) != 77)
-			zoo_die("epoll-stale: %s", strerror(errno));
+		if (fd < 0 || pipe(pp) || epoll_ctl(fd, EPOLL_CTL_ADD, pp[0], &ev) ||
+		    socketpair(AF_UNIX, SOCK_STREAM, 0, sk) || dup2(sk[0], 77) != 77 || dup2(sk[1], 78) != 78 ||
+		    dup2(pp[1], 79) != 79)
+			zoo_die("epoll-in-flight: %s", strerror(errno));
+		c.h.cmsg_level = SOL_SOCKET;
+		c.h.cmsg_type = SCM_RIGHTS;
+		c.h.cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(&c.h), &pp[0], sizeof(int));
+		if (sendmsg(77, &m, 0) != 1)
+			zoo_die("epoll-in-flight: sendmsg: %s", strerror(errno));
 		close(pp[0]);
+		close(pp[1]);
+		close(sk[0]);
+		close(sk[1]);
 	} else if (!strcmp(kind, "ebpf-filter")) {
 		/* a UDP socket filtered by an eBPF program (SO_ATTACH_BPF): "return 0", drop all */
 		struct bpf_insn code[] = {
