@@ -224,6 +224,12 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
 	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid, what, false)) < 0)
 		return ghost_id;
+	if (!strncmp(path, "socket:[", 8)) {
+		pr_err("dump pid %d: mapping %#llx-%#llx is the ring of %s (a packet socket's "
+		       "PACKET_RX_RING or PACKET_TX_RING mapped): not supported",
+		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
+		return -ENOTSUP;
+	}
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
 		       "(a deleted file that cannot be saved)",

@@ -356,15 +356,25 @@ static const struct cli_option *find_option(const char *name)
 	return NULL;
 }
 
+/* An on/off option, also taken as "--no-NAME" (as criu's): one of stasis's, or one of criu's
+ * switches that stasis ignores or has not built. */
+static bool is_switch(const struct cli_option *opt)
+{
+	return opt->type == ARG_BOOL ||
+	       (opt->has_arg == no_argument && (opt->type == ARG_IGNORED || opt->type == ARG_NOT_BUILT));
+}
+
 /* Applies one option (negated: "--no-NAME") with its argument. */
 static int apply(struct stasis_opts *o, const struct cli_option *opt, bool negated, const char *arg)
 {
 	char *base = (char *)o;
 
-	if (negated && opt->type != ARG_BOOL) {
+	if (negated && !is_switch(opt)) {
 		fprintf(stderr, "stasis: --no-%s: only on/off options take \"no-\"\n", opt->name);
 		return -EINVAL;
 	}
+	if (negated && opt->type != ARG_BOOL)
+		return 0; /* off: what stasis does anyway */
 	switch (opt->type) {
 	case ARG_BOOL:
 		*(bool *)(base + opt->off) = !negated;
@@ -413,7 +423,7 @@ int cli_parse(struct stasis_opts *o, int argc, char **argv, int *first_word)
 	/* every option, and "no-NAME" for every on/off option; vals index the table */
 	for (size_t i = 0; i < NR_OPTIONS; i++) {
 		longopts[n++] = (struct option){ options[i].name, options[i].has_arg, NULL, (int)(1000 + i) };
-		if (options[i].type == ARG_BOOL) {
+		if (is_switch(&options[i])) {
 			static char names[NR_OPTIONS][40];
 			snprintf(names[i], sizeof(names[i]), "no-%s", options[i].name);
 			longopts[n++] = (struct option){ names[i], no_argument, NULL, (int)(2000 + i) };

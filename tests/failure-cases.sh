@@ -108,7 +108,7 @@
 #                            (or was let go) lingers in TIME_WAIT for a minute, and the kernel
 #                            refuses to make the same one again meanwhile
 #   cli/criu-options         every long option of criu's command line (with an argument where it
-#                            takes one) on a dump of a pid that does not exist: each is accepted
+#                            takes one; the on/off ones also as --no-NAME) on a dump of a pid that does not exist: each is accepted
 #                            (the error is then about the pid) or refused naming the option and
 #                            what stasis lacks; never "unknown option", a usage text or a crash
 #   restore/bogus-dir, restore/empty-dir
@@ -1060,7 +1060,8 @@ case_check() {
 	fi
 }
 
-# criu's long options (NAME or NAME=ARG), as its configuration parser lists them
+# criu's long options (NAME or NAME=ARG), as its configuration parser lists them, and the
+# "no-" forms of its on/off ones
 CRIU_OPTIONS="tree=1 leave-stopped leave-running restore-detached restore-sibling daemon images-dir=. work-dir=.
 log-file=x.log join-ns=net:/proc/self/ns/net root=/ ext-unix-sk tcp-established close=99 log-pid evasive-devices
 pidfile=p veth-pair=a=b action-script=/bin/true link-remap shell-job file-locks page-server address=127.0.0.1
@@ -1072,7 +1073,10 @@ cgroup-dump-controller=cpu skip-in-flight deprecated display-stats weak-sysctls 
 verbosity=1 ps-socket=99 remote relative-timestamps no-default-config with-cpu-affinity tls tls-cacert=x
 tls-cacrl=x tls-cert=x tls-key=x tls-no-cn-verify lsm-mount-context=x network-lock=skip mntns-compat-mode
 pre-dump-mode=read file-validation=filesize skip-file-rwx-check ghost-fiemap allow-uprobes unprivileged stream
-cgroup-yard=/x"
+cgroup-yard=/x no-tcp-established no-tcp-close no-evasive-devices no-shell-job no-file-locks no-link-remap
+no-track-mem no-auto-dedup no-force-irmap no-lazy-pages no-skip-in-flight no-display-stats no-weak-sysctls
+no-ghost-fiemap no-mntns-compat-mode no-unprivileged no-stream no-tls no-tls-no-cn-verify no-allow-uprobes
+no-skip-file-rwx-check no-remote no-log-pid no-ext-unix-sk"
 
 case_criu_options() {
 	local d=$ZOO_TMP/criu-options o name bad=""

@@ -182,15 +182,19 @@ static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	auto_close int sk = task_fd_copy(t->pid, p->fd);
 	if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) || family != AF_PACKET)
 		return 0;
-	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len) || getsockname(sk, (struct sockaddr *)&sll, &slen) ||
-	    getsockopt(sk, SOL_PACKET, PACKET_FANOUT, &fanout, &len)) {
+	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &len)) {
 		pr_perror("dump pid %d fd %d: cannot look at packet socket %s", t->pid, p->fd, p->link);
 		return -errno;
 	}
 	if (type != SOCK_RAW && type != SOCK_DGRAM) {
-		pr_err("dump pid %d fd %d: %s is a packet socket of type %d (SOCK_PACKET): not supported",
-		       t->pid, p->fd, p->link, type);
+		pr_err("dump pid %d fd %d: %s is a packet socket of type %d (%s): not supported",
+		       t->pid, p->fd, p->link, type, type == SOCK_PACKET ? "SOCK_PACKET, the obsolete kind" : "unknown");
 		return -ENOTSUP;
+	}
+	if (getsockname(sk, (struct sockaddr *)&sll, &slen) ||
+	    getsockopt(sk, SOL_PACKET, PACKET_FANOUT, &fanout, &len)) {
+		pr_perror("dump pid %d fd %d: cannot look at packet socket %s", t->pid, p->fd, p->link);
+		return -errno;
 	}
 	if ((err = packet_diag_of(p->st.st_ino, &d))) {
 		pr_err("dump pid %d fd %d: cannot ask sock_diag about packet socket %s: %s", t->pid, p->fd,
