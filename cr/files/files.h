@@ -69,13 +69,14 @@ int inherit_fd_get(const struct run_ctx *ctx, const char *key);
 /*
  * cr/files/pty.c: the ptys stasis saves and restores: those whose masters the tree holds, and
  * with orphan_pts_master (and no --shell-job) those of the tree's own devpts (its /dev/pts)
- * whose master is the engine's. slave: the slave fd's stat, to tell the tree's pty index from
- * another devpts's (NULL: the index alone, for a controlling terminal).
+ * whose master is the engine's, and those whose master was closed (hung-up slave files whose
+ * /dev/pts/N is gone). slave: the slave fd's probe, to tell the tree's pty index from another
+ * devpts's (NULL: the index alone, for a controlling terminal).
  */
 int pty_slave_index(const struct stat *st);
 /* The pty index of a controlling terminal given as /proc/PID/stat's tty_nr, -1 if not a pty. */
 int pty_ctty_index(unsigned long tty_nr);
-int pty_kept(struct dump_task *t, int index, const struct stat *slave); /* 1, 0, -ENOMEM */
+int pty_kept(struct dump_task *t, int index, const struct fd_probe *slave); /* 1, 0, -ENOMEM */
 /* In a new session leader: the controlling terminal, then the foreground group. */
 int pty_take_as_ctty(const struct run_ctx *ctx, uint32_t index);
 int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);

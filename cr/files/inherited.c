@@ -47,7 +47,7 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 	if (!tty && !pipe)
 		return 0;
 	if (tty && pty_slave_index(&p->st) >= 0 &&
-	    (owned = pty_kept(t, pty_slave_index(&p->st), &p->st)))
+	    (owned = pty_kept(t, pty_slave_index(&p->st), p)))
 		return owned < 0 ? owned : 0; /* a pty of the tree's own (cr/files/pty.c) */
 	if (pipe && !from_outside(t, p->fd))
 		return 0; /* a pipe of the tree's own: saved as a pipe (cr/files/pipe.c) */

@@ -13,6 +13,11 @@
  * Such an orphan pty is saved from the slave alone (no data in flight) and made anew on
  * restore, its new master handed to the engine at the orphan-pts-master notification (runc
  * passes it to the shim's console socket).
+ * Hung-up slave files stay hung up (reads give 0, writes and ioctls EIO). A pty whose master
+ * the tree closed (its slave files hung up, /dev/pts/N gone) is saved from a slave's fstat
+ * alone and made again by opening a master with its index and a slave, then closing that
+ * master; a slave file that vhangup hung up, of a pty still alive, is a slave file stasis
+ * opens and hangs up (TIOCVHANGUP) before opening the live one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +53,8 @@ struct held_master {
 
 struct restored_pty {
 	uint32_t index;
-	int master, slave; /* stasis' own, inherited by every new process */
+	int master, slave; /* stasis' own, inherited by every new process; -1 if the master was closed */
+	int hung;          /* a hung-up file of the slave, -1 if no fd had one */
 	pid_t fg_pgrp;
 };
 
@@ -173,7 +179,24 @@ static bool orphans_kept(const struct dump_task *t)
 	return t->ctx->opts->orphan_pts_master && !t->ctx->opts->shell_job;
 }
 
-int pty_kept(struct dump_task *t, int index, const struct stat *slave)
+/* fd of pid is a hung-up file (its master was closed, or vhangup): ioctls give EIO. */
+static bool hung_up(pid_t pid, int fd)
+{
+	auto_close int copy = task_fd_copy(pid, fd);
+	struct termios tio;
+
+	return copy >= 0 && ioctl(copy, TCGETS, &tio) && errno == EIO;
+}
+
+/* The slave of a pty whose master was closed: /dev/pts/N is gone and the file hung up. */
+static bool master_closed(pid_t pid, const struct fd_probe *slave)
+{
+	size_t len = strlen(slave->link), tail = strlen(" (deleted)");
+
+	return len > tail && !strcmp(slave->link + len - tail, " (deleted)") && hung_up(pid, slave->fd);
+}
+
+int pty_kept(struct dump_task *t, int index, const struct fd_probe *slave)
 {
 	const struct held_master *m;
 	char path[64];
@@ -182,11 +205,13 @@ int pty_kept(struct dump_task *t, int index, const struct stat *slave)
 
 	if ((err = find_master(t, index, &m)) || m)
 		return err ? err : 1;
+	if (slave && master_closed(t->pid, slave))
+		return 1; /* nobody can reach it but the tree */
 	/* an orphan only from the tree's own devpts (the container's terminal, not the host's) */
 	snprintf(path, sizeof(path), "/proc/%d/root/dev/pts/%d", t->pid, index);
 	if (!orphans_kept(t) || stat(path, &own) || !S_ISCHR(own.st_mode))
 		return 0;
-	return !slave || (own.st_dev == slave->st_dev && own.st_ino == slave->st_ino);
+	return !slave || (own.st_dev == slave->st.st_dev && own.st_ino == slave->st.st_ino);
 }
 
 /* The foreground group of pid's controlling terminal (/proc/PID/stat field 8), 0 if none;
@@ -204,6 +229,14 @@ static pid_t ctty_foreground(pid_t pid)
 	if (!after || sscanf(after, ") %*c %*d %*d %*d %*d %d", &tpgid) != 1 || tpgid < 0)
 		return 0;
 	return tpgid;
+}
+
+static const Pty *saved_pty(const TtyTable *tab, uint32_t index)
+{
+	for (size_t i = 0; tab && i < tab->n_ptys; i++)
+		if (tab->ptys[i]->index == index)
+			return tab->ptys[i];
+	return NULL;
 }
 
 /* Terminal settings for putting data back: line structure kept, every processing off. */
@@ -295,8 +328,9 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 }
 
 /* The pty, once: termios and size from the slave, foreground group and data in flight; an
- * orphan (no master in the tree) through a copy of slave_fd, pid's fd, without the data. */
-static int note_pty(struct dump_task *t, int index, int slave_fd)
+ * orphan (no master in the tree) through a copy of slave, pid's fd, without the data; one
+ * whose master was closed as that alone (its slave answers nothing but fstat). */
+static int note_pty(struct dump_task *t, int index, const struct fd_probe *slave)
 {
 	struct pty_state *pd = state_of(t->ctx);
 	const struct held_master *master;
@@ -306,33 +340,34 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 	pid_t fg = 0;
 	int err;
 
-	for (size_t i = 0; i < pd->tab.n_ptys; i++)
-		if (pd->tab.ptys[i]->index == (uint32_t)index)
-			return 0;
+	if (saved_pty(&pd->tab, index))
+		return 0;
 	if ((err = find_master(t, index, &master)))
 		return err;
-	bool orphan = !master;
+	bool orphan = !master, closed = orphan && slave && master_closed(t->pid, slave);
 	snprintf(path, sizeof(path), "/dev/pts/%d", index);
 	/* the slave through its master (the tree's devpts may not be stasis's); an orphan
 	 * slave, whose master the engine holds, from the task's own fd */
 	auto_close int m = orphan ? -1 : master_of(t, index);
-	auto_close int s = orphan ? task_fd_copy(t->pid, slave_fd)
+	auto_close int s = orphan ? (slave ? task_fd_copy(t->pid, slave->fd) : -1)
 			: m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	struct stat sst;
-	if (s < 0 || ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws) || fstat(s, &sst)) {
+	if (s < 0 || (!closed && (ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws))) || fstat(s, &sst)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
 		return -EIO;
 	}
-	if (orphan) {
+	if (closed) {
+		pr_info("dump pid %d fd %d: pty %s: its master was closed (hung up)", t->pid, slave->fd, path);
+	} else if (orphan) {
 		if ((fg = pty_ctty_index(t->stat.tty_nr) == index ? ctty_foreground(t->pid) : 0) < 0)
 			return fg;
 		pr_info("dump pid %d fd %d: pty %s has its master outside the tree: made anew on "
-			"restore and handed to the engine (orphan_pts_master)", t->pid, slave_fd, path);
+			"restore and handed to the engine (orphan_pts_master)", t->pid, slave->fd, path);
 	} else if (ioctl(m, TIOCGPGRP, &fg)) {
 		fg = 0;
 	}
 	int excl = 0;
-	if (ioctl(s, TIOCGEXCL, &excl))
+	if (closed || ioctl(s, TIOCGEXCL, &excl))
 		excl = 0;
 	Pty *p = xzalloc(sizeof(*p)), **more;
 	if (!p || !(more = xreallocarray(pd->tab.ptys, pd->tab.n_ptys + 1, sizeof(*more)))) {
@@ -342,9 +377,16 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 	pd->tab.ptys = more;
 	pd->tab.ptys[pd->tab.n_ptys++] = p;
 	pty__init(p);
+	p->index = index;
+	p->has_master_closed = p->master_closed = closed;
+	p->has_slave_mode = p->has_slave_uid = p->has_slave_gid = true;
+	p->slave_mode = sst.st_mode & 07777;
+	p->slave_uid = sst.st_uid;
+	p->slave_gid = sst.st_gid;
+	if (closed)
+		return 0;
 	if (!(p->termios.data = xzalloc(sizeof(tio))) || !(p->winsize.data = xzalloc(sizeof(ws))))
 		return -ENOMEM;
-	p->index = index;
 	p->termios.len = sizeof(tio);
 	memcpy(p->termios.data, &tio, sizeof(tio));
 	p->winsize.len = sizeof(ws);
@@ -354,10 +396,6 @@ static int note_pty(struct dump_task *t, int index, int slave_fd)
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
-	p->has_slave_mode = p->has_slave_uid = p->has_slave_gid = true;
-	p->slave_mode = sst.st_mode & 07777;
-	p->slave_uid = sst.st_uid;
-	p->slave_gid = sst.st_gid;
 	p->has_orphan = p->orphan = orphan;
 	if (!orphan && (err = save_in_flight(t->pid, path, m, s, &tio, p)))
 		return err;
@@ -374,12 +412,17 @@ static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			return -EIO;
 		}
 		e->kind = FD_KIND__FD_PTY_MASTER;
-		err = note_pty(t, index, -1);
-	} else if ((index = pty_slave_index(&p->st)) >= 0 && (err = pty_kept(t, index, &p->st))) {
-		if (err < 0)
+		err = note_pty(t, index, NULL);
+	} else if ((index = pty_slave_index(&p->st)) >= 0 && (err = pty_kept(t, index, p))) {
+		if (err < 0 || (err = note_pty(t, index, p)))
 			return err;
 		e->kind = FD_KIND__FD_PTY_SLAVE;
-		err = note_pty(t, index, p->fd);
+		/* a file the master's close or vhangup hung up, of a pty that may still be alive */
+		if (hung_up(t->pid, p->fd)) {
+			Pty *pty = (Pty *)saved_pty(&state_of(t->ctx)->tab, index);
+			e->has_pty_hung_up = e->pty_hung_up = true;
+			pty->has_hung_up_slave = pty->hung_up_slave = !pty->master_closed;
+		}
 	} else {
 		return 0;
 	}
@@ -429,14 +472,6 @@ static int open_master_with_index(const struct run_ctx *ctx, uint32_t index)
 	return found;
 }
 
-static const Pty *saved_pty(const TtyTable *tab, uint32_t index)
-{
-	for (size_t i = 0; tab && i < tab->n_ptys; i++)
-		if (tab->ptys[i]->index == index)
-			return tab->ptys[i];
-	return NULL;
-}
-
 /* ttys.img, if some fd or session of the tree has a pty, checked with every use. */
 static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 {
@@ -457,9 +492,13 @@ static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 	for (size_t i = 0; i < st->rst->n_ptys; i++) {
 		const Pty *p = st->rst->ptys[i];
-		if (p->termios.len != sizeof(struct termios) || p->winsize.len != sizeof(struct winsize) ||
-		    p->input.len > PTY_IN_FLIGHT_MAX || p->output.len > PTY_IN_FLIGHT_MAX ||
-		    saved_pty(st->rst, p->index) != p || (p->orphan && (p->input.len || p->output.len))) {
+		size_t tio = p->master_closed ? 0 : sizeof(struct termios);
+		size_t ws = p->master_closed ? 0 : sizeof(struct winsize);
+		if (p->termios.len != tio || p->winsize.len != ws || p->input.len > PTY_IN_FLIGHT_MAX ||
+		    p->output.len > PTY_IN_FLIGHT_MAX || saved_pty(st->rst, p->index) != p ||
+		    ((p->orphan || p->master_closed) && (p->input.len || p->output.len)) ||
+		    (p->master_closed && (p->orphan || p->hung_up_slave || p->has_fg_pgrp || p->exclusive ||
+					  p->packet_mode))) {
 			pr_err("image ttys.img: pty %u is invalid", p->index);
 			return -EINVAL;
 		}
@@ -475,17 +514,92 @@ static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		for (size_t k = 0; k < t->fds->n_fds; k++) {
 			const FdEntry *e = t->fds->fds[k];
 			bool pty = e->kind == FD_KIND__FD_PTY_MASTER || e->kind == FD_KIND__FD_PTY_SLAVE;
-			if (pty && (!e->has_pty_index || !saved_pty(st->rst, e->pty_index))) {
+			const Pty *p = pty && e->has_pty_index ? saved_pty(st->rst, e->pty_index) : NULL;
+			if (pty && !p) {
 				pr_err("image fds-%d.img: fd %u is a pty that ttys.img does not hold", t->pid,
 				       e->fd);
 				return -EINVAL;
 			}
+			/* a closed master leaves hung-up slave files only */
+			if (pty && (e->pty_hung_up ? e->kind != FD_KIND__FD_PTY_SLAVE ||
+							     !(p->master_closed || p->hung_up_slave)
+						   : p->master_closed)) {
+				pr_err("image fds-%d.img: fd %u: a %s of pty %u, whose master %s closed", t->pid,
+				       e->fd, e->pty_hung_up ? "hung-up slave" : "live end", p->index,
+				       p->master_closed ? "was" : "was not");
+				return -EINVAL;
+			}
 		}
-		if (t->core->has_ctty_pty && !saved_pty(st->rst, t->core->ctty_pty)) {
-			pr_err("image core-%d.img: its controlling terminal /dev/pts/%u is not in ttys.img",
+		const Pty *ctty = t->core->has_ctty_pty ? saved_pty(st->rst, t->core->ctty_pty) : NULL;
+		if (t->core->has_ctty_pty && (!ctty || ctty->master_closed)) {
+			pr_err("image core-%d.img: its controlling terminal /dev/pts/%u is not a live pty of ttys.img",
 			       t->pid, t->core->ctty_pty);
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+/* The pty's master: its old index, or for a pty whose master was closed (nobody reaches it by
+ * its path) any index when that one is taken. */
+static int open_master(const struct run_ctx *ctx, const Pty *p)
+{
+	int m = open_master_with_index(ctx, p->index);
+	unsigned got;
+
+	if (m >= 0 || !p->master_closed)
+		return m;
+	m = tree_open(ctx, "/dev/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK, 0);
+	if (m >= 0 && !ioctl(m, TIOCGPTN, &got))
+		pr_warn("restore: pty /dev/pts/%u, whose master was closed, comes back as /dev/pts/%u "
+			"(its index is taken)", p->index, got);
+	return m;
+}
+
+/* Pty p in stasis: the master and slave with their settings and data in flight; a hung-up
+ * file of the slave first if some fd had one (vhangup, or the master closed: then the pty is
+ * left hung up, /dev/pts/N gone, with nothing else). */
+static int make_pty(const struct run_ctx *ctx, const Pty *p, struct restored_pty *rp)
+{
+	char path[64];
+	unsigned got = 0;
+	int unlock = 0, on = 1;
+
+	rp->index = p->index;
+	rp->fg_pgrp = p->has_fg_pgrp ? (pid_t)p->fg_pgrp : 0;
+	rp->master = open_master(ctx, p);
+	if (rp->master < 0 || ioctl(rp->master, TIOCGPTN, &got) || ioctl(rp->master, TIOCSPTLCK, &unlock)) {
+		pr_err("restore: cannot get pty /dev/pts/%u back (taken by another terminal?)", p->index);
+		return -EBUSY;
+	}
+	snprintf(path, sizeof(path), "/dev/pts/%u", got);
+	if ((p->master_closed || p->hung_up_slave) &&
+	    (rp->hung = tree_open(ctx, path, O_RDWR | O_NOCTTY | O_NONBLOCK, 0)) < 0)
+		return -errno;
+	if (p->master_closed) {
+		if ((p->has_slave_uid && fchown(rp->hung, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
+		    (p->has_slave_mode && fchmod(rp->hung, p->slave_mode & 07777))) {
+			pr_perror("restore: cannot set the owner of pty %s", path);
+			return -errno;
+		}
+		close(rp->master); /* hangs the slave up and removes its node */
+		rp->master = -1;
+		return 0;
+	}
+	/* vhangup: every file of the slave open now (that one) is hung up, not those opened later */
+	if (p->hung_up_slave && ioctl(rp->hung, TIOCVHANGUP)) {
+		pr_perror("restore: cannot hang up a file of pty %s", path);
+		return -errno;
+	}
+	if ((rp->slave = tree_open(ctx, path, O_RDWR | O_NOCTTY | O_NONBLOCK, 0)) < 0)
+		return -errno;
+	if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
+	    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
+	    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
+	    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
+	    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777))) {
+		pr_perror("restore: cannot set the state of pty %s", path);
+		return -errno;
 	}
 	return 0;
 }
@@ -504,33 +618,15 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!st->made)
 		return -ENOMEM;
 	for (size_t i = 0; i < tab->n_ptys; i++) {
-		Pty *p = tab->ptys[i];
-		struct restored_pty *rp = &st->made[st->nr_made];
-		char path[64];
-		int unlock = 0;
-		rp->index = p->index;
-		rp->fg_pgrp = p->has_fg_pgrp ? (pid_t)p->fg_pgrp : 0;
-		rp->master = open_master_with_index(ctx, p->index);
-		snprintf(path, sizeof(path), "/dev/pts/%u", p->index);
-		if (rp->master < 0 || ioctl(rp->master, TIOCSPTLCK, &unlock) ||
-		    (rp->slave = tree_open(ctx, path, O_RDWR | O_NOCTTY | O_NONBLOCK, 0)) < 0) {
-			if (rp->master >= 0)
-				close(rp->master);
-			pr_err("restore: cannot get pty %s back (taken by another terminal?)", path);
-			return -EBUSY;
-		}
-		st->nr_made++;
-		int on = 1;
-		if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
-		    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
-		    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
-		    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
-		    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777))) {
-			pr_perror("restore: cannot set the state of pty %s", path);
-			return -errno;
+		struct restored_pty *rp = &st->made[st->nr_made++];
+		rp->master = rp->slave = rp->hung = -1;
+		if ((err = make_pty(ctx, tab->ptys[i], rp))) {
+			if (err != -EBUSY)
+				pr_err("restore: cannot make pty /dev/pts/%u: %s", tab->ptys[i]->index, strerror(-err));
+			return err;
 		}
 		/* the engine takes the new master of its terminal (runc: to the console socket) */
-		if (p->orphan && (err = run_notify(ctx, "orphan-pts-master", 0, rp->master)))
+		if (tab->ptys[i]->orphan && (err = run_notify(ctx, "orphan-pts-master", 0, rp->master)))
 			return err;
 	}
 	return 0;
@@ -573,8 +669,10 @@ static void close_ptys(struct run_ctx *ctx)
 	struct pty_state *st = state_of(ctx);
 
 	for (size_t i = 0; i < st->nr_made; i++) {
-		close(st->made[i].master);
-		close(st->made[i].slave);
+		int *ends[] = { &st->made[i].master, &st->made[i].slave, &st->made[i].hung };
+		for (size_t k = 0; k < 3; k++)
+			if (*ends[k] >= 0)
+				close(*ends[k]);
 	}
 	st->nr_made = 0;
 }
@@ -616,7 +714,8 @@ static int open_pty(struct restore_task *t, const FdEntry *e)
 	for (size_t i = 0; i < st->nr_made; i++) {
 		if (ptys[i].index != e->pty_index)
 			continue;
-		int end = e->kind == FD_KIND__FD_PTY_MASTER ? ptys[i].master : ptys[i].slave;
+		int end = e->kind == FD_KIND__FD_PTY_MASTER ? ptys[i].master
+			: e->pty_hung_up ? ptys[i].hung : ptys[i].slave;
 		if (fcntl(end, F_SETFL, e->flags & O_NONBLOCK))
 			return -errno;
 		int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
