@@ -161,9 +161,9 @@ void dump_link_parents(struct dump_tree *tr)
 {
 	for (size_t i = 1; i < tr->nr_tasks; i++)
 		for (size_t e = 0; e < tr->nr_entries; e++)
-			if (tr->entries[e]->pid == (uint32_t)tr->tasks[i].pid)
+			if (tr->entries[e]->pid == (uint32_t)tr->tasks[i].tgid)
 				for (size_t k = 0; k < i; k++)
-					if (tr->tasks[k].pid == (pid_t)tr->entries[e]->ppid)
+					if (tr->tasks[k].tgid == (pid_t)tr->entries[e]->ppid)
 						tr->tasks[i].parent = &tr->tasks[k];
 }
 

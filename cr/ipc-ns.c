@@ -133,7 +133,7 @@ static int check_tree_ns(const struct dump_tree *tr, struct stat *root_ns)
 static bool in_tree(const struct dump_tree *tr, long pid)
 {
 	for (size_t i = 0; i < tr->nr_tasks && pid > 0; i++)
-		if (tr->tasks[i].pid == pid)
+		if (tr->tasks[i].tgid == pid)
 			return true;
 	return false;
 }

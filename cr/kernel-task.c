@@ -83,6 +83,11 @@ static int dump_kernel_task(struct dump_task *t)
 
 	if (err)
 		return err;
+	if (t->pid != t->tgid) { /* an exited main thread has none: these are its standing thread's */
+		if (ks.rseq)
+			rseq_config__free_unpacked(ks.rseq, NULL);
+		return 0;
+	}
 	t->core->rseq = ks.rseq;
 	t->core->robust_list = ks.robust_list;
 	t->core->robust_list_len = ks.robust_list_len;

@@ -241,7 +241,7 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 			       "process yet; not supported", t->pid);
 			return -ENOTSUP;
 		}
-		t->vpid = pid_ns_vpid(ctx, t->pid);
+		t->vpid = pid_ns_vpid(ctx, t->tgid);
 	}
 	if (st->own && (err = check_namespace_complete(st, root)))
 		return err;

@@ -3,6 +3,8 @@
  * from timer_gettime run inside the task. The restorer blob recreates each with its own ID
  * (PR_TIMER_CREATE_RESTORE_IDS) once every thread exists, since a timer may signal one thread
  * (SIGEV_THREAD_ID, as glibc's SIGEV_THREAD timers do), and arms it with the time it had left.
+ * A timer whose thread has exited signals nobody any more: it comes back as SIGEV_NONE, armed
+ * the same (timer_gettime, timer_settime, timer_delete work on it as before).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +51,17 @@ static int parse_notify(const char *block, PosixTimer *pt)
 	return 0;
 }
 
+/* (An exited main thread is no thread of t's any more: it is neither t->pid nor in threads.) */
+static bool is_live_thread(const struct dump_task *t, uint32_t tid)
+{
+	if (tid == (uint32_t)t->pid)
+		return true;
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (tid == (uint32_t)t->threads[i].tid)
+			return true;
+	return false;
+}
+
 static int dump_posix_timers(struct dump_task *t)
 {
 	char path[64];
@@ -80,6 +93,13 @@ static int dump_posix_timers(struct dump_task *t)
 			return -EINVAL;
 		}
 		pt->clockid = strtoul(clk + 8, NULL, 10);
+		if (pt->has_notify_tid && !is_live_thread(t, pt->notify_tid)) {
+			pr_debug("dump pid %d: POSIX timer %u signals thread %u, which has exited", t->pid,
+				 pt->id, pt->notify_tid);
+			pt->has_notify_tid = false;
+			pt->notify_tid = 0;
+			pt->has_target_exited = pt->target_exited = true;
+		}
 		if (pt->has_notify_tid) {
 			uint32_t vtid;
 			int err = pid_ns_vtid(t->ctx, t->pid, pt->notify_tid, &vtid);
@@ -118,7 +138,10 @@ static int validate_posix_timers(struct restore_task *t)
 		PosixTimer *pt = t->core->posix_timers[i];
 		if (pt->signo > 64 || pt->id > INT32_MAX || pt->clockid > INT32_MAX ||
 		    (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE && pt->notify != SIGEV_THREAD_ID) ||
-		    (pt->notify == SIGEV_THREAD_ID && !(pt->has_notify_tid && is_thread_of(t->core, pt->notify_tid)))) {
+		    (pt->notify == SIGEV_THREAD_ID &&
+		     !(pt->target_exited ? !pt->has_notify_tid
+					 : pt->has_notify_tid && is_thread_of(t->core, pt->notify_tid))) ||
+		    (pt->target_exited && pt->notify != SIGEV_THREAD_ID)) {
 			pr_err("image core-%d.img: POSIX timer %zu is invalid", t->pid, i);
 			return -EINVAL;
 		}
@@ -144,11 +167,13 @@ static int restore_posix_timers(struct restore_task *t)
 	a->nr_posix_timers = t->core->n_posix_timers;
 	for (size_t i = 0; i < t->core->n_posix_timers; i++) {
 		PosixTimer *pt = t->core->posix_timers[i];
+		bool to_thread = pt->notify == SIGEV_THREAD_ID && !pt->target_exited;
 		out[i] = (struct rst_posix_timer){
 			.id = pt->id,
 			.clockid = pt->clockid,
-			.sev = { .value = pt->sigval, .signo = pt->signo, .notify = pt->notify,
-				 .tid = pt->notify == SIGEV_THREAD_ID ? (int32_t)pt->notify_tid : 0 },
+			.sev = { .value = pt->sigval, .signo = pt->signo,
+				 .notify = pt->target_exited ? SIGEV_NONE : pt->notify,
+				 .tid = to_thread ? (int32_t)pt->notify_tid : 0 },
 			.its = { pt->interval_ns / 1000000000, pt->interval_ns % 1000000000,
 				 pt->value_ns / 1000000000, pt->value_ns % 1000000000 },
 		};

@@ -77,12 +77,13 @@ static int new_images(struct dump_task *t)
 	return 0;
 }
 
-/* A process gone, or a zombie: nothing of it to save any more. */
+/* A process gone, or a zombie: nothing of it to save any more (one whose main thread alone has
+ * exited lives on in its other threads). */
 static bool gone(pid_t pid)
 {
 	struct proc_stat st;
 
-	return proc_read_stat(pid, &st) || st.state == 'Z' || st.state == 'X';
+	return proc_read_stat(pid, &st) || st.state == 'X' || (st.state == 'Z' && proc_live_thread(pid) <= 0);
 }
 
 struct tree_walk {
@@ -100,8 +101,11 @@ static int add_process(struct dump_tree *tr, struct tree_walk *w, pid_t pid, siz
 	struct proc_stat st;
 	size_t n, nt;
 
-	if (proc_read_stat(pid, &st) || st.state == 'Z' || st.state == 'X' ||
-	    proc_nspids(pid, &nspid, &n) || n <= w->depth || proc_list_numbers(pid, "task", &tids, &nt))
+	/* its main thread exited: a live thread stands for it (its /proc files, its freeze) */
+	pid_t via = proc_read_stat(pid, &st) || st.state == 'X' ? 0 : st.state == 'Z' ? proc_live_thread(pid) : pid;
+	if (via < 0)
+		return via;
+	if (!via || proc_nspids(pid, &nspid, &n) || n <= w->depth || proc_list_numbers(pid, "task", &tids, &nt))
 		return 0;
 	TreeEntry *e = xzalloc(sizeof(*e));
 	if (!e)
@@ -125,7 +129,7 @@ static int add_process(struct dump_tree *tr, struct tree_walk *w, pid_t pid, siz
 		*alloc = n;
 	}
 	tr->entries[tr->nr_entries++] = e;
-	tr->tasks[tr->nr_tasks++] = (struct dump_task){ .pid = pid, .vpid = nspid[w->depth], .ctx = ctx,
+	tr->tasks[tr->nr_tasks++] = (struct dump_task){ .pid = via, .tgid = pid, .vpid = nspid[w->depth], .ctx = ctx,
 						       .dirfd = ctx->images_dir_fd };
 	for (size_t i = 0; i < nt; i++) {
 		char path[96];
@@ -169,7 +173,7 @@ static int walk_tree(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 	while (w.head < w.tail && !err)
 		err = add_process(tr, &w, w.queue[w.head++], &alloc, ctx);
 	free(w.queue);
-	if (!err && (!tr->nr_tasks || tr->tasks[0].pid != root)) {
+	if (!err && (!tr->nr_tasks || tr->tasks[0].tgid != root)) {
 		pr_err("pre-dump pid %d: it exited", root);
 		err = -ESRCH;
 	}

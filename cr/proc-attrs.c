@@ -121,7 +121,7 @@ static int dump_attrs(struct dump_task *t)
 	uint64_t umask_val;
 	int err = 0;
 
-	snprintf(buf, sizeof(buf), "/proc/%d/comm", t->pid);
+	snprintf(buf, sizeof(buf), "/proc/%d/comm", t->tgid); /* the main thread's, exited too */
 	if (!(comm = read_file_at(AT_FDCWD, buf, NULL)) && errno == ENOMEM)
 		return -ENOMEM;
 	snprintf(buf, sizeof(buf), "/proc/%d/personality", t->pid);

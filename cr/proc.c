@@ -297,3 +297,19 @@ int proc_readlink(pid_t pid, const char *name, char *buf, size_t len)
 	buf[n] = 0;
 	return 0;
 }
+
+pid_t proc_live_thread(pid_t pid)
+{
+	auto_free int *tids = NULL;
+	size_t n;
+	int err = proc_list_numbers(pid, "task", &tids, &n);
+
+	if (err)
+		return err == -ENOMEM ? err : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct proc_stat st;
+		if (tids[i] != pid && !proc_read_stat(tids[i], &st) && st.state != 'Z' && st.state != 'X')
+			return tids[i];
+	}
+	return 0;
+}

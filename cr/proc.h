@@ -59,6 +59,12 @@ int proc_nspids(pid_t pid, uint32_t **pids, size_t *n);
 
 /* The numbered entries of /proc/PID/<dir> ("task": thread ids, "fd": fds), sorted. */
 int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n);
+/*
+ * A process whose main thread has exited (pthread_exit, SYS_exit) lives on in its other threads
+ * while /proc shows it as a zombie: the tid of one of them that still runs, or 0 (a process
+ * that is really a zombie, or gone). Negative: out of memory.
+ */
+pid_t proc_live_thread(pid_t pid);
 /* Every process (the numbered entries of /proc), sorted. */
 int proc_list_pids(int **out, size_t *n);
 

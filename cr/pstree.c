@@ -46,15 +46,23 @@ static int add_entry(struct dump_tree *tr, pid_t pid, const struct proc_stat *st
 	e->ppid = st->ppid;
 	e->pgid = st->pgid;
 	e->sid = st->sid;
+	pid_t live = st->state == 'Z' ? proc_live_thread(pid) : 0;
+	if (live < 0) {
+		free(e);
+		return live;
+	}
 	if (st->state == 'Z') {
 		char path[64];
 		auto_free char *comm = NULL;
 
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 		comm = read_file_at(AT_FDCWD, path, NULL);
-		e->has_zombie = e->has_exit_status = true;
-		e->zombie = true;
+		e->has_exit_status = true;
 		e->exit_status = st->exit_code;
+		if (live)
+			e->has_leader_exited = e->leader_exited = true;
+		else
+			e->has_zombie = e->zombie = true;
 		if ((!comm && errno == ENOMEM) || !(e->comm = xstrdup(comm))) {
 			free(e);
 			return -ENOMEM;
@@ -117,7 +125,10 @@ static int became_zombie(struct dump_tree *tr, size_t i)
 
 	if (err == -ENOMEM)
 		return err;
-	if (!err && st.state == 'Z') {
+	pid_t live = !err && st.state == 'Z' ? proc_live_thread(tr->entries[i]->pid) : 0;
+	if (live < 0)
+		return live;
+	if (!err && st.state == 'Z' && !live) {
 		TreeEntry *e = tr->entries[i];
 		if ((err = add_entry(tr, e->pid, &st)))
 			return err;
@@ -139,14 +150,30 @@ static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx
 	tr->tasks = t;
 	t = &tr->tasks[tr->nr_tasks];
 	memset(t, 0, sizeof(*t));
-	t->pid = e->pid;
+	t->pid = t->tgid = e->pid;
 	t->ctx = ctx;
 	t->dirfd = ctx->images_dir_fd;
+	if (e->has_leader_exited && e->leader_exited) {
+		/* its main thread has exited: one of its live threads stands for it */
+		pid_t live = proc_live_thread(e->pid);
+		if (live <= 0)
+			return live ? live : -ESRCH;
+		t->pid = live;
+		pr_debug("dump pid %d: its main thread has exited; thread %d stands for it", e->pid, live);
+	}
 	if ((err = task_seize(t->pid, &t->stop_sig)))
 		return err;
 	tr->nr_tasks++;
 	if (!(t->threads = xzalloc(RST_MAX_THREADS * sizeof(*t->threads))))
 		return -ENOMEM;
+	if (t->pid != t->tgid) { /* the thread standing for it is one of its threads too */
+		struct frozen_thread *ft = &t->threads[t->nr_threads++];
+		ft->tid = t->pid;
+		if (ptrace(PTRACE_GETREGS, ft->tid, 0, &ft->regs)) {
+			pr_perror("dump tid %d: cannot read registers", ft->tid);
+			return -errno;
+		}
+	}
 	return threads_seize(t);
 }
 
@@ -211,9 +238,10 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 			pr_err("dump pid %d: no such process", root);
 		return err;
 	}
-	if (st.state == 'Z') {
-		pr_err("dump pid %d: is a zombie, nothing to dump", root);
-		return -ESRCH;
+	if (st.state == 'Z' && (err = proc_live_thread(root)) <= 0) {
+		if (err == 0)
+			pr_err("dump pid %d: is a zombie, nothing to dump", root);
+		return err ? err : -ESRCH;
 	}
 	if ((err = add_entry(tr, root, &st)))
 		return err;
@@ -227,7 +255,7 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 			TreeEntry *e = tr->entries[i];
 			bool seized = false;
 			for (size_t k = 0; k < tr->nr_tasks; k++)
-				seized |= tr->tasks[k].pid == (pid_t)e->pid;
+				seized |= tr->tasks[k].tgid == (pid_t)e->pid;
 			if (e->zombie || seized)
 				continue;
 			err = seize_process(tr, e, ctx);
@@ -291,7 +319,7 @@ int pstree_kill(struct dump_tree *tr)
 	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		pid_t pid = tr->tasks[i].pid;
+		pid_t pid = tr->tasks[i].tgid;
 		/* (a traced process is not reaped before its tracer lets go: the pid is still its) */
 		int pidfd = tr->kill_pidfds[i] = syscall(SYS_pidfd_open, pid, 0);
 		if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) : kill(pid, SIGKILL)) {
@@ -319,7 +347,8 @@ int pstree_wait_killed(struct dump_tree *tr)
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		tids[n++] = tr->tasks[i].pid;
 		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
-			tids[n++] = tr->tasks[i].threads[k].tid;
+			if (tr->tasks[i].threads[k].tid != tr->tasks[i].pid)
+				tids[n++] = tr->tasks[i].threads[k].tid;
 	}
 	int gone = tasks_wait_gone(tids, n, KILL_WAIT_MS);
 	free(tr->kill_tids);
@@ -358,10 +387,16 @@ int pstree_validate(struct restore_tree *rt)
 
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		TreeEntry *e = inv->tree[i];
-		bool has_images = pstree_task(rt, e->pid) != NULL;
+		struct restore_task *t = pstree_task(rt, e->pid);
+		bool has_images = t != NULL;
 		bool live = !e->zombie && !e->group_helper;
 		bool parent_known = i == 0 || find_entry(inv->tree, i, e->ppid);
+		if (t && e->leader_exited) { /* (its threads go on without it: restore-finish.c) */
+			t->leader_exited = true;
+			t->leader_exit_code = WEXITSTATUS(e->exit_status);
+		}
 		if (e->pid < 1 || live != has_images || (e->zombie && e->group_helper) ||
+		    (e->leader_exited && (!t || !t->core->n_threads)) ||
 		    (e->group_helper && (i == 0 || e->pgid != e->pid)) || !parent_known ||
 		    find_entry(inv->tree, i, e->pid)) {
 			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);

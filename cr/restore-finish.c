@@ -215,11 +215,11 @@ static int catch_in_pause(pid_t tid, bool traced, struct user_regs_struct *r)
 }
 
 /*
- * Runs system call nr in the stopped main thread through the blob's pause loop (r: as caught
+ * Runs system call nr in a stopped thread of t through the blob's pause loop (r: as caught
  * there; rip is just past its syscall instruction). *ret: what it returned.
  */
-static int pause_loop_syscall(const struct restore_task *t, struct user_regs_struct r, long nr,
-			      uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, long long *ret)
+static int pause_loop_syscall(const struct restore_task *t, pid_t tid, struct user_regs_struct r,
+			      long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, long long *ret)
 {
 	int status = 0, err;
 
@@ -230,28 +230,28 @@ static int pause_loop_syscall(const struct restore_task *t, struct user_regs_str
 	r.rsi = a1;
 	r.rdx = a2;
 	r.r10 = a3;
-	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r)) {
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r)) {
 		pr_perror("restore pid %d: cannot set registers for system call %ld in the task", t->pid, nr);
 		return -errno;
 	}
 	for (int step = 0; step < 2; step++) {
-		if (ptrace(PTRACE_SYSCALL, t->host_pid, 0, 0) || (err = task_wait_stop(t->host_pid, &status)) ||
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) || (err = task_wait_stop(tid, &status)) ||
 		    WSTOPSIG(status) != (SIGTRAP | 0x80)) {
 			pr_err("restore pid %d: system call %ld in the task did not run (status 0x%x)",
 			       t->pid, nr, status);
 			return -EIO;
 		}
 	}
-	if (ptrace(PTRACE_GETREGS, t->host_pid, 0, &r))
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r))
 		return -errno;
 	*ret = (long long)r.rax;
 	return 0;
 }
 
-static int unmap_restorer_region(const struct restore_task *t, struct user_regs_struct r)
+static int unmap_restorer_region(const struct restore_task *t, pid_t tid, struct user_regs_struct r)
 {
 	long long ret;
-	int err = pause_loop_syscall(t, r, SYS_munmap, t->region_start, t->region_len, 0, 0, &ret);
+	int err = pause_loop_syscall(t, tid, r, SYS_munmap, t->region_start, t->region_len, 0, 0, &ret);
 
 	if (!err && ret) {
 		pr_err("restore pid %d: munmap of the restorer region returned %lld", t->pid, ret);
@@ -274,7 +274,7 @@ static bool is_parent_of(const struct restore_tree *rt, const struct restore_tas
  * go already: it collects each stop again (wait4 WUNTRACED), so that it is not reported twice.
  */
 static int collect_child_stops(const struct restore_tree *rt, const struct restore_task *t,
-			       struct user_regs_struct r)
+			       pid_t tid, struct user_regs_struct r)
 {
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		const struct restore_task *c = &rt->tasks[i];
@@ -283,7 +283,7 @@ static int collect_child_stops(const struct restore_tree *rt, const struct resto
 
 		if (!job_stop_signal(c->core) || !c->core->stop_collected || !is_parent_of(rt, t, c))
 			continue;
-		if ((err = pause_loop_syscall(t, r, SYS_wait4, c->pid, 0, WUNTRACED | __WALL | WNOHANG, 0, &ret)))
+		if ((err = pause_loop_syscall(t, tid, r, SYS_wait4, c->pid, 0, WUNTRACED | __WALL | WNOHANG, 0, &ret)))
 			return err;
 		if (ret != c->pid) {
 			pr_err("restore pid %d: collecting the stop of its child %d again returned %lld", t->pid,
@@ -301,7 +301,7 @@ static int collect_child_stops(const struct restore_tree *rt, const struct resto
  * pending set (rt_sigtimedwait, no wait, its arguments on the blob's stack).
  */
 static int drop_stop_notification(const struct restore_tree *rt, const struct restore_task *t,
-				  struct user_regs_struct r)
+				  pid_t tid, struct user_regs_struct r)
 {
 	bool stopped_child = false;
 
@@ -313,12 +313,12 @@ static int drop_stop_notification(const struct restore_tree *rt, const struct re
 	uint64_t set = 1ull << (SIGCHLD - 1), at = (r.rsp - 256) & ~15ull; /* below the blob's stack top */
 	uint64_t words[3] = { set, 0, 0 }; /* the set, then struct timespec { 0, 0 } */
 	for (int i = 0; i < 3; i++)
-		if (ptrace(PTRACE_POKEDATA, t->host_pid, at + 8 * i, words[i])) {
+		if (ptrace(PTRACE_POKEDATA, tid, at + 8 * i, words[i])) {
 			pr_perror("restore pid %d: cannot write the arguments of rt_sigtimedwait", t->pid);
 			return -errno;
 		}
 	long long ret;
-	int err = pause_loop_syscall(t, r, SYS_rt_sigtimedwait, at, 0, at + 8, 8, &ret);
+	int err = pause_loop_syscall(t, tid, r, SYS_rt_sigtimedwait, at, 0, at + 8, 8, &ret);
 	if (!err && ret != SIGCHLD) {
 		pr_err("restore pid %d: taking back the SIGCHLD of its children's stops returned %lld", t->pid, ret);
 		return -EIO;
@@ -340,9 +340,49 @@ static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufC
 	return 0;
 }
 
+static int run_finish_steps(struct restore_task *t)
+{
+	for (unsigned i = 0; i < state_table_len; i++) {
+		unsigned logged = log_errors();
+		int err;
+		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
+			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
+	}
+	return 0;
+}
+
+#define LEADER_EXIT_WAIT_MS 5000
+
+/*
+ * Its main thread had exited: it exits again (SYS_exit from the blob's pause loop, r as caught
+ * there), let go for that alone; the process lives on in its other threads, still held.
+ */
+static int exit_main_thread(const struct restore_task *t, struct user_regs_struct r)
+{
+	r.rip -= 2;
+	r.rax = SYS_exit;
+	r.orig_rax = -1;
+	r.rdi = t->leader_exit_code;
+	if (ptrace(PTRACE_SETREGS, t->host_pid, 0, &r) || ptrace(PTRACE_DETACH, t->host_pid, 0, 0)) {
+		pr_perror("restore pid %d: cannot let its main thread exit again", t->pid);
+		return -errno;
+	}
+	for (int ms = 0; ms < LEADER_EXIT_WAIT_MS; ms++) {
+		struct proc_stat st;
+		int err = proc_read_stat(t->host_pid, &st);
+		if (err == -ENOMEM)
+			return err;
+		if (!err && st.state == 'Z')
+			return 0;
+		usleep(1000);
+	}
+	pr_err("restore pid %d: its main thread did not exit within %d ms", t->pid, LEADER_EXIT_WAIT_MS);
+	return -ETIMEDOUT;
+}
+
 static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 {
-	struct user_regs_struct r;
+	struct user_regs_struct r, main_r, first_r;
 	TaskCore *c = t->core;
 	unsigned logged = log_errors();
 	char state;
@@ -351,25 +391,35 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 	if ((err = pid_ns_find_host(rt->ctx, rt, t, &state)) || (err = pid_ns_host_tids(rt->ctx, t)))
 		return log_unnamed(logged, err, "restore pid %d: cannot find its process or threads on the host",
 				   t->pid);
-	for (size_t i = 0; i < c->n_threads; i++)
+	for (size_t i = 0; i < c->n_threads; i++) {
 		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
 			return err;
-	if ((err = catch_in_pause(t->host_pid, t->traced, &r)) || (err = collect_child_stops(rt, t, r)) ||
-	    (err = drop_stop_notification(rt, t, r)) || (err = unmap_restorer_region(t, r)))
+		if (i == 0)
+			first_r = r;
+	}
+	if ((err = catch_in_pause(t->host_pid, t->traced, &main_r)))
+		return err;
+	/* the process's system calls run in its main thread, or, that one exiting, its first other */
+	pid_t via = t->leader_exited ? t->host_tids[0] : t->host_pid;
+	r = t->leader_exited ? first_r : main_r;
+	if ((err = collect_child_stops(rt, t, via, r)) || (err = drop_stop_notification(rt, t, via, r)))
+		return err;
+	/* the finish steps may read its main thread's /proc files: before it exits */
+	if (t->leader_exited &&
+	    ((err = run_finish_steps(t)) || (err = exit_main_thread(t, main_r))))
+		return err;
+	if ((err = unmap_restorer_region(t, via, r)))
 		return err;
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
 		if ((err = set_final_thread_state(t->host_tids[i], tc->regs, &tc->xsave, tc->sigmask)))
 			return err;
 	}
+	if (t->leader_exited)
+		return 0;
 	if ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)))
 		return err;
-	for (unsigned i = 0; i < state_table_len; i++) {
-		unsigned logged = log_errors();
-		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
-			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
-	}
-	return 0;
+	return run_finish_steps(t);
 }
 
 static int release_task(struct restore_task *t)
@@ -379,26 +429,26 @@ static int release_task(struct restore_task *t)
 	for (size_t i = 0; i < t->core->n_threads; i++)
 		if ((err = task_release(t->host_tids[i], 0)))
 			return err;
-	return task_release(t->host_pid, 0);
+	return t->leader_exited ? 0 : task_release(t->host_pid, 0); /* (it exited, let go already) */
 }
 
 /* Its main thread (all: every thread of t) in group stop (state T), within about a second?
- * 1: yes, 0: no, -ENOMEM. */
+ * 1: yes, 0: no, -ENOMEM. (Its main thread exited: its first other thread stands for it.) */
 static int wait_group_stop(const struct restore_task *t, bool all)
 {
-	size_t n = all ? t->core->n_threads + 1 : 1;
+	size_t first = t->leader_exited, n = all ? t->core->n_threads + 1 : first + 1;
 
 	for (int tries = 0; tries < 1000; tries++) {
 		struct proc_stat st;
 		size_t stopped = 0;
 
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = first; i < n; i++) {
 			int err = proc_read_stat(i ? t->host_tids[i - 1] : t->host_pid, &st);
 			if (err == -ENOMEM)
 				return err;
 			stopped += !err && st.state == 'T';
 		}
-		if (stopped == n)
+		if (stopped == n - first)
 			return 1;
 		usleep(1000);
 	}
@@ -426,7 +476,7 @@ static int release_stopped_task(struct restore_task *t)
 			sig = SIGSTOP;
 		}
 	}
-	if ((err = task_release(t->host_pid, sig)))
+	if ((err = task_release(t->leader_exited ? t->host_tids[0] : t->host_pid, sig)))
 		return err;
 	int stopped = wait_group_stop(t, false);
 	if (stopped < 0)
@@ -435,7 +485,7 @@ static int release_stopped_task(struct restore_task *t)
 		pr_warn("restore pid %d: did not stop with signal %d; stopped by SIGSTOP instead", t->pid, sig);
 		kill(t->host_pid, SIGSTOP);
 	}
-	for (size_t i = 0; i < t->core->n_threads; i++)
+	for (size_t i = t->leader_exited; i < t->core->n_threads; i++)
 		if ((err = task_release(t->host_tids[i], 0)))
 			return err;
 	if ((stopped = wait_group_stop(t, true)) <= 0) {
@@ -451,7 +501,7 @@ static int stop_exitkill(struct restore_task *t)
 {
 	long options = PTRACE_O_TRACESYSGOOD | (t->traced ? PTRACE_O_SUSPEND_SECCOMP : 0);
 
-	for (size_t i = 0; i <= t->core->n_threads; i++) {
+	for (size_t i = 0; i < t->core->n_threads + !t->leader_exited; i++) {
 		pid_t tid = i < t->core->n_threads ? t->host_tids[i] : t->host_pid;
 		if (ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)options)) {
 			pr_perror("restore pid %d: thread %d", t->pid, tid);

@@ -112,7 +112,8 @@ static int dump_signals(struct dump_task *t)
 
 	if ((err = signals_collect_thread(t->pid, &t->inj, &c->sigmask, &as)) ||
 	    (err = dump_sigactions(t)) ||
-	    (err = signals_collect_pending(t->pid, false, &c->pending, &c->n_pending)) ||
+	    /* (an exited main thread has none of its own: t->pid's are its thread entry's) */
+	    (t->pid == t->tgid && (err = signals_collect_pending(t->pid, false, &c->pending, &c->n_pending))) ||
 	    (err = signals_collect_pending(t->pid, true, &c->pending, &c->n_pending)))
 		return err;
 	c->altstack_sp = as.sp;

@@ -42,7 +42,10 @@ struct fd_index {
 struct task_tracking;
 
 struct dump_task {
-	pid_t pid;                    /* the host's */
+	pid_t pid;                    /* the host's: the thread every /proc file, ptrace call and
+					 injected syscall of the process goes through; tgid unless
+					 the main thread has exited, then a live thread of it */
+	pid_t tgid;                   /* the host's pid of the process */
 	uint32_t vpid;                /* in the tree's PID namespace: the images' name for it */
 	struct run_ctx *ctx;          /* the run: options, and every tree-wide kind's tables */
 	struct dump_task *parent;     /* in the tree, NULL for the root */
@@ -100,6 +103,9 @@ struct restore_task {
 	bool pages_copied;  /* stasis copied (and checked) its private pages (cr/pages.c) */
 	struct run_ctx *ctx;
 	bool is_root;       /* its parent is stasis, not a restored process */
+	bool leader_exited; /* its main thread had exited: it exits again (SYS_exit with
+			       leader_exit_code) before the tree is let go; core's threads go on */
+	int leader_exit_code;
 	struct restore_task *tree; /* every process of the tree (pages shared with ancestors) */
 	size_t tree_size;
 	int dirfd;

@@ -23,7 +23,7 @@
 
 static bool already_seized(const struct dump_task *t, int tid)
 {
-	if (tid == t->pid)
+	if (tid == t->pid || tid == t->tgid) /* (an exited main thread cannot be seized) */
 		return true;
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if (t->threads[i].tid == tid)
@@ -77,6 +77,8 @@ int threads_seize(struct dump_task *t)
 void threads_release(struct dump_task *t)
 {
 	for (size_t i = 0; i < t->nr_threads; i++) {
+		if (t->threads[i].tid == t->pid)
+			continue; /* the thread standing for the process: released as the process */
 		regs_undo_freeze_eintr(t->threads[i].tid, &t->threads[i].regs);
 		task_release(t->threads[i].tid, 0);
 	}
@@ -84,15 +86,16 @@ void threads_release(struct dump_task *t)
 
 static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, ThreadCore *tc)
 {
-	struct inject_ctx inj = t->inj; /* same gadget and scratch page, this thread's registers */
+	/* same gadget and scratch page, this thread's registers (the standing thread's: its own) */
+	struct inject_ctx own = t->inj, *inj = ft->tid == t->pid ? &t->inj : &own;
 	struct thread_kstate ks;
 	struct thread_altstack as;
 	char path[64];
 	auto_free char *comm = NULL;
-	int err, end;
+	int err, end = 0;
 
-	inj.pid = ft->tid;
-	inj.saved = ft->regs;
+	own.pid = ft->tid;
+	own.saved = ft->regs;
 	if ((err = pid_ns_vtid(t->ctx, t->pid, ft->tid, &tc->tid)))
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
@@ -101,13 +104,15 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 		return -ENOMEM;
 	tc->comm[strcspn(tc->comm, "\n")] = 0;
 	if (!(err = regs_collect(ft->tid, &ft->regs, &tc->regs, &tc->xsave)) &&
-	    !(err = kernel_task_collect(ft->tid, &inj, tc->regs, &ks)) &&
-	    !(err = signals_collect_thread(ft->tid, &inj, &tc->sigmask, &as)))
+	    !(err = kernel_task_collect(ft->tid, inj, tc->regs, &ks)) &&
+	    !(err = signals_collect_thread(ft->tid, inj, &tc->sigmask, &as)))
 		err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending);
-	inj.scratch = 0; /* the main thread's injection owns the scratch page */
-	end = inject_end(&inj); /* the thread's registers as frozen, after a failure too */
-	if (inj.group_stop_sig) /* a SIGSTOP came meanwhile: the process keeps it */
-		t->inj.group_stop_sig = inj.group_stop_sig;
+	if (inj == &own) {
+		own.scratch = 0; /* the main thread's injection owns the scratch page */
+		end = inject_end(&own); /* the thread's registers as frozen, after a failure too */
+		if (own.group_stop_sig) /* a SIGSTOP came meanwhile: the process keeps it */
+			t->inj.group_stop_sig = own.group_stop_sig;
+	}
 	if (err || end)
 		return err ? err : end;
 	tc->rseq = ks.rseq;

@@ -200,6 +200,8 @@ int task_fd_copy(pid_t pid, int fd)
 {
 	int pidfd = syscall(SYS_pidfd_open, pid, 0), copy;
 
+	if (pidfd < 0 && errno == ENOENT) /* a thread other than the main one: PIDFD_THREAD */
+		pidfd = syscall(SYS_pidfd_open, pid, O_EXCL);
 	if (pidfd < 0)
 		return -errno;
 	copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);

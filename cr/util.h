@@ -67,7 +67,7 @@ int send_with_fd(int sk, const void *msg, size_t len, int fd);
  * recvmsg's result (0 at the end of the connection). */
 ssize_t recv_with_fd(int sk, void *msg, size_t len, int *fd);
 
-/* A copy of fd number fd of process pid (pidfd_getfd: the same open file), or -errno. */
+/* A copy of fd number fd of process (or thread) pid (pidfd_getfd: the same open file), or -errno. */
 int task_fd_copy(pid_t pid, int fd);
 
 #endif

@@ -86,7 +86,7 @@ static int proc_path_in_tree(const struct dump_task *t, const struct fd_probe *p
 	if (pid < 0 || stat("/proc", &proc) || proc.st_dev != p->st.st_dev)
 		return 0;
 	for (size_t i = 0; i < t->tree_size; i++)
-		if (t->tree[i].pid == pid && t->tree[i].vpid != (uint32_t)pid)
+		if (t->tree[i].tgid == pid && t->tree[i].vpid != (uint32_t)pid)
 			return snprintf(buf, len, "/proc/%u%s", t->tree[i].vpid, rest) < (int)len;
 	return 0;
 }

@@ -209,7 +209,7 @@ static int collect_sockets(struct run_ctx *ctx, struct dump_tree *tr)
 	static TaskCore no_core = TASK_CORE__INIT;
 	struct unix_state *ud = unix_state_of(ctx);
 	/* the carrier of files in flight: stasis itself, holding them */
-	struct dump_task carrier = { .pid = getpid(), .ctx = ctx, .tree = tr->tasks,
+	struct dump_task carrier = { .pid = getpid(), .tgid = getpid(), .ctx = ctx, .tree = tr->tasks,
 				     .tree_size = tr->nr_tasks, .core = &no_core };
 	int err = read_queues(ud, &carrier);
 

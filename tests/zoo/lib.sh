@@ -43,16 +43,29 @@ zoo_setup_tmp() {
 
 # Is PID running (not gone, not a zombie)?
 proc_alive() {
-	local st
+	local st t
 	[ -r "/proc/$1/stat" ] || return 1
 	st=$(sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+	[ -n "$st" ] && [ "$st" != X ] || return 1
+	[ "$st" != Z ] && return 0
+	# a zombie main thread: the process lives while another of its threads does (pthread_exit)
+	for t in "/proc/$1/task/"*; do
+		[ "${t##*/}" = "$1" ] && continue
+		st=$(sed -e 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)
+		[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ] && return 0
+	done
+	return 1
 }
 
 # Does PID run one of our programs (guard against pid reuse before killing)?
 pid_is_ours() {
-	local exe
-	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+	local exe t
+	exe=$(readlink "/proc/$1/exe" 2>/dev/null)
+	for t in "/proc/$1/task/"*; do # (its main thread exited: a live thread's)
+		[ -n "$exe" ] && break
+		exe=$(readlink "$t/exe" 2>/dev/null)
+	done
+	[ -n "$exe" ] || return 1
 	case $exe in
 	"$ZOO_BIN"/* | "$ZOO_CTR_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon) return 0 ;;
 	esac
