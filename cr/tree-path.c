@@ -54,7 +54,8 @@ int tree_stat(const struct run_ctx *ctx, const char *path, struct stat *st, int 
 	return path_stat_in_root(ctx->tree_root_fd, path, st, flags);
 }
 
-int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *was)
+/* unlinkat(2) of path as the tree sees it (flags: AT_REMOVEDIR for a directory), if still *was. */
+static int remove_same(const struct run_ctx *ctx, const char *path, const struct stat *was, int flags)
 {
 	const char *slash = strrchr(path, '/');
 	char parent[4200];
@@ -72,13 +73,40 @@ int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *
 		err = -errno;
 	else if (st.st_dev != was->st_dev || st.st_ino != was->st_ino)
 		err = -ESTALE; /* another file took its place */
-	else if (unlinkat(dir, name, 0))
+	else if (unlinkat(dir, name, flags))
 		err = -errno;
 	close(dir);
 	return err;
 }
 
-int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), void *arg)
+int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *was)
+{
+	return remove_same(ctx, path, was, 0);
+}
+
+int tree_rmdir(const struct run_ctx *ctx, const char *path, const struct stat *was)
+{
+	return remove_same(ctx, path, was, AT_REMOVEDIR);
+}
+
+int tree_mkdir(const struct run_ctx *ctx, const char *path, mode_t mode, struct stat *made)
+{
+	const char *slash = strrchr(path, '/');
+	char parent[4200];
+	int dir, err = 0;
+
+	if (!slash || !slash[1])
+		return -EINVAL;
+	snprintf(parent, sizeof(parent), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if ((dir = tree_open(ctx, parent, O_PATH | O_DIRECTORY, 0)) < 0)
+		return dir;
+	if (mkdirat(dir, slash + 1, mode) || fstatat(dir, slash + 1, made, AT_SYMLINK_NOFOLLOW))
+		err = -errno;
+	close(dir);
+	return err;
+}
+
+int path_run_in_root(int root_fd, const char *dir, int (*fn)(void *arg), void *arg)
 {
 	int status = 0, said[2]; /* the child said what failed: a byte */
 	char byte;
@@ -95,7 +123,7 @@ int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), v
 	}
 	if (child == 0) {
 		unsigned logged = log_errors();
-		if (ctx->tree_root_fd >= 0 && (fchdir(ctx->tree_root_fd) || chroot(".") || chdir("/")))
+		if (root_fd >= 0 && (fchdir(root_fd) || chroot(".") || chdir("/")))
 			_exit(errno);
 		if (dir && chdir(dir))
 			_exit(errno);
@@ -111,4 +139,9 @@ int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), v
 		log_said_by_helper();
 	close(said[0]);
 	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
+}
+
+int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), void *arg)
+{
+	return path_run_in_root(ctx->tree_root_fd, dir, fn, arg);
 }

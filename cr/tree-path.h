@@ -25,6 +25,10 @@ int tree_open(const struct run_ctx *ctx, const char *path, int flags, mode_t mod
 int tree_stat(const struct run_ctx *ctx, const char *path, struct stat *st, int flags);
 /* unlink(2) of path as the tree sees it, if it is still the file *was (dev and inode); -errno. */
 int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *was);
+/* rmdir(2) of path as the tree sees it, if it is still the directory *was; -errno. */
+int tree_rmdir(const struct run_ctx *ctx, const char *path, const struct stat *was);
+/* mkdir(2) of an absolute path as the tree sees it (its parent there); *made: the new directory. */
+int tree_mkdir(const struct run_ctx *ctx, const char *path, mode_t mode, struct stat *made);
 
 /*
  * Runs fn(arg) in a child process whose root is the tree's and whose working directory is
@@ -35,5 +39,7 @@ int tree_unlink(const struct run_ctx *ctx, const char *path, const struct stat *
  * said here).
  */
 int tree_run(const struct run_ctx *ctx, const char *dir, int (*fn)(void *arg), void *arg);
+/* The same with root_fd as the child's root (root_fd < 0: the caller's own). */
+int path_run_in_root(int root_fd, const char *dir, int (*fn)(void *arg), void *arg);
 
 #endif

@@ -148,7 +148,8 @@ static int connect_client(const struct unix_state *st, const FdEntry *l, const U
 
 	if (s < 0)
 		return -errno;
-	if (!(err = unix_connect_name(st->ctx, s, l->sock_name.data, l->sock_name.len, l->sock_dir)))
+	if (!(err = unix_connect_name(st->ctx, s, l->sock_name.data, l->sock_name.len, l->sock_dir,
+					   unix_held_scratch(st, l->sock_ino), NULL)))
 		err = unix_apply_shutdown(s, u->client_shutdown);
 	if (err)
 		close(s);

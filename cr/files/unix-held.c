@@ -100,7 +100,7 @@ int unix_hold(struct unix_state *st, uint64_t ino, uint64_t pair_id, int fd, con
 		return -ENOMEM;
 	}
 	st->made = more;
-	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, { NULL, 0, 0 } };
+	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, { 0 } };
 	return 0;
 }
 
@@ -162,25 +162,47 @@ int unix_held_by_name(const struct unix_state *st, int type, const struct sockad
 	return -1;
 }
 
+/* The directories made for f, moved to the ones removed after every file (if memory allows). */
+static void dirs_later(struct unix_state *st, struct unix_file *f)
+{
+	struct unix_file *later = &st->dirs_later;
+	struct made_dir *d;
+
+	if (!f->n_dirs || !(d = realloc(later->dirs, (later->n_dirs + f->n_dirs) * sizeof(*d))))
+		return; /* (else kept with the file: removed with it, if empty then) */
+	later->dirs = d;
+	memcpy(d + later->n_dirs, f->dirs, f->n_dirs * sizeof(*d));
+	later->n_dirs += f->n_dirs;
+	free(f->dirs);
+	f->dirs = NULL;
+	f->n_dirs = 0;
+}
+
 void unix_held_unlink_later(struct unix_state *st, uint64_t ino, struct unix_file *f)
 {
-	for (size_t i = 0; f->path && i < st->nr_made; i++) {
-		if (st->made[i].ino == ino && !st->made[i].unlink_later.path) {
+	for (size_t i = 0; (f->path || f->scratch) && i < st->nr_made; i++) {
+		if (st->made[i].ino == ino && !st->made[i].unlink_later.path && !st->made[i].unlink_later.scratch) {
+			dirs_later(st, f);
 			st->made[i].unlink_later = *f;
-			f->path = NULL;
+			*f = (struct unix_file){ 0 };
 			return;
 		}
 	}
-	free(f->path);
-	f->path = NULL;
+	unix_file_remove(st->ctx, f);
 }
 
-const char *unix_held_file(const struct unix_state *st, uint64_t ino)
+const struct unix_file *unix_held_file(const struct unix_state *st, uint64_t ino)
 {
 	for (size_t i = 0; ino && i < st->nr_made; i++)
 		if (st->made[i].ino == ino)
-			return st->made[i].unlink_later.path;
+			return &st->made[i].unlink_later;
 	return NULL;
+}
+
+const char *unix_held_scratch(const struct unix_state *st, uint64_t ino)
+{
+	const struct unix_file *f = unix_held_file(st, ino);
+	return f ? f->scratch : NULL;
 }
 
 void unix_close_held(struct unix_state *st)
@@ -190,4 +212,5 @@ void unix_close_held(struct unix_state *st)
 		close(st->made[i].fd);
 	}
 	st->nr_made = 0;
+	unix_file_remove(st->ctx, &st->dirs_later); /* empty now: made for the files just removed */
 }

@@ -101,6 +101,10 @@ int unix_dump_bound(struct unix_state *ud, struct dump_task *t, const struct fd_
 	if ((err = set_own_name(t, p, e, ui)))
 		return err;
 	if (ui->state == TCP_LISTEN_STATE) {
+		struct unix_cred c;
+		auto_close int s = task_fd_copy(t->pid, p->fd);
+		if (s >= 0 && unix_cred_read(t->ctx, s, &c))
+			unix_listener_cred_set(e, &c);
 		e->has_sock_backlog = true;
 		e->sock_backlog = ui->wqueue;
 		return ui->rqueue && (err = unix_dump_listener_queue(ud, t, p, e, ui)) ? err : 1;
@@ -255,7 +259,8 @@ static int connect_peer(const struct unix_state *st, int s, uint64_t peer)
 	for (size_t i = 0; i < st->nr_bound; i++)
 		if (st->bound[i]->sock_ino == peer && st->bound[i]->sock_name.len)
 			return unix_connect_name(st->ctx, s, st->bound[i]->sock_name.data,
-						 st->bound[i]->sock_name.len, st->bound[i]->sock_dir);
+						 st->bound[i]->sock_name.len, st->bound[i]->sock_dir,
+						 unix_held_scratch(st, peer), NULL);
 	int fd = unix_held_fd(st, peer);
 	if (fd < 0)
 		return -ENOENT;
@@ -263,13 +268,14 @@ static int connect_peer(const struct unix_state *st, int s, uint64_t peer)
 		return -errno;
 	if (len <= offsetof(struct sockaddr_un, sun_path))
 		return -ENOENT;
-	return unix_connect_name(st->ctx, s, sa.sun_path, len - offsetof(struct sockaddr_un, sun_path), NULL);
+	return unix_connect_name(st->ctx, s, sa.sun_path, len - offsetof(struct sockaddr_un, sun_path), NULL,
+				 unix_held_scratch(st, peer), NULL);
 }
 
 /* A bound socket, or (second round) a one-way datagram socket connected to its peer. */
 int unix_make_bound(struct unix_state *st, const FdEntry *e)
 {
-	struct unix_file made = { NULL, 0, 0 };
+	struct unix_file made = { 0 };
 	char name[UNIX_NAME_MAX + 1];
 	unsigned logged = log_errors();
 	int err = 0, s = e->sock_name.len ? unix_bind_saved(st->ctx, e, &made) : unix_fresh_socket(e);

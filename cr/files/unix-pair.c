@@ -26,7 +26,20 @@
 #include "unix.h"
 #include "util.h"
 
-/* One end's state: shutdown, name, queue read at collect (root: the tree's root process). */
+/* The end's peer credentials, read on a copy of the socket (held, or carried in flight). */
+static void fill_end_cred(struct unix_state *ud, UnixEnd *end, const struct unix_queue *q)
+{
+	struct unix_cred c;
+	int s = q->pid ? task_fd_copy(q->pid, q->fd)
+		       : q->fd >= 0 && (size_t)q->fd < ud->nr_carried ? ud->carried[q->fd].fd : -1;
+
+	if (s >= 0 && unix_cred_read(ud->ctx, s, &c))
+		unix_end_cred_set(end, &c);
+	if (q->pid && s >= 0)
+		close(s);
+}
+
+/* One end's state: shutdown, name, peer credentials, queue read at collect (root: the tree's root process). */
 static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const struct unix_info *ui,
 		    int type, pid_t root)
 {
@@ -52,6 +65,7 @@ static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const str
 			return err;
 		end->has_name_file_gone = end->name_file_gone = gone;
 	}
+	fill_end_cred(ud, end, q);
 	end->messages = q->msgs;
 	end->n_messages = q->n;
 	end->has_reset = q->reset;
@@ -130,22 +144,42 @@ bool unix_pairs_valid(const SocketTable *tab, size_t n_carried)
 }
 
 /* The accepted end again: a client (bound to its own name, if any) connects, the listener accepts. */
-static int accept_again(const struct unix_state *st, int listener, const FdEntry *l,
+static int accept_again(const struct unix_state *st, int listener, const FdEntry *l, const UnixEnd *accepted,
 			const UnixEnd *client, int end[2], struct unix_file *made)
 {
+	struct unix_cred as, client_cred, own;
 	int err = 0;
 
 	end[0] = end[1] = -1;
+	/* the client's peer credentials are its listener's at connect: those of a listen() again */
+	if (unix_end_cred(client, &client_cred) &&
+	    (err = unix_listen_as(st->ctx, listener, l->sock_backlog, &client_cred)))
+		return err;
 	if ((end[1] = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	if (client->has_name)
 		err = unix_bind_name(st->ctx, end[1], client->name.data, client->name.len,
 				     client->name_file_gone, client->name_dir, made);
 	if (!err)
-		err = unix_connect_name(st->ctx, end[1], l->sock_name.data, l->sock_name.len, l->sock_dir);
+		err = unix_connect_name(st->ctx, end[1], l->sock_name.data, l->sock_name.len, l->sock_dir,
+					unix_held_scratch(st, l->sock_ino), unix_end_cred(accepted, &as));
 	if (!err && (end[0] = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) < 0)
 		err = -errno;
+	if (!err && client->has_peer_pid) /* the listener's own again */
+		err = unix_listen_as(st->ctx, listener, l->sock_backlog, unix_listener_cred(l, &own));
 	return err;
+}
+
+struct by_socketpair {
+	int type;
+	int end[2];
+};
+
+static int socketpair_here(void *arg)
+{
+	struct by_socketpair *sp = arg;
+
+	return socketpair(AF_UNIX, sp->type | SOCK_CLOEXEC, 0, sp->end) ? -errno : 0;
 }
 
 /* A pair by socketpair(), each end bound to its name. */
@@ -153,12 +187,18 @@ static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[
 {
 	const UnixEnd *ends[2] = { u->a, u->b };
 	char name[UNIX_NAME_MAX + 2];
-	int err = 0;
+	struct unix_cred as;
+	struct by_socketpair sp = { u->type, { -1, -1 } };
+	int err;
 
-	if (socketpair(AF_UNIX, u->type | SOCK_CLOEXEC, 0, end)) {
+	/* socketpair() gives both ends its caller's credentials: those of one end, both if the same */
+	if ((err = unix_end_cred(u->a, &as) ? unix_run_as(st->ctx, &as, -1, NULL, socketpair_here, &sp, sizeof(sp))
+					     : socketpair_here(&sp))) {
 		end[0] = end[1] = -1;
-		return -errno;
+		return err;
 	}
+	end[0] = sp.end[0];
+	end[1] = sp.end[1];
 	for (int i = 0; i < 2 && !err; i++) {
 		if (!ends[i]->has_name)
 			continue;
@@ -178,7 +218,7 @@ static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[
 static int make_pair(struct unix_state *st, const UnixPair *u)
 {
 	const FdEntry *l = NULL;
-	struct unix_file made[2] = { { NULL, 0, 0 }, { NULL, 0, 0 } };
+	struct unix_file made[2] = { { 0 }, { 0 } };
 	int end[2], err, ls = -1;
 	bool b_accepted = false;
 
@@ -191,10 +231,10 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 	if (ls < 0) {
 		err = pair_by_name(st, u, end, made);
 	} else if (!b_accepted) {
-		err = accept_again(st, ls, l, u->b, end, &made[1]);
+		err = accept_again(st, ls, l, u->a, u->b, end, &made[1]);
 	} else {
 		int swapped[2];
-		err = accept_again(st, ls, l, u->a, swapped, &made[0]);
+		err = accept_again(st, ls, l, u->b, u->a, swapped, &made[0]);
 		end[0] = swapped[1];
 		end[1] = swapped[0];
 	}

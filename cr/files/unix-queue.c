@@ -453,12 +453,6 @@ int unix_queue_send_named(const struct unix_state *st, const FdEntry *e, int net
 	struct named_receiver r = { st, e, net_ns };
 	const char *name = (const char *)e->sock_name.data;
 
-	if (e->sock_file_gone && e->sock_name.len && name[0] && !unix_held_file(st, e->sock_ino)) {
-		char shown[UNIX_NAME_MAX + 2];
-		pr_err("restore: unix socket %s, whose file was removed, could be bound only where no "
-		       "datagram reaches it (another file has its path): %zu datagrams cannot be put back",
-		       unix_name(name, e->sock_name.len, shown, sizeof(shown)), e->n_sock_messages);
-		return -EADDRINUSE;
-	}
-	return tree_run(st->ctx, name[0] == '/' ? NULL : e->sock_dir, send_named_here, &r);
+	return unix_run_at(st->ctx, unix_held_scratch(st, e->sock_ino), name[0] == '/' ? NULL : e->sock_dir,
+			   send_named_here, &r);
 }

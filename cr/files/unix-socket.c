@@ -10,10 +10,12 @@
  * by exactly the path it was given, so the path cannot be rewritten to reach the tree's root
  * from stasis's, and a name near sun_path's length would not fit with a prefix anyway. A
  * relative name is bound again in the directory its file was found in (the holder's working
- * directory); a name whose file was removed since is bound at its path and the file removed
- * once restore is done with it (senders address it), or, if another file took its place, bound
- * inside a scratch root in a child process (chroot) that is removed at once: either way the
- * socket has its name and no file has. An abstract name is bound in stasis itself, in the
+ * directory); a name whose file was removed since is bound at its path (its directories made
+ * again too if they were removed) and what was made removed once restore is done with it
+ * (senders and one-way clients address it), or, if another file took its place (or another
+ * socket of the tree bound the same name first), bound inside a scratch root of stasis's in a
+ * child process (chroot), where restore reaches it by the name until it removes that root:
+ * either way the socket has its name and no file is left. An abstract name is bound in stasis itself, in the
  * tree's network namespace where it lives.
  */
 #include <errno.h>
@@ -127,35 +129,6 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	return type == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-/* Binds in a scratch root (chroot), with the name's directories: the name without a file. */
-static int bind_in_scratch(int s, struct sockaddr_un *sa, socklen_t len)
-{
-	char root[] = "/tmp/stasis-unix-XXXXXX";
-	int status = 0, err = 0;
-
-	if (!mkdtemp(root))
-		return -errno;
-	fflush(NULL);
-	pid_t child = fork();
-	if (child == 0) {
-		if (chroot(root) || chdir("/"))
-			_exit(errno);
-		for (char *slash = strchr(sa->sun_path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-			*slash = 0;
-			if (mkdir(sa->sun_path, 0700) && errno != EEXIST)
-				_exit(errno);
-			*slash = '/';
-		}
-		_exit(bind(s, (struct sockaddr *)sa, len) ? errno : 0);
-	}
-	if (child < 0 || waitpid(child, &status, 0) != child)
-		err = -errno;
-	else if (!WIFEXITED(status) || WEXITSTATUS(status))
-		err = WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
-	nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return err;
-}
-
 /* A bind or connect of a unix socket to a path, in tree_run's child. */
 struct by_path {
 	int s;
@@ -180,6 +153,99 @@ static int connect_here(void *arg)
 	return connect(b->s, (struct sockaddr *)&b->sa, b->len) ? -errno : 0;
 }
 
+/* In a scratch root's child: the name's directories made, then the bind. */
+static int bind_with_dirs(void *arg)
+{
+	struct by_path *b = arg;
+	char *path = b->sa.sun_path;
+
+	for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = 0;
+		int err = mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
+		*slash = '/';
+		if (err)
+			return err;
+	}
+	return bind_here(b);
+}
+
+int unix_run_at(const struct run_ctx *ctx, const char *scratch, const char *dir, int (*fn)(void *arg),
+		void *arg)
+{
+	if (!scratch)
+		return tree_run(ctx, dir, fn, arg);
+	auto_close int root = open(scratch, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return root < 0 ? -errno : path_run_in_root(root, NULL, fn, arg);
+}
+
+/*
+ * Binds in a scratch root of stasis's (chroot), with the name's directories: the name, with its
+ * file where only restore reaches it (made->scratch, removed with made).
+ */
+static int bind_in_scratch(struct by_path *b, struct unix_file *made)
+{
+	char root[] = "/tmp/stasis-unix-XXXXXX";
+
+	if (!mkdtemp(root))
+		return -errno;
+	if (!(made->scratch = xstrdup(root))) {
+		rmdir(root);
+		return -ENOMEM;
+	}
+	return unix_run_at(NULL, made->scratch, NULL, bind_with_dirs, b);
+}
+
+/*
+ * The directories of made->path that are gone (a path bound in a directory removed since),
+ * made again, outermost first, each noted in made->dirs before the next is made.
+ */
+static int make_gone_dirs(const struct run_ctx *ctx, struct unix_file *made)
+{
+	char *path = made->path;
+	struct stat st;
+	int err = 0;
+
+	for (char *slash = strchr(path + 1, '/'); slash && !err; slash = strchr(slash + 1, '/')) {
+		*slash = 0;
+		if (tree_stat(ctx, path, &st, 0) == -ENOENT) {
+			struct made_dir *d = realloc(made->dirs, (made->n_dirs + 1) * sizeof(*d));
+			if (d)
+				made->dirs = d;
+			if (!d || !(d[made->n_dirs].path = xstrdup(path))) {
+				err = -ENOMEM;
+			} else if ((err = tree_mkdir(ctx, path, 0700, &st))) {
+				free(d[made->n_dirs].path);
+			} else {
+				d[made->n_dirs].dev = st.st_dev;
+				d[made->n_dirs++].ino = st.st_ino;
+			}
+		}
+		*slash = '/';
+	}
+	return err;
+}
+
+/*
+ * An abstract name may still be held by a socket of the dumped tree (killed after the dump)
+ * that its sockets carried in flight among themselves: a loop the kernel frees only when its
+ * garbage collector runs, asynchronously, after some unix socket is closed. Such a name is
+ * tried again for a while, a socket closed before each try; a name a live socket holds stays
+ * taken (-EADDRINUSE).
+ */
+static int bind_abstract(int s, const struct sockaddr_un *sa, socklen_t len)
+{
+	for (int tries = 50;; tries--) {
+		if (!bind(s, (const struct sockaddr *)sa, len))
+			return 0;
+		if (errno != EADDRINUSE || !tries)
+			return -errno;
+		int kick = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (kick >= 0)
+			close(kick);
+		usleep(10000);
+	}
+}
+
 int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t len, bool gone,
 		   const char *dir, struct unix_file *made)
 {
@@ -187,20 +253,23 @@ int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t le
 	struct stat st;
 	int err;
 
-	made->path = NULL;
+	*made = (struct unix_file){ 0 };
 	if (unix_addr(name, len, &b.sa, &b.len))
 		return -EINVAL;
 	if (!b.sa.sun_path[0]) /* abstract: in the network namespace the socket was made in */
-		return bind(s, (struct sockaddr *)&b.sa, b.len) ? -errno : 0;
+		return bind_abstract(s, &b.sa, b.len);
 	if (!gone)
 		return tree_run(ctx, dir, bind_here, &b);
 	if (b.sa.sun_path[0] != '/' || tree_stat(ctx, b.sa.sun_path, &st, AT_SYMLINK_NOFOLLOW) != -ENOENT)
-		return bind_in_scratch(s, &b.sa, b.len); /* another file took its path */
+	{
+		if ((err = bind_in_scratch(&b, made))) /* another file took its path */
+			unix_file_remove(ctx, made);
+		return err;
+	}
 	if (!(made->path = xstrdup(b.sa.sun_path))) /* noted before the file is made */
 		return -ENOMEM;
-	if ((err = tree_run(ctx, NULL, bind_here, &b))) {
-		free(made->path);
-		made->path = NULL;
+	if ((err = make_gone_dirs(ctx, made)) || (err = tree_run(ctx, NULL, bind_here, &b))) {
+		unix_file_remove(ctx, made); /* no file made yet: only the directories go */
 		return err;
 	}
 	if (tree_stat(ctx, made->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -210,15 +279,34 @@ int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t le
 	return 0;
 }
 
-int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir)
+int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir,
+		      const char *scratch, const struct unix_cred *as)
 {
 	struct by_path c = { .s = s };
 
 	if (unix_addr(name, len, &c.sa, &c.len))
 		return -EINVAL;
+	if (as) {
+		bool abstract = !c.sa.sun_path[0];
+		auto_close int root = abstract || !scratch ? -1 : open(scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (!abstract && scratch && root < 0)
+			return -errno;
+		return unix_run_as(ctx, as, abstract ? -1 : scratch ? root : ctx->tree_root_fd,
+				   abstract || scratch ? NULL : dir, connect_here, &c, sizeof(c));
+	}
 	if (!c.sa.sun_path[0])
 		return connect(s, (struct sockaddr *)&c.sa, c.len) ? -errno : 0;
-	return tree_run(ctx, dir, connect_here, &c);
+	return unix_run_at(ctx, scratch, dir, connect_here, &c);
+}
+
+void unix_file_forget(struct unix_file *f)
+{
+	for (size_t i = 0; i < f->n_dirs; i++)
+		free(f->dirs[i].path);
+	free(f->dirs);
+	free(f->path);
+	free(f->scratch);
+	*f = (struct unix_file){ 0 };
 }
 
 void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f)
@@ -227,8 +315,13 @@ void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f)
 
 	if (f->path)
 		tree_unlink(ctx, f->path, &was);
-	free(f->path);
-	f->path = NULL;
+	for (size_t i = f->n_dirs; i-- > 0;) {
+		struct stat dir = { .st_dev = f->dirs[i].dev, .st_ino = f->dirs[i].ino };
+		tree_rmdir(ctx, f->dirs[i].path, &dir);
+	}
+	if (f->scratch)
+		nftw(f->scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unix_file_forget(f);
 }
 
 static int saved_socket(const FdEntry *e)
@@ -272,13 +365,15 @@ static int set_file_attrs(const struct run_ctx *ctx, const FdEntry *e)
 int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made)
 {
 	int s = saved_socket(e), err;
+	struct unix_cred as;
 
-	made->path = NULL;
+	*made = (struct unix_file){ 0 };
 	if (s < 0)
 		return s;
 	if ((err = unix_bind_name(ctx, s, e->sock_name.data, e->sock_name.len, e->sock_file_gone,
 				  e->sock_dir, made)) ||
-	    (err = set_file_attrs(ctx, e)) || (e->has_sock_backlog && listen(s, e->sock_backlog) && (err = -errno))) {
+	    (err = set_file_attrs(ctx, e)) || (e->has_sock_backlog &&
+	     (err = unix_listen_as(ctx, s, e->sock_backlog, unix_listener_cred(e, &as))))) {
 		unix_file_remove(ctx, made);
 		close(s);
 		return err;
@@ -292,7 +387,7 @@ int unix_connect_saved(const struct run_ctx *ctx, const FdEntry *e)
 
 	if ((s = saved_socket(e)) < 0)
 		return s;
-	if ((err = unix_connect_name(ctx, s, e->sock_name.data, e->sock_name.len, NULL))) {
+	if ((err = unix_connect_name(ctx, s, e->sock_name.data, e->sock_name.len, NULL, NULL, NULL))) {
 		close(s);
 		return err;
 	}

@@ -9,6 +9,7 @@
  *   unix-inflight.c files carried by waiting messages (SCM_RIGHTS)
  *   unix-held.c     which sockets are held: by the tree at dump, by stasis at restore
  *   unix-socket.c   one socket made again: type, options, name, shutdown
+ *   unix-cred.c     peer credentials (SO_PEERCRED): read, and made again by who connects
  *   unix-diag.c     the kernel's view (NETLINK_SOCK_DIAG)
  */
 #ifndef STASIS_FILES_UNIX_H
@@ -56,6 +57,13 @@ struct unix_file {
 	char *path;     /* as the tree sees it; NULL: none */
 	dev_t dev;      /* removed only if it is still this file */
 	ino_t ino;
+	struct made_dir { /* directories of the path that were gone too, made for it, outermost first */
+		char *path;
+		dev_t dev; /* removed only if it is still this directory (and empty) */
+		ino_t ino;
+	} *dirs;
+	size_t n_dirs;
+	char *scratch;  /* or: the scratch root (stasis's) the name was bound in, its file there */
 };
 
 /* Restore: a socket stasis made before the tree; every new process inherits it. */
@@ -92,6 +100,8 @@ struct unix_state {
 	size_t nr_bound;
 	struct held_socket *made;
 	size_t nr_made;
+	struct unix_file dirs_later; /* restore: the directories made for held sockets' files, in the
+					order made; removed (if empty) after every file */
 	bool filled; /* restore: queues filled once every process existed; stasis let go */
 };
 
@@ -124,6 +134,31 @@ int unix_find_listener(uint64_t client, uint64_t *listener);
 /* A socket name for messages: a path, or an abstract name shown with a leading '@'. */
 const char *unix_name(const char *name, size_t name_len, char *buf, size_t len);
 
+/* ---- cr/files/unix-cred.c ---- */
+
+/* Peer credentials: pid (as the tree's PID namespace numbers it), euid, egid. */
+struct unix_cred {
+	uint32_t pid, uid, gid;
+};
+
+/* Dump: socket s's SO_PEERCRED (pid 0: not known to the tree's namespace); false if it has none. */
+bool unix_cred_read(const struct run_ctx *ctx, int s, struct unix_cred *c);
+void unix_end_cred_set(UnixEnd *end, const struct unix_cred *c);
+/* Restore: the end's saved peer credentials in *c (returned), or NULL if none were saved. */
+const struct unix_cred *unix_end_cred(const UnixEnd *end, struct unix_cred *c);
+void unix_listener_cred_set(FdEntry *e, const struct unix_cred *c);
+/* Restore: the listener's saved credentials (of its listen()) in *c (returned), or NULL. */
+const struct unix_cred *unix_listener_cred(const FdEntry *e, struct unix_cred *c);
+/* listen(2) on s by a process with as's credentials (NULL: stasis): its and its clients' peer's. */
+int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct unix_cred *as);
+/*
+ * Restore: fn(arg) run by a helper process with as's pid, euid and egid (the kernel takes a
+ * connection's peer credentials from its caller), sharing stasis's file table, with root_fd as
+ * its root (-1: stasis's) and dir as working directory; arg (arg_size bytes) is copied back.
+ */
+int unix_run_as(const struct run_ctx *ctx, const struct unix_cred *as, int root_fd, const char *dir,
+		int (*fn)(void *arg), void *arg, size_t arg_size);
+
 /* ---- cr/files/unix-socket.c ---- */
 
 /* SO_TYPE and SO_PASSCRED, read on a copy of the task's fd. */
@@ -142,15 +177,28 @@ int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **di
 /*
  * Binds s to a saved name as the tree sees it (ctx's tree root): a path in dir (relative
  * names); a stale socket file at a path is replaced. gone: the name is kept, its file is not:
- * *made is a file made at its path for restore to remove once done, or none (path NULL) if it
- * was bound in a scratch root.
+ * *made is a file made at its path for restore to remove once done, or, if another file took
+ * that path, a scratch root the name was bound in (made->scratch), removed with it. Directories of its path that were gone are made for it too
+ * (made->dirs), and removed with the file; a failed bind leaves nothing made.
  */
 int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t len, bool gone,
 		   const char *dir, struct unix_file *made);
-/* Connects s to a name as the tree sees it (a relative name: in dir). */
-int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir);
-/* Removes the file made for a name, if it is still that file, and forgets it. */
+/*
+ * Runs fn(arg) in a child whose root is scratch (a scratch root a name was bound in), or else
+ * the tree's with dir as working directory (tree_run): where a socket's name reaches it.
+ */
+int unix_run_at(const struct run_ctx *ctx, const char *scratch, const char *dir, int (*fn)(void *arg),
+		void *arg);
+/*
+ * Connects s to a name as the tree sees it (a relative name: in dir), or in scratch (unix_run_at);
+ * as: by a process with these credentials (unix_run_as), the accepted socket's peer's.
+ */
+int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir,
+		      const char *scratch, const struct unix_cred *as);
+/* Removes the file made for a name, if it is still that file, then its directories made, and forgets them. */
 void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f);
+/* Forgets the file made for a name (and its directories) without removing them. */
+void unix_file_forget(struct unix_file *f);
 /* A socket of the entry's type, flags and SO_PASSCRED, bound to its name (listening if it was). */
 int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made);
 /* A socket of the entry's type connected to sock_name. */
@@ -180,8 +228,10 @@ int unix_held_listener(const struct unix_state *st, int type, const void *name, 
 void unix_held_drop(struct unix_state *st, int fd);
 /* The held socket's file to remove when stasis lets go of it (*f is taken). */
 void unix_held_unlink_later(struct unix_state *st, uint64_t ino, struct unix_file *f);
-/* That file, if any: a name whose file was gone is reachable by path only through it. */
-const char *unix_held_file(const struct unix_state *st, uint64_t ino);
+/* That file (or scratch root), if the socket is held: a name whose file was gone is reachable only there. */
+const struct unix_file *unix_held_file(const struct unix_state *st, uint64_t ino);
+/* Its scratch root, if it was bound in one (NULL: its name reaches it in the tree's root). */
+const char *unix_held_scratch(const struct unix_state *st, uint64_t ino);
 int unix_held_fd(const struct unix_state *st, uint64_t ino);
 /* A held socket of the type bound to the address (getsockname), or -1. */
 int unix_held_by_name(const struct unix_state *st, int type, const struct sockaddr_un *sa,
