@@ -128,6 +128,8 @@ static int add_mapping(struct pid_ns_state *st, pid_t host, uint32_t vpid)
 }
 
 /* In a child of a helper that joined the tree's PID namespace: each member's group there. */
+#define ASK_SESSION (1u << 31) /* in an id asked for: the session of that pid, not its group */
+
 static int ask_groups_in_ns(void *buf, size_t len)
 {
 	uint32_t *ids = buf;
@@ -138,8 +140,9 @@ static int ask_groups_in_ns(void *buf, size_t len)
 	pid_t child = fork();
 	if (child == 0) {
 		for (size_t i = 0; i < len / sizeof(*ids); i++) {
-			pid_t pgid = getpgid(ids[i]);
-			ids[i] = pgid > 0 ? pgid : 0;
+			pid_t pid = ids[i] & ~ASK_SESSION;
+			pid_t id = ids[i] & ASK_SESSION ? getsid(pid) : getpgid(pid);
+			ids[i] = id > 0 ? id : 0;
 		}
 		_exit(write_all(p[1], ids, len) ? 1 : 0);
 	}
@@ -152,8 +155,9 @@ static int ask_groups_in_ns(void *buf, size_t len)
 }
 
 /*
- * Groups whose leader has exited (pstree's helper entries, each before its first member):
- * their id in the namespace is the group of that member as a process there sees it.
+ * Sessions and groups whose leader has exited (pstree's helper entries, each before its first
+ * member): their id in the namespace is that member's session or group as a process there
+ * sees it.
  */
 static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 {
@@ -168,9 +172,16 @@ static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr, pid_t roo
 	auto_free uint32_t *ids = xzalloc(n * sizeof(*ids));
 	if (!ids)
 		return -ENOMEM;
-	for (size_t i = 0, k = 0; i + 1 < tr->nr_entries; i++)
-		if (tr->entries[i]->group_helper)
-			ids[k++] = pid_ns_vpid(ctx, tr->entries[i + 1]->pid);
+	for (size_t i = 0, k = 0; i + 1 < tr->nr_entries; i++) {
+		const TreeEntry *h = tr->entries[i], *m;
+		size_t next = i + 1;
+		if (!h->group_helper)
+			continue;
+		while (next + 1 < tr->nr_entries && tr->entries[next]->group_helper)
+			next++; /* a session's helper, then its group's, then their member */
+		m = tr->entries[next];
+		ids[k++] = pid_ns_vpid(ctx, m->pid) | (h->pid == m->sid ? ASK_SESSION : 0);
+	}
 	if ((err = ns_helper_run(root, CLONE_NEWPID, ask_groups_in_ns, ids, n * sizeof(*ids))))
 		return err;
 	for (size_t i = 0, k = 0; i + 1 < tr->nr_entries; i++) {

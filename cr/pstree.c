@@ -1,9 +1,10 @@
 /*
  * The process tree. Dump: from the root, freeze each process and its threads, read the
  * children of every thread, and repeat until no process is missing; zombies are recorded
- * with their exit status. Restore: each process creates its own children with their old
- * pids (clone3 + set_tid), after taking its session and process group, and creates its
- * zombies as children that exit at once with the saved status.
+ * with their exit status. Restore: each process forks what cr/tree-plan.c says it forks (its
+ * children, or its parent's through CLONE_PARENT) with their old pids (clone3 + set_tid),
+ * before and after taking its session and process group; zombies and the helpers standing in
+ * for exited session or group leaders are made the same way, then die.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include "regs.h"
 #include "restorer/restorer.h"
 #include "threads.h"
+#include "tree-plan.h"
 #include "files/files.h"
 #include "util.h"
 
@@ -178,38 +180,60 @@ static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx
 }
 
 /*
- * A process group whose leader has exited lives on in its members. For each such group an
- * entry stands for the leader, placed before the first member, under that member's parent.
+ * A session or process group whose leader has exited lives on in its members. For each such
+ * session, then group, an entry stands for the leader, placed before the first member, under
+ * that member's parent (restore forks it there, as a helper that leads it for a moment).
  */
+static int add_helper(struct dump_tree *tr, size_t i, uint32_t id)
+{
+	TreeEntry *m = tr->entries[i], *h, **more;
+
+	if (!(h = xzalloc(sizeof(*h))))
+		return -ENOMEM;
+	tree_entry__init(h);
+	h->pid = h->pgid = id;
+	h->ppid = m->ppid;
+	h->sid = m->sid;
+	h->has_group_helper = true;
+	h->group_helper = true;
+	if (!(more = xreallocarray(tr->entries, tr->nr_entries + 1, sizeof(*more)))) {
+		free(h);
+		return -ENOMEM;
+	}
+	tr->entries = more;
+	memmove(&tr->entries[i + 1], &tr->entries[i], (tr->nr_entries - i) * sizeof(*tr->entries));
+	tr->entries[i] = h;
+	tr->nr_entries++;
+	pr_debug("dump: %s %u has lost its leader; its members are restored in it",
+		 h->sid == id ? "session" : "group", id);
+	return 0;
+}
+
 static int add_group_helpers(struct dump_tree *tr)
 {
+	uint32_t root_sid = tr->entries[0]->sid;
+
 	for (size_t i = 1; i < tr->nr_entries; i++) {
 		TreeEntry *m = tr->entries[i];
+		uint32_t ids[2] = { m->sid, m->pgid };
 		char path[32];
+		int err;
 
-		if (m->pgid == m->pid || m->group_helper || find_entry(tr->entries, tr->nr_entries, m->pgid))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%u", m->pgid);
-		if (access(path, F_OK) == 0)
-			continue; /* the leader lives outside the tree: members take the caller's group */
-		TreeEntry *h = xzalloc(sizeof(*h)), **more;
-		if (!h)
-			return -ENOMEM;
-		tree_entry__init(h);
-		h->pid = h->pgid = m->pgid;
-		h->ppid = m->ppid;
-		h->sid = m->sid;
-		h->has_group_helper = true;
-		h->group_helper = true;
-		if (!(more = xreallocarray(tr->entries, tr->nr_entries + 1, sizeof(*more)))) {
-			free(h);
-			return -ENOMEM;
+		for (size_t k = 0; k < 2 && !m->group_helper; k++) {
+			if (ids[k] == m->pid || find_entry(tr->entries, tr->nr_entries, ids[k]))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%u", ids[k]);
+			if (access(path, F_OK) == 0) {
+				if (k == 1 || ids[k] == root_sid)
+					continue; /* the leader lives outside the tree: members take the caller's */
+				pr_err("dump pid %u: its session %u is led by process %u outside the tree; a "
+				       "restore could not make it again (dump the tree from that leader)",
+				       m->pid, ids[k], ids[k]);
+				return -EINVAL;
+			}
+			if ((err = add_helper(tr, i++, ids[k])))
+				return err;
 		}
-		tr->entries = more;
-		memmove(&tr->entries[i + 1], &tr->entries[i], (tr->nr_entries - i) * sizeof(*tr->entries));
-		tr->entries[i] = h;
-		tr->nr_entries++;
-		pr_debug("dump: group %u has lost its leader; its members are restored in it", h->pid);
 	}
 	return 0;
 }
@@ -403,7 +427,60 @@ int pstree_validate(struct restore_tree *rt)
 			return -EINVAL;
 		}
 	}
+	return tree_plan_make(rt);
+}
+
+#define JOIN_WAIT_NS 5000000000ull
+
+/*
+ * Joins process group pgid of its session. With wait, for up to 5 s while the group does not
+ * exist yet: its leader (or a member) is made by another branch of the tree.
+ */
+static int join_group(uint32_t pgid, bool wait)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
+
+	if (pgid == (uint32_t)getpgrp())
+		return 0;
+	while (setpgid(0, pgid)) {
+		if (errno != EPERM || !wait || now_ns(CLOCK_MONOTONIC) >= deadline)
+			return -errno;
+		usleep(500);
+	}
 	return 0;
+}
+
+/* Does some other process of the tree belong to group pid? */
+static bool has_members(const Inventory *inv, uint32_t pid)
+{
+	for (size_t i = 0; i < inv->n_tree; i++)
+		if (inv->tree[i]->pgid == pid && inv->tree[i]->pid != pid)
+			return true;
+	return false;
+}
+
+static bool in_group(pid_t pid, pid_t pgid)
+{
+	return getpgid(pid) == pgid;
+}
+
+/*
+ * Waits (5 s at most) until every process forked by creator (0: none) exists and every member
+ * of group pgid (0: none) has joined it.
+ */
+static void wait_made_and_joined(const struct restore_tree *rt, uint32_t creator, uint32_t pgid)
+{
+	const Inventory *inv = rt->inv;
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		const TreeEntry *m = inv->tree[i];
+		bool made = creator && rt->plan[i].creator == creator && m->pid != creator;
+		bool member = pgid && m->pgid == pgid && m->pid != pgid;
+		while (((made && getpgid(m->pid) < 0) || (member && !in_group(m->pid, pgid))) &&
+		       now_ns(CLOCK_MONOTONIC) < deadline)
+			usleep(200);
+	}
 }
 
 static void die_like(const TreeEntry *e)
@@ -412,8 +489,6 @@ static void die_like(const TreeEntry *e)
 
 	if (e->comm)
 		prctl(PR_SET_NAME, e->comm, 0, 0, 0);
-	if (e->pgid != (uint32_t)getpgrp())
-		setpgid(0, e->pgid == e->pid ? 0 : e->pgid);
 	if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
 		sigset_t one;
@@ -438,63 +513,124 @@ static void drain_sigchld(void)
 		;
 }
 
-/* A group helper: leads its group until its parent has seen every member join, then dies. */
-static __attribute__((noreturn)) void hold_group(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* nor outlives its parent */
-	if (getppid() != parent)
-		_exit(0);
-	setpgid(0, 0);
-	for (;;)
-		pause(); /* every signal is blocked: only SIGKILL ends this */
-}
-
-static bool in_group(pid_t pid, pid_t pgid)
-{
-	return getpgid(pid) == pgid;
-}
-
-/* Waits (5 s at most) until the group's members have joined it, then reaps the helper. */
-static void release_group(const Inventory *inv, const TreeEntry *helper)
-{
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + 5000000000ull;
-
-	for (size_t i = 0; i < inv->n_tree; i++) {
-		const TreeEntry *m = inv->tree[i];
-		if (m->pgid != helper->pid || m == helper)
-			continue;
-		while (!in_group(m->pid, m->pgid) && now_ns(CLOCK_MONOTONIC) < deadline)
-			usleep(200);
-	}
-	kill(helper->pid, SIGKILL);
-	waitpid(helper->pid, NULL, 0);
-}
-
 /*
  * A child with its pid at every PID-namespace level of the tree: a process of a namespace
  * nested in its parent's starts it (CLONE_NEWPID) as its init.
  */
-static pid_t clone_child(const TreeEntry *parent, const TreeEntry *e)
+static pid_t clone_child(const TreeEntry *parent, const TreeEntry *e, uint64_t flags)
 {
 	uint32_t levels[32];
 	size_t n = e->n_nested_pids ? e->n_nested_pids : 1;
 	size_t parent_n = parent->n_nested_pids ? parent->n_nested_pids : 1;
 
 	if (!e->n_nested_pids)
-		return clone_with_pid(&e->pid, 1, 0, -1);
+		return clone_with_pid(&e->pid, 1, flags, -1);
 	for (size_t i = 0; i < n; i++) /* innermost first */
 		levels[i] = e->nested_pids[n - 1 - i];
-	return clone_with_pid(levels, n, n > parent_n ? CLONE_NEWPID : 0, -1);
+	return clone_with_pid(levels, n, flags | (n > parent_n ? CLONE_NEWPID : 0), -1);
+}
+
+typedef void (*run_child_fn)(struct restore_tree *, struct restore_task *);
+
+static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid, run_child_fn run);
+
+/*
+ * A process that is not one of the tree's (a helper: the exited leader of a session or group,
+ * which members still use) or no more (a zombie): it takes its session and group, forks what
+ * it forks for the tree, then a helper waits for its parent to kill it once its members are
+ * in, a zombie dies as it did.
+ */
+static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, const TreeEntry *e,
+						   run_child_fn run)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* nor outlives its parent */
+	if (getppid() != (pid_t)e->ppid)
+		_exit(1);
+	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
+	    e->pgid && join_group(e->pgid, true) != 0) {
+		pr_perror("restore pid %u: cannot take session %u and group %u again", e->pid,
+			  e->sid, e->pgid);
+		_exit(1);
+	}
+	if (make_children(rt, e->pid, false, run))
+		_exit(1);
+	if (e->zombie)
+		die_like(e);
+	for (;;)
+		pause(); /* every signal is blocked: only SIGKILL ends this */
+}
+
+/*
+ * Forks the processes self forks (before or after its setsid), in inventory order: group
+ * leaders (or their helpers) come before members.
+ */
+static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid, run_child_fn run)
+{
+	Inventory *inv = rt->inv;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		TreeEntry *e = inv->tree[i];
+		const struct tree_plan_step *step = &rt->plan[i];
+		if (step->creator != (uint32_t)self || e->pid == (uint32_t)self ||
+		    step->before_setsid != before_setsid)
+			continue;
+		pid_t child = clone_child(find_entry(inv->tree, inv->n_tree, e->ppid), e,
+					  step->clone_parent ? CLONE_PARENT : 0);
+		if (child < 0) {
+			pr_perror("restore pid %d: cannot create %s %u", self,
+				  step->clone_parent ? "its sibling" : "its child", e->pid);
+			return -errno;
+		}
+		if (child == 0) {
+			if (e->zombie || e->group_helper)
+				run_stand_in(rt, e, run);
+			run(rt, pstree_task(rt, e->pid));
+		}
+	}
+	return 0;
+}
+
+/* Waits until its zombie children (maybe forked by a sibling) are dead, reaps its helpers. */
+static void settle_children(struct restore_tree *rt, pid_t self)
+{
+	Inventory *inv = rt->inv;
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
+	bool any = false;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		const TreeEntry *e = inv->tree[i];
+		siginfo_t si;
+		if (e->ppid != (uint32_t)self || e->pid == (uint32_t)self)
+			continue;
+		if (e->group_helper) {
+			wait_made_and_joined(rt, e->pid, e->pid);
+			kill(e->pid, SIGKILL);
+			waitpid(e->pid, NULL, 0);
+		}
+		if (!e->zombie && !e->group_helper)
+			continue;
+		any = true;
+		/* (ECHILD: its forker has not made it yet) */
+		while (!e->group_helper && waitid(P_PID, e->pid, &si, WEXITED | WNOWAIT) &&
+		       errno == ECHILD && now_ns(CLOCK_MONOTONIC) < deadline)
+			usleep(200);
+	}
+	if (any)
+		drain_sigchld();
 }
 
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
-			 void (*run_child)(struct restore_tree *, struct restore_task *))
+			 run_child_fn run_child)
 {
 	Inventory *inv = rt->inv;
 	TreeEntry *me = find_entry(inv->tree, inv->n_tree, self->pid);
-	bool made_zombies = false;
+	bool is_root = self == &rt->tasks[0], join_late = false;
+	/* it leads a group it is no longer in: the group is made for its members first */
+	bool left_group = me->pgid != (uint32_t)self->pid && has_members(inv, self->pid);
 	int err;
 
+	if ((err = make_children(rt, self->pid, true, run_child)))
+		return err;
 	if (me->sid == (uint32_t)self->pid) {
 		if (setsid() < 0) {
 			pr_perror("restore pid %d: cannot lead its session again", self->pid);
@@ -505,54 +641,32 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			       self->pid, self->core->ctty_pty, strerror(-err));
 			return err;
 		}
-	} else if (me->pgid == (uint32_t)self->pid) {
+	} else if (me->pgid == (uint32_t)self->pid || left_group) {
 		if (setpgid(0, 0)) {
 			pr_perror("restore pid %d: cannot lead its process group again", self->pid);
 			return -errno;
 		}
-	} else if (self != &rt->tasks[0] && me->pgid && me->pgid != (uint32_t)getpgrp() &&
-		   setpgid(0, me->pgid)) {
-		/* its group leader is not (yet) there */
-		pr_perror("restore pid %d: cannot join process group %u", self->pid, me->pgid);
-		return -errno;
+		join_late = left_group;
+	} else if (!is_root && me->pgid && (err = join_group(me->pgid, false))) {
+		if (err != -EPERM) {
+			pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,
+			       strerror(-err));
+			return err;
+		}
+		join_late = true; /* its group is not there yet: made by another branch */
 	}
 	/* (A group or session id 0 was outside the tree's PID namespace: it takes its parent's.) */
 	/* (The root outside its own group or session joins the restoring caller's.) */
-	/* Children in inventory order: group leaders (or their helpers) come before members. */
-	for (size_t i = 0; i < inv->n_tree; i++) {
-		TreeEntry *e = inv->tree[i];
-		if (e->ppid != (uint32_t)self->pid || e->pid == (uint32_t)self->pid)
-			continue;
-		pid_t child = clone_child(me, e);
-		if (child < 0) {
-			pr_perror("restore pid %d: cannot create its child %u", self->pid, e->pid);
-			return -errno;
-		}
-		if (child == 0) {
-			if (e->zombie)
-				die_like(e);
-			if (e->group_helper)
-				hold_group(self->pid);
-			run_child(rt, pstree_task(rt, e->pid));
-		}
-		if (e->zombie) {
-			siginfo_t si;
-			waitid(P_PID, child, &si, WEXITED | WNOWAIT);
-		}
-		/* The group exists before any member, forked next, tries to join it. */
-		if (e->group_helper && setpgid(child, child)) {
-			pr_perror("restore pid %d: cannot make process group %u again", self->pid, e->pid);
-			return -errno;
-		}
-		made_zombies |= e->zombie || e->group_helper;
+	if ((err = make_children(rt, self->pid, false, run_child)))
+		return err;
+	if (left_group)
+		wait_made_and_joined(rt, 0, self->pid);
+	if (join_late && (err = join_group(me->pgid, true))) {
+		pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,
+		       strerror(-err));
+		return err;
 	}
-	for (size_t i = 0; i < inv->n_tree; i++) {
-		TreeEntry *e = inv->tree[i];
-		if (e->group_helper && e->ppid == (uint32_t)self->pid)
-			release_group(inv, e);
-	}
-	if (made_zombies)
-		drain_sigchld();
+	settle_children(rt, self->pid);
 	if (me->sid == (uint32_t)self->pid && self->core->has_ctty_pty &&
 	    (err = pty_set_foreground(self->ctx, self->core->ctty_pty))) {
 		pr_err("restore pid %d: cannot give /dev/pts/%u its foreground group again: %s",

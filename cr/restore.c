@@ -399,6 +399,7 @@ static void free_tree(struct restore_tree *rt)
 	free(rt->ctl_fds);
 	free(rt->ctl_peer_fds);
 	free(rt->tasks);
+	free(rt->plan);
 	image_free(rt->inv ? &rt->inv->base : NULL);
 	*rt = (struct restore_tree){ .ctx = rt->ctx };
 }

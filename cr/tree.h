@@ -22,10 +22,23 @@ struct dump_tree {
 
 struct restore_watchdog;
 
+/*
+ * How restore makes one entry of the tree (cr/tree-plan.c decides, before any process starts):
+ * a process inherits its session from the one that forks it, so the forker is not always its
+ * parent.
+ */
+struct tree_plan_step {
+	uint32_t creator;   /* the process that forks it: its parent, or a child of its parent */
+	bool clone_parent;  /* forked by that child of its parent, as its sibling (CLONE_PARENT) */
+	bool before_setsid; /* forked by a session leader while still in its first session */
+	uint32_t born_sid;  /* a session leader: the session it is forked in first (0: any) */
+};
+
 struct restore_tree {
 	struct run_ctx *ctx;
 	Inventory *inv;
 	uint64_t clone_flags;       /* CLONE_NEW* for the root, set by the tree-wide kinds */
+	struct tree_plan_step *plan; /* per inventory tree entry, in its order */
 	struct restore_task *tasks; /* live processes, in inventory order */
 	size_t nr_tasks;
 	int status_fd;              /* write end, shared by every new task */
