@@ -431,6 +431,7 @@ int pstree_validate(struct restore_tree *rt)
 }
 
 #define JOIN_WAIT_NS 5000000000ull
+#define SETTLE_WAIT_NS 10000000000ull
 
 /*
  * Joins process group pgid of its session. With wait, for up to 5 s while the group does not
@@ -465,22 +466,87 @@ static bool in_group(pid_t pid, pid_t pgid)
 }
 
 /*
- * Waits (5 s at most) until every process forked by creator (0: none) exists and every member
- * of group pgid (0: none) has joined it.
+ * Does every process forked by creator (0: none) exist, and has every member of group pgid
+ * (0: none) joined it?
  */
-static void wait_made_and_joined(const struct restore_tree *rt, uint32_t creator, uint32_t pgid)
+static bool made_and_joined(const struct restore_tree *rt, uint32_t creator, uint32_t pgid)
 {
 	const Inventory *inv = rt->inv;
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
 
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		const TreeEntry *m = inv->tree[i];
 		bool made = creator && rt->plan[i].creator == creator && m->pid != creator;
 		bool member = pgid && m->pgid == pgid && m->pid != pgid;
-		while (((made && getpgid(m->pid) < 0) || (member && !in_group(m->pid, pgid))) &&
-		       now_ns(CLOCK_MONOTONIC) < deadline)
-			usleep(200);
+		if ((made && getpgid(m->pid) < 0) || (member && !in_group(m->pid, pgid)))
+			return false;
 	}
+	return true;
+}
+
+static ssize_t entry_index(const Inventory *inv, uint32_t pid)
+{
+	for (size_t i = 0; i < inv->n_tree; i++)
+		if (inv->tree[i]->pid == pid)
+			return i;
+	return -1;
+}
+
+/* Entry k's parent now: a helper's orphan to be is its forker's until it has come. */
+static ssize_t parent_now(const struct restore_tree *rt, size_t k)
+{
+	const Inventory *inv = rt->inv;
+	bool forker = rt->plan[k].lift && !__atomic_load_n(&rt->lift_came[k], __ATOMIC_ACQUIRE);
+
+	return entry_index(inv, forker ? rt->plan[k].creator : inv->tree[k]->ppid);
+}
+
+/*
+ * May entry d (a helper or a zombie) die now? Its orphans go to the nearest subreaper above
+ * it: going up from it as it is now, each one's parent must come before any other process
+ * still waiting for orphans of its own (the subreapers of the restore).
+ */
+static bool may_die(const struct restore_tree *rt, size_t d)
+{
+	const Inventory *inv = rt->inv;
+
+	for (size_t i = 0; rt->lift_done && i < inv->n_tree; i++) {
+		const struct tree_plan_step *st = &rt->plan[i];
+		ssize_t k = d;
+		if (!st->lift || st->creator != inv->tree[d]->pid)
+			continue;
+		for (size_t n = 0;; n++) {
+			if (n > inv->n_tree || k <= 0 || (k = parent_now(rt, k)) < 0)
+				return false; /* its parent is not above it (yet) */
+			if (inv->tree[k]->pid == inv->tree[i]->ppid)
+				break;
+			if (rt->plan[k].lift_target && !__atomic_load_n(&rt->lift_done[k], __ATOMIC_ACQUIRE))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Have the orphans planned for parent self come to it (each one it has is marked so)? A child
+ * of its own, even a zombie, is one waitid() knows.
+ */
+static pid_t orphan_missing(const struct restore_tree *rt, pid_t self)
+{
+	const Inventory *inv = rt->inv;
+	pid_t missing = 0;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		siginfo_t si;
+		if (!rt->plan[i].lift || inv->tree[i]->ppid != (uint32_t)self ||
+		    __atomic_load_n(&rt->lift_came[i], __ATOMIC_ACQUIRE))
+			continue;
+		if (waitid(P_PID, inv->tree[i]->pid, &si,
+			   WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT))
+			missing = inv->tree[i]->pid;
+		else
+			__atomic_store_n(&rt->lift_came[i], 1, __ATOMIC_RELEASE);
+	}
+	return missing;
 }
 
 static void die_like(const TreeEntry *e)
@@ -543,8 +609,12 @@ static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid
 static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, const TreeEntry *e,
 						   run_child_fn run)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* nor outlives its parent */
-	if (getppid() != (pid_t)e->ppid)
+	const struct tree_plan_step *step = &rt->plan[entry_index(rt->inv, e->pid)];
+
+	/* nor outlives its parent (a helper's orphan to be: its forker, who dies first) */
+	if (!step->lift)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != (pid_t)(step->lift ? step->creator : e->ppid))
 		_exit(1);
 	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
 	    e->pgid && join_group(e->pgid, true) != 0) {
@@ -554,6 +624,10 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	}
 	if (make_children(rt, e->pid, false, run))
 		_exit(1);
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
+	while (e->zombie && !may_die(rt, entry_index(rt->inv, e->pid)) &&
+	       now_ns(CLOCK_MONOTONIC) < deadline)
+		usleep(200);
 	if (e->zombie)
 		die_like(e);
 	for (;;)
@@ -590,45 +664,83 @@ static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid
 	return 0;
 }
 
-/* Waits until its zombie children (maybe forked by a sibling) are dead, reaps its helpers. */
-static void settle_children(struct restore_tree *rt, pid_t self)
+/*
+ * Kills its helpers once they have done their work (and may die), takes its orphans as their
+ * subreaper, then waits until its zombie children (maybe forked by a sibling) are dead.
+ */
+static int settle_children(struct restore_tree *rt, size_t me)
 {
 	Inventory *inv = rt->inv;
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
-	bool any = false;
+	pid_t self = inv->tree[me]->pid;
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
+	bool zombies = false, orphans_in = !rt->plan[me].lift_target;
+	pid_t missing = 0;
+	size_t left;
 
+	do {
+		left = 0;
+		for (size_t i = 0; i < inv->n_tree; i++) {
+			const TreeEntry *e = inv->tree[i];
+			if (e->ppid != (uint32_t)self || !e->group_helper || getpgid(e->pid) < 0)
+				continue; /* (a helper of its own, not reaped yet) */
+			zombies = true; /* (its death queues a SIGCHLD too) */
+			if (made_and_joined(rt, e->pid, e->pid) && may_die(rt, i)) {
+				kill(e->pid, SIGKILL);
+				waitpid(e->pid, NULL, 0);
+			} else {
+				left++;
+			}
+		}
+		if (!orphans_in && !(missing = orphan_missing(rt, self))) {
+			prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+			__atomic_store_n(&rt->lift_done[me], 1, __ATOMIC_RELEASE);
+			orphans_in = true;
+		}
+		if (!left && orphans_in)
+			break;
+		usleep(200);
+	} while (now_ns(CLOCK_MONOTONIC) < deadline);
+	if (left) {
+		pr_err("restore pid %d: the helpers standing in for exited leaders did not finish in "
+		       "time", self);
+		return -ETIMEDOUT;
+	}
+	if (!orphans_in) {
+		pr_err("restore pid %d: its orphan %d did not come to it in time", self, missing);
+		return -ETIMEDOUT;
+	}
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		const TreeEntry *e = inv->tree[i];
 		siginfo_t si;
-		if (e->ppid != (uint32_t)self || e->pid == (uint32_t)self)
+		if (e->ppid != (uint32_t)self || !e->zombie)
 			continue;
-		if (e->group_helper) {
-			wait_made_and_joined(rt, e->pid, e->pid);
-			kill(e->pid, SIGKILL);
-			waitpid(e->pid, NULL, 0);
-		}
-		if (!e->zombie && !e->group_helper)
-			continue;
-		any = true;
+		zombies = true;
 		/* (ECHILD: its forker has not made it yet) */
-		while (!e->group_helper && waitid(P_PID, e->pid, &si, WEXITED | WNOWAIT) &&
-		       errno == ECHILD && now_ns(CLOCK_MONOTONIC) < deadline)
+		while (waitid(P_PID, e->pid, &si, WEXITED | WNOWAIT) && errno == ECHILD &&
+		       now_ns(CLOCK_MONOTONIC) < deadline)
 			usleep(200);
 	}
-	if (any)
-		drain_sigchld();
+	if (zombies || rt->lift_done)
+		drain_sigchld(); /* (of zombies, helpers and zombie orphans that came) */
+	return 0;
 }
 
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			 run_child_fn run_child)
 {
 	Inventory *inv = rt->inv;
-	TreeEntry *me = find_entry(inv->tree, inv->n_tree, self->pid);
+	size_t my = entry_index(inv, self->pid);
+	TreeEntry *me = inv->tree[my];
 	bool is_root = self == &rt->tasks[0], join_late = false;
 	/* it leads a group it is no longer in: the group is made for its members first */
 	bool left_group = me->pgid != (uint32_t)self->pid && has_members(inv, self->pid);
 	int err;
 
+	/* (a subreaper until its orphans have come: the tree's own flag is set much later) */
+	if (rt->plan[my].lift_target && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
+		pr_perror("restore pid %d: cannot take its orphans as their subreaper", self->pid);
+		return -errno;
+	}
 	if ((err = make_children(rt, self->pid, true, run_child)))
 		return err;
 	if (me->sid == (uint32_t)self->pid) {
@@ -659,14 +771,28 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	/* (The root outside its own group or session joins the restoring caller's.) */
 	if ((err = make_children(rt, self->pid, false, run_child)))
 		return err;
-	if (left_group)
-		wait_made_and_joined(rt, 0, self->pid);
+	for (uint64_t end = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
+	     left_group && !made_and_joined(rt, 0, self->pid) && now_ns(CLOCK_MONOTONIC) < end;)
+		usleep(200);
 	if (join_late && (err = join_group(me->pgid, true))) {
 		pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,
 		       strerror(-err));
 		return err;
 	}
-	settle_children(rt, self->pid);
+	if ((err = settle_children(rt, my)))
+		return err;
+	if (rt->plan[my].lift) {
+		/* its forker has died: now its parent's, it dies with it as the others do */
+		for (uint64_t end = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
+		     getppid() != (pid_t)me->ppid && now_ns(CLOCK_MONOTONIC) < end;)
+			usleep(200);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != (pid_t)me->ppid) {
+			pr_err("restore pid %d: did not come to its parent %u as its orphan", self->pid,
+			       me->ppid);
+			return -ESRCH;
+		}
+	}
 	if (me->sid == (uint32_t)self->pid && self->core->has_ctty_pty &&
 	    (err = pty_set_foreground(self->ctx, self->core->ctty_pty))) {
 		pr_err("restore pid %d: cannot give /dev/pts/%u its foreground group again: %s",

@@ -23,6 +23,7 @@
 #include "task.h"
 #include "threads.h"
 #include "tree-objects.h"
+#include "tree-plan.h"
 #include "util.h"
 
 #define TASK_TOP 0x7ffffffff000ULL
@@ -229,6 +230,8 @@ static bool parent_gone(const struct restore_tree *rt, const struct restore_task
 
 	if (t->is_root)
 		return rt->root_parent && ppid != rt->root_parent;
+	if (tree_plan_lifted(rt, t->pid))
+		return false; /* forked by a helper, to be its parent's orphan: it checks that later */
 	for (size_t i = 0; !e && i < rt->inv->n_tree; i++)
 		if (rt->inv->tree[i]->pid == (uint32_t)t->pid)
 			e = rt->inv->tree[i];
@@ -250,7 +253,8 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 
 	/* the raw call: glibc's sigprocmask leaves its own signals (32, 33) open */
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
+	if (!tree_plan_lifted(rt, t->pid))
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
 	if (parent_gone(rt, t))
 		_exit(1); /* ... or died already, before it could say so */
 	close(rt->watchdog->sock); /* only stasis holds it: its closing says stasis died */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -400,6 +401,8 @@ static void free_tree(struct restore_tree *rt)
 	free(rt->ctl_peer_fds);
 	free(rt->tasks);
 	free(rt->plan);
+	if (rt->lift_done)
+		munmap(rt->lift_done, rt->inv ? 2 * rt->inv->n_tree : 0);
 	image_free(rt->inv ? &rt->inv->base : NULL);
 	*rt = (struct restore_tree){ .ctx = rt->ctx };
 }

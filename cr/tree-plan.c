@@ -6,11 +6,16 @@
  *   - its parent, while the parent still was in that session: the parent is a session leader
  *     now that forked it before its setsid() (and was itself born in that session, likewise);
  *   - a child of its parent in that session, with CLONE_PARENT: the session's leader (alive,
- *     a zombie, or a helper standing in for a leader that is gone), or an earlier sibling.
+ *     a zombie, or a helper standing in for a leader that is gone), or an earlier sibling;
+ *   - a process of that session that died below its parent, a subreaper then (on restore: a
+ *     helper or a zombie, forked below the parent; the parent is a subreaper until its
+ *     orphans have come, and the helper dies once every subreaper between them is done).
+ * Helpers may stand under any parent of their members: each way is tried.
  * A session whose leader is outside the tree can only be the one the root inherits.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "tree-plan.h"
@@ -38,6 +43,44 @@ static bool starts_pid_ns(const Inventory *inv, size_t k)
 	return k == 0 || p < 0 || inv->tree[k]->n_nested_pids != inv->tree[p]->n_nested_pids;
 }
 
+static bool stand_in(const TreeEntry *e)
+{
+	return e->zombie || e->group_helper;
+}
+
+bool tree_plan_lifted(const struct restore_tree *rt, pid_t pid)
+{
+	ssize_t k = index_of(rt->inv, pid);
+	return k >= 0 && rt->plan[k].lift;
+}
+
+ssize_t tree_plan_forked_under(const Inventory *inv, const struct tree_plan_step *plan, size_t k)
+{
+	for (size_t n = 0; n <= inv->n_tree; n++) {
+		ssize_t c = index_of(inv, plan[k].creator);
+		if (k == 0 || c < 0)
+			return -1;
+		if (!plan[k].clone_parent)
+			return c;
+		k = c;
+	}
+	return -1; /* a loop */
+}
+
+bool tree_plan_forked_below(const Inventory *inv, const struct tree_plan_step *plan, size_t k,
+			 size_t anc)
+{
+	for (size_t n = 0; n <= inv->n_tree; n++) {
+		ssize_t up = tree_plan_forked_under(inv, plan, k);
+		if (up < 0)
+			return false;
+		if ((size_t)up == anc)
+			return true;
+		k = up;
+	}
+	return false;
+}
+
 /* A child of entry i's parent that can fork it in session sid as its sibling (-1: none). */
 static ssize_t sibling_in(const Inventory *inv, const struct tree_plan_step *plan, size_t i,
 			  uint32_t sid)
@@ -45,49 +88,180 @@ static ssize_t sibling_in(const Inventory *inv, const struct tree_plan_step *pla
 	ssize_t leader = index_of(inv, sid);
 
 	if (leader > 0 && (size_t)leader != i && inv->tree[leader]->ppid == inv->tree[i]->ppid &&
-	    inv->tree[leader]->sid == sid && !starts_pid_ns(inv, leader))
+	    inv->tree[leader]->sid == sid && !plan[leader].lift && !starts_pid_ns(inv, leader))
 		return leader;
 	for (size_t k = 1; k < i; k++) { /* planned already: none of them is forked by entry i */
 		const TreeEntry *s = inv->tree[k];
-		if (s->ppid == inv->tree[i]->ppid && s->sid == sid && s->pid != sid && !s->zombie &&
-		    !s->group_helper && !plan[k].born_sid && !starts_pid_ns(inv, k))
+		if (s->ppid == inv->tree[i]->ppid && s->sid == sid && s->pid != sid && !stand_in(s) &&
+		    !plan[k].born_sid && !plan[k].lift && !starts_pid_ns(inv, k))
 			return k;
 	}
 	return -1;
 }
 
-/* Entry i has to be forked in session sid: by whom (and its ancestors, if they must be too). */
-static int place_in_session(const Inventory *inv, struct tree_plan_step *plan, size_t i,
-			    uint32_t sid)
+/*
+ * A process of session sid that dies on restore (a helper or a zombie) and is forked below
+ * entry i's parent: forked by it, entry i goes to that parent when it dies (-1: none).
+ */
+static ssize_t lifter_in(const Inventory *inv, const struct tree_plan_step *plan, size_t i,
+			 uint32_t sid)
 {
-	for (;;) {
-		const TreeEntry *e = inv->tree[i];
-		ssize_t p = index_of(inv, e->ppid), s;
-		const TreeEntry *parent = inv->tree[p];
+	ssize_t p = index_of(inv, inv->tree[i]->ppid);
 
-		if (forks_in(inv, plan, p, sid)) {
-			plan[i].creator = parent->pid;
-			plan[i].before_setsid = parent->sid != sid;
-			return 0;
-		}
-		if (!starts_pid_ns(inv, i) && (s = sibling_in(inv, plan, i, sid)) >= 0) {
-			plan[i].creator = inv->tree[s]->pid;
-			plan[i].clone_parent = true;
-			return 0;
-		}
-		if (p == 0 || parent->sid != parent->pid || plan[p].born_sid) {
-			pr_err("restore pid %u: cannot make it again in session %u: its parent %u is in "
-			       "session %u%s, and no child of %u is in session %u to fork it as a sibling",
-			       e->pid, sid, parent->pid, parent->sid,
-			       plan[p].born_sid ? " (and was born in another one)" : "", parent->pid, sid);
-			return -EINVAL;
-		}
-		/* the parent leads its own session now: it forked this child before its setsid() */
-		plan[p].born_sid = sid;
-		plan[i].creator = parent->pid;
-		plan[i].before_setsid = true;
-		i = p;
+	for (size_t d = 1; d < inv->n_tree; d++) {
+		bool other_parent = false; /* its orphans all go to one: the nearest subreaper */
+		if (d == i || !stand_in(inv->tree[d]) || inv->tree[d]->sid != sid ||
+		    tree_plan_forked_below(inv, plan, d, i) || !tree_plan_forked_below(inv, plan, d, p))
+			continue;
+		for (size_t k = 1; k < inv->n_tree; k++)
+			other_parent |= plan[k].lift && plan[k].creator == inv->tree[d]->pid &&
+					inv->tree[k]->ppid != inv->tree[i]->ppid;
+		if (!other_parent)
+			return d;
 	}
+	return -1;
+}
+
+struct planner {
+	const Inventory *inv;
+	struct tree_plan_step *plan;
+	uint32_t *need; /* per entry: the session it has to be forked in (0: any) */
+	bool *placed;
+};
+
+/* Places entry i in its session: 0 done, 1 not now, or (born allowed) through its parent. */
+static int try_place(struct planner *pl, size_t i, bool born)
+{
+	const Inventory *inv = pl->inv;
+	struct tree_plan_step *plan = pl->plan;
+	uint32_t sid = pl->need[i];
+	ssize_t p = index_of(inv, inv->tree[i]->ppid), s;
+	const TreeEntry *parent = inv->tree[p];
+
+	plan[i] = (struct tree_plan_step){ .creator = parent->pid, .born_sid = plan[i].born_sid };
+	if (forks_in(inv, plan, p, sid)) {
+		plan[i].before_setsid = parent->sid != sid;
+		return 0;
+	}
+	if (!starts_pid_ns(inv, i) && (s = sibling_in(inv, plan, i, sid)) >= 0) {
+		plan[i].creator = inv->tree[s]->pid;
+		plan[i].clone_parent = true;
+		return 0;
+	}
+	if (!starts_pid_ns(inv, i) && (s = lifter_in(inv, plan, i, sid)) >= 0) {
+		plan[i].creator = inv->tree[s]->pid;
+		plan[i].lift = true;
+		return 0;
+	}
+	if (!born || p == 0 || parent->sid != parent->pid || plan[p].born_sid)
+		return 1;
+	/* the parent leads its own session now: it forked this child before its setsid() */
+	plan[p].born_sid = sid;
+	plan[i].before_setsid = true;
+	pl->need[p] = sid;
+	pl->placed[p] = false;
+	return 0;
+}
+
+/* Every process is forked below the root, and a lifted one below its parent. */
+static bool plan_holds(const Inventory *inv, const struct tree_plan_step *plan)
+{
+	for (size_t i = 1; i < inv->n_tree; i++) {
+		ssize_t p = index_of(inv, inv->tree[i]->ppid), c = index_of(inv, plan[i].creator);
+		if (!tree_plan_forked_below(inv, plan, i, 0) || (plan[i].clone_parent && plan[c].lift) ||
+		    (plan[i].lift && !tree_plan_forked_below(inv, plan, c, p)))
+			return false;
+		for (size_t k = 1; plan[i].lift && k < i; k++)
+			if (plan[k].lift && plan[k].creator == plan[i].creator &&
+			    inv->tree[k]->ppid != inv->tree[i]->ppid)
+				return false;
+	}
+	return true;
+}
+
+/* One try with the helpers where they are: 0, or 1 with *stuck the entry it cannot place. */
+static int plan_once(struct planner *pl, size_t *stuck)
+{
+	const Inventory *inv = pl->inv;
+	bool progress = true;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		const TreeEntry *e = inv->tree[i];
+		pl->plan[i] = (struct tree_plan_step){ .creator = e->ppid };
+		/* a session leader (or a session's helper) may be forked in any session */
+		pl->need[i] = e->sid != e->pid ? e->sid : 0;
+		pl->placed[i] = i == 0 || !pl->need[i];
+	}
+	while (progress) {
+		progress = false;
+		for (int born = 0; born < 2 && !progress; born++)
+			for (size_t i = 1; i < inv->n_tree && !(born && progress); i++)
+				if (!pl->placed[i] && !try_place(pl, i, born))
+					progress = pl->placed[i] = true;
+	}
+	for (size_t i = 1; i < inv->n_tree; i++)
+		if (!pl->placed[i]) {
+			*stuck = i;
+			return 1;
+		}
+	return plan_holds(inv, pl->plan) ? 0 : 1;
+}
+
+#define MAX_PLACEMENTS 256
+
+/*
+ * Tries the helpers under each parent of their members (the dump's place first), up to 256
+ * ways in all.
+ */
+static int plan_tree(struct planner *pl)
+{
+	const Inventory *inv = pl->inv;
+	size_t nh = 0, ways = 1, stuck = 0, first_stuck = 0;
+	uint32_t stuck_sid = 0;
+	size_t helpers[8], nc[8];
+	uint32_t cands[8][4];
+
+	for (size_t h = 1; h < inv->n_tree && nh < 8; h++) {
+		const TreeEntry *e = inv->tree[h];
+		if (!e->group_helper)
+			continue;
+		cands[nh][0] = e->ppid;
+		nc[nh] = 1;
+		for (size_t m = 1; m < inv->n_tree && nc[nh] < 4; m++) {
+			const TreeEntry *x = inv->tree[m];
+			bool dup = false;
+			if (stand_in(x) || (e->sid == e->pid ? x->sid : x->pgid) != e->pid)
+				continue;
+			for (size_t k = 0; k < nc[nh]; k++)
+				dup |= cands[nh][k] == x->ppid;
+			if (!dup && ways * (nc[nh] + 1) <= MAX_PLACEMENTS)
+				cands[nh][nc[nh]++] = x->ppid;
+		}
+		ways *= nc[nh];
+		helpers[nh++] = h;
+	}
+	for (size_t w = 0; w < ways; w++) {
+		for (size_t k = 0, r = w; k < nh; r /= nc[k], k++)
+			inv->tree[helpers[k]]->ppid = cands[k][r % nc[k]];
+		int err = plan_once(pl, &stuck);
+		if (!err)
+			return 0;
+		if (w == 0) {
+			first_stuck = stuck;
+			stuck_sid = pl->need[stuck];
+		}
+	}
+	for (size_t k = 0; k < nh; k++)
+		inv->tree[helpers[k]]->ppid = cands[k][0];
+	const TreeEntry *e = inv->tree[first_stuck], *parent = inv->tree[index_of(inv, e->ppid)];
+	if (!first_stuck)
+		pr_err("restore: no order of creation rebuilds the tree's sessions");
+	else
+		pr_err("restore pid %u: cannot make it again in session %u: its parent %u is in "
+		       "session %u, and no process of session %u can fork it for that parent (as its "
+		       "child, its sibling, or a helper's orphan)",
+		       e->pid, stuck_sid, parent->pid, parent->sid, stuck_sid);
+	return -EINVAL;
 }
 
 /* The session and group of entry i are ones the kernel can have made, and restore can. */
@@ -131,26 +305,44 @@ static int check_ids(const Inventory *inv, size_t i)
 int tree_plan_make(struct restore_tree *rt)
 {
 	const Inventory *inv = rt->inv;
-	struct tree_plan_step *plan = xzalloc(inv->n_tree * sizeof(*plan));
+	size_t n = inv->n_tree;
+	struct planner pl = { .inv = inv };
 	int err = 0;
 
-	if (!plan)
-		return -ENOMEM;
-	for (size_t i = 0; i < inv->n_tree; i++)
-		plan[i].creator = inv->tree[i]->ppid;
-	for (size_t i = 0; i < inv->n_tree && !err; i++)
+	for (size_t i = 0; i < n && !err; i++)
 		err = check_ids(inv, i);
-	for (size_t i = 1; i < inv->n_tree && !err; i++) {
-		const TreeEntry *e = inv->tree[i];
-		/* a session leader (or a session's helper) may be forked in any session */
-		if (e->sid && e->sid != e->pid)
-			err = place_in_session(inv, plan, i, e->sid);
-	}
-	if (err) {
-		free(plan);
+	if (err)
+		return err;
+	auto_free uint32_t *need = pl.need = xzalloc(n * sizeof(*pl.need));
+	auto_free bool *placed = pl.placed = xzalloc(n * sizeof(*pl.placed));
+	if (!need || !placed || !(pl.plan = xzalloc(n * sizeof(*pl.plan))))
+		return -ENOMEM;
+	if ((err = plan_tree(&pl))) {
+		free(pl.plan);
 		return err;
 	}
+	bool lifts = false;
+	for (size_t i = 0; i < n; i++) {
+		ssize_t p = index_of(inv, inv->tree[i]->ppid), c = index_of(inv, pl.plan[i].creator);
+		if (pl.plan[i].creator != inv->tree[i]->ppid || pl.plan[i].born_sid)
+			pr_debug("restore pid %u: forked by %u%s%s%s, born in session %u", inv->tree[i]->pid,
+				 pl.plan[i].creator, pl.plan[i].clone_parent ? " as its sibling" : "",
+				 pl.plan[i].lift ? " as an orphan to be" : "",
+				 pl.plan[i].before_setsid ? " before its setsid" : "", pl.plan[i].born_sid);
+		if (!pl.plan[i].lift)
+			continue;
+		lifts = pl.plan[p].lift_target = pl.plan[c].has_orphans = true;
+	}
+	if (lifts) {
+		uint8_t *board = mmap(NULL, 2 * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (board == MAP_FAILED) {
+			free(pl.plan);
+			return -ENOMEM;
+		}
+		rt->lift_done = board;
+		rt->lift_came = board + n;
+	}
 	free(rt->plan);
-	rt->plan = plan;
+	rt->plan = pl.plan;
 	return 0;
 }

@@ -31,6 +31,9 @@ struct tree_plan_step {
 	uint32_t creator;   /* the process that forks it: its parent, or a child of its parent */
 	bool clone_parent;  /* forked by that child of its parent, as its sibling (CLONE_PARENT) */
 	bool before_setsid; /* forked by a session leader while still in its first session */
+	bool lift;          /* forked by a helper or zombie below its parent: the orphan of it */
+	bool lift_target;   /* such orphans come to it: a subreaper until they have */
+	bool has_orphans;   /* a helper or zombie that forks such orphans */
 	uint32_t born_sid;  /* a session leader: the session it is forked in first (0: any) */
 };
 
@@ -39,6 +42,9 @@ struct restore_tree {
 	Inventory *inv;
 	uint64_t clone_flags;       /* CLONE_NEW* for the root, set by the tree-wide kinds */
 	struct tree_plan_step *plan; /* per inventory tree entry, in its order */
+	uint8_t *lift_done;         /* shared, per entry: a parent of lifted orphans has them all
+				       and is no subreaper any more (NULL: no orphans planned) */
+	uint8_t *lift_came;         /* shared, per entry: an orphan has come to its parent */
 	struct restore_task *tasks; /* live processes, in inventory order */
 	size_t nr_tasks;
 	int status_fd;              /* write end, shared by every new task */

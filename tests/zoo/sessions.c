@@ -13,7 +13,11 @@
  *   D   forks D1, which leads its own group;
  *   F   makes a group of its own, forks F1 in it, then leaves it for R's group: a group whose
  *       leader is alive and elsewhere;
- *   G   leads a session, forks G1 as a sibling, then exits unreaped: a zombie session leader.
+ *   G   leads a session, forks G1 as a sibling, then exits unreaped: a zombie session leader;
+ *   K   a subreaper, forks L; L forks M, which leads a session, forks N1 (its child) and N2
+ *       (as its sibling: L's child), and exits; L reaps it and N1 goes to K: a session whose
+ *       leader is gone, with members under two parents (restore forks N1 below L, as the
+ *       orphan of a helper).
  * Each process writes what it expects (parent, session, group) to a shared table at setup;
  * after restore and SIGTERM, each checks itself and writes what it finds there; R checks its
  * own ids, the zombie, and every answer.
@@ -25,19 +29,22 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-enum { R, A, A1, A2, B1, B2, C, C1, D, D1, E, E1, F, F1, G1, NPROC };
+enum { R, A, A1, A2, B1, B2, C, C1, D, D1, E, E1, F, F1, G1, K, L, N1, N2, NPROC };
 static const char *const names[NPROC] = { "R", "A", "A1", "A2", "B1", "B2", "C", "C1",
-					  "D", "D1", "E", "E1", "F", "F1", "G1" };
+					  "D", "D1", "E", "E1", "F", "F1", "G1", "K", "L",
+					  "N1", "N2" };
 
 struct proc {
 	pid_t pid, ppid, sid, pgid;      /* as set up */
 	pid_t got_ppid, got_sid, got_pgid; /* as found after restore */
-	int answered;
+	int recorded, answered;
 };
 
 static struct {
 	struct proc p[NPROC];
-	int corrupt;       /* 0, or 1 + the index of the corruption below */
+	int corrupt;       /* set by a corruption the children carry out */
+	pid_t leader_m;
+	int record;        /* the tree is made: each process records what it is */
 } *tab;
 
 static pid_t zombie_g, leader_b;
@@ -50,15 +57,18 @@ static pid_t fork_sibling(void)
 	return syscall(SYS_clone, CLONE_PARENT, 0, NULL, NULL, 0);
 }
 
-/* Records what process i is, then lives until SIGTERM, checks itself, answers and waits. */
+/* Says it is process i, then lives until SIGTERM, checks itself, answers and waits. */
 static __attribute__((noreturn)) void live(int i)
 {
 	struct proc *p = &tab->p[i];
 
-	p->pid = getpid();
-	p->ppid = getppid();
+	__atomic_store_n(&p->pid, getpid(), __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&tab->record, __ATOMIC_ACQUIRE))
+		zoo_sleep_ms(1);
+	p->ppid = getppid(); /* (as it is once the tree is made: N1 has gone to K) */
 	p->sid = getsid(0);
 	p->pgid = getpgrp();
+	__atomic_store_n(&p->recorded, 1, __ATOMIC_RELEASE);
 	while (!zoo_term)
 		zoo_sleep_ms(10);
 	if (i == C1 && tab->corrupt && corrupting("session"))
@@ -156,6 +166,37 @@ static void run_g(void)
 	_exit(3);
 }
 
+static void run_m(void)
+{
+	setsid();
+	if (fork() == 0)
+		live(N1);
+	if (fork_sibling() == 0)
+		live(N2);
+	wait_pid_set(N1);
+	wait_pid_set(N2);
+	_exit(0);
+}
+
+static void run_l(void)
+{
+	pid_t m = fork();
+	if (m == 0)
+		run_m();
+	__atomic_store_n(&tab->leader_m, m, __ATOMIC_RELEASE);
+	if (waitpid(m, NULL, 0) != m)
+		zoo_die("L cannot reap M");
+	live(L);
+}
+
+static void run_k(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (fork() == 0)
+		run_l();
+	live(K);
+}
+
 static char proc_state(pid_t pid)
 {
 	char path[64], buf[512];
@@ -180,8 +221,15 @@ static const struct zoo_corruption corruptions[] = {
 /* The ids each process must have, from what the others are. */
 static void expect(pid_t root)
 {
-	const struct proc *p = tab->p;
-	const pid_t want[NPROC][3] = {
+	struct proc *p = tab->p;
+	__atomic_store_n(&tab->record, 1, __ATOMIC_RELEASE);
+	for (int i = A; i < NPROC; i++)
+		for (int n = 0; !__atomic_load_n(&p[i].recorded, __ATOMIC_ACQUIRE); n++)
+			if (n > 5000)
+				zoo_die("%s did not record itself", names[i]);
+			else
+				zoo_sleep_ms(1);
+	const pid_t m = tab->leader_m, want[NPROC][3] = {
 		[A] = { root, p[A].pid, p[A].pid },       [A1] = { p[A].pid, root, root },
 		[A2] = { p[A].pid, p[A].pid, p[A].pid }, [B1] = { root, leader_b, leader_b },
 		[B2] = { root, leader_b, p[B2].pid },    [C] = { root, p[C].pid, p[C].pid },
@@ -189,6 +237,8 @@ static void expect(pid_t root)
 		[D1] = { p[D].pid, root, p[D1].pid },    [E] = { root, root, root },
 		[E1] = { p[E].pid, root, p[D1].pid },    [F] = { root, root, root },
 		[F1] = { p[F].pid, root, p[F].pid },     [G1] = { root, zombie_g, zombie_g },
+		[K] = { root, root, root },              [L] = { p[K].pid, root, root },
+		[N1] = { p[K].pid, m, m },               [N2] = { p[L].pid, m, m },
 	};
 	for (int i = A; i < NPROC; i++)
 		if (p[i].ppid != want[i][0] || p[i].sid != want[i][1] || p[i].pgid != want[i][2])
@@ -222,10 +272,14 @@ int main(int argc, char **argv)
 		run_f(root);
 	if ((zombie_g = fork()) == 0)
 		run_g();
+	if (fork() == 0)
+		run_k();
 	(void)c;
 	(void)e;
 	for (int i = A; i < NPROC; i++)
 		wait_pid_set(i);
+	while (!__atomic_load_n(&tab->leader_m, __ATOMIC_ACQUIRE) || kill(tab->leader_m, 0) == 0)
+		zoo_sleep_ms(1); /* L has reaped M: N1 is K's */
 	while (proc_state(zombie_g) != 'Z')
 		zoo_sleep_ms(1);
 	zoo_sleep_ms(20); /* every process sits in its loop */
@@ -264,5 +318,5 @@ int main(int argc, char **argv)
 		kill(tab->p[i].pid, SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
-	return zoo_finish("7 sessions, 14 processes, 1 zombie session leader");
+	return zoo_finish("8 sessions, 18 processes, 1 zombie session leader");
 }
