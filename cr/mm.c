@@ -683,7 +683,11 @@ static int by_object(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id ? 1 : (x->vma > y->vma) - (x->vma < y->vma);
 }
 
-/* An fd on the shared object of each shared anonymous mapping (one per object). */
+/*
+ * An fd on the shared object of each shared anonymous or memfd mapping (one per object):
+ * stasis's own file of it, not a reopening, which for a memfd would hold write access on it
+ * as long as the mapping lives (exec of the memfd refused with ETXTBSY).
+ */
 static int open_shared_objects(struct restore_task *t, int *fds)
 {
 	auto_free struct shared_vma *sv = xzalloc((t->mm->n_vmas + 1) * sizeof(*sv));
@@ -703,7 +707,7 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 		int *fd = &fds[sv[k].vma];
 		if (k && sv[k - 1].id == sv[k].id) {
 			*fd = fds[sv[k - 1].vma];
-		} else if ((*fd = shmem_open_object(t, sv[k].id, O_RDWR)) < 0) {
+		} else if ((*fd = shmem_object_file(t, sv[k].id)) < 0) {
 			pr_err("restore pid %d: cannot open shared memory object %llu of mapping %#llx: %s",
 			       t->pid, (unsigned long long)sv[k].id,
 			       (unsigned long long)t->mm->vmas[sv[k].vma]->start, strerror(-*fd));
@@ -740,6 +744,12 @@ static int check_mm(struct restore_task *t)
 	return 0;
 }
 
+/* By stasis once the restorers are done: every process's mappings exist (one call seals all). */
+static int finish_mm(struct restore_task *t)
+{
+	return shmem_seal_late(t->ctx);
+}
+
 const struct state_ops state_mm = {
 	.name = "memory layout",
 	.dump = dump_mm,
@@ -747,4 +757,5 @@ const struct state_ops state_mm = {
 	.check = check_mm,
 	.args_size = mm_args_size,
 	.restore = restore_mm,
+	.finish = finish_mm,
 };

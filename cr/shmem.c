@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "ipc-objects.h"
 #include "log.h"
 #include "pstree.h"
@@ -38,6 +39,10 @@ struct shmem_dump_obj {
 	char *memfd_name; /* NULL: anonymous shared memory */
 	int seals;        /* memfd: F_GET_SEALS */
 	struct stat st;   /* memfd: mode, owner and times (before the dump reads it) */
+	bool has_writer;  /* memfd: some open file holds write access on it (exec is refused) */
+	unsigned nr_writable;  /* memfd: the tree's open files of it opened for writing */
+	pid_t created_pid;     /* memfd: the tree's first open file of it for reading and */
+	int created_fd;        /* writing (created_fd -1: none), memfd_create()'s if any is */
 	bool sysv;
 	struct shmid_ds ds; /* SysV: key, mode, owner */
 };
@@ -47,6 +52,7 @@ struct shmem_restore_obj {
 	bool sysv;
 	bool made; /* a SysV segment stasis made (not one that still existed) */
 	int fd;    /* stasis' own fd on the object, inherited by every new process */
+	bool seal_late; /* sealed once the tree's mappings exist (shmem_seal_late) */
 };
 
 /* The run's shared memory objects: those noted during the dump, or those restored. */
@@ -90,7 +96,7 @@ static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, ui
 	if (!(path = xstrdup(read_path)))
 		return NULL;
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
-	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path };
+	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path, .created_fd = -1 };
 	return o;
 }
 
@@ -99,6 +105,19 @@ static void set_sysv(struct shmem_dump_obj *o, const struct shmid_ds *ds)
 	o->sysv = true;
 	o->ds = *ds;
 	o->size = ds->shm_segsz;
+}
+
+/*
+ * Does any open file (or mapping) hold write access on the memfd behind fd, opened read-only?
+ * A read lease is refused exactly then. Not known (no right to a lease): no.
+ */
+static bool memfd_has_writer(int fd)
+{
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+		fcntl(fd, F_SETLEASE, F_UNLCK);
+		return false;
+	}
+	return errno == EAGAIN;
 }
 
 int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
@@ -130,6 +149,7 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 		o->memfd_name[strlen(o->memfd_name) - strlen(DELETED_SUFFIX)] = 0;
 		int fd = open(read_path, O_RDONLY | O_CLOEXEC);
 		o->seals = fd < 0 || fstat(fd, &o->st) ? -1 : fcntl(fd, F_GET_SEALS);
+		o->has_writer = o->seals >= 0 && memfd_has_writer(fd);
 		if (fd >= 0)
 			close(fd);
 		if (o->seals < 0) {
@@ -146,6 +166,32 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 		set_sysv(o, &ds);
 	}
 	return 0;
+}
+
+void shmem_note_memfd_file(struct run_ctx *ctx, uint64_t ino, pid_t pid, int fd, unsigned flags)
+{
+	struct shmem_state *sd = state_of(ctx);
+
+	for (size_t i = 0; i < sd->n; i++) {
+		struct shmem_dump_obj *o = &sd->objs[i];
+		if (o->id != ino || !o->memfd_name || (flags & O_ACCMODE) == O_RDONLY)
+			continue;
+		o->nr_writable++;
+		if (o->created_fd < 0 && (flags & O_ACCMODE) == O_RDWR) {
+			o->created_pid = pid;
+			o->created_fd = fd;
+		}
+	}
+}
+
+/*
+ * memfd_create()'s own file is open for reading and writing but holds no write access: the
+ * first such file of the tree is taken for it unless the memfd has a writer and no other file
+ * could be that writer (then memfd_create()'s was closed, and this one reopened it).
+ */
+static bool created_file_open(const struct shmem_dump_obj *o)
+{
+	return o->created_fd >= 0 && (!o->has_writer || o->nr_writable > 1);
 }
 
 int shmem_note_sysv(struct run_ctx *ctx, int shmid, int fd, const struct shmid_ds *ds)
@@ -276,6 +322,11 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 			o->gid = st->st_gid;
 			o->atime_ns = st->st_atim.tv_sec * 1000000000ll + st->st_atim.tv_nsec;
 			o->mtime_ns = st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
+			if (created_file_open(&sd->objs[i])) {
+				o->has_created_pid = o->has_created_fd = true;
+				o->created_pid = sd->objs[i].created_pid;
+				o->created_fd = sd->objs[i].created_fd;
+			}
 		}
 		if (sd->objs[i].sysv) {
 			o->has_sysv = o->has_sysv_key = o->has_sysv_mode = true;
@@ -401,7 +452,13 @@ static int create_object(const ShmemObject *o, bool *made)
 	if (o->sysv)
 		return sysv_segment(o, made);
 	if (o->memfd_name) {
-		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		/* executable or not as saved, whatever vm.memfd_noexec says (kernels before 6.3
+		 * know neither flag: every memfd is executable there) */
+		bool noexec = o->seals & F_SEAL_EXEC && o->has_mode && !(o->mode & 0111);
+		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING |
+							     (noexec ? MFD_NOEXEC_SEAL : MFD_EXEC));
+		if (fd < 0 && errno == EINVAL)
+			fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (fd < 0 || ftruncate(fd, o->size)) {
 			pr_perror("restore: cannot create memfd %s", o->memfd_name);
 			return -errno;
@@ -459,9 +516,17 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 	return 0;
 }
 
-/* Seals last: after the content is in and stasis' own mapping is gone. */
-static int seal_object(const struct shmem_restore_obj *so, const ShmemObject *o)
+/*
+ * Seals last: after the content, mode and times are in and stasis' own mapping is gone. A
+ * memfd sealed against future writes may have writable shared mappings made before the seal,
+ * which the tree could not make again after it: its seals wait for shmem_seal_late().
+ */
+static int seal_object(struct shmem_restore_obj *so, const ShmemObject *o, bool late)
 {
+	if (!late && o->has_seals && (o->seals & F_SEAL_FUTURE_WRITE)) {
+		so->seal_late = true;
+		return 0;
+	}
 	if (o->has_seals && fcntl(so->fd, F_ADD_SEALS, o->seals)) {
 		pr_perror("restore: cannot seal memfd %s (%#x)", o->memfd_name, o->seals);
 		return -errno;
@@ -514,6 +579,26 @@ void shmem_require(struct run_ctx *ctx)
 	state_of(ctx)->required = true;
 }
 
+/* memfd_create()'s file, if saved: a memfd's own fd entry, open for reading and writing. */
+static int validate_created_file(const struct restore_tree *rt, const ShmemObject *o)
+{
+	for (size_t i = 0; o->has_created_pid && i < rt->nr_tasks; i++) {
+		const FdTable *tab = rt->tasks[i].fds;
+		for (size_t k = 0; rt->tasks[i].pid == (pid_t)o->created_pid && k < tab->n_fds; k++) {
+			const FdEntry *e = tab->fds[k];
+			if (e->fd == o->created_fd && e->kind == FD_KIND__FD_SHMEM && e->shmem_id == o->id &&
+			    e->has_flags && (e->flags & O_ACCMODE) == O_RDWR)
+				return 0;
+		}
+	}
+	if (!o->has_created_pid && !o->has_created_fd)
+		return 0;
+	pr_err("image shmem.img: memfd %llu was made by memfd_create() as fd %u of pid %u, which is "
+	       "not a read-write fd of that memfd in the images",
+	       (unsigned long long)o->id, o->created_fd, o->created_pid);
+	return -EINVAL;
+}
+
 /* shmem.img, if any mapping or fd of the tree (or its IPC namespace) needs it, checked. */
 static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 {
@@ -532,6 +617,9 @@ static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = image_read(ctx->images_dir_fd, IMG_SHMEM, 0, (ProtobufCMessage **)&st->tab)) ||
 	    (err = validate_table(st->tab)))
 		return err;
+	for (size_t i = 0; i < st->tab->n_objects; i++)
+		if ((err = validate_created_file(rt, st->tab->objects[i])))
+			return err;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		struct restore_task *t = &rt->tasks[i];
 		for (size_t k = 0; k < t->mm->n_vmas; k++) {
@@ -573,9 +661,10 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < tab->n_objects && !err; i++) {
+		/* the mode before the seals: F_SEAL_EXEC forbids changing its x bits */
 		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd, rt->watchdog)) &&
-		    !(err = seal_object(&st->objects[i], tab->objects[i])))
-			err = set_memfd_attributes(&st->objects[i], tab->objects[i]);
+		    !(err = set_memfd_attributes(&st->objects[i], tab->objects[i])))
+			err = seal_object(&st->objects[i], tab->objects[i], false);
 		if (st->objects[i].fd >= 0)
 			st->nr_objects++;
 	}
@@ -583,13 +672,35 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	return err;
 }
 
+/* stasis lets go of its fds on the objects (all, or those not waiting for their seals). */
+static void close_objects(struct shmem_state *st, bool all)
+{
+	for (size_t i = 0; i < st->nr_objects; i++) {
+		if (st->objects[i].fd >= 0 && (all || !st->objects[i].seal_late)) {
+			close(st->objects[i].fd);
+			st->objects[i].fd = -1;
+		}
+	}
+}
+
 static void close_shmem(struct run_ctx *ctx)
 {
-	struct shmem_state *st = state_of(ctx);
+	close_objects(state_of(ctx), false);
+}
 
-	for (size_t i = 0; i < st->nr_objects; i++)
+int shmem_seal_late(const struct run_ctx *ctx)
+{
+	struct shmem_state *st = state_of(ctx);
+	int err = 0;
+
+	for (size_t i = 0; i < st->nr_objects && !err; i++) {
+		if (st->objects[i].fd < 0 || !st->objects[i].seal_late)
+			continue;
+		err = seal_object(&st->objects[i], st->tab->objects[i], true);
 		close(st->objects[i].fd);
-	st->nr_objects = 0;
+		st->objects[i].fd = -1;
+	}
+	return err;
 }
 
 /*
@@ -607,8 +718,7 @@ static void undo_shmem(struct run_ctx *ctx, bool restored)
 		if (st->objects[i].sysv && (restored ? o->sysv_removed : st->objects[i].made))
 			shmctl(st->objects[i].id, IPC_RMID, NULL);
 	}
-	if (!restored)
-		close_shmem(ctx);
+	close_objects(st, true);
 }
 
 bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid)
@@ -617,18 +727,45 @@ bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid)
 	return o && o->sysv;
 }
 
+bool shmem_memfd_created_at(const struct run_ctx *ctx, uint64_t id, pid_t pid, uint32_t fd)
+{
+	const ShmemObject *o = table_object(state_of(ctx), id);
+	return o && o->has_created_pid && o->created_pid == (uint32_t)pid && o->created_fd == fd;
+}
+
+/* stasis's own fd on object id, inherited by every new process; -ENOENT if none. */
+static int object_fd(const struct run_ctx *ctx, uint64_t id)
+{
+	const struct shmem_state *st = state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_objects; i++)
+		if (st->objects[i].id == id && st->objects[i].fd >= 0)
+			return st->objects[i].fd;
+	return -ENOENT;
+}
+
+int shmem_object_file(struct restore_task *t, uint64_t id)
+{
+	int fd = object_fd(t->ctx, id);
+
+	if (fd < 0)
+		return fd;
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, t->next_high_fd);
+	if (nfd < 0)
+		return -errno; /* the caller names the object */
+	t->next_high_fd = nfd + 1;
+	return nfd;
+}
+
 int shmem_open_object(struct restore_task *t, uint64_t id, int flags)
 {
-	const struct shmem_state *st = state_of(t->ctx);
+	int fd = object_fd(t->ctx, id);
 	char path[64];
 
-	for (size_t i = 0; i < st->nr_objects; i++) {
-		if (st->objects[i].id != id)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", st->objects[i].fd);
-		return restore_open_high(t, path, flags);
-	}
-	return -ENOENT;
+	if (fd < 0)
+		return fd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return restore_open_high(t, path, flags);
 }
 
 static void free_shmem(void *state)

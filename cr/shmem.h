@@ -21,6 +21,12 @@ bool shmem_is_memfd_path(const char *path);
 int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
 	       uint64_t size);
 /*
+ * Dump: an open file of memfd ino (noted already) that fd of pid (the restored pid) holds, its
+ * own entry (neither a dup nor shared), with its open(2) flags: shmem.img says which one is
+ * the file memfd_create() made, if it is still open.
+ */
+void shmem_note_memfd_file(struct run_ctx *ctx, uint64_t ino, pid_t pid, int fd, unsigned flags);
+/*
  * Dump: SysV segment shmid of the tree's own IPC namespace (cr/ipc-ns.c), readable through fd
  * (kept open). Once shmem_sysv_all_noted() says every segment of the namespace is noted, a
  * mapping of any other segment is an error.
@@ -34,5 +40,19 @@ void shmem_require(struct run_ctx *ctx);
 bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid);
 /* In a new process: a new open file of object id (above its fds), with open(2) flags. */
 int shmem_open_object(struct restore_task *t, uint64_t id, int flags);
+/*
+ * In a new process: stasis's own open file of object id (above its fds), which every process
+ * shares: for a memfd the file memfd_create() made, which holds no write access on it (a file
+ * reopened for writing does: exec of the memfd then fails with ETXTBSY).
+ */
+int shmem_object_file(struct restore_task *t, uint64_t id);
+/*
+ * Restore, by stasis once every process's mappings exist: the seals of the memfds sealed
+ * against future writes (writable shared mappings of them made before the seal could not be
+ * made after it). 0, or <0 having said which memfd.
+ */
+int shmem_seal_late(const struct run_ctx *ctx);
+/* Is fd of pid the file memfd_create() made for memfd id (shmem_object_file's)? */
+bool shmem_memfd_created_at(const struct run_ctx *ctx, uint64_t id, pid_t pid, uint32_t fd);
 
 #endif

@@ -290,6 +290,18 @@ _Static_assert(sizeof(struct uffdio_poison) == 32, "struct uffdio_poison");
 _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #endif
 
+/* ---- memfd: executable or not (6.3) ---- */
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
+
 /* The open file flag the kernel shows in fdinfo (glibc's O_LARGEFILE is 0 on x86_64). */
 #define KERNEL_O_LARGEFILE 0100000
 

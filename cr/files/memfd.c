@@ -1,7 +1,9 @@
 /*
  * memfd fds. The object itself (name, size, content) is a shared memory object of
  * cr/shmem.c, saved once however many fds and mappings refer to it; the fd keeps its flags
- * and offset, as a new open file on the restored object.
+ * and offset. The file memfd_create() made is that file again (the one stasis made the
+ * object with): it holds no write access on the memfd, so the memfd can still be executed
+ * (execveat, fexecve). Any other open file of it was reopened through /proc and is again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +15,8 @@
 #include "shmem.h"
 
 #define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
+/* what F_SETFL changes (O_ASYNC: armed by cr/files/fown.c) */
+#define STATUS_FLAGS (O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT)
 
 static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
@@ -28,14 +32,20 @@ static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	if (!(e->path = xstrdup(p->link)))
 		return -ENOMEM;
 	int err = shmem_note(t->ctx, path, p->link, p->st.st_ino, p->st.st_size);
-	return err ? err : 1;
+	if (err)
+		return err;
+	shmem_note_memfd_file(t->ctx, p->st.st_ino, t->vpid, p->fd, p->flags);
+	return 1;
 }
 
 static int open_memfd(struct restore_task *t, const FdEntry *e)
 {
-	int fd = shmem_open_object(t, e->shmem_id, e->flags & ~REOPEN_DROP);
+	bool created = shmem_memfd_created_at(t->ctx, e->shmem_id, t->pid, e->fd);
+	int fd = created ? shmem_object_file(t, e->shmem_id)
+			 : shmem_open_object(t, e->shmem_id, e->flags & ~REOPEN_DROP);
 
-	if (fd >= 0 && e->pos && lseek(fd, e->pos, SEEK_SET) < 0) {
+	if (fd >= 0 && ((created && fcntl(fd, F_SETFL, e->flags & STATUS_FLAGS)) ||
+			(e->pos && lseek(fd, e->pos, SEEK_SET) < 0))) {
 		int err = -errno;
 		close(fd);
 		return err;
