@@ -92,7 +92,6 @@ static int take_queue(struct unix_state *ud, struct dump_task *t, const struct f
 int unix_dump_bound(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		      const struct unix_info *ui)
 {
-	char name[UNIX_NAME_MAX + 1];
 	int err;
 
 	e->kind = FD_KIND__FD_UNIX_BOUND;
@@ -109,19 +108,7 @@ int unix_dump_bound(struct unix_state *ud, struct dump_task *t, const struct fd_
 		e->sock_backlog = ui->wqueue;
 		return ui->rqueue && (err = unix_dump_listener_queue(ud, t, p, e, ui)) ? err : 1;
 	}
-	if ((err = take_queue(ud, t, p, e)))
-		return err;
-	struct stat st;
-	if (e->n_sock_messages && e->sock_file_gone &&
-	    (ui->name[0] != '/' ||
-	     unix_stat_as(t->pid == getpid() ? t->tree[0].pid : t->pid, (const char *)e->sock_name.data, &st) == 0)) {
-		pr_err("dump pid %d fd %d: datagrams wait in unix socket %s, whose file another took the "
-		       "place of (or with a relative name): they could not be sent back to it (not "
-		       "supported)",
-		       t->pid, p->fd, unix_name(ui->name, ui->name_len, name, sizeof(name)));
-		return -ENOTSUP;
-	}
-	return 1;
+	return take_queue(ud, t, p, e) ?: 1;
 }
 
 /* A datagram socket connected to a named socket of the tree that is not connected back. */

@@ -385,10 +385,10 @@ int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr
 	return 0;
 }
 
-/* A socket bearing the sender's name: the tree's own, else one bound to it for now, else none
- * (-1); -ENOMEM. */
-static int sender_socket(const struct unix_state *st, int type, const UnixMsg *m, int *temp,
-			 char **made_file)
+/* A socket bearing the sender's name: the tree's own, else one bound to it for now (in a scratch
+ * root: its directories made there too), else none (-1); -ENOMEM. */
+static int sender_socket(const struct unix_state *st, int type, const UnixMsg *m, bool in_scratch,
+			 int *temp, char **made_file)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
@@ -403,7 +403,8 @@ static int sender_socket(const struct unix_state *st, int type, const UnixMsg *m
 	*temp = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
 	if (*temp >= 0 && sa.sun_path[0] && !(*made_file = xstrdup(sa.sun_path)))
 		return -ENOMEM; /* (the file to remove is noted before it is made) */
-	if (*temp >= 0 && bind(*temp, (struct sockaddr *)&sa, len) == 0)
+	if (*temp >= 0 && (!in_scratch || !sa.sun_path[0] || !unix_scratch_dirs(sa.sun_path)) &&
+	    bind(*temp, (struct sockaddr *)&sa, len) == 0)
 		return *temp;
 	free(*made_file); /* not ours */
 	*made_file = NULL;
@@ -416,9 +417,11 @@ struct named_receiver {
 	const struct unix_state *st;
 	const FdEntry *e;
 	int net_ns; /* the tree's network namespace: abstract names are its */
+	bool in_scratch; /* the child's root is the scratch root the receiver was bound in */
 };
 
-/* In tree_run's child (the tree's root; in the receiver's directory): each datagram sent. */
+/* In tree_run's child (the tree's root; in the receiver's directory), or in the receiver's
+ * scratch root: each datagram sent. */
 static int send_named_here(void *arg)
 {
 	const struct named_receiver *r = arg;
@@ -435,7 +438,8 @@ static int send_named_here(void *arg)
 		return -errno;
 	for (size_t i = 0; i < e->n_sock_messages && !err; i++) {
 		char *made_file = NULL;
-		int temp, from = sender_socket(st, e->sock_type, e->sock_messages[i], &temp, &made_file);
+		int temp, from = sender_socket(st, e->sock_type, e->sock_messages[i], r->in_scratch, &temp,
+					     &made_file);
 		err = from == -ENOMEM ? from
 				      : unix_queue_send(st, from >= 0 ? from : unnamed, &to, to_len,
 							&e->sock_messages[i], 1);
@@ -450,9 +454,8 @@ static int send_named_here(void *arg)
 
 int unix_queue_send_named(const struct unix_state *st, const FdEntry *e, int net_ns)
 {
-	struct named_receiver r = { st, e, net_ns };
-	const char *name = (const char *)e->sock_name.data;
+	const char *name = (const char *)e->sock_name.data, *scratch = unix_held_scratch(st, e->sock_ino);
+	struct named_receiver r = { st, e, net_ns, scratch != NULL };
 
-	return unix_run_at(st->ctx, unix_held_scratch(st, e->sock_ino), name[0] == '/' ? NULL : e->sock_dir,
-			   send_named_here, &r);
+	return unix_run_at(st->ctx, scratch, name[0] == '/' ? NULL : e->sock_dir, send_named_here, &r);
 }

@@ -153,12 +153,8 @@ static int connect_here(void *arg)
 	return connect(b->s, (struct sockaddr *)&b->sa, b->len) ? -errno : 0;
 }
 
-/* In a scratch root's child: the name's directories made, then the bind. */
-static int bind_with_dirs(void *arg)
+int unix_scratch_dirs(char *path)
 {
-	struct by_path *b = arg;
-	char *path = b->sa.sun_path;
-
 	for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
 		*slash = 0;
 		int err = mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
@@ -166,7 +162,15 @@ static int bind_with_dirs(void *arg)
 		if (err)
 			return err;
 	}
-	return bind_here(b);
+	return 0;
+}
+
+/* In a scratch root's child: the name's directories made, then the bind. */
+static int bind_with_dirs(void *arg)
+{
+	struct by_path *b = arg;
+
+	return unix_scratch_dirs(b->sa.sun_path) ?: bind_here(b);
 }
 
 int unix_run_at(const struct run_ctx *ctx, const char *scratch, const char *dir, int (*fn)(void *arg),

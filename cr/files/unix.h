@@ -183,6 +183,8 @@ int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **di
  */
 int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t len, bool gone,
 		   const char *dir, struct unix_file *made);
+/* In a scratch root's child (chrooted there): the directories of a path, made (0700) where missing. */
+int unix_scratch_dirs(char *path);
 /*
  * Runs fn(arg) in a child whose root is scratch (a scratch root a name was bound in), or else
  * the tree's with dir as working directory (tree_run): where a socket's name reaches it.
