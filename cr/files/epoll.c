@@ -68,6 +68,31 @@ static int find_target(struct dump_task *t, const struct kcmp_epoll_slot *slot, 
 	return 0;
 }
 
+int epoll_item_read(FdEntry *e, const char *l, int efd, struct kcmp_epoll_slot *slot)
+{
+	uint64_t fd, events, data;
+
+	if (!fdinfo_u64(l, "tfd:", 10, &fd) || !fdinfo_u64(l, "events:", 16, &events) ||
+	    !fdinfo_u64(l, "data:", 16, &data) || fd >= MAX_TARGET_FD)
+		return -EINVAL;
+	/* items of one number come in the kernel's order, which kcmp counts (toff) */
+	*slot = (struct kcmp_epoll_slot){ .efd = efd, .tfd = fd };
+	for (size_t k = 0; k < e->n_targets; k++)
+		slot->toff += e->targets[k]->fd == fd;
+	EpollTarget *et = xzalloc(sizeof(*et)), **more;
+	if (!et || !(more = xreallocarray(e->targets, e->n_targets + 1, sizeof(*more)))) {
+		free(et);
+		return -ENOMEM;
+	}
+	epoll_target__init(et);
+	et->fd = fd;
+	et->events = events;
+	et->data = data;
+	e->targets = more;
+	e->targets[e->n_targets++] = et;
+	return 0;
+}
+
 static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	if (strcmp(p->link, "anon_inode:[eventpoll]"))
@@ -75,32 +100,17 @@ static int dump_epoll(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->has_flags = true;
 	e->flags = p->flags;
 	for (const char *l = strstr(p->info, "tfd:"); l; l = strstr(l + 4, "tfd:")) {
-		uint64_t fd, events, data;
-		if (!fdinfo_u64(l, "tfd:", 10, &fd) || !fdinfo_u64(l, "events:", 16, &events) ||
-		    !fdinfo_u64(l, "data:", 16, &data) || fd >= MAX_TARGET_FD) {
+		struct kcmp_epoll_slot slot;
+		int err = epoll_item_read(e, l, p->fd, &slot);
+		if (err == -EINVAL)
 			pr_err("dump pid %d fd %d: cannot read its epoll registrations", t->pid, p->fd);
-			return -EINVAL;
-		}
-		/* items of one number come in the kernel's order, which kcmp counts (toff) */
-		struct kcmp_epoll_slot slot = { .efd = p->fd, .tfd = fd };
-		for (size_t k = 0; k < e->n_targets; k++)
-			slot.toff += e->targets[k]->fd == fd;
-		EpollTarget *et = xzalloc(sizeof(*et)), **more;
-		if (!et || !(more = xreallocarray(e->targets, e->n_targets + 1, sizeof(*more)))) {
-			free(et);
-			return -ENOMEM;
-		}
-		epoll_target__init(et);
-		et->fd = fd;
-		et->events = events;
-		et->data = data;
-		e->targets = more;
-		e->targets[e->n_targets++] = et;
-		int err = find_target(t, &slot, et);
-		if (err == -ENOENT)
-			pr_err("dump pid %d fd %d: epoll watches a file registered as fd %llu that no process "
+		if (err)
+			return err;
+		EpollTarget *et = e->targets[e->n_targets - 1];
+		if ((err = find_target(t, &slot, et)) == -ENOENT)
+			pr_err("dump pid %d fd %d: epoll watches a file registered as fd %u that no process "
 			       "of the tree holds (not supported)",
-			       t->pid, p->fd, (unsigned long long)fd);
+			       t->pid, p->fd, et->fd);
 		if (err)
 			return err;
 	}

@@ -126,6 +126,13 @@ bool sockopts_valid(const FdEntry *e);
 bool sockopts_saved(const FdEntry *e); /* anything to set: options, a filter, its lock */
 int sockopts_restore(int sk, const FdEntry *e);
 
+/* cr/files/epoll.c, dump: the epoll item whose fdinfo line l starts ("tfd:") appended to
+ * e->targets (the epoll's earlier items are there); *slot names it for kcmp (KCMP_EPOLL_TFD) on
+ * efd, an fd of the epoll: its number, and its place among the items of that number (the
+ * kernel lists them in the order kcmp counts). -EINVAL (not said): unreadable; -ENOMEM. */
+struct kcmp_epoll_slot;
+int epoll_item_read(FdEntry *e, const char *l, int efd, struct kcmp_epoll_slot *slot);
+
 /* cr/files/shared.c: open files shared by several processes of the tree (tree_shared_files):
  * stasis's fd on the one saved as fd of pid, or -1. */
 int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);

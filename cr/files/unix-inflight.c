@@ -161,14 +161,14 @@ static int dump_carried_epoll(struct unix_state *ud, struct dump_task *t, uint32
 
 	e->kind = FD_KIND__FD_EPOLL;
 	for (const char *l = strstr(p->info, "tfd:"); l; l = strstr(l + 4, "tfd:")) {
-		uint64_t tfd, events, data;
-		struct kcmp_epoll_slot slot = { .efd = efd };
+		struct kcmp_epoll_slot slot;
 		pid_t pid;
-		int fd, target = -1, found = 0;
-		if (!fdinfo_u64(l, "tfd:", 10, &tfd) || !fdinfo_u64(l, "events:", 16, &events) ||
-		    !fdinfo_u64(l, "data:", 16, &data))
-			return -EINVAL;
-		slot.tfd = tfd;
+		int fd, target = -1, found = 0, err = epoll_item_read(e, l, efd, &slot);
+		if (err == -EINVAL)
+			pr_err("dump pid %d fd %d: cannot read the registrations of an epoll carried in flight",
+			       via_pid, via_fd);
+		if (err)
+			return err;
 		for (size_t k = 0; k < ud->nr_carried && target < 0; k++)
 			if (is_epoll_target(&slot, getpid(), ud->carried[k].fd))
 				target = k;
@@ -181,28 +181,15 @@ static int dump_carried_epoll(struct unix_state *ud, struct dump_task *t, uint32
 				return target;
 		}
 		if (target < 0) {
-			pr_err("dump pid %d fd %d: an epoll carried in flight watches a file (fd %llu where "
+			pr_err("dump pid %d fd %d: an epoll carried in flight watches a file (fd %u where "
 			       "it was added) that no process of the tree holds (not supported)",
-			       via_pid, via_fd, (unsigned long long)tfd);
+			       via_pid, via_fd, slot.tfd);
 			return -ENOTSUP;
 		}
-		EpollTarget *et = xzalloc(sizeof(*et)), **targets;
-		uint32_t *files;
-		if (!et || !(targets = xreallocarray(e->targets, e->n_targets + 1, sizeof(*targets)))) {
-			free(et);
+		uint32_t *files = xreallocarray(e->target_files, e->n_target_files + 1, sizeof(*files));
+		if (!files)
 			return -ENOMEM;
-		}
-		e->targets = targets;
-		if (!(files = xreallocarray(e->target_files, e->n_target_files + 1, sizeof(*files)))) {
-			free(et);
-			return -ENOMEM;
-		}
 		e->target_files = files;
-		epoll_target__init(et);
-		et->fd = tfd;
-		et->events = events;
-		et->data = data;
-		e->targets[e->n_targets++] = et;
 		e->target_files[e->n_target_files++] = target;
 	}
 	return 1;
