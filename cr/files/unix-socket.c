@@ -12,11 +12,12 @@
  * relative name is bound again in the directory its file was found in (the holder's working
  * directory); a name whose file was removed since is bound at its path (its directories made
  * again too if they were removed) and what was made removed once restore is done with it
- * (senders and one-way clients address it), or, if another file took its place (or another
- * socket of the tree bound the same name first), bound inside a scratch root of stasis's in a
- * child process (chroot), where restore reaches it by the name until it removes that root:
- * either way the socket has its name and no file is left. An abstract name is bound in stasis itself, in the
- * tree's network namespace where it lives.
+ * (senders and one-way clients address it), or, if another file took its place (a FIFO, a
+ * directory, ...: left untouched), another socket of the tree bound the same name first, or
+ * the name is relative, bound inside a scratch root of stasis's in a child process (chroot),
+ * where restore reaches it by the name (its clients, waiting connections, datagrams sent back
+ * to it) until it removes that root: either way the socket has its name and no file is left.
+ * An abstract name is bound in stasis itself, in the tree's network namespace where it lives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,7 +69,8 @@ int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len)
 	return unix_addr(e->sock_name.data, e->sock_name.len, sa, len);
 }
 
-int unix_stat_as(pid_t pid, const char *path, struct stat *st)
+/* stat(2) of path as process pid sees it: in its root, a relative path from its working directory. */
+static int stat_as(pid_t pid, const char *path, struct stat *st)
 {
 	char at[64];
 
@@ -97,7 +99,7 @@ int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **di
 	if (!ui->named || !ui->name_len || !ui->name[0] || !ui->has_vfs)
 		return 0; /* abstract, or no file to look for */
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
-	if (unix_stat_as(pid, path, file) || !is_its_file(file, ui)) {
+	if (stat_as(pid, path, file) || !is_its_file(file, ui)) {
 		*gone = true;
 		return 0;
 	}

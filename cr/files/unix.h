@@ -166,8 +166,6 @@ int sock_options(pid_t pid, int fd, int *type, int *passcred);
 /* A name (sun_path bytes) as an address; -EINVAL if empty or too long. */
 int unix_addr(const void *name, size_t len, struct sockaddr_un *sa, socklen_t *salen);
 int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
-/* stat(2) of path as process pid sees it: in its root, a relative path from its working directory. */
-int unix_stat_as(pid_t pid, const char *path, struct stat *st);
 /*
  * Dump: where a socket's path name is (pid: a process of the tree, its holder if any): *gone
  * if its socket file was removed (or replaced) since, else the file in *file; a relative
