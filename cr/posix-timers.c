@@ -92,7 +92,8 @@ static int dump_posix_timers(struct dump_task *t)
 			pr_err("dump pid %d: cannot parse POSIX timer %u in %s", t->pid, pt->id, path);
 			return -EINVAL;
 		}
-		pt->clockid = strtoul(clk + 8, NULL, 10);
+		/* a CPU-time clock is negative (~pid << 3 | kind): kept as its 32 bits */
+		pt->clockid = (uint32_t)(int32_t)strtol(clk + 8, NULL, 10);
 		if (pt->has_notify_tid && !is_live_thread(t, pt->notify_tid)) {
 			pr_debug("dump pid %d: POSIX timer %u signals thread %u, which has exited", t->pid,
 				 pt->id, pt->notify_tid);
@@ -132,11 +133,29 @@ static bool is_thread_of(const TaskCore *c, uint32_t tid)
 	return false;
 }
 
+/*
+ * A clock a timer can have: a clock id of the kernel's (CLOCK_REALTIME, ...: it judges), or a
+ * CPU-time clock (timer_create with CLOCK_PROCESS_CPUTIME_ID, clock_getcpuclockid(),
+ * pthread_getcpuclockid()): negative, ~pid << 3 | 4 if one thread's | kind (0 profiling, 1
+ * virtual, 2 scheduler), pid 0 for the caller's own; a pid here is the process or one of its
+ * threads, as its namespace numbers them (the restored ones have the same numbers).
+ */
+static bool timer_clock_valid(const TaskCore *c, uint32_t clockid)
+{
+	int32_t id = (int32_t)clockid;
+
+	if (id >= 0)
+		return true;
+	uint32_t pid = ~(uint32_t)(id >> 3); /* arithmetic shift: the bits of ~pid */
+	bool per_thread = id & 4;
+	return (id & 3) != 3 && (pid == 0 || (per_thread ? is_thread_of(c, pid) : pid == c->pid));
+}
+
 static int validate_posix_timers(struct restore_task *t)
 {
 	for (size_t i = 0; i < t->core->n_posix_timers; i++) {
 		PosixTimer *pt = t->core->posix_timers[i];
-		if (pt->signo > 64 || pt->id > INT32_MAX || pt->clockid > INT32_MAX ||
+		if (pt->signo > 64 || pt->id > INT32_MAX || !timer_clock_valid(t->core, pt->clockid) ||
 		    (pt->notify != SIGEV_SIGNAL && pt->notify != SIGEV_NONE && pt->notify != SIGEV_THREAD_ID) ||
 		    (pt->notify == SIGEV_THREAD_ID &&
 		     !(pt->target_exited ? !pt->has_notify_tid
@@ -170,7 +189,7 @@ static int restore_posix_timers(struct restore_task *t)
 		bool to_thread = pt->notify == SIGEV_THREAD_ID && !pt->target_exited;
 		out[i] = (struct rst_posix_timer){
 			.id = pt->id,
-			.clockid = pt->clockid,
+			.clockid = (int32_t)pt->clockid,
 			.sev = { .value = pt->sigval, .signo = pt->signo,
 				 .notify = pt->target_exited ? SIGEV_NONE : pt->notify,
 				 .tid = to_thread ? (int32_t)pt->notify_tid : 0 },

@@ -7,19 +7,25 @@
  *   timer D: CLOCK_MONOTONIC, every 20 ms, SIGEV_THREAD_ID SIGUSR1 to a worker thread (whose
  *            handler checks it runs on that thread);
  *   timer E: glibc SIGEV_THREAD every 20 ms (glibc's helper thread gets the signal through
- *            SIGEV_THREAD_ID and starts a thread per expiration for the callback).
+ *            SIGEV_THREAD_ID and starts a thread per expiration for the callback);
+ *   timer F: the process's CPU-time clock (CLOCK_PROCESS_CPUTIME_ID: clock id -6 in
+ *            /proc/self/timers), SIGEV_NONE, 1000 s of CPU time ahead;
+ *   timer G: the main thread's own CPU-time clock (pthread_getcpuclockid: ~tid << 3 | 6),
+ *            every 5 ms of its CPU time, SIGEV_SIGNAL SIGRTMIN+1.
  *   One more timer is made and deleted first, so the IDs have a gap.
  * After restore and SIGTERM: each timer has its old ID (timer_gettime on it works, and
  * /proc/self/timers lists exactly those IDs), A keeps firing with its value, B and C have
- * 80-100 s and 30-50 s left, D keeps hitting its worker only, E keeps calling back.
+ * 80-100 s and 30-50 s left, D keeps hitting its worker only, E keeps calling back, F has
+ * 990-1000 s of CPU time left on the same clock id, G fires while the main thread spins.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <pthread.h>
 #include <time.h>
 
-static timer_t a, b, c, d, e;
-static volatile sig_atomic_t ticks, bad_value;
+static timer_t a, b, c, d, e, f, g;
+static clockid_t g_clock;
+static volatile sig_atomic_t ticks, bad_value, cpu_ticks;
 static volatile pid_t worker_tid;
 static volatile int worker_ticks, wrong_thread, callbacks;
 
@@ -56,7 +62,15 @@ static void on_tick(int sig, siginfo_t *si, void *uc)
 	ticks++;
 }
 
+static void on_cpu_tick(int sig) { (void)sig; cpu_ticks++; }
+
 static void c_delete(ucontext_t *u) { (void)u; timer_delete(b); }
+static void c_cpu(ucontext_t *u)
+{
+	(void)u;
+	timer_delete(f);
+	timer_delete(g);
+}
 static void c_disarm(ucontext_t *u)
 {
 	(void)u;
@@ -80,6 +94,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "firing", c_disarm, 0 },
 	{ "thread-timer", c_disarm_d, 0 },
 	{ "callback-timer", c_disarm_e, 0 },
+	{ "cpu-clock", c_cpu, 0 },
 };
 
 static timer_t make(clockid_t clk, int notify, int sig, int value)
@@ -125,6 +140,14 @@ int main(int argc, char **argv)
 		zoo_die("timer_create SIGEV_THREAD: %s", strerror(errno));
 	timer_settime(d, 0, &every, NULL);
 	timer_settime(e, 0, &every, NULL);
+	f = make(CLOCK_PROCESS_CPUTIME_ID, SIGEV_NONE, 0, 0);
+	struct itimerspec in1000 = { { 0, 0 }, { 1000, 0 } }, every5 = { { 0, 5000000 }, { 0, 5000000 } };
+	timer_settime(f, 0, &in1000, NULL);
+	signal(SIGRTMIN + 1, on_cpu_tick);
+	if (pthread_getcpuclockid(pthread_self(), &g_clock))
+		zoo_die("pthread_getcpuclockid failed");
+	g = make(g_clock, SIGEV_SIGNAL, SIGRTMIN + 1, 0);
+	timer_settime(g, 0, &every5, NULL);
 	zoo_sleep_ms(100);
 	/* glibc starts a thread (a stack and its guard page) per SIGEV_THREAD expiration, at any
 	 * moment: the mappings change by themselves, with or without a checkpoint */
@@ -146,9 +169,22 @@ int main(int argc, char **argv)
 	      "timer B: %s, %ld s left", strerror(errno), (long)left.it_value.tv_sec);
 	CHECK("ids", timer_gettime(c, &left) == 0 && left.it_value.tv_sec >= 30 && left.it_value.tv_sec < 50,
 	      "timer C: %ld s left", (long)left.it_value.tv_sec);
-	char text[2048] = "", want[128];
+	CHECK("cpu-clock", timer_gettime(f, &left) == 0 && left.it_value.tv_sec >= 990 && left.it_value.tv_sec < 1000,
+	      "timer F (process CPU time): %s, %ld s left", strerror(errno), (long)left.it_value.tv_sec);
+	int cpu_before = cpu_ticks;
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do /* spin: 100 ms of wall time, most of it this thread's CPU time */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	while ((now.tv_sec - t0.tv_sec) * 1000000000L + now.tv_nsec - t0.tv_nsec < 100000000L);
+	CHECK("cpu-clock", cpu_ticks > cpu_before, "timer G (thread CPU time) fired %d times while spinning 100 ms",
+	      cpu_ticks - cpu_before);
+	char text[4096] = "", want[128];
 	zoo_read_file("/proc/self/timers", text, sizeof(text));
 	snprintf(want, sizeof(want), "ID: %ld", (long)(intptr_t)a);
 	CHECK("ids", strstr(text, want) != NULL, "timer A (%s) missing from /proc/self/timers", want);
-	return zoo_finish("5 timers");
+	CHECK("cpu-clock", strstr(text, "ClockID: -6") != NULL, "timer F's clock id -6 missing from /proc/self/timers");
+	snprintf(want, sizeof(want), "ClockID: %d", (int)g_clock);
+	CHECK("cpu-clock", strstr(text, want) != NULL, "timer G's clock id (%s) missing from /proc/self/timers", want);
+	return zoo_finish("7 timers, 2 on CPU-time clocks");
 }
