@@ -86,6 +86,24 @@ struct clone_args {
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
+/*
+ * ---- pidfd information (linux/pidfd.h): PIDFD_GET_INFO (6.13), PIDFD_INFO_EXIT (6.15) ----
+ * Our own name for the first version of the struct (64 bytes): 6.13/6.14 headers call its
+ * exit_code field __spare0. The kernel answers for the size the command encodes. Of a process
+ * that exited and was reaped it tells exit_code (the wait status) and the cgroup it was in;
+ * older kernels fail with ENOTTY (no ioctl), EINVAL or ESRCH (no PIDFD_INFO_EXIT).
+ */
+struct pidfd_info_v0 {
+	__u64 mask;
+	__u64 cgroupid;
+	__u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	__s32 exit_code;
+};
+#define PIDFD_GET_INFO_V0 _IOWR(0xFF, 11, struct pidfd_info_v0)
+#ifndef PIDFD_INFO_EXIT
+#define PIDFD_INFO_EXIT (1UL << 3)
+#endif
+
 /* ---- ptrace (linux/ptrace.h, 5.13) ---- */
 
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
