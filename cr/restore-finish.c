@@ -47,6 +47,7 @@ static const char *const step_names[] = {
 	[RST_STEP_AIO] = "making an AIO context again (detail: its ring)",
 	[RST_STEP_GUARD] = "installing guard pages (detail: the first)",
 	[RST_STEP_PRCTL] = "setting a prctl control (detail: the option: 26 TSC, 65 memory-deny-write-execute)",
+	[RST_STEP_POSIX_LOCK] = "taking a POSIX lock again after closing the helper fds (detail: the fd)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)

@@ -350,7 +350,7 @@ static int restore_fds(struct restore_task *t)
 					   ops->name);
 	}
 	/* after the kinds settle: closing any fd of a file drops the process's POSIX locks on it */
-	return locks_restore(t->pid, tab) ?: fown_arm(tab);
+	return locks_restore(t, tab) ?: fown_arm(tab);
 }
 
 /* Once the tree's mounts exist: each kind's files are still there. */
@@ -385,11 +385,17 @@ static int finish_fds(struct restore_task *t)
 	return 0;
 }
 
+static size_t fds_args_size(const struct restore_task *t)
+{
+	return locks_args_size(t->fds);
+}
+
 const struct state_ops state_fds = {
 	.name = "file descriptors",
 	.dump = dump_fds,
 	.validate = validate_fds,
 	.check = check_fds,
+	.args_size = fds_args_size,
 	.restore = restore_fds,
 	.finish = finish_fds,
 };

@@ -85,7 +85,9 @@ int pty_set_foreground(const struct run_ctx *ctx, uint32_t index);
  * earlier process); and, in the new task once fds have their numbers, taking them again. */
 int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared);
 bool locks_valid(const FdEntry *e);
-int locks_restore(pid_t pid, const FdTable *tab);
+int locks_restore(struct restore_task *t, const FdTable *tab);
+/* Bytes of the blob's arguments the POSIX locks take (the blob takes them again last). */
+size_t locks_args_size(const FdTable *tab);
 /* By stasis once every process has its leases, before the file's owner is set back: the
  * leases being broken at the dump are broken again (no signal: the file has no owner yet). */
 int locks_break_leases(const struct restore_task *t, const FdEntry *e);

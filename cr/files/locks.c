@@ -24,6 +24,7 @@
 #include "files.h"
 #include "log.h"
 #include "options.h"
+#include "restorer/restorer.h"
 
 /* "lock:\t1: POSIX  ADVISORY  WRITE 15757 fe:00:10954290 10 29"; fd_writable: the fd is
  * open for writing (which lease a lease being broken to none was). 1: a waiter, held by none. */
@@ -121,8 +122,36 @@ static const char *lock_what(const FileLock *l)
 	}
 }
 
-int locks_restore(pid_t pid, const FdTable *tab)
+static bool is_posix(const FileLock *l)
 {
+	return l->kind == LOCK_KIND__LOCK_POSIX;
+}
+
+static size_t count_posix(const FdTable *tab)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tab->n_fds; i++)
+		for (size_t k = 0; k < tab->fds[i]->n_locks; k++)
+			n += is_posix(tab->fds[i]->locks[k]);
+	return n;
+}
+
+size_t locks_args_size(const FdTable *tab)
+{
+	return count_posix(tab) * sizeof(struct rst_posix_lock);
+}
+
+int locks_restore(struct restore_task *t, const FdTable *tab)
+{
+	pid_t pid = t->pid;
+	size_t n = count_posix(tab);
+	struct rst_posix_lock *again = n ? restorer_args_alloc(t, n * sizeof(*again), &t->args->posix_locks_off) : NULL;
+
+	if (n && !again)
+		return -ENOMEM;
+	t->args->nr_posix_locks = n;
+	n = 0;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const FdEntry *e = tab->fds[i];
 		for (size_t k = 0; k < e->n_locks; k++) {
@@ -143,6 +172,9 @@ int locks_restore(pid_t pid, const FdTable *tab)
 					  lock_what(l), (unsigned long long)l->start);
 				return -errno;
 			}
+			if (is_posix(l)) /* the blob takes it again after closing its helper fds */
+				again[n++] = (struct rst_posix_lock){ .fd = e->fd, .fl = { .type = fl.l_type,
+					.whence = SEEK_SET, .start = fl.l_start, .len = fl.l_len } };
 			/* taking a lease made this process the file's owner: none until broken again */
 			if (l->has_lease_breaking_to && fcntl(e->fd, F_SETOWN, 0)) {
 				pr_perror("restore pid %d fd %u: cannot take the owner of its lease away", pid, e->fd);

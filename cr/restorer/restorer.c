@@ -379,6 +379,20 @@ static void set_timers_and_limits(struct restorer_args *a)
 	}
 }
 
+#define F_SETLK_ 6
+
+/* The POSIX locks the closes just dropped (the process held them all: nothing conflicts). */
+static void retake_posix_locks(struct restorer_args *a)
+{
+	struct rst_posix_lock *l = (struct rst_posix_lock *)((char *)a + a->posix_locks_off);
+
+	for (uint64_t i = 0; i < a->nr_posix_locks; i++) {
+		long r = raw_syscall3(__NR_fcntl, l[i].fd, F_SETLK_, &l[i].fl);
+		if (r)
+			fail(a, RST_STEP_POSIX_LOCK, r, (uint64_t)l[i].fd);
+	}
+}
+
 #define PR_TIMER_CREATE_RESTORE_IDS 77
 
 /* Each timer with its own ID (the prctl makes timer_create take it), armed with its time left. */
@@ -606,6 +620,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	for (int fd = a->close_from; fd <= a->close_to; fd++)
 		if (fd != a->status_fd)
 			raw_syscall1(__NR_close, fd); /* ctl_fd among them */
+	retake_posix_locks(a);
 
 	/* seccomp before the credentials: installing a filter may need the engine's privileges */
 	if (a->seccomp_sync) {

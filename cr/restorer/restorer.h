@@ -76,6 +76,22 @@ struct rst_posix_timer {
 	struct { int64_t interval_sec, interval_nsec, value_sec, value_nsec; } its;
 };
 
+/*
+ * A POSIX record lock the process holds, taken again by the blob once it has closed its helper
+ * fds: closing any fd of a file drops the process's POSIX locks on it, and the helper fds
+ * include those of its mapped files (a mapped database file with locks: sqlite's -shm).
+ */
+struct rst_posix_lock {
+	int32_t fd;
+	int32_t pad;
+	struct { /* the kernel's struct flock */
+		int16_t type, whence;
+		int32_t pad;
+		int64_t start, len;
+		int32_t pid, pad2;
+	} fl;
+};
+
 /* map_flags of a SysV attach: the blob calls shmat(fd = shmid) at start instead of mmap. */
 #define RST_MAP_SYSV_SHM 0x80000000u
 
@@ -191,6 +207,7 @@ enum rst_step {
 	RST_STEP_AIO,
 	RST_STEP_GUARD,
 	RST_STEP_PRCTL,
+	RST_STEP_POSIX_LOCK,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -225,6 +242,7 @@ struct restorer_args {
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
 	uint32_t threads_done;  /* futex word: threads that took on their seccomp and credentials */
 	uint64_t nr_posix_timers, posix_timers_off;
+	uint64_t nr_posix_locks, posix_locks_off;
 	uint64_t nr_aios, aios_off;
 	uint64_t nr_guards, guards_off; /* struct rst_range: guard pages installed again */
 	uint32_t mlock_future;  /* mlockall() flags once every mapping is made (MCL_FUTURE...) */
