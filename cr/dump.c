@@ -178,12 +178,12 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	uint64_t start = now_ns(CLOCK_MONOTONIC), writing;
 	int err;
 
+	dump_link_parents(tr); /* (the kinds' collect may ask) */
 	for (unsigned i = 0; i < tree_objects_len; i++) {
 		unsigned logged = log_errors();
 		if (tree_objects[i]->collect && (err = tree_objects[i]->collect(ctx, tr)))
 			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
 	}
-	dump_link_parents(tr);
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		struct dump_task *t = &tr->tasks[i];
 		t->tree_size = tr->nr_tasks;

@@ -10,7 +10,8 @@
 #include "log.h"
 #include "task.h"
 
-int restore_move_high(struct restore_task *t, int fd)
+/* fd again above the helpers so far; the original closed if close_it. */
+int restore_copy_high(struct restore_task *t, int fd, bool close_it)
 {
 	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, t->next_high_fd);
 
@@ -18,9 +19,15 @@ int restore_move_high(struct restore_task *t, int fd)
 		pr_perror("restore pid %d: cannot move fd %d above fd %d", t->pid, fd, t->next_high_fd);
 		return -errno;
 	}
-	close(fd);
+	if (close_it)
+		close(fd);
 	t->next_high_fd = nfd + 1;
 	return nfd;
+}
+
+int restore_move_high(struct restore_task *t, int fd)
+{
+	return restore_copy_high(t, fd, true);
 }
 
 int restore_open_high(struct restore_task *t, const char *path, int flags)

@@ -405,6 +405,20 @@ pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cg
 	return syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
+/* A sharer of an fd table is made by its parent with CLONE_FILES: its parent holds the table. */
+static bool parent_holds_table(struct restore_tree *rt, const TreeEntry *e, const struct restore_task *t)
+{
+	const FdTable *tab = t->fds, *up;
+	struct restore_task *parent = pstree_task(rt, e->ppid);
+
+	if (!tab->has_table_of)
+		return true;
+	if (!parent || t->is_root)
+		return false;
+	up = parent->fds;
+	return parent->pid == (pid_t)tab->table_of || (up->has_table_of && up->table_of == tab->table_of);
+}
+
 int pstree_validate(struct restore_tree *rt)
 {
 	Inventory *inv = rt->inv;
@@ -415,6 +429,11 @@ int pstree_validate(struct restore_tree *rt)
 		bool has_images = t != NULL;
 		bool live = !e->zombie && !e->group_helper;
 		bool parent_known = i == 0 || find_entry(inv->tree, i, e->ppid);
+		if (t && !parent_holds_table(rt, e, t)) {
+			pr_err("image fds-%u.img: it shares the fd table of pid %u, which its parent pid %u "
+			       "does not hold", e->pid, t->fds->table_of, e->ppid);
+			return -EINVAL;
+		}
 		if (t && e->leader_exited) { /* (its threads go on without it: restore-finish.c) */
 			t->leader_exited = true;
 			t->leader_exit_code = WEXITSTATUS(e->exit_status);
@@ -635,6 +654,28 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 }
 
 /*
+ * A child sharing our fd table runs first, alone with it: it places its helper fds above every
+ * open one, closes no fd it did not open (ours, stasis's), and once its restorer has closed its
+ * helpers but its status fd, it writes that fd's number to `done`; only then do we go on
+ * (the owner then restores the fds, closing leftovers below its sharers' lowest helper).
+ */
+static int wait_sharer(struct restore_task *self, struct restore_task *child, int done)
+{
+	int low;
+	ssize_t n = read(done, &low, sizeof(low));
+
+	close(done);
+	if (n != sizeof(low)) {
+		pr_err("restore pid %d: its child %d, sharing its fd table, did not get through its "
+		       "restore", self->pid, child->pid);
+		return -EIO;
+	}
+	if (low < self->sharers_low)
+		self->sharers_low = low;
+	return 0;
+}
+
+/*
  * Forks the processes self forks (before or after its setsid), in inventory order: group
  * leaders (or their helpers) come before members.
  */
@@ -648,8 +689,22 @@ static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid
 		if (step->creator != (uint32_t)self || e->pid == (uint32_t)self ||
 		    step->before_setsid != before_setsid)
 			continue;
+		struct restore_task *ct = pstree_task(rt, e->pid), *holder = pstree_task(rt, self);
+		bool share = ct && ct->fds_owner;
+		int done[2] = { -1, -1 };
+		if (share && (step->clone_parent || e->ppid != (uint32_t)self || !holder)) {
+			pr_err("restore pid %u: it shares the fd table of its parent %u, but its session "
+			       "has pid %d fork it; not supported", e->pid, e->ppid, self);
+			return -ENOTSUP;
+		}
+		if (share && pipe2(done, O_CLOEXEC)) {
+			pr_perror("restore pid %d: pipe", self);
+			return -errno;
+		}
+		if (ct)
+			ct->fds_done_fd = done[1]; /* (in the child's copy of our memory) */
 		pid_t child = clone_child(find_entry(inv->tree, inv->n_tree, e->ppid), e,
-					  step->clone_parent ? CLONE_PARENT : 0);
+					  (step->clone_parent ? CLONE_PARENT : 0) | (share ? CLONE_FILES : 0));
 		if (child < 0) {
 			pr_perror("restore pid %d: cannot create %s %u", self,
 				  step->clone_parent ? "its sibling" : "its child", e->pid);
@@ -658,8 +713,11 @@ static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid
 		if (child == 0) {
 			if (e->zombie || e->group_helper)
 				run_stand_in(rt, e, run);
-			run(rt, pstree_task(rt, e->pid));
+			run(rt, ct);
 		}
+		int err;
+		if (done[0] >= 0 && (err = wait_sharer(holder, ct, done[0])))
+			return err;
 	}
 	return 0;
 }

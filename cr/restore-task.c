@@ -161,11 +161,14 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	if (high >= t->next_high_fd)
 		t->next_high_fd = high + 1;
 	a->close_from = t->next_high_fd;
-	if ((a->status_fd = restore_move_high(t, status_fd)) < 0)
+	/* a sharer of its parent's fd table leaves stasis's fds there, for the processes after it */
+	if ((a->status_fd = restore_copy_high(t, status_fd, !t->fds_owner)) < 0)
 		child_fail(-EBADF, "restore pid %d: cannot move the status fd above %d", t->pid,
 			   a->close_from);
 	child_status_fd = a->status_fd;
-	if ((a->ctl_fd = restore_move_high(t, ctl_fd)) < 0 ||
+	a->fds_done_fd = -1;
+	if ((a->ctl_fd = restore_copy_high(t, ctl_fd, !t->fds_owner)) < 0 ||
+	    (t->fds_owner && (a->fds_done_fd = restore_move_high(t, t->fds_done_fd)) < 0) ||
 	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0 ||
 	    (t->dirfd = restore_move_high(t, dup(t->dirfd))) < 0) /* for ancestors' pages */
 		child_fail(-EBADF, "restore pid %d: cannot move helper fds above %d", t->pid,
@@ -184,6 +187,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	if (strcmp(t->core->root, "/") && chroot(t->core->root))
 		child_fail(-errno, "restore pid %d: chroot %s: %m", t->pid, t->core->root);
 	a->close_to = t->next_high_fd - 1;
+	a->fds_low = a->status_fd < t->sharers_low ? a->status_fd : t->sharers_low;
 	unregister_own_rseq();
 
 	uint64_t stack_top = region + blob_len + args_len + RST_STACK_SIZE;
@@ -257,7 +261,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* if its parent dies mid-restore, so does it */
 	if (parent_gone(rt, t))
 		_exit(1); /* ... or died already, before it could say so */
-	close(rt->watchdog->sock); /* only stasis holds it: its closing says stasis died */
+	/* A sharer of its parent's fd table (it holds no copy of its own) closes none of these. */
+	if (!t->fds_owner)
+		close(rt->watchdog->sock); /* only stasis holds it: its closing says stasis died */
 	watchdog_register(rt->watchdog->reg_fd);
 	log_capture_errors(); /* its errors reach the user once, through stasis */
 	child_status = &early_status;
@@ -271,11 +277,12 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	if (idx == rt->nr_tasks - 1 && rt->nr_tasks > 1 && run_fault(t->ctx, "restore-child"))
 		child_fail(-EIO, "restore pid %d: injected failure restore-child", t->pid);
 	/* Its children have taken their own control pipes (and the watchdog's socket) with them. */
-	close(rt->watchdog->reg_fd);
-	for (size_t i = 0; i < rt->nr_tasks; i++) {
+	for (size_t i = 0; !t->fds_owner && i < rt->nr_tasks; i++) {
 		close(rt->ctl_peer_fds[i]);
 		if (i != idx)
 			close(rt->ctl_fds[i]);
 	}
+	if (!t->fds_owner)
+		close(rt->watchdog->reg_fd);
 	restore_child(t, rt->status_fd, rt->ctl_fds[idx]);
 }

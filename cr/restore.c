@@ -237,7 +237,8 @@ static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
 		struct restore_task *t = &rt->tasks[i];
 		t->ctx = ctx;
 		t->dirfd = ctx->images_dir_fd;
-		t->pages_fd = t->exe_fd = -1;
+		t->pages_fd = t->exe_fd = t->fds_done_fd = -1;
+		t->sharers_low = INT_MAX;
 		t->pid = rt->inv->pids[i];
 		t->is_root = i == 0;
 		t->tree = rt->tasks;

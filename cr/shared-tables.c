@@ -1,11 +1,16 @@
 /*
  * What clone() lets processes share besides threads: an fd table (CLONE_FILES), memory
  * (CLONE_VM, also a vfork() child before it execs), the filesystem context of cwd, root and
- * umask (CLONE_FS), signal handlers (CLONE_SIGHAND). Each process of the tree is saved and
- * made again with its own, so a tree in which two processes share one of them, or a thread
- * has an fd table or filesystem context of its own (unshare), is refused at dump, naming both,
- * rather than restored unshared. kcmp tells (the tree is frozen): the processes are sorted by
- * its order of each table, and neighbours compared.
+ * umask (CLONE_FS), signal handlers (CLONE_SIGHAND). kcmp tells (the tree is frozen): the
+ * processes are sorted by its order of each table, and neighbours compared.
+ *
+ * An fd table shared by several processes is dumped once, by the first of them in tree order
+ * (its owner); each other one records that it shares the owner's table (cr/files/fdtable.c)
+ * and is made again by its parent with CLONE_FILES (cr/pstree.c), so its parent must hold the
+ * table too: a sharer whose parent left it (unshare, or a sharer adopted by another process)
+ * is refused, naming both. Memory, cwd/root/umask and signal handlers shared by processes,
+ * and a thread with an fd table or filesystem context of its own (unshare), are refused at
+ * dump, naming both, rather than restored unshared.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -24,13 +29,14 @@ struct shared_table {
 	int kcmp_type;
 	const char *what, *how;
 	bool per_thread; /* a thread can take one of its own (unshare) */
+	bool by_processes; /* processes sharing it are dumped and restored sharing it */
 };
 
 static const struct shared_table tables[] = {
-	{ KCMP_FILES, "fd table", "CLONE_FILES", true },
-	{ KCMP_VM, "memory", "CLONE_VM", false },
-	{ KCMP_FS, "cwd, root and umask", "CLONE_FS", true },
-	{ KCMP_SIGHAND, "signal handlers", "CLONE_SIGHAND", false },
+	{ KCMP_FILES, "fd table", "CLONE_FILES", true, true },
+	{ KCMP_VM, "memory", "CLONE_VM", false, false },
+	{ KCMP_FS, "cwd, root and umask", "CLONE_FS", true, false },
+	{ KCMP_SIGHAND, "signal handlers", "CLONE_SIGHAND", false, false },
 };
 
 /* 0 when a and b share the table, else kcmp's order (by pid when kcmp fails: a process gone) */
@@ -63,7 +69,33 @@ static int refuse_threads_own(const struct dump_task *t)
 	return 0;
 }
 
-static int refuse_shared_tables(struct run_ctx *ctx, struct dump_tree *tr)
+/*
+ * sorted[from..to) hold one fd table: the first in tree order owns it, every other one's parent
+ * must hold it (it makes that one again with CLONE_FILES).
+ */
+static int share_fd_table(struct dump_task **sorted, size_t from, size_t to)
+{
+	struct dump_task *owner = sorted[from];
+
+	for (size_t i = from + 1; i < to; i++)
+		if (sorted[i] < owner)
+			owner = sorted[i];
+	for (size_t i = from; i < to; i++) {
+		struct dump_task *t = sorted[i];
+		if (t == owner)
+			continue;
+		if (!t->parent || kcmp_order(t->parent->pid, t->pid, KCMP_FILES)) {
+			pr_err("dump pid %d: it shares its fd table with pid %d, but its parent pid %d does "
+			       "not hold that table (it left it by unshare(CLONE_FILES), or the sharer was "
+			       "adopted; not supported)", t->pid, owner->pid, t->parent ? t->parent->pid : 0);
+			return -ENOTSUP;
+		}
+		t->fds_owner = owner;
+	}
+	return 0;
+}
+
+static int collect_shared_tables(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	int err;
 
@@ -81,18 +113,24 @@ static int refuse_shared_tables(struct run_ctx *ctx, struct dump_tree *tr)
 	for (size_t k = 0; k < ARRAY_SIZE(tables); k++) {
 		int type = tables[k].kcmp_type;
 		qsort_r(sorted, tr->nr_tasks, sizeof(*sorted), by_table, &type);
-		for (size_t i = 1; i < tr->nr_tasks; i++)
-			if (!kcmp_order(sorted[i - 1]->pid, sorted[i]->pid, type)) {
+		for (size_t i = 1, from = 0; i <= tr->nr_tasks; i++) {
+			if (i < tr->nr_tasks && !kcmp_order(sorted[i - 1]->pid, sorted[i]->pid, type)) {
+				if (tables[k].by_processes)
+					continue;
 				pr_err("dump pid %d: it shares its %s with pid %d (clone with %s; not "
 				       "supported)", sorted[i]->pid, tables[k].what, sorted[i - 1]->pid,
 				       tables[k].how);
 				return -ENOTSUP;
 			}
+			if (i - from > 1 && (err = share_fd_table(sorted, from, i)))
+				return err;
+			from = i;
+		}
 	}
 	return 0;
 }
 
 const struct tree_object_ops tree_shared_tables = {
 	.name = "tables shared by several processes",
-	.collect = refuse_shared_tables,
+	.collect = collect_shared_tables,
 };

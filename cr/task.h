@@ -70,6 +70,8 @@ struct dump_task {
 	Pagemap *pagemap;
 	FdTable *fds;
 	struct fd_index fd_index; /* its fds by file (cr/files/fdtable.c) */
+	struct dump_task *fds_owner; /* it shares the fd table of this earlier process (CLONE_FILES),
+					which dumps it (cr/shared-tables.c); NULL: its own */
 
 	uint64_t nr_pages_written;
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
@@ -113,6 +115,8 @@ struct restore_task {
 	Mm *mm;
 	Pagemap *pagemap;
 	FdTable *fds;
+	struct restore_task *fds_owner; /* it shares this process's fd table (fds->table_of): its
+					   parent makes it with CLONE_FILES, the owner restores the fds */
 	int pages_fd;
 
 	/* In the new task, before the restorer runs. */
@@ -121,6 +125,12 @@ struct restore_task {
 	int *mapped_file_fds; /* per mm->files[i] */
 	int exe_fd;
 	int next_high_fd;     /* helper fds are placed from here up */
+	/* Processes sharing one fd table are restored one after the other, its sharers (made with
+	 * CLONE_FILES) before the process that made them goes on (cr/pstree.c): */
+	int fds_done_fd;      /* a sharer: its parent waits for the lowest helper fd number still
+				 open (the blob writes it here once it has closed the others), -1 */
+	int sharers_low;      /* the lowest helper fd of its sharers (they close it themselves:
+				 its own closing of leftovers stops below), INT_MAX: none */
 	uint64_t region_start, region_len, park_base; /* the restorer's region */
 	uint64_t thread_stacks; /* RST_THREAD_STACK per thread, inside the region */
 };
@@ -168,6 +178,7 @@ extern const unsigned state_table_len;
  * failure to move is logged, a failure to open is the caller's to name). */
 int restore_open_high(struct restore_task *t, const char *path, int flags);
 int restore_move_high(struct restore_task *t, int fd);
+int restore_copy_high(struct restore_task *t, int fd, bool close_it);
 /*
  * In the new task: len bytes of the restorer's arguments (reserved by the kind's args_size),
  * whose offset from the arguments' start goes to *off for the blob. NULL (logged) if over the

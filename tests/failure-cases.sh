@@ -32,11 +32,13 @@
 #   dump/ghost-over-limit    ghost-sparse dumped with --ghost-limit 50000 (a deleted file with
 #                            77824 bytes of data between holes): fails naming the pid, its mapping
 #                            or fd 30, the file, its data and the limit; the target PASSes
-#   dump/shared-files, dump/shared-vm, dump/shared-fs
-#                            shared-tables [--vm | --fs] (a child made by clone with CLONE_FILES,
-#                            CLONE_VM or CLONE_FS shares the program's fd table, memory, or cwd,
-#                            root and umask): fails naming both pids and what they share; the
-#                            target PASSes
+#   dump/shared-files        shared-tables (a grandchild shares the program's fd table, its
+#                            parent, which made it with CLONE_FILES, left that table): fails
+#                            naming the grandchild, the program and the parent; the target PASSes
+#   dump/shared-vm, dump/shared-fs
+#                            shared-tables --vm | --fs (a child made by clone with CLONE_VM or
+#                            CLONE_FS shares the program's memory, or cwd, root and umask): fails
+#                            naming both pids and what they share; the target PASSes
 #   dump/thread-fd-table     shared-tables --thread (a thread with a table of its own,
 #                            unshare(CLONE_FILES)): fails naming the pid and the thread
 #   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
@@ -1130,7 +1132,7 @@ other_cases() {
 		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
 		--secretmem
 	dump_fails_naming dump/shared-files shared-tables \
-		'dump pid [0-9]+: it shares its fd table with pid [0-9]+ \(clone with CLONE_FILES'
+		'dump pid [0-9]+: it shares its fd table with pid PID, but its parent pid [0-9]+ does not hold that table'
 	dump_fails_naming dump/shared-vm shared-tables \
 		'dump pid [0-9]+: it shares its memory with pid [0-9]+ \(clone with CLONE_VM' --vm
 	dump_fails_naming dump/shared-fs shared-tables \

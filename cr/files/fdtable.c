@@ -124,10 +124,16 @@ static int dump_fds(struct dump_task *t)
 	auto_free int *fds = NULL;
 	size_t n;
 	FdTable *tab = t->fds;
-	unsigned logged = log_errors();
-	int err = proc_list_numbers(t->pid, "fd", &fds, &n);
+	unsigned logged;
+	int err;
 
-	if (err)
+	if (t->fds_owner) { /* the owner's image holds them */
+		tab->has_table_of = true;
+		tab->table_of = t->fds_owner->vpid;
+		return 0;
+	}
+	logged = log_errors();
+	if ((err = proc_list_numbers(t->pid, "fd", &fds, &n)))
 		return log_unnamed(logged, err, "dump pid %d: cannot list its fds", t->pid);
 	if (!(tab->fds = xzalloc(n * sizeof(*tab->fds))) || (err = index_init(&t->fd_index, n)))
 		return -ENOMEM;
@@ -187,9 +193,35 @@ static int dump_fds(struct dump_task *t)
 	return 0;
 }
 
+/*
+ * A sharer: the owner (the first holder of the table in tree order: its images are read
+ * already) is a live process with a table of its own; the sharer's numbers are the owner's.
+ */
+static int validate_table_of(struct restore_task *t)
+{
+	const FdTable *tab = t->fds;
+
+	for (struct restore_task *u = t->tree; u < t && !t->fds_owner; u++)
+		if (u->pid == (pid_t)tab->table_of && !u->fds->has_table_of)
+			t->fds_owner = u;
+	if (!t->fds_owner || tab->n_fds) {
+		pr_err("image fds-%d.img: it shares the fd table of pid %u, %s", t->pid, tab->table_of,
+		       tab->n_fds ? "and has fds of its own"
+				  : "which is no process before it in the tree with a table of its own");
+		return -EINVAL;
+	}
+	const FdTable *own = t->fds_owner->fds;
+	if (own->n_fds)
+		t->next_high_fd = own->fds[own->n_fds - 1]->fd + 1;
+	return 0;
+}
+
 static int validate_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
+
+	if (tab->has_table_of)
+		return validate_table_of(t);
 
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
@@ -292,11 +324,14 @@ static int put_at_number(int fd, int at, bool cloexec)
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = xzalloc((tab->n_fds + 1) * sizeof(int)); /* -1: at its number already */
-	int low_end = t->args->close_from; /* first helper fd: everything below is the task's */
+	auto_free int *tmp = NULL; /* per fd: -1: at its number already */
+	/* first helper fd (its own or a sharer's): everything below is the task's */
+	int low_end = t->args->close_from < t->sharers_low ? t->args->close_from : t->sharers_low;
 	int err;
 
-	if (!tmp)
+	if (t->fds_owner)
+		return 0; /* its fds are the owner's, restored by the owner */
+	if (!(tmp = xzalloc((tab->n_fds + 1) * sizeof(int))))
 		return -ENOMEM;
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];

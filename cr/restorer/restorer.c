@@ -618,8 +618,14 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 		wait_for_seccomp_tracer(a);
 
 	for (int fd = a->close_from; fd <= a->close_to; fd++)
-		if (fd != a->status_fd)
+		if (fd != a->status_fd && fd != a->fds_done_fd)
 			raw_syscall1(__NR_close, fd); /* ctl_fd among them */
+	if (a->fds_done_fd >= 0) { /* no fd is made or closed by this process from here on */
+		if (raw_syscall3(__NR_write, a->fds_done_fd, &a->fds_low, sizeof(a->fds_low)) !=
+		    sizeof(a->fds_low))
+			fail(a, RST_STEP_CLOSE, -5 /* EIO */, a->fds_done_fd);
+		raw_syscall1(__NR_close, a->fds_done_fd);
+	}
 	retake_posix_locks(a);
 
 	/* seccomp before the credentials: installing a filter may need the engine's privileges */

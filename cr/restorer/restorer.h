@@ -254,6 +254,9 @@ struct restorer_args {
 	uint32_t lazy;      /* --lazy-pages: the uffd runs come later, on first touch or in the
 			     * background (cr/lazy-pages.c): registered they stay */
 	int32_t close_from, close_to; /* helper fds to close at the end (inclusive range) */
+	int32_t fds_done_fd; /* a sharer of its parent's fd table: once the helpers are closed,
+			      * fds_low goes here (the parent goes on with the table), -1 */
+	int32_t fds_low;     /* its lowest helper fd still open then (status_fd, its sharers') */
 
 	struct rst_mm_map mm_map;
 	uint64_t auxv[RST_MAX_AUXV];

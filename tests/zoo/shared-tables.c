@@ -2,14 +2,16 @@
  * shared-tables: processes that share what clone() lets them share besides threads, and a
  * thread with a table of its own, which the engine refuses (the dump fails naming them and the
  * program runs on unharmed: tests/failure-cases.sh).
- *   default (--files): a child made by clone(CLONE_FILES) shares the program's fd table;
+ *   default (--files): a grandchild shares the program's fd table, but its parent does not:
+ *   the child, made by clone(CLONE_FILES), makes it by clone(CLONE_FILES), then leaves the
+ *   table (unshare(CLONE_FILES)) (processes sharing a table are restored, not this shape);
  *   --vm: a child made by clone(CLONE_VM) on a stack of its own shares its memory and counts
  *   in it (raw system calls only);
  *   --fs: a child made by clone(CLONE_FS) shares its cwd, root and umask;
  *   --thread: a second thread has an fd table of its own (unshare(CLONE_FILES)), with fd 91
  *   open in it only.
- * After SIGTERM: --files: fd 90, opened by the program, is in the child's table
- * (/proc/CHILD/fd/90); --vm: the child's count goes on in the program's memory; --fs: the
+ * After SIGTERM: --files: fd 90, opened by the program, is in the grandchild's table
+ * (/proc/GRANDCHILD/fd/90); --vm: the child's count goes on in the program's memory; --fs: the
  * program's chdir moves the child too (/proc/CHILD/cwd); --thread: the thread's table holds
  * fd 91 and the program's does not. Corruption "unshared": the program takes an fd table or
  * fs context of its own (--files, --fs), stops the child (--vm), or opens fd 91 itself
@@ -20,10 +22,12 @@
 #include "zoo.h"
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 enum { FILES, VM, FS, THREAD } mode = FILES;
 static pid_t child;
+static pid_t *grandchild; /* --files: in memory the child shares (MAP_SHARED) */
 static volatile pid_t thread_tid;
 static volatile long count; /* --vm: the child's */
 static char child_stack[64 << 10] __attribute__((aligned(16)));
@@ -93,10 +97,27 @@ int main(int argc, char **argv)
 	} else if (mode == VM) {
 		child = clone(vm_child, child_stack + sizeof(child_stack), CLONE_VM | SIGCHLD, NULL);
 	} else {
+		grandchild = mmap(NULL, sizeof(*grandchild), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (grandchild == MAP_FAILED)
+			zoo_die("mmap: %s", strerror(errno));
 		child = syscall(SYS_clone, (mode == FILES ? CLONE_FILES : CLONE_FS) | SIGCHLD, 0, NULL, NULL, 0);
+		if (child == 0 && mode == FILES) {
+			pid_t g = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, NULL, NULL, 0);
+			if (g == 0)
+				for (;;)
+					pause();
+			if (g > 0 && !unshare(CLONE_FILES))
+				*grandchild = g;
+			else
+				*grandchild = -1;
+		}
 		if (child == 0)
 			for (;;)
 				pause();
+		for (int ms = 0; mode == FILES && !*grandchild && ms < 5000; ms++)
+			zoo_sleep_ms(1);
+		if (mode == FILES && *grandchild <= 0)
+			zoo_die("the grandchild sharing the fd table did not start");
 	}
 	if (child < 0)
 		zoo_die("clone: %s", strerror(errno));
@@ -113,8 +134,8 @@ int main(int argc, char **argv)
 		      has_fd(getpid(), 91) ? "" : "not ");
 	} else if (mode == FILES) {
 		int fd = dup2(0, 90);
-		snprintf(path, sizeof(path), "/proc/%d/fd/90", zoo_proc_pid(child));
-		CHECK("unshared", fd == 90 && stat(path, &st) == 0, "fd 90, opened by the program, is not in its child's "
+		snprintf(path, sizeof(path), "/proc/%d/fd/90", zoo_proc_pid(*grandchild));
+		CHECK("unshared", fd == 90 && stat(path, &st) == 0, "fd 90, opened by the program, is not in its grandchild's "
 		      "table: %s", strerror(errno));
 		close(90);
 	} else if (mode == VM) {
@@ -129,11 +150,13 @@ int main(int argc, char **argv)
 		if (chdir(cwd))
 			zoo_failf("unshared", "chdir %s: %s", cwd, strerror(errno));
 	}
+	if (mode == FILES)
+		kill(*grandchild, SIGKILL);
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
-	static const char *what[] = { "a child sharing the fd table", "a child sharing the memory",
+	static const char *what[] = { "a grandchild sharing the fd table", "a child sharing the memory",
 				      "a child sharing cwd, root and umask", "a thread with its own fd table" };
 	return zoo_finish(what[mode]);
 }
