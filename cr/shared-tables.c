@@ -8,9 +8,9 @@
  * (its owner); each other one records that it shares the owner's table (cr/files/fdtable.c)
  * and is made again by its parent with CLONE_FILES (cr/pstree.c), so its parent must hold the
  * table too: a sharer whose parent left it (unshare, or a sharer adopted by another process)
- * is refused, naming both. Memory, cwd/root/umask and signal handlers shared by processes,
- * and a thread with an fd table or filesystem context of its own (unshare), are refused at
- * dump, naming both, rather than restored unshared.
+ * is refused, naming both. Memory, cwd/root/umask and signal handlers shared by processes
+ * are refused at dump, naming both, rather than restored unshared. (A thread's own fd table or
+ * cwd and umask: cr/thread-tables.c.)
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -28,15 +28,14 @@
 struct shared_table {
 	int kcmp_type;
 	const char *what, *how;
-	bool per_thread; /* a thread can take one of its own (unshare) */
 	bool by_processes; /* processes sharing it are dumped and restored sharing it */
 };
 
 static const struct shared_table tables[] = {
-	{ KCMP_FILES, "fd table", "CLONE_FILES", true, true },
-	{ KCMP_VM, "memory", "CLONE_VM", false, false },
-	{ KCMP_FS, "cwd, root and umask", "CLONE_FS", true, false },
-	{ KCMP_SIGHAND, "signal handlers", "CLONE_SIGHAND", false, false },
+	{ KCMP_FILES, "fd table", "CLONE_FILES", true },
+	{ KCMP_VM, "memory", "CLONE_VM", false },
+	{ KCMP_FS, "cwd, root and umask", "CLONE_FS", false },
+	{ KCMP_SIGHAND, "signal handlers", "CLONE_SIGHAND", false },
 };
 
 /* 0 when a and b share the table, else kcmp's order (by pid when kcmp fails: a process gone) */
@@ -53,20 +52,6 @@ static int by_table(const void *a, const void *b, void *type)
 {
 	return kcmp_order((*(struct dump_task *const *)a)->pid, (*(struct dump_task *const *)b)->pid,
 			  *(const int *)type);
-}
-
-static int refuse_threads_own(const struct dump_task *t)
-{
-	for (size_t k = 0; k < t->nr_threads; k++) {
-		pid_t tid = t->threads[k].tid;
-		for (size_t i = 0; i < ARRAY_SIZE(tables); i++)
-			if (tables[i].per_thread && kcmp_order(t->pid, tid, tables[i].kcmp_type)) {
-				pr_err("dump pid %d: its thread %d does not share the process's %s "
-				       "(unshare(%s); not supported)", t->pid, tid, tables[i].what, tables[i].how);
-				return -ENOTSUP;
-			}
-	}
-	return 0;
 }
 
 /*
@@ -100,9 +85,6 @@ static int collect_shared_tables(struct run_ctx *ctx, struct dump_tree *tr)
 	int err;
 
 	(void)ctx;
-	for (size_t i = 0; i < tr->nr_tasks; i++)
-		if ((err = refuse_threads_own(&tr->tasks[i])))
-			return err;
 	if (tr->nr_tasks < 2)
 		return 0;
 	auto_free struct dump_task **sorted = xzalloc(tr->nr_tasks * sizeof(*sorted));

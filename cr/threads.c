@@ -122,7 +122,7 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	tc->altstack_sp = as.sp;
 	tc->altstack_flags = as.flags;
 	tc->altstack_size = as.size;
-	return 0;
+	return ft->tid == t->pid ? 0 : thread_tables_dump(t, ft->tid, tc);
 }
 
 static int dump_threads(struct dump_task *t)
@@ -160,6 +160,7 @@ static int validate_threads(struct restore_task *t)
 			  regs_image_valid(tc->regs, &tc->xsave);
 		for (size_t j = 0; ok && j < i; j++)
 			ok = c->threads[j]->tid != tc->tid;
+		ok = ok && thread_tables_valid(t, tc);
 		for (size_t j = 0; ok && j < tc->n_pending; j++)
 			ok = tc->pending[j]->siginfo.len == sizeof(((struct rst_thread_signal *)0)->info) &&
 			     tc->pending[j]->sig >= 1 && tc->pending[j]->sig <= 64;
@@ -201,8 +202,12 @@ size_t threads_signal_count(const TaskCore *c)
 
 static size_t threads_args_size(const struct restore_task *t)
 {
+	size_t own = 0;
+
+	for (size_t i = 0; i < t->core->n_threads; i++)
+		own += thread_tables_args_size(t->core->threads[i]);
 	return t->core->n_threads * sizeof(struct rst_thread) +
-	       threads_signal_count(t->core) * sizeof(struct rst_thread_signal);
+	       threads_signal_count(t->core) * sizeof(struct rst_thread_signal) + own;
 }
 
 /* In the new task: the blob's table of threads to create. */
@@ -239,6 +244,9 @@ static int restore_threads(struct restore_task *t)
 		snprintf(th->comm, sizeof(th->comm), "%s", tc->comm);
 		th->stack_top = t->thread_stacks + (i + 1) * RST_THREAD_STACK;
 		th->args = (uint64_t)(uintptr_t)a;
+		int err = thread_tables_restore(t, tc, th);
+		if (err)
+			return err;
 		for (size_t j = 0; j < tc->n_pending; j++) {
 			struct rst_thread_signal *s = &sigs[a->nr_thread_signals++];
 			s->tid = tc->tid;

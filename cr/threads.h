@@ -10,4 +10,11 @@ void threads_release(struct dump_task *t);
 /* After SIGKILL of the process: collect each thread's exit as its tracer. */
 size_t threads_signal_count(const TaskCore *c);
 
+struct rst_thread;
+/* A thread's own fd table and cwd/umask (cr/thread-tables.c): saved, checked, handed to the blob. */
+int thread_tables_dump(struct dump_task *t, pid_t tid, ThreadCore *tc);
+bool thread_tables_valid(const struct restore_task *t, const ThreadCore *tc);
+size_t thread_tables_args_size(const ThreadCore *tc);
+int thread_tables_restore(struct restore_task *t, const ThreadCore *tc, struct rst_thread *th);
+
 #endif

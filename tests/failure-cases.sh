@@ -40,7 +40,8 @@
 #                            CLONE_FS shares the program's memory, or cwd, root and umask): fails
 #                            naming both pids and what they share; the target PASSes
 #   dump/thread-fd-table     shared-tables --thread (a thread with a table of its own,
-#                            unshare(CLONE_FILES)): fails naming the pid and the thread
+#                            unshare(CLONE_FILES), holding a file the process's does not):
+#                            fails naming the pid, the thread and the fd
 #   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
 #                            its fd at 40): fails naming the pid and the mapping; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
@@ -1138,7 +1139,7 @@ other_cases() {
 	dump_fails_naming dump/shared-fs shared-tables \
 		'dump pid [0-9]+: it shares its cwd, root and umask with pid [0-9]+ \(clone with CLONE_FS' --fs
 	dump_fails_naming dump/thread-fd-table shared-tables \
-		"dump pid PID: its thread [0-9]+ does not share the process's fd table" --thread
+		"dump pid PID: its thread [0-9]+ has an fd table of its own, whose fd 91 \\(/dev/null\\) the process's table does not hold" --thread
 	case_ext_stream_no_inherit_fd
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'

@@ -98,6 +98,13 @@ static const FdEntry *same_open_file(const struct dump_task *u, const struct sta
 	return NULL;
 }
 
+int fd_table_holder(const struct dump_task *t, const struct stat *st, pid_t pid, int fd)
+{
+	const FdEntry *o = same_open_file(t, st, pid, fd);
+
+	return o ? (int)o->fd : -ENOENT;
+}
+
 /*
  * The same open file held by a process dumped before this one, as fork leaves it: the entry
  * refers to that process's fd, resolved to the first holder.

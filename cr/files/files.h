@@ -21,6 +21,9 @@ struct fd_probe {
 
 /* Fills p for fd of pid; *info_out is the fdinfo text to free. Says what failed. */
 int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out);
+/* The fd of t's (dumped) table that is the open file of fd of pid (a tid too), else -ENOENT;
+ * st: that fd's file. */
+int fd_table_holder(const struct dump_task *t, const struct stat *st, pid_t pid, int fd);
 /* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
 /* The line of fdinfo text starting at l, without its newline, cut to fit len (sscanf a line

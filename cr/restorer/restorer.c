@@ -17,13 +17,14 @@
 
 #include "restorer/restorer.h"
 
+#define F_DUPFD_CLOEXEC_ 1030
+
 #ifndef MLOCK_ONFAULT
 #define MLOCK_ONFAULT 0x01
 #endif
 #include "syscall-raw.h"
 
 #define TASK_TOP 0x7ffffffff000UL
-#define CLONE_THREAD_FLAGS 0x00050f00UL /* VM|FS|FILES|SIGHAND|THREAD|SYSVSEM */
 #define FUTEX_WAIT 0
 #define FUTEX_WAKE 1
 
@@ -525,6 +526,26 @@ static void copy_comm(char *dst, const char *src)
 		dst[i] = src[i];
 }
 
+/*
+ * A thread with a table of its own, a copy of the process's: each saved fd is copied from the
+ * process's fd above every number, everything below closed, the copies put at their numbers.
+ */
+static void own_fd_table(struct restorer_args *a, struct rst_thread *th)
+{
+	struct rst_thread_fd *f = (struct rst_thread_fd *)((char *)a + th->fds_off);
+	long above = a->close_to >= th->fds_above ? a->close_to + 1 : th->fds_above, r;
+
+	for (uint32_t i = 0; i < th->nr_fds; i++)
+		if ((f[i].tmp = raw_syscall3(__NR_fcntl, f[i].of, F_DUPFD_CLOEXEC_, above)) < 0)
+			fail(a, RST_STEP_THREAD_TABLES, f[i].tmp, th->tid);
+	if (above > 0 && (r = raw_syscall3(__NR_close_range, 0, above - 1, 0)))
+		fail(a, RST_STEP_THREAD_TABLES, r, th->tid);
+	for (uint32_t i = 0; i < th->nr_fds; i++)
+		if ((r = raw_syscall3(__NR_dup3, f[i].tmp, f[i].fd, f[i].cloexec ? 02000000 /* O_CLOEXEC */ : 0)) < 0)
+			fail(a, RST_STEP_THREAD_TABLES, r, th->tid);
+	raw_syscall3(__NR_close_range, above, ~0U, 0);
+}
+
 /* A new thread: its own kernel registrations and pending signals, then wait for the tracer. */
 static void thread_main(void *arg)
 {
@@ -535,6 +556,14 @@ static void thread_main(void *arg)
 	char comm[16];
 	long r;
 
+	/* its own cwd and umask, then table (which closes the copy of the cwd's fd, a helper) */
+	if (th->cwd_fd >= 0) {
+		if ((r = raw_syscall1(__NR_fchdir, th->cwd_fd)))
+			fail(a, RST_STEP_THREAD_TABLES, r, th->tid);
+		raw_syscall1(__NR_umask, th->umask);
+	}
+	if (!(th->clone_flags & RST_CLONE_FILES))
+		own_fd_table(a, th);
 	if (th->rseq_addr &&
 	    (r = raw_syscall4(__NR_rseq, th->rseq_addr, th->rseq_len, 0, th->rseq_sig)))
 		fail(a, RST_STEP_RSEQ, r, th->rseq_addr);
@@ -584,7 +613,7 @@ static void create_threads(struct restorer_args *a)
 
 	for (uint64_t i = 0; i < a->nr_threads; i++) {
 		struct rst_clone_args ca = {
-			.flags = CLONE_THREAD_FLAGS,
+			.flags = th[i].clone_flags,
 			.stack = th[i].stack_top - RST_THREAD_STACK,
 			.stack_size = RST_THREAD_STACK,
 			.set_tid = (uint64_t)&th[i].tid,

@@ -15,6 +15,9 @@
 #define RST_WINDOW_SIZE (64UL << 20) /* where slices of the pages image are mapped to copy from */
 #define RST_THREAD_STACK (16 * 1024)
 #define RST_MAX_THREADS 4096
+#define RST_CLONE_FS 0x00000200UL
+#define RST_CLONE_FILES 0x00000400UL
+#define RST_CLONE_THREAD_FLAGS 0x00050f00UL /* VM|FS|FILES|SIGHAND|THREAD|SYSVSEM */
 
 /* A thread other than the main one, recreated by the blob with its old tid. */
 #define RST_MAX_GROUPS 64
@@ -58,6 +61,19 @@ struct rst_thread {
 	uint64_t args;        /* back pointer to the restorer_args */
 	struct rst_creds creds;
 	struct rst_seccomp seccomp;
+	uint64_t clone_flags; /* RST_CLONE_THREAD_FLAGS, less CLONE_FILES / CLONE_FS for a thread
+			       * with an fd table / a cwd and umask of its own (cr/thread-tables.c) */
+	uint64_t fds_off;     /* its own table: nr_fds struct rst_thread_fd from the restorer_args */
+	uint32_t nr_fds;
+	int32_t fds_above;    /* every number of its own table is below */
+	int32_t cwd_fd;       /* its own cwd (O_PATH, a helper fd of the process), -1 */
+	uint32_t umask;       /* with cwd_fd */
+};
+
+/* An fd of a thread's own table: a copy of the process's fd `of`. */
+struct rst_thread_fd {
+	int32_t fd, of, cloexec;
+	int32_t tmp; /* the thread's, while it moves them */
 };
 
 /* A signal pending for one thread only: the thread queues it to itself. */
@@ -208,6 +224,7 @@ enum rst_step {
 	RST_STEP_GUARD,
 	RST_STEP_PRCTL,
 	RST_STEP_POSIX_LOCK,
+	RST_STEP_THREAD_TABLES,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */

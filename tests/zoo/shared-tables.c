@@ -9,7 +9,8 @@
  *   in it (raw system calls only);
  *   --fs: a child made by clone(CLONE_FS) shares its cwd, root and umask;
  *   --thread: a second thread has an fd table of its own (unshare(CLONE_FILES)), with fd 91
- *   open in it only.
+ *   open in it only, a file (/dev/null, opened after the unshare) that the program's
+ *   table does not hold (threads with tables of their own are restored, this not).
  * After SIGTERM: --files: fd 90, opened by the program, is in the grandchild's table
  * (/proc/GRANDCHILD/fd/90); --vm: the child's count goes on in the program's memory; --fs: the
  * program's chdir moves the child too (/proc/CHILD/cwd); --thread: the thread's table holds
@@ -49,7 +50,8 @@ static const struct zoo_corruption corruptions[] = {
 static void *own_table(void *arg)
 {
 	(void)arg;
-	if (unshare(CLONE_FILES) || dup2(0, 91) != 91)
+	int null = unshare(CLONE_FILES) ? -1 : open("/dev/null", O_RDONLY);
+	if (null < 0 || dup2(null, 91) != 91 || close(null))
 		zoo_die("thread: unshare(CLONE_FILES): %s", strerror(errno));
 	thread_tid = syscall(SYS_gettid);
 	for (;;)
