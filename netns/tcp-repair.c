@@ -15,17 +15,38 @@
  * queue as sent and not acknowledged (they are sent again when the retransmission timer
  * fires). Bytes never sent are queued normally once repair mode is off.
  *
- * Half-closed connections: the kernel makes only ESTABLISHED in repair mode. Our own FIN
- * (FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK) is made again by shutdown(SHUT_WR) in repair mode:
- * it takes its place in the sequence after the data, as sent; a FIN the peer had acknowledged
- * (FIN_WAIT2) is sent again and acknowledged again. The peer's FIN (CLOSE_WAIT, LAST_ACK,
- * CLOSING) cannot be given back to a socket in repair mode: the receive side is shut
- * (shutdown(SHUT_RD)), so the program reads the data and then end-of-file as before, and the
- * connection carries on as one that received no FIN (its own close ends it in FIN_WAIT2,
- * which the kernel times out, instead of LAST_ACK).
+ * Half-closed connections: the kernel makes only ESTABLISHED in repair mode; the FINs are
+ * given back in the order they were exchanged, once the network is unlocked (the tree about
+ * to run), so that nothing made then is dropped and sent again only at the retransmission
+ * timer's pace:
+ * - the peer's FIN (CLOSE_WAIT, LAST_ACK, CLOSING) is a packet made by hand from the peer's
+ *   address (a raw socket in the connection's network namespace), at the sequence number
+ *   after the data the program has not read, acknowledging what the socket has had
+ *   acknowledged; the kernel takes it as it took the first one (read gives the data, then
+ *   end-of-file) and answers with an acknowledgement the peer has already had;
+ * - our FIN (FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK) is shutdown(SHUT_WR). With nothing
+ *   left to send and no FIN of the peer's it is made in repair mode, as sent (a FIN the peer
+ *   had acknowledged, FIN_WAIT2, is sent again and acknowledged again). Otherwise it is made
+ *   once repair mode is off, after the bytes never sent are queued again: the kernel sends
+ *   them and then the FIN at its own pace, with a congestion window no timeout has shrunk;
+ * - LAST_ACK is the peer's FIN then ours, CLOSING ours then the peer's.
+ * The MSS: the kernel sizes its segments when the connection is made (connect in repair
+ * mode), from the MSS the user set (TCP_MAXSEG) or the protocol's default of 536; the MSS
+ * clamp given afterwards (TCP_REPAIR_OPTIONS) does not size them again. So TCP_MAXSEG is the
+ * saved MSS (within the 88..32767 the option takes) for the connect and is cleared after it.
+ *
+ * A connection that ended (TCP_CLOSE with its peer's address: both FINs exchanged, or reset)
+ * is made again as one: connected in repair mode, its unread bytes put back, and aborted
+ * (SOCK_DESTROY, which closes it without a FIN: read gives the bytes, then end-of-file; its
+ * addresses stay; the error the abort leaves is taken off).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +55,7 @@
 #include <linux/sockios.h>
 #include <unistd.h>
 
+#include "csum.h"
 #include "log.h"
 #include "task.h"
 #include "tcp-repair.h"
@@ -41,6 +63,8 @@
 
 #define QUEUE_MAX (64u << 20) /* per queue: a larger one is a damaged image */
 #define CHUNK_MAX (64u << 10)
+#define USER_MSS_MIN 88    /* the least and the most TCP_MAXSEG takes */
+#define USER_MSS_MAX 32767
 
 #define WHY(...) (snprintf(why, why_len, __VA_ARGS__), -errno)
 
@@ -63,6 +87,14 @@ static int get_int(int sk, int level, int name, int *v)
 	return getsockopt(sk, level, name, v, &len) ? -errno : 0;
 }
 
+static int tcp_state(int sk)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -errno : ti.tcpi_state;
+}
+
 static bool fin_sent_state(int state)
 {
 	return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
@@ -74,7 +106,8 @@ static bool fin_received_state(int state)
 	return state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
 }
 
-/* len bytes of one queue, peeked (the receive queue from its start: SO_PEEK_OFF is put back). */
+/* len bytes of one queue, peeked (the receive queue from its start: SO_PEEK_OFF is put back);
+ * queue TCP_NO_QUEUE: the receive queue of a socket not in repair mode. */
 static int peek_queue(int sk, int queue, size_t len, ProtobufCBinaryData *out)
 {
 	int own = -1, zero = 0, err = 0;
@@ -85,9 +118,9 @@ static int peek_queue(int sk, int queue, size_t len, ProtobufCBinaryData *out)
 	out->len = len;
 	if (!len)
 		return 0;
-	if (set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue))
+	if (queue != TCP_NO_QUEUE && set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue))
 		return -errno;
-	bool peek_off = queue == TCP_RECV_QUEUE && !get_int(sk, SOL_SOCKET, SO_PEEK_OFF, &own) && own >= 0;
+	bool peek_off = queue != TCP_SEND_QUEUE && !get_int(sk, SOL_SOCKET, SO_PEEK_OFF, &own) && own >= 0;
 	if (peek_off)
 		setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
 	/* the send queue is copied whole skbs at a time: room for all of it */
@@ -111,7 +144,8 @@ int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len)
 	c->fin_sent = fin_sent_state(state);
 	c->fin_acked = state == TCP_FIN_WAIT2;
 	c->fin_received = fin_received_state(state);
-	c->has_fin_sent = c->has_fin_acked = c->has_fin_received = true;
+	c->fins_crossed = state == TCP_CLOSING;
+	c->has_fin_sent = c->has_fin_acked = c->has_fin_received = c->has_fins_crossed = true;
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return WHY("cannot read tcp_info");
 	if (set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ||
@@ -163,12 +197,33 @@ int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len)
 	return 0;
 }
 
+int tcp_unread_read(int sk, TcpConn *c, char *why, size_t why_len)
+{
+	int inq;
+
+	if (ioctl(sk, SIOCINQ, &inq))
+		return WHY("cannot read its receive queue's length");
+	if (inq < 0 || (size_t)inq > QUEUE_MAX) {
+		errno = EIO;
+		return WHY("%d bytes to read", inq);
+	}
+	if (peek_queue(sk, TCP_NO_QUEUE, inq, &c->in_queue))
+		return WHY("cannot read the %d bytes of its receive queue", inq);
+	return 0;
+}
+
+bool tcp_ended_valid(const TcpConn *c)
+{
+	return c->in_queue.len <= QUEUE_MAX && !c->out_queue.len;
+}
+
 bool tcp_conn_valid(const TcpConn *c)
 {
 	return c->out_queue.len <= QUEUE_MAX && c->in_queue.len <= QUEUE_MAX &&
 	       c->unsent <= c->out_queue.len && c->mss > 0 && c->mss < 65536 &&
 	       (!c->has_snd_wscale || (c->snd_wscale <= 14 && c->rcv_wscale <= 14)) &&
-	       (!c->fin_acked || (c->fin_sent && !c->out_queue.len));
+	       (!c->fin_acked || (c->fin_sent && !c->out_queue.len)) &&
+	       (!c->fins_crossed || (c->fin_sent && c->fin_received && !c->fin_acked));
 }
 
 /* Bytes into one queue of a socket in repair mode, in pieces the kernel takes. */
@@ -204,13 +259,53 @@ static int make_room(int sk, int opt, int force_opt, size_t need)
 	return set_int(sk, SOL_SOCKET, force_opt, need + CHUNK_MAX);
 }
 
+int tcp_repair_make_ended(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
+			  const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len)
+{
+	size_t unread = c ? c->in_queue.len : 0;
+	/* the abort's reset, if it leaves, falls outside the window of any connection alive */
+	uint32_t snd = (c ? c->snd_una : 0) + 0x80000000u, rcv = c ? c->rcv_nxt - unread : 0;
+
+	if (tcp_repair_set(sk, true, false))
+		return WHY("cannot turn repair mode on");
+	if (bind(sk, src, src_len))
+		return WHY("cannot bind");
+	if (set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ||
+	    set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, snd) ||
+	    set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ||
+	    set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, rcv))
+		return WHY("cannot set the sequence numbers");
+	if (connect(sk, dst, dst_len))
+		return WHY("cannot connect in repair mode");
+	if (unread && (make_room(sk, SO_RCVBUF, SO_RCVBUFFORCE, unread) ||
+		       fill_queue(sk, TCP_RECV_QUEUE, c->in_queue.data, unread)))
+		return WHY("cannot refill its receive queue (%zu bytes)", unread);
+	return 0;
+}
+
+int tcp_ended_settle(int sk)
+{
+	int err;
+
+	if (tcp_state(sk) != TCP_CLOSE)
+		return -ENOTCONN;
+	if ((err = tcp_repair_set(sk, false, false)) || (err = get_int(sk, SOL_SOCKET, SO_ERROR, &(int){ 0 })))
+		return err;
+	return 0;
+}
+
+/* Our FIN made in repair mode (as sent), not once the connection runs. */
+static bool fin_in_repair(const TcpConn *c)
+{
+	return c->fin_sent && !c->unsent && !c->fin_received;
+}
+
 int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
 		    const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len)
 {
 	struct tcp_repair_opt opts[4];
 	unsigned nr = 0;
-	/* what goes into the send queue in repair mode, as sent: all of it when our FIN follows */
-	size_t sent = c->fin_sent ? c->out_queue.len : c->out_queue.len - c->unsent;
+	size_t sent = c->out_queue.len - c->unsent; /* into the send queue in repair mode */
 	uint32_t rcv_start = c->rcv_nxt - c->in_queue.len - c->fin_received;
 
 	if (tcp_repair_set(sk, true, false))
@@ -222,8 +317,13 @@ int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, sockle
 	    set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ||
 	    set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, rcv_start))
 		return WHY("cannot set the sequence numbers");
+	int user_mss = c->mss < USER_MSS_MAX ? c->mss : USER_MSS_MAX;
+	if (user_mss >= USER_MSS_MIN && set_int(sk, IPPROTO_TCP, TCP_MAXSEG, user_mss))
+		return WHY("cannot set its MSS");
 	if (connect(sk, dst, dst_len))
 		return WHY("cannot connect in repair mode");
+	if (set_int(sk, IPPROTO_TCP, TCP_MAXSEG, 0))
+		return WHY("cannot clear its MSS");
 	opts[nr++] = (struct tcp_repair_opt){ TCPOPT_MAXSEG, c->mss };
 	if (c->has_snd_wscale)
 		opts[nr++] = (struct tcp_repair_opt){ TCPOPT_WINDOW, c->snd_wscale | (c->rcv_wscale << 16) };
@@ -250,26 +350,176 @@ int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, sockle
 	};
 	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)))
 		return WHY("cannot set its window");
-	if (c->fin_sent && shutdown(sk, SHUT_WR))
+	if (fin_in_repair(c) && shutdown(sk, SHUT_WR))
 		return WHY("cannot queue its FIN again");
-	if (c->fin_received && shutdown(sk, SHUT_RD))
-		return WHY("cannot shut its read side (the peer's FIN)");
 	return 0;
+}
+
+/* A socket of family in the network namespace of sk (SIOCGSKNS), stasis's own put back. */
+static int socket_in_ns_of(int sk, int family, int type, int protocol)
+{
+	auto_close int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	auto_close int ns = ioctl(sk, SIOCGSKNS);
+	int s, err;
+
+	if (own < 0 || ns < 0 || setns(ns, CLONE_NEWNET))
+		return -errno;
+	s = socket(family, type | SOCK_CLOEXEC, protocol);
+	err = s < 0 ? -errno : 0;
+	if (setns(own, CLONE_NEWNET)) {
+		err = -errno;
+		if (s >= 0)
+			close(s);
+	}
+	return err ? err : s;
+}
+
+/* The IPv4 address of a v4 socket, or of a v4-mapped one of a v6 socket; NULL if none. */
+static const void *v4_addr(const struct sockaddr_storage *sa)
+{
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+
+	if (sa->ss_family == AF_INET)
+		return &((const struct sockaddr_in *)sa)->sin_addr;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? &s6->sin6_addr.s6_addr[12] : NULL;
+}
+
+/*
+ * The peer's FIN, made by hand and sent to sk from the peer's address: at the sequence number
+ * it had (after the bytes in_queue), acknowledging what the socket has had acknowledged
+ * (write_seq, the end of its send queue, less what is still in it), with the peer's window as
+ * the socket knows it.
+ */
+static int send_peer_fin(int sk, const TcpConn *c, uint32_t write_seq)
+{
+	struct sockaddr_storage self, peer;
+	socklen_t self_len = sizeof(self), peer_len = sizeof(peer);
+	int outq;
+	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct tcphdr)] = { 0 };
+	uint32_t sum = 0;
+
+	if (getsockname(sk, (struct sockaddr *)&self, &self_len) ||
+	    getpeername(sk, (struct sockaddr *)&peer, &peer_len) || ioctl(sk, SIOCOUTQ, &outq))
+		return -errno;
+	const void *src4 = v4_addr(&peer), *dst4 = v4_addr(&self);
+	bool v4 = src4 && dst4;
+	size_t hdr = v4 ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
+	struct tcphdr *th = (struct tcphdr *)(pkt + hdr);
+	uint32_t win = c->snd_wnd >> (c->has_snd_wscale ? c->snd_wscale : 0);
+	th->source = ((struct sockaddr_in6 *)&peer)->sin6_port; /* sin_port is at the same place */
+	th->dest = ((struct sockaddr_in6 *)&self)->sin6_port;
+	th->seq = htonl(c->rcv_nxt - 1);
+	th->ack_seq = htonl(write_seq - outq);
+	th->doff = sizeof(*th) / 4;
+	th->fin = th->ack = 1;
+	th->window = htons(win > 65535 ? 65535 : win);
+	uint32_t len_proto[2] = { htonl(sizeof(*th)), htonl(IPPROTO_TCP) };
+	if (v4) {
+		struct iphdr *ip = (struct iphdr *)pkt;
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->tot_len = htons(hdr + sizeof(*th));
+		memcpy(&ip->saddr, src4, 4);
+		memcpy(&ip->daddr, dst4, 4);
+		sum = csum_add(sum, &ip->saddr, 8);
+		sum += IPPROTO_TCP + sizeof(*th);
+	} else {
+		struct ip6_hdr *ip = (struct ip6_hdr *)pkt;
+		ip->ip6_flow = htonl(6u << 28);
+		ip->ip6_plen = htons(sizeof(*th));
+		ip->ip6_nxt = IPPROTO_TCP;
+		ip->ip6_hlim = 64;
+		ip->ip6_src = ((struct sockaddr_in6 *)&peer)->sin6_addr;
+		ip->ip6_dst = ((struct sockaddr_in6 *)&self)->sin6_addr;
+		sum = csum_add(sum, &ip->ip6_src, 32);
+		sum = csum_add(sum, len_proto, sizeof(len_proto));
+	}
+	th->check = htons(csum_fold(csum_add(sum, th, sizeof(*th))));
+	int raw = socket_in_ns_of(sk, v4 ? AF_INET : AF_INET6, SOCK_RAW, IPPROTO_RAW);
+	if (raw < 0)
+		return raw;
+	struct sockaddr_storage to = { 0 };
+	socklen_t to_len;
+	if (v4) {
+		struct sockaddr_in *t4 = (struct sockaddr_in *)&to;
+		t4->sin_family = AF_INET;
+		memcpy(&t4->sin_addr, dst4, 4);
+		to_len = sizeof(*t4);
+	} else {
+		to = self;
+		((struct sockaddr_in6 *)&to)->sin6_port = 0;
+		to_len = sizeof(struct sockaddr_in6);
+	}
+	ssize_t n = sendto(raw, pkt, hdr + sizeof(*th), 0, (struct sockaddr *)&to, to_len);
+	int err = n == (ssize_t)(hdr + sizeof(*th)) ? 0 : n < 0 ? -errno : -EIO;
+	close(raw);
+	return err;
+}
+
+/*
+ * The peer's FIN given to sk, taken when the socket leaves state from; sent again if an
+ * acknowledgement of the peer's overtook it (its own then being too old).
+ */
+static int take_peer_fin(int sk, const TcpConn *c, uint32_t write_seq, int from)
+{
+	int err = 0, state = from;
+
+	for (int tries = 0; !err && state == from && tries < 5; tries++) {
+		err = send_peer_fin(sk, c, write_seq);
+		for (int waited = 0; !err && (state = tcp_state(sk)) == from && waited < 20; waited++)
+			usleep(1000);
+	}
+	return err ? err : state < 0 ? state : state == from ? -ETIMEDOUT : 0;
+}
+
+/*
+ * The bytes never sent queued again (repair mode off). The buffer the program's SO_SNDBUF
+ * gives may hold them less tightly than the queue its own writes made: it grows for them
+ * (SO_SNDBUFFORCE) and is put back to its size after.
+ */
+static int queue_unsent(int sk, const TcpConn *c)
+{
+	size_t off = c->out_queue.len - c->unsent;
+	int have = 0, err = 0;
+	bool grown = false;
+
+	while (!err && off < c->out_queue.len) {
+		ssize_t n = send(sk, c->out_queue.data + off, c->out_queue.len - off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN && !grown) {
+			grown = true;
+			if ((err = get_int(sk, SOL_SOCKET, SO_SNDBUF, &have)) ||
+			    (err = set_int(sk, SOL_SOCKET, SO_SNDBUFFORCE, have + c->out_queue.len - off + CHUNK_MAX)))
+				return err;
+			continue;
+		}
+		if (n <= 0)
+			err = n < 0 ? -errno : -EIO;
+		else
+			off += n;
+	}
+	int put_back = grown ? set_int(sk, SOL_SOCKET, SO_SNDBUFFORCE, have / 2) : 0;
+	return err ? err : put_back;
 }
 
 int tcp_repair_resume(int sk, const TcpConn *c)
 {
 	size_t off = c->out_queue.len - c->unsent;
-	int err = tcp_repair_set(sk, false, true);
+	bool fin_later = c->fin_sent && !fin_in_repair(c);
+	int err = 0;
 
-	if (err || c->fin_sent)
+	/* LAST_ACK, CLOSE_WAIT: the peer's FIN came first (given in repair mode) */
+	if (c->fin_received && !c->fins_crossed &&
+	    (err = take_peer_fin(sk, c, c->snd_una + off, TCP_ESTABLISHED)))
 		return err;
-	while (off < c->out_queue.len) {
-		ssize_t n = send(sk, c->out_queue.data + off, c->out_queue.len - off,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += n;
-	}
+	if ((err = tcp_repair_set(sk, false, true)) || (err = queue_unsent(sk, c)))
+		return err;
+	if (fin_later && shutdown(sk, SHUT_WR))
+		return -errno;
+	/* CLOSING: ours first (FIN_WAIT1), then the peer's */
+	if (c->fin_received && c->fins_crossed)
+		return take_peer_fin(sk, c, c->snd_una + c->out_queue.len + 1, TCP_FIN_WAIT1);
 	return 0;
 }

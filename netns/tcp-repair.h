@@ -29,6 +29,25 @@ int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, sockle
 /* Repair off on sk (a copy of a restored socket), and the bytes never sent queued again. */
 int tcp_repair_resume(int sk, const TcpConn *c);
 
+/*
+ * A connection that ended (TCP_CLOSE, its peer known) or is restored closed: the bytes sk
+ * received and the program has not read, into c->in_queue (sk not in repair mode).
+ */
+int tcp_unread_read(int sk, TcpConn *c, char *why, size_t why_len);
+
+/*
+ * sk, new, becomes the connection from src to dst, in repair mode, with the bytes c had not
+ * read (c may be NULL: none), for the caller to abort it (SOCK_DESTROY) and settle it:
+ * tcp_ended_settle, which checks it is closed, turns repair mode off and takes off the
+ * error the abort left. <0 with what failed in why.
+ */
+int tcp_repair_make_ended(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
+			  const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len);
+int tcp_ended_settle(int sk);
+
+/* c of an ended connection is consistent (only bytes to read). */
+bool tcp_ended_valid(const TcpConn *c);
+
 /* c is consistent (lengths, scales): checked before anything is made. */
 bool tcp_conn_valid(const TcpConn *c);
 

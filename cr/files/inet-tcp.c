@@ -12,9 +12,12 @@
  *   held back by the network lock, netns/net-lock.c) and its state read; on restore it is
  *   made again in repair mode (netns/tcp-repair.c) in the new process, and stasis turns
  *   repair off once the tree is about to run. Without --tcp-established the dump fails
- *   naming the connection; with --tcp-close (dump or restore) it comes back closed (a new
- *   socket: the program sees its connection gone and makes another);
- * - closed (a connection that ended, or reset): a new socket.
+ *   naming the connection; with --tcp-close (dump or restore) it comes back closed, as one
+ *   that ended (below);
+ * - closed: never connected (a new socket, bound or not), or a connection that ended (both
+ *   FINs exchanged, or reset), whose peer the kernel still tells: made again in repair mode
+ *   with the bytes not read and aborted (open_ended), so that it is closed with its
+ *   addresses, gives those bytes then end-of-file, EPIPE and POLLHUP.
  * The bind of a restored socket forces the address's reuse (as TCP repair does): connections
  * of the dumped tree waiting out TIME_WAIT do not keep its port. A TIME_WAIT socket of the very
  * addresses and ports of a connection made again (an earlier restored copy of it, closed)
@@ -181,6 +184,22 @@ static int dump_connecting(struct dump_task *t, const struct fd_probe *p, InetSo
 	return 1;
 }
 
+/* What a program has not read of a connection that ended or is restored closed: in->tcp. */
+static int dump_unread(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
+{
+	char why[160] = "";
+	unsigned logged = log_errors();
+	int err;
+
+	if (!(in->tcp = xzalloc(sizeof(*in->tcp))))
+		return -ENOMEM;
+	tcp_conn__init(in->tcp);
+	if ((err = tcp_unread_read(sk, in->tcp, why, sizeof(why))))
+		return log_unnamed(logged, err, "dump pid %d fd %d: TCP socket %s: %s", t->pid, p->fd,
+				   p->link, why);
+	return 1;
+}
+
 static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk, int state,
 			   InetSocket *in)
 {
@@ -196,7 +215,7 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 			in->state = INET_STATE__INET_CLOSED;
 			pr_info("dump pid %d fd %d: TCP connection %s -> %s (%s) is restored closed "
 				"(--tcp-close)", t->pid, p->fd, self, peer, state_name(state));
-			return 1;
+			return dump_unread(t, p, sk, in);
 		}
 		pr_err("dump pid %d fd %d: TCP connection %s -> %s is %s: pass --tcp-established to keep "
 		       "it, or --tcp-close to restore it closed",
@@ -225,6 +244,28 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 	return 1;
 }
 
+/*
+ * TCP_CLOSE: never connected (bound or not), or a connection that ended, whose peer the
+ * kernel still tells (SO_PEERNAME; getpeername says ENOTCONN): that one is kept as it is.
+ */
+static int dump_closed(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
+{
+	struct sockaddr_storage sa = { 0 };
+	/* (the kernel takes no room larger than the address) */
+	socklen_t len = in->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int err;
+
+	in->state = in->src_port ? INET_STATE__INET_BOUND : INET_STATE__INET_FRESH;
+	if (getsockopt(sk, SOL_SOCKET, SO_PEERNAME, &sa, &len) ||
+	    (err = inet_from_sockaddr(&sa, &in->dst_addr, &in->dst_port)) == 0 || !in->dst_port)
+		return 1;
+	if (err < 0)
+		return err;
+	in->has_dst_addr = in->has_dst_port = true;
+	in->state = INET_STATE__INET_CLOSED;
+	return dump_unread(t, p, sk, in);
+}
+
 int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
 	struct tcp_info ti;
@@ -239,9 +280,7 @@ int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
 	case TCP_LISTEN:
 		return dump_listener(t, p, &ti, in);
 	case TCP_CLOSE:
-		/* never connected, or a connection that ended: bound or not */
-		in->state = in->src_port ? INET_STATE__INET_BOUND : INET_STATE__INET_FRESH;
-		return 1;
+		return dump_closed(t, p, sk, in);
 	case TCP_SYN_SENT:
 		return dump_connecting(t, p, in);
 	case TCP_ESTABLISHED:
@@ -266,6 +305,12 @@ int inet_tcp_validate(const struct restore_task *t, const FdEntry *e)
 
 	if (in->state == INET_STATE__INET_CONNECTED && (!in->tcp || !tcp_conn_valid(in->tcp))) {
 		pr_err("image fds-%d.img: fd %u: TCP connection without a valid state", t->pid, e->fd);
+		return -EINVAL;
+	}
+	if (in->state == INET_STATE__INET_CLOSED && in->tcp &&
+	    (!in->has_dst_port || !in->has_src_port || !tcp_ended_valid(in->tcp))) {
+		pr_err("image fds-%d.img: fd %u: TCP connection that ended without a valid state", t->pid,
+		       e->fd);
 		return -EINVAL;
 	}
 	return 0;
@@ -293,6 +338,52 @@ static void clear_timewait(const struct restore_task *t, const FdEntry *e)
 	else if (err < 0)
 		pr_warn("restore pid %d fd %u: cannot look for a TIME_WAIT socket of %s -> %s: %s", t->pid,
 			e->fd, self, peer, strerror(-err));
+}
+
+/*
+ * A connection that ended, or is restored closed (--tcp-close): made in repair mode with
+ * what the program had not read, then aborted. It is closed (TCP_CLOSE), knows its addresses
+ * (getsockname; its peer: SO_PEERNAME), gives its unread bytes and then end-of-file, EPIPE to
+ * a write, POLLHUP, and no pending error; it holds its port (bound).
+ */
+static int open_ended(struct restore_task *t, const FdEntry *e, int sk)
+{
+	const InetSocket *in = e->inet;
+	struct sockaddr_storage src, dst;
+	socklen_t src_len, dst_len;
+	char self[80], peer[80], why[160] = "";
+	int err;
+
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &src, &src_len) ||
+	    !inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len))
+		return -EINVAL;
+	clear_timewait(t, e);
+	if (!(err = sockopts_restore(sk, e)))
+		err = tcp_repair_make_ended(sk, in->tcp, (struct sockaddr *)&src, src_len,
+					    (struct sockaddr *)&dst, dst_len, why, sizeof(why));
+	/* a socket of these addresses lives on (the dumped connection itself, closed without
+	 * TCP repair: --tcp-close at dump): closed without them, as a new socket shut down */
+	if (err == -EADDRNOTAVAIL && !tcp_repair_set(sk, false, false) &&
+	    (!shutdown(sk, SHUT_RDWR) || errno == ENOTCONN) && !inet_reuse_restore(sk, in)) {
+		pr_warn("restore pid %d fd %u: TCP connection %s -> %s: %s (%s): restored closed without "
+			"its peer's address%s", t->pid, e->fd, self, peer, why, strerror(EADDRNOTAVAIL),
+			in->tcp && in->tcp->in_queue.len ? " nor its unread bytes" : "");
+		return 0;
+	}
+	if (err) {
+		pr_err("restore pid %d fd %u: TCP connection %s -> %s that ended: %s: %s", t->pid, e->fd,
+		       self, peer, why[0] ? why : "cannot set its socket options", strerror(-err));
+		return err;
+	}
+	if ((err = inet_ended_abort(in)) || (err = tcp_ended_settle(sk)) ||
+	    (err = inet_reuse_restore(sk, in))) {
+		pr_err("restore pid %d fd %u: cannot close TCP connection %s -> %s again: %s", t->pid,
+		       e->fd, self, peer, strerror(-err));
+		return err;
+	}
+	return 0;
 }
 
 int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
@@ -329,9 +420,11 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 			return -errno;
 		}
 		return 0;
+	case INET_STATE__INET_CLOSED:
+		return in->has_dst_port ? open_ended(t, e, sk) : 0; /* without its peer: a new socket */
 	case INET_STATE__INET_CONNECTED:
 		if (!repaired(t->ctx, in))
-			return 0;
+			return open_ended(t, e, sk);
 		if (!inet_sockaddr(in->family, &in->src_addr, in->src_port, &src, &src_len) ||
 		    !inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len))
 			return -EINVAL;

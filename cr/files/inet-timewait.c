@@ -7,6 +7,9 @@
  * made again, a TIME_WAIT socket of exactly its addresses is found with sock_diag (in the
  * tree's network namespace: the new task's) and destroyed (SOCK_DESTROY, by its cookie: what
  * is destroyed is that TIME_WAIT socket and nothing that took its place).
+ *
+ * The same destroys a connection made again in repair mode to be one that ended (inet-tcp.c):
+ * the kernel aborts it (closed, its addresses kept, its unread bytes still to read).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,13 +56,15 @@ static int ask(int nl, struct diag_msg *msg, struct inet_diag_msg *m)
 	return h->nlmsg_type;
 }
 
-int inet_timewait_clear(const InetSocket *in)
+/* The socket of in's addresses and ports in state (a TCP_* number) destroyed: 1, or 0 if
+ * there is none in that state. */
+static int destroy_in_state(const InetSocket *in, unsigned state)
 {
 	struct diag_msg msg = {
 		.nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			 .nlmsg_flags = NLM_F_REQUEST },
 		.req = { .sdiag_family = in->family, .sdiag_protocol = IPPROTO_TCP,
-			 .idiag_states = 1u << TW_STATE,
+			 .idiag_states = 1u << state,
 			 .id = { .idiag_sport = htons(in->src_port), .idiag_dport = htons(in->dst_port),
 				 .idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } },
 	};
@@ -73,11 +78,23 @@ int inet_timewait_clear(const InetSocket *in)
 		return -errno;
 	if ((err = ask(nl, &msg, &m)) <= 0)
 		return err == -ENOENT ? 0 : err; /* nothing of these addresses */
-	if (m.idiag_state != TW_STATE)
-		return 0; /* a live socket: the connect says what it thinks */
+	if (m.idiag_state != state)
+		return 0; /* another socket: whoever needs these addresses says what it thinks */
 	msg.nlh.nlmsg_type = SOCK_DESTROY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	memcpy(msg.req.id.idiag_cookie, m.id.idiag_cookie, sizeof(m.id.idiag_cookie));
 	err = ask(nl, &msg, &m);
 	return err < 0 ? err : 1;
+}
+
+int inet_timewait_clear(const InetSocket *in)
+{
+	return destroy_in_state(in, TW_STATE);
+}
+
+int inet_ended_abort(const InetSocket *in)
+{
+	int err = destroy_in_state(in, TCP_ESTABLISHED);
+
+	return err < 0 ? err : err ? 0 : -ENOENT;
 }

@@ -36,6 +36,7 @@
 
 #include "inet.h"
 #include "log.h"
+#include "csum.h"
 #include "nlmsg.h"
 #include "util.h"
 
@@ -279,24 +280,6 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 		return -EINVAL;
 	}
 	return in->protocol == IPPROTO_TCP ? inet_tcp_validate(t, e) : 0;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return ~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (p[i] << 8) | p[i + 1];
-	if (len & 1)
-		sum += p[len - 1] << 8;
-	return sum;
 }
 
 /* One datagram sent to (daddr, dport) from its original source, in a packet made by hand. */

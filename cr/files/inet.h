@@ -37,6 +37,8 @@ int inet_mcast_restore(int sk, const InetSocket *in);
 /* inet-timewait.c: destroys a TIME_WAIT socket of exactly the connection's addresses and
  * ports (src -> dst) in the caller's network namespace: 1 if there was one, 0 if none, <0. */
 int inet_timewait_clear(const InetSocket *in);
+/* The connection of in's addresses, made in repair mode by this process, aborted (SOCK_DESTROY). */
+int inet_ended_abort(const InetSocket *in);
 
 /* inet-raw.c: a raw socket's state (bound, connected), its multicast groups; 1 (claimed). */
 int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
