@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "pid-ns.h"
+#include "proc-dead.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -145,11 +146,21 @@ static int dump_attrs(struct dump_task *t)
 		pr_perror("dump pid %d: cannot read cwd", t->pid);
 		return -errno;
 	}
-	if (!(c->cwd = xstrdup(buf)))
+	char magic[64];
+	snprintf(magic, sizeof(magic), "/proc/%d/cwd", t->pid);
+	struct stat cwd_st;
+	bool outer;
+	int dead = stat(magic, &cwd_st) ? 0 : proc_dead_dump(t, "cwd", buf, magic, &cwd_st, &c->cwd, &outer);
+	if (dead < 0)
+		return dead;
+	if (dead) { /* in /proc/D of a process reaped since */
+		c->has_cwd_proc_dead_pid = c->has_cwd_proc_dead_outer = true;
+		c->cwd_proc_dead_pid = dead;
+		c->cwd_proc_dead_outer = outer;
+	} else if (!(c->cwd = xstrdup(buf))) {
 		return -ENOMEM;
-	if (ghost_path(buf)) { /* removed while the process is in it */
-		snprintf(buf, sizeof(buf), "/proc/%d/cwd", t->pid);
-		int id = ghost_note(t->ctx, buf, c->cwd, t->pid, "cwd", true);
+	} else if (ghost_path(buf)) { /* removed while the process is in it */
+		int id = ghost_note(t->ctx, magic, c->cwd, t->pid, "cwd", true);
 		if (id < 0)
 			return id;
 		c->has_cwd_ghost_id = true;

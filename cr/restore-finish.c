@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mm.h"
 #include "pid-ns.h"
+#include "proc-dead.h"
 #include "regs.h"
 #include "restore.h"
 #include "run.h"
@@ -140,7 +141,8 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		if (!st.ok)
 			return report_failure(&st);
 		if (st.step == RST_STEP_NAMESPACES) {
-			if ((err = run_notify(rt->ctx, "setup-namespaces", t->host_pid, -1)) ||
+			if ((err = proc_dead_enter_pid_ns(rt->ctx, t->host_pid)) ||
+			    (err = run_notify(rt->ctx, "setup-namespaces", t->host_pid, -1)) ||
 			    (err = run_notify(rt->ctx, "post-setup-namespaces", t->host_pid, -1)))
 				return err;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "files/files.h"
 #include "log.h"
 #include "mm.h"
 #include "pstree.h"
@@ -271,6 +272,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	early_status.pid = t->pid;
 	if (t->is_root)
 		enter_namespaces(rt, t);
+	if (t->is_root && (err = shared_files_open_later(rt)))
+		child_fail(err, "restore pid %d: cannot open the files of reaped processes it shares: %s",
+			   t->pid, strerror(-err));
 	if ((err = pstree_restore_links(rt, t, restore_process)))
 		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
 			   t->pid, strerror(-err));

@@ -32,6 +32,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_ptys,         /* cr/files/pty.c */
 	&tree_mqueues,      /* cr/files/mqueue.c */
 	&tree_pidfds,       /* cr/files/pidfd.c: a pidfd of a reaped process */
+	&tree_proc_dead,    /* cr/proc-dead.c: reaped processes' /proc files: their pids, a moment */
 	&tree_shared_files, /* cr/files/shared.c: open files held by several processes (last) */
 };
 const unsigned tree_objects_len = ARRAY_SIZE(tree_objects);

@@ -71,6 +71,11 @@
 #   restore/linked-file-gone a file deleted under the name the target used but linked under
 #                            another (deleted-files' fd 32) loses that other link between dump
 #                            and restore: restore fails naming the file, no process runs
+#   restore/proc-dead-pid-taken
+#                            proc-dead's images (files of /proc of processes reaped before the
+#                            dump), one of those pids taken by another process: restore fails
+#                            naming that pid, no process runs; once the pid is free again the
+#                            same images restore and PASS
 #   dump/ipc-ns-split        a tree whose child has an IPC namespace of its own (sysv-ipc with
 #                            ZOO_IPC_SPLIT=1): dump fails naming the child and the IPC
 #                            namespace; both keep running and the parent PASSes
@@ -655,6 +660,62 @@ case_restore_linked_file_gone() {
 	restore_refused restore/linked-file-gone "$pid" "$d/img" "ghost-d.*is gone" && result_ok restore/linked-file-gone
 }
 
+# A pid that proc-dead's files of reaped processes name is another process's at restore time.
+free_holder() { kill -KILL "$1" 2>/dev/null; { wait "$1"; } 2>/dev/null; }
+case_restore_proc_dead_taken() {
+	local label=restore/proc-dead-pid-taken d=$ZOO_TMP/proc-dead-taken pid dead holder=""
+	mkdir -p "$d/img"
+	if ! zoo_start proc-dead "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail $label "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	dead=$("$STASIS" show "$d/img/fds-$pid.img" | awk '/"proc_dead_pid"/ {gsub(/[^0-9]/, "", $2); print $2; exit}')
+	# a process of ours with that pid (the next pid set, then a fork: others may be quicker)
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		[ -n "$dead" ] && [ ! -e "/proc/$dead" ] || break
+		echo $((dead - 1)) >/proc/sys/kernel/ns_last_pid
+		sleep 600 &
+		holder=$!
+		[ "$holder" = "$dead" ] && break
+		free_holder "$holder"
+		holder=""
+	done
+	if [ -z "$holder" ]; then
+		result_fail $label "could not make a process with pid '$dead' (the images' proc_dead_pid)"
+		return
+	fi
+	if ! restore_refused $label "$pid" "$d/img" "pid $dead again .* a process has it"; then
+		free_holder "$holder"
+		return
+	fi
+	free_holder "$holder"
+	run_stasis "$d/restore2.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore2.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail $label "restore once pid $dead is free: exit status $ZRC"
+		show_tail "$d/restore2.out" "$d/img/restore2.log"
+		kill_ours "$pid"
+		return
+	fi
+	sleep 0.3
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail $label "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail $label "restored once pid $dead is free: $ZVERDICT"
+	else
+		result_ok $label
+	fi
+}
+
 # A tree across two IPC namespaces: the dump refuses, naming the child, and nothing changes.
 case_ipc_ns_split() {
 	local d=$ZOO_TMP/ipc-ns-split child
@@ -1157,6 +1218,7 @@ other_cases() {
 	case_stopped_meanwhile stopped-meanwhile-fault after-collect
 	case_corrupt_images
 	case_restore_linked_file_gone
+	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images
 	case_restore_bad_dirs

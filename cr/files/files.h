@@ -141,5 +141,9 @@ int epoll_item_read(FdEntry *e, const char *l, int efd, struct kcmp_epoll_slot *
 /* cr/files/shared.c: open files shared by several processes of the tree (tree_shared_files):
  * stasis's fd on the one saved as fd of pid, or -1. */
 int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
+/* In the root, in the tree's own PID namespace once stasis made the processes of reaped pids
+ * there (cr/proc-dead.c): the held files of /proc of them opened at their held numbers. */
+struct restore_tree;
+int shared_files_open_later(struct restore_tree *rt);
 
 #endif

@@ -2,7 +2,8 @@
  * Files reopened by path: regular files (flags, O_APPEND, offset), directories, O_PATH fds of
  * anything with a name (a symlink itself with O_NOFOLLOW, a FIFO, a socket file, a device
  * node), the memory character devices (/dev/null, /dev/zero, /dev/urandom ...) and /dev/tty
- * (the controlling terminal of the session, which is restored before any fd), files of /proc.
+ * (the controlling terminal of the session, which is restored before any fd), files of /proc
+ * (of a process reaped since: cr/proc-dead.c makes its pid exist again while they are opened).
  * A file, directory or node removed while open comes back from ghosts.img (cr/files/ghost.c).
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "files.h"
 #include "log.h"
 #include "mount-ns.h"
+#include "proc-dead.h"
 #include "tree-path.h"
 #include "util.h"
 
@@ -100,17 +102,32 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	if (!reg && !dir && !memdev && !opath)
 		return 0;
+	/* a file of /proc/D of a process reaped since: D there again for a moment at restore */
+	char magic[64], what[32];
+	snprintf(magic, sizeof(magic), "/proc/%d/fd/%d", t->pid, p->fd);
+	snprintf(what, sizeof(what), "fd %d", p->fd);
+	auto_free char *dead_path = NULL;
+	bool outer;
+	int dead = proc_dead_dump(t, what, p->link, magic, &p->st, &dead_path, &outer);
+	if (dead < 0)
+		return dead;
+	if (dead) {
+		e->has_proc_dead_pid = e->has_proc_dead_outer = true;
+		e->proc_dead_pid = dead;
+		e->proc_dead_outer = outer;
+		gone = false;
+	}
 	/* (a memory device is the same device by whatever path: its number is checked) */
 	uint64_t mnt_id;
 	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id);
 	char tree_path[PATH_MAX];
-	const char *saved_path = p->link;
-	if (!memdev && !gone && outside && p->link[0] == '/' &&
+	const char *saved_path = dead ? dead_path : p->link;
+	if (!dead && !memdev && !gone && outside && p->link[0] == '/' &&
 	    !mount_ns_path_of(t->ctx, t->pid, p->link, &p->st, tree_path, sizeof(tree_path))) {
 		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
 			 p->fd, p->link, (unsigned long long)mnt_id, tree_path);
 		saved_path = tree_path;
-	} else if (!outside && proc_path_in_tree(t, p, tree_path, sizeof(tree_path))) {
+	} else if (!dead && !outside && proc_path_in_tree(t, p, tree_path, sizeof(tree_path))) {
 		pr_debug("dump pid %d fd %d: %s (the host's /proc) is %s in the tree", t->pid, p->fd,
 			 p->link, tree_path);
 		saved_path = tree_path;
@@ -132,10 +149,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		return -ENOTSUP;
 	}
 	if (gone) { /* removed: a regular file's content, or what a directory or node was */
-		char path[64], what[32];
-		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
-		snprintf(what, sizeof(what), "fd %d", p->fd);
-		int id = ghost_note(t->ctx, path, p->link, t->pid, what, true);
+		int id = ghost_note(t->ctx, magic, p->link, t->pid, what, true);
 		if (id < 0)
 			return id;
 		e->has_ghost_id = true;
@@ -228,8 +242,9 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 	struct stat st;
 	int err;
 
-	if (e->has_ghost_id || proc_of_tree(t, e->path))
-		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree: not there yet */
+	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e->path))
+		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree or of a reaped
+			   * process (cr/proc-dead.c): not there yet */
 	if ((err = tree_stat(t->ctx, e->path, &st, (e->flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0))) {
 		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
 		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));

@@ -14,13 +14,15 @@
 
 #include "files.h"
 #include "log.h"
+#include "proc-dead.h"
 #include "pstree.h"
 #include "tree-objects.h"
 
 struct shared_file {
 	pid_t pid;
 	uint32_t fd;
-	int held; /* stasis' fd */
+	int held;   /* stasis' fd */
+	bool later; /* held is /dev/null: the root opens the file there (shared_files_open_later) */
 };
 
 /* The run's open files that stasis opens itself, inherited by every new process. */
@@ -52,7 +54,7 @@ static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
 	return NULL;
 }
 
-static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held)
+static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool later)
 {
 	struct shared_file *more = xreallocarray(st->files, st->n + 1, sizeof(*st->files));
 
@@ -61,7 +63,7 @@ static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held)
 		return -ENOMEM;
 	}
 	st->files = more;
-	st->files[st->n++] = (struct shared_file){ pid, fd, held };
+	st->files[st->n++] = (struct shared_file){ pid, fd, held, later };
 	return 0;
 }
 
@@ -88,11 +90,40 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 		return -EINVAL;
 	}
 	unsigned logged = log_errors();
-	int held = ops->open(owner, o);
+	/* a file of a reaped process of the tree's own namespace: there once the root is in it */
+	bool later = proc_dead_in_tree_ns(ctx, o);
+	int held = later ? open("/dev/null", O_RDONLY | O_CLOEXEC) : ops->open(owner, o);
+	if (held < 0 && later)
+		held = -errno;
 	if (held < 0)
 		return log_unnamed(logged, held, "restore pid %d fd %u: cannot open %s", pid, fd,
 				   o->path ? o->path : ops->name);
-	return hold(st, pid, fd, held);
+	return hold(st, pid, fd, held, later);
+}
+
+int shared_files_open_later(struct restore_tree *rt)
+{
+	struct shared_state *st = state_of(rt->ctx);
+
+	for (size_t i = 0; i < st->n; i++) {
+		if (!st->files[i].later)
+			continue;
+		struct restore_task *owner = pstree_task(rt, st->files[i].pid);
+		const FdEntry *o = find_fd(owner, st->files[i].fd);
+		unsigned logged = log_errors();
+		int fd = fd_kind_of(o->kind)->open(owner, o);
+		if (fd < 0)
+			return log_unnamed(logged, fd, "restore pid %d fd %u: cannot open %s", owner->pid,
+					   o->fd, o->path);
+		int err = dup2(fd, st->files[i].held) < 0 ? -errno : 0;
+		close(fd);
+		if (err) {
+			pr_err("restore pid %d fd %u: cannot put %s at fd %d: %s", owner->pid, o->fd,
+			       o->path, st->files[i].held, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
 }
 
 static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
@@ -114,7 +145,7 @@ static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 			if (held < 0)
 				return log_unnamed(logged, held, "restore pid %d fd %u: cannot open %s",
 						   tasks[i].pid, e->fd, e->path ? e->path : ops->name);
-			if ((err = hold(st, tasks[i].pid, e->fd, held)))
+			if ((err = hold(st, tasks[i].pid, e->fd, held, false)))
 				return err;
 		}
 	}
