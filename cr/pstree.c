@@ -384,27 +384,6 @@ int pstree_wait_killed(struct dump_tree *tr)
 
 /* ---- restore ---- */
 
-pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd)
-{
-	pid_t set_tid[32];
-	struct clone_args ca = {
-		.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
-		/* a sibling (CLONE_PARENT) tells our parent with our own exit signal */
-		.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
-		.set_tid = (uint64_t)(uintptr_t)set_tid,
-		.set_tid_size = levels,
-		.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
-	};
-
-	if (!levels || levels > ARRAY_SIZE(set_tid)) {
-		errno = EINVAL;
-		return -1;
-	}
-	for (size_t i = 0; i < levels; i++)
-		set_tid[i] = pids[i];
-	return syscall(SYS_clone3, &ca, sizeof(ca));
-}
-
 /* A sharer of an fd table is made by its parent with CLONE_FILES: its parent holds the table. */
 static bool parent_holds_table(struct restore_tree *rt, const TreeEntry *e, const struct restore_task *t)
 {

@@ -25,10 +25,5 @@ int pstree_validate(struct restore_tree *rt);
 int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			 void (*run_child)(struct restore_tree *, struct restore_task *));
 
-/*
- * A child with pids[i] as its pid at PID-namespace level i (0: the innermost one it will be
- * in), made with CLONE_* flags, in the cgroup of cgroup_fd (-1: its parent's).
- */
-pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd);
 
 #endif

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "compat/kernel-abi.h"
 #include "log.h"
 #include "util.h"
 
@@ -259,4 +261,25 @@ DIR *opendir_at(int dirfd, const char *name, int flags)
 		errno = err;
 	}
 	return dir;
+}
+
+pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd)
+{
+	pid_t set_tid[32];
+	struct clone_args ca = {
+		.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+		/* a sibling (CLONE_PARENT) tells our parent with our own exit signal */
+		.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
+		.set_tid = (uint64_t)(uintptr_t)set_tid,
+		.set_tid_size = levels,
+		.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
+	};
+
+	if (!levels || levels > ARRAY_SIZE(set_tid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (size_t i = 0; i < levels; i++)
+		set_tid[i] = pids[i];
+	return syscall(SYS_clone3, &ca, sizeof(ca));
 }

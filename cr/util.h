@@ -70,4 +70,10 @@ ssize_t recv_with_fd(int sk, void *msg, size_t len, int *fd);
 /* A copy of fd number fd of process (or thread) pid (pidfd_getfd: the same open file), or -errno. */
 int task_fd_copy(pid_t pid, int fd);
 
+/*
+ * A child with pids[i] as its pid at PID-namespace level i (0: the innermost one it will be
+ * in), made with CLONE_* flags, in the cgroup of cgroup_fd (-1: its parent's).
+ */
+pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd);
+
 #endif
