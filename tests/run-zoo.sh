@@ -397,15 +397,28 @@ case_checkpoint() {
 	result_ok "$c${ZVERDICT#PASS}"
 }
 
+# SysV segments a host case's program made and left (it did not reach its end): removed once
+# nothing has them attached, so that no run leaves them on the host
+remove_left_segments() {
+	local id cpid nattch
+	[ -n "$ZPID" ] || return 0
+	while read -r id cpid nattch; do
+		[ "$cpid" = "$ZPID" ] && [ "$nattch" = 0 ] && ipcrm -m "$id" 2>/dev/null
+	done < <(awk 'NR > 1 { print $2, $5, $7 }' /proc/sysvipc/shm)
+}
+
 # one program: its cases in the flavour asked for
 run_cases() {
 	local name=$1
 	if [ -z "$CTR" ]; then
 		if [ "$CR_ONLY" = 0 ]; then
 			case_plain "$name"
+			remove_left_segments
 			case_corrupt "$name"
+			remove_left_segments
 		fi
 		[ "$NO_CR" = 1 ] || [[ $NO_CHECKPOINT == *" $name "* ]] || case_checkpoint "$name"
+		remove_left_segments
 		return
 	fi
 	# containers: the programs' corruptions were proven on the host; ctr-state's here
