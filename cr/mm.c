@@ -230,6 +230,12 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
 		return -ENOTSUP;
 	}
+	if (!strncmp(path, "anon_inode:", 11)) {
+		pr_err("dump pid %d: mapping %#llx-%#llx is memory of a kernel object's file (%s: an "
+		       "io_uring's rings, a perf event's buffer, a BPF map, ...): not supported",
+		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
+		return -ENOTSUP;
+	}
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
 		       "(a deleted file that cannot be saved)",
