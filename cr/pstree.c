@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
+#include "end-as.h"
 #include "freezer.h"
 #include "log.h"
 #include "pstree.h"
@@ -418,6 +419,7 @@ int pstree_validate(struct restore_tree *rt)
 			t->leader_exit_code = WEXITSTATUS(e->exit_status);
 		}
 		if (e->pid < 1 || live != has_images || (e->zombie && e->group_helper) ||
+		    (e->zombie && !wait_status_valid(e->exit_status)) ||
 		    (e->leader_exited && (!t || !t->core->n_threads)) ||
 		    (e->group_helper && (i == 0 || e->pgid != e->pid)) || !parent_known ||
 		    find_entry(inv->tree, i, e->pid)) {
@@ -547,24 +549,6 @@ static pid_t orphan_missing(const struct restore_tree *rt, pid_t self)
 	return missing;
 }
 
-static void die_like(const TreeEntry *e)
-{
-	uint32_t status = e->exit_status;
-
-	if (e->comm)
-		prctl(PR_SET_NAME, e->comm, 0, 0, 0);
-	if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		sigset_t one;
-		signal(sig, SIG_DFL);
-		sigemptyset(&one);
-		sigaddset(&one, sig);
-		sigprocmask(SIG_UNBLOCK, &one, NULL);
-		raise(sig);
-	}
-	_exit(WEXITSTATUS(status));
-}
-
 /* The zombies' exits queued SIGCHLD for us; the saved pending signals are queued later. */
 static void drain_sigchld(void)
 {
@@ -626,8 +610,11 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	while (e->zombie && !may_die(rt, entry_index(rt->inv, e->pid)) &&
 	       now_ns(CLOCK_MONOTONIC) < deadline)
 		usleep(200);
-	if (e->zombie)
-		die_like(e);
+	if (e->zombie) {
+		if (e->comm)
+			prctl(PR_SET_NAME, e->comm, 0, 0, 0);
+		end_as(rt->ctx, e->exit_status);
+	}
 	for (;;)
 		pause(); /* every signal is blocked: only SIGKILL ends this */
 }
@@ -752,10 +739,16 @@ static int settle_children(struct restore_tree *rt, size_t me)
 		if (e->ppid != (uint32_t)self || !e->zombie)
 			continue;
 		zombies = true;
+		si.si_pid = 0;
 		/* (ECHILD: its forker has not made it yet) */
 		while (waitid(P_PID, e->pid, &si, WEXITED | WNOWAIT) && errno == ECHILD &&
 		       now_ns(CLOCK_MONOTONIC) < deadline)
 			usleep(200);
+		if (si.si_pid == (pid_t)e->pid && wait_status_from(&si) != (int32_t)e->exit_status)
+			pr_warn("restore pid %u: it ended with wait status %#x, made again with %#x%s",
+				e->pid, e->exit_status, wait_status_from(&si),
+				(e->exit_status & CORE_DUMPED) ? " (it dumped core; core_pattern does not "
+				"write cores where the one made again could)" : "");
 	}
 	if (zombies || rt->lift_done)
 		drain_sigchld(); /* (of zombies, helpers and zombie orphans that came) */
