@@ -20,14 +20,15 @@
 #include "util.h"
 
 #define WAIT_STOP_TIMEOUT_MS 10000
+#define VFORK_WAIT_MS 1000
 
 /*
  * Stops usually come within microseconds (an injected syscall, an interrupt): spin first, then
  * back off, and give up after WAIT_STOP_TIMEOUT_MS rather than hang on a task that never stops.
  */
-int task_wait_stop(pid_t pid, int *status)
+static int wait_stop_for(pid_t pid, int *status, unsigned timeout_ms)
 {
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + WAIT_STOP_TIMEOUT_MS * 1000000ull;
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ull;
 	unsigned backoff_us = 0;
 
 	for (unsigned round = 0;; round++) {
@@ -40,10 +41,8 @@ int task_wait_stop(pid_t pid, int *status)
 			pr_perror("pid %d: cannot wait for it to stop", pid);
 			return -errno;
 		}
-		if (now_ns(CLOCK_MONOTONIC) > deadline) {
-			pr_err("pid %d: did not stop within %d ms", pid, WAIT_STOP_TIMEOUT_MS);
+		if (now_ns(CLOCK_MONOTONIC) > deadline)
 			return -ETIMEDOUT;
-		}
 		if (round < 64) {
 			sched_yield();
 			continue;
@@ -54,6 +53,15 @@ int task_wait_stop(pid_t pid, int *status)
 	if (!WIFSTOPPED(*status))
 		return -ESRCH; /* it exited: the caller decides whether that is an error */
 	return 0;
+}
+
+int task_wait_stop(pid_t pid, int *status)
+{
+	int ret = wait_stop_for(pid, status, WAIT_STOP_TIMEOUT_MS);
+
+	if (ret == -ETIMEDOUT)
+		pr_err("pid %d: did not stop within %d ms", pid, WAIT_STOP_TIMEOUT_MS);
+	return ret;
 }
 
 /* The child pid waits for in vfork() (one sharing its memory), or 0. */
@@ -126,11 +134,15 @@ int task_seize(pid_t pid, int *stop_sig)
 	 * signal back and wait for the interrupt's event stop.
 	 */
 	for (;;) {
-		ret = task_wait_stop(pid, &status);
+		/* (a vfork() lasts until the child execs or exits: usually at once) */
+		ret = wait_stop_for(pid, &status, VFORK_WAIT_MS);
 		pid_t vfork_child = ret == -ETIMEDOUT ? vfork_child_of(pid) : 0;
 		if (vfork_child)
 			pr_err("pid %d is in vfork(), waiting for its child %d to exec or exit: it "
-			       "cannot be frozen until then", pid, vfork_child);
+			       "cannot be frozen until then (it was not within %d ms)", pid, vfork_child,
+			       VFORK_WAIT_MS);
+		else if (ret == -ETIMEDOUT)
+			ret = task_wait_stop(pid, &status);
 		if (ret) {
 			ptrace(PTRACE_DETACH, pid, 0, 0);
 			if (ret == -ESRCH)

@@ -39,6 +39,9 @@
 #                            shared-tables --vm | --fs (a child made by clone with CLONE_VM or
 #                            CLONE_FS shares the program's memory, or cwd, root and umask): fails
 #                            naming both pids and what they share; the target PASSes
+#   dump/vfork-pending       shared-tables --vfork (a child in vfork(), its child neither execs
+#                            nor exits): fails within about a second naming both pids; the
+#                            target PASSes
 #   dump/thread-fd-table     shared-tables --thread (a thread with a table of its own,
 #                            unshare(CLONE_FILES), holding a file the process's does not):
 #                            fails naming the pid, the thread and the fd
@@ -1199,6 +1202,8 @@ other_cases() {
 		'dump pid [0-9]+: it shares its memory with pid [0-9]+ \(clone with CLONE_VM' --vm
 	dump_fails_naming dump/shared-fs shared-tables \
 		'dump pid [0-9]+: it shares its cwd, root and umask with pid [0-9]+ \(clone with CLONE_FS' --fs
+	dump_fails_naming dump/vfork-pending shared-tables \
+		'pid [0-9]+ is in vfork\(\), waiting for its child [0-9]+ to exec or exit' --vfork
 	dump_fails_naming dump/thread-fd-table shared-tables \
 		"dump pid PID: its thread [0-9]+ has an fd table of its own, whose fd 91 \\(/dev/null\\) the process's table does not hold" --thread
 	case_ext_stream_no_inherit_fd
