@@ -67,9 +67,10 @@ static int parse_mark(pid_t pid, const char *text, FanotifyMark *m, char *path, 
 		   &ino, &sdev, &mflags, &mask, &ignored, &bytes, &type, hex) == 8) {
 		struct stat st;
 		m->type = MARK_INODE;
-		if ((err = fhandle_path(sdev, bytes, type, hex, path, len)))
-			return err;
-		if (!lstat(path, &st) && S_ISLNK(st.st_mode)) /* the symlink's own mark */
+		auto_close int marked = fhandle_path_fd(pid, sdev, bytes, type, hex, path, len);
+		if (marked < 0)
+			return marked;
+		if (!fstat(marked, &st) && S_ISLNK(st.st_mode)) /* the symlink's own mark */
 			mflags |= FAN_MARK_DONT_FOLLOW;
 	} else if (sscanf(l, "fanotify mnt_id:%lx mflags:%lx mask:%lx ignored_mask:%lx", &mnt_id, &mflags,
 			  &mask, &ignored) == 4) {

@@ -104,17 +104,18 @@ int fown_arm(const FdTable *tab);
 int fown_restore(const struct restore_task *t, const FdEntry *e);
 
 /* cr/files/fhandle.c: file handles. The handle of the inode open at fd (a filesystem that
- * cannot make one: negative errno); an fd of the inode of a handle on device dev (through a
- * mount of it stasis has); the same through the mount of mount_fd (a file or directory on its
- * filesystem: the fd is on that mount). None names its failure but -ENOMEM (the allocator did). */
+ * cannot make one: negative errno); an fd of the inode of a handle through the mount of
+ * mount_fd (a file or directory on its filesystem: the fd is on that mount). None names its
+ * failure but -ENOMEM (the allocator did). */
 int fhandle_of_fd(int fd, ProtobufCBinaryData *handle, int32_t *type);
-int fhandle_open(dev_t dev, const void *handle, size_t len, int type, int flags);
 int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int flags);
-/* The path of the inode of a handle as fdinfo shows it (sdev: the kernel's major << 20 | minor;
- * hex: its bytes), found through a mount of its filesystem. */
-int fhandle_path(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len);
-/* The same, and an O_PATH fd on the inode (the caller's to close) as the result. */
-int fhandle_path_fd(unsigned long sdev, unsigned bytes, int type, const char *hex, char *path, size_t len);
+/* An O_PATH fd (the caller's to close) on the inode of a handle as pid's fdinfo shows it
+ * (sdev: the kernel's major << 20 | minor; hex: its bytes), found through a mount of its
+ * filesystem in pid's mount namespace (a filesystem mounted in a container only, too) under
+ * which it lies, and its path as pid sees it; else through stasis's mounts, its path as
+ * stasis sees it. */
+int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned bytes, int type, const char *hex, char *path,
+		    size_t len);
 
 /* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). ghost_note: the ghost
  * id of the removed file behind read_path (a /proc path), what names its use ("fd 5") in errors;

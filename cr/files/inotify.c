@@ -54,7 +54,7 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
 			      "fhandle-type:%x f_handle:%259s",
 			   &wd, &sdev, &mask, &bytes, &type, hex) != 6 ||
-		    bytes > 128 || (err = watched = fhandle_path_fd(sdev, bytes, type, hex, path, sizeof(path))) < 0) {
+		    bytes > 128 || (err = watched = fhandle_path_fd(t->pid, sdev, bytes, type, hex, path, sizeof(path))) < 0) {
 			if (err == -ENOMEM)
 				return err;
 			pr_err("dump pid %d fd %d: cannot find the file of an inotify watch", t->pid, p->fd);

@@ -7,24 +7,28 @@
  * itself, which reopens fd 51 and closes its own helper fds, must not leave any), then
  * creating a file in the directory, writing to the file and to fd 52, and touching the
  * symlink produce events with the old wds (and the new file's name); the symlink's watch sees
- * nothing of the write to the file it points to.
+ * nothing of the write to the file it points to. wd 5 watches a file in /dev/shm (IN_MODIFY):
+ * in a container a tmpfs that only the container's mount namespace has, so that its watch is
+ * found through the container's mounts; a write to it after restore is seen on wd 5.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
-static char dir[4200], file[4300], gone[4300], link_path[4300];
+static char dir[4200], file[4300], gone[4300], link_path[4300], shm_file[64];
 
 static void c_watch(ucontext_t *u) { (void)u; inotify_rm_watch(50, 2); }
 static void c_deleted(ucontext_t *u) { (void)u; inotify_rm_watch(50, 3); }
 static void c_symlink(ucontext_t *u) { (void)u; inotify_rm_watch(50, 4); }
+static void c_shm(ucontext_t *u) { (void)u; inotify_rm_watch(50, 5); }
 static void c_spurious(ucontext_t *u) { (void)u; close(open(file, O_RDONLY)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "watch", c_watch, 0 },
 	{ "spurious-event", c_spurious, 0 },
 	{ "deleted-watch", c_deleted, 0 },
 	{ "symlink-watch", c_symlink, 0 },
+	{ "shm-watch", c_shm, 0 },
 };
 
 int main(int argc, char **argv)
@@ -55,6 +59,10 @@ int main(int argc, char **argv)
 	if (inotify_add_watch(50, gone, IN_MODIFY) != 3 || unlink(gone) ||
 	    inotify_add_watch(50, link_path, IN_ATTRIB | IN_DONT_FOLLOW) != 4)
 		zoo_die("inotify_add_watch: %s", strerror(errno));
+	snprintf(shm_file, sizeof(shm_file), "/dev/shm/zoo-inotify-%d", getpid());
+	close(open(shm_file, O_WRONLY | O_CREAT, 0600));
+	if (inotify_add_watch(50, shm_file, IN_MODIFY) != 5)
+		zoo_die("inotify_add_watch %s: %s", shm_file, strerror(errno));
 	char buf[4096] __attribute__((aligned(8)));
 	while (read(50, buf, sizeof(buf)) > 0) /* what the setting up caused */
 		;
@@ -75,11 +83,14 @@ int main(int argc, char **argv)
 	close(f);
 	if (write(52, "y", 1) != 1)
 		zoo_failf("deleted-watch", "write to fd 52: %s", strerror(errno));
+	if ((f = open(shm_file, O_WRONLY)) < 0 || write(f, "z", 1) != 1)
+		zoo_failf("shm-watch", "write to %s: %s", shm_file, strerror(errno));
+	close(f);
 	if (utimensat(AT_FDCWD, link_path, NULL, AT_SYMLINK_NOFOLLOW))
 		zoo_failf("symlink-watch", "utimensat %s: %s", link_path, strerror(errno));
 	zoo_sleep_ms(20);
 	n = read(50, buf, sizeof(buf));
-	int created = 0, modified = 0, deleted_modified = 0, link_attrib = 0, link_other = 0;
+	int created = 0, modified = 0, deleted_modified = 0, link_attrib = 0, link_other = 0, shm_modified = 0;
 	for (char *p = buf; n > 0 && p < buf + n;) {
 		struct inotify_event *ev = (struct inotify_event *)p;
 		created |= ev->wd == 1 && (ev->mask & IN_CREATE) && ev->len && !strcmp(ev->name, "new");
@@ -87,6 +98,7 @@ int main(int argc, char **argv)
 		deleted_modified |= ev->wd == 3 && (ev->mask & IN_MODIFY);
 		link_attrib |= ev->wd == 4 && (ev->mask & IN_ATTRIB);
 		link_other |= ev->wd == 4 && !(ev->mask & IN_ATTRIB);
+		shm_modified |= ev->wd == 5 && (ev->mask & IN_MODIFY);
 		p += sizeof(*ev) + ev->len;
 	}
 	CHECK("watch", created, "no IN_CREATE event on wd 1 for 'new'");
@@ -94,7 +106,9 @@ int main(int argc, char **argv)
 	CHECK("deleted-watch", deleted_modified, "no IN_MODIFY event on wd 3 (the deleted file)");
 	CHECK("symlink-watch", link_attrib && !link_other,
 	      "the symlink's wd 4 saw %s", link_attrib ? "other events too" : "no IN_ATTRIB");
+	CHECK("shm-watch", shm_modified, "no IN_MODIFY event on wd 5 (%s)", shm_file);
 	unlink(newf);
 	unlink(link_path);
-	return zoo_finish("4 watches");
+	unlink(shm_file);
+	return zoo_finish("5 watches");
 }
