@@ -114,6 +114,8 @@ static int dump_timerfd(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	if ((flags & TFD_TIMER_ABSTIME) && wall_clock(clockid) && e->value_ns) {
 		e->has_deadline_ns = true;
 		e->deadline_ns = now_ns(CLOCK_REALTIME) + e->value_ns;
+		if (e->deadline_ns > INT64_MAX) /* (armed at the end of time: it stays there) */
+			e->deadline_ns = INT64_MAX;
 	}
 	return 1;
 }
@@ -143,7 +145,9 @@ static int validate_timerfd(const struct restore_task *t, const FdEntry *e)
 		       t->pid, e->fd);
 		return -EINVAL;
 	}
-	if (e->value_ns > INT64_MAX / 2 || e->interval_ns > INT64_MAX / 2 || e->deadline_ns > INT64_MAX / 2) {
+	/* (the kernel's times end at KTIME_MAX, INT64_MAX ns: a timer armed at the end of time,
+	 * as systemd arms its watch for clock changes, has almost that much left) */
+	if (e->value_ns > INT64_MAX || e->interval_ns > INT64_MAX || e->deadline_ns > INT64_MAX) {
 		pr_err("image fds-%d.img: fd %u: timerfd times out of range", t->pid, e->fd);
 		return -EINVAL;
 	}
@@ -168,6 +172,8 @@ static int open_timerfd(struct restore_task *t, const FdEntry *e)
 	(void)t;
 	if (e->value_ns && (set_flags & TFD_TIMER_ABSTIME)) {
 		uint64_t at = e->has_deadline_ns ? e->deadline_ns : now_ns(clock_of(e->clockid)) + e->value_ns;
+		if (at > INT64_MAX)
+			at = INT64_MAX;
 		its.it_value = (struct timespec){ at / 1000000000, at % 1000000000 };
 	}
 	int fd = timerfd_create(e->clockid, flags);

@@ -7,12 +7,16 @@
  *   fd 53 CLOCK_MONOTONIC disarmed, never armed;
  *   fd 54 CLOCK_MONOTONIC absolute (TFD_TIMER_ABSTIME), 300 s ahead;
  *   fd 55 CLOCK_BOOTTIME absolute, 300 s ahead, every 7 s;
- *   fd 56 CLOCK_MONOTONIC every 20 us: expired again by the time anyone asks.
+ *   fd 56 CLOCK_MONOTONIC every 20 us: expired again by the time anyone asks;
+ *   fd 57 CLOCK_REALTIME absolute at the end of time (tv_sec TIME_T_MAX: the kernel keeps its
+ *         largest time, about the year 2262) with TFD_TIMER_CANCEL_ON_SET: systemd's watch
+ *         for clock changes.
  * After restore and SIGTERM: fd 50 reads exactly 1 and has 90-100 s left, interval exactly
  * 100 s + 123 ns; fd 51 reads at least as many expirations as had come by zoo_ready();
  * fd 52 reads exactly 1, then nothing, and stays disarmed; fd 53 reads nothing and is
  * disarmed, settime flags 0; fd 54 and 55 have 250-300 s left, settime flags 01 (fdinfo),
- * fd 55 interval exactly 7 s; fd 56 still expires every 20 us.
+ * fd 55 interval exactly 7 s; fd 56 still expires every 20 us; fd 57 still has more than 200
+ * years left, settime flags 03, and nothing to read (EAGAIN: not cancelled).
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -49,6 +53,7 @@ static void c_interval(ucontext_t *u) { (void)u; arm(55, TFD_TIMER_ABSTIME, zoo_
 static void c_abstime(ucontext_t *u) { (void)u; arm(54, 0, 290 * NS, 0); }
 static void c_fast(ucontext_t *u) { (void)u; arm(56, 0, 0, 0); ticks_of(56); }
 static void c_disarmed(ucontext_t *u) { (void)u; arm(53, 0, 100 * NS, 0); }
+static void c_far(ucontext_t *u) { (void)u; arm(57, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, zoo_now_ns(CLOCK_REALTIME) + 3600 * NS, 0); }
 static const struct zoo_corruption corruptions[] = {
 	{ "ticks", c_ticks, 0 },
 	{ "backlog", c_backlog, 0 },
@@ -57,14 +62,15 @@ static const struct zoo_corruption corruptions[] = {
 	{ "abstime", c_abstime, 0 },
 	{ "disarmed", c_disarmed, 0 },
 	{ "fast", c_fast, 0 },
+	{ "far", c_far, 0 },
 };
 
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	static const int clocks[7] = { CLOCK_MONOTONIC, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC,
-				       CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC };
-	for (int i = 0; i < 7; i++)
+	static const int clocks[8] = { CLOCK_MONOTONIC, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC,
+				       CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_REALTIME };
+	for (int i = 0; i < 8; i++)
 		place(timerfd_create(clocks[i], TFD_NONBLOCK), 50 + i);
 	uint64_t armed = zoo_now_ns(CLOCK_MONOTONIC);
 	arm(50, 0, 30000000, 100 * NS + 123);
@@ -73,6 +79,9 @@ int main(int argc, char **argv)
 	arm(54, TFD_TIMER_ABSTIME, zoo_now_ns(CLOCK_MONOTONIC) + 300 * NS, 0);
 	arm(55, TFD_TIMER_ABSTIME, zoo_now_ns(CLOCK_BOOTTIME) + 300 * NS, 7 * NS);
 	arm(56, 0, 20000, 20000);
+	struct itimerspec end = { .it_value = { .tv_sec = INT64_MAX } };
+	if (timerfd_settime(57, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &end, NULL))
+		zoo_die("timerfd_settime fd 57: %s", strerror(errno));
 	zoo_sleep_ms(100);
 	zoo_ready();
 	uint64_t backlog = (zoo_now_ns(CLOCK_MONOTONIC) - armed) / 5000000 - 1;
@@ -117,5 +126,12 @@ int main(int argc, char **argv)
 	CHECK("fast", n >= 1 && ns_of(its.it_interval) == 20000 && ns_of(its.it_value) <= 20000,
 	      "fd 56: %lu expirations, %lu ns left, interval %lu ns (expected some, <= 20 us, 20 us)",
 	      (unsigned long)n, (unsigned long)ns_of(its.it_value), (unsigned long)ns_of(its.it_interval));
-	return zoo_finish("timerfds: expired, backlog, one-shot expired, disarmed, absolute x2, fast");
+	char info57[512] = "";
+	zoo_read_file("/proc/self/fdinfo/57", info57, sizeof(info57));
+	timerfd_gettime(57, &its);
+	errno = 0;
+	n = ticks_of(57);
+	CHECK("far", its.it_value.tv_sec > 200LL * 365 * 86400 && strstr(info57, "settime flags: 03") && errno == EAGAIN,
+	      "fd 57: %ld s left, read: %s, fdinfo %s", (long)its.it_value.tv_sec, strerror(errno), info57);
+	return zoo_finish("timerfds: expired, backlog, one-shot expired, disarmed, absolute x2, fast, end of time");
 }
