@@ -346,6 +346,36 @@ static bool deferred(const MountNs *ns, size_t i, const bool *later)
 	return false;
 }
 
+bool mount_ns_made_by_root(const struct run_ctx *ctx, const char *path)
+{
+	const MountNs *ns = state_of(ctx)->ns;
+	size_t best = 0, best_len = 0;
+	bool found = false, late = false;
+
+	if (!ns || !ns->n_mounts)
+		return false;
+	bool *later = xzalloc(ns->n_mounts * sizeof(bool));
+	if (!later)
+		return false;
+	for (size_t i = 0; i < ns->n_mounts; i++) {
+		const char *mp = ns->mounts[i]->mountpoint;
+		size_t len = strlen(mp);
+		later[i] = deferred(ns, i, later);
+		if (!strcmp(mp, "/"))
+			len = 0;
+		/* the deepest mount point above path; of several on one, the last (on top) */
+		if ((!len || (!strncmp(path, mp, len) && (path[len] == '/' || !path[len]))) &&
+		    (!found || len >= best_len)) {
+			best = i;
+			best_len = len;
+			found = true;
+		}
+	}
+	late = found && later[best];
+	free(later);
+	return late;
+}
+
 /* stasis back in its own mount namespace, holding the one it made (the tree's from now on). */
 static int leave_tree_mount_ns(struct mount_ns_state *st)
 {

@@ -21,4 +21,11 @@ bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id);
 int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, const struct stat *st,
 		     char *path, size_t len);
 
+/*
+ * Restore: does path (as the tree sees it) lie on a mount that the tree's root makes itself
+ * (proc, sysfs, mqueue, cgroup mounts and what lies on them), which is not there before the
+ * tree starts? False without a mount namespace of the tree.
+ */
+bool mount_ns_made_by_root(const struct run_ctx *ctx, const char *path);
+
 #endif

@@ -323,4 +323,9 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 /* The open file flag the kernel shows in fdinfo (glibc's O_LARGEFILE is 0 on x86_64). */
 #define KERNEL_O_LARGEFILE 0100000
 
+/* linux/inotify.h (4.19; CONFIG_CHECKPOINT_RESTORE): the wd the next watch gets */
+#ifndef INOTIFY_IOC_SETNEXTWD
+#define INOTIFY_IOC_SETNEXTWD _IOW('I', 0, int32_t)
+#endif
+
 #endif

@@ -242,9 +242,11 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 	struct stat st;
 	int err;
 
-	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e->path))
+	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e->path) ||
+	    mount_ns_made_by_root(t->ctx, e->path))
 		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree or of a reaped
-			   * process (cr/proc-dead.c): not there yet */
+			   * process (cr/proc-dead.c), a file on a mount the tree's root makes (a
+			   * cgroup mount): not there yet */
 	if ((err = tree_stat(t->ctx, e->path, &st, (e->flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0))) {
 		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
 		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));

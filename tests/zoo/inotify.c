@@ -7,9 +7,11 @@
  * itself, which reopens fd 51 and closes its own helper fds, must not leave any), then
  * creating a file in the directory, writing to the file and to fd 52, and touching the
  * symlink produce events with the old wds (and the new file's name); the symlink's watch sees
- * nothing of the write to the file it points to. wd 5 watches a file in /dev/shm (IN_MODIFY):
+ * nothing of the write to the file it points to. wd 5 watched a file and was removed; wd 6
+ * watches a file in /dev/shm (IN_MODIFY), after that gap (as systemd's wds are):
  * in a container a tmpfs that only the container's mount namespace has, so that its watch is
- * found through the container's mounts; a write to it after restore is seen on wd 5.
+ * found through the container's mounts; a write to it after restore is seen on wd 6, and the
+ * watch is still wd 6 (inotify_add_watch of it again answers 6).
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -21,7 +23,7 @@ static char dir[4200], file[4300], gone[4300], link_path[4300], shm_file[64];
 static void c_watch(ucontext_t *u) { (void)u; inotify_rm_watch(50, 2); }
 static void c_deleted(ucontext_t *u) { (void)u; inotify_rm_watch(50, 3); }
 static void c_symlink(ucontext_t *u) { (void)u; inotify_rm_watch(50, 4); }
-static void c_shm(ucontext_t *u) { (void)u; inotify_rm_watch(50, 5); }
+static void c_shm(ucontext_t *u) { (void)u; inotify_rm_watch(50, 6); }
 static void c_spurious(ucontext_t *u) { (void)u; close(open(file, O_RDONLY)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "watch", c_watch, 0 },
@@ -61,7 +63,12 @@ int main(int argc, char **argv)
 		zoo_die("inotify_add_watch: %s", strerror(errno));
 	snprintf(shm_file, sizeof(shm_file), "/dev/shm/zoo-inotify-%d", getpid());
 	close(open(shm_file, O_WRONLY | O_CREAT, 0600));
-	if (inotify_add_watch(50, shm_file, IN_MODIFY) != 5)
+	char tmp_file[4400];
+	snprintf(tmp_file, sizeof(tmp_file), "%s/tmp", dir);
+	close(open(tmp_file, O_WRONLY | O_CREAT, 0600));
+	if (inotify_add_watch(50, tmp_file, IN_MODIFY) != 5 || inotify_rm_watch(50, 5) || unlink(tmp_file))
+		zoo_die("inotify_add_watch %s: %s", tmp_file, strerror(errno));
+	if (inotify_add_watch(50, shm_file, IN_MODIFY) != 6)
 		zoo_die("inotify_add_watch %s: %s", shm_file, strerror(errno));
 	char buf[4096] __attribute__((aligned(8)));
 	while (read(50, buf, sizeof(buf)) > 0) /* what the setting up caused */
@@ -98,7 +105,7 @@ int main(int argc, char **argv)
 		deleted_modified |= ev->wd == 3 && (ev->mask & IN_MODIFY);
 		link_attrib |= ev->wd == 4 && (ev->mask & IN_ATTRIB);
 		link_other |= ev->wd == 4 && !(ev->mask & IN_ATTRIB);
-		shm_modified |= ev->wd == 5 && (ev->mask & IN_MODIFY);
+		shm_modified |= ev->wd == 6 && (ev->mask & IN_MODIFY);
 		p += sizeof(*ev) + ev->len;
 	}
 	CHECK("watch", created, "no IN_CREATE event on wd 1 for 'new'");
@@ -106,9 +113,11 @@ int main(int argc, char **argv)
 	CHECK("deleted-watch", deleted_modified, "no IN_MODIFY event on wd 3 (the deleted file)");
 	CHECK("symlink-watch", link_attrib && !link_other,
 	      "the symlink's wd 4 saw %s", link_attrib ? "other events too" : "no IN_ATTRIB");
-	CHECK("shm-watch", shm_modified, "no IN_MODIFY event on wd 5 (%s)", shm_file);
+	int again = inotify_add_watch(50, shm_file, IN_MODIFY);
+	CHECK("shm-watch", shm_modified && again == 6, "no IN_MODIFY event on wd 6 (%s), or it is wd %d now", shm_file,
+	      again);
 	unlink(newf);
 	unlink(link_path);
 	unlink(shm_file);
-	return zoo_finish("5 watches");
+	return zoo_finish("5 watches, a gap in their wds");
 }
