@@ -11,7 +11,9 @@
  * are stasis's; it keeps its capabilities (SECBIT_NO_SETUID_FIXUP), as stasis reaches paths
  * the process may not have. A pid that is taken leaves the pid to the helper's own, with a
  * warning; so does a tree in a PID namespace of its own (made after the sockets: the pid
- * reads 0 there, as a process of no namespace of its), silently, its euid and egid kept.
+ * reads 0 there, as a process of no namespace of its), silently, its euid and egid kept; a
+ * listener there listens again from the process that had listened, if it holds it
+ * (unix_relisten_in_task): listen() takes its caller's credentials each time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -148,4 +150,26 @@ int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct u
 	struct by_listen l = { s, backlog };
 
 	return as ? unix_run_as(ctx, as, -1, NULL, listen_here, &l, sizeof(l)) : listen_here(&l);
+}
+
+int unix_relisten_in_task(const struct restore_task *t, const FdEntry *e)
+{
+	struct unix_cred as;
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+	int err = 0;
+
+	if (!e->has_sock_backlog || !pid_ns_is_own(t->ctx) || !unix_listener_cred(e, &as) ||
+	    as.pid != (uint32_t)t->pid)
+		return 0;
+	if (getresuid(&ruid, &euid, &suid) || getresgid(&rgid, &egid, &sgid))
+		return -errno;
+	if (setresgid(-1, as.gid, -1) || setresuid(-1, as.uid, -1) || listen(e->fd, e->sock_backlog))
+		err = -errno;
+	if (setresuid(-1, euid, -1) || setresgid(-1, egid, -1)) /* (its saved uid: back to it) */
+		err = err ? err : -errno;
+	if (err)
+		pr_err("restore pid %d fd %u: cannot listen again as pid %d, euid %u, egid %u: %s", t->pid,
+		       e->fd, t->pid, as.uid, as.gid, strerror(-err));
+	return err;
 }

@@ -493,6 +493,7 @@ const struct fd_kind_ops fd_kind_unix_external = {
 const struct fd_kind_ops fd_kind_unix_bound = {
 	.name = "unix socket made by name",
 	.open = open_bound,
+	.settle = unix_relisten_in_task,
 	.finish = fill_sockets,
 	.kind = FD_KIND__FD_UNIX_BOUND,
 };

@@ -152,6 +152,13 @@ const struct unix_cred *unix_listener_cred(const FdEntry *e, struct unix_cred *c
 /* listen(2) on s by a process with as's credentials (NULL: stasis): its and its clients' peer's. */
 int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct unix_cred *as);
 /*
+ * In the new task, once its fds have their numbers (fd_kind_unix_bound's settle): a listener
+ * whose listen() was this very process's, in a tree with a PID namespace of its own (where
+ * no helper of stasis can have its pid), listens again as it did (its euid and egid for the
+ * call), so that those who connect read its pid, not 0.
+ */
+int unix_relisten_in_task(const struct restore_task *t, const FdEntry *e);
+/*
  * Restore: fn(arg) run by a helper process with as's pid, euid and egid (the kernel takes a
  * connection's peer credentials from its caller), sharing stasis's file table, with root_fd as
  * its root (-1: stasis's) and dir as working directory; arg (arg_size bytes) is copied back.

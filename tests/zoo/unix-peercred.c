@@ -10,9 +10,14 @@
  *   fd 65: a connection to it made by a child as uid 2004 gid 3004 (exited since), accepted
  *   here: its peer is that child; fd 66: that child's end (its peer: the listener's child).
  *   fds 67/68: a SOCK_SEQPACKET pair this process made (root).
+ *   fd 69: a listener (abstract name) this process listened on itself, as euid 2005 egid 3005
+ *   for the call (its saved uid root): what a server's clients read of it.
  * After restore and SIGTERM: each fd reads the same pid, uid and gid as before, those of the
  * process that made it (as the init of a PID namespace of its own, a pid may read 0: restore
- * makes the sockets before that namespace); the pairs still carry data.
+ * makes the sockets before that namespace), but fd 69's, whose listen() was this process's
+ * own: a socket connecting to it after the restore reads this process's pid (1 in a
+ * container: systemd's clients refuse a server whose pid reads 0), euid 2005 and egid 3005;
+ * the pairs still carry data.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -22,7 +27,7 @@
 #include <sys/wait.h>
 
 #define FIRST 60
-#define NFDS 9
+#define NFDS 11
 
 static struct ucred want[NFDS];
 static pid_t keeper;
@@ -147,10 +152,32 @@ static void c_pair(ucontext_t *u)
 }
 /* listen() again here: the listener's credentials this process's. */
 static void c_listen(ucontext_t *u) { (void)u; listen(64, 4); }
+/* fd 69 listened on again by a child: its clients read the child's pid */
+static void c_server(ucontext_t *u)
+{
+	(void)u;
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(listen(69, 4) ? 9 : 0);
+	waitpid(pid, NULL, 0);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "pair", c_pair, 0 },
 	{ "listen", c_listen, 0 },
+	{ "server", c_server, 0 },
 };
+
+static struct sockaddr_un server_sa;
+static socklen_t server_sa_len;
+
+/* A socket connected to fd 69's name, at fd: its peer is the listener. */
+static void connect_server(int at)
+{
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&server_sa, server_sa_len))
+		zoo_die("connect to fd 69's name: %s", strerror(errno));
+	place(c, at);
+}
 
 int main(int argc, char **argv)
 {
@@ -191,10 +218,20 @@ int main(int argc, char **argv)
 	place(got[1], 68);
 	close(ch[0]);
 	close(ch[1]);
+	server_sa.sun_family = AF_UNIX;
+	n = snprintf(server_sa.sun_path + 1, sizeof(server_sa.sun_path) - 1, "zoo-peercred-server-%d", getpid());
+	server_sa_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+	if ((l = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 || bind(l, (struct sockaddr *)&server_sa, server_sa_len))
+		zoo_die("bind: %s", strerror(errno));
+	place(l, 69);
+	if (setresgid(-1, 3005, -1) || setresuid(-1, 2005, -1) || listen(69, 8) || setresuid(-1, 0, -1) ||
+	    setresgid(-1, 0, -1))
+		zoo_die("listen on fd 69 as 2005: %s", strerror(errno));
+	connect_server(70);
 
 	pid_t me = getpid();
-	pid_t by[NFDS] = { p1, p1, keeper, keeper, p3, p4, p3, me, me };
-	uid_t uids[NFDS] = { 2001, 2001, 0, 0, 2003, 2004, 2003, 0, 0 };
+	pid_t by[NFDS] = { p1, p1, keeper, keeper, p3, p4, p3, me, me, me, me };
+	uid_t uids[NFDS] = { 2001, 2001, 0, 0, 2003, 2004, 2003, 0, 0, 2005, 2005 };
 	memcpy(made_by, by, sizeof(by));
 	for (int i = 0; i < NFDS; i++) {
 		want[i] = peercred(FIRST + i);
@@ -208,10 +245,13 @@ int main(int argc, char **argv)
 	/* the init of a PID namespace: restore makes the sockets before the namespace exists, the
 	 * pids read 0 then (their euid and egid are still its makers') */
 	int own_ns = me == 1;
+	close(70);
+	connect_server(70); /* fd 70: connected after the restore, reads fd 69's listen() */
 	for (int i = 0; i < NFDS; i++) {
 		struct ucred c = peercred(FIRST + i);
-		CHECK(i < 2 ? "pair" : i == 4 || i == 6 ? "listen" : "peercred",
-		      (c.pid == want[i].pid || (own_ns && c.pid == 0)) && c.uid == want[i].uid && c.gid == want[i].gid,
+		CHECK(i < 2 ? "pair" : i == 4 || i == 6 ? "listen" : i >= 9 ? "server" : "peercred",
+		      (c.pid == want[i].pid || (own_ns && c.pid == 0 && i < 9)) && c.uid == want[i].uid &&
+			      c.gid == want[i].gid,
 		      "fd %d: peer pid %d uid %u gid %u, made by pid %d uid %u gid %u", FIRST + i, c.pid, c.uid,
 		      c.gid, made_by[i], want[i].uid, want[i].gid);
 	}
@@ -223,6 +263,7 @@ int main(int argc, char **argv)
 	}
 	kill(keeper, SIGKILL);
 	waitpid(keeper, NULL, 0);
-	return zoo_finish(own_ns ? "9 sockets with their makers' euid and egid (pids: own PID namespace)"
-			  : "9 sockets with their makers' peer credentials");
+	return zoo_finish(own_ns ? "11 sockets with their makers' euid and egid (pids: own PID namespace, but a "
+				   "listener's own)"
+			  : "11 sockets with their makers' peer credentials");
 }
