@@ -1,19 +1,23 @@
 /*
  * Restore, stasis's side once the tree exists: it serves each restorer (private memory filled
  * through the new task's userfaultfd) until all have reported, then, as tracer, catches every
- * thread in the blob's last wait, removes the blob, sets the saved registers and signal mask,
+ * thread in the blob's last wait, puts the pidfds of threads in place (sent through the sockets
+ * standing for them), removes the blob, sets the saved registers and signal mask,
  * runs the kinds' finish steps, and lets the whole tree go at once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "files/files.h"
 #include "lazy-pages.h"
 #include "log.h"
 #include "mm.h"
@@ -330,6 +334,65 @@ static int drop_stop_notification(const struct restore_tree *rt, const struct re
 	return err;
 }
 
+/*
+ * A pidfd of a thread (cr/files/pidfd.c) at fd of thread tid of t (r as caught in the pause
+ * loop), now that every thread exists: stasis sends it through the socket standing at fd,
+ * and the thread receives it and puts it at fd in the socket's place.
+ */
+static int put_thread_pidfd(const struct restore_task *t, pid_t tid, struct user_regs_struct r,
+			    uint32_t fd, bool cloexec, const struct thread_pidfd_use *use)
+{
+	/* a struct msghdr, its iovec, room for one SCM_RIGHTS fd, the byte: below the blob's stack top */
+	uint64_t at = (r.rsp - 512) & ~15ull, iov = at + 56, control = iov + 16, byte = control + 24;
+	uint64_t words[] = { 0, 0, iov, 1, control, 24, 0, byte, 1, 0, 0, 0, 0 };
+	long long ret;
+	int err;
+
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (ptrace(PTRACE_POKEDATA, tid, at + 8 * i, words[i])) {
+			pr_perror("restore pid %d fd %u: cannot write the arguments of recvmsg", t->pid, fd);
+			return -errno;
+		}
+	if ((err = send_with_fd(use->channel, "p", 1, use->file))) {
+		pr_err("restore pid %d fd %u: cannot send it its pidfd: %s", t->pid, fd, strerror(-err));
+		return err;
+	}
+	if ((err = pause_loop_syscall(t, tid, r, SYS_recvmsg, fd, at, MSG_CMSG_CLOEXEC, 0, &ret)))
+		return err;
+	/* struct cmsghdr: its length, then SOL_SOCKET and SCM_RIGHTS (ints), then the fd */
+	long level_type = ptrace(PTRACE_PEEKDATA, tid, control + 8, 0);
+	int got = (int)(ptrace(PTRACE_PEEKDATA, tid, control + 16, 0) & 0xffffffff);
+	if (ret != 1 || level_type != ((long)SCM_RIGHTS << 32 | SOL_SOCKET)) {
+		pr_err("restore pid %d fd %u: receiving its pidfd returned %lld", t->pid, fd, ret);
+		return -EIO;
+	}
+	if ((err = pause_loop_syscall(t, tid, r, SYS_dup3, got, fd, cloexec ? O_CLOEXEC : 0, 0, &ret)))
+		return err;
+	if (ret != fd) {
+		pr_err("restore pid %d fd %u: cannot put its pidfd there: dup3 returned %lld", t->pid, fd, ret);
+		return -EIO;
+	}
+	return pause_loop_syscall(t, tid, r, SYS_close, got, 0, 0, 0, &ret);
+}
+
+/* Every pidfd of a thread in t's table (thread tc: in its own table, if it has one). */
+static int put_thread_pidfds(struct restore_tree *rt, const struct restore_task *t, const ThreadCore *tc,
+			     pid_t tid, struct user_regs_struct r)
+{
+	size_t n = tc ? tc->n_own_fds : t->fds->n_fds;
+	struct thread_pidfd_use use;
+	int found;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t fd = tc ? tc->own_fds[i]->fd : t->fds->fds[i]->fd;
+		bool cloexec = tc ? tc->own_fds[i]->cloexec : t->fds->fds[i]->cloexec;
+		if ((found = pidfd_thread_at(rt, t, tc ? tc->own_fds[i]->of : fd, &use)) < 0 ||
+		    (found && (found = put_thread_pidfd(t, tid, r, fd, cloexec, &use))))
+			return found;
+	}
+	return 0;
+}
+
 static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufCBinaryData *xsave,
 				  uint64_t mask)
 {
@@ -396,7 +459,9 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 		return log_unnamed(logged, err, "restore pid %d: cannot find its process or threads on the host",
 				   t->pid);
 	for (size_t i = 0; i < c->n_threads; i++) {
-		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)))
+		if ((err = catch_in_pause(t->host_tids[i], t->traced, &r)) ||
+		    (c->threads[i]->own_fd_table &&
+		     (err = put_thread_pidfds(rt, t, c->threads[i], t->host_tids[i], r))))
 			return err;
 		if (i == 0)
 			first_r = r;
@@ -406,7 +471,9 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 	/* the process's system calls run in its main thread, or, that one exiting, its first other */
 	pid_t via = t->leader_exited ? t->host_tids[0] : t->host_pid;
 	r = t->leader_exited ? first_r : main_r;
-	if ((err = collect_child_stops(rt, t, via, r)) || (err = drop_stop_notification(rt, t, via, r)))
+	/* (its main thread, even one to exit again, holds the process's fd table) */
+	if ((err = collect_child_stops(rt, t, via, r)) || (err = drop_stop_notification(rt, t, via, r)) ||
+	    (err = put_thread_pidfds(rt, t, NULL, t->host_pid, main_r)))
 		return err;
 	/* the finish steps may read its main thread's /proc files: before it exits */
 	if (t->leader_exited &&

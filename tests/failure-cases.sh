@@ -19,6 +19,9 @@
 #                            unix-inflight --pipe-alone (a pipe carried in a waiting message, no
 #                            pipe held by any process): dump fails naming the pid, fd 61 and the
 #                            pipe; the target keeps running and PASSes (its queue untouched)
+#   dump/epoll-of-thread-pidfd
+#                            pidfd-thread --epoll (an epoll watching a pidfd of a thread): dump
+#                            fails naming the pid, fd 70 and fd 60; the target PASSes
 #   dump/unix-oob            unix-peer-closed --oob (urgent data waiting in a stream socket): dump
 #                            fails naming the pid, fd 67 and MSG_OOB; the target PASSes
 #   dump/unix-seqpacket-reset-data
@@ -1182,6 +1185,8 @@ other_cases() {
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
 	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
 		'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
+	dump_fails_naming dump/epoll-of-thread-pidfd pidfd-thread \
+		'dump pid PID fd 70: an epoll watching fd 60, a pidfd of thread [0-9]+ \(not supported yet\)' --epoll
 	dump_fails_naming dump/unix-oob unix-peer-closed \
 		'dump pid PID fd 67: unix socket socket:\[[0-9]+\]: urgent data \(MSG_OOB\) waits' --oob
 	dump_fails_naming dump/unix-seqpacket-reset-data unix-peer-closed \

@@ -64,8 +64,8 @@ run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-onl
 # threads as the host's /proc names them, SysV IPC, a shell job, an outside server)
 run_part "process zoo in containers" tests/run-zoo.sh --container
 run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --container=pidns \
-	files-proc proc-dead pidfd pidfd-reaped tree orphan-group stop-signals sysv-ipc sysv-shm shell-job ext-unix \
-	time-ns creds syscall-poll seccomp-strict zombie-status
+	files-proc proc-dead pidfd pidfd-reaped pidfd-thread tree orphan-group stop-signals sysv-ipc sysv-shm \
+	shell-job ext-unix time-ns creds syscall-poll seccomp-strict zombie-status
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh

@@ -147,4 +147,18 @@ int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
 struct restore_tree;
 int shared_files_open_later(struct restore_tree *rt);
 
+/*
+ * cr/files/pidfd.c, restore: pidfds of threads other than a process's first (PIDFD_THREAD).
+ * Their threads are made after the fds: a unix socket stands at each of their numbers until
+ * then. Once every thread exists: does fd of t (its own entry, a dup, a file it shares) hold
+ * one? 1 and *use (stasis has the pidfd open by now; the caller sends it through channel, and
+ * t receives it there and puts it in the socket's place), 0, or <0 said.
+ */
+struct thread_pidfd_use {
+	int channel; /* stasis's end of the socket standing at fd */
+	int file;    /* stasis's pidfd of the thread */
+};
+int pidfd_thread_at(struct restore_tree *rt, const struct restore_task *t, uint32_t fd,
+		    struct thread_pidfd_use *use);
+
 #endif
