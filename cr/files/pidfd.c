@@ -19,20 +19,19 @@
  * (a thread with a table of its own too) puts it in the socket's place (cr/restore-finish.c).
  * An epoll watching such a pidfd is refused.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
+#include "end-as.h"
 #include "files.h"
 #include "log.h"
 #include "pid-ns.h"
@@ -151,45 +150,9 @@ static int dump_pidfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 /* ---- restore ---- */
 
-#define CORE_DUMPED 0x80 /* in a wait status, with the signal that killed it */
-
-/* Does sig, left to its default action, end a process? Does it dump core then? */
-static bool kills(int sig)
-{
-	return sig >= 1 && sig <= 64 && sig != SIGCHLD && sig != SIGCONT && sig != SIGURG &&
-	       sig != SIGWINCH && sig != SIGSTOP && sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU;
-}
-
-static bool dumps_core(int sig)
-{
-	return sig == SIGQUIT || sig == SIGILL || sig == SIGTRAP || sig == SIGABRT || sig == SIGBUS ||
-	       sig == SIGFPE || sig == SIGSEGV || sig == SIGXCPU || sig == SIGXFSZ || sig == SIGSYS;
-}
-
-/* A wait status a process can end with: an exit code << 8, or a signal that ends it (with
- * CORE_DUMPED if it dumps core). */
-static bool status_valid(int32_t status)
-{
-	int sig = status & 0x7f;
-
-	if (status & ~0xffff)
-		return false;
-	if (!sig)
-		return !(status & 0xff);
-	return !(status & 0xff00) && kills(sig) && (!(status & CORE_DUMPED) || dumps_core(sig));
-}
-
-/* How the reaped process of e ended: its wait status, or -1 if the image does not say. */
 static int32_t status_of(const FdEntry *e)
 {
 	return e->has_pidfd_exit ? e->pidfd_exit : -1;
-}
-
-static int32_t status_from(const siginfo_t *si)
-{
-	if (si->si_code == CLD_EXITED)
-		return (si->si_status & 0xff) << 8;
-	return si->si_status | (si->si_code == CLD_DUMPED ? CORE_DUMPED : 0);
 }
 
 /* A pidfd of a reaped process made for fd of pid (its own open file). */
@@ -220,8 +183,6 @@ struct pidfd_state {
 	size_t n;
 	struct thread_pidfd *threads;
 	size_t n_threads;
-	char core_dir_name[48]; /* in the work directory, where made processes dump core ("": none) */
-	int core_dir;
 };
 
 static struct pidfd_state *state_of(const struct run_ctx *ctx)
@@ -345,7 +306,7 @@ static int validate_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 			}
 			if (!is_reaped(e))
 				continue;
-			if (e->has_pidfd_exit && !status_valid(e->pidfd_exit)) {
+			if (e->has_pidfd_exit && !wait_status_valid(e->pidfd_exit)) {
 				pr_err("image fds-%d.img: fd %u: a pidfd of a reaped process that ended with "
 				       "wait status %#x, which no process can", rt->tasks[i].pid, e->fd, e->pidfd_exit);
 				return -EINVAL;
@@ -371,91 +332,6 @@ static int validate_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 }
 
 /*
- * A directory of stasis's own for the cores of made processes that must dump one, if
- * core_pattern writes cores into the dumping process's working directory (else they do not
- * dump core: a pipe or a path would hand the core to the system).
- */
-static void make_core_dir(struct run_ctx *ctx, struct pidfd_state *st)
-{
-	auto_free char *pattern = read_file_at(AT_FDCWD, "/proc/sys/kernel/core_pattern", NULL);
-
-	st->core_dir = -1;
-	if (!pattern || pattern[0] == '|' || pattern[0] == '@' || strchr(pattern, '/'))
-		return;
-	snprintf(st->core_dir_name, sizeof(st->core_dir_name), ".stasis-pidfd-cores.%d", getpid());
-	if (mkdirat(ctx->work_dir_fd, st->core_dir_name, 0700) ||
-	    (st->core_dir = openat(ctx->work_dir_fd, st->core_dir_name, O_RDONLY | O_DIRECTORY)) < 0) {
-		pr_debug("restore: no directory for cores of reaped processes: %m");
-		unlinkat(ctx->work_dir_fd, st->core_dir_name, AT_REMOVEDIR);
-		st->core_dir_name[0] = 0;
-	}
-}
-
-/* Removes what made processes dumped into the core directory. */
-static void remove_cores(const struct pidfd_state *st)
-{
-	int fd = st->core_dir_name[0] ? dup(st->core_dir) : -1;
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-
-	if (fd >= 0 && !d)
-		close(fd);
-	if (d)
-		rewinddir(d); /* the copy shares its offset with core_dir, at the end of a last walk */
-	for (struct dirent *de; d && (de = readdir(d));)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(st->core_dir, de->d_name, 0);
-	if (d)
-		closedir(d);
-}
-
-static void remove_core_dir(struct run_ctx *ctx, struct pidfd_state *st)
-{
-	if (!st->core_dir_name[0])
-		return;
-	remove_cores(st);
-	unlinkat(ctx->work_dir_fd, st->core_dir_name, AT_REMOVEDIR);
-	close(st->core_dir);
-	st->core_dir_name[0] = 0;
-}
-
-/* In a made process: ends with wait status status (status_valid), dumping core, into the
- * core directory, only if status says so. Raw system calls: stasis may have threads. */
-static _Noreturn void end_as(const struct pidfd_state *st, int32_t status)
-{
-	struct {
-		void *handler;
-		unsigned long flags;
-		void *restorer;
-		uint64_t mask;
-	} dfl = { SIG_DFL, 0, NULL, 0 };
-	int sig = status & 0x7f;
-
-	if (!sig)
-		_exit(status >> 8);
-	uint64_t set = 1ULL << (sig - 1);
-	if ((status & CORE_DUMPED) && st->core_dir_name[0]) {
-		struct rlimit core = { RLIM_INFINITY, RLIM_INFINITY };
-		int filter = open("/proc/self/coredump_filter", O_WRONLY);
-		if (setrlimit(RLIMIT_CORE, &core) && !getrlimit(RLIMIT_CORE, &core)) {
-			core.rlim_cur = core.rlim_max;
-			setrlimit(RLIMIT_CORE, &core);
-		}
-		if (filter >= 0 && write(filter, "0", 1) != 1) {
-			/* memory in the core, not only that it was dumped: removed all the same */
-		}
-		prctl(PR_SET_DUMPABLE, 1);
-		if (fchdir(st->core_dir))
-			prctl(PR_SET_DUMPABLE, 0);
-	} else {
-		prctl(PR_SET_DUMPABLE, 0); /* no core, wherever core_pattern would send it */
-	}
-	syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
-	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &set, NULL, 8);
-	syscall(SYS_kill, syscall(SYS_getpid), sig);
-	_exit(127);
-}
-
-/*
  * A child of the caller, in its PID namespace, that ends as the reaped process of fd of pid
  * (first) did; every fd of the tree of that reaped process gets a pidfd of it. No exit signal
  * (in the root, every signal is blocked: it would stay pending).
@@ -468,7 +344,7 @@ static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, pid_t pi
 	int err = 0;
 
 	if (child == 0)
-		end_as(st, status);
+		end_as(rt->ctx, status);
 	if (child < 0) {
 		pr_perror("restore pid %d fd %u: cannot make a process for its pidfd of a reaped process",
 			  pid, first->fd);
@@ -478,13 +354,13 @@ static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, pid_t pi
 	/* a zombie: pidfds can still be opened */
 	while (waitid(P_PID, child, &si, WEXITED | WNOWAIT | __WALL) < 0 && errno == EINTR)
 		;
-	if (status_from(&si) == (status & ~CORE_DUMPED) && status != status_from(&si))
+	if (wait_status_from(&si) == (status & ~CORE_DUMPED) && status != wait_status_from(&si))
 		pr_warn("restore pid %d fd %u: its pidfd's reaped process dumped core; the one made again "
 			"could not (core_pattern, or the core size limit): the pidfd says it did not",
 			pid, first->fd);
-	else if (status_from(&si) != status) {
+	else if (wait_status_from(&si) != status) {
 		pr_err("restore pid %d fd %u: the process made for its pidfd of a reaped process ended with "
-		       "wait status %#x, not %#x", pid, first->fd, status_from(&si), status);
+		       "wait status %#x, not %#x", pid, first->fd, wait_status_from(&si), status);
 		err = -EIO;
 	}
 	for (size_t i = 0; i < rt->nr_tasks && !err; i++) {
@@ -505,12 +381,12 @@ static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, pid_t pi
 	}
 	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
 		;
-	remove_cores(st);
+	end_as_remove_cores(rt->ctx);
 	return err;
 }
 
 /* One process per reaped process: the first fd of each inode not made yet makes it. */
-static int make_all_reaped(struct run_ctx *ctx, struct pidfd_state *st, struct restore_tree *rt)
+static int make_all_reaped(struct pidfd_state *st, struct restore_tree *rt)
 {
 	int err = 0;
 
@@ -524,7 +400,6 @@ static int make_all_reaped(struct run_ctx *ctx, struct pidfd_state *st, struct r
 				err = make_reaped(st, rt, rt->tasks[i].pid, e);
 		}
 	}
-	remove_core_dir(ctx, st);
 	return err;
 }
 
@@ -574,8 +449,8 @@ static int prepare_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!(st->made = xzalloc(nr * sizeof(*st->made))))
 		return -ENOMEM;
 	if (cores)
-		make_core_dir(ctx, st);
-	return pid_ns_is_own(ctx) ? 0 : make_all_reaped(ctx, st, rt);
+		end_as_need_cores(ctx);
+	return pid_ns_is_own(ctx) ? 0 : make_all_reaped(st, rt);
 }
 
 /* In the root, in the tree's new PID namespace, before it makes any other process. */
@@ -583,7 +458,7 @@ static int enter_pidfds(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct pidfd_state *st = state_of(ctx);
 
-	return st->made && pid_ns_is_own(ctx) ? make_all_reaped(ctx, st, rt) : 0;
+	return st->made && pid_ns_is_own(ctx) ? make_all_reaped(st, rt) : 0;
 }
 
 static void close_fd(int *fd)
@@ -604,14 +479,12 @@ static void close_pidfds(struct run_ctx *ctx)
 		close_fd(&st->threads[i].stand_in);
 }
 
-/* The root made them (own PID namespace): the core directory goes once it is done or dead. */
 static void undo_pidfds(struct run_ctx *ctx, bool restored)
 {
 	struct pidfd_state *st = state_of(ctx);
 
 	(void)restored;
 	close_pidfds(ctx);
-	remove_core_dir(ctx, st);
 	for (size_t i = 0; i < st->n_threads; i++) {
 		close_fd(&st->threads[i].channel);
 		close_fd(&st->threads[i].file);
