@@ -79,7 +79,7 @@ run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" te
 run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
 run_part "live migration: runc pre-dumps, the page server, lazy restore" tests/migrate/run-migrate.sh
 run_part "applications" tests/apps/run-apps.sh
-run_part "containers end to end (make e2e): LXC, runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
+run_part "containers end to end (make e2e): LXC (busybox, systemd), runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"
