@@ -18,40 +18,24 @@
 # Output: "ok ..." / "FAIL ...: reason" lines, then "N passed, N failed". The container, its
 # images and the PATH directory are removed at the end, whatever happens.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-STASIS=${STASIS:-$ROOT/stasis}
+E2E_NAME=lxc-systemd
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
 NAME=stasis-e2e-sd-$$
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-lxc-sd.XXXXXX")
-RFS=$WORK/rootfs
-N_PASS=0
-N_FAIL=0
 
-ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
-fail() {
-	echo "FAIL $1: $2"
-	N_FAIL=$((N_FAIL + 1))
-	for f in "$WORK"/img*/dump.log "$WORK"/img*/restore.log; do
-		[ -s "$f" ] && { echo "    --- $f"; grep -E "Error|Warn" "$f" | tail -n 8 | sed 's/^/    | /'; }
-	done
-}
 cleanup() {
 	lxc-stop -n "$NAME" -k >/dev/null 2>&1
 	lxc-destroy -n "$NAME" -f >/dev/null 2>&1
-	rm -rf "$WORK"
+	e2e_cleanup
 }
 trap cleanup EXIT
-summary() {
-	echo "$N_PASS passed, $N_FAIL failed"
-	[ "$N_FAIL" -eq 0 ]
-	exit
-}
+# the images' logs of a failed step, Errors and Warnings only
+logs() { grep -h -E "Error|Warn" "$1/dump.log" "$1/restore.log" 2>/dev/null >"$1/errors"; echo "$1/errors"; }
 
-for f in /lib/systemd/systemd /usr/bin/dbus-daemon /usr/bin/lxc-checkpoint; do
-	[ -x "$f" ] || { fail lxc-systemd "$f is missing (make setup installs lxc and systemd)"; summary; }
-done
-mkdir -p "$WORK/bin"
-ln -s "$STASIS" "$WORK/bin/criu"
-export PATH="$WORK/bin:$PATH"
+need lxc-start lxc-checkpoint lxc-attach
+[ -x /lib/systemd/systemd ] || { fail "$E2E_NAME" "systemd is not installed (make setup installs it)"; finish; }
+e2e_setup
+RFS=$WORK/rootfs
 
 # the root file system: this machine's /usr, read-only; /etc just enough for systemd
 mkdir -p "$RFS"/{usr,etc,var/lib,var/log,run,tmp,root,proc,sys,dev,home}
@@ -91,16 +75,14 @@ state() { in_ctr systemctl is-system-running; }
 last() { tail -n 1 "$RFS/count.log" 2>/dev/null; }
 
 if ! lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log"; then
-	fail lxc-systemd/start "lxc-start failed"
-	summary
+	fail lxc-systemd/start "lxc-start failed" "$WORK/lxc.log"
+	finish
 fi
-for _ in $(seq 60); do
-	[ "$(state)" = running ] && [ "$(last)" -ge 3 ] 2>/dev/null && break
-	sleep 0.5
-done
+booted() { [ "$(state)" = running ] && [ "$(last)" -ge 3 ] 2>/dev/null; }
+wait_for 30 booted
 if [ "$(state)" != running ]; then
 	fail lxc-systemd/start "systemd says '$(state)', not running: $(in_ctr systemctl --failed --no-legend | tr '\n' ';')"
-	summary
+	finish
 fi
 ok "lxc-systemd/start (systemd running, counting: $(last))"
 
@@ -109,7 +91,7 @@ cycle() {
 	local n=$1 img=$WORK/img$1 before lines next word
 	mkdir -p "$img"
 	if ! lxc-checkpoint -n "$NAME" -D "$img" -s -l DEBUG -o "$WORK/lxc.log" 2>>"$WORK/lxc.err"; then
-		fail "lxc-systemd/checkpoint-$n" "lxc-checkpoint -s failed"
+		fail "lxc-systemd/checkpoint-$n" "lxc-checkpoint -s failed" "$(logs "$img")"
 		return 1
 	fi
 	if lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING; then
@@ -119,7 +101,7 @@ cycle() {
 	before=$(last)
 	lines=$(wc -l <"$RFS/count.log")
 	if ! lxc-checkpoint -n "$NAME" -D "$img" -r -l DEBUG -o "$WORK/lxc.log" 2>>"$WORK/lxc.err"; then
-		fail "lxc-systemd/restore-$n" "lxc-checkpoint -r failed"
+		fail "lxc-systemd/restore-$n" "lxc-checkpoint -r failed" "$(logs "$img")"
 		return 1
 	fi
 	sleep 1
@@ -153,4 +135,4 @@ cycle() {
 	ok "lxc-systemd/cycle-$n (count $before then $next; systemctl, restart, journal, bus all answer)"
 }
 cycle 1 && cycle 2
-summary
+finish
