@@ -77,6 +77,27 @@ static void index_add(struct fd_index *x, size_t i, const struct stat *st)
 	x->buckets[b] = (int)i;
 }
 
+/* What an anonymous-inode file no kind claims is, for the refusal ("" if nothing to say). */
+static const char *unsupported_kind(const char *link)
+{
+	static const struct {
+		const char *link, *what;
+	} known[] = {
+		{ "anon_inode:bpf-prog", " (a BPF program: systemd holds those it attaches to cgroups for "
+					 "IPAddressDeny=, IPAccounting=, DeviceAllow=)" },
+		{ "anon_inode:bpf-map", " (a BPF map)" },
+		{ "anon_inode:bpf_link", " (a BPF link)" },
+		{ "anon_inode:[perf_event]", " (a perf event)" },
+		{ "anon_inode:[userfaultfd]", " (a userfaultfd)" },
+		{ "anon_inode:kvm", " (a KVM virtual machine or CPU)" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+		if (!strncmp(link, known[i].link, strlen(known[i].link)))
+			return known[i].what;
+	return "";
+}
+
 /*
  * The entry of task u that holds the open file of fd of pid (one offset, one set of flags;
  * u's only such entry that is not a dup of another), or NULL. st: the fd's file.
@@ -190,8 +211,8 @@ static int dump_fds(struct dump_task *t)
 		}
 		if (!claimed) {
 			char what[320];
-			pr_err("dump pid %d fd %d: %s is not supported yet (fdinfo: %s)", t->pid, e->fd, p.link,
-			       fdinfo_one_line(info, what, sizeof(what)));
+			pr_err("dump pid %d fd %d: %s%s is not supported yet (fdinfo: %s)", t->pid, e->fd, p.link,
+			       unsupported_kind(p.link), fdinfo_one_line(info, what, sizeof(what)));
 			return -ENOTSUP;
 		}
 		if ((err = locks_dump_fd(t, &p, e, false)) || (err = fown_dump(t, &p, e)))
