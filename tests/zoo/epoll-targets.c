@@ -33,12 +33,6 @@ struct item {
 	int rfd, wfd; /* the pipe's ends, as the process holding the epoll knows them (-1: none) */
 };
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || (fd != at && (dup2(fd, at) != at || close(fd))))
-		zoo_die("fd %d: %s", at, strerror(errno));
-}
-
 /* A pipe with its read end at r and write end at w. */
 static void make_pipe(int r, int w)
 {
@@ -48,8 +42,8 @@ static void make_pipe(int r, int w)
 	int hr = fcntl(p[0], F_DUPFD, 200), hw = fcntl(p[1], F_DUPFD, 200);
 	close(p[0]);
 	close(p[1]);
-	place(hr, r);
-	place(hw, w);
+	zoo_place(hr, r, 0);
+	zoo_place(hw, w, 0);
 }
 
 static void add(int ep, int fd, uint32_t events, uint64_t data)
@@ -61,7 +55,7 @@ static void add(int ep, int fd, uint32_t events, uint64_t data)
 
 static void move(int from, int to)
 {
-	place(dup(from), to);
+	zoo_place(dup(from), to, 0);
 	close(from);
 }
 
@@ -178,13 +172,13 @@ static const struct zoo_corruption corruptions[] = {
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	place(epoll_create1(EPOLL_CLOEXEC), 50);
+	zoo_place(epoll_create1(EPOLL_CLOEXEC), 50, 0);
 	make_pipe(60, 161);
 	add(50, 60, EPOLLIN, 0xa1);
 	move(60, 61);
 	make_pipe(63, 163);
 	add(50, 63, EPOLLIN, 0xb1);
-	place(dup(63), 64);
+	zoo_place(dup(63), 64, 0);
 	add(50, 64, EPOLLIN | EPOLLET, 0xb2);
 	close(64);
 	make_pipe(65, 166);
@@ -195,18 +189,18 @@ int main(int argc, char **argv)
 	make_pipe(67, 168);
 	add(50, 67, EPOLLIN, 0xe1);
 	move(67, 68);
-	place(eventfd(0, EFD_CLOEXEC), 67);
+	zoo_place(eventfd(0, EFD_CLOEXEC), 67, 0);
 
 	make_pipe(71, 173);
-	place(epoll_create1(0), 72);
+	zoo_place(epoll_create1(0), 72, 0);
 	add(72, 71, EPOLLIN, 0x71);
 	move(71, 73);
 	move(72, 71);
 
-	place(epoll_create1(0), 80);
+	zoo_place(epoll_create1(0), 80, 0);
 	make_pipe(81, 181);
 	add(80, 81, EPOLLIN, 0x81);
-	place(epoll_create1(0), 85);
+	zoo_place(epoll_create1(0), 85, 0);
 	make_pipe(86, 186);
 	add(85, 86, EPOLLIN, 0x86);
 	pid_t kid = fork();

@@ -18,13 +18,6 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static void c_eventfd(ucontext_t *u) { (void)u; uint64_t v = 1; write(40, &v, 8); }
 static void c_signalfd(ucontext_t *u) { (void)u; struct signalfd_siginfo s; read(42, &s, sizeof(s)); }
 static void c_epoll(ucontext_t *u) { (void)u; epoll_ctl(45, EPOLL_CTL_DEL, 40, NULL); }
@@ -57,13 +50,13 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGUSR1);
 	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	place(eventfd(7, EFD_NONBLOCK), 40);
-	place(eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), 41);
-	place(signalfd(-1, &mask, SFD_NONBLOCK), 42);
-	place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 43);
-	place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 44);
-	place(epoll_create1(0), 45);
-	place(timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), 46);
+	zoo_place(eventfd(7, EFD_NONBLOCK), 40, O_CLOEXEC);
+	zoo_place(eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), 41, O_CLOEXEC);
+	zoo_place(signalfd(-1, &mask, SFD_NONBLOCK), 42, O_CLOEXEC);
+	zoo_place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 43, O_CLOEXEC);
+	zoo_place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 44, O_CLOEXEC);
+	zoo_place(epoll_create1(0), 45, O_CLOEXEC);
+	zoo_place(timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), 46, O_CLOEXEC);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	struct itimerspec at = { { 0, 0 }, { now.tv_sec + 200, now.tv_nsec } };

@@ -15,13 +15,6 @@
 
 static uint32_t portid[2], groups[2];
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static void names(int fd, uint32_t *pid, uint32_t *grp)
 {
 	struct sockaddr_nl sa = { 0 };
@@ -74,9 +67,9 @@ int main(int argc, char **argv)
 	if (r < 0 || u < 0 || bind(r, (struct sockaddr *)&route, sizeof(route)) ||
 	    bind(u, (struct sockaddr *)&uevent, sizeof(uevent)))
 		zoo_die("netlink: %s", strerror(errno));
-	place(r, 90);
-	place(u, 91);
-	place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 92);
+	zoo_place(r, 90, O_CLOEXEC);
+	zoo_place(u, 91, O_CLOEXEC);
+	zoo_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 92, O_CLOEXEC);
 	names(90, &portid[0], &groups[0]);
 	names(91, &portid[1], &groups[1]);
 	zoo_ready();

@@ -31,13 +31,6 @@
 static const uint8_t mc[6] = { 0x01, 0x00, 0x5e, 0x11, 0x22, 0x33 };
 static int lo_index;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int has_mcast(void)
 {
 	char buf[8192];
@@ -108,14 +101,14 @@ static void c_mcast(ucontext_t *u)
 	setsockopt(60, SOL_PACKET, PACKET_DROP_MEMBERSHIP, &mr, sizeof(mr));
 }
 static void c_options(ucontext_t *u) { (void)u; int z = 0; setsockopt(60, SOL_PACKET, PACKET_AUXDATA, &z, sizeof(z)); }
-static void c_fanout(ucontext_t *u) { (void)u; place(socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)), 62); }
+static void c_fanout(ucontext_t *u) { (void)u; zoo_place(socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)), 62, O_CLOEXEC); }
 static void c_bound(ucontext_t *u)
 {
 	(void)u;
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IPV6), .sll_ifindex = lo_index };
 	bind(60, (struct sockaddr *)&sll, sizeof(sll));
 }
-static void c_locked(ucontext_t *u) { (void)u; place(socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)), 63); }
+static void c_locked(ucontext_t *u) { (void)u; zoo_place(socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)), 63, O_CLOEXEC); }
 static const struct zoo_corruption corruptions[] = {
 	{ "locked", c_locked, 0 },
 	{ "filter", c_filter, 0 },
@@ -161,21 +154,21 @@ int main(int argc, char **argv)
 	if (next_port(a, 2000, &aux) != PORT)
 		zoo_die("fd 60 does not see the datagram before the dump");
 	drain(a);
-	place(a, 60);
+	zoo_place(a, 60, O_CLOEXEC);
 	int b = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)), c = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
 	if (b < 0 || c < 0 || setsockopt(b, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) ||
 	    setsockopt(b, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(fanout)) ||
 	    setsockopt(c, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(fanout)))
 		zoo_die("fanout: %s", strerror(errno));
-	place(b, 61);
-	place(c, 62);
+	zoo_place(b, 61, O_CLOEXEC);
+	zoo_place(c, 62, O_CLOEXEC);
 	struct sock_filter drop[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
 	struct sock_fprog drop_prog = { 1, drop };
 	int d = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP));
 	if (d < 0 || setsockopt(d, SOL_SOCKET, SO_ATTACH_FILTER, &drop_prog, sizeof(drop_prog)) ||
 	    setsockopt(d, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)))
 		zoo_die("fd 63: %s", strerror(errno));
-	place(d, 63);
+	zoo_place(d, 63, O_CLOEXEC);
 
 	zoo_ready();
 	zoo_wait();

@@ -71,13 +71,6 @@ static const struct zoo_corruption corruptions[] = {
 	{ "live", c_live_, 0 },     { "self", c_self_, 0 },
 };
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup2(fd, at) != at)
-		zoo_die("pidfd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 /* A child that ends by how (>= 0: exits with it; < 0: dies by signal -how); its pidfd at fd. */
 static pid_t child(int how, bool core, int at)
 {
@@ -107,7 +100,7 @@ static pid_t child(int how, bool core, int at)
 		_exit(97);
 	}
 	close(go[0]);
-	place(syscall(SYS_pidfd_open, pid, 0), at);
+	zoo_place(syscall(SYS_pidfd_open, pid, 0), at, 0);
 	if (write(go[1], "x", 1) != 1)
 		zoo_die("write: %s", strerror(errno));
 	close(go[1]);
@@ -124,7 +117,7 @@ static void reap(pid_t pid)
 static void *thread_main(void *arg)
 {
 	(void)arg;
-	place(syscall(SYS_pidfd_open, gettid(), PIDFD_THREAD_FLAG), THREAD);
+	zoo_place(syscall(SYS_pidfd_open, gettid(), PIDFD_THREAD_FLAG), THREAD, 0);
 	syscall(SYS_exit, 5);
 	return NULL;
 }
@@ -161,7 +154,7 @@ int main(int argc, char **argv)
 	pid_t k = child(-SIGSTOP, false, KILLED); /* stops itself; SIGKILL through fd 42 ends it */
 	if (syscall(SYS_pidfd_send_signal, KILLED, SIGKILL, NULL, 0))
 		zoo_die("pidfd_send_signal: %s", strerror(errno));
-	place(syscall(SYS_pidfd_open, k, 0), SECOND);
+	zoo_place(syscall(SYS_pidfd_open, k, 0), SECOND, 0);
 	reap(k);
 	if (dup2(SECOND, DUP) != DUP)
 		zoo_die("dup2: %s", strerror(errno));
@@ -179,8 +172,8 @@ int main(int argc, char **argv)
 	siginfo_t si;
 	if (waitid(P_PID, zombie, &si, WEXITED | WNOWAIT))
 		zoo_die("waitid: %s", strerror(errno));
-	place(syscall(SYS_pidfd_open, live, 0), LIVE);
-	place(syscall(SYS_pidfd_open, getpid(), PIDFD_THREAD_FLAG), SELF);
+	zoo_place(syscall(SYS_pidfd_open, live, 0), LIVE, 0);
+	zoo_place(syscall(SYS_pidfd_open, getpid(), PIDFD_THREAD_FLAG), SELF, 0);
 
 	have_exit_info = exit_status(EXIT0) >= 0;
 	for (int i = 0; i < NR_REAPED; i++)

@@ -51,13 +51,6 @@ static void on_signal(int s)
 			got[i]++;
 }
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup2(fd, at) != at)
-		zoo_die("pidfd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int thread_pidfd(pid_t tid, int flags)
 {
 	return (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD_FLAG | flags);
@@ -81,7 +74,7 @@ static void *thread_main(void *arg)
 			b_unshare = unshare(CLONE_FILES) ? 3 : 2;
 		if (which == B && b_compare == 1) {
 			if (b_changes)
-				place(thread_pidfd(tids[B], 0), A_FD);
+				zoo_place(thread_pidfd(tids[B], 0), A_FD, 0);
 			bool same = true;
 			for (int fd = A_FD; fd <= B_SHARED_FD; fd++)
 				same = same && syscall(SYS_kcmp, gettid(), getpid(), KCMP_FILE_TYPE, fd, fd) == 0;
@@ -131,11 +124,11 @@ static bool reaches(int fd, int which)
 	return only;
 }
 
-static void c_pid(ucontext_t *u) { (void)u; place(thread_pidfd(tids[B], 0), A_FD); }
+static void c_pid(ucontext_t *u) { (void)u; zoo_place(thread_pidfd(tids[B], 0), A_FD, 0); }
 static void c_flags(ucontext_t *u) { (void)u; fcntl(B_NB_FD, F_SETFL, 0); }
-static void c_leader(ucontext_t *u) { (void)u; place((int)syscall(SYS_pidfd_open, getpid(), 0), MAIN_FD); }
-static void c_dup(ucontext_t *u) { (void)u; place(thread_pidfd(tids[A], 0), A_DUP_FD); }
-static void c_child(ucontext_t *u) { (void)u; place(thread_pidfd(tids[B], 0), B_SHARED_FD); }
+static void c_leader(ucontext_t *u) { (void)u; zoo_place((int)syscall(SYS_pidfd_open, getpid(), 0), MAIN_FD, 0); }
+static void c_dup(ucontext_t *u) { (void)u; zoo_place(thread_pidfd(tids[A], 0), A_DUP_FD, 0); }
+static void c_child(ucontext_t *u) { (void)u; zoo_place(thread_pidfd(tids[B], 0), B_SHARED_FD, 0); }
 static void c_signal(ucontext_t *u)
 {
 	(void)u;
@@ -169,12 +162,12 @@ int main(int argc, char **argv)
 		zoo_sleep_ms(1);
 	if (!tids[A] || !tids[B])
 		zoo_die("the threads did not start");
-	place(thread_pidfd(tids[A], 0), A_FD);
-	place(thread_pidfd(tids[MAIN], 0), MAIN_FD);
-	place(thread_pidfd(tids[B], O_NONBLOCK), B_NB_FD);
+	zoo_place(thread_pidfd(tids[A], 0), A_FD, 0);
+	zoo_place(thread_pidfd(tids[MAIN], 0), MAIN_FD, 0);
+	zoo_place(thread_pidfd(tids[B], O_NONBLOCK), B_NB_FD, 0);
 	if (dup2(A_FD, A_DUP_FD) != A_DUP_FD)
 		zoo_die("dup2: %s", strerror(errno));
-	place(thread_pidfd(tids[B], 0), B_SHARED_FD);
+	zoo_place(thread_pidfd(tids[B], 0), B_SHARED_FD, 0);
 	b_unshare = 1;
 	for (int i = 0; i < 1000 && b_unshare == 1; i++)
 		zoo_sleep_ms(1);

@@ -20,13 +20,6 @@
 
 #define ECHO_ID 0x5a17
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static uint16_t csum(const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -114,9 +107,9 @@ int main(int argc, char **argv)
 		zoo_die("setup: %s", strerror(errno));
 	if (!ping(a, 0, 1) || !ping(c, 1, 1))
 		zoo_die("no echo reply before the dump");
-	place(a, 60);
-	place(b, 61);
-	place(c, 62);
+	zoo_place(a, 60, O_CLOEXEC);
+	zoo_place(b, 61, O_CLOEXEC);
+	zoo_place(c, 62, O_CLOEXEC);
 
 	zoo_ready();
 	zoo_wait();

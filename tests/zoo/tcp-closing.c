@@ -34,13 +34,6 @@
 static size_t full_71, full_73, full_75;
 static struct sockaddr_storage names[3], peers[3]; /* of 77, 78, 79 */
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int tcp_state(int fd)
 {
 	struct tcp_info ti;
@@ -78,8 +71,8 @@ static void pair(int family, int c, int s)
 	if (fc < 0 || connect(fc, (struct sockaddr *)&sa, len) || (fs = accept(l, NULL, NULL)) < 0)
 		zoo_die("connect: %s", strerror(errno));
 	close(l);
-	place(fc, c);
-	place(fs, s);
+	zoo_place(fc, c, O_CLOEXEC);
+	zoo_place(fs, s, O_CLOEXEC);
 }
 
 /* Writes the pattern of seed until fd's buffer stays full (or len bytes): how many. */

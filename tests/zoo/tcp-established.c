@@ -31,13 +31,6 @@ static size_t sent_c2s, in_flight_v6 = 3000, s2c = 5000;
 static struct sockaddr_storage listen_sa, bound_sa;
 static socklen_t listen_len;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static void set_int(int fd, int level, int name, int v)
 {
 	if (setsockopt(fd, level, name, &v, sizeof(v)))
@@ -163,7 +156,7 @@ int main(int argc, char **argv)
 	if (bind(l, (struct sockaddr *)&la, sizeof(la)) || listen(l, 7) ||
 	    getsockname(l, (struct sockaddr *)&listen_sa, &listen_len))
 		zoo_die("listener: %s", strerror(errno));
-	place(l, 60);
+	zoo_place(l, 60, O_CLOEXEC);
 
 	/* fds 61/62: IPv4, data in flight both ways */
 	pair(AF_INET, &c, &s);
@@ -173,8 +166,8 @@ int main(int argc, char **argv)
 	set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 77);
 	set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, 9);
 	set_int(s, IPPROTO_TCP, TCP_KEEPCNT, 4);
-	place(c, 61);
-	place(s, 62);
+	zoo_place(c, 61, O_CLOEXEC);
+	zoo_place(s, 62, O_CLOEXEC);
 	if (fill(62, 0, s2c, 2) != s2c)
 		zoo_die("server write");
 	for (int i = 0; i < 50; i++) { /* until the receiver's window and our buffer are full */
@@ -184,15 +177,15 @@ int main(int argc, char **argv)
 
 	/* fds 63/64: IPv6 */
 	pair(AF_INET6, &c, &s);
-	place(c, 63);
-	place(s, 64);
+	zoo_place(c, 63, O_CLOEXEC);
+	zoo_place(s, 64, O_CLOEXEC);
 	if (fill(63, 0, in_flight_v6, 3) != in_flight_v6 || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
 		zoo_die("v6 write");
 
 	/* fds 65/66: half closed */
 	pair(AF_INET, &c, &s);
-	place(c, 65);
-	place(s, 66);
+	zoo_place(c, 65, O_CLOEXEC);
+	zoo_place(s, 66, O_CLOEXEC);
 	if (write(65, "bye", 3) != 3 || shutdown(65, SHUT_WR))
 		zoo_die("half close: %s", strerror(errno));
 
@@ -202,16 +195,16 @@ int main(int argc, char **argv)
 	int b = socket(AF_INET, SOCK_STREAM, 0);
 	if (b < 0 || bind(b, (struct sockaddr *)&ba, sizeof(ba)) || getsockname(b, (struct sockaddr *)&bound_sa, &blen))
 		zoo_die("bind: %s", strerror(errno));
-	place(b, 67);
+	zoo_place(b, 67, O_CLOEXEC);
 	int f = socket(AF_INET6, SOCK_STREAM, 0);
 	set_int(f, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-	place(f, 68);
+	zoo_place(f, 68, O_CLOEXEC);
 
 	/* fds 69/70: corked */
 	pair(AF_INET, &c, &s);
 	set_int(c, IPPROTO_TCP, TCP_CORK, 1);
-	place(c, 69);
-	place(s, 70);
+	zoo_place(c, 69, O_CLOEXEC);
+	zoo_place(s, 70, O_CLOEXEC);
 	if (fill(69, 0, 100, 5) != 100)
 		zoo_die("corked write");
 	zoo_sleep_ms(300); /* everything that will move has moved */

@@ -24,13 +24,6 @@
 
 #define NS 1000000000ull
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static void arm(int fd, int flags, uint64_t value_ns, uint64_t interval_ns)
 {
 	struct itimerspec its = { { interval_ns / NS, interval_ns % NS }, { value_ns / NS, value_ns % NS } };
@@ -71,7 +64,7 @@ int main(int argc, char **argv)
 	static const int clocks[8] = { CLOCK_MONOTONIC, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC,
 				       CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_REALTIME };
 	for (int i = 0; i < 8; i++)
-		place(timerfd_create(clocks[i], TFD_NONBLOCK), 50 + i);
+		zoo_place(timerfd_create(clocks[i], TFD_NONBLOCK), 50 + i, O_CLOEXEC);
 	uint64_t armed = zoo_now_ns(CLOCK_MONOTONIC);
 	arm(50, 0, 30000000, 100 * NS + 123);
 	arm(51, 0, 5000000, 5000000);

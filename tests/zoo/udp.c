@@ -27,13 +27,6 @@
 static struct sockaddr_storage sa60, sa61, sa62, sa63, sa66, sa67;
 static const size_t sizes[] = { 1, 1000, 0 };
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int bound(int family, struct sockaddr_storage *sa)
 {
 	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
@@ -110,8 +103,8 @@ int main(int argc, char **argv)
 		if (send(b, buf, sizes[i], 0) != (ssize_t)sizes[i])
 			zoo_die("send: %s", strerror(errno));
 	}
-	place(a, 60);
-	place(b, 61);
+	zoo_place(a, 60, O_CLOEXEC);
+	zoo_place(b, 61, O_CLOEXEC);
 	int c = bound(AF_INET6, &sa62), d = bound(AF_INET6, &sa63);
 	if (connect(c, (struct sockaddr *)&sa63, sa_len(&sa63)) || connect(d, (struct sockaddr *)&sa62, sa_len(&sa62)))
 		zoo_die("connect v6: %s", strerror(errno));
@@ -120,22 +113,22 @@ int main(int argc, char **argv)
 		if (send(d, buf, 500, 0) != 500)
 			zoo_die("send v6: %s", strerror(errno));
 	}
-	place(c, 62);
-	place(d, 63);
+	zoo_place(c, 62, O_CLOEXEC);
+	zoo_place(d, 63, O_CLOEXEC);
 	int m = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in any = { .sin_family = AF_INET };
 	struct ip_mreqn mr = { .imr_multiaddr.s_addr = inet_addr("239.1.2.3"), .imr_ifindex = (int)if_nametoindex("lo") };
 	if (m < 0 || bind(m, (struct sockaddr *)&any, sizeof(any)) ||
 	    setsockopt(m, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)))
 		zoo_die("multicast: %s", strerror(errno));
-	place(m, 64);
-	place(socket(AF_INET, SOCK_DGRAM, 0), 65);
+	zoo_place(m, 64, O_CLOEXEC);
+	zoo_place(socket(AF_INET, SOCK_DGRAM, 0), 65, O_CLOEXEC);
 	int w = bound(AF_INET, &sa66), r = bound(AF_INET, &sa67);
 	if (connect(w, (struct sockaddr *)&sa67, sa_len(&sa67)) || connect(r, (struct sockaddr *)&sa66, sa_len(&sa66)) ||
 	    send(w, "r", 1, 0) != 1 || shutdown(w, SHUT_WR) || shutdown(r, SHUT_RD))
 		zoo_die("shutdown: %s", strerror(errno));
-	place(w, 66);
-	place(r, 67);
+	zoo_place(w, 66, O_CLOEXEC);
+	zoo_place(r, 67, O_CLOEXEC);
 	zoo_sleep_ms(50);
 
 	zoo_ready();

@@ -26,13 +26,6 @@ static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int client(int type, const struct sockaddr_un *own, socklen_t own_len, const struct sockaddr_un *to,
 		  socklen_t to_len)
 {
@@ -84,7 +77,7 @@ static void child(void)
 	_exit(names(80, &acc_sa, sizeof(acc_sa), &c2_sa, c2_len) && got(80, "to-80") && send(80, "from-80", 7, MSG_NOSIGNAL) == 7 ? 0 : 1);
 }
 
-static void c_names(ucontext_t *u) { (void)u; place(client(SOCK_STREAM, NULL, 0, &acc_sa, sizeof(acc_sa)), 62); }
+static void c_names(ucontext_t *u) { (void)u; zoo_place(client(SOCK_STREAM, NULL, 0, &acc_sa, sizeof(acc_sa)), 62, O_CLOEXEC); }
 static void c_data(ucontext_t *u) { (void)u; char b[8]; recv(62, b, sizeof(b), MSG_DONTWAIT); }
 static void c_listener(ucontext_t *u) { (void)u; close(60); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
@@ -111,13 +104,13 @@ int main(int argc, char **argv)
 	if (l < 0 || bind(l, (struct sockaddr *)&acc_sa, sizeof(acc_sa)) || listen(l, 8) ||
 	    bind(l2, (struct sockaddr *)&l2_sa, l2_len) || listen(l2, 8))
 		zoo_die("listen: %s", strerror(errno));
-	place(l, 60);
-	place(client(SOCK_STREAM, NULL, 0, &acc_sa, sizeof(acc_sa)), 61);
-	place(accept(60, NULL, NULL), 62);
-	place(client(SOCK_STREAM, &c2_sa, c2_len, &acc_sa, sizeof(acc_sa)), 63);
-	place(accept(60, NULL, NULL), 80);
-	place(client(SOCK_SEQPACKET, NULL, 0, &l2_sa, l2_len), 64);
-	place(accept(l2, NULL, NULL), 65);
+	zoo_place(l, 60, O_CLOEXEC);
+	zoo_place(client(SOCK_STREAM, NULL, 0, &acc_sa, sizeof(acc_sa)), 61, O_CLOEXEC);
+	zoo_place(accept(60, NULL, NULL), 62, O_CLOEXEC);
+	zoo_place(client(SOCK_STREAM, &c2_sa, c2_len, &acc_sa, sizeof(acc_sa)), 63, O_CLOEXEC);
+	zoo_place(accept(60, NULL, NULL), 80, O_CLOEXEC);
+	zoo_place(client(SOCK_SEQPACKET, NULL, 0, &l2_sa, l2_len), 64, O_CLOEXEC);
+	zoo_place(accept(l2, NULL, NULL), 65, O_CLOEXEC);
 	close(l2);
 	if (send(61, "to-62", 5, 0) != 5 || send(62, "to-61", 5, 0) != 5 || send(63, "to-80", 5, 0) != 5)
 		zoo_die("send: %s", strerror(errno));

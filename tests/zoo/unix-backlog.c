@@ -29,13 +29,6 @@ static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int client(int type, const struct sockaddr_un *sa, socklen_t len)
 {
 	int c = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
@@ -74,7 +67,7 @@ static void child(void)
 
 static void c_order(ucontext_t *u) { (void)u; close(accept4(70, NULL, NULL, SOCK_CLOEXEC)); }
 static void c_flags(ucontext_t *u) { (void)u; fcntl(72, F_SETFL, 0); }
-static void c_shutdown(ucontext_t *u) { (void)u; place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73); }
+static void c_shutdown(ucontext_t *u) { (void)u; zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73, O_CLOEXEC); }
 static void c_seqpacket(ucontext_t *u) { (void)u; close(75); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
 static const struct zoo_corruption corruptions[] = {
@@ -101,17 +94,17 @@ int main(int argc, char **argv)
 	if (bind(a, (struct sockaddr *)&path_sa, sizeof(path_sa)) || listen(a, NR_ACCEPT) ||
 	    bind(b, (struct sockaddr *)&abstract_sa, abstract_len) || listen(b, 1))
 		zoo_die("listen: %s", strerror(errno));
-	place(a, 70);
-	place(b, 74);
-	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 71);
-	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 72);
+	zoo_place(a, 70, O_CLOEXEC);
+	zoo_place(b, 74, O_CLOEXEC);
+	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 71, O_CLOEXEC);
+	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 72, O_CLOEXEC);
 	fcntl(72, F_SETFL, O_NONBLOCK);
 	close(client(SOCK_STREAM, &path_sa, sizeof(path_sa)));
-	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73);
+	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73, O_CLOEXEC);
 	if (shutdown(73, SHUT_WR))
 		zoo_die("shutdown: %s", strerror(errno));
-	place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 80);
-	place(client(SOCK_SEQPACKET, &abstract_sa, abstract_len), 75);
+	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 80, O_CLOEXEC);
+	zoo_place(client(SOCK_SEQPACKET, &abstract_sa, abstract_len), 75, O_CLOEXEC);
 	if (unread_data && write(71, "early", 5) != 5)
 		zoo_die("write: %s", strerror(errno));
 	kid = fork();

@@ -27,13 +27,6 @@
 static struct sockaddr_un bound_sa, abs_sa, gone_sa, listen_sa, rel_sa, taken_sa, self_sa;
 static socklen_t abs_len, rel_len;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static socklen_t path_addr(struct sockaddr_un *sa, const char *dir, const char *name)
 {
 	sa->sun_family = AF_UNIX;
@@ -88,7 +81,7 @@ static int accepts(int listener, int type, const struct sockaddr_un *sa, socklen
 }
 
 static void c_stream(ucontext_t *u) { (void)u; close(60); }
-static void c_abstract(ucontext_t *u) { (void)u; close(61); place(bound(SOCK_SEQPACKET, &abs_sa, abs_len - 2), 61); }
+static void c_abstract(ucontext_t *u) { (void)u; close(61); zoo_place(bound(SOCK_SEQPACKET, &abs_sa, abs_len - 2), 61, O_CLOEXEC); }
 static void c_gone(ucontext_t *u) { (void)u; zoo_write_file(gone_sa.sun_path, "x", 1); }
 static void c_queued(ucontext_t *u) { (void)u; char b[8]; recv(62, b, sizeof(b), MSG_DONTWAIT); }
 static void c_relative(ucontext_t *u) { (void)u; unlink("rel.sock"); }
@@ -127,25 +120,25 @@ int main(int argc, char **argv)
 	unlink(rel_sa.sun_path);
 	unlink(self_sa.sun_path);
 
-	place(bound(SOCK_STREAM, &bound_sa, sizeof(bound_sa)), 60);
+	zoo_place(bound(SOCK_STREAM, &bound_sa, sizeof(bound_sa)), 60, O_CLOEXEC);
 	if (chmod(bound_sa.sun_path, 0640))
 		zoo_die("chmod: %s", strerror(errno));
-	place(bound(SOCK_SEQPACKET, &abs_sa, abs_len), 61);
-	place(bound(SOCK_DGRAM, &gone_sa, sizeof(gone_sa)), 62);
+	zoo_place(bound(SOCK_SEQPACKET, &abs_sa, abs_len), 61, O_CLOEXEC);
+	zoo_place(bound(SOCK_DGRAM, &gone_sa, sizeof(gone_sa)), 62, O_CLOEXEC);
 	int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sendto(tx, "g1", 2, 0, (struct sockaddr *)&gone_sa, sizeof(gone_sa)) != 2 ||
 	    sendto(tx, "gg2", 3, 0, (struct sockaddr *)&gone_sa, sizeof(gone_sa)) != 3)
 		zoo_die("sendto: %s", strerror(errno));
 	close(tx);
 	unlink(gone_sa.sun_path);
-	place(bound(SOCK_STREAM, &listen_sa, sizeof(listen_sa)), 63);
+	zoo_place(bound(SOCK_STREAM, &listen_sa, sizeof(listen_sa)), 63, O_CLOEXEC);
 	if (listen(63, 4) || unlink(listen_sa.sun_path))
 		zoo_die("listen: %s", strerror(errno));
-	place(bound(SOCK_STREAM, &rel_sa, rel_len), 64);
-	place(bound(SOCK_DGRAM, &taken_sa, sizeof(taken_sa)), 65);
+	zoo_place(bound(SOCK_STREAM, &rel_sa, rel_len), 64, O_CLOEXEC);
+	zoo_place(bound(SOCK_DGRAM, &taken_sa, sizeof(taken_sa)), 65, O_CLOEXEC);
 	unlink(taken_sa.sun_path);
-	place(bound(SOCK_DGRAM, &taken_sa, sizeof(taken_sa)), 66);
-	place(bound(SOCK_DGRAM, &self_sa, sizeof(self_sa)), 67);
+	zoo_place(bound(SOCK_DGRAM, &taken_sa, sizeof(taken_sa)), 66, O_CLOEXEC);
+	zoo_place(bound(SOCK_DGRAM, &self_sa, sizeof(self_sa)), 67, O_CLOEXEC);
 	if (connect(67, (struct sockaddr *)&self_sa, sizeof(self_sa)) || send(67, "s1", 2, 0) != 2)
 		zoo_die("fd 67 connected to itself: %s", strerror(errno));
 	zoo_ready();

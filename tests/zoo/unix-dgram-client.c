@@ -29,13 +29,6 @@ static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static int client(const struct sockaddr_un *own, socklen_t own_len)
 {
 	int s = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -109,10 +102,10 @@ int main(int argc, char **argv)
 	int srv = socket(AF_UNIX, SOCK_DGRAM, 0);
 	if (srv < 0 || bind(srv, (struct sockaddr *)&srv_sa, sizeof(srv_sa)))
 		zoo_die("bind: %s", strerror(errno));
-	place(srv, 60);
-	place(client(NULL, 0), 61);
-	place(client(&c2_sa, c2_len), 62);
-	place(client(NULL, 0), 70);
+	zoo_place(srv, 60, O_CLOEXEC);
+	zoo_place(client(NULL, 0), 61, O_CLOEXEC);
+	zoo_place(client(&c2_sa, c2_len), 62, O_CLOEXEC);
+	zoo_place(client(NULL, 0), 70, O_CLOEXEC);
 	if (send(61, "c1-a", 4, 0) != 4 || send(61, "c1-b", 4, 0) != 4 || send(62, "from-c2", 7, 0) != 7 ||
 	    sendto(60, "srv-to-c2", 9, 0, (struct sockaddr *)&c2_sa, c2_len) != 9)
 		zoo_die("send: %s", strerror(errno));
@@ -122,8 +115,8 @@ int main(int argc, char **argv)
 	    connect(mb, (struct sockaddr *)&ma_sa, sizeof(ma_sa)) || send(ma, "a-to-b", 6, 0) != 6 ||
 	    send(mb, "b-to-a", 6, 0) != 6)
 		zoo_die("mutual pair: %s", strerror(errno));
-	place(ma, 63);
-	place(mb, 64);
+	zoo_place(ma, 63, O_CLOEXEC);
+	zoo_place(mb, 64, O_CLOEXEC);
 	kid = fork();
 	if (kid == 0) {
 		if (send(70, "c3", 2, 0) != 2)

@@ -25,14 +25,6 @@
 
 static char tmp[512];
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	if (fd != at)
-		close(fd);
-}
-
 static socklen_t path_addr(struct sockaddr_un *sa, const char *rel)
 {
 	char path[700];
@@ -171,22 +163,22 @@ int main(int argc, char **argv)
 			zoo_die("mkdir %s: %s", p, strerror(errno));
 	}
 
-	place(sock_at(SOCK_DGRAM, &s1, path_addr(&s1, "a/b/s"), 1), 60);
-	place(sock_at(SOCK_DGRAM, &s1, sizeof(s1), 0), 61);
+	zoo_place(sock_at(SOCK_DGRAM, &s1, path_addr(&s1, "a/b/s"), 1), 60, O_CLOEXEC);
+	zoo_place(sock_at(SOCK_DGRAM, &s1, sizeof(s1), 0), 61, O_CLOEXEC);
 	unlink(s1.sun_path);
-	place(sock_at(SOCK_DGRAM, &x, path_addr(&x, "d/x"), 1), 62);
-	place(sock_at(SOCK_DGRAM, &x, sizeof(x), 0), 63);
+	zoo_place(sock_at(SOCK_DGRAM, &x, path_addr(&x, "d/x"), 1), 62, O_CLOEXEC);
+	zoo_place(sock_at(SOCK_DGRAM, &x, sizeof(x), 0), 63, O_CLOEXEC);
 	unlink(x.sun_path);
-	place(sock_at(SOCK_DGRAM, &x, sizeof(x), 1), 64);
-	place(sock_at(SOCK_DGRAM, &x, sizeof(x), 0), 65);
+	zoo_place(sock_at(SOCK_DGRAM, &x, sizeof(x), 1), 64, O_CLOEXEC);
+	zoo_place(sock_at(SOCK_DGRAM, &x, sizeof(x), 0), 65, O_CLOEXEC);
 	unlink(x.sun_path);
-	place(sock_at(SOCK_STREAM, &srv, path_addr(&srv, "l/srv"), 1), 66);
+	zoo_place(sock_at(SOCK_STREAM, &srv, path_addr(&srv, "l/srv"), 1), 66, O_CLOEXEC);
 	if (listen(66, 4))
 		zoo_die("listen: %s", strerror(errno));
-	place(sock_at(SOCK_STREAM, &srv, sizeof(srv), 0), 67);
-	place(accept4(66, NULL, NULL, SOCK_CLOEXEC), 68);
+	zoo_place(sock_at(SOCK_STREAM, &srv, sizeof(srv), 0), 67, O_CLOEXEC);
+	zoo_place(accept4(66, NULL, NULL, SOCK_CLOEXEC), 68, O_CLOEXEC);
 	unlink(srv.sun_path);
-	place(sock_at(SOCK_DGRAM, &keep, path_addr(&keep, "keep/k"), 1), 69);
+	zoo_place(sock_at(SOCK_DGRAM, &keep, path_addr(&keep, "keep/k"), 1), 69, O_CLOEXEC);
 	const char *rm[] = { "a/b", "a", "d", "l" };
 	for (size_t i = 0; i < sizeof(rm) / sizeof(rm[0]); i++) {
 		snprintf(p, sizeof(p), "%s/%s", tmp, rm[i]);
@@ -196,8 +188,8 @@ int main(int argc, char **argv)
 
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
 		zoo_die("socketpair: %s", strerror(errno));
-	place(sv[0], 70);
-	place(sv[1], 71);
+	zoo_place(sv[0], 70, O_CLOEXEC);
+	zoo_place(sv[1], 71, O_CLOEXEC);
 	for (int i = 0; i < 2; i++) {
 		an_len[i] = abstract_addr(&an[i], 'A' + i);
 		if (bind(70 + i, (struct sockaddr *)&an[i], an_len[i]))
@@ -209,8 +201,8 @@ int main(int argc, char **argv)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || socketpair(AF_UNIX, SOCK_STREAM, 0, inner))
 		zoo_die("socketpair: %s", strerror(errno));
-	place(sv[0], 72);
-	place(sv[1], 73);
+	zoo_place(sv[0], 72, O_CLOEXEC);
+	zoo_place(sv[1], 73, O_CLOEXEC);
 	if (write(inner[0], "in-flight", 9) != 9)
 		zoo_die("write: %s", strerror(errno));
 	send_fds(72, "both", inner, 2);

@@ -31,12 +31,6 @@ static const struct item items[] = {
 };
 #define N_ITEMS ((int)(sizeof(items) / sizeof(items[0])))
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || (fd != at && (dup2(fd, at) != at || close(fd))))
-		zoo_die("fd %d: %s", at, strerror(errno));
-}
-
 /* A pipe with its read end at r and write end at w. */
 static void make_pipe(int r, int w)
 {
@@ -46,8 +40,8 @@ static void make_pipe(int r, int w)
 	int hr = fcntl(p[0], F_DUPFD, 200), hw = fcntl(p[1], F_DUPFD, 200);
 	close(p[0]);
 	close(p[1]);
-	place(hr, r);
-	place(hw, w);
+	zoo_place(hr, r, 0);
+	zoo_place(hw, w, 0);
 }
 
 static void add(int ep, int fd, const struct item *it)
@@ -161,12 +155,12 @@ int main(int argc, char **argv)
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		zoo_die("socketpair: %s", strerror(errno));
-	place(sv[0], 40);
-	place(sv[1], 41);
-	place(epoll_create1(EPOLL_CLOEXEC), 50);
+	zoo_place(sv[0], 40, 0);
+	zoo_place(sv[1], 41, 0);
+	zoo_place(epoll_create1(EPOLL_CLOEXEC), 50, 0);
 	make_pipe(60, 161);
 	add(50, 60, &items[0]);
-	place(dup(60), 61);
+	zoo_place(dup(60), 61, 0);
 	close(60);
 	make_pipe(60, 162);
 	add(50, 60, &items[1]);

@@ -26,13 +26,6 @@
 
 #define MAX_FILES 4
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 static void send_files(int s, const char *data, const int *fds, int n)
 {
 	union {
@@ -135,20 +128,20 @@ int main(int argc, char **argv)
 	int pipe_alone = argc > 1 && !strcmp(argv[argc - 1], "--pipe-alone");
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		zoo_die("socketpair: %s", strerror(errno));
-	place(sv[0], 60);
-	place(sv[1], 61);
+	zoo_place(sv[0], 60, O_CLOEXEC);
+	zoo_place(sv[1], 61, O_CLOEXEC);
 	if (pipe(p))
 		zoo_die("pipe: %s", strerror(errno));
-	place(p[0], 62);
-	place(p[1], 63);
+	zoo_place(p[0], 62, O_CLOEXEC);
+	zoo_place(p[1], 63, O_CLOEXEC);
 	if (pipe_alone) {
 		close(62);
 		close(63);
 	}
-	place(eventfd(1, 0), 64);
+	zoo_place(eventfd(1, 0), 64, O_CLOEXEC);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || write(sv[1], "z-data", 6) != 6)
 		zoo_die("socketpair: %s", strerror(errno));
-	place(sv[1], 65);
+	zoo_place(sv[1], 65, O_CLOEXEC);
 	int z = sv[0];
 
 	if (write(60, "aaa", 3) != 3 || pipe(p) || write(p[1], "pipe-data", 9) != 9)
@@ -173,8 +166,8 @@ int main(int argc, char **argv)
 
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || (efd = eventfd(7, 0)) < 0)
 		zoo_die("socketpair: %s", strerror(errno));
-	place(sv[0], 66);
-	place(sv[1], 67);
+	zoo_place(sv[0], 66, O_CLOEXEC);
+	zoo_place(sv[1], 67, O_CLOEXEC);
 	send_files(66, "efd", &efd, 1);
 	close(efd);
 	send_files(66, "peer", (int[]){ 66 }, 1);

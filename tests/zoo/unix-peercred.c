@@ -32,14 +32,6 @@
 static struct ucred want[NFDS];
 static pid_t keeper;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	if (fd != at)
-		close(fd);
-}
-
 static void send_fds(int via, const int *fds, int n)
 {
 	union {
@@ -176,7 +168,7 @@ static void connect_server(int at)
 	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c < 0 || connect(c, (struct sockaddr *)&server_sa, server_sa_len))
 		zoo_die("connect to fd 69's name: %s", strerror(errno));
-	place(c, at);
+	zoo_place(c, at, O_CLOEXEC);
 }
 
 int main(int argc, char **argv)
@@ -190,13 +182,13 @@ int main(int argc, char **argv)
 	pid_t p1 = child(1, ch[1], -1);
 	recv_fds(ch[0], got, 2);
 	reap(p1);
-	place(got[0], 60);
-	place(got[1], 61);
+	zoo_place(got[0], 60, O_CLOEXEC);
+	zoo_place(got[1], 61, O_CLOEXEC);
 
 	keeper = child(2, ch[1], -1);
 	recv_fds(ch[0], got, 2);
-	place(got[0], 62);
-	place(got[1], 63);
+	zoo_place(got[0], 62, O_CLOEXEC);
+	zoo_place(got[1], 63, O_CLOEXEC);
 
 	sa.sun_family = AF_UNIX;
 	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "zoo-peercred-%d", getpid());
@@ -204,18 +196,18 @@ int main(int argc, char **argv)
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (struct sockaddr *)&sa, sa_len))
 		zoo_die("bind: %s", strerror(errno));
-	place(l, 64);
+	zoo_place(l, 64, O_CLOEXEC);
 	pid_t p3 = child(3, -1, 64);
 	reap(p3);
 	pid_t p4 = child(4, ch[1], -1);
 	recv_fds(ch[0], got, 1);
 	reap(p4);
-	place(got[0], 66);
-	place(accept4(64, NULL, NULL, SOCK_CLOEXEC), 65);
+	zoo_place(got[0], 66, O_CLOEXEC);
+	zoo_place(accept4(64, NULL, NULL, SOCK_CLOEXEC), 65, O_CLOEXEC);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, got))
 		zoo_die("socketpair: %s", strerror(errno));
-	place(got[0], 67);
-	place(got[1], 68);
+	zoo_place(got[0], 67, O_CLOEXEC);
+	zoo_place(got[1], 68, O_CLOEXEC);
 	close(ch[0]);
 	close(ch[1]);
 	server_sa.sun_family = AF_UNIX;
@@ -223,7 +215,7 @@ int main(int argc, char **argv)
 	server_sa_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
 	if ((l = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 || bind(l, (struct sockaddr *)&server_sa, server_sa_len))
 		zoo_die("bind: %s", strerror(errno));
-	place(l, 69);
+	zoo_place(l, 69, O_CLOEXEC);
 	if (setresgid(-1, 3005, -1) || setresuid(-1, 2005, -1) || listen(69, 8) || setresuid(-1, 0, -1) ||
 	    setresgid(-1, 0, -1))
 		zoo_die("listen on fd 69 as 2005: %s", strerror(errno));

@@ -31,14 +31,6 @@
 static char tmp[512];
 static struct sockaddr_un sa_f, sa_snd, sa_gsnd, sa_r, sa_s, sa_d, sa_l, sa_q, sa_rel, sa_rsnd, sa_c, sa_srv;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	if (fd != at)
-		close(fd);
-}
-
 /* An address for TMP/rel (abs) or for the relative name rel. */
 static void addr(struct sockaddr_un *sa, const char *rel, int abs)
 {
@@ -174,9 +166,9 @@ int main(int argc, char **argv)
 	addr(&sa_rsnd, "rsnd", 0);
 
 	/* a FIFO in place of a datagram receiver with named and unnamed datagrams waiting */
-	place(sock(SOCK_DGRAM, &sa_f, NULL), 60);
-	place(sock(SOCK_DGRAM, NULL, &sa_f), 61);
-	place(sock(SOCK_DGRAM, &sa_snd, NULL), 63);
+	zoo_place(sock(SOCK_DGRAM, &sa_f, NULL), 60, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, NULL, &sa_f), 61, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, &sa_snd, NULL), 63, O_CLOEXEC);
 	send_to(63, "snd", &sa_f);
 	snprintf(p, sizeof(p), "%s/g", tmp);
 	if (mkdir(p, 0700))
@@ -189,46 +181,46 @@ int main(int argc, char **argv)
 	unlink(sa_f.sun_path);
 	if (mkfifo(sa_f.sun_path, 0600))
 		zoo_die("mkfifo: %s", strerror(errno));
-	place(open(sa_f.sun_path, O_RDWR | O_NONBLOCK | O_CLOEXEC), 62);
+	zoo_place(open(sa_f.sun_path, O_RDWR | O_NONBLOCK | O_CLOEXEC), 62, O_CLOEXEC);
 	if (write(62, "fifo-data", 9) != 9)
 		zoo_die("write fifo: %s", strerror(errno));
 
 	/* a regular file, another socket, a directory */
-	place(sock(SOCK_DGRAM, &sa_r, NULL), 64);
-	place(sock(SOCK_DGRAM, NULL, &sa_r), 65);
+	zoo_place(sock(SOCK_DGRAM, &sa_r, NULL), 64, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, NULL, &sa_r), 65, O_CLOEXEC);
 	unlink(sa_r.sun_path);
 	write_file(&sa_r, "regular");
-	place(sock(SOCK_DGRAM, &sa_s, NULL), 66);
-	place(sock(SOCK_DGRAM, NULL, &sa_s), 68);
+	zoo_place(sock(SOCK_DGRAM, &sa_s, NULL), 66, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, NULL, &sa_s), 68, O_CLOEXEC);
 	unlink(sa_s.sun_path);
-	place(sock(SOCK_DGRAM, &sa_s, NULL), 67);
-	place(sock(SOCK_DGRAM, &sa_d, NULL), 69);
-	place(sock(SOCK_DGRAM, NULL, &sa_d), 70);
+	zoo_place(sock(SOCK_DGRAM, &sa_s, NULL), 67, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, &sa_d, NULL), 69, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, NULL, &sa_d), 70, O_CLOEXEC);
 	unlink(sa_d.sun_path);
 	snprintf(p, sizeof(p), "%s/in", sa_d.sun_path);
 	if (mkdir(sa_d.sun_path, 0700) || zoo_write_file(p, "in", 2))
 		zoo_die("mkdir %s: %s", sa_d.sun_path, strerror(errno));
 
 	/* listeners with accepted and waiting connections */
-	place(sock(SOCK_STREAM, &sa_l, NULL), 71);
+	zoo_place(sock(SOCK_STREAM, &sa_l, NULL), 71, O_CLOEXEC);
 	if (listen(71, 4))
 		zoo_die("listen: %s", strerror(errno));
-	place(sock(SOCK_STREAM, NULL, &sa_l), 72);
-	place(accept4(71, NULL, NULL, SOCK_CLOEXEC), 73);
-	place(sock(SOCK_STREAM, NULL, &sa_l), 74);
+	zoo_place(sock(SOCK_STREAM, NULL, &sa_l), 72, O_CLOEXEC);
+	zoo_place(accept4(71, NULL, NULL, SOCK_CLOEXEC), 73, O_CLOEXEC);
+	zoo_place(sock(SOCK_STREAM, NULL, &sa_l), 74, O_CLOEXEC);
 	unlink(sa_l.sun_path);
 	if (mkfifo(sa_l.sun_path, 0600))
 		zoo_die("mkfifo: %s", strerror(errno));
-	place(sock(SOCK_SEQPACKET, &sa_q, NULL), 76);
+	zoo_place(sock(SOCK_SEQPACKET, &sa_q, NULL), 76, O_CLOEXEC);
 	if (listen(76, 4))
 		zoo_die("listen: %s", strerror(errno));
-	place(sock(SOCK_SEQPACKET, NULL, &sa_q), 77);
+	zoo_place(sock(SOCK_SEQPACKET, NULL, &sa_q), 77, O_CLOEXEC);
 	unlink(sa_q.sun_path);
 	write_file(&sa_q, "seqpacket");
 
 	/* a client connected one way, with its server's answer waiting: its path a symbolic link */
-	place(sock(SOCK_DGRAM, &sa_srv, NULL), 84);
-	place(sock(SOCK_DGRAM, &sa_c, &sa_srv), 83);
+	zoo_place(sock(SOCK_DGRAM, &sa_srv, NULL), 84, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, &sa_c, &sa_srv), 83, O_CLOEXEC);
 	send_to(84, "reply", &sa_c);
 	unlink(sa_c.sun_path);
 	if (symlink("r", sa_c.sun_path))
@@ -237,10 +229,10 @@ int main(int argc, char **argv)
 	/* a relative name */
 	if (chdir(tmp))
 		zoo_die("chdir: %s", strerror(errno));
-	place(sock(SOCK_DGRAM, &sa_rel, NULL), 80);
-	place(sock(SOCK_DGRAM, &sa_rsnd, NULL), 81);
+	zoo_place(sock(SOCK_DGRAM, &sa_rel, NULL), 80, O_CLOEXEC);
+	zoo_place(sock(SOCK_DGRAM, &sa_rsnd, NULL), 81, O_CLOEXEC);
 	send_to(81, "rel-msg", &sa_rel);
-	place(sock(SOCK_DGRAM, NULL, &sa_rel), 82);
+	zoo_place(sock(SOCK_DGRAM, NULL, &sa_rel), 82, O_CLOEXEC);
 	unlink(sa_rel.sun_path);
 	write_file(&sa_rel, "relative");
 

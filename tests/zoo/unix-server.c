@@ -21,13 +21,6 @@ static struct sockaddr_un path_sa, abstract_sa, dgram_sa;
 static const size_t dg_sizes[] = { 1, 100, 0, 3000 };
 static socklen_t abstract_len;
 
-static void place(int fd, int at)
-{
-	if (fd < 0 || dup3(fd, at, O_CLOEXEC) != at)
-		zoo_die("fd %d: %s", at, strerror(errno));
-	close(fd);
-}
-
 /* connect, send "hi", expect the server (this process) to accept and answer "ok" */
 static int roundtrip(int listener, int type, const struct sockaddr_un *sa, socklen_t len)
 {
@@ -73,16 +66,16 @@ int main(int argc, char **argv)
 	    listen(s2, 4) || bind(s3, (struct sockaddr *)&dgram_sa, sizeof(dgram_sa)) ||
 	    setsockopt(s3, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
 		zoo_die("socket setup: %s", strerror(errno));
-	place(s1, 60);
-	place(s2, 61);
-	place(s3, 62);
+	zoo_place(s1, 60, O_CLOEXEC);
+	zoo_place(s2, 61, O_CLOEXEC);
+	zoo_place(s3, 62, O_CLOEXEC);
 	struct sockaddr_un dg = { .sun_family = AF_UNIX };
 	int dn = snprintf(dg.sun_path + 1, sizeof(dg.sun_path) - 1, "stasis-zoo-dg-%d", getpid());
 	socklen_t dglen = offsetof(struct sockaddr_un, sun_path) + 1 + dn;
 	int s4 = socket(AF_UNIX, SOCK_DGRAM, 0), tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (bind(s4, (struct sockaddr *)&dg, dglen))
 		zoo_die("bind abstract datagram socket: %s", strerror(errno));
-	place(s4, 63);
+	zoo_place(s4, 63, O_CLOEXEC);
 	for (size_t i = 0; i < sizeof(dg_sizes) / sizeof(dg_sizes[0]); i++) {
 		unsigned char b[3000];
 		zoo_fill(b, dg_sizes[i], 70 + i);
@@ -90,7 +83,7 @@ int main(int argc, char **argv)
 			zoo_die("sendto: %s", strerror(errno));
 	}
 	close(tx);
-	place(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0), 64);
+	zoo_place(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0), 64, O_CLOEXEC);
 	zoo_ready();
 	zoo_wait();
 

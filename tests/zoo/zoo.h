@@ -99,6 +99,15 @@ static inline __attribute__((noreturn, format(printf, 1, 2))) void zoo_die(const
 	exit(1);
 }
 
+/* Puts open file fd at number at (flags: O_CLOEXEC or 0), closing fd; dies if it cannot. */
+static inline void zoo_place(int fd, int at, int flags)
+{
+	if (fd < 0 || (fd != at && dup3(fd, at, flags) != at))
+		zoo_die("fd %d: %s", at, strerror(errno));
+	if (fd != at)
+		close(fd);
+}
+
 /* Read a whole (small) file into buf, NUL-terminated. Returns the length or -1. */
 static inline ssize_t zoo_read_file(const char *path, char *buf, size_t size)
 {
