@@ -510,12 +510,17 @@ case_stopped_meanwhile() {
 		return
 	fi
 	kill -CONT "$pid"
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		result_fail "dump/$label" "$ZERR"
+	judge "dump/$label" "$pid" "$d" "after SIGCONT"
+}
+
+# judge LABEL PID DIR [CONTEXT]: stops the program (SIGTERM) and takes its verdict: ok if PASS
+judge() {
+	if ! zoo_stop "$2" "$3" "$3/out"; then
+		result_fail "$1" "$ZERR"
 	elif [[ $ZVERDICT != PASS* ]]; then
-		result_fail "dump/$label" "after SIGCONT: $ZVERDICT"
+		result_fail "$1" "${4:+$4: }$ZVERDICT"
 	else
-		result_ok "dump/$label"
+		result_ok "$1"
 	fi
 }
 
@@ -637,13 +642,7 @@ case_corrupt_images() {
 		return
 	fi
 	sleep 0.3
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		result_fail "restore/pristine" "$ZERR"
-	elif [[ $ZVERDICT != PASS* ]]; then
-		result_fail "restore/pristine" "$ZVERDICT"
-	else
-		result_ok "restore/pristine"
-	fi
+	judge "restore/pristine" "$pid" "$d"
 }
 
 case_restore_linked_file_gone() {
@@ -713,13 +712,7 @@ case_restore_proc_dead_taken() {
 		return
 	fi
 	sleep 0.3
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		result_fail $label "$ZERR"
-	elif [[ $ZVERDICT != PASS* ]]; then
-		result_fail $label "restored once pid $dead is free: $ZVERDICT"
-	else
-		result_ok $label
-	fi
+	judge $label "$pid" "$d" "restored once pid $dead is free"
 }
 
 # A tree across two IPC namespaces: the dump refuses, naming the child, and nothing changes.
@@ -811,13 +804,7 @@ case_ipc_ns_images() {
 		return
 	fi
 	sleep 0.3
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		result_fail restore/ipc-ns-pristine "$ZERR"
-	elif [[ $ZVERDICT != PASS* ]]; then
-		result_fail restore/ipc-ns-pristine "$ZVERDICT"
-	else
-		result_ok restore/ipc-ns-pristine
-	fi
+	judge restore/ipc-ns-pristine "$pid" "$d"
 }
 
 # alloc_sweep TRY: runs TRY N for N = 1, 2, 3, 5, 8, ... until TRY says the run went through
