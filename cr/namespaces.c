@@ -20,7 +20,7 @@ enum ns_rule {
 	NS_NOT_RESTORED, /* a tree in its own one is refused */
 	NS_TREE_SHARES,  /* restored: the whole tree shares the root's */
 	NS_NESTED,       /* restored, and may nest: the PID namespace kind judges (cr/pid-ns.c) */
-	NS_TIME,         /* restored: one for the tree, which its root makes (check_time) */
+	NS_TIME,         /* restored: cr/time-ns.c judges the tree's layout */
 };
 
 struct ns_kind {
@@ -76,36 +76,11 @@ static int read_ids(const char *who, NsIds *ids)
 }
 
 /*
- * Time namespaces (cr/time-ns.c): the restored root makes the tree's one and stays in
- * stasis's or enters it; every other process is cloned into it, and no thread can be put in
- * one namespace with its children going to another. So the root is in stasis's time
- * namespace or in the one its children go to, and every other thread of the tree is in that
- * one and sends its children there too.
- */
-static int check_time(const char *who, bool in_root, const NsIds *ids, const NsIds *own,
-		      const NsIds *root)
-{
-	uint64_t tree = root->time_for_children;
-	bool ok = in_root ? ids->time == root->time && ids->time_for_children == tree &&
-				    (root->time == own->time || root->time == tree)
-			  : ids->time == tree && ids->time_for_children == tree;
-
-	if (ok)
-		return 0;
-	pr_err("dump %s: it is in time namespace time:[%llu] and its children go to time:[%llu]; a "
-	       "tree is restored with one time namespace of its own (time:[%llu], where the root's "
-	       "children go): the root in it or in stasis's (time:[%llu]), every other process in it",
-	       who, (unsigned long long)ids->time, (unsigned long long)ids->time_for_children,
-	       (unsigned long long)tree, (unsigned long long)own->time);
-	return -ENOTSUP;
-}
-
-/*
  * Every namespace of the thread is stasis's own, or one the engine restores that the whole
  * tree shares with its root (PID namespaces may nest: cr/pid-ns.c judges those; time
- * namespaces: check_time).
+ * namespaces: cr/time-ns.c).
  */
-static int check_supported(pid_t pid, pid_t tid, bool in_root, const NsIds *ids, const NsIds *own,
+static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *own,
 			   const NsIds *root)
 {
 	char who[48];
@@ -132,14 +107,13 @@ static int check_supported(pid_t pid, pid_t tid, bool in_root, const NsIds *ids,
 			return -ENOTSUP;
 		}
 	}
-	return check_time(who, in_root, ids, own, root);
+	return 0;
 }
 
 static int dump_namespaces(struct dump_task *t)
 {
 	NsIds own = NS_IDS__INIT, *ids = xzalloc(sizeof(*ids));
 	char who[48];
-	bool in_root = !t->tree || !t->tree_pos;
 	int err;
 
 	if (!ids)
@@ -152,7 +126,7 @@ static int dump_namespaces(struct dump_task *t)
 		return err;
 	}
 	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : ids;
-	if ((err = check_supported(t->pid, t->pid, in_root, ids, &own, root)))
+	if ((err = check_supported(t->pid, t->pid, ids, &own, root)))
 		return err;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
@@ -162,7 +136,7 @@ static int dump_namespaces(struct dump_task *t)
 			       t->threads[i].tid, strerror(-err));
 			return err;
 		}
-		if ((err = check_supported(t->pid, t->threads[i].tid, in_root, &tids, &own, root)))
+		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root)))
 			return err;
 	}
 	return proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids);

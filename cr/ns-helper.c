@@ -20,6 +20,7 @@ static const char *ns_name(int nstype)
 	case CLONE_NEWCGROUP: return "cgroup";
 	case CLONE_NEWNS: return "mnt";
 	case CLONE_NEWPID: return "pid";
+	case CLONE_NEWTIME: return "time";
 	default: return "?";
 	}
 }

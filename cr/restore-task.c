@@ -23,6 +23,7 @@
 #include "restorer/restorer.h"
 #include "task.h"
 #include "threads.h"
+#include "time-ns.h"
 #include "tree-objects.h"
 #include "tree-plan.h"
 #include "util.h"
@@ -270,6 +271,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	child_status = &early_status;
 	child_status_fd = rt->status_fd;
 	early_status.pid = t->pid;
+	/* (a namespace it makes keeps off the socket's number, which its children close) */
+	if ((err = time_ns_join(t->ctx, t, rt->watchdog->sock + 1)))
+		child_fail(err, "restore pid %d: time namespace: %s", t->pid, strerror(-err));
 	if (t->is_root)
 		enter_namespaces(rt, t);
 	if (t->is_root && (err = shared_files_open_later(rt)))

@@ -88,6 +88,19 @@
 #   restore/corrupt/ipc-ns-* a flipped byte in ipc-ns.img, ipc-ns.img missing (sysv-ipc images):
 #                            restore fails naming ipc-ns.img, no process with the pid exists;
 #                            restore/ipc-ns-pristine: the untouched images restore and PASS
+#   dump/time-ns-outside-maker
+#                            time-ns-nested --outside: a process in a time namespace that another
+#                            makes (in one namespace, its children going to that one), but not
+#                            its descendant (orphaned to a subreaper): the dump fails naming both
+#                            pids, the tree is left running
+#   dump/time-ns-fd-unreachable
+#                            time-ns-nested --root-holds-t2: the root holds an fd of a time
+#                            namespace its grandchild makes: the dump fails naming the fd
+#   restore/corrupt/time-ns-*
+#                            time-ns-nested's time-ns.img (CRC made again) naming a namespace no
+#                            process's image names, or stasis's own one of the tree's: restore
+#                            fails naming the image before any namespace is made, no process runs;
+#                            restore/time-ns-pristine: the untouched images restore and PASS
 #   dump/kernel-lacks-rseq-conf
 #                            STASIS_FAULT=kernel-lacks:get_rseq_conf (the kernel is taken to lack
 #                            PTRACE_GET_RSEQ_CONFIGURATION): the dump of the rseq program is
@@ -807,6 +820,113 @@ case_ipc_ns_images() {
 	judge restore/ipc-ns-pristine "$pid" "$d"
 }
 
+# time_ns_set_field IMG FIELD HOW: rewrites top-level varint FIELD of time-ns.img (its header's
+# length and CRC too): HOW "+K" adds K to it, "=N" sets it to top-level field N's value.
+time_ns_set_field() {
+	python3 - "$@" <<'PY'
+import struct, sys, zlib
+path, field, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = open(path, 'rb').read()
+hdr, payload = bytearray(data[:48]), data[48:]
+def varint(b, i):
+    v = s = 0
+    while True:
+        c = b[i]; i += 1; v |= (c & 0x7f) << s; s += 7
+        if not c & 0x80:
+            return v, i
+def enc(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7f; v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+fields, i = [], 0
+while i < len(payload):
+    key, j = varint(payload, i)
+    if key & 7 == 0:
+        v, k = varint(payload, j)
+    elif key & 7 == 2:
+        n, k = varint(payload, j); v = payload[k:k + n]; k += n
+    else:
+        sys.exit('unexpected wire type')
+    fields.append([key >> 3, key & 7, v]); i = k
+val = dict((f[0], f[2]) for f in fields)
+out = bytearray()
+for num, wt, v in fields:
+    if num == field:
+        v = v + int(how[1:]) if how[0] == '+' else val[int(how[1:])]
+    out += enc(num << 3 | wt) + (enc(v) if wt == 0 else enc(len(v)) + v)
+struct.pack_into('<Q', hdr, 16, len(out))
+struct.pack_into('<I', hdr, 24, 0)
+struct.pack_into('<I', hdr, 24, zlib.crc32(bytes(out), zlib.crc32(bytes(hdr))))
+open(path, 'wb').write(bytes(hdr) + bytes(out))
+PY
+}
+
+# time-ns.img naming other time namespaces than the processes' images do: refused before any
+# namespace is made or process started; the pristine set restores.
+case_time_ns_images() {
+	local d=$ZOO_TMP/time-ns-images pid img what c re
+	mkdir -p "$d/img"
+	if ! zoo_start time-ns-nested "$d"; then
+		result_fail restore/corrupt/time-ns "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || [ ! -s "$d/img/time-ns.img" ]; then
+		result_fail restore/corrupt/time-ns "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	if ! wait_until 10 pid_free "$pid"; then
+		result_fail restore/corrupt/time-ns "pid $pid not free after the dump"
+		kill_ours "$pid"
+		return
+	fi
+	img=$d/img
+	for what in time-ns-unknown-id time-ns-dumper-is-tree; do
+		c=$d/$what
+		rm -rf "$c"
+		cp -a "$img" "$c"
+		rm -f "$c/restore.log"
+		case $what in
+		time-ns-unknown-id) # the first namespace's id: no process's any more
+			time_ns_set_field "$c/time-ns.img" 6 +1000000
+			re='image core-[0-9]+.img: time namespace time:\[[0-9]+\] is neither stasis.s nor one of time-ns.img' ;;
+		time-ns-dumper-is-tree) # stasis's own namespace is said to be the first of the tree's
+			time_ns_set_field "$c/time-ns.img" 7 =6
+			re='image time-ns.img: namespace time:\[[0-9]+\] is stasis.s own and the tree.s' ;;
+		esac
+		restore_refused "restore/corrupt/$what" "$pid" "$c" "$re" || continue
+		if grep -q "restore: time namespace time:" "$c/restore.log" 2>/dev/null; then
+			result_fail "restore/corrupt/$what" "a namespace was made before the image was refused"
+		else
+			result_ok "restore/corrupt/$what"
+		fi
+	done
+	ZLAUNCH="" ZCAT=""
+	run_stasis "$d/restore.out" 60 restore -D "$img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail restore/time-ns-pristine "restore of the untouched images: exit status $ZRC"
+		show_tail "$d/restore.out" "$img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	sleep 0.3
+	if ! zoo_stop "$pid" "$d" "$d/out"; then
+		result_fail restore/time-ns-pristine "$ZERR"
+	elif [[ $ZVERDICT != PASS* ]]; then
+		result_fail restore/time-ns-pristine "$ZVERDICT"
+	else
+		result_ok restore/time-ns-pristine
+	fi
+}
+
 # alloc_sweep TRY: runs TRY N for N = 1, 2, 3, 5, 8, ... until TRY says the run went through
 # (returns 1: N is past the last allocation), then for N halving the gap between the last N
 # that failed and the first that went through, so that the last allocations are tried too.
@@ -1218,6 +1338,12 @@ other_cases() {
 	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images
+	dump_fails_naming dump/time-ns-outside-maker time-ns-nested \
+		'dump pid [0-9]+: it is in time namespace time:\[[0-9]+\], where pid [0-9]+ sends its children from time:\[[0-9]+\], but it is not a descendant of pid [0-9]+' \
+		--outside
+	dump_fails_naming dump/time-ns-fd-unreachable time-ns-nested \
+		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
+	case_time_ns_images
 	case_restore_bad_dirs
 }
 

@@ -65,7 +65,7 @@ run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-onl
 run_part "process zoo in containers" tests/run-zoo.sh --container
 run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --container=pidns \
 	files-proc proc-dead pidfd pidfd-reaped pidfd-thread tree orphan-group stop-signals sysv-ipc sysv-shm \
-	shell-job ext-unix time-ns creds syscall-poll seccomp-strict zombie-status
+	shell-job ext-unix time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh

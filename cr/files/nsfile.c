@@ -1,9 +1,11 @@
 /*
  * Namespace files (an fd of /proc/PID/ns/NAME: "net:[4026531840]"). One of the process's own
  * namespaces is saved by the name of its file and comes back as the restored process's own
- * (/proc/self/ns/NAME, opened once the process is in its namespaces). A namespace that is not
- * one of the process's own (another process's, the host's while the tree has its own) is
- * refused by name: nothing in the images would make it again.
+ * (/proc/self/ns/NAME, opened once the process is in its namespaces). A time namespace, while
+ * the tree has some of its own, is saved by its id (ns_id): one of the tree's that the process
+ * can reach, or stasis's own; cr/time-ns.c makes them and hands out their fds. Any other
+ * namespace that is not one of the process's own (another process's, the host's while the
+ * tree has its own) is refused by name: nothing in the images would make it again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "time-ns.h"
 #include "util.h"
 
 struct ns_file {
@@ -59,6 +62,15 @@ static int dump_nsfile(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 		known |= !strcmp(ns_files[i].kind, kind);
 	if (!known || !S_ISREG(p->st.st_mode))
 		return 0; /* pipe:[N], socket:[N] */
+	/* (shared files are opened by stasis: it names which one) */
+	if (!strcmp(kind, "time") && time_ns_reachable(t, ino)) {
+		if (!(e->path = xstrdup("time")))
+			return -ENOMEM;
+		e->has_flags = e->has_ns_id = true;
+		e->flags = p->flags;
+		e->ns_id = ino;
+		return 1;
+	}
 	for (size_t i = 0; own && i < ARRAY_SIZE(ns_files); i++) {
 		const struct ns_file *f = &ns_files[i];
 		if (strcmp(f->kind, kind) || !*(const protobuf_c_boolean *)((const char *)own + f->has_off) ||
@@ -77,7 +89,8 @@ static int dump_nsfile(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 
 static int validate_nsfile(const struct restore_task *t, const FdEntry *e)
 {
-	if (!e->path || !ns_file_named(e->path) || !e->has_flags) {
+	if (!e->path || !ns_file_named(e->path) || !e->has_flags ||
+	    (e->has_ns_id && strcmp(e->path, "time"))) {
 		pr_err("image fds-%d.img: fd %u is a namespace file of no known kind", t->pid, e->fd);
 		return -EINVAL;
 	}
@@ -89,7 +102,8 @@ static int open_nsfile(struct restore_task *t, const FdEntry *e)
 {
 	char path[64];
 
-	(void)t;
+	if (e->has_ns_id)
+		return time_ns_fd(t->ctx, t->pid, e->ns_id);
 	snprintf(path, sizeof(path), "/proc/thread-self/ns/%s", e->path);
 	int fd = open(path, (e->flags & (O_ACCMODE | O_PATH)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
