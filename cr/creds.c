@@ -3,7 +3,8 @@
  * supplementary groups, and the capability sets (inheritable, permitted, effective,
  * bounding, ambient), from /proc/PID/task/TID/status. The restorer blob makes every thread
  * take on its own as its last step, once nothing more needs the engine's privileges, so that
- * a daemon that dropped root comes back without it.
+ * a daemon that dropped root comes back without it. In a user namespace of the tree's own,
+ * the images hold host ids and each thread takes on their names there (cr/user-ns.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <sys/capability.h>
 
 #include "log.h"
+#include "ns-make.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -147,7 +149,8 @@ static int validate_creds(struct restore_task *t)
 	return 0;
 }
 
-static void creds_to_args(const Creds *c, struct rst_creds *out, uint32_t cap_last)
+static void creds_to_args(const struct run_ctx *ctx, const Creds *c, struct rst_creds *out,
+			  uint32_t cap_last)
 {
 	memset(out, 0, sizeof(*out));
 	if (!c)
@@ -160,6 +163,11 @@ static void creds_to_args(const Creds *c, struct rst_creds *out, uint32_t cap_la
 	out->nr_groups = c->n_groups;
 	if (c->n_groups)
 		memcpy(out->groups, c->groups, c->n_groups * sizeof(uint32_t));
+	/* in the tree's user namespace: in its view; the groups it inherited, if setgroups is denied */
+	ns_make_tree_ids(ctx, false, out->uids, 4);
+	ns_make_tree_ids(ctx, true, out->gids, 4);
+	ns_make_tree_ids(ctx, true, out->groups, out->nr_groups);
+	out->keep_groups = ns_make_groups_denied(ctx);
 	out->cap_inh = c->cap_inh;
 	out->cap_prm = c->cap_prm;
 	out->cap_eff = c->cap_eff;
@@ -175,9 +183,9 @@ static int restore_creds(struct restore_task *t)
 	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
 	uint32_t cap_last = cap_max_bits() - 1;
 
-	creds_to_args(t->core->creds, &a->creds, cap_last);
+	creds_to_args(t->ctx, t->core->creds, &a->creds, cap_last);
 	for (size_t i = 0; i < t->core->n_threads; i++)
-		creds_to_args(t->core->threads[i]->creds, &th[i].creds, cap_last);
+		creds_to_args(t->ctx, t->core->threads[i]->creds, &th[i].creds, cap_last);
 	return 0;
 }
 

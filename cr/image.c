@@ -79,6 +79,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_NET_NEIGH, "net-neigh", 0, &net_neighs__descriptor },
 	{ IMG_NET_SYSCTLS, "net-sysctls", 0, &net_sysctls__descriptor },
 	{ IMG_NFTABLES, "nftables", 0, &nft_ruleset__descriptor },
+	{ IMG_USER_NS, "userns", 0, &user_ns__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

@@ -55,6 +55,7 @@ enum image_type {
 	IMG_NET_NEIGH,   /* neighbour entries, */
 	IMG_NET_SYSCTLS, /* sysctls */
 	IMG_NFTABLES,    /* and nftables ruleset */
+	IMG_USER_NS,
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

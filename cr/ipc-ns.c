@@ -38,6 +38,7 @@
 
 #include "ipc-objects.h"
 #include "log.h"
+#include "ns-make.h"
 #include "pstree.h"
 #include "shmem.h"
 #include "tree-objects.h"
@@ -518,7 +519,7 @@ static int validate_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct ipc_ns_state *st = state_of(ctx);
-	int own;
+	int own, err;
 
 	(void)rt;
 	if (!st->ns)
@@ -536,10 +537,9 @@ static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return -errno;
 	}
 	/* this thread only; the tree, cloned from it, inherits the namespace */
-	if (unshare(CLONE_NEWIPC)) {
-		pr_perror("restore: cannot make a new IPC namespace");
+	if ((err = ns_make(ctx, CLONE_NEWIPC))) {
 		close(own);
-		return -errno;
+		return err;
 	}
 	st->own_ns = own + 1;
 	return raise_limits(st->ns);

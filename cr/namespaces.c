@@ -1,10 +1,10 @@
 /*
  * Which namespaces each task is in: their ids (the /proc/PID/ns links) and the task's pid at
- * every PID-namespace level (NSpid) go into its core image. A kind of namespace the engine
- * does not restore yet makes the dump fail, naming the task and the namespace, instead of a
- * restore that would put the tree in the host's namespaces; so does a tree whose processes
- * are spread over namespaces in a way a restore cannot make again. The IPC namespace is the
- * IPC kind's to judge (cr/ipc-ns.c).
+ * every PID-namespace level (NSpid) go into its core image. A tree whose processes are spread
+ * over namespaces in a way a restore cannot make again (a user namespace nested in the tree's,
+ * say) makes the dump fail, naming the task and the namespace. The IPC namespace is the IPC
+ * kind's to judge (cr/ipc-ns.c), the root's user namespace the user namespace kind's
+ * (cr/user-ns.c).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -17,7 +17,6 @@
 #include "util.h"
 
 enum ns_rule {
-	NS_NOT_RESTORED, /* a tree in its own one is refused */
 	NS_TREE_SHARES,  /* restored: the whole tree shares the root's */
 	NS_NESTED,       /* restored, and may nest: the PID namespace kind judges (cr/pid-ns.c) */
 	NS_TIME,         /* restored: cr/time-ns.c judges the tree's layout */
@@ -40,7 +39,7 @@ static const struct ns_kind ns_kinds[] = {
 	{ "pid_for_children", NS_FIELD(pid_for_children), NS_NESTED },
 	{ "time", NS_FIELD(time), NS_TIME },
 	{ "time_for_children", NS_FIELD(time_for_children), NS_TIME },
-	{ "user", NS_FIELD(user), NS_NOT_RESTORED },
+	{ "user", NS_FIELD(user), NS_TREE_SHARES }, /* cr/user-ns.c judges the root's */
 	{ "uts", NS_FIELD(uts), NS_TREE_SHARES },
 };
 
@@ -93,13 +92,6 @@ static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *
 
 		if (its == mine || ns_kinds[i].rule == NS_NESTED || ns_kinds[i].rule == NS_TIME)
 			continue;
-		if (ns_kinds[i].rule == NS_NOT_RESTORED) {
-			pr_err("dump %s: it is in %s namespace %s:[%llu], not stasis's own (%s:[%llu]); "
-			       "%s namespaces are not supported yet",
-			       who, ns_kinds[i].name, ns_kinds[i].name, (unsigned long long)its,
-			       ns_kinds[i].name, (unsigned long long)mine, ns_kinds[i].name);
-			return -ENOTSUP;
-		}
 		if (its != roots) {
 			pr_err("dump %s: it is in %s namespace %s:[%llu], the tree's root in %s:[%llu]; "
 			       "the whole tree must share one", who, ns_kinds[i].name, ns_kinds[i].name,

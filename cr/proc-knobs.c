@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ns-make.h"
 #include "task.h"
 #include "util.h"
 
@@ -91,9 +92,12 @@ static int write_knob(const char *name, const char *fmt, long long val)
 static int restore_knobs(struct restore_task *t)
 {
 	const TaskCore *c = t->core;
+	uint32_t loginuid = c->loginuid; /* saved as stasis sees it; in the tree's user namespace's view */
 	long long now;
 	int err;
 
+	if (loginuid != LOGINUID_UNSET)
+		ns_make_tree_ids(t->ctx, false, &loginuid, 1);
 	if (c->has_oom_score_adj && (err = write_knob("oom_score_adj", "%lld", c->oom_score_adj))) {
 		pr_err("restore pid %d: cannot set its oom_score_adj to %d: %s", t->pid, c->oom_score_adj,
 		       strerror(-err));
@@ -101,8 +105,8 @@ static int restore_knobs(struct restore_task *t)
 	}
 	if (c->has_loginuid && (err = read_knob(PROC_SELF, "loginuid", &now)) == -ENOMEM)
 		return err;
-	if (c->has_loginuid && (err || now != c->loginuid) &&
-	    (err = write_knob("loginuid", "%lld", c->loginuid == LOGINUID_UNSET ? -1 : (long long)c->loginuid))) {
+	if (c->has_loginuid && (err || now != loginuid) &&
+	    (err = write_knob("loginuid", "%lld", loginuid == LOGINUID_UNSET ? -1 : (long long)loginuid))) {
 		pr_err("restore pid %d: cannot set its loginuid to %u (stasis's is set, and the kernel's "
 		       "audit rules keep it): %s", t->pid, c->loginuid, strerror(-err));
 		return err;

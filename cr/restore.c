@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mm.h"
 #include "net-lock.h"
+#include "ns-make.h"
 #include "pstree.h"
 #include "restore.h"
 #include "restore-watchdog.h"
@@ -351,12 +352,18 @@ static void close_objects(struct run_ctx *ctx)
 static pid_t create_root(struct restore_tree *rt)
 {
 	uint64_t flags = rt->clone_flags | (rt->ctx->opts->restore_sibling ? CLONE_PARENT : 0);
+	const Creds *creds = rt->tasks[0].core->creds;
+	bool in_userns = ns_make_tree_userns(rt->ctx);
 	pid_t root;
 
 	fflush(NULL);
 	/* its parent as it will see it, to know whether that one died before it could say */
 	rt->root_parent = (flags & CLONE_NEWPID) ? 0 : rt->ctx->opts->restore_sibling ? getppid() : getpid();
-	root = clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
+	/* in a user namespace of the tree's own, it is born there (pid 1 of a PID namespace it owns) */
+	root = in_userns ? ns_make_clone_root(rt->ctx, flags, creds ? creds->groups : NULL, creds ? creds->n_groups : 0)
+			 : clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
+	if (root < 0 && in_userns)
+		return root; /* (said) */
 	if (root < 0) {
 		if (errno == EEXIST)
 			pr_err("restore pid %d: that pid is taken (by a process, or as the session or group "

@@ -9,8 +9,9 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_image_chain,  /* cr/image-chain.c: dump only, the parent of a dump in a chain */
 	&tree_dirty_track,  /* cr/dirty-track.c: dump only, the trackers stasis holds */
 	&tree_page_xfer,    /* cr/page-xfer.c: dump only, the page server's session */
-	&tree_time_ns,      /* cr/time-ns.c: made at prepare, or by the process that unshares it */
 	&tree_cgroups,      /* cr/cgroups.c: the tree's cgroups; the root moves in (enter) */
+	&tree_user_ns,      /* cr/user-ns.c: made before every other namespace; the root joins it */
+	&tree_time_ns,      /* cr/time-ns.c: made at prepare, or by the process that unshares it */
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */

@@ -58,7 +58,8 @@ struct tree_object_ops {
 };
 
 /*
- * In restore order: pids, the time namespace, cgroups, the cgroup namespace (rooted at the
+ * In restore order: pids, cgroups, the user namespace (made first of the namespaces; the root
+ * joins it once in its cgroups), the time namespace, the cgroup namespace (rooted at the
  * cgroups the tree is put in), mounts, net (the namespace, its interfaces, addresses, sysctls,
  * routes, rules, neighbours, nftables, then the network lock), uts, ipc, shared objects,
  * seccomp filters, files.
@@ -70,7 +71,7 @@ extern const struct tree_object_ops tree_pid_ns, tree_core_dir, tree_cgroups, tr
 	tree_net_ns, tree_net_links, tree_net_addrs, tree_net_sysctls, tree_net_routes,
 	tree_net_rules, tree_net_neigh, tree_nftables, tree_net_lock, tree_uts_ns, tree_ipc_ns,
 	tree_shmem, tree_ipc_objects, tree_ghosts, tree_pipes, tree_unix_sockets, tree_ptys,
-	tree_mqueues, tree_pidfds, tree_proc_dead, tree_shared_files, tree_shared_tables, tree_time_ns, tree_seccomp, tree_image_chain,
+	tree_mqueues, tree_pidfds, tree_proc_dead, tree_shared_files, tree_shared_tables, tree_time_ns, tree_user_ns, tree_seccomp, tree_image_chain,
 	tree_dirty_track, tree_page_xfer, tree_lazy_pages;
 
 #endif

@@ -20,6 +20,7 @@
 #include "compat/kernel-abi.h"
 #include "log.h"
 #include "mounts.h"
+#include "ns-make.h"
 #include "util.h"
 
 #ifndef MOVE_MOUNT_SET_GROUP
@@ -126,7 +127,38 @@ static int set_flags(int root_fd, const MountEntry *e)
 	return 0;
 }
 
-int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx)
+/*
+ * Saved options name ids as stasis sees them (uid=, gid=); a mount made from inside the tree's
+ * user namespace gives them in that one's view. NULL: out of memory.
+ */
+static char *options_in_userns(const struct run_ctx *ctx, const char *opts)
+{
+	char *out = xmalloc(strlen(opts) + 16 * 8 + 1), *copy = xstrdup(opts), *save = NULL;
+	size_t len = 0;
+
+	if (!out || !copy) {
+		free(out);
+		free(copy);
+		return NULL;
+	}
+	out[0] = 0;
+	for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		uint32_t id;
+		char *end;
+		bool uid = !strncmp(o, "uid=", 4), gid = !strncmp(o, "gid=", 4);
+		if ((uid || gid) && (id = strtoul(o + 4, &end, 10), !*end) && len < 16 * 8) {
+			ns_make_tree_ids(ctx, gid, &id, 1);
+			len += sprintf(out + len, "%s%s=%u", len ? "," : "", uid ? "uid" : "gid", id);
+		} else {
+			len += sprintf(out + len, "%s%s", len ? "," : "", o);
+		}
+	}
+	free(copy);
+	return out;
+}
+
+int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
+	       bool in_userns)
 {
 	const MountEntry *e = ns->mounts[i];
 	char target[64], source[64];
@@ -141,7 +173,9 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 	switch (e->how) {
 	case MOUNT_HOW__MOUNT_BIND: {
 		const MountEntry *of = entry_by_id(ns, e->bind_of);
-		char *from = xasprintf("%s/%s", of->mountpoint, e->bind_root);
+		/* (the whole of a file bind: its mount point, without a slash after it) */
+		bool whole = !e->bind_root[strspn(e->bind_root, "/")];
+		char *from = whole ? xstrdup(of->mountpoint) : xasprintf("%s/%s", of->mountpoint, e->bind_root);
 		if (!from)
 			return -ENOMEM;
 		s = open_in_root(root_fd, from, O_PATH);
@@ -149,6 +183,14 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		break;
 	}
 	case MOUNT_HOW__MOUNT_EXTERNAL: {
+		if (ext_copy >= 0) { /* a copy of the host's made outside the namespace: moved in */
+			if (syscall(SYS_move_mount, ext_copy, "", t, "",
+				    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
+				pr_perror("restore: cannot bind-mount %s", e->mountpoint);
+				return -errno;
+			}
+			return set_flags(root_fd, e);
+		}
 		const char *host = mount_external_source(ctx, e);
 		if (!host)
 			return -ENOENT;
@@ -162,15 +204,22 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		unsigned long flags = e->mount_flags & ~(unsigned long)MS_RDONLY;
 		if (e->sb_readonly && !e->has_contents)
 			flags |= MS_RDONLY;
-		if (mount(e->source, target, e->fstype, flags, e->fs_options && *e->fs_options ? e->fs_options : NULL)) {
+		auto_free char *opts = e->fs_options && *e->fs_options
+					       ? in_userns ? options_in_userns(ctx, e->fs_options) : xstrdup(e->fs_options)
+					       : NULL;
+		if (e->fs_options && *e->fs_options && !opts)
+			return -ENOMEM;
+		if (mount(e->source, target, e->fstype, flags, opts)) {
 			pr_perror("restore: cannot mount %s (%s)", e->mountpoint, e->fstype);
 			return -errno;
 		}
 		if (e->has_contents) {
 			auto_close int top = open_in_root(root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
-			if (top < 0)
+			if (top < 0) {
+				pr_err("restore: cannot open mount %s: %s", e->mountpoint, strerror(-top));
 				return top;
-			if ((err = tmpfs_restore(top, ctx->images_dir_fd, e->id, e->mountpoint)))
+			}
+			if ((err = tmpfs_restore(top, ctx->images_dir_fd, e->id, e->mountpoint, in_userns ? ctx : NULL)))
 				return err;
 			fd_path(target, sizeof(target), top); /* the new mount's root */
 			if (e->sb_readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL)) {
@@ -200,8 +249,10 @@ static int propagate(int root_fd, const MountEntry *e, unsigned long how)
 	char path[64];
 	auto_close int fd = open_in_root(root_fd, e->mountpoint, O_PATH);
 
-	if (fd < 0)
+	if (fd < 0) {
+		pr_err("restore: mount %s is not there: %s", e->mountpoint, strerror(-fd));
 		return fd;
+	}
 	fd_path(path, sizeof(path), fd);
 	if (mount(NULL, path, NULL, how, NULL)) {
 		pr_perror("restore: cannot set the propagation of mount %s", e->mountpoint);

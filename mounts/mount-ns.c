@@ -34,6 +34,7 @@
 #include "log.h"
 #include "mount-ns.h"
 #include "mounts.h"
+#include "ns-make.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "task.h"
@@ -395,54 +396,85 @@ static int leave_tree_mount_ns(struct mount_ns_state *st)
 	return 0;
 }
 
+/*
+ * A namespace the tree's user namespace owns is a copy of stasis's whose mounts are locked
+ * together: neither --root nor a host path can be bound there alone. Copies of them (index
+ * 0: --root; then each external mount) are made in stasis's namespace and moved in.
+ */
+static int copy_locked_sources(struct run_ctx *ctx, const struct mount_ns_state *st, int *copies)
+{
+	const MountNs *ns = st->ns;
+
+	for (size_t i = 0; i < ns->n_mounts; i++) {
+		const char *path = i == 0 ? st->root_path
+				   : ns->mounts[i]->how == MOUNT_HOW__MOUNT_EXTERNAL ? mount_external_source(ctx, ns->mounts[i])
+				   : NULL;
+		if (!path)
+			continue;
+		copies[i] = syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (copies[i] < 0) {
+			pr_perror("restore: cannot copy %s for mount %s", path, ns->mounts[i]->mountpoint);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
 static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct mount_ns_state *st = state_of(ctx);
 	const MountNs *ns = st->ns;
-	bool *later;
-	int own, err;
+	auto_free bool *later = NULL;
+	auto_free int *copies = NULL;
+	int own, err = 0;
 
 	(void)rt;
 	if (!ns)
 		return 0;
 	if (!(st->made = xzalloc(ns->n_mounts * sizeof(bool))) ||
-	    !(later = xzalloc(ns->n_mounts * sizeof(bool))))
+	    !(later = xzalloc(ns->n_mounts * sizeof(bool))) || !(copies = xmalloc(ns->n_mounts * sizeof(int))))
 		return -ENOMEM;
+	for (size_t i = 0; i < ns->n_mounts; i++)
+		copies[i] = -1;
+	if (ns_make_in_tree_userns(ctx, CLONE_NEWNS) && (err = copy_locked_sources(ctx, st, copies)))
+		goto out;
 	if ((own = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0) {
 		pr_perror("restore: cannot open stasis's own mount namespace");
-		free(later);
-		return -errno;
+		err = -errno;
+		goto out;
 	}
-	if (unshare(CLONE_NEWNS)) {
-		pr_perror("restore: cannot make a mount namespace");
+	if ((err = ns_make(ctx, CLONE_NEWNS))) {
 		close(own);
-		free(later);
-		return -errno;
+		goto out;
 	}
 	st->own_ns = own + 1;
 	/* nothing made from here on reaches the host; --root becomes a mount of its own */
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) ||
-	    mount(st->root_path, st->root_path, NULL, MS_BIND, NULL) ||
+	    (copies[0] >= 0 ? syscall(SYS_move_mount, copies[0], "", AT_FDCWD, st->root_path,
+				      MOVE_MOUNT_F_EMPTY_PATH)
+			    : mount(st->root_path, st->root_path, NULL, MS_BIND, NULL)) ||
 	    mount(NULL, st->root_path, NULL, MS_PRIVATE, NULL)) {
 		pr_perror("restore: cannot prepare --root %s", st->root_path);
-		free(later);
-		return -errno;
+		err = -errno;
+		goto out;
 	}
 	if ((ctx->tree_root_fd = open(st->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		free(later);
-		return -errno;
+		err = -errno;
+		goto out;
 	}
-	for (size_t i = 1; i < ns->n_mounts; i++) {
+	for (size_t i = 1; i < ns->n_mounts && !err; i++) {
 		if ((later[i] = deferred(ns, i, later)))
 			continue;
-		if ((err = mount_make(ns, i, ctx->tree_root_fd, ctx))) {
-			free(later);
-			return err;
-		}
-		st->made[i] = true;
+		err = mount_make(ns, i, ctx->tree_root_fd, ctx, copies[i], false);
+		st->made[i] = !err;
 	}
-	free(later);
-	return leave_tree_mount_ns(st);
+	if (!err)
+		err = leave_tree_mount_ns(st);
+out:
+	for (size_t i = 0; i < ns->n_mounts; i++)
+		if (copies[i] >= 0)
+			close(copies[i]);
+	return err;
 }
 
 /* In the root, in its new namespaces: the rest of the mounts, then into its own root. */
@@ -465,7 +497,7 @@ static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return -errno;
 	}
 	for (size_t i = 1; i < ns->n_mounts; i++)
-		if (!st->made[i] && (err = mount_make(ns, i, root, ctx)))
+		if (!st->made[i] && (err = mount_make(ns, i, root, ctx, -1, ns_make_tree_userns(ctx))))
 			return err;
 	if ((err = mount_set_propagation(ns, root)))
 		return err;

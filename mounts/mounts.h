@@ -51,12 +51,18 @@ bool mount_fstype_in_ns(const char *fstype);
 /* tmpfs.c: every file of the tmpfs open (detached, whole) at mnt_fd into tmpfs-ID.img. */
 int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint);
 /* tmpfs-ID.img (checked) into the empty tmpfs at dir_fd. */
-int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint);
+/* in_userns: made from inside the tree's user namespace, its owners given in that one's view
+ * (NULL: as saved, stasis's). */
+int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
+		  const struct run_ctx *in_userns);
 /* tmpfs-ID.img checked, nothing made. */
 int tmpfs_validate(int dirfd, uint32_t id);
 
 /* mount-make.c, on restore: entry e of ns made under root_fd (the tree's root). */
-int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx);
+/* ext_copy: an external mount's source, copied outside the namespace (-1: none); in_userns: made
+ * from inside the tree's user namespace (ids in options in its view). */
+int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
+	       bool in_userns);
 /* Every mount's propagation (shared, slave, private, unbindable) set as saved. */
 int mount_set_propagation(const MountNs *ns, int root_fd);
 /* The host path an external mount is bound from on restore; NULL (said) if not given. */

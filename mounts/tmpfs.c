@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "mounts.h"
+#include "ns-make.h"
 #include "task.h"
 #include "util.h"
 
@@ -447,15 +448,22 @@ static void set_times(int root, const TmpfsEntry *e)
 	utimensat(root, *e->path ? e->path : ".", ts, AT_SYMLINK_NOFOLLOW);
 }
 
-int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint)
+int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
+		  const struct run_ctx *in_userns)
 {
 	TmpfsTree *t;
 	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
 
 	if (err)
 		return err;
+	for (size_t i = 0; in_userns && i < t->n_entries; i++) { /* its owners in the namespace's view */
+		ns_make_tree_ids(in_userns, false, &t->entries[i]->uid, 1);
+		ns_make_tree_ids(in_userns, true, &t->entries[i]->gid, 1);
+	}
 	/* the mount's root itself: its owner, mode and attributes */
-	err = set_attrs(dir_fd, "", t->entries[0]);
+	if ((err = set_attrs(dir_fd, "", t->entries[0])))
+		pr_err("restore: tmpfs %s: cannot set the owner, mode or attributes of its root: %s",
+		       mountpoint, strerror(-err));
 	for (size_t i = 1; i < t->n_entries && !err; i++) {
 		const TmpfsEntry *e = t->entries[i];
 		char *slash = strrchr(e->path, '/');

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "net-ns.h"
 #include "ns-helper.h"
+#include "ns-make.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "task.h"
@@ -231,10 +232,8 @@ static int prepare_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_perror("restore: cannot join the network namespace given for the tree");
 		return err;
 	}
-	if (unshare(CLONE_NEWNET)) {
-		pr_perror("restore: cannot make a network namespace for the tree");
-		return -errno;
-	}
+	if ((err = ns_make(ctx, CLONE_NEWNET)))
+		return err;
 
 	/* a loopback that was up comes back up; in an empty namespace the engine's too */
 	if ((st->net->lo_up || st->empty) && (err = loopback_up())) {

@@ -101,6 +101,16 @@
 #                            process's image names, or stasis's own one of the tree's: restore
 #                            fails naming the image before any namespace is made, no process runs;
 #                            restore/time-ns-pristine: the untouched images restore and PASS
+#   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
+#                            shell) whose child is in a user namespace nested in it (unshare -U):
+#                            dump fails naming the child and user namespaces; the tree keeps
+#                            running, not stopped nor traced
+#   restore/corrupt/userns-overlap
+#                            such a tree's images (no nested one) with a second uid_map line in
+#                            userns.img that repeats the first: restore fails naming userns.img and
+#                            the overlap before anything is made (no helper, no process);
+#                            restore/userns-pristine: the untouched images restore, the shell runs
+#                            pid 1 of a PID namespace in a user namespace whose uid_map is saved one
 #   dump/kernel-lacks-rseq-conf
 #                            STASIS_FAULT=kernel-lacks:get_rseq_conf (the kernel is taken to lack
 #                            PTRACE_GET_RSEQ_CONFIGURATION): the dump of the rseq program is
@@ -927,6 +937,119 @@ case_time_ns_images() {
 	fi
 }
 
+# userns_tree DIR SCRIPT: a shell running SCRIPT as pid 1 of a PID namespace in a user namespace
+# of its own (unshare -Ur --pid --fork), its programs copied into DIR/bin (ours to kill);
+# USERNS_ROOT: its host pid ("" if it did not start)
+userns_tree() {
+	local d=$1 launcher n
+	mkdir -p "$d/img" "$d/bin"
+	cp /bin/sh /bin/sleep "$d/bin/"
+	setsid unshare -Ur --pid --fork "$d/bin/sh" -c "$2" </dev/null >"$d/out" 2>&1 &
+	launcher=$!
+	track_pid "$launcher"
+	USERNS_ROOT=""
+	for n in $(seq 100); do
+		USERNS_ROOT=$(cat "/proc/$launcher/task/$launcher/children" 2>/dev/null | awk '{print $1}')
+		[ -n "$USERNS_ROOT" ] && [ "$(readlink "/proc/$USERNS_ROOT/exe")" = "$d/bin/sh" ] && break
+		USERNS_ROOT=""
+		sleep 0.05
+	done
+	[ -n "$USERNS_ROOT" ] && track_pid "$USERNS_ROOT"
+	sleep 0.3 # (its children started)
+	[ -n "$USERNS_ROOT" ]
+}
+
+# A child in a user namespace nested in the tree's: the dump refuses naming it; the tree runs on.
+case_userns_nested() {
+	local d=$ZOO_TMP/userns-nested c nested=""
+	if ! userns_tree "$d" "\"$d/bin/sleep\" 1000 & unshare -U \"$d/bin/sleep\" 1000 & wait"; then
+		result_fail dump/userns-nested "the tree did not start: $(head -c 300 "$d/out")"
+		return
+	fi
+	for c in $(cat "/proc/$USERNS_ROOT/task/$USERNS_ROOT/children"); do
+		track_pid "$c"
+		[ "$(readlink "/proc/$c/ns/user")" != "$(readlink "/proc/$USERNS_ROOT/ns/user")" ] && nested=$c
+	done
+	run_stasis "$d/dump.out" 60 dump -t "$USERNS_ROOT" -D "$d/img" -o dump.log -v4
+	if [ -z "$nested" ]; then
+		result_fail dump/userns-nested "no child in a nested user namespace"
+	elif ! clean_failure "$ZRC"; then
+		result_fail dump/userns-nested "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $nested: it is in user namespace user:\[[0-9]+\], the tree's root in user:\[[0-9]+\]"; then
+		result_fail dump/userns-nested "the error does not name pid $nested and its user namespace"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! proc_alive "$USERNS_ROOT" || ! proc_alive "$nested" || [ "$(proc_state "$USERNS_ROOT")" = T ] ||
+		[ "$(tracer_of "$USERNS_ROOT")" != 0 ] || [ "$(tracer_of "$nested")" != 0 ]; then
+		result_fail dump/userns-nested "the tree is gone, stopped or still traced"
+	else
+		result_ok dump/userns-nested
+	fi
+	kill_ours "$USERNS_ROOT"
+}
+
+# userns.img with overlapping uid_map lines: refused before anything is made; the pristine set
+# restores.
+case_userns_images() {
+	local d=$ZOO_TMP/userns-images c=$ZOO_TMP/userns-images/overlap root
+	if ! userns_tree "$d" "while :; do \"$d/bin/sleep\" 0.2; done"; then
+		result_fail restore/corrupt/userns-overlap "the tree did not start: $(head -c 300 "$d/out")"
+		return
+	fi
+	root=$USERNS_ROOT
+	run_stasis "$d/dump.out" 60 dump -t "$root" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || [ ! -s "$d/img/userns.img" ]; then
+		result_fail restore/corrupt/userns-overlap "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$root"
+		return
+	fi
+	rm -rf "$c"
+	cp -a "$d/img" "$c"
+	rm -f "$c/restore.log"
+	# the payload's first field is the first uid_map line: appended again (a second, equal line),
+	# the header's length and CRC made to match
+	python3 - "$c/userns.img" <<'PY'
+import struct, sys, zlib
+path = sys.argv[1]
+data = open(path, "rb").read()
+hdr, n = data[:48], struct.unpack_from("<Q", data, 16)[0]
+payload = data[48:48 + n]
+assert payload[0] == 0x0a and payload[1] < 0x80
+payload += payload[:2 + payload[1]]
+hdr = hdr[:16] + struct.pack("<QI", len(payload), 0) + hdr[28:]
+crc = zlib.crc32(payload, zlib.crc32(hdr))
+open(path, "wb").write(hdr[:24] + struct.pack("<I", crc) + hdr[28:] + payload)
+PY
+	run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
+	if ! clean_failure "$ZRC"; then
+		result_fail restore/corrupt/userns-overlap "restore exit status $ZRC"
+		show_tail "$c/restore.out" "$c/restore.log"
+	elif ! mentions "$c/restore.out" "$c/restore.log" "userns.img: uid_map lines 1 and 2 overlap"; then
+		result_fail restore/corrupt/userns-overlap "the error does not name userns.img and the overlap"
+		show_tail "$c/restore.out" "$c/restore.log"
+	elif grep -q "made by helper\|restore: images checked" "$c/restore.log" || [ -s "$c/restored.pid" ]; then
+		result_fail restore/corrupt/userns-overlap "things were made before the image was refused"
+	else
+		result_ok restore/corrupt/userns-overlap
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	root=$(cat "$d/restored.pid" 2>/dev/null)
+	[ -n "$root" ] && track_pid "$root"
+	if [ "$ZRC" -ne 0 ] || [ -z "$root" ] || ! proc_alive "$root"; then
+		result_fail restore/userns-pristine "restore of the untouched images: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif [ "$(readlink "/proc/$root/exe")" != "$d/bin/sh" ] ||
+		[ "$(awk '/^NSpid:/ {print $NF}' "/proc/$root/status")" != 1 ] ||
+		[ "$(readlink "/proc/$root/ns/user")" = "$(readlink /proc/self/ns/user)" ] ||
+		[ "$(tr -s ' ' <"/proc/$root/uid_map")" != " 0 0 1" ]; then
+		result_fail restore/userns-pristine "pid $root: not the shell as pid 1 in a user namespace mapping 0 to 0 ($(readlink "/proc/$root/exe"), $(grep NSpid "/proc/$root/status"), uid_map '$(cat "/proc/$root/uid_map")')"
+	else
+		result_ok restore/userns-pristine
+	fi
+	kill_ours "$root"
+}
+
 # alloc_sweep TRY: runs TRY N for N = 1, 2, 3, 5, 8, ... until TRY says the run went through
 # (returns 1: N is past the last allocation), then for N halving the gap between the last N
 # that failed and the first that went through, so that the last allocations are tried too.
@@ -1344,6 +1467,8 @@ other_cases() {
 	dump_fails_naming dump/time-ns-fd-unreachable time-ns-nested \
 		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
 	case_time_ns_images
+	case_userns_nested
+	case_userns_images
 	case_restore_bad_dirs
 }
 

@@ -66,6 +66,14 @@ run_part "process zoo in containers" tests/run-zoo.sh --container
 run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --container=pidns \
 	files-proc proc-dead pidfd pidfd-reaped pidfd-thread tree orphan-group stop-signals sysv-ipc sysv-shm \
 	shell-job ext-unix time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status
+# as the init of a whole container in a user namespace of its own (mapping 0-65535 to
+# 100000-165535, which owns all its other namespaces), for the programs whose state a process
+# there can have (not fanotify, mknod, sched classes, TIOCVHANGUP...), user-ns the namespace
+# itself
+run_part "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
+	user-ns tree threads sessions fds pipes unix-pair unix-server udp posix-timers itimers timerfds \
+	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
+	file-leases proc-knobs event-fds epoll-targets inotify
 run_part "failure cases" tests/failure-cases.sh
 run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part "hardening: image files and directories, untrusted images" tests/hardening.sh

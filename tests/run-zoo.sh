@@ -3,7 +3,7 @@
 # restored by stasis, and verifies its state after SIGTERM.
 #
 #   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--lazy] [--keep]
-#                    [--container[=full|pidns]] [NAME...]
+#                    [--container[=full|pidns|userns]] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
 # tests/failure-cases.sh checks that its dump fails):
@@ -32,7 +32,8 @@
 # that server's work.
 # --container[=full] runs every program (and tests/container/ctr-state) as the init of a
 # container made by tests/container/ctr-run, --container=pidns in a PID namespace only
-# (tests/container/ctr-lib.sh says how): NAME/ctr-plain (pidns-plain) must PASS with pid 1
+# (tests/container/ctr-lib.sh says how), --container=userns as full in a user namespace of its
+# own too: NAME/ctr-plain (pidns-plain) must PASS with pid 1
 # of its PID namespace; NAME/ctr-checkpoint (pidns-checkpoint) as above, except that the
 # restored init has a new host pid (--pidfile), which must be pid 1 of a PID namespace
 # running the same program, and that nothing stasis made stays mounted on the host;
@@ -77,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--keep | -k) ZOO_KEEP=1 ;;
 	--container | --container=full) CTR=full ;;
 	--container=pidns) CTR=pidns ;;
+	--container=userns) CTR=userns ;;
 	-h | --help)
 		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -103,7 +105,7 @@ if [ -n "$CTR" ]; then
 		summary
 		exit 1
 	fi
-	CASE_TAG=$([ "$CTR" = full ] && echo ctr- || echo pidns-)
+	case $CTR in full) CASE_TAG=ctr- ;; pidns) CASE_TAG=pidns- ;; *) CASE_TAG=userns- ;; esac
 fi
 if [ ${#NAMES[@]} -eq 0 ]; then
 	for f in "$ZOO_DIR"/*.c; do
@@ -117,6 +119,9 @@ NO_CHECKPOINT=" unsupported-fd shared-tables "
 # programs whose state a PID namespace's init cannot have (the kernel drops every stop signal
 # an init sends itself): not run in the container flavours (said, counted neither way)
 NOT_AS_INIT=" stopped-root "
+# programs that are the init of a container in a user namespace of their own: run only in the
+# userns flavour, their corruptions there too
+USERNS_ONLY=" user-ns "
 
 # ---------------------------------------------------------------------------------------
 # start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour
@@ -429,6 +434,7 @@ run_cases() {
 			case_corrupt "$name"
 			ctr_case_checks_fail
 		fi
+		[[ $USERNS_ONLY == *" $name "* ]] && case_corrupt "$name"
 	fi
 	if [ "$NO_CR" = 0 ] && [[ $NO_CHECKPOINT != *" $name "* ]]; then
 		case_checkpoint "$name"
@@ -440,6 +446,10 @@ run_cases() {
 for name in "${NAMES[@]}"; do
 	if [ ! -f "$ZOO_DIR/$name.c" ] && { [ "$CTR" != full ] || [ "$name" != ctr-state ]; }; then
 		result_fail "$name" "no such zoo program (tests/zoo/$name.c)"
+		continue
+	fi
+	if [ "$CTR" != userns ] && [[ $USERNS_ONLY == *" $name "* ]]; then
+		echo "not run: $name (the init of a container in a user namespace: --container=userns)"
 		continue
 	fi
 	if [ -n "$CTR" ] && [[ $NOT_AS_INIT == *" $name "* ]]; then

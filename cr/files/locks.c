@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -142,6 +144,25 @@ size_t locks_args_size(const FdTable *tab)
 	return count_posix(tab) * sizeof(struct rst_posix_lock);
 }
 
+/*
+ * A lease is its file owner's to take, or a holder of CAP_LEASE over the host's, which a
+ * process in a user namespace of its own is not: there it takes it as the owner (its fs uid
+ * for the moment; this thread only).
+ */
+static int take_lease(int fd, int type)
+{
+	struct stat st;
+
+	if (!fcntl(fd, F_SETLEASE, type))
+		return 0;
+	if (errno != EACCES || fstat(fd, &st))
+		return -1;
+	int fsuid = syscall(SYS_setfsuid, st.st_uid), r = fcntl(fd, F_SETLEASE, type), err = errno;
+	syscall(SYS_setfsuid, fsuid);
+	errno = err;
+	return r;
+}
+
 int locks_restore(struct restore_task *t, const FdTable *tab)
 {
 	pid_t pid = t->pid;
@@ -165,7 +186,7 @@ int locks_restore(struct restore_task *t, const FdTable *tab)
 			int r = l->kind == LOCK_KIND__LOCK_FLOCK
 					? flock(e->fd, (l->write ? LOCK_EX : LOCK_SH) | LOCK_NB)
 				: l->kind == LOCK_KIND__LOCK_LEASE
-					? fcntl(e->fd, F_SETLEASE, l->write ? F_WRLCK : F_RDLCK)
+					? take_lease(e->fd, l->write ? F_WRLCK : F_RDLCK)
 					: fcntl(e->fd, l->kind == LOCK_KIND__LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
 			if (r) {
 				pr_perror("restore pid %d fd %u: cannot take its %s at %llu again", pid, e->fd,

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
@@ -201,8 +202,20 @@ static bool valid_queue(const Mqueue *m, size_t i)
 static int create_queue(const Mqueue *m, const char *name, const struct restore_watchdog *wd)
 {
 	struct mq_attr attr = { .mq_maxmsg = m->maxmsg, .mq_msgsize = m->msgsize };
-	int q = mq_open(name, O_RDWR | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC, m->mode, &attr);
+	int flags = O_RDWR | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC;
+	int q = mq_open(name, flags, m->mode, &attr);
 
+	/* the namespace's (of a user namespace of the tree's own) has no name for stasis's uid: made
+	 * as its owner (this thread only: raw calls) */
+	if (q < 0 && errno == EOVERFLOW) {
+		uid_t fsuid = syscall(SYS_setfsuid, m->uid);
+		gid_t fsgid = syscall(SYS_setfsgid, m->gid);
+		q = mq_open(name, flags, m->mode, &attr);
+		int err = errno;
+		syscall(SYS_setfsuid, fsuid);
+		syscall(SYS_setfsgid, fsgid);
+		errno = err;
+	}
 	if (q < 0)
 		return -errno;
 	watchdog_undo_mqueue(wd, name); /* a retry must not find it half full */

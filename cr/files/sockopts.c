@@ -186,6 +186,30 @@ static int filter_restore(int sk, const FdEntry *e)
 	return 0;
 }
 
+/*
+ * A buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN over the host
+ * (SO_*BUFFORCE), which a process in a user namespace of its own lacks: there the plain
+ * option, which must then give the size saved.
+ */
+static int set_buffer_size(int sk, size_t i, int half, int saved, unsigned fd)
+{
+	int now = 0;
+	socklen_t len = sizeof(now);
+
+	if (!setsockopt(sk, SOL_SOCKET, known_opts[i].set_as, &half, sizeof(half)))
+		return 0;
+	if (errno != EPERM || setsockopt(sk, SOL_SOCKET, known_opts[i].name, &half, sizeof(half))) {
+		pr_perror("restore: cannot set %s on fd %u", known_opts[i].what, fd);
+		return -errno;
+	}
+	if (getsockopt(sk, SOL_SOCKET, known_opts[i].name, &now, &len) || now != saved) {
+		pr_err("restore: cannot set %s on fd %u to %d (it is %d): beyond the host's limit, and "
+		       "in a user namespace", known_opts[i].what, fd, saved, now);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int sockopts_restore(int sk, const FdEntry *e)
 {
 	for (size_t k = 0; k < e->n_sockopts; k++) {
@@ -195,8 +219,12 @@ int sockopts_restore(int sk, const FdEntry *e)
 			return -EINVAL;
 		union opt_value value;
 		memcpy(&value, o->value.data, o->value.len);
-		if (known_opts[i].set_as != known_opts[i].name) /* buffer sizes: the kernel doubles */
-			value.i /= 2;
+		if (known_opts[i].set_as != known_opts[i].name) { /* buffer sizes: the kernel doubles */
+			int err = set_buffer_size(sk, i, value.i / 2, value.i, e->fd);
+			if (err)
+				return err;
+			continue;
+		}
 		if (setsockopt(sk, SOL_SOCKET, known_opts[i].set_as, &value, o->value.len)) {
 			pr_perror("restore: cannot set %s on fd %u", known_opts[i].what, e->fd);
 			return -errno;

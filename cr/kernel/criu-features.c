@@ -24,7 +24,7 @@ static const struct criu_feature criu_features[] = {
 	{ "timerfd", KF_TIMERFD_SET_TICKS, NULL },
 	{ "tun", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
 	{ "tun_ns", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
-	{ "userns", NO_KERNEL_FEATURE, "user namespaces are not restored yet" },
+	{ "userns", NO_KERNEL_FEATURE, NULL }, /* a tree in a child user namespace of stasis's */
 	{ "fdinfo_lock", KF_FDINFO_LOCKS, NULL },
 	{ "seccomp_suspend", KF_SECCOMP_SUSPEND, NULL },
 	{ "seccomp_filters", KF_SECCOMP_GET_FILTER, NULL },

@@ -25,6 +25,7 @@
 /* A thread's credentials, taken on by the thread itself as the blob's last step. */
 struct rst_creds {
 	uint32_t set;         /* 0: keep the engine's (an image without them) */
+	uint32_t keep_groups; /* the groups it has (setgroups denied in its user namespace) */
 	uint32_t uids[4], gids[4]; /* real, effective, saved, filesystem */
 	uint32_t nr_groups;
 	uint32_t groups[RST_MAX_GROUPS];

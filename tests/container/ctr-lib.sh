@@ -14,6 +14,10 @@
 #          Dumped with --ext-mount-map auto --manage-cgroups, restored with --root ROOT and the
 #          same.
 #   pidns  ctr-run --only-pidns: only a PID namespace; dumped and restored without options.
+#   userns full, in a user namespace of its own too (--userns $CTR_USERNS_MAP: root there is
+#          host uid 100000), which owns all its other namespaces; its root directory, work
+#          directory and out and err files belong to that uid (the init writes to them as
+#          root of its namespace). Dumped and restored as full.
 #
 # After the restore the init has a new host pid: it must be pid 1 of a PID namespace (NSpid
 # ends with 1) running the same program. Every checkpoint case also checks that nothing new is
@@ -32,6 +36,7 @@ CTR_MEMORY_LIMIT=1073741824
 CTR_PIDS_LIMIT=1024
 CTR_STATE_CHECKED=0 # ctr-state's outside checks ran in this case
 CTR_ROOTFS=()
+CTR_USERNS_MAP=0:100000:65536 # the userns flavour's uid and gid map (INNER:OUTER:COUNT)
 
 # the aspects ctr_snapshot records, one result line each for ctr-state
 CTR_ASPECTS=(hostname mounts files cgroup limits seccomp timens net)
@@ -44,8 +49,10 @@ ctr_setup() { # ctr_setup FLAVOUR: build the helpers
 		sed 's/^/    /' "$ZOO_TMP/ctr-build.log" | tail -n 30
 		return 1
 	fi
-	if [ "$CTR" = full ]; then
+	if [ "$CTR" = full ] || [ "$CTR" = userns ]; then
 		CTR_DUMP_OPTS=(--ext-mount-map auto --manage-cgroups)
+		# the root of a user namespace is another uid: it needs a way to its files
+		if [ "$CTR" = userns ]; then chmod 755 "$ZOO_TMP"; fi
 	fi
 }
 
@@ -93,6 +100,15 @@ ctr_launcher() {
 	[ "$name" = seccomp-strict ] || ZOO_LAUNCH+=(--seccomp)
 	[ "$name" = ctr-state ] && ZOO_LAUNCH+=(--timens)
 	[ "$name" = sysv-ipc ] && ZOO_LAUNCH+=(--proc-sys-rw) # it sets its IPC sysctls
+	if [ "$CTR" = userns ]; then
+		local outer=${CTR_USERNS_MAP#*:}
+		outer=${outer%%:*}
+		chown "$outer:$outer" "$root"
+		ZOO_LAUNCH+=(--userns "$CTR_USERNS_MAP")
+		# zoo_start makes the work directory, out and err just before the launch
+		ZOO_LAUNCH=(bash -c 'chown "$0" "$1/work" "$1/out" "$1/err" && shift && exec "$@"'
+			"$outer:$outer" "$d" "${ZOO_LAUNCH[@]}")
+	fi
 	ZOO_LAUNCH+=(--)
 	CTR_RESTORE_OPTS=(--root "$root" --ext-mount-map auto --manage-cgroups)
 }
@@ -254,7 +270,7 @@ ctr_before_dump() { # NAME DIR PID
 # between dump and restore: ctr-state's cgroups are removed (as after a reboot), so that the
 # restore has to make them again with their limits (--manage-cgroups)
 ctr_after_dump() { # NAME DIR
-	[ "$1" = ctr-state ] && [ "$CTR" = full ] && ctr_cgroup_remove "$CTR_CG_BASE/$(basename "$2")"
+	[ "$1" = ctr-state ] && [ "$CTR" != pidns ] && ctr_cgroup_remove "$CTR_CG_BASE/$(basename "$2")"
 	return 0
 }
 
@@ -295,7 +311,7 @@ ctr_case_done() { # NAME DIR
 		done
 	fi
 	CTR_STATE_CHECKED=0
-	[ "$CTR" = full ] && ctr_cgroup_remove "$CTR_CG_BASE/$(basename "$2")"
+	[ "$CTR" != pidns ] && ctr_cgroup_remove "$CTR_CG_BASE/$(basename "$2")"
 	return 0
 }
 

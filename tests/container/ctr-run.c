@@ -4,7 +4,8 @@
  *   ctr-run --root DIR --pidfile FILE [--bind SRC[:DST][:ro]]... [--tmpfs DST[:SIZE]]...
  *           [--hostname NAME] [--netns] [--timens] [--cgroup PATH] [--memory-limit BYTES]
  *           [--pids-limit N] [--seccomp] [--cwd DIR] [--stdin F] [--stdout F] [--stderr F]
- *           [--no-setsid] [--proc-sys-rw] [--no-mountns | --only-pidns] -- CMD ARGS...
+ *           [--no-setsid] [--proc-sys-rw] [--no-mountns | --only-pidns] [--userns MAP]
+ *           -- CMD ARGS...
  *   ctr-run --cgroup-dirs PATH    print the directories --cgroup PATH uses, one a line
  *
  * The container's init (pid 1) is CMD itself (exec'd, PATH searched inside the container),
@@ -38,6 +39,17 @@
  * set in the hierarchy that has that controller (v1 memory.limit_in_bytes / pids.max, v2
  * memory.max / pids.max, enabling it in the parents' cgroup.subtree_control); the init joins
  * every one before it makes its cgroup namespace, whose root is thus its own cgroup.
+ * --userns INNER:OUTER:COUNT: the init is also in a new user namespace, made as runc makes it:
+ * cloned with CLONE_NEWUSER beside the other namespaces (which the user namespace thus owns),
+ * the launcher writes its uid_map and gid_map (both "INNER OUTER COUNT"; setgroups stays
+ * allowed, as the launcher is privileged), and the init, once they are written, takes uid and
+ * gid 0 of the namespace and no supplementary groups, then does its setup inside as root
+ * there. mknod is refused inside, so /dev/null, zero, full, random, urandom and tty are the
+ * host's bound onto empty files of the /dev tmpfs (runc does that too) and /tmp/ctr has no
+ * device node. Host files the namespace has no id for show as nobody: --root, the --bind
+ * sources the init writes to and its --stdout/--stderr files must belong to OUTER (the
+ * caller's to arrange). --timens is refused with it (the time namespace is made by the
+ * launcher, outside the user namespace).
  * --seccomp: a Docker-like default profile made with libseccomp (seccomp_filter below),
  * loaded with no_new_privs set, last before exec.
  *
@@ -52,6 +64,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <linux/sched.h>
 #include <net/if.h>
@@ -103,6 +116,7 @@ static struct {
 	struct tmpfs_mnt tmpfs[MAX_ITEMS];
 	int ntmpfs;
 	int netns, timens, seccomp, mountns, only_pidns, setsid, proc_sys_rw;
+	const char *userns; /* --userns INNER:OUTER:COUNT */
 	long long memory_limit, pids_limit;
 	char **cmd;
 } o = { .mountns = 1, .setsid = 1, .memory_limit = 1LL << 30, .pids_limit = 1024 };
@@ -573,6 +587,14 @@ static void make_dev(void)
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
 		snprintf(q, sizeof(q), "/dev/%s", nodes[i].name);
 		in_root(q, p, sizeof(p));
+		if (o.userns) { /* no mknod in a user namespace: the host's node bound on a file */
+			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+			if (fd < 0)
+				die("make %s: %s", p, strerror(errno));
+			close(fd);
+			do_mount(q, p, NULL, MS_BIND, NULL);
+			continue;
+		}
 		if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0 || chmod(p, 0666) < 0)
 			die("mknod %s: %s", p, strerror(errno));
 	}
@@ -642,7 +664,7 @@ static void make_tmp(void)
 		die("symlink %s: %s", p, strerror(errno));
 	if (mkfifo(AT("fifo"), 0600) < 0 || chmod(p, 0620) < 0)
 		die("mkfifo %s: %s", p, strerror(errno));
-	if (mknod(AT("null"), S_IFCHR | 0600, makedev(1, 3)) < 0 || chmod(p, 0666) < 0)
+	if (!o.userns && (mknod(AT("null"), S_IFCHR | 0600, makedev(1, 3)) < 0 || chmod(p, 0666) < 0))
 		die("mknod %s: %s", p, strerror(errno));
 	static unsigned char big[256 * 1024];
 	for (size_t i = 0; i < sizeof(big); i++)
@@ -806,6 +828,9 @@ static __attribute__((noreturn)) void child(int go)
 	if (read(go, &c, 1) != 1)
 		_exit(1); /* the parent gave up */
 	close(go);
+	/* root of its user namespace (the maps are written), with no groups of the host's */
+	if (o.userns && (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
+		die("--userns: cannot become root of the user namespace: %s", strerror(errno));
 	if (o.cgroup && !o.only_pidns && unshare(CLONE_NEWCGROUP) < 0)
 		die("unshare(CLONE_NEWCGROUP): %s", strerror(errno));
 	if (o.setsid && setsid() < 0)
@@ -837,7 +862,8 @@ static __attribute__((noreturn)) void usage(const char *why)
 		"usage: ctr-run --root DIR --pidfile FILE [--bind SRC[:DST][:ro]]... [--tmpfs DST[:SIZE]]...\n"
 		"               [--hostname NAME] [--netns] [--timens] [--cgroup PATH] [--memory-limit BYTES]\n"
 		"               [--pids-limit N] [--seccomp] [--cwd DIR] [--stdin F] [--stdout F] [--stderr F]\n"
-		"               [--no-setsid] [--proc-sys-rw] [--no-mountns | --only-pidns] -- CMD ARGS...\n"
+		"               [--no-setsid] [--proc-sys-rw] [--no-mountns | --only-pidns] [--userns MAP]\n"
+		"               -- CMD ARGS...\n"
 		"       ctr-run --cgroup-dirs PATH\n");
 	exit(2);
 }
@@ -882,7 +908,7 @@ int main(int argc, char **argv)
 {
 	enum { O_ROOT = 256, O_PIDFILE, O_BIND, O_TMPFS, O_HOSTNAME, O_NETNS, O_TIMENS, O_CGROUP,
 	       O_MEM, O_PIDS, O_SECCOMP, O_CWD, O_STDIN, O_STDOUT, O_STDERR, O_NOSETSID, O_NOMNT,
-	       O_ONLYPID, O_CGDIRS, O_SYSRW };
+	       O_ONLYPID, O_CGDIRS, O_SYSRW, O_USERNS };
 	static const struct option opts[] = {
 		{ "root", required_argument, 0, O_ROOT },	  { "pidfile", required_argument, 0, O_PIDFILE },
 		{ "bind", required_argument, 0, O_BIND },	  { "tmpfs", required_argument, 0, O_TMPFS },
@@ -894,7 +920,7 @@ int main(int argc, char **argv)
 		{ "stderr", required_argument, 0, O_STDERR },	  { "no-setsid", no_argument, 0, O_NOSETSID },
 		{ "no-mountns", no_argument, 0, O_NOMNT },	  { "only-pidns", no_argument, 0, O_ONLYPID },
 		{ "cgroup-dirs", required_argument, 0, O_CGDIRS }, { "proc-sys-rw", no_argument, 0, O_SYSRW },
-		{ "help", no_argument, 0, 'h' },
+		{ "userns", required_argument, 0, O_USERNS },	  { "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -926,6 +952,7 @@ int main(int argc, char **argv)
 		case O_STDERR: o.stdio[2] = optarg; break;
 		case O_NOSETSID: o.setsid = 0; break;
 		case O_SYSRW: o.proc_sys_rw = 1; break;
+		case O_USERNS: o.userns = optarg; break;
 		case O_NOMNT: o.mountns = 0; break;
 		case O_ONLYPID: o.only_pidns = 1, o.mountns = 0; break;
 		case O_CGDIRS:
@@ -949,6 +976,16 @@ int main(int argc, char **argv)
 		usage("--root, --bind, --tmpfs, --stdin/out/err need a mount namespace");
 	if (o.only_pidns && (o.hostname || o.netns || o.timens))
 		usage("--only-pidns makes no UTS, net or time namespace");
+	unsigned map[3];
+	char map_text[64];
+	if (o.userns) {
+		char end;
+		if (sscanf(o.userns, "%u:%u:%u%c", &map[0], &map[1], &map[2], &end) != 3 || !map[2])
+			usage("--userns: expected INNER:OUTER:COUNT");
+		if (o.timens)
+			usage("--userns: --timens is not made in the user namespace");
+		snprintf(map_text, sizeof(map_text), "%u %u %u\n", map[0], map[1], map[2]);
+	}
 	if (o.cgroup && (o.cgroup[0] == '/' || strstr(o.cgroup, "..")))
 		usage("--cgroup: PATH is relative to our own cgroup, without '..'");
 
@@ -972,6 +1009,8 @@ int main(int argc, char **argv)
 		flags |= CLONE_NEWUTS | CLONE_NEWIPC | (o.netns ? CLONE_NEWNET : 0);
 	if (o.mountns)
 		flags |= CLONE_NEWNS;
+	if (o.userns)
+		flags |= CLONE_NEWUSER;
 	fflush(NULL);
 	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid < 0)
@@ -988,6 +1027,17 @@ int main(int argc, char **argv)
 
 	if (o.cgroup)
 		cgroups_join(pid);
+	if (o.userns) {
+		char path[64];
+		int fd;
+		for (int i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "/proc/%d/%s", pid, i ? "uid_map" : "gid_map");
+			if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 ||
+			    write(fd, map_text, strlen(map_text)) != (ssize_t)strlen(map_text))
+				die_with_init(pid, "--userns: writing %s: %s", path, strerror(errno));
+			close(fd);
+		}
+	}
 	if (write(go[1], "g", 1) != 1)
 		die_with_init(pid, "cannot start the init: %s", strerror(errno));
 	close(go[1]);

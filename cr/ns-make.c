@@ -1,0 +1,269 @@
+/*
+ * The helper that makes the tree's user namespace and the namespaces it owns, and the
+ * launcher that clones the root into it (cr/ns-make.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ns-make.h"
+#include "tree-objects.h"
+#include "util.h"
+
+static struct user_ns_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_user_ns);
+}
+
+/* Its file in /proc/PID/ns. */
+static const char *ns_file(int nstype)
+{
+	switch (nstype) {
+	case CLONE_NEWNS: return "mnt";
+	case CLONE_NEWNET: return "net";
+	case CLONE_NEWIPC: return "ipc";
+	default: return "?";
+	}
+}
+
+bool id_map_inner(const IdMapLine *const *map, size_t n, uint32_t outer, uint32_t *inner)
+{
+	for (size_t i = 0; i < n; i++)
+		if (outer >= map[i]->outer && outer - map[i]->outer < map[i]->count) {
+			*inner = map[i]->inner + (outer - map[i]->outer);
+			return true;
+		}
+	return false;
+}
+
+void ns_make_tree_ids(const struct run_ctx *ctx, bool gid, uint32_t *ids, size_t n)
+{
+	const UserNs *ns = state_of(ctx)->img;
+
+	for (size_t i = 0; ns && i < n; i++)
+		id_map_inner(gid ? (const IdMapLine *const *)ns->gid_map : (const IdMapLine *const *)ns->uid_map,
+			     gid ? ns->n_gid_map : ns->n_uid_map, ids[i], &ids[i]);
+}
+
+bool ns_make_groups_denied(const struct run_ctx *ctx)
+{
+	const UserNs *ns = state_of(ctx)->img;
+
+	return ns && !ns->setgroups_allowed;
+}
+
+bool ns_make_tree_userns(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->img != NULL;
+}
+
+bool ns_make_in_tree_userns(const struct run_ctx *ctx, int nstype)
+{
+	const struct user_ns_state *st = state_of(ctx);
+
+	return st->img && (st->img->owned & (uint32_t)nstype);
+}
+
+/* The helper: unshares what stasis asks for, one kind at a time, and answers 0 or an errno. */
+static __attribute__((noreturn)) void serve(int sock, pid_t stasis, uid_t owner)
+{
+	int32_t nstype, answer;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != stasis)
+		_exit(1); /* stasis died before it could say */
+	answer = (owner && setresuid(-1, owner, -1)) || unshare(CLONE_NEWUSER) ? errno : 0;
+	prctl(PR_SET_DUMPABLE, 1); /* its /proc files stay stasis's to write */
+	if (write(sock, &answer, sizeof(answer)) != sizeof(answer) || answer)
+		_exit(1);
+	while (read(sock, &nstype, sizeof(nstype)) == sizeof(nstype)) {
+		answer = unshare(nstype) ? errno : 0;
+		if (write(sock, &answer, sizeof(answer)) != sizeof(answer))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static int write_map(pid_t pid, const char *name, const IdMapLine *const *map, size_t n)
+{
+	char path[64], text[340 * 36];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += snprintf(text + len, sizeof(text) - len, "%u %u %u\n", map[i]->inner,
+				map[i]->outer, map[i]->count);
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	auto_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+		pr_perror("restore: cannot write the %s of the tree's user namespace", name);
+		return -errno;
+	}
+	return 0;
+}
+
+static int ask(struct user_ns_state *st, int32_t nstype)
+{
+	int32_t answer;
+
+	if (write(st->sock - 1, &nstype, sizeof(nstype)) != sizeof(nstype) ||
+	    read(st->sock - 1, &answer, sizeof(answer)) != sizeof(answer)) {
+		pr_err("restore: the helper of the tree's user namespace is gone");
+		return -EIO;
+	}
+	return -answer;
+}
+
+int ns_make_start(struct run_ctx *ctx)
+{
+	struct user_ns_state *st = state_of(ctx);
+	const UserNs *ns = st->img;
+	pid_t self = getpid();
+	int32_t answer;
+	int sk[2], err;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk)) {
+		pr_perror("restore: socketpair");
+		return -errno;
+	}
+	fflush(NULL);
+	if ((st->helper = fork()) == 0) {
+		close(sk[0]);
+		serve(sk[1], self, ns->owner_uid);
+	}
+	close(sk[1]);
+	if (st->helper < 0) {
+		st->helper = 0;
+		close(sk[0]);
+		pr_perror("restore: cannot fork the helper of the tree's user namespace");
+		return -errno;
+	}
+	st->sock = sk[0] + 1;
+	if (read(sk[0], &answer, sizeof(answer)) != sizeof(answer) || answer) {
+		pr_err("restore: cannot make the tree's user namespace (owner uid %u): %s",
+		       ns->owner_uid, answer ? strerror(answer) : "the helper died");
+		return answer ? -answer : -EIO;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/setgroups", st->helper);
+	auto_close int fd = ns->setgroups_allowed ? -1 : open(path, O_WRONLY | O_CLOEXEC);
+	if (!ns->setgroups_allowed && (fd < 0 || write(fd, "deny", 4) != 4)) {
+		pr_perror("restore: cannot deny setgroups in the tree's user namespace");
+		return -errno;
+	}
+	if ((err = write_map(st->helper, "gid_map", (const IdMapLine *const *)ns->gid_map, ns->n_gid_map)) ||
+	    (err = write_map(st->helper, "uid_map", (const IdMapLine *const *)ns->uid_map, ns->n_uid_map)))
+		return err;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", st->helper);
+	int user = open(path, O_RDONLY | O_CLOEXEC);
+	if (user < 0) {
+		pr_perror("restore: cannot open %s", path);
+		return -errno;
+	}
+	st->user_fd = user + 1;
+	pr_debug("restore: the tree's user namespace made by helper %d", st->helper);
+	return 0;
+}
+
+void ns_make_stop(struct run_ctx *ctx)
+{
+	struct user_ns_state *st = state_of(ctx);
+	int status;
+
+	if (st->sock)
+		close(st->sock - 1);
+	if (st->user_fd)
+		close(st->user_fd - 1);
+	st->sock = st->user_fd = 0;
+	if (!st->helper)
+		return;
+	kill(st->helper, SIGKILL);
+	while (waitpid(st->helper, &status, 0) < 0 && errno == EINTR)
+		;
+	st->helper = 0;
+}
+
+/* The helper makes one of kind nstype; stasis joins it. */
+static int join_new(struct user_ns_state *st, int nstype)
+{
+	char path[64];
+	int err;
+
+	if (!st->helper) {
+		pr_err("restore: the helper of the tree's user namespace is gone");
+		return -EIO;
+	}
+	if ((err = ask(st, nstype))) {
+		pr_err("restore: the helper cannot make the tree's %s namespace in its user namespace: %s",
+		       ns_file(nstype), strerror(-err));
+		return err;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", st->helper, ns_file(nstype));
+	auto_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, nstype)) {
+		pr_perror("restore: cannot join the tree's %s namespace (%s)", ns_file(nstype), path);
+		return -errno;
+	}
+	return 0;
+}
+
+int ns_make(struct run_ctx *ctx, int nstype)
+{
+	if (ns_make_in_tree_userns(ctx, nstype))
+		return join_new(state_of(ctx), nstype);
+	if (unshare(nstype)) {
+		pr_perror("restore: cannot make the tree's %s namespace", ns_file(nstype));
+		return -errno;
+	}
+	return 0;
+}
+
+pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *groups, size_t n_groups)
+{
+	const struct user_ns_state *st = state_of(ctx);
+	const uint32_t init = 1;
+	int p[2], status;
+	int32_t answer = -EIO;
+	pid_t launcher, root;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		pr_perror("restore: pipe");
+		return -errno;
+	}
+	fflush(NULL);
+	if ((launcher = fork()) == 0) {
+		close(p[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
+		    !setns(st->user_fd - 1, CLONE_NEWUSER)) {
+			root = clone_with_pid(&init, 1, flags | CLONE_NEWPID | CLONE_PARENT, -1);
+			if (root == 0) {
+				close(p[1]);
+				return 0;
+			}
+			answer = root > 0 ? root : -errno;
+		} else {
+			answer = -errno;
+		}
+		_exit(write(p[1], &answer, sizeof(answer)) == sizeof(answer) ? 0 : 1);
+	}
+	close(p[1]);
+	if (launcher < 0 || read(p[0], &answer, sizeof(answer)) != sizeof(answer))
+		answer = launcher < 0 ? -errno : -EIO;
+	close(p[0]);
+	while (launcher > 0 && waitpid(launcher, &status, 0) < 0 && errno == EINTR)
+		;
+	if (answer < 0) {
+		errno = -answer;
+		pr_perror("restore pid 1: cannot clone the root in the tree's user namespace");
+	}
+	return answer;
+}
