@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/securebits.h>
 #include <sched.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ns-make.h"
 #include "pid-ns.h"
 #include "pstree.h"
 #include "tree-path.h"
@@ -152,24 +154,40 @@ int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct u
 	return as ? unix_run_as(ctx, as, -1, NULL, listen_here, &l, sizeof(l)) : listen_here(&l);
 }
 
+struct relisten {
+	int fd, backlog;
+	uint32_t uid, gid;
+	int err;
+};
+
+/* A thread of the task: credentials are per thread, listen() takes the process's pid and the
+ * calling thread's euid and egid (raw calls: glibc would change every thread's). */
+static void *relisten_thread(void *arg)
+{
+	struct relisten *r = arg;
+
+	if (syscall(SYS_setresgid, -1, r->gid, -1) || syscall(SYS_setresuid, -1, r->uid, -1) ||
+	    listen(r->fd, r->backlog))
+		r->err = -errno;
+	return NULL;
+}
+
 int unix_relisten_in_task(const struct restore_task *t, const FdEntry *e)
 {
 	struct unix_cred as;
-	uid_t ruid, euid, suid;
-	gid_t rgid, egid, sgid;
-	int err = 0;
+	pthread_t th;
 
 	if (!e->has_sock_backlog || !pid_ns_is_own(t->ctx) || !unix_listener_cred(e, &as) ||
 	    as.pid != (uint32_t)t->pid)
 		return 0;
-	if (getresuid(&ruid, &euid, &suid) || getresgid(&rgid, &egid, &sgid))
-		return -errno;
-	if (setresgid(-1, as.gid, -1) || setresuid(-1, as.uid, -1) || listen(e->fd, e->sock_backlog))
-		err = -errno;
-	if (setresuid(-1, euid, -1) || setresgid(-1, egid, -1)) /* (its saved uid: back to it) */
-		err = err ? err : -errno;
-	if (err)
-		pr_err("restore pid %d fd %u: cannot listen again as pid %d, euid %u, egid %u: %s", t->pid,
-		       e->fd, t->pid, as.uid, as.gid, strerror(-err));
-	return err;
+	struct relisten r = { (int)e->fd, (int)e->sock_backlog, as.uid, as.gid, 0 };
+	ns_make_tree_ids(t->ctx, false, &r.uid, 1); /* (in a user namespace: in its view) */
+	ns_make_tree_ids(t->ctx, true, &r.gid, 1);
+	int err = pthread_create(&th, NULL, relisten_thread, &r);
+	if (err || (err = pthread_join(th, NULL)))
+		r.err = -err;
+	if (r.err) /* the listener works; its clients read another pid */
+		pr_warn("restore pid %d fd %u: cannot listen again as pid %d, euid %u, egid %u (%s): its "
+			"clients read its peer pid as 0", t->pid, e->fd, t->pid, as.uid, as.gid, strerror(-r.err));
+	return 0;
 }
