@@ -80,6 +80,8 @@ static const struct image_desc image_descs[] = {
 	{ IMG_NET_SYSCTLS, "net-sysctls", 0, &net_sysctls__descriptor },
 	{ IMG_NFTABLES, "nftables", 0, &nft_ruleset__descriptor },
 	{ IMG_USER_NS, "userns", 0, &user_ns__descriptor },
+	{ IMG_MOUNT_NESTED, "mount-nested", 0, &mount_nested__descriptor },
+	{ IMG_UTS_NESTED, "uts-nested", 0, &uts_nested__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

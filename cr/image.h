@@ -56,6 +56,8 @@ enum image_type {
 	IMG_NET_SYSCTLS, /* sysctls */
 	IMG_NFTABLES,    /* and nftables ruleset */
 	IMG_USER_NS,
+	IMG_MOUNT_NESTED, /* mount namespaces nested in the tree's (mounts/mount-nested.c) */
+	IMG_UTS_NESTED,   /* UTS namespaces of processes of the tree (cr/uts-nested.c) */
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

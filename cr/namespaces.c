@@ -4,7 +4,8 @@
  * over namespaces in a way a restore cannot make again (a user namespace nested in the tree's,
  * say) makes the dump fail, naming the task and the namespace. The IPC namespace is the IPC
  * kind's to judge (cr/ipc-ns.c), the root's user namespace the user namespace kind's
- * (cr/user-ns.c).
+ * (cr/user-ns.c); mount and UTS namespaces nested in the tree's are judged per process by
+ * their kinds (cr/nested-ns.h), threads here: each in its process's.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@ enum ns_rule {
 	NS_TREE_SHARES,  /* restored: the whole tree shares the root's */
 	NS_NESTED,       /* restored, and may nest: the PID namespace kind judges (cr/pid-ns.c) */
 	NS_TIME,         /* restored: cr/time-ns.c judges the tree's layout */
+	NS_PER_PROCESS,  /* restored, and may nest per process (cr/nested-ns.h): threads share it */
 };
 
 struct ns_kind {
@@ -33,14 +35,14 @@ struct ns_kind {
 static const struct ns_kind ns_kinds[] = {
 	{ "cgroup", NS_FIELD(cgroup), NS_TREE_SHARES },
 	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES },
-	{ "mnt", NS_FIELD(mnt), NS_TREE_SHARES },
+	{ "mnt", NS_FIELD(mnt), NS_PER_PROCESS },
 	{ "net", NS_FIELD(net), NS_TREE_SHARES },
 	{ "pid", NS_FIELD(pid), NS_NESTED },
 	{ "pid_for_children", NS_FIELD(pid_for_children), NS_NESTED },
 	{ "time", NS_FIELD(time), NS_TIME },
 	{ "time_for_children", NS_FIELD(time_for_children), NS_TIME },
 	{ "user", NS_FIELD(user), NS_TREE_SHARES }, /* cr/user-ns.c judges the root's */
-	{ "uts", NS_FIELD(uts), NS_TREE_SHARES },
+	{ "uts", NS_FIELD(uts), NS_PER_PROCESS },
 };
 
 /* The inode of /proc/<who>/ns/<name>, 0 if this kernel has no such kind. */
@@ -80,7 +82,7 @@ static int read_ids(const char *who, NsIds *ids)
  * namespaces: cr/time-ns.c).
  */
 static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *own,
-			   const NsIds *root)
+			   const NsIds *root, const NsIds *proc)
 {
 	char who[48];
 
@@ -89,7 +91,17 @@ static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *
 		uint64_t mine = *(const uint64_t *)((const char *)own + ns_kinds[i].off);
 		uint64_t its = *(const uint64_t *)((const char *)ids + ns_kinds[i].off);
 		uint64_t roots = *(const uint64_t *)((const char *)root + ns_kinds[i].off);
+		uint64_t procs = *(const uint64_t *)((const char *)proc + ns_kinds[i].off);
 
+		if (ns_kinds[i].rule == NS_PER_PROCESS && its != procs) {
+			pr_err("dump %s: it is in %s namespace %s:[%llu], its process in %s:[%llu]; threads "
+			       "of one process in different ones are not supported", who, ns_kinds[i].name,
+			       ns_kinds[i].name, (unsigned long long)its, ns_kinds[i].name,
+			       (unsigned long long)procs);
+			return -ENOTSUP;
+		}
+		if (ns_kinds[i].rule == NS_PER_PROCESS)
+			continue;
 		if (its == mine || ns_kinds[i].rule == NS_NESTED || ns_kinds[i].rule == NS_TIME)
 			continue;
 		if (its != roots) {
@@ -118,7 +130,7 @@ static int dump_namespaces(struct dump_task *t)
 		return err;
 	}
 	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : ids;
-	if ((err = check_supported(t->pid, t->pid, ids, &own, root)))
+	if ((err = check_supported(t->pid, t->pid, ids, &own, root, ids)))
 		return err;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
@@ -128,7 +140,7 @@ static int dump_namespaces(struct dump_task *t)
 			       t->threads[i].tid, strerror(-err));
 			return err;
 		}
-		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root)))
+		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root, ids)))
 			return err;
 	}
 	return proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids);

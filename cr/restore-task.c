@@ -17,6 +17,7 @@
 #include "files/files.h"
 #include "log.h"
 #include "mm.h"
+#include "nested-ns.h"
 #include "pstree.h"
 #include "restore.h"
 #include "restore-watchdog.h"
@@ -279,6 +280,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	if (t->is_root && (err = shared_files_open_later(rt)))
 		child_fail(err, "restore pid %d: cannot open the files of reaped processes it shares: %s",
 			   t->pid, strerror(-err));
+	/* a maker of namespaces of its own makes them before it forks (its children inherit them) */
+	if (!t->is_root && ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid))))
+		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));
 	if ((err = pstree_restore_links(rt, t, restore_process)))
 		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
 			   t->pid, strerror(-err));

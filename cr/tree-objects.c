@@ -14,6 +14,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_time_ns,      /* cr/time-ns.c: made at prepare, or by the process that unshares it */
 	&tree_cgroup_ns,    /* cr/cgroup-ns.c: the root's, once in its cgroups, before cgroup mounts */
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
+	&tree_mount_nested, /* mounts/mount-nested.c: processes' own mount namespaces (their makers) */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */
 	&tree_net_links,    /* netns/net-links.c: its interfaces (the outer ends of veths too) */
 	&tree_net_addrs,    /* netns/net-addrs.c: its addresses */
@@ -24,6 +25,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
 	&tree_net_lock,     /* netns/net-lock.c: its TCP connections' packets dropped (in it) */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
+	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
 	&tree_ipc_objects,  /* cr/ipc-ns.c: its queues, semaphore sets and sysctls (after shmem) */

@@ -4,7 +4,8 @@
  *
  * Dump: the root task's mount table, read with libmount, each mount classified
  * (mount-table.c); every tmpfs read through a detached copy of it that a helper, inside the
- * namespace, makes with open_tree(OPEN_TREE_CLONE) and hands over.
+ * namespace, makes with open_tree(OPEN_TREE_CLONE) and hands over (tmpfs.c). Processes in
+ * mount namespaces of their own below it: mount-nested.c.
  * Restore, in two halves. In stasis (prepare): it moves into a new mount namespace, a slave
  * of the host's (nothing it mounts reaches the host), binds --root on itself and makes there
  * every mount that needs no namespace of the tree: tmpfs (refilled), devpts, binds; then it
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -39,10 +39,6 @@
 #include "tree-objects.h"
 #include "task.h"
 #include "util.h"
-
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
 
 struct mount_ns_state {
 	MountNs *ns;      /* dump: the classified table; restore: mount-ns.img, checked */
@@ -74,120 +70,24 @@ static int mnt_ns_of(pid_t pid, uint64_t *ino)
 	return 0;
 }
 
-/* In the helper: inside the namespace, a detached copy of each tmpfs sent back. */
-static __attribute__((noreturn)) void clone_helper(pid_t root, const MountNs *ns, int sock)
-{
-	char path[64];
-	int rootfd, nsfd;
-
-	snprintf(path, sizeof(path), "/proc/%d/root", root);
-	rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", root);
-	nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (rootfd < 0 || nsfd < 0 || setns(nsfd, CLONE_NEWNS) || fchdir(rootfd) || chroot(".")) {
-		pr_perror("dump pid %d: cannot enter its mount namespace", root);
-		_exit(1);
-	}
-	for (size_t i = 0; i < ns->n_mounts; i++) {
-		if (!ns->mounts[i]->has_contents)
-			continue;
-		int fd = syscall(SYS_open_tree, AT_FDCWD, ns->mounts[i]->mountpoint,
-				 OPEN_TREE_CLONE | O_CLOEXEC);
-		if (fd < 0) {
-			pr_perror("dump pid %d: cannot copy mount %s to read it", root,
-				  ns->mounts[i]->mountpoint);
-			_exit(1);
-		}
-		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-		uint32_t idx = i;
-		struct iovec iov = { &idx, sizeof(idx) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-		if (sendmsg(sock, &mh, MSG_NOSIGNAL) != sizeof(idx))
-			_exit(1);
-		close(fd);
-	}
-	_exit(0);
-}
-
-/* Every tmpfs of the tree into its images, read through the helper's detached copies. */
-static int dump_tmpfs_mounts(struct run_ctx *ctx, pid_t root, const MountNs *ns)
-{
-	int sk[2], status = 0, err = 0;
-	pid_t helper;
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk))
-		return -errno;
-	fflush(NULL);
-	if ((helper = fork()) == 0) {
-		close(sk[0]);
-		clone_helper(root, ns, sk[1]);
-	}
-	close(sk[1]);
-	while (helper > 0 && !err) {
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		uint32_t idx;
-		struct iovec iov = { &idx, sizeof(idx) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		ssize_t got = recvmsg(sk[0], &mh, MSG_CMSG_CLOEXEC);
-		struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-		int fd;
-		if (got == 0)
-			break;
-		if (got != sizeof(idx) || !c || c->cmsg_type != SCM_RIGHTS || idx >= ns->n_mounts) {
-			err = -EIO;
-			break;
-		}
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
-		err = tmpfs_dump(fd, ctx->images_dir_fd, ns->mounts[idx]->id, ns->mounts[idx]->mountpoint);
-		close(fd);
-	}
-	close(sk[0]);
-	if (helper < 0)
-		return -errno;
-	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-		pr_err("dump pid %d: reading its tmpfs mounts failed", root);
-		err = -EIO;
-	}
-	return err;
-}
-
 static int collect_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct mount_ns_state *st = state_of(ctx);
 	struct mount_table tree = { 0 }, host = { 0 };
 	pid_t root = tr->tasks[0].pid;
-	uint64_t own, its, other;
+	uint64_t own, its;
 	int err;
 
 	if ((err = mnt_ns_of(PROC_SELF, &own)) || (err = mnt_ns_of(root, &its)))
 		return err;
 	if (own == its)
 		return 0;
-	for (size_t i = 1; i < tr->nr_tasks; i++) {
-		if ((err = mnt_ns_of(tr->tasks[i].pid, &other)))
-			return err;
-		if (other != its) {
-			pr_err("dump pid %d: it is in mount namespace mnt:[%llu], the tree's root (pid %d) in "
-			       "mnt:[%llu]; the whole tree must share one mount namespace",
-			       tr->tasks[i].pid, (unsigned long long)other, root, (unsigned long long)its);
-			return -ENOTSUP;
-		}
-	}
 	if (!(st->ns = xzalloc(sizeof(*st->ns))))
 		return -ENOMEM;
 	mount_ns__init(st->ns);
 	if ((err = mount_table_read(root, &tree)) || (err = mount_table_read(PROC_SELF, &host)) ||
 	    (err = mount_table_classify(ctx, root, &tree, &host, st->ns)) ||
-	    (err = dump_tmpfs_mounts(ctx, root, st->ns)))
+	    (err = tmpfs_dump_mounts(ctx, root, st->ns)))
 		goto out;
 	tr->inv.has_mnt_ns = tr->inv.mnt_ns = true;
 	pr_info("dump pid %d: its own mount namespace, %zu mounts", root, st->ns->n_mounts);
@@ -244,7 +144,7 @@ static const MountEntry *entry_by_id(const MountNs *ns, size_t before, uint32_t 
 	return NULL;
 }
 
-static bool mountpoint_ok(const char *p)
+bool mount_path_ok(const char *p)
 {
 	if (p[0] != '/' || strlen(p) >= 4096)
 		return false;
@@ -258,7 +158,7 @@ static bool mountpoint_ok(const char *p)
 	return true;
 }
 
-static bool fs_allowed(const struct run_ctx *ctx, const char *fstype)
+bool mount_fs_allowed(const struct run_ctx *ctx, const char *fstype)
 {
 	if (mount_fstype_fresh(fstype))
 		return true;
@@ -298,7 +198,7 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	const MountNs *ns = st->ns;
 	for (size_t i = 0; i < ns->n_mounts; i++) {
 		const MountEntry *e = ns->mounts[i];
-		bool ok = mountpoint_ok(e->mountpoint) && !entry_by_id(ns, i, e->id) &&
+		bool ok = mount_path_ok(e->mountpoint) && !entry_by_id(ns, i, e->id) &&
 			  (i == 0) == (e->how == MOUNT_HOW__MOUNT_ROOT) &&
 			  (i == 0 ? !strcmp(e->mountpoint, "/") : entry_by_id(ns, i, e->parent_id) != NULL) &&
 			  !(e->mount_flags & ~(uint64_t)(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
@@ -309,7 +209,7 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			     !strstr(e->bind_root, "..");
 		if (ok && e->how == MOUNT_HOW__MOUNT_EXTERNAL)
 			ok = (e->ext_key && *e->ext_key) || (e->ext_path && e->ext_path[0] == '/');
-		if (ok && e->how == MOUNT_HOW__MOUNT_FRESH && !fs_allowed(ctx, e->fstype)) {
+		if (ok && e->how == MOUNT_HOW__MOUNT_FRESH && !mount_fs_allowed(ctx, e->fstype)) {
 			pr_err("image mount-ns.img: mount %s is a %s filesystem; allow it with --enable-fs %s",
 			       e->mountpoint, e->fstype, e->fstype);
 			return -EPERM;

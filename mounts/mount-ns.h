@@ -28,4 +28,11 @@ int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, con
  */
 bool mount_ns_made_by_root(const struct run_ctx *ctx, const char *path);
 
+/*
+ * Mount namespaces nested in the tree's (mounts/mount-nested.c). Dump: is mount mnt_id one of
+ * theirs? Restore: is process pid (as the images name it) in one (its files are opened there)?
+ */
+bool mount_nested_holds(const struct run_ctx *ctx, uint64_t mnt_id);
+bool mount_nested_in(const struct run_ctx *ctx, pid_t pid);
+
 #endif

@@ -204,7 +204,7 @@ void mount_table_free(struct mount_table *t)
 }
 
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
-static bool path_below(const char *inside, const char *root, const char **rest)
+bool mount_path_below(const char *inside, const char *root, const char **rest)
 {
 	size_t n = strlen(inside);
 
@@ -242,7 +242,7 @@ static char *host_path(const struct mount_table *host, const struct mount_info *
 	const char *rest = NULL, *r;
 
 	for (size_t i = 0; i < host->n; i++)
-		if (host->m[i].dev == m->dev && path_below(host->m[i].root, m->root, &r) &&
+		if (host->m[i].dev == m->dev && mount_path_below(host->m[i].root, m->root, &r) &&
 		    (!best || strlen(host->m[i].root) > strlen(best->root))) {
 			best = &host->m[i];
 			rest = r;
@@ -280,7 +280,7 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 	}
 	/* a bind of a mount before it: the one whose root holds its root most closely */
 	for (size_t k = 0; k < i; k++)
-		if (tree->m[k].dev == m->dev && path_below(tree->m[k].root, m->root, &r) &&
+		if (tree->m[k].dev == m->dev && mount_path_below(tree->m[k].root, m->root, &r) &&
 		    (!of || strlen(tree->m[k].root) < strlen(of->root))) {
 			of = &tree->m[k];
 			rest = r;
@@ -326,6 +326,32 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 	return -ENOTSUP;
 }
 
+int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountEntry *e)
+{
+	struct stat st;
+	char path[4200];
+
+	e->id = m->id;
+	e->parent_id = is_root ? 0 : m->parent_id;
+	if (!(e->mountpoint = xstrdup(m->mountpoint)) || !(e->fstype = xstrdup(m->fstype)) ||
+	    !(e->source = xstrdup(m->source)) || !(e->root = xstrdup(m->root)) ||
+	    !(e->fs_options = xstrdup(m->fs_options)))
+		return -ENOMEM;
+	e->mount_flags = m->flags;
+	e->has_sb_readonly = true;
+	e->sb_readonly = m->sb_readonly;
+	e->has_shared = e->has_master = e->has_unbindable = true;
+	e->shared = m->shared;
+	e->master = m->master;
+	e->unbindable = m->unbindable;
+	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->mountpoint);
+	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		e->has_is_file = true;
+		e->is_file = true;
+	}
+	return 0;
+}
+
 int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
 			 const struct mount_table *host, MountNs *out)
 {
@@ -341,8 +367,6 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 	for (size_t i = 0; i < tree->n; i++) {
 		const struct mount_info *m = &tree->m[i];
 		MountEntry *e = xzalloc(sizeof(*e));
-		struct stat st;
-		char path[4200];
 
 		if (!e)
 			return -ENOMEM;
@@ -353,24 +377,8 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 			       m->fstype);
 			return -ENOTSUP;
 		}
-		e->id = m->id;
-		e->parent_id = i ? m->parent_id : 0;
-		if (!(e->mountpoint = xstrdup(m->mountpoint)) || !(e->fstype = xstrdup(m->fstype)) ||
-		    !(e->source = xstrdup(m->source)) || !(e->root = xstrdup(m->root)) ||
-		    !(e->fs_options = xstrdup(m->fs_options)))
-			return -ENOMEM;
-		e->mount_flags = m->flags;
-		e->has_sb_readonly = true;
-		e->sb_readonly = m->sb_readonly;
-		e->has_shared = e->has_master = e->has_unbindable = true;
-		e->shared = m->shared;
-		e->master = m->master;
-		e->unbindable = m->unbindable;
-		snprintf(path, sizeof(path), "/proc/%d/root%s", root_pid, m->mountpoint);
-		if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-			e->has_is_file = true;
-			e->is_file = true;
-		}
+		if ((err = mount_entry_fill(root_pid, m, i == 0, e)))
+			return err;
 		if ((err = classify(ctx, root_pid, tree, i, host, e)))
 			return err;
 	}

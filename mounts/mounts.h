@@ -43,6 +43,10 @@ void mount_table_free(struct mount_table *t);
  */
 int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
 			 const struct mount_table *host, MountNs *out);
+/* Entry e as mount m of pid's table shows it (is_root: the table's first), how left to classify. */
+int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountEntry *e);
+/* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
+bool mount_path_below(const char *inside, const char *root, const char **rest);
 /* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */
 bool mount_fstype_fresh(const char *fstype);
 /* Those that must be mounted from inside the tree's new namespaces (by its root). */
@@ -50,6 +54,12 @@ bool mount_fstype_in_ns(const char *fstype);
 
 /* tmpfs.c: every file of the tmpfs open (detached, whole) at mnt_fd into tmpfs-ID.img. */
 int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint);
+/*
+ * Every mount of ns with contents (a tmpfs) into its images, each read through a detached copy
+ * (open_tree OPEN_TREE_CLONE) that a helper makes inside the mount namespace of pid and hands
+ * over: nothing mounted over it hides anything.
+ */
+int tmpfs_dump_mounts(struct run_ctx *ctx, pid_t pid, const MountNs *ns);
 /* tmpfs-ID.img (checked) into the empty tmpfs at dir_fd. */
 /* in_userns: made from inside the tree's user namespace, its owners given in that one's view
  * (NULL: as saved, stasis's). */
@@ -57,6 +67,11 @@ int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
 		  const struct run_ctx *in_userns);
 /* tmpfs-ID.img checked, nothing made. */
 int tmpfs_validate(int dirfd, uint32_t id);
+
+/* mount-ns.c: an absolute path of an image without "." or ".." parts (shorter than 4096). */
+bool mount_path_ok(const char *p);
+/* May filesystem fstype of an image be made anew (known, or allowed with --enable-fs)? */
+bool mount_fs_allowed(const struct run_ctx *ctx, const char *fstype);
 
 /* mount-make.c, on restore: entry e of ns made under root_fd (the tree's root). */
 /* ext_copy: an external mount's source, copied outside the namespace (-1: none); in_userns: made

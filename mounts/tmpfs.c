@@ -13,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -483,5 +486,96 @@ int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
 		set_times(dir_fd, t->entries[i]);
 	close(data_fd);
 	image_free(&t->base);
+	return err;
+}
+
+/* ---- a namespace's tmpfs mounts, read from inside it ---- */
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+
+/* In the helper: inside the namespace, a detached copy of each tmpfs sent back. */
+static __attribute__((noreturn)) void clone_helper(pid_t root, const MountNs *ns, int sock)
+{
+	char path[64];
+	int rootfd, nsfd;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", root);
+	rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", root);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rootfd < 0 || nsfd < 0 || setns(nsfd, CLONE_NEWNS) || fchdir(rootfd) || chroot(".")) {
+		pr_perror("dump pid %d: cannot enter its mount namespace", root);
+		_exit(1);
+	}
+	for (size_t i = 0; i < ns->n_mounts; i++) {
+		if (!ns->mounts[i]->has_contents)
+			continue;
+		int fd = syscall(SYS_open_tree, AT_FDCWD, ns->mounts[i]->mountpoint,
+				 OPEN_TREE_CLONE | O_CLOEXEC);
+		if (fd < 0) {
+			pr_perror("dump pid %d: cannot copy mount %s to read it", root,
+				  ns->mounts[i]->mountpoint);
+			_exit(1);
+		}
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+		uint32_t idx = i;
+		struct iovec iov = { &idx, sizeof(idx) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		if (sendmsg(sock, &mh, MSG_NOSIGNAL) != sizeof(idx))
+			_exit(1);
+		close(fd);
+	}
+	_exit(0);
+}
+
+int tmpfs_dump_mounts(struct run_ctx *ctx, pid_t root, const MountNs *ns)
+{
+	int sk[2], status = 0, err = 0;
+	pid_t helper;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk))
+		return -errno;
+	fflush(NULL);
+	if ((helper = fork()) == 0) {
+		close(sk[0]);
+		clone_helper(root, ns, sk[1]);
+	}
+	close(sk[1]);
+	while (helper > 0 && !err) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		uint32_t idx;
+		struct iovec iov = { &idx, sizeof(idx) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		ssize_t got = recvmsg(sk[0], &mh, MSG_CMSG_CLOEXEC);
+		struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+		int fd;
+		if (got == 0)
+			break;
+		if (got != sizeof(idx) || !c || c->cmsg_type != SCM_RIGHTS || idx >= ns->n_mounts) {
+			err = -EIO;
+			break;
+		}
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		err = tmpfs_dump(fd, ctx->images_dir_fd, ns->mounts[idx]->id, ns->mounts[idx]->mountpoint);
+		close(fd);
+	}
+	close(sk[0]);
+	if (helper < 0)
+		return -errno;
+	while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		pr_err("dump pid %d: reading its tmpfs mounts failed", root);
+		err = -EIO;
+	}
 	return err;
 }

@@ -54,6 +54,11 @@
 #                            system call to a user-notification listener its supervisor holds,
 #                            outside the tree): fails naming the program's pid, the filter and
 #                            the listener's holder; the program keeps running and PASSes
+#   dump/nested-ns-not-inherited
+#                            nested-ns --setns-sibling (a second child joined the first one's
+#                            own mount namespace with setns: it is in a nested namespace its
+#                            parent is not in): fails naming the pid, the namespace and the pid
+#                            that made it; the target PASSes
 #   restore/ext-stream-without-inherit-fd
 #                            ext-unix dumped with --ext-unix-sk --leave-running, restored
 #                            without --inherit-fd: refused naming pid, fd 88, its socket:[INODE]
@@ -1441,6 +1446,9 @@ other_cases() {
 		'pid [0-9]+ is in vfork\(\), waiting for its child [0-9]+ to exec or exit' --vfork
 	dump_fails_naming dump/thread-fd-table shared-tables \
 		"dump pid PID: its thread [0-9]+ has an fd table of its own, whose fd 91 \\(/dev/null\\) the process's table does not hold" --thread
+	dump_fails_naming dump/nested-ns-not-inherited nested-ns \
+		'dump pid [0-9]+: it is in mnt namespace mnt:\[[0-9]+\], made by pid [0-9]+, but its parent is not' \
+		--setns-sibling
 	case_ext_stream_no_inherit_fd
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'

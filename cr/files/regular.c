@@ -119,7 +119,8 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	}
 	/* (a memory device is the same device by whatever path: its number is checked) */
 	uint64_t mnt_id;
-	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id);
+	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id) &&
+		       !mount_nested_holds(t->ctx, mnt_id);
 	char tree_path[PATH_MAX];
 	const char *saved_path = dead ? dead_path : p->link;
 	if (!dead && !memdev && !gone && outside && p->link[0] == '/' &&
@@ -243,10 +244,11 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 	int err;
 
 	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e->path) ||
-	    mount_ns_made_by_root(t->ctx, e->path))
+	    mount_ns_made_by_root(t->ctx, e->path) || mount_nested_in(t->ctx, t->pid))
 		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree or of a reaped
 			   * process (cr/proc-dead.c), a file on a mount the tree's root makes (a
-			   * cgroup mount): not there yet */
+			   * cgroup mount), a file of a process in a mount namespace of its own (made
+			   * when it is): not there yet */
 	if ((err = tree_stat(t->ctx, e->path, &st, (e->flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0))) {
 		pr_err("restore pid %d fd %u: %s: %s; nothing was started", t->pid, e->fd, e->path,
 		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));
