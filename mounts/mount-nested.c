@@ -34,6 +34,7 @@
 #include "mount-ns.h"
 #include "mounts.h"
 #include "nested-ns.h"
+#include "ns-make.h"
 #include "tree.h"
 #include "tree-objects.h"
 #include "task.h"
@@ -534,7 +535,7 @@ static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n
 	for (size_t i = 1; i < n->n_mounts; i++)
 		if (!n->mounts[i]->inherited && !proc_first(n->mounts[i]) &&
 		    (pr_debug("restore pid %d: its own mount namespace: makes %s", pid, n->mounts[i]->mountpoint),
-		     (err = mount_make(&t, i, root, ctx))))
+		     (err = mount_make(&t, i, root, ctx, -1, ns_make_tree_userns(ctx)))))
 			goto out;
 	err = set_propagation(pid, n, match);
 out:
