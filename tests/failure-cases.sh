@@ -584,27 +584,34 @@ restore_refused() {
 	return 1
 }
 
+# dump_for_images LABEL NAME DIR [IMAGE]: zoo program NAME started and dumped into DIR/img
+# (IMAGE: a file the dump must have written), its pid (ZPID) free again; else LABEL fails, 1
+dump_for_images() {
+	local label=$1 d=$3
+	mkdir -p "$d/img"
+	if ! zoo_start "$2" "$d"; then
+		result_fail "$label" "$ZERR"
+		return 1
+	fi
+	sleep 0.2
+	run_stasis "$d/dump.out" 120 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || { [ -n "${4:-}" ] && [ ! -s "$d/img/$4" ]; }; then
+		result_fail "$label" "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+		return 1
+	fi
+	if ! wait_until 10 pid_free "$ZPID"; then
+		result_fail "$label" "pid $ZPID not free after the dump"
+		kill_ours "$ZPID"
+		return 1
+	fi
+}
+
 case_corrupt_images() {
 	local name=mem-anon d=$ZOO_TMP/images pid img
-	mkdir -p "$d/img"
-	if ! zoo_start "$name" "$d"; then
-		result_fail "restore/corrupt" "$ZERR"
-		return
-	fi
+	dump_for_images "restore/corrupt" "$name" "$d" "" || return
 	pid=$ZPID
-	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail "restore/corrupt" "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	if ! wait_until 10 pid_free "$pid"; then
-		result_fail "restore/corrupt" "pid $pid not free after the dump"
-		kill_ours "$pid"
-		return
-	fi
 	img=$d/img
 
 	local what file c sz
@@ -783,25 +790,8 @@ case_ipc_ns_split() {
 # Damaged ipc-ns.img: refused before anything is made or started; the pristine set restores.
 case_ipc_ns_images() {
 	local d=$ZOO_TMP/ipc-images pid img what c sz
-	mkdir -p "$d/img"
-	if ! zoo_start sysv-ipc "$d"; then
-		result_fail restore/corrupt/ipc-ns "$ZERR"
-		return
-	fi
+	dump_for_images restore/corrupt/ipc-ns sysv-ipc "$d" ipc-ns.img || return
 	pid=$ZPID
-	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || [ ! -s "$d/img/ipc-ns.img" ]; then
-		result_fail restore/corrupt/ipc-ns "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	if ! wait_until 10 pid_free "$pid"; then
-		result_fail restore/corrupt/ipc-ns "pid $pid not free after the dump"
-		kill_ours "$pid"
-		return
-	fi
 	img=$d/img
 	for what in ipc-ns-flipped ipc-ns-missing; do
 		c=$d/$what
@@ -883,25 +873,8 @@ PY
 # namespace is made or process started; the pristine set restores.
 case_time_ns_images() {
 	local d=$ZOO_TMP/time-ns-images pid img what c re
-	mkdir -p "$d/img"
-	if ! zoo_start time-ns-nested "$d"; then
-		result_fail restore/corrupt/time-ns "$ZERR"
-		return
-	fi
+	dump_for_images restore/corrupt/time-ns time-ns-nested "$d" time-ns.img || return
 	pid=$ZPID
-	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || [ ! -s "$d/img/time-ns.img" ]; then
-		result_fail restore/corrupt/time-ns "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	if ! wait_until 10 pid_free "$pid"; then
-		result_fail restore/corrupt/time-ns "pid $pid not free after the dump"
-		kill_ours "$pid"
-		return
-	fi
 	img=$d/img
 	for what in time-ns-unknown-id time-ns-dumper-is-tree; do
 		c=$d/$what
