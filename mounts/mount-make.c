@@ -278,13 +278,18 @@ static int join_group(int root_fd, const MountEntry *from, const MountEntry *to)
 	return 0;
 }
 
-/* The first mount of peer group g (its leader), NULL if none. */
+const MountEntry *mount_group_leader(MountEntry *const *mounts, size_t n, uint32_t g)
+{
+	for (size_t i = 0; g && i < n; i++)
+		if (mounts[i]->shared == g)
+			return mounts[i];
+	return NULL;
+}
+
+/* The leader of peer group g among the tree's mounts after its root. */
 static const MountEntry *group_leader(const MountNs *ns, uint32_t g)
 {
-	for (size_t i = 1; g && i < ns->n_mounts; i++)
-		if (ns->mounts[i]->shared == g)
-			return ns->mounts[i];
-	return NULL;
+	return ns->n_mounts ? mount_group_leader(ns->mounts + 1, ns->n_mounts - 1, g) : NULL;
 }
 
 int mount_set_propagation(const MountNs *ns, int root_fd)

@@ -427,21 +427,12 @@ static int match_copy(pid_t pid, const NestedMountNs *n, const struct mount_tabl
 	return 0;
 }
 
-/* The leader of peer group g in n (the first with it), NULL if none. */
-static const MountEntry *group_leader(const NestedMountNs *n, uint32_t g)
-{
-	for (size_t i = 0; g && i < n->n_mounts; i++)
-		if (n->mounts[i]->shared == g)
-			return n->mounts[i];
-	return NULL;
-}
-
 static int set_propagation(pid_t pid, const NestedMountNs *n, const ssize_t *match)
 {
 	int err;
 
 	for (size_t i = 0; i < n->n_mounts; i++) {
-		const MountEntry *e = n->mounts[i], *l = group_leader(n, e->shared);
+		const MountEntry *e = n->mounts[i], *l = mount_group_leader(n->mounts, n->n_mounts, e->shared);
 		if (match[i] == -2)
 			continue;
 		if (!e->master && (err = at_path(pid, e->mountpoint, MS_PRIVATE, "make private")))

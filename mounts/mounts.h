@@ -78,6 +78,8 @@ bool mount_fs_allowed(const struct run_ctx *ctx, const char *fstype);
  * from inside the tree's user namespace (ids in options in its view). */
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
 	       bool in_userns);
+/* The first of mounts[0..n) in peer group g (its leader), NULL if none (or g is 0). */
+const MountEntry *mount_group_leader(MountEntry *const *mounts, size_t n, uint32_t g);
 /* Every mount's propagation (shared, slave, private, unbindable) set as saved. */
 int mount_set_propagation(const MountNs *ns, int root_fd);
 /* The host path an external mount is bound from on restore; NULL (said) if not given. */
