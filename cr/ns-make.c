@@ -11,9 +11,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "log.h"
 #include "ns-make.h"
 #include "tree-objects.h"
@@ -226,6 +228,20 @@ int ns_make(struct run_ctx *ctx, int nstype)
 	return 0;
 }
 
+/*
+ * The launcher joins the user namespace and clones the root there with CLONE_PARENT: the
+ * root is the launcher's sibling. So it is stasis's child, or, with --restore-sibling, the
+ * launcher is itself made with CLONE_PARENT (stasis's sibling) and the root is the child of
+ * stasis's parent, as asked; the launcher then ends as a zombie of that parent, which reaps
+ * it as any child (its exit signal is stasis's own).
+ */
+static pid_t fork_launcher(bool sibling)
+{
+	struct clone_args ca = { .flags = sibling ? CLONE_PARENT : 0, .exit_signal = sibling ? 0 : SIGCHLD };
+
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
 pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *groups, size_t n_groups)
 {
 	const struct user_ns_state *st = state_of(ctx);
@@ -239,9 +255,10 @@ pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *gr
 		return -errno;
 	}
 	fflush(NULL);
-	if ((launcher = fork()) == 0) {
+	if ((launcher = fork_launcher(ctx->opts->restore_sibling)) == 0) {
 		close(p[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!ctx->opts->restore_sibling)
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
 		    !setns(st->user_fd - 1, CLONE_NEWUSER)) {
 			root = clone_with_pid(&init, 1, flags | CLONE_NEWPID | CLONE_PARENT, -1);
@@ -259,7 +276,7 @@ pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *gr
 	if (launcher < 0 || read(p[0], &answer, sizeof(answer)) != sizeof(answer))
 		answer = launcher < 0 ? -errno : -EIO;
 	close(p[0]);
-	while (launcher > 0 && waitpid(launcher, &status, 0) < 0 && errno == EINTR)
+	while (launcher > 0 && !ctx->opts->restore_sibling && waitpid(launcher, &status, 0) < 0 && errno == EINTR)
 		;
 	if (answer < 0) {
 		errno = -answer;

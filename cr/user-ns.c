@@ -305,11 +305,6 @@ static int validate_user_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_err("image userns.img: does not own the tree's PID namespace");
 		return -EINVAL;
 	}
-	if (ctx->opts->restore_sibling) {
-		pr_err("restore: a tree in a user namespace of its own is not restored as a sibling "
-		       "(--restore-sibling) yet; nothing was started");
-		return -ENOTSUP;
-	}
 	const Creds *root = rt->tasks[0].core->creds;
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		const TaskCore *c = rt->tasks[i].core;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -451,18 +452,10 @@ static void set_times(int root, const TmpfsEntry *e)
 	utimensat(root, *e->path ? e->path : ".", ts, AT_SYMLINK_NOFOLLOW);
 }
 
-int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
-		  const struct run_ctx *in_userns)
+static int fill(int dir_fd, const TmpfsTree *t, int data_fd, const char *mountpoint)
 {
-	TmpfsTree *t;
-	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
+	int err;
 
-	if (err)
-		return err;
-	for (size_t i = 0; in_userns && i < t->n_entries; i++) { /* its owners in the namespace's view */
-		ns_make_tree_ids(in_userns, false, &t->entries[i]->uid, 1);
-		ns_make_tree_ids(in_userns, true, &t->entries[i]->gid, 1);
-	}
 	/* the mount's root itself: its owner, mode and attributes */
 	if ((err = set_attrs(dir_fd, "", t->entries[0])))
 		pr_err("restore: tmpfs %s: cannot set the owner, mode or attributes of its root: %s",
@@ -484,6 +477,54 @@ int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
 	}
 	for (size_t i = t->n_entries; !err && i-- > 0;) /* children first: a directory's last */
 		set_times(dir_fd, t->entries[i]);
+	return err;
+}
+
+/*
+ * A tmpfs mounted by a process of the tree's user namespace (one under the tree's /sys or
+ * /proc) belongs to that namespace: a file made there needs an owner the namespace maps,
+ * which the process's host root is not (EOVERFLOW), and it must stay host root to read the
+ * images. So a child of it makes them as the namespace's root.
+ */
+static int fill_as_ns_root(int dir_fd, const TmpfsTree *t, int data_fd, const char *mountpoint)
+{
+	int status;
+	pid_t child;
+
+	fflush(NULL);
+	if ((child = fork()) == 0) {
+		setfsgid(0);
+		setfsuid(0);
+		if (setfsuid(-1) != 0 || setfsgid(-1) != 0) {
+			pr_err("restore: tmpfs %s: the tree's user namespace maps no root to make its files",
+			       mountpoint);
+			_exit(EINVAL);
+		}
+		_exit(-fill(dir_fd, t, data_fd, mountpoint));
+	}
+	if (child < 0) {
+		pr_perror("restore: tmpfs %s: fork", mountpoint);
+		return -errno;
+	}
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+}
+
+int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
+		  const struct run_ctx *in_userns)
+{
+	TmpfsTree *t;
+	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
+
+	if (err)
+		return err;
+	for (size_t i = 0; in_userns && i < t->n_entries; i++) { /* its owners in the namespace's view */
+		ns_make_tree_ids(in_userns, false, &t->entries[i]->uid, 1);
+		ns_make_tree_ids(in_userns, true, &t->entries[i]->gid, 1);
+	}
+	err = in_userns ? fill_as_ns_root(dir_fd, t, data_fd, mountpoint) : fill(dir_fd, t, data_fd, mountpoint);
 	close(data_fd);
 	image_free(&t->base);
 	return err;

@@ -15,6 +15,9 @@
 # runc/manage-cgroups-mode `--manage-cgroups-mode full` on checkpoint and restore: stasis gets
 #                          mode full on the dump (runc 1.1 sends no mode on restore: soft, the
 #                          default); the restored processes are in the same cgroups as before
+# runc/userns              a container in a user namespace of its own (ids 0-65535 mapped to
+#                          100000-165535), restored as runc's child (--restore-sibling): the same
+#                          maps, the count goes on
 #
 #   tests/e2e/runc.sh     (root; needs runc, busybox-static)
 set -u
@@ -38,22 +41,32 @@ rc() { runc --root "$WORK/state" --log "$WORK/runc.log" "$@"; }
 
 need runc busybox cc python3
 e2e_setup
-B=$WORK/bundle
-make_rootfs "$B/rootfs" || finish
-mkdir -p "$WORK/out"
-(cd "$B" && runc spec) && python3 - "$B/config.json" "$WORK/out" <<'PY'
+# make_bundle DIR OUT [userns]: runc spec's container counting into OUT/count (its /out); with
+# userns, in a user namespace of its own mapping container ids 0-65535 to host 100000-165535
+make_bundle() {
+	make_rootfs "$1/rootfs" || return
+	mkdir -p "$2"
+	(cd "$1" && runc spec) && python3 - "$1/config.json" "$2" "${3:-}" <<'PY'
 import json, sys
-path, out = sys.argv[1], sys.argv[2]
+path, out, userns = sys.argv[1], sys.argv[2], sys.argv[3]
 c = json.load(open(path))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 1; done"]
 c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+if userns:
+    c["linux"]["namespaces"].append({"type": "user"})
+    for m in ("uidMappings", "gidMappings"):
+        c["linux"][m] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 json.dump(c, open(path, "w"), indent=1)
 PY
+}
+B=$WORK/bundle
+OUT=$WORK/out
+make_bundle "$B" "$OUT" || finish
 
-count_lines() { numbers "$WORK/out/count" | wc -l; }
-last() { numbers "$WORK/out/count" | tail -n 1; }
-line() { numbers "$WORK/out/count" | sed -n "$1p"; }
+count_lines() { numbers "$OUT/count" | wc -l; }
+last() { numbers "$OUT/count" | tail -n 1; }
+line() { numbers "$OUT/count" | sed -n "$1p"; }
 status() { rc state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
 init_of() { rc state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 counts_on() { local n; n=$(count_lines); wait_for 5 eval '[ "$(count_lines)" -gt '"$n"' ]'; }
@@ -159,4 +172,32 @@ case_cgroups_mode() {
 	ok "runc/manage-cgroups-mode (full on dump; the same cgroups after restore; went on from $FIRST)"
 }
 case_cgroups_mode
+
+# ---- runc/userns ----------------------------------------------------------------------------
+case_userns() {
+	local D=$WORK/c4 lastv init map
+	chmod 755 "$WORK" # the container's root (host uid 100000) walks to its bundle and /out
+	B=$WORK/bundle-userns
+	OUT=$WORK/out-userns
+	make_bundle "$B" "$OUT" userns || return
+	chmod 777 "$OUT"
+	IDS+=(stasis-u)
+	(cd "$B" && rc run -d stasis-u </dev/null >/dev/null 2>&1)
+	if ! wait_for 20 eval '[ "$(count_lines)" -ge 2 ]'; then
+		fail runc/userns "the container in a user namespace does not count" "$WORK/runc.log"
+		return
+	fi
+	checkpoint runc/userns stasis-u "$D" || return
+	lastv=$(last)
+	restore runc/userns stasis-v "$D" || return
+	init=$(init_of stasis-v)
+	map=$(awk '{print $1, $2, $3}' "/proc/$init/uid_map" 2>/dev/null)
+	if [ "$map" != "0 100000 65536" ] || [ "$(awk '/^Uid:/ {print $2}' "/proc/$init/status")" != 100000 ] ||
+		[ "$FIRST" != $((lastv + 1)) ]; then
+		fail runc/userns "count $lastv then $FIRST; the restored init's uid_map: '$map', $(grep ^Uid: "/proc/$init/status")"
+		return
+	fi
+	ok "runc/userns (a user namespace of its own, restored as runc's child: uid_map $map, went on from $FIRST; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
+case_userns
 finish
