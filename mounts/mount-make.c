@@ -158,7 +158,7 @@ static char *options_in_userns(const struct run_ctx *ctx, const char *opts)
 }
 
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
-	       bool in_userns)
+	       struct tmpfs_image *contents, bool in_userns)
 {
 	const MountEntry *e = ns->mounts[i];
 	char target[64], source[64];
@@ -214,12 +214,14 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 			return -errno;
 		}
 		if (e->has_contents) {
+			if (!contents || !contents->tree)
+				return -EINVAL;
 			auto_close int top = open_in_root(root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
 			if (top < 0) {
 				pr_err("restore: cannot open mount %s: %s", e->mountpoint, strerror(-top));
 				return top;
 			}
-			if ((err = tmpfs_restore(top, ctx->images_dir_fd, e->id, e->mountpoint, in_userns ? ctx : NULL)))
+			if ((err = tmpfs_restore(top, contents, e->mountpoint, in_userns ? ctx : NULL)))
 				return err;
 			fd_path(target, sizeof(target), top); /* the new mount's root */
 			if (e->sb_readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL)) {

@@ -55,6 +55,7 @@ struct mount_nested_state {
 	MountNested *img;
 	struct nested_ns_view *views;
 	bool *from_host;  /* restore, per namespace: made from stasis's own (the tree has none) */
+	struct tmpfs_image **contents; /* restore, per namespace, per mount: a tmpfs's, opened when checked */
 };
 
 static struct mount_nested_state *state_of(const struct run_ctx *ctx)
@@ -306,7 +307,8 @@ static const MountEntry *entry_before(const NestedMountNs *n, size_t before, uin
 	return NULL;
 }
 
-static int validate_one(const struct run_ctx *ctx, size_t k, const NestedMountNs *n)
+static int validate_one(const struct run_ctx *ctx, size_t k, const NestedMountNs *n,
+			struct tmpfs_image *contents)
 {
 	int err;
 
@@ -329,7 +331,7 @@ static int validate_one(const struct run_ctx *ctx, size_t k, const NestedMountNs
 				       "allow it with --enable-fs %s", k, e->mountpoint, e->fstype, e->fstype);
 				return -EPERM;
 			}
-			if (ok && e->has_contents && (err = tmpfs_validate(ctx->images_dir_fd, e->id)))
+			if (ok && e->has_contents && (err = tmpfs_image_open(ctx->images_dir_fd, e->id, &contents[i])))
 				return err;
 		}
 		if (!ok) {
@@ -360,11 +362,16 @@ static int validate_mount_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = image_read(ctx->images_dir_fd, IMG_MOUNT_NESTED, 0, (ProtobufCMessage **)&st->img)))
 		return err;
 	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))) ||
-	    !(st->from_host = xzalloc((st->img->n_ns + 1) * sizeof(bool))))
+	    !(st->from_host = xzalloc((st->img->n_ns + 1) * sizeof(bool))) ||
+	    !(st->contents = xzalloc((st->img->n_ns + 1) * sizeof(*st->contents))))
 		return -ENOMEM;
 	for (size_t i = 0; i < st->img->n_ns; i++) {
 		const NestedMountNs *n = st->img->ns[i];
-		if ((err = validate_one(ctx, i, n)))
+		if (!(st->contents[i] = xzalloc((n->n_mounts + 1) * sizeof(**st->contents))))
+			return -ENOMEM;
+		for (size_t j = 0; j < n->n_mounts; j++)
+			st->contents[i][j].data_fd = -1;
+		if ((err = validate_one(ctx, i, n, st->contents[i])))
 			return err;
 		st->views[i] = (struct nested_ns_view){ n->maker, n->pids, n->n_pids };
 	}
@@ -471,7 +478,8 @@ static bool proc_first(const MountEntry *e)
 	       !strcmp(e->mountpoint, "/proc");
 }
 
-static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n, bool from_host)
+static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n, bool from_host,
+		    struct tmpfs_image *contents)
 {
 	struct mount_table c = { 0 };
 	ssize_t *match = xzalloc((n->n_mounts + 1) * sizeof(*match));
@@ -526,7 +534,7 @@ static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n
 	for (size_t i = 1; i < n->n_mounts; i++)
 		if (!n->mounts[i]->inherited && !proc_first(n->mounts[i]) &&
 		    (pr_debug("restore pid %d: its own mount namespace: makes %s", pid, n->mounts[i]->mountpoint),
-		     (err = mount_make(&t, i, root, ctx, -1, ns_make_tree_userns(ctx)))))
+		     (err = mount_make(&t, i, root, ctx, -1, &contents[i], ns_make_tree_userns(ctx)))))
 			goto out;
 	err = set_propagation(pid, n, match);
 out:
@@ -543,13 +551,19 @@ int mount_nested_make(const struct run_ctx *ctx, pid_t pid)
 	struct mount_nested_state *st = state_of(ctx);
 	ssize_t i = st->img ? nested_ns_made_by(st->views, st->img->n_ns, pid) : -1;
 
-	return i < 0 ? 0 : make_one(ctx, pid, st->img->ns[i], st->from_host[i]);
+	return i < 0 ? 0 : make_one(ctx, pid, st->img->ns[i], st->from_host[i], st->contents[i]);
 }
 
 static void free_mount_nested(void *state)
 {
 	struct mount_nested_state *st = state;
 
+	for (size_t i = 0; st->contents && i < st->img->n_ns; i++)
+		for (size_t j = 0; st->contents[i] && j < st->img->ns[i]->n_mounts; j++)
+			tmpfs_image_close(&st->contents[i][j]);
+	for (size_t i = 0; st->contents && i < st->img->n_ns; i++)
+		free(st->contents[i]);
+	free(st->contents);
 	if (st->img)
 		image_free(&st->img->base);
 	free(st->views);

@@ -43,6 +43,7 @@
 struct mount_ns_state {
 	MountNs *ns;      /* dump: the classified table; restore: mount-ns.img, checked */
 	bool *made;       /* restore: made by stasis (the rest is the root's) */
+	struct tmpfs_image *contents; /* restore, per mount: a tmpfs's contents, opened when checked */
 	char *root_path;  /* restore: --root, resolved */
 	int own_ns;       /* restore: stasis's own mount namespace (fd + 1) while it is away */
 	int tree_ns;      /* restore: the tree's mount namespace (fd + 1), made by stasis */
@@ -196,6 +197,10 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return -ENOTDIR;
 	}
 	const MountNs *ns = st->ns;
+	if (!(st->contents = xzalloc((ns->n_mounts + 1) * sizeof(*st->contents))))
+		return -ENOMEM;
+	for (size_t i = 0; i < ns->n_mounts; i++)
+		st->contents[i].data_fd = -1;
 	for (size_t i = 0; i < ns->n_mounts; i++) {
 		const MountEntry *e = ns->mounts[i];
 		bool ok = mount_path_ok(e->mountpoint) && !entry_by_id(ns, i, e->id) &&
@@ -220,7 +225,7 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		}
 		if (e->how == MOUNT_HOW__MOUNT_EXTERNAL && !mount_external_source(ctx, e))
 			return -ENOENT;
-		if (e->has_contents && (err = tmpfs_validate(ctx->images_dir_fd, e->id)))
+		if (e->has_contents && (err = tmpfs_image_open(ctx->images_dir_fd, e->id, &st->contents[i])))
 			return err;
 	}
 	return 0;
@@ -365,7 +370,7 @@ static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 1; i < ns->n_mounts && !err; i++) {
 		if ((later[i] = deferred(ns, i, later)))
 			continue;
-		err = mount_make(ns, i, ctx->tree_root_fd, ctx, copies[i], false);
+		err = mount_make(ns, i, ctx->tree_root_fd, ctx, copies[i], &st->contents[i], false);
 		st->made[i] = !err;
 	}
 	if (!err)
@@ -397,7 +402,7 @@ static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return -errno;
 	}
 	for (size_t i = 1; i < ns->n_mounts; i++)
-		if (!st->made[i] && (err = mount_make(ns, i, root, ctx, -1, ns_make_tree_userns(ctx))))
+		if (!st->made[i] && (err = mount_make(ns, i, root, ctx, -1, &st->contents[i], ns_make_tree_userns(ctx))))
 			return err;
 	if ((err = mount_set_propagation(ns, root)))
 		return err;
@@ -439,6 +444,9 @@ static void free_mount_ns(void *state)
 {
 	struct mount_ns_state *st = state;
 
+	for (size_t i = 0; st->contents && i < st->ns->n_mounts; i++)
+		tmpfs_image_close(&st->contents[i]);
+	free(st->contents);
 	if (st->ns)
 		image_free(&st->ns->base);
 	free(st->made);

@@ -60,13 +60,21 @@ int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint);
  * over: nothing mounted over it hides anything.
  */
 int tmpfs_dump_mounts(struct run_ctx *ctx, pid_t pid, const MountNs *ns);
-/* tmpfs-ID.img (checked) into the empty tmpfs at dir_fd. */
-/* in_userns: made from inside the tree's user namespace, its owners given in that one's view
- * (NULL: as saved, stasis's). */
-int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
+/*
+ * A tmpfs mount's saved contents: tmpfs-ID.img read and checked, its data image open. Opened
+ * by stasis when it checks the images: the tree's processes, which make some of the mounts,
+ * may not reach the images directory (Podman's is mode 0600, searchable by host root only).
+ */
+struct tmpfs_image {
+	TmpfsTree *tree;
+	int data_fd; /* -1: not open */
+};
+int tmpfs_image_open(int dirfd, uint32_t id, struct tmpfs_image *img);
+void tmpfs_image_close(struct tmpfs_image *img);
+/* img into the empty tmpfs at dir_fd. in_userns: made from inside the tree's user namespace,
+ * its owners given in that one's view (NULL: as saved, stasis's). */
+int tmpfs_restore(int dir_fd, struct tmpfs_image *img, const char *mountpoint,
 		  const struct run_ctx *in_userns);
-/* tmpfs-ID.img checked, nothing made. */
-int tmpfs_validate(int dirfd, uint32_t id);
 
 /* mount-ns.c: an absolute path of an image without "." or ".." parts (shorter than 4096). */
 bool mount_path_ok(const char *p);
@@ -74,10 +82,11 @@ bool mount_path_ok(const char *p);
 bool mount_fs_allowed(const struct run_ctx *ctx, const char *fstype);
 
 /* mount-make.c, on restore: entry e of ns made under root_fd (the tree's root). */
-/* ext_copy: an external mount's source, copied outside the namespace (-1: none); in_userns: made
- * from inside the tree's user namespace (ids in options in its view). */
+/* ext_copy: an external mount's source, copied outside the namespace (-1: none); contents: a
+ * tmpfs's (NULL without); in_userns: made from inside the tree's user namespace (ids in options
+ * in its view). */
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
-	       bool in_userns);
+	       struct tmpfs_image *contents, bool in_userns);
 /* The first of mounts[0..n) in peer group g (its leader), NULL if none (or g is 0). */
 const MountEntry *mount_group_leader(MountEntry *const *mounts, size_t n, uint32_t g);
 /* Every mount's propagation (shared, slave, private, unbindable) set as saved. */

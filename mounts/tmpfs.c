@@ -322,35 +322,29 @@ static int check_tree(const TmpfsTree *t, const char *name)
 	return 0;
 }
 
-static int read_tree(int dirfd, uint32_t id, TmpfsTree **t, int *data_fd)
+int tmpfs_image_open(int dirfd, uint32_t id, struct tmpfs_image *img)
 {
 	char name[64];
 	int err;
 
+	*img = (struct tmpfs_image){ .data_fd = -1 };
 	image_filename(name, sizeof(name), IMG_TMPFS, id);
-	if ((err = image_read(dirfd, IMG_TMPFS, id, (ProtobufCMessage **)t)))
+	if ((err = image_read(dirfd, IMG_TMPFS, id, (ProtobufCMessage **)&img->tree)))
 		return err;
-	if ((err = check_tree(*t, name))) {
-		image_free(&(*t)->base);
+	if ((err = check_tree(img->tree, name)) ||
+	    (err = img->data_fd = raw_image_open(dirfd, IMG_TMPFS_DATA, id, img->tree->nr_pages)) < 0) {
+		tmpfs_image_close(img);
 		return err;
-	}
-	if ((*data_fd = raw_image_open(dirfd, IMG_TMPFS_DATA, id, (*t)->nr_pages)) < 0) {
-		image_free(&(*t)->base);
-		return *data_fd;
 	}
 	return 0;
 }
 
-int tmpfs_validate(int dirfd, uint32_t id)
+void tmpfs_image_close(struct tmpfs_image *img)
 {
-	TmpfsTree *t;
-	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
-
-	if (err)
-		return err;
-	close(data_fd);
-	image_free(&t->base);
-	return 0;
+	image_free(img->tree ? &img->tree->base : NULL);
+	if (img->data_fd >= 0)
+		close(img->data_fd);
+	*img = (struct tmpfs_image){ .data_fd = -1 };
 }
 
 static int open_dir_in(int root, const char *path)
@@ -512,22 +506,18 @@ static int fill_as_ns_root(int dir_fd, const TmpfsTree *t, int data_fd, const ch
 	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
 }
 
-int tmpfs_restore(int dir_fd, int dirfd, uint32_t id, const char *mountpoint,
+int tmpfs_restore(int dir_fd, struct tmpfs_image *img, const char *mountpoint,
 		  const struct run_ctx *in_userns)
 {
-	TmpfsTree *t;
-	int data_fd, err = read_tree(dirfd, id, &t, &data_fd);
+	TmpfsTree *t = img->tree;
 
-	if (err)
-		return err;
-	for (size_t i = 0; in_userns && i < t->n_entries; i++) { /* its owners in the namespace's view */
+	/* its owners in the namespace's view (in the process that makes it: stasis's copy stays) */
+	for (size_t i = 0; in_userns && i < t->n_entries; i++) {
 		ns_make_tree_ids(in_userns, false, &t->entries[i]->uid, 1);
 		ns_make_tree_ids(in_userns, true, &t->entries[i]->gid, 1);
 	}
-	err = in_userns ? fill_as_ns_root(dir_fd, t, data_fd, mountpoint) : fill(dir_fd, t, data_fd, mountpoint);
-	close(data_fd);
-	image_free(&t->base);
-	return err;
+	return in_userns ? fill_as_ns_root(dir_fd, t, img->data_fd, mountpoint)
+			 : fill(dir_fd, t, img->data_fd, mountpoint);
 }
 
 /* ---- a namespace's tmpfs mounts, read from inside it ---- */

@@ -18,6 +18,9 @@
 #                             (with --export/--import: tests/migrate)
 # podman/tty                  a container with a terminal (-t): checkpoint and restore, the new
 #                             terminal handed to conmon (orphan-pts-master); the count goes on
+# podman/userns               a container in a user namespace of its own (--uidmap, --gidmap
+#                             0:100000:65536): checkpoint and restore, the same maps, the count
+#                             goes on
 #
 #   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static)
 set -u
@@ -192,6 +195,24 @@ case_tty() {
 	ckpt_restore podman/tty pt "" "" "" || return
 	ok "podman/tty (counted to $LAST on its terminal, went on from $FIRST on the new one; checkpoint $T_CKPT ms, restore $T_REST ms)"
 }
+# A container in a user namespace of its own (--uidmap/--gidmap): runc restores it as its child
+case_userns() {
+	local pid
+	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name pu --network none \
+		--uidmap 0:100000:65536 --gidmap 0:100000:65536 localhost/bb:latest sh -c "$COUNTER" \
+		>"$WORK/pu.run" 2>&1 || ! wait_for 20 has_lines 2 logged_numbers pu; then
+		fail podman/userns "the container in a user namespace does not count" "$WORK/pu.run" "$WORK/pu.logs"
+		return
+	fi
+	ckpt_restore podman/userns pu "" "" "" || return
+	pid=$(state pu Pid)
+	if [ "$(awk '{print $1, $2, $3}' "/proc/$pid/uid_map" 2>/dev/null)" != "0 100000 65536" ]; then
+		fail podman/userns "the restored init's uid_map is '$(tr '\n' ' ' <"/proc/$pid/uid_map" 2>&1)'"
+		return
+	fi
+	ok "podman/userns (--uidmap 0:100000:65536: counted to $LAST, went on from $FIRST in the same user namespace map; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
 case_pre_checkpoint
 case_tty
+case_userns
 finish

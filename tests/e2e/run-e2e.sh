@@ -8,12 +8,12 @@
 #   lxc-systemd.sh LXC with systemd as the container's init (this machine's /usr), twice
 #   runc-cli.sh    a runc container through stasis's own command line
 #   runc.sh        runc through the RPC: another id, --leave-running, --manage-cgroups-mode,
-#                  --work-path
+#                  --work-path, a user namespace
 #   containerd.sh  containerd alone: ctr containers checkpoint --task / restore --live
 #   docker.sh      Docker: checkpoint create / start --checkpoint, twice, 256 MiB, --leave-running,
 #                  a terminal (-t)
 #   podman.sh      Podman: checkpoint / restore, --keep --print-stats, --export / --import,
-#                  --pre-checkpoint refused, a terminal (-t)
+#                  --pre-checkpoint, a terminal (-t), a user namespace (--uidmap)
 # Output: each script's lines and its time, then "N passed, N failed" for all of them.
 set -u
 cd "$(dirname "$0")" || exit 2
