@@ -70,6 +70,10 @@ static const struct prop_desc props[] = {
 	{ "memory.oom.group", NULL, PROP_PLAIN },
 	{ "pids.max", NULL, PROP_PLAIN },
 	{ "io.weight", NULL, PROP_PLAIN },
+	{ "hugetlb.2MB.max", NULL, PROP_PLAIN },
+	{ "hugetlb.2MB.rsvd.max", NULL, PROP_PLAIN },
+	{ "hugetlb.1GB.max", NULL, PROP_PLAIN },
+	{ "hugetlb.1GB.rsvd.max", NULL, PROP_PLAIN },
 };
 
 /* Control files a delegation gives away with the directory. */

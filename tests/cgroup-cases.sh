@@ -32,8 +32,10 @@
 #                         processes and removes memory:/T and /T/sub, pids:/T stays, nothing
 #                         runs
 #   v2/made               mem-anon in /T2 of a cgroup2 mount this script makes, which also has
-#                         an empty /T2/sub (cgroup.max.descendants 3, cgroup.max.depth 2);
-#                         dumped, removed, restored: in /T2 again, both made with their limits
+#                         an empty /T2/sub (cgroup.max.descendants 3, cgroup.max.depth 2; the
+#                         hugetlb controller, the one this machine leaves to v2, enabled for
+#                         /T2: hugetlb.2MB.max 4 MiB, hugetlb.2MB.rsvd.max 2 MiB); dumped,
+#                         removed, restored: in /T2 again, both made with their limits
 #   freezer/v1            fork-churn in freezer:/F, dumped with --freeze-cgroup: the dump
 #                         passes, freezer.state is THAWED, the restored tree PASSes
 #   freezer/v1-fault      the same with STASIS_FAULT=after-collect: the dump fails, the cgroup
@@ -58,6 +60,7 @@ V1=/sys/fs/cgroup
 TAG=stasis-cg-$$
 CG_MADE=() # cgroups to remove at the end, parents before children
 CG2=""     # our cgroup2 mount
+HUGETLB_ENABLED="" # we enabled hugetlb in its root's cgroup.subtree_control
 
 # cg_rmdir DIR: remove it once the processes killed in it have left (5 s at most)
 cg_rmdir() {
@@ -82,6 +85,7 @@ cg_cleanup() {
 		done
 		cg_rmdir "$d" || echo "# could not remove cgroup $d" >&2
 	done
+	[ -n "$HUGETLB_ENABLED" ] && echo -hugetlb >"$CG2/cgroup.subtree_control"
 	[ -n "$CG2" ] && { umount "$CG2" 2>/dev/null || umount -l "$CG2"; }
 	zoo_cleanup
 }
@@ -433,8 +437,8 @@ case_v1_killed_restore() {
 case_v2() {
 	local label=v2/made d=$ZOO_TMP/v2 pid before
 	mkdir -p "$d/img"
-	if ! cg_new "$CG2/$TAG/T2" cgroup.max.descendants=3 ||
-		! cg_new "$CG2/$TAG/T2/sub" cgroup.max.depth=2; then
+	if ! cg_new "$CG2/$TAG/T2" cgroup.max.descendants=3 hugetlb.2MB.max=4194304 \
+		hugetlb.2MB.rsvd.max=2097152 || ! cg_new "$CG2/$TAG/T2/sub" cgroup.max.depth=2; then
 		result_fail $label "cannot make the test's v2 cgroups"
 		return
 	fi
@@ -462,7 +466,8 @@ case_v2() {
 		result_fail $label "in v2 cgroup '$(cg_of "$pid" '')' after restore, '$before' before"
 		kill_ours "$pid"
 	elif expect_values $label "$CG2/$TAG/T2/cgroup.max.descendants=3" \
-		"$CG2/$TAG/T2/sub/cgroup.max.depth=2"; then
+		"$CG2/$TAG/T2/sub/cgroup.max.depth=2" "$CG2/$TAG/T2/hugetlb.2MB.max=4194304" \
+		"$CG2/$TAG/T2/hugetlb.2MB.rsvd.max=2097152"; then
 		if zoo_stop "$pid" "$d" "$d/out" && [[ $ZVERDICT == PASS* ]]; then
 			result_ok $label
 		else
@@ -598,6 +603,10 @@ if mount -t cgroup2 none "$ZOO_TMP/cg2"; then
 	CG2=$ZOO_TMP/cg2
 	CG_MADE+=("$CG2/$TAG")
 	mkdir -p "$CG2/$TAG"
+	# hugetlb for $TAG's children (and for the root's, if it was not: given back at the end)
+	grep -qw hugetlb "$CG2/cgroup.subtree_control" || HUGETLB_ENABLED=1
+	echo +hugetlb >"$CG2/cgroup.subtree_control" && echo +hugetlb >"$CG2/$TAG/cgroup.subtree_control" ||
+		result_fail setup "cannot enable the hugetlb controller in the cgroup2 mount"
 else
 	result_fail setup "cannot mount cgroup2"
 fi
