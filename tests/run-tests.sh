@@ -71,7 +71,7 @@ run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh
 # there can have (not fanotify, mknod, sched classes, TIOCVHANGUP...), user-ns the namespace
 # itself
 run_part "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
-	user-ns tree threads sessions fds pipes unix-pair unix-server udp posix-timers itimers timerfds \
+	user-ns tree threads sessions fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
 	file-leases proc-knobs event-fds epoll-targets inotify
 run_part "failure cases" tests/failure-cases.sh

@@ -64,6 +64,12 @@ static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const str
 		    (err = unix_name_place(q->pid ? q->pid : root, ui, &gone, &end->name_dir, &file)))
 			return err;
 		end->has_name_file_gone = end->name_file_gone = gone;
+		if (!gone && ui->has_vfs) {
+			end->has_name_file_mode = end->has_name_file_uid = end->has_name_file_gid = true;
+			end->name_file_mode = file.st_mode & 07777;
+			end->name_file_uid = file.st_uid;
+			end->name_file_gid = file.st_gid;
+		}
 	}
 	fill_end_cred(ud, end, q);
 	end->messages = q->msgs;
@@ -202,8 +208,14 @@ static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[
 	for (int i = 0; i < 2 && !err; i++) {
 		if (!ends[i]->has_name)
 			continue;
-		err = unix_bind_name(st->ctx, end[i], ends[i]->name.data, ends[i]->name.len,
-				     ends[i]->name_file_gone, ends[i]->name_dir, &made[i]);
+		const UnixEnd *n = ends[i];
+		err = unix_bind_name(st->ctx, end[i], n->name.data, n->name.len, n->name_file_gone, n->name_dir,
+				     &made[i]);
+		if (!err && !n->name_file_gone)
+			err = unix_name_file_set(st->ctx, n->name_dir, &n->name,
+						 &(struct unix_file_attrs){ n->has_name_file_uid, n->name_file_uid,
+									    n->name_file_gid, n->has_name_file_mode,
+									    n->name_file_mode });
 		if (err == -EADDRINUSE) { /* an accepted connection whose listener is not the tree's */
 			pr_warn("restore: unix socket %llu comes back without its name %s (taken)",
 				(unsigned long long)ends[i]->ino,

@@ -347,23 +347,21 @@ static int saved_socket(const FdEntry *e)
 	return s;
 }
 
-/* The socket file's owner and mode, as saved (a path name whose file is there). */
-static int set_file_attrs(const struct run_ctx *ctx, const FdEntry *e)
+int unix_name_file_set(const struct run_ctx *ctx, const char *dir, const ProtobufCBinaryData *name,
+		       const struct unix_file_attrs *a)
 {
 	char path[PATH_MAX], self[64];
-	const char *name = (const char *)e->sock_name.data;
 
-	if (!name[0] || e->sock_file_gone || (!e->has_sock_file_uid && !e->has_sock_file_mode))
+	if (!name->len || !name->data[0] || (!a->has_owner && !a->has_mode))
 		return 0;
-	snprintf(path, sizeof(path), "%s%s%.*s", e->sock_dir ? e->sock_dir : "", e->sock_dir ? "/" : "",
-		 (int)e->sock_name.len, name);
+	snprintf(path, sizeof(path), "%s%s%.*s", dir ? dir : "", dir ? "/" : "", (int)name->len,
+		 (const char *)name->data);
 	auto_close int file = tree_open(ctx, path, O_PATH | O_NOFOLLOW, 0);
 	if (file < 0)
 		return file;
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", file);
-	if ((e->has_sock_file_uid && fchownat(file, "", e->sock_file_uid, e->sock_file_gid,
-					      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) ||
-	    (e->has_sock_file_mode && chmod(self, e->sock_file_mode)))
+	if ((a->has_owner && fchownat(file, "", a->uid, a->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) ||
+	    (a->has_mode && chmod(self, a->mode)))
 		return -errno;
 	return 0;
 }
@@ -378,7 +376,11 @@ int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_fil
 		return s;
 	if ((err = unix_bind_name(ctx, s, e->sock_name.data, e->sock_name.len, e->sock_file_gone,
 				  e->sock_dir, made)) ||
-	    (err = set_file_attrs(ctx, e)) || (e->has_sock_backlog &&
+	    (!e->sock_file_gone &&
+	     (err = unix_name_file_set(ctx, e->sock_dir, &e->sock_name,
+				       &(struct unix_file_attrs){ e->has_sock_file_uid, e->sock_file_uid, e->sock_file_gid,
+								  e->has_sock_file_mode, e->sock_file_mode }))) ||
+	    (e->has_sock_backlog &&
 	     (err = unix_listen_as(ctx, s, e->sock_backlog, unix_listener_cred(e, &as))))) {
 		unix_file_remove(ctx, made);
 		close(s);

@@ -208,6 +208,16 @@ void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f);
 void unix_file_forget(struct unix_file *f);
 /* A socket of the entry's type, flags and SO_PASSCRED, bound to its name (listening if it was). */
 int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made);
+/* The owner and mode of a socket file, as saved. */
+struct unix_file_attrs {
+	bool has_owner;
+	uint32_t uid, gid;
+	bool has_mode;
+	uint32_t mode;
+};
+/* The file of name (bound again in dir, if relative) given a's owner and mode. */
+int unix_name_file_set(const struct run_ctx *ctx, const char *dir, const ProtobufCBinaryData *name,
+		       const struct unix_file_attrs *a);
 /* A socket of the entry's type connected to sock_name. */
 int unix_connect_saved(const struct run_ctx *ctx, const FdEntry *e);
 /* A socket of the entry's type, neither bound nor connected. */

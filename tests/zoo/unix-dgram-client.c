@@ -7,12 +7,14 @@
  *         it "srv-to-c2" (waiting in 62);
  *   fd 70 of a child process, unnamed, connected to the server, sent "c3";
  *   fds 63 and 64 bound to $ZOO_TMPDIR/ma.sock and mb.sock, connected to each other, with
- *   "b-to-a" waiting in 63 and "a-to-b" in 64.
+ *   "b-to-a" waiting in 63 and "a-to-b" in 64; mb.sock's file has mode 0604 and owner
+ *   1234:5678.
  * After restore and SIGTERM: the server reads c1-a, c1-b, from-c2 (from 62's name), c3 (from
  * no name), in order; 62 reads srv-to-c2 from the server's name; the server answers 62 at the
  * name a datagram came from; 61 and the child's socket still send to the server, and read it
  * as their peer (getpeername); 63 and 64 read each other's datagram from each other's name,
- * their socket files are there, and a third socket may not send to 63 (EPERM).
+ * their socket files are there (mb.sock's with its mode and owner), and a third socket may not
+ * send to 63 (EPERM).
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -76,12 +78,14 @@ static void c_client(ucontext_t *u) { (void)u; char b[16]; recv(62, b, sizeof(b)
 static void c_connect(ucontext_t *u) { (void)u; struct sockaddr sa = { .sa_family = AF_UNSPEC }; connect(61, &sa, sizeof(sa)); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
 static void c_mutual(ucontext_t *u) { (void)u; unlink(ma_sa.sun_path); }
+static void c_owner(ucontext_t *u) { (void)u; chmod(mb_sa.sun_path, 0600); }
 static const struct zoo_corruption corruptions[] = {
 	{ "order", c_order, 0 },
 	{ "client", c_client, 0 },
 	{ "connect", c_connect, 0 },
 	{ "child", c_child, 0 },
 	{ "mutual", c_mutual, 0 },
+	{ "owner", c_owner, 0 },
 };
 
 int main(int argc, char **argv)
@@ -115,6 +119,8 @@ int main(int argc, char **argv)
 	    connect(mb, (struct sockaddr *)&ma_sa, sizeof(ma_sa)) || send(ma, "a-to-b", 6, 0) != 6 ||
 	    send(mb, "b-to-a", 6, 0) != 6)
 		zoo_die("mutual pair: %s", strerror(errno));
+	if (chmod(mb_sa.sun_path, 0604) || chown(mb_sa.sun_path, 1234, 5678))
+		zoo_die("mb.sock's mode and owner: %s", strerror(errno));
 	zoo_place(ma, 63, O_CLOEXEC);
 	zoo_place(mb, 64, O_CLOEXEC);
 	kid = fork();
@@ -142,6 +148,9 @@ int main(int argc, char **argv)
 	struct stat sst;
 	CHECK("mutual", stat(ma_sa.sun_path, &sst) == 0 && S_ISSOCK(sst.st_mode) && stat(mb_sa.sun_path, &sst) == 0,
 	      "the socket files of 63 and 64 are gone");
+	CHECK("owner", stat(mb_sa.sun_path, &sst) == 0 && (sst.st_mode & 07777) == 0604 && sst.st_uid == 1234 &&
+	      sst.st_gid == 5678, "mb.sock has mode %o, owner %u:%u (expected 604, 1234:5678)",
+	      sst.st_mode & 07777, sst.st_uid, sst.st_gid);
 	int third = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	CHECK("mutual", sendto(third, "x", 1, 0, (struct sockaddr *)&ma_sa, sizeof(ma_sa)) < 0 && errno == EPERM,
 	      "a third socket sends to 63, connected to 64: %s", strerror(errno));
