@@ -217,6 +217,38 @@ static int join_new(struct user_ns_state *st, int nstype)
 	return 0;
 }
 
+int ns_make_enter_tree_userns(const struct run_ctx *ctx)
+{
+	const struct user_ns_state *st = state_of(ctx);
+
+	if (!st->user_fd || setns(st->user_fd - 1, CLONE_NEWUSER)) {
+		pr_perror("restore: cannot join the tree's user namespace");
+		return -(errno ? errno : EIO);
+	}
+	return 0;
+}
+
+int ns_make_run_in_tree_userns(const struct run_ctx *ctx, int (*fn)(void *arg), void *arg)
+{
+	int status, err;
+	pid_t pid;
+
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		err = ns_make_enter_tree_userns(ctx);
+		_exit(-(err ? err : fn(arg)));
+	}
+	if (pid < 0) {
+		pr_perror("restore: cannot fork a helper into the tree's user namespace");
+		return -errno;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+}
+
 int ns_make(struct run_ctx *ctx, int nstype)
 {
 	if (ns_make_in_tree_userns(ctx, nstype))

@@ -39,10 +39,19 @@ int ns_make(struct run_ctx *ctx, int nstype);
  * The tree's root, born in the tree's user namespace as pid 1 of a new PID namespace that one
  * owns: cloned (flags | CLONE_NEWPID | CLONE_PARENT) by a launcher, a child of stasis that
  * joined the user namespace (after setgroups(groups) when setgroups is denied there), so that
- * it is stasis's child; the namespaces flags asks for (CLONE_NEWUTS) are owned by the user
- * namespace too. Returns its pid in stasis, 0 in the root, or a negative errno (said).
+ * it is stasis's child (with --restore-sibling, its parent's); the namespaces flags asks for
+ * (CLONE_NEWUTS) are owned by the user namespace too. Returns its pid in stasis, 0 in the
+ * root, or a negative errno (said).
  */
 pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *groups, size_t n_groups);
+
+/*
+ * A helper process stasis forked (single-threaded) into the tree's user namespace, with every
+ * capability there: what it makes (a time namespace) belongs to that one. Says what failed.
+ */
+int ns_make_enter_tree_userns(const struct run_ctx *ctx);
+/* fn(arg) run by such a helper (stasis's copy, in its namespaces otherwise): its result. */
+int ns_make_run_in_tree_userns(const struct run_ctx *ctx, int (*fn)(void *arg), void *arg);
 
 /* The helper made, in a new user namespace with the image's maps and setgroups. */
 int ns_make_start(struct run_ctx *ctx);

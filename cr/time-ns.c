@@ -33,6 +33,7 @@
 #include "kernel/features.h"
 #include "log.h"
 #include "ns-helper.h"
+#include "ns-make.h"
 #include "pstree.h"
 #include "time-ns.h"
 #include "tree-plan.h"
@@ -539,8 +540,11 @@ static int set_offsets(int proc_fd, const struct time_ns_one *ns)
 	return 0;
 }
 
-/* A namespace no process of the tree makes: a helper unshares it, stasis keeps an fd of it. */
-static int make_by_helper(struct time_ns_state *st, struct time_ns_one *ns)
+/*
+ * A namespace no process of the tree makes: a helper unshares it, stasis keeps an fd of it. In
+ * the tree's user namespace if it has one: that one owns it, so that its processes may enter.
+ */
+static int make_by_helper(const struct run_ctx *ctx, struct time_ns_state *st, struct time_ns_one *ns)
 {
 	int ready[2], hold[2], err = 0;
 	char path[64], c;
@@ -556,7 +560,8 @@ static int make_by_helper(struct time_ns_state *st, struct time_ns_one *ns)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(ready[0]), close(hold[1]);
-		err = unshare(CLONE_NEWTIME) ? -errno : set_offsets(st->proc_fd, ns);
+		if (!ns_make_tree_userns(ctx) || !(err = ns_make_enter_tree_userns(ctx)))
+			err = unshare(CLONE_NEWTIME) ? -errno : set_offsets(st->proc_fd, ns);
 		if (write(ready[1], &err, sizeof(err)) == sizeof(err) && !err)
 			err = read(hold[0], &c, 1); /* until stasis holds the namespace */
 		_exit(0);
@@ -592,7 +597,7 @@ static int prepare_time_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return -errno;
 	}
 	for (size_t k = 0; k < st->nr; k++)
-		if (st->ns[k].maker < 0 && (err = make_by_helper(st, &st->ns[k])))
+		if (st->ns[k].maker < 0 && (err = make_by_helper(ctx, st, &st->ns[k])))
 			return err;
 	return 0;
 }

@@ -139,13 +139,6 @@ static int read_owned(pid_t root, uint64_t user, uint64_t own_user, uint32_t *ow
 		       owner == own_user ? ", which the root could not act in" : "");
 		return -ENOTSUP;
 	}
-	if (*owned & CLONE_NEWTIME) {
-		/* (cr/time-ns.c makes the tree's time namespaces at prepare, in stasis's user
-		 * namespace: a process of U could not enter them) */
-		pr_err("dump pid %d: it is in a user namespace of its own (user:[%llu]) and a time "
-		       "namespace of its own: not supported yet", root, (unsigned long long)user);
-		return -ENOTSUP;
-	}
 	if (!(*owned & CLONE_NEWPID)) {
 		pr_err("dump pid %d: it is in a user namespace of its own (user:[%llu]) but not the init "
 		       "of a PID namespace that one owns; a tree in a user namespace is restored only "

@@ -157,6 +157,58 @@ static char *options_in_userns(const struct run_ctx *ctx, const char *opts)
 	return out;
 }
 
+struct fresh_mount {
+	const MountEntry *e;
+	int root_fd;
+	const char *target; /* its mount point, through /proc/self/fd */
+	struct tmpfs_image *contents;
+	const struct run_ctx *ctx;
+};
+
+/* A filesystem made anew (and a tmpfs filled): in_userns, from inside the tree's user namespace. */
+static int make_fresh(const struct fresh_mount *fm, bool in_userns)
+{
+	const MountEntry *e = fm->e;
+	char target[64];
+	int err;
+
+	/* a read-only filesystem with contents (a tmpfs) is filled first */
+	unsigned long flags = e->mount_flags & ~(unsigned long)MS_RDONLY;
+	if (e->sb_readonly && !e->has_contents)
+		flags |= MS_RDONLY;
+	auto_free char *opts = e->fs_options && *e->fs_options
+				       ? in_userns ? options_in_userns(fm->ctx, e->fs_options) : xstrdup(e->fs_options)
+				       : NULL;
+	if (e->fs_options && *e->fs_options && !opts)
+		return -ENOMEM;
+	if (mount(e->source, fm->target, e->fstype, flags, opts)) {
+		pr_perror("restore: cannot mount %s (%s)", e->mountpoint, e->fstype);
+		return -errno;
+	}
+	if (e->has_contents) {
+		if (!fm->contents || !fm->contents->tree)
+			return -EINVAL;
+		auto_close int top = open_in_root(fm->root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
+		if (top < 0) {
+			pr_err("restore: cannot open mount %s: %s", e->mountpoint, strerror(-top));
+			return top;
+		}
+		if ((err = tmpfs_restore(top, fm->contents, e->mountpoint, in_userns ? fm->ctx : NULL)))
+			return err;
+		fd_path(target, sizeof(target), top); /* the new mount's root */
+		if (e->sb_readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL)) {
+			pr_perror("restore: cannot make the filesystem of mount %s read-only", e->mountpoint);
+			return -errno;
+		}
+	}
+	return (e->mount_flags & MS_RDONLY) ? set_flags(fm->root_fd, e) : 0;
+}
+
+static int make_fresh_in_userns(void *fm)
+{
+	return make_fresh(fm, true);
+}
+
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
 	       struct tmpfs_image *contents, bool in_userns)
 {
@@ -165,7 +217,6 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 	unsigned logged = log_errors();
 	auto_close int t = mount_point(root_fd, e->mountpoint, e->is_file);
 	auto_close int s = -1;
-	int err;
 
 	if (t < 0)
 		return log_unnamed(logged, t, "restore: mount point %s", e->mountpoint);
@@ -200,36 +251,15 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		break;
 	}
 	case MOUNT_HOW__MOUNT_FRESH: {
-		/* a read-only filesystem with contents (a tmpfs) is filled first */
-		unsigned long flags = e->mount_flags & ~(unsigned long)MS_RDONLY;
-		if (e->sb_readonly && !e->has_contents)
-			flags |= MS_RDONLY;
-		auto_free char *opts = e->fs_options && *e->fs_options
-					       ? in_userns ? options_in_userns(ctx, e->fs_options) : xstrdup(e->fs_options)
-					       : NULL;
-		if (e->fs_options && *e->fs_options && !opts)
-			return -ENOMEM;
-		if (mount(e->source, target, e->fstype, flags, opts)) {
-			pr_perror("restore: cannot mount %s (%s)", e->mountpoint, e->fstype);
-			return -errno;
-		}
-		if (e->has_contents) {
-			if (!contents || !contents->tree)
-				return -EINVAL;
-			auto_close int top = open_in_root(root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
-			if (top < 0) {
-				pr_err("restore: cannot open mount %s: %s", e->mountpoint, strerror(-top));
-				return top;
-			}
-			if ((err = tmpfs_restore(top, contents, e->mountpoint, in_userns ? ctx : NULL)))
-				return err;
-			fd_path(target, sizeof(target), top); /* the new mount's root */
-			if (e->sb_readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY | flags, NULL)) {
-				pr_perror("restore: cannot make the filesystem of mount %s read-only", e->mountpoint);
-				return -errno;
-			}
-		}
-		return (e->mount_flags & MS_RDONLY) ? set_flags(root_fd, e) : 0;
+		struct fresh_mount fm = { e, root_fd, target, contents, ctx };
+		/* stasis, for a tree in a user namespace of its own: a filesystem it puts no files
+		 * in (devpts: its ptys have no owner check) is made from inside that one, which owns
+		 * it as it owned the one saved (its root and ptmx are that one's root's, the ids of
+		 * its options are in its view); a tmpfs stays the host's (stasis, host root, could
+		 * not make files in it: EOVERFLOW) */
+		if (ns_make_tree_userns(ctx) && !in_userns && !e->has_contents)
+			return ns_make_run_in_tree_userns(ctx, make_fresh_in_userns, &fm);
+		return make_fresh(&fm, in_userns);
 	}
 	default:
 		return -EINVAL;

@@ -69,9 +69,10 @@ run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh
 # as the init of a whole container in a user namespace of its own (mapping 0-65535 to
 # 100000-165535, which owns all its other namespaces), for the programs whose state a process
 # there can have (not fanotify, mknod, sched classes, TIOCVHANGUP...), user-ns the namespace
-# itself
+# itself, ctr-state the container from the outside (its time namespace owned by the user
+# namespace too)
 run_part "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
-	user-ns tree threads sessions fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
+	ctr-state user-ns time-ns tree threads sessions fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
 	file-leases proc-knobs event-fds epoll-targets inotify
 run_part "failure cases" tests/failure-cases.sh

@@ -48,8 +48,9 @@
  * host's bound onto empty files of the /dev tmpfs (runc does that too) and /tmp/ctr has no
  * device node. Host files the namespace has no id for show as nobody: --root, the --bind
  * sources the init writes to and its --stdout/--stderr files must belong to OUTER (the
- * caller's to arrange). --timens is refused with it (the time namespace is made by the
- * launcher, outside the user namespace).
+ * caller's to arrange). With --timens the init makes the time namespace inside (so that the
+ * user namespace owns it): it unshares it, writes its offsets and enters it itself (setns
+ * into its time_for_children), as root of its user namespace.
  * --seccomp: a Docker-like default profile made with libseccomp (seccomp_filter below),
  * loaded with no_new_privs set, last before exec.
  *
@@ -820,6 +821,20 @@ static char **make_env(void)
 	return env;
 }
 
+/* --userns --timens: a time namespace the user namespace owns, with the init in it. */
+static void enter_own_time_ns(void)
+{
+	/* (taking uid 0 made it undumpable: its /proc files would be host root's) */
+	if (prctl(PR_SET_DUMPABLE, 1) < 0 || unshare(CLONE_NEWTIME) < 0)
+		die("unshare(CLONE_NEWTIME): %s", strerror(errno));
+	write_file("/proc/self/timens_offsets", "monotonic %d 0\nboottime %d 0\n", TIMENS_MONOTONIC_S,
+		   TIMENS_BOOTTIME_S);
+	int fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME) < 0)
+		die("entering its time namespace: %s", strerror(errno));
+	close(fd);
+}
+
 /* The container's init, up to exec. go: the parent's "cgroups joined" byte. */
 static __attribute__((noreturn)) void child(int go)
 {
@@ -831,6 +846,8 @@ static __attribute__((noreturn)) void child(int go)
 	/* root of its user namespace (the maps are written), with no groups of the host's */
 	if (o.userns && (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
 		die("--userns: cannot become root of the user namespace: %s", strerror(errno));
+	if (o.userns && o.timens)
+		enter_own_time_ns();
 	if (o.cgroup && !o.only_pidns && unshare(CLONE_NEWCGROUP) < 0)
 		die("unshare(CLONE_NEWCGROUP): %s", strerror(errno));
 	if (o.setsid && setsid() < 0)
@@ -982,8 +999,6 @@ int main(int argc, char **argv)
 		char end;
 		if (sscanf(o.userns, "%u:%u:%u%c", &map[0], &map[1], &map[2], &end) != 3 || !map[2])
 			usage("--userns: expected INNER:OUTER:COUNT");
-		if (o.timens)
-			usage("--userns: --timens is not made in the user namespace");
 		snprintf(map_text, sizeof(map_text), "%u %u %u\n", map[0], map[1], map[2]);
 	}
 	if (o.cgroup && (o.cgroup[0] == '/' || strstr(o.cgroup, "..")))
@@ -994,7 +1009,7 @@ int main(int argc, char **argv)
 		cgroups_make();
 	}
 	/* the time namespace: only for children, with its offsets written before any enters */
-	if (o.timens) {
+	if (o.timens && !o.userns) {
 		if (unshare(CLONE_NEWTIME) < 0)
 			die("unshare(CLONE_NEWTIME): %s", strerror(errno));
 		write_file("/proc/self/timens_offsets", "monotonic %d 0\nboottime %d 0\n",
