@@ -17,6 +17,12 @@
 #   tail-F  coreutils' tail -F (inotify on the file and its directory; polling only every 60 s)
 #           following a log: after restore, a line appended and a rotation (mv, new file) are
 #           followed at once: its output is exactly the three lines, in order.
+#   postgres  PostgreSQL 15 (postmaster, checkpointer, background writer, WAL writer,
+#           autovacuum, a backend: SysV and shared anonymous memory, semaphores, latches, epoll)
+#           on TCP 127.0.0.1, with psql connected from outside the tree in an open transaction
+#           that inserted a row: dumped and restored with --tcp-established; the same psql
+#           session still sees its row, commits, and a new connection (a backend the restored
+#           postmaster forks) counts every row and runs a CHECKPOINT.
 #   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
 #           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
 #           were, each once and in order, and it checks its own final sum (PASS).
@@ -39,11 +45,13 @@ trap apps_cleanup EXIT
 
 # checkpoint CASE PID DIR [COMMAND...]: dump the tree of PID into DIR/img (PID must then be
 # gone), run COMMAND (in this shell), restore it detached (PID must run again). On failure
-# the case fails with the logs shown, PID is killed, and 1 is returned.
+# the case fails with the logs shown, PID is killed, and 1 is returned. CKPT_OPTS: options of
+# both.
+CKPT_OPTS=()
 checkpoint() {
 	local name=$1 pid=$2 d=$3
 	shift 3
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4 "${CKPT_OPTS[@]}"
 	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
 		result_fail "$name" "dump of pid $pid: exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -51,7 +59,7 @@ checkpoint() {
 		return 1
 	fi
 	"$@"
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4 "${CKPT_OPTS[@]}"
 	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
 		result_fail "$name" "restore: exit status $ZRC"
 		show_tail "$d/restore.out" "$d/img/restore.log"
@@ -207,6 +215,72 @@ case_redis() {
 	fi
 }
 
+case_postgres() {
+	local d=$ZOO_TMP/postgres bin pm="" out="" port=$((40000 + $$ % 20000)) psql_pid fd
+	local sql=(psql -h 127.0.0.1 -p "$port" -U postgres -At -X)
+	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -n 1)
+	if [ ! -x "$bin/postgres" ] || ! command -v psql >/dev/null; then
+		result_fail apps/postgres "PostgreSQL is not installed (make setup installs postgresql-15)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/sock"
+	chmod 711 "$ZOO_TMP"
+	chown postgres: "$d" "$d/sock"
+	if ! runuser -u postgres -- "$bin/initdb" -N -A trust -D "$d/data" >"$d/initdb.log" 2>&1; then
+		result_fail apps/postgres "initdb failed: $(tail -c 300 "$d/initdb.log")"
+		return
+	fi
+	runuser -u postgres -- setsid -f "$bin/postgres" -D "$d/data" -k "$d/sock" -p "$port" \
+		-c listen_addresses=127.0.0.1 -c fsync=off </dev/null >"$d/log" 2>&1
+	wait_until 20 "${sql[@]}" -c 'select 1' >/dev/null 2>&1 &&
+		pm=$(head -n 1 "$d/data/postmaster.pid" 2>/dev/null)
+	if [ -z "$pm" ]; then
+		result_fail apps/postgres "the server did not start: $(tail -c 300 "$d/log")"
+		return
+	fi
+	track_pid "$pm"
+	"${sql[@]}" -c 'create table t (i int); insert into t select generate_series(1, 1000)' >/dev/null 2>&1
+	# a session in an open transaction, outside the tree, fed through a FIFO
+	mkfifo "$d/in"
+	"${sql[@]}" <"$d/in" >"$d/session" 2>&1 &
+	psql_pid=$!
+	exec {fd}>"$d/in"
+	echo "begin; insert into t values (5000); select count(*) from t;" >&"$fd"
+	if ! wait_until 10 grep -qx 1001 "$d/session"; then
+		out="the session's transaction did not start: $(tr '\n' '|' <"$d/session")"
+	else
+		CKPT_OPTS=(--tcp-established)
+		checkpoint apps/postgres "$pm" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		echo "select count(*) from t; commit; select 'committed';" >&"$fd"
+		wait_until 10 grep -qx committed "$d/session"
+		local fresh
+		fresh=$("${sql[@]}" -c 'select count(*) from t' -c checkpoint 2>&1 | tr '\n' ' ')
+		local want="BEGIN|INSERT 0 1|1001|1001|COMMIT|committed|"
+		if [ "$(tr '\n' '|' <"$d/session")" != "$want" ]; then
+			out="the session read '$(tr '\n' '|' <"$d/session")', expected '$want'"
+		elif [ "$fresh" != "1001 CHECKPOINT " ]; then
+			out="a new connection read '$fresh', expected '1001 CHECKPOINT '"
+		fi
+	fi
+	exec {fd}>&-
+	wait_until 5 pid_free "$psql_pid" || kill -KILL "$psql_pid" 2>/dev/null
+	if [ "$out" != failed ]; then
+		kill -INT "$pm" 2>/dev/null # fast shutdown
+		wait_until 20 pid_free "$pm" || kill_ours "$pm"
+	fi
+	if [ "$out" = failed ]; then
+		return
+	elif [ -n "$out" ]; then
+		result_fail apps/postgres "$out"
+		show_tail "$d/log" "$d/img/dump.log" "$d/img/restore.log"
+	else
+		result_ok "apps/postgres (a psql session's open transaction kept across dump and restore, committed; a new connection after restore: 1001 rows, CHECKPOINT)"
+	fi
+}
+
 case_tail_follow() {
 	local d=$ZOO_TMP/tail pid
 	mkdir -p "$d/img"
@@ -267,6 +341,7 @@ case_dbus() {
 
 case_tmux
 case_redis
+case_postgres
 case_dbus
 case_tail_follow
 case_python_pool
