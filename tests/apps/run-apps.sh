@@ -23,6 +23,14 @@
 #           that inserted a row: dumped and restored with --tcp-established; the same psql
 #           session still sees its row, commits, and a new connection (a backend the restored
 #           postmaster forks) counts every row and runs a CHECKPOINT.
+#   nginx   nginx (a master, 2 workers: epoll, accept mutex, shared memory) on 127.0.0.1 with a
+#           keep-alive client outside the tree (tests/apps/keepalive.py) that fetched a page:
+#           dumped and restored with --tcp-established; the client's same connection fetches a
+#           100,000-line file (every byte checked), new connections are answered, and a reload
+#           (SIGHUP: new workers) works.
+#   memcached  memcached with 4 threads (libevent) on 127.0.0.1, a client outside the tree
+#           connected, a key and a counter stored: dumped and restored with
+#           --tcp-established; the same connection reads the key and increments the counter.
 #   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
 #           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
 #           were, each once and in order, and it checks its own final sum (PASS).
@@ -281,6 +289,123 @@ case_postgres() {
 	fi
 }
 
+# A client outside the tree: python3 tests/apps/keepalive.py LOG PORT REQUEST...: one
+# connection; each REQUEST ("GET /path", "MC command") waits for its line on stdin ("go") first;
+# each answer's digest and first line go to LOG.
+case_nginx() {
+	local d=$ZOO_TMP/nginx pid="" out="" port=$((40000 + ($$ + 1) % 20000)) fd cli
+	if ! command -v nginx >/dev/null; then
+		result_fail apps/nginx "nginx is not installed (make setup installs nginx-light)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www" "$d/tmp"
+	seq 1 100000 >"$d/www/big.txt"
+	cat >"$d/nginx.conf" <<CONF
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy; fastcgi_temp_path $d/tmp/fcgi;
+	uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
+	keepalive_timeout 300;
+	server { listen 127.0.0.1:$port; root $d/www; location /status { return 200 "worker \$pid\n"; } }
+}
+CONF
+	(cd "$d" && exec setsid nginx -c "$d/nginx.conf" -g 'daemon off;' </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 curl -sf "http://127.0.0.1:$port/status" -o /dev/null; then
+		result_fail apps/nginx "the server did not start: $(tail -c 300 "$d/error.log" "$d/log" 2>&1)"
+		kill_ours "$pid"
+		return
+	fi
+	mkfifo "$d/go"
+	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$port" "GET /status" "GET /big.txt" <"$d/go" &
+	cli=$!
+	exec {fd}>"$d/go"
+	echo go >&"$fd"
+	wait_until 10 grep -qs '^1 ' "$d/client"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/nginx "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		echo go >&"$fd"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		local want fresh reload
+		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		fresh=$(curl -s "http://127.0.0.1:$port/status")
+		kill -HUP "$pid"
+		wait_until 10 sh -c "curl -s http://127.0.0.1:$port/status | grep -qv '$fresh'"
+		reload=$(curl -s "http://127.0.0.1:$port/status")
+		if ! grep -q '^1 .* HTTP/1.1 200 OK$' "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected '$want' last)"
+		elif [[ $fresh != worker* ]] || [[ $reload != worker* ]] || [ "$fresh" = "$reload" ]; then
+			out="new connections after restore: '$fresh', after a reload: '$reload' (new workers expected)"
+		fi
+	fi
+	exec {fd}>&-
+	wait_until 5 pid_free "$cli" || kill -KILL "$cli" 2>/dev/null
+	[ "$out" = failed ] && return
+	kill -QUIT "$pid" 2>/dev/null
+	wait_until 10 pid_free "$pid" || kill_ours "$pid"
+	if [ -n "$out" ]; then
+		result_fail apps/nginx "$out"
+		show_tail "$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
+	else
+		result_ok "apps/nginx (the keep-alive connection fetched 100,000 lines after the restore; new connections and a reload work)"
+	fi
+}
+
+case_memcached() {
+	local d=$ZOO_TMP/memcached pid="" out="" port=$((40000 + ($$ + 2) % 20000)) fd cli
+	if ! command -v memcached >/dev/null; then
+		result_fail apps/memcached "memcached is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img"
+	(cd "$d" && exec setsid memcached -u nobody -l 127.0.0.1 -p "$port" -t 4 </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null; then
+		result_fail apps/memcached "the server did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	mkfifo "$d/go"
+	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$port" "MC set k 0 0 6|stasis" "MC set n 0 0 2|40" \
+		"MC get k" "MC incr n 2" <"$d/go" &
+	cli=$!
+	exec {fd}>"$d/go"
+	echo go >&"$fd"
+	echo go >&"$fd"
+	wait_until 10 grep -qs '^2 ' "$d/client"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/memcached "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		echo go >&"$fd"
+		echo go >&"$fd"
+		wait_until 10 grep -qs '^4 ' "$d/client"
+		if ! grep -q '^3 .* VALUE k 0 6$' "$d/client" || ! grep -q '^4 .* 42$' "$d/client"; then
+			out="the client read: $(tr '\n' '|' <"$d/client") (expected the key, then 42)"
+		fi
+	fi
+	exec {fd}>&-
+	wait_until 5 pid_free "$cli" || kill -KILL "$cli" 2>/dev/null
+	[ "$out" = failed ] && return
+	kill_ours "$pid"
+	if [ -n "$out" ]; then
+		result_fail apps/memcached "$out"
+		show_tail "$d/log" "$d/img/dump.log" "$d/img/restore.log"
+	else
+		result_ok "apps/memcached (4 threads; the client's connection read its key and counted on after the restore)"
+	fi
+}
+
 case_tail_follow() {
 	local d=$ZOO_TMP/tail pid
 	mkdir -p "$d/img"
@@ -342,6 +467,8 @@ case_dbus() {
 case_tmux
 case_redis
 case_postgres
+case_nginx
+case_memcached
 case_dbus
 case_tail_follow
 case_python_pool
