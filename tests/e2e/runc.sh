@@ -15,6 +15,10 @@
 # runc/manage-cgroups-mode `--manage-cgroups-mode full` on checkpoint and restore: stasis gets
 #                          mode full on the dump (runc 1.1 sends no mode on restore: soft, the
 #                          default); the restored processes are in the same cgroups as before
+# runc/postgres            PostgreSQL 15 as a container's init (this machine's /usr bound
+#                          read-only, its data in the container's root), a table of 500 rows:
+#                          `runc checkpoint`, `runc restore` as another id; the restored server
+#                          (its postmaster's new backend) takes a row, counts 501, checkpoints
 # runc/userns              a container in a user namespace of its own (ids 0-65535 mapped to
 #                          100000-165535), restored as runc's child (--restore-sibling): the same
 #                          maps, the count goes on
@@ -200,4 +204,57 @@ case_userns() {
 	ok "runc/userns (a user namespace of its own, restored as runc's child: uid_map $map, went on from $FIRST; checkpoint $T_CKPT ms, restore $T_REST ms)"
 }
 case_userns
+
+# ---- runc/postgres --------------------------------------------------------------------------
+case_postgres() {
+	local D=$WORK/c5 R=$WORK/bundle-pg/rootfs init n
+	local pg=/usr/lib/postgresql/15/bin
+	if [ ! -x "$pg/postgres" ] || ! command -v psql >/dev/null; then
+		fail runc/postgres "PostgreSQL 15 is not installed (make setup installs postgresql-15)"
+		return
+	fi
+	mkdir -p "$R"/{usr,etc,tmp,proc,sys,dev,data,var/run/postgresql}
+	for l in bin lib lib64 sbin; do ln -s "usr/$l" "$R/$l"; done
+	cp /etc/passwd /etc/group "$R/etc/"
+	chown postgres:postgres "$R/data" "$R/var/run/postgresql"
+	chmod 1777 "$R/tmp"
+	(cd "$WORK/bundle-pg" && runc spec) && python3 - "$WORK/bundle-pg/config.json" "$pg" \
+		"$(id -u postgres)" "$(id -g postgres)" <<'PY'
+import json, sys
+path, pg, uid, gid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+c = json.load(open(path))
+c["process"]["terminal"] = False
+c["process"]["user"] = {"uid": uid, "gid": gid}
+c["process"]["args"] = ["sh", "-c", pg + "/initdb -N -A trust -D /data/pg >/tmp/initdb.log 2>&1 && exec " + pg +
+                        "/postgres -D /data/pg -c listen_addresses=127.0.0.1 -c fsync=off"]
+c["root"]["readonly"] = False
+c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]})
+json.dump(c, open(path, "w"), indent=1)
+PY
+	IDS+=(stasis-pg)
+	(cd "$WORK/bundle-pg" && rc run -d stasis-pg </dev/null >/dev/null 2>&1)
+	init=$(init_of stasis-pg)
+	sql() { nsenter -n -t "$1" psql -h 127.0.0.1 -U postgres -At -X -c "$2" 2>&1; }
+	if [ -z "$init" ] || ! wait_for 30 eval 'sql "$init" "select 1" | grep -qx 1'; then
+		fail runc/postgres "the server does not answer in its container: $(cat "$R/tmp/initdb.log" 2>/dev/null | tail -n 3)" "$WORK/runc.log"
+		return
+	fi
+	sql "$init" "create table t (i int); insert into t select generate_series(1, 500)" >/dev/null
+	checkpoint runc/postgres stasis-pg "$D" || return
+	IDS+=(stasis-pg2)
+	if ! (cd "$WORK/bundle-pg" && timed T_REST rc restore -d --image-path "$D/img" --work-path "$D/work" stasis-pg2 \
+		</dev/null >/dev/null 2>&1) || [ "$(status stasis-pg2)" != running ]; then
+		# shellcheck disable=SC2046
+		fail runc/postgres "runc restore failed (status: $(status stasis-pg2))" $(logs_of stasis-pg2 "$D/work")
+		return
+	fi
+	init=$(init_of stasis-pg2)
+	n=$(sql "$init" "insert into t values (0); select count(*) from t; checkpoint" | tr '\n' ' ')
+	if [ "$n" != "INSERT 0 1 501 CHECKPOINT " ] && [ "$n" != "501 CHECKPOINT " ]; then
+		fail runc/postgres "the restored server answered '$n', expected 501 rows and a CHECKPOINT" "$D/work/restore.log"
+		return
+	fi
+	ok "runc/postgres (500 rows before the checkpoint; restored as another id: a new backend takes a row, 501, CHECKPOINT; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
+case_postgres
 finish
