@@ -76,6 +76,21 @@ checkpoint() {
 	fi
 }
 
+# verdict CASE OUT OK_TEXT LOG...: OUT empty: the case passed (OK_TEXT); "failed": checkpoint
+# already said so; else the case fails with OUT and the logs' tails
+verdict() {
+	local name=$1 out=$2 text=$3
+	shift 3
+	if [ "$out" = failed ]; then
+		return
+	elif [ -n "$out" ]; then
+		result_fail "$name" "$out"
+		show_tail "$@"
+	else
+		result_ok "$name ($text)"
+	fi
+}
+
 # ticks_ok FILE: the "tick N" lines are 1..N, each once, in order; prints N
 ticks_ok() {
 	awk '/^tick [0-9]+$/ { n++; if ($2 != n) { print "tick " $2 " where " n " was due"; bad = 1; exit 1 } }
@@ -279,14 +294,8 @@ case_postgres() {
 		kill -INT "$pm" 2>/dev/null # fast shutdown
 		wait_until 20 pid_free "$pm" || kill_ours "$pm"
 	fi
-	if [ "$out" = failed ]; then
-		return
-	elif [ -n "$out" ]; then
-		result_fail apps/postgres "$out"
-		show_tail "$d/log" "$d/img/dump.log" "$d/img/restore.log"
-	else
-		result_ok "apps/postgres (a psql session's open transaction kept across dump and restore, committed; a new connection after restore: 1001 rows, CHECKPOINT)"
-	fi
+	verdict apps/postgres "$out" "a psql session's open transaction kept across dump and restore, committed; a new connection after restore: 1001 rows, CHECKPOINT" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 # A client outside the tree: python3 tests/apps/keepalive.py LOG PORT REQUEST...: one
@@ -348,15 +357,12 @@ CONF
 	fi
 	exec {fd}>&-
 	wait_until 5 pid_free "$cli" || kill -KILL "$cli" 2>/dev/null
-	[ "$out" = failed ] && return
-	kill -QUIT "$pid" 2>/dev/null
-	wait_until 10 pid_free "$pid" || kill_ours "$pid"
-	if [ -n "$out" ]; then
-		result_fail apps/nginx "$out"
-		show_tail "$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
-	else
-		result_ok "apps/nginx (the keep-alive connection fetched 100,000 lines after the restore; new connections and a reload work)"
+	if [ "$out" != failed ]; then
+		kill -QUIT "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
 	fi
+	verdict apps/nginx "$out" "the keep-alive connection fetched 100,000 lines after the restore; new connections and a reload work" \
+		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 case_memcached() {
@@ -396,14 +402,9 @@ case_memcached() {
 	fi
 	exec {fd}>&-
 	wait_until 5 pid_free "$cli" || kill -KILL "$cli" 2>/dev/null
-	[ "$out" = failed ] && return
-	kill_ours "$pid"
-	if [ -n "$out" ]; then
-		result_fail apps/memcached "$out"
-		show_tail "$d/log" "$d/img/dump.log" "$d/img/restore.log"
-	else
-		result_ok "apps/memcached (4 threads; the client's connection read its key and counted on after the restore)"
-	fi
+	[ "$out" = failed ] || kill_ours "$pid"
+	verdict apps/memcached "$out" "4 threads; the client's connection read its key and counted on after the restore" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 case_tail_follow() {
