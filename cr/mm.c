@@ -616,14 +616,18 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		VmaEntry *v = mm->vmas[i];
 		struct rst_vma *r = &out[a->nr_vmas];
+		const struct cow_use *shared;
 
 		r->start = v->start;
 		r->end = v->end;
 		r->prot = v->prot;
 		r->fd = -1;
 		r->pgoff = 0;
+		r->moved_from = 0;
 		switch (v->kind) {
 		case VMA_KIND__VMA_ANON_PRIVATE:
+			if ((shared = cow_use_at(t, v->start)))
+				r->moved_from = shared->temp; /* filled before the fork (cr/cow-share.c) */
 			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0) |
 				       (v->advice & VMA_ADVICE_NORESERVE ? MAP_NORESERVE : 0);
 			break;
@@ -650,7 +654,9 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 		r->need_write = !(v->prot & PROT_WRITE) && has_runs[i];
 		if (v->kind == VMA_KIND__VMA_SYSV_SHM) /* attached writable, then mprotect()ed */
 			r->need_write = v->may_write && !(v->prot & PROT_WRITE);
-		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && has_runs[i];
+		r->by_uffd = v->kind == VMA_KIND__VMA_ANON_PRIVATE && has_runs[i] && !r->moved_from;
+		if (r->moved_from) /* its pages are in: its protection is set once moved */
+			r->need_write = 0;
 		r->advice = v->advice;
 		a->nr_vmas++;
 	}
@@ -723,6 +729,27 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 	return 0;
 }
 
+/* The range where forkers filled regions (cr/cow-share.c) stays until the blob moved them. */
+static int keep_cow_reserve(struct restore_task *t)
+{
+	struct restorer_args *a = t->args;
+	uint32_t i;
+
+	a->cow_reserve_start = t->cow_reserve_start;
+	a->cow_reserve_len = t->cow_reserve_len;
+	if (!t->cow_reserve_len)
+		return 0;
+	if (a->nr_keep >= sizeof(a->keep) / sizeof(a->keep[0])) {
+		pr_err("restore pid %d: no room to keep the range of shared memory", t->pid);
+		return -ENOSPC;
+	}
+	for (i = a->nr_keep++; i > 0 && a->keep[i - 1].start > t->cow_reserve_start; i--)
+		a->keep[i] = a->keep[i - 1]; /* (sorted by start) */
+	a->keep[i].start = t->cow_reserve_start;
+	a->keep[i].end = t->cow_reserve_start + t->cow_reserve_len;
+	return 0;
+}
+
 static int restore_mm(struct restore_task *t)
 {
 	auto_free int *shmem_fds = xzalloc((t->mm->n_vmas + 1) * sizeof(int));
@@ -736,7 +763,9 @@ static int restore_mm(struct restore_task *t)
 		return err;
 	fill_mm_map(t);
 	t->args->mlock_future = t->core->mlock_future & (MCL_FUTURE | MCL_ONFAULT);
-	return mm_plan_special_moves(t);
+	if ((err = mm_plan_special_moves(t)))
+		return err;
+	return keep_cow_reserve(t);
 }
 
 /* Once the tree's mounts exist: every mapped file is still the one saved. */

@@ -29,7 +29,7 @@ struct uffd_segment {
 };
 /* The pages [off, off + len) of s (mapped) against their checksums: 0, else -EIO (said). */
 int pages_check_segment(const struct uffd_segment *s, uint64_t off, uint64_t len);
-/* Every run of t's private anonymous memory, filled through its userfaultfd. */
+/* Every run of t's private anonymous memory filled through its userfaultfd (not cow_uses'). */
 struct uffd_plan {
 	struct uffd_segment *v;
 	size_t n;
@@ -38,6 +38,8 @@ struct uffd_plan {
 };
 /* With map, each pages image is mapped read-only until pages_uffd_plan_free (said if not). */
 int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan);
+/* The runs in t's mappings taken from a region filled before the fork (cow_uses), mapped. */
+int pages_cow_plan(const struct restore_task *t, struct uffd_plan *plan);
 void pages_uffd_plan_free(struct uffd_plan *plan);
 /*
  * cr/pages.c: the checksums of t's runs the blob reads itself (uffd_runs false), or of those

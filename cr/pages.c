@@ -626,22 +626,26 @@ static int restore_pages(struct restore_task *t)
 
 	a->pages_fd = t->pages_fd;
 	a->lazy = t->ctx->opts->lazy_pages;
-	a->nr_runs = t->pagemap->n_runs;
+	a->nr_runs = 0;
 	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
 		const PageRun *r = t->pagemap->runs[i];
-		runs[i].vaddr = r->vaddr;
-		runs[i].len = (uint64_t)r->nr_pages * PAGE_SIZE;
-		runs[i].off = r->file_off;
-		runs[i].by_uffd = vma_of(t->mm, runs[i].vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
+		struct rst_run *out = &runs[a->nr_runs];
+		if (cow_use_at(t, r->vaddr))
+			continue; /* in place already, filled before the fork (cr/cow-share.c) */
+		a->nr_runs++;
+		out->vaddr = r->vaddr;
+		out->len = (uint64_t)r->nr_pages * PAGE_SIZE;
+		out->off = r->file_off;
+		out->by_uffd = vma_of(t->mm, out->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE;
 		if (!r->has_from_pid && !run_depth(r)) {
-			runs[i].fd = t->pages_fd;
+			out->fd = t->pages_fd;
 			continue;
 		}
 		const struct page_source *src = source_of(&ps, run_depth(r), run_source_pid(t, r),
 							  open_source_high, t);
 		if (!src)
 			return -ENOENT;
-		runs[i].fd = src->fd;
+		out->fd = src->fd;
 	}
 	free(ps.v);
 	return 0;
@@ -730,7 +734,8 @@ static const struct page_source *source_map(const struct restore_task *t, struct
 	return src;
 }
 
-int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan)
+/* The runs of private anonymous memory: filled by the blob's userfaultfd, or before the fork. */
+static int plan_runs(const struct restore_task *t, bool map, bool before_fork, struct uffd_plan *plan)
 {
 	const Pagemap *pm = t->pagemap;
 	struct page_sources *ps = xzalloc(sizeof(*ps));
@@ -743,7 +748,8 @@ int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *pl
 	for (size_t i = 0; i < pm->n_runs; i++) {
 		const PageRun *r = pm->runs[i];
 		const struct page_source *img = NULL;
-		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
+		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE ||
+		    (cow_use_at(t, r->vaddr) != NULL) != before_fork)
 			continue;
 		if (map && !(img = source_map(t, ps, run_depth(r), run_source_pid(t, r)))) {
 			pages_uffd_plan_free(plan);
@@ -756,6 +762,16 @@ int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *pl
 		plan->bytes += (uint64_t)r->nr_pages * PAGE_SIZE;
 	}
 	return 0;
+}
+
+int pages_uffd_plan(const struct restore_task *t, bool map, struct uffd_plan *plan)
+{
+	return plan_runs(t, map, false, plan);
+}
+
+int pages_cow_plan(const struct restore_task *t, struct uffd_plan *plan)
+{
+	return plan_runs(t, true, true, plan);
 }
 
 void pages_uffd_plan_free(struct uffd_plan *plan)

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cow-share.h"
 #include "files/files.h"
 #include "log.h"
 #include "mm.h"
@@ -283,6 +284,10 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	/* a maker of namespaces of its own makes them before it forks (its children inherit them) */
 	if (!t->is_root && ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid))))
 		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));
+	/* memory that what it forks shares with it, in place before it forks */
+	if ((err = cow_share_fill(t->ctx, t)))
+		child_fail(err, "restore pid %d: cannot fill the memory it shares with what it forks: %s",
+			   t->pid, strerror(-err));
 	if ((err = pstree_restore_links(rt, t, restore_process)))
 		child_fail(err, "restore pid %d: cannot recreate its session, group or children: %s",
 			   t->pid, strerror(-err));

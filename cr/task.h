@@ -96,6 +96,17 @@ int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
 			   struct thread_altstack *as);
 int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n);
 
+/*
+ * A private anonymous mapping of a new process whose pages a process that forked it filled
+ * (cr/cow-share.c): still shared copy-on-write, the blob moves it from temp to start.
+ */
+struct cow_use {
+	uint64_t start, end; /* the mapping */
+	uint64_t temp;       /* where it lies until the blob moves it (set at prepare) */
+	uint32_t region;     /* which of the tree's regions (cr/cow-share.c) */
+	bool fills;          /* it maps the region and fills it with its pages (its first owner) */
+};
+
 struct restore_task {
 	pid_t pid;          /* in the tree's PID namespace, as the images name it */
 	pid_t host_pid;     /* the host's, once it exists (cr/pid-ns.c) */
@@ -133,7 +144,28 @@ struct restore_task {
 				 its own closing of leftovers stops below), INT_MAX: none */
 	uint64_t region_start, region_len, park_base; /* the restorer's region */
 	uint64_t thread_stacks; /* RST_THREAD_STACK per thread, inside the region */
+	/* Mappings taken from a region filled before the fork (cr/cow-share.c), by start: */
+	const struct cow_use *cow_uses;
+	size_t nr_cow_uses;
+	uint64_t cow_reserve_start, cow_reserve_len; /* every region's range: the blob unmaps it */
 };
+
+/* The mapping of t taken from a region that holds addr, or NULL. */
+static inline const struct cow_use *cow_use_at(const struct restore_task *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->nr_cow_uses;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (addr < t->cow_uses[mid].start)
+			hi = mid;
+		else if (addr >= t->cow_uses[mid].end)
+			lo = mid + 1;
+		else
+			return &t->cow_uses[mid];
+	}
+	return NULL;
+}
 
 /*
  * One kind of per-task state: how it is dumped from a frozen task, checked before any

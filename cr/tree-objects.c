@@ -6,6 +6,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_core_dir,     /* cr/end-as.c: where processes made to end dump core, if they must */
 	&tree_shared_tables, /* cr/shared-tables.c: dump only, who shares an fd table; refuses other sharing */
 	&tree_lazy_pages,   /* cr/lazy-restore.c: its server, before stasis changes namespaces */
+	&tree_cow_share,    /* cr/cow-share.c: the range where forkers fill memory they share */
 	&tree_image_chain,  /* cr/image-chain.c: dump only, the parent of a dump in a chain */
 	&tree_dirty_track,  /* cr/dirty-track.c: dump only, the trackers stasis holds */
 	&tree_page_xfer,    /* cr/page-xfer.c: dump only, the page server's session */

@@ -29,7 +29,7 @@
 # done (mem-dirty forks then). --dedup adds --auto-dedup to every round and the dump.
 # --lazy: the restore is lazy (--lazy-pages: the program runs before its memory is in, its
 # first touches served by the lazy-pages server the restore starts); restore.log must show
-# that server's work.
+# that server's work; $ZOO_TMPDIR/lazy-restore exists.
 # --container[=full] runs every program (and tests/container/ctr-state) as the init of a
 # container made by tests/container/ctr-run, --container=pidns in a PID namespace only
 # (tests/container/ctr-lib.sh says how), --container=userns as full in a user namespace of its
@@ -219,6 +219,8 @@ case_checkpoint() {
 		return
 	fi
 	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
+	# (a lazy restore shares no private page with a forked process: cow then does not ask it)
+	[ ${#LAZY[@]} -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/lazy-restore"
 	if [ "$name" = ext-unix ] && [ -n "$CTR" ]; then
 		# its daemon must be outside the tree: a PID namespace's init cannot start one there
 		mkdir -p "$d/work"

@@ -121,6 +121,13 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 			r = raw_syscall3(__NR_shmat, v[i].fd, v[i].start, flags);
 			if (r == (long)v[i].start) /* PROT_NONE and other mprotect()s of the attach */
 				raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot);
+		} else if (v[i].moved_from) {
+			r = raw_syscall5(__NR_mremap, v[i].moved_from, v[i].end - v[i].start,
+					 v[i].end - v[i].start, MREMAP_MAYMOVE | MREMAP_FIXED, v[i].start);
+			if (r == (long)v[i].start && prot != (PROT_READ | PROT_WRITE)) {
+				long p = raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, prot);
+				r = p ? p : r;
+			}
 		} else {
 			r = raw_syscall6(__NR_mmap, v[i].start, v[i].end - v[i].start, prot,
 					 v[i].map_flags | MAP_FIXED, v[i].fd, v[i].pgoff);
@@ -634,6 +641,12 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	unmap_all_but_kept(a);
 	move_special_mappings(a);
 	map_vmas(a, vmas);
+	/* what is left of the regions forkers filled: others' mappings, the reserve itself */
+	if (a->cow_reserve_len) {
+		long r = raw_syscall2(__NR_munmap, a->cow_reserve_start, a->cow_reserve_len);
+		if (r)
+			fail(a, RST_STEP_UNMAP, r, a->cow_reserve_start);
+	}
 	restore_aio_rings(a);
 	read_pages(a, vmas, runs);
 	install_guards(a);

@@ -135,6 +135,9 @@ struct rst_vma {
 	uint32_t need_write;  /* mapped writable first, for its pages, then mprotect'ed */
 	uint32_t by_uffd;     /* its pages come through userfaultfd */
 	uint32_t advice;      /* VMA_ADVICE_* bits: madvise() once mapped */
+	uint32_t pad;
+	uint64_t moved_from;  /* private anonymous memory a forker filled (cr/cow-share.c): moved
+			       * from there with mremap, its pages in place; 0: mapped anew */
 };
 
 /* What madvise() set on a mapping, as smaps' VmFlags show it (the bits of vma_entry.advice). */
@@ -246,9 +249,13 @@ struct restorer_args {
 	uint64_t region_start, region_len;
 	uint64_t window;      /* RST_WINDOW_SIZE bytes inside the region */
 
-	/* Everything outside these ranges is unmapped first (the region, the special maps). */
+	/* Everything outside these ranges is unmapped first (the region, the special maps, the
+	 * cow reserve). */
 	uint32_t nr_keep;
-	struct { uint64_t start, end; } keep[RST_MAX_MOVES + 1];
+	struct { uint64_t start, end; } keep[RST_MAX_MOVES + 2];
+	/* The range where forkers filled private memory before forking (cr/cow-share.c): kept
+	 * until the mappings taken from it are moved, then unmapped (len 0: none). */
+	uint64_t cow_reserve_start, cow_reserve_len;
 
 	uint32_t nr_moves;
 	struct rst_move moves[RST_MAX_MOVES];

@@ -19,7 +19,8 @@
 #   BENCH_MIB         memory of the memory scenario in MiB (default 1024)
 #   BENCH_DISK_DIR    where the on-disk images go (default /var/tmp; must not be tmpfs)
 #   BENCH_TMPFS_DIR   where the in-memory images go (default /dev/shm; must be tmpfs)
-#   BENCH_SCENARIOS   scenarios to run, space-separated (default: memory)
+#   BENCH_SCENARIOS   scenarios to run, space-separated (default: memory tree100 threads256
+#                     tcp10k cow9)
 #   BENCH_VERBOSITY   -v level for stasis (default 3: prints the stats lines)
 #   BENCH_TIMEOUT     seconds allowed for each stasis command (default 300)
 
@@ -35,7 +36,7 @@ DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
 VERBOSITY=${BENCH_VERBOSITY:-3}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
-read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256 tcp10k}"
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256 tcp10k cow9}"
 TARGET_PCT=60            # dump >= 60% of write(); restore >= 60% of memcpy
 MEMCPY_MIB=512
 READY_TIMEOUT=120        # seconds for a target to set itself up
@@ -281,6 +282,39 @@ scenario_tcp() {
 		;;
 	esac
 }
+# Memory shared copy-on-write: scenario_cow N MIB PHASE WORK (a root fills MIB MiB, then forks
+# N-1 children that keep it). Before the check, the tree's memory: the sum of Rss and of Pss
+# (smaps_rollup) over its processes; shared after restore, the Pss sum stays near MIB.
+scenario_cow() {
+	local n=$1 mib=$2 phase=$3 work=$4 pid kids rss=0 pss=0 r p
+	case $phase in
+	start)
+		S_DESC="1 process filling $mib MiB and $((n - 1)) children forked after, sharing it copy-on-write"
+		S_TASKS=$n
+		"$BIN/tasktarget" cow "$n" "$work/verdict" "$mib" </dev/null >>"$work/target.log" 2>&1 &
+		S_CHILD=$!
+		disown "$S_CHILD"
+		track "$S_CHILD"
+		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
+			S_VERDICT="FAIL: target did not get ready"
+			show_tail "$work/target.log" "target output"
+			return 1
+		fi
+		S_PID=$S_CHILD
+		;;
+	check)
+		kids=$(cat "/proc/$S_PID/task/$S_PID/children" 2>/dev/null)
+		for pid in "$S_PID" $kids; do
+			r=$(sed -n 's/^Rss: *\([0-9]*\) kB/\1/p' "/proc/$pid/smaps_rollup" 2>/dev/null)
+			p=$(sed -n 's/^Pss: *\([0-9]*\) kB/\1/p' "/proc/$pid/smaps_rollup" 2>/dev/null)
+			rss=$((rss + ${r:-0})) pss=$((pss + ${p:-0}))
+		done
+		echo "   memory after restore: Rss $((rss / 1024)) MiB, Pss $((pss / 1024)) MiB summed over $((1 + $(wc -w <<<"$kids"))) processes"
+		scenario_tasks tree "$n" check "$work"
+		;;
+	esac
+}
+scenario_cow9() { scenario_cow 9 256 "$@"; }
 scenario_tcp10k() { scenario_tcp 10000 "$@"; }
 scenario_tree100() { scenario_tasks tree 100 "$@"; }
 scenario_threads256() { scenario_tasks threads 256 "$@"; }

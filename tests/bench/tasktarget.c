@@ -6,6 +6,8 @@
  * writes "PASS pid=ROOT tasks=N" or "FAIL ..." to RESULT (opened only then).
  * `tasktarget tree N RESULT FILE MIB` also fills FILE (on a tmpfs of a container, say) with MIB
  * MiB of a pattern before READY, and reads it back after SIGTERM (a wrong byte is a FAIL).
+ * `tasktarget cow N RESULT MIB`: the root fills MIB MiB of private memory with a pattern
+ * before it forks N-1 children, which keep it (shared copy-on-write) and check it after SIGTERM.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +38,19 @@ static void nap(void)
 	nanosleep(&ts, NULL);
 }
 
+static unsigned char *cow_mem; /* cow: the root's memory, its children's copy-on-write */
+static size_t cow_len;
+
+static unsigned char fill_byte(size_t off);
+
+static int cow_bad(void)
+{
+	for (size_t off = 0; off < cow_len; off += 4096)
+		if (cow_mem[off] != fill_byte(off) || cow_mem[off + 4095] != fill_byte(off + 4095))
+			return 1;
+	return 0;
+}
+
 static void child_main(int i)
 {
 	unsigned char *mem = malloc(CHILD_BYTES);
@@ -45,7 +61,7 @@ static void child_main(int i)
 	for (int k = 0; k < CHILD_BYTES; k++)
 		if (mem[k] != (unsigned char)(k * 7 + i))
 			_exit(1);
-	_exit(0);
+	_exit(cow_mem && cow_bad());
 }
 
 static unsigned char fill_byte(size_t off)
@@ -86,14 +102,27 @@ static void *thread_main(void *arg)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_term };
-	int n = argc == 4 || argc == 6 ? atoi(argv[2]) : 0;
+	bool cow = argc == 5 && !strcmp(argv[1], "cow");
+	int n = argc == 4 || argc == 6 || cow ? atoi(argv[2]) : 0;
 	const char *fill = argc == 6 ? argv[4] : NULL;
 	long fill_mib = fill ? atol(argv[5]) : 0;
 	char line[160];
 
-	if (n < 1 || (strcmp(argv[1], "tree") && strcmp(argv[1], "threads")) || (fill && fill_mib < 1)) {
-		fprintf(stderr, "usage: %s tree|threads N RESULT_FILE [FILL_FILE MIB]\n", argv[0]);
+	if (n < 1 || (strcmp(argv[1], "tree") && strcmp(argv[1], "threads") && !cow) ||
+	    (fill && fill_mib < 1) || (cow && atol(argv[4]) < 1)) {
+		fprintf(stderr, "usage: %s tree|threads N RESULT_FILE [FILL_FILE MIB]\n"
+				"       %s cow N RESULT_FILE MIB\n", argv[0], argv[0]);
 		return 2;
+	}
+	if (cow) {
+		cow_len = (size_t)atol(argv[4]) << 20;
+		cow_mem = mmap(NULL, cow_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (cow_mem == MAP_FAILED) {
+			fprintf(stderr, "cannot map %zu bytes: %m\n", cow_len);
+			return 1;
+		}
+		for (size_t off = 0; off < cow_len; off++)
+			cow_mem[off] = fill_byte(off);
 	}
 	if (fill && fill_file(fill, fill_mib, false)) {
 		fprintf(stderr, "cannot fill %s with %ld MiB: %m\n", fill, fill_mib);
@@ -102,7 +131,7 @@ int main(int argc, char **argv)
 	for (int fd = 3; fd < 1024; fd++)
 		close(fd);
 	sigaction(SIGTERM, &sa, NULL);
-	bool tree = !strcmp(argv[1], "tree");
+	bool tree = strcmp(argv[1], "threads");
 	pid_t *kids = calloc(n, sizeof(pid_t));
 	pthread_t *threads = calloc(n, sizeof(pthread_t));
 	for (int i = 1; i < n; i++) {
@@ -131,10 +160,10 @@ int main(int argc, char **argv)
 			nbad += ret != NULL;
 		}
 	}
-	bool fill_bad = fill && fill_file(fill, fill_mib, true);
+	bool fill_bad = (fill && fill_file(fill, fill_mib, true)) || (cow_mem && cow_bad());
 	snprintf(line, sizeof(line),
 		 nbad || fill_bad ? "FAIL pid=%d tasks=%d bad=%d%s\n" : "PASS pid=%d tasks=%d\n", getpid(), n,
-		 nbad, fill_bad ? " (the filled file differs)" : "");
+		 nbad, fill_bad ? " (the filled file or memory differs)" : "");
 	int fd = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, line, strlen(line)) < 0)
 		return 1;

@@ -1,9 +1,14 @@
 /*
  * cow: private anonymous memory inherited across fork (copy-on-write). The parent fills
- * 16 MiB, then forks: child A rewrites one page in 16, child B changes nothing and forks a
- * grandchild G that changes nothing either. Pages still shared are saved once (see
- * cow.after-dump). After restore and SIGTERM: every process checks its content, then that
- * memory is still private: each child writes a byte the parent must not see.
+ * 16 MiB and a 4 MiB region advised MADV_HUGEPAGE (transparent huge pages), then forks:
+ * child A rewrites one page in 16, child B changes nothing and forks a grandchild G that
+ * changes nothing either, child C drops 1 MiB of it (MADV_DONTNEED: zeroes), child D unmaps
+ * 4 MiB in its middle. Pages still shared are saved once (see cow.after-dump).
+ * After restore and SIGTERM, the parent reads every process's page frames
+ * (/proc/PID/pagemap, as root): a page none of them changed must still be the one physical
+ * page in each (shared copy-on-write, as before the dump), A's rewritten pages and C's
+ * dropped ones not. Then every process checks its content, then that memory is still
+ * private: each child writes a byte the parent must not see.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -11,30 +16,54 @@
 #include <sys/wait.h>
 
 #define SIZE (16UL << 20)
+#define THP_SIZE (4UL << 20)
+#define PAGES (SIZE / 4096)
+#define THP_PAGES (THP_SIZE / 4096)
+#define DROP_FROM (1UL << 20) /* C's dropped range */
+#define DROP_TO (2UL << 20)
+#define HOLE_FROM (4UL << 20) /* D's unmapped range */
+#define HOLE_TO (8UL << 20)
+#define PM_PRESENT (1ULL << 63)
+#define PM_PFN ((1ULL << 55) - 1)
 
-static unsigned char *mem;
+enum kid { KID_A, KID_B, KID_G, KID_C, KID_D, NR_KIDS };
+static const char kid_names[NR_KIDS] = { 'A', 'B', 'G', 'C', 'D' };
+
+static unsigned char *mem, *thp;
 static volatile sig_atomic_t child_term;
+static uint64_t frames[NR_KIDS + 1][PAGES + THP_PAGES]; /* the parent's last */
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
 
-static int content_ok(int rewrote)
+static int rewritten(enum kid k, size_t page) { return k == KID_A && page % 16 == 3; }
+static int dropped(enum kid k, size_t off) { return k == KID_C && off >= DROP_FROM && off < DROP_TO; }
+static int unmapped(enum kid k, size_t off) { return k == KID_D && off >= HOLE_FROM && off < HOLE_TO; }
+
+static int content_ok(enum kid k)
 {
+	static const unsigned char zero[4096];
 	for (size_t off = 0; off < SIZE; off += 4096) {
-		int mine = rewrote && (off / 4096) % 16 == 3;
-		if (zoo_check_fill(mem + off, 4096, mine ? 92 + off / 4096 : 91 + off / 4096) >= 0)
+		size_t page = off / 4096;
+		if (unmapped(k, off))
+			continue;
+		if (dropped(k, off) ? memcmp(mem + off, zero, 4096) != 0
+				    : zoo_check_fill(mem + off, 4096, rewritten(k, page) ? 92 + page : 91 + page) >= 0)
 			return 0;
 	}
+	for (size_t off = 0; off < THP_SIZE; off += 4096)
+		if (zoo_check_fill(thp + off, 4096, 7000 + off / 4096) >= 0)
+			return 0;
 	return 1;
 }
 
 /* Exit code: 0, or 1 content, 2 grandchild failed */
-static void wait_term_and_check(int rewrote, pid_t kid)
+static void wait_term_and_check(enum kid k, pid_t kid)
 {
 	struct sigaction sa = { .sa_handler = on_term };
 	sigaction(SIGTERM, &sa, NULL);
 	while (!child_term)
 		zoo_sleep_ms(10);
-	int code = content_ok(rewrote) ? 0 : 1;
+	int code = content_ok(k) ? 0 : 1;
 	mem[SIZE - 1] = 0x5a; /* private: nobody else sees it */
 	if (kid > 0) {
 		int st = 0;
@@ -45,41 +74,207 @@ static void wait_term_and_check(int rewrote, pid_t kid)
 	_exit(code);
 }
 
+/* The page frame entries of mem, then thp, of process hpid (as /proc names it, 0: self): 0, or -1. */
+static int read_frames(pid_t hpid, uint64_t *out)
+{
+	char path[64];
+	if (hpid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)hpid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int ok = pread(fd, out, PAGES * 8, (uintptr_t)mem / 4096 * 8) == (ssize_t)(PAGES * 8) &&
+		 pread(fd, out + PAGES, THP_PAGES * 8, (uintptr_t)thp / 4096 * 8) == (ssize_t)(THP_PAGES * 8);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static size_t read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	ssize_t n = 1;
+	while (fd >= 0 && got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += n; /* (/proc gives a page or so at a time) */
+	if (fd >= 0)
+		close(fd);
+	buf[got] = 0;
+	return got;
+}
+
+/*
+ * The pid /proc names (its mount may be of an outer PID namespace) of the child of the
+ * process /proc calls parent (0: self) that has pid in our namespace (NSpid's last), or 0.
+ */
+static pid_t proc_pid_of_child(pid_t parent, pid_t pid)
+{
+	static char list[4096], status[4096];
+	char path[96];
+	if (parent)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent, (int)parent);
+	else
+		snprintf(path, sizeof(path), "/proc/thread-self/children");
+	read_text(path, list, sizeof(list));
+	for (char *p = list, *end; *p; p = end) {
+		long hp = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		snprintf(path, sizeof(path), "/proc/%ld/status", hp);
+		read_text(path, status, sizeof(status));
+		char *ns = strstr(status, "NSpid:");
+		char *eol = ns ? strchr(ns, '\n') : NULL;
+		if (!ns || !eol)
+			continue;
+		while (eol > ns && eol[-1] >= '0' && eol[-1] <= '9')
+			eol--;
+		if (parent && strtol(eol, NULL, 10) > 0)
+			return (pid_t)hp; /* (a grandchild: B's only child) */
+		if (strtol(eol, NULL, 10) == pid)
+			return (pid_t)hp;
+	}
+	return 0;
+}
+
+/*
+ * Page frames are hidden in a user namespace: then the parent's proportional share of its
+ * pages (smaps' Pss of mem and thp) must show them shared, under half of what it has.
+ */
+static void check_pss(void)
+{
+	static char smaps[1 << 16];
+	char head[32];
+	long rss = 0, pss = 0;
+	read_text("/proc/self/smaps", smaps, sizeof(smaps));
+	for (int r = 0; r < 2; r++) {
+		snprintf(head, sizeof(head), "\n%lx-", (unsigned long)(r ? (uintptr_t)thp : (uintptr_t)mem));
+		char *p = strstr(smaps, head), *q;
+		long kb;
+		if (p && (q = strstr(p, "\nRss:")) && sscanf(q, "\nRss: %ld", &kb) == 1)
+			rss += kb;
+		if (p && (q = strstr(p, "\nPss:")) && sscanf(q, "\nPss: %ld", &kb) == 1)
+			pss += kb;
+	}
+	CHECK("shared", rss > 0 && pss * 2 < rss,
+	      "page frames hidden (user namespace): the parent's Pss is %ld kB of an Rss of %ld kB", pss, rss);
+}
+
+/*
+ * Which pages of kid k are the parent's very page, and which must not be. After a lazy restore
+ * (tests/run-zoo.sh --lazy) no page is shared: only that its own are not is checked.
+ */
+static void check_shared(enum kid k, pid_t pid, int lazy)
+{
+	const uint64_t *mine = frames[NR_KIDS], *its = frames[k];
+	size_t same = 0, differ = 0, first_bad = SIZE_MAX;
+
+	if (pid <= 0 || read_frames(pid, frames[k])) {
+		zoo_failf("shared", "cannot read the page frames of child %c (pid %d)", kid_names[k], (int)pid);
+		return;
+	}
+	for (size_t i = 0; i < PAGES + THP_PAGES; i++) {
+		size_t off = i * 4096;
+		int own = i < PAGES && (rewritten(k, i) || dropped(k, off));
+		if (i < PAGES && unmapped(k, off)) {
+			if (its[i] & PM_PRESENT && first_bad == SIZE_MAX)
+				first_bad = i;
+			continue;
+		}
+		int one = (mine[i] & PM_PRESENT) && (its[i] & PM_PRESENT) &&
+			  (mine[i] & PM_PFN) == (its[i] & PM_PFN);
+		same += one;
+		differ += !one;
+		if (one == own && (one || !lazy) && first_bad == SIZE_MAX)
+			first_bad = i;
+	}
+	CHECK("shared", first_bad == SIZE_MAX,
+	      "child %c: page %zu (%s) %s the parent's page frame (%zu pages shared, %zu not)",
+	      kid_names[k], first_bad, first_bad < PAGES ? "16 MiB" : "THP",
+	      first_bad < PAGES && (rewritten(k, first_bad) || dropped(k, first_bad * 4096)) ? "is" : "is not",
+	      same, differ);
+}
+
 static void c_content(ucontext_t *u) { (void)u; mem[12345] ^= 1; }
+/* one page copied in place: its data the same, its page a copy of its own */
+static void c_shared(ucontext_t *u)
+{
+	static unsigned char page[4096];
+	(void)u;
+	memcpy(page, mem + 5 * 4096, 4096);
+	memcpy(mem + 5 * 4096, page, 4096);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
+	{ "shared", c_shared, 0 },
 };
 
 int main(int argc, char **argv)
 {
-	pid_t a, b;
+	pid_t kids[NR_KIDS];
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	mem = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* a 2 MiB aligned region, huge pages asked for */
+	unsigned char *raw = mmap(NULL, THP_SIZE + (2UL << 20), PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	thp = (unsigned char *)(((uintptr_t)raw + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+	if (thp > raw)
+		munmap(raw, thp - raw);
+	munmap(thp + THP_SIZE, raw + (2UL << 20) - thp);
+	madvise(thp, THP_SIZE, MADV_HUGEPAGE);
 	for (size_t off = 0; off < SIZE; off += 4096)
 		zoo_fill(mem + off, 4096, 91 + off / 4096);
-	if ((a = fork()) == 0) {
+	for (size_t off = 0; off < THP_SIZE; off += 4096)
+		zoo_fill(thp + off, 4096, 7000 + off / 4096);
+	if ((kids[KID_A] = fork()) == 0) {
 		for (size_t off = 3 * 4096; off < SIZE; off += 16 * 4096)
 			zoo_fill(mem + off, 4096, 92 + off / 4096);
-		wait_term_and_check(1, 0);
+		wait_term_and_check(KID_A, 0);
 	}
-	if ((b = fork()) == 0) {
+	if ((kids[KID_B] = fork()) == 0) {
 		pid_t g = fork();
 		if (g == 0)
-			wait_term_and_check(0, 0);
-		wait_term_and_check(0, g);
+			wait_term_and_check(KID_G, 0);
+		wait_term_and_check(KID_B, g);
+	}
+	if ((kids[KID_C] = fork()) == 0) {
+		madvise(mem + DROP_FROM, DROP_TO - DROP_FROM, MADV_DONTNEED);
+		wait_term_and_check(KID_C, 0);
+	}
+	if ((kids[KID_D] = fork()) == 0) {
+		munmap(mem + HOLE_FROM, HOLE_TO - HOLE_FROM);
+		wait_term_and_check(KID_D, 0);
 	}
 	zoo_sleep_ms(100);
 	zoo_ready();
 	zoo_wait();
 
-	CHECK("content", content_ok(0), "the parent's memory differs");
-	int st = 0;
-	kill(a, SIGTERM);
-	waitpid(a, &st, 0);
-	CHECK("content", WIFEXITED(st) && WEXITSTATUS(st) == 0, "child A: %#x", st);
-	kill(b, SIGTERM);
-	waitpid(b, &st, 0);
-	CHECK("content", WIFEXITED(st) && WEXITSTATUS(st) == 0, "child B or its child: %#x", st);
+	CHECK("content", content_ok(NR_KIDS) /* (the parent: none of the kids' changes) */, "the parent's memory differs");
+	char lazy_mark[600];
+	snprintf(lazy_mark, sizeof(lazy_mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
+	int lazy = access(lazy_mark, F_OK) == 0;
+	pid_t proc_pids[NR_KIDS];
+	for (enum kid k = 0; k < NR_KIDS; k++)
+		proc_pids[k] = k == KID_G ? 0 : proc_pid_of_child(0, kids[k]);
+	proc_pids[KID_G] = proc_pids[KID_B] ? proc_pid_of_child(proc_pids[KID_B], 0) : 0;
+	int hidden = 1;
+	if (CHECK("shared", read_frames(0, frames[NR_KIDS]) == 0, "cannot read its own page frames")) {
+		for (size_t i = 0; i < PAGES + THP_PAGES; i++)
+			hidden &= !(frames[NR_KIDS][i] & PM_PFN);
+		if (hidden && !lazy)
+			check_pss();
+		for (enum kid k = 0; k < NR_KIDS && !hidden; k++)
+			check_shared(k, proc_pids[k], lazy);
+	}
+	static const enum kid order[] = { KID_A, KID_B, KID_C, KID_D }; /* (G: B's) */
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		int st = 0;
+		kill(kids[order[i]], SIGTERM);
+		waitpid(kids[order[i]], &st, 0);
+		CHECK("content", WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %c%s: %#x", kid_names[order[i]],
+		      order[i] == KID_B ? " or its child" : "", st);
+	}
 	CHECK("private", mem[SIZE - 1] != 0x5a, "a child's write reached the parent");
-	return zoo_finish("4 processes share 16 MiB copy-on-write");
+	return zoo_finish(lazy ? "6 processes, 16 MiB + 4 MiB THP (lazy: pages not shared after restore, not checked)"
+			       : "6 processes share 16 MiB + 4 MiB THP copy-on-write, also after restore");
 }

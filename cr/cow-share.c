@@ -1,0 +1,518 @@
+/*
+ * Private anonymous memory shared copy-on-write between processes of the tree, shared again
+ * after the restore. The kernel shares anonymous pages only through fork, so the restore does
+ * what fork did:
+ *   - a process whose private anonymous mapping a process it forks takes over fills it (a
+ *     region) before it forks, at a temporary address inside a range (the reserve) that stasis
+ *     maps PROT_NONE before the tree exists, so that every process of the tree has it free;
+ *   - the processes it forks inherit the region; each makes it its own before forking in turn:
+ *     it drops the pages its forker has there and it does not, writes its pages that differ;
+ *   - each one's blob moves its mapping from the region to its address with mremap (its pages
+ *     in place: none of them is copied again) and unmaps the rest of the reserve.
+ * Which pages are the same: a page of a process and the page its forker has at the same
+ * address come from the same place of the same pages image (the dump saves a page still
+ * shared with the parent once: the child's run refers to the parent's pages image).
+ * A mapping is taken from the region of the nearest process up the line of forkers (the
+ * restore's plan, cr/tree-plan.c: a CLONE_PARENT sibling or a helper forks some) that holds
+ * it whole, with the same MAP_NORESERVE; a stack (MAP_GROWSDOWN) is never taken. Everything
+ * else is restored as before: mapped anew by the blob, filled through its userfaultfd. A lazy
+ * restore shares nothing (its server fills every private page on demand).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cow-share.h"
+#include "log.h"
+#include "mm.h"
+#include "proc.h"
+#include "restorer/restorer.h"
+#include "tree-objects.h"
+#include "tree.h"
+#include "util.h"
+
+#define HUGE_PAGE (2UL << 20)         /* a region lies at its address modulo this (THP moves whole) */
+#define RESERVE_SEARCH_FROM (1ULL << 40)
+#define TASK_TOP 0x7ffffffff000ULL
+
+/* A mapping of one process, filled by it before it forks, taken over by processes it forks. */
+struct cow_region {
+	size_t source;       /* the inventory entry that fills it first */
+	uint64_t start, end; /* its mapping there */
+	uint64_t temp;       /* where it lies (prepare) */
+	bool noreserve;
+	uint32_t advice;     /* THP advice, given before it is filled */
+	bool taken;          /* by another process than its source */
+};
+
+struct cow_state {
+	struct cow_region *regions;
+	size_t nr_regions;
+	size_t nr_entries;            /* the inventory's tree entries */
+	ssize_t *forker;              /* per entry: the entry whose memory it is forked with (-1) */
+	struct restore_task **task;   /* per entry, NULL: a helper or zombie */
+	struct cow_use **uses;        /* per entry, by start */
+	size_t *nr_uses;
+	size_t *regions_from;         /* per entry: its regions, [from, from + n) (planning) */
+	size_t *nr_regions_of;
+	uint64_t reserve_start, reserve_len; /* mapped by stasis from prepare to undo */
+};
+
+static struct cow_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_cow_share);
+}
+
+static bool shareable(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_ANON_PRIVATE && !v->growsdown;
+}
+
+static bool noreserve(const VmaEntry *v)
+{
+	return v->advice & VMA_ADVICE_NORESERVE;
+}
+
+/* The region up the line of k's forkers, nearest first, that holds v whole; -1: none. */
+static ssize_t region_above(const struct cow_state *st, size_t k, const VmaEntry *v)
+{
+	size_t steps = 0;
+
+	for (ssize_t c = st->forker[k]; c >= 0 && steps++ <= st->nr_entries; c = st->forker[c])
+		for (size_t r = st->regions_from[c]; r < st->regions_from[c] + st->nr_regions_of[c]; r++) {
+			const struct cow_region *reg = &st->regions[r];
+			if (reg->start <= v->start && v->end <= reg->end &&
+			    reg->noreserve == noreserve(v))
+				return r;
+		}
+	return -1;
+}
+
+static int add_use(struct cow_state *st, size_t k, const VmaEntry *v, size_t region, bool fills)
+{
+	struct cow_use *more = xreallocarray(st->uses[k], st->nr_uses[k] + 1, sizeof(*more));
+
+	if (!more)
+		return -ENOMEM;
+	st->uses[k] = more;
+	more[st->nr_uses[k]++] = (struct cow_use){ v->start, v->end, 0, region, fills };
+	return 0;
+}
+
+static int add_region(struct cow_state *st, size_t k, const VmaEntry *v)
+{
+	struct cow_region *more = xreallocarray(st->regions, st->nr_regions + 1, sizeof(*more));
+
+	if (!more)
+		return -ENOMEM;
+	st->regions = more;
+	if (!st->nr_regions_of[k]++)
+		st->regions_from[k] = st->nr_regions; /* (an entry's regions are made one after the other) */
+	more[st->nr_regions] = (struct cow_region){
+		.source = k, .start = v->start, .end = v->end, .noreserve = noreserve(v),
+		.advice = v->advice & (VMA_ADVICE_HUGEPAGE | VMA_ADVICE_NOHUGEPAGE),
+	};
+	return add_use(st, k, v, st->nr_regions++, true);
+}
+
+/* Regions nobody else takes are not made: their sources map them anew, as before. */
+static int drop_untaken(struct cow_state *st)
+{
+	auto_free ssize_t *renum = xzalloc((st->nr_regions + 1) * sizeof(*renum));
+	size_t kept = 0;
+
+	if (!renum)
+		return -ENOMEM;
+	for (size_t r = 0; r < st->nr_regions; r++) {
+		renum[r] = st->regions[r].taken ? (ssize_t)kept : -1;
+		if (st->regions[r].taken)
+			st->regions[kept++] = st->regions[r];
+	}
+	st->nr_regions = kept;
+	for (size_t k = 0; k < st->nr_entries; k++) {
+		size_t n = 0;
+		for (size_t i = 0; i < st->nr_uses[k]; i++) {
+			struct cow_use u = st->uses[k][i];
+			if (renum[u.region] < 0)
+				continue;
+			u.region = renum[u.region];
+			st->uses[k][n++] = u;
+		}
+		st->nr_uses[k] = n;
+	}
+	return 0;
+}
+
+static ssize_t entry_of(const Inventory *inv, uint32_t pid)
+{
+	for (size_t i = 0; i < inv->n_tree; i++)
+		if (inv->tree[i]->pid == pid)
+			return i;
+	return -1;
+}
+
+/* How many forks from stasis's to entry k (SIZE_MAX: its line of forkers loops). */
+static size_t fork_depth(const struct cow_state *st, size_t k)
+{
+	size_t d = 0;
+
+	for (ssize_t c = st->forker[k]; c >= 0; c = st->forker[c])
+		if (++d > st->nr_entries)
+			return SIZE_MAX;
+	return d;
+}
+
+struct entry_depth {
+	size_t depth, k;
+};
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct entry_depth *x = a, *y = b;
+	return x->depth != y->depth ? (x->depth > y->depth) - (x->depth < y->depth)
+				    : (x->k > y->k) - (x->k < y->k);
+}
+
+static int plan_entry(struct cow_state *st, size_t k, bool forks)
+{
+	const struct restore_task *t = st->task[k];
+	int err;
+
+	for (size_t i = 0; t && i < t->mm->n_vmas; i++) {
+		const VmaEntry *v = t->mm->vmas[i];
+		if (!shareable(v))
+			continue;
+		ssize_t r = region_above(st, k, v);
+		if (r >= 0) {
+			st->regions[r].taken = true;
+			err = add_use(st, k, v, r, false);
+		} else {
+			err = forks ? add_region(st, k, v) : 0;
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * Which mappings are taken from which region: the entries in the order of their forks (a
+ * forker before what it forks), each mapping from the region above it, else (if it forks)
+ * a region of its own.
+ */
+static int cow_validate(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct cow_state *st = state_of(ctx);
+	const Inventory *inv = rt->inv;
+	size_t n = inv->n_tree;
+	int err;
+
+	if (ctx->opts->lazy_pages || n < 2)
+		return 0;
+	st->nr_entries = n;
+	st->forker = xzalloc(n * sizeof(*st->forker));
+	st->task = xzalloc(n * sizeof(*st->task));
+	st->uses = xzalloc(n * sizeof(*st->uses));
+	st->nr_uses = xzalloc(n * sizeof(*st->nr_uses));
+	st->regions_from = xzalloc(n * sizeof(*st->regions_from));
+	st->nr_regions_of = xzalloc(n * sizeof(*st->nr_regions_of));
+	auto_free struct entry_depth *order = xzalloc(n * sizeof(*order));
+	auto_free bool *forks = xzalloc(n * sizeof(*forks));
+	if (!st->forker || !st->task || !st->uses || !st->nr_uses || !st->regions_from ||
+	    !st->nr_regions_of || !order || !forks)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		st->forker[k] = k ? entry_of(inv, rt->plan[k].creator) : -1;
+		st->task[k] = pstree_task(rt, inv->tree[k]->pid);
+	}
+	for (size_t k = 0; k < n; k++) {
+		order[k] = (struct entry_depth){ fork_depth(st, k), k };
+		if (st->forker[k] >= 0)
+			forks[st->forker[k]] = true;
+	}
+	qsort(order, n, sizeof(*order), by_depth); /* a forker before what it forks */
+	for (size_t i = 0; i < n && order[i].depth != SIZE_MAX; i++)
+		if ((err = plan_entry(st, order[i].k, forks[order[i].k])))
+			return err;
+	if ((err = drop_untaken(st)))
+		return err;
+	for (size_t k = 0; k < n; k++)
+		if (st->task[k]) {
+			st->task[k]->cow_uses = st->uses[k];
+			st->task[k]->nr_cow_uses = st->nr_uses[k];
+		}
+	if (st->nr_regions)
+		pr_debug("restore: %zu private mappings filled before the fork, shared with what forks them",
+			 st->nr_regions);
+	return 0;
+}
+
+static bool overlaps(uint64_t a, uint64_t len, uint64_t start, uint64_t end)
+{
+	return a < end && a + len > start;
+}
+
+/* A range of len bytes, HUGE_PAGE aligned, where neither stasis nor any saved mapping is; 0. */
+static uint64_t find_reserve(const struct cow_state *st, uint64_t len)
+{
+	struct proc_vmas own;
+	uint64_t addr = RESERVE_SEARCH_FROM;
+	bool moved;
+
+	if (proc_read_layout(PROC_SELF, &own))
+		return 0;
+	do {
+		moved = false;
+		for (size_t i = 0; i < own.n; i++)
+			if (overlaps(addr, len, own.v[i].start, own.v[i].end)) {
+				addr = (own.v[i].end + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+				moved = true;
+			}
+		for (size_t k = 0; k < st->nr_entries; k++)
+			for (size_t i = 0; st->task[k] && i < st->task[k]->mm->n_vmas; i++) {
+				const VmaEntry *v = st->task[k]->mm->vmas[i];
+				if (overlaps(addr, len, v->start, v->end)) {
+					addr = (v->end + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+					moved = true;
+				}
+			}
+	} while (moved && addr + len < TASK_TOP);
+	proc_vmas_free(&own);
+	return addr + len < TASK_TOP ? addr : 0;
+}
+
+/* The reserve, mapped PROT_NONE: every process of the tree inherits it, nothing lands there. */
+static int cow_prepare(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct cow_state *st = state_of(ctx);
+	uint64_t len = 0, base;
+
+	if (!st->nr_regions)
+		return 0;
+	for (size_t r = 0; r < st->nr_regions; r++) {
+		const struct cow_region *reg = &st->regions[r];
+		len = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+		len += reg->start % HUGE_PAGE + (reg->end - reg->start);
+	}
+	len = PAGE_ALIGN(len);
+	if (!(base = find_reserve(st, len)) ||
+	    mmap((void *)base, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+		 -1, 0) != (void *)base) {
+		pr_err("restore: no room for the %llu bytes of private memory shared with forked processes",
+		       (unsigned long long)len);
+		return -ENOMEM;
+	}
+	st->reserve_start = base;
+	st->reserve_len = len;
+	for (size_t r = 0, off = 0; r < st->nr_regions; r++) {
+		struct cow_region *reg = &st->regions[r];
+		off = (off + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+		reg->temp = base + off + reg->start % HUGE_PAGE;
+		off += reg->start % HUGE_PAGE + (reg->end - reg->start);
+	}
+	for (size_t k = 0; k < st->nr_entries; k++) {
+		for (size_t i = 0; i < st->nr_uses[k]; i++) {
+			struct cow_use *u = &st->uses[k][i];
+			u->temp = st->regions[u->region].temp + (u->start - st->regions[u->region].start);
+		}
+		if (st->task[k]) {
+			st->task[k]->cow_reserve_start = base;
+			st->task[k]->cow_reserve_len = len;
+		}
+	}
+	(void)rt;
+	return 0;
+}
+
+static void cow_undo(struct run_ctx *ctx, bool restored)
+{
+	struct cow_state *st = state_of(ctx);
+
+	(void)restored;
+	if (st->reserve_len)
+		munmap((void *)st->reserve_start, st->reserve_len);
+	st->reserve_len = 0;
+}
+
+static void cow_free(void *state)
+{
+	struct cow_state *st = state;
+
+	for (size_t k = 0; st->uses && k < st->nr_entries; k++)
+		free(st->uses[k]);
+	free(st->uses);
+	free(st->nr_uses);
+	free(st->task);
+	free(st->forker);
+	free(st->regions_from);
+	free(st->nr_regions_of);
+	free(st->regions);
+}
+
+/* ---- in the new process, before it forks ---- */
+
+/* Where a page's data comes from: a place in a pages image (pid 0: none, a page of zeroes). */
+struct page_place {
+	uint32_t pid, depth;
+	uint64_t off;
+};
+
+static bool same_place(const struct page_place *a, const struct page_place *b)
+{
+	return a->pid == b->pid && (!a->pid || (a->depth == b->depth && a->off == b->off));
+}
+
+static struct page_place place_in(const struct restore_task *t, uint64_t addr)
+{
+	const Pagemap *pm = t->pagemap;
+	size_t lo = 0, hi = pm->n_runs;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const PageRun *r = pm->runs[mid];
+		if (addr < r->vaddr)
+			hi = mid;
+		else if (addr >= r->vaddr + (uint64_t)r->nr_pages * PAGE_SIZE)
+			lo = mid + 1;
+		else
+			return (struct page_place){ r->has_from_pid ? r->from_pid : (uint32_t)t->pid,
+						    r->has_chain_depth ? r->chain_depth : 0,
+						    r->file_off + (addr - r->vaddr) };
+	}
+	return (struct page_place){ 0 };
+}
+
+/*
+ * The page at addr of region as entry k inherits it: that of the nearest forker above that
+ * made the region its own there (its source at the latest).
+ */
+static struct page_place inherited_place(const struct cow_state *st, size_t k, uint32_t region,
+					 uint64_t addr)
+{
+	size_t steps = 0;
+
+	for (ssize_t c = st->forker[k]; c >= 0 && steps++ <= st->nr_entries; c = st->forker[c]) {
+		const struct restore_task *up = st->task[c];
+		const struct cow_use *u = up ? cow_use_at(up, addr) : NULL;
+		if (u && u->region == region)
+			return place_in(up, addr);
+	}
+	return (struct page_place){ 0 };
+}
+
+/* Pages [from, to) of the use: written from s (mapped), each checked against its checksum. */
+static int write_pages(const struct cow_use *u, const struct uffd_segment *s, uint64_t from, uint64_t to)
+{
+	int err = pages_check_segment(s, from - s->dst, to - from);
+
+	if (!err)
+		memcpy((char *)(u->temp + (from - u->start)), s->src + (from - s->dst), to - from);
+	return err;
+}
+
+static int drop_pages(const struct restore_task *t, const struct cow_use *u, uint64_t from, uint64_t to)
+{
+	if (!madvise((void *)(u->temp + (from - u->start)), to - from, MADV_DONTNEED))
+		return 0;
+	pr_perror("restore pid %d: cannot drop its forker's pages at %#llx", t->pid, (unsigned long long)from);
+	return -errno;
+}
+
+/*
+ * The region made t's own over u: where the page inherited is not t's, t's is written, or the
+ * inherited one dropped if t has none there. mine: t's runs in its uses, by address (a run
+ * lies inside one mapping).
+ */
+static int make_own(const struct cow_state *st, size_t k, const struct restore_task *t,
+		    const struct cow_use *u, const struct uffd_plan *mine)
+{
+	const struct uffd_segment *s = mine->v, *end = mine->v + mine->n;
+	uint64_t from = 0;
+	int err;
+
+	for (; s < end; s++) {
+		if (s->dst < u->start || s->dst >= u->end)
+			continue;
+		for (uint64_t addr = s->dst; addr <= s->dst + s->len; addr += PAGE_SIZE) {
+			bool write = addr < s->dst + s->len;
+			if (write && !u->fills) {
+				struct page_place my = { s->pid, s->depth, s->off + (addr - s->dst) };
+				struct page_place theirs = inherited_place(st, k, u->region, addr);
+				write = !same_place(&my, &theirs);
+			}
+			if (write && !from)
+				from = addr;
+			if (!write && from && (err = write_pages(u, s, from, addr)))
+				return err;
+			from = write ? from : 0;
+		}
+	}
+	if (u->fills)
+		return 0; /* (a new mapping has no page but those written) */
+	s = mine->v;
+	for (uint64_t addr = u->start; addr <= u->end; addr += PAGE_SIZE) {
+		while (s < end && s->dst + s->len <= addr)
+			s++;
+		bool drop = addr < u->end && !(s < end && s->dst <= addr) &&
+			    inherited_place(st, k, u->region, addr).pid;
+		if (drop && !from)
+			from = addr;
+		if (!drop && from && (err = drop_pages(t, u, from, addr)))
+			return err;
+		from = drop ? from : 0;
+	}
+	return 0;
+}
+
+/* A region t fills first: mapped at its place in the reserve, with its THP advice. */
+static int map_region(const struct cow_state *st, const struct restore_task *t, const struct cow_use *u)
+{
+	const struct cow_region *reg = &st->regions[u->region];
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (reg->noreserve ? MAP_NORESERVE : 0);
+	void *at = (void *)reg->temp;
+
+	if (mmap(at, reg->end - reg->start, PROT_READ | PROT_WRITE, flags, -1, 0) != at) {
+		pr_perror("restore pid %d: cannot map its memory at %#llx to share it with what it forks",
+			  t->pid, (unsigned long long)reg->start);
+		return -errno;
+	}
+	if (reg->advice)
+		madvise(at, reg->end - reg->start,
+			reg->advice & VMA_ADVICE_HUGEPAGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return 0;
+}
+
+int cow_share_fill(const struct run_ctx *ctx, struct restore_task *t)
+{
+	const struct cow_state *st = state_of(ctx);
+	struct uffd_plan mine;
+	ssize_t k = -1;
+	int err = 0;
+
+	if (!t->nr_cow_uses)
+		return 0;
+	for (size_t i = 0; i < st->nr_entries; i++)
+		if (st->task[i] == t)
+			k = i;
+	if (k < 0)
+		return -EINVAL;
+	if ((err = pages_cow_plan(t, &mine)))
+		return err;
+	for (size_t i = 0; i < t->nr_cow_uses && !err; i++) {
+		const struct cow_use *u = &t->cow_uses[i];
+		if (!u->fills || !(err = map_region(st, t, u)))
+			err = make_own(st, k, t, u, &mine);
+	}
+	pages_uffd_plan_free(&mine);
+	return err;
+}
+
+const struct tree_object_ops tree_cow_share = {
+	.name = "private memory shared with forked processes",
+	.state_size = sizeof(struct cow_state),
+	.free_state = cow_free,
+	.validate = cow_validate,
+	.prepare = cow_prepare,
+	.undo = cow_undo,
+};
