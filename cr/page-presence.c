@@ -42,8 +42,10 @@ static int keep_range(const struct page_region *r, void *opaque)
 	if (pp->n == pp->alloc) {
 		size_t alloc = pp->alloc ? pp->alloc * 2 : 64;
 		struct presence_range *v = xreallocarray(pp->v, alloc, sizeof(*v));
-		if (!v)
+		if (!v) {
+			pp->out_of_memory = true;
 			return -ENOMEM;
+		}
 		pp->v = v;
 		pp->alloc = alloc;
 	}
@@ -63,21 +65,24 @@ static int scan_mapping(struct page_presence *pp, uint64_t start, uint64_t end)
 	return pagemap_scan_range(pp->pagemap_fd, how, start, end, keep_range, pp);
 }
 
-void presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan)
+int presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan)
 {
 	int err;
 
 	pp->scanned = false;
 	if (!by_scan || !pp->scan_ok)
-		return;
-	if ((err = scan_mapping(pp, start, end))) {
+		return 0;
+	if ((err = scan_mapping(pp, start, end)) && pp->out_of_memory)
+		return err; /* (said) */
+	if (err) {
 		pr_info("dump pid %d: PAGEMAP_SCAN of %#llx-%#llx failed (%s): its pagemap is read "
 			"page by page", pp->pid, (unsigned long long)start, (unsigned long long)end,
 			strerror(-err));
 		pp->scan_ok = false;
-		return;
+		return 0;
 	}
 	pp->scanned = true;
+	return 0;
 }
 
 static uint64_t entry_of(uint64_t categories)

@@ -24,6 +24,7 @@ struct page_presence {
 	int pagemap_fd;
 	bool scan_ok;   /* PAGEMAP_SCAN works here (cleared at its first failure) */
 	bool scanned;   /* the current mapping was scanned: entries come from its ranges */
+	bool out_of_memory; /* the scan's ranges found no room (ours: the dump fails) */
 	struct presence_range { uint64_t start, end, categories; } *v; /* the current mapping's */
 	size_t n, alloc, pos;
 };
@@ -32,9 +33,9 @@ struct page_presence {
 int presence_open(struct page_presence *pp, pid_t pid);
 /*
  * The walk enters the mapping [start, end): with by_scan, its ranges are scanned at once
- * (falling back to entries, for good, if the kernel cannot).
+ * (falling back to entries, for good, if the kernel cannot). 0, or -ENOMEM (said).
  */
-void presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan);
+int presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan);
 /* The entries of nr pages from addr (in the current mapping, addresses rising); -errno. */
 int presence_read(struct page_presence *pp, uint64_t addr, size_t nr, uint64_t *pme);
 void presence_close(struct page_presence *pp);

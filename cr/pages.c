@@ -268,7 +268,9 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 
 	w->vma_start = v->start;
 	/* entries without pfn or exclusivity do, unless pages are shared with parent or child */
-	presence_mapping(pp, v->start, v->end, private_anon && !w->t->parent && !w->indexed);
+	int perr = presence_mapping(pp, v->start, v->end, private_anon && !w->t->parent && !w->indexed);
+	if (perr)
+		return perr;
 
 	for (uint64_t addr = v->start; addr < v->end; addr += CHUNK_PAGES * PAGE_SIZE) {
 		size_t nr = (v->end - addr) / PAGE_SIZE, span = 0;
@@ -529,7 +531,10 @@ static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pi
 	if (src->pages_fd < 0) /* images read only for their pages (a lazy restore's server) */
 		return pages_image_open(t->dirfd, pid, *nr = src->pagemap->nr_pages);
 	*nr = src->pagemap->nr_pages;
-	return fcntl(src->pages_fd, F_DUPFD_CLOEXEC, 0);
+	int fd = fcntl(src->pages_fd, F_DUPFD_CLOEXEC, 0), err = -errno;
+	if (fd < 0)
+		pr_err("restore pid %d: cannot use the pages image of pid %u: %s", t->pid, pid, strerror(-err));
+	return fd < 0 ? err : fd;
 }
 
 /* Runs kept in an ancestor's pages image, or up the chain of dumps, must lie inside it. */
@@ -726,12 +731,10 @@ static const struct page_source *source_map(const struct restore_task *t, struct
 		if (src->map)
 			src->sums = (const uint32_t *)(src->map + PAGES_HEADER_SIZE + src->nr_pages * PAGE_SIZE);
 	}
-	if (!src || !src->map) {
+	if (src && !src->map) /* (else said where it could not be opened) */
 		pr_err("restore pid %d: cannot map the pages image of pid %u%s", t->pid, pid,
 		       depth ? " up the chain of dumps" : "");
-		return NULL;
-	}
-	return src;
+	return src && src->map ? src : NULL;
 }
 
 /* The runs of private anonymous memory: filled by the blob's userfaultfd, or before the fork. */
