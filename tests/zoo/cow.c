@@ -5,10 +5,11 @@
  * changes nothing either, child C drops 1 MiB of it (MADV_DONTNEED: zeroes), child D unmaps
  * 4 MiB in its middle. Pages still shared are saved once (see cow.after-dump).
  * After restore and SIGTERM, the parent reads every process's page frames
- * (/proc/PID/pagemap, as root): a page none of them changed must still be the one physical
+ * (/proc/PID/pagemap, as root; in a user namespace, where frames are hidden, the parent's Pss):
+ * a page none of them changed must still be the one physical
  * page in each (shared copy-on-write, as before the dump), A's rewritten pages and C's
- * dropped ones not. Then every process checks its content, then that memory is still
- * private: each child writes a byte the parent must not see.
+ * dropped ones not; its huge pages are still huge pages. Then every process checks its
+ * content, then that memory is still private: each child writes a byte the parent must not see.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -137,25 +138,28 @@ static pid_t proc_pid_of_child(pid_t parent, pid_t pid)
 	return 0;
 }
 
+/* A field (kB) of our own mapping at start in /proc/self/smaps, -1 if not found. */
+static long smaps_kb(const void *start, const char *field)
+{
+	static char smaps[1 << 16];
+	char head[32], name[32];
+	long kb;
+	read_text("/proc/self/smaps", smaps, sizeof(smaps));
+	snprintf(head, sizeof(head), "\n%lx-", (unsigned long)(uintptr_t)start);
+	snprintf(name, sizeof(name), "\n%s:", field);
+	char *p = strstr(smaps, head), *q; /* (its fields come before the next mapping's) */
+	if (!p || !(q = strstr(p, name)) || sscanf(q + strlen(name), "%ld", &kb) != 1)
+		return -1;
+	return kb;
+}
+
 /*
  * Page frames are hidden in a user namespace: then the parent's proportional share of its
  * pages (smaps' Pss of mem and thp) must show them shared, under half of what it has.
  */
 static void check_pss(void)
 {
-	static char smaps[1 << 16];
-	char head[32];
-	long rss = 0, pss = 0;
-	read_text("/proc/self/smaps", smaps, sizeof(smaps));
-	for (int r = 0; r < 2; r++) {
-		snprintf(head, sizeof(head), "\n%lx-", (unsigned long)(r ? (uintptr_t)thp : (uintptr_t)mem));
-		char *p = strstr(smaps, head), *q;
-		long kb;
-		if (p && (q = strstr(p, "\nRss:")) && sscanf(q, "\nRss: %ld", &kb) == 1)
-			rss += kb;
-		if (p && (q = strstr(p, "\nPss:")) && sscanf(q, "\nPss: %ld", &kb) == 1)
-			pss += kb;
-	}
+	long rss = smaps_kb(mem, "Rss") + smaps_kb(thp, "Rss"), pss = smaps_kb(mem, "Pss") + smaps_kb(thp, "Pss");
 	CHECK("shared", rss > 0 && pss * 2 < rss,
 	      "page frames hidden (user namespace): the parent's Pss is %ld kB of an Rss of %ld kB", pss, rss);
 }
@@ -204,9 +208,16 @@ static void c_shared(ucontext_t *u)
 	memcpy(page, mem + 5 * 4096, 4096);
 	memcpy(mem + 5 * 4096, page, 4096);
 }
+/* a huge page split: its first 4 KiB page dropped */
+static void c_thp(ucontext_t *u)
+{
+	(void)u;
+	madvise(thp, 4096, MADV_DONTNEED);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
 	{ "shared", c_shared, 0 },
+	{ "thp", c_thp, 0 },
 };
 
 int main(int argc, char **argv)
@@ -246,13 +257,18 @@ int main(int argc, char **argv)
 		wait_term_and_check(KID_D, 0);
 	}
 	zoo_sleep_ms(100);
+	long thp_kb = smaps_kb(thp, "AnonHugePages"); /* (0: the kernel gave none) */
 	zoo_ready();
 	zoo_wait();
 
-	CHECK("content", content_ok(NR_KIDS) /* (the parent: none of the kids' changes) */, "the parent's memory differs");
 	char lazy_mark[600];
 	snprintf(lazy_mark, sizeof(lazy_mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
 	int lazy = access(lazy_mark, F_OK) == 0;
+	long thp_now = smaps_kb(thp, "AnonHugePages");
+	/* (a lazy restore fills memory a small page at a time, on demand: no huge page) */
+	CHECK("thp", thp_now == thp_kb || lazy, "its region advised MADV_HUGEPAGE has %ld kB of huge pages, had %ld",
+	      thp_now, thp_kb);
+	CHECK("content", content_ok(NR_KIDS) /* (the parent: none of the kids' changes) */, "the parent's memory differs");
 	pid_t proc_pids[NR_KIDS];
 	for (enum kid k = 0; k < NR_KIDS; k++)
 		proc_pids[k] = k == KID_G ? 0 : proc_pid_of_child(0, kids[k]);
@@ -275,6 +291,6 @@ int main(int argc, char **argv)
 		      order[i] == KID_B ? " or its child" : "", st);
 	}
 	CHECK("private", mem[SIZE - 1] != 0x5a, "a child's write reached the parent");
-	return zoo_finish(lazy ? "6 processes, 16 MiB + 4 MiB THP (lazy: pages not shared after restore, not checked)"
+	return zoo_finish(lazy ? "6 processes, 16 MiB + 4 MiB THP (lazy: pages neither shared nor huge after restore, not checked)"
 			       : "6 processes share 16 MiB + 4 MiB THP copy-on-write, also after restore");
 }
