@@ -17,6 +17,8 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_mount_ns,     /* mounts/mount-ns.c: the mount tree, then the root pivots into it */
 	&tree_mount_nested, /* mounts/mount-nested.c: processes' own mount namespaces (their makers) */
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */
+	&tree_net_lock,     /* netns/net-lock.c: its TCP connections' packets dropped (in it), before
+			     * its interfaces exist: no peer's segment meets a namespace without them */
 	&tree_net_links,    /* netns/net-links.c: its interfaces (the outer ends of veths too) */
 	&tree_net_addrs,    /* netns/net-addrs.c: its addresses */
 	&tree_net_sysctls,  /* netns/net-sysctls.c: its sysctls (per interface too) */
@@ -24,7 +26,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_rules,    /* netns/net-rules.c: its routing rules */
 	&tree_net_neigh,    /* netns/net-neigh.c: its configured neighbour entries */
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
-	&tree_net_lock,     /* netns/net-lock.c: its TCP connections' packets dropped (in it) */
+	&tree_tcp_requeue,  /* netns/tcp-requeue.c: connections waiting in TCP listeners' queues */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */

@@ -10,7 +10,10 @@
  * killed, whatever happened. Only a successful dump that kills the tree leaves a table
  * behind on purpose, "stasis-dumped-ROOT" with the same connections, so that the peers of the
  * killed tree see no reset until the restore, which removes it once the tree runs (a failed
- * restore leaves it for the next one). stasis touches no other table. --network-lock skip
+ * restore leaves it for the next one). stasis touches no other table. The connections waiting
+ * in the tree's listeners' accept queues that stasis takes (netns/tcp-requeue.c) are locked too,
+ * as it takes them, and put back in their queues before the lock goes (a dump that fails or
+ * leaves the tree running; the restore); segments stasis makes go through. --network-lock skip
  * turns the lock off (the engine locks the network itself, through the network-lock and
  * network-unlock notifications).
  */
@@ -32,6 +35,7 @@
 #include "nft.h"
 #include "pstree.h"
 #include "tcp-repair.h"
+#include "tcp-requeue.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -62,8 +66,25 @@ static struct net_lock_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_lock);
 }
 
-static int add_conn(struct net_lock_state *st, const struct nft_conn *c)
+/* A connection of an IPv6 socket with IPv4-mapped addresses: its packets are IPv4. */
+static void unmapped(struct nft_conn *c)
 {
+	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (c->family != AF_INET6 || memcmp(c->local, prefix, 12) || memcmp(c->remote, prefix, 12))
+		return;
+	c->family = AF_INET;
+	memmove(c->local, c->local + 12, 4);
+	memmove(c->remote, c->remote + 12, 4);
+	memset(c->local + 4, 0, 12);
+	memset(c->remote + 4, 0, 12);
+}
+
+static int add_conn(struct net_lock_state *st, const struct nft_conn *conn)
+{
+	struct nft_conn unmapped_conn = *conn, *c = &unmapped_conn;
+
+	unmapped(c);
 	if (!(st->nr_conns & (st->nr_conns - 1))) { /* doubled at each power of two */
 		struct nft_conn *more = xreallocarray(st->conns, st->nr_conns ? 2 * st->nr_conns : 1,
 						      sizeof(*more));
@@ -241,6 +262,35 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	return lock(st, "dump", root);
 }
 
+int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c)
+{
+	struct net_lock_state *st = state_of(ctx);
+	unsigned logged = log_errors();
+	pid_t root;
+	int err;
+
+	if (ctx->opts->network_lock_skip)
+		return 0;
+	if ((err = add_conn(st, c)))
+		return err;
+	root = st->tree->tasks[0].pid;
+	if (!st->nl) {
+		int nl = nft_socket_of(root);
+		if (nl < 0) {
+			pr_err("dump pid %d: cannot talk to nftables in its network namespace: %s", root,
+			       strerror(-nl));
+			return nl;
+		}
+		st->nl = nl + 1;
+	}
+	if (!st->table[0])
+		return lock(st, "dump", root);
+	if ((err = nft_lock_table_add_conns(st->nl - 1, st->table, &st->conns[st->nr_conns - 1], 1)))
+		return log_unnamed(logged, err, "dump: cannot lock one more TCP connection (nftables table %s)",
+				   st->table);
+	return 0;
+}
+
 int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 {
 	struct net_lock_state *st = state_of(ctx);
@@ -324,10 +374,12 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 	int err;
 
 	if (tree_goes_on) {
+		tcp_requeue_dump_over(ctx, true);
 		unlock(st);
 		repair_off(st);
 		return 0;
 	}
+	tcp_requeue_dump_over(ctx, false);
 	if (!st->table[0])
 		return 0;
 	st->root = st->root_task->vpid;
@@ -348,14 +400,15 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 
 /* ---- restore ---- */
 
-static void image_conn(const InetSocket *in, struct nft_conn *c)
+static void image_conn(uint32_t family, const ProtobufCBinaryData *local, uint32_t lport,
+		       const ProtobufCBinaryData *remote, uint32_t rport, struct nft_conn *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->family = in->family;
-	memcpy(c->local, in->src_addr.data, in->src_addr.len);
-	memcpy(c->remote, in->dst_addr.data, in->dst_addr.len);
-	c->lport = htons(in->src_port);
-	c->rport = htons(in->dst_port);
+	c->family = family;
+	memcpy(c->local, local->data, local->len);
+	memcpy(c->remote, remote->data, remote->len);
+	c->lport = htons(lport);
+	c->rport = htons(rport);
 }
 
 /* The connections the images hold (fd entries are checked by the inet kinds' validate). */
@@ -370,13 +423,22 @@ static int validate_lock(struct run_ctx *ctx, struct restore_tree *rt)
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
 			const InetSocket *in = e->inet;
-			if (e->kind != FD_KIND__FD_INET || !in || in->protocol != IPPROTO_TCP ||
-			    in->state != INET_STATE__INET_CONNECTED)
+			if (e->kind != FD_KIND__FD_INET || !in || in->protocol != IPPROTO_TCP)
 				continue;
 			size_t alen = in->family == AF_INET ? 4 : 16;
-			if (in->src_addr.len != alen || in->dst_addr.len != alen)
-				continue; /* the kind's validate says what is wrong */
-			image_conn(in, &c);
+			for (size_t w = 0; in->state == INET_STATE__INET_LISTEN && w < in->n_waiting; w++) {
+				const TcpWaiting *tw = in->waiting[w];
+				if (tw->local_addr.len != alen || tw->peer_addr.len != alen)
+					continue; /* (the kind's validate says what is wrong) */
+				image_conn(in->family, &tw->local_addr, in->src_port, &tw->peer_addr,
+					   tw->peer_port, &c);
+				if ((err = add_conn(st, &c)))
+					return err;
+			}
+			if (in->state != INET_STATE__INET_CONNECTED || in->src_addr.len != alen ||
+			    in->dst_addr.len != alen)
+				continue; /* (the kind's validate says what is wrong) */
+			image_conn(in->family, &in->src_addr, in->src_port, &in->dst_addr, in->dst_port, &c);
 			if ((err = add_conn(st, &c)))
 				return err;
 		}
@@ -411,6 +473,8 @@ int net_lock_restore_over(struct run_ctx *ctx)
 	char kept[64];
 	int err;
 
+	if ((err = tcp_requeue_restore(ctx)))
+		return err;
 	if (!st->nl)
 		return 0;
 	unlock(st);

@@ -10,12 +10,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "nft.h"
 #include "run.h"
 
 struct dump_tree;
 
 /* Dump, the tree frozen: its connections locked (nothing without any, or --network-lock skip). */
 int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr);
+/* Dump: one more connection locked (one the tree holds no fd of: waiting to be accepted). */
+int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c);
 /*
  * Dump: the socket (inode ino) at fd of pid was put in repair mode. If the tree goes on, the
  * lock turns repair off again, reaching the socket through the tree's fds at that time; if the

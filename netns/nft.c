@@ -6,7 +6,9 @@
  * port . remote address . remote port (each part padded to 32 bits, as the kernel's registers
  * hold them), one per family; two base chains (input and output hooks, priority -300: before
  * conntrack) whose rules load the packet's fields into consecutive registers, look the key up
- * in the set and drop on a match. A set lookup costs the same for 10,000 connections as for
+ * in the set and drop on a match, unless the packet has the mark of the segments stasis makes
+ * (netns/tcp-segment.h), which conntrack leaves alone (a notrack rule first in the output
+ * chain). A set lookup costs the same for 10,000 connections as for
  * one.
  */
 #include <arpa/inet.h>
@@ -23,6 +25,7 @@
 
 #include "nft.h"
 #include "nlmsg.h"
+#include "tcp-segment.h"
 #include "util.h"
 
 #define ELEMS_PER_MSG 512
@@ -55,12 +58,12 @@ static void expr_meta(struct nl_buf *b, uint32_t key, uint32_t dreg)
 	nl_nest_end(b, e);
 }
 
-static void expr_cmp_eq(struct nl_buf *b, uint32_t sreg, const void *data, size_t len)
+static void expr_cmp(struct nl_buf *b, uint32_t sreg, uint32_t op, const void *data, size_t len)
 {
 	size_t e = expr_begin(b, "cmp"), d = nl_nest_begin(b, NFTA_EXPR_DATA);
 
 	nl_put_be32(b, NFTA_CMP_SREG, sreg);
-	nl_put_be32(b, NFTA_CMP_OP, NFT_CMP_EQ);
+	nl_put_be32(b, NFTA_CMP_OP, op);
 	size_t v = nl_nest_begin(b, NFTA_CMP_DATA);
 	nl_put(b, NFTA_DATA_VALUE, data, len);
 	nl_nest_end(b, v);
@@ -124,12 +127,14 @@ static uint32_t key_len(const struct family_layout *l)
 	return 2 * (l->alen + 4);
 }
 
-/* One rule of chain: this family's TCP packets of a connection in its set are dropped. */
+/* One rule of chain: this family's TCP packets of a connection in its set are dropped, but for
+ * stasis's own segments (netns/tcp-segment.h). */
 static void add_rule(struct nl_buf *b, const char *table, const char *chain,
 		     const struct family_layout *l, bool input)
 {
 	size_t m = nft_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
 	uint8_t tcp = IPPROTO_TCP;
+	uint32_t mark = TCP_SEGMENT_MARK; /* (host order: the register holds the mark so) */
 	/* local first: on input the packet's destination, on output its source */
 	uint32_t local = input ? l->daddr : l->saddr, remote = input ? l->saddr : l->daddr;
 	uint32_t lport = input ? 2 : 0, rport = input ? 0 : 2;
@@ -139,15 +144,34 @@ static void add_rule(struct nl_buf *b, const char *table, const char *chain,
 	nl_put_str(b, NFTA_RULE_CHAIN, chain);
 	size_t exprs = nl_nest_begin(b, NFTA_RULE_EXPRESSIONS);
 	expr_meta(b, NFT_META_NFPROTO, NFT_REG_1);
-	expr_cmp_eq(b, NFT_REG_1, &l->nfproto, 1);
+	expr_cmp(b, NFT_REG_1, NFT_CMP_EQ, &l->nfproto, 1);
 	expr_meta(b, NFT_META_L4PROTO, NFT_REG_1);
-	expr_cmp_eq(b, NFT_REG_1, &tcp, 1);
+	expr_cmp(b, NFT_REG_1, NFT_CMP_EQ, &tcp, 1);
+	expr_meta(b, NFT_META_MARK, NFT_REG_1);
+	expr_cmp(b, NFT_REG_1, NFT_CMP_NEQ, &mark, 4);
 	expr_payload(b, NFT_PAYLOAD_NETWORK_HEADER, local, l->alen, reg);
 	expr_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, lport, 2, reg + alen_regs);
 	expr_payload(b, NFT_PAYLOAD_NETWORK_HEADER, remote, l->alen, reg + alen_regs + 1);
 	expr_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, rport, 2, reg + 2 * alen_regs + 1);
 	expr_lookup(b, l->set, l->set_id, reg);
 	expr_drop(b);
+	nl_nest_end(b, exprs);
+	nl_msg_end(b, m);
+}
+
+/* stasis's own segments (sent through lo) are left alone by conntrack: its NAT would take
+ * from them the request socket the TCX program gave them (netns/tcp-requeue.c). */
+static void add_notrack_rule(struct nl_buf *b, const char *table, const char *chain)
+{
+	size_t m = nft_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+	uint32_t mark = TCP_SEGMENT_MARK;
+
+	nl_put_str(b, NFTA_RULE_TABLE, table);
+	nl_put_str(b, NFTA_RULE_CHAIN, chain);
+	size_t exprs = nl_nest_begin(b, NFTA_RULE_EXPRESSIONS);
+	expr_meta(b, NFT_META_MARK, NFT_REG_1);
+	expr_cmp(b, NFT_REG_1, NFT_CMP_EQ, &mark, 4);
+	nl_nest_end(b, expr_begin(b, "notrack"));
 	nl_nest_end(b, exprs);
 	nl_msg_end(b, m);
 }
@@ -263,11 +287,25 @@ int nft_lock_table_add(int nl, const char *name, bool owner, const struct nft_co
 		add_set(&b, name, &layouts[i]);
 	add_chain(&b, name, "in", NF_INET_LOCAL_IN);
 	add_chain(&b, name, "out", NF_INET_LOCAL_OUT);
+	add_notrack_rule(&b, name, "out");
 	for (size_t i = 0; i < ARRAY_SIZE(layouts); i++) {
 		add_rule(&b, name, "in", &layouts[i], true);
 		add_rule(&b, name, "out", &layouts[i], false);
 		add_elements(&b, name, &layouts[i], conns, n);
 	}
+	err = nft_batch_run(nl, &b, NULL, 0);
+	nl_buf_free(&b);
+	return err;
+}
+
+int nft_lock_table_add_conns(int nl, const char *name, const struct nft_conn *conns, size_t n)
+{
+	struct nl_buf b;
+	int err;
+
+	nft_batch_begin(&b);
+	for (size_t i = 0; i < ARRAY_SIZE(layouts); i++)
+		add_elements(&b, name, &layouts[i], conns, n);
 	err = nft_batch_run(nl, &b, NULL, 0);
 	nl_buf_free(&b);
 	return err;

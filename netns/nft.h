@@ -29,11 +29,14 @@ int nft_batch_run(int nl, struct nl_buf *b, char *why, size_t why_len);
 
 /*
  * Table `name` (family inet) dropping every packet of the connections, both ways (input and
- * output hooks, before conntrack). owner: the kernel removes the table when the socket nl
+ * output hooks, before conntrack), but for the segments stasis makes (TCP_SEGMENT_MARK). owner: the kernel removes the table when the socket nl
  * is closed (stasis killed included). 0, or <0 having said nothing (the caller names it).
  */
 int nft_lock_table_add(int nl, const char *name, bool owner, const struct nft_conn *conns,
 		       size_t n);
+
+/* More connections into the lock table `name`. 0, or <0 having said nothing. */
+int nft_lock_table_add_conns(int nl, const char *name, const struct nft_conn *conns, size_t n);
 
 /* Table `name` removed (a missing one: 0 when missing_ok). */
 int nft_table_del(int nl, const char *name, bool missing_ok);

@@ -45,8 +45,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <netinet/in.h>
-#include <netinet/ip.h>
-#include <netinet/ip6.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,10 +53,10 @@
 #include <linux/sockios.h>
 #include <unistd.h>
 
-#include "csum.h"
 #include "log.h"
 #include "task.h"
 #include "tcp-repair.h"
+#include "tcp-segment.h"
 #include "util.h"
 
 #define QUEUE_MAX (64u << 20) /* per queue: a larger one is a damaged image */
@@ -395,65 +393,29 @@ static int send_peer_fin(int sk, const TcpConn *c, uint32_t write_seq)
 	struct sockaddr_storage self, peer;
 	socklen_t self_len = sizeof(self), peer_len = sizeof(peer);
 	int outq;
-	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct tcphdr)] = { 0 };
-	uint32_t sum = 0;
 
 	if (getsockname(sk, (struct sockaddr *)&self, &self_len) ||
 	    getpeername(sk, (struct sockaddr *)&peer, &peer_len) || ioctl(sk, SIOCOUTQ, &outq))
 		return -errno;
 	const void *src4 = v4_addr(&peer), *dst4 = v4_addr(&self);
 	bool v4 = src4 && dst4;
-	size_t hdr = v4 ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
-	struct tcphdr *th = (struct tcphdr *)(pkt + hdr);
 	uint32_t win = c->snd_wnd >> (c->has_snd_wscale ? c->snd_wscale : 0);
-	th->source = ((struct sockaddr_in6 *)&peer)->sin6_port; /* sin_port is at the same place */
-	th->dest = ((struct sockaddr_in6 *)&self)->sin6_port;
-	th->seq = htonl(c->rcv_nxt - 1);
-	th->ack_seq = htonl(write_seq - outq);
-	th->doff = sizeof(*th) / 4;
-	th->fin = th->ack = 1;
-	th->window = htons(win > 65535 ? 65535 : win);
-	uint32_t len_proto[2] = { htonl(sizeof(*th)), htonl(IPPROTO_TCP) };
-	if (v4) {
-		struct iphdr *ip = (struct iphdr *)pkt;
-		ip->version = 4;
-		ip->ihl = 5;
-		ip->ttl = 64;
-		ip->protocol = IPPROTO_TCP;
-		ip->tot_len = htons(hdr + sizeof(*th));
-		memcpy(&ip->saddr, src4, 4);
-		memcpy(&ip->daddr, dst4, 4);
-		sum = csum_add(sum, &ip->saddr, 8);
-		sum += IPPROTO_TCP + sizeof(*th);
-	} else {
-		struct ip6_hdr *ip = (struct ip6_hdr *)pkt;
-		ip->ip6_flow = htonl(6u << 28);
-		ip->ip6_plen = htons(sizeof(*th));
-		ip->ip6_nxt = IPPROTO_TCP;
-		ip->ip6_hlim = 64;
-		ip->ip6_src = ((struct sockaddr_in6 *)&peer)->sin6_addr;
-		ip->ip6_dst = ((struct sockaddr_in6 *)&self)->sin6_addr;
-		sum = csum_add(sum, &ip->ip6_src, 32);
-		sum = csum_add(sum, len_proto, sizeof(len_proto));
-	}
-	th->check = htons(csum_fold(csum_add(sum, th, sizeof(*th))));
-	int raw = socket_in_ns_of(sk, v4 ? AF_INET : AF_INET6, SOCK_RAW, IPPROTO_RAW);
+	struct tcp_segment fin = {
+		.family = v4 ? AF_INET : AF_INET6,
+		.src = v4 ? src4 : (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr,
+		.dst = v4 ? dst4 : (const void *)&((struct sockaddr_in6 *)&self)->sin6_addr,
+		/* (sin_port is at the same place) */
+		.sport = ((struct sockaddr_in6 *)&peer)->sin6_port,
+		.dport = ((struct sockaddr_in6 *)&self)->sin6_port,
+		.seq = c->rcv_nxt - 1,
+		.ack = write_seq - outq,
+		.flags = TH_FIN | TH_ACK,
+		.window = win > 65535 ? 65535 : win,
+	};
+	int raw = socket_in_ns_of(sk, fin.family, SOCK_RAW, IPPROTO_RAW);
 	if (raw < 0)
 		return raw;
-	struct sockaddr_storage to = { 0 };
-	socklen_t to_len;
-	if (v4) {
-		struct sockaddr_in *t4 = (struct sockaddr_in *)&to;
-		t4->sin_family = AF_INET;
-		memcpy(&t4->sin_addr, dst4, 4);
-		to_len = sizeof(*t4);
-	} else {
-		to = self;
-		((struct sockaddr_in6 *)&to)->sin6_port = 0;
-		to_len = sizeof(struct sockaddr_in6);
-	}
-	ssize_t n = sendto(raw, pkt, hdr + sizeof(*th), 0, (struct sockaddr *)&to, to_len);
-	int err = n == (ssize_t)(hdr + sizeof(*th)) ? 0 : n < 0 ? -errno : -EIO;
+	int err = tcp_segment_send(raw, &fin);
 	close(raw);
 	return err;
 }

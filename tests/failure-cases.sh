@@ -15,6 +15,19 @@
 #   dump/unix-backlog-unread unix-backlog --unread-data (a connection waiting to be accepted
 #                            whose client wrote data): dump fails naming the listener's pid, fd
 #                            70 and the byte count; the tree keeps running and PASSes
+#   dump/tcp-waiting-without-option
+#                            tcp-accept-queue (connections from outside waiting in its listeners'
+#                            accept queues) dumped without --tcp-established: fails naming the
+#                            pid, fd 60, its address and its 3 clients; the target PASSes (it
+#                            accepts them all with their data, its clients see no reset)
+#   dump/tcp-waiting-kernel-lacks
+#                            the same with --tcp-established on a kernel taken to lack what puts
+#                            them back (STASIS_FAULT=kernel-lacks:tcp_requeue): fails naming the
+#                            listener, its clients and what the kernel lacks; the target PASSes
+#   dump/fault/after-collect|after-images/tcp-accept-queue, leave-running/tcp-accept-queue
+#                            the same dumped with --tcp-established, the dump failing after the
+#                            connections were taken (STASIS_FAULT), or --leave-running: they are
+#                            back in their queues; the target PASSes
 #   dump/unix-inflight-pipe-alone
 #                            unix-inflight --pipe-alone (a pipe carried in a waiting message, no
 #                            pipe held by any process): dump fails naming the pid, fd 61 and the
@@ -428,7 +441,8 @@ case_fault() { # case_fault POINT TARGET
 		return
 	fi
 	sleep 0.2
-	STASIS_FAULT=$point run_stasis "$d/dump.out" 120 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
+	STASIS_FAULT=$point run_stasis "$d/dump.out" 120 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
 	if ! clean_failure "$ZRC"; then
 		result_fail "dump/fault/$point/$name" "STASIS_FAULT=$point: exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -450,7 +464,8 @@ case_leave_running() { # case_leave_running TARGET
 	fi
 	pid=$ZPID
 	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4
+	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4 ${DUMP_OPTS:-}
 	if [ "$ZRC" -ne 0 ]; then
 		result_fail "leave-running/$name" "dump --leave-running exited $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -1375,6 +1390,23 @@ case_criu_options() {
 }
 
 # every case but the alloc-fail sweeps
+# Connections from outside waiting in a listener's accept queue (tcp-accept-queue): refused
+# without --tcp-established; taken and put back when the dump fails or leaves the tree running.
+# Each time the program then accepts them all with every byte, and its outside clients saw no
+# reset (its PASS).
+tcp_accept_queue_cases() {
+	dump_fails_naming dump/tcp-waiting-without-option tcp-accept-queue \
+		'dump pid PID fd 60: TCP listener 127\.0\.0\.1:[0-9]+ has 3 connections waiting to be accepted \(from 127\.0\.0\.1:[0-9]+, 127\.0\.0\.1:[0-9]+, 127\.0\.0\.1:[0-9]+\): pass --tcp-established'
+	STASIS_FAULT=kernel-lacks:tcp_requeue DUMP_OPTS=--tcp-established dump_fails_naming \
+		dump/tcp-waiting-kernel-lacks tcp-accept-queue \
+		'dump pid PID fd 60: TCP listener 127\.0\.0\.1:[0-9]+ has 3 connections waiting to be accepted \(from .*\) needs TCP connections put back in an accept queue .*, which this kernel lacks'
+	local p
+	for p in after-collect after-images; do
+		DUMP_OPTS=--tcp-established case_fault "$p" tcp-accept-queue
+	done
+	DUMP_OPTS=--tcp-established case_leave_running tcp-accept-queue
+}
+
 other_cases() {
 	case_criu_options
 	case_check
@@ -1437,6 +1469,7 @@ other_cases() {
 	done
 	case_stopped_meanwhile stopped-meanwhile
 	case_stopped_meanwhile stopped-meanwhile-fault after-collect
+	tcp_accept_queue_cases
 	case_corrupt_images
 	case_restore_linked_file_gone
 	case_restore_proc_dead_taken

@@ -21,7 +21,8 @@
 #                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it (in a
-#                    container flavour its server is started first, `ext-unix --daemon`).
+#                    container flavour its server is started first, `ext-unix --daemon`;
+#                    tcp-accept-queue's clients likewise, `tcp-accept-queue --daemon`).
 # --predump N: the checkpoint case first runs N rounds of `stasis pre-dump` (0.1 s apart, the
 # program running), each round's directory the parent of the next, then the dump with
 # --prev-images-dir naming the last round; its log must show pages kept in the parent dump.
@@ -122,6 +123,13 @@ NOT_AS_INIT=" stopped-root "
 # programs that are the init of a container in a user namespace of their own: run only in the
 # userns flavour, their corruptions there too
 USERNS_ONLY=" user-ns "
+# programs with a peer outside the tree, a daemon (PROG --daemon DIR) that the init of a PID
+# namespace cannot start: started first in the container flavours
+OUTSIDE_DAEMON=" ext-unix tcp-accept-queue "
+# programs whose outside peer talks to them over the host's loopback: not run in the flavours
+# with a network namespace of their own (full, userns; said, counted neither way; a client
+# across a veth into the tree's own namespace is tests/net/run-netns.sh's)
+HOST_NET_ONLY=" tcp-accept-queue "
 
 # ---------------------------------------------------------------------------------------
 # start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour
@@ -221,11 +229,11 @@ case_checkpoint() {
 	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
 	# (a lazy restore shares no private page with a forked process: cow then does not ask it)
 	[ ${#LAZY[@]} -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/lazy-restore"
-	if [ "$name" = ext-unix ] && [ -n "$CTR" ]; then
+	if [[ $OUTSIDE_DAEMON == *" $name "* ]] && [ -n "$CTR" ]; then
 		# its daemon must be outside the tree: a PID namespace's init cannot start one there
 		mkdir -p "$d/work"
-		if ! "$ZOO_BIN/ext-unix" --daemon "$d/work"; then
-			result_fail "$c" "ext-unix --daemon: no daemon"
+		if ! "$ZOO_BIN/$name" --daemon "$d/work"; then
+			result_fail "$c" "$name --daemon: no daemon"
 			return
 		fi
 		track_pid "$(cat "$d/work/daemon.pid")"
@@ -442,7 +450,8 @@ run_cases() {
 	if [ "$NO_CR" = 0 ] && [[ $NO_CHECKPOINT != *" $name "* ]]; then
 		case_checkpoint "$name"
 		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}cr"
-		[ "$name" = ext-unix ] && kill_ours "$(cat "$ZOO_TMP/$name.${CASE_TAG}cr/work/daemon.pid" 2>/dev/null)"
+		[[ $OUTSIDE_DAEMON == *" $name "* ]] &&
+			kill_ours "$(cat "$ZOO_TMP/$name.${CASE_TAG}cr/work/daemon.pid" 2>/dev/null)"
 	fi
 }
 
@@ -453,6 +462,10 @@ for name in "${NAMES[@]}"; do
 	fi
 	if [ "$CTR" != userns ] && [[ $USERNS_ONLY == *" $name "* ]]; then
 		echo "not run: $name (the init of a container in a user namespace: --container=userns)"
+		continue
+	fi
+	if { [ "$CTR" = full ] || [ "$CTR" = userns ]; } && [[ $HOST_NET_ONLY == *" $name "* ]]; then
+		echo "not run: $name (its peer outside the tree cannot reach a container's own network namespace over loopback: tests/net/run-netns.sh)"
 		continue
 	fi
 	if [ -n "$CTR" ] && [[ $NOT_AS_INIT == *" $name "* ]]; then

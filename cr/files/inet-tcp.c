@@ -4,7 +4,8 @@
  * - listening: bound and listening again with its backlog and options. Connections the
  *   kernel is still setting up for it (SYN_RECV) fail the dump, naming them, unless
  *   --skip-in-flight drops them (their clients send their SYN again and meet the restored
- *   listener). Connections waiting in its accept queue fail the dump (not supported yet);
+ *   listener). Connections waiting in its accept queue, only with --tcp-established: taken by
+ *   stasis and read (netns/tcp-requeue.c), made again in its queue once it listens again;
  * - connecting (SYN_SENT): bound again and connecting again (non-blocking); a program blocked
  *   in connect() waits on in the restarted call;
  * - established and half-closed (ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
@@ -39,7 +40,9 @@
 #include "log.h"
 #include "net-lock.h"
 #include "nlmsg.h"
+#include "kernel/features.h"
 #include "tcp-repair.h"
+#include "tcp-requeue.h"
 #include "util.h"
 
 #define TCP_NEW_SYN_RECV_STATE 12
@@ -120,7 +123,116 @@ static int count_syn_recv(const struct inet_diag_msg *m, void *arg)
 	return 0;
 }
 
-static int dump_listener(struct dump_task *t, const struct fd_probe *p, const struct tcp_info *ti,
+/* The connections in the listener's accept queue (no file yet: inode 0): same local port, its
+ * address or any; up to 4 of their clients named in names. */
+struct waiting_conns {
+	const InetSocket *listener;
+	struct nft_conn *conns;
+	unsigned n;
+	char names[200];
+};
+
+static int find_waiting(const struct inet_diag_msg *m, void *arg)
+{
+	struct waiting_conns *w = arg;
+	static const uint8_t any[16];
+	const InetSocket *l = w->listener;
+	size_t alen = l->family == AF_INET ? 4 : 16;
+	ProtobufCBinaryData peer = { alen, (uint8_t *)m->id.idiag_dst };
+	char name[80];
+	size_t at = strlen(w->names);
+
+	if (m->idiag_inode || ntohs(m->id.idiag_sport) != l->src_port ||
+	    (memcmp(l->src_addr.data, any, l->src_addr.len) &&
+	     memcmp(l->src_addr.data, m->id.idiag_src, l->src_addr.len)))
+		return 0;
+	struct nft_conn *more = xreallocarray(w->conns, w->n + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	w->conns = more;
+	struct nft_conn *c = &w->conns[w->n];
+	*c = (struct nft_conn){ .family = l->family, .lport = m->id.idiag_sport, .rport = m->id.idiag_dport };
+	memcpy(c->local, m->id.idiag_src, alen);
+	memcpy(c->remote, m->id.idiag_dst, alen);
+	if (w->n++ < 4) {
+		inet_addr_str(l->family, &peer, ntohs(m->id.idiag_dport), name, sizeof(name));
+		snprintf(w->names + at, sizeof(w->names) - at, "%s%s", at ? ", " : "", name);
+	}
+	return 0;
+}
+
+static bool among(const struct waiting_conns *w, const struct nft_conn *c)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (!memcmp(&w->conns[i], c, sizeof(*c)))
+			return true;
+	return false;
+}
+
+/*
+ * The connections waiting in the listener's accept queue (--tcp-established): all locked, then
+ * each taken and read (netns/tcp-requeue.c) into in->waiting, in the queue's order.
+ */
+static int dump_waiting(struct dump_task *t, const struct fd_probe *p, int sk, const char *self,
+			unsigned n, InetSocket *in)
+{
+	struct waiting_conns w = { .listener = in };
+	char why[160] = "", peer[80], what[400];
+	unsigned logged = log_errors();
+	struct nft_conn c;
+	int err = diag_walk(in->family, (1u << TCP_ESTABLISHED) | (1u << TCP_CLOSE_WAIT), find_waiting, &w);
+
+	auto_free struct nft_conn *conns = w.conns;
+	if (err == -ENOMEM)
+		return err;
+	snprintf(what, sizeof(what), "dump pid %d fd %d: TCP listener %s has %u connections waiting to be "
+		 "accepted (from %s%s)", t->pid, p->fd, self, n, w.names[0] ? w.names : "?",
+		 w.n > 4 ? ", ..." : "");
+	if (!t->ctx->opts->tcp_established) {
+		pr_err("%s: pass --tcp-established to keep them in its accept queue", what);
+		return -ENOTSUP;
+	}
+	if ((err = kernel_refuse_lacking(t->ctx, KF_TCP_REQUEUE, what)))
+		return err;
+	for (unsigned i = 0; i < w.n; i++)
+		if ((err = net_lock_add(t->ctx, &w.conns[i])))
+			return log_unnamed(logged, err, "%s: cannot lock them", what);
+	for (unsigned taken = 0;; taken++) {
+		int c_sk = tcp_requeue_accept(t->ctx, sk, in, &c);
+		if (c_sk == -EAGAIN) {
+			pr_debug("dump pid %d fd %d: TCP listener %s: %u connections waiting to be accepted "
+				 "taken", t->pid, p->fd, self, taken);
+			return 1;
+		}
+		if (c_sk < 0)
+			return log_unnamed(logged, c_sk, "dump pid %d fd %d: TCP listener %s: cannot take the "
+					   "connections waiting to be accepted: %s", t->pid, p->fd, self,
+					   strerror(-c_sk));
+		ProtobufCBinaryData remote = { c.family == AF_INET ? 4 : 16, c.remote };
+		inet_addr_str(c.family, &remote, ntohs(c.rport), peer, sizeof(peer));
+		/* (one that came since the queue was listed is locked now) */
+		if (!among(&w, &c) && (err = net_lock_add(t->ctx, &c))) {
+			close(c_sk);
+			pr_err("dump pid %d fd %d: TCP listener %s: connection from %s waiting to be accepted: "
+			       "cannot lock it: %s (it is lost)", t->pid, p->fd, self, peer, strerror(-err));
+			return err;
+		}
+		err = tcp_requeue_take(t->ctx, c_sk, in, why, sizeof(why));
+		if (err == -ECONNRESET) {
+			pr_warn("dump pid %d fd %d: TCP listener %s: connection from %s waiting to be accepted: "
+				"%s: dropped", t->pid, p->fd, self, peer, why);
+			continue;
+		}
+		if (err) { /* (said even after an out-of-memory message: it cannot go back) */
+			pr_err("dump pid %d fd %d: TCP listener %s: connection from %s waiting to be accepted: "
+			       "%s: %s (it is lost)", t->pid, p->fd, self, peer, why[0] ? why : "cannot read it",
+			       strerror(-err));
+			return err;
+		}
+	}
+}
+
+static int dump_listener(struct dump_task *t, const struct fd_probe *p, int sk, const struct tcp_info *ti,
 			 InetSocket *in)
 {
 	struct count_syn syn = { in, 0 };
@@ -132,12 +244,6 @@ static int dump_listener(struct dump_task *t, const struct fd_probe *p, const st
 	in->state = INET_STATE__INET_LISTEN;
 	in->has_backlog = true;
 	in->backlog = ti->tcpi_sacked; /* a listener's: the backlog listen() was given */
-	if (ti->tcpi_unacked) {
-		pr_err("dump pid %d fd %d: TCP listener %s has %u connections waiting to be accepted "
-		       "(not supported yet)",
-		       t->pid, p->fd, self, ti->tcpi_unacked);
-		return -ENOTSUP;
-	}
 	err = diag_walk(in->family, (1u << TCP_SYN_RECV) | (1u << TCP_NEW_SYN_RECV_STATE),
 			count_syn_recv, &syn);
 	if (err)
@@ -153,7 +259,7 @@ static int dump_listener(struct dump_task *t, const struct fd_probe *p, const st
 	if (syn.n)
 		pr_warn("dump pid %d fd %d: %u connections being set up for TCP listener %s are dropped "
 			"(--skip-in-flight)", t->pid, p->fd, syn.n, self);
-	return 1;
+	return ti->tcpi_unacked ? dump_waiting(t, p, sk, self, ti->tcpi_unacked, in) : 1;
 }
 
 /* SYN_SENT: the kernel gives no peer name yet; sock_diag has it. */
@@ -278,7 +384,7 @@ int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
 	}
 	switch (ti.tcpi_state) {
 	case TCP_LISTEN:
-		return dump_listener(t, p, &ti, in);
+		return dump_listener(t, p, sk, &ti, in);
 	case TCP_CLOSE:
 		return dump_closed(t, p, sk, in);
 	case TCP_SYN_SENT:
@@ -307,6 +413,18 @@ int inet_tcp_validate(const struct restore_task *t, const FdEntry *e)
 		pr_err("image fds-%d.img: fd %u: TCP connection without a valid state", t->pid, e->fd);
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < in->n_waiting; i++) {
+		if (in->state != INET_STATE__INET_LISTEN || !tcp_waiting_valid(in, in->waiting[i])) {
+			pr_err("image fds-%d.img: fd %u: connection %zu waiting to be accepted: not a "
+			       "TCP listener's, or without a valid state", t->pid, e->fd, i);
+			return -EINVAL;
+		}
+	}
+	char what[160];
+	snprintf(what, sizeof(what), "image fds-%d.img: fd %u: TCP listener with %zu connections waiting "
+		 "to be accepted", t->pid, e->fd, in->n_waiting);
+	if (in->n_waiting && kernel_refuse_lacking(t->ctx, KF_TCP_REQUEUE, what))
+		return -ENOTSUP;
 	if (in->state == INET_STATE__INET_CLOSED && in->tcp &&
 	    (!in->has_dst_port || !in->has_src_port || !tcp_ended_valid(in->tcp))) {
 		pr_err("image fds-%d.img: fd %u: TCP connection that ended without a valid state", t->pid,

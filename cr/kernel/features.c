@@ -84,6 +84,8 @@ static const struct feature_desc features[KF_NR] = {
 	[KF_OPENAT2] = { "openat2 with RESOLVE_IN_ROOT", "openat2", 0, .one = probe_openat2 },
 	[KF_MOVE_MOUNT_SET_GROUP] = { "move_mount with MOVE_MOUNT_SET_GROUP", "move_mount_set_group",
 		0, .one = probe_move_mount },
+	[KF_TCP_REQUEUE] = { "TCP connections put back in an accept queue (TCX, bpf_sk_assign_tcp_reqsk)",
+		"tcp_requeue", 0, .one = probe_tcp_requeue },
 };
 
 /* The answers, per process: probed[f] once res[f] holds the kernel's answer. */

@@ -54,6 +54,7 @@ enum kernel_feature {
 	KF_FDINFO_LOCKS,
 	KF_OPENAT2,
 	KF_MOVE_MOUNT_SET_GROUP,
+	KF_TCP_REQUEUE, /* connections put back in a TCP listener's accept queue (TCX + kfunc) */
 	KF_NR
 };
 

@@ -52,6 +52,6 @@ probe_one_fn probe_pagemap, probe_soft_dirty;
 
 /* cr/kernel/probes-files.c */
 probe_one_fn probe_msg_copy, probe_timerfd_ticks, probe_timer_ids, probe_unix_diag,
-	probe_file_handles, probe_fdinfo_locks, probe_openat2, probe_move_mount;
+	probe_file_handles, probe_fdinfo_locks, probe_openat2, probe_move_mount, probe_tcp_requeue;
 
 #endif

@@ -10,6 +10,7 @@
 #include <linux/openat2.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "kernel/probe.h"
+#include "tcp-requeue.h"
 #include "util.h"
 
 #ifndef MSG_COPY
@@ -173,4 +175,26 @@ bool probe_move_mount(struct probe_result *r)
 	if (errno == EPERM)
 		return probe_set(r, false, "cannot tell: needs CAP_SYS_ADMIN");
 	return probe_set(r, false, "%m");
+}
+
+/*
+ * Connections waiting in a TCP listener's accept queue made again (netns/tcp-requeue.c): its
+ * TCX program loaded (the kfunc in the kernel's BTF, the verifier's yes) and attached to lo of
+ * a network namespace of the probe's own.
+ */
+static bool tcp_requeue_in_child(struct probe_result *r)
+{
+	char why[PROBE_DETAIL_LEN] = "";
+
+	if (unshare(CLONE_NEWNET))
+		return probe_set(r, false, "cannot make a network namespace to try it in: %m");
+	if (!tcp_requeue_supported(why, sizeof(why)))
+		return probe_set(r, false, "%s: %m: connections waiting in a listener's accept queue "
+				 "cannot be saved", why);
+	return probe_set(r, true, "TCX ingress program with bpf_sk_assign_tcp_reqsk (Linux >= 6.9)");
+}
+
+bool probe_tcp_requeue(struct probe_result *r)
+{
+	return probe_in_child(tcp_requeue_in_child, r);
 }

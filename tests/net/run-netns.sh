@@ -30,6 +30,10 @@
 #   netns/outside  the outer end is back in OUT: same name, MAC, MTU, bridge, up
 #   netns/client   the client outside answered on through dump and restore (no reset, no
 #                  reconnect)
+#   netns/accept-queue  a second client outside, connected and having written 30000 bytes,
+#                  waited in the server's accept queue through dump and restore: the server
+#                  accepts it afterwards, gets every byte (it answers their SHA-256), and the
+#                  client saw no reset
 #   netns/checks-can-fail  a change to each part after the restore is seen by its check
 # Then the tree is dumped again (the client still connected):
 #   netns/restore-fails-clean  a restore that fails before anything is made (the outer end's
@@ -83,7 +87,7 @@ start_tree() {
 		"while [ ! -e '$d/go' ]; do sleep 0.05; done; exec $PY -c \"import os, sys, runpy, time
 if os.fork() == 0:
     time.sleep(100000)
-sys.argv = ['peer.py', 'server', '10.231.9.2', '$PORT', '$d/ready']
+sys.argv = ['peer.py', 'server', '10.231.9.2', '$PORT', '$d/ready', '$d/w']
 runpy.run_path('$PEER', run_name='__main__')\"" </dev/null >"$d/server.out" 2>&1 &
 	SPID=$!
 	disown
@@ -208,6 +212,13 @@ case_main() {
 	disown
 	track_pid "$CPID"
 	wait_until 10 count_above "$d" 50 || { result_fail netns/setup "the client got no answers"; logs "$d"; return 1; }
+	# a second client, which the server does not accept before the dump
+	mkdir -p "$d/w"
+	in_out "$PY" "$PEER" waiter 10.231.9.2 $PORT 30000 "$d/w" </dev/null >"$d/waiter.out" 2>&1 &
+	WPID=$!
+	disown
+	track_pid "$WPID"
+	wait_until 10 test -e "$d/w/waiter-sent" || { result_fail netns/setup "the waiting client could not write"; logs "$d"; return 1; }
 	sleep 1.5 # IPv6 duplicate address detection done: addresses as they stay
 	snapshot "$d/before"
 	local outer_before
@@ -240,6 +251,16 @@ case_main() {
 	else
 		result_fail netns/client "client stuck at $(count_of "$d") answers: $(cat "$d/error" 2>/dev/null)"
 		logs "$d"
+	fi
+	touch "$d/w/accept-now"
+	wait_until 30 test -s "$d/w/result"
+	if [ "$(cat "$d/w/result" 2>/dev/null)" = ok ] &&
+		grep -q "1 connections waiting to be accepted taken" "$d/img/dump.log"; then
+		result_ok "netns/accept-queue (the waiting client's 30000 bytes reached the server, which had not accepted it before the dump)"
+	else
+		result_fail netns/accept-queue "the waiting client says: $(cat "$d/w/result" 2>/dev/null || echo nothing)"
+		logs "$d"
+		show_tail "$d/waiter.out"
 	fi
 
 	# each check can fail: one change per part
