@@ -208,6 +208,21 @@ static int nft_socket_of(pid_t pid)
 	return err ? err : nl;
 }
 
+/* Our nftables socket in the namespace of root (once). */
+static int open_nft(struct net_lock_state *st, pid_t root)
+{
+	if (st->nl)
+		return 0;
+	int nl = nft_socket_of(root);
+	if (nl < 0) {
+		pr_err("dump pid %d: cannot talk to nftables in its network namespace: %s", root,
+		       strerror(-nl));
+		return nl;
+	}
+	st->nl = nl + 1;
+	return 0;
+}
+
 static int lock(struct net_lock_state *st, const char *what, pid_t root)
 {
 	snprintf(st->table, sizeof(st->table), LOCK_TABLE "%d-%d", getpid(), root);
@@ -250,15 +265,9 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 
 	st->tree = tr;
 	st->root_task = &tr->tasks[0];
-	if (ctx->opts->network_lock_skip || (err = tree_conns(st, tr)) || !st->nr_conns)
+	if (ctx->opts->network_lock_skip || (err = tree_conns(st, tr)) || !st->nr_conns ||
+	    (err = open_nft(st, root)))
 		return err;
-	int nl = nft_socket_of(root);
-	if (nl < 0) {
-		pr_err("dump pid %d: cannot talk to nftables in its network namespace: %s", root,
-		       strerror(-nl));
-		return nl;
-	}
-	st->nl = nl + 1;
 	return lock(st, "dump", root);
 }
 
@@ -274,15 +283,8 @@ int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c)
 	if ((err = add_conn(st, c)))
 		return err;
 	root = st->tree->tasks[0].pid;
-	if (!st->nl) {
-		int nl = nft_socket_of(root);
-		if (nl < 0) {
-			pr_err("dump pid %d: cannot talk to nftables in its network namespace: %s", root,
-			       strerror(-nl));
-			return nl;
-		}
-		st->nl = nl + 1;
-	}
+	if ((err = open_nft(st, root)))
+		return err;
 	if (!st->table[0])
 		return lock(st, "dump", root);
 	if ((err = nft_lock_table_add_conns(st->nl - 1, st->table, &st->conns[st->nr_conns - 1], 1)))

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -410,4 +411,26 @@ int nl_attrs_keep_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nl_
 		a = (const void *)((const char *)a + step);
 	}
 	return 0;
+}
+
+int nl_diag_one(int nl, const void *req, size_t len, struct inet_diag_msg *m)
+{
+	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+	const struct nlmsghdr *h = (const void *)buf;
+
+	if (send(nl, req, len, 0) != (ssize_t)len)
+		return -errno;
+	ssize_t n = recv(nl, buf, sizeof(buf), 0);
+	if (n < 0)
+		return -errno;
+	if (!NLMSG_OK(h, (size_t)n))
+		return -EIO;
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(h);
+		return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? e->error : -EIO;
+	}
+	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return -EIO;
+	memcpy(m, NLMSG_DATA(h), sizeof(*m));
+	return 1;
 }

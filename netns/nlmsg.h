@@ -73,6 +73,10 @@ int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h
 
 /* Sends the request b (one message, no dump) and hands its answer to fn: fn's result, or the
  * kernel's error. */
+struct inet_diag_msg;
+/* One sock_diag request (the whole message, len bytes) sent on nl and its one reply: 1, the
+ * socket found copied to m; 0, an ack; < 0, the kernel's error (-ENOENT: no such socket). */
+int nl_diag_one(int nl, const void *req, size_t len, struct inet_diag_msg *m);
 int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);
 
 /* Attributes in data: tb[type] (0..max) the last of each type, NULL if absent. */

@@ -61,6 +61,7 @@
 #include "files/inet.h"
 #include "kernel/features.h"
 #include "log.h"
+#include "nlmsg.h"
 #include "tcp-repair.h"
 #include "tcp-requeue.h"
 #include "tcp-segment.h"
@@ -385,7 +386,8 @@ static int child_of(struct requeue_run *r, const struct conn_view *v, int *state
 		  .q = { .sdiag_family = v->diag_family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0u,
 			 .id = { .idiag_sport = v->lport, .idiag_dport = v->pport,
 				 .idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } } };
-	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct inet_diag_msg m;
+	int err;
 
 	if (v->diag_family == AF_INET6 && v->family == AF_INET) { /* v4-mapped */
 		uint8_t mapped[16] = { [10] = 0xff, [11] = 0xff };
@@ -397,25 +399,12 @@ static int child_of(struct requeue_run *r, const struct conn_view *v, int *state
 		memcpy(req.q.id.idiag_src, v->local, v->family == AF_INET ? 4 : 16);
 		memcpy(req.q.id.idiag_dst, v->peer, v->family == AF_INET ? 4 : 16);
 	}
-	if (send(r->diag, &req, sizeof(req), 0) != sizeof(req))
-		return -errno;
-	ssize_t n = recv(r->diag, buf, sizeof(buf), 0);
-	const struct nlmsghdr *h = (const void *)buf;
-	if (n < 0)
-		return -errno;
-	if (!NLMSG_OK(h, (size_t)n))
-		return -EIO;
-	if (h->nlmsg_type == NLMSG_ERROR) {
-		const struct nlmsgerr *e = NLMSG_DATA(h);
-		return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error : -EIO;
-	}
-	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-		return -EIO;
-	const struct inet_diag_msg *m = NLMSG_DATA(h);
-	if (m->idiag_state == TCP_LISTEN) /* (the kernel's lookup falls back on the listener) */
+	if ((err = nl_diag_one(r->diag, &req, sizeof(req), &m)) <= 0)
+		return err ? err : -EIO;
+	if (m.idiag_state == TCP_LISTEN) /* (the kernel's lookup falls back on the listener) */
 		return -ENOENT;
-	*state = m->idiag_state;
-	*rqueue = m->idiag_rqueue;
+	*state = m.idiag_state;
+	*rqueue = m.idiag_rqueue;
 	return 0;
 }
 

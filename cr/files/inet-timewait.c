@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "inet.h"
+#include "nlmsg.h"
 #include "util.h"
 
 #define TW_STATE 6 /* TCP_TIME_WAIT */
@@ -31,30 +32,6 @@ struct diag_msg {
 	struct nlmsghdr nlh;
 	struct inet_diag_req_v2 req;
 };
-
-/* The reply to one request: >0 the reply's type (a diag message copied to m), 0 an ack,
- * <0 the error the kernel gave. */
-static int ask(int nl, struct diag_msg *msg, struct inet_diag_msg *m)
-{
-	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
-
-	if (send(nl, msg, sizeof(*msg), 0) != sizeof(*msg))
-		return -errno;
-	ssize_t n = recv(nl, buf, sizeof(buf), 0);
-	struct nlmsghdr *h = (struct nlmsghdr *)buf;
-	if (n < 0)
-		return -errno;
-	if (!NLMSG_OK(h, (size_t)n))
-		return -EIO;
-	if (h->nlmsg_type == NLMSG_ERROR) {
-		const struct nlmsgerr *e = NLMSG_DATA(h);
-		return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? e->error : -EIO;
-	}
-	if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
-		return -EIO;
-	memcpy(m, NLMSG_DATA(h), sizeof(*m));
-	return h->nlmsg_type;
-}
 
 /* The socket of in's addresses and ports in state (a TCP_* number) destroyed: 1, or 0 if
  * there is none in that state. */
@@ -76,14 +53,14 @@ static int destroy_in_state(const InetSocket *in, unsigned state)
 	auto_close int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (nl < 0)
 		return -errno;
-	if ((err = ask(nl, &msg, &m)) <= 0)
+	if ((err = nl_diag_one(nl, &msg, sizeof(msg), &m)) <= 0)
 		return err == -ENOENT ? 0 : err; /* nothing of these addresses */
 	if (m.idiag_state != state)
 		return 0; /* another socket: whoever needs these addresses says what it thinks */
 	msg.nlh.nlmsg_type = SOCK_DESTROY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	memcpy(msg.req.id.idiag_cookie, m.id.idiag_cookie, sizeof(m.id.idiag_cookie));
-	err = ask(nl, &msg, &m);
+	err = nl_diag_one(nl, &msg, sizeof(msg), &m);
 	return err < 0 ? err : 1;
 }
 

@@ -109,21 +109,6 @@ static void daemon_main(void)
 	_exit(0);
 }
 
-/* The daemon, out of our tree (double fork), serving once this returns (it writes its pid last). */
-static void start_daemon(void)
-{
-	char pid[16];
-	pid_t a = fork();
-	if (a == 0) {
-		if (fork() == 0)
-			daemon_main();
-		_exit(0);
-	}
-	waitpid(a, NULL, 0);
-	for (int i = 0; i < 500 && zoo_read_file(pid_path, pid, sizeof(pid)) <= 0; i++)
-		zoo_sleep_ms(2);
-}
-
 /* --restore-wrapper DIR -- CMD...: CMD with a new connection to DIR's echo server as fd 50. */
 static int restore_wrapper(int argc, char **argv)
 {
@@ -181,14 +166,14 @@ int main(int argc, char **argv)
 		return restore_wrapper(argc, argv);
 	if (argc == 3 && !strcmp(argv[1], "--daemon")) {
 		set_paths(argv[2]);
-		start_daemon();
+		zoo_start_daemon(daemon_main, pid_path);
 		return access(pid_path, F_OK) ? 1 : 0;
 	}
 	const char *dir = getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp";
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	set_paths(dir);
 	if (access(pid_path, F_OK)) /* else started by --daemon */
-		start_daemon();
+		zoo_start_daemon(daemon_main, pid_path);
 	int s = connected(SOCK_DGRAM, sock_path), t = connected(SOCK_STREAM, stream_path);
 	if (s < 0 || dup3(s, 90, O_CLOEXEC) != 90 || send(90, "before", 6, 0) != 6 || t < 0 ||
 	    dup3(t, 88, O_CLOEXEC) != 88 || fcntl(88, F_SETFL, O_NONBLOCK))

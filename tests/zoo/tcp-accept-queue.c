@@ -177,21 +177,6 @@ static void daemon_main(void)
 	_exit(0);
 }
 
-/* The daemon, out of our tree (double fork), running once this returns. */
-static void start_daemon(void)
-{
-	char pid[16];
-	pid_t a = fork();
-	if (a == 0) {
-		if (fork() == 0)
-			daemon_main();
-		_exit(0);
-	}
-	waitpid(a, NULL, 0);
-	for (int i = 0; i < 500 && zoo_read_file(pid_path, pid, sizeof(pid)) <= 0; i++)
-		zoo_sleep_ms(2);
-}
-
 /* ---- the program ---- */
 
 static int accepted[NR_CLIENTS] = { -1, -1, -1, -1, -1, -1 }; /* a corruption may accept early */
@@ -275,7 +260,7 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "--daemon")) {
 		set_paths(argv[2]);
-		start_daemon();
+		zoo_start_daemon(daemon_main, pid_path);
 		return access(pid_path, F_OK) ? 1 : 0;
 	}
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
@@ -293,7 +278,7 @@ int main(int argc, char **argv)
 	unlink(ports_path);
 	if (!fresh) {
 		unlink(pid_path);
-		start_daemon();
+		zoo_start_daemon(daemon_main, pid_path);
 	}
 	int n = snprintf(text, sizeof(text), "%u %u %u\n", ports[0], ports[1], ports[2]);
 	char tmp[4300];

@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -160,6 +161,22 @@ static inline void zoo_sleep_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* A daemon out of our tree (double fork) running run(), once it wrote its pid to pid_path (it
+ * writes it last, when it serves): 1 s at most. */
+static inline void zoo_start_daemon(void (*run)(void), const char *pid_path)
+{
+	char pid[16];
+	pid_t a = fork();
+	if (a == 0) {
+		if (fork() == 0)
+			run();
+		_exit(0);
+	}
+	waitpid(a, NULL, 0);
+	for (int i = 0; i < 500 && zoo_read_file(pid_path, pid, sizeof(pid)) <= 0; i++)
+		zoo_sleep_ms(2);
 }
 
 static inline uint64_t zoo_now_ns(int clk)
