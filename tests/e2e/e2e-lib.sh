@@ -154,7 +154,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [debug]
   address = "$WORK/containerd-debug.sock"
 EOF
-	containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
+	# (its checkpoints' temporary directories, ctrd-checkpoint*, go in ours, removed with it)
+	mkdir -p "$WORK/containerd-tmp"
+	TMPDIR=$WORK/containerd-tmp containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
 	CTRD_PID=$!
 	wait_for 30 eval 'ctr -a "$WORK/containerd.sock" version >/dev/null 2>&1' && return 0
 	fail "$E2E_NAME/containerd" "containerd did not start" "$WORK/containerd.log"
