@@ -797,7 +797,7 @@ static int read_waiting(int sk, int state, TcpWaiting *w, char *why, size_t why_
 	return 0;
 }
 
-int tcp_requeue_take(struct run_ctx *ctx, int sk, InetSocket *in, char *why, size_t why_len)
+int tcp_requeue_take(struct run_ctx *ctx, int taken, InetSocket *in, char *why, size_t why_len)
 {
 	struct requeue_state *st = state_of(ctx);
 	TcpWaiting *w = st->next;
@@ -805,7 +805,7 @@ int tcp_requeue_take(struct run_ctx *ctx, int sk, InetSocket *in, char *why, siz
 	socklen_t tlen = sizeof(ti);
 	int err;
 
-	auto_close int own = sk;
+	auto_close int sk = taken; /* (closed in repair mode: nothing sent) */
 	if (tcp_repair_set(sk, true, false))
 		return WHY("cannot put it in repair mode");
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &tlen))

@@ -28,12 +28,12 @@ bool tcp_requeue_supported(char *why, size_t why_len);
 int tcp_requeue_accept(struct run_ctx *ctx, int listener, InetSocket *in, struct nft_conn *c);
 
 /*
- * Dump: sk, accepted by tcp_requeue_accept and locked, read in repair mode into a new entry of
- * in->waiting and closed (repair mode: nothing is sent). If the tree goes on
- * (tcp_requeue_dump_over) it is put back in the queue. sk is closed in any case; a failure
+ * Dump: taken, accepted by tcp_requeue_accept and locked, read in repair mode into a new entry
+ * of in->waiting and closed (repair mode: nothing is sent). If the tree goes on
+ * (tcp_requeue_dump_over) it is put back in the queue. taken is closed in any case; a failure
  * (what failed in why) loses that connection: its client meets a reset at its next segment.
  */
-int tcp_requeue_take(struct run_ctx *ctx, int sk, InetSocket *in, char *why, size_t why_len);
+int tcp_requeue_take(struct run_ctx *ctx, int taken, InetSocket *in, char *why, size_t why_len);
 
 /* Dump over; tree_goes_on (a failure, --leave-running): every connection taken is put back in
  * its listener's queue (before the network lock goes). */

@@ -195,7 +195,7 @@ static int dump_waiting(struct dump_task *t, const struct fd_probe *p, int sk, c
 	if ((err = kernel_refuse_lacking(t->ctx, KF_TCP_REQUEUE, what)))
 		return err;
 	for (unsigned i = 0; i < w.n; i++)
-		if ((err = net_lock_add(t->ctx, &w.conns[i])))
+		if ((err = net_lock_add(t->ctx, &conns[i])))
 			return log_unnamed(logged, err, "%s: cannot lock them", what);
 	for (unsigned taken = 0;; taken++) {
 		int c_sk = tcp_requeue_accept(t->ctx, sk, in, &c);
