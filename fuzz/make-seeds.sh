@@ -36,6 +36,8 @@ seed_set() {
 	fi
 	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --leave-running "$@" -o /dev/null
 	kill_ours "$ZPID"
+	wait_until 5 pid_free "$ZPID"
+	remove_left_segments
 	if [ "$ZRC" != 0 ]; then
 		echo "seeds: $tag not dumped: $(tail -n 1 "$d/dump.out")" >&2
 		return

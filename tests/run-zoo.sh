@@ -412,16 +412,6 @@ case_checkpoint() {
 	result_ok "$c${ZVERDICT#PASS}"
 }
 
-# SysV segments a host case's program made and left (it did not reach its end): removed once
-# nothing has them attached, so that no run leaves them on the host
-remove_left_segments() {
-	local id cpid nattch
-	[ -n "$ZPID" ] || return 0
-	while read -r id cpid nattch; do
-		[ "$cpid" = "$ZPID" ] && [ "$nattch" = 0 ] && ipcrm -m "$id" 2>/dev/null
-	done < <(awk 'NR > 1 { print $2, $5, $7 }' /proc/sysvipc/shm)
-}
-
 # one program: its cases in the flavour asked for
 run_cases() {
 	local name=$1

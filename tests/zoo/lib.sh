@@ -74,6 +74,16 @@ pid_is_ours() {
 
 track_pid() { ZOO_PIDS+=("$1"); }
 
+# SysV segments a host case's program made and left (it did not reach its end): removed once
+# nothing has them attached, so that no run leaves them on the host
+remove_left_segments() {
+	local id cpid nattch
+	[ -n "$ZPID" ] || return 0
+	while read -r id cpid nattch; do
+		[ "$cpid" = "$ZPID" ] && [ "$nattch" = 0 ] && ipcrm -m "$id" 2>/dev/null
+	done < <(awk 'NR > 1 { print $2, $5, $7 }' /proc/sysvipc/shm)
+}
+
 kill_ours() { # kill_ours PID: SIGKILL it if it is still one of ours
 	local p=$1
 	[ -n "$p" ] || return 0
