@@ -29,6 +29,7 @@
 #include "proc.h"
 #include "restorer/restorer.h"
 #include "tree-objects.h"
+#include "tree-plan.h"
 #include "tree.h"
 #include "util.h"
 
@@ -144,14 +145,6 @@ static int drop_untaken(struct cow_state *st)
 	return 0;
 }
 
-static ssize_t entry_of(const Inventory *inv, uint32_t pid)
-{
-	for (size_t i = 0; i < inv->n_tree; i++)
-		if (inv->tree[i]->pid == pid)
-			return i;
-	return -1;
-}
-
 /* How many forks from stasis's to entry k (SIZE_MAX: its line of forkers loops). */
 static size_t fork_depth(const struct cow_state *st, size_t k)
 {
@@ -223,7 +216,7 @@ static int cow_validate(struct run_ctx *ctx, struct restore_tree *rt)
 	    !st->nr_regions_of || !order || !forks)
 		return -ENOMEM;
 	for (size_t k = 0; k < n; k++) {
-		st->forker[k] = k ? entry_of(inv, rt->plan[k].creator) : -1;
+		st->forker[k] = k ? tree_entry_index(inv, rt->plan[k].creator) : -1;
 		st->task[k] = pstree_task(rt, inv->tree[k]->pid);
 	}
 	for (size_t k = 0; k < n; k++) {
@@ -248,6 +241,11 @@ static int cow_validate(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
+static uint64_t huge_align(uint64_t x)
+{
+	return (x + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
 static bool overlaps(uint64_t a, uint64_t len, uint64_t start, uint64_t end)
 {
 	return a < end && a + len > start;
@@ -266,14 +264,14 @@ static uint64_t find_reserve(const struct cow_state *st, uint64_t len)
 		moved = false;
 		for (size_t i = 0; i < own.n; i++)
 			if (overlaps(addr, len, own.v[i].start, own.v[i].end)) {
-				addr = (own.v[i].end + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+				addr = huge_align(own.v[i].end);
 				moved = true;
 			}
 		for (size_t k = 0; k < st->nr_entries; k++)
 			for (size_t i = 0; st->task[k] && i < st->task[k]->mm->n_vmas; i++) {
 				const VmaEntry *v = st->task[k]->mm->vmas[i];
 				if (overlaps(addr, len, v->start, v->end)) {
-					addr = (v->end + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+					addr = huge_align(v->end);
 					moved = true;
 				}
 			}
@@ -290,10 +288,11 @@ static int cow_prepare(struct run_ctx *ctx, struct restore_tree *rt)
 
 	if (!st->nr_regions)
 		return 0;
+	/* each region at its address modulo HUGE_PAGE, one after the other (temp: an offset first) */
 	for (size_t r = 0; r < st->nr_regions; r++) {
-		const struct cow_region *reg = &st->regions[r];
-		len = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-		len += reg->start % HUGE_PAGE + (reg->end - reg->start);
+		struct cow_region *reg = &st->regions[r];
+		reg->temp = huge_align(len) + reg->start % HUGE_PAGE;
+		len = reg->temp + (reg->end - reg->start);
 	}
 	len = PAGE_ALIGN(len);
 	if (!(base = find_reserve(st, len)) ||
@@ -305,12 +304,8 @@ static int cow_prepare(struct run_ctx *ctx, struct restore_tree *rt)
 	}
 	st->reserve_start = base;
 	st->reserve_len = len;
-	for (size_t r = 0, off = 0; r < st->nr_regions; r++) {
-		struct cow_region *reg = &st->regions[r];
-		off = (off + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-		reg->temp = base + off + reg->start % HUGE_PAGE;
-		off += reg->start % HUGE_PAGE + (reg->end - reg->start);
-	}
+	for (size_t r = 0; r < st->nr_regions; r++)
+		st->regions[r].temp += base;
 	for (size_t k = 0; k < st->nr_entries; k++) {
 		for (size_t i = 0; i < st->nr_uses[k]; i++) {
 			struct cow_use *u = &st->uses[k][i];

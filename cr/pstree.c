@@ -483,21 +483,13 @@ static bool made_and_joined(const struct restore_tree *rt, uint32_t creator, uin
 	return true;
 }
 
-static ssize_t entry_index(const Inventory *inv, uint32_t pid)
-{
-	for (size_t i = 0; i < inv->n_tree; i++)
-		if (inv->tree[i]->pid == pid)
-			return i;
-	return -1;
-}
-
 /* Entry k's parent now: a helper's orphan to be is its forker's until it has come. */
 static ssize_t parent_now(const struct restore_tree *rt, size_t k)
 {
 	const Inventory *inv = rt->inv;
 	bool forker = rt->plan[k].lift && !__atomic_load_n(&rt->lift_came[k], __ATOMIC_ACQUIRE);
 
-	return entry_index(inv, forker ? rt->plan[k].creator : inv->tree[k]->ppid);
+	return tree_entry_index(inv, forker ? rt->plan[k].creator : inv->tree[k]->ppid);
 }
 
 /*
@@ -591,7 +583,7 @@ static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid
 static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, const TreeEntry *e,
 						   run_child_fn run)
 {
-	const struct tree_plan_step *step = &rt->plan[entry_index(rt->inv, e->pid)];
+	const struct tree_plan_step *step = &rt->plan[tree_entry_index(rt->inv, e->pid)];
 
 	/* nor outlives its parent (a helper's orphan to be: its forker, who dies first) */
 	if (!step->lift)
@@ -607,7 +599,7 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	if (make_children(rt, e->pid, false, run))
 		_exit(1);
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
-	while (e->zombie && !may_die(rt, entry_index(rt->inv, e->pid)) &&
+	while (e->zombie && !may_die(rt, tree_entry_index(rt->inv, e->pid)) &&
 	       now_ns(CLOCK_MONOTONIC) < deadline)
 		usleep(200);
 	if (e->zombie) {
@@ -759,7 +751,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			 run_child_fn run_child)
 {
 	Inventory *inv = rt->inv;
-	size_t my = entry_index(inv, self->pid);
+	size_t my = tree_entry_index(inv, self->pid);
 	TreeEntry *me = inv->tree[my];
 	bool is_root = self == &rt->tasks[0], join_late = false;
 	/* it leads a group it is no longer in: the group is made for its members first */

@@ -21,7 +21,7 @@
 #include "tree-plan.h"
 #include "util.h"
 
-static ssize_t index_of(const Inventory *inv, uint32_t pid)
+ssize_t tree_entry_index(const Inventory *inv, uint32_t pid)
 {
 	for (size_t i = 0; i < inv->n_tree; i++)
 		if (inv->tree[i]->pid == pid)
@@ -39,7 +39,7 @@ static bool forks_in(const Inventory *inv, const struct tree_plan_step *plan, si
 /* An init of a PID namespace of its own can neither fork siblings nor be forked as one. */
 static bool starts_pid_ns(const Inventory *inv, size_t k)
 {
-	ssize_t p = index_of(inv, inv->tree[k]->ppid);
+	ssize_t p = tree_entry_index(inv, inv->tree[k]->ppid);
 	return k == 0 || p < 0 || inv->tree[k]->n_nested_pids != inv->tree[p]->n_nested_pids;
 }
 
@@ -50,14 +50,14 @@ static bool stand_in(const TreeEntry *e)
 
 bool tree_plan_lifted(const struct restore_tree *rt, pid_t pid)
 {
-	ssize_t k = index_of(rt->inv, pid);
+	ssize_t k = tree_entry_index(rt->inv, pid);
 	return k >= 0 && rt->plan[k].lift;
 }
 
 ssize_t tree_plan_forked_under(const Inventory *inv, const struct tree_plan_step *plan, size_t k)
 {
 	for (size_t n = 0; n <= inv->n_tree; n++) {
-		ssize_t c = index_of(inv, plan[k].creator);
+		ssize_t c = tree_entry_index(inv, plan[k].creator);
 		if (k == 0 || c < 0)
 			return -1;
 		if (!plan[k].clone_parent)
@@ -85,7 +85,7 @@ bool tree_plan_forked_below(const Inventory *inv, const struct tree_plan_step *p
 static ssize_t sibling_in(const Inventory *inv, const struct tree_plan_step *plan, size_t i,
 			  uint32_t sid)
 {
-	ssize_t leader = index_of(inv, sid);
+	ssize_t leader = tree_entry_index(inv, sid);
 
 	if (leader > 0 && (size_t)leader != i && inv->tree[leader]->ppid == inv->tree[i]->ppid &&
 	    inv->tree[leader]->sid == sid && !plan[leader].lift && !starts_pid_ns(inv, leader))
@@ -106,7 +106,7 @@ static ssize_t sibling_in(const Inventory *inv, const struct tree_plan_step *pla
 static ssize_t lifter_in(const Inventory *inv, const struct tree_plan_step *plan, size_t i,
 			 uint32_t sid)
 {
-	ssize_t p = index_of(inv, inv->tree[i]->ppid);
+	ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid);
 
 	for (size_t d = 1; d < inv->n_tree; d++) {
 		bool other_parent = false; /* its orphans all go to one: the nearest subreaper */
@@ -135,7 +135,7 @@ static int try_place(struct planner *pl, size_t i, bool born)
 	const Inventory *inv = pl->inv;
 	struct tree_plan_step *plan = pl->plan;
 	uint32_t sid = pl->need[i];
-	ssize_t p = index_of(inv, inv->tree[i]->ppid), s;
+	ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid), s;
 	const TreeEntry *parent = inv->tree[p];
 
 	plan[i] = (struct tree_plan_step){ .creator = parent->pid, .born_sid = plan[i].born_sid };
@@ -167,7 +167,7 @@ static int try_place(struct planner *pl, size_t i, bool born)
 static bool plan_holds(const Inventory *inv, const struct tree_plan_step *plan)
 {
 	for (size_t i = 1; i < inv->n_tree; i++) {
-		ssize_t p = index_of(inv, inv->tree[i]->ppid), c = index_of(inv, plan[i].creator);
+		ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid), c = tree_entry_index(inv, plan[i].creator);
 		if (!tree_plan_forked_below(inv, plan, i, 0) || (plan[i].clone_parent && plan[c].lift) ||
 		    (plan[i].lift && !tree_plan_forked_below(inv, plan, c, p)))
 			return false;
@@ -253,7 +253,7 @@ static int plan_tree(struct planner *pl)
 	}
 	for (size_t k = 0; k < nh; k++)
 		inv->tree[helpers[k]]->ppid = cands[k][0];
-	const TreeEntry *e = inv->tree[first_stuck], *parent = inv->tree[index_of(inv, e->ppid)];
+	const TreeEntry *e = inv->tree[first_stuck], *parent = inv->tree[tree_entry_index(inv, e->ppid)];
 	if (!first_stuck)
 		pr_err("restore: no order of creation rebuilds the tree's sessions");
 	else
@@ -268,7 +268,7 @@ static int plan_tree(struct planner *pl)
 static int check_ids(const Inventory *inv, size_t i)
 {
 	const TreeEntry *e = inv->tree[i], *root = inv->tree[0];
-	ssize_t s = index_of(inv, e->sid), g = index_of(inv, e->pgid);
+	ssize_t s = tree_entry_index(inv, e->sid), g = tree_entry_index(inv, e->pgid);
 
 	if (e->sid == e->pid && e->pgid != e->pid) {
 		pr_err("image inventory.img: pid %u leads session %u but not its own group", e->pid,
@@ -323,7 +323,7 @@ int tree_plan_make(struct restore_tree *rt)
 	}
 	bool lifts = false;
 	for (size_t i = 0; i < n; i++) {
-		ssize_t p = index_of(inv, inv->tree[i]->ppid), c = index_of(inv, pl.plan[i].creator);
+		ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid), c = tree_entry_index(inv, pl.plan[i].creator);
 		if (pl.plan[i].creator != inv->tree[i]->ppid || pl.plan[i].born_sid)
 			pr_debug("restore pid %u: forked by %u%s%s%s, born in session %u", inv->tree[i]->pid,
 				 pl.plan[i].creator, pl.plan[i].clone_parent ? " as its sibling" : "",

@@ -8,6 +8,8 @@
  * Fills rt->plan from the inventory's tree (its entries checked already), or refuses, naming
  * the process, a tree whose sessions and groups it cannot make again.
  */
+/* The inventory entry of pid (as the tree numbers it), -1 if none. */
+ssize_t tree_entry_index(const Inventory *inv, uint32_t pid);
 int tree_plan_make(struct restore_tree *rt);
 /* The entry that entry k is first the child of when forked (-1: none in the tree, or a loop). */
 ssize_t tree_plan_forked_under(const Inventory *inv, const struct tree_plan_step *plan, size_t k);

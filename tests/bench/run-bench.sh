@@ -215,6 +215,23 @@ scenario_memory() {
 	esac
 }
 
+# start_tasktarget WORK ARG...: tasktarget ARG... started (S_PID), once it said READY; 1 and
+# S_VERDICT if it did not
+start_tasktarget() {
+	local work=$1
+	shift
+	"$BIN/tasktarget" "$@" </dev/null >>"$work/target.log" 2>&1 &
+	S_CHILD=$!
+	disown "$S_CHILD"
+	track "$S_CHILD"
+	if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
+		S_VERDICT="FAIL: target did not get ready"
+		show_tail "$work/target.log" "target output"
+		return 1
+	fi
+	S_PID=$S_CHILD
+}
+
 # Many tasks: scenario_tasks KIND N PHASE WORK (tree: N processes; threads: N threads).
 scenario_tasks() {
 	local kind=$1 n=$2 phase=$3 work=$4
@@ -222,16 +239,7 @@ scenario_tasks() {
 	start)
 		S_DESC="$n $([ "$kind" = tree ] && echo processes || echo threads in one process), each checking its own data"
 		S_TASKS=$n
-		"$BIN/tasktarget" "$kind" "$n" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
-		S_CHILD=$!
-		disown "$S_CHILD"
-		track "$S_CHILD"
-		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
-			S_VERDICT="FAIL: target did not get ready"
-			show_tail "$work/target.log" "target output"
-			return 1
-		fi
-		S_PID=$S_CHILD
+		start_tasktarget "$work" "$kind" "$n" "$work/verdict" || return 1
 		;;
 	check)
 		rm -f -- "$work/verdict"
@@ -291,16 +299,7 @@ scenario_cow() {
 	start)
 		S_DESC="1 process filling $mib MiB and $((n - 1)) children forked after, sharing it copy-on-write"
 		S_TASKS=$n
-		"$BIN/tasktarget" cow "$n" "$work/verdict" "$mib" </dev/null >>"$work/target.log" 2>&1 &
-		S_CHILD=$!
-		disown "$S_CHILD"
-		track "$S_CHILD"
-		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
-			S_VERDICT="FAIL: target did not get ready"
-			show_tail "$work/target.log" "target output"
-			return 1
-		fi
-		S_PID=$S_CHILD
+		start_tasktarget "$work" cow "$n" "$work/verdict" "$mib" || return 1
 		;;
 	check)
 		kids=$(cat "/proc/$S_PID/task/$S_PID/children" 2>/dev/null)
