@@ -2,8 +2,11 @@
 #   make            build ./stasis
 #   make setup      install build and test dependencies (Debian 12, apt-get), then build
 #   make demo       checkpoint and restore a counter program, end to end
-#   make test       the whole test suite (unit and the engine also under ASan/UBSan, the process
-#                   zoo, failure cases, the engines' RPC and libcriu, real applications)
+#   make test       the quick part of the suite (unit tests also under ASan/UBSan, the process zoo,
+#                   failure cases, hardening); about 15 minutes
+#   make test-slow  the rest (the engine under ASan/UBSan, pre-dumps, lazy restore, the zoo in
+#                   containers, network, cgroups, the engines' RPC and libcriu, real applications,
+#                   fuzzing, make e2e); CI runs make test then make test-slow
 #   make e2e        containers end to end: LXC, runc, containerd, Docker, Podman with stasis as criu
 #   make bench      dump/restore throughput against this machine's memcpy and disk speed; Docker's
 #                   checkpoint/restore of a 1 GiB container against the same through the CLI; live
@@ -13,7 +16,7 @@
 #   make fuzz       libFuzzer targets (clang) for every image decoder and the restore's image
 #                   checks, built in build-fuzz/, each run FUZZ_SECONDS (default 30)
 #   make test-containers  the zoo inside containers (tests/container), both flavours whole
-#                   (`make test` runs every program in a whole container, a subset in a PID
+#                   (`make test-slow` runs every program in a whole container, a subset in a PID
 #                   namespace only)
 
 CC       ?= gcc
@@ -44,7 +47,7 @@ RESTORER_CFLAGS := -std=gnu11 $(WARN) -O2 -fpie -ffreestanding -fno-builtin -nos
 	-fno-tree-loop-distribute-patterns -fno-jump-tables -mno-sse -mno-mmx -mno-avx \
 	-mgeneral-regs-only -fvisibility=hidden -D_GNU_SOURCE -Icr -Iarch/x86_64
 
-.PHONY: all setup demo test test-containers unit zoo asan fuzz fuzz-build bench e2e clean install install-criu libcriu
+.PHONY: all setup demo test test-slow test-containers unit zoo asan fuzz fuzz-build bench e2e clean install install-criu libcriu
 all: stasis libcriu
 
 stasis: $(BUILD)/stasis
@@ -106,14 +109,18 @@ setup:
 demo: all
 	tests/demo.sh
 
+# the quick part of the suite (about 15 minutes); test-slow the rest (CI runs both)
 test: all asan
-	tests/run-tests.sh
+	tests/run-tests.sh quick
+
+test-slow: all asan
+	tests/run-tests.sh slow
 
 # every zoo program as the init of a PID namespace, then of a whole container (tests/container)
 test-containers: all
 	@rc=0; tests/run-zoo.sh --container=pidns || rc=1; tests/run-zoo.sh --container || rc=1; exit $$rc
 
-# the engines end to end (also part of make test)
+# the engines end to end (also part of make test-slow)
 e2e: all
 	tests/e2e/run-e2e.sh
 

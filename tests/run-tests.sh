@@ -4,24 +4,43 @@
 # failure cases, cgroups and the freezer (both also under ASan/UBSan), live network
 # connections, the engines' face (RPC, libcriu, runc), live migration, real applications, the
 # container engines end to end (tests/e2e/run-e2e.sh).
-# Each part prints "N passed, N failed" last; this adds them up into one such line.
+#
+#   tests/run-tests.sh [quick | slow | all]
+#
+# quick (make test, about 15 minutes on 2 cores): unit tests (plain and ASan/UBSan), the process
+# zoo, the failure cases, hardening. slow (make test-slow, CI runs it after make test): every
+# other part. all (default): both.
+# Each part prints "N passed, N failed" last; this adds them up into one such line, and says
+# how long each part took.
 set -u
 cd "$(dirname "$0")/.."
+SELECTION=${1:-all}
+case $SELECTION in
+quick | slow | all) ;;
+*)
+	echo "tests/run-tests.sh: unknown selection '$SELECTION' (quick, slow or all)" >&2
+	exit 2
+	;;
+esac
 total_pass=0
 total_fail=0
 parts_failed=()
 
+# run_part quick|slow NAME COMMAND...: runs the part if the selection holds it
 run_part() {
-	local name=$1
-	shift
-	local log
+	local group=$1 name=$2
+	shift 2
+	[ "$SELECTION" = all ] || [ "$SELECTION" = "$group" ] || return 0
+	local log start
 	log=$(mktemp)
+	start=$SECONDS
 	echo "=== $name"
 	"$@" 2>&1 | tee "$log"
 	local rc=${PIPESTATUS[0]}
 	local line
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	rm -f "$log"
+	echo "=== $name: $((SECONDS - start)) s"
 	if [ -z "$line" ]; then
 		echo "=== $name: no summary line (exit $rc)"
 		total_fail=$((total_fail + 1))
@@ -39,31 +58,31 @@ run_part() {
 	[ "$rc" -ne 0 ] && parts_failed+=("$name")
 }
 
-run_part "unit" make -s -C tests/unit run
-run_part "unit (ASan/UBSan)" make -s -C tests/unit run-asan
-run_part "process zoo" tests/run-zoo.sh
+run_part quick "unit" make -s -C tests/unit run
+run_part quick "unit (ASan/UBSan)" make -s -C tests/unit run-asan
+run_part quick "process zoo" tests/run-zoo.sh
 # the engine built with ASan/UBSan (make asan) dumps and restores the zoo again and goes
 # through the failure cases (a sanitizer report, a leak included, exits 125: never a clean
 # failure)
 SANITIZED=(env ASAN_OPTIONS=detect_leaks=1:exitcode=125 UBSAN_OPTIONS=print_stacktrace=1:exitcode=125
 	STASIS="$PWD/build-asan/stasis")
-run_part "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
+run_part slow "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
 # live migration's pre-dump chains: every program with a round before its dump, a few with
 # longer chains (mem-dirty writes all the time, in the patterns that stress the tracking)
-run_part "process zoo, one pre-dump round before each dump" tests/run-zoo.sh --cr-only --predump 1
-run_part "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump 3 mem-dirty mem-anon cow \
+run_part slow "process zoo, one pre-dump round before each dump" tests/run-zoo.sh --cr-only --predump 1
+run_part slow "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump 3 mem-dirty mem-anon cow \
 	tree fork-churn threads shared-anon madvise
-run_part "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
+run_part slow "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
 	mem-dirty cow tree
-run_part "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
+run_part slow "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
 # the zoo inside containers (make test-containers has both flavours whole): every program as
 # the init of a whole container (PID, mount, UTS, IPC, cgroup and net namespaces, its own
 # root and /proc, seccomp, cgroup limits; ctr-state also a time namespace, checked from the
 # outside), then as the init of a PID namespace only, for the programs whose state meets the
 # host's /proc, IPC namespace, session or daemons there (pids of /proc files, pidfds and
 # threads as the host's /proc names them, SysV IPC, a shell job, an outside server)
-run_part "process zoo in containers" tests/run-zoo.sh --container
-run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --container=pidns \
+run_part slow "process zoo in containers" tests/run-zoo.sh --container
+run_part slow "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --container=pidns \
 	files-proc proc-dead pidfd pidfd-reaped pidfd-thread tree orphan-group stop-signals sysv-ipc sysv-shm \
 	shell-job ext-unix time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status
 # as the init of a whole container in a user namespace of its own (mapping 0-65535 to
@@ -71,26 +90,26 @@ run_part "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh
 # there can have (not fanotify, mknod, sched classes, TIOCVHANGUP...), user-ns the namespace
 # itself, ctr-state the container from the outside (its time namespace owned by the user
 # namespace too)
-run_part "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
+run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
 	ctr-state user-ns time-ns tree threads sessions fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
 	file-leases proc-knobs event-fds epoll-targets inotify
-run_part "failure cases" tests/failure-cases.sh
-run_part "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
-run_part "hardening: image files and directories, untrusted images" tests/hardening.sh
-run_part "fuzzing: every image decoder, the restore's checks of whole image sets (make fuzz, 30 s each)" make -s -j2 fuzz
-run_part "stasis killed at many instants harms no one" tests/kill-sweep.sh
-run_part "network: live connections, the lock" tests/net/run-net.sh
-run_part "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
-run_part "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
-run_part "cgroups and the freezer" tests/cgroup-cases.sh
-run_part "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
-run_part "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
-run_part "live migration: runc pre-dumps, the page server, lazy restore" tests/migrate/run-migrate.sh
-run_part "applications" tests/apps/run-apps.sh
-run_part "containers end to end (make e2e): LXC (busybox, systemd), runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
+run_part quick "failure cases" tests/failure-cases.sh
+run_part slow "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
+run_part quick "hardening: image files and directories, untrusted images" tests/hardening.sh
+run_part slow "fuzzing: every image decoder, the restore's checks of whole image sets (make fuzz, 30 s each)" make -s -j2 fuzz
+run_part slow "stasis killed at many instants harms no one" tests/kill-sweep.sh
+run_part slow "network: live connections, the lock" tests/net/run-net.sh
+run_part slow "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
+run_part slow "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
+run_part slow "cgroups and the freezer" tests/cgroup-cases.sh
+run_part slow "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
+run_part slow "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
+run_part slow "live migration: runc pre-dumps, the page server, lazy restore" tests/migrate/run-migrate.sh
+run_part slow "applications" tests/apps/run-apps.sh
+run_part slow "containers end to end (make e2e): LXC (busybox, systemd), runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"
-echo "$total_pass passed, $total_fail failed"
+echo "$total_pass passed, $total_fail failed ($SELECTION: $((SECONDS / 60)) min)"
 [ "$total_fail" -eq 0 ]

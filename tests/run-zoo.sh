@@ -40,7 +40,7 @@
 # running the same program, and that nothing stasis made stays mounted on the host;
 # ctr-state also gets ctr-corrupt, ctr-checks-can-fail and one case per aspect of its
 # container checked from the outside after the restore (ctr-hostname, ctr-mounts, ...).
-# `make test-containers` runs both flavours; `make test` the full one and a subset of pidns
+# `make test-containers` runs both flavours; `make test-slow` the full one and a subset of pidns
 # (tests/run-tests.sh).
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
 # them (for another build of stasis, under ASan/UBSan say); --keep keeps the
