@@ -158,12 +158,12 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	t->park_base = region + region_len - PARK_AREA_SIZE;
 	a->window = t->park_base - RST_WINDOW_SIZE;
 
-	/* Helper fds (images, mapped files) live above every fd number the task will use. */
+	/* Helper fds (images, mapped files) live where the task will have no fd. */
 	int high = highest_open_fd();
 	if (high < 0)
 		child_fail(high, "restore pid %d: out of memory", t->pid);
-	if (high >= t->next_high_fd)
-		t->next_high_fd = high + 1;
+	if ((err = restore_place_helper_fds(t, high)))
+		child_fail(err, "restore pid %d: no room for stasis's fds", t->pid);
 	a->close_from = t->next_high_fd;
 	/* a sharer of its parent's fd table leaves stasis's fds there, for the processes after it */
 	if ((a->status_fd = restore_copy_high(t, status_fd, !t->fds_owner)) < 0)

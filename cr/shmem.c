@@ -750,11 +750,7 @@ int shmem_object_file(struct restore_task *t, uint64_t id)
 
 	if (fd < 0)
 		return fd;
-	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, t->next_high_fd);
-	if (nfd < 0)
-		return -errno; /* the caller names the object */
-	t->next_high_fd = nfd + 1;
-	return nfd;
+	return restore_dup_high(t, fd); /* the caller names the object */
 }
 
 int shmem_open_object(struct restore_task *t, uint64_t id, int flags)

@@ -136,6 +136,7 @@ struct restore_task {
 	int *mapped_file_fds; /* per mm->files[i] */
 	int exe_fd;
 	int next_high_fd;     /* helper fds are placed from here up */
+	int high_fd_end;      /* ... and below this number (0: no end but the limit) */
 	/* Processes sharing one fd table are restored one after the other, its sharers (made with
 	 * CLONE_FILES) before the process that made them goes on (cr/pstree.c): */
 	int fds_done_fd;      /* a sharer: its parent waits for the lowest helper fd number still
@@ -206,9 +207,14 @@ int job_stop_extra_sigchld(const TaskCore *c, pid_t host_pid, pid_t pid);
 extern const struct state_ops *const state_table[];
 extern const unsigned state_table_len;
 
-/* In the new task: opens path, or moves fd, above every fd the task will use (-errno; a
- * failure to move is logged, a failure to open is the caller's to name). */
+/* In the new task: where its helper fds go (next_high_fd, high_fd_end), above the fds it
+ * inherited (up to inherited_high) and every fd number it will use, or in the widest gap between
+ * them when the top is too near its limit; -EMFILE (logged) if there is no room. */
+int restore_place_helper_fds(struct restore_task *t, int inherited_high);
+/* In the new task: opens path, or moves fd, into the helpers' room (-errno; a failure to move is
+ * logged, a failure to open is the caller's to name; restore_dup_high logs nothing). */
 int restore_open_high(struct restore_task *t, const char *path, int flags);
+int restore_dup_high(struct restore_task *t, int fd);
 int restore_move_high(struct restore_task *t, int fd);
 int restore_copy_high(struct restore_task *t, int fd, bool close_it);
 /*
