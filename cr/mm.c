@@ -1,6 +1,6 @@
 /*
  * The address space: every mapping (anonymous, file-backed, shared or private, the vDSO
- * block), the files behind them, and the mm struct's fields (code/data/brk/stack bounds,
+ * block, a packet socket's rings: cr/files/packet.c), the files behind them, and the mm struct's fields (code/data/brk/stack bounds,
  * cmdline and environ areas, auxv, exe).
  */
 #include <errno.h>
@@ -224,11 +224,13 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
 	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid, what, false)) < 0)
 		return ghost_id;
-	if (!strncmp(path, "socket:[", 8)) {
-		pr_err("dump pid %d: mapping %#llx-%#llx is the ring of %s (a packet socket's "
-		       "PACKET_RX_RING or PACKET_TX_RING mapped): not supported",
-		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
-		return -ENOTSUP;
+	if (!strncmp(path, "socket:[", 8)) { /* a packet socket's rings, not memory of its own */
+		if (stat(mf, &st)) {
+			pr_perror("dump pid %d: cannot stat the socket of mapping %#llx-%#llx (%s)", t->pid,
+				  (unsigned long long)pv->start, (unsigned long long)pv->end, path);
+			return -errno;
+		}
+		return packet_ring_vma_dump(t, pv, st.st_ino, e);
 	}
 	if (!strncmp(path, "anon_inode:", 11)) {
 		pr_err("dump pid %d: mapping %#llx-%#llx is memory of a kernel object's file (%s: an "
@@ -505,7 +507,11 @@ static int validate_mm(struct restore_task *t)
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
 		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_AIO ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_PACKET_RING ||
+		    (v->kind == VMA_KIND__VMA_PACKET_RING &&
+		     (v->has_ring_fd == v->has_ring_socket || v->pgoff || v->growsdown ||
+		      (v->has_ring_socket && v->ring_socket >= mm->n_ring_sockets) ||
+		      (v->has_ring_fd && v->ring_fd > INT32_MAX))) ||
 		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL)) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
@@ -523,6 +529,11 @@ static int validate_mm(struct restore_task *t)
 		}
 		prev_end = v->end;
 	}
+	for (size_t i = 0; i < mm->n_ring_sockets; i++)
+		if (!packet_ring_socket_valid(mm->ring_sockets[i])) {
+			pr_err("image mm-%d.img: packet socket %zu of its mappings is invalid", t->pid, i);
+			return -EINVAL;
+		}
 	if ((t->core->mlock_future & ~(uint32_t)(MCL_FUTURE | MCL_ONFAULT)) ||
 	    (t->core->mlock_future && !(t->core->mlock_future & MCL_FUTURE))) {
 		pr_err("image core-%d.img: mlockall flags %#x are not known", t->pid, t->core->mlock_future);
@@ -600,7 +611,7 @@ static size_t mm_args_size(const struct restore_task *t)
 	return t->mm->n_vmas * sizeof(struct rst_vma);
 }
 
-static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
+static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int *ring_fds)
 {
 	struct restorer_args *a = t->args;
 	Mm *mm = t->mm;
@@ -647,6 +658,10 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds)
 			r->map_flags = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
 			r->fd = t->mapped_file_fds[v->file_id];
 			r->pgoff = v->pgoff;
+			break;
+		case VMA_KIND__VMA_PACKET_RING: /* the socket has its rings (its fd is restored) */
+			r->map_flags = MAP_SHARED;
+			r->fd = v->has_ring_fd ? (int)v->ring_fd : ring_fds[v->ring_socket];
 			break;
 		default:
 			continue; /* the vDSO block is moved, not mapped */
@@ -750,16 +765,28 @@ static int keep_cow_reserve(struct restore_task *t)
 	return 0;
 }
 
+/* The packet sockets whose rings are mapped and that no fd holds: made for their mappings
+ * alone, above the task's fds (the blob closes them once mapped). */
+static int open_ring_sockets(struct restore_task *t, int *fds)
+{
+	for (size_t i = 0; i < t->mm->n_ring_sockets; i++)
+		if ((fds[i] = packet_ring_socket_open(t, t->mm->ring_sockets[i])) < 0)
+			return fds[i];
+	return 0;
+}
+
 static int restore_mm(struct restore_task *t)
 {
 	auto_free int *shmem_fds = xzalloc((t->mm->n_vmas + 1) * sizeof(int));
+	auto_free int *ring_fds = xzalloc((t->mm->n_ring_sockets + 1) * sizeof(int));
 	int err;
 
-	if (!shmem_fds)
+	if (!shmem_fds || !ring_fds)
 		return -ENOMEM;
-	if ((err = open_mapped_files(t)) || (err = open_shared_objects(t, shmem_fds)))
+	if ((err = open_mapped_files(t)) || (err = open_shared_objects(t, shmem_fds)) ||
+	    (err = open_ring_sockets(t, ring_fds)))
 		return err;
-	if ((err = fill_vma_args(t, shmem_fds)))
+	if ((err = fill_vma_args(t, shmem_fds, ring_fds)))
 		return err;
 	fill_mm_map(t);
 	t->args->mlock_future = t->core->mlock_future & (MCL_FUTURE | MCL_ONFAULT);
@@ -775,6 +802,10 @@ static int check_mm(struct restore_task *t)
 
 	for (size_t i = 0; i < t->mm->n_files; i++)
 		if ((err = check_mapped_file(t->ctx, t->pid, t->mm->files[i])))
+			return err;
+	for (size_t i = 0; i < t->mm->n_vmas; i++)
+		if (t->mm->vmas[i]->kind == VMA_KIND__VMA_PACKET_RING &&
+		    (err = packet_ring_vma_check(t, t->mm->vmas[i])))
 			return err;
 	return 0;
 }

@@ -5,10 +5,9 @@
 #   dump/bad-dir/*           dump into a nonexistent dir, onto a regular file, into an
 #                            unwritable dir fails; the target keeps running and PASSes
 #   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support at fd 42 (a
-#                            packet socket with a receive ring, a UDP socket with an eBPF filter,
-#                            a pidfd of a process outside the tree, an io_uring, an epoll
-#                            watching a file only a message in flight holds) fails naming
-#                            "fd 42"; the target runs and PASSes
+#                            UDP socket with an eBPF filter, a pidfd of a process outside the
+#                            tree, an io_uring, an epoll watching a file only a message in
+#                            flight holds) fails naming "fd 42"; the target runs and PASSes
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
@@ -61,6 +60,9 @@
 #   dump/thread-fd-table     shared-tables --thread (a thread with a table of its own,
 #                            unshare(CLONE_FILES), holding a file the process's does not):
 #                            fails naming the pid, the thread and the fd
+#   dump/packet-ring-partial packet-ring --partial (a mapping of a packet socket's rings with its
+#                            last page unmapped): fails naming the pid, the mapping's address and
+#                            the socket; the target PASSes
 #   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
 #                            its fd at 40): fails naming the pid and the mapping; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
@@ -193,7 +195,7 @@ ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
 # restored again and again (pipes' FIFO goes at its exit)
 ALLOC_RESTORE_TARGETS=${ALLOC_RESTORE_TARGETS-tree shared-anon tcp-established}
 ALLOC_MIN_POINTS=10
-UNSUPPORTED_KINDS="socket ebpf-filter pidfd-outside io_uring epoll-in-flight"
+UNSUPPORTED_KINDS="ebpf-filter pidfd-outside io_uring epoll-in-flight"
 
 zoo_setup_tmp
 zoo_ready_or_exit
@@ -271,7 +273,7 @@ case_unsupported() { # case_unsupported KIND
 case_unsupported_in_child() {
 	local d=$ZOO_TMP/unsupported-child child
 	mkdir -p "$d/img"
-	export ZOO_UNSUPPORTED_IN_CHILD=1 ZOO_UNSUPPORTED_KIND=socket
+	export ZOO_UNSUPPORTED_IN_CHILD=1 ZOO_UNSUPPORTED_KIND=ebpf-filter
 	zoo_start unsupported-fd "$d"
 	local ok=$?
 	unset ZOO_UNSUPPORTED_IN_CHILD ZOO_UNSUPPORTED_KIND
@@ -1438,6 +1440,9 @@ other_cases() {
 		--notify-listener
 	DUMP_OPTS="--ghost-limit 50000" dump_fails_naming dump/ghost-over-limit ghost-sparse \
 		'dump pid PID (fd 30|mapping 0x[0-9a-f]+-0x[0-9a-f]+): deleted file .*/sparse holds 77824 bytes of data, more than the ghost limit of 50000'
+	dump_fails_naming dump/packet-ring-partial packet-ring \
+		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ maps [0-9]+ bytes at offset 0 of the rings of packet socket socket:\[[0-9]+\]' \
+		--partial
 	dump_fails_naming dump/secretmem mem-unreadable \
 		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
 		--secretmem

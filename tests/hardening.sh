@@ -44,7 +44,8 @@
 #                            listed twice, a pid without a tree entry, a tree entry with an
 #                            unknown parent, an fd without a path, without flags, with a relative
 #                            path, a '..' path escaping the root, a /proc magic link, a mapped
-#                            file's '..' path, a relative root, a '..' cwd, a core of another
+#                            file's '..' path, a shared file mapping made a packet socket's
+#                            rings of a regular fd or of a socket not in the image, a relative root, a '..' cwd, a core of another
 #                            pid, page runs outside the memory layout or not adding up): each is
 #                            refused with its own exact message, before any process of the tree
 #                            exists (the log has lines of stasis's pid only)
@@ -363,6 +364,8 @@ CRAFTED=(
 	"fd-no-flags|image fds-PID\.img: fd [0-9]+ is a file by path without flags"
 	"fd-magic-link|restore pid PID fd [0-9]+: /proc/self/root/etc/passwd: leads out of the tree's root \\(refused\\); nothing was started"
 	"mm-file-dotdot|image mm-PID\.img: mapped file 0 has no absolute path free of '\.\.' \(/usr/\.\./\.\./etc/passwd\)"
+	"mm-ring-not-packet|restore pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is the rings of packet socket fd [0-9]+, which is no packet socket"
+	"mm-ring-no-socket|image mm-PID\.img: mapping [0-9]+ \(0x[0-9a-f]+-0x[0-9a-f]+\) is invalid"
 	"core-root-relative|image core-PID\.img: cwd '[^']*' or root 'tmp' is not an absolute path free of '\.\.'"
 	"core-cwd-dotdot|image core-PID\.img: cwd '/tmp/\.\./\.\.' or root '/' is not an absolute path free of '\.\.'"
 	"core-other-pid|image core-PID\.img: holds pid [0-9]+"

@@ -53,6 +53,19 @@ struct fd_kind_ops {
 	bool open_in_stasis; /* opened by stasis before the tree, inherited (named pipes) */
 };
 
+/*
+ * cr/files/packet.c: a mapping of a packet socket's rings (cr/mm.c). At dump, pv maps socket
+ * ino: e made a VMA_PACKET_RING naming the fd holding it, or a socket of mm.ring_sockets (read
+ * from sock_diag); refused naming pv if it is no whole mapping of a packet socket's rings. At
+ * restore: a socket of mm.ring_sockets is valid; v's socket is there with rings of its size
+ * (once every image is read); a socket of mm.ring_sockets opened above the task's fds.
+ */
+struct proc_vma;
+int packet_ring_vma_dump(struct dump_task *t, const struct proc_vma *pv, uint64_t ino, VmaEntry *e);
+bool packet_ring_socket_valid(const PacketSocket *ps);
+int packet_ring_vma_check(const struct restore_task *t, const VmaEntry *v);
+int packet_ring_socket_open(struct restore_task *t, const PacketSocket *ps);
+
 /* Every kind, in the order each is offered an fd at dump (cr/files/fd-kinds.c). */
 extern const struct fd_kind_ops *const fd_kinds[];
 extern const unsigned fd_kinds_len;

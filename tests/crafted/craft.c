@@ -128,6 +128,37 @@ static void mm_file_dotdot(void)
 	store(IMG_MM, pid_, mm);
 }
 
+/* The first shared file mapping made a packet socket's rings, of fd (or, fd < 0, of a socket
+ * of mm.ring_sockets that is not there). */
+static void mm_ring(int fd)
+{
+	Mm *mm = load(IMG_MM, pid_);
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		VmaEntry *v = mm->vmas[i];
+		if (v->kind != VMA_KIND__VMA_FILE_SHARED || v->pgoff)
+			continue;
+		v->kind = VMA_KIND__VMA_PACKET_RING;
+		v->has_file_id = false;
+		if (fd >= 0) {
+			v->has_ring_fd = true;
+			v->ring_fd = fd;
+		} else {
+			v->has_ring_socket = true;
+			v->ring_socket = 3;
+		}
+		store(IMG_MM, pid_, mm);
+		return;
+	}
+	fprintf(stderr, "craft: no shared file mapping at offset 0\n");
+	exit(2);
+}
+static void mm_ring_not_packet(void)
+{
+	FdTable *t = load(IMG_FDS, pid_);
+	mm_ring(first_fd(t, FD_KIND__FD_REGULAR)->fd);
+}
+static void mm_ring_no_socket(void) { mm_ring(-1); }
+
 static void core_root_relative(void)
 {
 	TaskCore *c = load(IMG_CORE, pid_);
@@ -188,6 +219,8 @@ static const struct {
 	{ "fd-magic-link", fd_magic_link },
 	{ "fd-no-flags", fd_no_flags },
 	{ "mm-file-dotdot", mm_file_dotdot },
+	{ "mm-ring-not-packet", mm_ring_not_packet },
+	{ "mm-ring-no-socket", mm_ring_no_socket },
 	{ "core-root-relative", core_root_relative },
 	{ "core-cwd-dotdot", core_cwd_dotdot },
 	{ "core-other-pid", core_other_pid },

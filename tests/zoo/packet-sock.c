@@ -7,11 +7,15 @@
  *   fd 61, fd 62 SOCK_RAW for ETH_P_ALL in fanout group 4321 (PACKET_FANOUT_HASH, with
  *         rollover), fd 61 with PACKET_VNET_HDR;
  *   fd 63 SOCK_DGRAM for ETH_P_ARP, bound to no interface, a one-instruction filter (drop
- *         everything) locked on it (SO_LOCK_FILTER).
+ *         everything) locked on it (SO_LOCK_FILTER);
+ *   fd 64 SOCK_PACKET (the obsolete kind) for ETH_P_ALL bound to lo (by name, sockaddr_pkt);
+ *   fd 65 SOCK_PACKET for ETH_P_IP bound to no interface.
  * After restore and SIGTERM: fd 60 sees a datagram to 127.0.0.1:47111 sent after the restore,
  * with its auxiliary data, and not one to port 47112 (its filter still filters); its options
  * are as set and lo still has the multicast address (/proc/net/dev_mcast); fd 61 and 62 are
- * in the group; fd 63 has its type, protocol and locked filter.
+ * in the group; fd 63 has its type, protocol and locked filter; fd 64 and 65 are SOCK_PACKET
+ * with their protocols and interfaces (/proc/net/packet), fd 64's name is lo and it reads a
+ * datagram sent on lo after the restore.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -108,6 +112,48 @@ static void c_bound(ucontext_t *u)
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IPV6), .sll_ifindex = lo_index };
 	bind(60, (struct sockaddr *)&sll, sizeof(sll));
 }
+static void c_spkt(ucontext_t *u) { (void)u; zoo_place(socket(AF_PACKET, SOCK_PACKET, htons(ETH_P_ARP)), 64, O_CLOEXEC); }
+static void c_spkt_proto(ucontext_t *u) { (void)u; zoo_place(socket(AF_PACKET, SOCK_PACKET, htons(ETH_P_ARP)), 65, O_CLOEXEC); }
+
+/* /proc/net/packet's type, protocol and interface of the socket at fd; 0: not found. */
+static int packet_line(int fd, unsigned *type, unsigned *proto, int *iface)
+{
+	static char buf[65536];
+	struct stat st;
+	if (fstat(fd, &st) || zoo_read_file("/proc/net/packet", buf, sizeof(buf)) < 0)
+		return 0;
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long sk, ino;
+		unsigned refs, running, rmem, user;
+		if (sscanf(l, "%llx %u %u %x %d %u %u %u %llu", &sk, &refs, type, proto, iface, &running, &rmem,
+			   &user, &ino) == 9 && ino == (unsigned long long)st.st_ino)
+			return 1;
+	}
+	return 0;
+}
+
+/* fd reads a frame holding what within ms, and from which device: 1, else 0. */
+static int spkt_reads(int fd, const char *what, int ms, char *dev)
+{
+	uint8_t buf[2048];
+	for (int waited = 0; waited <= ms; waited += 10) {
+		struct sockaddr_pkt from;
+		socklen_t fl = sizeof(from);
+		ssize_t n;
+		while ((n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl)) > 0) {
+			if (memmem(buf, n, what, strlen(what))) {
+				memcpy(dev, from.spkt_device, sizeof(from.spkt_device));
+				dev[sizeof(from.spkt_device)] = 0;
+				return 1;
+			}
+			fl = sizeof(from);
+		}
+		zoo_sleep_ms(10);
+	}
+	return 0;
+}
+
 static void c_locked(ucontext_t *u) { (void)u; zoo_place(socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)), 63, O_CLOEXEC); }
 static const struct zoo_corruption corruptions[] = {
 	{ "locked", c_locked, 0 },
@@ -116,6 +162,8 @@ static const struct zoo_corruption corruptions[] = {
 	{ "options", c_options, 0 },
 	{ "fanout", c_fanout, 0 },
 	{ "bound", c_bound, 0 },
+	{ "spkt", c_spkt, 0 },
+	{ "spkt-proto", c_spkt_proto, 0 },
 };
 
 int main(int argc, char **argv)
@@ -169,6 +217,12 @@ int main(int argc, char **argv)
 	    setsockopt(d, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)))
 		zoo_die("fd 63: %s", strerror(errno));
 	zoo_place(d, 63, O_CLOEXEC);
+	int e = socket(AF_PACKET, SOCK_PACKET, htons(ETH_P_ALL)), f = socket(AF_PACKET, SOCK_PACKET, htons(ETH_P_IP));
+	struct sockaddr spkt = { .sa_family = AF_PACKET, .sa_data = "lo" };
+	if (e < 0 || f < 0 || bind(e, &spkt, sizeof(spkt)))
+		zoo_die("SOCK_PACKET: %s", strerror(errno));
+	zoo_place(e, 64, O_CLOEXEC);
+	zoo_place(f, 65, O_CLOEXEC);
 
 	zoo_ready();
 	zoo_wait();
@@ -204,5 +258,24 @@ int main(int argc, char **argv)
 	getsockopt(63, SOL_SOCKET, SO_LOCK_FILTER, &locked, &ll);
 	CHECK("locked", locked == 1 && !getsockopt(63, SOL_SOCKET, SO_GET_FILTER, NULL, &n) && n == 1,
 	      "fd 63: SO_LOCK_FILTER %d, a filter of %u instructions", locked, (unsigned)n);
-	return zoo_finish("bpf filter, aux data, options, multicast, fanout, dgram");
+	unsigned ptype = 0, proto = 0;
+	int iface = -1;
+	char dev[16] = "";
+	CHECK("spkt", packet_line(64, &ptype, &proto, &iface) && ptype == SOCK_PACKET && proto == ETH_P_ALL &&
+			      iface == lo_index,
+	      "fd 64: type %u protocol %#x interface %d (/proc/net/packet)", ptype, proto, iface);
+	struct sockaddr name = { 0 };
+	socklen_t nl = sizeof(name);
+	getsockname(64, &name, &nl);
+	CHECK("spkt", !strcmp(name.sa_data, "lo"), "fd 64's name is '%.14s', not lo", name.sa_data);
+	drain(64);
+	udp_to(PORT + 7);
+	CHECK("spkt", spkt_reads(64, "stasis-pkt", 2000, dev) && !strcmp(dev, "lo"),
+	      "fd 64 did not read the datagram sent on lo (device '%s')", dev);
+	ptype = proto = 0;
+	iface = -1;
+	CHECK("spkt-proto", packet_line(65, &ptype, &proto, &iface) && ptype == SOCK_PACKET && proto == ETH_P_IP &&
+				    iface == 0,
+	      "fd 65: type %u protocol %#x interface %d (/proc/net/packet)", ptype, proto, iface);
+	return zoo_finish("bpf filter, aux data, options, multicast, fanout, dgram, SOCK_PACKET");
 }

@@ -1,8 +1,8 @@
 /*
  * unsupported-fd: holds at fd 42 a kind of file the engine does not checkpoint (yet), so a
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
- *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), socket (a packet
- *   socket with a receive ring), signalfd (SIGUSR2, blocked), timerfd (disarmed), inotify,
+ *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), signalfd (SIGUSR2,
+ *   blocked), timerfd (disarmed), inotify,
  *   epoll, pidfd-outside (a pidfd of its parent, outside the tree), io_uring (an io_uring
  *   instance), epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
@@ -16,7 +16,6 @@
  */
 #include "zoo.h"
 #include <linux/bpf.h>
-#include <linux/if_packet.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/epoll.h>
@@ -126,13 +125,6 @@ static int open_kind(void)
 	int fd = -1;
 	if (!strcmp(kind, "eventfd")) {
 		fd = eventfd(7, EFD_CLOEXEC);
-	} else if (!strcmp(kind, "socket")) {
-		/* a packet socket with a receive ring (to be mapped) is refused */
-		struct tpacket_req req = { .tp_block_size = 4096, .tp_block_nr = 1, .tp_frame_size = 2048,
-					   .tp_frame_nr = 2 };
-		fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-		if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)))
-			zoo_die("packet ring: %s", strerror(errno));
 	} else if (!strcmp(kind, "signalfd")) {
 		sigset_t s;
 		sigemptyset(&s);

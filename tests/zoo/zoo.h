@@ -341,6 +341,11 @@ static inline int zoo_read_maps(struct zoo_maps *out)
 			if (strncmp(m.path, "/dev/zero", 9) == 0 || strncmp(m.path, "/SYSV", 5) == 0 ||
 			    strncmp(m.path, "/memfd:", 7) == 0)
 				m.ino = 0;
+			/* a packet socket's rings: the socket is a new one after a restore */
+			if (strncmp(m.path, "socket:[", 8) == 0) {
+				m.ino = 0;
+				strcpy(m.path, "socket:");
+			}
 			struct zoo_map *p = out->n ? &out->m[out->n - 1] : NULL;
 			if (p && p->end == m.start && !strcmp(p->perms, m.perms) && !strcmp(p->dev, m.dev) &&
 			    p->ino == m.ino && !strcmp(p->path, m.path) &&
