@@ -1,7 +1,7 @@
 /*
  * The address space: every mapping (anonymous, file-backed, shared or private, the vDSO
- * block, a packet socket's rings: cr/files/packet.c), the files behind them, and the mm struct's fields (code/data/brk/stack bounds,
- * cmdline and environ areas, auxv, exe).
+ * block, a packet socket's rings: cr/files/packet.c), the files behind them, and the mm
+ * struct's fields (code/data/brk/stack bounds, cmdline and environ areas, auxv, exe).
  */
 #include <errno.h>
 #include <fcntl.h>
