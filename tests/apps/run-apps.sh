@@ -34,15 +34,66 @@
 #   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
 #           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
 #           were, each once and in order, and it checks its own final sum (PASS).
+#   jvm     OpenJDK 17 (java -Xmx512m, G1) running tests/apps/JvmApp.java (compiled with javac
+#           into the case's directory; its header says it all): 100 MiB of int arrays and a
+#           HashMap of known values, a fixed pool of 4 threads fed small tasks, a JIT-hot loop, a
+#           file mapped MAP_SHARED (MappedByteBuffer) written with a pattern, a child (cat)
+#           answering through pipes, and a ServerSocket on 127.0.0.1 with a keep-alive client
+#           outside the tree (keepalive.py) that fetched /mark: the tree (java and cat) dumped
+#           and restored with --tcp-established; the client's same connection fetches /mark again
+#           (its body "request 2 on connection 1", status 200: heap, map and mapping checked by
+#           the program), a new connection is answered, the test writes RESTORED into the file;
+#           then SIGTERM: the program's shutdown hook finds the heap, the map and the mapping
+#           intact, RESTORED seen through the mapping, every pool thread, the JIT loop and the
+#           cat round trips gone on after the restore with no wrong result, System.gc()
+#           collecting and 256 MiB more kept and 1 GiB churned (collections counted): PASS; the
+#           VERIFIED it wrote through the mapping is in the file.
+#   node    Node.js (/usr/bin/node) running tests/apps/node-app.js: a child forked with its IPC
+#           channel (a unix socketpair) pinged every 50 ms, a worker_threads Worker adding to a
+#           SharedArrayBuffer with Atomics, two setInterval timers, an http server on 127.0.0.1
+#           with no keep-alive timeout and a keep-alive client outside the tree (keepalive.py)
+#           that fetched /mark: the tree (node and its child) dumped and restored with
+#           --tcp-established; the client's same connection fetches /mark again (an IPC round
+#           trip inside: status 200, body "request 2 on connection 1"), a new connection is
+#           answered; SIGTERM: the program finds the timers, the pings and the child's answers,
+#           the child's own ticks and the worker's counter gone on after the restore, no ping
+#           lost, one more IPC round trip: PASS.
+#   jvm and node: their lines give the dump's and the restore's times (the logs' stats lines).
 #
-#   tests/apps/run-apps.sh [--keep]
+#   tests/apps/run-apps.sh [--keep] [CASE...]
+# CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node (default: all, in
+# this order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks
+# a program's state after the restore, for checking that a case fails: jvm: heap, map,
+# mapping, pool, jit, child (by the program), file (the test does not write RESTORED); node:
+# ipc, worker, timers.
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
 set -u
 # shellcheck source=../zoo/lib.sh
 . "$(dirname "$0")/../zoo/lib.sh"
-[ "${1:-}" = --keep ] && ZOO_KEEP=1
+declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [nginx]=case_nginx
+	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
+	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node)
+ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node)
+SELECTED=()
+for arg in "$@"; do
+	case $arg in
+	--keep | -k) ZOO_KEEP=1 ;;
+	-h | --help)
+		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		if [ -z "${CASE_FN[$arg]:-}" ]; then
+			echo "unknown case $arg (cases: ${ALL_CASES[*]})" >&2
+			exit 2
+		fi
+		SELECTED+=("$arg")
+		;;
+	esac
+done
+[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${ALL_CASES[@]}")
 zoo_setup_tmp
 TMUX_CMD=(tmux -L stasis-apps -f /dev/null)
 apps_cleanup() {
@@ -465,12 +516,139 @@ case_dbus() {
 	fi
 }
 
-case_tmux
-case_redis
-case_postgres
-case_nginx
-case_memcached
-case_dbus
-case_tail_follow
-case_python_pool
+# ckpt_times DIR: the dump's and the restore's times, from the stats lines of their logs
+ckpt_times() {
+	local dump restore
+	dump=$(sed -n 's/.*dump stats: frozen_ms=\([0-9.]*\) .*total_ms=\([0-9.]*\) .*/\2 ms (frozen \1 ms)/p' "$1/img/dump.log" 2>/dev/null)
+	restore=$(sed -n 's/.*restore stats: total_ms=\([0-9.]*\) .*/\1 ms/p' "$1/img/restore.log" 2>/dev/null)
+	echo "dump ${dump:-?}, restore ${restore:-?}"
+}
+
+# http_want N: keepalive.py's line for the Nth "GET /mark" on the first connection
+http_want() { echo "$1 $(printf 'request %s on connection 1\n' "$1" | md5sum | cut -d' ' -f1) HTTP/1.1 200 OK"; }
+
+# start_app CASE DIR COMMAND...: start COMMAND in DIR in its own session (stdout and stderr
+# DIR/out), wait for its READY line and DIR/port; sets APP_PID, APP_PORT, APP_CHILD (the
+# READY line's last field: the program's child). On failure the case fails and 1 is returned.
+start_app() {
+	local name=$1 d=$2
+	shift 2
+	APP_PID="" APP_PORT="" APP_CHILD=""
+	(cd "$d" && exec setsid "$@" </dev/null >"$d/out" 2>&1) &
+	APP_PID=$!
+	disown "$APP_PID"
+	track_pid "$APP_PID"
+	if ! wait_until 60 grep -q '^READY' "$d/out" || [ ! -s "$d/port" ]; then
+		result_fail "$name" "the program did not start: $(tail -c 400 "$d/out")"
+		kill_ours "$APP_PID"
+		return 1
+	fi
+	APP_PORT=$(cat "$d/port")
+	APP_CHILD=$(awk '/^READY/ { print $NF }' "$d/out")
+	track_pid "$APP_CHILD"
+}
+
+# keepalive_start DIR: keepalive.py on APP_PORT asking "GET /mark" twice, its first request
+# made; its go lines on the fd in KA_FD, its pid in KA_PID
+keepalive_start() {
+	local d=$1
+	mkfifo "$d/go"
+	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$APP_PORT" "GET /mark" "GET /mark" <"$d/go" &
+	KA_PID=$!
+	exec {KA_FD}>"$d/go"
+	echo go >&"$KA_FD"
+	wait_until 10 grep -qs '^1 ' "$d/client"
+}
+
+# keepalive_check DIR: after the restore: the second request on the same connection and a new
+# connection (/ping); the reason in out, if any
+keepalive_check() {
+	local d=$1 fresh
+	echo go >&"$KA_FD"
+	wait_until 10 grep -qs '^2 ' "$d/client"
+	fresh=$(curl -s --max-time 5 "http://127.0.0.1:$APP_PORT/ping")
+	if [ "$(cat "$d/client")" != "$(http_want 1)"$'\n'"$(http_want 2)" ]; then
+		out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected '$(http_want 1)|$(http_want 2)')"
+	elif [ "$fresh" != pong ]; then
+		out="a new connection after the restore read '$fresh', expected pong"
+	fi
+}
+
+# app_stop DIR SECONDS: SIGTERM to APP_PID, its verdict awaited; the reason in out, if any;
+# the client ended, the child gone
+app_stop() {
+	local d=$1 t=$2
+	kill -TERM "$APP_PID" 2>/dev/null
+	if ! wait_until "$t" not_alive "$APP_PID"; then
+		[ -n "$out" ] || out="the program did not exit within $t s of SIGTERM: $(tail -c 300 "$d/out")"
+		kill_ours "$APP_PID"
+	elif [ -z "$out" ] && ! grep -qx PASS "$d/out"; then
+		out="the program's own checks: $(grep -E '^FAIL|Exception|Error' "$d/out" | head -n 3 | tr '\n' '|')"
+		[ -n "$out" ] || out="no verdict from the program: $(tail -c 300 "$d/out")"
+	fi
+	wait_until 5 not_alive "$APP_CHILD" || kill_ours "$APP_CHILD"
+}
+
+keepalive_end() {
+	exec {KA_FD}>&-
+	wait_until 5 pid_free "$KA_PID" || kill -KILL "$KA_PID" 2>/dev/null
+}
+
+case_jvm() {
+	local d=$ZOO_TMP/jvm out=""
+	if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
+		result_fail apps/jvm "java and javac are not installed (make setup installs openjdk-17-jdk-headless)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/classes"
+	if ! javac -d "$d/classes" "$ZOO_ROOT/tests/apps/JvmApp.java" >"$d/javac.log" 2>&1; then
+		result_fail apps/jvm "javac failed: $(tail -c 300 "$d/javac.log")"
+		return
+	fi
+	start_app apps/jvm "$d" java -Xmx512m -cp "$d/classes" JvmApp "$d" || return
+	keepalive_start "$d"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/jvm "$APP_PID" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		keepalive_check "$d"
+		[ "${APPS_CORRUPT:-}" = file ] || printf RESTORED | dd of="$d/mapped" conv=notrunc status=none
+		sleep 1 # the pool, the JIT loop and cat go on
+		app_stop "$d" 60
+		local verified
+		verified=$(dd if="$d/mapped" bs=1 skip=8 count=8 status=none 2>/dev/null | tr -c '[:upper:]' '?')
+		if [ -z "$out" ] && [ "$verified" != VERIFIED ]; then
+			out="what the program wrote through its mapping after the restore is not in the file: '$verified'"
+		fi
+	fi
+	keepalive_end
+	verdict apps/jvm "$out" "heap, map, mapping, pool, JIT loop, cat, the keep-alive connection and GC checked after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_node() {
+	local d=$ZOO_TMP/node out=""
+	if [ ! -x /usr/bin/node ]; then
+		result_fail apps/node "/usr/bin/node is not installed (make setup installs nodejs)"
+		return
+	fi
+	mkdir -p "$d/img"
+	start_app apps/node "$d" /usr/bin/node "$ZOO_ROOT/tests/apps/node-app.js" "$d" || return
+	keepalive_start "$d"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/node "$APP_PID" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		keepalive_check "$d"
+		sleep 1 # the timers, the pings and the worker go on
+		app_stop "$d" 20
+	fi
+	keepalive_end
+	verdict apps/node "$out" "the forked child's IPC, the worker's counter, the timers and the keep-alive connection went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+for c in "${SELECTED[@]}"; do
+	"${CASE_FN[$c]}"
+done
 summary
