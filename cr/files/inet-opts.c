@@ -66,6 +66,7 @@ static const struct {
 	{ IPPROTO_IPV6, IPV6_FREEBIND, sizeof(int), "IPV6_FREEBIND" },
 	{ IPPROTO_TCP, TCP_NODELAY, sizeof(int), "TCP_NODELAY" },
 	{ IPPROTO_TCP, TCP_CORK, sizeof(int), "TCP_CORK" },
+	{ IPPROTO_TCP, TCP_QUICKACK, sizeof(int), "TCP_QUICKACK" }, /* 0: delayed acks (pingpong) */
 	{ IPPROTO_TCP, TCP_KEEPIDLE, sizeof(int), "TCP_KEEPIDLE" },
 	{ IPPROTO_TCP, TCP_KEEPINTVL, sizeof(int), "TCP_KEEPINTVL" },
 	{ IPPROTO_TCP, TCP_KEEPCNT, sizeof(int), "TCP_KEEPCNT" },
@@ -108,8 +109,8 @@ static bool applies(int level, int name, const InetSocket *in)
 {
 	int family = in->family, protocol = in->protocol;
 
-	if (raw_opt(level, name) != (in->type == SOCK_RAW))
-		return false;
+	if (raw_opt(level, name) && in->type != SOCK_RAW)
+		return false; /* the IP and IPv6 levels' others are a raw socket's too */
 	if (level == SOL_RAW)
 		return family == AF_INET && protocol == IPPROTO_ICMP;
 	if (level == IPPROTO_ICMPV6)

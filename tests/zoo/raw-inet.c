@@ -2,8 +2,10 @@
  * raw-inet: raw IPv4/IPv6 sockets.
  *   fd 60 raw ICMP over IPv4, bound to 127.0.0.1 and connected to it, its ICMP_FILTER passing
  *         echo replies only, SO_RCVBUF set;
- *   fd 61 raw IPv4 socket of protocol UDP with IP_HDRINCL;
- *   fd 62 raw ICMPv6 bound to ::1, its ICMPV6_FILTER passing echo replies only.
+ *   fd 61 raw IPv4 socket of protocol UDP with IP_HDRINCL, and IP-level options every inet
+ *         socket has: IP_FREEBIND, IP_PKTINFO, IP_TTL 33;
+ *   fd 62 raw ICMPv6 bound to ::1, its ICMPV6_FILTER passing echo replies only, and
+ *         IPV6_RECVPKTINFO, IPV6_FREEBIND, IPV6_UNICAST_HOPS 17.
  * After restore and SIGTERM: the options, filters, address and peer are as set; fd 60 pings
  * 127.0.0.1 with send() (no address: it is connected) and reads the reply, and nothing but
  * the reply (its filter drops its own echo request); fd 62 pings ::1 and reads the reply.
@@ -78,8 +80,22 @@ static void c_filter6(ucontext_t *u)
 	ICMP6_FILTER_SETPASSALL(&f);
 	setsockopt(62, IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof(f));
 }
+static void c_ipopts(ucontext_t *u)
+{
+	(void)u;
+	int zero = 0;
+	setsockopt(61, IPPROTO_IP, IP_FREEBIND, &zero, sizeof(zero));
+}
+static void c_ip6opts(ucontext_t *u)
+{
+	(void)u;
+	int zero = 0;
+	setsockopt(62, IPPROTO_IPV6, IPV6_RECVPKTINFO, &zero, sizeof(zero));
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "filter", c_filter, 0 },
+	{ "ipopts", c_ipopts, 0 },
+	{ "ip6opts", c_ip6opts, 0 },
 	{ "peer", c_peer, 0 },
 	{ "hdrincl", c_hdrincl, 0 },
 	{ "filter6", c_filter6, 0 },
@@ -87,7 +103,7 @@ static const struct zoo_corruption corruptions[] = {
 
 int main(int argc, char **argv)
 {
-	int one = 1, rcvbuf = 70000;
+	int one = 1, rcvbuf = 70000, ttl = 33, hops = 17;
 	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	struct icmp_filter f = { ~(1u << ICMP_ECHOREPLY) };
@@ -102,6 +118,12 @@ int main(int argc, char **argv)
 	    setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ||
 	    bind(a, (struct sockaddr *)&lo, sizeof(lo)) || connect(a, (struct sockaddr *)&lo, sizeof(lo)) ||
 	    setsockopt(b, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one)) ||
+	    setsockopt(b, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) ||
+	    setsockopt(b, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) ||
+	    setsockopt(b, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) ||
+	    setsockopt(c, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) ||
+	    setsockopt(c, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)) ||
+	    setsockopt(c, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof(hops)) ||
 	    setsockopt(c, IPPROTO_ICMPV6, ICMP6_FILTER, &f6, sizeof(f6)) ||
 	    bind(c, (struct sockaddr *)&lo6, sizeof(lo6)))
 		zoo_die("setup: %s", strerror(errno));
@@ -135,6 +157,19 @@ int main(int argc, char **argv)
 	getsockopt(61, IPPROTO_IP, IP_HDRINCL, &hdrincl, &li);
 	getsockopt(61, SOL_SOCKET, SO_PROTOCOL, &proto, &lp);
 	CHECK("hdrincl", hdrincl == 1 && proto == IPPROTO_UDP, "fd 61: IP_HDRINCL %d, protocol %d", hdrincl, proto);
+	int freebind = -1, pktinfo = -1, got_ttl = -1, pktinfo6 = -1, freebind6 = -1, hops6 = -1;
+	socklen_t lo1 = sizeof(int), lo2 = sizeof(int), lo3 = sizeof(int), lo4 = sizeof(int), lo5 = sizeof(int),
+		  lo6b = sizeof(int);
+	getsockopt(61, IPPROTO_IP, IP_FREEBIND, &freebind, &lo1);
+	getsockopt(61, IPPROTO_IP, IP_PKTINFO, &pktinfo, &lo2);
+	getsockopt(61, IPPROTO_IP, IP_TTL, &got_ttl, &lo3);
+	CHECK("ipopts", freebind == 1 && pktinfo == 1 && got_ttl == ttl, "fd 61: IP_FREEBIND %d, IP_PKTINFO %d, "
+	      "IP_TTL %d (set 1, 1, %d)", freebind, pktinfo, got_ttl, ttl);
+	getsockopt(62, IPPROTO_IPV6, IPV6_RECVPKTINFO, &pktinfo6, &lo4);
+	getsockopt(62, IPPROTO_IPV6, IPV6_FREEBIND, &freebind6, &lo5);
+	getsockopt(62, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops6, &lo6b);
+	CHECK("ip6opts", pktinfo6 == 1 && freebind6 == 1 && hops6 == hops, "fd 62: IPV6_RECVPKTINFO %d, "
+	      "IPV6_FREEBIND %d, IPV6_UNICAST_HOPS %d (set 1, 1, %d)", pktinfo6, freebind6, hops6, hops);
 	getsockopt(62, IPPROTO_ICMPV6, ICMP6_FILTER, &gf6, &l6);
 	CHECK("filter6", !memcmp(&gf6, &f6, sizeof(f6)), "fd 62's ICMPV6_FILTER changed");
 	ls = sizeof(sa);
@@ -142,5 +177,5 @@ int main(int argc, char **argv)
 			       !memcmp(&((struct sockaddr_in6 *)&sa)->sin6_addr, &in6addr_loopback, 16),
 	      "fd 62 is not bound to ::1");
 	CHECK("filter6", ping(62, 1, 2), "fd 62 gets no echo reply (or not first)");
-	return zoo_finish("icmp filter, connected ping, hdrincl, icmpv6 filter");
+	return zoo_finish("icmp filter, connected ping, hdrincl, IP and IPv6 options, icmpv6 filter");
 }
