@@ -189,7 +189,7 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	bool tcp = type == SOCK_STREAM && protocol == IPPROTO_TCP;
 	bool dgram = type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
 					    protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
-	bool raw = type == SOCK_RAW && protocol > 0 && protocol < 256;
+	bool raw = type == SOCK_RAW && protocol > 0 && protocol < IPPROTO_MAX; /* 256..: MPTCP and others */
 	if (!tcp && !dgram && !raw) {
 		pr_err("dump pid %d fd %d: %s is a%s %s socket of type %d, protocol %d: not supported",
 		       t->pid, p->fd, p->link, type == SOCK_RAW ? " raw" : "n", family_name(family),
@@ -267,7 +267,7 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 		    (in->type == SOCK_DGRAM &&
 		     (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE ||
 		      in->protocol == IPPROTO_ICMP || in->protocol == IPPROTO_ICMPV6)) ||
-		    (in->type == SOCK_RAW && in->protocol > 0 && in->protocol < 256 && !in->n_queued));
+		    (in->type == SOCK_RAW && in->protocol > 0 && in->protocol < IPPROTO_MAX && !in->n_queued));
 	ok = ok && state_valid(in) && (!in->has_src_port || in->src_addr.len == alen) &&
 	     (!in->has_dst_port || in->dst_addr.len == alen) && in->src_port < 65536 &&
 	     in->dst_port < 65536 && inet_opts_valid(in) && inet_mcast_valid(in) &&

@@ -5,7 +5,9 @@
  *   fd 61 raw IPv4 socket of protocol UDP with IP_HDRINCL, and IP-level options every inet
  *         socket has: IP_FREEBIND, IP_PKTINFO, IP_TTL 33;
  *   fd 62 raw ICMPv6 bound to ::1, its ICMPV6_FILTER passing echo replies only, and
- *         IPV6_RECVPKTINFO, IPV6_FREEBIND, IPV6_UNICAST_HOPS 17.
+ *         IPV6_RECVPKTINFO, IPV6_FREEBIND, IPV6_UNICAST_HOPS 17;
+ *   fd 63 raw IPv4 socket of protocol 256 (the kernel takes protocols up to IPPROTO_MAX - 1,
+ *         past the one byte of an IP header's).
  * After restore and SIGTERM: the options, filters, address and peer are as set; fd 60 pings
  * 127.0.0.1 with send() (no address: it is connected) and reads the reply, and nothing but
  * the reply (its filter drops its own echo request); fd 62 pings ::1 and reads the reply.
@@ -92,8 +94,18 @@ static void c_ip6opts(ucontext_t *u)
 	int zero = 0;
 	setsockopt(62, IPPROTO_IPV6, IPV6_RECVPKTINFO, &zero, sizeof(zero));
 }
+static void c_proto(ucontext_t *u)
+{
+	(void)u;
+	int other = socket(AF_INET, SOCK_RAW, 255);
+	if (other >= 0 && other != 63) {
+		dup2(other, 63);
+		close(other);
+	}
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "filter", c_filter, 0 },
+	{ "proto", c_proto, 0 },
 	{ "ipopts", c_ipopts, 0 },
 	{ "ip6opts", c_ip6opts, 0 },
 	{ "peer", c_peer, 0 },
@@ -132,6 +144,10 @@ int main(int argc, char **argv)
 	zoo_place(a, 60, O_CLOEXEC);
 	zoo_place(b, 61, O_CLOEXEC);
 	zoo_place(c, 62, O_CLOEXEC);
+	int d = socket(AF_INET, SOCK_RAW, 256);
+	if (d < 0)
+		zoo_die("socket of protocol 256: %s", strerror(errno));
+	zoo_place(d, 63, O_CLOEXEC);
 
 	zoo_ready();
 	zoo_wait();
@@ -170,6 +186,10 @@ int main(int argc, char **argv)
 	getsockopt(62, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops6, &lo6b);
 	CHECK("ip6opts", pktinfo6 == 1 && freebind6 == 1 && hops6 == hops, "fd 62: IPV6_RECVPKTINFO %d, "
 	      "IPV6_FREEBIND %d, IPV6_UNICAST_HOPS %d (set 1, 1, %d)", pktinfo6, freebind6, hops6, hops);
+	int proto63 = -1;
+	socklen_t lp63 = sizeof(int);
+	getsockopt(63, SOL_SOCKET, SO_PROTOCOL, &proto63, &lp63);
+	CHECK("proto", proto63 == 256, "fd 63's protocol is %d, not 256", proto63);
 	getsockopt(62, IPPROTO_ICMPV6, ICMP6_FILTER, &gf6, &l6);
 	CHECK("filter6", !memcmp(&gf6, &f6, sizeof(f6)), "fd 62's ICMPV6_FILTER changed");
 	ls = sizeof(sa);
