@@ -65,7 +65,7 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
  */
 int inject_end(struct inject_ctx *ctx);
 
-/* Copies between the task's memory and ours (process_vm_*v, falling back to /proc/PID/mem). */
+/* Copies between the task's memory and ours (/proc/PID/mem: reading breaks no page it shares). */
 int task_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
 
