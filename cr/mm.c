@@ -1,7 +1,8 @@
 /*
  * The address space: every mapping (anonymous, file-backed, shared or private, the vDSO
- * block, a packet socket's rings: cr/files/packet.c), the files behind them, and the mm
- * struct's fields (code/data/brk/stack bounds, cmdline and environ areas, auxv, exe).
+ * block, a packet socket's rings: cr/files/packet.c, memfd_secret() memory: cr/secretmem.c),
+ * the files behind them, and the mm struct's fields (code/data/brk/stack bounds, cmdline and
+ * environ areas, auxv, exe).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "mm.h"
 #include "tree-path.h"
+#include "secretmem.h"
 #include "shmem.h"
 #include "files/files.h"
 #include "restorer/restorer.h"
@@ -106,6 +108,33 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 }
 
 /*
+ * memfd_secret() memory (always MAP_SHARED): a shmem object like a memfd, its pages copied out
+ * by the process itself (cr/secretmem.c), as nothing else can read them.
+ */
+static int classify_secret(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+{
+	char mf[96];
+	struct stat st;
+
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	if (stat(mf, &st)) {
+		pr_perror("dump pid %d: cannot stat memfd_secret() memory %s", t->pid, mf);
+		return -errno;
+	}
+	if (!pv->shared) {
+		pr_err("dump pid %d: mapping %#llx-%#llx of memfd_secret() memory is not MAP_SHARED",
+		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end);
+		return -ENOTSUP;
+	}
+	e->kind = VMA_KIND__VMA_ANON_SHARED;
+	e->has_shmem_id = e->has_pgoff = true;
+	e->shmem_id = st.st_ino;
+	e->pgoff = pv->pgoff;
+	return secretmem_dump_mapping(t, pv->start, pv->end, pv->pgoff, st.st_ino, st.st_size);
+}
+
+/*
  * Whether the mappings of t from the attach that pv is a piece of (split by mprotect, madvise
  * or mlock) cover the whole segment of size bytes: each a piece of the same segment, at its
  * offset in it, one after the other.
@@ -188,12 +217,8 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	struct stat st;
 	int id;
 
-	if (!strcmp(path, "/secretmem (deleted)")) {
-		pr_err("dump pid %d: mapping %#llx-%#llx is memfd_secret() memory, which no process but "
-		       "its own can read: not supported", t->pid, (unsigned long long)pv->start,
-		       (unsigned long long)pv->end);
-		return -ENOTSUP;
-	}
+	if (shmem_is_secret_path(path))
+		return classify_secret(t, pv, e);
 	if (pv->shared && !strcmp(path, "/[aio] (deleted)")) {
 		e->kind = VMA_KIND__VMA_AIO; /* its ring: cr/aio.c */
 		return 0;
@@ -378,6 +403,9 @@ static int dump_advice(struct dump_task *t)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
 		uint32_t advice = advice_of(t->vmas.v[k].vmflags);
+		/* secret memory is locked by birth; mlock() of it fails (its pages cannot be got) */
+		if (shmem_is_secret_path(t->vmas.v[k].path))
+			advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT);
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
@@ -647,6 +675,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 			r->map_flags = v->kind == VMA_KIND__VMA_ANON_SHARED ? MAP_SHARED : MAP_PRIVATE;
 			r->fd = shmem_fds[i];
 			r->pgoff = v->pgoff;
+			if (shmem_is_secret(t->ctx, v->shmem_id)) /* locked by birth, mlock() fails */
+				v->advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT);
 			break;
 		case VMA_KIND__VMA_SYSV_SHM:
 			r->map_flags = RST_MAP_SYSV_SHM;

@@ -8,6 +8,10 @@
  * inherits that fd and opens the object again through /proc/self/fd, so processes that
  * shared an object share it again, and mappings keep their names ("/dev/zero (deleted)",
  * "/memfd:NAME (deleted)").
+ * memfd_secret() files too, whose pages nothing but the processes mapping them can read: the
+ * tree's processes copy them out at dump (cr/secretmem.c) into a memfd that stasis keeps here
+ * until the write; the restore makes the file with memfd_secret(), and every fd and mapping of
+ * it in the tree is that one open file (it cannot be opened again through /proc).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +21,12 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
 #include "ipc-objects.h"
+#include "kernel/features.h"
 #include "log.h"
 #include "pstree.h"
 #include "restore-watchdog.h"
@@ -32,6 +38,7 @@
 #define READ_CHUNK (1UL << 20)
 #define MEMFD_PREFIX "/memfd:"
 #define DELETED_SUFFIX " (deleted)"
+#define SECRETMEM_PATH "/secretmem (deleted)"
 
 struct shmem_dump_obj {
 	uint64_t id, size;
@@ -45,6 +52,12 @@ struct shmem_dump_obj {
 	int created_fd;        /* writing (created_fd -1: none), memfd_create()'s if any is */
 	bool sysv;
 	struct shmid_ds ds; /* SysV: key, mode, owner */
+	bool secret;        /* memfd_secret(): read by the tree's processes (cr/secretmem.c) */
+	int contents;       /* secret: stasis's memfd of what they read (-1: nothing yet) */
+	struct secret_range {
+		uint64_t off, end;
+	} *read;            /* secret: the ranges of the file read into contents */
+	size_t nr_read;
 };
 
 struct shmem_restore_obj {
@@ -78,6 +91,11 @@ bool shmem_is_sysv_path(const char *path)
 	return n > 5 + d && !strncmp(path, "/SYSV", 5) && !strcmp(path + n - d, DELETED_SUFFIX);
 }
 
+bool shmem_is_secret_path(const char *path)
+{
+	return !strcmp(path, SECRETMEM_PATH);
+}
+
 bool shmem_is_memfd_path(const char *path)
 {
 	size_t n = strlen(path), p = strlen(MEMFD_PREFIX), d = strlen(DELETED_SUFFIX);
@@ -96,7 +114,8 @@ static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, ui
 	if (!(path = xstrdup(read_path)))
 		return NULL;
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
-	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path, .created_fd = -1 };
+	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path, .created_fd = -1,
+				      .contents = -1 };
 	return o;
 }
 
@@ -128,7 +147,7 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 	for (size_t i = 0; i < sd->n; i++) {
 		if (sd->objs[i].id != ino)
 			continue;
-		if (sd->objs[i].sysv == shmem_is_sysv_path(link))
+		if (sd->objs[i].sysv == shmem_is_sysv_path(link) && !sd->objs[i].secret)
 			return 0;
 		pr_err("dump: shared memory %s and a SysV shm segment have the same id %llu; not "
 		       "supported",
@@ -165,6 +184,101 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 		}
 		set_sysv(o, &ds);
 	}
+	return 0;
+}
+
+static struct shmem_dump_obj *find_object(struct shmem_state *sd, uint64_t id)
+{
+	for (size_t i = 0; i < sd->n; i++)
+		if (sd->objs[i].id == id)
+			return &sd->objs[i];
+	return NULL;
+}
+
+int shmem_note_secret(struct run_ctx *ctx, uint64_t ino, uint64_t size, uint64_t off,
+		      uint64_t end)
+{
+	struct shmem_state *sd = state_of(ctx);
+	struct shmem_dump_obj *o = find_object(sd, ino);
+
+	if (o && !o->secret) {
+		pr_err("dump: memfd_secret() file %llu has the id of another shared object",
+		       (unsigned long long)ino);
+		return -ENOTSUP;
+	}
+	if (!o) {
+		if (!(o = add_object(sd, ino, size, "")))
+			return -ENOMEM;
+		o->secret = true;
+	}
+	if (end > PAGE_ALIGN(o->size))
+		end = PAGE_ALIGN(o->size);
+	if (off >= end)
+		return 1;
+	for (size_t i = 0; i < o->nr_read; i++)
+		if (o->read[i].off <= off && end <= o->read[i].end)
+			return 1;
+	return 0;
+}
+
+/* Copies the data of copy in [off, end) (found with SEEK_DATA) into contents, same offsets. */
+static int merge_contents(int contents, int copy, uint64_t off, uint64_t end)
+{
+	auto_free char *buf = xmalloc(READ_CHUNK);
+	off_t data = off, hole;
+
+	if (!buf)
+		return -ENOMEM;
+	while ((uint64_t)data < end && (data = lseek(copy, data, SEEK_DATA)) >= 0 &&
+	       (uint64_t)data < end) {
+		hole = lseek(copy, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > end)
+			hole = end;
+		while (data < hole) {
+			size_t len = hole - data < (off_t)READ_CHUNK ? (size_t)(hole - data) : READ_CHUNK;
+			ssize_t got = pread(copy, buf, len, data);
+			if (got <= 0 || pwrite(contents, buf, got, data) != got)
+				return got == 0 ? -EIO : -errno;
+			data += got;
+		}
+	}
+	return 0;
+}
+
+int shmem_secret_add(struct run_ctx *ctx, uint64_t ino, uint64_t off, uint64_t end, int copy)
+{
+	struct shmem_dump_obj *o = find_object(state_of(ctx), ino);
+	struct secret_range *more;
+	int err = 0;
+
+	if (!o || !o->secret) {
+		close(copy);
+		return -ENOENT;
+	}
+	if (end > PAGE_ALIGN(o->size))
+		end = PAGE_ALIGN(o->size);
+	if (!(more = xreallocarray(o->read, o->nr_read + 1, sizeof(*more)))) {
+		close(copy);
+		return -ENOMEM;
+	}
+	o->read = more;
+	if (o->contents < 0) { /* the first copy becomes the object's contents */
+		if (ftruncate(copy, o->size)) {
+			err = -errno;
+			close(copy);
+		} else {
+			o->contents = copy;
+		}
+	} else {
+		err = merge_contents(o->contents, copy, off, end);
+		close(copy);
+	}
+	if (err) {
+		pr_err("dump: cannot keep the content of memfd_secret() file %llu: %s",
+		       (unsigned long long)ino, strerror(-err));
+		return err;
+	}
+	o->read[o->nr_read++] = (struct secret_range){ off, end };
 	return 0;
 }
 
@@ -341,7 +455,20 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 			o->sysv_cgid = sd->objs[i].ds.shm_perm.cgid;
 			o->has_sysv_removed = o->sysv_removed = sd->objs[i].ds.shm_perm.mode & SHM_DEST;
 		}
+		if (sd->objs[i].secret)
+			o->has_secret = o->secret = true;
 		tab.objects[tab.n_objects++] = o;
+		if (sd->objs[i].secret && sd->objs[i].contents < 0)
+			continue; /* no page of it was ever touched */
+		if (sd->objs[i].secret) {
+			char path[40];
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", sd->objs[i].contents);
+			free(sd->objs[i].read_path);
+			if (!(sd->objs[i].read_path = xstrdup(path))) {
+				err = -ENOMEM;
+				break;
+			}
+		}
 		err = dump_object(&sd->objs[i], o, out, buf, &file_off);
 	}
 	tab.nr_pages = (file_off - PAGES_HEADER_SIZE) / PAGE_SIZE;
@@ -367,7 +494,9 @@ static int validate_table(const ShmemTable *tab)
 		const ShmemObject *o = tab->objects[i];
 		uint64_t prev_end = 0;
 		bool ok = o->size <= (1ULL << 46) &&
-			  (o->memfd_name || o->sysv || (o->size && o->size % PAGE_SIZE == 0)) &&
+			  (o->memfd_name || o->sysv || o->secret ||
+			   (o->size && o->size % PAGE_SIZE == 0)) &&
+			  (!o->secret || (!o->memfd_name && !o->sysv)) &&
 			  (!o->memfd_name || strlen(o->memfd_name) < 250) &&
 			  (!o->sysv || (o->size && o->id <= INT32_MAX && !o->memfd_name));
 		for (size_t j = 0; ok && j < i; j++)
@@ -451,6 +580,17 @@ static int create_object(const ShmemObject *o, bool *made)
 {
 	if (o->sysv)
 		return sysv_segment(o, made);
+	if (o->secret) {
+		int fd = syscall(SYS_memfd_secret, O_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, o->size)) {
+			pr_perror("restore: cannot create memfd_secret() file %llu of %llu bytes",
+				  (unsigned long long)o->id, (unsigned long long)o->size);
+			if (fd >= 0)
+				close(fd);
+			return -errno;
+		}
+		return fd;
+	}
 	if (o->memfd_name) {
 		/* executable or not as saved, whatever vm.memfd_noexec says (kernels before 6.3
 		 * know neither flag: every memfd is executable there) */
@@ -617,13 +757,28 @@ static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = image_read(ctx->images_dir_fd, IMG_SHMEM, 0, (ProtobufCMessage **)&st->tab)) ||
 	    (err = validate_table(st->tab)))
 		return err;
-	for (size_t i = 0; i < st->tab->n_objects; i++)
-		if ((err = validate_created_file(rt, st->tab->objects[i])))
+	for (size_t i = 0; i < st->tab->n_objects; i++) {
+		const ShmemObject *o = st->tab->objects[i];
+		char what[96];
+		if ((err = validate_created_file(rt, o)))
 			return err;
+		snprintf(what, sizeof(what), "restore of memfd_secret() memory (shmem.img object %llu)",
+			 (unsigned long long)o->id);
+		if (o->secret && (err = kernel_refuse_lacking(ctx, KF_MEMFD_SECRET, what)))
+			return err;
+	}
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		struct restore_task *t = &rt->tasks[i];
 		for (size_t k = 0; k < t->mm->n_vmas; k++) {
 			VmaEntry *v = t->mm->vmas[k];
+			const ShmemObject *o = maps_shmem(v) ? table_object(st, v->shmem_id) : NULL;
+			if (o && o->secret && v->kind != VMA_KIND__VMA_ANON_SHARED) {
+				pr_err("image mm-%d.img: mapping %#llx-%#llx maps memfd_secret() file %llu "
+				       "otherwise than MAP_SHARED",
+				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end,
+				       (unsigned long long)o->id);
+				return -EINVAL;
+			}
 			if (maps_shmem(v) && !object_fits(st, v->shmem_id, v->pgoff + v->end - v->start)) {
 				pr_err("image mm-%d.img: mapping %#llx-%#llx refers to a shared object "
 				       "that shmem.img does not hold",
@@ -727,6 +882,12 @@ bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid)
 	return o && o->sysv;
 }
 
+bool shmem_is_secret(const struct run_ctx *ctx, uint64_t id)
+{
+	const ShmemObject *o = table_object(state_of(ctx), id);
+	return o && o->secret;
+}
+
 bool shmem_memfd_created_at(const struct run_ctx *ctx, uint64_t id, pid_t pid, uint32_t fd)
 {
 	const ShmemObject *o = table_object(state_of(ctx), id);
@@ -771,6 +932,9 @@ static void free_shmem(void *state)
 	for (size_t i = 0; i < st->n; i++) {
 		free(st->objs[i].read_path);
 		free(st->objs[i].memfd_name);
+		free(st->objs[i].read);
+		if (st->objs[i].contents >= 0)
+			close(st->objs[i].contents);
 	}
 	free(st->objs);
 	if (st->tab)

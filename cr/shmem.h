@@ -17,6 +17,8 @@
 bool shmem_is_sysv_path(const char *path);
 /* "/memfd:NAME (deleted)" */
 bool shmem_is_memfd_path(const char *path);
+/* "/secretmem (deleted)": a memfd_secret() file */
+bool shmem_is_secret_path(const char *path);
 /* Dump: object ino (size bytes, named link in /proc), readable through read_path. */
 int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
 	       uint64_t size);
@@ -33,6 +35,16 @@ void shmem_note_memfd_file(struct run_ctx *ctx, uint64_t ino, pid_t pid, int fd,
  */
 int shmem_note_sysv(struct run_ctx *ctx, int shmid, int fd, const struct shmid_ds *ds);
 void shmem_sysv_all_noted(struct run_ctx *ctx);
+/*
+ * Dump: memfd_secret() file ino of size bytes, whose pages only the tree's processes can read
+ * (cr/secretmem.c has them copy the pages out). 1 if its range [off, end) was read already
+ * (or lies past its size), 0 if the caller is to read it and hand it to shmem_secret_add(), <0.
+ */
+int shmem_note_secret(struct run_ctx *ctx, uint64_t ino, uint64_t size, uint64_t off,
+		      uint64_t end);
+/* Dump: copy, a memfd holding the pages of [off, end) of secret file ino at their offsets,
+ * taken (always closed): its data go into the object's content. 0 or <0 (said). */
+int shmem_secret_add(struct run_ctx *ctx, uint64_t ino, uint64_t off, uint64_t end, int copy);
 
 /* Restore: shmem.img is needed whatever the tasks map (the IPC namespace's segments). */
 void shmem_require(struct run_ctx *ctx);
@@ -52,6 +64,8 @@ int shmem_object_file(struct restore_task *t, uint64_t id);
  * made after it). 0, or <0 having said which memfd.
  */
 int shmem_seal_late(const struct run_ctx *ctx);
+/* Restore, once validated: is object id a memfd_secret() file (only stasis's file of it)? */
+bool shmem_is_secret(const struct run_ctx *ctx, uint64_t id);
 /* Is fd of pid the file memfd_create() made for memfd id (shmem_object_file's)? */
 bool shmem_memfd_created_at(const struct run_ctx *ctx, uint64_t id, pid_t pid, uint32_t fd);
 

@@ -63,8 +63,6 @@
 #   dump/packet-ring-partial packet-ring --partial (a mapping of a packet socket's rings with its
 #                            last page unmapped): fails naming the pid, the mapping's address and
 #                            the socket; the target PASSes
-#   dump/secretmem           mem-unreadable --secretmem (a page of memfd_secret() memory, mapped,
-#                            its fd at 40): fails naming the pid and the mapping; the target PASSes
 #   dump/seccomp-listener    seccomp-stack --notify-listener (a filter of the program hands a
 #                            system call to a user-notification listener its supervisor holds,
 #                            outside the tree): fails naming the program's pid, the filter and
@@ -80,7 +78,11 @@
 #                            key and --inherit-fd; no second process; the target PASSes
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
-#                            no second process; then the target PASSes
+#                            no second process; then the target PASSes (memfd-secret among them:
+#                            the memfds and mappings the dump had it make are gone, its fds and
+#                            maps checks)
+#   dump/fault/after-collect/memfd-secret
+#                            as dump/fault above, once the secret memory was copied out
 #   dump/stopped-meanwhile   mem-anon gets SIGSTOP from the network-lock action script, once
 #                            seized and before stasis runs system calls in it: the dump succeeds,
 #                            the restored process is stopped (state T); after SIGCONT it PASSes
@@ -138,6 +140,10 @@
 #   restore/kernel-lacks-clone3-set-tid
 #                            STASIS_FAULT=kernel-lacks:clone3_set_tid: the restore of mem-anon's
 #                            images is refused naming clone3 with set_tid; no process runs
+#   restore/kernel-lacks-memfd-secret
+#                            STASIS_FAULT=kernel-lacks:memfd_secret: the restore of memfd-secret's
+#                            images is refused naming memfd_secret() memory and the feature; no
+#                            process runs
 #   check/report             stasis check exits 0, ends "Looks good.", every feature line reads
 #                            "name: yes|no (detail)", clone3 and rseq reading are there
 #   check/feature-list       check --feature list: one line of criu's names, exit 0
@@ -188,7 +194,8 @@ zoo_common_options "$@"
 
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
-LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed"
+LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed
+	memfd-secret"
 # processes, zombies, groups; pipes, a FIFO, shared files; unix socket pairs and their queues;
 # TCP connections (repair, the network lock) and listeners
 ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
@@ -1250,6 +1257,16 @@ case_restore_kernel_lacks() {
 		result_ok $label
 }
 
+# The images of memfd-secret (secret memory) refused because the kernel is said to lack
+# memfd_secret(): nothing of the tree runs.
+case_restore_kernel_lacks_memfd_secret() {
+	local d=$ZOO_TMP/kernel-lacks-secret label=restore/kernel-lacks-memfd-secret
+	dump_for_images $label memfd-secret "$d" shmem.img || return
+	STASIS_FAULT=kernel-lacks:memfd_secret restore_refused $label "$ZPID" "$d/img" \
+		'restore of memfd_secret\(\) memory \(shmem.img object [0-9]+\) needs memfd_secret, which this kernel lacks' &&
+		result_ok $label
+}
+
 # check_run NAME ARGS...: stasis ARGS, stdout to $CHECK_D/NAME.out, stderr to NAME.err; ZRC
 CHECK_D=""
 check_run() {
@@ -1443,9 +1460,6 @@ other_cases() {
 	dump_fails_naming dump/packet-ring-partial packet-ring \
 		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ maps [0-9]+ bytes at offset 0 of the rings of packet socket socket:\[[0-9]+\]' \
 		--partial
-	dump_fails_naming dump/secretmem mem-unreadable \
-		'dump pid PID: mapping 0x[0-9a-f]+-0x[0-9a-f]+ is memfd_secret\(\) memory, which no process but its own can read' \
-		--secretmem
 	dump_fails_naming dump/shared-files shared-tables \
 		'dump pid [0-9]+: it shares its fd table with pid PID, but its parent pid [0-9]+ does not hold that table'
 	dump_fails_naming dump/shared-vm shared-tables \
@@ -1463,6 +1477,7 @@ other_cases() {
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
 	case_restore_kernel_lacks
+	case_restore_kernel_lacks_memfd_secret
 	case_restore_fault_tree
 	for p in $FAULT_POINTS; do
 		for t in $FAULT_TARGETS; do
@@ -1472,6 +1487,7 @@ other_cases() {
 	for t in $LEAVE_TARGETS; do
 		case_leave_running "$t"
 	done
+	case_fault after-collect memfd-secret
 	case_stopped_meanwhile stopped-meanwhile
 	case_stopped_meanwhile stopped-meanwhile-fault after-collect
 	tcp_accept_queue_cases

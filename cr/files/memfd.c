@@ -4,6 +4,9 @@
  * and offset. The file memfd_create() made is that file again (the one stasis made the
  * object with): it holds no write access on the memfd, so the memfd can still be executed
  * (execveat, fexecve). Any other open file of it was reopened through /proc and is again.
+ * A memfd_secret() file's fd too: its pages are copied out by the process (cr/secretmem.c);
+ * restored, it is stasis's one open file of the object (it cannot be reopened), with its
+ * status flags.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "secretmem.h"
 #include "shmem.h"
 
 #define REOPEN_DROP (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
@@ -22,15 +26,28 @@ static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	char path[64];
 
-	if (!S_ISREG(p->st.st_mode) || !shmem_is_memfd_path(p->link))
+	bool secret = shmem_is_secret_path(p->link);
+
+	struct stat own;
+
+	if (!S_ISREG(p->st.st_mode) || (!shmem_is_memfd_path(p->link) && !secret))
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
+	/* a secret file is copied out by the task through its own fd: not one carried in flight
+	 * (stasis's copy of it, no task to run syscalls in) */
+	if (secret && (!t->inj_active || stat(path, &own) || own.st_dev != p->st.st_dev ||
+		       own.st_ino != p->st.st_ino))
+		return 0;
 	e->has_shmem_id = e->has_flags = e->has_pos = true;
 	e->shmem_id = p->st.st_ino;
 	e->flags = p->flags;
 	e->pos = p->pos;
 	if (!(e->path = xstrdup(p->link)))
 		return -ENOMEM;
+	if (secret) {
+		int err = secretmem_dump_fd(t, p->fd, p->st.st_ino, p->st.st_size);
+		return err ? err : 1;
+	}
 	int err = shmem_note(t->ctx, path, p->link, p->st.st_ino, p->st.st_size);
 	if (err)
 		return err;
@@ -40,7 +57,8 @@ static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 static int open_memfd(struct restore_task *t, const FdEntry *e)
 {
-	bool created = shmem_memfd_created_at(t->ctx, e->shmem_id, t->pid, e->fd);
+	bool created = shmem_memfd_created_at(t->ctx, e->shmem_id, t->pid, e->fd) ||
+		       shmem_is_secret(t->ctx, e->shmem_id);
 	int fd = created ? shmem_object_file(t, e->shmem_id)
 			 : shmem_open_object(t, e->shmem_id, e->flags & ~REOPEN_DROP);
 

@@ -144,9 +144,9 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
 		return -ENOTSUP;
 	}
-	if (!strcmp(p->link, "/secretmem (deleted)")) {
-		pr_err("dump pid %d fd %d: a memfd_secret() file, which no process but its own can read: "
-		       "not supported", t->pid, p->fd);
+	if (!strcmp(p->link, "/secretmem (deleted)")) { /* the task's own: cr/files/memfd.c */
+		pr_err("dump: a memfd_secret() file that no fd of the tree holds (carried in flight in "
+		       "a unix socket message): not supported");
 		return -ENOTSUP;
 	}
 	if (gone) { /* removed: a regular file's content, or what a directory or node was */

@@ -45,6 +45,7 @@ enum kernel_feature {
 	KF_PAGEMAP_SCAN,
 	KF_DIRTY_TRACKING, /* async uffd-wp + PAGEMAP_SCAN: writes since the last scan */
 	KF_SOFT_DIRTY,
+	KF_MEMFD_SECRET, /* memfd_secret(): restoring secret memory makes it again */
 	/* fds, IPC, paths (cr/kernel/probes-files.c) */
 	KF_MSG_COPY,
 	KF_TIMERFD_SET_TICKS,

@@ -2,7 +2,8 @@
  * Kernel features for memory: pagemap with PFNs (which pages a task has, and which it shares
  * with its parent), userfaultfd and its write-protect modes, PAGEMAP_SCAN, and the two
  * together (writes since the last scan: the loop of iterative migration); soft-dirty bits,
- * which this kernel generation dropped, are looked at for information only.
+ * which this kernel generation dropped, are looked at for information only; memfd_secret(),
+ * which the restore of secret memory makes again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -248,5 +249,31 @@ bool probe_soft_dirty(struct probe_result *r)
 		return probe_set(r, true, "not used: stasis tracks writes with PAGEMAP_SCAN + uffd-wp");
 	if (!r->detail[0])
 		probe_set(r, false, "iterative migration will use PAGEMAP_SCAN + uffd-wp");
+	return false;
+}
+
+/* memfd_secret(): a file made, sized, mapped MAP_SHARED and written (its pages locked). */
+static bool memfd_secret_child(struct probe_result *r)
+{
+	int fd = syscall(SYS_memfd_secret, O_CLOEXEC);
+	char *m;
+
+	if (fd < 0)
+		return probe_set(r, false, "memfd_secret: %s (secretmem.enable=0?)", strerror(errno));
+	if (ftruncate(fd, PAGE_SIZE))
+		return probe_set(r, false, "ftruncate of a memfd_secret() file: %s", strerror(errno));
+	m = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return probe_set(r, false, "mmap of a memfd_secret() file: %s", strerror(errno));
+	m[0] = 1;
+	return probe_set(r, m[0] == 1, "secret memory can be made again");
+}
+
+bool probe_memfd_secret(struct probe_result *r)
+{
+	if (probe_in_child(memfd_secret_child, r))
+		return true;
+	if (!r->detail[0])
+		probe_set(r, false, "memfd_secret() memory cannot be restored");
 	return false;
 }

@@ -5,8 +5,6 @@
  *   PROT_EXEC only; F: a private file mapping with a changed page, turned PROT_NONE;
  *   S: 2 pages of shared anonymous memory turned PROT_NONE; G: 4 pages with guard pages
  *   (MADV_GUARD_INSTALL, where the kernel has it) around the two in the middle.
- * With --secretmem: also a page of memfd_secret() memory (mapped, and its fd at 40), which
- * nothing outside the process can read: the dump must fail naming it (tests/failure-cases.sh).
  * After restore and SIGTERM: the same protections (generic maps check), and once readable
  * again, every page its data.
  * Blocks in: nanosleep (zoo_wait loop).
@@ -63,17 +61,6 @@ int main(int argc, char **argv)
 	    mprotect(f, 2 * PAGE, PROT_NONE) || mprotect(s, 2 * PAGE, PROT_NONE))
 		zoo_die("mprotect: %s", strerror(errno));
 	guards = madvise(g, PAGE, MADV_GUARD_INSTALL) == 0 && madvise(g + 3 * PAGE, PAGE, MADV_GUARD_INSTALL) == 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--secretmem"))
-			continue;
-		int sfd = syscall(SYS_memfd_secret, 0);
-		unsigned char *sm = sfd < 0 || ftruncate(sfd, PAGE) ? MAP_FAILED
-				  : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
-		if (sm == MAP_FAILED || dup2(sfd, 40) != 40)
-			zoo_die("memfd_secret: %s", strerror(errno));
-		close(sfd);
-		memcpy(sm, "secret", 6);
-	}
 	zoo_ready();
 	zoo_wait();
 

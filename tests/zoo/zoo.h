@@ -337,9 +337,10 @@ static inline int zoo_read_maps(struct zoo_maps *out)
 		if (sscanf(line, "%lx-%lx %4s %lx %11s %lu %n", &m.start, &m.end, m.perms, &m.off, m.dev,
 			   &m.ino, &pos) >= 6) {
 			snprintf(m.path, sizeof(m.path), "%s", pos ? line + pos : "");
-			/* a shared anonymous mapping or a memfd is a fresh shmem inode after a restore */
+			/* a shared anonymous mapping, a memfd or memfd_secret() memory is a fresh
+			 * inode after a restore */
 			if (strncmp(m.path, "/dev/zero", 9) == 0 || strncmp(m.path, "/SYSV", 5) == 0 ||
-			    strncmp(m.path, "/memfd:", 7) == 0)
+			    strncmp(m.path, "/memfd:", 7) == 0 || strncmp(m.path, "/secretmem ", 11) == 0)
 				m.ino = 0;
 			/* a packet socket's rings: the socket is a new one after a restore */
 			if (strncmp(m.path, "socket:[", 8) == 0) {
