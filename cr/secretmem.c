@@ -104,10 +104,11 @@ static int write_spans(struct dump_task *t, int tfd, uint64_t addr, uint64_t fil
 
 /*
  * The existing pages of the mapping of [file_off, file_off + len) of secret file ino at addr
- * in the task, copied by the task into a memfd that stasis takes (shmem_secret_add).
+ * in the task, copied by the task into a memfd that stasis takes (shmem_secret_add). Fault
+ * point fault (tests): a failure once the memfd is written.
  */
 static int copy_out(struct dump_task *t, uint64_t ino, uint64_t addr, uint64_t file_off,
-		    uint64_t len, const char *what)
+		    uint64_t len, const char *what, const char *fault)
 {
 	auto_free struct page_span *spans = NULL;
 	size_t n;
@@ -126,6 +127,10 @@ static int copy_out(struct dump_task *t, uint64_t ino, uint64_t addr, uint64_t f
 		return err;
 	}
 	err = write_spans(t, tfd, addr, file_off, spans, n, what);
+	if (!err && run_fault(t->ctx, fault)) {
+		pr_err("dump pid %d: %s: injected failure %s", t->pid, what, fault);
+		err = -EIO;
+	}
 	copy = err ? -1 : task_fd_copy(t->pid, tfd);
 	if (!err && copy < 0) {
 		err = copy;
@@ -164,7 +169,7 @@ int secretmem_dump_mapping(struct dump_task *t, uint64_t start, uint64_t end, ui
 		file_end = PAGE_ALIGN(size);
 	snprintf(what, sizeof(what), "memfd_secret() mapping %#llx-%#llx", (unsigned long long)start,
 		 (unsigned long long)end);
-	return copy_out(t, ino, start, pgoff, file_end - pgoff, what);
+	return copy_out(t, ino, start, pgoff, file_end - pgoff, what, "secret-map-copied");
 }
 
 int secretmem_dump_fd(struct dump_task *t, int fd, uint64_t ino, uint64_t size)
@@ -188,7 +193,7 @@ int secretmem_dump_fd(struct dump_task *t, int fd, uint64_t ino, uint64_t size)
 		       strerror(-addr), addr == -EAGAIN ? " (its RLIMIT_MEMLOCK has no room for it)" : "");
 		return (int)addr;
 	}
-	err = copy_out(t, ino, addr, 0, len, what);
+	err = copy_out(t, ino, addr, 0, len, what, "secret-fd-copied");
 	int uerr = inject(t, SYS_munmap, addr, len, 0, 0, 0, 0, &unmapped);
 	if (!err && (uerr || unmapped)) {
 		err = uerr ? uerr : (int)unmapped;

@@ -83,6 +83,15 @@
 #                            maps checks)
 #   dump/fault/after-collect/memfd-secret
 #                            as dump/fault above, once the secret memory was copied out
+#   dump/fault/secret-map-copied, dump/fault/secret-fd-copied
+#                            memfd-secret with STASIS_FAULT=secret-map-copied (the process has
+#                            copied a mapping's secret pages into a memfd of its own) or
+#                            secret-fd-copied (the same for a file it holds as an fd alone,
+#                            mapped for the copy): the dump fails naming the point; the target
+#                            PASSes (its fds and maps checks: the memfd and the mapping are gone)
+#   dump/secret-in-flight    memfd-secret --in-flight (a memfd_secret() file carried in a
+#                            message waiting in a unix socket, held by no fd): fails naming it;
+#                            the target PASSes (the copies of its other secret files are gone)
 #   dump/stopped-meanwhile   mem-anon gets SIGSTOP from the network-lock action script, once
 #                            seized and before stasis runs system calls in it: the dump succeeds,
 #                            the restored process is stopped (state T); after SIGCONT it PASSes
@@ -1488,6 +1497,13 @@ other_cases() {
 		case_leave_running "$t"
 	done
 	case_fault after-collect memfd-secret
+	for p in secret-map-copied secret-fd-copied; do
+		STASIS_FAULT=$p dump_fails_naming dump/fault/$p memfd-secret \
+			"dump pid PID: (memfd_secret\\(\\) mapping 0x[0-9a-f]+-0x[0-9a-f]+|fd 41 \\(a memfd_secret\\(\\) file\\)): injected failure $p"
+	done
+	dump_fails_naming dump/secret-in-flight memfd-secret \
+		'dump: a memfd_secret\(\) file that no fd of the tree holds \(carried in flight in a unix socket message\)' \
+		--in-flight
 	case_stopped_meanwhile stopped-meanwhile
 	case_stopped_meanwhile stopped-meanwhile-fault after-collect
 	tcp_accept_queue_cases

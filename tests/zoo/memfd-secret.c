@@ -6,6 +6,9 @@
  *   C: a secret file of 2 pages at fd 41, mapped, written, unmapped (its content lives only
  *      in the file);
  *   a child (fork) inherits A1 and the fds.
+ * With --in-flight: also a secret file of 1 page, written, carried in a message waiting in
+ * a unix socket pair (fds 42, 43) and held by no fd: the dump must fail naming it
+ * (tests/failure-cases.sh), and the process goes on unchanged.
  * After restore and SIGTERM (the generic checks first: stasis left no fd and no mapping), the
  * parent checks: A's page 3 is still no page of the file (mincore), the content of A through
  * A1 and A2 (page 3 zero), a write through A2 seen through A1, B's content, C mapped again
@@ -15,6 +18,7 @@
  */
 #include "zoo.h"
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -125,6 +129,33 @@ static const struct zoo_corruption corruptions[] = {
 	{ "sharing", c_sharing, 0 },
 };
 
+/* A secret file written, sent through fd 42 of a socket pair to 43, closed: only the
+ * message holds it. */
+static void send_in_flight(void)
+{
+	int sv[2], fd = secret_file(PAGE);
+	unsigned char *m = map_file(fd, PAGE, NULL);
+	char byte = 's', cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+
+	zoo_fill(m, PAGE, 84);
+	munmap(m, PAGE);
+	memset(cbuf, 0, sizeof(cbuf));
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) || dup3(sv[0], 42, O_CLOEXEC) != 42 ||
+	    dup3(sv[1], 43, O_CLOEXEC) != 43 || sendmsg(42, &mh, 0) != 1)
+		zoo_die("a secret file in flight: %s", strerror(errno));
+	close(sv[0]);
+	close(sv[1]);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
@@ -156,6 +187,10 @@ int main(int argc, char **argv)
 	unsigned char *c = map_file(FD_C, C_PAGES * PAGE, NULL);
 	zoo_fill(c, C_PAGES * PAGE, 83);
 	munmap(c, C_PAGES * PAGE);
+
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--in-flight"))
+			send_in_flight();
 
 	pid_t kid = fork();
 	if (kid < 0)
