@@ -675,8 +675,6 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 			r->map_flags = v->kind == VMA_KIND__VMA_ANON_SHARED ? MAP_SHARED : MAP_PRIVATE;
 			r->fd = shmem_fds[i];
 			r->pgoff = v->pgoff;
-			if (shmem_is_secret(t->ctx, v->shmem_id)) /* locked by birth, mlock() fails */
-				v->advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT);
 			break;
 		case VMA_KIND__VMA_SYSV_SHM:
 			r->map_flags = RST_MAP_SYSV_SHM;
@@ -703,6 +701,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 		if (r->moved_from) /* its pages are in: its protection is set once moved */
 			r->need_write = 0;
 		r->advice = v->advice;
+		if (v->kind == VMA_KIND__VMA_ANON_SHARED && shmem_is_secret(t->ctx, v->shmem_id))
+			r->advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT); /* by birth */
 		a->nr_vmas++;
 	}
 	return 0;

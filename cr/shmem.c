@@ -147,7 +147,13 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 	for (size_t i = 0; i < sd->n; i++) {
 		if (sd->objs[i].id != ino)
 			continue;
-		if (sd->objs[i].sysv == shmem_is_sysv_path(link) && !sd->objs[i].secret)
+		if (sd->objs[i].secret) {
+			pr_err("dump: shared memory %s and a memfd_secret() file have the same id %llu; "
+			       "not supported",
+			       read_path, (unsigned long long)ino);
+			return -ENOTSUP;
+		}
+		if (sd->objs[i].sysv == shmem_is_sysv_path(link))
 			return 0;
 		pr_err("dump: shared memory %s and a SysV shm segment have the same id %llu; not "
 		       "supported",
@@ -237,8 +243,10 @@ static int merge_contents(int contents, int copy, uint64_t off, uint64_t end)
 		while (data < hole) {
 			size_t len = hole - data < (off_t)READ_CHUNK ? (size_t)(hole - data) : READ_CHUNK;
 			ssize_t got = pread(copy, buf, len, data);
-			if (got <= 0 || pwrite(contents, buf, got, data) != got)
-				return got == 0 ? -EIO : -errno;
+			if (got < 0)
+				return -errno;
+			if (!got || pwrite(contents, buf, got, data) != got)
+				return errno && got ? -errno : -EIO;
 			data += got;
 		}
 	}
@@ -583,11 +591,12 @@ static int create_object(const ShmemObject *o, bool *made)
 	if (o->secret) {
 		int fd = syscall(SYS_memfd_secret, O_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, o->size)) {
+			int err = -errno;
 			pr_perror("restore: cannot create memfd_secret() file %llu of %llu bytes",
 				  (unsigned long long)o->id, (unsigned long long)o->size);
 			if (fd >= 0)
 				close(fd);
-			return -errno;
+			return err;
 		}
 		return fd;
 	}

@@ -24,11 +24,9 @@
 
 static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
-	char path[64];
-
 	bool secret = shmem_is_secret_path(p->link);
-
 	struct stat own;
+	char path[64];
 
 	if (!S_ISREG(p->st.st_mode) || (!shmem_is_memfd_path(p->link) && !secret))
 		return 0;
