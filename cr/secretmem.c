@@ -10,8 +10,11 @@
  * PROT_READ, MAP_SHARED: counted against its RLIMIT_MEMLOCK like its own mappings) and
  * unmapped after. Whatever happens, the process is left without the memfd and the mapping
  * (if stasis itself dies in between, a close-on-exec memfd or a read-only mapping may remain).
- * The file is one object of cr/shmem.c, read once however many fds and mappings hold it,
- * saved in shmem.img and made again there with memfd_secret().
+ * The file is one object of cr/shmem.c, read once however many fds and mappings hold it (each
+ * range of it once: a mapping of a part already read is not read again), saved in shmem.img
+ * and made again there with memfd_secret(). A file no fd of the tree holds is read through its
+ * mappings only: its pages that no mapping covers come back as holes (no process could reach
+ * them, but by growing a mapping with mremap).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -5,6 +5,9 @@
  *   B: a secret file of 3 pages mapped, its fd closed (the mapping alone holds it), written;
  *   C: a secret file of 2 pages at fd 41, mapped, written, unmapped (its content lives only
  *      in the file);
+ *   D: a secret file of 4 pages, its fd closed, mapped in two pieces apart (D1: pages 0-1,
+ *      D2: pages 2-3 at offset 2 pages, below D1), each written (the dump reads each piece
+ *      on its own and puts them together);
  *   a child (fork) inherits A1 and the fds.
  * With --in-flight: also a secret file of 1 page, written, carried in a message waiting in
  * a unix socket pair (fds 42, 43) and held by no fd: the dump must fail naming it
@@ -12,7 +15,7 @@
  * After restore and SIGTERM (the generic checks first: stasis left no fd and no mapping), the
  * parent checks: A's page 3 is still no page of the file (mincore), the content of A through
  * A1 and A2 (page 3 zero), a write through A2 seen through A1, B's content, C mapped again
- * (its content, size and name), fd 40 and A1 one file ("/secretmem (deleted)", same inode,
+ * (its content, size and name), D through both pieces, fd 40 and A1 one file ("/secretmem (deleted)", same inode,
  * 5 pages); then it writes a token into A1, which the child must read through its A1.
  * Blocks in: nanosleep everywhere.
  */
@@ -30,11 +33,12 @@
 #define HOLE 3 /* A's page never touched */
 #define B_PAGES 3
 #define C_PAGES 2
+#define D_PAGES 4
 #define TOKEN 0x7365637265742121ull
 #define TOKEN_AT (2 * PAGE + 64)
 #define ALIAS_AT (4 * PAGE + 128)
 
-static unsigned char *a1, *a2, *b;
+static unsigned char *a1, *a2, *b, *d1, *d2;
 static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -100,6 +104,7 @@ static void c_alias(ucontext_t *u)
 	close(fd);
 }
 static void c_closed(ucontext_t *u) { (void)u; b[PAGE + 5] ^= 1; }
+static void c_pieces(ucontext_t *u) { (void)u; d2[PAGE + 7] ^= 1; }
 /* fd 41 becomes another secret file of the same size, empty */
 static void c_fd_only(ucontext_t *u)
 {
@@ -124,6 +129,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "hole", c_hole, 0 },
 	{ "alias", c_alias, 0 },
 	{ "closed", c_closed, 0 },
+	{ "pieces", c_pieces, 0 },
 	{ "fd-only", c_fd_only, 0 },
 	{ "identity", c_identity, 0 },
 	{ "sharing", c_sharing, 0 },
@@ -180,6 +186,22 @@ int main(int argc, char **argv)
 	close(fd);
 	zoo_fill(b, B_PAGES * PAGE, 82);
 
+	/* D2 below D1, a page of nothing between: two mappings the kernel cannot merge */
+	fd = secret_file(D_PAGES * PAGE);
+	room = mmap(NULL, (D_PAGES + 1) * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (room == MAP_FAILED)
+		zoo_die("mmap: %s", strerror(errno));
+	d2 = mmap(room, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 2 * PAGE);
+	d1 = mmap(room + 3 * PAGE, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (d1 == MAP_FAILED || d2 == MAP_FAILED)
+		zoo_die("mmap of D's pieces: %s", strerror(errno));
+	munmap(room + 2 * PAGE, PAGE);
+	close(fd);
+	unsigned char whole[D_PAGES * PAGE];
+	zoo_fill(whole, sizeof(whole), 85);
+	memcpy(d1, whole, 2 * PAGE);
+	memcpy(d2, whole + 2 * PAGE, 2 * PAGE);
+
 	fd = secret_file(C_PAGES * PAGE);
 	if (dup3(fd, FD_C, O_CLOEXEC) != FD_C)
 		zoo_die("dup3: %s", strerror(errno));
@@ -213,6 +235,9 @@ int main(int argc, char **argv)
 	CHECK("closed", zoo_check_fill(b, B_PAGES * PAGE, 82) < 0,
 	      "B's content (a secret file whose fd was closed) differs");
 
+	CHECK("pieces", !memcmp(d1, whole, 2 * PAGE) && !memcmp(d2, whole + 2 * PAGE, 2 * PAGE),
+	      "D's content through its two pieces differs");
+
 	struct stat st, mst;
 	char link[64] = "", mf[96];
 	c = mmap(NULL, C_PAGES * PAGE, PROT_READ, MAP_SHARED, FD_C, 0);
@@ -242,5 +267,6 @@ int main(int argc, char **argv)
 	waitpid(kid, &status, 0);
 	CHECK("sharing", WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "the child did not see the parent's write into A after the restore (status %#x)", status);
-	return zoo_finish("3 secret files: two mappings of one, a mapping alone, an fd alone; 2 processes");
+	return zoo_finish("4 secret files: two mappings of one, a mapping alone, one in two pieces, an "
+			  "fd alone; 2 processes");
 }
