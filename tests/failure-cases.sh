@@ -80,7 +80,8 @@
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes (memfd-secret among them:
 #                            the memfds and mappings the dump had it make are gone, its fds and
-#                            maps checks)
+#                            maps checks; cow-pair: reading its memory left every page it shares
+#                            with its child shared)
 #   dump/fault/after-collect/memfd-secret
 #                            as dump/fault above, once the secret memory was copied out
 #   dump/fault/secret-map-copied, dump/fault/secret-fd-copied
@@ -204,7 +205,7 @@ zoo_common_options "$@"
 FAULT_POINTS="after-seize after-collect after-pages after-images"
 FAULT_TARGETS="mem-anon signals syscall-restart fds regs-gp unix-inflight"
 LEAVE_TARGETS="mem-anon syscall-restart signals fds itimers regs-fpu mqueue unix-inflight unix-peer-closed
-	memfd-secret"
+	memfd-secret cow-pair"
 # processes, zombies, groups; pipes, a FIFO, shared files; unix socket pairs and their queues;
 # TCP connections (repair, the network lock) and listeners
 ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
