@@ -1,0 +1,181 @@
+#!/bin/bash
+# Runs criu's zdtm "static" test programs against stasis, host flavour only:
+# start the test, stasis dump, stasis restore, SIGTERM, read its verdict.
+# See README.md beside this file for where the zdtm sources come from.
+#
+#   run.sh [-b] [NAME...]     no NAME: every test of static/Makefile's lists
+#     -b   also run each test once without C/R first (else only when C/R failed)
+# Environment: ZDTM_DIR (/work/zdtm), STASIS (the tree's ./stasis), ZDTM_TIMEOUT (30 s),
+#   ZDTM_NONROOT=1: tests without 'suid' in .desc run as uid 18943 (as zdtm.py does)
+# Results: $ZDTM_DIR/results/NAME/{verdict,dump.log,restore.log,out,...},
+#          one line per test in $ZDTM_DIR/results/summary.tsv (NAME VERDICT REASON).
+# Verdicts: PASS, FAIL (stasis's: dump/restore failed, test said FAIL, or hung),
+# KFAIL (the test fails or hangs without C/R too: harness/kernel), SKIP (reason).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+ZDTM_DIR=${ZDTM_DIR:-/work/zdtm}
+STASIS=${STASIS:-$(cd "$here/../.." && pwd)/stasis}
+TMO=${ZDTM_TIMEOUT:-30}
+SD=$ZDTM_DIR/static
+RES=$ZDTM_DIR/results
+baseline_always=0
+[ "${1:-}" = -b ] && { baseline_always=1; shift; }
+mkdir -p "$RES"
+chmod 755 "$ZDTM_DIR" "$SD"
+
+# desc NAME KEY: a field of NAME.desc (a python dict literal), "" if none
+desc() {
+	[ -f "$SD/$1.desc" ] || return 0
+	python3 - "$SD/$1.desc" "$2" <<'EOF'
+import ast, sys
+try:
+    d = ast.literal_eval(open(sys.argv[1]).read())
+except Exception:
+    d = {}
+v = d.get(sys.argv[2], '')
+print(' '.join(v) if isinstance(v, list) else v)
+EOF
+}
+
+# every process whose session is one of the given ids
+session_pids() {
+	local s
+	for s in "$@"; do ps -e -o pid=,sid= | awk -v s="$s" '$2 == s { print $1 }'; done
+}
+kill_sessions() {
+	local p
+	for p in $(session_pids "$@"); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null; done
+}
+
+# start_test NAME WD: launches the test in WD; sets TPID (the daemon) or returns 1
+start_test() {
+	local name=$1 wd=$2 args t=0
+	args=$(make -s -C "$SD" "$name.args")
+	echo "$SD/$name $args" >"$wd/../cmd"
+	(cd "$wd" && exec setsid "$SD/$name" $args) >"$wd/../start.log" 2>&1 &
+	LPID=$!
+	# the launcher exits once the test daemonized (or died)
+	while kill -0 $LPID 2>/dev/null && [ $t -lt $((TMO * 10)) ]; do sleep 0.1; t=$((t + 1)); done
+	if kill -0 $LPID 2>/dev/null; then kill_sessions $LPID; return 1; fi
+	wait $LPID 2>/dev/null
+	TPID=$(cat "$wd/$name.pid" 2>/dev/null)
+	[ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null
+}
+
+# stop_test NAME WD: SIGTERM, wait for the exit, 0 if the outfile says PASS
+stop_test() {
+	local name=$1 wd=$2 t=0
+	kill -TERM "$TPID" 2>/dev/null
+	while kill -0 "$TPID" 2>/dev/null && [ $t -lt $((TMO * 10)) ]; do sleep 0.1; t=$((t + 1)); done
+	if kill -0 "$TPID" 2>/dev/null; then
+		STOPMSG="hung after SIGTERM"
+		kill_sessions "$TPID" $LPID
+		return 1
+	fi
+	sleep 0.2
+	kill_sessions "$TPID" $LPID
+	if grep -qw PASS "$wd/$name.out" 2>/dev/null; then return 0; fi
+	STOPMSG=$(grep -h -E 'FAIL|ERR' "$wd/$name.out" "$wd/$name.out.inprogress" 2>/dev/null | tail -1)
+	[ -n "$STOPMSG" ] || STOPMSG="no PASS in the outfile"
+	return 1
+}
+
+# err_line LOG: the line that says why stasis failed
+err_line() {
+	local l
+	l=$(grep -a -m1 'Error' "$1" 2>/dev/null)
+	[ -n "$l" ] || l=$(grep -a -i -E 'error|fail|refus|unsupported|cannot|can.t ' "$1" 2>/dev/null | tail -1)
+	[ -n "$l" ] || l=$(tail -1 "$1" 2>/dev/null)
+	echo "$l" | cut -c1-300
+}
+
+verdict() { # NAME VERDICT REASON
+	echo "$2" >"$RES/$1/verdict"
+	echo "$3" >"$RES/$1/reason"
+	printf '%s\t%s\t%s\n' "$1" "$2" "$3" | tee -a "$RES/summary.tsv"
+}
+
+# baseline NAME: run the test without C/R; 0 if it passes
+baseline() {
+	local name=$1 wd=$RES/$1/base
+	rm -rf "$wd"; mkdir -p "$wd"; chmod 777 "$wd" "$RES/$name"
+	start_test "$name" "$wd" || { BASEMSG="did not start: $(tail -1 "$wd/../start.log")"; return 1; }
+	sleep 1
+	stop_test "$name" "$wd" || { BASEMSG=$STOPMSG; return 1; }
+}
+
+run_one() {
+	local name=$1 flavor flags opts feature arch wd img u crfail=0 rc
+	rm -rf "${RES:?}/$name"; mkdir -p "$RES/$name"
+	sed -i "/^$(printf '%s' "$name" | sed 's/[+.]/\\&/g')\t/d" "$RES/summary.tsv" 2>/dev/null
+	if [ ! -x "$SD/$name" ]; then
+		make -s -C "$SD" "$name" >"$RES/$name/build.log" 2>&1 ||
+			{ verdict "$name" SKIP "build failed: $(grep -m1 -E 'error|No rule' "$RES/$name/build.log" | cut -c1-200)"; return; }
+	fi
+	flavor=$(desc "$name" flavor); flags=$(desc "$name" flags)
+	feature=$(desc "$name" feature); arch=$(desc "$name" arch)
+	opts="$(desc "$name" opts) $(cat "$SD/$name.opts" 2>/dev/null)"
+	[[ " $flags " == *" noauto "* ]] && { verdict "$name" SKIP "noauto in .desc"; return; }
+	[ -n "$flavor" ] && [[ " $flavor " != *" h "* ]] && { verdict "$name" SKIP "flavor '$flavor' (no host flavour)"; return; }
+	[ -n "$arch" ] && [[ " $arch " != *" x86_64 "* ]] && { verdict "$name" SKIP "arch $arch"; return; }
+	for f in $feature; do
+		"$STASIS" check --feature "$f" >/dev/null 2>&1 || { verdict "$name" SKIP "feature $f unsupported (stasis check)"; return; }
+	done
+	if [ -x "$SD/$name.checkskip" ]; then
+		(cd "$SD" && "./$name.checkskip") >"$RES/$name/checkskip.log" 2>&1 ||
+			{ verdict "$name" SKIP "$name.checkskip: $(tail -1 "$RES/$name/checkskip.log")"; return; }
+	fi
+	[[ " $flags " == *" crfail "* ]] && crfail=1
+	# zdtm runs tests without 'suid' as unprivileged ids; the index lacks many
+	# .desc files (deduplicated), so that is only done with ZDTM_NONROOT=1
+	if [ "${ZDTM_NONROOT:-0}" != 1 ] || [[ " $flags " == *" suid "* ]]; then
+		unset ZDTM_UID ZDTM_GID ZDTM_GROUPS
+	else
+		export ZDTM_UID=18943 ZDTM_GID=58467 ZDTM_GROUPS="27495 48244"
+	fi
+	if [ $baseline_always = 1 ] && ! baseline "$name"; then
+		verdict "$name" KFAIL "fails without C/R: $BASEMSG"; return
+	fi
+	wd=$RES/$name/wd; img=$RES/$name/img
+	mkdir -p "$wd" "$img"; chmod 777 "$wd" "$RES/$name"
+	echo "opts: $opts" >"$RES/$name/opts"
+	if ! start_test "$name" "$wd"; then
+		verdict "$name" KFAIL "did not start: $(tail -1 "$RES/$name/start.log")"; return
+	fi
+	sleep 0.5
+	timeout -k 5 "$TMO" "$STASIS" dump -t "$TPID" -D "$img" --shell-job -o dump.log -v4 $opts >"$RES/$name/dump.stderr" 2>&1
+	rc=$?; cp "$img/dump.log" "$RES/$name/dump.log" 2>/dev/null
+	if [ $rc != 0 ]; then
+		kill_sessions "$TPID" $LPID
+		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: dump failed as expected"; return; fi
+		[ $rc = 124 ] && { verdict "$name" FAIL "dump: timeout (${TMO}s)"; return; }
+		verdict "$name" FAIL "dump: $(err_line "$RES/$name/dump.log")"; return
+	fi
+	# the dumped tree is gone (stasis kills it); wait for it
+	for _ in $(seq 50); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$TPID" 2>/dev/null; then kill_sessions "$TPID"; verdict "$name" FAIL "dump: tree still alive after dump"; return; fi
+	timeout -k 5 "$TMO" "$STASIS" restore -D "$img" --shell-job -d -o restore.log -v4 $opts >"$RES/$name/restore.stderr" 2>&1
+	rc=$?; cp "$img/restore.log" "$RES/$name/restore.log" 2>/dev/null
+	if [ $rc != 0 ] || ! kill -0 "$TPID" 2>/dev/null; then
+		kill_sessions "$TPID" $LPID
+		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: restore failed as expected"; return; fi
+		[ $rc = 124 ] && { verdict "$name" FAIL "restore: timeout (${TMO}s)"; return; }
+		[ $rc = 0 ] && { verdict "$name" FAIL "restore: rc 0 but pid $TPID is not alive"; return; }
+		verdict "$name" FAIL "restore: $(err_line "$RES/$name/restore.log")"; return
+	fi
+	if [ $crfail = 1 ]; then kill_sessions "$TPID" $LPID; verdict "$name" FAIL "crfail: dump and restore succeeded"; return; fi
+	sleep 0.5
+	if stop_test "$name" "$wd"; then verdict "$name" PASS ""; return; fi
+	cp "$wd/$name.out"* "$RES/$name/" 2>/dev/null
+	local why="after restore: $STOPMSG"
+	# the test's own verdict failed: does it pass without C/R?
+	if [ $baseline_always = 0 ] && ! baseline "$name"; then
+		verdict "$name" KFAIL "fails without C/R too: $BASEMSG"; return
+	fi
+	verdict "$name" FAIL "$why"
+}
+
+if [ $# = 0 ]; then set -- $(make -s -C "$SD" list); fi
+[ -x "$STASIS" ] || { echo "no stasis binary at $STASIS" >&2; exit 1; }
+touch "$RES/summary.tsv"
+for t in "$@"; do run_one "$t"; done
