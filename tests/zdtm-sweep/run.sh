@@ -3,9 +3,9 @@
 # start the test, stasis dump, stasis restore, SIGTERM, read its verdict.
 # See README.md beside this file for where the zdtm sources come from.
 #
-#   run.sh [-b] [NAME...]     no NAME: every test of static/Makefile's lists
+#   run.sh [-b] [NAME...]     no NAME: every test of static/Makefile's lists with a source
 #     -b   also run each test once without C/R first (else only when C/R failed)
-# Environment: ZDTM_DIR (/work/zdtm), STASIS (the tree's ./stasis), ZDTM_TIMEOUT (30 s),
+# Environment: ZDTM_DIR (/work/zdtm), ZDTM_RESULTS ($ZDTM_DIR/results), STASIS (the tree's ./stasis), ZDTM_TIMEOUT (30 s),
 #   ZDTM_NONROOT=1: tests without 'suid' in .desc run as uid 18943 (as zdtm.py does)
 # Results: $ZDTM_DIR/results/NAME/{verdict,dump.log,restore.log,out,...},
 #          one line per test in $ZDTM_DIR/results/summary.tsv (NAME VERDICT REASON).
@@ -17,7 +17,7 @@ ZDTM_DIR=${ZDTM_DIR:-/work/zdtm}
 STASIS=${STASIS:-$(cd "$here/../.." && pwd)/stasis}
 TMO=${ZDTM_TIMEOUT:-30}
 SD=$ZDTM_DIR/static
-RES=$ZDTM_DIR/results
+RES=${ZDTM_RESULTS:-$ZDTM_DIR/results}
 baseline_always=0
 [ "${1:-}" = -b ] && { baseline_always=1; shift; }
 mkdir -p "$RES"
@@ -42,9 +42,16 @@ session_pids() {
 	local s
 	for s in "$@"; do ps -e -o pid=,sid= | awk -v s="$s" '$2 == s { print $1 }'; done
 }
+# kill_sessions ID...: every process of those sessions, and every process whose cwd is
+# in the current test's results dir (orphans that made sessions of their own)
 kill_sessions() {
-	local p
+	local p c
 	for p in $(session_pids "$@"); do [ "$p" != $$ ] && kill -9 "$p" 2>/dev/null; done
+	[ -n "${CUR:-}" ] || return 0
+	for p in /proc/[0-9]*; do
+		c=$(readlink "$p/cwd" 2>/dev/null) || continue
+		case "$c" in "$RES/$CUR/"*) kill -9 "${p#/proc/}" 2>/dev/null ;; esac
+	done
 }
 
 # start_test NAME WD: launches the test in WD; sets TPID (the daemon) or returns 1
@@ -99,13 +106,14 @@ verdict() { # NAME VERDICT REASON
 baseline() {
 	local name=$1 wd=$RES/$1/base
 	rm -rf "$wd"; mkdir -p "$wd"; chmod 777 "$wd" "$RES/$name"
-	start_test "$name" "$wd" || { BASEMSG="did not start: $(tail -1 "$wd/../start.log")"; return 1; }
+	start_test "$name" "$wd" || { BASEMSG="did not start: $(cat "$wd/../start.log" "$wd/$name".out* 2>/dev/null | grep -E 'FAIL|ERR|exited' | head -1)"; return 1; }
 	sleep 1
 	stop_test "$name" "$wd" || { BASEMSG=$STOPMSG; return 1; }
 }
 
 run_one() {
 	local name=$1 flavor flags opts feature arch wd img u crfail=0 rc
+	CUR=$name
 	rm -rf "${RES:?}/$name"; mkdir -p "$RES/$name"
 	sed -i "/^$(printf '%s' "$name" | sed 's/[+.]/\\&/g')\t/d" "$RES/summary.tsv" 2>/dev/null
 	if [ ! -x "$SD/$name" ]; then
@@ -140,7 +148,7 @@ run_one() {
 	mkdir -p "$wd" "$img"; chmod 777 "$wd" "$RES/$name"
 	echo "opts: $opts" >"$RES/$name/opts"
 	if ! start_test "$name" "$wd"; then
-		verdict "$name" KFAIL "did not start: $(tail -1 "$RES/$name/start.log")"; return
+		verdict "$name" KFAIL "did not start: $(cat "$RES/$name/start.log" "$wd/$name".out* 2>/dev/null | grep -E 'FAIL|ERR|exited' | head -1)"; return
 	fi
 	sleep 0.5
 	timeout -k 5 "$TMO" "$STASIS" dump -t "$TPID" -D "$img" --shell-job -o dump.log -v4 $opts >"$RES/$name/dump.stderr" 2>&1
@@ -175,7 +183,12 @@ run_one() {
 	verdict "$name" FAIL "$why"
 }
 
-if [ $# = 0 ]; then set -- $(make -s -C "$SD" list); fi
+if [ $# = 0 ]; then
+	# every test of the Makefile's lists whose source is present
+	all=$(make -s -C "$SD" list); set --
+	for t in $all; do [ -e "$SD/$t.c" ] && set -- "$@" "$t"; done
+	echo "$# of $(echo $all | wc -w) tests have their source in $SD" >&2
+fi
 [ -x "$STASIS" ] || { echo "no stasis binary at $STASIS" >&2; exit 1; }
 touch "$RES/summary.tsv"
 for t in "$@"; do run_one "$t"; done

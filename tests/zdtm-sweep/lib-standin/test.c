@@ -106,8 +106,19 @@ static void test_fini(void)
 	unlink(pidfile);
 }
 
+static char *abs_path(char *p)
+{
+	char cwd[PATH_MAX], *r;
+	if (!p || p[0] == '/' || !getcwd(cwd, sizeof(cwd))) return p;
+	if (asprintf(&r, "%s/%s", cwd, p) < 0) return p;
+	return r;
+}
+
 static void setup_outfile(void)
 {
+	/* tests may chdir() away: keep the outfile and pidfile where they were asked */
+	outfile = abs_path(outfile);
+	pidfile = abs_path(pidfile);
 	if (!access(outfile, F_OK) || errno != ENOENT) { fprintf(stderr, "Output file %s exists\n", outfile); exit(1); }
 	if (atexit(test_fini)) exit(1);
 	if (test_log_init(outfile, INPROGRESS)) exit(1);

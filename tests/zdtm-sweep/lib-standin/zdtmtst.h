@@ -78,12 +78,12 @@ extern int write_pidfile(int pid);
 #define __stack_aligned__ __attribute__((aligned(16)))
 extern int test_log_init(const char *outfile, const char *suffix);
 extern int zdtm_seccomp;
-#define pr_err(format, arg...) test_msg("ERR: %s:%d: " format, __FILE__, __LINE__, ##arg)
+#define pr_err(format, arg...) ({ test_msg("ERR: %s:%d: " format, __FILE__, __LINE__, ##arg); 1; })
 #define pr_perror(format, arg...) \
-	test_msg("ERR: %s:%d: " format " (errno = %d (%s))\n", __FILE__, __LINE__, ##arg, errno, strerror(errno))
+	({ test_msg("ERR: %s:%d: " format " (errno = %d (%s))\n", __FILE__, __LINE__, ##arg, errno, strerror(errno)); 1; })
 #define pr_info(format, arg...) test_msg("INFO: %s:%d: " format, __FILE__, __LINE__, ##arg)
 #define fail(format, arg...) \
-	test_msg("FAIL: %s:%d: " format " (errno = %d (%s))\n", __FILE__, __LINE__, ##arg, errno, strerror(errno))
+	({ test_msg("FAIL: %s:%d: " format " (errno = %d (%s))\n", __FILE__, __LINE__, ##arg, errno, strerror(errno)); 1; })
 #define skip(format, arg...) test_msg("SKIP: %s:%d: " format "\n", __FILE__, __LINE__, ##arg)
 #define pass() test_msg("PASS\n")
 typedef struct {
