@@ -24,6 +24,9 @@
 #ifndef SO_RCVBUFFORCE
 #define SO_RCVBUFFORCE 33
 #endif
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
 
 static const struct {
 	int name;
@@ -33,6 +36,8 @@ static const struct {
 } known_opts[] = {
 	{ SO_SNDBUF, SO_SNDBUFFORCE, sizeof(int), "SO_SNDBUF" },
 	{ SO_RCVBUF, SO_RCVBUFFORCE, sizeof(int), "SO_RCVBUF" },
+	/* after the sizes, which lock what they set: the locks as they were (Linux >= 5.14) */
+	{ SO_BUF_LOCK, SO_BUF_LOCK, sizeof(int), "SO_BUF_LOCK" },
 	{ SO_RCVTIMEO, SO_RCVTIMEO, sizeof(struct timeval), "SO_RCVTIMEO" },
 	{ SO_SNDTIMEO, SO_SNDTIMEO, sizeof(struct timeval), "SO_SNDTIMEO" },
 	{ SO_RCVLOWAT, SO_RCVLOWAT, sizeof(int), "SO_RCVLOWAT" },
