@@ -85,6 +85,19 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	return f->id;
 }
 
+/* mf: the mapping's /proc/PID/map_files entry, st: its file's; the failure logged naming what. */
+static int stat_mapping(const struct dump_task *t, const struct proc_vma *pv, const char *what,
+			char mf[static 96], struct stat *st)
+{
+	snprintf(mf, 96, "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	if (stat(mf, st)) {
+		pr_perror("dump pid %d: cannot stat %s %s", t->pid, what, mf);
+		return -errno;
+	}
+	return 0;
+}
+
 /*
  * MAP_SHARED|MAP_ANONYMOUS or a memfd: a shmem object, maybe shared with other processes; a
  * private mapping of a memfd maps the same object, with its changed pages its own.
@@ -93,13 +106,10 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 {
 	char mf[96];
 	struct stat st;
+	int err = stat_mapping(t, pv, "shared memory", mf, &st);
 
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
-	if (stat(mf, &st)) {
-		pr_perror("dump pid %d: cannot stat shared memory %s", t->pid, mf);
-		return -errno;
-	}
+	if (err)
+		return err;
 	e->kind = pv->shared ? VMA_KIND__VMA_ANON_SHARED : VMA_KIND__VMA_SHMEM_PRIVATE;
 	e->has_shmem_id = e->has_pgoff = true;
 	e->shmem_id = st.st_ino;
@@ -115,13 +125,10 @@ static int classify_secret(struct dump_task *t, const struct proc_vma *pv, VmaEn
 {
 	char mf[96];
 	struct stat st;
+	int err = stat_mapping(t, pv, "memfd_secret() memory", mf, &st);
 
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
-	if (stat(mf, &st)) {
-		pr_perror("dump pid %d: cannot stat memfd_secret() memory %s", t->pid, mf);
-		return -errno;
-	}
+	if (err)
+		return err;
 	if (!pv->shared) {
 		pr_err("dump pid %d: mapping %#llx-%#llx of memfd_secret() memory is not MAP_SHARED",
 		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end);
@@ -187,13 +194,10 @@ static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, Vma
 {
 	char mf[96];
 	struct stat st;
+	int err = stat_mapping(t, pv, "SysV shm", mf, &st);
 
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
-	if (stat(mf, &st)) {
-		pr_perror("dump pid %d: cannot stat SysV shm %s", t->pid, mf);
-		return -errno;
-	}
+	if (err)
+		return err;
 	if (!whole_attach(t, pv, st.st_size)) {
 		pr_err("dump pid %d: SysV shm %s is mapped in part at %#llx (a piece of the attach was "
 		       "unmapped or remapped); only whole attaches are supported",
