@@ -8,7 +8,9 @@
  * After restore and SIGTERM: the parent reads both processes' page frames
  * (/proc/PID/pagemap, as root; in a user namespace, where frames are hidden, its own Pss): each
  * page is still one physical page in both; the contents are intact in both; the memory is
- * still private (the child's write is not seen by the parent).
+ * still private (the child's write is not seen by the parent). After a lazy restore
+ * (tests/run-zoo.sh --lazy: memory comes in on demand, each process its own) pages are not
+ * shared: only the contents and privacy are checked, and the PASS line says so.
  * Blocks in: nanosleep (both).
  */
 #include "zoo.h"
@@ -108,7 +110,12 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	if (read_frames(getpid(), mine) == 0) {
+	char lazy_mark[600];
+	snprintf(lazy_mark, sizeof(lazy_mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
+	int lazy = access(lazy_mark, F_OK) == 0;
+	if (lazy) {
+		/* nothing shared to check (a known limit of lazy restores) */
+	} else if (read_frames(getpid(), mine) == 0) {
 		int got = read_frames(child, theirs);
 		size_t differ = 0, first = PAGES;
 		for (size_t p = 0; got == 0 && p < PAGES; p++)
@@ -136,5 +143,6 @@ int main(int argc, char **argv)
 	kill(child, SIGTERM);
 	int st;
 	waitpid(child, &st, 0);
-	return zoo_finish("8 MiB shared by one parent and one child, every page still one frame");
+	return zoo_finish(lazy ? "8 MiB of one parent and one child: contents and privacy (restored lazily: not shared)"
+			       : "8 MiB shared by one parent and one child, every page still one frame");
 }
