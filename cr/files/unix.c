@@ -184,10 +184,16 @@ static int save_carried(struct unix_state *ud, struct dump_task *t)
 	int err;
 
 	for (size_t id = 0; id < ud->nr_carried; id++) { /* the table grows with epolls' targets */
+		/* in the table (freed with it) before it is filled, which may fail half way */
+		FdEntry **more = xreallocarray(ud->tab.in_flight, id + 1, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		ud->tab.in_flight = more;
 		FdEntry *e = xzalloc(sizeof(*e));
 		if (!e)
 			return -ENOMEM;
 		fd_entry__init(e);
+		ud->tab.in_flight[ud->tab.n_in_flight++] = e;
 		e->fd = id;
 		if ((err = unix_carried_held_by_tree(ud, t, id, e)) < 0)
 			return err;
@@ -195,11 +201,6 @@ static int save_carried(struct unix_state *ud, struct dump_task *t)
 							      : unix_carried_dump_file(ud, t, id, e)))
 			return err;
 		ud->carried[id].e = e;
-		FdEntry **more = xreallocarray(ud->tab.in_flight, id + 1, sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		ud->tab.in_flight = more;
-		ud->tab.in_flight[ud->tab.n_in_flight++] = e;
 	}
 	return 0;
 }
