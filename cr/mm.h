@@ -16,6 +16,10 @@ int pages_check_references(const struct restore_task *t);
  * checksum is checked before it is copied in.
  */
 int pages_copy_by_uffd(const struct restore_task *t, pid_t pid, int child_uffd);
+/* In the new task: the pages images stasis opened for it moved among its helper fds (-errno). */
+int pages_sources_move_high(struct restore_task *t);
+/* In stasis: those images closed. */
+void pages_sources_free(struct restore_task *t);
 /* cr/pages.c: the runs of t checked against its mappings (no pages image opened). */
 int pages_check_runs(const struct restore_task *t);
 

@@ -446,18 +446,6 @@ int pages_check_runs(const struct restore_task *t)
 	return 0;
 }
 
-static int validate_pages(struct restore_task *t)
-{
-	int err = pages_check_runs(t);
-
-	if (err)
-		return err;
-	t->pages_fd = pages_image_open(t->dirfd, t->pid, t->pagemap->nr_pages);
-	if (t->pages_fd < 0)
-		return t->pages_fd;
-	/* the blob reads these itself: their checksums are checked now */
-	return pages_verify_runs(t, false);
-}
 
 static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
 {
@@ -537,6 +525,55 @@ static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pi
 	return fd < 0 ? err : fd;
 }
 
+/*
+ * In stasis, before the tree exists: the images the task's runs read besides its own, kept
+ * open for it (a process of a user namespace may not open the images' files itself).
+ */
+static int keep_sources(struct restore_task *t)
+{
+	if (!(t->page_sources = xzalloc(sizeof(*t->page_sources))))
+		return -ENOMEM;
+	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
+		const PageRun *r = t->pagemap->runs[i];
+		if ((r->has_from_pid || run_depth(r)) &&
+		    !source_of(t->page_sources, run_depth(r), run_source_pid(t, r), open_source, t))
+			return -ENOENT;
+	}
+	return 0;
+}
+
+int pages_sources_move_high(struct restore_task *t)
+{
+	for (size_t i = 0; t->page_sources && i < t->page_sources->n; i++) {
+		int fd = restore_move_high(t, t->page_sources->v[i].fd);
+		if (fd < 0)
+			return fd;
+		t->page_sources->v[i].fd = fd;
+	}
+	return 0;
+}
+
+void pages_sources_free(struct restore_task *t)
+{
+	if (t->page_sources)
+		sources_close(t->page_sources);
+	free(t->page_sources);
+	t->page_sources = NULL;
+}
+
+static int validate_pages(struct restore_task *t)
+{
+	int err = pages_check_runs(t);
+
+	if (err)
+		return err;
+	t->pages_fd = pages_image_open(t->dirfd, t->pid, t->pagemap->nr_pages);
+	if (t->pages_fd < 0)
+		return t->pages_fd;
+	/* the blob reads these itself: their checksums are checked now */
+	return pages_verify_runs(t, false) ?: keep_sources(t);
+}
+
 /* Runs kept in an ancestor's pages image, or up the chain of dumps, must lie inside it. */
 int pages_verify_runs(const struct restore_task *t, bool uffd_runs)
 {
@@ -591,24 +628,6 @@ int pages_check_references(const struct restore_task *t)
 	return err;
 }
 
-/* In the new task: an fd above the task's own on a pages image it reads from. */
-static int open_source_high(const struct restore_task *t, uint32_t depth, uint32_t pid, uint64_t *nr)
-{
-	char name[64];
-	int fd;
-
-	if (depth) {
-		fd = chain_pages_open(t->dirfd, depth, pid, nr);
-	} else {
-		image_filename(name, sizeof(name), IMG_PAGES, pid);
-		if ((fd = openat(t->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-			pr_perror("restore pid %d: image %s: cannot open", t->pid, name);
-			return -errno;
-		}
-	}
-	return fd < 0 ? fd : restore_move_high((struct restore_task *)t, fd);
-}
-
 static size_t pages_args_size(const struct restore_task *t)
 {
 	return t->pagemap->n_runs * sizeof(struct rst_run) + t->pagemap->n_guards * sizeof(struct rst_range) + 8;
@@ -622,7 +641,6 @@ static int restore_pages(struct restore_task *t)
 	struct rst_range *guards = restorer_args_alloc(t, t->pagemap->n_guards * sizeof(*guards), &a->guards_off);
 	if (!runs || !guards)
 		return -ENOMEM;
-	struct page_sources ps = { 0 }; /* (their fds are closed by the blob, with every helper's) */
 
 	a->nr_guards = t->pagemap->n_guards;
 	for (size_t i = 0; i < t->pagemap->n_guards; i++)
@@ -646,13 +664,13 @@ static int restore_pages(struct restore_task *t)
 			out->fd = t->pages_fd;
 			continue;
 		}
-		const struct page_source *src = source_of(&ps, run_depth(r), run_source_pid(t, r),
-							  open_source_high, t);
+		/* kept by stasis (keep_sources), among the helper fds the blob closes */
+		const struct page_source *src = source_of(t->page_sources, run_depth(r), run_source_pid(t, r),
+							  open_source, t);
 		if (!src)
 			return -ENOENT;
 		out->fd = src->fd;
 	}
-	free(ps.v);
 	return 0;
 }
 

@@ -401,6 +401,7 @@ static void free_tree(struct restore_tree *rt)
 		image_free(t->fds ? &t->fds->base : NULL);
 		if (t->pages_fd >= 0)
 			close(t->pages_fd);
+		pages_sources_free(t);
 		free(t->host_tids);
 	}
 	for (size_t i = 0; rt->ctl_peer_fds && i < rt->nr_tasks; i++)

@@ -129,6 +129,8 @@ struct restore_task {
 	struct restore_task *fds_owner; /* it shares this process's fd table (fds->table_of): its
 					   parent makes it with CLONE_FILES, the owner restores the fds */
 	int pages_fd;
+	struct page_sources *page_sources; /* the pages images its runs read besides its own (an
+					      ancestor's, up the chain), opened by stasis (cr/pages.c) */
 
 	/* In the new task, before the restorer runs. */
 	struct restorer_args *args;
