@@ -446,7 +446,6 @@ int pages_check_runs(const struct restore_task *t)
 	return 0;
 }
 
-
 static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
 {
 	for (size_t i = 0; i < t->tree_size; i++)
@@ -469,15 +468,24 @@ struct page_sources {
 	size_t n;
 };
 
-/* The source (depth, pid), opened with open_fd the first time; NULL (said) if it cannot be. */
-static struct page_source *source_of(struct page_sources *ps, uint32_t depth, uint32_t pid,
-				     int (*open_fd)(const struct restore_task *, uint32_t, uint32_t,
-						    uint64_t *),
-				     const struct restore_task *t)
+/* The source (depth, pid) among those open, or NULL. */
+static struct page_source *find_source(const struct page_sources *ps, uint32_t depth, uint32_t pid)
 {
-	for (size_t i = 0; i < ps->n; i++)
+	for (size_t i = 0; ps && i < ps->n; i++)
 		if (ps->v[i].depth == depth && ps->v[i].pid == pid)
 			return &ps->v[i];
+	return NULL;
+}
+
+static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pid, uint64_t *nr);
+
+/* In stasis: the source (depth, pid), opened the first time; NULL (said) if it cannot be. */
+static struct page_source *source_of(struct page_sources *ps, uint32_t depth, uint32_t pid,
+				     const struct restore_task *t)
+{
+	struct page_source *found = find_source(ps, depth, pid);
+	if (found)
+		return found;
 	struct page_source *more = xreallocarray(ps->v, ps->n + 1, sizeof(*more)), *s;
 	if (!more) {
 		pr_err("restore pid %d: out of memory", t->pid);
@@ -485,7 +493,7 @@ static struct page_source *source_of(struct page_sources *ps, uint32_t depth, ui
 	}
 	ps->v = more;
 	uint64_t nr_pages = 0;
-	int fd = open_fd(t, depth, pid, &nr_pages);
+	int fd = open_source(t, depth, pid, &nr_pages);
 	if (fd < 0)
 		return NULL;
 	s = &ps->v[ps->n];
@@ -536,7 +544,7 @@ static int keep_sources(struct restore_task *t)
 	for (size_t i = 0; i < t->pagemap->n_runs; i++) {
 		const PageRun *r = t->pagemap->runs[i];
 		if ((r->has_from_pid || run_depth(r)) &&
-		    !source_of(t->page_sources, run_depth(r), run_source_pid(t, r), open_source, t))
+		    !source_of(t->page_sources, run_depth(r), run_source_pid(t, r), t))
 			return -ENOENT;
 	}
 	return 0;
@@ -586,7 +594,7 @@ int pages_verify_runs(const struct restore_task *t, bool uffd_runs)
 		const struct page_source *src;
 		if ((vma_of(t->mm, r->vaddr)->kind == VMA_KIND__VMA_ANON_PRIVATE) != uffd_runs)
 			continue;
-		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t))) {
+		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), t))) {
 			err = -ENOENT; /* (said where it could not be opened) */
 			break;
 		}
@@ -611,7 +619,7 @@ int pages_check_references(const struct restore_task *t)
 		const struct page_source *src;
 		if (!r->has_from_pid && !run_depth(r))
 			continue;
-		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), open_source, t))) {
+		if (!(src = source_of(&ps, run_depth(r), run_source_pid(t, r), t))) {
 			err = -EINVAL; /* (said where it could not be opened) */
 			break;
 		}
@@ -665,10 +673,12 @@ static int restore_pages(struct restore_task *t)
 			continue;
 		}
 		/* kept by stasis (keep_sources), among the helper fds the blob closes */
-		const struct page_source *src = source_of(t->page_sources, run_depth(r), run_source_pid(t, r),
-							  open_source, t);
-		if (!src)
+		const struct page_source *src = find_source(t->page_sources, run_depth(r), run_source_pid(t, r));
+		if (!src) {
+			pr_err("restore pid %d: no pages image kept for the run at %#llx", t->pid,
+			       (unsigned long long)r->vaddr);
 			return -ENOENT;
+		}
 		out->fd = src->fd;
 	}
 	return 0;
@@ -741,7 +751,7 @@ static void *uffd_copier_main(void *arg)
 static const struct page_source *source_map(const struct restore_task *t, struct page_sources *ps,
 					    uint32_t depth, uint32_t pid)
 {
-	struct page_source *src = source_of(ps, depth, pid, open_source, t);
+	struct page_source *src = source_of(ps, depth, pid, t);
 
 	if (src && !src->map) {
 		void *m = mmap(NULL, raw_image_size(src->nr_pages), PROT_READ, MAP_SHARED, src->fd, 0);

@@ -173,8 +173,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	a->fds_done_fd = -1;
 	if ((a->ctl_fd = restore_copy_high(t, ctl_fd, !t->fds_owner)) < 0 ||
 	    (t->fds_owner && (a->fds_done_fd = restore_move_high(t, t->fds_done_fd)) < 0) ||
-	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0 || pages_sources_move_high(t) ||
-	    (t->dirfd = restore_move_high(t, dup(t->dirfd))) < 0) /* for ancestors' pages */
+	    (t->pages_fd = restore_move_high(t, t->pages_fd)) < 0 || pages_sources_move_high(t))
 		child_fail(-EBADF, "restore pid %d: cannot move helper fds above %d", t->pid,
 			   a->close_from);
 	child_status = &a->status;
