@@ -139,21 +139,28 @@ static bool memfd_has_writer(int fd)
 	return errno == EAGAIN;
 }
 
+static struct shmem_dump_obj *find_object(struct shmem_state *sd, uint64_t id)
+{
+	for (size_t i = 0; i < sd->n; i++)
+		if (sd->objs[i].id == id)
+			return &sd->objs[i];
+	return NULL;
+}
+
 int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
 	       uint64_t size)
 {
 	struct shmem_state *sd = state_of(ctx);
+	struct shmem_dump_obj *known = find_object(sd, ino);
 
-	for (size_t i = 0; i < sd->n; i++) {
-		if (sd->objs[i].id != ino)
-			continue;
-		if (sd->objs[i].secret) {
+	if (known) {
+		if (known->secret) {
 			pr_err("dump: shared memory %s and a memfd_secret() file have the same id %llu; "
 			       "not supported",
 			       read_path, (unsigned long long)ino);
 			return -ENOTSUP;
 		}
-		if (sd->objs[i].sysv == shmem_is_sysv_path(link))
+		if (known->sysv == shmem_is_sysv_path(link))
 			return 0;
 		pr_err("dump: shared memory %s and a SysV shm segment have the same id %llu; not "
 		       "supported",
@@ -191,14 +198,6 @@ int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uin
 		set_sysv(o, &ds);
 	}
 	return 0;
-}
-
-static struct shmem_dump_obj *find_object(struct shmem_state *sd, uint64_t id)
-{
-	for (size_t i = 0; i < sd->n; i++)
-		if (sd->objs[i].id == id)
-			return &sd->objs[i];
-	return NULL;
 }
 
 int shmem_note_secret(struct run_ctx *ctx, uint64_t ino, uint64_t size, uint64_t off,
@@ -292,17 +291,14 @@ int shmem_secret_add(struct run_ctx *ctx, uint64_t ino, uint64_t off, uint64_t e
 
 void shmem_note_memfd_file(struct run_ctx *ctx, uint64_t ino, pid_t pid, int fd, unsigned flags)
 {
-	struct shmem_state *sd = state_of(ctx);
+	struct shmem_dump_obj *o = find_object(state_of(ctx), ino);
 
-	for (size_t i = 0; i < sd->n; i++) {
-		struct shmem_dump_obj *o = &sd->objs[i];
-		if (o->id != ino || !o->memfd_name || (flags & O_ACCMODE) == O_RDONLY)
-			continue;
-		o->nr_writable++;
-		if (o->created_fd < 0 && (flags & O_ACCMODE) == O_RDWR) {
-			o->created_pid = pid;
-			o->created_fd = fd;
-		}
+	if (!o || !o->memfd_name || (flags & O_ACCMODE) == O_RDONLY)
+		return;
+	o->nr_writable++;
+	if (o->created_fd < 0 && (flags & O_ACCMODE) == O_RDWR) {
+		o->created_pid = pid;
+		o->created_fd = fd;
 	}
 }
 
@@ -322,11 +318,9 @@ int shmem_note_sysv(struct run_ctx *ctx, int shmid, int fd, const struct shmid_d
 	struct shmem_dump_obj *o;
 	char path[32];
 
-	for (size_t i = 0; i < sd->n; i++) {
-		if (sd->objs[i].id == (uint64_t)shmid) {
-			pr_err("dump: SysV shm segment %d has the id of another shared object", shmid);
-			return -EEXIST;
-		}
+	if (find_object(sd, (uint64_t)shmid)) {
+		pr_err("dump: SysV shm segment %d has the id of another shared object", shmid);
+		return -EEXIST;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	if (!(o = add_object(sd, shmid, ds->shm_segsz, path)))
