@@ -81,7 +81,7 @@ set -u
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [nginx]=case_nginx
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [valgrind]=case_valgrind)
-ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node)
+ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node valgrind)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -358,8 +358,25 @@ case_postgres() {
 # A client outside the tree: python3 tests/apps/keepalive.py LOG PORT REQUEST...: one
 # connection; each REQUEST ("GET /path", "MC command") waits for its line on stdin ("go") first;
 # each answer's digest and first line go to LOG.
+# keepalive_start DIR PORT REQUEST...: that client, LOG DIR/client, its first request answered;
+# its go lines on the fd in KA_FD, its pid in KA_PID. keepalive_end: it ends (its stdin
+# closed), or is killed.
+keepalive_start() {
+	local d=$1 port=$2
+	shift 2
+	mkfifo "$d/go"
+	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$port" "$@" <"$d/go" &
+	KA_PID=$!
+	exec {KA_FD}>"$d/go"
+	echo go >&"$KA_FD"
+	wait_until 10 grep -qs '^1 ' "$d/client"
+}
+keepalive_end() {
+	exec {KA_FD}>&-
+	wait_until 5 pid_free "$KA_PID" || kill -KILL "$KA_PID" 2>/dev/null
+}
 case_nginx() {
-	local d=$ZOO_TMP/nginx pid="" out="" port=$((40000 + ($$ + 1) % 20000)) fd cli
+	local d=$ZOO_TMP/nginx pid="" out="" port=$((40000 + ($$ + 1) % 20000))
 	if ! command -v nginx >/dev/null; then
 		result_fail apps/nginx "nginx is not installed (make setup installs nginx-light)"
 		return
@@ -388,17 +405,12 @@ CONF
 		kill_ours "$pid"
 		return
 	fi
-	mkfifo "$d/go"
-	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$port" "GET /status" "GET /big.txt" <"$d/go" &
-	cli=$!
-	exec {fd}>"$d/go"
-	echo go >&"$fd"
-	wait_until 10 grep -qs '^1 ' "$d/client"
+	keepalive_start "$d" "$port" "GET /status" "GET /big.txt"
 	CKPT_OPTS=(--tcp-established)
 	checkpoint apps/nginx "$pid" "$d" || out=failed
 	CKPT_OPTS=()
 	if [ -z "$out" ]; then
-		echo go >&"$fd"
+		echo go >&"$KA_FD"
 		wait_until 10 grep -qs '^2 ' "$d/client"
 		local want fresh reload
 		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
@@ -412,8 +424,7 @@ CONF
 			out="new connections after restore: '$fresh', after a reload: '$reload' (new workers expected)"
 		fi
 	fi
-	exec {fd}>&-
-	wait_until 5 pid_free "$cli" || kill -KILL "$cli" 2>/dev/null
+	keepalive_end
 	if [ "$out" != failed ]; then
 		kill -QUIT "$pid" 2>/dev/null
 		wait_until 10 pid_free "$pid" || kill_ours "$pid"
@@ -423,7 +434,7 @@ CONF
 }
 
 case_memcached() {
-	local d=$ZOO_TMP/memcached pid="" out="" port=$((40000 + ($$ + 2) % 20000)) fd cli
+	local d=$ZOO_TMP/memcached pid="" out="" port=$((40000 + ($$ + 2) % 20000))
 	if ! command -v memcached >/dev/null; then
 		result_fail apps/memcached "memcached is not installed (make setup installs it)"
 		return
@@ -438,27 +449,21 @@ case_memcached() {
 		kill_ours "$pid"
 		return
 	fi
-	mkfifo "$d/go"
-	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$port" "MC set k 0 0 6|stasis" "MC set n 0 0 2|40" \
-		"MC get k" "MC incr n 2" <"$d/go" &
-	cli=$!
-	exec {fd}>"$d/go"
-	echo go >&"$fd"
-	echo go >&"$fd"
+	keepalive_start "$d" "$port" "MC set k 0 0 6|stasis" "MC set n 0 0 2|40" "MC get k" "MC incr n 2"
+	echo go >&"$KA_FD"
 	wait_until 10 grep -qs '^2 ' "$d/client"
 	CKPT_OPTS=(--tcp-established)
 	checkpoint apps/memcached "$pid" "$d" || out=failed
 	CKPT_OPTS=()
 	if [ -z "$out" ]; then
-		echo go >&"$fd"
-		echo go >&"$fd"
+		echo go >&"$KA_FD"
+		echo go >&"$KA_FD"
 		wait_until 10 grep -qs '^4 ' "$d/client"
 		if ! grep -q '^3 .* VALUE k 0 6$' "$d/client" || ! grep -q '^4 .* 42$' "$d/client"; then
 			out="the client read: $(tr '\n' '|' <"$d/client") (expected the key, then 42)"
 		fi
 	fi
-	exec {fd}>&-
-	wait_until 5 pid_free "$cli" || kill -KILL "$cli" 2>/dev/null
+	keepalive_end
 	[ "$out" = failed ] || kill_ours "$pid"
 	verdict apps/memcached "$out" "4 threads; the client's connection read its key and counted on after the restore" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
@@ -554,18 +559,6 @@ start_app() {
 	track_pid "$APP_CHILD"
 }
 
-# keepalive_start DIR: keepalive.py on APP_PORT asking "GET /mark" twice, its first request
-# made; its go lines on the fd in KA_FD, its pid in KA_PID
-keepalive_start() {
-	local d=$1
-	mkfifo "$d/go"
-	python3 "$ZOO_ROOT/tests/apps/keepalive.py" "$d/client" "$APP_PORT" "GET /mark" "GET /mark" <"$d/go" &
-	KA_PID=$!
-	exec {KA_FD}>"$d/go"
-	echo go >&"$KA_FD"
-	wait_until 10 grep -qs '^1 ' "$d/client"
-}
-
 # keepalive_check DIR: after the restore: the second request on the same connection and a new
 # connection (/ping); the reason in out, if any
 keepalive_check() {
@@ -595,11 +588,6 @@ app_stop() {
 	wait_until 5 not_alive "$APP_CHILD" || kill_ours "$APP_CHILD"
 }
 
-keepalive_end() {
-	exec {KA_FD}>&-
-	wait_until 5 pid_free "$KA_PID" || kill -KILL "$KA_PID" 2>/dev/null
-}
-
 case_jvm() {
 	local d=$ZOO_TMP/jvm out=""
 	if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
@@ -612,7 +600,7 @@ case_jvm() {
 		return
 	fi
 	start_app apps/jvm "$d" java -Xmx512m -cp "$d/classes" JvmApp "$d" || return
-	keepalive_start "$d"
+	keepalive_start "$d" "$APP_PORT" "GET /mark" "GET /mark"
 	CKPT_OPTS=(--tcp-established)
 	checkpoint apps/jvm "$APP_PID" "$d" || out=failed
 	CKPT_OPTS=()
@@ -640,7 +628,7 @@ case_node() {
 	fi
 	mkdir -p "$d/img"
 	start_app apps/node "$d" /usr/bin/node "$ZOO_ROOT/tests/apps/node-app.js" "$d" || return
-	keepalive_start "$d"
+	keepalive_start "$d" "$APP_PORT" "GET /mark" "GET /mark"
 	CKPT_OPTS=(--tcp-established)
 	checkpoint apps/node "$APP_PID" "$d" || out=failed
 	CKPT_OPTS=()
