@@ -110,9 +110,7 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	char lazy_mark[600];
-	snprintf(lazy_mark, sizeof(lazy_mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
-	int lazy = access(lazy_mark, F_OK) == 0;
+	int lazy = zoo_restored_lazily();
 	if (lazy) {
 		/* nothing shared to check (a known limit of lazy restores) */
 	} else if (read_frames(getpid(), mine) == 0) {

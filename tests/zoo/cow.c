@@ -261,9 +261,7 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	char lazy_mark[600];
-	snprintf(lazy_mark, sizeof(lazy_mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
-	int lazy = access(lazy_mark, F_OK) == 0;
+	int lazy = zoo_restored_lazily();
 	long thp_now = smaps_kb(thp, "AnonHugePages");
 	/* (a lazy restore fills memory a small page at a time, on demand: no huge page) */
 	CHECK("thp", thp_now == thp_kb || lazy, "its region advised MADV_HUGEPAGE has %ld kB of huge pages, had %ld",

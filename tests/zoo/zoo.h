@@ -179,6 +179,14 @@ static inline void zoo_start_daemon(void (*run)(void), const char *pid_path)
 		zoo_sleep_ms(2);
 }
 
+/* Whether this run's restore is a lazy one (tests/run-zoo.sh --lazy makes $ZOO_TMPDIR/lazy-restore). */
+static inline int zoo_restored_lazily(void)
+{
+	char mark[600];
+	snprintf(mark, sizeof(mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
+	return access(mark, F_OK) == 0;
+}
+
 static inline uint64_t zoo_now_ns(int clk)
 {
 	struct timespec ts;
