@@ -407,9 +407,6 @@ static int dump_advice(struct dump_task *t)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
 		uint32_t advice = advice_of(t->vmas.v[k].vmflags);
-		/* secret memory is locked by birth; mlock() of it fails (its pages cannot be got) */
-		if (shmem_is_secret_path(t->vmas.v[k].path))
-			advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT);
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
@@ -705,8 +702,10 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 		if (r->moved_from) /* its pages are in: its protection is set once moved */
 			r->need_write = 0;
 		r->advice = v->advice;
+		/* memfd_secret() memory is locked by birth (its VmFlags say so); mlock() of it fails:
+		 * its pages cannot be got */
 		if (v->kind == VMA_KIND__VMA_ANON_SHARED && shmem_is_secret(t->ctx, v->shmem_id))
-			r->advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT); /* by birth */
+			r->advice &= ~(uint32_t)(VMA_ADVICE_LOCKED | VMA_ADVICE_LOCKONFAULT);
 		a->nr_vmas++;
 	}
 	return 0;
