@@ -704,6 +704,54 @@ static int settle_outer(struct links_state *st, size_t i, const NetLink *l, char
 	return err;
 }
 
+/* The interfaces up in a namespace, loopback aside (net_links_down). */
+struct up_links {
+	int *ifindex;
+	size_t n;
+};
+
+static int on_up_link(const struct nlmsghdr *h, void *arg)
+{
+	struct up_links *u = arg;
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+
+	if (h->nlmsg_type != RTM_NEWLINK || !(ifi->ifi_flags & IFF_UP) || (ifi->ifi_flags & IFF_LOOPBACK))
+		return 0;
+	int *more = xreallocarray(u->ifindex, u->n + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	u->ifindex = more;
+	u->ifindex[u->n++] = ifi->ifi_index;
+	return 0;
+}
+
+void net_links_down(const struct run_ctx *ctx, pid_t root)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct up_links up = { 0 };
+	char path[64], why[256];
+	int err = 0;
+
+	if (!net_ns_config(ctx))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", root);
+	auto_close int ns = open(path, O_RDONLY | O_CLOEXEC);
+	auto_close int nl = ns < 0 ? -errno : nl_open_in(ns, NETLINK_ROUTE);
+	if (nl < 0)
+		err = nl;
+	else
+		err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_up_link, &up);
+	for (size_t i = 0; !err && i < up.n; i++)
+		err = set_link(nl, up.ifindex[i], NULL, 0, 0, IFF_UP, why, sizeof(why));
+	if (err)
+		pr_warn("dump pid %d: cannot take the interfaces of its network namespace down before "
+			"it goes: %s (peers of its TCP connections may see resets)", root, strerror(-err));
+	else
+		pr_info("dump pid %d: %zu interfaces of its network namespace down before it goes", root,
+			up.n);
+	free(up.ifindex);
+}
+
 static int ignore(const struct nlmsghdr *h, void *arg)
 {
 	(void)h;

@@ -10,4 +10,13 @@
  */
 int net_links_addr_gen_mode(const struct run_ctx *ctx);
 
+/*
+ * Dump done, the tree about to be killed with its own network namespace (made again by the
+ * restore): every interface of that namespace but loopback is taken down. A namespace that
+ * dies removes its nftables tables before its interfaces: a peer's segment arriving in
+ * between would meet no socket and no lock and be answered with a reset (the kept lock,
+ * netns/net-lock.c, would not hold). Failing only warns.
+ */
+void net_links_down(const struct run_ctx *ctx, pid_t root);
+
 #endif

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net-links.h"
 #include "net-lock.h"
 #include "nft.h"
 #include "pstree.h"
@@ -397,6 +398,7 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 		pr_info("dump: the tree's connections stay locked until the restore (nftables table %s)",
 			kept);
 	}
+	net_links_down(ctx, st->tree->tasks[0].pid);
 	return 0;
 }
 

@@ -108,8 +108,7 @@ static void dump_done_net_ns(struct run_ctx *ctx)
 	if (setns(st->own_ns - 1, CLONE_NEWNET))
 		pr_perror("dump: cannot go back to stasis's own network namespace");
 	close(st->own_ns - 1);
-	st->own_ns = 0;
-	st->config = false;
+	st->own_ns = 0; /* (config stays: the tree's namespace is known to go with it) */
 }
 
 static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
