@@ -174,6 +174,6 @@ install-criu: install
 	done
 
 clean:
-	rm -rf build build-asan build-fuzz stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin
+	rm -rf build build-asan build-fuzz stasis tests/zoo/bin tests/container/bin tests/unit/bin tests/unit/bin-asan tests/bench/bin tests/tools/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

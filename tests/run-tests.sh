@@ -13,6 +13,8 @@
 # Each part prints "N passed, N failed" last; this adds them up into one such line, and says
 # how long each part took.
 set -u
+# shellcheck source=tools/subreaper.sh
+. "$(dirname "$0")/tools/subreaper.sh"
 cd "$(dirname "$0")/.."
 SELECTION=${1:-all}
 case $SELECTION in

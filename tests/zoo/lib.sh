@@ -6,6 +6,8 @@
 # our programs) by the EXIT trap; the temporary tree is removed unless ZOO_KEEP=1.
 
 ZOO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../tools/subreaper.sh
+. "$ZOO_ROOT/tests/tools/subreaper.sh"
 ZOO_DIR=$ZOO_ROOT/tests/zoo
 ZOO_BIN=$ZOO_DIR/bin
 ZOO_CTR_BIN=$ZOO_ROOT/tests/container/bin
