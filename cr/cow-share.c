@@ -67,7 +67,7 @@ static struct cow_state *state_of(const struct run_ctx *ctx)
 
 static bool shareable(const VmaEntry *v)
 {
-	return v->kind == VMA_KIND__VMA_ANON_PRIVATE && !v->growsdown;
+	return v->kind == VMA_KIND__VMA_ANON_PRIVATE && !v->growsdown && !(v->advice & VMA_ADVICE_DROPPABLE);
 }
 
 static bool noreserve(const VmaEntry *v)

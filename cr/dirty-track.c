@@ -30,6 +30,7 @@
 #include "dirty-track.h"
 #include "addr-ranges.h"
 #include "log.h"
+#include "mm.h"
 #include "pagemap-scan.h"
 #include "proc.h"
 #include "tree-objects.h"
@@ -289,7 +290,7 @@ static void register_mappings(const struct dump_task *t, struct addr_ranges *tra
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		const VmaEntry *v = t->mm->vmas[i];
 		const struct addr_range *r = ranges_find(tracked, v->start);
-		if (v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end))
+		if (!vma_has_pages(v) || v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end))
 			continue;
 		const struct proc_vma *now = proc_vma_at(&before, v->start);
 		if (!now || now->end != v->end || now->shared) {

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
+#include "kernel/features.h"
 #include "log.h"
 #include "mm.h"
 #include "tree-path.h"
@@ -38,10 +40,14 @@ static VmaKind special_kind(const char *path)
 	return 0;
 }
 
-/* Kinds whose pages are in the process's own pages image (shared anonymous: in shmem.img). */
-bool vma_kind_has_pages(VmaKind k)
+/*
+ * Mappings whose pages are in the process's own pages image (shared anonymous: in shmem.img;
+ * MAP_DROPPABLE memory: none, the kernel may drop it whenever it likes, as criu does).
+ */
+bool vma_has_pages(const VmaEntry *v)
 {
-	return k == VMA_KIND__VMA_ANON_PRIVATE || vma_kind_is_private_file(k);
+	return (v->kind == VMA_KIND__VMA_ANON_PRIVATE && !(v->advice & VMA_ADVICE_DROPPABLE)) ||
+	       vma_kind_is_private_file(v->kind);
 }
 
 /* Private mappings of a file (a memfd too): only the pages the process changed are its own. */
@@ -379,14 +385,15 @@ static int dump_mm_fields(struct dump_task *t)
 	return 0;
 }
 
-/* The VmFlags of smaps that madvise() sets, as VMA_ADVICE_* bits. */
-static uint32_t advice_of(const char *vmflags)
+/* (mm.h) */
+uint32_t vma_advice_of(const char *vmflags)
 {
 	static const struct vmflag flags[] = {
 		{ "dc", VMA_ADVICE_DONTFORK }, { "wf", VMA_ADVICE_WIPEONFORK }, { "hg", VMA_ADVICE_HUGEPAGE },
 		{ "nh", VMA_ADVICE_NOHUGEPAGE }, { "dd", VMA_ADVICE_DONTDUMP }, { "mg", VMA_ADVICE_MERGEABLE },
 		{ "lo", VMA_ADVICE_LOCKED },	 { "lf", VMA_ADVICE_LOCKONFAULT }, { "sr", VMA_ADVICE_SEQUENTIAL },
 		{ "rr", VMA_ADVICE_RANDOM },	 { "nr", VMA_ADVICE_NORESERVE },
+		{ "dp", VMA_ADVICE_DROPPABLE },
 	};
 
 	return vmflag_bits(vmflags, flags, ARRAY_SIZE(flags));
@@ -406,7 +413,7 @@ static int dump_advice(struct dump_task *t)
 		while (i < mm->n_vmas && mm->vmas[i]->start < start)
 			i++;
 		VmaEntry *v = i < mm->n_vmas && mm->vmas[i]->start == start ? mm->vmas[i] : NULL;
-		uint32_t advice = advice_of(t->vmas.v[k].vmflags);
+		uint32_t advice = vma_advice_of(t->vmas.v[k].vmflags);
 		if (v && advice && v->kind != VMA_KIND__VMA_VDSO && v->kind != VMA_KIND__VMA_VVAR &&
 		    v->kind != VMA_KIND__VMA_VVAR_VCLOCK) {
 			v->has_advice = true;
@@ -427,7 +434,7 @@ static int dump_mlock_future(struct dump_task *t)
 	char path[64];
 
 	for (size_t k = 0; k < t->vmas.n; k++)
-		if (advice_of(t->vmas.v[k].vmflags) & VMA_ADVICE_LOCKED)
+		if (vma_advice_of(t->vmas.v[k].vmflags) & VMA_ADVICE_LOCKED)
 			locked_kb += (t->vmas.v[k].end - t->vmas.v[k].start) / 1024;
 	int err = proc_status_field(t->pid, "VmLck", 10, &vm_lck_kb);
 	if (err == -ENOMEM)
@@ -452,7 +459,7 @@ static int dump_mlock_future(struct dump_task *t)
 		}
 		if (!in_scratch || strncmp(l, "VmFlags:", 8))
 			continue;
-		uint32_t advice = advice_of(l + 8);
+		uint32_t advice = vma_advice_of(l + 8);
 		if (advice & VMA_ADVICE_LOCKED) {
 			t->core->has_mlock_future = true;
 			t->core->mlock_future = MCL_FUTURE | (advice & VMA_ADVICE_LOCKONFAULT ? MCL_ONFAULT : 0);
@@ -541,7 +548,8 @@ static int validate_mm(struct restore_task *t)
 		     (v->has_ring_fd == v->has_ring_socket || v->pgoff || v->growsdown ||
 		      (v->has_ring_socket && v->ring_socket >= mm->n_ring_sockets) ||
 		      (v->has_ring_fd && v->ring_fd > INT32_MAX))) ||
-		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL)) {
+		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL) ||
+		    (v->advice & VMA_ADVICE_DROPPABLE && (v->kind != VMA_KIND__VMA_ANON_PRIVATE || v->growsdown))) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
 			return -EINVAL;
@@ -557,6 +565,14 @@ static int validate_mm(struct restore_task *t)
 			return -EINVAL;
 		}
 		prev_end = v->end;
+		if (v->advice & VMA_ADVICE_DROPPABLE) {
+			char what[96];
+			snprintf(what, sizeof(what), "restore pid %d: MAP_DROPPABLE mapping %#llx-%#llx",
+				 t->pid, (unsigned long long)v->start, (unsigned long long)v->end);
+			int err = kernel_refuse_lacking(t->ctx, KF_MAP_DROPPABLE, what);
+			if (err)
+				return err;
+		}
 	}
 	for (size_t i = 0; i < mm->n_ring_sockets; i++)
 		if (!packet_ring_socket_valid(mm->ring_sockets[i])) {
@@ -668,7 +684,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 		case VMA_KIND__VMA_ANON_PRIVATE:
 			if ((shared = cow_use_at(t, v->start)))
 				r->moved_from = shared->temp; /* filled before the fork (cr/cow-share.c) */
-			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0) |
+			r->map_flags = (v->advice & VMA_ADVICE_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) |
+				       MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0) |
 				       (v->advice & VMA_ADVICE_NORESERVE ? MAP_NORESERVE : 0);
 			break;
 		case VMA_KIND__VMA_ANON_SHARED:

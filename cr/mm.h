@@ -6,7 +6,9 @@
 
 #define PARK_AREA_SIZE (64 * 1024)
 
-bool vma_kind_has_pages(VmaKind k);
+bool vma_has_pages(const VmaEntry *v);
+/* The VmFlags of smaps (a line's words) that madvise() and mmap() flags set: VMA_ADVICE_* bits. */
+uint32_t vma_advice_of(const char *vmflags);
 bool vma_kind_is_private_file(VmaKind k);
 
 /* cr/pages.c: runs in an ancestor's pages image must lie inside it. */

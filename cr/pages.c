@@ -348,7 +348,7 @@ static int dump_pages(struct dump_task *t)
 		return err;
 	}
 	for (size_t i = 0; i < t->mm->n_vmas && !err; i++)
-		if (vma_kind_has_pages(t->mm->vmas[i]->kind))
+		if (vma_has_pages(t->mm->vmas[i]))
 			err = dump_vma_pages(&w, &pp, t->mm->vmas[i], pme);
 	presence_close(&pp);
 	werr = pq_finish(&w.queue);
@@ -411,7 +411,7 @@ int pages_check_runs(const struct restore_task *t)
 		const VmaEntry *v = vma_of(t->mm, r->vaddr);
 		bool ref = r->has_from_pid || run_depth(r);
 		if (!r->nr_pages || r->vaddr % PAGE_SIZE || r->vaddr < prev_end || !v ||
-		    !vma_kind_has_pages(v->kind) || r->vaddr + len > v->end ||
+		    !vma_has_pages(v) || r->vaddr + len > v->end ||
 		    (!ref && r->file_off != expect_off) || run_depth(r) > CHAIN_MAX_DEPTH ||
 		    (ref && ((!run_depth(r) && r->from_pid == (uint32_t)t->pid) ||
 			     r->file_off % PAGE_SIZE || v->kind != VMA_KIND__VMA_ANON_PRIVATE))) {
@@ -431,7 +431,7 @@ int pages_check_runs(const struct restore_task *t)
 		const GuardRun *g = pm->guards[i];
 		const VmaEntry *v = vma_of(t->mm, g->vaddr);
 		if (!g->nr_pages || g->vaddr % PAGE_SIZE || g->vaddr < prev_end || !v ||
-		    !vma_kind_has_pages(v->kind) || g->vaddr + (uint64_t)g->nr_pages * PAGE_SIZE > v->end) {
+		    !vma_has_pages(v) || g->vaddr + (uint64_t)g->nr_pages * PAGE_SIZE > v->end) {
 			pr_err("image pagemap-%d.img: guard pages %zu (%#llx) do not fit the saved memory layout",
 			       t->pid, i, (unsigned long long)g->vaddr);
 			return -EINVAL;

@@ -30,6 +30,7 @@
 #include "image-chain.h"
 #include "kernel/features.h"
 #include "log.h"
+#include "mm.h"
 #include "page-xfer.h"
 #include "pstree.h"
 #include "regs.h"
@@ -72,6 +73,7 @@ static int new_images(struct dump_task *t)
 		e->end = pv->end;
 		e->prot = pv->prot;
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;
+		e->advice = vma_advice_of(pv->vmflags); /* (MAP_DROPPABLE memory has no pages saved) */
 		t->mm->vmas[t->mm->n_vmas++] = e;
 	}
 	return 0;

@@ -279,6 +279,12 @@ struct pm_scan_arg {
 #define MADV_GUARD_REMOVE 103
 #endif
 
+/* ---- mmap() of memory the kernel may drop under pressure (linux/mman.h, 6.11) ---- */
+
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+
 /*
  * ---- /proc/PID/pagemap entries: one __u64 per page (not in any uapi header; the ABI is
  * Documentation/admin-guide/mm/pagemap.rst) ----

@@ -73,6 +73,7 @@ static const struct feature_desc features[KF_NR] = {
 	[KF_SOFT_DIRTY] = { "soft-dirty bits", "soft_dirty", 0, .info_only = true,
 		.one = probe_soft_dirty },
 	[KF_MEMFD_SECRET] = { "memfd_secret", "memfd_secret", 0, .one = probe_memfd_secret },
+	[KF_MAP_DROPPABLE] = { "mmap MAP_DROPPABLE", "map_droppable", 0, .one = probe_map_droppable },
 
 	[KF_MSG_COPY] = { "msgrcv MSG_COPY", "msg_copy", 0, .one = probe_msg_copy },
 	[KF_TIMERFD_SET_TICKS] = { "timerfd TFD_IOC_SET_TICKS", "timerfd_set_ticks", 0,

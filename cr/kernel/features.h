@@ -46,6 +46,7 @@ enum kernel_feature {
 	KF_DIRTY_TRACKING, /* async uffd-wp + PAGEMAP_SCAN: writes since the last scan */
 	KF_SOFT_DIRTY,
 	KF_MEMFD_SECRET, /* memfd_secret(): restoring secret memory makes it again */
+	KF_MAP_DROPPABLE, /* mmap(MAP_DROPPABLE): restoring such memory maps it so again */
 	/* fds, IPC, paths (cr/kernel/probes-files.c) */
 	KF_MSG_COPY,
 	KF_TIMERFD_SET_TICKS,

@@ -277,3 +277,14 @@ bool probe_memfd_secret(struct probe_result *r)
 		probe_set(r, false, "memfd_secret() memory cannot be restored");
 	return false;
 }
+
+/* mmap(MAP_DROPPABLE) of anonymous memory (Linux 6.11; 64-bit only). */
+bool probe_map_droppable(struct probe_result *r)
+{
+	void *m = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		return probe_set(r, false, "mmap(MAP_DROPPABLE): %s", strerror(errno));
+	munmap(m, PAGE_SIZE);
+	return probe_set(r, true, "%s", "");
+}

@@ -153,7 +153,9 @@ enum vma_advice {
 	VMA_ADVICE_SEQUENTIAL = 1 << 8, /* sr */
 	VMA_ADVICE_RANDOM = 1 << 9,     /* rr */
 	VMA_ADVICE_NORESERVE = 1 << 10, /* nr: mapped MAP_NORESERVE (no swap accounted) */
-	VMA_ADVICE_ALL = (1 << 11) - 1,
+	VMA_ADVICE_DROPPABLE = 1 << 11, /* dp: mapped MAP_DROPPABLE (private anonymous memory the
+					 * kernel may free at any time: its pages are not saved) */
+	VMA_ADVICE_ALL = (1 << 12) - 1,
 };
 
 /*

@@ -5,9 +5,13 @@
  *   H: 2 MiB MADV_HUGEPAGE and N: 4 pages MADV_NOHUGEPAGE; P: 4 pages MADV_DONTDUMP;
  *   L: 4 pages mlock()ed, the last never written (a zero page the dump skips);
  *   O: 4 pages mlock2(MLOCK_ONFAULT), one touched;
- *   S: 4 pages MADV_SEQUENTIAL and R: 4 pages MADV_RANDOM; V: 4 pages mapped MAP_NORESERVE.
+ *   S: 4 pages MADV_SEQUENTIAL and R: 4 pages MADV_RANDOM; V: 4 pages mapped MAP_NORESERVE;
+ *   X: 4 pages mapped MAP_DROPPABLE (Linux 6.11) with a pattern.
  * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd, lo,
- * lf, sr, rr, nr), L is wholly locked in memory, and a forked child sees W zeroed and D missing.
+ * lf, sr, rr, nr, dp), L is wholly locked in memory, and a forked child sees W zeroed and D
+ * missing. X, memory the kernel may free whenever it likes, holds its pattern or zeros (what
+ * the kernel gives for dropped pages; a restore does not keep it, as criu), nothing else, is
+ * still droppable (dp) and writable, and a forked child sees it zeroed.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -17,7 +21,11 @@
 #define PAGES4 (4 * 4096)
 #define HUGE (2u << 20)
 
-static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v;
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+
+static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v, *x;
 
 static unsigned char *region(size_t len, int advice, uint64_t seed)
 {
@@ -50,13 +58,34 @@ static void c_dontfork(ucontext_t *u) { (void)u; madvise(d, PAGES4, MADV_DOFORK)
 static void c_huge(ucontext_t *u) { (void)u; madvise(h, HUGE, MADV_NOHUGEPAGE); }
 static void c_unlock(ucontext_t *u) { (void)u; munlock(l, PAGES4); }
 static void c_readahead(ucontext_t *u) { (void)u; madvise(sq, PAGES4, MADV_NORMAL); }
+/* X mapped again as plain private memory, its content kept */
+static void c_droppable(ucontext_t *u)
+{
+	static unsigned char keep[PAGES4];
+	(void)u;
+	if (!x)
+		return;
+	memcpy(keep, x, PAGES4);
+	mmap(x, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	memcpy(x, keep, PAGES4);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "wipeonfork", c_wipe, 0 },
 	{ "dontfork", c_dontfork, 0 },
 	{ "flags", c_huge, 0 },
 	{ "locked", c_unlock, 0 },
 	{ "readahead", c_readahead, 0 },
+	{ "droppable", c_droppable, 0 },
 };
+
+/* X holds its pattern (seed 10) or zeros, nothing else */
+static int pattern_or_zeros(const unsigned char *m)
+{
+	for (size_t i = 0; i < PAGES4; i++)
+		if (m[i])
+			return zoo_check_fill(m, PAGES4, 10) < 0;
+	return 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -72,6 +101,13 @@ int main(int argc, char **argv)
 	    MAP_FAILED)
 		zoo_die("mmap MAP_NORESERVE: %s", strerror(errno));
 	zoo_fill(v, PAGES4, 9);
+	x = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1, 0);
+	if (x == MAP_FAILED && errno != EINVAL)
+		zoo_die("mmap MAP_DROPPABLE: %s", strerror(errno));
+	if (x == MAP_FAILED) /* (a kernel before 6.11) */
+		x = NULL;
+	else
+		zoo_fill(x, PAGES4, 10);
 	l = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	o = mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (l == MAP_FAILED || o == MAP_FAILED || mlock(l, PAGES4) || mlock2(o, PAGES4, MLOCK_ONFAULT))
@@ -99,11 +135,17 @@ int main(int argc, char **argv)
 	CHECK("locked", has_flag(l, "lo") && has_flag(o, "lo") && has_flag(o, "lf") && !has_flag(l, "lf"),
 	      "VmFlags: L lo %d lf %d, O lo %d lf %d", has_flag(l, "lo"), has_flag(l, "lf"), has_flag(o, "lo"),
 	      has_flag(o, "lf"));
+	if (x) {
+		CHECK("droppable", has_flag(x, "dp"), "X is not MAP_DROPPABLE any more (no 'dp' in VmFlags)");
+		CHECK("droppable", pattern_or_zeros(x), "X holds neither its pattern nor zeros");
+		zoo_fill(x, PAGES4, 10);
+		CHECK("droppable", zoo_check_fill(x, PAGES4, 10) < 0, "X cannot be written again");
+	}
 	pid_t kid = fork();
 	if (kid == 0) {
 		int code = 0;
 		for (size_t i = 0; i < PAGES4; i++)
-			if (w[i])
+			if (w[i] || (x && x[i]))
 				code |= 1;
 		if (msync(d, PAGES4, MS_ASYNC) == 0 || errno != ENOMEM) /* mapped in the child? */
 			code |= 2;
@@ -111,7 +153,8 @@ int main(int argc, char **argv)
 	}
 	int st = 0;
 	waitpid(kid, &st, 0);
-	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's content (%#x)", st);
+	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's or X's content (%#x)", st);
 	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
-	return zoo_finish("10 mappings with madvise(), mlock() and mmap() flags");
+	return zoo_finish(x ? "11 mappings with madvise(), mlock() and mmap() flags (MAP_DROPPABLE too)"
+			    : "10 mappings with madvise(), mlock() and mmap() flags (no MAP_DROPPABLE on this kernel)");
 }
