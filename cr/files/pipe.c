@@ -6,10 +6,13 @@
  * and writes the data back; each end is then handed to every process that held it, as the
  * same open file. A pipe the caller names with --inherit-fd fd[N]:pipe:[INODE] (its other
  * end was outside the tree, a container's stdio say) is not made: fd N takes its place, as
- * it is (its data is the caller's business).
+ * it is (its data is the caller's business). A named pipe's reader that had not seen a writer
+ * since its open (no POLLHUP once writers are gone: note_fifo_hup) is opened again after
+ * stasis's own writer is closed (keep_fifo_unhung).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +29,15 @@
 
 struct restored_pipe {
 	uint64_t id;
-	int ends[2];     /* stasis' own, inherited by every new process; a FIFO: one O_RDWR */
+	int ends[2];     /* stasis' own, inherited by every new process; a FIFO: one O_RDWR
+	                  * (O_RDONLY after keep_fifo_unhung) */
 	char *fifo_path; /* a named pipe: each fd is opened by path (by stasis, see open_in_stasis) */
 	int ghost_id;    /* a named pipe removed: each fd is opened through its ghost (or -1) */
+	/* a named pipe a reader of which awaits its first writer (keep_fifo_unhung): its other
+	 * readers, opened before the tree's (each early[i] is the open file of entry early_of[i]) */
+	const FdEntry **early_of;
+	int *early;
+	size_t n_early;
 };
 
 /* A new open file of the named pipe rp with open(2) flags: by path, or its ghost's. */
@@ -98,6 +107,34 @@ out:
 	return err;
 }
 
+/*
+ * A reader of a named pipe gets POLLHUP when no writer is left and a writer opened the FIFO
+ * after it: the kernel keeps in a reader opened O_NONBLOCK while no writer was the pipe's
+ * count of writer opens (f_pipe) and compares it with the count now (w_counter); a reader
+ * opened otherwise keeps 0. A poll() of the reader itself (a copy of the fd: the same open
+ * file) tells which, without POLLHUP while writers are left too: the restore looks at the
+ * tree's writers for that (a writer outside the tree is not seen). Unknown if the fd cannot be
+ * copied, or is not p's file (one carried in flight: p is stasis's own fd), the restore then
+ * opens the reader as before (it hangs up once writers are gone).
+ */
+static void note_fifo_hup(pid_t pid, const struct fd_probe *p, FdEntry *e)
+{
+	struct pollfd pfd = { .fd = task_fd_copy(pid, p->fd), .events = POLLIN };
+	struct stat st;
+
+	if (pfd.fd < 0) {
+		pr_warn("dump pid %d fd %d: cannot copy the named pipe's reader to poll it: %s", pid, p->fd,
+			strerror(-pfd.fd));
+		return;
+	}
+	if (!fstat(pfd.fd, &st) && st.st_dev == p->st.st_dev && st.st_ino == p->st.st_ino &&
+	    poll(&pfd, 1, 0) >= 0) {
+		e->has_fifo_no_hup = true;
+		e->fifo_no_hup = !(pfd.revents & POLLHUP);
+	}
+	close(pfd.fd);
+}
+
 static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct pipe_state *pd = state_of(t->ctx);
@@ -120,6 +157,8 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	e->flags = p->flags;
 	if (!(e->path = xstrdup(p->link)))
 		return -ENOMEM;
+	if (fifo && (p->flags & O_ACCMODE) == O_RDONLY)
+		note_fifo_hup(t->pid, p, e);
 	for (size_t i = 0; i < pd->n; i++)
 		if (pd->pipes[i]->id == e->pipe_id)
 			return 1;
@@ -225,7 +264,93 @@ static int take_inherited(const struct run_ctx *ctx, const PipeObject *o, struct
 	return 0;
 }
 
-static int make_pipe(const struct run_ctx *ctx, const PipeObject *o, struct restored_pipe *rp)
+/* The open file of the tree's entry e of the named pipe rp, with e's flags (O_NONBLOCK so that
+ * no open waits for the other end), or -errno. */
+static int open_fifo_end(const struct run_ctx *ctx, const struct restored_pipe *rp, const FdEntry *e)
+{
+	int fd = open_fifo(ctx, rp, (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | O_NONBLOCK);
+	if (fd < 0)
+		return fd;
+	if (fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT))) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* A reader of the tree that had seen no writer since its open (note_fifo_hup). */
+static bool awaits_writer(const FdEntry *e)
+{
+	return (e->flags & O_ACCMODE) == O_RDONLY && e->has_fifo_no_hup && e->fifo_no_hup;
+}
+
+/* Whether a reader of the named pipe id awaits its first writer: that can only be when no
+ * writer of it is in the tree. */
+static bool fifo_awaits_writer(const struct restore_tree *rt, uint64_t id)
+{
+	bool awaits = false;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (e->kind != FD_KIND__FD_PIPE || e->pipe_id != id)
+				continue;
+			if ((e->flags & O_ACCMODE) != O_RDONLY)
+				return false;
+			awaits |= awaits_writer(e);
+		}
+	return awaits;
+}
+
+/*
+ * The named pipe rp, sized and refilled through stasis' O_RDWR end, has readers that await
+ * their first writer: each tree reader opened from now on would keep the writer count the
+ * O_RDWR open bumped and then see POLLHUP once that end is closed. So a reader of stasis's
+ * own takes the place of that end (it keeps the buffer alive) and the O_RDWR end is closed
+ * before the tree's readers are opened; the tree's other readers (they had seen a writer, they
+ * see POLLHUP) are opened first, while the O_RDWR end is still open.
+ */
+static int keep_fifo_unhung(const struct run_ctx *ctx, const struct restore_tree *rt,
+			    struct restored_pipe *rp)
+{
+	int rdwr = rp->ends[0], keeper;
+	size_t n = 0;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			n += e->kind == FD_KIND__FD_PIPE && e->pipe_id == rp->id && !awaits_writer(e);
+		}
+	if (n && (!(rp->early_of = xzalloc(n * sizeof(*rp->early_of))) ||
+		  !(rp->early = xzalloc(n * sizeof(*rp->early)))))
+		return -ENOMEM;
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			if (e->kind != FD_KIND__FD_PIPE || e->pipe_id != rp->id || awaits_writer(e))
+				continue;
+			int fd = open_fifo_end(ctx, rp, e);
+			if (fd < 0) {
+				pr_err("restore pid %d fd %u: named pipe %s: %s", rt->tasks[i].pid, e->fd,
+				       rp->fifo_path, strerror(-fd));
+				return fd;
+			}
+			rp->early_of[rp->n_early] = e;
+			rp->early[rp->n_early++] = fd;
+		}
+	keeper = open_fifo(ctx, rp, O_RDONLY | O_NONBLOCK);
+	if (keeper < 0) {
+		pr_err("restore: named pipe %s: %s", rp->fifo_path, strerror(-keeper));
+		return keeper;
+	}
+	rp->ends[0] = rp->ends[1] = keeper;
+	close(rdwr);
+	return 0;
+}
+
+static int make_pipe(const struct run_ctx *ctx, const struct restore_tree *rt, const PipeObject *o,
+		     struct restored_pipe *rp)
 {
 	if (o->fifo_path) {
 		/* O_RDWR never blocks on a FIFO and keeps its data alive while ends are opened */
@@ -247,7 +372,7 @@ static int make_pipe(const struct run_ctx *ctx, const PipeObject *o, struct rest
 		pr_perror("restore: cannot refill pipe %llu", (unsigned long long)o->id);
 		return -errno;
 	}
-	return 0;
+	return o->fifo_path && fifo_awaits_writer(rt, o->id) ? keep_fifo_unhung(ctx, rt, rp) : 0;
 }
 
 static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
@@ -255,7 +380,6 @@ static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 	struct pipe_state *st = state_of(ctx);
 	int err;
 
-	(void)rt;
 	if (!st->tab)
 		return 0;
 	st->made = xzalloc((st->tab->n_pipes + 1) * sizeof(*st->made));
@@ -265,13 +389,12 @@ static int prepare_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 		const PipeObject *o = st->tab->pipes[i];
 		struct restored_pipe *rp = &st->made[st->nr_made];
 		rp->ends[0] = rp->ends[1] = -1;
+		rp->id = o->id;
 		err = take_inherited(ctx, o, rp);
 		if (err == -ENOENT)
-			err = make_pipe(ctx, o, rp);
-		if (rp->ends[0] >= 0) {
-			rp->id = o->id;
+			err = make_pipe(ctx, rt, o, rp);
+		if (rp->ends[0] >= 0)
 			st->nr_made++;
-		}
 		if (err)
 			return err;
 	}
@@ -287,6 +410,13 @@ static void close_pipes(struct run_ctx *ctx)
 			close(st->made[i].ends[0]);
 		if (st->made[i].ends[1] != st->made[i].ends[0] && st->made[i].ends[1] >= 0)
 			close(st->made[i].ends[1]);
+		for (size_t k = 0; k < st->made[i].n_early; k++)
+			close(st->made[i].early[k]);
+		free(st->made[i].early);
+		free(st->made[i].early_of);
+		st->made[i].early = NULL;
+		st->made[i].early_of = NULL;
+		st->made[i].n_early = 0;
 	}
 	st->nr_made = 0;
 }
@@ -329,15 +459,13 @@ static int open_pipe(struct restore_task *t, const FdEntry *e)
 		if (pipes[i].id != e->pipe_id)
 			continue;
 		if (pipes[i].fifo_path) {
-			int fd = open_fifo(t->ctx, &pipes[i],
-					   (e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)) | O_NONBLOCK);
-			if (fd < 0)
-				return fd;
-			if (fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_DIRECT))) {
-				close(fd);
-				return -errno;
+			for (size_t k = 0; k < pipes[i].n_early; k++) {
+				if (pipes[i].early_of[k] != e)
+					continue;
+				int fd = fcntl(pipes[i].early[k], F_DUPFD_CLOEXEC, 0);
+				return fd < 0 ? -errno : fd;
 			}
-			return fd;
+			return open_fifo_end(t->ctx, &pipes[i], e);
 		}
 		int end = pipes[i].ends[(e->flags & O_ACCMODE) == O_RDONLY ? 0 : 1], fd = -1;
 		char path[64];
