@@ -60,6 +60,13 @@ struct net_lock_state {
 		int fd;
 	} *repaired;
 	size_t nr_repaired, repaired_alloc;
+	struct taken_error {  /* dump: the pending errors read (and so taken) from closed TCP
+			       * sockets of the tree, which a tree that goes on has lost */
+		pid_t pid;
+		int fd;
+		int error;
+	} *errors_taken;
+	size_t nr_errors_taken, errors_taken_alloc;
 };
 
 static struct net_lock_state *state_of(const struct run_ctx *ctx)
@@ -310,6 +317,22 @@ int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 	return 0;
 }
 
+int net_lock_note_error_taken(struct run_ctx *ctx, pid_t pid, int fd, int error)
+{
+	struct net_lock_state *st = state_of(ctx);
+
+	if (st->nr_errors_taken == st->errors_taken_alloc) {
+		size_t n = st->errors_taken_alloc ? 2 * st->errors_taken_alloc : 16;
+		struct taken_error *more = xreallocarray(st->errors_taken, n, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->errors_taken = more;
+		st->errors_taken_alloc = n;
+	}
+	st->errors_taken[st->nr_errors_taken++] = (struct taken_error){ pid, fd, error };
+	return 0;
+}
+
 /* A copy of the socket of inode ino if fd of pid holds it now, else -1. */
 static int socket_at(pid_t pid, int fd, uint64_t ino)
 {
@@ -380,6 +403,12 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 		tcp_requeue_dump_over(ctx, true);
 		unlock(st);
 		repair_off(st);
+		for (size_t i = 0; i < st->nr_errors_taken; i++)
+			pr_warn("dump pid %d fd %d: its closed TCP socket goes on without the error it had "
+				"pending (%s): reading it took it, and the kernel gives a closed socket no "
+				"error again", st->errors_taken[i].pid, st->errors_taken[i].fd,
+				strerror(st->errors_taken[i].error));
+		st->nr_errors_taken = 0;
 		return 0;
 	}
 	tcp_requeue_dump_over(ctx, false);
@@ -508,6 +537,7 @@ static void free_lock(void *state)
 	if (st->nl)
 		close(st->nl - 1);
 	free(st->repaired);
+	free(st->errors_taken);
 	free(st->conns);
 }
 

@@ -25,6 +25,9 @@ int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c);
  * tree is killed, its sockets close in repair mode, without a packet. -ENOMEM: not noted.
  */
 int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino);
+/* Dump: the pending error of the closed TCP socket at fd of pid was read, which takes it; if
+ * the tree goes on (the dump failed), a warning names the socket that lost it. -ENOMEM. */
+int net_lock_note_error_taken(struct run_ctx *ctx, pid_t pid, int fd, int error);
 /*
  * Dump over. tree_goes_on (a failure, or --leave-running): the lock goes, then repair mode.
  * Else the tree is about to be killed: the lock is kept for the restore in a table of its own

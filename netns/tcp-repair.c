@@ -38,7 +38,12 @@
  * A connection that ended (TCP_CLOSE with its peer's address: both FINs exchanged, or reset)
  * is made again as one: connected in repair mode, its unread bytes put back, and aborted
  * (SOCK_DESTROY, which closes it without a FIN: read gives the bytes, then end-of-file; its
- * addresses stay; the error the abort leaves is taken off).
+ * addresses stay; the error the abort leaves, ECONNABORTED, is taken off unless it is the one
+ * the connection had pending). One that had ECONNRESET pending (its peer reset it) is reset
+ * instead: a RST made by hand from its peer's address at the next sequence number it expects,
+ * which the kernel takes as the first one (tcp_reset: ECONNRESET pending, then closed). The
+ * kernel has no other way to give a socket an error: a reset is the only source of
+ * ECONNRESET on an established socket, and a closed one takes no segment.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -281,13 +286,14 @@ int tcp_repair_make_ended(int sk, const TcpConn *c, const struct sockaddr *src, 
 	return 0;
 }
 
-int tcp_ended_settle(int sk)
+int tcp_ended_settle(int sk, bool keep_error)
 {
 	int err;
 
 	if (tcp_state(sk) != TCP_CLOSE)
 		return -ENOTCONN;
-	if ((err = tcp_repair_set(sk, false, false)) || (err = get_int(sk, SOL_SOCKET, SO_ERROR, &(int){ 0 })))
+	if ((err = tcp_repair_set(sk, false, false)) ||
+	    (!keep_error && (err = get_int(sk, SOL_SOCKET, SO_ERROR, &(int){ 0 }))))
 		return err;
 	return 0;
 }
@@ -383,6 +389,44 @@ static const void *v4_addr(const struct sockaddr_storage *sa)
 }
 
 /*
+ * A segment without data made by hand and sent to sk (connected) from its peer's address;
+ * marked (TCP_SEGMENT_MARK: through the network lock) or not.
+ */
+static int send_from_peer(int sk, uint32_t seq, uint32_t ack, uint8_t flags, uint32_t window,
+			  bool marked)
+{
+	struct sockaddr_storage self, peer;
+	socklen_t self_len = sizeof(self), peer_len = sizeof(peer);
+	int mark = TCP_SEGMENT_MARK;
+
+	if (getsockname(sk, (struct sockaddr *)&self, &self_len) ||
+	    getpeername(sk, (struct sockaddr *)&peer, &peer_len))
+		return -errno;
+	const void *src4 = v4_addr(&peer), *dst4 = v4_addr(&self);
+	bool v4 = src4 && dst4;
+	struct tcp_segment seg = {
+		.family = v4 ? AF_INET : AF_INET6,
+		.src = v4 ? src4 : (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr,
+		.dst = v4 ? dst4 : (const void *)&((struct sockaddr_in6 *)&self)->sin6_addr,
+		/* (sin_port is at the same place) */
+		.sport = ((struct sockaddr_in6 *)&peer)->sin6_port,
+		.dport = ((struct sockaddr_in6 *)&self)->sin6_port,
+		.seq = seq,
+		.ack = ack,
+		.flags = flags,
+		.window = window > 65535 ? 65535 : window,
+	};
+	int raw = socket_in_ns_of(sk, seg.family, SOCK_RAW, IPPROTO_RAW);
+	if (raw < 0)
+		return raw;
+	int err = marked && setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ? -errno : 0;
+	if (!err)
+		err = tcp_segment_send(raw, &seg);
+	close(raw);
+	return err;
+}
+
+/*
  * The peer's FIN, made by hand and sent to sk from the peer's address: at the sequence number
  * it had (after the bytes in_queue), acknowledging what the socket has had acknowledged
  * (write_seq, the end of its send queue, less what is still in it), with the peer's window as
@@ -390,34 +434,29 @@ static const void *v4_addr(const struct sockaddr_storage *sa)
  */
 static int send_peer_fin(int sk, const TcpConn *c, uint32_t write_seq)
 {
-	struct sockaddr_storage self, peer;
-	socklen_t self_len = sizeof(self), peer_len = sizeof(peer);
 	int outq;
 
-	if (getsockname(sk, (struct sockaddr *)&self, &self_len) ||
-	    getpeername(sk, (struct sockaddr *)&peer, &peer_len) || ioctl(sk, SIOCOUTQ, &outq))
+	if (ioctl(sk, SIOCOUTQ, &outq))
 		return -errno;
-	const void *src4 = v4_addr(&peer), *dst4 = v4_addr(&self);
-	bool v4 = src4 && dst4;
-	uint32_t win = c->snd_wnd >> (c->has_snd_wscale ? c->snd_wscale : 0);
-	struct tcp_segment fin = {
-		.family = v4 ? AF_INET : AF_INET6,
-		.src = v4 ? src4 : (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr,
-		.dst = v4 ? dst4 : (const void *)&((struct sockaddr_in6 *)&self)->sin6_addr,
-		/* (sin_port is at the same place) */
-		.sport = ((struct sockaddr_in6 *)&peer)->sin6_port,
-		.dport = ((struct sockaddr_in6 *)&self)->sin6_port,
-		.seq = c->rcv_nxt - 1,
-		.ack = write_seq - outq,
-		.flags = TH_FIN | TH_ACK,
-		.window = win > 65535 ? 65535 : win,
-	};
-	int raw = socket_in_ns_of(sk, fin.family, SOCK_RAW, IPPROTO_RAW);
-	if (raw < 0)
-		return raw;
-	int err = tcp_segment_send(raw, &fin);
-	close(raw);
-	return err;
+	return send_from_peer(sk, c->rcv_nxt - 1, write_seq - outq, TH_FIN | TH_ACK,
+			      c->snd_wnd >> (c->has_snd_wscale ? c->snd_wscale : 0), false);
+}
+
+int tcp_ended_reset(int sk)
+{
+	int rcv_nxt, state = TCP_ESTABLISHED, err = 0;
+
+	if ((err = set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)) ||
+	    (err = get_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, &rcv_nxt)))
+		return err;
+	/* a reset is taken at exactly the next sequence number expected (RFC 5961) */
+	for (int tries = 0; !err && state == TCP_ESTABLISHED && tries < 5; tries++) {
+		err = send_from_peer(sk, rcv_nxt, 0, TH_RST, 0, true);
+		for (int waited = 0; !err && (state = tcp_state(sk)) == TCP_ESTABLISHED && waited < 20;
+		     waited++)
+			usleep(1000);
+	}
+	return err ? err : state < 0 ? state : state != TCP_CLOSE ? -ETIMEDOUT : 0;
 }
 
 /*

@@ -37,13 +37,17 @@ int tcp_unread_read(int sk, TcpConn *c, char *why, size_t why_len);
 
 /*
  * sk, new, becomes the connection from src to dst, in repair mode, with the bytes c had not
- * read (c may be NULL: none), for the caller to abort it (SOCK_DESTROY) and settle it:
- * tcp_ended_settle, which checks it is closed, turns repair mode off and takes off the
- * error the abort left. <0 with what failed in why.
+ * read (c may be NULL: none), for the caller to abort it (SOCK_DESTROY) or reset it
+ * (tcp_ended_reset) and settle it: tcp_ended_settle, which checks it is closed, turns repair
+ * mode off and takes off the error the abort left unless keep_error. <0 with what failed in why.
  */
 int tcp_repair_make_ended(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
 			  const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len);
-int tcp_ended_settle(int sk);
+int tcp_ended_settle(int sk, bool keep_error);
+
+/* sk (made by tcp_repair_make_ended) reset by a RST from its peer's address, made by hand and
+ * let through the network lock: closed with ECONNRESET pending. 0 or -errno. */
+int tcp_ended_reset(int sk);
 
 /* c of an ended connection is consistent (only bytes to read). */
 bool tcp_ended_valid(const TcpConn *c);

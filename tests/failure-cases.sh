@@ -27,6 +27,11 @@
 #                            the same dumped with --tcp-established, the dump failing after the
 #                            connections were taken (STASIS_FAULT), or --leave-running: they are
 #                            back in their queues; the target PASSes
+#   dump/tcp-reset-leave-running
+#                            tcp-reset (connections their peer reset, ECONNRESET pending) dumped
+#                            with --leave-running: refused naming the pid, fd 70 and its
+#                            addresses before the error is taken (SO_ERROR takes it); the target
+#                            PASSes (its first read and write still say ECONNRESET)
 #   dump/unix-inflight-pipe-alone
 #                            unix-inflight --pipe-alone (a pipe carried in a waiting message, no
 #                            pipe held by any process): dump fails naming the pid, fd 61 and the
@@ -1434,6 +1439,8 @@ tcp_accept_queue_cases() {
 		DUMP_OPTS=--tcp-established case_fault "$p" tcp-accept-queue
 	done
 	DUMP_OPTS=--tcp-established case_leave_running tcp-accept-queue
+	DUMP_OPTS="--tcp-established --leave-running" dump_fails_naming dump/tcp-reset-leave-running \
+		tcp-reset 'dump pid PID fd 70: a TCP socket with a pending error \(127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:[0-9]+, .*--leave-running'
 }
 
 other_cases() {

@@ -31,6 +31,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,8 +352,52 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 }
 
 /*
+ * The error a connection that ended has pending (sk_err: ECONNRESET when its peer reset it),
+ * which the program's next read or write gets once, before end-of-file or EPIPE. The kernel
+ * tells it only through SO_ERROR, which takes it off the socket (sock_diag has no attribute
+ * of it, and a closed socket is in no table sock_diag walks); poll's POLLERR tells without
+ * taking that there is one. So it is read only when the tree does not run on: with
+ * --leave-running such a socket is refused, before anything is taken. (A dump that fails
+ * after this point leaves the program that socket without its error, which the network lock
+ * warns of: a closed socket cannot be given one again.)
+ */
+static int dump_pending_error(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
+{
+	struct pollfd pfd = { .fd = sk, .events = 0 };
+	char self[80], peer[80];
+	int error = 0;
+	socklen_t len = sizeof(error);
+
+	if (poll(&pfd, 1, 0) < 0)
+		return -errno;
+	if (!(pfd.revents & POLLERR))
+		return 0;
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	if (t->ctx->opts->leave_running) {
+		pr_err("dump pid %d fd %d: a TCP socket with a pending error (%s -> %s, closed, reset "
+		       "by its peer or failed): the kernel gives the error only by taking it from the "
+		       "socket, which --leave-running keeps running: not supported", t->pid, p->fd,
+		       self, peer);
+		return -ENOTSUP;
+	}
+	if (getsockopt(sk, SOL_SOCKET, SO_ERROR, &error, &len))
+		return -errno;
+	if (!error)
+		return 0; /* POLLERR of its error queue only (timestamps): nothing to keep */
+	if (net_lock_note_error_taken(t->ctx, t->pid, p->fd, error))
+		return -ENOMEM;
+	in->has_error = true;
+	in->error = error;
+	pr_debug("dump pid %d fd %d: TCP connection %s -> %s ended with error %d (%s) pending", t->pid,
+		 p->fd, self, peer, error, strerror(error));
+	return 0;
+}
+
+/*
  * TCP_CLOSE: never connected (bound or not), or a connection that ended, whose peer the
- * kernel still tells (SO_PEERNAME; getpeername says ENOTCONN): that one is kept as it is.
+ * kernel still tells (SO_PEERNAME; getpeername says ENOTCONN): that one is kept as it is,
+ * with the error it has pending.
  */
 static int dump_closed(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
@@ -369,7 +414,9 @@ static int dump_closed(struct dump_task *t, const struct fd_probe *p, int sk, In
 		return err;
 	in->has_dst_addr = in->has_dst_port = true;
 	in->state = INET_STATE__INET_CLOSED;
-	return dump_unread(t, p, sk, in);
+	if ((err = dump_unread(t, p, sk, in)) < 0 || (err = dump_pending_error(t, p, sk, in)) < 0)
+		return err;
+	return 1;
 }
 
 int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
@@ -431,6 +478,11 @@ int inet_tcp_validate(const struct restore_task *t, const FdEntry *e)
 		       e->fd);
 		return -EINVAL;
 	}
+	if (in->has_error && (in->state != INET_STATE__INET_CLOSED || !in->error || in->error > 4095)) {
+		pr_err("image fds-%d.img: fd %u: TCP socket with a pending error %u: not an errno of a "
+		       "connection that ended", t->pid, e->fd, in->error);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -462,7 +514,9 @@ static void clear_timewait(const struct restore_task *t, const FdEntry *e)
  * A connection that ended, or is restored closed (--tcp-close): made in repair mode with
  * what the program had not read, then aborted. It is closed (TCP_CLOSE), knows its addresses
  * (getsockname; its peer: SO_PEERNAME), gives its unread bytes and then end-of-file, EPIPE to
- * a write, POLLHUP, and no pending error; it holds its port (bound).
+ * a write, POLLHUP, and no pending error; it holds its port (bound). One that had an error
+ * pending at dump gets it again: ECONNRESET by a reset from its peer's address instead of the
+ * abort, ECONNABORTED by the abort's own; others are not made (a warning says so).
  */
 static int open_ended(struct restore_task *t, const FdEntry *e, int sk)
 {
@@ -495,7 +549,13 @@ static int open_ended(struct restore_task *t, const FdEntry *e, int sk)
 		       self, peer, why[0] ? why : "cannot set its socket options", strerror(-err));
 		return err;
 	}
-	if ((err = inet_ended_abort(in)) || (err = tcp_ended_settle(sk)) ||
+	int error = in->has_error ? (int)in->error : 0;
+	if (error && error != ECONNRESET && error != ECONNABORTED)
+		pr_warn("restore pid %d fd %u: TCP connection %s -> %s that ended: restored without the "
+			"error it had pending (%s): only ECONNRESET and ECONNABORTED can be given again",
+			t->pid, e->fd, self, peer, strerror(error));
+	if ((err = error == ECONNRESET ? tcp_ended_reset(sk) : inet_ended_abort(in)) ||
+	    (err = tcp_ended_settle(sk, error == ECONNRESET || error == ECONNABORTED)) ||
 	    (err = inet_reuse_restore(sk, in))) {
 		pr_err("restore pid %d fd %u: cannot close TCP connection %s -> %s again: %s", t->pid,
 		       e->fd, self, peer, strerror(-err));
