@@ -2,7 +2,8 @@
  * Ghost files: files still open, mapped, or a process's cwd after their name was removed.
  * A regular file's content is saved (ghosts.img, at most the ghost limit of data; its holes
  * stay holes: only the stretches SEEK_DATA finds are saved); a directory, device node, FIFO or
- * socket file keeps its type, device number, mode, owner and times.
+ * socket file keeps its type, device number, mode, owner and times; a symbolic link (an
+ * O_PATH | O_NOFOLLOW fd, or an inotify watch, holds it) its target, owner and times.
  * On restore stasis makes each again at its old path (or beside it if the name is taken), a
  * removed directory before what was removed inside it (which is made in it, so that ".." is
  * right), making for the moment the directories above that are gone; it keeps an fd on each,
@@ -14,9 +15,13 @@
  * A file deleted under the name the process used but still linked under another is the same
  * inode again: it is saved as a file handle, reopened with open_by_handle_at (same dev and inode
  * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again.
+ * A symbolic link made again is reopened O_PATH | O_NOFOLLOW by its file handle (through
+ * /proc/self/fd a reopen without O_NOFOLLOW is all there is: the link itself, but without that
+ * flag); on a filesystem without handles its one fd is shared.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,12 @@
 struct ghost_made {
 	int fd;     /* stasis's own: read-only for a regular file (an executable has no writer), else O_PATH */
 	bool made;  /* a new inode: it gets the saved owner, mode and times */
+	/* a symbolic link: its handle and a (not O_PATH) fd on its directory's mount, to reopen
+	 * it O_PATH | O_NOFOLLOW; has_handle false if the filesystem gives none */
+	bool is_link, has_handle;
+	ProtobufCBinaryData handle;
+	int32_t handle_type;
+	int mount_fd;
 };
 
 /* A name the restore made (a ghost's, or a missing directory's), removed before the tree runs. */
@@ -81,7 +92,7 @@ bool ghost_path(const char *link)
 static bool kept_type(mode_t type)
 {
 	return type == S_IFREG || type == S_IFDIR || type == S_IFCHR || type == S_IFBLK || type == S_IFIFO ||
-	       type == S_IFSOCK;
+	       type == S_IFSOCK || type == S_IFLNK;
 }
 
 static const char *type_name(mode_t type)
@@ -92,6 +103,7 @@ static const char *type_name(mode_t type)
 	case S_IFBLK: return "block device";
 	case S_IFIFO: return "FIFO";
 	case S_IFSOCK: return "socket file";
+	case S_IFLNK: return "symbolic link";
 	case S_IFREG: return "file";
 	default: return "file of an unknown type";
 	}
@@ -162,7 +174,8 @@ static int save_content(const struct run_ctx *ctx, int fd, const struct stat *st
 
 /*
  * The ghost id of the removed file behind read_path (a /proc path), saving it on first sight.
- * what names its use ("fd 5"); any_type: a directory, device node, FIFO or socket file too.
+ * what names its use ("fd 5"); any_type: a directory, device node, FIFO, socket file or
+ * symbolic link too.
  */
 int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid,
 	       const char *what, bool any_type)
@@ -233,6 +246,20 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		g->has_tmpfile = g->tmpfile = is_tmpfile(g->path, &st);
 		if ((err = save_content(ctx, rd, &st, g, pid, what)))
 			return err;
+	} else if (type == S_IFLNK) {
+		/* (fd is the link itself: O_PATH through the /proc link does not follow it further) */
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(fd, "", target, sizeof(target));
+		if (n <= 0 || n >= (ssize_t)sizeof(target)) {
+			pr_perror("dump pid %d %s: cannot read the target of deleted symbolic link %s", pid,
+				  what, link);
+			return n < 0 ? -errno : -ENAMETOOLONG;
+		}
+		if (!(g->link_target.data = xzalloc(n + 1)))
+			return -ENOMEM;
+		memcpy(g->link_target.data, target, n);
+		g->link_target.len = n;
+		g->has_link_target = true;
 	}
 	return g->id;
 }
@@ -383,6 +410,11 @@ static int make_at(int dir, const char *name, const GhostFile *g, int linked_fd,
 	} else if (type == S_IFDIR) {
 		if (mkdirat(dir, name, 0700))
 			return -errno;
+	} else if (type == S_IFLNK) {
+		char target[PATH_MAX];
+		snprintf(target, sizeof(target), "%.*s", (int)g->link_target.len, (const char *)g->link_target.data);
+		if (symlinkat(target, dir, name))
+			return -errno;
 	} else if (mknodat(dir, name, type | 0600, g->has_rdev ? g->rdev : 0)) {
 		return -errno;
 	}
@@ -390,12 +422,33 @@ static int make_at(int dir, const char *name, const GhostFile *g, int linked_fd,
 	return *fd < 0 ? -errno : 0;
 }
 
+/* A symbolic link made again at fd (in dir): its handle and a mount fd, for ghost_open. */
+static int keep_link_handle(struct ghost_made *m, int dir, int fd)
+{
+	char self[64];
+	int err;
+
+	m->is_link = true;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", dir);
+	if ((m->mount_fd = open(self, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (!(err = fhandle_of_fd(fd, &m->handle, &m->handle_type)))
+		m->has_handle = true;
+	else if (err == -ENOMEM)
+		return err;
+	else
+		pr_debug("restore: a deleted symbolic link has no file handle (%s): its fd is shared",
+			 strerror(-err));
+	return 0;
+}
+
 /*
  * g made again at its old name (or beside it if the name is taken): an fd on it (O_RDWR for a
  * new regular file, else O_PATH); the name is noted for removal. linked_fd: link that inode.
+ * m: what ghost_open needs of a symbolic link is kept there.
  */
 static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
-		      const GhostFile *g, int linked_fd)
+		      const GhostFile *g, int linked_fd, struct ghost_made *m)
 {
 	const char *slash = strrchr(g->path, '/');
 	char name[GHOST_NAME_MAX];
@@ -423,7 +476,8 @@ static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, s
 			snprintf(name, sizeof(name), "%s", slash + 1);
 		err = make_at(dir, name, g, linked_fd, &fd);
 	}
-	if (!err && (err = note_name(w, dir, name, ghost_type(g) == S_IFDIR))) {
+	if (!err && ((ghost_type(g) == S_IFLNK && (err = keep_link_handle(m, dir, fd))) ||
+		     (err = note_name(w, dir, name, ghost_type(g) == S_IFDIR)))) {
 		close(fd);
 		unlinkat(dir, name, ghost_type(g) == S_IFDIR ? AT_REMOVEDIR : 0);
 	}
@@ -438,7 +492,7 @@ static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, s
  * through the mount of that directory, the tree's: a link cannot cross mounts.)
  */
 static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
-			 const GhostFile *g)
+			 const GhostFile *g, struct ghost_made *m)
 {
 	const char *slash = strrchr(g->path, '/');
 	struct stat s;
@@ -461,7 +515,7 @@ static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st
 		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
 		return -ENOENT;
 	}
-	return make_ghost(ctx, st, w, g, inode);
+	return make_ghost(ctx, st, w, g, inode, m);
 }
 
 /* Content (its data stretches at their offsets, holes left as holes); a read-only fd back. */
@@ -487,9 +541,9 @@ static int fill(int fd, const GhostFile *g)
 }
 
 static int recreate(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
-		    const GhostFile *g)
+		    const GhostFile *g, struct ghost_made *m)
 {
-	int fd = make_ghost(ctx, st, w, g, -1);
+	int fd = make_ghost(ctx, st, w, g, -1, m);
 
 	if (fd < 0 || ghost_type(g) != S_IFREG)
 		return fd;
@@ -512,7 +566,13 @@ static int set_attributes(int fd, const GhostFile *g)
 	};
 
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if ((g->has_uid && chown(self, g->uid, g->has_gid ? g->gid : (gid_t)-1)) || chmod(self, g->mode)) {
+	if (ghost_type(g) == S_IFLNK) { /* the link itself: no mode of its own (always 0777) */
+		if (g->has_uid && fchownat(fd, "", g->uid, g->has_gid ? g->gid : (gid_t)-1,
+					   AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+			pr_perror("restore: cannot give deleted symbolic link %s its owner", g->path);
+			return -errno;
+		}
+	} else if ((g->has_uid && chown(self, g->uid, g->has_gid ? g->gid : (gid_t)-1)) || chmod(self, g->mode)) {
 		pr_perror("restore: cannot give deleted file %s its owner and mode", g->path);
 		return -errno;
 	}
@@ -546,6 +606,10 @@ static bool valid_ghost(const GhostFile *g, size_t i)
 	if (g->id != i || !image_path_ok(g->path) || g->has_handle != g->has_handle_type ||
 	    (g->has_handle && g->data.len) || !kept_type(type) || (g->mode & ~07777u) ||
 	    (type != S_IFREG && (g->data.len || g->n_extents || g->tmpfile)) ||
+	    (type == S_IFLNK && !g->has_handle &&
+	     (!g->has_link_target || !g->link_target.len || g->link_target.len >= PATH_MAX ||
+	      memchr(g->link_target.data, 0, g->link_target.len))) ||
+	    (g->has_link_target && (type != S_IFLNK || g->has_handle)) ||
 	    (g->has_rdev != (type == S_IFCHR || type == S_IFBLK)) || (g->tmpfile && g->has_handle) ||
 	    strlen(strrchr(g->path, '/') + 1) >= GHOST_NAME_MAX)
 		return false;
@@ -659,7 +723,7 @@ static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!st->made || !order)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		st->made[i].fd = -1;
+		st->made[i].fd = st->made[i].mount_fd = -1;
 		order[i] = i;
 	}
 	st->nr_made = n;
@@ -674,7 +738,7 @@ static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t k = 0; k < n && !err; k++) {
 		const GhostFile *g = st->rst->ghosts[order[k]];
 		struct ghost_made *m = &st->made[order[k]];
-		int fd = g->has_handle ? reopen_linked(ctx, st, &w, g) : recreate(ctx, st, &w, g);
+		int fd = g->has_handle ? reopen_linked(ctx, st, &w, g, m) : recreate(ctx, st, &w, g, m);
 		if (fd < 0) {
 			err = fd;
 			break;
@@ -696,7 +760,15 @@ int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags)
 
 	if (id >= st->nr_made || st->made[id].fd < 0)
 		return -ENOENT;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->made[id].fd);
+	const struct ghost_made *m = &st->made[id];
+	if (m->is_link && (flags & O_NOFOLLOW)) { /* the link itself, with that flag */
+		if (m->has_handle)
+			return fhandle_open_at(m->mount_fd, m->handle.data, m->handle.len, m->handle_type,
+					       flags);
+		int fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fd);
 	int fd = open(path, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -705,9 +777,14 @@ static void close_ghosts(struct run_ctx *ctx)
 {
 	struct ghost_state *st = state_of(ctx);
 
-	for (size_t i = 0; i < st->nr_made; i++)
+	for (size_t i = 0; i < st->nr_made; i++) {
 		if (st->made[i].fd >= 0)
 			close(st->made[i].fd);
+		if (st->made[i].mount_fd >= 0)
+			close(st->made[i].mount_fd);
+		free(st->made[i].handle.data);
+		st->made[i].handle.data = NULL;
+	}
 	st->nr_made = 0;
 }
 

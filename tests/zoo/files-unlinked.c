@@ -9,12 +9,14 @@
  *   fd 45 (O_RDWR) and fd 46 (O_RDONLY|O_NONBLOCK): a FIFO removed while open, 6 bytes unread;
  *   fd 47: a symlink opened with O_PATH|O_NOFOLLOW (its target is "no/such/target");
  *   fd 48: O_PATH of a FIFO still named; fd 49: O_PATH of a unix socket's file (no socket);
- *   fd 50: O_PATH of a device node removed (1:5, like /dev/zero).
+ *   fd 50: O_PATH of a device node removed (1:5, like /dev/zero);
+ *   fd 51: a symlink (target "../away/target", owner 4321:8765, mtime 1234567.89) opened with
+ *   O_PATH|O_NOFOLLOW, then removed.
  * After restore and SIGTERM: each fd names the same path (with " (deleted)" for the removed
  * ones), has the same type, mode, owner and device number, no link left; C's ".." is P; the
  * file's content and offset; the FIFO's data is read through fd 46 and a write through fd 45
  * comes back through fd 46; the device behaves as /dev/null; the symlink's target; the cwd is
- * the removed directory.
+ * the removed directory; the removed symlink's target, owner, mtime and O_NOFOLLOW.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -23,7 +25,8 @@
 #include <sys/un.h>
 
 static char dir[4000], d_open[4100], d_cwd[4100], d_p[4100], d_c[4100], d_q[4100], f_q[4200],
-	dev_null[4100], fifo[4100], link_path[4100], fifo_kept[4100], sock_path[4100], dev_zero[4100];
+	dev_null[4100], fifo[4100], link_path[4100], fifo_kept[4100], sock_path[4100], dev_zero[4100],
+	link_gone[4100];
 
 struct expect {
 	int fd;
@@ -38,7 +41,7 @@ static struct expect want[] = {
 	{ 44, dev_null, 1, S_IFCHR | 0640, 0 }, { 45, fifo, 1, S_IFIFO | 0620, 0 },
 	{ 46, fifo, 1, S_IFIFO | 0620, 0 },	{ 47, link_path, 0, S_IFLNK | 0777, 0 },
 	{ 48, fifo_kept, 0, S_IFIFO | 0600, 0 }, { 49, sock_path, 0, S_IFSOCK | 0755, 0 },
-	{ 50, dev_zero, 1, S_IFCHR | 0600, 0 },
+	{ 50, dev_zero, 1, S_IFCHR | 0600, 0 },	{ 51, link_gone, 1, S_IFLNK | 0777, 0 },
 };
 #define NWANT (int)(sizeof(want) / sizeof(want[0]))
 
@@ -59,9 +62,11 @@ static void c_file(ucontext_t *u) { (void)u; pwrite(43, "X", 1, 3); }
 static void c_device(ucontext_t *u) { (void)u; replace(44, "/dev/zero", O_RDWR); }
 static void c_fifo(ucontext_t *u) { (void)u; char b[8]; if (read(46, b, sizeof(b))) {} }
 static void c_opath(ucontext_t *u) { (void)u; replace(47, "/", O_PATH); }
+static void c_symlink(ucontext_t *u) { (void)u; replace(51, "/proc/self/exe", O_PATH | O_NOFOLLOW); }
 static const struct zoo_corruption corruptions[] = {
 	{ "dir", c_dir, 0 },	   { "cwd", c_cwd, 0 },	  { "parent", c_parent, 0 }, { "file", c_file, 0 },
 	{ "device", c_device, 0 }, { "fifo", c_fifo, 0 }, { "opath", c_opath, 0 },
+	{ "removed-symlink", c_symlink, 0 },
 };
 
 static void at(int fd, int got)
@@ -85,7 +90,8 @@ static void check_fd(const struct expect *w)
 	link[n > 0 ? n : 0] = 0;
 	snprintf(expect, sizeof(expect), "%s%s", w->path, w->deleted ? " (deleted)" : "");
 	const char *tag = w->fd == 40 ? "dir" : w->fd == 42 ? "parent" : w->fd == 43 ? "file" :
-			  w->fd == 44 ? "device" : w->fd == 45 || w->fd == 46 ? "fifo" : "opath";
+			  w->fd == 44 ? "device" : w->fd == 45 || w->fd == 46 ? "fifo" :
+			  w->fd == 51 ? "removed-symlink" : "opath";
 	CHECK(tag, !strcmp(link, expect), "fd %d is '%s', expected '%s'", w->fd, link, expect);
 	if (fstat(w->fd, &st)) {
 		zoo_failf(tag, "fd %d: fstat: %s", w->fd, strerror(errno));
@@ -115,6 +121,7 @@ int main(int argc, char **argv)
 	snprintf(fifo_kept, sizeof(fifo_kept), "%s/kept-fifo", dir);
 	snprintf(sock_path, sizeof(sock_path), "%s/a-socket", dir);
 	snprintf(dev_zero, sizeof(dev_zero), "%s/zero-node", dir);
+	snprintf(link_gone, sizeof(link_gone), "%s/gone-symlink", dir);
 	want[4].rdev = makedev(1, 3);
 	want[10].rdev = makedev(1, 5);
 	umask(0);
@@ -161,8 +168,13 @@ int main(int argc, char **argv)
 	if (mknod(dev_zero, S_IFCHR | 0600, makedev(1, 5)))
 		zoo_die("mknod: %s", strerror(errno));
 	at(50, open(dev_zero, O_PATH));
+	const struct timespec link_times[2] = { { 1111111, 0 }, { 1234567, 890000000 } };
+	if (symlink("../away/target", link_gone) || lchown(link_gone, 4321, 8765) ||
+	    utimensat(AT_FDCWD, link_gone, link_times, AT_SYMLINK_NOFOLLOW))
+		zoo_die("symlink %s: %s", link_gone, strerror(errno));
+	at(51, open(link_gone, O_PATH | O_NOFOLLOW));
 	if (rmdir(d_open) || rmdir(d_cwd) || rmdir(d_c) || rmdir(d_p) || unlink(f_q) || rmdir(d_q) ||
-	    unlink(dev_null) || unlink(fifo) || unlink(dev_zero))
+	    unlink(dev_null) || unlink(fifo) || unlink(dev_zero) || unlink(link_gone))
 		zoo_die("remove: %s", strerror(errno));
 	zoo_ready();
 	zoo_wait();
@@ -191,5 +203,13 @@ int main(int argc, char **argv)
 	CHECK("opath", !strcmp(link, "no/such/target"), "the symlink at fd 47 reads '%s'", link);
 	int fl = fcntl(47, F_GETFL);
 	CHECK("opath", (fl & O_PATH) && (fl & O_NOFOLLOW), "fd 47 flags %#o", fl);
-	return zoo_finish("11 fds of removed or non-regular files, a removed cwd");
+	n = readlinkat(51, "", link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	CHECK("removed-symlink", !strcmp(link, "../away/target"), "the removed symlink at fd 51 reads '%s'", link);
+	fl = fcntl(51, F_GETFL);
+	CHECK("removed-symlink", (fl & O_PATH) && (fl & O_NOFOLLOW), "fd 51 flags %#o", fl);
+	CHECK("removed-symlink", fstat(51, &p) == 0 && p.st_uid == 4321 && p.st_gid == 8765 &&
+					 p.st_mtim.tv_sec == 1234567 && p.st_mtim.tv_nsec == 890000000,
+	      "fd 51: owner %u:%u, mtime %ld.%09ld", p.st_uid, p.st_gid, (long)p.st_mtim.tv_sec, p.st_mtim.tv_nsec);
+	return zoo_finish("12 fds of removed or non-regular files, a removed cwd");
 }
