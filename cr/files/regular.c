@@ -20,6 +20,7 @@
 #include "files.h"
 #include "log.h"
 #include "mount-ns.h"
+#include "mounts.h"
 #include "proc-dead.h"
 #include "tree-path.h"
 #include "util.h"
@@ -93,6 +94,20 @@ static int proc_path_in_tree(const struct dump_task *t, const struct fd_probe *p
 	return 0;
 }
 
+/* Whether mount mnt_id is in the mount table of pid (its own mount namespace). */
+static bool mount_of_task(pid_t pid, uint64_t mnt_id)
+{
+	struct mount_table tb;
+	bool found = false;
+
+	if (mount_table_read(pid, &tb))
+		return true; /* (unknown: the restore says what it misses) */
+	for (size_t i = 0; i < tb.n && !found; i++)
+		found = tb.m[i].id == mnt_id;
+	mount_table_free(&tb);
+	return found;
+}
+
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
@@ -123,6 +138,12 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       !mount_nested_holds(t->ctx, mnt_id);
 	char tree_path[PATH_MAX];
 	const char *saved_path = dead ? dead_path : p->link;
+	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_of_task(t->pid, mnt_id)) {
+		pr_err("dump pid %d fd %d: %s is on a mount (%llu) of a mount namespace that another "
+		       "process of the tree made, not its own (opened through that process's /proc/PID): "
+		       "not supported", t->pid, p->fd, p->link, (unsigned long long)mnt_id);
+		return -ENOTSUP;
+	}
 	if (!dead && !memdev && !gone && outside && p->link[0] == '/' &&
 	    !mount_ns_path_of(t->ctx, t->pid, p->link, &p->st, tree_path, sizeof(tree_path))) {
 		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
