@@ -11,19 +11,22 @@
  * watches a file in /dev/shm (IN_MODIFY), after that gap (as systemd's wds are):
  * in a container a tmpfs that only the container's mount namespace has, so that its watch is
  * found through the container's mounts; a write to it after restore is seen on wd 6, and the
- * watch is still wd 6 (inotify_add_watch of it again answers 6).
+ * watch is still wd 6 (inotify_add_watch of it again answers 6). wd 7 watches a symlink as
+ * itself (IN_ATTRIB, IN_DONT_FOLLOW) that fd 53 holds O_PATH | O_NOFOLLOW, then removed: after
+ * restore a chown through fd 53 is seen on wd 7.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
-static char dir[4200], file[4300], gone[4300], link_path[4300], shm_file[64];
+static char dir[4200], file[4300], gone[4300], link_path[4300], link_gone[4300], shm_file[64];
 
 static void c_watch(ucontext_t *u) { (void)u; inotify_rm_watch(50, 2); }
 static void c_deleted(ucontext_t *u) { (void)u; inotify_rm_watch(50, 3); }
 static void c_symlink(ucontext_t *u) { (void)u; inotify_rm_watch(50, 4); }
 static void c_shm(ucontext_t *u) { (void)u; inotify_rm_watch(50, 6); }
+static void c_gone_link(ucontext_t *u) { (void)u; inotify_rm_watch(50, 7); }
 static void c_spurious(ucontext_t *u) { (void)u; close(open(file, O_RDONLY)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "watch", c_watch, 0 },
@@ -31,6 +34,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "deleted-watch", c_deleted, 0 },
 	{ "symlink-watch", c_symlink, 0 },
 	{ "shm-watch", c_shm, 0 },
+	{ "removed-symlink-watch", c_gone_link, 0 },
 };
 
 int main(int argc, char **argv)
@@ -40,6 +44,7 @@ int main(int argc, char **argv)
 	snprintf(file, sizeof(file), "%s/file", dir);
 	snprintf(gone, sizeof(gone), "%s/gone", dir);
 	snprintf(link_path, sizeof(link_path), "%s/link", dir);
+	snprintf(link_gone, sizeof(link_gone), "%s/link-gone", dir);
 	mkdir(dir, 0700);
 	int f = open(file, O_WRONLY | O_CREAT, 0600);
 	close(f);
@@ -70,6 +75,11 @@ int main(int argc, char **argv)
 		zoo_die("inotify_add_watch %s: %s", tmp_file, strerror(errno));
 	if (inotify_add_watch(50, shm_file, IN_MODIFY) != 6)
 		zoo_die("inotify_add_watch %s: %s", shm_file, strerror(errno));
+	unlink(link_gone);
+	if (symlink("file", link_gone) || (f = open(link_gone, O_PATH | O_NOFOLLOW)) < 0 || dup2(f, 53) != 53 ||
+	    inotify_add_watch(50, link_gone, IN_ATTRIB | IN_DONT_FOLLOW) != 7 || unlink(link_gone))
+		zoo_die("%s: %s", link_gone, strerror(errno));
+	close(f);
 	char buf[4096] __attribute__((aligned(8)));
 	while (read(50, buf, sizeof(buf)) > 0) /* what the setting up caused */
 		;
@@ -95,9 +105,12 @@ int main(int argc, char **argv)
 	close(f);
 	if (utimensat(AT_FDCWD, link_path, NULL, AT_SYMLINK_NOFOLLOW))
 		zoo_failf("symlink-watch", "utimensat %s: %s", link_path, strerror(errno));
+	if (fchownat(53, "", getuid(), getgid(), AT_EMPTY_PATH))
+		zoo_failf("removed-symlink-watch", "chown of fd 53: %s", strerror(errno));
 	zoo_sleep_ms(20);
 	n = read(50, buf, sizeof(buf));
 	int created = 0, modified = 0, deleted_modified = 0, link_attrib = 0, link_other = 0, shm_modified = 0;
+	int gone_link_attrib = 0;
 	for (char *p = buf; n > 0 && p < buf + n;) {
 		struct inotify_event *ev = (struct inotify_event *)p;
 		created |= ev->wd == 1 && (ev->mask & IN_CREATE) && ev->len && !strcmp(ev->name, "new");
@@ -106,6 +119,7 @@ int main(int argc, char **argv)
 		link_attrib |= ev->wd == 4 && (ev->mask & IN_ATTRIB);
 		link_other |= ev->wd == 4 && !(ev->mask & IN_ATTRIB);
 		shm_modified |= ev->wd == 6 && (ev->mask & IN_MODIFY);
+		gone_link_attrib |= ev->wd == 7 && (ev->mask & IN_ATTRIB);
 		p += sizeof(*ev) + ev->len;
 	}
 	CHECK("watch", created, "no IN_CREATE event on wd 1 for 'new'");
@@ -116,8 +130,9 @@ int main(int argc, char **argv)
 	int again = inotify_add_watch(50, shm_file, IN_MODIFY);
 	CHECK("shm-watch", shm_modified && again == 6, "no IN_MODIFY event on wd 6 (%s), or it is wd %d now", shm_file,
 	      again);
+	CHECK("removed-symlink-watch", gone_link_attrib, "no IN_ATTRIB event on wd 7 (the removed symlink of fd 53)");
 	unlink(newf);
 	unlink(link_path);
 	unlink(shm_file);
-	return zoo_finish("5 watches, a gap in their wds");
+	return zoo_finish("6 watches, a gap in their wds");
 }
