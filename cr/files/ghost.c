@@ -17,7 +17,8 @@
  * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again.
  * A symbolic link made again is reopened O_PATH | O_NOFOLLOW by its file handle (through
  * /proc/self/fd a reopen without O_NOFOLLOW is all there is: the link itself, but without that
- * flag); on a filesystem without handles its one fd is shared.
+ * flag); on a filesystem without handles, or in a user namespace (open_by_handle_at needs
+ * CAP_DAC_READ_SEARCH of the host), its one fd is shared.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -762,10 +763,12 @@ int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags)
 		return -ENOENT;
 	const struct ghost_made *m = &st->made[id];
 	if (m->is_link && (flags & O_NOFOLLOW)) { /* the link itself, with that flag */
-		if (m->has_handle)
-			return fhandle_open_at(m->mount_fd, m->handle.data, m->handle.len, m->handle_type,
-					       flags);
-		int fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+		int fd = m->has_handle ? fhandle_open_at(m->mount_fd, m->handle.data, m->handle.len,
+							 m->handle_type, flags)
+				       : -EPERM;
+		if (fd != -EPERM) /* (EPERM: no CAP_DAC_READ_SEARCH here, in a user namespace) */
+			return fd;
+		fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
 		return fd < 0 ? -errno : fd;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fd);
