@@ -112,7 +112,7 @@ baseline() {
 }
 
 run_one() {
-	local name=$1 flavor flags opts feature arch wd img u crfail=0 rc
+	local name=$1 flavor flags opts dopts ropts feature arch wd img u crfail=0 rc
 	CUR=$name
 	rm -rf "${RES:?}/$name"; mkdir -p "$RES/$name"
 	sed -i "/^$(printf '%s' "$name" | sed 's/[.]/\\&/g')\t/d" "$RES/summary.tsv" 2>/dev/null
@@ -123,6 +123,7 @@ run_one() {
 	flavor=$(desc "$name" flavor); flags=$(desc "$name" flags)
 	feature=$(desc "$name" feature); arch=$(desc "$name" arch)
 	opts="$(desc "$name" opts) $(cat "$SD/$name.opts" 2>/dev/null)"
+	dopts=$(desc "$name" dopts); ropts=$(desc "$name" ropts) # dump only, restore only
 	[[ " $flags " == *" noauto "* ]] && { verdict "$name" SKIP "noauto in .desc"; return; }
 	[ -n "$flavor" ] && [[ " $flavor " != *" h "* ]] && { verdict "$name" SKIP "flavor '$flavor' (no host flavour)"; return; }
 	[ -n "$arch" ] && [[ " $arch " != *" x86_64 "* ]] && { verdict "$name" SKIP "arch $arch"; return; }
@@ -146,12 +147,12 @@ run_one() {
 	fi
 	wd=$RES/$name/wd; img=$RES/$name/img
 	mkdir -p "$wd" "$img"; chmod 777 "$wd" "$RES/$name"
-	echo "opts: $opts" >"$RES/$name/opts"
+	printf 'opts: %s\ndopts: %s\nropts: %s\n' "$opts" "$dopts" "$ropts" >"$RES/$name/opts"
 	if ! start_test "$name" "$wd"; then
 		verdict "$name" KFAIL "did not start: $(cat "$RES/$name/start.log" "$wd/$name".out* 2>/dev/null | grep -E 'FAIL|ERR|exited' | head -1)"; return
 	fi
 	sleep 0.5
-	timeout -k 5 "$TMO" "$STASIS" dump -t "$TPID" -D "$img" --shell-job -o dump.log -v4 $opts >"$RES/$name/dump.stderr" 2>&1
+	timeout -k 5 "$TMO" "$STASIS" dump -t "$TPID" -D "$img" --shell-job -o dump.log -v4 $opts $dopts >"$RES/$name/dump.stderr" 2>&1
 	rc=$?; cp "$img/dump.log" "$RES/$name/dump.log" 2>/dev/null
 	if [ $rc != 0 ]; then
 		kill_sessions "$TPID" $LPID
@@ -162,7 +163,7 @@ run_one() {
 	# the dumped tree is gone (stasis kills it); wait for it
 	for _ in $(seq 50); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
 	if kill -0 "$TPID" 2>/dev/null; then kill_sessions "$TPID"; verdict "$name" FAIL "dump: tree still alive after dump"; return; fi
-	timeout -k 5 "$TMO" "$STASIS" restore -D "$img" --shell-job -d -o restore.log -v4 $opts >"$RES/$name/restore.stderr" 2>&1
+	timeout -k 5 "$TMO" "$STASIS" restore -D "$img" --shell-job -d -o restore.log -v4 $opts $ropts >"$RES/$name/restore.stderr" 2>&1
 	rc=$?; cp "$img/restore.log" "$RES/$name/restore.log" 2>/dev/null
 	if [ $rc != 0 ] || ! kill -0 "$TPID" 2>/dev/null; then
 		kill_sessions "$TPID" $LPID
