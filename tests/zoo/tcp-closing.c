@@ -22,6 +22,7 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include "zoo-net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -49,28 +50,11 @@ static int get_int(int fd, int level, int name)
 	return v;
 }
 
-static socklen_t addr_len(int family)
-{
-	return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-}
-
 /* A connected pair over loopback of family at fds c and s (the client, the accepted side). */
 static void pair(int family, int c, int s)
 {
-	struct sockaddr_storage sa = { .ss_family = family };
-	socklen_t len = addr_len(family);
-	int l = socket(family, SOCK_STREAM, 0), fc, fs;
-	if (family == AF_INET)
-		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else
-		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_loopback;
-	if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&sa, &len))
-		zoo_die("listener: %s", strerror(errno));
-	fc = socket(family, SOCK_STREAM, 0);
-	if (fc < 0 || connect(fc, (struct sockaddr *)&sa, len) || (fs = accept(l, NULL, NULL)) < 0)
-		zoo_die("connect: %s", strerror(errno));
-	close(l);
+	int fc, fs;
+	zoo_tcp_loopback_pair(family, &fc, &fs);
 	zoo_place(fc, c, O_CLOEXEC);
 	zoo_place(fs, s, O_CLOEXEC);
 }
@@ -127,14 +111,14 @@ static void wait_state(int fd, int state, const char *what)
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	return a->ss_family == b->ss_family && !memcmp(a, b, addr_len(a->ss_family));
+	return a->ss_family == b->ss_family && !memcmp(a, b, zoo_inet_len(a->ss_family));
 }
 
 /* A closed connection as the kernel leaves it: addresses kept, end-of-file, EPIPE, POLLHUP. */
 static int ended_as_before(int fd, int k)
 {
 	struct sockaddr_storage now = { 0 }, peer = { 0 };
-	socklen_t nlen = sizeof(now), plen = addr_len(names[k].ss_family);
+	socklen_t nlen = sizeof(now), plen = zoo_inet_len(names[k].ss_family);
 	struct pollfd p = { fd, POLLIN | POLLOUT, 0 };
 	int ok = tcp_state(fd) == TCP_CLOSE && get_int(fd, SOL_SOCKET, SO_ERROR) == 0;
 	ok &= !getsockname(fd, (struct sockaddr *)&now, &nlen) && same_addr(&now, &names[k]);

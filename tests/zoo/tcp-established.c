@@ -21,6 +21,7 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include "zoo-net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,23 +48,6 @@ static int get_int(int fd, int level, int name)
 }
 
 /* A connected pair over loopback of family: *c the client, *s the accepted server side. */
-static void pair(int family, int *c, int *s)
-{
-	struct sockaddr_storage sa = { .ss_family = family };
-	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-	int l = socket(family, SOCK_STREAM, 0);
-	if (family == AF_INET)
-		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else
-		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_loopback;
-	if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&sa, &len))
-		zoo_die("listener: %s", strerror(errno));
-	*c = socket(family, SOCK_STREAM, 0);
-	if (*c < 0 || connect(*c, (struct sockaddr *)&sa, len) || (*s = accept(l, NULL, NULL)) < 0)
-		zoo_die("connect: %s", strerror(errno));
-	close(l);
-}
 
 /* Writes the pattern of seed from offset off until the socket's buffer is full (or len). */
 static size_t fill(int fd, size_t off, size_t len, uint64_t seed)
@@ -160,7 +144,7 @@ int main(int argc, char **argv)
 	zoo_place(l, 60, O_CLOEXEC);
 
 	/* fds 61/62: IPv4, data in flight both ways */
-	pair(AF_INET, &c, &s);
+	zoo_tcp_loopback_pair(AF_INET, &c, &s);
 	set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
 	set_int(c, IPPROTO_IP, IP_TOS, 0x10);
 	set_int(s, SOL_SOCKET, SO_KEEPALIVE, 1);
@@ -177,14 +161,14 @@ int main(int argc, char **argv)
 	}
 
 	/* fds 63/64: IPv6 */
-	pair(AF_INET6, &c, &s);
+	zoo_tcp_loopback_pair(AF_INET6, &c, &s);
 	zoo_place(c, 63, O_CLOEXEC);
 	zoo_place(s, 64, O_CLOEXEC);
 	if (fill(63, 0, in_flight_v6, 3) != in_flight_v6 || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
 		zoo_die("v6 write");
 
 	/* fds 65/66: half closed */
-	pair(AF_INET, &c, &s);
+	zoo_tcp_loopback_pair(AF_INET, &c, &s);
 	zoo_place(c, 65, O_CLOEXEC);
 	zoo_place(s, 66, O_CLOEXEC);
 	if (write(65, "bye", 3) != 3 || shutdown(65, SHUT_WR))
@@ -203,7 +187,7 @@ int main(int argc, char **argv)
 	zoo_place(f, 68, O_CLOEXEC);
 
 	/* fds 69/70: corked */
-	pair(AF_INET, &c, &s);
+	zoo_tcp_loopback_pair(AF_INET, &c, &s);
 	set_int(c, IPPROTO_TCP, TCP_CORK, 1);
 	zoo_place(c, 69, O_CLOEXEC);
 	zoo_place(s, 70, O_CLOEXEC);

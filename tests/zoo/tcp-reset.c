@@ -12,6 +12,7 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include "zoo-net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,28 +29,11 @@ static int tcp_state(int fd)
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
 }
 
-static socklen_t addr_len(int family)
-{
-	return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-}
-
 /* A connected pair over loopback of family at fds c and s (the client, the accepted side). */
 static void pair(int family, int c, int s)
 {
-	struct sockaddr_storage sa = { .ss_family = family };
-	socklen_t len = addr_len(family);
-	int l = socket(family, SOCK_STREAM, 0), fc, fs;
-	if (family == AF_INET)
-		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else
-		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_loopback;
-	if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&sa, &len))
-		zoo_die("listener: %s", strerror(errno));
-	fc = socket(family, SOCK_STREAM, 0);
-	if (fc < 0 || connect(fc, (struct sockaddr *)&sa, len) || (fs = accept(l, NULL, NULL)) < 0)
-		zoo_die("connect: %s", strerror(errno));
-	close(l);
+	int fc, fs;
+	zoo_tcp_loopback_pair(family, &fc, &fs);
 	zoo_place(fc, c, O_CLOEXEC);
 	zoo_place(fs, s, O_CLOEXEC);
 }
@@ -68,13 +52,13 @@ static void reset_by_peer(int peer, int mine)
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	return a->ss_family == b->ss_family && !memcmp(a, b, addr_len(a->ss_family));
+	return a->ss_family == b->ss_family && !memcmp(a, b, zoo_inet_len(a->ss_family));
 }
 
 static int as_before(int fd, int k)
 {
 	struct sockaddr_storage now, peer;
-	socklen_t nlen = sizeof(now), plen = addr_len(names[k].ss_family);
+	socklen_t nlen = sizeof(now), plen = zoo_inet_len(names[k].ss_family);
 	return !getsockname(fd, (struct sockaddr *)&now, &nlen) && same_addr(&now, &names[k]) &&
 	       !getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &peer, &plen) && same_addr(&peer, &peers[k]);
 }
@@ -119,7 +103,7 @@ int main(int argc, char **argv)
 	pair(AF_INET6, 72, 73);
 	reset_by_peer(73, 72);
 	for (int k = 0; k < 2; k++) {
-		socklen_t len = sizeof(names[k]), plen = addr_len(k ? AF_INET6 : AF_INET);
+		socklen_t len = sizeof(names[k]), plen = zoo_inet_len(k ? AF_INET6 : AF_INET);
 		if (getsockname(70 + 2 * k, (struct sockaddr *)&names[k], &len) ||
 		    getsockopt(70 + 2 * k, SOL_SOCKET, SO_PEERNAME, &peers[k], &plen))
 			zoo_die("fd %d: its names: %s", 70 + 2 * k, strerror(errno));

@@ -1,0 +1,33 @@
+/* Network helpers of the zoo's socket programs (after zoo.h). */
+#ifndef ZOO_NET_H
+#define ZOO_NET_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static inline socklen_t zoo_inet_len(int family)
+{
+	return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* A TCP connection over loopback of family: *c the client, *s the accepted side. */
+static inline void zoo_tcp_loopback_pair(int family, int *c, int *s)
+{
+	struct sockaddr_storage sa = { .ss_family = family };
+	socklen_t len = zoo_inet_len(family);
+	int l = socket(family, SOCK_STREAM, 0);
+	if (family == AF_INET)
+		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_loopback;
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, len) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len))
+		zoo_die("listener: %s", strerror(errno));
+	*c = socket(family, SOCK_STREAM, 0);
+	if (*c < 0 || connect(*c, (struct sockaddr *)&sa, len) || (*s = accept(l, NULL, NULL)) < 0)
+		zoo_die("connect: %s", strerror(errno));
+	close(l);
+}
+
+#endif
