@@ -124,6 +124,23 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 }
 
 /*
+ * A MAP_PRIVATE mapping of the file behind MAP_SHARED|MAP_ANONYMOUS memory (opened through
+ * /proc/PID/map_files, then mapped): the same object as the shared mappings and fds of it, its
+ * changed pages its own, like a private mapping of a memfd.
+ */
+static bool private_of_shared_anon(const struct dump_task *t, const struct proc_vma *pv)
+{
+	char mf[96];
+	struct stat st;
+
+	if (pv->shared || strcmp(pv->path, "/dev/zero (deleted)"))
+		return false;
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	return !stat(mf, &st) && shmem_is_anon_file(pv->path, &st);
+}
+
+/*
  * memfd_secret() memory (always MAP_SHARED): a shmem object like a memfd, its pages copied out
  * by the process itself (cr/secretmem.c), as nothing else can read them.
  */
@@ -242,7 +259,7 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	}
 	if ((pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
 			    !strncmp(path, "[anon_shmem:", 12))) ||
-	    shmem_is_memfd_path(path))
+	    shmem_is_memfd_path(path) || private_of_shared_anon(t, pv))
 		return classify_shared_anon(t, pv, e);
 	if (!path[0] || path[0] == '[' || (!strcmp(path, "/dev/zero") && !pv->shared)) {
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;

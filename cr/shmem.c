@@ -1,5 +1,6 @@
 /*
- * Shared memory objects: MAP_SHARED|MAP_ANONYMOUS memory (shared by fork), memfds (mapped
+ * Shared memory objects: MAP_SHARED|MAP_ANONYMOUS memory (shared by fork; also reached as a
+ * file through /proc/PID/map_files, held as an fd or mapped again, MAP_PRIVATE too), memfds (mapped
  * or held as fds) and SysV shm segments (those the tree attaches; in the tree's own IPC
  * namespace all of its segments, which cr/ipc-ns.c notes here). Dump: each object is read once, through /proc/PID/map_files or
  * /proc/PID/fd (so pages that only another process touched are not missed), its allocated
@@ -100,6 +101,21 @@ bool shmem_is_memfd_path(const char *path)
 {
 	size_t n = strlen(path), p = strlen(MEMFD_PREFIX), d = strlen(DELETED_SUFFIX);
 	return n > p + d && !strncmp(path, MEMFD_PREFIX, p) && !strcmp(path + n - d, DELETED_SUFFIX);
+}
+
+bool shmem_is_anon_file(const char *path, const struct stat *st)
+{
+	struct stat shm;
+	int fd;
+
+	if (strcmp(path, "/dev/zero" DELETED_SUFFIX) || !S_ISREG(st->st_mode))
+		return false;
+	/* not a regular file that once was /dev/zero: a file of the mount memfds are made on */
+	if ((fd = memfd_create("stasis-shm-dev", MFD_CLOEXEC)) < 0)
+		return true; /* no memfds: the name and the type say it */
+	bool same = !fstat(fd, &shm) && shm.st_dev == st->st_dev;
+	close(fd);
+	return same;
 }
 
 static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, uint64_t size,
@@ -495,9 +511,9 @@ static int validate_table(const ShmemTable *tab)
 	for (size_t i = 0; i < tab->n_objects; i++) {
 		const ShmemObject *o = tab->objects[i];
 		uint64_t prev_end = 0;
+		/* shared anonymous memory too may have any size: reached as a file, it can be
+		 * truncated or extended */
 		bool ok = o->size <= (1ULL << 46) &&
-			  (o->memfd_name || o->sysv || o->secret ||
-			   (o->size && o->size % PAGE_SIZE == 0)) &&
 			  (!o->secret || (!o->memfd_name && !o->sysv)) &&
 			  (!o->memfd_name || strlen(o->memfd_name) < 250) &&
 			  (!o->sysv || (o->size && o->id <= INT32_MAX && !o->memfd_name));
@@ -608,20 +624,30 @@ static int create_object(const ShmemObject *o, bool *made)
 		}
 		return fd;
 	}
+	/* made by a mapping, then given its size: one truncated or extended through an fd (opened
+	 * by /proc/PID/map_files) may be empty or end inside a page */
 	char path[96];
-	void *m = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	size_t len = o->size ? PAGE_ALIGN(o->size) : PAGE_SIZE;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
 		pr_perror("restore: cannot create shared memory of %llu bytes",
 			  (unsigned long long)o->size);
 		return -ENOMEM;
 	}
 	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
-		 (unsigned long)m + o->size);
+		 (unsigned long)m + len);
 	int fd = open(path, O_RDWR | O_CLOEXEC);
-	munmap(m, o->size); /* the fd keeps the object */
+	int err = fd < 0 ? -errno : 0;
+	munmap(m, len); /* the fd keeps the object */
 	if (fd < 0)
 		pr_perror("restore: cannot open shared memory %s", path);
-	return fd < 0 ? -errno : fd;
+	else if (o->size != len && ftruncate(fd, o->size)) {
+		err = -errno;
+		pr_perror("restore: cannot give shared memory %llu its size %llu",
+			  (unsigned long long)o->id, (unsigned long long)o->size);
+		close(fd);
+	}
+	return err ? err : fd;
 }
 
 static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd,
@@ -782,7 +808,10 @@ static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 				       (unsigned long long)o->id);
 				return -EINVAL;
 			}
-			if (maps_shmem(v) && !object_fits(st, v->shmem_id, v->pgoff + v->end - v->start)) {
+			/* a file of shmem mapped through an fd may reach past its end (touched
+			 * there, SIGBUS), as the kernel allows; a SysV attach is the segment */
+			uint64_t end = v->kind == VMA_KIND__VMA_SYSV_SHM ? v->pgoff + v->end - v->start : 0;
+			if (maps_shmem(v) && !object_fits(st, v->shmem_id, end)) {
 				pr_err("image mm-%d.img: mapping %#llx-%#llx refers to a shared object "
 				       "that shmem.img does not hold",
 				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end);

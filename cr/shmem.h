@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 
 #include "run.h"
 #include "task.h"
@@ -19,6 +20,13 @@ bool shmem_is_sysv_path(const char *path);
 bool shmem_is_memfd_path(const char *path);
 /* "/secretmem (deleted)": a memfd_secret() file */
 bool shmem_is_secret_path(const char *path);
+/*
+ * The file behind MAP_SHARED|MAP_ANONYMOUS memory ("/dev/zero (deleted)", a regular file of the
+ * kernel's internal shmem mount, where memfds live too) as an fd or a mapping names it, with
+ * st its stat: reached through /proc/PID/map_files, it can be held as an fd or mapped again,
+ * MAP_PRIVATE too, and is that same object.
+ */
+bool shmem_is_anon_file(const char *path, const struct stat *st);
 /* Dump: object ino (size bytes, named link in /proc), readable through read_path. */
 int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
 	       uint64_t size);

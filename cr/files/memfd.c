@@ -7,6 +7,8 @@
  * A memfd_secret() file's fd too: its pages are copied out by the process (cr/secretmem.c);
  * restored, it is stasis's one open file of the object (it cannot be reopened), with its
  * status flags.
+ * The file behind MAP_SHARED|MAP_ANONYMOUS memory too ("/dev/zero (deleted)", opened through
+ * /proc/PID/map_files): an fd of that shared object, reopened like any memfd file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +30,8 @@ static int dump_memfd(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	struct stat own;
 	char path[64];
 
-	if (!S_ISREG(p->st.st_mode) || (!shmem_is_memfd_path(p->link) && !secret))
+	if (!S_ISREG(p->st.st_mode) ||
+	    (!shmem_is_memfd_path(p->link) && !secret && !shmem_is_anon_file(p->link, &p->st)))
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
 	/* a secret file is copied out by the task through its own fd: not one carried in flight
