@@ -633,6 +633,15 @@ int inet_tcp_finish(const struct restore_task *t, const FdEntry *e)
 		err = sk < 0 ? sk : err;
 		pr_err("restore pid %d fd %u: cannot let its TCP connection go (repair mode off): %s",
 		       t->pid, e->fd, strerror(-err));
+		/* the peer's FIN is a segment from the peer's address, through the netns's firewall */
+		if (err == -ETIMEDOUT && in->tcp->fin_received) {
+			char self[80];
+			inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+			pr_err("restore pid %d fd %u: the socket did not take the peer's FIN that stasis "
+			       "sent it from the peer's address: are packets to %s dropped (a firewall "
+			       "rule)?",
+			       t->pid, e->fd, self);
+		}
 	}
 	if (sk >= 0)
 		close(sk);
