@@ -758,7 +758,11 @@ case_restore_proc_dead_taken() {
 		return
 	fi
 	dead=$("$STASIS" show "$d/img/fds-$pid.img" | awk '/"proc_dead_pid"/ {gsub(/[^0-9]/, "", $2); print $2; exit}')
-	# a process of ours with that pid (the next pid set, then a fork: others may be quicker)
+	# a process of ours with that pid (the next pid set, then a fork: others may be quicker);
+	# then the next pid as it was, above the tree's (the restore's own stasis must not take
+	# them)
+	local last_pid
+	last_pid=$(cat /proc/sys/kernel/ns_last_pid)
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		[ -n "$dead" ] && [ ! -e "/proc/$dead" ] || break
 		echo $((dead - 1)) >/proc/sys/kernel/ns_last_pid
@@ -768,6 +772,7 @@ case_restore_proc_dead_taken() {
 		free_holder "$holder"
 		holder=""
 	done
+	[ "$last_pid" -gt "$(cat /proc/sys/kernel/ns_last_pid)" ] && echo "$last_pid" >/proc/sys/kernel/ns_last_pid
 	if [ -z "$holder" ]; then
 		result_fail $label "could not make a process with pid '$dead' (the images' proc_dead_pid)"
 		return

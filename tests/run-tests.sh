@@ -63,15 +63,16 @@ run_part() {
 run_part quick "unit" make -s -C tests/unit run
 run_part quick "unit (ASan/UBSan)" make -s -C tests/unit run-asan
 run_part quick "process zoo" tests/run-zoo.sh
-# the engine built with ASan/UBSan (make asan) dumps and restores the zoo again and goes
-# through the failure cases (a sanitizer report, a leak included, exits 125: never a clean
-# failure)
+# the engine built with ASan/UBSan (make asan) dumps and restores the zoo again, each program
+# after a pre-dump round (live migration's path: the pre-dump, then a dump on top of its
+# images), and goes through the failure cases (a sanitizer report, a leak included, exits 125:
+# never a clean failure); the plain dump without a pre-dump is make test's
 SANITIZED=(env ASAN_OPTIONS=detect_leaks=1:exitcode=125 UBSAN_OPTIONS=print_stacktrace=1:exitcode=125
 	STASIS="$PWD/build-asan/stasis")
-run_part slow "process zoo, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/run-zoo.sh --cr-only
-# live migration's pre-dump chains: every program with a round before its dump, a few with
-# longer chains (mem-dirty writes all the time, in the patterns that stress the tracking)
-run_part slow "process zoo, one pre-dump round before each dump" tests/run-zoo.sh --cr-only --predump 1
+run_part slow "process zoo, stasis under ASan/UBSan, one pre-dump round before each dump" "${SANITIZED[@]}" \
+	tests/run-zoo.sh --cr-only --predump 1
+# longer pre-dump chains for a few (mem-dirty writes all the time, in the patterns that stress
+# the tracking)
 run_part slow "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump 3 mem-dirty mem-anon cow \
 	tree fork-churn threads shared-anon madvise
 run_part slow "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
@@ -96,10 +97,11 @@ run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh -
 	ctr-state user-ns time-ns tree threads sessions fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
 	file-leases proc-knobs event-fds epoll-targets inotify cow-pair
-run_part slow "failure cases" tests/failure-cases.sh
+# (the failure cases under ASan/UBSan only: the same cases and verdicts, and memory errors)
 run_part slow "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part quick "hardening: image files and directories, untrusted images" tests/hardening.sh
-run_part slow "fuzzing: every image decoder, the restore's checks of whole image sets (make fuzz, 30 s each)" make -s -j2 fuzz
+# (10 s each here; make fuzz alone runs 30 s each, FUZZ_SECONDS=N longer)
+run_part slow "fuzzing: every image decoder, the restore's checks of whole image sets (10 s each)" make -s -j2 fuzz FUZZ_SECONDS=10
 run_part slow "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part slow "network: live connections, the lock" tests/net/run-net.sh
 run_part slow "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
