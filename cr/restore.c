@@ -177,9 +177,9 @@ static int check_pids_free(const Inventory *inv)
 		if (err == -ENOMEM)
 			return err;
 		if (access(path, F_OK) == 0) {
-			pr_err("restore pid %d: that pid is taken by a running process; nothing was "
+			pr_err("restore pid %d: that pid is taken by a running process%s; nothing was "
 			       "started",
-			       pid);
+			       pid, pid == getpid() ? " (this stasis itself: run it again, it gets another pid)" : "");
 			return -EEXIST;
 		}
 	}
