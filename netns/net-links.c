@@ -704,31 +704,42 @@ static int settle_outer(struct links_state *st, size_t i, const NetLink *l, char
 	return err;
 }
 
-/* The interfaces up in a namespace, loopback aside (net_links_down). */
-struct up_links {
-	int *ifindex;
-	size_t n;
+/* What net_links_down does to a namespace's interfaces, loopback aside: veths go, the rest up
+ * goes down. */
+struct going_links {
+	struct going_link {
+		int ifindex;
+		bool veth;
+	} *v;
+	size_t n, veths;
 };
 
-static int on_up_link(const struct nlmsghdr *h, void *arg)
+static int on_going_link(const struct nlmsghdr *h, void *arg)
 {
-	struct up_links *u = arg;
+	struct going_links *g = arg;
 	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	const struct nlattr *tb[IFLA_MAX + 1];
 
-	if (h->nlmsg_type != RTM_NEWLINK || !(ifi->ifi_flags & IFF_UP) || (ifi->ifi_flags & IFF_LOOPBACK))
+	if (h->nlmsg_type != RTM_NEWLINK || (ifi->ifi_flags & IFF_LOOPBACK))
 		return 0;
-	int *more = xreallocarray(u->ifindex, u->n + 1, sizeof(*more));
+	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
+	const char *kind = link_kind(ifi, tb);
+	bool veth = kind && !strcmp(kind, "veth");
+	if (!veth && !(ifi->ifi_flags & IFF_UP))
+		return 0;
+	struct going_link *more = xreallocarray(g->v, g->n + 1, sizeof(*more));
 	if (!more)
 		return -ENOMEM;
-	u->ifindex = more;
-	u->ifindex[u->n++] = ifi->ifi_index;
+	g->v = more;
+	g->v[g->n++] = (struct going_link){ ifi->ifi_index, veth };
+	g->veths += veth;
 	return 0;
 }
 
 void net_links_down(const struct run_ctx *ctx, pid_t root)
 {
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	struct up_links up = { 0 };
+	struct going_links g = { 0 };
 	char path[64], why[256];
 	int err = 0;
 
@@ -740,16 +751,27 @@ void net_links_down(const struct run_ctx *ctx, pid_t root)
 	if (nl < 0)
 		err = nl;
 	else
-		err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_up_link, &up);
-	for (size_t i = 0; !err && i < up.n; i++)
-		err = set_link(nl, up.ifindex[i], NULL, 0, 0, IFF_UP, why, sizeof(why));
+		err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_going_link, &g);
+	for (size_t i = 0; !err && i < g.n; i++) {
+		if (!g.v[i].veth) {
+			err = set_link(nl, g.v[i].ifindex, NULL, 0, 0, IFF_UP, why, sizeof(why));
+			continue;
+		}
+		struct ifinfomsg del = { .ifi_family = AF_UNSPEC, .ifi_index = g.v[i].ifindex };
+		struct nl_buf b = { 0 };
+		nl_msg_end(&b, nl_msg_begin(&b, RTM_DELLINK, NLM_F_ACK, &del, sizeof(del)));
+		err = ask(nl, &b, why, sizeof(why));
+		if (err == -ENODEV) /* (the other end of a veth deleted before it) */
+			err = 0;
+	}
 	if (err)
 		pr_warn("dump pid %d: cannot take the interfaces of its network namespace down before "
-			"it goes: %s (peers of its TCP connections may see resets)", root, strerror(-err));
+			"it goes: %s (peers of its TCP connections may see resets, a restore at once may "
+			"find the names of its veths' other ends taken)", root, strerror(-err));
 	else
-		pr_info("dump pid %d: %zu interfaces of its network namespace down before it goes", root,
-			up.n);
-	free(up.ifindex);
+		pr_info("dump pid %d: its network namespace's interfaces gone (%zu veths, with their other "
+			"ends) or down (%zu) before it goes", root, g.veths, g.n - g.veths);
+	free(g.v);
 }
 
 static int ignore(const struct nlmsghdr *h, void *arg)

@@ -72,15 +72,19 @@ tree_pids() {
 }
 
 # tree_unharmed NAME COUNT: ROOT's tree has COUNT processes of NAME, each thread alive,
-# neither stopped nor traced. Sets ZERR.
+# neither stopped nor traced. Sets ZERR. (Read by bash alone: no process per thread, which
+# threads' 21 spinning threads would make slow to run.)
 tree_unharmed() {
-	local name=$1 count=$2 p t st tr n=0
+	local name=$1 count=$2 p t st tr n=0 line k v
 	for p in $(tree_pids "$ROOT"); do
 		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$ZOO_BIN/$name" ] || continue
 		n=$((n + 1))
 		for t in /proc/"$p"/task/*; do
-			st=$(sed -e 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)
-			tr=$(awk '/^TracerPid:/ {print $2}' "$t/status" 2>/dev/null)
+			st="" tr=""
+			{ read -r line <"$t/stat"; } 2>/dev/null && line=${line##*) } && st=${line%% *}
+			while read -r k v _; do
+				[ "$k" = TracerPid: ] && tr=$v && break
+			done 2>/dev/null <"$t/status"
 			if [ "$st" = T ] || [ "$st" = t ] || [ "$st" = Z ] || { [ -n "$tr" ] && [ "$tr" != 0 ]; }; then
 				ZERR="${t#/proc/} is left ${st}, traced by ${tr:-nobody}"
 				return 1

@@ -27,6 +27,8 @@
 #   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /nftables: that part of
 #                  the namespace is the same, as its own tools show it from inside, after the
 #                  restore as before the dump
+#   netns/outer-end-gone  when the dump returns, the veth's outer end is gone already (the
+#                  dump deleted the veth; its dying namespace would take it only later)
 #   netns/outside  the outer end is back in OUT: same name, MAC, MTU, bridge, up
 #   netns/client   the client outside answered on through dump and restore (no reset, no
 #                  reconnect)
@@ -229,6 +231,13 @@ case_main() {
 		result_fail netns/dump "dump exited $ZRC"
 		logs "$d"
 		return 1
+	fi
+	# the veth went with the dump, not later with the dying namespace: its name is free for a
+	# restore at once
+	if in_out ip link show "$VO" >/dev/null 2>&1; then
+		result_fail netns/outer-end-gone "the outer end $VO is still there when the dump returns"
+	else
+		result_ok "netns/outer-end-gone ($VO gone when the dump returned)"
 	fi
 	wait_until 10 pid_free "$SPID"
 	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
