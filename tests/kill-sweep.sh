@@ -350,9 +350,9 @@ sweep_restore_cases() {
 	fi
 }
 
-sweep_dump composite 5 "1 2 5 13 34 89 233"
-sweep_dump threads 1 "1 21 377"
-sweep_restore composite 5 "1 2 3 5 8 14" time
+sweep_dump composite 5 "1 2 3 5 8 13 21 34 55 89 144 233"
+sweep_dump threads 1 "1 3 8 21 55 144 377"
+sweep_restore composite 5 "1 2 3 4 5 6 8 11 14" time
 sweep_restore sysv-ipc 2 "1 2 3"
 sweep_restore mqueue 1 "1 2"
 summary
