@@ -7,7 +7,7 @@
 #
 #   tests/run-tests.sh [quick | slow | all]
 #
-# quick (make test, about 14 minutes on 2 cores): unit tests (plain and ASan/UBSan), the process
+# quick (make test, about 10 minutes on 2 cores): unit tests (plain and ASan/UBSan), the process
 # zoo, hardening. slow (make test-slow, CI runs it after make test): every other part (the
 # failure cases among them). all (default): both.
 # Each part prints "N passed, N failed" last; this adds them up into one such line, and says
