@@ -76,14 +76,29 @@ pid_is_ours() {
 
 track_pid() { ZOO_PIDS+=("$1"); }
 
-# SysV segments a host case's program made and left (it did not reach its end): removed once
-# nothing has them attached, so that no run leaves them on the host
+# SysV segments a host case's programs made and left (they did not reach their end): removed
+# once nothing has them attached, so that no run leaves them on the host. After each case (its
+# program's segments) and at exit (every program's: a killed program's processes may still be
+# detaching then, waited for up to 2 s).
 remove_left_segments() {
-	local id cpid nattch
-	[ -n "$ZPID" ] || return 0
-	while read -r id cpid nattch; do
-		[ "$cpid" = "$ZPID" ] && [ "$nattch" = 0 ] && ipcrm -m "$id" 2>/dev/null
-	done < <(awk 'NR > 1 { print $2, $5, $7 }' /proc/sysvipc/shm)
+	local id cpid nattch ours=" $ZPID " tries=0 busy
+	[ "${1:-}" = all ] && ours=" ${ZOO_PIDS[*]} "
+	[ "$ours" != "  " ] || return 0
+	while :; do
+		busy=0
+		while read -r id cpid nattch; do
+			[[ $ours == *" $cpid "* ]] || continue
+			# (at exit, its maker must be gone: a live one with that pid is not ours)
+			[ "${1:-}" = all ] && [ -d "/proc/$cpid" ] && continue
+			if [ "$nattch" = 0 ]; then
+				ipcrm -m "$id" 2>/dev/null
+			else
+				busy=1
+			fi
+		done < <(awk 'NR > 1 { print $2, $5, $7 }' /proc/sysvipc/shm)
+		[ "$busy" = 1 ] && [ "${1:-}" = all ] && [ $((tries += 1)) -le 20 ] || break
+		sleep 0.1
+	done
 }
 
 kill_ours() { # kill_ours PID: SIGKILL it if it is still one of ours
@@ -108,6 +123,7 @@ zoo_cleanup() {
 			case $cwd in "$ZOO_TMP"/*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
 		done
 	fi
+	remove_left_segments all
 	# the container flavour (tests/container/ctr-lib.sh): its cgroups, anything left mounted
 	if declare -F ctr_cleanup >/dev/null; then
 		ctr_cleanup
