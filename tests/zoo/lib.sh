@@ -81,7 +81,7 @@ track_pid() { ZOO_PIDS+=("$1"); }
 # program's segments) and at exit (every program's: a killed program's processes may still be
 # detaching then, waited for up to 2 s).
 remove_left_segments() {
-	local id cpid nattch ours=" $ZPID " tries=0 busy
+	local id cpid nattch ours=" ${ZPID:-} " tries=0 busy
 	[ "${1:-}" = all ] && ours=" ${ZOO_PIDS[*]} "
 	[ "$ours" != "  " ] || return 0
 	while :; do
