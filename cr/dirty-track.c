@@ -94,9 +94,12 @@ static int inject_close(struct dump_task *t, int fd)
 
 /*
  * The fds trackers live at: the TRACK_SLOTS (fewer under a low limit) just below the
- * process's open files limit, or below 1024. *n gets how many.
+ * process's open files limit, or below 1024 (a huge limit would make the kernel grow its fd
+ * table to it); with a higher limit, also the TRACK_SLOTS below it or below 65536, for a
+ * process whose fds fill the first range (a server with a thousand connections). Sets tt's
+ * base, base2 (-1: none) and slots; -EMFILE if the limit leaves no room.
  */
-static int slot_base(pid_t pid, int *n)
+static int slot_base(pid_t pid, struct task_tracking *tt)
 {
 	char path[64];
 	auto_free char *limits = NULL;
@@ -109,10 +112,20 @@ static int slot_base(pid_t pid, int *n)
 	const char *l = limits ? strstr(limits, "Max open files") : NULL;
 	if (!l || sscanf(l + 14, "%llu", &soft) != 1)
 		soft = 1024; /* "unlimited", or unreadable: below 1024 is as good */
-	if (soft > 1024)
-		soft = 1024;
-	*n = soft / 4 < TRACK_SLOTS ? (int)(soft / 4) : TRACK_SLOTS;
-	return *n < 2 ? -EMFILE : (int)(soft - *n);
+	tt->slots = soft / 4 < TRACK_SLOTS ? (int)(soft / 4) : TRACK_SLOTS;
+	tt->base2 = soft > 1024 + TRACK_SLOTS ? (int)((soft < 65536 ? soft : 65536) - TRACK_SLOTS) : -1;
+	return tt->slots < 2 ? -EMFILE : (int)((soft < 1024 ? soft : 1024) - tt->slots);
+}
+
+/* How many fds trackers may live at, and the i-th of them. */
+static int nr_slots(const struct task_tracking *tt)
+{
+	return tt->base2 >= 0 ? 2 * tt->slots : tt->slots;
+}
+
+static int slot_fd(const struct task_tracking *tt, int i)
+{
+	return i < tt->slots ? tt->base + i : tt->base2 + i - tt->slots;
 }
 
 /* fd of pid is a userfaultfd with exactly a tracker's features: *ino is its inode. */
@@ -195,7 +208,8 @@ static int place_tracker(struct dump_task *t, int from)
 {
 	const struct task_tracking *tt = t->track;
 
-	for (int to = tt->base; to < tt->base + tt->slots; to++) {
+	for (int i = 0; i < nr_slots(tt); i++) {
+		int to = slot_fd(tt, i);
 		char path[64];
 		uint64_t args[6] = { (uint64_t)from, (uint64_t)to, O_CLOEXEC };
 		int64_t ret;
@@ -209,8 +223,8 @@ static int place_tracker(struct dump_task *t, int from)
 		}
 		return inject_close(t, from) ?: to;
 	}
-	pr_err("dump pid %d: fds %d-%d are all taken: no room for its memory tracker", t->pid,
-	       tt->base, tt->base + tt->slots - 1);
+	pr_err("dump pid %d: fds %d-%d%s are all taken: no room for its memory tracker", t->pid, tt->base,
+	       tt->base + tt->slots - 1, tt->base2 < 0 ? "" : " and the range below its open files limit");
 	return -EMFILE;
 }
 
@@ -365,7 +379,8 @@ static int find_trackers(struct dump_task *t, const char **why)
 		return err;
 	if (rec && rec->start_time != started)
 		*why = "it is another process with the same pid";
-	for (int fd = tt->base; fd < tt->base + tt->slots; fd++) {
+	for (int i = 0; i < nr_slots(tt); i++) {
+		int fd = slot_fd(tt, i);
 		if (!is_tracker(t->pid, fd, &ino))
 			continue;
 		if (tt->own < 0 && rec && (uint32_t)fd == rec->fd && ino == rec->uffd_ino &&
@@ -398,7 +413,7 @@ int dirty_track_find(struct dump_task *t, bool *needs_inject)
 	tt->fd_in_task = tt->uffd = tt->own = -1;
 	tt->keep = keeps_tracking(t->ctx->opts);
 	t->track = tt;
-	if ((tt->base = slot_base(t->pid, &tt->slots)) < 0) {
+	if ((tt->base = slot_base(t->pid, tt)) < 0) {
 		if (tt->base == -ENOMEM)
 			return tt->base;
 		if (!tt->keep)
@@ -429,9 +444,11 @@ static int close_strays(struct dump_task *t)
 	uint64_t ino;
 	int err;
 
-	for (int fd = tt->base; tt->strays && fd < tt->base + tt->slots; fd++)
+	for (int i = 0; tt->strays && i < nr_slots(tt); i++) {
+		int fd = slot_fd(tt, i);
 		if (fd != tt->own && is_tracker(t->pid, fd, &ino) && (err = inject_close(t, fd)))
 			return err;
+	}
 	return 0;
 }
 

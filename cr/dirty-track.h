@@ -24,7 +24,8 @@ struct task_tracking {
 	const WriteTracking *rec; /* the tracker it names */
 	struct addr_ranges tracked; /* writes tracked since the previous dump */
 	struct addr_ranges written; /* pages written since it (a superset where tracked) */
-	int base, slots;          /* the fds trackers live at (base < 0: none here) */
+	int base, base2, slots;   /* the fds trackers live at: slots from base, then from base2 if
+				     >= 0 (base < 0: none here) */
 	int own;                  /* the process's own tracker, in it (-1: none yet) */
 	int strays;               /* trackers in it that are not its own (inherited by fork) */
 	bool keep;                /* tracking goes on after this dump */

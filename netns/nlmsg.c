@@ -13,6 +13,7 @@
 #include <string.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -250,11 +251,32 @@ int nl_dump_all(int nl, uint16_t type, const void *hdr, size_t len,
 	return err;
 }
 
+/*
+ * The kernel makes a dump's first buffer before any recv() has told it how much the reader
+ * takes: about a page, too small for the entry of a unix listener with a thousand connections
+ * waiting, and an entry that does not fit ends the dump there, with no error. One exchange
+ * read with a big buffer first makes it size the dump's buffers as the reader's (up to 32 KiB).
+ */
+static void nl_size_dumps(int nl)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req req; /* inode 0: answered at once with an error */
+	} msg = { .h = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
+		  .req = { .sdiag_family = AF_UNIX } };
+	auto_free char *buf = xmalloc(NL_RECV_BUF);
+
+	if (buf && send(nl, &msg, sizeof(msg), 0) == sizeof(msg))
+		(void)!recv(nl, buf, NL_RECV_BUF, 0);
+}
+
 int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),
 		 void *arg)
 {
 	auto_close int nl = nl_open(NETLINK_SOCK_DIAG);
 
+	if (nl >= 0)
+		nl_size_dumps(nl);
 	return nl_dump_all(nl, SOCK_DIAG_BY_FAMILY, req, len, fn, arg);
 }
 

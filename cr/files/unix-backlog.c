@@ -28,7 +28,7 @@ int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const s
 	uint64_t listener = 0;
 	struct unix_info li;
 	unsigned logged = log_errors();
-	int type, passcred, err = unix_find_listener(p->st.st_ino, &listener);
+	int type, passcred, err = unix_waiting_listener(ud, p->st.st_ino, &listener);
 	char name[sizeof(li.name) + 1] = "?", what[sizeof(name) + 96];
 
 	if (err < 0)
@@ -38,7 +38,7 @@ int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const s
 		return err; /* 0: not waiting to be accepted */
 	if ((err = unix_tree_holds(ud, t, listener)) < 0)
 		return err;
-	if (sock_diag_unix(listener, &li, false) == 0)
+	if (unix_look(ud, listener, &li, false) == 0)
 		unix_name(li.name, li.name_len, name, sizeof(name));
 	if (!err) {
 		snprintf(what, sizeof(what), "waiting to be accepted by %s (socket:[%llu]) outside the tree",
@@ -71,7 +71,7 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 	struct unix_info li;
 	char name[sizeof(li.name) + 1];
 	unsigned logged = log_errors();
-	int err = sock_diag_unix(p->st.st_ino, &li, true);
+	int err = unix_look(ud, p->st.st_ino, &li, true);
 
 	unix_name(ui->name, ui->name_len, name, sizeof(name));
 	if (err)
@@ -102,7 +102,7 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 				       "accepted from socket:[%llu] outside the tree (not supported)",
 				       t->pid, p->fd, name, (unsigned long long)client);
 			err = err ? err : -ENOTSUP;
-		} else if ((err = sock_diag_unix(client, &ci, false))) {
+		} else if ((err = unix_look(ud, client, &ci, false))) {
 			pr_err("dump pid %d fd %d: cannot look at socket:[%llu] waiting on %s: %s", t->pid,
 			       p->fd, (unsigned long long)client, name, strerror(-err));
 		} else if (ci.wqueue) {
@@ -141,57 +141,73 @@ static int held_listener(const struct unix_state *st, uint64_t ino, const FdEntr
 	return -1;
 }
 
-/* A new client connected to the listener, with the saved shutdown. */
-static int connect_client(const struct unix_state *st, const FdEntry *l, const UnixPending *u)
-{
-	int err, s = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	if (s < 0)
-		return -errno;
-	if (!(err = unix_connect_name(st->ctx, s, l->sock_name.data, l->sock_name.len, l->sock_dir,
-					   unix_held_scratch(st, l->sock_ino), NULL)))
-		err = unix_apply_shutdown(s, u->client_shutdown);
-	if (err)
-		close(s);
-	return err ? err : s;
-}
-
 /* The listener's name, for messages. */
 static const char *entry_name(const FdEntry *l, char *buf, size_t len)
 {
 	return unix_name((const char *)l->sock_name.data, l->sock_name.len, buf, len);
 }
 
+/* New clients for pending connections [from, to) of one listener, connected in order (one
+ * helper process for them all), each with its saved shutdown; held, or closed for a closed
+ * client (accept() reads end-of-file, as before). */
+static int connect_clients(struct unix_state *st, const FdEntry *l, size_t from, size_t to)
+{
+	const SocketTable *tab = st->rst;
+	auto_free int *c = xreallocarray(NULL, to - from, sizeof(*c));
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	size_t n = 0;
+	int err = c ? 0 : -ENOMEM;
+
+	while (!err && n < to - from)
+		if ((c[n] = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+			err = -errno;
+		else
+			n++;
+	if (!err)
+		err = unix_connect_all(st->ctx, c, n, l->sock_name.data, l->sock_name.len, l->sock_dir,
+				       unix_held_scratch(st, l->sock_ino));
+	for (size_t k = 0; !err && k < n; k++)
+		err = unix_apply_shutdown(c[k], tab->pending[from + k]->client_shutdown);
+	if (err) {
+		pr_err("restore: cannot connect the %zu connections waiting on unix socket %s (backlog %u): %s",
+		       to - from, entry_name(l, name, sizeof(name)), l->sock_backlog, strerror(-err));
+		for (size_t k = 0; k < n; k++)
+			close(c[k]);
+		return err;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const UnixPending *u = tab->pending[from + k];
+		if (!u->has_client)
+			close(c[k]);
+		else if ((err = unix_hold(st, u->client, 0, c[k], NULL))) {
+			while (++k < n)
+				close(c[k]);
+			return err;
+		}
+	}
+	return 0;
+}
+
 int unix_restore_pending(struct unix_state *st)
 {
 	const SocketTable *tab = st->rst;
-	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	int err;
 
-	for (size_t i = 0; i < tab->n_pending; i++) {
+	for (size_t i = 0, from = 0; i < tab->n_pending; i++) {
 		const UnixPending *u = tab->pending[i];
 		const FdEntry *l = NULL;
-		int ls = held_listener(st, u->listener, &l);
-		uint32_t before = 0;
-		for (size_t k = 0; k < i; k++)
-			before += tab->pending[k]->listener == u->listener;
-		if (ls < 0 || u->order != before || u->client_shutdown > 3) {
+		if (u->order == 0)
+			from = i;
+		if (held_listener(st, u->listener, &l) < 0 || u->order != i - from ||
+		    tab->pending[from]->listener != u->listener || u->client_shutdown > 3) {
 			pr_err("image sockets.img: pending connection %zu (to socket %llu, place %u in its "
 			       "queue) is not to a listening socket of the images, or out of order",
 			       i, (unsigned long long)u->listener, u->order);
 			return -EINVAL;
 		}
-		int c = connect_client(st, l, u);
-		if (c < 0) {
-			pr_err("restore: cannot connect waiting connection %u to unix socket %s (backlog "
-			       "%u): %s",
-			       u->order + 1, entry_name(l, name, sizeof(name)), l->sock_backlog,
-			       strerror(-c));
-			return c;
-		}
-		if (!u->has_client)
-			close(c); /* accept() reads end-of-file, as before */
-		else if ((err = unix_hold(st, u->client, 0, c, NULL)))
+		/* the last of its listener's queue: the queue is connected */
+		if ((i + 1 == tab->n_pending || tab->pending[i + 1]->order == 0) &&
+		    (err = connect_clients(st, l, from, i + 1)))
 			return err;
 	}
 	return 0;

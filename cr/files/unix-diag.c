@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "nlmsg.h"
 #include "unix.h"
@@ -58,9 +59,39 @@ int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
 	return 0;
 }
 
+struct listener_by_ino {
+	uint64_t ino;
+	struct unix_info *ui;
+	int found;
+};
+
+static int on_listener_ino(const struct nlmsghdr *h, void *arg)
+{
+	struct listener_by_ino *f = arg;
+
+	if (((const struct unix_diag_msg *)NLMSG_DATA(h))->udiag_ino != f->ino)
+		return 0;
+	f->found = 1;
+	return unix_diag_parse(h, f->ui) ?: 1;
+}
+
+/* One listener with its waiting connections, found among every listener of the namespace. */
+static int unix_listener_by_ino(uint64_t ino, struct unix_info *ui)
+{
+	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
+				     .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
+						   UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS };
+	struct listener_by_ino f = { ino, ui, 0 };
+	int err = nl_sock_diag(&req, sizeof(req), on_listener_ino, &f);
+
+	if (err < 0)
+		return err;
+	return f.found ? 0 : -EMSGSIZE; /* (not listed: more waiting than even a dump holds) */
+}
+
 /* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues (with
  * no icons it allocates nothing: cleanups use it too). */
-int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
+static int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -81,43 +112,131 @@ int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 		return -errno;
 	ssize_t n = recv(nl, buf, UNIX_DIAG_BUF, 0);
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
-	if (n < (ssize_t)sizeof(*h) || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return -ENOENT;
-	return unix_diag_parse(h, ui);
-}
-
-/* Looks for the listener in whose queue the client waits (every listener of this network
- * namespace, the tree's or not). 1: found, 0: none, <0: failed. */
-struct listener_find {
-	uint64_t client, *listener;
-	int found;
-};
-
-static int on_listener(const struct nlmsghdr *h, void *arg)
-{
-	struct listener_find *f = arg;
-	struct unix_info li;
-
-	if (unix_diag_parse(h, &li))
-		return -ENOMEM;
-	for (size_t i = 0; i < li.n_icons && !f->found; i++) {
-		if (li.icons[i] == f->client) {
-			*f->listener = li.ino;
-			f->found = 1;
-		}
+	if (n < (ssize_t)sizeof(*h) || !NLMSG_OK(h, (size_t)n))
+		return -EIO;
+	if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+		int err = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+		/* a listener whose waiting connections fill more than a page: listed by a dump */
+		return err == -EMSGSIZE && with_icons ? unix_listener_by_ino(ino, ui) : err ? err : -EIO;
 	}
-	free(li.icons);
-	return f->found;
+	return h->nlmsg_type == SOCK_DIAG_BY_FAMILY ? unix_diag_parse(h, ui) : -EIO;
 }
 
-int unix_find_listener(uint64_t client, uint64_t *listener)
+static int on_socket(const struct nlmsghdr *h, void *arg)
 {
-	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
-				     .udiag_show = UDIAG_SHOW_ICONS };
-	struct listener_find f = { client, listener, 0 };
-	int err = nl_sock_diag(&req, sizeof(req), on_listener, &f);
+	struct unix_snapshot *snap = arg;
 
-	return err ? err : f.found;
+	if (snap->n % 256 == 0) {
+		struct unix_info *more = xreallocarray(snap->socks, snap->n + 256, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		snap->socks = more;
+	}
+	int err = unix_diag_parse(h, &snap->socks[snap->n]);
+	if (!err)
+		snap->nr_waiting += snap->socks[snap->n++].n_icons;
+	return err;
+}
+
+static int by_ino(const void *a, const void *b)
+{
+	uint64_t x = ((const struct unix_info *)a)->ino, y = ((const struct unix_info *)b)->ino;
+	return (x > y) - (x < y);
+}
+
+static int by_client(const void *a, const void *b)
+{
+	uint64_t x = ((const struct unix_waiting *)a)->client, y = ((const struct unix_waiting *)b)->client;
+	return (x > y) - (x < y);
+}
+
+void unix_snapshot_free(struct unix_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n; i++)
+		free(snap->socks[i].icons);
+	free(snap->socks);
+	free(snap->waiting);
+	*snap = (struct unix_snapshot){ 0 };
+}
+
+static int snapshot_take(struct unix_snapshot *snap)
+{
+	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = -1,
+				     .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
+						   UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS };
+	struct stat ns;
+	int err;
+
+	unix_snapshot_free(snap);
+	if (stat("/proc/thread-self/ns/net", &ns))
+		return -errno;
+	if ((err = nl_sock_diag(&req, sizeof(req), on_socket, snap)))
+		goto fail;
+	err = -ENOMEM;
+	if (snap->nr_waiting && !(snap->waiting = xreallocarray(NULL, snap->nr_waiting, sizeof(*snap->waiting))))
+		goto fail;
+	snap->nr_waiting = 0;
+	for (size_t i = 0; i < snap->n; i++)
+		for (size_t k = 0; k < snap->socks[i].n_icons; k++)
+			if (snap->socks[i].icons[k]) /* (0: a client closed since) */
+				snap->waiting[snap->nr_waiting++] =
+					(struct unix_waiting){ snap->socks[i].icons[k], snap->socks[i].ino };
+	if (snap->n)
+		qsort(snap->socks, snap->n, sizeof(*snap->socks), by_ino);
+	if (snap->nr_waiting)
+		qsort(snap->waiting, snap->nr_waiting, sizeof(*snap->waiting), by_client);
+	snap->netns = ns.st_ino;
+	return 0;
+fail:
+	unix_snapshot_free(snap);
+	return err;
+}
+
+/* The snapshot of the calling thread's network namespace, taken if need be. */
+static int snapshot_here(struct unix_snapshot *snap)
+{
+	struct stat ns;
+
+	if (stat("/proc/thread-self/ns/net", &ns))
+		return -errno;
+	return snap->netns == ns.st_ino ? 0 : snapshot_take(snap);
+}
+
+int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons)
+{
+	struct unix_info key = { .ino = ino };
+	int err = snapshot_here(&ud->snap);
+
+	if (err)
+		return err;
+	const struct unix_info *found =
+		ud->snap.n ? bsearch(&key, ud->snap.socks, ud->snap.n, sizeof(key), by_ino) : NULL;
+	if (!found)
+		return sock_diag_unix(ino, ui, with_icons); /* (one the listing missed) */
+	*ui = *found;
+	ui->icons = NULL;
+	ui->n_icons = 0;
+	if (with_icons && found->n_icons) {
+		if (!(ui->icons = xreallocarray(NULL, found->n_icons, sizeof(*ui->icons))))
+			return -ENOMEM;
+		memcpy(ui->icons, found->icons, found->n_icons * sizeof(*ui->icons));
+		ui->n_icons = found->n_icons;
+	}
+	return 0;
+}
+
+int unix_waiting_listener(struct unix_state *ud, uint64_t client, uint64_t *listener)
+{
+	struct unix_waiting key = { .client = client };
+	int err = snapshot_here(&ud->snap);
+
+	if (err)
+		return err;
+	const struct unix_waiting *w =
+		ud->snap.nr_waiting ? bsearch(&key, ud->snap.waiting, ud->snap.nr_waiting, sizeof(key), by_client) : NULL;
+	if (w)
+		*listener = w->listener;
+	return !!w;
 }
 
 const char *unix_name(const char *name, size_t name_len, char *buf, size_t len)

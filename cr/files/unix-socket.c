@@ -285,6 +285,35 @@ int unix_bind_name(const struct run_ctx *ctx, int s, const void *name, size_t le
 	return 0;
 }
 
+struct connect_batch {
+	const int *s;
+	size_t n;
+	struct sockaddr_un sa;
+	socklen_t len;
+};
+
+static int connect_batch_here(void *arg)
+{
+	const struct connect_batch *b = arg;
+
+	for (size_t i = 0; i < b->n; i++)
+		if (connect(b->s[i], (const struct sockaddr *)&b->sa, b->len))
+			return -errno;
+	return 0;
+}
+
+int unix_connect_all(const struct run_ctx *ctx, const int *s, size_t n, const void *name, size_t len,
+		     const char *dir, const char *scratch)
+{
+	struct connect_batch b = { .s = s, .n = n };
+
+	if (unix_addr(name, len, &b.sa, &b.len))
+		return -EINVAL;
+	if (!b.sa.sun_path[0])
+		return connect_batch_here(&b);
+	return unix_run_at(ctx, scratch, dir, connect_batch_here, &b);
+}
+
 int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir,
 		      const char *scratch, const struct unix_cred *as)
 {
@@ -300,9 +329,7 @@ int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t
 		return unix_run_as(ctx, as, abstract ? -1 : scratch ? root : ctx->tree_root_fd,
 				   abstract || scratch ? NULL : dir, connect_here, &c, sizeof(c));
 	}
-	if (!c.sa.sun_path[0])
-		return connect(s, (struct sockaddr *)&c.sa, c.len) ? -errno : 0;
-	return unix_run_at(ctx, scratch, dir, connect_here, &c);
+	return unix_connect_all(ctx, &s, 1, name, len, dir, scratch);
 }
 
 void unix_file_forget(struct unix_file *f)

@@ -61,7 +61,7 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 	if (!S_ISSOCK(p->st.st_mode))
 		return 0;
-	if (sock_diag_unix(p->st.st_ino, &ui, false)) {
+	if (unix_look(ud, p->st.st_ino, &ui, false)) {
 		pr_err("dump pid %d fd %d: %s is not a unix socket (not supported yet)", t->pid, p->fd,
 		       p->link);
 		return -ENOTSUP;
@@ -74,7 +74,7 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		return unix_dump_pair(ud, t, p, e, &ui, NULL); /* its peer was closed */
 	}
 	if (ui.peer) {
-		bool pi_ok = sock_diag_unix(ui.peer, &pi, false) == 0;
+		bool pi_ok = unix_look(ud, ui.peer, &pi, false) == 0;
 		if ((err = unix_tree_holds(ud, t, ui.peer)) <= 0)
 			return err ? err : unix_dump_peer_outside(t, p, e, &ui, &pi, pi_ok);
 		if (pi_ok && pi.peer == ui.ino && ui.peer != ui.ino) /* (not a datagram socket connected to itself) */
@@ -97,7 +97,7 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 /* Read its queue now? Once; not for listeners, nor for sockets connected outside the tree. */
 static int wants_queue(struct unix_state *ud, struct dump_task *t, uint64_t ino, struct unix_info *ui)
 {
-	if (unix_queue_of(ud, ino) || sock_diag_unix(ino, ui, false) || ui->state == TCP_LISTEN_STATE)
+	if (unix_queue_of(ud, ino) || unix_look(ud, ino, ui, false) || ui->state == TCP_LISTEN_STATE)
 		return 0;
 	return ui->peer ? unix_tree_holds(ud, t, ui->peer) : 1;
 }
@@ -167,7 +167,7 @@ static int dump_carried_socket(struct unix_state *ud, struct dump_task *t, uint3
 
 	if (err || (err = sockopts_dump(getpid(), p.fd, e)))
 		return err;
-	if (sock_diag_unix(p.st.st_ino, &ui, false)) {
+	if (unix_look(ud, p.st.st_ino, &ui, false)) {
 		pr_err("dump pid %d fd %d: a message waiting in its unix socket carries %s, a socket "
 		       "of another family that no process holds (not supported)",
 		       ud->carried[id].pid, ud->carried[id].via_fd, p.link);
@@ -417,6 +417,7 @@ static void free_sockets(void *state)
 			close(st->carried[i].fd); /* dump: the duplicates the peeks gave */
 	free(st->made);
 	free(st->held);
+	unix_snapshot_free(&st->snap);
 	for (size_t i = 0; i < st->nr_queues; i++) {
 		for (size_t k = 0; k < st->queues[i].n; k++)
 			unix_msg__free_unpacked(st->queues[i].msgs[k], NULL);

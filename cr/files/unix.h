@@ -74,6 +74,21 @@ struct held_socket {
 	struct unix_file unlink_later; /* its socket file, made for the restore only */
 };
 
+/*
+ * Every unix socket of the dumping thread's network namespace, as one listing gave them (the
+ * tree is frozen while its fds are dumped): a lookup is a search, not a walk of the kernel's
+ * whole table, so that the dump's cost stays linear in the number of sockets.
+ */
+struct unix_snapshot {
+	uint64_t netns;          /* the inode of the namespace listed */
+	struct unix_info *socks; /* by inode; listeners with their waiting clients */
+	size_t n;
+	struct unix_waiting {
+		uint64_t client, listener;
+	} *waiting;              /* by client */
+	size_t nr_waiting;
+};
+
 /* The run's unix sockets (tree_unix_sockets, cr/files/unix.c). */
 struct unix_state {
 	const struct run_ctx *ctx;
@@ -87,6 +102,7 @@ struct unix_state {
 	} *held;        /* every socket the tree holds an fd of, read once when needed */
 	size_t nr_held;
 	bool held_read;
+	struct unix_snapshot snap; /* dump */
 	struct unix_queue *queues; /* dump: every socket of the tree (held or carried); they own
 				      their messages, which fd entries and pair ends borrow */
 	size_t nr_queues;
@@ -125,12 +141,16 @@ struct unix_info {
 	size_t n_icons;
 };
 
-int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons);
+/* The socket ino (icons: a copy of a listener's waiting clients, the caller frees them), from
+ * the snapshot (taken on first use, again if the thread is in another network namespace);
+ * one the listing missed is asked for alone. */
+int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons);
+/* The listener whose queue the client waits in: 1 (found), 0 (none), <0 (failed). */
+int unix_waiting_listener(struct unix_state *ud, uint64_t client, uint64_t *listener);
+void unix_snapshot_free(struct unix_snapshot *snap);
 /* One SOCK_DIAG_BY_FAMILY answer (of a dump, say) into ui. */
 struct nlmsghdr;
 int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui);
-/* The listener whose queue the client waits in: 1 (found), 0 (none), <0 (failed). */
-int unix_find_listener(uint64_t client, uint64_t *listener);
 /* A socket name for messages: a path, or an abstract name shown with a leading '@'. */
 const char *unix_name(const char *name, size_t name_len, char *buf, size_t len);
 
@@ -202,6 +222,10 @@ int unix_run_at(const struct run_ctx *ctx, const char *scratch, const char *dir,
  */
 int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t len, const char *dir,
 		      const char *scratch, const struct unix_cred *as);
+/* Connects each of n sockets to a name, in order, as unix_connect_name does without as: one
+ * helper process for them all (a listener's waiting connections may be thousands). */
+int unix_connect_all(const struct run_ctx *ctx, const int *s, size_t n, const void *name, size_t len,
+		     const char *dir, const char *scratch);
 /* Removes the file made for a name, if it is still that file, then its directories made, and forgets them. */
 void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f);
 /* Forgets the file made for a name (and its directories) without removing them. */

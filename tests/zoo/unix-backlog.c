@@ -4,10 +4,13 @@
  *   in its queue, oldest first: 1. fd 71; 2. fd 72 (O_NONBLOCK); 3. a client that closed its
  *   socket; 4. fd 73, which shut down its sending side; 5. fd 80 of a child process.
  *   fd 74 SOCK_SEQPACKET listening on an abstract name (backlog 1); fd 75 waits in its queue.
+ *   fd 76 SOCK_STREAM listening on $ZOO_TMPDIR/crowd.sock (backlog 2048) with 1200 clients
+ *   waiting (their entry in the kernel's listing outgrows a page, and one helper connects them).
  * After restore and SIGTERM: the server accepts 5 connections from fd 70, in order, and sends
  * each its number: fds 71, 72, 73 and the child's 80 receive 1, 2, 4 and 5; the third reads
  * end-of-file and refuses data; 71, 72 and the child answer; 73 cannot send and its
- * connection reads end-of-file; fd 74 accepts fd 75's connection, packets keep their sizes.
+ * connection reads end-of-file; fd 74 accepts fd 75's connection, packets keep their sizes;
+ * fd 76 accepts 1200 connections and sends each its place: every client reads its own.
  * --unread-data: client 1 writes 5 bytes before READY (the dump must refuse: only accept()
  * could read them); the checks then expect those bytes first.
  * Blocks in: nanosleep everywhere.
@@ -16,12 +19,15 @@
 #include <poll.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #define NR_ACCEPT 5
+#define NR_CROWD 1200
 
-static struct sockaddr_un path_sa, abstract_sa;
+static struct sockaddr_un path_sa, abstract_sa, crowd_sa;
+static int crowd[NR_CROWD];
 static socklen_t abstract_len;
 static pid_t kid;
 static int unread_data;
@@ -58,7 +64,7 @@ static void child(void)
 {
 	struct sigaction sa = { .sa_handler = on_term };
 	sigaction(SIGTERM, &sa, NULL);
-	for (int fd = 70; fd <= 75; fd++)
+	for (int fd = 70; fd <= 76; fd++)
 		close(fd);
 	while (!child_term)
 		zoo_sleep_ms(10);
@@ -70,13 +76,29 @@ static void c_flags(ucontext_t *u) { (void)u; fcntl(72, F_SETFL, 0); }
 static void c_shutdown(ucontext_t *u) { (void)u; zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73, O_CLOEXEC); }
 static void c_seqpacket(ucontext_t *u) { (void)u; close(75); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
+static void c_crowd(ucontext_t *u) { (void)u; close(accept4(76, NULL, NULL, SOCK_CLOEXEC)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "order", c_order, 0 },
 	{ "flags", c_flags, 0 },
 	{ "shutdown", c_shutdown, 0 },
 	{ "seqpacket", c_seqpacket, 0 },
 	{ "child", c_child, 0 },
+	{ "crowd", c_crowd, 0 },
 };
+
+/* The crowd's connections accepted in order, each told its place: does every client read its own? */
+static int crowd_in_order(int *nacc)
+{
+	int bad = 0;
+	*nacc = 0;
+	for (int s; (s = accept4(76, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0; close(s), ++*nacc)
+		bad |= *nacc >= NR_CROWD || send(s, nacc, sizeof(*nacc), MSG_NOSIGNAL) != sizeof(*nacc);
+	for (int i = 0; i < NR_CROWD && !bad; i++) {
+		int place = -1;
+		bad = read_wait(crowd[i], &place, sizeof(place)) != sizeof(place) || place != i;
+	}
+	return !bad && *nacc == NR_CROWD;
+}
 
 int main(int argc, char **argv)
 {
@@ -105,6 +127,19 @@ int main(int argc, char **argv)
 		zoo_die("shutdown: %s", strerror(errno));
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 80, O_CLOEXEC);
 	zoo_place(client(SOCK_SEQPACKET, &abstract_sa, abstract_len), 75, O_CLOEXEC);
+	struct rlimit nofile;
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	nofile.rlim_cur = nofile.rlim_max < 4096 ? nofile.rlim_max : 4096;
+	setrlimit(RLIMIT_NOFILE, &nofile);
+	crowd_sa.sun_family = AF_UNIX;
+	snprintf(crowd_sa.sun_path, sizeof(crowd_sa.sun_path), "%s/crowd.sock", dir);
+	unlink(crowd_sa.sun_path);
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (bind(c, (struct sockaddr *)&crowd_sa, sizeof(crowd_sa)) || listen(c, 2048))
+		zoo_die("listen: %s", strerror(errno));
+	zoo_place(c, 76, O_CLOEXEC);
+	for (int i = 0; i < NR_CROWD; i++)
+		crowd[i] = client(SOCK_STREAM, &crowd_sa, sizeof(crowd_sa));
 	if (unread_data && write(71, "early", 5) != 5)
 		zoo_die("write: %s", strerror(errno));
 	kid = fork();
@@ -155,6 +190,10 @@ int main(int argc, char **argv)
 	      q >= 0 && send(75, "p1", 2, MSG_NOSIGNAL) == 2 && send(75, "p22", 3, MSG_NOSIGNAL) == 3 &&
 		      read_wait(q, pk, sizeof(pk)) == 2 && read_wait(q, pk, sizeof(pk)) == 3,
 	      "fd 75's connection was not accepted, or its packets lost their sizes");
+	int ncrowd;
+	CHECK("crowd", crowd_in_order(&ncrowd), "the %d connections waiting on fd 76 were not its %d clients', in order",
+	      ncrowd, NR_CROWD);
 	unlink(path_sa.sun_path);
-	return zoo_finish("5 + 1 connections waiting to be accepted");
+	unlink(crowd_sa.sun_path);
+	return zoo_finish("5 + 1 + 1200 connections waiting to be accepted");
 }
