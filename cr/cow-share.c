@@ -1,12 +1,16 @@
 /*
- * Private anonymous memory shared copy-on-write between processes of the tree, shared again
- * after the restore. The kernel shares anonymous pages only through fork, so the restore does
- * what fork did:
- *   - a process whose private anonymous mapping a process it forks takes over fills it (a
- *     region) before it forks, at a temporary address inside a range (the reserve) that stasis
- *     maps PROT_NONE before the tree exists, so that every process of the tree has it free;
+ * Private memory shared copy-on-write between processes of the tree, shared again after the
+ * restore: private anonymous memory, and the pages of a private file mapping that were
+ * copied on write (a program's .data, a file mapped MAP_PRIVATE and written, then fork). The
+ * kernel shares anonymous pages only through fork, so the restore does what fork did:
+ *   - a process whose private mapping a process it forks takes over fills it (a region)
+ *     before it forks, at a temporary address inside a range (the reserve) that stasis maps
+ *     PROT_NONE before the tree exists, so that every process of the tree has it free; a
+ *     region of a file is mapped MAP_PRIVATE from that file at the same offset, and only the
+ *     pages saved (those copied on write) are written: the others stay the file's;
  *   - the processes it forks inherit the region; each makes it its own before forking in turn:
- *     it drops the pages its forker has there and it does not, writes its pages that differ;
+ *     it drops the pages its forker has there and it does not (in a file's region, the file's
+ *     page shows again), writes its pages that differ;
  *   - each one's blob moves its mapping from the region to its address with mremap (its pages
  *     in place: none of them is copied again) and unmaps the rest of the reserve.
  * Which pages are the same: a page of a process and the page its forker has at the same
@@ -14,14 +18,17 @@
  * shared with the parent once: the child's run refers to the parent's pages image).
  * A mapping is taken from the region of the nearest process up the line of forkers (the
  * restore's plan, cr/tree-plan.c: a CLONE_PARENT sibling or a helper forks some) that holds
- * it whole, with the same MAP_NORESERVE; a stack (MAP_GROWSDOWN) is never taken. Everything
- * else is restored as before: mapped anew by the blob, filled through its userfaultfd. A lazy
- * restore shares nothing (its server fills every private page on demand).
+ * it whole, of the same kind (anonymous, or the same file at the same offset), with the same
+ * MAP_NORESERVE; a stack (MAP_GROWSDOWN) is never taken, nor a private file mapping without
+ * a saved page (the file's pages are the page cache's anyway). Everything else is restored as
+ * before: mapped anew by the blob, filled through its userfaultfd (or read in by the blob: a
+ * file's). A lazy restore shares nothing (its server fills every private page on demand).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "cow-share.h"
 #include "log.h"
@@ -41,7 +48,10 @@
 struct cow_region {
 	size_t source;       /* the inventory entry that fills it first */
 	uint64_t start, end; /* its mapping there */
+	size_t vma;          /* which of its source's mappings */
 	uint64_t temp;       /* where it lies (prepare) */
+	bool file;           /* of a file: MAP_PRIVATE of the file (dev, ino as saved) at pgoff */
+	uint64_t dev, ino, pgoff;
 	bool noreserve;
 	uint32_t advice;     /* THP advice, given before it is filled */
 	bool taken;          /* by another process than its source */
@@ -65,9 +75,46 @@ static struct cow_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_cow_share);
 }
 
-static bool shareable(const VmaEntry *v)
+/* Whether t has saved pages in [start, end) (its runs are in address order). */
+static bool has_runs_in(const struct restore_task *t, uint64_t start, uint64_t end)
 {
-	return v->kind == VMA_KIND__VMA_ANON_PRIVATE && !v->growsdown && !(v->advice & VMA_ADVICE_DROPPABLE);
+	const Pagemap *pm = t->pagemap;
+	size_t lo = 0, hi = pm->n_runs;
+
+	while (lo < hi) { /* the first run that ends after start */
+		size_t mid = (lo + hi) / 2;
+		if (pm->runs[mid]->vaddr + (uint64_t)pm->runs[mid]->nr_pages * PAGE_SIZE <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < pm->n_runs && pm->runs[lo]->vaddr < end;
+}
+
+static bool shareable(const struct restore_task *t, const VmaEntry *v)
+{
+	if (v->growsdown || (v->advice & VMA_ADVICE_DROPPABLE))
+		return false;
+	if (v->kind == VMA_KIND__VMA_FILE_PRIVATE)
+		return v->has_file_id && v->file_id < t->mm->n_files && has_runs_in(t, v->start, v->end);
+	return v->kind == VMA_KIND__VMA_ANON_PRIVATE;
+}
+
+static const MappedFile *file_of(const struct restore_task *t, const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_FILE_PRIVATE ? t->mm->files[v->file_id] : NULL;
+}
+
+/* Whether t's v (shareable) is what reg holds at its addresses: the same kind, the same file
+ * at the same offset. */
+static bool same_backing(const struct cow_region *reg, const struct restore_task *t, const VmaEntry *v)
+{
+	const MappedFile *f = file_of(t, v);
+
+	if (!f || !reg->file)
+		return !f && !reg->file;
+	return f->dev == reg->dev && f->ino == reg->ino &&
+	       v->pgoff == reg->pgoff + (v->start - reg->start);
 }
 
 static bool noreserve(const VmaEntry *v)
@@ -84,7 +131,7 @@ static ssize_t region_above(const struct cow_state *st, size_t k, const VmaEntry
 		for (size_t r = st->regions_from[c]; r < st->regions_from[c] + st->nr_regions_of[c]; r++) {
 			const struct cow_region *reg = &st->regions[r];
 			if (reg->start <= v->start && v->end <= reg->end &&
-			    reg->noreserve == noreserve(v))
+			    reg->noreserve == noreserve(v) && same_backing(reg, st->task[k], v))
 				return r;
 		}
 	return -1;
@@ -101,8 +148,10 @@ static int add_use(struct cow_state *st, size_t k, const VmaEntry *v, size_t reg
 	return 0;
 }
 
-static int add_region(struct cow_state *st, size_t k, const VmaEntry *v)
+static int add_region(struct cow_state *st, size_t k, size_t vma)
 {
+	const VmaEntry *v = st->task[k]->mm->vmas[vma];
+	const MappedFile *f = file_of(st->task[k], v);
 	struct cow_region *more = xreallocarray(st->regions, st->nr_regions + 1, sizeof(*more));
 
 	if (!more)
@@ -111,7 +160,8 @@ static int add_region(struct cow_state *st, size_t k, const VmaEntry *v)
 	if (!st->nr_regions_of[k]++)
 		st->regions_from[k] = st->nr_regions; /* (an entry's regions are made one after the other) */
 	more[st->nr_regions] = (struct cow_region){
-		.source = k, .start = v->start, .end = v->end, .noreserve = noreserve(v),
+		.source = k, .start = v->start, .end = v->end, .vma = vma, .noreserve = noreserve(v),
+		.file = f != NULL, .dev = f ? f->dev : 0, .ino = f ? f->ino : 0, .pgoff = f ? v->pgoff : 0,
 		.advice = v->advice & (VMA_ADVICE_HUGEPAGE | VMA_ADVICE_NOHUGEPAGE),
 	};
 	return add_use(st, k, v, st->nr_regions++, true);
@@ -174,14 +224,14 @@ static int plan_entry(struct cow_state *st, size_t k, bool forks)
 
 	for (size_t i = 0; t && i < t->mm->n_vmas; i++) {
 		const VmaEntry *v = t->mm->vmas[i];
-		if (!shareable(v))
+		if (!shareable(t, v))
 			continue;
 		ssize_t r = region_above(st, k, v);
 		if (r >= 0) {
 			st->regions[r].taken = true;
 			err = add_use(st, k, v, r, false);
 		} else {
-			err = forks ? add_region(st, k, v) : 0;
+			err = forks ? add_region(st, k, i) : 0;
 		}
 		if (err)
 			return err;
@@ -444,7 +494,7 @@ static int make_own(const struct cow_state *st, size_t k, const struct restore_t
 		}
 	}
 	if (u->fills)
-		return 0; /* (a new mapping has no page but those written) */
+		return 0; /* (a new mapping has no page but those written: zeroes, or the file's) */
 	s = mine->v;
 	for (uint64_t addr = u->start; addr <= u->end; addr += PAGE_SIZE) {
 		while (s < end && s->dst + s->len <= addr)
@@ -460,18 +510,31 @@ static int make_own(const struct cow_state *st, size_t k, const struct restore_t
 	return 0;
 }
 
-/* A region t fills first: mapped at its place in the reserve, with its THP advice. */
-static int map_region(const struct cow_state *st, const struct restore_task *t, const struct cow_use *u)
+/*
+ * A region t fills first: mapped at its place in the reserve (anonymous, or MAP_PRIVATE of its
+ * file at its offset), with its THP advice.
+ */
+static int map_region(const struct cow_state *st, struct restore_task *t, const struct cow_use *u)
 {
 	const struct cow_region *reg = &st->regions[u->region];
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (reg->noreserve ? MAP_NORESERVE : 0);
+	int flags = MAP_PRIVATE | MAP_FIXED | (reg->noreserve ? MAP_NORESERVE : 0), fd = -1, err = 0;
 	void *at = (void *)reg->temp;
 
-	if (mmap(at, reg->end - reg->start, PROT_READ | PROT_WRITE, flags, -1, 0) != at) {
+	if (reg->file && (fd = mm_open_file_of(t, t->mm->vmas[reg->vma])) < 0) {
+		pr_err("restore pid %d: cannot open the file of its mapping at %#llx to share it with "
+		       "what it forks: %s", t->pid, (unsigned long long)reg->start, strerror(-fd));
+		return fd;
+	}
+	if (mmap(at, reg->end - reg->start, PROT_READ | PROT_WRITE, flags | (fd < 0 ? MAP_ANONYMOUS : 0),
+		 fd, fd < 0 ? 0 : reg->pgoff) != at) {
+		err = -errno;
 		pr_perror("restore pid %d: cannot map its memory at %#llx to share it with what it forks",
 			  t->pid, (unsigned long long)reg->start);
-		return -errno;
 	}
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		return err;
 	if (reg->advice)
 		madvise(at, reg->end - reg->start,
 			reg->advice & VMA_ADVICE_HUGEPAGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);

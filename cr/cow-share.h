@@ -1,4 +1,4 @@
-/* Private anonymous memory shared copy-on-write with forked processes again (cr/cow-share.c). */
+/* Private memory shared copy-on-write with forked processes again (cr/cow-share.c). */
 #ifndef STASIS_COW_SHARE_H
 #define STASIS_COW_SHARE_H
 

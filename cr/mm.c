@@ -56,6 +56,11 @@ bool vma_kind_is_private_file(VmaKind k)
 	return k == VMA_KIND__VMA_FILE_PRIVATE || k == VMA_KIND__VMA_SHMEM_PRIVATE;
 }
 
+bool vma_kind_shares_cow(VmaKind k)
+{
+	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_FILE_PRIVATE;
+}
+
 static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st,
 			   int ghost_id)
 {
@@ -609,14 +614,28 @@ static int validate_mm(struct restore_task *t)
 }
 
 /* Opened O_NOATIME where it can be: mapping a file again must not change its access time. */
-static int open_mapped(struct restore_task *t, const MappedFile *f, int flags)
+static int open_mapped_low(struct restore_task *t, const MappedFile *f, int flags)
 {
 	int fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags | O_NOATIME)
 				 : tree_open(t->ctx, f->path, flags | O_NOATIME, 0);
 
 	if (fd == -EPERM)
 		fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags) : tree_open(t->ctx, f->path, flags, 0);
+	return fd;
+}
+
+static int open_mapped(struct restore_task *t, const MappedFile *f, int flags)
+{
+	int fd = open_mapped_low(t, f, flags);
+
 	return fd >= 0 ? restore_move_high(t, fd) : fd;
+}
+
+int mm_open_file_of(struct restore_task *t, const VmaEntry *v)
+{
+	if (!v->has_file_id || v->file_id >= t->mm->n_files)
+		return -EINVAL;
+	return open_mapped_low(t, t->mm->files[v->file_id], O_RDONLY);
 }
 
 static int open_mapped_files(struct restore_task *t)
@@ -718,6 +737,8 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 			break;
 		case VMA_KIND__VMA_FILE_PRIVATE:
 		case VMA_KIND__VMA_FILE_SHARED:
+			if (v->kind == VMA_KIND__VMA_FILE_PRIVATE && (shared = cow_use_at(t, v->start)))
+				r->moved_from = shared->temp; /* the same file there (cr/cow-share.c) */
 			r->map_flags = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
 			r->fd = t->mapped_file_fds[v->file_id];
 			r->pgoff = v->pgoff;

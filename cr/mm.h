@@ -10,6 +10,14 @@ bool vma_has_pages(const VmaEntry *v);
 /* The VmFlags of smaps (a line's words) that madvise() and mmap() flags set: VMA_ADVICE_* bits. */
 uint32_t vma_advice_of(const char *vmflags);
 bool vma_kind_is_private_file(VmaKind k);
+/*
+ * Kinds whose pages may be one physical page in a process and the one it forked (private
+ * anonymous memory, copied-on-write pages of a private file mapping): saved once, shared
+ * again after the restore (cr/cow-share.c).
+ */
+bool vma_kind_shares_cow(VmaKind k);
+/* In the new task: a new fd (not among its helper fds) on the file mapping v maps, read-only. */
+int mm_open_file_of(struct restore_task *t, const VmaEntry *v);
 
 /* cr/pages.c: runs in an ancestor's pages image must lie inside it. */
 int pages_check_references(const struct restore_task *t);

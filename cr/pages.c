@@ -125,8 +125,9 @@ static const struct saved_page *find_saved(const struct dump_task *t, uint64_t v
 }
 
 /*
- * A private anonymous page still shared copy-on-write with the parent (same physical page at
- * the same address): saved once, by whoever saved it first up the tree.
+ * A private anonymous page, or a copied-on-write page of a private file mapping, still shared
+ * copy-on-write with the parent (same physical page at the same address): saved once, by
+ * whoever saved it first up the tree.
  */
 static const struct saved_page *inherited_page(const struct dump_task *t, uint64_t vaddr,
 					       uint64_t pme)
@@ -265,6 +266,8 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 {
 	bool skip_zero = !vma_kind_is_private_file(v->kind);
 	bool private_anon = v->kind == VMA_KIND__VMA_ANON_PRIVATE;
+	/* pages that may be a parent's or a child's too (cr/cow-share.c) */
+	bool inheritable = vma_kind_shares_cow(v->kind);
 
 	w->vma_start = v->start;
 	/* entries without pfn or exclusivity do, unless pages are shared with parent or child */
@@ -292,8 +295,9 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 					return err;
 			}
 			if (i < nr && page_wanted(pme[i], v->kind)) {
-				if (!private_anon ||
-				    (!(in_parent = dirty_track_unchanged(w->t, addr + i * PAGE_SIZE, &loc)) &&
+				if (!inheritable ||
+				    (!(in_parent = private_anon &&
+						   dirty_track_unchanged(w->t, addr + i * PAGE_SIZE, &loc)) &&
 				     !(sp = inherited_page(w->t, addr + i * PAGE_SIZE, pme[i])))) {
 					span++;
 					continue;
@@ -302,7 +306,7 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 			if (span) {
 				uint64_t from = addr + (i - span) * PAGE_SIZE;
 				int err = dump_span(w, from, span, skip_zero, pme + (i - span),
-						    private_anon && w->indexed);
+						    inheritable && w->indexed);
 				if (err)
 					return err;
 			}
@@ -414,7 +418,8 @@ int pages_check_runs(const struct restore_task *t)
 		    !vma_has_pages(v) || r->vaddr + len > v->end ||
 		    (!ref && r->file_off != expect_off) || run_depth(r) > CHAIN_MAX_DEPTH ||
 		    (ref && ((!run_depth(r) && r->from_pid == (uint32_t)t->pid) ||
-			     r->file_off % PAGE_SIZE || v->kind != VMA_KIND__VMA_ANON_PRIVATE))) {
+			     r->file_off % PAGE_SIZE || !vma_kind_shares_cow(v->kind) ||
+			     (run_depth(r) && v->kind != VMA_KIND__VMA_ANON_PRIVATE)))) {
 			pr_err("image pagemap-%d.img: run %zu (%#llx, %u pages) does not fit the saved "
 			       "memory layout",
 			       t->pid, i, (unsigned long long)r->vaddr, r->nr_pages);
@@ -765,7 +770,10 @@ static const struct page_source *source_map(const struct restore_task *t, struct
 	return src && src->map ? src : NULL;
 }
 
-/* The runs of private anonymous memory: filled by the blob's userfaultfd, or before the fork. */
+/*
+ * The runs of private anonymous memory filled by the blob's userfaultfd, or (before_fork) those
+ * of every mapping taken from a region filled before the fork (cr/cow-share.c).
+ */
 static int plan_runs(const struct restore_task *t, bool map, bool before_fork, struct uffd_plan *plan)
 {
 	const Pagemap *pm = t->pagemap;
@@ -779,8 +787,9 @@ static int plan_runs(const struct restore_task *t, bool map, bool before_fork, s
 	for (size_t i = 0; i < pm->n_runs; i++) {
 		const PageRun *r = pm->runs[i];
 		const struct page_source *img = NULL;
-		if (vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE ||
-		    (cow_use_at(t, r->vaddr) != NULL) != before_fork)
+		bool in_region = cow_use_at(t, r->vaddr) != NULL;
+		if (before_fork ? !in_region
+				: in_region || vma_of(t->mm, r->vaddr)->kind != VMA_KIND__VMA_ANON_PRIVATE)
 			continue;
 		if (map && !(img = source_map(t, ps, run_depth(r), run_source_pid(t, r)))) {
 			pages_uffd_plan_free(plan);

@@ -136,7 +136,7 @@ struct rst_vma {
 	uint32_t by_uffd;     /* its pages come through userfaultfd */
 	uint32_t advice;      /* VMA_ADVICE_* bits: madvise() once mapped */
 	uint32_t pad;
-	uint64_t moved_from;  /* private anonymous memory a forker filled (cr/cow-share.c): moved
+	uint64_t moved_from;  /* private memory a forker filled (cr/cow-share.c): moved
 			       * from there with mremap, its pages in place; 0: mapped anew */
 };
 
