@@ -1,10 +1,13 @@
 /*
  * Scheduling of each thread: nice value, policy (with SCHED_RESET_ON_FORK) and real-time
- * priority, CPU affinity, I/O priority. All are read from outside the task and set again by
- * stasis on every thread just before the tree resumes. A setting this host refuses (an
- * affinity to CPUs it lacks, say) is a warning: the program still runs.
+ * priority, a SCHED_DEADLINE reservation (runtime, deadline, period, flags), CPU affinity, I/O
+ * priority. All are read from outside the task and set again by stasis on every thread just
+ * before the tree resumes (after every fork: a deadline task cannot fork). A setting this host
+ * refuses (an affinity to CPUs it lacks, a reservation over its bandwidth) is a warning: the
+ * program still runs.
  */
 #include <errno.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,34 @@
 
 #define IOPRIO_WHO_PROCESS 1
 #define AFFINITY_MAX_BYTES 1024 /* 8192 CPUs */
+#define DL_FLAGS (SCHED_FLAG_RECLAIM | SCHED_FLAG_DL_OVERRUN)
+#define DL_MIN_NS 1024 /* the kernel's smallest runtime */
+
+/* sched_getattr's and sched_setattr's struct (linux/sched/types.h, which clashes with sched.h). */
+struct sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+/* A SCHED_DEADLINE thread's reservation. */
+static int deadline_read(pid_t tid, SchedAttrs *s)
+{
+	struct sched_attr a = { 0 };
+
+	if (syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0)) {
+		pr_perror("dump tid %d: cannot read its SCHED_DEADLINE reservation", tid);
+		return -EIO;
+	}
+	s->has_dl_runtime = s->has_dl_deadline = s->has_dl_period = s->has_dl_flags = true;
+	s->dl_runtime = a.sched_runtime;
+	s->dl_deadline = a.sched_deadline;
+	s->dl_period = a.sched_period;
+	s->dl_flags = a.sched_flags & DL_FLAGS;
+	return 0;
+}
 
 static int sched_read(pid_t tid, SchedAttrs **out)
 {
@@ -44,6 +75,10 @@ static int sched_read(pid_t tid, SchedAttrs **out)
 	s->policy = policy;
 	s->priority = sp.sched_priority;
 	s->ioprio = ioprio;
+	if ((policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE && deadline_read(tid, s)) {
+		free(s);
+		return -EIO;
+	}
 	if (!(s->affinity.data = xzalloc(len))) {
 		free(s);
 		return -ENOMEM;
@@ -72,10 +107,14 @@ static bool sched_valid(const SchedAttrs *s)
 	if (!s)
 		return true; /* (images without it: nothing to set) */
 	int policy = s->policy & ~SCHED_RESET_ON_FORK;
+	bool deadline_ok = policy != SCHED_DEADLINE ||
+			   (s->has_dl_runtime && s->has_dl_deadline && s->has_dl_period && s->has_dl_flags &&
+			    s->dl_runtime >= DL_MIN_NS && s->dl_runtime <= s->dl_deadline &&
+			    (!s->dl_period || s->dl_deadline <= s->dl_period) && !(s->dl_flags & ~DL_FLAGS));
 	return (s->nice >= -20 && s->nice <= 19 && s->priority <= 99 &&
 		      (policy == SCHED_OTHER || policy == SCHED_BATCH || policy == SCHED_IDLE ||
-		       policy == SCHED_FIFO || policy == SCHED_RR) &&
-		      s->affinity.len >= 1 && s->affinity.len <= AFFINITY_MAX_BYTES);
+		       policy == SCHED_FIFO || policy == SCHED_RR || policy == SCHED_DEADLINE) &&
+		      deadline_ok && s->affinity.len >= 1 && s->affinity.len <= AFFINITY_MAX_BYTES);
 }
 
 static int validate_sched(struct restore_task *t)
@@ -98,11 +137,24 @@ static void sched_set(pid_t tid, const SchedAttrs *s)
 		return;
 	if (setpriority(PRIO_PROCESS, tid, s->nice))
 		pr_warn("restore tid %d: cannot set nice %d: %m", tid, s->nice);
-	if (sched_setscheduler(tid, s->policy, &sp))
-		pr_warn("restore tid %d: cannot set scheduling policy %#x priority %u: %m", tid, s->policy,
-			s->priority);
+	/* (the affinity first: a deadline task's must not be narrowed after) */
 	if (syscall(SYS_sched_setaffinity, tid, s->affinity.len, s->affinity.data))
 		pr_warn("restore tid %d: cannot set its CPU affinity (CPUs this host lacks?): %m", tid);
+	if ((s->policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE) {
+		struct sched_attr a = {
+			.size = sizeof(a), .sched_policy = SCHED_DEADLINE,
+			.sched_flags = s->dl_flags | (s->policy & SCHED_RESET_ON_FORK ? SCHED_FLAG_RESET_ON_FORK : 0),
+			.sched_runtime = s->dl_runtime, .sched_deadline = s->dl_deadline, .sched_period = s->dl_period,
+		};
+		if (syscall(SYS_sched_setattr, tid, &a, 0))
+			pr_warn("restore tid %d: cannot set its SCHED_DEADLINE reservation (runtime %llu ns, "
+				"deadline %llu, period %llu): %m",
+				tid, (unsigned long long)s->dl_runtime, (unsigned long long)s->dl_deadline,
+				(unsigned long long)s->dl_period);
+	} else if (sched_setscheduler(tid, s->policy, &sp)) {
+		pr_warn("restore tid %d: cannot set scheduling policy %#x priority %u: %m", tid, s->policy,
+			s->priority);
+	}
 	if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, s->ioprio))
 		pr_warn("restore tid %d: cannot set I/O priority %#x: %m", tid, s->ioprio);
 }

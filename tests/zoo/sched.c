@@ -3,29 +3,48 @@
  *   main thread: nice 5, CPU 0 only, I/O priority best-effort level 7;
  *   thread A: nice 10, SCHED_BATCH, CPU 1 only (the last CPU if there is one CPU);
  *   thread B: SCHED_FIFO priority 5 with SCHED_RESET_ON_FORK, I/O class idle;
- *   thread C: SCHED_IDLE.
- * After restore and SIGTERM: every thread has its nice value, policy, priority, affinity and
- * I/O priority again (read from outside, per tid).
+ *   thread C: SCHED_IDLE;
+ *   thread D: SCHED_DEADLINE, runtime 2 ms, deadline 30 ms, period 50 ms, SCHED_FLAG_DL_OVERRUN
+ *   (where the kernel refuses it here, as in a container's cgroup or user namespace, the
+ *   verdict line says so and D is not checked).
+ * After restore and SIGTERM: every thread has its nice value, policy, priority, affinity,
+ * deadline reservation and I/O priority again (read from outside, per tid).
  * Blocks in: nanosleep (zoo_wait loop); the threads in pause.
  */
 #include "zoo.h"
 #include <pthread.h>
 #include <sched.h>
+#include <linux/sched.h>
 #include <sys/resource.h>
 
 #define IOPRIO(class, level) (((class) << 13) | (level))
 
+#define MS 1000000ull
+#define NR_THREADS 5
+
+/* sched_setattr's struct (linux/sched/types.h clashes with sched.h) */
+struct sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
 struct want {
 	volatile pid_t tid;
 	int nice, policy, prio, cpu, ioprio;
+	uint64_t runtime, deadline, period, flags; /* SCHED_DEADLINE */
 };
-static struct want want[4] = {
-	{ 0, 5, SCHED_OTHER, 0, 0, IOPRIO(2, 7) },
-	{ 0, 10, SCHED_BATCH, 0, 1, 0 },
-	{ 0, 0, SCHED_FIFO | SCHED_RESET_ON_FORK, 5, -1, IOPRIO(3, 0) },
-	{ 0, 0, SCHED_IDLE, 0, -1, 0 },
+static struct want want[NR_THREADS] = {
+	{ 0, 5, SCHED_OTHER, 0, 0, IOPRIO(2, 7), 0, 0, 0, 0 },
+	{ 0, 10, SCHED_BATCH, 0, 1, 0, 0, 0, 0, 0 },
+	{ 0, 0, SCHED_FIFO | SCHED_RESET_ON_FORK, 5, -1, IOPRIO(3, 0), 0, 0, 0, 0 },
+	{ 0, 0, SCHED_IDLE, 0, -1, 0, 0, 0, 0, 0 },
+	{ 0, 0, SCHED_DEADLINE, 0, -1, 0, 2 * MS, 30 * MS, 50 * MS, SCHED_FLAG_DL_OVERRUN },
 };
 static int ncpu;
+static volatile int deadline_refused; /* errno of thread D's sched_setattr */
 
 static void apply(struct want *w)
 {
@@ -37,6 +56,14 @@ static void apply(struct want *w)
 		CPU_SET(w->cpu < ncpu ? w->cpu : ncpu - 1, &set);
 		if (sched_setaffinity(0, sizeof(set), &set))
 			zoo_die("affinity: %s", strerror(errno));
+	}
+	if (w->policy == SCHED_DEADLINE) {
+		struct sched_attr a = { .size = sizeof(a), .sched_policy = SCHED_DEADLINE, .sched_flags = w->flags,
+					.sched_runtime = w->runtime, .sched_deadline = w->deadline,
+					.sched_period = w->period };
+		if (syscall(SYS_sched_setattr, 0, &a, 0))
+			deadline_refused = errno;
+		return;
 	}
 	if (setpriority(PRIO_PROCESS, 0, w->nice) || sched_setscheduler(0, w->policy, &sp) ||
 	    (w->ioprio && syscall(SYS_ioprio_set, 1, 0, w->ioprio)))
@@ -63,11 +90,18 @@ static const char *differs(const struct want *w, char *buf, size_t len)
 	sched_getaffinity(w->tid, sizeof(set), &set);
 	int cpu_ok = w->cpu < 0 ? CPU_COUNT(&set) == ncpu
 				 : CPU_COUNT(&set) == 1 && CPU_ISSET(w->cpu < ncpu ? w->cpu : ncpu - 1, &set);
+	struct sched_attr a = { 0 };
+	syscall(SYS_sched_getattr, w->tid, &a, sizeof(a), 0);
 	buf[0] = 0;
 	if (nice != w->nice || policy != w->policy || sp.sched_priority != w->prio || !cpu_ok ||
-	    (w->ioprio && ioprio != w->ioprio))
-		snprintf(buf, len, "tid %d: nice %d policy %#x prio %d cpus %d ioprio %#lx", w->tid, nice, policy,
-			 sp.sched_priority, CPU_COUNT(&set), ioprio);
+	    (w->ioprio && ioprio != w->ioprio) ||
+	    (w->policy == SCHED_DEADLINE && /* (a fair thread's runtime is its time slice) */
+	     (a.sched_runtime != w->runtime || a.sched_deadline != w->deadline || a.sched_period != w->period ||
+	      (a.sched_flags & ~(uint64_t)SCHED_FLAG_RESET_ON_FORK) != w->flags)))
+		snprintf(buf, len, "tid %d: nice %d policy %#x prio %d cpus %d ioprio %#lx deadline %llu/%llu/%llu ns flags %#llx",
+			 w->tid, nice, policy, sp.sched_priority, CPU_COUNT(&set), ioprio,
+			 (unsigned long long)a.sched_runtime, (unsigned long long)a.sched_deadline,
+			 (unsigned long long)a.sched_period, (unsigned long long)a.sched_flags);
 	return buf;
 }
 
@@ -87,8 +121,16 @@ static void c_policy(ucontext_t *u)
 	struct sched_param sp = { 0 };
 	sched_setscheduler(want[2].tid, SCHED_OTHER, &sp);
 }
+static void c_deadline(ucontext_t *u)
+{
+	(void)u;
+	struct sched_attr a = { .size = sizeof(a), .sched_policy = SCHED_DEADLINE, .sched_runtime = 3 * MS,
+				.sched_deadline = 30 * MS, .sched_period = 50 * MS };
+	syscall(SYS_sched_setattr, want[4].tid, &a, 0);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "sched", c_nice, 0 },
+	{ "sched", c_deadline, 0 },
 	{ "sched", c_affinity, 0 },
 	{ "sched", c_policy, 0 },
 };
@@ -98,10 +140,10 @@ int main(int argc, char **argv)
 	pthread_t th;
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	for (int i = 1; i < 4; i++)
+	for (int i = 1; i < NR_THREADS; i++)
 		if (pthread_create(&th, NULL, thread_main, &want[i]))
 			zoo_die("pthread_create");
-	for (int i = 1; i < 4; i++)
+	for (int i = 1; i < NR_THREADS; i++)
 		while (!want[i].tid)
 			zoo_sleep_ms(1);
 	zoo_sleep_ms(20);
@@ -109,9 +151,15 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	for (int i = 0; i < 4; i++) {
-		char buf[200];
+	for (int i = 0; i < NR_THREADS - !!deadline_refused; i++) {
+		char buf[300];
 		CHECK("sched", !differs(&want[i], buf, sizeof(buf))[0], "%s", buf);
 	}
-	return zoo_finish("4 threads' scheduling");
+	if (deadline_refused) {
+		static char info[160];
+		snprintf(info, sizeof(info), "4 threads' scheduling (SCHED_DEADLINE refused here: %s)",
+			 strerror(deadline_refused));
+		return zoo_finish(info);
+	}
+	return zoo_finish("5 threads' scheduling, one SCHED_DEADLINE");
 }
