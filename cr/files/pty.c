@@ -349,8 +349,16 @@ static int note_pty(struct dump_task *t, int index, const struct fd_probe *slave
 	/* the slave through its master (the tree's devpts may not be stasis's); an orphan
 	 * slave, whose master the engine holds, from the task's own fd */
 	auto_close int m = orphan ? -1 : master_of(t, index);
+	int locked = 0, unlock = 0;
+	/* (a locked slave, before unlockpt(), opens for no one: unlocked while stasis opens it) */
+	if (m >= 0 && !ioctl(m, TIOCGPTLCK, &locked) && locked && ioctl(m, TIOCSPTLCK, &unlock))
+		locked = 0;
 	auto_close int s = orphan ? (slave ? task_fd_copy(t->pid, slave->fd) : -1)
 			: m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (locked && ioctl(m, TIOCSPTLCK, &locked)) {
+		pr_perror("dump pid %d: cannot lock pty %s again", t->pid, path);
+		return -EIO;
+	}
 	struct stat sst;
 	if (s < 0 || (!closed && (ioctl(s, TCGETS, &tio) || ioctl(s, TIOCGWINSZ, &ws))) || fstat(s, &sst)) {
 		pr_perror("dump pid %d: cannot read the state of pty %s", t->pid, path);
@@ -396,6 +404,7 @@ static int note_pty(struct dump_task *t, int index, const struct fd_probe *slave
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
 	}
 	p->has_exclusive = p->exclusive = excl;
+	p->has_locked = p->locked = locked;
 	p->has_orphan = p->orphan = orphan;
 	if (!orphan && (err = save_in_flight(t->pid, path, m, s, &tio, p)))
 		return err;
@@ -496,7 +505,7 @@ static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		size_t ws = p->master_closed ? 0 : sizeof(struct winsize);
 		if (p->termios.len != tio || p->winsize.len != ws || p->input.len > PTY_IN_FLIGHT_MAX ||
 		    p->output.len > PTY_IN_FLIGHT_MAX || saved_pty(st->rst, p->index) != p ||
-		    ((p->orphan || p->master_closed) && (p->input.len || p->output.len)) ||
+		    ((p->orphan || p->master_closed) && (p->input.len || p->output.len || p->locked)) ||
 		    (p->master_closed && (p->orphan || p->hung_up_slave || p->has_fg_pgrp || p->exclusive ||
 					  p->packet_mode))) {
 			pr_err("image ttys.img: pty %u is invalid", p->index);
@@ -597,7 +606,8 @@ static int make_pty(const struct run_ctx *ctx, const Pty *p, struct restored_pty
 	    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
 	    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
 	    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
-	    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777))) {
+	    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777)) ||
+	    (p->locked && ioctl(rp->master, TIOCSPTLCK, &on))) {
 		pr_perror("restore: cannot set the state of pty %s", path);
 		return -errno;
 	}

@@ -11,6 +11,9 @@
  * "early\n", then "partial\n" once the parent types "ial\n"; the parent reads exactly
  * "from-child\r\n" (ONLCR) from the master, after packet mode's data byte; packet and
  * exclusive modes are still on.
+ * A second pty (master fd 73) was never unlocked (posix_openpt and grantpt, no unlockpt): after
+ * restore it has its old index, its slave still refuses to open (EIO) until unlockpt(), then
+ * opens.
  * Blocks in: nanosleep (parent), read on the slave (child).
  */
 #include "zoo.h"
@@ -18,7 +21,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-static char slave_name[64];
+static char slave_name[64], locked_name[64];
 static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -74,12 +77,14 @@ static void c_termios(ucontext_t *u)
 static void c_output(ucontext_t *u) { (void)u; char b[64]; read(70, b, sizeof(b)); }
 static void c_input(ucontext_t *u) { (void)u; write(70, "x", 1); }
 static void c_modes(ucontext_t *u) { (void)u; int off = 0; ioctl(70, TIOCPKT, &off); }
+static void c_locked(ucontext_t *u) { (void)u; unlockpt(73); }
 static const struct zoo_corruption corruptions[] = {
 	{ "modes", c_modes, 0 },
 	{ "winsize", c_winsize, 0 },
 	{ "termios", c_termios, 0 },
 	{ "output", c_output, 0 },
 	{ "line", c_input, 0 },
+	{ "locked", c_locked, 0 },
 };
 
 int main(int argc, char **argv)
@@ -90,6 +95,10 @@ int main(int argc, char **argv)
 		zoo_die("pty: %s", strerror(errno));
 	close(m);
 	snprintf(slave_name, sizeof(slave_name), "%s", ptsname(70));
+	if ((m = posix_openpt(O_RDWR | O_NOCTTY)) < 0 || grantpt(m) || dup2(m, 73) != 73)
+		zoo_die("second pty: %s", strerror(errno));
+	close(m);
+	snprintf(locked_name, sizeof(locked_name), "%s", ptsname(73));
 	int s = open(slave_name, O_RDWR | O_NOCTTY);
 	struct termios t;
 	struct winsize ws = { 33, 99, 0, 0 };
@@ -150,5 +159,13 @@ int main(int argc, char **argv)
 	CHECK("ctty", n == 7 && !memcmp(out, "\0tty!\r\n", 7), "the master read %zd bytes '%.*s' after the child "
 	      "wrote to /dev/tty", n, (int)(n > 0 ? n : 0), out);
 	CHECK("line", code == 255 || !(code & 2), "the child did not read 'early' and 'partial'");
-	return zoo_finish("pty with a session");
+	int ls = open(locked_name, O_RDWR | O_NOCTTY), lerr = errno;
+	CHECK("locked", ls < 0 && lerr == EIO && !strcmp(ptsname(73) ? ptsname(73) : "", locked_name),
+	      "the never unlocked pty (was %s, now %s): its slave opens, or fails with %s", locked_name, ptsname(73),
+	      ls < 0 ? strerror(lerr) : "no error");
+	if (ls >= 0)
+		close(ls);
+	CHECK("locked", !unlockpt(73) && (ls = open(locked_name, O_RDWR | O_NOCTTY)) >= 0,
+	      "the never unlocked pty's slave does not open after unlockpt: %s", strerror(errno));
+	return zoo_finish("pty with a session, a pty never unlocked");
 }
