@@ -244,6 +244,12 @@ int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMe
 
 	image_filename(name, sizeof(name), type, pid);
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	if (len > IMAGE_MAX_PAYLOAD) { /* (a restore would refuse it) */
+		pr_err("image %s: %zu MiB of state, more than an image holds (%u MiB): data queued in "
+		       "sockets or pipes, or deleted files under a raised --ghost-limit",
+		       name, len >> 20, IMAGE_MAX_PAYLOAD >> 20);
+		return -EFBIG;
+	}
 	buf = xmalloc(len);
 	if (!buf)
 		return -ENOMEM;
@@ -320,8 +326,12 @@ static int image_read_fd(int fd, int dirfd, const char *name, const struct image
 		       want ? want->name : "a protobuf image");
 		return -EINVAL;
 	}
-	if (hdr.payload_len > IMAGE_MAX_PAYLOAD ||
-	    (uint64_t)st.st_size != sizeof(hdr) + hdr.payload_len) {
+	if (hdr.payload_len > IMAGE_MAX_PAYLOAD) {
+		pr_err("image %s: payload of %llu bytes, more than an image may hold (%u MiB)", name,
+		       (unsigned long long)hdr.payload_len, IMAGE_MAX_PAYLOAD >> 20);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size != sizeof(hdr) + hdr.payload_len) {
 		pr_err("image %s: payload length %llu does not match file size %lld (truncated?)", name,
 		       (unsigned long long)hdr.payload_len, (long long)st.st_size);
 		return -EINVAL;

@@ -20,7 +20,7 @@
 #include "image.pb-c.h"
 
 #define IMAGE_FORMAT_VERSION 2
-#define IMAGE_MAX_PAYLOAD (256u << 20)
+#define IMAGE_MAX_PAYLOAD (1u << 30) /* a protobuf image: socket queues and deleted files make the big ones */
 #define PAGES_HEADER_SIZE 4096
 #define DUMP_ID_LEN 16
 #define DUMP_ID_TEXT_LEN (2 * DUMP_ID_LEN + 1)

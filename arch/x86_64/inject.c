@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -417,6 +418,39 @@ static int back_to_frozen(struct inject_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The scratch mapping, made inside the task. A process whose address-space or data limit
+ * (RLIMIT_AS, RLIMIT_DATA) it has reached has room for it once their soft values are raised
+ * to the hard ones: raised for this mmap alone, then put back (stasis needs the same user
+ * as the task, or CAP_SYS_RESOURCE, to change them).
+ */
+static int map_scratch(struct inject_ctx *ctx, uint64_t *args, int64_t *ret)
+{
+	static const int limits[] = { RLIMIT_AS, RLIMIT_DATA };
+	struct rlimit was[2];
+	bool raised[2] = { false, false }, any = false;
+	int err = inject_syscall(ctx, SYS_mmap, args, ret);
+
+	if (err || *ret != -ENOMEM)
+		return err;
+	for (int i = 0; i < 2; i++) {
+		if (prlimit(ctx->pid, limits[i], NULL, &was[i]) || was[i].rlim_cur >= was[i].rlim_max)
+			continue;
+		struct rlimit up = { was[i].rlim_max, was[i].rlim_max };
+		any |= raised[i] = !prlimit(ctx->pid, limits[i], &up, NULL);
+	}
+	if (any)
+		err = inject_syscall(ctx, SYS_mmap, args, ret);
+	for (int i = 0; i < 2; i++)
+		if (raised[i] && prlimit(ctx->pid, limits[i], &was[i], NULL))
+			pr_warn("pid %d: cannot put its %s limit back to %llu: %m", ctx->pid,
+				limits[i] == RLIMIT_AS ? "address space" : "data", (unsigned long long)was[i].rlim_cur);
+	if (!err && *ret == -ENOMEM)
+		pr_err("pid %d: its address space or data limit (RLIMIT_AS, RLIMIT_DATA, hard limits "
+		       "too) leaves no room for stasis's scratch page", ctx->pid);
+	return err;
+}
+
 int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
 		 const struct user_regs_struct *regs, uint64_t vdso_start, uint64_t vdso_end)
 {
@@ -446,7 +480,7 @@ int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
 	else if ((err = write_stub(ctx)))
 		goto fail;
 	ctx->scratch_len = SCRATCH_LEN;
-	err = inject_syscall(ctx, SYS_mmap, args, &ret);
+	err = map_scratch(ctx, args, &ret);
 	if (err == 0 && (ret < 0 && ret > -4096)) {
 		pr_err("pid %d: injected mmap of a scratch page failed: %s", pid, strerror(-ret));
 		err = -EIO;

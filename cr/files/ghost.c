@@ -525,10 +525,10 @@ static int fill(int fd, const GhostFile *g)
 	char self[64];
 	int ro;
 
-	if (!g->n_extents) {
+	if (!g->has_size) { /* (its data whole) */
 		if (write_all(fd, g->data.data, g->data.len))
 			return -errno;
-	} else {
+	} else { /* its size, then its data stretches (none: all a hole, or space allocated only) */
 		if (ftruncate(fd, g->size))
 			return -errno;
 		for (size_t i = 0, at = 0; i < g->n_extents; at += g->extents[i++]->len)
@@ -621,7 +621,7 @@ static bool valid_ghost(const GhostFile *g, size_t i)
 		end = x->offset + x->len;
 		total += x->len;
 	}
-	return !g->n_extents || total == g->data.len;
+	return g->has_size ? total == g->data.len : !g->n_extents;
 }
 
 /* ghosts.img, if some fd, mapping or cwd of the tree is a deleted file, checked with every use. */

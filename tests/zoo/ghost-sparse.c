@@ -3,8 +3,11 @@
  *   fd 30: a deleted file of 16 GiB whose data is three stretches (4 KiB at 0, 64 KiB at 1 GiB,
  *   8 KiB ending at 16 GiB); the rest are holes. Also mapped (MAP_SHARED) at its 1 GiB stretch.
  *   fd 31: an O_TMPFILE file (never named) holding 10000 bytes.
+ *   fd 32: a deleted file of 1 MiB that is all a hole (ftruncate only); fd 33: a deleted file
+ *   of 1 MiB whose space was allocated (fallocate) and never written: no data either.
  * After restore and SIGTERM: fd 30 has the same size, the same data stretches and holes
- * (SEEK_DATA/SEEK_HOLE), few blocks, its content, and the mapping writes to it; fd 31 is still
+ * (SEEK_DATA/SEEK_HOLE), few blocks, its content, and the mapping writes to it; fds 32 and 33
+ * are 1 MiB of zeroes (their size kept though no data was saved); fd 31 is still
  * "DIR/#INODE (deleted)" with its content and can still be linked into the directory (linkat).
  * Dumped with --ghost-limit 50000 it must fail (tests/failure-cases.sh): more data than that.
  * Blocks in: nanosleep (zoo_wait loop).
@@ -22,6 +25,7 @@ static char dir[4000];
 
 static void c_holes(ucontext_t *u) { (void)u; pwrite(30, "h", 1, 8 * GiB); }
 static void c_content(ucontext_t *u) { (void)u; pwrite(30, "c", 1, GiB + 10); }
+static void c_empty(ucontext_t *u) { (void)u; ftruncate(33, 4096); }
 static void c_linkable(ucontext_t *u)
 {
 	(void)u; /* once named and removed again, an O_TMPFILE file can no longer be linked */
@@ -35,7 +39,33 @@ static const struct zoo_corruption corruptions[] = {
 	{ "holes", c_holes, 0 },
 	{ "content", c_content, 0 },
 	{ "linkable", c_linkable, 0 },
+	{ "empty", c_empty, 0 },
 };
+
+/* A deleted file of 1 MiB with no data at fd at: all a hole, or allocated (fallocate) */
+static void empty_file(const char *name, int at, int allocate)
+{
+	char path[4100];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || (allocate ? fallocate(fd, 0, 0, 1 << 20) : ftruncate(fd, 1 << 20)) || dup2(fd, at) != at)
+		zoo_die("%s: %s", path, strerror(errno));
+	close(fd);
+	unlink(path);
+}
+
+/* Is the deleted file at fd 1 MiB of zeroes? */
+static int empty_ok(int fd)
+{
+	static unsigned char buf[1 << 20];
+	struct stat st;
+	if (fstat(fd, &st) || st.st_size != 1 << 20 || st.st_nlink || pread(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
+		return 0;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		if (buf[i])
+			return 0;
+	return 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -68,6 +98,8 @@ int main(int argc, char **argv)
 	zoo_fill(buf, 10000, 50);
 	if (write(31, buf, 10000) != 10000)
 		zoo_die("write: %s", strerror(errno));
+	empty_file("hole", 32, 0);
+	empty_file("allocated", 33, 1);
 	zoo_check_maps = 0; /* a deleted file comes back as a new file: same name, new inode number */
 	zoo_check_fds = 0;  /* the O_TMPFILE file is named after its inode number */
 	zoo_ready();
@@ -110,5 +142,7 @@ int main(int argc, char **argv)
 	int r = linkat(AT_FDCWD, self, AT_FDCWD, name, AT_SYMLINK_FOLLOW);
 	CHECK("linkable", r == 0, "the O_TMPFILE file cannot be linked: %s", strerror(errno));
 	unlink(name);
-	return zoo_finish("a 16 GiB file with 3 stretches of data, an O_TMPFILE file");
+	CHECK("empty", empty_ok(32) && empty_ok(33), "the deleted files of 1 MiB without data (fds 32, 33) "
+	      "are not 1 MiB of zeroes");
+	return zoo_finish("a 16 GiB file with 3 stretches of data, an O_TMPFILE file, 2 files without data");
 }
