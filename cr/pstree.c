@@ -131,16 +131,20 @@ static int became_zombie(struct dump_tree *tr, size_t i)
 	pid_t live = !err && st.state == 'Z' ? proc_live_thread(tr->entries[i]->pid) : 0;
 	if (live < 0)
 		return live;
+	TreeEntry *e = tr->entries[i];
+	int left = 1;
 	if (!err && st.state == 'Z' && !live) {
-		TreeEntry *e = tr->entries[i];
 		if ((err = add_entry(tr, e->pid, &st)))
 			return err;
 		tr->entries[i] = tr->entries[--tr->nr_entries]; /* the new zombie entry takes its place */
-		return 0;
+		left = 0;
+	} else {
+		memmove(&tr->entries[i], &tr->entries[i + 1], (tr->nr_entries - i - 1) * sizeof(*tr->entries));
+		tr->nr_entries--;
 	}
-	memmove(&tr->entries[i], &tr->entries[i + 1], (tr->nr_entries - i - 1) * sizeof(*tr->entries));
-	tr->nr_entries--;
-	return 1;
+	free(e->comm);
+	free(e);
+	return left;
 }
 
 static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx)
