@@ -59,36 +59,6 @@ int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui)
 	return 0;
 }
 
-struct listener_by_ino {
-	uint64_t ino;
-	struct unix_info *ui;
-	int found;
-};
-
-static int on_listener_ino(const struct nlmsghdr *h, void *arg)
-{
-	struct listener_by_ino *f = arg;
-
-	if (((const struct unix_diag_msg *)NLMSG_DATA(h))->udiag_ino != f->ino)
-		return 0;
-	f->found = 1;
-	return unix_diag_parse(h, f->ui) ?: 1;
-}
-
-/* One listener with its waiting connections, found among every listener of the namespace. */
-static int unix_listener_by_ino(uint64_t ino, struct unix_info *ui)
-{
-	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = 1 << TCP_LISTEN_STATE,
-				     .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
-						   UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS };
-	struct listener_by_ino f = { ino, ui, 0 };
-	int err = nl_sock_diag(&req, sizeof(req), on_listener_ino, &f);
-
-	if (err < 0)
-		return err;
-	return f.found ? 0 : -EMSGSIZE; /* (not listed: more waiting than even a dump holds) */
-}
-
 /* Asks the kernel about one unix socket: its peer, shutdown state, bound name, queues (with
  * no icons it allocates nothing: cleanups use it too). */
 static int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
@@ -114,11 +84,8 @@ static int sock_diag_unix(uint64_t ino, struct unix_info *ui, bool with_icons)
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
 	if (n < (ssize_t)sizeof(*h) || !NLMSG_OK(h, (size_t)n))
 		return -EIO;
-	if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
-		int err = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
-		/* a listener whose waiting connections fill more than a page: listed by a dump */
-		return err == -EMSGSIZE && with_icons ? unix_listener_by_ino(ino, ui) : err ? err : -EIO;
-	}
+	if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr)))
+		return ((const struct nlmsgerr *)NLMSG_DATA(h))->error ?: -EIO;
 	return h->nlmsg_type == SOCK_DIAG_BY_FAMILY ? unix_diag_parse(h, ui) : -EIO;
 }
 
