@@ -264,10 +264,10 @@ static void nl_size_dumps(int nl)
 		struct unix_diag_req req; /* inode 0: answered at once with an error */
 	} msg = { .h = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
 		  .req = { .sdiag_family = AF_UNIX } };
-	auto_free char *buf = xmalloc(NL_RECV_BUF);
+	char buf[32768]; /* (the kernel sizes no dump buffer above that) */
 
-	if (buf && send(nl, &msg, sizeof(msg), 0) == sizeof(msg))
-		(void)!recv(nl, buf, NL_RECV_BUF, 0);
+	if (send(nl, &msg, sizeof(msg), 0) == sizeof(msg))
+		(void)!recv(nl, buf, sizeof(buf), 0);
 }
 
 int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),

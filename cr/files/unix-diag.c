@@ -126,17 +126,14 @@ void unix_snapshot_free(struct unix_snapshot *snap)
 	*snap = (struct unix_snapshot){ 0 };
 }
 
-static int snapshot_take(struct unix_snapshot *snap)
+static int snapshot_take(struct unix_snapshot *snap, uint64_t netns)
 {
 	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = -1,
 				     .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
 						   UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS };
-	struct stat ns;
 	int err;
 
 	unix_snapshot_free(snap);
-	if (stat("/proc/thread-self/ns/net", &ns))
-		return -errno;
 	if ((err = nl_sock_diag(&req, sizeof(req), on_socket, snap)))
 		goto fail;
 	err = -ENOMEM;
@@ -152,7 +149,7 @@ static int snapshot_take(struct unix_snapshot *snap)
 		qsort(snap->socks, snap->n, sizeof(*snap->socks), by_ino);
 	if (snap->nr_waiting)
 		qsort(snap->waiting, snap->nr_waiting, sizeof(*snap->waiting), by_client);
-	snap->netns = ns.st_ino;
+	snap->netns = netns;
 	return 0;
 fail:
 	unix_snapshot_free(snap);
@@ -166,7 +163,7 @@ static int snapshot_here(struct unix_snapshot *snap)
 
 	if (stat("/proc/thread-self/ns/net", &ns))
 		return -errno;
-	return snap->netns == ns.st_ino ? 0 : snapshot_take(snap);
+	return snap->netns == ns.st_ino ? 0 : snapshot_take(snap, ns.st_ino);
 }
 
 int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons)

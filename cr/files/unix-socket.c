@@ -319,17 +319,16 @@ int unix_connect_name(const struct run_ctx *ctx, int s, const void *name, size_t
 {
 	struct by_path c = { .s = s };
 
+	if (!as)
+		return unix_connect_all(ctx, &s, 1, name, len, dir, scratch);
 	if (unix_addr(name, len, &c.sa, &c.len))
 		return -EINVAL;
-	if (as) {
-		bool abstract = !c.sa.sun_path[0];
-		auto_close int root = abstract || !scratch ? -1 : open(scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (!abstract && scratch && root < 0)
-			return -errno;
-		return unix_run_as(ctx, as, abstract ? -1 : scratch ? root : ctx->tree_root_fd,
-				   abstract || scratch ? NULL : dir, connect_here, &c, sizeof(c));
-	}
-	return unix_connect_all(ctx, &s, 1, name, len, dir, scratch);
+	bool abstract = !c.sa.sun_path[0];
+	auto_close int root = abstract || !scratch ? -1 : open(scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!abstract && scratch && root < 0)
+		return -errno;
+	return unix_run_as(ctx, as, abstract ? -1 : scratch ? root : ctx->tree_root_fd,
+			   abstract || scratch ? NULL : dir, connect_here, &c, sizeof(c));
 }
 
 void unix_file_forget(struct unix_file *f)
