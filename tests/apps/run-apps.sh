@@ -583,6 +583,20 @@ keepalive_check() {
 	fi
 }
 
+# mark_checkpoint CASE DIR: a keep-alive client outside the tree fetches /mark from the program
+# start_app started, the tree is dumped and restored with --tcp-established, then
+# keepalive_check (the same connection fetches /mark again, a new one /ping; the reason in out,
+# if any). Returns 1 if the checkpoint failed (out is "failed").
+mark_checkpoint() {
+	keepalive_start "$2" "$APP_PORT" "GET /mark" "GET /mark"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint "$1" "$APP_PID" "$2" || out=failed
+	CKPT_OPTS=()
+	[ -z "$out" ] || return 1
+	keepalive_check "$2"
+	return 0
+}
+
 # app_stop DIR SECONDS: SIGTERM to APP_PID, its verdict awaited; the reason in out, if any;
 # the client ended, the child gone
 app_stop() {
@@ -610,12 +624,7 @@ case_jvm() {
 		return
 	fi
 	start_app apps/jvm "$d" java -Xmx512m -cp "$d/classes" JvmApp "$d" || return
-	keepalive_start "$d" "$APP_PORT" "GET /mark" "GET /mark"
-	CKPT_OPTS=(--tcp-established)
-	checkpoint apps/jvm "$APP_PID" "$d" || out=failed
-	CKPT_OPTS=()
-	if [ -z "$out" ]; then
-		keepalive_check "$d"
+	if mark_checkpoint apps/jvm "$d"; then
 		[ "${APPS_CORRUPT:-}" = file ] || printf RESTORED | dd of="$d/mapped" conv=notrunc status=none
 		sleep 1 # the pool, the JIT loop and cat go on
 		app_stop "$d" 60
@@ -638,12 +647,7 @@ case_node() {
 	fi
 	mkdir -p "$d/img"
 	start_app apps/node "$d" /usr/bin/node "$ZOO_ROOT/tests/apps/node-app.js" "$d" || return
-	keepalive_start "$d" "$APP_PORT" "GET /mark" "GET /mark"
-	CKPT_OPTS=(--tcp-established)
-	checkpoint apps/node "$APP_PID" "$d" || out=failed
-	CKPT_OPTS=()
-	if [ -z "$out" ]; then
-		keepalive_check "$d"
+	if mark_checkpoint apps/node "$d"; then
 		sleep 1 # the timers, the pings and the worker go on
 		app_stop "$d" 20
 	fi
@@ -666,12 +670,7 @@ case_go() {
 	fi
 	rm -rf "$d/gocache" "$d/gopath"
 	start_app apps/go "$d" "$d/go-app" "$d" || return
-	keepalive_start "$d" "$APP_PORT" "GET /mark" "GET /mark"
-	CKPT_OPTS=(--tcp-established)
-	checkpoint apps/go "$APP_PID" "$d" || out=failed
-	CKPT_OPTS=()
-	if [ -z "$out" ]; then
-		keepalive_check "$d"
+	if mark_checkpoint apps/go "$d"; then
 		sleep 0.5 # the workers, the ticker and cat go on
 		app_stop "$d" 30
 	fi

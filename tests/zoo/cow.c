@@ -282,14 +282,16 @@ static void check_file(enum kid k, int hidden, int lazy)
 }
 
 static void c_content(ucontext_t *u) { (void)u; mem[12345] ^= 1; }
-/* one page copied in place: its data the same, its page a copy of its own */
-static void c_shared(ucontext_t *u)
+/* the page at p copied in place: its data the same, its page a copy of the process's own */
+static void copy_in_place(unsigned char *p)
 {
 	static unsigned char page[4096];
-	(void)u;
-	memcpy(page, mem + 5 * 4096, 4096);
-	memcpy(mem + 5 * 4096, page, 4096);
+	memcpy(page, p, 4096);
+	memcpy(p, page, 4096);
 }
+
+/* one page copied in place */
+static void c_shared(ucontext_t *u) { (void)u; copy_in_place(mem + 5 * 4096); }
 /* a huge page split: its first 4 KiB page dropped */
 static void c_thp(ucontext_t *u)
 {
@@ -297,21 +299,9 @@ static void c_thp(ucontext_t *u)
 	madvise(thp, 4096, MADV_DONTNEED);
 }
 /* a page of the file mapping the parent wrote copied in place: its own now, the children's not */
-static void c_file_shared(ucontext_t *u)
-{
-	static unsigned char page[4096];
-	(void)u;
-	memcpy(page, fmem + 5 * 4096, 4096);
-	memcpy(fmem + 5 * 4096, page, 4096);
-}
+static void c_file_shared(ucontext_t *u) { (void)u; copy_in_place(fmem + 5 * 4096); }
 /* a page nobody wrote copied in place: an anonymous copy now, no longer the file's */
-static void c_file_backed(ucontext_t *u)
-{
-	static unsigned char page[4096];
-	(void)u;
-	memcpy(page, fmem + 8 * 4096, 4096);
-	memcpy(fmem + 8 * 4096, page, 4096);
-}
+static void c_file_backed(ucontext_t *u) { (void)u; copy_in_place(fmem + 8 * 4096); }
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
 	{ "shared", c_shared, 0 },
