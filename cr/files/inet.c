@@ -10,7 +10,7 @@
  * sender as before, and a connected socket accepts them. A datagram the raw socket cannot
  * send (too large for the route's MTU) is sent from a socket of stasis's, with a warning
  * naming the address it came from (a connected socket would not take it: the warning says
- * it is lost). Its shutdown state (NETLINK_SOCK_DIAG: which sides shutdown() closed, also on a
+ * it is lost). Its shutdown state (udp-diag.c: which sides shutdown() closed, also on a
  * socket that is not connected) is applied again after its queue is refilled.
  *
  * ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6): their identifier (the bound
@@ -21,8 +21,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/inet_diag.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip6.h>
@@ -37,7 +35,6 @@
 #include "inet.h"
 #include "log.h"
 #include "csum.h"
-#include "nlmsg.h"
 #include "util.h"
 
 #define MAX_QUEUED (4u << 20)
@@ -100,45 +97,6 @@ static int peek_datagrams(int sk, InetSocket *in)
 	return err;
 }
 
-struct udp_shutdown {
-	uint64_t ino;
-	bool found;
-	uint32_t shutdown; /* the kernel's RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
-};
-
-static int on_udp_diag(const struct nlmsghdr *h, void *arg)
-{
-	struct udp_shutdown *u = arg;
-	const struct inet_diag_msg *m = NLMSG_DATA(h);
-	const struct nlattr *tb[INET_DIAG_MAX + 1];
-
-	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) || m->idiag_inode != u->ino)
-		return 0;
-	nl_parse_msg(h, sizeof(*m), tb, INET_DIAG_MAX);
-	u->shutdown = nl_uint(tb[INET_DIAG_SHUTDOWN], 0);
-	u->found = true;
-	return 1;
-}
-
-/* Which sides of UDP socket in (its inode) shutdown() closed, from NETLINK_SOCK_DIAG. */
-static int udp_shutdown_dump(InetSocket *in)
-{
-	struct inet_diag_req_v2 req = { .sdiag_family = in->family, .sdiag_protocol = in->protocol,
-					.idiag_states = ~0u };
-	struct udp_shutdown u = { .ino = in->ino };
-	int err = nl_sock_diag(&req, sizeof(req), on_udp_diag, &u);
-
-	if (err < 0)
-		return err;
-	if (!u.found) /* a socket never bound is in no table the kernel lists (its state untold) */
-		return in->state == INET_STATE__INET_FRESH ? 0 : -ENOENT;
-	if (u.shutdown & 3) {
-		in->has_shutdown = true;
-		in->shutdown = u.shutdown & 3;
-	}
-	return 0;
-}
-
 static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
 	unsigned logged = log_errors();
@@ -149,7 +107,7 @@ static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, Ine
 		if ((err = peek_datagrams(sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the datagrams waiting in %s",
 					   t->pid, p->fd, p->link);
-		if ((err = udp_shutdown_dump(in)))
+		if ((err = udp_shutdown_dump(t->ctx, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the shutdown state of %s",
 					   t->pid, p->fd, p->link);
 	} else if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
