@@ -24,6 +24,8 @@
 #define AFFINITY_MAX_BYTES 1024 /* 8192 CPUs */
 #define DL_FLAGS (SCHED_FLAG_RECLAIM | SCHED_FLAG_DL_OVERRUN)
 #define DL_MIN_NS 1024 /* the kernel's smallest runtime */
+#define SLICE_MIN_NS 100000ull    /* the bounds the kernel clamps a fair thread's slice to */
+#define SLICE_MAX_NS 100000000ull
 
 /* sched_getattr's and sched_setattr's struct (linux/sched/types.h, which clashes with sched.h). */
 struct sched_attr {
@@ -34,20 +36,37 @@ struct sched_attr {
 	uint64_t sched_runtime, sched_deadline, sched_period;
 };
 
-/* A SCHED_DEADLINE thread's reservation. */
-static int deadline_read(pid_t tid, SchedAttrs *s)
+static bool fair_policy(uint32_t policy)
 {
-	struct sched_attr a = { 0 };
+	policy &= ~SCHED_RESET_ON_FORK;
+	return policy == SCHED_OTHER || policy == SCHED_BATCH;
+}
 
-	if (syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0)) {
-		pr_perror("dump tid %d: cannot read its SCHED_DEADLINE reservation", tid);
+/*
+ * A SCHED_DEADLINE thread's reservation; a fair thread's time slice if it is not the default
+ * one: the slice of stasis's own thread, which asked for none (the kernel tells no flag; a
+ * custom slice equal to the default is the default's equal, but does not follow a change of
+ * the kernel's base slice).
+ */
+static int attr_read(pid_t tid, SchedAttrs *s)
+{
+	struct sched_attr a = { 0 }, own = { 0 };
+
+	if (syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0) ||
+	    syscall(SYS_sched_getattr, 0, &own, sizeof(own), 0)) {
+		pr_perror("dump tid %d: cannot read its scheduling attributes", tid);
 		return -EIO;
 	}
-	s->has_dl_runtime = s->has_dl_deadline = s->has_dl_period = s->has_dl_flags = true;
-	s->dl_runtime = a.sched_runtime;
-	s->dl_deadline = a.sched_deadline;
-	s->dl_period = a.sched_period;
-	s->dl_flags = a.sched_flags & DL_FLAGS;
+	if ((s->policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE) {
+		s->has_dl_runtime = s->has_dl_deadline = s->has_dl_period = s->has_dl_flags = true;
+		s->dl_runtime = a.sched_runtime;
+		s->dl_deadline = a.sched_deadline;
+		s->dl_period = a.sched_period;
+		s->dl_flags = a.sched_flags & DL_FLAGS;
+	} else if (fair_policy(s->policy) && a.sched_runtime && a.sched_runtime != own.sched_runtime) {
+		s->has_fair_slice = true;
+		s->fair_slice = a.sched_runtime;
+	}
 	return 0;
 }
 
@@ -75,7 +94,7 @@ static int sched_read(pid_t tid, SchedAttrs **out)
 	s->policy = policy;
 	s->priority = sp.sched_priority;
 	s->ioprio = ioprio;
-	if ((policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE && deadline_read(tid, s)) {
+	if (attr_read(tid, s)) {
 		free(s);
 		return -EIO;
 	}
@@ -111,7 +130,9 @@ static bool sched_valid(const SchedAttrs *s)
 			   (s->has_dl_runtime && s->has_dl_deadline && s->has_dl_period && s->has_dl_flags &&
 			    s->dl_runtime >= DL_MIN_NS && s->dl_runtime <= s->dl_deadline &&
 			    (!s->dl_period || s->dl_deadline <= s->dl_period) && !(s->dl_flags & ~DL_FLAGS));
-	return (s->nice >= -20 && s->nice <= 19 && s->priority <= 99 &&
+	bool slice_ok = !s->has_fair_slice ||
+			(fair_policy(policy) && s->fair_slice >= SLICE_MIN_NS && s->fair_slice <= SLICE_MAX_NS);
+	return (s->nice >= -20 && s->nice <= 19 && s->priority <= 99 && slice_ok &&
 		      (policy == SCHED_OTHER || policy == SCHED_BATCH || policy == SCHED_IDLE ||
 		       policy == SCHED_FIFO || policy == SCHED_RR || policy == SCHED_DEADLINE) &&
 		      deadline_ok && s->affinity.len >= 1 && s->affinity.len <= AFFINITY_MAX_BYTES);
@@ -151,6 +172,15 @@ static void sched_set(pid_t tid, const SchedAttrs *s)
 				"deadline %llu, period %llu): %m",
 				tid, (unsigned long long)s->dl_runtime, (unsigned long long)s->dl_deadline,
 				(unsigned long long)s->dl_period);
+	} else if (s->has_fair_slice) {
+		struct sched_attr a = {
+			.size = sizeof(a), .sched_policy = s->policy & ~SCHED_RESET_ON_FORK, .sched_nice = s->nice,
+			.sched_flags = s->policy & SCHED_RESET_ON_FORK ? SCHED_FLAG_RESET_ON_FORK : 0,
+			.sched_runtime = s->fair_slice,
+		};
+		if (syscall(SYS_sched_setattr, tid, &a, 0))
+			pr_warn("restore tid %d: cannot set policy %#x with its time slice %llu ns: %m", tid,
+				s->policy, (unsigned long long)s->fair_slice);
 	} else if (sched_setscheduler(tid, s->policy, &sp)) {
 		pr_warn("restore tid %d: cannot set scheduling policy %#x priority %u: %m", tid, s->policy,
 			s->priority);
