@@ -3,8 +3,12 @@
 # start the test, stasis dump, stasis restore, SIGTERM, read its verdict.
 # See README.md beside this file for where the zdtm sources come from.
 #
-#   run.sh [-b] [NAME...]     no NAME: every test of static/Makefile's lists with a source
+#   run.sh [-b] [-n] [NAME...]     no NAME: every test of static/Makefile's lists with a source
 #     -b   also run each test once without C/R first (else only when C/R failed)
+#     -n   ns flavour: the test runs in a PID namespace of its own under ns-init.c (as zdtm's
+#          ns flavour; only the PID namespace: mounts, network and IPC stay the host's), the
+#          dumped tree is that namespace's whole tree; results in $ZDTM_RESULTS (default
+#          $ZDTM_DIR/results-ns)
 # Environment: ZDTM_DIR (/work/zdtm), ZDTM_RESULTS ($ZDTM_DIR/results), STASIS (the tree's ./stasis), ZDTM_TIMEOUT (30 s),
 #   ZDTM_NONROOT=1: tests without 'suid' in .desc run as uid 18943 (as zdtm.py does)
 # Results: $ZDTM_DIR/results/NAME/{verdict,dump.log,restore.log,out,...},
@@ -17,10 +21,22 @@ ZDTM_DIR=${ZDTM_DIR:-/work/zdtm}
 STASIS=${STASIS:-$(cd "$here/../.." && pwd)/stasis}
 TMO=${ZDTM_TIMEOUT:-30}
 SD=$ZDTM_DIR/static
-RES=${ZDTM_RESULTS:-$ZDTM_DIR/results}
-baseline_always=0
-[ "${1:-}" = -b ] && { baseline_always=1; shift; }
+baseline_always=0 ns=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	-b) baseline_always=1 ;;
+	-n) ns=1 ;;
+	*) break ;;
+	esac
+	shift
+done
+RES=${ZDTM_RESULTS:-$ZDTM_DIR/results$([ $ns = 1 ] && echo -ns)}
 mkdir -p "$RES"
+NSINIT=$RES/ns-init
+if [ $ns = 1 ] && ! cc -O2 -Wall -Werror -o "$NSINIT" "$here/ns-init.c"; then
+	echo "cannot build $here/ns-init.c" >&2
+	exit 1
+fi
 chmod 755 "$ZDTM_DIR" "$SD"
 
 # desc NAME KEY: a field of NAME.desc (a python dict literal), "" if none
@@ -54,11 +70,39 @@ kill_sessions() {
 	done
 }
 
-# start_test NAME WD: launches the test in WD; sets TPID (the daemon) or returns 1
+# ns_host_pid ROOT NSPID: the host pid of the process NSPID of ROOT's PID namespace
+ns_host_pid() {
+	local ns p
+	ns=$(readlink "/proc/$1/ns/pid") || return 1
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$ns" ] || continue
+		awk -v n="$2" '/^NSpid:/ { found = $NF == n } END { exit !found }' "$p/status" 2>/dev/null &&
+			{ echo "${p#/proc/}"; return 0; }
+	done
+	return 1
+}
+
+# start_test NAME WD: launches the test in WD; sets TPID (the daemon) and ROOT (the tree to
+# dump: the test, or in the ns flavour its namespace's init), or returns 1
 start_test() {
 	local name=$1 wd=$2 args t=0
 	args=$(make -s -C "$SD" "$name.args")
 	echo "$SD/$name $args" >"$wd/../cmd"
+	if [ $ns = 1 ]; then
+		(cd "$wd" && exec setsid unshare --pid --fork "$NSINIT" "$SD/$name" $args) >"$wd/../start.log" 2>&1 &
+		LPID=$!
+		# unshare waits for the init, which lives on once the test daemonized
+		while kill -0 $LPID 2>/dev/null && [ ! -s "$wd/$name.pid" ] && [ $t -lt $((TMO * 10)) ]; do
+			sleep 0.1; t=$((t + 1))
+		done
+		sleep 0.1
+		ROOT=$(pgrep -P $LPID | head -1)
+		[ -n "$ROOT" ] && [ -s "$wd/$name.pid" ] || { kill_sessions $LPID; return 1; }
+		TPID=$(ns_host_pid "$ROOT" "$(cat "$wd/$name.pid")")
+		[ -n "$TPID" ] && return 0
+		kill_sessions $LPID
+		return 1
+	fi
 	(cd "$wd" && exec setsid "$SD/$name" $args) >"$wd/../start.log" 2>&1 &
 	LPID=$!
 	# the launcher exits once the test daemonized (or died)
@@ -66,21 +110,31 @@ start_test() {
 	if kill -0 $LPID 2>/dev/null; then kill_sessions $LPID; return 1; fi
 	wait $LPID 2>/dev/null
 	TPID=$(cat "$wd/$name.pid" 2>/dev/null)
+	ROOT=$TPID
 	[ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null
+}
+
+# running PID: alive and not a zombie (the ns flavour's init reaps nothing)
+running() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "${st%% *}" != Z ]
 }
 
 # stop_test NAME WD: SIGTERM, wait for the exit, 0 if the outfile says PASS
 stop_test() {
 	local name=$1 wd=$2 t=0
 	kill -TERM "$TPID" 2>/dev/null
-	while kill -0 "$TPID" 2>/dev/null && [ $t -lt $((TMO * 10)) ]; do sleep 0.1; t=$((t + 1)); done
-	if kill -0 "$TPID" 2>/dev/null; then
+	while running "$TPID" && [ $t -lt $((TMO * 10)) ]; do sleep 0.1; t=$((t + 1)); done
+	if running "$TPID"; then
 		STOPMSG="hung after SIGTERM"
 		kill_sessions "$TPID" $LPID
+		[ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
 		return 1
 	fi
 	sleep 0.2
 	kill_sessions "$TPID" $LPID
+	[ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null # (the namespace's init: the rest goes with it)
 	if grep -qw PASS "$wd/$name.out" 2>/dev/null; then return 0; fi
 	STOPMSG=$(grep -h -E 'FAIL|ERR' "$wd/$name.out" "$wd/$name.out.inprogress" 2>/dev/null | tail -1)
 	[ -n "$STOPMSG" ] || STOPMSG="no PASS in the outfile"
@@ -112,7 +166,7 @@ baseline() {
 }
 
 run_one() {
-	local name=$1 flavor flags opts dopts ropts feature arch wd img u crfail=0 rc
+	local name=$1 flavor want flags opts dopts ropts feature arch wd img u crfail=0 rc
 	CUR=$name
 	rm -rf "${RES:?}/$name"; mkdir -p "$RES/$name"
 	sed -i "/^$(printf '%s' "$name" | sed 's/[.]/\\&/g')\t/d" "$RES/summary.tsv" 2>/dev/null
@@ -125,7 +179,8 @@ run_one() {
 	opts="$(desc "$name" opts) $(cat "$SD/$name.opts" 2>/dev/null)"
 	dopts=$(desc "$name" dopts); ropts=$(desc "$name" ropts) # dump only, restore only
 	[[ " $flags " == *" noauto "* ]] && { verdict "$name" SKIP "noauto in .desc"; return; }
-	[ -n "$flavor" ] && [[ " $flavor " != *" h "* ]] && { verdict "$name" SKIP "flavor '$flavor' (no host flavour)"; return; }
+	want=$([ $ns = 1 ] && echo ns || echo h)
+	[ -n "$flavor" ] && [[ " $flavor " != *" $want "* ]] && { verdict "$name" SKIP "flavor '$flavor' (no $want flavour)"; return; }
 	[ -n "$arch" ] && [[ " $arch " != *" x86_64 "* ]] && { verdict "$name" SKIP "arch $arch"; return; }
 	for f in $feature; do
 		"$STASIS" check --feature "$f" >/dev/null 2>&1 || { verdict "$name" SKIP "feature $f unsupported (stasis check)"; return; }
@@ -152,27 +207,41 @@ run_one() {
 		verdict "$name" KFAIL "did not start: $(cat "$RES/$name/start.log" "$wd/$name".out* 2>/dev/null | grep -E 'FAIL|ERR|exited' | head -1)"; return
 	fi
 	sleep 0.5
-	timeout -k 5 "$TMO" "$STASIS" dump -t "$TPID" -D "$img" --shell-job -o dump.log -v4 $opts $dopts >"$RES/$name/dump.stderr" 2>&1
+	timeout -k 5 "$TMO" "$STASIS" dump -t "$ROOT" -D "$img" --shell-job -o dump.log -v4 $opts $dopts >"$RES/$name/dump.stderr" 2>&1
 	rc=$?; cp "$img/dump.log" "$RES/$name/dump.log" 2>/dev/null
 	if [ $rc != 0 ]; then
 		kill_sessions "$TPID" $LPID
+		[ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
 		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: dump failed as expected"; return; fi
 		[ $rc = 124 ] && { verdict "$name" FAIL "dump: timeout (${TMO}s)"; return; }
 		verdict "$name" FAIL "dump: $(err_line "$RES/$name/dump.log")"; return
 	fi
 	# the dumped tree is gone (stasis kills it); wait for it
-	for _ in $(seq 50); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$TPID" 2>/dev/null; then kill_sessions "$TPID"; verdict "$name" FAIL "dump: tree still alive after dump"; return; fi
-	timeout -k 5 "$TMO" "$STASIS" restore -D "$img" --shell-job -d -o restore.log -v4 $opts $ropts >"$RES/$name/restore.stderr" 2>&1
+	for _ in $(seq 50); do kill -0 "$TPID" 2>/dev/null || kill -0 "$ROOT" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$TPID" 2>/dev/null || kill -0 "$ROOT" 2>/dev/null; then
+		kill_sessions "$TPID"; [ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
+		verdict "$name" FAIL "dump: tree still alive after dump"; return
+	fi
+	rm -f "$RES/$name/root.pid"
+	timeout -k 5 "$TMO" "$STASIS" restore -D "$img" --shell-job -d -o restore.log -v4 --pidfile "$RES/$name/root.pid" \
+		$opts $ropts >"$RES/$name/restore.stderr" 2>&1
 	rc=$?; cp "$img/restore.log" "$RES/$name/restore.log" 2>/dev/null
+	if [ $ns = 1 ] && [ $rc = 0 ]; then # the same test in the restored namespace
+		ROOT=$(cat "$RES/$name/root.pid" 2>/dev/null)
+		TPID=$(ns_host_pid "$ROOT" "$(cat "$wd/$name.pid")") || TPID=none
+	fi
 	if [ $rc != 0 ] || ! kill -0 "$TPID" 2>/dev/null; then
 		kill_sessions "$TPID" $LPID
+		[ $ns = 1 ] && [ -n "$ROOT" ] && kill -9 "$ROOT" 2>/dev/null
 		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: restore failed as expected"; return; fi
 		[ $rc = 124 ] && { verdict "$name" FAIL "restore: timeout (${TMO}s)"; return; }
 		[ $rc = 0 ] && { verdict "$name" FAIL "restore: rc 0 but pid $TPID is not alive"; return; }
 		verdict "$name" FAIL "restore: $(err_line "$RES/$name/restore.log")"; return
 	fi
-	if [ $crfail = 1 ]; then kill_sessions "$TPID" $LPID; verdict "$name" FAIL "crfail: dump and restore succeeded"; return; fi
+	if [ $crfail = 1 ]; then
+		kill_sessions "$TPID" $LPID; [ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
+		verdict "$name" FAIL "crfail: dump and restore succeeded"; return
+	fi
 	sleep 0.5
 	if stop_test "$name" "$wd"; then verdict "$name" PASS ""; return; fi
 	cp "$wd/$name.out"* "$RES/$name/" 2>/dev/null
