@@ -11,9 +11,14 @@
  *     helper or a zombie, forked below the parent; the parent is a subreaper until its
  *     orphans have come, and the helper dies once every subreaper between them is done).
  * Helpers may stand under any parent of their members: each way is tried.
+ * When none of these is left in the tree (the process that forked it in that session has
+ * exited and was reaped, and it went up to its parent as an orphan), restore adds a helper of
+ * its own: forked in that session by a live member below the parent, it forks the process and
+ * is killed, so that the process goes up to its parent as it once did (add_lifter).
  * A session whose leader is outside the tree can only be the one the root inherits.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -127,6 +132,7 @@ struct planner {
 	struct tree_plan_step *plan;
 	uint32_t *need; /* per entry: the session it has to be forked in (0: any) */
 	bool *placed;
+	size_t stuck;   /* plan_tree failed: the first entry it could not place */
 };
 
 /* Places entry i in its session: 0 done, 1 not now, or (born allowed) through its parent. */
@@ -208,12 +214,84 @@ static int plan_once(struct planner *pl, size_t *stuck)
 }
 
 #define MAX_PLACEMENTS 256
+#define MAX_LIFTERS 8
+
+/* Is entry k below entry anc in the tree (its parents, up)? */
+static bool below(const Inventory *inv, size_t k, size_t anc)
+{
+	for (size_t n = 0; n <= inv->n_tree && k; n++) {
+		ssize_t up = tree_entry_index(inv, inv->tree[k]->ppid);
+		if (up < 0)
+			return false;
+		if ((size_t)up == anc)
+			return true;
+		k = up;
+	}
+	return false;
+}
+
+/* A pid for a helper of restore's own: no process, session or group of the tree has it, and
+ * (the tree in the host's PID namespace) no process of the host. */
+static uint32_t unused_pid(const Inventory *inv)
+{
+	uint32_t pid = 1;
+	bool own_ns = inv->has_pid_ns && inv->pid_ns;
+
+	for (size_t i = 0; i < inv->n_tree; i++) {
+		const TreeEntry *e = inv->tree[i];
+		pid = e->pid > pid ? e->pid : pid;
+		pid = e->sid > pid ? e->sid : pid;
+		pid = e->pgid > pid ? e->pgid : pid;
+	}
+	while (++pid < (1u << 22) && !own_ns && (kill(pid, 0) == 0 || errno != ESRCH))
+		;
+	return pid;
+}
+
+/*
+ * Entry i cannot be forked in its session: the process of that session that forked it has
+ * exited and was reaped, and it went up to its parent as an orphan. A helper of that session
+ * (a group of its own for a moment), forked by a live member below the parent, stands for
+ * that process: added at the end of the tree (1), or 0 if there is no such member.
+ */
+static int add_lifter(Inventory *inv, size_t i)
+{
+	const TreeEntry *e = inv->tree[i];
+	ssize_t p = tree_entry_index(inv, e->ppid), host = -1;
+	TreeEntry *h, **more;
+
+	for (size_t k = 1; k < inv->n_tree && host < 0 && p >= 0; k++) {
+		const TreeEntry *m = inv->tree[k];
+		if (k != i && m->sid == e->sid && !stand_in(m) && !m->n_nested_pids && below(inv, k, p) &&
+		    !below(inv, k, i))
+			host = k;
+	}
+	if (host < 0 || e->n_nested_pids)
+		return 0;
+	uint32_t pid = unused_pid(inv);
+	if (!(h = xzalloc(sizeof(*h))) || !(more = xreallocarray(inv->tree, inv->n_tree + 1, sizeof(*more)))) {
+		free(h);
+		return -ENOMEM;
+	}
+	inv->tree = more;
+	tree_entry__init(h);
+	h->pid = h->pgid = pid;
+	h->ppid = inv->tree[host]->pid;
+	h->sid = e->sid;
+	h->has_group_helper = h->group_helper = true;
+	inv->tree[inv->n_tree++] = h;
+	pr_debug("restore pid %u: helper %u, forked by %u in session %u, forks it as an orphan for its "
+		 "parent %u", e->pid, h->pid, h->ppid, e->sid, e->ppid);
+	return 1;
+}
+
+#define MAX_PLACEMENTS 256
 
 /*
  * Tries the helpers under each parent of their members (the dump's place first), up to 256
  * ways in all.
  */
-static int plan_tree(struct planner *pl)
+static int plan_tree(struct planner *pl, bool report)
 {
 	const Inventory *inv = pl->inv;
 	size_t nh = 0, ways = 1, stuck = 0, first_stuck = 0;
@@ -253,6 +331,9 @@ static int plan_tree(struct planner *pl)
 	}
 	for (size_t k = 0; k < nh; k++)
 		inv->tree[helpers[k]]->ppid = cands[k][0];
+	pl->stuck = first_stuck;
+	if (!report && first_stuck)
+		return -EAGAIN;
 	const TreeEntry *e = inv->tree[first_stuck], *parent = inv->tree[tree_entry_index(inv, e->ppid)];
 	if (!first_stuck)
 		pr_err("restore: no order of creation rebuilds the tree's sessions");
@@ -304,23 +385,36 @@ static int check_ids(const Inventory *inv, size_t i)
 
 int tree_plan_make(struct restore_tree *rt)
 {
-	const Inventory *inv = rt->inv;
-	size_t n = inv->n_tree;
+	Inventory *inv = rt->inv;
 	struct planner pl = { .inv = inv };
 	int err = 0;
 
-	for (size_t i = 0; i < n && !err; i++)
+	for (size_t i = 0; i < inv->n_tree && !err; i++)
 		err = check_ids(inv, i);
-	if (err)
-		return err;
-	auto_free uint32_t *need = pl.need = xzalloc(n * sizeof(*pl.need));
-	auto_free bool *placed = pl.placed = xzalloc(n * sizeof(*pl.placed));
-	if (!need || !placed || !(pl.plan = xzalloc(n * sizeof(*pl.plan))))
-		return -ENOMEM;
-	if ((err = plan_tree(&pl))) {
+	for (unsigned lifters = 0; !err; lifters++) {
+		size_t n = inv->n_tree;
+		free(pl.need);
+		free(pl.placed);
+		free(pl.plan);
+		pl.need = xzalloc(n * sizeof(*pl.need));
+		pl.placed = xzalloc(n * sizeof(*pl.placed));
+		pl.plan = xzalloc(n * sizeof(*pl.plan));
+		if (!pl.need || !pl.placed || !pl.plan)
+			err = -ENOMEM;
+		else if ((err = plan_tree(&pl, lifters == MAX_LIFTERS)) != -EAGAIN)
+			break;
+		else if ((err = add_lifter(inv, pl.stuck)) == 1)
+			err = 0;
+		else if (!err)
+			err = plan_tree(&pl, true); /* (says why) */
+	}
+	free(pl.need);
+	free(pl.placed);
+	if (err) {
 		free(pl.plan);
 		return err;
 	}
+	size_t n = inv->n_tree;
 	bool lifts = false;
 	for (size_t i = 0; i < n; i++) {
 		ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid), c = tree_entry_index(inv, pl.plan[i].creator);
