@@ -767,6 +767,7 @@ CONF
 	# the session: a shell loop on the pty, fed through a FIFO
 	local fd client held
 	mkfifo "$d/in"
+	# shellcheck disable=SC2016 # expanded by the remote shell
 	"${ssh[@]}" -tt root@127.0.0.1 'sh -c "while read l; do echo got:\$l:\$(\$l); done"' <"$d/in" >"$d/session" 2>&1 &
 	client=$!
 	exec {fd}>"$d/in"
