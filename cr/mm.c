@@ -4,6 +4,7 @@
  * the files behind them, and the mm struct's fields (code/data/brk/stack bounds, cmdline and
  * environ areas, auxv, exe).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -242,6 +243,51 @@ static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, Vma
 	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
 }
 
+/* The lowest fd of pid that is the file mf (a /proc/PID/map_files entry) maps, or -1. */
+static int fd_of_mapped_file(pid_t pid, const char *mf)
+{
+	struct stat want, st;
+	char path[64];
+	int found = -1;
+
+	if (stat(mf, &want))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	for (struct dirent *de; (de = readdir(d));) {
+		int fd = atoi(de->d_name);
+		if (de->d_name[0] == '.' || (found >= 0 && fd >= found))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+		if (!stat(path, &st) && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+			found = fd;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * A mapping of an anonymous-inode file (an io_uring's rings, a perf event's buffer, a BPF
+ * map): refused, naming the object and the fd that holds it (none if it was closed).
+ */
+static int refuse_kernel_object_mapping(pid_t pid, const struct proc_vma *pv, const char *mf)
+{
+	const char *what = !strcmp(pv->path, "anon_inode:[io_uring]") ? "the rings of an io_uring instance"
+			   : !strcmp(pv->path, "anon_inode:[perf_event]") ? "a perf event's buffer"
+			   : !strncmp(pv->path, "anon_inode:bpf-map", 18) ? "a BPF map's memory"
+									  : "memory of a kernel object's file";
+	int fd = fd_of_mapped_file(pid, mf);
+	char held[48] = ", no fd holds it";
+
+	if (fd >= 0)
+		snprintf(held, sizeof(held), ", held at fd %d", fd);
+	pr_err("dump pid %d: mapping %#llx-%#llx is %s (%s%s): not supported", pid,
+	       (unsigned long long)pv->start, (unsigned long long)pv->end, what, pv->path, held);
+	return -ENOTSUP;
+}
+
 static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	const char *path = pv->path;
@@ -289,12 +335,8 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		}
 		return packet_ring_vma_dump(t, pv, st.st_ino, e);
 	}
-	if (!strncmp(path, "anon_inode:", 11)) {
-		pr_err("dump pid %d: mapping %#llx-%#llx is memory of a kernel object's file (%s: an "
-		       "io_uring's rings, a perf event's buffer, a BPF map, ...): not supported",
-		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, path);
-		return -ENOTSUP;
-	}
+	if (!strncmp(path, "anon_inode:", 11))
+		return refuse_kernel_object_mapping(t->pid, pv, mf);
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
 		pr_err("dump pid %d: mapping %#llx-%#llx of '%s' is not supported yet "
 		       "(a deleted file that cannot be saved)",

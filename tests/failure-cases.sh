@@ -6,8 +6,9 @@
 #                            unwritable dir fails; the target keeps running and PASSes
 #   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support at fd 42 (a
 #                            UDP socket with an eBPF filter, a pidfd of a process outside the
-#                            tree, an io_uring, an epoll watching a file only a message in
-#                            flight holds) fails naming "fd 42"; the target runs and PASSes
+#                            tree, an io_uring, an io_uring with its rings mapped, an epoll
+#                            watching a file only a message in flight holds) fails naming
+#                            "fd 42" (and an io_uring by name); the target runs and PASSes
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
@@ -217,7 +218,7 @@ ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
 # restored again and again (pipes' FIFO goes at its exit)
 ALLOC_RESTORE_TARGETS=${ALLOC_RESTORE_TARGETS-tree shared-anon tcp-established}
 ALLOC_MIN_POINTS=10
-UNSUPPORTED_KINDS="ebpf-filter pidfd-outside io_uring epoll-in-flight"
+UNSUPPORTED_KINDS="ebpf-filter pidfd-outside io_uring io_uring-mapped epoll-in-flight"
 
 zoo_setup_tmp
 zoo_ready_or_exit
@@ -280,6 +281,10 @@ case_unsupported() { # case_unsupported KIND
 		kill_ours "$ZPID"
 	elif ! mentions "$d/dump.out" "$d/img/dump.log" '([Ff][Dd]|descriptor)[ :=#]*42([^0-9]|$)'; then
 		result_fail "dump/unsupported-fd/$kind" "the error does not name fd 42"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif [[ $kind == io_uring* ]] && ! mentions "$d/dump.out" "$d/img/dump.log" 'io_uring instance'; then
+		result_fail "dump/unsupported-fd/$kind" "the error does not name the io_uring instance"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$ZPID"
 	elif ! target_survives "$kind" "$ZPID" "$d"; then

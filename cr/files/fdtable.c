@@ -90,6 +90,7 @@ static const char *unsupported_kind(const char *link)
 		{ "anon_inode:[perf_event]", " (a perf event)" },
 		{ "anon_inode:[userfaultfd]", " (a userfaultfd)" },
 		{ "anon_inode:kvm", " (a KVM virtual machine or CPU)" },
+		{ "anon_inode:[io_uring]", " (an io_uring instance)" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)

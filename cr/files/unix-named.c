@@ -57,7 +57,7 @@ static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		return err;
 	/* (a socket in flight, held by stasis: looked for as the tree's root sees it) */
 	if ((err = unix_name_place(t->pid == getpid() ? t->tree[0].pid : t->pid, named, &gone,
-				   &e->sock_dir, &st)))
+				   &e->sock_dir, &st, &e->sock_file_renamed)))
 		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
 	if (!gone && named->has_vfs) {
@@ -233,7 +233,7 @@ bool unix_bound_valid(const FdEntry *e, size_t n_carried)
 	return e->has_sock_type && e->has_flags && e->sock_name.len <= UNIX_NAME_MAX &&
 	       (e->sock_name.len || e->has_sock_peer) && !e->n_sock_queued &&
 	       (!e->sock_dir || e->sock_dir[0] == '/') && (!e->has_sock_backlog || !e->has_sock_peer) &&
-	       (e->sock_name.len || !e->n_sock_messages) &&
+	       (e->sock_name.len || !e->n_sock_messages) && unix_renamed_valid(e) &&
 	       unix_msgs_valid(e->sock_messages, e->n_sock_messages, n_carried, e->sock_type);
 }
 

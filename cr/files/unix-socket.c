@@ -19,6 +19,7 @@
  * to it) until it removes that root: either way the socket has its name and no file is left.
  * An abstract name is bound in stasis itself, in the tree's network namespace where it lives.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -90,18 +91,54 @@ static bool is_its_file(const struct stat *st, const struct unix_info *ui)
 	       st->st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
 }
 
-int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file)
+/*
+ * The socket file of ui under another name in the directory of its name path (bound, then
+ * renamed: haproxy binds its stats socket to NAME.PID.tmp and renames it to NAME): that path
+ * (malloc'd) and its file in *file; NULL if there is none (or no memory: *nomem).
+ */
+static char *renamed_file(pid_t pid, const struct unix_info *ui, const char *path, struct stat *file,
+			  bool *nomem)
+{
+	const char *slash = strrchr(path, '/');
+	int dir_len = slash ? (int)(slash - path) + 1 : 0; /* with its '/' */
+	char at[64 + UNIX_NAME_MAX + 1], cand[UNIX_NAME_MAX + NAME_MAX + 2];
+	char *found = NULL;
+
+	snprintf(at, sizeof(at), "/proc/%d/%s/%.*s", pid, path[0] == '/' ? "root" : "cwd", dir_len, path);
+	DIR *d = opendir(at); /* (for the names only: each is checked by stat_as) */
+	if (!d)
+		return NULL;
+	for (struct dirent *de; !found && (de = readdir(d));) {
+		if (de->d_type != DT_SOCK && de->d_type != DT_UNKNOWN)
+			continue;
+		snprintf(cand, sizeof(cand), "%.*s%s", dir_len, path, de->d_name);
+		if (strlen(cand) <= UNIX_NAME_MAX && !stat_as(pid, cand, file) && is_its_file(file, ui) &&
+		    !(found = xstrdup(cand)))
+			*nomem = true;
+	}
+	closedir(d);
+	return found;
+}
+
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file,
+		    char **renamed)
 {
 	char path[UNIX_NAME_MAX + 1], link[64], cwd[PATH_MAX];
+	bool nomem = false;
 
 	*gone = false;
 	*dir = NULL;
+	if (renamed)
+		*renamed = NULL;
 	if (!ui->named || !ui->name_len || !ui->name[0] || !ui->has_vfs)
 		return 0; /* abstract, or no file to look for */
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
-	if (stat_as(pid, path, file) || !is_its_file(file, ui)) {
+	int err = stat_as(pid, path, file);
+	/* (renamed, and only then: its name free to bind again at the restore, before the rename) */
+	if ((err || !is_its_file(file, ui)) &&
+	    (!renamed || err != -ENOENT || !(*renamed = renamed_file(pid, ui, path, file, &nomem)))) {
 		*gone = true;
-		return 0;
+		return nomem ? -ENOMEM : 0;
 	}
 	if (path[0] == '/')
 		return 0;
@@ -390,6 +427,48 @@ int unix_name_file_set(const struct run_ctx *ctx, const char *dir, const Protobu
 	    (a->has_mode && chmod(self, a->mode)))
 		return -errno;
 	return 0;
+}
+
+bool unix_renamed_valid(const FdEntry *e)
+{
+	const char *to = e->sock_file_renamed, *name = (const char *)e->sock_name.data;
+
+	if (!to)
+		return true;
+	const char *slash = memrchr(name, '/', e->sock_name.len);
+	size_t dir_len = slash ? (size_t)(slash - name) + 1 : 0;
+	return !e->sock_file_gone && e->sock_name.len && name[0] && strlen(to) <= UNIX_NAME_MAX &&
+	       strlen(to) > dir_len && !strncmp(to, name, dir_len) && !strchr(to + dir_len, '/');
+}
+
+struct rename_of {
+	char from[UNIX_NAME_MAX + 1];
+	const char *to;
+};
+
+/* In the tree (its root, the name's directory): the bound file to its name now, over a stale one. */
+static int rename_here(void *arg)
+{
+	const struct rename_of *r = arg;
+	struct stat st;
+
+	if (!lstat(r->to, &st) && !S_ISSOCK(st.st_mode))
+		return -EEXIST; /* not a socket file left by the dumped socket: not ours to replace */
+	return rename(r->from, r->to) ? -errno : 0;
+}
+
+int unix_name_file_rename(const struct run_ctx *ctx, const FdEntry *e)
+{
+	struct rename_of r = { .to = e->sock_file_renamed };
+
+	if (!r.to)
+		return 0;
+	snprintf(r.from, sizeof(r.from), "%.*s", (int)e->sock_name.len, (const char *)e->sock_name.data);
+	int err = tree_run(ctx, e->sock_dir, rename_here, &r);
+	if (err)
+		pr_err("restore: cannot rename the file of unix socket %llu from %s to %s, its name "
+		       "at the dump: %s", (unsigned long long)e->sock_ino, r.from, r.to, strerror(-err));
+	return err;
 }
 
 int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made)

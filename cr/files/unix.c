@@ -371,6 +371,8 @@ static int fill_sockets(const struct restore_task *t, const FdEntry *e)
 	}
 	if (net_ns >= 0)
 		close(net_ns);
+	for (size_t i = 0; i < st->nr_bound && !err; i++)
+		err = unix_name_file_rename(st->ctx, st->bound[i]); /* every connection made */
 	unix_carried_close(st);
 	unix_close_held(st);
 	return err;

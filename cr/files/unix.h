@@ -196,9 +196,12 @@ int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
 /*
  * Dump: where a socket's path name is (pid: a process of the tree, its holder if any): *gone
  * if its socket file was removed (or replaced) since, else the file in *file; a relative
- * name's directory in *dir (malloc'd), if found. -ENOMEM.
+ * name's directory in *dir (malloc'd), if found. With renamed: a socket file renamed since
+ * in the name's directory is found there, its path (the name's, its last part changed) in
+ * *renamed (malloc'd). -ENOMEM.
  */
-int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file);
+int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file,
+		    char **renamed);
 /*
  * Binds s to a saved name as the tree sees it (ctx's tree root): a path in dir (relative
  * names); a stale socket file at a path is replaced. gone: the name is kept, its file is not:
@@ -230,6 +233,14 @@ int unix_connect_all(const struct run_ctx *ctx, const int *s, size_t n, const vo
 void unix_file_remove(const struct run_ctx *ctx, struct unix_file *f);
 /* Forgets the file made for a name (and its directories) without removing them. */
 void unix_file_forget(struct unix_file *f);
+/* Restore: sock_file_renamed, if any, is a name in sock_name's directory (image check). */
+bool unix_renamed_valid(const FdEntry *e);
+/*
+ * Restore: the file of a socket that was renamed since its bind (sock_file_renamed) is
+ * renamed so once every connection to its name is made (a stale socket file there, the
+ * dumped socket's, replaced). 0 or -errno (said).
+ */
+int unix_name_file_rename(const struct run_ctx *ctx, const FdEntry *e);
 /* A socket of the entry's type, flags and SO_PASSCRED, bound to its name (listening if it was). */
 int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made);
 /* The owner and mode of a socket file, as saved. */

@@ -74,10 +74,24 @@
 #           answered; SIGTERM: the workers, the ticker, the AfterFunc chain and the round trips
 #           with cat went on with no wrong result, the heap and map are intact, and the collector
 #           runs with 256 MiB more kept and 1 GiB churned: PASS.
+#   sshd    OpenSSH's sshd -D (private config, host key and authorized key, on 127.0.0.1) with
+#           an ssh -tt session from outside the tree running a shell loop on its pty, and a
+#           login held in preauth (its client's bytes held back after its banner: the
+#           privilege-separated child, seccomp sandbox and chroot to /run/sshd, waiting in the
+#           key exchange): the tree dumped and restored with --tcp-established; the session
+#           answers commands typed into it before and after, the held login completes, and a
+#           new login works.
+#   haproxy haproxy -Ws (master and worker, 2 threads) in front of a python3 http.server outside
+#           the tree and of a frontend of its own (its idle server connection kept), a stats
+#           socket it binds to a temporary name and renames: a keep-alive client outside the
+#           tree (keepalive.py) fetched a page through each; dumped and restored with
+#           --tcp-established: the same connection fetches both again and a 20,000-line file
+#           (every byte checked), and the stats socket answers "show info" with the worker's pid.
 #   jvm, node and go: their lines give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
-# CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind (default: all, in
+# CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy
+# (default: all, in
 # this order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks
 # a program's state after the restore, for checking that a case fails: jvm: heap, map,
 # mapping, pool, jit, child (by the program), file (the test does not write RESTORED); node:
@@ -90,8 +104,9 @@ set -u
 . "$(dirname "$0")/../zoo/lib.sh"
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [nginx]=case_nginx
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
-	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind)
-ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind)
+	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
+	[sshd]=case_sshd [haproxy]=case_haproxy)
+ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -716,6 +731,190 @@ case_valgrind() {
 	fi
 	verdict apps/valgrind "$out" "valgrind's memcheck (its fds just below the fd limit) went on: the program's heap intact, valgrind caught a read past a live block, one in a freed block and the leak made before the dump; $(ckpt_times "$d")" \
 		"$d/out" "$d/vg.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_sshd() {
+	local d=$ZOO_TMP/sshd pid="" out="" port=$((40000 + ($$ + 31) % 20000)) hold
+	if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null; then
+		result_fail apps/sshd "sshd is not installed (make setup installs openssh-server)"
+		return
+	fi
+	mkdir -p "$d/img" /run/sshd
+	chmod 755 /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey" && ssh-keygen -q -t ed25519 -N '' -f "$d/userkey" &&
+		cp "$d/userkey.pub" "$d/authorized_keys"
+	cat >"$d/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+HostKey $d/hostkey
+AuthorizedKeysFile $d/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+PidFile none
+CONF
+	(cd "$d" && exec setsid /usr/sbin/sshd -D -E "$d/log" -f "$d/sshd_config" -p "$port" </dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local ssh=(ssh -i "$d/userkey" -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes
+		-o LogLevel=ERROR -p "$port")
+	if ! wait_until 10 "${ssh[@]}" root@127.0.0.1 true 2>/dev/null; then
+		result_fail apps/sshd "the server did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	# the session: a shell loop on the pty, fed through a FIFO
+	local fd client held
+	mkfifo "$d/in"
+	# shellcheck disable=SC2016 # expanded by the remote shell
+	"${ssh[@]}" -tt root@127.0.0.1 'sh -c "while read l; do echo got:\$l:\$(\$l); done"' <"$d/in" >"$d/session" 2>&1 &
+	client=$!
+	exec {fd}>"$d/in"
+	echo "echo one" >&"$fd"
+	# the held login: its client's bytes after its banner wait while $d/hold exists
+	hold=$d/hold
+	touch "$hold"
+	cat >"$d/holdproxy.py" <<'PY'
+import os, select, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+sent, pending = 0, b""
+while True:
+    r = select.select([0, s], [], [], 0.1)[0]
+    if 0 in r:
+        b = os.read(0, 65536)
+        if not b:
+            break
+        pending += b
+    if pending and (sent == 0 or not os.path.exists(sys.argv[2])):
+        s.sendall(pending)
+        pending, sent = b"", sent + 1
+    if s in r:
+        b = s.recv(65536)
+        if not b:
+            break
+        os.write(1, b)
+PY
+	"${ssh[@]}" -o "ProxyCommand=python3 $d/holdproxy.py $port $hold" root@127.0.0.1 'echo held-login' \
+		</dev/null >"$d/held" 2>&1 &
+	held=$!
+	local sandboxed=""
+	wait_until 10 grep -q 'got:echo one:one' "$d/session"
+	for _ in $(seq 50); do
+		sandboxed=$(for c in $(pgrep -P "$pid"); do pgrep -P "$c"; done | while read -r p; do
+			grep -q '^Seccomp:[[:space:]]*2' "/proc/$p/status" 2>/dev/null && echo "$p"; done)
+		[ -n "$sandboxed" ] && break
+		sleep 0.2
+	done
+	if [ -z "$sandboxed" ]; then
+		out="no sandboxed preauth child of the held login"
+	else
+		CKPT_OPTS=(--tcp-established)
+		checkpoint apps/sshd "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		echo "echo two" >&"$fd"
+		rm -f "$hold"
+		wait_until 10 grep -q 'got:echo two:two' "$d/session"
+		wait_until 10 grep -q held-login "$d/held"
+		local fresh
+		fresh=$("${ssh[@]}" root@127.0.0.1 'echo new-login' 2>&1)
+		if ! grep -q 'got:echo one:one' "$d/session" || ! grep -q 'got:echo two:two' "$d/session"; then
+			out="the session read: $(tr '\r\n' '||' <"$d/session")"
+		elif ! grep -q held-login "$d/held"; then
+			out="the login held in preauth (pid $sandboxed, sandboxed) did not complete: $(tr '\n' '|' <"$d/held")"
+		elif [ "$fresh" != new-login ]; then
+			out="a new login after the restore: '$fresh'"
+		fi
+	fi
+	printf '\004' >&"$fd" # end of file on the pty: the loop and the session end
+	exec {fd}>&-
+	rm -f "$hold"
+	wait_until 5 pid_free "$client" || kill -KILL "$client" 2>/dev/null
+	wait_until 5 pid_free "$held" || kill -KILL "$held" 2>/dev/null
+	[ "$out" = failed ] || kill_ours "$pid"
+	verdict apps/sshd "$out" "a pty session typed into before and after, a login held in preauth (seccomp sandbox, chroot) completed after the restore, a new login; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_haproxy() {
+	local d=$ZOO_TMP/haproxy pid="" out="" port=$((40000 + ($$ + 32) % 20000))
+	local port_int=$((40000 + ($$ + 33) % 20000)) port_py=$((40000 + ($$ + 34) % 20000)) py
+	if ! command -v haproxy >/dev/null; then
+		result_fail apps/haproxy "haproxy is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www"
+	seq 1 20000 >"$d/www/big.txt"
+	echo hello >"$d/www/mark"
+	cat >"$d/haproxy.cfg" <<CONF
+global
+  stats socket $d/stats.sock mode 600 level admin
+  nbthread 2
+  pidfile $d/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout http-keep-alive 1h
+frontend fe
+  bind 127.0.0.1:$port
+  use_backend be_int if { path_beg /int }
+  default_backend be_py
+backend be_py
+  server py 127.0.0.1:$port_py
+backend be_int
+  http-reuse always
+  server int 127.0.0.1:$port_int
+frontend fe_int
+  bind 127.0.0.1:$port_int
+  http-request return status 200 content-type text/plain string "internal-ok"
+CONF
+	(cd "$d/www" && exec setsid /usr/bin/python3 -m http.server --bind 127.0.0.1 "$port_py" </dev/null >"$d/py.log" 2>&1) &
+	py=$!
+	disown "$py"
+	track_pid "$py"
+	(cd "$d" && exec setsid haproxy -Ws -f "$d/haproxy.cfg" </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 curl -sf "http://127.0.0.1:$port/mark" -o /dev/null; then
+		result_fail apps/haproxy "haproxy (or its backend) did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		kill_ours "$py"
+		return
+	fi
+	keepalive_start "$d" "$port" "GET /int" "GET /mark" "GET /int" "GET /mark" "GET /big.txt"
+	echo go >&"$KA_FD"
+	wait_until 10 grep -qs '^2 ' "$d/client"
+	local worker
+	worker=$(pgrep -P "$pid" | head -n 1)
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/haproxy "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		local info
+		info=$(echo 'show info' | socat -t 5 - "UNIX-CONNECT:$d/stats.sock" 2>&1)
+		for _ in 1 2 3; do echo go >&"$KA_FD"; done
+		wait_until 10 grep -qs '^5 ' "$d/client"
+		local want_int want_mark want_big
+		want_int=$(printf internal-ok | md5sum | cut -d' ' -f1)
+		want_mark=$(md5sum <"$d/www/mark" | cut -d' ' -f1)
+		want_big=$(md5sum <"$d/www/big.txt" | cut -d' ' -f1)
+		if ! grep -q "^3 $want_int HTTP/1.1 200" "$d/client" || ! grep -q "^4 $want_mark HTTP/1.[01] 200" "$d/client" ||
+			! grep -q "^5 $want_big HTTP/1.[01] 200" "$d/client"; then
+			out="the client read: $(tr '\n' '|' <"$d/client")"
+		elif ! grep -q "^Pid: $worker\$" <<<"$info"; then
+			out="the stats socket answered: $(head -c 300 <<<"$info" | tr '\n' '|') (expected Pid: $worker)"
+		fi
+	fi
+	keepalive_end
+	[ "$out" = failed ] || kill_ours "$pid"
+	kill_ours "$py"
+	verdict apps/haproxy "$out" "master and worker; the client's connection fetched through both backends again and 20,000 lines, the renamed stats socket answered show info; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do

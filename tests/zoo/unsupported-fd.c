@@ -4,7 +4,9 @@
  *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), signalfd (SIGUSR2,
  *   blocked), timerfd (disarmed), inotify,
  *   epoll, pidfd-outside (a pidfd of its parent, outside the tree), io_uring (an io_uring
- *   instance), epoll-in-flight (an epoll watching a pipe's read end that only a message
+ *   instance), io_uring-mapped (an io_uring instance whose submission ring is mapped, as
+ *   liburing does: the dump meets the mapping first and must still name fd 42 and io_uring),
+ *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
  *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
@@ -20,6 +22,7 @@
 #include <sys/wait.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -29,6 +32,7 @@
 static char *heap;
 static const char *kind = "eventfd";
 static char link_before[256];
+static volatile uint32_t *sq_ring; /* io_uring-mapped: the submission ring's mapping */
 
 static void c_fd(ucontext_t *u)
 {
@@ -105,6 +109,11 @@ int main(int argc, char **argv)
 	if (move_to_fd42(open_kind()))
 		zoo_die("dup3: %s", strerror(errno));
 	fd_link(link_before, sizeof(link_before));
+	if (!strcmp(kind, "io_uring-mapped")) { /* its submission ring (IORING_OFF_SQ_RING) */
+		sq_ring = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, FD, 0);
+		if (sq_ring == MAP_FAILED)
+			zoo_die("mmap of the io_uring's ring: %s", strerror(errno));
+	}
 	heap = malloc(5000);
 	zoo_fill(heap, 5000, 61);
 
@@ -112,6 +121,9 @@ int main(int argc, char **argv)
 	zoo_wait();
 
 	check_fd42();
+	/* the ring is still mapped: its head and tail (no submission ever made) read 0 */
+	CHECK("ring", !sq_ring || (sq_ring[0] == 0 && sq_ring[1] == 0), "the io_uring's ring reads %u/%u",
+	      sq_ring[0], sq_ring[1]);
 	long bad = zoo_check_fill(heap, 5000, 61);
 	CHECK("pattern", bad < 0, "heap differs at offset %ld", bad);
 	char info[64];
@@ -177,7 +189,7 @@ static int open_kind(void)
 		if (prog < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)))
 			zoo_die("ebpf-filter: %s", strerror(errno));
 		close(prog);
-	} else if (!strcmp(kind, "io_uring")) {
+	} else if (!strcmp(kind, "io_uring") || !strcmp(kind, "io_uring-mapped")) {
 		struct { uint32_t w[30]; } params = { { 0 } }; /* struct io_uring_params, zeroed */
 		fd = syscall(SYS_io_uring_setup, 4, &params);
 	} else {
