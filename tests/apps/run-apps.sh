@@ -103,15 +103,28 @@
 #           checked), a new connection is answered; SIGTERM: the ticker, the writer, the workers
 #           and the cat round trips went on with no wrong result, (sb-ext:gc :full t) with
 #           256 MiB more kept and 1 GiB churned, table and conses intact after it: PASS.
-#   jvm, node, go, erlang, ruby and sbcl: their lines give the dump's and the restore's times (the logs' stats lines).
+#   ghc     a Haskell program on GHC's threaded RTS (tests/apps/ghc-app.hs, built with ghc
+#           -threaded into the case's directory, run with +RTS -N2; its header says it all: a
+#           Data.Map of 100,000 entries in an MVar, IORef counters, forkIO ticker and workers, a
+#           cat child through System.Process pipes, a Network.Socket server with a thread per
+#           connection) with a keep-alive client outside the tree (keepalive.py) that fetched
+#           /mark: the tree (the program and cat) dumped and restored with --tcp-established;
+#           the same connection fetches /mark again (the map checked), a new connection is
+#           answered; SIGTERM: the ticker, the workers and the cat round trips went on with no
+#           wrong result, performMajorGC with 256 MiB more kept and 1 GiB churned, the map
+#           intact: PASS. Not run by default: ghc is a large package (apt-get install ghc
+#           libghc-network-dev; make setup does not).
+#   jvm, node, go, erlang, ruby, sbcl and ghc: their lines give the dump's and the restore's
+#   times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind erlang
-# ruby sbcl (default: all, in this order). --keep keeps the temporary directory (logs,
-# images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for checking that a
-# case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file (the test does
-# not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers, child; erlang:
-# ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child.
+# ruby sbcl ghc (default: all but ghc, in this order). --keep keeps the temporary directory
+# (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for checking
+# that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file (the
+# test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers, child;
+# erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc: map,
+# ticks, child.
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -121,7 +134,7 @@ set -u
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [nginx]=case_nginx
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
-	[erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl)
+	[erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl [ghc]=case_ghc)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind erlang ruby sbcl)
 SELECTED=()
 for arg in "$@"; do
@@ -762,6 +775,27 @@ case_sbcl() {
 	fi
 	keepalive_end
 	verdict apps/sbcl "$out" "the hash table, the old conses under the write barrier, the threads, the cat child, the keep-alive connection and a full GC went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_ghc() {
+	local d=$ZOO_TMP/ghc out=""
+	if ! command -v ghc >/dev/null || ! ghc-pkg field network version >/dev/null 2>&1; then
+		result_fail apps/ghc "ghc and its network package are not installed (apt-get install ghc libghc-network-dev)"
+		return
+	fi
+	mkdir -p "$d/img"
+	if ! ghc -O1 -threaded -rtsopts -outputdir "$d/o" -o "$d/ghc-app" "$ZOO_ROOT/tests/apps/ghc-app.hs" >"$d/build.log" 2>&1; then
+		result_fail apps/ghc "ghc failed: $(tail -c 300 "$d/build.log")"
+		return
+	fi
+	start_app apps/ghc "$d" "$d/ghc-app" "$d" +RTS -N2 -RTS || return
+	if mark_checkpoint apps/ghc "$d"; then
+		sleep 0.5 # the ticker, the workers and cat go on
+		app_stop "$d" 30
+	fi
+	keepalive_end
+	verdict apps/ghc "$out" "the Data.Map, the IORef counters, the forkIO threads, the cat child, the keep-alive connection and performMajorGC went on after the restore: PASS; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
