@@ -126,15 +126,22 @@ int presence_read(struct page_presence *pp, uint64_t addr, size_t nr, uint64_t *
 	for (size_t i = pp->pos; i < pp->n && pp->v[i].start < end; i++) {
 		uint64_t from = pp->v[i].start > addr ? pp->v[i].start : addr;
 		uint64_t to = pp->v[i].end < end ? pp->v[i].end : end;
-		if (pp->full_entries) {
-			int err = read_entries(pp, from, to, pme + ((from - addr) >> PAGE_SHIFT_BITS));
+		uint64_t *at = pme + ((from - addr) >> PAGE_SHIFT_BITS);
+		size_t n = (to - from) >> PAGE_SHIFT_BITS;
+		uint64_t cat = pp->v[i].categories;
+		bool markers = (cat & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED)) == PAGE_IS_SWAPPED;
+		if (pp->full_entries || markers) {
+			int err = read_entries(pp, from, to, at);
 			if (err)
 				return err;
+			for (size_t k = 0; k < n; k++) /* (a guard page is a marker too) */
+				at[k] = pm_is_marker(at[k])	? at[k] & PM_GUARD
+					: pp->full_entries ? at[k]
+							   : entry_of(cat);
 			continue;
 		}
-		uint64_t bits = entry_of(pp->v[i].categories);
-		for (uint64_t a = from; a < to; a += 1ULL << PAGE_SHIFT_BITS)
-			pme[(a - addr) >> PAGE_SHIFT_BITS] = bits;
+		for (size_t k = 0; k < n; k++)
+			at[k] = entry_of(cat);
 	}
 	return 0;
 }

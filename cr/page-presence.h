@@ -5,7 +5,8 @@
  * pfn or exclusivity needed) given as entries with only the present, swapped and guard bits,
  * else as the pagemap's entries read over those ranges only (a runtime's 1 TiB PROT_NONE
  * reservation, GHC's, costs one scan, not 2 GiB of entries). Scanned, the walk skips what no
- * range covers (presence_next).
+ * range covers (presence_next). A scan counts PTE markers as swapped: the entries of ranges
+ * swapped and not present are read, markers given as no page (pm_is_marker).
  */
 #ifndef STASIS_PAGE_PRESENCE_H
 #define STASIS_PAGE_PRESENCE_H
@@ -21,6 +22,21 @@
 #define PM_GUARD (1ULL << 58) /* MADV_GUARD_INSTALL: no page, a fault on touch */
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_PFN_MASK ((1ULL << 55) - 1)
+/*
+ * A swap entry's type, the frame field's low 5 bits (shown to root): the last type is the
+ * kernel's PTE marker, no data (the uffd-wp marker write tracking puts in every hole of a
+ * tracked mapping). Reading such a page through /proc/PID/mem faults a page of zeroes in:
+ * the process's RSS grew to the size of its tracked mappings (beam.smp: 42 MiB -> 2 GiB).
+ */
+#define PM_SWAP_TYPE_MASK 0x1fULL
+#define PM_SWAP_TYPE_MARKER 0x1fULL
+
+/* Is this entry a PTE marker (swapped with the marker type, not present; a guard page too)? */
+static inline bool pm_is_marker(uint64_t pme)
+{
+	return (pme & (PM_PRESENT | PM_SWAPPED)) == PM_SWAPPED &&
+	       (pme & PM_SWAP_TYPE_MASK) == PM_SWAP_TYPE_MARKER;
+}
 
 struct page_presence {
 	pid_t pid;

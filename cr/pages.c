@@ -245,7 +245,7 @@ static int note_guard(struct page_writer *w, uint64_t vaddr)
 
 static bool page_wanted(uint64_t pme, VmaKind kind)
 {
-	if (!(pme & (PM_PRESENT | PM_SWAPPED)) || (pme & PM_GUARD))
+	if (!(pme & (PM_PRESENT | PM_SWAPPED)) || (pme & PM_GUARD) || pm_is_marker(pme))
 		return false;
 	if (vma_kind_is_private_file(kind))
 		return !(pme & PM_FILE_OR_SHARED) || (pme & PM_SWAPPED);
