@@ -16,6 +16,10 @@
  * dump once read the pagemap's 8 bytes for every page of such a reservation (2^30 pages,
  * 8 GiB, per process: GHC's tree took 3.7 s for 1 TiB), as the cow-sharing walk of a process
  * with a parent or children needs each page's frame.
+ * Next to it a 1 GiB read-write private mapping (small enough for write tracking) with 3 pages
+ * written: while the process runs its RssAnon (read every 10 ms) must never grow by 64 MiB
+ * (under --predump: the dump once read the uffd-wp markers tracking leaves in every hole as
+ * swapped pages, faulting a page of zeroes in for each: the mapping's whole size).
  * Blocks in: nanosleep (its own loop, as zoo_wait's; the child's own loop).
  */
 #include "zoo.h"
@@ -30,8 +34,10 @@
 #define NEW_OFF (RESERVE / 4 * 3)
 #define KID_PAGE 5 /* the page of the start window the child rewrites */
 #define PAUSE_LIMIT_NS (5ULL * 1000 * 1000 * 1000)
+#define SPARSE (1UL << 30)
+#define RSS_GROWTH_KB (64L << 10)
 
-static unsigned char *res;
+static unsigned char *res, *sparse;
 static pid_t kid;
 static volatile sig_atomic_t kid_term;
 
@@ -46,13 +52,36 @@ static void c_hidden(ucontext_t *u)
 static void c_reserve(ucontext_t *u) { (void)u; munmap(res + RESERVE / 8, 1UL << 30); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
 static void c_pause(ucontext_t *u) { (void)u; zoo_sleep_ms(5200); }
+static void c_rss(ucontext_t *u)
+{
+	(void)u;
+	for (size_t off = 0; off < 128UL << 20; off += 4096)
+		sparse[SPARSE / 2 + off] = 1;
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "pattern", c_pattern, 0 },
 	{ "hidden", c_hidden, 0 },
 	{ "reserve", c_reserve, 0 },
 	{ "child", c_child, 0 },
 	{ "pause", c_pause, 1 },
+	{ "rss", c_rss, 1 },
 };
+
+/* RssAnon of /proc/self/status, kB (-1: unreadable) */
+static long rss_anon_kb(void)
+{
+	static char buf[4096];
+	long kb = -1;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	char *p = strstr(buf, "RssAnon:");
+	if (p)
+		sscanf(p + 8, "%ld", &kb);
+	return kb;
+}
 
 static void commit(size_t off, size_t len, uint64_t seed)
 {
@@ -111,6 +140,13 @@ int main(int argc, char **argv)
 	if (mprotect(res + HIDDEN_OFF, WIN_LEN, PROT_NONE))
 		zoo_die("mprotect PROT_NONE: %s", strerror(errno));
 
+	sparse = mmap(NULL, SPARSE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (sparse == MAP_FAILED)
+		zoo_die("mmap 1 GiB: %s", strerror(errno));
+	sparse[0] = 1;
+	sparse[SPARSE / 2] = 2;
+	sparse[SPARSE - 1] = 3;
+
 	kid = fork();
 	if (kid < 0)
 		zoo_die("fork: %s", strerror(errno));
@@ -127,8 +163,12 @@ int main(int argc, char **argv)
 	zoo_sleep_ms(100); /* the child's page written */
 	zoo_ready();
 	uint64_t last = zoo_now_ns(CLOCK_REALTIME), longest = 0;
+	long rss_start = rss_anon_kb(), rss_max = rss_start;
 	for (;;) {
 		zoo_sleep_ms(10);
+		long rss = rss_anon_kb();
+		if (rss > rss_max)
+			rss_max = rss;
 		uint64_t now = zoo_now_ns(CLOCK_REALTIME);
 		if (now > last && now - last > longest)
 			longest = now - last;
@@ -154,6 +194,10 @@ int main(int argc, char **argv)
 		zoo_fill(res + NEW_OFF, WIN_LEN, 500);
 		CHECK("reserve", zoo_check_fill(res + NEW_OFF, WIN_LEN, 500) < 0, "a new window does not hold what was written");
 	}
+	CHECK("rss", rss_start >= 0 && rss_max - rss_start < RSS_GROWTH_KB, "RssAnon grew from %ld kB to %ld kB",
+	      rss_start, rss_max);
+	CHECK("pattern", sparse[0] == 1 && sparse[SPARSE / 2] == 2 && sparse[SPARSE - 1] == 3,
+	      "the 1 GiB mapping's pages differ");
 	CHECK("pause", longest < PAUSE_LIMIT_NS, "the process stood still %llu ms (limit 5000 ms)",
 	      (unsigned long long)(longest / 1000000));
 	return zoo_finish("4 TiB reservation, its windows and the child's page intact");
