@@ -28,7 +28,7 @@ CPPFLAGS := -D_GNU_SOURCE -Icr -Iarch/x86_64 -Imounts -Inetns -I$(BUILD)/proto
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
-APT_DEPS := build-essential clang libclang-rt-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc systemd runc busybox-static tmux python3 redis-server postgresql-15 nginx-light memcached curl dbus-daemon dbus-bin openjdk-17-jdk-headless nodejs golang-go valgrind openssh-server haproxy socat \
+APT_DEPS := build-essential clang libclang-rt-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc systemd runc busybox-static tmux python3 redis-server postgresql-15 nginx-light memcached curl dbus-daemon dbus-bin openjdk-17-jdk-headless nodejs golang-go valgrind openssh-server haproxy socat erlang-base ruby sbcl \
 	docker.io containerd podman nftables iproute2 procps
 PREFIX   ?= /usr/local
 

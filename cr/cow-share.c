@@ -464,6 +464,74 @@ static int drop_pages(const struct restore_task *t, const struct cow_use *u, uin
 	return -errno;
 }
 
+struct addr_span {
+	uint64_t start, end;
+};
+
+static int span_order(const void *a, const void *b)
+{
+	const struct addr_span *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * The address ranges of u where a process up entry k's line of forkers has saved pages, in
+ * order, overlaps merged: *spans (to free), *n. 0 or -ENOMEM (said).
+ */
+static int forkers_pages(const struct cow_state *st, size_t k, const struct cow_use *u,
+			 struct addr_span **spans, size_t *n)
+{
+	struct addr_span *v = NULL;
+	size_t nr = 0, alloc = 0, steps = 0;
+
+	for (ssize_t c = st->forker[k]; c >= 0 && steps++ <= st->nr_entries; c = st->forker[c]) {
+		const struct restore_task *up = st->task[c];
+		if (!up)
+			continue;
+		const Pagemap *pm = up->pagemap;
+		size_t lo = 0, hi = pm->n_runs;
+		while (lo < hi) { /* the first run ending after u->start */
+			size_t mid = (lo + hi) / 2;
+			const PageRun *r = pm->runs[mid];
+			if (r->vaddr + (uint64_t)r->nr_pages * PAGE_SIZE <= u->start)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < pm->n_runs && pm->runs[i]->vaddr < u->end; i++) {
+			const PageRun *r = pm->runs[i];
+			uint64_t from = r->vaddr > u->start ? r->vaddr : u->start;
+			uint64_t to = r->vaddr + (uint64_t)r->nr_pages * PAGE_SIZE;
+			if (nr == alloc) {
+				size_t more = alloc ? alloc * 2 : 64;
+				struct addr_span *w = xreallocarray(v, more, sizeof(*v));
+				if (!w) {
+					free(v);
+					pr_err("restore: no memory for the pages a process inherits");
+					return -ENOMEM;
+				}
+				v = w;
+				alloc = more;
+			}
+			v[nr++] = (struct addr_span){ from, to < u->end ? to : u->end };
+		}
+	}
+	if (nr)
+		qsort(v, nr, sizeof(*v), span_order);
+	size_t m = 0;
+	for (size_t i = 0; i < nr; i++) {
+		if (m && v[i].start <= v[m - 1].end) {
+			if (v[i].end > v[m - 1].end)
+				v[m - 1].end = v[i].end;
+		} else {
+			v[m++] = v[i];
+		}
+	}
+	*spans = v;
+	*n = m;
+	return 0;
+}
+
 /*
  * The region made t's own over u: where the page inherited is not t's, t's is written, or the
  * inherited one dropped if t has none there. mine: t's runs in its uses, by address (a run
@@ -495,19 +563,30 @@ static int make_own(const struct cow_state *st, size_t k, const struct restore_t
 	}
 	if (u->fills)
 		return 0; /* (a new mapping has no page but those written: zeroes, or the file's) */
+	/*
+	 * only where a forker has pages can t inherit one: the use itself may be a reservation of
+	 * a TiB (2^28 pages), its pages a few
+	 */
+	struct addr_span *spans = NULL;
+	size_t n_spans = 0;
+	if ((err = forkers_pages(st, k, u, &spans, &n_spans)))
+		return err;
 	s = mine->v;
-	for (uint64_t addr = u->start; addr <= u->end; addr += PAGE_SIZE) {
-		while (s < end && s->dst + s->len <= addr)
-			s++;
-		bool drop = addr < u->end && !(s < end && s->dst <= addr) &&
-			    inherited_place(st, k, u->region, addr).pid;
-		if (drop && !from)
-			from = addr;
-		if (!drop && from && (err = drop_pages(t, u, from, addr)))
-			return err;
-		from = drop ? from : 0;
+	for (size_t i = 0; i < n_spans && !err; i++) {
+		for (uint64_t addr = spans[i].start; addr <= spans[i].end; addr += PAGE_SIZE) {
+			while (s < end && s->dst + s->len <= addr)
+				s++;
+			bool drop = addr < spans[i].end && !(s < end && s->dst <= addr) &&
+				    inherited_place(st, k, u->region, addr).pid;
+			if (drop && !from)
+				from = addr;
+			if (!drop && from && (err = drop_pages(t, u, from, addr)))
+				break;
+			from = drop ? from : 0;
+		}
 	}
-	return 0;
+	free(spans);
+	return err;
 }
 
 /*

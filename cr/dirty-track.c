@@ -287,6 +287,14 @@ static void changed_meanwhile(const struct dump_task *t, uint64_t start, uint64_
 }
 
 /*
+ * Tracking write-protects every page of a mapping, a hole too (the kernel's
+ * WP_UNPOPULATED: a marker in a page table): 8 bytes a page of its size, whatever it holds. A
+ * runtime's reservation (GHC's RTS maps 1 TiB PROT_NONE, 2 GiB of page tables then) is
+ * not tracked: its pages, the few it holds, are saved whole every time.
+ */
+#define TRACK_MAX_BYTES (64ULL << 30)
+
+/*
  * Every private anonymous mapping not tracked yet is registered (warned: saved whole). The
  * process may run meanwhile (a pre-dump; the threads of one whose main thread alone is
  * stopped), and registering a range that is no longer a whole mapping splits the mapping:
@@ -306,6 +314,14 @@ static void register_mappings(const struct dump_task *t, struct addr_ranges *tra
 		const struct addr_range *r = ranges_find(tracked, v->start);
 		if (!vma_has_pages(v) || v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end))
 			continue;
+		if (v->end - v->start > TRACK_MAX_BYTES) {
+			pr_info("dump pid %d: %#llx-%#llx (%llu GiB) is not tracked (its page tables would "
+				"take %llu MiB): its pages are saved whole every time", t->pid,
+				(unsigned long long)v->start, (unsigned long long)v->end,
+				(unsigned long long)((v->end - v->start) >> 30),
+				(unsigned long long)((v->end - v->start) >> 29));
+			continue;
+		}
 		const struct proc_vma *now = proc_vma_at(&before, v->start);
 		if (!now || now->end != v->end || now->shared) {
 			changed_meanwhile(t, v->start, v->end);

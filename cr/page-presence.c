@@ -65,11 +65,13 @@ static int scan_mapping(struct page_presence *pp, uint64_t start, uint64_t end)
 	return pagemap_scan_range(pp->pagemap_fd, how, start, end, keep_range, pp);
 }
 
-int presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan)
+int presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, bool by_scan,
+		     bool full_entries)
 {
 	int err;
 
 	pp->scanned = false;
+	pp->full_entries = full_entries;
 	if (!by_scan || !pp->scan_ok)
 		return 0;
 	if ((err = scan_mapping(pp, start, end)) && pp->out_of_memory)
@@ -85,6 +87,26 @@ int presence_mapping(struct page_presence *pp, uint64_t start, uint64_t end, boo
 	return 0;
 }
 
+uint64_t presence_next(struct page_presence *pp, uint64_t addr, uint64_t end)
+{
+	if (!pp->scanned)
+		return addr;
+	while (pp->pos < pp->n && pp->v[pp->pos].end <= addr)
+		pp->pos++;
+	if (pp->pos == pp->n || pp->v[pp->pos].start >= end)
+		return end;
+	return pp->v[pp->pos].start > addr ? pp->v[pp->pos].start : addr;
+}
+
+/* The pagemap's entries of [from, to) into pme (which starts at the page of from). */
+static int read_entries(struct page_presence *pp, uint64_t from, uint64_t to, uint64_t *pme)
+{
+	size_t bytes = ((to - from) >> PAGE_SHIFT_BITS) * 8;
+	ssize_t got = pread(pp->pagemap_fd, pme, bytes, (from >> PAGE_SHIFT_BITS) * 8);
+
+	return got == (ssize_t)bytes ? 0 : got < 0 ? -errno : -EIO;
+}
+
 static uint64_t entry_of(uint64_t categories)
 {
 	return (categories & PAGE_IS_PRESENT ? PM_PRESENT : 0) |
@@ -96,19 +118,30 @@ int presence_read(struct page_presence *pp, uint64_t addr, size_t nr, uint64_t *
 {
 	uint64_t end = addr + (nr << PAGE_SHIFT_BITS);
 
-	if (!pp->scanned) {
-		ssize_t got = pread(pp->pagemap_fd, pme, nr * 8, (addr >> PAGE_SHIFT_BITS) * 8);
-		return got == (ssize_t)(nr * 8) ? 0 : got < 0 ? -errno : -EIO;
-	}
+	if (!pp->scanned)
+		return read_entries(pp, addr, end, pme);
 	memset(pme, 0, nr * sizeof(*pme));
 	while (pp->pos < pp->n && pp->v[pp->pos].end <= addr)
 		pp->pos++;
 	for (size_t i = pp->pos; i < pp->n && pp->v[i].start < end; i++) {
 		uint64_t from = pp->v[i].start > addr ? pp->v[i].start : addr;
 		uint64_t to = pp->v[i].end < end ? pp->v[i].end : end;
-		uint64_t bits = entry_of(pp->v[i].categories);
-		for (uint64_t a = from; a < to; a += 1ULL << PAGE_SHIFT_BITS)
-			pme[(a - addr) >> PAGE_SHIFT_BITS] = bits;
+		uint64_t *at = pme + ((from - addr) >> PAGE_SHIFT_BITS);
+		size_t n = (to - from) >> PAGE_SHIFT_BITS;
+		uint64_t cat = pp->v[i].categories;
+		bool markers = (cat & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED)) == PAGE_IS_SWAPPED;
+		if (pp->full_entries || markers) {
+			int err = read_entries(pp, from, to, at);
+			if (err)
+				return err;
+			for (size_t k = 0; k < n; k++) /* (a guard page is a marker too) */
+				at[k] = pm_is_marker(at[k])	? at[k] & PM_GUARD
+					: pp->full_entries ? at[k]
+							   : entry_of(cat);
+			continue;
+		}
+		for (size_t k = 0; k < n; k++)
+			at[k] = entry_of(cat);
 	}
 	return 0;
 }

@@ -245,7 +245,7 @@ static int note_guard(struct page_writer *w, uint64_t vaddr)
 
 static bool page_wanted(uint64_t pme, VmaKind kind)
 {
-	if (!(pme & (PM_PRESENT | PM_SWAPPED)) || (pme & PM_GUARD))
+	if (!(pme & (PM_PRESENT | PM_SWAPPED)) || (pme & PM_GUARD) || pm_is_marker(pme))
 		return false;
 	if (vma_kind_is_private_file(kind))
 		return !(pme & PM_FILE_OR_SHARED) || (pme & PM_SWAPPED);
@@ -270,12 +270,18 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 	bool inheritable = vma_kind_shares_cow(v->kind);
 
 	w->vma_start = v->start;
-	/* entries without pfn or exclusivity do, unless pages are shared with parent or child */
-	int perr = presence_mapping(pp, v->start, v->end, private_anon && !w->t->parent && !w->indexed);
+	/*
+	 * private anonymous memory is scanned for its ranges with data; their entries need pfn
+	 * and exclusivity when pages may be shared with the parent or a child
+	 */
+	int perr = presence_mapping(pp, v->start, v->end, private_anon, w->t->parent || w->indexed);
 	if (perr)
 		return perr;
 
 	for (uint64_t addr = v->start; addr < v->end; addr += CHUNK_PAGES * PAGE_SIZE) {
+		/* no chunk of nothing but holes (a reservation of a TiB is 2^28 pages) */
+		if ((addr = presence_next(pp, addr, v->end)) >= v->end)
+			break;
 		size_t nr = (v->end - addr) / PAGE_SIZE, span = 0;
 		if (nr > CHUNK_PAGES)
 			nr = CHUNK_PAGES;

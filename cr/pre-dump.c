@@ -59,17 +59,26 @@ static int new_images(struct dump_task *t)
 	mm__init(t->mm);
 	pagemap__init(t->pagemap);
 	t->mm->vmas = xzalloc((t->vmas.n + 1) * sizeof(*t->mm->vmas));
+	uint64_t last_end = 0;
 	for (size_t i = 0; i < t->vmas.n; i++) {
 		const struct proc_vma *pv = &t->vmas.v[i];
+		/*
+		 * read while the process runs, its layout may list a mapping that changed between
+		 * two reads twice, overlapping: its pages would be walked twice, the pagemap's runs
+		 * out of order (the next dump refuses such a parent); what lies below the end of
+		 * the last one taken is left out
+		 */
+		uint64_t start = pv->start > last_end ? pv->start : last_end;
 		if (!strcmp(pv->path, "[vdso]")) {
 			t->vdso_start = pv->start;
 			t->vdso_end = pv->end;
 		}
-		if (!private_anon(pv))
+		if (!private_anon(pv) || start >= pv->end)
 			continue;
+		last_end = pv->end;
 		VmaEntry *e = xzalloc(sizeof(*e));
 		vma_entry__init(e);
-		e->start = pv->start;
+		e->start = start;
 		e->end = pv->end;
 		e->prot = pv->prot;
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;

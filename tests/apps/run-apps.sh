@@ -87,15 +87,57 @@
 #           tree (keepalive.py) fetched a page through each; dumped and restored with
 #           --tcp-established: the same connection fetches both again and a 20,000-line file
 #           (every byte checked), and the stats socket answers "show info" with the worker's pid.
-#   jvm, node and go: their lines give the dump's and the restore's times (the logs' stats lines).
+#   erlang  an Erlang/OTP node (erl -noshell, no distribution: beam.smp's schedulers, poll
+#           thread and timers, erl_child_setup) running tests/apps/erlapp.erl (compiled with erlc
+#           into the case's directory; its header says it all): a gen_server owning an ETS table
+#           of 100,000 entries and a counter a ticker process bumps every 5 ms, a cat port
+#           program answering round trips, 4 worker processes, a gen_tcp HTTP server on
+#           127.0.0.1 with a keep-alive client outside the tree (keepalive.py) that fetched
+#           /mark: the tree (beam.smp, erl_child_setup, cat) dumped and restored with
+#           --tcp-established; the same connection fetches /mark again (the table checked),
+#           a new connection is answered; SIGTERM (through erl_signal_server): the ticks, the
+#           workers and the cat round trips went on, the table is intact, every process garbage
+#           collected with 256 MiB kept and 1 GiB churned: PASS.
+#   ruby    CRuby running tests/apps/ruby-app.rb (its header says it all: a Hash of 500,000
+#           entries, a Fiber resumed by a ticker thread, 3 worker threads, a cat child through
+#           IO.popen, a TCPServer with a thread per connection) with a keep-alive client outside
+#           the tree (keepalive.py) that fetched /mark: the tree (ruby and cat) dumped and
+#           restored with --tcp-established; the same connection fetches /mark again (the Hash
+#           checked), a new connection is answered; SIGTERM: the Fiber's values, the workers and
+#           the cat round trips went on with no wrong result, the Hash is intact, GC.start and
+#           GC.compact with 256 MiB more kept and 1 GiB churned: PASS.
+#   sbcl    SBCL (sbcl --script, 2 GiB dynamic space) running tests/apps/sbcl-app.lisp (its
+#           header says it all: a hash table of 1,000,000 entries and a vector of old conses a
+#           thread keeps re-pointing (the collector's write barrier on old pages), a ticker, 2
+#           worker threads, a cat child through run-program streams, an sb-bsd-sockets server
+#           with a thread per connection) with a keep-alive client outside the tree
+#           (keepalive.py) that fetched /mark: the tree (sbcl and cat) dumped and restored with
+#           --tcp-established; the same connection fetches /mark again (table and conses
+#           checked), a new connection is answered; SIGTERM: the ticker, the writer, the workers
+#           and the cat round trips went on with no wrong result, (sb-ext:gc :full t) with
+#           256 MiB more kept and 1 GiB churned, table and conses intact after it: PASS.
+#   ghc     a Haskell program on GHC's threaded RTS (tests/apps/ghc-app.hs, built with ghc
+#           -threaded into the case's directory, run with +RTS -N2; its header says it all: a
+#           Data.Map of 100,000 entries in an MVar, IORef counters, forkIO ticker and workers, a
+#           cat child through System.Process pipes, a Network.Socket server with a thread per
+#           connection) with a keep-alive client outside the tree (keepalive.py) that fetched
+#           /mark: the tree (the program and cat) dumped and restored with --tcp-established;
+#           the same connection fetches /mark again (the map checked), a new connection is
+#           answered; SIGTERM: the ticker, the workers and the cat round trips went on with no
+#           wrong result, performMajorGC with 256 MiB more kept and 1 GiB churned, the map
+#           intact: PASS. Not run by default: ghc is a large package (apt-get install ghc
+#           libghc-network-dev; make setup does not).
+#   jvm, node, go, erlang, ruby, sbcl and ghc: their lines give the dump's and the restore's
+#   times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
-# CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy
-# (default: all, in
-# this order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks
-# a program's state after the restore, for checking that a case fails: jvm: heap, map,
-# mapping, pool, jit, child (by the program), file (the test does not write RESTORED); node:
-# ipc, worker, timers; go: heap, workers, timers, child.
+# CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
+# haproxy erlang ruby sbcl ghc (default: all but ghc, in this order). --keep keeps the temporary
+# directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
+# checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
+# (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
+# child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
+# map, ticks, child.
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -105,8 +147,9 @@ set -u
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [nginx]=case_nginx
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
-	[sshd]=case_sshd [haproxy]=case_haproxy)
-ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy)
+	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
+	[ghc]=case_ghc)
+ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -691,6 +734,82 @@ case_go() {
 	fi
 	keepalive_end
 	verdict apps/go "$out" "the Go runtime's goroutines, ticker, timers, cat child, heap, map, collector and the keep-alive connection went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_erlang() {
+	local d=$ZOO_TMP/erlang out=""
+	if ! command -v erl >/dev/null || ! command -v erlc >/dev/null; then
+		result_fail apps/erlang "erl and erlc are not installed (make setup installs erlang-base)"
+		return
+	fi
+	mkdir -p "$d/img"
+	if ! erlc -o "$d" "$ZOO_ROOT/tests/apps/erlapp.erl" >"$d/erlc.log" 2>&1; then
+		result_fail apps/erlang "erlc failed: $(tail -c 300 "$d/erlc.log")"
+		return
+	fi
+	start_app apps/erlang "$d" erl -noshell -pa "$d" -run erlapp main "$d" || return
+	if mark_checkpoint apps/erlang "$d"; then
+		sleep 0.5 # the ticker, the workers and cat go on
+		app_stop "$d" 30
+	fi
+	keepalive_end
+	verdict apps/erlang "$out" "the gen_server's ETS table and ticks, the workers, the cat port, the keep-alive connection and the collector went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_ruby() {
+	local d=$ZOO_TMP/ruby out=""
+	if [ ! -x /usr/bin/ruby ]; then
+		result_fail apps/ruby "/usr/bin/ruby is not installed (make setup installs ruby)"
+		return
+	fi
+	mkdir -p "$d/img"
+	start_app apps/ruby "$d" /usr/bin/ruby "$ZOO_ROOT/tests/apps/ruby-app.rb" "$d" || return
+	if mark_checkpoint apps/ruby "$d"; then
+		sleep 0.5 # the Fiber's ticker, the workers and cat go on
+		app_stop "$d" 30
+	fi
+	keepalive_end
+	verdict apps/ruby "$out" "the Hash, the Fiber's ticker, the threads, the cat child, the keep-alive connection and GC.compact went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_sbcl() {
+	local d=$ZOO_TMP/sbcl out=""
+	if ! command -v sbcl >/dev/null; then
+		result_fail apps/sbcl "sbcl is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img"
+	start_app apps/sbcl "$d" sbcl --dynamic-space-size 2048 --script "$ZOO_ROOT/tests/apps/sbcl-app.lisp" "$d" || return
+	if mark_checkpoint apps/sbcl "$d"; then
+		sleep 0.5 # the ticker, the writer, the workers and cat go on
+		app_stop "$d" 30
+	fi
+	keepalive_end
+	verdict apps/sbcl "$out" "the hash table, the old conses under the write barrier, the threads, the cat child, the keep-alive connection and a full GC went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_ghc() {
+	local d=$ZOO_TMP/ghc out=""
+	if ! command -v ghc >/dev/null || ! ghc-pkg field network version >/dev/null 2>&1; then
+		result_fail apps/ghc "ghc and its network package are not installed (apt-get install ghc libghc-network-dev)"
+		return
+	fi
+	mkdir -p "$d/img"
+	if ! ghc -O1 -threaded -rtsopts -outputdir "$d/o" -o "$d/ghc-app" "$ZOO_ROOT/tests/apps/ghc-app.hs" >"$d/build.log" 2>&1; then
+		result_fail apps/ghc "ghc failed: $(tail -c 300 "$d/build.log")"
+		return
+	fi
+	start_app apps/ghc "$d" "$d/ghc-app" "$d" +RTS -N2 -RTS || return
+	if mark_checkpoint apps/ghc "$d"; then
+		sleep 0.5 # the ticker, the workers and cat go on
+		app_stop "$d" 30
+	fi
+	keepalive_end
+	verdict apps/ghc "$out" "the Data.Map, the IORef counters, the forkIO threads, the cat child, the keep-alive connection and performMajorGC went on after the restore: PASS; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
