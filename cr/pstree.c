@@ -476,6 +476,17 @@ static bool in_root_group(const Inventory *inv, const TreeEntry *e)
 	return pgid && e->pgid == pgid && !find_entry(inv->tree, inv->n_tree, pgid);
 }
 
+/*
+ * Joins the group e (not the root) was in: the root's group led from outside the tree is the
+ * one the root is restored in (it is e's ancestor, there already); else as join_group().
+ */
+static int join_own_group(const Inventory *inv, const TreeEntry *e, bool wait)
+{
+	if (in_root_group(inv, e))
+		return join_group(getpgid(inv->tree[0]->pid), false);
+	return e->pgid ? join_group(e->pgid, wait) : 0;
+}
+
 static bool in_group(pid_t pid, pid_t pgid)
 {
 	return getpgid(pid) == pgid;
@@ -607,7 +618,7 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	if (getppid() != (pid_t)(step->lift ? step->creator : e->ppid))
 		_exit(1);
 	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
-	    e->pgid && join_group(e->pgid, true) != 0) {
+	    join_own_group(rt->inv, e, true) != 0) {
 		pr_perror("restore pid %u: cannot take session %u and group %u again", e->pid,
 			  e->sid, e->pgid);
 		_exit(1);
@@ -798,8 +809,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		}
 		join_late = left_group;
 	} else if (!is_root && in_root_group(inv, me)) {
-		/* (the root's group led from outside the tree: the one the root is restored in) */
-		if ((err = join_group(getpgid(inv->tree[0]->pid), false))) {
+		if ((err = join_own_group(inv, me, false))) {
 			pr_err("restore pid %d: cannot join the group of the root %u: %s", self->pid,
 			       inv->tree[0]->pid, strerror(-err));
 			return err;

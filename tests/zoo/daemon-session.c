@@ -7,19 +7,21 @@
  * waits until G has exited without reaping it and exits too. C goes to L (the subreaper),
  * G's zombie too; L reaps B: session B has no process left, group G only a zombie outside the
  * tree. C (whose pid the runner dumps) forks D, in its session and group (dnsmasq's child
- * per TCP connection); D forks E, which leads a group of its own in that session.
- * L reaps C, D and E once the dump has killed them (their pids are free for the restore),
+ * per TCP connection); D forks E, which leads a group of its own in that session; C forks Z,
+ * which exits with status 7: C's zombie, in its session and group.
+ * L reaps C, D, E and Z once the dump has killed them (their pids are free for the restore),
  * keeps G's zombie until C is done, then reaps it and exits.
  * After restore and SIGTERM (C, the root, restored in the caller's session and group): C
  * leads neither its session nor its group, D is still C's child, in C's session and group,
- * E in C's session and the leader of its own group.
+ * E in C's session and the leader of its own group, Z still C's zombie, in C's group, and
+ * reaped it gives status 7.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-static pid_t d_pid, e_pid;
+static pid_t d_pid, e_pid, z_pid;
 static volatile sig_atomic_t d_term;
 
 static void d_on_term(int sig) { (void)sig; d_term = 1; }
@@ -48,21 +50,21 @@ static void run_d(int report)
 	_exit(0);
 }
 
-/* L: reaps what the dump killed (C, D, E come to it), keeps G's zombie until C is done. */
+/* L: reaps what the dump killed (C, D, E, Z come to it), keeps G's zombie until C is done. */
 static void run_launcher(int from_c, pid_t b, const char *dir, const char *done)
 {
-	pid_t pids[4]; /* C, D, E, G */
+	pid_t pids[5]; /* C, D, E, Z, G */
 
 	waitpid(b, NULL, 0);
 	if (read(from_c, pids, sizeof(pids)) != sizeof(pids))
 		_exit(1);
 	close(from_c);
 	for (int i = 0; i < 120 * 100 && access(done, F_OK) != 0 && access(dir, F_OK) == 0; i++) {
-		for (int k = 0; k < 3; k++)
+		for (int k = 0; k < 4; k++)
 			waitpid(pids[k], NULL, WNOHANG);
 		zoo_sleep_ms(10);
 	}
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 5; k++)
 		waitpid(pids[k], NULL, WNOHANG);
 	_exit(0);
 }
@@ -76,10 +78,12 @@ static void c_session(ucontext_t *u)
 		zoo_sleep_ms(5);
 }
 static void c_root(ucontext_t *u) { (void)u; setsid(); }
+static void c_zombie(ucontext_t *u) { (void)u; waitpid(z_pid, NULL, 0); }
 static const struct zoo_corruption corruptions[] = {
 	{ "group", c_group, 0 },
 	{ "session", c_session, 0 },
 	{ "root", c_root, 0 },
+	{ "zombie", c_zombie, 0 },
 };
 
 int main(int argc, char **argv)
@@ -134,7 +138,11 @@ int main(int argc, char **argv)
 	close(from_d[0]);
 	for (int i = 0; i < 1000 && getpgid(e_pid) != e_pid; i++)
 		zoo_sleep_ms(1);
-	pid_t pids[4] = { getpid(), d_pid, e_pid, getpgrp() };
+	if ((z_pid = fork()) == 0)
+		_exit(7);
+	siginfo_t zi;
+	waitid(P_PID, z_pid, &zi, WEXITED | WNOWAIT); /* a zombie from now on */
+	pid_t pids[5] = { getpid(), d_pid, e_pid, z_pid, getpgrp() };
 	if (write(to_l[1], pids, sizeof(pids)) != sizeof(pids))
 		zoo_die("cannot tell the launcher our pids");
 	close(to_l[1]);
@@ -160,6 +168,14 @@ int main(int argc, char **argv)
 	      getpgid(d_pid), pgid);
 	CHECK("group", getpgid(e_pid) == e_pid, "E (pid %d) is in group %d, not its own", e_pid,
 	      getpgid(e_pid));
+	siginfo_t zs = { 0 };
+	int zst = 0;
+	CHECK("zombie", waitid(P_PID, z_pid, &zs, WEXITED | WNOHANG | WNOWAIT) == 0 && zs.si_pid == z_pid,
+	      "Z (pid %d) is not our zombie", z_pid);
+	CHECK("zombie", getpgid(z_pid) == pgid, "Z (pid %d) is in group %d, we are in %d", z_pid,
+	      getpgid(z_pid), pgid);
+	CHECK("zombie", waitpid(z_pid, &zst, WNOHANG) == z_pid && WIFEXITED(zst) && WEXITSTATUS(zst) == 7,
+	      "Z (pid %d) reaped: status %#x, expected exit 7", z_pid, zst);
 	kill(d_pid, SIGTERM);
 	waitpid(d_pid, NULL, 0);
 	close(open(done, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
