@@ -890,6 +890,7 @@ case_screen() {
 	(cd "$d" && SCREENDIR=$d/sd exec setsid screen -dmS app \
 		sh -c 'while [ ! -e go ]; do sleep 0.05; done; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done' \
 		</dev/null >/dev/null 2>&1)
+	wait_until 10 sh -c "SCREENDIR=$d/sd screen -ls | grep -q '\.app[[:space:]]'"
 	srv=$(SCREENDIR=$d/sd screen -ls | awk -F. '/\.app[ \t]/ { print $1 + 0 }')
 	if [ -z "$srv" ]; then
 		result_fail apps/screen "the screen server did not start"
