@@ -92,8 +92,10 @@
 #   php-fpm  php-fpm daemonized (a master, 2 static workers: a shared-memory scoreboard, OPcache
 #           in shared memory) on 127.0.0.1, a FastCGI client outside the tree (keepalive.py) on a
 #           connection the worker keeps (FCGI_KEEP_CONN): dumped and restored with
-#           --tcp-established; the same worker answers on the same connection with OPcache's hit
-#           count gone on, new connections are served by the same two workers.
+#           --tcp-established --file-locks; the same worker answers on the same connection with OPcache's hit
+#           count gone on; two slow requests, one in the other worker (which holds OPcache's lock:
+#           --file-locks) and one in the listener's accept queue, are answered; new connections
+#           are served by the same two workers.
 #   jvm, node, go, dnsmasq, unbound, screen and php-fpm: their lines give the dump's and the
 #           restore's times (the logs' stats lines).
 #
@@ -749,6 +751,10 @@ dns_ask() {
 	shift 2
 	dig @127.0.0.1 -p "$port" +short +time=2 +tries=2 "$@" "$name" 2>&1 | tr '\n' ' ' | sed 's/ $//'
 }
+# dns_is PORT NAME ANSWER: dns_ask's answer is ANSWER (for wait_until)
+dns_is() { [ "$(dns_ask "$1" "$2")" = "$3" ]; }
+# conns_to PORT N: N connections to 127.0.0.1:PORT are established (for wait_until)
+conns_to() { [ "$(ss -Htn state established "( dport = :$1 )" | wc -l)" = "$2" ]; }
 
 case_dnsmasq() {
 	local d=$ZOO_TMP/dnsmasq pid="" out="" port=$((40000 + ($$ + 21) % 20000)) hits0 hits1 child
@@ -763,7 +769,7 @@ case_dnsmasq() {
 		--bind-interfaces --no-resolv --address=/example.test/10.1.2.3 --hostsdir="$d/hosts" \
 		--cache-size=500 --user=root --pid-file="$d/pid" </dev/null >"$d/log" 2>&1)
 	pid=$(cat "$d/pid" 2>/dev/null)
-	if [ -z "$pid" ] || ! wait_until 10 test "$(dns_ask "$port" one.test)" = 10.9.9.1; then
+	if [ -z "$pid" ] || ! wait_until 10 dns_is "$port" one.test 10.9.9.1; then
 		result_fail apps/dnsmasq "the server did not start: $(tail -c 300 "$d/log")"
 		kill_ours "$pid"
 		return
@@ -796,7 +802,7 @@ case_dnsmasq() {
 		hits1=$(dns_ask "$port" hits.bind chaos txt | tr -d '"')
 		size=$(dns_ask "$port" cachesize.bind chaos txt | tr -d '"')
 		echo "10.9.9.2 two.test" >"$d/hosts/two"
-		wait_until 5 test "$(dns_ask "$port" two.test)" = 10.9.9.2
+		wait_until 5 dns_is "$port" two.test 10.9.9.2
 		two=$(dns_ask "$port" two.test)
 		if [ -z "$child" ] || ! grep -q '^1 .* A 10.1.2.3$' "$d/client" || ! grep -q '^2 .* A 10.9.9.1$' "$d/client"; then
 			out="the TCP client (served by child '$child') read: $(tr '\n' '|' <"$d/client") (expected 10.1.2.3, then 10.9.9.1)"
@@ -842,7 +848,7 @@ CONF
 	local ctl=(unbound-control -c "$d/unbound.conf")
 	(cd "$d" && exec /usr/sbin/unbound -c "$d/unbound.conf" </dev/null >"$d/out" 2>&1) # daemonizes
 	pid=$(cat "$d/pid" 2>/dev/null)
-	if [ -z "$pid" ] || ! wait_until 10 test "$(dns_ask "$port" a.stasis.test)" = 10.7.7.1; then
+	if [ -z "$pid" ] || ! wait_until 10 dns_is "$port" a.stasis.test 10.7.7.1; then
 		result_fail apps/unbound "the server did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/log")"
 		kill_ours "$pid"
 		return
@@ -941,6 +947,7 @@ case_php_fpm() {
 $s = opcache_get_status(false);
 echo "pid=", getmypid(), " hits=", $s['opcache_statistics']['hits'], "\n";
 PHP
+	printf '<?php\nsleep(2);\necho "slow pid=", getmypid(), "\\n";\n' >"$d/www/slow.php"
 	cat >"$d/fpm.conf" <<CONF
 [global]
 pid = $d/pid
@@ -965,7 +972,19 @@ CONF
 	track_pid "$pid"
 	# a FastCGI connection the worker keeps (FCGI_KEEP_CONN), outside the tree
 	keepalive_start "$d" "$port" "FCGI $d/www/app.php" "FCGI $d/www/app.php"
-	CKPT_OPTS=(--tcp-established)
+	# two slow requests: the other worker serves one (it holds OPcache's lock: --file-locks),
+	# the other waits in the listener's accept queue
+	local k queued py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	for k in 1 2; do
+		echo go | "$py" "$ZOO_ROOT/tests/apps/keepalive.py" "$d/slow$k" "$port" "FCGI $d/www/slow.php" &
+		track_pid $!
+		disown $!
+	done
+	wait_until 10 conns_to "$port" 3
+	sleep 0.3
+	queued=$(ss -Hltn "( sport = :$port )" | awk '{ print $2 }')
+	CKPT_OPTS=(--tcp-established --file-locks)
 	checkpoint apps/php-fpm "$pid" "$d" || out=failed
 	CKPT_OPTS=()
 	if [ -z "$out" ]; then
@@ -977,7 +996,10 @@ CONF
 		fi
 		echo go >&"$KA_FD"
 		wait_until 10 grep -qs '^2 ' "$d/client"
-		local w1 w2 h1 h2 fresh
+		local w1 w2 h1 h2 fresh s1 s2
+		wait_until 15 sh -c "grep -qs '^1 ' '$d/slow1' && grep -qs '^1 ' '$d/slow2'"
+		s1=$(sed -n 's/^1 .* slow pid=\([0-9]*\)$/\1/p' "$d/slow1" 2>/dev/null)
+		s2=$(sed -n 's/^1 .* slow pid=\([0-9]*\)$/\1/p' "$d/slow2" 2>/dev/null)
 		read -r w1 h1 < <(sed -n 's/^1 .* pid=\([0-9]*\) hits=\([0-9]*\)$/\1 \2/p' "$d/client")
 		read -r w2 h2 < <(sed -n 's/^2 .* pid=\([0-9]*\) hits=\([0-9]*\)$/\1 \2/p' "$d/client")
 		fresh=$(for i in 1 2 3 4; do echo go; done | python3 "$ZOO_ROOT/tests/apps/keepalive.py" /dev/stdout "$port" \
@@ -985,6 +1007,8 @@ CONF
 			sed -n 's/^[0-9] .* pid=\([0-9]*\) .*/\1/p' | sort -u | tr '\n' ' ')
 		if [ -z "$w1" ] || [ "$w1" != "$w2" ] || [[ " $workers" != *" $w1 "* ]] || [ "${h2:-0}" -le "${h1:-0}" ]; then
 			out="the kept FastCGI connection read: $(tr '\n' '|' <"$d/client") (expected one of the workers $workers, the same twice, OPcache hits going on)"
+		elif [ "$queued" != 1 ] || [ -z "$s1" ] || [ -z "$s2" ] || [[ " $workers" != *" $s1 "* || " $workers" != *" $s2 "* ]]; then
+			out="the slow requests (one in a worker, one in the accept queue: $queued) read '$(cat "$d/slow1" "$d/slow2" 2>/dev/null | tr '\n' '|')' (expected answers from the workers $workers)"
 		elif [ -z "$fresh" ] || [[ " $workers" != *" $fresh"* ]] || [ "$(pgrep -P "$pid" | sort | tr '\n' ' ')" != "$workers" ]; then
 			out="after the restore a new connection was served by '$fresh'; the master's workers are $(pgrep -P "$pid" | tr '\n' ' ') (were $workers)"
 		fi
@@ -993,7 +1017,7 @@ CONF
 	fi
 	keepalive_end
 	kill_ours "$pid"
-	verdict apps/php-fpm "$out" "master and 2 workers; the FastCGI connection a worker kept answered again from the same worker, OPcache hits ${h1:-?} -> ${h2:-?} went on, new connections served by the same workers; $(ckpt_times "$d")" \
+	verdict apps/php-fpm "$out" "master and 2 workers; the FastCGI connection a worker kept answered again from the same worker, OPcache hits ${h1:-?} -> ${h2:-?} went on, a slow request in a worker and one in the accept queue ($queued) answered, new connections served by the same workers; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
