@@ -216,7 +216,8 @@ static int add_helper(struct dump_tree *tr, size_t i, uint32_t id)
 
 static int add_group_helpers(struct dump_tree *tr)
 {
-	uint32_t root_sid = tr->entries[0]->sid;
+	/* the root's own session and group: restore puts the root in the caller's */
+	uint32_t root_ids[2] = { tr->entries[0]->sid, tr->entries[0]->pgid };
 
 	for (size_t i = 1; i < tr->nr_entries; i++) {
 		TreeEntry *m = tr->entries[i];
@@ -227,9 +228,13 @@ static int add_group_helpers(struct dump_tree *tr)
 		for (size_t k = 0; k < 2 && !m->group_helper; k++) {
 			if (ids[k] == m->pid || find_entry(tr->entries, tr->nr_entries, ids[k]))
 				continue;
+			/* the root's, led from outside the tree (gone, a zombie or alive): the members
+			 * are restored in the root's, whatever its leader's fate (a daemon's children) */
+			if (ids[k] == root_ids[k])
+				continue;
 			snprintf(path, sizeof(path), "/proc/%u", ids[k]);
 			if (access(path, F_OK) == 0) {
-				if (k == 1 || ids[k] == root_sid)
+				if (k == 1)
 					continue; /* the leader lives outside the tree: members take the caller's */
 				pr_err("dump pid %u: its session %u is led by process %u outside the tree; a "
 				       "restore could not make it again (dump the tree from that leader)",
@@ -464,6 +469,24 @@ static bool has_members(const Inventory *inv, uint32_t pid)
 	return false;
 }
 
+/* Is e in the root's process group, whose leader is not one of the tree's? */
+static bool in_root_group(const Inventory *inv, const TreeEntry *e)
+{
+	uint32_t pgid = inv->tree[0]->pgid;
+	return pgid && e->pgid == pgid && !find_entry(inv->tree, inv->n_tree, pgid);
+}
+
+/*
+ * Joins the group e (not the root) was in: the root's group led from outside the tree is the
+ * one the root is restored in (it is e's ancestor, there already); else as join_group().
+ */
+static int join_own_group(const Inventory *inv, const TreeEntry *e, bool wait)
+{
+	if (in_root_group(inv, e))
+		return join_group(getpgid(inv->tree[0]->pid), false);
+	return e->pgid ? join_group(e->pgid, wait) : 0;
+}
+
 static bool in_group(pid_t pid, pid_t pgid)
 {
 	return getpgid(pid) == pgid;
@@ -595,7 +618,7 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	if (getppid() != (pid_t)(step->lift ? step->creator : e->ppid))
 		_exit(1);
 	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
-	    e->pgid && join_group(e->pgid, true) != 0) {
+	    join_own_group(rt->inv, e, true) != 0) {
 		pr_perror("restore pid %u: cannot take session %u and group %u again", e->pid,
 			  e->sid, e->pgid);
 		_exit(1);
@@ -785,6 +808,12 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			return -errno;
 		}
 		join_late = left_group;
+	} else if (!is_root && in_root_group(inv, me)) {
+		if ((err = join_own_group(inv, me, false))) {
+			pr_err("restore pid %d: cannot join the group of the root %u: %s", self->pid,
+			       inv->tree[0]->pid, strerror(-err));
+			return err;
+		}
 	} else if (!is_root && me->pgid && (err = join_group(me->pgid, false))) {
 		if (err != -EPERM) {
 			pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,

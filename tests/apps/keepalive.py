@@ -10,9 +10,15 @@ last line).
 "GET /path": an HTTP/1.1 keep-alive request, its body read to Content-Length.
 "MC a|b": memcached text protocol: the lines a, b sent with CRLF, the answer read up to its
 last line (END, STORED, a number, an error).
+"DNS name": a DNS query over TCP (class IN, type A, id N); LINE: "A a.b.c.d" (the answer's
+first address) or "rcode R" (none).
+"FCGI /path/script.php": a FastCGI request (responder, FCGI_KEEP_CONN: the server keeps the
+connection) for that script, read to its END_REQUEST; MD5 and LINE of the body (after the
+headers), LINE its first line.
 """
 import hashlib
 import socket
+import struct
 import sys
 
 
@@ -48,6 +54,61 @@ def read_mc(sock, buf):
         buf += chunk
 
 
+def read_exact(sock, buf, n):
+    while len(buf) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    return buf[:n], buf[n:]
+
+
+def ask_dns(sock, buf, n, name):
+    query = struct.pack(">HHHHHH", n, 0x0100, 1, 0, 0, 0)
+    query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    query += struct.pack(">HH", 1, 1)
+    sock.sendall(struct.pack(">H", len(query)) + query)
+    size, buf = read_exact(sock, buf, 2)
+    answer, buf = read_exact(sock, buf, struct.unpack(">H", size)[0])
+    rcode, count = answer[3] & 15, struct.unpack(">H", answer[6:8])[0]
+    at = len(query)  # the question, as sent, then the answers (names compressed)
+    for _ in range(count):
+        while answer[at] and answer[at] < 0xC0:
+            at += answer[at] + 1
+        at += 2 if answer[at] else 1
+        kind, _, _, length = struct.unpack(">HHIH", answer[at:at + 10])
+        if kind == 1 and length == 4:
+            return "A " + ".".join(str(b) for b in answer[at + 10:at + 14]), answer, buf
+        at += 10 + length
+    return "rcode %d" % rcode, answer, buf
+
+
+def fcgi_record(kind, content):
+    return struct.pack(">BBHHBB", 1, kind, 1, len(content), 0, 0) + content
+
+
+def fcgi_pair(name, value):
+    return bytes([len(name)]) + bytes([len(value)]) + name.encode() + value.encode()
+
+
+def ask_fcgi(sock, buf, script):
+    params = fcgi_pair("SCRIPT_FILENAME", script) + fcgi_pair("SCRIPT_NAME", script) + \
+        fcgi_pair("REQUEST_METHOD", "GET") + fcgi_pair("QUERY_STRING", "")
+    sock.sendall(fcgi_record(1, struct.pack(">HB5x", 1, 1)) + fcgi_record(4, params) +
+                 fcgi_record(4, b"") + fcgi_record(5, b""))
+    out = b""
+    while True:
+        head, buf = read_exact(sock, buf, 8)
+        _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", head)
+        content, buf = read_exact(sock, buf, length + padding)
+        if kind == 6:
+            out += content[:length]
+        elif kind == 3:
+            break
+    body = out.split(b"\r\n\r\n", 1)[-1]
+    return (body.decode(errors="replace").split("\n") or [""])[0], body, buf
+
+
 def main():
     log, port, requests = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     sock = socket.create_connection(("127.0.0.1", port))
@@ -56,7 +117,11 @@ def main():
         if not sys.stdin.readline():
             return
         try:
-            if req.startswith("GET "):
+            if req.startswith("DNS "):
+                first, body, buf = ask_dns(sock, buf, n, req[4:])
+            elif req.startswith("FCGI "):
+                first, body, buf = ask_fcgi(sock, buf, req[5:])
+            elif req.startswith("GET "):
                 sock.sendall(("%s HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\n\r\n" % req).encode())
                 first, body, buf = read_http(sock, buf)
             else:

@@ -127,17 +127,41 @@
 #           wrong result, performMajorGC with 256 MiB more kept and 1 GiB churned, the map
 #           intact: PASS. Not run by default: ghc is a large package (apt-get install ghc
 #           libghc-network-dev; make setup does not).
-#   jvm, node, go, erlang, ruby, sbcl and ghc: their lines give the dump's and the restore's
-#   times (the logs' stats lines).
+#   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
+#           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
+#           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
+#           and restored with --tcp-established; the child answers on the same connection, UDP and
+#           TCP queries are answered, the cache's hit counter (hits.bind) goes on, and a hosts
+#           file added to the directory after the restore is served.
+#   unbound  unbound (2 threads, daemonized) with local data on 127.0.0.1 and its control
+#           socket on a unix path, a record added at run time through unbound-control: after
+#           the restore unbound-control status names the same pid, both records are served and
+#           the query counter (stats_noreset) goes on exactly.
+#   screen  a detached GNU screen session (private SCREENDIR) logging a window whose shell loop
+#           prints "tick N" every 0.1 s, and a window with an interactive shell holding a variable:
+#           the server's tree dumped and restored; the log holds every tick from 1 on once and in
+#           order and the loop went on, and input sent with -X stuff reaches the shell, which still
+#           has its variable (hardcopy).
+#   php-fpm  php-fpm daemonized (a master, 2 static workers: a shared-memory scoreboard, OPcache
+#           in shared memory) on 127.0.0.1, a FastCGI client outside the tree (keepalive.py) on a
+#           connection the worker keeps (FCGI_KEEP_CONN): dumped and restored with
+#           --tcp-established --file-locks; the same worker answers on the same connection with OPcache's hit
+#           count gone on; two slow requests, one in the other worker (which holds OPcache's lock:
+#           --file-locks) and one in the listener's accept queue, are answered; new connections
+#           are served by the same two workers.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen and php-fpm: their lines
+#   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl ghc (default: all but ghc, in this order). --keep keeps the temporary
-# directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm ghc (default: all but ghc, in this
+# order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
-# map, ticks, child.
+# map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
+# unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
+# new workers).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -148,8 +172,9 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
-	[ghc]=case_ghc)
-ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl)
+	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc)
+ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
+	dnsmasq unbound screen php-fpm)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1033,6 +1058,282 @@ CONF
 	[ "$out" = failed ] || kill_ours "$pid"
 	kill_ours "$py"
 	verdict apps/haproxy "$out" "master and worker; the client's connection fetched through both backends again and 20,000 lines, the renamed stats socket answered show info; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# dns_ask PORT NAME [DIG-OPTIONS...]: dig's short answer from 127.0.0.1:PORT, on one line
+dns_ask() {
+	local port=$1 name=$2
+	shift 2
+	dig @127.0.0.1 -p "$port" +short +time=2 +tries=2 "$@" "$name" 2>&1 | tr '\n' ' ' | sed 's/ $//'
+}
+# dns_is PORT NAME ANSWER: dns_ask's answer is ANSWER (for wait_until)
+dns_is() { [ "$(dns_ask "$1" "$2")" = "$3" ]; }
+# conns_to PORT N: N connections to 127.0.0.1:PORT are established (for wait_until)
+conns_to() { [ "$(ss -Htn state established "( dport = :$1 )" | wc -l)" = "$2" ]; }
+
+case_dnsmasq() {
+	local d=$ZOO_TMP/dnsmasq pid="" out="" port=$((40000 + ($$ + 21) % 20000)) hits0 hits1 child
+	if [ ! -x /usr/sbin/dnsmasq ] || ! command -v dig >/dev/null; then
+		result_fail apps/dnsmasq "dnsmasq or dig is not installed (make setup installs dnsmasq-base and bind9-dnsutils)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/hosts"
+	echo "10.9.9.1 one.test" >"$d/hosts/one"
+	# daemonized as users run it: a double fork, the daemon in a session whose leader is gone
+	(cd "$d" && exec /usr/sbin/dnsmasq --conf-file=/dev/null --port="$port" --listen-address=127.0.0.1 \
+		--bind-interfaces --no-resolv --address=/example.test/10.1.2.3 --hostsdir="$d/hosts" \
+		--cache-size=500 --user=root --pid-file="$d/pid" </dev/null >"$d/log" 2>&1)
+	pid=$(cat "$d/pid" 2>/dev/null)
+	if [ -z "$pid" ] || ! wait_until 10 dns_is "$port" one.test 10.9.9.1; then
+		result_fail apps/dnsmasq "the server did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	track_pid "$pid"
+	for name in one.test www.example.test one.test; do dns_ask "$port" "$name" >/dev/null; done
+	# a TCP client outside the tree: dnsmasq forks a child that serves its connection
+	keepalive_start "$d" "$port" "DNS www.example.test" "DNS one.test"
+	child=$(pgrep -P "$pid" | head -n 1)
+	hits0=$(dns_ask "$port" hits.bind chaos txt | tr -d '"')
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/dnsmasq "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill_ours "$child"
+		kill_ours "$pid"
+		wait_until 5 pid_free "$pid" && wait_until 5 pid_free "$child"
+		(cd "$d" && exec /usr/sbin/dnsmasq --conf-file=/dev/null --port="$port" --listen-address=127.0.0.1 \
+			--bind-interfaces --no-resolv --address=/example.test/10.1.2.3 --hostsdir="$d/hosts" \
+			--cache-size=500 --user=root --pid-file="$d/pid" </dev/null >"$d/log" 2>&1)
+		pid=$(cat "$d/pid")
+		track_pid "$pid"
+	fi
+	if [ -z "$out" ]; then
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		local udp tcp size two
+		udp=$(dns_ask "$port" www.example.test)
+		tcp=$(dns_ask "$port" one.test +tcp)
+		hits1=$(dns_ask "$port" hits.bind chaos txt | tr -d '"')
+		size=$(dns_ask "$port" cachesize.bind chaos txt | tr -d '"')
+		echo "10.9.9.2 two.test" >"$d/hosts/two"
+		wait_until 5 dns_is "$port" two.test 10.9.9.2
+		two=$(dns_ask "$port" two.test)
+		if [ -z "$child" ] || ! grep -q '^1 .* A 10.1.2.3$' "$d/client" || ! grep -q '^2 .* A 10.9.9.1$' "$d/client"; then
+			out="the TCP client (served by child '$child') read: $(tr '\n' '|' <"$d/client") (expected 10.1.2.3, then 10.9.9.1)"
+		elif [ "$udp" != 10.1.2.3 ] || [ "$tcp" != 10.9.9.1 ]; then
+			out="after the restore: UDP answer '$udp' (expected 10.1.2.3), TCP answer '$tcp' (expected 10.9.9.1)"
+		elif ! [[ $hits0 =~ ^[0-9]+$ && $hits1 =~ ^[0-9]+$ ]] || [ "$hits1" -le "$hits0" ] || [ "$size" != 500 ]; then
+			out="the cache's counters: hits $hits0 before the dump, $hits1 after (must go on), size '$size' (expected 500)"
+		elif [ "$two" != 10.9.9.2 ]; then
+			out="a hosts file added to the watched directory after the restore is not served (inotify): two.test is '$two'"
+		fi
+	fi
+	keepalive_end
+	[ "$out" = failed ] || kill_ours "$pid"
+	verdict apps/dnsmasq "$out" "daemonized; its TCP child's connection answered after the restore, UDP and TCP queries answered, cache hits $hits0 -> ${hits1:-?} went on, a hosts file added after the restore picked up (inotify); $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_unbound() {
+	local d=$ZOO_TMP/unbound pid="" out="" port=$((40000 + ($$ + 22) % 20000)) q0 q1
+	if [ ! -x /usr/sbin/unbound ] || ! command -v dig >/dev/null; then
+		result_fail apps/unbound "unbound or dig is not installed (make setup installs unbound and bind9-dnsutils)"
+		return
+	fi
+	mkdir -p "$d/img"
+	cat >"$d/unbound.conf" <<CONF
+server:
+  interface: 127.0.0.1
+  port: $port
+  num-threads: 2
+  do-ip6: no
+  username: ""
+  chroot: ""
+  directory: "$d"
+  pidfile: "$d/pid"
+  use-syslog: no
+  logfile: "$d/log"
+  local-zone: "stasis.test." static
+  local-data: "a.stasis.test. 300 IN A 10.7.7.1"
+remote-control:
+  control-enable: yes
+  control-interface: "$d/control.sock"
+CONF
+	local ctl=(unbound-control -c "$d/unbound.conf")
+	(cd "$d" && exec /usr/sbin/unbound -c "$d/unbound.conf" </dev/null >"$d/out" 2>&1) # daemonizes
+	pid=$(cat "$d/pid" 2>/dev/null)
+	if [ -z "$pid" ] || ! wait_until 10 dns_is "$port" a.stasis.test 10.7.7.1; then
+		result_fail apps/unbound "the server did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	track_pid "$pid"
+	for i in 1 2 3; do dns_ask "$port" a.stasis.test >/dev/null; dns_ask "$port" a.stasis.test +tcp >/dev/null; done
+	# data only in its memory, added through its control socket
+	"${ctl[@]}" local_data "b.stasis.test. 300 IN A 10.7.7.2" >/dev/null 2>&1
+	q0=$("${ctl[@]}" stats_noreset 2>&1 | sed -n 's/^total.num.queries=//p')
+	checkpoint apps/unbound "$pid" "$d" || out=failed
+	if [ -z "$out" ]; then
+		local status a b
+		[ "${APPS_CORRUPT:-}" = counters ] && "${ctl[@]}" stats >/dev/null 2>&1
+		status=$("${ctl[@]}" status 2>&1 | grep -c "unbound (pid $pid) is running")
+		a=$(dns_ask "$port" a.stasis.test +tcp)
+		b=$(dns_ask "$port" b.stasis.test)
+		q1=$("${ctl[@]}" stats_noreset 2>&1 | sed -n 's/^total.num.queries=//p')
+		if [ "$status" != 1 ]; then
+			out="unbound-control status after the restore: $("${ctl[@]}" status 2>&1 | tr '\n' '|')"
+		elif [ "$a" != 10.7.7.1 ] || [ "$b" != 10.7.7.2 ]; then
+			out="after the restore: a.stasis.test '$a' (expected 10.7.7.1), b.stasis.test (added at run time) '$b' (expected 10.7.7.2)"
+		elif ! [[ $q0 =~ ^[0-9]+$ ]] || [ "$q1" != $((q0 + 2)) ]; then
+			out="its query counter: $q0 before the dump, '$q1' after two more queries (expected $((q0 + 2)))"
+		fi
+		"${ctl[@]}" stop >/dev/null 2>&1
+		wait_until 5 pid_free "$pid"
+	fi
+	kill_ours "$pid"
+	verdict apps/unbound "$out" "2 threads; the control socket answers for the same pid, the record added at run time and the query counter ($q0 -> ${q1:-?}) kept; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# (the shell in the window expands what -X stuff types)
+# shellcheck disable=SC2016
+case_screen() {
+	local d=$ZOO_TMP/screen srv="" out="" before after
+	if ! command -v screen >/dev/null; then
+		result_fail apps/screen "screen is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/sd"
+	chmod 700 "$d/sd"
+	local scr=(env SCREENDIR="$d/sd" screen -S app)
+	# the loop starts once its window logs (to ticks.log)
+	(cd "$d" && SCREENDIR=$d/sd exec setsid screen -dmS app \
+		sh -c 'while [ ! -e go ]; do sleep 0.05; done; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done' \
+		</dev/null >/dev/null 2>&1)
+	wait_until 10 sh -c "SCREENDIR=$d/sd screen -ls | grep -q '\.app[[:space:]]'"
+	srv=$(SCREENDIR=$d/sd screen -ls | awk -F. '/\.app[ \t]/ { print $1 + 0 }')
+	if [ -z "$srv" ]; then
+		result_fail apps/screen "the screen server did not start"
+		return
+	fi
+	track_pid "$srv"
+	"${scr[@]}" -p 0 -X logfile "$d/ticks.log"
+	"${scr[@]}" -p 0 -X logfile flush 0
+	"${scr[@]}" -p 0 -X log on
+	touch "$d/go"
+	"${scr[@]}" -X screen -t shell sh
+	"${scr[@]}" -p shell -X stuff 'X=41; echo val $((X + 1))\n'
+	sleep 1
+	before=$(tr -d '\r' <"$d/ticks.log" | ticks_ok /dev/stdin)
+	checkpoint apps/screen "$srv" "$d" || out=failed
+	if [ -z "$out" ]; then
+		sleep 0.7
+		[ "${APPS_CORRUPT:-}" = shell ] && "${scr[@]}" -p shell -X stuff 'X=0\n'
+		"${scr[@]}" -p shell -X stuff 'echo after $((X * 2))\n'
+		sleep 0.3
+		"${scr[@]}" -p shell -X hardcopy "$d/shell"
+		after=$(tr -d '\r' <"$d/ticks.log" | ticks_ok /dev/stdin)
+		if ! [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ ]]; then
+			out="the logged ticks are broken: before the dump '$before', after the restore '$after'"
+		elif [ "$after" -le $((before + 2)) ]; then
+			out="the loop did not go on: $before ticks before the dump, $after after"
+		elif ! grep -qx 'val 42' "$d/shell" || ! grep -qx 'after 82' "$d/shell"; then
+			out="the shell window (input through -X stuff) shows: $(grep -v '^ *$' "$d/shell" | tr '\n' '|')"
+		fi
+		"${scr[@]}" -X quit
+		wait_until 5 pid_free "$srv"
+	fi
+	kill_ours "$srv"
+	verdict apps/screen "$out" "a detached session: its log holds ticks 1..$before before the dump and 1..${after:-?} after, each once and in order; the shell window kept its variable and took input; $(ckpt_times "$d")" \
+		"$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_php_fpm() {
+	local d=$ZOO_TMP/php-fpm pid="" out="" port=$((40000 + ($$ + 23) % 20000)) fpm workers
+	fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | head -n 1)
+	if [ -z "$fpm" ]; then
+		result_fail apps/php-fpm "php-fpm is not installed (make setup installs php-fpm)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www"
+	cat >"$d/www/app.php" <<'PHP'
+<?php
+$s = opcache_get_status(false);
+echo "pid=", getmypid(), " hits=", $s['opcache_statistics']['hits'], "\n";
+PHP
+	printf '<?php\nsleep(2);\necho "slow pid=", getmypid(), "\\n";\n' >"$d/www/slow.php"
+	cat >"$d/fpm.conf" <<CONF
+[global]
+pid = $d/pid
+error_log = $d/log
+[app]
+user = root
+group = root
+listen = 127.0.0.1:$port
+pm = static
+pm.max_children = 2
+CONF
+	# daemonizes; OPcache in shared memory (no php.ini: -n)
+	(cd "$d" && exec "$fpm" -R -n -y "$d/fpm.conf" -d zend_extension=opcache.so -d opcache.enable=1 \
+		</dev/null >"$d/out" 2>&1)
+	pid=$(cat "$d/pid" 2>/dev/null)
+	workers=$(pgrep -P "${pid:-0}" | sort | tr '\n' ' ')
+	if [ -z "$pid" ] || [ "$(echo "$workers" | wc -w)" != 2 ]; then
+		result_fail apps/php-fpm "the master and its 2 workers did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	track_pid "$pid"
+	# a FastCGI connection the worker keeps (FCGI_KEEP_CONN), outside the tree
+	keepalive_start "$d" "$port" "FCGI $d/www/app.php" "FCGI $d/www/app.php"
+	# two slow requests: the other worker serves one (it holds OPcache's lock: --file-locks),
+	# the other waits in the listener's accept queue
+	local k queued py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	for k in 1 2; do
+		echo go | "$py" "$ZOO_ROOT/tests/apps/keepalive.py" "$d/slow$k" "$port" "FCGI $d/www/slow.php" &
+		track_pid $!
+		disown $!
+	done
+	wait_until 10 conns_to "$port" 3
+	sleep 0.3
+	queued=$(ss -Hltn "( sport = :$port )" | awk '{ print $2 }')
+	CKPT_OPTS=(--tcp-established --file-locks)
+	checkpoint apps/php-fpm "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = workers ]; then
+			kill -USR2 "$pid"
+			sleep 1
+			pid=$(cat "$d/pid") # (daemonized again)
+			track_pid "$pid"
+		fi
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		local w1 w2 h1 h2 fresh s1 s2
+		wait_until 15 sh -c "grep -qs '^1 ' '$d/slow1' && grep -qs '^1 ' '$d/slow2'"
+		s1=$(sed -n 's/^1 .* slow pid=\([0-9]*\)$/\1/p' "$d/slow1" 2>/dev/null)
+		s2=$(sed -n 's/^1 .* slow pid=\([0-9]*\)$/\1/p' "$d/slow2" 2>/dev/null)
+		read -r w1 h1 < <(sed -n 's/^1 .* pid=\([0-9]*\) hits=\([0-9]*\)$/\1 \2/p' "$d/client")
+		read -r w2 h2 < <(sed -n 's/^2 .* pid=\([0-9]*\) hits=\([0-9]*\)$/\1 \2/p' "$d/client")
+		fresh=$(for i in 1 2 3 4; do echo go; done | python3 "$ZOO_ROOT/tests/apps/keepalive.py" /dev/stdout "$port" \
+			"FCGI $d/www/app.php" "FCGI $d/www/app.php" "FCGI $d/www/app.php" "FCGI $d/www/app.php" |
+			sed -n 's/^[0-9] .* pid=\([0-9]*\) .*/\1/p' | sort -u | tr '\n' ' ')
+		if [ -z "$w1" ] || [ "$w1" != "$w2" ] || [[ " $workers" != *" $w1 "* ]] || [ "${h2:-0}" -le "${h1:-0}" ]; then
+			out="the kept FastCGI connection read: $(tr '\n' '|' <"$d/client") (expected one of the workers $workers, the same twice, OPcache hits going on)"
+		elif [ "$queued" != 1 ] || [ -z "$s1" ] || [ -z "$s2" ] || [[ " $workers" != *" $s1 "* || " $workers" != *" $s2 "* ]]; then
+			out="the slow requests (one in a worker, one in the accept queue: $queued) read '$(cat "$d/slow1" "$d/slow2" 2>/dev/null | tr '\n' '|')' (expected answers from the workers $workers)"
+		elif [ -z "$fresh" ] || [[ " $workers" != *" $fresh"* ]] || [ "$(pgrep -P "$pid" | sort | tr '\n' ' ')" != "$workers" ]; then
+			out="after the restore a new connection was served by '$fresh'; the master's workers are $(pgrep -P "$pid" | tr '\n' ' ') (were $workers)"
+		fi
+		kill -QUIT "$pid"
+		wait_until 5 pid_free "$pid"
+	fi
+	keepalive_end
+	kill_ours "$pid"
+	verdict apps/php-fpm "$out" "master and 2 workers; the FastCGI connection a worker kept answered again from the same worker, OPcache hits ${h1:-?} -> ${h2:-?} went on, a slow request in a worker and one in the accept queue ($queued) answered, new connections served by the same workers; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
