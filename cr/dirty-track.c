@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -312,7 +313,10 @@ static void register_mappings(const struct dump_task *t, struct addr_ranges *tra
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		const VmaEntry *v = t->mm->vmas[i];
 		const struct addr_range *r = ranges_find(tracked, v->start);
-		if (!vma_has_pages(v) || v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end))
+		/* (PROT_NONE: no write reaches it before an mprotect(), and what that makes writable
+		 * is untracked, saved whole by the next dump and tracked from there) */
+		if (!vma_has_pages(v) || v->kind != VMA_KIND__VMA_ANON_PRIVATE || (r && r->end >= v->end) ||
+		    v->prot == PROT_NONE)
 			continue;
 		if (v->end - v->start > TRACK_MAX_BYTES) {
 			pr_info("dump pid %d: %#llx-%#llx (%llu GiB) is not tracked (its page tables would "
