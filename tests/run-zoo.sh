@@ -327,6 +327,7 @@ case_checkpoint() {
 	if [ "$ZRC" != 0 ]; then
 		result_fail "$c" "stasis restore exited $ZRC"
 		cr_logs "$d"
+		drop_net_lock "$pid"
 		kill_ours "$pid"
 		kill_ours "$ZCAT"
 		return

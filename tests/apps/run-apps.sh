@@ -221,6 +221,7 @@ checkpoint() {
 	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
 		result_fail "$name" "restore: exit status $ZRC"
 		show_tail "$d/restore.out" "$d/img/restore.log"
+		drop_net_lock "$pid"
 		kill_ours "$pid"
 		return 1
 	fi

@@ -207,6 +207,7 @@ run_one() {
 		verdict "$name" KFAIL "did not start: $(cat "$RES/$name/start.log" "$wd/$name".out* 2>/dev/null | grep -E 'FAIL|ERR|exited' | head -1)"; return
 	fi
 	sleep 0.5
+	DUMPED=$ROOT
 	timeout -k 5 "$TMO" "$STASIS" dump -t "$ROOT" -D "$img" --shell-job -o dump.log -v4 $opts $dopts >"$RES/$name/dump.stderr" 2>&1
 	rc=$?; cp "$img/dump.log" "$RES/$name/dump.log" 2>/dev/null
 	if [ $rc != 0 ]; then
@@ -231,6 +232,7 @@ run_one() {
 		TPID=$(ns_host_pid "$ROOT" "$(cat "$wd/$name.pid")") || TPID=none
 	fi
 	if [ $rc != 0 ] || ! kill -0 "$TPID" 2>/dev/null; then
+		nft delete table inet "stasis-dumped-$DUMPED" 2>/dev/null # (the network lock its dump left)
 		kill_sessions "$TPID" $LPID
 		[ $ns = 1 ] && [ -n "$ROOT" ] && kill -9 "$ROOT" 2>/dev/null
 		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: restore failed as expected"; return; fi

@@ -101,6 +101,12 @@ remove_left_segments() {
 	done
 }
 
+# drop_net_lock PID: the network lock a dump of root PID left for its restore (nftables table
+# stasis-dumped-PID, blocking its TCP connections' packets), when that restore failed
+drop_net_lock() {
+	command -v nft >/dev/null && nft delete table inet "stasis-dumped-$1" 2>/dev/null
+	return 0
+}
 kill_ours() { # kill_ours PID: SIGKILL it if it is still one of ours
 	local p=$1
 	[ -n "$p" ] || return 0
