@@ -114,6 +114,18 @@ start_test() {
 	[ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null
 }
 
+# undo_rules: deletes the iptables INPUT rules a test added and left (the socket-tcp-closed
+# tests add one, and remove it only if they get that far)
+undo_rules() {
+	local r
+	command -v iptables >/dev/null || return 0
+	iptables -S INPUT 2>/dev/null | while read -r r; do
+		grep -qxF -- "$r" "$RES/.rules-before" 2>/dev/null && continue
+		# shellcheck disable=SC2086 # (the rule's words)
+		[[ $r == "-A INPUT "* ]] && iptables -w -D ${r#-A } 2>/dev/null
+	done
+}
+
 # running PID: alive and not a zombie (the ns flavour's init reaps nothing)
 running() {
 	local st
@@ -263,4 +275,5 @@ if [ $# = 0 ]; then
 fi
 [ -x "$STASIS" ] || { echo "no stasis binary at $STASIS" >&2; exit 1; }
 touch "$RES/summary.tsv"
-for t in "$@"; do run_one "$t"; done
+command -v iptables >/dev/null && iptables -S INPUT >"$RES/.rules-before" 2>/dev/null
+for t in "$@"; do run_one "$t"; undo_rules; done
