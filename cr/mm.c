@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "compat/kernel-abi.h"
 #include "kernel/features.h"
@@ -322,8 +324,16 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		 (unsigned long)pv->end);
 	int ghost_id = -1;
 	char what[64];
+	struct statfs sfs;
 	snprintf(what, sizeof(what), "mapping %#llx-%#llx", (unsigned long long)pv->start,
 		 (unsigned long long)pv->end);
+	/* Its pages are huge pages no ghost file holds: made again elsewhere, it would be
+	 * ordinary memory (a file of another filesystem), silently. */
+	if (ghost_path(path) && !statfs(mf, &sfs) && sfs.f_type == HUGETLBFS_MAGIC) {
+		pr_err("dump pid %d: %s is hugetlb memory (MAP_HUGETLB, or a removed file of "
+		       "hugetlbfs: %s): not supported yet", t->pid, what, path);
+		return -ENOTSUP;
+	}
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
 	    (ghost_id = ghost_note(t->ctx, mf, path, t->pid, what, false)) < 0)
 		return ghost_id;

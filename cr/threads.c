@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +86,21 @@ void threads_release(struct dump_task *t)
 	}
 }
 
+/* The thread's own timer slack (prctl answers for the calling thread only). */
+static int thread_timer_slack(int tid, struct inject_ctx *inj, ThreadCore *tc)
+{
+	uint64_t args[6] = { PR_GET_TIMERSLACK };
+	unsigned logged = log_errors();
+	int64_t ret;
+	int err;
+
+	if ((err = inject_syscall(inj, SYS_prctl, args, &ret)) || (err = ret < 0 ? ret : 0))
+		return log_unnamed(logged, err, "dump thread %d: cannot read its timer slack", tid);
+	tc->has_timer_slack_ns = true;
+	tc->timer_slack_ns = ret;
+	return 0;
+}
+
 static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, ThreadCore *tc)
 {
 	/* same gadget and scratch page, this thread's registers (the standing thread's: its own) */
@@ -105,8 +122,9 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	tc->comm[strcspn(tc->comm, "\n")] = 0;
 	if (!(err = regs_collect(ft->tid, &ft->regs, &tc->regs, &tc->xsave)) &&
 	    !(err = kernel_task_collect(ft->tid, inj, tc->regs, &ks)) &&
-	    !(err = signals_collect_thread(ft->tid, inj, &tc->sigmask, &as)))
-		err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending);
+	    !(err = signals_collect_thread(ft->tid, inj, &tc->sigmask, &as)) &&
+	    !(err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending)))
+		err = thread_timer_slack(ft->tid, inj, tc);
 	if (inj == &own) {
 		own.scratch = 0; /* the main thread's injection owns the scratch page */
 		end = inject_end(&own); /* the thread's registers as frozen, after a failure too */
@@ -238,6 +256,7 @@ static int restore_threads(struct restore_task *t)
 		th->robust_list = tc->robust_list;
 		th->robust_len = tc->robust_list_len;
 		th->clear_child_tid = tc->clear_child_tid;
+		th->timer_slack_ns = tc->has_timer_slack_ns ? tc->timer_slack_ns : 0;
 		th->altstack_sp = tc->altstack_sp;
 		th->altstack_flags = tc->altstack_flags & ~SS_ONSTACK;
 		th->altstack_size = tc->altstack_size;

@@ -168,6 +168,8 @@
 #                            --feature compat_cr (32-bit processes): a "Warn: ... is not
 #                            supported" on stderr, exit 1; --feature no_such_feature: an error
 #                            naming it, exit 1
+#   check/feature-kept       --feature aio_remap and loginuid (kept by stasis on any kernel):
+#                            "NAME is supported", exit 0
 #   check/feature-each       every listed name answers one of those two ways
 #   dump/alloc-fail/TARGET   (tree, pipes, unix-pair, tcp-established: dumped with
 #                            --tcp-established) STASIS_FAULT=alloc-N (the Nth allocation of stasis
@@ -1364,6 +1366,18 @@ case_check() {
 		show_tail "$CHECK_D/supported.out" "$CHECK_D/supported.err"
 	else
 		result_ok check/feature-supported
+	fi
+
+	# what stasis keeps whatever the kernel (zoo aio, proc-knobs): criu's zdtm asks for them
+	bad=""
+	for n in aio_remap loginuid; do
+		check_run kept check --feature "$n"
+		[ "$ZRC" -eq 0 ] && [ "$(cat "$CHECK_D/kept.out")" = "$n is supported" ] || bad="$bad $n"
+	done
+	if [ -n "$bad" ]; then
+		result_fail check/feature-kept "not answered supported:$bad"
+	else
+		result_ok check/feature-kept
 	fi
 
 	# a feature stasis does not have (32-bit processes)

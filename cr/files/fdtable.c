@@ -218,6 +218,7 @@ static int dump_fds(struct dump_task *t)
 		}
 		if ((err = locks_dump_fd(t, &p, e, false)) || (err = fown_dump(t, &p, e)))
 			return err;
+		inode_owner_dump(&p, e);
 	}
 	return 0;
 }
@@ -443,7 +444,8 @@ static int finish_fds(struct restore_task *t)
 		if (ops && ops->finish && (err = ops->finish(t, e)))
 			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, e->fd, ops->name);
 		if (e->kind != FD_KIND__FD_DUP && e->kind != FD_KIND__FD_SHARED &&
-		    ((err = locks_break_leases(t, e)) || (err = fown_restore(t, e))))
+		    ((err = locks_break_leases(t, e)) || (err = fown_restore(t, e)) ||
+		     (err = inode_owner_restore(t, e))))
 			return err;
 	}
 	return 0;

@@ -108,6 +108,10 @@ size_t locks_args_size(const FdTable *tab);
  * leases being broken at the dump are broken again (no signal: the file has no owner yet). */
 int locks_break_leases(const struct restore_task *t, const FdEntry *e);
 
+/* cr/files/inode-owner.c: the owner of a pipe's or a socket's inode (fchown): read at dump,
+ * set by stasis on a copy of the restored fd once the tree exists. */
+void inode_owner_dump(const struct fd_probe *p, FdEntry *e);
+int inode_owner_restore(const struct restore_task *t, const FdEntry *e);
 /* cr/files/fown.c: who gets the open file's signals (F_SETOWN_EX, F_SETSIG, O_ASYNC): read
  * from a copy of the file; O_ASYNC armed in the new task once fds have their numbers; the
  * owner and signal set by stasis once the tree exists. */

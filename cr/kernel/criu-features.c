@@ -20,7 +20,7 @@ struct criu_feature {
 static const struct criu_feature criu_features[] = {
 	{ "mnt_id", NO_KERNEL_FEATURE, NULL },
 	{ "mem_dirty_track", KF_DIRTY_TRACKING, NULL }, /* uffd-wp + PAGEMAP_SCAN: no soft-dirty */
-	{ "aio_remap", NO_KERNEL_FEATURE, "AIO rings are not supported yet" },
+	{ "aio_remap", NO_KERNEL_FEATURE, NULL }, /* cr/aio.c: the ring moved back with mremap */
 	{ "timerfd", KF_TIMERFD_SET_TICKS, NULL },
 	{ "tun", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
 	{ "tun_ns", NO_KERNEL_FEATURE, "tun/tap devices are not supported yet" },
@@ -28,7 +28,7 @@ static const struct criu_feature criu_features[] = {
 	{ "fdinfo_lock", KF_FDINFO_LOCKS, NULL },
 	{ "seccomp_suspend", KF_SECCOMP_SUSPEND, NULL },
 	{ "seccomp_filters", KF_SECCOMP_GET_FILTER, NULL },
-	{ "loginuid", NO_KERNEL_FEATURE, "the audit login uid is not restored yet" },
+	{ "loginuid", NO_KERNEL_FEATURE, NULL }, /* cr/proc-knobs.c */
 	{ "cgroupns", NO_KERNEL_FEATURE, NULL },
 	{ "autofs", NO_KERNEL_FEATURE, "autofs mounts are not supported yet" },
 	{ "tcp_half_closed", NO_KERNEL_FEATURE, NULL },
@@ -60,6 +60,7 @@ static const struct criu_feature criu_features[] = {
 	/* asked for by engines through criu's RPC, or by newer criu versions */
 	{ "lazy_pages", KF_USERFAULTFD, NULL },
 	{ "ipv6_freebind", NO_KERNEL_FEATURE, NULL },
+	{ "pagemap_scan_guard_pages", KF_PAGEMAP_SCAN_GUARD, NULL }, /* guard pages kept (cr/pages.c) */
 };
 
 size_t criu_feature_count(void)

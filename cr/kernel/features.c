@@ -74,6 +74,8 @@ static const struct feature_desc features[KF_NR] = {
 		.one = probe_soft_dirty },
 	[KF_MEMFD_SECRET] = { "memfd_secret", "memfd_secret", 0, .one = probe_memfd_secret },
 	[KF_MAP_DROPPABLE] = { "mmap MAP_DROPPABLE", "map_droppable", 0, .one = probe_map_droppable },
+	[KF_PAGEMAP_SCAN_GUARD] = { "PAGEMAP_SCAN of guard pages (PAGE_IS_GUARD)", "pagemap_scan_guard", 0,
+		.one = probe_pagemap_scan_guard },
 
 	[KF_MSG_COPY] = { "msgrcv MSG_COPY", "msg_copy", 0, .one = probe_msg_copy },
 	[KF_TIMERFD_SET_TICKS] = { "timerfd TFD_IOC_SET_TICKS", "timerfd_set_ticks", 0,

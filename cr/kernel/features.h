@@ -47,6 +47,7 @@ enum kernel_feature {
 	KF_SOFT_DIRTY,
 	KF_MEMFD_SECRET, /* memfd_secret(): restoring secret memory makes it again */
 	KF_MAP_DROPPABLE, /* mmap(MAP_DROPPABLE): restoring such memory maps it so again */
+	KF_PAGEMAP_SCAN_GUARD, /* PAGEMAP_SCAN's PAGE_IS_GUARD (6.15): guard pages are seen */
 	/* fds, IPC, paths (cr/kernel/probes-files.c) */
 	KF_MSG_COPY,
 	KF_TIMERFD_SET_TICKS,

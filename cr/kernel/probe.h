@@ -49,7 +49,8 @@ probe_one_fn probe_mm_map, probe_clone3, probe_kcmp, probe_pidfd, probe_timens, 
 /* cr/kernel/probes-memory.c: userfaultfd and its write-protect modes, PAGEMAP_SCAN, both;
  * pagemap PFNs, soft-dirty, memfd_secret() */
 probe_group_fn probe_write_tracking;
-probe_one_fn probe_pagemap, probe_soft_dirty, probe_memfd_secret, probe_map_droppable;
+probe_one_fn probe_pagemap, probe_soft_dirty, probe_memfd_secret, probe_map_droppable,
+	probe_pagemap_scan_guard;
 
 /* cr/kernel/probes-files.c */
 probe_one_fn probe_msg_copy, probe_timerfd_ticks, probe_timer_ids, probe_unix_diag,

@@ -288,3 +288,35 @@ bool probe_map_droppable(struct probe_result *r)
 	munmap(m, PAGE_SIZE);
 	return probe_set(r, true, "%s", "");
 }
+
+/* A guard page (MADV_GUARD_INSTALL) is found by PAGEMAP_SCAN's PAGE_IS_GUARD, where it is. */
+bool probe_pagemap_scan_guard(struct probe_result *r)
+{
+	struct page_region vec[4];
+	long n;
+	char *p;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return probe_set(r, false, "/proc/self/pagemap: %m");
+	p = mmap(NULL, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		return probe_set(r, false, "mmap: %m");
+	}
+	if (madvise(p + PAGE_SIZE, PAGE_SIZE, MADV_GUARD_INSTALL))
+		probe_set(r, false, "madvise(MADV_GUARD_INSTALL): %m%s",
+			  errno == EINVAL ? " (kernel older than 6.13)" : "");
+	else if ((n = pagemap_scan(fd, p, 3 * PAGE_SIZE, vec, 4, 0, PAGE_IS_GUARD)) < 0)
+		probe_set(r, false, "PAGEMAP_SCAN PAGE_IS_GUARD: %m%s",
+			  errno == EINVAL ? " (kernel older than 6.15)" : "");
+	else if (n != 1 || vec[0].start != (uintptr_t)p + PAGE_SIZE ||
+		 vec[0].end != (uintptr_t)p + 2 * PAGE_SIZE)
+		probe_set(r, false, "found %ld guard regions, expected exactly the guard page", n);
+	else
+		probe_set(r, true, "%s", "");
+	munmap(p, 3 * PAGE_SIZE);
+	close(fd);
+	return r->ok;
+}

@@ -578,6 +578,8 @@ static void thread_main(void *arg)
 	    (r = raw_syscall2(__NR_set_robust_list, th->robust_list, th->robust_len)))
 		fail(a, RST_STEP_ROBUST_LIST, r, th->robust_list);
 	raw_syscall1(__NR_set_tid_address, th->clear_child_tid);
+	if (th->timer_slack_ns && (r = raw_syscall2(__NR_prctl, PR_SET_TIMERSLACK, th->timer_slack_ns)))
+		fail(a, RST_STEP_PRCTL, r, PR_SET_TIMERSLACK);
 	if ((r = raw_syscall2(__NR_sigaltstack, &ss, 0)))
 		fail(a, RST_STEP_ALTSTACK, r, th->altstack_sp);
 	copy_comm(comm, th->comm);

@@ -55,6 +55,7 @@ struct rst_thread {
 	uint64_t rseq_addr;
 	uint32_t rseq_len, rseq_sig;
 	uint64_t robust_list, robust_len, clear_child_tid;
+	uint64_t timer_slack_ns; /* its own, 0: the process's, which it inherits */
 	uint64_t altstack_sp, altstack_size;
 	int32_t altstack_flags;
 	char comm[16];

@@ -4,10 +4,12 @@
  *   FSIZE changed, hard limits only lowered; all 16 compared), cwd (a directory in $ZOO_TMPDIR, compared by
  *   path and dev/inode), root ("/", no chroot), umask 027, personality
  *   (PER_LINUX | ADDR_NO_RANDOMIZE), comm "zoo-attrs:42" (prctl PR_SET_NAME); prctl: not
- *   dumpable, no_new_privs, THP disabled, timer slack 123456 ns.
- * Blocks in: nanosleep (zoo_wait loop).
+ *   dumpable, no_new_privs, THP disabled, timer slack 123456 ns; a second thread's own timer
+ *   slack 654321 ns (the kernel keeps one per thread).
+ * Blocks in: nanosleep (zoo_wait loop); the thread in pause.
  */
 #include "zoo.h"
+#include <pthread.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -18,6 +20,47 @@
 static struct rlimit lim_before[RLIM_NLIMITS];
 static char cwd_path[600];
 static struct stat cwd_st, root_st;
+
+#define THREAD_SLACK 654321
+static pthread_mutex_t slack_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slack_cond = PTHREAD_COND_INITIALIZER;
+static int slack_ask, slack_set; /* main asks, the thread answers: -1 not yet, its slack */
+static int slack_corrupt;        /* the thread takes the main thread's slack when next asked */
+
+/* Sets its own timer slack, then reports it each time main asks. */
+static void *slack_thread(void *arg)
+{
+	(void)arg;
+	if (prctl(PR_SET_TIMERSLACK, THREAD_SLACK))
+		zoo_die("thread PR_SET_TIMERSLACK: %s", strerror(errno));
+	pthread_mutex_lock(&slack_lock);
+	for (;;) {
+		if (slack_corrupt)
+			prctl(PR_SET_TIMERSLACK, 123456);
+		slack_set = prctl(PR_GET_TIMERSLACK);
+		pthread_cond_broadcast(&slack_cond);
+		while (!slack_ask)
+			pthread_cond_wait(&slack_cond, &slack_lock);
+		slack_ask = 0;
+	}
+	return NULL;
+}
+
+/* The thread's timer slack, as it reads it now. */
+static int thread_slack(void)
+{
+	int v;
+
+	pthread_mutex_lock(&slack_lock);
+	slack_set = -1;
+	slack_ask = 1;
+	pthread_cond_broadcast(&slack_cond);
+	while (slack_set == -1)
+		pthread_cond_wait(&slack_cond, &slack_lock);
+	v = slack_set;
+	pthread_mutex_unlock(&slack_lock);
+	return v;
+}
 
 static void c_rlimit(ucontext_t *u)
 {
@@ -31,10 +74,18 @@ static void c_umask(ucontext_t *u) { (void)u; umask(022); }
 static void c_personality(ucontext_t *u) { (void)u; personality(PER_LINUX); }
 static void c_comm(ucontext_t *u) { (void)u; prctl(PR_SET_NAME, "other-name"); }
 static void c_prctl(ucontext_t *u) { (void)u; prctl(PR_SET_TIMERSLACK, 0); prctl(PR_SET_DUMPABLE, 1); }
+/* the thread gets the main thread's slack, as a restore ignoring it would leave it */
+static void c_thread_slack(ucontext_t *u)
+{
+	(void)u;
+	pthread_mutex_lock(&slack_lock);
+	slack_corrupt = 1;
+	pthread_mutex_unlock(&slack_lock);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "rlimit", c_rlimit, 0 }, { "cwd", c_cwd, 0 },		    { "umask", c_umask, 0 },
 	{ "personality", c_personality, 0 }, { "comm", c_comm, 0 }, { "root", c_root, 0 },
-	{ "prctl", c_prctl, 0 },
+	{ "prctl", c_prctl, 0 }, { "thread-slack", c_thread_slack, 0 },
 };
 
 /*
@@ -84,6 +135,11 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
 	    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) || prctl(PR_SET_TIMERSLACK, 123456))
 		zoo_die("prctl: %s", strerror(errno));
+	pthread_t th;
+	if (pthread_create(&th, NULL, slack_thread, NULL))
+		zoo_die("pthread_create");
+	if (thread_slack() != THREAD_SLACK)
+		zoo_die("the thread's timer slack is not %d", THREAD_SLACK);
 
 	zoo_ready();
 	zoo_wait();
@@ -121,6 +177,9 @@ int main(int argc, char **argv)
 	    thp = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0), slack = prctl(PR_GET_TIMERSLACK);
 	CHECK("prctl", dumpable == 0 && nnp == 1 && thp == 1 && slack == 123456,
 	      "dumpable %d, no_new_privs %d, THP disabled %d, timer slack %d", dumpable, nnp, thp, slack);
+	int tslack = thread_slack();
+	CHECK("thread-slack", tslack == THREAD_SLACK, "the second thread's timer slack is %d, expected %d",
+	      tslack, THREAD_SLACK);
 	char pc[64] = "";
 	if (zoo_read_file("/proc/self/comm", pc, sizeof(pc)) > 0) {
 		pc[strcspn(pc, "\n")] = 0;

@@ -42,6 +42,7 @@ extern int set_nonblock(int fd, int on);
 extern int pipe_in2out(int infd, int outfd, uint8_t *buffer, int length);
 extern int read_data(int fd, unsigned char *buf, int len);
 extern int write_data(int fd, const unsigned char *buf, int len);
+extern dev_t get_mapping_dev(void *addr);
 struct long_opt {
 	const char *name;
 	const char *type;
