@@ -723,25 +723,36 @@ case_jvm() {
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
+# runtime_case NAME SETTLE WHAT CMD...: the program CMD (in $ZOO_TMP/NAME, built there if need
+# be) started with start_app, checkpointed through its keep-alive client (mark_checkpoint), left
+# to run SETTLE seconds, stopped with SIGTERM (its own verdict: app_stop); WHAT went on after the
+# restore, the verdict line says
+runtime_case() {
+	local name=$1 settle=$2 what=$3 d=$ZOO_TMP/$1 out=""
+	shift 3
+	start_app "apps/$name" "$d" "$@" || return
+	if mark_checkpoint "apps/$name" "$d"; then
+		sleep "$settle"
+		app_stop "$d" 30
+	fi
+	keepalive_end
+	verdict "apps/$name" "$out" "$what went on after the restore: PASS; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
 case_node() {
-	local d=$ZOO_TMP/node out=""
+	local d=$ZOO_TMP/node
 	if [ ! -x /usr/bin/node ]; then
 		result_fail apps/node "/usr/bin/node is not installed (make setup installs nodejs)"
 		return
 	fi
 	mkdir -p "$d/img"
-	start_app apps/node "$d" /usr/bin/node "$ZOO_ROOT/tests/apps/node-app.js" "$d" || return
-	if mark_checkpoint apps/node "$d"; then
-		sleep 1 # the timers, the pings and the worker go on
-		app_stop "$d" 20
-	fi
-	keepalive_end
-	verdict apps/node "$out" "the forked child's IPC, the worker's counter, the timers and the keep-alive connection went on after the restore: PASS; $(ckpt_times "$d")" \
-		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+	# (the timers, the pings and the worker go on for 1 s)
+	runtime_case node 1 "the forked child's IPC, the worker's counter, the timers and the keep-alive connection" /usr/bin/node "$ZOO_ROOT/tests/apps/node-app.js" "$d"
 }
 
 case_go() {
-	local d=$ZOO_TMP/go out=""
+	local d=$ZOO_TMP/go
 	if ! command -v go >/dev/null; then
 		result_fail apps/go "the go tool is not installed (make setup installs golang-go)"
 		return
@@ -753,18 +764,12 @@ case_go() {
 		return
 	fi
 	rm -rf "$d/gocache" "$d/gopath"
-	start_app apps/go "$d" "$d/go-app" "$d" || return
-	if mark_checkpoint apps/go "$d"; then
-		sleep 0.5 # the workers, the ticker and cat go on
-		app_stop "$d" 30
-	fi
-	keepalive_end
-	verdict apps/go "$out" "the Go runtime's goroutines, ticker, timers, cat child, heap, map, collector and the keep-alive connection went on after the restore: PASS; $(ckpt_times "$d")" \
-		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+	# (the workers, the ticker and cat go on for 0.5 s)
+	runtime_case go 0.5 "the Go runtime's goroutines, ticker, timers, cat child, heap, map, collector and the keep-alive connection" "$d/go-app" "$d"
 }
 
 case_erlang() {
-	local d=$ZOO_TMP/erlang out=""
+	local d=$ZOO_TMP/erlang
 	if ! command -v erl >/dev/null || ! command -v erlc >/dev/null; then
 		result_fail apps/erlang "erl and erlc are not installed (make setup installs erlang-base)"
 		return
@@ -774,52 +779,34 @@ case_erlang() {
 		result_fail apps/erlang "erlc failed: $(tail -c 300 "$d/erlc.log")"
 		return
 	fi
-	start_app apps/erlang "$d" erl -noshell -pa "$d" -run erlapp main "$d" || return
-	if mark_checkpoint apps/erlang "$d"; then
-		sleep 0.5 # the ticker, the workers and cat go on
-		app_stop "$d" 30
-	fi
-	keepalive_end
-	verdict apps/erlang "$out" "the gen_server's ETS table and ticks, the workers, the cat port, the keep-alive connection and the collector went on after the restore: PASS; $(ckpt_times "$d")" \
-		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+	# (the ticker, the workers and cat go on for 0.5 s)
+	runtime_case erlang 0.5 "the gen_server's ETS table and ticks, the workers, the cat port, the keep-alive connection and the collector" erl -noshell -pa "$d" -run erlapp main "$d"
 }
 
 case_ruby() {
-	local d=$ZOO_TMP/ruby out=""
+	local d=$ZOO_TMP/ruby
 	if [ ! -x /usr/bin/ruby ]; then
 		result_fail apps/ruby "/usr/bin/ruby is not installed (make setup installs ruby)"
 		return
 	fi
 	mkdir -p "$d/img"
-	start_app apps/ruby "$d" /usr/bin/ruby "$ZOO_ROOT/tests/apps/ruby-app.rb" "$d" || return
-	if mark_checkpoint apps/ruby "$d"; then
-		sleep 0.5 # the Fiber's ticker, the workers and cat go on
-		app_stop "$d" 30
-	fi
-	keepalive_end
-	verdict apps/ruby "$out" "the Hash, the Fiber's ticker, the threads, the cat child, the keep-alive connection and GC.compact went on after the restore: PASS; $(ckpt_times "$d")" \
-		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+	# (the Fiber's ticker, the workers and cat go on for 0.5 s)
+	runtime_case ruby 0.5 "the Hash, the Fiber's ticker, the threads, the cat child, the keep-alive connection and GC.compact" /usr/bin/ruby "$ZOO_ROOT/tests/apps/ruby-app.rb" "$d"
 }
 
 case_sbcl() {
-	local d=$ZOO_TMP/sbcl out=""
+	local d=$ZOO_TMP/sbcl
 	if ! command -v sbcl >/dev/null; then
 		result_fail apps/sbcl "sbcl is not installed (make setup installs it)"
 		return
 	fi
 	mkdir -p "$d/img"
-	start_app apps/sbcl "$d" sbcl --dynamic-space-size 2048 --script "$ZOO_ROOT/tests/apps/sbcl-app.lisp" "$d" || return
-	if mark_checkpoint apps/sbcl "$d"; then
-		sleep 0.5 # the ticker, the writer, the workers and cat go on
-		app_stop "$d" 30
-	fi
-	keepalive_end
-	verdict apps/sbcl "$out" "the hash table, the old conses under the write barrier, the threads, the cat child, the keep-alive connection and a full GC went on after the restore: PASS; $(ckpt_times "$d")" \
-		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+	# (the ticker, the writer, the workers and cat go on for 0.5 s)
+	runtime_case sbcl 0.5 "the hash table, the old conses under the write barrier, the threads, the cat child, the keep-alive connection and a full GC" sbcl --dynamic-space-size 2048 --script "$ZOO_ROOT/tests/apps/sbcl-app.lisp" "$d"
 }
 
 case_ghc() {
-	local d=$ZOO_TMP/ghc out=""
+	local d=$ZOO_TMP/ghc
 	if ! command -v ghc >/dev/null || ! ghc-pkg field network version >/dev/null 2>&1; then
 		result_fail apps/ghc "ghc and its network package are not installed (apt-get install ghc libghc-network-dev)"
 		return
@@ -829,14 +816,8 @@ case_ghc() {
 		result_fail apps/ghc "ghc failed: $(tail -c 300 "$d/build.log")"
 		return
 	fi
-	start_app apps/ghc "$d" "$d/ghc-app" "$d" +RTS -N2 -RTS || return
-	if mark_checkpoint apps/ghc "$d"; then
-		sleep 0.5 # the ticker, the workers and cat go on
-		app_stop "$d" 30
-	fi
-	keepalive_end
-	verdict apps/ghc "$out" "the Data.Map, the IORef counters, the forkIO threads, the cat child, the keep-alive connection and performMajorGC went on after the restore: PASS; $(ckpt_times "$d")" \
-		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+	# (the ticker, the workers and cat go on for 0.5 s)
+	runtime_case ghc 0.5 "the Data.Map, the IORef counters, the forkIO threads, the cat child, the keep-alive connection and performMajorGC" "$d/ghc-app" "$d" +RTS -N2 -RTS
 }
 
 case_valgrind() {
