@@ -66,6 +66,11 @@ bool packet_ring_socket_valid(const PacketSocket *ps);
 int packet_ring_vma_check(const struct restore_task *t, const VmaEntry *v);
 int packet_ring_socket_open(struct restore_task *t, const PacketSocket *ps);
 
+/* cr/files/pidfd.c: a pidfd of a reaped process, which the root makes in a tree with its own
+ * PID namespace (once it is in it): a file several processes share opens there, not in stasis. */
+struct run_ctx;
+bool pidfd_reaped_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e);
+
 /* Every kind, in the order each is offered an fd at dump (cr/files/fd-kinds.c). */
 extern const struct fd_kind_ops *const fd_kinds[];
 extern const unsigned fd_kinds_len;

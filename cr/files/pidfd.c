@@ -36,6 +36,7 @@
 #include "log.h"
 #include "pid-ns.h"
 #include "pstree.h"
+#include "restore-watchdog.h"
 #include "tree-objects.h"
 #include "tree.h"
 #include "util.h"
@@ -193,6 +194,11 @@ static struct pidfd_state *state_of(const struct run_ctx *ctx)
 static bool is_reaped(const FdEntry *e)
 {
 	return e->kind == FD_KIND__FD_PIDFD && !e->pidfd_pid;
+}
+
+bool pidfd_reaped_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e)
+{
+	return is_reaped(e) && pid_ns_is_own(ctx);
 }
 
 static bool is_thread(const FdEntry *e)
@@ -375,8 +381,17 @@ static int make_reaped(struct pidfd_state *st, struct restore_tree *rt, pid_t pi
 					  rt->tasks[i].pid, e->fd);
 				break;
 			}
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
-			st->made[st->n++] = (struct reaped_pidfd){ rt->tasks[i].pid, e->fd, fd };
+			/* (above the watchdog's socket: the root, which makes these in a tree with its
+			 * own PID namespace, has closed it, and each process it forks closes its number) */
+			int high = fcntl(fd, F_DUPFD_CLOEXEC, rt->watchdog->sock + 1);
+			close(fd);
+			if (high < 0) {
+				err = -errno;
+				pr_perror("restore pid %d fd %u: cannot keep a pidfd of a reaped process",
+					  rt->tasks[i].pid, e->fd);
+				break;
+			}
+			st->made[st->n++] = (struct reaped_pidfd){ rt->tasks[i].pid, e->fd, high };
 		}
 	}
 	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)

@@ -91,7 +91,7 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 	}
 	unsigned logged = log_errors();
 	/* a file of a reaped process of the tree's own namespace: there once the root is in it */
-	bool later = proc_dead_in_tree_ns(ctx, o);
+	bool later = proc_dead_in_tree_ns(ctx, o) || pidfd_reaped_in_tree_ns(ctx, o);
 	int held = later ? open("/dev/null", O_RDONLY | O_CLOEXEC) : ops->open(owner, o);
 	if (held < 0 && later)
 		held = -errno;
