@@ -197,6 +197,7 @@ zoo_setup_tmp
 TMUX_CMD=(tmux -L stasis-apps -f /dev/null)
 apps_cleanup() {
 	[ -d "$ZOO_TMP/tmux/sock" ] && TMUX_TMPDIR=$ZOO_TMP/tmux/sock "${TMUX_CMD[@]}" kill-server 2>/dev/null
+	[ -n "${MADE_RUN_SSHD:-}" ] && rmdir /run/sshd 2>/dev/null
 	zoo_cleanup
 }
 trap apps_cleanup EXIT
@@ -865,8 +866,10 @@ case_sshd() {
 		result_fail apps/sshd "sshd is not installed (make setup installs openssh-server)"
 		return
 	fi
-	mkdir -p "$d/img" /run/sshd
-	chmod 755 /run/sshd
+	mkdir -p "$d/img"
+	if [ ! -d /run/sshd ]; then # (its privilege separation's chroot; gone again at the end)
+		mkdir -m 755 /run/sshd && MADE_RUN_SSHD=1
+	fi
 	ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey" && ssh-keygen -q -t ed25519 -N '' -f "$d/userkey" &&
 		cp "$d/userkey.pub" "$d/authorized_keys"
 	cat >"$d/sshd_config" <<CONF
