@@ -1260,8 +1260,10 @@ listen = 127.0.0.1:$port
 pm = static
 pm.max_children = 2
 CONF
-	# daemonizes; OPcache in shared memory (no php.ini: -n)
+	# daemonizes; OPcache in shared memory (no php.ini: -n); it caches a script written less
+	# than opcache.file_update_protection (2 s) before a request only from then on: 0 here
 	(cd "$d" && exec "$fpm" -R -n -y "$d/fpm.conf" -d zend_extension=opcache.so -d opcache.enable=1 \
+		-d opcache.file_update_protection=0 \
 		</dev/null >"$d/out" 2>&1)
 	pid=$(cat "$d/pid" 2>/dev/null)
 	workers=$(pgrep -P "${pid:-0}" | sort | tr '\n' ' ')
