@@ -132,7 +132,8 @@ struct planner {
 	struct tree_plan_step *plan;
 	uint32_t *need; /* per entry: the session it has to be forked in (0: any) */
 	bool *placed;
-	size_t stuck;   /* plan_tree failed: the first entry it could not place */
+	size_t stuck;   /* plan_tree failed: the first entry it could not place, */
+	uint32_t stuck_sid; /* in the session it had to be forked in */
 };
 
 /* Places entry i in its session: 0 done, 1 not now, or (born allowed) through its parent. */
@@ -249,12 +250,13 @@ static uint32_t unused_pid(const Inventory *inv)
 }
 
 /*
- * Entry i cannot be forked in its session: the process of that session that forked it has
- * exited and was reaped, and it went up to its parent as an orphan. A helper of that session
- * (a group of its own for a moment), forked by a live member below the parent, stands for
- * that process: added at the end of the tree (1), or 0 if there is no such member.
+ * Entry i cannot be forked in session sid (its own, or the one it forked children in before
+ * its setsid): the process of that session that forked it has exited and was reaped, and it
+ * went up to its parent as an orphan. A helper of that session (a group of its own for a
+ * moment), forked by a live member below the parent, stands for that process: added at the
+ * end of the tree (1), or 0 if there is no such member.
  */
-static int add_lifter(Inventory *inv, size_t i)
+static int add_lifter(Inventory *inv, size_t i, uint32_t sid)
 {
 	const TreeEntry *e = inv->tree[i];
 	ssize_t p = tree_entry_index(inv, e->ppid), host = -1;
@@ -262,7 +264,7 @@ static int add_lifter(Inventory *inv, size_t i)
 
 	for (size_t k = 1; k < inv->n_tree && host < 0 && p >= 0; k++) {
 		const TreeEntry *m = inv->tree[k];
-		if (k != i && m->sid == e->sid && !stand_in(m) && !m->n_nested_pids && below(inv, k, p) &&
+		if (k != i && m->sid == sid && !stand_in(m) && !m->n_nested_pids && below(inv, k, p) &&
 		    !below(inv, k, i))
 			host = k;
 	}
@@ -277,11 +279,11 @@ static int add_lifter(Inventory *inv, size_t i)
 	tree_entry__init(h);
 	h->pid = h->pgid = pid;
 	h->ppid = inv->tree[host]->pid;
-	h->sid = e->sid;
+	h->sid = sid;
 	h->has_group_helper = h->group_helper = true;
 	inv->tree[inv->n_tree++] = h;
 	pr_debug("restore pid %u: helper %u, forked by %u in session %u, forks it as an orphan for its "
-		 "parent %u", e->pid, h->pid, h->ppid, e->sid, e->ppid);
+		 "parent %u", e->pid, h->pid, h->ppid, sid, e->ppid);
 	return 1;
 }
 
@@ -332,6 +334,7 @@ static int plan_tree(struct planner *pl, bool report)
 	for (size_t k = 0; k < nh; k++)
 		inv->tree[helpers[k]]->ppid = cands[k][0];
 	pl->stuck = first_stuck;
+	pl->stuck_sid = stuck_sid;
 	if (!report && first_stuck)
 		return -EAGAIN;
 	const TreeEntry *e = inv->tree[first_stuck], *parent = inv->tree[tree_entry_index(inv, e->ppid)];
@@ -391,6 +394,7 @@ int tree_plan_make(struct restore_tree *rt)
 
 	for (size_t i = 0; i < inv->n_tree && !err; i++)
 		err = check_ids(inv, i);
+	uint32_t lifted_pid = 0, lifted_sid = 0; /* the last entry a helper was added for */
 	for (unsigned lifters = 0; !err; lifters++) {
 		size_t n = inv->n_tree;
 		free(pl.need);
@@ -403,9 +407,13 @@ int tree_plan_make(struct restore_tree *rt)
 			err = -ENOMEM;
 		else if ((err = plan_tree(&pl, lifters == MAX_LIFTERS)) != -EAGAIN)
 			break;
-		else if ((err = add_lifter(inv, pl.stuck)) == 1)
+		else if (inv->tree[pl.stuck]->pid == lifted_pid && pl.stuck_sid == lifted_sid)
+			err = plan_tree(&pl, true); /* (a helper did not help it: says why) */
+		else if ((err = add_lifter(inv, pl.stuck, pl.stuck_sid)) == 1) {
+			lifted_pid = inv->tree[pl.stuck]->pid;
+			lifted_sid = pl.stuck_sid;
 			err = 0;
-		else if (!err)
+		} else if (!err)
 			err = plan_tree(&pl, true); /* (says why) */
 	}
 	free(pl.need);
