@@ -9,13 +9,13 @@
  * After restore and SIGTERM: every window holds its pattern (the PROT_NONE one read after an
  * mprotect), the child's page its own in the child only, the whole reservation is still
  * mapped with the same protections, and a new window (in the middle of nowhere) can be
- * committed and written; and the longest pause the main loop saw (CLOCK_REALTIME, read every
- * 10 ms: the dump, the restore and what lies between) stayed below 5 s: the restore once
- * walked every page of the child's inherited reservation to drop its forker's pages (2^30
- * lookups: 28 s). huge-reserve.after-dump checks that the dump's freeze stayed short too: the
- * dump once read the pagemap's 8 bytes for every page of such a reservation (2^30 pages,
- * 8 GiB, per process: GHC's tree took 3.7 s for 1 TiB), as the cow-sharing walk of a process
- * with a parent or children needs each page's frame.
+ * committed and written. The verdict line gives the longest pause the main loop saw
+ * (CLOCK_REALTIME, read every 10 ms: the dump, the restore and what lies between), not checked
+ * (times are make bench's): the restore once walked every page of the child's inherited
+ * reservation to drop its forker's pages (2^30 lookups: 28 s), and the dump read the pagemap's
+ * 8 bytes for every page of such a reservation (2^30 pages, 8 GiB, per process: GHC's tree
+ * took 3.7 s for 1 TiB), as the cow-sharing walk of a process with a parent or children needs
+ * each page's frame.
  * Next to it a 1 GiB read-write private mapping (small enough for write tracking) with 3 pages
  * written: while the process runs its RssAnon (read every 10 ms) must never grow by 64 MiB
  * (under --predump: the dump once read the uffd-wp markers tracking leaves in every hole as
@@ -33,7 +33,6 @@
 #define END_OFF (RESERVE - WIN_LEN)
 #define NEW_OFF (RESERVE / 4 * 3)
 #define KID_PAGE 5 /* the page of the start window the child rewrites */
-#define PAUSE_LIMIT_NS (5ULL * 1000 * 1000 * 1000)
 #define SPARSE (1UL << 30)
 #define RSS_GROWTH_KB (64L << 10)
 
@@ -51,7 +50,6 @@ static void c_hidden(ucontext_t *u)
 }
 static void c_reserve(ucontext_t *u) { (void)u; munmap(res + RESERVE / 8, 1UL << 30); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
-static void c_pause(ucontext_t *u) { (void)u; zoo_sleep_ms(5200); }
 static void c_rss(ucontext_t *u)
 {
 	(void)u;
@@ -63,7 +61,6 @@ static const struct zoo_corruption corruptions[] = {
 	{ "hidden", c_hidden, 0 },
 	{ "reserve", c_reserve, 0 },
 	{ "child", c_child, 0 },
-	{ "pause", c_pause, 1 },
 	{ "rss", c_rss, 1 },
 };
 
@@ -198,7 +195,8 @@ int main(int argc, char **argv)
 	      rss_start, rss_max);
 	CHECK("pattern", sparse[0] == 1 && sparse[SPARSE / 2] == 2 && sparse[SPARSE - 1] == 3,
 	      "the 1 GiB mapping's pages differ");
-	CHECK("pause", longest < PAUSE_LIMIT_NS, "the process stood still %llu ms (limit 5000 ms)",
-	      (unsigned long long)(longest / 1000000));
-	return zoo_finish("4 TiB reservation, its windows and the child's page intact");
+	static char info[120];
+	snprintf(info, sizeof(info), "4 TiB reservation, its windows and the child's page intact (longest "
+		 "pause %llu ms)", (unsigned long long)(longest / 1000000));
+	return zoo_finish(info);
 }
