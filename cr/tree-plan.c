@@ -214,7 +214,6 @@ static int plan_once(struct planner *pl, size_t *stuck)
 	return plan_holds(inv, pl->plan) ? 0 : 1;
 }
 
-#define MAX_PLACEMENTS 256
 #define MAX_LIFTERS 8
 
 /* Is entry k below entry anc in the tree (its parents, up)? */
@@ -291,13 +290,13 @@ static int add_lifter(Inventory *inv, size_t i, uint32_t sid)
 
 /*
  * Tries the helpers under each parent of their members (the dump's place first), up to 256
- * ways in all.
+ * ways in all: 0, or -EAGAIN with pl->stuck and pl->stuck_sid (of the first way; stuck 0: no
+ * entry in particular).
  */
-static int plan_tree(struct planner *pl, bool report)
+static int plan_tree(struct planner *pl)
 {
 	const Inventory *inv = pl->inv;
-	size_t nh = 0, ways = 1, stuck = 0, first_stuck = 0;
-	uint32_t stuck_sid = 0;
+	size_t nh = 0, ways = 1, stuck = 0;
 	size_t helpers[8], nc[8];
 	uint32_t cands[8][4];
 
@@ -327,24 +326,28 @@ static int plan_tree(struct planner *pl, bool report)
 		if (!err)
 			return 0;
 		if (w == 0) {
-			first_stuck = stuck;
-			stuck_sid = pl->need[stuck];
+			pl->stuck = stuck;
+			pl->stuck_sid = pl->need[stuck];
 		}
 	}
 	for (size_t k = 0; k < nh; k++)
 		inv->tree[helpers[k]]->ppid = cands[k][0];
-	pl->stuck = first_stuck;
-	pl->stuck_sid = stuck_sid;
-	if (!report && first_stuck)
-		return -EAGAIN;
-	const TreeEntry *e = inv->tree[first_stuck], *parent = inv->tree[tree_entry_index(inv, e->ppid)];
-	if (!first_stuck)
+	return -EAGAIN;
+}
+
+/* Why plan_tree found no order: the entry it could not place. */
+static int say_stuck(const struct planner *pl)
+{
+	const Inventory *inv = pl->inv;
+	const TreeEntry *e = inv->tree[pl->stuck], *parent = inv->tree[tree_entry_index(inv, e->ppid)];
+
+	if (!pl->stuck)
 		pr_err("restore: no order of creation rebuilds the tree's sessions");
 	else
 		pr_err("restore pid %u: cannot make it again in session %u: its parent %u is in "
 		       "session %u, and no process of session %u can fork it for that parent (as its "
 		       "child, its sibling, or a helper's orphan)",
-		       e->pid, stuck_sid, parent->pid, parent->sid, stuck_sid);
+		       e->pid, pl->stuck_sid, parent->pid, parent->sid, pl->stuck_sid);
 	return -EINVAL;
 }
 
@@ -405,16 +408,18 @@ int tree_plan_make(struct restore_tree *rt)
 		pl.plan = xzalloc(n * sizeof(*pl.plan));
 		if (!pl.need || !pl.placed || !pl.plan)
 			err = -ENOMEM;
-		else if ((err = plan_tree(&pl, lifters == MAX_LIFTERS)) != -EAGAIN)
+		else if ((err = plan_tree(&pl)) != -EAGAIN)
 			break;
-		else if (inv->tree[pl.stuck]->pid == lifted_pid && pl.stuck_sid == lifted_sid)
-			err = plan_tree(&pl, true); /* (a helper did not help it: says why) */
-		else if ((err = add_lifter(inv, pl.stuck, pl.stuck_sid)) == 1) {
+		/* one more helper, unless the last one did not help this entry */
+		else if (lifters == MAX_LIFTERS || !pl.stuck ||
+			 (inv->tree[pl.stuck]->pid == lifted_pid && pl.stuck_sid == lifted_sid) ||
+			 !(err = add_lifter(inv, pl.stuck, pl.stuck_sid)))
+			err = say_stuck(&pl);
+		else if (err == 1) {
 			lifted_pid = inv->tree[pl.stuck]->pid;
 			lifted_sid = pl.stuck_sid;
 			err = 0;
-		} else if (!err)
-			err = plan_tree(&pl, true); /* (says why) */
+		}
 	}
 	free(pl.need);
 	free(pl.placed);
