@@ -43,17 +43,16 @@ static bool fair_policy(uint32_t policy)
 }
 
 /*
- * A SCHED_DEADLINE thread's reservation; a fair thread's time slice if it is not the default
- * one: the slice of stasis's own thread, which asked for none (the kernel tells no flag; a
- * custom slice equal to the default is the default's equal, but does not follow a change of
- * the kernel's base slice).
+ * A SCHED_DEADLINE thread's reservation; a fair thread's time slice if it is not
+ * default_slice, the slice of stasis's own thread, which asked for none (the kernel tells no
+ * flag; a custom slice equal to the default is the default's equal, but does not follow a
+ * change of the kernel's base slice).
  */
-static int attr_read(pid_t tid, SchedAttrs *s)
+static int attr_read(pid_t tid, uint64_t default_slice, SchedAttrs *s)
 {
-	struct sched_attr a = { 0 }, own = { 0 };
+	struct sched_attr a = { 0 };
 
-	if (syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0) ||
-	    syscall(SYS_sched_getattr, 0, &own, sizeof(own), 0)) {
+	if (syscall(SYS_sched_getattr, tid, &a, sizeof(a), 0)) {
 		pr_perror("dump tid %d: cannot read its scheduling attributes", tid);
 		return -EIO;
 	}
@@ -63,14 +62,14 @@ static int attr_read(pid_t tid, SchedAttrs *s)
 		s->dl_deadline = a.sched_deadline;
 		s->dl_period = a.sched_period;
 		s->dl_flags = a.sched_flags & DL_FLAGS;
-	} else if (fair_policy(s->policy) && a.sched_runtime && a.sched_runtime != own.sched_runtime) {
+	} else if (fair_policy(s->policy) && a.sched_runtime && a.sched_runtime != default_slice) {
 		s->has_fair_slice = true;
 		s->fair_slice = a.sched_runtime;
 	}
 	return 0;
 }
 
-static int sched_read(pid_t tid, SchedAttrs **out)
+static int sched_read(pid_t tid, uint64_t default_slice, SchedAttrs **out)
 {
 	SchedAttrs *s = xzalloc(sizeof(*s));
 	struct sched_param sp;
@@ -94,7 +93,7 @@ static int sched_read(pid_t tid, SchedAttrs **out)
 	s->policy = policy;
 	s->priority = sp.sched_priority;
 	s->ioprio = ioprio;
-	if (attr_read(tid, s)) {
+	if (attr_read(tid, default_slice, s)) {
 		free(s);
 		return -EIO;
 	}
@@ -111,12 +110,17 @@ static int sched_read(pid_t tid, SchedAttrs **out)
 static int dump_sched(struct dump_task *t)
 {
 	TaskCore *c = t->core;
+	struct sched_attr own = { 0 };
 	int err;
 
-	if ((err = sched_read(t->pid, &c->sched)))
+	if (syscall(SYS_sched_getattr, 0, &own, sizeof(own), 0)) {
+		pr_perror("dump pid %d: cannot read stasis's own scheduling attributes", t->pid);
+		return -EIO;
+	}
+	if ((err = sched_read(t->pid, own.sched_runtime, &c->sched)))
 		return err;
-	for (size_t i = 0; i < c->n_threads; i++)
-		if ((err = sched_read(t->threads[i].tid, &c->threads[i]->sched))) /* the host tid */
+	for (size_t i = 0; i < c->n_threads; i++) /* (the host tid) */
+		if ((err = sched_read(t->threads[i].tid, own.sched_runtime, &c->threads[i]->sched)))
 			return err;
 	return 0;
 }
@@ -161,26 +165,20 @@ static void sched_set(pid_t tid, const SchedAttrs *s)
 	/* (the affinity first: a deadline task's must not be narrowed after) */
 	if (syscall(SYS_sched_setaffinity, tid, s->affinity.len, s->affinity.data))
 		pr_warn("restore tid %d: cannot set its CPU affinity (CPUs this host lacks?): %m", tid);
-	if ((s->policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE) {
-		struct sched_attr a = {
-			.size = sizeof(a), .sched_policy = SCHED_DEADLINE,
-			.sched_flags = s->dl_flags | (s->policy & SCHED_RESET_ON_FORK ? SCHED_FLAG_RESET_ON_FORK : 0),
-			.sched_runtime = s->dl_runtime, .sched_deadline = s->dl_deadline, .sched_period = s->dl_period,
-		};
-		if (syscall(SYS_sched_setattr, tid, &a, 0))
-			pr_warn("restore tid %d: cannot set its SCHED_DEADLINE reservation (runtime %llu ns, "
-				"deadline %llu, period %llu): %m",
-				tid, (unsigned long long)s->dl_runtime, (unsigned long long)s->dl_deadline,
-				(unsigned long long)s->dl_period);
-	} else if (s->has_fair_slice) {
+	bool deadline = (s->policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE;
+	if (deadline || s->has_fair_slice) { /* (a fair thread's runtime is its slice) */
 		struct sched_attr a = {
 			.size = sizeof(a), .sched_policy = s->policy & ~SCHED_RESET_ON_FORK, .sched_nice = s->nice,
-			.sched_flags = s->policy & SCHED_RESET_ON_FORK ? SCHED_FLAG_RESET_ON_FORK : 0,
-			.sched_runtime = s->fair_slice,
+			.sched_flags = (deadline ? s->dl_flags : 0) |
+				       (s->policy & SCHED_RESET_ON_FORK ? SCHED_FLAG_RESET_ON_FORK : 0),
+			.sched_runtime = deadline ? s->dl_runtime : s->fair_slice,
+			.sched_deadline = s->dl_deadline, .sched_period = s->dl_period,
 		};
 		if (syscall(SYS_sched_setattr, tid, &a, 0))
-			pr_warn("restore tid %d: cannot set policy %#x with its time slice %llu ns: %m", tid,
-				s->policy, (unsigned long long)s->fair_slice);
+			pr_warn("restore tid %d: cannot set policy %#x with runtime %llu ns, deadline %llu, "
+				"period %llu: %m",
+				tid, s->policy, (unsigned long long)a.sched_runtime,
+				(unsigned long long)a.sched_deadline, (unsigned long long)a.sched_period);
 	} else if (sched_setscheduler(tid, s->policy, &sp)) {
 		pr_warn("restore tid %d: cannot set scheduling policy %#x priority %u: %m", tid, s->policy,
 			s->priority);
