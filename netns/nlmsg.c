@@ -15,6 +15,7 @@
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nlmsg.h"
@@ -268,6 +269,16 @@ static void nl_size_dumps(int nl)
 
 	if (send(nl, &msg, sizeof(msg), 0) == sizeof(msg))
 		(void)!recv(nl, buf, sizeof(buf), 0);
+}
+
+int nl_netns_ino(uint64_t *ino)
+{
+	struct stat ns;
+
+	if (stat("/proc/thread-self/ns/net", &ns))
+		return -errno;
+	*ino = ns.st_ino;
+	return 0;
 }
 
 int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),

@@ -65,6 +65,9 @@ int nl_dump(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, 
 int nl_dump_all(int nl, uint16_t type, const void *hdr, size_t len,
 		int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);
 
+/* The inode of the calling thread's network namespace (what a listing of sockets is of): 0,
+ * or -errno. */
+int nl_netns_ino(uint64_t *ino);
 /* A sock_diag dump in stasis's network namespace: req (the family's request, e.g. struct
  * inet_diag_req_v2, of len bytes) sent as SOCK_DIAG_BY_FAMILY, each socket's answer to fn as
  * nl_dump hands them. */

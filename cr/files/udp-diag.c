@@ -9,7 +9,6 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include "inet.h"
 #include "nlmsg.h"
@@ -64,14 +63,14 @@ static int snapshot_list(struct udp_snapshot *snap, int family, int protocol)
 {
 	struct inet_diag_req_v2 req = { .sdiag_family = family, .sdiag_protocol = protocol,
 					.idiag_states = ~0u };
-	struct stat ns;
+	uint64_t netns;
 	int err;
 
-	if (stat("/proc/thread-self/ns/net", &ns))
-		return -errno;
-	if (snap->netns != ns.st_ino) {
+	if ((err = nl_netns_ino(&netns)))
+		return err;
+	if (snap->netns != netns) {
 		free(snap->socks);
-		*snap = (struct udp_snapshot){ .netns = ns.st_ino };
+		*snap = (struct udp_snapshot){ .netns = netns };
 	}
 	if (snap->listed & listing_bit(family, protocol))
 		return 0;

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include "nlmsg.h"
 #include "unix.h"
@@ -159,11 +158,10 @@ fail:
 /* The snapshot of the calling thread's network namespace, taken if need be. */
 static int snapshot_here(struct unix_snapshot *snap)
 {
-	struct stat ns;
+	uint64_t netns;
+	int err = nl_netns_ino(&netns);
 
-	if (stat("/proc/thread-self/ns/net", &ns))
-		return -errno;
-	return snap->netns == ns.st_ino ? 0 : snapshot_take(snap, ns.st_ino);
+	return err ? err : snap->netns == netns ? 0 : snapshot_take(snap, netns);
 }
 
 int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons)
