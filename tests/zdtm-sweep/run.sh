@@ -70,6 +70,14 @@ kill_sessions() {
 	done
 }
 
+# end_test ID...: kill_sessions ID..., and in the ns flavour the namespace's init (the rest of
+# the namespace goes with it)
+end_test() {
+	kill_sessions "$@"
+	[ $ns = 1 ] && [ -n "${ROOT:-}" ] && kill -9 "$ROOT" 2>/dev/null
+	return 0
+}
+
 # ns_host_pid ROOT NSPID: the host pid of the process NSPID of ROOT's PID namespace
 ns_host_pid() {
 	local ns p
@@ -140,13 +148,11 @@ stop_test() {
 	while running "$TPID" && [ $t -lt $((TMO * 10)) ]; do sleep 0.1; t=$((t + 1)); done
 	if running "$TPID"; then
 		STOPMSG="hung after SIGTERM"
-		kill_sessions "$TPID" $LPID
-		[ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
+		end_test "$TPID" $LPID
 		return 1
 	fi
 	sleep 0.2
-	kill_sessions "$TPID" $LPID
-	[ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null # (the namespace's init: the rest goes with it)
+	end_test "$TPID" $LPID
 	if grep -qw PASS "$wd/$name.out" 2>/dev/null; then return 0; fi
 	STOPMSG=$(grep -h -E 'FAIL|ERR' "$wd/$name.out" "$wd/$name.out.inprogress" 2>/dev/null | tail -1)
 	[ -n "$STOPMSG" ] || STOPMSG="no PASS in the outfile"
@@ -223,8 +229,7 @@ run_one() {
 	timeout -k 5 "$TMO" "$STASIS" dump -t "$ROOT" -D "$img" --shell-job -o dump.log -v4 $opts $dopts >"$RES/$name/dump.stderr" 2>&1
 	rc=$?; cp "$img/dump.log" "$RES/$name/dump.log" 2>/dev/null
 	if [ $rc != 0 ]; then
-		kill_sessions "$TPID" $LPID
-		[ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
+		end_test "$TPID" $LPID
 		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: dump failed as expected"; return; fi
 		[ $rc = 124 ] && { verdict "$name" FAIL "dump: timeout (${TMO}s)"; return; }
 		verdict "$name" FAIL "dump: $(err_line "$RES/$name/dump.log")"; return
@@ -232,7 +237,7 @@ run_one() {
 	# the dumped tree is gone (stasis kills it); wait for it
 	for _ in $(seq 50); do kill -0 "$TPID" 2>/dev/null || kill -0 "$ROOT" 2>/dev/null || break; sleep 0.1; done
 	if kill -0 "$TPID" 2>/dev/null || kill -0 "$ROOT" 2>/dev/null; then
-		kill_sessions "$TPID"; [ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
+		end_test "$TPID"
 		verdict "$name" FAIL "dump: tree still alive after dump"; return
 	fi
 	rm -f "$RES/$name/root.pid"
@@ -245,15 +250,14 @@ run_one() {
 	fi
 	if [ $rc != 0 ] || ! kill -0 "$TPID" 2>/dev/null; then
 		nft delete table inet "stasis-dumped-$DUMPED" 2>/dev/null # (the network lock its dump left)
-		kill_sessions "$TPID" $LPID
-		[ $ns = 1 ] && [ -n "$ROOT" ] && kill -9 "$ROOT" 2>/dev/null
+		end_test "$TPID" $LPID
 		if [ $crfail = 1 ]; then verdict "$name" PASS "crfail: restore failed as expected"; return; fi
 		[ $rc = 124 ] && { verdict "$name" FAIL "restore: timeout (${TMO}s)"; return; }
 		[ $rc = 0 ] && { verdict "$name" FAIL "restore: rc 0 but pid $TPID is not alive"; return; }
 		verdict "$name" FAIL "restore: $(err_line "$RES/$name/restore.log")"; return
 	fi
 	if [ $crfail = 1 ]; then
-		kill_sessions "$TPID" $LPID; [ $ns = 1 ] && kill -9 "$ROOT" 2>/dev/null
+		end_test "$TPID" $LPID
 		verdict "$name" FAIL "crfail: dump and restore succeeded"; return
 	fi
 	sleep 0.5
