@@ -235,7 +235,7 @@ static int add_group_helpers(struct dump_tree *tr)
 			snprintf(path, sizeof(path), "/proc/%u", ids[k]);
 			if (access(path, F_OK) == 0) {
 				if (k == 1)
-					continue; /* the leader lives outside the tree: members take the caller's */
+					continue; /* its leader lives outside: see join_own_group() */
 				pr_err("dump pid %u: its session %u is led by process %u outside the tree; a "
 				       "restore could not make it again (dump the tree from that leader)",
 				       m->pid, ids[k], ids[k]);
@@ -469,22 +469,24 @@ static bool has_members(const Inventory *inv, uint32_t pid)
 	return false;
 }
 
-/* Is e in the root's process group, whose leader is not one of the tree's? */
-static bool in_root_group(const Inventory *inv, const TreeEntry *e)
-{
-	uint32_t pgid = inv->tree[0]->pgid;
-	return pgid && e->pgid == pgid && !find_entry(inv->tree, inv->n_tree, pgid);
-}
-
 /*
- * Joins the group e (not the root) was in: the root's group led from outside the tree is the
- * one the root is restored in (it is e's ancestor, there already); else as join_group().
+ * Joins the group e (not the root) was in. One led from outside the tree: the root's is the one
+ * the root is restored in (e's ancestor, there already); another is joined if it is in e's
+ * session here (its leader still alive), else e takes the root's. Else as join_group().
  */
 static int join_own_group(const Inventory *inv, const TreeEntry *e, bool wait)
 {
-	if (in_root_group(inv, e))
-		return join_group(getpgid(inv->tree[0]->pid), false);
-	return e->pgid ? join_group(e->pgid, wait) : 0;
+	uint32_t root_pgid = inv->tree[0]->pgid;
+
+	if (!e->pgid || find_entry(inv->tree, inv->n_tree, e->pgid))
+		return e->pgid ? join_group(e->pgid, wait) : 0;
+	if (e->pgid != root_pgid) {
+		if (join_group(e->pgid, false) == 0)
+			return 0;
+		pr_warn("restore pid %u: its process group %u, led by a process outside the tree, is not "
+			"in its session here: it joins the root's", e->pid, e->pgid);
+	}
+	return join_group(getpgid(inv->tree[0]->pid), false);
 }
 
 static bool in_group(pid_t pid, pid_t pgid)
@@ -808,10 +810,10 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			return -errno;
 		}
 		join_late = left_group;
-	} else if (!is_root && in_root_group(inv, me)) {
+	} else if (!is_root && me->pgid && !find_entry(inv->tree, inv->n_tree, me->pgid)) {
 		if ((err = join_own_group(inv, me, false))) {
-			pr_err("restore pid %d: cannot join the group of the root %u: %s", self->pid,
-			       inv->tree[0]->pid, strerror(-err));
+			pr_err("restore pid %d: cannot join process group %u or the root's: %s",
+			       self->pid, me->pgid, strerror(-err));
 			return err;
 		}
 	} else if (!is_root && me->pgid && (err = join_group(me->pgid, false))) {

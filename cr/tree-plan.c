@@ -375,12 +375,7 @@ static int check_ids(const Inventory *inv, size_t i)
 		       e->sid);
 		return -EINVAL;
 	}
-	if (g < 0 && e->pgid != root->pgid) {
-		pr_err("restore pid %u: its process group %u is led by a process outside the tree, "
-		       "which restore cannot join (only the root's group is inherited)",
-		       e->pid, e->pgid);
-		return -EINVAL;
-	}
+	/* (a group led from outside the tree: see join_own_group()) */
 	if (g >= 0 && inv->tree[g]->sid != e->sid) {
 		pr_err("image inventory.img: pid %u in session %u is in group %u of session %u", e->pid,
 		       e->sid, e->pgid, inv->tree[g]->sid);

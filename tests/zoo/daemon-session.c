@@ -8,20 +8,23 @@
  * G's zombie too; L reaps B: session B has no process left, group G only a zombie outside the
  * tree. C (whose pid the runner dumps) forks D, in its session and group (dnsmasq's child
  * per TCP connection); D forks E, which leads a group of its own in that session; C forks Z,
- * which exits with status 7: C's zombie, in its session and group.
+ * which exits with status 7: C's zombie, in its session and group. B also forks H, which leads a
+ * group of its own in B's session and lives until C is done (outside the tree: L's once B is
+ * gone); C forks K, which joins H's group.
  * L reaps C, D, E and Z once the dump has killed them (their pids are free for the restore),
  * keeps G's zombie until C is done, then reaps it and exits.
  * After restore and SIGTERM (C, the root, restored in the caller's session and group): C
  * leads neither its session nor its group, D is still C's child, in C's session and group,
  * E in C's session and the leader of its own group, Z still C's zombie, in C's group, and
- * reaped it gives status 7.
+ * reaped it gives status 7; K is C's child in C's session, in H's group if it is in C's
+ * session (run without C/R), else in C's.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-static pid_t d_pid, e_pid, z_pid;
+static pid_t d_pid, e_pid, z_pid, h_pid, k_pid;
 static volatile sig_atomic_t d_term;
 
 static void d_on_term(int sig) { (void)sig; d_term = 1; }
@@ -50,22 +53,23 @@ static void run_d(int report)
 	_exit(0);
 }
 
-/* L: reaps what the dump killed (C, D, E, Z come to it), keeps G's zombie until C is done. */
+/* L: reaps what the dump killed (C, D, E, Z, K come to it), keeps G's zombie until C is done. */
 static void run_launcher(int from_c, pid_t b, const char *dir, const char *done)
 {
-	pid_t pids[5]; /* C, D, E, Z, G */
+	pid_t pids[7]; /* C, D, E, Z, K, G, H */
 
 	waitpid(b, NULL, 0);
 	if (read(from_c, pids, sizeof(pids)) != sizeof(pids))
 		_exit(1);
 	close(from_c);
 	for (int i = 0; i < 120 * 100 && access(done, F_OK) != 0 && access(dir, F_OK) == 0; i++) {
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < 5; k++)
 			waitpid(pids[k], NULL, WNOHANG);
 		zoo_sleep_ms(10);
 	}
-	for (int k = 0; k < 5; k++)
+	for (int k = 0; k < 6; k++)
 		waitpid(pids[k], NULL, WNOHANG);
+	waitpid(pids[6], NULL, 0); /* H ends once C is done */
 	_exit(0);
 }
 
@@ -77,6 +81,7 @@ static void c_session(ucontext_t *u)
 	for (int i = 0; i < 200 && getsid(d_pid) != d_pid; i++)
 		zoo_sleep_ms(5);
 }
+static void c_outside(ucontext_t *u) { (void)u; setpgid(k_pid, k_pid); }
 static void c_root(ucontext_t *u) { (void)u; setsid(); }
 static void c_zombie(ucontext_t *u) { (void)u; waitpid(z_pid, NULL, 0); }
 static const struct zoo_corruption corruptions[] = {
@@ -84,6 +89,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "session", c_session, 0 },
 	{ "root", c_root, 0 },
 	{ "zombie", c_zombie, 0 },
+	{ "outside", c_outside, 0 },
 };
 
 int main(int argc, char **argv)
@@ -109,6 +115,13 @@ int main(int argc, char **argv)
 	close(to_l[0]);
 	/* B */
 	setsid();
+	if ((h_pid = fork()) == 0) {
+		setpgid(0, 0);
+		for (int i = 0; i < 120 * 100 && access(done, F_OK) != 0 && access(dir, F_OK) == 0; i++)
+			zoo_sleep_ms(10);
+		_exit(0);
+	}
+	setpgid(h_pid, h_pid);
 	pid_t g = fork();
 	if (g > 0) {
 		siginfo_t si;
@@ -142,7 +155,12 @@ int main(int argc, char **argv)
 		_exit(7);
 	siginfo_t zi;
 	waitid(P_PID, z_pid, &zi, WEXITED | WNOWAIT); /* a zombie from now on */
-	pid_t pids[5] = { getpid(), d_pid, e_pid, z_pid, getpgrp() };
+	if ((k_pid = fork()) == 0)
+		for (;;)
+			zoo_sleep_ms(1000);
+	if (setpgid(k_pid, h_pid))
+		zoo_die("K cannot join H's group %d: %s", h_pid, strerror(errno));
+	pid_t pids[7] = { getpid(), d_pid, e_pid, z_pid, k_pid, getpgrp(), h_pid };
 	if (write(to_l[1], pids, sizeof(pids)) != sizeof(pids))
 		zoo_die("cannot tell the launcher our pids");
 	close(to_l[1]);
@@ -176,6 +194,14 @@ int main(int argc, char **argv)
 	      getpgid(z_pid), pgid);
 	CHECK("zombie", waitpid(z_pid, &zst, WNOHANG) == z_pid && WIFEXITED(zst) && WEXITSTATUS(zst) == 7,
 	      "Z (pid %d) reaped: status %#x, expected exit 7", z_pid, zst);
+	CHECK("outside", waitid(P_PID, k_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && !si.si_pid,
+	      "K (pid %d) is not our live child", k_pid);
+	pid_t k_group = getsid(h_pid) == sid ? h_pid : pgid; /* H's if still in our session */
+	CHECK("outside", getsid(k_pid) == sid && getpgid(k_pid) == k_group,
+	      "K (pid %d) is in session %d and group %d, expected %d and %d", k_pid, getsid(k_pid),
+	      getpgid(k_pid), sid, k_group);
+	kill(k_pid, SIGKILL);
+	waitpid(k_pid, NULL, 0);
 	kill(d_pid, SIGTERM);
 	waitpid(d_pid, NULL, 0);
 	close(open(done, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
