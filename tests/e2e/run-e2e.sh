@@ -5,6 +5,7 @@
 #   tests/e2e/run-e2e.sh [SCRIPT...]     (default: all of them, in this order)
 #
 #   lxc.sh         LXC: lxc-checkpoint -s / -r (criu's command line)
+#   lxc-net.sh     LXC with a veth on a bridge: a client connected across lxc-checkpoint -s / -r
 #   lxc-systemd.sh LXC with systemd as the container's init (this machine's /usr), twice
 #   runc-cli.sh    a runc container through stasis's own command line
 #   runc.sh        runc through the RPC: another id, --leave-running, --manage-cgroups-mode,
@@ -18,7 +19,7 @@
 set -u
 cd "$(dirname "$0")" || exit 2
 scripts=("$@")
-[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh lxc-systemd.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh)
+[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh lxc-net.sh lxc-systemd.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh)
 pass=0
 failed=0
 start=$(date +%s)

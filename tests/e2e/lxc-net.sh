@@ -1,0 +1,161 @@
+#!/bin/bash
+# End to end with Debian's LXC and a network: a busybox container with a veth on a bridge of
+# this script's own (10.215.0.1/24 on the host, 10.215.0.2 and a fixed MAC in the container),
+# whose init counts in memory and runs a TCP echo server (busybox nc, one connection at a time).
+# A client of this script stays connected across `lxc-checkpoint -s` and `-r` (LXC passes
+# --tcp-established and names the veth's new outer end with --external veth[eth0]:NAME@BRIDGE):
+#
+# lxc-net/start       the echo answers through the bridge
+# lxc-net/checkpoint  lxc-checkpoint -s: the container stops, its veth's outer end is gone
+# lxc-net/restore     lxc-checkpoint -r: running, a veth's outer end on the bridge again, eth0 with
+#                     the same address and MAC inside, the held connection echoes a line sent
+#                     after the restore, the count goes on, and once that client closes, a new
+#                     connection is served
+#
+#   tests/e2e/lxc-net.sh    (root; needs lxc, busybox and iproute2: make setup installs them)
+# Output: "ok ..." / "FAIL ...: reason" lines, then "N passed, N failed". The container, the
+# bridge, the images and the PATH directory are removed at the end, whatever happens.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+STASIS=${STASIS:-$ROOT/stasis}
+NAME=stasis-e2e-net-$$
+BR=stasis-lxbr$$
+BR=${BR:0:15}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-lxc-net.XXXXXX")
+IP=10.215.0.2
+MAC=00:16:3e:5a:51:50
+N_PASS=0
+N_FAIL=0
+
+ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
+fail() {
+	echo "FAIL $1: $2"
+	N_FAIL=$((N_FAIL + 1))
+	for f in "$WORK"/img/dump.log "$WORK"/img/restore.log "$WORK"/lxc.log; do
+		[ -s "$f" ] && { echo "    --- $f"; tail -n 15 "$f" | sed 's/^/    | /'; }
+	done
+}
+finish() {
+	echo "$N_PASS passed, $N_FAIL failed"
+	[ "$N_FAIL" -eq 0 ]
+	exit
+}
+cleanup() {
+	exec 5<&- 2>/dev/null
+	lxc-stop -n "$NAME" -k >/dev/null 2>&1
+	lxc-destroy -n "$NAME" -f >/dev/null 2>&1
+	ip link del "$BR" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for cmd in lxc-create lxc-checkpoint busybox ip; do
+	if ! command -v "$cmd" >/dev/null; then
+		fail lxc-net "$cmd is not installed (make setup installs lxc, busybox-static and iproute2)"
+		finish
+	fi
+done
+mkdir -p "$WORK/bin" "$WORK/img"
+ln -s "$STASIS" "$WORK/bin/criu"
+export PATH="$WORK/bin:$PATH"
+
+if ! ip link add "$BR" type bridge || ! ip addr add 10.215.0.1/24 dev "$BR" || ! ip link set "$BR" up; then
+	fail lxc-net/bridge "cannot make bridge $BR with 10.215.0.1/24"
+	finish
+fi
+if ! lxc-create -n "$NAME" -t busybox >"$WORK/lxc.log" 2>&1; then
+	fail lxc-net/create "lxc-create failed"
+	finish
+fi
+CONF=/var/lib/lxc/$NAME/config
+RFS=/var/lib/lxc/$NAME/rootfs
+sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
+	-e 's/^lxc.pty.max.*/lxc.pty.max = 0/' "$CONF"
+cat >>"$CONF" <<CONF
+lxc.net.0.type = veth
+lxc.net.0.link = $BR
+lxc.net.0.flags = up
+lxc.net.0.name = eth0
+lxc.net.0.hwaddr = $MAC
+lxc.net.0.ipv4.address = $IP/24
+lxc.console.path = none
+lxc.init.cmd = /bin/sh /serve.sh
+CONF
+cat >"$RFS/serve.sh" <<'SH'
+(while true; do nc -l -p 9000 -e cat; done) &
+i=0
+while true; do i=$((i + 1)); echo $i >>/count.log; sleep 0.2; done
+SH
+
+last() { tail -n 1 "$RFS/count.log" 2>/dev/null; }
+outer_ends() { ip -br link show master "$BR" 2>/dev/null | awk '{print $1}' | tr '\n' ' '; }
+# eth0 inside: "ADDRESS/PREFIX MAC"
+inner_eth0() {
+	lxc-attach -n "$NAME" -- ip addr show eth0 2>/dev/null 5<&- |
+		awk '/link\/ether/ {m=$2} /inet / {a=$2} END {print a, m}'
+}
+# echo_line TEXT: sent on the held connection (fd 5), the line read back
+echo_line() {
+	local l=""
+	echo "$1" >&5 2>/dev/null && read -r -t 5 l <&5
+	echo "$l"
+}
+
+if ! lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log" || ! sleep 1.5; then
+	fail lxc-net/start "lxc-start failed"
+	finish
+fi
+if ! exec 5<>"/dev/tcp/$IP/9000" 2>/dev/null || [ "$(echo_line before)" != before ]; then
+	fail lxc-net/start "no echo from $IP:9000 (outer ends on $BR: $(outer_ends); eth0: $(inner_eth0))"
+	finish
+fi
+eth0_before=$(inner_eth0)
+ok "lxc-net/start (eth0 $eth0_before, outer end $(outer_ends)on $BR, echo answered)"
+
+if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -s -l DEBUG -o "$WORK/lxc.log"; then
+	fail lxc-net/checkpoint "lxc-checkpoint -s failed"
+	finish
+fi
+if lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING || [ -n "$(outer_ends)" ]; then
+	fail lxc-net/checkpoint "after lxc-checkpoint -s: $(lxc-info -n "$NAME" -s 2>&1), outer ends on $BR: '$(outer_ends)'"
+	finish
+fi
+before=$(last)
+n_before=$(wc -l <"$RFS/count.log")
+ok "lxc-net/checkpoint (stopped at $before, no veth left on $BR)"
+
+# (LXC's monitor, which lxc-checkpoint -r becomes, must not keep the client's fd 5 open)
+if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -r -l DEBUG -o "$WORK/lxc.log" 5<&-; then
+	fail lxc-net/restore "lxc-checkpoint -r failed"
+	finish
+fi
+sleep 1
+after=$(echo_line after)
+ends=$(outer_ends)
+eth0_after=$(inner_eth0)
+next=$(sed -n "$((n_before + 1))p" "$RFS/count.log")
+exec 5<&-
+# the server loop listens again once the held connection has ended
+fresh=""
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	if exec 6<>"/dev/tcp/$IP/9000" 2>/dev/null; then
+		echo fresh >&6 && read -r -t 5 fresh <&6
+		exec 6<&-
+		[ -n "$fresh" ] && break
+	fi
+	sleep 0.3
+done
+if ! lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING; then
+	fail lxc-net/restore "the container is not running after lxc-checkpoint -r"
+elif [ -z "$ends" ] || [ "$eth0_after" != "$eth0_before" ]; then
+	fail lxc-net/restore "outer ends on $BR: '$ends'; eth0 '$eth0_after', was '$eth0_before'"
+elif [ "$after" != after ]; then
+	fail lxc-net/restore "the held connection echoed '$after' after the restore, not 'after'"
+elif [ "$next" != $((before + 1)) ]; then
+	fail lxc-net/restore "the count did not go on: stopped at $before, then $next"
+elif [ "$fresh" != fresh ]; then
+	fail lxc-net/restore "a new connection after the held one was not served (got '$fresh')"
+else
+	ok "lxc-net/restore (outer end ${ends}on $BR, eth0 $eth0_after; the held connection echoed, the count went $before, $next; a new connection served)"
+fi
+finish
