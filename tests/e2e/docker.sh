@@ -17,6 +17,10 @@
 #                            killed and restored from that checkpoint: the count goes on from it
 # docker/tty                 a container with a terminal (-t): checkpointed and restored with a new
 #                            terminal handed to Docker (orphan-pts-master); the count goes on
+# docker/network             a container on Docker's default network (a bridge of this script's
+#                            own, no iptables): busybox httpd answers over the bridge before the
+#                            checkpoint and after start --checkpoint, at the same address (its
+#                            network namespace is Docker's: runc hands it to stasis as external)
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -26,14 +30,22 @@ E2E_NAME=docker
 # shellcheck source=e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
+DOCKER_BRIDGE=stasis-dkbr$$
+DOCKER_BRIDGE=${DOCKER_BRIDGE:0:15}
 cleanup() {
 	stop_docker
+	ip link del "$DOCKER_BRIDGE" 2>/dev/null
 	e2e_cleanup
 }
 trap cleanup EXIT
 
-need dockerd containerd ctr runc busybox cc
+need dockerd containerd ctr runc busybox cc ip curl
 e2e_setup
+if ! ip link add "$DOCKER_BRIDGE" type bridge || ! ip addr add 10.216.0.1/24 dev "$DOCKER_BRIDGE" ||
+	! ip link set "$DOCKER_BRIDGE" up; then
+	fail docker/bridge "cannot make bridge $DOCKER_BRIDGE with 10.216.0.1/24"
+	finish
+fi
 
 start_docker || finish
 docker_import bb:latest || finish
@@ -214,8 +226,37 @@ case_tty() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/network -------------------------------------------------------------------------
+case_network() {
+	local c=dnet ip ip2 page
+	dk run -d --name $c bb:latest sh -c "busybox mkdir -p /www && echo served-by-$c >/www/index.html && busybox httpd -f -p 8080 -h /www" \
+		>"$WORK/$c.run" 2>&1
+	ip=$(dk inspect -f '{{.NetworkSettings.IPAddress}}' $c 2>/dev/null)
+	if [ -z "$ip" ] || ! wait_for 20 eval "curl -sf --max-time 2 http://$ip:8080/ >'$WORK/$c.page'"; then
+		fail docker/network "the container does not serve on the bridge (address '$ip')" "$WORK/$c.run"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c n1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/network "docker checkpoint create failed (running: $(state $c Running))" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	if ! docker_start_checkpoint $c n1 "$WORK/$c.start"; then
+		fail docker/network "docker start --checkpoint failed" "$WORK/$c.start" $(stasis_logs)
+		return
+	fi
+	ip2=$(dk inspect -f '{{.NetworkSettings.IPAddress}}' $c 2>/dev/null)
+	page=$(curl -sf --max-time 5 "http://$ip2:8080/")
+	if [ "$ip2" != "$ip" ] || [ "$page" != "served-by-$c" ]; then
+		fail docker/network "after start --checkpoint: address '$ip2' (was $ip), page '$page'" "$WORK/$c.start" $(stasis_logs)
+		return
+	fi
+	ok "docker/network (httpd at $ip on the bridge answered before and after; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
 case_counter
 case_memory
 case_leave_running
 case_tty
+case_network
 finish

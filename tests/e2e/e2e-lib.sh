@@ -171,9 +171,10 @@ stop_containerd() {
 }
 
 # A dockerd of our own over our containerd: data and exec roots, socket and pid file in WORK,
-# no bridge, no iptables, experimental (checkpoints); Debian's client (a newer one in
-# /usr/local/bin may shadow it)
+# no iptables, experimental (checkpoints), its default network on bridge DOCKER_BRIDGE (made by
+# the caller; none: no bridge); Debian's client (a newer one in /usr/local/bin may shadow it)
 DOCKERD_PID=""
+DOCKER_BRIDGE=none
 DOCKER_BIN=/usr/bin/docker
 [ -x "$DOCKER_BIN" ] || DOCKER_BIN=$(command -v docker)
 dk() { "$DOCKER_BIN" -H "unix://$WORK/docker.sock" "$@"; }
@@ -185,7 +186,7 @@ start_docker() {
 	start_containerd || return 1
 	echo '{}' >"$WORK/daemon.json"
 	dockerd --config-file "$WORK/daemon.json" --experimental --iptables=false --ip-masq=false \
-		--bridge=none -H "unix://$WORK/docker.sock" --data-root "$WORK/docker-root" \
+		--bridge="$DOCKER_BRIDGE" -H "unix://$WORK/docker.sock" --data-root "$WORK/docker-root" \
 		--exec-root "$WORK/docker-exec" --pidfile "$WORK/docker.pid" \
 		--containerd "$WORK/containerd.sock" >"$WORK/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
