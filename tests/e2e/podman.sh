@@ -21,16 +21,24 @@
 # podman/userns               a container in a user namespace of its own (--uidmap, --gidmap
 #                             0:100000:65536): checkpoint and restore, the same maps, the count
 #                             goes on
+# podman/tcp-established      a container in a network namespace of this script's own (--network
+#                             ns:PATH, a veth to the host) serving TCP echo: a client connected
+#                             across checkpoint and restore --tcp-established gets its echo after,
+#                             the count goes on, a new connection is served once it closes
 #
-#   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static)
+#   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static, iproute2)
 set -u
 E2E_NAME=podman
 # shellcheck source=e2e-lib.sh
 . "$(dirname "$0")/e2e-lib.sh"
 
 STARTED=""
+NETNS=stasis-e2e-pm$$ # case_tcp's
 cleanup() {
+	exec 5<&- 2>/dev/null
 	[ -n "$STARTED" ] && pm rm -f -a >/dev/null 2>&1
+	ip netns del "$NETNS" 2>/dev/null
+	ip link del "vpm$$" 2>/dev/null
 	e2e_cleanup
 }
 trap cleanup EXIT
@@ -40,7 +48,7 @@ pm() {
 		--cgroup-manager cgroupfs --events-backend file --storage-driver overlay "$@"
 }
 
-need podman runc busybox cc python3
+need podman runc busybox cc python3 ip
 e2e_setup
 make_rootfs "$WORK/rootfs" || finish
 STARTED=1
@@ -212,7 +220,51 @@ case_userns() {
 	fi
 	ok "podman/userns (--uidmap 0:100000:65536: counted to $LAST, went on from $FIRST in the same user namespace map; checkpoint $T_CKPT ms, restore $T_REST ms)"
 }
+# A TCP client held across checkpoint/restore --tcp-established; the namespace is external
+# (Podman's ns:PATH), its veth the script's
+case_tcp() {
+	local l="" fresh=""
+	if ! ip netns add $NETNS || ! ip link add vpm$$ type veth peer name vpmc$$ ||
+		! ip link set vpmc$$ netns $NETNS || ! ip addr add 10.217.0.1/24 dev vpm$$ ||
+		! ip link set vpm$$ up || ! ip -n $NETNS addr add 10.217.0.2/24 dev vpmc$$ ||
+		! ip -n $NETNS link set vpmc$$ up || ! ip -n $NETNS link set lo up; then
+		fail podman/tcp-established "cannot make network namespace $NETNS with a veth"
+		return
+	fi
+	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name pn \
+		--network ns:/run/netns/$NETNS localhost/bb:latest \
+		sh -c "(while true; do nc -l -p 9000 -e cat; done) & $COUNTER" >"$WORK/pn.run" 2>&1 ||
+		! wait_for 20 has_lines 2 logged_numbers pn || ! exec 5<>/dev/tcp/10.217.0.2/9000 ||
+		! echo before >&5 || ! read -r -t 5 l <&5 || [ "$l" != before ]; then
+		fail podman/tcp-established "the container does not count or echo (echo: '$l')" "$WORK/pn.run" "$WORK/pn.logs"
+		return
+	fi
+	# (conmon, which restore starts, must not keep the client's fd 5)
+	ckpt_restore podman/tcp-established pn --tcp-established --tcp-established "" 5<&- || return
+	l=""
+	echo after >&5 && read -r -t 5 l <&5
+	exec 5<&-
+	if [ "$l" != after ]; then
+		fail podman/tcp-established "the held connection echoed '$l' after the restore, not 'after'" $(stasis_logs)
+		return
+	fi
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		if exec 6<>/dev/tcp/10.217.0.2/9000; then
+			echo fresh >&6 && read -r -t 5 fresh <&6
+			exec 6<&-
+			[ -n "$fresh" ] && break
+		fi
+		sleep 0.3
+	done 2>/dev/null
+	if [ "$fresh" != fresh ]; then
+		fail podman/tcp-established "a new connection after the held one was not served (got '$fresh')"
+		return
+	fi
+	ok "podman/tcp-established (the held connection echoed after the restore, counted to $LAST, went on from $FIRST, a new connection served; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	pm rm -f pn >/dev/null 2>&1
+}
 case_pre_checkpoint
 case_tty
 case_userns
+case_tcp
 finish
