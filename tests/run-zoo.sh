@@ -35,7 +35,9 @@
 # container made by tests/container/ctr-run, --container=pidns in a PID namespace only
 # (tests/container/ctr-lib.sh says how), --container=userns as full in a user namespace of its
 # own too: NAME/ctr-plain (pidns-plain) must PASS with pid 1
-# of its PID namespace; NAME/ctr-checkpoint (pidns-checkpoint) as above, except that the
+# of its PID namespace (run first for ctr-state and user-ns, whose corruptions run there too,
+# else only after a failed checkpoint case: does the program pass there without C/R?);
+# NAME/ctr-checkpoint (pidns-checkpoint) as above, except that the
 # restored init has a new host pid (--pidfile), which must be pid 1 of a PID namespace
 # running the same program, and that nothing stasis made stays mounted on the host;
 # ctr-state also gets ctr-corrupt, ctr-checks-can-fail and one case per aspect of its
@@ -430,8 +432,13 @@ run_cases() {
 		remove_left_segments
 		return
 	fi
-	# containers: the programs' corruptions were proven on the host; ctr-state's here
-	if [ "$CR_ONLY" = 0 ]; then
+	# containers: the programs' corruptions were proven on the host; ctr-state's and the
+	# user-namespace programs' here. A plain run first for those and with --no-cr; else only
+	# once a checkpoint case has failed: does the program pass in the container without C/R?
+	local plain_first=0 failed_before=$N_FAIL
+	[ "$name" = ctr-state ] || [[ $USERNS_ONLY == *" $name "* ]] || [ "$NO_CR" = 1 ] ||
+		[[ $NO_CHECKPOINT == *" $name "* ]] && plain_first=1
+	if [ "$CR_ONLY" = 0 ] && [ "$plain_first" = 1 ]; then
 		case_plain "$name"
 		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}plain"
 		if [ "$name" = ctr-state ]; then
@@ -446,6 +453,10 @@ run_cases() {
 		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}cr"
 		[[ $OUTSIDE_DAEMON == *" $name "* ]] &&
 			kill_ours "$(cat "$ZOO_TMP/$name.${CASE_TAG}cr/work/daemon.pid" 2>/dev/null)"
+	fi
+	if [ "$CR_ONLY" = 0 ] && [ "$plain_first" = 0 ] && [ "$N_FAIL" != "$failed_before" ]; then
+		case_plain "$name"
+		ctr_case_done "$name" "$ZOO_TMP/$name.${CASE_TAG}plain"
 	fi
 }
 
