@@ -16,48 +16,28 @@
 # Output: "ok ..." / "FAIL ...: reason" lines, then "N passed, N failed". The container, the
 # bridge, the images and the PATH directory are removed at the end, whatever happens.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-STASIS=${STASIS:-$ROOT/stasis}
+E2E_NAME=lxc-net
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
 NAME=stasis-e2e-net-$$
 BR=stasis-lxbr$$
 BR=${BR:0:15}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-lxc-net.XXXXXX")
 IP=10.215.0.2
 MAC=00:16:3e:5a:51:50
-N_PASS=0
-N_FAIL=0
 
-ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
-fail() {
-	echo "FAIL $1: $2"
-	N_FAIL=$((N_FAIL + 1))
-	for f in "$WORK"/img/dump.log "$WORK"/img/restore.log "$WORK"/lxc.log; do
-		[ -s "$f" ] && { echo "    --- $f"; tail -n 15 "$f" | sed 's/^/    | /'; }
-	done
-}
-finish() {
-	echo "$N_PASS passed, $N_FAIL failed"
-	[ "$N_FAIL" -eq 0 ]
-	exit
-}
 cleanup() {
 	exec 5<&- 2>/dev/null
 	lxc-stop -n "$NAME" -k >/dev/null 2>&1
 	lxc-destroy -n "$NAME" -f >/dev/null 2>&1
 	ip link del "$BR" 2>/dev/null
-	rm -rf "$WORK"
+	e2e_cleanup
 }
 trap cleanup EXIT
 
-for cmd in lxc-create lxc-checkpoint busybox ip; do
-	if ! command -v "$cmd" >/dev/null; then
-		fail lxc-net "$cmd is not installed (make setup installs lxc, busybox-static and iproute2)"
-		finish
-	fi
-done
-mkdir -p "$WORK/bin" "$WORK/img"
-ln -s "$STASIS" "$WORK/bin/criu"
-export PATH="$WORK/bin:$PATH"
+need lxc-create lxc-checkpoint busybox ip
+e2e_setup
+mkdir -p "$WORK/img"
+LOGS=("$WORK/img/dump.log" "$WORK/img/restore.log" "$WORK/lxc.log")
 
 if ! ip link add "$BR" type bridge || ! ip addr add 10.215.0.1/24 dev "$BR" || ! ip link set "$BR" up; then
 	fail lxc-net/bridge "cannot make bridge $BR with 10.215.0.1/24"
@@ -102,7 +82,7 @@ echo_line() {
 }
 
 if ! lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log" || ! sleep 1.5; then
-	fail lxc-net/start "lxc-start failed"
+	fail lxc-net/start "lxc-start failed" "${LOGS[@]}"
 	finish
 fi
 if ! exec 5<>"/dev/tcp/$IP/9000" 2>/dev/null || [ "$(echo_line before)" != before ]; then
@@ -113,7 +93,7 @@ eth0_before=$(inner_eth0)
 ok "lxc-net/start (eth0 $eth0_before, outer end $(outer_ends)on $BR, echo answered)"
 
 if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -s -l DEBUG -o "$WORK/lxc.log"; then
-	fail lxc-net/checkpoint "lxc-checkpoint -s failed"
+	fail lxc-net/checkpoint "lxc-checkpoint -s failed" "${LOGS[@]}"
 	finish
 fi
 if lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING || [ -n "$(outer_ends)" ]; then
@@ -126,7 +106,7 @@ ok "lxc-net/checkpoint (stopped at $before, no veth left on $BR)"
 
 # (LXC's monitor, which lxc-checkpoint -r becomes, must not keep the client's fd 5 open)
 if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -r -l DEBUG -o "$WORK/lxc.log" 5<&-; then
-	fail lxc-net/restore "lxc-checkpoint -r failed"
+	fail lxc-net/restore "lxc-checkpoint -r failed" "${LOGS[@]}"
 	finish
 fi
 sleep 1
@@ -146,15 +126,15 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
 	sleep 0.3
 done
 if ! lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING; then
-	fail lxc-net/restore "the container is not running after lxc-checkpoint -r"
+	fail lxc-net/restore "the container is not running after lxc-checkpoint -r" "${LOGS[@]}"
 elif [ -z "$ends" ] || [ "$eth0_after" != "$eth0_before" ]; then
-	fail lxc-net/restore "outer ends on $BR: '$ends'; eth0 '$eth0_after', was '$eth0_before'"
+	fail lxc-net/restore "outer ends on $BR: '$ends'; eth0 '$eth0_after', was '$eth0_before'" "${LOGS[@]}"
 elif [ "$after" != after ]; then
-	fail lxc-net/restore "the held connection echoed '$after' after the restore, not 'after'"
+	fail lxc-net/restore "the held connection echoed '$after' after the restore, not 'after'" "${LOGS[@]}"
 elif [ "$next" != $((before + 1)) ]; then
-	fail lxc-net/restore "the count did not go on: stopped at $before, then $next"
+	fail lxc-net/restore "the count did not go on: stopped at $before, then $next" "${LOGS[@]}"
 elif [ "$fresh" != fresh ]; then
-	fail lxc-net/restore "a new connection after the held one was not served (got '$fresh')"
+	fail lxc-net/restore "a new connection after the held one was not served (got '$fresh')" "${LOGS[@]}"
 else
 	ok "lxc-net/restore (outer end ${ends}on $BR, eth0 $eth0_after; the held connection echoed, the count went $before, $next; a new connection served)"
 fi
