@@ -771,6 +771,19 @@ int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags)
 		fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
 		return fd < 0 ? -errno : fd;
 	}
+	if (flags & O_NOFOLLOW) {
+		/* (opened O_NOFOLLOW: through /proc/self/fd that is ELOOP; by the handle of the file
+		 * made, the flag is kept; with no handle, the file is opened without it) */
+		ProtobufCBinaryData handle = { 0 };
+		int32_t type;
+		int fd = fhandle_of_fd(m->fd, &handle, &type);
+		if (!fd)
+			fd = fhandle_open_at(m->fd, handle.data, handle.len, type, flags);
+		free(handle.data);
+		if (fd >= 0)
+			return fd;
+		flags &= ~O_NOFOLLOW;
+	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fd);
 	int fd = open(path, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;

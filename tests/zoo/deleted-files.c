@@ -5,20 +5,23 @@
  *   A 2-page file mapped MAP_PRIVATE with its first page modified, deleted.
  *   fd 32: a file deleted under the name it was opened by but hard-linked under another,
  *   offset 9, also mapped MAP_SHARED.
+ *   fd 33: a file opened O_RDWR | O_NOFOLLOW (as Python's tempfile and multiprocessing's heap
+ *   arenas open theirs), deleted, mapped MAP_SHARED.
  * After restore and SIGTERM: fd 30 and 31 still name "PATH (deleted)", have no link left,
  * the same inode, the content and their offsets; a write through fd 30 is read through fd 31;
  * both mappings still show "(deleted)" with their content (the modified private page too),
  * and the shared one still writes to its file. (Inode numbers change: the files are new.)
  * fd 32 and its mapping are the very inode of the other link (dev and inode equal, one link),
  * at offset 9; writes through the fd and the mapping are read through the link's path.
+ * fd 33 still has O_NOFOLLOW among its flags, its content, and shares it with its mapping.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-static char path_a[4200], path_b[4200], path_c[4200], path_d[4200], path_d_link[4200];
-static unsigned char *shared_map, *private_map, *linked_map;
+static char path_a[4200], path_b[4200], path_c[4200], path_d[4200], path_d_link[4200], path_e[4200];
+static unsigned char *shared_map, *private_map, *linked_map, *nofollow_map;
 
 static int make_file(const char *path, size_t len, uint64_t seed)
 {
@@ -60,12 +63,20 @@ static void c_linked(ucontext_t *u)
 	int fd = make_file(path_d_link, 4096, 105);
 	close(fd);
 }
+static void c_nofollow(ucontext_t *u)
+{
+	(void)u;
+	int fd = open(path_d_link, O_RDWR | O_CREAT, 0600); /* the same file, opened without it */
+	dup2(fd, 33);
+	close(fd);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
 	{ "offset", c_offset, 0 },
 	{ "identity", c_identity, 0 },
 	{ "mapping", c_mapping, 0 },
 	{ "linked", c_linked, 0 },
+	{ "nofollow", c_nofollow, 0 },
 };
 
 int main(int argc, char **argv)
@@ -77,6 +88,7 @@ int main(int argc, char **argv)
 	snprintf(path_c, sizeof(path_c), "%s/ghost-c", dir);
 	snprintf(path_d, sizeof(path_d), "%s/ghost-d", dir);
 	snprintf(path_d_link, sizeof(path_d_link), "%s/ghost-d-link", dir);
+	snprintf(path_e, sizeof(path_e), "%s/ghost-e", dir);
 	int fd = make_file(path_a, 5000, 101);
 	if (dup3(fd, 30, O_CLOEXEC) != 30)
 		zoo_die("dup3");
@@ -106,6 +118,15 @@ int main(int argc, char **argv)
 	if (linked_map == MAP_FAILED)
 		zoo_die("mmap: %s", strerror(errno));
 	close(fd);
+	fd = make_file(path_e, 4096, 106);
+	close(fd);
+	if ((fd = open(path_e, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0 || dup3(fd, 33, O_CLOEXEC) != 33)
+		zoo_die("fd 33: %s", strerror(errno));
+	close(fd);
+	nofollow_map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 33, 0);
+	if (nofollow_map == MAP_FAILED)
+		zoo_die("mmap: %s", strerror(errno));
+	unlink(path_e);
 	unlink(path_d);
 	unlink(path_a);
 	unlink(path_b);
@@ -159,6 +180,14 @@ int main(int argc, char **argv)
 			pread(lf, got, 7, 200) == 7 && !memcmp(got, "via-map", 7),
 	      "writes through fd 32 and its mapping are not in %s", path_d_link);
 	close(lf);
+	int fl = fcntl(33, F_GETFL);
+	unsigned char e[4096];
+	CHECK("nofollow", fl >= 0 && (fl & O_NOFOLLOW) && (fl & O_ACCMODE) == O_RDWR,
+	      "fd 33's flags are %#x, expected O_RDWR | O_NOFOLLOW", fl);
+	CHECK("nofollow", pread(33, e, 4096, 0) == 4096 && zoo_check_fill(e, 4096, 106) < 0,
+	      "fd 33's deleted file's content differs");
+	pwrite(33, "nofollow", 8, 300);
+	CHECK("nofollow", !memcmp(nofollow_map + 300, "nofollow", 8), "fd 33's mapping is not its file");
 	unlink(path_d_link);
-	return zoo_finish("3 fds and 3 mappings of deleted files");
+	return zoo_finish("4 fds and 4 mappings of deleted files");
 }
