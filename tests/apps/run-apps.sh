@@ -31,9 +31,11 @@
 #   memcached  memcached with 4 threads (libevent) on 127.0.0.1, a client outside the tree
 #           connected, a key and a counter stored: dumped and restored with
 #           --tcp-established; the same connection reads the key and increments the counter.
-#   python-pool  python3's multiprocessing.Pool (tests/apps/pool.py: 4 workers, pipes, a
-#           semaphore, threads) checkpointed mid-run: its progress lines go on from where they
-#           were, each once and in order, and it checks its own final sum (PASS).
+#   python-pool  python3's multiprocessing.Pool started the forkserver way (Python 3.14's default;
+#           tests/apps/pool.py: 4 workers, the fork server, pipes, semaphores, threads, a shared
+#           Value in multiprocessing's heap) checkpointed mid-run: its progress lines go on from
+#           where they were, each once and in order, and it checks its own final sum and the
+#           workers' shared count (PASS).
 #   jvm     OpenJDK 17 (java -Xmx512m, G1) running tests/apps/JvmApp.java (compiled with javac
 #           into the case's directory; its header says it all): 100 MiB of int arrays and a
 #           HashMap of known values, a fixed pool of 4 threads fed small tasks, a JIT-hot loop, a
@@ -313,7 +315,7 @@ case_python_pool() {
 		return
 	fi
 	: >"$d/out"
-	(cd "$d" && exec setsid "$py" "$ZOO_ROOT/tests/apps/pool.py" "$d/out" </dev/null >"$d/err" 2>&1) &
+	(cd "$d" && exec setsid "$py" "$ZOO_ROOT/tests/apps/pool.py" "$d/out" forkserver </dev/null >"$d/err" 2>&1) &
 	pid=$!
 	disown "$pid" # the dump kills it: no job notice
 	track_pid "$pid"
@@ -335,7 +337,7 @@ case_python_pool() {
 	elif ! grep -q '^PASS' "$d/out"; then
 		result_fail apps/python-pool "$(grep -E '^FAIL' "$d/out")"
 	else
-		result_ok "apps/python-pool (checkpointed after $before results; sum checked by the program: PASS)"
+		result_ok "apps/python-pool (forkserver; checkpointed after $before results; sum and shared count checked by the program: $(grep '^PASS' "$d/out"))"
 	fi
 }
 
