@@ -149,19 +149,30 @@
 #           count gone on; two slow requests, one in the other worker (which holds OPcache's lock:
 #           --file-locks) and one in the listener's accept queue, are answered; new connections
 #           are served by the same two workers.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen and php-fpm: their lines
+#   postfix  a private Postfix instance (its own config and queue directories, the master
+#           started as postfix start starts it) on 127.0.0.1: master, pickup and qmgr woken
+#           through FIFOs, cleanup, trivial-rewrite, local, postlogd (its log through a unix
+#           datagram socket) and an smtpd child holding an SMTP session from outside the tree
+#           (keepalive.py) that gave its envelope (EHLO, MAIL, RCPT) before the dump; a mail
+#           put on hold by a header check queued before: dumped and restored with
+#           --tcp-established --file-locks; the session sends its DATA and QUIT (354, 250, 221),
+#           the held mail released (postsuper -H, postqueue -f: flush wakes qmgr) is delivered,
+#           a mail through sendmail (pickup) and one through a new SMTP session are delivered:
+#           the mailbox holds each of the five mails once, and postfix status names the same
+#           master.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm and postfix: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm ghc (default: all but ghc, in this
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix ghc (default: all but ghc, in this
 # order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
-# new workers).
+# new workers); postfix: restart (the restored master killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -172,9 +183,10 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
-	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc)
+	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
+	[postfix]=case_postfix)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm)
+	dnsmasq unbound screen php-fpm postfix)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1322,6 +1334,135 @@ CONF
 	kill_ours "$pid"
 	verdict apps/php-fpm "$out" "master and 2 workers; the FastCGI connection a worker kept answered again from the same worker, OPcache hits ${h1:-?} -> ${h2:-?} went on, a slow request in a worker and one in the accept queue ($queued) answered, new connections served by the same workers; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# mailbox_count FILE SUBJECT: how many mails in the mbox FILE have that subject
+mailbox_count() { grep -sx "Subject: $2" "$1" | wc -l; }
+# mailbox_has FILE SUBJECT...: each subject is in the mbox (for wait_until)
+mailbox_has() {
+	local f=$1 s
+	shift
+	for s in "$@"; do [ "$(mailbox_count "$f" "$s")" -ge 1 ] || return 1; done
+}
+# kill_group PID: SIGKILL PID's process group if PID is one of ours (a daemon's tree)
+kill_group() { [ -n "$1" ] && proc_alive "$1" && pid_is_ours "$1" && kill -KILL -- "-$1" 2>/dev/null; return 0; }
+
+case_postfix() {
+	local d=$ZOO_TMP/postfix pid="" out="" port=$((40000 + ($$ + 50) % 20000)) s
+	if [ ! -x /usr/lib/postfix/sbin/master ]; then
+		result_fail apps/postfix "postfix is not installed (make setup installs it)"
+		return
+	fi
+	chmod 711 "$ZOO_TMP" # its daemons run as user postfix
+	mkdir -p "$d/img" "$d/etc" "$d/spool" "$d/data" "$d/mail"
+	chmod 1777 "$d/mail"
+	chown postfix "$d/data"
+	cat >"$d/etc/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $d/spool
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = stasis.test
+myorigin = stasis.test
+mydestination = stasis.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+mail_spool_directory = $d/mail
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtputf8_enable = no
+biff = no
+maillog_file = $d/maillog
+maillog_file_prefixes = $d
+syslog_name = postfix-stasis
+header_checks = regexp:$d/etc/header_checks
+CONF
+	echo '/^Subject: held$/ HOLD' >"$d/etc/header_checks"
+	# pickup and qmgr woken through FIFOs (public/pickup, public/qmgr), the rest unix sockets
+	cat >"$d/etc/master.cf" <<CONF
+127.0.0.1:$port inet n - n - - smtpd
+pickup    fifo  n - n 60  1 pickup
+cleanup   unix  n - n -   0 cleanup
+qmgr      fifo  n - n 300 1 qmgr
+rewrite   unix  - - n -   - trivial-rewrite
+bounce    unix  - - n -   0 bounce
+defer     unix  - - n -   0 bounce
+trace     unix  - - n -   0 bounce
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -   - proxymap
+showq     unix  n - n -   - showq
+error     unix  - - n -   - error
+retry     unix  - - n -   - error
+local     unix  - n n -   - local
+postlog   unix-dgram n - n - 1 postlogd
+CONF
+	local pf=(postfix -c "$d/etc") send=(sendmail -C "$d/etc" root@stasis.test)
+	# the queue's directories as postfix check would make them (it takes seconds), then the
+	# master started as postfix start does (-w: it daemonizes once it is ready)
+	for s in active bounce corrupt defer deferred flush hold incoming private saved trace; do
+		install -d -o postfix -g root -m 700 "$d/spool/$s"
+	done
+	install -d -o postfix -g postdrop -m 730 "$d/spool/maildrop"
+	install -d -o postfix -g postdrop -m 710 "$d/spool/public"
+	install -d -m 755 "$d/spool/pid"
+	(cd "$d" && exec setsid /usr/lib/postfix/sbin/master -c "$d/etc" -w </dev/null >"$d/out" 2>&1)
+	pid=$(tr -d ' ' <"$d/spool/pid/master.pid" 2>/dev/null)
+	if [ -z "$pid" ] || ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."; then
+		result_fail apps/postfix "postfix did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/maillog" 2>/dev/null)"
+		kill_group "$pid"
+		return
+	fi
+	track_pid "$pid"
+	printf 'Subject: before\n\ndelivered before the dump\n' | "${send[@]}"
+	printf 'Subject: held\n\nqueued before the dump, released after the restore\n' | "${send[@]}"
+	wait_until 10 mailbox_has "$d/mail/root" before
+	wait_until 10 eval "[ -n \"\$(ls '$d/spool/hold')\" ]"
+	# an SMTP session open in an smtpd child: the envelope given before the dump, the data after
+	keepalive_start "$d" "$port" "SMTP EHLO client|MAIL FROM:<client@stasis.test>|RCPT TO:<root@stasis.test>" \
+		"SMTP DATA|Subject: during||sent across the checkpoint|.|QUIT"
+	CKPT_OPTS=(--tcp-established --file-locks) # master's lock on its pid file, local's on the mailbox
+	checkpoint apps/postfix "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_group "$pid"
+			wait_until 5 pid_free "$pid"
+			(cd "$d" && exec setsid /usr/lib/postfix/sbin/master -c "$d/etc" -w </dev/null >>"$d/out" 2>&1)
+			pid=$(tr -d ' ' <"$d/spool/pid/master.pid")
+		fi
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		postsuper -c "$d/etc" -H ALL >/dev/null 2>&1 # to the deferred queue: postqueue -f asks
+		postqueue -c "$d/etc" -f                      # flush, which wakes qmgr through its FIFO
+		printf 'Subject: after\n\nthrough pickup after the restore\n' | "${send[@]}"
+		python3 -c 'import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), "client", 10)
+s.sendmail("client@stasis.test", ["root@stasis.test"], "Subject: fresh\r\n\r\na new SMTP session\r\n")
+s.quit()' "$port" >"$d/fresh.out" 2>&1
+		wait_until 10 mailbox_has "$d/mail/root" before held during after fresh
+		local got="" status
+		for s in before held during after fresh; do got+="$s=$(mailbox_count "$d/mail/root" "$s") "; done
+		"${pf[@]}" status >/dev/null 2>&1 # logs through postlogd's datagram socket
+		wait_until 5 grep -q "is running: PID: $pid" "$d/maillog"
+		status=$(grep 'is running\|not running' "$d/maillog" | tail -n 1)
+		if [ "$(cut -d' ' -f1,3 "$d/client" | tr '\n' '|')" != "1 220,250,250,250|2 354,250,221|" ]; then
+			out="the SMTP session held across the checkpoint read: $(tr '\n' '|' <"$d/client") (expected replies 220,250,250,250 then 354,250,221)"
+		elif [ "$got" != "before=1 held=1 during=1 after=1 fresh=1 " ]; then
+			out="the mailbox holds $got(each once expected); $(cat "$d/fresh.out")"
+		elif [[ $status != *"PID: $pid"* ]]; then
+			out="postfix status after the restore logged '$status' (expected the master's pid $pid)"
+		fi
+		"${pf[@]}" stop >/dev/null 2>&1
+		wait_until 5 pid_free "$pid"
+	fi
+	keepalive_end
+	kill_group "$pid"
+	verdict apps/postfix "$out" "master, pickup and qmgr on FIFOs, smtpd: an SMTP session open across the checkpoint finished, a held mail queued before released and delivered, pickup and a new SMTP session deliver; $(ckpt_times "$d")" \
+		"$d/maillog" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
