@@ -1337,7 +1337,11 @@ CONF
 }
 
 # mailbox_count FILE SUBJECT: how many mails in the mbox FILE have that subject
-mailbox_count() { grep -sx "Subject: $2" "$1" | wc -l; }
+mailbox_count() {
+	local n
+	n=$(grep -csx "Subject: $2" "$1")
+	echo "${n:-0}"
+}
 # mailbox_has FILE SUBJECT...: each subject is in the mbox (for wait_until)
 mailbox_has() {
 	local f=$1 s
