@@ -160,19 +160,26 @@
 #           a mail through sendmail (pickup) and one through a new SMTP session are delivered:
 #           the mailbox holds each of the five mails once, and postfix status names the same
 #           master.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm and postfix: their lines
+#   named   BIND 9's named -f -n 2 -u bind (capabilities kept after the switch to user bind),
+#           authoritative for a private zone on 127.0.0.1 with allow-update, its rndc control
+#           channel on another port: a record added by a dynamic update (nsupdate: in its journal
+#           and memory) and a TCP connection from outside the tree (keepalive.py) that asked a
+#           query, dumped and restored with --tcp-established; the same connection gets the
+#           updated record, a second update is applied and served over TCP, rndc status says
+#           running with the same boot time, the capabilities are the same, and rndc stop ends it.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix and named: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix ghc (default: all but ghc, in this
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named ghc (default: all but ghc, in this
 # order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
-# new workers); postfix: restart (the restored master killed and a fresh one started).
+# new workers); postfix, named: restart (the restored server killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -184,9 +191,9 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
-	[postfix]=case_postfix)
+	[postfix]=case_postfix [named]=case_named)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm postfix)
+	dnsmasq unbound screen php-fpm postfix named)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1467,6 +1474,104 @@ s.quit()' "$port" >"$d/fresh.out" 2>&1
 	kill_group "$pid"
 	verdict apps/postfix "$out" "master, pickup and qmgr on FIFOs, smtpd: an SMTP session open across the checkpoint finished, a held mail queued before released and delivered, pickup and a new SMTP session deliver; $(ckpt_times "$d")" \
 		"$d/maillog" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# nsupdate_add PORT NAME ADDRESS: a dynamic update adding NAME A ADDRESS to stasis.test
+nsupdate_add() {
+	printf 'server 127.0.0.1 %s\nzone stasis.test\nupdate add %s 300 A %s\nsend\n' "$1" "$2" "$3" | nsupdate -t 5 2>&1
+}
+
+case_named() {
+	local d=$ZOO_TMP/named pid="" out="" port=$((40000 + ($$ + 51) % 20000)) cport=$((40000 + ($$ + 52) % 20000))
+	if [ ! -x /usr/sbin/named ] || ! command -v dig >/dev/null || ! command -v nsupdate >/dev/null; then
+		result_fail apps/named "named, dig or nsupdate is not installed (make setup installs bind9 and bind9-dnsutils)"
+		return
+	fi
+	chmod 711 "$ZOO_TMP" # named drops to user bind
+	mkdir -p "$d/img" "$d/run" # run: named's own directory (user bind)
+	local secret
+	secret=$(head -c 32 /dev/urandom | base64)
+	cat >"$d/named.conf" <<CONF
+options {
+  directory "$d/run";
+  listen-on port $port { 127.0.0.1; };
+  listen-on-v6 { none; };
+  pid-file "$d/run/named.pid";
+  session-keyfile "$d/run/session.key";
+  recursion no;
+  dnssec-validation no;
+};
+key "rndc-key" { algorithm hmac-sha256; secret "$secret"; };
+controls { inet 127.0.0.1 port $cport allow { 127.0.0.1; } keys { "rndc-key"; }; };
+zone "stasis.test" { type primary; file "stasis.test.zone"; allow-update { 127.0.0.1; }; };
+logging { channel log { file "$d/run/named.log"; severity info; print-time yes; }; category default { log; }; };
+CONF
+	cat >"$d/rndc.conf" <<CONF
+key "rndc-key" { algorithm hmac-sha256; secret "$secret"; };
+options { default-key "rndc-key"; default-server 127.0.0.1; default-port $cport; };
+CONF
+	cat >"$d/run/stasis.test.zone" <<'CONF'
+$TTL 300
+@   IN SOA ns.stasis.test. admin.stasis.test. 1 3600 600 86400 300
+@   IN NS ns.stasis.test.
+ns  IN A 127.0.0.1
+www IN A 10.9.9.1
+CONF
+	chown -R bind: "$d/run"
+	local rndc=(rndc -c "$d/rndc.conf")
+	(cd "$d" && exec setsid /usr/sbin/named -c "$d/named.conf" -f -n 2 -u bind </dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 20 dns_is "$port" www.stasis.test 10.9.9.1; then
+		result_fail apps/named "named did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/run/named.log")"
+		kill_ours "$pid"
+		return
+	fi
+	# a record only in the zone's journal and in memory, and a TCP connection kept open
+	nsupdate_add "$port" dyn.stasis.test 10.9.9.2 >"$d/nsupdate.out"
+	keepalive_start "$d" "$port" "DNS www.stasis.test" "DNS dyn.stasis.test"
+	local caps boot
+	caps=$(grep '^Cap[PE]' "/proc/$pid/status" | tr -d '\t' | tr '\n' ' ')
+	boot=$("${rndc[@]}" status 2>&1 | grep '^boot time')
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/named "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 5 pid_free "$pid"
+			(cd "$d" && exec setsid /usr/sbin/named -c "$d/named.conf" -f -n 2 -u bind </dev/null >>"$d/out" 2>&1) &
+			pid=$!
+			disown "$pid"
+			track_pid "$pid"
+			wait_until 20 dns_is "$port" www.stasis.test 10.9.9.1
+		fi
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		local dyn dyn2 status now
+		dyn=$(dns_ask "$port" dyn.stasis.test)
+		nsupdate_add "$port" dyn2.stasis.test 10.9.9.3 >>"$d/nsupdate.out"
+		dyn2=$(dns_ask "$port" dyn2.stasis.test +tcp)
+		status=$("${rndc[@]}" status 2>&1)
+		now=$(grep '^Cap[PE]' "/proc/$pid/status" | tr -d '\t' | tr '\n' ' ')
+		if [ "$(cut -d' ' -f1,3,4 "$d/client" | tr '\n' '|')" != "1 A 10.9.9.1|2 A 10.9.9.2|" ]; then
+			out="the TCP connection kept across the checkpoint read: $(tr '\n' '|' <"$d/client") (expected A 10.9.9.1, then A 10.9.9.2)"
+		elif [ "$dyn" != 10.9.9.2 ] || [ "$dyn2" != 10.9.9.3 ]; then
+			out="after the restore: dyn.stasis.test (updated before) '$dyn' (expected 10.9.9.2), dyn2.stasis.test (updated after) '$dyn2' (expected 10.9.9.3): $(tr '\n' '|' <"$d/nsupdate.out")"
+		elif [[ $status != *"server is up and running"* ]] || [[ $status != *"$boot"* ]]; then
+			out="rndc status after the restore: $(echo "$status" | tr '\n' '|') (expected running, $boot)"
+		elif [ "$now" != "$caps" ]; then
+			out="named's capabilities (user bind): $now after the restore, $caps before"
+		else
+			"${rndc[@]}" stop >/dev/null 2>&1
+			wait_until 10 pid_free "$pid" || out="named did not stop on rndc stop"
+		fi
+	fi
+	keepalive_end
+	kill_ours "$pid"
+	verdict apps/named "$out" "2 workers as user bind: a TCP connection kept answered, a dynamic update from before served and one after applied, rndc status (same boot time) and rndc stop; $(ckpt_times "$d")" \
+		"$d/run/named.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
