@@ -167,19 +167,27 @@
 #           query, dumped and restored with --tcp-established; the same connection gets the
 #           updated record, a second update is applied and served over TCP, rndc status says
 #           running with the same boot time, the capabilities are the same, and rndc stop ends it.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix and named: their lines
+#   mosquitto  the Mosquitto MQTT broker (as user mosquitto) on 127.0.0.1 holding a retained
+#           message and a QoS 1 message queued for an offline persistent session, with a
+#           subscriber outside the tree connected (mosquitto_sub) that got one message: dumped
+#           and restored with --tcp-established; the subscriber gets the message published after
+#           the restore, a new subscriber the retained message, the persistent session's client
+#           its queued message.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named
+#   and mosquitto: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named ghc (default: all but ghc, in this
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto ghc (default: all but ghc, in this
 # order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
-# new workers); postfix, named: restart (the restored server killed and a fresh one started).
+# new workers); postfix, named, mosquitto: restart (the restored server killed and a fresh one
+# started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -191,9 +199,9 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
-	[postfix]=case_postfix [named]=case_named)
+	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm postfix named)
+	dnsmasq unbound screen php-fpm postfix named mosquitto)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1572,6 +1580,79 @@ CONF
 	kill_ours "$pid"
 	verdict apps/named "$out" "2 workers as user bind: a TCP connection kept answered, a dynamic update from before served and one after applied, rndc status (same boot time) and rndc stop; $(ckpt_times "$d")" \
 		"$d/run/named.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_mosquitto() {
+	local d=$ZOO_TMP/mosquitto pid="" out="" port=$((40000 + ($$ + 53) % 20000)) sub=""
+	if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+		result_fail apps/mosquitto "mosquitto or its clients are not installed (make setup installs mosquitto and mosquitto-clients)"
+		return
+	fi
+	chmod 711 "$ZOO_TMP" # the broker drops to user mosquitto
+	mkdir -p "$d/img" "$d/run"
+	chown mosquitto "$d/run"
+	cat >"$d/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest file $d/run/log
+log_type all
+pid_file $d/run/pid
+CONF
+	local mq=(-h 127.0.0.1 -p "$port")
+	(cd "$d" && exec setsid mosquitto -c "$d/mosquitto.conf" </dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."; then
+		result_fail apps/mosquitto "the broker did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/run/log")"
+		kill_ours "$pid"
+		return
+	fi
+	# only in the broker's memory: a retained message, and a QoS 1 message queued for a
+	# persistent session whose client is offline
+	mosquitto_pub "${mq[@]}" -t stasis/retained -r -m kept-before
+	mosquitto_sub "${mq[@]}" -t stasis/queued -q 1 -c -i offline-client -E
+	mosquitto_pub "${mq[@]}" -t stasis/queued -q 1 -m queued-while-offline
+	# a subscriber outside the tree, connected across the checkpoint, ends after 2 messages
+	(exec setsid mosquitto_sub "${mq[@]}" -t stasis/live -v -C 2 </dev/null >"$d/held" 2>&1) &
+	sub=$!
+	disown "$sub"
+	wait_until 10 eval "[ \"\$(ss -Htn state established '( dport = :$port )' | wc -l)\" = 1 ]"
+	mosquitto_pub "${mq[@]}" -t stasis/live -m before
+	wait_until 10 grep -qs before "$d/held"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/mosquitto "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 5 pid_free "$pid"
+			(cd "$d" && exec setsid mosquitto -c "$d/mosquitto.conf" </dev/null >>"$d/out" 2>&1) &
+			pid=$!
+			disown "$pid"
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		mosquitto_pub "${mq[@]}" -t stasis/live -m after
+		local retained queued
+		retained=$(mosquitto_sub "${mq[@]}" -t stasis/retained -C 1 -W 5 2>&1)
+		queued=$(mosquitto_sub "${mq[@]}" -t stasis/queued -q 1 -c -i offline-client -C 1 -W 5 2>&1)
+		wait_until 10 pid_free "$sub"
+		if [ "$(tr '\n' '|' <"$d/held")" != "stasis/live before|stasis/live after|" ]; then
+			out="the subscriber connected across the checkpoint read: $(tr '\n' '|' <"$d/held") (expected before, then after)"
+		elif [ "$retained" != kept-before ]; then
+			out="a new subscriber got '$retained' as the retained message (expected kept-before)"
+		elif [ "$queued" != queued-while-offline ]; then
+			out="the persistent session's queued message: '$queued' (expected queued-while-offline)"
+		fi
+		kill -TERM "$pid"
+		wait_until 5 pid_free "$pid" || [ -n "$out" ] || out="the broker did not exit on SIGTERM"
+	fi
+	kill -TERM "$sub" 2>/dev/null
+	kill_ours "$pid"
+	verdict apps/mosquitto "$out" "as user mosquitto: a subscriber connected across the checkpoint got the message published after, the retained message and a persistent session's queued QoS 1 message kept; $(ckpt_times "$d")" \
+		"$d/run/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
