@@ -173,13 +173,19 @@
 #           and restored with --tcp-established; the subscriber gets the message published after
 #           the restore, a new subscriber the retained message, the persistent session's client
 #           its queued message.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named
-#   and mosquitto: their lines
+#   xvfb    xvfb-run (a shell) running Xvfb (-shmem: its framebuffer in a SysV segment, on a
+#           unix socket, a free display) and, through sh, xclock (redrawing its seconds every
+#           second) and xeyes, a property set on the root window: the tree dumped and restored;
+#           the property, both windows (same ids) and xeyes' pixels (xwd) are there, xclock's
+#           window changes (it draws over its restored connection), the segment is attached once
+#           (Xvfb), and xkill of xclock's window ends xclock and so xvfb-run and Xvfb.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named,
+#   mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto ghc (default: all but ghc, in this
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb ghc (default: all but ghc, in this
 # order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -187,7 +193,7 @@
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto: restart (the restored server killed and a fresh one
-# started).
+# started); xvfb: framebuffer (zeroed through its segment).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -199,9 +205,9 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
-	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto)
+	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm postfix named mosquitto)
+	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1653,6 +1659,86 @@ CONF
 	kill_ours "$pid"
 	verdict apps/mosquitto "$out" "as user mosquitto: a subscriber connected across the checkpoint got the message published after, the retained message and a persistent session's queued QoS 1 message kept; $(ckpt_times "$d")" \
 		"$d/run/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# x_win DISPLAY AUTH NAME: the id of the top-level window named NAME, if any
+x_win() { DISPLAY=$1 XAUTHORITY=$2 xwininfo -root -children 2>/dev/null | awk -v n="\"$3\":" '$2 == n { print $1 }'; }
+# x_wins DISPLAY AUTH NAME...: each of the windows is there (for wait_until)
+x_wins() {
+	local dpy=$1 auth=$2 name
+	shift 2
+	for name in "$@"; do [ -n "$(x_win "$dpy" "$auth" "$name")" ] || return 1; done
+}
+# x_shot DISPLAY AUTH WINDOW: md5 of the window's pixels as the server holds them (xwd)
+x_shot() { DISPLAY=$1 XAUTHORITY=$2 xwd -silent -id "$3" 2>/dev/null | md5sum | cut -d' ' -f1; }
+
+case_xvfb() {
+	local d=$ZOO_TMP/xvfb pid="" out="" xpid="" dpy="" shmid="" eyes clock
+	if ! command -v xvfb-run >/dev/null || ! command -v xeyes >/dev/null || ! command -v xwd >/dev/null; then
+		result_fail apps/xvfb "xvfb-run, x11-apps or x11-utils is not installed (make setup installs xvfb x11-apps x11-utils)"
+		return
+	fi
+	mkdir -p "$d/img"
+	local auth=$d/auth
+	# as users run a program headless: xvfb-run (a shell) starts Xvfb, waits for it, runs the
+	# client; the framebuffer in a SysV segment (-shmem)
+	(cd "$d" && exec setsid xvfb-run -a -f "$auth" -e "$d/xvfb.err" -s "-nolisten tcp -shmem -screen 0 320x240x24" \
+		sh -c 'xeyes -geometry 150x100+0+0 & exec xclock -digital -update 1 -geometry +0+120' </dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	wait_until 20 eval "xpid=\$(pgrep -P $pid -x Xvfb) && [ -n \"\$xpid\" ]"
+	dpy=$(tr '\0' '\n' <"/proc/$xpid/cmdline" 2>/dev/null | grep -m1 '^:[0-9]*$')
+	track_pid "$xpid"
+	if [ -z "$dpy" ] || ! wait_until 20 x_wins "$dpy" "$auth" xclock xeyes; then
+		result_fail apps/xvfb "Xvfb and its clients did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/xvfb.err")"
+		kill_ours "$xpid"
+		kill_ours "$pid"
+		return
+	fi
+	shmid=$(sed -n 's/.*shmid \([0-9]*\).*/\1/p' "$d/xvfb.err" | head -n 1)
+	eyes=$(x_win "$dpy" "$auth" xeyes)
+	clock=$(x_win "$dpy" "$auth" xclock)
+	# state only in the server: a property on the root window
+	DISPLAY=$dpy XAUTHORITY=$auth xprop -root -f STASIS_MARK 8s -set STASIS_MARK before-dump
+	local shot0 shot1 tick0 tick1
+	shot0=$(x_shot "$dpy" "$auth" "$eyes")
+	checkpoint apps/xvfb "$pid" "$d" || out=failed
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = framebuffer ]; then # what a server restarted blank would show
+			python3 -c 'import ctypes, sys
+libc = ctypes.CDLL(None); libc.shmat.restype = ctypes.c_void_p
+a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "$shmid"
+		fi
+		local mark attached
+		mark=$(DISPLAY=$dpy XAUTHORITY=$auth xprop -root STASIS_MARK 2>&1)
+		shot1=$(x_shot "$dpy" "$auth" "$eyes")
+		tick0=$(x_shot "$dpy" "$auth" "$clock")
+		sleep 1.2
+		tick1=$(x_shot "$dpy" "$auth" "$clock")
+		attached=$(ipcs -m | awk -v id="$shmid" '$2 == id { print $6 }')
+		if [ "$mark" != 'STASIS_MARK(STRING) = "before-dump"' ]; then
+			out="the root window's property after the restore: '$mark' (expected before-dump)"
+		elif [ "$(x_win "$dpy" "$auth" xeyes) $(x_win "$dpy" "$auth" xclock)" != "$eyes $clock" ]; then
+			out="the windows after the restore: xeyes '$(x_win "$dpy" "$auth" xeyes)', xclock '$(x_win "$dpy" "$auth" xclock)' (expected $eyes and $clock)"
+		elif [ "$shot1" != "$shot0" ]; then
+			out="xeyes' window's pixels (the framebuffer, SysV segment $shmid) changed across the checkpoint"
+		elif [ "$tick0" = "$tick1" ]; then
+			out="xclock did not redraw its seconds after the restore (its connection to the server)"
+		elif [ "$attached" != 1 ]; then
+			out="the framebuffer's SysV segment $shmid: attached $attached times after the restore (expected 1: Xvfb)"
+		else
+			# the server drops xclock's connection: xclock ends, so xvfb-run stops Xvfb and ends
+			DISPLAY=$dpy XAUTHORITY=$auth xkill -id "$clock" >/dev/null 2>&1
+			wait_until 10 pid_free "$pid" || out="xvfb-run did not end once xclock's connection was killed (xkill)"
+		fi
+	fi
+	kill_ours "$xpid"
+	kill_ours "$pid"
+	wait_until 5 pid_free "$xpid"
+	[ -n "$shmid" ] && ipcrm -m "$shmid" 2>/dev/null # Xvfb -shmem leaves its segment
+	verdict apps/xvfb "$out" "xvfb-run, Xvfb (framebuffer in SysV segment), xclock and xeyes: the root window's property, the windows and xeyes' pixels kept, xclock redraws over its connection, a client connects after the restore, xkill ends xclock; $(ckpt_times "$d")" \
+		"$d/xvfb.err" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
