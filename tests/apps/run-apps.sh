@@ -1407,21 +1407,22 @@ syslog_name = postfix-stasis
 header_checks = regexp:$d/etc/header_checks
 CONF
 	echo '/^Subject: held$/ HOLD' >"$d/etc/header_checks"
-	# pickup and qmgr woken through FIFOs (public/pickup, public/qmgr), the rest unix sockets
+	# pickup and qmgr woken through FIFOs (public/pickup, public/qmgr), the rest unix sockets;
+	# chrooted into the queue directory where Debian's master.cf chroots
 	cat >"$d/etc/master.cf" <<CONF
-127.0.0.1:$port inet n - n - - smtpd
-pickup    fifo  n - n 60  1 pickup
-cleanup   unix  n - n -   0 cleanup
+127.0.0.1:$port inet n - y - - smtpd
+pickup    fifo  n - y 60  1 pickup
+cleanup   unix  n - y -   0 cleanup
 qmgr      fifo  n - n 300 1 qmgr
-rewrite   unix  - - n -   - trivial-rewrite
-bounce    unix  - - n -   0 bounce
-defer     unix  - - n -   0 bounce
-trace     unix  - - n -   0 bounce
-flush     unix  n - n 1000? 0 flush
+rewrite   unix  - - y -   - trivial-rewrite
+bounce    unix  - - y -   0 bounce
+defer     unix  - - y -   0 bounce
+trace     unix  - - y -   0 bounce
+flush     unix  n - y 1000? 0 flush
 proxymap  unix  - - n -   - proxymap
-showq     unix  n - n -   - showq
-error     unix  - - n -   - error
-retry     unix  - - n -   - error
+showq     unix  n - y -   - showq
+error     unix  - - y -   - error
+retry     unix  - - y -   - error
 local     unix  - n n -   - local
 postlog   unix-dgram n - n - 1 postlogd
 CONF
