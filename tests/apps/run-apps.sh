@@ -175,10 +175,14 @@
 #           its queued message.
 #   xvfb    xvfb-run (a shell) running Xvfb (-shmem: its framebuffer in a SysV segment, on a
 #           unix socket, a free display) and, through sh, xclock (redrawing its seconds every
-#           second) and xeyes, a property set on the root window: the tree dumped and restored;
-#           the property, both windows (same ids) and xeyes' pixels (xwd) are there, xclock's
-#           window changes (it draws over its restored connection), the segment is attached once
-#           (Xvfb), and xkill of xclock's window ends xclock and so xvfb-run and Xvfb.
+#           second), xeyes and tests/apps/xshm-client.c (built with cc; MIT-SHM images in two
+#           removed SysV segments attached by it and by Xvfb, put and got back every 20 ms), a
+#           property set on the root window: the tree dumped and restored; the property, the
+#           windows (same ids) and xeyes' pixels (xwd) are there, xclock's window changes (it
+#           draws over its restored connection), the framebuffer's segment is attached once
+#           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
+#           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
+#           xclock and so xvfb-run and Xvfb.
 #   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named,
 #   mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
@@ -1674,24 +1678,29 @@ x_wins() {
 x_shot() { DISPLAY=$1 XAUTHORITY=$2 xwd -silent -id "$3" 2>/dev/null | md5sum | cut -d' ' -f1; }
 
 case_xvfb() {
-	local d=$ZOO_TMP/xvfb pid="" out="" xpid="" dpy="" shmid="" eyes clock
+	local d=$ZOO_TMP/xvfb pid="" out="" xpid="" dpy="" shmid="" eyes clock shm_client="" segs="" rounds0="" rounds1=""
 	if ! command -v xvfb-run >/dev/null || ! command -v xeyes >/dev/null || ! command -v xwd >/dev/null; then
 		result_fail apps/xvfb "xvfb-run, x11-apps or x11-utils is not installed (make setup installs xvfb x11-apps x11-utils)"
 		return
 	fi
 	mkdir -p "$d/img"
+	if ! cc -O1 -o "$d/xshm-client" "$ZOO_ROOT/tests/apps/xshm-client.c" -lX11 -lXext 2>"$d/cc.log"; then
+		result_fail apps/xvfb "tests/apps/xshm-client.c did not build (make setup installs libx11-dev libxext-dev): $(tail -c 300 "$d/cc.log")"
+		return
+	fi
 	local auth=$d/auth
 	# as users run a program headless: xvfb-run (a shell) starts Xvfb, waits for it, runs the
 	# client; the framebuffer in a SysV segment (-shmem)
 	(cd "$d" && exec setsid xvfb-run -a -f "$auth" -e "$d/xvfb.err" -s "-nolisten tcp -shmem -screen 0 320x240x24" \
-		sh -c 'xeyes -geometry 150x100+0+0 & exec xclock -digital -update 1 -geometry +0+120' </dev/null >"$d/out" 2>&1) &
+		sh -c './xshm-client >shm.out & xeyes -geometry 150x100+0+0 & exec xclock -digital -update 1 -geometry +0+120' \
+		</dev/null >"$d/out" 2>&1) &
 	pid=$!
 	disown "$pid"
 	track_pid "$pid"
 	wait_until 20 eval "xpid=\$(pgrep -P $pid -x Xvfb) && [ -n \"\$xpid\" ]"
 	dpy=$(tr '\0' '\n' <"/proc/$xpid/cmdline" 2>/dev/null | grep -m1 '^:[0-9]*$')
 	track_pid "$xpid"
-	if [ -z "$dpy" ] || ! wait_until 20 x_wins "$dpy" "$auth" xclock xeyes; then
+	if [ -z "$dpy" ] || ! wait_until 20 x_wins "$dpy" "$auth" xclock xeyes || ! wait_until 10 grep -q '^round' "$d/shm.out"; then
 		result_fail apps/xvfb "Xvfb and its clients did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/xvfb.err")"
 		kill_ours "$xpid"
 		kill_ours "$pid"
@@ -1704,6 +1713,11 @@ case_xvfb() {
 	DISPLAY=$dpy XAUTHORITY=$auth xprop -root -f STASIS_MARK 8s -set STASIS_MARK before-dump
 	local shot0 shot1 tick0 tick1
 	shot0=$(x_shot "$dpy" "$auth" "$eyes")
+	shm_client=$(pgrep -s "$pid" -x xshm-client) # (a child of the sh that became xclock)
+	track_pid "$shm_client"
+	# the client's two segments, removed, each attached by it and by Xvfb
+	segs=$(sed -n 's/^READY //p' "$d/shm.out")
+	rounds0=$(grep -c '^round' "$d/shm.out")
 	checkpoint apps/xvfb "$pid" "$d" || out=failed
 	if [ -z "$out" ]; then
 		if [ "${APPS_CORRUPT:-}" = framebuffer ]; then # what a server restarted blank would show
@@ -1718,6 +1732,9 @@ a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "
 		sleep 1.2
 		tick1=$(x_shot "$dpy" "$auth" "$clock")
 		attached=$(ipcs -m | awk -v id="$shmid" '$2 == id { print $6 }')
+		local seg_state
+		seg_state=$(for s in $segs; do ipcs -m | awk -v id="$s" '$2 == id { print $6, $7 }'; done | tr '\n' ' ')
+		rounds1=$(grep -c '^round' "$d/shm.out")
 		if [ "$mark" != 'STASIS_MARK(STRING) = "before-dump"' ]; then
 			out="the root window's property after the restore: '$mark' (expected before-dump)"
 		elif [ "$(x_win "$dpy" "$auth" xeyes) $(x_win "$dpy" "$auth" xclock)" != "$eyes $clock" ]; then
@@ -1728,17 +1745,24 @@ a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "
 			out="xclock did not redraw its seconds after the restore (its connection to the server)"
 		elif [ "$attached" != 1 ]; then
 			out="the framebuffer's SysV segment $shmid: attached $attached times after the restore (expected 1: Xvfb)"
+		elif [ "$seg_state" != "2 dest 2 dest " ]; then
+			out="xshm-client's segments $segs after the restore: attach counts and states '$seg_state' (expected 2 dest for each: removed, attached by Xvfb and the client)"
+		elif [ "$rounds1" -le "$rounds0" ] || grep -q 'bad [1-9]' "$d/shm.out"; then
+			out="xshm-client's rounds did not go on right after the restore: $(tail -n 2 "$d/shm.out" | tr '\n' '|') (had $rounds0 lines of rounds before)"
+		elif ! kill -TERM "$shm_client" || ! wait_until 5 grep -q '^PASS' "$d/shm.out"; then
+			out="xshm-client's own verdict: $(tail -n 1 "$d/shm.out")"
 		else
 			# the server drops xclock's connection: xclock ends, so xvfb-run stops Xvfb and ends
 			DISPLAY=$dpy XAUTHORITY=$auth xkill -id "$clock" >/dev/null 2>&1
 			wait_until 10 pid_free "$pid" || out="xvfb-run did not end once xclock's connection was killed (xkill)"
 		fi
 	fi
+	kill_ours "$shm_client"
 	kill_ours "$xpid"
 	kill_ours "$pid"
 	wait_until 5 pid_free "$xpid"
 	[ -n "$shmid" ] && ipcrm -m "$shmid" 2>/dev/null # Xvfb -shmem leaves its segment
-	verdict apps/xvfb "$out" "xvfb-run, Xvfb (framebuffer in SysV segment), xclock and xeyes: the root window's property, the windows and xeyes' pixels kept, xclock redraws over its connection, a client connects after the restore, xkill ends xclock; $(ckpt_times "$d")" \
+	verdict apps/xvfb "$out" "xvfb-run, Xvfb (framebuffer in SysV segment), xclock and xeyes: the root window's property, the windows and xeyes' pixels kept, xclock redraws over its connection, MIT-SHM images in removed segments shared by the client and Xvfb go on ($rounds0 -> ${rounds1:-?} rounds), a client connects after the restore, xkill ends xclock; $(ckpt_times "$d")" \
 		"$d/xvfb.err" "$d/img/dump.log" "$d/img/restore.log"
 }
 
