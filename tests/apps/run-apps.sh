@@ -1758,9 +1758,11 @@ a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "
 		fi
 	fi
 	kill_ours "$shm_client"
+	# (SIGTERM first: Xvfb removes its lock file and socket)
+	[ -n "$xpid" ] && proc_alive "$xpid" && pid_is_ours "$xpid" && kill -TERM "$xpid"
+	wait_until 5 not_alive "$xpid"
 	kill_ours "$xpid"
 	kill_ours "$pid"
-	wait_until 5 pid_free "$xpid"
 	[ -n "$shmid" ] && ipcrm -m "$shmid" 2>/dev/null # Xvfb -shmem leaves its segment
 	verdict apps/xvfb "$out" "xvfb-run, Xvfb (framebuffer in SysV segment), xclock and xeyes: the root window's property, the windows and xeyes' pixels kept, xclock redraws over its connection, MIT-SHM images in removed segments shared by the client and Xvfb go on ($rounds0 -> ${rounds1:-?} rounds), a client connects after the restore, xkill ends xclock; $(ckpt_times "$d")" \
 		"$d/xvfb.err" "$d/img/dump.log" "$d/img/restore.log"
