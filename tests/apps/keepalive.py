@@ -16,8 +16,8 @@ first address) or "rcode R" (none).
 connection) for that script, read to its END_REQUEST; MD5 and LINE of the body (after the
 headers), LINE its first line.
 "SMTP a|b": SMTP: the lines a, b sent with CRLF, one reply read for each command (none for the
-lines between DATA's 354 and "."; the server's greeting read first on the first request); LINE:
-the replies' codes, comma-separated (e.g. 220,250,354,250).
+lines between DATA's 354 and ".", which may span requests; the server's greeting read first on
+the first request); LINE: the replies' codes, comma-separated (e.g. 220,250,354,250).
 """
 import hashlib
 import socket
@@ -127,13 +127,16 @@ def read_smtp_reply(sock, buf):
             return line[:3].decode(), text, buf
 
 
+SMTP_IN_DATA = [False]  # a request may end inside DATA's text, the next one go on with it
+
+
 def ask_smtp(sock, buf, parts, greeting):
     codes, body = [], b""
     if greeting:
         code, text, buf = read_smtp_reply(sock, buf)
         codes.append(code)
         body += text
-    in_data = False
+    in_data = SMTP_IN_DATA[0]
     for part in parts:
         sock.sendall(part.encode() + b"\r\n")
         if in_data and part != ".":
@@ -142,6 +145,7 @@ def ask_smtp(sock, buf, parts, greeting):
         codes.append(code)
         body += text
         in_data = code == "354"
+    SMTP_IN_DATA[0] = in_data
     return ",".join(codes), body, buf
 
 

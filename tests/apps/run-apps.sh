@@ -153,9 +153,10 @@
 #           started as postfix start starts it) on 127.0.0.1: master, pickup and qmgr woken
 #           through FIFOs, cleanup, trivial-rewrite, local, postlogd (its log through a unix
 #           datagram socket) and an smtpd child holding an SMTP session from outside the tree
-#           (keepalive.py) that gave its envelope (EHLO, MAIL, RCPT) before the dump; a mail
-#           put on hold by a header check queued before: dumped and restored with
-#           --tcp-established --file-locks; the session sends its DATA and QUIT (354, 250, 221),
+#           (keepalive.py) stopped in the middle of its message's text (EHLO, MAIL, RCPT, DATA,
+#           half the text: cleanup writing the queue file); a mail put on hold by a header check
+#           queued before: dumped and restored with --tcp-established --file-locks; the session
+#           sends the rest of the text and QUIT (250, 221), the mail holds both halves,
 #           the held mail released (postsuper -H, postqueue -f: flush wakes qmgr) is delivered,
 #           a mail through sendmail (pickup) and one through a new SMTP session are delivered:
 #           the mailbox holds each of the five mails once, and postfix status names the same
@@ -1451,9 +1452,10 @@ CONF
 	printf 'Subject: held\n\nqueued before the dump, released after the restore\n' | "${send[@]}"
 	wait_until 10 mailbox_has "$d/mail/root" before
 	wait_until 10 eval "[ -n \"\$(ls '$d/spool/hold')\" ]"
-	# an SMTP session open in an smtpd child: the envelope given before the dump, the data after
-	keepalive_start "$d" "$port" "SMTP EHLO client|MAIL FROM:<client@stasis.test>|RCPT TO:<root@stasis.test>" \
-		"SMTP DATA|Subject: during||sent across the checkpoint|.|QUIT"
+	# an SMTP session open in an smtpd child, stopped in the middle of the message's text
+	# (cleanup writing the queue file): the rest of it sent after the restore
+	keepalive_start "$d" "$port" "SMTP EHLO client|MAIL FROM:<client@stasis.test>|RCPT TO:<root@stasis.test>|DATA|Subject: during||first half" \
+		"SMTP second half|.|QUIT"
 	CKPT_OPTS=(--tcp-established --file-locks) # master's lock on its pid file, local's on the mailbox
 	checkpoint apps/postfix "$pid" "$d" || out=failed
 	CKPT_OPTS=()
@@ -1479,8 +1481,10 @@ s.quit()' "$port" >"$d/fresh.out" 2>&1
 		"${pf[@]}" status >/dev/null 2>&1 # logs through postlogd's datagram socket
 		wait_until 5 grep -q "is running: PID: $pid" "$d/maillog"
 		status=$(grep 'is running\|not running' "$d/maillog" | tail -n 1)
-		if [ "$(cut -d' ' -f1,3 "$d/client" | tr '\n' '|')" != "1 220,250,250,250|2 354,250,221|" ]; then
-			out="the SMTP session held across the checkpoint read: $(tr '\n' '|' <"$d/client") (expected replies 220,250,250,250 then 354,250,221)"
+		if [ "$(cut -d' ' -f1,3 "$d/client" | tr '\n' '|')" != "1 220,250,250,250,354|2 250,221|" ]; then
+			out="the SMTP session held across the checkpoint read: $(tr '\n' '|' <"$d/client") (expected replies 220,250,250,250,354 then 250,221)"
+		elif ! grep -q '^second half$' "$d/mail/root" || ! grep -q '^first half$' "$d/mail/root"; then
+			out="the mail sent across the checkpoint lost its text: $(grep -A3 'Subject: during' "$d/mail/root" | tr '\n' '|')"
 		elif [ "$got" != "before=1 held=1 during=1 after=1 fresh=1 " ]; then
 			out="the mailbox holds $got(each once expected); $(cat "$d/fresh.out")"
 		elif [[ $status != *"PID: $pid"* ]]; then
