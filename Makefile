@@ -29,7 +29,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
 APT_DEPS := build-essential clang libclang-rt-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc systemd runc busybox-static tmux python3 redis-server postgresql-15 nginx-light memcached curl dbus-daemon dbus-bin openjdk-17-jdk-headless nodejs golang-go valgrind openssh-server haproxy socat erlang-base ruby sbcl \
-	docker.io containerd podman nftables iproute2 procps dnsmasq-base unbound bind9-dnsutils screen php-fpm
+	docker.io containerd podman nftables iproute2 procps dnsmasq-base unbound bind9-dnsutils screen php-fpm postfix bind9 mosquitto mosquitto-clients xvfb xauth x11-apps x11-utils libx11-dev libxext-dev
 PREFIX   ?= /usr/local
 
 PROTOS   := $(wildcard proto/*.proto)
@@ -101,8 +101,10 @@ $(BUILD)/lib/criu/criu.h: lib/criu.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
+# (postfix installed with no configuration of its own: the tests run private instances only)
 setup:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections 2>/dev/null; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_DEPS)
 	$(MAKE) all
 

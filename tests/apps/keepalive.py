@@ -15,6 +15,9 @@ first address) or "rcode R" (none).
 "FCGI /path/script.php": a FastCGI request (responder, FCGI_KEEP_CONN: the server keeps the
 connection) for that script, read to its END_REQUEST; MD5 and LINE of the body (after the
 headers), LINE its first line.
+"SMTP a|b": SMTP: the lines a, b sent with CRLF, one reply read for each command (none for the
+lines between DATA's 354 and ".", which may span requests; the server's greeting read first on
+the first request); LINE: the replies' codes, comma-separated (e.g. 220,250,354,250).
 """
 import hashlib
 import socket
@@ -109,6 +112,43 @@ def ask_fcgi(sock, buf, script):
     return (body.decode(errors="replace").split("\n") or [""])[0], body, buf
 
 
+def read_smtp_reply(sock, buf):
+    """One reply (its lines up to "NNN text"): (code, reply, rest of buf)."""
+    text = b""
+    while True:
+        while b"\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            buf += chunk
+        line, buf = buf.split(b"\r\n", 1)
+        text += line + b"\r\n"
+        if len(line) < 4 or line[3:4] != b"-":
+            return line[:3].decode(), text, buf
+
+
+SMTP_IN_DATA = [False]  # a request may end inside DATA's text, the next one go on with it
+
+
+def ask_smtp(sock, buf, parts, greeting):
+    codes, body = [], b""
+    if greeting:
+        code, text, buf = read_smtp_reply(sock, buf)
+        codes.append(code)
+        body += text
+    in_data = SMTP_IN_DATA[0]
+    for part in parts:
+        sock.sendall(part.encode() + b"\r\n")
+        if in_data and part != ".":
+            continue
+        code, text, buf = read_smtp_reply(sock, buf)
+        codes.append(code)
+        body += text
+        in_data = code == "354"
+    SMTP_IN_DATA[0] = in_data
+    return ",".join(codes), body, buf
+
+
 def main():
     log, port, requests = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     sock = socket.create_connection(("127.0.0.1", port))
@@ -121,6 +161,8 @@ def main():
                 first, body, buf = ask_dns(sock, buf, n, req[4:])
             elif req.startswith("FCGI "):
                 first, body, buf = ask_fcgi(sock, buf, req[5:])
+            elif req.startswith("SMTP "):
+                first, body, buf = ask_smtp(sock, buf, req[5:].split("|"), n == 1)
             elif req.startswith("GET "):
                 sock.sendall(("%s HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\n\r\n" % req).encode())
                 first, body, buf = read_http(sock, buf)

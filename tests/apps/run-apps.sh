@@ -151,19 +151,56 @@
 #           count gone on; two slow requests, one in the other worker (which holds OPcache's lock:
 #           --file-locks) and one in the listener's accept queue, are answered; new connections
 #           are served by the same two workers.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen and php-fpm: their lines
+#   postfix  a private Postfix instance (its own config and queue directories, the master
+#           started as postfix start starts it) on 127.0.0.1: master, pickup and qmgr woken
+#           through FIFOs, cleanup, trivial-rewrite, local, postlogd (its log through a unix
+#           datagram socket) and an smtpd child holding an SMTP session from outside the tree
+#           (keepalive.py) stopped in the middle of its message's text (EHLO, MAIL, RCPT, DATA,
+#           half the text: cleanup writing the queue file); a mail put on hold by a header check
+#           queued before: dumped and restored with --tcp-established --file-locks; the session
+#           sends the rest of the text and QUIT (250, 221), the mail holds both halves,
+#           the held mail released (postsuper -H, postqueue -f: flush wakes qmgr) is delivered,
+#           a mail through sendmail (pickup) and one through a new SMTP session are delivered:
+#           the mailbox holds each of the five mails once, and postfix status names the same
+#           master.
+#   named   BIND 9's named -f -n 2 -u bind (capabilities kept after the switch to user bind),
+#           authoritative for a private zone on 127.0.0.1 with allow-update, its rndc control
+#           channel on another port: a record added by a dynamic update (nsupdate: in its journal
+#           and memory) and a TCP connection from outside the tree (keepalive.py) that asked a
+#           query, dumped and restored with --tcp-established; the same connection gets the
+#           updated record, a second update is applied and served over TCP, rndc status says
+#           running with the same boot time, the capabilities are the same, and rndc stop ends it.
+#   mosquitto  the Mosquitto MQTT broker (as user mosquitto) on 127.0.0.1 holding a retained
+#           message and a QoS 1 message queued for an offline persistent session, with a
+#           subscriber outside the tree connected (mosquitto_sub) that got one message: dumped
+#           and restored with --tcp-established; the subscriber gets the message published after
+#           the restore, a new subscriber the retained message, the persistent session's client
+#           its queued message.
+#   xvfb    xvfb-run (a shell) running Xvfb (-shmem: its framebuffer in a SysV segment, on a
+#           unix socket, a free display) and, through sh, xclock (redrawing its seconds every
+#           second), xeyes and tests/apps/xshm-client.c (built with cc; MIT-SHM images in two
+#           removed SysV segments attached by it and by Xvfb, put and got back every 20 ms), a
+#           property set on the root window: the tree dumped and restored; the property, the
+#           windows (same ids) and xeyes' pixels (xwd) are there, xclock's window changes (it
+#           draws over its restored connection), the framebuffer's segment is attached once
+#           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
+#           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
+#           xclock and so xvfb-run and Xvfb.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named,
+#   mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm ghc (default: all but ghc, in this
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb ghc (default: all but ghc, in this
 # order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
-# new workers).
+# new workers); postfix, named, mosquitto: restart (the restored server killed and a fresh one
+# started); xvfb: framebuffer (zeroed through its segment).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -174,9 +211,10 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
-	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc)
+	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
+	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm)
+	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1324,6 +1362,416 @@ CONF
 	kill_ours "$pid"
 	verdict apps/php-fpm "$out" "master and 2 workers; the FastCGI connection a worker kept answered again from the same worker, OPcache hits ${h1:-?} -> ${h2:-?} went on, a slow request in a worker and one in the accept queue ($queued) answered, new connections served by the same workers; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# mailbox_count FILE SUBJECT: how many mails in the mbox FILE have that subject
+mailbox_count() {
+	local n
+	n=$(grep -csx "Subject: $2" "$1")
+	echo "${n:-0}"
+}
+# mailbox_has FILE SUBJECT...: each subject is in the mbox (for wait_until)
+mailbox_has() {
+	local f=$1 s
+	shift
+	for s in "$@"; do [ "$(mailbox_count "$f" "$s")" -ge 1 ] || return 1; done
+}
+# kill_group PID: SIGKILL PID's process group if PID is one of ours (a daemon's tree)
+kill_group() { [ -n "$1" ] && proc_alive "$1" && pid_is_ours "$1" && kill -KILL -- "-$1" 2>/dev/null; return 0; }
+
+case_postfix() {
+	local d=$ZOO_TMP/postfix pid="" out="" port=$((40000 + ($$ + 50) % 20000)) s
+	if [ ! -x /usr/lib/postfix/sbin/master ]; then
+		result_fail apps/postfix "postfix is not installed (make setup installs it)"
+		return
+	fi
+	chmod 711 "$ZOO_TMP" # its daemons run as user postfix
+	mkdir -p "$d/img" "$d/etc" "$d/spool" "$d/data" "$d/mail"
+	chmod 1777 "$d/mail"
+	chown postfix "$d/data"
+	cat >"$d/etc/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $d/spool
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = stasis.test
+myorigin = stasis.test
+mydestination = stasis.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+mail_spool_directory = $d/mail
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtputf8_enable = no
+biff = no
+maillog_file = $d/maillog
+maillog_file_prefixes = $d
+syslog_name = postfix-stasis
+header_checks = regexp:$d/etc/header_checks
+CONF
+	echo '/^Subject: held$/ HOLD' >"$d/etc/header_checks"
+	# pickup and qmgr woken through FIFOs (public/pickup, public/qmgr), the rest unix sockets;
+	# chrooted into the queue directory where Debian's master.cf chroots
+	cat >"$d/etc/master.cf" <<CONF
+127.0.0.1:$port inet n - y - - smtpd
+pickup    fifo  n - y 60  1 pickup
+cleanup   unix  n - y -   0 cleanup
+qmgr      fifo  n - n 300 1 qmgr
+rewrite   unix  - - y -   - trivial-rewrite
+bounce    unix  - - y -   0 bounce
+defer     unix  - - y -   0 bounce
+trace     unix  - - y -   0 bounce
+flush     unix  n - y 1000? 0 flush
+proxymap  unix  - - n -   - proxymap
+showq     unix  n - y -   - showq
+error     unix  - - y -   - error
+retry     unix  - - y -   - error
+local     unix  - n n -   - local
+postlog   unix-dgram n - n - 1 postlogd
+CONF
+	local pf=(postfix -c "$d/etc") send=(sendmail -C "$d/etc" root@stasis.test)
+	# the queue's directories as postfix check would make them (it takes seconds), then the
+	# master started as postfix start does (-w: it daemonizes once it is ready)
+	for s in active bounce corrupt defer deferred flush hold incoming private saved trace; do
+		install -d -o postfix -g root -m 700 "$d/spool/$s"
+	done
+	install -d -o postfix -g postdrop -m 730 "$d/spool/maildrop"
+	install -d -o postfix -g postdrop -m 710 "$d/spool/public"
+	install -d -m 755 "$d/spool/pid"
+	(cd "$d" && exec setsid /usr/lib/postfix/sbin/master -c "$d/etc" -w </dev/null >"$d/out" 2>&1)
+	pid=$(tr -d ' ' <"$d/spool/pid/master.pid" 2>/dev/null)
+	if [ -z "$pid" ] || ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."; then
+		result_fail apps/postfix "postfix did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/maillog" 2>/dev/null)"
+		kill_group "$pid"
+		return
+	fi
+	track_pid "$pid"
+	printf 'Subject: before\n\ndelivered before the dump\n' | "${send[@]}"
+	printf 'Subject: held\n\nqueued before the dump, released after the restore\n' | "${send[@]}"
+	wait_until 10 mailbox_has "$d/mail/root" before
+	wait_until 10 eval "[ -n \"\$(ls '$d/spool/hold')\" ]"
+	# an SMTP session open in an smtpd child, stopped in the middle of the message's text
+	# (cleanup writing the queue file): the rest of it sent after the restore
+	keepalive_start "$d" "$port" "SMTP EHLO client|MAIL FROM:<client@stasis.test>|RCPT TO:<root@stasis.test>|DATA|Subject: during||first half" \
+		"SMTP second half|.|QUIT"
+	CKPT_OPTS=(--tcp-established --file-locks) # master's lock on its pid file, local's on the mailbox
+	checkpoint apps/postfix "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_group "$pid"
+			wait_until 5 pid_free "$pid"
+			(cd "$d" && exec setsid /usr/lib/postfix/sbin/master -c "$d/etc" -w </dev/null >>"$d/out" 2>&1)
+			pid=$(tr -d ' ' <"$d/spool/pid/master.pid")
+		fi
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		postsuper -c "$d/etc" -H ALL >/dev/null 2>&1 # to the deferred queue: postqueue -f asks
+		postqueue -c "$d/etc" -f                      # flush, which wakes qmgr through its FIFO
+		printf 'Subject: after\n\nthrough pickup after the restore\n' | "${send[@]}"
+		python3 -c 'import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), "client", 10)
+s.sendmail("client@stasis.test", ["root@stasis.test"], "Subject: fresh\r\n\r\na new SMTP session\r\n")
+s.quit()' "$port" >"$d/fresh.out" 2>&1
+		wait_until 10 mailbox_has "$d/mail/root" before held during after fresh
+		local got="" status
+		for s in before held during after fresh; do got+="$s=$(mailbox_count "$d/mail/root" "$s") "; done
+		"${pf[@]}" status >/dev/null 2>&1 # logs through postlogd's datagram socket
+		wait_until 5 grep -q "is running: PID: $pid" "$d/maillog"
+		status=$(grep 'is running\|not running' "$d/maillog" | tail -n 1)
+		if [ "$(cut -d' ' -f1,3 "$d/client" | tr '\n' '|')" != "1 220,250,250,250,354|2 250,221|" ]; then
+			out="the SMTP session held across the checkpoint read: $(tr '\n' '|' <"$d/client") (expected replies 220,250,250,250,354 then 250,221)"
+		elif ! grep -q '^second half$' "$d/mail/root" || ! grep -q '^first half$' "$d/mail/root"; then
+			out="the mail sent across the checkpoint lost its text: $(grep -A3 'Subject: during' "$d/mail/root" | tr '\n' '|')"
+		elif [ "$got" != "before=1 held=1 during=1 after=1 fresh=1 " ]; then
+			out="the mailbox holds $got(each once expected); $(cat "$d/fresh.out")"
+		elif [[ $status != *"PID: $pid"* ]]; then
+			out="postfix status after the restore logged '$status' (expected the master's pid $pid)"
+		fi
+		"${pf[@]}" stop >/dev/null 2>&1
+		wait_until 5 pid_free "$pid"
+	fi
+	keepalive_end
+	kill_group "$pid"
+	verdict apps/postfix "$out" "master, pickup and qmgr on FIFOs, smtpd: an SMTP session open across the checkpoint finished, a held mail queued before released and delivered, pickup and a new SMTP session deliver; $(ckpt_times "$d")" \
+		"$d/maillog" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# nsupdate_add PORT NAME ADDRESS: a dynamic update adding NAME A ADDRESS to stasis.test
+nsupdate_add() {
+	printf 'server 127.0.0.1 %s\nzone stasis.test\nupdate add %s 300 A %s\nsend\n' "$1" "$2" "$3" | nsupdate -t 5 2>&1
+}
+
+case_named() {
+	local d=$ZOO_TMP/named pid="" out="" port=$((40000 + ($$ + 51) % 20000)) cport=$((40000 + ($$ + 52) % 20000))
+	if [ ! -x /usr/sbin/named ] || ! command -v dig >/dev/null || ! command -v nsupdate >/dev/null; then
+		result_fail apps/named "named, dig or nsupdate is not installed (make setup installs bind9 and bind9-dnsutils)"
+		return
+	fi
+	chmod 711 "$ZOO_TMP" # named drops to user bind
+	mkdir -p "$d/img" "$d/run" # run: named's own directory (user bind)
+	local secret
+	secret=$(head -c 32 /dev/urandom | base64)
+	cat >"$d/named.conf" <<CONF
+options {
+  directory "$d/run";
+  listen-on port $port { 127.0.0.1; };
+  listen-on-v6 { none; };
+  pid-file "$d/run/named.pid";
+  session-keyfile "$d/run/session.key";
+  recursion no;
+  dnssec-validation no;
+};
+key "rndc-key" { algorithm hmac-sha256; secret "$secret"; };
+controls { inet 127.0.0.1 port $cport allow { 127.0.0.1; } keys { "rndc-key"; }; };
+zone "stasis.test" { type primary; file "stasis.test.zone"; allow-update { 127.0.0.1; }; };
+logging { channel log { file "$d/run/named.log"; severity info; print-time yes; }; category default { log; }; };
+CONF
+	cat >"$d/rndc.conf" <<CONF
+key "rndc-key" { algorithm hmac-sha256; secret "$secret"; };
+options { default-key "rndc-key"; default-server 127.0.0.1; default-port $cport; };
+CONF
+	cat >"$d/run/stasis.test.zone" <<'CONF'
+$TTL 300
+@   IN SOA ns.stasis.test. admin.stasis.test. 1 3600 600 86400 300
+@   IN NS ns.stasis.test.
+ns  IN A 127.0.0.1
+www IN A 10.9.9.1
+CONF
+	chown -R bind: "$d/run"
+	local rndc=(rndc -c "$d/rndc.conf")
+	(cd "$d" && exec setsid /usr/sbin/named -c "$d/named.conf" -f -n 2 -u bind </dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 20 dns_is "$port" www.stasis.test 10.9.9.1; then
+		result_fail apps/named "named did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/run/named.log")"
+		kill_ours "$pid"
+		return
+	fi
+	# a record only in the zone's journal and in memory, and a TCP connection kept open
+	nsupdate_add "$port" dyn.stasis.test 10.9.9.2 >"$d/nsupdate.out"
+	keepalive_start "$d" "$port" "DNS www.stasis.test" "DNS dyn.stasis.test"
+	local caps boot
+	caps=$(grep '^Cap[PE]' "/proc/$pid/status" | tr -d '\t' | tr '\n' ' ')
+	boot=$("${rndc[@]}" status 2>&1 | grep '^boot time')
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/named "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 5 pid_free "$pid"
+			(cd "$d" && exec setsid /usr/sbin/named -c "$d/named.conf" -f -n 2 -u bind </dev/null >>"$d/out" 2>&1) &
+			pid=$!
+			disown "$pid"
+			track_pid "$pid"
+			wait_until 20 dns_is "$port" www.stasis.test 10.9.9.1
+		fi
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		local dyn dyn2 status now
+		dyn=$(dns_ask "$port" dyn.stasis.test)
+		nsupdate_add "$port" dyn2.stasis.test 10.9.9.3 >>"$d/nsupdate.out"
+		dyn2=$(dns_ask "$port" dyn2.stasis.test +tcp)
+		status=$("${rndc[@]}" status 2>&1)
+		now=$(grep '^Cap[PE]' "/proc/$pid/status" | tr -d '\t' | tr '\n' ' ')
+		if [ "$(cut -d' ' -f1,3,4 "$d/client" | tr '\n' '|')" != "1 A 10.9.9.1|2 A 10.9.9.2|" ]; then
+			out="the TCP connection kept across the checkpoint read: $(tr '\n' '|' <"$d/client") (expected A 10.9.9.1, then A 10.9.9.2)"
+		elif [ "$dyn" != 10.9.9.2 ] || [ "$dyn2" != 10.9.9.3 ]; then
+			out="after the restore: dyn.stasis.test (updated before) '$dyn' (expected 10.9.9.2), dyn2.stasis.test (updated after) '$dyn2' (expected 10.9.9.3): $(tr '\n' '|' <"$d/nsupdate.out")"
+		elif [[ $status != *"server is up and running"* ]] || [[ $status != *"$boot"* ]]; then
+			out="rndc status after the restore: $(echo "$status" | tr '\n' '|') (expected running, $boot)"
+		elif [ "$now" != "$caps" ]; then
+			out="named's capabilities (user bind): $now after the restore, $caps before"
+		else
+			"${rndc[@]}" stop >/dev/null 2>&1
+			wait_until 10 pid_free "$pid" || out="named did not stop on rndc stop"
+		fi
+	fi
+	keepalive_end
+	kill_ours "$pid"
+	verdict apps/named "$out" "2 workers as user bind: a TCP connection kept answered, a dynamic update from before served and one after applied, rndc status (same boot time) and rndc stop; $(ckpt_times "$d")" \
+		"$d/run/named.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_mosquitto() {
+	local d=$ZOO_TMP/mosquitto pid="" out="" port=$((40000 + ($$ + 53) % 20000)) sub=""
+	if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+		result_fail apps/mosquitto "mosquitto or its clients are not installed (make setup installs mosquitto and mosquitto-clients)"
+		return
+	fi
+	chmod 711 "$ZOO_TMP" # the broker drops to user mosquitto
+	mkdir -p "$d/img" "$d/run"
+	chown mosquitto "$d/run"
+	cat >"$d/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest file $d/run/log
+log_type all
+pid_file $d/run/pid
+CONF
+	local mq=(-h 127.0.0.1 -p "$port")
+	(cd "$d" && exec setsid mosquitto -c "$d/mosquitto.conf" </dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."; then
+		result_fail apps/mosquitto "the broker did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/run/log")"
+		kill_ours "$pid"
+		return
+	fi
+	# only in the broker's memory: a retained message, and a QoS 1 message queued for a
+	# persistent session whose client is offline
+	mosquitto_pub "${mq[@]}" -t stasis/retained -r -m kept-before
+	mosquitto_sub "${mq[@]}" -t stasis/queued -q 1 -c -i offline-client -E
+	mosquitto_pub "${mq[@]}" -t stasis/queued -q 1 -m queued-while-offline
+	# a subscriber outside the tree, connected across the checkpoint, ends after 2 messages
+	(exec setsid mosquitto_sub "${mq[@]}" -t stasis/live -v -C 2 </dev/null >"$d/held" 2>&1) &
+	sub=$!
+	disown "$sub"
+	wait_until 10 eval "[ \"\$(ss -Htn state established '( dport = :$port )' | wc -l)\" = 1 ]"
+	mosquitto_pub "${mq[@]}" -t stasis/live -m before
+	wait_until 10 grep -qs before "$d/held"
+	CKPT_OPTS=(--tcp-established)
+	checkpoint apps/mosquitto "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 5 pid_free "$pid"
+			(cd "$d" && exec setsid mosquitto -c "$d/mosquitto.conf" </dev/null >>"$d/out" 2>&1) &
+			pid=$!
+			disown "$pid"
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		mosquitto_pub "${mq[@]}" -t stasis/live -m after
+		local retained queued
+		retained=$(mosquitto_sub "${mq[@]}" -t stasis/retained -C 1 -W 5 2>&1)
+		queued=$(mosquitto_sub "${mq[@]}" -t stasis/queued -q 1 -c -i offline-client -C 1 -W 5 2>&1)
+		wait_until 10 pid_free "$sub"
+		if [ "$(tr '\n' '|' <"$d/held")" != "stasis/live before|stasis/live after|" ]; then
+			out="the subscriber connected across the checkpoint read: $(tr '\n' '|' <"$d/held") (expected before, then after)"
+		elif [ "$retained" != kept-before ]; then
+			out="a new subscriber got '$retained' as the retained message (expected kept-before)"
+		elif [ "$queued" != queued-while-offline ]; then
+			out="the persistent session's queued message: '$queued' (expected queued-while-offline)"
+		fi
+		kill -TERM "$pid"
+		wait_until 5 pid_free "$pid" || [ -n "$out" ] || out="the broker did not exit on SIGTERM"
+	fi
+	kill -TERM "$sub" 2>/dev/null
+	kill_ours "$pid"
+	verdict apps/mosquitto "$out" "as user mosquitto: a subscriber connected across the checkpoint got the message published after, the retained message and a persistent session's queued QoS 1 message kept; $(ckpt_times "$d")" \
+		"$d/run/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# x_win DISPLAY AUTH NAME: the id of the top-level window named NAME, if any
+x_win() { DISPLAY=$1 XAUTHORITY=$2 xwininfo -root -children 2>/dev/null | awk -v n="\"$3\":" '$2 == n { print $1 }'; }
+# x_wins DISPLAY AUTH NAME...: each of the windows is there (for wait_until)
+x_wins() {
+	local dpy=$1 auth=$2 name
+	shift 2
+	for name in "$@"; do [ -n "$(x_win "$dpy" "$auth" "$name")" ] || return 1; done
+}
+# x_shot DISPLAY AUTH WINDOW: md5 of the window's pixels as the server holds them (xwd)
+x_shot() { DISPLAY=$1 XAUTHORITY=$2 xwd -silent -id "$3" 2>/dev/null | md5sum | cut -d' ' -f1; }
+
+case_xvfb() {
+	local d=$ZOO_TMP/xvfb pid="" out="" xpid="" dpy="" shmid="" eyes clock shm_client="" segs="" rounds0="" rounds1=""
+	if ! command -v xvfb-run >/dev/null || ! command -v xeyes >/dev/null || ! command -v xwd >/dev/null; then
+		result_fail apps/xvfb "xvfb-run, x11-apps or x11-utils is not installed (make setup installs xvfb x11-apps x11-utils)"
+		return
+	fi
+	mkdir -p "$d/img"
+	if ! cc -O1 -o "$d/xshm-client" "$ZOO_ROOT/tests/apps/xshm-client.c" -lX11 -lXext 2>"$d/cc.log"; then
+		result_fail apps/xvfb "tests/apps/xshm-client.c did not build (make setup installs libx11-dev libxext-dev): $(tail -c 300 "$d/cc.log")"
+		return
+	fi
+	local auth=$d/auth
+	# as users run a program headless: xvfb-run (a shell) starts Xvfb, waits for it, runs the
+	# client; the framebuffer in a SysV segment (-shmem)
+	(cd "$d" && exec setsid xvfb-run -a -f "$auth" -e "$d/xvfb.err" -s "-nolisten tcp -shmem -screen 0 320x240x24" \
+		sh -c './xshm-client >shm.out & xeyes -geometry 150x100+0+0 & exec xclock -digital -update 1 -geometry +0+120' \
+		</dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	wait_until 20 eval "xpid=\$(pgrep -P $pid -x Xvfb) && [ -n \"\$xpid\" ]"
+	dpy=$(tr '\0' '\n' <"/proc/$xpid/cmdline" 2>/dev/null | grep -m1 '^:[0-9]*$')
+	track_pid "$xpid"
+	if [ -z "$dpy" ] || ! wait_until 20 x_wins "$dpy" "$auth" xclock xeyes || ! wait_until 10 grep -q '^round' "$d/shm.out"; then
+		result_fail apps/xvfb "Xvfb and its clients did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/xvfb.err")"
+		kill_ours "$xpid"
+		kill_ours "$pid"
+		return
+	fi
+	shmid=$(sed -n 's/.*shmid \([0-9]*\).*/\1/p' "$d/xvfb.err" | head -n 1)
+	eyes=$(x_win "$dpy" "$auth" xeyes)
+	clock=$(x_win "$dpy" "$auth" xclock)
+	# state only in the server: a property on the root window
+	DISPLAY=$dpy XAUTHORITY=$auth xprop -root -f STASIS_MARK 8s -set STASIS_MARK before-dump
+	local shot0 shot1 tick0 tick1
+	shot0=$(x_shot "$dpy" "$auth" "$eyes")
+	shm_client=$(pgrep -s "$pid" -x xshm-client) # (a child of the sh that became xclock)
+	track_pid "$shm_client"
+	# the client's two segments, removed, each attached by it and by Xvfb
+	segs=$(sed -n 's/^READY //p' "$d/shm.out")
+	rounds0=$(grep -c '^round' "$d/shm.out")
+	checkpoint apps/xvfb "$pid" "$d" || out=failed
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = framebuffer ]; then # what a server restarted blank would show
+			python3 -c 'import ctypes, sys
+libc = ctypes.CDLL(None); libc.shmat.restype = ctypes.c_void_p
+a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "$shmid"
+		fi
+		local mark attached
+		mark=$(DISPLAY=$dpy XAUTHORITY=$auth xprop -root STASIS_MARK 2>&1)
+		shot1=$(x_shot "$dpy" "$auth" "$eyes")
+		tick0=$(x_shot "$dpy" "$auth" "$clock")
+		sleep 1.2
+		tick1=$(x_shot "$dpy" "$auth" "$clock")
+		attached=$(ipcs -m | awk -v id="$shmid" '$2 == id { print $6 }')
+		local seg_state
+		seg_state=$(for s in $segs; do ipcs -m | awk -v id="$s" '$2 == id { print $6, $7 }'; done | tr '\n' ' ')
+		rounds1=$(grep -c '^round' "$d/shm.out")
+		if [ "$mark" != 'STASIS_MARK(STRING) = "before-dump"' ]; then
+			out="the root window's property after the restore: '$mark' (expected before-dump)"
+		elif [ "$(x_win "$dpy" "$auth" xeyes) $(x_win "$dpy" "$auth" xclock)" != "$eyes $clock" ]; then
+			out="the windows after the restore: xeyes '$(x_win "$dpy" "$auth" xeyes)', xclock '$(x_win "$dpy" "$auth" xclock)' (expected $eyes and $clock)"
+		elif [ "$shot1" != "$shot0" ]; then
+			out="xeyes' window's pixels (the framebuffer, SysV segment $shmid) changed across the checkpoint"
+		elif [ "$tick0" = "$tick1" ]; then
+			out="xclock did not redraw its seconds after the restore (its connection to the server)"
+		elif [ "$attached" != 1 ]; then
+			out="the framebuffer's SysV segment $shmid: attached $attached times after the restore (expected 1: Xvfb)"
+		elif [ "$seg_state" != "2 dest 2 dest " ]; then
+			out="xshm-client's segments $segs after the restore: attach counts and states '$seg_state' (expected 2 dest for each: removed, attached by Xvfb and the client)"
+		elif [ "$rounds1" -le "$rounds0" ] || grep -q 'bad [1-9]' "$d/shm.out"; then
+			out="xshm-client's rounds did not go on right after the restore: $(tail -n 2 "$d/shm.out" | tr '\n' '|') (had $rounds0 lines of rounds before)"
+		elif ! kill -TERM "$shm_client" || ! wait_until 5 grep -q '^PASS' "$d/shm.out"; then
+			out="xshm-client's own verdict: $(tail -n 1 "$d/shm.out")"
+		else
+			# the server drops xclock's connection: xclock ends, so xvfb-run stops Xvfb and ends
+			DISPLAY=$dpy XAUTHORITY=$auth xkill -id "$clock" >/dev/null 2>&1
+			wait_until 10 pid_free "$pid" || out="xvfb-run did not end once xclock's connection was killed (xkill)"
+		fi
+	fi
+	kill_ours "$shm_client"
+	# (SIGTERM first: Xvfb removes its lock file and socket)
+	[ -n "$xpid" ] && proc_alive "$xpid" && pid_is_ours "$xpid" && kill -TERM "$xpid"
+	wait_until 5 not_alive "$xpid"
+	kill_ours "$xpid"
+	kill_ours "$pid"
+	[ -n "$shmid" ] && ipcrm -m "$shmid" 2>/dev/null # Xvfb -shmem leaves its segment
+	verdict apps/xvfb "$out" "xvfb-run, Xvfb (framebuffer in SysV segment), xclock and xeyes: the root window's property, the windows and xeyes' pixels kept, xclock redraws over its connection, MIT-SHM images in removed segments shared by the client and Xvfb go on ($rounds0 -> ${rounds1:-?} rounds), a client connects after the restore, xkill ends xclock; $(ckpt_times "$d")" \
+		"$d/xvfb.err" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
