@@ -149,19 +149,41 @@
 #           count gone on; two slow requests, one in the other worker (which holds OPcache's lock:
 #           --file-locks) and one in the listener's accept queue, are answered; new connections
 #           are served by the same two workers.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen and php-fpm: their lines
+#   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
+#           2 children of 25 worker threads each (a listener thread each, the scoreboard in
+#           shared memory, mod_status) on 127.0.0.1, a keep-alive client outside the tree
+#           (keepalive.py) that fetched a page: dumped and restored with --tcp-established; the
+#           same connection fetches a 100,000-line file (every byte checked), 20 new connections
+#           are served by both children (the same pids: mod_status names the serving one), the
+#           scoreboard's Total Accesses goes on, and a graceful restart (SIGUSR1) of the restored
+#           parent forks new children that serve. apache-prefork: the same with mpm_prefork (2
+#           single-threaded children); not run by default (same paths as apache-event).
+#   varnish varnishd -F with a private -n directory (its shared-memory log and counters, VSM
+#           files the manager and the child map), the manager and its child (thread pools of 10
+#           threads, a malloc store, the compiled VCL loaded from the directory) in front of a
+#           python3 http.server backend outside the tree (HTTP/1.1: a pooled connection), a
+#           keep-alive client outside the tree (keepalive.py) that fetched an object: dumped and
+#           restored with --tcp-established --file-locks (the manager locks _.pid); the backend's object
+#           changes, yet the same connection and a new one get the cached object (a hit on the
+#           same object id), the same connection fetches 50,000 lines, varnishstat's hits go on
+#           (the child's uptime too, no child restart), varnishlog -d shows the request made
+#           before the dump, varnishadm answers status, a ban takes effect, and stop/start makes
+#           the restored manager fork a new child that serves.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, apache and varnish: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm ghc (default: all but ghc, in this
-# order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm apache-event apache-prefork varnish
+# ghc (default: all but apache-prefork and ghc, in this order). --keep keeps the temporary
+# directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
-# new workers).
+# new workers); apache-event, apache-prefork, varnish: restart (the restored server killed and
+# a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -172,9 +194,10 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
-	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc)
+	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
+	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm)
+	dnsmasq unbound screen php-fpm apache-event varnish)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1321,6 +1344,244 @@ CONF
 	keepalive_end
 	kill_ours "$pid"
 	verdict apps/php-fpm "$out" "master and 2 workers; the FastCGI connection a worker kept answered again from the same worker, OPcache hits ${h1:-?} -> ${h2:-?} went on, a slow request in a worker and one in the accept queue ($queued) answered, new connections served by the same workers; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# apache_serving PORT N: N new connections, one after the other, each fetching mod_status's
+# page, in which the serving worker's row is the one whose request is this very one; prints
+# the serving pids with their counts: "PID:N ..." (sorted by pid)
+apache_serving() {
+	python3 - "$1" "$2" <<'PY'
+import re, sys, urllib.request
+port, n = int(sys.argv[1]), int(sys.argv[2])
+seen = {}
+for i in range(n):
+    try:
+        html = urllib.request.urlopen("http://127.0.0.1:%d/server-status?i=%d" % (port, i), timeout=5).read().decode()
+    except OSError as e:
+        print("error:%s" % e)
+        sys.exit()
+    for pid, row in re.findall(r"<tr><td><b>[^<]*</b></td><td>(\d+)</td>(.*?)</tr>", html, re.S):
+        if "server-status?i=%d " % i in row:
+            seen[pid] = seen.get(pid, 0) + 1
+print(" ".join("%s:%d" % kv for kv in sorted(seen.items())))
+PY
+}
+apache_accesses() { curl -s "http://127.0.0.1:$1/server-status?auto" | sed -n 's/^Total Accesses: //p'; }
+
+case_apache() {
+	local mpm=$1 name=apps/apache-$1 d=$ZOO_TMP/apache-$1 pid="" out="" port=$((40000 + ($$ + $2) % 20000))
+	if [ ! -x /usr/sbin/apache2 ]; then
+		result_fail "$name" "apache2 is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www" "$d/run"
+	chmod 711 "$ZOO_TMP"
+	chmod 755 "$d" "$d/www"
+	seq 1 100000 >"$d/www/big.txt"
+	echo hello >"$d/www/index.html"
+	chmod 644 "$d/www/"*
+	cat >"$d/httpd.conf" <<CONF
+ServerRoot /etc/apache2
+DefaultRuntimeDir $d/run
+PidFile $d/run/httpd.pid
+ErrorLog $d/error.log
+LogLevel info
+Listen 127.0.0.1:$port
+ServerName 127.0.0.1
+User www-data
+Group www-data
+LoadModule mpm_${mpm}_module /usr/lib/apache2/modules/mod_mpm_$mpm.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+TypesConfig /etc/mime.types
+DocumentRoot $d/www
+KeepAlive On
+KeepAliveTimeout 300
+MaxKeepAliveRequests 0
+ExtendedStatus On
+StartServers 2
+ServerLimit 2
+<IfModule mpm_prefork_module>
+	MinSpareServers 2
+	MaxSpareServers 2
+	MaxRequestWorkers 2
+</IfModule>
+<IfModule mpm_event_module>
+	ThreadsPerChild 25
+	MinSpareThreads 50
+	MaxSpareThreads 50
+	MaxRequestWorkers 50
+</IfModule>
+<Location /server-status>
+	SetHandler server-status
+	Require all granted
+</Location>
+<Directory $d/www>
+	Require all granted
+</Directory>
+CONF
+	(cd "$d" && exec setsid apache2 -f "$d/httpd.conf" -DFOREGROUND </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local children=""
+	if wait_until 10 curl -sf "http://127.0.0.1:$port/index.html" -o /dev/null; then
+		wait_until 10 sh -c "[ \$(pgrep -P $pid | wc -l) = 2 ]"
+		children=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+	fi
+	if [ "$(wc -w <<<"$children")" != 2 ]; then
+		result_fail "$name" "the server did not start with 2 children ($children): $(tail -c 300 "$d/error.log" "$d/log" 2>&1)"
+		kill_ours "$pid"
+		return
+	fi
+	keepalive_start "$d" "$port" "GET /index.html" "GET /big.txt"
+	local acc_before
+	acc_before=$(apache_accesses "$port")
+	CKPT_OPTS=(--tcp-established)
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	local want served acc after_children graceful=""
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill -KILL "$pid" $(pgrep -P "$pid")
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid apache2 -f "$d/httpd.conf" -DFOREGROUND </dev/null >"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 10 curl -sf "http://127.0.0.1:$port/index.html" -o /dev/null
+	fi
+	if [ -z "$out" ]; then
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		served=$(apache_serving "$port" 20)
+		acc=$(apache_accesses "$port")
+		after_children=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+		kill -USR1 "$pid" # a graceful restart: the restored parent forks new children
+		wait_until 10 sh -c "[ \"\$(pgrep -P $pid | sort | tr '\n' ' ')\" != '$children' ] && curl -sf http://127.0.0.1:$port/index.html -o /dev/null"
+		graceful=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+		if ! grep -q '^1 .* HTTP/1.1 200 OK$' "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected '$want' last)"
+		elif [ "$after_children" != "$children" ] || [ "$(echo "$served" | wc -w)" != 2 ] ||
+			[[ " $children" != *" ${served%%:*} "* ]]; then
+			out="after the restore new connections were served by '$served' (children before: $children, after: $after_children)"
+		elif ! [[ $acc =~ ^[0-9]+$ && $acc_before =~ ^[0-9]+$ ]] || [ "$acc" -lt $((acc_before + 20)) ]; then
+			out="the scoreboard's Total Accesses: $acc_before before the dump, '$acc' after 20 more requests"
+		elif [ -z "$graceful" ] || [ "$graceful" = "$children" ]; then
+			out="a graceful restart (SIGUSR1) of the restored parent: children '$graceful' (were $children)"
+		fi
+	fi
+	keepalive_end
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+	fi
+	verdict "$name" "$out" "parent and 2 children; the keep-alive connection fetched 100,000 lines after the restore, new connections served by both children ($served), accesses $acc_before -> $acc, a graceful restart forked new children; $(ckpt_times "$d")" \
+		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+case_apache_event() { case_apache event 41; }
+case_apache_prefork() { case_apache prefork 42; }
+
+# varnish_stat DIR FIELD: a counter of the varnishd whose -n directory is DIR
+varnish_stat() { varnishstat -n "$1" -1 -f "$2" 2>/dev/null | awk '{print $2}'; }
+
+case_varnish() {
+	local name=apps/varnish d=$ZOO_TMP/varnish pid="" out="" be="" port=$((40000 + ($$ + 43) % 20000))
+	local beport=$((40000 + ($$ + 44) % 20000)) cliport=$((40000 + ($$ + 45) % 20000))
+	if ! command -v varnishd >/dev/null; then
+		result_fail "$name" "varnish is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www"
+	chmod 711 "$ZOO_TMP"
+	chmod 755 "$d"
+	seq 1 50000 >"$d/www/big.txt"
+	echo obj1 >"$d/www/obj.txt"
+	local w=$d/work adm=(varnishadm -n "$d/work")
+	# the backend: outside the tree, HTTP/1.1 (varnishd keeps its connection in a pool)
+	(cd "$d/www" && exec setsid python3 -m http.server -p HTTP/1.1 -b 127.0.0.1 "$beport" </dev/null >"$d/backend.log" 2>&1) &
+	be=$!
+	disown "$be"
+	track_pid "$be"
+	(cd "$d" && exec setsid varnishd -F -n "$w" -a "127.0.0.1:$port" -T "127.0.0.1:$cliport" -b "127.0.0.1:$beport" \
+		-s malloc,32m -p thread_pool_min=10 </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local xid="" obj="" child=""
+	if wait_until 20 sh -c "curl -sf http://127.0.0.1:$port/obj.txt | grep -q obj1"; then
+		# a hit: "X-Varnish: REQUEST OBJECT", the ids of this request and of the fetch that made the object
+		read -r xid obj < <(curl -s -D - "http://127.0.0.1:$port/obj.txt" -o /dev/null | tr -d '\r' |
+			sed -n 's/^X-Varnish: \([0-9]*\) \([0-9]*\)$/\1 \2/p')
+		child=$(pgrep -P "$pid")
+	fi
+	if [ -z "$xid" ] || [ -z "$child" ]; then
+		result_fail "$name" "varnishd did not start or did not cache (a hit's X-Varnish: '$xid'): $(tail -c 300 "$d/log" "$d/backend.log" 2>&1)"
+		kill_ours "$pid" "$be"
+		return
+	fi
+	keepalive_start "$d" "$port" "GET /obj.txt" "GET /obj.txt" "GET /big.txt"
+	local hits_before up_before
+	hits_before=$(varnish_stat "$w" MAIN.cache_hit)
+	up_before=$(varnish_stat "$w" MAIN.uptime)
+	CKPT_OPTS=(--tcp-established --file-locks) # the manager locks its _.pid
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill -TERM "$pid"
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid varnishd -F -n "$w" -a "127.0.0.1:$port" -T "127.0.0.1:$cliport" -b "127.0.0.1:$beport" \
+			-s malloc,32m -p thread_pool_min=10 </dev/null >>"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 20 curl -sf "http://127.0.0.1:$port/obj.txt" -o /dev/null
+	fi
+	local want body fresh hits up starts status logged banned restarted
+	if [ -z "$out" ]; then
+		echo obj2 >"$d/www/obj.txt" # what the backend has now; the cache still has obj1
+		echo go >&"$KA_FD"
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^3 ' "$d/client"
+		want="3 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		body="2 $(echo obj1 | md5sum | cut -d' ' -f1) HTTP/1.1 200 OK"
+		fresh=$(curl -s -D "$d/fresh.head" "http://127.0.0.1:$port/obj.txt")
+		hits=$(varnish_stat "$w" MAIN.cache_hit)
+		up=$(varnish_stat "$w" MAIN.uptime)
+		starts=$(varnish_stat "$w" MGT.child_start)
+		status=$("${adm[@]}" status 2>&1)
+		# the request before the dump, in the child's shared-memory log
+		logged=$(timeout 10 varnishlog -n "$w" -d -g raw -i ReqURL 2>/dev/null | awk -v x="$xid" '$1 == x' | wc -l)
+		"${adm[@]}" ban req.url '~' '^/obj' >/dev/null 2>&1
+		banned=$(curl -s "http://127.0.0.1:$port/obj.txt")
+		"${adm[@]}" stop >/dev/null 2>&1
+		"${adm[@]}" start >/dev/null 2>&1
+		wait_until 10 sh -c "curl -sf http://127.0.0.1:$port/obj.txt | grep -q obj2"
+		restarted="$(pgrep -P "$pid") $(varnish_stat "$w" MGT.child_start)"
+		if ! grep -qx "$body" "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected the cached obj1, then the 50,000 lines)"
+		elif [ "$fresh" != obj1 ] || ! grep -q "^X-Varnish: [0-9]* $obj"$'\r'"$" "$d/fresh.head"; then
+			out="a new connection read '$fresh' ($(grep X-Varnish "$d/fresh.head" | tr -d '\r')): the cached obj1 (object $obj) expected"
+		elif ! [[ $hits =~ ^[0-9]+$ && $up =~ ^[0-9]+$ ]] || [ "$hits" -lt $((hits_before + 2)) ] ||
+			[ "$up" -lt "$up_before" ] || [ "$starts" != 1 ] || [ "$status" != "Child in state running" ]; then
+			out="varnishstat after the restore: cache_hit $hits_before -> '$hits', child uptime $up_before -> '$up', child starts '$starts'; varnishadm status: '$status'"
+		elif [ "$logged" -lt 1 ]; then
+			out="varnishlog -d does not show request $xid (made before the dump)"
+		elif [ "$banned" != obj2 ]; then
+			out="after a ban through varnishadm the object read '$banned' (obj2 from the backend expected)"
+		elif [ "$restarted" = "$child 1" ] || [[ $restarted != *" 2" ]]; then
+			out="varnishadm stop/start: the child and its starts are '$restarted' (a new child expected; was $child)"
+		fi
+	fi
+	keepalive_end
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+	fi
+	kill_ours "$be"
+	verdict "$name" "$out" "manager and child; the keep-alive connection and a new one hit the cached object (the backend changed), 50,000 lines fetched, varnishstat (hits $hits_before -> $hits, child uptime $up_before -> $up), varnishlog -d and varnishadm (status, ban, stop/start: a new child) work; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
