@@ -190,17 +190,61 @@
 #   mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
+#   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
+#           2 children of 25 worker threads each (a listener thread each, the scoreboard in
+#           shared memory, mod_status) on 127.0.0.1, a keep-alive client outside the tree
+#           (keepalive.py) that fetched a page: dumped and restored with --tcp-established; the
+#           same connection fetches a 100,000-line file (every byte checked), 20 new connections
+#           are served by both children (the same pids: mod_status names the serving one), the
+#           scoreboard's Total Accesses goes on, and a graceful restart (SIGUSR1) of the restored
+#           parent forks new children that serve. apache-prefork: the same with mpm_prefork (2
+#           single-threaded children); not run by default (same paths as apache-event).
+#   varnish varnishd -F with a private -n directory (its shared-memory log and counters, VSM
+#           files the manager and the child map), the manager and its child (thread pools of 10
+#           threads, a malloc store, the compiled VCL loaded from the directory) in front of a
+#           python3 http.server backend outside the tree (HTTP/1.1: a pooled connection), a
+#           keep-alive client outside the tree (keepalive.py) that fetched an object: dumped and
+#           restored with --tcp-established --file-locks (the manager locks _.pid); the backend's object
+#           changes, yet the same connection and a new one get the cached object (a hit on the
+#           same object id), the same connection fetches 50,000 lines, varnishstat's hits go on
+#           (the child's uptime too, no child restart), varnishlog -d shows the request made
+#           before the dump, varnishadm answers status, a ban takes effect, and stop/start makes
+#           the restored manager fork a new child that serves.
+#   squid   squid --foreground (private config: a master, its kid, the kid's unlinkd and pinger
+#           with its raw ICMP sockets) with a ufs cache_dir, in front of a python3 http.server
+#           backend outside the tree; a keep-alive client outside the tree (keepalive.py) that
+#           fetched a small object (kept in memory) and a 50,000-line one (over
+#           maximum_object_size_in_memory: in the cache dir): dumped and restored with
+#           --tcp-established --file-locks; the backend's object changes, yet the same connection
+#           and a new one get the cached one (X-Cache: HIT), the same connection reads the big
+#           one from the cache dir (every byte checked), the cache manager's hits go on with the
+#           same start time and kid, and squid -k reconfigure (a signal to the restored master's
+#           pid from its pid file) is followed by the kid, which serves after it.
+#   lighttpd  lighttpd -D (private config, as www-data) with mod_fastcgi spawning 2 responders
+#           (tests/apps/fcgi-counter.py: python3, a ticker thread, a request counter in memory) on
+#           a unix socket, mod_cgi and mod_status, a keep-alive client outside the tree
+#           (keepalive.py) that fetched a page: dumped and restored with --tcp-established; the
+#           same connection fetches 50,000 lines, the responder that answered before goes on
+#           (same pid, the next count, more ticks), two requests at a time are answered by both
+#           responders, a CGI script is forked by the restored lighttpd, and fastcgi.requests
+#           goes on.
+#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, apache, varnish,
+#   squid and lighttpd: their lines give the dump's and the restore's times (the logs' stats lines).
+#
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
-# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb ghc (default: all but ghc, in this
-# order). --keep keeps the temporary directory (logs, images). APPS_CORRUPT=WHAT breaks a program's state after the restore, for
+# haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
+# apache-event apache-prefork varnish squid lighttpd ghc (default: all but apache-prefork and
+# ghc, in this order). --keep keeps the temporary directory (logs, images).
+# APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
 # child; erlang: ets, ticks, child; ruby: hash, fiber, child; sbcl: table, ticks, child; ghc:
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
-# new workers); postfix, named, mosquitto: restart (the restored server killed and a fresh one
-# started); xvfb: framebuffer (zeroed through its segment).
+# new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
+# lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
+# (zeroed through its segment).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -212,9 +256,10 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
-	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb)
+	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
+	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb)
+	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -1772,6 +1817,466 @@ a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "
 	[ -n "$shmid" ] && ipcrm -m "$shmid" 2>/dev/null # Xvfb -shmem leaves its segment
 	verdict apps/xvfb "$out" "xvfb-run, Xvfb (framebuffer in SysV segment), xclock and xeyes: the root window's property, the windows and xeyes' pixels kept, xclock redraws over its connection, MIT-SHM images in removed segments shared by the client and Xvfb go on ($rounds0 -> ${rounds1:-?} rounds), a client connects after the restore, xkill ends xclock; $(ckpt_times "$d")" \
 		"$d/xvfb.err" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# apache_serving PORT N: N new connections, one after the other, each fetching mod_status's
+# page, in which the serving worker's row is the one whose request is this very one; prints
+# the serving pids with their counts: "PID:N ..." (sorted by pid)
+apache_serving() {
+	python3 - "$1" "$2" <<'PY'
+import re, sys, urllib.request
+port, n = int(sys.argv[1]), int(sys.argv[2])
+seen = {}
+for i in range(n):
+    try:
+        html = urllib.request.urlopen("http://127.0.0.1:%d/server-status?i=%d" % (port, i), timeout=5).read().decode()
+    except OSError as e:
+        print("error:%s" % e)
+        sys.exit()
+    for pid, row in re.findall(r"<tr><td><b>[^<]*</b></td><td>(\d+)</td>(.*?)</tr>", html, re.S):
+        if "server-status?i=%d " % i in row:
+            seen[pid] = seen.get(pid, 0) + 1
+print(" ".join("%s:%d" % kv for kv in sorted(seen.items())))
+PY
+}
+apache_accesses() { curl -s "http://127.0.0.1:$1/server-status?auto" | sed -n 's/^Total Accesses: //p'; }
+
+case_apache() {
+	local mpm=$1 name=apps/apache-$1 d=$ZOO_TMP/apache-$1 pid="" out="" port=$((40000 + ($$ + $2) % 20000))
+	if [ ! -x /usr/sbin/apache2 ]; then
+		result_fail "$name" "apache2 is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www" "$d/run"
+	chmod 711 "$ZOO_TMP"
+	chmod 755 "$d" "$d/www"
+	seq 1 100000 >"$d/www/big.txt"
+	echo hello >"$d/www/index.html"
+	chmod 644 "$d/www/"*
+	cat >"$d/httpd.conf" <<CONF
+ServerRoot /etc/apache2
+DefaultRuntimeDir $d/run
+PidFile $d/run/httpd.pid
+ErrorLog $d/error.log
+LogLevel info
+Listen 127.0.0.1:$port
+ServerName 127.0.0.1
+User www-data
+Group www-data
+LoadModule mpm_${mpm}_module /usr/lib/apache2/modules/mod_mpm_$mpm.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+TypesConfig /etc/mime.types
+DocumentRoot $d/www
+KeepAlive On
+KeepAliveTimeout 300
+MaxKeepAliveRequests 0
+ExtendedStatus On
+StartServers 2
+ServerLimit 2
+<IfModule mpm_prefork_module>
+	MinSpareServers 2
+	MaxSpareServers 2
+	MaxRequestWorkers 2
+</IfModule>
+<IfModule mpm_event_module>
+	ThreadsPerChild 25
+	MinSpareThreads 50
+	MaxSpareThreads 50
+	MaxRequestWorkers 50
+</IfModule>
+<Location /server-status>
+	SetHandler server-status
+	Require all granted
+</Location>
+<Directory $d/www>
+	Require all granted
+</Directory>
+CONF
+	(cd "$d" && exec setsid apache2 -f "$d/httpd.conf" -DFOREGROUND </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local children=""
+	if wait_until 10 curl -sf "http://127.0.0.1:$port/index.html" -o /dev/null; then
+		wait_until 10 sh -c "[ \$(pgrep -P $pid | wc -l) = 2 ]"
+		children=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+	fi
+	if [ "$(wc -w <<<"$children")" != 2 ]; then
+		result_fail "$name" "the server did not start with 2 children ($children): $(tail -c 300 "$d/error.log" "$d/log" 2>&1)"
+		kill_ours "$pid"
+		return
+	fi
+	keepalive_start "$d" "$port" "GET /index.html" "GET /big.txt"
+	local acc_before
+	acc_before=$(apache_accesses "$port")
+	CKPT_OPTS=(--tcp-established)
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	local want served acc after_children graceful=""
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill -KILL "$pid" $(pgrep -P "$pid")
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid apache2 -f "$d/httpd.conf" -DFOREGROUND </dev/null >"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 10 curl -sf "http://127.0.0.1:$port/index.html" -o /dev/null
+	fi
+	if [ -z "$out" ]; then
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		served=$(apache_serving "$port" 20)
+		acc=$(apache_accesses "$port")
+		after_children=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+		kill -USR1 "$pid" # a graceful restart: the restored parent forks new children
+		wait_until 10 sh -c "[ \"\$(pgrep -P $pid | sort | tr '\n' ' ')\" != '$children' ] && curl -sf http://127.0.0.1:$port/index.html -o /dev/null"
+		graceful=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+		if ! grep -q '^1 .* HTTP/1.1 200 OK$' "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected '$want' last)"
+		elif [ "$after_children" != "$children" ] || [ "$(echo "$served" | wc -w)" != 2 ] ||
+			[[ " $children" != *" ${served%%:*} "* ]]; then
+			out="after the restore new connections were served by '$served' (children before: $children, after: $after_children)"
+		elif ! [[ $acc =~ ^[0-9]+$ && $acc_before =~ ^[0-9]+$ ]] || [ "$acc" -lt $((acc_before + 20)) ]; then
+			out="the scoreboard's Total Accesses: $acc_before before the dump, '$acc' after 20 more requests"
+		elif [ -z "$graceful" ] || [ "$graceful" = "$children" ]; then
+			out="a graceful restart (SIGUSR1) of the restored parent: children '$graceful' (were $children)"
+		fi
+	fi
+	keepalive_end
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+	fi
+	verdict "$name" "$out" "parent and 2 children; the keep-alive connection fetched 100,000 lines after the restore, new connections served by both children ($served), accesses $acc_before -> $acc, a graceful restart forked new children; $(ckpt_times "$d")" \
+		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+case_apache_event() { case_apache event 41; }
+case_apache_prefork() { case_apache prefork 42; }
+
+# varnish_stat DIR FIELD: a counter of the varnishd whose -n directory is DIR
+varnish_stat() { varnishstat -n "$1" -1 -f "$2" 2>/dev/null | awk '{print $2}'; }
+
+case_varnish() {
+	local name=apps/varnish d=$ZOO_TMP/varnish pid="" out="" be="" port=$((40000 + ($$ + 43) % 20000))
+	local beport=$((40000 + ($$ + 44) % 20000)) cliport=$((40000 + ($$ + 45) % 20000))
+	if ! command -v varnishd >/dev/null; then
+		result_fail "$name" "varnish is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www"
+	chmod 711 "$ZOO_TMP"
+	chmod 755 "$d"
+	seq 1 50000 >"$d/www/big.txt"
+	echo obj1 >"$d/www/obj.txt"
+	local w=$d/work adm=(varnishadm -n "$d/work")
+	# the backend: outside the tree, HTTP/1.1 (varnishd keeps its connection in a pool)
+	(cd "$d/www" && exec setsid /usr/bin/python3 -m http.server -p HTTP/1.1 -b 127.0.0.1 "$beport" </dev/null >"$d/backend.log" 2>&1) &
+	be=$!
+	disown "$be"
+	track_pid "$be"
+	(cd "$d" && exec setsid varnishd -F -n "$w" -a "127.0.0.1:$port" -T "127.0.0.1:$cliport" -b "127.0.0.1:$beport" \
+		-s malloc,32m -p thread_pool_min=10 </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local xid="" obj="" child=""
+	if wait_until 20 sh -c "curl -sf http://127.0.0.1:$port/obj.txt | grep -q obj1"; then
+		# a hit: "X-Varnish: REQUEST OBJECT", the ids of this request and of the fetch that made the object
+		read -r xid obj < <(curl -s -D - "http://127.0.0.1:$port/obj.txt" -o /dev/null | tr -d '\r' |
+			sed -n 's/^X-Varnish: \([0-9]*\) \([0-9]*\)$/\1 \2/p')
+		child=$(pgrep -P "$pid")
+	fi
+	if [ -z "$xid" ] || [ -z "$child" ]; then
+		result_fail "$name" "varnishd did not start or did not cache (a hit's X-Varnish: '$xid'): $(tail -c 300 "$d/log" "$d/backend.log" 2>&1)"
+		kill_ours "$pid"
+		kill_ours "$be"
+		return
+	fi
+	keepalive_start "$d" "$port" "GET /obj.txt" "GET /obj.txt" "GET /big.txt"
+	local hits_before up_before
+	hits_before=$(varnish_stat "$w" MAIN.cache_hit)
+	up_before=$(varnish_stat "$w" MAIN.uptime)
+	CKPT_OPTS=(--tcp-established --file-locks) # the manager locks its _.pid
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill -TERM "$pid"
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid varnishd -F -n "$w" -a "127.0.0.1:$port" -T "127.0.0.1:$cliport" -b "127.0.0.1:$beport" \
+			-s malloc,32m -p thread_pool_min=10 </dev/null >>"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 20 curl -sf "http://127.0.0.1:$port/obj.txt" -o /dev/null
+	fi
+	local want body fresh hits up starts status logged banned restarted
+	if [ -z "$out" ]; then
+		echo obj2 >"$d/www/obj.txt" # what the backend has now; the cache still has obj1
+		echo go >&"$KA_FD"
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^3 ' "$d/client"
+		want="3 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		body="2 $(echo obj1 | md5sum | cut -d' ' -f1) HTTP/1.1 200 OK"
+		fresh=$(curl -s -D "$d/fresh.head" "http://127.0.0.1:$port/obj.txt")
+		hits=$(varnish_stat "$w" MAIN.cache_hit)
+		up=$(varnish_stat "$w" MAIN.uptime)
+		starts=$(varnish_stat "$w" MGT.child_start)
+		status=$("${adm[@]}" status 2>&1)
+		# the request before the dump, in the child's shared-memory log
+		logged=$(timeout 10 varnishlog -n "$w" -d -g raw -i ReqURL 2>/dev/null | awk -v x="$xid" '$1 == x' | wc -l)
+		"${adm[@]}" ban req.url '~' '^/obj' >/dev/null 2>&1
+		banned=$(curl -s "http://127.0.0.1:$port/obj.txt")
+		"${adm[@]}" stop >/dev/null 2>&1
+		"${adm[@]}" start >/dev/null 2>&1
+		wait_until 10 sh -c "curl -sf http://127.0.0.1:$port/obj.txt | grep -q obj2"
+		restarted="$(pgrep -P "$pid") $(varnish_stat "$w" MGT.child_start)"
+		if ! grep -qx "$body" "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected the cached obj1, then the 50,000 lines)"
+		elif [ "$fresh" != obj1 ] || ! grep -q "^X-Varnish: [0-9]* $obj"$'\r'"$" "$d/fresh.head"; then
+			out="a new connection read '$fresh' ($(grep X-Varnish "$d/fresh.head" | tr -d '\r')): the cached obj1 (object $obj) expected"
+		elif ! [[ $hits =~ ^[0-9]+$ && $up =~ ^[0-9]+$ ]] || [ "$hits" -lt $((hits_before + 2)) ] ||
+			[ "$up" -lt "$up_before" ] || [ "$starts" != 1 ] || [ "$status" != "Child in state running" ]; then
+			out="varnishstat after the restore: cache_hit $hits_before -> '$hits', child uptime $up_before -> '$up', child starts '$starts'; varnishadm status: '$status'"
+		elif [ "$logged" -lt 1 ]; then
+			out="varnishlog -d does not show request $xid (made before the dump)"
+		elif [ "$banned" != obj2 ]; then
+			out="after a ban through varnishadm the object read '$banned' (obj2 from the backend expected)"
+		elif [ "$restarted" = "$child 1" ] || [[ $restarted != *" 2" ]]; then
+			out="varnishadm stop/start: the child and its starts are '$restarted' (a new child expected; was $child)"
+		fi
+	fi
+	keepalive_end
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+	fi
+	kill_ours "$be"
+	verdict "$name" "$out" "manager and child; the keep-alive connection and a new one hit the cached object (the backend changed), 50,000 lines fetched, varnishstat (hits $hits_before -> $hits, child uptime $up_before -> $up), varnishlog -d and varnishadm (status, ban, stop/start: a new child) work; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# squid_counter PORT NAME: a counter of squid's cache manager (mgr:counters)
+squid_counter() { curl -s "http://127.0.0.1:$1/squid-internal-mgr/counters" | sed -n "s/^$2 = //p"; }
+
+case_squid() {
+	local name=apps/squid d=$ZOO_TMP/squid pid="" out="" be="" port=$((40000 + ($$ + 46) % 20000))
+	local beport=$((40000 + ($$ + 47) % 20000))
+	if ! command -v squid >/dev/null; then
+		result_fail "$name" "squid is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www" "$d/cache"
+	chmod 711 "$ZOO_TMP"
+	chmod 755 "$d"
+	seq 1 50000 >"$d/www/big.txt"
+	echo obj1 >"$d/www/obj.txt"
+	cat >"$d/squid.conf" <<CONF
+http_port 127.0.0.1:$port
+visible_hostname stasis-apps
+pid_filename $d/squid.pid
+cache_log $d/cache.log
+access_log stdio:$d/access.log
+cache_store_log none
+coredump_dir $d
+cache_effective_user proxy
+cache_mem 16 MB
+maximum_object_size_in_memory 8 KB
+cache_dir ufs $d/cache 16 4 4
+refresh_pattern . 10 100% 10 override-lastmod
+http_access allow localhost manager
+http_access allow localhost
+http_access deny all
+icp_port 0
+htcp_port 0
+snmp_port 0
+dns_nameservers 127.0.0.1
+netdb_filename none
+shutdown_lifetime 1 seconds
+CONF
+	touch "$d/cache.log" "$d/access.log"
+	chown proxy "$d/cache" "$d/cache.log" "$d/access.log"
+	if ! squid -f "$d/squid.conf" -z -N >"$d/log" 2>&1; then
+		result_fail "$name" "squid -z failed: $(tail -c 300 "$d/log")"
+		return
+	fi
+	(cd "$d/www" && exec setsid /usr/bin/python3 -m http.server -p HTTP/1.1 -b 127.0.0.1 "$beport" </dev/null >"$d/backend.log" 2>&1) &
+	be=$!
+	disown "$be"
+	track_pid "$be"
+	(cd "$d" && exec setsid squid --foreground -f "$d/squid.conf" </dev/null >>"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local via=(curl -s -x "http://127.0.0.1:$port") obj=http://127.0.0.1:$beport/obj.txt big=http://127.0.0.1:$beport/big.txt
+	local kid="" start=""
+	# the small object in memory, the big one (over maximum_object_size_in_memory) in the ufs dir
+	if wait_until 20 sh -c "${via[*]} $obj | grep -q obj1" && "${via[@]}" "$big" -o /dev/null &&
+		wait_until 5 sh -c "ls $d/cache/00/00 | grep -q 1"; then
+		kid=$(pgrep -P "$pid")
+		start=$(curl -s "http://127.0.0.1:$port/squid-internal-mgr/info" | grep '^Start Time:')
+	fi
+	if [ -z "$kid" ] || [ -z "$start" ]; then
+		result_fail "$name" "squid did not start or did not cache (kid '$kid'): $(tail -c 300 "$d/cache.log" "$d/log" 2>&1)"
+		kill_ours "$pid"
+		kill_ours "$be"
+		return
+	fi
+	keepalive_start "$d" "$port" "GET $obj" "GET $obj" "GET $big"
+	local hits_before
+	hits_before=$(squid_counter "$port" client_http.hits)
+	CKPT_OPTS=(--tcp-established --file-locks)
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill -KILL "$pid" "$kid"
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid squid --foreground -f "$d/squid.conf" </dev/null >>"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 20 sh -c "${via[*]} $obj -o /dev/null"
+	fi
+	local want body fresh hits start2 kid2 reconf
+	if [ -z "$out" ]; then
+		echo obj2 >"$d/www/obj.txt" # what the backend has now; the cache still has obj1
+		echo go >&"$KA_FD"
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^3 ' "$d/client"
+		want="3 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		body="2 $(echo obj1 | md5sum | cut -d' ' -f1) HTTP/1.1 200 OK"
+		fresh=$("${via[@]}" -D "$d/fresh.head" "$obj")
+		hits=$(squid_counter "$port" client_http.hits)
+		start2=$(curl -s "http://127.0.0.1:$port/squid-internal-mgr/info" | grep '^Start Time:')
+		kid2=$(pgrep -P "$pid")
+		squid -f "$d/squid.conf" -k reconfigure >>"$d/log" 2>&1
+		wait_until 10 grep -q 'Reconfiguring Squid Cache' "$d/cache.log"
+		sleep 1
+		reconf=$("${via[@]}" "$big" | md5sum | cut -d' ' -f1)
+		if ! grep -qx "$body" "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected the cached obj1, then the 50,000 lines from the cache dir)"
+		elif [ "$fresh" != obj1 ] || ! grep -q '^X-Cache: HIT' "$d/fresh.head"; then
+			out="a new connection read '$fresh' ($(grep X-Cache: "$d/fresh.head" | tr -d '\r')): a hit on the cached obj1 expected"
+		elif ! [[ $hits =~ ^[0-9]+$ && $hits_before =~ ^[0-9]+$ ]] || [ "$hits" -lt $((hits_before + 3)) ] ||
+			[ "$start2" != "$start" ] || [ "$kid2" != "$kid" ]; then
+			out="the cache manager after the restore: client_http.hits $hits_before -> '$hits', '$start2' (was '$start'), kid '$kid2' (was $kid)"
+		elif [ "$(md5sum <"$d/www/big.txt" | cut -d' ' -f1)" != "$reconf" ]; then
+			out="after squid -k reconfigure the big object was not served"
+		fi
+	fi
+	keepalive_end
+	if [ "$out" != failed ]; then
+		# the kid's helpers: pingers (one per configuration) outlive squid by up to 10 s
+		local helpers
+		helpers=$(pgrep -P "$(pgrep -P "$pid" | head -n 1)")
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+		for h in $helpers; do kill_ours "$h"; done
+	fi
+	kill_ours "$be"
+	verdict "$name" "$out" "master, kid, unlinkd and pinger; the keep-alive connection and a new one hit the cached object (the backend changed), the keep-alive connection read 50,000 lines from the ufs cache dir, mgr:counters hits $hits_before -> $hits, the same start time and kid, squid -k reconfigure works; $(ckpt_times "$d")" \
+		"$d/cache.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+case_lighttpd() {
+	local name=apps/lighttpd d=$ZOO_TMP/lighttpd pid="" out="" port=$((40000 + ($$ + 48) % 20000))
+	if ! command -v lighttpd >/dev/null; then
+		result_fail "$name" "lighttpd is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/www/cgi-bin" "$d/run"
+	chmod 711 "$ZOO_TMP"
+	chmod 755 "$d" "$d/www" "$d/www/cgi-bin"
+	seq 1 50000 >"$d/www/big.txt"
+	echo hello >"$d/www/index.txt"
+	# shellcheck disable=SC2016 # $PPID is the script's
+	printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\ncgi ppid %%s\\n" $PPID\n' >"$d/www/cgi-bin/ppid.sh"
+	chmod 755 "$d/www/cgi-bin/ppid.sh"
+	chmod 644 "$d/www/"*.txt
+	touch "$d/error.log"
+	chown www-data "$d/run" "$d/error.log"
+	cat >"$d/lighttpd.conf" <<CONF
+server.modules = ("mod_fastcgi", "mod_cgi", "mod_status")
+server.document-root = "$d/www"
+server.bind = "127.0.0.1"
+server.port = $port
+server.username = "www-data"
+server.groupname = "www-data"
+server.pid-file = "$d/run/lighttpd.pid"
+server.errorlog = "$d/error.log"
+server.max-keep-alive-idle = 300
+mimetype.assign = (".txt" => "text/plain")
+status.statistics-url = "/server-statistics"
+cgi.assign = (".sh" => "")
+fastcgi.server = ("/app" => (("socket" => "$d/run/fcgi.sock", "max-procs" => 2, "check-local" => "disable",
+	"bin-path" => "/usr/bin/python3 $ZOO_ROOT/tests/apps/fcgi-counter.py")))
+CONF
+	(cd "$d" && exec setsid lighttpd -D -f "$d/lighttpd.conf" </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	local app1="" fcgi=""
+	if wait_until 20 sh -c "curl -sf http://127.0.0.1:$port/app | grep -q ^pid="; then
+		app1=$(curl -s "http://127.0.0.1:$port/app")
+		fcgi=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+	fi
+	if [ -z "$app1" ] || [ "$(wc -w <<<"$fcgi")" != 2 ]; then
+		result_fail "$name" "lighttpd and its 2 FastCGI responders did not start ($fcgi): $(tail -c 300 "$d/error.log" "$d/log" 2>&1)"
+		kill_ours "$pid"
+		for p in $fcgi; do kill_ours "$p"; done
+		return
+	fi
+	keepalive_start "$d" "$port" "GET /index.txt" "GET /big.txt"
+	local req_before
+	req_before=$(curl -s "http://127.0.0.1:$port/server-statistics" | sed -n 's/^fastcgi.requests: //p')
+	CKPT_OPTS=(--tcp-established)
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		# shellcheck disable=SC2086 # the responders' pids
+		kill -KILL "$pid" $fcgi
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid lighttpd -D -f "$d/lighttpd.conf" </dev/null >>"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 20 sh -c "curl -sf http://127.0.0.1:$port/app | grep -q ^pid="
+	fi
+	local want app2 slow cgi req p1 c1 t1 p2 c2 t2
+	if [ -z "$out" ]; then
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^2 ' "$d/client"
+		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
+		app2=$(curl -s "http://127.0.0.1:$port/app")
+		# two at a time: the busy responder makes lighttpd give the other request to the other one
+		slow=$( (curl -s "http://127.0.0.1:$port/app?slow" & curl -s "http://127.0.0.1:$port/app?slow"; wait) |
+			sed -n 's/^pid=\([0-9]*\) .*/\1/p' | sort | tr '\n' ' ')
+		cgi=$(curl -s "http://127.0.0.1:$port/cgi-bin/ppid.sh")
+		req=$(curl -s "http://127.0.0.1:$port/server-statistics" | sed -n 's/^fastcgi.requests: //p')
+		read -r p1 c1 t1 < <(sed -n 's/^pid=\([0-9]*\) count=\([0-9]*\) ticks=\([0-9]*\)$/\1 \2 \3/p' <<<"$app1")
+		read -r p2 c2 t2 < <(sed -n 's/^pid=\([0-9]*\) count=\([0-9]*\) ticks=\([0-9]*\)$/\1 \2 \3/p' <<<"$app2")
+		if ! grep -q '^1 .* HTTP/1.1 200 OK$' "$d/client" || ! grep -qx "$want" "$d/client"; then
+			out="the keep-alive client read: $(tr '\n' '|' <"$d/client") (expected '$want' last)"
+		elif [ -z "$p2" ] || [ "$p2" != "$p1" ] || [ "$c2" != $((c1 + 1)) ] || [ "$t2" -le "$t1" ]; then
+			out="the FastCGI responder answered '$app1' before the dump and '$app2' after (the same pid, the next count, more ticks expected)"
+		elif [ "$slow" != "$fcgi" ]; then
+			out="two requests at a time after the restore were answered by '$slow' (the responders $fcgi expected)"
+		elif [ "$cgi" != "cgi ppid $pid" ]; then
+			out="a CGI request after the restore read '$cgi' (cgi ppid $pid expected)"
+		elif ! [[ $req =~ ^[0-9]+$ && $req_before =~ ^[0-9]+$ ]] || [ "$req" -lt $((req_before + 3)) ]; then
+			out="mod_status's fastcgi.requests: $req_before before the dump, '$req' after 3 more"
+		fi
+	fi
+	keepalive_end
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+		for p in $fcgi; do kill_ours "$p"; done
+	fi
+	verdict "$name" "$out" "lighttpd and 2 FastCGI responders (python3: a thread each); the keep-alive connection fetched 50,000 lines, the responder went on ($app1 -> $app2), both answered at once, a CGI child forked, fastcgi.requests $req_before -> $req; $(ckpt_times "$d")" \
+		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
