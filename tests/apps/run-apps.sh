@@ -1947,8 +1947,11 @@ CONF
 	fi
 	keepalive_end
 	if [ "$out" != failed ]; then
+		local left
+		left=$(pgrep -P "$pid")
 		kill -TERM "$pid" 2>/dev/null
 		wait_until 10 pid_free "$pid" || kill_ours "$pid"
+		for c in $children $left; do kill_ours "$c"; done # (a child its parent's end left behind)
 	fi
 	verdict "$name" "$out" "parent and 2 children; the keep-alive connection fetched 100,000 lines after the restore, new connections served by both children ($served), accesses $acc_before -> $acc, a graceful restart forked new children; $(ckpt_times "$d")" \
 		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
@@ -2271,9 +2274,11 @@ CONF
 	fi
 	keepalive_end
 	if [ "$out" != failed ]; then
+		local left
+		left=$(pgrep -P "$pid")
 		kill -TERM "$pid" 2>/dev/null
 		wait_until 10 pid_free "$pid" || kill_ours "$pid"
-		for p in $fcgi; do kill_ours "$p"; done
+		for p in $fcgi $left; do kill_ours "$p"; done
 	fi
 	verdict "$name" "$out" "lighttpd and 2 FastCGI responders (python3: a thread each); the keep-alive connection fetched 50,000 lines, the responder went on ($app1 -> $app2), both answered at once, a CGI child forked, fastcgi.requests $req_before -> $req; $(ckpt_times "$d")" \
 		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
