@@ -563,6 +563,8 @@ case_nginx() {
 	fi
 	mkdir -p "$d/img" "$d/www" "$d/tmp"
 	seq 1 100000 >"$d/www/big.txt"
+	chmod 711 "$ZOO_TMP" # its workers run as www-data
+	chmod 755 "$d" "$d/www"
 	cat >"$d/nginx.conf" <<CONF
 worker_processes 2;
 pid $d/nginx.pid;
