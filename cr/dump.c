@@ -143,8 +143,7 @@ void dump_tree_free(struct dump_tree *tr)
 		free(t->saved);
 		free(t->threads);
 		proc_vmas_free(&t->vmas);
-		free(t->fd_index.ids);
-		free(t->fd_index.buckets);
+		open_files_free(&t->open_files);
 		dirty_track_free(t->track);
 	}
 	for (size_t i = 0; i < tr->nr_entries; i++)
