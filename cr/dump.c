@@ -143,8 +143,7 @@ void dump_tree_free(struct dump_tree *tr)
 		free(t->saved);
 		free(t->threads);
 		proc_vmas_free(&t->vmas);
-		free(t->fd_index.ids);
-		free(t->fd_index.buckets);
+		open_files_free(&t->open_files);
 		dirty_track_free(t->track);
 	}
 	for (size_t i = 0; i < tr->nr_entries; i++)
@@ -181,8 +180,12 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	dump_link_parents(tr); /* (the kinds' collect may ask) */
 	for (unsigned i = 0; i < tree_objects_len; i++) {
 		unsigned logged = log_errors();
+		uint64_t began = now_ns(CLOCK_MONOTONIC);
 		if (tree_objects[i]->collect && (err = tree_objects[i]->collect(ctx, tr)))
 			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
+		if (tree_objects[i]->collect)
+			pr_debug("dump: %s collected in %.1f ms", tree_objects[i]->name,
+				 us_since(began) / 1000.0);
 	}
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		struct dump_task *t = &tr->tasks[i];

@@ -26,18 +26,31 @@ struct saved_page {
 };
 
 /*
- * A task's fds by the device and inode of their files (two fds can be one open file only if
- * they name the same inode): finding the fd that may share an fd's open file costs one bucket,
- * not a kcmp with every fd of the tree (10,000 sockets: seconds).
+ * The tree's open files, each once, at its first holder in tree order (cr/files/open-files.c):
+ * grouped by the device and inode of their files (two fds can be one open file only if they
+ * name the same inode), each group sorted in kcmp's order of open files. Which open file an fd
+ * is costs a hash and a binary search of kcmp calls, however many processes hold it and however
+ * many open files share its inode (every eventfd is one anonymous inode; a file opened again
+ * and again is one inode too).
  */
-struct fd_index {
-	struct fd_ident {
-		uint64_t dev, ino;
-		int next; /* the entry before it in its bucket, -1: none */
-	} *ids;           /* per fds->fds[i] */
-	int *buckets;     /* the last entry of each, -1: none */
-	size_t mask;      /* buckets - 1 (a power of two) */
+struct open_file {
+	pid_t pid;          /* its first holder (the host's pid: kcmp's) */
+	int fd;             /* and that holder's fd */
+	uint32_t vpid;      /* the first holder as the images name it */
+	size_t last_pos;    /* the last process (tree position) that holds it */
+	int last_fd;        /* that process's first fd of it */
+	signed char mqueue; /* a POSIX message queue: 1, 0, -1 not asked yet */
 };
+struct open_file_group {
+	uint64_t dev, ino;
+	struct open_file *files; /* kcmp's order */
+	size_t n, cap;
+};
+struct open_files {
+	struct open_file_group *groups; /* open addressing; ino == 0 && !files: free */
+	size_t mask, used;              /* slots - 1 (a power of two); groups in use */
+};
+void open_files_free(struct open_files *x);
 
 struct task_tracking;
 
@@ -69,7 +82,7 @@ struct dump_task {
 	Mm *mm;
 	Pagemap *pagemap;
 	FdTable *fds;
-	struct fd_index fd_index; /* its fds by file (cr/files/fdtable.c) */
+	struct open_files open_files; /* the root's: the tree's open files (cr/files/open-files.c) */
 	struct dump_task *fds_owner; /* it shares the fd table of this earlier process (CLONE_FILES),
 					which dumps it (cr/shared-tables.c); NULL: its own */
 

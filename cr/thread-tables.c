@@ -58,7 +58,7 @@ static int dump_own_fds(struct dump_task *t, pid_t tid, ThreadCore *tc)
 
 		if ((err = fd_probe(tid, fds[i], &p, &info)))
 			return err;
-		int of = fd_table_holder(t, &p.st, tid, fds[i]);
+		int of = fd_table_holder(t, &p, tid);
 		if (of < 0) {
 			pr_err("dump pid %d: its thread %d has an fd table of its own, whose fd %d (%s) the "
 			       "process's table does not hold (not supported)", t->pid, tid, fds[i], p.link);

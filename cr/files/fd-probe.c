@@ -1,6 +1,7 @@
 /* What every fd has in common, read from /proc/PID/fd and /proc/PID/fdinfo. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,27 +57,35 @@ const char *fdinfo_one_line(const char *text, char *buf, size_t len)
 	return buf;
 }
 
-int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out)
+/* The path of fd (or its fdinfo) of d's process: relative to the open directory, else whole. */
+static const char *fd_path(const struct fd_dirs *d, bool info, int fd, char *buf, size_t len)
 {
-	char path[64], buf[4096];
-	char *info = NULL;
-	char *l;
-	ssize_t n;
+	if ((info ? d->info_dir : d->fd_dir) >= 0)
+		snprintf(buf, len, "%d", fd);
+	else
+		snprintf(buf, len, "/proc/%d/%s/%d", d->pid, info ? "fdinfo" : "fd", fd);
+	return buf;
+}
 
-	memset(p, 0, sizeof(*p));
+static int at_dir(const struct fd_dirs *d, bool info)
+{
+	int dir = info ? d->info_dir : d->fd_dir;
+	return dir >= 0 ? dir : AT_FDCWD;
+}
+
+int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **info_out)
+{
+	char path[64];
+	uint64_t mnt_id, ino;
+	char *info, *l;
+
+	memset(p, 0, offsetof(struct fd_probe, link));
+	p->link[0] = 0;
 	p->fd = fd;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	n = readlink(path, p->link, sizeof(p->link) - 1);
-	if (n < 0 || stat(path, &p->st)) {
-		pr_perror("dump pid %d fd %d: cannot inspect", pid, fd);
-		return -errno;
-	}
-	p->link[n] = 0;
-	snprintf(buf, sizeof(buf), "/proc/%d/fdinfo/%d", pid, fd);
-	info = read_file_at(AT_FDCWD, buf, NULL);
+	info = read_file_at(at_dir(d, true), fd_path(d, true, fd, path, sizeof(path)), NULL);
 	if (!info) {
 		if (errno != ENOMEM)
-			pr_perror("dump pid %d fd %d: cannot read %s", pid, fd, buf);
+			pr_perror("dump pid %d fd %d: cannot read its fdinfo", d->pid, fd);
 		return -errno;
 	}
 	if ((l = strstr(info, "pos:")))
@@ -84,5 +93,46 @@ int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 	if ((l = strstr(info, "flags:")))
 		p->flags = strtoul(l + 6, NULL, 8);
 	p->info = *info_out = info;
+	/* one open file has one mount: its mount and inode group it with those that may be it */
+	if (fdinfo_u64(info, "mnt_id:", 10, &mnt_id) && fdinfo_u64(info, "\nino:", 10, &ino)) {
+		p->id_dev = mnt_id | 1ull << 63;
+		p->id_ino = ino;
+		return 0;
+	}
+	if (fstatat(at_dir(d, false), fd_path(d, false, fd, path, sizeof(path)), &p->st, 0)) {
+		pr_perror("dump pid %d fd %d: cannot inspect", d->pid, fd);
+		return -errno;
+	}
+	p->has_st = true;
+	p->id_dev = p->st.st_dev;
+	p->id_ino = p->st.st_ino;
 	return 0;
+}
+
+int fd_probe_file(const struct fd_dirs *d, struct fd_probe *p)
+{
+	char path[64];
+	ssize_t n;
+
+	fd_path(d, false, p->fd, path, sizeof(path));
+	n = readlinkat(at_dir(d, false), path, p->link, sizeof(p->link) - 1);
+	if (n < 0 || (!p->has_st && fstatat(at_dir(d, false), path, &p->st, 0))) {
+		pr_perror("dump pid %d fd %d: cannot inspect", d->pid, p->fd);
+		return -errno;
+	}
+	p->link[n] = 0;
+	p->has_st = true;
+	return 0;
+}
+
+int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out)
+{
+	const struct fd_dirs d = { pid, -1, -1 };
+	int err = fd_probe_info(&d, fd, p, info_out);
+
+	if (!err && (err = fd_probe_file(&d, p))) {
+		free(*info_out);
+		*info_out = NULL;
+	}
+	return err;
 }

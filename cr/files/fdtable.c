@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +25,10 @@
 /*
  * Close-on-exec: fdinfo's flags are the file's flags with O_CLOEXEC added for a close-on-exec
  * fd. A message queue keeps the O_CLOEXEC of its mq_open in its own flags (no other kind of
- * file does, checked on 6.18): for one, the fd's own flag is asked inside the task.
+ * file does, checked on 6.18): for one, the fd's own flag is asked inside the task. f: the
+ * fd's open file, which keeps whether it is a message queue once asked.
  */
-static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloexec)
+static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, struct open_file *f, bool *cloexec)
 {
 	uint64_t args[6] = { p->fd, F_GETFD };
 	char path[64];
@@ -38,43 +38,19 @@ static int fd_cloexec(struct dump_task *t, const struct fd_probe *p, bool *cloex
 	int err;
 
 	*cloexec = p->flags & O_CLOEXEC;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
-	if (!*cloexec || statfs(path, &sf) || sf.f_type != MQUEUE_MAGIC)
+	if (!*cloexec)
+		return 0;
+	if (f->mqueue < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", t->pid, p->fd);
+		f->mqueue = !statfs(path, &sf) && sf.f_type == MQUEUE_MAGIC;
+	}
+	if (!f->mqueue)
 		return 0;
 	if ((err = inject_syscall(&t->inj, SYS_fcntl, args, &ret)) || (err = ret < 0 ? ret : 0))
 		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read its close-on-exec flag",
 				   t->pid, p->fd);
 	*cloexec = ret & FD_CLOEXEC;
 	return 0;
-}
-
-static size_t ident_bucket(const struct fd_index *x, const struct stat *st)
-{
-	uint64_t h = ((uint64_t)st->st_ino ^ ((uint64_t)st->st_dev << 40)) * 0x9e3779b97f4a7c15ull;
-
-	return (h >> 24) & x->mask;
-}
-
-static int index_init(struct fd_index *x, size_t n)
-{
-	size_t size = 16;
-
-	while (size < 2 * n)
-		size <<= 1;
-	if (!(x->ids = xzalloc((n + 1) * sizeof(*x->ids))) ||
-	    !(x->buckets = xmalloc(size * sizeof(*x->buckets))))
-		return -ENOMEM;
-	memset(x->buckets, -1, size * sizeof(*x->buckets));
-	x->mask = size - 1;
-	return 0;
-}
-
-static void index_add(struct fd_index *x, size_t i, const struct stat *st)
-{
-	size_t b = ident_bucket(x, st);
-
-	x->ids[i] = (struct fd_ident){ st->st_dev, st->st_ino, x->buckets[b] };
-	x->buckets[b] = (int)i;
 }
 
 /* What an anonymous-inode file no kind claims is, for the refusal ("" if nothing to say). */
@@ -99,53 +75,53 @@ static const char *unsupported_kind(const char *link)
 	return "";
 }
 
-/*
- * The entry of task u that holds the open file of fd of pid (one offset, one set of flags;
- * u's only such entry that is not a dup of another), or NULL. st: the fd's file.
- */
-static const FdEntry *same_open_file(const struct dump_task *u, const struct stat *st, pid_t pid,
-				     int fd)
+/* The tree's open files: the root's table (a task outside a tree: its own). */
+static struct open_files *tree_open_files(struct dump_task *t)
 {
-	const struct fd_index *x = &u->fd_index;
-
-	if (!x->buckets)
-		return NULL; /* u has not been dumped (a failed dump) */
-	for (int j = x->buckets[ident_bucket(x, st)]; j >= 0; j = x->ids[j].next) {
-		const FdEntry *o = u->fds->fds[j];
-		if (x->ids[j].ino == st->st_ino && x->ids[j].dev == st->st_dev &&
-		    o->kind != FD_KIND__FD_DUP &&
-		    syscall(SYS_kcmp, u->pid, pid, KCMP_FILE, o->fd, fd) == 0)
-			return o;
-	}
-	return NULL;
+	return t->tree ? &t->tree[0].open_files : &t->open_files;
 }
 
-int fd_table_holder(const struct dump_task *t, const struct stat *st, pid_t pid, int fd)
+int fd_table_holder(const struct dump_task *t, const struct fd_probe *p, pid_t pid)
 {
-	const FdEntry *o = same_open_file(t, st, pid, fd);
+	const struct open_files *x = t->tree ? &t->tree[0].open_files : &t->open_files;
+	const struct open_file *f = open_files_find(x, p, pid);
 
-	return o ? (int)o->fd : -ENOENT;
+	return f && f->last_pos == t->tree_pos ? f->last_fd : -ENOENT;
 }
 
 /*
- * The same open file held by a process dumped before this one, as fork leaves it: the entry
- * refers to that process's fd, resolved to the first holder.
+ * Which open file fd is: the first of this process's fds holding it (a dup), or the same open
+ * file held by a process dumped before this one, as fork leaves it (resolved to the first
+ * holder), or a new one (*seen false: its kind dumps it). *f: the open file (until the next).
  */
-static bool find_in_earlier_process(const struct dump_task *t, const struct stat *st, int fd,
-				    FdEntry *e)
+static int find_open_file(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool *seen,
+			  struct open_file **f)
 {
-	for (size_t k = 0; k < t->tree_pos; k++) {
-		const struct dump_task *u = &t->tree[k];
-		const FdEntry *o = same_open_file(u, st, t->pid, fd);
-		if (!o)
-			continue;
-		e->kind = FD_KIND__FD_SHARED;
-		e->has_shared_pid = e->has_shared_fd = true;
-		e->shared_pid = o->kind == FD_KIND__FD_SHARED ? o->shared_pid : u->vpid;
-		e->shared_fd = o->kind == FD_KIND__FD_SHARED ? o->shared_fd : o->fd;
-		return true;
+	struct open_file mine = { t->pid, (int)e->fd, t->vpid, t->tree_pos, (int)e->fd, -1 }, *o;
+	int err = open_files_see(tree_open_files(t), p, &mine, &o);
+
+	if (err < 0) {
+		pr_err("dump pid %d fd %u: cannot compare its open file with the tree's: %s", t->pid,
+		       e->fd, strerror(-err));
+		return err;
 	}
-	return false;
+	*f = o;
+	*seen = err == 1;
+	if (!*seen)
+		return 0;
+	if (o->last_pos == t->tree_pos) {
+		e->kind = FD_KIND__FD_DUP;
+		e->has_dup_of = true;
+		e->dup_of = o->last_fd;
+		return 0;
+	}
+	o->last_pos = t->tree_pos;
+	o->last_fd = e->fd;
+	e->kind = FD_KIND__FD_SHARED;
+	e->has_shared_pid = e->has_shared_fd = true;
+	e->shared_pid = o->vpid;
+	e->shared_fd = o->fd;
+	return 0;
 }
 
 static int dump_fds(struct dump_task *t)
@@ -164,38 +140,46 @@ static int dump_fds(struct dump_task *t)
 	logged = log_errors();
 	if ((err = proc_list_numbers(t->pid, "fd", &fds, &n)))
 		return log_unnamed(logged, err, "dump pid %d: cannot list its fds", t->pid);
-	if (!(tab->fds = xzalloc(n * sizeof(*tab->fds))) || (err = index_init(&t->fd_index, n)))
+	if (!(tab->fds = xzalloc(n * sizeof(*tab->fds))))
 		return -ENOMEM;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	auto_close int fd_dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo", t->pid);
+	auto_close int info_dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	const struct fd_dirs dirs = { t->pid, fd_dir, info_dir };
 	for (size_t i = 0; i < n; i++) {
 		struct fd_probe p;
 		FdEntry *e;
+		struct open_file *f;
 		auto_free char *info = NULL;
+		bool cloexec, seen;
 
 		if (dirty_track_owns_fd(t, fds[i]))
 			continue; /* stasis's own, not the program's */
-		bool cloexec;
-		if ((err = fd_probe(t->pid, fds[i], &p, &info)) || (err = fd_cloexec(t, &p, &cloexec)))
+		/* an fd of an open file met before costs its fdinfo and a few kcmp, nothing more */
+		if ((err = fd_probe_info(&dirs, fds[i], &p, &info)))
 			return err;
 		/* in the table as soon as it exists: the tree's teardown frees it on any failure */
 		if (!(e = xzalloc(sizeof(*e))))
 			return -ENOMEM;
 		fd_entry__init(e);
 		e->fd = fds[i];
-		e->cloexec = cloexec;
-		const FdEntry *prev = same_open_file(t, &p.st, t->pid, e->fd);
-		index_add(&t->fd_index, tab->n_fds, &p.st);
 		tab->fds[tab->n_fds++] = e;
-		if (prev) {
-			e->kind = FD_KIND__FD_DUP;
-			e->has_dup_of = true;
-			e->dup_of = prev->fd;
+		if ((err = find_open_file(t, &p, e, &seen, &f)) || (err = fd_cloexec(t, &p, f, &cloexec)))
+			return err;
+		e->cloexec = cloexec;
+		if (seen && e->kind == FD_KIND__FD_DUP)
 			continue;
-		}
-		if (find_in_earlier_process(t, &p.st, e->fd, e)) {
-			if ((err = locks_dump_fd(t, &p, e, true)))
+		if (seen) {
+			/* (a lock's refusal names the file) */
+			if ((strstr(info, "lock:") && (err = fd_probe_file(&dirs, &p))) ||
+			    (err = locks_dump_fd(t, &p, e, true)))
 				return err;
 			continue;
 		}
+		if ((err = fd_probe_file(&dirs, &p)))
+			return err;
 		logged = log_errors();
 		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",

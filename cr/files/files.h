@@ -12,18 +12,38 @@
 /* What every fd has in common, read from /proc/PID/fd and /proc/PID/fdinfo (cr/files/fd-probe.c). */
 struct fd_probe {
 	int fd;
-	struct stat st;
-	char link[4096]; /* readlink of /proc/PID/fd/N: a path, "pipe:[123]", "anon_inode:[...]" */
 	unsigned flags;  /* fdinfo flags (open(2) flags, O_CLOEXEC included) */
 	unsigned long long pos;
 	const char *info; /* the whole /proc/PID/fdinfo/N text */
+	/* what groups it with the open files that may be it (struct open_files): fdinfo's mount
+	 * (bit 63 set) and inode, or, on a kernel without those lines, st's device and inode */
+	uint64_t id_dev, id_ino;
+	bool has_st;
+	struct stat st;
+	char link[4096]; /* readlink of /proc/PID/fd/N: a path, "pipe:[123]", "anon_inode:[...]" */
 };
 
 /* Fills p for fd of pid; *info_out is the fdinfo text to free. Says what failed. */
 int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out);
+/* The same in two steps, for many fds of one process: its /proc/PID/fd and fdinfo directories
+ * open (-1: by whole path). info: fdinfo (pos, flags, the id), what an fd of an open file met
+ * before needs; then file: its link and st. */
+struct fd_dirs {
+	pid_t pid;
+	int fd_dir, info_dir;
+};
+int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **info_out);
+int fd_probe_file(const struct fd_dirs *d, struct fd_probe *p);
 /* The fd of t's (dumped) table that is the open file of fd of pid (a tid too), else -ENOENT;
  * st: that fd's file. */
-int fd_table_holder(const struct dump_task *t, const struct stat *st, pid_t pid, int fd);
+int fd_table_holder(const struct dump_task *t, const struct fd_probe *p, pid_t pid);
+/* The tree's open files (cr/files/open-files.c). find: the open file of p's fd of pid (a tid
+ * too), or NULL. see: f's open file (f->pid, f->fd; p its probe) in x: 1 and *at the one
+ * already there, or 0 and *at f added; <0 if kcmp failed or memory ran out. *at holds until
+ * the next call. */
+struct open_file *open_files_find(const struct open_files *x, const struct fd_probe *p, pid_t pid);
+int open_files_see(struct open_files *x, const struct fd_probe *p, const struct open_file *f,
+		   struct open_file **at);
 /* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
 /* The line of fdinfo text starting at l, without its newline, cut to fit len (sscanf a line

@@ -25,10 +25,13 @@ struct shared_file {
 	bool later; /* held is /dev/null: the root opens the file there (shared_files_open_later) */
 };
 
-/* The run's open files that stasis opens itself, inherited by every new process. */
+/* The run's open files that stasis opens itself, inherited by every new process; found by
+ * (pid, fd) through a hash (each fd of a tree of 235 processes x 700 inherited fds asks). */
 struct shared_state {
 	struct shared_file *files;
 	size_t n;
+	int *slots;  /* index into files, -1: free; at most half full */
+	size_t mask; /* slots - 1 (a power of two) */
 };
 
 static struct shared_state *state_of(const struct run_ctx *ctx)
@@ -36,14 +39,53 @@ static struct shared_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_shared_files);
 }
 
+static size_t slot_of(const struct shared_state *st, pid_t pid, uint32_t fd)
+{
+	return ((((uint64_t)(uint32_t)pid << 32) | fd) * 0x9e3779b97f4a7c15ull >> 24) & st->mask;
+}
+
+/* The slot of (pid, fd): its file's, or the free one where it goes. */
+static size_t find_slot(const struct shared_state *st, pid_t pid, uint32_t fd)
+{
+	size_t s = slot_of(st, pid, fd);
+
+	while (st->slots[s] >= 0 &&
+	       (st->files[st->slots[s]].pid != pid || st->files[st->slots[s]].fd != fd))
+		s = (s + 1) & st->mask;
+	return s;
+}
+
 int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd)
 {
 	const struct shared_state *st = state_of(ctx);
+	size_t s;
 
+	if (!st->slots)
+		return -1;
+	s = find_slot(st, pid, fd);
+	return st->slots[s] >= 0 ? st->files[st->slots[s]].held : -1;
+}
+
+/* Room in the hash for n files. */
+static int slots_reserve(struct shared_state *st, size_t n)
+{
+	size_t size = st->slots ? st->mask + 1 : 0;
+
+	if (2 * n <= size)
+		return 0;
+	size = size ? size : 64;
+	while (2 * n > size)
+		size <<= 1;
+	int *slots = xmalloc(size * sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	memset(slots, -1, size * sizeof(*slots));
+	free(st->slots);
+	st->slots = slots;
+	st->mask = size - 1;
 	for (size_t i = 0; i < st->n; i++)
-		if (st->files[i].pid == pid && st->files[i].fd == fd)
-			return st->files[i].held;
-	return -1;
+		st->slots[find_slot(st, st->files[i].pid, st->files[i].fd)] = (int)i;
+	return 0;
 }
 
 static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
@@ -56,14 +98,17 @@ static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
 
 static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool later)
 {
-	struct shared_file *more = xreallocarray(st->files, st->n + 1, sizeof(*st->files));
+	struct shared_file *more = slots_reserve(st, st->n + 1) ? NULL
+				   : xreallocarray(st->files, st->n + 1, sizeof(*st->files));
 
 	if (!more) {
 		close(held);
 		return -ENOMEM;
 	}
 	st->files = more;
-	st->files[st->n++] = (struct shared_file){ pid, fd, held, later };
+	st->files[st->n] = (struct shared_file){ pid, fd, held, later };
+	st->slots[find_slot(st, pid, fd)] = (int)st->n;
+	st->n++;
 	return 0;
 }
 
@@ -178,6 +223,8 @@ static void close_shared_files(struct run_ctx *ctx)
 	for (size_t i = 0; i < st->n; i++)
 		close(st->files[i].held);
 	st->n = 0;
+	if (st->slots)
+		memset(st->slots, -1, (st->mask + 1) * sizeof(*st->slots));
 }
 
 static void undo_shared_files(struct run_ctx *ctx, bool restored)
@@ -189,6 +236,7 @@ static void undo_shared_files(struct run_ctx *ctx, bool restored)
 static void free_shared_files(void *state)
 {
 	free(((struct shared_state *)state)->files);
+	free(((struct shared_state *)state)->slots);
 }
 
 const struct tree_object_ops tree_shared_files = {

@@ -20,7 +20,7 @@
 #   BENCH_DISK_DIR    where the on-disk images go (default /var/tmp; must not be tmpfs)
 #   BENCH_TMPFS_DIR   where the in-memory images go (default /dev/shm; must be tmpfs)
 #   BENCH_SCENARIOS   scenarios to run, space-separated (default: memory tree100 threads256
-#                     tcp10k cow9)
+#                     tcp10k cow9 fds100x1000 reserve1t)
 #   BENCH_VERBOSITY   -v level for stasis (default 3: prints the stats lines)
 #   BENCH_TIMEOUT     seconds allowed for each stasis command (default 300)
 
@@ -36,7 +36,7 @@ DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
 VERBOSITY=${BENCH_VERBOSITY:-3}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
-read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256 tcp10k cow9}"
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256 tcp10k cow9 fds100x1000 reserve1t}"
 TARGET_PCT=60            # dump >= 60% of write(); restore >= 60% of memcpy
 MEMCPY_MIB=512
 READY_TIMEOUT=120        # seconds for a target to set itself up
@@ -161,6 +161,8 @@ show_tail() {   # show_tail FILE TITLE
 #                                S_DESC   one line saying what it is
 #                              and track every PID started. Return non-zero
 #                              (with S_VERDICT saying why) on failure.
+#                              Optional: S_FDS (fds in the tree: the many-fds table)
+#                              or S_TABLE=reserve (the reservation table).
 #   scenario_NAME check WORK   After restore: make the restored program(s)
 #                              verify their state and exit. Set S_VERDICT to
 #                              "PASS ..." or "FAIL ..."; return 0 only on PASS.
@@ -313,6 +315,57 @@ scenario_cow() {
 		;;
 	esac
 }
+# Many processes x many fds: scenario_fds N M PHASE WORK (a root opens M fds, a quarter each
+# pipes, unix socket pairs, a file opened again and again and eventfds, and makes a tree of N
+# processes that inherit them; each also holds two files of its own and pending signals).
+# The figure is the frozen time per thousand fds: an fd of an open file met before must cost
+# one identity check, not a dump of its own.
+scenario_fds() {
+	local n=$1 m=$2 phase=$3 work=$4
+	case $phase in
+	start)
+		S_DESC="$n processes inheriting $m fds each (pipes, unix pairs, a file opened again and again, eventfds), pending signals"
+		S_TASKS=$n
+		"$BIN/fdtarget" "$n" "$m" "$work/verdict" "$work/fdtarget.data" </dev/null >>"$work/target.log" 2>&1 &
+		S_CHILD=$!
+		disown "$S_CHILD"
+		track "$S_CHILD"
+		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
+			S_VERDICT="FAIL: target did not get ready"
+			show_tail "$work/target.log" "target output"
+			return 1
+		fi
+		S_PID=$S_CHILD
+		S_FDS=$(sed -n 's/^READY .* fds=\([0-9]*\).*/\1/p' "$work/target.log" | head -n 1)
+		;;
+	check) scenario_tasks tree "$n" check "$work" ;;
+	esac
+}
+# A runtime's address space reservation: scenario_reserve PHASE WORK (1 TiB PROT_NONE with three
+# 64 KiB windows of data, and a child that inherits it). Dump and restore must not walk its
+# 2^28 pages (the pagemap of every page at dump; a restored child walking its inherited copy).
+scenario_reserve() {
+	local phase=$1 work=$2
+	case $phase in
+	start)
+		S_DESC="1 TiB PROT_NONE reservation with three 64 KiB windows of data, and a child inheriting it"
+		S_TASKS=2 S_TABLE=reserve
+		"$BIN/reservetarget" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
+		S_CHILD=$!
+		disown "$S_CHILD"
+		track "$S_CHILD"
+		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
+			S_VERDICT="FAIL: target did not get ready"
+			show_tail "$work/target.log" "target output"
+			return 1
+		fi
+		S_PID=$S_CHILD
+		;;
+	check) scenario_tasks tree 2 check "$work" ;;
+	esac
+}
+scenario_fds100x1000() { scenario_fds 100 1000 "$@"; }
+scenario_reserve1t() { scenario_reserve "$@"; }
 scenario_cow9() { scenario_cow 9 256 "$@"; }
 scenario_tcp10k() { scenario_tcp 10000 "$@"; }
 scenario_tree100() { scenario_tasks tree 100 "$@"; }
@@ -343,7 +396,7 @@ measure_write() {   # measure_write DIR
 # Result rows, filled by run_case.
 NROWS=0
 R_SCN=() R_WHERE=() R_OK=() R_VERDICT=() R_FROZEN=() R_DUMP=() R_RESTORE=()
-R_BYTES=() R_WRITE=() R_TASKS=() R_CONNS=()
+R_BYTES=() R_WRITE=() R_TASKS=() R_CONNS=() R_FDS=() R_TABLE=()
 
 # stat_field LINE NAME: the value of NAME=... in a stats line, empty if absent.
 stat_field() { sed -n "s/.*[[:space:]]$2=\([0-9][0-9.]*\).*/\1/p" <<<" $1" | head -n 1; }
@@ -368,7 +421,7 @@ run_case_body() {
 
 	work=$(mktemp -d "$SCRATCH/$scn-$where.XXXXXX")
 	mkdir -p -- "$imgdir"
-	S_PID='' S_CHILD='' S_DESC='' S_VERDICT='' S_TASKS=1 S_CONNS=0
+	S_PID='' S_CHILD='' S_DESC='' S_VERDICT='' S_TASKS=1 S_CONNS=0 S_FDS=0 S_TABLE=''
 	S_DUMP_ARGS=()
 
 	echo
@@ -460,7 +513,8 @@ run_case_body() {
 	{ [ -n "$dump_ms" ] && ge "$dump_ms" 0.001; } || dump_ms=$dump_wall_ms
 	{ [ -n "$rest_ms" ] && ge "$rest_ms" 0.001; } || rest_ms=$rest_wall_ms
 	R_FROZEN[row]=${frozen:-n/a} R_DUMP[row]=$dump_ms R_RESTORE[row]=$rest_ms R_BYTES[row]=$bytes
-	R_TASKS[row]=$S_TASKS R_CONNS[row]=$S_CONNS
+	R_TASKS[row]=$S_TASKS R_CONNS[row]=$S_CONNS R_FDS[row]=${S_FDS:-0} R_TABLE[row]=$S_TABLE
+	((R_FDS[row] > 0)) && R_TABLE[row]=fds
 	R_OK[row]=1
 	return 0
 }
@@ -533,14 +587,16 @@ done
 
 echo
 # rows of the per-connection and per-task tables (the others, and failures, in the first)
-NCONNROWS=0 NTASKROWS=0
+NCONNROWS=0 NTASKROWS=0 NFDROWS=0 NRESROWS=0
 for ((r = 0; r < NROWS; r++)); do
 	((R_OK[r])) || continue
-	if ((R_CONNS[r] > 0)); then NCONNROWS=$((NCONNROWS + 1))
+	if [ "${R_TABLE[r]}" = fds ]; then NFDROWS=$((NFDROWS + 1))
+	elif [ "${R_TABLE[r]}" = reserve ]; then NRESROWS=$((NRESROWS + 1))
+	elif ((R_CONNS[r] > 0)); then NCONNROWS=$((NCONNROWS + 1))
 	elif ((R_TASKS[r] > 1)); then NTASKROWS=$((NTASKROWS + 1)); fi
 done
 echo "== results (GB/s = 1e9 bytes/s; dump vs write() to the same directory, restore vs memcpy ${MEMCPY_GBPS} GB/s)"
-((NROWS > NCONNROWS + NTASKROWS)) &&
+((NROWS > NCONNROWS + NTASKROWS + NFDROWS + NRESROWS)) &&
 	printf '%-10s %-6s %-7s %9s %9s %10s %10s  %-24s %s\n' \
 		scenario images verdict frozen_ms dump_ms restore_ms image_MiB "dump GB/s (vs write)" "restore GB/s (vs memcpy)"
 MET_ALL=1 NMEASURED=0
@@ -551,8 +607,8 @@ for ((r = 0; r < NROWS; r++)); do
 		continue
 	fi
 	b=${R_BYTES[r]}
-	if ((R_TASKS[r] > 1 || R_CONNS[r] > 0)); then
-		continue # in the per-task or per-connection table below
+	if ((R_TASKS[r] > 1 || R_CONNS[r] > 0)) || [ -n "${R_TABLE[r]}" ]; then
+		continue # in the per-task, per-connection, many-fds or reservation table below
 	fi
 	NMEASURED=$((NMEASURED + 1))
 	dgbps=$(calc "$b / (${R_DUMP[r]} * 1e6)")
@@ -584,10 +640,32 @@ if ((NTASKROWS)); then
 	printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' scenario images verdict tasks frozen_ms \
 		dump_ms restore_ms dump_ms/task restore_ms/task
 	for ((r = 0; r < NROWS; r++)); do
-		((R_OK[r])) && ((R_TASKS[r] > 1)) && ((R_CONNS[r] == 0)) || continue
+		((R_OK[r])) && ((R_TASKS[r] > 1)) && ((R_CONNS[r] == 0)) && [ -z "${R_TABLE[r]}" ] || continue
 		printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
 			"${R_TASKS[r]}" "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
 			"$(calc "${R_DUMP[r]} / ${R_TASKS[r]}" 3)" "$(calc "${R_RESTORE[r]} / ${R_TASKS[r]}" 3)"
+	done
+fi
+if ((NFDROWS)); then
+	echo
+	echo "== many processes x many fds (frozen time per thousand fds = frozen_ms * 1000 / fds)"
+	printf '%-12s %-6s %-7s %6s %7s %9s %9s %10s %16s\n' scenario images verdict tasks fds frozen_ms \
+		dump_ms restore_ms frozen_ms/1000fds
+	for ((r = 0; r < NROWS; r++)); do
+		((R_OK[r])) && [ "${R_TABLE[r]}" = fds ] || continue
+		printf '%-12s %-6s %-7s %6s %7s %9s %9s %10s %16s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
+			"${R_TASKS[r]}" "${R_FDS[r]}" "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
+			"$( [ "${R_FROZEN[r]}" = n/a ] && echo n/a || calc "1000 * ${R_FROZEN[r]} / ${R_FDS[r]}" 1)"
+	done
+fi
+if ((NRESROWS)); then
+	echo
+	echo "== address space reservation (1 TiB PROT_NONE, a child inheriting it: no walk of its pages)"
+	printf '%-12s %-6s %-7s %9s %9s %10s\n' scenario images verdict frozen_ms dump_ms restore_ms
+	for ((r = 0; r < NROWS; r++)); do
+		((R_OK[r])) && [ "${R_TABLE[r]}" = reserve ] || continue
+		printf '%-12s %-6s %-7s %9s %9s %10s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
+			"${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}"
 	done
 fi
 echo
