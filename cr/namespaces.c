@@ -143,7 +143,9 @@ static int dump_namespaces(struct dump_task *t)
 		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root, ids)))
 			return err;
 	}
-	return proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids);
+	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)) == -ESRCH)
+		pr_err("dump pid %d: cannot read its pids in its PID namespaces", t->pid);
+	return err;
 }
 
 static int validate_namespaces(struct restore_task *t)

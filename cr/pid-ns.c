@@ -213,8 +213,11 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 
 		if (e->group_helper)
 			continue; /* its id in the namespace: below, once its members' are known */
-		if ((err = proc_nspids(e->pid, &nspid, &n)))
+		if ((err = proc_nspids(e->pid, &nspid, &n))) {
+			if (err == -ESRCH)
+				pr_err("dump pid %d: cannot read its pids in its PID namespaces", e->pid);
 			return err;
+		}
 		if (i == 0) {
 			st->depth = n - 1;
 			st->own = n > 1;

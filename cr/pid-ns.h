@@ -11,7 +11,8 @@
 struct restore_tree;
 struct restore_task;
 
-/* Restore, once the images are checked: the tree's root is pid 1 of a new PID namespace. */
+/* Dump, once the tree is collected; restore, once the images are checked: the tree's root is
+ * pid 1 of a PID namespace of its own. */
 bool pid_ns_is_own(const struct run_ctx *ctx);
 
 /* Dump: the pid the images keep for host process host (its pid in the tree's namespace;

@@ -211,9 +211,12 @@ int proc_nspids(pid_t pid, uint32_t **pids, size_t *n)
 	buf = read_file_at(AT_FDCWD, path, NULL);
 	if (!buf && errno == ENOMEM)
 		return -ENOMEM;
-	l = buf ? strstr(buf, "\nNSpid:") : NULL;
+	if (!buf)
+		return -ESRCH; /* (gone: the caller says what that means; a restore walking its new
+				* tree meets helpers that just died) */
+	l = strstr(buf, "\nNSpid:");
 	if (!l) {
-		pr_err("dump pid %d: cannot read NSpid from %s", pid, path);
+		pr_err("pid %d: no NSpid line in %s", pid, path);
 		return -ESRCH;
 	}
 	l += strlen("\nNSpid:");

@@ -54,7 +54,8 @@ int proc_read_stat(pid_t pid, struct proc_stat *st);
 /* One "Name:\tvalue" line of /proc/PID/status, as a number parsed in base. */
 int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val);
 
-/* NSpid: pid's pid at each PID-namespace level, outermost (stasis's) first; malloc'd. */
+/* NSpid: pid's pid at each PID-namespace level, outermost (stasis's) first; malloc'd.
+ * -ESRCH, nothing logged, if pid is gone. */
 int proc_nspids(pid_t pid, uint32_t **pids, size_t *n);
 
 /* The numbered entries of /proc/PID/<dir> ("task": thread ids, "fd": fds), sorted. */

@@ -21,6 +21,8 @@
 #include "log.h"
 #include "mount-ns.h"
 #include "mounts.h"
+#include "pid-ns.h"
+#include "proc.h"
 #include "proc-dead.h"
 #include "tree-path.h"
 #include "util.h"
@@ -73,12 +75,28 @@ static long proc_path_pid(const char *path, const char **rest)
 	return pid;
 }
 
+/* Whether host pid (a process or a thread) belongs to a process of the tree. */
+static bool pid_in_tree(const struct dump_task *t, long pid)
+{
+	uint64_t tgid;
+
+	if (proc_status_field((pid_t)pid, "Tgid", 10, &tgid))
+		tgid = (uint64_t)pid; /* (gone: by its number alone) */
+	for (size_t i = 0; i < t->tree_size; i++)
+		if (t->tree[i].tgid == pid || (uint64_t)t->tree[i].tgid == tgid)
+			return true;
+	return false;
+}
+
 /*
- * /proc/PID... of a process of the tree that has a PID namespace of its own, on stasis's
- * /proc (the same device: the host's, which such a tree may keep when nothing mounted it a
- * /proc of its own): PID is the host's pid, which the restored process will not have. The
- * image names it as the tree's /proc would, by its pid in the tree's namespace (the restore
- * names it as the /proc there does: proc_path_here). 1: done into buf, 0: not such a file.
+ * /proc/PID... on stasis's /proc (the same device: the host's, which a tree with a PID
+ * namespace of its own may keep when nothing mounted it a /proc of its own), the tree having
+ * a PID namespace of its own: PID is the host's pid. Of a process of the tree, which the
+ * restored process will not have: the image names it as the tree's /proc would, by its pid in
+ * the tree's namespace (the restore names it as the /proc there does: proc_path_here); 1, done
+ * into buf. Of a process outside the tree: the path stays, and must not be read as one of the
+ * tree's pids at restore (the host's init's /proc/1 is not the tree's init's); 2. 0: not such
+ * a file (or nothing to change).
  */
 static int proc_path_in_tree(const struct dump_task *t, const struct fd_probe *p, char *buf, size_t len)
 {
@@ -91,7 +109,7 @@ static int proc_path_in_tree(const struct dump_task *t, const struct fd_probe *p
 	for (size_t i = 0; i < t->tree_size; i++)
 		if (t->tree[i].tgid == pid && t->tree[i].vpid != (uint32_t)pid)
 			return snprintf(buf, len, "/proc/%u%s", t->tree[i].vpid, rest) < (int)len;
-	return 0;
+	return pid_ns_is_own(t->ctx) && !pid_in_tree(t, pid) ? 2 : 0;
 }
 
 /* Whether mount mnt_id is in the mount table of pid (its own mount namespace). */
@@ -138,6 +156,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       !mount_nested_holds(t->ctx, mnt_id);
 	char tree_path[PATH_MAX];
 	const char *saved_path = dead ? dead_path : p->link;
+	int in_tree;
 	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_of_task(t->pid, mnt_id)) {
 		pr_err("dump pid %d fd %d: %s is on a mount (%llu) of a mount namespace that another "
 		       "process of the tree made, not its own (opened through that process's /proc/PID): "
@@ -149,10 +168,16 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		pr_debug("dump pid %d fd %d: %s (mount %llu, outside the tree) is %s in it", t->pid,
 			 p->fd, p->link, (unsigned long long)mnt_id, tree_path);
 		saved_path = tree_path;
-	} else if (!dead && !outside && proc_path_in_tree(t, p, tree_path, sizeof(tree_path))) {
-		pr_debug("dump pid %d fd %d: %s (the host's /proc) is %s in the tree", t->pid, p->fd,
-			 p->link, tree_path);
-		saved_path = tree_path;
+	} else if (!dead && !outside && (in_tree = proc_path_in_tree(t, p, tree_path, sizeof(tree_path)))) {
+		if (in_tree == 2) {
+			pr_debug("dump pid %d fd %d: %s (the host's /proc) is of a process outside the "
+				 "tree", t->pid, p->fd, p->link);
+			e->has_proc_outside = e->proc_outside = true;
+		} else {
+			pr_debug("dump pid %d fd %d: %s (the host's /proc) is %s in the tree", t->pid,
+				 p->fd, p->link, tree_path);
+			saved_path = tree_path;
+		}
 	} else if ((!memdev || gone) && outside) {
 		pr_err("dump pid %d fd %d: %s is on a mount outside the tree's mount namespace (mount "
 		       "%llu): its path means nothing inside; not supported", t->pid, p->fd, p->link,
@@ -209,11 +234,13 @@ static int validate_regular(const struct restore_task *t, const FdEntry *e)
 }
 
 /* A file of /proc/PID/ of a process of the tree: it exists once the tree runs. */
-static bool proc_of_tree(const struct restore_task *t, const char *path)
+static bool proc_of_tree(const struct restore_task *t, const FdEntry *e)
 {
 	const char *rest;
-	long pid = proc_path_pid(path, &rest);
+	long pid = proc_path_pid(e->path, &rest);
 
+	if (e->proc_outside)
+		return false; /* (the host's PID, of a process outside the tree) */
 	for (size_t i = 0; pid > 0 && i < t->tree_size; i++)
 		if (t->tree[i].pid == pid)
 			return true;
@@ -235,7 +262,7 @@ static int proc_path_here(const struct restore_task *t, const FdEntry *e, char *
 	uint64_t here;
 
 	*out = path;
-	if (!proc_of_tree(t, path))
+	if (!proc_of_tree(t, e))
 		return 0;
 	int pidfd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	int dir = pidfd < 0 ? -1
@@ -264,7 +291,7 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 	struct stat st;
 	int err;
 
-	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e->path) ||
+	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e) ||
 	    mount_ns_made_by_root(t->ctx, e->path) || mount_nested_in(t->ctx, t->pid))
 		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree or of a reaped
 			   * process (cr/proc-dead.c), a file on a mount the tree's root makes (a

@@ -2,10 +2,14 @@
  * files-proc: fds of /proc files of its own, and of its own namespaces.
  *   fd 30: /proc/self/status, read up to offset 20; fd 31: /proc/self (a directory);
  *   fd 32: /proc/self/fd (a directory); fd 33: /proc/<child>/stat of its child (which sleeps);
+ *   fd 34: /proc/1/status, of the init of the PID namespace /proc belongs to (this program in a
+ *   container with a /proc of its own; the host's init, outside the tree, when the program is
+ *   pid 1 of a PID namespace on the host's /proc: --container=pidns);
  *   fds 40..: /proc/self/ns/{net,uts,ipc,mnt,pid,pid_for_children,cgroup,time,user} (O_RDONLY),
  *   fd 49: /proc/self/ns/net with O_PATH.
  * After restore and SIGTERM: fd 30 is at offset 20 and reads the status of this very process
- * (its pid), fd 31 and 32 are its /proc directories, fd 33 reads the child's stat; every
+ * (its pid), fd 31 and 32 are its /proc directories, fd 33 reads the child's stat, fd 34 is
+ * still the file /proc/1/status (same inode; "Pid: 1") and not the restored tree's init's; every
  * namespace fd is the namespace the process is in (same inode as /proc/self/ns/NAME), with the
  * same flags. Pids as /proc names them (zoo_proc_pid): /proc may be of another PID namespace
  * than the program's (tests/run-zoo.sh --container=pidns).
@@ -28,10 +32,12 @@ static void c_namespace(ucontext_t *u)
 	close(fd);
 }
 static void c_child(ucontext_t *u) { (void)u; int fd = open("/proc/self/stat", O_RDONLY); dup2(fd, 33); close(fd); }
+static void c_init(ucontext_t *u) { (void)u; int fd = open("/proc/self/status", O_RDONLY); dup2(fd, 34); close(fd); }
 static const struct zoo_corruption corruptions[] = {
 	{ "offset", c_offset, 0 },
 	{ "namespace", c_namespace, 0 },
 	{ "child", c_child, 0 },
+	{ "init", c_init, 0 },
 };
 
 static void at(int fd, int got)
@@ -57,6 +63,7 @@ int main(int argc, char **argv)
 	at(32, open("/proc/self/fd", O_RDONLY | O_DIRECTORY));
 	snprintf(path, sizeof(path), "/proc/%d/stat", zoo_proc_pid(child));
 	at(33, open(path, O_RDONLY));
+	at(34, open("/proc/1/status", O_RDONLY));
 	for (int i = 0; i < NNS; i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
 		at(40 + i, open(path, O_RDONLY));
@@ -81,6 +88,11 @@ int main(int argc, char **argv)
 	pid_t proc_child = zoo_proc_pid(child);
 	CHECK("child", atoi(buf) == proc_child, "fd 33 reads the stat of pid %d, expected %d (pid %d here)",
 	      atoi(buf), proc_child, child);
+	n = pread(34, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	CHECK("init", fstat(34, &a) == 0 && stat("/proc/1/status", &b) == 0 && a.st_ino == b.st_ino &&
+			      a.st_dev == b.st_dev && strstr(buf, "\nPid:\t1\n") != NULL,
+	      "fd 34 is not /proc/1/status (the init of /proc's PID namespace)");
 	for (int i = 0; i < NNS; i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
 		CHECK("namespace", fstat(40 + i, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
@@ -92,5 +104,5 @@ int main(int argc, char **argv)
 	      "fd 49 is not an O_PATH fd of /proc/self/ns/net");
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	return zoo_finish("4 fds of /proc, 10 of its namespaces");
+	return zoo_finish("5 fds of /proc, 10 of its namespaces");
 }
