@@ -68,7 +68,8 @@ static int collect_task(struct dump_task *t)
 		}
 	}
 	/* the whole tree is frozen: no thread's seccomp can change any more */
-	if ((err = seccomp_suspend_for_dump(t)) ||
+	if ((err = kernel_task_leave_rseq_section(t->pid, &t->regs)) ||
+	    (err = seccomp_suspend_for_dump(t)) ||
 	    (err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
 		return err;
 	t->inj_active = true;

@@ -23,35 +23,62 @@ struct rseq_cs_desc {
 	uint64_t start_ip, post_commit_offset, abort_ip;
 };
 
-/* A task frozen inside an rseq critical section must resume at the section's abort handler. */
-static void fixup_rseq_critical_section(pid_t tid, GpRegs *regs, uint64_t rseq_addr)
+/*
+ * A thread frozen inside an rseq critical section must resume at the section's abort
+ * handler: the IP it resumes at, given the one it was frozen at.
+ */
+static uint64_t rseq_resume_ip(pid_t tid, uint64_t rseq_addr, uint64_t ip)
 {
 	uint64_t cs_ptr = 0;
 	struct rseq_cs_desc cs;
-	uint64_t ip = regs->rip;
 
 	if (task_mem_read(tid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
-		return;
+		return ip;
 	if (task_mem_read(tid, cs_ptr, &cs, sizeof(cs)))
-		return;
-	if (ip >= cs.start_ip && ip < cs.start_ip + cs.post_commit_offset) {
-		pr_info("dump tid %d: frozen in an rseq critical section, resuming at abort %#llx",
-			tid, (unsigned long long)cs.abort_ip);
-		regs->rip = cs.abort_ip;
+		return ip;
+	if (ip < cs.start_ip || ip >= cs.start_ip + cs.post_commit_offset)
+		return ip;
+	pr_info("dump tid %d: frozen in an rseq critical section, resuming at abort %#llx", tid,
+		(unsigned long long)cs.abort_ip);
+	return cs.abort_ip;
+}
+
+static int rseq_configuration(pid_t tid, struct ptrace_rseq_configuration *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, sizeof(*rc), rc) < 0) {
+		pr_perror("dump tid %d: cannot read rseq configuration", tid);
+		return -errno;
 	}
+	return 0;
+}
+
+/*
+ * Before the first syscall injected into the frozen thread: its return to user mode, at an IP
+ * outside the section, lets the kernel clear the area's rseq_cs pointer, after which the
+ * section could no longer be told and the thread would finish it as if never interrupted.
+ */
+int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs)
+{
+	struct ptrace_rseq_configuration rc;
+	int err = rseq_configuration(tid, &rc);
+
+	if (err)
+		return err;
+	if (rc.rseq_abi_pointer)
+		regs->rip = rseq_resume_ip(tid, rc.rseq_abi_pointer, regs->rip);
+	return 0;
 }
 
 int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks)
 {
 	struct ptrace_rseq_configuration rc;
 	uint64_t args[6] = { PR_GET_TID_ADDRESS, inj->scratch };
+	int err;
 
 	memset(ks, 0, sizeof(*ks));
-	memset(&rc, 0, sizeof(rc));
-	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, sizeof(rc), &rc) < 0) {
-		pr_perror("dump tid %d: cannot read rseq configuration", tid);
-		return -errno;
-	}
+	if ((err = rseq_configuration(tid, &rc)))
+		return err;
 	if (rc.rseq_abi_pointer) {
 		RseqConfig *r = xzalloc(sizeof(*r));
 		if (!r)
@@ -62,14 +89,13 @@ int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct 
 		r->flags = rc.flags;
 		r->signature = rc.signature;
 		ks->rseq = r;
-		fixup_rseq_critical_section(tid, regs, r->addr);
+		regs->rip = rseq_resume_ip(tid, r->addr, regs->rip);
 	}
 	if (syscall(SYS_get_robust_list, tid, &ks->robust_list, &ks->robust_list_len)) {
 		pr_perror("dump tid %d: cannot read robust futex list", tid);
 		return -errno;
 	}
-	int err = inject_syscall_out(inj, SYS_prctl, args, &ks->clear_child_tid, 8);
-	if (err) {
+	if ((err = inject_syscall_out(inj, SYS_prctl, args, &ks->clear_child_tid, 8))) {
 		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %s)", tid, strerror(-err));
 		ks->clear_child_tid = 0;
 	}

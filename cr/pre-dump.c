@@ -229,7 +229,8 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs)) {
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
-	} else if (!(err = seccomp_suspend_for_dump(t)) &&
+	} else if (!(err = kernel_task_leave_rseq_section(t->pid, &t->regs)) &&
+		   !(err = seccomp_suspend_for_dump(t)) &&
 		   !(err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end))) {
 		err = dirty_track_arm(t);
 		end_err = inject_end(&t->inj);

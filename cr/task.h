@@ -105,6 +105,7 @@ struct thread_altstack {
 	uint32_t flags;
 };
 int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks);
+int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs);
 int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
 			   struct thread_altstack *as);
 int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n);

@@ -1,7 +1,9 @@
 /*
  * Netlink sockets (audit, uevents, route monitors ...): protocol, type, the port id and the
- * multicast groups they are bound to, and the peer they are connected to. Messages waiting in
- * one are not kept (the dump warns): they are the kernel's news, read again from the source.
+ * multicast groups they are bound to, and the peer they are connected to. Multicast messages
+ * waiting in one are not kept (the dump warns): they are the kernel's news, read again from
+ * the source. A unicast one waiting (a reply to the program's own request) is refused: the
+ * program would wait for it for ever.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,9 +47,22 @@ static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       MAX_GROUP_WORDS * 32);
 		return -ENOTSUP;
 	}
-	if (recv(s, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
-		pr_warn("dump pid %d fd %d: messages waiting in netlink socket %s are not kept", t->pid,
-			p->fd, p->link);
+	struct sockaddr_nl from = { 0 };
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT) >= 0) {
+		/* a message sent to this socket alone (no multicast group) answers a request the
+		 * program made: dropped, the program would wait for it for ever */
+		if (!from.nl_groups) {
+			pr_err("dump pid %d fd %d: netlink socket %s holds an unread reply (from port "
+			       "%u) to a request of its own, which a restore cannot give back",
+			       t->pid, p->fd, p->link, from.nl_pid);
+			return -ENOTSUP;
+		}
+		pr_warn("dump pid %d fd %d: multicast messages waiting in netlink socket %s are not "
+			"kept", t->pid, p->fd, p->link);
+	}
 	e->kind = FD_KIND__FD_NETLINK;
 	e->has_sock_type = e->has_sock_protocol = e->has_flags = e->has_nl_portid = true;
 	e->sock_type = type;

@@ -10,6 +10,8 @@
 #          dumped tree is that namespace's whole tree; results in $ZDTM_RESULTS (default
 #          $ZDTM_DIR/results-ns)
 # Environment: ZDTM_DIR (/work/zdtm), ZDTM_RESULTS ($ZDTM_DIR/results), STASIS (the tree's ./stasis), ZDTM_TIMEOUT (30 s),
+#   ZDTM_SUITE=transition: the tests of $ZDTM_DIR/transition instead of static (results in
+#   $ZDTM_DIR/results-transition),
 #   ZDTM_NONROOT=1: tests without 'suid' in .desc run as uid 18943 (as zdtm.py does)
 # Results: $ZDTM_DIR/results/NAME/{verdict,dump.log,restore.log,out,...},
 #          one line per test in $ZDTM_DIR/results/summary.tsv (NAME VERDICT REASON).
@@ -20,7 +22,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 ZDTM_DIR=${ZDTM_DIR:-/work/zdtm}
 STASIS=${STASIS:-$(cd "$here/../.." && pwd)/stasis}
 TMO=${ZDTM_TIMEOUT:-30}
-SD=$ZDTM_DIR/static
+SUITE=${ZDTM_SUITE:-static} # or transition: tests that keep changing state while dumped
+SD=$ZDTM_DIR/$SUITE
 baseline_always=0 ns=0
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-RES=${ZDTM_RESULTS:-$ZDTM_DIR/results$([ $ns = 1 ] && echo -ns)}
+RES=${ZDTM_RESULTS:-$ZDTM_DIR/results$([ "$SUITE" != static ] && echo "-$SUITE")$([ $ns = 1 ] && echo -ns)}
 mkdir -p "$RES"
 NSINIT=$RES/ns-init
 if [ $ns = 1 ] && ! cc -O2 -Wall -Werror -o "$NSINIT" "$here/ns-init.c"; then

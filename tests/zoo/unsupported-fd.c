@@ -8,7 +8,9 @@
  *   liburing does: the dump meets the mapping first and must still name fd 42 and io_uring),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
- *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF).
+ *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF),
+ *   netlink-reply (a NETLINK_ROUTE socket holding the kernel's unread reply to its
+ *   RTM_GETLINK request for lo; checked to be still there after SIGTERM).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
  *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
@@ -18,6 +20,7 @@
  */
 #include "zoo.h"
 #include <linux/bpf.h>
+#include <linux/rtnetlink.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/epoll.h>
@@ -189,6 +192,16 @@ static int open_kind(void)
 		if (prog < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)))
 			zoo_die("ebpf-filter: %s", strerror(errno));
 		close(prog);
+	} else if (!strcmp(kind, "netlink-reply")) {
+		struct {
+			struct nlmsghdr h;
+			struct ifinfomsg i;
+		} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+				 .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 42 },
+			  .i = { .ifi_family = AF_UNSPEC, .ifi_index = 1 } };
+		fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+		if (fd >= 0 && send(fd, &req, sizeof(req), 0) != sizeof(req))
+			zoo_die("netlink-reply: send: %s", strerror(errno));
 	} else if (!strcmp(kind, "io_uring") || !strcmp(kind, "io_uring-mapped")) {
 		struct { uint32_t w[30]; } params = { { 0 } }; /* struct io_uring_params, zeroed */
 		fd = syscall(SYS_io_uring_setup, 4, &params);
@@ -215,6 +228,15 @@ static int check_fd42(void)
 		fcntl(FD, F_SETFL, fl | O_NONBLOCK);
 		if (read(FD, &v, 8) != 8 || v != 7) {
 			zoo_failf("fd42", "eventfd counter is %lu, expected 7", (unsigned long)v);
+			return 0;
+		}
+	}
+	if (!strcmp(kind, "netlink-reply")) { /* the reply to request 42 still waits */
+		char buf[8192];
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		ssize_t n = recv(FD, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < (ssize_t)sizeof(*h) || h->nlmsg_seq != 42 || h->nlmsg_type != RTM_NEWLINK) {
+			zoo_failf("fd42", "no RTM_NEWLINK reply to request 42 waiting (%zd bytes)", n);
 			return 0;
 		}
 	}

@@ -15,6 +15,8 @@ typedef struct { uint32_t raw; } futex_t;
 #define FUTEX_ABORT_RAW (-1U)
 static inline long sys_futex(uint32_t *addr1, int op, uint32_t val1, struct timespec *timeout, uint32_t *addr2, uint32_t val3)
 { return syscall(SYS_futex, addr1, op, val1, timeout, addr2, val3); }
+/* criu's atomic_get on a futex's raw word (maps007 reads delta.raw) */
+#define atomic_get(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 static inline uint32_t futex_get(futex_t *f) { return __atomic_load_n(&f->raw, __ATOMIC_SEQ_CST); }
 static inline void futex_set(futex_t *f, uint32_t v) { __atomic_store_n(&f->raw, v, __ATOMIC_SEQ_CST); }
 #define futex_init(f) futex_set(f, 0)

@@ -30,9 +30,20 @@ int write_data(int fd, const unsigned char *buf, int len)
 	}
 	return 0;
 }
+/* copies infd to outfd until EOF (0) or an error (-1, errno set; EINTR included) */
 int pipe_in2out(int infd, int outfd, uint8_t *buffer, int length)
 {
-	int r = read(infd, buffer, length);
-	if (r <= 0) return r;
-	return write_data(outfd, buffer, r) ? -1 : r;
+	for (;;) {
+		int r = read(infd, buffer, length);
+
+		if (r <= 0)
+			return r;
+		for (int off = 0; off < r;) {
+			int w = write(outfd, buffer + off, r - off);
+
+			if (w < 0)
+				return -1;
+			off += w;
+		}
+	}
 }
