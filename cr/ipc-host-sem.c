@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct frozen_sem {
 struct host_sem_state {
 	struct frozen_sem *sems; /* dump */
 	size_t nr;
+	int tree_ns;             /* dump: fd + 1 of the tree's own IPC namespace, kept past its end */
 	HostSems *img;           /* restore: host-sems.img, NULL if there is none */
 };
 
@@ -99,15 +101,32 @@ static int note_set(struct host_sem_state *st, int id, int nsems)
 	return 0;
 }
 
-/* Frozen: the values of every host set one of whose semaphores the tree operated on last. */
-static int collect_host_sems(struct run_ctx *ctx, struct dump_tree *tr)
+/* The calling thread into IPC namespace fd (from own, its own: fd + 1 back in *own). */
+static int enter_ns(int fd, int *own)
 {
-	struct host_sem_state *st = state_of(ctx);
+	if ((*own = open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC)) < 0 || setns(fd, CLONE_NEWIPC)) {
+		int err = -errno;
+		pr_perror("dump: cannot enter the tree's IPC namespace");
+		if (*own >= 0)
+			close(*own);
+		return err;
+	}
+	return 0;
+}
+
+static void leave_ns(int own)
+{
+	if (setns(own, CLONE_NEWIPC))
+		pr_perror("dump: cannot go back to stasis's IPC namespace");
+	close(own);
+}
+
+/* The values of every set one of whose semaphores the tree operated on last. */
+static int scan_sets(struct host_sem_state *st, struct dump_tree *tr)
+{
 	struct seminfo info;
 	int max, err;
 
-	if (ctx->opts->leave_running || !in_host_ns(tr->tasks[0].pid))
-		return 0;
 	if ((max = semctl(0, 0, SEM_INFO, (union semun){ .__buf = &info })) < 0)
 		return 0; /* no SysV semaphores here */
 	for (int idx = 0; idx <= max; idx++) {
@@ -124,6 +143,34 @@ static int collect_host_sems(struct run_ctx *ctx, struct dump_tree *tr)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Frozen: the host's sets the tree used, or those of its own IPC namespace (entered, and kept
+ * open: it outlives the tree for tree_gone to read).
+ */
+static int collect_host_sems(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct host_sem_state *st = state_of(ctx);
+	char path[64];
+	int fd, own, err;
+
+	if (ctx->opts->leave_running)
+		return 0;
+	if (in_host_ns(tr->tasks[0].pid))
+		return scan_sets(st, tr);
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", tr->tasks[0].pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		err = -errno;
+		pr_perror("dump: cannot open %s", path);
+		return err;
+	}
+	st->tree_ns = fd + 1;
+	if ((err = enter_ns(fd, &own)))
+		return err;
+	err = scan_sets(st, tr);
+	leave_ns(own);
+	return err;
 }
 
 static void free_undos(HostSemUndo **undos, size_t n)
@@ -143,8 +190,10 @@ static int host_sems_tree_gone(struct run_ctx *ctx, const struct dump_tree *tr, 
 	HostSems img = HOST_SEMS__INIT;
 	HostSemUndo **undos = NULL;
 	size_t n = 0;
-	int err = 0;
+	int own = -1, err = 0;
 
+	if (st->tree_ns && st->nr && (err = enter_ns(st->tree_ns - 1, &own)))
+		return err;
 	for (size_t i = 0; i < st->nr; i++) {
 		const struct frozen_sem *f = &st->sems[i];
 		int now = semctl(f->set, f->num, GETVAL);
@@ -172,10 +221,13 @@ static int host_sems_tree_gone(struct run_ctx *ctx, const struct dump_tree *tr, 
 		u->num = f->num;
 		u->adjust = now - f->value;
 		undos[n++] = u;
-		pr_info("dump pid %u: its exit applied its SEM_UNDO adjustment %+d to host SysV semaphore "
+		pr_info("dump pid %u: its exit applied its SEM_UNDO adjustment %+d to SysV semaphore "
 			"set %d #%u (%d to %d): taken again by it at the restore",
 			t->vpid, u->adjust, f->set, f->num, f->value, now);
 	}
+	if (own >= 0)
+		leave_ns(own);
+	img.has_own_ns = img.own_ns = st->tree_ns != 0;
 	if (!err && n) {
 		img.n_undos = n;
 		img.undos = undos;
@@ -195,12 +247,14 @@ static int validate_host_sems(struct run_ctx *ctx, struct restore_tree *rt)
 
 	if (faccessat(ctx->images_dir_fd, IMAGE_NAME, F_OK, 0))
 		return 0;
-	if (rt->inv->ipc_ns) {
-		pr_err("image %s: present, but the tree had its own IPC namespace", IMAGE_NAME);
-		return -EINVAL;
-	}
 	if ((err = image_read(ctx->images_dir_fd, IMG_HOST_SEMS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
+	if (st->img->own_ns != rt->inv->ipc_ns) {
+		pr_err("image %s: its sets are %s IPC namespace's, inventory.img says the tree %s", IMAGE_NAME,
+		       st->img->own_ns ? "the tree's own" : "the host's",
+		       rt->inv->ipc_ns ? "had its own" : "shared the host's");
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < st->img->n_undos; i++) {
 		const HostSemUndo *u = st->img->undos[i];
 		if (!pstree_task(rt, u->pid) || u->set_id < 0 || u->num > 0xffff || !u->adjust ||
@@ -218,8 +272,33 @@ static void free_host_sems(void *state)
 	struct host_sem_state *st = state;
 
 	free(st->sems);
+	if (st->tree_ns)
+		close(st->tree_ns - 1);
 	if (st->img)
 		image_free(&st->img->base);
+}
+
+/*
+ * The tree's own namespace, stasis in it with its sets made again (cr/ipc-ns.c) with the values
+ * they had while the tree was frozen: the adjustments are added (no SEM_UNDO: stasis keeps
+ * none), for their processes to take again.
+ */
+static int prepare_host_sems(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	const HostSems *img = state_of(ctx)->img;
+
+	(void)rt;
+	for (size_t i = 0; img && img->own_ns && i < img->n_undos; i++) {
+		const HostSemUndo *u = img->undos[i];
+		struct sembuf op = { .sem_num = u->num, .sem_op = u->adjust, .sem_flg = IPC_NOWAIT };
+		if (semop(u->set_id, &op, 1)) {
+			int err = -errno;
+			pr_perror("image %s: cannot add the SEM_UNDO adjustment %+d of pid %u to SysV "
+				  "semaphore set %d #%u", IMAGE_NAME, u->adjust, u->pid, u->set_id, u->num);
+			return err;
+		}
+	}
+	return 0;
 }
 
 const struct tree_object_ops tree_host_sems = {
@@ -229,6 +308,7 @@ const struct tree_object_ops tree_host_sems = {
 	.collect = collect_host_sems,
 	.tree_gone = host_sems_tree_gone,
 	.validate = validate_host_sems,
+	.prepare = prepare_host_sems,
 };
 
 /*
