@@ -1,6 +1,9 @@
 /*
- * SysV semaphores of the host's IPC namespace that the tree uses (a tree that shares the
- * host's namespace: cr/ipc-ns.c does not save them, they outlive the tree). A process that
+ * SEM_UNDO on SysV semaphores: of the host's IPC namespace that the tree uses (a tree that
+ * shares the host's namespace: cr/ipc-ns.c does not save them, they outlive the tree), or of
+ * the tree's own (saved by cr/ipc-sem.c with their values while frozen; the namespace is kept
+ * open past the tree's end, and the adjustments are added to the restored sets for their
+ * processes to take again). A process that
  * holds one taken with SEM_UNDO (Apache's accept mutex, "Mutex sysvsem") has the kernel apply
  * its adjustment (semadj) when the dump kills it: the semaphore is given back, and the
  * restored holder would believe it holds what another process may take too.
