@@ -84,6 +84,8 @@ static int collect_task(struct dump_task *t)
 				return -EIO;
 			}
 		}
+		if (!state_table[i]->dump)
+			continue; /* restore only: the kind dumps tree-wide */
 		logged = log_errors();
 		pr_debug("dump pid %d: %s", t->pid, state_table[i]->name);
 		if ((err = state_table[i]->dump(t)))
@@ -229,6 +231,18 @@ int dump_before_freeze(struct run_ctx *ctx)
 	return 0;
 }
 
+static int tree_gone(struct run_ctx *ctx, const struct dump_tree *tr, int images_dir)
+{
+	int err;
+
+	for (unsigned i = 0; i < tree_objects_len; i++) {
+		unsigned logged = log_errors();
+		if (tree_objects[i]->tree_gone && (err = tree_objects[i]->tree_gone(ctx, tr, images_dir)))
+			return log_unnamed(logged, err, "dump: %s", tree_objects[i]->name);
+	}
+	return 0;
+}
+
 static void dump_done(struct run_ctx *ctx)
 {
 	for (unsigned i = tree_objects_len; i-- > 0;)
@@ -304,6 +318,8 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		err = err ? err : gone;
 		ctx->stats.exit_wait_us = us_since(thawed_at);
 	}
+	if (!err)
+		err = tree_gone(ctx, &tr, images_dir);
 	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
 	ctx->stats.pages_scanned = pages + shared + in_parent;

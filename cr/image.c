@@ -82,6 +82,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_USER_NS, "userns", 0, &user_ns__descriptor },
 	{ IMG_MOUNT_NESTED, "mount-nested", 0, &mount_nested__descriptor },
 	{ IMG_UTS_NESTED, "uts-nested", 0, &uts_nested__descriptor },
+	{ IMG_HOST_SEMS, "host-sems", 0, &host_sems__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)
@@ -234,7 +235,21 @@ int image_check_dump_id(int dirfd, const char *name, const uint8_t have[DUMP_ID_
 	return -EINVAL;
 }
 
+static int write_image(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg,
+		       bool in_place);
+
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg)
+{
+	return write_image(dirfd, type, pid, msg, false);
+}
+
+int image_write_in_place(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg)
+{
+	return write_image(dirfd, type, pid, msg, true);
+}
+
+static int write_image(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg,
+		       bool in_place)
 {
 	char name[64], tmp[80];
 	struct image_header hdr = { .type = type, .version = IMAGE_FORMAT_VERSION };
@@ -256,7 +271,13 @@ int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMe
 	protobuf_c_message_pack(msg, buf);
 	memcpy(hdr.magic, image_magic, sizeof(hdr.magic));
 	hdr.payload_len = len;
-	image_dump_id(dirfd, hdr.dump_id);
+	if (!in_place)
+		image_dump_id(dirfd, hdr.dump_id);
+	else if (inventory_dump_id(dirfd, hdr.dump_id)) {
+		pr_err("image %s: no inventory.img in place to take the dump id from", name);
+		free(buf);
+		return -EINVAL;
+	}
 	hdr.payload_crc = image_checksum(&hdr, buf, len);
 
 	if ((ret = safe_file_not_link(dirfd, name))) {

@@ -58,6 +58,7 @@ enum image_type {
 	IMG_USER_NS,
 	IMG_MOUNT_NESTED, /* mount namespaces nested in the tree's (mounts/mount-nested.c) */
 	IMG_UTS_NESTED,   /* UTS namespaces of processes of the tree (cr/uts-nested.c) */
+	IMG_HOST_SEMS,    /* SEM_UNDO adjustments on the host's semaphores (cr/ipc-host-sem.c) */
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 
@@ -153,6 +154,8 @@ int image_dir_check_owner(int dirfd, const char *dir_name);
 
 /* Write one message atomically (temp file + rename) in dirfd. */
 int image_write(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg);
+/* The same, in a dump's images once in place (committed): with its inventory's dump id. */
+int image_write_in_place(int dirfd, enum image_type type, unsigned pid, const ProtobufCMessage *msg);
 /*
  * Read and check one image: header, version, length, CRC, protobuf decoding. Errors name the
  * file. The message is freed with image_free().

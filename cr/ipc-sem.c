@@ -1,7 +1,8 @@
 /*
  * SysV semaphore sets of the tree's own IPC namespace (cr/ipc-ns.c runs these): every value
  * read with GETALL; made again with the same id, key, mode, owner and creator, values set
- * with SETALL. SEM_UNDO adjustments cannot be read from user space: not kept.
+ * with SETALL. SEM_UNDO adjustments cannot be read from user space: what the dump's kill gave
+ * back of them cr/ipc-host-sem.c saves, and their processes take again.
  */
 #include <errno.h>
 #include <limits.h>

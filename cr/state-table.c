@@ -19,6 +19,7 @@ const struct state_ops *const state_table[] = {
 	&state_fds,     /* cr/files/fdtable.c */
 	&state_threads, /* cr/threads.c (while the scratch page for injection still exists) */
 	&state_sched,   /* cr/sched.c (after threads: every thread's) */
+	&state_host_sems, /* cr/ipc-host-sem.c: SEM_UNDO taken again (before its credentials) */
 	&state_creds,   /* cr/creds.c (after threads: their table in the blob's arguments) */
 	&state_seccomp, /* cr/seccomp.c (after threads: their table in the blob's arguments) */
 	&state_job_stop, /* cr/job-stop.c (the last to run syscalls in the task: a stop meanwhile) */

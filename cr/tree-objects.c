@@ -32,6 +32,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
 	&tree_ipc_objects,  /* cr/ipc-ns.c: its queues, semaphore sets and sysctls (after shmem) */
+	&tree_host_sems,    /* cr/ipc-host-sem.c: SEM_UNDO on the host's semaphores, given back by the kill */
 	&tree_seccomp,      /* cr/seccomp.c: every thread's filters, each saved once */
 	&tree_ghosts,       /* cr/files/ghost.c: deleted files still open or mapped */
 	&tree_pipes,        /* cr/files/pipe.c */

@@ -198,7 +198,10 @@
 #           are served by both children (the same pids: mod_status names the serving one), the
 #           scoreboard's Total Accesses goes on, and a graceful restart (SIGUSR1) of the restored
 #           parent forks new children that serve. apache-prefork: the same with mpm_prefork (2
-#           single-threaded children); not run by default (same paths as apache-event).
+#           single-threaded children) and a second listener, the children taking turns with an
+#           accept mutex (Mutex sysvsem: a host SysV semaphore taken with SEM_UNDO), answered
+#           after the restore with one child still waiting for the mutex (the other holds it);
+#           not run by default.
 #   varnish varnishd -F with a private -n directory (its shared-memory log and counters, VSM
 #           files the manager and the child map), the manager and its child (thread pools of 10
 #           threads, a malloc store, the compiled VCL loaded from the directory) in front of a
@@ -1869,6 +1872,11 @@ LoadModule mpm_${mpm}_module /usr/lib/apache2/modules/mod_mpm_$mpm.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
 LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+<IfModule mpm_prefork_module>
+	# two listeners: the children take turns with an accept mutex, a SysV semaphore (SEM_UNDO)
+	Listen 127.0.0.1:$((port + 1))
+	Mutex sysvsem default
+</IfModule>
 TypesConfig /etc/mime.types
 DocumentRoot $d/www
 KeepAlive On
@@ -1932,6 +1940,13 @@ CONF
 		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
 		served=$(apache_serving "$port" 20)
 		acc=$(apache_accesses "$port")
+		# prefork: one child holds the accept mutex (in epoll), the other waits in semtimedop
+		local waiting=-
+		if [ "$mpm" = prefork ]; then
+			curl -sf "http://127.0.0.1:$((port + 1))/index.html" -o /dev/null || waiting="no answer on the second listener"
+			sleep 0.3
+			[ "$waiting" = - ] && waiting=$(for c in $children; do cut -d' ' -f1 "/proc/$c/syscall"; done | grep -cx -e 220 -e 65)
+		fi
 		after_children=$(pgrep -P "$pid" | sort | tr '\n' ' ')
 		kill -USR1 "$pid" # a graceful restart: the restored parent forks new children
 		wait_until 10 sh -c "[ \"\$(pgrep -P $pid | sort | tr '\n' ' ')\" != '$children' ] && curl -sf http://127.0.0.1:$port/index.html -o /dev/null"
@@ -1943,6 +1958,8 @@ CONF
 			out="after the restore new connections were served by '$served' (children before: $children, after: $after_children)"
 		elif ! [[ $acc =~ ^[0-9]+$ && $acc_before =~ ^[0-9]+$ ]] || [ "$acc" -lt $((acc_before + 20)) ]; then
 			out="the scoreboard's Total Accesses: $acc_before before the dump, '$acc' after 20 more requests"
+		elif [ "$waiting" != - ] && [ "$waiting" != 1 ]; then
+			out="prefork's accept mutex after the restore: $waiting children wait for it (1 expected: the other holds it)"
 		elif [ -z "$graceful" ] || [ "$graceful" = "$children" ]; then
 			out="a graceful restart (SIGUSR1) of the restored parent: children '$graceful' (were $children)"
 		fi
