@@ -175,15 +175,7 @@ scenario_memory() {
 	case $1 in
 	start)
 		S_DESC="1 process, $MIB MiB private anonymous memory, every byte non-zero"
-		"$BIN/memtarget" "$MIB" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
-		S_CHILD=$!
-		disown "$S_CHILD"   # bash reaps it silently when the dump kills it
-		track "$S_CHILD"
-		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
-			S_VERDICT="FAIL: target did not get ready"
-			show_tail "$work/target.log" "target output"
-			return 1
-		fi
+		start_target "$work" memtarget "$MIB" "$work/verdict" || return 1
 		S_PID=$(sed -n 's/^READY pid=\([0-9]*\).*/\1/p' "$work/target.log" | head -n 1)
 		if [ "$S_PID" != "$S_CHILD" ]; then
 			S_VERDICT="FAIL: target says PID '$S_PID', started as $S_CHILD"
@@ -217,12 +209,12 @@ scenario_memory() {
 	esac
 }
 
-# start_tasktarget WORK ARG...: tasktarget ARG... started (S_PID), once it said READY; 1 and
-# S_VERDICT if it did not
-start_tasktarget() {
-	local work=$1
-	shift
-	"$BIN/tasktarget" "$@" </dev/null >>"$work/target.log" 2>&1 &
+# start_target WORK PROGRAM ARG...: tests/bench's PROGRAM ARG... started (S_PID), once it
+# said READY; 1 and S_VERDICT if it did not
+start_target() {
+	local work=$1 prog=$2
+	shift 2
+	"$BIN/$prog" "$@" </dev/null >>"$work/target.log" 2>&1 &
 	S_CHILD=$!
 	disown "$S_CHILD"
 	track "$S_CHILD"
@@ -241,7 +233,7 @@ scenario_tasks() {
 	start)
 		S_DESC="$n $([ "$kind" = tree ] && echo processes || echo threads in one process), each checking its own data"
 		S_TASKS=$n
-		start_tasktarget "$work" "$kind" "$n" "$work/verdict" || return 1
+		start_target "$work" tasktarget "$kind" "$n" "$work/verdict" || return 1
 		;;
 	check)
 		rm -f -- "$work/verdict"
@@ -268,16 +260,7 @@ scenario_tcp() {
 		S_DESC="$n established TCP connections (loopback; clients in one process, servers in its child; 100 bytes unread each way)"
 		S_DUMP_ARGS=(--tcp-established)
 		S_TASKS=2 S_CONNS=$n
-		"$BIN/tcptarget" "$n" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
-		S_CHILD=$!
-		disown "$S_CHILD"
-		track "$S_CHILD"
-		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
-			S_VERDICT="FAIL: target did not get ready"
-			show_tail "$work/target.log" "target output"
-			return 1
-		fi
-		S_PID=$S_CHILD
+		start_target "$work" tcptarget "$n" "$work/verdict" || return 1
 		;;
 	check)
 		rm -f -- "$work/verdict"
@@ -301,7 +284,7 @@ scenario_cow() {
 	start)
 		S_DESC="1 process filling $mib MiB and $((n - 1)) children forked after, sharing it copy-on-write"
 		S_TASKS=$n
-		start_tasktarget "$work" cow "$n" "$work/verdict" "$mib" || return 1
+		start_target "$work" tasktarget cow "$n" "$work/verdict" "$mib" || return 1
 		;;
 	check)
 		kids=$(cat "/proc/$S_PID/task/$S_PID/children" 2>/dev/null)
@@ -326,16 +309,7 @@ scenario_fds() {
 	start)
 		S_DESC="$n processes inheriting $m fds each (pipes, unix pairs, a file opened again and again, eventfds), pending signals"
 		S_TASKS=$n
-		"$BIN/fdtarget" "$n" "$m" "$work/verdict" "$work/fdtarget.data" </dev/null >>"$work/target.log" 2>&1 &
-		S_CHILD=$!
-		disown "$S_CHILD"
-		track "$S_CHILD"
-		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
-			S_VERDICT="FAIL: target did not get ready"
-			show_tail "$work/target.log" "target output"
-			return 1
-		fi
-		S_PID=$S_CHILD
+		start_target "$work" fdtarget "$n" "$m" "$work/verdict" "$work/fdtarget.data" || return 1
 		S_FDS=$(sed -n 's/^READY .* fds=\([0-9]*\).*/\1/p' "$work/target.log" | head -n 1)
 		;;
 	check) scenario_tasks tree "$n" check "$work" ;;
@@ -350,16 +324,7 @@ scenario_reserve() {
 	start)
 		S_DESC="1 TiB PROT_NONE reservation with three 64 KiB windows of data, and a child inheriting it"
 		S_TASKS=2 S_TABLE=reserve
-		"$BIN/reservetarget" "$work/verdict" </dev/null >>"$work/target.log" 2>&1 &
-		S_CHILD=$!
-		disown "$S_CHILD"
-		track "$S_CHILD"
-		if ! wait_line "$work/target.log" '^READY pid=' "$READY_TIMEOUT" "$S_CHILD"; then
-			S_VERDICT="FAIL: target did not get ready"
-			show_tail "$work/target.log" "target output"
-			return 1
-		fi
-		S_PID=$S_CHILD
+		start_target "$work" reservetarget "$work/verdict" || return 1
 		;;
 	check) scenario_tasks tree 2 check "$work" ;;
 	esac
