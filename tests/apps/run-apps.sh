@@ -1824,6 +1824,17 @@ a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "
 		"$d/xvfb.err" "$d/img/dump.log" "$d/img/restore.log"
 }
 
+# stop_server PID [PID...]: SIGTERM to server PID (SIGKILL should it linger), then SIGKILL to
+# the pids given and to the children its end may leave behind
+stop_server() {
+	local pid=$1 left p
+	shift
+	left=$(pgrep -P "$pid")
+	kill -TERM "$pid" 2>/dev/null
+	wait_until 10 pid_free "$pid" || kill_ours "$pid"
+	for p in "$@" $left; do kill_ours "$p"; done
+}
+
 # apache_serving PORT N: N new connections, one after the other, each fetching mod_status's
 # page, in which the serving worker's row is the one whose request is this very one; prints
 # the serving pids with their counts: "PID:N ..." (sorted by pid)
@@ -1966,11 +1977,7 @@ CONF
 	fi
 	keepalive_end
 	if [ "$out" != failed ]; then
-		local left
-		left=$(pgrep -P "$pid")
-		kill -TERM "$pid" 2>/dev/null
-		wait_until 10 pid_free "$pid" || kill_ours "$pid"
-		for c in $children $left; do kill_ours "$c"; done # (a child its parent's end left behind)
+		stop_server "$pid" $children
 	fi
 	verdict "$name" "$out" "parent and 2 children; the keep-alive connection fetched 100,000 lines after the restore, new connections served by both children ($served), accesses $acc_before -> $acc, a graceful restart forked new children; $(ckpt_times "$d")" \
 		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
@@ -2191,11 +2198,7 @@ CONF
 	keepalive_end
 	if [ "$out" != failed ]; then
 		# the kid's helpers: pingers (one per configuration) outlive squid by up to 10 s
-		local helpers
-		helpers=$(pgrep -P "$(pgrep -P "$pid" | head -n 1)")
-		kill -TERM "$pid" 2>/dev/null
-		wait_until 10 pid_free "$pid" || kill_ours "$pid"
-		for h in $helpers; do kill_ours "$h"; done
+		stop_server "$pid" $(pgrep -P "$(pgrep -P "$pid" | head -n 1)")
 	fi
 	kill_ours "$be"
 	verdict "$name" "$out" "master, kid, unlinkd and pinger; the keep-alive connection and a new one hit the cached object (the backend changed), the keep-alive connection read 50,000 lines from the ufs cache dir, mgr:counters hits $hits_before -> $hits, the same start time and kid, squid -k reconfigure works; $(ckpt_times "$d")" \
@@ -2293,11 +2296,7 @@ CONF
 	fi
 	keepalive_end
 	if [ "$out" != failed ]; then
-		local left
-		left=$(pgrep -P "$pid")
-		kill -TERM "$pid" 2>/dev/null
-		wait_until 10 pid_free "$pid" || kill_ours "$pid"
-		for p in $fcgi $left; do kill_ours "$p"; done
+		stop_server "$pid" $fcgi
 	fi
 	verdict "$name" "$out" "lighttpd and 2 FastCGI responders (python3: a thread each); the keep-alive connection fetched 50,000 lines, the responder went on ($app1 -> $app2), both answered at once, a CGI child forked, fastcgi.requests $req_before -> $req; $(ckpt_times "$d")" \
 		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
