@@ -13,15 +13,14 @@
  * gone, a semaphore whose value changed, last by the exit of one of the tree's processes, had
  * the holder's adjustment applied: {holder, set, semaphore, adjustment} goes to
  * host-sems.img. (The holder, not the process that exited last: a waiter the holder's undo
- * woke up was granted the semaphore by the kernel and gave it back at its own exit.) The host's semaphores themselves are left as
- * the kill left them.
+ * woke up was granted the semaphore by the kernel and gave it back at its own exit.) The
+ * host's semaphores themselves are left as the kill left them.
  * Restore: the process takes the adjustment again in its own context before it is let go,
  * semop(-adjustment, SEM_UNDO | IPC_NOWAIT): the value is what it was at the dump and the
  * process has the kernel's adjustment again (given back should it die, as before).
  *
  * Not kept: several processes' adjustments on one semaphore (its last operator while frozen
- * is given the sum), and an adjustment of a thread other than the main one after the restore (the
- * restored threads do not share one undo list).
+ * is given the sum). (Restored threads share their process's undo list: CLONE_SYSVSEM.)
  */
 #include <errno.h>
 #include <fcntl.h>
