@@ -77,7 +77,14 @@ run_part slow "pre-dump chains of 3 rounds" tests/run-zoo.sh --cr-only --predump
 	tree fork-churn threads shared-anon madvise
 run_part slow "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr-only --predump 10 --dedup \
 	mem-dirty cow tree
-run_part slow "process zoo, restored lazily (--lazy-pages)" tests/run-zoo.sh --cr-only --lazy
+# (lazy pages change how memory comes back: the programs whose state is memory, mappings,
+# threads and processes touching it, and signals delivered on restored stacks; every program:
+# tests/run-zoo.sh --cr-only --lazy)
+run_part slow "process zoo, restored lazily (--lazy-pages): the programs of memory, threads and stacks" \
+	tests/run-zoo.sh --cr-only --lazy aio composite cow-pair cow deleted-exe deleted-files fork-churn \
+	huge-reserve madvise many-maps mem-256m mem-anon mem-dirty mem-file mem-kinds mem-unreadable \
+	memfd-exec memfd-secret memfd mm-fields regs-fpu regs-gp rseq seccomp-stack shared-anon signals \
+	sysv-shm thread-churn threads tls tree vdso-clock vdso-moved worker-pool
 # the zoo inside containers (make test-containers has both flavours whole): every program as
 # the init of a whole container (PID, mount, UTS, IPC, cgroup and net namespaces, its own
 # root and /proc, seccomp, cgroup limits; ctr-state also a time namespace, checked from the
@@ -100,8 +107,8 @@ run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh -
 # (the failure cases under ASan/UBSan only: the same cases and verdicts, and memory errors)
 run_part slow "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part quick "hardening: image files and directories, untrusted images" tests/hardening.sh
-# (10 s each here; make fuzz alone runs 30 s each, FUZZ_SECONDS=N longer)
-run_part slow "fuzzing: every image decoder, the restore's checks of whole image sets (10 s each)" make -s -j2 fuzz FUZZ_SECONDS=10
+# (5 s each here; make fuzz alone runs 30 s each, FUZZ_SECONDS=N longer)
+run_part slow "fuzzing: every image decoder, the restore's checks of whole image sets (5 s each)" make -s -j2 fuzz FUZZ_SECONDS=5
 run_part slow "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part slow "network: live connections, the lock" tests/net/run-net.sh
 run_part slow "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
