@@ -9,11 +9,11 @@
 #
 #   fuzz/make-seeds.sh OUT [ZOO-PROGRAM...]
 set -u
-OUT=$1
-shift
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../tests/zoo/lib.sh
-. "$ROOT/tests/zoo/lib.sh"
+. "$ROOT/tests/zoo/lib.sh" # (first: it runs this script again below a subreaper, its arguments whole)
+OUT=$1
+shift
 zoo_setup_tmp
 build_zoo || exit 1
 PROGRAMS=("$@")
