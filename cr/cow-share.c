@@ -507,7 +507,7 @@ static int forkers_pages(const struct cow_state *st, size_t k, const struct cow_
 				struct addr_span *w = xreallocarray(v, more, sizeof(*v));
 				if (!w) {
 					free(v);
-					pr_err("restore: no memory for the pages a process inherits");
+					pr_err("restore: out of memory for the list of pages a process inherits");
 					return -ENOMEM;
 				}
 				v = w;
