@@ -68,15 +68,6 @@ static struct host_sem_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_host_sems);
 }
 
-/* The task of the tree whose host pid is pid, or NULL. */
-static const struct dump_task *task_of(const struct dump_tree *tr, long pid)
-{
-	for (size_t i = 0; i < tr->nr_tasks && pid > 0; i++)
-		if (tr->tasks[i].tgid == pid)
-			return &tr->tasks[i];
-	return NULL;
-}
-
 static bool in_host_ns(pid_t root)
 {
 	struct stat self, tree;
@@ -137,7 +128,7 @@ static int scan_sets(struct host_sem_state *st, struct dump_tree *tr)
 		if (id < 0)
 			continue;
 		for (unsigned long k = 0; k < ds.sem_nsems; k++) {
-			if (task_of(tr, semctl(id, k, GETPID))) {
+			if (dump_tree_task(tr, semctl(id, k, GETPID))) {
 				if ((err = note_set(st, id, ds.sem_nsems)))
 					return err;
 				break;
@@ -200,11 +191,11 @@ static int host_sems_tree_gone(struct run_ctx *ctx, const struct dump_tree *tr, 
 		const struct frozen_sem *f = &st->sems[i];
 		int now = semctl(f->set, f->num, GETVAL);
 		long last = semctl(f->set, f->num, GETPID);
-		const struct dump_task *t = task_of(tr, f->pid);
+		const struct dump_task *t = dump_tree_task(tr, f->pid);
 		HostSemUndo *u, **more;
 		if (now < 0 || now == f->value)
 			continue;
-		if (!t || !task_of(tr, last)) {
+		if (!t || !dump_tree_task(tr, last)) {
 			pr_warn("dump: host SysV semaphore set %d #%u went from %d to %d while the tree was "
 				"killed, last by pid %ld outside the tree: not taken again at the restore",
 				f->set, f->num, f->value, now, last);

@@ -131,14 +131,6 @@ static int check_tree_ns(const struct dump_tree *tr, struct stat *root_ns)
 	return err;
 }
 
-static bool in_tree(const struct dump_tree *tr, long pid)
-{
-	for (size_t i = 0; i < tr->nr_tasks && pid > 0; i++)
-		if (tr->tasks[i].tgid == pid)
-			return true;
-	return false;
-}
-
 /* The tree shares the host's namespace: its queues and sets are host objects, not saved. */
 static int warn_host_users(const struct dump_tree *tr)
 {
@@ -158,9 +150,9 @@ static int warn_host_users(const struct dump_tree *tr)
 		if (sscanf(line, "%ld %ld %o %ld %ld %ld %ld", &key, &id, &perms, &cbytes, &qnum, &lspid,
 			   &lrpid) != 7)
 			continue;
-		if (in_tree(tr, lspid) || in_tree(tr, lrpid))
+		if (dump_tree_task(tr, lspid) || dump_tree_task(tr, lrpid))
 			pr_warn("dump pid %ld: used SysV message queue %ld (key %#x): %s",
-				in_tree(tr, lspid) ? lspid : lrpid, id, (unsigned)key, why);
+				dump_tree_task(tr, lspid) ? lspid : lrpid, id, (unsigned)key, why);
 	}
 	/* key semid perms nsems ...: the last pid of each semaphore */
 	save = NULL;
@@ -171,7 +163,7 @@ static int warn_host_users(const struct dump_tree *tr)
 			continue;
 		for (long k = 0; k < nsems; k++) {
 			long pid = semctl(id, k, GETPID);
-			if (in_tree(tr, pid)) {
+			if (dump_tree_task(tr, pid)) {
 				pr_warn("dump pid %ld: used SysV semaphore set %ld (key %#x): %s", pid, id,
 					(unsigned)key, why);
 				break;

@@ -54,6 +54,15 @@ struct restore_tree {
 	const struct restore_watchdog *watchdog; /* stasis's (cr/restore-watchdog.h) */
 };
 
+/* The frozen process of the dumped tree whose host pid is pid, or NULL. */
+static inline const struct dump_task *dump_tree_task(const struct dump_tree *tr, long pid)
+{
+	for (size_t i = 0; i < tr->nr_tasks && pid > 0; i++)
+		if (tr->tasks[i].tgid == pid)
+			return &tr->tasks[i];
+	return NULL;
+}
+
 /* The task of the tree with pid (as the images name it), or NULL. */
 static inline struct restore_task *pstree_task(struct restore_tree *rt, pid_t pid)
 {
