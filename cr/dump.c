@@ -231,6 +231,13 @@ int dump_before_freeze(struct run_ctx *ctx)
 	return 0;
 }
 
+static void kill_apart(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	for (unsigned i = 0; i < tree_objects_len; i++)
+		if (tree_objects[i]->kill_apart)
+			tree_objects[i]->kill_apart(ctx, tr);
+}
+
 static int tree_gone(struct run_ctx *ctx, const struct dump_tree *tr, int images_dir)
 {
 	int err;
@@ -310,6 +317,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		run_notify(ctx, "network-unlock", root, -1);
 		pstree_release(&tr);
 	} else {
+		kill_apart(ctx, &tr);
 		err = pstree_kill(&tr);
 	}
 	thawed_at = now_ns(CLOCK_MONOTONIC); /* (killed: its exit, below, is not frozen time) */

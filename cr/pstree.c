@@ -348,18 +348,80 @@ void pstree_release(struct dump_tree *tr)
 
 #define KILL_WAIT_MS 10000
 
+int pstree_die_with_stasis(struct dump_tree *tr)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		const struct dump_task *t = &tr->tasks[i];
+		for (size_t k = 0; k <= t->nr_threads; k++) {
+			pid_t tid = k < t->nr_threads ? t->threads[k].tid : t->pid;
+			if (ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL))) {
+				int err = -errno;
+				pr_perror("dump pid %d: cannot have its tid %d die with stasis", t->tgid, tid);
+				return err;
+			}
+		}
+	}
+	return 0;
+}
+
+static int kill_process(struct dump_tree *tr, size_t i)
+{
+	pid_t pid = tr->tasks[i].tgid;
+	/* (a traced process is not reaped before its tracer lets go: the pid is still its) */
+	int pidfd = tr->kill_pidfds[i] = syscall(SYS_pidfd_open, pid, 0);
+
+	if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) : kill(pid, SIGKILL)) {
+		pr_perror("dump pid %d: cannot kill after dump", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static void release_memory(struct dump_tree *tr, size_t i)
+{
+	int pidfd = tr->kill_pidfds[i];
+
+	if (pidfd < 0)
+		return;
+	if (syscall(SYS_process_mrelease, pidfd, 0) && errno != ESRCH && errno != EINVAL)
+		pr_debug("dump pid %d: process_mrelease: %m", tr->tasks[i].pid);
+	close(pidfd);
+	tr->kill_pidfds[i] = -1;
+}
+
+/* Its main thread and every other thread (as tracer we see each die). */
+static size_t add_tids(const struct dump_task *t, pid_t *tids, size_t n)
+{
+	tids[n++] = t->pid;
+	for (size_t k = 0; k < t->nr_threads; k++)
+		if (t->threads[k].tid != t->pid)
+			tids[n++] = t->threads[k].tid;
+	return n;
+}
+
+int pstree_kill_one(struct dump_tree *tr, size_t i)
+{
+	struct dump_task *t = &tr->tasks[i];
+	int err = kill_process(tr, i);
+
+	t->killed_alone = true;
+	release_memory(tr, i);
+	if (err)
+		return err;
+	return tasks_wait_gone(tr->kill_tids, add_tids(t, tr->kill_tids, 0), KILL_WAIT_MS);
+}
+
 int pstree_kill(struct dump_tree *tr)
 {
 	int err = 0;
 
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		pid_t pid = tr->tasks[i].tgid;
-		/* (a traced process is not reaped before its tracer lets go: the pid is still its) */
-		int pidfd = tr->kill_pidfds[i] = syscall(SYS_pidfd_open, pid, 0);
-		if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) : kill(pid, SIGKILL)) {
-			pr_perror("dump pid %d: cannot kill after dump", pid);
-			err = -errno;
-		}
+		int failed = 0;
+		if (!tr->tasks[i].killed_alone) /* (gone, its pid maybe reaped) */
+			failed = kill_process(tr, i);
+		else
+			tr->kill_pidfds[i] = -1;
+		err = err ? err : failed;
 	}
 	return err;
 }
@@ -368,23 +430,13 @@ int pstree_wait_killed(struct dump_tree *tr)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		int pidfd = tr->kill_pidfds[i];
-		if (pidfd < 0)
-			continue;
-		if (syscall(SYS_process_mrelease, pidfd, 0) && errno != ESRCH && errno != EINVAL)
-			pr_debug("dump pid %d: process_mrelease: %m", tr->tasks[i].pid);
-		close(pidfd);
-	}
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		release_memory(tr, i);
 	/* As tracer of every thread we see each die (the parents reap the processes). */
-	pid_t *tids = tr->kill_tids;
-	for (size_t i = 0; i < tr->nr_tasks; i++) {
-		tids[n++] = tr->tasks[i].pid;
-		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
-			if (tr->tasks[i].threads[k].tid != tr->tasks[i].pid)
-				tids[n++] = tr->tasks[i].threads[k].tid;
-	}
-	int gone = tasks_wait_gone(tids, n, KILL_WAIT_MS);
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		if (!tr->tasks[i].killed_alone)
+			n = add_tids(&tr->tasks[i], tr->kill_tids, n);
+	int gone = tasks_wait_gone(tr->kill_tids, n, KILL_WAIT_MS);
 	free(tr->kill_tids);
 	free(tr->kill_pidfds);
 	tr->kill_tids = NULL;

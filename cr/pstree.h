@@ -14,6 +14,14 @@ void pstree_release(struct dump_tree *tr);
  * rather than as each exits, and collects each exit as their tracer.
  */
 int pstree_kill(struct dump_tree *tr);
+/*
+ * Before pstree_kill, for a kind that must see exits one at a time: from then on the death of
+ * stasis kills the tree (PTRACE_O_EXITKILL), none of it runs on; pstree_kill_one kills process
+ * tasks[i] and waits until all its threads are gone (its exit done: its SEM_UNDO applied, ...).
+ * pstree_kill and pstree_wait_killed leave it out.
+ */
+int pstree_die_with_stasis(struct dump_tree *tr);
+int pstree_kill_one(struct dump_tree *tr, size_t i);
 int pstree_wait_killed(struct dump_tree *tr);
 
 /* Checks the tree entries against the task images. */

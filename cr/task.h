@@ -68,6 +68,7 @@ struct dump_task {
 	size_t nr_threads;
 	int stop_sig;                 /* in group stop by this signal when frozen, 0: not */
 	bool stop_collected;          /* and its parent has collected that stop (cr/job-stop.c) */
+	bool killed_alone;            /* after the dump, before the others (pstree_kill_one) */
 	struct user_regs_struct regs; /* as frozen */
 	struct inject_ctx inj;
 	bool inj_active;

@@ -30,6 +30,12 @@ struct tree_object_ops {
 	/* Dump, once every task is collected: this kind's images. */
 	int (*write)(struct run_ctx *ctx, struct dump_tree *tr);
 	/*
+	 * Dump, the image set in place, the tree still frozen and about to be killed: kills those
+	 * of its processes whose exits it must see apart (cr/pstree.h: pstree_kill_one), the rest
+	 * are killed together after. It cannot fail the dump (what it misses, it warns about).
+	 */
+	void (*kill_apart)(struct run_ctx *ctx, struct dump_tree *tr);
+	/*
 	 * Dump, the image set in place in images_dir and the tree gone (killed, its exit waited
 	 * for) or let go (--leave-running): what only the tree's end shows.
 	 */

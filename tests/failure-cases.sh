@@ -193,6 +193,10 @@
 #                            takes one; the on/off ones also as --no-NAME) on a dump of a pid that does not exist: each is accepted
 #                            (the error is then about the pid) or refused naming the option and
 #                            what stasis lacks; never "unknown option", a usage text or a crash
+#   dump/kill-apart-dies     sem-undo-multi (3 processes holding SEM_UNDO adjustments on one
+#                            host semaphore set, killed one at a time after the images are in
+#                            place) dumped by a stasis that dies (STASIS_FAULT=kill-at:kill-apart)
+#                            once the first of them is gone: none of the tree runs on
 #   restore/bogus-dir, restore/empty-dir
 #                            restore -D of a nonexistent / empty directory fails cleanly (exit
 #                            status 1..123, no crash, a message; the empty one names
@@ -800,6 +804,35 @@ case_restore_proc_dead_taken() {
 	fi
 	sleep 0.3
 	judge $label "$pid" "$d" "restored once pid $dead is free"
+}
+
+# stasis dies while it kills the holders of SEM_UNDO lists one at a time: the rest of the tree
+# dies with it (PTRACE_O_EXITKILL), none of it runs on with part of it gone.
+case_kill_apart_dies() {
+	local d=$ZOO_TMP/kill-apart set
+	mkdir -p "$d/img"
+	if ! zoo_start sem-undo-multi "$d"; then
+		result_fail dump/kill-apart-dies "$ZERR"
+		return
+	fi
+	sleep 0.2
+	{ STASIS_FAULT=kill-at:kill-apart run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4; } 2>/dev/null
+	set=$(grep -o 'used SysV semaphore set [0-9]*' "$d/img/dump.log" 2>/dev/null | head -n1 | awk '{print $NF}')
+	[ -n "$set" ] && ipcrm -s "$set" 2>/dev/null # (the program removes it once it has checked it)
+	if [ "$ZRC" -ne 137 ]; then
+		result_fail dump/kill-apart-dies "stasis exit status $ZRC (killed, 137, expected)"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! mentions "$d/img/dump.log" 'its exit applied its SEM_UNDO adjustment'; then
+		result_fail dump/kill-apart-dies "no holder was killed apart before stasis died"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif ! wait_until 5 pid_free "$ZPID" || [ "$(count_procs sem-undo-multi "$d")" -ne 0 ]; then
+		result_fail dump/kill-apart-dies "$(count_procs sem-undo-multi "$d") processes of the tree run on"
+		kill_ours "$ZPID"
+	else
+		result_ok dump/kill-apart-dies
+	fi
 }
 
 # A tree across two IPC namespaces: the dump refuses, naming the child, and nothing changes.
@@ -1545,6 +1578,7 @@ other_cases() {
 	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images
+	case_kill_apart_dies
 	dump_fails_naming dump/time-ns-outside-maker time-ns-nested \
 		'dump pid [0-9]+: it is in time namespace time:\[[0-9]+\], where pid [0-9]+ sends its children from time:\[[0-9]+\], but it is not a descendant of pid [0-9]+' \
 		--outside
