@@ -2338,9 +2338,9 @@ cdp() {
 }
 
 # chromium_start DIR PORT URL: Chromium headless started as a user would (its own session, a
-# profile in DIR), tracked; prints its pid
+# profile and XDG dirs in DIR); prints its pid
 chromium_start() {
-	(cd "$1" && exec setsid /usr/lib/chromium/chromium --headless=new --no-sandbox --disable-crashpad-for-testing \
+	(cd "$1" && XDG_CONFIG_HOME=$1/xdg XDG_CACHE_HOME=$1/xdg exec setsid /usr/lib/chromium/chromium --headless=new --no-sandbox --disable-crashpad-for-testing \
 		--enable-features=NetworkServiceInProcess2 --no-first-run --remote-debugging-port="$2" \
 		--user-data-dir="$1/profile" "$3" </dev/null >>"$1/out" 2>&1) &
 	disown "$!"
@@ -2409,10 +2409,10 @@ marionette() {
 	timeout 60 "$py" "$ZOO_ROOT/tests/apps/marionette.py" "$@" 2>&1
 }
 
-# firefox_start DIR: Firefox ESR headless on DIR/page.html (profile DIR/profile), under the
-# subreaper, its sandboxes off, tracked; prints the subreaper's pid
+# firefox_start DIR: Firefox ESR headless on DIR/page.html (profile and XDG dirs in DIR), under
+# the subreaper, its sandboxes off; prints the subreaper's pid
 firefox_start() {
-	(cd "$1" && MOZ_DISABLE_CONTENT_SANDBOX=1 MOZ_DISABLE_GMP_SANDBOX=1 MOZ_DISABLE_RDD_SANDBOX=1 \
+	(cd "$1" && XDG_CONFIG_HOME=$1/xdg XDG_CACHE_HOME=$1/xdg MOZ_DISABLE_CONTENT_SANDBOX=1 MOZ_DISABLE_GMP_SANDBOX=1 MOZ_DISABLE_RDD_SANDBOX=1 \
 		MOZ_DISABLE_SOCKET_PROCESS_SANDBOX=1 MOZ_DISABLE_UTILITY_SANDBOX=1 exec setsid \
 		"$ZOO_ROOT/tests/tools/bin/subreaper" firefox-esr --headless --marionette --no-remote \
 		--profile "$1/profile" "file://$1/page.html" </dev/null >>"$1/out" 2>&1) &
