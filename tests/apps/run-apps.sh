@@ -156,6 +156,12 @@
 #           on and keeps counting, and a new tab loads the page (a content process the restored
 #           tree makes) and evaluates 6*7. Not run by default: firefox-esr is a large package
 #           (apt-get install firefox-esr); about 30 s.
+#   libreoffice  soffice --headless --accept on 127.0.0.1 (oosplash and soffice.bin, a private
+#           HOME) with a Writer document made and edited over UNO (tests/apps/lo-client.py,
+#           python3-uno), unsaved: dumped and restored with --tcp-established --file-locks; a new
+#           UNO connection finds the document with its text, still modified, and a second
+#           document is made. Not run by default: LibreOffice is a large package (apt-get install
+#           --no-install-recommends libreoffice-writer-nogui python3-uno); about 10 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -264,8 +270,8 @@
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
-# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox (default: all but
-# apache-prefork, ghc, chromium and firefox, in this order). --keep keeps the temporary directory (logs, images).
+# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice (default: all but
+# apache-prefork, ghc, chromium, firefox and libreoffice, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -274,7 +280,7 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox: restart (the restored browser killed and a fresh one started).
+# (zeroed through its segment); chromium, firefox, libreoffice: restart (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -287,7 +293,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
-	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox)
+	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2478,6 +2484,58 @@ PREFS
 	for p in $(ps -e -o pid= -o ppid= | awk -v r="$pid" '$2 == r { print $1 }') $(pgrep -s "$pid"); do kill_ours "$p"; done
 	kill_ours "$pid"
 	verdict apps/firefox "$out" "the page's mark kept, its counter $before -> $n1 -> $later, a new tab answered; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# lo DIR ARG...: LibreOffice's answers over UNO (tests/apps/lo-client.py, the system's python3)
+lo() { HOME=$1 timeout 30 /usr/bin/python3 "$ZOO_ROOT/tests/apps/lo-client.py" "${@:2}" 2>&1; }
+
+# lo_start DIR PORT: soffice headless accepting UNO on PORT (HOME DIR); prints oosplash's pid
+lo_start() {
+	(cd "$1" && HOME=$1 exec setsid soffice --headless --norestore --nologo \
+		"--accept=socket,host=127.0.0.1,port=$2;urp;" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+case_libreoffice() {
+	local d=$ZOO_TMP/libreoffice pid="" out="" port=$((40000 + ($$ + 71) % 20000)) mark="stasis-$$-$RANDOM"
+	local docs="" made="" more="" p
+	if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then
+		result_fail apps/libreoffice "LibreOffice or python3-uno is not installed (apt-get install --no-install-recommends libreoffice-writer-nogui python3-uno)"
+		return
+	fi
+	mkdir -p "$d/img"
+	pid=$(lo_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ." || [ "$(lo "$d" "$port" make "edited $mark")" != made ]; then
+		result_fail apps/libreoffice "soffice did not answer: $(tail -c 300 "$d/out")"
+		out=failed
+	else
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/libreoffice "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+			wait_until 10 pid_free "$pid"
+			pid=$(lo_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		docs=$(lo "$d" "$port" list)
+		made=$(lo "$d" "$port" make second)
+		more=$(lo "$d" "$port" list | sort | tr '\n' '|')
+		if [ "$docs" != "'edited $mark' True" ]; then
+			out="the open documents after the restore: '$docs' (expected 'edited $mark' True)"
+		elif [ "$made" != made ] || [ "$more" != "'edited $mark' True|'second' True|" ]; then
+			out="a second document: '$made', then the documents '$more'"
+		fi
+	fi
+	for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+	kill_ours "$pid"
+	verdict apps/libreoffice "$out" "the unsaved edited document kept, a second one made; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
