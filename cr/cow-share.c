@@ -7,7 +7,9 @@
  *     before it forks, at a temporary address inside a range (the reserve) that stasis maps
  *     PROT_NONE before the tree exists, so that every process of the tree has it free; a
  *     region of a file is mapped MAP_PRIVATE from that file at the same offset, and only the
- *     pages saved (those copied on write) are written: the others stay the file's;
+ *     pages saved (those copied on write) are written: the others stay the file's; a region
+ *     whose source's mapping is not writable is mapped PROT_NONE and made writable only around
+ *     the pages written (no commit charged for the rest: V8's 32 GiB cage, say);
  *   - the processes it forks inherit the region; each makes it its own before forking in turn:
  *     it drops the pages its forker has there and it does not (in a file's region, the file's
  *     page shows again), writes its pages that differ;
@@ -53,6 +55,9 @@ struct cow_region {
 	bool file;           /* of a file: MAP_PRIVATE of the file (dev, ino as saved) at pgoff */
 	uint64_t dev, ino, pgoff;
 	bool noreserve;
+	bool writable;       /* its source's mapping may be written: mapped so; else PROT_NONE, made
+			      * writable only where pages are written (the kernel charged the source's
+			      * mapping no commit, a reservation of a TiB; read-write it would be) */
 	uint32_t advice;     /* THP advice, given before it is filled */
 	bool taken;          /* by another process than its source */
 };
@@ -161,6 +166,7 @@ static int add_region(struct cow_state *st, size_t k, size_t vma)
 		st->regions_from[k] = st->nr_regions; /* (an entry's regions are made one after the other) */
 	more[st->nr_regions] = (struct cow_region){
 		.source = k, .start = v->start, .end = v->end, .vma = vma, .noreserve = noreserve(v),
+		.writable = v->prot & PROT_WRITE,
 		.file = f != NULL, .dev = f ? f->dev : 0, .ino = f ? f->ino : 0, .pgoff = f ? v->pgoff : 0,
 		.advice = v->advice & (VMA_ADVICE_HUGEPAGE | VMA_ADVICE_NOHUGEPAGE),
 	};
@@ -446,14 +452,32 @@ static struct page_place inherited_place(const struct cow_state *st, size_t k, u
 	return (struct page_place){ 0 };
 }
 
-/* Pages [from, to) of the use: written from s (mapped), each checked against its checksum. */
-static int write_pages(const struct cow_use *u, const struct uffd_segment *s, uint64_t from, uint64_t to)
+/*
+ * Pages [from, to) of the use: written from s (mapped), each checked against its checksum; in
+ * a region mapped PROT_NONE, made writable for that (charged: the source's pages were too) and
+ * PROT_NONE again.
+ */
+static int write_pages(const struct cow_state *st, const struct restore_task *t, const struct cow_use *u,
+		       const struct uffd_segment *s, uint64_t from, uint64_t to)
 {
+	void *at = (void *)(u->temp + (from - u->start));
+	bool guarded = !st->regions[u->region].writable;
 	int err = pages_check_segment(s, from - s->dst, to - from);
 
-	if (!err)
-		memcpy((char *)(u->temp + (from - u->start)), s->src + (from - s->dst), to - from);
-	return err;
+	if (err)
+		return err;
+	if (guarded && mprotect(at, to - from, PROT_READ | PROT_WRITE)) {
+		pr_perror("restore pid %d: cannot make its pages at %#llx writable to fill them", t->pid,
+			  (unsigned long long)from);
+		return -errno;
+	}
+	memcpy(at, s->src + (from - s->dst), to - from);
+	if (guarded && mprotect(at, to - from, PROT_NONE)) {
+		pr_perror("restore pid %d: cannot make its pages at %#llx PROT_NONE again", t->pid,
+			  (unsigned long long)from);
+		return -errno;
+	}
+	return 0;
 }
 
 static int drop_pages(const struct restore_task *t, const struct cow_use *u, uint64_t from, uint64_t to)
@@ -556,7 +580,7 @@ static int make_own(const struct cow_state *st, size_t k, const struct restore_t
 			}
 			if (write && !from)
 				from = addr;
-			if (!write && from && (err = write_pages(u, s, from, addr)))
+			if (!write && from && (err = write_pages(st, t, u, s, from, addr)))
 				return err;
 			from = write ? from : 0;
 		}
@@ -604,7 +628,7 @@ static int map_region(const struct cow_state *st, struct restore_task *t, const 
 		       "what it forks: %s", t->pid, (unsigned long long)reg->start, strerror(-fd));
 		return fd;
 	}
-	if (mmap(at, reg->end - reg->start, PROT_READ | PROT_WRITE, flags | (fd < 0 ? MAP_ANONYMOUS : 0),
+	if (mmap(at, reg->end - reg->start, reg->writable ? PROT_READ | PROT_WRITE : PROT_NONE, flags | (fd < 0 ? MAP_ANONYMOUS : 0),
 		 fd, fd < 0 ? 0 : reg->pgoff) != at) {
 		err = -errno;
 		pr_perror("restore pid %d: cannot map its memory at %#llx to share it with what it forks",

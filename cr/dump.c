@@ -181,6 +181,8 @@ static int collect_tree(struct run_ctx *ctx, struct dump_tree *tr, uint64_t *pag
 	int err;
 
 	dump_link_parents(tr); /* (the kinds' collect may ask) */
+	if ((err = namespaces_judge_tree(tr->tasks, tr->nr_tasks)))
+		return err;
 	for (unsigned i = 0; i < tree_objects_len; i++) {
 		unsigned logged = log_errors();
 		uint64_t began = now_ns(CLOCK_MONOTONIC);

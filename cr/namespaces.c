@@ -5,7 +5,9 @@
  * say) makes the dump fail, naming the task and the namespace. The IPC namespace is the IPC
  * kind's to judge (cr/ipc-ns.c), the root's user namespace the user namespace kind's
  * (cr/user-ns.c); mount and UTS namespaces nested in the tree's are judged per process by
- * their kinds (cr/nested-ns.h), threads here: each in its process's.
+ * their kinds (cr/nested-ns.h), threads here: each in its process's. The whole tree is judged
+ * first, before any kind collects (a sandbox's processes in user and network namespaces of their
+ * own: refused by name, not at the first socket of the root that lives in another namespace).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -28,21 +30,22 @@ struct ns_kind {
 	const char *name;        /* as in /proc/PID/ns */
 	size_t off, has_off;     /* its field in NsIds, and the field's has_ */
 	enum ns_rule rule;
+	bool kind_judges;        /* a tree-wide kind judges the tree's first (and says more) */
 };
 
 #define NS_FIELD(f) offsetof(NsIds, f), offsetof(NsIds, has_##f)
 
 static const struct ns_kind ns_kinds[] = {
-	{ "cgroup", NS_FIELD(cgroup), NS_TREE_SHARES },
-	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES },
-	{ "mnt", NS_FIELD(mnt), NS_PER_PROCESS },
-	{ "net", NS_FIELD(net), NS_TREE_SHARES },
-	{ "pid", NS_FIELD(pid), NS_NESTED },
-	{ "pid_for_children", NS_FIELD(pid_for_children), NS_NESTED },
-	{ "time", NS_FIELD(time), NS_TIME },
-	{ "time_for_children", NS_FIELD(time_for_children), NS_TIME },
-	{ "user", NS_FIELD(user), NS_TREE_SHARES }, /* cr/user-ns.c judges the root's */
-	{ "uts", NS_FIELD(uts), NS_PER_PROCESS },
+	{ "cgroup", NS_FIELD(cgroup), NS_TREE_SHARES, false },
+	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES, true }, /* cr/ipc-ns.c */
+	{ "mnt", NS_FIELD(mnt), NS_PER_PROCESS, false },
+	{ "net", NS_FIELD(net), NS_TREE_SHARES, false },
+	{ "pid", NS_FIELD(pid), NS_NESTED, false },
+	{ "pid_for_children", NS_FIELD(pid_for_children), NS_NESTED, false },
+	{ "time", NS_FIELD(time), NS_TIME, false },
+	{ "time_for_children", NS_FIELD(time_for_children), NS_TIME, false },
+	{ "user", NS_FIELD(user), NS_TREE_SHARES, false }, /* cr/user-ns.c judges the root's */
+	{ "uts", NS_FIELD(uts), NS_PER_PROCESS, false },
 };
 
 /* The inode of /proc/<who>/ns/<name>, 0 if this kernel has no such kind. */
@@ -82,7 +85,7 @@ static int read_ids(const char *who, NsIds *ids)
  * namespaces: cr/time-ns.c).
  */
 static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *own,
-			   const NsIds *root, const NsIds *proc)
+			   const NsIds *root, const NsIds *proc, bool early)
 {
 	char who[48];
 
@@ -100,7 +103,7 @@ static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *
 			       (unsigned long long)procs);
 			return -ENOTSUP;
 		}
-		if (ns_kinds[i].rule == NS_PER_PROCESS)
+		if (ns_kinds[i].rule == NS_PER_PROCESS || (early && ns_kinds[i].kind_judges))
 			continue;
 		if (its == mine || ns_kinds[i].rule == NS_NESTED || ns_kinds[i].rule == NS_TIME)
 			continue;
@@ -114,23 +117,22 @@ static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *
 	return 0;
 }
 
-static int dump_namespaces(struct dump_task *t)
+/*
+ * t's and its threads' namespaces read into ids and judged against stasis's own (read into own)
+ * and the root's (root; NULL: t is the root); early: before the tree-wide kinds, which judge
+ * some kinds first.
+ */
+static int read_judged(const struct dump_task *t, const NsIds *root, NsIds *ids, NsIds *own, bool early)
 {
-	NsIds own = NS_IDS__INIT, *ids = xzalloc(sizeof(*ids));
 	char who[48];
 	int err;
 
-	if (!ids)
-		return -ENOMEM;
-	ns_ids__init(ids);
-	t->core->ns = ids;
-	if ((err = read_ids("self", &own)) || (snprintf(who, sizeof(who), "%d", t->pid), 0) ||
+	if ((err = read_ids("self", own)) || (snprintf(who, sizeof(who), "%d", t->pid), 0) ||
 	    (err = read_ids(who, ids))) {
 		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
 		return err;
 	}
-	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : ids;
-	if ((err = check_supported(t->pid, t->pid, ids, &own, root, ids)))
+	if ((err = check_supported(t->pid, t->pid, ids, own, root ? root : ids, ids, early)))
 		return err;
 	for (size_t i = 0; i < t->nr_threads; i++) {
 		NsIds tids = NS_IDS__INIT;
@@ -140,9 +142,36 @@ static int dump_namespaces(struct dump_task *t)
 			       t->threads[i].tid, strerror(-err));
 			return err;
 		}
-		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, &own, root, ids)))
+		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, own, root ? root : ids, ids, early)))
 			return err;
 	}
+	return 0;
+}
+
+int namespaces_judge_tree(const struct dump_task *tasks, size_t n)
+{
+	NsIds own = NS_IDS__INIT, root = NS_IDS__INIT;
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		NsIds ids = NS_IDS__INIT;
+		err = read_judged(&tasks[i], i ? &root : NULL, i ? &ids : &root, &own, true);
+	}
+	return err;
+}
+
+static int dump_namespaces(struct dump_task *t)
+{
+	NsIds own = NS_IDS__INIT, *ids = xzalloc(sizeof(*ids));
+	int err;
+
+	if (!ids)
+		return -ENOMEM;
+	ns_ids__init(ids);
+	t->core->ns = ids;
+	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : NULL;
+	if ((err = read_judged(t, root, ids, &own, false)))
+		return err;
 	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)) == -ESRCH)
 		pr_err("dump pid %d: cannot read its pids in its PID namespaces", t->pid);
 	return err;

@@ -210,6 +210,12 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
 	state_membarrier, state_job_stop, state_dirty_track, state_controls, state_host_sems;
 
+/*
+ * Every process and thread of the frozen tree (n, the root first) in namespaces the restore
+ * makes again, before anything is collected (cr/namespaces.c); else said, -ENOTSUP.
+ */
+int namespaces_judge_tree(const struct dump_task *tasks, size_t n);
+
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);
 /* Whether the process group of host pid pid is orphaned (a terminal stop signal is then

@@ -140,6 +140,10 @@
 #                            process's image names, or stasis's own one of the tree's: restore
 #                            fails naming the image before any namespace is made, no process runs;
 #                            restore/time-ns-pristine: the untouched images restore and PASS
+#   dump/netns-nested        unix-pair with ZOO_NETNS_SPLIT=1: its child in a network namespace
+#                            of its own passed the parent a socket made there (a sandbox's
+#                            layout): the dump fails naming the child and its namespace before
+#                            any kind looks at the parent's socket; the tree runs and PASSes
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -1586,6 +1590,8 @@ other_cases() {
 		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
 	case_time_ns_images
 	case_userns_nested
+	ZOO_NETNS_SPLIT=1 dump_fails_naming dump/netns-nested unix-pair \
+		"dump pid [0-9]+: it is in net namespace net:\\[[0-9]+\\], the tree's root in net:\\[[0-9]+\\]"
 	case_userns_images
 	case_restore_bad_dirs
 }

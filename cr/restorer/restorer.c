@@ -124,7 +124,8 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 		} else if (v[i].moved_from) {
 			r = raw_syscall5(__NR_mremap, v[i].moved_from, v[i].end - v[i].start,
 					 v[i].end - v[i].start, MREMAP_MAYMOVE | MREMAP_FIXED, v[i].start);
-			if (r == (long)v[i].start && prot != (PROT_READ | PROT_WRITE)) {
+			/* (its region was mapped read-write, or PROT_NONE if its source's was not writable) */
+			if (r == (long)v[i].start) {
 				long p = raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, prot);
 				r = p ? p : r;
 			}

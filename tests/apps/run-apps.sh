@@ -129,6 +129,39 @@
 #           wrong result, performMajorGC with 256 MiB more kept and 1 GiB churned, the map
 #           intact: PASS. Not run by default: ghc is a large package (apt-get install ghc
 #           libghc-network-dev; make setup does not).
+#   chromium  Chromium headless (/usr/lib/chromium/chromium --headless=new, as root so
+#           --no-sandbox; a private profile) with a page whose setInterval counts every 100 ms and
+#           that holds a mark set from outside: its whole tree (the browser, both zygotes, the
+#           GPU process, the storage service, the renderers forked by a zygote, V8's 32 GiB
+#           PROT_NONE cages shared copy-on-write, memfds, seqpacket pairs, file locks on the
+#           profile) dumped and restored with --tcp-established --file-locks; over the DevTools
+#           protocol (tests/apps/cdp.py: HTTP and a websocket) the same page keeps its mark, its
+#           counter goes on from where it was and keeps counting, and a new tab (a renderer the
+#           restored zygote forks) evaluates 6*7. Started with --disable-crashpad-for-testing
+#           (the crash handler is a daemon of its own session, connected to every process:
+#           outside the tree) and NetworkServiceInProcess2 (out of process, the network service
+#           crash-looped here with "FD ownership violation" without any checkpoint). Not run by
+#           default: chromium is a large package (apt-get install chromium; make setup does not
+#           install it); about 15 s. With its sandbox on (not root) the renderers are in user,
+#           PID and network namespaces nested in the tree's: refused at dump.
+#   firefox  Firefox ESR headless with Marionette (a private profile, its port in user.js) under
+#           tests/tools/bin/subreaper as its root (its crash helper double-forks into a session
+#           of its own, connected to every process by a seqpacket pair: under the subreaper it
+#           stays in the tree), sandboxes off by their MOZ_DISABLE_*_SANDBOX variables (its
+#           content processes are in user and network namespaces of their own otherwise:
+#           refused at dump), showing a file page whose setInterval counts in its title and
+#           that holds a mark set from outside: the whole tree (the fork server, the socket,
+#           RDD and content processes) dumped and restored with --tcp-established --file-locks;
+#           over Marionette (tests/apps/marionette.py) the page keeps its mark, its counter goes
+#           on and keeps counting, and a new tab loads the page (a content process the restored
+#           tree makes) and evaluates 6*7. Not run by default: firefox-esr is a large package
+#           (apt-get install firefox-esr); about 30 s.
+#   libreoffice  soffice --headless --accept on 127.0.0.1 (oosplash and soffice.bin, a private
+#           HOME) with a Writer document made and edited over UNO (tests/apps/lo-client.py,
+#           python3-uno), unsaved: dumped and restored with --tcp-established --file-locks; a new
+#           UNO connection finds the document with its text, still modified, and a second
+#           document is made. Not run by default: LibreOffice is a large package (apt-get install
+#           --no-install-recommends libreoffice-writer-nogui python3-uno); about 10 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -237,8 +270,8 @@
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
-# apache-event apache-prefork varnish squid lighttpd ghc (default: all but apache-prefork and
-# ghc, in this order). --keep keeps the temporary directory (logs, images).
+# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice (default: all but
+# apache-prefork, ghc, chromium, firefox and libreoffice, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -247,7 +280,7 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment).
+# (zeroed through its segment); chromium, firefox, libreoffice: restart (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -260,7 +293,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
-	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd)
+	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2300,6 +2333,210 @@ CONF
 	fi
 	verdict "$name" "$out" "lighttpd and 2 FastCGI responders (python3: a thread each); the keep-alive connection fetched 50,000 lines, the responder went on ($app1 -> $app2), both answered at once, a CGI child forked, fastcgi.requests $req_before -> $req; $(ckpt_times "$d")" \
 		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# cdp PORT WHICH EXPR: EXPR evaluated in Chromium's page WHICH (id or URL prefix), as JSON
+# (the system's python3 when there is one: a version manager's shim costs seconds under load)
+cdp() {
+	local py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	timeout 30 "$py" "$ZOO_ROOT/tests/apps/cdp.py" "$@" 2>&1
+}
+
+# chromium_start DIR PORT URL: Chromium headless started as a user would (its own session, a
+# profile and XDG dirs in DIR); prints its pid
+chromium_start() {
+	(cd "$1" && XDG_CONFIG_HOME=$1/xdg XDG_CACHE_HOME=$1/xdg exec setsid /usr/lib/chromium/chromium --headless=new --no-sandbox --disable-crashpad-for-testing \
+		--enable-features=NetworkServiceInProcess2 --no-first-run --remote-debugging-port="$2" \
+		--user-data-dir="$1/profile" "$3" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+case_chromium() {
+	local d=$ZOO_TMP/chromium pid="" out="" port=$((40000 + ($$ + 61) % 20000)) mark="stasis-$$-$RANDOM"
+	local before="" after="" later="" tab="" answer="" p
+	local page='data:text/html,<title>counter</title><script>var n=0;setInterval(()=>n++,100)</script>'
+	if [ ! -x /usr/lib/chromium/chromium ]; then
+		result_fail apps/chromium "chromium is not installed (apt-get install chromium; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img"
+	pid=$(chromium_start "$d" "$port" "$page")
+	track_pid "$pid"
+	if ! wait_until 30 eval "[ \"\$(cdp $port data: 'n > 20')\" = true ]"; then
+		result_fail apps/chromium "the page did not count: $(cdp "$port" data: n | tail -c 300) $(tail -c 300 "$d/out")"
+		out=failed
+	else
+		before=$(cdp "$port" data: "window.mark = '$mark'; n")
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/chromium "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+			wait_until 10 pid_free "$pid"
+			pid=$(chromium_start "$d" "$port" "$page")
+			track_pid "$pid"
+			wait_until 30 eval "[ \"\$(cdp $port data: 'n > 0')\" = true ]"
+		fi
+		after=$(cdp "$port" data: "[n, window.mark]")
+		sleep 1
+		later=$(cdp "$port" data: n)
+		tab=$(cdp "$port" new)
+		answer=$(cdp "$port" "$tab" "6*7")
+		local n1 m1
+		n1=$(sed -n 's/^\[\([0-9]*\), .*/\1/p' <<<"$after")
+		m1=$(sed -n 's/^\[[0-9]*, "\(.*\)"\]$/\1/p' <<<"$after")
+		if [ "$m1" != "$mark" ]; then
+			out="the page's mark after the restore: '$after' (expected [N, \"$mark\"])"
+		elif ! [[ $before =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ && $later =~ ^[0-9]+$ ]] || [ "$n1" -lt "$before" ] ||
+			[ "$later" -le "$n1" ]; then
+			out="the page's counter: $before at the dump, '$n1' after the restore, '$later' 1 s later (going on expected)"
+		elif [ "$answer" != 42 ]; then
+			out="a new tab ($tab) evaluated 6*7 as '$answer'"
+		fi
+	fi
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="the browser did not exit on SIGTERM"
+	fi
+	for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+	kill_ours "$pid"
+	verdict apps/chromium "$out" "the page's mark kept, its counter $before -> $n1 -> $later, a new tab answered; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# marionette PORT SCRIPT...: Firefox's answers (tests/apps/marionette.py)
+marionette() {
+	local py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	timeout 60 "$py" "$ZOO_ROOT/tests/apps/marionette.py" "$@" 2>&1
+}
+
+# firefox_start DIR: Firefox ESR headless on DIR/page.html (profile and XDG dirs in DIR), under
+# the subreaper, its sandboxes off; prints the subreaper's pid
+firefox_start() {
+	(cd "$1" && XDG_CONFIG_HOME=$1/xdg XDG_CACHE_HOME=$1/xdg MOZ_DISABLE_CONTENT_SANDBOX=1 MOZ_DISABLE_GMP_SANDBOX=1 MOZ_DISABLE_RDD_SANDBOX=1 \
+		MOZ_DISABLE_SOCKET_PROCESS_SANDBOX=1 MOZ_DISABLE_UTILITY_SANDBOX=1 exec setsid \
+		"$ZOO_ROOT/tests/tools/bin/subreaper" firefox-esr --headless --marionette --no-remote \
+		--profile "$1/profile" "file://$1/page.html" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+case_firefox() {
+	local d=$ZOO_TMP/firefox pid="" out="" port=$((40000 + ($$ + 67) % 20000)) mark="stasis-$$-$RANDOM"
+	local before="" after="" later="" answer="" p n1 m1
+	if ! command -v firefox-esr >/dev/null; then
+		result_fail apps/firefox "firefox-esr is not installed (apt-get install firefox-esr; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/profile"
+	echo '<html><head><title>0</title></head><body><script>var n = 0; setInterval(() => { n++; document.title = String(n) }, 100)</script></body></html>' >"$d/page.html"
+	cat >"$d/profile/user.js" <<PREFS
+user_pref("marionette.port", $port);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);
+user_pref("app.update.enabled", false);
+PREFS
+	pid=$(firefox_start "$d")
+	track_pid "$pid"
+	if ! wait_until 60 eval "[ \"\$(marionette $port 'return Number(document.title) > 20')\" = true ]"; then
+		result_fail apps/firefox "the page did not count: $(marionette "$port" 'return document.title' | tail -c 300) $(tail -c 300 "$d/out")"
+		out=failed
+	else
+		before=$(marionette "$port" "document.documentElement.setAttribute('mark', '$mark'); return Number(document.title)")
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/firefox "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(firefox_start "$d")
+			track_pid "$pid"
+			wait_until 60 eval "[ \"\$(marionette $port 'return Number(document.title) > 0')\" = true ]"
+		fi
+		after=$(marionette "$port" "return [Number(document.title), document.documentElement.getAttribute('mark')]")
+		sleep 1
+		later=$(marionette "$port" "return Number(document.title)")
+		answer=$(marionette "$port" "new:file://$d/page.html" "return [document.URL, 6*7]")
+		n1=$(sed -n 's/^\[\([0-9]*\), .*/\1/p' <<<"$after")
+		m1=$(sed -n 's/^\[[0-9]*, "\(.*\)"\]$/\1/p' <<<"$after")
+		if [ "$m1" != "$mark" ]; then
+			out="the page's mark after the restore: '$after' (expected [N, \"$mark\"])"
+		elif ! [[ $before =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ && $later =~ ^[0-9]+$ ]] || [ "$n1" -lt "$before" ] ||
+			[ "$later" -le "$n1" ]; then
+			out="the page's counter: $before at the dump, '$n1' after the restore, '$later' 1 s later (going on expected)"
+		elif [ "$answer" != "[\"file://$d/page.html\", 42]" ]; then
+			out="a new tab answered '$answer'"
+		fi
+	fi
+	if [ "$out" != failed ]; then
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 20 pid_free "$pid" || [ -n "$out" ] || out="the browser did not exit on SIGTERM"
+	fi
+	for p in $(ps -e -o pid= -o ppid= | awk -v r="$pid" '$2 == r { print $1 }') $(pgrep -s "$pid"); do kill_ours "$p"; done
+	kill_ours "$pid"
+	verdict apps/firefox "$out" "the page's mark kept, its counter $before -> $n1 -> $later, a new tab answered; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# lo DIR ARG...: LibreOffice's answers over UNO (tests/apps/lo-client.py, the system's python3)
+lo() { HOME=$1 timeout 30 /usr/bin/python3 "$ZOO_ROOT/tests/apps/lo-client.py" "${@:2}" 2>&1; }
+
+# lo_start DIR PORT: soffice headless accepting UNO on PORT (HOME DIR); prints oosplash's pid
+lo_start() {
+	(cd "$1" && HOME=$1 exec setsid soffice --headless --norestore --nologo \
+		"--accept=socket,host=127.0.0.1,port=$2;urp;" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+case_libreoffice() {
+	local d=$ZOO_TMP/libreoffice pid="" out="" port=$((40000 + ($$ + 71) % 20000)) mark="stasis-$$-$RANDOM"
+	local docs="" made="" more="" p
+	if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then
+		result_fail apps/libreoffice "LibreOffice or python3-uno is not installed (apt-get install --no-install-recommends libreoffice-writer-nogui python3-uno)"
+		return
+	fi
+	mkdir -p "$d/img"
+	pid=$(lo_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ." || [ "$(lo "$d" "$port" make "edited $mark")" != made ]; then
+		result_fail apps/libreoffice "soffice did not answer: $(tail -c 300 "$d/out")"
+		out=failed
+	else
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/libreoffice "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+			wait_until 10 pid_free "$pid"
+			pid=$(lo_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		docs=$(lo "$d" "$port" list)
+		made=$(lo "$d" "$port" make second)
+		more=$(lo "$d" "$port" list | sort | tr '\n' '|')
+		if [ "$docs" != "'edited $mark' True" ]; then
+			out="the open documents after the restore: '$docs' (expected 'edited $mark' True)"
+		elif [ "$made" != made ] || [ "$more" != "'edited $mark' True|'second' True|" ]; then
+			out="a second document: '$made', then the documents '$more'"
+		fi
+	fi
+	for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+	kill_ours "$pid"
+	verdict apps/libreoffice "$out" "the unsaved edited document kept, a second one made; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do

@@ -20,6 +20,13 @@
  * written: while the process runs its RssAnon (read every 10 ms) must never grow by 64 MiB
  * (under --predump: the dump once read the uffd-wp markers tracking leaves in every hole as
  * swapped pages, faulting a page of zeroes in for each: the mapping's whole size).
+ * Next to it V8's pointer cage as Chromium's zygote has it: 1 TiB PROT_NONE, private anonymous
+ * WITHOUT MAP_NORESERVE (the kernel charges no commit for a mapping that cannot be written),
+ * a 64 KiB window committed read-write at its start and one written and made PROT_NONE again
+ * (a decommitted page), shared with the child: the restore once mapped the child's inherited
+ * copy read-write to fill it (1 TiB charged at once: ENOMEM under the default overcommit
+ * heuristic, the restore failed). After restore: both windows hold their patterns (in the
+ * child too), the rest is still ---p, and a new window commits.
  * Blocks in: nanosleep (its own loop, as zoo_wait's; the child's own loop).
  */
 #include "zoo.h"
@@ -35,8 +42,11 @@
 #define KID_PAGE 5 /* the page of the start window the child rewrites */
 #define SPARSE (1UL << 30)
 #define RSS_GROWTH_KB (64L << 10)
+#define CAGE (1ULL << 40)
+#define CAGE_HIDDEN_OFF (CAGE / 2)
+#define CAGE_NEW_OFF (CAGE / 4)
 
-static unsigned char *res, *sparse;
+static unsigned char *res, *sparse, *cage;
 static pid_t kid;
 static volatile sig_atomic_t kid_term;
 
@@ -49,6 +59,7 @@ static void c_hidden(ucontext_t *u)
 	mprotect(res + HIDDEN_OFF, WIN_LEN, PROT_NONE);
 }
 static void c_reserve(ucontext_t *u) { (void)u; munmap(res + RESERVE / 8, 1UL << 30); }
+static void c_cage(ucontext_t *u) { (void)u; cage[WIN_LEN - 1] ^= 1; }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
 static void c_rss(ucontext_t *u)
 {
@@ -60,6 +71,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "pattern", c_pattern, 0 },
 	{ "hidden", c_hidden, 0 },
 	{ "reserve", c_reserve, 0 },
+	{ "cage", c_cage, 0 },
 	{ "child", c_child, 0 },
 	{ "rss", c_rss, 1 },
 };
@@ -123,6 +135,23 @@ static int reservation_ok(void)
 	return 1;
 }
 
+/* The cage: its windows hold their patterns, the rest is ---p from end to end */
+static int cage_ok(void)
+{
+	unsigned long base = (unsigned long)cage, a = base, s = 0, e = 0;
+	if (mprotect(cage + CAGE_HIDDEN_OFF, WIN_LEN, PROT_READ))
+		return 0;
+	int ok = zoo_check_fill(cage, WIN_LEN, 600) < 0 && zoo_check_fill(cage + CAGE_HIDDEN_OFF, WIN_LEN, 700) < 0;
+	if (mprotect(cage + CAGE_HIDDEN_OFF, WIN_LEN, PROT_NONE))
+		return 0;
+	while (ok && a < base + CAGE) {
+		const char *p = perms_at(a, &s, &e);
+		ok = !strcmp(p, a - base < WIN_LEN ? "rw-p" : "---p");
+		a = e;
+	}
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
@@ -135,6 +164,17 @@ int main(int argc, char **argv)
 	commit(END_OFF, WIN_LEN, 300);
 	commit(HIDDEN_OFF, WIN_LEN, 400);
 	if (mprotect(res + HIDDEN_OFF, WIN_LEN, PROT_NONE))
+		zoo_die("mprotect PROT_NONE: %s", strerror(errno));
+
+	cage = mmap(NULL, CAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (cage == MAP_FAILED)
+		zoo_die("mmap 1 TiB PROT_NONE: %s", strerror(errno));
+	if (mprotect(cage, WIN_LEN, PROT_READ | PROT_WRITE) ||
+	    mprotect(cage + CAGE_HIDDEN_OFF, WIN_LEN, PROT_READ | PROT_WRITE))
+		zoo_die("mprotect the cage's windows: %s", strerror(errno));
+	zoo_fill(cage, WIN_LEN, 600);
+	zoo_fill(cage + CAGE_HIDDEN_OFF, WIN_LEN, 700);
+	if (mprotect(cage + CAGE_HIDDEN_OFF, WIN_LEN, PROT_NONE))
 		zoo_die("mprotect PROT_NONE: %s", strerror(errno));
 
 	sparse = mmap(NULL, SPARSE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -154,7 +194,7 @@ int main(int argc, char **argv)
 		while (!kid_term)
 			zoo_sleep_ms(10);
 		int ok = start_ok(1) && zoo_check_fill(res + MID_OFF, WIN_LEN, 200) < 0 &&
-			 zoo_check_fill(res + END_OFF, WIN_LEN, 300) < 0;
+			 zoo_check_fill(res + END_OFF, WIN_LEN, 300) < 0 && cage_ok();
 		_exit(ok ? 0 : 1);
 	}
 	zoo_sleep_ms(100); /* the child's page written */
@@ -191,12 +231,18 @@ int main(int argc, char **argv)
 		zoo_fill(res + NEW_OFF, WIN_LEN, 500);
 		CHECK("reserve", zoo_check_fill(res + NEW_OFF, WIN_LEN, 500) < 0, "a new window does not hold what was written");
 	}
+	CHECK("cage", cage_ok(), "the 1 TiB PROT_NONE cage's windows or protections differ");
+	if (CHECK("cage", !mprotect(cage + CAGE_NEW_OFF, WIN_LEN, PROT_READ | PROT_WRITE), "commit a new window: %s",
+		  strerror(errno))) {
+		zoo_fill(cage + CAGE_NEW_OFF, WIN_LEN, 800);
+		CHECK("cage", zoo_check_fill(cage + CAGE_NEW_OFF, WIN_LEN, 800) < 0, "a new window does not hold what was written");
+	}
 	CHECK("rss", rss_start >= 0 && rss_max - rss_start < RSS_GROWTH_KB, "RssAnon grew from %ld kB to %ld kB",
 	      rss_start, rss_max);
 	CHECK("pattern", sparse[0] == 1 && sparse[SPARSE / 2] == 2 && sparse[SPARSE - 1] == 3,
 	      "the 1 GiB mapping's pages differ");
 	static char info[120];
-	snprintf(info, sizeof(info), "4 TiB reservation, its windows and the child's page intact (longest "
+	snprintf(info, sizeof(info), "4 TiB reservation, 1 TiB cage, their windows and the child's page intact (longest "
 		 "pause %llu ms)", (unsigned long long)(longest / 1000000));
 	return zoo_finish(info);
 }
