@@ -32,6 +32,7 @@ struct pid_map {
 
 struct pid_ns_state {
 	bool own;       /* the root is pid 1 of the tree's own PID namespace */
+	pid_t root;     /* dump: the root's host pid */
 	size_t depth;   /* the NSpid index of the tree's namespace (0: stasis's own) */
 	struct pid_map *map; /* dump: every process of the tree, zombies too */
 	size_t n;
@@ -154,6 +155,52 @@ static int ask_groups_in_ns(void *buf, size_t len)
 	return got == (ssize_t)len ? 0 : -EIO;
 }
 
+/* A call of pid_ns_run_in_tree's, and its answer (in the buffer that follows). */
+struct in_tree_call {
+	int (*fn)(void *buf, size_t len);
+	size_t len;
+	int err;
+	char buf[];
+};
+
+/* In a helper that joined the tree's PID namespace: fn in a child of it, a process there. */
+static int call_in_ns(void *out, size_t len)
+{
+	struct in_tree_call *c = out;
+	int p[2], status;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid_t child = fork();
+	if (child == 0) {
+		c->err = c->fn(c->buf, c->len);
+		_exit(write_all(p[1], c, len) ? 1 : 0);
+	}
+	close(p[1]);
+	ssize_t got = child > 0 ? read_all(p[0], c, len) : -1;
+	close(p[0]);
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	return got == (ssize_t)len ? 0 : -EIO;
+}
+
+int pid_ns_run_in_tree(const struct run_ctx *ctx, int (*fn)(void *buf, size_t len), void *buf, size_t len)
+{
+	const struct pid_ns_state *st = state_of(ctx);
+	size_t size = sizeof(struct in_tree_call) + len;
+	auto_free struct in_tree_call *c = xzalloc(size);
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	*c = (struct in_tree_call){ fn, len, 0 };
+	memcpy(c->buf, buf, len);
+	if ((err = ns_helper_run(st->root, CLONE_NEWPID, call_in_ns, c, size)) || (err = c->err))
+		return err;
+	memcpy(buf, c->buf, len);
+	return 0;
+}
+
 /*
  * Sessions and groups whose leader has exited (pstree's helper entries, each before its first
  * member): their id in the namespace is that member's session or group as a process there
@@ -219,6 +266,7 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 			return err;
 		}
 		if (i == 0) {
+			st->root = e->pid;
 			st->depth = n - 1;
 			st->own = n > 1;
 			if (st->own && nspid[n - 1] != 1) {

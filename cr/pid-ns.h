@@ -18,6 +18,12 @@ bool pid_ns_is_own(const struct run_ctx *ctx);
 /* Dump: the pid the images keep for host process host (its pid in the tree's namespace;
  * 0: not in the tree). */
 uint32_t pid_ns_vpid(const struct run_ctx *ctx, pid_t host);
+/*
+ * Dump, a tree with a PID namespace of its own: fn(buf, len) run by a process of that
+ * namespace (a child of stasis's copy: stasis's fds, a pid of the namespace for a moment), for
+ * what the kernel tells in its caller's namespace; its answer in buf. fn's error, or -errno.
+ */
+int pid_ns_run_in_tree(const struct run_ctx *ctx, int (*fn)(void *buf, size_t len), void *buf, size_t len);
 /* Dump: the same for thread tid of process pid. */
 int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid);
 

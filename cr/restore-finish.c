@@ -79,10 +79,15 @@ static int report_failure(const struct rst_status *st)
 	return -EIO;
 }
 
-/* A process of the tree that is gone or a zombie before it reported: the restore failed. */
-static int find_dead_task(struct restore_tree *rt, const bool *done)
+/*
+ * A process of the tree that is gone or a zombie before it reported: the restore failed.
+ * Until the root went on from its namespaces (root_only) it is the tree's only process: one
+ * with another pid of the tree then is a short-lived helper of the root's (a peer pid of a
+ * unix socket, a pidfd's reaped process), a zombie for a moment.
+ */
+static int find_dead_task(struct restore_tree *rt, const bool *done, bool root_only)
 {
-	for (size_t i = 0; i < rt->nr_tasks; i++) {
+	for (size_t i = 0; i < (root_only ? 1 : rt->nr_tasks); i++) {
 		struct restore_task *t = &rt->tasks[i];
 		struct proc_stat st;
 		char state;
@@ -115,6 +120,7 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 {
 	auto_free bool *done = xzalloc(rt->nr_tasks * sizeof(bool));
 	size_t nr_done = 0;
+	bool root_only = true; /* till the root went on from its namespaces */
 
 	if (!done)
 		return -ENOMEM;
@@ -124,12 +130,12 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 		int err;
 
 		if (poll(&pfd, 1, 200) == 0) {
-			if ((err = find_dead_task(rt, done)))
+			if ((err = find_dead_task(rt, done, root_only)))
 				return err;
 			continue;
 		}
 		if (read_all(status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
-			if ((err = find_dead_task(rt, done)))
+			if ((err = find_dead_task(rt, done, root_only)))
 				return err;
 			pr_err("restore: the new processes' reports broke off (%zu of %zu reported)",
 			       nr_done, rt->nr_tasks);
@@ -146,11 +152,13 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 			return report_failure(&st);
 		if (st.step == RST_STEP_NAMESPACES) {
 			if ((err = proc_dead_enter_pid_ns(rt->ctx, t->host_pid)) ||
+			    (err = unix_take_from_root(rt->ctx, t->host_pid)) ||
 			    (err = run_notify(rt->ctx, "setup-namespaces", t->host_pid, -1)) ||
 			    (err = run_notify(rt->ctx, "post-setup-namespaces", t->host_pid, -1)))
 				return err;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
 				return -EIO;
+			root_only = false;
 			continue;
 		}
 		if (st.step == RST_STEP_SECCOMP_READY) {

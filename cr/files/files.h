@@ -189,6 +189,14 @@ int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
 struct restore_tree;
 int shared_files_open_later(struct restore_tree *rt);
 
+/* cr/files/unix.c: a unix socket the root makes in a tree with its own PID namespace (its peer
+ * pid one of the namespace's; stasis holds a stand-in till then): shared, it opens there too. */
+bool unix_made_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e);
+/* cr/files/unix.c, restore, in stasis, when the root of a tree with a PID namespace of its own
+ * (host pid root) has reported from it: the unix sockets it made again there (their peer
+ * pids the namespace's) taken in place of those standing in for them. */
+int unix_take_from_root(struct run_ctx *ctx, pid_t root);
+
 /*
  * cr/files/pidfd.c, restore: pidfds of threads other than a process's first (PIDFD_THREAD).
  * Their threads are made after the fds: a unix socket stands at each of their numbers until

@@ -135,8 +135,10 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 		return -EINVAL;
 	}
 	unsigned logged = log_errors();
-	/* a file of a reaped process of the tree's own namespace: there once the root is in it */
-	bool later = proc_dead_in_tree_ns(ctx, o) || pidfd_reaped_in_tree_ns(ctx, o);
+	/* a file of a reaped process of the tree's own namespace, a socket whose peer pid is one of
+	 * it: there once the root is in it */
+	bool later = proc_dead_in_tree_ns(ctx, o) || pidfd_reaped_in_tree_ns(ctx, o) ||
+		     unix_made_in_tree_ns(ctx, o);
 	int held = later ? open("/dev/null", O_RDONLY | O_CLOEXEC) : ops->open(owner, o);
 	if (held < 0 && later)
 		held = -errno;
@@ -159,12 +161,12 @@ int shared_files_open_later(struct restore_tree *rt)
 		int fd = fd_kind_of(o->kind)->open(owner, o);
 		if (fd < 0)
 			return log_unnamed(logged, fd, "restore pid %d fd %u: cannot open %s", owner->pid,
-					   o->fd, o->path);
+					   o->fd, o->path ? o->path : fd_kind_of(o->kind)->name);
 		int err = dup2(fd, st->files[i].held) < 0 ? -errno : 0;
 		close(fd);
 		if (err) {
 			pr_err("restore pid %d fd %u: cannot put %s at fd %d: %s", owner->pid, o->fd,
-			       o->path, st->files[i].held, strerror(-err));
+			       o->path ? o->path : fd_kind_of(o->kind)->name, st->files[i].held, strerror(-err));
 			return err;
 		}
 	}

@@ -158,6 +158,14 @@ static int connect_clients(struct unix_state *st, const FdEntry *l, size_t from,
 	size_t n = 0;
 	int err = c ? 0 : -ENOMEM;
 
+	if (st->in_root && !unix_connects_in_root(st, l))
+		return 0; /* connected by stasis */
+	if (unix_connects_in_root(st, l) && !st->in_root) { /* they stand in until the root connects them */
+		for (size_t k = from; !err && k < to; k++)
+			if (tab->pending[k]->has_client)
+				err = unix_hold_stand_in(st, tab->pending[k]->client, 0, l->sock_type);
+		return err;
+	}
 	while (!err && n < to - from)
 		if ((c[n] = socket(AF_UNIX, l->sock_type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 			err = -errno;
@@ -179,13 +187,19 @@ static int connect_clients(struct unix_state *st, const FdEntry *l, size_t from,
 		const UnixPending *u = tab->pending[from + k];
 		if (!u->has_client)
 			close(c[k]);
-		else if ((err = unix_hold(st, u->client, 0, c[k], NULL))) {
+		else if ((err = st->in_root ? unix_held_replace(st, 0, u->client, &c[k])
+					    : unix_hold(st, u->client, 0, c[k], NULL))) {
 			while (++k < n)
 				close(c[k]);
 			return err;
 		}
 	}
 	return 0;
+}
+
+bool unix_connects_in_root(const struct unix_state *st, const FdEntry *l)
+{
+	return st->root_connects && !unix_held_scratch(st, l->sock_ino);
 }
 
 int unix_restore_pending(struct unix_state *st)

@@ -4,15 +4,21 @@
  * caller's, connect() gives the accepted socket the connecting process's (and the connecting
  * socket its listener's, from listen()). They cannot be set afterwards.
  * Dump: each end's, as the tree's PID namespace numbers the pid (the process may have exited
- * since: the socket keeps its number).
+ * since: the socket keeps its number, which in a namespace of the tree's own only a process
+ * there reads: pid_ns_run_in_tree).
  * Restore: the call that makes the connection runs in a helper process that has that pid
  * (clone3 set_tid; the pid is free before the tree exists, and again once the helper is
  * reaped) and that euid and egid, sharing stasis's file table so that the sockets it makes
  * are stasis's; it keeps its capabilities (SECBIT_NO_SETUID_FIXUP), as stasis reaches paths
  * the process may not have. A pid that is taken leaves the pid to the helper's own, with a
- * warning; so does a tree in a PID namespace of its own (made after the sockets: the pid
- * reads 0 there, as a process of no namespace of its), silently, its euid and egid kept; a
- * listener there listens again from the process that had listened, if it holds it
+ * warning. A tree in a PID namespace of its own has it only once its root exists (a pid
+ * made before reads 0 there): stasis makes stand-ins of those pairs and waiting connections,
+ * the root (unix.c's enter, before it makes any other process) makes them again at the
+ * stand-ins' numbers, its helpers in the namespace with their pids (pid 1: a thread of the
+ * root), listeners listening again as who had listened, and stasis takes them from the root
+ * (unix_take_from_root) for their queues. Left at 0 there: pairs carried in flight or with a
+ * file made for a gone name, connections to a listener bound in a scratch root; a listener
+ * listens again from the process that had listened too, if it holds it
  * (unix_relisten_in_task): listen() takes its caller's credentials each time.
  */
 #include <errno.h>
@@ -37,17 +43,35 @@
 #include "tree-path.h"
 #include "unix.h"
 
+struct peer_of {
+	int s;
+	struct ucred u;
+};
+
+/* SO_PEERCRED as the caller's PID namespace numbers the pid (0: none there). */
+static int peer_here(void *buf, size_t len)
+{
+	struct peer_of *p = buf;
+	socklen_t l = sizeof(p->u);
+
+	(void)len;
+	return getsockopt(p->s, SOL_SOCKET, SO_PEERCRED, &p->u, &l) ? -errno : 0;
+}
+
 bool unix_cred_read(const struct run_ctx *ctx, int s, struct unix_cred *c)
 {
-	struct ucred u;
-	socklen_t len = sizeof(u);
+	struct peer_of p = { s, { 0 } };
 
 	*c = (struct unix_cred){ 0 };
-	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &u, &len) || u.pid <= 0)
+	if (peer_here(&p, sizeof(p)) || p.u.pid <= 0)
 		return false; /* none: never connected by a process (a datagram socket's connect) */
-	c->pid = pid_ns_vpid(ctx, u.pid); /* 0: gone, and the tree has a PID namespace of its own */
-	c->uid = u.uid;
-	c->gid = u.gid;
+	c->pid = pid_ns_vpid(ctx, p.u.pid);
+	c->uid = p.u.uid;
+	c->gid = p.u.gid;
+	/* not a process of the tree now: one gone since is known by its number in the tree's own
+	 * namespace (the socket keeps it) to a process there only (0 to one of no namespace of it) */
+	if (!c->pid && pid_ns_is_own(ctx) && !pid_ns_run_in_tree(ctx, peer_here, &p, sizeof(p)))
+		c->pid = p.u.pid > 0 ? (uint32_t)p.u.pid : 0;
 	return true;
 }
 
@@ -98,9 +122,50 @@ static int run_here(const struct unix_cred *as, int root_fd, const char *dir, in
 	return fn(arg);
 }
 
+struct run_as_thread {
+	const struct unix_cred *as;
+	int root_fd;
+	const char *dir;
+	int (*fn)(void *arg);
+	void *arg;
+	int err;
+};
+
+/* A thread of the root (pid 1): credentials, secure bits and, once unshared, root and working
+ * directory are the thread's own (raw calls: glibc would change every thread's). */
+static void *run_as_thread(void *arg)
+{
+	struct run_as_thread *r = arg;
+
+	r->err = unshare(CLONE_FS) ? -errno : run_here(r->as, r->root_fd, r->dir, r->fn, r->arg);
+	return NULL;
+}
+
+/* In the tree's root: as pid 1 (the root itself), by a thread of its own. */
+static int run_in_root_thread(const struct unix_cred *as, int root_fd, const char *dir,
+			      int (*fn)(void *arg), void *arg)
+{
+	struct run_as_thread r = { as, root_fd, dir, fn, arg, 0 };
+	pthread_t th;
+	int err = pthread_create(&th, NULL, run_as_thread, &r);
+
+	if (err || (err = pthread_join(th, NULL)))
+		return -err;
+	return r.err;
+}
+
 int unix_run_as(const struct run_ctx *ctx, const struct unix_cred *as, int root_fd, const char *dir,
 		int (*fn)(void *arg), void *arg, size_t arg_size)
 {
+	bool in_root = unix_state_of(ctx)->in_root;
+	struct unix_cred ids = *as;
+
+	if (in_root) { /* the root takes on ids in its user namespace's view, if it has one */
+		ns_make_tree_ids(ctx, false, &ids.uid, 1);
+		ns_make_tree_ids(ctx, true, &ids.gid, 1);
+		if (ids.pid == 1)
+			return run_in_root_thread(&ids, root_fd, dir, fn, arg);
+	}
 	struct shared {
 		int err;
 		char arg[];
@@ -113,16 +178,17 @@ int unix_run_as(const struct run_ctx *ctx, const struct unix_cred *as, int root_
 	memcpy(sh->arg, arg, arg_size);
 	sh->err = -EINTR;
 	fflush(NULL);
-	bool with_pid = as->pid && !pid_ns_is_own(ctx);
-	child = with_pid ? clone_with_pid(&as->pid, 1, CLONE_FILES, -1) : -1;
+	/* (made before the tree's own PID namespace exists, a helper's pid reads 0 there) */
+	bool with_pid = ids.pid && (!pid_ns_is_own(ctx) || in_root);
+	child = with_pid ? clone_with_pid(&ids.pid, 1, CLONE_FILES, -1) : -1;
 	if (child < 0) {
 		if (with_pid)
 			pr_warn("restore: a unix socket's peer pid %u is taken (%s): it comes back with "
-				"another", as->pid, strerror(errno));
+				"another", ids.pid, strerror(errno));
 		child = syscall(SYS_clone, CLONE_FILES | SIGCHLD, NULL, NULL, NULL, 0);
 	}
 	if (child == 0) {
-		sh->err = run_here(as, root_fd, dir, fn, sh->arg);
+		sh->err = run_here(&ids, root_fd, dir, fn, sh->arg);
 		_exit(0);
 	}
 	int err = child < 0 ? -errno : 0;

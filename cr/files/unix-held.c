@@ -161,8 +161,33 @@ int unix_hold(struct unix_state *st, uint64_t ino, uint64_t pair_id, int fd, con
 		return -ENOMEM;
 	}
 	st->made = more;
-	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, { 0 } };
+	st->made[st->nr_made++] = (struct held_socket){ ino, pair_id, fd, e, { 0 }, false };
 	return 0;
+}
+
+int unix_hold_stand_in(struct unix_state *st, uint64_t ino, uint64_t pair_id, int type)
+{
+	int s = socket(AF_UNIX, type | SOCK_CLOEXEC, 0), err;
+
+	if (s < 0)
+		return -errno;
+	if (!(err = unix_hold(st, ino, pair_id, s, NULL)))
+		st->made[st->nr_made - 1].stand_in = true;
+	return err;
+}
+
+int unix_held_replace(const struct unix_state *st, uint64_t pair_id, uint64_t ino, int *s)
+{
+	for (size_t i = 0; i < st->nr_made; i++) {
+		if (st->made[i].pair_id != pair_id || st->made[i].ino != ino || !st->made[i].stand_in)
+			continue;
+		if (dup3(*s, st->made[i].fd, O_CLOEXEC) < 0)
+			return -errno;
+		close(*s);
+		*s = -1;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int unix_held_fd(const struct unix_state *st, uint64_t ino)

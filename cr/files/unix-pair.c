@@ -226,30 +226,59 @@ static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[
 	return err;
 }
 
+/* The held listener that accepted one end of the pair (*b_accepted: end b), or -1. */
+static int pair_listener(const struct unix_state *st, const UnixPair *u, const FdEntry **l, bool *b_accepted)
+{
+	int ls = -1;
+
+	*l = NULL;
+	*b_accepted = false;
+	if (u->type != SOCK_DGRAM && u->a->has_name)
+		ls = unix_held_listener(st, u->type, u->a->name.data, u->a->name.len, l);
+	if (ls < 0 && u->type != SOCK_DGRAM && u->b->has_name) {
+		ls = unix_held_listener(st, u->type, u->b->name.data, u->b->name.len, l);
+		*b_accepted = ls >= 0;
+	}
+	return ls;
+}
+
+/* One pair's two ends made (*made: files made for their names). */
+static int pair_ends(struct unix_state *st, const UnixPair *u, int end[2], struct unix_file made[2])
+{
+	const FdEntry *l;
+	bool b_accepted;
+	int err, ls = pair_listener(st, u, &l, &b_accepted);
+
+	if (ls < 0)
+		return pair_by_name(st, u, end, made);
+	if (!b_accepted)
+		return accept_again(st, ls, l, u->a, u->b, end, &made[1]);
+	int swapped[2];
+	err = accept_again(st, ls, l, u->b, u->a, swapped, &made[0]);
+	end[0] = swapped[1];
+	end[1] = swapped[0];
+	return err;
+}
+
+static void ends_undo(const struct unix_state *st, int end[2], struct unix_file made[2])
+{
+	for (int k = 0; k < 2; k++) {
+		unix_file_remove(st->ctx, &made[k]); /* made by this bind */
+		if (end[k] >= 0)
+			close(end[k]);
+	}
+}
+
 /* One pair again, both ends held. */
 static int make_pair(struct unix_state *st, const UnixPair *u)
 {
-	const FdEntry *l = NULL;
 	struct unix_file made[2] = { { 0 }, { 0 } };
-	int end[2], err, ls = -1;
-	bool b_accepted = false;
+	int end[2], err;
 
-	if (u->type != SOCK_DGRAM && u->a->has_name)
-		ls = unix_held_listener(st, u->type, u->a->name.data, u->a->name.len, &l);
-	if (ls < 0 && u->type != SOCK_DGRAM && u->b->has_name) {
-		ls = unix_held_listener(st, u->type, u->b->name.data, u->b->name.len, &l);
-		b_accepted = ls >= 0;
-	}
-	if (ls < 0) {
-		err = pair_by_name(st, u, end, made);
-	} else if (!b_accepted) {
-		err = accept_again(st, ls, l, u->a, u->b, end, &made[1]);
-	} else {
-		int swapped[2];
-		err = accept_again(st, ls, l, u->b, u->a, swapped, &made[0]);
-		end[0] = swapped[1];
-		end[1] = swapped[0];
-	}
+	if (unix_pair_by_root(st, u)) /* its ends stand in until the root has made them */
+		return unix_hold_stand_in(st, u->a->ino, u->id, u->type) ?:
+		       unix_hold_stand_in(st, u->b->ino, u->id, u->type);
+	err = pair_ends(st, u, end, made);
 	if (!err) {
 		err = unix_hold(st, u->a->ino, u->id, end[0], NULL);
 		end[0] = -1; /* held, or closed by unix_hold */
@@ -263,12 +292,49 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 		}
 		end[1] = -1; /* closed by unix_hold */
 	}
-	for (int k = 0; k < 2; k++) {
-		unix_file_remove(st->ctx, &made[k]); /* made by this bind */
-		if (end[k] >= 0)
-			close(end[k]);
-	}
+	ends_undo(st, end, made);
 	return err;
+}
+
+/* A path name whose file was gone: bound again, a file is made for it that stasis removes. */
+static bool file_made_for(const UnixEnd *end)
+{
+	return end->name_file_gone && end->name.len && end->name.data[0];
+}
+
+bool unix_pair_by_root(const struct unix_state *st, const UnixPair *u)
+{
+	const FdEntry *l;
+	bool b_accepted;
+
+	if (!st->root_connects || !((u->a->has_peer_pid && u->a->peer_pid) || (u->b->has_peer_pid && u->b->peer_pid)) ||
+	    (u->type == SOCK_DGRAM && (u->a->has_name || u->b->has_name)) || /* one-way ones connect to those */
+	    file_made_for(u->a) || file_made_for(u->b))
+		return false;
+	/* accepted: where its listener's connections are made (one queue, in order) */
+	return pair_listener(st, u, &l, &b_accepted) < 0 || unix_connects_in_root(st, l);
+}
+
+int unix_remake_pairs(struct unix_state *st)
+{
+	for (size_t i = 0; i < st->rst->n_pairs; i++) {
+		const UnixPair *u = st->rst->pairs[i];
+		struct unix_file made[2] = { { 0 }, { 0 } };
+		int end[2] = { -1, -1 }, err;
+
+		if (!unix_pair_by_root(st, u))
+			continue;
+		if (!(err = pair_ends(st, u, end, made)) &&
+		    !(err = unix_held_replace(st, u->id, u->a->ino, &end[0])))
+			err = unix_held_replace(st, u->id, u->b->ino, &end[1]);
+		if (err) {
+			ends_undo(st, end, made);
+			pr_err("restore: cannot make unix socket pair %llu again in the tree's PID namespace: %s",
+			       (unsigned long long)u->id, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
 }
 
 int unix_make_pairs(struct unix_state *st)

@@ -36,12 +36,13 @@
 
 #include "files.h"
 #include "log.h"
+#include "pid-ns.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "unix.h"
 #include "util.h"
 
-static struct unix_state *unix_state_of(const struct run_ctx *ctx)
+struct unix_state *unix_state_of(const struct run_ctx *ctx)
 {
 	struct unix_state *ud = run_state(ctx, &tree_unix_sockets);
 
@@ -321,6 +322,13 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!st->rst)
 		return 0;
+	/* the tree's PID namespace is made after these: its root connects again what must read a
+	 * pid of it (not those messages carry: stasis dups them now) */
+	st->root_connects = pid_ns_is_own(ctx);
+	for (size_t i = 0; i < st->rst->n_in_flight; i++)
+		if (st->rst->in_flight[i]->kind == FD_KIND__FD_UNIX_PAIR ||
+		    st->rst->in_flight[i]->kind == FD_KIND__FD_UNIX_PENDING)
+			st->root_connects = false;
 	for (size_t i = 0; i < st->nr_bound; i++)
 		if (!st->bound[i]->has_sock_peer && (err = unix_make_bound(st, st->bound[i])))
 			return err;
@@ -331,6 +339,72 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 			return err;
 	if ((err = unix_restore_pending(st)) || (err = unix_carried_open(st, ctx)))
 		return err;
+	return 0;
+}
+
+/*
+ * In the root of a tree with a PID namespace of its own, before it makes any other process:
+ * the listeners listen again as the process that had listened (a pid of the namespace now),
+ * the pairs and waiting connections whose stand-ins stasis holds are made at their numbers
+ * (unix_run_as: helpers with their makers' pids, in the namespace). stasis takes them once the
+ * root reports (unix_take_from_root).
+ */
+static int enter_sockets(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct unix_state *st = unix_state_of(ctx);
+	struct unix_cred as;
+	int err = 0;
+
+	(void)rt;
+	if (!st->rst || !st->root_connects)
+		return 0;
+	st->in_root = true;
+	for (size_t i = 0; i < st->nr_bound && !err; i++) {
+		const FdEntry *e = st->bound[i];
+		int fd = e->has_sock_ino ? unix_held_fd(st, e->sock_ino) : -1;
+		if (fd >= 0 && e->has_sock_backlog && unix_listener_cred(e, &as) && as.pid &&
+		    (err = unix_listen_as(ctx, fd, e->sock_backlog, &as)))
+			pr_err("restore: cannot listen on unix socket %llu again as pid %u: %s",
+			       (unsigned long long)e->sock_ino, as.pid, strerror(-err));
+	}
+	if (!err && !(err = unix_remake_pairs(st)))
+		err = unix_restore_pending(st);
+	st->in_root = false; /* (the root's copy: its processes make nothing more this way) */
+	return err;
+}
+
+bool unix_made_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e)
+{
+	const struct unix_state *st = unix_state_of(ctx);
+
+	if ((e->kind != FD_KIND__FD_UNIX_PAIR && e->kind != FD_KIND__FD_UNIX_PENDING) || !e->has_sock_ino)
+		return false;
+	for (size_t i = 0; i < st->nr_made; i++)
+		if (st->made[i].ino == e->sock_ino)
+			return st->made[i].stand_in;
+	return false;
+}
+
+int unix_take_from_root(struct run_ctx *ctx, pid_t root)
+{
+	struct unix_state *st = unix_state_of(ctx);
+
+	for (size_t i = 0; i < st->nr_made; i++) {
+		struct held_socket *h = &st->made[i];
+		if (!h->stand_in)
+			continue;
+		int fd = task_fd_copy(root, h->fd);
+		if (fd < 0 || dup3(fd, h->fd, O_CLOEXEC) < 0) {
+			int err = fd < 0 ? fd : -errno;
+			pr_err("restore: cannot take unix socket %llu from the tree's root (pid %d, fd %d): %s",
+			       (unsigned long long)h->ino, root, h->fd, strerror(-err));
+			if (fd >= 0)
+				close(fd);
+			return err;
+		}
+		close(fd);
+		h->stand_in = false;
+	}
 	return 0;
 }
 
@@ -442,6 +516,7 @@ const struct tree_object_ops tree_unix_sockets = {
 	.write = write_sockets,
 	.validate = validate_sockets,
 	.prepare = prepare_sockets,
+	.enter = enter_sockets,
 	.undo = undo_sockets,
 };
 

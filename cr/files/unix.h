@@ -72,6 +72,8 @@ struct held_socket {
 	int fd;                /* stasis' own */
 	const FdEntry *e;      /* made from this entry (bound sockets), or NULL */
 	struct unix_file unlink_later; /* its socket file, made for the restore only */
+	bool stand_in;         /* a socket standing at fd until the tree's root has made the real
+				  one there (unix_remake_in_root) and stasis took it (unix_take_from_root) */
 };
 
 /*
@@ -119,7 +121,13 @@ struct unix_state {
 	struct unix_file dirs_later; /* restore: the directories made for held sockets' files, in the
 					order made; removed (if empty) after every file */
 	bool filled; /* restore: queues filled once every process existed; stasis let go */
+	bool root_connects; /* restore, a tree with a PID namespace of its own: its root makes the
+			       connections whose peer pids are the tree's (unix_remake_in_root) */
+	bool in_root;       /* restore: running in that root, in the tree's PID namespace */
 };
+
+/* The run's unix sockets (restore: their state as made before the tree). */
+struct unix_state *unix_state_of(const struct run_ctx *ctx);
 
 /* ---- cr/files/unix-diag.c ---- */
 
@@ -182,6 +190,8 @@ int unix_relisten_in_task(const struct restore_task *t, const FdEntry *e);
  * Restore: fn(arg) run by a helper process with as's pid, euid and egid (the kernel takes a
  * connection's peer credentials from its caller), sharing stasis's file table, with root_fd as
  * its root (-1: stasis's) and dir as working directory; arg (arg_size bytes) is copied back.
+ * In the tree's root (in_root): a helper of the tree's PID namespace sharing the root's file
+ * table, or, for pid 1, a thread of the root itself.
  */
 int unix_run_as(const struct run_ctx *ctx, const struct unix_cred *as, int root_fd, const char *dir,
 		int (*fn)(void *arg), void *arg, size_t arg_size);
@@ -276,6 +286,10 @@ int unix_held_end(const struct unix_state *st, uint64_t pair_id, uint64_t ino);
 /* A held listener of the type bound to the name (*e: its entry), or -1. */
 int unix_held_listener(const struct unix_state *st, int type, const void *name, size_t len,
 		       const FdEntry **e);
+/* Restore, root_connects: a socket of the type stands in for the one of (pair_id, ino), held. */
+int unix_hold_stand_in(struct unix_state *st, uint64_t ino, uint64_t pair_id, int type);
+/* In the tree's root: *s put at the number of the stand-in of (pair_id, ino), and closed (-1). */
+int unix_held_replace(const struct unix_state *st, uint64_t pair_id, uint64_t ino, int *s);
 /* Stasis lets go of one held socket. */
 void unix_held_drop(struct unix_state *st, int fd);
 /* The held socket's file to remove when stasis lets go of it (*f is taken). */
@@ -349,18 +363,27 @@ int unix_make_bound(struct unix_state *st, const FdEntry *e);
 int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p, FdEntry *e,
 		   const struct unix_info *ui, const struct unix_info *pi);
 bool unix_pairs_valid(const SocketTable *tab, size_t n_carried);
-/* Restore, before the tree: every pair made (accepted ones through a held listener). */
+/* Restore, before the tree: every pair made (accepted ones through a held listener); those
+ * the tree's root makes (unix_pair_by_root) only stand in. */
 int unix_make_pairs(struct unix_state *st);
+/* Made by the tree's root (root_connects): a peer pid of the tree, nothing made for a name. */
+bool unix_pair_by_root(const struct unix_state *st, const UnixPair *u);
+/* In the tree's root: those pairs made again, each end at its stand-in's number. */
+int unix_remake_pairs(struct unix_state *st);
 /* Restore, the tree made: every pair's queues filled, closed ends closed, shutdowns applied. */
 int unix_fill_pairs(struct unix_state *st);
 
 /* ---- cr/files/unix-backlog.c ---- */
 
+/* Restore: the connections to listener l are made by the tree's root (root_connects), its
+ * name reaching it there (not bound in a scratch root of stasis's). */
+bool unix_connects_in_root(const struct unix_state *st, const FdEntry *l);
 int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
 			     FdEntry *e, const struct unix_info *ui);
 int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
 			     FdEntry *e, const struct unix_info *ui);
-/* Restore, before the tree, every listener made: the connections waiting in each, in order. */
+/* Restore, before the tree, every listener made: the connections waiting in each, in order
+ * (root_connects: their clients stand in, and the tree's root connects them, in_root). */
 int unix_restore_pending(struct unix_state *st);
 
 #endif

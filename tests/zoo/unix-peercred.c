@@ -13,11 +13,11 @@
  *   fd 69: a listener (abstract name) this process listened on itself, as euid 2005 egid 3005
  *   for the call (its saved uid root): what a server's clients read of it.
  * After restore and SIGTERM: each fd reads the same pid, uid and gid as before, those of the
- * process that made it (as the init of a PID namespace of its own, a pid may read 0: restore
- * makes the sockets before that namespace), but fd 69's, whose listen() was this process's
- * own: a socket connecting to it after the restore reads this process's pid (1 in a
- * container: systemd's clients refuse a server whose pid reads 0), euid 2005 and egid 3005;
- * the pairs still carry data.
+ * process that made it, also as the init of a PID namespace of its own (its pids as that
+ * namespace numbers them, 0 for none: restore makes the sockets before the namespace, its root
+ * must make them again in it), and a socket connecting to fd 69 after the restore reads this
+ * process's pid (1 in a container: systemd's clients refuse a server whose pid reads 0), euid
+ * 2005 and egid 3005; the pairs still carry data.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -234,16 +234,13 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	/* the init of a PID namespace: restore makes the sockets before the namespace exists, the
-	 * pids read 0 then (their euid and egid are still its makers') */
 	int own_ns = me == 1;
 	close(70);
 	connect_server(70); /* fd 70: connected after the restore, reads fd 69's listen() */
 	for (int i = 0; i < NFDS; i++) {
 		struct ucred c = peercred(FIRST + i);
 		CHECK(i < 2 ? "pair" : i == 4 || i == 6 ? "listen" : i >= 9 ? "server" : "peercred",
-		      (c.pid == want[i].pid || (own_ns && c.pid == 0 && i < 9)) && c.uid == want[i].uid &&
-			      c.gid == want[i].gid,
+		      c.pid == want[i].pid && c.uid == want[i].uid && c.gid == want[i].gid,
 		      "fd %d: peer pid %d uid %u gid %u, made by pid %d uid %u gid %u", FIRST + i, c.pid, c.uid,
 		      c.gid, made_by[i], want[i].uid, want[i].gid);
 	}
@@ -255,7 +252,6 @@ int main(int argc, char **argv)
 	}
 	kill(keeper, SIGKILL);
 	waitpid(keeper, NULL, 0);
-	return zoo_finish(own_ns ? "11 sockets with their makers' euid and egid (pids: own PID namespace, but a "
-				   "listener's own)"
+	return zoo_finish(own_ns ? "11 sockets with their makers' peer credentials (as init of a PID namespace)"
 			  : "11 sockets with their makers' peer credentials");
 }
