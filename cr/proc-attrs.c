@@ -28,7 +28,7 @@
 
 /*
  * count results of syscall nr in the task, each size bytes into out: the k-th has args[i] +
- * k * step[i] (one argument counts, one points to its result in the scratch); all in one go,
+ * k * step[i] (one argument counts, one points to its result, at scratch + k * size); all in one go,
  * or one at a time where the injection has no loop. Errors are the caller's to say.
  */
 static int read_each(struct dump_task *t, long nr, uint64_t args[6], const uint64_t step[6],
@@ -47,10 +47,13 @@ static int read_each(struct dump_task *t, long nr, uint64_t args[6], const uint6
 		return err;
 	for (unsigned k = 0; k < count; k++) {
 		uint64_t one[6];
+		int64_t r;
 		for (int i = 0; i < 6; i++)
 			one[i] = args[i] + k * step[i];
 		*failed = k;
-		if ((err = inject_syscall_out(&t->inj, nr, one, (char *)out + k * size, size)))
+		if ((err = inject_syscall(&t->inj, nr, one, &r)) ||
+		    (err = !r ? 0 : r < 0 && r > -4096 ? (int)r : -EIO) ||
+		    (err = task_mem_read(t->pid, t->inj.scratch + k * size, (char *)out + k * size, size)))
 			return err;
 	}
 	return 0;
