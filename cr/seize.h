@@ -83,5 +83,8 @@ int inject_end(struct inject_ctx *ctx);
 /* Copies between the task's memory and ours (/proc/PID/mem: reading breaks no page it shares). */
 int task_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
+/* The same through one open /proc/PID/mem, for many reads: an fd, or a negative errno. */
+int task_mem_open(pid_t pid);
+int task_mem_read_fd(int fd, uint64_t addr, void *buf, size_t len);
 
 #endif
