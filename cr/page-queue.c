@@ -31,36 +31,63 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * One buffer first: a process whose pages fit in it (most of a tree's, often) is written by
+ * the caller at pq_finish, with no thread started and no other buffer allocated for it.
+ */
 int pq_start(struct page_queue *q, pq_write_fn write, void *arg, size_t buf_size)
 {
-	int err;
-
 	*q = (struct page_queue){ .write = write, .arg = arg, .buf_size = buf_size };
-	for (int i = 0; i < PQ_NR_BUFFERS; i++) {
-		if (posix_memalign((void **)&q->bufs[i], PAGE_SIZE, buf_size)) {
-			pr_err("out of memory: %zu bytes for a page buffer", buf_size);
-			err = -ENOMEM;
-			goto fail;
-		}
+	if (posix_memalign((void **)&q->bufs[0], PAGE_SIZE, buf_size)) {
+		pr_err("out of memory: %zu bytes for a page buffer", buf_size);
+		return -ENOMEM;
 	}
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
+	return 0;
+}
+
+/* The other buffers and the writer, when the first buffer is full; 0 or a negative errno. */
+static int start_writer(struct page_queue *q)
+{
+	int err;
+
+	for (int i = 1; i < PQ_NR_BUFFERS; i++) {
+		if (posix_memalign((void **)&q->bufs[i], PAGE_SIZE, q->buf_size)) {
+			pr_err("out of memory: %zu bytes for a page buffer", q->buf_size);
+			return -ENOMEM;
+		}
+	}
 	if ((err = -pthread_create(&q->writer, NULL, writer_main, q))) {
 		pr_err("cannot start the thread that writes pages: %s", strerror(-err));
-		pthread_mutex_destroy(&q->lock);
-		pthread_cond_destroy(&q->cond);
-		goto fail;
+		return err;
 	}
+	q->writer_started = true;
 	return 0;
-fail:
-	for (int i = 0; i < PQ_NR_BUFFERS; i++)
-		free(q->bufs[i]);
-	return err;
+}
+
+/* The caller writes the current buffer itself (the writer could not be started). */
+static void write_here(struct page_queue *q)
+{
+	unsigned i = q->head % PQ_NR_BUFFERS;
+	int err = q->error ? 0 : q->write(q->arg, q->bufs[i], q->fill[i]);
+
+	if (err)
+		q->error = err;
+	q->fill[i] = 0;
 }
 
 /* Hands the current buffer to the writer and waits until the next one is free. */
 static void pq_submit(struct page_queue *q)
 {
+	int err;
+
+	if (!q->writer_started && !q->error && (err = start_writer(q)))
+		q->error = err;
+	if (!q->writer_started) {
+		write_here(q);
+		return;
+	}
 	pthread_mutex_lock(&q->lock);
 	q->head++;
 	pthread_cond_broadcast(&q->cond);
@@ -87,13 +114,18 @@ void pq_commit(struct page_queue *q, size_t len)
 
 int pq_finish(struct page_queue *q)
 {
-	if (q->fill[q->head % PQ_NR_BUFFERS])
-		pq_submit(q);
-	pthread_mutex_lock(&q->lock);
-	q->done = true;
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->writer, NULL);
+	if (!q->writer_started) {
+		if (q->fill[q->head % PQ_NR_BUFFERS])
+			write_here(q);
+	} else {
+		if (q->fill[q->head % PQ_NR_BUFFERS])
+			pq_submit(q);
+		pthread_mutex_lock(&q->lock);
+		q->done = true;
+		pthread_cond_broadcast(&q->cond);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->writer, NULL);
+	}
 	for (int i = 0; i < PQ_NR_BUFFERS; i++)
 		free(q->bufs[i]);
 	pthread_mutex_destroy(&q->lock);

@@ -1,7 +1,8 @@
 /*
  * A queue of page buffers between the thread that reads a frozen task's memory and a writer
  * thread that appends them to the pages image (or sends them to the page server), so that
- * reading and writing use both cores.
+ * reading and writing use both cores. The writer starts when the first buffer is full: the
+ * pages of a smaller process are written by the caller at the end.
  */
 #ifndef STASIS_PAGE_QUEUE_H
 #define STASIS_PAGE_QUEUE_H
@@ -24,6 +25,7 @@ struct page_queue {
 	bool done;
 	int error;           /* first write error (negative errno) */
 	pthread_t writer;
+	bool writer_started; /* once a second buffer is needed */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 };

@@ -38,6 +38,7 @@ struct page_writer {
 	struct page_queue queue;
 	struct page_sums sums; /* of the pages queued, summed while they are still in the cache */
 	bool indexed;          /* a child in the tree may share its pages: each one noted (note_saved) */
+	int mem_fd;            /* the task's /proc/PID/mem */
 };
 
 
@@ -191,7 +192,7 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 	int err;
 
 	if (w->t->ctx->opts->pre_dump ? read_running(w, vaddr, buf, nr)
-				      : task_mem_read(w->t->pid, vaddr, buf, nr * PAGE_SIZE)) {
+				      : task_mem_read_fd(w->mem_fd, vaddr, buf, nr * PAGE_SIZE)) {
 		pr_err("dump pid %d: cannot read memory at %#llx (%zu pages)", w->t->pid,
 		       (unsigned long long)vaddr, nr);
 		return -EIO;
@@ -337,14 +338,21 @@ static bool has_children(const struct dump_task *t)
 
 static int dump_pages(struct dump_task *t)
 {
-	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE, .indexed = has_children(t) };
+	struct page_writer w = { .t = t, .file_off = PAGES_HEADER_SIZE, .indexed = has_children(t),
+				 .mem_fd = -1 };
 	auto_free uint64_t *pme = xmalloc(CHUNK_PAGES * 8);
+	auto_close int mem_fd = -1;
 	struct page_presence pp;
 	char path[64];
 	int err = 0, werr;
 
 	if (!pme)
 		return -ENOMEM;
+	/* (a pre-dump reads the running task's memory page by page where it changed meanwhile) */
+	if (!t->ctx->opts->pre_dump && (w.mem_fd = mem_fd = task_mem_open(t->pid)) < 0) {
+		pr_err("dump pid %d: cannot open its memory: %s", t->pid, strerror(-mem_fd));
+		return mem_fd;
+	}
 	if ((err = presence_open(&pp, t->pid)))
 		return err;
 	snprintf(path, sizeof(path), "dump pid %d", t->pid);

@@ -26,20 +26,55 @@
 
 #define NR_ITIMERS 3
 
+/*
+ * count results of syscall nr in the task, each size bytes into out: the k-th has args[i] +
+ * k * step[i] (one argument counts, one points to its result, at scratch + k * size); all in one go,
+ * or one at a time where the injection has no loop. Errors are the caller's to say.
+ */
+static int read_each(struct dump_task *t, long nr, uint64_t args[6], const uint64_t step[6],
+		     unsigned count, void *out, size_t size, unsigned *failed)
+{
+	int64_t ret[RLIM_NLIMITS > NR_ITIMERS ? RLIM_NLIMITS : NR_ITIMERS];
+	int err = count <= ARRAY_SIZE(ret)
+			  ? inject_syscall_repeat(&t->inj, nr, args, step, count, ret, out, count * size)
+			  : -EOPNOTSUPP;
+
+	*failed = 0;
+	for (unsigned k = 0; !err && k < count; k++)
+		if (ret[k])
+			*failed = k, err = ret[k] < 0 && ret[k] > -4096 ? (int)ret[k] : -EIO;
+	if (err != -EOPNOTSUPP)
+		return err;
+	for (unsigned k = 0; k < count; k++) {
+		uint64_t one[6];
+		int64_t r;
+		for (int i = 0; i < 6; i++)
+			one[i] = args[i] + k * step[i];
+		*failed = k;
+		if ((err = inject_syscall(&t->inj, nr, one, &r)) ||
+		    (err = !r ? 0 : r < 0 && r > -4096 ? (int)r : -EIO) ||
+		    (err = task_mem_read(t->pid, t->inj.scratch + k * size, (char *)out + k * size, size)))
+			return err;
+	}
+	return 0;
+}
+
 static int dump_rlimits(struct dump_task *t)
 {
+	/* asked inside the task: from outside, another uid's limits need CAP_SYS_RESOURCE */
+	static const uint64_t step[6] = { 0, 1, 0, sizeof(struct rlimit) };
+	uint64_t args[6] = { 0, 0, 0, t->inj.scratch };
+	struct rlimit all[RLIM_NLIMITS];
 	TaskCore *c = t->core;
+	unsigned logged = log_errors(), failed;
+	int err;
 
 	if (!(c->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*c->rlimits))))
 		return -ENOMEM;
+	if ((err = read_each(t, SYS_prlimit64, args, step, RLIM_NLIMITS, all, sizeof(*all), &failed)))
+		return log_unnamed(logged, err, "dump pid %d: cannot read rlimit %u", t->pid, failed);
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
-		struct rlimit lim;
-		/* asked inside the task: from outside, another uid's limits need CAP_SYS_RESOURCE */
-		uint64_t args[6] = { 0, res, 0, t->inj.scratch };
-		unsigned logged = log_errors();
-		int err = inject_syscall_out(&t->inj, SYS_prlimit64, args, &lim, sizeof(lim));
-		if (err)
-			return log_unnamed(logged, err, "dump pid %d: cannot read rlimit %d", t->pid, res);
+		struct rlimit lim = all[res];
 		RlimitEntry *e = xzalloc(sizeof(*e));
 		if (!e)
 			return -ENOMEM;
@@ -54,19 +89,20 @@ static int dump_rlimits(struct dump_task *t)
 
 static int dump_itimers(struct dump_task *t)
 {
+	static const uint64_t step[6] = { 1, sizeof(struct itimerval) };
+	uint64_t args[6] = { 0, t->inj.scratch };
+	struct itimerval all[NR_ITIMERS];
 	TaskCore *c = t->core;
+	unsigned logged = log_errors(), failed;
+	int err;
 
 	if (!(c->itimers = xzalloc(NR_ITIMERS * sizeof(*c->itimers))))
 		return -ENOMEM;
+	if ((err = read_each(t, SYS_getitimer, args, step, NR_ITIMERS, all, sizeof(*all), &failed)))
+		return log_unnamed(logged, err, "dump pid %d: cannot read interval timer %u", t->pid,
+				   failed);
 	for (int which = 0; which < NR_ITIMERS; which++) {
-		struct itimerval it;
-		uint64_t args[6] = { which, t->inj.scratch };
-		unsigned logged = log_errors();
-		int err = inject_syscall_out(&t->inj, SYS_getitimer, args, &it, sizeof(it));
-
-		if (err)
-			return log_unnamed(logged, err, "dump pid %d: cannot read interval timer %d", t->pid,
-					   which);
+		struct itimerval it = all[which];
 		ItimerEntry *e = xzalloc(sizeof(*e));
 		if (!e)
 			return -ENOMEM;

@@ -186,16 +186,10 @@ int task_release(pid_t pid, int stop_sig)
 	return 0;
 }
 
-static int mem_via_proc(pid_t pid, uint64_t addr, void *buf, size_t len, bool write_mem)
+static int mem_via_fd(int fd, uint64_t addr, void *buf, size_t len, bool write_mem)
 {
-	char path[64];
 	size_t done = 0;
-	auto_close int fd = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, (write_mem ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	while (done < len) {
 		ssize_t n = write_mem ? pwrite(fd, (char *)buf + done, len - done, addr + done)
 				      : pread(fd, (char *)buf + done, len - done, addr + done);
@@ -215,6 +209,33 @@ static int mem_via_proc(pid_t pid, uint64_t addr, void *buf, size_t len, bool wr
  * times slower for the copies. /proc/PID/mem takes plain references, and reaches pages that
  * are not readable (PROT_NONE, write-only) too.
  */
+static int mem_via_proc(pid_t pid, uint64_t addr, void *buf, size_t len, bool write_mem)
+{
+	char path[64];
+	auto_close int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, (write_mem ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return mem_via_fd(fd, addr, buf, len, write_mem);
+}
+
+int task_mem_open(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int task_mem_read_fd(int fd, uint64_t addr, void *buf, size_t len)
+{
+	return mem_via_fd(fd, addr, buf, len, false);
+}
+
 int task_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	return mem_via_proc(pid, addr, buf, len, false);

@@ -33,6 +33,8 @@ struct run_ctx;
  * and jumps to where it was. stasis catches the task between the two; if stasis is gone, the
  * kernel lets the task go on through the stub by itself. Plus a scratch mapping inside the
  * task for syscalls that write results to memory (left behind, harmless, if stasis dies).
+ * A loop in the stub runs one syscall many times with no stop between them
+ * (inject_syscall_repeat, below).
  */
 struct inject_ctx {
 	pid_t pid;        /* the thread the syscalls run in */
@@ -40,6 +42,7 @@ struct inject_ctx {
 	struct user_regs_struct saved; /* the task's registers at the freeze */
 	uint64_t gadget;  /* the stub's syscall (else, without room in the vDSO, the vDSO's own) */
 	uint64_t stub;    /* the stub in the vDSO, 0 if none */
+	size_t stub_len;  /* each of the two stubs' length (without the loop when the room is short) */
 	int mem_fd;       /* /proc/PID/mem, for the stub's data */
 	void *stub_saved; /* what the stub's bytes replaced */
 	uint64_t scratch;
@@ -60,6 +63,18 @@ int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int6
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
 		       size_t len);
 /*
+ * Runs syscall nr count times in one go, from a loop in the stub (no ptrace round trip per
+ * syscall): the k-th has the arguments args[i] + k * step[i], and ret[k] gets its rax; then
+ * len bytes from the scratch's start go to out. The results take the scratch's last count * 8
+ * bytes. The task is stopped after the loop by a signal that stasis sends it beforehand, one
+ * that it ignores: if stasis dies meanwhile, the loop ends and the task goes on as after one
+ * syscall, the signal dropped. Only for syscalls that change nothing (reads). -EOPNOTSUPP when
+ * there is no loop (no stub or no room in the vDSO, or no signal fit to stop it): the caller
+ * runs them one at a time.
+ */
+int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
+			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len);
+/*
  * Unmaps the scratch page, takes the stub out (the main thread's context) and puts the
  * registers back as they were at the freeze.
  */
@@ -68,5 +83,8 @@ int inject_end(struct inject_ctx *ctx);
 /* Copies between the task's memory and ours (/proc/PID/mem: reading breaks no page it shares). */
 int task_mem_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
+/* The same through one open /proc/PID/mem, for many reads: an fd, or a negative errno. */
+int task_mem_open(pid_t pid);
+int task_mem_read_fd(int fd, uint64_t addr, void *buf, size_t len);
 
 #endif

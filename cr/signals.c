@@ -18,23 +18,50 @@ struct kernel_sigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
+/*
+ * Every signal's action, read in the task: all in one go (rt_sigaction(sig, NULL, scratch + k *
+ * 32) for each signal), or one at a time where the injection has no loop.
+ */
+static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa)
+{
+	static const uint64_t step[6] = { 1, 0, sizeof(*ksa) };
+	uint64_t args[6] = { 1, 0, t->inj.scratch, 8 };
+	int64_t ret[NSIG_KERNEL];
+	unsigned logged = log_errors();
+	int err = inject_syscall_repeat(&t->inj, SYS_rt_sigaction, args, step, NSIG_KERNEL, ret, ksa,
+					NSIG_KERNEL * sizeof(*ksa));
+
+	for (int sig = 1; !err && sig <= NSIG_KERNEL; sig++)
+		if (ret[sig - 1] && sig != SIGKILL && sig != SIGSTOP)
+			err = ret[sig - 1] < 0 && ret[sig - 1] > -4096 ? (int)ret[sig - 1] : -EIO;
+	if (err != -EOPNOTSUPP)
+		return err ? log_unnamed(logged, err, "dump pid %d: rt_sigaction in the task failed", t->pid)
+			   : 0;
+	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
+		args[0] = sig;
+		if (sig != SIGKILL && sig != SIGSTOP &&
+		    (err = inject_syscall_out(&t->inj, SYS_rt_sigaction, args, &ksa[sig - 1], sizeof(*ksa))))
+			return log_unnamed(logged, err, "dump pid %d: rt_sigaction(%d) in the task failed",
+					   t->pid, sig);
+	}
+	return 0;
+}
+
 static int dump_sigactions(struct dump_task *t)
 {
 	TaskCore *c = t->core;
+	struct kernel_sigaction all[NSIG_KERNEL];
+	int err;
 
 	if (!(c->sigactions = xzalloc(NSIG_KERNEL * sizeof(*c->sigactions))))
 		return -ENOMEM;
+	if ((err = read_sigactions(t, all)))
+		return err;
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
-		struct kernel_sigaction ksa;
-		uint64_t args[6] = { sig, 0, t->inj.scratch, 8 };
-		unsigned logged = log_errors();
-		int err;
+		struct kernel_sigaction ksa = all[sig - 1];
 
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		if ((err = inject_syscall_out(&t->inj, SYS_rt_sigaction, args, &ksa, sizeof(ksa))))
-			return log_unnamed(logged, err, "dump pid %d: rt_sigaction(%d) in the task failed",
-					   t->pid, sig);
 		if (ksa.handler == (uint64_t)SIG_DFL && !ksa.flags && !ksa.mask)
 			continue;
 		SigactionEntry *e = xzalloc(sizeof(*e));

@@ -3,6 +3,7 @@
  * task survives the death of stasis at any instant (see struct inject_ctx in cr/seize.h).
  */
 #include <elf.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -40,12 +41,16 @@ struct stub_data {
 	uint64_t scratch, scratch_len, unmap_rax, mask;
 	uint64_t rflags, rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15, rsp,
 		rip;
+	/* the loop (inject_syscall_repeat): what each argument register steps by, then the mask
+	 * that lets only the signal that stops the task after the loop through */
+	uint64_t step[6], loop_mask;
 };
 
 __asm__(".pushsection .rodata\n"
 	".balign 16\n"
 	"inject_stub_start:\n"
 	"	syscall\n"
+	"inject_stub_after:\n"
 	"	movq inject_stub_data+0(%rip), %rdi\n" /* munmap(scratch or rax, scratch_len) */
 	"	cmpq $0, inject_stub_data+16(%rip)\n"
 	"	cmovne %rax, %rdi\n"
@@ -79,14 +84,46 @@ __asm__(".pushsection .rodata\n"
 	"	jmp *inject_stub_data+168(%rip)\n"
 	".balign 8\n"
 	"inject_stub_data:\n"
-	"	.fill 22, 8, 0\n"
+	"	.fill 29, 8, 0\n"
+	"inject_stub_base_end:\n"
+	/*
+	 * The loop: syscall r14 r12 times, each rax stored at r13 (stepping by 8), the argument
+	 * registers stepping as the data say; then only the stop signal unblocked (the task stops
+	 * in its delivery, stasis catches it there); left alone, on as after one syscall.
+	 */
+	"inject_stub_loop:\n"
+	"	movq %r14, %rax\n"
+	"	syscall\n"
+	"	movq %rax, (%r13)\n"
+	"	addq $8, %r13\n"
+	"	addq inject_stub_data+176(%rip), %rdi\n"
+	"	addq inject_stub_data+184(%rip), %rsi\n"
+	"	addq inject_stub_data+192(%rip), %rdx\n"
+	"	addq inject_stub_data+200(%rip), %r10\n"
+	"	addq inject_stub_data+208(%rip), %r8\n"
+	"	addq inject_stub_data+216(%rip), %r9\n"
+	"	decq %r12\n"
+	"	jnz inject_stub_loop\n"
+	"	movl $14, %eax\n" /* rt_sigprocmask(SIG_SETMASK, &loop_mask, NULL, 8) */
+	"	movl $2, %edi\n"
+	"	leaq inject_stub_data+224(%rip), %rsi\n"
+	"	xorl %edx, %edx\n"
+	"	movl $8, %r10d\n"
+	"	syscall\n"
+	"	jmp inject_stub_after\n"
 	"inject_stub_end:\n"
 	".popsection\n");
-extern const char inject_stub_start[], inject_stub_data[], inject_stub_end[];
+_Static_assert(offsetof(struct stub_data, step) == 176 && offsetof(struct stub_data, loop_mask) == 224 &&
+		       sizeof(struct stub_data) == 29 * 8,
+	       "the stub's code reads its data at these offsets");
+extern const char inject_stub_start[], inject_stub_data[], inject_stub_base_end[],
+	inject_stub_loop[], inject_stub_end[];
 
+/* A stub with its loop, or (a vDSO with less room) without: the loop is not used then. */
 #define STUB_LEN ((size_t)(inject_stub_end - inject_stub_start))
+#define STUB_BASE_LEN ((size_t)(inject_stub_base_end - inject_stub_start))
 #define STUB_DATA_OFF ((size_t)(inject_stub_data - inject_stub_start))
-#define STUBS_LEN (2 * STUB_LEN)
+#define STUB_LOOP_OFF ((size_t)(inject_stub_loop - inject_stub_start))
 
 /* Where the vDSO's ELF image ends in its mapping (code holds its bytes); 0 if unknown. */
 static size_t vdso_image_end(const unsigned char *code, size_t len)
@@ -150,13 +187,14 @@ static int find_gadget_elsewhere(pid_t pid, uint64_t *gadget)
 	return -ENOENT;
 }
 
-/* Room for both stubs after the vDSO's ELF image, in [start, end) of the task (*room: else 0);
- * -ENOMEM. */
-static int find_stub_room(pid_t pid, uint64_t start, uint64_t end, uint64_t *room)
+/* Room for both stubs after the vDSO's ELF image, in [start, end) of the task (*room: else 0;
+ * *stub_len: each one's length, with its loop if there is room for it); -ENOMEM. */
+static int find_stub_room(pid_t pid, uint64_t start, uint64_t end, uint64_t *room, size_t *stub_len)
 {
 	size_t len = end - start, image_end;
 
 	*room = 0;
+	*stub_len = 0;
 	if (len > (1u << 20))
 		return 0;
 	auto_free unsigned char *code = xmalloc(len);
@@ -165,7 +203,12 @@ static int find_stub_room(pid_t pid, uint64_t start, uint64_t end, uint64_t *roo
 	if (task_mem_read(pid, start, code, len))
 		return 0;
 	image_end = (vdso_image_end(code, len) + 15) & ~(size_t)15;
-	*room = image_end && image_end + STUBS_LEN <= len ? start + image_end : 0;
+	if (!image_end)
+		return 0;
+	*stub_len = image_end + 2 * STUB_LEN <= len	   ? STUB_LEN
+		    : image_end + 2 * STUB_BASE_LEN <= len ? STUB_BASE_LEN
+							   : 0;
+	*room = *stub_len ? start + image_end : 0;
 	return 0;
 }
 
@@ -187,7 +230,7 @@ static void resume_data(const struct inject_ctx *ctx, uint64_t mask, bool unmap_
 
 	*d = (struct stub_data){ ctx->scratch, ctx->scratch_len, unmap_rax, mask, r->eflags, r->rax,
 				 r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8, r->r9, r->r10,
-				 r->r11, r->r12, r->r13, r->r14, r->r15, r->rsp, r->rip };
+				 r->r11, r->r12, r->r13, r->r14, r->r15, r->rsp, r->rip, { 0 }, 0 };
 	if ((long long)r->orig_rax < 0)
 		return;
 	switch (-(long long)r->rax) {
@@ -261,7 +304,7 @@ static int run_injected(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 {
 	struct user_regs_struct r = ctx->saved;
 	bool main_thread = ctx->pid == ctx->owner;
-	uint64_t all = ~0ull, stub = ctx->stub ? ctx->stub + (main_thread ? 0 : STUB_LEN) : 0;
+	uint64_t all = ~0ull, stub = ctx->stub ? ctx->stub + (main_thread ? 0 : ctx->stub_len) : 0;
 	int err;
 
 	if (stub) {
@@ -335,6 +378,14 @@ int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int6
 	return run_injected(ctx, nr, args, mask, ret);
 }
 
+/* Bytes of the scratch mapping, from off (through the stub's /proc/PID/mem if open). */
+static int scratch_read(const struct inject_ctx *ctx, size_t off, void *out, size_t len)
+{
+	if (ctx->mem_fd < 0)
+		return task_mem_read(ctx->pid, ctx->scratch + off, out, len);
+	return pread(ctx->mem_fd, out, len, ctx->scratch + off) == (ssize_t)len ? 0 : -EIO;
+}
+
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
 		       size_t len)
 {
@@ -345,7 +396,153 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
 		return err;
 	if (ret)
 		return ret < 0 && ret > -4096 ? (int)ret : -EIO;
-	return task_mem_read(ctx->pid, ctx->scratch, out, len);
+	return scratch_read(ctx, 0, out, len);
+}
+
+/*
+ * The signal that stops the task after a loop: one whose delivery does nothing to it, if
+ * stasis is gone before it stops (default action ignore and no handler, or ignored), neither
+ * blocked by the thread (mask) nor pending already (it would be taken with ours); 0 if none.
+ */
+static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask)
+{
+	static const int candidates[] = { SIGURG, SIGWINCH, SIGCHLD };
+	static const char *const fields[] = { "SigPnd:", "ShdPnd:", "SigCgt:" };
+	uint64_t busy = mask;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", ctx->owner, ctx->pid);
+	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		const char *at = status ? strstr(status, fields[i]) : NULL;
+		if (!at)
+			return 0;
+		busy |= strtoull(at + strlen(fields[i]), NULL, 16);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
+		if (!(busy & (1ull << (candidates[i] - 1))))
+			return candidates[i];
+	return 0;
+}
+
+/*
+ * Runs the loop from the stub's registers r (set up by the caller) until the task stops in the
+ * delivery of sig. Stop signals that come meanwhile are let through as in run_to_syscall_exit.
+ */
+static int run_loop(struct inject_ctx *ctx, long nr, int sig)
+{
+	pid_t pid = ctx->pid;
+	int pass_sig = 0;
+
+	for (int group_stops = 0;;) {
+		int status, ret;
+		if (ptrace(PTRACE_CONT, pid, 0, (void *)(long)pass_sig)) {
+			pr_perror("pid %d: cannot resume it into injected syscalls %ld", pid, nr);
+			return -errno;
+		}
+		pass_sig = 0;
+		if ((ret = task_wait_stop(pid, &status))) {
+			pr_err("pid %d: %s while running injected syscalls %ld", pid,
+			       ret == -ESRCH ? "exited" : "did not stop", nr);
+			return ret;
+		}
+		if ((status >> 16) == PTRACE_EVENT_STOP && group_stops++ < MAX_GROUP_STOPS)
+			continue;
+		if ((status >> 16) == 0 && WSTOPSIG(status) == sig)
+			return 0;
+		if ((status >> 16) == 0 && is_stop_signal(WSTOPSIG(status)) && group_stops++ < MAX_GROUP_STOPS) {
+			pr_debug("pid %d: stopped by signal %d while running injected syscalls", pid,
+				 WSTOPSIG(status));
+			ctx->group_stop_sig = pass_sig = WSTOPSIG(status);
+			continue;
+		}
+		pr_err("pid %d: unexpected stop 0x%x while running injected syscalls %ld", pid, status, nr);
+		return -EIO;
+	}
+}
+
+int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
+			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len)
+{
+	struct user_regs_struct r = ctx->saved;
+	bool main_thread = ctx->pid == ctx->owner;
+	uint64_t all = ~0ull, mask, stub, results;
+	struct stub_data d;
+	int sig, err = 0;
+
+	if (ctx->stub_len != STUB_LEN || !ctx->scratch || !count ||
+	    count * sizeof(*ret) + len > ctx->scratch_len)
+		return -EOPNOTSUPP;
+	if (ptrace(PTRACE_GETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
+		pr_perror("pid %d: cannot read its signal mask", ctx->pid);
+		return -errno;
+	}
+	if (!(sig = loop_stop_signal(ctx, mask))) {
+		pr_debug("pid %d: no signal to stop injected syscalls by: one at a time", ctx->pid);
+		return -EOPNOTSUPP;
+	}
+	stub = ctx->stub + (main_thread ? 0 : ctx->stub_len);
+	results = ctx->scratch + ctx->scratch_len - count * sizeof(*ret);
+	resume_data(ctx, mask, false, &d);
+	memcpy(d.step, step, sizeof(d.step));
+	d.loop_mask = ~(1ull << (sig - 1));
+	if (pwrite(ctx->mem_fd, &d, sizeof(d), stub + STUB_DATA_OFF) != sizeof(d)) {
+		pr_perror("pid %d: cannot write the injection stub's data", ctx->pid);
+		return -EIO;
+	}
+	r.rip = stub + STUB_LOOP_OFF;
+	r.orig_rax = -1;
+	r.rdi = args[0];
+	r.rsi = args[1];
+	r.rdx = args[2];
+	r.r10 = args[3];
+	r.r8 = args[4];
+	r.r9 = args[5];
+	r.r12 = count;
+	r.r13 = results;
+	r.r14 = nr;
+	/* as one syscall's (run_injected): from here a task left alone loops, then goes on */
+	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &r)) {
+		pr_perror("pid %d: cannot set registers for injected syscalls %ld", ctx->pid, nr);
+		return -errno;
+	}
+	fault_point(ctx, "inject-regs");
+	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(all), &all)) {
+		pr_perror("pid %d: cannot block signals for injected syscalls", ctx->pid);
+		err = -errno;
+		goto back;
+	}
+	fault_point(ctx, "inject-mask");
+	/* pending (blocked) until the loop is over; delivered alone it does nothing */
+	if (syscall(SYS_tgkill, ctx->owner, ctx->pid, sig)) {
+		pr_perror("pid %d: cannot send it the signal that ends injected syscalls", ctx->pid);
+		err = -errno;
+		goto back;
+	}
+	fault_point(ctx, "inject-entry");
+	if ((err = run_loop(ctx, nr, sig)))
+		return err;
+	fault_point(ctx, "inject-exit");
+	/* (the stop in the signal's delivery: the next resume, with no signal, drops it) */
+back:
+	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
+		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
+		return -errno;
+	}
+	fault_point(ctx, "inject-unmask");
+	if (!main_thread) {
+		if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
+			pr_perror("pid %d: cannot put its registers back after injected syscalls %ld",
+				  ctx->pid, nr);
+			return -errno;
+		}
+		fault_point(ctx, "inject-done");
+	}
+	if (err)
+		return err;
+	if ((err = scratch_read(ctx, results - ctx->scratch, ret, count * sizeof(*ret))))
+		return err;
+	return len ? scratch_read(ctx, 0, out, len) : 0;
 }
 
 /* The stub into the vDSO's tail, its bytes there kept to be put back; 0 or -errno. */
@@ -358,16 +555,17 @@ static int write_stub(struct inject_ctx *ctx)
 		pr_perror("pid %d: cannot open %s for the injection stub", ctx->pid, path);
 		return -errno;
 	}
-	if (!(ctx->stub_saved = xmalloc(STUBS_LEN)))
+	if (!(ctx->stub_saved = xmalloc(2 * ctx->stub_len)))
 		return -ENOMEM;
-	if (pread(ctx->mem_fd, ctx->stub_saved, STUBS_LEN, ctx->stub) != (ssize_t)STUBS_LEN) {
+	if (pread(ctx->mem_fd, ctx->stub_saved, 2 * ctx->stub_len, ctx->stub) != (ssize_t)(2 * ctx->stub_len)) {
 		pr_perror("pid %d: cannot read its vDSO's tail for the injection stub", ctx->pid);
 		free(ctx->stub_saved);
 		ctx->stub_saved = NULL; /* nothing to put back */
 		return -EIO;
 	}
-	if (pwrite(ctx->mem_fd, inject_stub_start, STUB_LEN, ctx->stub) != (ssize_t)STUB_LEN ||
-	    pwrite(ctx->mem_fd, inject_stub_start, STUB_LEN, ctx->stub + STUB_LEN) != (ssize_t)STUB_LEN) {
+	if (pwrite(ctx->mem_fd, inject_stub_start, ctx->stub_len, ctx->stub) != (ssize_t)ctx->stub_len ||
+	    pwrite(ctx->mem_fd, inject_stub_start, ctx->stub_len, ctx->stub + ctx->stub_len) !=
+		    (ssize_t)ctx->stub_len) {
 		pr_perror("pid %d: cannot write the injection stub", ctx->pid);
 		return -EIO;
 	}
@@ -380,7 +578,8 @@ static int remove_stub(struct inject_ctx *ctx)
 {
 	int err = 0;
 
-	if (ctx->stub_saved && pwrite(ctx->mem_fd, ctx->stub_saved, STUBS_LEN, ctx->stub) != (ssize_t)STUBS_LEN) {
+	if (ctx->stub_saved &&
+	    pwrite(ctx->mem_fd, ctx->stub_saved, 2 * ctx->stub_len, ctx->stub) != (ssize_t)(2 * ctx->stub_len)) {
 		pr_perror("pid %d: cannot take the injection stub out of its vDSO", ctx->pid);
 		err = -EIO;
 	}
@@ -464,7 +663,7 @@ int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
 	ctx->saved = *regs;
 	ctx->run = run;
 	ctx->mem_fd = -1;
-	if (vdso_start && (err = find_stub_room(pid, vdso_start, vdso_end, &ctx->stub)))
+	if (vdso_start && (err = find_stub_room(pid, vdso_start, vdso_end, &ctx->stub, &ctx->stub_len)))
 		return err;
 	err = vdso_start ? find_gadget(pid, vdso_start, vdso_end, &ctx->gadget) : -ENOENT;
 	if (err && err != -ENOMEM)
