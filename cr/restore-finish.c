@@ -417,6 +417,10 @@ static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufC
 
 static int run_finish_steps(struct restore_task *t)
 {
+	if (t->tree_size > 1 && t == &t->tree[t->tree_size - 1] && run_fault(t->ctx, "restore-finish")) {
+		pr_err("restore pid %d: injected failure restore-finish", t->pid);
+		return -EIO;
+	}
 	for (unsigned i = 0; i < state_table_len; i++) {
 		unsigned logged = log_errors();
 		int err;

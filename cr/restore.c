@@ -28,6 +28,7 @@
 #include "restore.h"
 #include "restore-watchdog.h"
 #include "safe-file.h"
+#include "seize.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -279,6 +280,39 @@ static int make_pipes(struct restore_tree *rt, int status[2])
 	return 0;
 }
 
+#define KILLED_TREE_WAIT_MS 10000
+
+/*
+ * In a PID namespace of its own: its dying init waits until each of its processes is reaped,
+ * and the threads stasis traces (seccomp suspended, or caught for their finish steps) are
+ * stasis's to reap first; waiting for the root alone would wait for ever. The root and every
+ * thread whose host tid is known, all at once; -ENOMEM: the root alone.
+ */
+static int reap_killed_pid_ns(struct restore_tree *rt, pid_t root)
+{
+	size_t n = 1;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		n += 1 + (rt->tasks[i].host_tids ? rt->tasks[i].core->n_threads : 0);
+	pid_t *tids = xmalloc(n * sizeof(*tids));
+	if (!tids)
+		return -ENOMEM;
+	n = 0;
+	if (!rt->ctx->opts->restore_sibling) /* a sibling is its parent's to reap */
+		tids[n++] = root;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const struct restore_task *t = &rt->tasks[i];
+		if (t->host_pid > 0 && t->host_pid != root)
+			tids[n++] = t->host_pid;
+		for (size_t k = 0; t->host_tids && k < t->core->n_threads; k++)
+			if (t->host_tids[k] > 0)
+				tids[n++] = t->host_tids[k];
+	}
+	int err = tasks_wait_gone(tids, n, KILLED_TREE_WAIT_MS);
+	free(tids);
+	return err;
+}
+
 static void kill_tree(struct restore_tree *rt, pid_t root)
 {
 	int wstatus;
@@ -287,6 +321,8 @@ static void kill_tree(struct restore_tree *rt, pid_t root)
 	 * In the host's, every pid of the tree was free when we started: whatever holds one now
 	 * is ours. */
 	kill(root, SIGKILL);
+	if (rt->inv->pid_ns && reap_killed_pid_ns(rt, root) != -ENOMEM)
+		return;
 	if (!rt->inv->pid_ns)
 		for (size_t i = 0; i < rt->nr_tasks; i++)
 			kill(rt->tasks[i].pid, SIGKILL);

@@ -13,6 +13,10 @@
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
+#   restore/fault/finish-pidns tree as the init of a PID namespace of its own (ctr-run
+#                            --only-pidns), restored with STASIS_FAULT=restore-finish (its last
+#                            process's finish step fails, the others traced by stasis): the
+#                            restore fails by itself, naming it, and nothing of the tree is left
 #   dump/unix-backlog-unread unix-backlog --unread-data (a connection waiting to be accepted
 #                            whose client wrote data): dump fails naming the listener's pid, fd
 #                            70 and the byte count; the tree keeps running and PASSes
@@ -470,6 +474,46 @@ case_restore_fault_tree() {
 		kill_ours "$pid"
 	else
 		result_ok restore/fault/tree
+	fi
+}
+
+# The same in a PID namespace of its own (tree as the init of ctr-run --only-pidns), the
+# failure in the last process's finish step (STASIS_FAULT=restore-finish), when stasis traces
+# the processes already caught: the restore fails by itself (no timeout: the dying init waits
+# for its traced processes' reaping, which only stasis can do) and nothing of the tree is left.
+case_restore_fault_finish_pidns() {
+	local d=$ZOO_TMP/restore-fault-finish-pidns label=restore/fault/finish-pidns
+	mkdir -p "$d/img"
+	if ! make -s -C "$ZOO_ROOT/tests/container" >"$d/ctr-build.log" 2>&1; then
+		result_fail $label "make -C tests/container failed"
+		return
+	fi
+	local ZOO_LAUNCH=("$ZOO_CTR_BIN/ctr-run" --only-pidns --pidfile "$d/pid" --) # (zoo_start's)
+	if ! zoo_start tree "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	local pid=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	wait_until 10 pid_free "$pid"
+	STASIS_FAULT=restore-finish run_stasis "$d/restore.out" 30 restore -D "$d/img" -d -o restore.log -v4
+	sleep 0.5
+	if ! clean_failure "$ZRC"; then
+		result_fail $label "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif ! mentions "$d/restore.out" "$d/img/restore.log" 'restore pid [0-9]+: injected failure restore-finish'; then
+		result_fail $label "the error does not name the failing process"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif [ "$(count_procs tree "$d")" -ne 0 ]; then
+		result_fail $label "processes of the tree are left after the failed restore"
+	else
+		result_ok $label
 	fi
 }
 
@@ -1558,6 +1602,7 @@ other_cases() {
 	case_restore_kernel_lacks
 	case_restore_kernel_lacks_memfd_secret
 	case_restore_fault_tree
+	case_restore_fault_finish_pidns
 	for p in $FAULT_POINTS; do
 		for t in $FAULT_TARGETS; do
 			case_fault "$p" "$t"
