@@ -52,6 +52,7 @@ char *fdinfo_line(const char *l, char *buf, size_t len);
 /* fdinfo text on one line ("pos: 0; flags: 02; ..."), cut to fit len. */
 const char *fdinfo_one_line(const char *text, char *buf, size_t len);
 
+struct run_ctx;
 struct fd_kind_ops {
 	const char *name;
 	/* Claims the fd (returns 1), declines (0), or fails naming the fd (<0; a failure the kind
@@ -69,6 +70,10 @@ struct fd_kind_ops {
 	int (*settle)(const struct restore_task *t, const FdEntry *e);
 	/* Optional, by stasis once the task waits to be let go (inotify: the restore's events). */
 	int (*finish)(const struct restore_task *t, const FdEntry *e);
+	/* Optional: a file the root opens once it is in the tree's own PID namespace (what it names
+	 * is a pid there), not stasis before the tree; shared by several processes, it opens there
+	 * too (cr/files/shared.c). */
+	bool (*opens_in_tree_ns)(const struct run_ctx *ctx, const FdEntry *e);
 	FdKind kind;
 	bool open_in_stasis; /* opened by stasis before the tree, inherited (named pipes) */
 };
@@ -85,11 +90,6 @@ int packet_ring_vma_dump(struct dump_task *t, const struct proc_vma *pv, uint64_
 bool packet_ring_socket_valid(const PacketSocket *ps);
 int packet_ring_vma_check(const struct restore_task *t, const VmaEntry *v);
 int packet_ring_socket_open(struct restore_task *t, const PacketSocket *ps);
-
-/* cr/files/pidfd.c: a pidfd of a reaped process, which the root makes in a tree with its own
- * PID namespace (once it is in it): a file several processes share opens there, not in stasis. */
-struct run_ctx;
-bool pidfd_reaped_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e);
 
 /* Every kind, in the order each is offered an fd at dump (cr/files/fd-kinds.c). */
 extern const struct fd_kind_ops *const fd_kinds[];
@@ -189,9 +189,6 @@ int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
 struct restore_tree;
 int shared_files_open_later(struct restore_tree *rt);
 
-/* cr/files/unix.c: a unix socket the root makes in a tree with its own PID namespace (its peer
- * pid one of the namespace's; stasis holds a stand-in till then): shared, it opens there too. */
-bool unix_made_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e);
 /* cr/files/unix.c, restore, in stasis, when the root of a tree with a PID namespace of its own
  * (host pid root) has reported from it: the unix sockets it made again there (their peer
  * pids the namespace's) taken in place of those standing in for them. */

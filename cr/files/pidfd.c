@@ -196,7 +196,7 @@ static bool is_reaped(const FdEntry *e)
 	return e->kind == FD_KIND__FD_PIDFD && !e->pidfd_pid;
 }
 
-bool pidfd_reaped_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e)
+static bool reaped_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e)
 {
 	return is_reaped(e) && pid_ns_is_own(ctx);
 }
@@ -647,5 +647,6 @@ const struct fd_kind_ops fd_kind_pidfd = {
 	.name = "pidfd",
 	.dump = dump_pidfd,
 	.open = open_pidfd,
+	.opens_in_tree_ns = reaped_in_tree_ns,
 	.kind = FD_KIND__FD_PIDFD,
 };

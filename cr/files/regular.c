@@ -345,5 +345,6 @@ const struct fd_kind_ops fd_kind_regular = {
 	.validate = validate_regular,
 	.check = check_regular,
 	.open = open_regular,
+	.opens_in_tree_ns = proc_dead_in_tree_ns,
 	.kind = FD_KIND__FD_REGULAR,
 };

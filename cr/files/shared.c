@@ -14,7 +14,6 @@
 
 #include "files.h"
 #include "log.h"
-#include "proc-dead.h"
 #include "pstree.h"
 #include "tree-objects.h"
 
@@ -137,8 +136,7 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 	unsigned logged = log_errors();
 	/* a file of a reaped process of the tree's own namespace, a socket whose peer pid is one of
 	 * it: there once the root is in it */
-	bool later = proc_dead_in_tree_ns(ctx, o) || pidfd_reaped_in_tree_ns(ctx, o) ||
-		     unix_made_in_tree_ns(ctx, o);
+	bool later = ops->opens_in_tree_ns && ops->opens_in_tree_ns(ctx, o);
 	int held = later ? open("/dev/null", O_RDONLY | O_CLOEXEC) : ops->open(owner, o);
 	if (held < 0 && later)
 		held = -errno;

@@ -42,18 +42,6 @@
 #include "unix.h"
 #include "util.h"
 
-struct unix_state *unix_state_of(const struct run_ctx *ctx)
-{
-	struct unix_state *ud = run_state(ctx, &tree_unix_sockets);
-
-	ud->ctx = ctx;
-	if (!ud->tab_ready) {
-		socket_table__init(&ud->tab);
-		ud->tab_ready = true;
-	}
-	return ud;
-}
-
 static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct unix_state *ud = unix_state_of(t->ctx);
@@ -373,7 +361,7 @@ static int enter_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 	return err;
 }
 
-bool unix_made_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e)
+static bool made_in_tree_ns(const struct run_ctx *ctx, const FdEntry *e)
 {
 	const struct unix_state *st = unix_state_of(ctx);
 
@@ -582,6 +570,7 @@ const struct fd_kind_ops fd_kind_unix_pending = {
 	.name = "unix socket waiting to be accepted",
 	.open = open_held,
 	.finish = fill_sockets,
+	.opens_in_tree_ns = made_in_tree_ns,
 	.kind = FD_KIND__FD_UNIX_PENDING,
 };
 
@@ -590,5 +579,6 @@ const struct fd_kind_ops fd_kind_unix = {
 	.dump = dump_unix,
 	.open = open_held,
 	.finish = fill_sockets,
+	.opens_in_tree_ns = made_in_tree_ns,
 	.kind = FD_KIND__FD_UNIX_PAIR,
 };

@@ -11,6 +11,7 @@
  *   unix-socket.c   one socket made again: type, options, name, shutdown
  *   unix-cred.c     peer credentials (SO_PEERCRED): read, and made again by who connects
  *   unix-diag.c     the kernel's view (NETLINK_SOCK_DIAG)
+ *   unix-state.c    the run's state (unix_state_of), reached from every layer
  */
 #ifndef STASIS_FILES_UNIX_H
 #define STASIS_FILES_UNIX_H
@@ -91,7 +92,7 @@ struct unix_snapshot {
 	size_t nr_waiting;
 };
 
-/* The run's unix sockets (tree_unix_sockets, cr/files/unix.c). */
+/* The run's unix sockets (tree_unix_sockets, cr/files/unix.c; unix_state_of: unix-state.c). */
 struct unix_state {
 	const struct run_ctx *ctx;
 	struct restore_tree *rt; /* restore: the tree (its processes' host pids) */
