@@ -442,79 +442,55 @@ case_ext_stream_no_inherit_fd() {
 	fi
 }
 
-# A process of the tree fails during restore: every restored process is killed, the error
-# names the process, and nothing of the tree is left.
-case_restore_fault_tree() {
-	local d=$ZOO_TMP/restore-fault-tree
+# restore_fault_tree LABEL POINT: the zoo program tree dumped (started through ZOO_LAUNCH if
+# set), its restore failed in one process at STASIS_FAULT=POINT: every restored process is
+# killed, the restore fails by itself (no timeout), the error names the process, and nothing
+# of the tree is left.
+restore_fault_tree() {
+	local label=$1 point=$2 d=$ZOO_TMP/${1//\//-}
 	mkdir -p "$d/img"
 	if ! zoo_start tree "$d"; then
-		result_fail restore/fault/tree "$ZERR"
+		result_fail "$label" "$ZERR"
 		return
 	fi
 	local pid=$ZPID
 	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
-		result_fail restore/fault/tree "dump exit status $ZRC"
+		result_fail "$label" "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$pid"
 		return
 	fi
 	wait_until 10 pid_free "$pid"
-	STASIS_FAULT=restore-child run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	STASIS_FAULT=$point run_stasis "$d/restore.out" 30 restore -D "$d/img" -d -o restore.log -v4
 	sleep 0.5
 	if ! clean_failure "$ZRC"; then
-		result_fail restore/fault/tree "restore exit status $ZRC"
+		result_fail "$label" "restore exit status $ZRC"
 		show_tail "$d/restore.out" "$d/img/restore.log"
 		kill_ours "$pid"
-	elif ! mentions "$d/restore.out" "$d/img/restore.log" 'restore pid [0-9]+: injected failure'; then
-		result_fail restore/fault/tree "the error does not name the failing process"
+	elif ! mentions "$d/restore.out" "$d/img/restore.log" "restore pid [0-9]+: injected failure $point"; then
+		result_fail "$label" "the error does not name the failing process"
 		show_tail "$d/restore.out" "$d/img/restore.log"
 	elif [ "$(count_procs tree "$d")" -ne 0 ] || ! pid_free "$pid"; then
-		result_fail restore/fault/tree "processes of the tree are left after the failed restore"
+		result_fail "$label" "processes of the tree are left after the failed restore"
 		kill_ours "$pid"
 	else
-		result_ok restore/fault/tree
+		result_ok "$label"
 	fi
 }
 
+case_restore_fault_tree() { restore_fault_tree restore/fault/tree restore-child; }
+
 # The same in a PID namespace of its own (tree as the init of ctr-run --only-pidns), the
-# failure in the last process's finish step (STASIS_FAULT=restore-finish), when stasis traces
-# the processes already caught: the restore fails by itself (no timeout: the dying init waits
-# for its traced processes' reaping, which only stasis can do) and nothing of the tree is left.
+# failure in the last process's finish step, when stasis traces the processes already caught
+# (the dying init waits for its traced processes' reaping, which only stasis can do).
 case_restore_fault_finish_pidns() {
-	local d=$ZOO_TMP/restore-fault-finish-pidns label=restore/fault/finish-pidns
-	mkdir -p "$d/img"
-	if ! make -s -C "$ZOO_ROOT/tests/container" >"$d/ctr-build.log" 2>&1; then
-		result_fail $label "make -C tests/container failed"
+	if ! make -s -C "$ZOO_ROOT/tests/container" >"$ZOO_TMP/ctr-build.log" 2>&1; then
+		result_fail restore/fault/finish-pidns "make -C tests/container failed"
 		return
 	fi
-	local ZOO_LAUNCH=("$ZOO_CTR_BIN/ctr-run" --only-pidns --pidfile "$d/pid" --) # (zoo_start's)
-	if ! zoo_start tree "$d"; then
-		result_fail $label "$ZERR"
-		return
-	fi
-	local pid=$ZPID
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail $label "dump exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	wait_until 10 pid_free "$pid"
-	STASIS_FAULT=restore-finish run_stasis "$d/restore.out" 30 restore -D "$d/img" -d -o restore.log -v4
-	sleep 0.5
-	if ! clean_failure "$ZRC"; then
-		result_fail $label "restore exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	elif ! mentions "$d/restore.out" "$d/img/restore.log" 'restore pid [0-9]+: injected failure restore-finish'; then
-		result_fail $label "the error does not name the failing process"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	elif [ "$(count_procs tree "$d")" -ne 0 ]; then
-		result_fail $label "processes of the tree are left after the failed restore"
-	else
-		result_ok $label
-	fi
+	local ZOO_LAUNCH=("$ZOO_CTR_BIN/ctr-run" --only-pidns --pidfile "$ZOO_TMP/restore-fault-finish-pidns/pid" --) # (zoo_start's DIR/pid)
+	restore_fault_tree restore/fault/finish-pidns restore-finish
 }
 
 case_fault() { # case_fault POINT TARGET

@@ -295,6 +295,26 @@ static int run_to_syscall_exit(struct inject_ctx *ctx, long nr)
 	return 0;
 }
 
+/* A syscall's arguments in its registers. */
+static void syscall_args_set(struct user_regs_struct *r, const uint64_t args[6])
+{
+	r->rdi = args[0];
+	r->rsi = args[1];
+	r->rdx = args[2];
+	r->r10 = args[3];
+	r->r8 = args[4];
+	r->r9 = args[5];
+}
+
+static int stub_data_write(const struct inject_ctx *ctx, uint64_t stub, const struct stub_data *d)
+{
+	if (pwrite(ctx->mem_fd, d, sizeof(*d), stub + STUB_DATA_OFF) != sizeof(*d)) {
+		pr_perror("pid %d: cannot write the injection stub's data", ctx->pid);
+		return -EIO;
+	}
+	return 0;
+}
+
 /*
  * The injected syscall itself. The main thread rests in its stub's restore path afterwards;
  * another thread rests with its own registers again.
@@ -310,20 +330,13 @@ static int run_injected(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 	if (stub) {
 		struct stub_data d;
 		resume_data(ctx, mask, nr == SYS_mmap && !ctx->scratch, &d);
-		if (pwrite(ctx->mem_fd, &d, sizeof(d), stub + STUB_DATA_OFF) != sizeof(d)) {
-			pr_perror("pid %d: cannot write the injection stub's data", ctx->pid);
-			return -EIO;
-		}
+		if ((err = stub_data_write(ctx, stub, &d)))
+			return err;
 	}
 	r.rip = stub ? stub : ctx->gadget;
 	r.rax = nr;
 	r.orig_rax = -1; /* no restart processing of the frozen syscall on this resume */
-	r.rdi = args[0];
-	r.rsi = args[1];
-	r.rdx = args[2];
-	r.r10 = args[3];
-	r.r8 = args[4];
-	r.r9 = args[5];
+	syscall_args_set(&r, args);
 	/* registers first: from here a task left alone runs the stub, which puts its mask back */
 	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &r)) {
 		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
@@ -486,18 +499,11 @@ int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6
 	resume_data(ctx, mask, false, &d);
 	memcpy(d.step, step, sizeof(d.step));
 	d.loop_mask = ~(1ull << (sig - 1));
-	if (pwrite(ctx->mem_fd, &d, sizeof(d), stub + STUB_DATA_OFF) != sizeof(d)) {
-		pr_perror("pid %d: cannot write the injection stub's data", ctx->pid);
-		return -EIO;
-	}
+	if ((err = stub_data_write(ctx, stub, &d)))
+		return err;
 	r.rip = stub + STUB_LOOP_OFF;
 	r.orig_rax = -1;
-	r.rdi = args[0];
-	r.rsi = args[1];
-	r.rdx = args[2];
-	r.r10 = args[3];
-	r.r8 = args[4];
-	r.r9 = args[5];
+	syscall_args_set(&r, args);
 	r.r12 = count;
 	r.r13 = results;
 	r.r14 = nr;

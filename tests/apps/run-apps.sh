@@ -574,6 +574,12 @@ case_postgres() {
 # A client outside the tree: python3 tests/apps/keepalive.py LOG PORT REQUEST...: one
 # connection; each REQUEST ("GET /path", "MC command") waits for its line on stdin ("go") first;
 # each answer's digest and first line go to LOG.
+# system_python: the system's python3 when there is one (a version manager's shim costs
+# seconds under load)
+system_python() {
+	if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else echo python3; fi
+}
+
 # keepalive_start DIR PORT REQUEST...: that client, LOG DIR/client, its first request answered;
 # its go lines on the fd in KA_FD, its pid in KA_PID. keepalive_end: it ends (its stdin
 # closed), or is killed.
@@ -1400,10 +1406,9 @@ CONF
 	keepalive_start "$d" "$port" "FCGI $d/www/app.php" "FCGI $d/www/app.php"
 	# two slow requests: the other worker serves one (it holds OPcache's lock: --file-locks),
 	# the other waits in the listener's accept queue
-	local k queued py=python3
-	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	local k queued
 	for k in 1 2; do
-		echo go | "$py" "$ZOO_ROOT/tests/apps/keepalive.py" "$d/slow$k" "$port" "FCGI $d/www/slow.php" &
+		echo go | "$(system_python)" "$ZOO_ROOT/tests/apps/keepalive.py" "$d/slow$k" "$port" "FCGI $d/www/slow.php" &
 		track_pid $!
 		disown $!
 	done
@@ -2336,11 +2341,21 @@ CONF
 }
 
 # cdp PORT WHICH EXPR: EXPR evaluated in Chromium's page WHICH (id or URL prefix), as JSON
-# (the system's python3 when there is one: a version manager's shim costs seconds under load)
-cdp() {
-	local py=python3
-	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-	timeout 30 "$py" "$ZOO_ROOT/tests/apps/cdp.py" "$@" 2>&1
+cdp() { timeout 30 "$(system_python)" "$ZOO_ROOT/tests/apps/cdp.py" "$@" 2>&1; }
+
+# page_went_on MARK BEFORE AFTER LATER: a browser case's page read at the dump (its counter
+# BEFORE), after the restore (AFTER: [N, "MARK"]) and 1 s later (LATER); sets the caller's n1
+# to N, and its out to what is wrong unless the mark was kept and the counter went on
+page_went_on() {
+	local m1
+	n1=$(sed -n 's/^\[\([0-9]*\), .*/\1/p' <<<"$3")
+	m1=$(sed -n 's/^\[[0-9]*, "\(.*\)"\]$/\1/p' <<<"$3")
+	if [ "$m1" != "$1" ]; then
+		out="the page's mark after the restore: '$3' (expected [N, \"$1\"])"
+	elif ! [[ $2 =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ && $4 =~ ^[0-9]+$ ]] || [ "$n1" -lt "$2" ] ||
+		[ "$4" -le "$n1" ]; then
+		out="the page's counter: $2 at the dump, '$n1' after the restore, '$4' 1 s later (going on expected)"
+	fi
 }
 
 # chromium_start DIR PORT URL: Chromium headless started as a user would (its own session, a
@@ -2355,7 +2370,7 @@ chromium_start() {
 
 case_chromium() {
 	local d=$ZOO_TMP/chromium pid="" out="" port=$((40000 + ($$ + 61) % 20000)) mark="stasis-$$-$RANDOM"
-	local before="" after="" later="" tab="" answer="" p
+	local before="" after="" later="" tab="" answer="" p n1=""
 	local page='data:text/html,<title>counter</title><script>var n=0;setInterval(()=>n++,100)</script>'
 	if [ ! -x /usr/lib/chromium/chromium ]; then
 		result_fail apps/chromium "chromium is not installed (apt-get install chromium; make setup does not)"
@@ -2386,15 +2401,8 @@ case_chromium() {
 		later=$(cdp "$port" data: n)
 		tab=$(cdp "$port" new)
 		answer=$(cdp "$port" "$tab" "6*7")
-		local n1 m1
-		n1=$(sed -n 's/^\[\([0-9]*\), .*/\1/p' <<<"$after")
-		m1=$(sed -n 's/^\[[0-9]*, "\(.*\)"\]$/\1/p' <<<"$after")
-		if [ "$m1" != "$mark" ]; then
-			out="the page's mark after the restore: '$after' (expected [N, \"$mark\"])"
-		elif ! [[ $before =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ && $later =~ ^[0-9]+$ ]] || [ "$n1" -lt "$before" ] ||
-			[ "$later" -le "$n1" ]; then
-			out="the page's counter: $before at the dump, '$n1' after the restore, '$later' 1 s later (going on expected)"
-		elif [ "$answer" != 42 ]; then
+		page_went_on "$mark" "$before" "$after" "$later"
+		if [ -z "$out" ] && [ "$answer" != 42 ]; then
 			out="a new tab ($tab) evaluated 6*7 as '$answer'"
 		fi
 	fi
@@ -2409,11 +2417,7 @@ case_chromium() {
 }
 
 # marionette PORT SCRIPT...: Firefox's answers (tests/apps/marionette.py)
-marionette() {
-	local py=python3
-	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-	timeout 60 "$py" "$ZOO_ROOT/tests/apps/marionette.py" "$@" 2>&1
-}
+marionette() { timeout 60 "$(system_python)" "$ZOO_ROOT/tests/apps/marionette.py" "$@" 2>&1; }
 
 # firefox_start DIR: Firefox ESR headless on DIR/page.html (profile and XDG dirs in DIR), under
 # the subreaper, its sandboxes off; prints the subreaper's pid
@@ -2428,7 +2432,7 @@ firefox_start() {
 
 case_firefox() {
 	local d=$ZOO_TMP/firefox pid="" out="" port=$((40000 + ($$ + 67) % 20000)) mark="stasis-$$-$RANDOM"
-	local before="" after="" later="" answer="" p n1 m1
+	local before="" after="" later="" answer="" p n1=""
 	if ! command -v firefox-esr >/dev/null; then
 		result_fail apps/firefox "firefox-esr is not installed (apt-get install firefox-esr; make setup does not)"
 		return
@@ -2466,14 +2470,8 @@ PREFS
 		sleep 1
 		later=$(marionette "$port" "return Number(document.title)")
 		answer=$(marionette "$port" "new:file://$d/page.html" "return [document.URL, 6*7]")
-		n1=$(sed -n 's/^\[\([0-9]*\), .*/\1/p' <<<"$after")
-		m1=$(sed -n 's/^\[[0-9]*, "\(.*\)"\]$/\1/p' <<<"$after")
-		if [ "$m1" != "$mark" ]; then
-			out="the page's mark after the restore: '$after' (expected [N, \"$mark\"])"
-		elif ! [[ $before =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ && $later =~ ^[0-9]+$ ]] || [ "$n1" -lt "$before" ] ||
-			[ "$later" -le "$n1" ]; then
-			out="the page's counter: $before at the dump, '$n1' after the restore, '$later' 1 s later (going on expected)"
-		elif [ "$answer" != "[\"file://$d/page.html\", 42]" ]; then
+		page_went_on "$mark" "$before" "$after" "$later"
+		if [ -z "$out" ] && [ "$answer" != "[\"file://$d/page.html\", 42]" ]; then
 			out="a new tab answered '$answer'"
 		fi
 	fi
