@@ -416,8 +416,9 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
  * The signal that stops the task after a loop: one whose delivery does nothing to it, if
  * stasis is gone before it stops (default action ignore and no handler, or ignored), neither
  * blocked by the thread (mask) nor pending already (it would be taken with ours); 0 if none.
+ * *tgid: the thread's process (ctx->owner is the thread standing for it if its leader exited).
  */
-static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask)
+static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask, pid_t *tgid)
 {
 	static const int candidates[] = { SIGURG, SIGWINCH, SIGCHLD };
 	static const char *const fields[] = { "SigPnd:", "ShdPnd:", "SigCgt:" };
@@ -426,6 +427,9 @@ static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask)
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", ctx->owner, ctx->pid);
 	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	const char *tgid_at = status ? strstr(status, "\nTgid:") : NULL;
+	if (!tgid_at || (*tgid = strtol(tgid_at + 6, NULL, 10)) <= 0)
+		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		const char *at = status ? strstr(status, fields[i]) : NULL;
 		if (!at)
@@ -481,6 +485,7 @@ int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6
 	bool main_thread = ctx->pid == ctx->owner;
 	uint64_t all = ~0ull, mask, stub, results;
 	struct stub_data d;
+	pid_t tgid;
 	int sig, err = 0;
 
 	if (ctx->stub_len != STUB_LEN || !ctx->scratch || !count ||
@@ -490,7 +495,7 @@ int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6
 		pr_perror("pid %d: cannot read its signal mask", ctx->pid);
 		return -errno;
 	}
-	if (!(sig = loop_stop_signal(ctx, mask))) {
+	if (!(sig = loop_stop_signal(ctx, mask, &tgid))) {
 		pr_debug("pid %d: no signal to stop injected syscalls by: one at a time", ctx->pid);
 		return -EOPNOTSUPP;
 	}
@@ -520,7 +525,7 @@ int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6
 	}
 	fault_point(ctx, "inject-mask");
 	/* pending (blocked) until the loop is over; delivered alone it does nothing */
-	if (syscall(SYS_tgkill, ctx->owner, ctx->pid, sig)) {
+	if (syscall(SYS_tgkill, tgid, ctx->pid, sig)) {
 		pr_perror("pid %d: cannot send it the signal that ends injected syscalls", ctx->pid);
 		err = -errno;
 		goto back;
