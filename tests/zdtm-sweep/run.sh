@@ -191,6 +191,9 @@ run_one() {
 	CUR=$name
 	rm -rf "${RES:?}/$name"; mkdir -p "$RES/$name"
 	sed -i "/^$(printf '%s' "$name" | sed 's/[.]/\\&/g')\t/d" "$RES/summary.tsv" 2>/dev/null
+	if [ ! -x "$SD/$name" ] && [ ! -e "$SD/$name.c" ]; then
+		verdict "$name" SKIP "no source ($SD/$name.c)"; return
+	fi
 	if [ ! -x "$SD/$name" ]; then
 		make -s -C "$SD" "$name" >"$RES/$name/build.log" 2>&1 ||
 			{ verdict "$name" SKIP "build failed: $(grep -m1 -E 'error|No rule' "$RES/$name/build.log" | cut -c1-200)"; return; }
