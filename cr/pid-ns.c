@@ -128,33 +128,6 @@ static int add_mapping(struct pid_ns_state *st, pid_t host, uint32_t vpid)
 	return 0;
 }
 
-/* In a child of a helper that joined the tree's PID namespace: each member's group there. */
-#define ASK_SESSION (1u << 31) /* in an id asked for: the session of that pid, not its group */
-
-static int ask_groups_in_ns(void *buf, size_t len)
-{
-	uint32_t *ids = buf;
-	int p[2], status;
-
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
-	pid_t child = fork();
-	if (child == 0) {
-		for (size_t i = 0; i < len / sizeof(*ids); i++) {
-			pid_t pid = ids[i] & ~ASK_SESSION;
-			pid_t id = ids[i] & ASK_SESSION ? getsid(pid) : getpgid(pid);
-			ids[i] = id > 0 ? id : 0;
-		}
-		_exit(write_all(p[1], ids, len) ? 1 : 0);
-	}
-	close(p[1]);
-	ssize_t got = child > 0 ? read_all(p[0], ids, len) : -1;
-	close(p[0]);
-	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
-	return got == (ssize_t)len ? 0 : -EIO;
-}
-
 /* A call of pid_ns_run_in_tree's, and its answer (in the buffer that follows). */
 struct in_tree_call {
 	int (*fn)(void *buf, size_t len);
@@ -201,12 +174,27 @@ int pid_ns_run_in_tree(const struct run_ctx *ctx, int (*fn)(void *buf, size_t le
 	return 0;
 }
 
+/* In a process of the tree's PID namespace (pid_ns_run_in_tree): each member's group there. */
+#define ASK_SESSION (1u << 31) /* in an id asked for: the session of that pid, not its group */
+
+static int groups_here(void *buf, size_t len)
+{
+	uint32_t *ids = buf;
+
+	for (size_t i = 0; i < len / sizeof(*ids); i++) {
+		pid_t pid = ids[i] & ~ASK_SESSION;
+		pid_t id = ids[i] & ASK_SESSION ? getsid(pid) : getpgid(pid);
+		ids[i] = id > 0 ? id : 0;
+	}
+	return 0;
+}
+
 /*
  * Sessions and groups whose leader has exited (pstree's helper entries, each before its first
  * member): their id in the namespace is that member's session or group as a process there
  * sees it.
  */
-static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
+static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct pid_ns_state *st = state_of(ctx);
 	size_t n = 0;
@@ -229,7 +217,7 @@ static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr, pid_t roo
 		m = tr->entries[next];
 		ids[k++] = pid_ns_vpid(ctx, m->pid) | (h->pid == m->sid ? ASK_SESSION : 0);
 	}
-	if ((err = ns_helper_run(root, CLONE_NEWPID, ask_groups_in_ns, ids, n * sizeof(*ids))))
+	if ((err = pid_ns_run_in_tree(ctx, groups_here, ids, n * sizeof(*ids))))
 		return err;
 	for (size_t i = 0, k = 0; i + 1 < tr->nr_entries; i++) {
 		TreeEntry *e = tr->entries[i];
@@ -290,7 +278,7 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		if ((err = add_mapping(st, e->pid, nspid[st->depth])))
 			return err;
 	}
-	if (st->own && (err = map_lost_leaders(ctx, tr, root)))
+	if (st->own && (err = map_lost_leaders(ctx, tr)))
 		return err;
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		uint64_t pid_ns, children_ns;

@@ -27,9 +27,9 @@
 #define NR_ITIMERS 3
 
 /*
- * count results of syscall nr in the task, each size bytes into out: the k-th has args[i] +
- * k * step[i] (one argument counts, one points to its result, at scratch + k * size); all in one go,
- * or one at a time where the injection has no loop. Errors are the caller's to say.
+ * count results of syscall nr in the task in one go, each size bytes into out: the k-th has
+ * args[i] + k * step[i] (one argument counts, one points to its result, at scratch + k * size).
+ * Errors are the caller's to say (*failed: the one that failed).
  */
 static int read_each(struct dump_task *t, long nr, uint64_t args[6], const uint64_t step[6],
 		     unsigned count, void *out, size_t size, unsigned *failed)
@@ -37,26 +37,13 @@ static int read_each(struct dump_task *t, long nr, uint64_t args[6], const uint6
 	int64_t ret[RLIM_NLIMITS > NR_ITIMERS ? RLIM_NLIMITS : NR_ITIMERS];
 	int err = count <= ARRAY_SIZE(ret)
 			  ? inject_syscall_repeat(&t->inj, nr, args, step, count, ret, out, count * size)
-			  : -EOPNOTSUPP;
+			  : -EINVAL;
 
 	*failed = 0;
 	for (unsigned k = 0; !err && k < count; k++)
 		if (ret[k])
-			*failed = k, err = ret[k] < 0 && ret[k] > -4096 ? (int)ret[k] : -EIO;
-	if (err != -EOPNOTSUPP)
-		return err;
-	for (unsigned k = 0; k < count; k++) {
-		uint64_t one[6];
-		int64_t r;
-		for (int i = 0; i < 6; i++)
-			one[i] = args[i] + k * step[i];
-		*failed = k;
-		if ((err = inject_syscall(&t->inj, nr, one, &r)) ||
-		    (err = !r ? 0 : r < 0 && r > -4096 ? (int)r : -EIO) ||
-		    (err = task_mem_read(t->pid, t->inj.scratch + k * size, (char *)out + k * size, size)))
-			return err;
-	}
-	return 0;
+			*failed = k, err = inject_ret_err(ret[k]);
+	return err;
 }
 
 static int dump_rlimits(struct dump_task *t)

@@ -2,6 +2,7 @@
 #ifndef STASIS_SEIZE_H
 #define STASIS_SEIZE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -60,6 +61,11 @@ int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int6
  * and on success copies len bytes of the scratch page to out. Returns 0 or a negative errno
  * (the syscall's own, or one of running it).
  */
+/* An injected syscall's nonzero rax as an error: its -errno, else -EIO. */
+static inline int inject_ret_err(int64_t ret)
+{
+	return ret < 0 && ret > -4096 ? (int)ret : -EIO;
+}
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
 		       size_t len);
 /*
@@ -68,9 +74,10 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
  * len bytes from the scratch's start go to out. The results take the scratch's last count * 8
  * bytes. The task is stopped after the loop by a signal that stasis sends it beforehand, one
  * that it ignores: if stasis dies meanwhile, the loop ends and the task goes on as after one
- * syscall, the signal dropped. Only for syscalls that change nothing (reads). -EOPNOTSUPP when
- * there is no loop (no stub or no room in the vDSO, or no signal fit to stop it): the caller
- * runs them one at a time.
+ * syscall, the signal dropped. Only for syscalls that change nothing (reads). Where there is
+ * no loop (no stub or no room in the vDSO, or no signal fit to stop it) they run one at a time,
+ * to the same effect. Returns 0 (each syscall's own result in ret) or a negative errno of
+ * running them.
  */
 int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len);

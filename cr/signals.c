@@ -18,10 +18,7 @@ struct kernel_sigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
-/*
- * Every signal's action, read in the task: all in one go (rt_sigaction(sig, NULL, scratch + k *
- * 32) for each signal), or one at a time where the injection has no loop.
- */
+/* Every signal's action, read in the task in one go: rt_sigaction(sig, NULL, scratch + k * 32). */
 static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa)
 {
 	static const uint64_t step[6] = { 1, 0, sizeof(*ksa) };
@@ -31,19 +28,12 @@ static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa)
 	int err = inject_syscall_repeat(&t->inj, SYS_rt_sigaction, args, step, NSIG_KERNEL, ret, ksa,
 					NSIG_KERNEL * sizeof(*ksa));
 
-	for (int sig = 1; !err && sig <= NSIG_KERNEL; sig++)
+	if (err)
+		return log_unnamed(logged, err, "dump pid %d: rt_sigaction in the task failed", t->pid);
+	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
 		if (ret[sig - 1] && sig != SIGKILL && sig != SIGSTOP)
-			err = ret[sig - 1] < 0 && ret[sig - 1] > -4096 ? (int)ret[sig - 1] : -EIO;
-	if (err != -EOPNOTSUPP)
-		return err ? log_unnamed(logged, err, "dump pid %d: rt_sigaction in the task failed", t->pid)
-			   : 0;
-	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
-		args[0] = sig;
-		if (sig != SIGKILL && sig != SIGSTOP &&
-		    (err = inject_syscall_out(&t->inj, SYS_rt_sigaction, args, &ksa[sig - 1], sizeof(*ksa))))
-			return log_unnamed(logged, err, "dump pid %d: rt_sigaction(%d) in the task failed",
-					   t->pid, sig);
-	}
+			return log_unnamed(logged, inject_ret_err(ret[sig - 1]),
+					   "dump pid %d: rt_sigaction(%d) in the task failed", t->pid, sig);
 	return 0;
 }
 

@@ -316,6 +316,35 @@ static int stub_data_write(const struct inject_ctx *ctx, uint64_t stub, const st
 }
 
 /*
+ * After injected syscalls (err: how they went, returned unless this fails): the task's signal
+ * mask back, and, unless it rests in its stub's restore path (in_stub: the main thread's stub
+ * puts them back itself), its own registers.
+ */
+static int injection_leave(struct inject_ctx *ctx, long nr, uint64_t mask, bool in_stub, int err)
+{
+	/* the mask before the registers: the stub (rip still there) would put it back too */
+	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
+		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
+		return -errno;
+	}
+	fault_point(ctx, "inject-unmask");
+	if (in_stub)
+		return err;
+	/*
+	 * Its own registers again, in this syscall-exit (or signal-delivery) stop: if stasis dies
+	 * now, the kernel lets it go with a signal check on the way out, which makes its
+	 * interrupted syscall again as any resume from the freeze would.
+	 */
+	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
+		pr_perror("pid %d: cannot put its registers back after injected syscall %ld", ctx->pid,
+			  nr);
+		return -errno;
+	}
+	fault_point(ctx, "inject-done");
+	return err;
+}
+
+/*
  * The injected syscall itself. The main thread rests in its stub's restore path afterwards;
  * another thread rests with its own registers again.
  */
@@ -358,26 +387,7 @@ static int run_injected(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 	}
 	*ret = (int64_t)r.rax;
 back:
-	/* the mask before the registers: the stub (rip still there) would put it back too */
-	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
-		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
-		return -errno;
-	}
-	fault_point(ctx, "inject-unmask");
-	if (stub && main_thread)
-		return err; /* resting in the stub's restore path (see above) */
-	/*
-	 * Its own registers again, in this syscall-exit stop: if stasis dies now, the kernel
-	 * lets it go with a signal check on the way out, which makes its interrupted syscall
-	 * again as any resume from the freeze would.
-	 */
-	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
-		pr_perror("pid %d: cannot put its registers back after injected syscall %ld", ctx->pid,
-			  nr);
-		return -errno;
-	}
-	fault_point(ctx, "inject-done");
-	return err;
+	return injection_leave(ctx, nr, mask, stub && main_thread, err);
 }
 
 int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret)
@@ -408,7 +418,7 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
 	if (err)
 		return err;
 	if (ret)
-		return ret < 0 && ret > -4096 ? (int)ret : -EIO;
+		return inject_ret_err(ret);
 	return scratch_read(ctx, 0, out, len);
 }
 
@@ -478,7 +488,8 @@ static int run_loop(struct inject_ctx *ctx, long nr, int sig)
 	}
 }
 
-int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
+/* inject_syscall_repeat from the stub's loop; -EOPNOTSUPP (nothing done) without one. */
+static int repeat_in_loop(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len)
 {
 	struct user_regs_struct r = ctx->saved;
@@ -536,23 +547,29 @@ int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6
 	fault_point(ctx, "inject-exit");
 	/* (the stop in the signal's delivery: the next resume, with no signal, drops it) */
 back:
-	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
-		pr_perror("pid %d: cannot restore its signal mask", ctx->pid);
-		return -errno;
-	}
-	fault_point(ctx, "inject-unmask");
-	if (!main_thread) {
-		if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &ctx->saved)) {
-			pr_perror("pid %d: cannot put its registers back after injected syscalls %ld",
-				  ctx->pid, nr);
-			return -errno;
-		}
-		fault_point(ctx, "inject-done");
-	}
-	if (err)
+	if ((err = injection_leave(ctx, nr, mask, main_thread, err)))
 		return err;
 	if ((err = scratch_read(ctx, results - ctx->scratch, ret, count * sizeof(*ret))))
 		return err;
+	return len ? scratch_read(ctx, 0, out, len) : 0;
+}
+
+int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
+			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len)
+{
+	int err = repeat_in_loop(ctx, nr, args, step, count, ret, out, len);
+
+	if (err != -EOPNOTSUPP)
+		return err;
+	if (len > ctx->scratch_len)
+		return -EINVAL;
+	for (unsigned k = 0; k < count; k++) { /* one at a time */
+		uint64_t one[6];
+		for (int i = 0; i < 6; i++)
+			one[i] = args[i] + k * step[i];
+		if ((err = inject_syscall(ctx, nr, one, &ret[k])))
+			return err;
+	}
 	return len ? scratch_read(ctx, 0, out, len) : 0;
 }
 
