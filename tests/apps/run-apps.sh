@@ -2340,6 +2340,14 @@ CONF
 		"$d/error.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
+# kill_session PID: every process of the session PID leads (an on-request desktop
+# application's whole tree, restored or not), PID last
+kill_session() {
+	local p
+	for p in $(pgrep -s "$1"); do kill_ours "$p"; done
+	kill_ours "$1"
+}
+
 # cdp PORT WHICH EXPR: EXPR evaluated in Chromium's page WHICH (id or URL prefix), as JSON
 cdp() { timeout 30 "$(system_python)" "$ZOO_ROOT/tests/apps/cdp.py" "$@" 2>&1; }
 
@@ -2370,7 +2378,7 @@ chromium_start() {
 
 case_chromium() {
 	local d=$ZOO_TMP/chromium pid="" out="" port=$((40000 + ($$ + 61) % 20000)) mark="stasis-$$-$RANDOM"
-	local before="" after="" later="" tab="" answer="" p n1=""
+	local before="" after="" later="" tab="" answer="" n1=""
 	local page='data:text/html,<title>counter</title><script>var n=0;setInterval(()=>n++,100)</script>'
 	if [ ! -x /usr/lib/chromium/chromium ]; then
 		result_fail apps/chromium "chromium is not installed (apt-get install chromium; make setup does not)"
@@ -2390,7 +2398,7 @@ case_chromium() {
 	fi
 	if [ -z "$out" ]; then
 		if [ "${APPS_CORRUPT:-}" = restart ]; then
-			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+			kill_session "$pid"
 			wait_until 10 pid_free "$pid"
 			pid=$(chromium_start "$d" "$port" "$page")
 			track_pid "$pid"
@@ -2410,8 +2418,7 @@ case_chromium() {
 		kill -TERM "$pid" 2>/dev/null
 		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="the browser did not exit on SIGTERM"
 	fi
-	for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
-	kill_ours "$pid"
+	kill_session "$pid"
 	verdict apps/chromium "$out" "the page's mark kept, its counter $before -> $n1 -> $later, a new tab answered; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
@@ -2459,8 +2466,7 @@ PREFS
 	fi
 	if [ -z "$out" ]; then
 		if [ "${APPS_CORRUPT:-}" = restart ]; then
-			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
-			kill_ours "$pid"
+			kill_session "$pid"
 			wait_until 10 pid_free "$pid"
 			pid=$(firefox_start "$d")
 			track_pid "$pid"
@@ -2479,8 +2485,8 @@ PREFS
 		kill -TERM "$pid" 2>/dev/null
 		wait_until 20 pid_free "$pid" || [ -n "$out" ] || out="the browser did not exit on SIGTERM"
 	fi
-	for p in $(ps -e -o pid= -o ppid= | awk -v r="$pid" '$2 == r { print $1 }') $(pgrep -s "$pid"); do kill_ours "$p"; done
-	kill_ours "$pid"
+	for p in $(pgrep -P "$pid"); do kill_ours "$p"; done # (the subreaper's: sessions of their own)
+	kill_session "$pid"
 	verdict apps/firefox "$out" "the page's mark kept, its counter $before -> $n1 -> $later, a new tab answered; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
@@ -2498,7 +2504,7 @@ lo_start() {
 
 case_libreoffice() {
 	local d=$ZOO_TMP/libreoffice pid="" out="" port=$((40000 + ($$ + 71) % 20000)) mark="stasis-$$-$RANDOM"
-	local docs="" made="" more="" p
+	local docs="" made="" more=""
 	if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then
 		result_fail apps/libreoffice "LibreOffice or python3-uno is not installed (apt-get install --no-install-recommends libreoffice-writer-nogui python3-uno)"
 		return
@@ -2516,7 +2522,7 @@ case_libreoffice() {
 	fi
 	if [ -z "$out" ]; then
 		if [ "${APPS_CORRUPT:-}" = restart ]; then
-			for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
+			kill_session "$pid"
 			wait_until 10 pid_free "$pid"
 			pid=$(lo_start "$d" "$port")
 			track_pid "$pid"
@@ -2531,8 +2537,7 @@ case_libreoffice() {
 			out="a second document: '$made', then the documents '$more'"
 		fi
 	fi
-	for p in $(pgrep -s "$pid"); do kill_ours "$p"; done
-	kill_ours "$pid"
+	kill_session "$pid"
 	verdict apps/libreoffice "$out" "the unsaved edited document kept, a second one made; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
