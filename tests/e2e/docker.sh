@@ -21,6 +21,11 @@
 #                            own, no iptables): busybox httpd answers over the bridge before the
 #                            checkpoint and after start --checkpoint, at the same address (its
 #                            network namespace is Docker's: runc hands it to stasis as external)
+# docker/tcp-established     the same container's echo server: a connection from this script
+#                            held across the checkpoint echoes after start --checkpoint. Docker
+#                            has no option for it: `tcp-established` in /etc/criu/runc.conf,
+#                            the configuration file runc names in every request (written for
+#                            this case only; a file there before is put back)
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -32,7 +37,24 @@ E2E_NAME=docker
 
 DOCKER_BRIDGE=stasis-dkbr$$
 DOCKER_BRIDGE=${DOCKER_BRIDGE:0:15}
+RUNC_CONF=/etc/criu/runc.conf
+# runc_conf_set LINE...: runc.conf holds these lines (the file there before kept aside)
+runc_conf_set() {
+	[ -e "$WORK/runc.conf.before" ] || [ -e "$WORK/runc.conf.none" ] ||
+		{ cp -a "$RUNC_CONF" "$WORK/runc.conf.before" 2>/dev/null || touch "$WORK/runc.conf.none"; }
+	mkdir -p "${RUNC_CONF%/*}" && printf '%s\n' "$@" >"$RUNC_CONF"
+}
+runc_conf_put_back() {
+	if [ -e "$WORK/runc.conf.before" ]; then
+		mv -f "$WORK/runc.conf.before" "$RUNC_CONF"
+	elif [ -e "$WORK/runc.conf.none" ]; then
+		rm -f "$RUNC_CONF" "$WORK/runc.conf.none"
+		rmdir "${RUNC_CONF%/*}" 2>/dev/null
+	fi
+	return 0
+}
 cleanup() {
+	[ -n "$WORK" ] && runc_conf_put_back
 	stop_docker
 	ip link del "$DOCKER_BRIDGE" 2>/dev/null
 	e2e_cleanup
@@ -228,22 +250,31 @@ case_tty() {
 
 # ---- docker/network -------------------------------------------------------------------------
 case_network() {
-	local c=dnet ip ip2 page
-	dk run -d --name $c bb:latest sh -c "busybox mkdir -p /www && echo served-by-$c >/www/index.html && busybox httpd -f -p 8080 -h /www" \
+	local c=dnet ip ip2 page l=""
+	dk run -d --name $c bb:latest sh -c "(while true; do busybox nc -l -p 9000 -e cat; done) & busybox mkdir -p /www && echo served-by-$c >/www/index.html && busybox httpd -f -p 8080 -h /www" \
 		>"$WORK/$c.run" 2>&1
 	ip=$(dk inspect -f '{{.NetworkSettings.IPAddress}}' $c 2>/dev/null)
 	if [ -z "$ip" ] || ! wait_for 20 eval "curl -sf --max-time 2 http://$ip:8080/ >'$WORK/$c.page'"; then
 		fail docker/network "the container does not serve on the bridge (address '$ip')" "$WORK/$c.run"
 		return
 	fi
-	if ! timed T_CKPT dk checkpoint create $c n1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+	if ! exec 5<>"/dev/tcp/$ip/9000" || ! echo before >&5 || ! read -r -t 5 l <&5 || [ "$l" != before ]; then
+		fail docker/tcp-established "the container's echo server at $ip:9000 does not echo (got '$l')" "$WORK/$c.run"
+		exec 5<&-
+		return
+	fi
+	runc_conf_set "# stasis tests/e2e/docker.sh: docker/tcp-established" tcp-established
+	if ! timed T_CKPT dk checkpoint create $c n1 >"$WORK/$c.ckpt" 2>&1 5<&- || [ "$(state $c Running)" != false ]; then
+		runc_conf_put_back
 		fail docker/network "docker checkpoint create failed (running: $(state $c Running))" "$WORK/$c.ckpt" $(stasis_logs)
 		return
 	fi
-	if ! docker_start_checkpoint $c n1 "$WORK/$c.start"; then
+	if ! docker_start_checkpoint $c n1 "$WORK/$c.start" 5<&-; then
+		runc_conf_put_back
 		fail docker/network "docker start --checkpoint failed" "$WORK/$c.start" $(stasis_logs)
 		return
 	fi
+	runc_conf_put_back
 	ip2=$(dk inspect -f '{{.NetworkSettings.IPAddress}}' $c 2>/dev/null)
 	page=$(curl -sf --max-time 5 "http://$ip2:8080/")
 	if [ "$ip2" != "$ip" ] || [ "$page" != "served-by-$c" ]; then
@@ -251,6 +282,14 @@ case_network() {
 		return
 	fi
 	ok "docker/network (httpd at $ip on the bridge answered before and after; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	l=""
+	echo after >&5 && read -r -t 10 l <&5
+	exec 5<&-
+	if [ "$l" != after ]; then
+		fail docker/tcp-established "the connection held across the checkpoint echoed '$l', not 'after'" $(stasis_logs)
+		return
+	fi
+	ok "docker/tcp-established (a connection from the host to $ip:9000 echoed before the checkpoint and after start --checkpoint; tcp-established from /etc/criu/runc.conf)"
 	dk rm -f $c >/dev/null 2>&1
 }
 
