@@ -3,12 +3,21 @@
  * not accepted yet. NETLINK_SOCK_DIAG lists, for a listener, the client socket of each waiting
  * connection, oldest first (UNIX_DIAG_ICONS; 0 for a client that closed its socket since).
  * Both sides must be in the tree. The data a client already wrote sits in the not yet
- * accepted socket, which only accept() could read: a client with unread data fails the dump
- * (its send buffer use, UNIX_DIAG_RQLEN, tells). A client that closed its socket cannot be
- * asked: its connection comes back reading end-of-file, and what it wrote before closing is
- * not kept (the dump warns). On restore stasis binds the listener before the tree, connects a
- * new client for each waiting connection in the saved order (closing those of closed
- * clients), applies the clients' shutdowns, and every process inherits its sockets.
+ * accepted socket, which no fd reaches and only accept() can read (the client's send buffer
+ * use, UNIX_DIAG_RQLEN, tells there is some; a client that closed its socket cannot be asked).
+ * So the listener's queue, up to the last connection whose client wrote or closed, is
+ * accepted by stasis from a copy of the listener (pidfd_getfd), in order (each checked to be
+ * the connection of the client listed), and each one's queue peeked as any socket's is
+ * (unix-queue.c), at the last step before sockets.img is written: every process is saved by
+ * then, and only the rest of the images, their commit, the post-dump hook and the kill are
+ * left. Those connections cannot be put back (their clients are the tree's sockets): a dump
+ * that fails past that point (or a stasis killed then) leaves the tree running without them
+ * (their clients read end-of-file). Files sent with the data (SCM_RIGHTS) are refused, also
+ * only once taken. --leave-running refuses a client with data up front, and keeps closed
+ * clients' connections reading end-of-file only (the dump warns). On restore stasis binds the
+ * listener before the tree, connects a new client for each waiting connection in the saved
+ * order, sends what the client wrote (packets keep their sizes), closes those of closed
+ * clients, applies the clients' shutdowns, and every process inherits its sockets.
  */
 #include <errno.h>
 #include <poll.h>
