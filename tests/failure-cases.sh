@@ -17,9 +17,10 @@
 #                            --only-pidns), restored with STASIS_FAULT=restore-finish (its last
 #                            process's finish step fails, the others traced by stasis): the
 #                            restore fails by itself, naming it, and nothing of the tree is left
-#   dump/unix-backlog-unread unix-backlog --unread-data (a connection waiting to be accepted
-#                            whose client wrote data): dump fails naming the listener's pid, fd
-#                            70 and the byte count; the tree keeps running and PASSes
+#   dump/unix-backlog-unread unix-backlog dumped with --leave-running (a connection waiting to be
+#                            accepted whose client wrote data: only accept() could read it, which
+#                            a tree left running would notice): dump fails naming the listener's
+#                            pid, fd 70 and the byte count; the tree keeps running and PASSes
 #   dump/tcp-waiting-without-option
 #                            tcp-accept-queue (connections from outside waiting in its listeners'
 #                            accept queues) dumped without --tcp-established: fails naming the
@@ -1539,8 +1540,8 @@ other_cases() {
 	done
 	case_unsupported_in_child
 	case_locks_without_option
-	dump_fails_naming dump/unix-backlog-unread unix-backlog \
-		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes' --unread-data
+	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
+		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
 		'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
 	dump_fails_naming dump/epoll-of-thread-pidfd pidfd-thread \

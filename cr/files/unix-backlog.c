@@ -3,18 +3,29 @@
  * not accepted yet. NETLINK_SOCK_DIAG lists, for a listener, the client socket of each waiting
  * connection, oldest first (UNIX_DIAG_ICONS; 0 for a client that closed its socket since).
  * Both sides must be in the tree. The data a client already wrote sits in the not yet
- * accepted socket, which only accept() could read: a client with unread data fails the dump
- * (its send buffer use, UNIX_DIAG_RQLEN, tells). A client that closed its socket cannot be
- * asked: its connection comes back reading end-of-file, and what it wrote before closing is
- * not kept (the dump warns). On restore stasis binds the listener before the tree, connects a
- * new client for each waiting connection in the saved order (closing those of closed
- * clients), applies the clients' shutdowns, and every process inherits its sockets.
+ * accepted socket, which no fd reaches and only accept() can read (the client's send buffer
+ * use, UNIX_DIAG_RQLEN, tells there is some; a client that closed its socket cannot be asked).
+ * So the listener's queue, up to the last connection whose client wrote or closed, is
+ * accepted by stasis from a copy of the listener (pidfd_getfd), in order (each checked to be
+ * the connection of the client listed), and each one's queue peeked as any socket's is
+ * (unix-queue.c), at the last step before sockets.img is written: every process is saved by
+ * then, and only the rest of the images, their commit, the post-dump hook and the kill are
+ * left. Those connections cannot be put back (their clients are the tree's sockets): a dump
+ * that fails past that point (or a stasis killed then) leaves the tree running without them
+ * (their clients read end-of-file). Files sent with the data (SCM_RIGHTS) are refused, also
+ * only once taken. --leave-running refuses a client with data up front, and keeps closed
+ * clients' connections reading end-of-file only (the dump warns). On restore stasis binds the
+ * listener before the tree, connects a new client for each waiting connection in the saved
+ * order, sends what the client wrote (packets keep their sizes), closes those of closed
+ * clients, applies the clients' shutdowns, and every process inherits its sockets.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -77,6 +88,9 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 	if (err)
 		return log_unnamed(logged, err, "dump pid %d fd %d: cannot list the connections waiting on %s",
 				   t->pid, p->fd, name);
+	bool leave_running = t->ctx->opts->leave_running;
+	size_t first = tab->n_pending, to_accept = 0; /* a prefix of the queue, up to the last with data */
+
 	for (size_t i = 0; i < li.n_icons && !err; i++) {
 		uint64_t client = li.icons[i];
 		struct unix_info ci;
@@ -91,11 +105,13 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 		unix_pending__init(u);
 		u->listener = p->st.st_ino;
 		u->order = i;
-		if (!client) {
+		if (!client && leave_running) {
 			pr_warn("dump pid %d fd %d: the client of connection %zu waiting on %s closed its "
 				"socket: restored reading end-of-file; data it wrote before closing is "
-				"not kept",
+				"not kept (--leave-running: reading it would take the connection)",
 				t->pid, p->fd, i + 1, name);
+		} else if (!client) {
+			to_accept = i + 1; /* what it wrote, if anything, is read at the write */
 		} else if ((err = unix_tree_holds(ud, t, client)) <= 0) {
 			if (!err)
 				pr_err("dump pid %d fd %d: unix socket %s has a connection waiting to be "
@@ -105,16 +121,31 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 		} else if ((err = unix_look(ud, client, &ci, false))) {
 			pr_err("dump pid %d fd %d: cannot look at socket:[%llu] waiting on %s: %s", t->pid,
 			       p->fd, (unsigned long long)client, name, strerror(-err));
-		} else if (ci.wqueue) {
+		} else if (ci.wqueue && leave_running) {
 			pr_err("dump pid %d fd %d: unix socket %s has a connection waiting to be accepted "
 			       "with unread data: %u bytes of buffer sent by its client socket:[%llu] "
-			       "(only accept() could read them; not supported)",
+			       "(only accept() could read them, which --leave-running cannot undo; not "
+			       "supported)",
 			       t->pid, p->fd, name, ci.wqueue, (unsigned long long)client);
 			err = -ENOTSUP;
 		} else {
 			u->has_client = true;
 			u->client = client;
 			u->client_shutdown = ci.shutdown;
+			if (ci.wqueue)
+				to_accept = i + 1;
+		}
+	}
+	if (!err && to_accept) {
+		struct unix_accept_later *more =
+			xreallocarray(ud->to_accept, ud->nr_to_accept + 1, sizeof(*more));
+		if (!more)
+			err = -ENOMEM;
+		else {
+			ud->to_accept = more;
+			more[ud->nr_to_accept++] = (struct unix_accept_later){
+				.listener = p->st.st_ino, .pid = t->pid, .fd = p->fd, .first = first,
+				.n = to_accept };
 		}
 	}
 	if (li.n_icons) { /* the restore makes this listener before the tree, for its clients */
@@ -123,6 +154,96 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 	}
 	free(li.icons);
 	return err;
+}
+
+/* The waiting connection u, accepted (a): its queue read into u's messages (no files). */
+static int read_accepted(struct unix_state *ud, const struct unix_accept_later *w, int a,
+			 UnixPending *u, const char *name)
+{
+	struct stat st;
+	struct unix_info ai;
+	struct unix_queue q = { .pid = w->pid, .fd = w->fd };
+	int err;
+
+	if (fstat(a, &st))
+		return -errno;
+	if ((err = unix_look(ud, st.st_ino, &ai, false))) {
+		pr_err("dump pid %d fd %d: cannot look at the connection accepted from %s: %s", w->pid,
+		       w->fd, name, strerror(-err));
+		return err;
+	}
+	if (!ai.has_peer || ai.peer != (u->has_client ? u->client : 0)) {
+		pr_err("dump pid %d fd %d: connection %u waiting on %s is not the one listed: its client "
+		       "is socket:[%llu], not socket:[%llu]",
+		       w->pid, w->fd, u->order + 1, name, (unsigned long long)ai.peer,
+		       (unsigned long long)(u->has_client ? u->client : 0));
+		return -EAGAIN;
+	}
+	q.ino = st.st_ino;
+	err = unix_queue_read(ud, a, &ai, &q);
+	for (size_t k = 0; !err && k < q.n; k++)
+		if (q.msgs[k]->n_files) {
+			pr_err("dump pid %d fd %d: the client of connection %u waiting on %s sent files "
+			       "(SCM_RIGHTS) with its data (not supported)",
+			       w->pid, w->fd, u->order + 1, name);
+			err = -ENOTSUP;
+		}
+	if (!err && q.reset) {
+		pr_err("dump pid %d fd %d: connection %u waiting on %s has an error (ECONNRESET) to "
+		       "read (not supported)", w->pid, w->fd, u->order + 1, name);
+		err = -ENOTSUP;
+	}
+	if (err) {
+		for (size_t k = 0; k < q.n; k++)
+			unix_msg__free_unpacked(q.msgs[k], NULL);
+		free(q.msgs);
+		return err;
+	}
+	u->messages = q.msgs; /* (freed with the table) */
+	u->n_messages = q.n;
+	return 0;
+}
+
+int unix_read_waiting_data(struct unix_state *ud)
+{
+	SocketTable *tab = &ud->tab;
+
+	for (size_t i = 0; i < ud->nr_to_accept; i++) {
+		const struct unix_accept_later *w = &ud->to_accept[i];
+		struct unix_info li;
+		char name[sizeof(li.name) + 1] = "?";
+		int err = 0, l = task_fd_copy(w->pid, w->fd);
+
+		if (unix_look(ud, w->listener, &li, false) == 0)
+			unix_name(li.name, li.name_len, name, sizeof(name));
+		if (l < 0) {
+			pr_err("dump pid %d fd %d: cannot take a copy of unix socket %s: %s", w->pid, w->fd,
+			       name, strerror(-l));
+			return l;
+		}
+		for (size_t k = 0; !err && k < w->n; k++) {
+			struct pollfd pfd = { .fd = l, .events = POLLIN };
+			int a = -1;
+			if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLIN)) {
+				pr_err("dump pid %d fd %d: unix socket %s: connection %zu of its queue is "
+				       "gone", w->pid, w->fd, name, k + 1);
+				err = -EAGAIN;
+			} else if ((a = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
+				err = -errno;
+				pr_perror("dump pid %d fd %d: cannot accept connection %zu waiting on %s",
+					  w->pid, w->fd, k + 1, name);
+			} else {
+				err = read_accepted(ud, w, a, tab->pending[w->first + k], name);
+				close(a);
+			}
+		}
+		close(l);
+		if (err)
+			return err;
+		pr_info("dump pid %d fd %d: %zu connections waiting on %s accepted to read what their "
+			"clients wrote", w->pid, w->fd, w->n, name);
+	}
+	return 0;
 }
 
 /* ---- restore ---- */
@@ -174,8 +295,10 @@ static int connect_clients(struct unix_state *st, const FdEntry *l, size_t from,
 	if (!err)
 		err = unix_connect_all(st->ctx, c, n, l->sock_name.data, l->sock_name.len, l->sock_dir,
 				       unix_held_scratch(st, l->sock_ino));
-	for (size_t k = 0; !err && k < n; k++)
-		err = unix_apply_shutdown(c[k], tab->pending[from + k]->client_shutdown);
+	for (size_t k = 0; !err && k < n; k++) /* what it wrote, then its shutdown */
+		if (!(err = unix_queue_send(st, c[k], NULL, 0, tab->pending[from + k]->messages,
+					    tab->pending[from + k]->n_messages)))
+			err = unix_apply_shutdown(c[k], tab->pending[from + k]->client_shutdown);
 	if (err) {
 		pr_err("restore: cannot connect the %zu connections waiting on unix socket %s (backlog %u): %s",
 		       to - from, entry_name(l, name, sizeof(name)), l->sock_backlog, strerror(-err));
@@ -213,9 +336,11 @@ int unix_restore_pending(struct unix_state *st)
 		if (u->order == 0)
 			from = i;
 		if (held_listener(st, u->listener, &l) < 0 || u->order != i - from ||
-		    tab->pending[from]->listener != u->listener || u->client_shutdown > 3) {
+		    tab->pending[from]->listener != u->listener || u->client_shutdown > 3 ||
+		    !unix_msgs_valid(u->messages, u->n_messages, 0, l->sock_type)) {
 			pr_err("image sockets.img: pending connection %zu (to socket %llu, place %u in its "
-			       "queue) is not to a listening socket of the images, or out of order",
+			       "queue) is not to a listening socket of the images, out of order, or its "
+			       "data is invalid",
 			       i, (unsigned long long)u->listener, u->order);
 			return -EINVAL;
 		}

@@ -221,7 +221,7 @@ static int write_sockets(struct run_ctx *ctx, struct dump_tree *tr)
 	for (size_t i = 0; i < tr->nr_tasks; i++)
 		for (size_t k = 0; k < tr->tasks[i].fds->n_fds; k++)
 			needed |= needs_sockets_img(tr->tasks[i].fds->fds[k]);
-	if ((err = unix_carried_check(ud, tr->tasks, tr->nr_tasks)))
+	if ((err = unix_carried_check(ud, tr->tasks, tr->nr_tasks)) || (err = unix_read_waiting_data(ud)))
 		return err;
 	return needed ? image_write(ctx->images_dir_fd, IMG_SOCKETS, 0, &ud->tab.base) : 0;
 }
@@ -489,6 +489,7 @@ static void free_sockets(void *state)
 	}
 	free(st->queues);
 	free(st->borrowers);
+	free(st->to_accept);
 	if (st->tab_ready)
 		image_free_fields(&st->tab.base); /* (carried[].e are its in_flight entries) */
 	free(st->carried);

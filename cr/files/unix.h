@@ -111,6 +111,14 @@ struct unix_state {
 	size_t nr_queues;
 	FdEntry **borrowers;       /* dump: the fd entries that borrow a queue's messages */
 	size_t nr_borrowers;
+	struct unix_accept_later {
+		uint64_t listener;
+		pid_t pid;    /* a process of the tree holding it, at fd (stasis: carried) */
+		int fd;
+		size_t first; /* its waiting connections tab.pending[first, first + n) are accepted */
+		size_t n;     /* at the write to read what their clients wrote (unix-backlog.c) */
+	} *to_accept;     /* dump */
+	size_t nr_to_accept;
 	struct carried_file *carried; /* dump and restore: files in flight, by id */
 	size_t nr_carried;
 
@@ -383,6 +391,13 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 			     FdEntry *e, const struct unix_info *ui);
 int unix_dump_pending_client(struct unix_state *ud, struct dump_task *t, const struct fd_probe *p,
 			     FdEntry *e, const struct unix_info *ui);
+/*
+ * Dump, the last step before sockets.img is written (every process saved): the waiting
+ * connections whose clients wrote into them (or closed them) are accepted from a copy of their
+ * listener and their queues read. Past this point the tree has lost them: only its kill ends
+ * the dump.
+ */
+int unix_read_waiting_data(struct unix_state *ud);
 /* Restore, before the tree, every listener made: the connections waiting in each, in order
  * (root_connects: their clients stand in, and the tree's root connects them, in_root). */
 int unix_restore_pending(struct unix_state *st);

@@ -1,18 +1,23 @@
 /*
  * unix-backlog: connections waiting to be accepted.
  *   fd 70 SOCK_STREAM listening on $ZOO_TMPDIR/backlog.sock (backlog 5, O_NONBLOCK); waiting
- *   in its queue, oldest first: 1. fd 71; 2. fd 72 (O_NONBLOCK); 3. a client that closed its
- *   socket; 4. fd 73, which shut down its sending side; 5. fd 80 of a child process.
+ *   in its queue, oldest first: 1. fd 71, which wrote "early"; 2. fd 72 (O_NONBLOCK), which
+ *   wrote nothing; 3. a client that wrote "bye" and closed its socket; 4. fd 73, which wrote
+ *   "shut" and shut down its sending side; 5. fd 80 of a child process, which wrote 64 KiB.
  *   fd 74 SOCK_SEQPACKET listening on an abstract name (backlog 1); fd 75 waits in its queue.
  *   fd 76 SOCK_STREAM listening on $ZOO_TMPDIR/crowd.sock (backlog 2048) with 1200 clients
  *   waiting (their entry in the kernel's listing outgrows a page, and one helper connects them).
+ *   fd 78 SOCK_SEQPACKET listening on $ZOO_TMPDIR/packets.sock (backlog 2): 1. fd 79, which
+ *   sent the packets "s1" and "s22"; 2. a client that sent "c333" and closed its socket.
+ *   What the clients wrote waits in connections nobody accepted: the dump can only read it
+ *   by accepting them.
  * After restore and SIGTERM: the server accepts 5 connections from fd 70, in order, and sends
  * each its number: fds 71, 72, 73 and the child's 80 receive 1, 2, 4 and 5; the third reads
- * end-of-file and refuses data; 71, 72 and the child answer; 73 cannot send and its
- * connection reads end-of-file; fd 74 accepts fd 75's connection, packets keep their sizes;
- * fd 76 accepts 1200 connections and sends each its place: every client reads its own.
- * --unread-data: client 1 writes 5 bytes before READY (the dump must refuse: only accept()
- * could read them); the checks then expect those bytes first.
+ * "bye", then end-of-file, and refuses data; 71, 72 and the child answer (after "early" and
+ * the 64 KiB); 73 cannot send and its connection reads "shut", then end-of-file; fd 74
+ * accepts fd 75's connection, packets keep their sizes; fd 76 accepts 1200 connections and
+ * sends each its place: every client reads its own; fd 78 accepts fd 79's connection (the
+ * packets "s1" and "s22", sizes kept) and then the closed client's ("c333", then end-of-file).
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -26,11 +31,13 @@
 #define NR_ACCEPT 5
 #define NR_CROWD 1200
 
-static struct sockaddr_un path_sa, abstract_sa, crowd_sa;
+#define BIG (64 << 10) /* what fd 80 wrote */
+
+static struct sockaddr_un path_sa, abstract_sa, crowd_sa, packets_sa;
 static int crowd[NR_CROWD];
 static socklen_t abstract_len;
 static pid_t kid;
-static int unread_data;
+static char big[BIG];
 static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -59,12 +66,29 @@ static int got(int fd, const char *want)
 	return read_wait(fd, b, n) == (ssize_t)n && !memcmp(b, want, n);
 }
 
+/* exactly len bytes, as given */
+static int got_all(int fd, const char *want, size_t len)
+{
+	static char b[BIG];
+	size_t n = 0;
+	for (ssize_t r; n < len && (r = read_wait(fd, b + n, len - n)) > 0;)
+		n += r;
+	return n == len && !memcmp(b, want, len);
+}
+
+/* one packet, exactly want */
+static int got_packet(int fd, const char *want)
+{
+	char b[16] = "";
+	return read_wait(fd, b, sizeof(b)) == (ssize_t)strlen(want) && !memcmp(b, want, strlen(want));
+}
+
 /* Exit code 0: got its number 5 and answered. */
 static void child(void)
 {
 	struct sigaction sa = { .sa_handler = on_term };
 	sigaction(SIGTERM, &sa, NULL);
-	for (int fd = 70; fd <= 76; fd++)
+	for (int fd = 70; fd <= 79; fd++)
 		close(fd);
 	while (!child_term)
 		zoo_sleep_ms(10);
@@ -77,6 +101,14 @@ static void c_shutdown(ucontext_t *u) { (void)u; zoo_place(client(SOCK_STREAM, &
 static void c_seqpacket(ucontext_t *u) { (void)u; close(75); }
 static void c_child(ucontext_t *u) { (void)u; kill(kid, SIGKILL); }
 static void c_crowd(ucontext_t *u) { (void)u; close(accept4(76, NULL, NULL, SOCK_CLOEXEC)); }
+static void c_data(ucontext_t *u) /* the first packet of fd 79 read: as if lost */
+{
+	(void)u;
+	int s = accept4(78, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	char b[16];
+	if (s >= 0 && read(s, b, sizeof(b)) > 0)
+		zoo_place(s, 77, O_CLOEXEC); /* (the server takes the next connection instead) */
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "order", c_order, 0 },
 	{ "flags", c_flags, 0 },
@@ -84,6 +116,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "seqpacket", c_seqpacket, 0 },
 	{ "child", c_child, 0 },
 	{ "crowd", c_crowd, 0 },
+	{ "data", c_data, 0 },
 };
 
 /* The crowd's connections accepted in order, each told its place: does every client read its own? */
@@ -104,8 +137,6 @@ int main(int argc, char **argv)
 {
 	const char *dir = getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/tmp";
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	for (int i = 1; i < argc; i++)
-		unread_data |= !strcmp(argv[i], "--unread-data");
 	path_sa.sun_family = abstract_sa.sun_family = AF_UNIX;
 	snprintf(path_sa.sun_path, sizeof(path_sa.sun_path), "%s/backlog.sock", dir);
 	int n = snprintf(abstract_sa.sun_path + 1, sizeof(abstract_sa.sun_path) - 1, "stasis-zoo-backlog-%d",
@@ -121,11 +152,30 @@ int main(int argc, char **argv)
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 71, O_CLOEXEC);
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 72, O_CLOEXEC);
 	fcntl(72, F_SETFL, O_NONBLOCK);
-	close(client(SOCK_STREAM, &path_sa, sizeof(path_sa)));
+	int gone = client(SOCK_STREAM, &path_sa, sizeof(path_sa));
+	if (write(71, "early", 5) != 5 || write(gone, "bye", 3) != 3)
+		zoo_die("write: %s", strerror(errno));
+	close(gone);
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73, O_CLOEXEC);
-	if (shutdown(73, SHUT_WR))
+	if (write(73, "shut", 4) != 4 || shutdown(73, SHUT_WR))
 		zoo_die("shutdown: %s", strerror(errno));
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 80, O_CLOEXEC);
+	for (int i = 0; i < BIG; i++)
+		big[i] = (char)(i * 7 + i / 251);
+	if (write(80, big, BIG) != BIG)
+		zoo_die("write: %s", strerror(errno));
+	packets_sa.sun_family = AF_UNIX;
+	snprintf(packets_sa.sun_path, sizeof(packets_sa.sun_path), "%s/packets.sock", dir);
+	unlink(packets_sa.sun_path);
+	int d = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	if (bind(d, (struct sockaddr *)&packets_sa, sizeof(packets_sa)) || listen(d, 2))
+		zoo_die("listen: %s", strerror(errno));
+	zoo_place(d, 78, O_CLOEXEC);
+	zoo_place(client(SOCK_SEQPACKET, &packets_sa, sizeof(packets_sa)), 79, O_CLOEXEC);
+	gone = client(SOCK_SEQPACKET, &packets_sa, sizeof(packets_sa));
+	if (write(79, "s1", 2) != 2 || write(79, "s22", 3) != 3 || write(gone, "c333", 4) != 4)
+		zoo_die("write: %s", strerror(errno));
+	close(gone);
 	zoo_place(client(SOCK_SEQPACKET, &abstract_sa, abstract_len), 75, O_CLOEXEC);
 	struct rlimit nofile;
 	getrlimit(RLIMIT_NOFILE, &nofile);
@@ -140,8 +190,6 @@ int main(int argc, char **argv)
 	zoo_place(c, 76, O_CLOEXEC);
 	for (int i = 0; i < NR_CROWD; i++)
 		crowd[i] = client(SOCK_STREAM, &crowd_sa, sizeof(crowd_sa));
-	if (unread_data && write(71, "early", 5) != 5)
-		zoo_die("write: %s", strerror(errno));
 	kid = fork();
 	if (kid < 0)
 		zoo_die("fork: %s", strerror(errno));
@@ -163,19 +211,20 @@ int main(int argc, char **argv)
 	kill(kid, SIGTERM);
 	CHECK("order", sent[0] && got(71, "1"), "fd 71's connection was not accepted first");
 	CHECK("order", sent[1] && got(72, "2"), "fd 72's connection was not accepted second");
-	CHECK("order", nacc > 2 && !sent[2] && read_wait(acc[2], &(char){ 0 }, 1) == 0,
-	      "the third connection is not the closed client's (no end-of-file)");
+	CHECK("order", nacc > 2 && !sent[2] && got(acc[2], "bye") && read_wait(acc[2], &(char){ 0 }, 1) == 0,
+	      "the third connection is not the closed client's (\"bye\", then end-of-file)");
 	CHECK("order", sent[3] && got(73, "4"), "fd 73's connection was not accepted fourth");
 	CHECK("order", sent[4], "the child's connection was not accepted fifth");
 	/* and back */
-	CHECK("order", send(71, "from1", 5, MSG_NOSIGNAL) == 5 && nacc > 0 && (!unread_data || got(acc[0], "early")) &&
+	CHECK("order", send(71, "from1", 5, MSG_NOSIGNAL) == 5 && nacc > 0 && got(acc[0], "early") &&
 			       got(acc[0], "from1"),
-	      "no data from fd 71");
+	      "no data from fd 71 (\"early\", then \"from1\")");
 	CHECK("order", send(72, "from2", 5, MSG_NOSIGNAL) == 5 && nacc > 1 && got(acc[1], "from2"), "no data from fd 72");
 	CHECK("shutdown", send(73, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "fd 73 can send again");
-	CHECK("shutdown", nacc > 3 && read_wait(acc[3], &(char){ 0 }, 1) == 0,
-	      "fd 73's connection does not read end-of-file");
-	CHECK("child", nacc > 4 && got(acc[4], "from5"), "no answer from the child's fd 80");
+	CHECK("shutdown", nacc > 3 && got(acc[3], "shut") && read_wait(acc[3], &(char){ 0 }, 1) == 0,
+	      "fd 73's connection does not read \"shut\", then end-of-file");
+	CHECK("child", nacc > 4 && got_all(acc[4], big, BIG) && got(acc[4], "from5"),
+	      "no 64 KiB, then answer, from the child's fd 80");
 	int st = 0;
 	waitpid(kid, &st, 0);
 	CHECK("child", WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child did not get its number (%#x)", st);
@@ -190,10 +239,18 @@ int main(int argc, char **argv)
 	      q >= 0 && send(75, "p1", 2, MSG_NOSIGNAL) == 2 && send(75, "p22", 3, MSG_NOSIGNAL) == 3 &&
 		      read_wait(q, pk, sizeof(pk)) == 2 && read_wait(q, pk, sizeof(pk)) == 3,
 	      "fd 75's connection was not accepted, or its packets lost their sizes");
+	p.fd = 78;
+	int d1 = poll(&p, 1, 3000) == 1 ? accept4(78, NULL, NULL, SOCK_CLOEXEC) : -1;
+	CHECK("data", d1 >= 0 && got_packet(d1, "s1") && got_packet(d1, "s22"),
+	      "fd 79's connection was not accepted first from fd 78, or lost its packets \"s1\", \"s22\"");
+	int d2 = poll(&p, 1, 3000) == 1 ? accept4(78, NULL, NULL, SOCK_CLOEXEC) : -1;
+	CHECK("data", d2 >= 0 && got_packet(d2, "c333") && read_wait(d2, pk, sizeof(pk)) == 0,
+	      "the closed client's connection on fd 78 did not read \"c333\", then end-of-file");
 	int ncrowd;
 	CHECK("crowd", crowd_in_order(&ncrowd), "the %d connections waiting on fd 76 were not its %d clients', in order",
 	      ncrowd, NR_CROWD);
 	unlink(path_sa.sun_path);
 	unlink(crowd_sa.sun_path);
-	return zoo_finish("5 + 1 + 1200 connections waiting to be accepted");
+	unlink(packets_sa.sun_path);
+	return zoo_finish("5 + 1 + 1200 + 2 connections waiting to be accepted, 5 with data");
 }
