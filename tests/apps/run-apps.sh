@@ -162,6 +162,15 @@
 #           UNO connection finds the document with its text, still modified, and a second
 #           document is made. Not run by default: LibreOffice is a large package (apt-get install
 #           --no-install-recommends libreoffice-writer-nogui python3-uno); about 10 s.
+#   rsyslog rsyslogd -n (private config: imuxsock on a unix socket, imtcp and imudp on
+#           127.0.0.1, omfile to a file, omfwd over TCP to a target that is down: a LinkedList
+#           action queue holding every message, retried every second) with a connection of the
+#           test's shell open on imtcp; 54 messages through each input before the dump: dumped and
+#           restored with --tcp-established; the same connection, the unix socket, TCP and UDP
+#           each get a message through after the restore, the file holds each of the 58 once, and
+#           once the forwarding target listens, the queue (the 54 held since before the dump) and
+#           the messages after are forwarded. Not run by default (apt-get install rsyslog; make
+#           setup does not); about 8 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -270,8 +279,8 @@
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
-# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice (default: all but
-# apache-prefork, ghc, chromium, firefox and libreoffice, in this order). --keep keeps the temporary directory (logs, images).
+# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog (default:
+# all but apache-prefork, ghc, chromium, firefox, libreoffice and rsyslog, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -280,7 +289,8 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice: restart (the restored program killed and a fresh one started).
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog: restart (the restored program killed and a fresh
+# one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -293,7 +303,8 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
-	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice)
+	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
+	[rsyslog]=case_rsyslog)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2540,6 +2551,98 @@ case_libreoffice() {
 	kill_session "$pid"
 	verdict apps/libreoffice "$out" "the unsaved edited document kept, a second one made; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# rsyslog_start DIR: rsyslogd -n on DIR/rsyslog.conf in a session of its own; prints its pid
+rsyslog_start() {
+	(cd "$1" && exec setsid rsyslogd -n -f "$1/rsyslog.conf" -i "$1/pid" </dev/null >>"$1/log" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# rsyslog_lines FILE: its lines with the space rsyslog's %msg% keeps in front taken away
+rsyslog_lines() { sed 's/^ *//' "$1" 2>/dev/null; }
+
+case_rsyslog() {
+	local d=$ZOO_TMP/rsyslog pid="" out="" base=$((40000 + ($$ + 81) % 20000)) fd="" fwd="" i
+	local tcp=$base udp=$((base + 1)) target=$((base + 2))
+	local before=(persist-before uxsock-before tcp-before udp-before) after=(persist-after uxsock-after tcp-after udp-after)
+	if ! command -v rsyslogd >/dev/null || ! command -v logger >/dev/null; then
+		result_fail apps/rsyslog "rsyslogd is not installed (apt-get install rsyslog; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/work"
+	for i in $(seq 1 50); do before+=("queued-$i"); done
+	cat >"$d/rsyslog.conf" <<CONF
+global(workDirectory="$d/work")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$d/log.sock")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="$tcp")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="$udp")
+template(name="plain" type="string" string="%msg%\n")
+action(type="omfile" file="$d/out.log" template="plain" asyncWriting="off")
+action(type="omfwd" target="127.0.0.1" port="$target" protocol="tcp" template="plain" queue.type="LinkedList"
+	action.resumeRetryCount="-1" action.resumeInterval="1")
+CONF
+	pid=$(rsyslog_start "$d")
+	track_pid "$pid"
+	if ! wait_until 10 eval "[ -S '$d/log.sock' ] && ss -Hltn 'sport = :$tcp' | grep -q ."; then
+		result_fail apps/rsyslog "rsyslogd did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	# a connection of the test's shell kept across the checkpoint, the other inputs, and 50
+	# messages the forwarding action holds in its queue (nothing listens on its target yet)
+	exec {fd}<>"/dev/tcp/127.0.0.1/$tcp"
+	echo "<13>Dec  2 00:00:00 host app: persist-before" >&"$fd"
+	logger -u "$d/log.sock" uxsock-before
+	logger -n 127.0.0.1 -P "$tcp" -T tcp-before
+	logger -n 127.0.0.1 -P "$udp" -d udp-before
+	for i in $(seq 1 50); do logger -u "$d/log.sock" "queued-$i"; done
+	if ! wait_until 10 eval "[ \$(rsyslog_lines '$d/out.log' | wc -l) -ge ${#before[@]} ]"; then
+		out="the messages before the dump did not reach the file: $(rsyslog_lines "$d/out.log" | tr '\n' '|' | tail -c 300)"
+	else
+		CKPT_OPTS=(--tcp-established)
+		checkpoint apps/rsyslog "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			rm -f "$d/log.sock"
+			pid=$(rsyslog_start "$d")
+			track_pid "$pid"
+			wait_until 10 eval "[ -S '$d/log.sock' ] && ss -Hltn 'sport = :$tcp' | grep -q ."
+		fi
+		{ echo "<13>Dec  2 00:00:00 host app: persist-after" >&"$fd"; } 2>/dev/null
+		logger -u "$d/log.sock" uxsock-after
+		logger -n 127.0.0.1 -P "$tcp" -T tcp-after
+		logger -n 127.0.0.1 -P "$udp" -d udp-after
+		wait_until 10 eval "[ \$(rsyslog_lines '$d/out.log' | wc -l) -ge $((${#before[@]} + ${#after[@]})) ]"
+		# the forwarding target comes up: the queue goes out (the message whose sending failed
+		# may come twice: rsyslog sends at least once)
+		timeout 20 socat -u "TCP-LISTEN:$target,bind=127.0.0.1,reuseaddr" "OPEN:$d/fwd.log,creat,append" &
+		fwd=$!
+		wait_until 10 eval "[ \$(rsyslog_lines '$d/fwd.log' | sort -u | wc -l) -ge $((${#before[@]} + ${#after[@]})) ]"
+		if [ "$(rsyslog_lines "$d/out.log" | sort | uniq -d)" ] ||
+			[ "$(rsyslog_lines "$d/out.log" | sort | tr '\n' ' ')" != "$(printf '%s\n' "${before[@]}" "${after[@]}" | sort | tr '\n' ' ')" ]; then
+			out="the file's messages (each of the ${#before[@]} before the dump and the ${#after[@]} after, once): $(rsyslog_lines "$d/out.log" | tr '\n' '|' | tail -c 400)"
+		elif [ "$(rsyslog_lines "$d/fwd.log" | sort -u | tr '\n' ' ')" != "$(printf '%s\n' "${before[@]}" "${after[@]}" | sort | tr '\n' ' ')" ]; then
+			out="the forwarding queue sent, once its target was up: $(rsyslog_lines "$d/fwd.log" | sort -u | tr '\n' '|' | tail -c 400)"
+		elif [ "$(cat "$d/pid" 2>/dev/null)" != "$pid" ]; then
+			out="the pid file names '$(cat "$d/pid" 2>/dev/null)', not $pid"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="rsyslogd did not exit on SIGTERM"
+	fi
+	exec {fd}>&-
+	[ -n "$fwd" ] && kill "$fwd" 2>/dev/null
+	kill_ours "$pid"
+	verdict apps/rsyslog "$out" "a connection kept, the unix, TCP and UDP inputs written once each before and after, 50 messages queued for a target that was down sent after the restore; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
