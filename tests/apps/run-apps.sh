@@ -171,6 +171,14 @@
 #           once the forwarding target listens, the queue (the 54 held since before the dump) and
 #           the messages after are forwarded. Not run by default (apt-get install rsyslog; make
 #           setup does not); about 8 s.
+#   slapd   OpenLDAP's slapd -d 0 (private slapd.conf, an mdb database in the case's directory,
+#           the syncprov overlay) on 127.0.0.1 holding 200 entries added over LDAP, with a
+#           persistent search from outside the tree (ldapsearch -E sync=rp: its connection stays
+#           open and gets each change): dumped and restored with --tcp-established --file-locks
+#           (mdb's lock file); the 200 entries are found, the persistent search's connection gets
+#           an entry added and one changed after the restore, slapd ends on SIGTERM, and a fresh
+#           slapd on the database finds 201 entries with the change. Not run by default (apt-get
+#           install slapd ldap-utils; make setup does not); about 6 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -279,8 +287,9 @@
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
-# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog (default:
-# all but apache-prefork, ghc, chromium, firefox, libreoffice and rsyslog, in this order). --keep keeps the temporary directory (logs, images).
+# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
+# (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog and slapd, in this
+# order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -289,7 +298,7 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog: restart (the restored program killed and a fresh
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd: restart (the restored program killed and a fresh
 # one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
@@ -304,7 +313,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
-	[rsyslog]=case_rsyslog)
+	[rsyslog]=case_rsyslog [slapd]=case_slapd)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2642,6 +2651,111 @@ CONF
 	[ -n "$fwd" ] && kill "$fwd" 2>/dev/null
 	kill_ours "$pid"
 	verdict apps/rsyslog "$out" "a connection kept, the unix, TCP and UDP inputs written once each before and after, 50 messages queued for a target that was down sent after the restore; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# slapd_start DIR PORT: slapd in the foreground (-d 0) on DIR/slapd.conf in a session of its own;
+# prints its pid
+slapd_start() {
+	(cd "$1" && exec setsid /usr/sbin/slapd -d 0 -f "$1/slapd.conf" -h "ldap://127.0.0.1:$2/" </dev/null >>"$1/log" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# ldap_count PORT FILTER: how many entries FILTER finds under dc=stasis,dc=test
+ldap_count() {
+	ldapsearch -x -H "ldap://127.0.0.1:$1" -b dc=stasis,dc=test -LLL "$2" dn 2>/dev/null | grep -c '^dn:'
+}
+
+case_slapd() {
+	local d=$ZOO_TMP/slapd pid="" out="" port=$((40000 + ($$ + 83) % 20000)) persist="" i n0 n1 cn="" again=""
+	local admin=(-x -H "ldap://127.0.0.1:$port" -D "cn=admin,dc=stasis,dc=test" -w secret)
+	if [ ! -x /usr/sbin/slapd ] || ! command -v ldapsearch >/dev/null; then
+		result_fail apps/slapd "slapd or ldap-utils is not installed (apt-get install slapd ldap-utils; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/db"
+	cat >"$d/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $d/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+database mdb
+maxsize 104857600
+suffix "dc=stasis,dc=test"
+rootdn "cn=admin,dc=stasis,dc=test"
+rootpw secret
+directory $d/db
+index objectClass eq
+overlay syncprov
+CONF
+	{
+		printf 'dn: dc=stasis,dc=test\nobjectClass: dcObject\nobjectClass: organization\no: stasis\ndc: stasis\n\n'
+		for i in $(seq 1 200); do
+			printf 'dn: uid=u%d,dc=stasis,dc=test\nobjectClass: inetOrgPerson\nuid: u%d\ncn: user %d\nsn: s%d\n\n' "$i" "$i" "$i" "$i"
+		done
+	} >"$d/before.ldif"
+	pid=$(slapd_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ." || ! ldapadd "${admin[@]}" -f "$d/before.ldif" >"$d/add.out" 2>&1; then
+		result_fail apps/slapd "slapd did not start or take the entries: $(tail -c 300 "$d/log") $(tail -c 300 "$d/add.out")"
+		kill_ours "$pid"
+		return
+	fi
+	# a persistent search (syncrepl refreshAndPersist: the connection stays open, each change
+	# after the refresh comes through it) from outside the tree
+	ldapsearch "${admin[@]}" -b dc=stasis,dc=test -LLL -E sync=rp '(objectClass=inetOrgPerson)' uid cn >"$d/persist" 2>&1 &
+	persist=$!
+	if ! wait_until 10 eval "[ \$(grep -c '^uid: ' '$d/persist') -ge 200 ]"; then
+		out="the persistent search did not get the 200 entries: $(tail -c 300 "$d/persist")"
+	else
+		n0=$(ldap_count "$port" '(objectClass=inetOrgPerson)')
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/slapd "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(slapd_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		n1=$(ldap_count "$port" '(objectClass=inetOrgPerson)')
+		printf 'dn: uid=after,dc=stasis,dc=test\nobjectClass: inetOrgPerson\nuid: after\ncn: added after\nsn: a\n' |
+			ldapadd "${admin[@]}" >>"$d/add.out" 2>&1
+		printf 'dn: uid=u17,dc=stasis,dc=test\nchangetype: modify\nreplace: cn\ncn: changed after\n' |
+			ldapmodify "${admin[@]}" >>"$d/add.out" 2>&1
+		wait_until 5 grep -qs '^cn: changed after' "$d/persist"
+		if [ "$n0" != 200 ] || [ "$n1" != 200 ]; then
+			out="entries found: $n0 before the dump, '$n1' after the restore (expected 200)"
+		elif ! grep -q '^dn: uid=after,dc=stasis,dc=test' "$d/persist" || ! grep -q '^cn: changed after' "$d/persist"; then
+			out="the persistent search's connection did not get the entry added and the one changed after the restore: $(tail -c 300 "$d/persist")"
+		elif [ "$(cat "$d/slapd.pid" 2>/dev/null)" != "$pid" ]; then
+			out="the pid file names '$(cat "$d/slapd.pid" 2>/dev/null)', not $pid"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="slapd did not exit on SIGTERM"
+	fi
+	kill "$persist" 2>/dev/null
+	kill_ours "$pid"
+	if [ -z "$out" ]; then # the database the restored slapd wrote, opened by a fresh one
+		pid=$(slapd_start "$d" "$port")
+		track_pid "$pid"
+		wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		again=$(ldap_count "$port" '(objectClass=inetOrgPerson)')
+		cn=$(ldapsearch -x -H "ldap://127.0.0.1:$port" -b dc=stasis,dc=test -LLL '(uid=u17)' cn 2>&1 | sed -n 's/^cn: //p')
+		[ "$again" = 201 ] && [ "$cn" = "changed after" ] ||
+			out="a fresh slapd on the database finds $again entries (expected 201) and u17's cn '$cn' (expected 'changed after')"
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid"
+		kill_ours "$pid"
+	fi
+	verdict apps/slapd "$out" "200 entries kept, a persistent search's connection got the entry added and the one changed after the restore, a fresh slapd finds them on disk; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 

@@ -69,7 +69,7 @@ pid_is_ours() {
 	done
 	[ -n "$exe" ] || return 1
 	case $exe in
-	"$ZOO_BIN"/* | "$ZOO_CTR_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon | /usr/sbin/nginx | /usr/bin/memcached | /usr/lib/postgresql/*/bin/postgres | /usr/lib/jvm/*/bin/java | /usr/bin/node | /usr/bin/valgrind* | /usr/libexec/valgrind/* | /usr/sbin/sshd | /usr/sbin/haproxy | /usr/sbin/dnsmasq | /usr/sbin/unbound | /usr/bin/screen | /usr/sbin/php-fpm* | /usr/lib/postfix/sbin/* | /usr/sbin/named | /usr/sbin/mosquitto | /usr/bin/Xvfb | /usr/bin/xeyes | /usr/bin/xdpyinfo | /usr/sbin/apache2 | /usr/sbin/varnishd | /usr/sbin/squid | /usr/lib/squid/* | /usr/sbin/lighttpd | /usr/lib/chromium/chromium | /usr/lib/firefox-esr/* | /usr/lib/libreoffice/program/*) return 0 ;;
+	"$ZOO_BIN"/* | "$ZOO_CTR_BIN"/* | "$ZOO_TMP"/* | /usr/bin/cat | /bin/cat | /usr/bin/tmux | /usr/bin/python3* | /usr/bin/redis-server | /usr/bin/redis-check-rdb | /usr/bin/tail | /usr/bin/dbus-daemon | /usr/sbin/nginx | /usr/bin/memcached | /usr/lib/postgresql/*/bin/postgres | /usr/lib/jvm/*/bin/java | /usr/bin/node | /usr/bin/valgrind* | /usr/libexec/valgrind/* | /usr/sbin/sshd | /usr/sbin/haproxy | /usr/sbin/dnsmasq | /usr/sbin/unbound | /usr/bin/screen | /usr/sbin/php-fpm* | /usr/lib/postfix/sbin/* | /usr/sbin/named | /usr/sbin/mosquitto | /usr/bin/Xvfb | /usr/bin/xeyes | /usr/bin/xdpyinfo | /usr/sbin/apache2 | /usr/sbin/varnishd | /usr/sbin/squid | /usr/lib/squid/* | /usr/sbin/lighttpd | /usr/lib/chromium/chromium | /usr/lib/firefox-esr/* | /usr/lib/libreoffice/program/* | /usr/sbin/rsyslogd | /usr/sbin/slapd | /usr/sbin/dovecot | /usr/lib/dovecot/*) return 0 ;;
 	esac
 	return 1
 }
