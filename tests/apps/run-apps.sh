@@ -179,6 +179,15 @@
 #           an entry added and one changed after the restore, slapd ends on SIGTERM, and a fresh
 #           slapd on the database finds 201 entries with the change. Not run by default (apt-get
 #           install slapd ldap-utils; make setup does not); about 6 s.
+#   dovecot dovecot -F (private config: IMAP on 127.0.0.1, plaintext logins from a passwd-file,
+#           maildirs in the case's directory for user nobody: the master, anvil, log, config,
+#           stats, auth and imap processes) with a logged-in IMAP session from outside the tree
+#           (tests/apps/imap-client.py: INBOX selected, a mail appended) served by its imap
+#           process: dumped and restored with --tcp-established; the same session lists the
+#           three mails and fetches one's body, sees a mail a new session appended after the
+#           restore, appends one more and logs out, and dovecot ends on SIGTERM with all its
+#           processes. Not run by default (apt-get install dovecot-imapd; make setup does not);
+#           about 6 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -288,8 +297,8 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog and slapd, in this
-# order). --keep keeps the temporary directory (logs, images).
+# dovecot (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog, slapd and
+# dovecot, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -298,8 +307,8 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd: restart (the restored program killed and a fresh
-# one started).
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot: restart
+# (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -313,7 +322,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
-	[rsyslog]=case_rsyslog [slapd]=case_slapd)
+	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2757,6 +2766,108 @@ CONF
 	fi
 	verdict apps/slapd "$out" "200 entries kept, a persistent search's connection got the entry added and the one changed after the restore, a fresh slapd finds them on disk; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# imap PORT: a one-shot IMAP session (tests/apps/imap-client.py) doing the steps on stdin
+imap() { timeout 20 "$(system_python)" "$ZOO_ROOT/tests/apps/imap-client.py" "$1" alice secret 2>&1; }
+
+# dovecot_start DIR: dovecot -F on DIR/dovecot.conf in a session of its own; prints its pid
+dovecot_start() {
+	(cd "$1" && exec setsid dovecot -F -c "$1/dovecot.conf" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+case_dovecot() {
+	local d=$ZOO_TMP/dovecot pid="" out="" port=$((40000 + ($$ + 85) % 20000)) held="" fd="" got="" other="" left=""
+	if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+		result_fail apps/dovecot "dovecot is not installed (apt-get install dovecot-imapd; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/run" "$d/state" "$d/mail"
+	chmod 711 "$ZOO_TMP" # its imap processes run as nobody
+	chmod 755 "$d"
+	chown nobody:nogroup "$d/mail"
+	echo 'alice:{PLAIN}secret' >"$d/passwd"
+	cat >"$d/dovecot.conf" <<CONF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:$d/mail/%u
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$d/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+	pid=$(dovecot_start "$d")
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ." || [ "$(printf 'append m1\nappend m2\n' | imap "$port" | tr '\n' ' ')" != "ready appended appended bye " ]; then
+		result_fail apps/dovecot "dovecot did not start or take mail: $(tail -c 300 "$d/out") $(tail -c 300 "$d/dovecot.log")"
+		kill_session "$pid"
+		return
+	fi
+	# a logged-in session from outside the tree (its imap process in the tree), INBOX selected
+	mkfifo "$d/go"
+	"$(system_python)" "$ZOO_ROOT/tests/apps/imap-client.py" "$port" alice secret <"$d/go" >"$d/held" 2>&1 &
+	held=$!
+	exec {fd}>"$d/go"
+	(echo "append held-before") >&"$fd"
+	if ! wait_until 10 grep -qs '^appended' "$d/held"; then
+		out="the held session did not append: $(tail -c 300 "$d/held")"
+	else
+		CKPT_OPTS=(--tcp-established)
+		checkpoint apps/dovecot "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_session "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(dovecot_start "$d")
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		(echo list; echo "body 3") >&"$fd" # (a subshell: the client may be gone, SIGPIPE)
+		wait_until 10 eval "[ \$(wc -l <'$d/held') -ge 4 ]"
+		other=$(printf 'append m4\nlist\n' | imap "$port" | tr '\n' '|')
+		(echo "append held-after"; echo list) >&"$fd"
+		exec {fd}>&-
+		wait_until 10 grep -qs '^bye' "$d/held"
+		got=$(tr '\n' '|' <"$d/held")
+		if [ "$got" != "ready|appended|3: m1 m2 held-before|held-before|appended|5: m1 m2 held-before m4 held-after|bye|" ]; then
+			out="the held session said '$got' (expected ready|appended|3: m1 m2 held-before|held-before|appended|5: m1 m2 held-before m4 held-after|bye|)"
+		elif [ "$other" != "ready|appended|4: m1 m2 held-before m4|bye|" ]; then
+			out="a new session after the restore said '$other'"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="dovecot did not exit on SIGTERM"
+		left=$(pgrep -s "$pid" | tr '\n' ' ')
+		[ -z "$left" ] || [ -n "$out" ] || out="dovecot's processes left after its SIGTERM: $left"
+	fi
+	[ -n "$fd" ] && exec {fd}>&- 2>/dev/null
+	wait_until 5 pid_free "$held" || kill -KILL "$held" 2>/dev/null
+	kill_session "$pid"
+	verdict apps/dovecot "$out" "a logged-in session's imap process kept with its INBOX selected: it fetches, sees a mail a new session appended after the restore, appends; $(ckpt_times "$d")" \
+		"$d/dovecot.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
