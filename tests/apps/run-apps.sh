@@ -188,6 +188,16 @@
 #           restore, appends one more and logs out, and dovecot ends on SIGTERM with all its
 #           processes. Not run by default (apt-get install dovecot-imapd; make setup does not);
 #           about 6 s.
+#   qemu    qemu-system-x86_64 -accel tcg (its vCPU, main loop, RCU and worker threads, the
+#           translated code buffer, SeaBIOS) booting tests/apps/qemu-guest.S (a boot sector built
+#           with as and ld that prints "tick N" on the serial port, to a file, about 9 times a
+#           second), from a disk image it locks, with QMP on 127.0.0.1 connected from the test's
+#           shell: dumped and restored with --tcp-established --file-locks; the same QMP
+#           connection answers query-status (running), the ticks go on from where they were
+#           (each once, in order: no reboot), stop holds them and cont lets them go on,
+#           system_reset reboots the guest (it counts from 1 again), and quit ends qemu. Not run
+#           by default (apt-get install --no-install-recommends qemu-system-x86; make setup does
+#           not); about 10 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -245,8 +255,8 @@
 #           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
 #           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
 #           xclock and so xvfb-run and Xvfb.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named,
-#   mosquitto and xvfb: their lines
+#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, dnsmasq, unbound,
+#   screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
@@ -297,8 +307,8 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog, slapd and
-# dovecot, in this order). --keep keeps the temporary directory (logs, images).
+# dovecot qemu (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog, slapd,
+# dovecot and qemu, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -307,7 +317,7 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot: restart
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu: restart
 # (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
@@ -322,7 +332,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
-	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot)
+	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2868,6 +2878,98 @@ CONF
 	kill_session "$pid"
 	verdict apps/dovecot "$out" "a logged-in session's imap process kept with its INBOX selected: it fetches, sees a mail a new session appended after the restore, appends; $(ckpt_times "$d")" \
 		"$d/dovecot.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# qmp FD COMMAND: sends a QMP command on the connection FD and prints its answer (the events
+# before it skipped), empty if none came within 5 s
+qmp() {
+	local line
+	(echo "$2") >&"$1" || return # (a subshell: the connection may be gone, SIGPIPE)
+	while read -t 5 -r line <&"$1"; do
+		case $line in
+		*'"return"'* | *'"error"'*) echo "$line"; return ;;
+		esac
+	done
+}
+
+# qemu_start DIR PORT: qemu-system-x86_64 with TCG booting DIR/disk.img, its serial port to
+# DIR/serial and QMP on PORT, in a session of its own; prints its pid
+qemu_start() {
+	(cd "$1" && exec setsid qemu-system-x86_64 -accel tcg -nodefaults -display none -m 16 \
+		-drive "file=$1/disk.img,format=raw,if=ide" -serial "file:$1/serial" \
+		-qmp "tcp:127.0.0.1:$2,server=on,wait=off" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# qemu_ticks_at_dump: the guest's ticks on its serial port while it is dumped, into case_qemu's n0
+qemu_ticks_at_dump() { n0=$(ticks_ok "$ZOO_TMP/qemu/serial"); }
+
+case_qemu() {
+	local d=$ZOO_TMP/qemu pid="" out="" port=$((40000 + ($$ + 87) % 20000)) fd="" n0="" n1="" n2="" n3="" n4="" st="" hello=""
+	if ! command -v qemu-system-x86_64 >/dev/null; then
+		result_fail apps/qemu "qemu-system-x86_64 is not installed (apt-get install --no-install-recommends qemu-system-x86; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img"
+	if ! as --32 -o "$d/guest.o" "$ZOO_ROOT/tests/apps/qemu-guest.S" 2>"$d/out" ||
+		! ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$d/guest.bin" "$d/guest.o" 2>>"$d/out"; then
+		result_fail apps/qemu "the guest's boot sector did not build: $(tail -c 300 "$d/out")"
+		return
+	fi
+	truncate -s 1M "$d/disk.img"
+	touch "$d/serial"
+	dd if="$d/guest.bin" of="$d/disk.img" conv=notrunc status=none
+	pid=$(qemu_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 20 eval "[ \$(grep -c '^tick' '$d/serial' 2>/dev/null) -ge 10 ]" ||
+		! exec {fd}<>"/dev/tcp/127.0.0.1/$port" || ! read -t 5 -r hello <&"$fd" ||
+		! qmp "$fd" '{"execute":"qmp_capabilities"}' | grep -q return; then
+		result_fail apps/qemu "the guest did not count or QMP did not answer: '$hello' $(tail -c 300 "$d/out") $(tail -n 2 "$d/serial" 2>&1)"
+		kill_ours "$pid"
+		return
+	fi
+	# QMP's connection (the test's shell) kept across the checkpoint; the disk image is locked
+	CKPT_OPTS=(--tcp-established --file-locks)
+	checkpoint apps/qemu "$pid" "$d" qemu_ticks_at_dump || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(qemu_start "$d" "$port")
+			track_pid "$pid"
+			sleep 1
+		fi
+		st=$(qmp "$fd" '{"execute":"query-status"}')
+		sleep 1
+		n1=$(ticks_ok "$d/serial")
+		qmp "$fd" '{"execute":"stop"}' >/dev/null
+		sleep 0.3
+		n2=$(ticks_ok "$d/serial")
+		sleep 0.7
+		n3=$(ticks_ok "$d/serial")
+		qmp "$fd" '{"execute":"cont"}' >/dev/null
+		sleep 0.7
+		n4=$(ticks_ok "$d/serial")
+		qmp "$fd" '{"execute":"system_reset"}' >/dev/null
+		wait_until 10 eval "[ \$(grep -c '^tick 2$' '$d/serial') -ge 2 ]"
+		if [[ $st != *'"status": "running"'* ]]; then
+			out="QMP's connection after the restore: query-status answered '$st'"
+		elif ! [[ $n0 =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ ]] || [ "$n1" -le $((n0 + 3)) ]; then
+			out="the guest's ticks: '$n0' at the dump, '$n1' 1 s after the restore (going on, each once and in order, expected)"
+		elif [ "$n3" != "$n2" ] || ! [[ $n4 =~ ^[0-9]+$ ]] || [ "$n4" -le "$n3" ]; then
+			out="stop and cont: the ticks $n2 -> $n3 while stopped, $n4 after cont"
+		elif [ "$(grep -c '^tick 2$' "$d/serial")" -ne 2 ]; then
+			out="after system_reset the guest did not boot and count again: $(tail -n 3 "$d/serial" | tr '\n' '|')"
+		fi
+		qmp "$fd" '{"execute":"quit"}' >/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="qemu did not exit on QMP's quit"
+	fi
+	[ -n "$fd" ] && exec {fd}>&-
+	kill_ours "$pid"
+	verdict apps/qemu "$out" "QMP's connection kept, the guest's ticks $n0 at the dump -> $n1 going on, stop/cont, system_reset reboots it, quit; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
