@@ -9,6 +9,8 @@ that step on the same session and prints one line of its result:
 "list": NOOP (the session learns of messages others appended), then the subject of each
 message in INBOX, in order, space-separated, after "N:" (their count).
 "body N": the body of message N (its text without headers).
+"idle": IDLE; prints "idling" once the server said so, then waits (10 s at most) for the server
+to tell of a new message count, prints it ("N EXISTS"), and ends the IDLE (DONE).
 """
 import imaplib
 import sys
@@ -28,6 +30,19 @@ for line in sys.stdin:
         typ, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         subjects = [part[1].decode().strip().split(": ", 1)[-1] for part in data if isinstance(part, tuple)]
         print("%d: %s" % (len(subjects), " ".join(subjects)), flush=True)
+    elif step == "idle":
+        tag = imap._new_tag()
+        imap.send(tag + b" IDLE\r\n")
+        line = imap.readline()
+        print("idling" if line.startswith(b"+") else "idle: " + line.decode().strip(), flush=True)
+        imap.sock.settimeout(10)
+        while not line.endswith(b" EXISTS\r\n"):
+            line = imap.readline()
+        print(line.decode().strip()[2:], flush=True)
+        imap.sock.settimeout(None)
+        imap.send(b"DONE\r\n")
+        while not imap.readline().startswith(tag):
+            pass
     elif step == "body":
         typ, data = imap.fetch(arg, "(BODY[TEXT])")
         print(data[0][1].decode().strip(), flush=True)
