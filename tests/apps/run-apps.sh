@@ -189,10 +189,11 @@
 #           then lists the four mails, fetches one's body, appends one more and logs out, and
 #           dovecot ends on SIGTERM with all its processes. Not run by default (apt-get install dovecot-imapd; make setup does not);
 #           about 6 s.
-#   qemu    qemu-system-x86_64 -accel tcg (its vCPU, main loop, RCU and worker threads, the
-#           translated code buffer, SeaBIOS) booting tests/apps/qemu-guest.S (a boot sector built
-#           with as and ld that prints "tick N" on the serial port, to a file, about 9 times a
-#           second), from a disk image it locks, with QMP on 127.0.0.1 connected from the test's
+#   qemu    qemu-system-x86_64 -accel tcg,thread=multi -smp 2 (a thread per vCPU, its main loop,
+#           RCU and worker threads, the translated code buffer, SeaBIOS) booting
+#           tests/apps/qemu-guest.S (a boot sector built with as and ld that prints "tick N" on
+#           the serial port, to a file, about 9 times a second; the second vCPU waits for its
+#           SIPI), from a disk image it locks, with QMP on 127.0.0.1 connected from the test's
 #           shell: dumped and restored with --tcp-established --file-locks; the same QMP
 #           connection answers query-status (running), the ticks go on from where they were
 #           (each once, in order: no reboot), stop holds them and cont lets them go on,
@@ -2898,7 +2899,7 @@ qmp() {
 # qemu_start DIR PORT: qemu-system-x86_64 with TCG booting DIR/disk.img, its serial port to
 # DIR/serial and QMP on PORT, in a session of its own; prints its pid
 qemu_start() {
-	(cd "$1" && exec setsid qemu-system-x86_64 -accel tcg -nodefaults -display none -m 16 \
+	(cd "$1" && exec setsid qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -nodefaults -display none -m 32 \
 		-drive "file=$1/disk.img,format=raw,if=ide" -serial "file:$1/serial" \
 		-qmp "tcp:127.0.0.1:$2,server=on,wait=off" </dev/null >>"$1/out" 2>&1) &
 	disown "$!"
