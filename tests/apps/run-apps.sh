@@ -186,8 +186,10 @@
 #           process, in IDLE (the imap process watches the maildir with inotify): dumped and
 #           restored with --tcp-established; a mail a new session appends after the restore is
 #           told to the idling session at once (dovecot's own polling would take 30 s), which
-#           then lists the four mails, fetches one's body, appends one more and logs out, and
-#           dovecot ends on SIGTERM with all its processes. Not run by default (apt-get install dovecot-imapd; make setup does not);
+#           then lists the four mails, fetches one's body, appends one more and logs out; a
+#           connection held before its login (by its imap-login process, as dovenull, chrooted)
+#           logs in and selects INBOX (auth, the master's new imap process); dovecot ends on
+#           SIGTERM with all its processes. Not run by default (apt-get install dovecot-imapd; make setup does not);
 #           about 6 s.
 #   qemu    qemu-system-x86_64 -accel tcg,thread=multi -smp 2 (a thread per vCPU, its main loop,
 #           RCU and worker threads, the translated code buffer, SeaBIOS) booting
@@ -2783,6 +2785,18 @@ CONF
 # imap PORT: a one-shot IMAP session (tests/apps/imap-client.py) doing the steps on stdin
 imap() { timeout 20 "$(system_python)" "$ZOO_ROOT/tests/apps/imap-client.py" "$1" alice secret 2>&1; }
 
+# imap_tagged FD TAG COMMAND: sends the IMAP command on the connection FD, prints the tagged
+# answer's tag and status ("TAG OK"), empty if none came within 5 s
+imap_tagged() {
+	local line
+	(printf '%s %s\r\n' "$2" "$3") >&"$1" || return # (a subshell: the connection may be gone, SIGPIPE)
+	while read -t 5 -r line <&"$1"; do
+		case $line in
+		"$2 "*) echo "$line" | cut -d' ' -f1-2; return ;;
+		esac
+	done
+}
+
 # dovecot_start DIR: dovecot -F on DIR/dovecot.conf in a session of its own; prints its pid
 dovecot_start() {
 	(cd "$1" && exec setsid dovecot -F -c "$1/dovecot.conf" </dev/null >>"$1/out" 2>&1) &
@@ -2791,7 +2805,7 @@ dovecot_start() {
 }
 
 case_dovecot() {
-	local d=$ZOO_TMP/dovecot pid="" out="" port=$((40000 + ($$ + 85) % 20000)) held="" fd="" got="" other="" left="" want=""
+	local d=$ZOO_TMP/dovecot pid="" out="" port=$((40000 + ($$ + 85) % 20000)) held="" fd="" got="" other="" left="" want="" pre="" greeting="" login=""
 	if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
 		result_fail apps/dovecot "dovecot is not installed (apt-get install dovecot-imapd; make setup does not)"
 		return
@@ -2843,8 +2857,13 @@ CONF
 	held=$!
 	exec {fd}>"$d/go"
 	(echo "append held-before"; echo idle) >&"$fd"
+	# a connection not logged in yet, held by its imap-login process (as dovenull, chrooted)
+	exec {pre}<>"/dev/tcp/127.0.0.1/$port"
+	read -t 5 -r greeting <&"$pre"
 	if ! wait_until 10 grep -qs '^idling' "$d/held"; then
 		out="the held session did not append and idle: $(tail -c 300 "$d/held")"
+	elif [[ $greeting != "* OK "* ]] || ! wait_until 5 eval "pgrep -s $pid -x imap-login >/dev/null"; then
+		out="a connection not logged in: greeted '$greeting', imap-login processes: $(pgrep -s "$pid" -x imap-login | tr '\n' ' ')"
 	else
 		CKPT_OPTS=(--tcp-established)
 		checkpoint apps/dovecot "$pid" "$d" || out=failed
@@ -2865,12 +2884,15 @@ CONF
 		(echo list; echo "body 3"; echo "append held-after"; echo list) >&"$fd" # (a subshell: the client may be gone, SIGPIPE)
 		exec {fd}>&-
 		wait_until 10 grep -qs '^bye' "$d/held"
+		login="$(imap_tagged "$pre" a 'LOGIN alice secret') $(imap_tagged "$pre" b 'SELECT INBOX') $(imap_tagged "$pre" c LOGOUT)"
 		got=$(tr '\n' '|' <"$d/held")
 		want="ready|appended|idling|4 EXISTS|4: m1 m2 held-before m4|held-before|appended|5: m1 m2 held-before m4 held-after|bye|"
 		if [ "$got" != "$want" ]; then
 			out="the held session said '$got' (expected $want)"
 		elif [ "$other" != "ready|appended|4: m1 m2 held-before m4|bye|" ]; then
 			out="a new session after the restore said '$other'"
+		elif [ "$login" != "a OK b OK c OK" ]; then
+			out="the connection held before its login, after the restore: LOGIN, SELECT, LOGOUT answered '$login'"
 		fi
 		kill -TERM "$pid" 2>/dev/null
 		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="dovecot did not exit on SIGTERM"
@@ -2878,9 +2900,10 @@ CONF
 		[ -z "$left" ] || [ -n "$out" ] || out="dovecot's processes left after its SIGTERM: $left"
 	fi
 	[ -n "$fd" ] && exec {fd}>&- 2>/dev/null
+	[ -n "$pre" ] && exec {pre}>&- 2>/dev/null
 	wait_until 5 pid_free "$held" || kill -KILL "$held" 2>/dev/null
 	kill_session "$pid"
-	verdict apps/dovecot "$out" "a logged-in session's imap process kept in IDLE: told of a mail a new session appended after the restore, it fetches and appends; $(ckpt_times "$d")" \
+	verdict apps/dovecot "$out" "a logged-in session's imap process kept in IDLE: told of a mail a new session appended after the restore, it fetches and appends; a connection held before its login logs in; $(ckpt_times "$d")" \
 		"$d/dovecot.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
