@@ -162,6 +162,46 @@
 #           UNO connection finds the document with its text, still modified, and a second
 #           document is made. Not run by default: LibreOffice is a large package (apt-get install
 #           --no-install-recommends libreoffice-writer-nogui python3-uno); about 10 s.
+#   rsyslog rsyslogd -n (private config: imuxsock on a unix socket, imtcp and imudp on
+#           127.0.0.1, omfile to a file, omfwd over TCP to a target that is down: a LinkedList
+#           action queue holding every message, retried every second) with a connection of the
+#           test's shell open on imtcp; 54 messages through each input before the dump: dumped and
+#           restored with --tcp-established; the same connection, the unix socket, TCP and UDP
+#           each get a message through after the restore, the file holds each of the 58 once, and
+#           once the forwarding target listens, the queue (the 54 held since before the dump) and
+#           the messages after are forwarded. Not run by default (apt-get install rsyslog; make
+#           setup does not); about 8 s.
+#   slapd   OpenLDAP's slapd -d 0 (private slapd.conf, an mdb database in the case's directory,
+#           the syncprov overlay) on 127.0.0.1 holding 200 entries added over LDAP, with a
+#           persistent search from outside the tree (ldapsearch -E sync=rp: its connection stays
+#           open and gets each change): dumped and restored with --tcp-established --file-locks
+#           (mdb's lock file); the 200 entries are found, the persistent search's connection gets
+#           an entry added and one changed after the restore, slapd ends on SIGTERM, and a fresh
+#           slapd on the database finds 201 entries with the change. Not run by default (apt-get
+#           install slapd ldap-utils; make setup does not); about 6 s.
+#   dovecot dovecot -F (private config: IMAP on 127.0.0.1, plaintext logins from a passwd-file,
+#           maildirs in the case's directory for user nobody: the master, anvil, log, config,
+#           stats, auth and imap processes) with a logged-in IMAP session from outside the tree
+#           (tests/apps/imap-client.py: INBOX selected, a mail appended) served by its imap
+#           process, in IDLE (the imap process watches the maildir with inotify): dumped and
+#           restored with --tcp-established; a mail a new session appends after the restore is
+#           told to the idling session at once (dovecot's own polling would take 30 s), which
+#           then lists the four mails, fetches one's body, appends one more and logs out; a
+#           connection held before its login (by its imap-login process, as dovenull, chrooted)
+#           logs in and selects INBOX (auth, the master's new imap process); dovecot ends on
+#           SIGTERM with all its processes. Not run by default (apt-get install dovecot-imapd; make setup does not);
+#           about 6 s.
+#   qemu    qemu-system-x86_64 -accel tcg,thread=multi -smp 2 (a thread per vCPU, its main loop,
+#           RCU and worker threads, the translated code buffer, SeaBIOS) booting
+#           tests/apps/qemu-guest.S (a boot sector built with as and ld that prints "tick N" on
+#           the serial port, to a file, about 9 times a second; the second vCPU waits for its
+#           SIPI), from a disk image it locks, with QMP on 127.0.0.1 connected from the test's
+#           shell: dumped and restored with --tcp-established --file-locks; the same QMP
+#           connection answers query-status (running), the ticks go on from where they were
+#           (each once, in order: no reboot), stop holds them and cont lets them go on,
+#           system_reset reboots the guest (it counts from 1 again), and quit ends qemu. Not run
+#           by default (apt-get install --no-install-recommends qemu-system-x86; make setup does
+#           not); about 10 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -219,8 +259,8 @@
 #           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
 #           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
 #           xclock and so xvfb-run and Xvfb.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, postfix, named,
-#   mosquitto and xvfb: their lines
+#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, dnsmasq, unbound,
+#   screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
@@ -270,8 +310,9 @@
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
-# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice (default: all but
-# apache-prefork, ghc, chromium, firefox and libreoffice, in this order). --keep keeps the temporary directory (logs, images).
+# apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
+# dovecot qemu (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog, slapd,
+# dovecot and qemu, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -280,7 +321,8 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice: restart (the restored program killed and a fresh one started).
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu: restart
+# (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
 # shellcheck source-path=SCRIPTDIR
@@ -293,7 +335,8 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
-	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice)
+	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
+	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2539,6 +2582,420 @@ case_libreoffice() {
 	fi
 	kill_session "$pid"
 	verdict apps/libreoffice "$out" "the unsaved edited document kept, a second one made; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# rsyslog_start DIR: rsyslogd -n on DIR/rsyslog.conf in a session of its own; prints its pid
+rsyslog_start() {
+	(cd "$1" && exec setsid rsyslogd -n -f "$1/rsyslog.conf" -i "$1/pid" </dev/null >>"$1/log" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# rsyslog_lines FILE: its lines with the space rsyslog's %msg% keeps in front taken away
+rsyslog_lines() { sed 's/^ *//' "$1" 2>/dev/null; }
+
+case_rsyslog() {
+	local d=$ZOO_TMP/rsyslog pid="" out="" base=$((40000 + ($$ + 81) % 20000)) fd="" fwd="" i
+	local tcp=$base udp=$((base + 1)) target=$((base + 2))
+	local before=(persist-before uxsock-before tcp-before udp-before) after=(persist-after uxsock-after tcp-after udp-after)
+	if ! command -v rsyslogd >/dev/null || ! command -v logger >/dev/null; then
+		result_fail apps/rsyslog "rsyslogd is not installed (apt-get install rsyslog; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/work"
+	for i in $(seq 1 50); do before+=("queued-$i"); done
+	cat >"$d/rsyslog.conf" <<CONF
+global(workDirectory="$d/work")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$d/log.sock")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="$tcp")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="$udp")
+template(name="plain" type="string" string="%msg%\n")
+action(type="omfile" file="$d/out.log" template="plain" asyncWriting="off")
+action(type="omfwd" target="127.0.0.1" port="$target" protocol="tcp" template="plain" queue.type="LinkedList"
+	action.resumeRetryCount="-1" action.resumeInterval="1")
+CONF
+	pid=$(rsyslog_start "$d")
+	track_pid "$pid"
+	if ! wait_until 10 eval "[ -S '$d/log.sock' ] && ss -Hltn 'sport = :$tcp' | grep -q ."; then
+		result_fail apps/rsyslog "rsyslogd did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	# a connection of the test's shell kept across the checkpoint, the other inputs, and 50
+	# messages the forwarding action holds in its queue (nothing listens on its target yet)
+	exec {fd}<>"/dev/tcp/127.0.0.1/$tcp"
+	echo "<13>Dec  2 00:00:00 host app: persist-before" >&"$fd"
+	logger -u "$d/log.sock" uxsock-before
+	logger -n 127.0.0.1 -P "$tcp" -T tcp-before
+	logger -n 127.0.0.1 -P "$udp" -d udp-before
+	for i in $(seq 1 50); do logger -u "$d/log.sock" "queued-$i"; done
+	if ! wait_until 10 eval "[ \$(rsyslog_lines '$d/out.log' | wc -l) -ge ${#before[@]} ]"; then
+		out="the messages before the dump did not reach the file: $(rsyslog_lines "$d/out.log" | tr '\n' '|' | tail -c 300)"
+	else
+		CKPT_OPTS=(--tcp-established)
+		checkpoint apps/rsyslog "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			rm -f "$d/log.sock"
+			pid=$(rsyslog_start "$d")
+			track_pid "$pid"
+			wait_until 10 eval "[ -S '$d/log.sock' ] && ss -Hltn 'sport = :$tcp' | grep -q ."
+		fi
+		{ echo "<13>Dec  2 00:00:00 host app: persist-after" >&"$fd"; } 2>/dev/null
+		logger -u "$d/log.sock" uxsock-after
+		logger -n 127.0.0.1 -P "$tcp" -T tcp-after
+		logger -n 127.0.0.1 -P "$udp" -d udp-after
+		wait_until 10 eval "[ \$(rsyslog_lines '$d/out.log' | wc -l) -ge $((${#before[@]} + ${#after[@]})) ]"
+		# the forwarding target comes up: the queue goes out (the message whose sending failed
+		# may come twice: rsyslog sends at least once)
+		timeout 20 socat -u "TCP-LISTEN:$target,bind=127.0.0.1,reuseaddr" "OPEN:$d/fwd.log,creat,append" &
+		fwd=$!
+		wait_until 10 eval "[ \$(rsyslog_lines '$d/fwd.log' | sort -u | wc -l) -ge $((${#before[@]} + ${#after[@]})) ]"
+		if [ "$(rsyslog_lines "$d/out.log" | sort | uniq -d)" ] ||
+			[ "$(rsyslog_lines "$d/out.log" | sort | tr '\n' ' ')" != "$(printf '%s\n' "${before[@]}" "${after[@]}" | sort | tr '\n' ' ')" ]; then
+			out="the file's messages (each of the ${#before[@]} before the dump and the ${#after[@]} after, once): $(rsyslog_lines "$d/out.log" | tr '\n' '|' | tail -c 400)"
+		elif [ "$(rsyslog_lines "$d/fwd.log" | sort -u | tr '\n' ' ')" != "$(printf '%s\n' "${before[@]}" "${after[@]}" | sort | tr '\n' ' ')" ]; then
+			out="the forwarding queue sent, once its target was up: $(rsyslog_lines "$d/fwd.log" | sort -u | tr '\n' '|' | tail -c 400)"
+		elif [ "$(cat "$d/pid" 2>/dev/null)" != "$pid" ]; then
+			out="the pid file names '$(cat "$d/pid" 2>/dev/null)', not $pid"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="rsyslogd did not exit on SIGTERM"
+	fi
+	exec {fd}>&-
+	[ -n "$fwd" ] && kill "$fwd" 2>/dev/null
+	kill_ours "$pid"
+	verdict apps/rsyslog "$out" "a connection kept, the unix, TCP and UDP inputs written once each before and after, 50 messages queued for a target that was down sent after the restore; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# slapd_start DIR PORT: slapd in the foreground (-d 0) on DIR/slapd.conf in a session of its own;
+# prints its pid
+slapd_start() {
+	(cd "$1" && exec setsid /usr/sbin/slapd -d 0 -f "$1/slapd.conf" -h "ldap://127.0.0.1:$2/" </dev/null >>"$1/log" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# ldap_count PORT FILTER: how many entries FILTER finds under dc=stasis,dc=test
+ldap_count() {
+	ldapsearch -x -H "ldap://127.0.0.1:$1" -b dc=stasis,dc=test -LLL "$2" dn 2>/dev/null | grep -c '^dn:'
+}
+
+case_slapd() {
+	local d=$ZOO_TMP/slapd pid="" out="" port=$((40000 + ($$ + 83) % 20000)) persist="" i n0 n1 cn="" again=""
+	local admin=(-x -H "ldap://127.0.0.1:$port" -D "cn=admin,dc=stasis,dc=test" -w secret)
+	if [ ! -x /usr/sbin/slapd ] || ! command -v ldapsearch >/dev/null; then
+		result_fail apps/slapd "slapd or ldap-utils is not installed (apt-get install slapd ldap-utils; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/db"
+	cat >"$d/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $d/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+database mdb
+maxsize 104857600
+suffix "dc=stasis,dc=test"
+rootdn "cn=admin,dc=stasis,dc=test"
+rootpw secret
+directory $d/db
+index objectClass eq
+overlay syncprov
+CONF
+	{
+		printf 'dn: dc=stasis,dc=test\nobjectClass: dcObject\nobjectClass: organization\no: stasis\ndc: stasis\n\n'
+		for i in $(seq 1 200); do
+			printf 'dn: uid=u%d,dc=stasis,dc=test\nobjectClass: inetOrgPerson\nuid: u%d\ncn: user %d\nsn: s%d\n\n' "$i" "$i" "$i" "$i"
+		done
+	} >"$d/before.ldif"
+	pid=$(slapd_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ." || ! ldapadd "${admin[@]}" -f "$d/before.ldif" >"$d/add.out" 2>&1; then
+		result_fail apps/slapd "slapd did not start or take the entries: $(tail -c 300 "$d/log") $(tail -c 300 "$d/add.out")"
+		kill_ours "$pid"
+		return
+	fi
+	# a persistent search (syncrepl refreshAndPersist: the connection stays open, each change
+	# after the refresh comes through it) from outside the tree
+	ldapsearch "${admin[@]}" -b dc=stasis,dc=test -LLL -E sync=rp '(objectClass=inetOrgPerson)' uid cn >"$d/persist" 2>&1 &
+	persist=$!
+	if ! wait_until 10 eval "[ \$(grep -c '^uid: ' '$d/persist') -ge 200 ]"; then
+		out="the persistent search did not get the 200 entries: $(tail -c 300 "$d/persist")"
+	else
+		n0=$(ldap_count "$port" '(objectClass=inetOrgPerson)')
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/slapd "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(slapd_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		n1=$(ldap_count "$port" '(objectClass=inetOrgPerson)')
+		printf 'dn: uid=after,dc=stasis,dc=test\nobjectClass: inetOrgPerson\nuid: after\ncn: added after\nsn: a\n' |
+			ldapadd "${admin[@]}" >>"$d/add.out" 2>&1
+		printf 'dn: uid=u17,dc=stasis,dc=test\nchangetype: modify\nreplace: cn\ncn: changed after\n' |
+			ldapmodify "${admin[@]}" >>"$d/add.out" 2>&1
+		wait_until 5 grep -qs '^cn: changed after' "$d/persist"
+		if [ "$n0" != 200 ] || [ "$n1" != 200 ]; then
+			out="entries found: $n0 before the dump, '$n1' after the restore (expected 200)"
+		elif ! grep -q '^dn: uid=after,dc=stasis,dc=test' "$d/persist" || ! grep -q '^cn: changed after' "$d/persist"; then
+			out="the persistent search's connection did not get the entry added and the one changed after the restore: $(tail -c 300 "$d/persist")"
+		elif [ "$(cat "$d/slapd.pid" 2>/dev/null)" != "$pid" ]; then
+			out="the pid file names '$(cat "$d/slapd.pid" 2>/dev/null)', not $pid"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="slapd did not exit on SIGTERM"
+	fi
+	kill "$persist" 2>/dev/null
+	kill_ours "$pid"
+	if [ -z "$out" ]; then # the database the restored slapd wrote, opened by a fresh one
+		pid=$(slapd_start "$d" "$port")
+		track_pid "$pid"
+		wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		again=$(ldap_count "$port" '(objectClass=inetOrgPerson)')
+		cn=$(ldapsearch -x -H "ldap://127.0.0.1:$port" -b dc=stasis,dc=test -LLL '(uid=u17)' cn 2>&1 | sed -n 's/^cn: //p')
+		[ "$again" = 201 ] && [ "$cn" = "changed after" ] ||
+			out="a fresh slapd on the database finds $again entries (expected 201) and u17's cn '$cn' (expected 'changed after')"
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid"
+		kill_ours "$pid"
+	fi
+	verdict apps/slapd "$out" "200 entries kept, a persistent search's connection got the entry added and the one changed after the restore, a fresh slapd finds them on disk; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# imap PORT: a one-shot IMAP session (tests/apps/imap-client.py) doing the steps on stdin
+imap() { timeout 20 "$(system_python)" "$ZOO_ROOT/tests/apps/imap-client.py" "$1" alice secret 2>&1; }
+
+# imap_tagged FD TAG COMMAND: sends the IMAP command on the connection FD, prints the tagged
+# answer's tag and status ("TAG OK"), empty if none came within 5 s
+imap_tagged() {
+	local line
+	(printf '%s %s\r\n' "$2" "$3") >&"$1" || return # (a subshell: the connection may be gone, SIGPIPE)
+	while read -t 5 -r line <&"$1"; do
+		case $line in
+		"$2 "*) echo "$line" | cut -d' ' -f1-2; return ;;
+		esac
+	done
+}
+
+# dovecot_start DIR: dovecot -F on DIR/dovecot.conf in a session of its own; prints its pid
+dovecot_start() {
+	(cd "$1" && exec setsid dovecot -F -c "$1/dovecot.conf" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+case_dovecot() {
+	local d=$ZOO_TMP/dovecot pid="" out="" port=$((40000 + ($$ + 85) % 20000)) held="" fd="" got="" other="" left="" want="" pre="" greeting="" login=""
+	if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+		result_fail apps/dovecot "dovecot is not installed (apt-get install dovecot-imapd; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/run" "$d/state" "$d/mail"
+	chmod 711 "$ZOO_TMP" # its imap processes run as nobody
+	chmod 755 "$d"
+	chown nobody:nogroup "$d/mail"
+	echo 'alice:{PLAIN}secret' >"$d/passwd"
+	cat >"$d/dovecot.conf" <<CONF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:$d/mail/%u
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $d/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$d/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+	pid=$(dovecot_start "$d")
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ." || [ "$(printf 'append m1\nappend m2\n' | imap "$port" | tr '\n' ' ')" != "ready appended appended bye " ]; then
+		result_fail apps/dovecot "dovecot did not start or take mail: $(tail -c 300 "$d/out") $(tail -c 300 "$d/dovecot.log")"
+		kill_session "$pid"
+		return
+	fi
+	# a logged-in session from outside the tree (its imap process in the tree), INBOX selected
+	mkfifo "$d/go"
+	"$(system_python)" "$ZOO_ROOT/tests/apps/imap-client.py" "$port" alice secret <"$d/go" >"$d/held" 2>&1 &
+	held=$!
+	exec {fd}>"$d/go"
+	(echo "append held-before"; echo idle) >&"$fd"
+	# a connection not logged in yet, held by its imap-login process (as dovenull, chrooted)
+	exec {pre}<>"/dev/tcp/127.0.0.1/$port"
+	read -t 5 -r greeting <&"$pre"
+	if ! wait_until 10 grep -qs '^idling' "$d/held"; then
+		out="the held session did not append and idle: $(tail -c 300 "$d/held")"
+	elif [[ $greeting != "* OK "* ]] || ! wait_until 5 eval "pgrep -s $pid -x imap-login >/dev/null"; then
+		out="a connection not logged in: greeted '$greeting', imap-login processes: $(pgrep -s "$pid" -x imap-login | tr '\n' ' ')"
+	else
+		CKPT_OPTS=(--tcp-established)
+		checkpoint apps/dovecot "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_session "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(dovecot_start "$d")
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		# a mail another session appends: the idling session is told (inotify on the maildir:
+		# dovecot polls only every 30 s)
+		other=$(printf 'append m4\nlist\n' | imap "$port" | tr '\n' '|')
+		wait_until 10 grep -qs EXISTS "$d/held"
+		(echo list; echo "body 3"; echo "append held-after"; echo list) >&"$fd" # (a subshell: the client may be gone, SIGPIPE)
+		exec {fd}>&-
+		wait_until 10 grep -qs '^bye' "$d/held"
+		login="$(imap_tagged "$pre" a 'LOGIN alice secret') $(imap_tagged "$pre" b 'SELECT INBOX') $(imap_tagged "$pre" c LOGOUT)"
+		got=$(tr '\n' '|' <"$d/held")
+		want="ready|appended|idling|4 EXISTS|4: m1 m2 held-before m4|held-before|appended|5: m1 m2 held-before m4 held-after|bye|"
+		if [ "$got" != "$want" ]; then
+			out="the held session said '$got' (expected $want)"
+		elif [ "$other" != "ready|appended|4: m1 m2 held-before m4|bye|" ]; then
+			out="a new session after the restore said '$other'"
+		elif [ "$login" != "a OK b OK c OK" ]; then
+			out="the connection held before its login, after the restore: LOGIN, SELECT, LOGOUT answered '$login'"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="dovecot did not exit on SIGTERM"
+		left=$(pgrep -s "$pid" | tr '\n' ' ')
+		[ -z "$left" ] || [ -n "$out" ] || out="dovecot's processes left after its SIGTERM: $left"
+	fi
+	[ -n "$fd" ] && exec {fd}>&- 2>/dev/null
+	[ -n "$pre" ] && exec {pre}>&- 2>/dev/null
+	wait_until 5 pid_free "$held" || kill -KILL "$held" 2>/dev/null
+	kill_session "$pid"
+	verdict apps/dovecot "$out" "a logged-in session's imap process kept in IDLE: told of a mail a new session appended after the restore, it fetches and appends; a connection held before its login logs in; $(ckpt_times "$d")" \
+		"$d/dovecot.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# qmp FD COMMAND: sends a QMP command on the connection FD and prints its answer (the events
+# before it skipped), empty if none came within 5 s
+qmp() {
+	local line
+	(echo "$2") >&"$1" || return # (a subshell: the connection may be gone, SIGPIPE)
+	while read -t 5 -r line <&"$1"; do
+		case $line in
+		*'"return"'* | *'"error"'*) echo "$line"; return ;;
+		esac
+	done
+}
+
+# qemu_start DIR PORT: qemu-system-x86_64 with TCG booting DIR/disk.img, its serial port to
+# DIR/serial and QMP on PORT, in a session of its own; prints its pid
+qemu_start() {
+	(cd "$1" && exec setsid qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -nodefaults -display none -m 32 \
+		-drive "file=$1/disk.img,format=raw,if=ide" -serial "file:$1/serial" \
+		-qmp "tcp:127.0.0.1:$2,server=on,wait=off" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# qemu_ticks_at_dump: the guest's ticks on its serial port while it is dumped, into case_qemu's n0
+qemu_ticks_at_dump() { n0=$(ticks_ok "$ZOO_TMP/qemu/serial"); }
+
+case_qemu() {
+	local d=$ZOO_TMP/qemu pid="" out="" port=$((40000 + ($$ + 87) % 20000)) fd="" n0="" n1="" n2="" n3="" n4="" st="" hello=""
+	if ! command -v qemu-system-x86_64 >/dev/null; then
+		result_fail apps/qemu "qemu-system-x86_64 is not installed (apt-get install --no-install-recommends qemu-system-x86; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img"
+	if ! as --32 -o "$d/guest.o" "$ZOO_ROOT/tests/apps/qemu-guest.S" 2>"$d/out" ||
+		! ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$d/guest.bin" "$d/guest.o" 2>>"$d/out"; then
+		result_fail apps/qemu "the guest's boot sector did not build: $(tail -c 300 "$d/out")"
+		return
+	fi
+	truncate -s 1M "$d/disk.img"
+	touch "$d/serial"
+	dd if="$d/guest.bin" of="$d/disk.img" conv=notrunc status=none
+	pid=$(qemu_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 20 eval "[ \$(grep -c '^tick' '$d/serial' 2>/dev/null) -ge 10 ]" ||
+		! exec {fd}<>"/dev/tcp/127.0.0.1/$port" || ! read -t 5 -r hello <&"$fd" ||
+		! qmp "$fd" '{"execute":"qmp_capabilities"}' | grep -q return; then
+		result_fail apps/qemu "the guest did not count or QMP did not answer: '$hello' $(tail -c 300 "$d/out") $(tail -n 2 "$d/serial" 2>&1)"
+		kill_ours "$pid"
+		return
+	fi
+	# QMP's connection (the test's shell) kept across the checkpoint; the disk image is locked
+	CKPT_OPTS=(--tcp-established --file-locks)
+	checkpoint apps/qemu "$pid" "$d" qemu_ticks_at_dump || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(qemu_start "$d" "$port")
+			track_pid "$pid"
+			sleep 1
+		fi
+		st=$(qmp "$fd" '{"execute":"query-status"}')
+		sleep 1
+		n1=$(ticks_ok "$d/serial")
+		qmp "$fd" '{"execute":"stop"}' >/dev/null
+		sleep 0.3
+		n2=$(ticks_ok "$d/serial")
+		sleep 0.7
+		n3=$(ticks_ok "$d/serial")
+		qmp "$fd" '{"execute":"cont"}' >/dev/null
+		sleep 0.7
+		n4=$(ticks_ok "$d/serial")
+		qmp "$fd" '{"execute":"system_reset"}' >/dev/null
+		wait_until 10 eval "[ \$(grep -c '^tick 2$' '$d/serial') -ge 2 ]"
+		if [[ $st != *'"status": "running"'* ]]; then
+			out="QMP's connection after the restore: query-status answered '$st'"
+		elif ! [[ $n0 =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ ]] || [ "$n1" -le $((n0 + 3)) ]; then
+			out="the guest's ticks: '$n0' at the dump, '$n1' 1 s after the restore (going on, each once and in order, expected)"
+		elif [ "$n3" != "$n2" ] || ! [[ $n4 =~ ^[0-9]+$ ]] || [ "$n4" -le "$n3" ]; then
+			out="stop and cont: the ticks $n2 -> $n3 while stopped, $n4 after cont"
+		elif [ "$(grep -c '^tick 2$' "$d/serial")" -ne 2 ]; then
+			out="after system_reset the guest did not boot and count again: $(tail -n 3 "$d/serial" | tr '\n' '|')"
+		fi
+		qmp "$fd" '{"execute":"quit"}' >/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="qemu did not exit on QMP's quit"
+	fi
+	[ -n "$fd" ] && exec {fd}>&-
+	kill_ours "$pid"
+	verdict apps/qemu "$out" "QMP's connection kept, the guest's ticks $n0 at the dump -> $n1 going on, stop/cont, system_reset reboots it, quit; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
