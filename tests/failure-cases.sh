@@ -21,6 +21,10 @@
 #                            accepted whose client wrote data: only accept() could read it, which
 #                            a tree left running would notice): dump fails naming the listener's
 #                            pid, fd 70 and the byte count; the tree keeps running and PASSes
+#   dump/unix-backlog-files-sent
+#                            unix-backlog --files-sent (a file sent with the data into a
+#                            connection not accepted yet): refused naming the pid, fd 70 and the
+#                            count before any connection is taken; the tree PASSes
 #   dump/tcp-waiting-without-option
 #                            tcp-accept-queue (connections from outside waiting in its listeners'
 #                            accept queues) dumped without --tcp-established: fails naming the
@@ -1542,6 +1546,8 @@ other_cases() {
 	case_locks_without_option
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
+	dump_fails_naming dump/unix-backlog-files-sent unix-backlog \
+		'dump pid PID fd 70: .*connections waiting to be accepted whose clients sent 1 files \(SCM_RIGHTS\)' --files-sent
 	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \
 		'dump pid PID fd 61: a message waiting in its unix socket carries pipe:\[[0-9]+\], and no process of the tree holds a pipe' --pipe-alone
 	dump_fails_naming dump/epoll-of-thread-pidfd pidfd-thread \

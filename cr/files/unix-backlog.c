@@ -12,8 +12,9 @@
  * then, and only the rest of the images, their commit, the post-dump hook and the kill are
  * left. Those connections cannot be put back (their clients are the tree's sockets): a dump
  * that fails past that point (or a stasis killed then) leaves the tree running without them
- * (their clients read end-of-file). Files sent with the data (SCM_RIGHTS) are refused, also
- * only once taken. --leave-running refuses a client with data up front, and keeps closed
+ * (their clients read end-of-file). Files sent with the data (SCM_RIGHTS) are refused before
+ * anything is taken (the listener's fdinfo counts them, scm_fds; without that line, once
+ * taken). --leave-running refuses a client with data up front, and keeps closed
  * clients' connections reading end-of-file only (the dump warns). On restore stasis binds the
  * listener before the tree, connects a new client for each waiting connection in the saved
  * order, sends what the client wrote (packets keep their sizes), closes those of closed
@@ -135,6 +136,17 @@ int unix_dump_listener_queue(struct unix_state *ud, struct dump_task *t, const s
 			if (ci.wqueue)
 				to_accept = i + 1;
 		}
+	}
+	/* Files sent with the data would be found only once taken: the listener's scm_fds (the
+	 * files in flight in all its waiting connections) refuses them before anything is. */
+	uint64_t files_in_flight = 0;
+	if (!err && to_accept && fdinfo_u64(p->info, "scm_fds:", 10, &files_in_flight) &&
+	    files_in_flight) {
+		pr_err("dump pid %d fd %d: unix socket %s has connections waiting to be accepted whose "
+		       "clients sent %llu files (SCM_RIGHTS) with their data (only accept() could read "
+		       "them; not supported)",
+		       t->pid, p->fd, name, (unsigned long long)files_in_flight);
+		err = -ENOTSUP;
 	}
 	if (!err && to_accept) {
 		struct unix_accept_later *more =

@@ -18,6 +18,9 @@
  * accepts fd 75's connection, packets keep their sizes; fd 76 accepts 1200 connections and
  * sends each its place: every client reads its own; fd 78 accepts fd 79's connection (the
  * packets "s1" and "s22", sizes kept) and then the closed client's ("c333", then end-of-file).
+ * --files-sent: fd 71 sends "early" with a file (SCM_RIGHTS: its own pipe's read end); the dump
+ * must refuse before it takes any connection, and the tree PASSes after (the file is dropped
+ * unread by read()).
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -153,7 +156,26 @@ int main(int argc, char **argv)
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 72, O_CLOEXEC);
 	fcntl(72, F_SETFL, O_NONBLOCK);
 	int gone = client(SOCK_STREAM, &path_sa, sizeof(path_sa));
-	if (write(71, "early", 5) != 5 || write(gone, "bye", 3) != 3)
+	if (argc > 1 && !strcmp(argv[argc - 1], "--files-sent")) {
+		int pfd[2];
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+		struct iovec iov = { .iov_base = "early", .iov_len = 5 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		if (pipe(pfd))
+			zoo_die("pipe: %s", strerror(errno));
+		memcpy(CMSG_DATA(cm), &pfd[0], sizeof(int));
+		if (sendmsg(71, &m, 0) != 5)
+			zoo_die("sendmsg: %s", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+	} else if (write(71, "early", 5) != 5)
+		zoo_die("write: %s", strerror(errno));
+	if (write(gone, "bye", 3) != 3)
 		zoo_die("write: %s", strerror(errno));
 	close(gone);
 	zoo_place(client(SOCK_STREAM, &path_sa, sizeof(path_sa)), 73, O_CLOEXEC);
