@@ -70,10 +70,15 @@ int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs)
 	return 0;
 }
 
-int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks)
+void kernel_task_ask(struct inject_call *call, uint64_t at)
+{
+	*call = (struct inject_call){ SYS_prctl, { PR_GET_TID_ADDRESS, at } };
+}
+
+int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64_t ret,
+			const void *answer)
 {
 	struct ptrace_rseq_configuration rc;
-	uint64_t args[6] = { PR_GET_TID_ADDRESS, inj->scratch };
 	int err;
 
 	memset(ks, 0, sizeof(*ks));
@@ -95,19 +100,26 @@ int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct 
 		pr_perror("dump tid %d: cannot read robust futex list", tid);
 		return -errno;
 	}
-	if ((err = inject_syscall_out(inj, SYS_prctl, args, &ks->clear_child_tid, 8))) {
-		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %s)", tid, strerror(-err));
-		ks->clear_child_tid = 0;
-	}
+	if (ret)
+		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %s)", tid,
+			strerror(-inject_ret_err(ret)));
+	else
+		memcpy(&ks->clear_child_tid, answer, sizeof(ks->clear_child_tid));
 	return 0;
 }
 
 static int dump_kernel_task(struct dump_task *t)
 {
 	struct thread_kstate ks;
-	int err = kernel_task_collect(t->pid, &t->inj, t->core->regs, &ks);
+	struct inject_call call;
+	uint64_t answer;
+	int64_t ret;
+	int err;
 
-	if (err)
+	kernel_task_ask(&call, t->inj.scratch);
+	/* (a failure, the prctl's or running it, leaves clear_child_tid unknown: a warning) */
+	ret = inject_syscall_out(&t->inj, call.nr, call.args, &answer, sizeof(answer));
+	if ((err = kernel_task_collect(t->pid, t->core->regs, &ks, ret, &answer)))
 		return err;
 	if (t->pid != t->tgid) { /* an exited main thread has none: these are its standing thread's */
 		if (ks.rseq)

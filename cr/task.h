@@ -105,10 +105,21 @@ struct thread_altstack {
 	uint64_t sp, size;
 	uint32_t flags;
 };
-int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks);
+/*
+ * What only the thread itself can tell is asked inside it, in one list of injected syscalls
+ * (cr/threads.c, and each kind's own for the main thread): the *_ask functions make the call,
+ * its result to land at scratch address at (the sizes below); the collect functions take its
+ * rax (ret) and those bytes (answer).
+ */
+#define KERNEL_TASK_ANSWER_SIZE 8  /* clear_child_tid */
+#define SIGNALS_ANSWER_SIZE 24     /* the alternate signal stack (stack_t) */
+void kernel_task_ask(struct inject_call *call, uint64_t at);
+int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64_t ret,
+			const void *answer);
 int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs);
-int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
-			   struct thread_altstack *as);
+void signals_ask_altstack(struct inject_call *call, uint64_t at);
+int signals_collect_thread(pid_t tid, uint64_t *mask, struct thread_altstack *as, int64_t ret,
+			   const void *answer);
 int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n);
 
 /*
