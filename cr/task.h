@@ -53,6 +53,7 @@ struct open_files {
 void open_files_free(struct open_files *x);
 
 struct task_tracking;
+struct task_ns;
 
 struct dump_task {
 	pid_t pid;                    /* the host's: the thread every /proc file, ptrace call and
@@ -91,6 +92,7 @@ struct dump_task {
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
 	uint64_t nr_parent_pages; /* unchanged since the parent dump, referenced */
 	struct task_tracking *track; /* writes since the parent dump (cr/dirty-track.c) */
+	struct task_ns *ns;          /* its and its threads' namespaces, read once (cr/namespaces.c) */
 	uint64_t page_sums_ns;    /* spent on the pages' checksums (dump stats) */
 };
 
@@ -225,7 +227,8 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
  * Every process and thread of the frozen tree (n, the root first) in namespaces the restore
  * makes again, before anything is collected (cr/namespaces.c); else said, -ENOTSUP.
  */
-int namespaces_judge_tree(const struct dump_task *tasks, size_t n);
+int namespaces_judge_tree(struct dump_task *tasks, size_t n);
+void namespaces_free(struct task_ns *ns);
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);
