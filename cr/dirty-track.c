@@ -107,7 +107,7 @@ static int slot_base(pid_t pid, struct task_tracking *tt)
 	unsigned long long soft = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
-	limits = read_file_at(AT_FDCWD, path, NULL);
+	limits = read_proc_record(path);
 	if (!limits && errno == ENOMEM)
 		return -ENOMEM;
 	const char *l = limits ? strstr(limits, "Max open files") : NULL;
@@ -171,7 +171,7 @@ static int start_time(pid_t pid, uint64_t *when)
 	auto_free char *stat = NULL;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	stat = read_file_at(AT_FDCWD, path, NULL);
+	stat = read_proc_record(path);
 	if (!stat && errno == ENOMEM)
 		return -ENOMEM;
 	char *p = stat ? strrchr(stat, ')') : NULL;

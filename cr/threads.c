@@ -130,7 +130,7 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	if ((err = pid_ns_vtid(t->ctx, t->pid, ft->tid, &tc->tid)))
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
-	comm = read_file_at(AT_FDCWD, path, NULL);
+	comm = read_proc_record(path);
 	if ((!comm && errno == ENOMEM) || !(tc->comm = xstrdup(comm)))
 		return -ENOMEM;
 	tc->comm[strcspn(tc->comm, "\n")] = 0;

@@ -438,7 +438,7 @@ static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask, pid_t *
 	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", ctx->owner, ctx->pid);
-	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	auto_free char *status = read_proc_record(path);
 	const char *tgid_at = status ? strstr(status, "\nTgid:") : NULL;
 	if (!tgid_at || (*tgid = strtol(tgid_at + 6, NULL, 10)) <= 0)
 		return 0;
