@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -23,6 +24,16 @@ struct rseq_cs_desc {
 	uint64_t start_ip, post_commit_offset, abort_ip;
 };
 
+/* A few bytes of the thread's memory: one process_vm_readv, /proc/PID/mem if that fails. */
+static int read_small(pid_t tid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+
+	if (process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)len)
+		return 0;
+	return task_mem_read(tid, addr, buf, len);
+}
+
 /*
  * A thread frozen inside an rseq critical section must resume at the section's abort
  * handler: the IP it resumes at, given the one it was frozen at.
@@ -32,9 +43,9 @@ static uint64_t rseq_resume_ip(pid_t tid, uint64_t rseq_addr, uint64_t ip)
 	uint64_t cs_ptr = 0;
 	struct rseq_cs_desc cs;
 
-	if (task_mem_read(tid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
+	if (read_small(tid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
 		return ip;
-	if (task_mem_read(tid, cs_ptr, &cs, sizeof(cs)))
+	if (read_small(tid, cs_ptr, &cs, sizeof(cs)))
 		return ip;
 	if (ip < cs.start_ip || ip >= cs.start_ip + cs.post_commit_offset)
 		return ip;
