@@ -50,7 +50,7 @@ static int creds_read(pid_t pid, pid_t tid, Creds **out)
 	const char *capnames[5] = { "\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapBnd:", "\nCapAmb:" };
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	auto_free char *status = read_proc_record(path);
 	if (!status) {
 		if (errno != ENOMEM)
 			pr_perror("dump tid %d: cannot read %s", tid, path);

@@ -107,7 +107,7 @@ static int slot_base(pid_t pid, struct task_tracking *tt)
 	unsigned long long soft = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
-	limits = read_file_at(AT_FDCWD, path, NULL);
+	limits = read_proc_record(path);
 	if (!limits && errno == ENOMEM)
 		return -ENOMEM;
 	const char *l = limits ? strstr(limits, "Max open files") : NULL;
@@ -127,6 +127,13 @@ static int nr_slots(const struct task_tracking *tt)
 static int slot_fd(const struct task_tracking *tt, int i)
 {
 	return i < tt->slots ? tt->base + i : tt->base2 + i - tt->slots;
+}
+
+static int cmp_fd(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
 }
 
 /* fd of pid is a userfaultfd with exactly a tracker's features: *ino is its inode. */
@@ -164,7 +171,7 @@ static int start_time(pid_t pid, uint64_t *when)
 	auto_free char *stat = NULL;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	stat = read_file_at(AT_FDCWD, path, NULL);
+	stat = read_proc_record(path);
 	if (!stat && errno == ENOMEM)
 		return -ENOMEM;
 	char *p = stat ? strrchr(stat, ')') : NULL;
@@ -391,6 +398,8 @@ static int find_trackers(struct dump_task *t, const char **why)
 {
 	struct task_tracking *tt = t->track;
 	const WriteTracking *rec = tt->rec;
+	auto_free int *open_fds = NULL;
+	size_t n_open;
 	uint64_t started, ino;
 	int err;
 
@@ -399,9 +408,12 @@ static int find_trackers(struct dump_task *t, const char **why)
 		return err;
 	if (rec && rec->start_time != started)
 		*why = "it is another process with the same pid";
+	/* (its open fds listed once: a slot that is none holds no tracker) */
+	if ((err = proc_list_numbers(t->pid, "fd", &open_fds, &n_open)))
+		return err;
 	for (int i = 0; i < nr_slots(tt); i++) {
 		int fd = slot_fd(tt, i);
-		if (!is_tracker(t->pid, fd, &ino))
+		if (!bsearch(&fd, open_fds, n_open, sizeof(*open_fds), cmp_fd) || !is_tracker(t->pid, fd, &ino))
 			continue;
 		if (tt->own < 0 && rec && (uint32_t)fd == rec->fd && ino == rec->uffd_ino &&
 		    started == rec->start_time) {

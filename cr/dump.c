@@ -148,6 +148,7 @@ void dump_tree_free(struct dump_tree *tr)
 		proc_vmas_free(&t->vmas);
 		open_files_free(&t->open_files);
 		dirty_track_free(t->track);
+		namespaces_free(t->ns);
 	}
 	for (size_t i = 0; i < tr->nr_entries; i++)
 		tree_entry__free_unpacked(tr->entries[i], NULL);

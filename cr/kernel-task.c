@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -23,6 +24,16 @@ struct rseq_cs_desc {
 	uint64_t start_ip, post_commit_offset, abort_ip;
 };
 
+/* A few bytes of the thread's memory: one process_vm_readv, /proc/PID/mem if that fails. */
+static int read_small(pid_t tid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+
+	if (process_vm_readv(tid, &local, 1, &remote, 1, 0) == (ssize_t)len)
+		return 0;
+	return task_mem_read(tid, addr, buf, len);
+}
+
 /*
  * A thread frozen inside an rseq critical section must resume at the section's abort
  * handler: the IP it resumes at, given the one it was frozen at.
@@ -32,9 +43,9 @@ static uint64_t rseq_resume_ip(pid_t tid, uint64_t rseq_addr, uint64_t ip)
 	uint64_t cs_ptr = 0;
 	struct rseq_cs_desc cs;
 
-	if (task_mem_read(tid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
+	if (read_small(tid, rseq_addr + 8, &cs_ptr, sizeof(cs_ptr)) || !cs_ptr)
 		return ip;
-	if (task_mem_read(tid, cs_ptr, &cs, sizeof(cs)))
+	if (read_small(tid, cs_ptr, &cs, sizeof(cs)))
 		return ip;
 	if (ip < cs.start_ip || ip >= cs.start_ip + cs.post_commit_offset)
 		return ip;
@@ -70,10 +81,15 @@ int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs)
 	return 0;
 }
 
-int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks)
+void kernel_task_ask(struct inject_call *call, uint64_t at)
+{
+	*call = (struct inject_call){ SYS_prctl, { PR_GET_TID_ADDRESS, at } };
+}
+
+int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64_t ret,
+			const void *answer)
 {
 	struct ptrace_rseq_configuration rc;
-	uint64_t args[6] = { PR_GET_TID_ADDRESS, inj->scratch };
 	int err;
 
 	memset(ks, 0, sizeof(*ks));
@@ -95,19 +111,26 @@ int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct 
 		pr_perror("dump tid %d: cannot read robust futex list", tid);
 		return -errno;
 	}
-	if ((err = inject_syscall_out(inj, SYS_prctl, args, &ks->clear_child_tid, 8))) {
-		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %s)", tid, strerror(-err));
-		ks->clear_child_tid = 0;
-	}
+	if (ret)
+		pr_warn("dump tid %d: clear_child_tid unknown (prctl: %s)", tid,
+			strerror(-inject_ret_err(ret)));
+	else
+		memcpy(&ks->clear_child_tid, answer, sizeof(ks->clear_child_tid));
 	return 0;
 }
 
 static int dump_kernel_task(struct dump_task *t)
 {
 	struct thread_kstate ks;
-	int err = kernel_task_collect(t->pid, &t->inj, t->core->regs, &ks);
+	struct inject_call call;
+	uint64_t answer;
+	int64_t ret;
+	int err;
 
-	if (err)
+	kernel_task_ask(&call, t->inj.scratch);
+	/* (a failure, the prctl's or running it, leaves clear_child_tid unknown: a warning) */
+	ret = inject_syscall_out(&t->inj, call.nr, call.args, &answer, sizeof(answer));
+	if ((err = kernel_task_collect(t->pid, t->core->regs, &ks, ret, &answer)))
 		return err;
 	if (t->pid != t->tgid) { /* an exited main thread has none: these are its standing thread's */
 		if (ks.rseq)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -117,47 +118,84 @@ static int check_supported(pid_t pid, pid_t tid, const NsIds *ids, const NsIds *
 	return 0;
 }
 
-/*
- * t's and its threads' namespaces read into ids and judged against stasis's own (read into own)
- * and the root's (root; NULL: t is the root); early: before the tree-wide kinds, which judge
- * some kinds first.
- */
-static int read_judged(const struct dump_task *t, const NsIds *root, NsIds *ids, NsIds *own, bool early)
+/* A process's namespaces and its threads', read once when the tree is judged (frozen, they stay). */
+struct task_ns {
+	NsIds own; /* stasis's */
+	NsIds ids; /* the process's */
+	size_t n_threads;
+	NsIds threads[]; /* as t->threads */
+};
+
+static int read_task_ns(const struct dump_task *t, const NsIds *own, struct task_ns **out)
 {
+	struct task_ns *ns = xzalloc(sizeof(*ns) + t->nr_threads * sizeof(ns->threads[0]));
 	char who[48];
 	int err;
 
-	if ((err = read_ids("self", own)) || (snprintf(who, sizeof(who), "%d", t->pid), 0) ||
-	    (err = read_ids(who, ids))) {
+	if (!ns)
+		return -ENOMEM;
+	ns->own = *own;
+	ns->ids = (NsIds)NS_IDS__INIT;
+	snprintf(who, sizeof(who), "%d", t->pid);
+	if ((err = read_ids(who, &ns->ids))) {
 		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
+		free(ns);
 		return err;
 	}
-	if ((err = check_supported(t->pid, t->pid, ids, own, root ? root : ids, ids, early)))
-		return err;
-	for (size_t i = 0; i < t->nr_threads; i++) {
-		NsIds tids = NS_IDS__INIT;
+	for (size_t i = 0; i < t->nr_threads; i++, ns->n_threads++) {
+		ns->threads[i] = (NsIds)NS_IDS__INIT;
 		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
-		if ((err = read_ids(who, &tids))) {
+		if ((err = read_ids(who, &ns->threads[i]))) {
 			pr_err("dump pid %d thread %d: cannot read its namespaces: %s", t->pid,
 			       t->threads[i].tid, strerror(-err));
+			free(ns);
 			return err;
 		}
-		if ((err = check_supported(t->pid, t->threads[i].tid, &tids, own, root ? root : ids, ids, early)))
+	}
+	*out = ns;
+	return 0;
+}
+
+/*
+ * t's and its threads' namespaces judged against stasis's own and the root's (root; NULL: t is
+ * the root); early: before the tree-wide kinds, which judge some kinds first.
+ */
+static int judge(const struct dump_task *t, const struct task_ns *ns, const NsIds *root, bool early)
+{
+	const NsIds *ids = &ns->ids;
+	int err;
+
+	if ((err = check_supported(t->pid, t->pid, ids, &ns->own, root ? root : ids, ids, early)))
+		return err;
+	for (size_t i = 0; i < ns->n_threads; i++)
+		if ((err = check_supported(t->pid, t->threads[i].tid, &ns->threads[i], &ns->own,
+					   root ? root : ids, ids, early)))
+			return err;
+	return 0;
+}
+
+int namespaces_judge_tree(struct dump_task *tasks, size_t n)
+{
+	NsIds own = NS_IDS__INIT;
+	int err;
+
+	if ((err = read_ids("self", &own))) {
+		pr_err("dump: cannot read stasis's own namespaces: %s", strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < n; i++) {
+		namespaces_free(tasks[i].ns);
+		tasks[i].ns = NULL;
+		if ((err = read_task_ns(&tasks[i], &own, &tasks[i].ns)) ||
+		    (err = judge(&tasks[i], tasks[i].ns, i ? &tasks[0].ns->ids : NULL, true)))
 			return err;
 	}
 	return 0;
 }
 
-int namespaces_judge_tree(const struct dump_task *tasks, size_t n)
+void namespaces_free(struct task_ns *ns)
 {
-	NsIds own = NS_IDS__INIT, root = NS_IDS__INIT;
-	int err = 0;
-
-	for (size_t i = 0; i < n && !err; i++) {
-		NsIds ids = NS_IDS__INIT;
-		err = read_judged(&tasks[i], i ? &root : NULL, i ? &ids : &root, &own, true);
-	}
-	return err;
+	free(ns);
 }
 
 static int dump_namespaces(struct dump_task *t)
@@ -170,7 +208,12 @@ static int dump_namespaces(struct dump_task *t)
 	ns_ids__init(ids);
 	t->core->ns = ids;
 	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : NULL;
-	if ((err = read_judged(t, root, ids, &own, false)))
+	if (!t->ns && ((err = read_ids("self", &own)) || (err = read_task_ns(t, &own, &t->ns)))) {
+		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
+		return err;
+	}
+	*ids = t->ns->ids;
+	if ((err = judge(t, t->ns, root, false)))
 		return err;
 	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)) == -ESRCH)
 		pr_err("dump pid %d: cannot read its pids in its PID namespaces", t->pid);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,41 +28,73 @@
 #define NR_ITIMERS 3
 
 /*
- * count results of syscall nr in the task in one go, each size bytes into out: the k-th has
- * args[i] + k * step[i] (one argument counts, one points to its result, at scratch + k * size).
- * Errors are the caller's to say (*failed: the one that failed).
+ * What only the task itself tells (another uid's limits need CAP_SYS_RESOURCE from outside;
+ * prctl answers for the caller), asked in one list of injected syscalls: every rlimit, every
+ * interval timer, two prctl values through a pointer, four returned.
  */
-static int read_each(struct dump_task *t, long nr, uint64_t args[6], const uint64_t step[6],
-		     unsigned count, void *out, size_t size, unsigned *failed)
-{
-	int64_t ret[RLIM_NLIMITS > NR_ITIMERS ? RLIM_NLIMITS : NR_ITIMERS];
-	int err = count <= ARRAY_SIZE(ret)
-			  ? inject_syscall_repeat(&t->inj, nr, args, step, count, ret, out, count * size)
-			  : -EINVAL;
+static const int by_pointer[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
+static const int returned[4] = { PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, PR_GET_THP_DISABLE,
+				 PR_GET_TIMERSLACK };
+enum {
+	ASK_RLIMIT = 0,
+	ASK_ITIMER = ASK_RLIMIT + RLIM_NLIMITS,
+	ASK_BY_POINTER = ASK_ITIMER + NR_ITIMERS,
+	ASK_RETURNED = ASK_BY_POINTER + 2,
+	NR_ASKS = ASK_RETURNED + 4,
+};
+struct attr_answers {
+	struct rlimit rlimits[RLIM_NLIMITS];
+	struct itimerval itimers[NR_ITIMERS];
+	int32_t by_pointer[2];
+};
 
-	*failed = 0;
-	for (unsigned k = 0; !err && k < count; k++)
-		if (ret[k])
-			*failed = k, err = inject_ret_err(ret[k]);
-	return err;
+static int ask_attrs(struct dump_task *t, int64_t ret[NR_ASKS], struct attr_answers *a)
+{
+	struct inject_call calls[NR_ASKS];
+	uint64_t at = t->inj.scratch;
+	unsigned logged = log_errors();
+	int err;
+
+	for (int k = 0; k < RLIM_NLIMITS; k++)
+		calls[ASK_RLIMIT + k] = (struct inject_call){
+			SYS_prlimit64, { 0, k, 0, at + offsetof(struct attr_answers, rlimits[k]) } };
+	for (int k = 0; k < NR_ITIMERS; k++)
+		calls[ASK_ITIMER + k] = (struct inject_call){
+			SYS_getitimer, { k, at + offsetof(struct attr_answers, itimers[k]) } };
+	for (int k = 0; k < 2; k++)
+		calls[ASK_BY_POINTER + k] = (struct inject_call){
+			SYS_prctl, { by_pointer[k], at + offsetof(struct attr_answers, by_pointer[k]) } };
+	for (int k = 0; k < 4; k++)
+		calls[ASK_RETURNED + k] = (struct inject_call){ SYS_prctl, { returned[k] } };
+	if ((err = inject_syscalls(&t->inj, calls, NR_ASKS, ret, a, sizeof(*a))))
+		return log_unnamed(logged, err, "dump pid %d: cannot run syscalls inside it", t->pid);
+	for (int k = 0; k < NR_ASKS; k++) {
+		bool failed = k < ASK_RETURNED ? ret[k] != 0 : ret[k] < 0;
+		if (!failed)
+			continue;
+		err = inject_ret_err(ret[k]);
+		if (k < ASK_ITIMER)
+			pr_err("dump pid %d: cannot read rlimit %d: %s", t->pid, k - ASK_RLIMIT, strerror(-err));
+		else if (k < ASK_BY_POINTER)
+			pr_err("dump pid %d: cannot read interval timer %d: %s", t->pid, k - ASK_ITIMER,
+			       strerror(-err));
+		else
+			pr_err("dump pid %d: cannot read prctl option %d: %s", t->pid,
+			       k < ASK_RETURNED ? by_pointer[k - ASK_BY_POINTER] : returned[k - ASK_RETURNED],
+			       strerror(-err));
+		return err;
+	}
+	return 0;
 }
 
-static int dump_rlimits(struct dump_task *t)
+static int dump_rlimits(struct dump_task *t, const struct attr_answers *a)
 {
-	/* asked inside the task: from outside, another uid's limits need CAP_SYS_RESOURCE */
-	static const uint64_t step[6] = { 0, 1, 0, sizeof(struct rlimit) };
-	uint64_t args[6] = { 0, 0, 0, t->inj.scratch };
-	struct rlimit all[RLIM_NLIMITS];
 	TaskCore *c = t->core;
-	unsigned logged = log_errors(), failed;
-	int err;
 
 	if (!(c->rlimits = xzalloc(RLIM_NLIMITS * sizeof(*c->rlimits))))
 		return -ENOMEM;
-	if ((err = read_each(t, SYS_prlimit64, args, step, RLIM_NLIMITS, all, sizeof(*all), &failed)))
-		return log_unnamed(logged, err, "dump pid %d: cannot read rlimit %u", t->pid, failed);
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
-		struct rlimit lim = all[res];
+		struct rlimit lim = a->rlimits[res];
 		RlimitEntry *e = xzalloc(sizeof(*e));
 		if (!e)
 			return -ENOMEM;
@@ -74,22 +107,14 @@ static int dump_rlimits(struct dump_task *t)
 	return 0;
 }
 
-static int dump_itimers(struct dump_task *t)
+static int dump_itimers(struct dump_task *t, const struct attr_answers *a)
 {
-	static const uint64_t step[6] = { 1, sizeof(struct itimerval) };
-	uint64_t args[6] = { 0, t->inj.scratch };
-	struct itimerval all[NR_ITIMERS];
 	TaskCore *c = t->core;
-	unsigned logged = log_errors(), failed;
-	int err;
 
 	if (!(c->itimers = xzalloc(NR_ITIMERS * sizeof(*c->itimers))))
 		return -ENOMEM;
-	if ((err = read_each(t, SYS_getitimer, args, step, NR_ITIMERS, all, sizeof(*all), &failed)))
-		return log_unnamed(logged, err, "dump pid %d: cannot read interval timer %u", t->pid,
-				   failed);
 	for (int which = 0; which < NR_ITIMERS; which++) {
-		struct itimerval it = all[which];
+		struct itimerval it = a->itimers[which];
 		ItimerEntry *e = xzalloc(sizeof(*e));
 		if (!e)
 			return -ENOMEM;
@@ -102,39 +127,19 @@ static int dump_itimers(struct dump_task *t)
 	return 0;
 }
 
-/* prctl values only the task itself can read: two through a pointer, the others returned. */
-static int dump_prctl_flags(struct dump_task *t)
+static void dump_prctl_flags(struct dump_task *t, const int64_t ret[NR_ASKS],
+			     const struct attr_answers *a)
 {
-	static const int by_pointer[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
-	static const int returned[4] = { PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, PR_GET_THP_DISABLE,
-					 PR_GET_TIMERSLACK };
-	int32_t val[2];
-	int64_t ret[4];
 	TaskCore *c = t->core;
-	unsigned logged = log_errors();
-	int err;
 
-	for (int i = 0; i < 2; i++) {
-		uint64_t args[6] = { by_pointer[i], t->inj.scratch };
-		if ((err = inject_syscall_out(&t->inj, SYS_prctl, args, &val[i], sizeof(val[i]))))
-			return log_unnamed(logged, err, "dump pid %d: cannot read prctl option %d", t->pid,
-					   by_pointer[i]);
-	}
-	for (int i = 0; i < 4; i++) {
-		uint64_t args[6] = { returned[i] };
-		if ((err = inject_syscall(&t->inj, SYS_prctl, args, &ret[i])) || (err = ret[i] < 0 ? ret[i] : 0))
-			return log_unnamed(logged, err, "dump pid %d: cannot read prctl option %d", t->pid,
-					   returned[i]);
-	}
 	c->has_pdeath_signal = c->has_child_subreaper = true;
-	c->pdeath_signal = val[0];
-	c->child_subreaper = val[1];
+	c->pdeath_signal = a->by_pointer[0];
+	c->child_subreaper = a->by_pointer[1];
 	c->has_dumpable = c->has_no_new_privs = c->has_thp_disable = c->has_timer_slack_ns = true;
-	c->dumpable = ret[0];
-	c->no_new_privs = ret[1];
-	c->thp_disable = ret[2];
-	c->timer_slack_ns = ret[3];
-	return 0;
+	c->dumpable = ret[ASK_RETURNED + 0];
+	c->no_new_privs = ret[ASK_RETURNED + 1];
+	c->thp_disable = ret[ASK_RETURNED + 2];
+	c->timer_slack_ns = ret[ASK_RETURNED + 3];
 }
 
 static int dump_attrs(struct dump_task *t)
@@ -199,8 +204,12 @@ static int dump_attrs(struct dump_task *t)
 		pr_err("dump pid %d: its root directory %s was removed (not supported)", t->pid, buf);
 		return -ENOTSUP;
 	}
-	if ((err = dump_rlimits(t)) || (err = dump_itimers(t)) || (err = dump_prctl_flags(t)))
+	int64_t ret[NR_ASKS];
+	struct attr_answers answers;
+	if ((err = ask_attrs(t, ret, &answers)) || (err = dump_rlimits(t, &answers)) ||
+	    (err = dump_itimers(t, &answers)))
 		return err;
+	dump_prctl_flags(t, ret, &answers);
 	/* a controlling terminal that is a pty of the tree's own (or the engine's: orphan_pts_master) */
 	int index = pty_ctty_index(t->stat.tty_nr), kept = 0;
 	if (index >= 0 && (kept = pty_kept(t, index, NULL)) < 0)

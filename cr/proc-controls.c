@@ -34,61 +34,66 @@ static uint32_t *spec_field(ProcessControls *p, int which, protobuf_c_boolean **
 	}
 }
 
-/* prctl(option, arg) in the task: its result, or -errno (as the kernel gave it). */
-static int task_prctl(struct dump_task *t, uint64_t option, uint64_t arg, int64_t *ret)
-{
-	uint64_t args[6] = { option, arg };
-	unsigned logged = log_errors();
-	int err = inject_syscall(&t->inj, SYS_prctl, args, ret);
+/* What the task tells of them, asked in one list of injected syscalls (prctl answers for the
+ * caller): the TSC setting through a pointer, the others returned (-EINVAL: a kernel without). */
+enum { ASK_TSC, ASK_MCE_KILL, ASK_MDWE, ASK_SPEC, ASK_MEMORY_MERGE = ASK_SPEC + NR_SPEC, NR_ASKS };
 
-	return err ? log_unnamed(logged, err, "dump pid %d: cannot run prctl %llu in the task", t->pid,
-				 (unsigned long long)option)
-		   : 0;
+static int ask_controls(struct dump_task *t, int64_t ret[NR_ASKS], int32_t *tsc)
+{
+	struct inject_call calls[NR_ASKS] = {
+		[ASK_TSC] = { SYS_prctl, { PR_GET_TSC, t->inj.scratch } },
+		[ASK_MCE_KILL] = { SYS_prctl, { PR_MCE_KILL_GET } },
+		[ASK_MDWE] = { SYS_prctl, { PR_GET_MDWE } },
+		[ASK_MEMORY_MERGE] = { SYS_prctl, { PR_GET_MEMORY_MERGE } },
+	};
+	unsigned logged = log_errors();
+	int err;
+
+	for (int which = 0; which < NR_SPEC; which++)
+		calls[ASK_SPEC + which] = (struct inject_call){ SYS_prctl, { PR_GET_SPECULATION_CTRL, which } };
+	if ((err = inject_syscalls(&t->inj, calls, NR_ASKS, ret, tsc, sizeof(*tsc))))
+		return log_unnamed(logged, err, "dump pid %d: cannot run prctl in the task", t->pid);
+	if (ret[ASK_TSC]) {
+		err = inject_ret_err(ret[ASK_TSC]);
+		return log_unnamed(logged, err, "dump pid %d: cannot read its TSC setting", t->pid);
+	}
+	return 0;
 }
 
 static int dump_controls(struct dump_task *t)
 {
 	ProcessControls *p = xzalloc(sizeof(*p));
 	struct proc_stat st;
+	int64_t ret[NR_ASKS];
 	int32_t tsc;
-	int64_t ret;
 	int err;
 
 	if (!p)
 		return -ENOMEM;
 	process_controls__init(p);
 	t->core->controls = p;
-	uint64_t args[6] = { PR_GET_TSC, t->inj.scratch };
-	unsigned logged = log_errors();
-	if ((err = inject_syscall_out(&t->inj, SYS_prctl, args, &tsc, sizeof(tsc))))
-		return log_unnamed(logged, err, "dump pid %d: cannot read its TSC setting", t->pid);
+	if ((err = ask_controls(t, ret, &tsc)))
+		return err;
 	p->has_tsc = true;
 	p->tsc = tsc;
-	if ((err = task_prctl(t, PR_MCE_KILL_GET, 0, &ret)))
-		return err;
-	if (ret >= 0) {
+	if (ret[ASK_MCE_KILL] >= 0) {
 		p->has_mce_kill = true;
-		p->mce_kill = ret;
+		p->mce_kill = ret[ASK_MCE_KILL];
 	}
-	if ((err = task_prctl(t, PR_GET_MDWE, 0, &ret)))
-		return err;
-	if (ret > 0) { /* (-EINVAL: a kernel without it) */
+	if (ret[ASK_MDWE] > 0) { /* (-EINVAL: a kernel without it) */
 		p->has_mdwe = true;
-		p->mdwe = ret;
+		p->mdwe = ret[ASK_MDWE];
 	}
 	for (int which = 0; which < NR_SPEC; which++) {
 		protobuf_c_boolean *has;
 		uint32_t *val = spec_field(p, which, &has);
-		if ((err = task_prctl(t, PR_GET_SPECULATION_CTRL, which, &ret)))
-			return err;
-		if (ret > 0 && (ret & PR_SPEC_PRCTL)) { /* (else not the process's to choose) */
+		int64_t r = ret[ASK_SPEC + which];
+		if (r > 0 && (r & PR_SPEC_PRCTL)) { /* (else not the process's to choose) */
 			*has = true;
-			*val = ret;
+			*val = r;
 		}
 	}
-	if ((err = task_prctl(t, PR_GET_MEMORY_MERGE, 0, &ret)))
-		return err;
-	if (ret > 0) {
+	if (ret[ASK_MEMORY_MERGE] > 0) {
 		p->has_memory_merge = true;
 		p->memory_merge = true;
 	}

@@ -59,6 +59,8 @@ static int read_vma_file(pid_t pid, const char *name, struct proc_vmas *out)
 		pr_perror("dump pid %d: cannot open %s", pid, path);
 		return ret;
 	}
+	/* (stdio's buffer for a /proc file is its st_blksize, 1 KiB: a read per 1 KiB of smaps) */
+	setvbuf(f, NULL, _IOFBF, 64 * 1024);
 	while (getline(&line, &cap, f) > 0) {
 		if (strncmp(line, "VmFlags:", 8) == 0) {
 			if (out->n && strstr(line, " gd"))
@@ -136,7 +138,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	int i;
 
 	proc_path(path, sizeof(path), pid, "stat");
-	buf = read_file_at(AT_FDCWD, path, NULL);
+	buf = read_proc_record(path);
 	if (!buf) {
 		if (errno == ENOMEM)
 			return -ENOMEM;
@@ -187,7 +189,7 @@ int proc_status_field(pid_t pid, const char *name, int base, uint64_t *val)
 	size_t nlen = strlen(name);
 
 	proc_path(path, sizeof(path), pid, "status");
-	buf = read_file_at(AT_FDCWD, path, NULL);
+	buf = read_proc_record(path);
 	if (!buf)
 		return errno == ENOMEM ? -ENOMEM : -ESRCH;
 	for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {

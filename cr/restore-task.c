@@ -95,7 +95,7 @@ static uint64_t find_region(const struct restore_task *t, uint64_t len)
 	uint64_t addr = REGION_SEARCH_FROM;
 	bool moved;
 
-	if (proc_read_vmas(PROC_SELF, &own))
+	if (proc_read_layout(PROC_SELF, &own)) /* (maps: smaps would walk every page) */
 		return 0;
 	do {
 		moved = false;

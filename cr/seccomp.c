@@ -91,7 +91,7 @@ static int read_mode(pid_t pid, pid_t tid, uint32_t *mode)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	auto_free char *status = read_proc_record(path);
 	const char *line = status ? strstr(status, "\nSeccomp:") : NULL;
 
 	if (!status && errno == ENOMEM)

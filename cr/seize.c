@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,32 +24,86 @@
 #define VFORK_WAIT_MS 1000
 
 /*
- * Stops usually come within microseconds (an injected syscall, an interrupt): spin first, then
- * back off, and give up after WAIT_STOP_TIMEOUT_MS rather than hang on a task that never stops.
+ * The wait for a stop blocks in waitpid(), under a timer of the waiting thread's own whose
+ * signal (a handler that does nothing, without SA_RESTART) breaks it off at the deadline. The
+ * timer is disarmed before waitpid's result is used: its signal, if it came meanwhile, was
+ * taken on the way out of a syscall that does not wait, and interrupts nothing else.
  */
+#define WAKE_SIGNAL (SIGRTMIN + 3)
+
+static void wake_waiter(int sig)
+{
+	(void)sig;
+}
+
+static __thread struct {
+	bool made; /* (a child forked since has none: pthread_atfork clears it) */
+	int id;    /* the kernel's timer id */
+} wait_timer;
+
+static void forget_wait_timer(void)
+{
+	wait_timer.made = false;
+}
+
+static bool make_wait_timer(void)
+{
+	struct sigevent sev = { .sigev_signo = WAKE_SIGNAL, .sigev_notify = SIGEV_THREAD_ID };
+
+	sev._sigev_un._tid = gettid();
+	wait_timer.made = !syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &wait_timer.id);
+	return wait_timer.made;
+}
+
+/* The calling thread's timer (made on its first wait), armed for ms; false: poll instead. */
+static bool arm_wait_timer(unsigned ms)
+{
+	static int handler_set; /* 1: set, -1: failed */
+	struct itimerspec its = { .it_value = { ms / 1000, (ms % 1000) * 1000000L } };
+
+	if (!handler_set) {
+		struct sigaction sa = { .sa_handler = wake_waiter };
+		sigemptyset(&sa.sa_mask);
+		handler_set = sigaction(WAKE_SIGNAL, &sa, NULL) || pthread_atfork(NULL, NULL, forget_wait_timer)
+				      ? -1
+				      : 1;
+	}
+	if (handler_set < 0 || (!wait_timer.made && !make_wait_timer()))
+		return false;
+	return syscall(SYS_timer_settime, wait_timer.id, 0, &its, NULL) == 0 ||
+	       (make_wait_timer() && syscall(SYS_timer_settime, wait_timer.id, 0, &its, NULL) == 0);
+}
+
+static void disarm_wait_timer(void)
+{
+	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+
+	syscall(SYS_timer_settime, wait_timer.id, 0, &off, NULL);
+}
+
 static int wait_stop_for(pid_t pid, int *status, unsigned timeout_ms)
 {
-	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ull;
-	unsigned backoff_us = 0;
+	uint64_t start = now_ns(CLOCK_MONOTONIC), deadline = start + timeout_ms * 1000000ull;
+	int r = waitpid(pid, status, __WALL | WNOHANG);
 
-	for (unsigned round = 0;; round++) {
-		int r = waitpid(pid, status, __WALL | WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
+	while (r != pid) {
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		if (r < 0 && errno != EINTR) {
 			pr_perror("pid %d: cannot wait for it to stop", pid);
 			return -errno;
 		}
-		if (now_ns(CLOCK_MONOTONIC) > deadline)
+		if (now >= deadline)
 			return -ETIMEDOUT;
-		if (round < 64) {
-			sched_yield();
-			continue;
+		unsigned left_ms = (deadline - now + 999999) / 1000000;
+		if (arm_wait_timer(left_ms)) {
+			r = waitpid(pid, status, __WALL);
+			int saved = errno;
+			disarm_wait_timer();
+			errno = saved;
+		} else { /* no timer: a poll every millisecond */
+			usleep(1000);
+			r = waitpid(pid, status, __WALL | WNOHANG);
 		}
-		backoff_us = backoff_us ? (backoff_us < 1000 ? backoff_us * 2 : 1000) : 10;
-		usleep(backoff_us);
 	}
 	if (!WIFSTOPPED(*status))
 		return -ESRCH; /* it exited: the caller decides whether that is an error */

@@ -34,8 +34,8 @@ struct run_ctx;
  * and jumps to where it was. stasis catches the task between the two; if stasis is gone, the
  * kernel lets the task go on through the stub by itself. Plus a scratch mapping inside the
  * task for syscalls that write results to memory (left behind, harmless, if stasis dies).
- * A loop in the stub runs one syscall many times with no stop between them
- * (inject_syscall_repeat, below).
+ * A loop in the stub runs a list of syscalls with no stop between them (inject_syscalls,
+ * below).
  */
 struct inject_ctx {
 	pid_t pid;        /* the thread the syscalls run in */
@@ -49,6 +49,7 @@ struct inject_ctx {
 	uint64_t scratch;
 	size_t scratch_len;
 	int group_stop_sig; /* a stop signal (SIGSTOP) came while a syscall ran: it is stopped now */
+	bool rests_in_signal_path; /* the last injection was a loop: stopped in its signal's delivery */
 	struct run_ctx *run; /* for fault points (tests kill stasis at a step) */
 };
 
@@ -69,16 +70,23 @@ static inline int inject_ret_err(int64_t ret)
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
 		       size_t len);
 /*
- * Runs syscall nr count times in one go, from a loop in the stub (no ptrace round trip per
- * syscall): the k-th has the arguments args[i] + k * step[i], and ret[k] gets its rax; then
- * len bytes from the scratch's start go to out. The results take the scratch's last count * 8
- * bytes. The task is stopped after the loop by a signal that stasis sends it beforehand, one
- * that it ignores: if stasis dies meanwhile, the loop ends and the task goes on as after one
- * syscall, the signal dropped. Only for syscalls that change nothing (reads). Where there is
- * no loop (no stub or no room in the vDSO, or no signal fit to stop it) they run one at a time,
- * to the same effect. Returns 0 (each syscall's own result in ret) or a negative errno of
- * running them.
+ * Runs the n syscalls of a list in one go, from a loop in the stub (no ptrace round trip per
+ * syscall): ret[k] gets the k-th's rax; then len bytes from the scratch's start go to out
+ * (arguments that point to results point there). The list itself takes the scratch's last
+ * n * sizeof(struct inject_call) bytes. The task is stopped after the loop by a signal that
+ * stasis sends it beforehand, one that it ignores: if stasis dies meanwhile, the loop ends and
+ * the task goes on as after one syscall, the signal dropped. Only for syscalls that change
+ * nothing (reads). Where there is no loop (no stub or no room in the vDSO, or no signal fit to
+ * stop it) they run one at a time, to the same effect. Returns 0 (each syscall's own result in
+ * ret) or a negative errno of running them.
  */
+struct inject_call {
+	uint64_t nr;
+	uint64_t args[6];
+};
+int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, unsigned n,
+		    int64_t *ret, void *out, size_t len);
+/* inject_syscalls of syscall nr count times, the k-th with the arguments args[i] + k * step[i]. */
 int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len);
 /*

@@ -1,6 +1,7 @@
 /* Signals: handlers with flags and masks, blocked mask, pending signals, the alternate stack. */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -18,18 +19,30 @@ struct kernel_sigaction {
 	uint64_t handler, flags, restorer, mask;
 };
 
-/* Every signal's action, read in the task in one go: rt_sigaction(sig, NULL, scratch + k * 32). */
-static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa)
+/*
+ * Every signal's action, read in the task in one go with the alternate stack (the main
+ * thread's): rt_sigaction(sig, NULL, scratch + k * 32), then sigaltstack(NULL, its answer);
+ * ret[NSIG_KERNEL] is the latter's (signals_collect_thread judges it).
+ */
+static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa, int64_t *ret,
+			   void *altstack)
 {
-	static const uint64_t step[6] = { 1, 0, sizeof(*ksa) };
-	uint64_t args[6] = { 1, 0, t->inj.scratch, 8 };
-	int64_t ret[NSIG_KERNEL];
+	struct inject_call calls[NSIG_KERNEL + 1];
+	struct {
+		struct kernel_sigaction ksa[NSIG_KERNEL];
+		unsigned char altstack[SIGNALS_ANSWER_SIZE];
+	} out;
 	unsigned logged = log_errors();
-	int err = inject_syscall_repeat(&t->inj, SYS_rt_sigaction, args, step, NSIG_KERNEL, ret, ksa,
-					NSIG_KERNEL * sizeof(*ksa));
+	int err;
 
-	if (err)
+	for (int k = 0; k < NSIG_KERNEL; k++)
+		calls[k] = (struct inject_call){ SYS_rt_sigaction,
+						 { k + 1, 0, t->inj.scratch + k * sizeof(*ksa), 8 } };
+	signals_ask_altstack(&calls[NSIG_KERNEL], t->inj.scratch + offsetof(typeof(out), altstack));
+	if ((err = inject_syscalls(&t->inj, calls, NSIG_KERNEL + 1, ret, &out, sizeof(out))))
 		return log_unnamed(logged, err, "dump pid %d: rt_sigaction in the task failed", t->pid);
+	memcpy(ksa, out.ksa, sizeof(out.ksa));
+	memcpy(altstack, out.altstack, sizeof(out.altstack));
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
 		if (ret[sig - 1] && sig != SIGKILL && sig != SIGSTOP)
 			return log_unnamed(logged, inject_ret_err(ret[sig - 1]),
@@ -37,16 +50,12 @@ static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa)
 	return 0;
 }
 
-static int dump_sigactions(struct dump_task *t)
+static int dump_sigactions(struct dump_task *t, const struct kernel_sigaction *all)
 {
 	TaskCore *c = t->core;
-	struct kernel_sigaction all[NSIG_KERNEL];
-	int err;
 
 	if (!(c->sigactions = xzalloc(NSIG_KERNEL * sizeof(*c->sigactions))))
 		return -ENOMEM;
-	if ((err = read_sigactions(t, all)))
-		return err;
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++) {
 		struct kernel_sigaction ksa = all[sig - 1];
 
@@ -101,20 +110,27 @@ int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_
 	}
 }
 
-int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
-			   struct thread_altstack *as)
+void signals_ask_altstack(struct inject_call *call, uint64_t at)
+{
+	*call = (struct inject_call){ SYS_sigaltstack, { 0, at } };
+}
+
+int signals_collect_thread(pid_t tid, uint64_t *mask, struct thread_altstack *as, int64_t ret,
+			   const void *answer)
 {
 	struct { uint64_t sp; int32_t flags; uint64_t size; } ss;
-	uint64_t args[6] = { 0, inj->scratch };
-	unsigned logged = log_errors();
-	int err;
 
+	_Static_assert(sizeof(ss) == SIGNALS_ANSWER_SIZE, "stack_t");
 	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(*mask), mask)) {
 		pr_perror("dump tid %d: cannot read blocked signal mask", tid);
 		return -errno;
 	}
-	if ((err = inject_syscall_out(inj, SYS_sigaltstack, args, &ss, sizeof(ss))))
-		return log_unnamed(logged, err, "dump tid %d: cannot read the alternate signal stack", tid);
+	if (ret) {
+		pr_err("dump tid %d: cannot read the alternate signal stack: %s", tid,
+		       strerror(-inject_ret_err(ret)));
+		return inject_ret_err(ret);
+	}
+	memcpy(&ss, answer, sizeof(ss));
 	as->sp = ss.sp;
 	as->flags = ss.flags;
 	as->size = ss.size;
@@ -125,10 +141,16 @@ static int dump_signals(struct dump_task *t)
 {
 	TaskCore *c = t->core;
 	struct thread_altstack as;
+	struct {
+		struct kernel_sigaction ksa[NSIG_KERNEL];
+		unsigned char altstack[SIGNALS_ANSWER_SIZE];
+	} answers;
+	int64_t ret[NSIG_KERNEL + 1];
 	int err;
 
-	if ((err = signals_collect_thread(t->pid, &t->inj, &c->sigmask, &as)) ||
-	    (err = dump_sigactions(t)) ||
+	if ((err = read_sigactions(t, answers.ksa, ret, answers.altstack)) ||
+	    (err = signals_collect_thread(t->pid, &c->sigmask, &as, ret[NSIG_KERNEL], answers.altstack)) ||
+	    (err = dump_sigactions(t, answers.ksa)) ||
 	    /* (an exited main thread has none of its own: t->pid's are its thread entry's) */
 	    (t->pid == t->tgid && (err = signals_collect_pending(t->pid, false, &c->pending, &c->n_pending))) ||
 	    (err = signals_collect_pending(t->pid, true, &c->pending, &c->n_pending)))

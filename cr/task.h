@@ -53,6 +53,7 @@ struct open_files {
 void open_files_free(struct open_files *x);
 
 struct task_tracking;
+struct task_ns;
 
 struct dump_task {
 	pid_t pid;                    /* the host's: the thread every /proc file, ptrace call and
@@ -91,6 +92,7 @@ struct dump_task {
 	uint64_t nr_shared_pages; /* saved by an ancestor, referenced */
 	uint64_t nr_parent_pages; /* unchanged since the parent dump, referenced */
 	struct task_tracking *track; /* writes since the parent dump (cr/dirty-track.c) */
+	struct task_ns *ns;          /* its and its threads' namespaces, read once (cr/namespaces.c) */
 	uint64_t page_sums_ns;    /* spent on the pages' checksums (dump stats) */
 };
 
@@ -105,10 +107,21 @@ struct thread_altstack {
 	uint64_t sp, size;
 	uint32_t flags;
 };
-int kernel_task_collect(pid_t tid, struct inject_ctx *inj, GpRegs *regs, struct thread_kstate *ks);
+/*
+ * What only the thread itself can tell is asked inside it, in one list of injected syscalls
+ * (cr/threads.c, and each kind's own for the main thread): the *_ask functions make the call,
+ * its result to land at scratch address at (the sizes below); the collect functions take its
+ * rax (ret) and those bytes (answer).
+ */
+#define KERNEL_TASK_ANSWER_SIZE 8  /* clear_child_tid */
+#define SIGNALS_ANSWER_SIZE 24     /* the alternate signal stack (stack_t) */
+void kernel_task_ask(struct inject_call *call, uint64_t at);
+int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64_t ret,
+			const void *answer);
 int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs);
-int signals_collect_thread(pid_t tid, struct inject_ctx *inj, uint64_t *mask,
-			   struct thread_altstack *as);
+void signals_ask_altstack(struct inject_call *call, uint64_t at);
+int signals_collect_thread(pid_t tid, uint64_t *mask, struct thread_altstack *as, int64_t ret,
+			   const void *answer);
 int signals_collect_pending(pid_t tid, bool shared, PendingSignal ***list, size_t *n);
 
 /*
@@ -214,7 +227,8 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
  * Every process and thread of the frozen tree (n, the root first) in namespaces the restore
  * makes again, before anything is collected (cr/namespaces.c); else said, -ENOTSUP.
  */
-int namespaces_judge_tree(const struct dump_task *tasks, size_t n);
+int namespaces_judge_tree(struct dump_task *tasks, size_t n);
+void namespaces_free(struct task_ns *ns);
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);

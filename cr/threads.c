@@ -4,6 +4,7 @@
  * robust list, clear_child_tid, comm), and is recreated by the restorer blob with its old tid.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -86,18 +87,28 @@ void threads_release(struct dump_task *t)
 	}
 }
 
-/* The thread's own timer slack (prctl answers for the calling thread only). */
-static int thread_timer_slack(int tid, struct inject_ctx *inj, ThreadCore *tc)
+/*
+ * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
+ * alternate signal stack, its timer slack (prctl answers for the calling thread only).
+ */
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_TIMER_SLACK, NR_ASKS };
+struct thread_answers {
+	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
+	unsigned char altstack[SIGNALS_ANSWER_SIZE];
+};
+
+static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], struct thread_answers *a)
 {
-	uint64_t args[6] = { PR_GET_TIMERSLACK };
+	struct inject_call calls[NR_ASKS] = {
+		[ASK_TIMER_SLACK] = { SYS_prctl, { PR_GET_TIMERSLACK } },
+	};
 	unsigned logged = log_errors();
-	int64_t ret;
 	int err;
 
-	if ((err = inject_syscall(inj, SYS_prctl, args, &ret)) || (err = ret < 0 ? ret : 0))
-		return log_unnamed(logged, err, "dump thread %d: cannot read its timer slack", tid);
-	tc->has_timer_slack_ns = true;
-	tc->timer_slack_ns = ret;
+	kernel_task_ask(&calls[ASK_TID_ADDRESS], inj->scratch + offsetof(struct thread_answers, tid_address));
+	signals_ask_altstack(&calls[ASK_ALTSTACK], inj->scratch + offsetof(struct thread_answers, altstack));
+	if ((err = inject_syscalls(inj, calls, NR_ASKS, ret, a, sizeof(*a))))
+		return log_unnamed(logged, err, "dump thread %d: cannot run syscalls inside it", tid);
 	return 0;
 }
 
@@ -107,24 +118,35 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	struct inject_ctx own = t->inj, *inj = ft->tid == t->pid ? &t->inj : &own;
 	struct thread_kstate ks;
 	struct thread_altstack as;
+	struct thread_answers answers;
+	int64_t ret[NR_ASKS];
 	char path[64];
 	auto_free char *comm = NULL;
 	int err, end = 0;
 
 	own.pid = ft->tid;
 	own.saved = ft->regs;
+	own.rests_in_signal_path = false;
 	if ((err = pid_ns_vtid(t->ctx, t->pid, ft->tid, &tc->tid)))
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
-	comm = read_file_at(AT_FDCWD, path, NULL);
+	comm = read_proc_record(path);
 	if ((!comm && errno == ENOMEM) || !(tc->comm = xstrdup(comm)))
 		return -ENOMEM;
 	tc->comm[strcspn(tc->comm, "\n")] = 0;
 	if (!(err = regs_collect(ft->tid, &ft->regs, &tc->regs, &tc->xsave)) &&
-	    !(err = kernel_task_collect(ft->tid, inj, tc->regs, &ks)) &&
-	    !(err = signals_collect_thread(ft->tid, inj, &tc->sigmask, &as)) &&
-	    !(err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending)))
-		err = thread_timer_slack(ft->tid, inj, tc);
+	    !(err = ask_thread(ft->tid, inj, ret, &answers)) &&
+	    !(err = kernel_task_collect(ft->tid, tc->regs, &ks, ret[ASK_TID_ADDRESS], answers.tid_address)) &&
+	    !(err = signals_collect_thread(ft->tid, &tc->sigmask, &as, ret[ASK_ALTSTACK], answers.altstack)) &&
+	    !(err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending))) {
+		if (ret[ASK_TIMER_SLACK] < 0) {
+			err = inject_ret_err(ret[ASK_TIMER_SLACK]);
+			pr_err("dump thread %d: cannot read its timer slack: %s", ft->tid, strerror(-err));
+		} else {
+			tc->has_timer_slack_ns = true;
+			tc->timer_slack_ns = ret[ASK_TIMER_SLACK];
+		}
+	}
 	if (inj == &own) {
 		own.scratch = 0; /* the main thread's injection owns the scratch page */
 		end = inject_end(&own); /* the thread's registers as frozen, after a failure too */

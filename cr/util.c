@@ -128,7 +128,20 @@ int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+static char *read_whole(int dirfd, const char *path, size_t *len_out, bool one_record);
+
 char *read_file_at(int dirfd, const char *path, size_t *len_out)
+{
+	return read_whole(dirfd, path, len_out, false);
+}
+
+char *read_proc_record(const char *path)
+{
+	return read_whole(AT_FDCWD, path, NULL, true);
+}
+
+/* one_record: a read that leaves room in the buffer had the whole file (no read for EOF) */
+static char *read_whole(int dirfd, const char *path, size_t *len_out, bool one_record)
 {
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	size_t cap = 4096, len = 0;
@@ -151,6 +164,8 @@ char *read_file_at(int dirfd, const char *path, size_t *len_out)
 		if (n == 0)
 			break;
 		len += n;
+		if (one_record && cap - len >= 2)
+			break;
 		if (cap - len < 2) {
 			char *nb = xreallocarray(buf, cap *= 2, 1);
 			if (!nb)

@@ -38,6 +38,11 @@ int write_all(int fd, const void *buf, size_t len);
 /* Reads a whole small file (from /proc) into a NUL-terminated malloc'd buffer; NULL with errno
  * set (ENOMEM: the allocator said so; any other is the caller's to judge and name). */
 char *read_file_at(int dirfd, const char *path, size_t *len_out);
+/*
+ * A /proc file that the kernel makes whole in one go (single_open: PID/stat, PID/status,
+ * PID/limits...): a read that does not fill the buffer had all of it, no read for the end.
+ */
+char *read_proc_record(const char *path);
 
 /* cleanup helpers */
 static inline void close_fdp(int *fd)

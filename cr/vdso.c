@@ -43,7 +43,7 @@ static void saved_specials(const Mm *mm, struct special_set *s)
 static int own_specials(struct special_set *s)
 {
 	struct proc_vmas vmas;
-	int err = proc_read_vmas(PROC_SELF, &vmas);
+	int err = proc_read_layout(PROC_SELF, &vmas); /* (maps: smaps would walk every page) */
 
 	memset(s, 0, sizeof(*s));
 	if (err)

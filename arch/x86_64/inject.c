@@ -41,9 +41,9 @@ struct stub_data {
 	uint64_t scratch, scratch_len, unmap_rax, mask;
 	uint64_t rflags, rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15, rsp,
 		rip;
-	/* the loop (inject_syscall_repeat): what each argument register steps by, then the mask
-	 * that lets only the signal that stops the task after the loop through */
-	uint64_t step[6], loop_mask;
+	/* the loop (inject_syscalls): the mask that lets only the signal that stops the task
+	 * after the loop through */
+	uint64_t loop_mask;
 };
 
 __asm__(".pushsection .rodata\n"
@@ -84,37 +84,38 @@ __asm__(".pushsection .rodata\n"
 	"	jmp *inject_stub_data+168(%rip)\n"
 	".balign 8\n"
 	"inject_stub_data:\n"
-	"	.fill 29, 8, 0\n"
+	"	.fill 23, 8, 0\n"
 	"inject_stub_base_end:\n"
 	/*
-	 * The loop: syscall r14 r12 times, each rax stored at r13 (stepping by 8), the argument
-	 * registers stepping as the data say; then only the stop signal unblocked (the task stops
-	 * in its delivery, stasis catches it there); left alone, on as after one syscall.
+	 * The loop: r12 syscalls from the table at r13 (in the scratch mapping), each entry its
+	 * number and six arguments, its rax stored over its number; then only the stop signal
+	 * unblocked (the task stops in its delivery, stasis catches it there); left alone, on as
+	 * after one syscall.
 	 */
 	"inject_stub_loop:\n"
-	"	movq %r14, %rax\n"
+	"	movq 0(%r13), %rax\n"
+	"	movq 8(%r13), %rdi\n"
+	"	movq 16(%r13), %rsi\n"
+	"	movq 24(%r13), %rdx\n"
+	"	movq 32(%r13), %r10\n"
+	"	movq 40(%r13), %r8\n"
+	"	movq 48(%r13), %r9\n"
 	"	syscall\n"
-	"	movq %rax, (%r13)\n"
-	"	addq $8, %r13\n"
-	"	addq inject_stub_data+176(%rip), %rdi\n"
-	"	addq inject_stub_data+184(%rip), %rsi\n"
-	"	addq inject_stub_data+192(%rip), %rdx\n"
-	"	addq inject_stub_data+200(%rip), %r10\n"
-	"	addq inject_stub_data+208(%rip), %r8\n"
-	"	addq inject_stub_data+216(%rip), %r9\n"
+	"	movq %rax, 0(%r13)\n"
+	"	addq $56, %r13\n"
 	"	decq %r12\n"
 	"	jnz inject_stub_loop\n"
 	"	movl $14, %eax\n" /* rt_sigprocmask(SIG_SETMASK, &loop_mask, NULL, 8) */
 	"	movl $2, %edi\n"
-	"	leaq inject_stub_data+224(%rip), %rsi\n"
+	"	leaq inject_stub_data+176(%rip), %rsi\n"
 	"	xorl %edx, %edx\n"
 	"	movl $8, %r10d\n"
 	"	syscall\n"
 	"	jmp inject_stub_after\n"
 	"inject_stub_end:\n"
 	".popsection\n");
-_Static_assert(offsetof(struct stub_data, step) == 176 && offsetof(struct stub_data, loop_mask) == 224 &&
-		       sizeof(struct stub_data) == 29 * 8,
+_Static_assert(offsetof(struct stub_data, loop_mask) == 176 && sizeof(struct stub_data) == 23 * 8 &&
+		       sizeof(struct inject_call) == 56,
 	       "the stub's code reads its data at these offsets");
 extern const char inject_stub_start[], inject_stub_data[], inject_stub_base_end[],
 	inject_stub_loop[], inject_stub_end[];
@@ -230,7 +231,7 @@ static void resume_data(const struct inject_ctx *ctx, uint64_t mask, bool unmap_
 
 	*d = (struct stub_data){ ctx->scratch, ctx->scratch_len, unmap_rax, mask, r->eflags, r->rax,
 				 r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8, r->r9, r->r10,
-				 r->r11, r->r12, r->r13, r->r14, r->r15, r->rsp, r->rip, { 0 }, 0 };
+				 r->r11, r->r12, r->r13, r->r14, r->r15, r->rsp, r->rip, 0 };
 	if ((long long)r->orig_rax < 0)
 		return;
 	switch (-(long long)r->rax) {
@@ -371,6 +372,7 @@ static int run_injected(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 		pr_perror("pid %d: cannot set registers for injected syscall %ld", ctx->pid, nr);
 		return -errno;
 	}
+	ctx->rests_in_signal_path = false;
 	fault_point(ctx, "inject-regs");
 	/* pending signals (a child's SIGCHLD...) stay pending while the syscall runs */
 	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(all), &all)) {
@@ -436,7 +438,7 @@ static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask, pid_t *
 	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", ctx->owner, ctx->pid);
-	auto_free char *status = read_file_at(AT_FDCWD, path, NULL);
+	auto_free char *status = read_proc_record(path);
 	const char *tgid_at = status ? strstr(status, "\nTgid:") : NULL;
 	if (!tgid_at || (*tgid = strtol(tgid_at + 6, NULL, 10)) <= 0)
 		return 0;
@@ -488,19 +490,21 @@ static int run_loop(struct inject_ctx *ctx, long nr, int sig)
 	}
 }
 
-/* inject_syscall_repeat from the stub's loop; -EOPNOTSUPP (nothing done) without one. */
-static int repeat_in_loop(struct inject_ctx *ctx, long nr, const uint64_t args[6],
-			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len)
+/* inject_syscalls from the stub's loop; -EOPNOTSUPP (nothing done) without one. */
+static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls, unsigned n,
+			 int64_t *ret, void *out, size_t len)
 {
 	struct user_regs_struct r = ctx->saved;
 	bool main_thread = ctx->pid == ctx->owner;
-	uint64_t all = ~0ull, mask, stub, results;
+	uint64_t all = ~0ull, mask, stub, table;
+	size_t table_len = n * sizeof(*calls);
+	auto_free struct inject_call *done = NULL;
 	struct stub_data d;
 	pid_t tgid;
 	int sig, err = 0;
 
-	if (ctx->stub_len != STUB_LEN || !ctx->scratch || !count ||
-	    count * sizeof(*ret) + len > ctx->scratch_len)
+	if (ctx->stub_len != STUB_LEN || !ctx->scratch || !n || ctx->mem_fd < 0 ||
+	    n > ctx->scratch_len / sizeof(*calls) || table_len + len > ctx->scratch_len)
 		return -EOPNOTSUPP;
 	if (ptrace(PTRACE_GETSIGMASK, ctx->pid, sizeof(mask), &mask)) {
 		pr_perror("pid %d: cannot read its signal mask", ctx->pid);
@@ -510,24 +514,29 @@ static int repeat_in_loop(struct inject_ctx *ctx, long nr, const uint64_t args[6
 		pr_debug("pid %d: no signal to stop injected syscalls by: one at a time", ctx->pid);
 		return -EOPNOTSUPP;
 	}
+	if (!(done = xmalloc(table_len)))
+		return -ENOMEM;
 	stub = ctx->stub + (main_thread ? 0 : ctx->stub_len);
-	results = ctx->scratch + ctx->scratch_len - count * sizeof(*ret);
+	table = ctx->scratch + ctx->scratch_len - table_len;
+	if (pwrite(ctx->mem_fd, calls, table_len, table) != (ssize_t)table_len) {
+		pr_perror("pid %d: cannot write the table of injected syscalls", ctx->pid);
+		return -EIO;
+	}
 	resume_data(ctx, mask, false, &d);
-	memcpy(d.step, step, sizeof(d.step));
 	d.loop_mask = ~(1ull << (sig - 1));
 	if ((err = stub_data_write(ctx, stub, &d)))
 		return err;
 	r.rip = stub + STUB_LOOP_OFF;
 	r.orig_rax = -1;
-	syscall_args_set(&r, args);
-	r.r12 = count;
-	r.r13 = results;
-	r.r14 = nr;
+	r.r12 = n;
+	r.r13 = table;
 	/* as one syscall's (run_injected): from here a task left alone loops, then goes on */
 	if (ptrace(PTRACE_SETREGS, ctx->pid, 0, &r)) {
-		pr_perror("pid %d: cannot set registers for injected syscalls %ld", ctx->pid, nr);
+		pr_perror("pid %d: cannot set registers for injected syscalls %ld...", ctx->pid,
+			  (long)calls[0].nr);
 		return -errno;
 	}
+	ctx->rests_in_signal_path = false;
 	fault_point(ctx, "inject-regs");
 	if (ptrace(PTRACE_SETSIGMASK, ctx->pid, sizeof(all), &all)) {
 		pr_perror("pid %d: cannot block signals for injected syscalls", ctx->pid);
@@ -542,35 +551,53 @@ static int repeat_in_loop(struct inject_ctx *ctx, long nr, const uint64_t args[6
 		goto back;
 	}
 	fault_point(ctx, "inject-entry");
-	if ((err = run_loop(ctx, nr, sig)))
+	if ((err = run_loop(ctx, calls[0].nr, sig)))
 		return err;
 	fault_point(ctx, "inject-exit");
-	/* (the stop in the signal's delivery: the next resume, with no signal, drops it) */
+	/*
+	 * It stops in the signal's delivery, in the signal path (the next resume, with no
+	 * signal, drops it): with its own registers back, a resume from here (stasis gone, or
+	 * its release) makes its interrupted syscall again, as from the freeze.
+	 */
+	ctx->rests_in_signal_path = true;
 back:
-	if ((err = injection_leave(ctx, nr, mask, main_thread, err)))
+	if ((err = injection_leave(ctx, calls[0].nr, mask, main_thread, err)))
 		return err;
-	if ((err = scratch_read(ctx, results - ctx->scratch, ret, count * sizeof(*ret))))
+	if (scratch_read(ctx, table - ctx->scratch, done, table_len))
+		return -EIO;
+	for (unsigned k = 0; k < n; k++)
+		ret[k] = done[k].nr;
+	return len ? scratch_read(ctx, 0, out, len) : 0;
+}
+
+int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, unsigned n,
+		    int64_t *ret, void *out, size_t len)
+{
+	int err = calls_in_loop(ctx, calls, n, ret, out, len);
+
+	if (err != -EOPNOTSUPP)
 		return err;
+	if (len > ctx->scratch_len)
+		return -EINVAL;
+	for (unsigned k = 0; k < n; k++) /* one at a time */
+		if ((err = inject_syscall(ctx, calls[k].nr, calls[k].args, &ret[k])))
+			return err;
 	return len ? scratch_read(ctx, 0, out, len) : 0;
 }
 
 int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
 			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len)
 {
-	int err = repeat_in_loop(ctx, nr, args, step, count, ret, out, len);
+	auto_free struct inject_call *calls = xmalloc((count ? count : 1) * sizeof(*calls));
 
-	if (err != -EOPNOTSUPP)
-		return err;
-	if (len > ctx->scratch_len)
-		return -EINVAL;
-	for (unsigned k = 0; k < count; k++) { /* one at a time */
-		uint64_t one[6];
+	if (!calls)
+		return -ENOMEM;
+	for (unsigned k = 0; k < count; k++) {
+		calls[k].nr = nr;
 		for (int i = 0; i < 6; i++)
-			one[i] = args[i] + k * step[i];
-		if ((err = inject_syscall(ctx, nr, one, &ret[k])))
-			return err;
+			calls[k].args[i] = args[i] + k * step[i];
 	}
-	return len ? scratch_read(ctx, 0, out, len) : 0;
+	return inject_syscalls(ctx, calls, count, ret, out, len);
 }
 
 /* The stub into the vDSO's tail, its bytes there kept to be put back; 0 or -errno. */
@@ -726,8 +753,10 @@ int inject_end(struct inject_ctx *ctx)
 {
 	int err = 0;
 
-	if (ctx->pid != ctx->owner) /* another thread's: it rests with its own registers */
-		return back_to_frozen(ctx);
+	if (ctx->pid != ctx->owner) { /* another thread's: it rests with its own registers */
+		/* (after a loop, in the signal path already: resumed from there, as from the freeze) */
+		return ctx->rests_in_signal_path ? 0 : back_to_frozen(ctx);
+	}
 	if (ctx->scratch) {
 		uint64_t args[6] = { ctx->scratch, ctx->scratch_len };
 		int64_t r;
