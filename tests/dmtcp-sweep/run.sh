@@ -87,6 +87,9 @@ bash|/bin/bash|2|(see sweep_one)|
 mremap|mremap|1||
 mmap-noreserve|mmap-noreserve|1||
 heap-growth|heap-growth|1||
+posix-mq2|posix-mq2|2||
+timer2|timer2|1||
+exec-repeat|exec-repeat|1|a|
 '
 
 build() { # SOURCE: bin/SOURCE from src/SOURCE.c or .cpp
@@ -123,6 +126,7 @@ killtree() { # ROOT: SIGKILL the root and everything below it, by pid
 ipc_ids() { ipcs -q -s -m 2>/dev/null | awk '$2 ~ /^[0-9]+$/ { print $2 }' | sort; }
 ipc_clean() { # remove the System V objects that were not there before (list in $1)
 	local id
+	rm -f /dev/mqueue/dmtcp-mq-* # (posix-mq1/2's queues)
 	for id in $(comm -13 "$1" <(ipc_ids)); do
 		ipcrm -q "$id" 2>/dev/null || ipcrm -s "$id" 2>/dev/null || ipcrm -m "$id" 2>/dev/null
 	done
