@@ -9,7 +9,7 @@
 # (plus the test's options), `stasis restore -D DIR --shell-job -d -o restore.log -v4`, 3 s.
 # Every test runs under reaper.c (a child subreaper: the root of the dumped tree, so that a
 # test whose first process exits still is one tree), in a session of its own, in a work
-# directory of its own (cwd; TMPDIR: $DMTCP_TMP/NAME.b or .c), stdin a FIFO it holds open both ways (reads block
+# directory of its own (LD_LIBRARY_PATH the bin dir; cwd; TMPDIR: $DMTCP_TMP/NAME.b or .c), stdin a FIFO it holds open both ways (reads block
 # as under autotest.py's open pipe), stdout and stderr one file, line-buffered (stdbuf -oL:
 # most tests print counters with printf and no fflush; the output shows their progress).
 # Verdict: ok | DUMPFAIL | RESTFAIL | BAD | KFAIL | SKIP and the reason:
@@ -90,15 +90,26 @@ heap-growth|heap-growth|1||
 posix-mq2|posix-mq2|2||
 timer2|timer2|1||
 exec-repeat|exec-repeat|1|a|
+pthread_atfork1|pthread_atfork1|2||
+dlopen1|dlopen1|1||
 '
 
 build() { # SOURCE: bin/SOURCE from src/SOURCE.c or .cpp
 	local s=$1
 	[ -x "$BIN/$s" ] && [ "$BIN/$s" -nt "$DT/src/$s.c" ] && return 0
 	local extra=
-	[ "$s" = heap-growth ] && extra=-no-pie # (as DMTCP builds it)
+	case $s in
+	heap-growth) extra=-no-pie ;; # (as DMTCP builds it)
+	pthread_atfork1)              # (linked with the library its -DLIB build makes)
+		gcc -O1 -g -w -fPIC -shared -DLIB -o "$BIN/libpthread_atfork.so" "$DT/src/$s.c" -pthread || return 1
+		extra="-L$BIN -lpthread_atfork" ;;
+	dlopen1) # (the two libraries it dlopens in turn, found through LD_LIBRARY_PATH)
+		gcc -O1 -g -w -fPIC -shared -DLIB1 -o "$BIN/libdlopen-lib1.so" "$DT/src/$s.c" &&
+			gcc -O1 -g -w -fPIC -shared -DLIB2 -o "$BIN/libdlopen-lib2.so" "$DT/src/$s.c" || return 1
+		extra=-ldl ;;
+	esac
 	if [ -f "$DT/src/$s.c" ]; then
-		gcc -O1 -g -w -pthread $extra -o "$BIN/$s" "$DT/src/$s.c" -lrt -lutil
+		gcc -O1 -g -w -pthread -o "$BIN/$s" "$DT/src/$s.c" $extra -lrt -lutil
 	elif [ -f "$DT/src/$s.cpp" ]; then
 		g++ -O1 -g -w -pthread -o "$BIN/$s" "$DT/src/$s.cpp" -lrt -lutil
 	else
@@ -141,7 +152,7 @@ start() { # WD TMP PROG [ARG...]: start under the reaper in WD; prints the reape
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
 	mkfifo "$wd/stdin"
-	(cd "$wd" && TMPDIR=$tmp exec setsid -f sh -c 'echo $$ >pid; exec "$@"' sh \
+	(cd "$wd" && TMPDIR=$tmp LD_LIBRARY_PATH=$BIN exec setsid -f sh -c 'echo $$ >pid; exec "$@"' sh \
 		stdbuf -oL -eL "$BIN/reaper" "$@" 0<>"$wd/stdin" >"$wd/out" 2>&1)
 	sleep 0.2
 	cat "$wd/pid"
