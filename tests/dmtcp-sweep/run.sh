@@ -18,14 +18,16 @@
 #   the same window, or its output after the dump has an error/assert/abort line the
 #   baseline's has not. KFAIL: the baseline itself ends with a count autotest.py does not allow.
 # Environment: STASIS (the tree's build/stasis), DMTCP_TESTS (/work/dmtcp-tests: src/*.c,
-#   bin/, results/NAME/{base.out,out (their last 64 KiB),cr/img/{dump,restore}.log}), DMTCP_RUN (2) and
-#   DMTCP_AFTER (3) seconds, DMTCP_TMP (/tmp/dmtcp-sweep), DMTCP_RESULTS ($DMTCP_TESTS/results). Summary: $DMTCP_TESTS/results/summary.tsv.
+#   bin/, results/NAME/{base.out,out (their last 64 KiB),cr/img.N/{dump,restore}.log}), DMTCP_RUN (2) and
+#   DMTCP_AFTER (3) seconds after each restore, DMTCP_CYCLES (1; 2: dump the restored tree
+#   again and restore it again, as autotest.py does), DMTCP_TMP (/tmp/dmtcp-sweep), DMTCP_RESULTS ($DMTCP_TESTS/results). Summary: $DMTCP_TESTS/results/summary.tsv.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 STASIS=${STASIS:-$(cd "$here/../.." && pwd)/build/stasis}
 DT=${DMTCP_TESTS:-/work/dmtcp-tests}
 RUN=${DMTCP_RUN:-2}
 AFTER=${DMTCP_AFTER:-3}
+CYCLES=${DMTCP_CYCLES:-1} # dump+restore cycles (autotest.py does 2)
 BIN=$DT/bin
 RES=${DMTCP_RESULTS:-$DT/results}
 # TMPDIR of a test (short: file2 and shared-memory2 want 3 names of 19 bytes in 100)
@@ -129,17 +131,29 @@ descendants() {
 			for (i = 2; i <= n; i++) if (st[q[i]] !~ /^Z/) print q[i]
 		}'
 }
-count() { descendants "$1" | wc -l; }
+# the number of live processes below the reaper ROOT; their pids are added to $SEEN
+count() { descendants "$1" | tee -a "$SEEN" | wc -l; }
 killtree() { # ROOT: SIGKILL the root and everything below it, by pid
 	local p
 	for p in $1 $(descendants "$1"); do kill -KILL "$p" 2>/dev/null; done
 }
 ipc_ids() { ipcs -q -s -m 2>/dev/null | awk '$2 ~ /^[0-9]+$/ { print $2 }' | sort; }
-ipc_clean() { # remove the System V objects that were not there before (list in $1)
+# Remove the System V objects the test made, and only those (others may be running tests
+# too): new since the list in $1, and either a segment whose creator was one of the test's
+# processes (seen in $2) or a semaphore set or queue of the keys sysv-sem and sysv-msg use
+# (9977, 9978; 9979 a segment).
+ipc_clean() {
 	local id
 	rm -f /dev/mqueue/dmtcp-mq-* # (posix-mq1/2's queues)
 	for id in $(comm -13 "$1" <(ipc_ids)); do
-		ipcrm -q "$id" 2>/dev/null || ipcrm -s "$id" 2>/dev/null || ipcrm -m "$id" 2>/dev/null
+		if ipcs -m -p | awk -v id="$id" '$1 == id { print $3 }' | grep -qxF -f "$2" 2>/dev/null ||
+			ipcs -m | awk -v id="$id" '$2 == id { print $1 }' | grep -qx 0x000026fb; then
+			ipcrm -m "$id" 2>/dev/null
+		elif ipcs -s | awk -v id="$id" '$2 == id { print $1 }' | grep -qxE '0x000026f9|0x000026fa'; then
+			ipcrm -s "$id" 2>/dev/null
+		elif ipcs -q | awk -v id="$id" '$2 == id { print $1 }' | grep -qx 0x000026f9; then
+			ipcrm -q "$id" 2>/dev/null
+		fi
 	done
 }
 errors_in() { grep -a -m1 -iE 'error|assert|abort|fail|mismatch|bug' "$@" 2>/dev/null | cut -c1-160; }
@@ -180,6 +194,8 @@ sweep_one() {
 	esac
 	ipc=$d/ipc.before
 	ipc_ids >"$ipc"
+	SEEN=$d/pids.seen
+	: >"$SEEN"
 
 	# baseline: 5 s without C/R
 	pid=$(start "$d/base" "$TMPROOT/$name.b" "$prog" "$@")
@@ -188,35 +204,44 @@ sweep_one() {
 	sleep "$AFTER"
 	bn1=$(count "$pid") bs1=$(size "$d/base/out")
 	killtree "$pid"
-	ipc_clean "$ipc"
+	ipc_clean "$ipc" "$SEEN"
 	berr=$(errors_in "$d/base/out")
 	tail -c 65536 "$d/base/out" >"$d/base.out" 2>/dev/null && rm -f "$d/base/out" # (dmtcp2 writes 100 MB/s)
 
-	# C/R
+	# C/R, $CYCLES times (autotest.py: 2); the verdict is of the first cycle that goes wrong
 	pid=$(start "$d/cr" "$TMPROOT/$name.c" "$prog" "$@")
 	sleep "$RUN"
-	n0=$(count "$pid")
-	"$STASIS" dump -t "$pid" -D "$d/cr/img" --shell-job -o dump.log -v4 $opts >"$d/dump.err" 2>&1
-	rc=$?
-	if [ $rc -ne 0 ]; then
-		killtree "$pid"
-		ipc_clean "$ipc"
-		echo "$name DUMPFAIL (exit $rc) $(grep -h -m1 -E 'Error|ERROR|error' "$d/cr/img/dump.log" "$d/dump.err" | head -n 1 | cut -c1-200)"
-		return
-	fi
-	s0=$(size "$d/cr/out")
-	"$STASIS" restore -D "$d/cr/img" --shell-job -d -o restore.log -v4 $opts >"$d/restore.err" 2>&1
-	rc=$?
-	if [ $rc -ne 0 ]; then
-		killtree "$pid"
-		ipc_clean "$ipc"
-		echo "$name RESTFAIL (exit $rc) $(grep -h -m1 -E 'Error|ERROR|error' "$d/cr/img/restore.log" "$d/restore.err" | head -n 1 | cut -c1-200)"
-		return
-	fi
-	sleep "$AFTER"
-	n1=$(count "$pid") s1=$(size "$d/cr/out")
+	local c img cyc
+	for c in $(seq "$CYCLES"); do
+		img=$d/cr/img.$c
+		cyc=$([ "$CYCLES" -gt 1 ] && echo " (cycle $c)")
+		mkdir -p "$img"
+		n0=$(count "$pid")
+		"$STASIS" dump -t "$pid" -D "$img" --shell-job -o dump.log -v4 $opts >"$d/dump.err" 2>&1
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			killtree "$pid"
+			ipc_clean "$ipc" "$SEEN"
+			echo "$name DUMPFAIL$cyc (exit $rc) $(grep -h -m1 -E 'Error|ERROR|error' "$img/dump.log" "$d/dump.err" | head -n 1 | cut -c1-200)"
+			return
+		fi
+		s0=$(size "$d/cr/out")
+		"$STASIS" restore -D "$img" --shell-job -d -o restore.log -v4 $opts >"$d/restore.err" 2>&1
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			killtree "$pid"
+			ipc_clean "$ipc" "$SEEN"
+			echo "$name RESTFAIL$cyc (exit $rc) $(grep -h -m1 -E 'Error|ERROR|error' "$img/restore.log" "$d/restore.err" | head -n 1 | cut -c1-200)"
+			return
+		fi
+		sleep "$AFTER"
+		n1=$(count "$pid") s1=$(size "$d/cr/out")
+		[ "$n1" -lt "$n0" ] || ! allowed "$n1" "$counts" && break
+		[ "$bs1" -gt "$bs0" ] && [ "$s1" -le "$s0" ] && break
+		[ -z "$berr" ] && [ -n "$(tail -c +$((s0 + 1)) "$d/cr/out" | errors_in)" ] && break
+	done
 	killtree "$pid"
-	ipc_clean "$ipc"
+	ipc_clean "$ipc" "$SEEN"
 	rm -rf "$TMPROOT/$name.b" "$TMPROOT/$name.c"
 	err=$(tail -c +$((s0 + 1)) "$d/cr/out" | errors_in)
 	tail -c 65536 "$d/cr/out" >"$d/out" 2>/dev/null && rm -f "$d/cr/out"
@@ -224,17 +249,20 @@ sweep_one() {
 	if ! allowed "$bn1" "$counts"; then
 		echo "$name KFAIL without C/R the test has $bn1 processes after 5 s (allowed: $counts)${berr:+; $berr}"
 	elif [ "$n1" -lt "$n0" ] || ! allowed "$n1" "$counts"; then
-		echo "$name BAD $n0 processes before the dump, $n1 after the restore${err:+; $err}"
+		echo "$name BAD$cyc $n0 processes before the dump, $n1 after the restore${err:+; $err}"
 	elif [ -n "$err" ] && [ -z "$berr" ]; then
-		echo "$name BAD error after the restore: $err"
+		echo "$name BAD$cyc error after the restore: $err"
 	elif [ "$bs1" -gt "$bs0" ] && [ "$s1" -le "$s0" ]; then
-		echo "$name BAD output stopped after the restore ($s0 bytes at the dump, $s1 after ${AFTER} s; baseline $bs0 -> $bs1)"
+		echo "$name BAD$cyc output stopped after the restore ($s0 bytes at the dump, $s1 after ${AFTER} s; baseline $bs0 -> $bs1)"
 	else
 		echo "$name ok $n1 processes; output $s0 -> $s1 bytes (baseline $bs0 -> $bs1)"
 	fi
 }
 
-cc -O2 -Wall -Werror -o "$BIN/reaper" "$here/reaper.c" || exit 1
+# (rebuilt only when changed: a running test maps it, and a restore checks it is unchanged)
+if ! [ "$BIN/reaper" -nt "$here/reaper.c" ]; then
+	cc -O2 -Wall -Werror -o "$BIN/reaper.new" "$here/reaper.c" && mv "$BIN/reaper.new" "$BIN/reaper" || exit 1
+fi
 [ $# -gt 0 ] || set -- $(echo "$TESTS" | cut -d'|' -f1)
 : >"$RES/summary.tsv.new"
 for t in "$@"; do
