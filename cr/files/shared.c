@@ -112,10 +112,6 @@ static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool 
 	return 0;
 }
 
-/*
- * stasis holds the file of fd of pid (that process's own entry: neither a dup nor shared),
- * which fd user_fd of user_pid uses (shares it, or an epoll of it watches it).
- */
 /* Whether pid is top or forked below it (the images' parents). */
 static bool forked_below(const struct restore_tree *rt, pid_t pid, pid_t top)
 {
@@ -133,12 +129,26 @@ static bool forked_below(const struct restore_tree *rt, pid_t pid, pid_t top)
 	return false;
 }
 
+/*
+ * stasis holds the file of fd of pid (that process's own entry: neither a dup nor shared),
+ * which fd user_fd of user_pid uses (shares it, or an epoll of it watches it).
+ */
 static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, uint32_t fd,
 		      pid_t user_pid, uint32_t user_fd)
 {
 	struct shared_state *st = state_of(ctx);
 	struct restore_task *owner = NULL;
+	size_t s = st->slots ? find_slot(st, pid, fd) : 0;
 
+	if (st->slots && st->slots[s] >= 0) { /* held already: is user_pid below its opener? */
+		const struct shared_file *f = &st->files[st->slots[s]];
+		if (!f->opener || forked_below(rt, user_pid, f->opener))
+			return 0;
+		pr_err("restore pid %d fd %u: the file of pid %d fd %u can only be opened once pid %d "
+		       "runs, which did not fork pid %d (not supported); nothing was started",
+		       user_pid, user_fd, pid, fd, f->opener, user_pid);
+		return -ENOTSUP;
+	}
 	for (size_t j = 0; j < rt->nr_tasks; j++)
 		if (rt->tasks[j].pid == pid)
 			owner = &rt->tasks[j];
@@ -152,13 +162,11 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 	/* a file of /proc/P of a process P of the tree: P opens it before it forks its sharers */
 	pid_t opener = ops->opened_by_process ? ops->opened_by_process(owner, o) : 0;
 	if (opener > 0 && (!forked_below(rt, pid, opener) || !forked_below(rt, user_pid, opener))) {
-		pr_err("restore pid %d fd %u: %s is shared with pid %d fd %u, and it can only be opened "
-		       "once pid %d runs, which forked neither (not supported); nothing was started",
-		       pid, fd, o->path ? o->path : ops->name, user_pid, user_fd, opener);
+		pr_err("restore pid %d fd %u: %s, shared with pid %d fd %u, can only be opened once pid "
+		       "%d runs, and not both are it or forked below it (not supported); nothing was "
+		       "started", pid, fd, o->path ? o->path : ops->name, user_pid, user_fd, opener);
 		return -ENOTSUP;
 	}
-	if (shared_file_fd(ctx, pid, fd) >= 0)
-		return 0;
 	unsigned logged = log_errors();
 	/* a file of a reaped process of the tree's own namespace, a socket whose peer pid is one of
 	 * it: there once the root is in it; a file of /proc of a process of the tree: once it runs */
