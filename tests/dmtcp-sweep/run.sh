@@ -58,7 +58,7 @@ stale-fd|stale-fd|2||
 rlimit-restore|rlimit-restore|1||
 rlimit-nofile|rlimit-nofile|2||
 procfd1|procfd1|2||
-popen1|popen1|1 2 3||
+popen1|popen1|1 2 3 4 5||
 poll|poll|1||
 epoll1|epoll1|2||--tcp-established
 epoll2|epoll1|2|--use-epoll-create1|--tcp-established
