@@ -277,9 +277,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 		child_fail(err, "restore pid %d: time namespace: %s", t->pid, strerror(-err));
 	if (t->is_root)
 		enter_namespaces(rt, t);
-	if (t->is_root && (err = shared_files_open_later(rt)))
-		child_fail(err, "restore pid %d: cannot open the files of reaped processes it shares: %s",
-			   t->pid, strerror(-err));
+	if ((err = shared_files_open_later(rt, t)))
+		child_fail(err, "restore pid %d: cannot open the shared files of reaped processes or of "
+			   "its own /proc: %s", t->pid, strerror(-err));
 	/* a maker of namespaces of its own makes them before it forks (its children inherit them) */
 	if (!t->is_root && ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid))))
 		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));

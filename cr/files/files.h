@@ -74,6 +74,11 @@ struct fd_kind_ops {
 	 * is a pid there), not stasis before the tree; shared by several processes, it opens there
 	 * too (cr/files/shared.c). */
 	bool (*opens_in_tree_ns)(const struct run_ctx *ctx, const FdEntry *e);
+	/* Optional: the pid of the process of the tree that names the file (a file of its
+	 * /proc/PID, there only once it runs), 0 if none. Shared by several processes, that
+	 * process opens it itself before it forks, at stasis's held number (cr/files/shared.c):
+	 * each sharer must be it or forked below it. */
+	pid_t (*opened_by_process)(const struct restore_task *t, const FdEntry *e);
 	FdKind kind;
 	bool open_in_stasis; /* opened by stasis before the tree, inherited (named pipes) */
 };
@@ -184,10 +189,13 @@ int epoll_item_read(FdEntry *e, const char *l, int efd, struct kcmp_epoll_slot *
 /* cr/files/shared.c: open files shared by several processes of the tree (tree_shared_files):
  * stasis's fd on the one saved as fd of pid, or -1. */
 int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
-/* In the root, in the tree's own PID namespace once stasis made the processes of reaped pids
- * there (cr/proc-dead.c): the held files of /proc of them opened at their held numbers. */
+/* In each new process before it forks (the root: in the tree's own PID namespace once stasis
+ * made the processes of reaped pids there, cr/proc-dead.c): the held files it opens itself at
+ * their held numbers, the root those of /proc of reaped pids, a process those of its own /proc
+ * (fd_kind_ops.opened_by_process). */
 struct restore_tree;
-int shared_files_open_later(struct restore_tree *rt);
+struct restore_task;
+int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self);
 
 /* cr/files/unix.c, restore, in stasis, when the root of a tree with a PID namespace of its own
  * (host pid root) has reported from it: the unix sockets it made again there (their peer

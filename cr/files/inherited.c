@@ -28,6 +28,8 @@ static bool is_terminal(const struct stat *st)
 /*
  * The caller's: the same open file as one of the root's stdio fds (a terminal or pipe the
  * tree was started with; children inherit them). Any other pipe belongs to the tree.
+ * A named pipe (FIFO) is never the caller's: it has a path and is opened again by it
+ * (cr/files/pipe.c), as `prog 0<>fifo` expects its stdin to still be that FIFO.
  */
 static bool from_outside(const struct dump_task *t, int fd)
 {
@@ -41,7 +43,7 @@ static bool from_outside(const struct dump_task *t, int fd)
 
 static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
-	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode);
+	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode) && p->link[0] != '/';
 	int owned = 0;
 
 	if (!tty && !pipe)

@@ -339,6 +339,13 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 	return fd;
 }
 
+/* A file of /proc/PID/ of a process of the tree: PID, there only once it runs. */
+static pid_t proc_opener(const struct restore_task *t, const FdEntry *e)
+{
+	const char *rest;
+	return proc_of_tree(t, e) ? (pid_t)proc_path_pid(e->path, &rest) : 0;
+}
+
 const struct fd_kind_ops fd_kind_regular = {
 	.name = "file by path",
 	.dump = dump_regular,
@@ -346,5 +353,6 @@ const struct fd_kind_ops fd_kind_regular = {
 	.check = check_regular,
 	.open = open_regular,
 	.opens_in_tree_ns = proc_dead_in_tree_ns,
+	.opened_by_process = proc_opener,
 	.kind = FD_KIND__FD_REGULAR,
 };

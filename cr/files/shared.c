@@ -22,6 +22,7 @@ struct shared_file {
 	uint32_t fd;
 	int held;   /* stasis' fd */
 	bool later; /* held is /dev/null: the root opens the file there (shared_files_open_later) */
+	pid_t opener; /* later, by this process of the tree rather than the root: its /proc file */
 };
 
 /* The run's open files that stasis opens itself, inherited by every new process; found by
@@ -95,7 +96,7 @@ static const FdEntry *find_fd(const struct restore_task *t, uint32_t fd)
 	return NULL;
 }
 
-static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool later)
+static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool later, pid_t opener)
 {
 	struct shared_file *more = slots_reserve(st, st->n + 1) ? NULL
 				   : xreallocarray(st->files, st->n + 1, sizeof(*st->files));
@@ -105,10 +106,27 @@ static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool 
 		return -ENOMEM;
 	}
 	st->files = more;
-	st->files[st->n] = (struct shared_file){ pid, fd, held, later };
+	st->files[st->n] = (struct shared_file){ pid, fd, held, later, opener };
 	st->slots[find_slot(st, pid, fd)] = (int)st->n;
 	st->n++;
 	return 0;
+}
+
+/* Whether pid is top or forked below it (the images' parents). */
+static bool forked_below(const struct restore_tree *rt, pid_t pid, pid_t top)
+{
+	for (size_t steps = 0; steps <= rt->inv->n_tree; steps++) {
+		const TreeEntry *e = NULL;
+		if (pid == top)
+			return true;
+		for (size_t i = 0; !e && i < rt->inv->n_tree; i++)
+			if ((pid_t)rt->inv->tree[i]->pid == pid)
+				e = rt->inv->tree[i];
+		if (!e)
+			return false;
+		pid = (pid_t)e->ppid;
+	}
+	return false;
 }
 
 /*
@@ -120,9 +138,17 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 {
 	struct shared_state *st = state_of(ctx);
 	struct restore_task *owner = NULL;
+	size_t s = st->slots ? find_slot(st, pid, fd) : 0;
 
-	if (shared_file_fd(ctx, pid, fd) >= 0)
-		return 0;
+	if (st->slots && st->slots[s] >= 0) { /* held already: is user_pid below its opener? */
+		const struct shared_file *f = &st->files[st->slots[s]];
+		if (!f->opener || forked_below(rt, user_pid, f->opener))
+			return 0;
+		pr_err("restore pid %d fd %u: the file of pid %d fd %u can only be opened once pid %d "
+		       "runs, which did not fork pid %d (not supported); nothing was started",
+		       user_pid, user_fd, pid, fd, f->opener, user_pid);
+		return -ENOTSUP;
+	}
 	for (size_t j = 0; j < rt->nr_tasks; j++)
 		if (rt->tasks[j].pid == pid)
 			owner = &rt->tasks[j];
@@ -133,25 +159,34 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 		       user_pid, user_fd, fd, pid);
 		return -EINVAL;
 	}
+	/* a file of /proc/P of a process P of the tree: P opens it before it forks its sharers */
+	pid_t opener = ops->opened_by_process ? ops->opened_by_process(owner, o) : 0;
+	if (opener > 0 && (!forked_below(rt, pid, opener) || !forked_below(rt, user_pid, opener))) {
+		pr_err("restore pid %d fd %u: %s, shared with pid %d fd %u, can only be opened once pid "
+		       "%d runs, and not both are it or forked below it (not supported); nothing was "
+		       "started", pid, fd, o->path ? o->path : ops->name, user_pid, user_fd, opener);
+		return -ENOTSUP;
+	}
 	unsigned logged = log_errors();
 	/* a file of a reaped process of the tree's own namespace, a socket whose peer pid is one of
-	 * it: there once the root is in it */
-	bool later = ops->opens_in_tree_ns && ops->opens_in_tree_ns(ctx, o);
+	 * it: there once the root is in it; a file of /proc of a process of the tree: once it runs */
+	bool later = opener > 0 || (ops->opens_in_tree_ns && ops->opens_in_tree_ns(ctx, o));
 	int held = later ? open("/dev/null", O_RDONLY | O_CLOEXEC) : ops->open(owner, o);
 	if (held < 0 && later)
 		held = -errno;
 	if (held < 0)
 		return log_unnamed(logged, held, "restore pid %d fd %u: cannot open %s", pid, fd,
 				   o->path ? o->path : ops->name);
-	return hold(st, pid, fd, held, later);
+	return hold(st, pid, fd, held, later, opener);
 }
 
-int shared_files_open_later(struct restore_tree *rt)
+int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self)
 {
 	struct shared_state *st = state_of(rt->ctx);
 
 	for (size_t i = 0; i < st->n; i++) {
-		if (!st->files[i].later)
+		if (!st->files[i].later ||
+		    (st->files[i].opener ? st->files[i].opener != self->pid : !self->is_root))
 			continue;
 		struct restore_task *owner = pstree_task(rt, st->files[i].pid);
 		const FdEntry *o = find_fd(owner, st->files[i].fd);
@@ -190,7 +225,7 @@ static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 			if (held < 0)
 				return log_unnamed(logged, held, "restore pid %d fd %u: cannot open %s",
 						   tasks[i].pid, e->fd, e->path ? e->path : ops->name);
-			if ((err = hold(st, tasks[i].pid, e->fd, held, false)))
+			if ((err = hold(st, tasks[i].pid, e->fd, held, false, 0)))
 				return err;
 		}
 	}

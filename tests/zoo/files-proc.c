@@ -6,16 +6,19 @@
  *   container with a /proc of its own; the host's init, outside the tree, when the program is
  *   pid 1 of a PID namespace on the host's /proc: --container=pidns);
  *   fds 40..: /proc/self/ns/{net,uts,ipc,mnt,pid,pid_for_children,cgroup,time,user} (O_RDONLY),
- *   fd 49: /proc/self/ns/net with O_PATH.
+ *   fd 49: /proc/self/ns/net with O_PATH;
+ *   fd 35: /proc/self/status opened before the fork, read up to offset 10: one open file of
+ *   the parent's /proc/PID that its child shares (the parent must run before it is opened).
  * After restore and SIGTERM: fd 30 is at offset 20 and reads the status of this very process
  * (its pid), fd 31 and 32 are its /proc directories, fd 33 reads the child's stat, fd 34 is
  * still the file /proc/1/status (same inode; "Pid: 1") and not the restored tree's init's; every
  * namespace fd is the namespace the process is in (same inode as /proc/self/ns/NAME), with the
- * same flags. Pids as /proc names them (zoo_proc_pid): /proc may be of another PID namespace
+ * same flags; fd 35 reads this process's status at offset 10 and is the child's fd 35 (kcmp). Pids as /proc names them (zoo_proc_pid): /proc may be of another PID namespace
  * than the program's (tests/run-zoo.sh --container=pidns).
  * Blocks in: nanosleep (zoo_wait loop; the child's sleep loop).
  */
 #include "zoo.h"
+#include <linux/kcmp.h>
 #include <sys/wait.h>
 
 static const char *const ns_names[] = { "net", "uts", "ipc", "mnt", "pid", "pid_for_children",
@@ -33,8 +36,17 @@ static void c_namespace(ucontext_t *u)
 }
 static void c_child(ucontext_t *u) { (void)u; int fd = open("/proc/self/stat", O_RDONLY); dup2(fd, 33); close(fd); }
 static void c_init(ucontext_t *u) { (void)u; int fd = open("/proc/self/status", O_RDONLY); dup2(fd, 34); close(fd); }
+static void c_shared(ucontext_t *u)
+{
+	(void)u; /* the same file at the same offset, but no longer the child's */
+	int fd = open("/proc/self/status", O_RDONLY);
+	dup2(fd, 35);
+	close(fd);
+	lseek(35, 10, SEEK_SET);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "offset", c_offset, 0 },
+	{ "shared", c_shared, 0 },
 	{ "namespace", c_namespace, 0 },
 	{ "child", c_child, 0 },
 	{ "init", c_init, 0 },
@@ -51,6 +63,9 @@ int main(int argc, char **argv)
 	char buf[4096], path[64];
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	at(35, open("/proc/self/status", O_RDONLY));
+	if (read(35, buf, 10) != 10)
+		zoo_die("read /proc/self/status: %s", strerror(errno));
 	child = fork();
 	if (child == 0) {
 		for (;;)
@@ -83,6 +98,12 @@ int main(int argc, char **argv)
 	      "fd 31 is not /proc/self");
 	CHECK("offset", fstatat(32, "30", &a, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(a.st_mode),
 	      "fd 32 does not list this process's fds");
+	CHECK("shared", lseek(35, 0, SEEK_CUR) == 10, "fd 35 at offset %ld, expected 10", (long)lseek(35, 0, SEEK_CUR));
+	n = pread(35, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	CHECK("shared", strstr(buf, want) != NULL, "fd 35 does not read this process's status");
+	CHECK("shared", syscall(SYS_kcmp, getpid(), child, KCMP_FILE, 35, 35) == 0,
+	      "fd 35 is not the child's fd 35 (one open file shared since the fork)");
 	n = pread(33, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = 0;
 	pid_t proc_child = zoo_proc_pid(child);
@@ -104,5 +125,5 @@ int main(int argc, char **argv)
 	      "fd 49 is not an O_PATH fd of /proc/self/ns/net");
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	return zoo_finish("5 fds of /proc, 10 of its namespaces");
+	return zoo_finish("6 fds of /proc (one shared with its child), 10 of its namespaces");
 }
