@@ -220,6 +220,31 @@ int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct u
 	return as ? unix_run_as(ctx, as, -1, NULL, listen_here, &l, sizeof(l)) : listen_here(&l);
 }
 
+struct listen_batch {
+	const int *s, *backlog;
+	size_t n, failed; /* (the one whose listen() failed) */
+};
+
+static int listen_batch_here(void *arg)
+{
+	struct listen_batch *b = arg;
+
+	for (b->failed = 0; b->failed < b->n; b->failed++)
+		if (listen(b->s[b->failed], b->backlog[b->failed]))
+			return -errno;
+	return 0;
+}
+
+int unix_listen_all_as(const struct run_ctx *ctx, const int *s, const int *backlog, size_t n,
+		       const struct unix_cred *as, size_t *failed)
+{
+	struct listen_batch b = { s, backlog, n, 0 };
+	int err = unix_run_as(ctx, as, -1, NULL, listen_batch_here, &b, sizeof(b));
+
+	*failed = b.failed;
+	return err;
+}
+
 struct relisten {
 	int fd, backlog;
 	uint32_t uid, gid;

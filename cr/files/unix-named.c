@@ -259,6 +259,51 @@ static int connect_peer(const struct unix_state *st, int s, uint64_t peer)
 				 unix_held_scratch(st, peer), NULL);
 }
 
+/* A listener unix_make_listeners makes with others: its name's file was there (or abstract),
+ * its listen()'s credentials in *as. */
+static bool batched_listener(const FdEntry *e, struct unix_cred *as)
+{
+	return !e->has_sock_peer && e->sock_name.len && !e->sock_file_gone && e->has_sock_backlog &&
+	       unix_listener_cred(e, as);
+}
+
+int unix_make_listeners(struct unix_state *st, bool *made)
+{
+	size_t n = st->nr_bound, k;
+	const FdEntry **group = xreallocarray(NULL, n ? n : 1, sizeof(*group));
+	size_t *at = xreallocarray(NULL, n ? n : 1, sizeof(*at));
+	int *s = xreallocarray(NULL, n ? n : 1, sizeof(*s));
+	bool *tried = calloc(n ? n : 1, sizeof(*tried)); /* (in a group: not again) */
+	int err = group && at && s && tried ? 0 : -ENOMEM;
+	struct unix_cred as, other;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		if (made[i] || tried[i] || !batched_listener(st->bound[i], &as))
+			continue;
+		for (size_t j = k = 0; j < n; j++)
+			if (!made[j] && !tried[j] && batched_listener(st->bound[j], &other) &&
+			    !memcmp(&as, &other, sizeof(as)))
+				group[k] = st->bound[j], tried[j] = true, at[k++] = j;
+		if (k < 2)
+			continue; /* alone: unix_make_bound's */
+		if (unix_bind_listen_all(st->ctx, group, k, &as, s)) /* (none made: unix_make_bound's) */
+			continue;
+		for (size_t m = 0; m < k; m++) {
+			if (s[m] < 0)
+				continue; /* failed: unix_make_bound makes it again, and says why */
+			if (err)
+				close(s[m]);
+			else if (!(err = unix_hold(st, group[m]->sock_ino, 0, s[m], group[m])))
+				made[at[m]] = true;
+		}
+	}
+	free(group);
+	free(at);
+	free(s);
+	free(tried);
+	return err;
+}
+
 /* A bound socket, or (second round) a one-way datagram socket connected to its peer. */
 int unix_make_bound(struct unix_state *st, const FdEntry *e)
 {

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -492,6 +493,68 @@ int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_fil
 		return err;
 	}
 	return s;
+}
+
+struct bind_listen_batch {
+	const FdEntry *const *es;
+	const int *s;
+	size_t n;
+	uint32_t fsuid, fsgid; /* stasis's: the socket files are made as by unix_bind_saved */
+	int err[];
+};
+
+/* In the helper (its root the tree's): each socket bound to its name (from its directory), then listening. */
+static int bind_listen_batch_here(void *arg)
+{
+	struct bind_listen_batch *b = arg;
+	auto_close int start = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	syscall(SYS_setfsuid, b->fsuid); /* (raw: this thread's only) */
+	syscall(SYS_setfsgid, b->fsgid);
+	for (size_t i = 0; i < b->n; i++) {
+		const FdEntry *e = b->es[i];
+		struct by_path p = { .s = b->s[i], .replace_stale = true };
+		int err = unix_saved_addr(e, &p.sa, &p.len);
+		if (!err && !p.sa.sun_path[0])
+			err = bind_abstract(p.s, &p.sa, p.len);
+		else if (!err)
+			err = start < 0 || fchdir(start) || (e->sock_dir && chdir(e->sock_dir)) ? -errno : bind_here(&p);
+		if (!err && listen(p.s, (int)e->sock_backlog))
+			err = -errno;
+		b->err[i] = err;
+	}
+	return 0;
+}
+
+int unix_bind_listen_all(const struct run_ctx *ctx, const FdEntry *const *es, size_t n,
+			 const struct unix_cred *as, int *s)
+{
+	size_t size = sizeof(struct bind_listen_batch) + n * sizeof(int);
+	struct bind_listen_batch *b = calloc(1, size);
+	int err = 0;
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		s[i] = saved_socket(es[i]); /* (one that failed fails its bind, in the helper) */
+	*b = (struct bind_listen_batch){ es, s, n, geteuid(), getegid() };
+	if (!err)
+		err = unix_run_as(ctx, as, ctx->tree_root_fd, NULL, bind_listen_batch_here, b, size);
+	for (size_t i = 0; i < n; i++) {
+		const FdEntry *e = es[i];
+		if (s[i] >= 0 &&
+		    (err || b->err[i] ||
+		     (!e->sock_file_gone &&
+		      unix_name_file_set(ctx, e->sock_dir, &e->sock_name,
+					 &(struct unix_file_attrs){ e->has_sock_file_uid, e->sock_file_uid,
+								    e->sock_file_gid, e->has_sock_file_mode,
+								    e->sock_file_mode })))) {
+			close(s[i]);
+			s[i] = -1;
+		}
+	}
+	free(b);
+	return err;
 }
 
 int unix_connect_saved(const struct run_ctx *ctx, const FdEntry *e)

@@ -317,9 +317,16 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 		if (st->rst->in_flight[i]->kind == FD_KIND__FD_UNIX_PAIR ||
 		    st->rst->in_flight[i]->kind == FD_KIND__FD_UNIX_PENDING)
 			st->root_connects = false;
-	for (size_t i = 0; i < st->nr_bound; i++)
-		if (!st->bound[i]->has_sock_peer && (err = unix_make_bound(st, st->bound[i])))
-			return err;
+	bool *made = calloc(st->nr_bound ? st->nr_bound : 1, sizeof(*made));
+	if (!made)
+		return -ENOMEM;
+	err = unix_make_listeners(st, made);
+	for (size_t i = 0; i < st->nr_bound && !err; i++)
+		if (!made[i] && !st->bound[i]->has_sock_peer)
+			err = unix_make_bound(st, st->bound[i]);
+	free(made);
+	if (err)
+		return err;
 	if ((err = unix_make_pairs(st)))
 		return err;
 	for (size_t i = 0; i < st->nr_bound; i++)
@@ -328,6 +335,47 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = unix_restore_pending(st)) || (err = unix_carried_open(st, ctx)))
 		return err;
 	return 0;
+}
+
+/* The listener's fd and its listen()'s credentials, if it listens again in the tree's root. */
+static int relistener(struct unix_state *st, const FdEntry *e, struct unix_cred *as)
+{
+	int fd = e->has_sock_ino ? unix_held_fd(st, e->sock_ino) : -1;
+
+	return fd >= 0 && e->has_sock_backlog && unix_listener_cred(e, as) && as->pid ? fd : -1;
+}
+
+/* The listeners listen again as who had listened: one helper for those of one pid and ids. */
+static int relisten_in_root(struct unix_state *st)
+{
+	size_t n = st->nr_bound, k, failed;
+	int *fd = calloc(n ? n : 1, sizeof(*fd)), *backlog = calloc(n ? n : 1, sizeof(*backlog));
+	const FdEntry **of = calloc(n ? n : 1, sizeof(*of));
+	bool *done = calloc(n ? n : 1, sizeof(*done));
+	int err = fd && backlog && of && done ? 0 : -ENOMEM;
+	struct unix_cred as, other;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		if (done[i] || relistener(st, st->bound[i], &as) < 0)
+			continue;
+		for (size_t j = k = 0; j < n; j++) {
+			int at = done[j] ? -1 : relistener(st, st->bound[j], &other);
+			if (at >= 0 && !memcmp(&as, &other, sizeof(as))) {
+				done[j] = true;
+				of[k] = st->bound[j];
+				backlog[k] = (int)of[k]->sock_backlog;
+				fd[k++] = at;
+			}
+		}
+		if ((err = unix_listen_all_as(st->ctx, fd, backlog, k, &as, &failed)))
+			pr_err("restore: cannot listen on unix socket %llu again as pid %u: %s",
+			       (unsigned long long)of[failed < k ? failed : 0]->sock_ino, as.pid, strerror(-err));
+	}
+	free(fd);
+	free(backlog);
+	free(of);
+	free(done);
+	return err;
 }
 
 /*
@@ -340,21 +388,13 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 static int enter_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct unix_state *st = unix_state_of(ctx);
-	struct unix_cred as;
 	int err = 0;
 
 	(void)rt;
 	if (!st->rst || !st->root_connects)
 		return 0;
 	st->in_root = true;
-	for (size_t i = 0; i < st->nr_bound && !err; i++) {
-		const FdEntry *e = st->bound[i];
-		int fd = e->has_sock_ino ? unix_held_fd(st, e->sock_ino) : -1;
-		if (fd >= 0 && e->has_sock_backlog && unix_listener_cred(e, &as) && as.pid &&
-		    (err = unix_listen_as(ctx, fd, e->sock_backlog, &as)))
-			pr_err("restore: cannot listen on unix socket %llu again as pid %u: %s",
-			       (unsigned long long)e->sock_ino, as.pid, strerror(-err));
-	}
+	err = relisten_in_root(st);
 	if (!err && !(err = unix_remake_pairs(st)))
 		err = unix_restore_pending(st);
 	st->in_root = false; /* (the root's copy: its processes make nothing more this way) */

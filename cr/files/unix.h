@@ -188,6 +188,10 @@ void unix_listener_cred_set(FdEntry *e, const struct unix_cred *c);
 const struct unix_cred *unix_listener_cred(const FdEntry *e, struct unix_cred *c);
 /* listen(2) on s by a process with as's credentials (NULL: stasis): its and its clients' peer's. */
 int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct unix_cred *as);
+/* listen(2) on each of n sockets, in order, by one process with as's credentials (unix_run_as);
+ * on failure, *failed is the socket whose listen() failed (the ones before it listen). */
+int unix_listen_all_as(const struct run_ctx *ctx, const int *s, const int *backlog, size_t n,
+		       const struct unix_cred *as, size_t *failed);
 /*
  * In the new task, once its fds have their numbers (fd_kind_unix_bound's settle): a listener
  * whose listen() was this very process's, in a tree with a PID namespace of its own (where
@@ -262,6 +266,15 @@ bool unix_renamed_valid(const FdEntry *e);
 int unix_name_file_rename(const struct run_ctx *ctx, const FdEntry *e);
 /* A socket of the entry's type, flags and SO_PASSCRED, bound to its name (listening if it was). */
 int unix_bind_saved(const struct run_ctx *ctx, const FdEntry *e, struct unix_file *made);
+/*
+ * Restore: n saved listeners whose listen() as made (bound to a name whose file was there at
+ * the dump, listening), bound and listening by one helper process with as's credentials
+ * (unix_run_as; the binds with stasis's file system ids, as unix_bind_saved's), their socket
+ * files' owner and mode set: s[i] each one's socket, -1 for one that failed (nothing said:
+ * unix_bind_saved makes it again, and says why). -errno if the helper could not run at all.
+ */
+int unix_bind_listen_all(const struct run_ctx *ctx, const FdEntry *const *es, size_t n,
+			 const struct unix_cred *as, int *s);
 /* The owner and mode of a socket file, as saved. */
 struct unix_file_attrs {
 	bool has_owner;
@@ -365,6 +378,13 @@ int unix_dump_fresh(struct dump_task *t, const struct fd_probe *p, FdEntry *e);
 bool unix_bound_valid(const FdEntry *e, size_t n_carried);
 /* Restore: the entry's socket made and held (one-way ones once their peers are). */
 int unix_make_bound(struct unix_state *st, const FdEntry *e);
+/*
+ * Restore: the listeners among the bound entries not made yet (made[i]: bound[i] is), those
+ * whose listen() had the same pid and ids by one helper process for them all
+ * (unix_bind_listen_all: a server's master may hold dozens), made and held, made[] set; a
+ * listener alone of its kind, or one that failed, is left to unix_make_bound.
+ */
+int unix_make_listeners(struct unix_state *st, bool *made);
 
 /* ---- cr/files/unix-pair.c ---- */
 
