@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pstree.h"
 #include "tree-objects.h"
+#include "tree-plan.h"
 
 struct shared_file {
 	pid_t pid;
@@ -112,19 +113,21 @@ static int hold(struct shared_state *st, pid_t pid, uint32_t fd, int held, bool 
 	return 0;
 }
 
-/* Whether pid is top or forked below it (the images' parents). */
+/*
+ * Whether pid is top, or is forked at restore by top or by a process forked below it (the
+ * plan's creators, not the images' parents: an orphan is forked by a helper, a sibling by
+ * CLONE_PARENT): then it inherits what top opened before it forked.
+ */
 static bool forked_below(const struct restore_tree *rt, pid_t pid, pid_t top)
 {
-	for (size_t steps = 0; steps <= rt->inv->n_tree; steps++) {
-		const TreeEntry *e = NULL;
-		if (pid == top)
+	ssize_t k = tree_entry_index(rt->inv, pid), anc = tree_entry_index(rt->inv, top);
+
+	for (size_t steps = 0; k >= 0 && anc >= 0 && steps <= rt->inv->n_tree; steps++) {
+		if (k == anc)
 			return true;
-		for (size_t i = 0; !e && i < rt->inv->n_tree; i++)
-			if ((pid_t)rt->inv->tree[i]->pid == pid)
-				e = rt->inv->tree[i];
-		if (!e)
+		if (k == 0)
 			return false;
-		pid = (pid_t)e->ppid;
+		k = tree_entry_index(rt->inv, rt->plan[k].creator);
 	}
 	return false;
 }
