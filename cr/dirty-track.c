@@ -129,13 +129,6 @@ static int slot_fd(const struct task_tracking *tt, int i)
 	return i < tt->slots ? tt->base + i : tt->base2 + i - tt->slots;
 }
 
-static int cmp_fd(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* fd of pid is a userfaultfd with exactly a tracker's features: *ino is its inode. */
 static bool is_tracker(pid_t pid, int fd, uint64_t *ino)
 {
@@ -413,7 +406,7 @@ static int find_trackers(struct dump_task *t, const char **why)
 		return err;
 	for (int i = 0; i < nr_slots(tt); i++) {
 		int fd = slot_fd(tt, i);
-		if (!bsearch(&fd, open_fds, n_open, sizeof(*open_fds), cmp_fd) || !is_tracker(t->pid, fd, &ino))
+		if (!proc_numbers_hold(open_fds, n_open, fd) || !is_tracker(t->pid, fd, &ino))
 			continue;
 		if (tt->own < 0 && rec && (uint32_t)fd == rec->fd && ino == rec->uffd_ino &&
 		    started == rec->start_time) {

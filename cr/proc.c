@@ -277,6 +277,11 @@ static int list_numbers(const char *path, int **out, size_t *n)
 	return 0;
 }
 
+bool proc_numbers_hold(const int *list, size_t n, int x)
+{
+	return n && bsearch(&x, list, n, sizeof(*list), cmp_int);
+}
+
 int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n)
 {
 	char path[64];

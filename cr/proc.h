@@ -60,6 +60,8 @@ int proc_nspids(pid_t pid, uint32_t **pids, size_t *n);
 
 /* The numbered entries of /proc/PID/<dir> ("task": thread ids, "fd": fds), sorted. */
 int proc_list_numbers(pid_t pid, const char *dir, int **out, size_t *n);
+/* Is x in such a list (of n, sorted)? */
+bool proc_numbers_hold(const int *list, size_t n, int x);
 /*
  * A process whose main thread has exited (pthread_exit, SYS_exit) lives on in its other threads
  * while /proc shows it as a zombie: the tid of one of them that still runs, or 0 (a process

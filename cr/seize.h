@@ -57,16 +57,16 @@ int inject_begin(struct inject_ctx *ctx, struct run_ctx *run, pid_t pid,
 		 const struct user_regs_struct *regs, uint64_t vdso_start, uint64_t vdso_end);
 /* Runs syscall nr with args inside the task; *ret gets rax (a negative errno on failure). */
 int inject_syscall(struct inject_ctx *ctx, long nr, const uint64_t args[6], int64_t *ret);
-/*
- * For syscalls that write their result to memory (args point into ctx->scratch): runs it,
- * and on success copies len bytes of the scratch page to out. Returns 0 or a negative errno
- * (the syscall's own, or one of running it).
- */
 /* An injected syscall's nonzero rax as an error: its -errno, else -EIO. */
 static inline int inject_ret_err(int64_t ret)
 {
 	return ret < 0 && ret > -4096 ? (int)ret : -EIO;
 }
+/*
+ * For syscalls that write their result to memory (args point into ctx->scratch): runs it,
+ * and on success copies len bytes of the scratch page to out. Returns 0 or a negative errno
+ * (the syscall's own, or one of running it).
+ */
 int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], void *out,
 		       size_t len);
 /*
@@ -86,9 +86,6 @@ struct inject_call {
 };
 int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, unsigned n,
 		    int64_t *ret, void *out, size_t len);
-/* inject_syscalls of syscall nr count times, the k-th with the arguments args[i] + k * step[i]. */
-int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
-			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len);
 /*
  * Unmaps the scratch page, takes the stub out (the main thread's context) and puts the
  * registers back as they were at the freeze.

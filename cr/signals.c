@@ -24,25 +24,25 @@ struct kernel_sigaction {
  * thread's): rt_sigaction(sig, NULL, scratch + k * 32), then sigaltstack(NULL, its answer);
  * ret[NSIG_KERNEL] is the latter's (signals_collect_thread judges it).
  */
-static int read_sigactions(struct dump_task *t, struct kernel_sigaction *ksa, int64_t *ret,
-			   void *altstack)
+struct sigaction_answers {
+	struct kernel_sigaction ksa[NSIG_KERNEL];
+	unsigned char altstack[SIGNALS_ANSWER_SIZE];
+};
+
+static int read_sigactions(struct dump_task *t, struct sigaction_answers *out, int64_t *ret)
 {
 	struct inject_call calls[NSIG_KERNEL + 1];
-	struct {
-		struct kernel_sigaction ksa[NSIG_KERNEL];
-		unsigned char altstack[SIGNALS_ANSWER_SIZE];
-	} out;
 	unsigned logged = log_errors();
 	int err;
 
 	for (int k = 0; k < NSIG_KERNEL; k++)
-		calls[k] = (struct inject_call){ SYS_rt_sigaction,
-						 { k + 1, 0, t->inj.scratch + k * sizeof(*ksa), 8 } };
-	signals_ask_altstack(&calls[NSIG_KERNEL], t->inj.scratch + offsetof(typeof(out), altstack));
-	if ((err = inject_syscalls(&t->inj, calls, NSIG_KERNEL + 1, ret, &out, sizeof(out))))
+		calls[k] = (struct inject_call){
+			SYS_rt_sigaction,
+			{ k + 1, 0, t->inj.scratch + offsetof(struct sigaction_answers, ksa[k]), 8 } };
+	signals_ask_altstack(&calls[NSIG_KERNEL],
+			     t->inj.scratch + offsetof(struct sigaction_answers, altstack));
+	if ((err = inject_syscalls(&t->inj, calls, NSIG_KERNEL + 1, ret, out, sizeof(*out))))
 		return log_unnamed(logged, err, "dump pid %d: rt_sigaction in the task failed", t->pid);
-	memcpy(ksa, out.ksa, sizeof(out.ksa));
-	memcpy(altstack, out.altstack, sizeof(out.altstack));
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
 		if (ret[sig - 1] && sig != SIGKILL && sig != SIGSTOP)
 			return log_unnamed(logged, inject_ret_err(ret[sig - 1]),
@@ -141,14 +141,11 @@ static int dump_signals(struct dump_task *t)
 {
 	TaskCore *c = t->core;
 	struct thread_altstack as;
-	struct {
-		struct kernel_sigaction ksa[NSIG_KERNEL];
-		unsigned char altstack[SIGNALS_ANSWER_SIZE];
-	} answers;
+	struct sigaction_answers answers;
 	int64_t ret[NSIG_KERNEL + 1];
 	int err;
 
-	if ((err = read_sigactions(t, answers.ksa, ret, answers.altstack)) ||
+	if ((err = read_sigactions(t, &answers, ret)) ||
 	    (err = signals_collect_thread(t->pid, &c->sigmask, &as, ret[NSIG_KERNEL], answers.altstack)) ||
 	    (err = dump_sigactions(t, answers.ksa)) ||
 	    /* (an exited main thread has none of its own: t->pid's are its thread entry's) */

@@ -585,21 +585,6 @@ int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, uns
 	return len ? scratch_read(ctx, 0, out, len) : 0;
 }
 
-int inject_syscall_repeat(struct inject_ctx *ctx, long nr, const uint64_t args[6],
-			  const uint64_t step[6], unsigned count, int64_t *ret, void *out, size_t len)
-{
-	auto_free struct inject_call *calls = xmalloc((count ? count : 1) * sizeof(*calls));
-
-	if (!calls)
-		return -ENOMEM;
-	for (unsigned k = 0; k < count; k++) {
-		calls[k].nr = nr;
-		for (int i = 0; i < 6; i++)
-			calls[k].args[i] = args[i] + k * step[i];
-	}
-	return inject_syscalls(ctx, calls, count, ret, out, len);
-}
-
 /* The stub into the vDSO's tail, its bytes there kept to be put back; 0 or -errno. */
 static int write_stub(struct inject_ctx *ctx)
 {

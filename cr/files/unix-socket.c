@@ -531,15 +531,14 @@ int unix_bind_listen_all(const struct run_ctx *ctx, const FdEntry *const *es, si
 {
 	size_t size = sizeof(struct bind_listen_batch) + n * sizeof(int);
 	struct bind_listen_batch *b = calloc(1, size);
-	int err = 0;
+	int err;
 
 	if (!b)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		s[i] = saved_socket(es[i]); /* (one that failed fails its bind, in the helper) */
 	*b = (struct bind_listen_batch){ es, s, n, geteuid(), getegid() };
-	if (!err)
-		err = unix_run_as(ctx, as, ctx->tree_root_fd, NULL, bind_listen_batch_here, b, size);
+	err = unix_run_as(ctx, as, ctx->tree_root_fd, NULL, bind_listen_batch_here, b, size);
 	for (size_t i = 0; i < n; i++) {
 		const FdEntry *e = es[i];
 		if (s[i] >= 0 &&
