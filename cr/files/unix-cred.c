@@ -220,6 +220,23 @@ int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct u
 	return as ? unix_run_as(ctx, as, -1, NULL, listen_here, &l, sizeof(l)) : listen_here(&l);
 }
 
+size_t unix_cred_group(size_t n, size_t i, bool *taken,
+		       bool (*cred_of)(void *arg, size_t j, struct unix_cred *c), void *arg,
+		       size_t *at, struct unix_cred *as)
+{
+	struct unix_cred other;
+	size_t k = 0;
+
+	if (taken[i] || !cred_of(arg, i, as))
+		return 0;
+	for (size_t j = i; j < n; j++) /* (one before i with these would have taken i) */
+		if (!taken[j] && cred_of(arg, j, &other) && !memcmp(as, &other, sizeof(other))) {
+			taken[j] = true;
+			at[k++] = j;
+		}
+	return k;
+}
+
 struct listen_batch {
 	const int *s, *backlog;
 	size_t n, failed; /* (the one whose listen() failed) */

@@ -261,8 +261,10 @@ static int connect_peer(const struct unix_state *st, int s, uint64_t peer)
 
 /* A listener unix_make_listeners makes with others: its name's file was there (or abstract),
  * its listen()'s credentials in *as. */
-static bool batched_listener(const FdEntry *e, struct unix_cred *as)
+static bool batched_listener(void *arg, size_t j, struct unix_cred *as)
 {
+	const FdEntry *e = ((const struct unix_state *)arg)->bound[j];
+
 	return !e->has_sock_peer && e->sock_name.len && !e->sock_file_gone && e->has_sock_backlog &&
 	       unix_listener_cred(e, as);
 }
@@ -275,17 +277,13 @@ int unix_make_listeners(struct unix_state *st, bool *made)
 	int *s = xreallocarray(NULL, n ? n : 1, sizeof(*s));
 	bool *tried = calloc(n ? n : 1, sizeof(*tried)); /* (in a group: not again) */
 	int err = group && at && s && tried ? 0 : -ENOMEM;
-	struct unix_cred as, other;
+	struct unix_cred as;
 
 	for (size_t i = 0; i < n && !err; i++) {
-		if (made[i] || tried[i] || !batched_listener(st->bound[i], &as))
-			continue;
-		for (size_t j = k = 0; j < n; j++)
-			if (!made[j] && !tried[j] && batched_listener(st->bound[j], &other) &&
-			    !memcmp(&as, &other, sizeof(as)))
-				group[k] = st->bound[j], tried[j] = true, at[k++] = j;
-		if (k < 2)
+		if (made[i] || (k = unix_cred_group(n, i, tried, batched_listener, st, at, &as)) < 2)
 			continue; /* alone: unix_make_bound's */
+		for (size_t m = 0; m < k; m++)
+			group[m] = st->bound[at[m]];
 		if (unix_bind_listen_all(st->ctx, group, k, &as, s)) /* (none made: unix_make_bound's) */
 			continue;
 		for (size_t m = 0; m < k; m++) {

@@ -337,12 +337,15 @@ static int prepare_sockets(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* The listener's fd and its listen()'s credentials, if it listens again in the tree's root. */
-static int relistener(struct unix_state *st, const FdEntry *e, struct unix_cred *as)
+/* A listener that listens again in the tree's root (held, as a pid of it had listened):
+ * its listen()'s credentials. */
+static bool relistener(void *arg, size_t j, struct unix_cred *as)
 {
-	int fd = e->has_sock_ino ? unix_held_fd(st, e->sock_ino) : -1;
+	struct unix_state *st = arg;
+	const FdEntry *e = st->bound[j];
 
-	return fd >= 0 && e->has_sock_backlog && unix_listener_cred(e, as) && as->pid ? fd : -1;
+	return e->has_sock_ino && unix_held_fd(st, e->sock_ino) >= 0 && e->has_sock_backlog &&
+	       unix_listener_cred(e, as) && as->pid;
 }
 
 /* The listeners listen again as who had listened: one helper for those of one pid and ids. */
@@ -350,30 +353,26 @@ static int relisten_in_root(struct unix_state *st)
 {
 	size_t n = st->nr_bound, k, failed;
 	int *fd = calloc(n ? n : 1, sizeof(*fd)), *backlog = calloc(n ? n : 1, sizeof(*backlog));
-	const FdEntry **of = calloc(n ? n : 1, sizeof(*of));
+	size_t *at = calloc(n ? n : 1, sizeof(*at));
 	bool *done = calloc(n ? n : 1, sizeof(*done));
-	int err = fd && backlog && of && done ? 0 : -ENOMEM;
-	struct unix_cred as, other;
+	int err = fd && backlog && at && done ? 0 : -ENOMEM;
+	struct unix_cred as;
 
 	for (size_t i = 0; i < n && !err; i++) {
-		if (done[i] || relistener(st, st->bound[i], &as) < 0)
+		if (!(k = unix_cred_group(n, i, done, relistener, st, at, &as)))
 			continue;
-		for (size_t j = k = 0; j < n; j++) {
-			int at = done[j] ? -1 : relistener(st, st->bound[j], &other);
-			if (at >= 0 && !memcmp(&as, &other, sizeof(as))) {
-				done[j] = true;
-				of[k] = st->bound[j];
-				backlog[k] = (int)of[k]->sock_backlog;
-				fd[k++] = at;
-			}
+		for (size_t m = 0; m < k; m++) {
+			fd[m] = unix_held_fd(st, st->bound[at[m]]->sock_ino);
+			backlog[m] = (int)st->bound[at[m]]->sock_backlog;
 		}
 		if ((err = unix_listen_all_as(st->ctx, fd, backlog, k, &as, &failed)))
 			pr_err("restore: cannot listen on unix socket %llu again as pid %u: %s",
-			       (unsigned long long)of[failed < k ? failed : 0]->sock_ino, as.pid, strerror(-err));
+			       (unsigned long long)st->bound[at[failed < k ? failed : 0]]->sock_ino, as.pid,
+			       strerror(-err));
 	}
 	free(fd);
 	free(backlog);
-	free(of);
+	free(at);
 	free(done);
 	return err;
 }

@@ -188,6 +188,14 @@ void unix_listener_cred_set(FdEntry *e, const struct unix_cred *c);
 const struct unix_cred *unix_listener_cred(const FdEntry *e, struct unix_cred *c);
 /* listen(2) on s by a process with as's credentials (NULL: stasis): its and its clients' peer's. */
 int unix_listen_as(const struct run_ctx *ctx, int s, int backlog, const struct unix_cred *as);
+/*
+ * Restore: the group of item i among n: those not taken whose listen()'s credentials (as
+ * cred_of tells them; false: none) equal i's, i first, marked taken, their indexes into at[]
+ * in order, *as their credentials; how many (0: i is taken or has none).
+ */
+size_t unix_cred_group(size_t n, size_t i, bool *taken,
+		       bool (*cred_of)(void *arg, size_t j, struct unix_cred *c), void *arg,
+		       size_t *at, struct unix_cred *as);
 /* listen(2) on each of n sockets, in order, by one process with as's credentials (unix_run_as);
  * on failure, *failed is the socket whose listen() failed (the ones before it listen). */
 int unix_listen_all_as(const struct run_ctx *ctx, const int *s, const int *backlog, size_t n,
