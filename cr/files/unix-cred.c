@@ -27,6 +27,7 @@
 #include <linux/securebits.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -168,7 +169,7 @@ int unix_run_as(const struct run_ctx *ctx, const struct unix_cred *as, int root_
 	}
 	struct shared {
 		int err;
-		char arg[];
+		_Alignas(max_align_t) char arg[]; /* (fn's struct, its pointers aligned) */
 	} *sh = mmap(NULL, sizeof(*sh) + arg_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int status;
 	pid_t child;
