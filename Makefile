@@ -111,7 +111,7 @@ setup:
 demo: all
 	tests/demo.sh
 
-# the quick part of the suite (about 10 minutes); test-slow the rest (about 30; CI runs both)
+# the quick part of the suite (about 13 minutes); test-slow the rest (about 35; CI runs both)
 test: all asan
 	tests/run-tests.sh quick
 

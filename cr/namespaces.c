@@ -200,19 +200,14 @@ void namespaces_free(struct task_ns *ns)
 
 static int dump_namespaces(struct dump_task *t)
 {
-	NsIds own = NS_IDS__INIT, *ids = xzalloc(sizeof(*ids));
+	NsIds *ids = xzalloc(sizeof(*ids));
 	int err;
 
 	if (!ids)
 		return -ENOMEM;
-	ns_ids__init(ids);
 	t->core->ns = ids;
 	const NsIds *root = t->tree && t->tree_pos ? t->tree[0].core->ns : NULL;
-	if (!t->ns && ((err = read_ids("self", &own)) || (err = read_task_ns(t, &own, &t->ns)))) {
-		pr_err("dump pid %d: cannot read its namespaces: %s", t->pid, strerror(-err));
-		return err;
-	}
-	*ids = t->ns->ids;
+	*ids = t->ns->ids; /* read by namespaces_judge_tree, which every dump runs first */
 	if ((err = judge(t, t->ns, root, false)))
 		return err;
 	if ((err = proc_nspids(t->pid, &t->core->ns_pids, &t->core->n_ns_pids)) == -ESRCH)
