@@ -12,6 +12,16 @@
 #include "log.h"
 #include "util.h"
 
+const char *fdinfo_key(const char *info, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (const char *l = info; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, len))
+			return l;
+	return NULL;
+}
+
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val)
 {
 	const char *p = strstr(info, key);
@@ -77,7 +87,8 @@ int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **in
 {
 	char path[64];
 	uint64_t mnt_id, ino;
-	char *info, *l;
+	char *info;
+	const char *l;
 
 	memset(p, 0, offsetof(struct fd_probe, link));
 	p->link[0] = 0;
@@ -88,9 +99,9 @@ int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **in
 			pr_perror("dump pid %d fd %d: cannot read its fdinfo", d->pid, fd);
 		return -errno;
 	}
-	if ((l = strstr(info, "pos:")))
+	if ((l = fdinfo_key(info, "pos:")))
 		p->pos = strtoull(l + 4, NULL, 10);
-	if ((l = strstr(info, "flags:")))
+	if ((l = fdinfo_key(info, "flags:")))
 		p->flags = strtoul(l + 6, NULL, 8);
 	p->info = *info_out = info;
 	/* one open file has one mount: its mount and inode group it with those that may be it */

@@ -61,7 +61,6 @@ static const char *unsupported_kind(const char *link)
 	} known[] = {
 		{ "anon_inode:bpf-prog", " (a BPF program: systemd holds those it attaches to cgroups for "
 					 "IPAddressDeny=, IPAccounting=, DeviceAllow=)" },
-		{ "anon_inode:bpf-map", " (a BPF map)" },
 		{ "anon_inode:bpf_link", " (a BPF link)" },
 		{ "anon_inode:[perf_event]", " (a perf event)" },
 		{ "anon_inode:[userfaultfd]", " (a userfaultfd)" },
@@ -173,7 +172,7 @@ static int dump_fds(struct dump_task *t)
 			continue;
 		if (seen) {
 			/* (a lock's refusal names the file) */
-			if ((strstr(info, "lock:") && (err = fd_probe_file(&dirs, &p))) ||
+			if ((fdinfo_key(info, "lock:") && (err = fd_probe_file(&dirs, &p))) ||
 			    (err = locks_dump_fd(t, &p, e, true)))
 				return err;
 			continue;

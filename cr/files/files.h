@@ -45,6 +45,9 @@ struct open_file *open_files_find(const struct open_files *x, const struct fd_pr
 int open_files_see(struct open_files *x, const struct fd_probe *p, const struct open_file *f,
 		   struct open_file **at);
 /* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
+/* The line of fdinfo text that starts with key ("lock:" is not "memlock:"), NULL if none. */
+const char *fdinfo_key(const char *info, const char *key);
+/* The number after key (a substring: "events:" in an epoll target line too). */
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
 /* The line of fdinfo text starting at l, without its newline, cut to fit len (sscanf a line
  * of it, not the text: sscanf measures its whole input first). */
@@ -106,7 +109,7 @@ extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memf
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
 	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd,
 	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet, fd_kind_packet, fd_kind_nsfile,
-	fd_kind_fanotify;
+	fd_kind_fanotify, fd_kind_bpf_map;
 
 /* cr/files/external.c: the caller's fd given as --inherit-fd fd[N]:KEY; -ENOENT if none,
  * -EINVAL (said) if it is not the kind of file the key names. */

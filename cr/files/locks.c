@@ -69,7 +69,7 @@ static int parse_lock(const char *line, bool fd_writable, FileLock *l, int *owne
 
 int locks_dump_fd(struct dump_task *t, const struct fd_probe *p, FdEntry *e, bool shared)
 {
-	for (const char *line = strstr(p->info, "lock:"); line; line = strstr(line + 5, "lock:")) {
+	for (const char *line = fdinfo_key(p->info, "lock:"); line; line = fdinfo_key(line + 5, "lock:")) {
 		auto_free FileLock *l = xzalloc(sizeof(*l));
 		FileLock **more;
 		int owner, err;

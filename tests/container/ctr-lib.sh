@@ -9,7 +9,8 @@
 #          tests/container/bin bound read-only at the same paths, the case's work directory
 #          bound read-write and its out and err files bound (file bind mounts) and opened
 #          inside as stdout and stderr; --hostname zoo-NAME, --netns, --seccomp (not for
-#          seccomp-strict: strict mode cannot be entered under a filter), --cgroup (one
+#          seccomp-strict: strict mode cannot be entered under a filter; not for bpf-map:
+#          Docker's profile refuses bpf(), a privileged container's is not), --cgroup (one
 #          cgroup per case, removed after it). ctr-state also gets --timens.
 #          Dumped with --ext-mount-map auto --manage-cgroups, restored with --root ROOT and the
 #          same.
@@ -96,8 +97,9 @@ ctr_launcher() {
 	else
 		ZOO_LAUNCH+=(--stdout "$d/out")
 	fi
-	# (no process under a seccomp filter can enter strict mode)
-	[ "$name" = seccomp-strict ] || ZOO_LAUNCH+=(--seccomp)
+	# (no process under a seccomp filter can enter strict mode; Docker's profile refuses bpf():
+	# a privileged container's maps)
+	[ "$name" = seccomp-strict ] || [ "$name" = bpf-map ] || ZOO_LAUNCH+=(--seccomp)
 	[ "$name" = ctr-state ] && ZOO_LAUNCH+=(--timens)
 	[ "$name" = sysv-ipc ] && ZOO_LAUNCH+=(--proc-sys-rw) # it sets its IPC sysctls
 	if [ "$CTR" = userns ]; then

@@ -8,7 +8,10 @@
  *   liburing does: the dump meets the mapping first and must still name fd 42 and io_uring),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
- *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF),
+ *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF), bpf-queue (a BPF
+ *   queue map), bpf-map-twice (a BPF hash map, also at fd 43 through another open of it by
+ *   its id), bpf-map-used (a BPF hash map a socket filter program, held by a socket at fd 50,
+ *   uses),
  *   netlink-reply (a NETLINK_ROUTE socket holding the kernel's unread reply to its
  *   RTM_GETLINK request for lo; checked to be still there after SIGTERM).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
@@ -192,6 +195,45 @@ static int open_kind(void)
 		if (prog < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)))
 			zoo_die("ebpf-filter: %s", strerror(errno));
 		close(prog);
+	} else if (!strcmp(kind, "bpf-queue")) {
+		/* a BPF map of a type not saved: a queue (its entries only pop) */
+		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_QUEUE, .value_size = 4, .max_entries = 8 };
+		fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+	} else if (!strcmp(kind, "bpf-map-twice")) {
+		/* a hash map at fd 42 and at fd 43 through another open of it (by its id) */
+		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_HASH, .key_size = 4, .value_size = 4,
+					.max_entries = 8 };
+		struct bpf_map_info info = { 0 };
+		fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+		union bpf_attr get = { .info = { .bpf_fd = fd, .info_len = sizeof(info), .info = (uintptr_t)&info } };
+		if (fd < 0 || syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &get, sizeof(get)))
+			zoo_die("bpf-map-twice: %s", strerror(errno));
+		union bpf_attr by_id = { .map_id = info.id };
+		int again = syscall(SYS_bpf, BPF_MAP_GET_FD_BY_ID, &by_id, sizeof(by_id));
+		if (again < 0 || dup2(again, 43) != 43 || close(again))
+			zoo_die("bpf-map-twice: BPF_MAP_GET_FD_BY_ID: %s", strerror(errno));
+	} else if (!strcmp(kind, "bpf-map-used")) {
+		/* a hash map that a socket filter program (held by a UDP socket at fd 50) looks up */
+		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_HASH, .key_size = 4, .value_size = 4,
+					.max_entries = 8 };
+		fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+		if (fd < 0)
+			zoo_die("bpf-map-used: %s", strerror(errno));
+		struct bpf_insn code[] = { /* r1 = map; return 0 */
+			{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = fd },
+			{ 0 },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+			{ .code = BPF_JMP | BPF_EXIT },
+		};
+		union bpf_attr load = { .prog_type = BPF_PROG_TYPE_SOCKET_FILTER, .insn_cnt = 4,
+					.insns = (uintptr_t)code, .license = (uintptr_t)"GPL" };
+		int prog = syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load));
+		int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (prog < 0 || sk < 0 || setsockopt(sk, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)) ||
+		    dup2(sk, 50) != 50)
+			zoo_die("bpf-map-used: %s", strerror(errno));
+		close(prog);
+		close(sk);
 	} else if (!strcmp(kind, "netlink-reply")) {
 		struct {
 			struct nlmsghdr h;

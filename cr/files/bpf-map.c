@@ -1,0 +1,417 @@
+/*
+ * BPF maps (FD_BPF_MAP): hash, array, their per-CPU and LRU kinds and LPM tries, saved with
+ * their attributes (fdinfo, BPF_OBJ_GET_INFO_BY_FD) and every entry (read on a copy of the
+ * fd), made again by BPF_MAP_CREATE, filled, and frozen if they were. Refused by name: other
+ * map types (programs, maps of maps, rings, queues), a map offloaded to a device, one with
+ * BPF_F_RDONLY/WRONLY or a NUMA node, a map a BPF program on the host uses (after restore the
+ * program would go on with the old one), and a map the tree reaches through two open files
+ * (two opens of one map would come back as two maps). A mapping of a map is refused by
+ * cr/mm.c. The map's id and BTF are new after restore.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "tree-objects.h"
+#include "util.h"
+
+#define BPF_MAP_MAX_KEY 512              /* the kernel's limit for hash keys (its stack) */
+#define BPF_MAP_MAX_VALUE (1u << 20)
+#define BPF_MAP_MAX_ENTRIES (1u << 24)
+#define BPF_MAP_MAX_BYTES (1ull << 30)   /* of an image's entries */
+
+static long sys_bpf(int cmd, union bpf_attr *attr)
+{
+	return syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+}
+
+static const char *map_type_name(uint32_t type)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_HASH: return "hash";
+	case BPF_MAP_TYPE_ARRAY: return "array";
+	case BPF_MAP_TYPE_PERCPU_HASH: return "per-CPU hash";
+	case BPF_MAP_TYPE_PERCPU_ARRAY: return "per-CPU array";
+	case BPF_MAP_TYPE_LRU_HASH: return "LRU hash";
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH: return "LRU per-CPU hash";
+	case BPF_MAP_TYPE_LPM_TRIE: return "LPM trie";
+	case BPF_MAP_TYPE_PROG_ARRAY: return "program array";
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY: return "perf event array";
+	case BPF_MAP_TYPE_ARRAY_OF_MAPS: return "array of maps";
+	case BPF_MAP_TYPE_HASH_OF_MAPS: return "hash of maps";
+	case BPF_MAP_TYPE_RINGBUF: return "ring buffer";
+	case BPF_MAP_TYPE_QUEUE: return "queue";
+	case BPF_MAP_TYPE_STACK: return "stack";
+	case BPF_MAP_TYPE_BLOOM_FILTER: return "bloom filter";
+	default: return "other";
+	}
+}
+
+static bool type_supported(uint32_t type)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_HASH: case BPF_MAP_TYPE_ARRAY: case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_PERCPU_ARRAY: case BPF_MAP_TYPE_LRU_HASH: case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+	case BPF_MAP_TYPE_LPM_TRIE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_percpu(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+static bool is_array(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_ARRAY || type == BPF_MAP_TYPE_PERCPU_ARRAY;
+}
+
+/* The number of possible CPUs (the per-CPU values' slots): the last of the "0-N" list + 1. */
+static int possible_cpus(void)
+{
+	char buf[128] = "";
+	int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	const char *last = buf;
+	for (const char *c = buf; *c; c++)
+		if (*c == ',' || *c == '-')
+			last = c + 1;
+	int cpus = atoi(last) + 1;
+	return cpus > 0 && cpus <= 8192 ? cpus : -EIO;
+}
+
+/* The bytes of one value as user space reads and writes it. */
+static uint64_t value_len(uint32_t type, uint32_t value_size, uint32_t nr_cpus)
+{
+	return is_percpu(type) ? ((value_size + 7ull) & ~7ull) * nr_cpus : value_size;
+}
+
+/* ---- the maps this dump has met: one open file per map ---- */
+
+struct bpf_map_seen {
+	uint32_t id;
+	pid_t pid;
+	int fd;
+};
+
+struct bpf_maps_state {
+	struct bpf_map_seen *seen;
+	size_t n;
+};
+
+static void free_bpf_maps(void *state)
+{
+	free(((struct bpf_maps_state *)state)->seen);
+}
+
+const struct tree_object_ops tree_bpf_maps = {
+	.name = "BPF maps",
+	.state_size = sizeof(struct bpf_maps_state),
+	.free_state = free_bpf_maps,
+};
+
+static int see_map(struct dump_task *t, int fd, uint32_t id)
+{
+	struct bpf_maps_state *st = run_state(t->ctx, &tree_bpf_maps);
+
+	for (size_t i = 0; i < st->n; i++)
+		if (st->seen[i].id == id) {
+			pr_err("dump pid %d fd %d: BPF map %u is also pid %d's fd %d, another open file of "
+			       "it (not supported: they would come back as two maps)", t->pid, fd, id,
+			       st->seen[i].pid, st->seen[i].fd);
+			return -ENOTSUP;
+		}
+	struct bpf_map_seen *more = xreallocarray(st->seen, st->n + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	st->seen = more;
+	st->seen[st->n++] = (struct bpf_map_seen){ id, t->pid, fd };
+	return 0;
+}
+
+/* A BPF program loaded on the host that uses map id: its id, 0 if none, <0 on error. */
+static long program_using(uint32_t id, char *name, size_t len)
+{
+	union bpf_attr a;
+	uint32_t prog = 0;
+
+	for (;;) {
+		memset(&a, 0, sizeof(a));
+		a.start_id = prog;
+		if (sys_bpf(BPF_PROG_GET_NEXT_ID, &a))
+			return errno == ENOENT ? 0 : -errno;
+		prog = a.next_id;
+		memset(&a, 0, sizeof(a));
+		a.prog_id = prog;
+		int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue; /* (unloaded meanwhile) */
+			return -errno;
+		}
+		uint32_t maps[64];
+		struct bpf_prog_info info = { 0 };
+		memset(&a, 0, sizeof(a));
+		info.nr_map_ids = ARRAY_SIZE(maps);
+		info.map_ids = (uintptr_t)maps;
+		a.info.bpf_fd = fd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (uintptr_t)&info;
+		long err = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) ? -errno : 0;
+		close(fd);
+		if (err)
+			return err;
+		for (uint32_t i = 0; i < info.nr_map_ids && i < ARRAY_SIZE(maps); i++)
+			if (maps[i] == id) {
+				snprintf(name, len, "%.*s", (int)sizeof(info.name), info.name);
+				return prog;
+			}
+		if (info.nr_map_ids > ARRAY_SIZE(maps))
+			return -E2BIG;
+	}
+}
+
+/* Every entry of the map behind fd into m->entries (arrays: those not all zeros). */
+static int read_entries(int fd, BpfMap *m, uint64_t vlen)
+{
+	uint64_t rec = m->key_size + vlen, room = 0;
+	auto_free char *prev = xzalloc(m->key_size);
+	union bpf_attr a;
+	bool first = true;
+
+	if (!prev)
+		return -ENOMEM;
+	m->n_entries = 0;
+	m->has_entries = true;
+	for (uint64_t steps = 0; m->n_entries < m->max_entries && steps <= 2ull * m->max_entries; steps++) {
+		if (m->n_entries == room) {
+			room = room ? 2 * room : 64;
+			uint8_t *more = xreallocarray(m->entries.data, room, rec);
+			if (!more)
+				return -ENOMEM;
+			m->entries.data = more;
+		}
+		uint8_t *key = m->entries.data + m->n_entries * rec, *value = key + m->key_size;
+		memset(&a, 0, sizeof(a));
+		a.map_fd = fd;
+		a.key = first ? 0 : (uintptr_t)prev;
+		a.next_key = (uintptr_t)key;
+		if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &a))
+			return errno == ENOENT ? 0 : -errno;
+		first = false;
+		memcpy(prev, key, m->key_size);
+		memset(&a, 0, sizeof(a));
+		a.map_fd = fd;
+		a.key = (uintptr_t)key;
+		a.value = (uintptr_t)value;
+		if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a)) {
+			if (errno == ENOENT)
+				continue; /* (deleted meanwhile) */
+			return -errno;
+		}
+		bool zero = true;
+		for (uint64_t i = 0; i < vlen && zero; i++)
+			zero = !value[i];
+		if (!(is_array(m->map_type) && zero)) {
+			m->n_entries++;
+			m->entries.len += rec;
+		}
+	}
+	return 0;
+}
+
+static int dump_bpf_map(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	uint64_t type, key_size, value_size, max_entries, flags, extra = 0, id, frozen = 0;
+
+	if (strcmp(p->link, "anon_inode:bpf-map"))
+		return 0;
+	if (!fdinfo_u64(p->info, "map_type:", 10, &type) || !fdinfo_u64(p->info, "key_size:", 10, &key_size) ||
+	    !fdinfo_u64(p->info, "value_size:", 10, &value_size) ||
+	    !fdinfo_u64(p->info, "max_entries:", 10, &max_entries) ||
+	    !fdinfo_u64(p->info, "map_flags:", 16, &flags) || !fdinfo_u64(p->info, "map_id:", 10, &id)) {
+		pr_err("dump pid %d fd %d: its fdinfo lacks a BPF map's attributes", t->pid, p->fd);
+		return -EINVAL;
+	}
+	fdinfo_u64(p->info, "map_extra:", 16, &extra);
+	fdinfo_u64(p->info, "frozen:", 10, &frozen);
+	if (!type_supported(type)) {
+		pr_err("dump pid %d fd %d: BPF map %llu is a %s map (type %llu): not supported", t->pid, p->fd,
+		       (unsigned long long)id, map_type_name(type), (unsigned long long)type);
+		return -ENOTSUP;
+	}
+	if (flags & (BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_NUMA_NODE)) {
+		pr_err("dump pid %d fd %d: BPF map %llu has map_flags 0x%llx (BPF_F_RDONLY, BPF_F_WRONLY or "
+		       "BPF_F_NUMA_NODE): not supported", t->pid, p->fd, (unsigned long long)id,
+		       (unsigned long long)flags);
+		return -ENOTSUP;
+	}
+	char prog_name[BPF_OBJ_NAME_LEN + 1] = "";
+	long prog = program_using(id, prog_name, sizeof(prog_name));
+	if (prog) {
+		if (prog < 0)
+			pr_err("dump pid %d fd %d: cannot list the BPF programs that use BPF map %llu: %s",
+			       t->pid, p->fd, (unsigned long long)id, strerror((int)-prog));
+		else
+			pr_err("dump pid %d fd %d: BPF map %llu is used by BPF program %ld%s%s (not supported: "
+			       "after restore the program would use the old map)", t->pid, p->fd,
+			       (unsigned long long)id, prog, prog_name[0] ? " " : "", prog_name);
+		return prog < 0 ? (int)prog : -ENOTSUP;
+	}
+	int err = see_map(t, p->fd, id);
+	if (err)
+		return err;
+
+	auto_close int copy = task_fd_copy(t->pid, p->fd);
+	struct bpf_map_info info = { 0 };
+	union bpf_attr a = { 0 };
+	a.info.bpf_fd = copy;
+	a.info.info_len = sizeof(info);
+	a.info.info = (uintptr_t)&info;
+	if (copy < 0 || sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a)) {
+		pr_perror("dump pid %d fd %d: cannot read BPF map %llu", t->pid, p->fd, (unsigned long long)id);
+		return -errno;
+	}
+	if (info.ifindex) {
+		pr_err("dump pid %d fd %d: BPF map %llu is offloaded to interface %u: not supported", t->pid,
+		       p->fd, (unsigned long long)id, info.ifindex);
+		return -ENOTSUP;
+	}
+	BpfMap *m = xzalloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	bpf_map__init(m);
+	e->bpf_map = m;
+	e->has_flags = true;
+	e->flags = p->flags;
+	m->map_type = type;
+	m->key_size = key_size;
+	m->value_size = value_size;
+	m->max_entries = max_entries;
+	m->map_flags = flags;
+	m->has_frozen = m->frozen = frozen;
+	m->has_map_extra = extra != 0;
+	m->map_extra = extra;
+	if (info.name[0] && !(m->name = strndup(info.name, sizeof(info.name))))
+		return -ENOMEM;
+	if (is_percpu(type)) {
+		int cpus = possible_cpus();
+		if (cpus < 0) {
+			pr_err("dump pid %d fd %d: cannot read the number of possible CPUs", t->pid, p->fd);
+			return cpus;
+		}
+		m->has_nr_cpus = true;
+		m->nr_cpus = cpus;
+	}
+	if ((err = read_entries(copy, m, value_len(type, value_size, m->nr_cpus)))) { /* (freed with e) */
+		pr_err("dump pid %d fd %d: cannot read the entries of BPF map %llu: %s", t->pid, p->fd,
+		       (unsigned long long)id, strerror(-err));
+		return err;
+	}
+	pr_info("dump pid %d fd %d: BPF %s map %llu '%s', %u entries", t->pid, p->fd, map_type_name(type),
+		(unsigned long long)id, m->name ? m->name : "", m->n_entries);
+	return 1;
+}
+
+static int validate_bpf_map(const struct restore_task *t, const FdEntry *e)
+{
+	const BpfMap *m = e->bpf_map;
+
+	if (!m || !type_supported(m->map_type) || !m->key_size || m->key_size > BPF_MAP_MAX_KEY ||
+	    !m->value_size || m->value_size > BPF_MAP_MAX_VALUE || !m->max_entries ||
+	    m->max_entries > BPF_MAP_MAX_ENTRIES || m->n_entries > m->max_entries ||
+	    (m->name && strlen(m->name) >= BPF_OBJ_NAME_LEN) ||
+	    (m->map_flags & (BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_NUMA_NODE)) ||
+	    is_percpu(m->map_type) != m->has_nr_cpus || (m->has_nr_cpus && (!m->nr_cpus || m->nr_cpus > 8192))) {
+		pr_err("image fds-%d.img: fd %u: its BPF map is invalid", t->pid, e->fd);
+		return -EINVAL;
+	}
+	uint64_t rec = m->key_size + value_len(m->map_type, m->value_size, m->nr_cpus);
+	if ((uint64_t)m->n_entries * rec > BPF_MAP_MAX_BYTES || m->entries.len != m->n_entries * rec) {
+		pr_err("image fds-%d.img: fd %u: its BPF map holds %zu bytes of entries, not %u of %llu bytes",
+		       t->pid, e->fd, m->entries.len, m->n_entries, (unsigned long long)rec);
+		return -EINVAL;
+	}
+	if (m->has_nr_cpus) {
+		int cpus = possible_cpus();
+		if (cpus != (int)m->nr_cpus) {
+			pr_err("image fds-%d.img: fd %u: its per-CPU BPF map has values for %u CPUs, this machine "
+			       "has %d possible", t->pid, e->fd, m->nr_cpus, cpus);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int open_bpf_map(struct restore_task *t, const FdEntry *e)
+{
+	const BpfMap *m = e->bpf_map;
+	union bpf_attr a = { 0 };
+
+	a.map_type = m->map_type;
+	a.key_size = m->key_size;
+	a.value_size = m->value_size;
+	a.max_entries = m->max_entries;
+	a.map_flags = m->map_flags;
+	a.map_extra = m->map_extra;
+	if (m->name)
+		memcpy(a.map_name, m->name, strlen(m->name));
+	int fd = sys_bpf(BPF_MAP_CREATE, &a);
+	if (fd < 0) {
+		pr_perror("restore pid %d fd %u: cannot make its BPF %s map '%s'", t->pid, e->fd,
+			  map_type_name(m->map_type), m->name ? m->name : "");
+		return -errno;
+	}
+	uint64_t rec = m->key_size + value_len(m->map_type, m->value_size, m->nr_cpus);
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		memset(&a, 0, sizeof(a));
+		a.map_fd = fd;
+		a.key = (uintptr_t)(m->entries.data + i * rec);
+		a.value = (uintptr_t)(m->entries.data + i * rec + m->key_size);
+		a.flags = BPF_ANY;
+		if (sys_bpf(BPF_MAP_UPDATE_ELEM, &a)) {
+			pr_perror("restore pid %d fd %u: cannot put entry %u into its BPF map '%s'", t->pid,
+				  e->fd, i, m->name ? m->name : "");
+			goto fail;
+		}
+	}
+	memset(&a, 0, sizeof(a));
+	a.map_fd = fd;
+	if (m->frozen && sys_bpf(BPF_MAP_FREEZE, &a)) {
+		pr_perror("restore pid %d fd %u: cannot freeze its BPF map '%s'", t->pid, e->fd,
+			  m->name ? m->name : "");
+		goto fail;
+	}
+	if ((e->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK))
+		goto fail;
+	return fd;
+fail:;
+	int err = -errno;
+	close(fd);
+	return err;
+}
+
+const struct fd_kind_ops fd_kind_bpf_map = {
+	.name = "BPF map",
+	.dump = dump_bpf_map,
+	.validate = validate_bpf_map,
+	.open = open_bpf_map,
+	.kind = FD_KIND__FD_BPF_MAP,
+};
