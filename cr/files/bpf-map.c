@@ -360,6 +360,33 @@ static int validate_bpf_map(const struct restore_task *t, const FdEntry *e)
 	return 0;
 }
 
+/*
+ * An LRU map nearly full evicts some of the entries it is filled with again (its free lists are
+ * per CPU): said, as the eviction a cache is made for.
+ */
+static void warn_evicted(const struct restore_task *t, const FdEntry *e, int fd)
+{
+	const BpfMap *m = e->bpf_map;
+	auto_free uint8_t *keys = xmalloc(2ull * m->key_size);
+	union bpf_attr a;
+	uint32_t n = 0;
+
+	if (!keys)
+		return;
+	for (bool first = true; n < m->n_entries; first = false, n++) {
+		memset(&a, 0, sizeof(a));
+		a.map_fd = fd;
+		a.key = first ? 0 : (uintptr_t)keys;
+		a.next_key = (uintptr_t)(keys + m->key_size);
+		if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &a))
+			break;
+		memcpy(keys, keys + m->key_size, m->key_size);
+	}
+	if (n < m->n_entries)
+		pr_warn("restore pid %d fd %u: its LRU BPF map '%s' evicted %u of its %u entries as it was "
+			"filled again", t->pid, e->fd, m->name ? m->name : "", m->n_entries - n, m->n_entries);
+}
+
 static int open_bpf_map(struct restore_task *t, const FdEntry *e)
 {
 	const BpfMap *m = e->bpf_map;
@@ -392,6 +419,8 @@ static int open_bpf_map(struct restore_task *t, const FdEntry *e)
 			goto fail;
 		}
 	}
+	if (m->map_type == BPF_MAP_TYPE_LRU_HASH || m->map_type == BPF_MAP_TYPE_LRU_PERCPU_HASH)
+		warn_evicted(t, e, fd);
 	memset(&a, 0, sizeof(a));
 	a.map_fd = fd;
 	if (m->frozen && sys_bpf(BPF_MAP_FREEZE, &a)) {
