@@ -3,11 +3,14 @@
  * their attributes (fdinfo, BPF_OBJ_GET_INFO_BY_FD) and every entry (read on a copy of the
  * fd), made again by BPF_MAP_CREATE, filled, and frozen if they were. Refused by name: other
  * map types (programs, maps of maps, rings, queues), a map offloaded to a device, one with
- * BPF_F_RDONLY/WRONLY or a NUMA node, a map a BPF program on the host uses (after restore the
- * program would go on with the old one), and a map the tree reaches through two open files
- * (two opens of one map would come back as two maps). A mapping of a map is refused by
- * cr/mm.c. The map's id and BTF are new after restore.
+ * BPF_F_RDONLY/WRONLY or a NUMA node, a map held outside the tree (used by a BPF program on
+ * the host, held by a process outside the tree, pinned in a bpf filesystem stasis sees: after
+ * restore those would go on with the old map), and a map the tree reaches through two open
+ * files (two opens of one map would come back as two maps). A mapping of a map is refused by
+ * cr/mm.c. The map's id and BTF are new after restore; an LRU map nearly full may evict a few
+ * entries as it is filled again (warned).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -19,6 +22,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "proc.h"
 #include "tree-objects.h"
 #include "util.h"
 
@@ -111,14 +115,26 @@ struct bpf_map_seen {
 	int fd;
 };
 
+/* A map held outside the tree: its id and who holds it (a process, or a pin's path). */
+struct bpf_map_outside {
+	uint32_t id;
+	char holder[96];
+};
+
 struct bpf_maps_state {
 	struct bpf_map_seen *seen;
 	size_t n;
+	bool outside_listed;             /* the host's other holders of maps, listed once */
+	struct bpf_map_outside *outside;
+	size_t n_outside;
 };
 
 static void free_bpf_maps(void *state)
 {
-	free(((struct bpf_maps_state *)state)->seen);
+	struct bpf_maps_state *st = state;
+
+	free(st->seen);
+	free(st->outside);
 }
 
 const struct tree_object_ops tree_bpf_maps = {
@@ -143,6 +159,131 @@ static int see_map(struct dump_task *t, int fd, uint32_t id)
 		return -ENOMEM;
 	st->seen = more;
 	st->seen[st->n++] = (struct bpf_map_seen){ id, t->pid, fd };
+	return 0;
+}
+
+static int add_outside(struct bpf_maps_state *st, uint32_t id, const char *holder)
+{
+	struct bpf_map_outside *more = xreallocarray(st->outside, st->n_outside + 1, sizeof(*more));
+
+	if (!more)
+		return -ENOMEM;
+	st->outside = more;
+	more[st->n_outside].id = id;
+	snprintf(more[st->n_outside].holder, sizeof(more->holder), "%s", holder);
+	st->n_outside++;
+	return 0;
+}
+
+static bool in_tree(const struct dump_task *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->tree_size; i++)
+		if (t->tree[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* The maps of processes outside the tree (their fds' fdinfo map_id). */
+static int list_held_outside(const struct dump_task *t, struct bpf_maps_state *st)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *d;
+	int err = 0;
+
+	if (!proc)
+		return -errno;
+	while (!err && (d = readdir(proc))) {
+		pid_t pid = atoi(d->d_name);
+		auto_free int *fds = NULL;
+		size_t n = 0;
+		if (pid <= 0 || pid == getpid() || in_tree(t, pid) || proc_list_numbers(pid, "fd", &fds, &n))
+			continue; /* (gone meanwhile) */
+		for (size_t i = 0; i < n && !err; i++) {
+			char path[64], link[32] = "";
+			uint64_t id;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
+			if (readlink(path, link, sizeof(link) - 1) <= 0 || strcmp(link, "anon_inode:bpf-map"))
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fds[i]);
+			auto_free char *info = read_file_at(AT_FDCWD, path, NULL);
+			if (info && fdinfo_u64(info, "map_id:", 10, &id)) {
+				snprintf(path, sizeof(path), "pid %d", pid);
+				err = add_outside(st, id, path);
+			}
+		}
+	}
+	closedir(proc);
+	return err;
+}
+
+/* The maps pinned in the bpf filesystem below path (directories at most 8 deep). */
+static int list_pins(struct bpf_maps_state *st, const char *path, int depth)
+{
+	DIR *dir = opendir(path);
+	struct dirent *d;
+	int err = 0;
+
+	if (!dir)
+		return 0; /* (removed meanwhile) */
+	while (!err && (d = readdir(dir))) {
+		char sub[4096], self[64], link[32] = "";
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, "..") ||
+		    snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name) >= (int)sizeof(sub))
+			continue;
+		if (d->d_type == DT_DIR) {
+			if (depth < 8)
+				err = list_pins(st, sub, depth + 1);
+			continue;
+		}
+		union bpf_attr a = { 0 };
+		a.pathname = (uintptr_t)sub;
+		a.file_flags = BPF_F_RDONLY;
+		int fd = sys_bpf(BPF_OBJ_GET, &a);
+		if (fd < 0)
+			continue; /* (a program or a link pinned: not opened read-only) */
+		struct bpf_map_info info = { 0 };
+		memset(&a, 0, sizeof(a));
+		a.info.bpf_fd = fd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (uintptr_t)&info;
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		if (readlink(self, link, sizeof(link) - 1) > 0 && !strcmp(link, "anon_inode:bpf-map") &&
+		    !sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a)) {
+			snprintf(self, sizeof(self), "pinned at %.50s", sub);
+			err = add_outside(st, info.id, self);
+		}
+		close(fd);
+	}
+	closedir(dir);
+	return err;
+}
+
+/* Who outside the tree holds map id ("pid N", "pinned at PATH"), NULL if none: listed once. */
+static int held_outside(const struct dump_task *t, uint32_t id, const char **holder)
+{
+	struct bpf_maps_state *st = run_state(t->ctx, &tree_bpf_maps);
+	int err = 0;
+
+	*holder = NULL;
+	if (!st->outside_listed) {
+		FILE *f = fopen("/proc/self/mountinfo", "re");
+		char line[4096], mnt[4096], type[64];
+		if (!f)
+			return -errno;
+		while (!err && fgets(line, sizeof(line), f)) {
+			const char *sep = strstr(line, " - ");
+			if (sep && sscanf(sep, " - %63s", type) == 1 && !strcmp(type, "bpf") &&
+			    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
+				err = list_pins(st, mnt, 0);
+		}
+		fclose(f);
+		if (err || (err = list_held_outside(t, st)))
+			return err;
+		st->outside_listed = true;
+	}
+	for (size_t i = 0; i < st->n_outside && !*holder; i++)
+		if (st->outside[i].id == id)
+			*holder = st->outside[i].holder;
 	return 0;
 }
 
@@ -275,8 +416,20 @@ static int dump_bpf_map(struct dump_task *t, const struct fd_probe *p, FdEntry *
 			       (unsigned long long)id, prog, prog_name[0] ? " " : "", prog_name);
 		return prog < 0 ? (int)prog : -ENOTSUP;
 	}
-	int err = see_map(t, p->fd, id);
-	if (err)
+	const char *holder;
+	int err = held_outside(t, id, &holder);
+	if (err) {
+		pr_err("dump pid %d fd %d: cannot list who else holds BPF map %llu: %s", t->pid, p->fd,
+		       (unsigned long long)id, strerror(-err));
+		return err;
+	}
+	if (holder) {
+		pr_err("dump pid %d fd %d: BPF map %llu is also held outside the tree (%s; not supported: "
+		       "after restore the tree's would be another map)", t->pid, p->fd, (unsigned long long)id,
+		       holder);
+		return -ENOTSUP;
+	}
+	if ((err = see_map(t, p->fd, id)))
 		return err;
 
 	auto_close int copy = task_fd_copy(t->pid, p->fd);

@@ -11,7 +11,7 @@
  *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF), bpf-queue (a BPF
  *   queue map), bpf-map-twice (a BPF hash map, also at fd 43 through another open of it by
  *   its id), bpf-map-used (a BPF hash map a socket filter program, held by a socket at fd 50,
- *   uses),
+ *   uses), bpf-map-outside (a BPF hash map a process outside the tree holds too),
  *   netlink-reply (a NETLINK_ROUTE socket holding the kernel's unread reply to its
  *   RTM_GETLINK request for lo; checked to be still there after SIGTERM).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
@@ -212,6 +212,33 @@ static int open_kind(void)
 		int again = syscall(SYS_bpf, BPF_MAP_GET_FD_BY_ID, &by_id, sizeof(by_id));
 		if (again < 0 || dup2(again, 43) != 43 || close(again))
 			zoo_die("bpf-map-twice: BPF_MAP_GET_FD_BY_ID: %s", strerror(errno));
+	} else if (!strcmp(kind, "bpf-map-outside")) {
+		/* a hash map also held by a process outside the tree (a double fork's orphan, which
+		 * ends when this program does: it waits on a pipe only this program can write) */
+		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_HASH, .key_size = 4, .value_size = 4,
+					.max_entries = 8 };
+		int life[2], ready[2];
+		char c;
+		fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+		if (fd < 0 || pipe2(life, O_CLOEXEC) || pipe2(ready, O_CLOEXEC))
+			zoo_die("bpf-map-outside: %s", strerror(errno));
+		pid_t mid = fork();
+		if (mid == 0) {
+			if (fork() == 0) {
+				close(life[1]);
+				close(ready[0]);
+				close(ready[1]); /* (the parent's read ends: it holds the map now) */
+				while (read(life[0], &c, 1) < 0 && errno == EINTR)
+					;
+				_exit(0);
+			}
+			_exit(0);
+		}
+		close(life[0]);
+		close(ready[1]);
+		if (mid < 0 || waitpid(mid, NULL, 0) != mid || read(ready[0], &c, 1) != 0)
+			zoo_die("bpf-map-outside: fork: %s", strerror(errno));
+		close(ready[0]);
 	} else if (!strcmp(kind, "bpf-map-used")) {
 		/* a hash map that a socket filter program (held by a UDP socket at fd 50) looks up */
 		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_HASH, .key_size = 4, .value_size = 4,
