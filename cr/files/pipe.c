@@ -1,7 +1,8 @@
 /*
  * Pipes and named pipes (FIFOs, also one removed while open: made again for the moment through
  * ghosts.img): each is saved once (pipes.img) with its capacity and the data written to it but
- * not read yet, copied out with tee() so that nothing is consumed. On
+ * not read yet, copied out with tee() so that nothing is consumed (and where packets of an
+ * O_DIRECT writer end: read_packets, written back as packets). On
  * restore stasis creates every pipe (or opens every FIFO by path) before the tree, sizes it
  * and writes the data back; each end is then handed to every process that held it, as the
  * same open file. A pipe the caller names with --inherit-fd fd[N]:pipe:[INODE] (its other
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +62,55 @@ static struct pipe_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_pipes);
 }
 
+/*
+ * The data of o copied into the pipe whose read end is copy, read out as a reader would: a
+ * read ends after a packet (a buffer an O_DIRECT writer wrote), so each read but the last ends
+ * with one: o->packets lists them. The last read ends with one too if a read of all its bytes
+ * but one, on another copy (tee'd from in), leaves nothing behind (the packet's rest is
+ * dropped); else it is a byte stream. (A stream before a packet is taken as part of it.)
+ */
+static int read_packets(int in, int copy, PipeObject *o)
+{
+	size_t off = 0, n = o->data.len, last = 0;
+
+	while (off < n) {
+		ssize_t got = read(copy, o->data.data + off, n - off);
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		if (off + got < n) {
+			uint32_t *more = xreallocarray(o->packets, o->n_packets + 1, sizeof(*more));
+			if (!more)
+				return -ENOMEM;
+			o->packets = more;
+			o->packets[o->n_packets++] = got;
+		}
+		last = got;
+		off += got;
+	}
+	if (last < 2)
+		return 0;
+	int probe[2], left = -1;
+	if (pipe2(probe, O_CLOEXEC | O_NONBLOCK))
+		return -errno;
+	bool ok = fcntl(probe[1], F_SETPIPE_SZ, (int)o->size) >= (int)o->size &&
+		  tee(in, probe[1], n, SPLICE_F_NONBLOCK) == (ssize_t)n;
+	auto_free char *scratch = ok ? xmalloc(n) : NULL;
+	for (size_t i = 0; ok && scratch && i < o->n_packets; i++)
+		ok = read(probe[0], scratch, n) == (ssize_t)o->packets[i];
+	ok = ok && scratch && read(probe[0], scratch, last - 1) == (ssize_t)last - 1 &&
+	     !ioctl(probe[0], FIONREAD, &left);
+	close(probe[0]);
+	close(probe[1]);
+	if (ok && left == 0) {
+		uint32_t *more = xreallocarray(o->packets, o->n_packets + 1, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		o->packets = more;
+		o->packets[o->n_packets++] = last;
+	}
+	return 0;
+}
+
 /* Capacity and unread data of the pipe behind /proc/PID/fd/N, without consuming the data. */
 static int read_pipe(pid_t pid, int fd, PipeObject *o)
 {
@@ -94,10 +145,10 @@ static int read_pipe(pid_t pid, int fd, PipeObject *o)
 		}
 		o->has_data = true;
 		o->data.len = n;
-		if (read_all(tmp[0], o->data.data, n) != n) {
-			pr_perror("dump pid %d fd %d: cannot read the copy of its pipe's data", pid, fd);
-			err = -EIO;
-		}
+		err = read_packets(in, tmp[0], o);
+		if (err)
+			pr_err("dump pid %d fd %d: cannot read the copy of its pipe's data: %s", pid, fd,
+			       strerror(-err));
 	}
 out:
 	if (tmp[0] >= 0)
@@ -219,7 +270,11 @@ static int validate_pipes(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 	for (size_t i = 0; i < st->tab->n_pipes; i++) {
 		const PipeObject *o = st->tab->pipes[i];
+		uint64_t in_packets = 0;
+		for (size_t k = 0; k < o->n_packets; k++)
+			in_packets += o->packets[k] ? o->packets[k] : o->data.len + 1;
 		if (o->data.len > o->size || o->size > (1u << 30) || saved_pipe(st->tab, o->id) != o ||
+		    in_packets > o->data.len ||
 		    (o->fifo_path && !image_path_ok(o->fifo_path)) || (o->has_fifo_ghost_id && !o->fifo_path)) {
 			pr_err("image pipes.img: pipe %zu (id %llu) is invalid", i, (unsigned long long)o->id);
 			return -EINVAL;
@@ -349,6 +404,22 @@ static int keep_fifo_unhung(const struct run_ctx *ctx, const struct restore_tree
 	return 0;
 }
 
+/* o's data written back: its packets by an O_DIRECT writer, each in one write, the rest after. */
+static int refill(int end, const PipeObject *o)
+{
+	int flags = fcntl(end, F_GETFL);
+	size_t off = 0;
+
+	if (o->n_packets && (flags < 0 || fcntl(end, F_SETFL, flags | O_DIRECT)))
+		return -1;
+	for (size_t i = 0; i < o->n_packets; off += o->packets[i++])
+		if (write(end, o->data.data + off, o->packets[i]) != (ssize_t)o->packets[i])
+			return -1;
+	if (o->n_packets && fcntl(end, F_SETFL, flags))
+		return -1;
+	return write_all(end, o->data.data + off, o->data.len - off) ? -1 : 0;
+}
+
 static int make_pipe(const struct run_ctx *ctx, const struct restore_tree *rt, const PipeObject *o,
 		     struct restored_pipe *rp)
 {
@@ -368,7 +439,7 @@ static int make_pipe(const struct run_ctx *ctx, const struct restore_tree *rt, c
 	if (fcntl(rp->ends[1], F_SETPIPE_SZ, o->size) < (int)o->size)
 		pr_warn("restore: pipe %llu keeps the default size, not %u bytes: %m",
 			(unsigned long long)o->id, o->size);
-	if (o->data.len && write_all(rp->ends[1], o->data.data, o->data.len)) {
+	if (o->data.len && refill(rp->ends[1], o)) {
 		pr_perror("restore: cannot refill pipe %llu", (unsigned long long)o->id);
 		return -errno;
 	}

@@ -9,9 +9,12 @@
  *   F  a regular file opened once before fork without O_APPEND: parent and child append to
  *      it through the one shared offset.
  *   Q  a named pipe (mkfifo) opened at both ends, 20 messages in it.
+ *   P4 a pipe in packet mode (O_DIRECT writer): packets "one" and "three", then "tail" written
+ *      as a byte stream (O_DIRECT off), then O_DIRECT on again.
  * After restore and SIGTERM: the child reads messages 400..1099 of P1 in order, exactly once
  * (1000..1099 written after the restore), the parent reads 0..299 of P2, then 50 messages and
- * EOF from P3, 0..19 from Q (then 20..29 written after restore, by path too); P1 still has 64 KiB; both processes write 100 more records to F, whose size
+ * EOF from P3, 0..19 from Q (then 20..29 written after restore, by path too), from P4 "one",
+ * "three" and "tail" in three reads (its writer still O_DIRECT); P1 still has 64 KiB; both processes write 100 more records to F, whose size
  * must then be the sum of all records (a lost shared offset would overwrite some).
  * Blocks in: nanosleep everywhere.
  */
@@ -101,7 +104,10 @@ static void c_offset(ucontext_t *u) { (void)u; lseek(ffd, REC, SEEK_SET); }
 static void c_eof(ucontext_t *u) { (void)u; char m[MSG]; read_full(p3r, m, MSG); }
 static void c_fifo(ucontext_t *u) { (void)u; char m[MSG]; read_full(qr, m, MSG); }
 static void c_files(ucontext_t *u) { (void)u; fcntl(p2[0], F_SETFL, O_NONBLOCK); }
+static int p4[2];
+static void c_packets(ucontext_t *u) { (void)u; char c; read(p4[0], &c, 1); /* drops "ne" */ }
 static const struct zoo_corruption corruptions[] = {
+	{ "packets", c_packets, 0 },
 	{ "order", c_lost, 0 },
 	{ "offset", c_offset, 0 },
 	{ "eof", c_eof, 0 },
@@ -128,6 +134,9 @@ int main(int argc, char **argv)
 	fcntl(qr, F_SETFL, 0);
 	for (unsigned i = 0; i < 20; i++)
 		put(qw, i);
+	if (pipe2(p4, O_DIRECT) || write(p4[1], "one", 3) != 3 || write(p4[1], "three", 5) != 5 ||
+	    fcntl(p4[1], F_SETFL, 0) || write(p4[1], "tail", 4) != 4 || fcntl(p4[1], F_SETFL, O_DIRECT))
+		zoo_die("packet pipe: %s", strerror(errno));
 	for (unsigned i = 0; i < 50; i++)
 		put(p3[1], i);
 	close(p3[1]);
@@ -165,6 +174,15 @@ int main(int argc, char **argv)
 	got = take(p3r, 0, 50);
 	char c;
 	CHECK("eof", got == 50 && read(p3r, &c, 1) == 0, "P3: %u messages, then no end-of-file", got);
+	char pk[3][16] = { "", "", "" };
+	ssize_t pn[3];
+	fcntl(p4[0], F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 3; i++)
+		pk[i][(pn[i] = read(p4[0], pk[i], 15)) > 0 ? pn[i] : 0] = 0;
+	CHECK("packets", !strcmp(pk[0], "one") && !strcmp(pk[1], "three") && !strcmp(pk[2], "tail") &&
+				 (fcntl(p4[1], F_GETFL) & O_DIRECT),
+	      "P4: reads gave '%s', '%s', '%s' (one, three, tail), writer flags %#x", pk[0], pk[1], pk[2],
+	      fcntl(p4[1], F_GETFL));
 	got = take(qr, 0, 20);
 	CHECK("fifo", got == 20, "named pipe: message %u of 20 is wrong or missing", got);
 	int qw2 = open(qpath, O_WRONLY | O_NONBLOCK); /* the same FIFO, by its path */
@@ -185,5 +203,5 @@ int main(int argc, char **argv)
 	      "the shared file is %ld bytes, offset %ld: records were overwritten", (long)fst.st_size,
 	      (long)lseek(ffd, 0, SEEK_CUR));
 	unlink(qpath);
-	return zoo_finish("3 pipes, 1 named pipe, 1 shared file, 2 processes");
+	return zoo_finish("4 pipes (one in packet mode), 1 named pipe, 1 shared file, 2 processes");
 }
