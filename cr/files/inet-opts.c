@@ -78,6 +78,7 @@ static const struct {
 	{ IPPROTO_TCP, TCP_SYNCNT, sizeof(int), "TCP_SYNCNT" },
 	{ IPPROTO_TCP, TCP_FASTOPEN, sizeof(int), "TCP_FASTOPEN" },
 	{ IPPROTO_TCP, TCP_CONGESTION, 0, "TCP_CONGESTION" },
+	{ IPPROTO_TCP, TCP_MAXSEG, sizeof(int), "TCP_MAXSEG" }, /* not connected: the MSS asked for */
 	{ IPPROTO_UDP, UDP_CORK, sizeof(int), "UDP_CORK" },
 	{ IPPROTO_UDP, UDP_SEGMENT, sizeof(int), "UDP_SEGMENT" },
 	{ IPPROTO_UDP, UDP_GRO, sizeof(int), "UDP_GRO" },
@@ -117,6 +118,8 @@ static bool applies(int level, int name, const InetSocket *in)
 		return family == AF_INET6 && protocol == IPPROTO_ICMPV6;
 	if (protocol == IPPROTO_TCP && multicast_opt(level, name))
 		return false;
+	if (level == IPPROTO_TCP && name == TCP_MAXSEG) /* (connected: the MSS in use, not an option) */
+		return protocol == IPPROTO_TCP && in->state != INET_STATE__INET_CONNECTED;
 	if (level == IPPROTO_IPV6)
 		return family == AF_INET6;
 	if (level == IPPROTO_TCP || level == IPPROTO_UDP)

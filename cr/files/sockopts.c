@@ -27,6 +27,18 @@
 #ifndef SO_BUF_LOCK
 #define SO_BUF_LOCK 72
 #endif
+#ifndef SO_TXREHASH
+#define SO_TXREHASH 74
+#endif
+#ifndef SO_RCVMARK
+#define SO_RCVMARK 75
+#endif
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
 
 static const struct {
 	int name;
@@ -57,6 +69,14 @@ static const struct {
 	{ SO_RXQ_OVFL, SO_RXQ_OVFL, sizeof(int), "SO_RXQ_OVFL" },
 	{ SO_SELECT_ERR_QUEUE, SO_SELECT_ERR_QUEUE, sizeof(int), "SO_SELECT_ERR_QUEUE" },
 	{ SO_INCOMING_CPU, SO_INCOMING_CPU, sizeof(int), "SO_INCOMING_CPU" },
+	{ SO_BUSY_POLL, SO_BUSY_POLL, sizeof(int), "SO_BUSY_POLL" },
+	{ SO_PREFER_BUSY_POLL, SO_PREFER_BUSY_POLL, sizeof(int), "SO_PREFER_BUSY_POLL" },
+	{ SO_BUSY_POLL_BUDGET, SO_BUSY_POLL_BUDGET, sizeof(int), "SO_BUSY_POLL_BUDGET" },
+	{ SO_ZEROCOPY, SO_ZEROCOPY, sizeof(int), "SO_ZEROCOPY" },
+	{ SO_TXREHASH, SO_TXREHASH, sizeof(int), "SO_TXREHASH" },
+	{ SO_RCVMARK, SO_RCVMARK, sizeof(int), "SO_RCVMARK" },
+	{ SO_PASSPIDFD, SO_PASSPIDFD, sizeof(int), "SO_PASSPIDFD" },   /* Linux >= 6.5 */
+	{ SO_PASSRIGHTS, SO_PASSRIGHTS, sizeof(int), "SO_PASSRIGHTS" }, /* Linux >= 6.16 */
 };
 
 union opt_value {

@@ -1,7 +1,7 @@
 /*
  * tcp-established: TCP over loopback, both ends in this process (dumped with
  * --tcp-established, see tests/run-zoo.sh).
- *   fd 60 listener on 127.0.0.1 (backlog 7, SO_REUSEADDR, TCP_DEFER_ACCEPT 5);
+ *   fd 60 listener on 127.0.0.1 (backlog 7, SO_REUSEADDR, TCP_DEFER_ACCEPT 5, TCP_MAXSEG 1200);
  *   fd 61 client / fd 62 server of an IPv4 connection with data in flight both ways: the
  *         client wrote until its send buffer was full (the server read nothing: bytes wait in
  *         the server's receive queue and in the client's send queue, not all of them sent), the
@@ -12,7 +12,7 @@
  *   fd 65 client / fd 66 server half closed: the client sent "bye" and shut its write side
  *         (the client in FIN_WAIT2, the server in CLOSE_WAIT with "bye" and the FIN unread);
  *   fd 67 bound to 127.0.0.1, not listening; fd 68 a fresh IPv6 TCP socket (IPV6_V6ONLY,
- *         TCP_QUICKACK 0: delayed acknowledgements); fd 69 TCP_CORK on a
+ *         TCP_QUICKACK 0: delayed acknowledgements, SO_BUSY_POLL 50, SO_ZEROCOPY); fd 69 TCP_CORK on a
  *         connected client (fd 70 the server) with 100 bytes held back.
  * After restore and SIGTERM: every byte arrives in order and nothing more; the connections
  * carry new data both ways; the half-closed one reads "bye" then end-of-file, and its
@@ -137,6 +137,7 @@ int main(int argc, char **argv)
 	int l = socket(AF_INET, SOCK_STREAM, 0);
 	set_int(l, SOL_SOCKET, SO_REUSEADDR, 1);
 	set_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, 5);
+	set_int(l, IPPROTO_TCP, TCP_MAXSEG, 1200);
 	listen_len = sizeof(listen_sa);
 	if (bind(l, (struct sockaddr *)&la, sizeof(la)) || listen(l, 7) ||
 	    getsockname(l, (struct sockaddr *)&listen_sa, &listen_len))
@@ -184,6 +185,8 @@ int main(int argc, char **argv)
 	int f = socket(AF_INET6, SOCK_STREAM, 0);
 	set_int(f, IPPROTO_IPV6, IPV6_V6ONLY, 1);
 	set_int(f, IPPROTO_TCP, TCP_QUICKACK, 0);
+	set_int(f, SOL_SOCKET, SO_BUSY_POLL, 50);
+	set_int(f, SOL_SOCKET, SO_ZEROCOPY, 1);
 	zoo_place(f, 68, O_CLOEXEC);
 
 	/* fds 69/70: corked */
@@ -203,14 +206,17 @@ int main(int argc, char **argv)
 				 get_int(62, IPPROTO_TCP, TCP_KEEPINTVL) == 9 && get_int(62, IPPROTO_TCP, TCP_KEEPCNT) == 4 &&
 				 get_int(68, IPPROTO_IPV6, IPV6_V6ONLY) == 1 && get_int(60, SOL_SOCKET, SO_REUSEADDR) == 1 &&
 				 get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0 && get_int(69, IPPROTO_TCP, TCP_CORK) == 1 &&
-				 get_int(68, IPPROTO_TCP, TCP_QUICKACK) == 0,
+				 get_int(68, IPPROTO_TCP, TCP_QUICKACK) == 0 && get_int(60, IPPROTO_TCP, TCP_MAXSEG) == 1200 &&
+				 get_int(68, SOL_SOCKET, SO_BUSY_POLL) == 50 && get_int(68, SOL_SOCKET, SO_ZEROCOPY) == 1,
 	      "nodelay %d tos %#x keepalive %d idle %d intvl %d cnt %d v6only %d reuseaddr %d defer %d cork %d "
-	      "quickack %d",
+	      "quickack %d maxseg %d busy_poll %d zerocopy %d",
 	      get_int(61, IPPROTO_TCP, TCP_NODELAY), get_int(61, IPPROTO_IP, IP_TOS), get_int(62, SOL_SOCKET, SO_KEEPALIVE),
 	      get_int(62, IPPROTO_TCP, TCP_KEEPIDLE), get_int(62, IPPROTO_TCP, TCP_KEEPINTVL),
 	      get_int(62, IPPROTO_TCP, TCP_KEEPCNT), get_int(68, IPPROTO_IPV6, IPV6_V6ONLY),
 	      get_int(60, SOL_SOCKET, SO_REUSEADDR), get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT),
-	      get_int(69, IPPROTO_TCP, TCP_CORK), get_int(68, IPPROTO_TCP, TCP_QUICKACK));
+	      get_int(69, IPPROTO_TCP, TCP_CORK), get_int(68, IPPROTO_TCP, TCP_QUICKACK),
+	      get_int(60, IPPROTO_TCP, TCP_MAXSEG), get_int(68, SOL_SOCKET, SO_BUSY_POLL),
+	      get_int(68, SOL_SOCKET, SO_ZEROCOPY));
 	CHECK("stream", take(61, s2c, 2) && nothing_more(61), "the client did not get the server's %zu bytes", s2c);
 	CHECK("stream", take(62, sent_c2s, 1) && nothing_more(62), "the server did not get the client's %zu bytes",
 	      sent_c2s);

@@ -5,7 +5,7 @@
  *   Q  SOCK_SEQPACKET: 5 packets queued towards the child.
  *   E  SOCK_STREAM: the child wrote "bye" and shut down its sending side.
  * Options on the parent's ends: S peek offset 24; D SO_RCVBUF 50000, SO_RCVTIMEO 2.5 s;
- * E SO_PRIORITY 6, SO_BUF_LOCK of its send buffer (its size left to the kernel).
+ * E SO_PRIORITY 6, SO_BUF_LOCK of its send buffer (its size left to the kernel), SO_PASSPIDFD.
  * After restore and SIGTERM: every record arrives once, in order, datagrams and packets keep
  * their sizes, E gives "bye" then end-of-file, and S still carries a ping and its answer; the
  * options read as before.
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	close(Q[1]);
 	close(E[1]);
 	zoo_sleep_ms(100); /* the child has queued its records, datagrams and "bye" */
-	int peek = 24, rcvbuf = 50000, prio = 6, rcvbuf_set = 0, buf_lock = 1 /* SOCK_SNDBUF_LOCK */;
+	int peek = 24, rcvbuf = 50000, prio = 6, rcvbuf_set = 0, buf_lock = 1 /* SOCK_SNDBUF_LOCK */, one = 1;
 	struct timeval tmo = { 2, 500000 };
 	socklen_t len = sizeof(rcvbuf_set);
 	if (setsockopt(S[0], SOL_SOCKET, SO_PEEK_OFF, &peek, sizeof(peek)) ||
@@ -165,6 +165,7 @@ int main(int argc, char **argv)
 	    setsockopt(D[0], SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) ||
 	    setsockopt(E[0], SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio)) ||
 	    setsockopt(E[0], SOL_SOCKET, 72 /* SO_BUF_LOCK */, &buf_lock, sizeof(buf_lock)) ||
+	    setsockopt(E[0], SOL_SOCKET, 76 /* SO_PASSPIDFD, Linux >= 6.5 */, &one, sizeof(one)) ||
 	    getsockopt(D[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf_set, &len))
 		zoo_die("setsockopt: %s", strerror(errno));
 	zoo_ready();
@@ -179,10 +180,14 @@ int main(int argc, char **argv)
 	getsockopt(D[0], SOL_SOCKET, SO_RCVTIMEO, &got_tmo, &l4);
 	socklen_t l5 = sizeof(int);
 	getsockopt(E[0], SOL_SOCKET, 72 /* SO_BUF_LOCK */, &got_lock, &l5);
+	int got_pidfd = -1;
+	socklen_t l6 = sizeof(int);
+	getsockopt(E[0], SOL_SOCKET, 76 /* SO_PASSPIDFD */, &got_pidfd, &l6);
 	CHECK("options", got_peek == 24 && got_rcvbuf == rcvbuf_set && got_prio == 6 && got_tmo.tv_sec == 2 &&
-				 got_tmo.tv_usec == 500000 && got_lock == buf_lock,
-	      "peek offset %d, rcvbuf %d (was %d), priority %d, rcvtimeo %ld.%06ld, buffer lock %d", got_peek,
-	      got_rcvbuf, rcvbuf_set, got_prio, (long)got_tmo.tv_sec, (long)got_tmo.tv_usec, got_lock);
+				 got_tmo.tv_usec == 500000 && got_lock == buf_lock && got_pidfd == 1,
+	      "peek offset %d, rcvbuf %d (was %d), priority %d, rcvtimeo %ld.%06ld, buffer lock %d, "
+	      "SO_PASSPIDFD %d", got_peek, got_rcvbuf, rcvbuf_set, got_prio, (long)got_tmo.tv_sec,
+	      (long)got_tmo.tv_usec, got_lock, got_pidfd);
 
 	CHECK("stream", take(S[0], 0, 100) == 100, "records from the child are missing or out of order");
 	char b[2000];
