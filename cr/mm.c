@@ -467,7 +467,7 @@ uint32_t vma_advice_of(const char *vmflags)
 		{ "nh", VMA_ADVICE_NOHUGEPAGE }, { "dd", VMA_ADVICE_DONTDUMP }, { "mg", VMA_ADVICE_MERGEABLE },
 		{ "lo", VMA_ADVICE_LOCKED },	 { "lf", VMA_ADVICE_LOCKONFAULT }, { "sr", VMA_ADVICE_SEQUENTIAL },
 		{ "rr", VMA_ADVICE_RANDOM },	 { "nr", VMA_ADVICE_NORESERVE },
-		{ "dp", VMA_ADVICE_DROPPABLE },
+		{ "dp", VMA_ADVICE_DROPPABLE }, { "sl", VMA_ADVICE_SEALED },
 	};
 
 	return vmflag_bits(vmflags, flags, ARRAY_SIZE(flags));

@@ -54,6 +54,7 @@ static const char *const step_names[] = {
 	[RST_STEP_PRCTL] = "setting a prctl control (detail: the option: 26 TSC, 65 memory-deny-write-execute)",
 	[RST_STEP_POSIX_LOCK] = "taking a POSIX lock again after closing the helper fds (detail: the fd)",
 	[RST_STEP_THREAD_TABLES] = "giving a thread its own fd table, cwd or umask (detail: the thread)",
+	[RST_STEP_SEAL] = "sealing a mapping (mseal)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)

@@ -304,6 +304,7 @@ static void read_pages(struct restorer_args *a, struct rst_vma *v, struct rst_ru
 }
 
 #define MADV_GUARD_INSTALL_ 102
+#define __NR_mseal_ 462 /* (x86_64; Linux 6.10) */
 
 /* Guard pages (MADV_GUARD_INSTALL) again, once every page is in and before any lock. */
 static void install_guards(struct restorer_args *a)
@@ -317,7 +318,22 @@ static void install_guards(struct restorer_args *a)
 	}
 }
 
-/* Final protections, then locks (once every page is in and no userfaultfd is registered). */
+static int has_guard(const struct restorer_args *a, uint64_t start, uint64_t end)
+{
+	const struct rst_range *g = (const struct rst_range *)((const char *)a + a->guards_off);
+
+	for (uint64_t i = 0; i < a->nr_guards; i++)
+		if (g[i].start < end && g[i].start + g[i].len > start)
+			return 1;
+	return 0;
+}
+
+/*
+ * Final protections, then locks (once every page is in and no userfaultfd is registered). A
+ * lock's filling in of pages stops at a guard page (-ENOMEM), the lock itself is set: as when
+ * the process locked the mapping (mlockall ignores it), the pages past the guard are left to
+ * their faults.
+ */
 static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 {
 	for (uint64_t i = 0; i < a->nr_vmas; i++) {
@@ -328,12 +344,17 @@ static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 			continue;
 		r = raw_syscall3(__NR_mlock2, v[i].start, v[i].end - v[i].start,
 				 v[i].advice & VMA_ADVICE_LOCKONFAULT ? MLOCK_ONFAULT : 0);
-		if (r)
+		if (r && !(r == -ENOMEM && has_guard(a, v[i].start, v[i].end)))
 			fail(a, RST_STEP_MLOCK, r, v[i].start);
 	}
 	long r = a->mlock_future ? raw_syscall1(__NR_mlockall, a->mlock_future) : 0;
 	if (r)
 		fail(a, RST_STEP_MLOCK, r, 0);
+	/* sealed last: nothing may change those mappings any more */
+	for (uint64_t i = 0; i < a->nr_vmas; i++)
+		if ((v[i].advice & VMA_ADVICE_SEALED) &&
+		    (r = raw_syscall3(__NR_mseal_, v[i].start, v[i].end - v[i].start, 0)))
+			fail(a, RST_STEP_SEAL, r, v[i].start);
 }
 
 static void set_task_state(struct restorer_args *a)

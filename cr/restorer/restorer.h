@@ -156,7 +156,8 @@ enum vma_advice {
 	VMA_ADVICE_NORESERVE = 1 << 10, /* nr: mapped MAP_NORESERVE (no swap accounted) */
 	VMA_ADVICE_DROPPABLE = 1 << 11, /* dp: mapped MAP_DROPPABLE (private anonymous memory the
 					 * kernel may free at any time: its pages are not saved) */
-	VMA_ADVICE_ALL = (1 << 12) - 1,
+	VMA_ADVICE_SEALED = 1 << 12,    /* sl: mseal() (Linux 6.10), set last */
+	VMA_ADVICE_ALL = (1 << 13) - 1,
 };
 
 /*
@@ -232,6 +233,7 @@ enum rst_step {
 	RST_STEP_PRCTL,
 	RST_STEP_POSIX_LOCK,
 	RST_STEP_THREAD_TABLES,
+	RST_STEP_SEAL,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */

@@ -6,16 +6,22 @@
  *   L: 4 pages mlock()ed, the last never written (a zero page the dump skips);
  *   O: 4 pages mlock2(MLOCK_ONFAULT), one touched;
  *   S: 4 pages MADV_SEQUENTIAL and R: 4 pages MADV_RANDOM; V: 4 pages mapped MAP_NORESERVE;
- *   X: 4 pages mapped MAP_DROPPABLE (Linux 6.11) with a pattern.
+ *   X: 4 pages mapped MAP_DROPPABLE (Linux 6.11) with a pattern;
+ *   G: 4 pages with a guard page (MADV_GUARD_INSTALL, Linux 6.13) at the third, then mlock()ed
+ *   (the lock is set, its filling in stops at the guard); E: 2 read-only pages sealed
+ *   (mseal, Linux 6.10).
  * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd, lo,
  * lf, sr, rr, nr, dp), L is wholly locked in memory, and a forked child sees W zeroed and D
  * missing. X, memory the kernel may free whenever it likes, holds its pattern or zeros (what
  * the kernel gives for dropped pages; a restore does not keep it, as criu), nothing else, is
- * still droppable (dp) and writable, and a forked child sees it zeroed.
+ * still droppable (dp) and writable, and a forked child sees it zeroed. G is locked (lo), its
+ * third page still faults; E is sealed (sl): mprotect() of it fails with EPERM.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include <setjmp.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define PAGES4 (4 * 4096)
@@ -25,7 +31,26 @@
 #define MAP_DROPPABLE 0x08
 #endif
 
-static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v, *x;
+#define MADV_GUARD_INSTALL_ 102
+#define MADV_GUARD_REMOVE_ 103
+
+static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v, *x, *g, *e;
+static sigjmp_buf guard_jmp;
+static void on_guard_fault(int sig) { (void)sig; siglongjmp(guard_jmp, 1); }
+
+/* Does reading addr fault? */
+static int faults(const volatile unsigned char *addr)
+{
+	struct sigaction sa = { .sa_handler = on_guard_fault }, old;
+	int faulted = 0;
+	sigaction(SIGSEGV, &sa, &old);
+	if (!sigsetjmp(guard_jmp, 1))
+		(void)*addr;
+	else
+		faulted = 1;
+	sigaction(SIGSEGV, &old, NULL);
+	return faulted;
+}
 
 static unsigned char *region(size_t len, int advice, uint64_t seed)
 {
@@ -69,7 +94,21 @@ static void c_droppable(ucontext_t *u)
 	mmap(x, PAGES4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	memcpy(x, keep, PAGES4);
 }
+static void c_guard(ucontext_t *u) { (void)u; if (g) madvise(g + 2 * 4096, 4096, MADV_GUARD_REMOVE_); }
+/* E mapped again elsewhere, not sealed, its content kept */
+static void c_sealed(ucontext_t *u)
+{
+	(void)u;
+	unsigned char *copy = e ? mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : NULL;
+	if (copy && copy != MAP_FAILED) {
+		memcpy(copy, e, 2 * 4096);
+		mprotect(copy, 2 * 4096, PROT_READ);
+		e = copy;
+	}
+}
 static const struct zoo_corruption corruptions[] = {
+	{ "guard", c_guard, 0 },
+	{ "sealed", c_sealed, 0 },
 	{ "wipeonfork", c_wipe, 0 },
 	{ "dontfork", c_dontfork, 0 },
 	{ "flags", c_huge, 0 },
@@ -114,6 +153,21 @@ int main(int argc, char **argv)
 		zoo_die("mlock: %s", strerror(errno));
 	zoo_fill(l, 3 * 4096, 6);
 	o[0] = 0x5a;
+	g = region(PAGES4, MADV_NORMAL, 11);
+	if (madvise(g + 2 * 4096, 4096, MADV_GUARD_INSTALL_)) {
+		if (errno != EINVAL)
+			zoo_die("MADV_GUARD_INSTALL: %s", strerror(errno));
+		munmap(g, PAGES4); /* (a kernel before 6.13) */
+		g = NULL;
+	} else if (mlock(g, PAGES4) && errno != ENOMEM) { /* (ENOMEM: filling in stopped at the guard) */
+		zoo_die("mlock of a range with a guard page: %s", strerror(errno));
+	}
+	e = region(2 * 4096, MADV_NORMAL, 12);
+	if (mprotect(e, 2 * 4096, PROT_READ) || syscall(462 /* mseal */, e, 2 * 4096, 0)) {
+		if (errno != ENOSYS && errno != EPERM)
+			zoo_die("mseal: %s", strerror(errno));
+		e = NULL; /* (a kernel before 6.10, or a seccomp profile without it) */
+	}
 	zoo_ready();
 	zoo_wait();
 
@@ -141,6 +195,18 @@ int main(int argc, char **argv)
 		zoo_fill(x, PAGES4, 10);
 		CHECK("droppable", zoo_check_fill(x, PAGES4, 10) < 0, "X cannot be written again");
 	}
+	if (g) {
+		CHECK("guard", faults(g + 2 * 4096) && !faults(g + 3 * 4096), "G's third page does not fault any more");
+		CHECK("content", zoo_check_fill(g, 2 * 4096, 11) < 0, "G differs");
+		CHECK("locked", has_flag(g, "lo"), "G is not locked any more (no 'lo' in VmFlags)");
+	}
+	if (e) {
+		CHECK("content", zoo_check_fill(e, 2 * 4096, 12) < 0, "E differs");
+		int r = mprotect(e, 2 * 4096, PROT_READ | PROT_WRITE);
+		CHECK("sealed", r == -1 && errno == EPERM && has_flag(e, "sl"),
+		      "E is not sealed: mprotect gave %d (%s), 'sl' in VmFlags %d", r, r ? strerror(errno) : "done",
+		      has_flag(e, "sl"));
+	}
 	pid_t kid = fork();
 	if (kid == 0) {
 		int code = 0;
@@ -155,6 +221,7 @@ int main(int argc, char **argv)
 	waitpid(kid, &st, 0);
 	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's or X's content (%#x)", st);
 	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
-	return zoo_finish(x ? "11 mappings with madvise(), mlock() and mmap() flags (MAP_DROPPABLE too)"
-			    : "10 mappings with madvise(), mlock() and mmap() flags (no MAP_DROPPABLE on this kernel)");
+	return zoo_finish(x && g && e ? "13 mappings with madvise(), mlock(), mmap() flags, a guard page and a seal"
+				      : "mappings with madvise(), mlock() and mmap() flags (no "
+					"MAP_DROPPABLE, guard pages or mseal here)");
 }
