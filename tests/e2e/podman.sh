@@ -10,6 +10,8 @@
 # podman/keep-print-stats     checkpoint and restore with --keep --print-stats: Podman decodes
 #                             stasis's stats-dump and stats-restore (every time and page count
 #                             set), and keeps the images and both logs
+# podman/leave-running        `checkpoint --leave-running`: the container runs on (same init); stopped
+#                             and restored, it counts on from the checkpoint's count
 # podman/export-import        `checkpoint --export FILE`, `restore --import FILE --name NEW`: the
 #                             new container counts on from the old one's count
 # podman/pre-checkpoint       `checkpoint --pre-checkpoint` (stasis's FEATURE_CHECK says memory
@@ -144,6 +146,41 @@ case_keep_stats() {
 	ok "podman/keep-print-stats (went on from $FIRST; dump: $(tr '\n' ' ' <"$WORK/stats-dump.txt")restore: $(tr '\n' ' ' <"$WORK/stats-restore.txt"))"
 }
 case_keep_stats
+
+# --leave-running: the container runs on through the checkpoint (same init); stopped, then
+# restored from that image: it counts on from the checkpoint's count, not from where it was
+# stopped (nor from 1, nor from keep-print-stats's older image)
+case_leave_running() {
+	local pid before n first stopped
+	pid=$(state p1 Pid)
+	before=$(logged_numbers p1 | tail -n 1)
+	if ! timed T_CKPT pm container checkpoint --leave-running p1 >"$WORK/p1.leave" 2>&1 ||
+		[ "$(state p1 Running)" != true ] || [ "$(state p1 Pid)" != "$pid" ]; then
+		fail podman/leave-running "checkpoint --leave-running failed or stopped the container (running $(state p1 Running), init $(state p1 Pid), was $pid)" "$WORK/p1.leave" $(stasis_logs)
+		return
+	fi
+	# two more counts: the one the checkpoint froze is in the log, and one after it
+	n=$(logged_numbers p1 | wc -l)
+	if ! wait_for 10 has_lines $((n + 2)) logged_numbers p1 || ! pm stop -t 0 p1 >"$WORK/p1.stop" 2>&1; then
+		fail podman/leave-running "the container did not run on after the checkpoint, or does not stop" "$WORK/p1.stop"
+		return
+	fi
+	logged_numbers p1 >"$WORK/p1.stopped"
+	n=$(wc -l <"$WORK/p1.stopped")
+	stopped=$(tail -n 1 "$WORK/p1.stopped")
+	if ! timed T_REST pm container restore p1 >"$WORK/p1.rest" 2>&1 ||
+		! wait_for 20 has_lines $((n + 1)) logged_numbers p1; then
+		fail podman/leave-running "podman container restore after the stop failed (running: $(state p1 Running))" "$WORK/p1.rest" $(stasis_logs)
+		return
+	fi
+	first=$(logged_numbers p1 | sed -n "$((n + 1))p")
+	if [ "$first" -le "$before" ] || [ "$first" -gt "$stopped" ]; then
+		fail podman/leave-running "restored from the --leave-running image, it went on from $first: not after $before (the count at the checkpoint) and at most $stopped (stopped there)" "$WORK/p1.logs"
+		return
+	fi
+	ok "podman/leave-running (ran on through the checkpoint; stopped at $stopped, restored, went on from $first, the checkpoint taken after $before; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
+case_leave_running
 
 case_export_import() {
 	local last first n
