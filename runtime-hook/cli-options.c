@@ -525,6 +525,19 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 		if (!(name = config_word(&p)))
 			continue;
 		arg = config_word(&p);
+		/* criu hands a line's words to getopt as "--NAME ...": NAME=ARG is its argument too
+		 * (runc's own tests write log-file=FILE) */
+		char *eq = strchr(name, '=');
+		if (eq) {
+			*eq = 0;
+			if (arg) {
+				fprintf(stderr, "stasis: %s:%d: option '%s' has two arguments ('%s' and '%s')\n",
+					path, lineno, name, eq + 1, arg);
+				err = -EINVAL;
+				break;
+			}
+			arg = eq + 1;
+		}
 		bool negated = !strncmp(name, "no-", 3) && !find_option(name);
 		const struct cli_option *opt = find_option(negated ? name + 3 : name);
 		if (!opt) {
@@ -532,6 +545,10 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 			err = -EINVAL;
 		} else if (opt->has_arg == required_argument && !arg) {
 			fprintf(stderr, "stasis: %s:%d: option '%s' needs an argument\n", path, lineno, name);
+			err = -EINVAL;
+		} else if (opt->has_arg == no_argument && eq) {
+			fprintf(stderr, "stasis: %s:%d: option '%s' takes no argument (given '%s')\n", path,
+				lineno, name, arg);
 			err = -EINVAL;
 		} else {
 			/* the arguments outlive the file: the options keep pointers to them */
