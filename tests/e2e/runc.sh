@@ -27,7 +27,8 @@
 # runc/lazy-pages          `runc checkpoint --lazy-pages --page-server 127.0.0.1:PORT --status-fd`
 #                          (the dump serves its pages, "\0" once it listens), `stasis lazy-pages`
 #                          fetching from it, `runc restore --lazy-pages` as another id: the count
-#                          goes on, the checkpoint returns 0 once the pages are fetched
+#                          goes on, the checkpoint and the lazy-pages server return 0 once the
+#                          pages are fetched
 # runc/userns              a container in a user namespace of its own (ids 0-65535 mapped to
 #                          100000-165535), restored as runc's child (--restore-sibling): the same
 #                          maps, the count goes on
@@ -221,7 +222,7 @@ case_cgroupns
 
 # ---- runc/lazy-pages ------------------------------------------------------------------------
 case_lazy_pages() {
-	local D=$WORK/c7 lastv port ready cpid lpid rc_ckpt
+	local D=$WORK/c7 lastv port ready cpid lpid rc_ckpt rc_lp
 	B=$WORK/bundle
 	OUT=$WORK/out
 	# one directory for images and work (the lazy-pages server listens in the restore's work
@@ -257,8 +258,9 @@ case_lazy_pages() {
 	wait "$cpid"
 	rc_ckpt=$?
 	wait "$lpid"
-	if [ "$rc_ckpt" != 0 ] || [ "$FIRST" != $((lastv + 1)) ]; then
-		fail runc/lazy-pages "checkpoint exit $rc_ckpt; count $lastv then $FIRST" "$WORK/lazy.out" "$D/img/dump.log" "$D/img/lazy-pages.log"
+	rc_lp=$?
+	if [ "$rc_ckpt" != 0 ] || [ "$rc_lp" != 0 ] || [ "$FIRST" != $((lastv + 1)) ]; then
+		fail runc/lazy-pages "checkpoint exit $rc_ckpt, stasis lazy-pages exit $rc_lp; count $lastv then $FIRST" "$WORK/lazy.out" "$D/img/dump.log" "$WORK/lazy-pages.out" "$D/img/lazy-pages.log"
 		return
 	fi
 	ok "runc/lazy-pages (the dump served its pages on port $port, restored lazily as stasis-l: went on from $FIRST; restore $T_REST ms)"
