@@ -273,11 +273,6 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	bool locked = false, committed = false;
 	int err;
 
-	if (ctx->opts->lazy_pages) {
-		pr_err("dump --lazy-pages (pages served from the frozen tree) is not supported: dump "
-		       "to a page server (--page-server), then restore --lazy-pages there");
-		return -EOPNOTSUPP;
-	}
 	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
@@ -379,6 +374,58 @@ int dump_into_image_set(struct run_ctx *ctx, int (*dump)(struct run_ctx *ctx, in
 	return err;
 }
 
+/* The lazy source listens: criu's "\0" on --status-fd, and its status-ready notification
+ * (runc writes its --status-fd's byte then; a failure is the engine's, said by it). */
+static void lazy_source_ready(void *arg, int port)
+{
+	const struct run_ctx *ctx = arg;
+	const struct stasis_opts *o = ctx->opts;
+
+	pr_info("dump --lazy-pages: serving the pages on port %d", port);
+	if (o->status_fd >= 0) {
+		if (write(o->status_fd, "", 1) != 1)
+			pr_warn("--status-fd %d: %m", o->status_fd);
+		close(o->status_fd);
+	}
+	if (run_notify(ctx, "status-ready", 0, -1))
+		pr_warn("dump --lazy-pages: the status-ready notification failed; serving anyway");
+}
+
+/*
+ * criu's lazy migration from the dump's side (runc checkpoint --lazy-pages --page-server
+ * ADDRESS:PORT): the dump writes every image, its pages too, as a plain dump does, and lets
+ * the tree go as one does; then it serves those pages on ADDRESS:PORT to one lazy restore's
+ * lazy-pages server (cr_page_server), "\0" on --status-fd and the status-ready notification
+ * once it listens, and returns when that session ends. (criu serves them from the frozen tree
+ * instead; what the restore side sees is the same.)
+ */
+static int dump_then_serve_lazily(struct run_ctx *ctx)
+{
+	const struct stasis_opts *given = ctx->opts;
+	struct stasis_opts plain = *given, serving = *given;
+	uint64_t pages_written;
+	int err;
+
+	if (!given->page_server) {
+		pr_err("dump --lazy-pages: no --page-server ADDRESS:PORT to serve the pages on (or dump "
+		       "to a page server without --lazy-pages, then restore --lazy-pages there)");
+		return -EINVAL;
+	}
+	plain.lazy_pages = plain.page_server = false; /* the pages go to the images directory */
+	plain.status_fd = -1;
+	ctx->opts = &plain;
+	err = dump_into_image_set(ctx, dump_tree);
+	if (!err) {
+		serving.prev_images_dir = NULL; /* (the dump made the parent link) */
+		ctx->opts = &serving;
+		pages_written = ctx->stats.pages_written;
+		err = cr_page_server(ctx, lazy_source_ready, ctx);
+		ctx->stats.pages_written = pages_written;
+	}
+	ctx->opts = given;
+	return err;
+}
+
 int cr_dump(struct run_ctx *ctx)
 {
 	int err;
@@ -389,5 +436,7 @@ int cr_dump(struct run_ctx *ctx)
 	}
 	if ((err = kernel_refuse_missing(ctx, KF_NEEDED_BY_DUMP)))
 		return err;
+	if (ctx->opts->lazy_pages)
+		return dump_then_serve_lazily(ctx);
 	return dump_into_image_set(ctx, dump_tree);
 }

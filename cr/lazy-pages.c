@@ -558,6 +558,9 @@ int lazy_pages_serve(struct run_ctx *ctx, int sk)
 	waitpid(-1, NULL, WNOHANG);
 	if (s.ctl >= 0)
 		close(s.ctl);
+	for (size_t i = 0; i < s.nt; i++)
+		free(s.t[i].p); /* (those let go have none) */
+	free(s.t);
 	lazy_source_close(&s.src);
 	return err;
 }

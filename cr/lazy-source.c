@@ -53,7 +53,7 @@ int lazy_source_open(struct run_ctx *ctx, struct lazy_source *s)
 	Inventory *inv = NULL;
 	int err;
 
-	*s = (struct lazy_source){ .ctx = ctx, .remote = o->page_server };
+	*s = (struct lazy_source){ .ctx = ctx, .remote = o->page_server, .ps.sk = -1 };
 	if ((err = image_read(ctx->images_dir_fd, IMG_INVENTORY, 0, (ProtobufCMessage **)&inv)))
 		return err;
 	if ((inv->has_pre_dump && inv->pre_dump) || !inv->n_pids || inv->n_pids > 65536) {
@@ -65,6 +65,10 @@ int lazy_source_open(struct run_ctx *ctx, struct lazy_source *s)
 	s->n = inv->n_pids;
 	s->tasks = xzalloc(s->n * sizeof(*s->tasks));
 	s->plans = xzalloc(s->n * sizeof(*s->plans));
+	if (!s->tasks || !s->plans) {
+		image_free(&inv->base);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < s->n; i++)
 		s->tasks[i] = (struct restore_task){ .pid = inv->pids[i], .ctx = ctx,
 						     .dirfd = ctx->images_dir_fd, .pages_fd = -1,
@@ -155,7 +159,17 @@ void lazy_source_close(struct lazy_source *s)
 	}
 	for (size_t i = 0; s->plans && i < s->n; i++)
 		pages_uffd_plan_free(&s->plans[i]);
+	for (size_t i = 0; s->tasks && i < s->n; i++) {
+		struct restore_task *t = &s->tasks[i];
+		image_free(t->mm ? &t->mm->base : NULL);
+		image_free(t->pagemap ? &t->pagemap->base : NULL);
+		if (t->pages_fd >= 0)
+			close(t->pages_fd);
+		pages_sources_free(t);
+	}
 	free(s->plans);
+	free(s->tasks);
 	free(s->buf);
 	s->plans = NULL;
+	s->tasks = NULL;
 }

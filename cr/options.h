@@ -54,6 +54,8 @@ struct stasis_opts {
 	const char *pidfile;      /* --pidfile */
 	const char *root;         /* --root: the root the tree sees */
 	struct opt_list action_scripts; /* --action-script */
+	struct opt_list config_args;    /* copies of configuration files' arguments, which options
+					 * point into (keys; the face frees them) */
 	int timeout;              /* --timeout: seconds to freeze the tree (0: the default) */
 
 	/* dump */

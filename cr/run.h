@@ -24,9 +24,9 @@ struct run_slot {
 /*
  * A face's hook at criu's notification points ("pre-dump", "network-lock", "post-dump",
  * "network-unlock", "pre-restore", "setup-namespaces", "post-setup-namespaces",
- * "post-restore", "pre-resume", "post-resume", "orphan-pts-master"): pid is the tree's root
- * where one exists (else 0), fd one to hand over (else -1). Returns 0 to go on, or a negative
- * errno, having said why, to fail the run.
+ * "post-restore", "pre-resume", "post-resume", "orphan-pts-master", "status-ready": a lazy
+ * dump serves its pages): pid is the tree's root where one exists (else 0), fd one to hand
+ * over (else -1). Returns 0 to go on, or a negative errno, having said why, to fail the run.
  */
 typedef int (*run_notify_fn)(const struct run_ctx *ctx, const char *point, int pid, int fd);
 

@@ -34,6 +34,7 @@
 #include "log.h"
 #include "mount-ns.h"
 #include "mounts.h"
+#include "ns-helper.h"
 #include "ns-make.h"
 #include "pstree.h"
 #include "tree-objects.h"
@@ -87,6 +88,7 @@ static int collect_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		return -ENOMEM;
 	mount_ns__init(st->ns);
 	if ((err = mount_table_read(root, &tree)) || (err = mount_table_read(PROC_SELF, &host)) ||
+	    (ns_is_own(root, "cgroup", NULL) && (err = mount_table_cgroup_ns_roots(root, &tree))) ||
 	    (err = mount_table_classify(ctx, root, &tree, &host, st->ns)) ||
 	    (err = tmpfs_dump_mounts(ctx, root, st->ns)))
 		goto out;

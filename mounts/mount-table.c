@@ -8,7 +8,9 @@
  * where the host sees the same filesystem).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libmount/libmount.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 
 #include "log.h"
 #include "mounts.h"
+#include "ns-helper.h"
 #include "proc.h"
 #include "task.h"
 #include "util.h"
@@ -145,6 +148,77 @@ out:
 	mnt_unref_table(tb);
 	if (err)
 		mount_table_free(t);
+	return err;
+}
+
+/* In pid's cgroup namespace: its /proc/PID/mountinfo, which shows the roots of cgroup
+ * filesystems relative to that namespace's root. */
+struct cgroup_ns_mountinfo {
+	pid_t pid;
+	size_t len;
+	char text[1 << 20]; /* (a system container has hundreds of mounts) */
+};
+
+static int read_mountinfo_here(void *out, size_t len)
+{
+	struct cgroup_ns_mountinfo *v = out;
+	char file[64];
+	ssize_t n;
+
+	(void)len;
+	snprintf(file, sizeof(file), "/proc/%d/mountinfo", v->pid);
+	auto_close int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read_all(fd, v->text, sizeof(v->text))) < 0)
+		return -errno;
+	if ((size_t)n == sizeof(v->text))
+		return -EFBIG;
+	v->len = (size_t)n;
+	return 0;
+}
+
+int mount_table_cgroup_ns_roots(pid_t pid, struct mount_table *t)
+{
+	struct cgroup_ns_mountinfo *v = xzalloc(sizeof(*v));
+	struct libmnt_table *tb = v ? mnt_new_table() : NULL;
+	struct libmnt_iter *itr = tb ? mnt_new_iter(MNT_ITER_FORWARD) : NULL;
+	struct libmnt_fs *fs;
+	FILE *f = NULL;
+	int err = 0;
+
+	if (!itr) {
+		err = -ENOMEM;
+		goto out;
+	}
+	v->pid = pid;
+	if ((err = ns_helper_run(pid, CLONE_NEWCGROUP, read_mountinfo_here, v, sizeof(*v)))) {
+		pr_err("dump pid %d: cannot read its mount table in its cgroup namespace", pid);
+		goto out;
+	}
+	if (!(f = fmemopen(v->text, v->len ? v->len : 1, "r")) ||
+	    mnt_table_parse_stream(tb, f, "mountinfo in the tree's cgroup namespace")) {
+		pr_err("dump pid %d: cannot read its mount table in its cgroup namespace", pid);
+		err = -EIO;
+		goto out;
+	}
+	while (!err && mnt_table_next_fs(tb, itr, &fs) == 0) {
+		const char *type = mnt_fs_get_fstype(fs), *root = mnt_fs_get_root(fs);
+		if (!type || (strcmp(type, "cgroup") && strcmp(type, "cgroup2")) || !root)
+			continue;
+		for (size_t i = 0; i < t->n && !err; i++) {
+			if (t->m[i].id != (uint32_t)mnt_fs_get_id(fs))
+				continue;
+			free(t->m[i].root);
+			if (!(t->m[i].root = xstrdup(root)))
+				err = -ENOMEM;
+			t->m[i].cgroup_ns_root = !strcmp(root, "/");
+		}
+	}
+out:
+	if (f)
+		fclose(f);
+	mnt_free_iter(itr);
+	mnt_unref_table(tb);
+	free(v);
 	return err;
 }
 
@@ -290,6 +364,10 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		e->has_bind_of = true;
 		e->bind_of = of->id;
 		return (e->bind_root = xstrdup(rest)) ? 0 : -ENOMEM;
+	}
+	if (m->cgroup_ns_root) {
+		e->how = MOUNT_HOW__MOUNT_FRESH;
+		return 0;
 	}
 	if (on_host(host, m->dev)) {
 		if (!ctx->opts->ext_mount_auto) {

@@ -25,6 +25,9 @@ struct mount_info {
 	bool sb_readonly; /* the superblock is read-only (its options say "ro") */
 	uint32_t shared, master;
 	bool unbindable;
+	/* a cgroup filesystem showing the root of the tree's own cgroup namespace: made anew
+	 * inside the restored one (mount_table_cgroup_ns_roots) */
+	bool cgroup_ns_root;
 };
 
 struct mount_table {
@@ -35,6 +38,13 @@ struct mount_table {
 /* mount-table.c: /proc/PID/mountinfo (PROC_SELF: stasis's) into t. Says what failed. */
 int mount_table_read(pid_t pid, struct mount_table *t);
 void mount_table_free(struct mount_table *t);
+/*
+ * t being pid's table read from stasis's cgroup namespace, where pid has a cgroup namespace of
+ * its own: the roots of t's cgroup filesystems as pid's namespace shows them (a cgroup
+ * filesystem mounted inside that namespace shows "/", made anew on restore inside the
+ * restored one; stasis sees its root as the namespace's cgroup). Says what failed.
+ */
+int mount_table_cgroup_ns_roots(pid_t pid, struct mount_table *t);
 /*
  * The tree's mounts as images keep them: each classified as its root, made anew, a bind of
  * another of the tree's mounts, or a bind from outside (named by ctx's --external /

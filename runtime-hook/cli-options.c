@@ -505,6 +505,18 @@ static char *config_word(char **p)
 	return w;
 }
 
+/* A copy of a configuration file's argument, kept in o->config_args to be freed with o. */
+static int keep_config_arg(struct stasis_opts *o, char *arg)
+{
+	struct opt_pair *v = xreallocarray(o->config_args.v, o->config_args.n + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	o->config_args.v = v;
+	v[o->config_args.n++] = (struct opt_pair){ .key = arg, .key_owned = true };
+	return 0;
+}
+
 int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 {
 	FILE *f = fopen(path, "re");
@@ -525,6 +537,19 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 		if (!(name = config_word(&p)))
 			continue;
 		arg = config_word(&p);
+		/* criu hands a line's words to getopt as "--NAME ...": NAME=ARG is its argument too
+		 * (runc's own tests write log-file=FILE) */
+		char *eq = strchr(name, '=');
+		if (eq) {
+			*eq = 0;
+			if (arg) {
+				fprintf(stderr, "stasis: %s:%d: option '%s' has two arguments ('%s' and '%s')\n",
+					path, lineno, name, eq + 1, arg);
+				err = -EINVAL;
+				break;
+			}
+			arg = eq + 1;
+		}
 		bool negated = !strncmp(name, "no-", 3) && !find_option(name);
 		const struct cli_option *opt = find_option(negated ? name + 3 : name);
 		if (!opt) {
@@ -533,13 +558,20 @@ int cli_parse_config(struct stasis_opts *o, const char *path, bool must_exist)
 		} else if (opt->has_arg == required_argument && !arg) {
 			fprintf(stderr, "stasis: %s:%d: option '%s' needs an argument\n", path, lineno, name);
 			err = -EINVAL;
+		} else if (opt->has_arg == no_argument && eq) {
+			fprintf(stderr, "stasis: %s:%d: option '%s' takes no argument (given '%s')\n", path,
+				lineno, name, arg);
+			err = -EINVAL;
 		} else {
-			/* the arguments outlive the file: the options keep pointers to them */
+			/* the arguments outlive the file: the options keep pointers to them, and
+			 * config_args the copies, freed with the options */
 			char *kept = arg ? xstrdup(arg) : NULL;
-			if (arg && !kept)
+			if (arg && (!kept || keep_config_arg(o, kept))) {
+				free(kept);
 				err = -ENOMEM;
-			else
+			} else {
 				err = apply(o, opt, negated, kept);
+			}
 		}
 	}
 	if (!err && !feof(f)) { /* getline could not grow its line */
@@ -555,7 +587,8 @@ void cli_opts_free(struct stasis_opts *o)
 {
 	struct opt_list *lists[] = { &o->action_scripts,  &o->irmap_scan_paths, &o->externals,
 				     &o->ext_mount_maps,  &o->enable_fs,        &o->cgroup_roots,
-				     &o->cgroup_dump_controllers, &o->join_ns,  &o->veth_pairs };
+				     &o->cgroup_dump_controllers, &o->join_ns,  &o->veth_pairs,
+				     &o->config_args };
 
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 		for (size_t k = 0; k < lists[i]->n; k++)

@@ -9,7 +9,8 @@
 #   lxc-systemd.sh LXC with systemd as the container's init (this machine's /usr), twice
 #   runc-cli.sh    a runc container through stasis's own command line
 #   runc.sh        runc through the RPC: another id, --leave-running, --manage-cgroups-mode,
-#                  --work-path, a user namespace, PostgreSQL as a container's init
+#                  --work-path, a cgroup namespace, --lazy-pages with the dump serving the
+#                  pages, a user namespace, PostgreSQL as a container's init
 #   containerd.sh  containerd alone: ctr containers checkpoint --task / restore --live
 #   docker.sh      Docker: checkpoint create / start --checkpoint, twice, 256 MiB, --leave-running,
 #                  a terminal (-t)

@@ -19,6 +19,16 @@
 #                          read-only, its data in the container's root), a table of 500 rows:
 #                          `runc checkpoint`, `runc restore` as another id; the restored server
 #                          (its postmaster's new backend) takes a row, counts 501, checkpoints
+# runc/cgroupns            a container in a cgroup namespace of its own (its cgroup v1/v2
+#                          filesystems mounted inside it, which stasis sees rooted at the
+#                          container's cgroups), restored as another id: each cgroup mount shows
+#                          the root of the restored namespace, which is the new container's
+#                          cgroups; the count goes on
+# runc/lazy-pages          `runc checkpoint --lazy-pages --page-server 127.0.0.1:PORT --status-fd`
+#                          (the dump serves its pages, "\0" once it listens), `stasis lazy-pages`
+#                          fetching from it, `runc restore --lazy-pages` as another id: the count
+#                          goes on, the checkpoint and the lazy-pages server return 0 once the
+#                          pages are fetched
 # runc/userns              a container in a user namespace of its own (ids 0-65535 mapped to
 #                          100000-165535), restored as runc's child (--restore-sibling): the same
 #                          maps, the count goes on
@@ -45,8 +55,10 @@ rc() { runc --root "$WORK/state" --log "$WORK/runc.log" "$@"; }
 
 need runc busybox cc python3
 e2e_setup
-# make_bundle DIR OUT [userns]: runc spec's container counting into OUT/count (its /out); with
-# userns, in a user namespace of its own mapping container ids 0-65535 to host 100000-165535
+# make_bundle DIR OUT [userns|cgroupns]: runc spec's container counting into OUT/count (its
+# /out); with userns, in a user namespace of its own mapping container ids 0-65535 to host
+# 100000-165535; with cgroupns, in a cgroup namespace of its own (runc then mounts the cgroup
+# hierarchies anew inside it instead of binding the host's)
 make_bundle() {
 	make_rootfs "$1/rootfs" || return
 	mkdir -p "$2"
@@ -57,7 +69,9 @@ c = json.load(open(path))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 1; done"]
 c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
-if userns:
+if userns == "cgroupns":
+    c["linux"]["namespaces"].append({"type": "cgroup"})
+elif userns:
     c["linux"]["namespaces"].append({"type": "user"})
     for m in ("uidMappings", "gidMappings"):
         c["linux"][m] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -176,6 +190,82 @@ case_cgroups_mode() {
 	ok "runc/manage-cgroups-mode (full on dump; the same cgroups after restore; went on from $FIRST)"
 }
 case_cgroups_mode
+
+# ---- runc/cgroupns --------------------------------------------------------------------------
+# cgroup_view PID: PID's cgroup mounts' roots and its cgroups, as its cgroup namespace shows them
+cgroup_view() {
+	nsenter -C -t "$1" sh -c "awk '\$9 ~ /^cgroup/ {print \$4}' /proc/$1/mountinfo; cut -d: -f3 /proc/$1/cgroup" | sort -u | tr '\n' ' '
+}
+case_cgroupns() {
+	local D=$WORK/c6 lastv init view
+	B=$WORK/bundle-cgroupns
+	OUT=$WORK/out-cgroupns
+	make_bundle "$B" "$OUT" cgroupns || return
+	IDS+=(stasis-cg)
+	(cd "$B" && rc run -d stasis-cg </dev/null >/dev/null 2>&1)
+	if ! wait_for 20 eval '[ "$(count_lines)" -ge 1 ]'; then
+		fail runc/cgroupns "the container in a cgroup namespace does not count" "$WORK/runc.log"
+		return
+	fi
+	checkpoint runc/cgroupns stasis-cg "$D" || return
+	lastv=$(last)
+	restore runc/cgroupns stasis-cg2 "$D" || return
+	init=$(init_of stasis-cg2)
+	view=$(cgroup_view "$init")
+	if [ "$view" != "/ " ] || ! grep -q ':/stasis-cg2$' "/proc/$init/cgroup" || [ "$FIRST" != $((lastv + 1)) ]; then
+		fail runc/cgroupns "count $lastv then $FIRST; in its cgroup namespace the restored init's cgroup mounts' roots and cgroups: '$view' (expected '/ '); from the host: $(tr '\n' ' ' <"/proc/$init/cgroup")"
+		return
+	fi
+	ok "runc/cgroupns (cgroup mounts made anew in the restored namespace, rooted at stasis-cg2's cgroups; went on from $FIRST; checkpoint $T_CKPT ms, restore $T_REST ms)"
+}
+case_cgroupns
+
+# ---- runc/lazy-pages ------------------------------------------------------------------------
+case_lazy_pages() {
+	local D=$WORK/c7 lastv port ready cpid lpid rc_ckpt rc_lp
+	B=$WORK/bundle
+	OUT=$WORK/out
+	# one directory for images and work (the lazy-pages server listens in the restore's work
+	# directory)
+	mkdir -p "$D/img"
+	ln -s img "$D/work"
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	local pipe lazy_r lazy_w
+	exec {pipe}<> <(:)
+	exec {lazy_r}</proc/self/fd/$pipe {lazy_w}>/proc/self/fd/$pipe
+	exec {pipe}>&-
+	rc checkpoint --lazy-pages --page-server "127.0.0.1:$port" --status-fd "$lazy_w" \
+		--image-path "$D/img" --work-path "$D/img" stasis-b >"$WORK/lazy.out" 2>&1 &
+	cpid=$!
+	exec {lazy_w}>&-
+	ready=$(timeout 20 dd if=/proc/self/fd/$lazy_r bs=1 count=1 2>/dev/null | od -An -c | tr -d ' ')
+	exec {lazy_r}>&-
+	if [ "$ready" != '\0' ]; then
+		kill "$cpid" 2>/dev/null
+		wait "$cpid"
+		fail runc/lazy-pages "no \\0 on --status-fd (got '$ready')" "$WORK/lazy.out" "$D/img/dump.log"
+		return
+	fi
+	lastv=$(last)
+	"$STASIS" lazy-pages --page-server --address 127.0.0.1 --port "$port" -D "$D/img" \
+		-o lazy-pages.log -v4 >"$WORK/lazy-pages.out" 2>&1 &
+	lpid=$!
+	if ! restore runc/lazy-pages stasis-l "$D" --lazy-pages; then
+		kill "$cpid" "$lpid" 2>/dev/null
+		wait "$cpid" "$lpid"
+		return
+	fi
+	wait "$cpid"
+	rc_ckpt=$?
+	wait "$lpid"
+	rc_lp=$?
+	if [ "$rc_ckpt" != 0 ] || [ "$rc_lp" != 0 ] || [ "$FIRST" != $((lastv + 1)) ]; then
+		fail runc/lazy-pages "checkpoint exit $rc_ckpt, stasis lazy-pages exit $rc_lp; count $lastv then $FIRST" "$WORK/lazy.out" "$D/img/dump.log" "$WORK/lazy-pages.out" "$D/img/lazy-pages.log"
+		return
+	fi
+	ok "runc/lazy-pages (the dump served its pages on port $port, restored lazily as stasis-l: went on from $FIRST; restore $T_REST ms)"
+}
+case_lazy_pages
 
 # ---- runc/userns ----------------------------------------------------------------------------
 case_userns() {

@@ -18,14 +18,15 @@
 # rpc/run-fails            a dump failing midway (STASIS_FAULT): cr_errno and cr_errmsg with the
 #                          engine's first and last error, the program untouched, no images; a
 #                          restore refused up front names the missing kernel feature
-# rpc/refused              lazy_pages on a dump, inherit_fd of a closed fd, PAGE_SERVER without
-#                          ps: refused
+# rpc/refused              lazy_pages on a dump without ps, inherit_fd of a closed fd,
+#                          PAGE_SERVER without ps: refused
 #                          by name, the program untouched
 # rpc/malformed            bytes that are not a criu_req: an error answer, then VERSION is
 #                          answered on the same connection
 # rpc/two-requests         one connection, two DUMPs: leave_running, notify_scripts and the log
 #                          file of the first do not reach the second
-# rpc/config-file          config_file applies after the RPC options (leave-running in it wins)
+# rpc/config-file          config_file applies after the RPC options (leave-running in it wins;
+#                          its log-file=NAME, criu's NAME=ARG form, names the log)
 # libcriu/*                a C program linked with libcriu.so.2: version, check, features, a
 #                          refused dump (errno and message), dump with a notify callback, and
 #                          criu_restore_child (the restored program is its child, PASS)
@@ -285,7 +286,7 @@ case_refused() {
 	started=$(proc_starttime "$pid")
 	rpc "$d/out.rpc" "dump,images=$d/img,pid=$pid,lazy_pages=1" \
 		"restore,images=$d/img,inherit=99:pipe:[1]" page_server
-	if ! has "$d/out.rpc" '^dump success=0 errno=95 errmsg="stasis: dump --lazy-pages \(pages served from the frozen tree\) is not supported: .*"$' ||
+	if ! has "$d/out.rpc" '^dump success=0 errno=22 errmsg="stasis: dump --lazy-pages: no --page-server ADDRESS:PORT to serve the pages on .*"$' ||
 		! has "$d/out.rpc" '^restore success=0 errno=95 errmsg="stasis: inherit_fd: fd 99 \(for pipe:\[1\]\) is not open in the swrk process"$' ||
 		! has "$d/out.rpc" '^page_server success=0 errno=22 errmsg="stasis: PAGE_SERVER: the request names no ps \(port, address\)"$' ||
 		! untouched "$pid" "$started" || [ -n "$(ls -A "$d/img")" ]; then
@@ -353,12 +354,13 @@ case_config_file() {
 	CASE=rpc/config-file
 	local d=$ZOO_TMP/config pid
 	mkdir -p "$d/img"
-	printf '# applied after the RPC options\nleave-running\n' >"$d/runc.conf"
+	printf '# applied after the RPC options\nleave-running\nlog-file=by-config.log\n' >"$d/runc.conf"
 	start mem-anon "$d" || return
 	pid=$ZPID
 	rpc "$d/out.rpc" "dump,images=$d/img,pid=$pid,leave_running=0,config=$d/runc.conf"
-	if ! has "$d/out.rpc" '^dump success=1$' || ! proc_alive "$pid" || [ ! -s "$d/img/inventory.img" ]; then
-		result_fail "$CASE" "expected a dump that leaves the program running (config_file's leave-running):"
+	if ! has "$d/out.rpc" '^dump success=1$' || ! proc_alive "$pid" || [ ! -s "$d/img/inventory.img" ] ||
+		[ ! -s "$d/img/by-config.log" ]; then
+		result_fail "$CASE" "expected a dump that leaves the program running (config_file's leave-running), its log in by-config.log (config_file's log-file=NAME):"
 		show "$d/out.rpc"
 		kill_ours "$pid"
 		return
