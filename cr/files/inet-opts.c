@@ -31,7 +31,7 @@
 #define OPT_MAX 64
 #define MCAST_MAX_SOURCES 64
 
-static const struct {
+static const struct inet_opt_desc {
 	int level, name;
 	size_t size; /* 0: a string (a name) */
 	const char *what;
@@ -127,6 +127,21 @@ static bool applies(int level, int name, const InetSocket *in)
 	return true;
 }
 
+/*
+ * TCP_MAXSEG of a socket not connected is the MSS asked for (user_mss, 88..32767), or the
+ * MSS a connection that ended used (on loopback 65483, which no setsockopt takes): only the
+ * first is an option.
+ */
+static bool user_mss(const struct inet_opt_desc *d, const char *value)
+{
+	int v;
+
+	if (d->level != IPPROTO_TCP || d->name != TCP_MAXSEG)
+		return true;
+	memcpy(&v, value, sizeof(v));
+	return v >= 88 && v <= 32767;
+}
+
 /* Reads option i into buf (OPT_MAX bytes); its length, or -1 if the socket has none. */
 static int read_opt(int sk, size_t i, char *buf)
 {
@@ -149,7 +164,7 @@ int inet_opts_dump(int sk, InetSocket *in)
 		if (!applies(inet_opts[i].level, inet_opts[i].name, in))
 			continue;
 		int n = read_opt(sk, i, now), d = read_opt(fresh, i, dflt);
-		if (n < 0 || (n == d && !memcmp(now, dflt, n)))
+		if (n < 0 || (n == d && !memcmp(now, dflt, n)) || !user_mss(&inet_opts[i], now))
 			continue;
 		InetOpt *o = xzalloc(sizeof(*o)), **more;
 		if (!o || !(more = xreallocarray(in->opts, in->n_opts + 1, sizeof(*more)))) {
