@@ -202,6 +202,17 @@
 #           system_reset reboots the guest (it counts from 1 again), and quit ends qemu. Not run
 #           by default (apt-get install --no-install-recommends qemu-system-x86; make setup does
 #           not); about 10 s.
+#   samba   smbd --foreground (private smb.conf: a standalone server, a guest share in the case's
+#           directory, on 127.0.0.1 only; tdb files mapped and fcntl-locked, a unix datagram
+#           messaging socket per process) with smbd-notifyd, cleanupd and two sessions from
+#           outside the tree (smbclient reading a FIFO): one holds a file open, the other waits
+#           for change notifications on the share's root: dumped and restored with
+#           --tcp-established --file-locks; every process answers smbcontrol's ping, smbstatus
+#           names the same process as the file's opener, the held session reads it, writes a new
+#           file, closes it and lists the share, the other session is told of the new file and of
+#           one made on the disk (smbd-notifyd's inotify), a new session reads the new file, and
+#           smbd ends on SIGTERM with all its processes. Not run by default (apt-get install samba
+#           smbclient; make setup does not); about 14 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -259,7 +270,7 @@
 #           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
 #           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
 #           xclock and so xvfb-run and Xvfb.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, dnsmasq, unbound,
+#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, samba, dnsmasq, unbound,
 #   screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
@@ -311,8 +322,8 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot qemu (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog, slapd,
-# dovecot and qemu, in this order). --keep keeps the temporary directory (logs, images).
+# dovecot qemu samba (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog,
+# slapd, dovecot, qemu and samba, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -321,7 +332,7 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu: restart
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba: restart
 # (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
@@ -336,7 +347,8 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
-	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu)
+	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
+	[samba]=case_samba)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2997,6 +3009,159 @@ case_qemu() {
 	kill_ours "$pid"
 	verdict apps/qemu "$out" "QMP's connection kept, the guest's ticks $n0 at the dump -> $n1 going on, stop/cont, system_reset reboots it, quit; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# samba_start DIR: smbd in the foreground on DIR/smb.conf in a session of its own; prints its pid
+samba_start() {
+	(cd "$1" && exec setsid smbd --foreground --no-process-group -s "$1/smb.conf" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# smb_client DIR NAME: smbclient on the share, from outside the tree, reading its commands from
+# the FIFO DIR/NAME.in, its output (line-buffered) to DIR/NAME.out; prints its pid
+smb_client() {
+	mkfifo "$1/$2.in"
+	stdbuf -oL smbclient -N -s "$1/smb.conf" -p "$SAMBA_PORT" //127.0.0.1/share >"$1/$2.out" 2>&1 <"$1/$2.in" &
+	echo "$!"
+}
+
+# smb_opener DIR FILE: the pids smbstatus -L names as having FILE of the share open
+smb_opener() { smbstatus -s "$1/smb.conf" -L 2>/dev/null | awk -v f="$2" '$1 ~ /^[0-9]+$/ && NF >= 9 && $(NF-5) == f { print $1 }' | sort -u | tr '\n' ' '; }
+
+# smb_pongs DIR PID...: smbcontrol's ping of each PID over samba's messaging sockets; prints
+# the pids that answered
+smb_pongs() {
+	local d=$1 p
+	shift
+	for p in "$@"; do smbcontrol -s "$d/smb.conf" -t 5 "$p" ping 2>&1; done | sed -n 's/^PONG from pid //p' | tr '\n' ' '
+}
+
+case_samba() {
+	local d=$ZOO_TMP/samba pid="" out="" a="" b="" fa="" fb="" procs="" served="" opener="" pongs="" got="" left="" n=""
+	SAMBA_PORT=$((40000 + ($$ + 89) % 20000))
+	if ! command -v smbd >/dev/null || ! command -v smbclient >/dev/null || ! command -v smbcontrol >/dev/null; then
+		result_fail apps/samba "samba is not installed (apt-get install samba smbclient; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/share" "$d/private" "$d/lock" "$d/state" "$d/cache" "$d/pid" "$d/run"
+	chmod 755 "$ZOO_TMP" "$d"
+	chmod 777 "$d/share" # guests are nobody
+	echo "before the dump" >"$d/share/a.txt"
+	echo "put after the restore" >"$d/local.txt"
+	cat >"$d/smb.conf" <<CONF
+[global]
+  server role = standalone server
+  workgroup = STASIS
+  netbios name = STASISTEST
+  interfaces = 127.0.0.1
+  bind interfaces only = yes
+  smb ports = $SAMBA_PORT
+  disable netbios = yes
+  private dir = $d/private
+  lock directory = $d/lock
+  state directory = $d/state
+  cache directory = $d/cache
+  pid directory = $d/pid
+  ncalrpc dir = $d/run/ncalrpc
+  binddns dir = $d/private/bind-dns
+  log file = $d/log.%m
+  log level = 1
+  passdb backend = tdbsam:$d/private/passdb.tdb
+  map to guest = Bad User
+  guest account = nobody
+  load printers = no
+  printcap name = /dev/null
+  disable spoolss = yes
+[share]
+  path = $d/share
+  read only = no
+  guest ok = yes
+  guest only = yes
+CONF
+	pid=$(samba_start "$d")
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$SAMBA_PORT' | grep -q ."; then
+		result_fail apps/samba "smbd did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/log.smbd" 2>&1)"
+		kill_session "$pid"
+		return
+	fi
+	# session a holds a.txt open (fnum 1); session b waits for change notifications on the
+	# share's root (its smbd registered with smbd-notifyd, which watches with inotify)
+	a=$(smb_client "$d" a)
+	exec {fa}>"$d/a.in"
+	# (one command at a time, each once the last is done: smbclient reads its stdin buffered but
+	# waits for the fd to be readable before each command)
+	echo ls >&"$fa"
+	wait_until 10 grep -qs '^  a.txt ' "$d/a.out"
+	echo 'open a.txt' >&"$fa"
+	b=$(smb_client "$d" b)
+	exec {fb}>"$d/b.in"
+	printf 'notify \\\n' >&"$fb"
+	if ! wait_until 10 grep -qs '^open file .*a.txt.* fnum 1' "$d/a.out" || ! wait_until 10 eval "[ -n \"\$(smb_opener '$d' a.txt)\" ]" ||
+		! wait_until 10 eval "[ \$(pgrep -s $pid | wc -l) -ge 5 ]"; then
+		out="the sessions did not start: a: $(tail -c 300 "$d/a.out") b: $(tail -c 200 "$d/b.out"), processes: $(pgrep -s "$pid" | tr '\n' ' ')"
+	else
+		opener=$(smb_opener "$d" a.txt)
+		procs=$(pgrep -s "$pid" | sort -n | tr '\n' ' ')
+		CKPT_OPTS=(--tcp-established --file-locks) # tdb's fcntl locks (each process's in msg.lock too)
+		checkpoint apps/samba "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_session "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(samba_start "$d")
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$SAMBA_PORT' | grep -q ."
+		fi
+		# every process answers a ping over its messaging socket; the open is the same process's
+		# shellcheck disable=SC2086 # (pids)
+		pongs=$(smb_pongs "$d" $procs)
+		got=$(smb_opener "$d" a.txt)
+		# the held session reads, writes (its directory's watcher tells session b), closes
+		(echo "get a.txt $d/got.txt") >&"$fa" # (a subshell: the client may be gone, SIGPIPE)
+		wait_until 10 grep -qs '^getting file' "$d/a.out"
+		(echo "put $d/local.txt b.txt") >&"$fa"
+		wait_until 10 grep -qs '^putting file' "$d/a.out"
+		wait_until 10 grep -qs ' b.txt$' "$d/b.out"
+		(echo 'close 1') >&"$fa"
+		wait_until 10 eval "[ -z \"\$(smb_opener '$d' a.txt)\" ]"
+		(echo ls) >&"$fa"
+		wait_until 10 grep -qs '^  b.txt ' "$d/a.out"
+		echo local >"$d/share/c.txt" # not through samba: smbd-notifyd's inotify
+		wait_until 10 grep -qs 'c.txt' "$d/b.out"
+		# a new connection: a child the restored smbd forks
+		served=$(printf 'get b.txt -\n' | timeout 20 smbclient -N -s "$d/smb.conf" -p "$SAMBA_PORT" //127.0.0.1/share 2>&1 | grep -c '^put after the restore$')
+		(echo quit) >&"$fa"
+		exec {fa}>&-
+		wait_until 10 pid_free "$a"
+		if [ "$pongs" != "$procs" ]; then
+			out="smbcontrol ping after the restore: PONG from '$pongs' (expected every process of the tree: $procs)"
+		elif [ "$got" != "$opener" ]; then
+			out="smbstatus: a.txt open by '$got' after the restore (by $opener before)"
+		elif [ "$(cat "$d/got.txt" 2>/dev/null)" != "before the dump" ] || [ "$(cat "$d/share/b.txt" 2>/dev/null)" != "put after the restore" ] ||
+			! grep -q '^  b.txt ' "$d/a.out" || grep -q NT_STATUS "$d/a.out"; then
+			out="the held session after the restore: $(tail -c 400 "$d/a.out" | tr '\n' '|'), got '$(cat "$d/got.txt" 2>&1)', b.txt '$(cat "$d/share/b.txt" 2>&1)'"
+		elif ! grep -q ' b.txt$' "$d/b.out" || ! grep -q ' c.txt$' "$d/b.out"; then
+			out="the session waiting for notifications was not told of b.txt (put by the other session) and c.txt (made on the disk): $(tail -c 300 "$d/b.out" | tr '\n' '|')"
+		elif [ "$served" != 1 ] || [ -n "$(smb_opener "$d" a.txt)" ]; then
+			out="a new session after the restore read b.txt: '$served'; a.txt still open by '$(smb_opener "$d" a.txt)'"
+		fi
+		(echo quit) >&"$fb" # (ends only with the notify: its client is killed)
+		n=$(pgrep -s "$pid" | wc -l)
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="smbd did not exit on SIGTERM"
+		left=$(pgrep -s "$pid" | tr '\n' ' ')
+		[ -z "$left" ] || [ -n "$out" ] || out="smbd's processes left after its SIGTERM: $left ($n before)"
+	fi
+	[ -n "$fa" ] && exec {fa}>&- 2>/dev/null
+	[ -n "$fb" ] && exec {fb}>&- 2>/dev/null
+	kill "$a" "$b" 2>/dev/null
+	kill_session "$pid"
+	verdict apps/samba "$out" "smbd, smbd-notifyd, cleanupd and 2 sessions' smbd: every process answers smbcontrol's ping, the held session's open file is the same process's, it reads, writes and closes; the other session's notify is told of both changes; a new session reads; $(ckpt_times "$d")" \
+		"$d/log.smbd" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
