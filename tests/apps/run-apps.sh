@@ -170,7 +170,7 @@
 #           each get a message through after the restore, the file holds each of the 58 once, and
 #           once the forwarding target listens, the queue (the 54 held since before the dump) and
 #           the messages after are forwarded. Not run by default (apt-get install rsyslog; make
-#           setup does not); about 8 s.
+#           setup does not); about 10 s.
 #   slapd   OpenLDAP's slapd -d 0 (private slapd.conf, an mdb database in the case's directory,
 #           the syncprov overlay) on 127.0.0.1 holding 200 entries added over LDAP, with a
 #           persistent search from outside the tree (ldapsearch -E sync=rp: its connection stays
@@ -213,6 +213,16 @@
 #           one made on the disk (smbd-notifyd's inotify), a new session reads the new file, and
 #           smbd ends on SIGTERM with all its processes. Not run by default (apt-get install samba
 #           smbclient; make setup does not); about 14 s.
+#   etcd    a single-member etcd 3.4 (Go: its raft loop, a WAL and a bbolt database mapped and
+#           flocked, in the case's directory; clients and peers on 127.0.0.1) holding 100 keys,
+#           with an etcdctl watch from outside the tree (a gRPC stream on one connection): dumped
+#           and restored with --tcp-established --file-locks; endpoint status gives the same
+#           revision, raft term and raft index (a restarted member elects itself in a new term),
+#           a put after the restore adds one revision and one entry in the same term and reaches
+#           the watch on its same connection, the 100 keys are there, a compaction and a
+#           defragmentation (the database rewritten and mapped again) keep them, and etcd ends on
+#           SIGTERM. Not run by default (apt-get install etcd-server etcd-client; make setup does
+#           not); about 10 s.
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -270,8 +280,8 @@
 #           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
 #           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
 #           xclock and so xvfb-run and Xvfb.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, samba, dnsmasq, unbound,
-#   screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
+#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, samba, etcd, dnsmasq,
+#   unbound, screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
@@ -322,8 +332,8 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot qemu samba (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog,
-# slapd, dovecot, qemu and samba, in this order). --keep keeps the temporary directory (logs, images).
+# dovecot qemu samba etcd (default: all but apache-prefork, ghc, chromium, firefox, libreoffice,
+# rsyslog, slapd, dovecot, qemu, samba and etcd, in this order). --keep keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -332,7 +342,7 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba: restart
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd: restart
 # (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
@@ -348,7 +358,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
-	[samba]=case_samba)
+	[samba]=case_samba [etcd]=case_etcd)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -3162,6 +3172,95 @@ CONF
 	kill_session "$pid"
 	verdict apps/samba "$out" "smbd, smbd-notifyd, cleanupd and 2 sessions' smbd: every process answers smbcontrol's ping, the held session's open file is the same process's, it reads, writes and closes; the other session's notify is told of both changes; a new session reads; $(ckpt_times "$d")" \
 		"$d/log.smbd" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# etcd_start DIR PORT: a single-member etcd on DIR/data, clients on 127.0.0.1:PORT, peers on
+# PORT+1, in a session of its own; prints its pid
+etcd_start() {
+	(cd "$1" && exec setsid etcd --name m1 --data-dir "$1/data" --listen-metrics-urls '' \
+		--listen-client-urls "http://127.0.0.1:$2" --advertise-client-urls "http://127.0.0.1:$2" \
+		--listen-peer-urls "http://127.0.0.1:$(($2 + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$(($2 + 1))" \
+		--initial-cluster "m1=http://127.0.0.1:$(($2 + 1))" </dev/null >>"$1/log" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# etcd_status PORT: "revision raft_term raftIndex" of etcdctl endpoint status
+etcd_status() {
+	ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$1" endpoint status -w json 2>/dev/null |
+		sed -n 's/.*"revision":\([0-9]*\),"raft_term":\([0-9]*\)}.*"raftIndex":\([0-9]*\),.*/\1 \2 \3/p'
+}
+
+# tcp_port_of PID PORT: the local port of PID's connection to 127.0.0.1:PORT
+tcp_port_of() { ss -Htnp state established "dport = :$2" | awk -v p="pid=$1," 'index($0, p) { n = split($3, a, ":"); print a[n] }'; }
+
+case_etcd() {
+	local d=$ZOO_TMP/etcd pid="" out="" port=$((40000 + ($$ + 91) % 20000)) watch="" wport0="" wport1="" st0="" st1="" st2="" i n="" v="" c=""
+	local ctl=(etcdctl --endpoints="http://127.0.0.1:$port")
+	if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+		result_fail apps/etcd "etcd is not installed (apt-get install etcd-server etcd-client; make setup does not)"
+		return
+	fi
+	export ETCDCTL_API=3
+	mkdir -p "$d/img"
+	pid=$(etcd_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 20 eval "[ -n \"\$(etcd_status $port)\" ]"; then
+		result_fail apps/etcd "etcd did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	for i in $(seq 1 100); do "${ctl[@]}" put "k/$i" "value $i" >/dev/null 2>>"$d/ctl.err"; done
+	# a watch from outside the tree: its gRPC stream on one connection
+	"${ctl[@]}" watch --prefix w/ >"$d/watch" 2>&1 &
+	watch=$!
+	wait_until 10 eval "[ -n \"\$(tcp_port_of $watch $port)\" ]"
+	wport0=$(tcp_port_of "$watch" "$port")
+	st0=$(etcd_status "$port")
+	if [ -z "$wport0" ] || [ "${st0%% *}" != 101 ]; then
+		out="before the dump: the watch's connection '$wport0', status (revision term index) '$st0' (revision 101 expected) $(tail -c 200 "$d/ctl.err" 2>&1)"
+	else
+		CKPT_OPTS=(--tcp-established --file-locks) # bbolt's and the WAL's flocks
+		checkpoint apps/etcd "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(etcd_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 20 eval "[ -n \"\$(etcd_status $port)\" ]"
+		fi
+		# the same raft term and log (a restarted member elects itself again: a new term, an
+		# entry more)
+		st1=$(etcd_status "$port")
+		"${ctl[@]}" put w/after "put after the restore" >/dev/null 2>>"$d/ctl.err"
+		wait_until 10 grep -qs '^put after the restore$' "$d/watch"
+		wport1=$(tcp_port_of "$watch" "$port")
+		st2=$(etcd_status "$port")
+		n=$("${ctl[@]}" get --prefix k/ --keys-only 2>&1 | grep -c "^k/")
+		v=$("${ctl[@]}" get k/17 --print-value-only 2>&1)
+		# compaction and a defragmentation (bbolt's file rewritten and mapped again)
+		c=$({ "${ctl[@]}" compact "${st2%% *}" && "${ctl[@]}" defrag; } 2>&1 | tr '\n' ' ')
+		if [ "$st1" != "$st0" ]; then
+			out="status (revision term index) '$st1' after the restore, '$st0' at the dump"
+		elif [ "$st2" != "$((${st0%% *} + 1)) $(echo "$st0" | cut -d' ' -f2) $((${st0##* } + 1))" ]; then
+			out="status '$st2' after a put (one revision and one raft entry more than '$st0', the same term, expected)"
+		elif [ "$(grep -c . "$d/watch")" != 3 ] || [ "$wport1" != "$wport0" ]; then
+			out="the watch (its connection from port $wport0, now '$wport1') said '$(tr '\n' '|' <"$d/watch")' (PUT, w/after and its value expected)"
+		elif [ "$n" != 100 ] || [ "$v" != "value 17" ] || [[ $c != *"compacted revision"*"Finished defragmenting"* ]]; then
+			out="after the restore: $n keys under k/ (100 expected), k/17 '$v', compaction and defrag: '$c'"
+		elif [ "$("${ctl[@]}" get --prefix k/ --keys-only 2>&1 | grep -c "^k/")" != 100 ]; then
+			out="after the defrag the keys under k/ are not 100"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="etcd did not exit on SIGTERM"
+	fi
+	kill "$watch" 2>/dev/null
+	kill_ours "$pid"
+	verdict apps/etcd "$out" "revision, raft term and index kept ($st0), a watch's connection from outside got a put after the restore, 100 keys, compaction and defrag; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
