@@ -223,6 +223,17 @@
 #           defragmentation (the database rewritten and mapped again) keep them, and etcd ends on
 #           SIGTERM. Not run by default (apt-get install etcd-server etcd-client; make setup does
 #           not); about 10 s.
+#   rabbitmq  RabbitMQ 3.10 (/usr/lib/rabbitmq/bin/rabbitmq-server as root with a private
+#           environment: its mnesia and message store in the case's directory, AMQP and the Erlang
+#           distribution on 127.0.0.1) with its own epmd started in the tree (on a private port:
+#           the node's registration is a connection inside the tree), beam.smp and erl_child_setup;
+#           a durable queue of 100 persistent messages and a consumer outside the tree
+#           (tests/apps/amqp-client.py, python3-pika) that got a message on its connection:
+#           dumped and restored with --tcp-established --file-locks; rabbitmqctl (distribution
+#           through the restored epmd) finds the same node (OS PID) and queues, the consumer's
+#           same connection gets a message published after the restore, the 100 messages come
+#           back in order, and rabbitmqctl stop stops the node. Not run by default (apt-get install
+#           rabbitmq-server python3-pika; make setup does not); about 45 s (the node's start).
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -280,8 +291,8 @@
 #           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
 #           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
 #           xclock and so xvfb-run and Xvfb.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, samba, etcd, dnsmasq,
-#   unbound, screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
+#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, samba, etcd, rabbitmq,
+#   dnsmasq, unbound, screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
@@ -332,8 +343,9 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot qemu samba etcd (default: all but apache-prefork, ghc, chromium, firefox, libreoffice,
-# rsyslog, slapd, dovecot, qemu, samba and etcd, in this order). --keep keeps the temporary directory (logs, images).
+# dovecot qemu samba etcd rabbitmq (default: all but apache-prefork, ghc, chromium, firefox,
+# libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd and rabbitmq, in this order). --keep
+# keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -342,7 +354,8 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd: restart
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd,
+# rabbitmq: restart
 # (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
@@ -358,7 +371,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
-	[samba]=case_samba [etcd]=case_etcd)
+	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -3261,6 +3274,107 @@ case_etcd() {
 	kill_ours "$pid"
 	verdict apps/etcd "$out" "revision, raft term and index kept ($st0), a watch's connection from outside got a put after the restore, 100 keys, compaction and defrag; $(ckpt_times "$d")" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# rabbitmq_env DIR PORT: the environment of a private RabbitMQ node on DIR (AMQP on PORT, its
+# distribution on PORT+1, epmd on PORT+2), for env
+rabbitmq_env() {
+	echo "HOME=$1/home" RABBITMQ_NODENAME=stasis@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+		"RABBITMQ_NODE_PORT=$2" "RABBITMQ_DIST_PORT=$(($2 + 1))" "ERL_EPMD_PORT=$(($2 + 2))" \
+		"RABBITMQ_MNESIA_BASE=$1/mnesia" "RABBITMQ_LOG_BASE=$1/logs" RABBITMQ_LOGS=- \
+		"RABBITMQ_CONFIG_FILE=$1/rabbitmq" "RABBITMQ_ADVANCED_CONFIG_FILE=$1/advanced.config" \
+		"RABBITMQ_ENABLED_PLUGINS_FILE=$1/enabled_plugins" "RABBITMQ_PID_FILE=$1/pid" \
+		"RABBITMQ_CONF_ENV_FILE=$1/rabbitmq-env.conf"
+}
+
+# rabbitmq_start DIR PORT: epmd (on 127.0.0.1, in the tree) and RabbitMQ's server script (which
+# runs beam.smp) in a session of their own; prints the script's pid
+rabbitmq_start() {
+	# shellcheck disable=SC2046 # (the environment's words)
+	(cd "$1" && exec env $(rabbitmq_env "$1" "$2") setsid sh -c "epmd -address 127.0.0.1 -port $(($2 + 2)) & exec /usr/lib/rabbitmq/bin/rabbitmq-server" \
+		</dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# rabbitmqctl_of DIR PORT ARG...: rabbitmqctl on the node (its Erlang distribution, through epmd)
+rabbitmqctl_of() {
+	local d=$1 port=$2
+	shift 2
+	# shellcheck disable=SC2046
+	env $(rabbitmq_env "$d" "$port") timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n stasis@localhost "$@" 2>&1
+}
+
+# amqp PORT ARG...: tests/apps/amqp-client.py, one shot
+amqp() { timeout 20 /usr/bin/python3 "$ZOO_ROOT/tests/apps/amqp-client.py" "$@" 2>&1; }
+
+case_rabbitmq() {
+	local d=$ZOO_TMP/rabbitmq pid="" out="" port=$((40000 + ($$ + 93) % 20000)) beam="" cons="" cport0="" cport1="" q0="" q1="" os_pid="" pub="" stock="" procs=""
+	if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || ! command -v epmd >/dev/null || ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
+		result_fail apps/rabbitmq "rabbitmq-server or python3-pika is not installed (apt-get install rabbitmq-server python3-pika; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/home"
+	echo '[].' >"$d/enabled_plugins"
+	: >"$d/rabbitmq-env.conf"
+	printf 'loopback_users = none\nlisteners.tcp.default = 127.0.0.1:%s\n' "$port" >"$d/rabbitmq.conf"
+	echo '[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].' >"$d/advanced.config"
+	pid=$(rabbitmq_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ." || [ "$(amqp "$port" publish stock $(seq 1 100))" != "published 100" ]; then
+		result_fail apps/rabbitmq "rabbitmq did not start or take messages: $(tail -c 300 "$d/out")"
+		kill_session "$pid"
+		return
+	fi
+	# a consumer from outside the tree on its own connection
+	/usr/bin/python3 "$ZOO_ROOT/tests/apps/amqp-client.py" "$port" consume live >"$d/consumer" 2>&1 &
+	cons=$!
+	wait_until 10 grep -qs '^ready$' "$d/consumer"
+	amqp "$port" publish live before >/dev/null
+	wait_until 10 grep -qs '^before$' "$d/consumer"
+	beam=$(pgrep -s "$pid" -x beam.smp)
+	cport0=$(tcp_port_of "$cons" "$port")
+	q0=$(rabbitmqctl_of "$d" "$port" list_queues -q name messages consumers | sort | tr '\t\n' ' |')
+	procs=$(pgrep -s "$pid" | sort -n | tr '\n' ' ')
+	if [ -z "$beam" ] || [ -z "$cport0" ] || [ "$q0" != "live 0 1|name messages consumers|stock 100 0|" ]; then
+		out="before the dump: beam.smp '$beam', the consumer's connection '$cport0' ($(tr '\n' '|' <"$d/consumer")), queues '$q0'"
+	else
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/rabbitmq "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_session "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(rabbitmq_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		os_pid=$(rabbitmqctl_of "$d" "$port" status | sed -n 's/^OS PID: //p')
+		q1=$(rabbitmqctl_of "$d" "$port" list_queues -q name messages consumers | sort | tr '\t\n' ' |')
+		pub=$(amqp "$port" publish live "after the restore")
+		wait_until 10 grep -qs '^after the restore$' "$d/consumer"
+		cport1=$(tcp_port_of "$cons" "$port")
+		stock=$(amqp "$port" get stock)
+		amqp "$port" publish live stop >/dev/null
+		wait_until 10 grep -qs '^bye$' "$d/consumer"
+		if [ "$os_pid" != "$beam" ]; then
+			out="rabbitmqctl status after the restore: OS PID '$os_pid' (beam.smp was $beam)"
+		elif [ "$q1" != "$q0" ]; then
+			out="the queues after the restore: '$q1' (at the dump: '$q0')"
+		elif [ "$pub" != "published 1" ] || [ "$(tr '\n' '|' <"$d/consumer")" != "ready|before|after the restore|stop|bye|" ] || [ "$cport1" != "$cport0" ]; then
+			out="the consumer (its connection from port $cport0, now '$cport1') said '$(tr '\n' '|' <"$d/consumer")', the publish '$pub'"
+		elif [ "$stock" != "$(seq 1 100 | tr '\n' ' ' | sed 's/ $//')" ]; then
+			out="the durable queue's 100 messages after the restore: '$(echo "$stock" | tail -c 300)'"
+		elif [[ $(rabbitmqctl_of "$d" "$port" stop) != *"Stopping"* ]] || ! wait_until 30 pid_free "$beam"; then
+			out="rabbitmqctl stop did not stop the node"
+		fi
+	fi
+	kill "$cons" 2>/dev/null
+	kill_session "$pid"
+	verdict apps/rabbitmq "$out" "epmd, the server script, beam.smp and erl_child_setup: rabbitmqctl finds the same node (OS PID $beam) and queues, the consumer's connection from outside got a message after the restore, 100 durable messages in order, rabbitmqctl stop; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
