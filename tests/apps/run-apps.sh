@@ -170,7 +170,7 @@
 #           each get a message through after the restore, the file holds each of the 58 once, and
 #           once the forwarding target listens, the queue (the 54 held since before the dump) and
 #           the messages after are forwarded. Not run by default (apt-get install rsyslog; make
-#           setup does not); about 8 s.
+#           setup does not); about 10 s.
 #   slapd   OpenLDAP's slapd -d 0 (private slapd.conf, an mdb database in the case's directory,
 #           the syncprov overlay) on 127.0.0.1 holding 200 entries added over LDAP, with a
 #           persistent search from outside the tree (ldapsearch -E sync=rp: its connection stays
@@ -202,6 +202,38 @@
 #           system_reset reboots the guest (it counts from 1 again), and quit ends qemu. Not run
 #           by default (apt-get install --no-install-recommends qemu-system-x86; make setup does
 #           not); about 10 s.
+#   samba   smbd --foreground (private smb.conf: a standalone server, a guest share in the case's
+#           directory, on 127.0.0.1 only; tdb files mapped and fcntl-locked, a unix datagram
+#           messaging socket per process) with smbd-notifyd, cleanupd and two sessions from
+#           outside the tree (smbclient reading a FIFO): one holds a file open, the other waits
+#           for change notifications on the share's root: dumped and restored with
+#           --tcp-established --file-locks; every process answers smbcontrol's ping, smbstatus
+#           names the same process as the file's opener, the held session reads it, writes a new
+#           file, closes it and lists the share, the other session is told of the new file and of
+#           one made on the disk (smbd-notifyd's inotify), a new session reads the new file, and
+#           smbd ends on SIGTERM with all its processes. Not run by default (apt-get install samba
+#           smbclient; make setup does not); about 14 s.
+#   etcd    a single-member etcd 3.4 (Go: its raft loop, a WAL and a bbolt database mapped and
+#           flocked, in the case's directory; clients and peers on 127.0.0.1) holding 100 keys,
+#           with an etcdctl watch from outside the tree (a gRPC stream on one connection): dumped
+#           and restored with --tcp-established --file-locks; endpoint status gives the same
+#           revision, raft term and raft index (a restarted member elects itself in a new term),
+#           a put after the restore adds one revision and one entry in the same term and reaches
+#           the watch on its same connection, the 100 keys are there, a compaction and a
+#           defragmentation (the database rewritten and mapped again) keep them, and etcd ends on
+#           SIGTERM. Not run by default (apt-get install etcd-server etcd-client; make setup does
+#           not); about 10 s.
+#   rabbitmq  RabbitMQ 3.10 (/usr/lib/rabbitmq/bin/rabbitmq-server as root with a private
+#           environment: its mnesia and message store in the case's directory, AMQP and the Erlang
+#           distribution on 127.0.0.1) with its own epmd started in the tree (on a private port:
+#           the node's registration is a connection inside the tree), beam.smp and erl_child_setup;
+#           a durable queue of 100 persistent messages and a consumer outside the tree
+#           (tests/apps/amqp-client.py, python3-pika) that got a message on its connection:
+#           dumped and restored with --tcp-established --file-locks; rabbitmqctl (distribution
+#           through the restored epmd) finds the same node (OS PID) and queues, the consumer's
+#           same connection gets a message published after the restore, the 100 messages come
+#           back in order, and rabbitmqctl stop stops the node. Not run by default (apt-get install
+#           rabbitmq-server python3-pika; make setup does not); about 45 s (the node's start).
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -259,8 +291,8 @@
 #           (Xvfb), the client's segments are still removed and attached twice, its rounds go on
 #           with every image back intact (PASS on SIGTERM), and xkill of xclock's window ends
 #           xclock and so xvfb-run and Xvfb.
-#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, dnsmasq, unbound,
-#   screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
+#   jvm, node, go, erlang, ruby, sbcl, ghc, rsyslog, slapd, dovecot, qemu, samba, etcd, rabbitmq,
+#   dnsmasq, unbound, screen, php-fpm, postfix, named, mosquitto and xvfb: their lines
 #   give the dump's and the restore's times (the logs' stats lines).
 #
 #   apache-event  Apache httpd (Debian's apache2, private config) with mpm_event: a parent and
@@ -311,8 +343,9 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot qemu (default: all but apache-prefork, ghc, chromium, firefox, libreoffice, rsyslog, slapd,
-# dovecot and qemu, in this order). --keep keeps the temporary directory (logs, images).
+# dovecot qemu samba etcd rabbitmq (default: all but apache-prefork, ghc, chromium, firefox,
+# libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd and rabbitmq, in this order). --keep
+# keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
 # checking that a case fails: jvm: heap, map, mapping, pool, jit, child (by the program), file
 # (the test does not write RESTORED); node: ipc, worker, timers; go: heap, workers, timers,
@@ -321,7 +354,8 @@
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
 # lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
-# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu: restart
+# (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd,
+# rabbitmq: restart
 # (the restored program killed and a fresh one started).
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
 
@@ -336,7 +370,8 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
-	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu)
+	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
+	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
 SELECTED=()
@@ -2996,6 +3031,349 @@ case_qemu() {
 	[ -n "$fd" ] && exec {fd}>&-
 	kill_ours "$pid"
 	verdict apps/qemu "$out" "QMP's connection kept, the guest's ticks $n0 at the dump -> $n1 going on, stop/cont, system_reset reboots it, quit; $(ckpt_times "$d")" \
+		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# samba_start DIR: smbd in the foreground on DIR/smb.conf in a session of its own; prints its pid
+samba_start() {
+	(cd "$1" && exec setsid smbd --foreground --no-process-group -s "$1/smb.conf" </dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# smb_client DIR NAME: smbclient on the share, from outside the tree, reading its commands from
+# the FIFO DIR/NAME.in, its output (line-buffered) to DIR/NAME.out; prints its pid
+smb_client() {
+	mkfifo "$1/$2.in"
+	stdbuf -oL smbclient -N -s "$1/smb.conf" -p "$SAMBA_PORT" //127.0.0.1/share >"$1/$2.out" 2>&1 <"$1/$2.in" &
+	echo "$!"
+}
+
+# smb_opener DIR FILE: the pids smbstatus -L names as having FILE of the share open
+smb_opener() { smbstatus -s "$1/smb.conf" -L 2>/dev/null | awk -v f="$2" '$1 ~ /^[0-9]+$/ && NF >= 9 && $(NF-5) == f { print $1 }' | sort -u | tr '\n' ' '; }
+
+# smb_pongs DIR PID...: smbcontrol's ping of each PID over samba's messaging sockets; prints
+# the pids that answered
+smb_pongs() {
+	local d=$1 p
+	shift
+	for p in "$@"; do smbcontrol -s "$d/smb.conf" -t 5 "$p" ping 2>&1; done | sed -n 's/^PONG from pid //p' | tr '\n' ' '
+}
+
+case_samba() {
+	local d=$ZOO_TMP/samba pid="" out="" a="" b="" fa="" fb="" procs="" served="" opener="" pongs="" got="" left="" n=""
+	SAMBA_PORT=$((40000 + ($$ + 89) % 20000))
+	if ! command -v smbd >/dev/null || ! command -v smbclient >/dev/null || ! command -v smbcontrol >/dev/null; then
+		result_fail apps/samba "samba is not installed (apt-get install samba smbclient; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/share" "$d/private" "$d/lock" "$d/state" "$d/cache" "$d/pid" "$d/run"
+	chmod 755 "$ZOO_TMP" "$d"
+	chmod 777 "$d/share" # guests are nobody
+	echo "before the dump" >"$d/share/a.txt"
+	echo "put after the restore" >"$d/local.txt"
+	cat >"$d/smb.conf" <<CONF
+[global]
+  server role = standalone server
+  workgroup = STASIS
+  netbios name = STASISTEST
+  interfaces = 127.0.0.1
+  bind interfaces only = yes
+  smb ports = $SAMBA_PORT
+  disable netbios = yes
+  private dir = $d/private
+  lock directory = $d/lock
+  state directory = $d/state
+  cache directory = $d/cache
+  pid directory = $d/pid
+  ncalrpc dir = $d/run/ncalrpc
+  binddns dir = $d/private/bind-dns
+  log file = $d/log.%m
+  log level = 1
+  passdb backend = tdbsam:$d/private/passdb.tdb
+  map to guest = Bad User
+  guest account = nobody
+  load printers = no
+  printcap name = /dev/null
+  disable spoolss = yes
+[share]
+  path = $d/share
+  read only = no
+  guest ok = yes
+  guest only = yes
+CONF
+	pid=$(samba_start "$d")
+	track_pid "$pid"
+	if ! wait_until 10 eval "ss -Hltn 'sport = :$SAMBA_PORT' | grep -q ."; then
+		result_fail apps/samba "smbd did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/log.smbd" 2>&1)"
+		kill_session "$pid"
+		return
+	fi
+	# session a holds a.txt open (fnum 1); session b waits for change notifications on the
+	# share's root (its smbd registered with smbd-notifyd, which watches with inotify)
+	a=$(smb_client "$d" a)
+	exec {fa}>"$d/a.in"
+	# (one command at a time, each once the last is done: smbclient reads its stdin buffered but
+	# waits for the fd to be readable before each command)
+	echo ls >&"$fa"
+	wait_until 10 grep -qs '^  a.txt ' "$d/a.out"
+	echo 'open a.txt' >&"$fa"
+	b=$(smb_client "$d" b)
+	exec {fb}>"$d/b.in"
+	printf 'notify \\\n' >&"$fb"
+	if ! wait_until 10 grep -qs '^open file .*a.txt.* fnum 1' "$d/a.out" || ! wait_until 10 eval "[ -n \"\$(smb_opener '$d' a.txt)\" ]" ||
+		! wait_until 10 eval "[ \$(pgrep -s $pid | wc -l) -ge 5 ]"; then
+		out="the sessions did not start: a: $(tail -c 300 "$d/a.out") b: $(tail -c 200 "$d/b.out"), processes: $(pgrep -s "$pid" | tr '\n' ' ')"
+	else
+		opener=$(smb_opener "$d" a.txt)
+		procs=$(pgrep -s "$pid" | sort -n | tr '\n' ' ')
+		CKPT_OPTS=(--tcp-established --file-locks) # tdb's fcntl locks (each process's in msg.lock too)
+		checkpoint apps/samba "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_session "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(samba_start "$d")
+			track_pid "$pid"
+			wait_until 10 eval "ss -Hltn 'sport = :$SAMBA_PORT' | grep -q ."
+		fi
+		# every process answers a ping over its messaging socket; the open is the same process's
+		# shellcheck disable=SC2086 # (pids)
+		pongs=$(smb_pongs "$d" $procs)
+		got=$(smb_opener "$d" a.txt)
+		# the held session reads, writes (its directory's watcher tells session b), closes
+		(echo "get a.txt $d/got.txt") >&"$fa" # (a subshell: the client may be gone, SIGPIPE)
+		wait_until 10 grep -qs '^getting file' "$d/a.out"
+		(echo "put $d/local.txt b.txt") >&"$fa"
+		wait_until 10 grep -qs '^putting file' "$d/a.out"
+		wait_until 10 grep -qs ' b.txt$' "$d/b.out"
+		(echo 'close 1') >&"$fa"
+		wait_until 10 eval "[ -z \"\$(smb_opener '$d' a.txt)\" ]"
+		(echo ls) >&"$fa"
+		wait_until 10 grep -qs '^  b.txt ' "$d/a.out"
+		echo local >"$d/share/c.txt" # not through samba: smbd-notifyd's inotify
+		wait_until 10 grep -qs 'c.txt' "$d/b.out"
+		# a new connection: a child the restored smbd forks
+		served=$(printf 'get b.txt -\n' | timeout 20 smbclient -N -s "$d/smb.conf" -p "$SAMBA_PORT" //127.0.0.1/share 2>&1 | grep -c '^put after the restore$')
+		(echo quit) >&"$fa"
+		exec {fa}>&-
+		wait_until 10 pid_free "$a"
+		if [ "$pongs" != "$procs" ]; then
+			out="smbcontrol ping after the restore: PONG from '$pongs' (expected every process of the tree: $procs)"
+		elif [ "$got" != "$opener" ]; then
+			out="smbstatus: a.txt open by '$got' after the restore (by $opener before)"
+		elif [ "$(cat "$d/got.txt" 2>/dev/null)" != "before the dump" ] || [ "$(cat "$d/share/b.txt" 2>/dev/null)" != "put after the restore" ] ||
+			! grep -q '^  b.txt ' "$d/a.out" || grep -q NT_STATUS "$d/a.out"; then
+			out="the held session after the restore: $(tail -c 400 "$d/a.out" | tr '\n' '|'), got '$(cat "$d/got.txt" 2>&1)', b.txt '$(cat "$d/share/b.txt" 2>&1)'"
+		elif ! grep -q ' b.txt$' "$d/b.out" || ! grep -q ' c.txt$' "$d/b.out"; then
+			out="the session waiting for notifications was not told of b.txt (put by the other session) and c.txt (made on the disk): $(tail -c 300 "$d/b.out" | tr '\n' '|')"
+		elif [ "$served" != 1 ] || [ -n "$(smb_opener "$d" a.txt)" ]; then
+			out="a new session after the restore read b.txt: '$served'; a.txt still open by '$(smb_opener "$d" a.txt)'"
+		fi
+		(echo quit) >&"$fb" # (ends only with the notify: its client is killed)
+		n=$(pgrep -s "$pid" | wc -l)
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="smbd did not exit on SIGTERM"
+		left=$(pgrep -s "$pid" | tr '\n' ' ')
+		[ -z "$left" ] || [ -n "$out" ] || out="smbd's processes left after its SIGTERM: $left ($n before)"
+	fi
+	[ -n "$fa" ] && exec {fa}>&- 2>/dev/null
+	[ -n "$fb" ] && exec {fb}>&- 2>/dev/null
+	kill "$a" "$b" 2>/dev/null
+	kill_session "$pid"
+	verdict apps/samba "$out" "smbd, smbd-notifyd, cleanupd and 2 sessions' smbd: every process answers smbcontrol's ping, the held session's open file is the same process's, it reads, writes and closes; the other session's notify is told of both changes; a new session reads; $(ckpt_times "$d")" \
+		"$d/log.smbd" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# etcd_start DIR PORT: a single-member etcd on DIR/data, clients on 127.0.0.1:PORT, peers on
+# PORT+1, in a session of its own; prints its pid
+etcd_start() {
+	(cd "$1" && exec setsid etcd --name m1 --data-dir "$1/data" --listen-metrics-urls '' \
+		--listen-client-urls "http://127.0.0.1:$2" --advertise-client-urls "http://127.0.0.1:$2" \
+		--listen-peer-urls "http://127.0.0.1:$(($2 + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$(($2 + 1))" \
+		--initial-cluster "m1=http://127.0.0.1:$(($2 + 1))" </dev/null >>"$1/log" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# etcd_status PORT: "revision raft_term raftIndex" of etcdctl endpoint status
+etcd_status() {
+	ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$1" endpoint status -w json 2>/dev/null |
+		sed -n 's/.*"revision":\([0-9]*\),"raft_term":\([0-9]*\)}.*"raftIndex":\([0-9]*\),.*/\1 \2 \3/p'
+}
+
+# tcp_port_of PID PORT: the local port of PID's connection to 127.0.0.1:PORT
+tcp_port_of() { ss -Htnp state established "dport = :$2" | awk -v p="pid=$1," 'index($0, p) { n = split($3, a, ":"); print a[n] }'; }
+
+case_etcd() {
+	local d=$ZOO_TMP/etcd pid="" out="" port=$((40000 + ($$ + 91) % 20000)) watch="" wport0="" wport1="" st0="" st1="" st2="" i n="" v="" c=""
+	local ctl=(etcdctl --endpoints="http://127.0.0.1:$port")
+	if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+		result_fail apps/etcd "etcd is not installed (apt-get install etcd-server etcd-client; make setup does not)"
+		return
+	fi
+	export ETCDCTL_API=3
+	mkdir -p "$d/img"
+	pid=$(etcd_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 20 eval "[ -n \"\$(etcd_status $port)\" ]"; then
+		result_fail apps/etcd "etcd did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	for i in $(seq 1 100); do "${ctl[@]}" put "k/$i" "value $i" >/dev/null 2>>"$d/ctl.err"; done
+	# a watch from outside the tree: its gRPC stream on one connection
+	"${ctl[@]}" watch --prefix w/ >"$d/watch" 2>&1 &
+	watch=$!
+	wait_until 10 eval "[ -n \"\$(tcp_port_of $watch $port)\" ]"
+	wport0=$(tcp_port_of "$watch" "$port")
+	st0=$(etcd_status "$port")
+	if [ -z "$wport0" ] || [ "${st0%% *}" != 101 ]; then
+		out="before the dump: the watch's connection '$wport0', status (revision term index) '$st0' (revision 101 expected) $(tail -c 200 "$d/ctl.err" 2>&1)"
+	else
+		CKPT_OPTS=(--tcp-established --file-locks) # bbolt's and the WAL's flocks
+		checkpoint apps/etcd "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_ours "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(etcd_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 20 eval "[ -n \"\$(etcd_status $port)\" ]"
+		fi
+		# the same raft term and log (a restarted member elects itself again: a new term, an
+		# entry more)
+		st1=$(etcd_status "$port")
+		"${ctl[@]}" put w/after "put after the restore" >/dev/null 2>>"$d/ctl.err"
+		wait_until 10 grep -qs '^put after the restore$' "$d/watch"
+		wport1=$(tcp_port_of "$watch" "$port")
+		st2=$(etcd_status "$port")
+		n=$("${ctl[@]}" get --prefix k/ --keys-only 2>&1 | grep -c "^k/")
+		v=$("${ctl[@]}" get k/17 --print-value-only 2>&1)
+		# compaction and a defragmentation (bbolt's file rewritten and mapped again)
+		c=$({ "${ctl[@]}" compact "${st2%% *}" && "${ctl[@]}" defrag; } 2>&1 | tr '\n' ' ')
+		if [ "$st1" != "$st0" ]; then
+			out="status (revision term index) '$st1' after the restore, '$st0' at the dump"
+		elif [ "$st2" != "$((${st0%% *} + 1)) $(echo "$st0" | cut -d' ' -f2) $((${st0##* } + 1))" ]; then
+			out="status '$st2' after a put (one revision and one raft entry more than '$st0', the same term, expected)"
+		elif [ "$(grep -c . "$d/watch")" != 3 ] || [ "$wport1" != "$wport0" ]; then
+			out="the watch (its connection from port $wport0, now '$wport1') said '$(tr '\n' '|' <"$d/watch")' (PUT, w/after and its value expected)"
+		elif [ "$n" != 100 ] || [ "$v" != "value 17" ] || [[ $c != *"compacted revision"*"Finished defragmenting"* ]]; then
+			out="after the restore: $n keys under k/ (100 expected), k/17 '$v', compaction and defrag: '$c'"
+		elif [ "$("${ctl[@]}" get --prefix k/ --keys-only 2>&1 | grep -c "^k/")" != 100 ]; then
+			out="after the defrag the keys under k/ are not 100"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		wait_until 10 pid_free "$pid" || [ -n "$out" ] || out="etcd did not exit on SIGTERM"
+	fi
+	kill "$watch" 2>/dev/null
+	kill_ours "$pid"
+	verdict apps/etcd "$out" "revision, raft term and index kept ($st0), a watch's connection from outside got a put after the restore, 100 keys, compaction and defrag; $(ckpt_times "$d")" \
+		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# rabbitmq_env DIR PORT: the environment of a private RabbitMQ node on DIR (AMQP on PORT, its
+# distribution on PORT+1, epmd on PORT+2), for env
+rabbitmq_env() {
+	echo "HOME=$1/home" RABBITMQ_NODENAME=stasis@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+		"RABBITMQ_NODE_PORT=$2" "RABBITMQ_DIST_PORT=$(($2 + 1))" "ERL_EPMD_PORT=$(($2 + 2))" \
+		"RABBITMQ_MNESIA_BASE=$1/mnesia" "RABBITMQ_LOG_BASE=$1/logs" RABBITMQ_LOGS=- \
+		"RABBITMQ_CONFIG_FILE=$1/rabbitmq" "RABBITMQ_ADVANCED_CONFIG_FILE=$1/advanced.config" \
+		"RABBITMQ_ENABLED_PLUGINS_FILE=$1/enabled_plugins" "RABBITMQ_PID_FILE=$1/pid" \
+		"RABBITMQ_CONF_ENV_FILE=$1/rabbitmq-env.conf"
+}
+
+# rabbitmq_start DIR PORT: epmd (on 127.0.0.1, in the tree) and RabbitMQ's server script (which
+# runs beam.smp) in a session of their own; prints the script's pid
+rabbitmq_start() {
+	# shellcheck disable=SC2046 # (the environment's words)
+	(cd "$1" && exec env $(rabbitmq_env "$1" "$2") setsid sh -c "epmd -address 127.0.0.1 -port $(($2 + 2)) & exec /usr/lib/rabbitmq/bin/rabbitmq-server" \
+		</dev/null >>"$1/out" 2>&1) &
+	disown "$!"
+	echo "$!"
+}
+
+# rabbitmqctl_of DIR PORT ARG...: rabbitmqctl on the node (its Erlang distribution, through epmd)
+rabbitmqctl_of() {
+	local d=$1 port=$2
+	shift 2
+	# shellcheck disable=SC2046
+	env $(rabbitmq_env "$d" "$port") timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n stasis@localhost "$@" 2>&1
+}
+
+# amqp PORT ARG...: tests/apps/amqp-client.py, one shot
+amqp() { timeout 20 /usr/bin/python3 "$ZOO_ROOT/tests/apps/amqp-client.py" "$@" 2>&1; }
+
+case_rabbitmq() {
+	local d=$ZOO_TMP/rabbitmq pid="" out="" port=$((40000 + ($$ + 93) % 20000)) beam="" cons="" cport0="" cport1="" q0="" q1="" os_pid="" pub="" stock="" procs=""
+	if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || ! command -v epmd >/dev/null || ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
+		result_fail apps/rabbitmq "rabbitmq-server or python3-pika is not installed (apt-get install rabbitmq-server python3-pika; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img" "$d/home"
+	echo '[].' >"$d/enabled_plugins"
+	: >"$d/rabbitmq-env.conf"
+	printf 'loopback_users = none\nlisteners.tcp.default = 127.0.0.1:%s\n' "$port" >"$d/rabbitmq.conf"
+	echo '[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].' >"$d/advanced.config"
+	pid=$(rabbitmq_start "$d" "$port")
+	track_pid "$pid"
+	if ! wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ." || [ "$(amqp "$port" publish stock $(seq 1 100))" != "published 100" ]; then
+		result_fail apps/rabbitmq "rabbitmq did not start or take messages: $(tail -c 300 "$d/out")"
+		kill_session "$pid"
+		return
+	fi
+	# a consumer from outside the tree on its own connection
+	/usr/bin/python3 "$ZOO_ROOT/tests/apps/amqp-client.py" "$port" consume live >"$d/consumer" 2>&1 &
+	cons=$!
+	wait_until 10 grep -qs '^ready$' "$d/consumer"
+	amqp "$port" publish live before >/dev/null
+	wait_until 10 grep -qs '^before$' "$d/consumer"
+	beam=$(pgrep -s "$pid" -x beam.smp)
+	cport0=$(tcp_port_of "$cons" "$port")
+	q0=$(rabbitmqctl_of "$d" "$port" list_queues -q name messages consumers | sort | tr '\t\n' ' |')
+	procs=$(pgrep -s "$pid" | sort -n | tr '\n' ' ')
+	if [ -z "$beam" ] || [ -z "$cport0" ] || [ "$q0" != "live 0 1|name messages consumers|stock 100 0|" ]; then
+		out="before the dump: beam.smp '$beam', the consumer's connection '$cport0' ($(tr '\n' '|' <"$d/consumer")), queues '$q0'"
+	else
+		CKPT_OPTS=(--tcp-established --file-locks)
+		checkpoint apps/rabbitmq "$pid" "$d" || out=failed
+		CKPT_OPTS=()
+	fi
+	if [ -z "$out" ]; then
+		if [ "${APPS_CORRUPT:-}" = restart ]; then
+			kill_session "$pid"
+			wait_until 10 pid_free "$pid"
+			pid=$(rabbitmq_start "$d" "$port")
+			track_pid "$pid"
+			wait_until 60 eval "ss -Hltn 'sport = :$port' | grep -q ."
+		fi
+		os_pid=$(rabbitmqctl_of "$d" "$port" status | sed -n 's/^OS PID: //p')
+		q1=$(rabbitmqctl_of "$d" "$port" list_queues -q name messages consumers | sort | tr '\t\n' ' |')
+		pub=$(amqp "$port" publish live "after the restore")
+		wait_until 10 grep -qs '^after the restore$' "$d/consumer"
+		cport1=$(tcp_port_of "$cons" "$port")
+		stock=$(amqp "$port" get stock)
+		amqp "$port" publish live stop >/dev/null
+		wait_until 10 grep -qs '^bye$' "$d/consumer"
+		if [ "$os_pid" != "$beam" ]; then
+			out="rabbitmqctl status after the restore: OS PID '$os_pid' (beam.smp was $beam)"
+		elif [ "$q1" != "$q0" ]; then
+			out="the queues after the restore: '$q1' (at the dump: '$q0')"
+		elif [ "$pub" != "published 1" ] || [ "$(tr '\n' '|' <"$d/consumer")" != "ready|before|after the restore|stop|bye|" ] || [ "$cport1" != "$cport0" ]; then
+			out="the consumer (its connection from port $cport0, now '$cport1') said '$(tr '\n' '|' <"$d/consumer")', the publish '$pub'"
+		elif [ "$stock" != "$(seq 1 100 | tr '\n' ' ' | sed 's/ $//')" ]; then
+			out="the durable queue's 100 messages after the restore: '$(echo "$stock" | tail -c 300)'"
+		elif [[ $(rabbitmqctl_of "$d" "$port" stop) != *"Stopping"* ]] || ! wait_until 30 pid_free "$beam"; then
+			out="rabbitmqctl stop did not stop the node"
+		fi
+	fi
+	kill "$cons" 2>/dev/null
+	kill_session "$pid"
+	verdict apps/rabbitmq "$out" "epmd, the server script, beam.smp and erl_child_setup: rabbitmqctl finds the same node (OS PID $beam) and queues, the consumer's connection from outside got a message after the restore, 100 durable messages in order, rabbitmqctl stop; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
 }
 
