@@ -43,6 +43,7 @@ etc_criu_existed=no
 [ -d /etc/criu ] && etc_criu_existed=yes
 [ -e /etc/criu/default.conf ] && cp -a /etc/criu/default.conf "$W/default.conf.saved"
 netns_before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
+criu_tmp_before=$(ls /tmp/runc-criu-* 2>/dev/null | sort)
 
 cleanup() {
 	local n
@@ -57,6 +58,10 @@ cleanup() {
 	# test deletes its own only when it passes)
 	for n in $(comm -13 <(echo "$netns_before") <(ip netns list 2>/dev/null | awk '{print $1}' | sort)); do
 		case $n in tmp.??????????) ip netns del "$n" ;; esac
+	done
+	# the CRIU-config test's configuration file and logs in /tmp (mktemp's, not removed by it)
+	for n in $(comm -13 <(echo "$criu_tmp_before") <(ls /tmp/runc-criu-* 2>/dev/null | sort)); do
+		rm -f "$n"
 	done
 	# the parent cgroup the cgroup test's helpers make (runc removes the container's own)
 	for n in /sys/fs/cgroup/*/runc-cgroups-integration-test /sys/fs/cgroup/runc-cgroups-integration-test; do
