@@ -439,11 +439,13 @@ static int loop_stop_signal(const struct inject_ctx *ctx, uint64_t mask, pid_t *
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", ctx->owner, ctx->pid);
 	auto_free char *status = read_proc_record(path);
-	const char *tgid_at = status ? strstr(status, "\nTgid:") : NULL;
+	if (!status)
+		return errno == ENOMEM ? -ENOMEM : 0; /* (out of memory is no reason to go on slower) */
+	const char *tgid_at = strstr(status, "\nTgid:");
 	if (!tgid_at || (*tgid = strtol(tgid_at + 6, NULL, 10)) <= 0)
 		return 0;
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-		const char *at = status ? strstr(status, fields[i]) : NULL;
+		const char *at = strstr(status, fields[i]);
 		if (!at)
 			return 0;
 		busy |= strtoull(at + strlen(fields[i]), NULL, 16);
@@ -510,7 +512,9 @@ static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls
 		pr_perror("pid %d: cannot read its signal mask", ctx->pid);
 		return -errno;
 	}
-	if (!(sig = loop_stop_signal(ctx, mask, &tgid))) {
+	if ((sig = loop_stop_signal(ctx, mask, &tgid)) <= 0) {
+		if (sig < 0)
+			return sig;
 		pr_debug("pid %d: no signal to stop injected syscalls by: one at a time", ctx->pid);
 		return -EOPNOTSUPP;
 	}
