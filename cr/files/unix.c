@@ -86,8 +86,13 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 /* Read its queue now? Once; not for listeners, nor for sockets connected outside the tree. */
 static int wants_queue(struct unix_state *ud, struct dump_task *t, uint64_t ino, struct unix_info *ui)
 {
-	if (unix_queue_of(ud, ino) || unix_look(ud, ino, ui, false) || ui->state == TCP_LISTEN_STATE)
+	if (unix_queue_of(ud, ino))
 		return 0;
+	int err = unix_look(ud, ino, ui, false);
+	if (err == -ENOMEM)
+		return err;
+	if (err || ui->state == TCP_LISTEN_STATE)
+		return 0; /* (not a unix socket: another family's) */
 	return ui->peer ? unix_tree_holds(ud, t, ui->peer) : 1;
 }
 
