@@ -36,6 +36,25 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
 	return syscall(SYS_bpf, cmd, attr, sizeof(*attr));
 }
 
+/* BPF_OBJ_GET_INFO_BY_FD: what the kernel says of the map or program behind fd; -errno. */
+static int obj_info(int fd, void *info, uint32_t len)
+{
+	union bpf_attr a = { 0 };
+
+	a.info.bpf_fd = fd;
+	a.info.info_len = len;
+	a.info.info = (uintptr_t)info;
+	return sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) ? -errno : 0;
+}
+
+/* Is the file of an fd's /proc link (path) a BPF map? */
+static bool links_to_map(const char *path)
+{
+	char link[32] = "";
+
+	return readlink(path, link, sizeof(link) - 1) > 0 && !strcmp(link, "anon_inode:bpf-map");
+}
+
 static const char *map_type_name(uint32_t type)
 {
 	switch (type) {
@@ -199,10 +218,10 @@ static int list_held_outside(const struct dump_task *t, struct bpf_maps_state *s
 		if (pid <= 0 || pid == getpid() || in_tree(t, pid) || proc_list_numbers(pid, "fd", &fds, &n))
 			continue; /* (gone meanwhile) */
 		for (size_t i = 0; i < n && !err; i++) {
-			char path[64], link[32] = "";
+			char path[64];
 			uint64_t id;
 			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[i]);
-			if (readlink(path, link, sizeof(link) - 1) <= 0 || strcmp(link, "anon_inode:bpf-map"))
+			if (!links_to_map(path))
 				continue;
 			snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fds[i]);
 			auto_free char *info = read_file_at(AT_FDCWD, path, NULL);
@@ -226,7 +245,7 @@ static int list_pins(struct bpf_maps_state *st, const char *path, int depth)
 	if (!dir)
 		return 0; /* (removed meanwhile) */
 	while (!err && (d = readdir(dir))) {
-		char sub[4096], self[64], link[32] = "";
+		char sub[4096], self[64];
 		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, "..") ||
 		    snprintf(sub, sizeof(sub), "%s/%s", path, d->d_name) >= (int)sizeof(sub))
 			continue;
@@ -242,13 +261,8 @@ static int list_pins(struct bpf_maps_state *st, const char *path, int depth)
 		if (fd < 0)
 			continue; /* (a program or a link pinned: not opened read-only) */
 		struct bpf_map_info info = { 0 };
-		memset(&a, 0, sizeof(a));
-		a.info.bpf_fd = fd;
-		a.info.info_len = sizeof(info);
-		a.info.info = (uintptr_t)&info;
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-		if (readlink(self, link, sizeof(link) - 1) > 0 && !strcmp(link, "anon_inode:bpf-map") &&
-		    !sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a)) {
+		if (links_to_map(self) && !obj_info(fd, &info, sizeof(info))) {
 			snprintf(self, sizeof(self), "pinned at %.50s", sub);
 			err = add_outside(st, info.id, self);
 		}
@@ -258,7 +272,49 @@ static int list_pins(struct bpf_maps_state *st, const char *path, int depth)
 	return err;
 }
 
-/* Who outside the tree holds map id ("pid N", "pinned at PATH"), NULL if none: listed once. */
+/* The maps each BPF program loaded on the host uses ("BPF program N NAME"). */
+static int list_programs(struct bpf_maps_state *st)
+{
+	union bpf_attr a;
+	int err = 0;
+
+	for (uint32_t prog = 0; !err;) {
+		memset(&a, 0, sizeof(a));
+		a.start_id = prog;
+		if (sys_bpf(BPF_PROG_GET_NEXT_ID, &a))
+			return errno == ENOENT ? 0 : -errno;
+		prog = a.next_id;
+		memset(&a, 0, sizeof(a));
+		a.prog_id = prog;
+		auto_close int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue; /* (unloaded meanwhile) */
+			return -errno;
+		}
+		struct bpf_prog_info info = { 0 };
+		if ((err = obj_info(fd, &info, sizeof(info))) || !info.nr_map_ids)
+			continue;
+		uint32_t n = info.nr_map_ids;
+		auto_free uint32_t *maps = xreallocarray(NULL, n, sizeof(*maps));
+		if (!maps)
+			return -ENOMEM;
+		info = (struct bpf_prog_info){ .nr_map_ids = n, .map_ids = (uintptr_t)maps };
+		if ((err = obj_info(fd, &info, sizeof(info))))
+			break;
+		char holder[64];
+		snprintf(holder, sizeof(holder), "used by BPF program %u%s%.*s", prog, info.name[0] ? " " : "",
+			 (int)sizeof(info.name), info.name);
+		for (uint32_t i = 0; i < n && i < info.nr_map_ids && !err; i++)
+			err = add_outside(st, maps[i], holder);
+	}
+	return err;
+}
+
+/*
+ * Who outside the tree holds map id ("used by BPF program N NAME", "pid N", "pinned at PATH"),
+ * NULL if none: listed once per dump.
+ */
 static int held_outside(const struct dump_task *t, uint32_t id, const char **holder)
 {
 	struct bpf_maps_state *st = run_state(t->ctx, &tree_bpf_maps);
@@ -277,7 +333,7 @@ static int held_outside(const struct dump_task *t, uint32_t id, const char **hol
 				err = list_pins(st, mnt, 0);
 		}
 		fclose(f);
-		if (err || (err = list_held_outside(t, st)))
+		if (err || (err = list_programs(st)) || (err = list_held_outside(t, st)))
 			return err;
 		st->outside_listed = true;
 	}
@@ -285,48 +341,6 @@ static int held_outside(const struct dump_task *t, uint32_t id, const char **hol
 		if (st->outside[i].id == id)
 			*holder = st->outside[i].holder;
 	return 0;
-}
-
-/* A BPF program loaded on the host that uses map id: its id, 0 if none, <0 on error. */
-static long program_using(uint32_t id, char *name, size_t len)
-{
-	union bpf_attr a;
-	uint32_t prog = 0;
-
-	for (;;) {
-		memset(&a, 0, sizeof(a));
-		a.start_id = prog;
-		if (sys_bpf(BPF_PROG_GET_NEXT_ID, &a))
-			return errno == ENOENT ? 0 : -errno;
-		prog = a.next_id;
-		memset(&a, 0, sizeof(a));
-		a.prog_id = prog;
-		int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue; /* (unloaded meanwhile) */
-			return -errno;
-		}
-		uint32_t maps[64];
-		struct bpf_prog_info info = { 0 };
-		memset(&a, 0, sizeof(a));
-		info.nr_map_ids = ARRAY_SIZE(maps);
-		info.map_ids = (uintptr_t)maps;
-		a.info.bpf_fd = fd;
-		a.info.info_len = sizeof(info);
-		a.info.info = (uintptr_t)&info;
-		long err = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) ? -errno : 0;
-		close(fd);
-		if (err)
-			return err;
-		for (uint32_t i = 0; i < info.nr_map_ids && i < ARRAY_SIZE(maps); i++)
-			if (maps[i] == id) {
-				snprintf(name, len, "%.*s", (int)sizeof(info.name), info.name);
-				return prog;
-			}
-		if (info.nr_map_ids > ARRAY_SIZE(maps))
-			return -E2BIG;
-	}
 }
 
 /* Every entry of the map behind fd into m->entries (arrays: those not all zeros). */
@@ -404,18 +418,6 @@ static int dump_bpf_map(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       (unsigned long long)flags);
 		return -ENOTSUP;
 	}
-	char prog_name[BPF_OBJ_NAME_LEN + 1] = "";
-	long prog = program_using(id, prog_name, sizeof(prog_name));
-	if (prog) {
-		if (prog < 0)
-			pr_err("dump pid %d fd %d: cannot list the BPF programs that use BPF map %llu: %s",
-			       t->pid, p->fd, (unsigned long long)id, strerror((int)-prog));
-		else
-			pr_err("dump pid %d fd %d: BPF map %llu is used by BPF program %ld%s%s (not supported: "
-			       "after restore the program would use the old map)", t->pid, p->fd,
-			       (unsigned long long)id, prog, prog_name[0] ? " " : "", prog_name);
-		return prog < 0 ? (int)prog : -ENOTSUP;
-	}
 	const char *holder;
 	int err = held_outside(t, id, &holder);
 	if (err) {
@@ -425,8 +427,8 @@ static int dump_bpf_map(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	}
 	if (holder) {
 		pr_err("dump pid %d fd %d: BPF map %llu is also held outside the tree (%s; not supported: "
-		       "after restore the tree's would be another map)", t->pid, p->fd, (unsigned long long)id,
-		       holder);
+		       "after restore the tree would have another map, the holder the old one)", t->pid, p->fd,
+		       (unsigned long long)id, holder);
 		return -ENOTSUP;
 	}
 	if ((err = see_map(t, p->fd, id)))
@@ -434,13 +436,10 @@ static int dump_bpf_map(struct dump_task *t, const struct fd_probe *p, FdEntry *
 
 	auto_close int copy = task_fd_copy(t->pid, p->fd);
 	struct bpf_map_info info = { 0 };
-	union bpf_attr a = { 0 };
-	a.info.bpf_fd = copy;
-	a.info.info_len = sizeof(info);
-	a.info.info = (uintptr_t)&info;
-	if (copy < 0 || sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a)) {
-		pr_perror("dump pid %d fd %d: cannot read BPF map %llu", t->pid, p->fd, (unsigned long long)id);
-		return -errno;
+	if ((err = copy < 0 ? copy : obj_info(copy, &info, sizeof(info)))) {
+		pr_err("dump pid %d fd %d: cannot read BPF map %llu: %s", t->pid, p->fd, (unsigned long long)id,
+		       strerror(-err));
+		return err;
 	}
 	if (info.ifindex) {
 		pr_err("dump pid %d fd %d: BPF map %llu is offloaded to interface %u: not supported", t->pid,
@@ -520,12 +519,10 @@ static int validate_bpf_map(const struct restore_task *t, const FdEntry *e)
 static void warn_evicted(const struct restore_task *t, const FdEntry *e, int fd)
 {
 	const BpfMap *m = e->bpf_map;
-	auto_free uint8_t *keys = xmalloc(2ull * m->key_size);
+	uint8_t keys[2 * BPF_MAP_MAX_KEY]; /* (validated: key_size <= BPF_MAP_MAX_KEY) */
 	union bpf_attr a;
 	uint32_t n = 0;
 
-	if (!keys)
-		return;
 	for (bool first = true; n < m->n_entries; first = false, n++) {
 		memset(&a, 0, sizeof(a));
 		a.map_fd = fd;

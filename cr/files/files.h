@@ -44,10 +44,10 @@ int fd_table_holder(const struct dump_task *t, const struct fd_probe *p, pid_t p
 struct open_file *open_files_find(const struct open_files *x, const struct fd_probe *p, pid_t pid);
 int open_files_see(struct open_files *x, const struct fd_probe *p, const struct open_file *f,
 		   struct open_file **at);
-/* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent. */
 /* The line of fdinfo text that starts with key ("lock:" is not "memlock:"), NULL if none. */
 const char *fdinfo_key(const char *info, const char *key);
-/* The number after key (a substring: "events:" in an epoll target line too). */
+/* The number after "key" in fdinfo text (base 0: decimal, 0x hex, 0 octal); false if absent.
+ * key is found anywhere, not only at a line's start ("events:" in an epoll target's line). */
 bool fdinfo_u64(const char *info, const char *key, int base, uint64_t *val);
 /* The line of fdinfo text starting at l, without its newline, cut to fit len (sscanf a line
  * of it, not the text: sscanf measures its whole input first). */
