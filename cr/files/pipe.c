@@ -69,21 +69,28 @@ static struct pipe_state *state_of(const struct run_ctx *ctx)
  * but one, on another copy (tee'd from in), leaves nothing behind (the packet's rest is
  * dropped); else it is a byte stream. (A stream before a packet is taken as part of it.)
  */
+static int add_packet(PipeObject *o, size_t len)
+{
+	uint32_t *more = xreallocarray(o->packets, o->n_packets + 1, sizeof(*more));
+
+	if (!more)
+		return -ENOMEM;
+	o->packets = more;
+	o->packets[o->n_packets++] = len;
+	return 0;
+}
+
 static int read_packets(int in, int copy, PipeObject *o)
 {
 	size_t off = 0, n = o->data.len, last = 0;
+	int err;
 
 	while (off < n) {
 		ssize_t got = read(copy, o->data.data + off, n - off);
 		if (got <= 0)
 			return got < 0 ? -errno : -EIO;
-		if (off + got < n) {
-			uint32_t *more = xreallocarray(o->packets, o->n_packets + 1, sizeof(*more));
-			if (!more)
-				return -ENOMEM;
-			o->packets = more;
-			o->packets[o->n_packets++] = got;
-		}
+		if (off + got < n && (err = add_packet(o, got)))
+			return err;
 		last = got;
 		off += got;
 	}
@@ -95,20 +102,14 @@ static int read_packets(int in, int copy, PipeObject *o)
 	bool ok = fcntl(probe[1], F_SETPIPE_SZ, (int)o->size) >= (int)o->size &&
 		  tee(in, probe[1], n, SPLICE_F_NONBLOCK) == (ssize_t)n;
 	auto_free char *scratch = ok ? xmalloc(n) : NULL;
+	err = ok && !scratch ? -ENOMEM : 0;
 	for (size_t i = 0; ok && scratch && i < o->n_packets; i++)
 		ok = read(probe[0], scratch, n) == (ssize_t)o->packets[i];
 	ok = ok && scratch && read(probe[0], scratch, last - 1) == (ssize_t)last - 1 &&
 	     !ioctl(probe[0], FIONREAD, &left);
 	close(probe[0]);
 	close(probe[1]);
-	if (ok && left == 0) {
-		uint32_t *more = xreallocarray(o->packets, o->n_packets + 1, sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		o->packets = more;
-		o->packets[o->n_packets++] = last;
-	}
-	return 0;
+	return err ? err : ok && left == 0 ? add_packet(o, last) : 0;
 }
 
 /* Capacity and unread data of the pipe behind /proc/PID/fd/N, without consuming the data. */
