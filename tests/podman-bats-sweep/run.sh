@@ -54,14 +54,9 @@ FILTER_BEFORE=$(iptables-save -t filter 2>/dev/null | grep -c '^:NETAVARK')
 REAL_PODMAN=$(command -v podman)
 pm() { "$W/bin/podman" "$@"; }
 
-# users PATTERN: pids of processes whose command line holds PATTERN (not this shell)
-users() {
-	local p
-	for p in /proc/[0-9]*; do
-		[ "${p#/proc/}" = $$ ] || [ "${p#/proc/}" = "$BASHPID" ] && continue
-		{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -F -- "$1" && echo "${p#/proc/}"
-	done
-}
+# users PATTERN: pids of other processes whose command line holds PATTERN
+# shellcheck source-path=SCRIPTDIR source=../e2e/e2e-lib.sh
+. "$here/../e2e/e2e-lib.sh"
 
 # netavark's chains, in a table that had none before the sweep: emptied and removed
 drop_netavark_chains() {
