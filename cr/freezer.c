@@ -33,6 +33,7 @@
 #define FREEZER_DEFAULT_TIMEOUT_S 10
 #define FREEZER_SEIZE_GUARD_MS 1000
 #define FREEZER_MAX_THREADS (1 << 20)
+#define FREEZER_RELEASE_MS 10000
 
 struct freezer {
 	const char *path;
@@ -371,16 +372,38 @@ void freezer_claim(struct freezer_catch *fc, pid_t tid)
 
 void freezer_release_unclaimed(struct freezer_catch *fc)
 {
-	for (size_t i = 0; i < fc->n; i++) {
-		int status;
-		if (fc->claimed[i] || !fc->tids[i])
-			continue;
-		/* it stops for its interrupt first (or has exited) */
-		if (task_wait_stop(fc->tids[i], &status) == 0 && ptrace(PTRACE_DETACH, fc->tids[i], 0, 0))
-			pr_warn("dump: cannot let thread %d of the frozen cgroup go: %m", fc->tids[i]);
-		else
-			pr_debug("dump: thread %d was in the frozen cgroup, not in the tree", fc->tids[i]);
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + FREEZER_RELEASE_MS * 1000000ull;
+	size_t left = 0;
+
+	for (size_t i = 0; i < fc->n; i++)
+		left += !fc->claimed[i] && fc->tids[i];
+	/*
+	 * All at once, each as it stops for its interrupt: a parent in vfork() stops only once
+	 * its child, caught too, has been let go.
+	 */
+	while (left) {
+		for (size_t i = 0; i < fc->n; i++) {
+			pid_t tid = fc->tids[i], got;
+			int status;
+			if (fc->claimed[i] || !tid || !(got = waitpid(tid, &status, __WALL | WNOHANG)))
+				continue;
+			/* a signal it stopped to take goes on with it */
+			int sig = got == tid && WIFSTOPPED(status) && !(status >> 16) ? WSTOPSIG(status) : 0;
+			if (got == tid && WIFSTOPPED(status) && ptrace(PTRACE_DETACH, tid, 0, (void *)(long)sig))
+				pr_warn("dump: cannot let thread %d of the frozen cgroup go: %m", tid);
+			else
+				pr_debug("dump: thread %d was in the frozen cgroup, not in the tree", tid);
+			fc->claimed[i] = true;
+			left--;
+		}
+		if (!left || now_ns(CLOCK_MONOTONIC) > deadline)
+			break;
+		usleep(1000);
 	}
+	for (size_t i = 0; i < fc->n; i++)
+		if (!fc->claimed[i] && fc->tids[i])
+			pr_warn("dump: thread %d of the frozen cgroup did not stop within %d ms: it goes on "
+				"once stasis exits", fc->tids[i], FREEZER_RELEASE_MS);
 	free(fc->tids);
 	free(fc->claimed);
 	*fc = (struct freezer_catch){ .was_frozen = fc->was_frozen };

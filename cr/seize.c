@@ -152,6 +152,48 @@ static bool caught_by_freezer(pid_t pid)
 	return !proc_status_field(pid, "TracerPid", 10, &tracer) && tracer == (uint64_t)gettid();
 }
 
+/*
+ * With --freeze-cgroup, the child that a task waits for in vfork() may be one the freezer
+ * caught: seized, with an interrupt pending, so that neither of them can stop, or run on. The
+ * child is let run under trace until it execs (its exec stops it before the new program runs,
+ * and it is left with an interrupt pending, as the freezer left it) or exits. 0: it did.
+ */
+static int vfork_child_run_to_exec(pid_t child)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + VFORK_WAIT_MS * 1000000ull;
+	int status, ret, sig = 0;
+
+	if ((ret = wait_stop_for(child, &status, VFORK_WAIT_MS)))
+		return ret == -ESRCH ? 0 : ret; /* (it exited meanwhile) */
+	for (;;) {
+		if ((status >> 16) == PTRACE_EVENT_EXEC) {
+			/* an interrupt pending before it goes on, as after the freezer */
+			if (ptrace(PTRACE_SETOPTIONS, child, 0, (void *)PTRACE_O_TRACESYSGOOD) ||
+			    ptrace(PTRACE_INTERRUPT, child, 0, 0) || ptrace(PTRACE_CONT, child, 0, 0))
+				return -errno;
+			pr_debug("pid %d: its vfork() child stopped by the freezer has exec'd", child);
+			return 0;
+		}
+		if ((status >> 16) == PTRACE_EVENT_STOP && is_stop_signal(WSTOPSIG(status)))
+			return -EAGAIN; /* stopped by a signal: it will not exec for now */
+		/* a signal's delivery stop: the signal goes on with it */
+		sig = (status >> 16) ? 0 : WSTOPSIG(status);
+		if (ptrace(PTRACE_SETOPTIONS, child, 0, (void *)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC)) ||
+		    ptrace(PTRACE_CONT, child, 0, (void *)(long)sig))
+			return -errno;
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		ret = now < deadline ? wait_stop_for(child, &status, (deadline - now) / 1000000 + 1) : -ETIMEDOUT;
+		if (ret == -ESRCH)
+			return 0; /* it exited */
+		if (ret) {
+			/* still before its exec: stopped again, as the freezer left it */
+			ptrace(PTRACE_SETOPTIONS, child, 0, (void *)PTRACE_O_TRACESYSGOOD);
+			ptrace(PTRACE_INTERRUPT, child, 0, 0);
+			return ret;
+		}
+	}
+}
+
 int task_seize(pid_t pid, int *stop_sig)
 {
 	struct proc_stat st;
@@ -188,10 +230,15 @@ int task_seize(pid_t pid, int *stop_sig)
 	 * A task that gets a signal just now reports a signal-delivery-stop first; put the
 	 * signal back and wait for the interrupt's event stop.
 	 */
-	for (;;) {
+	for (bool vfork_child_let_go = false;;) {
 		/* (a vfork() lasts until the child execs or exits: usually at once) */
 		ret = wait_stop_for(pid, &status, VFORK_WAIT_MS);
 		pid_t vfork_child = ret == -ETIMEDOUT ? vfork_child_of(pid) : 0;
+		if (vfork_child && !vfork_child_let_go && caught_by_freezer(vfork_child)) {
+			vfork_child_let_go = true;
+			if (vfork_child_run_to_exec(vfork_child) == 0)
+				continue; /* the parent stops now */
+		}
 		if (vfork_child)
 			pr_err("pid %d is in vfork(), waiting for its child %d to exec or exit: it "
 			       "cannot be frozen until then (it was not within %d ms)", pid, vfork_child,

@@ -42,6 +42,9 @@
 #                         is THAWED, the tree runs untraced and PASSes
 #   freezer/v1-stopped    tree (one child stopped by SIGSTOP) in freezer:/F: dumped without the
 #                         seizing watchdog firing, restored, PASSes (the child still stopped)
+#   freezer/v1-vfork      vfork-exec in freezer:/F: the freezer catches a child of vfork() before
+#                         its exec (its parent cannot stop until then): the dump lets the child
+#                         exec (its log says so), the restored tree PASSes
 #   freezer/v2            fork-churn in /F2 of the cgroup2 mount: dump, cgroup.freeze 0, PASS
 #   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
 #                         PASSes
@@ -484,11 +487,13 @@ freezer_state() {
 	if [ -f "$1/freezer.state" ]; then value "$1/freezer.state"; else value "$1/cgroup.freeze"; fi
 }
 
-# freezer_case CASE CGROUP PROGRAM THAWED [fault]: dump PROGRAM (in CGROUP) with
-# --freeze-cgroup; without fault it must pass and the restored tree PASS; with it the dump
-# fails and the tree runs on and PASSes. The cgroup must read THAWED after the dump.
+# freezer_case CASE CGROUP PROGRAM THAWED [fault | REGEX]: dump PROGRAM (in CGROUP) with
+# --freeze-cgroup; without fault it must pass (its log mentioning REGEX, if given) and the
+# restored tree PASS; with it the dump fails and the tree runs on and PASSes. The cgroup must
+# read THAWED after the dump.
 freezer_case() {
-	local label=$1 cg=$2 name=$3 thawed=$4 fault=${5:-} d=$ZOO_TMP/$1 pid
+	local label=$1 cg=$2 name=$3 thawed=$4 fault="" expect="" d=$ZOO_TMP/$1 pid
+	if [ "${5:-}" = fault ]; then fault=1; else expect=${5:-}; fi
 	mkdir -p "$d/img"
 	if ! ZOO_CGROUPS="$cg" zoo_start "$name" "$d"; then
 		result_fail "$label" "$ZERR"
@@ -531,6 +536,11 @@ freezer_case() {
 		kill_ours "$pid"
 		return
 	fi
+	if [ -n "$expect" ] && ! mentions "$d/img/dump.log" "$expect"; then
+		result_fail "$label" "the dump's log does not mention '$expect'"
+		wait_until 10 not_alive "$pid"
+		return
+	fi
 	wait_until 10 not_alive "$pid"
 	restore_tree "$d"
 	if [ "$ZRC" -ne 0 ]; then
@@ -554,6 +564,7 @@ case_freezer() {
 		freezer_case freezer/v1 "$f" fork-churn THAWED
 		freezer_case freezer/v1-fault "$f" fork-churn THAWED fault
 		freezer_case freezer/v1-stopped "$f" tree THAWED
+		freezer_case freezer/v1-vfork "$f" vfork-exec THAWED "its vfork\(\) child stopped by the freezer has exec'd"
 	else
 		result_fail freezer/v1 "cannot make freezer:/$TAG/F"
 	fi
