@@ -8,7 +8,8 @@
 #                            (STASIS_FAULT=kill-at:inject-STEP:N: registers set, mask set,
 #                            syscall entry, syscall exit, mask back, registers back; N over the
 #                            dump's syscalls) and at after-seize, after-collect, after-pages,
-#                            after-images
+#                            after-images; threads: 20 more kills at its first other thread's
+#                            list of syscalls (inject-regs:8)
 #   dump/TARGET/time         the same dump SIGKILLed after S, S+5, S+10 ... 60 ms (S from 0 to 4,
 #                            drawn for each run: over runs, every instant up to 60 ms)
 #   After each kill every process of the tree is alive, neither stopped nor traced; at the end
@@ -120,11 +121,12 @@ one_kill() {
 	return 0
 }
 
-# sweep_dump NAME COUNT OCCURRENCES: every kill point against one running tree of NAME (COUNT
-# processes), each syscall step at its OCCURRENCES-th passage
+# sweep_dump NAME COUNT OCCURRENCES [POINT TIMES]: every kill point against one running tree of
+# NAME (COUNT processes), each syscall step at its OCCURRENCES-th passage; then POINT (a
+# STEP:N) TIMES times more, for a harm that takes a race to show
 sweep_dump() {
 	NAME=$1 COUNT=$2 D=$ZOO_TMP/dump-$1
-	local occurrences=$3
+	local occurrences=$3 again=${4:-} times=${5:-0} i
 	local step n killed harmed label ms r
 	mkdir -p "$D/img"
 	if ! zoo_start "$NAME" "$D"; then
@@ -148,6 +150,14 @@ sweep_dump() {
 			[ $r = 1 ] && harmed=$((harmed + 1))
 			[ -n "$BAD" ] && [ $r = 1 ] && break 2
 		done
+	done
+	for ((i = 0; i < times; i++)); do
+		[ -n "$BAD" ] && break
+		one_kill "$again" "kill-at:$again"
+		r=$?
+		[ $r = 2 ] && break
+		killed=$((killed + 1))
+		[ $r = 1 ] && harmed=$((harmed + 1))
 	done
 	for step in after-seize after-collect after-pages after-images; do
 		one_kill "$step" "kill-at:$step"
@@ -351,7 +361,10 @@ sweep_restore_cases() {
 }
 
 sweep_dump composite 5 "1 2 3 5 8 13 21 34 55 89 144 233"
-sweep_dump threads 1 "1 3 8 21 55 144 377"
+# inject-regs:8: the list of its first thread but the main one set to run, the main thread
+# resting in its stub (which unmaps the scratch when let go): 1 in 12 kills there killed the
+# tree while that list was in the scratch
+sweep_dump threads 1 "1 3 8 21 55 144 377" inject-regs:8 20
 sweep_restore composite 5 "1 2 3 4 5 6 8 11 14" time
 sweep_restore sysv-ipc 2 "1 2 3"
 sweep_restore mqueue 1 "1 2"

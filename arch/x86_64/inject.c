@@ -14,6 +14,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 #include "util.h"
 
 #define SCRATCH_LEN (4 * PAGE_SIZE)
+#define STACK_RED_ZONE 128 /* bytes below the stack pointer a function may use (x86-64 ABI) */
+#define THREAD_TABLE_MAX 8 /* syscalls a thread but the main one runs in a loop */
 #define ERESTARTSYS 512
 #define ERESTARTNOINTR 513
 #define ERESTARTNOHAND 514
@@ -232,6 +235,13 @@ static void resume_data(const struct inject_ctx *ctx, uint64_t mask, bool unmap_
 	*d = (struct stub_data){ ctx->scratch, ctx->scratch_len, unmap_rax, mask, r->eflags, r->rax,
 				 r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8, r->r9, r->r10,
 				 r->r11, r->r12, r->r13, r->r14, r->r15, r->rsp, r->rip, 0 };
+	/*
+	 * Only the main thread's stub gives the scratch back (it rests in its stub while another
+	 * thread's syscalls run): another thread's munmap, later, could hit what the program
+	 * mapped there since (munmap of length 0 fails, and does nothing).
+	 */
+	if (ctx->pid != ctx->owner)
+		d->scratch_len = 0;
 	if ((long long)r->orig_rax < 0)
 		return;
 	switch (-(long long)r->rax) {
@@ -501,6 +511,7 @@ static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls
 	uint64_t all = ~0ull, mask, stub, table;
 	size_t table_len = n * sizeof(*calls);
 	auto_free struct inject_call *done = NULL;
+	unsigned char under_stack[THREAD_TABLE_MAX * sizeof(*calls)];
 	struct stub_data d;
 	pid_t tgid;
 	int sig, err = 0;
@@ -512,6 +523,19 @@ static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls
 		pr_perror("pid %d: cannot read its signal mask", ctx->pid);
 		return -errno;
 	}
+	/*
+	 * Another thread's list goes on its own stack, below the red zone (where a signal's frame
+	 * would go), its bytes there put back afterwards; not into the scratch: if stasis dies, the
+	 * main thread, let go at once too, unmaps the scratch, maybe before this thread's loop has
+	 * read its list. Written with process_vm_writev, which (unlike /proc/PID/mem) writes only
+	 * where the thread itself could; else one syscall at a time.
+	 */
+	if (main_thread)
+		table = ctx->scratch + ctx->scratch_len - table_len;
+	else if (table_len > sizeof(under_stack))
+		return -EOPNOTSUPP;
+	else
+		table = (ctx->saved.rsp - STACK_RED_ZONE - table_len) & ~15ull;
 	if ((sig = loop_stop_signal(ctx, mask, &tgid)) <= 0) {
 		if (sig < 0)
 			return sig;
@@ -521,10 +545,17 @@ static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls
 	if (!(done = xmalloc(table_len)))
 		return -ENOMEM;
 	stub = ctx->stub + (main_thread ? 0 : ctx->stub_len);
-	table = ctx->scratch + ctx->scratch_len - table_len;
-	if (pwrite(ctx->mem_fd, calls, table_len, table) != (ssize_t)table_len) {
+	if (main_thread && pwrite(ctx->mem_fd, calls, table_len, table) != (ssize_t)table_len) {
 		pr_perror("pid %d: cannot write the table of injected syscalls", ctx->pid);
 		return -EIO;
+	}
+	if (!main_thread) {
+		struct iovec local = { (void *)calls, table_len }, remote = { (void *)table, table_len };
+		if (pread(ctx->mem_fd, under_stack, table_len, table) != (ssize_t)table_len ||
+		    process_vm_writev(ctx->pid, &local, 1, &remote, 1, 0) != (ssize_t)table_len) {
+			pr_debug("pid %d: no room for injected syscalls under its stack: one at a time", ctx->pid);
+			return -EOPNOTSUPP;
+		}
 	}
 	resume_data(ctx, mask, false, &d);
 	d.loop_mask = ~(1ull << (sig - 1));
@@ -567,7 +598,8 @@ static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls
 back:
 	if ((err = injection_leave(ctx, calls[0].nr, mask, main_thread, err)))
 		return err;
-	if (scratch_read(ctx, table - ctx->scratch, done, table_len))
+	if (pread(ctx->mem_fd, done, table_len, table) != (ssize_t)table_len ||
+	    (!main_thread && pwrite(ctx->mem_fd, under_stack, table_len, table) != (ssize_t)table_len))
 		return -EIO;
 	for (unsigned k = 0; k < n; k++)
 		ret[k] = done[k].nr;
