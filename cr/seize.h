@@ -73,7 +73,8 @@ int inject_syscall_out(struct inject_ctx *ctx, long nr, const uint64_t args[6], 
  * Runs the n syscalls of a list in one go, from a loop in the stub (no ptrace round trip per
  * syscall): ret[k] gets the k-th's rax; then len bytes from the scratch's start go to out
  * (arguments that point to results point there). The list itself takes the scratch's last
- * n * sizeof(struct inject_call) bytes. The task is stopped after the loop by a signal that
+ * n * sizeof(struct inject_call) bytes (another thread's: a place under its own stack, which
+ * the main thread's stub cannot unmap under it if stasis dies). The task is stopped after the loop by a signal that
  * stasis sends it beforehand, one that it ignores: if stasis dies meanwhile, the loop ends and
  * the task goes on as after one syscall, the signal dropped. Only for syscalls that change
  * nothing (reads). Where there is no loop (no stub or no room in the vDSO, or no signal fit to
