@@ -10,7 +10,9 @@
  *   at dump (when it was in stasis's namespace then), with its MAC, MTU and state, and made a
  *   port of the bridge named there (or of the one it was a port of, if that exists);
  * - bridge: with its options (STP, timers, priority, VLAN filtering, multicast snooping, ...);
- * - any other kind (macvlan, tun/tap, ...) fails the dump, naming the interface and its kind.
+ * - tun: a tun/tap device with its type, flags, owner and group (netns/net-tun.c), made again
+ *   persistent through /dev/net/tun; the tree's files attach to it as they are opened;
+ * - any other kind (macvlan, ...) fails the dump, naming the interface and its kind.
  * Interfaces are made down, then configured, then made ports of their bridges, then brought
  * up, before addresses and routes are added (net-addrs.c, net-routes.c). Until then the
  * kernel makes no IPv6 address of its own on them (their link-local addresses are among the
@@ -35,6 +37,7 @@
 #include "log.h"
 #include "net-links.h"
 #include "net-ns.h"
+#include "net-tun.h"
 #include "nlmsg.h"
 #include "pstree.h"
 #include "tree-objects.h"
@@ -210,11 +213,12 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		return 0;
 	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
 	const char *name = nl_str(tb[IFLA_IFNAME]) ?: "?", *kind = link_kind(ifi, tb);
-	if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth") && strcmp(kind, "bridge"))) {
+	if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth") && strcmp(kind, "bridge") &&
+		      strcmp(kind, "tun"))) {
 		pr_err("dump pid %d: its network namespace has interface %s, %s%s%s: not supported "
-		       "(loopback, veth and bridge are; --external net[INODE]:KEY leaves the namespace "
-		       "to the engine)", d->root, name, kind ? "a " : "", kind ?: "a device of no kind",
-		       kind ? (strcmp(kind, "tun") ? " link" : " (tun/tap) device") : "");
+		       "(loopback, veth, bridge and tun/tap are; --external net[INODE]:KEY leaves the "
+		       "namespace to the engine)", d->root, name, kind ? "a " : "",
+		       kind ?: "a device of no kind", kind ? " link" : "");
 		d->err = -ENOTSUP;
 		return 1;
 	}
@@ -253,6 +257,8 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 	}
 	if (!strcmp(kind, "bridge") && keep_bridge_opts(l, tb[IFLA_LINKINFO]))
 		return -ENOMEM;
+	if (!strcmp(kind, "tun") && (d->err = net_tun_keep(d->root, l, tb[IFLA_LINKINFO])))
+		return d->err == -ENOMEM ? -ENOMEM : 1;
 	if (!strcmp(kind, "veth") && tb[IFLA_LINK]) {
 		int peer = nl_uint(tb[IFLA_LINK], 0);
 		if (!tb[IFLA_LINK_NETNSID]) {
@@ -447,10 +453,11 @@ static bool link_valid(const NetLinks *img, const NetLink *l)
 {
 	const NetLink *peer = l->has_peer_ifindex ? by_index(img, l->peer_ifindex) : NULL;
 	const NetLink *master = l->has_master ? by_index(img, l->master) : NULL;
-	bool lo = !strcmp(l->kind, "loopback"), veth = !strcmp(l->kind, "veth");
+	bool lo = !strcmp(l->kind, "loopback"), veth = !strcmp(l->kind, "veth"), tun = !strcmp(l->kind, "tun");
 
 	if (!ifname_valid(l->name) || l->ifindex < 1 || l->ifindex > INT32_MAX || (lo != (l->ifindex == 1)) ||
-	    (!lo && !veth && strcmp(l->kind, "bridge")) || l->mtu < 1 || l->mtu > 1u << 20 ||
+	    (!lo && !veth && !tun && strcmp(l->kind, "bridge")) || l->mtu < 1 || l->mtu > 1u << 20 ||
+	    (tun ? !net_tun_valid(l) : l->tun != NULL) ||
 	    (l->flags & ~LINK_FLAGS) || (l->has_mac && l->mac.len > MAC_MAX) ||
 	    (l->has_peer_mac && l->peer_mac.len > MAC_MAX) ||
 	    (l->has_addr_gen_mode && l->addr_gen_mode > 255) ||
@@ -536,6 +543,8 @@ static int make_link(struct links_state *st, size_t i, char *why, size_t len)
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
 	struct nl_buf b = { 0 };
 
+	if (l->tun) /* (stasis is in the tree's namespace) */
+		return net_tun_make(l, why, len);
 	size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &ifi, sizeof(ifi));
 	nl_put_str(&b, IFLA_IFNAME, l->name);
 	size_t info = nl_nest_begin(&b, IFLA_LINKINFO);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net-links.h"
 #include "net-ns.h"
 #include "pstree.h"
 #include "task.h"
@@ -231,7 +232,8 @@ static int prepare_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
 	}
 	for (size_t i = 0; i < st->img->n_sysctls && !err; i++)
 		err = write_sysctl(net, st->img->sysctls[i], ctx->opts->weak_sysctls);
-	return err;
+	/* an interface's stable_secret written sets its address generation mode to stable privacy */
+	return err ?: net_links_addr_gen_mode(ctx);
 }
 
 static void free_sysctls(void *state)

@@ -109,7 +109,7 @@ extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memf
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
 	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd,
 	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet, fd_kind_packet, fd_kind_nsfile,
-	fd_kind_fanotify, fd_kind_bpf_map;
+	fd_kind_fanotify, fd_kind_bpf_map, fd_kind_tun;
 
 /* cr/files/external.c: the caller's fd given as --inherit-fd fd[N]:KEY; -ENOENT if none,
  * -EINVAL (said) if it is not the kind of file the key names. */

@@ -18,7 +18,7 @@
  * In the new mount namespace, before CMD runs: every mount is made rprivate; DIR is bind
  * mounted on itself and gets
  *   /proc (proc), /sys (sysfs, read-only), /dev (tmpfs with the nodes null, zero, full,
- *   random, urandom, tty made with mknod, the symlinks fd, stdin, stdout, stderr, and ptmx
+ *   random, urandom, tty, net/tun made with mknod, the symlinks fd, stdin, stdout, stderr, and ptmx
  *   -> pts/ptmx), /dev/pts (devpts, newinstance, ptmxmode=0666), /dev/shm (tmpfs),
  *   /dev/mqueue (mqueue), /tmp (tmpfs holding the files under /tmp/ctr listed at
  *   make_tmp_files), the --tmpfs mounts, then the --bind mounts in the order given (a bind's
@@ -576,6 +576,7 @@ static void make_dev(void)
 	static const struct { const char *name; unsigned maj, min; } nodes[] = {
 		{ "null", 1, 3 }, { "zero", 1, 5 },    { "full", 1, 7 },
 		{ "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
+		{ "net/tun", 10, 200 }, /* as `docker run --device /dev/net/tun` gives it */
 	};
 	static const struct { const char *name, *target; } links[] = {
 		{ "fd", "/proc/self/fd" },	   { "stdin", "/proc/self/fd/0" },
@@ -585,6 +586,8 @@ static void make_dev(void)
 	char p[PATH_MAX], q[PATH_MAX];
 	do_mount("tmpfs", in_root("/dev", p, sizeof(p)), "tmpfs", MS_NOSUID | MS_STRICTATIME,
 		 "mode=755,size=65536k");
+	if (mkdir(in_root("/dev/net", p, sizeof(p)), 0755) < 0)
+		die("mkdir %s: %s", p, strerror(errno));
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
 		snprintf(q, sizeof(q), "/dev/%s", nodes[i].name);
 		in_root(q, p, sizeof(p));

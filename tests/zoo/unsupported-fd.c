@@ -13,7 +13,8 @@
  *   its id), bpf-map-used (a BPF hash map a socket filter program, held by a socket at fd 50,
  *   uses), bpf-map-outside (a BPF hash map a process outside the tree holds too),
  *   netlink-reply (a NETLINK_ROUTE socket holding the kernel's unread reply to its
- *   RTM_GETLINK request for lo; checked to be still there after SIGTERM).
+ *   RTM_GETLINK request for lo; checked to be still there after SIGTERM), tun-host
+ *   (/dev/net/tun attached to tun device zunsup0 of the host's network namespace).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
  *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
@@ -23,6 +24,8 @@
  */
 #include "zoo.h"
 #include <linux/bpf.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -30,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -195,6 +199,12 @@ static int open_kind(void)
 		if (prog < 0 || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ATTACH_BPF, &prog, sizeof(prog)))
 			zoo_die("ebpf-filter: %s", strerror(errno));
 		close(prog);
+	} else if (!strcmp(kind, "tun-host")) {
+		/* attached to a tun device of the host's network namespace, not the tree's own */
+		struct ifreq ifr = { .ifr_name = "zunsup0", .ifr_flags = IFF_TUN | IFF_NO_PI };
+		fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr))
+			zoo_die("tun-host: %s", strerror(errno));
 	} else if (!strcmp(kind, "bpf-queue")) {
 		/* a BPF map of a type not saved: a queue (its entries only pop) */
 		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_QUEUE, .value_size = 4, .max_entries = 8 };
