@@ -1,6 +1,7 @@
 /*
  * tun: tun/tap devices and their files, in a network namespace of the program's own (it
- * unshares one first: the tree's namespace, made again by the restore).
+ * unshares one first: the tree's namespace, made again by the restore; with
+ * ZOO_TUN_NETNS=keep it stays in the one it was started in, a container's).
  *   fd 50: attached to tun "zt0" (IFF_TUN | IFF_NO_PI, send buffer 123456), which has
  *          10.77.0.1/24 and is up;
  *   fd 51: attached to tap "zp0" (IFF_TAP | IFF_VNET_HDR, vnet header size 12, MAC
@@ -238,7 +239,9 @@ static void check_traffic(void)
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	if (unshare(CLONE_NEWNET))
+	/* (ZOO_TUN_NETNS=keep: in the namespace it was started in, a container's) */
+	const char *netns = getenv("ZOO_TUN_NETNS");
+	if ((!netns || strcmp(netns, "keep")) && unshare(CLONE_NEWNET))
 		zoo_die("a network namespace of its own: %s", strerror(errno));
 	int sk = socket(AF_INET, SOCK_DGRAM, 0);
 	zoo_place(attach("zt0", IFF_TUN | IFF_NO_PI), 50, 0);
