@@ -99,8 +99,8 @@ static const struct zoo_corruption corruptions[] = {
 
 int main(int argc, char **argv)
 {
-	const char *dir = zoo_tmpdir();
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	const char *dir = zoo_tmpdir(); /* (after --list-corruptions, which makes none) */
 	if (chdir(dir))
 		zoo_die("chdir %s: %s", dir, strerror(errno));
 	path_addr(&bound_sa, dir, "bound.sock");

@@ -90,8 +90,8 @@ static const struct zoo_corruption corruptions[] = {
 
 int main(int argc, char **argv)
 {
-	const char *dir = zoo_tmpdir();
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	const char *dir = zoo_tmpdir(); /* (after --list-corruptions, which makes none) */
 	srv_sa.sun_family = c2_sa.sun_family = AF_UNIX;
 	if (snprintf(srv_sa.sun_path, sizeof(srv_sa.sun_path), "%.90s/server.sock", dir) >= 100)
 		zoo_die("%s: too long a directory", dir);
