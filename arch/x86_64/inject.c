@@ -545,11 +545,12 @@ static int calls_in_loop(struct inject_ctx *ctx, const struct inject_call *calls
 	if (!(done = xmalloc(table_len)))
 		return -ENOMEM;
 	stub = ctx->stub + (main_thread ? 0 : ctx->stub_len);
-	if (main_thread && pwrite(ctx->mem_fd, calls, table_len, table) != (ssize_t)table_len) {
-		pr_perror("pid %d: cannot write the table of injected syscalls", ctx->pid);
-		return -EIO;
-	}
-	if (!main_thread) {
+	if (main_thread) {
+		if (pwrite(ctx->mem_fd, calls, table_len, table) != (ssize_t)table_len) {
+			pr_perror("pid %d: cannot write the table of injected syscalls", ctx->pid);
+			return -EIO;
+		}
+	} else {
 		struct iovec local = { (void *)calls, table_len }, remote = { (void *)table, table_len };
 		if (pread(ctx->mem_fd, under_stack, table_len, table) != (ssize_t)table_len ||
 		    process_vm_writev(ctx->pid, &local, 1, &remote, 1, 0) != (ssize_t)table_len) {

@@ -62,13 +62,6 @@ static struct pipe_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_pipes);
 }
 
-/*
- * The data of o copied into the pipe whose read end is copy, read out as a reader would: a
- * read ends after a packet (a buffer an O_DIRECT writer wrote), so each read but the last ends
- * with one: o->packets lists them. The last read ends with one too if a read of all its bytes
- * but one, on another copy (tee'd from in), leaves nothing behind (the packet's rest is
- * dropped); else it is a byte stream. (A stream before a packet is taken as part of it.)
- */
 static int add_packet(PipeObject *o, size_t len)
 {
 	uint32_t *more = xreallocarray(o->packets, o->n_packets + 1, sizeof(*more));
@@ -80,6 +73,13 @@ static int add_packet(PipeObject *o, size_t len)
 	return 0;
 }
 
+/*
+ * The data of o copied into the pipe whose read end is copy, read out as a reader would: a
+ * read ends after a packet (a buffer an O_DIRECT writer wrote), so each read but the last ends
+ * with one: o->packets lists them. The last read ends with one too if a read of all its bytes
+ * but one, on another copy (tee'd from in), leaves nothing behind (the packet's rest is
+ * dropped); else it is a byte stream. (A stream before a packet is taken as part of it.)
+ */
 static int read_packets(int in, int copy, PipeObject *o)
 {
 	size_t off = 0, n = o->data.len, last = 0;

@@ -28,9 +28,9 @@
 #include "util.h"
 
 #define TUN_RDEV makedev(10, 200)
-#define TUN_FILE_FLAGS                                                                             \
-	(IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE | IFF_NAPI | IFF_NAPI_FRAGS | \
-	 IFF_PERSIST)
+/* a file's own flags; the device's (NET_TUN_FLAGS) are read from rtnetlink */
+#define TUN_FILE_OWN_FLAGS (IFF_NAPI | IFF_NAPI_FRAGS | IFF_PERSIST)
+#define TUN_FILE_FLAGS (NET_TUN_FLAGS | TUN_FILE_OWN_FLAGS)
 
 /* The file's interface is in the network namespace of process pid: 0, or <0 having said why. */
 static int device_in_ns_of(pid_t pid, int fd, int copy, const char *name)
@@ -105,8 +105,7 @@ static int dump_tun(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		if (!(e->tun->name = xstrdup(ifr.ifr_name)))
 			return -ENOMEM;
 		/* (its IFF_NO_PI bit is IFF_NOFILTER there: the device tells it) */
-		e->tun->flags = ((unsigned short)ifr.ifr_flags & (IFF_NAPI | IFF_NAPI_FRAGS | IFF_PERSIST)) |
-				device_flags;
+		e->tun->flags = ((unsigned short)ifr.ifr_flags & TUN_FILE_OWN_FLAGS) | device_flags;
 		e->tun->has_sndbuf = e->tun->has_vnet_hdr_sz = true;
 		e->tun->sndbuf = sndbuf;
 		e->tun->vnet_hdr_sz = hdr_sz;

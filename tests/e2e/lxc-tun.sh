@@ -16,51 +16,33 @@
 # Output: "ok ..." / "FAIL ...: reason" lines, then "N passed, N failed". The container, its
 # images and the PATH directory are removed at the end, whatever happens.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-STASIS=${STASIS:-$ROOT/stasis}
-TUN_PROG=$ROOT/tests/zoo/bin/tun
+E2E_NAME=lxc-tun
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
+TUN_PROG=$E2E_ROOT/tests/zoo/bin/tun
 NAME=stasis-e2e-tun-$$
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-lxc-tun.XXXXXX")
-N_PASS=0
-N_FAIL=0
+RFS=/var/lib/lxc/$NAME/rootfs
 
-ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
-fail() {
-	echo "FAIL $1: $2"
-	N_FAIL=$((N_FAIL + 1))
-	for f in "$WORK"/img/dump.log "$WORK"/img/restore.log "$WORK"/lxc.log "$RFS/tun.out"; do
-		[ -s "$f" ] && { echo "    --- $f"; tail -n 15 "$f" | sed 's/^/    | /'; }
-	done
-}
 cleanup() {
 	lxc-stop -n "$NAME" -k >/dev/null 2>&1
 	lxc-destroy -n "$NAME" -f >/dev/null 2>&1
-	rm -rf "$WORK"
+	e2e_cleanup
 }
 trap cleanup EXIT
-RFS=/var/lib/lxc/$NAME/rootfs
 
-for cmd in lxc-create lxc-checkpoint busybox ip nsenter; do
-	if ! command -v "$cmd" >/dev/null; then
-		fail lxc-tun "$cmd is not installed (make setup installs lxc, busybox-static and iproute2)"
-		echo "$N_PASS passed, $N_FAIL failed"
-		exit 1
-	fi
-done
-make -s -C "$ROOT/tests/zoo" bin/tun >/dev/null 2>&1
+need lxc-create lxc-checkpoint busybox ip nsenter
+e2e_setup
+mkdir -p "$WORK/img"
+LOGS=("$WORK/img/dump.log" "$WORK/img/restore.log" "$WORK/lxc.log" "$RFS/tun.out")
+make -s -C "$E2E_ROOT/tests/zoo" bin/tun >/dev/null 2>&1
 if [ ! -x "$TUN_PROG" ] || [ ! -c /dev/net/tun ]; then
 	fail lxc-tun "no $TUN_PROG (make -C tests/zoo) or no /dev/net/tun"
-	echo "$N_PASS passed, $N_FAIL failed"
-	exit 1
+	finish
 fi
-mkdir -p "$WORK/bin" "$WORK/img"
-ln -s "$STASIS" "$WORK/bin/criu"
-export PATH="$WORK/bin:$PATH"
 
 if ! lxc-create -n "$NAME" -t busybox >"$WORK/lxc.log" 2>&1; then
-	fail lxc-tun/create "lxc-create failed"
-	echo "$N_PASS passed, $N_FAIL failed"
-	exit 1
+	fail lxc-tun/create "lxc-create failed" "$WORK/lxc.log"
+	finish
 fi
 CONF=/var/lib/lxc/$NAME/config
 sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
@@ -89,36 +71,35 @@ devices() {
 ready() { grep -q '^READY' "$RFS/tun.out" 2>/dev/null; }
 
 lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log"
-for _ in $(seq 50); do ready && break; sleep 0.1; done
+wait_for 5 ready
 devices >"$WORK/devices.before"
 if ! ready || [ "$(wc -l <"$WORK/devices.before")" != 3 ]; then
-	fail lxc-tun/start "the program is not READY with its three devices ($(wc -l <"$WORK/devices.before") seen)"
-	echo "$N_PASS passed, $N_FAIL failed"
-	exit 1
+	fail lxc-tun/start "the program is not READY with its three devices ($(wc -l <"$WORK/devices.before") seen)" \
+		"${LOGS[@]}"
+	finish
 fi
 ok "lxc-tun/start (zt0, zp0, zq0 in the container's namespace)"
 
 if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -s -l DEBUG -o "$WORK/lxc.log"; then
-	fail lxc-tun/checkpoint "lxc-checkpoint -s failed"
+	fail lxc-tun/checkpoint "lxc-checkpoint -s failed" "${LOGS[@]}"
 elif lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING; then
-	fail lxc-tun/checkpoint "the container still runs after lxc-checkpoint -s"
+	fail lxc-tun/checkpoint "the container still runs after lxc-checkpoint -s" "${LOGS[@]}"
 else
 	ok "lxc-tun/checkpoint"
 	if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -r -l DEBUG -o "$WORK/lxc.log"; then
-		fail lxc-tun/restore "lxc-checkpoint -r failed"
+		fail lxc-tun/restore "lxc-checkpoint -r failed" "${LOGS[@]}"
 	else
 		devices >"$WORK/devices.after"
 		pid=$(tun_pid)
 		[ -n "$pid" ] && kill -TERM "$pid"
-		for _ in $(seq 50); do grep -qE '^(PASS|FAIL)' "$RFS/tun.out" && break; sleep 0.1; done
+		wait_for 5 grep -qE '^(PASS|FAIL)' "$RFS/tun.out"
 		if ! cmp -s "$WORK/devices.before" "$WORK/devices.after"; then
-			fail lxc-tun/restore "the devices differ: $(diff "$WORK/devices.before" "$WORK/devices.after" | tr '\n' ' ')"
+			fail lxc-tun/restore "the devices differ: $(diff "$WORK/devices.before" "$WORK/devices.after" | tr '\n' ' ')" "${LOGS[@]}"
 		elif ! grep -q '^PASS' "$RFS/tun.out"; then
-			fail lxc-tun/restore "the program did not PASS after the restore (pid ${pid:-none}): $(tail -n 1 "$RFS/tun.out")"
+			fail lxc-tun/restore "the program did not PASS after the restore (pid ${pid:-none}): $(tail -n 1 "$RFS/tun.out")" "${LOGS[@]}"
 		else
 			ok "lxc-tun/restore (the same devices; the program: $(grep '^PASS' "$RFS/tun.out"))"
 		fi
 	fi
 fi
-echo "$N_PASS passed, $N_FAIL failed"
-[ "$N_FAIL" -eq 0 ]
+finish

@@ -54,11 +54,11 @@ static void ifreq_ioctl(int sk, unsigned long req, struct ifreq *ifr, const char
 		zoo_die("%s: ioctl %#lx: %s", name, req, strerror(errno));
 }
 
-static void set_up(int sk, const char *name)
+static void set_up(int sk, const char *name, int up)
 {
 	struct ifreq ifr = { 0 };
 	ifreq_ioctl(sk, SIOCGIFFLAGS, &ifr, name);
-	ifr.ifr_flags |= IFF_UP;
+	ifr.ifr_flags = up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP;
 	ifreq_ioctl(sk, SIOCSIFFLAGS, &ifr, name);
 }
 
@@ -89,11 +89,7 @@ static void c_down(ucontext_t *u)
 {
 	(void)u;
 	int sk = socket(AF_INET, SOCK_DGRAM, 0);
-	struct ifreq ifr = { 0 };
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "zt0");
-	ioctl(sk, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags &= ~IFF_UP;
-	ioctl(sk, SIOCSIFFLAGS, &ifr);
+	set_up(sk, "zt0", 0);
 	close(sk);
 }
 static const struct zoo_corruption corruptions[] = {
@@ -268,12 +264,12 @@ int main(int argc, char **argv)
 	ifreq_ioctl(sk, SIOCSIFADDR, &ifr, "zt0");
 	inet_pton(AF_INET, "255.255.255.0", &a->sin_addr);
 	ifreq_ioctl(sk, SIOCSIFNETMASK, &ifr, "zt0");
-	set_up(sk, "zt0");
+	set_up(sk, "zt0", 1);
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
 	memcpy(ifr.ifr_hwaddr.sa_data, mac, sizeof(mac));
 	ifreq_ioctl(sk, SIOCSIFHWADDR, &ifr, "zp0");
-	set_up(sk, "zp0");
+	set_up(sk, "zp0", 1);
 	for (int i = 0; i < 3; i++)
 		if (!(idx[i] = ifindex(names[i])))
 			zoo_die("%s: no index", names[i]);
