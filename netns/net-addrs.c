@@ -68,9 +68,15 @@ static int set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
 	return 0;
 }
 
+struct addr_dump {
+	NetAddrs *img;
+	const struct run_ctx *ctx; /* the engine's namespace: only on the interfaces saved */
+};
+
 static int on_addr(const struct nlmsghdr *h, void *arg)
 {
-	NetAddrs *img = arg;
+	const struct addr_dump *d = arg;
+	NetAddrs *img = d->img;
 	const struct ifaddrmsg *ifa = NLMSG_DATA(h);
 	const struct nlattr *tb[IFA_MAX + 1];
 
@@ -84,6 +90,8 @@ static int on_addr(const struct nlmsghdr *h, void *arg)
 	if ((ifa->ifa_family == AF_INET6 && (flags & IFA_F_TEMPORARY)) || proto == IFAPROT_KERNEL_LO ||
 	    proto == IFAPROT_KERNEL_RA || !local || nl_len(local) != addr_len(ifa->ifa_family))
 		return 0; /* the kernel's own */
+	if (d->ctx && !net_links_saved(d->ctx, ifa->ifa_index))
+		return 0; /* the engine's */
 	NetAddr *a = xzalloc(sizeof(*a)), **more;
 	if (!a || !(more = xreallocarray(img->addrs, img->n_addrs + 1, sizeof(*more)))) {
 		free(a);
@@ -135,13 +143,14 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
 	NetAddrs img = NET_ADDRS__INIT;
+	struct addr_dump d = { &img, net_ns_devices(ctx) ? ctx : NULL };
 	unsigned logged = log_errors();
 	int err;
 
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
-	err = nl_dump_all(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &img);
+	err = nl_dump_all(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &d);
 	if (err)
 		log_unnamed(logged, err, "dump pid %d: cannot list the addresses of its network namespace",
 			    tr->tasks[0].pid);
@@ -173,17 +182,23 @@ static int validate_addrs(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ADDRS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
+	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_addrs; i++) {
-		if (!addr_valid(st->img->addrs[i])) {
-			pr_err("image net-addrs.img: address %zu (%s) is invalid", i,
-			       addr_str(st->img->addrs[i], buf, sizeof(buf)));
+		NetAddr *a = st->img->addrs[i];
+		if (!addr_valid(a)) {
+			pr_err("image net-addrs.img: address %zu (%s) is invalid", i, addr_str(a, buf, sizeof(buf)));
 			return -EINVAL;
 		}
+		if (net_ns_devices(ctx) && !net_links_saved(ctx, a->ifindex))
+			net_addr__free_unpacked(a, NULL); /* the engine's namespace: not on a device of the tree */
+		else
+			st->img->addrs[kept++] = a;
 	}
+	st->img->n_addrs = kept;
 	return 0;
 }
 
@@ -231,7 +246,8 @@ static int prepare_addrs(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	for (size_t i = 0; i < st->img->n_addrs && !err; i++) {
-		const NetAddr *a = st->img->addrs[i];
+		NetAddr *a = st->img->addrs[i];
+		a->ifindex = net_links_index_now(ctx, a->ifindex);
 		err = nl < 0 ? nl : add_addr(nl, a, why, sizeof(why));
 		if (err == -EEXIST)
 			err = 0; /* made by the kernel when its interface came up */

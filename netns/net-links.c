@@ -13,6 +13,11 @@
  * - tun: a tun/tap device with its type, flags, owner and group (netns/net-tun.c), made again
  *   persistent through /dev/net/tun; the tree's files attach to it as they are opened;
  * - any other kind (macvlan, ...) fails the dump, naming the interface and its kind.
+ * In the engine's namespace (net_ns_devices) only the tun/tap devices the tree made there are
+ * saved, the rest being the engine's; on restore they are made in the namespace given for the
+ * tree (a persistent one there already is used as it is; else their names must be free there;
+ * one whose index is taken gets another, which its addresses and routes follow:
+ * net_links_index_now), and a failed restore removes those it made.
  * Interfaces are made down, then configured, then made ports of their bridges, then brought
  * up, before addresses and routes are added (net-addrs.c, net-routes.c). Until then the
  * kernel makes no IPv6 address of its own on them (their link-local addresses are among the
@@ -63,13 +68,15 @@ static const struct nl_attr_rule bridge_opts[] = {
 };
 
 struct links_state {
-	NetLinks *img;
+	NetLinks *img;        /* dump: the interfaces saved; restore: net-links.img */
 	char **outer;         /* per link: the name of its outer end (veth), or NULL */
 	char **outer_bridge;  /* ... the bridge it joins outside, or NULL */
 	bool *bridge_given;   /* ... named by an option (it must exist) */
 	int nl, home_nl;      /* + 1 */
 	int home;             /* stasis's own namespace (net-ns.c's fd) */
 	bool *made_outer;     /* per link: its outer end was made (a failed restore removes it) */
+	bool *made_device;    /* per link: made in the engine's namespace (likewise) */
+	uint32_t *saved_index; /* restore: per link its index at dump (the image's may change) */
 };
 
 static struct links_state *state_of(const struct run_ctx *ctx)
@@ -84,6 +91,7 @@ struct link_dump {
 	NetLinks *img;
 	int home_nl;     /* a socket in stasis's namespace, -1 */
 	int home_nsid;   /* the id the tree's namespace gives stasis's, -1 */
+	bool devices;    /* the engine's namespace: its tun/tap devices only */
 	int err;
 };
 
@@ -213,6 +221,12 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		return 0;
 	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
 	const char *name = nl_str(tb[IFLA_IFNAME]) ?: "?", *kind = link_kind(ifi, tb);
+	if (d->devices && (!kind || strcmp(kind, "tun"))) {
+		if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth")))
+			pr_info("dump pid %d: interface %s (%s) of the engine's network namespace is left "
+				"to it, not saved", d->root, name, kind ?: "of no kind");
+		return 0;
+	}
 	if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth") && strcmp(kind, "bridge") &&
 		      strcmp(kind, "tun"))) {
 		pr_err("dump pid %d: its network namespace has interface %s, %s%s%s: not supported "
@@ -244,7 +258,10 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		l->has_txqlen = true;
 		l->txqlen = nl_uint(tb[IFLA_TXQLEN], 0);
 	}
-	if (tb[IFLA_MASTER]) {
+	if (tb[IFLA_MASTER] && d->devices) {
+		pr_warn("dump pid %d: tun/tap %s is a port of a bridge of the engine's network namespace: "
+			"it comes back out of any bridge", d->root, name);
+	} else if (tb[IFLA_MASTER]) {
 		l->has_master = true;
 		l->master = nl_uint(tb[IFLA_MASTER], 0);
 	}
@@ -302,13 +319,17 @@ static int nsid_of(int nl, int nsfd)
 
 static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	struct link_dump d = { .root = tr->tasks[0].pid, .home_nl = -1, .home_nsid = -1 };
+	struct link_dump d = { .root = tr->tasks[0].pid, .home_nl = -1, .home_nsid = -1,
+			       .devices = net_ns_devices(ctx) };
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	NetLinks img = NET_LINKS__INIT;
+	struct links_state *st = state_of(ctx);
 	int home = net_ns_home(ctx), err;
 
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !d.devices)
 		return 0;
+	if (!(st->img = xzalloc(sizeof(*st->img))))
+		return -ENOMEM;
+	net_links__init(st->img); /* (kept for the kinds after this one) */
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	if (nl < 0) {
 		pr_err("dump pid %d: cannot talk rtnetlink in its network namespace: %s", d.root,
@@ -320,7 +341,7 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 			return -ENOMEM;
 		d.home_nl = nl_open_in(home, NETLINK_ROUTE);
 	}
-	d.img = &img;
+	d.img = st->img;
 	err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_link, &d);
 	if (d.home_nl >= 0)
 		close(d.home_nl);
@@ -330,11 +351,8 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 			       d.root, strerror(-err));
 		err = d.err ?: err;
 	} else {
-		err = image_write(ctx->images_dir_fd, IMG_NET_LINKS, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_LINKS, 0, &st->img->base);
 	}
-	for (size_t i = 0; i < img.n_links; i++)
-		net_link__free_unpacked(img.links[i], NULL);
-	free(img.links);
 	return err;
 }
 
@@ -358,6 +376,35 @@ static const NetLink *by_index(const NetLinks *img, uint32_t ifindex)
 		if (img->links[i]->ifindex == ifindex)
 			return img->links[i];
 	return NULL;
+}
+
+/* The link that had index ifindex at dump, -1 if none. */
+static ssize_t saved_link(const struct links_state *st, uint32_t ifindex)
+{
+	for (size_t i = 0; st->img && i < st->img->n_links; i++)
+		if ((st->saved_index ? st->saved_index[i] : st->img->links[i]->ifindex) == ifindex)
+			return i;
+	return -1;
+}
+
+bool net_links_saved(const struct run_ctx *ctx, uint32_t ifindex)
+{
+	return saved_link(state_of(ctx), ifindex) >= 0;
+}
+
+uint32_t net_links_index_now(const struct run_ctx *ctx, uint32_t saved)
+{
+	const struct links_state *st = state_of(ctx);
+	ssize_t i = saved_link(st, saved);
+
+	return i < 0 ? saved : st->img->links[i]->ifindex;
+}
+
+const char *net_links_name(const struct run_ctx *ctx, size_t i)
+{
+	const NetLinks *img = state_of(ctx)->img;
+
+	return img && i < img->n_links ? img->links[i]->name : NULL;
 }
 
 /* "OUT" or "OUT@BRIDGE" for IN, from --veth-pair IN=OUT[@BRIDGE] or --external veth[IN]:... */
@@ -477,7 +524,7 @@ static void free_links(void *state)
 {
 	struct links_state *st = state;
 
-	for (size_t i = 0; st->img && i < st->img->n_links; i++) {
+	for (size_t i = 0; st->img && st->outer && i < st->img->n_links; i++) {
 		free(st->outer[i]);
 		free(st->outer_bridge[i]);
 	}
@@ -485,6 +532,8 @@ static void free_links(void *state)
 	free(st->outer_bridge);
 	free(st->bridge_given);
 	free(st->made_outer);
+	free(st->made_device);
+	free(st->saved_index);
 	if (st->nl)
 		close(st->nl - 1);
 	if (st->home_nl)
@@ -493,22 +542,38 @@ static void free_links(void *state)
 		image_free(&st->img->base);
 }
 
+/*
+ * Into the engine's namespace only the tun/tap devices are made (the images of a namespace
+ * saved whole hold the rest too, which is the engine's), out of any bridge.
+ */
+static void devices_only(NetLinks *img)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < img->n_links; i++) {
+		NetLink *l = img->links[i];
+		if (!l->tun) {
+			net_link__free_unpacked(l, NULL);
+			continue;
+		}
+		l->has_master = false;
+		img->links[kept++] = l;
+	}
+	img->n_links = kept;
+}
+
 static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct links_state *st = state_of(ctx);
+	bool devices = net_ns_devices(ctx);
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !devices)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_LINKS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
-	size_t n = st->img->n_links;
-	if (!(st->outer = xzalloc((n + 1) * sizeof(*st->outer))) ||
-	    !(st->outer_bridge = xzalloc((n + 1) * sizeof(*st->outer_bridge))) ||
-	    !(st->bridge_given = xzalloc(n + 1)) || !(st->made_outer = xzalloc(n + 1)))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < st->img->n_links; i++) {
 		const NetLink *l = st->img->links[i];
 		if (!link_valid(st->img, l)) {
 			pr_err("image net-links.img: interface %zu (%s) is invalid", i, l->name);
@@ -520,6 +585,18 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 				return -EINVAL;
 			}
 		}
+	}
+	if (devices)
+		devices_only(st->img);
+	size_t n = st->img->n_links;
+	if (!(st->outer = xzalloc((n + 1) * sizeof(*st->outer))) ||
+	    !(st->outer_bridge = xzalloc((n + 1) * sizeof(*st->outer_bridge))) ||
+	    !(st->bridge_given = xzalloc(n + 1)) || !(st->made_outer = xzalloc(n + 1)) ||
+	    !(st->made_device = xzalloc(n + 1)) || !(st->saved_index = xzalloc((n + 1) * sizeof(uint32_t))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const NetLink *l = st->img->links[i];
+		st->saved_index[i] = l->ifindex;
 		if (!strcmp(l->kind, "veth") && !l->has_peer_ifindex &&
 		    ((err = outer_names(ctx, st, i, l)) || (err = outer_free(st->outer[i], l))))
 			return err;
@@ -791,6 +868,51 @@ static int ignore(const struct nlmsghdr *h, void *arg)
 }
 
 /*
+ * In the engine's namespace: a persistent tun/tap l that is there already (the same namespace
+ * given back) is used as it is (1, l->ifindex its index there); else its name must be free, and
+ * if its index is taken, the kernel gives it another (index 0 until it is made).
+ */
+static int device_room(struct links_state *st, NetLink *l)
+{
+	int there = index_of(st->nl - 1, l->name), err;
+	unsigned flags;
+
+	if (there >= 0 && !net_tun_flags(l->name, &flags) && flags == l->tun->flags) {
+		pr_info("restore: tun/tap %s is in the network namespace given for the tree already (index "
+			"%d): it is used as it is", l->name, there);
+		l->ifindex = there;
+		return 1;
+	}
+	if (there >= 0) {
+		pr_err("restore: the network namespace given for the tree has an interface %s (index %d) "
+		       "already, not the tree's tun/tap: the tree's cannot be made there", l->name, there);
+		return -EEXIST;
+	}
+	if ((err = get_link(st->nl - 1, l->ifindex, ignore, NULL)) == -ENODEV)
+		return 0;
+	if (err)
+		return err;
+	pr_warn("restore: index %u of tun/tap %s is taken in the network namespace given for the tree: "
+		"it gets another", l->ifindex, l->name);
+	l->ifindex = 0;
+	return 0;
+}
+
+/* Its index, as the kernel chose it. */
+static int device_renumbered(struct links_state *st, NetLink *l, uint32_t saved_index)
+{
+	int index = index_of(st->nl - 1, l->name);
+
+	if (index < 0) {
+		pr_err("restore: cannot find tun/tap %s it made: %s", l->name, strerror(-index));
+		return index;
+	}
+	pr_info("restore: tun/tap %s has index %d (it had %u)", l->name, index, saved_index);
+	l->ifindex = index;
+	return 0;
+}
+
+/*
  * Bridge l and its ports as the kernel's link watch sees them once it has caught up: asking
  * for one interface makes it catch up on that one. Else a bridge that comes up right after
  * its ports still counts as running at that instant (IPv6 then sets it up as if it carried).
@@ -837,9 +959,15 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 	st->home_nl = nl + 1;
 	/* made, down */
 	for (size_t i = 0; i < n && !err; i++) {
-		const NetLink *l = st->img->links[i];
+		NetLink *l = st->img->links[i];
 		if (made[i] || !strcmp(l->kind, "loopback"))
 			continue;
+		if (net_ns_devices(ctx) && (err = device_room(st, l))) {
+			if (err < 0)
+				break;
+			err = 0; /* (there already) */
+			continue;
+		}
 		if ((err = make_link(st, i, why, sizeof(why)))) {
 			if (err != -ENOMEM)
 				pr_err("restore: cannot make interface %s (%s%s%s): %s%s%s", l->name, l->kind,
@@ -848,6 +976,11 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 			break;
 		}
 		st->made_outer[i] = st->outer[i] != NULL;
+		st->made_device[i] = net_ns_devices(ctx);
+		if (!l->ifindex && (err = device_renumbered(st, l, st->saved_index[i])))
+			break;
+		if (st->made_device[i])
+			pr_info("restore: tun/tap %s made in the network namespace given for the tree", l->name);
 		for (size_t k = 0; k < n; k++)
 			made[k] = made[k] || (l->has_peer_ifindex && st->img->links[k]->ifindex == l->peer_ifindex);
 	}
@@ -883,24 +1016,29 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 	return err;
 }
 
-/* A failed restore: the outer ends made in stasis's namespace go (the pairs with them). */
+/*
+ * A failed restore: the outer ends made in stasis's namespace go (the pairs with them), and
+ * the devices made in the engine's.
+ */
 static void undo_links(struct run_ctx *ctx, bool restored)
 {
 	struct links_state *st = state_of(ctx);
 	char why[256];
 	int err;
 
-	for (size_t i = 0; !restored && st->img && i < st->img->n_links; i++) {
-		if (!st->made_outer[i])
+	for (size_t i = 0; !restored && st->made_outer && i < st->img->n_links; i++) {
+		if (!st->made_outer[i] && !st->made_device[i])
 			continue;
+		const char *name = st->made_outer[i] ? st->outer[i] : st->img->links[i]->name;
 		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
 		struct nl_buf b = { 0 };
 		size_t m = nl_msg_begin(&b, RTM_DELLINK, NLM_F_ACK, &ifi, sizeof(ifi));
-		nl_put_str(&b, IFLA_IFNAME, st->outer[i]);
+		nl_put_str(&b, IFLA_IFNAME, name);
 		nl_msg_end(&b, m);
-		if ((err = ask(st->home_nl - 1, &b, why, sizeof(why))) && err != -ENODEV)
-			pr_warn("restore: cannot remove interface %s it made: %s", st->outer[i], strerror(-err));
-		st->made_outer[i] = false;
+		if ((err = ask((st->made_outer[i] ? st->home_nl : st->nl) - 1, &b, why, sizeof(why))) &&
+		    err != -ENODEV)
+			pr_warn("restore: cannot remove interface %s it made: %s", name, strerror(-err));
+		st->made_outer[i] = st->made_device[i] = false;
 	}
 }
 

@@ -1,6 +1,10 @@
-/* The tree's network interfaces (netns/net-links.c), as the addresses' kind needs them. */
+/* The tree's network interfaces (netns/net-links.c), as the kinds after it need them. */
 #ifndef STASIS_NET_LINKS_H
 #define STASIS_NET_LINKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
 
 #include "run.h"
 
@@ -9,6 +13,13 @@
  * (until then the kernel makes no address of its own). 0, or <0 having said what failed.
  */
 int net_links_addr_gen_mode(const struct run_ctx *ctx);
+
+/* Dump (once they are collected) and restore: is ifindex one of the interfaces saved? */
+bool net_links_saved(const struct run_ctx *ctx, uint32_t ifindex);
+/* ... the name of the i-th, NULL past the last. */
+const char *net_links_name(const struct run_ctx *ctx, size_t i);
+/* Restore, the interfaces made: the index now of the one that had index saved at dump. */
+uint32_t net_links_index_now(const struct run_ctx *ctx, uint32_t saved);
 
 /*
  * Dump done, the tree about to be killed with its own network namespace (made again by the

@@ -5,9 +5,13 @@
  * net-sysctls.c, nft-ruleset.c). A namespace that belongs to the engine (--external
  * net[INODE]:KEY on dump) is left to it: on restore the tree joins the one given
  * (--inherit-fd fd[N]:KEY, or --join-ns net:PATH), or, with --empty-ns net (the RPC's
- * empty_ns), gets a new empty one with lo up. On restore stasis itself moves into the tree's
- * namespace before anything of the tree is made (the sockets it makes for the tree, and the
- * network lock, belong there; the root inherits it) and goes back once the root exists.
+ * empty_ns), gets a new empty one with lo up. The interfaces the tree made in the engine's
+ * namespace (tun/tap devices: a VPN in a container) are saved all the same, with their
+ * addresses, routes and sysctls, and made again in the one the restore is given (`devices`;
+ * the engine's own interfaces, routes, rules and nftables stay the engine's). On restore
+ * stasis itself moves into the tree's namespace before anything of the tree is made (the
+ * sockets it makes for the tree, and the network lock, belong there; the root inherits it)
+ * and goes back once the root exists.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +36,7 @@
 struct net_ns_state {
 	int own_ns;           /* dump: stasis's own namespace (fd + 1) while it is in the tree's */
 	bool config;          /* dump: its configuration is saved; restore: made again */
+	bool devices;         /* the engine's, the interfaces the tree made in it saved / made again */
 	NetNs *net;           /* restore: net-ns.img */
 	const char *join;     /* restore: a path of the namespace to join (--join-ns net:PATH) */
 	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
@@ -47,6 +52,11 @@ static struct net_ns_state *state_of(const struct run_ctx *ctx)
 bool net_ns_config(const struct run_ctx *ctx)
 {
 	return state_of(ctx)->config;
+}
+
+bool net_ns_devices(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->devices;
 }
 
 int net_ns_home(const struct run_ctx *ctx)
@@ -108,7 +118,7 @@ static void dump_done_net_ns(struct run_ctx *ctx)
 	if (setns(st->own_ns - 1, CLONE_NEWNET))
 		pr_perror("dump: cannot go back to stasis's own network namespace");
 	close(st->own_ns - 1);
-	st->own_ns = 0; /* (config stays: the tree's namespace is known to go with it) */
+	st->own_ns = 0; /* (config and devices stay: the tree's namespace is known to go with it) */
 }
 
 static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
@@ -127,8 +137,9 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	if ((key = external_key(ctx->opts, ino))) {
 		if (!(n.ext_key = xstrdup(key)))
 			return -ENOMEM;
-		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s)", root,
-			(unsigned long long)ino, key);
+		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s): only the "
+			"interfaces the tree made in it are saved", root, (unsigned long long)ino, key);
+		n.has_devices = n.devices = state_of(ctx)->devices = true;
 	} else {
 		n.has_lo_up = n.has_config = true;
 		n.lo_up = loopback_is_up();
@@ -170,6 +181,9 @@ static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_perror("restore: --join-ns net:%s", st->join);
 			return -ENOENT;
 		}
+		/* the tree's devices are made in the namespace given, from what was saved of them
+		 * (a namespace saved whole: its tun/tap devices) */
+		st->devices = st->net->devices || st->net->config;
 		return 0;
 	}
 	if (st->net->ext_key) {
@@ -245,14 +259,13 @@ static int prepare_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 static void close_net_ns(struct run_ctx *ctx)
 {
 	go_home(state_of(ctx));
-	state_of(ctx)->config = false;
+	state_of(ctx)->config = state_of(ctx)->devices = false;
 }
 
 static void undo_net_ns(struct run_ctx *ctx, bool restored)
 {
 	(void)restored;
-	go_home(state_of(ctx));
-	state_of(ctx)->config = false;
+	close_net_ns(ctx);
 }
 
 static void free_net_ns(void *state)

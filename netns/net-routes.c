@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "net-links.h"
 #include "net-ns.h"
 #include "nlmsg.h"
 #include "pstree.h"
@@ -80,9 +81,22 @@ static const char *net_route_str(const NetRoute *r, char *buf, size_t len)
 
 /* ---- dump ---- */
 
+/* In the engine's namespace the tree's routes go out of one of its interfaces (attributes checked). */
+static bool out_of_saved(const struct run_ctx *ctx, const NetRoute *r)
+{
+	const NlAttr *oif = attr_of(r, RTA_OIF);
+	uint32_t ifindex;
+
+	if (!oif || attr_of(r, RTA_MULTIPATH))
+		return false;
+	memcpy(&ifindex, oif->value.data, sizeof(ifindex));
+	return net_links_saved(ctx, ifindex);
+}
+
 struct route_dump {
 	pid_t root;
 	NetRoutes *img;
+	const struct run_ctx *ctx; /* the engine's namespace: only out of the interfaces saved */
 	int err;
 };
 
@@ -115,6 +129,11 @@ static int on_route(const struct nlmsghdr *h, void *arg)
 				    route_dropped, ARRAY_SIZE(route_dropped), &r->attrs, &r->n_attrs);
 	if (bad < 0)
 		return bad;
+	if (d->ctx && !out_of_saved(d->ctx, r)) {
+		d->img->n_routes--; /* the engine's */
+		net_route__free_unpacked(r, NULL);
+		return 0;
+	}
 	if (!bad && !attr_of(r, RTA_TABLE)) {
 		struct {
 			struct nlattr a;
@@ -135,11 +154,11 @@ static int on_route(const struct nlmsghdr *h, void *arg)
 
 static int collect_routes(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	struct route_dump d = { .root = tr->tasks[0].pid };
+	struct route_dump d = { .root = tr->tasks[0].pid, .ctx = net_ns_devices(ctx) ? ctx : NULL };
 	NetRoutes img = NET_ROUTES__INIT;
 	int err = 0;
 
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	d.img = &img;
@@ -168,12 +187,13 @@ static int validate_routes(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ROUTES, 0, (ProtobufCMessage **)&st->img)))
 		return err;
+	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_routes; i++) {
-		const NetRoute *r = st->img->routes[i];
+		NetRoute *r = st->img->routes[i];
 		size_t bad = nl_attrs_check(r->attrs, r->n_attrs, route_attrs, ARRAY_SIZE(route_attrs));
 		if ((r->family != AF_INET && r->family != AF_INET6) ||
 		    r->dst_len > (r->family == AF_INET ? 32u : 128u) || r->src_len > 128 || r->tos > 255 ||
@@ -182,7 +202,12 @@ static int validate_routes(struct run_ctx *ctx, struct restore_tree *rt)
 			       net_route_str(r, buf, sizeof(buf)));
 			return -EINVAL;
 		}
+		if (net_ns_devices(ctx) && !out_of_saved(ctx, r))
+			net_route__free_unpacked(r, NULL); /* the engine's namespace: not the tree's */
+		else
+			st->img->routes[kept++] = r;
 	}
+	st->img->n_routes = kept;
 	return 0;
 }
 
@@ -201,6 +226,20 @@ static int add_route(int nl, const NetRoute *r, char *why, size_t len)
 	int err = nl_talk(nl, &b, why, len);
 	nl_buf_free(&b);
 	return err == -EEXIST ? 0 : err;
+}
+
+/* Its interface's index now (one made in the engine's namespace may have another). */
+static void renumber_oif(const struct run_ctx *ctx, NetRoute *r)
+{
+	uint32_t index;
+
+	for (size_t i = 0; i < r->n_attrs; i++) {
+		if ((r->attrs[i]->type & NLA_TYPE_MASK) != RTA_OIF)
+			continue;
+		memcpy(&index, r->attrs[i]->value.data, sizeof(index)); /* (4 bytes: validated) */
+		index = net_links_index_now(ctx, index);
+		memcpy(r->attrs[i]->value.data, &index, sizeof(index));
+	}
 }
 
 /* A route's gateway may be reachable only through another route of the image: later. */
@@ -227,6 +266,8 @@ static int prepare_routes(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_err("restore: cannot talk rtnetlink to add the tree's routes: %s", strerror(-nl));
 		return nl;
 	}
+	for (size_t i = 0; i < n; i++)
+		renumber_oif(ctx, st->img->routes[i]);
 	/* pass 0: routes without a gateway; then the others, again while some get in */
 	for (int pass = 0; left; pass++) {
 		size_t before = left;

@@ -6,7 +6,8 @@
  * On restore each is written where the new namespace's differs, once its interfaces and
  * addresses exist and before routes: "all" first, then "default", then each interface's. A
  * sysctl that cannot be written fails the restore naming it; with --weak-sysctls it is
- * skipped with a warning (a kernel without it, say).
+ * skipped with a warning (a kernel without it, say). In the engine's namespace only those of
+ * the interfaces the tree made there are saved (net.ipv4/ipv6.conf/neigh.NAME.*).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +32,8 @@
 #define DEPTH_MAX 4
 
 static const char *const roots[] = { "core", "ipv4", "ipv6", "unix" };
+/* an interface's own, under a root: ROOT/DIR/NAME/... */
+static const char *const device_dirs[] = { "ipv4/conf", "ipv6/conf", "ipv4/neigh", "ipv6/neigh" };
 
 struct sysctls_state {
 	NetSysctls *img;
@@ -125,9 +128,11 @@ static int walk(int net, const char *path, int depth, NetSysctls *img)
 static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetSysctls img = NET_SYSCTLS__INIT;
+	char dir[NAME_MAX_LEN];
+	const char *name;
 	int err = 0;
 
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
 		return 0;
 	auto_close int net = open(NET_SYSCTLS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (net < 0) {
@@ -135,8 +140,14 @@ static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 			  tr->tasks[0].pid);
 		return -errno;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(roots) && !err; i++)
+	for (size_t i = 0; net_ns_config(ctx) && i < ARRAY_SIZE(roots) && !err; i++)
 		err = walk(net, roots[i], 1, &img);
+	for (size_t i = 0; net_ns_devices(ctx) && (name = net_links_name(ctx, i)) && !err; i++) {
+		for (size_t k = 0; k < ARRAY_SIZE(device_dirs) && !err; k++) {
+			snprintf(dir, sizeof(dir), "%s/%s", device_dirs[k], name);
+			err = walk(net, dir, 3, &img);
+		}
+	}
 	if (err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot read the sysctls of its network namespace: %s",
 		       tr->tasks[0].pid, strerror(-err));
@@ -167,23 +178,45 @@ static bool name_valid(const char *name)
 	return rooted && !strstr(name, "/..");
 }
 
+/* In the engine's namespace: ROOT/DIR/NAME/... of an interface saved. */
+static bool of_device(const struct run_ctx *ctx, const char *sysctl)
+{
+	const char *name;
+
+	for (size_t k = 0; k < ARRAY_SIZE(device_dirs); k++) {
+		size_t len = strlen(device_dirs[k]);
+		if (strncmp(sysctl, device_dirs[k], len) || sysctl[len] != '/')
+			continue;
+		for (size_t i = 0; (name = net_links_name(ctx, i)); i++)
+			if (!strncmp(sysctl + len + 1, name, strlen(name)) && sysctl[len + 1 + strlen(name)] == '/')
+				return true;
+	}
+	return false;
+}
+
 static int validate_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct sysctls_state *st = state_of(ctx);
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx))
+	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_SYSCTLS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
+	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_sysctls; i++) {
-		const NetSysctl *s = st->img->sysctls[i];
+		NetSysctl *s = st->img->sysctls[i];
 		if (!name_valid(s->name) || strlen(s->value) >= VALUE_MAX) {
 			pr_err("image net-sysctls.img: sysctl %zu (%.64s) is invalid", i, s->name);
 			return -EINVAL;
 		}
+		if (net_ns_devices(ctx) && !of_device(ctx, s->name))
+			net_sysctl__free_unpacked(s, NULL); /* the engine's namespace: not a device's */
+		else
+			st->img->sysctls[kept++] = s;
 	}
+	st->img->n_sysctls = kept;
 	return 0;
 }
 

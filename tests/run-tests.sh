@@ -113,6 +113,7 @@ run_part slow "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part slow "network: live connections, the lock" tests/net/run-net.sh
 run_part slow "network: a namespace of its own (links, addresses, routes, rules, neighbours, sysctls, nftables)" tests/net/run-netns.sh
 run_part slow "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
+run_part slow "network: tun/tap devices made in the engine's namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-tun-engine.sh
 run_part slow "cgroups and the freezer" tests/cgroup-cases.sh
 run_part slow "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/cgroup-cases.sh
 run_part slow "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh

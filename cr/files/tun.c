@@ -2,11 +2,12 @@
  * /dev/net/tun files. One attached to a tun/tap interface (TUNSETIFF) keeps the interface's
  * name, its flags (TUNGETIFF), send buffer and vnet header size, and is attached again at
  * restore; one attached to nothing is the device opened again. The interface itself belongs to
- * the tree's own network namespace and is made again with it (netns/net-tun.c), persistent: a
- * file attached to one that was not takes that back. Refused, naming the fd: a file attached
- * to an interface of a network namespace that the restore does not make (not the tree's own,
- * as criu refuses it too, or one left to the engine, as Docker's and Podman's are), and one
- * with a socket filter (TUNATTACHFILTER). Packets queued in the file are not kept.
+ * the tree's own network namespace (or the engine's, --external net) and is made again in the
+ * one the restore makes or is given (netns/net-links.c, net-tun.c), persistent: a file attached
+ * to one that was not takes that back. Refused, naming the fd: a file attached to an interface
+ * of a network namespace that is not the tree's own (the host's or another's, as criu refuses
+ * it too), and one with a socket filter (TUNATTACHFILTER). Packets queued in the file are not
+ * kept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,10 +76,9 @@ static int dump_tun(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	}
 	if (!ioctl(copy, TUNGETIFF, &ifr)) {
 		int err;
-		if (!net_ns_config(t->ctx)) {
+		if (!net_ns_config(t->ctx) && !net_ns_devices(t->ctx)) {
 			pr_err("dump pid %d fd %d: attached to tun/tap interface %s of a network namespace "
-			       "that the restore does not make again (not the tree's own, or left to the "
-			       "engine: --external net): not supported", t->pid, p->fd, ifr.ifr_name);
+			       "that is not the tree's own: not supported", t->pid, p->fd, ifr.ifr_name);
 			return -ENOTSUP;
 		}
 		if ((err = device_in_ns_of(t->pid, p->fd, copy, ifr.ifr_name)))

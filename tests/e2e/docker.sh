@@ -26,6 +26,12 @@
 #                            has no option for it: `tcp-established` in /etc/criu/runc.conf,
 #                            the configuration file runc names in every request (written for
 #                            this case only; a file there before is put back)
+# docker/tun                 a VPN's state: tests/zoo/tun.c (built static) in a container given
+#                            /dev/net/tun and NET_ADMIN (`--network none`: Docker's namespace,
+#                            external to stasis) makes tun zt0 with an address and a route, taps
+#                            zp0 and zq0 (persistent); checkpointed and started again in the new
+#                            namespace Docker makes, its devices made again there: after SIGTERM
+#                            it PASSes (its devices, files, address, route and traffic)
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -293,9 +299,40 @@ case_network() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/tun ---------------------------------------------------------------------------
+case_tun() {
+	local c=dtun
+	zoo_tun_static docker/tun || return
+	dk run -d --name $c --network none --cap-add NET_ADMIN --device /dev/net/tun -e ZOO_TUN_NETNS=keep \
+		-v "$WORK/zoo-tun:/zoo-tun:ro" bb:latest /zoo-tun >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 eval "dk_logs $c && grep -q '^READY' '$WORK/$c.logs'"; then
+		fail docker/tun "the program is not READY" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c t1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/tun "docker checkpoint create failed (running: $(state $c Running))" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	if ! docker_start_checkpoint $c t1 "$WORK/$c.start" || [ "$(state $c Running)" != true ]; then
+		fail docker/tun "docker start --checkpoint failed (running: $(state $c Running))" "$WORK/$c.start" $(stasis_logs)
+		return
+	fi
+	dk kill -s TERM $c >/dev/null 2>&1
+	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
+	dk_logs $c
+	if ! grep -q '^PASS' "$WORK/$c.logs"; then
+		fail docker/tun "after start --checkpoint and SIGTERM the program did not PASS: $(grep -E '^(PASS|FAIL)' "$WORK/$c.logs" | head -n 1)" \
+			"$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	ok "docker/tun ($(grep '^PASS' "$WORK/$c.logs"); checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
 case_counter
 case_memory
 case_leave_running
 case_tty
 case_network
+case_tun
 finish

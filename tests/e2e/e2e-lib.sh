@@ -101,6 +101,15 @@ wait_for() {
 	done
 }
 
+# zoo_tun_static CASE: $WORK/zoo-tun, tests/zoo/tun.c built static (a VPN's tun/tap state, run in
+# a container with ZOO_TUN_NETNS=keep); 1 after a failure said
+zoo_tun_static() {
+	[ -x "$WORK/zoo-tun" ] && return 0
+	cc -static -std=gnu11 -O1 -pthread -I "$E2E_ROOT/tests/zoo" -o "$WORK/zoo-tun" \
+		"$E2E_ROOT/tests/zoo/tun.c" -lrt 2>"$WORK/zoo-tun.err" && return 0
+	fail "$1" "cannot build tests/zoo/tun.c statically" "$WORK/zoo-tun.err"
+	return 1
+}
 # make_rootfs DIR: a busybox tree with /bin/memcheck (tests/e2e/memcheck.c, static)
 make_rootfs() {
 	local r=$1 a

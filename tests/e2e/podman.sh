@@ -27,6 +27,12 @@
 #                             ns:PATH, a veth to the host) serving TCP echo: a client connected
 #                             across checkpoint and restore --tcp-established gets its echo after,
 #                             the count goes on, a new connection is served once it closes
+# podman/tun                  a VPN's state: tests/zoo/tun.c (built static) in that namespace,
+#                             given /dev/net/tun and NET_ADMIN, makes tun zt0 with an address and
+#                             a route, taps zp0 and zq0 (persistent); checkpoint and restore into
+#                             the same namespace (zt0 and zp0 went with the dump, made again;
+#                             zq0 is still there, used as it is): after SIGTERM it PASSes (its
+#                             devices, files, address, route and traffic)
 #
 #   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static, iproute2)
 set -u
@@ -300,8 +306,39 @@ case_tcp() {
 	ok "podman/tcp-established (the held connection echoed after the restore, counted to $LAST, went on from $FIRST, a new connection served; checkpoint $T_CKPT ms, restore $T_REST ms)"
 	pm rm -f pn >/dev/null 2>&1
 }
+# tun/tap devices made in the engine's namespace (the one case_tcp made), as a VPN makes them
+case_tun() {
+	local c=ptun
+	zoo_tun_static podman/tun || return
+	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name $c \
+		--network ns:/run/netns/$NETNS --cap-add NET_ADMIN --device /dev/net/tun -e ZOO_TUN_NETNS=keep \
+		-v "$WORK/zoo-tun:/zoo-tun:ro" localhost/bb:latest /zoo-tun >"$WORK/$c.run" 2>&1 ||
+		! wait_for 20 eval "pm logs $c 2>&1 | grep -q '^READY'"; then
+		fail podman/tun "the program is not READY" "$WORK/$c.run"
+		return
+	fi
+	if ! timed T_CKPT pm container checkpoint $c >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail podman/tun "podman container checkpoint failed (running: $(state $c Running))" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	if ! timed T_REST pm container restore $c >"$WORK/$c.rest" 2>&1 || [ "$(state $c Running)" != true ]; then
+		fail podman/tun "podman container restore failed (running: $(state $c Running))" "$WORK/$c.rest" $(stasis_logs)
+		return
+	fi
+	pm kill -s TERM $c >/dev/null 2>&1
+	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
+	pm logs $c >"$WORK/$c.logs" 2>&1
+	if ! grep -q '^PASS' "$WORK/$c.logs"; then
+		fail podman/tun "after the restore and SIGTERM the program did not PASS: $(grep -E '^(PASS|FAIL)' "$WORK/$c.logs" | head -n 1)" \
+			"$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	ok "podman/tun ($(grep '^PASS' "$WORK/$c.logs"); checkpoint $T_CKPT ms, restore $T_REST ms)"
+	pm rm -f $c >/dev/null 2>&1
+}
 case_pre_checkpoint
 case_tty
 case_userns
 case_tcp
+case_tun
 finish

@@ -3,7 +3,7 @@
  * unshares one first: the tree's namespace, made again by the restore; with
  * ZOO_TUN_NETNS=keep it stays in the one it was started in, a container's).
  *   fd 50: attached to tun "zt0" (IFF_TUN | IFF_NO_PI, send buffer 123456), which has
- *          10.77.0.1/24 and is up;
+ *          10.77.0.1/24 and is up, and a route of its own, 10.78.0.0/16 dev zt0 (a VPN's);
  *   fd 51: attached to tap "zp0" (IFF_TAP | IFF_VNET_HDR, vnet header size 12, MAC
  *          02:00:00:00:77:01), up;
  *   fd 52: /dev/net/tun attached to nothing;
@@ -12,8 +12,9 @@
  * the same flags, send buffer and header size (fd 52 to nothing); zt0 and zp0 are not
  * persistent, zq0 is (owner 4242); rtnetlink tells the same of each device (packet
  * information, vnet header, persistence, owner, group, IPv6 address generation mode: zt0's is
- * random, zp0's eui64); the MAC is the same; a datagram sent to 10.77.0.2 comes out of fd 50,
- * and one written into fd 50 (from 10.77.0.2) reaches a socket bound to 10.77.0.1.
+ * random, zp0's eui64); the MAC is the same; datagrams sent to 10.77.0.2 and 10.78.0.9 (the
+ * route) come out of fd 50, and one written into fd 50 (from 10.77.0.2) reaches a socket bound
+ * to 10.77.0.1.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -24,6 +25,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if_arp.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -92,10 +94,27 @@ static void c_down(ucontext_t *u)
 	set_up(sk, "zt0", 0);
 	close(sk);
 }
+
+/* 10.78.0.0/16 dev zt0 added (SIOCADDRT) or deleted (SIOCDELRT): 0 or -1 */
+static int route(unsigned long req)
+{
+	struct rtentry rt = { .rt_flags = RTF_UP, .rt_dev = (char *)"zt0" };
+	struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst, *mask = (struct sockaddr_in *)&rt.rt_genmask;
+	int sk = socket(AF_INET, SOCK_DGRAM, 0), r;
+
+	dst->sin_family = mask->sin_family = AF_INET;
+	inet_pton(AF_INET, "10.78.0.0", &dst->sin_addr);
+	inet_pton(AF_INET, "255.255.0.0", &mask->sin_addr);
+	r = ioctl(sk, req, &rt);
+	close(sk);
+	return r;
+}
+static void c_route(ucontext_t *u) { (void)u; route(SIOCDELRT); }
 static const struct zoo_corruption corruptions[] = {
 	{ "persist", c_persist, 0 },
 	{ "sndbuf", c_sndbuf, 0 },
 	{ "down", c_down, 0 },
+	{ "route", c_route, 0 },
 };
 
 /* What rtnetlink tells of a tun/tap device: IFLA_TUN_PI, _VNET_HDR, _PERSIST, _OWNER, _GROUP
@@ -189,29 +208,41 @@ static void check_file(int fd, const char *name, short flags)
 	      r ? 0 : ifr.ifr_flags & 0xffff, flags & 0xffff);
 }
 
-/* a datagram to 10.77.0.2 comes out of fd 50; one written into it reaches 10.77.0.1:7778 */
-static void check_traffic(void)
+/* A datagram of 11 bytes sent to dst comes out of fd 50 (check tag). */
+static void comes_out(const char *tag, const char *dst, const char *payload)
 {
-	int out = socket(AF_INET, SOCK_DGRAM, 0), in = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7777) },
-			   here = { .sin_family = AF_INET, .sin_port = htons(7778) };
-	inet_pton(AF_INET, "10.77.0.2", &to.sin_addr);
-	inet_pton(AF_INET, "10.77.0.1", &here.sin_addr);
-	if (bind(in, (struct sockaddr *)&here, sizeof(here)))
-		zoo_die("bind 10.77.0.1:7778: %s", strerror(errno));
-	ssize_t sent = sendto(out, "zoo-tun-out", 11, 0, (struct sockaddr *)&to, sizeof(to));
+	int out = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7777) };
+	inet_pton(AF_INET, dst, &to.sin_addr);
+	ssize_t sent = sendto(out, payload, 11, 0, (struct sockaddr *)&to, sizeof(to));
 	unsigned char pkt[2048];
 	struct pollfd p = { .fd = 50, .events = POLLIN };
 	ssize_t n = 0;
 	/* (the interface may send something of its own first) */
-	for (int tries = 0; tries < 20 && poll(&p, 1, 1000) == 1; tries++) {
+	for (int tries = 0; sent == 11 && tries < 20 && poll(&p, 1, 1000) == 1; tries++) {
 		n = read(50, pkt, sizeof(pkt));
-		if (n >= 28 + 11 && pkt[0] == 0x45 && !memcmp(pkt + n - 11, "zoo-tun-out", 11))
+		if (n >= 28 + 11 && pkt[0] == 0x45 && !memcmp(pkt + n - 11, payload, 11))
 			break;
 		n = 0;
 	}
-	CHECK("down", sent == 11 && n > 0, "the datagram sent to 10.77.0.2 (%zd: %s) did not come out of fd 50",
+	CHECK(tag, sent == 11 && n > 0, "the datagram sent to %s (%zd: %s) did not come out of fd 50", dst,
 	      sent, sent < 0 ? strerror(errno) : "sent");
+	close(out);
+}
+
+/* datagrams to 10.77.0.2 and 10.78.0.9 come out of fd 50; one written into it reaches 10.77.0.1:7778 */
+static void check_traffic(void)
+{
+	int in = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7777) },
+			   here = { .sin_family = AF_INET, .sin_port = htons(7778) };
+	ssize_t n;
+	inet_pton(AF_INET, "10.77.0.2", &to.sin_addr);
+	inet_pton(AF_INET, "10.77.0.1", &here.sin_addr);
+	if (bind(in, (struct sockaddr *)&here, sizeof(here)))
+		zoo_die("bind 10.77.0.1:7778: %s", strerror(errno));
+	comes_out("down", "10.77.0.2", "zoo-tun-out");
+	comes_out("route", "10.78.0.9", "zoo-tun-rte");
 
 	/* 10.77.0.2:7777 -> 10.77.0.1:7778 "zoo-tun-in", no UDP checksum */
 	unsigned char ip[28 + 10] = { 0x45, 0, 0, sizeof(ip), 0, 1, 0, 0, 64, IPPROTO_UDP };
@@ -228,7 +259,6 @@ static void check_traffic(void)
 	CHECK("attached", n == (ssize_t)sizeof(ip) && poll(&q, 1, 2000) == 1 && recv(in, got, sizeof(got), 0) == 10 &&
 			      !strcmp(got, "zoo-tun-in"),
 	      "a datagram written into fd 50 (%zd) did not reach 10.77.0.1:7778 (got '%s')", n, got);
-	close(out);
 	close(in);
 }
 
@@ -265,6 +295,8 @@ int main(int argc, char **argv)
 	inet_pton(AF_INET, "255.255.255.0", &a->sin_addr);
 	ifreq_ioctl(sk, SIOCSIFNETMASK, &ifr, "zt0");
 	set_up(sk, "zt0", 1);
+	if (route(SIOCADDRT))
+		zoo_die("route 10.78.0.0/16 dev zt0: %s", strerror(errno));
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
 	memcpy(ifr.ifr_hwaddr.sa_data, mac, sizeof(mac));
