@@ -22,6 +22,7 @@
 
 #define WAIT_STOP_TIMEOUT_MS 10000
 #define VFORK_WAIT_MS 1000
+#define VFORK_PEEK_MS 20 /* a task not stopped by then may be in vfork() with a child caught */
 
 /*
  * The wait for a stop blocks in waitpid(), under a timer of the waiting thread's own whose
@@ -231,13 +232,20 @@ int task_seize(pid_t pid, int *stop_sig)
 	 * signal back and wait for the interrupt's event stop.
 	 */
 	for (bool vfork_child_let_go = false;;) {
-		/* (a vfork() lasts until the child execs or exits: usually at once) */
-		ret = wait_stop_for(pid, &status, VFORK_WAIT_MS);
+		/*
+		 * A vfork() lasts until the child execs or exits: usually at once; a child that the
+		 * freezer caught never does by itself, so it is looked for early.
+		 */
+		ret = wait_stop_for(pid, &status, VFORK_PEEK_MS);
 		pid_t vfork_child = ret == -ETIMEDOUT ? vfork_child_of(pid) : 0;
 		if (vfork_child && !vfork_child_let_go && caught_by_freezer(vfork_child)) {
 			vfork_child_let_go = true;
 			if (vfork_child_run_to_exec(vfork_child) == 0)
 				continue; /* the parent stops now */
+		}
+		if (ret == -ETIMEDOUT) {
+			ret = wait_stop_for(pid, &status, VFORK_WAIT_MS - VFORK_PEEK_MS);
+			vfork_child = ret == -ETIMEDOUT ? vfork_child_of(pid) : 0;
 		}
 		if (vfork_child)
 			pr_err("pid %d is in vfork(), waiting for its child %d to exec or exit: it "
