@@ -21,6 +21,9 @@
 #                            accepted whose client wrote data: only accept() could read it, which
 #                            a tree left running would notice): dump fails naming the listener's
 #                            pid, fd 70 and the byte count; the tree keeps running and PASSes
+#   dump/tun-detached-queue  tun --detach-queue (its multi-queue tap zm0 with a queue detached,
+#                            IFF_DETACH_QUEUE): refused naming the pid, zm0 and the detached
+#                            queue; the target runs on and PASSes
 #   dump/unix-backlog-files-sent
 #                            unix-backlog --files-sent (a file sent with the data into a
 #                            connection not accepted yet): refused naming the pid, fd 70 and the
@@ -1546,6 +1549,8 @@ other_cases() {
 	case_locks_without_option
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
+	dump_fails_naming dump/tun-detached-queue tun \
+		'dump pid PID: tun/tap device zm0 has 1 of its queues detached \(IFF_DETACH_QUEUE\): not supported' --detach-queue
 	dump_fails_naming dump/unix-backlog-files-sent unix-backlog \
 		'dump pid PID fd 70: .*connections waiting to be accepted whose clients sent 1 files \(SCM_RIGHTS\)' --files-sent
 	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \

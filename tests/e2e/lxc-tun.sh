@@ -3,13 +3,14 @@
 # of its own (lxc.net.0.type = empty) given /dev/net/tun (bound from the host, allowed by the
 # devices cgroup), as a VPN's container is, runs the zoo's tun program (tests/zoo/tun.c, with
 # ZOO_TUN_NETNS=keep: in the container's namespace): tun zt0 with an address, tap zp0, a
-# persistent tap zq0, and /dev/net/tun files, one attached to nothing. `lxc-checkpoint -s`,
+# persistent tap zq0, a multi-queue tap zm0 with two queues, and /dev/net/tun files, one
+# attached to nothing. `lxc-checkpoint -s`,
 # then `-r`, stasis being the `criu` LXC finds on PATH.
 #
-# lxc-tun/start       the program is READY, its three devices in the container's namespace
+# lxc-tun/start       the program is READY, its four devices in the container's namespace
 # lxc-tun/checkpoint  lxc-checkpoint -s: the container stops
 # lxc-tun/restore     lxc-checkpoint -r: running, the same devices (`ip -d link`: type, flags,
-#                     MAC, persistence, owner); SIGTERM: the program checks its files, devices
+#                     MAC, persistence, owner, queues); SIGTERM: the program checks its files, devices
 #                     and traffic through zt0, and PASSes
 #
 #   tests/e2e/lxc-tun.sh    (root; needs lxc, busybox and iproute2: make setup installs them)
@@ -65,7 +66,7 @@ init_pid() { lxc-info -n "$NAME" -p -H 2>/dev/null; }
 tun_pid() { ps -o pid=,comm= --ppid "$(init_pid)" 2>/dev/null | awk '$2 == "tun" { print $1 }'; }
 # the devices as `ip -d link` shows them inside, without counters and the state of carrier
 devices() {
-	nsenter -n -t "$(init_pid)" ip -d -o link show 2>/dev/null | grep -E ': z[tpq]0:' |
+	nsenter -n -t "$(init_pid)" ip -d -o link show 2>/dev/null | grep -E ': z[tpqm]0:' |
 		sed -E -e 's/ state [A-Z]+//' -e 's/ (numtxqueues|numrxqueues|gso_max_size|gso_max_segs|tso_max_size|tso_max_segs|gro_max_size|gso_ipv4_max_size|gro_ipv4_max_size) [0-9]+//g' -e 's/^[0-9]+: //'
 }
 ready() { grep -q '^READY' "$RFS/tun.out" 2>/dev/null; }
@@ -73,12 +74,12 @@ ready() { grep -q '^READY' "$RFS/tun.out" 2>/dev/null; }
 lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log"
 wait_for 5 ready
 devices >"$WORK/devices.before"
-if ! ready || [ "$(wc -l <"$WORK/devices.before")" != 3 ]; then
-	fail lxc-tun/start "the program is not READY with its three devices ($(wc -l <"$WORK/devices.before") seen)" \
+if ! ready || [ "$(wc -l <"$WORK/devices.before")" != 4 ]; then
+	fail lxc-tun/start "the program is not READY with its four devices ($(wc -l <"$WORK/devices.before") seen)" \
 		"${LOGS[@]}"
 	finish
 fi
-ok "lxc-tun/start (zt0, zp0, zq0 in the container's namespace)"
+ok "lxc-tun/start (zt0, zp0, zq0, zm0 in the container's namespace)"
 
 if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -s -l DEBUG -o "$WORK/lxc.log"; then
 	fail lxc-tun/checkpoint "lxc-checkpoint -s failed" "${LOGS[@]}"

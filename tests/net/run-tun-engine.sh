@@ -3,7 +3,7 @@
 # hand theirs over: `--external net[INODE]:KEY` on dump, `--join-ns net:PATH` on restore), as a
 # VPN in a container makes them. The tree: the zoo's tun program (tests/zoo/tun.c) started in
 # namespace E of this script with ZOO_TUN_NETNS=keep: tun zt0 with 10.77.0.1/24 and a route
-# 10.78.0.0/16 dev zt0, tap zp0, persistent tap zq0. It is dumped with E as the engine's, E is
+# 10.78.0.0/16 dev zt0, tap zp0, persistent tap zq0, multi-queue tap zm0 (two queues). It is dumped with E as the engine's, E is
 # deleted, and the restore is given another namespace, as an engine makes a new one.
 #
 #   tests/net/run-tun-engine.sh [--keep]
@@ -11,7 +11,7 @@
 # Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
 #   tun-engine/restore      into a new namespace N1 (lo only): the program PASSes (its devices,
 #                           files, address, route and traffic, tests/zoo/tun.c); N1 has zt0,
-#                           zp0, zq0 and the route
+#                           zp0, zq0, zm0 and the route
 #   tun-engine/renumbered   into N2, whose veth pair (the engine's interfaces) holds zt0's old
 #                           index: the restore says zt0 gets another index, and zt0 has its
 #                           address and route there (the program, which checks its indexes,
@@ -20,9 +20,9 @@
 #                           naming zq0, no process is left, N3 holds only what it held
 #   tun-engine/there-already into N5, which has the persistent tap zq0 already (as the same
 #                           namespace given back would): the restore uses it as it is (its log
-#                           says so, zq0 keeps its index there) and makes zt0 and zp0
+#                           says so, zq0 keeps its index there) and makes zt0, zp0 and zm0
 #   tun-engine/fails-late   a tree of two (sh and the program) restored into N4 with its last
-#                           process failing (STASIS_FAULT=restore-child) once it made the three
+#                           process failing (STASIS_FAULT=restore-child) once it made the four
 #                           devices (its log says so): no process is left, and they are gone
 
 # shellcheck source-path=SCRIPTDIR
@@ -115,8 +115,8 @@ else
 	route=$(ip -n "$NS-n1" route show 10.78.0.0/16)
 	kill -TERM "$TPID"
 	wait_until 10 grep -qE '^(PASS|FAIL)' "$d/out"
-	if [ "$links" != "lo zp0 zq0 zt0 " ] || [[ $route != *"dev zt0"* ]]; then
-		result_fail tun-engine/restore "the new namespace has '$links', route '$route' (expected lo zp0 zq0 zt0 and 10.78.0.0/16 dev zt0)"
+	if [ "$links" != "lo zm0 zp0 zq0 zt0 " ] || [[ $route != *"dev zt0"* ]]; then
+		result_fail tun-engine/restore "the new namespace has '$links', route '$route' (expected lo zm0 zp0 zq0 zt0 and 10.78.0.0/16 dev zt0)"
 		logs "$d"
 	elif ! grep -q '^PASS' "$d/out"; then
 		result_fail tun-engine/restore "the program did not PASS: $(tail -n 1 "$d/out")"
@@ -182,11 +182,11 @@ else
 	now=$(ip -n "$NS-n5" -o link show zq0 | cut -d: -f1)
 	kill_ours "$TPID"
 	if ! grep -q "tun/tap zq0 is in the network namespace given for the tree already.*used as it is" "$d/img/restore.log" ||
-		[ "$now" != "$zq0_index" ] || [ "$links" != "lo zp0 zq0 zt0 " ]; then
+		[ "$now" != "$zq0_index" ] || [ "$links" != "lo zm0 zp0 zq0 zt0 " ]; then
 		result_fail tun-engine/there-already "N5 has '$links', zq0 index $now (was $zq0_index); the log did not say zq0 was used as it is"
 		logs "$d"
 	else
-		result_ok "tun-engine/there-already (zq0 used as it is at index $now; zt0 and zp0 made)"
+		result_ok "tun-engine/there-already (zq0 used as it is at index $now; zt0, zp0 and zm0 made)"
 	fi
 fi
 wait_until 10 pid_free "$TPID"
@@ -206,8 +206,8 @@ else
 		logs "$d"
 		track_pid "$TPID"
 		track_pid "$RPID"
-	elif [ "$(grep -c 'tun/tap z[tpq]0 made in the network namespace given' "$d/img/restore.log")" != 3 ]; then
-		result_fail tun-engine/fails-late "the restore failed before it made the three devices (its log)"
+	elif [ "$(grep -c 'tun/tap z[tpqm]0 made in the network namespace given' "$d/img/restore.log")" != 4 ]; then
+		result_fail tun-engine/fails-late "the restore failed before it made the four devices (its log)"
 		logs "$d"
 	elif ! pid_free "$TPID" || ! pid_free "$RPID" || [ "$after" != "lo " ]; then
 		result_fail tun-engine/fails-late "after the failed restore: N4 has '$after' (expected lo only), pids $RPID $TPID free: $(pid_free "$RPID" && echo y || echo n) $(pid_free "$TPID" && echo y || echo n)"

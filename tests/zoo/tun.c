@@ -7,12 +7,15 @@
  *   fd 51: attached to tap "zp0" (IFF_TAP | IFF_VNET_HDR, vnet header size 12, MAC
  *          02:00:00:00:77:01), up;
  *   fd 52: /dev/net/tun attached to nothing;
- *   tap "zq0": persistent (TUNSETPERSIST), no file attached.
+ *   tap "zq0": persistent (TUNSETPERSIST), no file attached;
+ *   fds 53, 54: the two queues of multi-queue tap "zm0" (IFF_MULTI_QUEUE | IFF_NO_PI); with
+ *          --detach-queue fd 54's is detached (TUNSETQUEUE IFF_DETACH_QUEUE: the dump refuses
+ *          it, tests/failure-cases.sh).
  * After restore and SIGTERM: each file is attached to the same interface (index and name) with
  * the same flags, send buffer and header size (fd 52 to nothing); zt0 and zp0 are not
  * persistent, zq0 is (owner 4242); rtnetlink tells the same of each device (packet
- * information, vnet header, persistence, owner, group, IPv6 address generation mode: zt0's is
- * random, zp0's eui64); the MAC is the same; datagrams sent to 10.77.0.2 and 10.78.0.9 (the
+ * information, vnet header, persistence, owner, group, multi-queue, queues and disabled queues:
+ * zm0's 2 and 0, IPv6 address generation mode: zt0's is random, zp0's eui64); the MAC is the same; datagrams sent to 10.77.0.2 and 10.78.0.9 (the
  * route) come out of fd 50, and one written into fd 50 (from 10.77.0.2) reaches a socket bound
  * to 10.77.0.1.
  * Blocks in: nanosleep (zoo_wait loop).
@@ -35,9 +38,10 @@
 #define SNDBUF 123456
 #define HDR_SZ 12
 static const unsigned char mac[6] = { 0x02, 0, 0, 0, 0x77, 0x01 };
-static unsigned idx[3];
-static short flags[3]; /* TUNGETIFF's of zt0, zp0 (not persistent), zq0 (persistent) */
-static const char *const names[3] = { "zt0", "zp0", "zq0" };
+#define N_DEVICES 4
+static unsigned idx[N_DEVICES];
+static short flags[N_DEVICES]; /* TUNGETIFF's of zt0, zp0 (not persistent), zq0 (persistent), zm0 */
+static const char *const names[N_DEVICES] = { "zt0", "zp0", "zq0", "zm0" };
 
 static int attach(const char *name, short flags)
 {
@@ -110,21 +114,29 @@ static int route(unsigned long req)
 	return r;
 }
 static void c_route(ucontext_t *u) { (void)u; route(SIOCDELRT); }
+static void c_queue(ucontext_t *u)
+{
+	(void)u;
+	struct ifreq ifr = { .ifr_flags = IFF_DETACH_QUEUE };
+	ioctl(54, TUNSETQUEUE, &ifr);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "persist", c_persist, 0 },
 	{ "sndbuf", c_sndbuf, 0 },
 	{ "down", c_down, 0 },
 	{ "route", c_route, 0 },
+	{ "queues", c_queue, 0 },
 };
 
-/* What rtnetlink tells of a tun/tap device: IFLA_TUN_PI, _VNET_HDR, _PERSIST, _OWNER, _GROUP
- * (-1: absent) and its IPv6 address generation mode. */
+/* What rtnetlink tells of a tun/tap device: IFLA_TUN_PI, _VNET_HDR, _PERSIST, _OWNER, _GROUP,
+ * _MULTI_QUEUE, _NUM_QUEUES, _NUM_DISABLED_QUEUES (-1: absent) and its IPv6 address generation
+ * mode. */
 struct tun_info {
 	int pi, vnet_hdr, persist, gen_mode;
-	long owner, group;
+	long owner, group, multi_queue, queues, disabled;
 };
 
-static struct tun_info info[3];
+static struct tun_info info[N_DEVICES];
 
 static void attrs(const struct rtattr *rta, int len, const struct rtattr **tb, int max)
 {
@@ -153,7 +165,7 @@ static struct tun_info tun_info(const char *name)
 	n->rta_len = RTA_LENGTH(strlen(name) + 1);
 	strcpy(RTA_DATA(n), name);
 	req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.i)) + RTA_ALIGN(n->rta_len);
-	struct tun_info ti = { -1, -1, -1, -1, -1, -1 };
+	struct tun_info ti = { -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 	static char buf[16384];
 	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	ssize_t len = nl < 0 || send(nl, &req, req.h.nlmsg_len, 0) < 0 ? -1 : recv(nl, buf, sizeof(buf), 0);
@@ -182,6 +194,9 @@ static struct tun_info tun_info(const char *name)
 	ti.persist = rta_u(t[IFLA_TUN_PERSIST]);
 	ti.owner = rta_u(t[IFLA_TUN_OWNER]);
 	ti.group = rta_u(t[IFLA_TUN_GROUP]);
+	ti.multi_queue = rta_u(t[IFLA_TUN_MULTI_QUEUE]);
+	ti.queues = rta_u(t[IFLA_TUN_NUM_QUEUES]);
+	ti.disabled = rta_u(t[IFLA_TUN_NUM_DISABLED_QUEUES]);
 	return ti;
 }
 
@@ -265,6 +280,7 @@ static void check_traffic(void)
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	int detached = argc > 1 && !strcmp(argv[argc - 1], "--detach-queue");
 	/* (ZOO_TUN_NETNS=keep: in the namespace it was started in, a container's) */
 	const char *netns = getenv("ZOO_TUN_NETNS");
 	if ((!netns || strcmp(netns, "keep")) && unshare(CLONE_NEWNET))
@@ -286,6 +302,12 @@ int main(int argc, char **argv)
 	close(q);
 	flags[0] = flags_of(50);
 	flags[1] = flags_of(51);
+	zoo_place(attach("zm0", IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI), 53, 0);
+	zoo_place(attach("zm0", IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI), 54, 0);
+	flags[3] = flags_of(53);
+	struct ifreq detach = { .ifr_flags = IFF_DETACH_QUEUE };
+	if (detached && ioctl(54, TUNSETQUEUE, &detach))
+		zoo_die("zm0: detach the queue of fd 54: %s", strerror(errno));
 
 	struct ifreq ifr = { 0 };
 	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
@@ -302,29 +324,38 @@ int main(int argc, char **argv)
 	memcpy(ifr.ifr_hwaddr.sa_data, mac, sizeof(mac));
 	ifreq_ioctl(sk, SIOCSIFHWADDR, &ifr, "zp0");
 	set_up(sk, "zp0", 1);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < N_DEVICES; i++)
 		if (!(idx[i] = ifindex(names[i])))
 			zoo_die("%s: no index", names[i]);
 	close(sk);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < N_DEVICES; i++)
 		if ((info[i] = tun_info(names[i])).pi < 0)
 			zoo_die("%s: rtnetlink tells nothing of it", names[i]);
+	if (info[3].multi_queue != 1 || info[3].queues != 2 - detached || info[3].disabled != detached)
+		zoo_die("zm0: multi-queue %ld, %ld queues, %ld disabled (expected 1, %d, %d)", info[3].multi_queue,
+			info[3].queues, info[3].disabled, 2 - detached, detached);
 	zoo_ready();
 	zoo_wait();
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < N_DEVICES; i++)
 		CHECK("attached", ifindex(names[i]) == idx[i], "%s: index %u, was %u", names[i], ifindex(names[i]),
 		      idx[i]);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N_DEVICES; i++) {
 		struct tun_info now = tun_info(names[i]), *was = &info[i];
-		CHECK("persist", !memcmp(&now, was, sizeof(now)),
-		      "%s: pi %d vnet_hdr %d persist %d owner %ld group %ld addrgenmode %d, was %d %d %d %ld %ld %d",
-		      names[i], now.pi, now.vnet_hdr, now.persist, now.owner, now.group, now.gen_mode, was->pi,
-		      was->vnet_hdr, was->persist, was->owner, was->group, was->gen_mode);
+		CHECK(now.queues == was->queues && now.disabled == was->disabled ? "persist" : "queues",
+		      !memcmp(&now, was, sizeof(now)),
+		      "%s: pi %d vnet_hdr %d persist %d owner %ld group %ld addrgenmode %d multi-queue %ld queues "
+		      "%ld disabled %ld, was %d %d %d %ld %ld %d %ld %ld %ld",
+		      names[i], now.pi, now.vnet_hdr, now.persist, now.owner, now.group, now.gen_mode,
+		      now.multi_queue, now.queues, now.disabled, was->pi, was->vnet_hdr, was->persist, was->owner,
+		      was->group, was->gen_mode, was->multi_queue, was->queues, was->disabled);
 	}
 	check_file(50, "zt0", flags[0]);
 	check_file(51, "zp0", flags[1]);
 	check_file(52, NULL, 0);
+	check_file(53, "zm0", flags[3]);
+	if (!detached) /* (a detached queue's file tells nothing: EBADFD) */
+		check_file(54, "zm0", flags[3]);
 	int got = 0;
 	CHECK("sndbuf", !ioctl(50, TUNGETSNDBUF, &got) && got == SNDBUF, "fd 50: send buffer %d, expected %d", got,
 	      SNDBUF);
@@ -341,5 +372,6 @@ int main(int argc, char **argv)
 	      "zp0: its MAC changed");
 	close(sk);
 	check_traffic();
-	return zoo_finish("tun zt0, tap zp0 (vnet header), persistent tap zq0, a file attached to nothing");
+	return zoo_finish("tun zt0, tap zp0 (vnet header), persistent tap zq0, multi-queue tap zm0 (2 queues), "
+			  "a file attached to nothing");
 }
