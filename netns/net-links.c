@@ -13,11 +13,13 @@
  * - tun: a tun/tap device with its type, flags, owner and group (netns/net-tun.c), made again
  *   persistent through /dev/net/tun; the tree's files attach to it as they are opened;
  * - any other kind (macvlan, ...) fails the dump, naming the interface and its kind.
- * In the engine's namespace (net_ns_devices) only the tun/tap devices the tree made there are
- * saved, the rest being the engine's; on restore they are made in the namespace given for the
- * tree (a persistent one there already is used as it is; else their names must be free there;
- * one whose index is taken gets another, which its addresses and routes follow:
- * net_links_index_now), and a failed restore removes those it made.
+ * In the engine's namespace (net_ns_devices) only the interfaces the tree made there are saved:
+ * tun/tap devices, bridges, veth pairs with both ends inside (an engine puts none of those in
+ * a container's namespace; its own are loopback and veths whose other end is outside). On
+ * restore they are made in the namespace given for the tree (a persistent tun/tap there already
+ * is used as it is; else their names must be free there; a tun/tap whose index is taken gets
+ * another, which its addresses and routes follow: net_links_index_now; another kind's taken
+ * index fails the restore, naming it), and a failed restore removes those it made.
  * Interfaces are made down, then configured, then made ports of their bridges, then brought
  * up, before addresses and routes are added (net-addrs.c, net-routes.c). Until then the
  * kernel makes no IPv6 address of its own on them (their link-local addresses are among the
@@ -91,7 +93,7 @@ struct link_dump {
 	NetLinks *img;
 	int home_nl;     /* a socket in stasis's namespace, -1 */
 	int home_nsid;   /* the id the tree's namespace gives stasis's, -1 */
-	bool devices;    /* the engine's namespace: its tun/tap devices only */
+	bool devices;    /* the engine's namespace: the interfaces the tree made only (tree_made) */
 	int err;
 };
 
@@ -211,6 +213,20 @@ static int outer_end(struct link_dump *d, NetLink *l, int peer)
 	return master < 0 ? master : 0;
 }
 
+static const NetLink *by_index(const NetLinks *img, uint32_t ifindex)
+{
+	for (size_t i = 0; i < img->n_links; i++)
+		if (img->links[i]->ifindex == ifindex)
+			return img->links[i];
+	return NULL;
+}
+
+/* In the engine's namespace, an interface the tree made: a tun/tap, a bridge, an inner veth. */
+static bool tree_made(const char *kind, bool peer_outside)
+{
+	return kind && (!strcmp(kind, "tun") || !strcmp(kind, "bridge") || (!strcmp(kind, "veth") && !peer_outside));
+}
+
 static int on_link(const struct nlmsghdr *h, void *arg)
 {
 	struct link_dump *d = arg;
@@ -221,7 +237,7 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		return 0;
 	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
 	const char *name = nl_str(tb[IFLA_IFNAME]) ?: "?", *kind = link_kind(ifi, tb);
-	if (d->devices && (!kind || strcmp(kind, "tun"))) {
+	if (d->devices && !tree_made(kind, tb[IFLA_LINK_NETNSID] != NULL)) {
 		if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth")))
 			pr_info("dump pid %d: interface %s (%s) of the engine's network namespace is left "
 				"to it, not saved", d->root, name, kind ?: "of no kind");
@@ -258,10 +274,7 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		l->has_txqlen = true;
 		l->txqlen = nl_uint(tb[IFLA_TXQLEN], 0);
 	}
-	if (tb[IFLA_MASTER] && d->devices) {
-		pr_warn("dump pid %d: tun/tap %s is a port of a bridge of the engine's network namespace: "
-			"it comes back out of any bridge", d->root, name);
-	} else if (tb[IFLA_MASTER]) {
+	if (tb[IFLA_MASTER]) {
 		l->has_master = true;
 		l->master = nl_uint(tb[IFLA_MASTER], 0);
 	}
@@ -345,6 +358,14 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 	err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_link, &d);
 	if (d.home_nl >= 0)
 		close(d.home_nl);
+	for (size_t i = 0; !err && !d.err && i < st->img->n_links; i++) {
+		NetLink *l = st->img->links[i];
+		if (l->has_master && !by_index(st->img, l->master)) { /* (the engine's namespace) */
+			pr_warn("dump pid %d: interface %s is a port of interface %u, which is the engine's: "
+				"it comes back out of it", d.root, l->name, l->master);
+			l->has_master = false;
+		}
+	}
 	if (err || d.err) {
 		if (!d.err && err != -ENOMEM)
 			pr_err("dump pid %d: cannot list the interfaces of its network namespace: %s",
@@ -368,14 +389,6 @@ static bool ifname_valid(const char *n)
 		if (*c == '/' || *c == ':' || *c <= ' ' || *c == 0x7f)
 			return false;
 	return true;
-}
-
-static const NetLink *by_index(const NetLinks *img, uint32_t ifindex)
-{
-	for (size_t i = 0; i < img->n_links; i++)
-		if (img->links[i]->ifindex == ifindex)
-			return img->links[i];
-	return NULL;
 }
 
 /* The link that had index ifindex at dump, -1 if none. */
@@ -543,8 +556,8 @@ static void free_links(void *state)
 }
 
 /*
- * Into the engine's namespace only the tun/tap devices are made (the images of a namespace
- * saved whole hold the rest too, which is the engine's), out of any bridge.
+ * Into the engine's namespace only the interfaces the tree made are made (the images of a
+ * namespace saved whole hold the engine's too), out of any bridge that is not among them.
  */
 static void devices_only(NetLinks *img)
 {
@@ -552,14 +565,15 @@ static void devices_only(NetLinks *img)
 
 	for (size_t i = 0; i < img->n_links; i++) {
 		NetLink *l = img->links[i];
-		if (!l->tun) {
+		if (!tree_made(l->kind, !l->has_peer_ifindex))
 			net_link__free_unpacked(l, NULL);
-			continue;
-		}
-		l->has_master = false;
-		img->links[kept++] = l;
+		else
+			img->links[kept++] = l;
 	}
 	img->n_links = kept;
+	for (size_t i = 0; i < kept; i++)
+		if (img->links[i]->has_master && !by_index(img, img->links[i]->master))
+			img->links[i]->has_master = false;
 }
 
 static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
@@ -877,7 +891,7 @@ static int device_room(struct links_state *st, NetLink *l)
 	int there = index_of(st->nl - 1, l->name), err;
 	unsigned flags;
 
-	if (there >= 0 && !net_tun_flags(l->name, &flags) && flags == l->tun->flags) {
+	if (there >= 0 && l->tun && !net_tun_flags(l->name, &flags) && flags == l->tun->flags) {
 		pr_info("restore: tun/tap %s is in the network namespace given for the tree already (index "
 			"%d): it is used as it is", l->name, there);
 		l->ifindex = there;
@@ -885,13 +899,18 @@ static int device_room(struct links_state *st, NetLink *l)
 	}
 	if (there >= 0) {
 		pr_err("restore: the network namespace given for the tree has an interface %s (index %d) "
-		       "already, not the tree's tun/tap: the tree's cannot be made there", l->name, there);
+		       "already: the tree's %s %s cannot be made there", l->name, there, l->kind, l->name);
 		return -EEXIST;
 	}
 	if ((err = get_link(st->nl - 1, l->ifindex, ignore, NULL)) == -ENODEV)
 		return 0;
 	if (err)
 		return err;
+	if (!l->tun) {
+		pr_err("restore: index %u of the tree's %s %s is taken in the network namespace given for "
+		       "the tree", l->ifindex, l->kind, l->name);
+		return -EEXIST;
+	}
 	pr_warn("restore: index %u of tun/tap %s is taken in the network namespace given for the tree: "
 		"it gets another", l->ifindex, l->name);
 	l->ifindex = 0;
@@ -980,7 +999,8 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		if (!l->ifindex && (err = device_renumbered(st, l, st->saved_index[i])))
 			break;
 		if (st->made_device[i])
-			pr_info("restore: tun/tap %s made in the network namespace given for the tree", l->name);
+			pr_info("restore: interface %s (%s) made in the network namespace given for the tree",
+				l->name, l->kind);
 		for (size_t k = 0; k < n; k++)
 			made[k] = made[k] || (l->has_peer_ifindex && st->img->links[k]->ifindex == l->peer_ifindex);
 	}

@@ -17,10 +17,10 @@
 bool net_ns_config(const struct run_ctx *ctx);
 /*
  * Dump: the tree's network namespace is the engine's (--external net), and stasis is in it:
- * the interfaces the tree made there (tun/tap) are saved with their addresses, routes and
- * sysctls. Restore: the tree is given a namespace (joined, or made empty: the engine's), and
- * stasis is in it: the tun/tap devices saved (so, or in a namespace saved whole) are made
- * again there, with what is on them.
+ * the interfaces the tree made there (tun/tap, bridges, inner veth pairs) are saved with their
+ * addresses, routes and sysctls. Restore: the tree is given a namespace (joined, or made
+ * empty: the engine's), and stasis is in it: those saved (so, or in a namespace saved whole)
+ * are made again there, with what is on them.
  */
 bool net_ns_devices(const struct run_ctx *ctx);
 /* stasis's own network namespace (an fd of it) while it is in the tree's; -1 if it is not. */

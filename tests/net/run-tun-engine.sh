@@ -21,6 +21,12 @@
 #   tun-engine/there-already into N5, which has the persistent tap zq0 already (as the same
 #                           namespace given back would): the restore uses it as it is (its log
 #                           says so, zq0 keeps its index there) and makes zt0, zp0 and zm0
+#   tun-engine/bridge       the program started in E2, where this script made bridge zb0
+#                           (priority 4096, 10.79.0.1/24, a route 10.80.0.0/16 via 10.79.0.2)
+#                           with ports zv0 (of an inner veth pair zv0/zv1) and, once the program
+#                           is READY, its tap zp0: restored into N6, the program PASSes and N6
+#                           has zb0 (a bridge, priority 4096, its address and route), zv0/zv1
+#                           (a veth pair) and zp0 as its ports
 #   tun-engine/fails-late   a tree of two (sh and the program) restored into N4 with its last
 #                           process failing (STASIS_FAULT=restore-child) once it made the four
 #                           devices (its log says so): no process is left, and they are gone
@@ -191,6 +197,58 @@ else
 fi
 wait_until 10 pid_free "$TPID"
 
+# ---- tun-engine/bridge -------------------------------------------------------------------
+# bridge_view NS: zb0's kind and priority, its ports, its address and route (one line each)
+bridge_view() {
+	ip -n "$NS-$1" -d -o link show zb0 2>/dev/null | grep -o 'bridge .*priority [0-9]*' | grep -o '^bridge\|priority [0-9]*' | tr '\n' ' '
+	echo
+	ip -n "$NS-$1" -o link show master zb0 2>/dev/null | awk '{ sub(/[@:].*/, "", $2); print $2 }' | sort | tr '\n' ' '
+	echo
+	ip -n "$NS-$1" -d -o link show zv1 2>/dev/null | grep -o 'veth'
+	ip -n "$NS-$1" -4 -o addr show dev zb0 2>/dev/null | awk '{ print $4 }'
+	ip -n "$NS-$1" route show 10.80.0.0/16 2>/dev/null
+}
+d=$ZOO_TMP/bridge
+new_ns e3 >/dev/null
+if ! ip -n "$NS-e3" link add zb0 type bridge priority 4096 stp_state 0 ||
+	! ip -n "$NS-e3" link add zv0 type veth peer name zv1 || ! ip -n "$NS-e3" link set zv0 master zb0 ||
+	! ip -n "$NS-e3" addr add 10.79.0.1/24 dev zb0 || ! ip -n "$NS-e3" link set zv0 up ||
+	! ip -n "$NS-e3" link set zv1 up || ! ip -n "$NS-e3" link set zb0 up ||
+	! ip -n "$NS-e3" route add 10.80.0.0/16 via 10.79.0.2 dev zb0 onlink; then
+	result_fail tun-engine/bridge "cannot make bridge zb0 with its veth pair in $NS-e3"
+elif ! start_tree "$d" e3 || ! ip -n "$NS-e3" link set zp0 master zb0; then
+	result_fail tun-engine/bridge "the program is not READY, or zp0 cannot join zb0"
+	logs "$d"
+else
+	bridge_view e3 >"$d/before"
+	if ! dump_tree "$d" e3; then
+		result_fail tun-engine/bridge "dump exited $ZRC"
+		logs "$d"
+	else
+		new_ns n6 >/dev/null
+		restore_into "$d" n6
+		if [ "$ZRC" != 0 ]; then
+			result_fail tun-engine/bridge "restore exited $ZRC"
+			logs "$d"
+		else
+			track_pid "$TPID"
+			bridge_view n6 >"$d/after"
+			kill -TERM "$TPID"
+			wait_until 10 grep -qE '^(PASS|FAIL)' "$d/out"
+			if ! cmp -s "$d/before" "$d/after" || [ "$(sed -n 2p "$d/after")" != "zp0 zv0 " ]; then
+				result_fail tun-engine/bridge "N6 differs: $(diff "$d/before" "$d/after" | tr '\n' ' ') (ports: $(sed -n 2p "$d/after"))"
+				logs "$d"
+			elif ! grep -q '^PASS' "$d/out"; then
+				result_fail tun-engine/bridge "the program did not PASS: $(tail -n 1 "$d/out")"
+				logs "$d"
+			else
+				result_ok "tun-engine/bridge (zb0 $(head -n 1 "$d/after" | tr -s ' '), ports $(sed -n 2p "$d/after"), its address and route; the program PASSes)"
+			fi
+		fi
+	fi
+fi
+wait_until 10 pid_free "$TPID"
+
 # ---- tun-engine/fails-late --------------------------------------------------------------
 d=$ZOO_TMP/two
 new_ns e2 >/dev/null
@@ -206,7 +264,7 @@ else
 		logs "$d"
 		track_pid "$TPID"
 		track_pid "$RPID"
-	elif [ "$(grep -c 'tun/tap z[tpqm]0 made in the network namespace given' "$d/img/restore.log")" != 4 ]; then
+	elif [ "$(grep -c 'interface z[tpqm]0 (tun) made in the network namespace given' "$d/img/restore.log")" != 4 ]; then
 		result_fail tun-engine/fails-late "the restore failed before it made the four devices (its log)"
 		logs "$d"
 	elif ! pid_free "$TPID" || ! pid_free "$RPID" || [ "$after" != "lo " ]; then
