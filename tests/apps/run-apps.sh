@@ -234,6 +234,15 @@
 #           same connection gets a message published after the restore, the 100 messages come
 #           back in order, and rabbitmqctl stop stops the node. Not run by default (apt-get install
 #           rabbitmq-server python3-pika; make setup does not); about 45 s (the node's start).
+#   openvpn  an OpenVPN 2.6 client (static key, UDP) in a network namespace that is the
+#           engine's (the test's: --external net on dump, as Docker's and Podman's), its tun0 with
+#           10.8.77.2 peer 10.8.77.1 and a pushed route 10.8.78.0/24 via the tunnel, talking to a
+#           server outside the tree in another namespace (a veth between them): pings go through
+#           the tunnel; dumped, its namespace deleted, a new one made with the veth (as an engine
+#           makes one), restored into it (--join-ns): the same client (pid, one "Initialization
+#           Sequence Completed" in its log) has tun0 with its address and route there again, and
+#           pings to 10.8.77.1 and to the server's side of 10.8.78.0/24 go through the tunnel
+#           (the server logs no replay or decryption error).
 #   dnsmasq  dnsmasq daemonized as users run it (a double fork: its session's leader gone), a DNS
 #           cache on 127.0.0.1 (UDP and TCP), --hostsdir watched with inotify, a TCP client
 #           outside the tree (keepalive.py) whose connection dnsmasq's forked child serves: dumped
@@ -343,7 +352,7 @@
 # CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot qemu samba etcd rabbitmq (default: all but apache-prefork, ghc, chromium, firefox,
+# dovecot qemu samba etcd rabbitmq openvpn (default: all but apache-prefork, ghc, chromium, firefox,
 # libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd and rabbitmq, in this order). --keep
 # keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
@@ -353,7 +362,7 @@
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
-# lighttpd: restart (the restored server killed and a fresh one started); xvfb: framebuffer
+# lighttpd, openvpn: restart (the restored server killed and a fresh one started); xvfb: framebuffer
 # (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd,
 # rabbitmq: restart
 # (the restored program killed and a fresh one started).
@@ -371,9 +380,9 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
-	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq)
+	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn)
 ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd)
+	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -3375,6 +3384,90 @@ case_rabbitmq() {
 	kill_session "$pid"
 	verdict apps/rabbitmq "$out" "epmd, the server script, beam.smp and erl_child_setup: rabbitmqctl finds the same node (OS PID $beam) and queues, the consumer's connection from outside got a message after the restore, 100 durable messages in order, rabbitmqctl stop; $(ckpt_times "$d")" \
 		"$d/out" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# ovpn_links: the client's namespace (OVPN_B) made again with its veth to the server's (OVPN_A)
+ovpn_links() {
+	ip netns add "$OVPN_B" && ip link add "ova$$" netns "$OVPN_A" type veth peer name "ovb$$" netns "$OVPN_B" &&
+		ip -n "$OVPN_A" addr add 10.232.1.1/24 dev "ova$$" && ip -n "$OVPN_B" addr add 10.232.1.2/24 dev "ovb$$" &&
+		ip -n "$OVPN_A" link set "ova$$" up && ip -n "$OVPN_B" link set "ovb$$" up && ip -n "$OVPN_B" link set lo up
+}
+# ovpn_ping ADDR: one ping from the client's namespace answered
+ovpn_ping() { ip netns exec "$OVPN_B" busybox ping -c 1 -W 2 "$1" >/dev/null 2>&1; }
+case_openvpn() {
+	local d=$ZOO_TMP/openvpn pid="" srv="" out="" route=""
+	OVPN_A=stasis-ovpn-a$$ OVPN_B=stasis-ovpn-b$$
+	if [ ! -x /usr/sbin/openvpn ] || ! command -v busybox >/dev/null || [ ! -c /dev/net/tun ]; then
+		result_fail apps/openvpn "openvpn or busybox is not installed, or no /dev/net/tun (make setup installs openvpn)"
+		return
+	fi
+	mkdir -p "$d/img"
+	local vpn=(/usr/sbin/openvpn --dev tun --secret "$d/key" --cipher AES-256-CBC --proto udp --ping 1 --verb 3)
+	if ! /usr/sbin/openvpn --genkey secret "$d/key" >"$d/genkey" 2>&1 || ! ip netns add "$OVPN_A" || ! ovpn_links ||
+		! ip -n "$OVPN_A" link set lo up || ! ip -n "$OVPN_A" addr add 10.8.78.1/24 dev lo; then
+		result_fail apps/openvpn "cannot make the key or the two namespaces: $(tail -c 300 "$d/genkey")"
+		ip netns del "$OVPN_A" 2>/dev/null
+		ip netns del "$OVPN_B" 2>/dev/null
+		return
+	fi
+	(cd "$d" && exec setsid nsenter "--net=/run/netns/$OVPN_A" "${vpn[@]}" --ifconfig 10.8.77.1 10.8.77.2 \
+		--lport 11940 --route 10.8.78.0 255.255.255.0 --log "$d/server.log" --writepid "$d/server.pid") </dev/null >/dev/null 2>&1 &
+	disown
+	(cd "$d" && exec setsid nsenter "--net=/run/netns/$OVPN_B" "${vpn[@]}" --ifconfig 10.8.77.2 10.8.77.1 \
+		--remote 10.232.1.1 11940 --nobind --route 10.8.78.0 255.255.255.0 --log "$d/client.log" \
+		--writepid "$d/client.pid") </dev/null >/dev/null 2>&1 &
+	disown
+	wait_until 10 test -s "$d/server.pid" && wait_until 10 test -s "$d/client.pid"
+	srv=$(cat "$d/server.pid" 2>/dev/null) pid=$(cat "$d/client.pid" 2>/dev/null)
+	[ -n "$srv" ] && track_pid "$srv"
+	[ -n "$pid" ] && track_pid "$pid"
+	if [ -z "$pid" ] || ! wait_until 10 grep -q 'Initialization Sequence Completed' "$d/client.log" ||
+		! wait_until 10 ovpn_ping 10.8.77.1; then
+		out="the tunnel does not carry pings before the dump: $(tail -n 3 "$d/client.log" 2>/dev/null | tr '\n' '|')"
+	else
+		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4 \
+			--external "net[$(stat -L -c %i "/run/netns/$OVPN_B")]:vpn"
+		if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+			out="dump of pid $pid: exit status $ZRC"
+		elif ! ip netns del "$OVPN_B" || ! ovpn_links; then
+			out="cannot make the client's namespace again"
+		else
+			run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4 --join-ns "net:/run/netns/$OVPN_B"
+			[ "$ZRC" -eq 0 ] && proc_alive "$pid" || out="restore: exit status $ZRC"
+		fi
+	fi
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill_ours "$pid"
+		wait_until 5 pid_free "$pid"
+		ip -n "$OVPN_B" link del tun0 2>/dev/null
+		(cd "$d" && exec setsid nsenter "--net=/run/netns/$OVPN_B" "${vpn[@]}" --ifconfig 10.8.77.2 10.8.77.1 \
+			--remote 10.232.1.1 11940 --nobind --route 10.8.78.0 255.255.255.0 --log-append "$d/client.log" \
+			--writepid "$d/client.pid") </dev/null >/dev/null 2>&1 &
+		disown
+		wait_until 10 test "$(cat "$d/client.pid")" != "$pid"
+		pid=$(cat "$d/client.pid")
+		track_pid "$pid"
+		wait_until 10 ovpn_ping 10.8.77.1
+	fi
+	if [ -z "$out" ]; then
+		route=$(ip -n "$OVPN_B" route show 10.8.78.0/24)
+		if ! ovpn_ping 10.8.77.1 || ! ovpn_ping 10.8.78.1; then
+			out="after the restore the tunnel does not carry pings (10.8.77.1, 10.8.78.1); routes: $(ip -n "$OVPN_B" route | tr '\n' '|')"
+		elif [[ $route != *"dev tun0"* ]] || [ "$(ip -n "$OVPN_B" -4 -o addr show dev tun0 | awk '{ print $4 }')" != 10.8.77.2 ]; then
+			out="after the restore tun0's address or route is not there: route '$route', $(ip -n "$OVPN_B" -o addr show dev tun0)"
+		elif [ "$(grep -c 'Initialization Sequence Completed' "$d/client.log")" != 1 ]; then
+			out="the client started over ($(grep -c 'Initialization Sequence Completed' "$d/client.log") initializations in its log)"
+		elif grep -qiE 'replay|decrypt|authenticate' "$d/server.log"; then
+			out="the server logged: $(grep -iE 'replay|decrypt|authenticate' "$d/server.log" | head -n 2 | tr '\n' '|')"
+		fi
+	fi
+	kill_ours "$pid"
+	kill_ours "$srv"
+	wait_until 5 pid_free "$pid"
+	ip netns del "$OVPN_B" 2>/dev/null
+	ip netns del "$OVPN_A" 2>/dev/null
+	verdict apps/openvpn "$out" "the same client's tunnel carries pings after the restore into a new namespace, tun0 with its address and route 10.8.78.0/24 made there, no replay at the server; $(ckpt_times "$d")" \
+		"$d/client.log" "$d/server.log" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
