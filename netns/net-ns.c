@@ -6,9 +6,10 @@
  * net[INODE]:KEY on dump) is left to it: on restore the tree joins the one given
  * (--inherit-fd fd[N]:KEY, or --join-ns net:PATH), or, with --empty-ns net (the RPC's
  * empty_ns), gets a new empty one with lo up. The interfaces the tree made in the engine's
- * namespace (tun/tap devices: a VPN in a container; bridges, inner veth pairs) are saved all the same, with their
- * addresses, routes and sysctls, and made again in the one the restore is given (`devices`;
- * the engine's own interfaces, routes, rules and nftables stay the engine's). On restore
+ * namespace (tun/tap devices: a VPN in a container; bridges, inner veth pairs) are saved all
+ * the same, with their addresses, routes and sysctls, and made again in the one the restore is
+ * given (`devices`; the engine's own interfaces, routes, rules and nftables stay the
+ * engine's), also from a namespace saved whole when the restore is given one. On restore
  * stasis itself moves into the tree's namespace before anything of the tree is made (the
  * sockets it makes for the tree, and the network lock, belong there; the root inherits it)
  * and goes back once the root exists.
