@@ -94,6 +94,17 @@ restore_into() {
 		-o restore.log -v4
 }
 
+# restored CASE DIR NS: restore_into; 0 with the program tracked again, or 1 with the failure said
+restored() {
+	restore_into "$2" "$3"
+	if [ "$ZRC" != 0 ]; then
+		result_fail "$1" "restore exited $ZRC"
+		logs "$2"
+		return 1
+	fi
+	track_pid "$TPID"
+}
+
 d=$ZOO_TMP/dumped
 if ! new_ns e1 >/dev/null || ! start_tree "$d" e1; then
 	result_fail tun-engine/start "the program is not READY"
@@ -111,12 +122,7 @@ fi
 
 # ---- tun-engine/restore -----------------------------------------------------------------
 new_ns n1 >/dev/null
-restore_into "$d" n1
-if [ "$ZRC" != 0 ]; then
-	result_fail tun-engine/restore "restore exited $ZRC"
-	logs "$d"
-else
-	track_pid "$TPID"
+if restored tun-engine/restore "$d" n1; then
 	links=$(links_of n1)
 	route=$(ip -n "$NS-n1" route show 10.78.0.0/16)
 	kill -TERM "$TPID"
@@ -137,12 +143,7 @@ wait_until 10 pid_free "$TPID"
 new_ns n2 >/dev/null
 ip -n "$NS-n2" link add eng0 type veth peer name eng1
 taken=$(ip -n "$NS-n2" -o link | cut -d: -f1 | tr -d ' ' | grep -cx "$zt0_index")
-restore_into "$d" n2
-if [ "$ZRC" != 0 ]; then
-	result_fail tun-engine/renumbered "restore exited $ZRC"
-	logs "$d"
-else
-	track_pid "$TPID"
+if restored tun-engine/renumbered "$d" n2; then
 	now=$(ip -n "$NS-n2" -o link show zt0 | cut -d: -f1)
 	addr=$(ip -n "$NS-n2" -4 -o addr show dev zt0 | awk '{ print $4 }')
 	route=$(ip -n "$NS-n2" route show 10.78.0.0/16)
@@ -178,12 +179,7 @@ fi
 new_ns n5 >/dev/null
 ip -n "$NS-n5" tuntap add dev zq0 mode tap pi user 4242
 zq0_index=$(ip -n "$NS-n5" -o link show zq0 | cut -d: -f1)
-restore_into "$d" n5
-if [ "$ZRC" != 0 ]; then
-	result_fail tun-engine/there-already "restore exited $ZRC"
-	logs "$d"
-else
-	track_pid "$TPID"
+if restored tun-engine/there-already "$d" n5; then
 	links=$(links_of n5)
 	now=$(ip -n "$NS-n5" -o link show zq0 | cut -d: -f1)
 	kill_ours "$TPID"
@@ -226,12 +222,7 @@ else
 		logs "$d"
 	else
 		new_ns n6 >/dev/null
-		restore_into "$d" n6
-		if [ "$ZRC" != 0 ]; then
-			result_fail tun-engine/bridge "restore exited $ZRC"
-			logs "$d"
-		else
-			track_pid "$TPID"
+		if restored tun-engine/bridge "$d" n6; then
 			bridge_view n6 >"$d/after"
 			kill -TERM "$TPID"
 			wait_until 10 grep -qE '^(PASS|FAIL)' "$d/out"
