@@ -128,6 +128,11 @@
 #   restore/linked-file-gone a file deleted under the name the target used but linked under
 #                            another (deleted-files' fd 32) loses that other link between dump
 #                            and restore: restore fails naming the file, no process runs
+#   restore/proc-file-sent-up files-proc --sent-up (its child's /proc/CHILD/status, held by the
+#                            child and sent to the parent: only the child can open it, and the
+#                            parent was not forked by it): restore fails naming fd 36 and both
+#                            pids before anything starts, no process runs (the dump does not
+#                            see it coming: the tree it killed cannot come back)
 #   restore/proc-dead-pid-taken
 #                            proc-dead's images (files of /proc of processes reaped before the
 #                            dump), one of those pids taken by another process: restore fails
@@ -667,12 +672,13 @@ restore_refused() {
 	return 1
 }
 
-# dump_for_images LABEL NAME DIR [IMAGE]: zoo program NAME started and dumped into DIR/img
-# (IMAGE: a file the dump must have written), its pid (ZPID) free again; else LABEL fails, 1
+# dump_for_images LABEL NAME DIR [IMAGE [ARG...]]: zoo program NAME (with ARGs) started and
+# dumped into DIR/img (IMAGE: a file the dump must have written), its pid (ZPID) free again;
+# else LABEL fails, 1
 dump_for_images() {
 	local label=$1 d=$3
 	mkdir -p "$d/img"
-	if ! zoo_start "$2" "$d"; then
+	if ! zoo_start "$2" "$d" "${@:5}"; then
 		result_fail "$label" "$ZERR"
 		return 1
 	fi
@@ -781,6 +787,16 @@ case_restore_linked_file_gone() {
 	fi
 	rm -f "$d/work/ghost-d-link"
 	restore_refused restore/linked-file-gone "$pid" "$d/img" "ghost-d.*is gone" && result_ok restore/linked-file-gone
+}
+
+# A file of the child's /proc that the child sent to its parent (files-proc --sent-up): only
+# the child can open it, and the parent was not forked by it.
+case_restore_proc_sent_up() {
+	local label=restore/proc-file-sent-up d=$ZOO_TMP/proc-sent-up
+	dump_for_images "$label" files-proc "$d" "" --sent-up || return
+	restore_refused "$label" "$ZPID" "$d/img" \
+		'restore pid [0-9]+ fd 36: /proc/[0-9]+/status, shared with pid [0-9]+ fd 36, can only be opened once pid [0-9]+ runs, and not both are it or forked below it' &&
+		result_ok "$label"
 }
 
 # A pid that proc-dead's files of reaped processes name is another process's at restore time.
@@ -1612,6 +1628,7 @@ other_cases() {
 	tcp_accept_queue_cases
 	case_corrupt_images
 	case_restore_linked_file_gone
+	case_restore_proc_sent_up
 	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images

@@ -8,7 +8,10 @@
  *   fds 40..: /proc/self/ns/{net,uts,ipc,mnt,pid,pid_for_children,cgroup,time,user} (O_RDONLY),
  *   fd 49: /proc/self/ns/net with O_PATH;
  *   fd 35: /proc/self/status opened before the fork, read up to offset 10: one open file of
- *   the parent's /proc/PID that its child shares (the parent must run before it is opened).
+ *   the parent's /proc/PID that its child shares (the parent must run before it is opened);
+ *   with --sent-up, fd 36: the child's /proc/self/status, which the child holds too and sent
+ *   to its parent (SCM_RIGHTS): only the child can open it, and the parent was not forked by
+ *   it (a restore refuses that before anything starts, tests/failure-cases.sh).
  * After restore and SIGTERM: fd 30 is at offset 20 and reads the status of this very process
  * (its pid), fd 31 and 32 are its /proc directories, fd 33 reads the child's stat, fd 34 is
  * still the file /proc/1/status (same inode; "Pid: 1") and not the restored tree's init's; every
@@ -19,6 +22,7 @@
  */
 #include "zoo.h"
 #include <linux/kcmp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 static const char *const ns_names[] = { "net", "uts", "ipc", "mnt", "pid", "pid_for_children",
@@ -52,6 +56,33 @@ static const struct zoo_corruption corruptions[] = {
 	{ "init", c_init, 0 },
 };
 
+/* fd sent over unix socket sk (SCM_RIGHTS) */
+static void send_fd(int sk, int fd)
+{
+	char c = 'f', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(sk, &m, 0) != 1)
+		zoo_die("send fd %d: %s", fd, strerror(errno));
+}
+
+/* the fd that came over unix socket sk */
+static int recv_fd(int sk)
+{
+	char c, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	int fd = -1;
+	if (recvmsg(sk, &m, 0) == 1 && CMSG_FIRSTHDR(&m) && CMSG_FIRSTHDR(&m)->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+	return fd;
+}
+
 static void at(int fd, int got)
 {
 	if (got < 0 || (got != fd && (dup2(got, fd) != fd || close(got))))
@@ -63,13 +94,25 @@ int main(int argc, char **argv)
 	char buf[4096], path[64];
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	int sent_up = argc > 1 && !strcmp(argv[argc - 1], "--sent-up"), sp[2];
 	at(35, open("/proc/self/status", O_RDONLY));
 	if (read(35, buf, 10) != 10)
 		zoo_die("read /proc/self/status: %s", strerror(errno));
+	if (sent_up && socketpair(AF_UNIX, SOCK_DGRAM, 0, sp))
+		zoo_die("socketpair: %s", strerror(errno));
 	child = fork();
 	if (child == 0) {
+		if (sent_up) { /* its own status, held and sent to the parent */
+			at(36, open("/proc/self/status", O_RDONLY));
+			send_fd(sp[1], 36);
+		}
 		for (;;)
 			zoo_sleep_ms(100);
+	}
+	if (sent_up) {
+		at(36, recv_fd(sp[0]));
+		close(sp[0]);
+		close(sp[1]);
 	}
 	at(30, open("/proc/self/status", O_RDONLY));
 	if (read(30, buf, 20) != 20)
