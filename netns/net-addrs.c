@@ -147,7 +147,7 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 	unsigned logged = log_errors();
 	int err;
 
-	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	err = nl_dump_all(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &d);
@@ -182,7 +182,7 @@ static int validate_addrs(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ADDRS, 0, (ProtobufCMessage **)&st->img)))
 		return err;

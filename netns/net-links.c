@@ -338,7 +338,7 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 	struct links_state *st = state_of(ctx);
 	int home = net_ns_home(ctx), err;
 
-	if (!net_ns_config(ctx) && !d.devices)
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	if (!(st->img = xzalloc(sizeof(*st->img))))
 		return -ENOMEM;
@@ -579,11 +579,10 @@ static void devices_only(NetLinks *img)
 static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct links_state *st = state_of(ctx);
-	bool devices = net_ns_devices(ctx);
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx) && !devices)
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_LINKS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
@@ -600,7 +599,7 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 			}
 		}
 	}
-	if (devices)
+	if (net_ns_devices(ctx))
 		devices_only(st->img);
 	size_t n = st->img->n_links;
 	if (!(st->outer = xzalloc((n + 1) * sizeof(*st->outer))) ||

@@ -60,6 +60,11 @@ bool net_ns_devices(const struct run_ctx *ctx)
 	return state_of(ctx)->devices;
 }
 
+bool net_ns_interfaces(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->config || state_of(ctx)->devices;
+}
+
 int net_ns_home(const struct run_ctx *ctx)
 {
 	const struct net_ns_state *st = state_of(ctx);

@@ -23,6 +23,8 @@ bool net_ns_config(const struct run_ctx *ctx);
  * are made again there, with what is on them.
  */
 bool net_ns_devices(const struct run_ctx *ctx);
+/* net_ns_config or net_ns_devices: interfaces of the tree's are saved / made again. */
+bool net_ns_interfaces(const struct run_ctx *ctx);
 /* stasis's own network namespace (an fd of it) while it is in the tree's; -1 if it is not. */
 int net_ns_home(const struct run_ctx *ctx);
 

@@ -158,7 +158,7 @@ static int collect_routes(struct run_ctx *ctx, struct dump_tree *tr)
 	NetRoutes img = NET_ROUTES__INIT;
 	int err = 0;
 
-	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
 	d.img = &img;
@@ -187,7 +187,7 @@ static int validate_routes(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ROUTES, 0, (ProtobufCMessage **)&st->img)))
 		return err;

@@ -132,7 +132,7 @@ static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 	const char *name;
 	int err = 0;
 
-	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	auto_close int net = open(NET_SYSCTLS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (net < 0) {
@@ -200,7 +200,7 @@ static int validate_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	(void)rt;
-	if (!net_ns_config(ctx) && !net_ns_devices(ctx))
+	if (!net_ns_interfaces(ctx))
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_SYSCTLS, 0, (ProtobufCMessage **)&st->img)))
 		return err;

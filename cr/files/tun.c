@@ -76,7 +76,7 @@ static int dump_tun(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 	}
 	if (!ioctl(copy, TUNGETIFF, &ifr)) {
 		int err;
-		if (!net_ns_config(t->ctx) && !net_ns_devices(t->ctx)) {
+		if (!net_ns_interfaces(t->ctx)) {
 			pr_err("dump pid %d fd %d: attached to tun/tap interface %s of a network namespace "
 			       "that is not the tree's own: not supported", t->pid, p->fd, ifr.ifr_name);
 			return -ENOTSUP;
