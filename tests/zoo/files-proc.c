@@ -21,8 +21,8 @@
  * Blocks in: nanosleep (zoo_wait loop; the child's sleep loop).
  */
 #include "zoo.h"
+#include "zoo-net.h"
 #include <linux/kcmp.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 static const char *const ns_names[] = { "net", "uts", "ipc", "mnt", "pid", "pid_for_children",
@@ -56,33 +56,6 @@ static const struct zoo_corruption corruptions[] = {
 	{ "init", c_init, 0 },
 };
 
-/* fd sent over unix socket sk (SCM_RIGHTS) */
-static void send_fd(int sk, int fd)
-{
-	char c = 'f', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &c, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(sk, &m, 0) != 1)
-		zoo_die("send fd %d: %s", fd, strerror(errno));
-}
-
-/* the fd that came over unix socket sk */
-static int recv_fd(int sk)
-{
-	char c, ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &c, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
-	int fd = -1;
-	if (recvmsg(sk, &m, 0) == 1 && CMSG_FIRSTHDR(&m) && CMSG_FIRSTHDR(&m)->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
-	return fd;
-}
-
 static void at(int fd, int got)
 {
 	if (got < 0 || (got != fd && (dup2(got, fd) != fd || close(got))))
@@ -104,13 +77,13 @@ int main(int argc, char **argv)
 	if (child == 0) {
 		if (sent_up) { /* its own status, held and sent to the parent */
 			at(36, open("/proc/self/status", O_RDONLY));
-			send_fd(sp[1], 36);
+			zoo_send_fd(sp[1], 36);
 		}
 		for (;;)
 			zoo_sleep_ms(100);
 	}
 	if (sent_up) {
-		at(36, recv_fd(sp[0]));
+		at(36, zoo_recv_fd(sp[0]));
 		close(sp[0]);
 		close(sp[1]);
 	}

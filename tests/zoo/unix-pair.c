@@ -16,6 +16,7 @@
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
+#include "zoo-net.h"
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -125,16 +126,7 @@ int main(int argc, char **argv)
 		int pair[2];
 		if (unshare(CLONE_NEWNET) || socketpair(AF_UNIX, SOCK_STREAM, 0, pair))
 			zoo_die("a network namespace of the child's own: %s", strerror(errno));
-		char c = 'n', cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-		struct iovec iov = { &c, 1 };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &pair[0], sizeof(int));
-		if (sendmsg(N[1], &m, 0) != 1)
-			zoo_die("sendmsg: %s", strerror(errno));
+		zoo_send_fd(N[1], pair[0]);
 		close(pair[0]);
 		close(N[0]);
 		close(N[1]);
@@ -142,13 +134,8 @@ int main(int argc, char **argv)
 	if (kid == 0)
 		child();
 	if (N[0] >= 0) {
-		char c, cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = { &c, 1 };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *cm;
-		if (recvmsg(N[0], &m, 0) != 1 || !(cm = CMSG_FIRSTHDR(&m)) || cm->cmsg_type != SCM_RIGHTS)
+		if ((theirs = zoo_recv_fd(N[0])) < 0)
 			zoo_die("the child's socket did not come: %s", strerror(errno));
-		memcpy(&theirs, CMSG_DATA(cm), sizeof(int));
 		close(N[0]);
 		close(N[1]);
 	}

@@ -30,4 +30,32 @@ static inline void zoo_tcp_loopback_pair(int family, int *c, int *s)
 	close(l);
 }
 
+/* fd sent over unix socket sk with one byte (SCM_RIGHTS); dies if it cannot be. */
+static inline void zoo_send_fd(int sk, int fd)
+{
+	char c = 'f', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(sk, &m, 0) != 1)
+		zoo_die("send fd %d: %s", fd, strerror(errno));
+}
+
+/* The fd that the next message of unix socket sk carries (one byte, SCM_RIGHTS), or -1. */
+static inline int zoo_recv_fd(int sk)
+{
+	char c, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	int fd = -1;
+	if (recvmsg(sk, &m, 0) == 1 && (cm = CMSG_FIRSTHDR(&m)) && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
 #endif
