@@ -26,6 +26,7 @@
 #include "secretmem.h"
 #include "shmem.h"
 #include "files/files.h"
+#include "hugetlb.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -50,7 +51,7 @@ static VmaKind special_kind(const char *path)
 bool vma_has_pages(const VmaEntry *v)
 {
 	return (v->kind == VMA_KIND__VMA_ANON_PRIVATE && !(v->advice & VMA_ADVICE_DROPPABLE)) ||
-	       vma_kind_is_private_file(v->kind);
+	       v->kind == VMA_KIND__VMA_HUGETLB_PRIVATE || vma_kind_is_private_file(v->kind);
 }
 
 /* Private mappings of a file (a memfd too): only the pages the process changed are its own. */
@@ -129,6 +130,26 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 	e->shmem_id = st.st_ino;
 	e->pgoff = pv->pgoff;
 	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
+}
+
+/*
+ * MAP_PRIVATE|MAP_HUGETLB memory: the file of the kernel's own hugetlbfs behind it says the
+ * size of its pages (shared, it is a shmem object of huge pages: classify_shared_anon).
+ */
+static int classify_hugetlb_private(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+{
+	char mf[96];
+
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	if (!(e->huge_page_size = hugetlb_page_size_of(mf))) {
+		pr_perror("dump pid %d: cannot read the page size of hugetlb mapping %#llx-%#llx (%s)",
+			  t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, mf);
+		return -EIO;
+	}
+	e->kind = VMA_KIND__VMA_HUGETLB_PRIVATE;
+	e->has_huge_page_size = true;
+	return 0;
 }
 
 /*
@@ -310,6 +331,8 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		}
 		return 0;
 	}
+	if (!strcmp(path, HUGETLB_ANON_PATH))
+		return pv->shared ? classify_shared_anon(t, pv, e) : classify_hugetlb_private(t, pv, e);
 	if ((pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
 			    !strncmp(path, "[anon_shmem:", 12))) ||
 	    shmem_is_memfd_path(path) || private_of_shared_anon(t, pv))
@@ -330,8 +353,8 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	/* Its pages are huge pages no ghost file holds: made again elsewhere, it would be
 	 * ordinary memory (a file of another filesystem), silently. */
 	if (ghost_path(path) && !statfs(mf, &sfs) && sfs.f_type == HUGETLBFS_MAGIC) {
-		pr_err("dump pid %d: %s is hugetlb memory (MAP_HUGETLB, or a removed file of "
-		       "hugetlbfs: %s): not supported yet", t->pid, what, path);
+		pr_err("dump pid %d: %s is of a removed file of hugetlbfs (%s): not supported yet",
+		       t->pid, what, path);
 		return -ENOTSUP;
 	}
 	if (ghost_path(path) && strncmp(path, "/memfd:", 7) && strncmp(path, "/SYSV", 5) &&
@@ -617,7 +640,8 @@ static int validate_mm(struct restore_task *t)
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
 		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_PACKET_RING ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_HUGETLB_PRIVATE ||
+		    (v->kind == VMA_KIND__VMA_HUGETLB_PRIVATE) != v->has_huge_page_size ||
 		    (v->kind == VMA_KIND__VMA_PACKET_RING &&
 		     (v->has_ring_fd == v->has_ring_socket || v->pgoff || v->growsdown ||
 		      (v->has_ring_socket && v->ring_socket >= mm->n_ring_sockets) ||
@@ -639,6 +663,16 @@ static int validate_mm(struct restore_task *t)
 			return -EINVAL;
 		}
 		prev_end = v->end;
+		if (v->has_huge_page_size &&
+		    (!hugetlb_size_known(v->huge_page_size) || (v->start | v->end) % v->huge_page_size)) {
+			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is of huge pages of %llu kB, "
+			       "%s", t->pid, i, (unsigned long long)v->start, (unsigned long long)v->end,
+			       (unsigned long long)v->huge_page_size >> 10,
+			       hugetlb_size_known(v->huge_page_size)
+				       ? "and does not lie at their boundaries"
+				       : "a size this machine has no pool of (/sys/kernel/mm/hugepages)");
+			return -EINVAL;
+		}
 		if (v->advice & VMA_ADVICE_DROPPABLE) {
 			char what[96];
 			snprintf(what, sizeof(what), "restore pid %d: MAP_DROPPABLE mapping %#llx-%#llx",
@@ -774,6 +808,11 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 				r->moved_from = shared->temp; /* filled before the fork (cr/cow-share.c) */
 			r->map_flags = (v->advice & VMA_ADVICE_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) |
 				       MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0) |
+				       (v->advice & VMA_ADVICE_NORESERVE ? MAP_NORESERVE : 0);
+			break;
+		case VMA_KIND__VMA_HUGETLB_PRIVATE: /* (filled by the blob's reads, never by copies) */
+			r->map_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+				       hugetlb_size_bits(v->huge_page_size) |
 				       (v->advice & VMA_ADVICE_NORESERVE ? MAP_NORESERVE : 0);
 			break;
 		case VMA_KIND__VMA_ANON_SHARED:

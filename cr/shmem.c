@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
+#include "hugetlb.h"
 #include "ipc-objects.h"
 #include "kernel/features.h"
 #include "log.h"
@@ -54,6 +55,7 @@ struct shmem_dump_obj {
 	bool sysv;
 	struct shmid_ds ds; /* SysV: key, mode, owner */
 	bool secret;        /* memfd_secret(): read by the tree's processes (cr/secretmem.c) */
+	uint64_t huge_page_size; /* a file of hugetlbfs: its pages' size (0: not) */
 	int contents;       /* secret: stasis's memfd of what they read (-1: nothing yet) */
 	struct secret_range {
 		uint64_t off, end;
@@ -131,7 +133,7 @@ static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, ui
 		return NULL;
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
 	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path, .created_fd = -1,
-				      .contents = -1 };
+				      .contents = -1, .huge_page_size = hugetlb_page_size_of(path) };
 	return o;
 }
 
@@ -475,6 +477,8 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 		}
 		if (sd->objs[i].secret)
 			o->has_secret = o->secret = true;
+		o->has_huge_page_size = sd->objs[i].huge_page_size != 0;
+		o->huge_page_size = sd->objs[i].huge_page_size;
 		tab.objects[tab.n_objects++] = o;
 		if (sd->objs[i].secret && sd->objs[i].contents < 0)
 			continue; /* no page of it was ever touched */
@@ -516,7 +520,11 @@ static int validate_table(const ShmemTable *tab)
 		bool ok = o->size <= (1ULL << 46) &&
 			  (!o->secret || (!o->memfd_name && !o->sysv)) &&
 			  (!o->memfd_name || strlen(o->memfd_name) < 250) &&
-			  (!o->sysv || (o->size && o->id <= INT32_MAX && !o->memfd_name));
+			  (!o->sysv || (o->size && o->id <= INT32_MAX && !o->memfd_name)) &&
+			  (!o->has_huge_page_size ||
+			   (!o->secret && o->huge_page_size > PAGE_SIZE &&
+			    !(o->huge_page_size & (o->huge_page_size - 1)) &&
+			    (o->sysv || o->size % o->huge_page_size == 0)));
 		for (size_t j = 0; ok && j < i; j++)
 			ok = tab->objects[j]->id != o->id;
 		for (size_t r = 0; ok && r < o->n_runs; r++) {
@@ -533,6 +541,12 @@ static int validate_table(const ShmemTable *tab)
 			       (unsigned long long)o->id);
 			return -EINVAL;
 		}
+		if (o->has_huge_page_size && !hugetlb_size_known(o->huge_page_size)) {
+			pr_err("image shmem.img: object %zu (id %llu) is of huge pages of %llu kB, a size "
+			       "this machine has no pool of (/sys/kernel/mm/hugepages)", i,
+			       (unsigned long long)o->id, (unsigned long long)o->huge_page_size >> 10);
+			return -EINVAL;
+		}
 	}
 	if (total != tab->nr_pages) {
 		pr_err("image shmem.img: runs hold %llu pages, header says %llu",
@@ -546,6 +560,20 @@ static int validate_table(const ShmemTable *tab)
  * The SysV segment with the saved shmid: the one that still exists (same key and size), or a
  * new one made with that id (kernel.shm_next_id). Returns an fd on it for filling.
  */
+/* How much of the address space a mapping of the whole object takes: whole huge pages. */
+static uint64_t mapped_len(const ShmemObject *o)
+{
+	uint64_t page = o->has_huge_page_size ? o->huge_page_size : PAGE_SIZE;
+
+	return (o->size + page - 1) & ~(page - 1);
+}
+
+/* The flags that ask memfd_create, mmap or shmget for the object's size of huge pages. */
+static unsigned long huge_flags(const ShmemObject *o, unsigned long hugetlb_flag)
+{
+	return o->has_huge_page_size ? hugetlb_flag | hugetlb_size_bits(o->huge_page_size) : 0;
+}
+
 static int sysv_segment(const ShmemObject *o, bool *made)
 {
 	struct shmid_ds ds;
@@ -564,7 +592,8 @@ static int sysv_segment(const ShmemObject *o, bool *made)
 			err = ipc_as_creator(o->sysv_cuid, o->sysv_cgid, &self);
 		if (err)
 			return err;
-		int got = shmget((key_t)o->sysv_key, o->size, IPC_CREAT | IPC_EXCL | o->sysv_mode);
+		int got = shmget((key_t)o->sysv_key, o->size,
+				 IPC_CREAT | IPC_EXCL | o->sysv_mode | huge_flags(o, SHM_HUGETLB));
 		ipc_as_self(&self);
 		if (got != id) {
 			pr_err("restore: SysV shm segment %d (key %#x) came back as %d", id, o->sysv_key, got);
@@ -585,7 +614,7 @@ static int sysv_segment(const ShmemObject *o, bool *made)
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
-		 (unsigned long)m + PAGE_ALIGN(o->size));
+		 (unsigned long)m + mapped_len(o));
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		pr_perror("restore: cannot open SysV shm %d (%s)", id, path);
@@ -614,10 +643,11 @@ static int create_object(const ShmemObject *o, bool *made)
 		/* executable or not as saved, whatever vm.memfd_noexec says (kernels before 6.3
 		 * know neither flag: every memfd is executable there) */
 		bool noexec = o->seals & F_SEAL_EXEC && o->has_mode && !(o->mode & 0111);
-		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING |
+		unsigned huge = huge_flags(o, MFD_HUGETLB);
+		int fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING | huge |
 							     (noexec ? MFD_NOEXEC_SEAL : MFD_EXEC));
 		if (fd < 0 && errno == EINVAL)
-			fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+			fd = memfd_create(o->memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING | huge);
 		if (fd < 0 || ftruncate(fd, o->size)) {
 			pr_perror("restore: cannot create memfd %s", o->memfd_name);
 			return -errno;
@@ -627,8 +657,9 @@ static int create_object(const ShmemObject *o, bool *made)
 	/* made by a mapping, then given its size: one truncated or extended through an fd (opened
 	 * by /proc/PID/map_files) may be empty or end inside a page */
 	char path[96];
-	size_t len = o->size ? PAGE_ALIGN(o->size) : PAGE_SIZE;
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	size_t len = o->size ? mapped_len(o) : PAGE_SIZE;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS | huge_flags(o, MAP_HUGETLB), -1, 0);
 	if (m == MAP_FAILED) {
 		pr_perror("restore: cannot create shared memory of %llu bytes",
 			  (unsigned long long)o->size);
@@ -665,7 +696,7 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 		watchdog_undo_sysv_shm(wd, (int)o->id); /* a segment outlives its processes */
 	if (!o->n_runs)
 		return 0;
-	m = mmap(NULL, PAGE_ALIGN(o->size), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
+	m = mmap(NULL, mapped_len(o), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
 	if (m == MAP_FAILED) {
 		pr_perror("restore: cannot map shared memory object %llu (%llu bytes) to fill it",
 			  (unsigned long long)o->id, (unsigned long long)o->size);
@@ -677,11 +708,11 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 		uint64_t in = o->runs[r]->vaddr + len > o->size ? o->size - o->runs[r]->vaddr : len;
 		if (pread(pages_fd, m + o->runs[r]->vaddr, in, o->runs[r]->file_off) != (ssize_t)in) {
 			pr_err("image pages-0.img: short read of shared memory");
-			munmap(m, PAGE_ALIGN(o->size));
+			munmap(m, mapped_len(o));
 			return -EIO;
 		}
 	}
-	munmap(m, PAGE_ALIGN(o->size));
+	munmap(m, mapped_len(o));
 	return 0;
 }
 
@@ -817,6 +848,14 @@ static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end);
 				return -EINVAL;
 			}
+			if (o && o->has_huge_page_size &&
+			    (v->start | v->end | v->pgoff) % o->huge_page_size) {
+				pr_err("image mm-%d.img: mapping %#llx-%#llx of object %llu of huge pages "
+				       "of %llu kB does not lie at their boundaries",
+				       t->pid, (unsigned long long)v->start, (unsigned long long)v->end,
+				       (unsigned long long)o->id, (unsigned long long)o->huge_page_size >> 10);
+				return -EINVAL;
+			}
 		}
 		for (size_t k = 0; k < t->fds->n_fds; k++) {
 			FdEntry *e = t->fds->fds[k];
@@ -918,6 +957,28 @@ bool shmem_is_secret(const struct run_ctx *ctx, uint64_t id)
 {
 	const ShmemObject *o = table_object(state_of(ctx), id);
 	return o && o->secret;
+}
+
+uint64_t shmem_huge_pages_needed(const struct run_ctx *ctx, uint64_t page_size)
+{
+	const struct shmem_state *st = state_of(ctx);
+	struct shmid_ds ds;
+	uint64_t n = 0;
+
+	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++) {
+		const ShmemObject *o = st->tab->objects[i];
+		if (o->has_huge_page_size && o->huge_page_size == page_size &&
+		    !(o->sysv && !shmctl((int)o->id, IPC_STAT, &ds)))
+			n += mapped_len(o) / page_size;
+	}
+	return n;
+}
+
+uint64_t shmem_huge_page_size(const struct run_ctx *ctx, uint64_t id)
+{
+	const ShmemObject *o = table_object(state_of(ctx), id);
+
+	return o && o->has_huge_page_size ? o->huge_page_size : 0;
 }
 
 bool shmem_memfd_created_at(const struct run_ctx *ctx, uint64_t id, pid_t pid, uint32_t fd)

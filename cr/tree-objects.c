@@ -31,6 +31,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
+	&tree_hugetlb_pool, /* cr/hugetlb-pool.c: restore only, the pool has the huge pages needed */
 	&tree_ipc_objects,  /* cr/ipc-ns.c: its queues, semaphore sets and sysctls (after shmem) */
 	&tree_host_sems,    /* cr/ipc-host-sem.c: SEM_UNDO on the host's semaphores, given back by the kill */
 	&tree_seccomp,      /* cr/seccomp.c: every thread's filters, each saved once */

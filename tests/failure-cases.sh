@@ -133,6 +133,12 @@
 #                            parent was not forked by it): restore fails naming fd 36 and both
 #                            pids before anything starts, no process runs (the dump does not
 #                            see it coming: the tree it killed cannot come back)
+#   restore/hugetlb-pool-short
+#                            hugetlb's images (memory of 2 MiB huge pages) with the pool shrunk
+#                            below what they need: restore fails naming the size and both numbers
+#                            before anything starts, no process runs, no SysV segment is left;
+#                            restore/hugetlb-pool-back: the pool grown again, the same images
+#                            restore and PASS
 #   restore/proc-dead-pid-taken
 #                            proc-dead's images (files of /proc of processes reaped before the
 #                            dump), one of those pids taken by another process: restore fails
@@ -797,6 +803,37 @@ case_restore_proc_sent_up() {
 	restore_refused "$label" "$ZPID" "$d/img" \
 		'restore pid [0-9]+ fd 36: /proc/[0-9]+/status, shared with pid [0-9]+ fd 36, can only be opened once pid [0-9]+ runs, and not both are it or forked below it' &&
 		result_ok "$label"
+}
+
+# Memory of huge pages restored where the pool has too few free (someone shrank vm.nr_hugepages).
+case_restore_hugetlb_pool() {
+	local label=restore/hugetlb-pool-short d=$ZOO_TMP/hugetlb-pool segs
+	dump_for_images "$label" hugetlb "$d" "shmem.img" || return
+	segs=$(ipcs -m | grep -c '^0x')
+	echo 2 >"$HUGEPAGES_2M/nr_hugepages"
+	if restore_refused "$label" "$ZPID" "$d/img" \
+		'needs [0-9]+ huge pages of 2048 kB, the pool has [0-9] free'; then
+		if [ "$(ipcs -m | grep -c '^0x')" != "$segs" ]; then
+			result_fail "$label" "a SysV segment was left: $(ipcs -m | tail -n +4)"
+		else
+			result_ok "$label"
+		fi
+	fi
+	label=restore/hugetlb-pool-back
+	if ! zoo_hugepages "${ZOO_HUGEPAGES[hugetlb]}"; then
+		result_fail "$label" "cannot grow the pool again"
+		return
+	fi
+	ZLAUNCH="" ZCAT=""
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$ZPID"; then
+		result_fail "$label" "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$ZPID"
+		return
+	fi
+	sleep 0.3
+	judge "$label" "$ZPID" "$d"
 }
 
 # A pid that proc-dead's files of reaped processes name is another process's at restore time.
@@ -1629,6 +1666,7 @@ other_cases() {
 	case_corrupt_images
 	case_restore_linked_file_gone
 	case_restore_proc_sent_up
+	case_restore_hugetlb_pool
 	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images

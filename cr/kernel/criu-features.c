@@ -53,7 +53,7 @@ static const struct criu_feature criu_features[] = {
 	{ "apparmor_stacking", NO_KERNEL_FEATURE, "AppArmor profiles are not restored yet" },
 	{ "network_lock_nftables", NO_KERNEL_FEATURE, NULL },
 	{ "sockopt_buf_lock", NO_KERNEL_FEATURE, "SO_BUF_LOCK is not saved yet" },
-	{ "memfd_hugetlb", NO_KERNEL_FEATURE, "hugetlb memfds are not supported yet" },
+	{ "memfd_hugetlb", NO_KERNEL_FEATURE, NULL }, /* MFD_HUGETLB memfds (cr/shmem.c) */
 	{ "move_mount_set_group", KF_MOVE_MOUNT_SET_GROUP, NULL },
 	{ "openat2", KF_OPENAT2, NULL },
 	{ "get_rseq_conf", KF_PTRACE_GET_RSEQ_CONF, NULL },

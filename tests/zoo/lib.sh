@@ -16,6 +16,11 @@ ZOO_KEEP=${ZOO_KEEP:-0}
 
 # what each program is blocked in at dump time (/proc/PID/syscall, first field)
 declare -A ZOO_SYSCALL=([syscall-restart]=202 [syscall-sigwait]=128 [syscall-nanosleep]=230 [syscall-poll]=7)
+# the free 2 MiB huge pages each program needs from the pool (vm.nr_hugepages): its own, and as
+# many again for its restored copy while a lazy restore's or a corruption's run may overlap
+declare -A ZOO_HUGEPAGES=([hugetlb]=16)
+HUGEPAGES_2M=/sys/kernel/mm/hugepages/hugepages-2048kB
+ZOO_HUGEPAGES_WAS="" # the pool's size before we grew it: given back by the EXIT trap
 
 ZOO_TMP=""
 ZOO_PIDS=()
@@ -130,6 +135,9 @@ zoo_cleanup() {
 		done
 	fi
 	remove_left_segments all
+	if [ -n "$ZOO_HUGEPAGES_WAS" ]; then
+		echo "$ZOO_HUGEPAGES_WAS" >"$HUGEPAGES_2M/nr_hugepages"
+	fi
 	# the container flavour (tests/container/ctr-lib.sh): its cgroups, anything left mounted
 	if declare -F ctr_cleanup >/dev/null; then
 		ctr_cleanup
@@ -254,6 +262,18 @@ zoo_join_cgroups() {
 	done
 }
 
+# zoo_hugepages N: at least N free 2 MiB huge pages in the pool (grown if need be; 1 if it
+# cannot be)
+zoo_hugepages() {
+	local want=$1 free total
+	free=$(cat "$HUGEPAGES_2M/free_hugepages" 2>/dev/null) || return 1
+	total=$(cat "$HUGEPAGES_2M/nr_hugepages")
+	[ "$free" -ge "$want" ] && return 0
+	[ -n "$ZOO_HUGEPAGES_WAS" ] || ZOO_HUGEPAGES_WAS=$total
+	echo $((total + want - free)) >"$HUGEPAGES_2M/nr_hugepages" 2>/dev/null
+	[ "$(cat "$HUGEPAGES_2M/free_hugepages")" -ge "$want" ]
+}
+
 # zoo_prog NAME: the program's path (tests/zoo/bin, or tests/container/bin for the
 # container flavour's own programs)
 zoo_prog() {
@@ -284,6 +304,10 @@ zoo_start() {
 	prog=$(zoo_prog "$name")
 	if [ ! -x "$prog" ]; then
 		ZERR="no program $prog"
+		return 1
+	fi
+	if [ -n "${ZOO_HUGEPAGES[$name]:-}" ] && ! zoo_hugepages "${ZOO_HUGEPAGES[$name]}"; then
+		ZERR="cannot have ${ZOO_HUGEPAGES[$name]} free huge pages of 2 MiB ($HUGEPAGES_2M)"
 		return 1
 	fi
 	if [ "$name" = shell-job ]; then
