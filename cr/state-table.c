@@ -5,6 +5,7 @@
 const struct state_ops *const state_table[] = {
 	&state_cgroups,    /* cr/cgroups.c: first, a new process moves into its cgroups */
 	&state_namespaces, /* cr/namespaces.c: to refuse a tree in namespaces not restored */
+	&state_lsm,     /* cr/lsm.c: dump only, to refuse a thread under another security label */
 	&state_regs,    /* arch/x86_64/regs.c */
 	&state_kernel_task, /* cr/kernel-task.c: rseq, robust list, tid address */
 	&state_signals, /* cr/signals.c */

@@ -3,6 +3,7 @@
 
 const struct tree_object_ops *const tree_objects[] = {
 	&tree_pid_ns,       /* cr/pid-ns.c: first, the pids every other kind names */
+	&tree_lsm,          /* cr/lsm.c: restore only, refuses a security label it cannot set */
 	&tree_core_dir,     /* cr/end-as.c: where processes made to end dump core, if they must */
 	&tree_shared_tables, /* cr/shared-tables.c: dump only, who shares an fd table; refuses other sharing */
 	&tree_lazy_pages,   /* cr/lazy-restore.c: its server, before stasis changes namespaces */

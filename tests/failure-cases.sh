@@ -133,6 +133,11 @@
 #                            parent was not forked by it): restore fails naming fd 36 and both
 #                            pids before anything starts, no process runs (the dump does not
 #                            see it coming: the tree it killed cannot come back)
+#   restore/lsm-profile      mem-anon's images restored with --lsm-profile apparmor:docker-default
+#                            (a label stasis cannot set; this host has no security module at
+#                            all): restore fails naming the option before anything starts, no
+#                            process runs; restore/lsm-profile-none: without it, they restore
+#                            and PASS
 #   restore/hugetlb-pool-short
 #                            hugetlb's images (memory of 2 MiB huge pages) with the pool shrunk
 #                            below what they need: restore fails naming the size and both numbers
@@ -805,6 +810,43 @@ case_restore_proc_sent_up() {
 		result_ok "$label"
 }
 
+# restores_and_passes LABEL DIR: DIR/img (the images of the zoo program ZPID, refused before)
+# restored as they are: the program runs again with its pid and PASSes
+restores_and_passes() {
+	local label=$1 d=$2
+	ZLAUNCH="" ZCAT=""
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$ZPID"; then
+		result_fail "$label" "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$ZPID"
+		return
+	fi
+	sleep 0.3
+	judge "$label" "$ZPID" "$d"
+}
+
+# A security label asked for that stasis cannot set.
+case_restore_lsm_profile() {
+	local label=restore/lsm-profile d=$ZOO_TMP/lsm-profile
+	dump_for_images "$label" mem-anon "$d" "" || return
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --lsm-profile apparmor:docker-default \
+		-o restore.log -v4
+	sleep 0.3
+	if proc_alive "$ZPID"; then
+		result_fail "$label" "a process with pid $ZPID runs after the refused restore"
+		kill_ours "$ZPID"
+		return
+	elif ! clean_failure "$ZRC" || ! mentions "$d/restore.out" "$d/img/restore.log" \
+		'--lsm-profile apparmor:docker-default: this host has no security module'; then
+		result_fail "$label" "exit status $ZRC, or the option is not named"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	result_ok "$label"
+	restores_and_passes restore/lsm-profile-none "$d"
+}
+
 # Memory of huge pages restored where the pool has too few free (someone shrank vm.nr_hugepages).
 case_restore_hugetlb_pool() {
 	local label=restore/hugetlb-pool-short d=$ZOO_TMP/hugetlb-pool segs
@@ -824,16 +866,7 @@ case_restore_hugetlb_pool() {
 		result_fail "$label" "cannot grow the pool again"
 		return
 	fi
-	ZLAUNCH="" ZCAT=""
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$ZPID"; then
-		result_fail "$label" "restore exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		kill_ours "$ZPID"
-		return
-	fi
-	sleep 0.3
-	judge "$label" "$ZPID" "$d"
+	restores_and_passes "$label" "$d"
 }
 
 # A pid that proc-dead's files of reaped processes name is another process's at restore time.
@@ -1667,6 +1700,7 @@ other_cases() {
 	case_restore_linked_file_gone
 	case_restore_proc_sent_up
 	case_restore_hugetlb_pool
+	case_restore_lsm_profile
 	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images
