@@ -82,6 +82,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_USER_NS, "userns", 0, &user_ns__descriptor },
 	{ IMG_MOUNT_NESTED, "mount-nested", 0, &mount_nested__descriptor },
 	{ IMG_UTS_NESTED, "uts-nested", 0, &uts_nested__descriptor },
+	{ IMG_NET_NESTED, "net-nested", 0, &net_nested__descriptor },
 	{ IMG_HOST_SEMS, "host-sems", 0, &host_sems__descriptor },
 };
 

@@ -4,9 +4,9 @@
  * over namespaces in a way a restore cannot make again (a user namespace nested in the tree's,
  * say) makes the dump fail, naming the task and the namespace. The IPC namespace is the IPC
  * kind's to judge (cr/ipc-ns.c), the root's user namespace the user namespace kind's
- * (cr/user-ns.c); mount and UTS namespaces nested in the tree's are judged per process by
- * their kinds (cr/nested-ns.h), threads here: each in its process's. The whole tree is judged
- * first, before any kind collects (a sandbox's processes in user and network namespaces of their
+ * (cr/user-ns.c); mount, UTS and network namespaces nested in the tree's are judged per process
+ * by their kinds (cr/nested-ns.h), threads here: each in its process's. The whole tree is judged
+ * first, before any kind collects (a sandbox's processes in user namespaces of their
  * own: refused by name, not at the first socket of the root that lives in another namespace).
  */
 #include <errno.h>
@@ -40,7 +40,7 @@ static const struct ns_kind ns_kinds[] = {
 	{ "cgroup", NS_FIELD(cgroup), NS_TREE_SHARES, false },
 	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES, true }, /* cr/ipc-ns.c */
 	{ "mnt", NS_FIELD(mnt), NS_PER_PROCESS, false },
-	{ "net", NS_FIELD(net), NS_TREE_SHARES, false },
+	{ "net", NS_FIELD(net), NS_PER_PROCESS, false }, /* nested: netns/net-nested.c */
 	{ "pid", NS_FIELD(pid), NS_NESTED, false },
 	{ "pid_for_children", NS_FIELD(pid_for_children), NS_NESTED, false },
 	{ "time", NS_FIELD(time), NS_TIME, false },

@@ -3,9 +3,11 @@
  * the root's, which of them makes it again, and the checks of both sides.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "nested-ns.h"
@@ -124,6 +126,21 @@ out:
 }
 
 /* ---- restore ---- */
+
+int nested_ns_image_read(int images_dir, bool listed, enum image_type type, ProtobufCMessage **img)
+{
+	char name[64];
+
+	*img = NULL;
+	if (listed)
+		return image_read(images_dir, type, 0, img);
+	snprintf(name, sizeof(name), "%s.img", image_desc(type)->name);
+	if (faccessat(images_dir, name, F_OK, 0) == 0) {
+		pr_err("image %s: present, but inventory.img does not say so", name);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static ssize_t view_of(const struct nested_ns_view *v, size_t n, uint32_t pid)
 {

@@ -1,17 +1,19 @@
 /*
  * Namespaces that processes of the tree made for themselves (unshare) from the tree's: a
- * systemd service's own mount and UTS namespaces (cr/nested-ns.c). Each is made again by one
- * process, its maker (the topmost of the tree in it), when that process is created; every
- * other process in it descends from the maker and inherits it. The kinds are
- * mounts/mount-nested.c and cr/uts-nested.c.
+ * systemd service's own mount, UTS and network namespaces (cr/nested-ns.c). Each is made again
+ * by one process, its maker (the topmost of the tree in it), when that process is created;
+ * every other process in it descends from the maker and inherits it. The kinds are
+ * mounts/mount-nested.c, cr/uts-nested.c and netns/net-nested.c.
  */
 #ifndef STASIS_NESTED_NS_H
 #define STASIS_NESTED_NS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "image.h"
 #include "tree.h"
 
 /* Dump: one namespace of a kind that is not the root's. */
@@ -30,6 +32,12 @@ struct nested_ns {
  */
 int nested_ns_find(const struct dump_tree *tr, const char *kind, struct nested_ns **out, size_t *n);
 void nested_ns_free(struct nested_ns *v, size_t n);
+
+/*
+ * Restore: the image of a kind of nested namespaces (type) read into *img when the inventory
+ * lists it (listed), else *img stays NULL and a file of that name is refused. 0 or <0, said.
+ */
+int nested_ns_image_read(int images_dir, bool listed, enum image_type type, ProtobufCMessage **img);
 
 /* Restore: one namespace as an image lists it. */
 struct nested_ns_view {
@@ -56,5 +64,6 @@ ssize_t nested_ns_made_by(const struct nested_ns_view *v, size_t n, pid_t pid);
  */
 int uts_nested_make(const struct run_ctx *ctx, pid_t pid);   /* cr/uts-nested.c */
 int mount_nested_make(const struct run_ctx *ctx, pid_t pid); /* mounts/mount-nested.c */
+int net_nested_make(const struct run_ctx *ctx, pid_t pid);   /* netns/net-nested.c */
 
 #endif

@@ -93,14 +93,8 @@ static int validate_uts_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	struct uts_nested_state *st = state_of(ctx);
 	int err;
 
-	if (!rt->inv->uts_nested) {
-		if (faccessat(ctx->images_dir_fd, "uts-nested.img", F_OK, 0) == 0) {
-			pr_err("image uts-nested.img: present, but inventory.img does not say so");
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if ((err = image_read(ctx->images_dir_fd, IMG_UTS_NESTED, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->uts_nested, IMG_UTS_NESTED,
+					(ProtobufCMessage **)&st->img)) || !st->img)
 		return err;
 	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))))
 		return -ENOMEM;

@@ -352,14 +352,8 @@ static int validate_mount_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	struct mount_nested_state *st = state_of(ctx);
 	int err;
 
-	if (!rt->inv->mnt_nested) {
-		if (faccessat(ctx->images_dir_fd, "mount-nested.img", F_OK, 0) == 0) {
-			pr_err("image mount-nested.img: present, but inventory.img does not say so");
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if ((err = image_read(ctx->images_dir_fd, IMG_MOUNT_NESTED, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->mnt_nested, IMG_MOUNT_NESTED,
+					(ProtobufCMessage **)&st->img)) || !st->img)
 		return err;
 	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))) ||
 	    !(st->from_host = xzalloc((st->img->n_ns + 1) * sizeof(bool))) ||

@@ -168,10 +168,11 @@
 #                            process's image names, or stasis's own one of the tree's: restore
 #                            fails naming the image before any namespace is made, no process runs;
 #                            restore/time-ns-pristine: the untouched images restore and PASS
-#   dump/netns-nested        unix-pair with ZOO_NETNS_SPLIT=1: its child in a network namespace
-#                            of its own passed the parent a socket made there (a sandbox's
-#                            layout): the dump fails naming the child and its namespace before
-#                            any kind looks at the parent's socket; the tree runs and PASSes
+#   dump/netns-nested-*      netns-private (its child in a network namespace of its own) with
+#                            what the dump cannot keep there yet: -inet a TCP listener, -abstract
+#                            a unix socket bound to an abstract name (fd 59 of the child),
+#                            -veth a veth pair besides the loopback: the dump fails naming
+#                            the fd, or the namespace and the interface; the tree runs and PASSes
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -1712,8 +1713,15 @@ other_cases() {
 		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
 	case_time_ns_images
 	case_userns_nested
-	ZOO_NETNS_SPLIT=1 dump_fails_naming dump/netns-nested unix-pair \
-		"dump pid [0-9]+: it is in net namespace net:\\[[0-9]+\\], the tree's root in net:\\[[0-9]+\\]"
+	dump_fails_naming dump/netns-nested-inet netns-private \
+		'dump pid [0-9]+ fd 59: a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made: only unix sockets' \
+		--inet
+	dump_fails_naming dump/netns-nested-abstract netns-private \
+		'dump pid [0-9]+ fd 59: unix socket socket:\[[0-9]+\] is bound to abstract name @stasis-zoo-nested-[0-9]+ in a network namespace a process of the tree made' \
+		--abstract
+	dump_fails_naming dump/netns-nested-veth netns-private \
+		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds interface zoo-v[01] besides its loopback' \
+		--veth
 	case_userns_images
 	case_restore_bad_dirs
 }

@@ -4,6 +4,9 @@
  * socket names written for messages.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "log.h"
 #include "nlmsg.h"
 #include "unix.h"
 #include "util.h"
@@ -164,18 +168,69 @@ static int snapshot_here(struct unix_snapshot *snap)
 	return err ? err : snap->netns == netns ? 0 : snapshot_take(snap, netns);
 }
 
-int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons)
+int unix_diag_add_netns(struct run_ctx *ctx, pid_t member)
+{
+	struct unix_state *ud = unix_state_of(ctx);
+	struct unix_snapshot *more = xreallocarray(ud->nested, ud->nr_nested + 1, sizeof(*more));
+	char path[64];
+	uint64_t ino;
+	int err;
+
+	if (!more)
+		return -ENOMEM;
+	ud->nested = more;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", member);
+	auto_close int back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	auto_close int there = open(path, O_RDONLY | O_CLOEXEC);
+	if (back < 0 || there < 0 || setns(there, CLONE_NEWNET)) {
+		pr_perror("dump pid %d: cannot enter its network namespace (%s) to list its unix sockets",
+			  member, path);
+		return -errno;
+	}
+	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
+	err = nl_netns_ino(&ino);
+	if (!err)
+		err = snapshot_take(&more[ud->nr_nested], ino);
+	if (setns(back, CLONE_NEWNET)) {
+		pr_perror("dump: cannot go back to the tree's network namespace");
+		err = err ? err : -errno;
+	}
+	if (err) {
+		unix_snapshot_free(&more[ud->nr_nested]);
+		return err;
+	}
+	ud->nr_nested++;
+	return 0;
+}
+
+/* The socket ino in the listing of the thread's namespace, else of a nested one (NULL). */
+static const struct unix_info *listed(const struct unix_state *ud, uint64_t ino, bool *nested)
 {
 	struct unix_info key = { .ino = ino };
+	const struct unix_info *found =
+		ud->snap.n ? bsearch(&key, ud->snap.socks, ud->snap.n, sizeof(key), by_ino) : NULL;
+
+	*nested = false;
+	for (size_t i = 0; !found && i < ud->nr_nested; i++) {
+		const struct unix_snapshot *s = &ud->nested[i];
+		found = s->n ? bsearch(&key, s->socks, s->n, sizeof(key), by_ino) : NULL;
+		*nested = found != NULL;
+	}
+	return found;
+}
+
+int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons)
+{
 	int err = snapshot_here(&ud->snap);
+	bool nested;
 
 	if (err)
 		return err;
-	const struct unix_info *found =
-		ud->snap.n ? bsearch(&key, ud->snap.socks, ud->snap.n, sizeof(key), by_ino) : NULL;
+	const struct unix_info *found = listed(ud, ino, &nested);
 	if (!found)
 		return sock_diag_unix(ino, ui, with_icons); /* (one the listing missed) */
 	*ui = *found;
+	ui->nested = nested;
 	ui->icons = NULL;
 	ui->n_icons = 0;
 	if (with_icons && found->n_icons) {
@@ -196,6 +251,10 @@ int unix_waiting_listener(struct unix_state *ud, uint64_t client, uint64_t *list
 		return err;
 	const struct unix_waiting *w =
 		ud->snap.nr_waiting ? bsearch(&key, ud->snap.waiting, ud->snap.nr_waiting, sizeof(key), by_client) : NULL;
+	for (size_t i = 0; !w && i < ud->nr_nested; i++) {
+		const struct unix_snapshot *s = &ud->nested[i];
+		w = s->nr_waiting ? bsearch(&key, s->waiting, s->nr_waiting, sizeof(key), by_client) : NULL;
+	}
 	if (w)
 		*listener = w->listener;
 	return !!w;

@@ -4,9 +4,11 @@
  * sockets.img's in_flight table: as a reference to a process's fd when a process of the tree
  * holds the same open file (kcmp), else as a file only messages hold, by its own kind
  * (regular files, pipes, eventfds, signalfds, timerfds, inotify; unix sockets are unix.c's; an
- * epoll by its targets, each found among the tree's files with kcmp). Restore: files only
+ * epoll by its targets, each found among the tree's files with kcmp; a file of a network
+ * namespace a process of the tree made, as that process's namespace). Restore: files only
  * messages hold are made by stasis before the tree (while pipes and held sockets are there),
- * the others are taken from the new processes once they exist (pidfd_getfd), then epolls get
+ * the others are taken from the new processes once they exist (pidfd_getfd; a namespace: its
+ * file in the process's /proc/PID/ns), then epolls get
  * their targets (in a child that puts each at its old fd number), and the messages are sent
  * again with them.
  */
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net-nested.h"
 #include "pid-ns.h"
 #include "unix.h"
 #include "util.h"
@@ -55,6 +58,8 @@ static bool carried_kind_ok(const FdEntry *e)
 		return true;
 	case FD_KIND__FD_UNIX_BOUND:
 		return e->has_sock_ino;
+	case FD_KIND__FD_NSFILE: /* the namespace of process shared_pid */
+		return e->has_shared_pid && e->path && !strcmp(e->path, "net");
 	default:
 		return false;
 	}
@@ -208,6 +213,14 @@ int unix_carried_dump_file(struct unix_state *ud, struct dump_task *t, uint32_t 
 	p.flags &= ~O_CLOEXEC; /* the receiver's recvmsg decides */
 	e->has_flags = true;
 	e->flags = p.flags;
+	unsigned long long ns;
+	int end = 0;
+	if (sscanf(p.link, "net:[%llu]%n", &ns, &end) == 1 && !p.link[end] &&
+	    (e->shared_pid = net_nested_maker_of(t->ctx, ns))) {
+		e->kind = FD_KIND__FD_NSFILE;
+		e->has_shared_pid = true;
+		return (e->path = xstrdup("net")) ? 0 : -ENOMEM;
+	}
 	if (!strcmp(p.link, EPOLL_LINK))
 		claimed = dump_carried_epoll(ud, t, id, &p, e);
 	for (size_t k = 0; k < ARRAY_SIZE(carried_kinds) && !claimed; k++) {
@@ -259,6 +272,14 @@ static const FdEntry *holder_entry(const struct restore_task *tasks, size_t nr_t
 	return NULL;
 }
 
+static bool live_task(const struct restore_task *tasks, size_t nr_tasks, uint32_t pid)
+{
+	for (size_t i = 0; i < nr_tasks; i++)
+		if (tasks[i].pid == (pid_t)pid)
+			return true;
+	return false;
+}
+
 int unix_carried_validate(struct unix_state *st, const struct restore_task *tasks, size_t nr_tasks)
 {
 	const SocketTable *tab = st->rst;
@@ -277,6 +298,8 @@ int unix_carried_validate(struct unix_state *st, const struct restore_task *task
 		if (e->kind == FD_KIND__FD_SHARED)
 			ok = ok && e->has_shared_pid && e->has_shared_fd &&
 			     holder_entry(tasks, nr_tasks, e->shared_pid, e->shared_fd);
+		else if (e->kind == FD_KIND__FD_NSFILE)
+			ok = ok && carried_kind_ok(e) && live_task(tasks, nr_tasks, e->shared_pid);
 		else
 			ok = ok && carried_kind_ok(e) && (!e->has_sock_ino || e->kind != FD_KIND__FD_UNIX_PAIR ||
 							   e->has_pair_id);
@@ -332,8 +355,8 @@ int unix_carried_open(struct unix_state *st, struct run_ctx *ctx)
 	for (size_t i = 0; i < st->nr_carried; i++) {
 		const FdEntry *e = st->rst->in_flight[i];
 		unsigned logged = log_errors();
-		if (e->kind == FD_KIND__FD_SHARED)
-			continue;
+		if (e->kind == FD_KIND__FD_SHARED || e->kind == FD_KIND__FD_NSFILE)
+			continue; /* (taken from the processes once they exist) */
 		st->carried[i].fd = open_carried(st, ctx, e);
 		if (st->carried[i].fd < 0) {
 			int err = st->carried[i].fd;
@@ -390,16 +413,28 @@ static int register_targets(const struct unix_state *st, size_t id)
 	return 0;
 }
 
+/* The namespace of kind e->path that process host is in, opened as e->flags say. */
+static int ns_file_of(pid_t host, const FdEntry *e)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", host, e->path);
+	int fd = open(path, (e->flags & O_ACCMODE) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 int unix_carried_take(struct unix_state *st)
 {
 	int err;
 
 	for (size_t i = 0; i < st->nr_carried; i++) {
 		const FdEntry *e = st->rst->in_flight[i];
-		if (e->kind != FD_KIND__FD_SHARED)
+		if (e->kind != FD_KIND__FD_SHARED && e->kind != FD_KIND__FD_NSFILE)
 			continue;
 		pid_t host = pid_ns_host_of(st->ctx, st->rt, e->shared_pid);
-		st->carried[i].fd = host > 0 ? task_fd_copy(host, e->shared_fd) : host ? host : -ESRCH;
+		st->carried[i].fd = host <= 0 ? (host ? host : -ESRCH)
+				    : e->kind == FD_KIND__FD_SHARED ? task_fd_copy(host, e->shared_fd)
+								    : ns_file_of(host, e);
 		if (st->carried[i].fd == -ENOMEM)
 			return -ENOMEM;
 		if (st->carried[i].fd < 0) {

@@ -55,6 +55,13 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		       p->link);
 		return -ENOTSUP;
 	}
+	if (ui.nested && ui.named && ui.name_len && !ui.name[0]) {
+		char name[UNIX_NAME_MAX + 2];
+		pr_err("dump pid %d fd %d: unix socket %s is bound to abstract name %s in a network "
+		       "namespace a process of the tree made: not supported yet (it would come back in "
+		       "the tree's)", t->pid, p->fd, p->link, unix_name(ui.name, ui.name_len, name, sizeof(name)));
+		return -ENOTSUP;
+	}
 	if (ui.state == TCP_LISTEN_STATE)
 		return unix_dump_bound(ud, t, p, e, &ui);
 	if (ui.has_peer && !ui.peer) {
@@ -526,6 +533,9 @@ static void free_sockets(void *state)
 	free(st->made);
 	free(st->held);
 	unix_snapshot_free(&st->snap);
+	for (size_t i = 0; i < st->nr_nested; i++)
+		unix_snapshot_free(&st->nested[i]);
+	free(st->nested);
 	for (size_t i = 0; i < st->nr_queues; i++) {
 		for (size_t k = 0; k < st->queues[i].n; k++)
 			unix_msg__free_unpacked(st->queues[i].msgs[k], NULL);

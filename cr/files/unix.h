@@ -106,6 +106,8 @@ struct unix_state {
 	size_t nr_held;
 	bool held_read;
 	struct unix_snapshot snap; /* dump */
+	struct unix_snapshot *nested; /* dump: the network namespaces processes of the tree made */
+	size_t nr_nested;
 	struct unix_queue *queues; /* dump: every socket of the tree (held or carried); they own
 				      their messages, which fd entries and pair ends borrow */
 	size_t nr_queues;
@@ -156,12 +158,19 @@ struct unix_info {
 	uint32_t *icons; /* with_icons, listening: each waiting connection's client, oldest first
 			    (0: closed); malloc'd */
 	size_t n_icons;
+	bool nested;     /* a socket of a network namespace a process of the tree made */
 };
 
 /* The socket ino (icons: a copy of a listener's waiting clients, the caller frees them), from
  * the snapshot (taken on first use, again if the thread is in another network namespace);
  * one the listing missed is asked for alone. */
 int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool with_icons);
+/*
+ * Dump: the unix sockets of a network namespace a process of the tree made (netns/net-nested.c),
+ * entered through /proc/member/ns/net and listed once: unix_look and unix_waiting_listener find
+ * them there (ui->nested) when the dumping thread's namespace has not the socket.
+ */
+int unix_diag_add_netns(struct run_ctx *ctx, pid_t member);
 /* The listener whose queue the client waits in: 1 (found), 0 (none), <0 (failed). */
 int unix_waiting_listener(struct unix_state *ud, uint64_t client, uint64_t *listener);
 void unix_snapshot_free(struct unix_snapshot *snap);

@@ -12,7 +12,10 @@
 #   - busctl lists the bus (dbus-daemon, and PID 1 on it);
 #   - loginctl answers: systemd-logind, which systemd runs in a mount namespace and a UTS
 #     namespace of its own (ProtectSystem=, PrivateTmp=, ProtectHostname=...), is back in them,
-#     and restarts.
+#     and restarts;
+#   - a service with PrivateNetwork=yes (its own network namespace, its loopback alone, its
+#     stdout a journal stream connected to journald across the two namespaces) goes on
+#     counting in its own namespace, and its lines still reach the journal.
 # Not covered, because stasis refuses them by name: BPF programs systemd attaches to cgroups
 # for IPAddressDeny= (turned off for every service by a drop-in).
 #
@@ -55,6 +58,14 @@ Description=a counter stasis checks
 ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo $i >>/count.log; sleep 0.2; done'
 UNIT
 ln -s ../counter.service "$SD/multi-user.target.wants/counter.service"
+cat >"$SD/private-net.service" <<'UNIT'
+[Unit]
+Description=a service in a network namespace of its own
+[Service]
+PrivateNetwork=yes
+ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo $i >>/private.log; echo "private tick $i"; sleep 0.2; done'
+UNIT
+ln -s ../private-net.service "$SD/multi-user.target.wants/private-net.service"
 printf '[Service]\nIPAddressDeny=\nIPAddressAllow=\nIPAccounting=no\n' >"$SD/service.d/10-no-bpf.conf"
 
 mkdir -p "/var/lib/lxc/$NAME"
@@ -74,6 +85,14 @@ CONF
 in_ctr() { lxc-attach -n "$NAME" -- "$@" 2>/dev/null; }
 state() { in_ctr systemctl is-system-running; }
 last() { tail -n 1 "$RFS/count.log" 2>/dev/null; }
+# the private-net service's network namespace is not the container's init's (the host's /proc)
+own_netns() {
+	local init host
+	init=$(lxc-info -n "$NAME" -p -H 2>/dev/null)
+	host=$(pgrep -f -n "private tick" --ns "$init" --nslist pid 2>/dev/null)
+	[ -n "$init" ] && [ -n "$host" ] &&
+		[ "$(readlink "/proc/$host/ns/net")" != "$(readlink "/proc/$init/ns/net")" ]
+}
 
 if ! lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log"; then
 	fail lxc-systemd/start "lxc-start failed" "$WORK/lxc.log"
@@ -89,7 +108,7 @@ ok "lxc-systemd/start (systemd running, counting: $(last))"
 
 # one checkpoint and restore, then every check; $1: its number
 cycle() {
-	local n=$1 img=$WORK/img$1 before lines next word
+	local n=$1 img=$WORK/img$1 before lines next word pbefore plines
 	mkdir -p "$img"
 	if ! lxc-checkpoint -n "$NAME" -D "$img" -s -l DEBUG -o "$WORK/lxc.log" 2>>"$WORK/lxc.err"; then
 		fail "lxc-systemd/checkpoint-$n" "lxc-checkpoint -s failed" "$(logs "$img")"
@@ -101,6 +120,8 @@ cycle() {
 	fi
 	before=$(last)
 	lines=$(wc -l <"$RFS/count.log")
+	pbefore=$(tail -n 1 "$RFS/private.log")
+	plines=$(wc -l <"$RFS/private.log")
 	if ! lxc-checkpoint -n "$NAME" -D "$img" -r -l DEBUG -o "$WORK/lxc.log" 2>>"$WORK/lxc.err"; then
 		fail "lxc-systemd/restore-$n" "lxc-checkpoint -r failed" "$(logs "$img")"
 		return 1
@@ -138,7 +159,18 @@ cycle() {
 		fail "lxc-systemd/restore-$n" "systemd-logind (in its own namespaces) does not answer or restart"
 		return 1
 	fi
-	ok "lxc-systemd/cycle-$n (count $before then $next; systemctl, restart, journal, bus, logind all answer)"
+	local pnext logged
+	pnext=$(sed -n "$((plines + 1))p" "$RFS/private.log")
+	if [ "$pnext" != $((pbefore + 1)) ] || ! own_netns; then
+		fail "lxc-systemd/restore-$n" "the PrivateNetwork= service does not go on in a network namespace of its own (at $pbefore, then '$pnext')"
+		return 1
+	fi
+	logged=$(in_ctr journalctl --no-pager -u private-net -n 1 -o cat | sed -n 's/^private tick //p')
+	if ! [ "${logged:-0}" -gt "$pbefore" ] 2>/dev/null; then
+		fail "lxc-systemd/restore-$n" "the PrivateNetwork= service's lines do not reach the journal"
+		return 1
+	fi
+	ok "lxc-systemd/cycle-$n (count $before then $next; systemctl, restart, journal, bus, logind, a PrivateNetwork= service all answer)"
 }
 cycle 1 && cycle 2
 finish

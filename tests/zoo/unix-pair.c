@@ -9,15 +9,9 @@
  * After restore and SIGTERM: every record arrives once, in order, datagrams and packets keep
  * their sizes, E gives "bye" then end-of-file, and S still carries a ping and its answer; the
  * options read as before.
- * ZOO_NETNS_SPLIT=1 (tests/failure-cases.sh): the child first makes a network namespace of its
- * own and passes the parent a socket of a pair made there (a sandbox's layout: Chromium's
- * renderers); the dump must refuse naming the child and the namespace, not the parent's socket
- * the tree's namespace does not list.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
-#include "zoo-net.h"
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -117,28 +111,9 @@ int main(int argc, char **argv)
 		if (send(Q[0], p, 10 + i, 0) != 10 + i)
 			zoo_die("seqpacket send");
 	}
-	const char *split = getenv("ZOO_NETNS_SPLIT");
-	int N[2] = { -1, -1 }, theirs = -1;
-	if (split && *split && socketpair(AF_UNIX, SOCK_DGRAM, 0, N))
-		zoo_die("socketpair: %s", strerror(errno));
 	pid_t kid = fork();
-	if (kid == 0 && N[1] >= 0) {
-		int pair[2];
-		if (unshare(CLONE_NEWNET) || socketpair(AF_UNIX, SOCK_STREAM, 0, pair))
-			zoo_die("a network namespace of the child's own: %s", strerror(errno));
-		zoo_send_fd(N[1], pair[0]);
-		close(pair[0]);
-		close(N[0]);
-		close(N[1]);
-	}
 	if (kid == 0)
 		child();
-	if (N[0] >= 0) {
-		if ((theirs = zoo_recv_fd(N[0])) < 0)
-			zoo_die("the child's socket did not come: %s", strerror(errno));
-		close(N[0]);
-		close(N[1]);
-	}
 	close(S[1]);
 	close(D[1]);
 	close(Q[1]);
@@ -196,7 +171,5 @@ int main(int argc, char **argv)
 	CHECK("stream", code != 255 && !(code & 1), "the child's records are missing or out of order (%#x)", st);
 	CHECK("seqpacket", code == 255 || !(code & 2), "the child's packets lost their sizes");
 	CHECK("stream", code == 255 || !(code & 4), "the child got no ping");
-	if (theirs >= 0)
-		close(theirs); /* (held across the dump that must fail) */
 	return zoo_finish("stream, dgram, seqpacket, shutdown");
 }

@@ -1,0 +1,261 @@
+/*
+ * Network namespaces that processes of the tree made for themselves (net-nested.img;
+ * cr/nested-ns.h), as systemd makes one for a service with PrivateNetwork=yes: its loopback
+ * alone. Dump: per namespace whether its loopback is up, read by a helper inside it; another
+ * interface there, or another address than the loopback's own, is refused by name. Its unix
+ * sockets are listed for cr/files/unix-diag.c (unix_diag_add_netns); a socket of another family
+ * made there is refused (net_nested_check_socket). Restore: its maker, when created, unshares
+ * CLONE_NEWNET and brings the loopback up again; the processes below it inherit it. Unix
+ * sockets come back in the tree's namespace (stasis makes most of them there): nothing tells
+ * the two apart but an abstract name, which the dump refuses in a nested namespace.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+
+#include "files/unix.h"
+#include "log.h"
+#include "nested-ns.h"
+#include "net-nested.h"
+#include "ns-helper.h"
+#include "tree-objects.h"
+#include "task.h"
+#include "util.h"
+
+struct net_nested_state {
+	NetNested *img;
+	struct nested_ns_view *views; /* restore */
+	uint64_t *ids;                /* dump: the namespaces' inodes */
+	pid_t *makers;                /* dump: their makers' host pids */
+};
+
+static struct net_nested_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_net_nested);
+}
+
+/* What a helper inside the namespace sees. */
+struct ns_probe {
+	int32_t lo_up;
+	char other[IFNAMSIZ];  /* an interface besides lo ("": none) */
+	char addr[INET6_ADDRSTRLEN]; /* an address besides 127.0.0.1 and ::1 ("": none) */
+};
+
+static int probe_ns(void *out, size_t len)
+{
+	struct ns_probe *r = out;
+	struct if_nameindex *names = if_nameindex();
+	struct ifaddrs *addrs;
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int s;
+
+	(void)len;
+	if (!names)
+		return -errno;
+	for (struct if_nameindex *i = names; i->if_index && !r->other[0]; i++)
+		if (strcmp(i->if_name, "lo"))
+			snprintf(r->other, sizeof(r->other), "%s", i->if_name);
+	if_freenameindex(names);
+	if (getifaddrs(&addrs))
+		return -errno;
+	for (struct ifaddrs *a = addrs; a && !r->addr[0]; a = a->ifa_next) {
+		const struct sockaddr *sa = a->ifa_addr;
+		if (sa && sa->sa_family == AF_INET &&
+		    ((const struct sockaddr_in *)sa)->sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr, sizeof(r->addr));
+		else if (sa && sa->sa_family == AF_INET6 &&
+			 !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr))
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof(r->addr));
+	}
+	freeifaddrs(addrs);
+	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || ioctl(s, SIOCGIFFLAGS, &ifr)) {
+		int err = -errno;
+		if (s >= 0)
+			close(s);
+		return err;
+	}
+	close(s);
+	r->lo_up = !!(ifr.ifr_flags & IFF_UP);
+	return 0;
+}
+
+/* One namespace: its image entry, its loopback read inside it, its unix sockets listed. */
+static int collect_one(struct run_ctx *ctx, const struct dump_tree *tr, const struct nested_ns *v,
+		       NestedNetNs **out)
+{
+	NestedNetNs *u = xzalloc(sizeof(*u));
+	pid_t maker = tr->tasks[v->members[0]].pid;
+	struct ns_probe r = { 0 };
+	int err;
+
+	if (!u)
+		return -ENOMEM;
+	nested_net_ns__init(u);
+	*out = u;
+	if (!(u->pids = xzalloc(v->n * sizeof(*u->pids))))
+		return -ENOMEM;
+	u->ns_id = v->id;
+	u->maker = tr->tasks[v->members[0]].vpid;
+	for (size_t m = 0; m < v->n; m++)
+		u->pids[u->n_pids++] = tr->tasks[v->members[m]].vpid;
+	if ((err = ns_helper_run(maker, CLONE_NEWNET, probe_ns, &r, sizeof(r)))) {
+		pr_err("dump pid %u: cannot read its network namespace net:[%llu]", u->maker,
+		       (unsigned long long)v->id);
+		return err;
+	}
+	if (r.other[0] || r.addr[0]) {
+		pr_err("dump pid %u: its network namespace net:[%llu] holds %s %s besides its loopback: "
+		       "only a namespace with its loopback alone is supported yet", u->maker,
+		       (unsigned long long)v->id, r.other[0] ? "interface" : "address",
+		       r.other[0] ? r.other : r.addr);
+		return -ENOTSUP;
+	}
+	u->lo_up = r.lo_up;
+	pr_info("dump pid %u: its own network namespace net:[%llu] (loopback %s), %zu processes",
+		u->maker, (unsigned long long)v->id, r.lo_up ? "up" : "down", u->n_pids);
+	return unix_diag_add_netns(ctx, maker);
+}
+
+static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct net_nested_state *st = state_of(ctx);
+	struct nested_ns *v;
+	size_t n;
+	int err;
+
+	if ((err = nested_ns_find(tr, "net", &v, &n)) || !n)
+		return err;
+	if (!(st->img = xzalloc(sizeof(*st->img))) ||
+	    (net_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns)))) ||
+	    !(st->ids = xzalloc(n * sizeof(*st->ids))) || !(st->makers = xzalloc(n * sizeof(*st->makers)))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n && !err; i++) {
+		st->ids[i] = v[i].id;
+		st->makers[i] = tr->tasks[v[i].members[0]].pid;
+		err = collect_one(ctx, tr, &v[i], &st->img->ns[st->img->n_ns++]);
+	}
+	if (!err)
+		tr->inv.has_net_nested = tr->inv.net_nested = true;
+out:
+	nested_ns_free(v, n);
+	return err;
+}
+
+int net_nested_check_socket(const struct run_ctx *ctx, pid_t pid, int fd)
+{
+	const struct net_nested_state *st = state_of(ctx);
+	int family = 0;
+	socklen_t len = sizeof(family);
+	struct stat ns;
+
+	if (!st->img)
+		return 0;
+	auto_close int sk = task_fd_copy(pid, fd);
+	if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) || family == AF_UNIX)
+		return 0; /* (the kinds say what they cannot read) */
+	int nsfd = ioctl(sk, SIOCGSKNS);
+	if (nsfd < 0 || fstat(nsfd, &ns)) {
+		if (nsfd >= 0)
+			close(nsfd);
+		return 0;
+	}
+	close(nsfd);
+	for (size_t i = 0; i < st->img->n_ns; i++)
+		if (st->ids[i] == ns.st_ino) {
+			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
+			       "net:[%llu], the one pid %u made: only unix sockets are supported there yet",
+			       pid, fd, family, (unsigned long long)ns.st_ino, st->img->ns[i]->maker);
+			return -ENOTSUP;
+		}
+	return 0;
+}
+
+uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
+{
+	const struct net_nested_state *st = state_of(ctx);
+
+	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
+		if (st->ids[i] == ns_ino)
+			return st->img->ns[i]->maker;
+	return 0;
+}
+
+static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct net_nested_state *st = state_of(ctx);
+
+	(void)tr;
+	return st->img ? image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base) : 0;
+}
+
+static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct net_nested_state *st = state_of(ctx);
+	int err;
+
+	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->net_nested, IMG_NET_NESTED,
+					(ProtobufCMessage **)&st->img)) || !st->img)
+		return err;
+	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))))
+		return -ENOMEM;
+	for (size_t i = 0; i < st->img->n_ns; i++) {
+		const NestedNetNs *u = st->img->ns[i];
+		st->views[i] = (struct nested_ns_view){ u->maker, u->pids, u->n_pids };
+	}
+	return nested_ns_validate(rt, "net-nested.img", st->views, st->img->n_ns);
+}
+
+int net_nested_make(const struct run_ctx *ctx, pid_t pid)
+{
+	struct net_nested_state *st = state_of(ctx);
+	ssize_t i = st->img ? nested_ns_made_by(st->views, st->img->n_ns, pid) : -1;
+	struct ifreq ifr = { .ifr_name = "lo" };
+
+	if (i < 0)
+		return 0;
+	if (unshare(CLONE_NEWNET)) {
+		pr_perror("restore pid %d: cannot make its own network namespace", pid);
+		return -errno;
+	}
+	if (!st->img->ns[i]->lo_up)
+		return 0;
+	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) ||
+	    (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr))) {
+		pr_perror("restore pid %d: cannot bring the loopback of its own network namespace up", pid);
+		return -errno;
+	}
+	return 0;
+}
+
+static void free_net_nested(void *state)
+{
+	struct net_nested_state *st = state;
+
+	if (st->img)
+		image_free(&st->img->base);
+	free(st->views);
+	free(st->ids);
+	free(st->makers);
+}
+
+const struct tree_object_ops tree_net_nested = {
+	.name = "nested network namespaces",
+	.state_size = sizeof(struct net_nested_state),
+	.free_state = free_net_nested,
+	.collect = collect_net_nested,
+	.write = write_net_nested,
+	.validate = validate_net_nested,
+};

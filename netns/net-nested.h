@@ -1,0 +1,24 @@
+/*
+ * Network namespaces that processes of the tree made (netns/net-nested.c; cr/nested-ns.h says
+ * how nested namespaces are found and made again): each holds its loopback alone.
+ */
+#ifndef STASIS_NET_NESTED_H
+#define STASIS_NET_NESTED_H
+
+#include <sys/types.h>
+
+#include "run.h"
+
+/*
+ * Dump: fd of pid (a socket) is refused, said naming it, if it is of a family other than unix
+ * and was made in a network namespace a process of the tree made. 0 or <0.
+ */
+int net_nested_check_socket(const struct run_ctx *ctx, pid_t pid, int fd);
+/*
+ * Dump: the maker (its pid in the images) of network namespace ns_ino if it is one a process
+ * of the tree made, else 0: a file of it carried in flight (systemd keeps a service's
+ * namespace so) is that process's namespace again at restore.
+ */
+uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino);
+
+#endif
