@@ -88,6 +88,16 @@ struct inject_call {
 int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, unsigned n,
 		    int64_t *ret, void *out, size_t len);
 /*
+ * A thread (tid, its registers at the freeze in regs) that a stasis killed during an earlier
+ * dump left inside a stub it had not gone through yet (a thread waits long for the CPU when
+ * others spin): it runs alone, the rest of the tree frozen, until it is out, as it would have
+ * by itself; regs read again. Without this the dump would take the stub for its own place and
+ * send it back there for ever. One that cannot run (stopped by job control or a freezer since)
+ * is refused. 0 (also when it was not in one) or <0, said.
+ */
+int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end,
+			    struct user_regs_struct *regs);
+/*
  * Unmaps the scratch page, takes the stub out (the main thread's context) and puts the
  * registers back as they were at the freeze.
  */

@@ -31,6 +31,13 @@
 #                            stasis makes it again, and a kill before the commit removes it
 #   After each kill no watchdog of this stasis (stasis-watch) is left either, and before the
 #   commit no message queue of the program's is there that was not there before the restore.
+#   dump/stopped-in-stub     mem-anon stopped (SIGSTOP), a dump killed once it set the
+#                            registers of the first syscall it runs inside (the thread left in
+#                            the stub, where it stays while stopped): the next dump is refused
+#                            naming the thread and the stub (it would take the stub for the
+#                            thread's own place: an endless loop once it runs), the process
+#                            stays stopped and untraced; after SIGCONT (it goes through the stub
+#                            by itself) a dump succeeds and the program PASSes
 #
 #   tests/kill-sweep.sh [--keep] [--base STASIS]   (--base: another build to compare, not judged)
 # Output: one line per case with the counts, then "N passed, N failed".
@@ -365,6 +372,45 @@ sweep_dump composite 5 "1 2 3 5 8 13 21 34 55 89 144 233"
 # resting in its stub (which unmaps the scratch when let go): 1 in 12 kills there killed the
 # tree while that list was in the scratch
 sweep_dump threads 1 "1 3 8 21 55 144 377" inject-regs:8 20
+# a thread left in a stub that cannot go through it before the next dump (stopped)
+stopped_in_stub() {
+	local label=dump/stopped-in-stub d=$ZOO_TMP/stopped-in-stub st
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d"; then
+		result_fail "$label" "$ZERR"
+		return
+	fi
+	kill -STOP "$ZPID"
+	sleep 0.1
+	(STASIS_FAULT=kill-at:inject-regs:1 "$STASIS" dump -t "$ZPID" -D "$d/img" --leave-running -o dump.log \
+		</dev/null >"$d/dump1.out" 2>&1
+	exit $?) 2>/dev/null
+	[ $? = 137 ] || { result_fail "$label" "the first dump was not killed"; kill_ours "$ZPID"; return; }
+	run_stasis "$d/dump2.out" 60 dump -t "$ZPID" -D "$d/img" --leave-running -o dump.log -v4
+	st=$(sed -e 's/.*) //' "/proc/$ZPID/stat" | cut -d' ' -f1)
+	if ! clean_failure "$ZRC" || ! mentions "$d/dump2.out" "$d/img/dump.log" \
+		"thread $ZPID: still in the stub that a stasis killed during an earlier dump left it in"; then
+		result_fail "$label" "the second dump (exit $ZRC) did not refuse the thread in the stub"
+		show_tail "$d/dump2.out" "$d/img/dump.log"
+	elif [ "$st" != T ] || [ "$(tracer_of "$ZPID")" != 0 ]; then
+		result_fail "$label" "after the refused dump the process is '$st', traced by $(tracer_of "$ZPID")"
+	else
+		kill -CONT "$ZPID"
+		sleep 0.2
+		run_stasis "$d/dump3.out" 60 dump -t "$ZPID" -D "$d/img" --leave-running -o dump.log -v4
+		if [ "$ZRC" != 0 ]; then
+			result_fail "$label" "the dump after SIGCONT exited $ZRC"
+			show_tail "$d/dump3.out" "$d/img/dump.log"
+		elif ! zoo_stop "$ZPID" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
+			result_fail "$label" "after the dumps: $ZERR $ZVERDICT"
+		else
+			result_ok "$label (refused while stopped, dumped once it ran)"
+		fi
+		return
+	fi
+	kill_ours "$ZPID"
+}
+stopped_in_stub
 sweep_restore composite 5 "1 2 3 4 5 6 8 11 14" time
 sweep_restore sysv-ipc 2 "1 2 3"
 sweep_restore mqueue 1 "1 2"

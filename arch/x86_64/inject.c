@@ -31,6 +31,8 @@
 #define ERESTARTNOINTR 513
 #define ERESTARTNOHAND 514
 #define ERESTART_RESTARTBLOCK 516
+#define STALE_STUB_TRIES 100  /* a thread left in a stub runs this many times, */
+#define STALE_STUB_RUN_US 200 /* this long each, to get out of it */
 
 /*
  * The stub, position-independent: the injected syscall, then (only if stasis is gone) the
@@ -213,6 +215,45 @@ static int find_stub_room(pid_t pid, uint64_t start, uint64_t end, uint64_t *roo
 		    : image_end + 2 * STUB_BASE_LEN <= len ? STUB_BASE_LEN
 							   : 0;
 	*room = *stub_len ? start + image_end : 0;
+	return 0;
+}
+
+int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end,
+			    struct user_regs_struct *regs)
+{
+	uint64_t room;
+	size_t stub_len;
+	int err, status;
+
+	if (regs->rip < vdso_start || regs->rip >= vdso_end)
+		return 0;
+	if ((err = find_stub_room(tid, vdso_start, vdso_end, &room, &stub_len)) || !room || regs->rip < room)
+		return err; /* (the vDSO's own code) */
+	for (int i = 0; i < STALE_STUB_TRIES && regs->rip >= room && regs->rip < vdso_end; i++) {
+		int sig = 0;
+		do { /* (a signal that comes meanwhile is delivered, as it would have been) */
+			if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) ||
+			    (usleep(STALE_STUB_RUN_US), ptrace(PTRACE_INTERRUPT, tid, 0, 0))) {
+				pr_perror("thread %d: cannot let it run out of a stub", tid);
+				return -errno;
+			}
+			if ((err = task_wait_stop(tid, &status)))
+				return err;
+			sig = (status >> 16) == PTRACE_EVENT_STOP ? 0 : WSTOPSIG(status);
+		} while (sig);
+		if (ptrace(PTRACE_GETREGS, tid, 0, regs)) {
+			pr_perror("thread %d: cannot read registers", tid);
+			return -errno;
+		}
+	}
+	if (regs->rip >= room && regs->rip < vdso_end) {
+		pr_err("thread %d: still in the stub that a stasis killed during an earlier dump left it "
+		       "in (at %#llx; a process stopped or frozen since goes through it once it runs "
+		       "again: dump it then)", tid, (unsigned long long)regs->rip);
+		return -EBUSY;
+	}
+	pr_debug("thread %d: ran out of the stub that a stasis killed during an earlier dump left it in",
+		 tid);
 	return 0;
 }
 
