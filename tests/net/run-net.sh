@@ -18,6 +18,9 @@
 #                    tree runs on
 #   lock-dump-fail   a dump failing at its end (STASIS_FAULT=after-images) leaves no nftables
 #                    table of stasis's, and the connection goes on
+#   lock-dump-killed a dump with --leave-running killed (SIGKILL, at after-images: every
+#                    connection in repair mode, the network locked) leaves no table of stasis's,
+#                    and the connection goes on: what the dump put in repair mode leaves it
 #   lock-restore-fail a restore that fails (STASIS_FAULT=restore-child, a tree of two) leaves
 #                    only the dump's table; the next restore removes it and the client goes on
 #   rerestore        zoo tcp-established (connections with both ends in the tree, half-closed
@@ -278,6 +281,36 @@ case_lock_dump_fail() {
 	kill_ours "$SPID"
 }
 
+case_lock_dump_killed() {
+	local d=$ZOO_TMP/lock-dump-killed port tables
+	port=$(free_port)
+	start_server "$d" server 127.0.0.1 "$port" || { result_fail lock-dump-killed "server did not start"; return; }
+	start_client "$d" numbers 127.0.0.1 "$port"
+	wait_until 10 count_above "$d" 5
+	mkdir -p "$d/img"
+	(STASIS_FAULT=kill-at:after-images "$STASIS" dump -t "$SPID" -D "$d/img" --tcp-established \
+		--leave-running -o dump.log -v4 </dev/null >"$d/dump.out" 2>&1
+	exit $?) 2>/dev/null
+	local rc=$?
+	tables=$(stasis_tables)
+	if [ "$rc" != 137 ]; then
+		result_fail lock-dump-killed "the dump was not killed (exit $rc)"
+		logs "$d"
+	elif ! grep -q "TCP connections locked" "$d/img/dump.log" "$d/dump.out" 2>/dev/null; then
+		result_fail lock-dump-killed "the dump never locked the network"
+		logs "$d"
+	elif [ -n "$tables" ]; then
+		result_fail lock-dump-killed "tables left: $tables"
+	elif ! client_goes_on "$d"; then
+		result_fail lock-dump-killed "$CLIENT_WHY"
+		logs "$d"
+	else
+		result_ok "lock-dump-killed (no table left, the connection goes on)"
+	fi
+	stop_client "$d"
+	kill_ours "$SPID"
+}
+
 case_lock_restore_fail() {
 	local d=$ZOO_TMP/lock-restore-fail port kid
 	port=$(free_port)
@@ -341,5 +374,6 @@ fi
 case_refuse
 case_rerestore
 case_lock_dump_fail
+case_lock_dump_killed
 case_lock_restore_fail
 summary
