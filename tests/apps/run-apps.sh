@@ -23,6 +23,9 @@
 #           that inserted a row: dumped and restored with --tcp-established; the same psql
 #           session still sees its row, commits, and a new connection (a backend the restored
 #           postmaster forks) counts every row and runs a CHECKPOINT.
+#   postgres-huge  the same with huge_pages=on (the pool grown for it): its shared memory is
+#           MAP_SHARED|MAP_HUGETLB, and after the restore the postmaster's is still of 2 MiB
+#           pages (smaps), shared with the backend the new connection gets.
 #   nginx   nginx (a master, 2 workers: epoll, accept mutex, shared memory) on 127.0.0.1 with a
 #           keep-alive client outside the tree (tests/apps/keepalive.py) that fetched a page:
 #           dumped and restored with --tcp-established; the client's same connection fetches a
@@ -349,7 +352,7 @@
 #   squid and lighttpd: their lines give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
-# CASE: tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
+# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
 # dovecot qemu samba etcd rabbitmq openvpn (default: all but apache-prefork, ghc, chromium, firefox,
@@ -372,7 +375,7 @@
 set -u
 # shellcheck source=../zoo/lib.sh
 . "$(dirname "$0")/../zoo/lib.sh"
-declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [nginx]=case_nginx
+declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [postgres-huge]=case_postgres_huge [nginx]=case_nginx
 	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
@@ -381,7 +384,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
 	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn)
-ALL_CASES=(tmux redis postgres nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
+ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn)
 SELECTED=()
 for arg in "$@"; do
@@ -598,30 +601,50 @@ case_redis() {
 	fi
 }
 
+case_postgres_huge() { case_postgres huge; }
+
+# its shared memory's mappings of huge pages in process pid: their KernelPageSize lines
+huge_mappings() { grep -A 20 '/anon_hugepage' "/proc/$1/smaps" 2>/dev/null | grep -c 'KernelPageSize: *2048 kB'; }
+
+# case_postgres [huge]: huge, its shared memory of huge pages (huge_pages=on)
 case_postgres() {
-	local d=$ZOO_TMP/postgres bin pm="" out="" port=$((40000 + $$ % 20000)) psql_pid fd
+	local variant=${1:-}
+	local name=apps/postgres${variant:+-$variant} d=$ZOO_TMP/postgres${variant:+-$variant} bin pm="" out=""
+	local port=$((40000 + ($$ + ${#variant}) % 20000)) huge=() psql_pid fd
 	local sql=(psql -h 127.0.0.1 -p "$port" -U postgres -At -X)
+	if [ -n "$variant" ]; then
+		huge=(-c huge_pages=on -c shared_buffers=64MB)
+		if ! zoo_hugepages 64; then
+			result_fail "$name" "cannot have 64 free huge pages of 2 MiB"
+			return
+		fi
+	fi
 	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -n 1)
 	if [ ! -x "$bin/postgres" ] || ! command -v psql >/dev/null; then
-		result_fail apps/postgres "PostgreSQL is not installed (make setup installs postgresql-15)"
+		result_fail "$name" "PostgreSQL is not installed (make setup installs postgresql-15)"
 		return
 	fi
 	mkdir -p "$d/img" "$d/sock"
 	chmod 711 "$ZOO_TMP"
 	chown postgres: "$d" "$d/sock"
 	if ! runuser -u postgres -- "$bin/initdb" -N -A trust -D "$d/data" >"$d/initdb.log" 2>&1; then
-		result_fail apps/postgres "initdb failed: $(tail -c 300 "$d/initdb.log")"
+		result_fail "$name" "initdb failed: $(tail -c 300 "$d/initdb.log")"
 		return
 	fi
 	runuser -u postgres -- setsid -f "$bin/postgres" -D "$d/data" -k "$d/sock" -p "$port" \
-		-c listen_addresses=127.0.0.1 -c fsync=off </dev/null >"$d/log" 2>&1
+		-c listen_addresses=127.0.0.1 -c fsync=off "${huge[@]}" </dev/null >"$d/log" 2>&1
 	wait_until 20 "${sql[@]}" -c 'select 1' >/dev/null 2>&1 &&
 		pm=$(head -n 1 "$d/data/postmaster.pid" 2>/dev/null)
 	if [ -z "$pm" ]; then
-		result_fail apps/postgres "the server did not start: $(tail -c 300 "$d/log")"
+		result_fail "$name" "the server did not start: $(tail -c 300 "$d/log")"
 		return
 	fi
 	track_pid "$pm"
+	if [ -n "$variant" ] && [ "$(huge_mappings "$pm")" = 0 ]; then
+		result_fail "$name" "the server's shared memory is not of huge pages (huge_pages=on)"
+		kill_ours "$pm"
+		return
+	fi
 	"${sql[@]}" -c 'create table t (i int); insert into t select generate_series(1, 1000)' >/dev/null 2>&1
 	# a session in an open transaction, outside the tree, fed through a FIFO
 	mkfifo "$d/in"
@@ -633,7 +656,7 @@ case_postgres() {
 		out="the session's transaction did not start: $(tr '\n' '|' <"$d/session")"
 	else
 		CKPT_OPTS=(--tcp-established)
-		checkpoint apps/postgres "$pm" "$d" || out=failed
+		checkpoint "$name" "$pm" "$d" || out=failed
 		CKPT_OPTS=()
 	fi
 	if [ -z "$out" ]; then
@@ -646,6 +669,8 @@ case_postgres() {
 			out="the session read '$(tr '\n' '|' <"$d/session")', expected '$want'"
 		elif [ "$fresh" != "1001 CHECKPOINT " ]; then
 			out="a new connection read '$fresh', expected '1001 CHECKPOINT '"
+		elif [ -n "$variant" ] && [ "$(huge_mappings "$pm")" = 0 ]; then
+			out="the restored postmaster's shared memory is not of huge pages any more"
 		fi
 	fi
 	exec {fd}>&-
@@ -654,7 +679,7 @@ case_postgres() {
 		kill -INT "$pm" 2>/dev/null # fast shutdown
 		wait_until 20 pid_free "$pm" || kill_ours "$pm"
 	fi
-	verdict apps/postgres "$out" "a psql session's open transaction kept across dump and restore, committed; a new connection after restore: 1001 rows, CHECKPOINT" \
+	verdict "$name" "$out" "a psql session's open transaction kept across dump and restore, committed; a new connection after restore: 1001 rows, CHECKPOINT" \
 		"$d/log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
