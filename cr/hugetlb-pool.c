@@ -1,9 +1,10 @@
 /*
  * The kernel's pool of huge pages at restore (tree_hugetlb_pool, validate only): the tree's
- * memory of huge pages (private mappings, MAP_HUGETLB or of a hugetlb memfd, each reserving its
- * whole size unless MAP_NORESERVE, and the shmem objects of huge pages, cr/shmem.c) must fit in what the pool
- * has free for each size, counting the surplus pages vm.nr_overcommit_hugepages allows: else
- * the restore is refused before anything starts, naming the size and the numbers.
+ * memory of huge pages (private mappings, MAP_HUGETLB or of a hugetlb memfd, each reserving
+ * its whole size unless MAP_NORESERVE, and the shmem objects of huge pages, cr/shmem.c) must
+ * fit in what the pool has free for each size, counting the surplus pages
+ * vm.nr_overcommit_hugepages allows: else the restore is refused before anything starts,
+ * naming the size and the numbers.
  */
 #include <errno.h>
 #include <stdio.h>

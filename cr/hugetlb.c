@@ -5,9 +5,9 @@
 #include <linux/magic.h>
 
 #include "hugetlb.h"
+#include "util.h"
 
 #define HUGE_SIZE_SHIFT 26 /* MAP_HUGE_SHIFT, MFD_HUGE_SHIFT, SHM_HUGE_SHIFT */
-#define PAGE_SIZE_ 4096ULL
 
 uint64_t hugetlb_page_size_of(const char *path)
 {
@@ -22,7 +22,7 @@ bool hugetlb_size_known(uint64_t size)
 {
 	char dir[80];
 
-	if (size <= PAGE_SIZE_ || (size & (size - 1)))
+	if (size <= PAGE_SIZE || (size & (size - 1)))
 		return false;
 	snprintf(dir, sizeof(dir), "/sys/kernel/mm/hugepages/hugepages-%llukB",
 		 (unsigned long long)(size >> 10));

@@ -281,8 +281,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 		child_fail(err, "restore pid %d: cannot open the shared files of reaped processes or of "
 			   "its own /proc: %s", t->pid, strerror(-err));
 	/* a maker of namespaces of its own makes them before it forks (its children inherit them) */
-	if (!t->is_root && ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid)) ||
-			    (err = net_nested_make(t->ctx, t->pid))))
+	if (!t->is_root &&
+	    ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid)) ||
+	     (err = net_nested_make(t->ctx, t->pid))))
 		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));
 	/* memory that what it forks shares with it, in place before it forks */
 	if ((err = cow_share_fill(t->ctx, t)))

@@ -16,12 +16,6 @@
  * leaves the tree running; the restore); segments stasis makes go through. --network-lock skip
  * turns the lock off (the engine locks the network itself, through the network-lock and
  * network-unlock notifications).
- *
- * The repair guard: with --tcp-established the dump forks a child of stasis's own that is told
- * each socket the dump puts in repair mode (the process and fd it was found at, its inode). If
- * stasis dies before the dump is over (its end of their socket pair closes unsaid), the guard
- * takes every such socket still held by the tree out of repair mode (with a window probe) and
- * exits: a killed dump leaves no connection stuck. Told the dump is over, it exits at once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,12 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -77,8 +67,6 @@ struct net_lock_state {
 		int error;
 	} *errors_taken;
 	size_t nr_errors_taken, errors_taken_alloc;
-	pid_t guard;          /* dump: the repair guard, and stasis's end of their socket pair */
-	int guard_sock;
 };
 
 static struct net_lock_state *state_of(const struct run_ctx *ctx)
@@ -277,75 +265,6 @@ bool net_lock_table(const char *name)
 	       !strncmp(name, DUMPED_TABLE, strlen(DUMPED_TABLE));
 }
 
-static int socket_at(pid_t pid, int fd, uint64_t ino);
-
-/* The guard (a child of stasis): what it is told, until stasis says "over" or dies. */
-static __attribute__((noreturn)) void guard_main(int sock)
-{
-	struct repaired *list = NULL, r;
-	size_t n = 0;
-	ssize_t got;
-
-	signal(SIGINT, SIG_IGN); /* (a ^C to stasis's group: stasis dies, the guard does its work) */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	prctl(PR_SET_NAME, "stasis-repair");
-	if (dup2(sock, 3) != 3)
-		_exit(1);
-	syscall(SYS_close_range, 4, ~0U, 0);
-	while ((got = recv(3, &r, sizeof(r), 0)) == sizeof(r)) {
-		struct repaired *more = realloc(list, (n + 1) * sizeof(*list));
-		if (more) /* (else that one is lost: stasis is not) */
-			list = more, list[n++] = r;
-	}
-	if (got == 1)
-		_exit(0); /* the dump is over: nothing to do */
-	for (size_t i = 0; i < n; i++) { /* stasis is gone */
-		int sk = socket_at(list[i].pid, list[i].fd, list[i].ino);
-		if (sk >= 0) {
-			tcp_repair_set(sk, false, true);
-			close(sk);
-		}
-	}
-	_exit(0);
-}
-
-static int guard_start(struct net_lock_state *st)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
-		pr_perror("dump: cannot make the socket pair of the TCP repair guard");
-		return -errno;
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0)
-		guard_main(sv[1]);
-	close(sv[1]);
-	if (pid < 0) {
-		pr_perror("dump: cannot start the TCP repair guard");
-		close(sv[0]);
-		return -errno;
-	}
-	st->guard = pid;
-	st->guard_sock = sv[0];
-	return 0;
-}
-
-/* The dump is over (the tree gone, or out of repair mode and let go): the guard ends. */
-static void guard_end(struct net_lock_state *st)
-{
-	if (!st->guard)
-		return;
-	if (send(st->guard_sock, "o", 1, MSG_NOSIGNAL) != 1)
-		pr_warn("dump: cannot tell the TCP repair guard (pid %d) that the dump is over: %m",
-			st->guard);
-	close(st->guard_sock);
-	waitpid(st->guard, NULL, 0);
-	st->guard = 0;
-}
-
 int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_lock_state *st = state_of(ctx);
@@ -355,7 +274,7 @@ int net_lock_dump(struct run_ctx *ctx, struct dump_tree *tr)
 	st->tree = tr;
 	st->root_task = &tr->tasks[0];
 	if (ctx->opts->network_lock_skip || (err = tree_conns(st, tr)) || !st->nr_conns ||
-	    (ctx->opts->tcp_established && (err = guard_start(st))) || (err = open_nft(st, root)))
+	    (err = open_nft(st, root)))
 		return err;
 	return lock(st, "dump", root);
 }
@@ -385,7 +304,6 @@ int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c)
 int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 {
 	struct net_lock_state *st = state_of(ctx);
-	int err;
 
 	if (st->nr_repaired == st->repaired_alloc) {
 		size_t n = st->repaired_alloc ? 2 * st->repaired_alloc : 64;
@@ -396,13 +314,6 @@ int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 		st->repaired_alloc = n;
 	}
 	st->repaired[st->nr_repaired++] = (struct repaired){ ino, pid, fd };
-	if (!st->guard && (err = guard_start(st)))
-		return err;
-	if (send(st->guard_sock, &st->repaired[st->nr_repaired - 1], sizeof(struct repaired),
-		 MSG_NOSIGNAL) != sizeof(struct repaired)) {
-		pr_perror("dump pid %d fd %d: cannot tell the TCP repair guard of its socket", pid, fd);
-		return -EIO;
-	}
 	return 0;
 }
 
@@ -625,7 +536,6 @@ static void free_lock(void *state)
 
 	if (st->nl)
 		close(st->nl - 1);
-	guard_end(st);
 	free(st->repaired);
 	free(st->errors_taken);
 	free(st->conns);

@@ -36,7 +36,6 @@ struct net_nested_state {
 	NetNested *img;
 	struct nested_ns_view *views; /* restore */
 	uint64_t *ids;                /* dump: the namespaces' inodes */
-	pid_t *makers;                /* dump: their makers' host pids */
 };
 
 static struct net_nested_state *state_of(const struct run_ctx *ctx)
@@ -137,13 +136,12 @@ static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 		return err;
 	if (!(st->img = xzalloc(sizeof(*st->img))) ||
 	    (net_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns)))) ||
-	    !(st->ids = xzalloc(n * sizeof(*st->ids))) || !(st->makers = xzalloc(n * sizeof(*st->makers)))) {
+	    !(st->ids = xzalloc(n * sizeof(*st->ids)))) {
 		err = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < n && !err; i++) {
 		st->ids[i] = v[i].id;
-		st->makers[i] = tr->tasks[v[i].members[0]].pid;
 		err = collect_one(ctx, tr, &v[i], &st->img->ns[st->img->n_ns++]);
 	}
 	if (!err)
@@ -248,7 +246,6 @@ static void free_net_nested(void *state)
 		image_free(&st->img->base);
 	free(st->views);
 	free(st->ids);
-	free(st->makers);
 }
 
 const struct tree_object_ops tree_net_nested = {

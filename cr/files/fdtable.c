@@ -184,7 +184,8 @@ static int dump_fds(struct dump_task *t)
 		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",
 					   t->pid, e->fd, p.link);
-		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = net_nested_check_socket(t->ctx, t->pid, e->fd)))
+		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) &&
+		    (err = net_nested_check_socket(t->ctx, t->pid, e->fd)))
 			return err;
 		int claimed = 0;
 		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {

@@ -437,11 +437,14 @@ int unix_carried_take(struct unix_state *st)
 								    : ns_file_of(host, e);
 		if (st->carried[i].fd == -ENOMEM)
 			return -ENOMEM;
-		if (st->carried[i].fd < 0) {
+		if (st->carried[i].fd < 0 && e->kind == FD_KIND__FD_NSFILE)
+			pr_err("restore pid %u: cannot open its %s namespace to send it in flight again: %s",
+			       e->shared_pid, e->path, strerror(-st->carried[i].fd));
+		else if (st->carried[i].fd < 0)
 			pr_err("restore pid %u fd %u: cannot take it to send it in flight again: %s",
 			       e->shared_pid, e->shared_fd, strerror(-st->carried[i].fd));
+		if (st->carried[i].fd < 0)
 			return st->carried[i].fd;
-		}
 	}
 	for (size_t i = 0; i < st->nr_carried; i++)
 		if (st->rst->in_flight[i]->kind == FD_KIND__FD_EPOLL && (err = register_targets(st, i)))
