@@ -16,6 +16,11 @@
  * leaves the tree running; the restore); segments stasis makes go through. --network-lock skip
  * turns the lock off (the engine locks the network itself, through the network-lock and
  * network-unlock notifications).
+ *
+ * A connection is in TCP repair mode only while the dump reads it (cr/files/inet-tcp.c), then
+ * again from just before the tree is killed (closed in repair mode, it sends nothing): a dump
+ * killed any time before that leaves no connection of the tree in repair mode, where the
+ * program's next read or write would fail (EPERM) and its peer would meet a reset.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,7 +57,7 @@ struct net_lock_state {
 	const struct dump_task *root_task; /* dump: whose vpid is known once the dump is over */
 	struct nft_conn *conns;
 	size_t nr_conns;
-	struct repaired {     /* dump: the tree's sockets in repair mode, by their socket's inode
+	struct repaired {     /* dump: the tree's sockets read in repair mode, by their socket's inode
 			       * and the fd they were found at (stasis keeps no copy: 10,000
 			       * connections would be 10,000 fds) */
 		uint64_t ino;
@@ -373,19 +378,22 @@ static int repaired_socket(const struct net_lock_state *st, const struct repaire
 	return sk;
 }
 
-/* The tree goes on: every socket the dump put in repair mode leaves it, with a window probe. */
-static void repair_off(struct net_lock_state *st)
+/*
+ * Every socket the dump read in repair mode: in it again (on: the tree is about to be killed,
+ * its connections close without a packet), or out of it with a window probe (the tree goes
+ * on: the probe wakes a peer that waited on a closed window).
+ */
+static void repair_mode(struct net_lock_state *st, bool on)
 {
 	for (size_t i = 0; i < st->nr_repaired; i++) {
 		const struct repaired *r = &st->repaired[i];
 		int sk = repaired_socket(st, r);
-		if (sk < 0)
+		if (sk < 0 && !on)
 			pr_warn("dump pid %d fd %d: its TCP socket (inode %llu) is held by no process of "
-				"the tree any more: repair mode stays on it",
-				r->pid, r->fd, (unsigned long long)r->ino);
-		else if (tcp_repair_set(sk, false, true))
-			pr_warn("dump pid %d fd %d: cannot turn repair mode off on its TCP socket: %m",
-				r->pid, r->fd);
+				"the tree any more", r->pid, r->fd, (unsigned long long)r->ino);
+		else if (sk >= 0 && tcp_repair_set(sk, on, !on))
+			pr_warn("dump pid %d fd %d: cannot turn repair mode %s on its TCP socket: %m",
+				r->pid, r->fd, on ? "on" : "off");
 		if (sk >= 0)
 			close(sk);
 	}
@@ -402,7 +410,7 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 	if (tree_goes_on) {
 		tcp_requeue_dump_over(ctx, true);
 		unlock(st);
-		repair_off(st);
+		repair_mode(st, false);
 		for (size_t i = 0; i < st->nr_errors_taken; i++)
 			pr_warn("dump pid %d fd %d: its closed TCP socket goes on without the error it had "
 				"pending (%s): reading it took it, and the kernel gives a closed socket no "
@@ -412,6 +420,7 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 		return 0;
 	}
 	tcp_requeue_dump_over(ctx, false);
+	repair_mode(st, true);
 	if (!st->table[0])
 		return 0;
 	st->root = st->root_task->vpid;

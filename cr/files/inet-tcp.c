@@ -341,7 +341,10 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 	if (!(in->tcp = xzalloc(sizeof(*in->tcp))))
 		return -ENOMEM;
 	tcp_conn__init(in->tcp);
-	if ((err = tcp_repair_read(sk, state, in->tcp, why, sizeof(why))))
+	err = tcp_repair_read(sk, state, in->tcp, why, sizeof(why));
+	/* out of repair mode until the tree is killed (netns/net-lock.c): the network is locked */
+	tcp_repair_set(sk, false, false);
+	if (err)
 		return log_unnamed(logged, err, "dump pid %d fd %d: TCP connection %s -> %s (%s): %s", t->pid,
 				   p->fd, self, peer, state_name(state), why);
 	in->state = INET_STATE__INET_CONNECTED;
