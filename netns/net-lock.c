@@ -397,7 +397,8 @@ static void repair_mode(struct net_lock_state *st, bool on)
 		if (sk >= 0)
 			close(sk);
 	}
-	st->nr_repaired = 0;
+	if (!on) /* (on: the dump may still fail, and then takes them all out of it again) */
+		st->nr_repaired = 0;
 }
 
 int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
