@@ -111,7 +111,7 @@ setup:
 demo: all
 	tests/demo.sh
 
-# the quick part of the suite (about 13 minutes); test-slow the rest (about 35; CI runs both)
+# the quick part of the suite (about 11 minutes); test-slow the rest (about 18; CI runs both)
 test: all asan
 	tests/run-tests.sh quick
 
