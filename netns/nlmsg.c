@@ -281,14 +281,20 @@ int nl_netns_ino(uint64_t *ino)
 	return 0;
 }
 
-int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),
-		 void *arg)
+int nl_sock_diag_in(int nsfd, const void *req, size_t len,
+		    int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
 {
-	auto_close int nl = nl_open(NETLINK_SOCK_DIAG);
+	auto_close int nl = nsfd < 0 ? nl_open(NETLINK_SOCK_DIAG) : nl_open_in(nsfd, NETLINK_SOCK_DIAG);
 
 	if (nl >= 0)
 		nl_size_dumps(nl);
 	return nl_dump_all(nl, SOCK_DIAG_BY_FAMILY, req, len, fn, arg);
+}
+
+int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),
+		 void *arg)
+{
+	return nl_sock_diag_in(-1, req, len, fn, arg);
 }
 
 int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)

@@ -73,6 +73,9 @@ int nl_netns_ino(uint64_t *ino);
  * nl_dump hands them. */
 int nl_sock_diag(const void *req, size_t len, int (*fn)(const struct nlmsghdr *h, void *arg),
 		 void *arg);
+/* ... in the network namespace nsfd (-1: stasis's; its socket opened with nl_open_in). */
+int nl_sock_diag_in(int nsfd, const void *req, size_t len,
+		    int (*fn)(const struct nlmsghdr *h, void *arg), void *arg);
 
 /* Sends the request b (one message, no dump) and hands its answer to fn: fn's result, or the
  * kernel's error. */

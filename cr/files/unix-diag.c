@@ -5,8 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
+#include <sys/stat.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
@@ -129,7 +128,8 @@ void unix_snapshot_free(struct unix_snapshot *snap)
 	*snap = (struct unix_snapshot){ 0 };
 }
 
-static int snapshot_take(struct unix_snapshot *snap, uint64_t netns)
+/* Every unix socket of network namespace netns (nsfd: a file of it, -1: the thread's). */
+static int snapshot_take(struct unix_snapshot *snap, uint64_t netns, int nsfd)
 {
 	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = -1,
 				     .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
@@ -137,7 +137,7 @@ static int snapshot_take(struct unix_snapshot *snap, uint64_t netns)
 	int err;
 
 	unix_snapshot_free(snap);
-	if ((err = nl_sock_diag(&req, sizeof(req), on_socket, snap)))
+	if ((err = nl_sock_diag_in(nsfd, &req, sizeof(req), on_socket, snap)))
 		goto fail;
 	err = -ENOMEM;
 	if (snap->nr_waiting && !(snap->waiting = xreallocarray(NULL, snap->nr_waiting, sizeof(*snap->waiting))))
@@ -165,7 +165,7 @@ static int snapshot_here(struct unix_snapshot *snap)
 	uint64_t netns;
 	int err = nl_netns_ino(&netns);
 
-	return err ? err : snap->netns == netns ? 0 : snapshot_take(snap, netns);
+	return err ? err : snap->netns == netns ? 0 : snapshot_take(snap, netns, -1);
 }
 
 int unix_diag_add_netns(struct run_ctx *ctx, pid_t member)
@@ -173,30 +173,22 @@ int unix_diag_add_netns(struct run_ctx *ctx, pid_t member)
 	struct unix_state *ud = unix_state_of(ctx);
 	struct unix_snapshot *more = xreallocarray(ud->nested, ud->nr_nested + 1, sizeof(*more));
 	char path[64];
-	uint64_t ino;
+	struct stat ns;
 	int err;
 
 	if (!more)
 		return -ENOMEM;
 	ud->nested = more;
+	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", member);
-	auto_close int back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	auto_close int there = open(path, O_RDONLY | O_CLOEXEC);
-	if (back < 0 || there < 0 || setns(there, CLONE_NEWNET)) {
-		pr_perror("dump pid %d: cannot enter its network namespace (%s) to list its unix sockets",
-			  member, path);
+	auto_close int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || fstat(nsfd, &ns)) {
+		pr_perror("dump pid %d: cannot open its network namespace (%s)", member, path);
 		return -errno;
 	}
-	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
-	err = nl_netns_ino(&ino);
-	if (!err)
-		err = snapshot_take(&more[ud->nr_nested], ino);
-	if (setns(back, CLONE_NEWNET)) {
-		pr_perror("dump: cannot go back to the tree's network namespace");
-		err = err ? err : -errno;
-	}
-	if (err) {
-		unix_snapshot_free(&more[ud->nr_nested]);
+	if ((err = snapshot_take(&more[ud->nr_nested], ns.st_ino, nsfd))) {
+		pr_err("dump pid %d: cannot list the unix sockets of its network namespace net:[%llu]: %s",
+		       member, (unsigned long long)ns.st_ino, strerror(-err));
 		return err;
 	}
 	ud->nr_nested++;
