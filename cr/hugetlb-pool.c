@@ -45,13 +45,11 @@ static uint64_t pool_available(uint64_t size)
 	return (free > resv ? free - resv : 0) + (over > surplus ? over - surplus : 0);
 }
 
-/* Private mappings of huge pages of size bytes (anonymous, or of a shmem object of them):
- * each reserves its whole size. */
-static uint64_t private_pages_needed(const struct run_ctx *ctx, const struct restore_tree *rt,
-				     uint64_t size)
+static int validate_pool(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	uint64_t n = 0;
+	uint64_t need[64] = { 0 }; /* pages of 2^N bytes */
 
+	/* private mappings, anonymous or of a shmem object of huge pages: each its whole size */
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		for (size_t k = 0; k < rt->tasks[i].mm->n_vmas; k++) {
 			const VmaEntry *v = rt->tasks[i].mm->vmas[k];
@@ -59,21 +57,16 @@ static uint64_t private_pages_needed(const struct run_ctx *ctx, const struct res
 					: v->kind == VMA_KIND__VMA_SHMEM_PRIVATE
 						? shmem_huge_page_size(ctx, v->shmem_id)
 						: 0;
-			if (page == size && !(v->advice & VMA_ADVICE_NORESERVE))
-				n += (v->end - v->start) / size;
+			if (page && !(v->advice & VMA_ADVICE_NORESERVE))
+				need[__builtin_ctzll(page)] += (v->end - v->start) / page;
 		}
-	return n;
-}
-
-static int validate_pool(struct run_ctx *ctx, struct restore_tree *rt)
-{
-	for (uint64_t size = 2ULL << 20; size <= 1ULL << 30; size <<= 1) { /* x86_64: 2M, 1G */
-		uint64_t need = private_pages_needed(ctx, rt, size) + shmem_huge_pages_needed(ctx, size);
-		uint64_t have = need ? pool_available(size) : 0;
-		if (need > have) {
+	shmem_huge_pages_count(ctx, need);
+	for (unsigned shift = 0; shift < 64; shift++) {
+		uint64_t size = 1ULL << shift, have = need[shift] ? pool_available(size) : 0;
+		if (need[shift] > have) {
 			pr_err("restore: the tree's memory needs %llu huge pages of %llu kB, the pool has "
 			       "%llu free (vm.nr_hugepages, /sys/kernel/mm/hugepages/hugepages-%llukB)",
-			       (unsigned long long)need, (unsigned long long)size >> 10,
+			       (unsigned long long)need[shift], (unsigned long long)size >> 10,
 			       (unsigned long long)have, (unsigned long long)size >> 10);
 			return -ENOMEM;
 		}

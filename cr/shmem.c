@@ -959,19 +959,16 @@ bool shmem_is_secret(const struct run_ctx *ctx, uint64_t id)
 	return o && o->secret;
 }
 
-uint64_t shmem_huge_pages_needed(const struct run_ctx *ctx, uint64_t page_size)
+void shmem_huge_pages_count(const struct run_ctx *ctx, uint64_t need[64])
 {
 	const struct shmem_state *st = state_of(ctx);
 	struct shmid_ds ds;
-	uint64_t n = 0;
 
 	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++) {
 		const ShmemObject *o = st->tab->objects[i];
-		if (o->has_huge_page_size && o->huge_page_size == page_size &&
-		    !(o->sysv && !shmctl((int)o->id, IPC_STAT, &ds)))
-			n += mapped_len(o) / page_size;
+		if (o->has_huge_page_size && !(o->sysv && !shmctl((int)o->id, IPC_STAT, &ds)))
+			need[__builtin_ctzll(o->huge_page_size)] += mapped_len(o) / o->huge_page_size;
 	}
-	return n;
 }
 
 uint64_t shmem_huge_page_size(const struct run_ctx *ctx, uint64_t id)

@@ -74,9 +74,9 @@ int shmem_object_file(struct restore_task *t, uint64_t id);
 int shmem_seal_late(const struct run_ctx *ctx);
 /* Restore, once validated: is object id a memfd_secret() file (only stasis's file of it)? */
 bool shmem_is_secret(const struct run_ctx *ctx, uint64_t id);
-/* Restore, once validated: the huge pages of page_size bytes the objects need from the pool
- * (a SysV segment that is still there is not made again). */
-uint64_t shmem_huge_pages_needed(const struct run_ctx *ctx, uint64_t page_size);
+/* Restore, once validated: the huge pages the objects need from the pool, added to need[N] for
+ * pages of 2^N bytes (a SysV segment that is still there is not made again). */
+void shmem_huge_pages_count(const struct run_ctx *ctx, uint64_t need[64]);
 /* Restore, once validated: the size of the huge pages of object id (0: not of huge pages). */
 uint64_t shmem_huge_page_size(const struct run_ctx *ctx, uint64_t id);
 /* Is fd of pid the file memfd_create() made for memfd id (shmem_object_file's)? */
