@@ -139,9 +139,11 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 static int classify_hugetlb_private(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
 	char mf[96];
+	struct stat st;
+	int err = stat_mapping(t, pv, "hugetlb memory", mf, &st);
 
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
+	if (err)
+		return err;
 	if (!(e->huge_page_size = hugetlb_page_size_of(mf))) {
 		pr_perror("dump pid %d: cannot read the page size of hugetlb mapping %#llx-%#llx (%s)",
 			  t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, mf);
