@@ -684,6 +684,24 @@ restore_refused() {
 	return 1
 }
 
+# restores_and_passes LABEL DIR PID: DIR/img (the images of the zoo program PID, refused before
+# in copies or with other options) restored as they are: the program runs again with its pid
+# and PASSes
+restores_and_passes() {
+	local label=$1 d=$2 pid=$3
+	ZLAUNCH="" ZCAT=""
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
+		result_fail "$label" "restore of the untouched images: exit status $ZRC, pid $pid $(proc_alive "$pid" && echo running || echo 'not running')"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	sleep 0.3
+	judge "$label" "$pid" "$d"
+}
+
 # dump_for_images LABEL NAME DIR [IMAGE [ARG...]]: zoo program NAME (with ARGs) started and
 # dumped into DIR/img (IMAGE: a file the dump must have written), its pid (ZPID) free again;
 # else LABEL fails, 1
@@ -768,17 +786,7 @@ case_corrupt_images() {
 	done
 
 	# the untouched images still work
-	ZLAUNCH="" ZCAT=""
-	run_stasis "$d/restore.out" 60 restore -D "$img" -d --pidfile "$d/restored.pid" -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
-		result_fail "restore/pristine" "restore of the untouched images: exit status $ZRC, pid $pid $(proc_alive "$pid" && echo running || echo 'not running')"
-		show_tail "$d/restore.out" "$img/restore.log"
-		kill_ours "$pid"
-		return
-	fi
-	sleep 0.3
-	judge "restore/pristine" "$pid" "$d"
+	restores_and_passes restore/pristine "$d" "$pid"
 }
 
 case_restore_linked_file_gone() {
@@ -811,22 +819,6 @@ case_restore_proc_sent_up() {
 		result_ok "$label"
 }
 
-# restores_and_passes LABEL DIR: DIR/img (the images of the zoo program ZPID, refused before)
-# restored as they are: the program runs again with its pid and PASSes
-restores_and_passes() {
-	local label=$1 d=$2
-	ZLAUNCH="" ZCAT=""
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$ZPID"; then
-		result_fail "$label" "restore exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		kill_ours "$ZPID"
-		return
-	fi
-	sleep 0.3
-	judge "$label" "$ZPID" "$d"
-}
-
 # A security label asked for that stasis cannot set.
 case_restore_lsm_profile() {
 	local label=restore/lsm-profile d=$ZOO_TMP/lsm-profile
@@ -845,7 +837,7 @@ case_restore_lsm_profile() {
 		return
 	fi
 	result_ok "$label"
-	restores_and_passes restore/lsm-profile-none "$d"
+	restores_and_passes restore/lsm-profile-none "$d" "$ZPID"
 }
 
 # Memory of huge pages restored where the pool has too few free (someone shrank vm.nr_hugepages).
@@ -867,7 +859,7 @@ case_restore_hugetlb_pool() {
 		result_fail "$label" "cannot grow the pool again"
 		return
 	fi
-	restores_and_passes "$label" "$d"
+	restores_and_passes "$label" "$d" "$ZPID"
 }
 
 # A pid that proc-dead's files of reaped processes name is another process's at restore time.
@@ -1016,17 +1008,7 @@ case_ipc_ns_images() {
 			result_ok "restore/corrupt/$what"
 		fi
 	done
-	ZLAUNCH="" ZCAT=""
-	run_stasis "$d/restore.out" 60 restore -D "$img" -d --pidfile "$d/restored.pid" -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
-		result_fail restore/ipc-ns-pristine "restore of the untouched images: exit status $ZRC"
-		show_tail "$d/restore.out" "$img/restore.log"
-		kill_ours "$pid"
-		return
-	fi
-	sleep 0.3
-	judge restore/ipc-ns-pristine "$pid" "$d"
+	restores_and_passes restore/ipc-ns-pristine "$d" "$pid"
 }
 
 # time_ns_set_field IMG FIELD HOW: rewrites top-level varint FIELD of time-ns.img (its header's
@@ -1100,23 +1082,7 @@ case_time_ns_images() {
 			result_ok "restore/corrupt/$what"
 		fi
 	done
-	ZLAUNCH="" ZCAT=""
-	run_stasis "$d/restore.out" 60 restore -D "$img" -d --pidfile "$d/restored.pid" -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
-		result_fail restore/time-ns-pristine "restore of the untouched images: exit status $ZRC"
-		show_tail "$d/restore.out" "$img/restore.log"
-		kill_ours "$pid"
-		return
-	fi
-	sleep 0.3
-	if ! zoo_stop "$pid" "$d" "$d/out"; then
-		result_fail restore/time-ns-pristine "$ZERR"
-	elif [[ $ZVERDICT != PASS* ]]; then
-		result_fail restore/time-ns-pristine "$ZVERDICT"
-	else
-		result_ok restore/time-ns-pristine
-	fi
+	restores_and_passes restore/time-ns-pristine "$d" "$pid"
 }
 
 # userns_tree DIR SCRIPT: a shell running SCRIPT as pid 1 of a PID namespace in a user namespace
