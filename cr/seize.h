@@ -92,10 +92,12 @@ int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, uns
  * dump left inside a stub it had not gone through yet (a thread waits long for the CPU when
  * others spin): it runs alone, the rest of the tree frozen, until it is out, as it would have
  * by itself; regs read again. Without this the dump would take the stub for its own place and
- * send it back there for ever. One that cannot run (stopped by job control or a freezer since)
- * is refused. 0 (also when it was not in one) or <0, said.
+ * send it back there for ever. One that must not or cannot run (its process stopped by job
+ * control, stopped set, or frozen since) is refused: the kernel lets a stopped task that was
+ * seized before it stopped again run, and it would run its own code while stopped. 0 (also when
+ * it was not in one) or <0, said.
  */
-int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end,
+int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end, bool stopped,
 			    struct user_regs_struct *regs);
 /*
  * Unmaps the scratch page, takes the stub out (the main thread's context) and puts the

@@ -218,7 +218,7 @@ static int find_stub_room(pid_t pid, uint64_t start, uint64_t end, uint64_t *roo
 	return 0;
 }
 
-int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end,
+int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end, bool stopped,
 			    struct user_regs_struct *regs)
 {
 	uint64_t room;
@@ -229,7 +229,8 @@ int inject_leave_stale_stub(pid_t tid, uint64_t vdso_start, uint64_t vdso_end,
 		return 0;
 	if ((err = find_stub_room(tid, vdso_start, vdso_end, &room, &stub_len)) || !room || regs->rip < room)
 		return err; /* (the vDSO's own code) */
-	for (int i = 0; i < STALE_STUB_TRIES && regs->rip >= room && regs->rip < vdso_end; i++) {
+	for (int i = 0; !stopped && i < STALE_STUB_TRIES && regs->rip >= room && regs->rip < vdso_end;
+	     i++) {
 		int sig = 0;
 		do { /* (a signal that comes meanwhile is delivered, as it would have been) */
 			if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) ||
