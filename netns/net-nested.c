@@ -3,11 +3,14 @@
  * cr/nested-ns.h), as systemd makes one for a service with PrivateNetwork=yes: its loopback
  * alone. Dump: per namespace whether its loopback is up, read by a helper inside it; another
  * interface there, or another address than the loopback's own, is refused by name. Its unix
- * sockets are listed for cr/files/unix-diag.c (unix_diag_add_netns); a socket of another family
- * made there is refused (net_nested_check_socket). Restore: its maker, when created, unshares
- * CLONE_NEWNET and brings the loopback up again; the processes below it inherit it. Unix
- * sockets come back in the tree's namespace (stasis makes most of them there): nothing tells
- * the two apart but an abstract name, which the dump refuses in a nested namespace.
+ * sockets are listed for cr/files/unix-diag.c (unix_diag_add_netns). Restore: its maker, when
+ * created, unshares CLONE_NEWNET and brings the loopback up again; the processes below it
+ * inherit it. Unix sockets come back in the tree's namespace (stasis makes most of them there):
+ * nothing tells the two apart but an abstract name, which the dump refuses in a nested
+ * namespace. Sockets of other families (inet, netlink, packet) come back where the restore
+ * makes them: in their process if one holds them, in stasis (the tree's namespace) if several
+ * do; the dump notes each (net_nested_note_socket) and refuses one that would so come back in
+ * another namespace than its own (check_held_sockets).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,10 +35,20 @@
 #include "task.h"
 #include "util.h"
 
+/* Dump: a socket (not unix) that a process holds, when the tree has nested namespaces. */
+struct nested_held_socket {
+	uint64_t ino, ns; /* the socket's inode, the namespace it was made in */
+	uint64_t holder_ns;
+	pid_t pid;
+	int fd, family;
+};
+
 struct net_nested_state {
 	NetNested *img;
 	struct nested_ns_view *views; /* restore */
 	uint64_t *ids;                /* dump: the namespaces' inodes */
+	struct nested_held_socket *held;     /* dump */
+	size_t n_held;
 };
 
 static struct net_nested_state *state_of(const struct run_ctx *ctx)
@@ -151,51 +164,107 @@ out:
 	return err;
 }
 
-int net_nested_check_socket(const struct run_ctx *ctx, pid_t pid, int fd)
+static uint32_t net_nested_maker_of_state(const struct net_nested_state *st, uint64_t ns_ino)
 {
-	const struct net_nested_state *st = state_of(ctx);
-	int family = 0;
-	socklen_t len = sizeof(family);
-	struct stat ns;
-
-	if (!st->img)
-		return 0;
-	auto_close int sk = task_fd_copy(pid, fd);
-	if (sk < 0 || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) || family == AF_UNIX)
-		return 0; /* (the kinds say what they cannot read) */
-	int nsfd = ioctl(sk, SIOCGSKNS);
-	if (nsfd < 0 || fstat(nsfd, &ns)) {
-		if (nsfd >= 0)
-			close(nsfd);
-		return 0;
-	}
-	close(nsfd);
-	for (size_t i = 0; i < st->img->n_ns; i++)
-		if (st->ids[i] == ns.st_ino) {
-			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
-			       "net:[%llu], the one pid %u made: only unix sockets are supported there yet",
-			       pid, fd, family, (unsigned long long)ns.st_ino, st->img->ns[i]->maker);
-			return -ENOTSUP;
-		}
-	return 0;
-}
-
-uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
-{
-	const struct net_nested_state *st = state_of(ctx);
-
 	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
 		if (st->ids[i] == ns_ino)
 			return st->img->ns[i]->maker;
 	return 0;
 }
 
+static bool is_nested(const struct net_nested_state *st, uint64_t ns)
+{
+	for (size_t i = 0; i < st->img->n_ns; i++)
+		if (st->ids[i] == ns)
+			return true;
+	return false;
+}
+
+int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, int fd)
+{
+	struct net_nested_state *st = state_of(ctx);
+	int family = 0;
+	socklen_t len = sizeof(family);
+	struct stat sock, ns, holder;
+	char path[64];
+
+	if (!st->img)
+		return 0;
+	auto_close int sk = task_fd_copy(pid, fd);
+	if (sk < 0 || fstat(sk, &sock) || getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len) ||
+	    family == AF_UNIX)
+		return 0; /* (the kinds say what they cannot read; unix sockets: cr/files/unix-diag.c) */
+	auto_close int nsfd = ioctl(sk, SIOCGSKNS);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	if (nsfd < 0 || fstat(nsfd, &ns) || stat(path, &holder)) {
+		pr_perror("dump pid %d fd %d: cannot tell which network namespace its socket is of", pid, fd);
+		return -errno;
+	}
+	if (st->n_held % 64 == 0) {
+		struct nested_held_socket *more = xreallocarray(st->held, st->n_held + 64, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		st->held = more;
+	}
+	st->held[st->n_held++] = (struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family };
+	return 0;
+}
+
+static int by_socket(const void *a, const void *b)
+{
+	const struct nested_held_socket *x = a, *y = b;
+	return (x->ino > y->ino) - (x->ino < y->ino);
+}
+
+/*
+ * The restore makes a socket that one process holds in that process, one that several hold in
+ * stasis, in the tree's namespace: a socket that would so come back in another namespace than
+ * its own is refused, naming a holder.
+ */
+static int check_held_sockets(struct net_nested_state *st)
+{
+	if (st->n_held)
+		qsort(st->held, st->n_held, sizeof(*st->held), by_socket);
+	for (size_t i = 0, j; i < st->n_held; i = j) {
+		const struct nested_held_socket *h = &st->held[i], *other = NULL;
+		for (j = i + 1; j < st->n_held && st->held[j].ino == h->ino; j++)
+			if (st->held[j].pid != h->pid)
+				other = &st->held[j];
+		if (other && is_nested(st, h->ns)) {
+			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace net:[%llu], "
+			       "the one pid %u made, is held by pid %d too: a socket held by several "
+			       "processes comes back in the tree's namespace (not supported yet)", h->pid,
+			       h->fd, h->family, (unsigned long long)h->ns, net_nested_maker_of_state(st, h->ns),
+			       other->pid);
+			return -ENOTSUP;
+		}
+		if (!other && h->ns != h->holder_ns &&
+		    (is_nested(st, h->ns) || is_nested(st, h->holder_ns))) {
+			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace net:[%llu] "
+			       "is held by this process of net:[%llu] alone: it would come back in the "
+			       "holder's namespace (not supported yet)", h->pid, h->fd, h->family,
+			       (unsigned long long)h->ns, (unsigned long long)h->holder_ns);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
+{
+	return net_nested_maker_of_state(state_of(ctx), ns_ino);
+}
+
 static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_nested_state *st = state_of(ctx);
 
+	int err;
+
 	(void)tr;
-	return st->img ? image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base) : 0;
+	if (!st->img)
+		return 0;
+	return (err = check_held_sockets(st)) ? err : image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base);
 }
 
 static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
@@ -246,6 +315,7 @@ static void free_net_nested(void *state)
 		image_free(&st->img->base);
 	free(st->views);
 	free(st->ids);
+	free(st->held);
 }
 
 const struct tree_object_ops tree_net_nested = {

@@ -250,7 +250,11 @@ static int fill_queue(int sk, int queue, const uint8_t *data, size_t len)
 	return 0;
 }
 
-/* The socket's buffer grows (SO_*BUFFORCE) if the saved queue would not fit in it. */
+/*
+ * The socket's buffer grows if the saved queue would not fit in it: through the plain option
+ * where net.core.[rw]mem_max allows (all that a process of a user namespace may do), else
+ * SO_*BUFFORCE.
+ */
 static int make_room(int sk, int opt, int force_opt, size_t need)
 {
 	int have;
@@ -258,6 +262,9 @@ static int make_room(int sk, int opt, int force_opt, size_t need)
 	if (get_int(sk, SOL_SOCKET, opt, &have))
 		return -errno;
 	if ((size_t)have / 2 >= need + CHUNK_MAX)
+		return 0;
+	if (!set_int(sk, SOL_SOCKET, opt, need + CHUNK_MAX) && !get_int(sk, SOL_SOCKET, opt, &have) &&
+	    (size_t)have / 2 >= need + CHUNK_MAX)
 		return 0;
 	return set_int(sk, SOL_SOCKET, force_opt, need + CHUNK_MAX);
 }

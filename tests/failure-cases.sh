@@ -169,10 +169,16 @@
 #                            fails naming the image before any namespace is made, no process runs;
 #                            restore/time-ns-pristine: the untouched images restore and PASS
 #   dump/netns-nested-*      netns-private (its child in a network namespace of its own) with
-#                            what the dump cannot keep there yet: -inet a TCP listener, -abstract
-#                            a unix socket bound to an abstract name (fd 59 of the child),
-#                            -veth a veth pair besides the loopback: the dump fails naming
-#                            the fd, or the namespace and the interface; the tree runs and PASSes
+#                            what the dump cannot keep there yet: -abstract a unix socket bound
+#                            to an abstract name (fd 59 of the child), -veth a veth pair besides
+#                            the loopback: the dump fails naming the fd, or the namespace and
+#                            the interface; the tree runs and PASSes
+#   dump/netns-inet-*        netns-inet (inet sockets in its child's own namespace) with a socket
+#                            the restore would make in another namespace than its own:
+#                            -held-outside the child's listener held by the parent too (made by
+#                            stasis, in the tree's namespace), -made-before a UDP socket of the
+#                            tree's namespace that the child alone holds: the dump fails naming
+#                            the fd and both namespaces; the tree runs and PASSes
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -1679,9 +1685,12 @@ other_cases() {
 		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
 	case_time_ns_images
 	case_userns_nested
-	dump_fails_naming dump/netns-nested-inet netns-private \
-		'dump pid [0-9]+ fd 59: a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made: only unix sockets' \
-		--inet
+	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-held-outside netns-inet \
+		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+ too: a socket held by several processes comes back in the tree.s namespace' \
+		--held-outside
+	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-made-before netns-inet \
+		'dump pid [0-9]+ fd 56: a socket of family 2 made in network namespace net:\[[0-9]+\] is held by this process of net:\[[0-9]+\] alone: it would come back in the holder.s namespace' \
+		--made-before
 	dump_fails_naming dump/netns-nested-abstract netns-private \
 		'dump pid [0-9]+ fd 59: unix socket socket:\[[0-9]+\] is bound to abstract name @stasis-zoo-nested-[0-9]+ in a network namespace a process of the tree made' \
 		--abstract

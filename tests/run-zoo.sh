@@ -18,7 +18,7 @@
 #                    "READY\n" followed by one PASS line.
 #                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
-#                    through that one. tcp-* programs are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
+#                    through that one. tcp-* programs and netns-inet are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it (in a
 #                    container flavour its server is started first, `ext-unix --daemon`;
@@ -250,7 +250,7 @@ case_checkpoint() {
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
 	[[ $name == file-l* ]] && shell=(--file-locks) # file-locks, file-leases
-	[[ $name == tcp-* ]] && shell=(--tcp-established)
+	[[ $name == tcp-* || $name == netns-inet ]] && shell=(--tcp-established)
 	local wrap=()
 	if [ "$name" = ext-unix ]; then
 		shell=(--ext-unix-sk)

@@ -174,7 +174,8 @@ static int dump_fds(struct dump_task *t)
 		if (seen) {
 			/* (a lock's refusal names the file) */
 			if ((fdinfo_key(info, "lock:") && (err = fd_probe_file(&dirs, &p))) ||
-			    (err = locks_dump_fd(t, &p, e, true)))
+			    (err = locks_dump_fd(t, &p, e, true)) ||
+			    (err = net_nested_note_socket(t->ctx, t->pid, e->fd)))
 				return err;
 			continue;
 		}
@@ -185,7 +186,7 @@ static int dump_fds(struct dump_task *t)
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",
 					   t->pid, e->fd, p.link);
 		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) &&
-		    (err = net_nested_check_socket(t->ctx, t->pid, e->fd)))
+		    (err = net_nested_note_socket(t->ctx, t->pid, e->fd)))
 			return err;
 		int claimed = 0;
 		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {

@@ -107,7 +107,7 @@ static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, Ine
 		if ((err = peek_datagrams(sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the datagrams waiting in %s",
 					   t->pid, p->fd, p->link);
-		if ((err = udp_shutdown_dump(t->ctx, in)))
+		if ((err = udp_shutdown_dump(t->ctx, sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the shutdown state of %s",
 					   t->pid, p->fd, p->link);
 	} else if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {

@@ -43,8 +43,8 @@ int inet_ended_abort(const InetSocket *in);
 /* inet-raw.c: a raw socket's state (bound, connected), its multicast groups; 1 (claimed). */
 int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
 
-/* udp-diag.c: which sides of UDP socket in (its inode) shutdown() closed. */
-int udp_shutdown_dump(const struct run_ctx *ctx, InetSocket *in);
+/* udp-diag.c: which sides of UDP socket in (its inode; sk, a copy of it) shutdown() closed. */
+int udp_shutdown_dump(const struct run_ctx *ctx, int sk, InetSocket *in);
 
 /* inet-tcp.c */
 int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);

@@ -15,9 +15,9 @@
  * the parent's, it holds the loopback alone and up; a ping over the bus connection, one over
  * the inherited pair, one over the pair sent up and one over the grandchild's pair are
  * answered; a datagram the parent sends to nested.sock arrives.
- * What the dump must refuse (tests/failure-cases.sh), in the child's namespace: --inet a TCP
- * listener on 127.0.0.1 (fd 59), --abstract a unix socket bound to an abstract name (fd 59),
- * --veth a veth pair besides the loopback.
+ * What the dump must refuse (tests/failure-cases.sh), in the child's namespace: --abstract a
+ * unix socket bound to an abstract name (fd 59), --veth a veth pair besides the loopback.
+ * (Inet sockets there: netns-inet.)
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -55,23 +55,6 @@ static void path_of(struct sockaddr_un *sa, const char *name)
 	int n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%.80s/%s", zoo_tmpdir(), name);
 	if (n >= (int)sizeof(sa->sun_path))
 		zoo_die("socket path too long: %s/%s", zoo_tmpdir(), name);
-}
-
-/* lo up or down (a socket of the caller's namespace) */
-static int set_lo(int up)
-{
-	struct ifreq ifr = { 0 };
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	ok = s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr);
-	if (ok) {
-		ifr.ifr_flags = up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP;
-		ok = !ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	if (s >= 0)
-		close(s);
-	return ok;
 }
 
 /* Only lo (and the others made on purpose), and up. */
@@ -135,16 +118,10 @@ static void grandchild(void)
 	_exit(answer(FD_PAIR_G) ? 0 : 1);
 }
 
-/* What the dump must refuse (--inet, --abstract, --veth), made in the child's namespace. */
+/* What the dump must refuse (--abstract, --veth), made in the child's namespace. */
 static void refused_state(const char *what)
 {
-	if (!strcmp(what, "--inet")) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		int s = socket(AF_INET, SOCK_STREAM, 0);
-		if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 1))
-			zoo_die("a TCP listener: %s", strerror(errno));
-		zoo_place(s, FD_REFUSED, 0);
-	} else if (!strcmp(what, "--abstract")) {
+	if (!strcmp(what, "--abstract")) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 		int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "stasis-zoo-nested-%d", getpid());
 		int s = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -165,7 +142,7 @@ static void child(const char *refused)
 	int pair[2];
 
 	signal(SIGTERM, on_term);
-	if (unshare(CLONE_NEWNET) || !set_lo(1))
+	if (unshare(CLONE_NEWNET) || !zoo_set_lo(1))
 		zoo_die("a network namespace of its own with lo up: %s", strerror(errno));
 	path_of(&bus, "bus.sock");
 	path_of(&nested, "nested.sock");
@@ -202,7 +179,7 @@ static void child(const char *refused)
 			setns(ns, CLONE_NEWNET);
 	}
 	if (is("loopback"))
-		set_lo(0);
+		zoo_set_lo(0);
 	if (is("bus"))
 		shutdown(FD_BUS_C, SHUT_RDWR);
 	if (is("nested-bound"))
@@ -250,7 +227,7 @@ int main(int argc, char **argv)
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	const char *refused = NULL;
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--inet") || !strcmp(argv[i], "--abstract") || !strcmp(argv[i], "--veth"))
+		if (!strcmp(argv[i], "--abstract") || !strcmp(argv[i], "--veth"))
 			refused = argv[i];
 	path_of(&bus, "bus.sock");
 	path_of(&nested, "nested.sock");

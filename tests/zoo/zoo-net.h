@@ -3,12 +3,31 @@
 #define ZOO_NET_H
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 static inline socklen_t zoo_inet_len(int family)
 {
 	return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* lo up or down (a socket of the caller's namespace) */
+static inline int zoo_set_lo(int up)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	ok = s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr);
+	if (ok) {
+		ifr.ifr_flags = up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP;
+		ok = !ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	if (s >= 0)
+		close(s);
+	return ok;
 }
 
 /* A TCP connection over loopback of family: *c the client, *s the accepted side. */
