@@ -334,4 +334,9 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define INOTIFY_IOC_SETNEXTWD _IOW('I', 0, int32_t)
 #endif
 
+/* linux/in.h (6.3): the local ports a socket may be bound to, low | high << 16 */
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51
+#endif
+
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "inet.h"
 #include "log.h"
 #include "util.h"
@@ -53,6 +54,14 @@ static const struct inet_opt_desc {
 	{ IPPROTO_IP, IP_MULTICAST_TTL, sizeof(int), "IP_MULTICAST_TTL" },
 	{ IPPROTO_IP, IP_MULTICAST_LOOP, sizeof(int), "IP_MULTICAST_LOOP" },
 	{ IPPROTO_IP, IP_MULTICAST_IF, sizeof(struct in_addr), "IP_MULTICAST_IF" },
+	{ IPPROTO_IP, IP_MULTICAST_ALL, sizeof(int), "IP_MULTICAST_ALL" },
+	{ IPPROTO_IP, IP_MINTTL, sizeof(int), "IP_MINTTL" },
+	{ IPPROTO_IP, IP_RECVOPTS, sizeof(int), "IP_RECVOPTS" },
+	{ IPPROTO_IP, IP_RETOPTS, sizeof(int), "IP_RETOPTS" },
+	{ IPPROTO_IP, IP_PASSSEC, sizeof(int), "IP_PASSSEC" },
+	{ IPPROTO_IP, IP_RECVFRAGSIZE, sizeof(int), "IP_RECVFRAGSIZE" },
+	{ IPPROTO_IP, IP_RECVERR_RFC4884, sizeof(int), "IP_RECVERR_RFC4884" },
+	{ IPPROTO_IP, IP_LOCAL_PORT_RANGE, sizeof(uint32_t), "IP_LOCAL_PORT_RANGE" }, /* Linux >= 6.3 */
 	{ IPPROTO_IPV6, IPV6_V6ONLY, sizeof(int), "IPV6_V6ONLY" },
 	{ IPPROTO_IPV6, IPV6_TCLASS, sizeof(int), "IPV6_TCLASS" },
 	{ IPPROTO_IPV6, IPV6_UNICAST_HOPS, sizeof(int), "IPV6_UNICAST_HOPS" },
@@ -64,6 +73,22 @@ static const struct inet_opt_desc {
 	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER, sizeof(int), "IPV6_MTU_DISCOVER" },
 	{ IPPROTO_IPV6, IPV6_TRANSPARENT, sizeof(int), "IPV6_TRANSPARENT" },
 	{ IPPROTO_IPV6, IPV6_FREEBIND, sizeof(int), "IPV6_FREEBIND" },
+	{ IPPROTO_IPV6, IPV6_RECVHOPLIMIT, sizeof(int), "IPV6_RECVHOPLIMIT" },
+	{ IPPROTO_IPV6, IPV6_RECVTCLASS, sizeof(int), "IPV6_RECVTCLASS" },
+	{ IPPROTO_IPV6, IPV6_RECVPATHMTU, sizeof(int), "IPV6_RECVPATHMTU" },
+	{ IPPROTO_IPV6, IPV6_RECVRTHDR, sizeof(int), "IPV6_RECVRTHDR" },
+	{ IPPROTO_IPV6, IPV6_RECVHOPOPTS, sizeof(int), "IPV6_RECVHOPOPTS" },
+	{ IPPROTO_IPV6, IPV6_RECVDSTOPTS, sizeof(int), "IPV6_RECVDSTOPTS" },
+	{ IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, sizeof(int), "IPV6_RECVORIGDSTADDR" },
+	{ IPPROTO_IPV6, IPV6_RECVFRAGSIZE, sizeof(int), "IPV6_RECVFRAGSIZE" },
+	{ IPPROTO_IPV6, IPV6_RECVERR_RFC4884, sizeof(int), "IPV6_RECVERR_RFC4884" },
+	{ IPPROTO_IPV6, IPV6_FLOWINFO, sizeof(int), "IPV6_FLOWINFO" },
+	{ IPPROTO_IPV6, IPV6_FLOWINFO_SEND, sizeof(int), "IPV6_FLOWINFO_SEND" },
+	{ IPPROTO_IPV6, IPV6_DONTFRAG, sizeof(int), "IPV6_DONTFRAG" },
+	{ IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, sizeof(int), "IPV6_AUTOFLOWLABEL" },
+	{ IPPROTO_IPV6, IPV6_MINHOPCOUNT, sizeof(int), "IPV6_MINHOPCOUNT" },
+	{ IPPROTO_IPV6, IPV6_MULTICAST_ALL, sizeof(int), "IPV6_MULTICAST_ALL" },
+	{ IPPROTO_IPV6, IPV6_ADDR_PREFERENCES, sizeof(int), "IPV6_ADDR_PREFERENCES" },
 	{ IPPROTO_TCP, TCP_NODELAY, sizeof(int), "TCP_NODELAY" },
 	{ IPPROTO_TCP, TCP_CORK, sizeof(int), "TCP_CORK" },
 	{ IPPROTO_TCP, TCP_QUICKACK, sizeof(int), "TCP_QUICKACK" }, /* 0: delayed acks (pingpong) */
@@ -79,6 +104,12 @@ static const struct inet_opt_desc {
 	{ IPPROTO_TCP, TCP_FASTOPEN, sizeof(int), "TCP_FASTOPEN" },
 	{ IPPROTO_TCP, TCP_CONGESTION, 0, "TCP_CONGESTION" },
 	{ IPPROTO_TCP, TCP_MAXSEG, sizeof(int), "TCP_MAXSEG" }, /* not connected: the MSS asked for */
+	{ IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, sizeof(int), "TCP_THIN_LINEAR_TIMEOUTS" },
+	{ IPPROTO_TCP, TCP_SAVE_SYN, sizeof(int), "TCP_SAVE_SYN" },
+	{ IPPROTO_TCP, TCP_INQ, sizeof(int), "TCP_INQ" },
+	{ IPPROTO_TCP, TCP_TX_DELAY, sizeof(int), "TCP_TX_DELAY" },
+	{ IPPROTO_TCP, TCP_FASTOPEN_NO_COOKIE, sizeof(int), "TCP_FASTOPEN_NO_COOKIE" },
+	{ IPPROTO_TCP, TCP_FASTOPEN_CONNECT, sizeof(int), "TCP_FASTOPEN_CONNECT" }, /* before connect */
 	{ IPPROTO_UDP, UDP_CORK, sizeof(int), "UDP_CORK" },
 	{ IPPROTO_UDP, UDP_SEGMENT, sizeof(int), "UDP_SEGMENT" },
 	{ IPPROTO_UDP, UDP_GRO, sizeof(int), "UDP_GRO" },
@@ -120,6 +151,9 @@ static bool applies(int level, int name, const InetSocket *in)
 		return false;
 	if (level == IPPROTO_TCP && name == TCP_MAXSEG) /* (connected: the MSS in use, not an option) */
 		return protocol == IPPROTO_TCP && in->state != INET_STATE__INET_CONNECTED;
+	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT) /* (a closed socket's alone) */
+		return protocol == IPPROTO_TCP &&
+		       (in->state == INET_STATE__INET_FRESH || in->state == INET_STATE__INET_BOUND);
 	if (level == IPPROTO_IPV6)
 		return family == AF_INET6;
 	if (level == IPPROTO_TCP || level == IPPROTO_UDP)

@@ -1,6 +1,7 @@
 /*
  * Netlink sockets (audit, uevents, route monitors ...): protocol, type, the port id and the
- * multicast groups they are bound to, and the peer they are connected to. Multicast messages
+ * multicast groups they are bound to, the peer they are connected to, and their boolean
+ * options (extended acks and strict checks, as iproute2 and systemd set them, ...). Multicast messages
  * waiting in one are not kept (the dump warns): they are the kernel's news, read again from
  * the source. A unicast one waiting (a reply to the program's own request) is refused: the
  * program would wait for it for ever.
@@ -19,6 +20,20 @@
 #include "util.h"
 
 #define MAX_GROUP_WORDS 64 /* 2048 groups */
+
+/* the boolean options of SOL_NETLINK, saved as 1 << option */
+static const int flag_opts[] = { NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS,
+				 NETLINK_LISTEN_ALL_NSID, NETLINK_CAP_ACK, NETLINK_EXT_ACK,
+				 NETLINK_GET_STRICT_CHK };
+
+static uint32_t flags_known(void)
+{
+	uint32_t all = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(flag_opts); i++)
+		all |= 1u << flag_opts[i];
+	return all;
+}
 
 static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
@@ -73,6 +88,13 @@ static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		return -ENOMEM;
 	e->n_nl_groups = glen / sizeof(uint32_t);
 	memcpy(e->nl_groups, groups, glen);
+	for (size_t i = 0; i < ARRAY_SIZE(flag_opts); i++) {
+		int on = 0;
+		len = sizeof(on);
+		if (!getsockopt(s, SOL_NETLINK, flag_opts[i], &on, &len) && on)
+			e->nl_flags |= 1u << flag_opts[i];
+	}
+	e->has_nl_flags = e->nl_flags != 0;
 	if (!getpeername(s, (struct sockaddr *)&peer, &plen) && (peer.nl_pid || peer.nl_groups)) {
 		e->has_nl_peer_portid = e->has_nl_peer_groups = true;
 		e->nl_peer_portid = peer.nl_pid;
@@ -97,6 +119,12 @@ static int open_netlink(struct restore_task *t, const FdEntry *e)
 		if (bind(s, (struct sockaddr *)&self, sizeof(self)))
 			goto fail;
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(flag_opts); i++) {
+		int on = 1;
+		if ((e->nl_flags & (1u << flag_opts[i])) &&
+		    setsockopt(s, SOL_NETLINK, flag_opts[i], &on, sizeof(on)))
+			goto fail;
+	}
 	for (size_t w = 0; w < e->n_nl_groups; w++)
 		for (int b = 0; b < 32; b++) {
 			int group = w * 32 + b + 1;
@@ -117,9 +145,20 @@ fail:;
 	return err;
 }
 
+static int validate_netlink(const struct restore_task *t, const FdEntry *e)
+{
+	if (e->nl_flags & ~flags_known()) {
+		pr_err("image fds-%d.img: fd %u: netlink options %#x are not ones stasis saves", t->pid,
+		       e->fd, e->nl_flags & ~flags_known());
+		return -EINVAL;
+	}
+	return 0;
+}
+
 const struct fd_kind_ops fd_kind_netlink = {
 	.name = "netlink socket",
 	.dump = dump_netlink,
+	.validate = validate_netlink,
 	.open = open_netlink,
 	.kind = FD_KIND__FD_NETLINK,
 };

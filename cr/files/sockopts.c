@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/net_tstamp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,12 +78,19 @@ static const struct {
 	{ SO_RCVMARK, SO_RCVMARK, sizeof(int), "SO_RCVMARK" },
 	{ SO_PASSPIDFD, SO_PASSPIDFD, sizeof(int), "SO_PASSPIDFD" },   /* Linux >= 6.5 */
 	{ SO_PASSRIGHTS, SO_PASSRIGHTS, sizeof(int), "SO_PASSRIGHTS" }, /* Linux >= 6.16 */
+	/* the flags (its PTP clock, bind_phc, is not kept: such a clock is the host's hardware) */
+	{ SO_TIMESTAMPING, SO_TIMESTAMPING, sizeof(int), "SO_TIMESTAMPING" },
+	{ SO_MAX_PACING_RATE, SO_MAX_PACING_RATE, sizeof(uint64_t), "SO_MAX_PACING_RATE" },
+	{ SO_TXTIME, SO_TXTIME, sizeof(struct sock_txtime), "SO_TXTIME" },
+	{ SO_WIFI_STATUS, SO_WIFI_STATUS, sizeof(int), "SO_WIFI_STATUS" },
 };
 
 union opt_value {
 	int i;
+	uint64_t u64;
 	struct timeval tv;
 	struct linger linger;
+	struct sock_txtime txtime;
 };
 
 /* Reads option i of sk into buf (known_opts[i].size bytes); false if the socket has none. */
