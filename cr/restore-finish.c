@@ -416,6 +416,20 @@ static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufC
 	return 0;
 }
 
+int restore_ready_tree(struct restore_tree *rt)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
+		for (unsigned k = 0; k < state_table_len; k++) {
+			unsigned logged = log_errors();
+			int err;
+			if (state_table[k]->ready && (err = state_table[k]->ready(t)))
+				return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[k]->name);
+		}
+	}
+	return 0;
+}
+
 static int run_finish_steps(struct restore_task *t)
 {
 	if (t->tree_size > 1 && t == &t->tree[t->tree_size - 1] && run_fault(t->ctx, "restore-finish")) {

@@ -504,7 +504,8 @@ static int restore(struct run_ctx *ctx, struct restore_tree *rt)
 	run_fault_count(ctx, "restore-root");
 	err = restore_collect_reports(rt, status[0]);
 	pr_debug("restore pid %d: every restorer done", root);
-	if (!err && !(err = run_notify(ctx, "post-restore", root, -1)) &&
+	if (!err && !(err = restore_ready_tree(rt)) &&
+	    !(err = run_notify(ctx, "post-restore", root, -1)) &&
 	    !(err = net_lock_restore_over(ctx)) && !(err = run_notify(ctx, "network-unlock", root, -1)) &&
 	    !(err = run_notify(ctx, "pre-resume", root, -1)) && !(err = restore_finish_tree(rt))) {
 		/* what only the restore needed goes (unlinked queues' names) while the watchdog

@@ -10,6 +10,8 @@ __attribute__((noreturn)) void restore_process(struct restore_tree *rt, struct r
 
 /* Serves every process's restorer until each has reported that it is done. */
 int restore_collect_reports(struct restore_tree *rt, int status_fd);
+/* Then, by stasis, what needs every process's state made first (state_ops.ready). */
+int restore_ready_tree(struct restore_tree *rt);
 /*
  * Every process prepared (blob removed, registers, kinds' finish steps): from then on the
  * tree no longer dies with stasis (until then it does: PTRACE_O_EXITKILL).

@@ -215,6 +215,12 @@ struct state_ops {
 	/* Bytes of the restorer's arguments its restore() takes with restorer_args_alloc(). */
 	size_t (*args_size)(const struct restore_task *t);
 	int (*restore)(struct restore_task *t);
+	/*
+	 * Optional, by stasis once every process of the tree has reported (the network still
+	 * locked), before any is finished: what needs the state of every process made first (a TCP
+	 * connection's queues: its peer in the tree acks them once out of repair mode).
+	 */
+	int (*ready)(struct restore_task *t);
 	int (*finish)(struct restore_task *t);
 };
 

@@ -316,7 +316,6 @@ int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, sockle
 {
 	struct tcp_repair_opt opts[4];
 	unsigned nr = 0;
-	size_t sent = c->out_queue.len - c->unsent; /* into the send queue in repair mode */
 	uint32_t rcv_start = c->rcv_nxt - c->in_queue.len - c->fin_received;
 
 	if (tcp_repair_set(sk, true, false))
@@ -346,6 +345,13 @@ int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, sockle
 		return WHY("cannot set its options (MSS, window scale, SACK, timestamps)");
 	if (c->has_timestamp && set_int(sk, IPPROTO_TCP, TCP_TIMESTAMP, c->timestamp))
 		return WHY("cannot set its timestamp clock");
+	return 0;
+}
+
+int tcp_repair_fill(int sk, const TcpConn *c, char *why, size_t why_len)
+{
+	size_t sent = c->out_queue.len - c->unsent; /* into the send queue in repair mode */
+
 	if (make_room(sk, SO_RCVBUF, SO_RCVBUFFORCE, c->in_queue.len) ||
 	    make_room(sk, SO_SNDBUF, SO_SNDBUFFORCE, c->out_queue.len))
 		return WHY("cannot make its buffers large enough for its queues");

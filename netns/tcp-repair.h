@@ -21,10 +21,17 @@ int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len);
 
 /*
  * sk, new and unconnected, becomes the connection c from src to dst, in repair mode (left on:
- * tcp_repair_resume turns it off once the tree may run). <0 with what failed in why.
+ * tcp_repair_resume turns it off once the tree may run), its queues still empty. <0 with what
+ * failed in why.
  */
 int tcp_repair_make(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
 		    const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len);
+/*
+ * Then, by stasis (a socket's buffers grow beyond net.core.[rw]mem_max only with CAP_NET_ADMIN
+ * over the host, which a process of a user namespace lacks): both queues of c filled, its
+ * window set, its FIN queued again if it was in repair mode. <0 with what failed in why.
+ */
+int tcp_repair_fill(int sk, const TcpConn *c, char *why, size_t why_len);
 
 /* Repair off on sk (a copy of a restored socket), and the bytes never sent queued again. */
 int tcp_repair_resume(int sk, const TcpConn *c);

@@ -103,7 +103,7 @@ run_part slow "process zoo in a PID namespace with the host's /proc" tests/run-z
 run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
 	ctr-state user-ns time-ns tree threads sessions fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
-	file-leases proc-knobs event-fds epoll-targets inotify cow-pair netns-inet
+	file-leases proc-knobs event-fds epoll-targets inotify cow-pair netns-inet tcp-established tcp-closing tcp-reset
 # (the failure cases under ASan/UBSan only: the same cases and verdicts, and memory errors)
 run_part slow "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part quick "hardening: image files and directories, untrusted images" tests/hardening.sh

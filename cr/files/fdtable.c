@@ -419,6 +419,21 @@ static int check_fds(struct restore_task *t)
 	return 0;
 }
 
+/* By stasis, every task of the tree stopped, before any is finished. */
+static int ready_fds(struct restore_task *t)
+{
+	int err;
+
+	for (size_t i = 0; i < t->fds->n_fds; i++) {
+		const FdEntry *e = t->fds->fds[i];
+		const struct fd_kind_ops *ops = fd_kind_of(e->kind);
+		unsigned logged = log_errors();
+		if (ops && ops->ready && (err = ops->ready(t, e)))
+			return log_unnamed(logged, err, "restore pid %d fd %u: %s", t->pid, e->fd, ops->name);
+	}
+	return 0;
+}
+
 /* By stasis, the task stopped: the kinds' last word before the tree runs; then who gets each
  * file's signals (every owner exists by now), after its leases are broken again. */
 static int finish_fds(struct restore_task *t)
@@ -451,5 +466,6 @@ const struct state_ops state_fds = {
 	.check = check_fds,
 	.args_size = fds_args_size,
 	.restore = restore_fds,
+	.ready = ready_fds,
 	.finish = finish_fds,
 };

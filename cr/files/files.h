@@ -71,6 +71,9 @@ struct fd_kind_ops {
 	/* Optional, in the new task once every fd has its number, before locks are taken again
 	 * (epoll registrations, which may put a file at a number for a moment). */
 	int (*settle)(const struct restore_task *t, const FdEntry *e);
+	/* Optional, by stasis once every task of the tree has reported, before any is finished
+	 * (state_ops.ready): TCP connections' queues. */
+	int (*ready)(const struct restore_task *t, const FdEntry *e);
 	/* Optional, by stasis once the task waits to be let go (inotify: the restore's events). */
 	int (*finish)(const struct restore_task *t, const FdEntry *e);
 	/* Optional: a file the root opens once it is in the tree's own PID namespace (what it names

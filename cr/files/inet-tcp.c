@@ -11,8 +11,9 @@
  * - established and half-closed (ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
  *   CLOSING): only with --tcp-established; the socket is put in repair mode (its packets
  *   held back by the network lock, netns/net-lock.c) and its state read; on restore it is
- *   made again in repair mode (netns/tcp-repair.c) in the new process, and stasis turns
- *   repair off once the tree is about to run. Without --tcp-established the dump fails
+ *   made again in repair mode (netns/tcp-repair.c) in the new process, and stasis fills its
+ *   queues (buffers beyond net.core.[rw]mem_max take CAP_NET_ADMIN over the host, which a
+ *   process of a user namespace lacks) and turns repair off once the tree is about to run. Without --tcp-established the dump fails
  *   naming the connection; with --tcp-close (dump or restore) it comes back closed, as one
  *   that ended (below);
  * - closed: never connected (a new socket, bound or not), or a connection that ended (both
@@ -621,6 +622,26 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 	default:
 		return 0; /* a new socket */
 	}
+}
+
+/* By stasis, every process of the tree made (the network locked): the queues filled. */
+int inet_tcp_ready(const struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+	char why[160] = "", self[80], peer[80];
+	int err;
+
+	if (!repaired(t->ctx, in))
+		return 0;
+	auto_close int sk = task_fd_copy(t->host_pid, e->fd);
+	if (sk < 0 || (err = tcp_repair_fill(sk, in->tcp, why, sizeof(why)))) {
+		err = sk < 0 ? sk : err;
+		inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+		inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+		pr_err("restore pid %d fd %u: TCP connection %s -> %s: %s: %s", t->pid, e->fd, self, peer,
+		       why[0] ? why : "cannot take its socket", strerror(-err));
+	}
+	return err;
 }
 
 /* By stasis, the tree about to run (the network unlocked): repair mode off. */

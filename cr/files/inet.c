@@ -390,6 +390,11 @@ fail:
 	return err;
 }
 
+static int ready_inet(const struct restore_task *t, const FdEntry *e)
+{
+	return e->inet->protocol == IPPROTO_TCP ? inet_tcp_ready(t, e) : 0;
+}
+
 static int finish_inet(const struct restore_task *t, const FdEntry *e)
 {
 	return e->inet->protocol == IPPROTO_TCP ? inet_tcp_finish(t, e) : 0;
@@ -400,6 +405,7 @@ const struct fd_kind_ops fd_kind_inet = {
 	.dump = dump_inet,
 	.validate = validate_inet,
 	.open = open_inet,
+	.ready = ready_inet,
 	.finish = finish_inet,
 	.kind = FD_KIND__FD_INET,
 };

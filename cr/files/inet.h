@@ -51,6 +51,7 @@ int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
 int inet_tcp_validate(const struct restore_task *t, const FdEntry *e);
 /* sk: new, with the options of every level but TCP's set. */
 int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk);
+int inet_tcp_ready(const struct restore_task *t, const FdEntry *e);
 int inet_tcp_finish(const struct restore_task *t, const FdEntry *e);
 
 
