@@ -47,7 +47,7 @@ struct net_nested_state {
 	NetNested *img;
 	struct nested_ns_view *views; /* restore */
 	uint64_t *ids;                /* dump: the namespaces' inodes */
-	struct nested_held_socket *held;     /* dump */
+	struct nested_held_socket *held; /* dump */
 	size_t n_held;
 };
 
@@ -164,20 +164,13 @@ out:
 	return err;
 }
 
-static uint32_t net_nested_maker_of_state(const struct net_nested_state *st, uint64_t ns_ino)
+/* The maker of network namespace ns_ino if it is one a process of the tree made, else 0. */
+static uint32_t maker_of(const struct net_nested_state *st, uint64_t ns_ino)
 {
 	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
 		if (st->ids[i] == ns_ino)
 			return st->img->ns[i]->maker;
 	return 0;
-}
-
-static bool is_nested(const struct net_nested_state *st, uint64_t ns)
-{
-	for (size_t i = 0; i < st->img->n_ns; i++)
-		if (st->ids[i] == ns)
-			return true;
-	return false;
 }
 
 int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, int fd)
@@ -206,7 +199,8 @@ int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, int fd)
 			return -ENOMEM;
 		st->held = more;
 	}
-	st->held[st->n_held++] = (struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family };
+	st->held[st->n_held++] =
+		(struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family };
 	return 0;
 }
 
@@ -230,19 +224,18 @@ static int check_held_sockets(struct net_nested_state *st)
 		for (j = i + 1; j < st->n_held && st->held[j].ino == h->ino; j++)
 			if (st->held[j].pid != h->pid)
 				other = &st->held[j];
-		if (other && is_nested(st, h->ns)) {
-			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace net:[%llu], "
-			       "the one pid %u made, is held by pid %d too: a socket held by several "
-			       "processes comes back in the tree's namespace (not supported yet)", h->pid,
-			       h->fd, h->family, (unsigned long long)h->ns, net_nested_maker_of_state(st, h->ns),
+		if (other && maker_of(st, h->ns)) {
+			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
+			       "net:[%llu], the one pid %u made, is held by pid %d too: a socket held by "
+			       "several processes comes back in the tree's namespace (not supported yet)",
+			       h->pid, h->fd, h->family, (unsigned long long)h->ns, maker_of(st, h->ns),
 			       other->pid);
 			return -ENOTSUP;
 		}
-		if (!other && h->ns != h->holder_ns &&
-		    (is_nested(st, h->ns) || is_nested(st, h->holder_ns))) {
-			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace net:[%llu] "
-			       "is held by this process of net:[%llu] alone: it would come back in the "
-			       "holder's namespace (not supported yet)", h->pid, h->fd, h->family,
+		if (!other && h->ns != h->holder_ns && (maker_of(st, h->ns) || maker_of(st, h->holder_ns))) {
+			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
+			       "net:[%llu] is held by this process of net:[%llu] alone: it would come back "
+			       "in the holder's namespace (not supported yet)", h->pid, h->fd, h->family,
 			       (unsigned long long)h->ns, (unsigned long long)h->holder_ns);
 			return -ENOTSUP;
 		}
@@ -252,7 +245,7 @@ static int check_held_sockets(struct net_nested_state *st)
 
 uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
 {
-	return net_nested_maker_of_state(state_of(ctx), ns_ino);
+	return maker_of(state_of(ctx), ns_ino);
 }
 
 static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
@@ -264,7 +257,9 @@ static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 	(void)tr;
 	if (!st->img)
 		return 0;
-	return (err = check_held_sockets(st)) ? err : image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base);
+	if ((err = check_held_sockets(st)))
+		return err;
+	return image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base);
 }
 
 static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)

@@ -18,7 +18,8 @@
 #                    "READY\n" followed by one PASS line.
 #                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
-#                    through that one. tcp-* programs and netns-inet are dumped with --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
+#                    through that one. tcp-* programs and netns-inet are dumped with
+#                    --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it (in a
 #                    container flavour its server is started first, `ext-unix --daemon`;

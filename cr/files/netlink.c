@@ -1,9 +1,9 @@
 /*
  * Netlink sockets (audit, uevents, route monitors ...): protocol, type, the port id and the
  * multicast groups they are bound to, the peer they are connected to, and their boolean
- * options (extended acks and strict checks, as iproute2 and systemd set them, ...). Multicast messages
- * waiting in one are not kept (the dump warns): they are the kernel's news, read again from
- * the source. A unicast one waiting (a reply to the program's own request) is refused: the
+ * options (extended acks and strict checks, as iproute2 and systemd set them, ...). Multicast
+ * messages waiting in one are not kept (the dump warns): they are the kernel's news, read again
+ * from the source. A unicast one waiting (a reply to the program's own request) is refused: the
  * program would wait for it for ever.
  */
 #include <errno.h>

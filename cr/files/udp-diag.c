@@ -118,7 +118,8 @@ int udp_shutdown_dump(const struct run_ctx *ctx, int sk, InetSocket *in)
 		return err;
 	if ((err = snapshot_list(all, nsfd, netns, in->family, in->protocol, &snap)))
 		return err;
-	const struct udp_seen *found = snap->n ? bsearch(&key, snap->socks, snap->n, sizeof(key), by_ino) : NULL;
+	const struct udp_seen *found =
+		snap->n ? bsearch(&key, snap->socks, snap->n, sizeof(key), by_ino) : NULL;
 	if (!found) /* a socket never bound is in no table the kernel lists (its state untold) */
 		return in->state == INET_STATE__INET_FRESH ? 0 : -ENOENT;
 	if (found->shutdown & 3) {
