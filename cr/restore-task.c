@@ -277,13 +277,16 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 		child_fail(err, "restore pid %d: time namespace: %s", t->pid, strerror(-err));
 	if (t->is_root)
 		enter_namespaces(rt, t);
+	/* a maker of namespaces of its own makes them before it forks (its children inherit them);
+	 * the network one before the shared files it opens, which may be sockets made there */
+	if (!t->is_root && (err = net_nested_make(t->ctx, t->pid)))
+		child_fail(err, "restore pid %d: cannot make its own network namespace: %s", t->pid,
+			   strerror(-err));
 	if ((err = shared_files_open_later(rt, t)))
-		child_fail(err, "restore pid %d: cannot open the shared files of reaped processes or of "
-			   "its own /proc: %s", t->pid, strerror(-err));
-	/* a maker of namespaces of its own makes them before it forks (its children inherit them) */
+		child_fail(err, "restore pid %d: cannot open the shared files of reaped processes, of "
+			   "its own /proc or of its network namespace: %s", t->pid, strerror(-err));
 	if (!t->is_root &&
-	    ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid)) ||
-	     (err = net_nested_make(t->ctx, t->pid))))
+	    ((err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid))))
 		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));
 	/* memory that what it forks shares with it, in place before it forks */
 	if ((err = cow_share_fill(t->ctx, t)))

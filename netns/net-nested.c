@@ -9,8 +9,10 @@
  * nothing tells the two apart but an abstract name, which the dump refuses in a nested
  * namespace. Sockets of other families (inet, netlink, packet) come back where the restore
  * makes them: in their process if one holds them, in stasis (the tree's namespace) if several
- * do; the dump notes each (net_nested_note_socket) and refuses one that would so come back in
- * another namespace than its own (check_held_sockets).
+ * do, but an inet socket of a nested namespace that processes there alone share is made by the
+ * namespace's maker (netns_maker: cr/files/shared.c's opened_by_process), once it made the
+ * namespace and before it forks them. The dump notes each (net_nested_note_socket) and refuses
+ * one that would come back in another namespace than its own (check_held_sockets).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +43,7 @@ struct nested_held_socket {
 	uint64_t holder_ns;
 	pid_t pid;
 	int fd, family;
+	bool inet_owner; /* pid's entry for it is the inet socket's own (not a sharer's) */
 };
 
 struct net_nested_state {
@@ -173,8 +176,9 @@ static uint32_t maker_of(const struct net_nested_state *st, uint64_t ns_ino)
 	return 0;
 }
 
-int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, int fd)
+int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e)
 {
+	int fd = e->fd;
 	struct net_nested_state *st = state_of(ctx);
 	int family = 0;
 	socklen_t len = sizeof(family);
@@ -200,7 +204,13 @@ int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, int fd)
 		st->held = more;
 	}
 	st->held[st->n_held++] =
-		(struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family };
+		(struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family,
+					     e->kind == FD_KIND__FD_INET };
+	/* (its entry is written before the tree's objects: marked now, judged in the write) */
+	if (e->kind == FD_KIND__FD_INET && maker_of(st, ns.st_ino)) {
+		e->inet->has_netns_maker = true;
+		e->inet->netns_maker = maker_of(st, ns.st_ino);
+	}
 	return 0;
 }
 
@@ -211,25 +221,36 @@ static int by_socket(const void *a, const void *b)
 }
 
 /*
- * The restore makes a socket that one process holds in that process, one that several hold in
- * stasis, in the tree's namespace: a socket that would so come back in another namespace than
- * its own is refused, naming a holder.
+ * The restore makes a socket that one process holds in that process; one that several hold in
+ * stasis, in the tree's namespace, unless it is an inet socket of a nested namespace that only
+ * processes there hold: that namespace's maker opens it then (netns_maker), before it forks
+ * them. A socket that would come back in another namespace than its own is refused, naming a
+ * holder.
  */
 static int check_held_sockets(struct net_nested_state *st)
 {
 	if (st->n_held)
 		qsort(st->held, st->n_held, sizeof(*st->held), by_socket);
 	for (size_t i = 0, j; i < st->n_held; i = j) {
-		const struct nested_held_socket *h = &st->held[i], *other = NULL;
-		for (j = i + 1; j < st->n_held && st->held[j].ino == h->ino; j++)
+		const struct nested_held_socket *h = &st->held[i], *other = NULL, *outside = NULL;
+		bool inet = false;
+		for (j = i; j < st->n_held && st->held[j].ino == h->ino; j++) {
 			if (st->held[j].pid != h->pid)
 				other = &st->held[j];
+			if (st->held[j].holder_ns != h->ns)
+				outside = &st->held[j];
+			inet |= st->held[j].inet_owner;
+		}
+		if (other && maker_of(st, h->ns) && inet && !outside)
+			continue; /* (netns_maker) */
 		if (other && maker_of(st, h->ns)) {
+			const struct nested_held_socket *x = outside ? outside : other;
 			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
-			       "net:[%llu], the one pid %u made, is held by pid %d too: a socket held by "
-			       "several processes comes back in the tree's namespace (not supported yet)",
+			       "net:[%llu], the one pid %u made, is held by pid %d%s too: a socket held by "
+			       "several processes comes back in the tree's namespace unless it is an inet "
+			       "socket that processes of its own namespace alone hold (not supported yet)",
 			       h->pid, h->fd, h->family, (unsigned long long)h->ns, maker_of(st, h->ns),
-			       other->pid);
+			       x->pid, outside ? ", of another namespace," : "");
 			return -ENOTSUP;
 		}
 		if (!other && h->ns != h->holder_ns && (maker_of(st, h->ns) || maker_of(st, h->holder_ns))) {
@@ -262,13 +283,35 @@ static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 	return image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base);
 }
 
+/* Each inet socket that names the maker of its namespace names one net-nested.img holds. */
+static int check_socket_makers(const struct net_nested_state *st, const struct restore_tree *rt)
+{
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
+			const FdEntry *e = rt->tasks[i].fds->fds[k];
+			bool known = false;
+			if (e->kind != FD_KIND__FD_INET || !e->inet || !e->inet->has_netns_maker)
+				continue;
+			for (size_t n = 0; st->img && n < st->img->n_ns && !known; n++)
+				known = st->img->ns[n]->maker == e->inet->netns_maker;
+			if (!known) {
+				pr_err("image fds-%d.img: fd %u: its socket's network namespace is pid %u's, "
+				       "which net-nested.img does not hold", rt->tasks[i].pid, e->fd,
+				       e->inet->netns_maker);
+				return -EINVAL;
+			}
+		}
+	return 0;
+}
+
 static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct net_nested_state *st = state_of(ctx);
 	int err;
 
 	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->net_nested, IMG_NET_NESTED,
-					(ProtobufCMessage **)&st->img)) || !st->img)
+					(ProtobufCMessage **)&st->img)) ||
+	    (err = check_socket_makers(st, rt)) || !st->img)
 		return err;
 	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))))
 		return -ENOMEM;

@@ -7,14 +7,17 @@
 
 #include <sys/types.h>
 
+#include "image.h"
 #include "run.h"
 
 /*
- * Dump: fd of pid, a socket, noted if it is of a family other than unix and processes of the
- * tree made network namespaces; once every process is dumped, one that would come back in
- * another namespace than its own is refused, said naming it. 0 or <0.
+ * Dump: e, an fd of pid (a socket), noted if it is of a family other than unix and processes
+ * of the tree made network namespaces; once every process is dumped, an inet socket of such a
+ * namespace that several processes there share gets its maker (netns_maker, which opens it at
+ * restore), and one that would come back in another namespace than its own is refused, said
+ * naming it. 0 or <0.
  */
-int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, int fd);
+int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e);
 /*
  * Dump: the maker (its pid in the images) of network namespace ns_ino if it is one a process
  * of the tree made, else 0: a file of it carried in flight (systemd keeps a service's

@@ -175,8 +175,9 @@
 #                            the interface; the tree runs and PASSes
 #   dump/netns-inet-*        netns-inet (inet sockets in its child's own namespace) with a socket
 #                            the restore would make in another namespace than its own:
-#                            -held-outside the child's listener held by the parent too (made by
-#                            stasis, in the tree's namespace), -made-before a UDP socket of the
+#                            -held-outside the child's listener held by the parent too (it would
+#                            be made by stasis, in the tree's namespace; shared by processes of
+#                            the child's namespace alone, the child makes it), -made-before a UDP socket of the
 #                            tree's namespace that the child alone holds: the dump fails naming
 #                            the fd and both namespaces; the tree runs and PASSes
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
@@ -1686,7 +1687,7 @@ other_cases() {
 	case_time_ns_images
 	case_userns_nested
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-held-outside netns-inet \
-		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+ too: a socket held by several processes comes back in the tree.s namespace' \
+		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+, of another namespace, too: a socket held by several processes comes back in the tree.s namespace' \
 		--held-outside
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-made-before netns-inet \
 		'dump pid [0-9]+ fd 56: a socket of family 2 made in network namespace net:\[[0-9]+\] is held by this process of net:\[[0-9]+\] alone: it would come back in the holder.s namespace' \

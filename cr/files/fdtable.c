@@ -175,7 +175,7 @@ static int dump_fds(struct dump_task *t)
 			/* (a lock's refusal names the file) */
 			if ((fdinfo_key(info, "lock:") && (err = fd_probe_file(&dirs, &p))) ||
 			    (err = locks_dump_fd(t, &p, e, true)) ||
-			    (err = net_nested_note_socket(t->ctx, t->pid, e->fd)))
+			    (err = net_nested_note_socket(t->ctx, t->pid, e)))
 				return err;
 			continue;
 		}
@@ -185,9 +185,6 @@ static int dump_fds(struct dump_task *t)
 		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) && (err = sockopts_dump(t->pid, e->fd, e)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of %s",
 					   t->pid, e->fd, p.link);
-		if (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) &&
-		    (err = net_nested_note_socket(t->ctx, t->pid, e->fd)))
-			return err;
 		int claimed = 0;
 		for (size_t k = 0; k < fd_kinds_len && !claimed; k++) {
 			if (!fd_kinds[k]->dump)
@@ -204,7 +201,9 @@ static int dump_fds(struct dump_task *t)
 			       unsupported_kind(p.link), fdinfo_one_line(info, what, sizeof(what)));
 			return -ENOTSUP;
 		}
-		if ((err = locks_dump_fd(t, &p, e, false)) || (err = fown_dump(t, &p, e)))
+		if ((err = locks_dump_fd(t, &p, e, false)) || (err = fown_dump(t, &p, e)) ||
+		    (S_ISSOCK(p.st.st_mode) && !(p.flags & O_PATH) &&
+		     (err = net_nested_note_socket(t->ctx, t->pid, e))))
 			return err;
 		inode_owner_dump(&p, e);
 	}

@@ -7,11 +7,14 @@
  *   127.0.0.1:P too (fd 50); binds a UDP socket to 127.0.0.1:Q (fd 51) holding two datagrams
  *   that fd 52 (UDP, connected to it) sent; binds a UDP socket to [::1]:R (fd 53) holding a
  *   datagram it sent itself; holds a TCP connection over its loopback (fds 54, 55: "abc" sent
- *   from 54 waits unread in 55). Dumped with --tcp-established.
+ *   from 54 waits unread in 55). Dumped with --tcp-established. It forks a grandchild, which
+ *   inherits all of them but fd 53 (shared sockets of the namespace: its maker opens them at
+ *   restore; fd 53 its own alone).
  * After restore and SIGTERM: the child's six sockets are in the child's namespace; a new
  * connection of the child's to 127.0.0.1:P is accepted on fd 50, one of the parent's on fd 60;
  * fd 51 reads the two datagrams in order from fd 52's address, then one more that fd 52 sends;
- * fd 53 reads its datagram; fd 55 reads "abc" and answers a ping from 54.
+ * fd 53 reads its datagram; fd 55 reads "abc" and answers a ping from 54; the grandchild's
+ * sockets are the child's and in its namespace.
  * What the dump must refuse (tests/failure-cases.sh): --held-outside the child sends its
  * listener up to the parent (fd 61 there: a socket of the child's namespace that two processes
  * hold, which the restore would make in the tree's); --made-before a UDP socket the child made
@@ -36,7 +39,7 @@
 #define FD_LISTEN_P 60
 #define FD_SENT_P 61
 
-static pid_t kid;
+static pid_t kid, grandkid;
 static volatile sig_atomic_t child_term;
 static struct sockaddr_in listen_addr, udp_addr;
 static struct sockaddr_in6 udp6_addr;
@@ -121,6 +124,16 @@ static void child(const char *refused)
 		zoo_die("send over TCP: %s", strerror(errno));
 	if (refused && !strcmp(refused, "--held-outside"))
 		zoo_send_fd(FD_PIPE_P + 1, FD_LISTEN_C);
+	if ((grandkid = fork()) == 0) {
+		close(FD_UDP6_C);
+		close(FD_BEFORE_C); /* (--made-before: the child's alone) */
+		while (!child_term)
+			zoo_sleep_ms(10);
+		int code = 0;
+		for (int fd = FD_LISTEN_C; fd <= FD_TCP_S; fd++)
+			code |= fd != FD_UDP6_C && !in_my_netns(fd);
+		_exit(code);
+	}
 	if (write(FD_PIPE_P + 1, "r", 1) != 1)
 		zoo_die("write: %s", strerror(errno));
 	while (!child_term)
@@ -143,7 +156,10 @@ static void child(const char *refused)
 		recv(FD_UDP6_C, (char[8]){ 0 }, 8, MSG_DONTWAIT);
 	if (is("tcp"))
 		recv(FD_TCP_S, (char[8]){ 0 }, 8, MSG_DONTWAIT);
-	int code = 0;
+	int code = 0, st;
+	kill(grandkid, SIGTERM);
+	if (waitpid(grandkid, &st, 0) != grandkid || !WIFEXITED(st) || WEXITSTATUS(st))
+		code |= 1;
 	for (int fd = FD_LISTEN_C; fd <= FD_TCP_S; fd++)
 		code |= in_my_netns(fd) ? 0 : 1;
 	code |= accepts(FD_LISTEN_C) ? 0 : 2;
@@ -214,7 +230,7 @@ int main(int argc, char **argv)
 		zoo_failf("netns", "the child did not exit (status %#x)", status);
 	} else {
 		int code = WEXITSTATUS(status);
-		CHECK("netns", !(code & 1), "a socket of the child's is not in the child's namespace");
+		CHECK("netns", !(code & 1), "a socket of the child's or the grandchild's is not in their namespace");
 		CHECK("listener", !(code & 2), "the child's listener accepted no connection");
 		CHECK("queue", !(code & 4), "the two datagrams queued on 127.0.0.1 were not read in order");
 		CHECK("connected", !(code & 8), "the connected UDP socket's datagram did not arrive");
