@@ -14,8 +14,10 @@
 #     namespace of its own (ProtectSystem=, PrivateTmp=, ProtectHostname=...), is back in them,
 #     and restarts;
 #   - a service with PrivateNetwork=yes (its own network namespace, its loopback alone, its
-#     stdout a journal stream connected to journald across the two namespaces) goes on
-#     counting in its own namespace, and its lines still reach the journal.
+#     stdout a journal stream connected to journald across the two namespaces): a pre-forking
+#     echo server there (a listener on 127.0.0.1:7000 that two workers share) and a client
+#     holding one TCP connection to it, which sends each count and reads it back, go on
+#     counting in their own namespace, and their lines still reach the journal.
 # Not covered, because stasis refuses them by name: BPF programs systemd attaches to cgroups
 # for IPAddressDeny= (turned off for every service by a drop-in).
 #
@@ -58,12 +60,37 @@ Description=a counter stasis checks
 ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo $i >>/count.log; sleep 0.2; done'
 UNIT
 ln -s ../counter.service "$SD/multi-user.target.wants/counter.service"
+cat >"$RFS/private.py" <<'PY'
+import os, socket, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 7000))
+srv.listen(4)
+for _ in range(2):  # pre-forked workers sharing the listener
+    if os.fork() == 0:
+        while True:
+            c, _ = srv.accept()
+            while d := c.recv(64):
+                c.sendall(d)
+            c.close()
+cli = socket.create_connection(("127.0.0.1", 7000))
+i = 0
+while True:
+    i += 1
+    cli.sendall(b"%d\n" % i)
+    if cli.recv(64) != b"%d\n" % i:
+        raise SystemExit("the echo server answered wrong")
+    with open("/private.log", "a") as f:
+        f.write("%d\n" % i)
+    print("private tick %d" % i, flush=True)
+    time.sleep(0.2)
+PY
 cat >"$SD/private-net.service" <<'UNIT'
 [Unit]
 Description=a service in a network namespace of its own
 [Service]
 PrivateNetwork=yes
-ExecStart=/bin/sh -c 'i=0; while true; do i=$((i+1)); echo $i >>/private.log; echo "private tick $i"; sleep 0.2; done'
+ExecStart=/usr/bin/python3 /private.py
 UNIT
 ln -s ../private-net.service "$SD/multi-user.target.wants/private-net.service"
 printf '[Service]\nIPAddressDeny=\nIPAddressAllow=\nIPAccounting=no\n' >"$SD/service.d/10-no-bpf.conf"
@@ -89,7 +116,7 @@ last() { tail -n 1 "$RFS/count.log" 2>/dev/null; }
 own_netns() {
 	local init host
 	init=$(lxc-info -n "$NAME" -p -H 2>/dev/null)
-	host=$(pgrep -f -n "private tick" --ns "$init" --nslist pid 2>/dev/null)
+	host=$(pgrep -f -n "private.py" --ns "$init" --nslist pid 2>/dev/null)
 	[ -n "$init" ] && [ -n "$host" ] &&
 		[ "$(readlink "/proc/$host/ns/net")" != "$(readlink "/proc/$init/ns/net")" ]
 }
