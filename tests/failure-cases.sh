@@ -177,9 +177,15 @@
 #                            the restore would make in another namespace than its own:
 #                            -held-outside the child's listener held by the parent too (it would
 #                            be made by stasis, in the tree's namespace; shared by processes of
-#                            the child's namespace alone, the child makes it), -made-before a UDP socket of the
-#                            tree's namespace that the child alone holds: the dump fails naming
-#                            the fd and both namespaces; the tree runs and PASSes
+#                            the child's namespace alone, the child makes it), -made-before a
+#                            UDP socket of the tree's namespace that the child alone holds: the
+#                            dump fails naming the fd and both namespaces; the tree runs, PASSes
+#   restore/corrupt/netns-maker
+#                            netns-inet's images (--tcp-established) with the maker that its
+#                            child's shared sockets name (inet_socket.netns_maker) changed to the
+#                            root, which made no network namespace: restore fails naming the fds
+#                            image and net-nested.img before anything starts; the untouched images
+#                            restore and PASS
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -720,7 +726,8 @@ dump_for_images() {
 		return 1
 	fi
 	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$ZPID" -D "$d/img" -o dump.log -v4
+	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
+	run_stasis "$d/dump.out" 120 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
 	if [ "$ZRC" -ne 0 ] || { [ -n "${4:-}" ] && [ ! -s "$d/img/$4" ]; }; then
 		result_fail "$label" "cannot make the images: dump exited $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -1145,6 +1152,78 @@ case_userns_nested() {
 
 # userns.img with overlapping uid_map lines: refused before anything is made; the pristine set
 # restores.
+# restore/corrupt/netns-maker (above)
+case_netns_maker_images() {
+	local label=restore/corrupt/netns-maker d=$ZOO_TMP/netns-maker c pid
+	DUMP_OPTS=--tcp-established dump_for_images "$label" netns-inet "$d" net-nested.img || return
+	pid=$ZPID
+	c=$d/corrupt
+	rm -rf "$c"
+	cp -a "$d/img" "$c"
+	rm -f "$c/restore.log"
+	# every fd_table.fds[].inet.netns_maker (fields 1, 60, 20) set to the root's pid, each
+	# message's length and the header's length and CRC made to match
+	if ! python3 - "$c" "$pid" <<'PY'; then
+import glob, struct, sys, zlib
+def varint(b, i):
+    r = s = 0
+    while True:
+        x = b[i]; i += 1; r |= (x & 0x7f) << s; s += 7
+        if x < 0x80:
+            return r, i
+def enc(v):
+    out = bytearray()
+    while True:
+        x, v = v & 0x7f, v >> 7
+        out.append(x | 0x80 if v else x)
+        if not v:
+            return bytes(out)
+def edit(b, path, val):
+    out, changed, i = bytearray(), False, 0
+    while i < len(b):
+        key, j = varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, end = varint(b, j)
+        elif wt == 2:
+            ln, k = varint(b, j)
+            end = k + ln
+        else:
+            end = j + (8 if wt == 1 else 4)
+        if wt == 2 and len(path) > 1 and num == path[0]:
+            inner, c = edit(b[k:end], path[1:], val)
+            if c:
+                out += enc(key) + enc(len(inner)) + inner
+                changed, i = True, end
+                continue
+        if wt == 0 and len(path) == 1 and num == path[0]:
+            out += enc(key) + enc(val)
+            changed, i = True, end
+            continue
+        out += b[i:end]
+        i = end
+    return bytes(out), changed
+done = 0
+for path in glob.glob(sys.argv[1] + "/fds-*.img"):
+    data = open(path, "rb").read()
+    hdr, n = data[:48], struct.unpack_from("<Q", data, 16)[0]
+    payload, changed = edit(data[48:48 + n], [1, 60, 20], int(sys.argv[2]))
+    if not changed:
+        continue
+    hdr = hdr[:16] + struct.pack("<QI", len(payload), 0) + hdr[28:]
+    crc = zlib.crc32(payload, zlib.crc32(hdr))
+    open(path, "wb").write(hdr[:24] + struct.pack("<I", crc) + hdr[28:] + payload)
+    done += 1
+sys.exit(0 if done else 1)
+PY
+		result_fail "$label" "no socket of the images names a maker"
+		return
+	fi
+	restore_refused "$label" "$pid" "$c" \
+		"image fds-[0-9]+.img: fd [0-9]+: its socket's network namespace is pid $pid's, which net-nested.img does not hold" || return
+	restores_and_passes "$label" "$d" "$pid"
+}
+
 case_userns_images() {
 	local d=$ZOO_TMP/userns-images c=$ZOO_TMP/userns-images/overlap root
 	if ! userns_tree "$d" "while :; do \"$d/bin/sleep\" 0.2; done"; then
@@ -1689,6 +1768,7 @@ other_cases() {
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-held-outside netns-inet \
 		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+, of another namespace, too: a socket held by several processes comes back in the tree.s namespace' \
 		--held-outside
+	case_netns_maker_images
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-made-before netns-inet \
 		'dump pid [0-9]+ fd 56: a socket of family 2 made in network namespace net:\[[0-9]+\] is held by this process of net:\[[0-9]+\] alone: it would come back in the holder.s namespace' \
 		--made-before
