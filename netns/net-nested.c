@@ -9,8 +9,9 @@
  * nothing tells the two apart but an abstract name, which the dump refuses in a nested
  * namespace. Sockets of other families (inet, netlink, packet) come back where the restore
  * makes them: in their process if one holds them, in stasis (the tree's namespace) if several
- * do, but an inet socket of a nested namespace that processes there alone share is made by the
- * namespace's maker (netns_maker: cr/files/shared.c's opened_by_process), once it made the
+ * do, but an inet, netlink or packet socket of a nested namespace that processes there alone
+ * share is made by the namespace's maker (fd_entry.netns_maker, fd_netns_maker: the kinds'
+ * opened_by_process), once it made the
  * namespace and before it forks them. The dump notes each (net_nested_note_socket) and refuses
  * one that would come back in another namespace than its own (check_held_sockets).
  */
@@ -43,7 +44,8 @@ struct nested_held_socket {
 	uint64_t holder_ns;
 	pid_t pid;
 	int fd, family;
-	bool inet_owner; /* pid's entry for it is the inet socket's own (not a sharer's) */
+	bool maker_opens; /* pid's entry for it is the socket's own (not a sharer's), of a kind
+			   * that the maker of its namespace can open (inet, netlink, packet) */
 };
 
 struct net_nested_state {
@@ -205,11 +207,12 @@ int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e)
 	}
 	st->held[st->n_held++] =
 		(struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family,
-					     e->kind == FD_KIND__FD_INET };
+					     e->kind == FD_KIND__FD_INET || e->kind == FD_KIND__FD_NETLINK ||
+						     e->kind == FD_KIND__FD_PACKET };
 	/* (its entry is written before the tree's objects: marked now, judged in the write) */
-	if (e->kind == FD_KIND__FD_INET && maker_of(st, ns.st_ino)) {
-		e->inet->has_netns_maker = true;
-		e->inet->netns_maker = maker_of(st, ns.st_ino);
+	if (st->held[st->n_held - 1].maker_opens && maker_of(st, ns.st_ino)) {
+		e->has_netns_maker = true;
+		e->netns_maker = maker_of(st, ns.st_ino);
 	}
 	return 0;
 }
@@ -222,8 +225,9 @@ static int by_socket(const void *a, const void *b)
 
 /*
  * The restore makes a socket that one process holds in that process; one that several hold in
- * stasis, in the tree's namespace, unless it is an inet socket of a nested namespace that only
- * processes there hold: that namespace's maker opens it then (netns_maker), before it forks
+ * stasis, in the tree's namespace, unless it is an inet, netlink or packet socket of a nested
+ * namespace that only processes there hold: that namespace's maker opens it then (netns_maker),
+ * before it forks
  * them. A socket that would come back in another namespace than its own is refused, naming a
  * holder.
  */
@@ -233,22 +237,23 @@ static int check_held_sockets(struct net_nested_state *st)
 		qsort(st->held, st->n_held, sizeof(*st->held), by_socket);
 	for (size_t i = 0, j; i < st->n_held; i = j) {
 		const struct nested_held_socket *h = &st->held[i], *other = NULL, *outside = NULL;
-		bool inet = false;
+		bool maker_opens = false;
 		for (j = i; j < st->n_held && st->held[j].ino == h->ino; j++) {
 			if (st->held[j].pid != h->pid)
 				other = &st->held[j];
 			if (st->held[j].holder_ns != h->ns)
 				outside = &st->held[j];
-			inet |= st->held[j].inet_owner;
+			maker_opens |= st->held[j].maker_opens;
 		}
-		if (other && maker_of(st, h->ns) && inet && !outside)
+		if (other && maker_of(st, h->ns) && maker_opens && !outside)
 			continue; /* (netns_maker) */
 		if (other && maker_of(st, h->ns)) {
 			const struct nested_held_socket *x = outside ? outside : other;
 			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
 			       "net:[%llu], the one pid %u made, is held by pid %d%s too: a socket held by "
-			       "several processes comes back in the tree's namespace unless it is an inet "
-			       "socket that processes of its own namespace alone hold (not supported yet)",
+			       "several processes comes back in the tree's namespace unless it is an inet, "
+			       "netlink or packet socket that processes of its own namespace alone hold (not "
+			       "supported yet)",
 			       h->pid, h->fd, h->family, (unsigned long long)h->ns, maker_of(st, h->ns),
 			       x->pid, outside ? ", of another namespace," : "");
 			return -ENOTSUP;
@@ -283,21 +288,21 @@ static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 	return image_write(ctx->images_dir_fd, IMG_NET_NESTED, 0, &st->img->base);
 }
 
-/* Each inet socket that names the maker of its namespace names one net-nested.img holds. */
+/* Each socket that names the maker of its namespace names one net-nested.img holds. */
 static int check_socket_makers(const struct net_nested_state *st, const struct restore_tree *rt)
 {
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
 			bool known = false;
-			if (e->kind != FD_KIND__FD_INET || !e->inet || !e->inet->has_netns_maker)
+			if (!e->has_netns_maker)
 				continue;
 			for (size_t n = 0; st->img && n < st->img->n_ns && !known; n++)
-				known = st->img->ns[n]->maker == e->inet->netns_maker;
+				known = st->img->ns[n]->maker == e->netns_maker;
 			if (!known) {
 				pr_err("image fds-%d.img: fd %u: its socket's network namespace is pid %u's, "
 				       "which net-nested.img does not hold", rt->tasks[i].pid, e->fd,
-				       e->inet->netns_maker);
+				       e->netns_maker);
 				return -EINVAL;
 			}
 		}

@@ -12,10 +12,10 @@
 
 /*
  * Dump: e, an fd of pid (a socket), noted if it is of a family other than unix and processes
- * of the tree made network namespaces; once every process is dumped, an inet socket of such a
- * namespace that several processes there share gets its maker (netns_maker, which opens it at
- * restore), and one that would come back in another namespace than its own is refused, said
- * naming it. 0 or <0.
+ * of the tree made network namespaces; a socket of such a namespace gets its maker
+ * (e->netns_maker, which opens it at restore if several processes there share it); once every
+ * process is dumped, one that would come back in another namespace than its own is refused,
+ * said naming it. 0 or <0.
  */
 int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e);
 /*

@@ -182,7 +182,7 @@
 #                            dump fails naming the fd and both namespaces; the tree runs, PASSes
 #   restore/corrupt/netns-maker
 #                            netns-inet's images (--tcp-established) with the maker that its
-#                            child's shared sockets name (inet_socket.netns_maker) changed to the
+#                            child's shared sockets name (fd_entry.netns_maker) changed to the
 #                            root, which made no network namespace: restore fails naming the fds
 #                            image and net-nested.img before anything starts; the untouched images
 #                            restore and PASS
@@ -1161,7 +1161,7 @@ case_netns_maker_images() {
 	rm -rf "$c"
 	cp -a "$d/img" "$c"
 	rm -f "$c/restore.log"
-	# every fd_table.fds[].inet.netns_maker (fields 1, 60, 20) set to the root's pid, each
+	# every fd_table.fds[].netns_maker (fields 1, 116) set to the root's pid, each
 	# message's length and the header's length and CRC made to match
 	if ! python3 - "$c" "$pid" <<'PY'; then
 import glob, struct, sys, zlib
@@ -1207,7 +1207,7 @@ done = 0
 for path in glob.glob(sys.argv[1] + "/fds-*.img"):
     data = open(path, "rb").read()
     hdr, n = data[:48], struct.unpack_from("<Q", data, 16)[0]
-    payload, changed = edit(data[48:48 + n], [1, 60, 20], int(sys.argv[2]))
+    payload, changed = edit(data[48:48 + n], [1, 116], int(sys.argv[2]))
     if not changed:
         continue
     hdr = hdr[:16] + struct.pack("<QI", len(payload), 0) + hdr[28:]

@@ -202,6 +202,9 @@ int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
 struct restore_tree;
 struct restore_task;
 int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self);
+/* cr/files/shared.c, a socket kind's opened_by_process: made in a network namespace a process of
+ * the tree made (netns/net-nested.c), that maker, which opens it once it made the namespace. */
+pid_t fd_netns_maker(const struct restore_task *t, const FdEntry *e);
 
 /* cr/files/unix.c, restore, in stasis, when the root of a tree with a PID namespace of its own
  * (host pid root) has reported from it: the unix sockets it made again there (their peer

@@ -390,14 +390,6 @@ fail:
 	return err;
 }
 
-/* Made in a network namespace a process of the tree made, and shared there: that maker opens it
- * once it made the namespace (netns/net-nested.c). */
-static pid_t netns_maker(const struct restore_task *t, const FdEntry *e)
-{
-	(void)t;
-	return e->inet->has_netns_maker ? (pid_t)e->inet->netns_maker : 0;
-}
-
 static int ready_inet(const struct restore_task *t, const FdEntry *e)
 {
 	return e->inet->protocol == IPPROTO_TCP ? inet_tcp_ready(t, e) : 0;
@@ -415,6 +407,6 @@ const struct fd_kind_ops fd_kind_inet = {
 	.open = open_inet,
 	.ready = ready_inet,
 	.finish = finish_inet,
-	.opened_by_process = netns_maker,
+	.opened_by_process = fd_netns_maker,
 	.kind = FD_KIND__FD_INET,
 };

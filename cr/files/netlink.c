@@ -160,5 +160,6 @@ const struct fd_kind_ops fd_kind_netlink = {
 	.dump = dump_netlink,
 	.validate = validate_netlink,
 	.open = open_netlink,
+	.opened_by_process = fd_netns_maker,
 	.kind = FD_KIND__FD_NETLINK,
 };

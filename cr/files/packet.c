@@ -886,5 +886,6 @@ const struct fd_kind_ops fd_kind_packet = {
 	.dump = dump_packet,
 	.validate = validate_packet,
 	.open = open_packet,
+	.opened_by_process = fd_netns_maker,
 	.kind = FD_KIND__FD_PACKET,
 };

@@ -183,6 +183,12 @@ static int hold_entry(struct run_ctx *ctx, struct restore_tree *rt, pid_t pid, u
 	return hold(st, pid, fd, held, later, opener);
 }
 
+pid_t fd_netns_maker(const struct restore_task *t, const FdEntry *e)
+{
+	(void)t;
+	return e->has_netns_maker ? (pid_t)e->netns_maker : 0;
+}
+
 int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self)
 {
 	struct shared_state *st = state_of(rt->ctx);

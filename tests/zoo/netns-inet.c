@@ -7,10 +7,10 @@
  *   127.0.0.1:P too (fd 50); binds a UDP socket to 127.0.0.1:Q (fd 51) holding two datagrams
  *   that fd 52 (UDP, connected to it) sent; binds a UDP socket to [::1]:R (fd 53) holding a
  *   datagram it sent itself; holds a TCP connection over its loopback (fds 54, 55: "abc" sent
- *   from 54 waits unread in 55). Dumped with --tcp-established. It forks a grandchild, which
- *   inherits all of them but fd 53 (shared sockets of the namespace: its maker opens them at
- *   restore; fd 53 its own alone).
- * After restore and SIGTERM: the child's six sockets are in the child's namespace; a new
+ *   from 54 waits unread in 55), a NETLINK_ROUTE socket (fd 59). Dumped with --tcp-established.
+ *   It forks a grandchild, which inherits all of them but fd 53 (shared sockets of the
+ *   namespace: its maker opens them at restore; fd 53 its own alone).
+ * After restore and SIGTERM: the child's seven sockets are in the child's namespace; a new
  * connection of the child's to 127.0.0.1:P is accepted on fd 50, one of the parent's on fd 60;
  * fd 51 reads the two datagrams in order from fd 52's address, then one more that fd 52 sends;
  * fd 53 reads its datagram; fd 55 reads "abc" and answers a ping from 54; the grandchild's
@@ -26,6 +26,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 
 #define FD_LISTEN_C 50
@@ -35,6 +37,7 @@
 #define FD_TCP_C 54
 #define FD_TCP_S 55
 #define FD_BEFORE_C 56
+#define FD_NETLINK_C 59
 #define FD_PIPE_P 57 /* and 58, the child's end */
 #define FD_LISTEN_P 60
 #define FD_SENT_P 61
@@ -116,6 +119,7 @@ static void child(const char *refused)
 	zoo_place(bound(AF_INET6, SOCK_DGRAM, (struct sockaddr *)&udp6_addr, sizeof(udp6_addr)), FD_UDP6_C, 0);
 	if (sendto(FD_UDP6_C, "six", 3, 0, (struct sockaddr *)&udp6_addr, sizeof(udp6_addr)) != 3)
 		zoo_die("a datagram over ::1: %s", strerror(errno));
+	zoo_place(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD_NETLINK_C, 0);
 	int c, s;
 	zoo_tcp_loopback_pair(AF_INET, &c, &s);
 	zoo_place(c, FD_TCP_C, 0);
@@ -132,6 +136,7 @@ static void child(const char *refused)
 		int code = 0;
 		for (int fd = FD_LISTEN_C; fd <= FD_TCP_S; fd++)
 			code |= fd != FD_UDP6_C && !in_my_netns(fd);
+		code |= !in_my_netns(FD_NETLINK_C);
 		_exit(code);
 	}
 	if (write(FD_PIPE_P + 1, "r", 1) != 1)
@@ -162,6 +167,7 @@ static void child(const char *refused)
 		code |= 1;
 	for (int fd = FD_LISTEN_C; fd <= FD_TCP_S; fd++)
 		code |= in_my_netns(fd) ? 0 : 1;
+	code |= in_my_netns(FD_NETLINK_C) ? 0 : 1;
 	code |= accepts(FD_LISTEN_C) ? 0 : 2;
 	struct sockaddr_in from;
 	socklen_t len = sizeof(from);
