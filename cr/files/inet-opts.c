@@ -55,6 +55,7 @@ static const struct inet_opt_desc {
 	{ IPPROTO_IP, IP_MULTICAST_LOOP, sizeof(int), "IP_MULTICAST_LOOP" },
 	{ IPPROTO_IP, IP_MULTICAST_IF, sizeof(struct in_addr), "IP_MULTICAST_IF" },
 	{ IPPROTO_IP, IP_MULTICAST_ALL, sizeof(int), "IP_MULTICAST_ALL" },
+	{ IPPROTO_IP, IP_UNICAST_IF, sizeof(int), "IP_UNICAST_IF" }, /* (systemd-resolved's) */
 	{ IPPROTO_IP, IP_MINTTL, sizeof(int), "IP_MINTTL" },
 	{ IPPROTO_IP, IP_RECVOPTS, sizeof(int), "IP_RECVOPTS" },
 	{ IPPROTO_IP, IP_RETOPTS, sizeof(int), "IP_RETOPTS" },
@@ -73,6 +74,7 @@ static const struct inet_opt_desc {
 	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER, sizeof(int), "IPV6_MTU_DISCOVER" },
 	{ IPPROTO_IPV6, IPV6_TRANSPARENT, sizeof(int), "IPV6_TRANSPARENT" },
 	{ IPPROTO_IPV6, IPV6_FREEBIND, sizeof(int), "IPV6_FREEBIND" },
+	{ IPPROTO_IPV6, IPV6_UNICAST_IF, sizeof(int), "IPV6_UNICAST_IF" },
 	{ IPPROTO_IPV6, IPV6_RECVHOPLIMIT, sizeof(int), "IPV6_RECVHOPLIMIT" },
 	{ IPPROTO_IPV6, IPV6_RECVTCLASS, sizeof(int), "IPV6_RECVTCLASS" },
 	{ IPPROTO_IPV6, IPV6_RECVPATHMTU, sizeof(int), "IPV6_RECVPATHMTU" },
