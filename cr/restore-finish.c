@@ -416,17 +416,26 @@ static int set_final_thread_state(pid_t tid, const GpRegs *regs, const ProtobufC
 	return 0;
 }
 
+/* Every kind's ready (or finish) step for t, in table order. */
+static int run_state_steps(struct restore_task *t, bool ready)
+{
+	for (unsigned i = 0; i < state_table_len; i++) {
+		int (*step)(struct restore_task *) = ready ? state_table[i]->ready : state_table[i]->finish;
+		unsigned logged = log_errors();
+		int err;
+		if (step && (err = step(t)))
+			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
+	}
+	return 0;
+}
+
 int restore_ready_tree(struct restore_tree *rt)
 {
-	for (size_t i = 0; i < rt->nr_tasks; i++) {
-		struct restore_task *t = &rt->tasks[i];
-		for (unsigned k = 0; k < state_table_len; k++) {
-			unsigned logged = log_errors();
-			int err;
-			if (state_table[k]->ready && (err = state_table[k]->ready(t)))
-				return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[k]->name);
-		}
-	}
+	int err;
+
+	for (size_t i = 0; i < rt->nr_tasks; i++)
+		if ((err = run_state_steps(&rt->tasks[i], true)))
+			return err;
 	return 0;
 }
 
@@ -436,13 +445,7 @@ static int run_finish_steps(struct restore_task *t)
 		pr_err("restore pid %d: injected failure restore-finish", t->pid);
 		return -EIO;
 	}
-	for (unsigned i = 0; i < state_table_len; i++) {
-		unsigned logged = log_errors();
-		int err;
-		if (state_table[i]->finish && (err = state_table[i]->finish(t)))
-			return log_unnamed(logged, err, "restore pid %d: %s", t->pid, state_table[i]->name);
-	}
-	return 0;
+	return run_state_steps(t, false);
 }
 
 #define LEADER_EXIT_WAIT_MS 5000
