@@ -427,6 +427,7 @@ dump_fails_naming() {
 		result_fail "$label" "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$ZPID"
+		drop_net_lock "$ZPID" # (a dump with --tcp-established that went through)
 	elif ! mentions "$d/dump.out" "$d/img/dump.log" "$re"; then
 		result_fail "$label" "the error does not match '$re'"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -709,6 +710,7 @@ restores_and_passes() {
 		result_fail "$label" "restore of the untouched images: exit status $ZRC, pid $pid $(proc_alive "$pid" && echo running || echo 'not running')"
 		show_tail "$d/restore.out" "$d/img/restore.log"
 		kill_ours "$pid"
+		drop_net_lock "$pid"
 		return
 	fi
 	sleep 0.3
@@ -1217,10 +1219,12 @@ for path in glob.glob(sys.argv[1] + "/fds-*.img"):
 sys.exit(0 if done else 1)
 PY
 		result_fail "$label" "no socket of the images names a maker"
+		drop_net_lock "$pid"
 		return
 	fi
 	restore_refused "$label" "$pid" "$c" \
-		"image fds-[0-9]+.img: fd [0-9]+: its socket's network namespace is pid $pid's, which net-nested.img does not hold" || return
+		"image fds-[0-9]+.img: fd [0-9]+: its socket's network namespace is pid $pid's, which net-nested.img does not hold" ||
+		{ drop_net_lock "$pid"; return; }
 	restores_and_passes "$label" "$d" "$pid"
 }
 
