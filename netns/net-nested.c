@@ -11,9 +11,9 @@
  * makes them: in their process if one holds them, in stasis (the tree's namespace) if several
  * do, but an inet, netlink or packet socket of a nested namespace that processes there alone
  * share is made by the namespace's maker (fd_entry.netns_maker, fd_netns_maker: the kinds'
- * opened_by_process), once it made the
- * namespace and before it forks them. The dump notes each (net_nested_note_socket) and refuses
- * one that would come back in another namespace than its own (check_held_sockets).
+ * opened_by_process), once it made the namespace and before it forks them. The dump notes each
+ * (net_nested_note_socket) and refuses one that would come back in another namespace than its
+ * own (check_held_sockets).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -180,9 +180,10 @@ static uint32_t maker_of(const struct net_nested_state *st, uint64_t ns_ino)
 
 int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e)
 {
-	int fd = e->fd;
 	struct net_nested_state *st = state_of(ctx);
-	int family = 0;
+	bool maker_opens = e->kind == FD_KIND__FD_INET || e->kind == FD_KIND__FD_NETLINK ||
+			   e->kind == FD_KIND__FD_PACKET;
+	int fd = e->fd, family = 0;
 	socklen_t len = sizeof(family);
 	struct stat sock, ns, holder;
 	char path[64];
@@ -205,15 +206,11 @@ int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e)
 			return -ENOMEM;
 		st->held = more;
 	}
-	st->held[st->n_held++] =
-		(struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino, pid, fd, family,
-					     e->kind == FD_KIND__FD_INET || e->kind == FD_KIND__FD_NETLINK ||
-						     e->kind == FD_KIND__FD_PACKET };
+	st->held[st->n_held++] = (struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino,
+							      pid, fd, family, maker_opens };
 	/* (its entry is written before the tree's objects: marked now, judged in the write) */
-	if (st->held[st->n_held - 1].maker_opens && maker_of(st, ns.st_ino)) {
+	if (maker_opens && (e->netns_maker = maker_of(st, ns.st_ino)))
 		e->has_netns_maker = true;
-		e->netns_maker = maker_of(st, ns.st_ino);
-	}
 	return 0;
 }
 
@@ -227,9 +224,8 @@ static int by_socket(const void *a, const void *b)
  * The restore makes a socket that one process holds in that process; one that several hold in
  * stasis, in the tree's namespace, unless it is an inet, netlink or packet socket of a nested
  * namespace that only processes there hold: that namespace's maker opens it then (netns_maker),
- * before it forks
- * them. A socket that would come back in another namespace than its own is refused, naming a
- * holder.
+ * before it forks them. A socket that would come back in another namespace than its own is
+ * refused, naming a holder.
  */
 static int check_held_sockets(struct net_nested_state *st)
 {
@@ -258,7 +254,8 @@ static int check_held_sockets(struct net_nested_state *st)
 			       x->pid, outside ? ", of another namespace," : "");
 			return -ENOTSUP;
 		}
-		if (!other && h->ns != h->holder_ns && (maker_of(st, h->ns) || maker_of(st, h->holder_ns))) {
+		if (!other && h->ns != h->holder_ns &&
+		    (maker_of(st, h->ns) || maker_of(st, h->holder_ns))) {
 			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
 			       "net:[%llu] is held by this process of net:[%llu] alone: it would come back "
 			       "in the holder's namespace (not supported yet)", h->pid, h->fd, h->family,
@@ -277,7 +274,6 @@ uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
 static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_nested_state *st = state_of(ctx);
-
 	int err;
 
 	(void)tr;

@@ -14,8 +14,8 @@
  *   made again in repair mode (netns/tcp-repair.c) in the new process, and stasis fills its
  *   queues once every process is made (buffers beyond net.core.[rw]mem_max take CAP_NET_ADMIN
  *   over the host, which a process of a user namespace lacks) and turns repair off once the
- *   tree is about to run. Without --tcp-established the dump fails naming the connection; with --tcp-close (dump or restore) it comes back closed, as one
- *   that ended (below);
+ *   tree is about to run. Without --tcp-established the dump fails naming the connection;
+ *   with --tcp-close (dump or restore) it comes back closed, as one that ended (below);
  * - closed: never connected (a new socket, bound or not), or a connection that ended (both
  *   FINs exchanged, or reset), whose peer the kernel still tells: made again in repair mode
  *   with the bytes not read and aborted (open_ended), so that it is closed with its

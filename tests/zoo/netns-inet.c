@@ -144,13 +144,8 @@ static void child(const char *refused)
 	while (!child_term)
 		zoo_sleep_ms(10);
 
-	if (is("netns")) { /* back into the parent's namespace */
-		char p[64];
-		snprintf(p, sizeof(p), "/proc/%d/ns/net", getppid());
-		int ns = open(p, O_RDONLY);
-		if (ns >= 0)
-			setns(ns, CLONE_NEWNET);
-	}
+	if (is("netns")) /* back into the parent's namespace */
+		zoo_enter_netns_of(getppid());
 	if (is("listener"))
 		close(FD_LISTEN_C);
 	if (is("queue"))

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,18 @@ static inline int zoo_set_lo(int up)
 	if (s >= 0)
 		close(s);
 	return ok;
+}
+
+/* Into the network namespace of process pid (a corruption: best effort, no error). */
+static inline void zoo_enter_netns_of(pid_t pid)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+	int ns = open(p, O_RDONLY | O_CLOEXEC);
+	if (ns >= 0) {
+		setns(ns, CLONE_NEWNET);
+		close(ns);
+	}
 }
 
 /* A TCP connection over loopback of family: *c the client, *s the accepted side. */
