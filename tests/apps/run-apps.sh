@@ -413,6 +413,16 @@ apps_cleanup() {
 }
 trap apps_cleanup EXIT
 
+# app_port K: the K-th port of this run, below the kernel's ephemeral range so that no client
+# connection of this machine (nor one in TIME_WAIT, which a server's bind() also collides with)
+# can hold it; K up to 99, and a case may use up to port + 2
+app_port() {
+	local low
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+	[ "$low" -gt 11000 ] || low=60000
+	echo $((10000 + ($$ * 100 + $1) % (low - 10003)))
+}
+
 # checkpoint CASE PID DIR [COMMAND...]: dump the tree of PID into DIR/img (PID must then be
 # gone), run COMMAND (in this shell), restore it detached (PID must run again). On failure
 # the case fails with the logs shown, PID is killed, and 1 is returned. CKPT_OPTS: options of
@@ -610,7 +620,7 @@ huge_mappings() { grep -A 20 '/anon_hugepage' "/proc/$1/smaps" 2>/dev/null | gre
 case_postgres() {
 	local variant=${1:-}
 	local name=apps/postgres${variant:+-$variant} d=$ZOO_TMP/postgres${variant:+-$variant} bin pm="" out=""
-	local port=$((40000 + ($$ + ${#variant}) % 20000)) huge=() psql_pid fd
+	local port=$(app_port ${#variant}) huge=() psql_pid fd
 	local sql=(psql -h 127.0.0.1 -p "$port" -U postgres -At -X)
 	if [ -n "$variant" ]; then
 		huge=(-c huge_pages=on -c shared_buffers=64MB)
@@ -710,7 +720,7 @@ keepalive_end() {
 	wait_until 5 pid_free "$KA_PID" || kill -KILL "$KA_PID" 2>/dev/null
 }
 case_nginx() {
-	local d=$ZOO_TMP/nginx pid="" out="" port=$((40000 + ($$ + 1) % 20000))
+	local d=$ZOO_TMP/nginx pid="" out="" port=$(app_port 1)
 	if ! command -v nginx >/dev/null; then
 		result_fail apps/nginx "nginx is not installed (make setup installs nginx-light)"
 		return
@@ -770,7 +780,7 @@ CONF
 }
 
 case_memcached() {
-	local d=$ZOO_TMP/memcached pid="" out="" port=$((40000 + ($$ + 2) % 20000))
+	local d=$ZOO_TMP/memcached pid="" out="" port=$(app_port 2)
 	if ! command -v memcached >/dev/null; then
 		result_fail apps/memcached "memcached is not installed (make setup installs it)"
 		return
@@ -1102,7 +1112,7 @@ case_valgrind() {
 }
 
 case_sshd() {
-	local d=$ZOO_TMP/sshd pid="" out="" port=$((40000 + ($$ + 31) % 20000)) hold
+	local d=$ZOO_TMP/sshd pid="" out="" port=$(app_port 31) hold
 	if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null; then
 		result_fail apps/sshd "sshd is not installed (make setup installs openssh-server)"
 		return
@@ -1209,8 +1219,8 @@ PY
 }
 
 case_haproxy() {
-	local d=$ZOO_TMP/haproxy pid="" out="" port=$((40000 + ($$ + 32) % 20000))
-	local port_int=$((40000 + ($$ + 33) % 20000)) port_py=$((40000 + ($$ + 34) % 20000)) py
+	local d=$ZOO_TMP/haproxy pid="" out="" port=$(app_port 32)
+	local port_int=$(app_port 33) port_py=$(app_port 34) py
 	if ! command -v haproxy >/dev/null; then
 		result_fail apps/haproxy "haproxy is not installed (make setup installs it)"
 		return
@@ -1299,7 +1309,7 @@ dns_is() { [ "$(dns_ask "$1" "$2")" = "$3" ]; }
 conns_to() { [ "$(ss -Htn state established "( dport = :$1 )" | wc -l)" = "$2" ]; }
 
 case_dnsmasq() {
-	local d=$ZOO_TMP/dnsmasq pid="" out="" port=$((40000 + ($$ + 21) % 20000)) hits0 hits1 child
+	local d=$ZOO_TMP/dnsmasq pid="" out="" port=$(app_port 21) hits0 hits1 child
 	if [ ! -x /usr/sbin/dnsmasq ] || ! command -v dig >/dev/null; then
 		result_fail apps/dnsmasq "dnsmasq or dig is not installed (make setup installs dnsmasq-base and bind9-dnsutils)"
 		return
@@ -1363,7 +1373,7 @@ case_dnsmasq() {
 }
 
 case_unbound() {
-	local d=$ZOO_TMP/unbound pid="" out="" port=$((40000 + ($$ + 22) % 20000)) q0 q1
+	local d=$ZOO_TMP/unbound pid="" out="" port=$(app_port 22) q0 q1
 	if [ ! -x /usr/sbin/unbound ] || ! command -v dig >/dev/null; then
 		result_fail apps/unbound "unbound or dig is not installed (make setup installs unbound and bind9-dnsutils)"
 		return
@@ -1477,7 +1487,7 @@ case_screen() {
 }
 
 case_php_fpm() {
-	local d=$ZOO_TMP/php-fpm pid="" out="" port=$((40000 + ($$ + 23) % 20000)) fpm workers
+	local d=$ZOO_TMP/php-fpm pid="" out="" port=$(app_port 23) fpm workers
 	fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | head -n 1)
 	if [ -z "$fpm" ]; then
 		result_fail apps/php-fpm "php-fpm is not installed (make setup installs php-fpm)"
@@ -1580,7 +1590,7 @@ mailbox_has() {
 kill_group() { [ -n "$1" ] && proc_alive "$1" && pid_is_ours "$1" && kill -KILL -- "-$1" 2>/dev/null; return 0; }
 
 case_postfix() {
-	local d=$ZOO_TMP/postfix pid="" out="" port=$((40000 + ($$ + 50) % 20000)) s
+	local d=$ZOO_TMP/postfix pid="" out="" port=$(app_port 50) s
 	if [ ! -x /usr/lib/postfix/sbin/master ]; then
 		result_fail apps/postfix "postfix is not installed (make setup installs it)"
 		return
@@ -1707,7 +1717,7 @@ nsupdate_add() {
 }
 
 case_named() {
-	local d=$ZOO_TMP/named pid="" out="" port=$((40000 + ($$ + 51) % 20000)) cport=$((40000 + ($$ + 52) % 20000))
+	local d=$ZOO_TMP/named pid="" out="" port=$(app_port 51) cport=$(app_port 52)
 	if [ ! -x /usr/sbin/named ] || ! command -v dig >/dev/null || ! command -v nsupdate >/dev/null; then
 		result_fail apps/named "named, dig or nsupdate is not installed (make setup installs bind9 and bind9-dnsutils)"
 		return
@@ -1800,7 +1810,7 @@ CONF
 }
 
 case_mosquitto() {
-	local d=$ZOO_TMP/mosquitto pid="" out="" port=$((40000 + ($$ + 53) % 20000)) sub=""
+	local d=$ZOO_TMP/mosquitto pid="" out="" port=$(app_port 53) sub=""
 	if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null; then
 		result_fail apps/mosquitto "mosquitto or its clients are not installed (make setup installs mosquitto and mosquitto-clients)"
 		return
@@ -2008,7 +2018,7 @@ PY
 apache_accesses() { curl -s "http://127.0.0.1:$1/server-status?auto" | sed -n 's/^Total Accesses: //p'; }
 
 case_apache() {
-	local mpm=$1 name=apps/apache-$1 d=$ZOO_TMP/apache-$1 pid="" out="" port=$((40000 + ($$ + $2) % 20000))
+	local mpm=$1 name=apps/apache-$1 d=$ZOO_TMP/apache-$1 pid="" out="" port=$(app_port $2)
 	if [ ! -x /usr/sbin/apache2 ]; then
 		result_fail "$name" "apache2 is not installed (make setup installs it)"
 		return
@@ -2139,8 +2149,8 @@ case_apache_prefork() { case_apache prefork 42; }
 varnish_stat() { varnishstat -n "$1" -1 -f "$2" 2>/dev/null | awk '{print $2}'; }
 
 case_varnish() {
-	local name=apps/varnish d=$ZOO_TMP/varnish pid="" out="" be="" port=$((40000 + ($$ + 43) % 20000))
-	local beport=$((40000 + ($$ + 44) % 20000)) cliport=$((40000 + ($$ + 45) % 20000))
+	local name=apps/varnish d=$ZOO_TMP/varnish pid="" out="" be="" port=$(app_port 43)
+	local beport=$(app_port 44) cliport=$(app_port 45)
 	if ! command -v varnishd >/dev/null; then
 		result_fail "$name" "varnish is not installed (make setup installs it)"
 		return
@@ -2241,8 +2251,8 @@ case_varnish() {
 squid_counter() { curl -s "http://127.0.0.1:$1/squid-internal-mgr/counters" | sed -n "s/^$2 = //p"; }
 
 case_squid() {
-	local name=apps/squid d=$ZOO_TMP/squid pid="" out="" be="" port=$((40000 + ($$ + 46) % 20000))
-	local beport=$((40000 + ($$ + 47) % 20000))
+	local name=apps/squid d=$ZOO_TMP/squid pid="" out="" be="" port=$(app_port 46)
+	local beport=$(app_port 47)
 	if ! command -v squid >/dev/null; then
 		result_fail "$name" "squid is not installed (make setup installs it)"
 		return
@@ -2298,7 +2308,7 @@ CONF
 		start=$(curl -s "http://127.0.0.1:$port/squid-internal-mgr/info" | grep '^Start Time:')
 	fi
 	if [ -z "$kid" ] || [ -z "$start" ]; then
-		result_fail "$name" "squid did not start or did not cache (kid '$kid'): $(tail -c 300 "$d/cache.log" "$d/log" 2>&1)"
+		result_fail "$name" "squid did not start or did not cache (kid '$kid'): $(grep -hE -m 5 'FATAL|ERROR' "$d/cache.log" "$d/log") $(tail -c 300 "$d/cache.log" "$d/log" 2>&1)"
 		kill_ours "$pid"
 		kill_ours "$be"
 		return
@@ -2356,7 +2366,7 @@ CONF
 }
 
 case_lighttpd() {
-	local name=apps/lighttpd d=$ZOO_TMP/lighttpd pid="" out="" port=$((40000 + ($$ + 48) % 20000))
+	local name=apps/lighttpd d=$ZOO_TMP/lighttpd pid="" out="" port=$(app_port 48)
 	if ! command -v lighttpd >/dev/null; then
 		result_fail "$name" "lighttpd is not installed (make setup installs it)"
 		return
@@ -2489,7 +2499,7 @@ chromium_start() {
 }
 
 case_chromium() {
-	local d=$ZOO_TMP/chromium pid="" out="" port=$((40000 + ($$ + 61) % 20000)) mark="stasis-$$-$RANDOM"
+	local d=$ZOO_TMP/chromium pid="" out="" port=$(app_port 61) mark="stasis-$$-$RANDOM"
 	local before="" after="" later="" tab="" answer="" n1=""
 	local page='data:text/html,<title>counter</title><script>var n=0;setInterval(()=>n++,100)</script>'
 	if [ ! -x /usr/lib/chromium/chromium ]; then
@@ -2550,7 +2560,7 @@ firefox_start() {
 }
 
 case_firefox() {
-	local d=$ZOO_TMP/firefox pid="" out="" port=$((40000 + ($$ + 67) % 20000)) mark="stasis-$$-$RANDOM"
+	local d=$ZOO_TMP/firefox pid="" out="" port=$(app_port 67) mark="stasis-$$-$RANDOM"
 	local before="" after="" later="" answer="" p n1=""
 	if ! command -v firefox-esr >/dev/null; then
 		result_fail apps/firefox "firefox-esr is not installed (apt-get install firefox-esr; make setup does not)"
@@ -2615,7 +2625,7 @@ lo_start() {
 }
 
 case_libreoffice() {
-	local d=$ZOO_TMP/libreoffice pid="" out="" port=$((40000 + ($$ + 71) % 20000)) mark="stasis-$$-$RANDOM"
+	local d=$ZOO_TMP/libreoffice pid="" out="" port=$(app_port 71) mark="stasis-$$-$RANDOM"
 	local docs="" made="" more=""
 	if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then
 		result_fail apps/libreoffice "LibreOffice or python3-uno is not installed (apt-get install --no-install-recommends libreoffice-writer-nogui python3-uno)"
@@ -2665,7 +2675,7 @@ rsyslog_start() {
 rsyslog_lines() { sed 's/^ *//' "$1" 2>/dev/null; }
 
 case_rsyslog() {
-	local d=$ZOO_TMP/rsyslog pid="" out="" base=$((40000 + ($$ + 81) % 20000)) fd="" fwd="" i
+	local d=$ZOO_TMP/rsyslog pid="" out="" base=$(app_port 81) fd="" fwd="" i
 	local tcp=$base udp=$((base + 1)) target=$((base + 2))
 	local before=(persist-before uxsock-before tcp-before udp-before) after=(persist-after uxsock-after tcp-after udp-after)
 	if ! command -v rsyslogd >/dev/null || ! command -v logger >/dev/null; then
@@ -2760,7 +2770,7 @@ ldap_count() {
 }
 
 case_slapd() {
-	local d=$ZOO_TMP/slapd pid="" out="" port=$((40000 + ($$ + 83) % 20000)) persist="" i n0 n1 cn="" again=""
+	local d=$ZOO_TMP/slapd pid="" out="" port=$(app_port 83) persist="" i n0 n1 cn="" again=""
 	local admin=(-x -H "ldap://127.0.0.1:$port" -D "cn=admin,dc=stasis,dc=test" -w secret)
 	if [ ! -x /usr/sbin/slapd ] || ! command -v ldapsearch >/dev/null; then
 		result_fail apps/slapd "slapd or ldap-utils is not installed (apt-get install slapd ldap-utils; make setup does not)"
@@ -2874,7 +2884,7 @@ dovecot_start() {
 }
 
 case_dovecot() {
-	local d=$ZOO_TMP/dovecot pid="" out="" port=$((40000 + ($$ + 85) % 20000)) held="" fd="" got="" other="" left="" want="" pre="" greeting="" login=""
+	local d=$ZOO_TMP/dovecot pid="" out="" port=$(app_port 85) held="" fd="" got="" other="" left="" want="" pre="" greeting="" login=""
 	if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
 		result_fail apps/dovecot "dovecot is not installed (apt-get install dovecot-imapd; make setup does not)"
 		return
@@ -3002,7 +3012,7 @@ qemu_start() {
 qemu_ticks_at_dump() { n0=$(ticks_ok "$ZOO_TMP/qemu/serial"); }
 
 case_qemu() {
-	local d=$ZOO_TMP/qemu pid="" out="" port=$((40000 + ($$ + 87) % 20000)) fd="" n0="" n1="" n2="" n3="" n4="" st="" hello=""
+	local d=$ZOO_TMP/qemu pid="" out="" port=$(app_port 87) fd="" n0="" n1="" n2="" n3="" n4="" st="" hello=""
 	if ! command -v qemu-system-x86_64 >/dev/null; then
 		result_fail apps/qemu "qemu-system-x86_64 is not installed (apt-get install --no-install-recommends qemu-system-x86; make setup does not)"
 		return
@@ -3096,7 +3106,7 @@ smb_pongs() {
 
 case_samba() {
 	local d=$ZOO_TMP/samba pid="" out="" a="" b="" fa="" fb="" procs="" served="" opener="" pongs="" got="" left="" n=""
-	SAMBA_PORT=$((40000 + ($$ + 89) % 20000))
+	SAMBA_PORT=$(app_port 89)
 	if ! command -v smbd >/dev/null || ! command -v smbclient >/dev/null || ! command -v smbcontrol >/dev/null; then
 		result_fail apps/samba "samba is not installed (apt-get install samba smbclient; make setup does not)"
 		return
@@ -3242,7 +3252,7 @@ etcd_status() {
 tcp_port_of() { ss -Htnp state established "dport = :$2" | awk -v p="pid=$1," 'index($0, p) { n = split($3, a, ":"); print a[n] }'; }
 
 case_etcd() {
-	local d=$ZOO_TMP/etcd pid="" out="" port=$((40000 + ($$ + 91) % 20000)) watch="" wport0="" wport1="" st0="" st1="" st2="" i n="" v="" c=""
+	local d=$ZOO_TMP/etcd pid="" out="" port=$(app_port 91) watch="" wport0="" wport1="" st0="" st1="" st2="" i n="" v="" c=""
 	local ctl=(etcdctl --endpoints="http://127.0.0.1:$port")
 	if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
 		result_fail apps/etcd "etcd is not installed (apt-get install etcd-server etcd-client; make setup does not)"
@@ -3343,7 +3353,7 @@ rabbitmqctl_of() {
 amqp() { timeout 20 /usr/bin/python3 "$ZOO_ROOT/tests/apps/amqp-client.py" "$@" 2>&1; }
 
 case_rabbitmq() {
-	local d=$ZOO_TMP/rabbitmq pid="" out="" port=$((40000 + ($$ + 93) % 20000)) beam="" cons="" cport0="" cport1="" q0="" q1="" os_pid="" pub="" stock="" procs=""
+	local d=$ZOO_TMP/rabbitmq pid="" out="" port=$(app_port 93) beam="" cons="" cport0="" cport1="" q0="" q1="" os_pid="" pub="" stock="" procs=""
 	if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || ! command -v epmd >/dev/null || ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
 		result_fail apps/rabbitmq "rabbitmq-server or python3-pika is not installed (apt-get install rabbitmq-server python3-pika; make setup does not)"
 		return
