@@ -311,11 +311,35 @@ int nft_lock_table_add_conns(int nl, const char *name, const struct nft_conn *co
 	return err;
 }
 
+static int table_answered(const struct nlmsghdr *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return 1;
+}
+
+/* Is there a table of that name? 1, 0, or -errno. A plain request: no transaction (a batch
+ * deleting a missing table costs its abort, about 17 ms of a restore's 19 here). */
+static int table_exists(int nl, const char *name)
+{
+	struct nfgenmsg g = { .nfgen_family = NFPROTO_INET, .version = NFNETLINK_V0 };
+	struct nl_buf b = { 0 };
+
+	size_t m = nl_msg_begin(&b, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, 0, &g, sizeof(g));
+	nl_put_str(&b, NFTA_TABLE_NAME, name);
+	nl_msg_end(&b, m);
+	int found = nl_get(nl, &b, table_answered, NULL);
+	nl_buf_free(&b);
+	return found == -ENOENT ? 0 : found;
+}
+
 int nft_table_del(int nl, const char *name, bool missing_ok)
 {
 	struct nl_buf b;
 	int err;
 
+	if (missing_ok && (err = table_exists(nl, name)) <= 0)
+		return err;
 	nft_batch_begin(&b);
 	size_t m = nft_msg(&b, NFT_MSG_DELTABLE, 0);
 	nl_put_str(&b, NFTA_TABLE_NAME, name);

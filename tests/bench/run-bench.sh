@@ -19,8 +19,9 @@
 #   BENCH_MIB         memory of the memory scenario in MiB (default 1024)
 #   BENCH_DISK_DIR    where the on-disk images go (default /var/tmp; must not be tmpfs)
 #   BENCH_TMPFS_DIR   where the in-memory images go (default /dev/shm; must be tmpfs)
-#   BENCH_SCENARIOS   scenarios to run, space-separated (default: memory tree100 threads256
-#                     tcp10k cow9 fds100x1000 reserve1t)
+#   BENCH_SCENARIOS   scenarios to run, space-separated (default: tree1 memory tree100
+#                     threads256 tcp10k cow9 fds100x1000 reserve1t; tree1, one small process,
+#                     gives the fixed cost of a dump and of a restore)
 #   BENCH_VERBOSITY   -v level for stasis (default 3: prints the stats lines)
 #   BENCH_TIMEOUT     seconds allowed for each stasis command (default 300)
 
@@ -36,7 +37,7 @@ DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
 VERBOSITY=${BENCH_VERBOSITY:-3}
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
-read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-memory tree100 threads256 tcp10k cow9 fds100x1000 reserve1t}"
+read -r -a SCENARIOS <<<"${BENCH_SCENARIOS:-tree1 memory tree100 threads256 tcp10k cow9 fds100x1000 reserve1t}"
 TARGET_PCT=60            # dump >= 60% of write(); restore >= 60% of memcpy
 MEMCPY_MIB=512
 READY_TIMEOUT=120        # seconds for a target to set itself up
@@ -162,7 +163,8 @@ show_tail() {   # show_tail FILE TITLE
 #                              and track every PID started. Return non-zero
 #                              (with S_VERDICT saying why) on failure.
 #                              Optional: S_FDS (fds in the tree: the many-fds table)
-#                              or S_TABLE=reserve (the reservation table).
+#                              or S_TABLE=reserve (the reservation table), tasks (the
+#                              tasks table).
 #   scenario_NAME check WORK   After restore: make the restored program(s)
 #                              verify their state and exit. Set S_VERDICT to
 #                              "PASS ..." or "FAIL ..."; return 0 only on PASS.
@@ -232,7 +234,7 @@ scenario_tasks() {
 	case $phase in
 	start)
 		S_DESC="$n $([ "$kind" = tree ] && echo processes || echo threads in one process), each checking its own data"
-		S_TASKS=$n
+		S_TASKS=$n S_TABLE=tasks
 		start_target "$work" tasktarget "$kind" "$n" "$work/verdict" || return 1
 		;;
 	check)
@@ -333,6 +335,7 @@ scenario_fds100x1000() { scenario_fds 100 1000 "$@"; }
 scenario_reserve1t() { scenario_reserve "$@"; }
 scenario_cow9() { scenario_cow 9 256 "$@"; }
 scenario_tcp10k() { scenario_tcp 10000 "$@"; }
+scenario_tree1() { scenario_tasks tree 1 "$@"; }
 scenario_tree100() { scenario_tasks tree 100 "$@"; }
 scenario_threads256() { scenario_tasks threads 256 "$@"; }
 
@@ -558,7 +561,7 @@ for ((r = 0; r < NROWS; r++)); do
 	if [ "${R_TABLE[r]}" = fds ]; then NFDROWS=$((NFDROWS + 1))
 	elif [ "${R_TABLE[r]}" = reserve ]; then NRESROWS=$((NRESROWS + 1))
 	elif ((R_CONNS[r] > 0)); then NCONNROWS=$((NCONNROWS + 1))
-	elif ((R_TASKS[r] > 1)); then NTASKROWS=$((NTASKROWS + 1)); fi
+	elif ((R_TASKS[r] > 1)) || [ "${R_TABLE[r]}" = tasks ]; then NTASKROWS=$((NTASKROWS + 1)); fi
 done
 echo "== results (GB/s = 1e9 bytes/s; dump vs write() to the same directory, restore vs memcpy ${MEMCPY_GBPS} GB/s)"
 ((NROWS > NCONNROWS + NTASKROWS + NFDROWS + NRESROWS)) &&
@@ -601,11 +604,12 @@ if ((NCONNROWS)); then
 fi
 if ((NTASKROWS)); then
 	echo
-	echo "== many tasks (times per task = total / tasks)"
+	echo "== tasks (times per task = total / tasks; one process: the fixed cost of a dump and a restore)"
 	printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' scenario images verdict tasks frozen_ms \
 		dump_ms restore_ms dump_ms/task restore_ms/task
 	for ((r = 0; r < NROWS; r++)); do
-		((R_OK[r])) && ((R_TASKS[r] > 1)) && ((R_CONNS[r] == 0)) && [ -z "${R_TABLE[r]}" ] || continue
+		((R_OK[r])) && ((R_CONNS[r] == 0)) || continue
+		((R_TASKS[r] > 1)) && [ -z "${R_TABLE[r]}" ] || [ "${R_TABLE[r]}" = tasks ] || continue
 		printf '%-12s %-6s %-7s %6s %9s %9s %10s %14s %14s\n' "${R_SCN[r]}" "${R_WHERE[r]}" PASS \
 			"${R_TASKS[r]}" "${R_FROZEN[r]}" "${R_DUMP[r]}" "${R_RESTORE[r]}" \
 			"$(calc "${R_DUMP[r]} / ${R_TASKS[r]}" 3)" "$(calc "${R_RESTORE[r]} / ${R_TASKS[r]}" 3)"
