@@ -174,3 +174,13 @@ int ipc_msg_restore_all(const IpcNs *ns)
 			return err;
 	return 0;
 }
+
+int ipc_msg_key(int id, key_t *key)
+{
+	struct msqid_ds ds;
+
+	if (msgctl(id, IPC_STAT, &ds))
+		return -errno;
+	*key = ds.msg_perm.__key;
+	return 0;
+}

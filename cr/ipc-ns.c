@@ -19,6 +19,12 @@
  * Not recoverable: SEM_UNDO adjustments, the last pids and times of each object; and since
  * stasis is the creator of the segments it makes, with kernel.shm_rmid_forced=1 those nobody
  * has attached go when stasis exits.
+ *
+ * Asked to join a namespace instead (--join-ns ipc:PATH: a pod's, which a container shares
+ * with its sandbox and the pod's other containers), stasis's main thread enters it and what it
+ * holds is its own: its sysctls are left alone, and each queue and set of ipc-ns.img must be
+ * there (same id and key: kept as it is, live) or the restore is refused before anything is
+ * made; a segment that is there is used as it is (cr/shmem.c), one that is gone made again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +43,7 @@
 #include <unistd.h>
 
 #include "ipc-objects.h"
+#include "join-ns.h"
 #include "log.h"
 #include "ns-make.h"
 #include "pstree.h"
@@ -475,6 +482,7 @@ static int raise_limits(const IpcNs *ns)
 struct ipc_ns_state {
 	IpcNs *ns;
 	int own_ns; /* fd + 1 of stasis's namespace while it is in the tree's (0: not moved) */
+	int join;   /* fd + 1 of the namespace to join (--join-ns ipc), 0: none */
 };
 
 static struct ipc_ns_state *state_of(const struct run_ctx *ctx)
@@ -485,8 +493,13 @@ static struct ipc_ns_state *state_of(const struct run_ctx *ctx)
 static int validate_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct ipc_ns_state *st = state_of(ctx);
-	int err;
+	int err, fd;
 
+	if ((err = join_ns_open(ctx->opts, "ipc", &fd)) < 0)
+		return err;
+	st->join = err ? fd + 1 : 0;
+	if (st->join)
+		shmem_sysv_keep_live(ctx);
 	if (!rt->inv->ipc_ns) {
 		if (faccessat(ctx->images_dir_fd, "ipc-ns.img", F_OK, 0) == 0) {
 			pr_err("image ipc-ns.img: present, but inventory.img says the tree shared the host's "
@@ -503,10 +516,37 @@ static int validate_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
+static int joined_has(const char *what, const SysvPerm *p, int (*key_of)(int id, key_t *key))
+{
+	key_t key;
+	int err = key_of((int)p->id, &key);
+
+	if (!err && key == (key_t)p->key)
+		return 0;
+	pr_err("restore: --join-ns ipc: SysV %s %u (key %#x) of ipc-ns.img is not in the namespace "
+	       "given%s (the objects of a joined namespace are its own: none is made again)", what,
+	       p->id, p->key, err ? "" : " (another object has its id)");
+	return -ENOENT;
+}
+
+/* Joining: every queue and set the tree had is there. */
+static int check_joined(const IpcNs *ns)
+{
+	int err;
+
+	for (size_t i = 0; ns && i < ns->n_msg_queues; i++)
+		if ((err = joined_has("message queue", ns->msg_queues[i]->perm, ipc_msg_key)))
+			return err;
+	for (size_t i = 0; ns && i < ns->n_sem_sets; i++)
+		if ((err = joined_has("semaphore set", ns->sem_sets[i]->perm, ipc_sem_key)))
+			return err;
+	return 0;
+}
+
 /*
  * The segments checked against shmem.img, then stasis's main thread moves into a new IPC
  * namespace (the tree, cloned from it, inherits it) with its limits raised as far as the
- * saved objects need; shmem makes the segments there next.
+ * saved objects need; shmem makes the segments there next. Or it joins the one given.
  */
 static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
@@ -514,9 +554,9 @@ static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	int own, err;
 
 	(void)rt;
-	if (!st->ns)
+	if (!st->ns && !st->join)
 		return 0;
-	for (size_t i = 0; i < st->ns->n_shm_ids; i++) {
+	for (size_t i = 0; st->ns && i < st->ns->n_shm_ids; i++) {
 		if (!shmem_sysv_known(ctx, st->ns->shm_ids[i])) {
 			pr_err("image shmem.img: does not hold SysV shm segment %u, which ipc-ns.img lists",
 			       st->ns->shm_ids[i]);
@@ -529,12 +569,18 @@ static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return -errno;
 	}
 	/* this thread only; the tree, cloned from it, inherits the namespace */
-	if ((err = ns_make(ctx, CLONE_NEWIPC))) {
+	if (st->join && setns(st->join - 1, CLONE_NEWIPC)) {
+		err = -errno;
+		pr_perror("restore: cannot join the IPC namespace given (--join-ns ipc)");
+		close(own);
+		return err;
+	}
+	if (!st->join && (err = ns_make(ctx, CLONE_NEWIPC))) {
 		close(own);
 		return err;
 	}
 	st->own_ns = own + 1;
-	return raise_limits(st->ns);
+	return st->join ? check_joined(st->ns) : raise_limits(st->ns);
 }
 
 /* Once the tree holds the namespace (or the restore failed): stasis goes back to its own. */
@@ -558,8 +604,8 @@ static int prepare_ipc_objects(struct run_ctx *ctx, struct restore_tree *rt)
 	int err;
 
 	(void)rt;
-	if (!ns)
-		return 0;
+	if (!ns || state_of(ctx)->join)
+		return 0; /* (a joined namespace's objects and sysctls are its own) */
 	if ((err = ipc_msg_restore_all(ns)) || (err = ipc_sem_restore_all(ns)))
 		return err;
 	pr_info("restore: new IPC namespace with %zu message queues, %zu semaphore sets, %zu shm "
@@ -582,6 +628,8 @@ static void free_ipc_ns(void *state)
 
 	if (st->ns)
 		image_free(&st->ns->base);
+	if (st->join)
+		close(st->join - 1);
 }
 
 const struct tree_object_ops tree_ipc_ns = {

@@ -48,6 +48,9 @@ int ipc_msg_validate(const IpcNs *ns);
 int ipc_sem_validate(const IpcNs *ns);
 int ipc_msg_restore_all(const IpcNs *ns);
 int ipc_sem_restore_all(const IpcNs *ns);
+/* The key of the object of that id in the calling thread's namespace: 0, or -errno. */
+int ipc_msg_key(int id, key_t *key);
+int ipc_sem_key(int id, key_t *key);
 /* The largest message and the most bytes a queue holds while it is refilled (raised only). */
 void ipc_msg_needs(const IpcNs *ns, unsigned long long *largest, unsigned long long *room);
 

@@ -117,3 +117,13 @@ int ipc_sem_restore_all(const IpcNs *ns)
 			return err;
 	return 0;
 }
+
+int ipc_sem_key(int id, key_t *key)
+{
+	struct semid_ds ds;
+
+	if (semctl(id, 0, IPC_STAT, (union semun){ .buf = &ds }))
+		return -errno;
+	*key = ds.sem_perm.__key;
+	return 0;
+}

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "kernel/features.h"
+#include "join-ns.h"
 #include "log.h"
 #include "mm.h"
 #include "net-lock.h"
@@ -420,8 +421,8 @@ static int read_and_validate(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	int err;
 
-	if ((err = read_inventory(ctx->images_dir_fd, &rt->inv)) || (err = read_tree_images(ctx, rt)) ||
-	    (err = validate_objects(ctx, rt)))
+	if ((err = join_ns_check(ctx->opts)) || (err = read_inventory(ctx->images_dir_fd, &rt->inv)) ||
+	    (err = read_tree_images(ctx, rt)) || (err = validate_objects(ctx, rt)))
 		return err;
 	return 0;
 }

@@ -2,7 +2,8 @@
  * Shared memory objects: MAP_SHARED|MAP_ANONYMOUS memory (shared by fork; also reached as a
  * file through /proc/PID/map_files, held as an fd or mapped again, MAP_PRIVATE too), memfds (mapped
  * or held as fds) and SysV shm segments (those the tree attaches; in the tree's own IPC
- * namespace all of its segments, which cr/ipc-ns.c notes here). Dump: each object is read once, through /proc/PID/map_files or
+ * namespace all of its segments, which cr/ipc-ns.c notes here; in an IPC namespace the restore
+ * joins, a segment that is still there is used as it is). Dump: each object is read once, through /proc/PID/map_files or
  * /proc/PID/fd (so pages that only another process touched are not missed), its allocated
  * ranges found with SEEK_DATA/SEEK_HOLE; pages of zeroes are skipped. Restore: stasis creates
  * and fills every object before creating the tree and keeps an fd on it; each new process
@@ -78,6 +79,7 @@ struct shmem_state {
 	bool sysv_all_noted; /* the tree's own IPC namespace: every segment is noted already */
 
 	bool required;       /* restore: the IPC namespace needs shmem.img for its segments */
+	bool sysv_keep_live; /* restore: a SysV segment that is there already is left as it is */
 	ShmemTable *tab;     /* restore: shmem.img, checked */
 	struct shmem_restore_obj *objects;
 	size_t nr_objects;
@@ -681,8 +683,10 @@ static int create_object(const ShmemObject *o, bool *made)
 	return err ? err : fd;
 }
 
+/* keep_live: a SysV segment that is there already is left as it is (a joined IPC namespace's:
+ * the pod's other containers use it) */
 static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd,
-		       const struct restore_watchdog *wd)
+		       const struct restore_watchdog *wd, bool keep_live)
 {
 	char *m;
 
@@ -694,7 +698,7 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 		return so->fd;
 	if (so->made && so->sysv)
 		watchdog_undo_sysv_shm(wd, (int)o->id); /* a segment outlives its processes */
-	if (!o->n_runs)
+	if (!o->n_runs || (so->sysv && !so->made && keep_live))
 		return 0;
 	m = mmap(NULL, mapped_len(o), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
 	if (m == MAP_FAILED) {
@@ -777,6 +781,11 @@ static bool maps_shmem(const VmaEntry *v)
 void shmem_require(struct run_ctx *ctx)
 {
 	state_of(ctx)->required = true;
+}
+
+void shmem_sysv_keep_live(struct run_ctx *ctx)
+{
+	state_of(ctx)->sysv_keep_live = true;
 }
 
 /* memfd_create()'s file, if saved: a memfd's own fd entry, open for reading and writing. */
@@ -888,7 +897,8 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	}
 	for (size_t i = 0; i < tab->n_objects && !err; i++) {
 		/* the mode before the seals: F_SEAL_EXEC forbids changing its x bits */
-		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd, rt->watchdog)) &&
+		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd, rt->watchdog,
+					st->sysv_keep_live)) &&
 		    !(err = set_memfd_attributes(&st->objects[i], tab->objects[i])))
 			err = seal_object(&st->objects[i], tab->objects[i], false);
 		if (st->objects[i].fd >= 0)

@@ -56,6 +56,9 @@ int shmem_secret_add(struct run_ctx *ctx, uint64_t ino, uint64_t off, uint64_t e
 
 /* Restore: shmem.img is needed whatever the tasks map (the IPC namespace's segments). */
 void shmem_require(struct run_ctx *ctx);
+/* Restore into an IPC namespace the tree joins: a SysV segment that is there already is used as
+ * it is (its content is live: the namespace's other processes use it), not filled. */
+void shmem_sysv_keep_live(struct run_ctx *ctx);
 /* Restore, once validated: is shmid a SysV segment of shmem.img? */
 bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid);
 /* In a new process: a new open file of object id (above its fds), with open(2) flags. */

@@ -1,14 +1,18 @@
 /*
  * The tree's own UTS namespace (uts-ns.img): its host and domain names, read by a helper
- * inside it; the restored root gets a new one (CLONE_NEWUTS) and sets them first thing.
+ * inside it; the restored root gets a new one (CLONE_NEWUTS) and sets them first thing. Asked
+ * to join one (--join-ns uts:PATH: a pod's, shared with its sandbox), stasis's main thread
+ * enters it before the root is made, which inherits it, and its names are left as they are.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "join-ns.h"
 #include "log.h"
 #include "ns-helper.h"
 #include "pstree.h"
@@ -18,6 +22,8 @@
 
 struct uts_ns_state {
 	UtsNs *uts;
+	int join;  /* restore: an fd of the namespace to join, +1 (0: none) */
+	int own;   /* restore: stasis's own while its main thread is in the joined one, +1 */
 };
 
 static struct uts_ns_state *state_of(const struct run_ctx *ctx)
@@ -54,8 +60,14 @@ static int collect_uts_ns(struct run_ctx *ctx, struct dump_tree *tr)
 static int validate_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct uts_ns_state *st = state_of(ctx);
-	int err;
+	int err, fd;
 
+	if ((err = join_ns_open(ctx->opts, "uts", &fd)) < 0)
+		return err;
+	if (err) {
+		st->join = fd + 1;
+		return 0; /* (uts-ns.img, if any, is not read: the names are the namespace's) */
+	}
 	if (!rt->inv->uts_ns)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_UTS_NS, 0, (ProtobufCMessage **)&st->uts)))
@@ -66,6 +78,44 @@ static int validate_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	}
 	rt->clone_flags |= CLONE_NEWUTS;
 	return 0;
+}
+
+/* Joining: stasis's main thread enters the namespace (this thread only: the root, made from it,
+ * inherits it). */
+static int prepare_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct uts_ns_state *st = state_of(ctx);
+	int own;
+
+	(void)rt;
+	if (!st->join)
+		return 0;
+	if ((own = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC)) < 0) {
+		pr_perror("restore: cannot open stasis's own UTS namespace");
+		return -errno;
+	}
+	if (setns(st->join - 1, CLONE_NEWUTS)) {
+		int err = -errno;
+		pr_perror("restore: cannot join the UTS namespace given (--join-ns uts)");
+		close(own);
+		return err;
+	}
+	st->own = own + 1;
+	return 0;
+}
+
+/* Once the tree holds the namespace (or the restore failed): stasis goes back to its own. */
+static void undo_uts_ns(struct run_ctx *ctx, bool restored)
+{
+	struct uts_ns_state *st = state_of(ctx);
+
+	(void)restored;
+	if (!st->own)
+		return;
+	if (setns(st->own - 1, CLONE_NEWUTS))
+		pr_perror("restore: cannot go back to stasis's own UTS namespace");
+	close(st->own - 1);
+	st->own = 0;
 }
 
 static int enter_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)
@@ -89,6 +139,10 @@ static void free_uts_ns(void *state)
 
 	if (st->uts)
 		image_free(&st->uts->base);
+	if (st->join)
+		close(st->join - 1);
+	if (st->own)
+		close(st->own - 1);
 }
 
 const struct tree_object_ops tree_uts_ns = {
@@ -97,5 +151,7 @@ const struct tree_object_ops tree_uts_ns = {
 	.free_state = free_uts_ns,
 	.collect = collect_uts_ns,
 	.validate = validate_uts_ns,
+	.prepare = prepare_uts_ns,
+	.undo = undo_uts_ns,
 	.enter = enter_uts_ns,
 };

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "join-ns.h"
 #include "log.h"
 #include "net-ns.h"
 #include "ns-helper.h"
@@ -40,6 +41,7 @@ struct net_ns_state {
 	bool devices;         /* the engine's, the interfaces the tree made in it saved / made again */
 	NetNs *net;           /* restore: net-ns.img */
 	const char *join;     /* restore: a path of the namespace to join (--join-ns net:PATH) */
+	char join_path[4096]; /* (where join points) */
 	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
 	bool empty;           /* restore: a new empty namespace, lo up (--empty-ns net) */
 	int home;             /* restore: stasis's own namespace (fd + 1) while it is in the tree's */
@@ -161,9 +163,7 @@ static int engine_namespace(const struct run_ctx *ctx, struct net_ns_state *st, 
 {
 	const struct stasis_opts *o = ctx->opts;
 
-	for (size_t i = 0; i < o->join_ns.n; i++)
-		if (o->join_ns.v[i].key && !strcmp(o->join_ns.v[i].key, "net"))
-			st->join = o->join_ns.v[i].value;
+	st->join = join_ns_path(o, "net", st->join_path, sizeof(st->join_path));
 	for (size_t i = 0; key && i < o->nr_inherit_fds; i++)
 		if (!strcmp(o->inherit_fds[i].key, key))
 			st->join_fd = o->inherit_fds[i].fd;

@@ -155,6 +155,12 @@
 #   restore/corrupt/ipc-ns-* a flipped byte in ipc-ns.img, ipc-ns.img missing (sysv-ipc images):
 #                            restore fails naming ipc-ns.img, no process with the pid exists;
 #                            restore/ipc-ns-pristine: the untouched images restore and PASS
+#   restore/join-ns-*        sysv-ipc images restored with --join-ns: -mnt (a kind stasis does
+#                            not join), -wrong-kind (ipc: given a network namespace), -missing
+#                            (uts: no such file), -no-queue (ipc: this script's namespace, by
+#                            pid, which lacks the tree's queues): refused naming the option (and
+#                            the queue, its id and key), nothing made, no process runs;
+#                            restore/join-ns-pristine: the untouched images restore and PASS
 #   dump/time-ns-outside-maker
 #                            time-ns-nested --outside: a process in a time namespace that another
 #                            makes (in one namespace, its children going to that one), but not
@@ -675,11 +681,14 @@ flip_byte() {
 	printf "\\$(printf %03o $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-# restore_refused CASE PID DIR REGEX: restore -D DIR fails cleanly, its error matches REGEX,
-# and no process with PID is left; else the case fails (and 1 is returned).
+# restore_refused CASE PID DIR REGEX: restore -D DIR (RESTORE_OPTS: more options) fails
+# cleanly, its error matches REGEX, and no process with PID is left; else the case fails (and 1
+# is returned).
 restore_refused() {
 	local name=$1 pid=$2 c=$3 re=$4
-	run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4
+	# shellcheck disable=SC2086 # RESTORE_OPTS: extra restore options, split into words
+	run_stasis "$c/restore.out" 60 restore -D "$c" -d --pidfile "$c/restored.pid" -o restore.log -v4 \
+		${RESTORE_OPTS:-}
 	sleep 0.3
 	if proc_alive "$pid"; then
 		result_fail "$name" "a process with pid $pid runs after the refused restore (exit status $ZRC)"
@@ -1025,6 +1034,40 @@ case_ipc_ns_images() {
 		fi
 	done
 	restores_and_passes restore/ipc-ns-pristine "$d" "$pid"
+}
+
+case_join_ns() {
+	local d=$ZOO_TMP/join-ns pid img what c re
+	dump_for_images restore/join-ns sysv-ipc "$d" ipc-ns.img || return
+	pid=$ZPID
+	img=$d/img
+	for what in mnt wrong-kind missing no-queue; do
+		c=$d/$what
+		rm -rf "$c"
+		cp -a "$img" "$c"
+		rm -f "$c/restore.log"
+		case $what in
+		mnt)
+			RESTORE_OPTS="--join-ns mnt:/proc/self/ns/mnt"
+			re='restore: --join-ns mnt:/proc/self/ns/mnt: joining a mnt namespace is not supported'
+			;;
+		wrong-kind)
+			RESTORE_OPTS="--join-ns ipc:/proc/self/ns/net"
+			re='restore: --join-ns ipc:/proc/self/ns/net: /proc/self/ns/net is not an ipc namespace'
+			;;
+		missing)
+			RESTORE_OPTS="--join-ns uts:$d/no-such-ns"
+			re="restore: --join-ns uts:$d/no-such-ns: cannot open"
+			;;
+		no-queue)
+			RESTORE_OPTS="--join-ns ipc:$$"
+			re='restore: --join-ns ipc: SysV message queue [0-9]+ \(key 0x[0-9a-f]+\) of ipc-ns.img is not in the namespace given'
+			;;
+		esac
+		restore_refused "restore/join-ns-$what" "$pid" "$c" "$re" && result_ok "restore/join-ns-$what"
+		RESTORE_OPTS=""
+	done
+	restores_and_passes restore/join-ns-pristine "$d" "$pid"
 }
 
 # time_ns_set_field IMG FIELD HOW: rewrites top-level varint FIELD of time-ns.img (its header's
@@ -1761,6 +1804,7 @@ other_cases() {
 	case_restore_proc_dead_taken
 	case_ipc_ns_split
 	case_ipc_ns_images
+	case_join_ns
 	case_kill_apart_dies
 	dump_fails_naming dump/time-ns-outside-maker time-ns-nested \
 		'dump pid [0-9]+: it is in time namespace time:\[[0-9]+\], where pid [0-9]+ sends its children from time:\[[0-9]+\], but it is not a descendant of pid [0-9]+' \

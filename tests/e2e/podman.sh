@@ -34,7 +34,15 @@
 #                             zq0 is still there, used as it is): after SIGTERM it PASSes (its
 #                             devices, files, address, route and traffic)
 #
-#   tests/e2e/podman.sh     (root; needs podman, runc, busybox-static, iproute2)
+# podman/pod                  two containers of a pod (its sandbox made from catatonit), which
+#                             share the sandbox's IPC and UTS namespaces: the owner
+#                             (tests/e2e/podipc.c) keeps a SysV shm segment and a message queue,
+#                             the user counts into both; the user's checkpoint and restore (runc
+#                             asks stasis to join the pod's namespaces: --join-ns ipc and uts) put
+#                             it back in them: the owner sees its new counts in the segment and
+#                             gets them as messages, the user sees the owner's live tick
+#
+#   tests/e2e/podman.sh     (root; needs podman, runc, catatonit, busybox-static, iproute2)
 set -u
 E2E_NAME=podman
 # shellcheck source=e2e-lib.sh
@@ -44,6 +52,7 @@ STARTED=""
 NETNS=stasis-e2e-pm$$ # case_tcp's
 cleanup() {
 	exec 5<&- 2>/dev/null
+	[ -n "$STARTED" ] && pm pod rm -f -a >/dev/null 2>&1
 	[ -n "$STARTED" ] && pm rm -f -a >/dev/null 2>&1
 	ip netns del "$NETNS" 2>/dev/null
 	ip link del "vpm$$" 2>/dev/null
@@ -56,9 +65,10 @@ pm() {
 		--cgroup-manager cgroupfs --events-backend file --storage-driver overlay "$@"
 }
 
-need podman runc busybox cc python3 ip
+need podman runc catatonit busybox cc python3 ip
 e2e_setup
 make_rootfs "$WORK/rootfs" || finish
+cc -static -O2 -o "$WORK/rootfs/bin/podipc" "$E2E_ROOT/tests/e2e/podipc.c" 2>"$WORK/podipc.err"
 STARTED=1
 if ! tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/import.out" 2>&1; then
 	fail podman/image "podman import failed" "$WORK/import.out"
@@ -336,9 +346,57 @@ case_tun() {
 	ok "podman/tun ($(grep '^PASS' "$WORK/$c.logs"); checkpoint $T_CKPT ms, restore $T_REST ms)"
 	pm rm -f $c >/dev/null 2>&1
 }
+# Two containers of a pod talking through the pod's IPC namespace; the user's checkpoint and
+# restore put it back in the pod's IPC and UTS namespaces
+pod_pause() { sleep 1.5; }
+pod_ns() { readlink "/proc/$(state "$1" Pid)/ns/$2" 2>/dev/null; }
+pod_saw() { # pod_saw N: the owner saw the user's count N or later in the segment and as a message
+	pm logs pdo >"$WORK/pdo.logs" 2>&1
+	awk -v n="$1" '$1 == "peer" && $2 >= n { p = 1 } $1 == "recv" && $2 >= n { r = 1 } END { exit !(p && r) }' "$WORK/pdo.logs"
+}
+case_pod() {
+	local infra k c run=(--ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --pod pd)
+	if [ ! -x "$WORK/rootfs/bin/podipc" ]; then
+		fail podman/pod "cannot build tests/e2e/podipc.c statically" "$WORK/podipc.err"
+		return
+	fi
+	# (the sandbox takes its rlimits from containers.conf: this machine refuses Podman's)
+	printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=1024:1024"]\n' >"$WORK/pod.conf"
+	if ! CONTAINERS_CONF=$WORK/pod.conf pm pod create --name pd --hostname stasis-pod --network none \
+		>"$WORK/pd.out" 2>&1 ||
+		! pm run "${run[@]}" --name pdo localhost/bb:latest podipc owner >>"$WORK/pd.out" 2>&1 ||
+		! pm run "${run[@]}" --name pdu localhost/bb:latest podipc user >>"$WORK/pd.out" 2>&1 ||
+		! wait_for 20 has_lines 2 logged_numbers pdu || ! wait_for 10 pod_saw 2; then
+		fail podman/pod "the pod's two containers do not talk" "$WORK/pd.out" "$WORK/pdu.logs" "$WORK/pdo.logs"
+		return
+	fi
+	infra=$(pm pod inspect -f '{{.InfraContainerID}}' pd)
+	# (the owner goes on alone for a while: the user must find the segment as it is then)
+	ckpt_restore podman/pod pdu "" "" pod_pause || return
+	for k in ipc uts; do
+		if [ -z "$(pod_ns pdu $k)" ] || [ "$(pod_ns pdu $k)" != "$(pod_ns "$infra" $k)" ]; then
+			fail podman/pod "the restored user is in $k namespace $(pod_ns pdu $k), the pod's is $(pod_ns "$infra" $k)" $(stasis_logs)
+			return
+		fi
+	done
+	if ! wait_for 10 pod_saw $((FIRST + 1)); then
+		fail podman/pod "the owner did not see the restored user's counts ($FIRST and on) in their segment and queue" \
+			"$WORK/pdo.logs" $(stasis_logs)
+		return
+	fi
+	for c in pdu pdo; do
+		if grep -q FAIL "$WORK/$c.logs"; then
+			fail podman/pod "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
+			return
+		fi
+	done
+	ok "podman/pod (the user counted to $LAST, went on from $FIRST in the pod's IPC and UTS namespaces; the owner saw its counts in their segment and queue, the user the owner's live tick; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	pm pod rm -f pd >/dev/null 2>&1
+}
 case_pre_checkpoint
 case_tty
 case_userns
 case_tcp
 case_tun
+case_pod
 finish
