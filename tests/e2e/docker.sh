@@ -32,6 +32,12 @@
 #                            zp0 and zq0 (persistent); checkpointed and started again in the new
 #                            namespace Docker makes, its devices made again there: after SIGTERM
 #                            it PASSes (its devices, files, address, route and traffic)
+# docker/ipc-container       a container in another's IPC namespace (`--ipc container:NAME`):
+#                            the other (tests/e2e/podipc.c owner) keeps a SysV shm segment and
+#                            a message queue, this one counts into both; checkpointed and
+#                            started again (runc asks stasis to join that namespace: --join-ns
+#                            ipc), it is back in it: the owner sees its new counts in the
+#                            segment and gets them as messages
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -329,10 +335,62 @@ case_tun() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/ipc-container -----------------------------------------------------------------
+ipc_owner_saw() { dk_logs dipco && podipc_saw "$WORK/dipco.logs" "$1"; }
+case_ipc_container() {
+	local o=dipco u=dipcu n last first c
+	if ! dk run -d --name $o --network none --ipc shareable bb:latest podipc owner >"$WORK/$o.run" 2>&1 ||
+		! dk run -d --name $u --network none --ipc container:$o bb:latest podipc user >"$WORK/$u.run" 2>&1 ||
+		! wait_for 20 has_lines 2 logged_numbers $u || ! wait_for 10 ipc_owner_saw 2; then
+		fail docker/ipc-container "the two containers do not talk" "$WORK/$o.run" "$WORK/$u.run" \
+			"$WORK/$u.logs" "$WORK/$o.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $u cp1 >"$WORK/$u.ckpt" 2>&1 || [ "$(state $u Running)" != false ]; then
+		fail docker/ipc-container "docker checkpoint create failed (running: $(state $u Running))" \
+			"$WORK/$u.ckpt" $(stasis_logs)
+		return
+	fi
+	logged_numbers $u >"$WORK/$u.before"
+	n=$(wc -l <"$WORK/$u.before")
+	last=$(tail -n 1 "$WORK/$u.before")
+	sleep 1.5 # (the owner goes on alone: the user must find the segment as it is then)
+	if ! docker_start_checkpoint $u cp1 "$WORK/$u.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $u; then
+		fail docker/ipc-container "docker start --checkpoint failed (running: $(state $u Running))" \
+			"$WORK/$u.start" "$WORK/$u.logs" $(stasis_logs)
+		return
+	fi
+	first=$(logged_numbers $u | sed -n "$((n + 1))p")
+	if [ "$first" != $((last + 1)) ]; then
+		fail docker/ipc-container "the count went $last before the checkpoint, $first after" "$WORK/$u.logs"
+		return
+	fi
+	local ns_u ns_o
+	ns_u=$(readlink "/proc/$(state $u Pid)/ns/ipc") ns_o=$(readlink "/proc/$(state $o Pid)/ns/ipc")
+	if [ -z "$ns_u" ] || [ "$ns_u" != "$ns_o" ]; then
+		fail docker/ipc-container "the restored container is in $ns_u, the other's IPC namespace is $ns_o" $(stasis_logs)
+		return
+	fi
+	if ! wait_for 10 ipc_owner_saw $((first + 1)); then
+		fail docker/ipc-container "the owner did not see the restored container's counts ($first and on) in their segment and queue" \
+			"$WORK/$o.logs" $(stasis_logs)
+		return
+	fi
+	for c in $u $o; do
+		if grep -q FAIL "$WORK/$c.logs"; then
+			fail docker/ipc-container "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
+			return
+		fi
+	done
+	ok "docker/ipc-container (--ipc container:$o: counted to $last, went on from $first in $o's IPC namespace, where $o saw its counts in their segment and queue; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $u $o >/dev/null 2>&1
+}
+
 case_counter
 case_memory
 case_leave_running
 case_tty
 case_network
 case_tun
+case_ipc_container
 finish

@@ -110,18 +110,28 @@ zoo_tun_static() {
 	fail "$1" "cannot build tests/zoo/tun.c statically" "$WORK/zoo-tun.err"
 	return 1
 }
-# make_rootfs DIR: a busybox tree with /bin/memcheck (tests/e2e/memcheck.c, static)
+# make_rootfs DIR: a busybox tree with /bin/memcheck and /bin/podipc (tests/e2e/memcheck.c,
+# podipc.c, static)
 make_rootfs() {
-	local r=$1 a
+	local r=$1 a p
 	mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc" "$r/out"
 	cp "$(command -v busybox)" "$r/bin/busybox"
 	for a in sh sleep echo cat ls; do ln -sf busybox "$r/bin/$a"; done
-	if [ ! -x "$WORK/memcheck" ] &&
-		! cc -static -O2 -o "$WORK/memcheck" "$E2E_ROOT/tests/e2e/memcheck.c" 2>"$WORK/memcheck.err"; then
-		fail "$E2E_NAME/setup" "cannot build memcheck statically" "$WORK/memcheck.err"
-		return 1
-	fi
-	cp "$WORK/memcheck" "$r/bin/memcheck"
+	for p in memcheck podipc; do
+		if [ ! -x "$WORK/$p" ] &&
+			! cc -static -O2 -o "$WORK/$p" "$E2E_ROOT/tests/e2e/$p.c" 2>"$WORK/$p.err"; then
+			fail "$E2E_NAME/setup" "cannot build $p statically" "$WORK/$p.err"
+			return 1
+		fi
+		cp "$WORK/$p" "$r/bin/$p"
+	done
+}
+
+# podipc_saw FILE N: the output FILE of `podipc owner` shows that it saw the user's count N or
+# later in their segment, and got one as a message
+podipc_saw() {
+	awk -v n="$2" '$1 == "peer" && $2 >= n { p = 1 } $1 == "recv" && $2 >= n { r = 1 }
+		END { exit !(p && r) }' "$1"
 }
 
 # The counter every scenario runs: one number a second on its stdout.

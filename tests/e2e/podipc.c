@@ -1,7 +1,7 @@
 /*
- * podipc: two containers of one Podman pod talking through the IPC namespace they share with
- * the pod's sandbox (the podman/pod case of tests/e2e/podman.sh); built static into the
- * busybox root.
+ * podipc: two containers talking through the IPC namespace they share: a Podman pod's, its
+ * sandbox's (podman/pod of tests/e2e/podman.sh), or the one Docker's `--ipc container:NAME`
+ * gives (docker/ipc-container of tests/e2e/docker.sh); built static into the busybox root.
  *
  *   podipc owner  makes a SysV shm segment (key 0x5ad0a001, one page) and a SysV message queue
  *                 (key 0x5ad0a002); every 100 ms writes its own tick into the segment's first
