@@ -142,7 +142,7 @@ static int set_queue(int id, const SysvPerm *p, unsigned long qbytes)
 	return -errno;
 }
 
-static int restore_queue(const SysvMsgQueue *q)
+int ipc_msg_restore_one(const SysvMsgQueue *q)
 {
 	int id = q->perm->id, err;
 	unsigned long long largest = 0, room = queue_room(q, &largest);
@@ -170,7 +170,7 @@ int ipc_msg_restore_all(const IpcNs *ns)
 	int err;
 
 	for (size_t i = 0; i < ns->n_msg_queues; i++)
-		if ((err = restore_queue(ns->msg_queues[i])))
+		if ((err = ipc_msg_restore_one(ns->msg_queues[i])))
 			return err;
 	return 0;
 }

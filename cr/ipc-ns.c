@@ -22,9 +22,11 @@
  *
  * Asked to join a namespace instead (--join-ns ipc:PATH: a pod's, which a container shares
  * with its sandbox and the pod's other containers), stasis's main thread enters it and what it
- * holds is its own: its sysctls are left alone, and each queue and set of ipc-ns.img must be
- * there (same id and key: kept as it is, live) or the restore is refused before anything is
- * made; a segment that is there is used as it is (cr/shmem.c), one that is gone made again.
+ * holds is its own: its sysctls are left alone, a queue, set or segment of the images that is
+ * there (same id and key) is used as it is, live (cr/shmem.c for segments); one that is gone is
+ * made again from the images (a pod made anew, its containers restored into it one by one), and
+ * removed if the restore fails; one whose id another object has refuses the restore before
+ * anything is made.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +49,7 @@
 #include "log.h"
 #include "ns-make.h"
 #include "pstree.h"
+#include "restore-watchdog.h"
 #include "shmem.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -483,6 +486,9 @@ struct ipc_ns_state {
 	IpcNs *ns;
 	int own_ns; /* fd + 1 of stasis's namespace while it is in the tree's (0: not moved) */
 	int join;   /* fd + 1 of the namespace to join (--join-ns ipc), 0: none */
+	bool *gone; /* joining: which queues, then which sets, of the image are not there */
+	int *made;  /* joining: the ids of those made again, queues first (nr_made_msgs of them) */
+	size_t nr_made, nr_made_msgs;
 };
 
 static struct ipc_ns_state *state_of(const struct run_ctx *ctx)
@@ -516,30 +522,46 @@ static int validate_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
+/* Joining: is object p of the image there (0), gone (1), or is its id another's (<0, said)? */
 static int joined_has(const char *what, const SysvPerm *p, int (*key_of)(int id, key_t *key))
 {
 	key_t key;
 	int err = key_of((int)p->id, &key);
 
+	if (err == -EINVAL || err == -EIDRM)
+		return 1;
 	if (!err && key == (key_t)p->key)
 		return 0;
-	pr_err("restore: --join-ns ipc: SysV %s %u (key %#x) of ipc-ns.img is not in the namespace "
-	       "given%s (the objects of a joined namespace are its own: none is made again)", what,
-	       p->id, p->key, err ? "" : " (another object has its id)");
-	return -ENOENT;
+	if (err)
+		pr_err("restore: --join-ns ipc: cannot read SysV %s %u of the namespace given: %s", what,
+		       p->id, strerror(-err));
+	else
+		pr_err("restore: --join-ns ipc: SysV %s %u (key %#x) of ipc-ns.img: in the namespace "
+		       "given another one (key %#x) has its id", what, p->id, p->key, (unsigned)key);
+	return err ? err : -EEXIST;
 }
 
-/* Joining: every queue and set the tree had is there. */
-static int check_joined(const IpcNs *ns)
+/* Joining: which queues and sets of the image are gone (made again once the segments are). */
+static int check_joined(struct ipc_ns_state *st)
 {
-	int err;
+	const IpcNs *ns = st->ns;
+	size_t n = ns ? ns->n_msg_queues + ns->n_sem_sets : 0;
+	int got;
 
-	for (size_t i = 0; ns && i < ns->n_msg_queues; i++)
-		if ((err = joined_has("message queue", ns->msg_queues[i]->perm, ipc_msg_key)))
-			return err;
-	for (size_t i = 0; ns && i < ns->n_sem_sets; i++)
-		if ((err = joined_has("semaphore set", ns->sem_sets[i]->perm, ipc_sem_key)))
-			return err;
+	if (!n)
+		return 0;
+	if (!(st->gone = xzalloc(n * sizeof(*st->gone))) || !(st->made = xzalloc(n * sizeof(*st->made))))
+		return -ENOMEM;
+	for (size_t i = 0; i < ns->n_msg_queues; i++) {
+		if ((got = joined_has("message queue", ns->msg_queues[i]->perm, ipc_msg_key)) < 0)
+			return got;
+		st->gone[i] = got;
+	}
+	for (size_t i = 0; i < ns->n_sem_sets; i++) {
+		if ((got = joined_has("semaphore set", ns->sem_sets[i]->perm, ipc_sem_key)) < 0)
+			return got;
+		st->gone[ns->n_msg_queues + i] = got;
+	}
 	return 0;
 }
 
@@ -580,7 +602,7 @@ static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 	}
 	st->own_ns = own + 1;
-	return st->join ? check_joined(st->ns) : raise_limits(st->ns);
+	return st->join ? check_joined(st) : raise_limits(st->ns);
 }
 
 /* Once the tree holds the namespace (or the restore failed): stasis goes back to its own. */
@@ -597,15 +619,62 @@ static void undo_ipc_ns(struct run_ctx *ctx, bool restored)
 	st->own_ns = 0;
 }
 
+/* Joining: the queues and sets that are gone, made again (the watchdog told: a joined
+ * namespace outlives a failed restore). */
+static int make_gone(struct ipc_ns_state *st, struct restore_tree *rt)
+{
+	const IpcNs *ns = st->ns;
+	int err;
+
+	for (size_t i = 0; i < ns->n_msg_queues; i++) {
+		if (!st->gone[i])
+			continue;
+		/* (noted first: made, it may still fail to get its size or messages) */
+		st->made[st->nr_made++] = (int)ns->msg_queues[i]->perm->id;
+		st->nr_made_msgs++;
+		watchdog_undo_sysv_msg(rt->watchdog, (int)ns->msg_queues[i]->perm->id);
+		if ((err = ipc_msg_restore_one(ns->msg_queues[i])))
+			return err;
+	}
+	for (size_t i = 0; i < ns->n_sem_sets; i++) {
+		if (!st->gone[ns->n_msg_queues + i])
+			continue;
+		st->made[st->nr_made++] = (int)ns->sem_sets[i]->perm->id;
+		watchdog_undo_sysv_sem(rt->watchdog, (int)ns->sem_sets[i]->perm->id);
+		if ((err = ipc_sem_restore_one(ns->sem_sets[i])))
+			return err;
+	}
+	pr_info("restore: joined IPC namespace: %zu of its queues and sets made again, the others "
+		"used as they are", st->nr_made);
+	return 0;
+}
+
+/* A failed restore: what make_gone made (or tried to: its ids were free) goes; stasis is
+ * still in the joined namespace. */
+static void undo_ipc_objects(struct run_ctx *ctx, bool restored)
+{
+	struct ipc_ns_state *st = state_of(ctx);
+
+	for (size_t i = 0; !restored && i < st->nr_made; i++) {
+		if (i < st->nr_made_msgs)
+			msgctl(st->made[i], IPC_RMID, NULL);
+		else
+			semctl(st->made[i], 0, IPC_RMID);
+	}
+	st->nr_made = st->nr_made_msgs = 0;
+}
+
 /* After shmem made the segments: the queues and sets, then the sysctls as saved. */
 static int prepare_ipc_objects(struct run_ctx *ctx, struct restore_tree *rt)
 {
-	IpcNs *ns = state_of(ctx)->ns;
+	struct ipc_ns_state *st = state_of(ctx);
+	IpcNs *ns = st->ns;
 	int err;
 
-	(void)rt;
-	if (!ns || state_of(ctx)->join)
-		return 0; /* (a joined namespace's objects and sysctls are its own) */
+	if (!ns)
+		return 0;
+	if (st->join)
+		return make_gone(st, rt);
 	if ((err = ipc_msg_restore_all(ns)) || (err = ipc_sem_restore_all(ns)))
 		return err;
 	pr_info("restore: new IPC namespace with %zu message queues, %zu semaphore sets, %zu shm "
@@ -630,6 +699,8 @@ static void free_ipc_ns(void *state)
 		image_free(&st->ns->base);
 	if (st->join)
 		close(st->join - 1);
+	free(st->gone);
+	free(st->made);
 }
 
 const struct tree_object_ops tree_ipc_ns = {
@@ -646,4 +717,5 @@ const struct tree_object_ops tree_ipc_ns = {
 const struct tree_object_ops tree_ipc_objects = {
 	.name = "IPC namespace objects",
 	.prepare = prepare_ipc_objects,
+	.undo = undo_ipc_objects,
 };

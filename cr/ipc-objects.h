@@ -48,6 +48,9 @@ int ipc_msg_validate(const IpcNs *ns);
 int ipc_sem_validate(const IpcNs *ns);
 int ipc_msg_restore_all(const IpcNs *ns);
 int ipc_sem_restore_all(const IpcNs *ns);
+/* One object made again (its id and key free in the calling thread's namespace). */
+int ipc_msg_restore_one(const SysvMsgQueue *q);
+int ipc_sem_restore_one(const SysvSemSet *s);
 /* The key of the object of that id in the calling thread's namespace: 0, or -errno. */
 int ipc_msg_key(int id, key_t *key);
 int ipc_sem_key(int id, key_t *key);

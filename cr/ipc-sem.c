@@ -84,7 +84,7 @@ int ipc_sem_validate(const IpcNs *ns)
 	return 0;
 }
 
-static int restore_sem_set(const SysvSemSet *s)
+int ipc_sem_restore_one(const SysvSemSet *s)
 {
 	int id = s->perm->id, err;
 	struct semid_ds ds;
@@ -113,7 +113,7 @@ int ipc_sem_restore_all(const IpcNs *ns)
 	int err;
 
 	for (size_t i = 0; i < ns->n_sem_sets; i++)
-		if ((err = restore_sem_set(ns->sem_sets[i])))
+		if ((err = ipc_sem_restore_one(ns->sem_sets[i])))
 			return err;
 	return 0;
 }

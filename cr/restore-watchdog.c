@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -26,7 +28,7 @@
 #define NAME_MAX_LEN 256
 
 /* What goes on stasis's socket: 'D' (done), or an object to remove ('M' queue, 'S' segment,
- * 'C' cgroup directory). */
+ * 'Q' SysV message queue, 'E' SysV semaphore set, 'C' cgroup directory). */
 struct ctl_msg {
 	char kind;
 	int id;
@@ -43,7 +45,7 @@ static size_t n_procs;
 
 struct undo {
 	struct ctl_msg what;
-	int fd; /* 'M', 'S': the IPC namespace it was made in; 'C': its hierarchy's root */
+	int fd; /* 'M', 'S', 'Q', 'E': the IPC namespace it was made in; 'C': its hierarchy's root */
 };
 static struct undo undos[MAX_UNDO];
 static size_t n_undos;
@@ -178,6 +180,10 @@ static __attribute__((noreturn)) void watchdog_main(int ctl, int reg, int stasis
 			mq_unlink(u->what.name);
 		else if (u->what.kind == 'S')
 			shmctl(u->what.id, IPC_RMID, NULL);
+		else if (u->what.kind == 'Q')
+			msgctl(u->what.id, IPC_RMID, NULL);
+		else if (u->what.kind == 'E')
+			semctl(u->what.id, 0, IPC_RMID);
 	}
 	remove_cgroups();
 	_exit(0);
@@ -241,6 +247,7 @@ void watchdog_register(int reg_fd)
 static void tell_undo(const struct restore_watchdog *w, char kind, int id, const char *name, int fd)
 {
 	static const char *const what[] = { ['M'] = "message queue", ['S'] = "SysV shm segment",
+					    ['Q'] = "SysV message queue", ['E'] = "SysV semaphore set",
 					    ['C'] = "cgroup" };
 	struct ctl_msg m = { .kind = kind, .id = id };
 
@@ -275,6 +282,16 @@ void watchdog_undo_mqueue(const struct restore_watchdog *w, const char *name)
 void watchdog_undo_sysv_shm(const struct restore_watchdog *w, int id)
 {
 	tell_ipc_undo(w, 'S', id, NULL);
+}
+
+void watchdog_undo_sysv_msg(const struct restore_watchdog *w, int id)
+{
+	tell_ipc_undo(w, 'Q', id, NULL);
+}
+
+void watchdog_undo_sysv_sem(const struct restore_watchdog *w, int id)
+{
+	tell_ipc_undo(w, 'E', id, NULL);
 }
 
 void watchdog_done(struct restore_watchdog *w)

@@ -29,6 +29,8 @@ void watchdog_register(int reg_fd);
  */
 void watchdog_undo_mqueue(const struct restore_watchdog *w, const char *name);
 void watchdog_undo_sysv_shm(const struct restore_watchdog *w, int id);
+void watchdog_undo_sysv_msg(const struct restore_watchdog *w, int id);
+void watchdog_undo_sysv_sem(const struct restore_watchdog *w, int id);
 /* A cgroup directory stasis made (path relative to the hierarchy's root hierarchy_fd): removed,
  * once empty, if stasis dies before the tree is let go. */
 void watchdog_undo_cgroup(const struct restore_watchdog *w, int hierarchy_fd, const char *path);

@@ -157,9 +157,13 @@
 #                            restore/ipc-ns-pristine: the untouched images restore and PASS
 #   restore/join-ns-*        sysv-ipc images restored with --join-ns: -mnt (a kind stasis does
 #                            not join), -wrong-kind (ipc: given a network namespace), -missing
-#                            (uts: no such file), -no-queue (ipc: this script's namespace, by
-#                            pid, which lacks the tree's queues): refused naming the option (and
-#                            the queue, its id and key), nothing made, no process runs;
+#                            (uts: no such file), -id-taken (ipc, by pid: a namespace where a
+#                            queue of another key has the id of the tree's queue B), -undone
+#                            (ipc: an empty namespace with kernel.msgmni 1, where the tree's
+#                            queues cannot all be made again): refused naming the option, or the
+#                            queue with its id and keys, no process runs, and the joined
+#                            namespace holds what it held before (its own queue, or nothing: the
+#                            segments and the queue made again are removed);
 #                            restore/join-ns-pristine: the untouched images restore and PASS
 #   dump/time-ns-outside-maker
 #                            time-ns-nested --outside: a process in a time namespace that another
@@ -1036,16 +1040,34 @@ case_ipc_ns_images() {
 	restores_and_passes restore/ipc-ns-pristine "$d" "$pid"
 }
 
+# ipc_holder [QUEUE_ID]: a process in an IPC namespace of its own (HOLDER), with a message queue
+# of a random key at QUEUE_ID if given, and kernel.msgmni 1 (one queue at most)
+ipc_holder() {
+	HOLDER=""
+	unshare --ipc sh -c "echo 1 >/proc/sys/kernel/msgmni && ${1:+echo $1 >/proc/sys/kernel/msg_next_id && ipcmk -Q >/dev/null &&} exec sleep 600" &
+	HOLDER=$!
+	wait_until 5 sh -c "[ \"\$(readlink /proc/$HOLDER/ns/ipc)\" != \"\$(readlink /proc/self/ns/ipc)\" ] && [ \"\$(readlink /proc/$HOLDER/exe)\" = \"\$(readlink -f \$(command -v sleep))\" ]"
+}
+# ipc_objects PID: the SysV objects of PID's IPC namespace, "queues sets segments"
+ipc_objects() {
+	local k n=()
+	for k in q s m; do
+		n+=("$(nsenter --ipc="/proc/$1/ns/ipc" ipcs -$k | grep -c '^0x')")
+	done
+	echo "${n[*]}"
+}
+
 case_join_ns() {
-	local d=$ZOO_TMP/join-ns pid img what c re
+	local d=$ZOO_TMP/join-ns pid img what c re left
 	dump_for_images restore/join-ns sysv-ipc "$d" ipc-ns.img || return
 	pid=$ZPID
 	img=$d/img
-	for what in mnt wrong-kind missing no-queue; do
+	for what in mnt wrong-kind missing id-taken undone; do
 		c=$d/$what
 		rm -rf "$c"
 		cp -a "$img" "$c"
 		rm -f "$c/restore.log"
+		HOLDER=""
 		case $what in
 		mnt)
 			RESTORE_OPTS="--join-ns mnt:/proc/self/ns/mnt"
@@ -1059,12 +1081,27 @@ case_join_ns() {
 			RESTORE_OPTS="--join-ns uts:$d/no-such-ns"
 			re="restore: --join-ns uts:$d/no-such-ns: cannot open"
 			;;
-		no-queue)
-			RESTORE_OPTS="--join-ns ipc:$$"
-			re='restore: --join-ns ipc: SysV message queue [0-9]+ \(key 0x[0-9a-f]+\) of ipc-ns.img is not in the namespace given'
+		id-taken) # (queue B's id, 5 * 32768 + 7, taken by a queue of another key)
+			ipc_holder 163847
+			RESTORE_OPTS="--join-ns ipc:$HOLDER"
+			re='restore: --join-ns ipc: SysV message queue 163847 \(key 0\) of ipc-ns.img: in the namespace given another one \(key 0x[0-9a-f]+\) has its id'
+			;;
+		undone) # (kernel.msgmni 1 there: the second queue cannot be made)
+			ipc_holder
+			RESTORE_OPTS="--join-ns ipc:/proc/$HOLDER/ns/ipc"
+			re='restore: (cannot make SysV message queue|cannot set the owner, mode and size of SysV message queue)'
 			;;
 		esac
-		restore_refused "restore/join-ns-$what" "$pid" "$c" "$re" && result_ok "restore/join-ns-$what"
+		if restore_refused "restore/join-ns-$what" "$pid" "$c" "$re"; then
+			left=$([ -n "$HOLDER" ] && ipc_objects "$HOLDER")
+			if [ -n "$HOLDER" ] && [ "$left" != "$([ $what = id-taken ] && echo 1 || echo 0) 0 0" ]; then
+				result_fail "restore/join-ns-$what" "the joined namespace holds $left queues, sets and segments after the refused restore"
+			else
+				result_ok "restore/join-ns-$what"
+			fi
+		fi
+		# (our child, not waited for yet: its pid cannot have been taken by another)
+		[ -n "$HOLDER" ] && { kill -KILL "$HOLDER"; wait "$HOLDER"; } 2>/dev/null
 		RESTORE_OPTS=""
 	done
 	restores_and_passes restore/join-ns-pristine "$d" "$pid"

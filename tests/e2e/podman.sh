@@ -41,6 +41,10 @@
 #                             asks stasis to join the pod's namespaces: --join-ns ipc and uts) put
 #                             it back in them: the owner sees its new counts in the segment and
 #                             gets them as messages, the user sees the owner's live tick
+# podman/pod-import           then both exported (`checkpoint --export`) and imported into a new
+#                             pod (`restore --import --pod ID`), the owner first: its segment and
+#                             queue, not in the new pod's IPC namespace, are made again there,
+#                             and the user counts on through them
 #
 #   tests/e2e/podman.sh     (root; needs podman, runc, catatonit, busybox-static, iproute2)
 set -u
@@ -383,7 +387,56 @@ case_pod() {
 		fi
 	done
 	ok "podman/pod (the user counted to $LAST, went on from $FIRST in the pod's IPC and UTS namespaces; the owner saw its counts in their segment and queue, the user the owner's live tick; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	case_pod_import
 	pm pod rm -f pd >/dev/null 2>&1
+}
+# Both containers of the pod exported and imported into a new pod, the owner first: its
+# segment and queue, gone from the new pod's IPC namespace, are made again there from its
+# images; the user's restore finds them and uses them as they are
+pod2_saw() { pm logs pdo2 >"$WORK/pdo2.logs" 2>&1 && podipc_saw "$WORK/pdo2.logs" "$1"; }
+case_pod_import() {
+	local c p2 last k infra2
+	for c in pdu pdo; do
+		if ! pm container checkpoint --export "$WORK/$c.tar.gz" $c >"$WORK/$c.export" 2>&1; then
+			fail podman/pod-import "podman container checkpoint --export $c failed" "$WORK/$c.export" $(stasis_logs)
+			return
+		fi
+	done
+	last=$(logged_numbers pdu | tail -n 1)
+	# (Podman 4.3 finds the pod to restore into by its id only)
+	if ! p2=$(CONTAINERS_CONF=$WORK/pod.conf pm pod create --name pd2 --hostname stasis-pod \
+		--network none 2>"$WORK/pd2.out") || ! pm pod start pd2 >>"$WORK/pd2.out" 2>&1; then
+		fail podman/pod-import "cannot make the second pod" "$WORK/pd2.out"
+		return
+	fi
+	for c in pdo pdu; do
+		if ! pm container restore --import "$WORK/$c.tar.gz" --pod "$p2" --name ${c}2 >"$WORK/$c.import" 2>&1; then
+			fail podman/pod-import "podman container restore --import --pod of $c failed" "$WORK/$c.import" $(stasis_logs)
+			return
+		fi
+	done
+	infra2=$(pm pod inspect -f '{{.InfraContainerID}}' pd2)
+	for k in ipc uts; do
+		if [ -z "$(pod_ns pdu2 $k)" ] || [ "$(pod_ns pdu2 $k)" != "$(pod_ns pdo2 $k)" ] ||
+			[ "$(pod_ns pdu2 $k)" != "$(pod_ns "$infra2" $k)" ]; then
+			fail podman/pod-import "$k namespaces: the user's $(pod_ns pdu2 $k), the owner's $(pod_ns pdo2 $k), the new pod's $(pod_ns "$infra2" $k)"
+			return
+		fi
+	done
+	if ! wait_for 10 pod2_saw $((last + 2)); then
+		fail podman/pod-import "the imported owner did not see the imported user's counts (from $((last + 1))) in their segment and queue" \
+			"$WORK/pdo2.logs" $(stasis_logs)
+		return
+	fi
+	logged_numbers pdu2 >/dev/null
+	for c in pdu2 pdo2; do
+		if grep -q FAIL "$WORK/$c.logs"; then
+			fail podman/pod-import "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
+			return
+		fi
+	done
+	ok "podman/pod-import (both exported, imported into a new pod, the owner first: its segment and queue made again there, the user counted on from $((last + 1)) through them)"
+	pm pod rm -f pd2 >/dev/null 2>&1
 }
 case_pre_checkpoint
 case_tty
