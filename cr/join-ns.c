@@ -113,3 +113,14 @@ int join_ns_open(const struct stasis_opts *o, const char *kind, int *fd)
 	}
 	return 0;
 }
+
+const char *external_ns_key(const struct stasis_opts *o, const char *kind, uint64_t ino)
+{
+	char want[48];
+
+	snprintf(want, sizeof(want), "%s[%llu]:", kind, (unsigned long long)ino);
+	for (size_t i = 0; i < o->externals.n; i++)
+		if (!strncmp(o->externals.v[i].value, want, strlen(want)))
+			return o->externals.v[i].value + strlen(want);
+	return NULL;
+}

@@ -7,17 +7,29 @@
  * PID namespaces nested in the tree's are kept too: their processes keep their pid at each
  * level. Stasis itself works on host pids: on restore, the host pid of each new process and
  * thread is found from /proc (NSpid), once it exists.
+ *
+ * A third case: the tree is in a PID namespace that is the engine's (a container of a pod that
+ * shares its sandbox's: runc names it with --external pid[INODE]:KEY at dump and hands an fd of
+ * it with --inherit-fd fd[N]:KEY at restore). Its pids are saved as seen there, as for a
+ * namespace of the tree's own, but the root is not the namespace's init and the namespace is
+ * not made: stasis's main thread makes the root in it (setns, then clone3 with the root's pid),
+ * the rest of the tree forked there by the root. Other processes live there, so a failed
+ * restore kills the tree's processes one by one.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "join-ns.h"
 #include "log.h"
 #include "ns-helper.h"
 #include "pid-ns.h"
@@ -31,7 +43,11 @@ struct pid_map {
 };
 
 struct pid_ns_state {
-	bool own;       /* the root is pid 1 of the tree's own PID namespace */
+	bool own;       /* the tree's pids are those of a PID namespace other than stasis's: its
+			 * own (the root is pid 1 there), or the engine's (ext_key) */
+	const char *ext_key; /* the engine's namespace: the key it is named by (--external pid) */
+	int ext_fd;     /* restore: the engine's fd of it (--inherit-fd), not stasis's to close */
+	int home;       /* restore: stasis's own, +1, while its children are made in the engine's */
 	pid_t root;     /* dump: the root's host pid */
 	size_t depth;   /* the NSpid index of the tree's namespace (0: stasis's own) */
 	struct pid_map *map; /* dump: every process of the tree, zombies too */
@@ -257,11 +273,18 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 			st->root = e->pid;
 			st->depth = n - 1;
 			st->own = n > 1;
+			uint64_t ino;
 			if (st->own && nspid[n - 1] != 1) {
-				pr_err("dump pid %d: it is pid %u of a PID namespace whose init (pid 1 there) "
-				       "is not in the tree; dump the namespace's init instead",
-				       root, nspid[n - 1]);
-				return -ENOTSUP;
+				if ((err = ns_ino(root, "pid", &ino)))
+					return err;
+				if (!(st->ext_key = external_ns_key(ctx->opts, "pid", ino))) {
+					pr_err("dump pid %d: it is pid %u of a PID namespace (pid:[%llu]) whose "
+					       "init (pid 1 there) is not in the tree; dump the namespace's "
+					       "init instead, or name the namespace as the engine's "
+					       "(--external pid[%llu]:KEY)", root, nspid[n - 1],
+					       (unsigned long long)ino, (unsigned long long)ino);
+					return -ENOTSUP;
+				}
 			}
 		}
 		if (n <= st->depth) {
@@ -293,11 +316,15 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		}
 		t->vpid = pid_ns_vpid(ctx, t->tgid);
 	}
-	if (st->own && (err = check_namespace_complete(st, root)))
+	if (st->own && !st->ext_key && (err = check_namespace_complete(st, root)))
 		return err;
 	tr->inv.has_pid_ns = true;
 	tr->inv.pid_ns = st->own;
-	if (st->own)
+	tr->inv.pid_ns_ext_key = (char *)st->ext_key;
+	if (st->ext_key)
+		pr_info("dump pid %d: pid %u of the engine's PID namespace (%s); %zu pids saved as seen "
+			"there", root, pid_ns_vpid(ctx, root), st->ext_key, st->n);
+	else if (st->own)
 		pr_info("dump pid %d: the init of its own PID namespace; %zu pids saved as seen there",
 			root, st->n);
 	return 0;
@@ -329,12 +356,51 @@ bool pid_ns_is_own(const struct run_ctx *ctx)
 	return state_of(ctx)->own;
 }
 
+/* The engine's namespace named at dump: the fd given for its key, a PID namespace that is a
+ * child of stasis's (the host pids of the tree are found one level down). */
+static int validate_engine_ns(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct pid_ns_state *st = state_of(ctx);
+	const char *key = rt->inv->pid_ns_ext_key;
+	struct stat own, parent;
+
+	st->ext_fd = -1;
+	for (size_t i = 0; i < ctx->opts->nr_inherit_fds; i++)
+		if (!strcmp(ctx->opts->inherit_fds[i].key, key))
+			st->ext_fd = ctx->opts->inherit_fds[i].fd;
+	if (st->ext_fd < 0) {
+		pr_err("restore: the tree's PID namespace was the engine's (%s): pass --inherit-fd "
+		       "fd[N]:%s with an fd of the namespace", key, key);
+		return -EINVAL;
+	}
+	if (rt->inv->user_ns) {
+		pr_err("restore: the tree's PID namespace was the engine's (%s) and its user namespace "
+		       "its own: not supported", key);
+		return -ENOTSUP;
+	}
+	int up = ioctl(st->ext_fd, NS_GET_PARENT);
+	int err = ioctl(st->ext_fd, NS_GET_NSTYPE) != CLONE_NEWPID || up < 0 || fstat(up, &parent) ||
+			  stat("/proc/self/ns/pid", &own) ? -EINVAL : 0;
+	if (up >= 0)
+		close(up);
+	if (err || parent.st_ino != own.st_ino || parent.st_dev != own.st_dev) {
+		pr_err("restore: --inherit-fd fd[%d]:%s: not a PID namespace, or not a child of stasis's "
+		       "own (not supported)", st->ext_fd, key);
+		return -EINVAL;
+	}
+	st->ext_key = key;
+	return 0;
+}
+
 static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct pid_ns_state *st = state_of(ctx);
+	int err;
 
 	st->own = rt->inv->has_pid_ns && rt->inv->pid_ns;
-	if (st->own && rt->inv->root_pid != 1) {
+	if (st->own && rt->inv->pid_ns_ext_key && (err = validate_engine_ns(ctx, rt)))
+		return err;
+	if (st->own && !st->ext_key && rt->inv->root_pid != 1) {
 		pr_err("image inventory.img: the tree has its own PID namespace, but its root is pid %u, "
 		       "not 1", rt->inv->root_pid);
 		return -EINVAL;
@@ -348,9 +414,73 @@ static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			return -EINVAL;
 		}
 	}
-	if (st->own)
+	if (st->own && !st->ext_key)
 		rt->clone_flags |= CLONE_NEWPID;
 	return 0;
+}
+
+bool pid_ns_is_engines(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->ext_key;
+}
+
+int pid_ns_enter_engines(const struct run_ctx *ctx)
+{
+	struct pid_ns_state *st = state_of(ctx);
+	int home;
+
+	if (!st->ext_key)
+		return 0;
+	if ((home = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    setns(st->ext_fd, CLONE_NEWPID)) {
+		int err = -errno;
+		pr_perror("restore: cannot enter the engine's PID namespace (%s)", st->ext_key);
+		if (home >= 0)
+			close(home);
+		return err;
+	}
+	st->home = home + 1;
+	return 0;
+}
+
+void pid_ns_leave_engines(const struct run_ctx *ctx)
+{
+	struct pid_ns_state *st = state_of(ctx);
+
+	if (!st->home)
+		return;
+	if (setns(st->home - 1, CLONE_NEWPID))
+		pr_perror("restore: cannot go back to stasis's own PID namespace");
+	close(st->home - 1);
+	st->home = 0;
+}
+
+/* The children of every thread of process p appended to queue (up to cap): the new tail, or
+ * -ENOMEM. */
+static ssize_t push_children(pid_t p, pid_t *queue, size_t tail, size_t cap)
+{
+	auto_free int *tids = NULL;
+	size_t nt;
+	int err;
+
+	if ((err = proc_list_numbers(p, "task", &tids, &nt)))
+		return err == -ENOMEM ? err : (ssize_t)tail;
+	for (size_t i = 0; i < nt; i++) {
+		char path[96];
+		auto_free char *list = NULL;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", p, tids[i]);
+		if (!(list = read_file_at(AT_FDCWD, path, NULL)) && errno == ENOMEM)
+			return -ENOMEM;
+		for (char *c = list; c && *c && tail < cap;) {
+			char *end;
+			long child = strtol(c, &end, 10);
+			if (end == c)
+				break;
+			queue[tail++] = child;
+			c = end;
+		}
+	}
+	return tail;
 }
 
 /* The host pid of a process of the restored namespace, by its pid there (0: none yet; -ENOMEM). */
@@ -363,8 +493,7 @@ static pid_t find_host_pid(pid_t host_root, uint32_t vpid, char *state)
 	while (head < tail) {
 		pid_t p = queue[head++];
 		auto_free uint32_t *nspid = NULL;
-		auto_free int *tids = NULL;
-		size_t n, nt;
+		size_t n;
 		int err;
 
 		if ((err = proc_nspids(p, &nspid, &n)) == -ENOMEM)
@@ -378,25 +507,10 @@ static pid_t find_host_pid(pid_t host_root, uint32_t vpid, char *state)
 			*state = err ? 'X' : ps.state;
 			return p;
 		}
-		if ((err = proc_list_numbers(p, "task", &tids, &nt)) == -ENOMEM)
-			return err;
-		if (err)
-			continue;
-		for (size_t i = 0; i < nt; i++) {
-			char path[96];
-			auto_free char *list = NULL;
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", p, tids[i]);
-			if (!(list = read_file_at(AT_FDCWD, path, NULL)) && errno == ENOMEM)
-				return -ENOMEM;
-			for (char *c = list; c && *c && tail < ARRAY_SIZE(queue);) {
-				char *end;
-				long child = strtol(c, &end, 10);
-				if (end == c)
-					break;
-				queue[tail++] = child;
-				c = end;
-			}
-		}
+		ssize_t more = push_children(p, queue, tail, ARRAY_SIZE(queue));
+		if (more < 0)
+			return more;
+		tail = more;
 	}
 	return 0;
 }
@@ -477,6 +591,24 @@ int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t)
 		}
 	}
 	return 0;
+}
+
+void pid_ns_kill_engines_tree(const struct run_ctx *ctx, pid_t host_root)
+{
+	pid_t queue[4096];
+	size_t head = 0, tail = 0;
+
+	if (!state_of(ctx)->ext_key)
+		return;
+	/* every process below the root first (killed, they would go to the namespace's init),
+	 * then all at once */
+	queue[tail++] = host_root;
+	while (head < tail) {
+		ssize_t more = push_children(queue[head++], queue, tail, ARRAY_SIZE(queue));
+		tail = more < 0 ? tail : (size_t)more; /* (out of memory: those found are killed) */
+	}
+	for (size_t i = 0; i < tail; i++)
+		kill(queue[i], SIGKILL);
 }
 
 static void free_pid_ns(void *state)

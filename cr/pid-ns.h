@@ -11,8 +11,9 @@
 struct restore_tree;
 struct restore_task;
 
-/* Dump, once the tree is collected; restore, once the images are checked: the tree's root is
- * pid 1 of a PID namespace of its own. */
+/* Dump, once the tree is collected; restore, once the images are checked: the tree's pids are
+ * those of a PID namespace other than stasis's, the tree's own (its root is pid 1 there) or the
+ * engine's (pid_ns_is_engines). */
 bool pid_ns_is_own(const struct run_ctx *ctx);
 
 /* Dump: the pid the images keep for host process host (its pid in the tree's namespace;
@@ -41,5 +42,16 @@ int pid_ns_find_host(const struct run_ctx *ctx, const struct restore_tree *rt, s
 pid_t pid_ns_host_of(const struct run_ctx *ctx, struct restore_tree *rt, uint32_t vpid);
 /* Restore, in stasis, once t's threads exist: t->host_tids, one per thread of its core. */
 int pid_ns_host_tids(const struct run_ctx *ctx, struct restore_task *t);
+
+/* Restore: the tree's PID namespace is the engine's (pid_ns_is_own is true too: its pids are
+ * that namespace's), not made: the root is made there, and is not its init. */
+bool pid_ns_is_engines(const struct run_ctx *ctx);
+/* Restore, around the making of the root: stasis's main thread makes its children in the
+ * engine's namespace (nothing to do if the tree's is not the engine's); -errno, said. */
+int pid_ns_enter_engines(const struct run_ctx *ctx);
+void pid_ns_leave_engines(const struct run_ctx *ctx);
+/* A failed restore: every process below host_root (the root too) killed, the tree being in the
+ * engine's namespace (the root's death does not end it); nothing otherwise. */
+void pid_ns_kill_engines_tree(const struct run_ctx *ctx, pid_t host_root);
 
 #endif

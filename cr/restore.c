@@ -22,6 +22,7 @@
 #include "kernel/features.h"
 #include "join-ns.h"
 #include "log.h"
+#include "pid-ns.h"
 #include "mm.h"
 #include "net-lock.h"
 #include "ns-make.h"
@@ -320,7 +321,8 @@ static void kill_tree(struct restore_tree *rt, pid_t root)
 
 	/* The root first: in a PID namespace of its own, its death takes every process there.
 	 * In the host's, every pid of the tree was free when we started: whatever holds one now
-	 * is ours. */
+	 * is ours. In the engine's, every process below the root (and the root) is ours. */
+	pid_ns_kill_engines_tree(rt->ctx, root);
 	kill(root, SIGKILL);
 	if (rt->inv->pid_ns && reap_killed_pid_ns(rt, root) != -ENOMEM)
 		return;
@@ -394,11 +396,21 @@ static pid_t create_root(struct restore_tree *rt)
 	pid_t root;
 
 	fflush(NULL);
-	/* its parent as it will see it, to know whether that one died before it could say */
-	rt->root_parent = (flags & CLONE_NEWPID) ? 0 : rt->ctx->opts->restore_sibling ? getppid() : getpid();
+	/* its parent as it will see it, to know whether that one died before it could say (in a
+	 * PID namespace its parent is not in: none) */
+	rt->root_parent = (flags & CLONE_NEWPID) || pid_ns_is_engines(rt->ctx) ? 0
+			  : rt->ctx->opts->restore_sibling ? getppid() : getpid();
+	int err = pid_ns_enter_engines(rt->ctx);
+	if (err)
+		return err;
 	/* in a user namespace of the tree's own, it is born there (pid 1 of a PID namespace it owns) */
 	root = in_userns ? ns_make_clone_root(rt->ctx, flags, creds ? creds->groups : NULL, creds ? creds->n_groups : 0)
 			 : clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
+	if (root) {
+		int clone_errno = errno; /* (said below) */
+		pid_ns_leave_engines(rt->ctx);
+		errno = clone_errno;
+	}
 	if (root < 0 && in_userns)
 		return root; /* (said) */
 	if (root < 0) {

@@ -83,18 +83,6 @@ static bool loopback_is_up(void)
 	return s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_UP);
 }
 
-/* --external net[INODE]:KEY naming this namespace. */
-static const char *external_key(const struct stasis_opts *o, uint64_t ino)
-{
-	char want[48];
-
-	snprintf(want, sizeof(want), "net[%llu]:", (unsigned long long)ino);
-	for (size_t i = 0; i < o->externals.n; i++)
-		if (!strncmp(o->externals.v[i].value, want, strlen(want)))
-			return o->externals.v[i].value + strlen(want);
-	return NULL;
-}
-
 /*
  * For the rest of the dump stasis's main thread is in the tree's network namespace: the
  * sockets it makes to ask the kernel about the tree's (sock_diag) see the tree's.
@@ -142,7 +130,7 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		return err;
 	NetNs n = NET_NS__INIT;
 	tr->inv.has_net_ns = tr->inv.net_ns = true;
-	if ((key = external_key(ctx->opts, ino))) {
+	if ((key = external_ns_key(ctx->opts, "net", ino))) {
 		if (!(n.ext_key = xstrdup(key)))
 			return -ENOMEM;
 		pr_info("dump pid %d: its network namespace net:[%llu] is the engine's (%s): only the "

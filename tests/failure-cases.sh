@@ -165,6 +165,12 @@
 #                            namespace holds what it held before (its own queue, or nothing: the
 #                            segments and the queue made again are removed);
 #                            restore/join-ns-pristine: the untouched images restore and PASS
+#   restore/engine-pid-ns*   tree started by nsenter in a PID namespace of this script's (an
+#                            engine's: its init reaps), dumped with --external pid[INODE]:KEY:
+#                            -no-fd restored without --inherit-fd for the key: refused naming it;
+#                            -fault a failure injected in the last process made: no process of
+#                            the tree is left there (the namespace's init alone); then restored
+#                            with the namespace's fd: the tree is back there with its pids, PASS
 #   dump/time-ns-outside-maker
 #                            time-ns-nested --outside: a process in a time namespace that another
 #                            makes (in one namespace, its children going to that one), but not
@@ -1107,6 +1113,96 @@ case_join_ns() {
 	restores_and_passes restore/join-ns-pristine "$d" "$pid"
 }
 
+# procs_in_ns INO: how many processes are in PID namespace pid:[INO]
+procs_in_ns() {
+	local p n=0
+	for p in /proc/[0-9]*; do
+		[ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$1" ] && n=$((n + 1))
+	done
+	echo $n
+}
+# host_pid_in INO XPID: the host pid of the process that PID namespace pid:[INO] calls XPID
+host_pid_in() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$1" ] &&
+			[ "$(awk '/^NSpid:/ { print $NF }' "$p/status" 2>/dev/null)" = "$2" ] && { echo "${p#/proc/}"; return; }
+	done
+}
+
+# The tree in an engine's PID namespace, not its init (as a container of a pod sharing its
+# sandbox's): named at dump with --external pid[INODE]:KEY, given at restore with --inherit-fd
+case_engine_pid_ns() {
+	local d=$ZOO_TMP/engine-pidns holder init="" ino xpid host re i label=restore/engine-pid-ns
+	mkdir -p "$d/img" "$d/work"
+	# (its init reaps what is left to it, as a pod's catatonit does)
+	unshare --pid --fork python3 -c 'import os, time
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(0.05)' &
+	holder=$!
+	for i in $(seq 50); do
+		init=$(pgrep -P "$holder" 2>/dev/null) && [ -n "$init" ] && break
+		sleep 0.1
+	done
+	ino=$(stat -L -c %i "/proc/$init/ns/pid" 2>/dev/null)
+	(cd "$d/work" && ZOO_PIDFILE=$d/pid ZOO_TMPDIR=$d/work exec nsenter --target "$init" --pid -- \
+		setsid "$(zoo_prog tree)" </dev/null >"$d/out" 2>"$d/err") &
+	disown # (no "Killed" job report when the dump kills the tree)
+	if [ -z "$ino" ] || ! wait_until 10 file_nonempty "$d/pid" || ! wait_until 10 first_line_is_ready "$d/out"; then
+		result_fail "$label" "cannot start tree in a PID namespace of this script's (init '$init'): $(head -c 300 "$d/err")"
+		kill -KILL "$holder" "$init" 2>/dev/null
+		return
+	fi
+	xpid=$(cat "$d/pid")
+	host=$(host_pid_in "$ino" "$xpid")
+	track_pid "$host"
+	run_stasis "$d/dump.out" 60 dump -t "$host" -D "$d/img" -o dump.log -v4 --external "pid[$ino]:extRootPidNS"
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$host" || [ "$(procs_in_ns "$ino")" != 1 ]; then
+		result_fail "$label" "dump (exit $ZRC) of tree, pid $xpid of pid:[$ino], left $(procs_in_ns "$ino") processes there"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$host"
+		kill -KILL "$holder" "$init" 2>/dev/null
+		return
+	fi
+	# without the namespace's fd: refused naming the key, nothing made
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	re='the tree.s PID namespace was the engine.s \(extRootPidNS\): pass --inherit-fd fd\[N\]:extRootPidNS'
+	if ! clean_failure "$ZRC" || ! mentions "$d/restore.out" "$d/img/restore.log" "$re" ||
+		[ "$(procs_in_ns "$ino")" != 1 ]; then
+		result_fail "$label-no-fd" "restore (exit $ZRC) without the namespace's fd: not refused naming it, or $(procs_in_ns "$ino") processes there"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	else
+		result_ok "$label-no-fd"
+	fi
+	# a failure in the last process made: every process of the tree killed, the namespace's
+	# init alone left there
+	STASIS_FAULT=restore-child run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4 \
+		--inherit-fd fd[9]:extRootPidNS 9<"/proc/$init/ns/pid"
+	sleep 0.5
+	if ! clean_failure "$ZRC" || [ "$(procs_in_ns "$ino")" != 1 ]; then
+		result_fail "$label-fault" "restore (exit $ZRC) with a failure injected left $(procs_in_ns "$ino") processes in pid:[$ino] (its init and the tree's)"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	else
+		result_ok "$label-fault"
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4 \
+		--inherit-fd fd[9]:extRootPidNS 9<"/proc/$init/ns/pid"
+	host=$(host_pid_in "$ino" "$xpid")
+	if [ "$ZRC" -ne 0 ] || [ -z "$host" ]; then
+		result_fail "$label" "restore exit $ZRC; pid $xpid of pid:[$ino]: '$host'"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	else
+		track_pid "$host"
+		ZLAUNCH="" ZCAT=""
+		judge "$label" "$host" "$d"
+	fi
+	kill -KILL "$holder" "$init" 2>/dev/null
+	wait "$holder" 2>/dev/null
+}
+
 # time_ns_set_field IMG FIELD HOW: rewrites top-level varint FIELD of time-ns.img (its header's
 # length and CRC too): HOW "+K" adds K to it, "=N" sets it to top-level field N's value.
 time_ns_set_field() {
@@ -1842,6 +1938,7 @@ other_cases() {
 	case_ipc_ns_split
 	case_ipc_ns_images
 	case_join_ns
+	case_engine_pid_ns
 	case_kill_apart_dies
 	dump_fails_naming dump/time-ns-outside-maker time-ns-nested \
 		'dump pid [0-9]+: it is in time namespace time:\[[0-9]+\], where pid [0-9]+ sends its children from time:\[[0-9]+\], but it is not a descendant of pid [0-9]+' \

@@ -45,6 +45,10 @@
 #                             pod (`restore --import --pod ID`), the owner first: its segment and
 #                             queue, not in the new pod's IPC namespace, are made again there,
 #                             and the user counts on through them
+# podman/pod-pid              the same in a pod whose containers share the sandbox's PID namespace
+#                             too (`--share pid,ipc,net,uts`): runc names it as the engine's
+#                             (external, then an fd of it at restore); the user comes back in it
+#                             with the same pid there, which the owner sees, and counts on
 #
 #   tests/e2e/podman.sh     (root; needs podman, runc, catatonit, busybox-static, iproute2)
 set -u
@@ -72,6 +76,8 @@ pm() {
 need podman runc catatonit busybox cc python3 ip
 e2e_setup
 make_rootfs "$WORK/rootfs" || finish
+# (a pod's sandbox takes its rlimits from containers.conf: this machine refuses Podman's)
+printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=1024:1024"]\n' >"$WORK/pod.conf"
 STARTED=1
 if ! tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/import.out" 2>&1; then
 	fail podman/image "podman import failed" "$WORK/import.out"
@@ -352,12 +358,20 @@ case_tun() {
 # Two containers of a pod talking through the pod's IPC namespace; the user's checkpoint and
 # restore put it back in the pod's IPC and UTS namespaces
 pod_pause() { sleep 1.5; }
+# podipc_no_fail CASE C...: no FAIL in the logs (last read) of the podipc containers C, else CASE
+# fails, 1
+podipc_no_fail() {
+	local c
+	for c in "${@:2}"; do
+		grep -q FAIL "$WORK/$c.logs" || continue
+		fail "$1" "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
+		return 1
+	done
+}
 pod_ns() { readlink "/proc/$(state "$1" Pid)/ns/$2" 2>/dev/null; }
 pod_saw() { pm logs pdo >"$WORK/pdo.logs" 2>&1 && podipc_saw "$WORK/pdo.logs" "$1"; }
 case_pod() {
-	local infra k c run=(--ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --pod pd)
-	# (the sandbox takes its rlimits from containers.conf: this machine refuses Podman's)
-	printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=1024:1024"]\n' >"$WORK/pod.conf"
+	local infra k run=(--ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --pod pd)
 	if ! CONTAINERS_CONF=$WORK/pod.conf pm pod create --name pd --hostname stasis-pod --network none \
 		>"$WORK/pd.out" 2>&1 ||
 		! pm run "${run[@]}" --name pdo localhost/bb:latest podipc owner >>"$WORK/pd.out" 2>&1 ||
@@ -380,12 +394,7 @@ case_pod() {
 			"$WORK/pdo.logs" $(stasis_logs)
 		return
 	fi
-	for c in pdu pdo; do
-		if grep -q FAIL "$WORK/$c.logs"; then
-			fail podman/pod "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
-			return
-		fi
-	done
+	podipc_no_fail podman/pod pdu pdo || return
 	ok "podman/pod (the user counted to $LAST, went on from $FIRST in the pod's IPC and UTS namespaces; the owner saw its counts in their segment and queue, the user the owner's live tick; checkpoint $T_CKPT ms, restore $T_REST ms)"
 	case_pod_import
 	pm pod rm -f pd >/dev/null 2>&1
@@ -429,14 +438,47 @@ case_pod_import() {
 		return
 	fi
 	logged_numbers pdu2 >/dev/null
-	for c in pdu2 pdo2; do
-		if grep -q FAIL "$WORK/$c.logs"; then
-			fail podman/pod-import "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
+	podipc_no_fail podman/pod-import pdu2 pdo2 || return
+	ok "podman/pod-import (both exported, imported into a new pod, the owner first: its segment and queue made again there, the user counted on from $((last + 1)) through them)"
+	pm pod rm -f pd2 >/dev/null 2>&1
+}
+# A pod whose containers share its sandbox's PID namespace too (--share pid,...): runc names it
+# as the engine's (--external pid[INODE]:extRootPidNS, then --inherit-fd): the user comes back
+# in it with its pid there
+ns_pid_of() { awk '/^NSpid:/ { print $NF }' "/proc/$(state "$1" Pid)/status" 2>/dev/null; }
+pidpod_saw() { pm logs pdpo >"$WORK/pdpo.logs" 2>&1 && podipc_saw "$WORK/pdpo.logs" "$1"; }
+case_pod_pid() {
+	local infra k before after run=(--ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --pod pdp)
+	if ! CONTAINERS_CONF=$WORK/pod.conf pm pod create --name pdp --share pid,ipc,net,uts --network none \
+		>"$WORK/pdp.out" 2>&1 ||
+		! pm run "${run[@]}" --name pdpo localhost/bb:latest podipc owner >>"$WORK/pdp.out" 2>&1 ||
+		! pm run "${run[@]}" --name pdpu localhost/bb:latest podipc user >>"$WORK/pdp.out" 2>&1 ||
+		! wait_for 20 has_lines 2 logged_numbers pdpu || ! wait_for 10 pidpod_saw 2; then
+		fail podman/pod-pid "the pod's two containers do not talk" "$WORK/pdp.out" "$WORK/pdpu.logs" "$WORK/pdpo.logs"
+		return
+	fi
+	before=$(ns_pid_of pdpu)
+	ckpt_restore podman/pod-pid pdpu "" "" "" || return
+	after=$(ns_pid_of pdpu)
+	infra=$(pm pod inspect -f '{{.InfraContainerID}}' pdp)
+	for k in pid ipc uts; do
+		if [ -z "$(pod_ns pdpu $k)" ] || [ "$(pod_ns pdpu $k)" != "$(pod_ns "$infra" $k)" ]; then
+			fail podman/pod-pid "the restored user is in $k namespace $(pod_ns pdpu $k), the pod's is $(pod_ns "$infra" $k)" $(stasis_logs)
 			return
 		fi
 	done
-	ok "podman/pod-import (both exported, imported into a new pod, the owner first: its segment and queue made again there, the user counted on from $((last + 1)) through them)"
-	pm pod rm -f pd2 >/dev/null 2>&1
+	if [ -z "$before" ] || [ "$before" != "$after" ] || [ "$before" = 1 ] ||
+		! pm exec pdpo busybox kill -0 "$after" >"$WORK/pdp.exec" 2>&1; then
+		fail podman/pod-pid "the user was pid '$before' of the pod's namespace, is '$after' after the restore (seen by the owner: $(cat "$WORK/pdp.exec"))" $(stasis_logs)
+		return
+	fi
+	if ! wait_for 10 pidpod_saw $((FIRST + 1)); then
+		fail podman/pod-pid "the owner did not see the restored user's counts ($FIRST and on)" "$WORK/pdpo.logs" $(stasis_logs)
+		return
+	fi
+	podipc_no_fail podman/pod-pid pdpu pdpo || return
+	ok "podman/pod-pid (the user, pid $before of the pod's PID namespace, counted to $LAST, went on from $FIRST as pid $after there, seen by the owner; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	pm pod rm -f pdp >/dev/null 2>&1
 }
 case_pre_checkpoint
 case_tty
@@ -444,4 +486,5 @@ case_userns
 case_tcp
 case_tun
 case_pod
+case_pod_pid
 finish
