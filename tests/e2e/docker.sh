@@ -32,12 +32,14 @@
 #                            zp0 and zq0 (persistent); checkpointed and started again in the new
 #                            namespace Docker makes, its devices made again there: after SIGTERM
 #                            it PASSes (its devices, files, address, route and traffic)
-# docker/ipc-container       a container in another's IPC namespace (`--ipc container:NAME`):
-#                            the other (tests/e2e/podipc.c owner) keeps a SysV shm segment and
-#                            a message queue, this one counts into both; checkpointed and
-#                            started again (runc asks stasis to join that namespace: --join-ns
-#                            ipc), it is back in it: the owner sees its new counts in the
-#                            segment and gets them as messages
+# docker/ipc-pid-container   a container in another's IPC and PID namespaces (`--ipc
+#                            container:NAME --pid container:NAME`): the other (tests/e2e/
+#                            podipc.c owner) keeps a SysV shm segment and a message queue, this
+#                            one counts into both; checkpointed and started again (runc names
+#                            the PID namespace as its own, --external pid, and asks stasis to
+#                            join the IPC one, --join-ns ipc), it is back in both, with its pid
+#                            there: the owner sees its new counts in the segment and gets them
+#                            as messages
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -335,19 +337,21 @@ case_tun() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
-# ---- docker/ipc-container -----------------------------------------------------------------
+# ---- docker/ipc-pid-container -----------------------------------------------------------------
 ipc_owner_saw() { dk_logs dipco && podipc_saw "$WORK/dipco.logs" "$1"; }
-case_ipc_container() {
-	local o=dipco u=dipcu n last first c
+case_ipc_pid_container() {
+	local o=dipco u=dipcu n last first c nspid
 	if ! dk run -d --name $o --network none --ipc shareable bb:latest podipc owner >"$WORK/$o.run" 2>&1 ||
-		! dk run -d --name $u --network none --ipc container:$o bb:latest podipc user >"$WORK/$u.run" 2>&1 ||
+		! dk run -d --name $u --network none --ipc container:$o --pid container:$o bb:latest podipc user \
+			>"$WORK/$u.run" 2>&1 ||
 		! wait_for 20 has_lines 2 logged_numbers $u || ! wait_for 10 ipc_owner_saw 2; then
-		fail docker/ipc-container "the two containers do not talk" "$WORK/$o.run" "$WORK/$u.run" \
+		fail docker/ipc-pid-container "the two containers do not talk" "$WORK/$o.run" "$WORK/$u.run" \
 			"$WORK/$u.logs" "$WORK/$o.logs"
 		return
 	fi
+	nspid=$(awk '/^NSpid:/ { print $NF }' "/proc/$(state $u Pid)/status")
 	if ! timed T_CKPT dk checkpoint create $u cp1 >"$WORK/$u.ckpt" 2>&1 || [ "$(state $u Running)" != false ]; then
-		fail docker/ipc-container "docker checkpoint create failed (running: $(state $u Running))" \
+		fail docker/ipc-pid-container "docker checkpoint create failed (running: $(state $u Running))" \
 			"$WORK/$u.ckpt" $(stasis_logs)
 		return
 	fi
@@ -356,33 +360,39 @@ case_ipc_container() {
 	last=$(tail -n 1 "$WORK/$u.before")
 	sleep 1.5 # (the owner goes on alone: the user must find the segment as it is then)
 	if ! docker_start_checkpoint $u cp1 "$WORK/$u.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $u; then
-		fail docker/ipc-container "docker start --checkpoint failed (running: $(state $u Running))" \
+		fail docker/ipc-pid-container "docker start --checkpoint failed (running: $(state $u Running))" \
 			"$WORK/$u.start" "$WORK/$u.logs" $(stasis_logs)
 		return
 	fi
 	first=$(logged_numbers $u | sed -n "$((n + 1))p")
 	if [ "$first" != $((last + 1)) ]; then
-		fail docker/ipc-container "the count went $last before the checkpoint, $first after" "$WORK/$u.logs"
+		fail docker/ipc-pid-container "the count went $last before the checkpoint, $first after" "$WORK/$u.logs"
 		return
 	fi
-	local ns_u ns_o
-	ns_u=$(readlink "/proc/$(state $u Pid)/ns/ipc") ns_o=$(readlink "/proc/$(state $o Pid)/ns/ipc")
-	if [ -z "$ns_u" ] || [ "$ns_u" != "$ns_o" ]; then
-		fail docker/ipc-container "the restored container is in $ns_u, the other's IPC namespace is $ns_o" $(stasis_logs)
+	local ns_u ns_o k
+	for k in ipc pid; do
+		ns_u=$(readlink "/proc/$(state $u Pid)/ns/$k") ns_o=$(readlink "/proc/$(state $o Pid)/ns/$k")
+		if [ -z "$ns_u" ] || [ "$ns_u" != "$ns_o" ]; then
+			fail docker/ipc-pid-container "the restored container is in $ns_u, the other's $k namespace is $ns_o" $(stasis_logs)
+			return
+		fi
+	done
+	if [ "$(awk '/^NSpid:/ { print $NF }' "/proc/$(state $u Pid)/status")" != "$nspid" ] || [ "$nspid" = 1 ]; then
+		fail docker/ipc-pid-container "the restored container is not pid $nspid of $o's PID namespace" $(stasis_logs)
 		return
 	fi
 	if ! wait_for 10 ipc_owner_saw $((first + 1)); then
-		fail docker/ipc-container "the owner did not see the restored container's counts ($first and on) in their segment and queue" \
+		fail docker/ipc-pid-container "the owner did not see the restored container's counts ($first and on) in their segment and queue" \
 			"$WORK/$o.logs" $(stasis_logs)
 		return
 	fi
 	for c in $u $o; do
 		if grep -q FAIL "$WORK/$c.logs"; then
-			fail docker/ipc-container "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
+			fail docker/ipc-pid-container "$c: $(grep FAIL "$WORK/$c.logs" | head -n 1)"
 			return
 		fi
 	done
-	ok "docker/ipc-container (--ipc container:$o: counted to $last, went on from $first in $o's IPC namespace, where $o saw its counts in their segment and queue; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	ok "docker/ipc-pid-container (--ipc container:$o --pid container:$o: counted to $last, went on from $first in $o's IPC namespace and as pid $nspid of its PID namespace; $o saw its counts in their segment and queue; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
 	dk rm -f $u $o >/dev/null 2>&1
 }
 
@@ -392,5 +402,5 @@ case_leave_running
 case_tty
 case_network
 case_tun
-case_ipc_container
+case_ipc_pid_container
 finish
