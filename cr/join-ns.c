@@ -19,7 +19,8 @@
 static const struct joinable {
 	const char *kind;
 	int nstype;
-} joinable[] = { { "net", CLONE_NEWNET }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS } };
+} joinable[] = { { "net", CLONE_NEWNET }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
+		  { "user", CLONE_NEWUSER } };
 
 static const char *value_path(const char *kind, const char *value, char *buf, size_t len)
 {
@@ -86,7 +87,7 @@ int join_ns_check(const struct stasis_opts *o)
 		}
 		if (!j) {
 			pr_err("restore: --join-ns %s:%s: joining a %s namespace is not supported (net, "
-			       "ipc and uts are)", kind, value, kind);
+			       "ipc, uts and user are)", kind, value, kind);
 			return -EINVAL;
 		}
 		int fd = open_ns(kind, j->nstype, value, value_path(kind, value, path, sizeof(path)));

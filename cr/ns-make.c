@@ -76,14 +76,18 @@ bool ns_make_in_tree_userns(const struct run_ctx *ctx, int nstype)
 }
 
 /* The helper: unshares what stasis asks for, one kind at a time, and answers 0 or an errno. */
-static __attribute__((noreturn)) void serve(int sock, pid_t stasis, uid_t owner)
+/* join: the user namespace to enter (-1: a new one, made as owner) */
+static __attribute__((noreturn)) void serve(int sock, pid_t stasis, uid_t owner, int join)
 {
 	int32_t nstype, answer;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != stasis)
 		_exit(1); /* stasis died before it could say */
-	answer = (owner && setresuid(-1, owner, -1)) || unshare(CLONE_NEWUSER) ? errno : 0;
+	if (join >= 0)
+		answer = setns(join, CLONE_NEWUSER) ? errno : 0;
+	else
+		answer = (owner && setresuid(-1, owner, -1)) || unshare(CLONE_NEWUSER) ? errno : 0;
 	prctl(PR_SET_DUMPABLE, 1); /* its /proc files stay stasis's to write */
 	if (write(sock, &answer, sizeof(answer)) != sizeof(answer) || answer)
 		_exit(1);
@@ -110,6 +114,32 @@ static int write_map(pid_t pid, const char *name, const IdMapLine *const *map, s
 		return -errno;
 	}
 	return 0;
+}
+
+/* A joined user namespace: its map (of process pid) is the image's, line for line. */
+static int map_matches(pid_t pid, const char *name, const IdMapLine *const *map, size_t n)
+{
+	char path[64];
+	unsigned inner, outer, count;
+	size_t i = 0;
+	bool same = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		pr_perror("restore: cannot read %s", path);
+		return -errno;
+	}
+	while (same && fscanf(f, "%u %u %u", &inner, &outer, &count) == 3) {
+		same = i < n && map[i]->inner == inner && map[i]->outer == outer && map[i]->count == count;
+		i++;
+	}
+	fclose(f);
+	if (same && i == n)
+		return 0;
+	pr_err("restore: --join-ns user: the %s of the namespace given is not the one the tree had "
+	       "(userns.img)", name);
+	return -EINVAL;
 }
 
 static int ask(struct user_ns_state *st, int32_t nstype)
@@ -139,7 +169,7 @@ int ns_make_start(struct run_ctx *ctx)
 	fflush(NULL);
 	if ((st->helper = fork()) == 0) {
 		close(sk[0]);
-		serve(sk[1], self, ns->owner_uid);
+		serve(sk[1], self, ns->owner_uid, st->join_fd - 1);
 	}
 	close(sk[1]);
 	if (st->helper < 0) {
@@ -150,19 +180,26 @@ int ns_make_start(struct run_ctx *ctx)
 	}
 	st->sock = sk[0] + 1;
 	if (read(sk[0], &answer, sizeof(answer)) != sizeof(answer) || answer) {
-		pr_err("restore: cannot make the tree's user namespace (owner uid %u): %s",
-		       ns->owner_uid, answer ? strerror(answer) : "the helper died");
+		pr_err("restore: cannot %s the tree's user namespace (owner uid %u): %s",
+		       st->join_fd ? "join" : "make", ns->owner_uid,
+		       answer ? strerror(answer) : "the helper died");
 		return answer ? -answer : -EIO;
 	}
 	char path[64];
+	if (st->join_fd &&
+	    ((err = map_matches(st->helper, "uid_map", (const IdMapLine *const *)ns->uid_map, ns->n_uid_map)) ||
+	     (err = map_matches(st->helper, "gid_map", (const IdMapLine *const *)ns->gid_map, ns->n_gid_map))))
+		return err;
 	snprintf(path, sizeof(path), "/proc/%d/setgroups", st->helper);
-	auto_close int fd = ns->setgroups_allowed ? -1 : open(path, O_WRONLY | O_CLOEXEC);
-	if (!ns->setgroups_allowed && (fd < 0 || write(fd, "deny", 4) != 4)) {
+	bool deny = !ns->setgroups_allowed && !st->join_fd; /* (a joined one's is its own) */
+	auto_close int fd = deny ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+	if (deny && (fd < 0 || write(fd, "deny", 4) != 4)) {
 		pr_perror("restore: cannot deny setgroups in the tree's user namespace");
 		return -errno;
 	}
-	if ((err = write_map(st->helper, "gid_map", (const IdMapLine *const *)ns->gid_map, ns->n_gid_map)) ||
-	    (err = write_map(st->helper, "uid_map", (const IdMapLine *const *)ns->uid_map, ns->n_uid_map)))
+	if (!st->join_fd &&
+	    ((err = write_map(st->helper, "gid_map", (const IdMapLine *const *)ns->gid_map, ns->n_gid_map)) ||
+	     (err = write_map(st->helper, "uid_map", (const IdMapLine *const *)ns->uid_map, ns->n_uid_map))))
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", st->helper);
 	int user = open(path, O_RDONLY | O_CLOEXEC);
@@ -171,7 +208,8 @@ int ns_make_start(struct run_ctx *ctx)
 		return -errno;
 	}
 	st->user_fd = user + 1;
-	pr_debug("restore: the tree's user namespace made by helper %d", st->helper);
+	pr_debug("restore: the tree's user namespace %s by helper %d", st->join_fd ? "joined" : "made",
+		 st->helper);
 	return 0;
 }
 

@@ -21,6 +21,8 @@ struct user_ns_state {
 	pid_t helper;    /* restore: the helper, the user namespace's first process (0: none) */
 	int sock;        /* stasis's end of the helper's requests, + 1 (0: none) */
 	int user_fd;     /* /proc/HELPER/ns/user, + 1: the root joins it (0: none) */
+	int join_fd;     /* restore: the user namespace to join (--join-ns user), + 1 (0: none):
+			  * the helper enters it instead of making one */
 };
 
 /* Is the restored tree in a user namespace of its own (its root and every process)? */
@@ -53,7 +55,8 @@ int ns_make_enter_tree_userns(const struct run_ctx *ctx);
 /* fn(arg) run by such a helper (stasis's copy, in its namespaces otherwise): its result. */
 int ns_make_run_in_tree_userns(const struct run_ctx *ctx, int (*fn)(void *arg), void *arg);
 
-/* The helper made, in a new user namespace with the image's maps and setgroups. */
+/* The helper made, in a new user namespace with the image's maps and setgroups, or in the one
+ * given to join (its maps must be the image's). */
 int ns_make_start(struct run_ctx *ctx);
 /* The helper killed and reaped (its namespaces live on in the tree, or go with it). */
 void ns_make_stop(struct run_ctx *ctx);

@@ -13,7 +13,9 @@
  * belong to its namespaces, pivot_root) from inside U, and every process it forks is in U.
  * Each thread's credentials are taken on in U's view (cr/creds.c). The tree must have its own
  * PID namespace, owned by U: inside U no process could give its children their pids in
- * stasis's.
+ * stasis's. Asked to join a user namespace (--join-ns user:PATH: a pod's own, which its
+ * containers share), the helper enters that one instead of making U; its maps must be the
+ * saved ones, and its setgroups is left as it is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "join-ns.h"
 #include "log.h"
 #include "ns-helper.h"
 #include "ns-make.h"
@@ -274,8 +277,24 @@ static int validate_user_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		{ CLONE_NEWCGROUP, inv->cgroup_ns, "cgroup" }, { CLONE_NEWPID, inv->pid_ns, "PID" },
 		{ CLONE_NEWTIME, inv->time_ns, "time" },
 	};
-	int err;
+	int err, fd;
 
+	if ((err = join_ns_open(ctx->opts, "user", &fd)) < 0)
+		return err;
+	if (err)
+		st->join_fd = fd + 1;
+	if (err && !inv->user_ns) {
+		pr_err("restore: --join-ns user: the tree had no user namespace of its own to put back "
+		       "there");
+		return -EINVAL;
+	}
+	struct stat given, mine;
+	if (err && (fstat(fd, &given) || stat("/proc/self/ns/user", &mine) ||
+		    (given.st_ino == mine.st_ino && given.st_dev == mine.st_dev))) {
+		pr_err("restore: --join-ns user: the namespace given is stasis's own, and the tree had "
+		       "one of its own (userns.img)");
+		return -EINVAL;
+	}
 	if (!inv->user_ns)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_USER_NS, 0, (ProtobufCMessage **)&st->img)))
@@ -335,6 +354,8 @@ static void free_user_ns(void *state)
 
 	if (st->img)
 		image_free(&st->img->base);
+	if (st->join_fd)
+		close(st->join_fd - 1);
 }
 
 const struct tree_object_ops tree_user_ns = {

@@ -171,6 +171,11 @@
 #                            -fault a failure injected in the last process made: no process of
 #                            the tree is left there (the namespace's init alone); then restored
 #                            with the namespace's fd: the tree is back there with its pids, PASS
+#   restore/join-ns-user*    a tree in a user namespace of its own (maps 0 0 1) restored with
+#                            --join-ns user: -own into this script's (stasis's own), -maps into
+#                            one without maps: refused naming it or the map, nothing made; into a
+#                            holder's namespace with those maps: the tree is back there, its root
+#                            pid 1 of a new PID namespace
 #   dump/time-ns-outside-maker
 #                            time-ns-nested --outside: a process in a time namespace that another
 #                            makes (in one namespace, its children going to that one), but not
@@ -1404,6 +1409,61 @@ PY
 	restores_and_passes "$label" "$d" "$pid"
 }
 
+# userns_join DIR: DIR/img (userns_tree's images: uid and gid maps 0 0 1) restored with --join-ns
+# user: into this script's user namespace (stasis's own) or one without maps: refused naming
+# it or the map, nothing made; into a user namespace of a holder's with the same maps: the tree
+# is back in that one
+userns_join() {
+	local d=$1 c=$1/join-maps holder root="" n what re
+	for what in own maps; do
+		rm -rf "$c"
+		cp -a "$d/img" "$c"
+		rm -f "$c/restore.log"
+		holder=""
+		if [ $what = own ]; then
+			RESTORE_OPTS="--join-ns user:/proc/self/ns/user"
+			re="restore: --join-ns user: the namespace given is stasis's own"
+		else
+			unshare -U sleep 600 &
+			holder=$!
+			wait_until 5 sh -c "[ \"\$(readlink /proc/$holder/ns/user)\" != \"\$(readlink /proc/self/ns/user)\" ]"
+			RESTORE_OPTS="--join-ns user:/proc/$holder/ns/user"
+			re='restore: --join-ns user: the uid_map of the namespace given is not the one the tree had'
+		fi
+		if restore_refused restore/join-ns-user-$what 0 "$c" "$re"; then
+			if [ -s "$c/restored.pid" ] || grep -q "restore: images checked" "$c/restore.log"; then
+				result_fail restore/join-ns-user-$what "things were made before the namespace was refused"
+			else
+				result_ok restore/join-ns-user-$what
+			fi
+		fi
+		RESTORE_OPTS=""
+		# (our child, not waited for yet: its pid cannot have been taken by another)
+		[ -n "$holder" ] && { kill -KILL "$holder"; wait "$holder"; } 2>/dev/null
+	done
+	unshare -Ur sleep 600 &
+	holder=$!
+	wait_until 5 sh -c "[ \"\$(readlink /proc/$holder/ns/user)\" != \"\$(readlink /proc/self/ns/user)\" ]"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4 \
+		--join-ns "user:$holder"
+	root=$(cat "$d/restored.pid" 2>/dev/null)
+	[ -n "$root" ] && track_pid "$root"
+	if [ "$ZRC" -ne 0 ] || [ -z "$root" ] || ! proc_alive "$root"; then
+		result_fail restore/join-ns-user "restore with --join-ns user:$holder: exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif [ "$(readlink "/proc/$root/ns/user")" != "$(readlink "/proc/$holder/ns/user")" ] ||
+		[ "$(awk '/^NSpid:/ {print $NF}' "/proc/$root/status")" != 1 ]; then
+		result_fail restore/join-ns-user "pid $root is in $(readlink "/proc/$root/ns/user") (pid $(awk '/^NSpid:/ {print $NF}' "/proc/$root/status") there), not in the holder's $(readlink "/proc/$holder/ns/user")"
+	else
+		result_ok restore/join-ns-user
+	fi
+	kill_ours "$root"
+	for n in $(seq 50); do [ -n "$root" ] && proc_alive "$root" && sleep 0.1; done
+	# (our child, not waited for yet: its pid cannot have been taken by another)
+	{ kill -KILL "$holder"; wait "$holder"; } 2>/dev/null
+	rm -f "$d/restored.pid"
+}
+
 case_userns_images() {
 	local d=$ZOO_TMP/userns-images c=$ZOO_TMP/userns-images/overlap root
 	if ! userns_tree "$d" "while :; do \"$d/bin/sleep\" 0.2; done"; then
@@ -1447,6 +1507,7 @@ PY
 	else
 		result_ok restore/corrupt/userns-overlap
 	fi
+	userns_join "$d"
 	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
 	root=$(cat "$d/restored.pid" 2>/dev/null)
 	[ -n "$root" ] && track_pid "$root"

@@ -49,6 +49,9 @@
 #                             too (`--share pid,ipc,net,uts`): runc names it as the engine's
 #                             (external, then an fd of it at restore); the user comes back in it
 #                             with the same pid there, which the owner sees, and counts on
+# podman/pod-userns           the same in a pod with a user namespace of its own (`--uidmap
+#                             0:100000:65536`), which its containers join: the user comes back in
+#                             the pod's user, IPC, UTS and network namespaces (--join-ns user)
 #
 #   tests/e2e/podman.sh     (root; needs podman, runc, catatonit, busybox-static, iproute2)
 set -u
@@ -442,43 +445,58 @@ case_pod_import() {
 	ok "podman/pod-import (both exported, imported into a new pod, the owner first: its segment and queue made again there, the user counted on from $((last + 1)) through them)"
 	pm pod rm -f pd2 >/dev/null 2>&1
 }
+# pod_ckpt CASE POD KINDS [POD-OPTION...]: a pod POD (with the options) of an owner POD-o and a
+# user POD-u talking (podipc); the user's checkpoint and restore put it back in the sandbox's
+# namespaces of KINDS (space-separated), where the owner sees its new counts (POD_PIDS: the
+# user's pid in the pod's PID namespace, before and after; WHERE: what the ok line says)
+pod_saw_of() { pm logs "$1" >"$WORK/$1.logs" 2>&1 && podipc_saw "$WORK/$1.logs" "$2"; }
+ns_pid_of() { awk '/^NSpid:/ { print $NF }' "/proc/$(state "$1" Pid)/status" 2>/dev/null; }
+pod_ckpt() {
+	local pc=$1 p=$2 kinds=$3 infra k run=(--ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --pod "$2")
+	if ! CONTAINERS_CONF=$WORK/pod.conf pm pod create --name "$p" --network none "${@:4}" >"$WORK/$p.out" 2>&1 ||
+		! pm run "${run[@]}" --name "$p-o" localhost/bb:latest podipc owner >>"$WORK/$p.out" 2>&1 ||
+		! pm run "${run[@]}" --name "$p-u" localhost/bb:latest podipc user >>"$WORK/$p.out" 2>&1 ||
+		! wait_for 20 has_lines 2 logged_numbers "$p-u" || ! wait_for 10 pod_saw_of "$p-o" 2; then
+		fail "$pc" "the pod's two containers do not talk" "$WORK/$p.out" "$WORK/$p-u.logs" "$WORK/$p-o.logs"
+		return 1
+	fi
+	POD_PIDS=$(ns_pid_of "$p-u")
+	ckpt_restore "$pc" "$p-u" "" "" "" || return 1
+	POD_PIDS="$POD_PIDS $(ns_pid_of "$p-u")"
+	infra=$(pm pod inspect -f '{{.InfraContainerID}}' "$p")
+	for k in $kinds; do
+		if [ -z "$(pod_ns "$p-u" "$k")" ] || [ "$(pod_ns "$p-u" "$k")" != "$(pod_ns "$infra" "$k")" ]; then
+			fail "$pc" "the restored user is in $k namespace $(pod_ns "$p-u" "$k"), the pod's is $(pod_ns "$infra" "$k")" $(stasis_logs)
+			return 1
+		fi
+	done
+	if ! wait_for 10 pod_saw_of "$p-o" $((FIRST + 1)); then
+		fail "$pc" "the owner did not see the restored user's counts ($FIRST and on)" "$WORK/$p-o.logs" $(stasis_logs)
+		return 1
+	fi
+	podipc_no_fail "$pc" "$p-u" "$p-o"
+}
 # A pod whose containers share its sandbox's PID namespace too (--share pid,...): runc names it
 # as the engine's (--external pid[INODE]:extRootPidNS, then --inherit-fd): the user comes back
 # in it with its pid there
-ns_pid_of() { awk '/^NSpid:/ { print $NF }' "/proc/$(state "$1" Pid)/status" 2>/dev/null; }
-pidpod_saw() { pm logs pdpo >"$WORK/pdpo.logs" 2>&1 && podipc_saw "$WORK/pdpo.logs" "$1"; }
 case_pod_pid() {
-	local infra k before after run=(--ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --pod pdp)
-	if ! CONTAINERS_CONF=$WORK/pod.conf pm pod create --name pdp --share pid,ipc,net,uts --network none \
-		>"$WORK/pdp.out" 2>&1 ||
-		! pm run "${run[@]}" --name pdpo localhost/bb:latest podipc owner >>"$WORK/pdp.out" 2>&1 ||
-		! pm run "${run[@]}" --name pdpu localhost/bb:latest podipc user >>"$WORK/pdp.out" 2>&1 ||
-		! wait_for 20 has_lines 2 logged_numbers pdpu || ! wait_for 10 pidpod_saw 2; then
-		fail podman/pod-pid "the pod's two containers do not talk" "$WORK/pdp.out" "$WORK/pdpu.logs" "$WORK/pdpo.logs"
-		return
-	fi
-	before=$(ns_pid_of pdpu)
-	ckpt_restore podman/pod-pid pdpu "" "" "" || return
-	after=$(ns_pid_of pdpu)
-	infra=$(pm pod inspect -f '{{.InfraContainerID}}' pdp)
-	for k in pid ipc uts; do
-		if [ -z "$(pod_ns pdpu $k)" ] || [ "$(pod_ns pdpu $k)" != "$(pod_ns "$infra" $k)" ]; then
-			fail podman/pod-pid "the restored user is in $k namespace $(pod_ns pdpu $k), the pod's is $(pod_ns "$infra" $k)" $(stasis_logs)
-			return
-		fi
-	done
+	local before after
+	pod_ckpt podman/pod-pid pdp "pid ipc uts" --share pid,ipc,net,uts || return
+	read -r before after <<<"$POD_PIDS"
 	if [ -z "$before" ] || [ "$before" != "$after" ] || [ "$before" = 1 ] ||
-		! pm exec pdpo busybox kill -0 "$after" >"$WORK/pdp.exec" 2>&1; then
+		! pm exec pdp-o busybox kill -0 "$after" >"$WORK/pdp.exec" 2>&1; then
 		fail podman/pod-pid "the user was pid '$before' of the pod's namespace, is '$after' after the restore (seen by the owner: $(cat "$WORK/pdp.exec"))" $(stasis_logs)
 		return
 	fi
-	if ! wait_for 10 pidpod_saw $((FIRST + 1)); then
-		fail podman/pod-pid "the owner did not see the restored user's counts ($FIRST and on)" "$WORK/pdpo.logs" $(stasis_logs)
-		return
-	fi
-	podipc_no_fail podman/pod-pid pdpu pdpo || return
 	ok "podman/pod-pid (the user, pid $before of the pod's PID namespace, counted to $LAST, went on from $FIRST as pid $after there, seen by the owner; checkpoint $T_CKPT ms, restore $T_REST ms)"
 	pm pod rm -f pdp >/dev/null 2>&1
+}
+# A pod with a user namespace of its own (--uidmap): its containers join it (runc asks stasis
+# with --join-ns user, ipc, uts)
+case_pod_userns() {
+	pod_ckpt podman/pod-userns pdn "user ipc uts net" --uidmap 0:100000:65536 --gidmap 0:100000:65536 || return
+	ok "podman/pod-userns (--uidmap 0:100000:65536 on the pod: the user counted to $LAST, went on from $FIRST in the pod's user, IPC, UTS and network namespaces, talking to the owner; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	pm pod rm -f pdn >/dev/null 2>&1
 }
 case_pre_checkpoint
 case_tty
@@ -487,4 +505,5 @@ case_tcp
 case_tun
 case_pod
 case_pod_pid
+case_pod_userns
 finish
