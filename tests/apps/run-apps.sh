@@ -1890,6 +1890,8 @@ x_wins() {
 	shift 2
 	for name in "$@"; do [ -n "$(x_win "$dpy" "$auth" "$name")" ] || return 1; done
 }
+# x_wins_listed DISPLAY AUTH: the names of the root window's children (a failure's message)
+x_wins_listed() { DISPLAY=$1 XAUTHORITY=$2 xwininfo -root -children 2>&1 | awk '/^ +0x/ { print $2 }' | tr '\n' ' '; }
 # x_shot DISPLAY AUTH WINDOW: md5 of the window's pixels as the server holds them (xwd)
 x_shot() { DISPLAY=$1 XAUTHORITY=$2 xwd -silent -id "$3" 2>/dev/null | md5sum | cut -d' ' -f1; }
 
@@ -1916,8 +1918,16 @@ case_xvfb() {
 	wait_until 20 eval "xpid=\$(pgrep -P $pid -x Xvfb) && [ -n \"\$xpid\" ]"
 	dpy=$(tr '\0' '\n' <"/proc/$xpid/cmdline" 2>/dev/null | grep -m1 '^:[0-9]*$')
 	track_pid "$xpid"
-	if [ -z "$dpy" ] || ! wait_until 20 x_wins "$dpy" "$auth" xclock xeyes || ! wait_until 10 grep -q '^round' "$d/shm.out"; then
-		result_fail apps/xvfb "Xvfb and its clients did not start: $(tail -c 300 "$d/out") $(tail -c 300 "$d/xvfb.err")"
+	local step=""
+	if [ -z "$dpy" ]; then
+		step="Xvfb (pid '$xpid': no display in its command line)"
+	elif ! wait_until 30 x_wins "$dpy" "$auth" xclock xeyes; then
+		step="xclock's and xeyes' windows on $dpy (the root window has: $(x_wins_listed "$dpy" "$auth"))"
+	elif ! wait_until 15 grep -q '^round' "$d/shm.out"; then
+		step="xshm-client's rounds (it printed: $(head -c 200 "$d/shm.out" 2>&1))"
+	fi
+	if [ -n "$step" ]; then
+		result_fail apps/xvfb "Xvfb and its clients did not start: waited for $step; $(tail -c 300 "$d/out") $(tail -c 300 "$d/xvfb.err") (SysV segments: $(ipcs -m | grep -c '^0x'))"
 		kill_ours "$xpid"
 		kill_ours "$pid"
 		return
