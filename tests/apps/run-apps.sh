@@ -2119,7 +2119,9 @@ CONF
 		echo go >&"$KA_FD"
 		wait_until 10 grep -qs '^2 ' "$d/client"
 		want="2 $(md5sum <"$d/www/big.txt" | cut -d' ' -f1) HTTP/1.1 200 OK"
-		served=$(apache_serving "$port" 20)
+		# (60: which child a new connection goes to is the kernel's choice, often one far more
+		# than the other: 20 once went all to one)
+		served=$(apache_serving "$port" 60)
 		acc=$(apache_accesses "$port")
 		# prefork: one child holds the accept mutex (in epoll), the other waits in semtimedop
 		local waiting=-
@@ -2137,8 +2139,8 @@ CONF
 		elif [ "$after_children" != "$children" ] || [ "$(echo "$served" | wc -w)" != 2 ] ||
 			[[ " $children" != *" ${served%%:*} "* ]]; then
 			out="after the restore new connections were served by '$served' (children before: $children, after: $after_children)"
-		elif ! [[ $acc =~ ^[0-9]+$ && $acc_before =~ ^[0-9]+$ ]] || [ "$acc" -lt $((acc_before + 20)) ]; then
-			out="the scoreboard's Total Accesses: $acc_before before the dump, '$acc' after 20 more requests"
+		elif ! [[ $acc =~ ^[0-9]+$ && $acc_before =~ ^[0-9]+$ ]] || [ "$acc" -lt $((acc_before + 60)) ]; then
+			out="the scoreboard's Total Accesses: $acc_before before the dump, '$acc' after 60 more requests"
 		elif [ "$waiting" != - ] && [ "$waiting" != 1 ]; then
 			out="prefork's accept mutex after the restore: $waiting children wait for it (1 expected: the other holds it)"
 		elif [ -z "$graceful" ] || [ "$graceful" = "$children" ]; then
