@@ -311,7 +311,7 @@
 #           2 children of 25 worker threads each (a listener thread each, the scoreboard in
 #           shared memory, mod_status) on 127.0.0.1, a keep-alive client outside the tree
 #           (keepalive.py) that fetched a page: dumped and restored with --tcp-established; the
-#           same connection fetches a 100,000-line file (every byte checked), 20 new connections
+#           same connection fetches a 100,000-line file (every byte checked), 60 new connections
 #           are served by both children (the same pids: mod_status names the serving one), the
 #           scoreboard's Total Accesses goes on, and a graceful restart (SIGUSR1) of the restored
 #           parent forks new children that serve. apache-prefork: the same with mpm_prefork (2
