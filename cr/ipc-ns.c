@@ -47,6 +47,7 @@
 #include "ipc-objects.h"
 #include "join-ns.h"
 #include "log.h"
+#include "ns-helper.h"
 #include "ns-make.h"
 #include "pstree.h"
 #include "restore-watchdog.h"
@@ -608,15 +609,8 @@ static int prepare_ipc_ns(struct run_ctx *ctx, struct restore_tree *rt)
 /* Once the tree holds the namespace (or the restore failed): stasis goes back to its own. */
 static void undo_ipc_ns(struct run_ctx *ctx, bool restored)
 {
-	struct ipc_ns_state *st = state_of(ctx);
-
 	(void)restored;
-	if (!st->own_ns)
-		return;
-	if (setns(st->own_ns - 1, CLONE_NEWIPC))
-		pr_perror("restore: cannot go back to stasis's own IPC namespace");
-	close(st->own_ns - 1);
-	st->own_ns = 0;
+	ns_go_home(&state_of(ctx)->own_ns, CLONE_NEWIPC, "restore");
 }
 
 /* Joining: the queues and sets that are gone, made again (the watchdog told: a joined

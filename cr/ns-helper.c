@@ -25,6 +25,46 @@ static const char *ns_name(int nstype)
 	}
 }
 
+/* The kind's name in a message ("stasis's own IPC namespace"). */
+static const char *ns_word(int nstype)
+{
+	switch (nstype) {
+	case CLONE_NEWUTS: return "UTS";
+	case CLONE_NEWNET: return "network";
+	case CLONE_NEWIPC: return "IPC";
+	case CLONE_NEWNS: return "mount";
+	case CLONE_NEWPID: return "PID";
+	default: return ns_name(nstype);
+	}
+}
+
+int ns_enter_from_home(int fd, int nstype, int *home)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/thread-self/ns/%s", ns_name(nstype));
+	int own = open(path, O_RDONLY | O_CLOEXEC);
+	if (own < 0 || setns(fd, nstype)) {
+		int err = -errno;
+		if (own >= 0)
+			close(own);
+		errno = -err;
+		return err;
+	}
+	*home = own + 1;
+	return 0;
+}
+
+void ns_go_home(int *home, int nstype, const char *who)
+{
+	if (!*home)
+		return;
+	if (setns(*home - 1, nstype))
+		pr_perror("%s: cannot go back to stasis's own %s namespace", who, ns_word(nstype));
+	close(*home - 1);
+	*home = 0;
+}
+
 bool ns_is_own(pid_t pid, const char *kind, uint64_t *ino)
 {
 	char path[64];

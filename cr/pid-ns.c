@@ -427,32 +427,18 @@ bool pid_ns_is_engines(const struct run_ctx *ctx)
 int pid_ns_enter_engines(const struct run_ctx *ctx)
 {
 	struct pid_ns_state *st = state_of(ctx);
-	int home;
+	int err;
 
-	if (!st->ext_key)
-		return 0;
-	if ((home = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0 ||
-	    setns(st->ext_fd, CLONE_NEWPID)) {
-		int err = -errno;
+	if (st->ext_key && (err = ns_enter_from_home(st->ext_fd, CLONE_NEWPID, &st->home))) {
 		pr_perror("restore: cannot enter the engine's PID namespace (%s)", st->ext_key);
-		if (home >= 0)
-			close(home);
 		return err;
 	}
-	st->home = home + 1;
 	return 0;
 }
 
 void pid_ns_leave_engines(const struct run_ctx *ctx)
 {
-	struct pid_ns_state *st = state_of(ctx);
-
-	if (!st->home)
-		return;
-	if (setns(st->home - 1, CLONE_NEWPID))
-		pr_perror("restore: cannot go back to stasis's own PID namespace");
-	close(st->home - 1);
-	st->home = 0;
+	ns_go_home(&state_of(ctx)->home, CLONE_NEWPID, "restore");
 }
 
 /* The children of every thread of process p appended to queue (up to cap): the new tail, or

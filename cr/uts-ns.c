@@ -5,7 +5,6 @@
  * enters it before the root is made, which inherits it, and its names are left as they are.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,37 +84,21 @@ static int validate_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)
 static int prepare_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct uts_ns_state *st = state_of(ctx);
-	int own;
+	int err;
 
 	(void)rt;
-	if (!st->join)
-		return 0;
-	if ((own = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC)) < 0) {
-		pr_perror("restore: cannot open stasis's own UTS namespace");
-		return -errno;
-	}
-	if (setns(st->join - 1, CLONE_NEWUTS)) {
-		int err = -errno;
+	if (st->join && (err = ns_enter_from_home(st->join - 1, CLONE_NEWUTS, &st->own))) {
 		pr_perror("restore: cannot join the UTS namespace given (--join-ns uts)");
-		close(own);
 		return err;
 	}
-	st->own = own + 1;
 	return 0;
 }
 
 /* Once the tree holds the namespace (or the restore failed): stasis goes back to its own. */
 static void undo_uts_ns(struct run_ctx *ctx, bool restored)
 {
-	struct uts_ns_state *st = state_of(ctx);
-
 	(void)restored;
-	if (!st->own)
-		return;
-	if (setns(st->own - 1, CLONE_NEWUTS))
-		pr_perror("restore: cannot go back to stasis's own UTS namespace");
-	close(st->own - 1);
-	st->own = 0;
+	ns_go_home(&state_of(ctx)->own, CLONE_NEWUTS, "restore");
 }
 
 static int enter_uts_ns(struct run_ctx *ctx, struct restore_tree *rt)

@@ -434,12 +434,7 @@ static void undo_mount_ns(struct run_ctx *ctx, bool restored)
 		close(st->tree_ns - 1);
 		st->tree_ns = 0;
 	}
-	if (!st->own_ns)
-		return;
-	if (setns(st->own_ns - 1, CLONE_NEWNS))
-		pr_perror("restore: cannot go back to stasis's own mount namespace");
-	close(st->own_ns - 1);
-	st->own_ns = 0;
+	ns_go_home(&st->own_ns, CLONE_NEWNS, "restore");
 }
 
 static void free_mount_ns(void *state)

@@ -91,30 +91,20 @@ static int enter_tree_ns(struct run_ctx *ctx, pid_t root)
 {
 	struct net_ns_state *st = state_of(ctx);
 	char path[64];
-	int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", root);
 	auto_close int tree = open(path, O_RDONLY | O_CLOEXEC);
-	if (own < 0 || tree < 0 || setns(tree, CLONE_NEWNET)) {
+	if (tree < 0 || ns_enter_from_home(tree, CLONE_NEWNET, &st->own_ns)) {
 		pr_perror("dump pid %d: cannot enter its network namespace", root);
-		if (own >= 0)
-			close(own);
 		return -errno;
 	}
-	st->own_ns = own + 1;
 	return 0;
 }
 
 static void dump_done_net_ns(struct run_ctx *ctx)
 {
-	struct net_ns_state *st = state_of(ctx);
-
-	if (!st->own_ns)
-		return;
-	if (setns(st->own_ns - 1, CLONE_NEWNET))
-		pr_perror("dump: cannot go back to stasis's own network namespace");
-	close(st->own_ns - 1);
-	st->own_ns = 0; /* (config and devices stay: the tree's namespace is known to go with it) */
+	/* (config and devices stay: the tree's namespace is known to go with it) */
+	ns_go_home(&state_of(ctx)->own_ns, CLONE_NEWNET, "dump");
 }
 
 static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
@@ -204,12 +194,7 @@ static int loopback_up(void)
 /* stasis back in its own network namespace (it was in the tree's since prepare). */
 static void go_home(struct net_ns_state *st)
 {
-	if (!st->home)
-		return;
-	if (setns(st->home - 1, CLONE_NEWNET))
-		pr_perror("restore: cannot go back to stasis's own network namespace");
-	close(st->home - 1);
-	st->home = 0;
+	ns_go_home(&st->home, CLONE_NEWNET, "restore");
 }
 
 /*
