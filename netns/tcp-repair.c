@@ -251,6 +251,21 @@ static int fill_queue(int sk, int queue, const uint8_t *data, size_t len)
 }
 
 /*
+ * Bytes put in the receive queue in repair mode wake nobody: an epoll that watched the socket
+ * before (its items are made with the process, the queues filled afterwards) would not report
+ * them until more came. Setting SO_RCVLOWAT (again, to the value it has) makes the kernel check
+ * its readers' threshold and wake them (tcp_set_rcvlowat calls tcp_data_ready).
+ */
+static int wake_readers(int sk)
+{
+	int lowat;
+
+	if (get_int(sk, SOL_SOCKET, SO_RCVLOWAT, &lowat) || set_int(sk, SOL_SOCKET, SO_RCVLOWAT, lowat))
+		return -errno;
+	return 0;
+}
+
+/*
  * The socket's buffer grows if the saved queue would not fit in it: through the plain option
  * where net.core.[rw]mem_max allows (all that a process of a user namespace may do), else
  * SO_*BUFFORCE.
@@ -369,6 +384,8 @@ int tcp_repair_fill(int sk, const TcpConn *c, char *why, size_t why_len)
 		return WHY("cannot set its window");
 	if (fin_in_repair(c) && shutdown(sk, SHUT_WR))
 		return WHY("cannot queue its FIN again");
+	if (c->in_queue.len && wake_readers(sk))
+		return WHY("cannot tell its epoll watchers of its unread bytes");
 	return 0;
 }
 

@@ -12,7 +12,11 @@
 #                    answer right, no reset, no reconnect
 #   numbers-30s      the same with the restore 30 s after the dump (skipped with --quick)
 #   redis            redis-server in a network namespace of the test (an engine-owned one:
-#                    --external net[INODE]:KEY, --join-ns net:PATH), a client in the other
+#                    --external net[INODE]:KEY, --join-ns net:PATH), a client in the other;
+#                    dumped stopped (SIGSTOP) with the client's next request unread in its
+#                    connection and redis-cli's, its PING sent, in the listener's accept queue:
+#                    once continued after the restore, its event loop (epoll) must see and
+#                    answer both
 #   http             an HTTP/1.1 keep-alive server (python3 http.server) likewise
 #   refuse           without --tcp-established the dump fails naming the connection, and the
 #                    tree runs on
@@ -144,10 +148,25 @@ cr_case() {
 		join=(--join-ns "net:/run/netns/$nss")
 	fi
 	mkdir -p "$d/img"
+	local pre=()
+	[ -n "$nsc" ] && pre=(nsenter "--net=/run/netns/$nsc")
+	if [ "$kind" = redis ]; then # requests that wait unread: the server stopped
+		kill -STOP "$SPID"
+		"${pre[@]}" redis-cli -h "$host" -p "$port" PING </dev/null >"$d/ping.out" 2>&1 &
+		PING_PID=$!
+		sleep 0.3
+	fi
 	run_stasis "$d/dump.out" 60 dump -t "$SPID" -D "$d/img" --tcp-established "${ext[@]}" -o dump.log -v4
 	if [ "$ZRC" != 0 ]; then
 		result_fail "$name" "dump exited $ZRC"
 		logs "$d"
+		return
+	fi
+	if [ "$kind" = redis ] && { ! grep -q "ESTABLISHED): 0 bytes to send, 54 to read" "$d/img/dump.log" ||
+		! grep -q "TCP listener $host:$port: 1 connections waiting to be accepted" "$d/img/dump.log"; }; then
+		result_fail "$name" "the client's request was not unread, or redis-cli's connection not waiting to be accepted, at the dump"
+		logs "$d"
+		kill "$PING_PID"
 		return
 	fi
 	wait_until 10 pid_free "$SPID"
@@ -166,6 +185,17 @@ cr_case() {
 		return
 	fi
 	track_pid "$SPID"
+	local also=""
+	if [ "$kind" = redis ]; then
+		kill -CONT "$SPID"
+		if ! wait_until 10 not_alive "$PING_PID" || ! grep -qx PONG "$d/ping.out"; then
+			kill "$PING_PID" 2>/dev/null
+			result_fail "$name" "the PING waiting in the accept queue at the dump got no answer ('$(cat "$d/ping.out")')"
+			logs "$d"
+			return
+		fi
+		also=", the request that waited unread and the PING that waited in the accept queue answered"
+	fi
 	if ! client_goes_on "$d"; then
 		result_fail "$name" "$CLIENT_WHY"
 		logs "$d"
@@ -179,7 +209,7 @@ cr_case() {
 		result_fail "$name" "nftables tables left after the restore: $tables"
 		return
 	fi
-	result_ok "$name (answers: $(count_of "$d"), restored after ${delay}s)"
+	result_ok "$name (answers: $(count_of "$d"), restored after ${delay}s$also)"
 }
 
 # the two namespaces of the test, a veth pair between them
@@ -363,7 +393,7 @@ runpy.run_path('$PEER', run_name='__main__')" </dev/null >"$d/server.out" 2>&1 &
 if ! command -v nft >/dev/null; then
 	stasis_tables() { echo ""; } # no way to look: the lock's own tests are then weaker
 fi
-cr_case numbers server 127.0.0.1 "$(free_port)" 0
+[ -n "${NET_ONLY:-}" ] || cr_case numbers server 127.0.0.1 "$(free_port)" 0
 [ "$QUICK" = 1 ] || cr_case numbers-30s server 127.0.0.1 "$(free_port)" 30
 if make_namespaces; then
 	cr_case redis redis 10.231.7.1 6379 0 "$NS_A" "$NS_B"

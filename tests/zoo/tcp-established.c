@@ -14,8 +14,12 @@
  *         (the client in FIN_WAIT2, the server in CLOSE_WAIT with "bye" and the FIN unread);
  *   fd 67 bound to 127.0.0.1, not listening; fd 68 a fresh IPv6 TCP socket (IPV6_V6ONLY,
  *         TCP_QUICKACK 0: delayed acknowledgements, SO_BUSY_POLL 50, SO_ZEROCOPY); fd 69 TCP_CORK on a
- *         connected client (fd 70 the server) with 100 bytes held back.
- * After restore and SIGTERM: every byte arrives in order and nothing more; the connections
+ *         connected client (fd 70 the server) with 100 bytes held back;
+ *   fd 71 an epoll (level-triggered) watching the servers 62, 64 and 66 for EPOLLIN|EPOLLRDHUP,
+ *         each reported ready once before the dump and left unread.
+ * After restore and SIGTERM: the epoll reports the three servers readable at once (as the
+ * kernel does for bytes that wait unread, whatever moment they came in: a restore that fills
+ * a queue after the epoll's items are back must wake it); every byte arrives in order and nothing more; the connections
  * carry new data both ways; the half-closed one reads "bye" then end-of-file, and its
  * client gets the server's answer and then end-of-file; the listener accepts a new
  * connection on the same port; the bound socket has its port; options are as set.
@@ -28,6 +32,7 @@
 #include <netinet/tcp.h>
 #include <netinet/ip.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 static size_t sent_c2s, in_flight_v6 = 3000, s2c = 5000;
@@ -120,13 +125,28 @@ static void c_v6(ucontext_t *u) { (void)u; char b; recv(63, &b, 1, 0); }
 static void c_half(ucontext_t *u) { (void)u; char b[3]; recv(66, b, 3, 0); }
 static void c_opts(ucontext_t *u) { (void)u; int v = 78; setsockopt(62, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v)); }
 static void c_listen(ucontext_t *u) { (void)u; close(60); }
+static void c_epoll(ucontext_t *u) { (void)u; epoll_ctl(71, EPOLL_CTL_DEL, 64, NULL); }
 static const struct zoo_corruption corruptions[] = {
 	{ "stream", c_stream, 0 },
 	{ "v6", c_v6, 0 },
 	{ "half", c_half, 0 },
 	{ "options", c_opts, 0 },
 	{ "listen", c_listen, 0 },
+	{ "epoll", c_epoll, 0 },
 };
+
+/* The servers the epoll at fd 71 reports readable now (a bit per fd - 60), without waiting. */
+static unsigned epoll_ready(void)
+{
+	struct epoll_event ev[8];
+	unsigned seen = 0;
+	int n = epoll_wait(71, ev, 8, 0);
+	for (int i = 0; i < n; i++)
+		if (ev[i].events & EPOLLIN)
+			seen |= 1u << (ev[i].data.fd - 60);
+	return seen;
+}
+#define EPOLL_SERVERS (1u << 2 | 1u << 4 | 1u << 6)
 
 int main(int argc, char **argv)
 {
@@ -202,6 +222,17 @@ int main(int argc, char **argv)
 		zoo_die("corked write");
 	zoo_sleep_ms(300); /* everything that will move has moved */
 
+	/* fd 71: an epoll of the servers, each readable */
+	int e = epoll_create1(EPOLL_CLOEXEC);
+	zoo_place(e, 71, O_CLOEXEC);
+	for (int fd = 62; fd <= 66; fd += 2) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = fd };
+		if (epoll_ctl(71, EPOLL_CTL_ADD, fd, &ev))
+			zoo_die("epoll_ctl fd %d: %s", fd, strerror(errno));
+	}
+	if (epoll_ready() != EPOLL_SERVERS)
+		zoo_die("the epoll reports %#x before the dump", epoll_ready());
+
 	zoo_ready();
 	zoo_wait();
 
@@ -224,6 +255,10 @@ int main(int argc, char **argv)
 	      get_int(60, IPPROTO_TCP, TCP_MAXSEG), get_int(68, SOL_SOCKET, SO_BUSY_POLL),
 	      get_int(68, SOL_SOCKET, SO_ZEROCOPY), get_int(62, IPPROTO_TCP, TCP_INQ),
 	      get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS), get_int(61, IPPROTO_TCP, TCP_TX_DELAY));
+	unsigned ready = epoll_ready();
+	CHECK("epoll", ready == EPOLL_SERVERS,
+	      "the epoll reports the servers %#x readable (fd - 60 bits), not %#x: bytes wait unread in each", ready,
+	      EPOLL_SERVERS);
 	CHECK("stream", take(61, s2c, 2) && nothing_more(61), "the client did not get the server's %zu bytes", s2c);
 	CHECK("stream", take(62, sent_c2s, 1) && nothing_more(62), "the server did not get the client's %zu bytes",
 	      sent_c2s);
@@ -253,5 +288,5 @@ int main(int argc, char **argv)
 		close(nc);
 	if (ns >= 0)
 		close(ns);
-	return zoo_finish("ipv4, ipv6, half-closed, listener, bound, cork");
+	return zoo_finish("ipv4, ipv6, half-closed, listener, bound, cork, epoll of unread servers");
 }
