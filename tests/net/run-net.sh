@@ -393,7 +393,7 @@ runpy.run_path('$PEER', run_name='__main__')" </dev/null >"$d/server.out" 2>&1 &
 if ! command -v nft >/dev/null; then
 	stasis_tables() { echo ""; } # no way to look: the lock's own tests are then weaker
 fi
-[ -n "${NET_ONLY:-}" ] || cr_case numbers server 127.0.0.1 "$(free_port)" 0
+cr_case numbers server 127.0.0.1 "$(free_port)" 0
 [ "$QUICK" = 1 ] || cr_case numbers-30s server 127.0.0.1 "$(free_port)" 30
 if make_namespaces; then
 	cr_case redis redis 10.231.7.1 6379 0 "$NS_A" "$NS_B"
