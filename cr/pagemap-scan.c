@@ -4,7 +4,9 @@
  * This kernel leaves walk_end where its internal buffer of 512 regions filled, mid-walk, when
  * a call finds 513 to 1023; walking again from there, with the process running, reported
  * pages written meanwhile behind regions of higher addresses (write tracking then missed
- * them: lost writes in migration).
+ * them: lost writes in migration). A call that fills the vector can leave walk_end there too,
+ * behind regions it returned: the next walk starts after the last region handed over, and a
+ * region (or part) that walk returns again is not handed over twice.
  */
 #include <errno.h>
 #include <sys/ioctl.h>
@@ -17,6 +19,7 @@ int pagemap_scan_range(int pagemap, struct pm_scan_arg how, uint64_t start, uint
 		       int (*each)(const struct page_region *r, void *opaque), void *opaque)
 {
 	struct page_region vec[SCAN_VEC];
+	uint64_t done = start; /* every region below was handed over */
 
 	while (start < end) {
 		how.size = sizeof(how);
@@ -28,15 +31,22 @@ int pagemap_scan_range(int pagemap, struct pm_scan_arg how, uint64_t start, uint
 		if (n < 0)
 			return -errno;
 		for (long i = 0; i < n; i++) {
-			int err = each(&vec[i], opaque);
+			struct page_region r = vec[i];
+			if (r.end <= done)
+				continue;
+			if (r.start < done)
+				r.start = done;
+			int err = each(&r, opaque);
 			if (err)
 				return err;
+			done = r.end;
 		}
 		if (n < SCAN_VEC)
 			break;
-		if (how.walk_end <= start)
+		uint64_t next = how.walk_end > done ? how.walk_end : done;
+		if (next <= start)
 			return -EIO;
-		start = how.walk_end;
+		start = next;
 	}
 	return 0;
 }
