@@ -46,7 +46,7 @@ static size_t status_numbers(const char *status, const char *key, int base, uint
 static int creds_read(pid_t pid, pid_t tid, Creds **out)
 {
 	char path[64];
-	uint64_t ids[4], groups[RST_MAX_GROUPS + 1], caps[5];
+	uint64_t ids[4], caps[5];
 	const char *capnames[5] = { "\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapBnd:", "\nCapAmb:" };
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
@@ -56,13 +56,13 @@ static int creds_read(pid_t pid, pid_t tid, Creds **out)
 			pr_perror("dump tid %d: cannot read %s", tid, path);
 		return -errno;
 	}
-	Creds *c = xzalloc(sizeof(*c));
+	auto_free uint64_t *groups = xreallocarray(NULL, RST_MAX_GROUPS + 1, sizeof(*groups));
+	Creds *c = groups ? xzalloc(sizeof(*c)) : NULL;
 	if (!c)
 		return -ENOMEM;
 	creds__init(c);
 	*out = c; /* freed with the image, whole or not */
-	if (!(c->uids = xzalloc(4 * sizeof(uint32_t))) || !(c->gids = xzalloc(4 * sizeof(uint32_t))) ||
-	    !(c->groups = xzalloc((RST_MAX_GROUPS + 1) * sizeof(uint32_t))))
+	if (!(c->uids = xzalloc(4 * sizeof(uint32_t))) || !(c->gids = xzalloc(4 * sizeof(uint32_t))))
 		return -ENOMEM;
 	for (int k = 0; k < 5; k++)
 		if (status_numbers(status, capnames[k], 16, &caps[k], 1) != 1)
@@ -77,10 +77,11 @@ static int creds_read(pid_t pid, pid_t tid, Creds **out)
 		c->gids[c->n_gids++] = ids[k];
 	size_t ng = status_numbers(status, "\nGroups:", 10, groups, RST_MAX_GROUPS + 1);
 	if (ng > RST_MAX_GROUPS) {
-		pr_err("dump tid %d: in more than %d supplementary groups (not supported yet)", tid,
-		       RST_MAX_GROUPS);
+		pr_err("dump tid %d: in more than %d supplementary groups", tid, RST_MAX_GROUPS);
 		return -ENOTSUP;
 	}
+	if (!(c->groups = xreallocarray(NULL, ng + 1, sizeof(uint32_t))))
+		return -ENOMEM;
 	for (size_t k = 0; k < ng; k++)
 		c->groups[c->n_groups++] = groups[k];
 	c->cap_inh = caps[0];
@@ -149,31 +150,47 @@ static int validate_creds(struct restore_task *t)
 	return 0;
 }
 
-static void creds_to_args(const struct run_ctx *ctx, const Creds *c, struct rst_creds *out,
-			  uint32_t cap_last)
+static int creds_to_args(struct restore_task *t, const Creds *c, struct rst_creds *out,
+			 uint32_t cap_last)
 {
 	memset(out, 0, sizeof(*out));
 	if (!c)
-		return;
+		return 0;
 	out->set = 1;
 	for (int k = 0; k < 4; k++) {
 		out->uids[k] = c->uids[k];
 		out->gids[k] = c->gids[k];
 	}
 	out->nr_groups = c->n_groups;
+	uint32_t *groups = restorer_args_alloc(t, c->n_groups * sizeof(uint32_t), &out->groups_off);
+	if (!groups)
+		return -ENOMEM;
 	if (c->n_groups)
-		memcpy(out->groups, c->groups, c->n_groups * sizeof(uint32_t));
+		memcpy(groups, c->groups, c->n_groups * sizeof(uint32_t));
 	/* in the tree's user namespace: in its view; the groups it inherited, if setgroups is denied */
-	ns_make_tree_ids(ctx, false, out->uids, 4);
-	ns_make_tree_ids(ctx, true, out->gids, 4);
-	ns_make_tree_ids(ctx, true, out->groups, out->nr_groups);
-	out->keep_groups = ns_make_groups_denied(ctx);
+	ns_make_tree_ids(t->ctx, false, out->uids, 4);
+	ns_make_tree_ids(t->ctx, true, out->gids, 4);
+	ns_make_tree_ids(t->ctx, true, groups, out->nr_groups);
+	out->keep_groups = ns_make_groups_denied(t->ctx);
 	out->cap_inh = c->cap_inh;
 	out->cap_prm = c->cap_prm;
 	out->cap_eff = c->cap_eff;
 	out->cap_bnd = c->cap_bnd;
 	out->cap_amb = c->cap_amb;
 	out->cap_last = cap_last;
+	return 0;
+}
+
+/* Each thread's groups (8 bytes of alignment each). */
+static size_t creds_args_size(const struct restore_task *t)
+{
+	const TaskCore *c = t->core;
+	size_t len = c->creds ? c->creds->n_groups * sizeof(uint32_t) + 8 : 0;
+
+	for (size_t i = 0; i < c->n_threads; i++)
+		if (c->threads[i]->creds)
+			len += c->threads[i]->creds->n_groups * sizeof(uint32_t) + 8;
+	return len;
 }
 
 /* In the new task, after the threads' table is made: each thread's credentials for the blob. */
@@ -183,15 +200,17 @@ static int restore_creds(struct restore_task *t)
 	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
 	uint32_t cap_last = cap_max_bits() - 1;
 
-	creds_to_args(t->ctx, t->core->creds, &a->creds, cap_last);
-	for (size_t i = 0; i < t->core->n_threads; i++)
-		creds_to_args(t->ctx, t->core->threads[i]->creds, &th[i].creds, cap_last);
-	return 0;
+	int err = creds_to_args(t, t->core->creds, &a->creds, cap_last);
+
+	for (size_t i = 0; !err && i < t->core->n_threads; i++)
+		err = creds_to_args(t, t->core->threads[i]->creds, &th[i].creds, cap_last);
+	return err;
 }
 
 const struct state_ops state_creds = {
 	.name = "credentials",
 	.dump = dump_creds,
 	.validate = validate_creds,
+	.args_size = creds_args_size,
 	.restore = restore_creds,
 };

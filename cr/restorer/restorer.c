@@ -470,7 +470,7 @@ static void take_creds(struct restorer_args *a, const struct rst_creds *c)
 
 	if (!c->set)
 		return;
-	if (!c->keep_groups && (r = raw_syscall2(__NR_setgroups, c->nr_groups, c->groups)))
+	if (!c->keep_groups && (r = raw_syscall2(__NR_setgroups, c->nr_groups, (char *)a + c->groups_off)))
 		fail(a, RST_STEP_CREDS, r, 1);
 	if ((r = raw_syscall3(__NR_setresgid, c->gids[0], c->gids[1], c->gids[2])))
 		fail(a, RST_STEP_CREDS, r, 2);

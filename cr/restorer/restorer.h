@@ -20,7 +20,7 @@
 #define RST_CLONE_THREAD_FLAGS 0x00050f00UL /* VM|FS|FILES|SIGHAND|THREAD|SYSVSEM */
 
 /* A thread other than the main one, recreated by the blob with its old tid. */
-#define RST_MAX_GROUPS 64
+#define RST_MAX_GROUPS 65536 /* NGROUPS_MAX */
 
 /* A thread's credentials, taken on by the thread itself as the blob's last step. */
 struct rst_creds {
@@ -28,7 +28,7 @@ struct rst_creds {
 	uint32_t keep_groups; /* the groups it has (setgroups denied in its user namespace) */
 	uint32_t uids[4], gids[4]; /* real, effective, saved, filesystem */
 	uint32_t nr_groups;
-	uint32_t groups[RST_MAX_GROUPS];
+	uint64_t groups_off;  /* nr_groups gids from the restorer_args */
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	uint32_t cap_last;    /* the highest capability number of this kernel */
 };

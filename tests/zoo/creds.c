@@ -1,6 +1,6 @@
 /*
  * creds: a daemon that dropped root. Started as root, the program takes supplementary groups
- * 100 and 200, gids 1001/1002/1003 and uids 1001/1002/1003 (real/effective/saved), keeping
+ * 100 and 200 and 898 more (3000 to 3897: more than a fixed table of the restorer's held), gids 1001/1002/1003 and uids 1001/1002/1003 (real/effective/saved), keeping
  * CAP_NET_BIND_SERVICE (permitted, effective, inheritable, ambient) and a bounding set without
  * CAP_SYS_ADMIN; one thread (raw syscalls: its own) runs as uid 2000 with no capabilities.
  * After restore and SIGTERM: every thread's Uid, Gid, Groups and Cap* lines in
@@ -15,12 +15,13 @@
 #include <sys/prctl.h>
 
 static volatile pid_t thread_tid;
-static char before_main[1024], before_thread[1024];
+#define NR_GROUPS 900
+static char before_main[16384], before_thread[16384];
 
 /* The credential lines of thread tid's (gettid()'s) status, one string. */
 static void creds_of(pid_t tid, char *out, size_t len)
 {
-	char path[64], status[8192] = "";
+	char path[64], status[65536] = "";
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", zoo_proc_tid(tid));
 	zoo_read_file(path, status, sizeof(status));
 	out[0] = 0;
@@ -71,13 +72,15 @@ int main(int argc, char **argv)
 			chmod(dir, 0711);
 		}
 	}
-	gid_t groups[] = { 100, 200 };
+	gid_t groups[NR_GROUPS] = { 100, 200 };
+	for (int i = 2; i < NR_GROUPS; i++)
+		groups[i] = 3000 + i - 2;
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2] = { { 0 } };
 	unsigned nbs = 1u << CAP_NET_BIND_SERVICE;
 	d[0].effective = d[0].permitted = d[0].inheritable = nbs;
 	/* raw calls: the main thread only (the other thread has its own credentials already) */
-	if (syscall(SYS_setgroups, 2, groups) || prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN) ||
+	if (syscall(SYS_setgroups, NR_GROUPS, groups) || prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN) ||
 	    prctl(PR_SET_KEEPCAPS, 1) || syscall(SYS_setresgid, 1001, 1002, 1003) ||
 	    syscall(SYS_setresuid, 1001, 1002, 1003) || syscall(SYS_capset, &h, d) ||
 	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0))
@@ -89,12 +92,12 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 
-	char now_main[1024], now_thread[1024];
+	char now_main[16384], now_thread[16384];
 	creds_of(gettid(), now_main, sizeof(now_main));
 	creds_of(thread_tid, now_thread, sizeof(now_thread));
 	CHECK("creds", !strcmp(now_main, before_main), "main thread: %s, was %s", now_main, before_main);
 	CHECK("creds", !strcmp(now_thread, before_thread), "thread: %s, was %s", now_thread, before_thread);
 	CHECK("creds", syscall(SYS_geteuid) == 1002 && syscall(SYS_getegid) == 1002, "euid %ld egid %ld",
 	      syscall(SYS_geteuid), syscall(SYS_getegid));
-	return zoo_finish("a daemon without root, a thread of its own");
+	return zoo_finish("a daemon without root in 900 groups, a thread of its own");
 }

@@ -137,7 +137,7 @@ static inline ssize_t zoo_read_file(const char *path, char *buf, size_t size)
  * namespace), or -1. */
 static inline pid_t zoo_status_nspid(const char *path)
 {
-	char status[4096];
+	char status[16384]; /* the Groups line before it: 900 groups in zoo creds */
 	const char *l = zoo_read_file(path, status, sizeof(status)) > 0 ? strstr(status, "\nNSpid:") : NULL;
 	const char *eol = l ? strchr(l + 1, '\n') : NULL;
 	if (!eol)
