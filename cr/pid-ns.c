@@ -407,7 +407,7 @@ static int validate_pid_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	}
 	for (size_t i = 0; i < rt->inv->n_tree; i++) {
 		const TreeEntry *e = rt->inv->tree[i];
-		if (e->n_nested_pids && (!st->own || e->n_nested_pids < 2 || e->n_nested_pids > 31 ||
+		if (e->n_nested_pids && (e->n_nested_pids < 2 || e->n_nested_pids > 31 ||
 					 e->nested_pids[0] != e->pid)) {
 			pr_err("image inventory.img: pid %u has invalid pids in nested PID namespaces",
 			       e->pid);

@@ -460,6 +460,28 @@ static bool parent_holds_table(struct restore_tree *rt, const TreeEntry *e, cons
 	return parent->pid == (pid_t)tab->table_of || (up->has_table_of && up->table_of == tab->table_of);
 }
 
+pid_t pstree_pid_seen_by(const Inventory *inv, const TreeEntry *e, uint32_t pid)
+{
+	size_t depth = e->n_nested_pids;
+	const TreeEntry *other = depth ? find_entry(inv->tree, inv->n_tree, pid) : NULL;
+
+	if (!depth)
+		return pid;
+	return other && other->n_nested_pids >= depth ? (pid_t)other->nested_pids[depth - 1] : 0;
+}
+
+/*
+ * Is e in a PID namespace nested deeper than its group's leader's (which it cannot name: the
+ * group is the one its parent forked it in)?
+ */
+static bool group_outside_ns(const Inventory *inv, const TreeEntry *e)
+{
+	const TreeEntry *leader = find_entry(inv->tree, inv->n_tree, e->pgid);
+
+	return e->n_nested_pids && e->pgid != e->pid &&
+	       (!leader || leader->n_nested_pids < e->n_nested_pids);
+}
+
 int pstree_validate(struct restore_tree *rt)
 {
 	Inventory *inv = rt->inv;
@@ -486,6 +508,13 @@ int pstree_validate(struct restore_tree *rt)
 		    find_entry(inv->tree, i, e->pid)) {
 			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);
 			return -EINVAL;
+		}
+		const TreeEntry *parent = i ? find_entry(inv->tree, i, e->ppid) : NULL;
+		if (group_outside_ns(inv, e) && (!parent || parent->pgid != e->pgid)) {
+			pr_err("restore pid %u: in a PID namespace nested in the tree's, it is in process "
+			       "group %u, outside that namespace and not its parent's: it cannot be put "
+			       "there again (not supported)", e->pid, e->pgid);
+			return -ENOTSUP;
 		}
 	}
 	return tree_plan_make(rt);
@@ -669,7 +698,7 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	/* nor outlives its parent (a helper's orphan to be: its forker, who dies first) */
 	if (!step->lift)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != (pid_t)(step->lift ? step->creator : e->ppid))
+	if (getppid() != pstree_pid_seen_by(rt->inv, e, step->lift ? step->creator : e->ppid))
 		_exit(1);
 	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
 	    join_own_group(rt->inv, e, true) != 0) {
@@ -862,6 +891,8 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			return -errno;
 		}
 		join_late = left_group;
+	} else if (group_outside_ns(inv, me)) {
+		/* the group it was forked in, its parent's (checked at validation): it cannot name it */
 	} else if (!is_root && me->pgid && !find_entry(inv->tree, inv->n_tree, me->pgid)) {
 		if ((err = join_own_group(inv, me, false))) {
 			pr_err("restore pid %d: cannot join process group %u or the root's: %s",
@@ -892,11 +923,12 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		return err;
 	if (rt->plan[my].lift) {
 		/* its forker has died: now its parent's, it dies with it as the others do */
+		pid_t parent = pstree_pid_seen_by(inv, me, me->ppid);
 		for (uint64_t end = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
-		     getppid() != (pid_t)me->ppid && now_ns(CLOCK_MONOTONIC) < end;)
+		     getppid() != parent && now_ns(CLOCK_MONOTONIC) < end;)
 			usleep(200);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != (pid_t)me->ppid) {
+		if (getppid() != parent) {
 			pr_err("restore pid %d: did not come to its parent %u as its orphan", self->pid,
 			       me->ppid);
 			return -ESRCH;

@@ -27,6 +27,12 @@ int pstree_wait_killed(struct dump_tree *tr);
 /* Checks the tree entries against the task images. */
 int pstree_validate(struct restore_tree *rt);
 /*
+ * Process pid of the tree (as the tree's PID namespace names it) as e's own namespace names it:
+ * its pid there if it is in e's namespace or one below, 0 if it is outside (as getppid() and
+ * getpgid() say then).
+ */
+pid_t pstree_pid_seen_by(const Inventory *inv, const TreeEntry *e, uint32_t pid);
+/*
  * In a new process of the tree: join its session and group, then create its children with
  * their pids (each runs run_child) and its zombies.
  */

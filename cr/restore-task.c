@@ -248,7 +248,7 @@ static bool parent_gone(const struct restore_tree *rt, const struct restore_task
 	/* the init of a PID namespace of its own sees no parent at all */
 	if (!e || !parent || e->n_nested_pids > parent->n_nested_pids)
 		return false;
-	return (uint32_t)ppid != e->ppid;
+	return ppid != pstree_pid_seen_by(rt->inv, e, e->ppid);
 }
 
 void restore_process(struct restore_tree *rt, struct restore_task *t)
