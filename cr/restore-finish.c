@@ -441,7 +441,7 @@ int restore_ready_tree(struct restore_tree *rt)
 
 static int run_finish_steps(struct restore_task *t)
 {
-	if (t->tree_size > 1 && t == &t->tree[t->tree_size - 1] && run_fault(t->ctx, "restore-finish")) {
+	if (t == &t->tree[t->tree_size - 1] && run_fault(t->ctx, "restore-finish")) {
 		pr_err("restore pid %d: injected failure restore-finish", t->pid);
 		return -EIO;
 	}

@@ -285,34 +285,40 @@ static int make_pipes(struct restore_tree *rt, int status[2])
 #define KILLED_TREE_WAIT_MS 10000
 
 /*
- * In a PID namespace of its own: its dying init waits until each of its processes is reaped,
- * and the threads stasis traces (seccomp suspended, or caught for their finish steps) are
- * stasis's to reap first; waiting for the root alone would wait for ever. The root and every
- * thread whose host tid is known, all at once; -ENOMEM: the root alone.
+ * The threads stasis traces (seccomp suspended, or caught for their finish steps) are stasis's
+ * to reap once killed, and their process is not reaped (nor, in a PID namespace of its own, its
+ * dying init done) before: waiting for the root alone would wait for ever. The root and every
+ * thread of the tree, all at once: each process's threads as /proc lists them (a zombie thread
+ * not reaped is listed), or as saved (the host's PID namespace); -ENOMEM: the root alone.
  */
-static int reap_killed_pid_ns(struct restore_tree *rt, pid_t root)
+static int reap_killed_tree(struct restore_tree *rt, pid_t root)
 {
-	size_t n = 1;
+	size_t n = 1, cap = 1;
+	auto_free pid_t *tids = NULL;
 
 	for (size_t i = 0; i < rt->nr_tasks; i++)
-		n += 1 + (rt->tasks[i].host_tids ? rt->tasks[i].core->n_threads : 0);
-	pid_t *tids = xmalloc(n * sizeof(*tids));
-	if (!tids)
+		cap += 1 + rt->tasks[i].core->n_threads;
+	if (!(tids = xmalloc(cap * sizeof(*tids))))
 		return -ENOMEM;
-	n = 0;
-	if (!rt->ctx->opts->restore_sibling) /* a sibling is its parent's to reap */
-		tids[n++] = root;
+	tids[0] = rt->ctx->opts->restore_sibling ? 0 : root; /* a sibling is its parent's to reap */
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		const struct restore_task *t = &rt->tasks[i];
-		if (t->host_pid > 0 && t->host_pid != root)
-			tids[n++] = t->host_pid;
-		for (size_t k = 0; t->host_tids && k < t->core->n_threads; k++)
-			if (t->host_tids[k] > 0)
-				tids[n++] = t->host_tids[k];
+		pid_t pid = rt->inv->pid_ns ? t->host_pid : t->pid;
+		auto_free int *listed = NULL;
+		size_t nr_listed = 0;
+		if (pid <= 0)
+			continue;
+		if (pid != root)
+			tids[n++] = pid;
+		if (proc_list_numbers(pid, "task", &listed, &nr_listed))
+			nr_listed = 0;
+		for (size_t k = 0; k < nr_listed && n < cap; k++)
+			if (listed[k] != pid)
+				tids[n++] = listed[k];
+		for (size_t k = 0; !rt->inv->pid_ns && !nr_listed && k < t->core->n_threads && n < cap; k++)
+			tids[n++] = t->core->threads[k]->tid;
 	}
-	int err = tasks_wait_gone(tids, n, KILLED_TREE_WAIT_MS);
-	free(tids);
-	return err;
+	return tasks_wait_gone(tids, n, KILLED_TREE_WAIT_MS);
 }
 
 static void kill_tree(struct restore_tree *rt, pid_t root)
@@ -324,12 +330,10 @@ static void kill_tree(struct restore_tree *rt, pid_t root)
 	 * is ours. In the engine's, every process below the root (and the root) is ours. */
 	pid_ns_kill_engines_tree(rt->ctx, root);
 	kill(root, SIGKILL);
-	if (rt->inv->pid_ns && reap_killed_pid_ns(rt, root) != -ENOMEM)
-		return;
 	if (!rt->inv->pid_ns)
 		for (size_t i = 0; i < rt->nr_tasks; i++)
 			kill(rt->tasks[i].pid, SIGKILL);
-	if (!rt->ctx->opts->restore_sibling) /* a sibling is its parent's to reap */
+	if (reap_killed_tree(rt, root) == -ENOMEM && !rt->ctx->opts->restore_sibling)
 		waitpid(root, &wstatus, __WALL);
 }
 

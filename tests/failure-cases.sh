@@ -13,6 +13,9 @@
 #   dump/fault/POINT/TARGET  STASIS_FAULT=POINT (after-seize, after-collect, after-pages,
 #                            after-images): dump fails, the target is not stopped, not traced,
 #                            keeps running and PASSes
+#   restore/fault/finish-threads threads (64 of them) restored with STASIS_FAULT=restore-finish
+#                            (its finish step fails, its threads caught by stasis): the restore
+#                            fails by itself, naming it, and nothing is left
 #   restore/fault/finish-pidns tree as the init of a PID namespace of its own (ctr-run
 #                            --only-pidns), restored with STASIS_FAULT=restore-finish (its last
 #                            process's finish step fails, the others traced by stasis): the
@@ -502,14 +505,14 @@ case_ext_stream_no_inherit_fd() {
 	fi
 }
 
-# restore_fault_tree LABEL POINT: the zoo program tree dumped (started through ZOO_LAUNCH if
-# set), its restore failed in one process at STASIS_FAULT=POINT: every restored process is
-# killed, the restore fails by itself (no timeout), the error names the process, and nothing
-# of the tree is left.
+# restore_fault_tree LABEL POINT [PROGRAM]: the zoo program (tree) dumped (started through
+# ZOO_LAUNCH if set), its restore failed in one process at STASIS_FAULT=POINT: every restored
+# process is killed, the restore fails by itself (no timeout), the error names the process, and
+# nothing of the tree is left.
 restore_fault_tree() {
-	local label=$1 point=$2 d=$ZOO_TMP/${1//\//-}
+	local label=$1 point=$2 prog=${3:-tree} d=$ZOO_TMP/${1//\//-}
 	mkdir -p "$d/img"
-	if ! zoo_start tree "$d"; then
+	if ! zoo_start "$prog" "$d"; then
 		result_fail "$label" "$ZERR"
 		return
 	fi
@@ -531,7 +534,7 @@ restore_fault_tree() {
 	elif ! mentions "$d/restore.out" "$d/img/restore.log" "restore pid [0-9]+: injected failure $point"; then
 		result_fail "$label" "the error does not name the failing process"
 		show_tail "$d/restore.out" "$d/img/restore.log"
-	elif [ "$(count_procs tree "$d")" -ne 0 ] || ! pid_free "$pid"; then
+	elif [ "$(count_procs "$prog" "$d")" -ne 0 ] || ! pid_free "$pid"; then
 		result_fail "$label" "processes of the tree are left after the failed restore"
 		kill_ours "$pid"
 	else
@@ -540,6 +543,9 @@ restore_fault_tree() {
 }
 
 case_restore_fault_tree() { restore_fault_tree restore/fault/tree restore-child; }
+# threads (64) failed in its finish step, its threads caught by stasis: their zombies are
+# stasis's to reap before the process (the restore waited for it for ever)
+case_restore_fault_finish_threads() { restore_fault_tree restore/fault/finish-threads restore-finish threads; }
 
 # The same in a PID namespace of its own (tree as the init of ctr-run --only-pidns), the
 # failure in the last process's finish step, when stasis traces the processes already caught
@@ -1970,6 +1976,7 @@ other_cases() {
 	case_restore_kernel_lacks
 	case_restore_kernel_lacks_memfd_secret
 	case_restore_fault_tree
+	case_restore_fault_finish_threads
 	case_restore_fault_finish_pidns
 	for p in $FAULT_POINTS; do
 		for t in $FAULT_TARGETS; do
