@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
 #include "util.h"
@@ -24,9 +25,6 @@
 #endif
 #ifndef SO_RCVBUFFORCE
 #define SO_RCVBUFFORCE 33
-#endif
-#ifndef SO_BUF_LOCK
-#define SO_BUF_LOCK 72
 #endif
 #ifndef SO_TXREHASH
 #define SO_TXREHASH 74

@@ -4,11 +4,15 @@
  *   D  SOCK_DGRAM: 3 datagrams of 10, 1000 and 1 bytes queued towards the parent.
  *   Q  SOCK_SEQPACKET: 5 packets queued towards the child.
  *   E  SOCK_STREAM: the child wrote "bye" and shut down its sending side.
+ *   F  SOCK_STREAM, both ends the parent's: F[0] wrote 64 KiB pieces (non-blocking) until the
+ *      kernel took no more (its send buffer full: the queue above the buffer's size), F[1]
+ *      read none of it.
  * Options on the parent's ends: S peek offset 24; D SO_RCVBUF 50000, SO_RCVTIMEO 2.5 s;
  * E SO_PRIORITY 6, SO_BUF_LOCK of its send buffer (its size left to the kernel), SO_PASSPIDFD.
  * After restore and SIGTERM: every record arrives once, in order, datagrams and packets keep
  * their sizes, E gives "bye" then end-of-file, and S still carries a ping and its answer; the
- * options read as before.
+ * options read as before; F[0] still takes nothing (EAGAIN) with its send buffer's size and
+ * locks as before, and F[1] reads every byte it wrote, in order.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -17,7 +21,8 @@
 
 #define REC 12
 
-static int S[2], D[2], Q[2], E[2];
+static int S[2], D[2], Q[2], E[2], F[2];
+static size_t f_bytes;
 static volatile sig_atomic_t child_term;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -84,6 +89,7 @@ static void child(void)
 static void c_lost(ucontext_t *u) { (void)u; char r[REC]; read(S[0], r, REC); }
 static void c_dgram(ucontext_t *u) { (void)u; char b[2000]; recv(D[0], b, sizeof(b), MSG_DONTWAIT); }
 static void c_eof(ucontext_t *u) { (void)u; char b[3]; read(E[0], b, 3); }
+static void c_full(ucontext_t *u) { (void)u; char b[4096]; read(F[1], b, sizeof(b)); }
 static void c_options(ucontext_t *u)
 {
 	(void)u;
@@ -94,6 +100,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "stream", c_lost, 0 },
 	{ "dgram", c_dgram, 0 },
 	{ "eof", c_eof, 0 },
+	{ "full", c_full, 0 },
 	{ "options", c_options, 0 },
 };
 
@@ -101,8 +108,20 @@ int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, S) || socketpair(AF_UNIX, SOCK_DGRAM, 0, D) ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, Q) || socketpair(AF_UNIX, SOCK_STREAM, 0, E))
+	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, Q) || socketpair(AF_UNIX, SOCK_STREAM, 0, E) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, F))
 		zoo_die("socketpair: %s", strerror(errno));
+	static char piece[64 << 10];
+	for (ssize_t w = 1; w > 0; f_bytes += (size_t)w) {
+		for (size_t i = 0; i < sizeof(piece); i++)
+			piece[i] = (char)zoo_pattern(f_bytes + i, 6);
+		if ((w = send(F[0], piece, sizeof(piece), MSG_DONTWAIT)) < 0)
+			w = 0;
+	}
+	int f_sndbuf = 0, f_locks = -1;
+	socklen_t fl1 = sizeof(int), fl2 = sizeof(int);
+	getsockopt(F[0], SOL_SOCKET, SO_SNDBUF, &f_sndbuf, &fl1);
+	getsockopt(F[0], SOL_SOCKET, 72 /* SO_BUF_LOCK */, &f_locks, &fl2);
 	for (unsigned i = 0; i < 200; i++)
 		put(S[0], i);
 	for (int i = 0; i < 5; i++) {
@@ -152,6 +171,21 @@ int main(int argc, char **argv)
 	      (long)got_tmo.tv_usec, got_lock, got_pidfd);
 
 	CHECK("stream", take(S[0], 0, 100) == 100, "records from the child are missing or out of order");
+	int f_sndbuf_now = 0, f_locks_now = -1;
+	socklen_t fl3 = sizeof(int), fl4 = sizeof(int);
+	getsockopt(F[0], SOL_SOCKET, SO_SNDBUF, &f_sndbuf_now, &fl3);
+	getsockopt(F[0], SOL_SOCKET, 72 /* SO_BUF_LOCK */, &f_locks_now, &fl4);
+	ssize_t more = send(F[0], "x", 1, MSG_DONTWAIT);
+	CHECK("full", more < 0 && errno == EAGAIN && f_sndbuf_now == f_sndbuf && f_locks_now == f_locks,
+	      "the full sender: send gave %zd (%s), its buffer %d bytes (was %d), locks %d (were %d)", more,
+	      more < 0 ? strerror(errno) : "taken", f_sndbuf_now, f_sndbuf, f_locks_now, f_locks);
+	size_t f_got = 0, f_bad = (size_t)-1;
+	for (ssize_t k; (k = recv(F[1], piece, sizeof(piece), MSG_DONTWAIT)) > 0; f_got += (size_t)k)
+		for (ssize_t i = 0; i < k && f_bad == (size_t)-1; i++)
+			if (piece[i] != (char)zoo_pattern(f_got + (size_t)i, 6))
+				f_bad = f_got + (size_t)i;
+	CHECK("full", f_got == f_bytes && f_bad == (size_t)-1, "the full queue gave %zu of %zu bytes (first wrong at %zd)",
+	      f_got, f_bytes, (ssize_t)f_bad);
 	char b[2000];
 	ssize_t n1 = recv(D[0], b, sizeof(b), MSG_DONTWAIT), n2 = recv(D[0], b, sizeof(b), MSG_DONTWAIT),
 		n3 = recv(D[0], b, sizeof(b), MSG_DONTWAIT);
