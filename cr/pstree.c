@@ -802,17 +802,22 @@ static int settle_children(struct restore_tree *rt, size_t me)
 	bool zombies = false, orphans_in = !rt->plan[me].lift_target;
 	pid_t missing = 0;
 	size_t left;
+	auto_free bool *ended = xzalloc(inv->n_tree * sizeof(*ended)); /* its helpers it killed */
 
+	if (!ended)
+		return -ENOMEM;
 	do {
 		left = 0;
 		for (size_t i = 0; i < inv->n_tree; i++) {
 			const TreeEntry *e = inv->tree[i];
-			if (e->ppid != (uint32_t)self || !e->group_helper || getpgid(e->pid) < 0)
-				continue; /* (a helper of its own, not reaped yet) */
+			if (e->ppid != (uint32_t)self || !e->group_helper || ended[i])
+				continue;
 			zombies = true; /* (its death queues a SIGCHLD too) */
-			if (made_and_joined(rt, e->pid, e->pid) && may_die(rt, i)) {
+			/* (not there yet: a sibling of ours forks it, as our child, maybe later) */
+			if (getpgid(e->pid) >= 0 && made_and_joined(rt, e->pid, e->pid) && may_die(rt, i)) {
 				kill(e->pid, SIGKILL);
 				waitpid(e->pid, NULL, 0);
+				ended[i] = true;
 			} else {
 				left++;
 			}
