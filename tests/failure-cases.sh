@@ -24,6 +24,9 @@
 #                            accepted whose client wrote data: only accept() could read it, which
 #                            a tree left running would notice): dump fails naming the listener's
 #                            pid, fd 70 and the byte count; the tree keeps running and PASSes
+#   dump/hidden-file         a process holding a file whose directory a tmpfs was mounted over
+#                            since: refused naming fd 3 and the file (its path leads to nothing
+#                            now), the process left running and not traced
 #   dump/tun-detached-queue  tun --detach-queue (its multi-queue tap zm0 with a queue detached,
 #                            IFF_DETACH_QUEUE): refused naming the pid, zm0 and the detached
 #                            queue; the target runs on and PASSes
@@ -462,6 +465,38 @@ dump_fails_naming() {
 	else
 		result_ok "$label"
 	fi
+}
+
+# A file whose directory a tmpfs was mounted over after it was opened: its path leads to
+# nothing now (the restore would open whatever is on top): refused naming the fd, the process
+# left running, not traced.
+case_hidden_file() {
+	local d=$ZOO_TMP/hidden-file label=dump/hidden-file pid st
+	mkdir -p "$d/img" "$d/hide" && echo under >"$d/hide/f"
+	setsid sleep 600 3<"$d/hide/f" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	if ! mount -t tmpfs stasis-hidden "$d/hide"; then
+		kill "$pid"
+		wait "$pid" 2>/dev/null
+		result_fail $label "cannot mount a tmpfs on $d/hide"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	st=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+	if ! clean_failure "$ZRC"; then
+		result_fail $label "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! mentions "$d/dump.out" "dump pid $pid fd 3: $d/hide/f is hidden: its path now leads to nothing"; then
+		result_fail $label "the error does not name fd 3 and its hidden file"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif [ "$st" != S ] || [ "$(tracer_of "$pid")" != 0 ]; then
+		result_fail $label "the process is not left as it was (state '$st', tracer $(tracer_of "$pid"))"
+	else
+		result_ok $label
+	fi
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+	umount "$d/hide"
 }
 
 # An external stream socket restored without the --inherit-fd it needs: refused up front.
@@ -1933,6 +1968,7 @@ other_cases() {
 	done
 	case_unsupported_in_child
 	case_locks_without_option
+	case_hidden_file
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	dump_fails_naming dump/tun-detached-queue tun \

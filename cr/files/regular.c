@@ -126,6 +126,32 @@ static bool mount_of_task(pid_t pid, uint64_t mnt_id)
 	return found;
 }
 
+/*
+ * The file the fd's path leads to now, from the process's root, is its file: a mount made over
+ * it (or over a directory above it) since it was opened hides it, and the path would open the
+ * one on top at restore.
+ */
+static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p)
+{
+	char root[64];
+	struct stat now;
+
+	snprintf(root, sizeof(root), "/proc/%d/root", t->pid);
+	auto_close int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return 0; /* (said by whatever reads the process next) */
+	int r = fstatat(dir, p->link[1] ? p->link + 1 : ".", &now,
+			S_ISLNK(p->st.st_mode) ? AT_SYMLINK_NOFOLLOW : 0);
+	if (r && errno != ENOENT && errno != ENOTDIR)
+		return 0;
+	if (!r && now.st_dev == p->st.st_dev && now.st_ino == p->st.st_ino)
+		return 0;
+	pr_err("dump pid %d fd %d: %s is hidden: its path now leads to %s (a mount over it or over "
+	       "a directory above it?), so it cannot be opened again by its path; not supported",
+	       t->pid, p->fd, p->link, r ? "nothing" : "another file");
+	return -ENOTSUP;
+}
+
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
@@ -206,6 +232,9 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       p->link);
 		return -ENOTSUP;
 	}
+	int hidden = !dead && !gone && !outside && !memdev && saved_path == p->link ? same_file_by_path(t, p) : 0;
+	if (hidden)
+		return hidden;
 	if (!(e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
 										: saved_path)))
 		return -ENOMEM;
