@@ -2,13 +2,15 @@
  * BPF maps (FD_BPF_MAP): hash, array, their per-CPU and LRU kinds and LPM tries, saved with
  * their attributes (fdinfo, BPF_OBJ_GET_INFO_BY_FD) and every entry (read on a copy of the
  * fd), made again by BPF_MAP_CREATE, filled, and frozen if they were. Refused by name: other
- * map types (programs, maps of maps, rings, queues), a map offloaded to a device, one with
- * BPF_F_RDONLY/WRONLY or a NUMA node, a map held outside the tree (used by a BPF program on
- * the host, held by a process outside the tree, pinned in a bpf filesystem stasis sees: after
- * restore those would go on with the old map), and a map the tree reaches through two open
- * files (two opens of one map would come back as two maps). A mapping of a map is refused by
- * cr/mm.c. The map's id and BTF are new after restore; an LRU map nearly full may evict a few
- * entries as it is filled again (warned).
+ * map types (programs, maps of maps, rings, queues), a map offloaded to a device, one with a
+ * NUMA node, a map held outside the tree (used by a BPF program on the host, held by a process
+ * outside the tree, pinned in a bpf filesystem stasis sees: after restore those would go on
+ * with the old map), and a map the tree reaches through two open files (two opens of one map
+ * would come back as two maps). A mapping of a map is refused by cr/mm.c. An fd opened
+ * read-only or write-only (BPF_F_RDONLY/WRONLY at BPF_MAP_CREATE: the fd's access, not kept
+ * in map_flags) has its entries read through an fd of stasis's opened by the map's id, and is
+ * opened again by id with its access once made. The map's id and BTF are new after restore; an
+ * LRU map nearly full may evict a few entries as it is filled again (warned).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +47,21 @@ static int obj_info(int fd, void *info, uint32_t len)
 	a.info.info_len = len;
 	a.info.info = (uintptr_t)info;
 	return sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) ? -errno : 0;
+}
+
+/*
+ * A new fd on map id, its access as open_flags (0, BPF_F_RDONLY or BPF_F_WRONLY): a map's fd
+ * is read-only or write-only by how it was opened (BPF_F_RDONLY at BPF_MAP_CREATE is not kept in
+ * map_flags), and another open of the map by id is the only way to another access.
+ */
+static int map_fd_by_id(uint32_t id, uint32_t open_flags)
+{
+	union bpf_attr a = { 0 };
+
+	a.map_id = id;
+	a.open_flags = open_flags;
+	long fd = sys_bpf(BPF_MAP_GET_FD_BY_ID, &a);
+	return fd < 0 ? -errno : (int)fd;
 }
 
 /* Is the file of an fd's /proc link (path) a BPF map? */
@@ -434,7 +451,8 @@ static int dump_bpf_map(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	if ((err = see_map(t, p->fd, id)))
 		return err;
 
-	auto_close int copy = task_fd_copy(t->pid, p->fd);
+	/* (a read-only or write-only fd's entries are read through one of stasis's own) */
+	auto_close int copy = (p->flags & O_ACCMODE) == O_RDWR ? task_fd_copy(t->pid, p->fd) : map_fd_by_id(id, 0);
 	struct bpf_map_info info = { 0 };
 	if ((err = copy < 0 ? copy : obj_info(copy, &info, sizeof(info)))) {
 		pr_err("dump pid %d fd %d: cannot read BPF map %llu: %s", t->pid, p->fd, (unsigned long long)id,
@@ -577,6 +595,21 @@ static int open_bpf_map(struct restore_task *t, const FdEntry *e)
 		pr_perror("restore pid %d fd %u: cannot freeze its BPF map '%s'", t->pid, e->fd,
 			  m->name ? m->name : "");
 		goto fail;
+	}
+	int access = e->flags & O_ACCMODE;
+	if (access != O_RDWR) { /* made and filled, then opened again as the fd was */
+		struct bpf_map_info info = { 0 };
+		int err = obj_info(fd, &info, sizeof(info));
+		int again = err ? err : map_fd_by_id(info.id, access == O_WRONLY ? BPF_F_WRONLY : BPF_F_RDONLY);
+		if (again < 0) {
+			pr_err("restore pid %d fd %u: cannot open its BPF map '%s' again %s: %s", t->pid, e->fd,
+			       m->name ? m->name : "", access == O_WRONLY ? "write-only" : "read-only",
+			       strerror(-again));
+			close(fd);
+			return again;
+		}
+		close(fd);
+		fd = again;
 	}
 	if ((e->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK))
 		goto fail;

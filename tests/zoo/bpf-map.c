@@ -6,11 +6,16 @@
  *   fd 42 per-CPU array "zoo_pcpu" (u64, 4 entries): key k on CPU c holds c * 100 + k;
  *   fd 43 LRU hash "zoo_lru" (u64 -> u32, 8 entries): 4 keys;
  *   fd 44 LPM trie "zoo_lpm" (IPv4 prefixes, BPF_F_NO_PREALLOC): 10.0.0.0/8 -> 8,
- *   10.1.0.0/16 -> 16, 10.1.2.0/24 -> 24.
+ *   10.1.0.0/16 -> 16, 10.1.2.0/24 -> 24;
+ *   fd 45 array "zoo_ro" (u32, 4 entries: k -> k + 50) opened read-only (BPF_MAP_GET_FD_BY_ID with
+ *   BPF_F_RDONLY, the read-write fd it was filled through closed);
+ *   fd 46 hash "zoo_wo" (u32 -> u32) made BPF_F_WRONLY: keys 1..3 -> k * 11.
  * After restore and SIGTERM each map has exactly its entries and attributes (type, sizes, max
  * entries, flags, name: BPF_OBJ_GET_INFO_BY_FD), the array is still frozen (an update fails
- * with EPERM), the trie answers longest-prefix lookups, fd 40 is still the child's, and the
- * hash takes a new entry.
+ * with EPERM), the trie answers longest-prefix lookups, fd 40 is still the child's, the
+ * hash takes a new entry, fd 45 is still read-only (O_RDONLY, an update fails with EPERM) with
+ * its entries, fd 46 still write-only (O_WRONLY, a lookup fails with EPERM) with its entries
+ * (read through a read-write fd of the same map, by its id).
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -86,6 +91,24 @@ static int map_count(int fd, size_t key_size)
 	}
 }
 
+static int map_by_id(int fd, uint32_t open_flags)
+{
+	struct bpf_map_info info;
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	memset(&info, 0, sizeof(info));
+	a.info.bpf_fd = fd;
+	a.info.info_len = sizeof(info);
+	a.info.info = (uintptr_t)&info;
+	if (bpf(BPF_OBJ_GET_INFO_BY_FD, &a))
+		return -errno;
+	memset(&a, 0, sizeof(a));
+	a.map_id = info.id;
+	a.open_flags = open_flags;
+	int got = bpf(BPF_MAP_GET_FD_BY_ID, &a);
+	return got < 0 ? -errno : got;
+}
+
 static int map_info(int fd, struct bpf_map_info *info)
 {
 	union bpf_attr a;
@@ -134,8 +157,10 @@ static void c_shared(ucontext_t *u)
 	dup2(fd, 40);
 	close(fd);
 }
+static void c_access(ucontext_t *u) { (void)u; int rw = map_by_id(45, 0); dup2(rw, 45); close(rw); }
 static const struct zoo_corruption corruptions[] = {
 	{ "hash", c_hash, 0 },
+	{ "access", c_access, 0 },
 	{ "frozen", c_frozen, 0 },
 	{ "pcpu", c_pcpu, 0 },
 	{ "lpm", c_lpm, 0 },
@@ -200,6 +225,23 @@ int main(int argc, char **argv)
 	uint32_t v8 = 8, v16 = 16, v24 = 24;
 	if (map_update(44, &k8, &v8) || map_update(44, &k16, &v16) || map_update(44, &k24, &v24))
 		zoo_die("LPM update");
+	int rw = map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 4, 0, "zoo_ro");
+	for (uint32_t k = 0; k < 4; k++) {
+		uint32_t v = k + 50;
+		if (map_update(rw, &k, &v))
+			zoo_die("array update");
+	}
+	int ro = map_by_id(rw, BPF_F_RDONLY);
+	if (ro < 0)
+		zoo_die("BPF_MAP_GET_FD_BY_ID read-only: %s", strerror(-ro));
+	close(rw);
+	zoo_place(ro, 45, O_CLOEXEC);
+	zoo_place(map_create(BPF_MAP_TYPE_HASH, 4, 4, 8, BPF_F_WRONLY, "zoo_wo"), 46, O_CLOEXEC);
+	for (uint32_t k = 1; k <= 3; k++) {
+		uint32_t v = k * 11;
+		if (map_update(46, &k, &v))
+			zoo_die("write-only update");
+	}
 	child = fork();
 	if (child == 0) {
 		for (;;)
@@ -257,9 +299,30 @@ int main(int argc, char **argv)
 	map_lookup(44, &q3, &r3);
 	CHECK("lpm", r1 == 24 && r2 == 16 && r3 == 8 && map_count(44, sizeof(struct lpm_key)) == 3,
 	      "LPM trie: 10.1.2.3 -> %u, 10.1.9.9 -> %u, 10.9.9.9 -> %u (expected 24, 16, 8)", r1, r2, r3);
+	bad = 0;
+	for (uint32_t k = 0; k < 4; k++) {
+		uint32_t v = 0;
+		bad += map_lookup(45, &k, &v) || v != k + 50;
+	}
+	uint32_t k1 = 1, v1 = 1;
+	upd = map_update(45, &k1, &v1);
+	CHECK("access", !bad && upd == -EPERM && (fcntl(45, F_GETFL) & O_ACCMODE) == O_RDONLY,
+	      "read-only map: %d wrong values, an update gave %d (-EPERM), access %#x", bad, upd,
+	      fcntl(45, F_GETFL) & O_ACCMODE);
+	int look = map_lookup(46, &k1, &v1), peer = map_by_id(46, 0);
+	bad = peer < 0;
+	for (uint32_t k = 1; peer >= 0 && k <= 3; k++) {
+		uint32_t v = 0;
+		bad += map_lookup(peer, &k, &v) || v != k * 11;
+	}
+	CHECK("access", !bad && look == -EPERM && (fcntl(46, F_GETFL) & O_ACCMODE) == O_WRONLY,
+	      "write-only map: %d wrong values, a lookup gave %d (-EPERM), access %#x", bad, look,
+	      fcntl(46, F_GETFL) & O_ACCMODE);
+	if (peer >= 0)
+		close(peer);
 	CHECK("shared", syscall(SYS_kcmp, getpid(), child, KCMP_FILE, 40, 40) == 0,
 	      "fd 40 is not the child's fd 40 (one open file since the fork)");
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	return zoo_finish("5 BPF maps: hash (shared with a child), frozen array, per-CPU array, LRU hash, LPM trie");
+	return zoo_finish("7 BPF maps: hash (shared with a child), frozen array, per-CPU array, LRU hash, LPM trie, read-only and write-only fds");
 }
