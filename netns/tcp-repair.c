@@ -149,6 +149,12 @@ int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len)
 	c->fin_received = fin_received_state(state);
 	c->fins_crossed = state == TCP_CLOSING;
 	c->has_fin_sent = c->has_fin_acked = c->has_fin_received = c->has_fins_crossed = true;
+	char urgent;
+	if (recv(sk, &urgent, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1) {
+		/* (reading the queue stops at its mark; the byte and the mark are not repairable) */
+		errno = ENOTSUP;
+		return WHY("an urgent byte (MSG_OOB) waits to be read out of band: not supported");
+	}
 	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return WHY("cannot read tcp_info");
 	if (set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ||

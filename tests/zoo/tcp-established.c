@@ -17,6 +17,8 @@
  *         connected client (fd 70 the server) with 100 bytes held back;
  *   fd 71 an epoll (level-triggered) watching the servers 62, 64 and 66 for EPOLLIN|EPOLLRDHUP,
  *         each reported ready once before the dump and left unread.
+ * --urgent: an urgent byte (MSG_OOB) sent on fd 63 waits out of band at fd 64 (the dump
+ * refuses it: tests/failure-cases.sh); the program's checks do not read it.
  * After restore and SIGTERM: the epoll reports the three servers readable at once (as the
  * kernel does for bytes that wait unread, whatever moment they came in: a restore that fills
  * a queue after the epoll's items are back must wake it); every byte arrives in order and nothing more; the connections
@@ -191,6 +193,8 @@ int main(int argc, char **argv)
 	zoo_place(s, 64, O_CLOEXEC);
 	if (fill(63, 0, in_flight_v6, 3) != in_flight_v6 || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
 		zoo_die("v6 write");
+	if (argc > 1 && !strcmp(argv[argc - 1], "--urgent") && send(63, "!", 1, MSG_OOB) != 1)
+		zoo_die("urgent byte: %s", strerror(errno));
 
 	/* fds 65/66: half closed */
 	zoo_tcp_loopback_pair(AF_INET, &c, &s);
