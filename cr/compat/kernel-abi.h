@@ -344,4 +344,10 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define SO_BUF_LOCK 72
 #endif
 
+/* net/udplite.h (not exported): a UDP-Lite socket's checksum coverage, level IPPROTO_UDPLITE */
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
+#define UDPLITE_RECV_CSCOV 11
+#endif
+
 #endif

@@ -115,6 +115,8 @@ static const struct inet_opt_desc {
 	{ IPPROTO_UDP, UDP_CORK, sizeof(int), "UDP_CORK" },
 	{ IPPROTO_UDP, UDP_SEGMENT, sizeof(int), "UDP_SEGMENT" },
 	{ IPPROTO_UDP, UDP_GRO, sizeof(int), "UDP_GRO" },
+	{ IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, sizeof(int), "UDPLITE_SEND_CSCOV" },
+	{ IPPROTO_UDPLITE, UDPLITE_RECV_CSCOV, sizeof(int), "UDPLITE_RECV_CSCOV" },
 	/* raw sockets */
 	{ IPPROTO_IP, IP_HDRINCL, sizeof(int), "IP_HDRINCL" },
 	{ SOL_RAW, ICMP_FILTER, sizeof(struct icmp_filter), "ICMP_FILTER" },
@@ -158,7 +160,7 @@ static bool applies(int level, int name, const InetSocket *in)
 		       (in->state == INET_STATE__INET_FRESH || in->state == INET_STATE__INET_BOUND);
 	if (level == IPPROTO_IPV6)
 		return family == AF_INET6;
-	if (level == IPPROTO_TCP || level == IPPROTO_UDP)
+	if (level == IPPROTO_TCP || level == IPPROTO_UDP || level == IPPROTO_UDPLITE)
 		return level == protocol && in->type != SOCK_RAW;
 	return true;
 }

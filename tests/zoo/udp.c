@@ -9,9 +9,10 @@
  *   fd 64 bound to 0.0.0.0 with a membership of group 239.1.2.3 on lo;
  *   fd 65 a fresh UDP socket;
  *   fd 66 and fd 67 bound to 127.0.0.1 and connected to each other: 66 shut for sending
- *         (SHUT_WR), 67 for receiving (SHUT_RD) with a datagram from 66 waiting.
+ *         (SHUT_WR), 67 for receiving (SHUT_RD) with a datagram from 66 waiting;
+ *   fd 68 a UDP-Lite socket with checksum coverage 20 (UDPLITE_SEND_CSCOV) and 24 (RECV).
  * After restore and SIGTERM: each datagram is read again, in order, with its size, content
- * and sender; new datagrams go both ways; the ports and options are as before; fd 64 is still
+ * and sender; new datagrams go both ways; the ports and options (fd 68's coverages too) are as before; fd 64 is still
  * a member of the group; fd 66 cannot send (EPIPE); fd 67 gives its datagram, then poll()
  * says POLLRDHUP.
  * Blocks in: nanosleep (zoo_wait loop).
@@ -129,6 +130,11 @@ int main(int argc, char **argv)
 		zoo_die("shutdown: %s", strerror(errno));
 	zoo_place(w, 66, O_CLOEXEC);
 	zoo_place(r, 67, O_CLOEXEC);
+	int lite = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE), send_cov = 20, recv_cov = 24;
+	if (lite < 0 || setsockopt(lite, IPPROTO_UDPLITE, 10 /* UDPLITE_SEND_CSCOV */, &send_cov, sizeof(int)) ||
+	    setsockopt(lite, IPPROTO_UDPLITE, 11 /* UDPLITE_RECV_CSCOV */, &recv_cov, sizeof(int)))
+		zoo_die("UDP-Lite: %s", strerror(errno));
+	zoo_place(lite, 68, O_CLOEXEC);
 	zoo_sleep_ms(50);
 
 	zoo_ready();
@@ -150,6 +156,11 @@ int main(int argc, char **argv)
 	getsockopt(61, IPPROTO_IP, IP_TOS, &got_tos, &l1);
 	getsockopt(60, SOL_SOCKET, SO_RCVBUF, &got_rcvbuf, &l2);
 	CHECK("options", got_tos == 0x20 && got_rcvbuf == 2 * rcvbuf, "tos %#x rcvbuf %d", got_tos, got_rcvbuf);
+	int cov_s = 0, cov_r = 0;
+	socklen_t l4 = sizeof(int), l5 = sizeof(int);
+	getsockopt(68, IPPROTO_UDPLITE, 10, &cov_s, &l4);
+	getsockopt(68, IPPROTO_UDPLITE, 11, &cov_r, &l5);
+	CHECK("options", cov_s == 20 && cov_r == 24, "UDP-Lite coverage %d and %d, were 20 and 24", cov_s, cov_r);
 	int no_check = 0;
 	socklen_t l3 = sizeof(int);
 	getsockopt(61, SOL_SOCKET, SO_NO_CHECK, &no_check, &l3);
