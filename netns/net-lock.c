@@ -63,6 +63,7 @@ struct net_lock_state {
 		uint64_t ino;
 		pid_t pid;
 		int fd;
+		int reuse; /* its SO_REUSEADDR before repair mode */
 	} *repaired;
 	size_t nr_repaired, repaired_alloc;
 	struct taken_error {  /* dump: the pending errors read (and so taken) from closed TCP
@@ -306,7 +307,7 @@ int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c)
 	return 0;
 }
 
-int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
+int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino, int reuse)
 {
 	struct net_lock_state *st = state_of(ctx);
 
@@ -318,7 +319,7 @@ int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino)
 		st->repaired = more;
 		st->repaired_alloc = n;
 	}
-	st->repaired[st->nr_repaired++] = (struct repaired){ ino, pid, fd };
+	st->repaired[st->nr_repaired++] = (struct repaired){ ino, pid, fd, reuse };
 	return 0;
 }
 
@@ -391,7 +392,7 @@ static void repair_mode(struct net_lock_state *st, bool on)
 		if (sk < 0 && !on)
 			pr_warn("dump pid %d fd %d: its TCP socket (inode %llu) is held by no process of "
 				"the tree any more", r->pid, r->fd, (unsigned long long)r->ino);
-		else if (sk >= 0 && tcp_repair_set(sk, on, !on))
+		else if (sk >= 0 && (on ? tcp_repair_set(sk, true, false) : tcp_repair_leave(sk, true, r->reuse)))
 			pr_warn("dump pid %d fd %d: cannot turn repair mode %s on its TCP socket: %m",
 				r->pid, r->fd, on ? "on" : "off");
 		if (sk >= 0)

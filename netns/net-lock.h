@@ -24,7 +24,7 @@ int net_lock_add(struct run_ctx *ctx, const struct nft_conn *c);
  * lock turns repair off again, reaching the socket through the tree's fds at that time; if the
  * tree is killed, its sockets close in repair mode, without a packet. -ENOMEM: not noted.
  */
-int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino);
+int net_lock_note_repaired(struct run_ctx *ctx, pid_t pid, int fd, uint64_t ino, int reuse);
 /* Dump: the pending error of the closed TCP socket at fd of pid was read, which takes it; if
  * the tree goes on (the dump failed), a warning names the socket that lost it. -ENOMEM. */
 int net_lock_note_error_taken(struct run_ctx *ctx, pid_t pid, int fd, int error);

@@ -83,6 +83,13 @@ static int set_int(int sk, int level, int name, int v)
 	return setsockopt(sk, level, name, &v, sizeof(v)) ? -errno : 0;
 }
 
+int tcp_repair_leave(int sk, bool probe, int reuse)
+{
+	int err = tcp_repair_set(sk, false, probe);
+
+	return err ? err : reuse ? set_int(sk, SOL_SOCKET, SO_REUSEADDR, reuse) : 0;
+}
+
 static int get_int(int sk, int level, int name, int *v)
 {
 	socklen_t len = sizeof(*v);

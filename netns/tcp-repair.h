@@ -12,6 +12,11 @@
 
 /* Repair mode on or off; off with a window probe (the peer answers with its window) or not. */
 int tcp_repair_set(int sk, bool on, bool probe);
+/*
+ * Repair mode off for a socket of a tree that goes on: the kernel also clears SO_REUSEADDR then
+ * (it forced reuse while in repair), so the value read before repair mode (reuse) is set again.
+ */
+int tcp_repair_leave(int sk, bool probe, int reuse);
 
 /*
  * The connection of sk (in repair mode, in state, a TCP_* state of the kernel's) into c: its

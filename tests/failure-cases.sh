@@ -2028,6 +2028,9 @@ other_cases() {
 		case_leave_running "$t"
 	done
 	case_fault after-collect memfd-secret
+	# (its connections read in repair mode: out of it again, with SO_REUSEADDR as it was)
+	DUMP_OPTS=--tcp-established case_fault after-images tcp-established
+	DUMP_OPTS=--tcp-established case_leave_running tcp-established
 	for p in secret-map-copied secret-fd-copied; do
 		STASIS_FAULT=$p dump_fails_naming dump/fault/$p memfd-secret \
 			"dump pid PID: (memfd_secret\\(\\) mapping 0x[0-9a-f]+-0x[0-9a-f]+|fd 41 \\(a memfd_secret\\(\\) file\\)): injected failure $p"

@@ -330,13 +330,16 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 		       t->pid, p->fd, self, peer, state_name(state));
 		return -ENOTSUP;
 	}
+	int reuse = 0; /* (repair mode forces reuse, and its end clears it) */
+	socklen_t reuse_len = sizeof(reuse);
+	getsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &reuse, &reuse_len);
 	if ((err = tcp_repair_set(sk, true, false))) {
 		pr_perror("dump pid %d fd %d: cannot put TCP connection %s -> %s in repair mode", t->pid,
 			  p->fd, self, peer);
 		return -errno;
 	}
-	if ((err = net_lock_note_repaired(t->ctx, t->pid, p->fd, p->st.st_ino))) {
-		tcp_repair_set(sk, false, true);
+	if ((err = net_lock_note_repaired(t->ctx, t->pid, p->fd, p->st.st_ino, reuse))) {
+		tcp_repair_leave(sk, true, reuse);
 		return err;
 	}
 	if (!(in->tcp = xzalloc(sizeof(*in->tcp))))

@@ -6,7 +6,9 @@
  *         client wrote until its send buffer was full (the server read nothing: bytes wait in
  *         the server's receive queue and in the client's send queue, not all of them sent), the
  *         server wrote 5000 bytes the client has not read; options TCP_NODELAY, IP_TOS 0x10 on
- *         the client (and TCP_THIN_LINEAR_TIMEOUTS, TCP_TX_DELAY 300), keep-alive with
+ *         the client (and TCP_THIN_LINEAR_TIMEOUTS, TCP_TX_DELAY 300), SO_REUSEADDR on both ends
+ *         (repair mode clears it: a dump that fails, or --leave-running, must set it again),
+ *         keep-alive with
  *         TCP_KEEPIDLE 77, TCP_KEEPINTVL 9, TCP_KEEPCNT 4 and TCP_INQ on the
  *         server;
  *   fd 63 client / fd 64 server over IPv6 loopback, 3000 bytes waiting each way;
@@ -178,6 +180,8 @@ int main(int argc, char **argv)
 	set_int(s, IPPROTO_TCP, TCP_INQ, 1);
 	set_int(c, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, 1);
 	set_int(c, IPPROTO_TCP, TCP_TX_DELAY, 300);
+	set_int(c, SOL_SOCKET, SO_REUSEADDR, 1);
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
 	zoo_place(c, 61, O_CLOEXEC);
 	zoo_place(s, 62, O_CLOEXEC);
 	if (fill(62, 0, s2c, 2) != s2c)
@@ -248,9 +252,10 @@ int main(int argc, char **argv)
 				 get_int(68, IPPROTO_TCP, TCP_QUICKACK) == 0 && get_int(60, IPPROTO_TCP, TCP_MAXSEG) == 1200 &&
 				 get_int(68, SOL_SOCKET, SO_BUSY_POLL) == 50 && get_int(68, SOL_SOCKET, SO_ZEROCOPY) == 1 &&
 				 get_int(62, IPPROTO_TCP, TCP_INQ) == 1 && get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS) == 1 &&
-				 get_int(61, IPPROTO_TCP, TCP_TX_DELAY) == 300,
+				 get_int(61, IPPROTO_TCP, TCP_TX_DELAY) == 300 && get_int(61, SOL_SOCKET, SO_REUSEADDR) == 1 &&
+				 get_int(62, SOL_SOCKET, SO_REUSEADDR) == 1,
 	      "nodelay %d tos %#x keepalive %d idle %d intvl %d cnt %d v6only %d reuseaddr %d defer %d cork %d "
-	      "quickack %d maxseg %d busy_poll %d zerocopy %d inq %d thin %d tx_delay %d",
+	      "quickack %d maxseg %d busy_poll %d zerocopy %d inq %d thin %d tx_delay %d reuseaddr %d/%d",
 	      get_int(61, IPPROTO_TCP, TCP_NODELAY), get_int(61, IPPROTO_IP, IP_TOS), get_int(62, SOL_SOCKET, SO_KEEPALIVE),
 	      get_int(62, IPPROTO_TCP, TCP_KEEPIDLE), get_int(62, IPPROTO_TCP, TCP_KEEPINTVL),
 	      get_int(62, IPPROTO_TCP, TCP_KEEPCNT), get_int(68, IPPROTO_IPV6, IPV6_V6ONLY),
@@ -258,7 +263,8 @@ int main(int argc, char **argv)
 	      get_int(69, IPPROTO_TCP, TCP_CORK), get_int(68, IPPROTO_TCP, TCP_QUICKACK),
 	      get_int(60, IPPROTO_TCP, TCP_MAXSEG), get_int(68, SOL_SOCKET, SO_BUSY_POLL),
 	      get_int(68, SOL_SOCKET, SO_ZEROCOPY), get_int(62, IPPROTO_TCP, TCP_INQ),
-	      get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS), get_int(61, IPPROTO_TCP, TCP_TX_DELAY));
+	      get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS), get_int(61, IPPROTO_TCP, TCP_TX_DELAY),
+	      get_int(61, SOL_SOCKET, SO_REUSEADDR), get_int(62, SOL_SOCKET, SO_REUSEADDR));
 	unsigned ready = epoll_ready();
 	CHECK("epoll", ready == EPOLL_SERVERS,
 	      "the epoll reports the servers %#x readable (fd - 60 bits), not %#x: bytes wait unread in each", ready,
