@@ -284,19 +284,20 @@ static const char *fd_what(const FdEntry *e)
 	return ops ? ops->name : "file";
 }
 
-/* The open file of entry i, opened by its kind or inherited from stasis (shared files). */
+/*
+ * The open file of entry i, opened by its kind or inherited from stasis (shared files): the
+ * inherited fd itself, which the entry takes (no process of the tree holds a shared file at two
+ * fds but by dup, FD_DUP: nothing else of the task asks for that fd again).
+ */
 static int open_entry(struct restore_task *t, const FdEntry *e)
 {
 	/* held by several processes: stasis opened it once, every process inherited it */
 	int held = e->kind == FD_KIND__FD_SHARED ? shared_file_fd(t->ctx, e->shared_pid, e->shared_fd)
 						  : shared_file_fd(t->ctx, t->pid, e->fd);
 	unsigned logged = log_errors();
-	int fd = held >= 0 ? fcntl(held, F_DUPFD_CLOEXEC, 0)
-		 : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
+	int fd = held >= 0 ? held : e->kind == FD_KIND__FD_SHARED ? -ENOENT : fd_kind_of(e->kind)->open(t, e);
 	int err;
 
-	if (held >= 0 && fd < 0)
-		fd = -errno;
 	if (fd < 0) {
 		if (e->kind == FD_KIND__FD_SHARED)
 			pr_err("restore pid %d fd %u: the file it shares with pid %u fd %u is not open: %s",
@@ -331,25 +332,79 @@ static int put_at_number(int fd, int at, bool cloexec)
 }
 
 /*
- * In the new task: open every file and put it at its number if that number is free; a file
- * whose number an fd inherited from stasis still holds goes above every number for now. Then
- * the inherited fds below the helpers are closed, those files moved to their numbers, and the
- * kinds that need every number settle. (Every file opened above first would need twice as
- * many fds as the task holds: a process of 10,000 sockets under a limit of 20,000 could not be
- * restored.)
+ * Where an fd waits for its number, which another file holds for now, without taking a number
+ * some entry of the task is to have: a number an inherited fd freed when its entry took it
+ * (freed), or the lowest free number below low_end that is no entry's, else above every number.
+ */
+struct parking {
+	const bool *target; /* per number below low_end: an entry's */
+	int low_end, next;
+	int *freed;         /* numbers below low_end, no entry's, that inherited fds left */
+	size_t nr_freed;
+};
+
+static int park(struct restore_task *t, struct parking *p, int fd)
+{
+	while (p->nr_freed) {
+		int at = p->freed[--p->nr_freed];
+		if (fcntl(at, F_GETFD) < 0 && dup3(fd, at, O_CLOEXEC) == at) {
+			close(fd);
+			return at;
+		}
+	}
+	while (p->next < p->low_end) {
+		int nfd = fcntl(fd, F_DUPFD_CLOEXEC, p->next);
+		if (nfd < 0 || nfd >= p->low_end) {
+			if (nfd >= 0)
+				close(nfd);
+			p->next = p->low_end;
+			break;
+		}
+		p->next = nfd + 1;
+		if (!p->target[nfd]) {
+			close(fd);
+			return nfd;
+		}
+		close(nfd);
+	}
+	return restore_move_high(t, fd);
+}
+
+/* The inherited fd at number was taken by its entry (moved): a number to wait at, if no entry's. */
+static void park_freed(struct parking *p, int number)
+{
+	if (number >= 0 && number < p->low_end && !p->target[number])
+		p->freed[p->nr_freed++] = number;
+}
+
+/*
+ * In the new task: open every file (an inherited one is taken, not copied) and put it at its
+ * number if that number is free; one whose number an fd inherited from stasis still holds
+ * waits at a number no entry has (park). Then the waiting files go to their numbers, the dups
+ * are made, the inherited fds left below the helpers are closed, and the kinds that need every
+ * number settle. The task never holds much more than its own fds and what it inherited: a
+ * process holding 10,000 ends of pipes (stasis's, inherited) under a limit of 20,000 fds is
+ * restored.
  */
 static int restore_fds(struct restore_task *t)
 {
 	FdTable *tab = t->fds;
-	auto_free int *tmp = NULL; /* per fd: -1: at its number already */
+	auto_free int *tmp = NULL; /* per fd: where it waits; -1: at its number already */
 	/* first helper fd (its own or a sharer's): everything below is the task's */
 	int low_end = t->args->close_from < t->sharers_low ? t->args->close_from : t->sharers_low;
+	auto_free bool *target = NULL;
 	int err;
 
 	if (t->fds_owner)
 		return 0; /* its fds are the owner's, restored by the owner */
-	if (!(tmp = xzalloc((tab->n_fds + 1) * sizeof(int))))
+	auto_free int *freed = NULL;
+	if (!(tmp = xzalloc((tab->n_fds + 1) * sizeof(int))) || !(target = xzalloc((size_t)low_end + 1)) ||
+	    !(freed = xzalloc((tab->n_fds + 1) * sizeof(int))))
 		return -ENOMEM;
+	for (size_t i = 0; i < tab->n_fds; i++)
+		if ((int)tab->fds[i]->fd < low_end)
+			target[tab->fds[i]->fd] = true;
+	struct parking parking = { target, low_end, 0, freed, 0 };
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		FdEntry *e = tab->fds[i];
 		if (e->kind == FD_KIND__FD_DUP)
@@ -364,35 +419,36 @@ static int restore_fds(struct restore_task *t)
 				return err;
 			}
 			tmp[i] = -1;
-			continue;
-		}
-		if ((tmp[i] = restore_move_high(t, fd)) < 0)
+		} else if ((tmp[i] = (int)e->fd < low_end ? park(t, &parking, fd) : restore_move_high(t, fd)) < 0) {
 			return tmp[i];
+		}
+		if (fd != (int)e->fd)
+			park_freed(&parking, fd);
 	}
+	/* (what still holds a number now is an inherited fd no entry took: replaced) */
+	for (int dups = 0; dups < 2; dups++)
+		for (size_t i = 0; i < tab->n_fds; i++) {
+			FdEntry *e = tab->fds[i];
+			if (tmp[i] == -1 || (e->kind == FD_KIND__FD_DUP) != dups)
+				continue;
+			int src = dups ? (int)e->dup_of : tmp[i];
+			if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
+				pr_perror("restore pid %d fd %u: cannot put %s at its number", t->pid, e->fd,
+					  fd_what(e));
+				return -errno;
+			}
+			if (!dups)
+				close(tmp[i]);
+		}
 	/* below the helpers, only the files at their numbers stay */
 	int from = 0;
-	for (size_t i = 0; i <= tab->n_fds; i++) {
-		int to = i < tab->n_fds ? (int)tab->fds[i]->fd : low_end;
-		if (i < tab->n_fds && tmp[i] != -1)
-			continue;
+	for (size_t i = 0; i <= tab->n_fds && from < low_end; i++) {
+		int to = i < tab->n_fds && (int)tab->fds[i]->fd < low_end ? (int)tab->fds[i]->fd : low_end;
 		if (to > from && syscall(SYS_close_range, from, to - 1, 0)) {
 			pr_perror("restore pid %d: cannot close fds %d to %d", t->pid, from, to - 1);
 			return -errno;
 		}
 		from = to + 1;
-	}
-	for (size_t i = 0; i < tab->n_fds; i++) {
-		FdEntry *e = tab->fds[i];
-		if (tmp[i] == -1)
-			continue;
-		int src = e->kind == FD_KIND__FD_DUP ? (int)e->dup_of : tmp[i];
-		if (dup3(src, e->fd, e->cloexec ? O_CLOEXEC : 0) < 0) {
-			pr_perror("restore pid %d fd %u: cannot put %s at its number", t->pid, e->fd,
-				  fd_what(e));
-			return -errno;
-		}
-		if (e->kind != FD_KIND__FD_DUP)
-			close(tmp[i]);
 	}
 	for (size_t i = 0; i < tab->n_fds; i++) {
 		const struct fd_kind_ops *ops = fd_kind_of(tab->fds[i]->kind);

@@ -188,8 +188,9 @@ static int socketpair_here(void *arg)
 	return socketpair(AF_UNIX, sp->type | SOCK_CLOEXEC, 0, sp->end) ? -errno : 0;
 }
 
-/* A pair by socketpair(), each end bound to its name. */
-static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[2], struct unix_file made[2])
+/* A pair by socketpair() (premade: its ends made already, taken), each end bound to its name. */
+static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[2], struct unix_file made[2],
+			int *premade)
 {
 	const UnixEnd *ends[2] = { u->a, u->b };
 	char name[UNIX_NAME_MAX + 2];
@@ -198,8 +199,12 @@ static int pair_by_name(const struct unix_state *st, const UnixPair *u, int end[
 	int err;
 
 	/* socketpair() gives both ends its caller's credentials: those of one end, both if the same */
-	if ((err = unix_end_cred(u->a, &as) ? unix_run_as(st->ctx, &as, -1, NULL, socketpair_here, &sp, sizeof(sp))
-					     : socketpair_here(&sp))) {
+	if (premade) {
+		sp.end[0] = premade[0];
+		sp.end[1] = premade[1];
+		premade[0] = premade[1] = -1;
+	} else if ((err = unix_end_cred(u->a, &as) ? unix_run_as(st->ctx, &as, -1, NULL, socketpair_here, &sp, sizeof(sp))
+						     : socketpair_here(&sp))) {
 		end[0] = end[1] = -1;
 		return err;
 	}
@@ -242,15 +247,81 @@ static int pair_listener(const struct unix_state *st, const UnixPair *u, const F
 	return ls;
 }
 
-/* One pair's two ends made (*made: files made for their names). */
-static int pair_ends(struct unix_state *st, const UnixPair *u, int end[2], struct unix_file made[2])
+/*
+ * The pairs that socketpair() makes (no listener accepted an end) with the credentials of the
+ * same maker: made together, in one run of a helper with the maker's pid and ids (unix_run_as
+ * forks one per run; one per pair made a process of thousands of pairs slow to restore).
+ * premade[2 * i], [2 * i + 1]: pair i's ends, -1 where it is made by itself.
+ */
+struct pair_batch {
+	size_t n;
+	struct {
+		int type, end[2];
+	} p[];
+};
+
+static int socketpairs_here(void *arg)
+{
+	struct pair_batch *b = arg;
+
+	for (size_t k = 0; k < b->n; k++)
+		if (socketpair(AF_UNIX, b->p[k].type | SOCK_CLOEXEC, 0, b->p[k].end))
+			return -errno;
+	return 0;
+}
+
+static bool premade_cred(void *arg, size_t j, struct unix_cred *c)
+{
+	struct unix_state *st = arg;
+	const UnixPair *u = st->rst->pairs[j];
+	const FdEntry *l;
+	bool b_accepted;
+
+	return !unix_pair_by_root(st, u) && pair_listener(st, u, &l, &b_accepted) < 0 && unix_end_cred(u->a, c);
+}
+
+static int premake_pairs(struct unix_state *st, int *premade)
+{
+	size_t n = st->rst->n_pairs;
+	auto_free bool *taken = xzalloc(n + 1);
+	auto_free size_t *at = xreallocarray(NULL, n + 1, sizeof(*at));
+
+	if (!taken || !at)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct unix_cred as;
+		size_t k = unix_cred_group(n, i, taken, premade_cred, st, at, &as);
+		if (!k)
+			continue;
+		size_t size = sizeof(struct pair_batch) + k * sizeof(((struct pair_batch *)0)->p[0]);
+		auto_free struct pair_batch *b = xzalloc(size);
+		if (!b)
+			return -ENOMEM;
+		b->n = k;
+		for (size_t j = 0; j < k; j++) {
+			b->p[j].type = (int)st->rst->pairs[at[j]]->type;
+			b->p[j].end[0] = b->p[j].end[1] = -1;
+		}
+		int err = unix_run_as(st->ctx, &as, -1, NULL, socketpairs_here, b, size);
+		for (size_t j = 0; j < k; j++) { /* (the caller closes them if this failed) */
+			premade[2 * at[j]] = b->p[j].end[0];
+			premade[2 * at[j] + 1] = b->p[j].end[1];
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* One pair's two ends made (*made: files made for their names; premade: its ends, or NULL). */
+static int pair_ends(struct unix_state *st, const UnixPair *u, int end[2], struct unix_file made[2], int *premade)
 {
 	const FdEntry *l;
 	bool b_accepted;
 	int err, ls = pair_listener(st, u, &l, &b_accepted);
 
 	if (ls < 0)
-		return pair_by_name(st, u, end, made);
+		return pair_by_name(st, u, end, made, premade);
 	if (!b_accepted)
 		return accept_again(st, ls, l, u->a, u->b, end, &made[1]);
 	int swapped[2];
@@ -269,8 +340,8 @@ static void ends_undo(const struct unix_state *st, int end[2], struct unix_file 
 	}
 }
 
-/* One pair again, both ends held. */
-static int make_pair(struct unix_state *st, const UnixPair *u)
+/* One pair again, both ends held (premade: its ends made already, or NULL). */
+static int make_pair(struct unix_state *st, const UnixPair *u, int *premade)
 {
 	struct unix_file made[2] = { { 0 }, { 0 } };
 	int end[2], err;
@@ -278,7 +349,7 @@ static int make_pair(struct unix_state *st, const UnixPair *u)
 	if (unix_pair_by_root(st, u)) /* its ends stand in until the root has made them */
 		return unix_hold_stand_in(st, u->a->ino, u->id, u->type) ?:
 		       unix_hold_stand_in(st, u->b->ino, u->id, u->type);
-	err = pair_ends(st, u, end, made);
+	err = pair_ends(st, u, end, made, premade);
 	if (!err) {
 		err = unix_hold(st, u->a->ino, u->id, end[0], NULL);
 		end[0] = -1; /* held, or closed by unix_hold */
@@ -324,7 +395,7 @@ int unix_remake_pairs(struct unix_state *st)
 
 		if (!unix_pair_by_root(st, u))
 			continue;
-		if (!(err = pair_ends(st, u, end, made)) &&
+		if (!(err = pair_ends(st, u, end, made, NULL)) &&
 		    !(err = unix_held_replace(st, u->id, u->a->ino, &end[0])))
 			err = unix_held_replace(st, u->id, u->b->ino, &end[1]);
 		if (err) {
@@ -339,14 +410,26 @@ int unix_remake_pairs(struct unix_state *st)
 
 int unix_make_pairs(struct unix_state *st)
 {
-	for (size_t i = 0; i < st->rst->n_pairs; i++) {
-		unsigned logged = log_errors();
-		int err = make_pair(st, st->rst->pairs[i]);
-		if (err)
-			return log_unnamed(logged, err, "restore: cannot make unix socket pair %llu again",
-					   (unsigned long long)st->rst->pairs[i]->id);
+	size_t n = st->rst->n_pairs;
+	auto_free int *premade = xreallocarray(NULL, 2 * n + 1, sizeof(*premade));
+	int err;
+
+	if (!premade)
+		return -ENOMEM;
+	memset(premade, -1, (2 * n + 1) * sizeof(*premade));
+	unsigned logged = log_errors();
+	if ((err = premake_pairs(st, premade)))
+		log_unnamed(logged, err, "restore: cannot make unix socket pairs again");
+	for (size_t i = 0; i < n && !err; i++) {
+		logged = log_errors();
+		if ((err = make_pair(st, st->rst->pairs[i], premade[2 * i] >= 0 ? &premade[2 * i] : NULL)))
+			log_unnamed(logged, err, "restore: cannot make unix socket pair %llu again",
+				    (unsigned long long)st->rst->pairs[i]->id);
 	}
-	return 0;
+	for (size_t k = 0; k < 2 * n; k++) /* (those of pairs not reached) */
+		if (premade[k] >= 0)
+			close(premade[k]);
+	return err;
 }
 
 /* A byte its survivor does not read: closing it then sets ECONNRESET there (stream, seqpacket). */

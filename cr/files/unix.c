@@ -563,10 +563,19 @@ const struct tree_object_ops tree_unix_sockets = {
 	.undo = undo_sockets,
 };
 
+/*
+ * The socket stasis made: in a new task, its inherited fd taken as it is (the task holds it
+ * once: its other fds of it are dups), so that the task does not hold it twice while its fds
+ * are put in place; in stasis (a socket several processes share, cr/files/shared.c), a copy.
+ */
 static int open_held(struct restore_task *t, const FdEntry *e)
 {
 	int fd = unix_held_fd(unix_state_of(t->ctx), e->sock_ino);
-	return fd < 0 ? -ENOENT : unix_dup_held(fd, e->flags);
+	if (fd < 0)
+		return -ENOENT;
+	if (!t->args) /* (stasis itself: its restorer's arguments are the new task's) */
+		return unix_dup_held(fd, e->flags);
+	return fcntl(fd, F_SETFL, e->flags & O_NONBLOCK) || fcntl(fd, F_SETFD, FD_CLOEXEC) ? -errno : fd;
 }
 
 /* Made by stasis before the tree; or, from an image without sock_ino, bound here. */
