@@ -60,6 +60,11 @@ static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *
 				   &e->sock_dir, &st, &e->sock_file_renamed)))
 		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
+	if (gone && named->name[0] != '/')
+		pr_warn("dump pid %d fd %d: unix socket bound to the relative name %.*s, which leads to no "
+			"file of its from its working directory (removed, or bound from another directory): "
+			"restored with its name and no file, none can reach it by path", t->pid, p->fd,
+			(int)named->name_len, named->name);
 	if (!gone && named->has_vfs) {
 		e->has_sock_file_mode = e->has_sock_file_uid = e->has_sock_file_gid = true;
 		e->sock_file_mode = st.st_mode & 07777;
