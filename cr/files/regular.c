@@ -127,21 +127,20 @@ static bool mount_of_task(pid_t pid, uint64_t mnt_id)
 }
 
 /*
- * The file the fd's path leads to now, from the process's root, is its file: a mount made over
- * it (or over a directory above it) since it was opened hides it, and the path would open the
- * one on top at restore.
+ * The file the fd's path leads to now is its file: a mount made over it (or over a directory
+ * above it) since it was opened hides it, and the path would open the one on top at restore.
+ * The path is as stasis sees it (the process may be chrooted: restore opens it from the tree's
+ * root too); in a mount namespace other than stasis's, not checked (its mounts are made again).
  */
 static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p)
 {
-	char root[64];
-	struct stat now;
+	char ns[64];
+	struct stat now, its_ns, own_ns;
 
-	snprintf(root, sizeof(root), "/proc/%d/root", t->pid);
-	auto_close int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return 0; /* (said by whatever reads the process next) */
-	int r = fstatat(dir, p->link[1] ? p->link + 1 : ".", &now,
-			S_ISLNK(p->st.st_mode) ? AT_SYMLINK_NOFOLLOW : 0);
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", t->pid);
+	if (stat(ns, &its_ns) || stat("/proc/self/ns/mnt", &own_ns) || its_ns.st_ino != own_ns.st_ino)
+		return 0;
+	int r = fstatat(AT_FDCWD, p->link, &now, S_ISLNK(p->st.st_mode) ? AT_SYMLINK_NOFOLLOW : 0);
 	if (r && errno != ENOENT && errno != ENOTDIR)
 		return 0;
 	if (!r && now.st_dev == p->st.st_dev && now.st_ino == p->st.st_ino)
