@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +226,21 @@ int task_fd_copy(pid_t pid, int fd)
 	copy = copy < 0 ? -errno : copy;
 	close(pidfd);
 	return copy;
+}
+
+int sock_buf_room(int sk, int opt, int force_opt, size_t need)
+{
+	int want = need > INT_MAX / 2 ? INT_MAX / 2 : (int)need, have;
+	socklen_t len = sizeof(have);
+
+	if (getsockopt(sk, SOL_SOCKET, opt, &have, &len))
+		return -errno;
+	if (have / 2 >= want) /* (the kernel doubles what it is given) */
+		return 0;
+	if (!setsockopt(sk, SOL_SOCKET, opt, &want, sizeof(want)) &&
+	    !getsockopt(sk, SOL_SOCKET, opt, &have, &len) && have / 2 >= want)
+		return 0;
+	return setsockopt(sk, SOL_SOCKET, force_opt, &want, sizeof(want)) ? -errno : 0;
 }
 
 int send_with_fd(int sk, const void *msg, size_t len, int fd)

@@ -65,6 +65,13 @@ bool ends_with(const char *s, const char *suffix);
  * flags): NULL with errno set if it cannot be. */
 DIR *opendir_at(int dirfd, const char *name, int flags);
 
+/*
+ * Socket sk's buffer (opt: SO_SNDBUF or SO_RCVBUF) made to hold need bytes: through the plain
+ * option where net.core.[rw]mem_max allows (all that a process of a user namespace may do),
+ * else force_opt (SO_SNDBUFFORCE, SO_RCVBUFFORCE). 0 (also if it held them already), or -errno.
+ */
+int sock_buf_room(int sk, int opt, int force_opt, size_t need);
+
 /* One message of len bytes on socket sk, with fd riding along (SCM_RIGHTS; -1: none):
  * 0 or -errno (-EIO: sent short). */
 int send_with_fd(int sk, const void *msg, size_t len, int fd);

@@ -278,25 +278,6 @@ static int wake_readers(int sk)
 	return 0;
 }
 
-/*
- * The socket's buffer grows if the saved queue would not fit in it: through the plain option
- * where net.core.[rw]mem_max allows (all that a process of a user namespace may do), else
- * SO_*BUFFORCE.
- */
-static int make_room(int sk, int opt, int force_opt, size_t need)
-{
-	int have;
-
-	if (get_int(sk, SOL_SOCKET, opt, &have))
-		return -errno;
-	if ((size_t)have / 2 >= need + CHUNK_MAX)
-		return 0;
-	if (!set_int(sk, SOL_SOCKET, opt, need + CHUNK_MAX) && !get_int(sk, SOL_SOCKET, opt, &have) &&
-	    (size_t)have / 2 >= need + CHUNK_MAX)
-		return 0;
-	return set_int(sk, SOL_SOCKET, force_opt, need + CHUNK_MAX);
-}
-
 int tcp_repair_make_ended(int sk, const TcpConn *c, const struct sockaddr *src, socklen_t src_len,
 			  const struct sockaddr *dst, socklen_t dst_len, char *why, size_t why_len)
 {
@@ -315,7 +296,7 @@ int tcp_repair_make_ended(int sk, const TcpConn *c, const struct sockaddr *src, 
 		return WHY("cannot set the sequence numbers");
 	if (connect(sk, dst, dst_len))
 		return WHY("cannot connect in repair mode");
-	if (unread && (make_room(sk, SO_RCVBUF, SO_RCVBUFFORCE, unread) ||
+	if (unread && (sock_buf_room(sk, SO_RCVBUF, SO_RCVBUFFORCE, unread + CHUNK_MAX) ||
 		       fill_queue(sk, TCP_RECV_QUEUE, c->in_queue.data, unread)))
 		return WHY("cannot refill its receive queue (%zu bytes)", unread);
 	return 0;
@@ -380,8 +361,8 @@ int tcp_repair_fill(int sk, const TcpConn *c, char *why, size_t why_len)
 {
 	size_t sent = c->out_queue.len - c->unsent; /* into the send queue in repair mode */
 
-	if (make_room(sk, SO_RCVBUF, SO_RCVBUFFORCE, c->in_queue.len) ||
-	    make_room(sk, SO_SNDBUF, SO_SNDBUFFORCE, c->out_queue.len))
+	if (sock_buf_room(sk, SO_RCVBUF, SO_RCVBUFFORCE, c->in_queue.len + CHUNK_MAX) ||
+	    sock_buf_room(sk, SO_SNDBUF, SO_SNDBUFFORCE, c->out_queue.len + CHUNK_MAX))
 		return WHY("cannot make its buffers large enough for its queues");
 	if (fill_queue(sk, TCP_RECV_QUEUE, c->in_queue.data, c->in_queue.len))
 		return WHY("cannot refill its receive queue (%zu bytes)", c->in_queue.len);

@@ -24,7 +24,6 @@
  * are the tree's.
  */
 #include <errno.h>
-#include <limits.h>
 #include <sched.h>
 #include <poll.h>
 #include <stddef.h>
@@ -377,31 +376,24 @@ static int send_msg(const struct unix_state *st, int from, const struct sockaddr
 /*
  * What a sender has queued counts against its send buffer: a queue its peer stopped reading
  * can hold more than the buffer took in one send (the last write that filled it went whole).
- * The sender's buffer is made room enough for the queue (SO_SNDBUFFORCE) while it is sent
- * again, then has its own size and locks (SO_BUF_LOCK, which the forced size sets) back: the
- * queue above it again, as it was.
+ * The sender's buffer is made room for the queue while it is sent again (sock_buf_room), then
+ * has its own size and locks (SO_BUF_LOCK, which setting a size sets) back: the queue above it
+ * again, as it was.
  */
 struct sndbuf_saved {
 	int size, locks; /* size 0: left as it was */
-	int opt;         /* SO_SNDBUFFORCE, or SO_SNDBUF where that is refused (a user namespace's) */
 };
 
 static int sndbuf_grow(int from, size_t bytes, struct sndbuf_saved *had)
 {
 	socklen_t len = sizeof(int), len2 = sizeof(int);
-	int room = bytes > INT_MAX / 4 ? INT_MAX / 4 : (int)bytes + (64 << 10);
+	int err;
 
 	if (getsockopt(from, SOL_SOCKET, SO_SNDBUF, &had->size, &len) ||
 	    getsockopt(from, SOL_SOCKET, SO_BUF_LOCK, &had->locks, &len2))
-		return had->size = 0, -errno;
-	if (had->size >= 2 * room)
-		return had->size = 0;
-	had->opt = SO_SNDBUFFORCE;
-	int err = setsockopt(from, SOL_SOCKET, had->opt, &room, sizeof(room)) ? -errno : 0;
-	if (err == -EPERM) {
-		had->opt = SO_SNDBUF; /* up to net.core.wmem_max */
-		err = setsockopt(from, SOL_SOCKET, had->opt, &room, sizeof(room)) ? -errno : 0;
-	}
+		err = -errno;
+	else
+		err = sock_buf_room(from, SO_SNDBUF, SO_SNDBUFFORCE, bytes + (64 << 10));
 	if (err)
 		had->size = 0;
 	return err;
@@ -413,7 +405,8 @@ static int sndbuf_put_back(int from, const struct sndbuf_saved *had)
 
 	if (!had->size)
 		return 0;
-	if (setsockopt(from, SOL_SOCKET, had->opt, &half, sizeof(half)) ||
+	if ((setsockopt(from, SOL_SOCKET, SO_SNDBUFFORCE, &half, sizeof(half)) &&
+	     (errno != EPERM || setsockopt(from, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half)))) ||
 	    setsockopt(from, SOL_SOCKET, SO_BUF_LOCK, &had->locks, sizeof(had->locks))) {
 		pr_perror("restore: cannot give the sender its send buffer of %d bytes back", had->size);
 		return -errno;
@@ -424,9 +417,9 @@ static int sndbuf_put_back(int from, const struct sndbuf_saved *had)
 int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr_un *to,
 		    socklen_t to_len, UnixMsg *const *msgs, size_t n)
 {
-	struct sndbuf_saved had = { 0, 0, 0 };
+	struct sndbuf_saved had = { 0, 0 };
 	size_t bytes = 0;
-	int err = 0;
+	int err;
 
 	for (size_t i = 0; i < n; i++)
 		bytes += msgs[i]->data.len;
@@ -441,8 +434,7 @@ int unix_queue_send(const struct unix_state *st, int from, const struct sockaddr
 				    "files) again", i + 1, n, msgs[i]->data.len, msgs[i]->n_files);
 	}
 	int put_back = sndbuf_put_back(from, &had);
-	err = err ? err : put_back;
-	return err;
+	return err ? err : put_back;
 }
 
 /* A socket bearing the sender's name: the tree's own, else one bound to it for now (in a scratch
