@@ -476,10 +476,10 @@ pid_t pstree_pid_seen_by(const Inventory *inv, const TreeEntry *e, uint32_t pid)
  */
 static bool group_outside_ns(const Inventory *inv, const TreeEntry *e)
 {
+	if (!e->n_nested_pids || e->pgid == e->pid)
+		return false;
 	const TreeEntry *leader = find_entry(inv->tree, inv->n_tree, e->pgid);
-
-	return e->n_nested_pids && e->pgid != e->pid &&
-	       (!leader || leader->n_nested_pids < e->n_nested_pids);
+	return !leader || leader->n_nested_pids < e->n_nested_pids;
 }
 
 int pstree_validate(struct restore_tree *rt)
@@ -491,7 +491,8 @@ int pstree_validate(struct restore_tree *rt)
 		struct restore_task *t = pstree_task(rt, e->pid);
 		bool has_images = t != NULL;
 		bool live = !e->zombie && !e->group_helper;
-		bool parent_known = i == 0 || find_entry(inv->tree, i, e->ppid);
+		const TreeEntry *parent = i ? find_entry(inv->tree, i, e->ppid) : NULL;
+		bool parent_known = i == 0 || parent;
 		if (t && !parent_holds_table(rt, e, t)) {
 			pr_err("image fds-%u.img: it shares the fd table of pid %u, which its parent pid %u "
 			       "does not hold", e->pid, t->fds->table_of, e->ppid);
@@ -509,7 +510,6 @@ int pstree_validate(struct restore_tree *rt)
 			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);
 			return -EINVAL;
 		}
-		const TreeEntry *parent = i ? find_entry(inv->tree, i, e->ppid) : NULL;
 		if (group_outside_ns(inv, e) && (!parent || parent->pgid != e->pgid)) {
 			pr_err("restore pid %u: in a PID namespace nested in the tree's, it is in process "
 			       "group %u, outside that namespace and not its parent's: it cannot be put "

@@ -110,6 +110,11 @@ bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id)
 	return !ns;
 }
 
+bool mount_ns_is_stasis(const struct run_ctx *ctx)
+{
+	return !state_of(ctx)->ns;
+}
+
 int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, const struct stat *st,
 		     char *path, size_t len)
 {

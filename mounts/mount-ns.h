@@ -11,6 +11,8 @@
 
 /* Dump: is mount mnt_id (fdinfo's mnt_id) one of the tree's? True if it has no namespace. */
 bool mount_ns_holds(const struct run_ctx *ctx, uint64_t mnt_id);
+/* Dump: is the tree in stasis's own mount namespace (no mount table of its own)? */
+bool mount_ns_is_stasis(const struct run_ctx *ctx);
 /*
  * Dump: a file open on a mount outside the tree's namespace, link its path there (relative to
  * that mount): the path in the tree (below one of its mount points) that reaches the very same

@@ -601,14 +601,13 @@ static int open_bpf_map(struct restore_task *t, const FdEntry *e)
 		struct bpf_map_info info = { 0 };
 		int err = obj_info(fd, &info, sizeof(info));
 		int again = err ? err : map_fd_by_id(info.id, access == O_WRONLY ? BPF_F_WRONLY : BPF_F_RDONLY);
+		close(fd);
 		if (again < 0) {
 			pr_err("restore pid %d fd %u: cannot open its BPF map '%s' again %s: %s", t->pid, e->fd,
 			       m->name ? m->name : "", access == O_WRONLY ? "write-only" : "read-only",
 			       strerror(-again));
-			close(fd);
 			return again;
 		}
-		close(fd);
 		fd = again;
 	}
 	if ((e->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK))

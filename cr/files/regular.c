@@ -130,17 +130,14 @@ static bool mount_of_task(pid_t pid, uint64_t mnt_id)
  * The file the fd's path leads to now is its file: a mount made over it (or over a directory
  * above it) since it was opened hides it, and the path would open the one on top at restore.
  * The path is as stasis sees it (the process may be chrooted: restore opens it from the tree's
- * root too); in a mount namespace other than stasis's, not checked (its mounts are made again).
+ * root too). Asked by the caller only for a process in stasis's mount namespace (a tree's own
+ * mounts, and those of the namespaces nested in it, are made again).
  */
 static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p)
 {
-	char ns[64];
-	struct stat now, its_ns, own_ns;
-
-	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", t->pid);
-	if (stat(ns, &its_ns) || stat("/proc/self/ns/mnt", &own_ns) || its_ns.st_ino != own_ns.st_ino)
-		return 0;
+	struct stat now;
 	int r = fstatat(AT_FDCWD, p->link, &now, S_ISLNK(p->st.st_mode) ? AT_SYMLINK_NOFOLLOW : 0);
+
 	if (r && errno != ENOENT && errno != ENOTDIR)
 		return 0;
 	if (!r && now.st_dev == p->st.st_dev && now.st_ino == p->st.st_ino)
@@ -176,7 +173,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		gone = false;
 	}
 	/* (a memory device is the same device by whatever path: its number is checked) */
-	uint64_t mnt_id;
+	uint64_t mnt_id = 0;
 	bool outside = fdinfo_u64(p->info, "mnt_id:", 10, &mnt_id) && !mount_ns_holds(t->ctx, mnt_id) &&
 		       !mount_nested_holds(t->ctx, mnt_id);
 	char tree_path[PATH_MAX];
@@ -231,7 +228,8 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       p->link);
 		return -ENOTSUP;
 	}
-	int hidden = !dead && !gone && !outside && !memdev && saved_path == p->link ? same_file_by_path(t, p) : 0;
+	bool in_stasis_ns = mount_ns_is_stasis(t->ctx) && !mount_nested_holds(t->ctx, mnt_id);
+	int hidden = !dead && !gone && !memdev && in_stasis_ns && saved_path == p->link ? same_file_by_path(t, p) : 0;
 	if (hidden)
 		return hidden;
 	if (!(e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
