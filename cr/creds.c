@@ -1,7 +1,8 @@
 /*
  * Credentials of each thread: uids and gids (real, effective, saved, filesystem),
  * supplementary groups, and the capability sets (inheritable, permitted, effective,
- * bounding, ambient), from /proc/PID/task/TID/status. The restorer blob makes every thread
+ * bounding, ambient), from /proc/PID/task/TID/status, and the secure bits (asked by
+ * cr/proc-attrs.c and cr/threads.c: only the thread itself can tell them). The restorer blob makes every thread
  * take on its own as its last step, once nothing more needs the engine's privileges, so that
  * a daemon that dropped root comes back without it. In a user namespace of the tree's own,
  * the images hold host ids and each thread takes on their names there (cr/user-ns.c).
@@ -125,18 +126,30 @@ static int unknown_capability(const Creds *c)
 	return -1;
 }
 
+/* SECBIT_* with their locks: 0-5 (KEEP_CAPS, NOROOT, NO_SETUID_FIXUP), 6-7
+ * (NO_CAP_AMBIENT_RAISE), 8-11 (EXEC_RESTRICT_FILE, EXEC_DENY_INTERACTIVE: Linux 6.14) */
+#define KNOWN_SECUREBITS 0xfffu
+
 static int validate_creds(struct restore_task *t)
 {
-	bool ok = creds_valid(t->core->creds);
-	int unknown = unknown_capability(t->core->creds);
+	const TaskCore *c = t->core;
+	bool ok = creds_valid(c->creds);
+	int unknown = unknown_capability(c->creds);
+	uint32_t bits = c->securebits;
 
-	for (size_t i = 0; ok && i < t->core->n_threads; i++) {
-		ok = creds_valid(t->core->threads[i]->creds);
+	for (size_t i = 0; i < c->n_threads; i++) {
+		ok = ok && creds_valid(c->threads[i]->creds);
 		if (unknown < 0)
-			unknown = unknown_capability(t->core->threads[i]->creds);
+			unknown = unknown_capability(c->threads[i]->creds);
+		bits |= c->threads[i]->securebits;
 	}
 	if (!ok) {
 		pr_err("image core-%d.img: a thread's credentials are invalid", t->pid);
+		return -EINVAL;
+	}
+	if (bits & ~KNOWN_SECUREBITS) {
+		pr_err("image core-%d.img: a thread's secure bits (%#x) are not all SECBIT_* flags",
+		       t->pid, bits);
 		return -EINVAL;
 	}
 	if (unknown >= 0) {
@@ -150,8 +163,8 @@ static int validate_creds(struct restore_task *t)
 	return 0;
 }
 
-static int creds_to_args(struct restore_task *t, const Creds *c, struct rst_creds *out,
-			 uint32_t cap_last)
+static int creds_to_args(struct restore_task *t, const Creds *c, uint32_t securebits,
+			 struct rst_creds *out, uint32_t cap_last)
 {
 	memset(out, 0, sizeof(*out));
 	if (!c)
@@ -178,6 +191,7 @@ static int creds_to_args(struct restore_task *t, const Creds *c, struct rst_cred
 	out->cap_bnd = c->cap_bnd;
 	out->cap_amb = c->cap_amb;
 	out->cap_last = cap_last;
+	out->securebits = securebits;
 	return 0;
 }
 
@@ -200,10 +214,11 @@ static int restore_creds(struct restore_task *t)
 	struct rst_thread *th = (struct rst_thread *)((char *)a + a->threads_off);
 	uint32_t cap_last = cap_max_bits() - 1;
 
-	int err = creds_to_args(t, t->core->creds, &a->creds, cap_last);
+	const TaskCore *c = t->core;
+	int err = creds_to_args(t, c->creds, c->securebits, &a->creds, cap_last);
 
-	for (size_t i = 0; !err && i < t->core->n_threads; i++)
-		err = creds_to_args(t, t->core->threads[i]->creds, &th[i].creds, cap_last);
+	for (size_t i = 0; !err && i < c->n_threads; i++)
+		err = creds_to_args(t, c->threads[i]->creds, c->threads[i]->securebits, &th[i].creds, cap_last);
 	return err;
 }
 

@@ -30,17 +30,17 @@
 /*
  * What only the task itself tells (another uid's limits need CAP_SYS_RESOURCE from outside;
  * prctl answers for the caller), asked in one list of injected syscalls: every rlimit, every
- * interval timer, two prctl values through a pointer, four returned.
+ * interval timer, two prctl values through a pointer, five returned.
  */
 static const int by_pointer[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
-static const int returned[4] = { PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, PR_GET_THP_DISABLE,
-				 PR_GET_TIMERSLACK };
+static const int returned[5] = { PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, PR_GET_THP_DISABLE,
+				 PR_GET_TIMERSLACK, PR_GET_SECUREBITS };
 enum {
 	ASK_RLIMIT = 0,
 	ASK_ITIMER = ASK_RLIMIT + RLIM_NLIMITS,
 	ASK_BY_POINTER = ASK_ITIMER + NR_ITIMERS,
 	ASK_RETURNED = ASK_BY_POINTER + 2,
-	NR_ASKS = ASK_RETURNED + 4,
+	NR_ASKS = ASK_RETURNED + 5,
 };
 struct attr_answers {
 	struct rlimit rlimits[RLIM_NLIMITS];
@@ -64,7 +64,7 @@ static int ask_attrs(struct dump_task *t, int64_t ret[NR_ASKS], struct attr_answ
 	for (int k = 0; k < 2; k++)
 		calls[ASK_BY_POINTER + k] = (struct inject_call){
 			SYS_prctl, { by_pointer[k], at + offsetof(struct attr_answers, by_pointer[k]) } };
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 5; k++)
 		calls[ASK_RETURNED + k] = (struct inject_call){ SYS_prctl, { returned[k] } };
 	if ((err = inject_syscalls(&t->inj, calls, NR_ASKS, ret, a, sizeof(*a))))
 		return log_unnamed(logged, err, "dump pid %d: cannot run syscalls inside it", t->pid);
@@ -140,6 +140,8 @@ static void dump_prctl_flags(struct dump_task *t, const int64_t ret[NR_ASKS],
 	c->no_new_privs = ret[ASK_RETURNED + 1];
 	c->thp_disable = ret[ASK_RETURNED + 2];
 	c->timer_slack_ns = ret[ASK_RETURNED + 3];
+	c->has_securebits = true; /* restored with the credentials (cr/creds.c) */
+	c->securebits = ret[ASK_RETURNED + 4];
 }
 
 static int dump_attrs(struct dump_task *t)

@@ -370,6 +370,7 @@ CRAFTED=(
 	"core-cwd-dotdot|image core-PID\.img: cwd '/tmp/\.\./\.\.' or root '/' is not an absolute path free of '\.\.'"
 	"core-other-pid|image core-PID\.img: holds pid [0-9]+"
 	"core-controls-tsc|image core-PID\.img: TSC setting 7 is neither PR_TSC_ENABLE nor PR_TSC_SIGSEGV"
+	"core-securebits|image core-PID\.img: a thread's secure bits \(0x10000\) are not all SECBIT_\* flags"
 	"pagemap-run-outside|image pagemap-PID\.img: run 0 \(0x1000, [0-9]+ pages\) does not fit the saved memory layout"
 	"pagemap-more-pages|image pagemap-PID\.img: runs hold [0-9]+ pages, header says [0-9]+"
 )

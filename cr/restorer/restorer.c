@@ -454,18 +454,31 @@ static void create_posix_timers(struct restorer_args *a)
 #define PR_CAP_AMBIENT_RAISE 2
 #endif
 
-/*
- * The calling thread takes on its saved credentials, as root still can: groups, gids, the
- * bounding set, uids (keeping its capabilities across the change), then its capability sets
- * and ambient ones. Raw system calls: each thread sets its own.
- */
-static void take_creds(struct restorer_args *a, const struct rst_creds *c)
+#define SECBIT_NO_SETUID_FIXUP_ (1u << 2)
+#define CAP_SETPCAP_ 8
+
+static long set_caps(uint64_t eff, uint64_t prm, uint64_t inh)
 {
 	struct { uint32_t version; int pid; } hdr = { CAP_V3, 0 };
 	struct { uint32_t eff, prm, inh; } data[2] = {
-		{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
-		{ (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32), (uint32_t)(c->cap_inh >> 32) },
+		{ (uint32_t)eff, (uint32_t)prm, (uint32_t)inh },
+		{ (uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32) },
 	};
+
+	return raw_syscall2(__NR_capset, &hdr, data);
+}
+
+/*
+ * The calling thread takes on its saved credentials, as root still can: groups, gids, the
+ * bounding set, uids (with the kernel's fixups of the capability sets off meanwhile), its
+ * capability sets and ambient ones (CAP_SETPCAP kept for a moment), then its secure bits
+ * (which need CAP_SETPCAP, and may forbid raising ambient ones), and only then its
+ * capability sets without CAP_SETPCAP if it had not got it. Raw system calls: each thread
+ * sets its own.
+ */
+static void take_creds(struct restorer_args *a, const struct rst_creds *c)
+{
+	const uint64_t setpcap = 1ull << CAP_SETPCAP_;
 	long r;
 
 	if (!c->set)
@@ -478,17 +491,20 @@ static void take_creds(struct restorer_args *a, const struct rst_creds *c)
 	for (uint32_t cap = 0; cap <= c->cap_last && cap < 64; cap++)
 		if (!(c->cap_bnd & (1ull << cap)) && (r = raw_syscall2(__NR_prctl, PR_CAPBSET_DROP, cap)))
 			fail(a, RST_STEP_CREDS, r, 3);
-	if ((r = raw_syscall2(__NR_prctl, PR_SET_KEEPCAPS, 1)) ||
+	if ((r = raw_syscall2(__NR_prctl, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP_)) ||
 	    (r = raw_syscall3(__NR_setresuid, c->uids[0], c->uids[1], c->uids[2])))
 		fail(a, RST_STEP_CREDS, r, 4);
 	raw_syscall1(__NR_setfsuid, c->uids[3]);
-	raw_syscall2(__NR_prctl, PR_SET_KEEPCAPS, 0);
-	if ((r = raw_syscall2(__NR_capset, &hdr, data)))
+	if ((r = set_caps(c->cap_eff | setpcap, c->cap_prm | setpcap, c->cap_inh)))
 		fail(a, RST_STEP_CREDS, r, 5);
 	for (uint32_t cap = 0; cap <= c->cap_last && cap < 64; cap++)
 		if ((c->cap_amb & (1ull << cap)) &&
 		    (r = raw_syscall5(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)))
 			fail(a, RST_STEP_CREDS, r, 6);
+	if ((r = raw_syscall2(__NR_prctl, PR_SET_SECUREBITS, c->securebits)))
+		fail(a, RST_STEP_CREDS, r, 7);
+	if ((~c->cap_eff | ~c->cap_prm) & setpcap && (r = set_caps(c->cap_eff, c->cap_prm, c->cap_inh)))
+		fail(a, RST_STEP_CREDS, r, 8);
 }
 
 #define SECCOMP_SET_MODE_STRICT_ 0

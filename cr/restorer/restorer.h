@@ -31,6 +31,7 @@ struct rst_creds {
 	uint64_t groups_off;  /* nr_groups gids from the restorer_args */
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
 	uint32_t cap_last;    /* the highest capability number of this kernel */
+	uint32_t securebits;  /* PR_SET_SECUREBITS, once its uids and capabilities are set */
 };
 
 /*

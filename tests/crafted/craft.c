@@ -190,6 +190,14 @@ static void core_controls_tsc(void)
 	store(IMG_CORE, pid_, c);
 }
 
+static void core_securebits(void)
+{
+	TaskCore *c = load(IMG_CORE, pid_);
+	c->has_securebits = true;
+	c->securebits = 0x10000;
+	store(IMG_CORE, pid_, c);
+}
+
 static void pagemap_run_outside(void)
 {
 	Pagemap *pm = load(IMG_PAGEMAP, pid_);
@@ -225,6 +233,7 @@ static const struct {
 	{ "core-cwd-dotdot", core_cwd_dotdot },
 	{ "core-other-pid", core_other_pid },
 	{ "core-controls-tsc", core_controls_tsc },
+	{ "core-securebits", core_securebits },
 	{ "pagemap-run-outside", pagemap_run_outside },
 	{ "pagemap-more-pages", pagemap_more_pages },
 };
