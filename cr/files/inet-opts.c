@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/icmp.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
@@ -191,13 +193,49 @@ static int read_opt(int sk, size_t i, char *buf)
 	return inet_opts[i].size ? (len == inet_opts[i].size ? (int)len : -1) : (int)strnlen(buf, len);
 }
 
+int inet_socket(int family, int type, int protocol)
+{
+	int fd = socket(family, type | SOCK_CLOEXEC, protocol), err = -errno;
+	unsigned low, high;
+	gid_t own = getegid();
+
+	if (fd >= 0 || err != -EACCES || type != SOCK_DGRAM ||
+	    (protocol != IPPROTO_ICMP && protocol != IPPROTO_ICMPV6))
+		return fd >= 0 ? fd : err;
+	auto_free char *range = read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ping_group_range", NULL);
+	if (!range || sscanf(range, "%u %u", &low, &high) != 2 || low > high ||
+	    syscall(SYS_setresgid, -1, low, -1)) /* this thread's alone */
+		return err;
+	fd = socket(family, type | SOCK_CLOEXEC, protocol);
+	err = -errno;
+	if (syscall(SYS_setresgid, -1, own, -1)) {
+		pr_perror("cannot take group %u back after making a ping socket as group %u", own, low);
+		if (fd >= 0)
+			close(fd);
+		return -EPERM;
+	}
+	return fd >= 0 ? fd : err;
+}
+
+/* A fresh socket of in's kind; for a ping socket that stasis may not make in its network
+ * namespace (net.ipv4.ping_group_range names no group), a UDP socket of its family, whose
+ * options start as a ping socket's. */
+static int fresh_like(const InetSocket *in)
+{
+	int fd = inet_socket(in->family, in->type, in->protocol);
+
+	if (fd == -EACCES && in->type == SOCK_DGRAM)
+		fd = inet_socket(in->family, SOCK_DGRAM, IPPROTO_UDP);
+	return fd;
+}
+
 int inet_opts_dump(int sk, InetSocket *in)
 {
-	auto_close int fresh = socket(in->family, in->type | SOCK_CLOEXEC, in->protocol);
+	auto_close int fresh = fresh_like(in);
 	char now[OPT_MAX], dflt[OPT_MAX];
 
 	if (fresh < 0)
-		return -errno;
+		return fresh;
 	for (size_t i = 0; i < ARRAY_SIZE(inet_opts); i++) {
 		if (!applies(inet_opts[i].level, inet_opts[i].name, in))
 			continue;

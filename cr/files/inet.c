@@ -14,7 +14,8 @@
  * socket that is not connected) is applied again after its queue is refilled.
  *
  * ICMP ping sockets (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6): their identifier (the bound
- * port) and peer; echo replies waiting to be read are not kept (the dump warns).
+ * port) and peer (getpeername() does not tell it: inet_table_peer, inet-raw.c, reads the
+ * namespace's /proc/net/icmp); echo replies waiting to be read are not kept (the dump warns).
  * Raw sockets (SOCK_RAW, any protocol): inet-raw.c reads their state; made again here like a
  * datagram socket (bound, connected), without their queue. Packet sockets are packet.c's.
  */
@@ -110,9 +111,16 @@ static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, Ine
 		if ((err = udp_shutdown_dump(t->ctx, sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the shutdown state of %s",
 					   t->pid, p->fd, p->link);
-	} else if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
-		pr_warn("dump pid %d fd %d: echo replies waiting in ping socket %s are not kept", t->pid,
-			p->fd, p->link);
+	} else {
+		if (in->state == INET_STATE__INET_BOUND && (err = inet_table_peer(t->pid, in)) < 0) {
+			pr_err("dump pid %d fd %d: ping socket %s is not in /proc/%d/net/icmp%s (its peer "
+			       "cannot be told): %s", t->pid, p->fd, p->link, t->pid,
+			       in->family == AF_INET ? "" : "6", strerror(-err));
+			return err;
+		}
+		if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+			pr_warn("dump pid %d fd %d: echo replies waiting in ping socket %s are not kept",
+				t->pid, p->fd, p->link);
 	}
 	if ((err = inet_mcast_dump(sk, in)))
 		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the multicast groups of %s",
@@ -374,10 +382,10 @@ static int open_dgram(struct restore_task *t, const FdEntry *e, int sk)
 static int open_inet(struct restore_task *t, const FdEntry *e)
 {
 	const InetSocket *in = e->inet;
-	int sk = socket(in->family, in->type | SOCK_CLOEXEC, in->protocol), err;
+	int sk = inet_socket(in->family, in->type, in->protocol), err;
 
 	if (sk < 0)
-		return -errno;
+		return sk;
 	if ((err = inet_opts_restore(sk, in, false)) ||
 	    (err = in->protocol == IPPROTO_TCP ? inet_tcp_open(t, e, sk) : open_dgram(t, e, sk)))
 		goto fail;

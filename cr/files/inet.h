@@ -19,6 +19,11 @@ const char *inet_addr_str(uint32_t family, const ProtobufCBinaryData *addr, uint
 int inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *addr,
 			uint32_t *port);
 
+/* inet-opts.c. socket(family, type | SOCK_CLOEXEC, protocol), or -errno. A ping socket the caller's
+ * groups may not make in its network namespace (net.ipv4.ping_group_range: a container's
+ * root group, as the engines set it, is another group on the host) is made with the range's
+ * first group as the calling thread's effective one for the moment. */
+int inet_socket(int family, int type, int protocol);
 /* inet-opts.c: the options of sk that differ from a fresh socket's of its kind. */
 int inet_opts_dump(int sk, InetSocket *in);
 bool inet_opts_valid(const InetSocket *in);
@@ -39,6 +44,12 @@ int inet_mcast_restore(int sk, const InetSocket *in);
 int inet_timewait_clear(const InetSocket *in);
 /* The connection of in's addresses, made in repair mode by this process, aborted (SOCK_DESTROY). */
 int inet_ended_abort(const InetSocket *in);
+
+/* inet-raw.c. Raw and ping sockets: connect() sets a peer that getpeername() does not tell (no
+ * port: ENOTCONN), so it is read from the table of their kind in pid's network namespace
+ * (/proc/PID/net/raw, raw6, icmp, icmp6), found by in's inode: 1 (in connected to it), 0 (not
+ * connected), -ENOENT (not in the table), <0. */
+int inet_table_peer(pid_t pid, InetSocket *in);
 
 /* inet-raw.c: a raw socket's state (bound, connected), its multicast groups; 1 (claimed). */
 int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);

@@ -101,7 +101,9 @@ ctr_launcher() {
 	# a privileged container's maps)
 	[ "$name" = seccomp-strict ] || [ "$name" = bpf-map ] || ZOO_LAUNCH+=(--seccomp)
 	[ "$name" = ctr-state ] && ZOO_LAUNCH+=(--timens)
-	[ "$name" = sysv-ipc ] && ZOO_LAUNCH+=(--proc-sys-rw) # it sets its IPC sysctls
+	case $name in # they set sysctls: IPC ones, ping_group_range
+	sysv-ipc | ping-socket) ZOO_LAUNCH+=(--proc-sys-rw) ;;
+	esac
 	if [ "$CTR" = userns ]; then
 		local outer=${CTR_USERNS_MAP#*:}
 		outer=${outer%%:*}
