@@ -318,21 +318,12 @@ static void install_guards(struct restorer_args *a)
 	}
 }
 
-static int has_guard(const struct restorer_args *a, uint64_t start, uint64_t end)
-{
-	const struct rst_range *g = (const struct rst_range *)((const char *)a + a->guards_off);
-
-	for (uint64_t i = 0; i < a->nr_guards; i++)
-		if (g[i].start < end && g[i].start + g[i].len > start)
-			return 1;
-	return 0;
-}
-
 /*
- * Final protections, then locks (once every page is in and no userfaultfd is registered). A
- * lock's filling in of pages stops at a guard page (-ENOMEM), the lock itself is set: as when
- * the process locked the mapping (mlockall ignores it), the pages past the guard are left to
- * their faults.
+ * Final protections, then locks (once every page is in and no userfaultfd is registered).
+ * Each lock is set first without filling in pages (MLOCK_ONFAULT: any error is the lock's),
+ * then, unless it was an on-fault one, again with the filling in, whose -ENOMEM (a page it
+ * cannot fault in: PROT_NONE, a guard page, a file mapping past the file's end) leaves the lock
+ * set and those pages to their faults, as mlockall() in the process had.
  */
 static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 {
@@ -342,9 +333,11 @@ static void protect_vmas(struct restorer_args *a, struct rst_vma *v)
 			fail(a, RST_STEP_MPROTECT, r, v[i].start);
 		if (!(v[i].advice & VMA_ADVICE_LOCKED))
 			continue;
-		r = raw_syscall3(__NR_mlock2, v[i].start, v[i].end - v[i].start,
-				 v[i].advice & VMA_ADVICE_LOCKONFAULT ? MLOCK_ONFAULT : 0);
-		if (r && !(r == -ENOMEM && has_guard(a, v[i].start, v[i].end)))
+		r = raw_syscall3(__NR_mlock2, v[i].start, v[i].end - v[i].start, MLOCK_ONFAULT);
+		if (!r && !(v[i].advice & VMA_ADVICE_LOCKONFAULT) &&
+		    (r = raw_syscall3(__NR_mlock2, v[i].start, v[i].end - v[i].start, 0)) == -ENOMEM)
+			r = 0;
+		if (r)
 			fail(a, RST_STEP_MLOCK, r, v[i].start);
 	}
 	long r = a->mlock_future ? raw_syscall1(__NR_mlockall, a->mlock_future) : 0;

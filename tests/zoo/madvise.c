@@ -9,13 +9,16 @@
  *   X: 4 pages mapped MAP_DROPPABLE (Linux 6.11) with a pattern;
  *   G: 4 pages with a guard page (MADV_GUARD_INSTALL, Linux 6.13) at the third, then mlock()ed
  *   (the lock is set, its filling in stops at the guard); E: 2 read-only pages sealed
- *   (mseal, Linux 6.10).
+ *   (mseal, Linux 6.10); locked although their pages cannot be filled in (mlock() says ENOMEM
+ *   and sets the lock, as mlockall() does to a thread stack's guard): Z, 4 PROT_NONE pages,
+ *   and F, 4 pages of a shared mapping of a file of one page, its first page written.
  * After restore and SIGTERM: each keeps its content and its VmFlags (wf, dc, hg, nh, dd, lo,
  * lf, sr, rr, nr, dp), L is wholly locked in memory, and a forked child sees W zeroed and D
  * missing. X, memory the kernel may free whenever it likes, holds its pattern or zeros (what
  * the kernel gives for dropped pages; a restore does not keep it, as criu), nothing else, is
  * still droppable (dp) and writable, and a forked child sees it zeroed. G is locked (lo), its
- * third page still faults; E is sealed (sl): mprotect() of it fails with EPERM.
+ * third page still faults; E is sealed (sl): mprotect() of it fails with EPERM; Z and F are
+ * locked (lo), F's first page holds what was written.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -34,7 +37,7 @@
 #define MADV_GUARD_INSTALL_ 102
 #define MADV_GUARD_REMOVE_ 103
 
-static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v, *x, *g, *e;
+static unsigned char *w, *d, *h, *n, *p, *l, *o, *sq, *rn, *v, *x, *g, *e, *z, *f;
 static sigjmp_buf guard_jmp;
 static void on_guard_fault(int sig) { (void)sig; siglongjmp(guard_jmp, 1); }
 
@@ -82,6 +85,7 @@ static void c_wipe(ucontext_t *u) { (void)u; madvise(w, PAGES4, MADV_KEEPONFORK)
 static void c_dontfork(ucontext_t *u) { (void)u; madvise(d, PAGES4, MADV_DOFORK); }
 static void c_huge(ucontext_t *u) { (void)u; madvise(h, HUGE, MADV_NOHUGEPAGE); }
 static void c_unlock(ucontext_t *u) { (void)u; munlock(l, PAGES4); }
+static void c_unlock_unfilled(ucontext_t *u) { (void)u; munlock(z, PAGES4); munlock(f, PAGES4); }
 static void c_readahead(ucontext_t *u) { (void)u; madvise(sq, PAGES4, MADV_NORMAL); }
 /* X mapped again as plain private memory, its content kept */
 static void c_droppable(ucontext_t *u)
@@ -113,6 +117,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "dontfork", c_dontfork, 0 },
 	{ "flags", c_huge, 0 },
 	{ "locked", c_unlock, 0 },
+	{ "unfilled", c_unlock_unfilled, 0 },
 	{ "readahead", c_readahead, 0 },
 	{ "droppable", c_droppable, 0 },
 };
@@ -168,6 +173,18 @@ int main(int argc, char **argv)
 			zoo_die("mseal: %s", strerror(errno));
 		e = NULL; /* (a kernel before 6.10, or a seccomp profile without it) */
 	}
+	z = mmap(NULL, PAGES4, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/one-page", zoo_tmpdir());
+	int ff = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	f = ff < 0 || ftruncate(ff, 4096) ? MAP_FAILED : mmap(NULL, PAGES4, PROT_READ | PROT_WRITE, MAP_SHARED, ff, 0);
+	if (z == MAP_FAILED || f == MAP_FAILED)
+		zoo_die("Z or F: %s", strerror(errno));
+	close(ff);
+	memcpy(f, "first page", 10);
+	if ((mlock(z, PAGES4) && errno != ENOMEM) || (mlock(f, PAGES4) && errno != ENOMEM) ||
+	    !has_flag(z, "lo") || !has_flag(f, "lo"))
+		zoo_die("mlock of Z or F: %s", strerror(errno));
 	zoo_ready();
 	zoo_wait();
 
@@ -207,6 +224,9 @@ int main(int argc, char **argv)
 		      "E is not sealed: mprotect gave %d (%s), 'sl' in VmFlags %d", r, r ? strerror(errno) : "done",
 		      has_flag(e, "sl"));
 	}
+	CHECK("unfilled", has_flag(z, "lo") && has_flag(f, "lo"), "VmFlags: Z lo %d, F lo %d", has_flag(z, "lo"),
+	      has_flag(f, "lo"));
+	CHECK("content", !memcmp(f, "first page", 10), "F's first page differs");
 	pid_t kid = fork();
 	if (kid == 0) {
 		int code = 0;
@@ -221,7 +241,7 @@ int main(int argc, char **argv)
 	waitpid(kid, &st, 0);
 	CHECK("wipeonfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 1), "a forked child saw W's or X's content (%#x)", st);
 	CHECK("dontfork", WIFEXITED(st) && !(WEXITSTATUS(st) & 2), "a forked child has D mapped (%#x)", st);
-	return zoo_finish(x && g && e ? "13 mappings with madvise(), mlock(), mmap() flags, a guard page and a seal"
+	return zoo_finish(x && g && e ? "15 mappings with madvise(), mlock(), mmap() flags, a guard page and a seal"
 				      : "mappings with madvise(), mlock() and mmap() flags (no "
 					"MAP_DROPPABLE, guard pages or mseal here)");
 }
