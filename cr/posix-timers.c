@@ -21,6 +21,8 @@
 #include "pid-ns.h"
 #include "restorer/restorer.h"
 #include "task.h"
+#include "tree-objects.h"
+#include "tree.h"
 #include "util.h"
 
 #ifndef SIGEV_THREAD_ID
@@ -62,6 +64,30 @@ static bool is_live_thread(const struct dump_task *t, uint32_t tid)
 	return false;
 }
 
+/* The pid (0: the caller's own) of a CPU-time clock (negative: ~pid << 3 | 4 if one thread's |
+ * kind), -1 for another clock. */
+static int64_t clock_pid(uint32_t clockid)
+{
+	int32_t id = (int32_t)clockid;
+
+	return id < 0 ? (int64_t)~(uint32_t)(id >> 3) : -1; /* arithmetic shift: the bits of ~pid */
+}
+
+/* A process's own clocks, its threads' (checked at restore, against their numbers in its
+ * namespace), and its children's (which exist when its timers are made again), numbered by
+ * the tree's namespace. */
+static bool clock_of_dump_valid(const struct dump_task *t, uint32_t clockid)
+{
+	int64_t pid = clock_pid(clockid);
+
+	if (pid <= 0 || pid == t->vpid || ((int32_t)clockid & 4))
+		return true;
+	for (size_t i = 0; i < t->tree_size; i++)
+		if (t->tree[i].parent == t && t->tree[i].vpid == pid)
+			return true;
+	return false;
+}
+
 static int dump_posix_timers(struct dump_task *t)
 {
 	char path[64];
@@ -94,6 +120,13 @@ static int dump_posix_timers(struct dump_task *t)
 		}
 		/* a CPU-time clock is negative (~pid << 3 | kind): kept as its 32 bits */
 		pt->clockid = (uint32_t)(int32_t)strtol(clk + 8, NULL, 10);
+		if (!clock_of_dump_valid(t, pt->clockid)) {
+			pr_err("dump pid %d: POSIX timer %u counts the CPU time of %s %u, which is neither "
+			       "the process, one of its threads nor one of its children: not supported",
+			       t->pid, pt->id, (int32_t)pt->clockid & 4 ? "thread" : "process",
+			       (unsigned)clock_pid(pt->clockid));
+			return -ENOTSUP;
+		}
 		if (pt->has_notify_tid && !is_live_thread(t, pt->notify_tid)) {
 			pr_debug("dump pid %d: POSIX timer %u signals thread %u, which has exited", t->pid,
 				 pt->id, pt->notify_tid);
@@ -137,18 +170,19 @@ static bool is_thread_of(const TaskCore *c, uint32_t tid)
  * A clock a timer can have: a clock id of the kernel's (CLOCK_REALTIME, ...: it judges), or a
  * CPU-time clock (timer_create with CLOCK_PROCESS_CPUTIME_ID, clock_getcpuclockid(),
  * pthread_getcpuclockid()): negative, ~pid << 3 | 4 if one thread's | kind (0 profiling, 1
- * virtual, 2 scheduler), pid 0 for the caller's own; a pid here is the process or one of its
- * threads, as its namespace numbers them (the restored ones have the same numbers).
+ * virtual, 2 scheduler), pid 0 for the caller's own; a pid here is the process, one of its
+ * threads or one of its children (made before its timers), as its namespace numbers them (the
+ * restored ones have the same numbers).
  */
 static bool timer_clock_valid(const TaskCore *c, uint32_t clockid)
 {
 	int32_t id = (int32_t)clockid;
+	int64_t pid = clock_pid(clockid);
 
 	if (id >= 0)
 		return true;
-	uint32_t pid = ~(uint32_t)(id >> 3); /* arithmetic shift: the bits of ~pid */
-	bool per_thread = id & 4;
-	return (id & 3) != 3 && (pid == 0 || (per_thread ? is_thread_of(c, pid) : pid == c->pid));
+	/* another process's: one of its children, checked with the whole tree (below) */
+	return (id & 3) != 3 && (pid == 0 || !(id & 4) || is_thread_of(c, pid));
 }
 
 static int validate_posix_timers(struct restore_task *t)
@@ -167,6 +201,33 @@ static int validate_posix_timers(struct restore_task *t)
 	}
 	return 0;
 }
+
+/* Every timer on another process's CPU-time clock counts a child's, whose pid the tree has. */
+static int validate_timer_clocks(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	(void)ctx;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const TaskCore *c = rt->tasks[i].core;
+		for (size_t k = 0; k < c->n_posix_timers; k++) {
+			uint32_t clockid = c->posix_timers[k]->clockid;
+			int64_t pid = clock_pid(clockid);
+			bool child = pid <= 0 || pid == c->pid || ((int32_t)clockid & 4);
+			for (size_t j = 0; !child && j < rt->nr_tasks; j++)
+				child = rt->tasks[j].pid == pid && rt->tasks[j].core->ppid == c->pid;
+			if (!child) {
+				pr_err("image core-%d.img: POSIX timer %zu counts the CPU time of pid %lld, "
+				       "which is no child of it in the tree", rt->tasks[i].pid, k, (long long)pid);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+const struct tree_object_ops tree_posix_timer_clocks = {
+	.name = "POSIX timers on children's CPU-time clocks",
+	.validate = validate_timer_clocks,
+};
 
 static size_t posix_timers_args_size(const struct restore_task *t)
 {

@@ -44,6 +44,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_ptys,         /* cr/files/pty.c */
 	&tree_mqueues,      /* cr/files/mqueue.c */
 	&tree_pidfds,       /* cr/files/pidfd.c: a pidfd of a reaped process */
+	&tree_posix_timer_clocks, /* cr/posix-timers.c: restore only, timers on children's clocks */
 	&tree_bpf_maps,     /* cr/files/bpf-map.c: dump only, the maps met (one open file each) */
 	&tree_proc_dead,    /* cr/proc-dead.c: reaped processes' /proc files: their pids, a moment */
 	&tree_shared_files, /* cr/files/shared.c: open files held by several processes (last) */

@@ -11,19 +11,24 @@
  *   timer F: the process's CPU-time clock (CLOCK_PROCESS_CPUTIME_ID: clock id -6 in
  *            /proc/self/timers), SIGEV_NONE, 1000 s of CPU time ahead;
  *   timer G: the main thread's own CPU-time clock (pthread_getcpuclockid: ~tid << 3 | 6),
- *            every 5 ms of its CPU time, SIGEV_SIGNAL SIGRTMIN+1.
+ *            every 5 ms of its CPU time, SIGEV_SIGNAL SIGRTMIN+1;
+ *   timer H: the CPU-time clock of its child K (clock_getcpuclockid(K), as a supervisor limits
+ *            a child's CPU time), SIGEV_NONE, 100 s of K's CPU time ahead (K waits in pause).
  *   One more timer is made and deleted first, so the IDs have a gap.
  * After restore and SIGTERM: each timer has its old ID (timer_gettime on it works, and
  * /proc/self/timers lists exactly those IDs), A keeps firing with its value, B and C have
  * 80-100 s and 30-50 s left, D keeps hitting its worker only, E keeps calling back, F has
- * 990-1000 s of CPU time left on the same clock id, G fires while the main thread spins.
+ * 990-1000 s of CPU time left on the same clock id, G fires while the main thread spins, H is
+ * on K's clock with 99-100 s left.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <pthread.h>
 #include <time.h>
 
-static timer_t a, b, c, d, e, f, g;
+static timer_t a, b, c, d, e, f, g, h;
+static pid_t k;
+static clockid_t k_clock;
 static clockid_t g_clock;
 static volatile sig_atomic_t ticks, bad_value, cpu_ticks;
 static volatile pid_t worker_tid;
@@ -89,7 +94,18 @@ static void c_disarm_e(ucontext_t *u)
 	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
 	timer_settime(e, 0, &off, NULL);
 }
+/* H again, on the process's own CPU-time clock */
+static void c_child_clock(ucontext_t *u)
+{
+	(void)u;
+	struct sigevent none = { .sigev_notify = SIGEV_NONE };
+	struct itimerspec in100 = { { 0, 0 }, { 100, 0 } };
+	timer_delete(h);
+	timer_create(CLOCK_PROCESS_CPUTIME_ID, &none, &h);
+	timer_settime(h, 0, &in100, NULL);
+}
 static const struct zoo_corruption corruptions[] = {
+	{ "child-clock", c_child_clock, 0 },
 	{ "ids", c_delete, 0 },
 	{ "firing", c_disarm, 0 },
 	{ "thread-timer", c_disarm_d, 0 },
@@ -148,6 +164,15 @@ int main(int argc, char **argv)
 		zoo_die("pthread_getcpuclockid failed");
 	g = make(g_clock, SIGEV_SIGNAL, SIGRTMIN + 1, 0);
 	timer_settime(g, 0, &every5, NULL);
+	if ((k = fork()) == 0) {
+		for (;;)
+			pause();
+	}
+	if (k < 0 || clock_getcpuclockid(k, &k_clock))
+		zoo_die("a child and its CPU-time clock: %s", strerror(errno));
+	h = make(k_clock, SIGEV_NONE, 0, 0);
+	struct itimerspec in100k = { { 0, 0 }, { 100, 0 } };
+	timer_settime(h, 0, &in100k, NULL);
 	zoo_sleep_ms(100);
 	/* glibc starts a thread (a stack and its guard page) per SIGEV_THREAD expiration, at any
 	 * moment: the mappings change by themselves, with or without a checkpoint */
@@ -186,5 +211,11 @@ int main(int argc, char **argv)
 	CHECK("cpu-clock", strstr(text, "ClockID: -6") != NULL, "timer F's clock id -6 missing from /proc/self/timers");
 	snprintf(want, sizeof(want), "ClockID: %d", (int)g_clock);
 	CHECK("cpu-clock", strstr(text, want) != NULL, "timer G's clock id (%s) missing from /proc/self/timers", want);
-	return zoo_finish("7 timers, 2 on CPU-time clocks");
+	CHECK("child-clock", timer_gettime(h, &left) == 0 && left.it_value.tv_sec >= 99 && left.it_value.tv_sec < 100,
+	      "timer H (child K's CPU time): %s, %ld s left", strerror(errno), (long)left.it_value.tv_sec);
+	snprintf(want, sizeof(want), "ClockID: %d", (int)k_clock);
+	CHECK("child-clock", strstr(text, want) != NULL, "timer H's clock id (%s) missing from /proc/self/timers", want);
+	kill(k, SIGKILL);
+	waitpid(k, NULL, 0);
+	return zoo_finish("8 timers, 3 on CPU-time clocks (one a child's)");
 }
