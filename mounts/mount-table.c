@@ -337,6 +337,20 @@ static bool on_host(const struct mount_table *host, dev_t dev)
 	return false;
 }
 
+/*
+ * A whole sysfs or mqueue of a network or IPC namespace that the tree shares with stasis (the
+ * host's: Docker's --network host or --ipc host): the host's superblock, which a mount made
+ * anew there is too. (A host's proc is no such: each proc mount is a superblock of its own.)
+ */
+static bool shares_host_ns_fs(pid_t root_pid, const struct mount_info *m)
+{
+	if (strcmp(m->root, "/"))
+		return false;
+	if (!strcmp(m->fstype, "sysfs"))
+		return !ns_is_own(root_pid, "net", NULL);
+	return !strcmp(m->fstype, "mqueue") && !ns_is_own(root_pid, "ipc", NULL);
+}
+
 static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
 		    size_t i, const struct mount_table *host, MountEntry *e)
 {
@@ -365,7 +379,7 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		e->bind_of = of->id;
 		return (e->bind_root = xstrdup(rest)) ? 0 : -ENOMEM;
 	}
-	if (m->cgroup_ns_root) {
+	if (m->cgroup_ns_root || shares_host_ns_fs(root_pid, m)) {
 		e->how = MOUNT_HOW__MOUNT_FRESH;
 		return 0;
 	}

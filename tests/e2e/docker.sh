@@ -307,6 +307,38 @@ case_network() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/host-network ------------------------------------------------------------------
+# The host's network namespace: the container's /sys is a sysfs of the host's namespace (its
+# superblock the host's own), made anew at restore.
+case_host_network() {
+	local c=dhostnet n last first
+	dk run -d --name $c --network host bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 3 logged_numbers $c; then
+		fail docker/host-network "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c h1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/host-network "docker checkpoint create failed (running: $(state $c Running))" \
+			"$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	logged_numbers $c >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	last=$(tail -n 1 "$WORK/$c.before")
+	if ! docker_start_checkpoint $c h1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
+		fail docker/host-network "docker start --checkpoint failed (running: $(state $c Running))" \
+			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	first=$(logged_numbers $c | sed -n "$((n + 1))p")
+	if [ "$first" != $((last + 1)) ] || ! dk exec $c busybox test -e /sys/class/net/lo >"$WORK/$c.exec" 2>&1; then
+		fail docker/host-network "the count went $last before the checkpoint, $first after; /sys/class/net/lo: $(cat "$WORK/$c.exec")" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/host-network (--network host: counted to $last, went on from $first, /sys shows the host's interfaces; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
 # ---- docker/tun ---------------------------------------------------------------------------
 case_tun() {
 	local c=dtun
@@ -401,6 +433,7 @@ case_memory
 case_leave_running
 case_tty
 case_network
+case_host_network
 case_tun
 case_ipc_pid_container
 finish
