@@ -104,6 +104,12 @@
 #                            ext-unix dumped with --ext-unix-sk --leave-running, restored
 #                            without --inherit-fd: refused naming pid, fd 88, its socket:[INODE]
 #                            key and --inherit-fd; no second process; the target PASSes
+#   restore/external-tty     tests/tools/external-tty.py: a counter on the slave of a pty of the
+#                            caller's: the dump without --external is refused naming the
+#                            terminal (the counter goes on); with --external tty[RDEV:DEV] it
+#                            is saved by key; the restore without --inherit-fd is refused
+#                            naming fd[N]:tty[...], nothing started; with it, the count goes on
+#                            on the new pty from the next number
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes (memfd-secret among them:
@@ -500,6 +506,20 @@ case_hidden_file() {
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	umount "$d/hide"
+}
+
+# A terminal of the caller's named with --external tty[RDEV:DEV] (LXC's console), given back with
+# --inherit-fd (tests/tools/external-tty.py says what it checks).
+case_external_tty() {
+	local d=$ZOO_TMP/external-tty out
+	mkdir -p "$d"
+	out=$(timeout -k 5 150 python3 "$ZOO_ROOT/tests/tools/external-tty.py" "$STASIS" "$d" 2>&1)
+	if [ "${out%% *}" = PASS ]; then
+		result_ok "restore/external-tty (${out#PASS })"
+	else
+		result_fail restore/external-tty "$out"
+		show_tail "$d/img/dump.log" "$d/img/restore.log"
+	fi
 }
 
 # An external stream socket restored without the --inherit-fd it needs: refused up front.
@@ -2012,6 +2032,7 @@ other_cases() {
 		'dump pid [0-9]+: it is in mnt namespace mnt:\[[0-9]+\], made by pid [0-9]+, but its parent is not' \
 		--setns-sibling
 	case_ext_stream_no_inherit_fd
+	case_external_tty
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
 	case_restore_kernel_lacks

@@ -1,9 +1,12 @@
 /*
  * --shell-job: the task's stdio terminal or pipes belong to whoever started it. They are not
  * saved; on restore the task gets the restoring caller's stdin/stdout/stderr in their place.
+ * A terminal named with --external tty[RDEV:DEV] is the caller's too, given back by key.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <linux/kcmp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,6 +44,34 @@ static bool from_outside(const struct dump_task *t, int fd)
 	return false;
 }
 
+/*
+ * A terminal from outside the tree that the caller names with --external tty[RDEV:DEV] (its
+ * device and its file system's, in hex: LXC's and libvirt's container console): saved as an
+ * object outside the tree (cr/files/external.c), which the caller gives back with --inherit-fd
+ * fd[N]:tty[RDEV:DEV]. 1: claimed; 0: not named.
+ */
+static int dump_external_tty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	const struct opt_list *ext = &t->ctx->opts->externals;
+	char key[64];
+
+	snprintf(key, sizeof(key), "tty[%llx:%llx]", (unsigned long long)p->st.st_rdev,
+		 (unsigned long long)p->st.st_dev);
+	for (size_t i = 0; i < ext->n; i++) {
+		if (strcmp(ext->v[i].value, key))
+			continue;
+		e->kind = FD_KIND__FD_EXTERNAL;
+		if (!(e->ext_key = xstrdup(key)))
+			return -ENOMEM;
+		e->has_flags = true;
+		e->flags = p->flags;
+		pr_info("dump pid %d fd %d: %s is the caller's %s: restore needs --inherit-fd fd[N]:%s",
+			t->pid, p->fd, p->link, key, key);
+		return 1;
+	}
+	return 0;
+}
+
 static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode) && p->link[0] != '/';
@@ -53,6 +84,8 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 		return owned < 0 ? owned : 0; /* a pty of the tree's own (cr/files/pty.c) */
 	if (pipe && !from_outside(t, p->fd))
 		return 0; /* a pipe of the tree's own: saved as a pipe (cr/files/pipe.c) */
+	if (tty && (owned = dump_external_tty(t, p, e)))
+		return owned;
 	if (!t->ctx->opts->shell_job) {
 		if (pipe)
 			return 0; /* saved as a pipe (cr/files/pipe.c) */
