@@ -359,8 +359,11 @@ int task_mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 int tasks_wait_gone(pid_t *tids, size_t n, int timeout_ms)
 {
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ull;
-	size_t left = n;
+	size_t left = 0;
 	int status;
+
+	for (size_t i = 0; i < n; i++)
+		left += tids[i] > 0; /* (0: none to wait for, as a sibling root its parent reaps) */
 
 	/* All at once: a dying init of a PID namespace waits for its traced threads' reaping. */
 	for (;;) {

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmount/libmount.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,66 @@ bool mount_path_below(const char *inside, const char *root, const char **rest)
 		return false;
 	*rest = root[n] ? root + n + 1 : root + n;
 	return true;
+}
+
+/* pid's root + path leads to the file dev:ino. */
+static bool leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	char there[PATH_MAX + 64];
+	struct stat st;
+
+	snprintf(there, sizeof(there), "/proc/%d/root%s", pid, path);
+	return !stat(there, &st) && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* mountpoint and rest joined ("/" and "a" give "/a"; "/m" and "" give "/m"). */
+static char *path_join(const char *mountpoint, const char *rest)
+{
+	return xasprintf("%s%s%s", mountpoint, strcmp(mountpoint, "/") && *rest ? "/" : "", rest);
+}
+
+char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	struct mount_table own = { 0 }, theirs = { 0 };
+	const struct mount_info *by = NULL;
+	const char *rest = NULL, *r;
+	char *real = NULL, *inner = NULL, *found = NULL;
+	struct stat st;
+
+	if (path[0] != '/')
+		goto none;
+	if (leads_to(pid, path, dev, ino))
+		return xstrdup(path);
+	/* the file's path inside its filesystem, by stasis's deepest mount holding it */
+	if (!(real = realpath(path, NULL)) || stat(real, &st) || st.st_dev != dev || st.st_ino != ino ||
+	    mount_table_read(getpid(), &own) || mount_table_read(pid, &theirs))
+		goto none;
+	for (size_t i = 0; i < own.n; i++)
+		if (own.m[i].dev == dev && mount_path_below(own.m[i].mountpoint, real, &r) &&
+		    (!by || strlen(own.m[i].mountpoint) > strlen(by->mountpoint))) {
+			by = &own.m[i];
+			rest = r;
+		}
+	if (!by || !(inner = path_join(by->root, rest)))
+		goto none;
+	/* a mount of pid's showing that part of the filesystem */
+	for (size_t i = 0; !found && i < theirs.n; i++) {
+		if (theirs.m[i].dev != dev || !mount_path_below(theirs.m[i].root, inner, &r))
+			continue;
+		char *candidate = path_join(theirs.m[i].mountpoint, r);
+		if (candidate && leads_to(pid, candidate, dev, ino))
+			found = candidate;
+		else
+			free(candidate);
+	}
+none:
+	free(real);
+	free(inner);
+	mount_table_free(&own);
+	mount_table_free(&theirs);
+	if (!found)
+		errno = ENOENT;
+	return found;
 }
 
 /* The name an external mount has in --external mnt[PATH]:KEY or --ext-mount-map PATH:KEY. */

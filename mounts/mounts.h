@@ -55,6 +55,12 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 			 const struct mount_table *host, MountNs *out);
 /* Entry e as mount m of pid's table shows it (is_root: the table's first), how left to classify. */
 int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountEntry *e);
+/*
+ * Where pid sees the file dev:ino that absolute path names for stasis: path itself if pid's
+ * root leads there too, else through a mount of pid's showing the same part of the filesystem
+ * (a host directory bound elsewhere into a container). NULL (errno ENOENT) if nowhere.
+ */
+char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
 bool mount_path_below(const char *inside, const char *root, const char **rest);
 /* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mounts.h"
 #include "unix.h"
 #include "util.h"
 
@@ -156,6 +157,41 @@ int unix_dump_one_way(struct unix_state *ud, struct dump_task *t, const struct f
 }
 
 /*
+ * The name by which the process reaches peer's socket file, into seen: the peer bound it in its
+ * own view (a server on the host), which a container may show elsewhere (a host directory bound
+ * at another path): found through the process's mounts. Kept as it is if the process sees no
+ * file there (said: the restore connects to that name).
+ */
+static int seen_name(struct dump_task *t, const struct fd_probe *p, const struct unix_info *peer,
+		     struct unix_info *seen)
+{
+	char name[UNIX_NAME_MAX + 1];
+	struct stat st;
+
+	unix_name(peer->name, peer->name_len, name, sizeof(name));
+	/* (a peer in another network namespace is known by its name alone: the socket file there) */
+	if (name[0] != '/' || stat(name, &st) || !S_ISSOCK(st.st_mode) ||
+	    (peer->has_vfs && !unix_is_its_file(&st, peer)))
+		return 0;
+	auto_free char *there = mount_path_seen_by(t->pid, name, st.st_dev, st.st_ino);
+	if (!there) {
+		if (errno == ENOMEM)
+			return -ENOMEM;
+		pr_warn("dump pid %d fd %d: unix socket connected to %s outside the tree: the process "
+			"reaches no such socket file by its mounts; the restore connects to that name",
+			t->pid, p->fd, name);
+		return 0;
+	}
+	if (!strcmp(there, name) || strlen(there) > sizeof(seen->name))
+		return 0;
+	pr_info("dump pid %d fd %d: unix socket connected to %s outside the tree, which the process "
+		"reaches as %s", t->pid, p->fd, name, there);
+	seen->name_len = strlen(there);
+	memcpy(seen->name, there, seen->name_len);
+	return 0;
+}
+
+/*
  * A datagram socket connected to a named socket outside the tree (syslog's /dev/log, say):
  * with --ext-unix-sk it is connected to that name again on restore.
  */
@@ -181,7 +217,10 @@ static int dump_external(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		return -ENOTSUP;
 	}
 	e->kind = FD_KIND__FD_UNIX_EXTERNAL;
-	return set_socket(t, p, e, peer) ?: 1;
+	struct unix_info seen = *peer;
+	if (seen_name(t, p, peer, &seen) == -ENOMEM)
+		return -ENOMEM;
+	return set_socket(t, p, e, &seen) ?: 1;
 }
 
 /*

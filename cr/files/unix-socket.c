@@ -85,8 +85,7 @@ static int stat_as(pid_t pid, const char *path, struct stat *st)
 	return fstatat(dir, path, st, 0) ? -errno : 0;
 }
 
-/* The socket file the kernel says ui is bound to (its own dev_t: major above bit 20)? */
-static bool is_its_file(const struct stat *st, const struct unix_info *ui)
+bool unix_is_its_file(const struct stat *st, const struct unix_info *ui)
 {
 	return S_ISSOCK(st->st_mode) && (uint32_t)st->st_ino == ui->vfs_ino &&
 	       st->st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
@@ -113,7 +112,7 @@ static char *renamed_file(pid_t pid, const struct unix_info *ui, const char *pat
 		if (de->d_type != DT_SOCK && de->d_type != DT_UNKNOWN)
 			continue;
 		snprintf(cand, sizeof(cand), "%.*s%s", dir_len, path, de->d_name);
-		if (strlen(cand) <= UNIX_NAME_MAX && !stat_as(pid, cand, file) && is_its_file(file, ui) &&
+		if (strlen(cand) <= UNIX_NAME_MAX && !stat_as(pid, cand, file) && unix_is_its_file(file, ui) &&
 		    !(found = xstrdup(cand)))
 			*nomem = true;
 	}
@@ -136,7 +135,7 @@ int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **di
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
 	int err = stat_as(pid, path, file);
 	/* (renamed, and only then: its name free to bind again at the restore, before the rename) */
-	if ((err || !is_its_file(file, ui)) &&
+	if ((err || !unix_is_its_file(file, ui)) &&
 	    (!renamed || err != -ENOENT || !(*renamed = renamed_file(pid, ui, path, file, &nomem)))) {
 		*gone = true;
 		return nomem ? -ENOMEM : 0;

@@ -597,7 +597,15 @@ static int open_bound(struct restore_task *t, const FdEntry *e)
 
 static int open_external(struct restore_task *t, const FdEntry *e)
 {
-	return unix_connect_saved(t->ctx, e);
+	int s = unix_connect_saved(t->ctx, e);
+	char name[160];
+
+	if (s < 0 && s != -ENOMEM)
+		pr_err("restore pid %d fd %u: cannot connect to %s, the name it was connected to "
+		       "outside the tree (as the restored process sees it): %s", t->pid, e->fd,
+		       unix_name((const char *)e->sock_name.data, e->sock_name.len, name, sizeof(name)),
+		       strerror(-s));
+	return s;
 }
 
 static int open_fresh(struct restore_task *t, const FdEntry *e)

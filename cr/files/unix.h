@@ -177,6 +177,10 @@ void unix_snapshot_free(struct unix_snapshot *snap);
 /* One SOCK_DIAG_BY_FAMILY answer (of a dump, say) into ui. */
 struct nlmsghdr;
 int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui);
+/* unix-socket.c. The socket file the kernel says ui is bound to (its own dev_t: major above
+ * bit 20)? */
+struct stat;
+bool unix_is_its_file(const struct stat *st, const struct unix_info *ui);
 /* A socket name for messages: a path, or an abstract name shown with a leading '@'. */
 const char *unix_name(const char *name, size_t name_len, char *buf, size_t len);
 

@@ -88,8 +88,12 @@ ctr_launcher() {
 	ctr_rootfs "$root"
 	ZOO_LAUNCH=("$CTR_RUN" --pidfile "$d/pid" "${CTR_ROOTFS[@]}")
 	# (zoo_start's redirections make out and err before ctr-run binds them)
-	ZOO_LAUNCH+=(--bind "$ZOO_BIN:ro" --bind "$CTR_BIN:ro" --bind "$d/work" --bind "$d/out"
-		--bind "$d/err" --cwd "$d/work" --stdin /dev/null --stderr "$d/err"
+	# (ext-unix sees its work directory, where the daemon outside bound its sockets, at another
+	# path: the name its datagram socket is connected to is the daemon's, not the one it used)
+	local work=$d/work
+	[ "$name" = ext-unix ] && work=/ext-seen
+	ZOO_LAUNCH+=(--bind "$ZOO_BIN:ro" --bind "$CTR_BIN:ro" --bind "$d/work:$work" --bind "$d/out"
+		--bind "$d/err" --cwd "$work" --stdin /dev/null --stderr "$d/err"
 		--hostname "zoo-$name" --netns --cgroup "$CTR_CG_BASE/$id"
 		--memory-limit "$CTR_MEMORY_LIMIT" --pids-limit "$CTR_PIDS_LIMIT")
 	if [ "$name" = shell-job ]; then
@@ -113,6 +117,7 @@ ctr_launcher() {
 		ZOO_LAUNCH=(bash -c 'chown "$0" "$1/work" "$1/out" "$1/err" && shift && exec "$@"'
 			"$outer:$outer" "$d" "${ZOO_LAUNCH[@]}")
 	fi
+	[ "$work" = "$d/work" ] || ZOO_LAUNCH=(env ZOO_TMPDIR="$work" "${ZOO_LAUNCH[@]}")
 	ZOO_LAUNCH+=(--)
 	CTR_RESTORE_OPTS=(--root "$root" --ext-mount-map auto --manage-cgroups)
 }
