@@ -292,15 +292,15 @@ static int restore_attrs(struct restore_task *t)
 		return -errno;
 	}
 	if ((c->has_thp_disable && prctl(PR_SET_THP_DISABLE, c->thp_disable, 0, 0, 0)) ||
-	    (c->has_timer_slack_ns && c->timer_slack_ns && prctl(PR_SET_TIMERSLACK, c->timer_slack_ns, 0, 0, 0)) ||
-	    (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))) {
-		pr_perror("restore pid %d: cannot set THP disable %u, timer slack %llu ns or "
-			  "no_new_privs %u", t->pid, c->thp_disable, (unsigned long long)c->timer_slack_ns,
-			  c->no_new_privs);
+	    (c->has_timer_slack_ns && c->timer_slack_ns && prctl(PR_SET_TIMERSLACK, c->timer_slack_ns, 0, 0, 0))) {
+		pr_perror("restore pid %d: cannot set THP disable %u or timer slack %llu ns", t->pid,
+			  c->thp_disable, (unsigned long long)c->timer_slack_ns);
 		return -errno;
 	}
 	/* set by the blob after the credentials (dumpable 2, as for setuid programs, is the kernel's) */
 	a->dumpable = c->has_dumpable && c->dumpable <= 1 ? (int)c->dumpable : -1;
+	/* by the blob once the threads exist: each has its own (cr/threads.c) */
+	a->no_new_privs = c->no_new_privs;
 	if (c->pdeath_signal > 64) {
 		pr_err("image core-%d.img: parent-death signal %u is out of range", t->pid,
 		       c->pdeath_signal);

@@ -91,7 +91,7 @@ void threads_release(struct dump_task *t)
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
  * alternate signal stack, its timer slack (prctl answers for the calling thread only).
  */
-enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_TIMER_SLACK, ASK_SECUREBITS, NR_ASKS };
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS, NR_ASKS };
 struct thread_answers {
 	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
 	unsigned char altstack[SIGNALS_ANSWER_SIZE];
@@ -102,6 +102,7 @@ static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], str
 	struct inject_call calls[NR_ASKS] = {
 		[ASK_TIMER_SLACK] = { SYS_prctl, { PR_GET_TIMERSLACK } },
 		[ASK_SECUREBITS] = { SYS_prctl, { PR_GET_SECUREBITS } },
+		[ASK_NO_NEW_PRIVS] = { SYS_prctl, { PR_GET_NO_NEW_PRIVS } },
 	};
 	unsigned logged = log_errors();
 	int err;
@@ -140,16 +141,17 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	    !(err = kernel_task_collect(ft->tid, tc->regs, &ks, ret[ASK_TID_ADDRESS], answers.tid_address)) &&
 	    !(err = signals_collect_thread(ft->tid, &tc->sigmask, &as, ret[ASK_ALTSTACK], answers.altstack)) &&
 	    !(err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending))) {
-		int bad = ret[ASK_TIMER_SLACK] < 0 ? ASK_TIMER_SLACK : ret[ASK_SECUREBITS] < 0 ? ASK_SECUREBITS : -1;
-		if (bad >= 0) {
-			err = inject_ret_err(ret[bad]);
-			pr_err("dump thread %d: cannot read its %s: %s", ft->tid,
-			       bad == ASK_TIMER_SLACK ? "timer slack" : "secure bits", strerror(-err));
-		} else {
-			tc->has_timer_slack_ns = tc->has_securebits = true;
-			tc->timer_slack_ns = ret[ASK_TIMER_SLACK];
-			tc->securebits = ret[ASK_SECUREBITS]; /* restored with the credentials */
-		}
+		static const char *const what[NR_ASKS] = { [ASK_TIMER_SLACK] = "timer slack",
+			[ASK_SECUREBITS] = "secure bits", [ASK_NO_NEW_PRIVS] = "no_new_privs" };
+		for (int k = ASK_TIMER_SLACK; !err && k < NR_ASKS; k++)
+			if (ret[k] < 0) {
+				err = inject_ret_err(ret[k]);
+				pr_err("dump thread %d: cannot read its %s: %s", ft->tid, what[k], strerror(-err));
+			}
+		tc->has_timer_slack_ns = tc->has_securebits = tc->has_no_new_privs = true;
+		tc->timer_slack_ns = ret[ASK_TIMER_SLACK];
+		tc->securebits = ret[ASK_SECUREBITS]; /* restored with the credentials */
+		tc->no_new_privs = ret[ASK_NO_NEW_PRIVS] == 1;
 	}
 	if (inj == &own) {
 		own.scratch = 0; /* the main thread's injection owns the scratch page */
@@ -283,6 +285,7 @@ static int restore_threads(struct restore_task *t)
 		th->robust_len = tc->robust_list_len;
 		th->clear_child_tid = tc->clear_child_tid;
 		th->timer_slack_ns = tc->has_timer_slack_ns ? tc->timer_slack_ns : 0;
+		th->no_new_privs = tc->no_new_privs;
 		th->altstack_sp = tc->altstack_sp;
 		th->altstack_flags = tc->altstack_flags & ~SS_ONSTACK;
 		th->altstack_size = tc->altstack_size;

@@ -611,6 +611,8 @@ static void thread_main(void *arg)
 	raw_syscall1(__NR_set_tid_address, th->clear_child_tid);
 	if (th->timer_slack_ns && (r = raw_syscall2(__NR_prctl, PR_SET_TIMERSLACK, th->timer_slack_ns)))
 		fail(a, RST_STEP_PRCTL, r, PR_SET_TIMERSLACK);
+	if (th->no_new_privs && (r = raw_syscall5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
+		fail(a, RST_STEP_PRCTL, r, PR_SET_NO_NEW_PRIVS);
 	if ((r = raw_syscall2(__NR_sigaltstack, &ss, 0)))
 		fail(a, RST_STEP_ALTSTACK, r, th->altstack_sp);
 	copy_comm(comm, th->comm);
@@ -703,6 +705,10 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	}
 	retake_posix_locks(a);
 
+	/* (its threads exist: they have their own) */
+	long nnp = a->no_new_privs ? raw_syscall5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) : 0;
+	if (nnp)
+		fail(a, RST_STEP_PRCTL, nnp, PR_SET_NO_NEW_PRIVS);
 	/* seccomp before the credentials: installing a filter may need the engine's privileges */
 	if (a->seccomp_sync) {
 		install_seccomp_filters(a, 0, a->seccomp_shared, SECCOMP_FILTER_FLAG_TSYNC_);

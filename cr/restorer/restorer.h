@@ -57,6 +57,8 @@ struct rst_thread {
 	uint32_t rseq_len, rseq_sig;
 	uint64_t robust_list, robust_len, clear_child_tid;
 	uint64_t timer_slack_ns; /* its own, 0: the process's, which it inherits */
+	uint32_t no_new_privs;   /* its own PR_SET_NO_NEW_PRIVS (the main thread's comes after it) */
+	uint32_t pad_nnp;
 	uint64_t altstack_sp, altstack_size;
 	int32_t altstack_flags;
 	char comm[16];
@@ -314,6 +316,8 @@ struct restorer_args {
 	uint32_t tsc;           /* PR_SET_TSC before the threads are made (they inherit it); 0: leave */
 	uint32_t mdwe;          /* PR_SET_MDWE once every mapping has its protection; 0: none */
 	int32_t dumpable;       /* PR_SET_DUMPABLE after the credentials (changing them resets it); -1: leave */
+	uint32_t no_new_privs;  /* the main thread's PR_SET_NO_NEW_PRIVS, once its threads exist (each
+				 * sets its own) */
 	uint32_t nr_rlimits;
 	struct rst_rlimit rlimits[RST_MAX_RLIMITS];
 

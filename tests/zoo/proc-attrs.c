@@ -5,7 +5,8 @@
  *   path and dev/inode), root ("/", no chroot), umask 027, personality
  *   (PER_LINUX | ADDR_NO_RANDOMIZE), comm "zoo-attrs:42" (prctl PR_SET_NAME); prctl: not
  *   dumpable, no_new_privs, THP disabled, timer slack 123456 ns; a second thread's own timer
- *   slack 654321 ns (the kernel keeps one per thread).
+ *   slack 654321 ns (the kernel keeps one per thread), and no no_new_privs (made before the
+ *   main thread set it: each thread has its own; unless the container's init had it).
  * Blocks in: nanosleep (zoo_wait loop); the thread in pause.
  */
 #include "zoo.h"
@@ -26,6 +27,8 @@ static pthread_mutex_t slack_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t slack_cond = PTHREAD_COND_INITIALIZER;
 static int slack_ask, slack_set; /* main asks, the thread answers: -1 not yet, its slack */
 static int slack_corrupt;        /* the thread takes the main thread's slack when next asked */
+static int nnp_corrupt;          /* the thread sets no_new_privs when next asked */
+static int thread_nnp = -1;      /* the thread's no_new_privs, with its slack */
 
 /* Sets its own timer slack, then reports it each time main asks. */
 static void *slack_thread(void *arg)
@@ -37,6 +40,9 @@ static void *slack_thread(void *arg)
 	for (;;) {
 		if (slack_corrupt)
 			prctl(PR_SET_TIMERSLACK, 123456);
+		if (nnp_corrupt)
+			prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		thread_nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 		slack_set = prctl(PR_GET_TIMERSLACK);
 		pthread_cond_broadcast(&slack_cond);
 		while (!slack_ask)
@@ -82,7 +88,16 @@ static void c_thread_slack(ucontext_t *u)
 	slack_corrupt = 1;
 	pthread_mutex_unlock(&slack_lock);
 }
+/* the thread takes no_new_privs, as a restore giving it the main thread's would leave it */
+static void c_thread_nnp(ucontext_t *u)
+{
+	(void)u;
+	pthread_mutex_lock(&slack_lock);
+	nnp_corrupt = 1;
+	pthread_mutex_unlock(&slack_lock);
+}
 static const struct zoo_corruption corruptions[] = {
+	{ "thread-nnp", c_thread_nnp, 0 },
 	{ "rlimit", c_rlimit, 0 }, { "cwd", c_cwd, 0 },		    { "umask", c_umask, 0 },
 	{ "personality", c_personality, 0 }, { "comm", c_comm, 0 }, { "root", c_root, 0 },
 	{ "prctl", c_prctl, 0 }, { "thread-slack", c_thread_slack, 0 },
@@ -132,14 +147,15 @@ int main(int argc, char **argv)
 		zoo_die("personality: %s", strerror(errno));
 	if (prctl(PR_SET_NAME, COMM) < 0)
 		zoo_die("PR_SET_NAME: %s", strerror(errno));
-	if (prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) || prctl(PR_SET_TIMERSLACK, 123456))
-		zoo_die("prctl: %s", strerror(errno));
 	pthread_t th;
 	if (pthread_create(&th, NULL, slack_thread, NULL))
 		zoo_die("pthread_create");
+	if (prctl(PR_SET_DUMPABLE, 0) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) || prctl(PR_SET_TIMERSLACK, 123456))
+		zoo_die("prctl: %s", strerror(errno));
 	if (thread_slack() != THREAD_SLACK)
 		zoo_die("the thread's timer slack is not %d", THREAD_SLACK);
+	int thread_nnp_before = thread_nnp; /* 0 (1 in a container started with it) */
 
 	zoo_ready();
 	zoo_wait();
@@ -180,6 +196,9 @@ int main(int argc, char **argv)
 	int tslack = thread_slack();
 	CHECK("thread-slack", tslack == THREAD_SLACK, "the second thread's timer slack is %d, expected %d",
 	      tslack, THREAD_SLACK);
+	CHECK("thread-nnp", thread_nnp == thread_nnp_before,
+	      "the second thread's no_new_privs is %d, not %d (the main thread's is %d)", thread_nnp,
+	      thread_nnp_before, nnp);
 	char pc[64] = "";
 	if (zoo_read_file("/proc/self/comm", pc, sizeof(pc)) > 0) {
 		pc[strcspn(pc, "\n")] = 0;
