@@ -331,7 +331,7 @@ pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *gr
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
 		    !setns(st->user_fd - 1, CLONE_NEWUSER)) {
-			root = clone_with_pid(&init, 1, flags | CLONE_NEWPID | CLONE_PARENT, -1);
+			root = clone_with_pid(&init, 1, flags | CLONE_NEWPID | CLONE_PARENT, SIGCHLD, -1);
 			if (root == 0) {
 				close(p[1]);
 				return 0;

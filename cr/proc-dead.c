@@ -227,7 +227,7 @@ static int make_one(struct dead_pid *d)
 	uint32_t pid = d->pid;
 
 	fflush(NULL);
-	pid_t child = clone_with_pid(&pid, 1, 0, -1);
+	pid_t child = clone_with_pid(&pid, 1, 0, SIGCHLD, -1);
 	if (child == 0) {
 		sigset_t all;
 		syscall(SYS_close_range, 0, ~0u, 0);

@@ -179,6 +179,7 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->env_start = f[50];
 	st->env_end = f[51];
 	st->exit_code = f[52];
+	st->exit_signal = f[38];
 	return 0;
 }
 

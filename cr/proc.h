@@ -48,6 +48,7 @@ struct proc_stat {
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;
 	int exit_code; /* field 52: a zombie's status as wait() reports it */
+	int exit_signal; /* field 38: what its parent gets at its exit (clone()'s, SIGCHLD for fork) */
 };
 int proc_read_stat(pid_t pid, struct proc_stat *st);
 

@@ -49,6 +49,10 @@ static int add_entry(struct dump_tree *tr, pid_t pid, const struct proc_stat *st
 	e->ppid = st->ppid;
 	e->pgid = st->pgid;
 	e->sid = st->sid;
+	if (st->state != 'Z' && st->exit_signal != SIGCHLD) {
+		e->has_exit_signal = true;
+		e->exit_signal = st->exit_signal;
+	}
 	pid_t live = st->state == 'Z' ? proc_live_thread(pid) : 0;
 	if (live < 0) {
 		free(e);
@@ -506,6 +510,7 @@ int pstree_validate(struct restore_tree *rt)
 		    (e->zombie && !wait_status_valid(e->exit_status)) ||
 		    (e->leader_exited && (!t || !t->core->n_threads)) ||
 		    (e->group_helper && (i == 0 || e->pgid != e->pid)) || !parent_known ||
+		    (e->has_exit_signal && (!live || e->exit_signal > 64)) ||
 		    find_entry(inv->tree, i, e->pid)) {
 			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);
 			return -EINVAL;
@@ -672,12 +677,16 @@ static pid_t clone_child(const TreeEntry *parent, const TreeEntry *e, uint64_t f
 	uint32_t levels[32];
 	size_t n = e->n_nested_pids ? e->n_nested_pids : 1;
 	size_t parent_n = parent->n_nested_pids ? parent->n_nested_pids : 1;
+	int sig = e->has_exit_signal ? (int)e->exit_signal : SIGCHLD;
 
+	if (e->has_exit_signal && (flags & CLONE_PARENT))
+		pr_warn("restore pid %u: its exit signal %u is not given back: a sibling makes it, and "
+			"its parent gets the sibling's", e->pid, e->exit_signal);
 	if (!e->n_nested_pids)
-		return clone_with_pid(&e->pid, 1, flags, -1);
+		return clone_with_pid(&e->pid, 1, flags, sig, -1);
 	for (size_t i = 0; i < n; i++) /* innermost first */
 		levels[i] = e->nested_pids[n - 1 - i];
-	return clone_with_pid(levels, n, flags | (n > parent_n ? CLONE_NEWPID : 0), -1);
+	return clone_with_pid(levels, n, flags | (n > parent_n ? CLONE_NEWPID : 0), sig, -1);
 }
 
 typedef void (*run_child_fn)(struct restore_tree *, struct restore_task *);

@@ -409,7 +409,7 @@ static pid_t create_root(struct restore_tree *rt)
 		return err;
 	/* in a user namespace of the tree's own, it is born there (pid 1 of a PID namespace it owns) */
 	root = in_userns ? ns_make_clone_root(rt->ctx, flags, creds ? creds->groups : NULL, creds ? creds->n_groups : 0)
-			 : clone_with_pid(&rt->inv->root_pid, 1, flags, -1);
+			 : clone_with_pid(&rt->inv->root_pid, 1, flags, SIGCHLD, -1);
 	if (root) {
 		int clone_errno = errno; /* (said below) */
 		pid_ns_leave_engines(rt->ctx);

@@ -294,13 +294,13 @@ DIR *opendir_at(int dirfd, const char *name, int flags)
 	return dir;
 }
 
-pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd)
+pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int exit_signal, int cgroup_fd)
 {
 	pid_t set_tid[32];
 	struct clone_args ca = {
 		.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
 		/* a sibling (CLONE_PARENT) tells our parent with our own exit signal */
-		.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
+		.exit_signal = (flags & CLONE_PARENT) ? 0 : (uint64_t)exit_signal,
 		.set_tid = (uint64_t)(uintptr_t)set_tid,
 		.set_tid_size = levels,
 		.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,

@@ -84,8 +84,9 @@ int task_fd_copy(pid_t pid, int fd);
 
 /*
  * A child with pids[i] as its pid at PID-namespace level i (0: the innermost one it will be
- * in), made with CLONE_* flags, in the cgroup of cgroup_fd (-1: its parent's).
+ * in), made with CLONE_* flags, telling its parent of its exit with exit_signal (SIGCHLD as
+ * fork; a CLONE_PARENT one: ours), in the cgroup of cgroup_fd (-1: its parent's).
  */
-pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int cgroup_fd);
+pid_t clone_with_pid(const uint32_t *pids, size_t levels, uint64_t flags, int exit_signal, int cgroup_fd);
 
 #endif

@@ -181,7 +181,7 @@ int unix_run_as(const struct run_ctx *ctx, const struct unix_cred *as, int root_
 	fflush(NULL);
 	/* (made before the tree's own PID namespace exists, a helper's pid reads 0 there) */
 	bool with_pid = ids.pid && (!pid_ns_is_own(ctx) || in_root);
-	child = with_pid ? clone_with_pid(&ids.pid, 1, CLONE_FILES, -1) : -1;
+	child = with_pid ? clone_with_pid(&ids.pid, 1, CLONE_FILES, SIGCHLD, -1) : -1;
 	if (child < 0) {
 		if (with_pid)
 			pr_warn("restore: a unix socket's peer pid %u is taken (%s): it comes back with "
