@@ -88,6 +88,37 @@ static bool clock_of_dump_valid(const struct dump_task *t, uint32_t clockid)
 	return false;
 }
 
+/*
+ * The kernel queues one signal per timer (expirations meanwhile count as its overrun): a
+ * timer's signal pending at dump is not queued again as a pending signal, beside which the
+ * restored timer would queue its own, but the timer is made to expire at once and queues it.
+ * (Those of the process and of its main thread: cr/signals.c collected them before.)
+ */
+static void take_timer_signals(TaskCore *c)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < c->n_pending; i++) {
+		PendingSignal *p = c->pending[i];
+		PosixTimer *pt = NULL;
+		siginfo_t si;
+		if (p->siginfo.len >= sizeof(si)) {
+			memcpy(&si, p->siginfo.data, sizeof(si));
+			for (size_t k = 0; si.si_code == SI_TIMER && !pt && k < c->n_posix_timers; k++)
+				if (c->posix_timers[k]->id == (uint32_t)si.si_timerid &&
+				    c->posix_timers[k]->notify != SIGEV_NONE)
+					pt = c->posix_timers[k];
+		}
+		if (pt) {
+			pt->has_signal_pending = pt->signal_pending = true;
+			pending_signal__free_unpacked(p, NULL);
+		} else {
+			c->pending[kept++] = p;
+		}
+	}
+	c->n_pending = kept;
+}
+
 static int dump_posix_timers(struct dump_task *t)
 {
 	char path[64];
@@ -153,6 +184,7 @@ static int dump_posix_timers(struct dump_task *t)
 		pt->value_ns = its.it_value.tv_sec * 1000000000ull + its.it_value.tv_nsec;
 		pt->interval_ns = its.it_interval.tv_sec * 1000000000ull + its.it_interval.tv_nsec;
 	}
+	take_timer_signals(t->core);
 	return 0;
 }
 
@@ -257,6 +289,10 @@ static int restore_posix_timers(struct restore_task *t)
 			.its = { pt->interval_ns / 1000000000, pt->interval_ns % 1000000000,
 				 pt->value_ns / 1000000000, pt->value_ns % 1000000000 },
 		};
+		if (pt->signal_pending) { /* it expires at once, queueing its signal (above) */
+			out[i].its.value_sec = 0;
+			out[i].its.value_nsec = 1;
+		}
 	}
 	return 0;
 }

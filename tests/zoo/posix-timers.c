@@ -13,20 +13,23 @@
  *   timer G: the main thread's own CPU-time clock (pthread_getcpuclockid: ~tid << 3 | 6),
  *            every 5 ms of its CPU time, SIGEV_SIGNAL SIGRTMIN+1;
  *   timer H: the CPU-time clock of its child K (clock_getcpuclockid(K), as a supervisor limits
- *            a child's CPU time), SIGEV_NONE, 100 s of K's CPU time ahead (K waits in pause).
+ *            a child's CPU time), SIGEV_NONE, 100 s of K's CPU time ahead (K waits in pause);
+ *   timer I: CLOCK_MONOTONIC every 50 ms, SIGEV_SIGNAL SIGRTMIN+2, which is blocked (read with
+ *            sigtimedwait, as timer loops do): its signal is pending, once (the kernel queues
+ *            one per timer; later expirations are its overrun).
  *   One more timer is made and deleted first, so the IDs have a gap.
  * After restore and SIGTERM: each timer has its old ID (timer_gettime on it works, and
  * /proc/self/timers lists exactly those IDs), A keeps firing with its value, B and C have
  * 80-100 s and 30-50 s left, D keeps hitting its worker only, E keeps calling back, F has
  * 990-1000 s of CPU time left on the same clock id, G fires while the main thread spins, H is
- * on K's clock with 99-100 s left.
+ * on K's clock with 99-100 s left, I's signal is pending once (not twice) and I goes on.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <pthread.h>
 #include <time.h>
 
-static timer_t a, b, c, d, e, f, g, h;
+static timer_t a, b, c, d, e, f, g, h, ti;
 static pid_t k;
 static clockid_t k_clock;
 static clockid_t g_clock;
@@ -104,7 +107,16 @@ static void c_child_clock(ucontext_t *u)
 	timer_create(CLOCK_PROCESS_CPUTIME_ID, &none, &h);
 	timer_settime(h, 0, &in100, NULL);
 }
+/* I's signal twice, as a restore queueing it beside the restored timer's would leave it */
+static void c_timer_signal(ucontext_t *u)
+{
+	(void)u;
+	siginfo_t si = { .si_signo = SIGRTMIN + 2, .si_code = SI_TIMER };
+	si.si_timerid = (int)(intptr_t)ti;
+	syscall(SYS_rt_sigqueueinfo, getpid(), SIGRTMIN + 2, &si);
+}
 static const struct zoo_corruption corruptions[] = {
+	{ "timer-signal", c_timer_signal, 0 },
 	{ "child-clock", c_child_clock, 0 },
 	{ "ids", c_delete, 0 },
 	{ "firing", c_disarm, 0 },
@@ -126,6 +138,10 @@ static timer_t make(clockid_t clk, int notify, int sig, int value)
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	sigset_t rt2; /* (blocked in every thread: they inherit the mask) */
+	sigemptyset(&rt2);
+	sigaddset(&rt2, SIGRTMIN + 2);
+	sigprocmask(SIG_BLOCK, &rt2, NULL);
 	struct sigaction sa = { .sa_sigaction = on_tick, .sa_flags = SA_SIGINFO | SA_RESTART };
 	sigaction(SIGRTMIN, &sa, NULL);
 	signal(SIGUSR2, SIG_IGN);
@@ -173,6 +189,9 @@ int main(int argc, char **argv)
 	h = make(k_clock, SIGEV_NONE, 0, 0);
 	struct itimerspec in100k = { { 0, 0 }, { 100, 0 } };
 	timer_settime(h, 0, &in100k, NULL);
+	ti = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 2, 0x77);
+	struct itimerspec every50 = { { 0, 50000000 }, { 0, 50000000 } };
+	timer_settime(ti, 0, &every50, NULL);
 	zoo_sleep_ms(100);
 	/* glibc starts a thread (a stack and its guard page) per SIGEV_THREAD expiration, at any
 	 * moment: the mappings change by themselves, with or without a checkpoint */
@@ -215,7 +234,19 @@ int main(int argc, char **argv)
 	      "timer H (child K's CPU time): %s, %ld s left", strerror(errno), (long)left.it_value.tv_sec);
 	snprintf(want, sizeof(want), "ClockID: %d", (int)k_clock);
 	CHECK("child-clock", strstr(text, want) != NULL, "timer H's clock id (%s) missing from /proc/self/timers", want);
+	struct timespec none = { 0, 0 }, wait1 = { 0, 100000000 };
+	siginfo_t s1, s2, s3;
+	int r1 = sigtimedwait(&rt2, &s1, &none), r2 = sigtimedwait(&rt2, &s2, &none);
+	CHECK("timer-signal", r1 == SIGRTMIN + 2 && s1.si_code == SI_TIMER && s1.si_timerid == (int)(intptr_t)ti &&
+				      s1.si_value.sival_int == 0x77 && r2 < 0,
+	      "timer I's pending signals: %d (code %d, timer %d, value %#x), then %d (code %d)", r1, s1.si_code,
+	      s1.si_timerid, s1.si_value.sival_int, r2, r2 > 0 ? s2.si_code : 0);
+	int r3 = -1; /* (timer A's handler interrupts the wait) */
+	for (int i = 0; i < 50 && r3 < 0; i++)
+		r3 = sigtimedwait(&rt2, &s3, &wait1);
+	CHECK("timer-signal", r3 == SIGRTMIN + 2 && s3.si_timerid == (int)(intptr_t)ti, "timer I does not fire again (%d)",
+	      r3);
 	kill(k, SIGKILL);
 	waitpid(k, NULL, 0);
-	return zoo_finish("8 timers, 3 on CPU-time clocks (one a child's)");
+	return zoo_finish("9 timers, 3 on CPU-time clocks (one a child's), one with its signal pending");
 }
