@@ -486,6 +486,29 @@ static bool group_outside_ns(const Inventory *inv, const TreeEntry *e)
 	return !leader || leader->n_nested_pids < e->n_nested_pids;
 }
 
+/*
+ * --shell-job: a root that led its process group in the caller's session (a shell's job) comes
+ * back in the caller's group, with the members of its group: the group the shell put in the
+ * terminal's foreground for the restore. In a group of its own it would be in the background,
+ * stopped by SIGTTIN at its first read of the terminal.
+ */
+static void shell_job_group(struct restore_tree *rt)
+{
+	Inventory *inv = rt->inv;
+	TreeEntry *root = inv->n_tree ? inv->tree[0] : NULL;
+	pid_t caller_group = getpgid(0);
+
+	if (!rt->ctx->opts->shell_job || !root || root->sid == root->pid || root->pgid != root->pid ||
+	    inv->pid_ns || caller_group <= 0)
+		return;
+	pr_info("restore pid %u: a shell job: its group %u comes back as the caller's, %d",
+		root->pid, root->pgid, caller_group);
+	for (size_t i = 1; i < inv->n_tree; i++)
+		if (inv->tree[i]->pgid == root->pid)
+			inv->tree[i]->pgid = caller_group;
+	root->pgid = caller_group;
+}
+
 int pstree_validate(struct restore_tree *rt)
 {
 	Inventory *inv = rt->inv;
@@ -522,6 +545,7 @@ int pstree_validate(struct restore_tree *rt)
 			return -ENOTSUP;
 		}
 	}
+	shell_job_group(rt);
 	return tree_plan_make(rt);
 }
 

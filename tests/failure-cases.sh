@@ -110,6 +110,11 @@
 #                            is saved by key; the restore without --inherit-fd is refused
 #                            naming fd[N]:tty[...], nothing started; with it, the count goes on
 #                            on the new pty from the next number
+#   restore/shell-job-foreground
+#                            tests/tools/shell-job-foreground.py: a shell's foreground job (a
+#                            line reader on a pty) dumped with --shell-job and restored with it
+#                            from that shell: the restored job is in the terminal's foreground
+#                            group and reads the next line typed (not stopped by SIGTTIN)
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes (memfd-secret among them:
@@ -506,6 +511,19 @@ case_hidden_file() {
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	umount "$d/hide"
+}
+
+# A shell's job restored from that shell is in its foreground (tests/tools/shell-job-foreground.py).
+case_shell_job_foreground() {
+	local d=$ZOO_TMP/shell-job-foreground out
+	mkdir -p "$d"
+	out=$(timeout -k 5 120 python3 "$ZOO_ROOT/tests/tools/shell-job-foreground.py" "$STASIS" "$d" 2>&1)
+	if [ "${out%% *}" = PASS ]; then
+		result_ok "restore/shell-job-foreground (${out#PASS })"
+	else
+		result_fail restore/shell-job-foreground "$out"
+		show_tail "$d/img/dump.log" "$d/img/restore.log"
+	fi
 }
 
 # A terminal of the caller's named with --external tty[RDEV:DEV] (LXC's console), given back with
@@ -2033,6 +2051,7 @@ other_cases() {
 		--setns-sibling
 	case_ext_stream_no_inherit_fd
 	case_external_tty
+	case_shell_job_foreground
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
 	case_restore_kernel_lacks
