@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,9 @@ int main(int argc, char **argv)
 	struct stasis_opts opts;
 	int first, rc;
 
+	/* a SIGCHLD its caller ignored (SIG_IGN survives exec) reaps stasis's children before it
+	 * waits for them (its kernel probes said "missing", restores failed) */
+	signal(SIGCHLD, SIG_DFL);
 	if (argc >= 2 && !strcmp(argv[1], "show"))
 		return cmd_show(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "swrk"))

@@ -115,6 +115,9 @@
 #                            line reader on a pty) dumped with --shell-job and restored with it
 #                            from that shell: the restored job is in the terminal's foreground
 #                            group and reads the next line typed (not stopped by SIGTTIN)
+#   restore/sigchld-ignored  threads dumped and restored by a stasis started with SIGCHLD ignored
+#                            (SIG_IGN survives exec: its children were reaped before it waited,
+#                            and its kernel probes said "missing"): the restored program PASSes
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes (memfd-secret among them:
@@ -511,6 +514,32 @@ case_hidden_file() {
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	umount "$d/hide"
+}
+
+# stasis started with SIGCHLD ignored (by a launcher that ignores it) still dumps and restores.
+case_sigchld_ignored() {
+	local d=$ZOO_TMP/sigchld-ignored label=restore/sigchld-ignored pid
+	mkdir -p "$d/img"
+	if ! zoo_start threads "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	ZOO_WRAP=(python3 -c 'import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])')
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	[ "$ZRC" = 0 ] && run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	ZOO_WRAP=()
+	if [ "$ZRC" != 0 ]; then
+		result_fail $label "dump or restore with SIGCHLD ignored exited $ZRC"
+		show_tail "$d/dump.out" "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+	elif ! target_survives $label "$pid" "$d"; then
+		result_fail $label "$ZERR"
+	else
+		result_ok $label
+	fi
 }
 
 # A shell's job restored from that shell is in its foreground (tests/tools/shell-job-foreground.py).
@@ -2052,6 +2081,7 @@ other_cases() {
 	case_ext_stream_no_inherit_fd
 	case_external_tty
 	case_shell_job_foreground
+	case_sigchld_ignored
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
 	case_restore_kernel_lacks
