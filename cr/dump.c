@@ -20,6 +20,7 @@
 #include "dump.h"
 #include "kernel/features.h"
 #include "log.h"
+#include "files/files.h"
 #include "net-lock.h"
 #include "pstree.h"
 #include "safe-file.h"
@@ -297,6 +298,9 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		err = -EIO;
 		goto fail;
 	}
+	/* (before anything looks at the tree's files: the network lock finds its sockets) */
+	if ((err = fd_probe_refuse_fuse(tr.tasks, tr.nr_tasks)))
+		goto fail;
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "files.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 
 const char *fdinfo_key(const char *info, const char *key)
@@ -146,4 +148,31 @@ int fd_probe(pid_t pid, int fd, struct fd_probe *p, char **info_out)
 		*info_out = NULL;
 	}
 	return err;
+}
+
+int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		pid_t pid = tasks[i].pid;
+		auto_free int *fds = NULL;
+		size_t nr = 0;
+		if (proc_list_numbers(pid, "fd", &fds, &nr))
+			continue; /* (said by the fd table's own dump) */
+		for (size_t k = 0; k < nr; k++) {
+			char path[64], link[16];
+			struct stat st;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[k]);
+			ssize_t len = readlink(path, link, sizeof(link) - 1);
+			if (len != 9 || memcmp(link, "/dev/fuse", 9))
+				continue;
+			/* (the device itself, not a file of the file system it serves: safe to look at) */
+			if (!stat(path, &st) && S_ISCHR(st.st_mode) && st.st_rdev == makedev(10, 229)) {
+				pr_err("dump pid %d fd %d: /dev/fuse: the tree serves a FUSE file system (not "
+				       "supported; the files of that file system cannot even be looked at "
+				       "while their server is frozen)", pid, fds[k]);
+				return -ENOTSUP;
+			}
+		}
+	}
+	return 0;
 }

@@ -33,6 +33,10 @@ struct fd_dirs {
 	int fd_dir, info_dir;
 };
 int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **info_out);
+/* A process of tasks (n of them) serving a FUSE file system (/dev/fuse open): refused naming it,
+ * before any file of the tree is looked at: stat() of a file of that file system waits for its
+ * frozen server for ever. Only links are read (readlink asks no file system). */
+int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n);
 int fd_probe_file(const struct fd_dirs *d, struct fd_probe *p);
 /* The fd of t's (dumped) table that is the open file of fd of pid (a tid too), else -ENOENT;
  * st: that fd's file. */

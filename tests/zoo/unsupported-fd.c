@@ -14,7 +14,8 @@
  *   uses), bpf-map-outside (a BPF hash map a process outside the tree holds too),
  *   netlink-reply (a NETLINK_ROUTE socket holding the kernel's unread reply to its
  *   RTM_GETLINK request for lo; checked to be still there after SIGTERM), tun-host
- *   (/dev/net/tun attached to tun device zunsup0 of the host's network namespace).
+ *   (/dev/net/tun attached to tun device zunsup0 of the host's network namespace), fuse
+ *   (/dev/fuse, as a FUSE server holds it).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
  *   $ZOO_UNSUPPORTED_IN_CHILD=1: a child process holds fd 42 instead (its pid is written to
@@ -205,6 +206,10 @@ static int open_kind(void)
 		fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 		if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr))
 			zoo_die("tun-host: %s", strerror(errno));
+	} else if (!strcmp(kind, "fuse")) {
+		/* /dev/fuse, as a FUSE server holds it (the dump refuses it before looking at any
+		 * file: those of the file system it serves would wait for it, frozen, for ever) */
+		fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	} else if (!strcmp(kind, "bpf-queue")) {
 		/* a BPF map of a type not saved: a queue (its entries only pop) */
 		union bpf_attr attr = { .map_type = BPF_MAP_TYPE_QUEUE, .value_size = 4, .max_entries = 8 };
