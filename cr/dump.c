@@ -299,7 +299,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		goto fail;
 	}
 	/* (before anything looks at the tree's files: the network lock finds its sockets) */
-	if ((err = fd_probe_refuse_fuse(tr.tasks, tr.nr_tasks)))
+	if ((err = fd_probe_refuse_fuse(tr.tasks, tr.nr_tasks)) || (err = pstree_refuse_tracers(&tr)))
 		goto fail;
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;

@@ -6,6 +6,7 @@
  * before and after taking its session and process group; zombies and the helpers standing in
  * for exited session or group leaders are made the same way, then die.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "end-as.h"
 #include "freezer.h"
 #include "log.h"
+#include "proc.h"
 #include "pstree.h"
 #include "regs.h"
 #include "restorer/restorer.h"
@@ -330,6 +332,48 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 	pr_debug("dump pid %d: froze %zu processes (%zu in the tree)", root, tr->nr_tasks,
 		 tr->nr_entries);
 	return 0;
+}
+
+/* The process of the tree that thread tid belongs to, or NULL. */
+static const struct dump_task *task_of_thread(const struct dump_tree *tr, pid_t tid)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		const struct dump_task *t = &tr->tasks[i];
+		if (t->pid == tid)
+			return t;
+		for (size_t k = 0; k < t->nr_threads; k++)
+			if (t->threads[k].tid == tid)
+				return t;
+	}
+	return NULL;
+}
+
+int pstree_refuse_tracers(const struct dump_tree *tr)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int err = 0;
+
+	while (!err && proc && (de = readdir(proc))) {
+		pid_t pid = atoi(de->d_name);
+		uint64_t tracer = 0;
+		const struct dump_task *t;
+		if (pid <= 0 || proc_status_field(pid, "TracerPid", 10, &tracer) || !tracer ||
+		    !(t = task_of_thread(tr, (pid_t)tracer)))
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		auto_free char *comm = read_file_at(AT_FDCWD, path, NULL);
+		if (comm)
+			comm[strcspn(comm, "\n")] = 0;
+		pr_err("dump pid %d: it traces (ptrace, thread %llu) pid %d (%s), outside the tree: the "
+		       "dump would end that tracing (not supported)", t->pid, (unsigned long long)tracer,
+		       pid, comm ? comm : "?");
+		err = -ENOTSUP;
+	}
+	if (proc)
+		closedir(proc);
+	return err;
 }
 
 void pstree_release(struct dump_tree *tr)

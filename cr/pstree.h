@@ -6,6 +6,9 @@
 
 /* Freezes the tree under root (every process and thread), re-scanning until it is closed. */
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx);
+/* A process of the frozen tree tracing (ptrace: strace -p, gdb -p) one outside it: refused
+ * naming both (the dump ends the tracing; a restored tracer traces nothing any more). */
+int pstree_refuse_tracers(const struct dump_tree *tr);
 /* Lets every frozen process go on as before (in its cgroup frozen again if it was). */
 void pstree_release(struct dump_tree *tr);
 /*

@@ -120,6 +120,9 @@
 #   restore/sigchld-ignored  threads dumped and restored by a stasis started with SIGCHLD ignored
 #                            (SIG_IGN survives exec: its children were reaped before it waited,
 #                            and its kernel probes said "missing"): the restored program PASSes
+#   dump/tracer-of-outside   a tree whose process traces (PTRACE_SEIZE, as strace -p and gdb -p
+#                            attach) a sleep outside it: refused naming the tracer and the
+#                            traced pid; the tracer runs on, still tracing it
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes (memfd-secret among them:
@@ -516,6 +519,42 @@ case_hidden_file() {
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	umount "$d/hide"
+}
+
+# A tracer of a process outside the tree (strace -p, gdb -p): its dump would end the tracing.
+case_tracer_of_outside() {
+	local d=$ZOO_TMP/tracer label=dump/tracer-of-outside target tracer
+	mkdir -p "$d/img"
+	sleep 600 &
+	target=$!
+	track_pid "$target"
+	python3 -c 'import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.ptrace(0x4206, int(sys.argv[1]), 0, 0):  # PTRACE_SEIZE
+    sys.exit("PTRACE_SEIZE: errno %d" % ctypes.get_errno())
+while True:
+    time.sleep(1)' "$target" >"$d/tracer.out" 2>&1 &
+	tracer=$!
+	track_pid "$tracer"
+	wait_until 10 eval '[ "$(tracer_of "$target")" = "$tracer" ]'
+	if [ "$(tracer_of "$target")" != "$tracer" ]; then
+		result_fail $label "the tracer did not attach: $(cat "$d/tracer.out")"
+	else
+		run_stasis "$d/dump.out" 60 dump -t "$tracer" -D "$d/img" -o dump.log -v4
+		if ! clean_failure "$ZRC"; then
+			result_fail $label "dump of the tracer: exit status $ZRC"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $tracer: it traces \\(ptrace, thread $tracer\\) pid $target \\(sleep\\), outside the tree"; then
+			result_fail $label "the refusal does not name tracer $tracer and traced pid $target"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! proc_alive "$tracer" || [ "$(tracer_of "$target")" != "$tracer" ]; then
+			result_fail $label "after the refused dump: tracer alive $(proc_alive "$tracer" && echo yes), the target's tracer $(tracer_of "$target")"
+		else
+			result_ok $label
+		fi
+	fi
+	kill -KILL "$tracer" "$target" 2>/dev/null
+	wait "$tracer" "$target" 2>/dev/null
 }
 
 # stasis started with SIGCHLD ignored (by a launcher that ignores it) still dumps and restores.
@@ -2084,6 +2123,7 @@ other_cases() {
 	case_external_tty
 	case_shell_job_foreground
 	case_sigchld_ignored
+	case_tracer_of_outside
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
 	case_restore_kernel_lacks
