@@ -11,9 +11,11 @@
  * makes them: in their process if one holds them, in stasis (the tree's namespace) if several
  * do, but an inet, netlink or packet socket of a nested namespace that processes there alone
  * share is made by the namespace's maker (fd_entry.netns_maker, fd_netns_maker: the kinds'
- * opened_by_process), once it made the namespace and before it forks them. The dump notes each
- * (net_nested_note_socket) and refuses one that would come back in another namespace than its
- * own (check_held_sockets).
+ * opened_by_process), once it made the namespace and before it forks them; one of the tree's
+ * own namespace that a process of a nested one holds alone (made before it unshared: vsftpd's
+ * session with its control connection) is made by stasis there and inherited
+ * (fd_entry.made_in_tree_ns, cr/files/shared.c). The dump notes each (net_nested_note_socket)
+ * and refuses one that would come back in another namespace than its own (check_held_sockets).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +48,7 @@ struct nested_held_socket {
 	int fd, family;
 	bool maker_opens; /* pid's entry for it is the socket's own (not a sharer's), of a kind
 			   * that the maker of its namespace can open (inet, netlink, packet) */
+	bool stasis_opens; /* that, of the tree's namespace, pid's in one a process made */
 };
 
 struct net_nested_state {
@@ -54,6 +57,7 @@ struct net_nested_state {
 	uint64_t *ids;                /* dump: the namespaces' inodes */
 	struct nested_held_socket *held; /* dump */
 	size_t n_held;
+	uint64_t tree_ns;             /* dump: the tree's own (its root's) namespace's inode */
 };
 
 static struct net_nested_state *state_of(const struct run_ctx *ctx)
@@ -152,6 +156,14 @@ static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 
 	if ((err = nested_ns_find(tr, "net", &v, &n)) || !n)
 		return err;
+	char path[64];
+	struct stat root_ns;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", tr->tasks[0].pid);
+	if (stat(path, &root_ns)) {
+		pr_perror("dump pid %d: cannot tell its network namespace", tr->tasks[0].pid);
+		return -errno;
+	}
+	st->tree_ns = root_ns.st_ino;
 	if (!(st->img = xzalloc(sizeof(*st->img))) ||
 	    (net_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns)))) ||
 	    !(st->ids = xzalloc(n * sizeof(*st->ids)))) {
@@ -206,11 +218,15 @@ int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e)
 			return -ENOMEM;
 		st->held = more;
 	}
+	bool stasis_opens = maker_opens && ns.st_ino == st->tree_ns && holder.st_ino != ns.st_ino &&
+			    maker_of(st, holder.st_ino);
 	st->held[st->n_held++] = (struct nested_held_socket){ sock.st_ino, ns.st_ino, holder.st_ino,
-							      pid, fd, family, maker_opens };
+							      pid, fd, family, maker_opens, stasis_opens };
 	/* (its entry is written before the tree's objects: marked now, judged in the write) */
 	if (maker_opens && (e->netns_maker = maker_of(st, ns.st_ino)))
 		e->has_netns_maker = true;
+	if (stasis_opens) /* (made before its holder unshared: vsftpd's sessions' connections) */
+		e->has_made_in_tree_ns = e->made_in_tree_ns = true;
 	return 0;
 }
 
@@ -254,7 +270,7 @@ static int check_held_sockets(struct net_nested_state *st)
 			       x->pid, outside ? ", of another namespace," : "");
 			return -ENOTSUP;
 		}
-		if (!other && h->ns != h->holder_ns &&
+		if (!other && h->ns != h->holder_ns && !h->stasis_opens &&
 		    (maker_of(st, h->ns) || maker_of(st, h->holder_ns))) {
 			pr_err("dump pid %d fd %d: a socket of family %d made in network namespace "
 			       "net:[%llu] is held by this process of net:[%llu] alone: it would come back "

@@ -222,13 +222,13 @@
 #                            to an abstract name (fd 59 of the child), -veth a veth pair besides
 #                            the loopback: the dump fails naming the fd, or the namespace and
 #                            the interface; the tree runs and PASSes
-#   dump/netns-inet-*        netns-inet (inet sockets in its child's own namespace) with a socket
-#                            the restore would make in another namespace than its own:
-#                            -held-outside the child's listener held by the parent too (it would
-#                            be made by stasis, in the tree's namespace; shared by processes of
-#                            the child's namespace alone, the child makes it), -made-before a
-#                            UDP socket of the tree's namespace that the child alone holds: the
-#                            dump fails naming the fd and both namespaces; the tree runs, PASSes
+#   dump/netns-inet-held-outside
+#                            netns-inet (inet sockets in its child's own namespace) with a socket
+#                            the restore would make in another namespace than its own: the
+#                            child's listener held by the parent too (it would be made by
+#                            stasis, in the tree's namespace; shared by processes of the child's
+#                            namespace alone, the child makes it): the dump fails naming the fd
+#                            and both namespaces; the tree runs, PASSes
 #   restore/corrupt/netns-maker
 #                            netns-inet's images (--tcp-established) with the maker that its
 #                            child's shared sockets name (fd_entry.netns_maker) changed to the
@@ -2175,9 +2175,6 @@ other_cases() {
 		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+, of another namespace, too: a socket held by several processes comes back in the tree.s namespace' \
 		--held-outside
 	case_netns_maker_images
-	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-made-before netns-inet \
-		'dump pid [0-9]+ fd 56: a socket of family 2 made in network namespace net:\[[0-9]+\] is held by this process of net:\[[0-9]+\] alone: it would come back in the holder.s namespace' \
-		--made-before
 	dump_fails_naming dump/netns-nested-abstract netns-private \
 		'dump pid [0-9]+ fd 59: unix socket socket:\[[0-9]+\] is bound to abstract name @stasis-zoo-nested-[0-9]+ in a network namespace a process of the tree made' \
 		--abstract

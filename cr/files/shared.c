@@ -222,12 +222,13 @@ static int prepare_shared_files(struct run_ctx *ctx, struct restore_tree *rt)
 	size_t nr_tasks = rt->nr_tasks;
 	int err;
 
-	/* kinds that stasis itself must open (named pipes) */
+	/* kinds that stasis itself must open (named pipes), and sockets of the tree's network
+	 * namespace that a process of a nested one holds (netns/net-nested.c) */
 	for (size_t i = 0; i < nr_tasks; i++) {
 		for (size_t k = 0; k < tasks[i].fds->n_fds; k++) {
 			const FdEntry *e = tasks[i].fds->fds[k];
 			const struct fd_kind_ops *ops = fd_kind_of(e->kind);
-			if (!ops || !ops->open_in_stasis)
+			if (!ops || !(ops->open_in_stasis || e->made_in_tree_ns))
 				continue;
 			unsigned logged = log_errors();
 			int held = ops->open(&tasks[i], e);

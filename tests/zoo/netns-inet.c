@@ -3,7 +3,9 @@
  * alone (systemd's PrivateNetwork=yes), under a parent in the tree's namespace that listens on
  * the same address and port.
  *   The parent listens on 127.0.0.1:P (fd 60, the tree's namespace).
- *   The child unshares CLONE_NEWNET (its maker), brings its loopback up and there: listens on
+ *   The child binds a UDP socket to 127.0.0.1 of the tree's namespace (fd 56, its own alone:
+ *   vsftpd's sessions keep their control connection so), then unshares CLONE_NEWNET (its
+ *   maker), brings its loopback up and there: listens on
  *   127.0.0.1:P too (fd 50); binds a UDP socket to 127.0.0.1:Q (fd 51) holding two datagrams
  *   that fd 52 (UDP, connected to it) sent; binds a UDP socket to [::1]:R (fd 53) holding a
  *   datagram it sent itself; holds a TCP connection over its loopback (fds 54, 55: "abc" sent
@@ -14,11 +16,11 @@
  * connection of the child's to 127.0.0.1:P is accepted on fd 50, one of the parent's on fd 60;
  * fd 51 reads the two datagrams in order from fd 52's address, then one more that fd 52 sends;
  * fd 53 reads its datagram; fd 55 reads "abc" and answers a ping from 54; the grandchild's
- * sockets are the child's and in its namespace.
+ * sockets are the child's and in its namespace; fd 56 is in the parent's namespace and reads a
+ * datagram it sends itself there.
  * What the dump must refuse (tests/failure-cases.sh): --held-outside the child sends its
  * listener up to the parent (fd 61 there: a socket of the child's namespace that two processes
- * hold, which the restore would make in the tree's); --made-before a UDP socket the child made
- * before it unshared (fd 56, of the tree's namespace, held by the child alone).
+ * hold, which the restore would make in the tree's).
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -95,15 +97,26 @@ static int in_my_netns(int fd)
 	return ok;
 }
 
+/* the socket at fd was made in process pid's network namespace */
+static int in_netns_of(int fd, pid_t pid)
+{
+	struct stat theirs, its;
+	char path[64];
+	int ns = ioctl(fd, SIOCGSKNS);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", zoo_proc_pid(pid));
+	int ok = ns >= 0 && !fstat(ns, &its) && !stat(path, &theirs) && its.st_ino == theirs.st_ino;
+	if (ns >= 0)
+		close(ns);
+	return ok;
+}
+
 /* Exit code bits: 1 a socket in another namespace, 2 listener, 4 queued datagrams, 8 connected
- * UDP, 16 UDP over IPv6, 32 the TCP connection */
+ * UDP, 16 UDP over IPv6, 32 the TCP connection, 64 the socket made before the unshare */
 static void child(const char *refused)
 {
+	struct sockaddr_in before = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	signal(SIGTERM, on_term);
-	if (refused && !strcmp(refused, "--made-before")) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		zoo_place(bound(AF_INET, SOCK_DGRAM, (struct sockaddr *)&sa, sizeof(sa)), FD_BEFORE_C, 0);
-	}
+	zoo_place(bound(AF_INET, SOCK_DGRAM, (struct sockaddr *)&before, sizeof(before)), FD_BEFORE_C, 0);
 	if (unshare(CLONE_NEWNET) || !zoo_set_lo(1))
 		zoo_die("a network namespace of its own with lo up: %s", strerror(errno));
 	int l = bound(AF_INET, SOCK_STREAM, (struct sockaddr *)&listen_addr, sizeof(listen_addr));
@@ -130,7 +143,7 @@ static void child(const char *refused)
 		zoo_send_fd(FD_PIPE_P + 1, FD_LISTEN_C);
 	if ((grandkid = fork()) == 0) {
 		close(FD_UDP6_C);
-		close(FD_BEFORE_C); /* (--made-before: the child's alone) */
+		close(FD_BEFORE_C); /* (the child's alone) */
 		while (!child_term)
 			zoo_sleep_ms(10);
 		int code = 0;
@@ -156,6 +169,8 @@ static void child(const char *refused)
 		recv(FD_UDP6_C, (char[8]){ 0 }, 8, MSG_DONTWAIT);
 	if (is("tcp"))
 		recv(FD_TCP_S, (char[8]){ 0 }, 8, MSG_DONTWAIT);
+	if (is("before")) /* made again in its own namespace */
+		zoo_place(bound(AF_INET, SOCK_DGRAM, (struct sockaddr *)&before, sizeof(before)), FD_BEFORE_C, 0);
 	int code = 0, st;
 	kill(grandkid, SIGTERM);
 	if (waitpid(grandkid, &st, 0) != grandkid || !WIFEXITED(st) || WEXITSTATUS(st))
@@ -175,6 +190,9 @@ static void child(const char *refused)
 	code |= reads(FD_TCP_S, "abc", NULL, 0) && send(FD_TCP_C, "ping", 4, 0) == 4 &&
 			reads(FD_TCP_S, "ping", NULL, 0) && send(FD_TCP_S, "pong", 4, 0) == 4 &&
 			reads(FD_TCP_C, "pong", NULL, 0) ? 0 : 32;
+	code |= in_netns_of(FD_BEFORE_C, getppid()) &&
+			sendto(FD_BEFORE_C, "old", 3, 0, (struct sockaddr *)&before, sizeof(before)) == 3 &&
+			reads(FD_BEFORE_C, "old", (struct sockaddr *)&before, sizeof(before)) ? 0 : 64;
 	_exit(code);
 }
 
@@ -184,7 +202,7 @@ static void c_in_child(ucontext_t *u) { (void)u; }
 static const struct zoo_corruption corruptions[] = {
 	{ "netns", c_in_child, 0 },	{ "listener", c_in_child, 0 }, { "queue", c_in_child, 0 },
 	{ "connected", c_in_child, 0 }, { "udp6", c_in_child, 0 },     { "tcp", c_in_child, 0 },
-	{ "outer", c_in_child, 0 },
+	{ "outer", c_in_child, 0 },	{ "before", c_in_child, 0 },
 };
 
 int main(int argc, char **argv)
@@ -194,7 +212,7 @@ int main(int argc, char **argv)
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	const char *refused = NULL;
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--held-outside") || !strcmp(argv[i], "--made-before"))
+		if (!strcmp(argv[i], "--held-outside"))
 			refused = argv[i];
 	listen_addr = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	udp_addr = listen_addr;
@@ -237,6 +255,8 @@ int main(int argc, char **argv)
 		CHECK("connected", !(code & 8), "the connected UDP socket's datagram did not arrive");
 		CHECK("udp6", !(code & 16), "the datagram queued on ::1 was not read");
 		CHECK("tcp", !(code & 32), "the TCP connection over the child's loopback lost its data or its peer");
+		CHECK("before", !(code & 64), "the child's socket made before it unshared is not in the parent's "
+		      "namespace, or its datagram to itself did not arrive");
 	}
 	return zoo_finish(NULL);
 }
