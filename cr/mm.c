@@ -580,7 +580,24 @@ static int dump_mm(struct dump_task *t)
 
 /* ---- restore ---- */
 
-static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const MappedFile *f)
+/* Is file id mapped privately (its pages not written since come from the file)? */
+static bool mapped_privately(const Mm *mm, uint32_t id)
+{
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		if (mm->vmas[i]->has_file_id && mm->vmas[i]->file_id == id &&
+		    mm->vmas[i]->kind != VMA_KIND__VMA_FILE_SHARED)
+			return true;
+	return false;
+}
+
+/*
+ * A mapped file is still the one saved: same size, same modification time. A time that lost
+ * its fraction of a second (a copy through tar, as engines save /dev/shm, volumes and the root
+ * file system's changes) is the same. A file the process maps shared only may have changed
+ * (its content is the process's state, as it stands: said); one mapped privately may not (its
+ * pages not written since are the file's: a changed binary or library).
+ */
+static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const Mm *mm, const MappedFile *f)
 {
 	struct stat st;
 	int err;
@@ -602,18 +619,21 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const MappedF
 		       "was %llu", pid, f->path, (long long)st.st_size, (unsigned long long)f->size);
 		return -ESTALE;
 	}
-	if (mtime != f->mtime_ns) {
-		char was[40], now[40];
-		time_t a = f->mtime_ns / 1000000000ull, b = st.st_mtim.tv_sec;
-		strftime(was, sizeof(was), "%F %T", gmtime(&a));
-		strftime(now, sizeof(now), "%F %T", gmtime(&b));
-		pr_err("restore pid %d: mapped file %s changed since the dump: modified %s.%09llu UTC, "
-		       "was %s.%09llu UTC (same size, %llu bytes)", pid, f->path, now,
-		       (unsigned long long)st.st_mtim.tv_nsec, was,
-		       (unsigned long long)(f->mtime_ns % 1000000000ull), (unsigned long long)f->size);
-		return -ESTALE;
-	}
-	return 0;
+	bool copied = !st.st_mtim.tv_nsec && (uint64_t)st.st_mtim.tv_sec == f->mtime_ns / 1000000000ull;
+	if (mtime == f->mtime_ns || copied)
+		return 0;
+	char was[40], now[40];
+	time_t a = f->mtime_ns / 1000000000ull, b = st.st_mtim.tv_sec;
+	strftime(was, sizeof(was), "%F %T", gmtime(&a));
+	strftime(now, sizeof(now), "%F %T", gmtime(&b));
+	bool shared_only = !mapped_privately(mm, f->id);
+	log_msg(shared_only ? LOG_WARN : LOG_ERR,
+		"restore pid %d: mapped file %s changed since the dump: modified %s.%09llu UTC, "
+		"was %s.%09llu UTC (same size, %llu bytes)%s\n", pid, f->path, now,
+		(unsigned long long)st.st_mtim.tv_nsec, was,
+		(unsigned long long)(f->mtime_ns % 1000000000ull), (unsigned long long)f->size,
+		shared_only ? "; mapped shared only: the process sees it as it is now" : "");
+	return shared_only ? 0 : -ESTALE;
 }
 
 static int validate_mm(struct restore_task *t)
@@ -982,7 +1002,7 @@ static int check_mm(struct restore_task *t)
 	int err;
 
 	for (size_t i = 0; i < t->mm->n_files; i++)
-		if ((err = check_mapped_file(t->ctx, t->pid, t->mm->files[i])))
+		if ((err = check_mapped_file(t->ctx, t->pid, t->mm, t->mm->files[i])))
 			return err;
 	for (size_t i = 0; i < t->mm->n_vmas; i++)
 		if (t->mm->vmas[i]->kind == VMA_KIND__VMA_PACKET_RING &&

@@ -123,6 +123,12 @@
 #   dump/tracer-of-outside   a tree whose process traces (PTRACE_SEIZE, as strace -p and gdb -p
 #                            attach) a sleep outside it: refused naming the tracer and the
 #                            traced pid; the tracer runs on, still tracing it
+#   restore/mapped-file-times
+#                            mem-file (private.dat mapped privately, shared.dat shared): the
+#                            files' times cut to whole seconds (as tar copies them: engines save
+#                            /dev/shm and volumes so) restore; then shared.dat touched after the
+#                            dump restores with a warning naming it; then private.dat touched is
+#                            refused naming it, nothing started
 #   leave-running/TARGET     dump --leave-running succeeds, the target keeps running; a restore
 #                            of those images refuses (pid taken, message names the pid), starts
 #                            no second process; then the target PASSes (memfd-secret among them:
@@ -555,6 +561,49 @@ while True:
 	fi
 	kill -KILL "$tracer" "$target" 2>/dev/null
 	wait "$tracer" "$target" 2>/dev/null
+}
+
+# Mapped files whose times changed since the dump: cut to whole seconds (a copy through tar), a
+# shared one touched (its content is the process's state), a private one touched (refused).
+case_mapped_file_times() {
+	local d=$ZOO_TMP/mapped-times label=restore/mapped-file-times pid w f step
+	mkdir -p "$d"
+	if ! zoo_start mem-file "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID w=$d/work
+	for step in seconds shared private; do
+		rm -rf "$d/img" && mkdir -p "$d/img"
+		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+		if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+			result_fail $label "$step: the dump failed ($ZRC)"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+			kill_ours "$pid"
+			return
+		fi
+		case $step in
+		seconds) for f in "$w/private.dat" "$w/shared.dat"; do touch -d "@$(stat -c %Y "$f")" "$f"; done ;;
+		*) touch -d "@$(($(stat -c %Y "$w/$step.dat") + 7))" "$w/$step.dat" ;;
+		esac
+		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+		if [ "$step" = private ]; then
+			if ! clean_failure "$ZRC" || proc_alive "$pid" ||
+				! mentions "$d/restore.out" "$d/img/restore.log" "restore pid $pid: mapped file $w/private.dat changed since the dump"; then
+				result_fail $label "private.dat touched: restore exit $ZRC (alive: $(proc_alive "$pid" && echo yes)), not refused naming it"
+				show_tail "$d/restore.out" "$d/img/restore.log"
+				kill_ours "$pid"
+				return
+			fi
+		elif [ "$ZRC" -ne 0 ] || ! proc_alive "$pid" ||
+			{ [ "$step" = shared ] && ! mentions "$d/img/restore.log" "mapped file $w/shared.dat changed since the dump.*mapped shared only"; }; then
+			result_fail $label "$step: restore exit $ZRC, or no warning naming shared.dat"
+			show_tail "$d/restore.out" "$d/img/restore.log"
+			kill_ours "$pid"
+			return
+		fi
+	done
+	result_ok $label
 }
 
 # stasis started with SIGCHLD ignored (by a launcher that ignores it) still dumps and restores.
@@ -2124,6 +2173,7 @@ other_cases() {
 	case_shell_job_foreground
 	case_sigchld_ignored
 	case_tracer_of_outside
+	case_mapped_file_times
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
 	case_restore_kernel_lacks
