@@ -308,7 +308,7 @@ int inet_reuse_restore(int sk, const InetSocket *in)
 	return setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &v, sizeof(v)) ? -errno : 0;
 }
 
-int inet_bind_saved(int sk, const InetSocket *in)
+int inet_bind_saved(int sk, const InetSocket *in, pid_t pid, unsigned fd)
 {
 	struct sockaddr_storage sa;
 	socklen_t len;
@@ -331,6 +331,10 @@ int inet_bind_saved(int sk, const InetSocket *in)
 			if (setsockopt(sk, level, opt, &off, sizeof(off)) && !err)
 				err = -errno;
 		}
+		if (!err) /* (or an address that its new namespace lacks: a container with another IP) */
+			pr_warn("restore pid %d fd %u: bound to %s, an address its network namespace does not "
+				"have (IP_FREEBIND): it gets nothing until the address is there", pid, fd,
+				inet_addr_str(in->family, &in->src_addr, in->src_port, (char[80]){ 0 }, 80));
 	}
 	if (tcp && setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) && !err)
 		err = -errno;

@@ -585,7 +585,7 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 	case INET_STATE__INET_BOUND:
 	case INET_STATE__INET_LISTEN:
 	case INET_STATE__INET_CONNECTING:
-		if ((err = inet_bind_saved(sk, in))) {
+		if ((err = inet_bind_saved(sk, in, t->pid, e->fd))) {
 			pr_err("restore pid %d fd %u: cannot bind TCP socket to %s: %s", t->pid, e->fd,
 			       self, strerror(-err));
 			return err;

@@ -358,7 +358,7 @@ static int open_dgram(struct restore_task *t, const FdEntry *e, int sk)
 	socklen_t len;
 	int err;
 
-	if (in->state != INET_STATE__INET_FRESH && (err = inet_bind_saved(sk, in))) {
+	if (in->state != INET_STATE__INET_FRESH && (err = inet_bind_saved(sk, in, t->pid, e->fd))) {
 		pr_err("restore pid %d fd %u: cannot bind to %s: %s", t->pid, e->fd,
 		       inet_addr_str(in->family, &in->src_addr, in->src_port, (char[80]){ 0 }, 80),
 		       strerror(-err));

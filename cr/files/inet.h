@@ -32,8 +32,9 @@ int inet_opts_restore(int sk, const InetSocket *in, bool tcp_level);
 /* SO_REUSEADDR as saved: turning repair mode off clears it. */
 int inet_reuse_restore(int sk, const InetSocket *in);
 /* Bound to the saved address with the port's reuse forced (as TCP repair does), so that
- * connections of the dumped tree waiting out TIME_WAIT do not keep it. */
-int inet_bind_saved(int sk, const InetSocket *in);
+ * connections of the dumped tree waiting out TIME_WAIT do not keep it; to an address its
+ * namespace lacks with IP_FREEBIND (as it was bound, or said: pid's fd). */
+int inet_bind_saved(int sk, const InetSocket *in, pid_t pid, unsigned fd);
 /* The multicast groups sk joined (found among the namespace's groups, /proc/net/igmp*). */
 int inet_mcast_dump(int sk, InetSocket *in);
 bool inet_mcast_valid(const InetSocket *in);
