@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kernel/probe.h"
+#include "log.h"
 #include "util.h"
 
 #define CHILD_TIMEOUT_S 5
@@ -64,9 +65,13 @@ bool probe_in_child(bool (*fn)(struct probe_result *r), struct probe_result *r)
 		return probe_set(r, false, "probe pipe: %m");
 	fflush(NULL);
 	pid = fork();
-	if (pid < 0) {
+	if (pid < 0) { /* the kernel is not asked: said, not taken for its answer */
+		int err = -errno;
 		probe_close_pair(p);
-		return probe_set(r, false, "probe fork: %m");
+		pr_err("cannot start a process to probe the kernel: %s%s", strerror(-err),
+		       err == -EAGAIN ? " (a limit on processes: the cgroup's pids.max, RLIMIT_NPROC?)" : "");
+		r->error = err;
+		return probe_set(r, false, "probe fork: %s", strerror(-err));
 	}
 	if (pid == 0) {
 		struct probe_result cr = { 0 };
