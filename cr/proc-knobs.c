@@ -1,8 +1,9 @@
 /*
  * What a process sets through its /proc/PID files: the OOM killer's adjustment
  * (oom_score_adj), the audit login uid (loginuid), which mappings a core dump holds
- * (coredump_filter). Read from the files at dump; the new process writes its own before the
- * blob runs, while it still has every privilege (a lower oom_score_adj needs
+ * (coredump_filter), and a session leader's nice of its session's scheduling group
+ * (autogroup: made by its setsid). Read from the files at dump; the new process writes its
+ * own before the blob runs, while it still has every privilege (a lower oom_score_adj needs
  * CAP_SYS_RESOURCE, a loginuid once set CAP_AUDIT_CONTROL). The audit session id cannot be set:
  * the kernel gives a new one with the loginuid.
  */
@@ -59,6 +60,14 @@ static int dump_knobs(struct dump_task *t)
 	}
 	c->has_coredump_filter = true;
 	c->coredump_filter = v;
+	char path[64];
+	int nice = 0;
+	proc_path(path, sizeof(path), t->pid, "autogroup");
+	auto_free char *group = t->stat.sid == t->pid ? read_file_at(AT_FDCWD, path, NULL) : NULL;
+	if (group && sscanf(group, "%*s nice %d", &nice) == 1 && nice) {
+		c->has_autogroup_nice = true;
+		c->autogroup_nice = nice;
+	}
 	return 0;
 }
 
@@ -68,6 +77,10 @@ static int validate_knobs(struct restore_task *t)
 
 	if (c->has_oom_score_adj && (c->oom_score_adj < -1000 || c->oom_score_adj > 1000)) {
 		pr_err("image core-%d.img: oom_score_adj %d is out of range", t->pid, c->oom_score_adj);
+		return -EINVAL;
+	}
+	if (c->has_autogroup_nice && (c->autogroup_nice < -20 || c->autogroup_nice > 19)) {
+		pr_err("image core-%d.img: autogroup nice %d is out of range", t->pid, c->autogroup_nice);
 		return -EINVAL;
 	}
 	if (c->coredump_filter & ~COREDUMP_FILTER_BITS) {
@@ -116,6 +129,10 @@ static int restore_knobs(struct restore_task *t)
 		       strerror(-err));
 		return err;
 	}
+	/* (its session, made again by its setsid, has a group of its own again) */
+	if (c->has_autogroup_nice && (err = write_knob("autogroup", "%lld", c->autogroup_nice)))
+		pr_warn("restore pid %d: its session's scheduling group keeps nice 0, not %d: %s", t->pid,
+			c->autogroup_nice, strerror(-err));
 	return 0;
 }
 

@@ -2,13 +2,14 @@
  * proc-knobs: what a process sets about itself through /proc and a few system calls.
  *   The process: oom_score_adj 345, loginuid 1234, coredump_filter 0x7b, registered for
  *   membarrier's private and global expedited commands.
- *   Its child C: locks 64 KiB (mlock) and every later mapping (mlockall(MCL_FUTURE|
- *   MCL_ONFAULT)), sets its oom_score_adj to 200, then drops root (uids and gids 1000).
+ *   Its child C: leads a session of its own whose scheduling group (autogroup) has nice 5,
+ *   locks 64 KiB (mlock) and every later mapping (mlockall(MCL_FUTURE|MCL_ONFAULT)), sets its
+ *   oom_score_adj to 200, then drops root (uids and gids 1000).
  * After restore and SIGTERM: the values read back the same; the membarrier expedited commands
  * work (the kernel refuses them unregistered: checked before registering, as registrations
  * cannot be undone for a corruption); C, still uid 1000, has its 64 KiB locked, and a new
  * mapping it makes is locked on fault (VmFlags lo lf), and reports it (corruption "mlock": C
- * calls munlockall() itself after SIGTERM).
+ * calls munlockall() itself after SIGTERM); its session's group still has nice 5.
  * Blocks in: nanosleep (zoo_wait loop; C's sleep loop).
  */
 #include "zoo.h"
@@ -62,11 +63,23 @@ static int vm_flag(const void *addr, const char *flag)
 static void on_child_term(int sig) { (void)sig; child_term = 1; }
 static int corrupting(const char *tag) { return zoo_corr && !strcmp(zoo_corr->tag, tag); }
 
-/* Exit code: 0, or bits: 1 its lock, 2 a new mapping not locked, 4 its uid, 8 oom_score_adj */
+/* Its session's scheduling group's nice (/proc/self/autogroup: "/autogroup-N nice X"), or -99. */
+static int autogroup_nice(void)
+{
+	char text[64] = "";
+	int nice = -99;
+	zoo_read_file("/proc/self/autogroup", text, sizeof(text));
+	return sscanf(text, "%*s nice %d", &nice) == 1 ? nice : -99;
+}
+
+/* Exit code: 0, or bits: 1 its lock, 2 a new mapping not locked, 4 its uid, 8 oom_score_adj,
+ * 16 its autogroup's nice */
 static void run_child(void)
 {
 	struct sigaction sa = { .sa_handler = on_child_term };
 	sigaction(SIGTERM, &sa, NULL);
+	if (setsid() < 0 || set_knob("autogroup", "5") || autogroup_nice() != 5)
+		_exit(101);
 	struct rlimit lim = { 1 << 20, 1 << 20 };
 	locked = mmap(NULL, LOCKED, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (locked == MAP_FAILED || mlock(locked, LOCKED) || mlockall(MCL_FUTURE | MCL_ONFAULT) ||
@@ -88,6 +101,8 @@ static void run_child(void)
 		code |= 4;
 	if (knob("oom_score_adj", 10) != 200)
 		code |= 8;
+	if (autogroup_nice() != 5)
+		code |= 16;
 	_exit(code);
 }
 
@@ -96,12 +111,21 @@ static void c_loginuid(ucontext_t *u) { (void)u; set_knob("loginuid", "4321"); }
 static void c_filter(ucontext_t *u) { (void)u; set_knob("coredump_filter", "0x33"); }
 static void c_mlock(ucontext_t *u) { (void)u; } /* C unlocks itself */
 static void c_child(ucontext_t *u) { (void)u; kill(child, SIGKILL); }
+/* C's session's group back to nice 0 (by root: C, uid 1000 since, may not write its /proc) */
+static void c_autogroup(ucontext_t *u)
+{
+	char path[64];
+	(void)u;
+	snprintf(path, sizeof(path), "/proc/%d/autogroup", zoo_proc_pid(child));
+	zoo_write_file(path, "0", 1);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "oom", c_oom, 0 },
 	{ "loginuid", c_loginuid, 0 },
 	{ "filter", c_filter, 0 },
 	{ "mlock", c_mlock, 0 },
 	{ "child", c_child, 0 },
+	{ "autogroup", c_autogroup, 0 },
 };
 
 int main(int argc, char **argv)
@@ -132,7 +156,8 @@ int main(int argc, char **argv)
 	int st = 0;
 	waitpid(child, &st, 0);
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	CHECK("child", code >= 0 && !(code & ~3), "child C: status %#x (exit bits: 4 its uid, 8 oom_score_adj)", st);
+	CHECK("child", code >= 0 && !(code & ~19), "child C: status %#x (exit bits: 4 its uid, 8 oom_score_adj)", st);
+	CHECK("autogroup", code >= 0 && !(code & 16), "child C: its session's autogroup lost its nice 5");
 	CHECK("mlock", code >= 0 && !(code & 3), "child C: exit %d (bits: 1 its 64 KiB not locked, 2 a new "
 	      "mapping not locked on fault)", code);
 	return zoo_finish(loginuid ? "oom_score_adj, loginuid, coredump_filter, membarrier, mlock as uid 1000"
