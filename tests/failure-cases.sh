@@ -114,9 +114,11 @@
 #                            on the new pty from the next number
 #   restore/shell-job-foreground
 #                            tests/tools/shell-job-foreground.py: a shell's foreground job (a
-#                            line reader on a pty) dumped with --shell-job and restored with it
-#                            from that shell: the restored job is in the terminal's foreground
-#                            group and reads the next line typed (not stopped by SIGTTIN)
+#                            key reader on a pty, its terminal also opened by name at fd 3 and
+#                            put in cbreak mode, as less does) dumped with --shell-job, the
+#                            terminal put back in line mode, and restored from that shell: the
+#                            restored job is in the terminal's foreground group (not stopped by
+#                            SIGTTIN), the terminal in cbreak mode again, and reads the next key
 #   restore/sigchld-ignored  threads dumped and restored by a stasis started with SIGCHLD ignored
 #                            (SIG_IGN survives exec: its children were reaped before it waited,
 #                            and its kernel probes said "missing"): the restored program PASSes

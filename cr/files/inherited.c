@@ -1,6 +1,9 @@
 /*
  * --shell-job: the task's stdio terminal or pipes belong to whoever started it. They are not
- * saved; on restore the task gets the restoring caller's stdin/stdout/stderr in their place.
+ * saved; on restore the task gets the restoring caller's stdin/stdout/stderr in their place:
+ * the same open file, or, for an open file of its own on that terminal (less opens /dev/tty),
+ * the caller's terminal opened anew with its flags. A terminal's mode (termios: the raw mode a
+ * full-screen program set, which the shell put back when the job died) is set again.
  * A terminal named with --external tty[RDEV:DEV] is the caller's too, given back by key.
  */
 #include <errno.h>
@@ -8,9 +11,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/kcmp.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -72,6 +77,38 @@ static int dump_external_tty(struct dump_task *t, const struct fd_probe *p, FdEn
 	return 0;
 }
 
+/* Which stdio fd of pid (or of the tree's root) is a terminal with the device of st: -1 none. */
+static int stdio_of_terminal(const struct dump_task *t, const struct stat *st)
+{
+	pid_t pids[2] = { t->pid, t->tree ? t->tree[0].pid : t->pid };
+
+	for (int k = 0; k < 2; k++)
+		for (int std = 0; std <= 2; std++) {
+			char path[64];
+			struct stat s;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pids[k], std);
+			if (!stat(path, &s) && S_ISCHR(s.st_mode) && s.st_rdev == st->st_rdev)
+				return std;
+		}
+	return -1;
+}
+
+/* A terminal's mode, saved with its entry (set again at restore). */
+static int save_termios(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	struct termios tio;
+	auto_close int copy = task_fd_copy(t->pid, p->fd);
+
+	if (copy < 0 || ioctl(copy, TCGETS, &tio))
+		return 0; /* (a terminal hung up: nothing to set again) */
+	if (!(e->tty_termios.data = xzalloc(sizeof(tio))))
+		return -ENOMEM;
+	e->has_tty_termios = true;
+	e->tty_termios.len = sizeof(tio);
+	memcpy(e->tty_termios.data, &tio, sizeof(tio));
+	return 0;
+}
+
 static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool tty = is_terminal(&p->st), pipe = S_ISFIFO(p->st.st_mode) && p->link[0] != '/';
@@ -94,17 +131,25 @@ static int dump_inherited(struct dump_task *t, const struct fd_probe *p, FdEntry
 		       t->pid, p->fd, p->link);
 		return -ENOTSUP;
 	}
-	for (int std = 0; std <= 2; std++) {
-		if (std == p->fd || syscall(SYS_kcmp, t->pid, t->pid, KCMP_FILE, std, p->fd) == 0) {
-			e->has_inherit_from = true;
-			e->inherit_from = std;
-			e->path = xstrdup(p->link);
-			return e->path ? 1 : -ENOMEM;
-		}
+	int std = 0, err;
+	while (std <= 2 && std != p->fd && syscall(SYS_kcmp, t->pid, t->pid, KCMP_FILE, std, p->fd))
+		std++;
+	if (std > 2 && tty && (std = stdio_of_terminal(t, &p->st)) >= 0) {
+		e->has_inherit_reopen = e->inherit_reopen = true; /* its own open file of that terminal */
+		e->has_flags = true;
+		e->flags = p->flags;
 	}
-	pr_err("dump pid %d fd %d: %s is not one of the task's stdio fds, cannot inherit it", t->pid,
-	       p->fd, p->link);
-	return -ENOTSUP;
+	if (std < 0 || std > 2) {
+		pr_err("dump pid %d fd %d: %s is not one of the task's stdio fds, cannot inherit it",
+		       t->pid, p->fd, p->link);
+		return -ENOTSUP;
+	}
+	e->has_inherit_from = true;
+	e->inherit_from = std;
+	if (tty && (err = save_termios(t, p, e)))
+		return err;
+	e->path = xstrdup(p->link);
+	return e->path ? 1 : -ENOMEM;
 }
 
 static int validate_inherited(const struct restore_task *t, const FdEntry *e)
@@ -114,8 +159,10 @@ static int validate_inherited(const struct restore_task *t, const FdEntry *e)
 		       e->fd, e->path ? e->path : "stdio");
 		return -EINVAL;
 	}
-	if (!e->has_inherit_from || e->inherit_from > 2) {
-		pr_err("image fds-%d.img: fd %u is inherited from no stdio fd", t->pid, e->fd);
+	if (!e->has_inherit_from || e->inherit_from > 2 ||
+	    (e->has_tty_termios && e->tty_termios.len != sizeof(struct termios))) {
+		pr_err("image fds-%d.img: fd %u is inherited from no stdio fd, or its terminal's mode is "
+		       "malformed", t->pid, e->fd);
 		return -EINVAL;
 	}
 	return 0;
@@ -123,9 +170,19 @@ static int validate_inherited(const struct restore_task *t, const FdEntry *e)
 
 static int open_inherited(struct restore_task *t, const FdEntry *e)
 {
-	(void)t;
-	int fd = fcntl(e->inherit_from, F_DUPFD_CLOEXEC, 0);
-	return fd < 0 ? -errno : fd;
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%u", e->inherit_from);
+	fd = e->inherit_reopen ? open(path, (e->flags & (O_ACCMODE | O_NONBLOCK | O_APPEND)) | O_NOCTTY |
+						   O_CLOEXEC)
+			       : fcntl(e->inherit_from, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (e->has_tty_termios && ioctl(fd, TCSETS, e->tty_termios.data))
+		pr_warn("restore pid %d fd %u: the caller's terminal keeps its mode, not the saved one: %m",
+			t->pid, e->fd);
+	return fd;
 }
 
 const struct fd_kind_ops fd_kind_inherited = {

@@ -3,16 +3,21 @@
 shell-job-foreground.py STASIS DIR: a shell's foreground job dumped and restored with
 --shell-job from that shell, as a user does at an interactive prompt.
 
-A "shell" (this script's child) leads a session on a pty, runs a line reader as a job (a
-process group of its own, made the terminal's foreground group), which echoes every line it
-reads. The job is dumped with --shell-job; then the shell runs `stasis restore --shell-job` as
-its next foreground job (a group of its own, given the terminal), and a line typed then must be
-read by the restored reader: it must be in the terminal's foreground group (in a group of its
-own it would be in the background, stopped by SIGTTIN at its read).
+A "shell" (this script's child) leads a session on a pty, runs a key reader as a job (a process
+group of its own, made the terminal's foreground group). As less does, the reader opens its
+terminal by name (an open file of its own at fd 3, not its stdio's) and puts it in cbreak
+mode (no line editing: each key is read as it is typed), then echoes every key it reads. The
+job is dumped with --shell-job, the shell puts the terminal back in its line mode (as shells
+do when a job dies); then the shell runs `stasis restore --shell-job` as its next foreground
+job (a group of its own, given the terminal), and a key typed then (no Enter) must be read by
+the restored reader: it must be in the terminal's foreground group (in a group of its own it
+would be stopped by SIGTTIN at its read), with fd 3 its own open file of the terminal again,
+and the terminal in its mode again (in line mode the key would wait for an Enter).
 Prints "PASS ..." or "FAIL: ..." (exit 0 or 1).
 """
 import os
 import pty
+import termios
 import subprocess
 import sys
 import threading
@@ -20,7 +25,12 @@ import time
 
 STASIS, WORK = sys.argv[1], sys.argv[2]
 IMG = os.path.join(WORK, "img")
-READER = "import sys\nfor l in sys.stdin:\n    print('got', l.strip(), flush=True)\n"
+READER = """import os, tty
+os.dup2(os.open(os.ttyname(0), os.O_RDWR), 3)
+tty.setcbreak(3)
+while True:
+    os.write(1, b"got %s\\n" % os.read(3, 1))
+"""
 
 
 def fail(why, *pids):
@@ -59,19 +69,21 @@ if shell == 0:  # the shell: a session on the pty, its jobs in the foreground in
     os.close(os.open(os.ttyname(slave), os.O_RDWR))  # its controlling terminal
     import signal
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # (as shells do, to take the terminal back)
+    cooked = termios.tcgetattr(slave)
     reader = job([sys.executable, "-c", READER], slave)
     os.write(w, b"%d\n" % reader)
     os.waitpid(reader, os.WUNTRACED)  # killed by the dump
+    termios.tcsetattr(slave, termios.TCSANOW, cooked)
     restorer = job([STASIS, "restore", "-D", IMG, "--shell-job", "-o", "restore.log", "-v4"], slave)
     _, status = os.waitpid(restorer, os.WUNTRACED)
     os._exit(0)
 os.close(w)
 reader = int(os.read(r, 64))
 time.sleep(0.5)
-os.write(master, b"one\n")
+os.write(master, b"a")
 time.sleep(0.5)
-if "got one" not in "".join(screen):
-    fail("the reader does not read before the dump", reader, shell)
+if "got a" not in "".join(screen):
+    fail("the reader does not read keys before the dump: " + "".join(screen)[-200:], reader, shell)
 d = subprocess.run([STASIS, "dump", "-t", str(reader), "-D", IMG, "--shell-job", "-o", "dump.log", "-v4"],
                    capture_output=True, text=True, timeout=60)
 if d.returncode != 0:
@@ -85,7 +97,7 @@ for _ in range(100):  # the shell starts the restore
     except OSError:
         pass
 time.sleep(1)
-os.write(master, b"two\n")
+os.write(master, b"z")
 time.sleep(1)
 try:
     with open(f"/proc/{reader}/stat") as f:
@@ -93,9 +105,11 @@ try:
 except OSError:
     fail("the reader was not restored (see restore.log)", shell)
 state, pgid, tpgid = fields[0], int(fields[2]), int(fields[5])
-if "got two" not in "".join(screen):
-    fail(f"the restored reader did not read the line typed: state {state}, group {pgid}, "
-         f"the terminal's foreground group {tpgid}", reader, shell)
+if "got z" not in "".join(screen):
+    lflag = termios.tcgetattr(slave)[3]
+    fail(f"the restored reader did not read the key typed: state {state}, group {pgid}, "
+         f"the terminal's foreground group {tpgid}, its mode {'line' if lflag & termios.ICANON else 'cbreak'}",
+         reader, shell)
 os.kill(reader, 9)
 os.waitpid(shell, 0)
 print(f"PASS the restored job read from the terminal in its foreground group {tpgid}")
