@@ -64,6 +64,8 @@ static int dump_knobs(struct dump_task *t)
 	int nice = 0;
 	proc_path(path, sizeof(path), t->pid, "autogroup");
 	auto_free char *group = t->stat.sid == t->pid ? read_file_at(AT_FDCWD, path, NULL) : NULL;
+	if (!group && t->stat.sid == t->pid && errno == ENOMEM)
+		return -ENOMEM;
 	if (group && sscanf(group, "%*s nice %d", &nice) == 1 && nice) {
 		c->has_autogroup_nice = true;
 		c->autogroup_nice = nice;

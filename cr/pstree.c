@@ -358,12 +358,17 @@ int pstree_refuse_tracers(const struct dump_tree *tr)
 		pid_t pid = atoi(de->d_name);
 		uint64_t tracer = 0;
 		const struct dump_task *t;
-		if (pid <= 0 || proc_status_field(pid, "TracerPid", 10, &tracer) || !tracer ||
-		    !(t = task_of_thread(tr, (pid_t)tracer)))
+		if (pid > 0 && proc_status_field(pid, "TracerPid", 10, &tracer) == -ENOMEM)
+			err = -ENOMEM;
+		if (err || pid <= 0 || !tracer || !(t = task_of_thread(tr, (pid_t)tracer)))
 			continue;
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 		auto_free char *comm = read_file_at(AT_FDCWD, path, NULL);
+		if (!comm && errno == ENOMEM) {
+			err = -ENOMEM;
+			continue;
+		}
 		if (comm)
 			comm[strcspn(comm, "\n")] = 0;
 		pr_err("dump pid %d: it traces (ptrace, thread %llu) pid %d (%s), outside the tree: the "

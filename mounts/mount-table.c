@@ -316,14 +316,19 @@ char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
 	const char *rest = NULL, *r;
 	char *real = NULL, *inner = NULL, *found = NULL;
 	struct stat st;
+	int err = 0;
 
 	if (path[0] != '/')
 		goto none;
 	if (leads_to(pid, path, dev, ino))
 		return xstrdup(path);
 	/* the file's path inside its filesystem, by stasis's deepest mount holding it */
-	if (!(real = realpath(path, NULL)) || stat(real, &st) || st.st_dev != dev || st.st_ino != ino ||
-	    mount_table_read(getpid(), &own) || mount_table_read(pid, &theirs))
+	if (!(real = realpath(path, NULL))) {
+		err = errno == ENOMEM ? -ENOMEM : 0;
+		goto none;
+	}
+	if (stat(real, &st) || st.st_dev != dev || st.st_ino != ino ||
+	    (err = mount_table_read(getpid(), &own)) || (err = mount_table_read(pid, &theirs)))
 		goto none;
 	for (size_t i = 0; i < own.n; i++)
 		if (own.m[i].dev == dev && mount_path_below(own.m[i].mountpoint, real, &r) &&
@@ -331,14 +336,20 @@ char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
 			by = &own.m[i];
 			rest = r;
 		}
-	if (!by || !(inner = path_join(by->root, rest)))
+	if (!by)
 		goto none;
+	if (!(inner = path_join(by->root, rest))) {
+		err = -ENOMEM;
+		goto none;
+	}
 	/* a mount of pid's showing that part of the filesystem */
-	for (size_t i = 0; !found && i < theirs.n; i++) {
+	for (size_t i = 0; !found && !err && i < theirs.n; i++) {
 		if (theirs.m[i].dev != dev || !mount_path_below(theirs.m[i].root, inner, &r))
 			continue;
 		char *candidate = path_join(theirs.m[i].mountpoint, r);
-		if (candidate && leads_to(pid, candidate, dev, ino))
+		if (!candidate)
+			err = -ENOMEM;
+		else if (leads_to(pid, candidate, dev, ino))
 			found = candidate;
 		else
 			free(candidate);
@@ -349,7 +360,7 @@ none:
 	mount_table_free(&own);
 	mount_table_free(&theirs);
 	if (!found)
-		errno = ENOENT;
+		errno = err == -ENOMEM ? ENOMEM : ENOENT;
 	return found;
 }
 

@@ -58,7 +58,8 @@ int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountE
 /*
  * Where pid sees the file dev:ino that absolute path names for stasis: path itself if pid's
  * root leads there too, else through a mount of pid's showing the same part of the filesystem
- * (a host directory bound elsewhere into a container). NULL (errno ENOENT) if nowhere.
+ * (a host directory bound elsewhere into a container). NULL if nowhere (errno ENOENT) or out of
+ * memory (ENOMEM).
  */
 char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */

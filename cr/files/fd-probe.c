@@ -156,7 +156,10 @@ int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n)
 		pid_t pid = tasks[i].pid;
 		auto_free int *fds = NULL;
 		size_t nr = 0;
-		if (proc_list_numbers(pid, "fd", &fds, &nr))
+		int err = proc_list_numbers(pid, "fd", &fds, &nr);
+		if (err == -ENOMEM)
+			return err;
+		if (err)
 			continue; /* (said by the fd table's own dump) */
 		for (size_t k = 0; k < nr; k++) {
 			char path[64], link[16];
