@@ -1368,7 +1368,9 @@ while True:
 	host=$(host_pid_in "$ino" "$xpid")
 	track_pid "$host"
 	run_stasis "$d/dump.out" 60 dump -t "$host" -D "$d/img" -o dump.log -v4 --external "pid[$ino]:extRootPidNS"
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$host" || [ "$(procs_in_ns "$ino")" != 1 ]; then
+	# (the namespace's init reaps the tree's other processes when it gets to it)
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$host" ||
+		! wait_until 10 eval '[ "$(procs_in_ns "$ino")" = 1 ]'; then
 		result_fail "$label" "dump (exit $ZRC) of tree, pid $xpid of pid:[$ino], left $(procs_in_ns "$ino") processes there"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$host"
