@@ -95,38 +95,47 @@ checkpoint_dir() { echo "$WORK/docker-root/containers/$(dk inspect -f '{{.Id}}' 
 # stasis's logs that runc's work directories hold (kept there when a run fails)
 stasis_logs() { find "$WORK" -name 'dump.log' -o -name 'restore.log' -o -name 'criu-*.log' 2>/dev/null | head -n 4; }
 
+# counted_cycle C LABEL CKPT [RUN OPTION...]: container C counting (COUNTER) checkpointed as
+# CKPT (stasis's images checked) and started from it: the count goes on from the next number.
+# Sets LAST (before) and FIRST (after); 1 after a failure said under LABEL.
+counted_cycle() {
+	local c=$1 label=$2 ckpt=$3 n cp
+	shift 3
+	dk run -d --name "$c" "$@" bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 3 logged_numbers "$c"; then
+		fail "$label" "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return 1
+	fi
+	if ! timed T_CKPT dk checkpoint create "$c" "$ckpt" >"$WORK/$c.ckpt" 2>&1 || [ "$(state "$c" Running)" != false ]; then
+		fail "$label" "docker checkpoint create failed (running: $(state "$c" Running))" \
+			"$WORK/$c.ckpt" $(stasis_logs)
+		return 1
+	fi
+	cp=$(checkpoint_dir "$c" "$ckpt")
+	if ! stasis_images "$cp"; then
+		fail "$label" "no stasis images in $cp: $(ls "$cp" 2>&1 | tr '\n' ' ')"
+		return 1
+	fi
+	logged_numbers "$c" >"$WORK/$c.before"
+	n=$(wc -l <"$WORK/$c.before")
+	LAST=$(tail -n 1 "$WORK/$c.before")
+	if ! docker_start_checkpoint "$c" "$ckpt" "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers "$c"; then
+		fail "$label" "docker start --checkpoint failed (running: $(state "$c" Running))" \
+			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
+		return 1
+	fi
+	FIRST=$(logged_numbers "$c" | sed -n "$((n + 1))p")
+	if [ "$FIRST" != $((LAST + 1)) ]; then
+		fail "$label" "the count went $LAST before the checkpoint, $FIRST after" "$WORK/$c.logs"
+		return 1
+	fi
+}
+
 # ---- docker/checkpoint-restore and docker/restore-again ----------------------------------
 case_counter() {
-	local c=dcount n last first cp n2 first2
-	dk run -d --name $c --network none bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
-	if ! wait_for 20 has_lines 3 logged_numbers $c; then
-		fail docker/checkpoint-restore "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
-		return
-	fi
-	if ! timed T_CKPT dk checkpoint create $c cp1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
-		fail docker/checkpoint-restore "docker checkpoint create failed (running: $(state $c Running))" \
-			"$WORK/$c.ckpt" $(stasis_logs)
-		return
-	fi
-	cp=$(checkpoint_dir $c cp1)
-	if ! stasis_images "$cp"; then
-		fail docker/checkpoint-restore "no stasis images in $cp: $(ls "$cp" 2>&1 | tr '\n' ' ')"
-		return
-	fi
-	logged_numbers $c >"$WORK/$c.before"
-	n=$(wc -l <"$WORK/$c.before")
-	last=$(tail -n 1 "$WORK/$c.before")
-	if ! docker_start_checkpoint $c cp1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
-		fail docker/checkpoint-restore "docker start --checkpoint failed (running: $(state $c Running))" \
-			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
-		return
-	fi
-	first=$(logged_numbers $c | sed -n "$((n + 1))p")
-	if [ "$first" != $((last + 1)) ]; then
-		fail docker/checkpoint-restore "the count went $last before the checkpoint, $first after" "$WORK/$c.logs"
-		return
-	fi
-	ok "docker/checkpoint-restore (counted to $last, went on from $first; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	local c=dcount n2 first2
+	counted_cycle $c docker/checkpoint-restore cp1 --network none || return
+	ok "docker/checkpoint-restore (counted to $LAST, went on from $FIRST; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
 
 	dk kill $c >/dev/null 2>&1
 	wait_for 20 eval "[ \"\$(state $c Running)\" = false ]"
@@ -137,8 +146,8 @@ case_counter() {
 		return
 	fi
 	first2=$(logged_numbers $c | sed -n "$((n2 + 1))p")
-	if [ "$first2" != $((last + 1)) ]; then
-		fail docker/restore-again "restored again from the checkpoint taken at $last, the count went on from $first2" "$WORK/$c.logs"
+	if [ "$first2" != $((LAST + 1)) ]; then
+		fail docker/restore-again "restored again from the checkpoint taken at $LAST, the count went on from $first2" "$WORK/$c.logs"
 		return
 	fi
 	ok "docker/restore-again (from the same checkpoint: went on from $first2 again; ${T_START} ms)"
@@ -311,31 +320,13 @@ case_network() {
 # The host's network namespace: the container's /sys is a sysfs of the host's namespace (its
 # superblock the host's own), made anew at restore.
 case_host_network() {
-	local c=dhostnet n last first
-	dk run -d --name $c --network host bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
-	if ! wait_for 20 has_lines 3 logged_numbers $c; then
-		fail docker/host-network "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+	local c=dhostnet
+	counted_cycle $c docker/host-network h1 --network host || return
+	if ! dk exec $c busybox test -e /sys/class/net/lo >"$WORK/$c.exec" 2>&1; then
+		fail docker/host-network "/sys/class/net/lo is not there after the restore: $(cat "$WORK/$c.exec")" "$WORK/$c.logs"
 		return
 	fi
-	if ! timed T_CKPT dk checkpoint create $c h1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
-		fail docker/host-network "docker checkpoint create failed (running: $(state $c Running))" \
-			"$WORK/$c.ckpt" $(stasis_logs)
-		return
-	fi
-	logged_numbers $c >"$WORK/$c.before"
-	n=$(wc -l <"$WORK/$c.before")
-	last=$(tail -n 1 "$WORK/$c.before")
-	if ! docker_start_checkpoint $c h1 "$WORK/$c.start" || ! wait_for 20 has_lines $((n + 2)) logged_numbers $c; then
-		fail docker/host-network "docker start --checkpoint failed (running: $(state $c Running))" \
-			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
-		return
-	fi
-	first=$(logged_numbers $c | sed -n "$((n + 1))p")
-	if [ "$first" != $((last + 1)) ] || ! dk exec $c busybox test -e /sys/class/net/lo >"$WORK/$c.exec" 2>&1; then
-		fail docker/host-network "the count went $last before the checkpoint, $first after; /sys/class/net/lo: $(cat "$WORK/$c.exec")" "$WORK/$c.logs"
-		return
-	fi
-	ok "docker/host-network (--network host: counted to $last, went on from $first, /sys shows the host's interfaces; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	ok "docker/host-network (--network host: counted to $LAST, went on from $FIRST, /sys shows the host's interfaces; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
 	dk rm -f $c >/dev/null 2>&1
 }
 
