@@ -2,8 +2,9 @@
  * Credentials of each thread: uids and gids (real, effective, saved, filesystem),
  * supplementary groups, and the capability sets (inheritable, permitted, effective,
  * bounding, ambient), from /proc/PID/task/TID/status, and the secure bits (asked by
- * cr/proc-attrs.c and cr/threads.c: only the thread itself can tell them). The restorer blob makes every thread
- * take on its own as its last step, once nothing more needs the engine's privileges, so that
+ * cr/proc-attrs.c and cr/threads.c: only the thread itself can tell them). The restorer blob
+ * makes every thread take on its own as its last step, once nothing more needs the engine's
+ * privileges, so that
  * a daemon that dropped root comes back without it. In a user namespace of the tree's own,
  * the images hold host ids and each thread takes on their names there (cr/user-ns.c).
  */

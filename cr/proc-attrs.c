@@ -64,7 +64,7 @@ static int ask_attrs(struct dump_task *t, int64_t ret[NR_ASKS], struct attr_answ
 	for (int k = 0; k < 2; k++)
 		calls[ASK_BY_POINTER + k] = (struct inject_call){
 			SYS_prctl, { by_pointer[k], at + offsetof(struct attr_answers, by_pointer[k]) } };
-	for (int k = 0; k < 5; k++)
+	for (size_t k = 0; k < ARRAY_SIZE(returned); k++)
 		calls[ASK_RETURNED + k] = (struct inject_call){ SYS_prctl, { returned[k] } };
 	if ((err = inject_syscalls(&t->inj, calls, NR_ASKS, ret, a, sizeof(*a))))
 		return log_unnamed(logged, err, "dump pid %d: cannot run syscalls inside it", t->pid);

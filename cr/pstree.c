@@ -6,7 +6,6 @@
  * before and after taking its session and process group; zombies and the helpers standing in
  * for exited session or group leaders are made the same way, then die.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -350,17 +349,17 @@ static const struct dump_task *task_of_thread(const struct dump_tree *tr, pid_t 
 
 int pstree_refuse_tracers(const struct dump_tree *tr)
 {
-	DIR *proc = opendir("/proc");
-	struct dirent *de;
-	int err = 0;
+	auto_free int *pids = NULL;
+	size_t n = 0;
+	int err = proc_list_pids(&pids, &n) == -ENOMEM ? -ENOMEM : 0;
 
-	while (!err && proc && (de = readdir(proc))) {
-		pid_t pid = atoi(de->d_name);
+	for (size_t i = 0; !err && i < n; i++) {
+		pid_t pid = pids[i];
 		uint64_t tracer = 0;
 		const struct dump_task *t;
-		if (pid > 0 && proc_status_field(pid, "TracerPid", 10, &tracer) == -ENOMEM)
+		if (proc_status_field(pid, "TracerPid", 10, &tracer) == -ENOMEM)
 			err = -ENOMEM;
-		if (err || pid <= 0 || !tracer || !(t = task_of_thread(tr, (pid_t)tracer)))
+		if (err || !tracer || !(t = task_of_thread(tr, (pid_t)tracer)))
 			continue;
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
@@ -376,8 +375,6 @@ int pstree_refuse_tracers(const struct dump_tree *tr)
 		       pid, comm ? comm : "?");
 		err = -ENOTSUP;
 	}
-	if (proc)
-		closedir(proc);
 	return err;
 }
 

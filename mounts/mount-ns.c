@@ -122,13 +122,8 @@ int mount_ns_path_of(const struct run_ctx *ctx, pid_t pid, const char *link, con
 
 	for (size_t i = 0; ns && i < ns->n_mounts; i++) {
 		const char *mp = ns->mounts[i]->mountpoint;
-		char probe[PATH_MAX];
-		struct stat there;
 		int n = snprintf(path, len, "%s%s", strcmp(mp, "/") ? mp : "", link);
-		if (n < 0 || (size_t)n >= len ||
-		    snprintf(probe, sizeof(probe), "/proc/%d/root%s", pid, path) >= (int)sizeof(probe))
-			continue;
-		if (!stat(probe, &there) && there.st_dev == st->st_dev && there.st_ino == st->st_ino)
+		if (n >= 0 && (size_t)n < len && mount_path_leads_to(pid, path, st->st_dev, st->st_ino))
 			return 0;
 	}
 	return -ENOENT;

@@ -293,13 +293,13 @@ bool mount_path_below(const char *inside, const char *root, const char **rest)
 	return true;
 }
 
-/* pid's root + path leads to the file dev:ino. */
-static bool leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino)
+bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino)
 {
 	char there[PATH_MAX + 64];
 	struct stat st;
 
-	snprintf(there, sizeof(there), "/proc/%d/root%s", pid, path);
+	if (snprintf(there, sizeof(there), "/proc/%d/root%s", pid, path) >= (int)sizeof(there))
+		return false;
 	return !stat(there, &st) && st.st_dev == dev && st.st_ino == ino;
 }
 
@@ -320,7 +320,7 @@ char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
 
 	if (path[0] != '/')
 		goto none;
-	if (leads_to(pid, path, dev, ino))
+	if (mount_path_leads_to(pid, path, dev, ino))
 		return xstrdup(path);
 	/* the file's path inside its filesystem, by stasis's deepest mount holding it */
 	if (!(real = realpath(path, NULL))) {
@@ -349,7 +349,7 @@ char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
 		char *candidate = path_join(theirs.m[i].mountpoint, r);
 		if (!candidate)
 			err = -ENOMEM;
-		else if (leads_to(pid, candidate, dev, ino))
+		else if (mount_path_leads_to(pid, candidate, dev, ino))
 			found = candidate;
 		else
 			free(candidate);
@@ -397,8 +397,7 @@ static char *host_path(const struct mount_table *host, const struct mount_info *
 		errno = ENOENT;
 		return NULL;
 	}
-	return xasprintf("%s%s%s", best->mountpoint, strcmp(best->mountpoint, "/") && *rest ? "/" : "",
-			 rest);
+	return path_join(best->mountpoint, rest);
 }
 
 static bool on_host(const struct mount_table *host, dev_t dev)

@@ -62,6 +62,8 @@ int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountE
  * memory (ENOMEM).
  */
 char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino);
+/* Does pid's root + path (absolute) lead to the file dev:ino? */
+bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
 bool mount_path_below(const char *inside, const char *root, const char **rest);
 /* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */
