@@ -230,6 +230,22 @@ static int check_pidfile(const struct run_ctx *ctx)
 	return err;
 }
 
+/* The root's parent (and so its threads') was outside the tree: their signals are not set. */
+static void warn_root_pdeath_signals(const struct restore_task *t)
+{
+	const TaskCore *c = t->core;
+
+	if (c->pdeath_signal)
+		pr_warn("restore pid %d: its parent-death signal %u is not restored (its parent "
+			"was outside the tree)",
+			t->pid, c->pdeath_signal);
+	for (size_t i = 0; i < c->n_threads; i++)
+		if (c->threads[i]->pdeath_signal)
+			pr_warn("restore pid %d: the parent-death signal %u of its thread %u is not "
+				"restored (its parent was outside the tree)",
+				t->pid, c->threads[i]->pdeath_signal, c->threads[i]->tid);
+}
+
 static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	int err;
@@ -249,10 +265,8 @@ static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
 		t->tree_size = rt->nr_tasks;
 		if ((err = read_task_images(t)))
 			return err;
-		if (t->is_root && t->core->pdeath_signal)
-			pr_warn("restore pid %d: its parent-death signal %u is not restored (its parent "
-				"was outside the tree)",
-				t->pid, t->core->pdeath_signal);
+		if (t->is_root)
+			warn_root_pdeath_signals(t);
 	}
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		if ((err = pages_check_references(&rt->tasks[i])))

@@ -89,12 +89,15 @@ void threads_release(struct dump_task *t)
 
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
- * alternate signal stack, its timer slack (prctl answers for the calling thread only).
+ * alternate signal stack, its timer slack, secure bits, no_new_privs and parent-death signal
+ * (prctl answers for the calling thread only).
  */
-enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS, NR_ASKS };
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS, ASK_PDEATH,
+       NR_ASKS };
 struct thread_answers {
 	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
 	unsigned char altstack[SIGNALS_ANSWER_SIZE];
+	int32_t pdeath_signal;
 };
 
 static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], struct thread_answers *a)
@@ -103,6 +106,8 @@ static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], str
 		[ASK_TIMER_SLACK] = { SYS_prctl, { PR_GET_TIMERSLACK } },
 		[ASK_SECUREBITS] = { SYS_prctl, { PR_GET_SECUREBITS } },
 		[ASK_NO_NEW_PRIVS] = { SYS_prctl, { PR_GET_NO_NEW_PRIVS } },
+		[ASK_PDEATH] = { SYS_prctl, { PR_GET_PDEATHSIG,
+					      inj->scratch + offsetof(struct thread_answers, pdeath_signal) } },
 	};
 	unsigned logged = log_errors();
 	int err;
@@ -142,13 +147,16 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	    !(err = signals_collect_thread(ft->tid, &tc->sigmask, &as, ret[ASK_ALTSTACK], answers.altstack)) &&
 	    !(err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending))) {
 		static const char *const what[NR_ASKS] = { [ASK_TIMER_SLACK] = "timer slack",
-			[ASK_SECUREBITS] = "secure bits", [ASK_NO_NEW_PRIVS] = "no_new_privs" };
+			[ASK_SECUREBITS] = "secure bits", [ASK_NO_NEW_PRIVS] = "no_new_privs",
+			[ASK_PDEATH] = "parent-death signal" };
 		for (int k = ASK_TIMER_SLACK; !err && k < NR_ASKS; k++)
 			if (ret[k] < 0) {
 				err = inject_ret_err(ret[k]);
 				pr_err("dump thread %d: cannot read its %s: %s", ft->tid, what[k], strerror(-err));
 			}
 		tc->has_timer_slack_ns = tc->has_securebits = tc->has_no_new_privs = true;
+		tc->has_pdeath_signal = true;
+		tc->pdeath_signal = answers.pdeath_signal;
 		tc->timer_slack_ns = ret[ASK_TIMER_SLACK];
 		tc->securebits = ret[ASK_SECUREBITS]; /* restored with the credentials */
 		tc->no_new_privs = ret[ASK_NO_NEW_PRIVS] == 1;
@@ -202,7 +210,7 @@ static int validate_threads(struct restore_task *t)
 	}
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
-		bool ok = tc->tid > 0 && tc->tid != (uint32_t)t->pid &&
+		bool ok = tc->tid > 0 && tc->tid != (uint32_t)t->pid && tc->pdeath_signal <= 64 &&
 			  regs_image_valid(tc->regs, &tc->xsave);
 		for (size_t j = 0; ok && j < i; j++)
 			ok = c->threads[j]->tid != tc->tid;
@@ -286,6 +294,7 @@ static int restore_threads(struct restore_task *t)
 		th->clear_child_tid = tc->clear_child_tid;
 		th->timer_slack_ns = tc->has_timer_slack_ns ? tc->timer_slack_ns : 0;
 		th->no_new_privs = tc->no_new_privs;
+		th->pdeath_signal = t->is_root ? 0 : tc->pdeath_signal; /* as the main thread's */
 		th->altstack_sp = tc->altstack_sp;
 		th->altstack_flags = tc->altstack_flags & ~SS_ONSTACK;
 		th->altstack_size = tc->altstack_size;

@@ -58,7 +58,7 @@ struct rst_thread {
 	uint64_t robust_list, robust_len, clear_child_tid;
 	uint64_t timer_slack_ns; /* its own, 0: the process's, which it inherits */
 	uint32_t no_new_privs;   /* its own PR_SET_NO_NEW_PRIVS (the main thread's comes after it) */
-	uint32_t pad_nnp;
+	uint32_t pdeath_signal;  /* its own PR_SET_PDEATHSIG */
 	uint64_t altstack_sp, altstack_size;
 	int32_t altstack_flags;
 	char comm[16];

@@ -3,7 +3,8 @@
  *   root: PR_SET_CHILD_SUBREAPER; children:
  *     Z  exits at once with status 7 and is not reaped (a zombie named "zt-zombie");
  *     A  leads its own session (setsid);
- *     B  leads its own process group, has PR_SET_PDEATHSIG(SIGUSR2), and a child G in B's group;
+ *     B  leads its own process group, has PR_SET_PDEATHSIG(SIGUSR2), a second thread with its own
+ *        PR_SET_PDEATHSIG(SIGPWR) (the kernel keeps one per thread), and a child G in B's group;
  *     C  is stopped with SIGSTOP by root.
  *   After restore and SIGTERM: every child checks its own pid links and state and exits with a
  *   bit per failed check; root checks the zombie (name, then status 7 from waitpid), that C is
@@ -11,6 +12,7 @@
  * Blocks in: nanosleep everywhere (zoo_wait and the children's loops); C in group stop.
  */
 #include "zoo.h"
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -29,7 +31,8 @@ static void child_loop(void)
 		zoo_sleep_ms(10);
 }
 
-/* Exit codes: 0, or bits: 1 parent, 2 session, 4 group, 8 pdeathsig, 16 grandchild */
+/* Exit codes: 0, or bits: 1 parent, 2 session, 4 group, 8 pdeathsig, 16 grandchild, 32 thread's
+ * pdeathsig */
 static void run_a(void)
 {
 	setsid();
@@ -45,22 +48,39 @@ static void run_g(pid_t leader)
 	_exit((getppid() != leader) | (getpgrp() != leader) << 2);
 }
 
+/* B's second thread: its own parent-death signal, read again once B is told to end. */
+static void *b_thread(void *arg)
+{
+	int *sig = arg;
+	prctl(PR_SET_PDEATHSIG, SIGPWR);
+	while (!child_term)
+		zoo_sleep_ms(10);
+	if (corrupting("thread-pdeathsig"))
+		prctl(PR_SET_PDEATHSIG, SIGUSR2); /* the main thread's, as a restore copying it leaves it */
+	prctl(PR_GET_PDEATHSIG, sig);
+	return NULL;
+}
+
 static void run_b(void)
 {
-	int sig = 0, st = 0;
+	int sig = 0, thread_sig = 0, st = 0;
+	pthread_t th;
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGUSR2);
 	pid_t leader = getpid(), g = fork();
 	if (g == 0)
 		run_g(leader);
+	if (pthread_create(&th, NULL, b_thread, &thread_sig))
+		_exit(32);
 	child_loop();
 	if (corrupting("pdeathsig"))
 		prctl(PR_SET_PDEATHSIG, 0);
 	prctl(PR_GET_PDEATHSIG, &sig);
+	pthread_join(th, NULL);
 	kill(g, SIGTERM);
 	waitpid(g, &st, 0);
 	_exit((getppid() != root) | (getpgrp() != getpid()) << 2 | (sig != SIGUSR2) << 3 |
-	      (!WIFEXITED(st) || WEXITSTATUS(st)) << 4);
+	      (!WIFEXITED(st) || WEXITSTATUS(st)) << 4 | (thread_sig != SIGPWR) << 5);
 }
 
 static void run_c(void)
@@ -91,6 +111,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "subreaper", c_subreaper, 0 },
 	{ "group", c_child, 0 },     /* G leaves B's group */
 	{ "pdeathsig", c_child, 0 }, /* B clears its parent-death signal */
+	{ "thread-pdeathsig", c_child, 0 }, /* B's thread takes B's main thread's */
 };
 
 static void check_child(const char *name, pid_t pid)
@@ -106,6 +127,8 @@ static void check_child(const char *name, pid_t pid)
 	CHECK("session", !(code & 2), "%s is not its session's leader", name);
 	CHECK("group", !(code & (4 | 16)), "%s or its child is in the wrong group (code %d)", name, code);
 	CHECK("pdeathsig", !(code & 8), "%s lost its parent-death signal", name);
+	CHECK("thread-pdeathsig", !(code & 32), "%s's second thread lost its own parent-death signal",
+	      name);
 	CHECK("child", code != 255, "%s was killed (status %#x)", name, st);
 }
 
