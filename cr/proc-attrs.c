@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mounts.h"
 #include "pid-ns.h"
 #include "proc-dead.h"
 #include "restorer/restorer.h"
@@ -179,8 +180,8 @@ static int dump_attrs(struct dump_task *t)
 	char magic[64];
 	snprintf(magic, sizeof(magic), "/proc/%d/cwd", t->pid);
 	struct stat cwd_st;
-	bool outer;
-	int dead = stat(magic, &cwd_st) ? 0 : proc_dead_dump(t, "cwd", buf, magic, &cwd_st, &c->cwd, &outer);
+	bool outer, have_st = !stat(magic, &cwd_st);
+	int dead = have_st ? proc_dead_dump(t, "cwd", buf, magic, &cwd_st, &c->cwd, &outer) : 0;
 	if (dead < 0)
 		return dead;
 	if (dead) { /* in /proc/D of a process reaped since */
@@ -195,6 +196,12 @@ static int dump_attrs(struct dump_task *t)
 			return id;
 		c->has_cwd_ghost_id = true;
 		c->cwd_ghost_id = id;
+	} else if (have_st && !mount_task_path_holds(t->pid, buf, &cwd_st)) {
+		pr_err("dump pid %d: its working directory %s is hidden: that path now leads to another "
+		       "directory or to none (a mount over it or over a directory above it, or its "
+		       "mount detached); not supported",
+		       t->pid, buf);
+		return -ENOTSUP;
 	}
 	if (proc_readlink(t->pid, "root", buf, sizeof(buf))) {
 		pr_perror("dump pid %d: cannot read root", t->pid);

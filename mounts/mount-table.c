@@ -303,6 +303,25 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino)
 	return !stat(there, &st) && st.st_dev == dev && st.st_ino == ino;
 }
 
+int mount_task_path_holds(pid_t pid, const char *path, const struct stat *st)
+{
+	char root[PATH_MAX], there[PATH_MAX + 64];
+	const char *rest;
+	struct stat now;
+	ssize_t n;
+
+	snprintf(there, sizeof(there), "/proc/%d/root", pid);
+	if ((n = readlink(there, root, sizeof(root) - 1)) <= 0 || path[0] != '/')
+		return -1;
+	root[n] = 0;
+	if (!mount_path_below(root, path, &rest) ||
+	    snprintf(there, sizeof(there), "/proc/%d/root/%s", pid, rest) >= (int)sizeof(there))
+		return -1;
+	if (fstatat(AT_FDCWD, there, &now, S_ISLNK(st->st_mode) ? AT_SYMLINK_NOFOLLOW : 0))
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	return now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
 /* mountpoint and rest joined ("/" and "a" give "/a"; "/m" and "" give "/m"). */
 static char *path_join(const char *mountpoint, const char *rest)
 {

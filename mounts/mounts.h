@@ -64,6 +64,13 @@ int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountE
 char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino);
 /* Does pid's root + path (absolute) lead to the file dev:ino? */
 bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino);
+/*
+ * Does path, a file of pid as /proc/PID/fd/N or /proc/PID/cwd names it to stasis (from its
+ * mount namespace's root, pid's root maybe below), still lead to that file st inside pid's
+ * root (a last symlink not followed if st is one)? 1 yes, 0 no (a mount over it or above it, a
+ * detached mount: its path reopens another file or none), -1 not known (outside pid's root).
+ */
+int mount_task_path_holds(pid_t pid, const char *path, const struct stat *st);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
 bool mount_path_below(const char *inside, const char *root, const char **rest);
 /* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */

@@ -29,6 +29,9 @@
 #   dump/hidden-file         a process holding a file whose directory a tmpfs was mounted over
 #                            since: refused naming fd 3 and the file (its path leads to nothing
 #                            now), the process left running and not traced
+#   dump/hidden-bind-own-ns  the same in a mount namespace of its own, a bind mounted over the file
+#   dump/hidden-cwd-detached a process whose working directory's mount was detached (umount -l),
+#                            in a mount namespace of its own: refused naming the directory
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
 #                            64): refused naming fd 64 and the urgent byte (reading the queue
 #                            stops at its mark: the bytes after it were lost); the tree PASSes
@@ -497,27 +500,50 @@ dump_fails_naming() {
 	fi
 }
 
-# A file whose directory a tmpfs was mounted over after it was opened: its path leads to
-# nothing now (the restore would open whatever is on top): refused naming the fd, the process
-# left running, not traced.
+# A file or working directory its path no longer leads to: its directory a tmpfs was mounted
+# over after the file was opened (in stasis's mount namespace), a file a bind was mounted over
+# and a working directory whose mount was detached (umount -l), both in a mount namespace of the
+# process's own (made again at restore as it is: the path would open the file on top, or none).
+# Refused naming the fd or the working directory, the process left running, not traced.
 case_hidden_file() {
-	local d=$ZOO_TMP/hidden-file label=dump/hidden-file pid st
-	mkdir -p "$d/img" "$d/hide" && echo under >"$d/hide/f"
-	setsid sleep 600 3<"$d/hide/f" </dev/null >/dev/null 2>&1 &
-	pid=$!
-	if ! mount -t tmpfs stasis-hidden "$d/hide"; then
-		kill "$pid"
-		wait "$pid" 2>/dev/null
-		result_fail $label "cannot mount a tmpfs on $d/hide"
-		return
-	fi
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	local how=$1 d=$ZOO_TMP/hidden-$1 label=dump/hidden-$1 pid st expect opts=--ext-mount-map=auto
+	mkdir -p "$d/img" "$d/hide" "$d/other" && echo under >"$d/hide/f" && echo over >"$d/other/f"
+	case $how in
+	file)
+		setsid sleep 600 3<"$d/hide/f" </dev/null >/dev/null 2>&1 &
+		pid=$!
+		expect="dump pid $pid fd 3: $d/hide/f is hidden: its path now leads to another file or to none"
+		opts=
+		if ! mount -t tmpfs stasis-hidden "$d/hide"; then
+			kill "$pid"
+			wait "$pid" 2>/dev/null
+			result_fail $label "cannot mount a tmpfs on $d/hide"
+			return
+		fi ;;
+	bind-own-ns)
+		setsid unshare -m --propagation private sh -c \
+			'exec 3<"$1/hide/f" && mount --bind "$1/other/f" "$1/hide/f" && exec sleep 600' \
+			sh "$d" </dev/null >/dev/null 2>&1 &
+		pid=$!
+		expect="dump pid $pid fd 3: $d/hide/f is hidden: its path now leads to another file or to none" ;;
+	cwd-detached)
+		setsid unshare -m --propagation private sh -c \
+			'mount -t tmpfs stasis-detached "$1/hide" && cd "$1/hide" && umount -l "$1/hide" &&
+			 exec sleep 600' sh "$d" </dev/null >/dev/null 2>&1 &
+		pid=$!
+		expect="dump pid $pid: its working directory / is hidden: that path now leads to another directory or to none" ;;
+	esac
+	for _ in $(seq 100); do # its setup done: it runs sleep
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != sleep ] || break
+		sleep 0.05
+	done
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" $opts -o dump.log -v4
 	st=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
 	if ! clean_failure "$ZRC"; then
 		result_fail $label "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
-	elif ! mentions "$d/dump.out" "dump pid $pid fd 3: $d/hide/f is hidden: its path now leads to nothing"; then
-		result_fail $label "the error does not name fd 3 and its hidden file"
+	elif ! mentions "$d/dump.out" "$expect"; then
+		result_fail $label "the error does not name the hidden file or directory"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 	elif [ "$st" != S ] || [ "$(tracer_of "$pid")" != 0 ]; then
 		result_fail $label "the process is not left as it was (state '$st', tracer $(tracer_of "$pid"))"
@@ -526,7 +552,7 @@ case_hidden_file() {
 	fi
 	kill "$pid"
 	wait "$pid" 2>/dev/null
-	umount "$d/hide"
+	[ "$how" != file ] || umount "$d/hide"
 }
 
 # A tracer of a process outside the tree (strace -p, gdb -p): its dump would end the tracing.
@@ -2132,7 +2158,9 @@ other_cases() {
 	done
 	case_unsupported_in_child
 	case_locks_without_option
-	case_hidden_file
+	for how in file bind-own-ns cwd-detached; do
+		case_hidden_file $how
+	done
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \

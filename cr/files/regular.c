@@ -128,23 +128,17 @@ static bool mount_of_task(pid_t pid, uint64_t mnt_id)
 
 /*
  * The file the fd's path leads to now is its file: a mount made over it (or over a directory
- * above it) since it was opened hides it, and the path would open the one on top at restore.
- * The path is as stasis sees it (the process may be chrooted: restore opens it from the tree's
- * root too). Asked by the caller only for a process in stasis's mount namespace (a tree's own
- * mounts, and those of the namespaces nested in it, are made again).
+ * above it) since it was opened hides it, or its mount was detached (umount -l), and the path
+ * would open another file at restore (the tree's mounts are made again as they are), or none.
  */
 static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p)
 {
-	struct stat now;
-	int r = fstatat(AT_FDCWD, p->link, &now, S_ISLNK(p->st.st_mode) ? AT_SYMLINK_NOFOLLOW : 0);
-
-	if (r && errno != ENOENT && errno != ENOTDIR)
-		return 0;
-	if (!r && now.st_dev == p->st.st_dev && now.st_ino == p->st.st_ino)
-		return 0;
-	pr_err("dump pid %d fd %d: %s is hidden: its path now leads to %s (a mount over it or over "
-	       "a directory above it?), so it cannot be opened again by its path; not supported",
-	       t->pid, p->fd, p->link, r ? "nothing" : "another file");
+	if (mount_task_path_holds(t->pid, p->link, &p->st))
+		return 0; /* (or not known: outside the process's root) */
+	pr_err("dump pid %d fd %d: %s is hidden: its path now leads to another file or to none (a "
+	       "mount over it or over a directory above it, or its mount detached), so it cannot be "
+	       "opened again by its path; not supported",
+	       t->pid, p->fd, p->link);
 	return -ENOTSUP;
 }
 
@@ -228,8 +222,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       p->link);
 		return -ENOTSUP;
 	}
-	bool in_stasis_ns = mount_ns_is_stasis(t->ctx) && !mount_nested_holds(t->ctx, mnt_id);
-	int hidden = !dead && !gone && !memdev && in_stasis_ns && saved_path == p->link ? same_file_by_path(t, p) : 0;
+	int hidden = !dead && !gone && !memdev && saved_path == p->link ? same_file_by_path(t, p) : 0;
 	if (hidden)
 		return hidden;
 	if (!(e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
