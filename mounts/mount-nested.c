@@ -106,6 +106,12 @@ static int classify_nested(pid_t pid, uint64_t ns_id, const struct mount_table *
 		       (unsigned long long)ns_id);
 		return -ENOTSUP;
 	}
+	if (m->idmapped) { /* (made again, its owners would be the filesystem's own) */
+		pr_err("dump pid %d: mount %s (%s, %s) of its mount namespace mnt:[%llu] is idmapped "
+		       "(mount_setattr MOUNT_ATTR_IDMAP): not supported", pid, m->mountpoint, m->fstype,
+		       m->root, (unsigned long long)ns_id);
+		return -ENOTSUP;
+	}
 	/* a bind of a mount it keeps (one it made before this one, or inherited) */
 	for (size_t k = 0; k < nt->n; k++) {
 		if (k == i || nt->m[k].dev != m->dev || !mount_path_below(nt->m[k].root, m->root, &r))
@@ -428,6 +434,23 @@ static int match_copy(pid_t pid, const NestedMountNs *n, const struct mount_tabl
 	return 0;
 }
 
+/* Mount e (private) joins the peer group of l, or becomes a slave of it as l is (SET_GROUP). */
+static int join_group_of(pid_t pid, const MountEntry *l, const MountEntry *e)
+{
+	auto_close int f = open(l->mountpoint, O_PATH | O_CLOEXEC);
+	auto_close int t = open(e->mountpoint, O_PATH | O_CLOEXEC);
+	int err;
+
+	if (f < 0 || t < 0 || (err = at_path(pid, e->mountpoint, MS_PRIVATE, "make private")) ||
+	    syscall(SYS_move_mount, f, "", t, "",
+		    MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
+		pr_perror("restore pid %d: cannot put mount %s in the peer group of %s", pid,
+			  e->mountpoint, l->mountpoint);
+		return -errno ? -errno : -EIO;
+	}
+	return 0;
+}
+
 static int set_propagation(pid_t pid, const NestedMountNs *n, const ssize_t *match)
 {
 	int err;
@@ -440,20 +463,16 @@ static int set_propagation(pid_t pid, const NestedMountNs *n, const ssize_t *mat
 			return err;
 		if (!e->shared)
 			continue;
-		if (l == e) {
-			if ((err = at_path(pid, e->mountpoint, MS_SHARED, "share")))
-				return err;
+		if ((err = l == e ? at_path(pid, e->mountpoint, MS_SHARED, "share") : join_group_of(pid, l, e)))
+			return err;
+	}
+	/* a slave of a peer group of this namespace's own (one of another stays as the copy made it) */
+	for (size_t i = 0; i < n->n_mounts; i++) {
+		const MountEntry *e = n->mounts[i], *l = mount_group_leader(n->mounts, n->n_mounts, e->master);
+		if (match[i] == -2 || !l || e->shared)
 			continue;
-		}
-		auto_close int f = open(l->mountpoint, O_PATH | O_CLOEXEC);
-		auto_close int t = open(e->mountpoint, O_PATH | O_CLOEXEC);
-		if (f < 0 || t < 0 || (err = at_path(pid, e->mountpoint, MS_PRIVATE, "make private")) ||
-		    syscall(SYS_move_mount, f, "", t, "",
-			    MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
-			pr_perror("restore pid %d: cannot put mount %s in the peer group of %s", pid,
-				  e->mountpoint, l->mountpoint);
-			return -errno ? -errno : -EIO;
-		}
+		if ((err = join_group_of(pid, l, e)) || (err = at_path(pid, e->mountpoint, MS_SLAVE, "enslave")))
+			return err;
 	}
 	for (size_t i = 0; i < n->n_mounts; i++)
 		if (n->mounts[i]->unbindable && match[i] != -2 &&

@@ -137,6 +137,8 @@ int mount_table_read(pid_t pid, struct mount_table *t)
 			.flags = mount_flags(mnt_fs_get_vfs_options(fs)),
 			.sb_readonly = mnt_fs_get_fs_options(fs) &&
 				       !mnt_optstr_get_option(mnt_fs_get_fs_options(fs), "ro", NULL, NULL),
+			.idmapped = mnt_fs_get_vfs_options(fs) &&
+				    !mnt_optstr_get_option(mnt_fs_get_vfs_options(fs), "idmapped", NULL, NULL),
 		};
 		optional_fields(mnt_fs_get_optional_fields(fs), m);
 		if (!m->mountpoint || !m->root || !m->fstype || !m->source || !m->fs_options)
@@ -455,6 +457,12 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 	if ((key = external_key(ctx->opts, m->mountpoint))) { /* named by the caller: theirs */
 		e->how = MOUNT_HOW__MOUNT_EXTERNAL;
 		return (e->ext_key = xstrdup(key)) ? 0 : -ENOMEM;
+	}
+	if (m->idmapped) { /* (made again, its owners would be the filesystem's own) */
+		pr_err("dump pid %d: mount %s (%s, %s) is idmapped (mount_setattr MOUNT_ATTR_IDMAP): "
+		       "not supported; name it with --external mnt[%s]:KEY for the engine to make again",
+		       root_pid, m->mountpoint, m->fstype, m->root, m->mountpoint);
+		return -ENOTSUP;
 	}
 	/* a bind of a mount before it: the one whose root holds its root most closely */
 	for (size_t k = 0; k < i; k++)

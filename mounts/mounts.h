@@ -25,6 +25,7 @@ struct mount_info {
 	bool sb_readonly; /* the superblock is read-only (its options say "ro") */
 	uint32_t shared, master;
 	bool unbindable;
+	bool idmapped;    /* mount_setattr(MOUNT_ATTR_IDMAP): its owners seen through a user ns */
 	/* a cgroup filesystem showing the root of the tree's own cgroup namespace: made anew
 	 * inside the restored one (mount_table_cgroup_ns_roots) */
 	bool cgroup_ns_root;

@@ -32,6 +32,8 @@
 #   dump/hidden-bind-own-ns  the same in a mount namespace of its own, a bind mounted over the file
 #   dump/hidden-cwd-detached a process whose working directory's mount was detached (umount -l),
 #                            in a mount namespace of its own: refused naming the directory
+#   dump/idmapped-mount      a process holding an idmapped mount in a mount namespace of its own
+#                            (tests/tools/idmapped-mount.py): refused naming the mount
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
 #                            64): refused naming fd 64 and the urgent byte (reading the queue
 #                            stops at its mark: the bytes after it were lost); the tree PASSes
@@ -498,6 +500,41 @@ dump_fails_naming() {
 	else
 		result_ok "$label"
 	fi
+}
+
+# An idmapped mount (mount_setattr(MOUNT_ATTR_IDMAP), tests/tools/idmapped-mount.py) in the
+# process's own mount namespace: made again it would show the filesystem's own owners; refused
+# naming the mount, the process left running, not traced.
+case_idmapped_mount() {
+	local d=$ZOO_TMP/idmapped-mount label=dump/idmapped-mount pid st
+	mkdir -p "$d/img"
+	setsid python3 "$ZOO_ROOT/tests/tools/idmapped-mount.py" "$d" </dev/null >"$d/out" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		grep -q -e READY -e FAIL "$d/out" && break
+		sleep 0.05
+	done
+	if ! grep -q READY "$d/out"; then
+		result_fail $label "the idmapped mount was not made: $(cat "$d/out")"
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --ext-mount-map auto -o dump.log -v4
+	st=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+	if ! clean_failure "$ZRC"; then
+		result_fail $label "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! mentions "$d/dump.out" "dump pid $pid: mount $d/idm \\(tmpfs, /\\) is idmapped"; then
+		result_fail $label "the error does not name the idmapped mount"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif [ "$st" != S ] || [ "$(tracer_of "$pid")" != 0 ]; then
+		result_fail $label "the process is not left as it was (state '$st', tracer $(tracer_of "$pid"))"
+	else
+		result_ok $label
+	fi
+	kill "$pid"
+	wait "$pid" 2>/dev/null
 }
 
 # A file or working directory its path no longer leads to: its directory a tmpfs was mounted
@@ -2161,6 +2198,7 @@ other_cases() {
 	for how in file bind-own-ns cwd-detached; do
 		case_hidden_file $how
 	done
+	case_idmapped_mount
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \

@@ -6,14 +6,15 @@
  *           nothing (the host's namespace is left alone).
  *   child:  unshare(CLONE_NEWNS | CLONE_NEWUTS), host name zoo-nested-child, every mount made
  *           a slave (MS_REC | MS_SLAVE on /), W/ro bound read-only over itself, a tmpfs on
- *           W/ptmp with a file, the empty W/empty bound over the file W/secret, /dev/mqueue
- *           unmounted (if mounted), then a grandchild (in the same namespaces).
+ *           W/ptmp with a file, made shared and bound on W/pslave made its slave (a peer group
+ *           of the namespace's own), the empty W/empty bound over the file W/secret,
+ *           /dev/mqueue unmounted (if mounted), then a grandchild (in the same namespaces).
  *   Before the dump, in a container: a tmpfs the parent mounts on W/shared/probe reaches the
  *   child, one on W/priv/probe does not (recorded, then unmounted).
  * After restore and SIGTERM: the child checks its host name; W/ro read-only; the tmpfs and its
  * file; W/secret empty; /dev/mqueue absent; its mount table below W (mount points, types,
- * ro/rw, slave, shared) as before; a tmpfs the parent mounts now on W/shared/late reaches it
- * as before and one on W/priv/late does not. The grandchild checks the host name and the
+ * ro/rw, slave, shared) as before; a tmpfs it mounts on W/ptmp/late reaches W/pslave; a tmpfs
+ * the parent mounts now on W/shared/late reaches it as before and one on W/priv/late does not. The grandchild checks the host name and the
  * tmpfs file. The parent checks its own host name and mounts unchanged (none of the child's).
  * --setns-sibling: a second child joins the first one's mount namespace with setns() (it is
  * then in a nested namespace that its parent is not in: tests/failure-cases.sh expects the
@@ -167,10 +168,11 @@ static void run_grandchild(void)
 
 static void child_setup(void)
 {
-	char ro[600], ptmp[600], f[600], secret[600], empty[600];
+	char ro[600], ptmp[600], pslave[600], f[600], secret[600], empty[600];
 
 	path(ro, sizeof(ro), "ro");
 	path(ptmp, sizeof(ptmp), "ptmp");
+	path(pslave, sizeof(pslave), "pslave");
 	path(f, sizeof(f), "ptmp/file");
 	path(secret, sizeof(secret), "secret");
 	path(empty, sizeof(empty), "empty");
@@ -183,6 +185,9 @@ static void child_setup(void)
 	if (mount("tmpfs", ptmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1m") ||
 	    zoo_write_file(f, TMP_TEXT, strlen(TMP_TEXT)))
 		zoo_die("child: tmpfs on %s: %s", ptmp, strerror(errno));
+	if (mount(NULL, ptmp, NULL, MS_SHARED, NULL) || mount(ptmp, pslave, NULL, MS_BIND, NULL) ||
+	    mount(NULL, pslave, NULL, MS_SLAVE, NULL))
+		zoo_die("child: slave bind of %s on %s: %s", ptmp, pslave, strerror(errno));
 	if (mount(empty, secret, NULL, MS_BIND, NULL) ||
 	    mount(NULL, secret, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
 		zoo_die("child: bind over %s: %s", secret, strerror(errno));
@@ -209,6 +214,9 @@ static int child_checks(pid_t gc)
 		mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL);
 	if (corrupting("tmpfs"))
 		zoo_write_file(f, "changed\n", 8);
+	path(probe, sizeof(probe), "pslave");
+	if (corrupting("propagation"))
+		mount(NULL, probe, NULL, MS_PRIVATE, NULL);
 	gethostname(host, sizeof(host));
 	bits |= strcmp(host, CHILD_HOST) ? B_HOST : 0;
 	bits |= statvfs(ro, &sv) || !(sv.f_flag & ST_RDONLY) ? B_RO : 0;
@@ -219,8 +227,14 @@ static int child_checks(pid_t gc)
 	/* the late mounts of the parent are not in the summary (they came after it) */
 	mount_summary(now, sizeof(now));
 	bits |= strcmp(now, table_before) ? B_TABLE : 0;
+	/* its own peer group: W/ptmp's new mount reaches its slave W/pslave */
+	char late[600];
+	path(late, sizeof(late), "ptmp/late");
+	if (mkdir(late, 0755) || mount("tmpfs", late, "tmpfs", 0, "size=64k"))
+		bits |= B_PROPAGATION;
+	path(late, sizeof(late), "pslave/late");
+	bits |= is_mountpoint(late) ? 0 : B_PROPAGATION;
 	if (own_ns) {
-		char late[600];
 		path(late, sizeof(late), "shared/late");
 		int got_shared = is_mountpoint(late);
 		path(late, sizeof(late), "priv/late");
@@ -249,6 +263,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "hostname", c_child, 0 }, /* the child changes its host name */
 	{ "ro", c_child, 0 },       /* the child makes its read-only bind writable */
 	{ "tmpfs", c_child, 0 },    /* the child changes the file of its tmpfs */
+	{ "propagation", c_child, 0 }, /* the child makes W/pslave private */
 };
 
 /* Is this process in a container's own mount namespace (its "/" a bind of a directory)? */
@@ -287,6 +302,7 @@ int main(int argc, char **argv)
 	gethostname(parent_host, sizeof(parent_host));
 	make_dir("ro");
 	make_dir("ptmp");
+	make_dir("pslave");
 	make_dir("shared");
 	make_dir("priv");
 	make_dir("shared/probe");
@@ -403,7 +419,8 @@ int main(int argc, char **argv)
 		CHECK("mountinfo", !(bits & B_TABLE), "the child's mount table below W differs");
 		CHECK("propagation", !(bits & B_PROPAGATION),
 		      "a mount of the parent reaches the child otherwise than before (shared %d priv %d "
-		      "before)", probe_shared, probe_priv);
+		      "before), or one on the child's W/ptmp does not reach its slave W/pslave",
+		      probe_shared, probe_priv);
 		CHECK("grandchild", !(bits & B_GRANDCHILD), "the grandchild's namespaces differ");
 	}
 	return zoo_finish(own_ns ? "own mount namespace" : "host's mount namespace");
