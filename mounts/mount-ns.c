@@ -46,6 +46,10 @@ struct mount_ns_state {
 	bool *made;       /* restore: made by stasis (the rest is the root's) */
 	struct tmpfs_image *contents; /* restore, per mount: a tmpfs's contents, opened when checked */
 	char *root_path;  /* restore: --root, resolved */
+	char *root_at;    /* restore: where --root is bound in the tree's new namespace: root_path,
+			   * or for "/" (that the process's root would hide) an empty directory of
+			   * /tmp made by stasis (pid root_at_maker) and removed after the restore */
+	pid_t root_at_maker;
 	int own_ns;       /* restore: stasis's own mount namespace (fd + 1) while it is away */
 	int tree_ns;      /* restore: the tree's mount namespace (fd + 1), made by stasis */
 };
@@ -198,6 +202,7 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_err("restore: --root %s is not a directory", ctx->opts->root);
 		return -ENOTDIR;
 	}
+	st->root_at = st->root_path;
 	const MountNs *ns = st->ns;
 	if (!(st->contents = xzalloc((ns->n_mounts + 1) * sizeof(*st->contents))))
 		return -ENOMEM;
@@ -345,6 +350,16 @@ static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		copies[i] = -1;
 	if (ns_make_in_tree_userns(ctx, CLONE_NEWNS) && (err = copy_locked_sources(ctx, st, copies)))
 		goto out;
+	if (!strcmp(st->root_path, "/")) {
+		char standin[] = "/tmp/.stasis-root.XXXXXX";
+		if (!mkdtemp(standin) || !(st->root_at = xstrdup(standin))) {
+			err = -errno;
+			pr_perror("restore: cannot make a directory in /tmp to bind --root / on");
+			st->root_at = st->root_path;
+			goto out;
+		}
+		st->root_at_maker = getpid();
+	}
 	if ((own = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0) {
 		pr_perror("restore: cannot open stasis's own mount namespace");
 		err = -errno;
@@ -357,15 +372,15 @@ static int prepare_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	st->own_ns = own + 1;
 	/* nothing made from here on reaches the host; --root becomes a mount of its own */
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) ||
-	    (copies[0] >= 0 ? syscall(SYS_move_mount, copies[0], "", AT_FDCWD, st->root_path,
+	    (copies[0] >= 0 ? syscall(SYS_move_mount, copies[0], "", AT_FDCWD, st->root_at,
 				      MOVE_MOUNT_F_EMPTY_PATH)
-			    : mount(st->root_path, st->root_path, NULL, MS_BIND, NULL)) ||
-	    mount(NULL, st->root_path, NULL, MS_PRIVATE, NULL)) {
+			    : mount(st->root_path, st->root_at, NULL, MS_BIND, NULL)) ||
+	    mount(NULL, st->root_at, NULL, MS_PRIVATE, NULL)) {
 		pr_perror("restore: cannot prepare --root %s", st->root_path);
 		err = -errno;
 		goto out;
 	}
-	if ((ctx->tree_root_fd = open(st->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if ((ctx->tree_root_fd = open(st->root_at, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		err = -errno;
 		goto out;
 	}
@@ -398,7 +413,7 @@ static int enter_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_perror("restore: cannot join the tree's mount namespace");
 		return -errno;
 	}
-	auto_close int root = open(st->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	auto_close int root = open(st->root_at, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0) {
 		pr_perror("restore: --root %s", st->root_path);
 		return -errno;
@@ -447,6 +462,11 @@ static void free_mount_ns(void *state)
 	if (st->ns)
 		image_free(&st->ns->base);
 	free(st->made);
+	if (st->root_at != st->root_path) {
+		if (st->root_at_maker == getpid())
+			rmdir(st->root_at);
+		free(st->root_at);
+	}
 	free(st->root_path);
 }
 

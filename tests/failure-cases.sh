@@ -124,6 +124,9 @@
 #                            terminal put back in line mode, and restored from that shell: the
 #                            restored job is in the terminal's foreground group (not stopped by
 #                            SIGTTIN), the terminal in cbreak mode again, and reads the next key
+#   restore/root-slash       a shell in a mount namespace of its own (unshare -m) with a tmpfs,
+#                            restored with --root /: it finds its tmpfs and file again; no
+#                            directory of stasis's is left in /tmp
 #   restore/sigchld-ignored  threads dumped and restored by a stasis started with SIGCHLD ignored
 #                            (SIG_IGN survives exec: its children were reaped before it waited,
 #                            and its kernel probes said "missing"): the restored program PASSes
@@ -692,6 +695,54 @@ os.execv(sys.argv[1], sys.argv[1:])')
 		kill_ours "$pid"
 	elif ! target_survives $label "$pid" "$d"; then
 		result_fail $label "$ZERR"
+	else
+		result_ok $label
+	fi
+}
+
+# A process that made a mount namespace of its own (unshare -m) with a tmpfs mounted in it,
+# restored with criu's --root / (the host's root as the tree's root, as criu takes it): its
+# mount and file are there again (it checks itself on SIGTERM), and nothing is left in /tmp.
+case_root_slash() {
+	local d=$ZOO_TMP/root-slash label=restore/root-slash pid
+	mkdir -p "$d/img" "$d/m"
+	ls -d /tmp/.stasis-root.* >"$d/standins-before" 2>/dev/null
+	setsid unshare -m --propagation private sh -c '
+		mount -t tmpfs stasis-root-slash "$1/m" && echo kept >"$1/m/f" || exit 1
+		trap "if [ \"\$(cat \"$1/m/f\")\" = kept ] && grep -q \" $1/m \" /proc/self/mountinfo
+			then echo PASS; else echo FAIL; fi >\"$1/verdict\"; exit" TERM
+		echo READY >"$1/ready"
+		while :; do sleep 0.1; done' sh "$d" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		[ -s "$d/ready" ] && break
+		sleep 0.05
+	done
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --ext-mount-map auto -o dump.log -v4
+	if [ "$ZRC" != 0 ]; then
+		result_fail $label "dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	wait "$pid" 2>/dev/null
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --root / --ext-mount-map auto -o restore.log -v4
+	if [ "$ZRC" != 0 ] || ! proc_alive "$pid"; then
+		result_fail $label "restore with --root / exited $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		kill_ours "$pid"
+		return
+	fi
+	kill -TERM "$pid"
+	for _ in $(seq 100); do
+		[ -s "$d/verdict" ] && break
+		sleep 0.05
+	done
+	if [ "$(cat "$d/verdict" 2>/dev/null)" != PASS ]; then
+		result_fail $label "the restored process does not find its tmpfs and file: $(cat "$d/verdict" 2>/dev/null)"
+		kill_ours "$pid"
+	elif [ "$(ls -d /tmp/.stasis-root.* 2>/dev/null)" != "$(cat "$d/standins-before")" ]; then
+		result_fail $label "a directory /tmp/.stasis-root.* is left"
 	else
 		result_ok $label
 	fi
@@ -2242,6 +2293,7 @@ other_cases() {
 	case_external_tty
 	case_shell_job_foreground
 	case_sigchld_ignored
+	case_root_slash
 	case_tracer_of_outside
 	case_mapped_file_times
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
