@@ -209,6 +209,64 @@ static int make_fresh_in_userns(void *fm)
 	return make_fresh(fm, true);
 }
 
+/* A directory made to stand for a removed one while it is bound, then removed again. */
+struct removed_dir {
+	int parent;
+	char name[64];
+};
+
+/*
+ * The removed directory path (under root_fd) that mount e binds, made again empty with its
+ * mode and owner: by its own name, or by a name of stasis's when another file took it since.
+ * An O_PATH fd of it, or -errno (said).
+ */
+static int removed_dir_make(int root_fd, const char *path, const MountEntry *e,
+			    const struct run_ctx *in_userns, struct removed_dir *rd)
+{
+	uint32_t uid = e->deleted_uid, gid = e->deleted_gid;
+	auto_free char *dir = xstrdup(path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	const char *base = slash ? slash + 1 : "";
+
+	if (!dir)
+		return -ENOMEM;
+	if (!slash || !*base || strlen(base) >= sizeof(rd->name)) {
+		snprintf(rd->name, sizeof(rd->name), ".stasis-removed.%u", e->id);
+	} else {
+		snprintf(rd->name, sizeof(rd->name), "%s", base);
+	}
+	if (slash)
+		*slash = 0;
+	if ((rd->parent = open_in_root(root_fd, slash && *dir ? dir : "/", O_PATH | O_DIRECTORY)) < 0) {
+		pr_err("restore: mount %s: the directory its removed source %s was in is not there: %s",
+		       e->mountpoint, path, strerror(-rd->parent));
+		return rd->parent;
+	}
+	bool taken = mkdirat(rd->parent, rd->name, 0700) && errno == EEXIST; /* by another file since */
+	if (taken)
+		snprintf(rd->name, sizeof(rd->name), ".stasis-removed.%u", e->id);
+	int fd = taken && mkdirat(rd->parent, rd->name, 0700)
+			 ? -1
+			 : openat(rd->parent, rd->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		pr_perror("restore: mount %s: cannot make its removed source %s again", e->mountpoint, path);
+		unlinkat(rd->parent, rd->name, AT_REMOVEDIR);
+		close(rd->parent);
+		rd->parent = -1;
+		return -errno;
+	}
+	if (in_userns) {
+		ns_make_tree_ids(in_userns, false, &uid, 1);
+		ns_make_tree_ids(in_userns, true, &gid, 1);
+	}
+	if (fchownat(rd->parent, rd->name, uid, gid, AT_SYMLINK_NOFOLLOW))
+		pr_warn("restore: mount %s: its removed source %s keeps its owner root: %m", e->mountpoint,
+			path);
+	if (fchmodat(rd->parent, rd->name, e->deleted_mode & 07777, 0))
+		pr_warn("restore: mount %s: its removed source %s keeps mode 0700: %m", e->mountpoint, path);
+	return fd;
+}
+
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
 	       struct tmpfs_image *contents, bool in_userns)
 {
@@ -217,6 +275,7 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 	unsigned logged = log_errors();
 	auto_close int t = mount_point(root_fd, e->mountpoint, e->is_file);
 	auto_close int s = -1;
+	struct removed_dir removed = { .parent = -1 };
 
 	if (t < 0)
 		return log_unnamed(logged, t, "restore: mount point %s", e->mountpoint);
@@ -229,7 +288,8 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		char *from = whole ? xstrdup(of->mountpoint) : xasprintf("%s/%s", of->mountpoint, e->bind_root);
 		if (!from)
 			return -ENOMEM;
-		s = open_in_root(root_fd, from, O_PATH);
+		s = e->bind_root_deleted ? removed_dir_make(root_fd, from, e, in_userns ? ctx : NULL, &removed)
+					 : open_in_root(root_fd, from, O_PATH);
 		free(from);
 		break;
 	}
@@ -269,9 +329,14 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		return s;
 	}
 	fd_path(source, sizeof(source), s);
-	if (mount(source, target, NULL, MS_BIND, NULL)) {
-		pr_perror("restore: cannot bind-mount %s", e->mountpoint);
-		return -errno;
+	int bound = mount(source, target, NULL, MS_BIND, NULL) ? -errno : 0;
+	if (removed.parent >= 0) { /* removed again, bound */
+		unlinkat(removed.parent, removed.name, AT_REMOVEDIR);
+		close(removed.parent);
+	}
+	if (bound) {
+		pr_err("restore: cannot bind-mount %s: %s", e->mountpoint, strerror(-bound));
+		return bound;
 	}
 	return set_flags(root_fd, e);
 }

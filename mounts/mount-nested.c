@@ -74,13 +74,14 @@ static MountNs table_of(const NestedMountNs *n)
 }
 
 /*
- * How mount i of the namespace's table nt (maker pid, namespace id) is made again: inherited
+ * How mount i of the namespace's table nt (its maker, namespace id) is made again: inherited
  * from pt (the table it was made from; used marks those taken), a bind of one of its own, or
  * made anew. Fails naming what cannot be made again.
  */
-static int classify_nested(pid_t pid, uint64_t ns_id, const struct mount_table *nt, size_t i,
-			   const struct mount_table *pt, bool *used, MountEntry *e)
+static int classify_nested(const struct dump_task *maker, uint64_t ns_id, const struct mount_table *nt,
+			   size_t i, const struct mount_table *pt, bool *used, MountEntry *e)
 {
+	pid_t pid = maker->vpid;
 	const struct mount_info *m = &nt->m[i], *of = NULL;
 	const char *rest = NULL, *r;
 
@@ -130,12 +131,8 @@ static int classify_nested(pid_t pid, uint64_t ns_id, const struct mount_table *
 			rest = r;
 		}
 	}
-	if (of) {
-		e->how = MOUNT_HOW__MOUNT_BIND;
-		e->has_bind_of = true;
-		e->bind_of = of->id;
-		return (e->bind_root = xstrdup(rest)) ? 0 : -ENOMEM;
-	}
+	if (of)
+		return mount_bind_fill(maker->pid, m, of->id, rest, e);
 	if (mount_fstype_fresh(m->fstype) && !strcmp(m->root, "/")) {
 		e->how = MOUNT_HOW__MOUNT_FRESH;
 		e->has_has_contents = true;
@@ -179,7 +176,7 @@ static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struc
 		mount_entry__init(e);
 		out->mounts[out->n_mounts++] = e;
 		if (!(err = mount_entry_fill(maker->pid, &nt.m[i], i == 0, e)))
-			err = classify_nested(maker->vpid, v->id, &nt, i, &pt, used, e);
+			err = classify_nested(maker, v->id, &nt, i, &pt, used, e);
 	}
 	if (!err) {
 		MountNs t = table_of(out);

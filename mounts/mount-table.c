@@ -324,6 +324,37 @@ int mount_task_path_holds(pid_t pid, const char *path, const struct stat *st)
 	return now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+#define DELETED_SUFFIX "//deleted"
+
+int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const char *rest,
+		    MountEntry *e)
+{
+	size_t n = strlen(rest), k = strlen(DELETED_SUFFIX);
+
+	e->how = MOUNT_HOW__MOUNT_BIND;
+	e->has_bind_of = true;
+	e->bind_of = of_id;
+	if (!(e->bind_root = xstrdup(rest)))
+		return -ENOMEM;
+	if (n < k || strcmp(rest + n - k, DELETED_SUFFIX))
+		return 0;
+	char path[PATH_MAX + 64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->mountpoint);
+	if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+		pr_err("dump pid %d: mount %s binds %s, a file removed since: not supported", pid,
+		       m->mountpoint, m->root);
+		return -ENOTSUP;
+	}
+	e->bind_root[n - k] = 0;
+	e->has_bind_root_deleted = e->bind_root_deleted = true;
+	e->has_deleted_mode = e->has_deleted_uid = e->has_deleted_gid = true;
+	e->deleted_mode = st.st_mode & 07777;
+	e->deleted_uid = st.st_uid;
+	e->deleted_gid = st.st_gid;
+	return 0;
+}
+
 /* mountpoint and rest joined ("/" and "a" give "/a"; "/m" and "" give "/m"). */
 static char *path_join(const char *mountpoint, const char *rest)
 {
@@ -471,12 +502,8 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 			of = &tree->m[k];
 			rest = r;
 		}
-	if (of) {
-		e->how = MOUNT_HOW__MOUNT_BIND;
-		e->has_bind_of = true;
-		e->bind_of = of->id;
-		return (e->bind_root = xstrdup(rest)) ? 0 : -ENOMEM;
-	}
+	if (of)
+		return mount_bind_fill(root_pid, m, of->id, rest, e);
 	if (m->cgroup_ns_root || shares_host_ns_fs(root_pid, m)) {
 		e->how = MOUNT_HOW__MOUNT_FRESH;
 		return 0;

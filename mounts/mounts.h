@@ -72,6 +72,13 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino);
  * detached mount: its path reopens another file or none), -1 not known (outside pid's root).
  */
 int mount_task_path_holds(pid_t pid, const char *path, const struct stat *st);
+/*
+ * e made a bind of mount of_id's rest (m's root below of_id's), as pid sees m: a removed
+ * directory (mountinfo's "//deleted") marked to be made again empty, with its mode and owner.
+ * Fails naming a bind of a removed file (its content is not saved).
+ */
+int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const char *rest,
+		    MountEntry *e);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
 bool mount_path_below(const char *inside, const char *root, const char **rest);
 /* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */

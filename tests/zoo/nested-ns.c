@@ -7,12 +7,14 @@
  *   child:  unshare(CLONE_NEWNS | CLONE_NEWUTS), host name zoo-nested-child, every mount made
  *           a slave (MS_REC | MS_SLAVE on /), W/ro bound read-only over itself, a tmpfs on
  *           W/ptmp with a file, made shared and bound on W/pslave made its slave (a peer group
- *           of the namespace's own), the empty W/empty bound over the file W/secret,
+ *           of the namespace's own), the empty W/empty bound over the file W/secret, the
+ *           directory W/gonedir (mode 1750) bound on W/dbind then removed (mountinfo shows its
+ *           root "//deleted"),
  *           /dev/mqueue unmounted (if mounted), then a grandchild (in the same namespaces).
  *   Before the dump, in a container: a tmpfs the parent mounts on W/shared/probe reaches the
  *   child, one on W/priv/probe does not (recorded, then unmounted).
  * After restore and SIGTERM: the child checks its host name; W/ro read-only; the tmpfs and its
- * file; W/secret empty; /dev/mqueue absent; its mount table below W (mount points, types,
+ * file; W/secret empty; W/dbind a mount of an empty directory of mode 1750, W/gonedir absent; /dev/mqueue absent; its mount table below W (mount points, types,
  * ro/rw, slave, shared) as before; a tmpfs it mounts on W/ptmp/late reaches W/pslave; a tmpfs
  * the parent mounts now on W/shared/late reaches it as before and one on W/priv/late does not. The grandchild checks the host name and the
  * tmpfs file. The parent checks its own host name and mounts unchanged (none of the child's).
@@ -27,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <dirent.h>
 #include <sys/wait.h>
 
 #define CHILD_HOST "zoo-nested-child"
@@ -191,6 +194,12 @@ static void child_setup(void)
 	if (mount(empty, secret, NULL, MS_BIND, NULL) ||
 	    mount(NULL, secret, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
 		zoo_die("child: bind over %s: %s", secret, strerror(errno));
+	char gonedir[600], dbind[600];
+	path(gonedir, sizeof(gonedir), "gonedir");
+	path(dbind, sizeof(dbind), "dbind");
+	if (mkdir(gonedir, 0700) || chmod(gonedir, 01750) || mount(gonedir, dbind, NULL, MS_BIND, NULL) ||
+	    rmdir(gonedir))
+		zoo_die("child: bind of the removed %s on %s: %s", gonedir, dbind, strerror(errno));
 	if (is_mountpoint("/dev/mqueue")) {
 		if (umount2("/dev/mqueue", MNT_DETACH))
 			zoo_die("child: cannot unmount /dev/mqueue: %s", strerror(errno));
@@ -214,6 +223,11 @@ static int child_checks(pid_t gc)
 		mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL);
 	if (corrupting("tmpfs"))
 		zoo_write_file(f, "changed\n", 8);
+	char dbind[600], gonedir[600];
+	path(dbind, sizeof(dbind), "dbind");
+	path(gonedir, sizeof(gonedir), "gonedir");
+	if (corrupting("bound-file"))
+		umount2(dbind, MNT_DETACH);
 	path(probe, sizeof(probe), "pslave");
 	if (corrupting("propagation"))
 		mount(NULL, probe, NULL, MS_PRIVATE, NULL);
@@ -223,6 +237,14 @@ static int child_checks(pid_t gc)
 	path(probe, sizeof(probe), "ptmp");
 	bits |= !is_mount_of(probe, TMPFS_MAGIC) || !file_is(f, TMP_TEXT) ? B_TMPFS : 0;
 	bits |= stat(secret, &st) || st.st_size != 0 ? B_BOUND : 0;
+	DIR *dbind_dir = opendir(dbind);
+	int entries = 0;
+	for (struct dirent *de; dbind_dir && (de = readdir(dbind_dir));)
+		entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	if (dbind_dir)
+		closedir(dbind_dir);
+	bits |= !is_mountpoint(dbind) || stat(dbind, &st) || (st.st_mode & 07777) != 01750 || entries ||
+			!access(gonedir, F_OK) ? B_BOUND : 0;
 	bits |= unmounted_mqueue && is_mountpoint("/dev/mqueue") ? B_UNMOUNTED : 0;
 	/* the late mounts of the parent are not in the summary (they came after it) */
 	mount_summary(now, sizeof(now));
@@ -264,6 +286,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "ro", c_child, 0 },       /* the child makes its read-only bind writable */
 	{ "tmpfs", c_child, 0 },    /* the child changes the file of its tmpfs */
 	{ "propagation", c_child, 0 }, /* the child makes W/pslave private */
+	{ "bound-file", c_child, 0 }, /* the child unmounts W/dbind */
 };
 
 /* Is this process in a container's own mount namespace (its "/" a bind of a directory)? */
@@ -303,6 +326,7 @@ int main(int argc, char **argv)
 	make_dir("ro");
 	make_dir("ptmp");
 	make_dir("pslave");
+	make_dir("dbind");
 	make_dir("shared");
 	make_dir("priv");
 	make_dir("shared/probe");
@@ -414,7 +438,8 @@ int main(int argc, char **argv)
 		CHECK("hostname", !(bits & B_HOST), "the child's host name is not %s", CHILD_HOST);
 		CHECK("ro", !(bits & B_RO), "the child's bind of W/ro is not read-only");
 		CHECK("tmpfs", !(bits & B_TMPFS), "the child's tmpfs on W/ptmp or its file differ");
-		CHECK("bound-file", !(bits & B_BOUND), "W/secret is not the empty file in the child");
+		CHECK("bound-file", !(bits & B_BOUND), "W/secret is not the empty file in the child, or "
+		      "W/dbind not a mount of the removed empty directory of mode 1750");
 		CHECK("unmounted", !(bits & B_UNMOUNTED), "/dev/mqueue is mounted again in the child");
 		CHECK("mountinfo", !(bits & B_TABLE), "the child's mount table below W differs");
 		CHECK("propagation", !(bits & B_PROPAGATION),
