@@ -37,6 +37,7 @@ struct tmpfs_dump {
 	int data_fd;
 	uint64_t nr_pages;
 	const char *mountpoint;
+	dev_t dev; /* the tmpfs's: a directory of another is a mount over it (read in place) */
 	struct seen_inode { dev_t dev; ino_t ino; char *path; } *seen;
 	size_t nr_seen;
 	char buf[1 << 16];
@@ -202,6 +203,9 @@ static int walk(struct tmpfs_dump *d, int dir_fd, const char *name, const char *
 		if (fd < 0 || (err = read_data(d, fd, e)))
 			return log_unnamed(logged, fd < 0 ? -errno : err, "dump: tmpfs %s: cannot read %s",
 					   d->mountpoint, path);
+	} else if (S_ISDIR(st.st_mode) && st.st_dev != d->dev) {
+		pr_warn("dump: tmpfs %s (unbindable: read in place): %s has a mount over it; what that "
+			"hides is not saved", d->mountpoint, path);
 	} else if (S_ISDIR(st.st_mode)) {
 		DIR *dir = opendir_at(dir_fd, name, O_NOFOLLOW | O_NOATIME);
 		struct dirent *de;
@@ -236,6 +240,13 @@ int tmpfs_dump(int mnt_fd, int dirfd, uint32_t id, const char *mountpoint)
 		return -ENOMEM;
 	tmpfs_tree__init(&d->tree);
 	d->mountpoint = mountpoint;
+	struct stat root;
+	if (fstat(mnt_fd, &root)) {
+		err = -errno;
+		pr_perror("dump: tmpfs %s: cannot stat its root", mountpoint);
+		goto out;
+	}
+	d->dev = root.st_dev;
 	d->data_fd = raw_image_create(dirfd, IMG_TMPFS_DATA, id);
 	if (d->data_fd < 0) {
 		err = d->data_fd;
@@ -543,8 +554,9 @@ static __attribute__((noreturn)) void clone_helper(pid_t root, const MountNs *ns
 	for (size_t i = 0; i < ns->n_mounts; i++) {
 		if (!ns->mounts[i]->has_contents)
 			continue;
+		/* (an unbindable one cannot be copied: read in place, through what is mounted on it) */
 		int fd = syscall(SYS_open_tree, AT_FDCWD, ns->mounts[i]->mountpoint,
-				 OPEN_TREE_CLONE | O_CLOEXEC);
+				 (ns->mounts[i]->unbindable ? 0 : OPEN_TREE_CLONE) | O_CLOEXEC);
 		if (fd < 0) {
 			pr_perror("dump pid %d: cannot copy mount %s to read it", root,
 				  ns->mounts[i]->mountpoint);

@@ -9,12 +9,12 @@
  *           W/ptmp with a file, made shared and bound on W/pslave made its slave (a peer group
  *           of the namespace's own), the empty W/empty bound over the file W/secret, the
  *           directory W/gonedir (mode 1750) bound on W/dbind then removed (mountinfo shows its
- *           root "//deleted"),
+ *           root "//deleted"), an unbindable tmpfs on W/utmp with a file,
  *           /dev/mqueue unmounted (if mounted), then a grandchild (in the same namespaces).
  *   Before the dump, in a container: a tmpfs the parent mounts on W/shared/probe reaches the
  *   child, one on W/priv/probe does not (recorded, then unmounted).
  * After restore and SIGTERM: the child checks its host name; W/ro read-only; the tmpfs and its
- * file; W/secret empty; W/dbind a mount of an empty directory of mode 1750, W/gonedir absent; /dev/mqueue absent; its mount table below W (mount points, types,
+ * file, and W/utmp's; W/secret empty; W/dbind a mount of an empty directory of mode 1750, W/gonedir absent; /dev/mqueue absent; its mount table below W (mount points, types,
  * ro/rw, slave, shared) as before; a tmpfs it mounts on W/ptmp/late reaches W/pslave; a tmpfs
  * the parent mounts now on W/shared/late reaches it as before and one on W/priv/late does not. The grandchild checks the host name and the
  * tmpfs file. The parent checks its own host name and mounts unchanged (none of the child's).
@@ -122,10 +122,11 @@ static void mount_summary(char *out, size_t len)
 		/* optional fields lie between the options and " - " */
 		char *fields = strstr(line, opts) + strlen(opts);
 		*dash = 0;
-		used += snprintf(out + used, used < len ? len - used : 0, "%s %s %s %s %s\n", rel, fstype,
+		used += snprintf(out + used, used < len ? len - used : 0, "%s %s %s %s %s %s\n", rel, fstype,
 				 strncmp(opts, "ro", 2) ? "rw" : "ro",
 				 strstr(fields, "master:") ? "slave" : "-",
-				 strstr(fields, "shared:") ? "shared" : "-");
+				 strstr(fields, "shared:") ? "shared" : "-",
+				 strstr(fields, "unbindable") ? "unbindable" : "-");
 	}
 	if (used < len)
 		sort_lines(out);
@@ -194,6 +195,12 @@ static void child_setup(void)
 	if (mount(empty, secret, NULL, MS_BIND, NULL) ||
 	    mount(NULL, secret, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
 		zoo_die("child: bind over %s: %s", secret, strerror(errno));
+	char utmp[600], uf[600];
+	path(utmp, sizeof(utmp), "utmp");
+	path(uf, sizeof(uf), "utmp/file");
+	if (mount("tmpfs", utmp, "tmpfs", 0, "size=1m") || zoo_write_file(uf, TMP_TEXT, strlen(TMP_TEXT)) ||
+	    mount(NULL, utmp, NULL, MS_UNBINDABLE, NULL))
+		zoo_die("child: unbindable tmpfs on %s: %s", utmp, strerror(errno));
 	char gonedir[600], dbind[600];
 	path(gonedir, sizeof(gonedir), "gonedir");
 	path(dbind, sizeof(dbind), "dbind");
@@ -236,6 +243,8 @@ static int child_checks(pid_t gc)
 	bits |= statvfs(ro, &sv) || !(sv.f_flag & ST_RDONLY) ? B_RO : 0;
 	path(probe, sizeof(probe), "ptmp");
 	bits |= !is_mount_of(probe, TMPFS_MAGIC) || !file_is(f, TMP_TEXT) ? B_TMPFS : 0;
+	path(probe, sizeof(probe), "utmp/file");
+	bits |= !file_is(probe, TMP_TEXT) ? B_TMPFS : 0;
 	bits |= stat(secret, &st) || st.st_size != 0 ? B_BOUND : 0;
 	DIR *dbind_dir = opendir(dbind);
 	int entries = 0;
@@ -327,6 +336,7 @@ int main(int argc, char **argv)
 	make_dir("ptmp");
 	make_dir("pslave");
 	make_dir("dbind");
+	make_dir("utmp");
 	make_dir("shared");
 	make_dir("priv");
 	make_dir("shared/probe");
@@ -437,7 +447,7 @@ int main(int argc, char **argv)
 	if (bits != 255) {
 		CHECK("hostname", !(bits & B_HOST), "the child's host name is not %s", CHILD_HOST);
 		CHECK("ro", !(bits & B_RO), "the child's bind of W/ro is not read-only");
-		CHECK("tmpfs", !(bits & B_TMPFS), "the child's tmpfs on W/ptmp or its file differ");
+		CHECK("tmpfs", !(bits & B_TMPFS), "the child's tmpfs on W/ptmp or W/utmp or their files differ");
 		CHECK("bound-file", !(bits & B_BOUND), "W/secret is not the empty file in the child, or "
 		      "W/dbind not a mount of the removed empty directory of mode 1750");
 		CHECK("unmounted", !(bits & B_UNMOUNTED), "/dev/mqueue is mounted again in the child");
