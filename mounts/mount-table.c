@@ -575,8 +575,10 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 	int err;
 
 	if (!tree->n || strcmp(tree->m[0].mountpoint, "/")) {
-		pr_err("dump pid %d: its mount table does not start with its root", root_pid);
-		return -EINVAL;
+		pr_err("dump pid %d: its mount table does not start with its root: its root directory "
+		       "is not a mount's (a chroot() into a plain directory, in a mount namespace of its "
+		       "own?); not supported", root_pid);
+		return -ENOTSUP;
 	}
 	out->mounts = xzalloc(tree->n * sizeof(*out->mounts));
 	if (!out->mounts)

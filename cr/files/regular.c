@@ -175,8 +175,9 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	int in_tree;
 	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_of_task(t->pid, mnt_id)) {
 		pr_err("dump pid %d fd %d: %s is on a mount (%llu) of a mount namespace that another "
-		       "process of the tree made, not its own (opened through that process's /proc/PID): "
-		       "not supported", t->pid, p->fd, p->link, (unsigned long long)mnt_id);
+		       "process of the tree made, not its own (opened there and passed over, or opened "
+		       "through that process's /proc/PID): not supported",
+		       t->pid, p->fd, p->link, (unsigned long long)mnt_id);
 		return -ENOTSUP;
 	}
 	if (!dead && !memdev && !gone && outside && p->link[0] == '/' &&
