@@ -142,6 +142,25 @@ static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p
 	return -ENOTSUP;
 }
 
+/*
+ * A memory device on a mount outside the tree (an engine's /dev/null given as stdio) is opened
+ * again by its name in the tree's root: that name must be the same device there.
+ */
+static bool memdev_in_tree(const struct dump_task *t, const struct fd_probe *p)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/root%s", t->pid, memdev_name(p->st.st_rdev));
+	if (!stat(path, &st) && S_ISCHR(st.st_mode) && st.st_rdev == p->st.st_rdev)
+		return true;
+	pr_err("dump pid %d fd %d: %s (device %u:%u) is on a mount outside the tree's mount "
+	       "namespace, and the tree has no %s of its own to open it again by: not supported",
+	       t->pid, p->fd, p->link, major(p->st.st_rdev), minor(p->st.st_rdev),
+	       memdev_name(p->st.st_rdev));
+	return false;
+}
+
 static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	bool reg = S_ISREG(p->st.st_mode), dir = S_ISDIR(p->st.st_mode);
@@ -226,6 +245,8 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	int hidden = !dead && !gone && !memdev && saved_path == p->link ? same_file_by_path(t, p) : 0;
 	if (hidden)
 		return hidden;
+	if (memdev && outside && memdev_name(p->st.st_rdev) && !memdev_in_tree(t, p))
+		return -ENOTSUP;
 	if (!(e->path = xstrdup(memdev && outside && memdev_name(p->st.st_rdev) ? memdev_name(p->st.st_rdev)
 										: saved_path)))
 		return -ENOMEM;
