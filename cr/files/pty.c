@@ -4,9 +4,11 @@
  * controlling terminal. On restore stasis gets the same index again (opening /dev/ptmx until
  * the kernel hands out that one), sets termios and size, and keeps both ends for the tree;
  * the session leader makes the slave its controlling terminal. Data in flight is kept both
- * ways: the kernel has no peek for terminals, so the dump reads it (the slave's input with
- * ICANON off for a moment, so that an unfinished line comes out too) and writes it straight
- * back with every input and output processing off; restore writes it the same way. Packet
+ * ways: the kernel has no peek for terminals, so the dump reads it (the slave's input line by
+ * line in canonical mode, so that a typed end-of-file is told apart, then with ICANON off for
+ * a moment, so that an unfinished line comes out too) and puts it straight back with every
+ * input and output processing off (input through TIOCSTI, taken at once, not echoed later);
+ * restore puts it back the same way. Packet
  * mode (off for that moment: status changes not yet read are lost) and exclusive mode are
  * kept. Terminals that the tree does not own are the caller's (--shell-job), or, with
  * orphan_pts_master, the engine's: a container's terminal, whose master the engine's shim holds.
@@ -253,16 +255,26 @@ static struct termios passthrough(const struct termios *tio)
 	return raw;
 }
 
-/* The data in flight, put back as it was: input typed into master m, output of slave s. */
-static int put_back(int m, int s, const struct termios *tio, const ProtobufCBinaryData *in,
-		    const ProtobufCBinaryData *out)
+/*
+ * The data in flight, put back as it was: p's input typed in (TIOCSTI on slave s: taken at
+ * once under these settings, where a write to master m would be taken later, under the
+ * restored ones: echoed, its end-of-file bytes mere bytes), and p's output of slave s.
+ */
+static int put_back(int s, const struct termios *tio, const Pty *p)
 {
 	struct termios raw = passthrough(tio);
 	int err = 0;
 
-	if (!in->len && !out->len)
+	if (!p->input.len && !p->output.len)
 		return 0;
-	if (ioctl(s, TCSETS, &raw) || write_all(m, in->data, in->len) || write_all(s, out->data, out->len))
+	if (p->has_input_eof_char)
+		raw.c_cc[VEOF] = p->input_eof_char;
+	if (ioctl(s, TCSETS, &raw))
+		err = -errno;
+	for (size_t i = 0; !err && i < p->input.len; i++)
+		if (ioctl(s, TIOCSTI, &p->input.data[i]))
+			err = -errno;
+	if (!err && write_all(s, p->output.data, p->output.len))
 		err = -errno;
 	if (ioctl(s, TCSETS, tio) && !err)
 		err = -errno;
@@ -293,10 +305,53 @@ static void read_pending(int fd, ProtobufCBinaryData *into)
 	}
 }
 
+#define PTY_EOF_MAX 256
+
+/*
+ * The complete lines of a canonical slave's input (non-blocking reads, a line each), into
+ * into; a line that a typed end-of-file ended (it comes without its line end, or alone as an
+ * empty read) is followed by a byte at eofs[k], set once the input is known.
+ */
+static void read_lines(int s, const struct termios *tio, ProtobufCBinaryData *into, size_t *eofs,
+		       size_t *n_eofs)
+{
+	while (into->len < PTY_IN_FLIGHT_MAX && *n_eofs < PTY_EOF_MAX) {
+		ssize_t n = read(s, into->data + into->len, PTY_IN_FLIGHT_MAX - into->len);
+		if (n < 0)
+			break; /* (EAGAIN: no complete line left) */
+		into->len += n;
+		unsigned char last = n ? into->data[into->len - 1] : 0;
+		bool line_end = n && (last == '\n' || (tio->c_cc[VEOL] && last == tio->c_cc[VEOL]) ||
+				      ((tio->c_lflag & IEXTEN) && tio->c_cc[VEOL2] && last == tio->c_cc[VEOL2]));
+		if (!line_end && into->len < PTY_IN_FLIGHT_MAX)
+			eofs[(*n_eofs)++] = into->len++;
+	}
+}
+
+/* The end-of-file byte of input with eofs: one it has nowhere else (^D if it can), or none. */
+static int choose_eof_char(const ProtobufCBinaryData *in, const size_t *eofs, size_t n_eofs)
+{
+	bool used[256] = { false };
+
+	for (size_t i = 0, k = 0; i < in->len; i++) {
+		if (k < n_eofs && eofs[k] == i)
+			k++;
+		else
+			used[in->data[i]] = true;
+	}
+	if (!used[4])
+		return 4;
+	for (int c = 1; c < 256; c++)
+		if (!used[c])
+			return c;
+	return -1;
+}
+
 /*
  * The data in flight: what the master has to read (the slave's output), then the slave's
- * input with ICANON off for a moment, so that an unfinished line comes out too; both are put
- * back at once. s is stasis's own non-blocking open of the slave, m a copy of a master fd.
+ * input: its complete lines and end-of-files as read in canonical mode, then with ICANON off
+ * for a moment, so that an unfinished line comes out too; both are put back at once. s is
+ * stasis's own non-blocking open of the slave, m a copy of a master fd.
  */
 static int save_in_flight(pid_t pid, const char *path, int m, int s, const struct termios *tio, Pty *p)
 {
@@ -313,11 +368,22 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 	}
 	p->has_packet_mode = p->packet_mode = pkt;
 	read_pending(m, &p->output);
+	size_t eofs[PTY_EOF_MAX], n_eofs = 0;
+	if (tio->c_lflag & ICANON)
+		read_lines(s, tio, &p->input, eofs, &n_eofs);
 	noncanon.c_lflag &= ~ICANON;
 	noncanon.c_cc[VMIN] = noncanon.c_cc[VTIME] = 0;
 	if (!ioctl(s, TCSETS, &noncanon))
 		read_pending(s, &p->input);
-	if ((err = put_back(m, s, tio, &p->input, &p->output)))
+	int eof_char = n_eofs ? choose_eof_char(&p->input, eofs, n_eofs) : -1;
+	if (n_eofs && eof_char < 0)
+		pr_warn("dump pid %d: pty %s: %zu end-of-files typed and not read yet are lost (its "
+			"input holds every byte value)", pid, path, n_eofs);
+	for (size_t k = 0; k < n_eofs; k++)
+		p->input.data[eofs[k]] = eof_char < 0 ? '\n' : eof_char;
+	p->has_input_eof_char = eof_char >= 0;
+	p->input_eof_char = eof_char;
+	if ((err = put_back(s, tio, p)))
 		pr_err("dump pid %d: pty %s: cannot put back %zu + %zu bytes in flight: %s", pid, path,
 		       p->input.len, p->output.len, strerror(-err));
 	if (pkt && ioctl(m, TIOCPKT, &pkt) && !err)
@@ -504,6 +570,7 @@ static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		size_t tio = p->master_closed ? 0 : sizeof(struct termios);
 		size_t ws = p->master_closed ? 0 : sizeof(struct winsize);
 		if (p->termios.len != tio || p->winsize.len != ws || p->input.len > PTY_IN_FLIGHT_MAX ||
+		    p->input_eof_char > 255 ||
 		    p->output.len > PTY_IN_FLIGHT_MAX || saved_pty(st->rst, p->index) != p ||
 		    ((p->orphan || p->master_closed) && (p->input.len || p->output.len || p->locked)) ||
 		    (p->master_closed && (p->orphan || p->hung_up_slave || p->has_fg_pgrp || p->exclusive ||
@@ -602,7 +669,7 @@ static int make_pty(const struct run_ctx *ctx, const Pty *p, struct restored_pty
 	}
 	if ((rp->slave = tree_open(ctx, path, O_RDWR | O_NOCTTY | O_NONBLOCK, 0)) < 0)
 		return -errno;
-	if (put_back(rp->master, rp->slave, (const struct termios *)p->termios.data, &p->input, &p->output) ||
+	if (put_back(rp->slave, (const struct termios *)p->termios.data, p) ||
 	    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
 	    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
 	    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||

@@ -2,13 +2,14 @@
  * pty: a pseudo-terminal made by the program. The parent holds the master (fd 70, in packet
  * mode) and sets the slave's termios (no ECHO, VMIN 3), window size (33x99) and exclusive mode;
  * a child starts a session, opens the slave (fd 71) and so makes it its controlling terminal.
- * In flight at the checkpoint: the parent typed "early\npart" on the master (a whole line and
- * an unfinished one) that the child has not read; the child wrote "from-child\n" to the slave
+ * In flight at the checkpoint: the parent typed "early\n^Deof^Dpart" on the master (a whole
+ * line, an end-of-file alone, a line an end-of-file ended, and an unfinished one) that the
+ * child has not read; the child wrote "from-child\n" to the slave
  * that the parent has not read.
  * After restore and SIGTERM: the pty has its old index, termios and size; the child's
  * controlling terminal is still that pty (its session is the terminal's, and what it writes
  * to its fd 72, opened as /dev/tty, comes out of the master); the child reads
- * "early\n", then "partial\n" once the parent types "ial\n"; the parent reads exactly
+ * "early\n", an end-of-file (0 bytes), "eof", then "partial\n" once the parent types "ial\n"; the parent reads exactly
  * "from-child\r\n" (ONLCR) from the master, after packet mode's data byte; packet and
  * exclusive modes are still on.
  * A second pty (master fd 73) was never unlocked (posix_openpt and grantpt, no unlockpt): after
@@ -49,6 +50,10 @@ static void child(void)
 	fcntl(71, F_SETFL, O_NONBLOCK);
 	ssize_t n = read(71, line, sizeof(line) - 1); /* canonical: one whole line */
 	if (n != 6 || memcmp(line, "early\n", 6))
+		code |= 2;
+	if (read(71, line, sizeof(line) - 1) != 0) /* the end-of-file typed alone */
+		code |= 2;
+	if (read(71, line, sizeof(line) - 1) != 3 || memcmp(line, "eof", 3)) /* ended by one */
 		code |= 2;
 	n = 0;
 	for (int i = 0; i < 200 && n <= 0; i++) {
@@ -118,7 +123,7 @@ int main(int argc, char **argv)
 	if (s < 0 || ioctl(s, TIOCEXCL))
 		zoo_die("TIOCEXCL: %s", strerror(errno));
 	close(s);
-	if (write(70, "early\npart", 10) != 10)
+	if (write(70, "early\n\004eof\004part", 15) != 15)
 		zoo_die("write to the master: %s", strerror(errno));
 	zoo_sleep_ms(100);
 	zoo_ready();
@@ -158,7 +163,7 @@ int main(int argc, char **argv)
 	n = read(70, out, sizeof(out) - 1);
 	CHECK("ctty", n == 7 && !memcmp(out, "\0tty!\r\n", 7), "the master read %zd bytes '%.*s' after the child "
 	      "wrote to /dev/tty", n, (int)(n > 0 ? n : 0), out);
-	CHECK("line", code == 255 || !(code & 2), "the child did not read 'early' and 'partial'");
+	CHECK("line", code == 255 || !(code & 2), "the child did not read 'early', an end-of-file, 'eof' and 'partial'");
 	int ls = open(locked_name, O_RDWR | O_NOCTTY), lerr = errno;
 	CHECK("locked", ls < 0 && lerr == EIO && !strcmp(ptsname(73) ? ptsname(73) : "", locked_name),
 	      "the never unlocked pty (was %s, now %s): its slave opens, or fails with %s", locked_name, ptsname(73),
