@@ -136,6 +136,8 @@ OUTSIDE_DAEMON=" ext-unix tcp-accept-queue "
 # with a network namespace of their own (full, userns; said, counted neither way; a client
 # across a veth into the tree's own namespace is tests/net/run-netns.sh's)
 HOST_NET_ONLY=" tcp-accept-queue "
+# programs that need the host's /dev (a container's has no /dev/kmsg to log to): host flavour only
+HOST_ONLY=" kmsg-reader "
 
 # ---------------------------------------------------------------------------------------
 # start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour
@@ -472,6 +474,10 @@ for name in "${NAMES[@]}"; do
 	fi
 	if { [ "$CTR" = full ] || [ "$CTR" = userns ]; } && [[ $HOST_NET_ONLY == *" $name "* ]]; then
 		echo "not run: $name (its peer outside the tree cannot reach a container's own network namespace over loopback: tests/net/run-netns.sh)"
+		continue
+	fi
+	if [ -n "$CTR" ] && [[ $HOST_ONLY == *" $name "* ]]; then
+		echo "not run: $name (it needs the host's /dev/kmsg)"
 		continue
 	fi
 	if [ -n "$CTR" ] && [[ $NOT_AS_INIT == *" $name "* ]]; then

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -142,6 +143,65 @@ static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p
 	return -ENOTSUP;
 }
 
+#define DEV_KMSG makedev(MEM_MAJOR, 11)
+
+/* The sequence number of a /dev/kmsg record as read ("PRI,SEQ,TS,FLAGS;text"). */
+static bool kmsg_record_seq(int fd, uint64_t *seq)
+{
+	char rec[8192];
+	ssize_t n;
+
+	while ((n = read(fd, rec, sizeof(rec) - 1)) < 0 && errno == EPIPE)
+		; /* (records overwritten since: the next one) */
+	if (n <= 0)
+		return false;
+	rec[n] = 0;
+	const char *comma = strchr(rec, ',');
+	*seq = comma ? strtoull(comma + 1, NULL, 10) : 0;
+	return true;
+}
+
+/*
+ * A reader of /dev/kmsg (dmesg -w, a log daemon) keeps its place in the kernel's log in its
+ * open file, not in its offset. One that has read every record (its file not readable) comes
+ * back after the last record logged now; one behind is said to read the log again.
+ */
+static int kmsg_position(const struct dump_task *t, const struct fd_probe *p, FdEntry *e)
+{
+	auto_close int copy = (p->flags & O_ACCMODE) == O_WRONLY ? -1 : task_fd_copy(t->pid, p->fd);
+	struct pollfd pf = { .fd = copy, .events = POLLIN };
+	uint64_t seq;
+
+	if (copy < 0)
+		return copy == -ENOMEM ? -ENOMEM : 0;
+	if (poll(&pf, 1, 0)) {
+		pr_warn("dump pid %d fd %d: /dev/kmsg has records it has not read yet: it reads the "
+			"kernel's log again from its oldest record after the restore", t->pid, p->fd);
+		return 0;
+	}
+	auto_close int now = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	while (now >= 0 && kmsg_record_seq(now, &seq)) {
+		e->has_kmsg_seq = true;
+		e->kmsg_seq = seq;
+	}
+	return 0;
+}
+
+/* The reader of /dev/kmsg at fd goes on after the record seq (from the oldest if it is gone). */
+static void kmsg_skip_to(int fd, uint64_t seq)
+{
+	int flags = fcntl(fd, F_GETFL);
+	uint64_t got = 0;
+	bool first = true;
+
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	while (kmsg_record_seq(fd, &got) && got < seq)
+		first = false;
+	if (first && got > seq) /* (the record was overwritten: every one left is newer) */
+		lseek(fd, 0, SEEK_SET);
+	fcntl(fd, F_SETFL, flags);
+}
+
 /*
  * A memory device on a mount outside the tree (an engine's /dev/null given as stdio) is opened
  * again by its name in the tree's root: that name must be the same device there.
@@ -261,7 +321,8 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		e->has_rdev = true;
 		e->rdev = p->st.st_rdev;
 	}
-	return 1;
+	int err = S_ISCHR(p->st.st_mode) && p->st.st_rdev == DEV_KMSG ? kmsg_position(t, p, e) : 0;
+	return err ? err : 1;
 }
 
 static int validate_regular(const struct restore_task *t, const FdEntry *e)
@@ -369,6 +430,8 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 		close(fd);
 		return -ENODEV;
 	}
+	if (e->has_kmsg_seq)
+		kmsg_skip_to(fd, e->kmsg_seq);
 	if (e->has_size && !e->has_ghost_id && !fstat(fd, &st) && (uint64_t)st.st_size != e->size)
 		pr_warn("restore pid %d fd %u: %s has changed size since the dump (%llu, now %lld bytes)", t->pid,
 			e->fd, e->path, (unsigned long long)e->size, (long long)st.st_size);
