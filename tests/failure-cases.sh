@@ -505,11 +505,32 @@ dump_fails_naming() {
 	fi
 }
 
+# dump_refused_untouched LABEL PID DIR WHAT RE [DUMP OPTS...]: a dump of PID (sleeping) fails
+# cleanly, its error matching RE (WHAT names what it must name), and PID is left as it was:
+# sleeping, untraced. Says the result; PID is left running.
+dump_refused_untouched() {
+	local label=$1 pid=$2 d=$3 what=$4 re=$5 st
+	shift 5
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" "$@" -o dump.log -v4
+	st=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+	if ! clean_failure "$ZRC"; then
+		result_fail "$label" "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif ! mentions "$d/dump.out" "$re"; then
+		result_fail "$label" "the error does not name $what"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif [ "$st" != S ] || [ "$(tracer_of "$pid")" != 0 ]; then
+		result_fail "$label" "the process is not left as it was (state '$st', tracer $(tracer_of "$pid"))"
+	else
+		result_ok "$label"
+	fi
+}
+
 # An idmapped mount (mount_setattr(MOUNT_ATTR_IDMAP), tests/tools/idmapped-mount.py) in the
 # process's own mount namespace: made again it would show the filesystem's own owners; refused
 # naming the mount, the process left running, not traced.
 case_idmapped_mount() {
-	local d=$ZOO_TMP/idmapped-mount label=dump/idmapped-mount pid st
+	local d=$ZOO_TMP/idmapped-mount label=dump/idmapped-mount pid
 	mkdir -p "$d/img"
 	setsid python3 "$ZOO_ROOT/tests/tools/idmapped-mount.py" "$d" </dev/null >"$d/out" 2>&1 &
 	pid=$!
@@ -523,19 +544,8 @@ case_idmapped_mount() {
 		wait "$pid" 2>/dev/null
 		return
 	fi
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --ext-mount-map auto -o dump.log -v4
-	st=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
-	if ! clean_failure "$ZRC"; then
-		result_fail $label "dump exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-	elif ! mentions "$d/dump.out" "dump pid $pid: mount $d/idm \\(tmpfs, /\\) is idmapped"; then
-		result_fail $label "the error does not name the idmapped mount"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-	elif [ "$st" != S ] || [ "$(tracer_of "$pid")" != 0 ]; then
-		result_fail $label "the process is not left as it was (state '$st', tracer $(tracer_of "$pid"))"
-	else
-		result_ok $label
-	fi
+	dump_refused_untouched $label "$pid" "$d" "the idmapped mount" \
+		"dump pid $pid: mount $d/idm \\(tmpfs, /\\) is idmapped" --ext-mount-map auto
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 }
@@ -546,7 +556,7 @@ case_idmapped_mount() {
 # process's own (made again at restore as it is: the path would open the file on top, or none).
 # Refused naming the fd or the working directory, the process left running, not traced.
 case_hidden_file() {
-	local how=$1 d=$ZOO_TMP/hidden-$1 label=dump/hidden-$1 pid st expect opts=--ext-mount-map=auto
+	local how=$1 d=$ZOO_TMP/hidden-$1 label=dump/hidden-$1 pid expect opts=--ext-mount-map=auto
 	mkdir -p "$d/img" "$d/hide" "$d/other" && echo under >"$d/hide/f" && echo over >"$d/other/f"
 	case $how in
 	file)
@@ -577,19 +587,7 @@ case_hidden_file() {
 		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != sleep ] || break
 		sleep 0.05
 	done
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" $opts -o dump.log -v4
-	st=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
-	if ! clean_failure "$ZRC"; then
-		result_fail $label "dump exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-	elif ! mentions "$d/dump.out" "$expect"; then
-		result_fail $label "the error does not name the hidden file or directory"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-	elif [ "$st" != S ] || [ "$(tracer_of "$pid")" != 0 ]; then
-		result_fail $label "the process is not left as it was (state '$st', tracer $(tracer_of "$pid"))"
-	else
-		result_ok $label
-	fi
+	dump_refused_untouched $label "$pid" "$d" "the hidden file or directory" "$expect" $opts
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	[ "$how" != file ] || umount "$d/hide"
