@@ -42,8 +42,9 @@ static int dump_lsm(struct dump_task *t)
 {
 	char own[LABEL_MAX], its[LABEL_MAX], path[64];
 
-	if (read_label("/proc/thread-self/attr/current", own))
-		return 0; /* no module that labels processes */
+	int own_err = read_label("/proc/thread-self/attr/current", own);
+	if (own_err)
+		return own_err == -ENOMEM ? -ENOMEM : 0; /* (else no module that labels processes) */
 	for (size_t i = 0; i <= t->nr_threads; i++) {
 		pid_t tid = i < t->nr_threads ? t->threads[i].tid : t->pid;
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/attr/current", t->tgid, tid);

@@ -613,8 +613,6 @@ static void thread_main(void *arg)
 		fail(a, RST_STEP_PRCTL, r, PR_SET_TIMERSLACK);
 	if (th->no_new_privs && (r = raw_syscall5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
 		fail(a, RST_STEP_PRCTL, r, PR_SET_NO_NEW_PRIVS);
-	if (th->pdeath_signal && (r = raw_syscall2(__NR_prctl, PR_SET_PDEATHSIG, th->pdeath_signal)))
-		fail(a, RST_STEP_PRCTL, r, PR_SET_PDEATHSIG);
 	if ((r = raw_syscall2(__NR_sigaltstack, &ss, 0)))
 		fail(a, RST_STEP_ALTSTACK, r, th->altstack_sp);
 	copy_comm(comm, th->comm);
@@ -634,6 +632,9 @@ static void thread_main(void *arg)
 		take_seccomp(a, &th->seccomp);
 	}
 	take_creds(a, &th->creds);
+	/* (after the credentials: a change of uid or gid clears it) */
+	if (th->pdeath_signal && (r = raw_syscall2(__NR_prctl, PR_SET_PDEATHSIG, th->pdeath_signal)))
+		fail(a, RST_STEP_PRCTL, r, PR_SET_PDEATHSIG);
 	__atomic_add_fetch(&a->threads_done, 1, __ATOMIC_SEQ_CST);
 	raw_syscall3(__NR_futex, &a->threads_done, FUTEX_WAKE, 1);
 	for (;;)
