@@ -196,12 +196,6 @@ static int dump_attrs(struct dump_task *t)
 			return id;
 		c->has_cwd_ghost_id = true;
 		c->cwd_ghost_id = id;
-	} else if (have_st && !mount_task_path_holds(t->pid, buf, &cwd_st)) {
-		pr_err("dump pid %d: its working directory %s is hidden: that path now leads to another "
-		       "directory or to none (a mount over it or over a directory above it, or its "
-		       "mount detached); not supported",
-		       t->pid, buf);
-		return -ENOTSUP;
 	}
 	if (proc_readlink(t->pid, "root", buf, sizeof(buf))) {
 		pr_perror("dump pid %d: cannot read root", t->pid);
@@ -211,6 +205,14 @@ static int dump_attrs(struct dump_task *t)
 		return -ENOMEM;
 	if (ghost_path(buf)) {
 		pr_err("dump pid %d: its root directory %s was removed (not supported)", t->pid, buf);
+		return -ENOTSUP;
+	}
+	if (!dead && have_st && !c->has_cwd_ghost_id &&
+	    !mount_task_path_holds(t->pid, c->root, c->cwd, &cwd_st)) {
+		pr_err("dump pid %d: its working directory %s is hidden: that path now leads to another "
+		       "directory or to none (a mount over it or over a directory above it, or its "
+		       "mount detached); not supported",
+		       t->pid, c->cwd);
 		return -ENOTSUP;
 	}
 	int64_t ret[NR_ASKS];

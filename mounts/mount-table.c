@@ -305,17 +305,22 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino)
 	return !stat(there, &st) && st.st_dev == dev && st.st_ino == ino;
 }
 
-int mount_task_path_holds(pid_t pid, const char *path, const struct stat *st)
+int mount_task_path_holds(pid_t pid, const char *root, const char *path, const struct stat *st)
 {
-	char root[PATH_MAX], there[PATH_MAX + 64];
+	char own_root[PATH_MAX], there[PATH_MAX + 64];
 	const char *rest;
 	struct stat now;
 	ssize_t n;
 
-	snprintf(there, sizeof(there), "/proc/%d/root", pid);
-	if ((n = readlink(there, root, sizeof(root) - 1)) <= 0 || path[0] != '/')
+	if (path[0] != '/')
 		return -1;
-	root[n] = 0;
+	if (!root) {
+		snprintf(there, sizeof(there), "/proc/%d/root", pid);
+		if ((n = readlink(there, own_root, sizeof(own_root) - 1)) <= 0)
+			return -1;
+		own_root[n] = 0;
+		root = own_root;
+	}
 	if (!mount_path_below(root, path, &rest) ||
 	    snprintf(there, sizeof(there), "/proc/%d/root/%s", pid, rest) >= (int)sizeof(there))
 		return -1;

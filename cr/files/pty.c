@@ -377,8 +377,8 @@ static int save_in_flight(pid_t pid, const char *path, int m, int s, const struc
 		read_pending(s, &p->input);
 	int eof_char = n_eofs ? choose_eof_char(&p->input, eofs, n_eofs) : -1;
 	if (n_eofs && eof_char < 0)
-		pr_warn("dump pid %d: pty %s: %zu end-of-files typed and not read yet are lost (its "
-			"input holds every byte value)", pid, path, n_eofs);
+		pr_warn("dump pid %d: pty %s: %zu end-of-files typed and not read yet come back as line "
+			"ends (its input holds every byte value)", pid, path, n_eofs);
 	for (size_t k = 0; k < n_eofs; k++)
 		p->input.data[eofs[k]] = eof_char < 0 ? '\n' : eof_char;
 	p->has_input_eof_char = eof_char >= 0;

@@ -134,7 +134,7 @@ static bool mount_of_task(pid_t pid, uint64_t mnt_id)
  */
 static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p)
 {
-	if (mount_task_path_holds(t->pid, p->link, &p->st))
+	if (mount_task_path_holds(t->pid, t->core->root, p->link, &p->st))
 		return 0; /* (or not known: outside the process's root) */
 	pr_err("dump pid %d fd %d: %s is hidden: its path now leads to another file or to none (a "
 	       "mount over it or over a directory above it, or its mount detached), so it cannot be "
