@@ -139,6 +139,22 @@ COUNTER='i=0; while true; do i=$((i+1)); echo $i; sleep 1; done'
 
 # numbers FILE: the lines of FILE that are counts
 numbers() { grep -a -E '^[0-9]+$' "$1" 2>/dev/null; }
+
+# A counter container C stopped by a checkpoint (logged_numbers C: the engine script's):
+# count_before C keeps what it logged in $WORK/C.before and sets COUNTED (lines) and LAST;
+# count_went_on LABEL C, once restored, sets FIRST (its first number after those) and says
+# under LABEL, returning 1, if that is not LAST + 1.
+count_before() {
+	logged_numbers "$1" >"$WORK/$1.before"
+	COUNTED=$(wc -l <"$WORK/$1.before")
+	LAST=$(tail -n 1 "$WORK/$1.before")
+}
+count_went_on() {
+	FIRST=$(logged_numbers "$2" | sed -n "$((COUNTED + 1))p")
+	[ "$FIRST" = $((LAST + 1)) ] && return 0
+	fail "$1" "the count went $LAST before the checkpoint, $FIRST after" "$WORK/$2.logs"
+	return 1
+}
 # ticks FILE: memcheck's tick numbers
 ticks() { sed -n 's/^tick \([0-9]*\)$/\1/p' "$1" 2>/dev/null; }
 # has_lines N CMD...: CMD prints at least N lines

@@ -111,7 +111,7 @@ run_counter() {
 # ckpt_restore CASE NAME CKPT_ARGS RESTORE_ARGS: checkpoint, then restore; the count goes on
 # (LAST, FIRST set; T_CKPT, T_REST in ms); 1 after a failure said
 ckpt_restore() {
-	local c=$2 n
+	local c=$2
 	# shellcheck disable=SC2086 # the options are words
 	if ! timed T_CKPT pm container checkpoint $3 "$c" >"$WORK/$c.ckpt" 2>&1 ||
 		[ "$(state "$c" Running)" != false ]; then
@@ -119,22 +119,16 @@ ckpt_restore() {
 			"$WORK/$c.ckpt" $(stasis_logs)
 		return 1
 	fi
-	logged_numbers "$c" >"$WORK/$c.before"
-	n=$(wc -l <"$WORK/$c.before")
-	LAST=$(tail -n 1 "$WORK/$c.before")
+	count_before "$c"
 	[ -z "$5" ] || "$5" "$c" || return 1
 	# shellcheck disable=SC2086
 	if ! timed T_REST pm container restore $4 "$c" >"$WORK/$c.rest" 2>&1 ||
-		! wait_for 20 has_lines $((n + 1)) logged_numbers "$c"; then
+		! wait_for 20 has_lines $((COUNTED + 1)) logged_numbers "$c"; then
 		fail "$1" "podman container restore $4 failed (running: $(state "$c" Running))" \
 			"$WORK/$c.rest" $(stasis_logs)
 		return 1
 	fi
-	FIRST=$(logged_numbers "$c" | sed -n "$((n + 1))p")
-	if [ "$FIRST" != $((LAST + 1)) ]; then
-		fail "$1" "the count went $LAST before the checkpoint, $FIRST after" "$WORK/$c.logs"
-		return 1
-	fi
+	count_went_on "$1" "$c"
 }
 
 images_are_stasis() {
