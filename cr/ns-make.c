@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -17,6 +18,7 @@
 
 #include "compat/kernel-abi.h"
 #include "log.h"
+#include "ns-helper.h"
 #include "ns-make.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -208,6 +210,20 @@ int ns_make_start(struct run_ctx *ctx)
 		return -errno;
 	}
 	st->user_fd = user + 1;
+	/* the root's PID namespace, made by the helper: an fd of it through the helper's pidfd
+	 * (before 6.11, none: a launcher clones the root, see ns_make_clone_root) */
+	if ((err = ask(st, CLONE_NEWPID))) {
+		pr_err("restore: the helper cannot make the tree's PID namespace in its user namespace: %s",
+		       strerror(-err));
+		return err;
+	}
+	auto_close int helper_fd = syscall(__NR_pidfd_open, st->helper, 0);
+	int pid_ns = helper_fd < 0 ? -1 : ioctl(helper_fd, PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE, 0);
+	if (pid_ns < 0 && errno != ENOTTY) {
+		pr_perror("restore: cannot open the tree's PID namespace (of helper %d)", st->helper);
+		return -errno;
+	}
+	st->pid_fd = pid_ns + 1; /* (0 before 6.11) */
 	pr_debug("restore: the tree's user namespace %s by helper %d", st->join_fd ? "joined" : "made",
 		 st->helper);
 	return 0;
@@ -222,7 +238,9 @@ void ns_make_stop(struct run_ctx *ctx)
 		close(st->sock - 1);
 	if (st->user_fd)
 		close(st->user_fd - 1);
-	st->sock = st->user_fd = 0;
+	if (st->pid_fd)
+		close(st->pid_fd - 1);
+	st->sock = st->user_fd = st->pid_fd = 0;
 	if (!st->helper)
 		return;
 	kill(st->helper, SIGKILL);
@@ -299,22 +317,68 @@ int ns_make(struct run_ctx *ctx, int nstype)
 }
 
 /*
- * The launcher joins the user namespace and clones the root there with CLONE_PARENT: the
- * root is the launcher's sibling. So it is stasis's child, or, with --restore-sibling, the
- * launcher is itself made with CLONE_PARENT (stasis's sibling) and the root is the child of
- * stasis's parent, as asked; the launcher then ends as a zombie of that parent, which reaps
- * it as any child (its exit signal is stasis's own).
+ * The root is cloned by stasis itself (its child, or with --restore-sibling its parent's: the
+ * caller's only new child, which LXC takes for the container's init) into the PID namespace the
+ * helper made at its start (so the tree's user namespace owns it), stasis entering it for its
+ * children only and leaving it at once. The root then joins the user namespace and makes its
+ * own UTS namespace there; it says over a pipe whether it could.
  */
-static pid_t fork_launcher(bool sibling)
+static pid_t clone_root_into(const struct user_ns_state *st, const struct run_ctx *ctx, uint64_t flags,
+			     const uint32_t *groups, size_t n_groups)
 {
-	struct clone_args ca = { .flags = sibling ? CLONE_PARENT : 0, .exit_signal = sibling ? 0 : SIGCHLD };
+	const uint32_t init = 1;
+	int p[2], home = 0;
+	int32_t answer = -EIO;
+	pid_t root;
 
-	return syscall(SYS_clone3, &ca, sizeof(ca));
+	if (ns_enter_from_home(st->pid_fd - 1, CLONE_NEWPID, &home)) {
+		pr_perror("restore pid 1: cannot enter the tree's PID namespace");
+		return -errno;
+	}
+	if (pipe2(p, O_CLOEXEC)) {
+		pr_perror("restore: pipe");
+		ns_go_home(&home, CLONE_NEWPID, "restore");
+		return -errno;
+	}
+	fflush(NULL);
+	root = clone_with_pid(&init, 1, flags & ~(uint64_t)(CLONE_NEWPID | CLONE_NEWUTS), SIGCHLD, -1);
+	if (root == 0) {
+		close(p[0]);
+		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
+		    !setns(st->user_fd - 1, CLONE_NEWUSER) && (!(flags & CLONE_NEWUTS) || !unshare(CLONE_NEWUTS)))
+			answer = 0;
+		else
+			answer = -errno;
+		if (write(p[1], &answer, sizeof(answer)) != sizeof(answer) || answer)
+			_exit(1);
+		close(p[1]);
+		return 0;
+	}
+	int clone_errno = errno;
+	ns_go_home(&home, CLONE_NEWPID, "restore");
+	close(p[1]);
+	if (root < 0)
+		answer = -clone_errno;
+	else if (read(p[0], &answer, sizeof(answer)) != sizeof(answer))
+		answer = -EIO;
+	close(p[0]);
+	int status;
+	while (answer < 0 && root > 0 && !(flags & CLONE_PARENT) && waitpid(root, &status, 0) < 0 && errno == EINTR)
+		;
+	return answer < 0 ? answer : root;
 }
 
-pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *groups, size_t n_groups)
+/*
+ * Before 6.11 (no fd of a PID namespace without its init): a launcher joins the user namespace
+ * and clones the root there with CLONE_NEWPID | CLONE_PARENT, the root its sibling. With
+ * --restore-sibling the launcher is itself made with CLONE_PARENT and ends as a zombie of
+ * stasis's parent, listed before the root among its children (LXC takes it for the init).
+ */
+static pid_t clone_root_by_launcher(const struct user_ns_state *st, const struct run_ctx *ctx, uint64_t flags,
+				    const uint32_t *groups, size_t n_groups)
 {
-	const struct user_ns_state *st = state_of(ctx);
+	bool sibling = flags & CLONE_PARENT;
+	struct clone_args ca = { .flags = sibling ? CLONE_PARENT : 0, .exit_signal = sibling ? 0 : SIGCHLD };
 	const uint32_t init = 1;
 	int p[2], status;
 	int32_t answer = -EIO;
@@ -325,9 +389,9 @@ pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *gr
 		return -errno;
 	}
 	fflush(NULL);
-	if ((launcher = fork_launcher(ctx->opts->restore_sibling)) == 0) {
+	if ((launcher = syscall(SYS_clone3, &ca, sizeof(ca))) == 0) {
 		close(p[0]);
-		if (!ctx->opts->restore_sibling)
+		if (!sibling)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
 		    !setns(st->user_fd - 1, CLONE_NEWUSER)) {
@@ -346,11 +410,20 @@ pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *gr
 	if (launcher < 0 || read(p[0], &answer, sizeof(answer)) != sizeof(answer))
 		answer = launcher < 0 ? -errno : -EIO;
 	close(p[0]);
-	while (launcher > 0 && !ctx->opts->restore_sibling && waitpid(launcher, &status, 0) < 0 && errno == EINTR)
+	while (launcher > 0 && !sibling && waitpid(launcher, &status, 0) < 0 && errno == EINTR)
 		;
-	if (answer < 0) {
-		errno = -answer;
+	return answer;
+}
+
+pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *groups, size_t n_groups)
+{
+	const struct user_ns_state *st = state_of(ctx);
+	pid_t root = st->pid_fd ? clone_root_into(st, ctx, flags, groups, n_groups)
+				: clone_root_by_launcher(st, ctx, flags, groups, n_groups);
+
+	if (root < 0) {
+		errno = -root;
 		pr_perror("restore pid 1: cannot clone the root in the tree's user namespace");
 	}
-	return answer;
+	return root;
 }

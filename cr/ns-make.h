@@ -1,9 +1,9 @@
 /*
  * Making the tree's namespaces on restore (cr/ns-make.c). When the tree has a user namespace
  * of its own (cr/user-ns.c), a helper process made at the start of the restore creates it
- * (stasis writes its uid and gid maps), and then every namespace the tree's user namespace
- * owned at dump: the helper unshares one kind at a time and stasis joins the result, keeping
- * its host privilege. Every other namespace stasis makes itself (unshare), as before.
+ * (stasis writes its uid and gid maps) and the root's PID namespace, and then every namespace
+ * the tree's user namespace owned at dump: the helper unshares one kind at a time and stasis
+ * joins the result, keeping its host privilege. Every other namespace stasis makes itself (unshare), as before.
  */
 #ifndef STASIS_NS_MAKE_H
 #define STASIS_NS_MAKE_H
@@ -21,6 +21,7 @@ struct user_ns_state {
 	pid_t helper;    /* restore: the helper, the user namespace's first process (0: none) */
 	int sock;        /* stasis's end of the helper's requests, + 1 (0: none) */
 	int user_fd;     /* /proc/HELPER/ns/user, + 1: the root joins it (0: none) */
+	int pid_fd;      /* /proc/HELPER/ns/pid_for_children, + 1: the root's (0: none) */
 	int join_fd;     /* restore: the user namespace to join (--join-ns user), + 1 (0: none):
 			  * the helper enters it instead of making one */
 };
@@ -38,12 +39,11 @@ bool ns_make_in_tree_userns(const struct run_ctx *ctx, int nstype);
 int ns_make(struct run_ctx *ctx, int nstype);
 
 /*
- * The tree's root, born in the tree's user namespace as pid 1 of a new PID namespace that one
- * owns: cloned (flags | CLONE_NEWPID | CLONE_PARENT) by a launcher, a child of stasis that
- * joined the user namespace (after setgroups(groups) when setgroups is denied there), so that
- * it is stasis's child (with --restore-sibling, its parent's); the namespaces flags asks for
- * (CLONE_NEWUTS) are owned by the user namespace too. Returns its pid in stasis, 0 in the
- * root, or a negative errno (said).
+ * The tree's root, pid 1 of the new PID namespace the helper made in the tree's user
+ * namespace: cloned by stasis (flags: CLONE_PARENT with --restore-sibling), it joins the user
+ * namespace (after setgroups(groups) when setgroups is denied there) and makes there the
+ * namespaces flags asks for (CLONE_NEWUTS). Returns its pid in stasis, 0 in the root, or a
+ * negative errno (said).
  */
 pid_t ns_make_clone_root(struct run_ctx *ctx, uint64_t flags, const uint32_t *groups, size_t n_groups);
 

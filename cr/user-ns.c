@@ -7,10 +7,10 @@
  *
  * Restore: a helper process makes U first of all (cr/ns-make.c: stasis writes its setgroups
  * and maps), then every namespace U owned, which stasis joins to fill them keeping its host
- * privilege. The root is born in U, as pid 1 of a new PID namespace U owns, cloned by a
- * launcher that joined U (stasis itself never does: it would lose its host privilege); so
- * it does every step of its own (enter: its cgroup and time namespaces, the mounts that
- * belong to its namespaces, pivot_root) from inside U, and every process it forks is in U.
+ * privilege. The root is pid 1 of a new PID namespace U owns and joins U first thing (stasis
+ * itself never does: it would lose its host privilege); so it does every step of its own
+ * (enter: its cgroup and time namespaces, the mounts that belong to its namespaces,
+ * pivot_root) from inside U, and every process it forks is in U.
  * Each thread's credentials are taken on in U's view (cr/creds.c). The tree must have its own
  * PID namespace, owned by U: inside U no process could give its children their pids in
  * stasis's. Asked to join a user namespace (--join-ns user:PATH: a pod's own, which its

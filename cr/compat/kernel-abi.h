@@ -104,6 +104,12 @@ struct pidfd_info_v0 {
 #define PIDFD_INFO_EXIT (1UL << 3)
 #endif
 
+/* A namespace of a process by its pidfd (6.11): this one even before a process is in it
+ * (/proc/PID/ns/pid_for_children is not there until the namespace has its init). */
+#ifndef PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE
+#define PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE _IO(0xFF, 6)
+#endif
+
 /* ---- ptrace (linux/ptrace.h, 5.13) ---- */
 
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # read by the sourcing scripts
-# Shared by the engines' end-to-end scripts (docker.sh, podman.sh, containerd.sh, runc.sh):
+# Shared by the engines' end-to-end scripts (docker.sh, podman.sh, containerd.sh, runc.sh, lxc*.sh):
 # a temporary directory, a PATH directory whose `criu` is this build's stasis (the only criu
 # the engines find: checked), a busybox root file system with the memory checker in it,
 # ok/FAIL lines with the engine's message and stasis's log tail, timings.
@@ -110,6 +110,17 @@ zoo_tun_static() {
 	fail "$1" "cannot build tests/zoo/tun.c statically" "$WORK/zoo-tun.err"
 	return 1
 }
+# lxc_busybox NAME: LXC's busybox container NAME made (its output in $WORK/lxc.log, 1 if
+# lxc-create failed), without network, ttys or AppArmor (this kernel has none); CONF and RFS
+# its config and root file system
+lxc_busybox() {
+	lxc-create -n "$1" -t busybox >"$WORK/lxc.log" 2>&1 || return 1
+	CONF=/var/lib/lxc/$1/config
+	RFS=/var/lib/lxc/$1/rootfs
+	sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
+		-e 's/^lxc.pty.max.*/lxc.pty.max = 0/' "$CONF"
+}
+
 # make_rootfs DIR: a busybox tree with /bin/memcheck and /bin/podipc (tests/e2e/memcheck.c,
 # podipc.c, static)
 make_rootfs() {

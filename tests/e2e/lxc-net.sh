@@ -43,14 +43,10 @@ if ! ip link add "$BR" type bridge || ! ip addr add 10.215.0.1/24 dev "$BR" || !
 	fail lxc-net/bridge "cannot make bridge $BR with 10.215.0.1/24"
 	finish
 fi
-if ! lxc-create -n "$NAME" -t busybox >"$WORK/lxc.log" 2>&1; then
+if ! lxc_busybox "$NAME"; then
 	fail lxc-net/create "lxc-create failed"
 	finish
 fi
-CONF=/var/lib/lxc/$NAME/config
-RFS=/var/lib/lxc/$NAME/rootfs
-sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
-	-e 's/^lxc.pty.max.*/lxc.pty.max = 0/' "$CONF"
 cat >>"$CONF" <<CONF
 lxc.net.0.type = veth
 lxc.net.0.link = $BR

@@ -41,13 +41,10 @@ if [ ! -x "$TUN_PROG" ] || [ ! -c /dev/net/tun ]; then
 	finish
 fi
 
-if ! lxc-create -n "$NAME" -t busybox >"$WORK/lxc.log" 2>&1; then
+if ! lxc_busybox "$NAME"; then
 	fail lxc-tun/create "lxc-create failed" "$WORK/lxc.log"
 	finish
 fi
-CONF=/var/lib/lxc/$NAME/config
-sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
-	-e 's/^lxc.pty.max.*/lxc.pty.max = 0/' "$CONF"
 cat >>"$CONF" <<CONF
 lxc.net.0.type = empty
 lxc.console.path = none

@@ -3,97 +3,117 @@
 # (each tick appended to /count.log in its root file system) is checkpointed with
 # `lxc-checkpoint -s` and restored with `lxc-checkpoint -r`, stasis being the `criu` LXC finds
 # on PATH. The count must go on from where it stopped: the first tick after the restore is the
-# last one before the dump plus one, never 1 again.
+# last one before the dump plus one, never 1 again. Twice: as LXC makes it, then with
+# lxc.idmap (the container in a user namespace of its own, root being host uid 100000, its root
+# file system chowned to match), where the restored init must be LXC's child again (LXC takes
+# its first child for the container's init).
 #
 #   tests/e2e/lxc.sh        (root; needs lxc and busybox: make setup installs them)
 # Output: "ok ..." / "FAIL ...: reason" lines, then "N passed, N failed". The container, its
 # images and the PATH directory are removed at the end, whatever happens.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-STASIS=${STASIS:-$ROOT/stasis}
+E2E_NAME=lxc
+# shellcheck source=e2e-lib.sh
+. "$(dirname "$0")/e2e-lib.sh"
 NAME=stasis-e2e-$$
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-lxc.XXXXXX")
-N_PASS=0
-N_FAIL=0
+SUBIDS=root:100000:65536 # LXC maps ids with newuidmap when it is installed: it checks these
 
-ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
-fail() {
-	echo "FAIL $1: $2"
-	N_FAIL=$((N_FAIL + 1))
-	for f in "$WORK"/img/dump.log "$WORK"/img/restore.log "$WORK"/lxc.log; do
-		[ -s "$f" ] && { echo "    --- $f"; tail -n 15 "$f" | sed 's/^/    | /'; }
-	done
-}
 cleanup() {
-	lxc-stop -n "$NAME" -k >/dev/null 2>&1
-	lxc-destroy -n "$NAME" -f >/dev/null 2>&1
-	rm -rf "$WORK"
+	local c f
+	for c in "$NAME" "$NAME-idmap"; do
+		lxc-stop -n "$c" -k >/dev/null 2>&1
+		lxc-destroy -n "$c" -f >/dev/null 2>&1
+	done
+	for f in /etc/subuid /etc/subgid; do
+		[ -e "$WORK/added-${f##*/}" ] && sed -i "/^$SUBIDS\$/d" "$f"
+	done
+	e2e_cleanup
 }
 trap cleanup EXIT
 
-for cmd in lxc-create lxc-checkpoint busybox; do
-	if ! command -v "$cmd" >/dev/null; then
-		fail lxc "$cmd is not installed (make setup installs lxc and busybox-static)"
-		echo "$N_PASS passed, $N_FAIL failed"
-		exit 1
-	fi
-done
-mkdir -p "$WORK/bin" "$WORK/img"
-ln -s "$STASIS" "$WORK/bin/criu"
-export PATH="$WORK/bin:$PATH"
+need lxc-create lxc-checkpoint busybox lsns
+e2e_setup
 
-# the container: no network, no ttys, no console, no AppArmor (this kernel has none)
-if ! lxc-create -n "$NAME" -t busybox >"$WORK/lxc.log" 2>&1; then
-	fail lxc/create "lxc-create failed"
-	echo "$N_PASS passed, $N_FAIL failed"
-	exit 1
-fi
-CONF=/var/lib/lxc/$NAME/config
-RFS=/var/lib/lxc/$NAME/rootfs
-sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
-	-e 's/^lxc.pty.max.*/lxc.pty.max = 0/' "$CONF"
-cat >>"$CONF" <<CONF
+# cycle TAG CONTAINER [IDMAP]: the container made, started counting, checkpointed, restored.
+# IDMAP ("0 100000 65536"): its lxc.idmap for uids and gids.
+cycle() {
+	local tag=$1 name=$2 idmap=${3:-} img=$WORK/img-$1
+	local logs=("$img/dump.log" "$img/restore.log" "$WORK/lxc.log") f
+	mkdir -p "$img"
+	if ! lxc_busybox "$name"; then
+		fail "$tag/create" "lxc-create failed" "${logs[@]}"
+		return
+	fi
+	cat >>"$CONF" <<CONF
 lxc.net.0.type = empty
 lxc.console.path = none
 lxc.init.cmd = /bin/sh /counter.sh
 CONF
-cat >"$RFS/counter.sh" <<'SH'
+	cat >"$RFS/counter.sh" <<'SH'
 i=0
 while true; do i=$((i + 1)); echo $i >>/count.log; sleep 0.2; done
 SH
+	if [ -n "$idmap" ]; then
+		printf 'lxc.idmap = u %s\nlxc.idmap = g %s\n' "$idmap" "$idmap" >>"$CONF"
+		for f in /etc/subuid /etc/subgid; do
+			grep -qx "$SUBIDS" "$f" 2>/dev/null || { echo "$SUBIDS" >>"$f" && touch "$WORK/added-${f##*/}"; }
+		done
+		set -- $idmap
+		chown -R -h "$2:$2" "$RFS"
+		chmod o+x "${RFS%/rootfs}" # (made 0770)
+	fi
 
-last() { tail -n 1 "$RFS/count.log" 2>/dev/null; }
-counting() { [ "$(last)" -ge 3 ] 2>/dev/null; }
-if ! lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log" || ! sleep 1.5 || ! counting; then
-	fail lxc/start "the container does not count (last: $(last))"
-	echo "$N_PASS passed, $N_FAIL failed"
-	exit 1
-fi
-ok "lxc/start (counting: $(last))"
+	if ! lxc-start -n "$name" -d -l DEBUG -o "$WORK/lxc.log" || ! sleep 1.5 || ! counting; then
+		fail "$tag/start" "the container does not count (last: $(last))" "${logs[@]}"
+		return
+	fi
+	ok "$tag/start (counting: $(last))"
 
-if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -s -l DEBUG -o "$WORK/lxc.log"; then
-	fail lxc/checkpoint "lxc-checkpoint -s failed"
-elif lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING; then
-	fail lxc/checkpoint "the container still runs after lxc-checkpoint -s"
-else
+	if ! lxc-checkpoint -n "$name" -D "$img" -s -l DEBUG -o "$WORK/lxc.log"; then
+		fail "$tag/checkpoint" "lxc-checkpoint -s failed" "${logs[@]}"
+		return
+	elif lxc-info -n "$name" 2>/dev/null | grep -q RUNNING; then
+		fail "$tag/checkpoint" "the container still runs after lxc-checkpoint -s" "${logs[@]}"
+		return
+	fi
+	local before n_before next now
 	before=$(last)
 	n_before=$(wc -l <"$RFS/count.log")
 	sleep 0.5
-	ok "lxc/checkpoint (stopped at $before)"
-	if ! lxc-checkpoint -n "$NAME" -D "$WORK/img" -r -l DEBUG -o "$WORK/lxc.log"; then
-		fail lxc/restore "lxc-checkpoint -r failed"
-	else
-		sleep 1.5
-		next=$(sed -n "$((n_before + 1))p" "$RFS/count.log")
-		now=$(last)
-		if ! lxc-info -n "$NAME" 2>/dev/null | grep -q RUNNING; then
-			fail lxc/restore "the container is not running after lxc-checkpoint -r"
-		elif [ "$next" != $((before + 1)) ] || [ "$now" -le "$before" ]; then
-			fail lxc/restore "the count did not go on: stopped at $before, then $next ... $now"
-		else
-			ok "lxc/restore (the count went on: $before, then $next ... $now)"
-		fi
+	ok "$tag/checkpoint (stopped at $before)"
+	if ! lxc-checkpoint -n "$name" -D "$img" -r -l DEBUG -o "$WORK/lxc.log"; then
+		fail "$tag/restore" "lxc-checkpoint -r failed" "${logs[@]}"
+		return
 	fi
-fi
-echo "$N_PASS passed, $N_FAIL failed"
-[ "$N_FAIL" -eq 0 ]
+	sleep 1.5
+	next=$(sed -n "$((n_before + 1))p" "$RFS/count.log")
+	now=$(last)
+	if ! lxc-info -n "$name" 2>/dev/null | grep -q RUNNING; then
+		fail "$tag/restore" "the container is not running after lxc-checkpoint -r" "${logs[@]}"
+	elif [ "$next" != $((before + 1)) ] || [ "$now" -le "$before" ]; then
+		fail "$tag/restore" "the count did not go on: stopped at $before, then $next ... $now" "${logs[@]}"
+	elif [ -n "$idmap" ] && ! owned_by_userns "$(lxc-info -n "$name" -p -H)"; then
+		fail "$tag/restore" "the init's PID or UTS namespace is not owned by its user namespace: $OWNERS" "${logs[@]}"
+	else
+		ok "$tag/restore (the count went on: $before, then $next ... $now)"
+	fi
+	lxc-stop -n "$name" -k >/dev/null 2>&1
+}
+# owned_by_userns PID: PID's PID and UTS namespaces belong to its user namespace (OWNERS: what
+# was seen)
+owned_by_userns() {
+	local user t owner
+	user=$(stat -L -c %i "/proc/$1/ns/user" 2>/dev/null) || return 1
+	OWNERS="user $user"
+	for t in pid uts; do
+		owner=$(lsns -n -o ONS -t $t -p "$1" 2>/dev/null)
+		OWNERS="$OWNERS, $t owned by $owner"
+		[ "$owner" = "$user" ] || return 1
+	done
+}
+last() { tail -n 1 "$RFS/count.log" 2>/dev/null; }
+counting() { [ "$(last)" -ge 3 ] 2>/dev/null; }
+
+cycle lxc "$NAME"
+cycle lxc-idmap "$NAME-idmap" "0 100000 65536"
+finish

@@ -4,7 +4,7 @@
 #
 #   tests/e2e/run-e2e.sh [SCRIPT...]     (default: all of them, in this order)
 #
-#   lxc.sh         LXC: lxc-checkpoint -s / -r (criu's command line)
+#   lxc.sh         LXC: lxc-checkpoint -s / -r (criu's command line), also with lxc.idmap
 #   lxc-net.sh     LXC with a veth on a bridge: a client connected across lxc-checkpoint -s / -r
 #   lxc-systemd.sh LXC with systemd as the container's init (this machine's /usr), twice
 #   lxc-tun.sh     LXC given /dev/net/tun: tun/tap devices and their files (the zoo's tun program)
