@@ -9,8 +9,8 @@
  * a moment, so that an unfinished line comes out too) and puts it straight back with every
  * input and output processing off (input through TIOCSTI, taken at once, not echoed later);
  * restore puts it back the same way. Packet
- * mode (off for that moment: status changes not yet read are lost) and exclusive mode are
- * kept. Terminals that the tree does not own are the caller's (--shell-job), or, with
+ * mode (off for that moment: status changes not yet read are lost) and exclusive mode (set
+ * again once every process has opened its files) are kept. Terminals that the tree does not own are the caller's (--shell-job), or, with
  * orphan_pts_master, the engine's: a container's terminal, whose master the engine's shim holds.
  * Such an orphan pty is saved from the slave alone (no data in flight) and made anew on
  * restore, its new master handed to the engine at the orphan-pts-master notification (runc
@@ -58,6 +58,8 @@ struct restored_pty {
 	int master, slave; /* stasis' own, inherited by every new process; -1 if the master was closed */
 	int hung;          /* a hung-up file of the slave, -1 if no fd had one */
 	pid_t fg_pgrp;
+	bool exclusive;    /* TIOCEXCL once every process has opened its files (after it, only
+			    * the host's CAP_SYS_ADMIN opens the slave: not a user namespace's) */
 };
 
 /* The run's ptys (tree_ptys): saved by the dump, or made again by the restore. */
@@ -643,6 +645,7 @@ static int make_pty(const struct run_ctx *ctx, const Pty *p, struct restored_pty
 
 	rp->index = p->index;
 	rp->fg_pgrp = p->has_fg_pgrp ? (pid_t)p->fg_pgrp : 0;
+	rp->exclusive = p->exclusive;
 	rp->master = open_master(ctx, p);
 	if (rp->master < 0 || ioctl(rp->master, TIOCGPTN, &got) || ioctl(rp->master, TIOCSPTLCK, &unlock)) {
 		pr_err("restore: cannot get pty /dev/pts/%u back (taken by another terminal?)", p->index);
@@ -671,7 +674,7 @@ static int make_pty(const struct run_ctx *ctx, const Pty *p, struct restored_pty
 		return -errno;
 	if (put_back(rp->slave, (const struct termios *)p->termios.data, p) ||
 	    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
-	    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) || (p->exclusive && ioctl(rp->slave, TIOCEXCL)) ||
+	    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) ||
 	    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
 	    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777)) ||
 	    (p->locked && ioctl(rp->master, TIOCSPTLCK, &on))) {
@@ -741,23 +744,35 @@ int pty_set_foreground(const struct run_ctx *ctx, uint32_t index)
 	return ioctl(rp->slave, TIOCSPGRP, &rp->fg_pgrp) ? -errno : 0;
 }
 
+/* stasis's ends closed (keep_exclusive: not the slave of a pty in exclusive mode) */
+static void close_ends(struct pty_state *st, bool keep_exclusive)
+{
+	for (size_t i = 0; i < st->nr_made; i++) {
+		struct restored_pty *rp = &st->made[i];
+		int *ends[] = { &rp->master, &rp->slave, &rp->hung };
+		for (size_t k = 0; k < 3; k++)
+			if (*ends[k] >= 0 && !(keep_exclusive && rp->exclusive && ends[k] == &rp->slave)) {
+				close(*ends[k]);
+				*ends[k] = -1;
+			}
+	}
+}
+
 static void close_ptys(struct run_ctx *ctx)
 {
-	struct pty_state *st = state_of(ctx);
-
-	for (size_t i = 0; i < st->nr_made; i++) {
-		int *ends[] = { &st->made[i].master, &st->made[i].slave, &st->made[i].hung };
-		for (size_t k = 0; k < 3; k++)
-			if (*ends[k] >= 0)
-				close(*ends[k]);
-	}
-	st->nr_made = 0;
+	close_ends(state_of(ctx), true);
 }
 
 static void undo_ptys(struct run_ctx *ctx, bool restored)
 {
-	(void)restored;
-	close_ptys(ctx);
+	struct pty_state *st = state_of(ctx);
+
+	for (size_t i = 0; restored && i < st->nr_made; i++)
+		if (st->made[i].exclusive && st->made[i].slave >= 0 && ioctl(st->made[i].slave, TIOCEXCL))
+			pr_warn("restore: pty /dev/pts/%u is not in exclusive mode again: %s", st->made[i].index,
+				strerror(errno));
+	close_ends(st, false);
+	st->nr_made = 0;
 }
 
 static void free_ptys(void *state)

@@ -11,7 +11,9 @@
  * to its fd 72, opened as /dev/tty, comes out of the master); the child reads
  * "early\n", an end-of-file (0 bytes), "eof", then "partial\n" once the parent types "ial\n"; the parent reads exactly
  * "from-child\r\n" (ONLCR) from the master, after packet mode's data byte; packet and
- * exclusive modes are still on.
+ * exclusive modes are still on (seen through the parent's slave fd 74: in a user namespace only
+ * the host's CAP_SYS_ADMIN opens the slave of a pty in exclusive mode, the restore's own opens
+ * of the slave included).
  * A second pty (master fd 73) was never unlocked (posix_openpt and grantpt, no unlockpt): after
  * restore it has its old index, its slave still refuses to open (EIO) until unlockpt(), then
  * opens.
@@ -120,7 +122,7 @@ int main(int argc, char **argv)
 		child();
 	zoo_sleep_ms(50); /* the child has opened the slave: now nobody else may */
 	s = open(slave_name, O_RDWR | O_NOCTTY);
-	if (s < 0 || ioctl(s, TIOCEXCL))
+	if (s < 0 || ioctl(s, TIOCEXCL) || dup2(s, 74) != 74)
 		zoo_die("TIOCEXCL: %s", strerror(errno));
 	close(s);
 	if (write(70, "early\n\004eof\004part", 15) != 15)
@@ -134,23 +136,17 @@ int main(int argc, char **argv)
 	struct winsize now = { 0 };
 	ioctl(70, TIOCGWINSZ, &now);
 	CHECK("winsize", now.ws_row == 33 && now.ws_col == 99, "window %ux%u", now.ws_row, now.ws_col);
-	s = open(slave_name, O_RDWR | O_NOCTTY);
 	struct termios t2 = { 0 };
-	CHECK("termios", s >= 0 && tcgetattr(s, &t2) == 0 && !(t2.c_lflag & ECHO) && t2.c_cc[VMIN] == 3,
+	CHECK("termios", tcgetattr(74, &t2) == 0 && !(t2.c_lflag & ECHO) && t2.c_cc[VMIN] == 3,
 	      "termios lflag %#x VMIN %u", t2.c_lflag, t2.c_cc[VMIN]);
-	if (s >= 0)
-		close(s);
 	char out[64] = "";
 	fcntl(70, F_SETFL, O_NONBLOCK);
 	ssize_t n = read(70, out, sizeof(out) - 1);
 	CHECK("output", n == 13 && !memcmp(out, "\0from-child\r\n", 13), "the master read %zd bytes '%.*s'", n,
 	      (int)(n > 0 ? n : 0), out);
 	int pkt = 0, excl = 0;
-	s = open(slave_name, O_RDWR | O_NOCTTY | O_NONBLOCK);
-	CHECK("modes", !ioctl(70, TIOCGPKT, &pkt) && pkt && s >= 0 && !ioctl(s, TIOCGEXCL, &excl) && excl,
+	CHECK("modes", !ioctl(70, TIOCGPKT, &pkt) && pkt && !ioctl(74, TIOCGEXCL, &excl) && excl,
 	      "packet mode %d, exclusive %d", pkt, excl);
-	if (s >= 0)
-		close(s);
 	kill(kid, SIGTERM);
 	zoo_sleep_ms(50);
 	if (write(70, "ial\n", 4) != 4)
