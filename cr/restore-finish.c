@@ -660,5 +660,6 @@ int restore_release_tree(struct restore_tree *rt)
 			return err;
 		run_fault_count(rt->ctx, "restore-released");
 	}
+	inherited_tty_resized(rt);
 	return 0;
 }

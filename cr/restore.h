@@ -17,7 +17,8 @@ int restore_ready_tree(struct restore_tree *rt);
  * tree no longer dies with stasis (until then it does: PTRACE_O_EXITKILL).
  */
 int restore_finish_tree(struct restore_tree *rt);
-/* Then all let go (if stasis dies meanwhile, the rest is let go by the kernel). */
+/* Then all let go (if stasis dies meanwhile, the rest is let go by the kernel); with
+ * --shell-job a resized terminal tells its foreground group (SIGWINCH). */
 int restore_release_tree(struct restore_tree *rt);
 
 #endif

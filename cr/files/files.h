@@ -210,6 +210,10 @@ int shared_files_open_later(struct restore_tree *rt, const struct restore_task *
  * the tree made (netns/net-nested.c), that maker, which opens it once it made the namespace. */
 pid_t fd_netns_maker(const struct restore_task *t, const FdEntry *e);
 
+/* cr/files/inherited.c: with --shell-job, the tree let go: when the caller's terminal has
+ * another window size than one the tree's processes had saved, SIGWINCH to its foreground group. */
+void inherited_tty_resized(const struct restore_tree *rt);
+
 /* cr/files/unix.c, restore, in stasis, when the root of a tree with a PID namespace of its own
  * (host pid root) has reported from it: the unix sockets it made again there (their peer
  * pids the namespace's) taken in place of those standing in for them. */

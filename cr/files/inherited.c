@@ -3,11 +3,15 @@
  * saved; on restore the task gets the restoring caller's stdin/stdout/stderr in their place:
  * the same open file, or, for an open file of its own on that terminal (less opens /dev/tty),
  * the caller's terminal opened anew with its flags. A terminal's mode (termios: the raw mode a
- * full-screen program set, which the shell put back when the job died) is set again.
+ * full-screen program set, which the shell put back when the job died) is set again; when the
+ * caller's terminal has another window size than the saved one (resized meanwhile, or another
+ * terminal), its foreground group gets SIGWINCH once the tree runs, as after a resize, so that
+ * a full-screen program draws itself for the new size.
  * A terminal named with --external tty[RDEV:DEV] is the caller's too, given back by key.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <linux/kcmp.h>
@@ -20,6 +24,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "tree.h"
 
 /*
  * A terminal: tty, console, pty slave; not /dev/ptmx (5:2), a pty master (cr/files/pty.c),
@@ -93,19 +98,29 @@ static int stdio_of_terminal(const struct dump_task *t, const struct stat *st)
 	return -1;
 }
 
-/* A terminal's mode, saved with its entry (set again at restore). */
+/* len bytes of data as field *b (its has_ flag in *has) */
+static int save_bytes(ProtobufCBinaryData *b, protobuf_c_boolean *has, const void *data, size_t len)
+{
+	if (!(b->data = xzalloc(len)))
+		return -ENOMEM;
+	memcpy(b->data, data, len);
+	b->len = len;
+	*has = true;
+	return 0;
+}
+
+/* A terminal's mode and window size, saved with its entry (for the restore). */
 static int save_termios(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct termios tio;
+	struct winsize ws;
 	auto_close int copy = task_fd_copy(t->pid, p->fd);
 
 	if (copy < 0 || ioctl(copy, TCGETS, &tio))
 		return 0; /* (a terminal hung up: nothing to set again) */
-	if (!(e->tty_termios.data = xzalloc(sizeof(tio))))
+	if (save_bytes(&e->tty_termios, &e->has_tty_termios, &tio, sizeof(tio)) ||
+	    (!ioctl(copy, TIOCGWINSZ, &ws) && save_bytes(&e->tty_winsize, &e->has_tty_winsize, &ws, sizeof(ws))))
 		return -ENOMEM;
-	e->has_tty_termios = true;
-	e->tty_termios.len = sizeof(tio);
-	memcpy(e->tty_termios.data, &tio, sizeof(tio));
 	return 0;
 }
 
@@ -160,9 +175,10 @@ static int validate_inherited(const struct restore_task *t, const FdEntry *e)
 		return -EINVAL;
 	}
 	if (!e->has_inherit_from || e->inherit_from > 2 ||
-	    (e->has_tty_termios && e->tty_termios.len != sizeof(struct termios))) {
-		pr_err("image fds-%d.img: fd %u is inherited from no stdio fd, or its terminal's mode is "
-		       "malformed", t->pid, e->fd);
+	    (e->has_tty_termios && e->tty_termios.len != sizeof(struct termios)) ||
+	    (e->has_tty_winsize && e->tty_winsize.len != sizeof(struct winsize))) {
+		pr_err("image fds-%d.img: fd %u is inherited from no stdio fd, or its terminal's mode or "
+		       "window size is malformed", t->pid, e->fd);
 		return -EINVAL;
 	}
 	return 0;
@@ -183,6 +199,26 @@ static int open_inherited(struct restore_task *t, const FdEntry *e)
 		pr_warn("restore pid %d fd %u: the caller's terminal keeps its mode, not the saved one: %m",
 			t->pid, e->fd);
 	return fd;
+}
+
+void inherited_tty_resized(const struct restore_tree *rt)
+{
+	for (size_t i = 0; rt->ctx->opts->shell_job && i < rt->nr_tasks; i++) {
+		const FdTable *tab = rt->tasks[i].fds;
+		for (size_t k = 0; tab && k < tab->n_fds; k++) {
+			const FdEntry *e = tab->fds[k];
+			struct winsize now;
+			if (e->kind != FD_KIND__FD_INHERITED || !e->has_tty_winsize ||
+			    ioctl(e->inherit_from, TIOCGWINSZ, &now) || !memcmp(&now, e->tty_winsize.data, sizeof(now)))
+				continue;
+			const struct winsize *was = (const struct winsize *)e->tty_winsize.data;
+			pid_t fg = tcgetpgrp(e->inherit_from);
+			if (fg > 0 && !kill(-fg, SIGWINCH))
+				pr_info("restore: the caller's terminal is %ux%u, was %ux%u: SIGWINCH to its "
+					"foreground group %d", now.ws_col, now.ws_row, was->ws_col, was->ws_row, fg);
+			return;
+		}
+	}
 }
 
 const struct fd_kind_ops fd_kind_inherited = {

@@ -12,7 +12,10 @@ do when a job dies); then the shell runs `stasis restore --shell-job` as its nex
 job (a group of its own, given the terminal), and a key typed then (no Enter) must be read by
 the restored reader: it must be in the terminal's foreground group (in a group of its own it
 would be stopped by SIGTTIN at its read), with fd 3 its own open file of the terminal again,
-and the terminal in its mode again (in line mode the key would wait for an Enter).
+and the terminal in its mode again (in line mode the key would wait for an Enter). The shell
+resizes the terminal from 80x24 to 120x40 before the restore (a terminal window resized while
+the job was away): the restored reader must get SIGWINCH and see the new size, as a full-screen
+program needs to draw itself again.
 Prints "PASS ..." or "FAIL: ..." (exit 0 or 1).
 """
 import os
@@ -25,9 +28,13 @@ import time
 
 STASIS, WORK = sys.argv[1], sys.argv[2]
 IMG = os.path.join(WORK, "img")
-READER = """import os, tty
+READER = """import fcntl, os, signal, struct, termios, tty
 os.dup2(os.open(os.ttyname(0), os.O_RDWR), 3)
 tty.setcbreak(3)
+def winch(sig, frame):
+    rows, cols = struct.unpack("hh", fcntl.ioctl(3, termios.TIOCGWINSZ, b"\\0" * 4))
+    os.write(1, b"winch %dx%d\\n" % (cols, rows))
+signal.signal(signal.SIGWINCH, winch)
 while True:
     os.write(1, b"got %s\\n" % os.read(3, 1))
 """
@@ -58,6 +65,7 @@ def job(argv, fd):
 
 os.makedirs(IMG, exist_ok=True)
 master, slave = pty.openpty()
+termios.tcsetwinsize(slave, (24, 80))
 screen = []
 threading.Thread(target=lambda: [screen.append(os.read(master, 4096).decode(errors="replace"))
                                  for _ in iter(int, 1)], daemon=True).start()
@@ -74,6 +82,7 @@ if shell == 0:  # the shell: a session on the pty, its jobs in the foreground in
     os.write(w, b"%d\n" % reader)
     os.waitpid(reader, os.WUNTRACED)  # killed by the dump
     termios.tcsetattr(slave, termios.TCSANOW, cooked)
+    termios.tcsetwinsize(slave, (40, 120))
     restorer = job([STASIS, "restore", "-D", IMG, "--shell-job", "-o", "restore.log", "-v4"], slave)
     _, status = os.waitpid(restorer, os.WUNTRACED)
     os._exit(0)
@@ -110,6 +119,10 @@ if "got z" not in "".join(screen):
     fail(f"the restored reader did not read the key typed: state {state}, group {pgid}, "
          f"the terminal's foreground group {tpgid}, its mode {'line' if lflag & termios.ICANON else 'cbreak'}",
          reader, shell)
+if "winch 120x40" not in "".join(screen):
+    fail("the restored reader was not told of the terminal's new size (SIGWINCH, 120x40): "
+         + "".join(screen)[-200:], reader, shell)
 os.kill(reader, 9)
 os.waitpid(shell, 0)
-print(f"PASS the restored job read from the terminal in its foreground group {tpgid}")
+print(f"PASS the restored job read from the terminal in its foreground group {tpgid}, "
+      "told of its new size 120x40")
