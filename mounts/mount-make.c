@@ -11,7 +11,9 @@
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <termios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -267,6 +269,69 @@ static int removed_dir_make(int root_fd, const char *path, const MountEntry *e,
 	return fd;
 }
 
+#define MASTERLESS_PTY_MAX 256
+/* The masters opened to make a pty of a given index (closed once it is bound). */
+struct pty_masters {
+	int fd[MASTERLESS_PTY_MAX];
+	size_t n;
+};
+
+static void pty_masters_close(struct pty_masters *pm)
+{
+	while (pm->n)
+		close(pm->fd[--pm->n]);
+}
+
+/*
+ * The pty name (its index) of the devpts mounted at devpts, made to be bound at mount e: one
+ * that no process of the tree held, its master outside the tree (an engine's terminal: LXC's
+ * lxc.tty.max ttys, whose masters its monitor holds), or one whose master was closed. The
+ * devpts's ptmx is opened until that index comes (the kernel gives the lowest free one), and
+ * unlocked; pm holds the masters, closed once it is bound: the bind is then of a pty with no
+ * master (opening it fails with EIO), as the engine's terminal is without the engine.
+ */
+static int masterless_pty(int root_fd, const char *devpts, const MountEntry *e, struct pty_masters *pm)
+{
+	char ptmx[PATH_MAX], *end;
+	unsigned long want = strtoul(e->bind_root, &end, 10);
+	unsigned got = 0;
+	int unlock = 0;
+
+	if (end == e->bind_root || *end || want >= MASTERLESS_PTY_MAX) {
+		pr_err("restore: mount %s binds %s of the devpts at %s: no pty index below %d", e->mountpoint,
+		       e->bind_root, devpts, MASTERLESS_PTY_MAX);
+		return -EINVAL;
+	}
+	snprintf(ptmx, sizeof(ptmx), "%s/ptmx", devpts);
+	do {
+		int m = open_in_root(root_fd, ptmx, O_RDWR | O_NOCTTY);
+		if (m < 0 || ioctl(m, TIOCGPTN, &got)) {
+			int err = m < 0 ? m : -errno;
+			if (m >= 0)
+				close(m);
+			pr_err("restore: mount %s: cannot make pty %lu of the devpts at %s: %s", e->mountpoint, want,
+			       devpts, strerror(-err));
+			pty_masters_close(pm);
+			return err;
+		}
+		pm->fd[pm->n++] = m;
+	} while (got < want && pm->n < MASTERLESS_PTY_MAX);
+	if (got != want || ioctl(pm->fd[pm->n - 1], TIOCSPTLCK, &unlock)) {
+		pr_err("restore: mount %s: pty %lu of the devpts at %s is taken (got %u)", e->mountpoint, want,
+		       devpts, got);
+		pty_masters_close(pm);
+		return -EBUSY;
+	}
+	pr_warn("restore: mount %s binds pty %lu of the tree's devpts, which no process of the tree held "
+		"(its master was outside the tree: an engine's terminal): made again with no master, "
+		"opening it fails", e->mountpoint, want);
+	snprintf(ptmx, sizeof(ptmx), "%s/%lu", devpts, want);
+	int fd = open_in_root(root_fd, ptmx, O_PATH);
+	if (fd < 0)
+		pty_masters_close(pm);
+	return fd;
+}
+
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
 	       struct tmpfs_image *contents, bool in_userns)
 {
@@ -276,6 +341,7 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 	auto_close int t = mount_point(root_fd, e->mountpoint, e->is_file);
 	auto_close int s = -1;
 	struct removed_dir removed = { .parent = -1 };
+	struct pty_masters masters = { .n = 0 };
 
 	if (t < 0)
 		return log_unnamed(logged, t, "restore: mount point %s", e->mountpoint);
@@ -291,6 +357,8 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		s = e->bind_root_deleted ? removed_dir_make(root_fd, from, e, in_userns ? ctx : NULL, &removed)
 					 : open_in_root(root_fd, from, O_PATH);
 		free(from);
+		if (s == -ENOENT && e->is_file && !strcmp(of->fstype, "devpts"))
+			s = masterless_pty(root_fd, of->mountpoint, e, &masters);
 		break;
 	}
 	case MOUNT_HOW__MOUNT_EXTERNAL: {
@@ -330,6 +398,7 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 	}
 	fd_path(source, sizeof(source), s);
 	int bound = mount(source, target, NULL, MS_BIND, NULL) ? -errno : 0;
+	pty_masters_close(&masters);
 	if (removed.parent >= 0) { /* removed again, bound */
 		unlinkat(removed.parent, removed.name, AT_REMOVEDIR);
 		close(removed.parent);

@@ -343,6 +343,10 @@ int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const
 		return -ENOMEM;
 	if (n < k || strcmp(rest + n - k, DELETED_SUFFIX))
 		return 0;
+	if (!strcmp(m->fstype, "devpts")) { /* a pty closed since: made again (mount-make.c) */
+		e->bind_root[n - k] = 0;
+		return 0;
+	}
 	char path[PATH_MAX + 64];
 	struct stat st;
 	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->mountpoint);

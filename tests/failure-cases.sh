@@ -127,6 +127,10 @@
 #   restore/root-slash       a shell in a mount namespace of its own (unshare -m) with a tmpfs,
 #                            restored with --root /: it finds its tmpfs and file again; no
 #                            directory of stasis's is left in /tmp
+#   restore/masterless-pty   a shell in a mount namespace of its own with a devpts of its own and
+#                            a bind of its pty 0, whose master a process outside the tree holds
+#                            (as LXC's ttys): restored with --root /, the bind is there again, of
+#                            a pty of the new devpts; and after a second dump and restore
 #   restore/sigchld-ignored  threads dumped and restored by a stasis started with SIGCHLD ignored
 #                            (SIG_IGN survives exec: its children were reaped before it waited,
 #                            and its kernel probes said "missing"): the restored program PASSes
@@ -744,6 +748,79 @@ case_root_slash() {
 	else
 		result_ok $label
 	fi
+}
+
+# A bind of a pty of the tree's own devpts whose master a process outside the tree holds (LXC's
+# lxc.tty.max ttys: /dev/ttyN binds of the container's devpts, the masters its monitor's): the
+# dump saves the bind, the restore makes that pty again, with no master, to bind it.
+case_masterless_pty() {
+	local d=$ZOO_TMP/masterless-pty label=restore/masterless-pty holder pid
+	mkdir -p "$d/img" "$d/m"
+	setsid unshare -m --propagation private sh -c '
+		mount -t tmpfs stasis-mpty "$1/m" && mkdir "$1/m/pts" && touch "$1/m/tty1" &&
+			mount -t devpts -o newinstance,ptmxmode=666 devpts "$1/m/pts" || exit 1
+		exec 3<>"$1/m/pts/ptmx" && mount --bind "$1/m/pts/0" "$1/m/tty1" || exit 1
+		sh -c "trap \"if [ -c \\\"\$1/m/tty1\\\" ] && grep -q \\\" \$1/m/tty1 \\\" /proc/self/mountinfo
+			then echo PASS; else echo FAIL; fi >\\\"\$1/verdict\\\"; exit\" TERM
+			echo \$\$ >\"\$1/pid\"; while :; do sleep 0.1; done" sh "$1" 3>&- &
+		wait' sh "$d" </dev/null >/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq 100); do
+		[ -s "$d/pid" ] && break
+		sleep 0.05
+	done
+	pid=$(cat "$d/pid" 2>/dev/null)
+	if [ -z "$pid" ]; then
+		result_fail $label "the shell did not start"
+		end_holder "$holder"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --ext-mount-map auto -o dump.log -v4
+	if [ "$ZRC" != 0 ]; then
+		result_fail $label "dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill -KILL "$pid"
+		end_holder "$holder"
+		return
+	fi
+	end_holder "$holder" # (its wait ended with the dump: the master goes too)
+	local img
+	for img in img img2; do # (restored, its bind is of a pty with no master: dumped again)
+		if [ $img = img2 ]; then
+			mkdir -p "$d/img2"
+			run_stasis "$d/dump2.out" 60 dump -t "$pid" -D "$d/img2" --ext-mount-map auto -o dump.log -v4
+			if [ "$ZRC" != 0 ]; then
+				result_fail $label "the second dump exited $ZRC"
+				show_tail "$d/dump2.out" "$d/img2/dump.log"
+				kill -KILL "$pid"
+				return
+			fi
+		fi
+		run_stasis "$d/restore.out" 60 restore -D "$d/$img" -d --root / --ext-mount-map auto -o restore.log -v4
+		if [ "$ZRC" != 0 ] || ! proc_alive "$pid"; then
+			result_fail $label "restore from $img with --root / exited $ZRC"
+			show_tail "$d/restore.out" "$d/$img/restore.log"
+			return
+		fi
+	done
+	kill -TERM "$pid"
+	for _ in $(seq 100); do
+		[ -s "$d/verdict" ] && break
+		sleep 0.05
+	done
+	if [ "$(cat "$d/verdict" 2>/dev/null)" != PASS ]; then
+		result_fail $label "the restored shell does not find its bind of pty 0: $(cat "$d/verdict" 2>/dev/null)"
+		proc_alive "$pid" && kill -KILL "$pid"
+	elif ! mentions "$d/restore.out" "$d/img/restore.log" "mount $d/m/tty1 binds pty 0 .*no master"; then
+		result_fail $label "the restore does not say that the pty of $d/m/tty1 has no master"
+	else
+		result_ok $label
+	fi
+}
+# end_holder PID: our background job PID killed and reaped
+end_holder() {
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
 }
 
 # A shell's job restored from that shell is in its foreground (tests/tools/shell-job-foreground.py).
@@ -2292,6 +2369,7 @@ other_cases() {
 	case_shell_job_foreground
 	case_sigchld_ignored
 	case_root_slash
+	case_masterless_pty
 	case_tracer_of_outside
 	case_mapped_file_times
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
