@@ -702,11 +702,21 @@ os.execv(sys.argv[1], sys.argv[1:])')
 	fi
 }
 
+# term_verdict PID DIR: PID sent SIGTERM; what it wrote to DIR/verdict within 5 s
+term_verdict() {
+	kill -TERM "$1"
+	for _ in $(seq 100); do
+		[ -s "$2/verdict" ] && break
+		sleep 0.05
+	done
+	cat "$2/verdict" 2>/dev/null
+}
+
 # A process that made a mount namespace of its own (unshare -m) with a tmpfs mounted in it,
 # restored with criu's --root / (the host's root as the tree's root, as criu takes it): its
 # mount and file are there again (it checks itself on SIGTERM), and nothing is left in /tmp.
 case_root_slash() {
-	local d=$ZOO_TMP/root-slash label=restore/root-slash pid
+	local d=$ZOO_TMP/root-slash label=restore/root-slash pid verdict
 	mkdir -p "$d/img" "$d/m"
 	ls -d /tmp/.stasis-root.* >"$d/standins-before" 2>/dev/null
 	setsid unshare -m --propagation private sh -c '
@@ -735,13 +745,9 @@ case_root_slash() {
 		kill_ours "$pid"
 		return
 	fi
-	kill -TERM "$pid"
-	for _ in $(seq 100); do
-		[ -s "$d/verdict" ] && break
-		sleep 0.05
-	done
-	if [ "$(cat "$d/verdict" 2>/dev/null)" != PASS ]; then
-		result_fail $label "the restored process does not find its tmpfs and file: $(cat "$d/verdict" 2>/dev/null)"
+	verdict=$(term_verdict "$pid" "$d")
+	if [ "$verdict" != PASS ]; then
+		result_fail $label "the restored process does not find its tmpfs and file: $verdict"
 		kill_ours "$pid"
 	elif [ "$(ls -d /tmp/.stasis-root.* 2>/dev/null)" != "$(cat "$d/standins-before")" ]; then
 		result_fail $label "a directory /tmp/.stasis-root.* is left"
@@ -754,7 +760,7 @@ case_root_slash() {
 # lxc.tty.max ttys: /dev/ttyN binds of the container's devpts, the masters its monitor's): the
 # dump saves the bind, the restore makes that pty again, with no master, to bind it.
 case_masterless_pty() {
-	local d=$ZOO_TMP/masterless-pty label=restore/masterless-pty holder pid
+	local d=$ZOO_TMP/masterless-pty label=restore/masterless-pty holder pid verdict
 	mkdir -p "$d/img" "$d/m"
 	setsid unshare -m --propagation private sh -c '
 		mount -t tmpfs stasis-mpty "$1/m" && mkdir "$1/m/pts" && touch "$1/m/tty1" &&
@@ -803,13 +809,9 @@ case_masterless_pty() {
 			return
 		fi
 	done
-	kill -TERM "$pid"
-	for _ in $(seq 100); do
-		[ -s "$d/verdict" ] && break
-		sleep 0.05
-	done
-	if [ "$(cat "$d/verdict" 2>/dev/null)" != PASS ]; then
-		result_fail $label "the restored shell does not find its bind of pty 0: $(cat "$d/verdict" 2>/dev/null)"
+	verdict=$(term_verdict "$pid" "$d")
+	if [ "$verdict" != PASS ]; then
+		result_fail $label "the restored shell does not find its bind of pty 0: $verdict"
 		proc_alive "$pid" && kill -KILL "$pid"
 	elif ! mentions "$d/restore.out" "$d/img/restore.log" "mount $d/m/tty1 binds pty 0 .*no master"; then
 		result_fail $label "the restore does not say that the pty of $d/m/tty1 has no master"
