@@ -219,11 +219,19 @@ int ns_make_start(struct run_ctx *ctx)
 	}
 	auto_close int helper_fd = syscall(__NR_pidfd_open, st->helper, 0);
 	int pid_ns = helper_fd < 0 ? -1 : ioctl(helper_fd, PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE, 0);
+	if (pid_ns >= 0 && run_fault(ctx, "kernel-lacks:pidfd_pid_ns")) { /* (a test of the launcher) */
+		close(pid_ns);
+		pid_ns = -1;
+		errno = ENOTTY;
+	}
 	if (pid_ns < 0 && errno != ENOTTY) {
 		pr_perror("restore: cannot open the tree's PID namespace (of helper %d)", st->helper);
 		return -errno;
 	}
 	st->pid_fd = pid_ns + 1; /* (0 before 6.11) */
+	if (!st->pid_fd)
+		pr_info("restore: no fd of a PID namespace before its init (6.11's PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE): "
+			"a launcher clones the root");
 	pr_debug("restore: the tree's user namespace %s by helper %d", st->join_fd ? "joined" : "made",
 		 st->helper);
 	return 0;
