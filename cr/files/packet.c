@@ -14,6 +14,10 @@
  * first: the kernel refuses them once a ring exists) and before the bind. Their contents, the
  * frames in flight, are not kept (the dump says so): a restored ring is a fresh one, every
  * frame's status TP_STATUS_KERNEL, the kernel writing the next packet in its first frame.
+ * A TPACKET_V3 receive ring's reader (libpcap: tcpdump) reads its blocks in turn from where it
+ * was: that block is saved (PacketRing.user_block, read from the blocks' headers), and it and
+ * those after it are handed to the reader empty at restore, so that it meets the kernel at the
+ * first block (a V2 frame handed over empty would be a packet the program sees).
  * A mapping of the rings (cr/mm.c: a shared mapping of socket:[INO]) is saved as such, not as
  * memory: the whole rings at offset 0, mapped again by the blob from the socket's fd (the fd
  * of the process that holds it; if none does, the socket's state as sock_diag alone shows it is
@@ -223,6 +227,42 @@ static int dump_rings(PacketSocket *ps, const struct packet_diag *d, int version
 	return 0;
 }
 
+/*
+ * A TPACKET_V3 receive ring's reader: the block it reads next, from the blocks' headers
+ * (through a mapping of the rings of sk, the socket's copy): its oldest retired block (TP_STATUS_USER, the
+ * least sequence number), else the one the kernel fills (the greatest: the kernel numbers the
+ * blocks it opens). Left unset when the ring cannot be read (warned).
+ */
+static void v3_reader_block(int sk, PacketSocket *ps, const char *what)
+{
+	PacketRing *rx = ps->rx_ring;
+	size_t bytes = rings_bytes(ps); /* (mmap takes both rings or nothing, the receive one first) */
+	uint8_t *ring = mmap(NULL, bytes, PROT_READ, MAP_SHARED, sk, 0);
+	uint64_t oldest_user = UINT64_MAX, newest = 0;
+	uint32_t user = 0, filling = 0;
+
+	if (ring == MAP_FAILED) {
+		pr_warn("%s: cannot read its TPACKET_V3 ring (%m): it is read from its first block "
+			"after the restore", what);
+		return;
+	}
+	for (uint32_t b = 0; b < rx->block_nr; b++) {
+		const struct tpacket_block_desc *bd = (const void *)(ring + (size_t)b * rx->block_size);
+		uint64_t seq = bd->hdr.bh1.seq_num;
+		if ((bd->hdr.bh1.block_status & TP_STATUS_USER) && seq < oldest_user) {
+			oldest_user = seq;
+			user = b;
+		}
+		if (seq > newest) {
+			newest = seq;
+			filling = b;
+		}
+	}
+	munmap(ring, bytes);
+	rx->has_user_block = true;
+	rx->user_block = oldest_user != UINT64_MAX ? user : filling;
+}
+
 static int add_opt(PacketSocket *ps, int name, int value)
 {
 	InetOpt *o = xzalloc(sizeof(*o)), **more;
@@ -384,6 +424,8 @@ static int dump_packet(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	    (err = dump_rings(ps, &d, version, what, true)))
 		return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the options of packet socket %s",
 				   t->pid, p->fd, p->link);
+	if (ps->rx_ring && version == TPACKET_V3)
+		v3_reader_block(sk, ps, what);
 queue:;
 	char byte;
 	if (recv(sk, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
@@ -614,7 +656,8 @@ static bool ring_valid(const PacketRing *r, bool tx)
 	return r->block_size && r->block_size % PAGE_SIZE == 0 && r->block_size <= (1u << 30) &&
 	       r->block_nr && r->block_nr <= (1u << 20) && r->frame_size >= 16 && per_block &&
 	       per_block * r->block_nr == r->frame_nr &&
-	       (!tx || (!r->retire_tmo && !r->sizeof_priv && !r->features));
+	       (!tx || (!r->retire_tmo && !r->sizeof_priv && !r->features && !r->has_user_block)) &&
+	       (!r->has_user_block || r->user_block < r->block_nr);
 }
 
 /* Whether ps is a packet socket this kind can make (its fields in range). */
@@ -688,6 +731,39 @@ static int join(const PacketSocket *ps, int sk, const char *who)
 }
 
 /* The socket's rings again, as they were asked for (tpacket_req3 for TPACKET_V3). */
+/*
+ * A TPACKET_V3 receive ring made again: the kernel fills its first block, while its reader
+ * reads block user_block next, as at the dump. That block and those after it are handed to the
+ * reader retired and empty (TP_STATUS_USER, no packet): it hands them back and meets the kernel
+ * at the first block (else it waited at its block while the kernel filled the others: packets
+ * came late, or were dropped once the ring was full).
+ */
+static int v3_meet_reader(int sk, const PacketSocket *ps, const char *who)
+{
+	const PacketRing *rx = ps->rx_ring;
+	size_t bytes = rings_bytes(ps);
+	uint32_t hdr = (sizeof(struct tpacket_block_desc) + 7) & ~7u, first = hdr + ((rx->sizeof_priv + 7) & ~7u);
+
+	if (!rx->has_user_block || !rx->user_block)
+		return 0;
+	uint8_t *ring = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, sk, 0);
+	if (ring == MAP_FAILED) {
+		pr_perror("%s: cannot map its TPACKET_V3 ring", who);
+		return -errno;
+	}
+	for (uint32_t b = rx->user_block; b < rx->block_nr; b++) {
+		struct tpacket_block_desc *bd = (void *)(ring + (size_t)b * rx->block_size);
+		bd->offset_to_priv = hdr;
+		bd->hdr.bh1.num_pkts = 0;
+		bd->hdr.bh1.offset_to_first_pkt = bd->hdr.bh1.blk_len = first;
+		__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_USER, __ATOMIC_RELEASE);
+	}
+	munmap(ring, bytes);
+	pr_debug("%s: its TPACKET_V3 reader reads block %u next: blocks %u-%u handed to it empty", who,
+		 rx->user_block, rx->user_block, rx->block_nr - 1);
+	return 0;
+}
+
 static int set_rings(const PacketSocket *ps, int sk, const char *who)
 {
 	const PacketRing *rings[2] = { ps->rx_ring, ps->tx_ring };
@@ -714,7 +790,7 @@ static int set_rings(const PacketSocket *ps, int sk, const char *who)
 			return -errno;
 		}
 	}
-	return 0;
+	return ps->rx_ring && version == TPACKET_V3 ? v3_meet_reader(sk, ps, who) : 0;
 }
 
 /* SOCK_PACKET: made with its protocol (bind cannot give one), its fd's socket options (e),

@@ -20,7 +20,10 @@
  *   each mapping is of the socket its fd holds (/proc/self/map_files vs /proc/self/fd);
  *   getsockopt PACKET_VERSION of fd 60..63;
  *   a datagram sent to each port after the restore shows up in its ring (V2: a frame of status
- *   TP_STATUS_USER holding it; V3: a retired block holding it), also the socket no fd holds;
+ *   TP_STATUS_USER holding it; V3: a retired block holding it, read as libpcap reads, from the
+ *   block after the one read before the dump: the restore hands it the blocks from there on
+ *   empty, so that it meets the kernel, which fills the first block again), also the socket no
+ *   fd holds;
  *   fd 60's frame is seen through both its mappings;
  *   frames written into fd 62's TX ring and sent (send with no data) come back to
  *   TP_STATUS_AVAILABLE and reach fd 60's ring.
@@ -49,6 +52,7 @@
 
 static int lo_index;
 static uint8_t *ring60, *ring60b, *ring61, *ring62, *ring63, *ring_alone;
+static int pos61; /* the block of fd 61's ring read next (v3_next) */
 static size_t len62, len63 = V2_BYTES;
 static char marker[32];
 
@@ -126,27 +130,30 @@ static int v2_find(uint8_t *ring, int frames, const char *what, int ms, int rele
 	return -1;
 }
 
-/* A retired block of the V3 ring holding what, within ms: 1, else 0. */
-static int v3_find(uint8_t *ring, const char *what, int ms, int release)
+/*
+ * The V3 ring read as libpcap reads it: block *pos next, waited for until the kernel retires
+ * it, its packets looked at, handed back, then the next block; 1 if what came within ms, else 0.
+ */
+static int v3_next(uint8_t *ring, int *pos, const char *what, int ms)
 {
-	for (int waited = 0; waited <= ms; waited += 5) {
-		for (int b = 0; b < V3_BLOCKS; b++) {
-			struct tpacket_block_desc *d = (struct tpacket_block_desc *)(ring + (size_t)b * V3_BLOCK);
-			if (!(__atomic_load_n(&d->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
-				continue;
-			int found = 0;
-			struct tpacket3_hdr *p = (struct tpacket3_hdr *)((uint8_t *)d + d->hdr.bh1.offset_to_first_pkt);
-			for (unsigned k = 0; k < d->hdr.bh1.num_pkts; k++) {
-				if (memmem((uint8_t *)p + p->tp_mac, p->tp_snaplen, what, strlen(what)))
-					found = 1;
-				p = (struct tpacket3_hdr *)((uint8_t *)p + p->tp_next_offset);
-			}
-			if (release)
-				__atomic_store_n(&d->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-			if (found)
-				return 1;
+	for (int waited = 0; waited <= ms;) {
+		struct tpacket_block_desc *d = (struct tpacket_block_desc *)(ring + (size_t)*pos * V3_BLOCK);
+		if (!(__atomic_load_n(&d->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
+			zoo_sleep_ms(5);
+			waited += 5;
+			continue;
 		}
-		zoo_sleep_ms(5);
+		int found = 0;
+		struct tpacket3_hdr *p = (struct tpacket3_hdr *)((uint8_t *)d + d->hdr.bh1.offset_to_first_pkt);
+		for (unsigned k = 0; k < d->hdr.bh1.num_pkts; k++) {
+			if (memmem((uint8_t *)p + p->tp_mac, p->tp_snaplen, what, strlen(what)))
+				found = 1;
+			p = (struct tpacket3_hdr *)((uint8_t *)p + p->tp_next_offset);
+		}
+		__atomic_store_n(&d->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+		*pos = (*pos + 1) % V3_BLOCKS;
+		if (found)
+			return 1;
 	}
 	return 0;
 }
@@ -279,7 +286,7 @@ int main(int argc, char **argv)
 	udp_to(PORT + 1, "before-61");
 	udp_to(PORT + 2, "before-63");
 	udp_to(PORT + 3, "before-alone");
-	if (v2_find(ring60, V2_FRAMES, "before-60", 2000, 1) < 0 || !v3_find(ring61, "before-61", 2000, 1) ||
+	if (v2_find(ring60, V2_FRAMES, "before-60", 2000, 1) < 0 || !v3_next(ring61, &pos61, "before-61", 2000) ||
 	    v2_find(ring63, len63 / V2_FRAME, "before-63", 2000, 1) < 0 ||
 	    v2_find(ring_alone, V2_FRAMES, "before-alone", 2000, 1) < 0)
 		zoo_die("a ring does not receive before the dump");
@@ -317,7 +324,8 @@ int main(int argc, char **argv)
 		v2_find(ring60, V2_FRAMES, m, 0, 1);
 	snprintf(m, sizeof(m), "%s-61", marker);
 	udp_to(PORT + 1, m);
-	CHECK("rx-v3", v3_find(ring61, m, 2000, 1), "fd 61's V3 ring did not receive %s", m);
+	CHECK("rx-v3", v3_next(ring61, &pos61, m, 2000), "fd 61's V3 ring did not receive %s in block %d or after",
+	      m, pos61);
 	snprintf(m, sizeof(m), "%s-63", marker);
 	udp_to(PORT + 2, m);
 	CHECK("dup", v2_find(ring63, len63 / V2_FRAME, m, 2000, 1) >= 0, "fd 63's ring did not receive %s", m);
