@@ -324,6 +324,16 @@ int ns_make(struct run_ctx *ctx, int nstype)
 	return 0;
 }
 
+/* The calling process (single-threaded) into the tree's user namespace, having taken groups
+ * first when setgroups is denied there: 0, or -1 with errno. */
+static int join_tree_userns(const struct user_ns_state *st, const struct run_ctx *ctx, const uint32_t *groups,
+			    size_t n_groups)
+{
+	return (ns_make_groups_denied(ctx) && setgroups(n_groups, groups)) || setns(st->user_fd - 1, CLONE_NEWUSER)
+		       ? -1
+		       : 0;
+}
+
 /*
  * The root is cloned by stasis itself (its child, or with --restore-sibling its parent's: the
  * caller's only new child, which LXC takes for the container's init) into the PID namespace the
@@ -352,8 +362,7 @@ static pid_t clone_root_into(const struct user_ns_state *st, const struct run_ct
 	root = clone_with_pid(&init, 1, flags & ~(uint64_t)(CLONE_NEWPID | CLONE_NEWUTS), SIGCHLD, -1);
 	if (root == 0) {
 		close(p[0]);
-		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
-		    !setns(st->user_fd - 1, CLONE_NEWUSER) && (!(flags & CLONE_NEWUTS) || !unshare(CLONE_NEWUTS)))
+		if (!join_tree_userns(st, ctx, groups, n_groups) && (!(flags & CLONE_NEWUTS) || !unshare(CLONE_NEWUTS)))
 			answer = 0;
 		else
 			answer = -errno;
@@ -401,8 +410,7 @@ static pid_t clone_root_by_launcher(const struct user_ns_state *st, const struct
 		close(p[0]);
 		if (!sibling)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if ((!ns_make_groups_denied(ctx) || !setgroups(n_groups, groups)) &&
-		    !setns(st->user_fd - 1, CLONE_NEWUSER)) {
+		if (!join_tree_userns(st, ctx, groups, n_groups)) {
 			root = clone_with_pid(&init, 1, flags | CLONE_NEWPID | CLONE_PARENT, SIGCHLD, -1);
 			if (root == 0) {
 				close(p[1]);
