@@ -307,21 +307,11 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino)
 
 int mount_task_path_holds(pid_t pid, const char *root, const char *path, const struct stat *st)
 {
-	char own_root[PATH_MAX], there[PATH_MAX + 64];
+	char there[PATH_MAX + 64];
 	const char *rest;
 	struct stat now;
-	ssize_t n;
 
-	if (path[0] != '/')
-		return -1;
-	if (!root) {
-		snprintf(there, sizeof(there), "/proc/%d/root", pid);
-		if ((n = readlink(there, own_root, sizeof(own_root) - 1)) <= 0)
-			return -1;
-		own_root[n] = 0;
-		root = own_root;
-	}
-	if (!mount_path_below(root, path, &rest) ||
+	if (path[0] != '/' || !mount_path_below(root, path, &rest) ||
 	    snprintf(there, sizeof(there), "/proc/%d/root/%s", pid, rest) >= (int)sizeof(there))
 		return -1;
 	if (fstatat(AT_FDCWD, there, &now, S_ISLNK(st->st_mode) ? AT_SYMLINK_NOFOLLOW : 0))

@@ -70,7 +70,7 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino);
  * mount namespace's root, pid's root maybe below), still lead to that file st inside pid's
  * root (a last symlink not followed if st is one)? 1 yes, 0 no (a mount over it or above it, a
  * detached mount: its path reopens another file or none), -1 not known (outside pid's root).
- * root: pid's root as /proc/PID/root names it (NULL: read there).
+ * root: pid's root as /proc/PID/root names it (TaskCore.root).
  */
 int mount_task_path_holds(pid_t pid, const char *root, const char *path, const struct stat *st);
 /*

@@ -705,10 +705,7 @@ os.execv(sys.argv[1], sys.argv[1:])')
 # term_verdict PID DIR: PID sent SIGTERM; what it wrote to DIR/verdict within 5 s
 term_verdict() {
 	kill -TERM "$1"
-	for _ in $(seq 100); do
-		[ -s "$2/verdict" ] && break
-		sleep 0.05
-	done
+	wait_until 5 test -s "$2/verdict"
 	cat "$2/verdict" 2>/dev/null
 }
 
@@ -726,10 +723,7 @@ case_root_slash() {
 		echo READY >"$1/ready"
 		while :; do sleep 0.1; done' sh "$d" </dev/null >/dev/null 2>&1 &
 	pid=$!
-	for _ in $(seq 100); do
-		[ -s "$d/ready" ] && break
-		sleep 0.05
-	done
+	wait_until 5 test -s "$d/ready"
 	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --ext-mount-map auto -o dump.log -v4
 	if [ "$ZRC" != 0 ]; then
 		result_fail $label "dump exited $ZRC"
@@ -771,10 +765,7 @@ case_masterless_pty() {
 			echo \$\$ >\"\$1/pid\"; while :; do sleep 0.1; done" sh "$1" 3>&- &
 		wait' sh "$d" </dev/null >/dev/null 2>&1 &
 	holder=$!
-	for _ in $(seq 100); do
-		[ -s "$d/pid" ] && break
-		sleep 0.05
-	done
+	wait_until 5 test -s "$d/pid"
 	pid=$(cat "$d/pid" 2>/dev/null)
 	if [ -z "$pid" ]; then
 		result_fail $label "the shell did not start"

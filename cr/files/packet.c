@@ -229,9 +229,9 @@ static int dump_rings(PacketSocket *ps, const struct packet_diag *d, int version
 
 /*
  * A TPACKET_V3 receive ring's reader: the block it reads next, from the blocks' headers
- * (through a mapping of the rings of sk, the socket's copy): its oldest retired block (TP_STATUS_USER, the
- * least sequence number), else the one the kernel fills (the greatest: the kernel numbers the
- * blocks it opens). Left unset when the ring cannot be read (warned).
+ * (through a mapping of the rings of sk, the socket's copy): its oldest retired block
+ * (TP_STATUS_USER, the least sequence number), else the one the kernel fills (the greatest:
+ * the kernel numbers the blocks it opens). Left unset when the ring cannot be read (warned).
  */
 static void v3_reader_block(int sk, PacketSocket *ps, const char *what)
 {
@@ -730,7 +730,6 @@ static int join(const PacketSocket *ps, int sk, const char *who)
 	return 0;
 }
 
-/* The socket's rings again, as they were asked for (tpacket_req3 for TPACKET_V3). */
 /*
  * A TPACKET_V3 receive ring made again: the kernel fills its first block, while its reader
  * reads block user_block next, as at the dump. That block and those after it are handed to the
@@ -764,6 +763,7 @@ static int v3_meet_reader(int sk, const PacketSocket *ps, const char *who)
 	return 0;
 }
 
+/* The socket's rings again, as they were asked for (tpacket_req3 for TPACKET_V3). */
 static int set_rings(const PacketSocket *ps, int sk, const char *who)
 {
 	const PacketRing *rings[2] = { ps->rx_ring, ps->tx_ring };

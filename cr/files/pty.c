@@ -8,9 +8,9 @@
  * line in canonical mode, so that a typed end-of-file is told apart, then with ICANON off for
  * a moment, so that an unfinished line comes out too) and puts it straight back with every
  * input and output processing off (input through TIOCSTI, taken at once, not echoed later);
- * restore puts it back the same way. Packet
- * mode (off for that moment: status changes not yet read are lost) and exclusive mode (set
- * again once every process has opened its files) are kept. Terminals that the tree does not own are the caller's (--shell-job), or, with
+ * restore puts it back the same way. Packet mode (off for that moment: status changes not yet
+ * read are lost) and exclusive mode (set again once every process has opened its files) are
+ * kept. Terminals that the tree does not own are the caller's (--shell-job), or, with
  * orphan_pts_master, the engine's: a container's terminal, whose master the engine's shim holds.
  * Such an orphan pty is saved from the slave alone (no data in flight) and made anew on
  * restore, its new master handed to the engine at the orphan-pts-master notification (runc
