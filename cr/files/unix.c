@@ -208,11 +208,14 @@ static int save_carried(struct unix_state *ud, struct dump_task *t)
 
 static int collect_sockets(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	static TaskCore no_core = TASK_CORE__INIT;
+	static TaskCore own_core = TASK_CORE__INIT;
 	struct unix_state *ud = unix_state_of(ctx);
-	/* the carrier of files in flight: stasis itself, holding them */
+	/* the carrier of files in flight: stasis itself, holding them (the paths it reads of
+	 * them are seen from its own root) */
 	struct dump_task carrier = { .pid = getpid(), .tgid = getpid(), .ctx = ctx, .tree = tr->tasks,
-				     .tree_size = tr->nr_tasks, .core = &no_core };
+				     .tree_size = tr->nr_tasks, .core = &own_core };
+
+	own_core.root = "/";
 	int err = read_queues(ud, &carrier);
 
 	return err ? err : save_carried(ud, &carrier);
