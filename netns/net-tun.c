@@ -46,11 +46,6 @@ int net_tun_keep(pid_t root, NetLink *l, const struct nlattr *linkinfo)
 		       root, l->name);
 		return -ENOTSUP;
 	}
-	if (nl_uint(a[IFLA_TUN_NUM_DISABLED_QUEUES], 0)) {
-		pr_err("dump pid %d: tun/tap device %s has %u of its queues detached (IFF_DETACH_QUEUE): "
-		       "not supported", root, l->name, (unsigned)nl_uint(a[IFLA_TUN_NUM_DISABLED_QUEUES], 0));
-		return -ENOTSUP;
-	}
 	if (!(t = l->tun = xzalloc(sizeof(*t))))
 		return -ENOMEM;
 	net_tun__init(t);

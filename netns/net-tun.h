@@ -17,8 +17,8 @@
 #define NET_TUN_FLAGS (IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE)
 
 /*
- * Dump: l (kind "tun") gets its tun message from linkinfo. A device with queues detached
- * (IFF_DETACH_QUEUE) is refused, naming it: 0, -ENOTSUP (said) or -ENOMEM.
+ * Dump: l (kind "tun") gets its tun message from linkinfo (its queues, attached or detached, are
+ * its files': cr/files/tun.c): 0, -ENOTSUP (said) or -ENOMEM.
  */
 int net_tun_keep(pid_t root, NetLink *l, const struct nlattr *linkinfo);
 /*

@@ -37,9 +37,6 @@
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
 #                            64): refused naming fd 64 and the urgent byte (reading the queue
 #                            stops at its mark: the bytes after it were lost); the tree PASSes
-#   dump/tun-detached-queue  tun --detach-queue (its multi-queue tap zm0 with a queue detached,
-#                            IFF_DETACH_QUEUE): refused naming the pid, zm0 and the detached
-#                            queue; the target runs on and PASSes
 #   dump/unix-backlog-files-sent
 #                            unix-backlog --files-sent (a file sent with the data into a
 #                            connection not accepted yet): refused naming the pid, fd 70 and the
@@ -2322,8 +2319,6 @@ other_cases() {
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \
 		'dump pid PID fd 64: TCP connection .* an urgent byte \(MSG_OOB\) waits to be read out of band' --urgent
-	dump_fails_naming dump/tun-detached-queue tun \
-		'dump pid PID: tun/tap device zm0 has 1 of its queues detached \(IFF_DETACH_QUEUE\): not supported' --detach-queue
 	dump_fails_naming dump/unix-backlog-files-sent unix-backlog \
 		'dump pid PID fd 70: .*connections waiting to be accepted whose clients sent 1 files \(SCM_RIGHTS\)' --files-sent
 	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \

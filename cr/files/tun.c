@@ -1,7 +1,9 @@
 /*
  * /dev/net/tun files. One attached to a tun/tap interface (TUNSETIFF) keeps the interface's
  * name, its flags (TUNGETIFF), send buffer and vnet header size, and is attached again at
- * restore; one attached to nothing is the device opened again. The interface itself belongs to
+ * restore, then detached again if it was a queue detached from its multi-queue device
+ * (TUNSETQUEUE IFF_DETACH_QUEUE, as QEMU leaves the queues a guest does not use); one attached
+ * to nothing is the device opened again. The interface itself belongs to
  * the tree's own network namespace (or the engine's, --external net) and is made again in the
  * one the restore makes or is given (netns/net-links.c, net-tun.c), persistent: a file attached
  * to one that was not takes that back. Refused, naming the fd: a file attached to an interface
@@ -109,6 +111,7 @@ static int dump_tun(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		e->tun->has_sndbuf = e->tun->has_vnet_hdr_sz = true;
 		e->tun->sndbuf = sndbuf;
 		e->tun->vnet_hdr_sz = hdr_sz;
+		e->tun->has_detached = e->tun->detached = (ifr.ifr_flags & IFF_DETACH_QUEUE) != 0;
 	} else if (errno != EBADFD) { /* EBADFD: attached to nothing */
 		pr_perror("dump pid %d fd %d: cannot read what /dev/net/tun is attached to", t->pid, p->fd);
 		return -errno;
@@ -129,10 +132,11 @@ static int validate_tun(const struct restore_task *t, const FdEntry *e)
 	if (!e->has_flags || !e->has_rdev || e->rdev != TUN_RDEV || !image_path_ok(e->path) ||
 	    (tf && (!tf->name || !tf->name[0] || strlen(tf->name) >= IFNAMSIZ || strchr(tf->name, '/') ||
 		    (tf->flags & ~TUN_FILE_FLAGS) || (tf->has_sndbuf && tf->sndbuf <= 0) ||
-		    (tf->has_vnet_hdr_sz && tf->vnet_hdr_sz < 0))) ||
+		    (tf->has_vnet_hdr_sz && tf->vnet_hdr_sz < 0) ||
+		    (tf->detached && !(tf->flags & IFF_MULTI_QUEUE)))) ||
 	    (type != IFF_TUN && type != IFF_TAP)) {
 		pr_err("image fds-%d.img: fd %u: a /dev/net/tun file with a bad path, device, interface "
-		       "name or flags", t->pid, e->fd);
+		       "name or flags (or a detached queue of a device without queues)", t->pid, e->fd);
 		return -EINVAL;
 	}
 	return 0;
@@ -159,7 +163,9 @@ static int open_tun(struct restore_task *t, const FdEntry *e)
 	if (!(step = "TUNSETIFF", ioctl(fd, TUNSETIFF, &ifr)) &&
 	    !(step = "TUNSETSNDBUF", tf->has_sndbuf && ioctl(fd, TUNSETSNDBUF, &tf->sndbuf)) &&
 	    !(step = "TUNSETVNETHDRSZ", tf->has_vnet_hdr_sz && ioctl(fd, TUNSETVNETHDRSZ, &tf->vnet_hdr_sz)) &&
-	    !(step = "TUNSETPERSIST", !(tf->flags & IFF_PERSIST) && ioctl(fd, TUNSETPERSIST, 0UL)))
+	    !(step = "TUNSETPERSIST", !(tf->flags & IFF_PERSIST) && ioctl(fd, TUNSETPERSIST, 0UL)) &&
+	    !(step = "TUNSETQUEUE IFF_DETACH_QUEUE",
+	      tf->detached && ioctl(fd, TUNSETQUEUE, &(struct ifreq){ .ifr_flags = IFF_DETACH_QUEUE })))
 		return fd;
 	int err = -errno;
 	pr_err("restore pid %d fd %u: cannot attach to tun/tap interface %s (%s): %s", t->pid, e->fd,

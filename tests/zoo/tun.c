@@ -8,16 +8,17 @@
  *          02:00:00:00:77:01), up;
  *   fd 52: /dev/net/tun attached to nothing;
  *   tap "zq0": persistent (TUNSETPERSIST), no file attached;
- *   fds 53, 54: the two queues of multi-queue tap "zm0" (IFF_MULTI_QUEUE | IFF_NO_PI); with
- *          --detach-queue fd 54's is detached (TUNSETQUEUE IFF_DETACH_QUEUE: the dump refuses
- *          it, tests/failure-cases.sh).
+ *   fds 53, 54, 55: the three queues of multi-queue tap "zm0" (IFF_MULTI_QUEUE | IFF_NO_PI),
+ *          fd 55's detached (TUNSETQUEUE IFF_DETACH_QUEUE, as QEMU leaves the queues a guest
+ *          does not use).
  * After restore and SIGTERM: each file is attached to the same interface (index and name) with
  * the same flags, send buffer and header size (fd 52 to nothing); zt0 and zp0 are not
  * persistent, zq0 is (owner 4242); rtnetlink tells the same of each device (packet
  * information, vnet header, persistence, owner, group, multi-queue, queues and disabled queues:
- * zm0's 2 and 0, IPv6 address generation mode: zt0's is random, zp0's eui64); the MAC is the same; datagrams sent to 10.77.0.2 and 10.78.0.9 (the
+ * zm0's 2 and 1, IPv6 address generation mode: zt0's is random, zp0's eui64); the MAC is the same; datagrams sent to 10.77.0.2 and 10.78.0.9 (the
  * route) come out of fd 50, and one written into fd 50 (from 10.77.0.2) reaches a socket bound
- * to 10.77.0.1.
+ * to 10.77.0.1; fd 55 tells it is detached (TUNGETIFF), and attached again (IFF_ATTACH_QUEUE)
+ * zm0 has 3 queues.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -280,7 +281,6 @@ static void check_traffic(void)
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	int detached = argc > 1 && !strcmp(argv[argc - 1], "--detach-queue");
 	/* (ZOO_TUN_NETNS=keep: in the namespace it was started in, a container's) */
 	const char *netns = getenv("ZOO_TUN_NETNS");
 	if ((!netns || strcmp(netns, "keep")) && unshare(CLONE_NEWNET))
@@ -304,10 +304,11 @@ int main(int argc, char **argv)
 	flags[1] = flags_of(51);
 	zoo_place(attach("zm0", IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI), 53, 0);
 	zoo_place(attach("zm0", IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI), 54, 0);
+	zoo_place(attach("zm0", IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI), 55, 0);
 	flags[3] = flags_of(53);
 	struct ifreq detach = { .ifr_flags = IFF_DETACH_QUEUE };
-	if (detached && ioctl(54, TUNSETQUEUE, &detach))
-		zoo_die("zm0: detach the queue of fd 54: %s", strerror(errno));
+	if (ioctl(55, TUNSETQUEUE, &detach))
+		zoo_die("zm0: detach the queue of fd 55: %s", strerror(errno));
 
 	struct ifreq ifr = { 0 };
 	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
@@ -331,9 +332,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < N_DEVICES; i++)
 		if ((info[i] = tun_info(names[i])).pi < 0)
 			zoo_die("%s: rtnetlink tells nothing of it", names[i]);
-	if (info[3].multi_queue != 1 || info[3].queues != 2 - detached || info[3].disabled != detached)
-		zoo_die("zm0: multi-queue %ld, %ld queues, %ld disabled (expected 1, %d, %d)", info[3].multi_queue,
-			info[3].queues, info[3].disabled, 2 - detached, detached);
+	if (info[3].multi_queue != 1 || info[3].queues != 2 || info[3].disabled != 1)
+		zoo_die("zm0: multi-queue %ld, %ld queues, %ld disabled (expected 1, 2, 1)", info[3].multi_queue,
+			info[3].queues, info[3].disabled);
 	zoo_ready();
 	zoo_wait();
 
@@ -354,8 +355,8 @@ int main(int argc, char **argv)
 	check_file(51, "zp0", flags[1]);
 	check_file(52, NULL, 0);
 	check_file(53, "zm0", flags[3]);
-	if (!detached) /* (a detached queue's file tells nothing: EBADFD) */
-		check_file(54, "zm0", flags[3]);
+	check_file(54, "zm0", flags[3]);
+	check_file(55, "zm0", flags[3] | IFF_DETACH_QUEUE);
 	int got = 0;
 	CHECK("sndbuf", !ioctl(50, TUNGETSNDBUF, &got) && got == SNDBUF, "fd 50: send buffer %d, expected %d", got,
 	      SNDBUF);
@@ -372,6 +373,10 @@ int main(int argc, char **argv)
 	      "zp0: its MAC changed");
 	close(sk);
 	check_traffic();
-	return zoo_finish("tun zt0, tap zp0 (vnet header), persistent tap zq0, multi-queue tap zm0 (2 queues), "
-			  "a file attached to nothing");
+	struct ifreq reattach = { .ifr_flags = IFF_ATTACH_QUEUE };
+	CHECK("queues", !ioctl(55, TUNSETQUEUE, &reattach) && tun_info("zm0").queues == 3,
+	      "zm0: fd 55's queue could not be attached again (%s), or zm0 has not 3 queues then",
+	      strerror(errno));
+	return zoo_finish("tun zt0, tap zp0 (vnet header), persistent tap zq0, multi-queue tap zm0 (2 queues and "
+			  "1 detached), a file attached to nothing");
 }
