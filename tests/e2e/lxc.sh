@@ -22,6 +22,12 @@ cleanup() {
 	local c f
 	for c in "$NAME" "$NAME-idmap"; do
 		lxc-stop -n "$c" -k >/dev/null 2>&1
+		# a container LXC lost track of (its monitor gone) still has its processes in its
+		# payload cgroup: those are this test's, killed by pid
+		find /sys/fs/cgroup -maxdepth 3 -name "lxc.payload.$c" -type d 2>/dev/null |
+			while read -r d; do
+				xargs -r kill -9 < "$d/cgroup.procs" 2>/dev/null
+			done
 		lxc-destroy -n "$c" -f >/dev/null 2>&1
 	done
 	for f in /etc/subuid /etc/subgid; do
