@@ -117,7 +117,8 @@ static int stat_mapping(const struct dump_task *t, const struct proc_vma *pv, co
  * MAP_SHARED|MAP_ANONYMOUS or a memfd: a shmem object, maybe shared with other processes; a
  * private mapping of a memfd maps the same object, with its changed pages its own.
  */
-static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, const char *name,
+				VmaEntry *e)
 {
 	char mf[96];
 	struct stat st;
@@ -129,7 +130,7 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
 	e->has_shmem_id = e->has_pgoff = true;
 	e->shmem_id = st.st_ino;
 	e->pgoff = pv->pgoff;
-	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
+	return shmem_note(t->ctx, mf, name, st.st_ino, st.st_size);
 }
 
 /*
@@ -261,8 +262,6 @@ static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, Vma
 	e->kind = VMA_KIND__VMA_SYSV_SHM;
 	e->has_pgoff = pv->pgoff != 0;
 	e->pgoff = pv->pgoff;
-	e->has_may_write = true;
-	e->may_write = vmflag_bits(pv->vmflags, &(const struct vmflag){ "mw", 1 }, 1);
 	e->has_shmem_id = true;
 	e->shmem_id = st.st_ino; /* a segment's inode number is its shmid */
 	return shmem_note(t->ctx, mf, pv->path, st.st_ino, st.st_size);
@@ -313,9 +312,9 @@ static int refuse_kernel_object_mapping(pid_t pid, const struct proc_vma *pv, co
 	return -ENOTSUP;
 }
 
-static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
+/* path: the mapping's name, its file's whole path for a file (mapping_name) */
+static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const char *path, VmaEntry *e)
 {
-	const char *path = pv->path;
 	char mf[96];
 	struct stat st;
 	int id;
@@ -334,11 +333,11 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 		return 0;
 	}
 	if (!strcmp(path, HUGETLB_ANON_PATH))
-		return pv->shared ? classify_shared_anon(t, pv, e) : classify_hugetlb_private(t, pv, e);
+		return pv->shared ? classify_shared_anon(t, pv, path, e) : classify_hugetlb_private(t, pv, e);
 	if ((pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
 			    !strncmp(path, "[anon_shmem:", 12))) ||
 	    shmem_is_memfd_path(path) || private_of_shared_anon(t, pv))
-		return classify_shared_anon(t, pv, e);
+		return classify_shared_anon(t, pv, path, e);
 	if (!path[0] || path[0] == '[' || (!strcmp(path, "/dev/zero") && !pv->shared)) {
 		e->kind = VMA_KIND__VMA_ANON_PRIVATE;
 		return 0;
@@ -397,9 +396,36 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, VmaEntry
 	return 0;
 }
 
+/*
+ * The name of mapping pv: its file's whole path where /proc/PID/maps shows it otherwise (cut
+ * short, or with a newline as \012), read from the link of /proc/PID/map_files into buf; NULL
+ * (logged) when the path cannot be had, longer than PATH_MAX.
+ */
+static const char *mapping_name(const struct dump_task *t, const struct proc_vma *pv,
+				char buf[static PATH_MAX + 16])
+{
+	char mf[96];
+	ssize_t n;
+
+	if (!pv->name_mangled || pv->path[0] != '/')
+		return pv->path;
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
+		 (unsigned long)pv->end);
+	n = readlink(mf, buf, PATH_MAX + 16);
+	if (n < 0 || n >= PATH_MAX + 16) {
+		pr_err("dump pid %d: mapping %#llx-%#llx: cannot read the path of its file (%s...): %s",
+		       t->pid, (unsigned long long)pv->start, (unsigned long long)pv->end, pv->path,
+		       n < 0 && errno != ENAMETOOLONG ? strerror(errno) : "longer than PATH_MAX");
+		return NULL;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
 static int dump_vmas(struct dump_task *t)
 {
 	Mm *mm = t->mm;
+	char buf[PATH_MAX + 16];
 
 	if (!(mm->vmas = xzalloc(t->vmas.n * sizeof(*mm->vmas))))
 		return -ENOMEM;
@@ -419,10 +445,19 @@ static int dump_vmas(struct dump_task *t)
 		e->prot = pv->prot;
 		e->has_growsdown = pv->growsdown;
 		e->growsdown = pv->growsdown;
-		if (pv->path[0] && !(e->name = xstrdup(pv->path)))
+		const char *name = mapping_name(t, pv, buf);
+		if (!name)
+			return -ENAMETOOLONG;
+		if (name[0] && !(e->name = xstrdup(name)))
 			return -ENOMEM;
-		if ((err = classify_vma(t, pv, e)))
+		if ((err = classify_vma(t, pv, name, e)))
 			return err;
+		/* opened read-only, or attached SHM_RDONLY: it can never be made writable */
+		if (pv->shared && (e->kind == VMA_KIND__VMA_ANON_SHARED ||
+				   e->kind == VMA_KIND__VMA_FILE_SHARED || e->kind == VMA_KIND__VMA_SYSV_SHM)) {
+			e->has_may_write = true;
+			e->may_write = vmflag_bits(pv->vmflags, &(const struct vmflag){ "mw", 1 }, 1);
+		}
 	}
 	return 0;
 }
@@ -636,6 +671,13 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const Mm *mm,
 	return shared_only ? 0 : -ESTALE;
 }
 
+/* A shared mapping made from a file opened read-only (or a SHM_RDONLY attach); images before
+ * may_write was saved for files and shared memory have it writable. */
+static bool vma_read_only(const VmaEntry *v)
+{
+	return v->has_may_write && !v->may_write;
+}
+
 static int validate_mm(struct restore_task *t)
 {
 	Mm *mm = t->mm;
@@ -669,6 +711,7 @@ static int validate_mm(struct restore_task *t)
 		      (v->has_ring_socket && v->ring_socket >= mm->n_ring_sockets) ||
 		      (v->has_ring_fd && v->ring_fd > INT32_MAX))) ||
 		    (v->advice & ~(uint32_t)VMA_ADVICE_ALL) ||
+		    (vma_read_only(v) && v->prot & PROT_WRITE) ||
 		    (v->advice & VMA_ADVICE_DROPPABLE && (v->kind != VMA_KIND__VMA_ANON_PRIVATE || v->growsdown))) {
 			pr_err("image mm-%d.img: mapping %zu (%#llx-%#llx) is invalid", t->pid, i,
 			       (unsigned long long)v->start, (unsigned long long)v->end);
@@ -754,7 +797,7 @@ static int open_mapped_files(struct restore_task *t)
 	if (!written)
 		return -ENOMEM;
 	for (size_t k = 0; k < mm->n_vmas; k++)
-		if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && mm->vmas[k]->file_id < mm->n_files)
+		if (mm->vmas[k]->kind == VMA_KIND__VMA_FILE_SHARED && !vma_read_only(mm->vmas[k]))
 			written[mm->vmas[k]->file_id] = true;
 	if (!(t->mapped_file_fds = xzalloc((mm->n_files + 1) * sizeof(int))))
 		return -ENOMEM;
@@ -902,19 +945,25 @@ static void fill_mm_map(struct restore_task *t)
 
 struct shared_vma {
 	uint64_t id;
+	bool read_only;
 	size_t vma;
 };
 
 static int by_object(const void *a, const void *b)
 {
 	const struct shared_vma *x = a, *y = b;
-	return x->id < y->id ? -1 : x->id > y->id ? 1 : (x->vma > y->vma) - (x->vma < y->vma);
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	if (x->read_only != y->read_only)
+		return x->read_only - y->read_only;
+	return (x->vma > y->vma) - (x->vma < y->vma);
 }
 
 /*
  * An fd on the shared object of each shared anonymous or memfd mapping (one per object):
- * stasis's own file of it, not a reopening, which for a memfd would hold write access on it
- * as long as the mapping lives (exec of the memfd refused with ETXTBSY).
+ * stasis's own file of it, not a reopening for writing, which for a memfd would hold write
+ * access on it as long as the mapping lives (exec of the memfd refused with ETXTBSY); a
+ * reopening for reading where the mapping was made from such a one (it cannot be made writable).
  */
 static int open_shared_objects(struct restore_task *t, int *fds)
 {
@@ -928,14 +977,15 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 		VmaEntry *v = t->mm->vmas[i];
 		fds[i] = -1;
 		if (v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SHMEM_PRIVATE)
-			sv[n++] = (struct shared_vma){ v->shmem_id, i };
+			sv[n++] = (struct shared_vma){ v->shmem_id, vma_read_only(v), i };
 	}
 	qsort(sv, n, sizeof(*sv), by_object); /* the mappings of one object side by side */
 	for (size_t k = 0; k < n; k++) {
 		int *fd = &fds[sv[k].vma];
-		if (k && sv[k - 1].id == sv[k].id) {
+		if (k && sv[k - 1].id == sv[k].id && sv[k - 1].read_only == sv[k].read_only) {
 			*fd = fds[sv[k - 1].vma];
-		} else if ((*fd = shmem_object_file(t, sv[k].id)) < 0) {
+		} else if ((*fd = sv[k].read_only ? shmem_open_object(t, sv[k].id, O_RDONLY)
+						  : shmem_object_file(t, sv[k].id)) < 0) {
 			pr_err("restore pid %d: cannot open shared memory object %llu of mapping %#llx: %s",
 			       t->pid, (unsigned long long)sv[k].id,
 			       (unsigned long long)t->mm->vmas[sv[k].vma]->start, strerror(-*fd));

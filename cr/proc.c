@@ -29,8 +29,9 @@ static int parse_vma_line(const char *line, struct proc_vma *v)
 	v->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
 		  (perms[2] == 'x' ? PROT_EXEC : 0);
 	v->shared = perms[3] == 's';
-	snprintf(v->path, sizeof(v->path), "%s", line + pos);
-	v->path[strcspn(v->path, "\n")] = 0;
+	size_t len = strcspn(line + pos, "\n");
+	snprintf(v->path, sizeof(v->path), "%.*s", (int)len, line + pos);
+	v->name_mangled = len >= sizeof(v->path) || strchr(v->path, '\\');
 	return 0;
 }
 

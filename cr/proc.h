@@ -22,6 +22,7 @@ struct proc_vma {
 	char vmflags[160]; /* smaps' VmFlags, "rd wr mr mw me ac" (cut short if longer) */
 	uint64_t dev, ino;
 	char path[512]; /* "" for anonymous, "[heap]", "/usr/lib/..." */
+	bool name_mangled; /* path is not the file's path: cut short, or a newline shown as \012 */
 };
 
 struct proc_vmas {

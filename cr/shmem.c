@@ -476,6 +476,7 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 			o->sysv_cuid = sd->objs[i].ds.shm_perm.cuid;
 			o->sysv_cgid = sd->objs[i].ds.shm_perm.cgid;
 			o->has_sysv_removed = o->sysv_removed = sd->objs[i].ds.shm_perm.mode & SHM_DEST;
+			o->has_sysv_locked = o->sysv_locked = sd->objs[i].ds.shm_perm.mode & SHM_LOCKED;
 		}
 		if (sd->objs[i].secret)
 			o->has_secret = o->secret = true;
@@ -608,6 +609,10 @@ static int sysv_segment(const ShmemObject *o, bool *made)
 		ds.shm_perm.gid = o->sysv_gid;
 		ds.shm_perm.mode = o->sysv_mode;
 		shmctl(id, IPC_SET, &ds);
+		if (o->sysv_locked && shmctl(id, SHM_LOCK, NULL)) {
+			pr_perror("restore: cannot SHM_LOCK SysV shm segment %d", id);
+			return -errno;
+		}
 	}
 	char path[96];
 	void *m = shmat(id, NULL, 0);

@@ -32,6 +32,8 @@
 #   dump/hidden-bind-own-ns  the same in a mount namespace of its own, a bind mounted over the file
 #   dump/hidden-cwd-detached a process whose working directory's mount was detached (umount -l),
 #                            in a mount namespace of its own: refused naming the directory
+#   dump/mapped-path-too-long a process mapping a file whose path is longer than PATH_MAX (25
+#                            nested directories): refused naming the mapping, left running
 #   dump/idmapped-mount      a process holding an idmapped mount in a mount namespace of its own
 #                            (tests/tools/idmapped-mount.py): refused naming the mount
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
@@ -535,10 +537,7 @@ case_idmapped_mount() {
 	mkdir -p "$d/img"
 	setsid python3 "$ZOO_ROOT/tests/tools/idmapped-mount.py" "$d" </dev/null >"$d/out" 2>&1 &
 	pid=$!
-	for _ in $(seq 100); do
-		grep -q -e READY -e FAIL "$d/out" && break
-		sleep 0.05
-	done
+	wait_until 5 grep -q -e READY -e FAIL "$d/out"
 	if ! grep -q READY "$d/out"; then
 		result_fail $label "the idmapped mount was not made: $(cat "$d/out")"
 		kill "$pid" 2>/dev/null
@@ -592,6 +591,36 @@ case_hidden_file() {
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	[ "$how" != file ] || umount "$d/hide"
+}
+
+# A mapping of a file whose path is longer than PATH_MAX: no path could open it again.
+case_mapped_path_too_long() {
+	local d=$ZOO_TMP/long-map label=dump/mapped-path-too-long pid
+	mkdir -p "$d/img"
+	setsid python3 -c '
+import mmap, os, sys, time
+os.chdir(sys.argv[1])
+for _ in range(25):
+    os.mkdir("d" * 200)
+    os.chdir("d" * 200)
+fd = os.open("f", os.O_CREAT | os.O_RDWR)
+os.write(fd, b"x" * 4096)
+m = mmap.mmap(fd, 4096)
+os.close(fd)
+os.chdir("/")
+print("READY", flush=True)
+time.sleep(600)' "$d" </dev/null >"$d/out" 2>&1 &
+	pid=$!
+	wait_until 5 grep -q -e READY -e Error "$d/out"
+	if ! grep -q READY "$d/out"; then
+		result_fail $label "the mapping was not made: $(cat "$d/out")"
+	else
+		dump_refused_untouched $label "$pid" "$d" "the mapping" \
+			"dump pid $pid: mapping 0x[0-9a-f]*-0x[0-9a-f]*: cannot read the path of its file .*longer than PATH_MAX"
+	fi
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+	rm -rf "$d"
 }
 
 # A tracer of a process outside the tree (strace -p, gdb -p): its dump would end the tracing.
@@ -2315,6 +2344,7 @@ other_cases() {
 		case_hidden_file $how
 	done
 	case_idmapped_mount
+	case_mapped_path_too_long
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \

@@ -82,9 +82,10 @@ run_part slow "pre-dump chains of 10 rounds, --auto-dedup" tests/run-zoo.sh --cr
 # tests/run-zoo.sh --cr-only --lazy)
 run_part slow "process zoo, restored lazily (--lazy-pages): the programs of memory, threads and stacks" \
 	tests/run-zoo.sh --cr-only --lazy aio composite cow-pair cow deleted-exe deleted-files fork-churn \
-	huge-reserve hugetlb madvise many-maps mem-256m mem-anon mem-dirty mem-file mem-kinds mem-unreadable \
-	memfd-exec memfd-secret memfd mm-fields regs-fpu regs-gp rseq seccomp-stack shared-anon signals \
-	sysv-shm thread-churn threads tls tree vdso-clock vdso-moved worker-pool
+	huge-reserve hugetlb madvise many-maps mem-256m mem-anon mem-dirty mem-file mem-file-names mem-kinds \
+	mem-shared-readonly mem-unreadable memfd-exec memfd-secret memfd mm-fields regs-fpu regs-gp rseq \
+	seccomp-stack shared-anon signals sysv-shm thread-churn threads tls tree vdso-clock vdso-moved \
+	worker-pool
 # the zoo inside containers (make test-containers has both flavours whole): every program as
 # the init of a whole container (PID, mount, UTS, IPC, cgroup and net namespaces, its own
 # root and /proc, seccomp, cgroup limits; ctr-state also a time namespace, checked from the

@@ -3,14 +3,14 @@
  *   Segment A: IPC_PRIVATE, 5 pages + 10 bytes, attached read-write (inherited by the child).
  *   Segment B: a fixed key, mode 0640, 2 pages, attached read-only (by both).
  *   /dev/shm/zoo-shm-PID: 2 pages mapped MAP_SHARED by both.
- *   Segment C: IPC_PRIVATE, 3 pages, attached read-write by the parent only and removed
- *   (IPC_RMID: it lives while attached); its middle page mprotect()ed read-only, so the
- *   attach is three mappings.
+ *   Segment C: IPC_PRIVATE, 3 pages, attached read-write by the parent only, locked in memory
+ *   (SHM_LOCK) and removed (IPC_RMID: it lives while attached); its middle page mprotect()ed
+ *   read-only, so the attach is three mappings.
  *   After restore and SIGTERM: the parent checks content, that each shmid still names its
  *   segment (key, size, attach count), that B is still read-only; then the sharing (a token
  *   written by the parent into A and into the /dev/shm file must reach the child) and that
  *   shmdt() still works; C's pages have their content and protections (rw, r, rw), the middle
- *   one can be made writable again (the attach is read-write) and C is still removed.
+ *   one can be made writable again (the attach is read-write) and C is still removed and locked.
  *   Segments and the file are removed at the end.
  * Blocks in: nanosleep everywhere.
  */
@@ -66,9 +66,11 @@ static void c_sharing(ucontext_t *u)
 }
 
 static void c_pieces(ucontext_t *u) { (void)u; mprotect(c + 4096, 4096, PROT_READ | PROT_WRITE); }
+static void c_locked(ucontext_t *u) { (void)u; shmctl(idc, SHM_UNLOCK, NULL); }
 
 static const struct zoo_corruption corruptions[] = {
 	{ "content", c_content, 0 },
+	{ "locked", c_locked, 0 },
 	{ "pieces", c_pieces, 0 },
 	{ "segment", c_segment, 0 },
 	{ "sharing", c_sharing, 0 },
@@ -100,7 +102,7 @@ int main(int argc, char **argv)
 	if (kid == 0)
 		child();
 	if ((idc = shmget(IPC_PRIVATE, 3 * 4096, IPC_CREAT | 0600)) < 0 || (c = shmat(idc, NULL, 0)) == (void *)-1 ||
-	    shmctl(idc, IPC_RMID, NULL))
+	    shmctl(idc, SHM_LOCK, NULL) || shmctl(idc, IPC_RMID, NULL))
 		zoo_die("segment C: %s", strerror(errno));
 	zoo_fill(c, 3 * 4096, 83);
 	if (mprotect(c + 4096, 4096, PROT_READ))
@@ -133,6 +135,8 @@ int main(int argc, char **argv)
 	CHECK("segment", shmctl(idc, IPC_STAT, &ds) == 0 && ds.shm_nattch == 3 && (ds.shm_perm.mode & SHM_DEST),
 	      "segment C (id %d): %lu attaches, mode %#o (expected removed, 3 attaches: one a mapping)", idc,
 	      (unsigned long)ds.shm_nattch, ds.shm_perm.mode);
+	CHECK("locked", shmctl(idc, IPC_STAT, &ds) == 0 && (ds.shm_perm.mode & SHM_LOCKED),
+	      "segment C (id %d) is no longer locked in memory (SHM_LOCK): mode %#o", idc, ds.shm_perm.mode);
 	kill(kid, SIGTERM);
 	uint64_t ta = 0x73797376, tp = 0x706f7378;
 	memcpy(a + TOKEN_AT, &ta, 8);
@@ -149,5 +153,5 @@ int main(int argc, char **argv)
 	shmctl(ida, IPC_RMID, NULL);
 	shmctl(idb, IPC_RMID, NULL);
 	unlink(posix_path);
-	return zoo_finish("3 SysV segments (1 removed, attached in 3 pieces), 1 /dev/shm file, 2 processes");
+	return zoo_finish("3 SysV segments (1 removed and locked, attached in 3 pieces), 1 /dev/shm file, 2 processes");
 }
