@@ -34,6 +34,9 @@
 #                            in a mount namespace of its own: refused naming the directory
 #   dump/mapped-path-too-long a process mapping a file whose path is longer than PATH_MAX (25
 #                            nested directories): refused naming the mapping, left running
+#   dump/unix-bound-in-chroot a process chroot()ed (in stasis's mount namespace) holding a unix
+#                            listener it bound to /in-jail.sock there: refused naming the
+#                            socket's name, left running
 #   dump/idmapped-mount      a process holding an idmapped mount in a mount namespace of its own
 #                            (tests/tools/idmapped-mount.py): refused naming the mount
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
@@ -593,11 +596,30 @@ case_hidden_file() {
 	[ "$how" != file ] || umount "$d/hide"
 }
 
+# python_refused_untouched LABEL DIR WHAT RE SCRIPT ARGS...: python3 runs SCRIPT (which prints
+# READY once its state is made, then sleeps); its dump is refused as dump_refused_untouched says
+# (RE may name the pid as PID); then it is killed.
+python_refused_untouched() {
+	local label=$1 d=$2 what=$3 re=$4 script=$5 pid
+	shift 5
+	mkdir -p "$d/img"
+	setsid python3 -c "$script" "$@" </dev/null >"$d/out" 2>&1 &
+	pid=$!
+	wait_until 5 grep -q -e READY -e Error "$d/out"
+	if ! grep -q READY "$d/out"; then
+		result_fail "$label" "its state was not made: $(cat "$d/out")"
+	else
+		dump_refused_untouched "$label" "$pid" "$d" "$what" "${re//PID/$pid}"
+	fi
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+}
+
 # A mapping of a file whose path is longer than PATH_MAX: no path could open it again.
 case_mapped_path_too_long() {
-	local d=$ZOO_TMP/long-map label=dump/mapped-path-too-long pid
-	mkdir -p "$d/img"
-	setsid python3 -c '
+	local d=$ZOO_TMP/long-map
+	python_refused_untouched dump/mapped-path-too-long "$d" "the mapping" \
+		"dump pid PID: mapping 0x[0-9a-f]*-0x[0-9a-f]*: cannot read the path of its file .*longer than PATH_MAX" '
 import mmap, os, sys, time
 os.chdir(sys.argv[1])
 for _ in range(25):
@@ -609,18 +631,25 @@ m = mmap.mmap(fd, 4096)
 os.close(fd)
 os.chdir("/")
 print("READY", flush=True)
-time.sleep(600)' "$d" </dev/null >"$d/out" 2>&1 &
-	pid=$!
-	wait_until 5 grep -q -e READY -e Error "$d/out"
-	if ! grep -q READY "$d/out"; then
-		result_fail $label "the mapping was not made: $(cat "$d/out")"
-	else
-		dump_refused_untouched $label "$pid" "$d" "the mapping" \
-			"dump pid $pid: mapping 0x[0-9a-f]*-0x[0-9a-f]*: cannot read the path of its file .*longer than PATH_MAX"
-	fi
-	kill "$pid"
-	wait "$pid" 2>/dev/null
+time.sleep(600)' "$d"
 	rm -rf "$d"
+}
+
+# A unix socket bound by absolute path inside a chroot: bound again in the tree's root, it would
+# be a file there and none in the jail.
+case_unix_bound_in_chroot() {
+	local d=$ZOO_TMP/chroot-bind
+	mkdir -p "$d/jail"
+	python_refused_untouched dump/unix-bound-in-chroot "$d" "the socket's name" \
+		"dump pid PID: unix socket bound to /in-jail.sock inside its root directory \\(chroot\\)" '
+import os, socket, sys, time
+os.chroot(sys.argv[1])
+os.chdir("/")
+s = socket.socket(socket.AF_UNIX)
+s.bind("/in-jail.sock")
+s.listen()
+print("READY", flush=True)
+time.sleep(600)' "$d/jail"
 }
 
 # A tracer of a process outside the tree (strace -p, gdb -p): its dump would end the tracing.
@@ -2345,6 +2374,7 @@ other_cases() {
 	done
 	case_idmapped_mount
 	case_mapped_path_too_long
+	case_unix_bound_in_chroot
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \

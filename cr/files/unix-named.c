@@ -57,8 +57,8 @@ static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	if (err || !named->named || !named->name[0])
 		return err;
 	/* (a socket in flight, held by stasis: looked for as the tree's root sees it) */
-	if ((err = unix_name_place(t->pid == getpid() ? t->tree[0].pid : t->pid, named, &gone,
-				   &e->sock_dir, &st, &e->sock_file_renamed)))
+	if ((err = unix_name_place(t->pid == getpid() ? t->tree[0].pid : t->pid, t->tree[0].pid, named,
+				   &gone, &e->sock_dir, &st, &e->sock_file_renamed)))
 		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
 	if (gone && named->name[0] != '/')

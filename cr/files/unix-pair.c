@@ -61,7 +61,7 @@ static int fill_end(struct unix_state *ud, UnixEnd *end, uint64_t ino, const str
 		end->name.len = ui->name_len;
 		memcpy(end->name.data, ui->name, ui->name_len);
 		if (type == SOCK_DGRAM && /* its own bind */
-		    (err = unix_name_place(q->pid ? q->pid : root, ui, &gone, &end->name_dir, &file, NULL)))
+		    (err = unix_name_place(q->pid ? q->pid : root, root, ui, &gone, &end->name_dir, &file, NULL)))
 			return err;
 		end->has_name_file_gone = end->name_file_gone = gone;
 		if (!gone && ui->has_vfs) {

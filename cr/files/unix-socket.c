@@ -5,7 +5,9 @@
  * applied; and a duplicate of a socket stasis holds, for a new task.
  *
  * A name is what bind() was given, kept by the socket even when its file is gone. A path name
- * is the tree's: at dump it is looked for in the holder's root, at restore it is bound (and
+ * is the tree's: at dump it is looked for in the holder's root (a holder chroot()ed in
+ * stasis's mount namespace: in stasis's root, where it bound it before the chroot; a name bound
+ * inside the chroot is refused), at restore it is bound (and
  * connected to) by a child process whose root is the tree's (tree_run): bind() names the socket
  * by exactly the path it was given, so the path cannot be rewritten to reach the tree's root
  * from stasis's, and a name near sun_path's length would not fit with a prefix anyway. A
@@ -37,6 +39,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proc.h"
 #include "tree-path.h"
 #include "unix.h"
 #include "util.h"
@@ -91,6 +94,50 @@ bool unix_is_its_file(const struct stat *st, const struct unix_info *ui)
 	       st->st_dev == makedev(ui->vfs_dev >> 20, ui->vfs_dev & 0xfffff);
 }
 
+/* Are /proc/A/name and /proc/B/name (0: stasis) one file (a root, a namespace)? */
+static bool same_proc_file(pid_t a, pid_t b, const char *name)
+{
+	char pa[64], pb[64];
+	struct stat sa, sb;
+
+	proc_path(pa, sizeof(pa), a, name);
+	proc_path(pb, sizeof(pb), b, name);
+	return !stat(pa, &sa) && !stat(pb, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * The root the restore binds pid's names in, as the dump sees it: stasis's for a process of its
+ * mount namespace (PROC_SELF), else the tree's root process's if pid is in that one's; -1 for a process
+ * of a mount namespace of its own (the holder's root is taken as it is).
+ */
+static pid_t tree_root_of(pid_t pid, pid_t tree_root)
+{
+	if (same_proc_file(pid, PROC_SELF, "ns/mnt"))
+		return PROC_SELF;
+	return same_proc_file(pid, tree_root, "ns/mnt") ? tree_root : -1;
+}
+
+/*
+ * The socket file of ui at absolute path in the tree's root, for pid chroot()ed elsewhere (its
+ * name bound before the chroot, as lldpd does); -ENOENT if it is not there.
+ */
+static int stat_before_chroot(pid_t pid, pid_t tree_root, const char *path, const struct unix_info *ui,
+			      struct stat *file)
+{
+	pid_t at = tree_root_of(pid, tree_root);
+	char root[64];
+	struct stat st;
+
+	if (at < 0 || same_proc_file(pid, at, "root"))
+		return -ENOENT;
+	proc_path(root, sizeof(root), at, "root");
+	auto_close int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || path_stat_in_root(fd, path, &st, 0) || !unix_is_its_file(&st, ui))
+		return -ENOENT;
+	*file = st;
+	return 0;
+}
+
 /*
  * The socket file of ui under another name in the directory of its name path (bound, then
  * renamed: haproxy binds its stats socket to NAME.PID.tmp and renames it to NAME): that path
@@ -120,8 +167,8 @@ static char *renamed_file(pid_t pid, const struct unix_info *ui, const char *pat
 	return found;
 }
 
-int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file,
-		    char **renamed)
+int unix_name_place(pid_t pid, pid_t tree_root, const struct unix_info *ui, bool *gone, char **dir,
+		    struct stat *file, char **renamed)
 {
 	char path[UNIX_NAME_MAX + 1], link[64], cwd[PATH_MAX];
 	bool nomem = false;
@@ -134,6 +181,15 @@ int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **di
 		return 0; /* abstract, or no file to look for */
 	snprintf(path, sizeof(path), "%.*s", (int)ui->name_len, ui->name);
 	int err = stat_as(pid, path, file);
+	pid_t at = path[0] == '/' && !err && unix_is_its_file(file, ui) ? tree_root_of(pid, tree_root) : -1;
+	if (at >= 0 && !same_proc_file(pid, at, "root")) {
+		pr_err("dump pid %d: unix socket bound to %s inside its root directory (chroot): bound "
+		       "again there is not supported yet", pid, path);
+		return -ENOTSUP;
+	}
+	if (path[0] == '/' && (err || !unix_is_its_file(file, ui)) &&
+	    !stat_before_chroot(pid, tree_root, path, ui, file))
+		err = 0;
 	/* (renamed, and only then: its name free to bind again at the restore, before the rename) */
 	if ((err || !unix_is_its_file(file, ui)) &&
 	    (!renamed || err != -ENOENT || !(*renamed = renamed_file(pid, ui, path, file, &nomem)))) {

@@ -238,14 +238,16 @@ int sock_options(pid_t pid, int fd, int *type, int *passcred);
 int unix_addr(const void *name, size_t len, struct sockaddr_un *sa, socklen_t *salen);
 int unix_saved_addr(const FdEntry *e, struct sockaddr_un *sa, socklen_t *len);
 /*
- * Dump: where a socket's path name is (pid: a process of the tree, its holder if any): *gone
- * if its socket file was removed (or replaced) since, else the file in *file; a relative
- * name's directory in *dir (malloc'd), if found. With renamed: a socket file renamed since
- * in the name's directory is found there, its path (the name's, its last part changed) in
- * *renamed (malloc'd). -ENOMEM.
+ * Dump: where a socket's path name is (pid: a process of the tree, its holder if any;
+ * tree_root: the tree's root process): *gone if its socket file was removed (or replaced)
+ * since, else the file in *file; a relative name's directory in *dir (malloc'd), if found.
+ * An absolute name of a holder chroot()ed away from the tree's root is looked for in the
+ * tree's root too (bound before the chroot); one found in the chroot is refused (-ENOTSUP,
+ * said). With renamed: a socket file renamed since in the name's directory is found there, its
+ * path (the name's, its last part changed) in *renamed (malloc'd). -ENOMEM.
  */
-int unix_name_place(pid_t pid, const struct unix_info *ui, bool *gone, char **dir, struct stat *file,
-		    char **renamed);
+int unix_name_place(pid_t pid, pid_t tree_root, const struct unix_info *ui, bool *gone, char **dir,
+		    struct stat *file, char **renamed);
 /*
  * Binds s to a saved name as the tree sees it (ctx's tree root): a path in dir (relative
  * names); a stale socket file at a path is replaced. gone: the name is kept, its file is not:
