@@ -127,6 +127,17 @@ static bool restartable_as_is(const struct user_regs_struct *r)
 }
 
 /*
+ * A wait with a relative timeout stopped with ERESTART_RESTARTBLOCK (poll, FUTEX_WAIT): its
+ * restart block held when the timeout ends, so at restore it is made again with the whole
+ * timeout. A longer wait than asked, which a busy machine may always give, rather than an
+ * EINTR no signal caused: tinyproxy and privoxy end a tunnel on it.
+ */
+static bool restartable_from_start(const struct user_regs_struct *r)
+{
+	return r->orig_rax == SYS_poll || (r->orig_rax == SYS_futex && (r->rsi & FUTEX_CMD_MASK) == FUTEX_WAIT);
+}
+
+/*
  * The restored task resumes from a syscall-exit stop, where the kernel does no restart
  * processing: do what it would have done for the syscall the freeze interrupted.
  */
@@ -152,9 +163,10 @@ static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
 		 * Its restart block lives only in the old kernel task. A wait whose arguments
 		 * still say all there is to say is made again (poll without a timeout, which
 		 * programs like tail do not expect to fail; a sleep or futex wait until an
-		 * absolute time); the others (relative sleeps, which wrote what was left) see EINTR.
+		 * absolute time), so is a poll or futex wait with a relative timeout (from its
+		 * start); the others (relative sleeps, which wrote what was left) see EINTR.
 		 */
-		if (restartable_as_is(r)) {
+		if (restartable_as_is(r) || restartable_from_start(r)) {
 			r->rax = r->orig_rax;
 			r->rip -= 2;
 			pr_debug("restore pid %d: syscall %lld will be made again", pid, r->orig_rax);
