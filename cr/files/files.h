@@ -188,6 +188,13 @@ int sockopts_dump(pid_t pid, int fd, FdEntry *e);
 bool sockopts_valid(const FdEntry *e);
 bool sockopts_saved(const FdEntry *e); /* anything to set: options, a filter, its lock */
 int sockopts_restore(int sk, const FdEntry *e);
+/*
+ * The buffer sizes the program set (locked: SO_BUF_LOCK) set again, and the locks as they were:
+ * a size the kernel chose, saved as any other, is the kernel's to change again (autotuning),
+ * and so is one the restore grew for the queues it filled (TCP repair). Part of
+ * sockopts_restore; again once a TCP connection's queues are in.
+ */
+int sockopts_buffers_restore(int sk, const FdEntry *e);
 
 /* cr/files/epoll.c, dump: the epoll item whose fdinfo line l starts ("tfd:") appended to
  * e->targets (the epoll's earlier items are there); *slot names it for kcmp (KCMP_EPOLL_TFD) on

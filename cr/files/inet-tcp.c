@@ -563,7 +563,7 @@ static int open_ended(struct restore_task *t, const FdEntry *e, int sk)
 			t->pid, e->fd, self, peer, strerror(error));
 	if ((err = error == ECONNRESET ? tcp_ended_reset(sk) : inet_ended_abort(in)) ||
 	    (err = tcp_ended_settle(sk, error == ECONNRESET || error == ECONNABORTED)) ||
-	    (err = inet_reuse_restore(sk, in))) {
+	    (err = inet_reuse_restore(sk, in)) || (err = sockopts_buffers_restore(sk, e))) {
 		pr_err("restore pid %d fd %u: cannot close TCP connection %s -> %s again: %s", t->pid,
 		       e->fd, self, peer, strerror(-err));
 		return err;
@@ -656,7 +656,8 @@ int inet_tcp_finish(const struct restore_task *t, const FdEntry *e)
 	if (!repaired(t->ctx, in))
 		return 0;
 	int sk = task_fd_copy(t->host_pid, e->fd);
-	if (sk < 0 || (err = tcp_repair_resume(sk, in->tcp)) || (err = inet_reuse_restore(sk, in))) {
+	if (sk < 0 || (err = tcp_repair_resume(sk, in->tcp)) || (err = inet_reuse_restore(sk, in)) ||
+	    (err = sockopts_buffers_restore(sk, e))) {
 		err = sk < 0 ? sk : err;
 		pr_err("restore pid %d fd %u: cannot let its TCP connection go (repair mode off): %s",
 		       t->pid, e->fd, strerror(-err));

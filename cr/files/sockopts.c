@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/net_tstamp.h>
+#include <linux/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -261,5 +262,31 @@ int sockopts_restore(int sk, const FdEntry *e)
 			return -errno;
 		}
 	}
-	return filter_restore(sk, e);
+	return sockopts_buffers_restore(sk, e) ?: filter_restore(sk, e);
+}
+
+int sockopts_buffers_restore(int sk, const FdEntry *e)
+{
+	int lock = 0;
+
+	for (size_t k = 0; k < e->n_sockopts; k++)
+		if (e->sockopts[k]->name == SO_BUF_LOCK && known(e->sockopts[k]) >= 0)
+			memcpy(&lock, e->sockopts[k]->value.data, sizeof(lock));
+	for (size_t k = 0; k < e->n_sockopts; k++) {
+		const SockOpt *o = e->sockopts[k];
+		int i = known(o), value;
+		if (i < 0 || known_opts[i].set_as == known_opts[i].name)
+			continue;
+		if (!(lock & (o->name == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK)))
+			continue; /* a size the kernel chose (autotuning): the kernel's again */
+		memcpy(&value, o->value.data, sizeof(value));
+		int err = set_buffer_size(sk, i, value / 2, value, e->fd);
+		if (err)
+			return err;
+	}
+	if (setsockopt(sk, SOL_SOCKET, SO_BUF_LOCK, &lock, sizeof(lock)) && errno != ENOPROTOOPT) {
+		pr_perror("restore: cannot set SO_BUF_LOCK on fd %u", e->fd);
+		return -errno;
+	}
+	return 0;
 }

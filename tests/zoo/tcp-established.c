@@ -11,7 +11,9 @@
  *         keep-alive with
  *         TCP_KEEPIDLE 77, TCP_KEEPINTVL 9, TCP_KEEPCNT 4 and TCP_INQ on the
  *         server;
- *   fd 63 client / fd 64 server over IPv6 loopback, 3000 bytes waiting each way;
+ *   fd 63 client / fd 64 server over IPv6 loopback, 3000 bytes waiting each way, the client's
+ *         SO_RCVBUF set to 30000 (locked: SO_BUF_LOCK 2), the other connected sockets' sizes
+ *         the kernel's (SO_BUF_LOCK 0: autotuned);
  *   fd 65 client / fd 66 server half closed: the client sent "bye" and shut its write side
  *         (the client in FIN_WAIT2, the server in CLOSE_WAIT with "bye" and the FIN unread);
  *   fd 67 bound to 127.0.0.1, not listening; fd 68 a fresh IPv6 TCP socket (IPV6_V6ONLY,
@@ -26,7 +28,9 @@
  * a queue after the epoll's items are back must wake it); every byte arrives in order and nothing more; the connections
  * carry new data both ways; the half-closed one reads "bye" then end-of-file, and its
  * client gets the server's answer and then end-of-file; the listener accepts a new
- * connection on the same port; the bound socket has its port; options are as set.
+ * connection on the same port; the bound socket has its port; options are as set; each
+ * connected socket's SO_BUF_LOCK is as it was (a restore that grows buffers for the queues it
+ * fills must not leave them locked), fd 63's SO_RCVBUF too.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -130,6 +134,7 @@ static void c_half(ucontext_t *u) { (void)u; char b[3]; recv(66, b, 3, 0); }
 static void c_opts(ucontext_t *u) { (void)u; int v = 78; setsockopt(62, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v)); }
 static void c_listen(ucontext_t *u) { (void)u; close(60); }
 static void c_epoll(ucontext_t *u) { (void)u; epoll_ctl(71, EPOLL_CTL_DEL, 64, NULL); }
+static void c_buffers(ucontext_t *u) { (void)u; int v = 50000; setsockopt(62, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "stream", c_stream, 0 },
 	{ "v6", c_v6, 0 },
@@ -137,7 +142,9 @@ static const struct zoo_corruption corruptions[] = {
 	{ "options", c_opts, 0 },
 	{ "listen", c_listen, 0 },
 	{ "epoll", c_epoll, 0 },
+	{ "buffers", c_buffers, 0 },
 };
+static int buf_lock[72], rcvbuf_63;
 
 /* The servers the epoll at fd 71 reports readable now (a bit per fd - 60), without waiting. */
 static unsigned epoll_ready(void)
@@ -194,6 +201,7 @@ int main(int argc, char **argv)
 	/* fds 63/64: IPv6 */
 	zoo_tcp_loopback_pair(AF_INET6, &c, &s);
 	zoo_place(c, 63, O_CLOEXEC);
+	set_int(63, SOL_SOCKET, SO_RCVBUF, 30000);
 	zoo_place(s, 64, O_CLOEXEC);
 	if (fill(63, 0, in_flight_v6, 3) != in_flight_v6 || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
 		zoo_die("v6 write");
@@ -241,8 +249,19 @@ int main(int argc, char **argv)
 	if (epoll_ready() != EPOLL_SERVERS)
 		zoo_die("the epoll reports %#x before the dump", epoll_ready());
 
+	for (int fd = 61; fd <= 66; fd++)
+		buf_lock[fd] = get_int(fd, SOL_SOCKET, SO_BUF_LOCK);
+	rcvbuf_63 = get_int(63, SOL_SOCKET, SO_RCVBUF);
+	if (buf_lock[63] != 2 || buf_lock[61] != 0)
+		zoo_die("SO_BUF_LOCK is %d on fd 63 and %d on fd 61 before the dump", buf_lock[63], buf_lock[61]);
 	zoo_ready();
 	zoo_wait();
+
+	for (int fd = 61; fd <= 66; fd++)
+		CHECK("buffers", get_int(fd, SOL_SOCKET, SO_BUF_LOCK) == buf_lock[fd], "fd %d: SO_BUF_LOCK is %d, was %d",
+		      fd, get_int(fd, SOL_SOCKET, SO_BUF_LOCK), buf_lock[fd]);
+	CHECK("buffers", get_int(63, SOL_SOCKET, SO_RCVBUF) == rcvbuf_63, "fd 63: SO_RCVBUF is %d, was %d",
+	      get_int(63, SOL_SOCKET, SO_RCVBUF), rcvbuf_63);
 
 	CHECK("options", get_int(61, IPPROTO_TCP, TCP_NODELAY) == 1 && get_int(61, IPPROTO_IP, IP_TOS) == 0x10 &&
 				 get_int(62, SOL_SOCKET, SO_KEEPALIVE) == 1 && get_int(62, IPPROTO_TCP, TCP_KEEPIDLE) == 77 &&
