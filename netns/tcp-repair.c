@@ -70,6 +70,9 @@
 #define USER_MSS_MAX 32767
 
 #define WHY(...) (snprintf(why, why_len, __VA_ARGS__), -errno)
+#define URGENT_MARK_WHY()                                                                          \
+	(errno = ENOTSUP, WHY("an urgent mark (MSG_OOB) is ahead in its receive queue, its byte read " \
+			      "out of band already or in the stream (SO_OOBINLINE): not supported"))
 
 int tcp_repair_set(int sk, bool on, bool probe)
 {
@@ -116,8 +119,9 @@ static bool fin_received_state(int state)
 	return state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
 }
 
-/* len bytes of one queue, peeked (the receive queue from its start: SO_PEEK_OFF is put back);
- * queue TCP_NO_QUEUE: the receive queue of a socket not in repair mode. */
+/* len bytes of one queue, peeked (the receive queue from its start: SO_PEEK_OFF is put back;
+ * fewer if the peek stops at an urgent mark: urgent_mark_ahead); queue TCP_NO_QUEUE: the
+ * receive queue of a socket not in repair mode. */
 static int peek_queue(int sk, int queue, size_t len, ProtobufCBinaryData *out)
 {
 	int own = -1, zero = 0, err = 0;
@@ -137,11 +141,35 @@ static int peek_queue(int sk, int queue, size_t len, ProtobufCBinaryData *out)
 	n = recv(sk, out->data, len, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0)
 		err = -errno;
-	else if ((size_t)n != len)
+	else if ((size_t)n != len && queue == TCP_SEND_QUEUE)
 		err = -EIO;
+	else
+		out->len = n;
 	if (peek_off)
 		setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
 	return err;
+}
+
+/*
+ * Is an urgent mark ahead in the receive queue, of which q holds what a peek gave? Reads stop
+ * there, so SIOCINQ counts only the bytes before it when the urgent byte was read out of band
+ * already (the rest is found past the hole it left: SO_PEEK_OFF), and a peek gives fewer than
+ * it counts when the byte is in the stream (SO_OOBINLINE). A kernel whose TCP has no
+ * SO_PEEK_OFF (before 6.9) cannot be asked the first.
+ */
+static bool urgent_mark_ahead(int sk, int queue, const ProtobufCBinaryData *q, size_t counted)
+{
+	int own = -1;
+	char probe;
+
+	if (q->len < counted)
+		return true;
+	if ((queue != TCP_NO_QUEUE && set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue)) ||
+	    get_int(sk, SOL_SOCKET, SO_PEEK_OFF, &own) || set_int(sk, SOL_SOCKET, SO_PEEK_OFF, (int)q->len))
+		return false;
+	bool more = recv(sk, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
+	return more;
 }
 
 int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len)
@@ -186,6 +214,8 @@ int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len)
 		return WHY("cannot read the %zu bytes of its send queue", data_out);
 	if (peek_queue(sk, TCP_RECV_QUEUE, inq, &c->in_queue))
 		return WHY("cannot read the %d bytes of its receive queue", inq);
+	if (urgent_mark_ahead(sk, TCP_RECV_QUEUE, &c->in_queue, inq))
+		return URGENT_MARK_WHY();
 	if (get_int(sk, IPPROTO_TCP, TCP_MAXSEG, &mss))
 		return WHY("cannot read its MSS");
 	c->mss = mss;
@@ -225,6 +255,8 @@ int tcp_unread_read(int sk, TcpConn *c, char *why, size_t why_len)
 	}
 	if (peek_queue(sk, TCP_NO_QUEUE, inq, &c->in_queue))
 		return WHY("cannot read the %d bytes of its receive queue", inq);
+	if (urgent_mark_ahead(sk, TCP_NO_QUEUE, &c->in_queue, inq))
+		return URGENT_MARK_WHY();
 	return 0;
 }
 

@@ -42,6 +42,9 @@
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
 #                            64): refused naming fd 64 and the urgent byte (reading the queue
 #                            stops at its mark: the bytes after it were lost); the tree PASSes
+#   dump/tcp-urgent-read     tcp-established --urgent-read (an urgent byte read out of band, its
+#                            mark ahead in fd 64's queue, bytes after it): refused naming fd 64
+#                            and the mark (SIOCINQ stops at it: the bytes after it were lost)
 #   dump/unix-backlog-files-sent
 #                            unix-backlog --files-sent (a file sent with the data into a
 #                            connection not accepted yet): refused naming the pid, fd 70 and the
@@ -2379,6 +2382,8 @@ other_cases() {
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \
 		'dump pid PID fd 64: TCP connection .* an urgent byte \(MSG_OOB\) waits to be read out of band' --urgent
+	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent-read tcp-established \
+		'dump pid PID fd 64: TCP connection .* an urgent mark \(MSG_OOB\) is ahead in its receive queue' --urgent-read
 	dump_fails_naming dump/unix-backlog-files-sent unix-backlog \
 		'dump pid PID fd 70: .*connections waiting to be accepted whose clients sent 1 files \(SCM_RIGHTS\)' --files-sent
 	dump_fails_naming dump/unix-inflight-pipe-alone unix-inflight \

@@ -22,7 +22,9 @@
  *   fd 71 an epoll (level-triggered) watching the servers 62, 64 and 66 for EPOLLIN|EPOLLRDHUP,
  *         each reported ready once before the dump and left unread.
  * --urgent: an urgent byte (MSG_OOB) sent on fd 63 waits out of band at fd 64 (the dump
- * refuses it: tests/failure-cases.sh); the program's checks do not read it.
+ * refuses it: tests/failure-cases.sh); the program's checks do not read it. --urgent-read: one
+ * sent between the two halves of the 3000 bytes and read out of band at fd 64: its mark waits
+ * in the queue (the dump refuses it too).
  * After restore and SIGTERM: the epoll reports the three servers readable at once (as the
  * kernel does for bytes that wait unread, whatever moment they came in: a restore that fills
  * a queue after the epoll's items are back must wake it); every byte arrives in order and nothing more; the connections
@@ -203,7 +205,17 @@ int main(int argc, char **argv)
 	zoo_place(c, 63, O_CLOEXEC);
 	set_int(63, SOL_SOCKET, SO_RCVBUF, 30000);
 	zoo_place(s, 64, O_CLOEXEC);
-	if (fill(63, 0, in_flight_v6, 3) != in_flight_v6 || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
+	size_t half = in_flight_v6 / 2;
+	if (argc > 1 && !strcmp(argv[argc - 1], "--urgent-read")) { /* the urgent byte between halves, read */
+		char b;
+		if (fill(63, 0, half, 3) != half || send(63, "!", 1, MSG_OOB) != 1)
+			zoo_die("urgent byte: %s", strerror(errno));
+		for (int i = 0; i < 500 && recv(64, &b, 1, MSG_OOB | MSG_DONTWAIT) != 1; i++)
+			zoo_sleep_ms(2);
+	} else {
+		half = 0;
+	}
+	if (fill(63, half, in_flight_v6 - half, 3) != in_flight_v6 - half || fill(64, 0, in_flight_v6, 4) != in_flight_v6)
 		zoo_die("v6 write");
 	if (argc > 1 && !strcmp(argv[argc - 1], "--urgent") && send(63, "!", 1, MSG_OOB) != 1)
 		zoo_die("urgent byte: %s", strerror(errno));
