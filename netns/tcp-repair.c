@@ -152,24 +152,30 @@ static int peek_queue(int sk, int queue, size_t len, ProtobufCBinaryData *out)
 
 /*
  * Is an urgent mark ahead in the receive queue, of which q holds what a peek gave? Reads stop
- * there, so SIOCINQ counts only the bytes before it when the urgent byte was read out of band
- * already (the rest is found past the hole it left: SO_PEEK_OFF), and a peek gives fewer than
- * it counts when the byte is in the stream (SO_OOBINLINE). A kernel whose TCP has no
- * SO_PEEK_OFF (before 6.9) cannot be asked the first.
+ * there: a peek gives fewer bytes than SIOCINQ counts when the urgent byte is in the stream
+ * (SO_OOBINLINE); SIOCINQ counts only the bytes before the mark when the byte was read out of
+ * band already, while the queue's whole length (TCP_INQ's hint: its hole and a FIN included)
+ * says more. (Not a peek past the mark: with nothing there, it would take the socket's pending
+ * error.) A mark where reading stands now (SIOCATMARK) counts too.
  */
 static bool urgent_mark_ahead(int sk, int queue, const ProtobufCBinaryData *q, size_t counted)
 {
-	int own = -1;
-	char probe;
+	int at_mark = 0, own_inq = 0, inq = 0;
+	char byte, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 
-	if (q->len < counted)
+	if (q->len < counted || (!ioctl(sk, SIOCATMARK, &at_mark) && at_mark))
 		return true;
-	if ((queue != TCP_NO_QUEUE && set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue)) ||
-	    get_int(sk, SOL_SOCKET, SO_PEEK_OFF, &own) || set_int(sk, SOL_SOCKET, SO_PEEK_OFF, (int)q->len))
+	if (!q->len || (queue != TCP_NO_QUEUE && set_int(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue)) ||
+	    get_int(sk, IPPROTO_TCP, TCP_INQ, &own_inq) || set_int(sk, IPPROTO_TCP, TCP_INQ, 1))
 		return false;
-	bool more = recv(sk, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
-	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
-	return more;
+	bool got = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT) == 1;
+	set_int(sk, IPPROTO_TCP, TCP_INQ, own_inq);
+	for (struct cmsghdr *c = got ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ)
+			memcpy(&inq, CMSG_DATA(c), sizeof(inq));
+	return inq > 0 && (size_t)inq > counted + 1; /* (+ 1: a FIN) */
 }
 
 int tcp_repair_read(int sk, int state, TcpConn *c, char *why, size_t why_len)
