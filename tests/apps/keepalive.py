@@ -15,6 +15,8 @@ first address) or "rcode R" (none).
 "FCGI /path/script.php": a FastCGI request (responder, FCGI_KEEP_CONN: the server keeps the
 connection) for that script, read to its END_REQUEST; MD5 and LINE of the body (after the
 headers), LINE its first line.
+"CONNECT host:port": an HTTP CONNECT request (a proxy's tunnel), its header read; LINE: the
+status line. "ECHO text": the line text sent, one line read back; LINE: that line.
 "SMTP a|b": SMTP: the lines a, b sent with CRLF, one reply read for each command (none for the
 lines between DATA's 354 and ".", which may span requests; the server's greeting read first on
 the first request); LINE: the replies' codes, comma-separated (e.g. 220,250,354,250).
@@ -149,6 +151,16 @@ def ask_smtp(sock, buf, parts, greeting):
     return ",".join(codes), body, buf
 
 
+def read_line(sock, buf, end=b"\n"):
+    while end not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    line, buf = buf.split(end, 1)
+    return line, buf
+
+
 def main():
     log, port, requests = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     sock = socket.create_connection(("127.0.0.1", port))
@@ -163,6 +175,14 @@ def main():
                 first, body, buf = ask_fcgi(sock, buf, req[5:])
             elif req.startswith("SMTP "):
                 first, body, buf = ask_smtp(sock, buf, req[5:].split("|"), n == 1)
+            elif req.startswith("CONNECT "):
+                sock.sendall(("%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (req, req[8:])).encode())
+                body, buf = read_line(sock, buf, b"\r\n\r\n")
+                first = body.decode().split("\r\n")[0]
+            elif req.startswith("ECHO "):
+                sock.sendall(req[5:].encode() + b"\n")
+                body, buf = read_line(sock, buf)
+                first = body.decode()
             elif req.startswith("GET "):
                 sock.sendall(("%s HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\n\r\n" % req).encode())
                 first, body, buf = read_http(sock, buf)

@@ -348,14 +348,19 @@
 #           (same pid, the next count, more ticks), two requests at a time are answered by both
 #           responders, a CGI script is forked by the restored lighttpd, and fastcgi.requests
 #           goes on.
+#   tinyproxy  tinyproxy -d (as nobody) on 127.0.0.1 with a CONNECT tunnel from a client outside
+#           the tree (keepalive.py) to a line echo server outside it: dumped while the tunnel's
+#           relay waits in poll() with a relative timeout (Timeout 600) and restored with
+#           --tcp-established; the tunnel echoes two more lines, a second after the first (a relay
+#           woken by an EINTR the freeze caused ends its tunnel), and a new tunnel works.
 #   jvm, node, go, erlang, ruby, sbcl, ghc, dnsmasq, unbound, screen, php-fpm, apache, varnish,
-#   squid and lighttpd: their lines give the dump's and the restore's times (the logs' stats lines).
+#   squid, lighttpd and tinyproxy: their lines give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
 # CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
-# dovecot qemu samba etcd rabbitmq openvpn (default: all but apache-prefork, ghc, chromium, firefox,
+# dovecot qemu samba etcd rabbitmq openvpn tinyproxy (default: all but apache-prefork, ghc, chromium, firefox,
 # libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd and rabbitmq, in this order). --keep
 # keeps the temporary directory (logs, images).
 # APPS_CORRUPT=WHAT breaks a program's state after the restore, for
@@ -365,7 +370,7 @@
 # map, ticks, child; dnsmasq: restart (the restored server killed and a fresh one started);
 # unbound: counters (reset); screen: shell (its variable set to 0); php-fpm: workers (a reload:
 # new workers); postfix, named, mosquitto, apache-event, apache-prefork, varnish, squid,
-# lighttpd, openvpn: restart (the restored server killed and a fresh one started); xvfb: framebuffer
+# lighttpd, openvpn, tinyproxy: restart (the restored server killed and a fresh one started); xvfb: framebuffer
 # (zeroed through its segment); chromium, firefox, libreoffice, rsyslog, slapd, dovecot, qemu, samba, etcd,
 # rabbitmq: restart
 # (the restored program killed and a fresh one started).
@@ -383,9 +388,9 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
-	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn)
+	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy)
 ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
-	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn)
+	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn tinyproxy)
 SELECTED=()
 for arg in "$@"; do
 	case $arg in
@@ -2375,6 +2380,104 @@ CONF
 	kill_ours "$be"
 	verdict "$name" "$out" "master, kid, unlinkd and pinger; the keep-alive connection and a new one hit the cached object (the backend changed), the keep-alive connection read 50,000 lines from the ufs cache dir, mgr:counters hits $hits_before -> $hits, the same start time and kid, squid -k reconfigure works; $(ckpt_times "$d")" \
 		"$d/cache.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
+# a line echo server outside the tree (python3), on 127.0.0.1:PORT; its pid in ECHO_PID
+echo_server_start() {
+	setsid /usr/bin/python3 -c '
+import socketserver, sys
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(line)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()' "$1" </dev/null >/dev/null 2>&1 &
+	ECHO_PID=$!
+	disown "$ECHO_PID"
+	track_pid "$ECHO_PID"
+}
+
+case_tinyproxy() {
+	local name=apps/tinyproxy d=$ZOO_TMP/tinyproxy pid="" out="" port=$(app_port 54) eport=$(app_port 55)
+	if ! command -v tinyproxy >/dev/null; then
+		result_fail "$name" "tinyproxy is not installed (make setup installs it)"
+		return
+	fi
+	mkdir -p "$d/img"
+	chmod 711 "$ZOO_TMP"
+	chmod 777 "$d" # its threads run as nobody
+	cat >"$d/tinyproxy.conf" <<CONF
+User nobody
+Group nogroup
+Port $port
+Listen 127.0.0.1
+Timeout 600
+LogFile "$d/tinyproxy.log"
+LogLevel Info
+MaxClients 20
+Allow 127.0.0.1
+ConnectPort $eport
+CONF
+	echo_server_start "$eport"
+	(cd "$d" && exec setsid tinyproxy -d -c "$d/tinyproxy.conf" </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null ||
+		! wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $eport))" 2>/dev/null; then
+		result_fail "$name" "tinyproxy or the echo server did not start: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		kill_ours "$ECHO_PID"
+		return
+	fi
+	# the tunnel's relay waits in poll() with a relative timeout (Timeout): an EINTR after the
+	# restore would end it
+	keepalive_start "$d" "$port" "CONNECT 127.0.0.1:$eport" "ECHO before" "ECHO after" "ECHO later"
+	echo go >&"$KA_FD"
+	wait_until 10 grep -qs '^2 ' "$d/client"
+	sleep 0.5
+	CKPT_OPTS=(--tcp-established)
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	if [ -z "$out" ] && [ "${APPS_CORRUPT:-}" = restart ]; then
+		kill -KILL "$pid"
+		wait_until 10 pid_free "$pid"
+		(cd "$d" && exec setsid tinyproxy -d -c "$d/tinyproxy.conf" </dev/null >>"$d/log" 2>&1) &
+		pid=$!
+		disown "$pid"
+		track_pid "$pid"
+		wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null
+	fi
+	local fresh=""
+	if [ -z "$out" ]; then
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^3 ' "$d/client"
+		sleep 1 # a relay woken by a false EINTR closes the tunnel now
+		echo go >&"$KA_FD"
+		wait_until 10 grep -qs '^4 ' "$d/client"
+		fresh=$(python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.1', $port))
+s.sendall(b'CONNECT 127.0.0.1:$eport HTTP/1.1\\r\\n\\r\\n')
+head = b''
+while b'\\r\\n\\r\\n' not in head:
+    head += s.recv(1)
+s.sendall(b'fresh\\n')
+print(s.recv(100).decode().strip())" 2>&1)
+		if ! grep -q '^1 .* HTTP/1.[01] 200' "$d/client" || ! grep -qx '2 [0-9a-f]* before' "$d/client" ||
+			! grep -qx '3 [0-9a-f]* after' "$d/client" || ! grep -qx '4 [0-9a-f]* later' "$d/client"; then
+			out="the tunnel's client read: $(tr '\n' '|' <"$d/client") (expected 200, then before, after and later echoed)"
+		elif [ "$fresh" != fresh ]; then
+			out="a new tunnel after the restore: '$fresh'"
+		elif ! proc_alive "$pid"; then
+			out="tinyproxy is gone"
+		fi
+	fi
+	keepalive_end
+	[ "$out" = failed ] || kill_ours "$pid"
+	kill_ours "$ECHO_PID"
+	verdict "$name" "$out" "a CONNECT tunnel (its relay in poll() with a 600 s timeout) echoes on after the restore, a new tunnel works; $(ckpt_times "$d")" \
+		"$d/tinyproxy.log" "$d/img/dump.log" "$d/img/restore.log"
 }
 
 case_lighttpd() {
