@@ -40,7 +40,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_ghosts,       /* cr/files/ghost.c: deleted files still open or mapped */
 	&tree_pipes,        /* cr/files/pipe.c */
 	&tree_unix_sockets, /* cr/files/unix.c: socket pairs and connections not accepted yet */
-	&tree_udp_sockets,  /* cr/files/udp-diag.c: the dump's listing of UDP sockets */
+	&tree_inet_sockets, /* cr/files/inet-diag.c: the dump's listings of UDP and TCP sockets */
 	&tree_ptys,         /* cr/files/pty.c */
 	&tree_mqueues,      /* cr/files/mqueue.c */
 	&tree_pidfds,       /* cr/files/pidfd.c: a pidfd of a reaped process */

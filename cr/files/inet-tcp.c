@@ -352,6 +352,11 @@ static int dump_connection(struct dump_task *t, const struct fd_probe *p, int sk
 		return log_unnamed(logged, err, "dump pid %d fd %d: TCP connection %s -> %s (%s): %s", t->pid,
 				   p->fd, self, peer, state_name(state), why);
 	in->state = INET_STATE__INET_CONNECTED;
+	if ((err = inet_shutdown_dump(t->ctx, sk, in))) {
+		pr_err("dump pid %d fd %d: cannot find TCP connection %s -> %s in the kernel's listing: %s",
+		       t->pid, p->fd, self, peer, strerror(-err));
+		return err;
+	}
 	pr_debug("dump pid %d fd %d: TCP connection %s -> %s (%s): %zu bytes to send, %zu to read",
 		 t->pid, p->fd, self, peer, state_name(state), in->tcp->out_queue.len,
 		 in->tcp->in_queue.len);
@@ -435,6 +440,13 @@ int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
 		pr_perror("dump pid %d fd %d: cannot read the state of TCP socket %s", t->pid, p->fd,
 			  p->link);
 		return -errno;
+	}
+	/* (a socket in the kernel's listing, one bound at least: its keys) */
+	int err = ti.tcpi_state == TCP_CLOSE ? 0 : inet_md5_keys_dump(t->ctx, sk, in);
+	if (err) {
+		pr_err("dump pid %d fd %d: cannot find TCP socket %s in the kernel's listing: %s", t->pid,
+		       p->fd, p->link, strerror(-err));
+		return err;
 	}
 	switch (ti.tcpi_state) {
 	case TCP_LISTEN:
@@ -571,6 +583,38 @@ static int open_ended(struct restore_task *t, const FdEntry *e, int sk)
 	return 0;
 }
 
+/* TCP_MD5SIG keys of in set again on sk (a key's ifindex is not saved: it holds on any). */
+static int md5_keys_restore(const struct restore_task *t, const FdEntry *e, int sk)
+{
+	const InetSocket *in = e->inet;
+
+	for (size_t i = 0; i < in->n_md5_keys; i++) {
+		const TcpMd5Key *k = in->md5_keys[i];
+		struct tcp_md5sig m = { .tcpm_flags = TCP_MD5SIG_FLAG_PREFIX, .tcpm_prefixlen = k->prefixlen,
+					.tcpm_keylen = k->key.len };
+		socklen_t len;
+		inet_sockaddr(k->family, &k->addr, 0, (struct sockaddr_storage *)&m.tcpm_addr, &len);
+		memcpy(m.tcpm_key, k->key.data, k->key.len);
+		if (setsockopt(sk, IPPROTO_TCP, TCP_MD5SIG_EXT, &m, sizeof(m))) {
+			pr_perror("restore pid %d fd %u: cannot set its TCP_MD5SIG key %zu", t->pid, e->fd, i);
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+bool inet_md5_keys_valid(const InetSocket *in)
+{
+	for (size_t i = 0; i < in->n_md5_keys; i++) {
+		const TcpMd5Key *k = in->md5_keys[i];
+		size_t alen = k->family == AF_INET ? 4 : k->family == AF_INET6 ? 16 : 0;
+		if (in->protocol != IPPROTO_TCP || !alen || k->addr.len != alen || k->prefixlen > alen * 8 ||
+		    !k->key.len || k->key.len > TCP_MD5SIG_MAXKEYLEN)
+			return false;
+	}
+	return true;
+}
+
 int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 {
 	const InetSocket *in = e->inet;
@@ -581,6 +625,8 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 
 	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
 	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	if ((err = md5_keys_restore(t, e, sk)))
+		return err;
 	switch (in->state) {
 	case INET_STATE__INET_BOUND:
 	case INET_STATE__INET_LISTEN:
@@ -657,7 +703,8 @@ int inet_tcp_finish(const struct restore_task *t, const FdEntry *e)
 		return 0;
 	int sk = task_fd_copy(t->host_pid, e->fd);
 	if (sk < 0 || (err = tcp_repair_resume(sk, in->tcp)) || (err = inet_reuse_restore(sk, in)) ||
-	    (err = sockopts_buffers_restore(sk, e))) {
+	    (err = sockopts_buffers_restore(sk, e)) ||
+	    (in->has_shutdown && shutdown(sk, SHUT_RD) && (err = -errno))) {
 		err = sk < 0 ? sk : err;
 		pr_err("restore pid %d fd %u: cannot let its TCP connection go (repair mode off): %s",
 		       t->pid, e->fd, strerror(-err));

@@ -108,7 +108,7 @@ static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, Ine
 		if ((err = peek_datagrams(sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the datagrams waiting in %s",
 					   t->pid, p->fd, p->link);
-		if ((err = udp_shutdown_dump(t->ctx, sk, in)))
+		if ((err = inet_shutdown_dump(t->ctx, sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the shutdown state of %s",
 					   t->pid, p->fd, p->link);
 	} else {
@@ -237,7 +237,9 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 	ok = ok && state_valid(in) && (!in->has_src_port || in->src_addr.len == alen) &&
 	     (!in->has_dst_port || in->dst_addr.len == alen) && in->src_port < 65536 &&
 	     in->dst_port < 65536 && inet_opts_valid(in) && inet_mcast_valid(in) &&
-	     (!in->has_shutdown || (in->shutdown >= 1 && in->shutdown <= 3 && in->protocol != IPPROTO_TCP));
+	     (!in->has_shutdown || (in->shutdown >= 1 && in->shutdown <= 3 && in->protocol != IPPROTO_TCP) ||
+	      (in->shutdown == 1 && in->protocol == IPPROTO_TCP && in->state == INET_STATE__INET_CONNECTED)) &&
+	     inet_md5_keys_valid(in);
 	for (size_t i = 0; ok && i < in->n_queued; i++)
 		ok = in->queued[i]->src_addr.len == alen && in->queued[i]->data.len <= DGRAM_MAX &&
 		     in->queued[i]->src_port < 65536;

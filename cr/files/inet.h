@@ -55,8 +55,13 @@ int inet_table_peer(pid_t pid, InetSocket *in);
 /* inet-raw.c: a raw socket's state (bound, connected), its multicast groups; 1 (claimed). */
 int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
 
-/* udp-diag.c: which sides of UDP socket in (its inode; sk, a copy of it) shutdown() closed. */
-int udp_shutdown_dump(const struct run_ctx *ctx, int sk, InetSocket *in);
+/* inet-diag.c: which sides of UDP or TCP socket in (its inode; sk, a copy of it) shutdown()
+ * closed (TCP: the read side; the write side is its state), and TCP socket in's TCP_MD5SIG
+ * keys, from the kernel's listing. */
+int inet_shutdown_dump(const struct run_ctx *ctx, int sk, InetSocket *in);
+int inet_md5_keys_dump(const struct run_ctx *ctx, int sk, InetSocket *in);
+/* inet-tcp.c: are in's TCP_MD5SIG keys whole (TCP; address, prefix and key lengths)? */
+bool inet_md5_keys_valid(const InetSocket *in);
 
 /* inet-tcp.c */
 int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in);
