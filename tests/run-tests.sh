@@ -104,7 +104,7 @@ run_part slow "process zoo in a PID namespace with the host's /proc" tests/run-z
 run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
 	ctr-state user-ns time-ns tree threads sessions pty fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
-	file-leases proc-knobs event-fds epoll-targets inotify cow-pair netns-inet tcp-established tcp-closing tcp-reset tcp-md5
+	file-leases proc-knobs event-fds epoll-targets inotify cow-pair netns-inet tcp-established tcp-closing tcp-reset tcp-md5 tcp-connecting
 # the same, the root cloned by a launcher as on kernels before 6.11 (no fd of a PID namespace
 # before its init): STASIS_FAULT pretends the pidfd ioctl is missing
 run_part slow "process zoo in a user namespace, the root cloned as before Linux 6.11" \

@@ -640,17 +640,7 @@ int inet_tcp_open(struct restore_task *t, const FdEntry *e, int sk)
 			pr_perror("restore pid %d fd %u: cannot listen on %s", t->pid, e->fd, self);
 			return -errno;
 		}
-		if (in->state != INET_STATE__INET_CONNECTING)
-			return 0;
-		clear_timewait(t, e);
-		inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len);
-		if (fcntl(sk, F_SETFL, O_NONBLOCK) ||
-		    (connect(sk, (struct sockaddr *)&dst, dst_len) && errno != EINPROGRESS)) {
-			pr_perror("restore pid %d fd %u: cannot connect %s to %s again", t->pid, e->fd,
-				  self, peer);
-			return -errno;
-		}
-		return 0;
+		return 0; /* a connecting one connects once the tree is made (connect_again) */
 	case INET_STATE__INET_CLOSED:
 		return in->has_dst_port ? open_ended(t, e, sk) : 0; /* without its peer: a new socket */
 	case INET_STATE__INET_CONNECTED:
@@ -693,11 +683,45 @@ int inet_tcp_ready(const struct restore_task *t, const FdEntry *e)
 	return err;
 }
 
-/* By stasis, the tree about to run (the network unlocked): repair mode off. */
+/*
+ * A connect that was under way made again, by stasis once the tree is made and the connections
+ * that waited in its listeners' queues are back there: before, its SYN could take a full
+ * queue's place that one of them had. Made without blocking (the file's flags put back).
+ */
+static int connect_again(const struct restore_task *t, const FdEntry *e)
+{
+	const InetSocket *in = e->inet;
+	struct sockaddr_storage dst;
+	socklen_t dst_len;
+	char self[80], peer[80];
+	int flags = -1, err = 0;
+
+	clear_timewait(t, e);
+	inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &dst, &dst_len);
+	auto_close int sk = task_fd_copy(t->host_pid, e->fd);
+	if (sk < 0 || (flags = fcntl(sk, F_GETFL)) < 0 || fcntl(sk, F_SETFL, flags | O_NONBLOCK))
+		err = sk < 0 ? sk : -errno;
+	else if (connect(sk, (struct sockaddr *)&dst, dst_len) && errno != EINPROGRESS)
+		err = -errno;
+	if (flags >= 0 && fcntl(sk, F_SETFL, flags) && !err)
+		err = -errno;
+	if (err) {
+		inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+		inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+		pr_err("restore pid %d fd %u: cannot connect %s to %s again: %s", t->pid, e->fd, self,
+		       peer, strerror(-err));
+	}
+	return err;
+}
+
+/* By stasis, the tree about to run (the network unlocked): repair mode off; connects made again. */
 int inet_tcp_finish(const struct restore_task *t, const FdEntry *e)
 {
 	const InetSocket *in = e->inet;
 	int err;
+
+	if (in->state == INET_STATE__INET_CONNECTING)
+		return connect_again(t, e);
 
 	if (!repaired(t->ctx, in))
 		return 0;
