@@ -345,6 +345,10 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define IP_LOCAL_PORT_RANGE 51
 #endif
 
+/* A unix socket's receiver gets a pidfd of each message's sender (SCM_PIDFD), 6.5 */
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
 /* Which of a socket's buffer sizes the user set (SOCK_SNDBUF_LOCK 1, SOCK_RCVBUF_LOCK 2), 5.14 */
 #ifndef SO_BUF_LOCK
 #define SO_BUF_LOCK 72

@@ -33,9 +33,6 @@
 #ifndef SO_RCVMARK
 #define SO_RCVMARK 75
 #endif
-#ifndef SO_PASSPIDFD
-#define SO_PASSPIDFD 76
-#endif
 #ifndef SO_PASSRIGHTS
 #define SO_PASSRIGHTS 83
 #endif

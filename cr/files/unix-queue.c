@@ -245,8 +245,8 @@ static int check_readable(int s, int type, const struct unix_info *ui, struct un
 
 int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, struct unix_queue *q)
 {
-	int type = 0, passcred = 0, on = 1, own_off = -1, err;
-	socklen_t l1 = sizeof(type), l2 = sizeof(passcred), l3 = sizeof(own_off);
+	int type = 0, passcred = 0, passpidfd = 0, on = 1, own_off = -1, err;
+	socklen_t l1 = sizeof(type), l2 = sizeof(passcred), l3 = sizeof(own_off), l4 = sizeof(passpidfd);
 	char what[160];
 
 	q->read = true;
@@ -256,6 +256,9 @@ int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, st
 		return -errno;
 	if (type != SOCK_DGRAM && !ui->has_peer)
 		return 0; /* never connected: nothing can wait in it */
+	/* (a receiver of pidfds gets its senders' too: SO_PASSPIDFD, Linux >= 6.5) */
+	if (getsockopt(s, SOL_SOCKET, SO_PASSPIDFD, &passpidfd, &l4))
+		passpidfd = 0;
 	if ((err = check_readable(s, type, ui, q)))
 		return err;
 	if (type == SOCK_SEQPACKET && q->reset)
@@ -265,8 +268,8 @@ int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, st
 		return -ENOMEM;
 	if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
 		return -errno;
-	err = type == SOCK_STREAM ? read_stream(ud, s, q, ui->rqueue, buf, passcred)
-				  : read_packets(ud, s, type, q, buf, passcred);
+	err = type == SOCK_STREAM ? read_stream(ud, s, q, ui->rqueue, buf, passcred || passpidfd)
+				  : read_packets(ud, s, type, q, buf, passcred || passpidfd);
 	setsockopt(s, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred));
 	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &own_off, sizeof(own_off));
 	if (err && err != -ENOMEM && err != -EFBIG && err != -ENOTSUP)

@@ -8,7 +8,8 @@
  *      kernel took no more (its send buffer full: the queue above the buffer's size), F[1]
  *      read none of it.
  * Options on the parent's ends: S peek offset 24; D SO_RCVBUF 50000, SO_RCVTIMEO 2.5 s;
- * E SO_PRIORITY 6, SO_BUF_LOCK of its send buffer (its size left to the kernel), SO_PASSPIDFD.
+ * E SO_PRIORITY 6, SO_BUF_LOCK of its send buffer (its size left to the kernel), SO_PASSPIDFD
+ * (set before the child sent "bye": the message comes with a pidfd of the child).
  * After restore and SIGTERM: every record arrives once, in order, datagrams and packets keep
  * their sizes, E gives "bye" then end-of-file, and S still carries a ping and its answer; the
  * options read as before; F[0] still takes nothing (EAGAIN) with its send buffer's size and
@@ -130,6 +131,10 @@ int main(int argc, char **argv)
 		if (send(Q[0], p, 10 + i, 0) != 10 + i)
 			zoo_die("seqpacket send");
 	}
+	int one = 1; /* (before the child sends "bye": a message carries its sender's pid for a
+		      * receiver that asks when it is sent) */
+	if (setsockopt(E[0], SOL_SOCKET, 76 /* SO_PASSPIDFD, Linux >= 6.5 */, &one, sizeof(one)))
+		zoo_die("SO_PASSPIDFD: %s", strerror(errno));
 	pid_t kid = fork();
 	if (kid == 0)
 		child();
@@ -138,7 +143,7 @@ int main(int argc, char **argv)
 	close(Q[1]);
 	close(E[1]);
 	zoo_sleep_ms(100); /* the child has queued its records, datagrams and "bye" */
-	int peek = 24, rcvbuf = 50000, prio = 6, rcvbuf_set = 0, buf_lock = 1 /* SOCK_SNDBUF_LOCK */, one = 1;
+	int peek = 24, rcvbuf = 50000, prio = 6, rcvbuf_set = 0, buf_lock = 1 /* SOCK_SNDBUF_LOCK */;
 	struct timeval tmo = { 2, 500000 };
 	socklen_t len = sizeof(rcvbuf_set);
 	if (setsockopt(S[0], SOL_SOCKET, SO_PEEK_OFF, &peek, sizeof(peek)) ||
@@ -146,7 +151,6 @@ int main(int argc, char **argv)
 	    setsockopt(D[0], SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) ||
 	    setsockopt(E[0], SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio)) ||
 	    setsockopt(E[0], SOL_SOCKET, 72 /* SO_BUF_LOCK */, &buf_lock, sizeof(buf_lock)) ||
-	    setsockopt(E[0], SOL_SOCKET, 76 /* SO_PASSPIDFD, Linux >= 6.5 */, &one, sizeof(one)) ||
 	    getsockopt(D[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf_set, &len))
 		zoo_die("setsockopt: %s", strerror(errno));
 	zoo_ready();
@@ -190,10 +194,28 @@ int main(int argc, char **argv)
 	ssize_t n1 = recv(D[0], b, sizeof(b), MSG_DONTWAIT), n2 = recv(D[0], b, sizeof(b), MSG_DONTWAIT),
 		n3 = recv(D[0], b, sizeof(b), MSG_DONTWAIT);
 	CHECK("dgram", n1 == 10 && n2 == 1000 && n3 == 1, "datagrams of %zd, %zd, %zd bytes", n1, n2, n3);
-	char bye[4] = "";
-	ssize_t nb = read(E[0], bye, 3);
+	char bye[4] = "", ctl[CMSG_SPACE(sizeof(int)) * 2];
+	struct iovec iov = { bye, 3 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	ssize_t nb = recvmsg(E[0], &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
 	CHECK("eof", nb == 3 && !memcmp(bye, "bye", 3) && read(E[0], b, 1) == 0,
 	      "the shut-down stream gave %zd bytes '%.3s' and no end-of-file", nb, bye);
+	/* SO_PASSPIDFD: "bye" comes with a pidfd of its sender, the child */
+	pid_t sender = -1;
+	for (struct cmsghdr *c = nb > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != 0x04 /* SCM_PIDFD */)
+			continue;
+		int pfd;
+		char path[64], info[512] = "";
+		memcpy(&pfd, CMSG_DATA(c), sizeof(pfd));
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pfd);
+		zoo_read_file(path, info, sizeof(info));
+		const char *at = strstr(info, "\nPid:");
+		sender = at ? atoi(at + 5) : -1;
+		close(pfd);
+	}
+	CHECK("options", sender == zoo_proc_pid(kid), "E's \"bye\" came with a pidfd of pid %d, not the child's %d", sender,
+	      zoo_proc_pid(kid));
 	kill(kid, SIGTERM);
 	if (write(S[0], "ping", 4) != 4)
 		zoo_failf("stream", "cannot write a ping");
