@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,8 +44,52 @@
 
 /* ---- dump ---- */
 
+/* The ancillary data asked for while the queue is read: a datagram's destination, TOS (IPv6:
+ * traffic class) and TTL (hop limit), each an option of the socket's own put back after. */
+static const struct {
+	int level, name;
+} dgram_info_opts[2][3] = {
+	{ { IPPROTO_IP, IP_PKTINFO }, { IPPROTO_IP, IP_RECVTOS }, { IPPROTO_IP, IP_RECVTTL } },
+	{ { IPPROTO_IPV6, IPV6_RECVPKTINFO }, { IPPROTO_IPV6, IPV6_RECVTCLASS }, { IPPROTO_IPV6, IPV6_RECVHOPLIMIT } },
+};
+
+/* What mh's ancillary data says of its datagram, into d. */
+static int datagram_info(const struct msghdr *mh, InetDatagram *d)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		int v = 0;
+		const void *addr = NULL;
+		size_t alen = 0;
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			addr = &((const struct in_pktinfo *)CMSG_DATA(c))->ipi_addr;
+			alen = 4;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			addr = &((const struct in6_pktinfo *)CMSG_DATA(c))->ipi6_addr;
+			alen = 16;
+		} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+			d->has_tos = true;
+			d->tos = *(const uint8_t *)CMSG_DATA(c);
+		} else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+			   (c->cmsg_level == IPPROTO_IPV6 && (c->cmsg_type == IPV6_TCLASS || c->cmsg_type == IPV6_HOPLIMIT))) {
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			if (c->cmsg_type == IPV6_TCLASS)
+				d->has_tos = true, d->tos = v & 0xff;
+			else
+				d->has_ttl = true, d->ttl = v & 0xff;
+		}
+		if (addr && !d->dst_addr.data) {
+			if (!(d->dst_addr.data = xzalloc(alen)))
+				return -ENOMEM;
+			d->has_dst_addr = true;
+			d->dst_addr.len = alen;
+			memcpy(d->dst_addr.data, addr, alen);
+		}
+	}
+	return 0;
+}
+
 static int queue_datagram(InetSocket *in, const char *data, size_t len,
-			  const struct sockaddr_storage *from)
+			  const struct sockaddr_storage *from, const struct msghdr *mh)
 {
 	InetDatagram *d = xzalloc(sizeof(*d)), **more;
 	int known;
@@ -67,33 +112,42 @@ static int queue_datagram(InetSocket *in, const char *data, size_t len,
 			return -ENOMEM;
 		d->src_addr.len = in->family == AF_INET ? 4 : 16;
 	}
-	return 0;
+	return datagram_info(mh, d);
 }
 
 /* Every datagram waiting in sk, with its sender, without taking it. */
 static int peek_datagrams(int sk, InetSocket *in)
 {
 	auto_free char *buf = xmalloc(DGRAM_MAX);
-	int own = -1, off = 0, err = 0;
+	int own = -1, off = 0, on = 1, err = 0, own_info[3] = { 0 };
 	socklen_t len = sizeof(own);
-	size_t total = 0;
+	size_t total = 0, v6 = in->family == AF_INET6;
+	char ctl[512];
 
 	if (!buf)
 		return -ENOMEM;
 	if (getsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, &len) ||
 	    setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
 		return -errno;
+	for (size_t i = 0; i < 3; i++) {
+		len = sizeof(own_info[i]);
+		getsockopt(sk, dgram_info_opts[v6][i].level, dgram_info_opts[v6][i].name, &own_info[i], &len);
+		setsockopt(sk, dgram_info_opts[v6][i].level, dgram_info_opts[v6][i].name, &on, sizeof(on));
+	}
 	while (!err && total < MAX_QUEUED) {
 		struct sockaddr_storage from = { 0 };
 		struct iovec iov = { buf, DGRAM_MAX };
 		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
-				     .msg_iovlen = 1 };
+				     .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
 		ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT);
 		if (n < 0)
 			break;
-		err = queue_datagram(in, buf, n, &from);
+		err = queue_datagram(in, buf, n, &from, &mh);
 		total += n;
 	}
+	for (size_t i = 0; i < 3; i++)
+		setsockopt(sk, dgram_info_opts[v6][i].level, dgram_info_opts[v6][i].name, &own_info[i],
+			   sizeof(own_info[i]));
 	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &own, sizeof(own));
 	return err;
 }
@@ -242,7 +296,9 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 	     inet_md5_keys_valid(in);
 	for (size_t i = 0; ok && i < in->n_queued; i++)
 		ok = in->queued[i]->src_addr.len == alen && in->queued[i]->data.len <= DGRAM_MAX &&
-		     in->queued[i]->src_port < 65536;
+		     in->queued[i]->src_port < 65536 &&
+		     (!in->queued[i]->has_dst_addr || in->queued[i]->dst_addr.len == alen) &&
+		     in->queued[i]->tos < 256 && in->queued[i]->ttl < 256;
 	if (!ok) {
 		pr_err("image fds-%d.img: fd %u: inet socket is invalid", t->pid, e->fd);
 		return -EINVAL;
@@ -251,8 +307,21 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 }
 
 /* One datagram sent to (daddr, dport) from its original source, in a packet made by hand. */
-static int send_as_sender(int family, const void *daddr, uint16_t dport, const InetDatagram *d)
+static bool v4_mapped(const uint8_t *a)
 {
+	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
+	return !memcmp(a, prefix, sizeof(prefix));
+}
+
+/* (an IPv6 socket's datagram from a v4-mapped sender to a v4-mapped address: an IPv4 packet) */
+static int send_as_sender(int family, const uint8_t *daddr, uint16_t dport, const InetDatagram *d)
+{
+	const uint8_t *saddr = d->src_addr.data;
+	if (family == AF_INET6 && v4_mapped(saddr) && v4_mapped(daddr)) {
+		family = AF_INET;
+		saddr += 12;
+		daddr += 12;
+	}
 	size_t hdr = family == AF_INET ? sizeof(struct iphdr) : sizeof(struct ip6_hdr);
 	size_t ulen = sizeof(struct udphdr) + d->data.len;
 	auto_free uint8_t *pkt = xzalloc(hdr + ulen);
@@ -274,9 +343,10 @@ static int send_as_sender(int family, const void *daddr, uint16_t dport, const I
 		struct iphdr *ip = (struct iphdr *)pkt;
 		ip->version = 4;
 		ip->ihl = 5;
-		ip->ttl = 64;
+		ip->ttl = d->has_ttl ? d->ttl : 64;
+		ip->tos = d->tos;
 		ip->protocol = IPPROTO_UDP;
-		memcpy(&ip->saddr, d->src_addr.data, 4);
+		memcpy(&ip->saddr, saddr, 4);
 		memcpy(&ip->daddr, daddr, 4);
 		((struct sockaddr_in *)&to)->sin_family = AF_INET;
 		memcpy(&((struct sockaddr_in *)&to)->sin_addr, daddr, 4);
@@ -284,11 +354,11 @@ static int send_as_sender(int family, const void *daddr, uint16_t dport, const I
 	} else {
 		struct ip6_hdr *ip = (struct ip6_hdr *)pkt;
 		uint32_t sum = 0, be_len = htonl(ulen), nxt = htonl(IPPROTO_UDP);
-		ip->ip6_flow = htonl(6u << 28);
+		ip->ip6_flow = htonl(6u << 28 | (d->tos & 0xff) << 20);
 		ip->ip6_plen = htons(ulen);
 		ip->ip6_nxt = IPPROTO_UDP;
-		ip->ip6_hlim = 64;
-		memcpy(&ip->ip6_src, d->src_addr.data, 16);
+		ip->ip6_hlim = d->has_ttl ? d->ttl : 64;
+		memcpy(&ip->ip6_src, saddr, 16);
 		memcpy(&ip->ip6_dst, daddr, 16);
 		sum = csum_add(sum, &ip->ip6_src, 32);
 		sum = csum_add(sum, &be_len, 4);
@@ -304,7 +374,50 @@ static int send_as_sender(int family, const void *daddr, uint16_t dport, const I
 	return 0;
 }
 
-/* The datagrams that waited in sk, sent to it again in order. */
+/* Is addr (of family) one of this machine's unicast addresses (a socket can bind to it)? */
+static bool local_unicast(int family, const ProtobufCBinaryData *addr)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	const uint8_t *a = addr->data;
+
+	if ((family == AF_INET && (a[0] >= 224 || !memcmp(a, "\0\0\0\0", 4))) || (family == AF_INET6 && a[0] == 0xff) ||
+	    !inet_sockaddr(family, addr, 0, &sa, &len))
+		return false;
+	auto_close int s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return s >= 0 && !bind(s, (struct sockaddr *)&sa, len);
+}
+
+/* The memory sk's receive queue holds (SO_MEMINFO), 0 if it cannot be told. */
+static uint32_t queued_memory(int sk)
+{
+	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
+	socklen_t len = sizeof(mem);
+
+	return getsockopt(sk, SOL_SOCKET, SO_MEMINFO, mem, &len) ? 0 : mem[SK_MEMINFO_RMEM_ALLOC];
+}
+
+/*
+ * Waits (up to a second) until sk's receive queue holds more than before: a packet sent to the
+ * machine's own address is taken in by the CPU that sent it, later, so the next one, sent from
+ * another CPU, could come in first (and a connect() made after the last could come first, and
+ * drop it).
+ */
+static bool datagram_in(int sk, uint32_t before)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (queued_memory(sk) > before)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * The datagrams that waited in sk, sent to it again in order: each from its sender, to the
+ * address it was sent to if that is one of this machine's (the program's IP_PKTINFO tells it;
+ * else the socket's own address), with its TOS and TTL.
+ */
 static int refill_datagrams(const struct restore_task *t, const FdEntry *e, int sk)
 {
 	const InetSocket *in = e->inet;
@@ -313,6 +426,7 @@ static int refill_datagrams(const struct restore_task *t, const FdEntry *e, int 
 	uint8_t daddr[16] = { 0 };
 	static const uint8_t any[16];
 	char from[80];
+	bool gave_up = false;
 
 	if (!in->n_queued)
 		return 0;
@@ -330,7 +444,19 @@ static int refill_datagrams(const struct restore_task *t, const FdEntry *e, int 
 	for (size_t k = 0; k < in->n_queued; k++) {
 		const InetDatagram *d = in->queued[k];
 		unsigned logged = log_errors();
-		int err = send_as_sender(in->family, daddr, dport, d);
+		uint32_t before = queued_memory(sk);
+		int err = d->has_dst_addr && local_unicast(in->family, &d->dst_addr)
+				  ? send_as_sender(in->family, d->dst_addr.data, dport, d)
+				  : -EADDRNOTAVAIL;
+		if (err && log_errors() == logged)
+			err = send_as_sender(in->family, daddr, dport, d);
+		/* (one that never comes in, dropped, ends the waits: a second at most per socket) */
+		if (!err && !gave_up && !datagram_in(sk, before)) {
+			gave_up = true;
+			pr_warn("restore pid %d fd %u: datagram %zu of %zu, sent to it again, did not come in "
+				"within a second (dropped: the socket is bound to its address, not to the "
+				"one the datagram was sent to?)", t->pid, e->fd, k + 1, in->n_queued);
+		}
 		if (!err)
 			continue;
 		if (log_errors() != logged) /* out of memory, said */
@@ -346,9 +472,8 @@ static int refill_datagrams(const struct restore_task *t, const FdEntry *e, int 
 			return -EIO;
 		}
 		pr_warn("restore pid %d fd %u: datagram %zu of %zu (from %s) could not be sent from its "
-			"address (%s): it comes from a socket of stasis%s",
-			t->pid, e->fd, k + 1, in->n_queued, from, strerror(-err),
-			in->state == INET_STATE__INET_CONNECTED ? ", which the connected socket drops" : "");
+			"address (%s): it comes from a socket of stasis", t->pid, e->fd, k + 1, in->n_queued,
+			from, strerror(-err));
 	}
 	return 0;
 }
@@ -366,13 +491,15 @@ static int open_dgram(struct restore_task *t, const FdEntry *e, int sk)
 		       strerror(-err));
 		return err;
 	}
+	/* (connected after its queue is back: datagrams from others than its peer wait in it too,
+	 * from before it connected) */
+	if ((err = inet_mcast_restore(sk, in)) || (err = sockopts_restore(sk, e)) ||
+	    (err = refill_datagrams(t, e, sk)))
+		return err;
 	if (in->state == INET_STATE__INET_CONNECTED &&
 	    (!inet_sockaddr(in->family, &in->dst_addr, in->dst_port, &sa, &len) ||
 	     connect(sk, (struct sockaddr *)&sa, len)))
 		return -errno ?: -EINVAL;
-	if ((err = inet_mcast_restore(sk, in)) || (err = sockopts_restore(sk, e)) ||
-	    (err = refill_datagrams(t, e, sk)))
-		return err;
 	/* (the kernel sets the bits of a socket that is not connected too, and says ENOTCONN) */
 	if (in->has_shutdown && shutdown(sk, (int)in->shutdown - 1) && errno != ENOTCONN) {
 		pr_perror("restore pid %d fd %u: cannot shut down side %u again", t->pid, e->fd, in->shutdown);

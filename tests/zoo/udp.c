@@ -10,11 +10,17 @@
  *   fd 65 a fresh UDP socket;
  *   fd 66 and fd 67 bound to 127.0.0.1 and connected to each other: 66 shut for sending
  *         (SHUT_WR), 67 for receiving (SHUT_RD) with a datagram from 66 waiting;
- *   fd 68 a UDP-Lite socket with checksum coverage 20 (UDPLITE_SEND_CSCOV) and 24 (RECV).
+ *   fd 68 a UDP-Lite socket with checksum coverage 20 (UDPLITE_SEND_CSCOV) and 24 (RECV);
+ *   fd 69 bound to 0.0.0.0 with IP_PKTINFO, IP_RECVTOS and IP_RECVTTL on (as a DNS server
+ *         answers from the address it was asked at): "to5" waits, sent by x to 127.0.0.5 with
+ *         TOS 0x28 and TTL 17, then "late" from y to 127.0.0.1;
+ *   fd 70 bound to 127.0.0.1: "late" from y waits, then fd 70 connected to x (a client that
+ *         learnt its server from an answer: what came from others before stays).
  * After restore and SIGTERM: each datagram is read again, in order, with its size, content
  * and sender; new datagrams go both ways; the ports and options (fd 68's coverages too) are as before; fd 64 is still
  * a member of the group; fd 66 cannot send (EPIPE); fd 67 gives its datagram, then poll()
- * says POLLRDHUP.
+ * says POLLRDHUP; fd 69 gives "to5" from x, sent to 127.0.0.5, TOS 0x28, TTL 17, then "late"
+ * from y, to 127.0.0.1; fd 70 gives "late" from y.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -81,7 +87,49 @@ static void c_shutdown(ucontext_t *u)
 	dup2(s, 66);
 	close(s);
 }
+static struct sockaddr_storage sa_x, sa_y;
+static void c_info(ucontext_t *u)
+{
+	(void)u;
+	char b[64];
+	recv(69, b, sizeof(b), MSG_DONTWAIT);
+	recv(70, b, sizeof(b), MSG_DONTWAIT);
+}
+
+static char info_seen[200];
+
+/* The next datagram of fd 69: its bytes, sender, destination, TOS and TTL as expected? What it
+ * was in info_seen. */
+static int take_info(const char *want, const struct sockaddr_storage *from, const char *dst, int tos, int ttl)
+{
+	char buf[64] = "", ctl[256];
+	struct sockaddr_in src = { 0 };
+	struct iovec iov = { buf, sizeof(buf) - 1 };
+	struct msghdr mh = { .msg_name = &src, .msg_namelen = sizeof(src), .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	ssize_t n = recvmsg(69, &mh, MSG_DONTWAIT);
+	snprintf(info_seen, sizeof(info_seen), "'%s' (%zd) from %s:%d (expected port %d)", buf, n, inet_ntoa(src.sin_addr),
+		 ntohs(src.sin_port), ntohs(((const struct sockaddr_in *)from)->sin_port));
+	if (n != (ssize_t)strlen(want) || strcmp(buf, want) || memcmp(&src, from, sizeof(src)))
+		return 0;
+	int got_tos = -1, got_ttl = -1;
+	char got_dst[32] = "";
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != IPPROTO_IP)
+			continue;
+		if (c->cmsg_type == IP_PKTINFO)
+			inet_ntop(AF_INET, &((struct in_pktinfo *)CMSG_DATA(c))->ipi_addr, got_dst, sizeof(got_dst));
+		else if (c->cmsg_type == IP_TOS)
+			got_tos = *(unsigned char *)CMSG_DATA(c);
+		else if (c->cmsg_type == IP_TTL)
+			memcpy(&got_ttl, CMSG_DATA(c), sizeof(int));
+	}
+	snprintf(info_seen, sizeof(info_seen), "'%s' to %s, TOS %#x, TTL %d", buf, got_dst, got_tos, got_ttl);
+	return !strcmp(got_dst, dst) && got_tos == tos && got_ttl == ttl;
+}
+
 static const struct zoo_corruption corruptions[] = {
+	{ "info", c_info, 0 },
 	{ "nocheck", c_nocheck, 0 },
 	{ "shutdown", c_shutdown, 0 },
 	{ "queued", c_queued, 0 },
@@ -135,6 +183,33 @@ int main(int argc, char **argv)
 	    setsockopt(lite, IPPROTO_UDPLITE, 11 /* UDPLITE_RECV_CSCOV */, &recv_cov, sizeof(int)))
 		zoo_die("UDP-Lite: %s", strerror(errno));
 	zoo_place(lite, 68, O_CLOEXEC);
+	int srv = socket(AF_INET, SOCK_DGRAM, 0), x = bound(AF_INET, &sa_x), y = bound(AF_INET, &sa_y), ttl = 17;
+	struct sockaddr_in at = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(at);
+	tos = 0x28;
+	if (srv < 0 || setsockopt(srv, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) ||
+	    setsockopt(srv, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)) ||
+	    setsockopt(srv, IPPROTO_IP, IP_RECVTTL, &one, sizeof(one)) || bind(srv, (struct sockaddr *)&at, alen) ||
+	    getsockname(srv, (struct sockaddr *)&at, &alen) || setsockopt(x, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) ||
+	    setsockopt(x, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)))
+		zoo_die("fd 69: %s", strerror(errno));
+	at.sin_addr.s_addr = inet_addr("127.0.0.5");
+	if (sendto(x, "to5", 3, 0, (struct sockaddr *)&at, alen) != 3)
+		zoo_die("to 127.0.0.5: %s", strerror(errno));
+	at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	zoo_sleep_ms(20);
+	struct sockaddr_storage sa70;
+	int late = bound(AF_INET, &sa70);
+	if (sendto(y, "late", 4, 0, (struct sockaddr *)&at, alen) != 4 ||
+	    sendto(y, "late", 4, 0, (struct sockaddr *)&sa70, sizeof(struct sockaddr_in)) != 4)
+		zoo_die("from y: %s", strerror(errno));
+	zoo_sleep_ms(20);
+	if (connect(late, (struct sockaddr *)&sa_x, sizeof(struct sockaddr_in)))
+		zoo_die("connect fd 70: %s", strerror(errno));
+	close(x);
+	close(y);
+	zoo_place(srv, 69, O_CLOEXEC);
+	zoo_place(late, 70, O_CLOEXEC);
 	zoo_sleep_ms(50);
 
 	zoo_ready();
@@ -183,5 +258,14 @@ int main(int argc, char **argv)
 	struct pollfd pf = { .fd = 67, .events = POLLIN | POLLRDHUP };
 	CHECK("shutdown", r1 == 1 && poll(&pf, 1, 0) == 1 && (pf.revents & POLLRDHUP),
 	      "fd 67, shut for receiving, gave %zd bytes (expected 1), then poll %#x (expected POLLRDHUP)", r1, pf.revents);
-	return zoo_finish("queued v4/v6 with senders, connected, multicast, shut down");
+	CHECK("info", take_info("to5", &sa_x, "127.0.0.5", 0x28, 17) && take_info("late", &sa_y, "127.0.0.1", 0, 64) &&
+			      recv(69, buf, 1, MSG_DONTWAIT) < 0,
+	      "fd 69's datagrams are not \"to5\" (from x, to 127.0.0.5, TOS 0x28, TTL 17) then \"late\" (from y): %s",
+	      info_seen);
+	struct sockaddr_in from70 = { 0 };
+	socklen_t flen = sizeof(from70);
+	ssize_t n70 = recvfrom(70, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from70, &flen);
+	CHECK("info", n70 == 4 && !memcmp(buf, "late", 4) && !memcmp(&from70, &sa_y, sizeof(from70)),
+	      "fd 70 (connected to x after y's datagram came) did not give y's \"late\" (%zd bytes)", n70);
+	return zoo_finish("queued v4/v6 with senders, connected, multicast, shut down, destinations, TOS and TTL");
 }
