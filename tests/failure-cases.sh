@@ -62,6 +62,9 @@
 #                            the same dumped with --tcp-established, the dump failing after the
 #                            connections were taken (STASIS_FAULT), or --leave-running: they are
 #                            back in their queues; the target PASSes
+#   dump/udp-error-leave-running udp with --leave-running (fd 71: an ICMP error pending and in its
+#                            error queue): refused naming fd 71 (the kernel gives the error only
+#                            by taking it); the program PASSes
 #   dump/tcp-reset-leave-running
 #                            tcp-reset (connections their peer reset, ECONNRESET pending) dumped
 #                            with --leave-running: refused naming the pid, fd 70 and its
@@ -2354,6 +2357,8 @@ tcp_accept_queue_cases() {
 		DUMP_OPTS=--tcp-established case_fault "$p" tcp-accept-queue
 	done
 	DUMP_OPTS=--tcp-established case_leave_running tcp-accept-queue
+	DUMP_OPTS=--leave-running dump_fails_naming dump/udp-error-leave-running udp \
+		'dump pid PID fd 71: UDP socket socket:\[[0-9]+\] has an error pending or in its error queue: .*--leave-running'
 	DUMP_OPTS="--tcp-established --leave-running" dump_fails_naming dump/tcp-reset-leave-running \
 		tcp-reset 'dump pid PID fd 70: a TCP socket with a pending error \(127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:[0-9]+, .*--leave-running'
 }

@@ -31,6 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -152,6 +155,42 @@ static int peek_datagrams(int sk, InetSocket *in)
 	return err;
 }
 
+/*
+ * What a UDP socket holds that is not kept, said: a pending error (ICMP's port unreachable to a
+ * connected one: the kernel gives it only by taking it, so it is taken here, before the queue
+ * is read, which would take it and stop; refused with --leave-running, which keeps the socket
+ * running), its error queue (IP_RECVERR), bytes not sent yet (UDP_CORK, MSG_MORE).
+ */
+static int udp_unkept(struct dump_task *t, const struct fd_probe *p, int sk)
+{
+	struct pollfd pfd = { sk, 0, 0 };
+	int error = 0, outq = 0;
+	socklen_t len = sizeof(error);
+
+	if (poll(&pfd, 1, 0) < 0)
+		return -errno;
+	if (pfd.revents & POLLERR) {
+		if (t->ctx->opts->leave_running) {
+			pr_err("dump pid %d fd %d: UDP socket %s has an error pending or in its error queue: "
+			       "the kernel gives it only by taking it from the socket, which --leave-running "
+			       "keeps running: not supported", t->pid, p->fd, p->link);
+			return -ENOTSUP;
+		}
+		if (getsockopt(sk, SOL_SOCKET, SO_ERROR, &error, &len))
+			return -errno;
+		if (error)
+			pr_warn("dump pid %d fd %d: UDP socket %s had an error pending (%s): not restored",
+				t->pid, p->fd, p->link, strerror(error));
+		if (poll(&pfd, 1, 0) > 0 && pfd.revents & POLLERR)
+			pr_warn("dump pid %d fd %d: UDP socket %s has messages in its error queue "
+				"(IP_RECVERR): not restored", t->pid, p->fd, p->link);
+	}
+	if (!ioctl(sk, SIOCOUTQ, &outq) && outq > 0)
+		pr_warn("dump pid %d fd %d: UDP socket %s holds %d bytes not sent yet (UDP_CORK, MSG_MORE, "
+			"or waiting for its device): not restored", t->pid, p->fd, p->link, outq);
+	return 0;
+}
+
 static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
 	unsigned logged = log_errors();
@@ -159,6 +198,8 @@ static int dump_dgram(struct dump_task *t, const struct fd_probe *p, int sk, Ine
 	int err;
 
 	if (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE) {
+		if ((err = udp_unkept(t, p, sk)))
+			return err;
 		if ((err = peek_datagrams(sk, in)))
 			return log_unnamed(logged, err, "dump pid %d fd %d: cannot read the datagrams waiting in %s",
 					   t->pid, p->fd, p->link);
