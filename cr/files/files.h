@@ -190,9 +190,9 @@ bool sockopts_saved(const FdEntry *e); /* anything to set: options, a filter, it
 int sockopts_restore(int sk, const FdEntry *e);
 /*
  * The buffer sizes the program set (locked: SO_BUF_LOCK) set again, and the locks as they were:
- * a size the kernel chose, saved as any other, is the kernel's to change again (autotuning),
- * and so is one the restore grew for the queues it filled (TCP repair). Part of
- * sockopts_restore; again once a TCP connection's queues are in.
+ * a size the restore grew for the queues it filled (TCP repair) is the kernel's to change again
+ * (autotuning), as sockopts_restore leaves one the kernel had chosen. Once a TCP connection's
+ * queues are in.
  */
 int sockopts_buffers_restore(int sk, const FdEntry *e);
 

@@ -22,8 +22,8 @@
 #include "tree-objects.h"
 #include "util.h"
 
-/* INET_DIAG_MD5SIG's items (linux/tcp.h's struct diag_md5_key, which netinet/tcp.h clashes
- * with) */
+/* INET_DIAG_MD5SIG's items (linux/tcp.h's struct tcp_diag_md5sig: that header clashes with
+ * netinet/tcp.h) */
 #define MD5_KEY_MAX 80
 struct diag_md5_key {
 	uint8_t family, prefixlen;

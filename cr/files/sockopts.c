@@ -239,8 +239,21 @@ static int set_buffer_size(int sk, size_t i, int half, int saved, unsigned fd)
 	return 0;
 }
 
+/* Which of sk's buffer sizes are the program's (SO_BUF_LOCK); the others the kernel tunes. */
+static int set_buf_lock(int sk, unsigned fd, int lock)
+{
+	if (setsockopt(sk, SOL_SOCKET, SO_BUF_LOCK, &lock, sizeof(lock)) && errno != ENOPROTOOPT) {
+		pr_perror("restore: cannot set SO_BUF_LOCK on fd %u", fd);
+		return -errno;
+	}
+	return 0;
+}
+
 int sockopts_restore(int sk, const FdEntry *e)
 {
+	bool sized = false, locked = false;
+	int err;
+
 	for (size_t k = 0; k < e->n_sockopts; k++) {
 		const SockOpt *o = e->sockopts[k];
 		int i = known(o);
@@ -249,17 +262,21 @@ int sockopts_restore(int sk, const FdEntry *e)
 		union opt_value value;
 		memcpy(&value, o->value.data, o->value.len);
 		if (known_opts[i].set_as != known_opts[i].name) { /* buffer sizes: the kernel doubles */
-			int err = set_buffer_size(sk, i, value.i / 2, value.i, e->fd);
-			if (err)
+			if ((err = set_buffer_size(sk, i, value.i / 2, value.i, e->fd)))
 				return err;
+			sized = true;
 			continue;
 		}
 		if (setsockopt(sk, SOL_SOCKET, known_opts[i].set_as, &value, o->value.len)) {
 			pr_perror("restore: cannot set %s on fd %u", known_opts[i].what, e->fd);
 			return -errno;
 		}
+		locked |= o->name == SO_BUF_LOCK;
 	}
-	return sockopts_buffers_restore(sk, e) ?: filter_restore(sk, e);
+	/* sizes the kernel had chosen (no SO_BUF_LOCK saved), set here, it tunes again */
+	if (sized && !locked && (err = set_buf_lock(sk, e->fd, 0)))
+		return err;
+	return filter_restore(sk, e);
 }
 
 int sockopts_buffers_restore(int sk, const FdEntry *e)
@@ -281,9 +298,5 @@ int sockopts_buffers_restore(int sk, const FdEntry *e)
 		if (err)
 			return err;
 	}
-	if (setsockopt(sk, SOL_SOCKET, SO_BUF_LOCK, &lock, sizeof(lock)) && errno != ENOPROTOOPT) {
-		pr_perror("restore: cannot set SO_BUF_LOCK on fd %u", e->fd);
-		return -errno;
-	}
-	return 0;
+	return set_buf_lock(sk, e->fd, lock);
 }

@@ -12,6 +12,7 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
+#include "zoo-net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,15 +40,6 @@ static int peer_port(int fd)
 	struct sockaddr_in a;
 	socklen_t len = sizeof(a);
 	return getpeername(fd, (struct sockaddr *)&a, &len) ? -1 : ntohs(a.sin_port);
-}
-
-static int exchange(int from, int to, const char *what)
-{
-	char buf[16] = "";
-	size_t n = strlen(what);
-	struct pollfd p = { to, POLLIN, 0 };
-	return send(from, what, n, MSG_NOSIGNAL) == (ssize_t)n && poll(&p, 1, 2000) == 1 &&
-	       recv(to, buf, n, MSG_WAITALL) == (ssize_t)n && !memcmp(buf, what, n);
 }
 
 /* what a restore that let fd 62's SYN take the queue's place would leave: fd 61's connection
@@ -110,8 +102,10 @@ int main(int argc, char **argv)
 	CHECK("connect", a2 >= 0 && peer_port(a2) == port62, "fd 62's connection was not accepted (port %d, not %d)",
 	      a2 >= 0 ? peer_port(a2) : -1, port62);
 	if (a1 >= 0)
-		CHECK("queue", exchange(61, a1, "one") && exchange(a1, 61, "eno"), "fd 61's connection carries nothing");
+		CHECK("queue", zoo_stream_carries(61, a1, "one") && zoo_stream_carries(a1, 61, "eno"),
+		      "fd 61's connection carries nothing");
 	if (a2 >= 0)
-		CHECK("connect", exchange(62, a2, "two") && exchange(a2, 62, "owt"), "fd 62's connection carries nothing");
+		CHECK("connect", zoo_stream_carries(62, a2, "two") && zoo_stream_carries(a2, 62, "owt"),
+		      "fd 62's connection carries nothing");
 	return zoo_finish("a connect under way to a listener whose queue is full");
 }

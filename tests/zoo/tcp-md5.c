@@ -61,15 +61,6 @@ static int connects(const char *key, int ms)
 	return ok;
 }
 
-static int exchange(int from, int to, const char *what)
-{
-	char buf[16] = "";
-	size_t n = strlen(what);
-	struct pollfd p = { to, POLLIN, 0 };
-	return send(from, what, n, 0) == (ssize_t)n && poll(&p, 1, 2000) == 1 &&
-	       recv(to, buf, n, MSG_WAITALL) == (ssize_t)n && !memcmp(buf, what, n);
-}
-
 /* what a restore that lost them would leave */
 static void c_keys(ucontext_t *u)
 {
@@ -133,7 +124,8 @@ int main(int argc, char **argv)
 
 	char buf[8] = "";
 	CHECK("keys", recv(62, buf, 3, MSG_WAITALL) == 3 && !memcmp(buf, "md5", 3), "the server did not read its 3 bytes");
-	CHECK("keys", exchange(61, 62, "c2s") && exchange(62, 61, "s2c"), "the signed connection carries nothing");
+	CHECK("keys", zoo_stream_carries(61, 62, "c2s") && zoo_stream_carries(62, 61, "s2c"),
+	      "the signed connection carries nothing");
 	CHECK("keys", connects(KEY, 2000), "a client with the key is not accepted");
 	CHECK("keys", !connects(NULL, 1500), "a client without a key was accepted: the listener lost its key");
 	CHECK("keys", !connects("wrong-key", 1500), "a client with another key was accepted");
@@ -142,6 +134,6 @@ int main(int argc, char **argv)
 	      p.revents);
 	CHECK("shutdown", recv(64, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "data", 4) && recv(64, buf, 1, MSG_DONTWAIT) == 0,
 	      "the shut server did not read its 4 bytes then end-of-file");
-	CHECK("shutdown", exchange(64, 63, "back"), "the shut server cannot send");
+	CHECK("shutdown", zoo_stream_carries(64, 63, "back"), "the shut server cannot send");
 	return zoo_finish("a listener and a connection signed with TCP_MD5SIG keys, a server with its read side shut");
 }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -60,6 +61,16 @@ static inline void zoo_tcp_loopback_pair(int family, int *c, int *s)
 	if (*c < 0 || connect(*c, (struct sockaddr *)&sa, len) || (*s = accept(l, NULL, NULL)) < 0)
 		zoo_die("connect: %s", strerror(errno));
 	close(l);
+}
+
+/* Does the stream from `from` to `to` carry what (sent, then read whole within 2 s)? */
+static inline int zoo_stream_carries(int from, int to, const char *what)
+{
+	char buf[64] = "";
+	size_t n = strlen(what);
+	struct pollfd p = { to, POLLIN, 0 };
+	return n <= sizeof(buf) && send(from, what, n, MSG_NOSIGNAL) == (ssize_t)n && poll(&p, 1, 2000) == 1 &&
+	       recv(to, buf, n, MSG_WAITALL) == (ssize_t)n && !memcmp(buf, what, n);
 }
 
 /* fd sent over unix socket sk with one byte (SCM_RIGHTS); dies if it cannot be. */
