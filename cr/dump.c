@@ -69,11 +69,13 @@ static int collect_task(struct dump_task *t)
 		}
 	}
 	for (size_t i = 0; i < t->nr_threads; i++)
-		if ((err = inject_leave_stale_stub(t->threads[i].tid, t->vdso_start, t->vdso_end,
+		if ((err = kernel_task_refuse_dispatch(t->threads[i].tid, t->vdso_start, t->vdso_end)) ||
+		    (err = inject_leave_stale_stub(t->threads[i].tid, t->vdso_start, t->vdso_end,
 						   t->stop_sig, &t->threads[i].regs)))
 			return err;
 	/* the whole tree is frozen: no thread's seccomp can change any more */
-	if ((err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
+	if ((err = kernel_task_refuse_dispatch(t->pid, t->vdso_start, t->vdso_end)) ||
+	    (err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
 					   &t->regs)) ||
 	    (err = kernel_task_leave_rseq_section(t->pid, &t->regs)) ||
 	    (err = seccomp_suspend_for_dump(t)) ||

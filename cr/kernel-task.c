@@ -1,6 +1,10 @@
 /*
  * Per-thread registrations the kernel holds on the task's behalf: the rseq area (glibc
- * registers one in every thread), the robust futex list and the clear_child_tid address.
+ * registers one in every thread), the robust futex list, the clear_child_tid address and the
+ * syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH, Wine's: system calls made outside a
+ * region, while a selector byte says so, raise SIGSYS instead), read and set by the tracer
+ * (Linux >= 6.4). A thread whose dispatch would send the dump's own system calls to its handler
+ * is refused before any runs; the restore sets it last, after every system call of its own.
  */
 #include <errno.h>
 #include "compat/kernel-abi.h"
@@ -14,6 +18,7 @@
 #include "log.h"
 #include "restorer/restorer.h"
 #include "task.h"
+#include "util.h"
 
 #ifndef PR_GET_TID_ADDRESS
 #define PR_GET_TID_ADDRESS 40
@@ -81,6 +86,52 @@ int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs)
 	return 0;
 }
 
+/* The thread's syscall user dispatch: c->mode 0 when off, or when this kernel cannot tell. */
+static int dispatch_config(pid_t tid, struct ptrace_sud_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (!ptrace(PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG, tid, sizeof(*c), c))
+		return 0;
+	if (errno == EIO) { /* before 6.4: a program using it is not told apart */
+		pr_debug("dump tid %d: this kernel does not tell syscall user dispatch", tid);
+		memset(c, 0, sizeof(*c));
+		return 0;
+	}
+	pr_perror("dump tid %d: cannot read its syscall user dispatch", tid);
+	return -errno;
+}
+
+/* A system call made at ip is not dispatched whatever the selector says (either kind of region). */
+static bool dispatch_region_has(const struct ptrace_sud_config *c, uint64_t ip)
+{
+	return ip - c->offset < c->len;
+}
+
+int kernel_task_refuse_dispatch(pid_t tid, uint64_t vdso_start, uint64_t vdso_end)
+{
+	struct ptrace_sud_config c;
+	uint8_t selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+	int err = dispatch_config(tid, &c);
+
+	if (err || !c.mode)
+		return err;
+	/* stasis's system calls run from the vDSO's page */
+	if (vdso_end > vdso_start && dispatch_region_has(&c, vdso_start) &&
+	    dispatch_region_has(&c, vdso_end - 1))
+		return 0;
+	if (c.selector && !read_small(tid, c.selector, &selector, 1) &&
+	    selector == SYSCALL_DISPATCH_FILTER_ALLOW)
+		return 0;
+	pr_err("dump tid %d: its syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH) sends system calls "
+	       "to its SIGSYS handler now (selector %#llx: %s), those stasis runs inside it to dump it too; "
+	       "not supported: dump it while its selector allows system calls",
+	       tid, (unsigned long long)c.selector,
+	       !c.selector                                 ? "none"
+	       : selector == SYSCALL_DISPATCH_FILTER_BLOCK ? "block"
+							   : "unreadable or neither allow nor block");
+	return -ENOTSUP;
+}
+
 void kernel_task_ask(struct inject_call *call, uint64_t at)
 {
 	*call = (struct inject_call){ SYS_prctl, { PR_GET_TID_ADDRESS, at } };
@@ -106,6 +157,17 @@ int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64
 		r->signature = rc.signature;
 		ks->rseq = r;
 		regs->rip = rseq_resume_ip(tid, r->addr, regs->rip);
+	}
+	struct ptrace_sud_config sud;
+	if ((err = dispatch_config(tid, &sud)))
+		return err;
+	if (sud.mode) {
+		if (!(ks->sud = xzalloc(sizeof(*ks->sud))))
+			return -ENOMEM;
+		syscall_dispatch__init(ks->sud);
+		ks->sud->selector = sud.selector;
+		ks->sud->offset = sud.offset;
+		ks->sud->len = sud.len;
 	}
 	if (syscall(SYS_get_robust_list, tid, &ks->robust_list, &ks->robust_list_len)) {
 		pr_perror("dump tid %d: cannot read robust futex list", tid);
@@ -135,9 +197,12 @@ static int dump_kernel_task(struct dump_task *t)
 	if (t->pid != t->tgid) { /* an exited main thread has none: these are its standing thread's */
 		if (ks.rseq)
 			rseq_config__free_unpacked(ks.rseq, NULL);
+		if (ks.sud)
+			syscall_dispatch__free_unpacked(ks.sud, NULL);
 		return 0;
 	}
 	t->core->rseq = ks.rseq;
+	t->core->sud = ks.sud;
 	t->core->robust_list = ks.robust_list;
 	t->core->robust_list_len = ks.robust_list_len;
 	t->core->clear_child_tid = ks.clear_child_tid;
@@ -159,8 +224,68 @@ static int restore_kernel_task(struct restore_task *t)
 	return 0;
 }
 
+/* An inclusive region (offset + len wraps around) as the kernel was given it: *offset, *len. */
+static bool dispatch_inclusive(const SyscallDispatch *d, uint64_t *offset, uint64_t *len)
+{
+	if (!d->offset || d->offset + d->len > d->offset)
+		return false;
+	*len = -d->len;
+	*offset = d->offset + d->len;
+	return true;
+}
+
+static int validate_dispatch(const SyscallDispatch *d, pid_t pid, pid_t tid)
+{
+	uint64_t offset, len;
+
+	if (!d || !dispatch_inclusive(d, &offset, &len) || (len && offset + len > offset))
+		return 0;
+	pr_err("image core-%d.img: thread %d's syscall user dispatch region %#llx+%#llx is not one",
+	       pid, tid, (unsigned long long)d->offset, (unsigned long long)d->len);
+	return -EINVAL;
+}
+
+static int validate_kernel_task(struct restore_task *t)
+{
+	int err = validate_dispatch(t->core->sud, t->pid, t->pid);
+
+	for (size_t i = 0; !err && i < t->core->n_threads; i++)
+		err = validate_dispatch(t->core->threads[i]->sud, t->pid, t->core->threads[i]->tid);
+	return err;
+}
+
+static int set_dispatch(pid_t host_tid, const SyscallDispatch *d)
+{
+	struct ptrace_sud_config c = { PR_SYS_DISPATCH_ON, d->selector, d->offset, d->len };
+	uint64_t offset, len;
+
+	/* (the tracer's set takes a mode and the region as prctl does, not as its get tells it) */
+	if (dispatch_inclusive(d, &offset, &len))
+		c = (struct ptrace_sud_config){ PR_SYS_DISPATCH_INCLUSIVE_ON, d->selector, offset, len };
+	if (ptrace(PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG, host_tid, sizeof(c), &c)) {
+		pr_perror("restore tid %d: cannot set its syscall user dispatch (selector %#llx, "
+			  "region %#llx+%#llx%s)", host_tid, (unsigned long long)d->selector, (unsigned long long)c.offset,
+			  (unsigned long long)c.len, c.mode == PR_SYS_DISPATCH_INCLUSIVE_ON ? ", inclusive" : "");
+		return -errno;
+	}
+	return 0;
+}
+
+int kernel_task_dispatch_restore(const struct restore_task *t)
+{
+	int err = 0;
+
+	for (size_t i = 0; !err && i < t->core->n_threads; i++)
+		if (t->core->threads[i]->sud)
+			err = set_dispatch(t->host_tids[i], t->core->threads[i]->sud);
+	if (!err && t->core->sud && !t->leader_exited)
+		err = set_dispatch(t->host_pid, t->core->sud);
+	return err;
+}
+
 const struct state_ops state_kernel_task = {
-	.name = "rseq and futex registrations",
+	.name = "rseq and futex registrations, syscall user dispatch",
 	.dump = dump_kernel_task,
+	.validate = validate_kernel_task,
 	.restore = restore_kernel_task,
 };

@@ -3,7 +3,8 @@
  * through the new task's userfaultfd) until all have reported, then, as tracer, catches every
  * thread in the blob's last wait, puts the pidfds of threads in place (sent through the sockets
  * standing for them), removes the blob, sets the saved registers and signal mask,
- * runs the kinds' finish steps, and lets the whole tree go at once.
+ * runs the kinds' finish steps, gives the threads their syscall user dispatch (last: it could
+ * send stasis's own system calls in them to their handler), and lets the whole tree go at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -516,11 +517,11 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 		if ((err = set_final_thread_state(t->host_tids[i], tc->regs, &tc->xsave, tc->sigmask)))
 			return err;
 	}
-	if (t->leader_exited)
-		return 0;
-	if ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)))
+	if (!t->leader_exited &&
+	    ((err = set_final_thread_state(t->host_pid, c->regs, &c->xsave, c->sigmask)) ||
+	     (err = run_finish_steps(t))))
 		return err;
-	return run_finish_steps(t);
+	return kernel_task_dispatch_restore(t); /* last: no system call of stasis's runs in it after */
 }
 
 static int release_task(struct restore_task *t)

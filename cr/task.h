@@ -101,6 +101,7 @@ struct restorer_args;
 /* Per-thread kernel registrations (cr/kernel-task.c) and signal state (cr/signals.c). */
 struct thread_kstate {
 	RseqConfig *rseq;
+	SyscallDispatch *sud; /* NULL: off */
 	uint64_t robust_list, robust_list_len, clear_child_tid;
 };
 struct thread_altstack {
@@ -119,6 +120,12 @@ void kernel_task_ask(struct inject_call *call, uint64_t at);
 int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64_t ret,
 			const void *answer);
 int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs);
+/* Before any system call is injected into the frozen thread: -ENOTSUP (said) if its syscall user
+ * dispatch would send them to its SIGSYS handler (they run from the vDSO's page). */
+int kernel_task_refuse_dispatch(pid_t tid, uint64_t vdso_start, uint64_t vdso_end);
+/* By stasis, once no system call of its own is to run in t's threads: their syscall user dispatch. */
+struct restore_task;
+int kernel_task_dispatch_restore(const struct restore_task *t);
 void signals_ask_altstack(struct inject_call *call, uint64_t at);
 int signals_collect_thread(pid_t tid, uint64_t *mask, struct thread_altstack *as, int64_t ret,
 			   const void *answer);
@@ -227,7 +234,8 @@ struct state_ops {
 extern const struct state_ops state_cgroups, state_namespaces, state_regs, state_signals,
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
-	state_membarrier, state_job_stop, state_dirty_track, state_controls, state_host_sems, state_lsm;
+	state_membarrier, state_job_stop, state_dirty_track, state_controls, state_host_sems, state_lsm,
+	state_ldt;
 
 /*
  * Every process and thread of the frozen tree (n, the root first) in namespaces the restore

@@ -170,6 +170,7 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	if (err || end)
 		return err ? err : end;
 	tc->rseq = ks.rseq;
+	tc->sud = ks.sud;
 	tc->robust_list = ks.robust_list;
 	tc->robust_list_len = ks.robust_list_len;
 	tc->clear_child_tid = ks.clear_child_tid;

@@ -2401,6 +2401,9 @@ other_cases() {
 		'dump pid PID fd 63: unix socket socket:\[[0-9]+\]: an error \(ECONNRESET\) waits to be read before its data' --reset-data
 	dump_fails_naming dump/ext-stream-without-option ext-unix \
 		'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
+	dump_fails_naming dump/syscall-dispatch-blocking syscall-dispatch \
+		'dump tid PID: its syscall user dispatch \(PR_SET_SYSCALL_USER_DISPATCH\) sends system calls to its SIGSYS handler now \(selector 0x[0-9a-f]+: block\)' \
+		--spin-blocked
 	dump_fails_naming dump/seccomp-listener seccomp-stack \
 		'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
 		--notify-listener

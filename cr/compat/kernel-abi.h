@@ -124,6 +124,23 @@ struct ptrace_rseq_configuration {
 	__u32 pad;
 };
 #endif
+/* Syscall user dispatch of a tracee (6.4); inclusive regions (PR_SYS_DISPATCH_INCLUSIVE_ON, newer)
+ * are told as an exclusive one whose offset + len wraps around. */
+#ifndef PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG
+#define PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG 0x4210
+#define PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG 0x4211
+#endif
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 4, 0)
+struct ptrace_sud_config {
+	__u64 mode;
+	__u64 selector;
+	__u64 offset;
+	__u64 len;
+};
+#endif
+#ifndef PR_SYS_DISPATCH_INCLUSIVE_ON
+#define PR_SYS_DISPATCH_INCLUSIVE_ON 2
+#endif
 #ifndef PTRACE_PEEKSIGINFO_SHARED
 #define PTRACE_PEEKSIGINFO_SHARED (1 << 0)
 #endif
