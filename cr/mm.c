@@ -867,6 +867,7 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 		r->fd = -1;
 		r->pgoff = 0;
 		r->moved_from = 0;
+		r->mempolicy = 0; /* (cr/mempolicy.c sets it) */
 		switch (v->kind) {
 		case VMA_KIND__VMA_ANON_PRIVATE:
 			if ((shared = cow_use_at(t, v->start)))

@@ -14,6 +14,7 @@ const struct state_ops *const state_table[] = {
 	&state_controls, /* cr/proc-controls.c: prctl TSC, MCE kill, MDWE, speculation, ... */
 	&state_posix_timers, /* cr/posix-timers.c */
 	&state_mm,      /* cr/mm.c */
+	&state_mempolicy, /* cr/mempolicy.c (its mappings' policies: after the layout) */
 	&state_aio,     /* cr/aio.c (after the layout: its rings are mappings) */
 	&state_membarrier, /* cr/membarrier.c (registrations of the memory) */
 	&state_ldt,     /* arch/x86_64/ldt.c (the memory's descriptor table; before dirty-track) */

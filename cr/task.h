@@ -126,6 +126,13 @@ int kernel_task_refuse_dispatch(pid_t tid, uint64_t vdso_start, uint64_t vdso_en
 /* By stasis, once no system call of its own is to run in t's threads: their syscall user dispatch. */
 struct restore_task;
 int kernel_task_dispatch_restore(const struct restore_task *t);
+/* get_mempolicy (cr/mempolicy.c): the thread's (addr 0) or its mapping's at addr, a mask of
+ * words words; collect: its result, NULL for the default. */
+void mempolicy_ask(struct inject_call *call, uint64_t at_mode, uint64_t at_nodes, unsigned words,
+		   uint64_t addr);
+int mempolicy_collect(int64_t ret, int32_t mode, const uint64_t *nodes, unsigned words, Mempolicy **out);
+struct rst_thread;
+void mempolicy_thread_args(struct rst_thread *th, const Mempolicy *p);
 void signals_ask_altstack(struct inject_call *call, uint64_t at);
 int signals_collect_thread(pid_t tid, uint64_t *mask, struct thread_altstack *as, int64_t ret,
 			   const void *answer);
@@ -235,7 +242,7 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
 	state_attrs, state_kernel_task, state_mm, state_pages, state_fds, state_threads,
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
 	state_membarrier, state_job_stop, state_dirty_track, state_controls, state_host_sems, state_lsm,
-	state_ldt;
+	state_ldt, state_mempolicy;
 
 /*
  * Every process and thread of the frozen tree (n, the root first) in namespaces the restore

@@ -89,15 +89,17 @@ void threads_release(struct dump_task *t)
 
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
- * alternate signal stack, its timer slack, secure bits, no_new_privs and parent-death signal
+ * alternate signal stack, its NUMA policy, timer slack, secure bits, no_new_privs and parent-death signal
  * (prctl answers for the calling thread only).
  */
-enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS, ASK_PDEATH,
-       NR_ASKS };
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
+       ASK_PDEATH, NR_ASKS };
 struct thread_answers {
 	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
 	unsigned char altstack[SIGNALS_ANSWER_SIZE];
 	int32_t pdeath_signal;
+	int32_t mempolicy_mode;
+	uint64_t mempolicy_nodes[RST_NODE_WORDS];
 };
 
 static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], struct thread_answers *a)
@@ -114,6 +116,8 @@ static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], str
 
 	kernel_task_ask(&calls[ASK_TID_ADDRESS], inj->scratch + offsetof(struct thread_answers, tid_address));
 	signals_ask_altstack(&calls[ASK_ALTSTACK], inj->scratch + offsetof(struct thread_answers, altstack));
+	mempolicy_ask(&calls[ASK_MEMPOLICY], inj->scratch + offsetof(struct thread_answers, mempolicy_mode),
+		      inj->scratch + offsetof(struct thread_answers, mempolicy_nodes), RST_NODE_WORDS, 0);
 	if ((err = inject_syscalls(inj, calls, NR_ASKS, ret, a, sizeof(*a))))
 		return log_unnamed(logged, err, "dump thread %d: cannot run syscalls inside it", tid);
 	return 0;
@@ -145,6 +149,8 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	    !(err = ask_thread(ft->tid, inj, ret, &answers)) &&
 	    !(err = kernel_task_collect(ft->tid, tc->regs, &ks, ret[ASK_TID_ADDRESS], answers.tid_address)) &&
 	    !(err = signals_collect_thread(ft->tid, &tc->sigmask, &as, ret[ASK_ALTSTACK], answers.altstack)) &&
+	    !(err = mempolicy_collect(ret[ASK_MEMPOLICY], answers.mempolicy_mode, answers.mempolicy_nodes,
+				      RST_NODE_WORDS, &tc->mempolicy)) &&
 	    !(err = signals_collect_pending(ft->tid, false, &tc->pending, &tc->n_pending))) {
 		static const char *const what[NR_ASKS] = { [ASK_TIMER_SLACK] = "timer slack",
 			[ASK_SECUREBITS] = "secure bits", [ASK_NO_NEW_PRIVS] = "no_new_privs",
@@ -296,6 +302,7 @@ static int restore_threads(struct restore_task *t)
 		th->timer_slack_ns = tc->has_timer_slack_ns ? tc->timer_slack_ns : 0;
 		th->no_new_privs = tc->no_new_privs;
 		th->pdeath_signal = t->is_root ? 0 : tc->pdeath_signal; /* as the main thread's */
+		mempolicy_thread_args(th, tc->mempolicy);
 		th->altstack_sp = tc->altstack_sp;
 		th->altstack_flags = tc->altstack_flags & ~SS_ONSTACK;
 		th->altstack_size = tc->altstack_size;

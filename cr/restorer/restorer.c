@@ -106,8 +106,20 @@ static void advise(struct restorer_args *a, const struct rst_vma *v)
 	}
 }
 
+/* A NUMA policy: mbind of [start, start + len), or, len 0, set_mempolicy of the calling thread. */
+static long set_policy(const struct rst_mempolicy *p, uint64_t start, uint64_t len)
+{
+	long maxnode = p->nr_words * 64 + 1; /* (the kernel takes one bit less than told) */
+
+	if (len)
+		return raw_syscall6(__NR_mbind, start, len, p->mode, (long)p->nodes, maxnode, 0);
+	return raw_syscall3(__NR_set_mempolicy, p->mode, (long)p->nodes, maxnode);
+}
+
 static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 {
+	const struct rst_mempolicy *policies = (const void *)((char *)a + a->mempolicies_off);
+
 	for (uint64_t i = 0; i < a->nr_vmas; i++) {
 		uint32_t prot = v[i].prot | (v[i].need_write ? PROT_WRITE : 0);
 		long r;
@@ -136,6 +148,9 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 		if (r != (long)v[i].start)
 			fail(a, RST_STEP_MAP_VMA, r, v[i].start);
 		advise(a, &v[i]);
+		if (v[i].mempolicy &&
+		    (r = set_policy(&policies[v[i].mempolicy - 1], v[i].start, v[i].end - v[i].start)))
+			fail(a, RST_STEP_MEMPOLICY, r, v[i].start);
 	}
 }
 
@@ -609,6 +624,8 @@ static void thread_main(void *arg)
 	    (r = raw_syscall2(__NR_set_robust_list, th->robust_list, th->robust_len)))
 		fail(a, RST_STEP_ROBUST_LIST, r, th->robust_list);
 	raw_syscall1(__NR_set_tid_address, th->clear_child_tid);
+	if (a->mempolicy_threads && (r = set_policy(&th->mempolicy, 0, 0)))
+		fail(a, RST_STEP_MEMPOLICY, r, th->tid);
 	if (th->timer_slack_ns && (r = raw_syscall2(__NR_prctl, PR_SET_TIMERSLACK, th->timer_slack_ns)))
 		fail(a, RST_STEP_PRCTL, r, PR_SET_TIMERSLACK);
 	if (th->no_new_privs && (r = raw_syscall5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))

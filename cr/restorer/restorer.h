@@ -51,6 +51,14 @@ struct rst_seccomp_filter {
 	uint32_t flags;       /* SECCOMP_FILTER_FLAG_* it is installed with */
 };
 
+/* A NUMA memory policy: set_mempolicy / mbind of mode (MPOL_* | MPOL_F_*) and nodes. */
+#define RST_NODE_WORDS 16 /* node masks of up to 1024 nodes (x86-64's largest MAX_NUMNODES) */
+struct rst_mempolicy {
+	uint32_t mode;
+	uint32_t nr_words;    /* of nodes */
+	uint64_t nodes[RST_NODE_WORDS];
+};
+
 struct rst_thread {
 	uint64_t tid;         /* the clone3 set_tid array (one level) */
 	uint64_t rseq_addr;
@@ -73,6 +81,7 @@ struct rst_thread {
 	int32_t fds_above;    /* every number of its own table is below */
 	int32_t cwd_fd;       /* its own cwd (O_PATH, a helper fd of the process), -1 */
 	uint32_t umask;       /* with cwd_fd */
+	struct rst_mempolicy mempolicy; /* its own, set when the args' mempolicy_threads is */
 };
 
 /* An fd of a thread's own table: a copy of the process's fd `of`. */
@@ -139,7 +148,7 @@ struct rst_vma {
 	uint32_t need_write;  /* mapped writable first, for its pages, then mprotect'ed */
 	uint32_t by_uffd;     /* its pages come through userfaultfd */
 	uint32_t advice;      /* VMA_ADVICE_* bits: madvise() once mapped */
-	uint32_t pad;
+	uint32_t mempolicy;   /* mbind() once mapped: 1 + its index in mempolicies_off; 0: none */
 	uint64_t moved_from;  /* private memory a forker filled (cr/cow-share.c): moved
 			       * from there with mremap, its pages in place; 0: mapped anew */
 };
@@ -237,6 +246,7 @@ enum rst_step {
 	RST_STEP_POSIX_LOCK,
 	RST_STEP_THREAD_TABLES,
 	RST_STEP_SEAL,
+	RST_STEP_MEMPOLICY,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -269,6 +279,9 @@ struct restorer_args {
 	struct rst_move moves[RST_MAX_MOVES];
 
 	uint64_t nr_vmas, vmas_off; /* offsets from the start of this struct */
+	uint64_t nr_mempolicies, mempolicies_off; /* struct rst_mempolicy, the mappings' */
+	uint32_t mempolicy_threads; /* each thread sets its NUMA policy (some thread has one) */
+	uint32_t pad_mempolicy;
 	uint64_t nr_runs, runs_off;
 	uint64_t nr_threads, threads_off;
 	uint64_t nr_thread_signals, thread_signals_off;
