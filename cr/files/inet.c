@@ -228,6 +228,23 @@ static const char *family_name(int family)
 	return family == AF_INET ? "IPv4" : "IPv6";
 }
 
+/*
+ * A connection with an upper-layer protocol (TCP_ULP: kernel TLS, which encrypts what the program
+ * writes and decrypts what it reads, with keys and record numbers that cannot be read back) would
+ * come back a plain one, sending the program's data in the clear: refused.
+ */
+static int refuse_upper_layer(struct dump_task *t, const struct fd_probe *p, int sk)
+{
+	char ulp[17] = ""; /* (TCP_ULP_NAME_MAX 16) */
+	socklen_t len = sizeof(ulp) - 1;
+
+	if (getsockopt(sk, IPPROTO_TCP, TCP_ULP, ulp, &len) || !ulp[0])
+		return 0;
+	pr_err("dump pid %d fd %d: %s runs the upper-layer protocol \"%s\" (TCP_ULP: kernel TLS), whose "
+	       "keys and record state cannot be read back; not supported", t->pid, p->fd, p->link, ulp);
+	return -ENOTSUP;
+}
+
 static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	int family = 0, type = 0, protocol = 0, err;
@@ -293,6 +310,8 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 				   p->fd, p->link);
 	if (raw)
 		return inet_raw_dump(t, p, sk, in);
+	if (tcp && (err = refuse_upper_layer(t, p, sk)))
+		return err;
 	return tcp ? inet_tcp_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
 }
 
