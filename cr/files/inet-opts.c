@@ -34,9 +34,12 @@
 #define OPT_MAX 64
 #define MCAST_MAX_SOURCES 64
 
+#define OPT_KEYS ((size_t)-1) /* TCP_FASTOPEN_KEY's: a key of 16 bytes, or it and a backup key */
+#define FASTOPEN_KEY_LEN 16
+
 static const struct inet_opt_desc {
 	int level, name;
-	size_t size; /* 0: a string (a name) */
+	size_t size; /* 0: a string (a name); OPT_KEYS */
 	const char *what;
 } inet_opts[] = {
 	{ SOL_SOCKET, SO_REUSEADDR, sizeof(int), "SO_REUSEADDR" },
@@ -106,6 +109,8 @@ static const struct inet_opt_desc {
 	{ IPPROTO_TCP, TCP_WINDOW_CLAMP, sizeof(int), "TCP_WINDOW_CLAMP" },
 	{ IPPROTO_TCP, TCP_SYNCNT, sizeof(int), "TCP_SYNCNT" },
 	{ IPPROTO_TCP, TCP_FASTOPEN, sizeof(int), "TCP_FASTOPEN" },
+	/* a listener's own (a fresh socket reads its namespace's, net.ipv4.tcp_fastopen_key) */
+	{ IPPROTO_TCP, TCP_FASTOPEN_KEY, OPT_KEYS, "TCP_FASTOPEN_KEY" },
 	{ IPPROTO_TCP, TCP_CONGESTION, 0, "TCP_CONGESTION" },
 	{ IPPROTO_TCP, TCP_MAXSEG, sizeof(int), "TCP_MAXSEG" }, /* not connected: the MSS asked for */
 	{ IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, sizeof(int), "TCP_THIN_LINEAR_TIMEOUTS" },
@@ -185,12 +190,15 @@ static bool user_mss(const struct inet_opt_desc *d, const char *value)
 /* Reads option i into buf (OPT_MAX bytes); its length, or -1 if the socket has none. */
 static int read_opt(int sk, size_t i, char *buf)
 {
-	socklen_t len = inet_opts[i].size ? inet_opts[i].size : OPT_MAX - 1;
+	size_t size = inet_opts[i].size;
+	socklen_t len = size == OPT_KEYS ? 2 * FASTOPEN_KEY_LEN : size ? size : OPT_MAX - 1;
 
 	memset(buf, 0, OPT_MAX);
 	if (getsockopt(sk, inet_opts[i].level, inet_opts[i].name, buf, &len))
 		return -1;
-	return inet_opts[i].size ? (len == inet_opts[i].size ? (int)len : -1) : (int)strnlen(buf, len);
+	if (size == OPT_KEYS)
+		return len == FASTOPEN_KEY_LEN || len == 2 * FASTOPEN_KEY_LEN ? (int)len : -1;
+	return size ? (len == size ? (int)len : -1) : (int)strnlen(buf, len);
 }
 
 int inet_socket(int family, int type, int protocol)
@@ -264,8 +272,10 @@ static int known(const InetOpt *o)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(inet_opts); i++)
 		if ((int)o->level == inet_opts[i].level && (int)o->name == inet_opts[i].name)
-			return (inet_opts[i].size ? o->value.len == inet_opts[i].size
-						  : o->value.len < OPT_MAX - 1) ? (int)i : -1;
+			return (inet_opts[i].size == OPT_KEYS ? o->value.len == FASTOPEN_KEY_LEN ||
+								o->value.len == 2 * FASTOPEN_KEY_LEN
+				: inet_opts[i].size ? o->value.len == inet_opts[i].size
+						    : o->value.len < OPT_MAX - 1) ? (int)i : -1;
 	return -1;
 }
 

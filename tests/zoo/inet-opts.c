@@ -8,10 +8,12 @@
  * IPV6_MINHOPCOUNT, IPV6_MULTICAST_ALL, IPV6_ADDR_PREFERENCES, IPV6_UNICAST_IF: a QUIC server's
  * and a DNS server's) on UDP over IPv6; the TCP level's (TCP_THIN_LINEAR_TIMEOUTS, TCP_SAVE_SYN, TCP_INQ,
  * TCP_TX_DELAY, TCP_FASTOPEN_NO_COOKIE, TCP_FASTOPEN_CONNECT) on a fresh socket, TCP_SAVE_SYN
- * and TCP_INQ also on a listener (127.0.0.1); SOL_SOCKET's (SO_TIMESTAMPING, SO_MAX_PACING_RATE,
+ * and TCP_INQ also on a listener (127.0.0.1), with a TCP Fast Open key of its own (TCP_FASTOPEN_KEY,
+ * a key and a backup key); SOL_SOCKET's (SO_TIMESTAMPING, SO_MAX_PACING_RATE,
  * SO_TXTIME, SO_WIFI_STATUS) on UDP.
  * After restore and SIGTERM: each option reads as it was set; the listener accepts a connection.
- * Corruptions (each sets one option of a level back to its default): ip, ipv6, tcp, socket.
+ * Corruptions (each sets one option of a level back to its default): ip, ipv6, tcp, socket;
+ * fastopen-key (the listener's key changed).
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -125,8 +127,16 @@ static void c_ipv6(ucontext_t *u) { (void)u; corrupt("ipv6"); }
 static void c_tcp(ucontext_t *u) { (void)u; corrupt("tcp"); }
 static void c_socket(ucontext_t *u) { (void)u; corrupt("socket"); }
 
+static const unsigned char fastopen_keys[32] = "zoo-fastopen-k1-zoo-fastopen-k2";
+static void c_fastopen_key(ucontext_t *u)
+{
+	(void)u;
+	setsockopt(FD_LISTENER, IPPROTO_TCP, TCP_FASTOPEN_KEY, "another-key-16by", 16);
+}
+
 static const struct zoo_corruption corruptions[] = {
 	{ "ip", c_ip, 0 }, { "ipv6", c_ipv6, 0 }, { "tcp", c_tcp, 0 }, { "socket", c_socket, 0 },
+	{ "fastopen-key", c_fastopen_key, 0 },
 };
 
 int main(int argc, char **argv)
@@ -158,6 +168,7 @@ int main(int argc, char **argv)
 	listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (l < 0 || setsockopt(l, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof(on)) ||
 	    setsockopt(l, IPPROTO_TCP, TCP_INQ, &on, sizeof(on)) ||
+	    setsockopt(l, IPPROTO_TCP, TCP_FASTOPEN_KEY, fastopen_keys, sizeof(fastopen_keys)) ||
 	    bind(l, (struct sockaddr *)&listen_addr, sizeof(listen_addr)) || listen(l, 4) ||
 	    getsockname(l, (struct sockaddr *)&listen_addr, &len))
 		zoo_die("a listener: %s", strerror(errno));
@@ -173,6 +184,11 @@ int main(int argc, char **argv)
 	getsockopt(FD_LISTENER, IPPROTO_TCP, TCP_SAVE_SYN, &save_syn, &len);
 	getsockopt(FD_LISTENER, IPPROTO_TCP, TCP_INQ, &inq, &len);
 	CHECK("tcp", save_syn == 1 && inq == 1, "the listener's TCP_SAVE_SYN %d, TCP_INQ %d", save_syn, inq);
+	unsigned char keys[32] = { 0 };
+	len = sizeof(keys);
+	getsockopt(FD_LISTENER, IPPROTO_TCP, TCP_FASTOPEN_KEY, keys, &len);
+	CHECK("fastopen-key", len == sizeof(keys) && !memcmp(keys, fastopen_keys, sizeof(keys)),
+	      "the listener's TCP_FASTOPEN_KEY: %u bytes, %.16s / %.16s", len, keys, keys + 16);
 	struct pollfd p = { .fd = FD_LISTENER, .events = POLLIN };
 	int c = socket(AF_INET, SOCK_STREAM, 0), a = -1;
 	if (c >= 0 && !connect(c, (struct sockaddr *)&listen_addr, sizeof(listen_addr)) && poll(&p, 1, 3000) == 1)
