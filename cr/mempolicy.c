@@ -21,9 +21,16 @@
 #include "util.h"
 
 #define MPOL_DEFAULT 0
+#define MPOL_BIND 2
+#define MPOL_LOCAL 4
+#define MPOL_PREFERRED_MANY 5
 #define MPOL_LAST_MODE 6 /* MPOL_WEIGHTED_INTERLEAVE (6.9) */
 #define MPOL_F_ADDR (1 << 1)
-#define MPOL_MODE_FLAGS (1u << 15 | 1u << 14 | 1u << 13) /* static, relative nodes; NUMA balancing */
+#define MPOL_F_MEMS_ALLOWED (1 << 2)
+#define MPOL_F_STATIC_NODES (1u << 15)
+#define MPOL_F_RELATIVE_NODES (1u << 14)
+#define MPOL_F_NUMA_BALANCING (1u << 13)
+#define MPOL_MODE_FLAGS (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING)
 
 /* Words of the node masks asked for: enough for every node this machine can have. */
 static unsigned node_words(void)
@@ -131,15 +138,59 @@ static int dump_mempolicy(struct dump_task *t)
 	return 0;
 }
 
+/* A policy the kernel takes (the default is never saved; a local one has no nodes, others some). */
+static bool policy_valid(const Mempolicy *p)
+{
+	unsigned mode = p->mode & ~MPOL_MODE_FLAGS, flags = p->mode & MPOL_MODE_FLAGS;
+
+	if (mode == MPOL_DEFAULT || mode > MPOL_LAST_MODE || p->n_nodes > RST_NODE_WORDS ||
+	    (flags & MPOL_F_STATIC_NODES && flags & MPOL_F_RELATIVE_NODES) ||
+	    (flags & MPOL_F_NUMA_BALANCING && mode != MPOL_BIND && mode != MPOL_PREFERRED_MANY))
+		return false;
+	bool nodes = false;
+	for (size_t w = 0; w < p->n_nodes; w++)
+		nodes |= !!p->nodes[w];
+	return mode == MPOL_LOCAL ? !nodes && !flags : nodes;
+}
+
 static int validate_one(const Mempolicy *p, pid_t pid, const char *what, unsigned long long which)
 {
-	if (!p)
-		return 0;
-	if ((p->mode & ~MPOL_MODE_FLAGS) <= MPOL_LAST_MODE && p->n_nodes <= RST_NODE_WORDS)
+	if (!p || policy_valid(p))
 		return 0;
 	pr_err("image core-%d.img: the NUMA policy of %s %#llx (mode %#x, %zu words of nodes) is not one",
 	       pid, what, which, p->mode, p->n_nodes);
 	return -EINVAL;
+}
+
+/* One whose nodes are all missing here (no memory, or not allowed by stasis's cpuset) cannot be set. */
+static int check_one(const Mempolicy *p, const uint64_t *allowed, pid_t pid, const char *what,
+		     unsigned long long which)
+{
+	if (!p || (p->mode & ~MPOL_MODE_FLAGS) == MPOL_LOCAL || p->mode & MPOL_F_RELATIVE_NODES)
+		return 0;
+	for (size_t w = 0; w < p->n_nodes; w++)
+		if (p->nodes[w] & allowed[w])
+			return 0;
+	pr_err("restore pid %d: the NUMA policy of %s %#llx (mode %#x) names nodes %#llx..., none of which "
+	       "this machine has or allows (%#llx...)", pid, what, which, p->mode,
+	       (unsigned long long)p->nodes[0], (unsigned long long)allowed[0]);
+	return -EINVAL;
+}
+
+static int check_mempolicy(struct restore_task *t)
+{
+	uint64_t allowed[RST_NODE_WORDS] = { 0 };
+	int err;
+
+	if (syscall(SYS_get_mempolicy, NULL, allowed, RST_NODE_WORDS * 64, NULL, MPOL_F_MEMS_ALLOWED))
+		return 0; /* (a kernel without NUMA, or one that cannot tell: the set itself says) */
+	err = check_one(t->core->mempolicy, allowed, t->pid, "thread", t->pid);
+	for (size_t i = 0; !err && i < t->core->n_threads; i++)
+		err = check_one(t->core->threads[i]->mempolicy, allowed, t->pid, "thread",
+				t->core->threads[i]->tid);
+	for (size_t i = 0; !err && i < t->mm->n_vmas; i++)
+		err = check_one(t->mm->vmas[i]->mempolicy, allowed, t->pid, "mapping", t->mm->vmas[i]->start);
+	return err;
 }
 
 static int validate_mempolicy(struct restore_task *t)
@@ -217,6 +268,7 @@ const struct state_ops state_mempolicy = {
 	.name = "NUMA memory policies",
 	.dump = dump_mempolicy,
 	.validate = validate_mempolicy,
+	.check = check_mempolicy,
 	.args_size = mempolicy_args_size,
 	.restore = restore_mempolicy,
 };
