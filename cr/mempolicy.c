@@ -43,9 +43,12 @@ static unsigned node_words(void)
 	if (fd >= 0)
 		close(fd);
 	/* "0", "0-3" or "0,2-5": the last number is the highest node */
-	for (char *p = buf; n > 0 && *p; p++)
+	for (char *p = buf; n > 0 && *p;) {
 		if (*p >= '0' && *p <= '9')
-			last = strtoul(p, &p, 10), p--;
+			last = strtoul(p, &p, 10);
+		else
+			p++;
+	}
 	unsigned words = last / 64 + 1;
 	return words < RST_NODE_WORDS ? words : RST_NODE_WORDS;
 }

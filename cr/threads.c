@@ -89,8 +89,8 @@ void threads_release(struct dump_task *t)
 
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
- * alternate signal stack, its NUMA policy, timer slack, secure bits, no_new_privs and parent-death signal
- * (prctl answers for the calling thread only).
+ * alternate signal stack, its NUMA policy, timer slack, secure bits, no_new_privs and
+ * parent-death signal (prctl and get_mempolicy answer for the calling thread only).
  */
 enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
        ASK_PDEATH, NR_ASKS };
