@@ -1,8 +1,7 @@
 /*
  * Process attributes: rlimits, cwd, umask, personality, comm, interval timers. (Session and
  * group are taken in cr/pstree.c; the root directory is applied last by the restore, after
- * every path is open.) Keyrings are not kept: a session keyring of its own (not stasis's) that
- * holds keys is warned about.
+ * every path is open.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +16,6 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include <linux/keyctl.h>
 
 #include "log.h"
 #include "mounts.h"
@@ -33,8 +31,7 @@
 /*
  * What only the task itself tells (another uid's limits need CAP_SYS_RESOURCE from outside;
  * prctl answers for the caller), asked in one list of injected syscalls: every rlimit, every
- * interval timer, two prctl values through a pointer, five returned; its session keyring's
- * serial and the size of its list of keys (4 bytes a key).
+ * interval timer, two prctl values through a pointer, five returned.
  */
 static const int by_pointer[2] = { PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER };
 static const int returned[5] = { PR_GET_DUMPABLE, PR_GET_NO_NEW_PRIVS, PR_GET_THP_DISABLE,
@@ -44,9 +41,7 @@ enum {
 	ASK_ITIMER = ASK_RLIMIT + RLIM_NLIMITS,
 	ASK_BY_POINTER = ASK_ITIMER + NR_ITIMERS,
 	ASK_RETURNED = ASK_BY_POINTER + 2,
-	ASK_KEYRING = ASK_RETURNED + 5,
-	ASK_KEYS,
-	NR_ASKS,
+	NR_ASKS = ASK_RETURNED + 5,
 };
 struct attr_answers {
 	struct rlimit rlimits[RLIM_NLIMITS];
@@ -72,11 +67,9 @@ static int ask_attrs(struct dump_task *t, int64_t ret[NR_ASKS], struct attr_answ
 			SYS_prctl, { by_pointer[k], at + offsetof(struct attr_answers, by_pointer[k]) } };
 	for (size_t k = 0; k < ARRAY_SIZE(returned); k++)
 		calls[ASK_RETURNED + k] = (struct inject_call){ SYS_prctl, { returned[k] } };
-	calls[ASK_KEYRING] = (struct inject_call){ SYS_keyctl, { KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING } };
-	calls[ASK_KEYS] = (struct inject_call){ SYS_keyctl, { KEYCTL_READ, KEY_SPEC_SESSION_KEYRING } };
 	if ((err = inject_syscalls(&t->inj, calls, NR_ASKS, ret, a, sizeof(*a))))
 		return log_unnamed(logged, err, "dump pid %d: cannot run syscalls inside it", t->pid);
-	for (int k = 0; k < ASK_KEYRING; k++) { /* (the keyring's: errors are no keyring) */
+	for (int k = 0; k < NR_ASKS; k++) {
 		bool failed = k < ASK_RETURNED ? ret[k] != 0 : ret[k] < 0;
 		if (!failed)
 			continue;
@@ -228,12 +221,6 @@ static int dump_attrs(struct dump_task *t)
 	    (err = dump_itimers(t, &answers)))
 		return err;
 	dump_prctl_flags(t, ret, &answers);
-	/* (a process without a session keyring reads its user's: stasis's, if the same uid's) */
-	if (ret[ASK_KEYRING] > 0 && ret[ASK_KEYS] > 0 &&
-	    ret[ASK_KEYRING] != syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0))
-		pr_warn("dump pid %d: its session keyring %lld holds %lld keys (keyctl), which are not kept: "
-			"the restored process has the restore's session keyring",
-			t->pid, (long long)ret[ASK_KEYRING], (long long)ret[ASK_KEYS] / 4);
 	/* a controlling terminal that is a pty of the tree's own (or the engine's: orphan_pts_master) */
 	int index = pty_ctty_index(t->stat.tty_nr), kept = 0;
 	if (index >= 0 && (kept = pty_kept(t, index, NULL)) < 0)

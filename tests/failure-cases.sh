@@ -641,42 +641,6 @@ time.sleep(600)' "$d"
 	rm -rf "$d"
 }
 
-# A session keyring of its own holding a key (keyctl): keys are not kept, so the dump warns, naming
-# the process, its keyring and the number of keys (--leave-running: the process goes on).
-case_keyring_warned() {
-	local d=$ZOO_TMP/keyring label=dump/keyring-warned pid
-	mkdir -p "$d/img"
-	setsid /usr/bin/python3 -c '
-import ctypes, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-ring = libc.syscall(250, 1, b"stasis-test-ring")  # keyctl(KEYCTL_JOIN_SESSION_KEYRING)
-key = libc.syscall(248, b"user", b"stasis-test-key", b"secret", 6, ctypes.c_long(-3))  # add_key
-print("READY" if ring > 0 and key > 0 else "Error %d" % ctypes.get_errno(), flush=True)
-time.sleep(600)' </dev/null >"$d/out" 2>&1 &
-	pid=$!
-	wait_until 5 grep -q -e READY -e Error "$d/out"
-	if ! grep -q READY "$d/out"; then
-		result_fail $label "its state was not made: $(cat "$d/out")"
-	else
-		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running -o dump.log -v4
-		if [ "$ZRC" != 0 ]; then
-			result_fail $label "dump exit status $ZRC"
-			show_tail "$d/dump.out" "$d/img/dump.log"
-		elif ! mentions "$d/dump.out" "$d/img/dump.log" \
-			"dump pid $pid: its session keyring [0-9]+ holds 1 keys \\(keyctl\\), which are not kept"; then
-			result_fail $label "no warning naming the keyring and its key"
-			show_tail "$d/dump.out" "$d/img/dump.log"
-		elif ! kill -0 "$pid" 2>/dev/null; then
-			result_fail $label "the process is not left running"
-		else
-			result_ok $label
-		fi
-	fi
-	kill "$pid"
-	wait "$pid" 2>/dev/null
-}
-
 # A unix socket bound by absolute path inside a chroot: bound again in the tree's root, it would
 # be a file there and none in the jail.
 case_unix_bound_in_chroot() {
@@ -2419,7 +2383,6 @@ other_cases() {
 	case_idmapped_mount
 	case_mapped_path_too_long
 	case_unix_bound_in_chroot
-	case_keyring_warned
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \

@@ -1960,7 +1960,9 @@ a = libc.shmat(int(sys.argv[1]), None, 0); ctypes.memset(a + 4096, 0, 200000)' "
 		mark=$(DISPLAY=$dpy XAUTHORITY=$auth xprop -root STASIS_MARK 2>&1)
 		shot1=$(x_shot "$dpy" "$auth" "$eyes")
 		tick0=$(x_shot "$dpy" "$auth" "$clock")
-		sleep 1.2
+		# (its poll is made again with its whole timeout, which xclock sets up to 1.2 s: the
+		# first redraw after the restore can come that late)
+		sleep 2.2
 		tick1=$(x_shot "$dpy" "$auth" "$clock")
 		attached=$(ipcs -m | awk -v id="$shmid" '$2 == id { print $6 }')
 		local seg_state
