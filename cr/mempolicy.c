@@ -156,13 +156,36 @@ static bool policy_valid(const Mempolicy *p)
 	return mode == MPOL_LOCAL ? !nodes && !flags : nodes;
 }
 
-static int validate_one(const Mempolicy *p, pid_t pid, const char *what, unsigned long long which)
+typedef int policy_step(const Mempolicy *p, const uint64_t *allowed, pid_t pid, const char *what,
+			unsigned long long which);
+
+/* step on every policy of the process: its threads', then its mappings' (0, or the first error). */
+static int each_policy(const struct restore_task *t, policy_step *step, const uint64_t *allowed)
 {
+	int err = step(t->core->mempolicy, allowed, t->pid, "thread", t->pid);
+
+	for (size_t i = 0; !err && i < t->core->n_threads; i++)
+		err = step(t->core->threads[i]->mempolicy, allowed, t->pid, "thread",
+			   t->core->threads[i]->tid);
+	for (size_t i = 0; !err && i < t->mm->n_vmas; i++)
+		err = step(t->mm->vmas[i]->mempolicy, allowed, t->pid, "mapping", t->mm->vmas[i]->start);
+	return err;
+}
+
+static int validate_one(const Mempolicy *p, const uint64_t *allowed, pid_t pid, const char *what,
+			unsigned long long which)
+{
+	(void)allowed;
 	if (!p || policy_valid(p))
 		return 0;
 	pr_err("image core-%d.img: the NUMA policy of %s %#llx (mode %#x, %zu words of nodes) is not one",
 	       pid, what, which, p->mode, p->n_nodes);
 	return -EINVAL;
+}
+
+static int validate_mempolicy(struct restore_task *t)
+{
+	return each_policy(t, validate_one, NULL);
 }
 
 /* One whose nodes are all missing here (no memory, or not allowed by stasis's cpuset) cannot be set. */
@@ -183,29 +206,10 @@ static int check_one(const Mempolicy *p, const uint64_t *allowed, pid_t pid, con
 static int check_mempolicy(struct restore_task *t)
 {
 	uint64_t allowed[RST_NODE_WORDS] = { 0 };
-	int err;
 
 	if (syscall(SYS_get_mempolicy, NULL, allowed, RST_NODE_WORDS * 64, NULL, MPOL_F_MEMS_ALLOWED))
 		return 0; /* (a kernel without NUMA, or one that cannot tell: the set itself says) */
-	err = check_one(t->core->mempolicy, allowed, t->pid, "thread", t->pid);
-	for (size_t i = 0; !err && i < t->core->n_threads; i++)
-		err = check_one(t->core->threads[i]->mempolicy, allowed, t->pid, "thread",
-				t->core->threads[i]->tid);
-	for (size_t i = 0; !err && i < t->mm->n_vmas; i++)
-		err = check_one(t->mm->vmas[i]->mempolicy, allowed, t->pid, "mapping", t->mm->vmas[i]->start);
-	return err;
-}
-
-static int validate_mempolicy(struct restore_task *t)
-{
-	int err = validate_one(t->core->mempolicy, t->pid, "thread", t->pid);
-
-	for (size_t i = 0; !err && i < t->core->n_threads; i++)
-		err = validate_one(t->core->threads[i]->mempolicy, t->pid, "thread",
-				   t->core->threads[i]->tid);
-	for (size_t i = 0; !err && i < t->mm->n_vmas; i++)
-		err = validate_one(t->mm->vmas[i]->mempolicy, t->pid, "mapping", t->mm->vmas[i]->start);
-	return err;
+	return each_policy(t, check_one, allowed);
 }
 
 static size_t mempolicy_args_size(const struct restore_task *t)

@@ -58,6 +58,14 @@ static int read_table(struct dump_task *t, uint8_t *buf)
 	return err ? err : unmapped;
 }
 
+static bool entry_empty(const uint8_t *raw)
+{
+	for (unsigned i = 0; i < LDT_ENTRY_SIZE; i++)
+		if (raw[i])
+			return false;
+	return true;
+}
+
 static int dump_ldt(struct dump_task *t)
 {
 	uint64_t probe[6] = { MODIFY_LDT_READ, t->inj.scratch, LDT_ENTRY_SIZE };
@@ -80,7 +88,7 @@ static int dump_ldt(struct dump_task *t)
 		return -ENOMEM;
 	if ((err = read_table(t, buf)))
 		return err;
-	while (len && !memcmp(buf + len - LDT_ENTRY_SIZE, (uint8_t[LDT_ENTRY_SIZE]){ 0 }, LDT_ENTRY_SIZE))
+	while (len && entry_empty(buf + len - LDT_ENTRY_SIZE))
 		len -= LDT_ENTRY_SIZE;
 	if (!len) /* a table with every entry cleared since */
 		return 0;
@@ -111,14 +119,6 @@ static struct user_desc entry_desc(const uint8_t *raw, unsigned number)
 		.useable = (hi >> 20) & 1,
 		.lm = (hi >> 21) & 1,
 	};
-}
-
-static bool entry_empty(const uint8_t *raw)
-{
-	for (unsigned i = 0; i < LDT_ENTRY_SIZE; i++)
-		if (raw[i])
-			return false;
-	return true;
 }
 
 static int validate_ldt(struct restore_task *t)
