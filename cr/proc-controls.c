@@ -3,17 +3,22 @@
  * (PR_SET_TSC), the machine-check kill policy (PR_SET_MCE_KILL), memory-deny-write-execute
  * (PR_SET_MDWE), the speculation mitigations a process asked for (PR_SET_SPECULATION_CTRL:
  * store bypass, indirect branches, L1D flush), the I/O flusher flag (PR_SET_IO_FLUSHER) and KSM
- * for every mapping (PR_SET_MEMORY_MERGE). Read in the main thread at dump (the I/O flusher
- * from its task flags in /proc/PID/stat, readable without CAP_SYS_RESOURCE); its other threads
- * are made from it at restore and inherit them. The new process sets the mitigations, the MCE
- * policy, the flusher and KSM before the blob runs; the blob sets the TSC before it makes the
- * threads, and memory-deny-write-execute once every mapping has its protection (it refuses
- * making memory executable, which the blob does). MDWE cannot be taken back: set only if saved.
+ * for every mapping (PR_SET_MEMORY_MERGE), and whether CPUID traps (arch_prctl ARCH_SET_CPUID,
+ * which rr and sandboxes use to show a program other CPU features). Read in the main thread at
+ * dump (the I/O flusher from its task flags in /proc/PID/stat, readable without
+ * CAP_SYS_RESOURCE); its other threads are made from it at restore and inherit them (CPUID
+ * faulting is a thread's own: threads.c asks each and the blob sets it in a thread that
+ * differs). The new process sets the mitigations, the MCE policy, the flusher and KSM before the
+ * blob runs; the blob sets the TSC and CPUID faulting before it makes the threads, and
+ * memory-deny-write-execute once every mapping has its protection (it refuses making memory
+ * executable, which the blob does). MDWE cannot be taken back: set only if saved.
  */
+#include <asm/prctl.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "compat/kernel-abi.h"
 #include "log.h"
@@ -36,7 +41,7 @@ static uint32_t *spec_field(ProcessControls *p, int which, protobuf_c_boolean **
 
 /* What the task tells of them, asked in one list of injected syscalls (prctl answers for the
  * caller): the TSC setting through a pointer, the others returned (-EINVAL: a kernel without). */
-enum { ASK_TSC, ASK_MCE_KILL, ASK_MDWE, ASK_SPEC, ASK_MEMORY_MERGE = ASK_SPEC + NR_SPEC, NR_ASKS };
+enum { ASK_TSC, ASK_MCE_KILL, ASK_MDWE, ASK_SPEC, ASK_MEMORY_MERGE = ASK_SPEC + NR_SPEC, ASK_CPUID, NR_ASKS };
 
 static int ask_controls(struct dump_task *t, int64_t ret[NR_ASKS], int32_t *tsc)
 {
@@ -45,6 +50,7 @@ static int ask_controls(struct dump_task *t, int64_t ret[NR_ASKS], int32_t *tsc)
 		[ASK_MCE_KILL] = { SYS_prctl, { PR_MCE_KILL_GET } },
 		[ASK_MDWE] = { SYS_prctl, { PR_GET_MDWE } },
 		[ASK_MEMORY_MERGE] = { SYS_prctl, { PR_GET_MEMORY_MERGE } },
+		[ASK_CPUID] = { SYS_arch_prctl, { ARCH_GET_CPUID } },
 	};
 	unsigned logged = log_errors();
 	int err;
@@ -97,6 +103,7 @@ static int dump_controls(struct dump_task *t)
 		p->has_memory_merge = true;
 		p->memory_merge = true;
 	}
+	p->has_cpuid_faulting = p->cpuid_faulting = ret[ASK_CPUID] == 0;
 	if ((err = proc_read_stat(t->pid, &st))) {
 		if (err != -ENOMEM)
 			pr_err("dump pid %d: cannot read its task flags", t->pid);
@@ -185,12 +192,32 @@ static int restore_controls(struct restore_task *t)
 	if (p->has_tsc && (prctl(PR_GET_TSC, &tsc, 0, 0, 0) || tsc != (int)p->tsc))
 		t->args->tsc = p->tsc;
 	t->args->mdwe = p->mdwe;
+	t->args->cpuid_faulting = p->cpuid_faulting;
+	return 0;
+}
+
+/* CPUID faulting needs the CPU's (Intel's since Ivy Bridge): asking for it on is refused
+ * (ENODEV) without, asking for it off, which stasis is, tells the same at no cost. */
+static int check_cpuid_faulting(struct restore_task *t)
+{
+	ProcessControls *p = t->core->controls;
+	bool wanted = p && p->cpuid_faulting;
+
+	for (size_t i = 0; !wanted && i < t->core->n_threads; i++)
+		wanted = t->core->threads[i]->cpuid_faulting;
+	if (wanted && syscall(SYS_arch_prctl, ARCH_SET_CPUID, 1)) {
+		pr_perror("restore pid %d: it has CPUID faulting on (arch_prctl ARCH_SET_CPUID), "
+			  "which this machine cannot give",
+			  t->pid);
+		return -ENODEV;
+	}
 	return 0;
 }
 
 const struct state_ops state_controls = {
-	.name = "prctl controls (TSC, machine-check kill, MDWE, speculation, I/O flusher, KSM)",
+	.name = "prctl controls (TSC, machine-check kill, MDWE, speculation, I/O flusher, KSM, CPUID)",
 	.dump = dump_controls,
 	.validate = validate_controls,
+	.check = check_cpuid_faulting,
 	.restore = restore_controls,
 };

@@ -3,6 +3,7 @@
  * keeps per thread (registers, xsave, blocked mask, its own pending signals, altstack, rseq,
  * robust list, clear_child_tid, comm), and is recreated by the restorer blob with its old tid.
  */
+#include <asm/prctl.h>
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -89,10 +90,10 @@ void threads_release(struct dump_task *t)
 
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
- * alternate signal stack, its NUMA policy, timer slack, secure bits, no_new_privs and
+ * alternate signal stack, its NUMA policy, whether CPUID traps, timer slack, secure bits, no_new_privs and
  * parent-death signal (prctl and get_mempolicy answer for the calling thread only).
  */
-enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_CPUID, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
        ASK_PDEATH, NR_ASKS };
 struct thread_answers {
 	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
@@ -105,6 +106,7 @@ struct thread_answers {
 static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], struct thread_answers *a)
 {
 	struct inject_call calls[NR_ASKS] = {
+		[ASK_CPUID] = { SYS_arch_prctl, { ARCH_GET_CPUID } },
 		[ASK_TIMER_SLACK] = { SYS_prctl, { PR_GET_TIMERSLACK } },
 		[ASK_SECUREBITS] = { SYS_prctl, { PR_GET_SECUREBITS } },
 		[ASK_NO_NEW_PRIVS] = { SYS_prctl, { PR_GET_NO_NEW_PRIVS } },
@@ -166,6 +168,7 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 		tc->timer_slack_ns = ret[ASK_TIMER_SLACK];
 		tc->securebits = ret[ASK_SECUREBITS]; /* restored with the credentials */
 		tc->no_new_privs = ret[ASK_NO_NEW_PRIVS] == 1;
+		tc->has_cpuid_faulting = tc->cpuid_faulting = ret[ASK_CPUID] == 0;
 	}
 	if (inj == &own) {
 		own.scratch = 0; /* the main thread's injection owns the scratch page */
@@ -301,6 +304,7 @@ static int restore_threads(struct restore_task *t)
 		th->clear_child_tid = tc->clear_child_tid;
 		th->timer_slack_ns = tc->has_timer_slack_ns ? tc->timer_slack_ns : 0;
 		th->no_new_privs = tc->no_new_privs;
+		th->cpuid_faulting = tc->cpuid_faulting;
 		th->pdeath_signal = t->is_root ? 0 : tc->pdeath_signal; /* as the main thread's */
 		mempolicy_thread_args(th, tc->mempolicy);
 		th->altstack_sp = tc->altstack_sp;

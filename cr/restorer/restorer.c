@@ -14,6 +14,7 @@
 #include <linux/ioctl.h>
 #include <linux/userfaultfd.h>
 #include <linux/aio_abi.h>
+#include <asm/prctl.h>
 
 #include "restorer/restorer.h"
 
@@ -392,7 +393,7 @@ static void set_task_state(struct restorer_args *a)
 #define PR_SET_MDWE_ 65 /* linux/prctl.h, 6.3 (the installed headers may be older) */
 
 /* After the last mprotect (memory-deny-write-execute refuses making memory executable), before
- * the threads are made (they inherit the TSC setting). */
+ * the threads are made (they inherit the TSC and CPUID settings). */
 static void set_process_controls(struct restorer_args *a)
 {
 	long r;
@@ -401,6 +402,8 @@ static void set_process_controls(struct restorer_args *a)
 		fail(a, RST_STEP_PRCTL, r, PR_SET_TSC);
 	if (a->mdwe && (r = raw_syscall5(__NR_prctl, PR_SET_MDWE_, a->mdwe, 0, 0, 0)))
 		fail(a, RST_STEP_PRCTL, r, PR_SET_MDWE_);
+	if (a->cpuid_faulting && (r = raw_syscall2(__NR_arch_prctl, ARCH_SET_CPUID, 0)))
+		fail(a, RST_STEP_PRCTL, r, ARCH_SET_CPUID);
 }
 
 static void set_timers_and_limits(struct restorer_args *a)
@@ -630,6 +633,9 @@ static void thread_main(void *arg)
 		fail(a, RST_STEP_PRCTL, r, PR_SET_TIMERSLACK);
 	if (th->no_new_privs && (r = raw_syscall5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
 		fail(a, RST_STEP_PRCTL, r, PR_SET_NO_NEW_PRIVS);
+	if (th->cpuid_faulting != a->cpuid_faulting &&
+	    (r = raw_syscall2(__NR_arch_prctl, ARCH_SET_CPUID, !th->cpuid_faulting)))
+		fail(a, RST_STEP_PRCTL, r, ARCH_SET_CPUID);
 	if ((r = raw_syscall2(__NR_sigaltstack, &ss, 0)))
 		fail(a, RST_STEP_ALTSTACK, r, th->altstack_sp);
 	copy_comm(comm, th->comm);

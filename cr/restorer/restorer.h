@@ -82,6 +82,7 @@ struct rst_thread {
 	int32_t cwd_fd;       /* its own cwd (O_PATH, a helper fd of the process), -1 */
 	uint32_t umask;       /* with cwd_fd */
 	struct rst_mempolicy mempolicy; /* its own, set when the args' mempolicy_threads is */
+	uint32_t cpuid_faulting; /* its own: set when not the main thread's, which it inherits */
 };
 
 /* An fd of a thread's own table: a copy of the process's fd `of`. */
@@ -328,6 +329,7 @@ struct restorer_args {
 	struct rst_creds creds; /* the main thread's */
 	uint32_t tsc;           /* PR_SET_TSC before the threads are made (they inherit it); 0: leave */
 	uint32_t mdwe;          /* PR_SET_MDWE once every mapping has its protection; 0: none */
+	uint32_t cpuid_faulting; /* ARCH_SET_CPUID 0 before the threads are made (they inherit it) */
 	int32_t dumpable;       /* PR_SET_DUMPABLE after the credentials (changing them resets it); -1: leave */
 	uint32_t no_new_privs;  /* the main thread's PR_SET_NO_NEW_PRIVS, once its threads exist (each
 				 * sets its own) */
