@@ -7,8 +7,8 @@
  * which rr and sandboxes use to show a program other CPU features). Read in the main thread at
  * dump (the I/O flusher from its task flags in /proc/PID/stat, readable without
  * CAP_SYS_RESOURCE); its other threads are made from it at restore and inherit them (CPUID
- * faulting is a thread's own: threads.c asks each and the blob sets it in a thread that
- * differs). The new process sets the mitigations, the MCE policy, the flusher and KSM before the
+ * faulting and the TSC setting are a thread's own: threads.c asks each and the blob sets them
+ * in a thread that differs). The new process sets the mitigations, the MCE policy, the flusher and KSM before the
  * blob runs; the blob sets the TSC and CPUID faulting before it makes the threads, and
  * memory-deny-write-execute once every mapping has its protection (it refuses making memory
  * executable, which the blob does). MDWE cannot be taken back: set only if saved.

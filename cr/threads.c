@@ -90,15 +90,16 @@ void threads_release(struct dump_task *t)
 
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
- * alternate signal stack, its NUMA policy, whether CPUID traps, timer slack, secure bits, no_new_privs and
+ * alternate signal stack, its NUMA policy, whether CPUID and RDTSC trap, timer slack, secure bits, no_new_privs and
  * parent-death signal (prctl and get_mempolicy answer for the calling thread only).
  */
-enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_CPUID, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_CPUID, ASK_TSC, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
        ASK_PDEATH, NR_ASKS };
 struct thread_answers {
 	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
 	unsigned char altstack[SIGNALS_ANSWER_SIZE];
 	int32_t pdeath_signal;
+	int32_t tsc;
 	int32_t mempolicy_mode;
 	uint64_t mempolicy_nodes[RST_NODE_WORDS];
 };
@@ -107,6 +108,7 @@ static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], str
 {
 	struct inject_call calls[NR_ASKS] = {
 		[ASK_CPUID] = { SYS_arch_prctl, { ARCH_GET_CPUID } },
+		[ASK_TSC] = { SYS_prctl, { PR_GET_TSC, inj->scratch + offsetof(struct thread_answers, tsc) } },
 		[ASK_TIMER_SLACK] = { SYS_prctl, { PR_GET_TIMERSLACK } },
 		[ASK_SECUREBITS] = { SYS_prctl, { PR_GET_SECUREBITS } },
 		[ASK_NO_NEW_PRIVS] = { SYS_prctl, { PR_GET_NO_NEW_PRIVS } },
@@ -169,6 +171,8 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 		tc->securebits = ret[ASK_SECUREBITS]; /* restored with the credentials */
 		tc->no_new_privs = ret[ASK_NO_NEW_PRIVS] == 1;
 		tc->has_cpuid_faulting = tc->cpuid_faulting = ret[ASK_CPUID] == 0;
+		tc->has_tsc = ret[ASK_TSC] == 0; /* (-EINVAL: not x86) */
+		tc->tsc = answers.tsc;
 	}
 	if (inj == &own) {
 		own.scratch = 0; /* the main thread's injection owns the scratch page */
@@ -221,6 +225,7 @@ static int validate_threads(struct restore_task *t)
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
 		bool ok = tc->tid > 0 && tc->tid != (uint32_t)t->pid && tc->pdeath_signal <= 64 &&
+			  (!tc->has_tsc || tc->tsc == PR_TSC_ENABLE || tc->tsc == PR_TSC_SIGSEGV) &&
 			  regs_image_valid(tc->regs, &tc->xsave);
 		for (size_t j = 0; ok && j < i; j++)
 			ok = c->threads[j]->tid != tc->tid;
@@ -305,6 +310,7 @@ static int restore_threads(struct restore_task *t)
 		th->timer_slack_ns = tc->has_timer_slack_ns ? tc->timer_slack_ns : 0;
 		th->no_new_privs = tc->no_new_privs;
 		th->cpuid_faulting = tc->cpuid_faulting;
+		th->tsc = tc->has_tsc ? tc->tsc : 0;
 		th->pdeath_signal = t->is_root ? 0 : tc->pdeath_signal; /* as the main thread's */
 		mempolicy_thread_args(th, tc->mempolicy);
 		th->altstack_sp = tc->altstack_sp;

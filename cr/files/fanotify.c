@@ -67,7 +67,7 @@ static int parse_mark(pid_t pid, const char *text, FanotifyMark *m, char *path, 
 		   &ino, &sdev, &mflags, &mask, &ignored, &bytes, &type, hex) == 8) {
 		struct stat st;
 		m->type = MARK_INODE;
-		auto_close int marked = fhandle_path_fd(pid, sdev, bytes, type, hex, path, len);
+		auto_close int marked = fhandle_path_fd(pid, sdev, ino, bytes, type, hex, path, len);
 		if (marked < 0)
 			return marked;
 		if (!fstat(marked, &st) && S_ISLNK(st.st_mode)) /* the symlink's own mark */

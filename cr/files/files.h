@@ -170,9 +170,10 @@ int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int 
  * (sdev: the kernel's major << 20 | minor; hex: its bytes), found through a mount of its
  * filesystem in pid's mount namespace (a filesystem mounted in a container only, too) under
  * which it lies, and its path as pid sees it; else through stasis's mounts, its path as
- * stasis sees it. */
-int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned bytes, int type, const char *hex, char *path,
-		    size_t len);
+ * stasis sees it; else (a filesystem that cannot open handles: overlayfs) by a search of pid's
+ * mounts of it for inode number ino, confirmed by its handle. */
+int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned bytes, int type, const char *hex,
+		    char *path, size_t len);
 
 /* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). ghost_note: the ghost
  * id of the removed file behind read_path (a /proc path), what names its use ("fd 5") in errors;

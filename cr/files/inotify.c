@@ -44,14 +44,14 @@ static bool same_mount_ns(pid_t a, pid_t b)
  * another process of the tree in a mount namespace of its own; its fd, its path as that
  * process sees it in path, the process in *owner; -ENOENT if none has it.
  */
-static int watched_elsewhere(const struct dump_task *t, unsigned long sdev, unsigned bytes, int type,
-			     const char *hex, char *path, size_t len, const struct dump_task **owner)
+static int watched_elsewhere(const struct dump_task *t, unsigned long sdev, unsigned long ino, unsigned bytes,
+			     int type, const char *hex, char *path, size_t len, const struct dump_task **owner)
 {
 	for (size_t i = 0; i < t->tree_size; i++) {
 		const struct dump_task *o = &t->tree[i];
 		if (o->tgid == t->tgid || same_mount_ns(o->pid, t->pid))
 			continue;
-		int fd = fhandle_path_fd(o->pid, sdev, bytes, type, hex, path, len);
+		int fd = fhandle_path_fd(o->pid, sdev, ino, bytes, type, hex, path, len);
 		if (fd >= 0) {
 			*owner = o;
 			return fd;
@@ -85,18 +85,18 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		pr_warn("dump pid %d fd %d: inotify events not read yet are not kept", t->pid, p->fd);
 	for (const char *l = strstr(p->info, "inotify wd:"); l; l = strstr(l + 11, "inotify wd:")) {
 		unsigned wd = 0, mask, bytes;
-		unsigned long sdev = 0;
+		unsigned long sdev = 0, ino = 0;
 		int type;
 		char hex[260], path[4096];
 		char line[512];
 		int err = -EINVAL;
 		auto_close int watched = -1;
 		const struct dump_task *owner = NULL;
-		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%*x sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
+		if (sscanf(fdinfo_line(l, line, sizeof(line)), "inotify wd:%x ino:%lx sdev:%lx mask:%x ignored_mask:%*x fhandle-bytes:%x "
 			      "fhandle-type:%x f_handle:%259s",
-			   &wd, &sdev, &mask, &bytes, &type, hex) == 6 && bytes <= 128 &&
-		    (err = watched = fhandle_path_fd(t->pid, sdev, bytes, type, hex, path, sizeof(path))) == -ENOENT)
-			err = watched = watched_elsewhere(t, sdev, bytes, type, hex, path, sizeof(path), &owner);
+			   &wd, &ino, &sdev, &mask, &bytes, &type, hex) == 7 && bytes <= 128 &&
+		    (err = watched = fhandle_path_fd(t->pid, sdev, ino, bytes, type, hex, path, sizeof(path))) == -ENOENT)
+			err = watched = watched_elsewhere(t, sdev, ino, bytes, type, hex, path, sizeof(path), &owner);
 		if (err < 0) {
 			if (err == -ENOMEM)
 				return err;

@@ -636,6 +636,10 @@ static void thread_main(void *arg)
 	if (th->cpuid_faulting != a->cpuid_faulting &&
 	    (r = raw_syscall2(__NR_arch_prctl, ARCH_SET_CPUID, !th->cpuid_faulting)))
 		fail(a, RST_STEP_PRCTL, r, ARCH_SET_CPUID);
+	int tsc = 0;
+	if (th->tsc && (raw_syscall2(__NR_prctl, PR_GET_TSC, &tsc) || tsc != (int)th->tsc) &&
+	    (r = raw_syscall2(__NR_prctl, PR_SET_TSC, th->tsc)))
+		fail(a, RST_STEP_PRCTL, r, PR_SET_TSC);
 	if ((r = raw_syscall2(__NR_sigaltstack, &ss, 0)))
 		fail(a, RST_STEP_ALTSTACK, r, th->altstack_sp);
 	copy_comm(comm, th->comm);

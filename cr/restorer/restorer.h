@@ -83,6 +83,7 @@ struct rst_thread {
 	uint32_t umask;       /* with cwd_fd */
 	struct rst_mempolicy mempolicy; /* its own, set when the args' mempolicy_threads is */
 	uint32_t cpuid_faulting; /* its own: set when not the main thread's, which it inherits */
+	uint32_t tsc;            /* its own PR_SET_TSC, set when not the one it inherits; 0: leave */
 };
 
 /* An fd of a thread's own table: a copy of the process's fd `of`. */

@@ -128,7 +128,7 @@ make_rootfs() {
 	mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc" "$r/out"
 	cp "$(command -v busybox)" "$r/bin/busybox"
 	for a in sh sleep echo cat ls; do ln -sf busybox "$r/bin/$a"; done
-	for p in memcheck podipc; do
+	for p in memcheck podipc watchcheck; do
 		if [ ! -x "$WORK/$p" ] &&
 			! cc -static -O2 -o "$WORK/$p" "$E2E_ROOT/tests/e2e/$p.c" 2>"$WORK/$p.err"; then
 			fail "$E2E_NAME/setup" "cannot build $p statically" "$WORK/$p.err"
