@@ -14,7 +14,9 @@
  * again, so that it can still be linked into the filesystem.
  * A file deleted under the name the process used but still linked under another is the same
  * inode again: it is saved as a file handle, reopened with open_by_handle_at (same dev and inode
- * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again.
+ * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again. On a
+ * filesystem without handles (overlayfs: a file of an image's layer removed in the container,
+ * which only a whiteout hides) it is saved as a removed file is.
  * A symbolic link made again is reopened O_PATH | O_NOFOLLOW by its file handle (through
  * /proc/self/fd a reopen without O_NOFOLLOW is all there is: the link itself, but without that
  * flag); on a filesystem without handles, or in a user namespace (open_by_handle_at needs
@@ -225,15 +227,15 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		g->has_rdev = true;
 		g->rdev = st.st_rdev;
 	}
-	int err = 0;
-	if (st.st_nlink) {
-		if ((err = fhandle_of_fd(fd, &g->handle, &g->handle_type))) {
-			if (err == -ENOMEM)
-				return err;
-			pr_err("dump pid %d %s: %s is deleted under this name but linked under another, and "
-			       "its filesystem gives no file handle: %s", pid, what, link, strerror(-err));
-			return err;
-		}
+	int err = st.st_nlink ? fhandle_of_fd(fd, &g->handle, &g->handle_type) : -ENOENT;
+	if (err == -ENOMEM)
+		return err;
+	if (st.st_nlink && err)
+		pr_info("dump pid %d %s: %s is deleted under this name but linked under another that its "
+			"filesystem gives no handle to reach (%s; overlayfs: a file of an image's layer "
+			"removed in the container): kept as a removed file",
+			pid, what, link, strerror(-err));
+	if (!err) {
 		g->has_handle = g->has_handle_type = true;
 	} else if (type == S_IFREG) {
 		/* read without touching its access time (stasis owns it: root) */

@@ -18,12 +18,15 @@
 #                             tracking works): the container runs on with its init; then
 #                             `checkpoint --with-previous` and `restore`: the count goes on
 #                             (with --export/--import: tests/migrate)
-# podman/inotify              tests/e2e/watchcheck.c (built static) watches /etc and
+# podman/image-files              tests/e2e/watchcheck.c (built static) watches /etc and
 #                             /bin/busybox of the image (on the container's overlayfs, whose file
 #                             handles cannot be opened: stasis finds them by inode number) and a
 #                             file it wrote (the upper layer): checkpoint and restore, then a file
 #                             made in /etc, busybox touched and the file written through `podman
-#                             exec`: it sees the three events on its same watches and PASSes
+#                             exec`: it sees the three events on its same watches; /bin/podipc
+#                             of the image, which it removed while holding it open and mapped
+#                             (a whiteout hides it, its inode is still in the layer), reads the
+#                             same through both and is still gone: it PASSes
 # podman/tty                  a container with a terminal (-t): checkpoint and restore, the new
 #                             terminal handed to conmon (orphan-pts-master); the count goes on
 # podman/userns               a container in a user namespace of its own (--uidmap, --gidmap
@@ -501,29 +504,29 @@ case_pod_userns() {
 # inotify watches on files of the image (overlayfs, whose handles cannot be opened) and of the
 # upper layer: found by their inode numbers at the checkpoint, they see changes after the restore
 logs_have() { pm logs "$1" 2>&1 | grep -q -- "$2"; } # logs_have C REGEX
-case_inotify() {
+case_image_files() {
 	local c=pin
 	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name $c --network none \
 		localhost/bb:latest watchcheck >"$WORK/$c.run" 2>&1 ||
 		! wait_for 20 logs_have $c '^tick 2'; then
-		fail podman/inotify "watchcheck does not tick" "$WORK/$c.run"
+		fail podman/image-files "watchcheck does not tick" "$WORK/$c.run"
 		return
 	fi
 	if ! timed T_CKPT pm container checkpoint $c >"$WORK/$c.ckpt" 2>&1 ||
 		! timed T_REST pm container restore $c >"$WORK/$c.rest" 2>&1; then
-		fail podman/inotify "checkpoint or restore failed" "$WORK/$c.ckpt" "$WORK/$c.rest" $(stasis_logs)
+		fail podman/image-files "checkpoint or restore failed" "$WORK/$c.ckpt" "$WORK/$c.rest" $(stasis_logs)
 		return
 	fi
 	pm exec $c busybox sh -c 'echo > /etc/new; busybox touch /bin/busybox; echo x >>/out/up' >"$WORK/$c.exec" 2>&1
 	if ! wait_for 10 logs_have $c '^PASS watchcheck'; then
 		pm logs $c >"$WORK/$c.logs" 2>&1
-		fail podman/inotify "watchcheck did not see its three events after the restore" "$WORK/$c.logs" "$WORK/$c.exec" $(stasis_logs)
+		fail podman/image-files "watchcheck did not PASS after the restore" "$WORK/$c.logs" "$WORK/$c.exec" $(stasis_logs)
 		return
 	fi
-	ok "podman/inotify (watches on /etc and /bin/busybox of the image's layer and on a file of the upper layer saw a create, a touch and a write after the restore; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	ok "podman/image-files (watches on /etc and /bin/busybox of the image's layer and on a file of the upper layer saw a create, a touch and a write after the restore; a removed file of the image held open and mapped reads the same; checkpoint $T_CKPT ms, restore $T_REST ms)"
 	pm rm -f $c >/dev/null 2>&1
 }
-case_inotify
+case_image_files
 case_pre_checkpoint
 case_tty
 case_userns

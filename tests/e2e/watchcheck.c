@@ -5,15 +5,19 @@
  * cannot be opened: a checkpoint must find them another way), and /out/up, a file it writes at
  * its start (the overlay's upper layer; IN_MODIFY). It says "watching", then "tick N" once a
  * second, and "event TAG NAME" for each event it reads, TAG being which of its watches the
- * event's wd is ("unknown-wd" for none of them). Once it has seen all three (a file "new" made
- * in /etc, busybox touched, /out/up written), it prints "PASS watchcheck". Built static: the
- * image is a busybox tree.
+ * event's wd is ("unknown-wd" for none of them). It also holds /bin/podipc of the image open and
+ * mapped after removing it (a whiteout hides it: deleted, yet its inode is still linked in the
+ * layer, which overlayfs gives no handle to reach). Once it has seen all three events (a file
+ * "new" made in /etc, busybox touched, /out/up written), it checks that the removed file reads
+ * as before through its fd and its mapping and is still gone, and prints "PASS watchcheck" or
+ * "FAIL watchcheck: WHAT". Built static: the image is a busybox tree.
  */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static const struct {
@@ -43,6 +47,13 @@ int main(void)
 			perror(watches[i].path);
 			return 1;
 		}
+	char head[64], again[64];
+	int held = open("/bin/podipc", O_RDONLY | O_CLOEXEC);
+	char *map = held < 0 ? MAP_FAILED : mmap(NULL, sizeof(head), PROT_READ, MAP_PRIVATE, held, 0);
+	if (map == MAP_FAILED || pread(held, head, sizeof(head), 0) != sizeof(head) || unlink("/bin/podipc")) {
+		perror("watchcheck: /bin/podipc");
+		return 1;
+	}
 	printf("watching\n");
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
@@ -64,7 +75,14 @@ int main(void)
 			at += sizeof(*e) + e->len;
 		}
 		if (seen == (1 << NR_WATCHES) - 1) {
-			printf("PASS watchcheck\n");
+			if (pread(held, again, sizeof(again), 0) != sizeof(again) || memcmp(again, head, sizeof(head)))
+				printf("FAIL watchcheck: the removed /bin/podipc reads otherwise through its fd\n");
+			else if (memcmp(map, head, sizeof(head)))
+				printf("FAIL watchcheck: the removed /bin/podipc's mapping reads otherwise\n");
+			else if (!access("/bin/podipc", F_OK))
+				printf("FAIL watchcheck: the removed /bin/podipc is there again\n");
+			else
+				printf("PASS watchcheck\n");
 			seen = 0;
 		}
 	}
