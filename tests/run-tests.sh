@@ -109,6 +109,10 @@ run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh -
 # before its init): STASIS_FAULT pretends the pidfd ioctl is missing
 run_part slow "process zoo in a user namespace, the root cloned as before Linux 6.11" \
 	env STASIS_FAULT=kernel-lacks:pidfd_pid_ns tests/run-zoo.sh --cr-only --container=userns tree threads
+# the programs whose files matter, their work directory an overlayfs as a container's root is
+# (file handles there cannot be opened: inotify watches, files removed but linked elsewhere)
+run_part slow "process zoo on overlayfs" tests/run-zoo.sh --overlay --cr-only inotify mem-file-names files-unlinked \
+	ghost-sparse deleted-exe mem-file file-locks file-leases unix-bound unix-gone-names fifo-hup fds
 # (the failure cases under ASan/UBSan only: the same cases and verdicts, and memory errors)
 run_part slow "failure cases, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/failure-cases.sh
 run_part quick "hardening: image files and directories, untrusted images" tests/hardening.sh

@@ -3,7 +3,7 @@
 # restored by stasis, and verifies its state after SIGTERM.
 #
 #   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--lazy] [--keep]
-#                    [--container[=full|pidns|userns]] [NAME...]
+#                    [--container[=full|pidns|userns] | --overlay] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
 # tests/failure-cases.sh checks that its dump fails):
@@ -45,6 +45,10 @@
 # container checked from the outside after the restore (ctr-hostname, ctr-mounts, ...).
 # `make test-containers` runs both flavours; `make test-slow` the full one and a subset of pidns
 # (tests/run-tests.sh).
+# --overlay gives every case a work directory (where its program makes its files) that is an
+# overlayfs, as a container's root is under Docker, Podman and containerd: a layer below
+# holding a file "lowerfile" and a directory "sub" (the image's), the case's own layer above;
+# unmounted at the end.
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
 # them (for another build of stasis, under ASan/UBSan say); --keep keeps the
 # temporary directory. Environment: STASIS (default ./stasis), ZOO_KEEP=1.
@@ -83,6 +87,7 @@ while [ $# -gt 0 ]; do
 	--container | --container=full) CTR=full ;;
 	--container=pidns) CTR=pidns ;;
 	--container=userns) CTR=userns ;;
+	--overlay) export ZOO_OVERLAY=1 ;;
 	-h | --help)
 		sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -95,6 +100,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+if [ -n "$CTR" ] && [ -n "${ZOO_OVERLAY:-}" ]; then
+	echo "--overlay is for programs on the host: not with --container" >&2
+	exit 2
+fi
 zoo_setup_tmp
 if ! build_zoo; then
 	N_FAIL=1

@@ -119,7 +119,8 @@ static int open_through_mounts(pid_t pid, dev_t dev, const void *handle, size_t 
 
 #define SCAN_MAX_NAMES 1000000 /* names looked at in all: a bound on a search that fails */
 
-/* Whether fd is the inode of handle: its number, and its handle where the filesystem gives one. */
+/* Whether fd is the inode of handle: its number, and its handle where the filesystem gives one
+ * (handle NULL: its number only). */
 static bool is_inode(int fd, unsigned long ino, const void *handle, size_t len, int type)
 {
 	unsigned char buf[sizeof(struct file_handle) + FHANDLE_MAX_BYTES];
@@ -129,6 +130,8 @@ static bool is_inode(int fd, unsigned long ino, const void *handle, size_t len, 
 
 	if (fstat(fd, &st) || st.st_ino != ino)
 		return false;
+	if (!handle)
+		return true;
 	fh->handle_bytes = FHANDLE_MAX_BYTES;
 	if (name_to_handle_at(fd, "", fh, &mnt_id, AT_EMPTY_PATH))
 		return true; /* (no handle to compare: the number says it) */
@@ -238,6 +241,11 @@ static int scan_mounts(pid_t pid, dev_t dev, unsigned long ino, const void *hand
 		pr_warn("searching device %u:%u for inode %lu: stopped after %d names", major(dev), minor(dev), ino,
 			SCAN_MAX_NAMES);
 	return found;
+}
+
+int fhandle_search_inode(pid_t pid, dev_t dev, unsigned long ino, char *path, size_t len)
+{
+	return scan_mounts(pid, dev, ino, NULL, 0, 0, path, len);
 }
 
 int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned bytes, int type, const char *hex,

@@ -174,6 +174,9 @@ int fhandle_open_at(int mount_fd, const void *handle, size_t len, int type, int 
  * mounts of it for inode number ino, confirmed by its handle. */
 int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned bytes, int type, const char *hex,
 		    char *path, size_t len);
+/* An O_PATH fd on inode ino of device dev found by that search alone (a filesystem without
+ * handles), its path as pid sees it in path; -ENOENT. */
+int fhandle_search_inode(pid_t pid, dev_t dev, unsigned long ino, char *path, size_t len);
 
 /* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). ghost_note: the ghost
  * id of the removed file behind read_path (a /proc path), what names its use ("fd 5") in errors;

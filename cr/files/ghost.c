@@ -15,8 +15,9 @@
  * A file deleted under the name the process used but still linked under another is the same
  * inode again: it is saved as a file handle, reopened with open_by_handle_at (same dev and inode
  * checked) and linked at its old name for a moment, so that it is "/path (deleted)" again. On a
- * filesystem without handles (overlayfs: a file of an image's layer removed in the container,
- * which only a whiteout hides) it is saved as a removed file is.
+ * filesystem without handles (overlayfs) its other name is searched for by inode number and
+ * reopened by it; when none is found (a file of an image's layer removed in the container, which
+ * only a whiteout hides) it is saved as a removed file is.
  * A symbolic link made again is reopened O_PATH | O_NOFOLLOW by its file handle (through
  * /proc/self/fd a reopen without O_NOFOLLOW is all there is: the link itself, but without that
  * flag); on a filesystem without handles, or in a user namespace (open_by_handle_at needs
@@ -230,11 +231,24 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 	int err = st.st_nlink ? fhandle_of_fd(fd, &g->handle, &g->handle_type) : -ENOENT;
 	if (err == -ENOMEM)
 		return err;
-	if (st.st_nlink && err)
+	if (st.st_nlink && err) {
+		char other[PATH_MAX];
+		int found = fhandle_search_inode(pid, st.st_dev, st.st_ino, other, sizeof(other));
+		if (found == -ENOMEM)
+			return found;
+		if (found >= 0) {
+			close(found);
+			if (!(g->linked_path = xstrdup(other)))
+				return -ENOMEM;
+			pr_debug("dump pid %d %s: %s is still %s (no file handle: found by inode number)", pid,
+				 what, link, other);
+			return g->id;
+		}
 		pr_info("dump pid %d %s: %s is deleted under this name but linked under another that its "
-			"filesystem gives no handle to reach (%s; overlayfs: a file of an image's layer "
-			"removed in the container): kept as a removed file",
+			"filesystem gives no handle to reach and no search finds (%s; overlayfs: a file of "
+			"an image's layer removed in the container): kept as a removed file",
 			pid, what, link, strerror(-err));
+	}
 	if (!err) {
 		g->has_handle = g->has_handle_type = true;
 	} else if (type == S_IFREG) {
@@ -489,10 +503,17 @@ static int make_ghost(const struct run_ctx *ctx, const struct ghost_state *st, s
 	return err ? err : fd;
 }
 
+/* Still linked under another name: reached by its handle, or (no handles) by that name. */
+static bool still_linked(const GhostFile *g)
+{
+	return g->has_handle || g->linked_path;
+}
+
 /*
  * The inode still linked under another name, checked to be the one saved, is linked again at
  * its old name for a moment: the fd then names it "/path (deleted)" as before. (It is opened
- * through the mount of that directory, the tree's: a link cannot cross mounts.)
+ * through the mount of that directory, the tree's: a link cannot cross mounts. By its other
+ * name, only its inode number is checked: an overlayfs mounted again has another device.)
  */
 static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st, struct ghost_work *w,
 			 const GhostFile *g, struct ghost_made *m)
@@ -509,13 +530,16 @@ static int reopen_linked(const struct run_ctx *ctx, const struct ghost_state *st
 		pr_err("restore: cannot recreate deleted file %s: its directory: %s", g->path, strerror(-err));
 		return err;
 	}
-	auto_close int inode = fhandle_open_at(dir, g->handle.data, g->handle.len, g->handle_type, O_PATH);
+	auto_close int inode = g->linked_path ? tree_open(ctx, g->linked_path, O_PATH | O_NOFOLLOW, 0)
+					      : fhandle_open_at(dir, g->handle.data, g->handle.len, g->handle_type, O_PATH);
 
 	if (inode == -ENOMEM)
 		return inode;
-	if (inode < 0 || fstat(inode, &s) || s.st_dev != g->dev || s.st_ino != g->ino || !s.st_nlink) {
-		pr_err("restore: file %s (deleted under that name, linked under another: dev %#llx inode "
-		       "%llu) is gone", g->path, (unsigned long long)g->dev, (unsigned long long)g->ino);
+	if (inode < 0 || fstat(inode, &s) || (!g->linked_path && s.st_dev != g->dev) || s.st_ino != g->ino ||
+	    !s.st_nlink) {
+		pr_err("restore: file %s (deleted under that name, linked under another%s%s: dev %#llx inode "
+		       "%llu) is gone", g->path, g->linked_path ? ", " : "", g->linked_path ? g->linked_path : "",
+		       (unsigned long long)g->dev, (unsigned long long)g->ino);
 		return -ENOENT;
 	}
 	return make_ghost(ctx, st, w, g, inode, m);
@@ -608,8 +632,10 @@ static bool valid_ghost(const GhostFile *g, size_t i)
 
 	if (g->id != i || !image_path_ok(g->path) || g->has_handle != g->has_handle_type ||
 	    (g->has_handle && g->data.len) || !kept_type(type) || (g->mode & ~07777u) ||
+	    (g->linked_path && (g->has_handle || g->data.len || g->n_extents || g->has_size || g->tmpfile ||
+				g->has_link_target || !image_path_ok(g->linked_path))) ||
 	    (type != S_IFREG && (g->data.len || g->n_extents || g->tmpfile)) ||
-	    (type == S_IFLNK && !g->has_handle &&
+	    (type == S_IFLNK && !still_linked(g) &&
 	     (!g->has_link_target || !g->link_target.len || g->link_target.len >= PATH_MAX ||
 	      memchr(g->link_target.data, 0, g->link_target.len))) ||
 	    (g->has_link_target && (type != S_IFLNK || g->has_handle)) ||
@@ -741,13 +767,13 @@ static int prepare_ghosts(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t k = 0; k < n && !err; k++) {
 		const GhostFile *g = st->rst->ghosts[order[k]];
 		struct ghost_made *m = &st->made[order[k]];
-		int fd = g->has_handle ? reopen_linked(ctx, st, &w, g, m) : recreate(ctx, st, &w, g, m);
+		int fd = still_linked(g) ? reopen_linked(ctx, st, &w, g, m) : recreate(ctx, st, &w, g, m);
 		if (fd < 0) {
 			err = fd;
 			break;
 		}
 		m->fd = fd;
-		m->made = !g->has_handle;
+		m->made = !still_linked(g);
 		if (m->made && (err = set_attributes(fd, g)))
 			break;
 	}

@@ -26,6 +26,7 @@
 #include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 
 /* Whether processes a and b (host pids) are in one mount namespace. */
@@ -63,6 +64,36 @@ static int watched_elsewhere(const struct dump_task *t, unsigned long sdev, unsi
 }
 
 /* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
+/*
+ * The watched file of a handle no filesystem opens (overlayfs) and no search finds (removed):
+ * one the watcher holds open, the same inode of the same device. Its fd, its path ("... (deleted)").
+ */
+static int watched_held(pid_t pid, unsigned long sdev, unsigned long ino, char *path, size_t len)
+{
+	dev_t dev = makedev(sdev >> 20, sdev & 0xfffff);
+	int *fds = NULL;
+	size_t n = 0;
+	int found = -ENOENT;
+
+	if (proc_list_numbers(pid, "fd", &fds, &n))
+		return -ENOENT;
+	for (size_t i = 0; i < n && found == -ENOENT; i++) {
+		char proc[64];
+		struct stat st;
+		snprintf(proc, sizeof(proc), "/proc/%d/fd/%d", pid, fds[i]);
+		int fd = open(proc, O_PATH | O_CLOEXEC);
+		ssize_t got = fd < 0 ? -1 : readlink(proc, path, len - 1);
+		if (got > 0 && !fstat(fd, &st) && st.st_dev == dev && st.st_ino == ino) {
+			path[got] = 0;
+			found = fd;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	free(fds);
+	return found;
+}
+
 static int queued_bytes(pid_t pid, int fd)
 {
 	auto_close int copy = task_fd_copy(pid, fd);
@@ -97,6 +128,8 @@ static int dump_inotify(struct dump_task *t, const struct fd_probe *p, FdEntry *
 			   &wd, &ino, &sdev, &mask, &bytes, &type, hex) == 7 && bytes <= 128 &&
 		    (err = watched = fhandle_path_fd(t->pid, sdev, ino, bytes, type, hex, path, sizeof(path))) == -ENOENT)
 			err = watched = watched_elsewhere(t, sdev, ino, bytes, type, hex, path, sizeof(path), &owner);
+		if (err == -ENOENT)
+			err = watched = watched_held(t->pid, sdev, ino, path, sizeof(path));
 		if (err < 0) {
 			if (err == -ENOMEM)
 				return err;

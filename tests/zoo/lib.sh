@@ -138,6 +138,7 @@ zoo_cleanup() {
 	if [ -n "$ZOO_HUGEPAGES_WAS" ]; then
 		echo "$ZOO_HUGEPAGES_WAS" >"$HUGEPAGES_2M/nr_hugepages"
 	fi
+	zoo_overlay_unmount
 	# the container flavour (tests/container/ctr-lib.sh): its cgroups, anything left mounted
 	if declare -F ctr_cleanup >/dev/null; then
 		ctr_cleanup
@@ -295,11 +296,34 @@ zoo_prog() {
 #   Sets ZPID (the program), ZLAUNCH (our child), ZCAT (shell-job's cat). On error returns 1
 #   with the reason in ZERR.
 ZOO_LAUNCH=()
+# zoo_overlay_work DIR: with ZOO_OVERLAY (run-zoo.sh --overlay), DIR/work an overlayfs (a lower
+# layer with a file and a directory, an upper one of the case's), once; sets ZERR on failure
+zoo_overlay_work() {
+	local d=$1
+	[ -n "${ZOO_OVERLAY:-}" ] || return 0
+	mountpoint -q "$d/work" && return 0
+	mkdir -p "$d/layers/lower/sub" "$d/layers/upper" "$d/layers/scratch" &&
+		echo lower >"$d/layers/lower/lowerfile" &&
+		mount -t overlay zoo-overlay -o "lowerdir=$d/layers/lower,upperdir=$d/layers/upper,workdir=$d/layers/scratch" \
+			"$d/work" && return 0
+	ZERR="cannot mount an overlayfs on $d/work"
+	return 1
+}
+
+# zoo_overlay_unmount: every overlayfs zoo_overlay_work mounted
+zoo_overlay_unmount() {
+	local m
+	[ -n "$ZOO_TMP" ] || return 0
+	awk -v t="$ZOO_TMP/" '$3 == "overlay" && index($2, t) == 1 { print $2 }' /proc/self/mounts |
+		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+}
+
 zoo_start() {
 	local name=$1 d=$2 prog launch=("${ZOO_LAUNCH[@]}")
 	shift 2
 	ZPID="" ZLAUNCH="" ZCAT="" ZERR=""
 	mkdir -p "$d/work"
+	zoo_overlay_work "$d" || return 1
 	rm -f "$d/pid" "$d/out" "$d/err"
 	prog=$(zoo_prog "$name")
 	if [ ! -x "$prog" ]; then
