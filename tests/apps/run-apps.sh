@@ -245,6 +245,13 @@
 #           --tcp-established --file-locks (Aria's control file is locked); the same session
 #           still counts its row, commits, and a new connection inserts and counts 1002. Not run
 #           by default (apt-get install mariadb-server; make setup does not); about 12 s.
+#   prometheus  Prometheus 2.42 (Go; its TSDB's head, WAL and mapped chunks in the case's
+#           directory) scraping itself every second over TCP on 127.0.0.1 (connections inside
+#           the tree): dumped and restored with --tcp-established; the same process (pid) keeps
+#           the samples of up taken before and adds 3 more, then stops cleanly on SIGTERM. (Its
+#           process_start_time_seconds, read from /proc, says the restore's time: the kernel's
+#           start time of a task cannot be set.) Not run by default (apt-get install prometheus; make setup does not);
+#           about 10 s.
 #   openvpn  an OpenVPN 2.6 client (static key, UDP) in a network namespace that is the
 #           engine's (the test's: --external net on dump, as Docker's and Podman's), its tun0 with
 #           10.8.77.2 peer 10.8.77.1 and a pushed route 10.8.78.0/24 via the tunnel, talking to a
@@ -396,7 +403,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
-	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb)
+	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb [prometheus]=case_prometheus)
 ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn tinyproxy)
 SELECTED=()
@@ -3724,6 +3731,58 @@ case_mariadb() {
 	kill_ours "$pid"
 	verdict "$name" "$out" "io_uring refused by name with the server left serving$([ "$uring" -gt 0 ] || echo ' (not used here: not tried)'); with native AIO off, a session in an open transaction over TCP commits after the restore and a new connection sees its row; $(ckpt_times "$d")" \
 		"$d/err.log" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
+}
+
+# prom_query PORT EXPR: the value of the instant query's first result, or empty
+prom_query() {
+	curl -s -m 5 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" 2>/dev/null |
+		python3 -c 'import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+print(r[0]["value"][1] if r else "")' 2>/dev/null
+}
+
+case_prometheus() {
+	local name=apps/prometheus d=$ZOO_TMP/prometheus port=$(app_port 8) pid out="" n0 n1="" served
+	if ! command -v prometheus >/dev/null || ! command -v curl >/dev/null; then
+		result_fail "$name" "prometheus is not installed (apt-get install prometheus; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img"
+	printf 'global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ["127.0.0.1:%s"]\n' \
+		"$port" >"$d/prometheus.yml"
+	(exec setsid prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
+		--web.listen-address="127.0.0.1:$port" </dev/null >"$d/log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	# scraping itself every second: 3 samples of up at least
+	if ! wait_until 30 eval '[ "$(prom_query '"$port"' "count_over_time(up[1h])")" -ge 3 ] 2>/dev/null'; then
+		result_fail "$name" "prometheus does not scrape itself: $(tail -c 300 "$d/log")"
+		kill_ours "$pid"
+		return
+	fi
+	CKPT_OPTS=(--tcp-established) # (its scrapes: connections to itself)
+	checkpoint "$name" "$pid" "$d" || out=failed
+	CKPT_OPTS=()
+	n0=$(prom_query "$port" 'count_over_time(up[1h])')
+	if [ -z "$out" ]; then
+		wait_until 20 eval '[ "$(prom_query '"$port"' "count_over_time(up[1h])")" -ge $((n0 + 3)) ] 2>/dev/null'
+		n1=$(prom_query "$port" 'count_over_time(up[1h])')
+		# (the server's pid: the process that listens on its port)
+		served=$(ss -Htlnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1)
+		if [ -z "$n0" ] || [ -z "$n1" ] || [ "$n1" -lt $((n0 + 3)) ]; then
+			out="samples of up: $n0 just after the restore, '$n1' later (3 more expected: its scrapes go on)"
+		elif [ "$served" != "pid=$pid" ] || [ "$(prom_query "$port" up)" != 1 ]; then
+			out="after the restore: its port served by '$served' (pid=$pid expected), up '$(prom_query "$port" up)'"
+		fi
+		kill -TERM "$pid" 2>/dev/null
+		if ! wait_until 20 pid_free "$pid" || ! grep -q 'See you next time' "$d/log"; then
+			[ -n "$out" ] || out="prometheus did not stop cleanly on SIGTERM: $(tail -c 300 "$d/log")"
+		fi
+	fi
+	kill_ours "$pid"
+	verdict "$name" "$out" "the same process scrapes itself on after the restore: $n0 samples of up kept, $n1 later; it stops cleanly; $(ckpt_times "$d")" \
+		"$d/log" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
 }
 
 for c in "${SELECTED[@]}"; do
