@@ -435,6 +435,18 @@ static int dump_vmas(struct dump_task *t)
 
 		if (pv->start >= TASK_TOP) /* [vsyscall]: fixed, in every process */
 			continue;
+		/* The kernel's area where a probed instruction is stepped (made at the first hit, made
+		 * again at the next): not the process's. Its code keeps the probes' breakpoints, which
+		 * the restored process would die on (SIGTRAP): cr/pages.c puts the file's bytes back. */
+		if (!strcmp(pv->path, "[uprobes]")) {
+			if ((t->hit_uprobes = t->ctx->opts->allow_uprobes))
+				continue;
+			pr_err("dump pid %d: it has hit uprobes (the kernel's [uprobes] area at %#llx): its code "
+			       "holds their breakpoints; --allow-uprobes dumps it without them (the restored "
+			       "process is not probed until the probes are set again)",
+			       t->pid, (unsigned long long)pv->start);
+			return -ENOTSUP;
+		}
 		VmaEntry *e = xzalloc(sizeof(*e));
 		if (!e)
 			return -ENOMEM;

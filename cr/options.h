@@ -77,6 +77,7 @@ struct stasis_opts {
 	bool link_remap;          /* --link-remap */
 	uint64_t ghost_limit;     /* --ghost-limit: largest deleted file saved in the images */
 	bool force_irmap;         /* --force-irmap */
+	bool allow_uprobes;       /* --allow-uprobes: dump a process that hit uprobes */
 	struct opt_list irmap_scan_paths; /* --irmap-scan-path */
 	bool evasive_devices;     /* --evasive-devices */
 	bool orphan_pts_master;   /* --orphan-pts-master */

@@ -180,12 +180,40 @@ static int read_running(struct page_writer *w, uint64_t vaddr, char *buf, size_t
 	return 0;
 }
 
+/* The file of an executable private mapping whose breakpoints are taken out (code_file_restore). */
+struct code_file {
+	int fd;
+	uint64_t start, pgoff;
+};
+
+/*
+ * A process that hit uprobes (--allow-uprobes): the probes' breakpoints (int3, 0xcc) in the
+ * copied-on-write pages of its executable file mappings are the kernel's, not its own, and the
+ * restored process would die on them (the kernel does not know them there). A page that differs
+ * from the file only by bytes 0xcc gets the file's bytes back; one that differs otherwise (code
+ * the process changed) is left as it is.
+ */
+static void code_file_restore(const struct code_file *c, uint64_t vaddr, char *buf, size_t nr)
+{
+	char file[PAGE_SIZE];
+
+	for (size_t i = 0; i < nr; i++) {
+		char *mem = buf + i * PAGE_SIZE;
+		ssize_t n = pread(c->fd, file, PAGE_SIZE, c->pgoff + (vaddr - c->start) + i * PAGE_SIZE);
+		bool only_breakpoints = n > 0;
+		for (ssize_t k = 0; only_breakpoints && k < n; k++)
+			only_breakpoints = mem[k] == file[k] || (uint8_t)mem[k] == 0xcc;
+		if (only_breakpoints)
+			memcpy(mem, file, n);
+	}
+}
+
 /*
  * A span of wanted pages: read it from the task into the write queue, squeeze out pages of
  * zeroes if allowed (they come back as fresh anonymous memory), and commit the rest.
  */
 static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip_zero,
-		     const uint64_t *pme, bool index)
+		     const uint64_t *pme, bool index, const struct code_file *code)
 {
 	char *buf = pq_reserve(&w->queue, nr * PAGE_SIZE);
 	size_t kept = 0, run_start = 0;
@@ -197,6 +225,8 @@ static int dump_span(struct page_writer *w, uint64_t vaddr, size_t nr, bool skip
 		       (unsigned long long)vaddr, nr);
 		return -EIO;
 	}
+	if (code)
+		code_file_restore(code, vaddr, buf, nr);
 	for (size_t i = 0; i <= nr; i++) {
 		if (i < nr && !(skip_zero && page_is_zero(buf + i * PAGE_SIZE)))
 			continue;
@@ -269,8 +299,16 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 	bool private_anon = v->kind == VMA_KIND__VMA_ANON_PRIVATE;
 	/* pages that may be a parent's or a child's too (cr/cow-share.c) */
 	bool inheritable = vma_kind_shares_cow(v->kind);
+	struct code_file code = { -1, v->start, v->pgoff };
+	auto_close int code_fd = -1;
 
 	w->vma_start = v->start;
+	if (w->t->hit_uprobes && v->kind == VMA_KIND__VMA_FILE_PRIVATE && (v->prot & PROT_EXEC)) {
+		char mf[96];
+		snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", w->t->pid, (unsigned long long)v->start,
+			 (unsigned long long)v->end);
+		code.fd = code_fd = open(mf, O_RDONLY | O_CLOEXEC);
+	}
 	/*
 	 * private anonymous memory is scanned for its ranges with data; their entries need pfn
 	 * and exclusivity when pages may be shared with the parent or a child
@@ -313,7 +351,7 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 			if (span) {
 				uint64_t from = addr + (i - span) * PAGE_SIZE;
 				int err = dump_span(w, from, span, skip_zero, pme + (i - span),
-						    inheritable && w->indexed);
+						    inheritable && w->indexed, code.fd >= 0 ? &code : NULL);
 				if (err)
 					return err;
 			}

@@ -68,6 +68,8 @@ struct dump_task {
 	struct frozen_thread *threads; /* every thread but the main one */
 	size_t nr_threads;
 	int stop_sig;                 /* in group stop by this signal when frozen, 0: not */
+	bool hit_uprobes;             /* a [uprobes] area (--allow-uprobes): cr/pages.c takes the
+					 probes' breakpoints out of its code */
 	bool stop_collected;          /* and its parent has collected that stop (cr/job-stop.c) */
 	bool killed_alone;            /* after the dump, before the others (pstree_kill_one) */
 	struct user_regs_struct regs; /* as frozen */

@@ -299,7 +299,7 @@ static const struct cli_option options[] = {
 	{ "file-validation", required_argument, 0, ARG_IGNORED, 0, NULL, 0 },
 	{ "skip-file-rwx-check", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
 	{ "ghost-fiemap", no_argument, 0, ARG_IGNORED, 0, NULL, 0 }, /* holes are always kept */
-	{ "allow-uprobes", no_argument, 0, ARG_IGNORED, 0, NULL, 0 },
+	{ "allow-uprobes", no_argument, 0, ARG_BOOL, O(allow_uprobes), NULL, 0 },
 	{ "stream", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
 	{ "remote", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },
 	{ "tls", no_argument, 0, ARG_NOT_BUILT, 0, NULL, 0 },

@@ -187,6 +187,7 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	MAP_STRING(parent_img, prev_images_dir); /* relative to the images directory, as criu's */
 	MAP_BOOL(link_remap, link_remap);
 	MAP_BOOL(force_irmap, force_irmap);
+	MAP_BOOL(allow_uprobes, allow_uprobes);
 	MAP_BOOL(auto_ext_mnt, ext_mount_auto);
 	MAP_BOOL(ext_sharing, enable_external_sharing);
 	MAP_BOOL(ext_masters, enable_external_masters);
@@ -233,7 +234,7 @@ static void map_scalars(const CriuOpts *ro, struct stasis_opts *o)
 	 * the xsave layout itself), pre_dump_mode (pre-dumps always read the memory of the running
 	 * tree) and pidfd_store_sk (a pid used again between rounds is told by its start time),
 	 * file_validation_method,
-	 * skip_file_rwx_check, allow_uprobes, ghost_fiemap (deleted files keep their holes),
+	 * skip_file_rwx_check, ghost_fiemap (deleted files keep their holes),
 	 * tls_no_cn_verify (with the page server only).
 	 */
 }

@@ -2404,6 +2404,8 @@ other_cases() {
 	dump_fails_naming dump/syscall-dispatch-blocking syscall-dispatch \
 		'dump tid PID: its syscall user dispatch \(PR_SET_SYSCALL_USER_DISPATCH\) sends system calls to its SIGSYS handler now \(selector 0x[0-9a-f]+: block\)' \
 		--spin-blocked
+	dump_fails_naming dump/uprobes-without-option uprobes \
+		'dump pid PID: it has hit uprobes \(the kernel.s \[uprobes\] area at 0x[0-9a-f]+\): its code holds their breakpoints; --allow-uprobes dumps it without them'
 	dump_fails_naming dump/seccomp-listener seccomp-stack \
 		'dump pid PID: its seccomp filter 3 of 3 can hand system calls to a user-notification listener, and pid [0-9]+ fd [0-9]+ is one' \
 		--notify-listener

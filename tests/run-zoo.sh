@@ -19,7 +19,8 @@
 #                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
 #                    through that one. tcp-* programs and netns-inet are dumped with
-#                    --tcp-established. ext-unix is dumped with --ext-unix-sk and restored
+#                    --tcp-established, uprobes with --allow-uprobes. ext-unix is dumped with
+#                    --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
 #                    socket to its outside server and adds --inherit-fd for it (in a
 #                    container flavour its server is started first, `ext-unix --daemon`;
@@ -145,8 +146,9 @@ OUTSIDE_DAEMON=" ext-unix tcp-accept-queue "
 # with a network namespace of their own (full, userns; said, counted neither way; a client
 # across a veth into the tree's own namespace is tests/net/run-netns.sh's)
 HOST_NET_ONLY=" tcp-accept-queue "
-# programs that need the host's /dev (a container's has no /dev/kmsg to log to): host flavour only
-HOST_ONLY=" kmsg-reader "
+# programs that need the host's /dev (a container's has no /dev/kmsg to log to), or name their
+# binary by its host path (uprobes): host flavour only
+HOST_ONLY=" kmsg-reader uprobes "
 
 # ---------------------------------------------------------------------------------------
 # start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour
@@ -263,6 +265,7 @@ case_checkpoint() {
 	[ "$name" = shell-job ] && shell=(--shell-job)
 	[[ $name == file-l* ]] && shell=(--file-locks) # file-locks, file-leases
 	[[ $name == tcp-* || $name == netns-inet ]] && shell=(--tcp-established)
+	[ "$name" = uprobes ] && shell=(--allow-uprobes)
 	local wrap=()
 	if [ "$name" = ext-unix ]; then
 		shell=(--ext-unix-sk)

@@ -345,6 +345,12 @@ static inline int zoo_read_maps(struct zoo_maps *out)
 		if (sscanf(line, "%lx-%lx %4s %lx %11s %lu %n", &m.start, &m.end, m.perms, &m.off, m.dev,
 			   &m.ino, &pos) >= 6) {
 			snprintf(m.path, sizeof(m.path), "%s", pos ? line + pos : "");
+			/* the kernel's area for stepping over probed instructions: made at a probe's
+			 * hit, not the program's (tests/zoo/uprobes.c) */
+			if (!strcmp(m.path, "[uprobes]")) {
+				line = nl ? nl + 1 : NULL;
+				continue;
+			}
 			/* a shared anonymous mapping, a memfd or memfd_secret() memory is a fresh
 			 * inode after a restore */
 			if (strncmp(m.path, "/dev/zero", 9) == 0 || strncmp(m.path, "/SYSV", 5) == 0 ||
