@@ -12,6 +12,13 @@
 #                            checkpoint: the count goes on from the checkpoint once more
 # docker/memory-256M         memcheck 256 (tests/e2e/memcheck.c): checkpointed and restored, its
 #                            ticks go on; `docker stop` makes it check every word: PASS, exit 0
+# docker/image-files         tests/e2e/watchcheck.c watches /etc and /bin/busybox of the image
+#                            (on Docker's overlay2, whose file handles cannot be opened) and a
+#                            file of the upper layer, and holds /bin/podipc of the image open
+#                            and mapped after removing it: checkpointed and started again, then
+#                            a file made in /etc, busybox touched, the file written (`docker
+#                            exec`): it sees the three events and the removed file reads the
+#                            same: PASS
 # docker/leave-running       `docker checkpoint create --leave-running`: the container runs on,
 #                            not paused (containerd pauses it around the dump), same init; then
 #                            killed and restored from that checkpoint: the count goes on from it
@@ -176,6 +183,28 @@ case_memory() {
 		return
 	fi
 	ok "docker/memory-256M ($(grep '^PASS' "$WORK/$c.logs"); checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
+# ---- docker/image-files ---------------------------------------------------------------------
+case_image_files() {
+	local c=dimg
+	dk run -d --name $c --network none bb:latest watchcheck >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 eval 'dk_logs '$c' && grep -q "^tick 2" "$WORK/'$c'.logs"'; then
+		fail docker/image-files "watchcheck does not tick" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c f1 >"$WORK/$c.ckpt" 2>&1 ||
+		! docker_start_checkpoint $c f1 "$WORK/$c.start"; then
+		fail docker/image-files "checkpoint or start --checkpoint failed" "$WORK/$c.ckpt" "$WORK/$c.start" $(stasis_logs)
+		return
+	fi
+	dk exec $c busybox sh -c 'echo > /etc/new; busybox touch /bin/busybox; echo x >>/out/up' >"$WORK/$c.exec" 2>&1
+	if ! wait_for 10 eval 'dk_logs '$c' && grep -q "^PASS watchcheck" "$WORK/'$c'.logs"'; then
+		fail docker/image-files "watchcheck did not PASS after the restore" "$WORK/$c.logs" "$WORK/$c.exec" $(stasis_logs)
+		return
+	fi
+	ok "docker/image-files (watches on files of the image's layers and of the upper layer saw a create, a touch and a write after start --checkpoint; a removed file of the image held open and mapped reads the same; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
 	dk rm -f $c >/dev/null 2>&1
 }
 
@@ -415,6 +444,7 @@ case_ipc_pid_container() {
 
 case_counter
 case_memory
+case_image_files
 case_leave_running
 case_tty
 case_network
