@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -215,7 +217,9 @@ static int scan_mount(const char *at, unsigned long ino, const void *handle, siz
 	return found;
 }
 
-/* Every mount of dev in pid's table searched by scan_mount: its fd, its path as pid sees it. */
+/* Every mount of dev in pid's table searched by scan_mount: its fd, its path as pid sees it.
+ * Only overlayfs is searched: a network or FUSE filesystem could take long to walk, and their
+ * handles are not the ones that fail here. */
 static int scan_mounts(pid_t pid, dev_t dev, unsigned long ino, const void *handle, size_t len, int type,
 		       char *path, size_t path_len)
 {
@@ -231,7 +235,10 @@ static int scan_mounts(pid_t pid, dev_t dev, unsigned long ino, const void *hand
 	for (size_t i = 0; i < tb.n && found == -ENOENT; i++) {
 		if (tb.m[i].dev != dev)
 			continue;
+		struct statfs sfs;
 		snprintf(at, sizeof(at), "%s%s", root, tb.m[i].mountpoint);
+		if (statfs(at, &sfs) || sfs.f_type != OVERLAYFS_SUPER_MAGIC)
+			continue;
 		if ((found = scan_mount(at, ino, handle, len, type, rel, sizeof(rel), &names)) >= 0)
 			snprintf(path, path_len, "%s%s", strcmp(tb.m[i].mountpoint, "/") ? tb.m[i].mountpoint : "",
 				 rel[0] ? rel : (strcmp(tb.m[i].mountpoint, "/") ? "" : "/"));
