@@ -26,10 +26,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -244,9 +246,15 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 				 what, link, other);
 			return g->id;
 		}
-		pr_info("dump pid %d %s: %s is deleted under this name but linked under another that its "
-			"filesystem gives no handle to reach and no search finds (%s; overlayfs: a file of "
-			"an image's layer removed in the container): kept as a removed file",
+		struct statfs sfs;
+		if (fstatfs(fd, &sfs) || sfs.f_type != OVERLAYFS_SUPER_MAGIC) {
+			pr_err("dump pid %d %s: %s is deleted under this name but linked under another, and "
+			       "its filesystem gives no file handle: %s", pid, what, link, strerror(-err));
+			return err;
+		}
+		pr_info("dump pid %d %s: %s is deleted under this name but linked under another that "
+			"overlayfs gives no handle to reach and no search finds (%s: a file of an image's "
+			"layer removed in the container, which a whiteout hides): kept as a removed file",
 			pid, what, link, strerror(-err));
 	}
 	if (!err) {
