@@ -45,9 +45,17 @@ static XImage *shared_image(Display *dpy, XShmSegmentInfo *seg)
 
 int main(void)
 {
-	Display *dpy = XOpenDisplay(NULL);
+	/* (started with xeyes and xclock as the server comes up: asked again for up to 5 s) */
+	Display *dpy = NULL;
+	for (int tries = 0; tries < 50 && !(dpy && XShmQueryExtension(dpy)); tries++) {
+		if (dpy)
+			XCloseDisplay(dpy);
+		if (tries)
+			usleep(100000);
+		dpy = XOpenDisplay(NULL);
+	}
 	if (!dpy || !XShmQueryExtension(dpy)) {
-		printf("FAIL no display or no MIT-SHM\n");
+		printf("FAIL no display or no MIT-SHM (5 s)\n");
 		return 1;
 	}
 	signal(SIGTERM, on_term);
