@@ -100,12 +100,17 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	return f->id;
 }
 
+void map_files_path(char out[static MAP_FILES_PATH_SIZE], pid_t pid, uint64_t start, uint64_t end)
+{
+	snprintf(out, MAP_FILES_PATH_SIZE, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)start,
+		 (unsigned long)end);
+}
+
 /* mf: the mapping's /proc/PID/map_files entry, st: its file's; the failure logged naming what. */
 static int stat_mapping(const struct dump_task *t, const struct proc_vma *pv, const char *what,
-			char mf[static 96], struct stat *st)
+			char mf[static MAP_FILES_PATH_SIZE], struct stat *st)
 {
-	snprintf(mf, 96, "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
+	map_files_path(mf, t->pid, pv->start, pv->end);
 	if (stat(mf, st)) {
 		pr_perror("dump pid %d: cannot stat %s %s", t->pid, what, mf);
 		return -errno;
@@ -120,7 +125,7 @@ static int stat_mapping(const struct dump_task *t, const struct proc_vma *pv, co
 static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, const char *name,
 				VmaEntry *e)
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	struct stat st;
 	int err = stat_mapping(t, pv, "shared memory", mf, &st);
 
@@ -139,7 +144,7 @@ static int classify_shared_anon(struct dump_task *t, const struct proc_vma *pv, 
  */
 static int classify_hugetlb_private(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	struct stat st;
 	int err = stat_mapping(t, pv, "hugetlb memory", mf, &st);
 
@@ -162,13 +167,12 @@ static int classify_hugetlb_private(struct dump_task *t, const struct proc_vma *
  */
 static bool private_of_shared_anon(const struct dump_task *t, const struct proc_vma *pv)
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	struct stat st;
 
 	if (pv->shared || strcmp(pv->path, "/dev/zero (deleted)"))
 		return false;
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
+	map_files_path(mf, t->pid, pv->start, pv->end);
 	return !stat(mf, &st) && shmem_is_anon_file(pv->path, &st);
 }
 
@@ -178,7 +182,7 @@ static bool private_of_shared_anon(const struct dump_task *t, const struct proc_
  */
 static int classify_secret(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	struct stat st;
 	int err = stat_mapping(t, pv, "memfd_secret() memory", mf, &st);
 
@@ -247,7 +251,7 @@ static uint32_t vmflag_bits(const char *vmflags, const struct vmflag *table, siz
  */
 static int classify_sysv_shm(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e)
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	struct stat st;
 	int err = stat_mapping(t, pv, "SysV shm", mf, &st);
 
@@ -315,7 +319,7 @@ static int refuse_kernel_object_mapping(pid_t pid, const struct proc_vma *pv, co
 /* path: the mapping's name, its file's whole path for a file (mapping_name) */
 static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const char *path, VmaEntry *e)
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	struct stat st;
 	int id;
 
@@ -344,8 +348,7 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const ch
 	}
 	if (pv->shared && shmem_is_sysv_path(path))
 		return classify_sysv_shm(t, pv, e);
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
+	map_files_path(mf, t->pid, pv->start, pv->end);
 	int ghost_id = -1;
 	char what[64];
 	struct statfs sfs;
@@ -404,13 +407,12 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const ch
 static const char *mapping_name(const struct dump_task *t, const struct proc_vma *pv,
 				char buf[static PATH_MAX + 16])
 {
-	char mf[96];
+	char mf[MAP_FILES_PATH_SIZE];
 	ssize_t n;
 
 	if (!pv->name_mangled || pv->path[0] != '/')
 		return pv->path;
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", t->pid, (unsigned long)pv->start,
-		 (unsigned long)pv->end);
+	map_files_path(mf, t->pid, pv->start, pv->end);
 	n = readlink(mf, buf, PATH_MAX + 16);
 	if (n < 0 || n >= PATH_MAX + 16) {
 		pr_err("dump pid %d: mapping %#llx-%#llx: cannot read the path of its file (%s...): %s",

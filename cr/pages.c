@@ -299,16 +299,15 @@ static int dump_vma_pages(struct page_writer *w, struct page_presence *pp, const
 	bool private_anon = v->kind == VMA_KIND__VMA_ANON_PRIVATE;
 	/* pages that may be a parent's or a child's too (cr/cow-share.c) */
 	bool inheritable = vma_kind_shares_cow(v->kind);
-	struct code_file code = { -1, v->start, v->pgoff };
 	auto_close int code_fd = -1;
 
 	w->vma_start = v->start;
 	if (w->t->hit_uprobes && v->kind == VMA_KIND__VMA_FILE_PRIVATE && (v->prot & PROT_EXEC)) {
-		char mf[96];
-		snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", w->t->pid, (unsigned long long)v->start,
-			 (unsigned long long)v->end);
-		code.fd = code_fd = open(mf, O_RDONLY | O_CLOEXEC);
+		char mf[MAP_FILES_PATH_SIZE];
+		map_files_path(mf, w->t->pid, v->start, v->end);
+		code_fd = open(mf, O_RDONLY | O_CLOEXEC);
 	}
+	const struct code_file code = { code_fd, v->start, v->pgoff };
 	/*
 	 * private anonymous memory is scanned for its ranges with data; their entries need pfn
 	 * and exclusivity when pages may be shared with the parent or a child

@@ -8,10 +8,10 @@
  * dump (the I/O flusher from its task flags in /proc/PID/stat, readable without
  * CAP_SYS_RESOURCE); its other threads are made from it at restore and inherit them (CPUID
  * faulting and the TSC setting are a thread's own: threads.c asks each and the blob sets them
- * in a thread that differs). The new process sets the mitigations, the MCE policy, the flusher and KSM before the
- * blob runs; the blob sets the TSC and CPUID faulting before it makes the threads, and
- * memory-deny-write-execute once every mapping has its protection (it refuses making memory
- * executable, which the blob does). MDWE cannot be taken back: set only if saved.
+ * in a thread that differs). The new process sets the mitigations, the MCE policy, the flusher
+ * and KSM before the blob runs; the blob sets the TSC and CPUID faulting before it makes the
+ * threads, and memory-deny-write-execute once every mapping has its protection (it refuses
+ * making memory executable, which the blob does). MDWE cannot be taken back: set only if saved.
  */
 #include <asm/prctl.h>
 #include <errno.h>
@@ -41,7 +41,8 @@ static uint32_t *spec_field(ProcessControls *p, int which, protobuf_c_boolean **
 
 /* What the task tells of them, asked in one list of injected syscalls (prctl answers for the
  * caller): the TSC setting through a pointer, the others returned (-EINVAL: a kernel without). */
-enum { ASK_TSC, ASK_MCE_KILL, ASK_MDWE, ASK_SPEC, ASK_MEMORY_MERGE = ASK_SPEC + NR_SPEC, ASK_CPUID, NR_ASKS };
+enum { ASK_TSC, ASK_MCE_KILL, ASK_MDWE, ASK_SPEC, ASK_MEMORY_MERGE = ASK_SPEC + NR_SPEC, ASK_CPUID,
+       NR_ASKS };
 
 static int ask_controls(struct dump_task *t, int64_t ret[NR_ASKS], int32_t *tsc)
 {

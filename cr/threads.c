@@ -90,11 +90,12 @@ void threads_release(struct dump_task *t)
 
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
- * alternate signal stack, its NUMA policy, whether CPUID and RDTSC trap, timer slack, secure bits, no_new_privs and
- * parent-death signal (prctl and get_mempolicy answer for the calling thread only).
+ * alternate signal stack, its NUMA policy, whether CPUID and RDTSC trap, timer slack, secure
+ * bits, no_new_privs and parent-death signal (prctl, arch_prctl and get_mempolicy answer for the
+ * calling thread only).
  */
-enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_CPUID, ASK_TSC, ASK_TIMER_SLACK, ASK_SECUREBITS, ASK_NO_NEW_PRIVS,
-       ASK_PDEATH, NR_ASKS };
+enum { ASK_TID_ADDRESS, ASK_ALTSTACK, ASK_MEMPOLICY, ASK_CPUID, ASK_TSC, ASK_TIMER_SLACK, ASK_SECUREBITS,
+       ASK_NO_NEW_PRIVS, ASK_PDEATH, NR_ASKS };
 struct thread_answers {
 	unsigned char tid_address[KERNEL_TASK_ANSWER_SIZE];
 	unsigned char altstack[SIGNALS_ANSWER_SIZE];

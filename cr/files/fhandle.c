@@ -255,8 +255,8 @@ int fhandle_search_inode(pid_t pid, dev_t dev, unsigned long ino, char *path, si
 	return scan_mounts(pid, dev, ino, NULL, 0, 0, path, len);
 }
 
-int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned bytes, int type, const char *hex,
-		    char *path, size_t len)
+int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned bytes, int type,
+		    const char *hex, char *path, size_t len)
 {
 	unsigned char raw[FHANDLE_MAX_BYTES];
 	dev_t dev = makedev(sdev >> 20, sdev & 0xfffff);

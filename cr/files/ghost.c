@@ -235,6 +235,12 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 		return err;
 	if (st.st_nlink && err) {
 		char other[PATH_MAX];
+		struct statfs sfs;
+		if (fstatfs(fd, &sfs) || sfs.f_type != OVERLAYFS_SUPER_MAGIC) {
+			pr_err("dump pid %d %s: %s is deleted under this name but linked under another, and "
+			       "its filesystem gives no file handle: %s", pid, what, link, strerror(-err));
+			return err;
+		}
 		int found = fhandle_search_inode(pid, st.st_dev, st.st_ino, other, sizeof(other));
 		if (found == -ENOMEM)
 			return found;
@@ -245,12 +251,6 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 			pr_debug("dump pid %d %s: %s is still %s (no file handle: found by inode number)", pid,
 				 what, link, other);
 			return g->id;
-		}
-		struct statfs sfs;
-		if (fstatfs(fd, &sfs) || sfs.f_type != OVERLAYFS_SUPER_MAGIC) {
-			pr_err("dump pid %d %s: %s is deleted under this name but linked under another, and "
-			       "its filesystem gives no file handle: %s", pid, what, link, strerror(-err));
-			return err;
 		}
 		pr_info("dump pid %d %s: %s is deleted under this name but linked under another that "
 			"overlayfs gives no handle to reach and no search finds (%s: a file of an image's "

@@ -63,7 +63,6 @@ static int watched_elsewhere(const struct dump_task *t, unsigned long sdev, unsi
 	return -ENOENT;
 }
 
-/* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
 /*
  * The watched file of a handle no filesystem opens (overlayfs) and no search finds (removed):
  * one the watcher holds open, the same inode of the same device. Its fd, its path ("... (deleted)").
@@ -94,6 +93,7 @@ static int watched_held(pid_t pid, unsigned long sdev, unsigned long ino, char *
 	return found;
 }
 
+/* Bytes of events waiting in fd of pid (through a copy of the fd: reading it would drain it). */
 static int queued_bytes(pid_t pid, int fd)
 {
 	auto_close int copy = task_fd_copy(pid, fd);
