@@ -86,6 +86,13 @@ run_part slow "process zoo, restored lazily (--lazy-pages): the programs of memo
 	mem-shared-readonly mem-unreadable memfd-exec memfd-secret memfd mm-fields regs-fpu regs-gp rseq \
 	seccomp-stack shared-anon signals sysv-shm thread-churn threads tls tree vdso-clock vdso-moved \
 	worker-pool
+# a restored program checkpointed again (as a host's reboot cycles do to every container):
+# each program dumped and restored twice running
+run_part slow "process zoo, each program dumped and restored twice running" tests/run-zoo.sh --cr-only --cycles 2
+# the dump alone, the program left running (docker checkpoint --leave-running, pre-copy
+# migration's rounds): it must go on unharmed and PASS
+run_part slow "process zoo dumped with --leave-running: each program goes on unharmed" \
+	tests/run-zoo.sh --cr-only --leave-running
 # the zoo inside containers (make test-containers has both flavours whole): every program as
 # the init of a whole container (PID, mount, UTS, IPC, cgroup and net namespaces, its own
 # root and /proc, seccomp, cgroup limits; ctr-state also a time namespace, checked from the

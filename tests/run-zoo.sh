@@ -2,7 +2,8 @@
 # The process zoo: every program in tests/zoo sets up one kind of state, is checkpointed and
 # restored by stasis, and verifies its state after SIGTERM.
 #
-#   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--lazy] [--keep]
+#   tests/run-zoo.sh [--no-cr | --cr-only] [--predump N [--dedup]] [--lazy] [--cycles N]
+#                    [--leave-running] [--keep]
 #                    [--container[=full|pidns|userns] | --overlay] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
@@ -30,6 +31,10 @@
 # --prev-images-dir naming the last round; its log must show pages kept in the parent dump.
 # $ZOO_TMPDIR/fork-after exists from the start and $ZOO_TMPDIR/round-1 once the first round is
 # done (mem-dirty forks then). --dedup adds --auto-dedup to every round and the dump.
+# --cycles N: the checkpoint case dumps and restores N times (default 1), each time after the
+# restored program ran 0.5 s: a restored program must be as dumpable as it was first.
+# --leave-running: the checkpoint case's dump has --leave-running and there is no restore: the
+# same process must run on (not stopped) and PASS; with --cycles it is dumped so N times.
 # --lazy: the restore is lazy (--lazy-pages: the program runs before its memory is in, its
 # first touches served by the lazy-pages server the restore starts); restore.log must show
 # that server's work; $ZOO_TMPDIR/lazy-restore exists.
@@ -64,8 +69,10 @@ set -u
 NO_CR=0
 CR_ONLY=0
 PREDUMP=0
+CYCLES=1
 DEDUP=()
 LAZY=()
+LEAVE=()
 CTR=""       # the container flavour: full, pidns, or none
 CASE_TAG=""  # ctr- or pidns- before the case names of a container flavour
 CTR_DUMP_OPTS=()    # a container flavour's dump and restore options
@@ -80,8 +87,14 @@ while [ $# -gt 0 ]; do
 		shift
 		[[ $PREDUMP =~ ^[0-9]+$ ]] || { echo "--predump needs a number of rounds" >&2; exit 2; }
 		;;
+	--cycles)
+		CYCLES=${1:-}
+		shift
+		[[ $CYCLES =~ ^[1-9][0-9]*$ ]] || { echo "--cycles needs a number of rounds" >&2; exit 2; }
+		;;
 	--dedup) DEDUP=(--auto-dedup) ;;
 	--lazy) LAZY=(--lazy-pages) ;;
+	--leave-running) LEAVE=(--leave-running) ;;
 	--no-cr) NO_CR=1 ;;
 	--cr-only) CR_ONLY=1 ;;
 	--keep | -k) ZOO_KEEP=1 ;;
@@ -146,6 +159,10 @@ OUTSIDE_DAEMON=" ext-unix tcp-accept-queue "
 # with a network namespace of their own (full, userns; said, counted neither way; a client
 # across a veth into the tree's own namespace is tests/net/run-netns.sh's)
 HOST_NET_ONLY=" tcp-accept-queue "
+# programs whose dump --leave-running must refuse (what it would read from them cannot be put
+# back: tests/failure-cases.sh checks each refusal): not run with --leave-running (said,
+# counted neither way)
+LEAVE_REFUSED=" tcp-reset udp unix-backlog "
 # programs that need the host's /dev (a container's has no /dev/kmsg to log to), or name their
 # binary by its host path (uprobes): host flavour only
 HOST_ONLY=" kmsg-reader uprobes "
@@ -238,63 +255,46 @@ pre_dumps() {
 	return 0
 }
 
-case_checkpoint() {
-	local name=$1 d=$ZOO_TMP/$1.${CASE_TAG}cr c=$1/${CASE_TAG}checkpoint pid shell=() rpid
-	mkdir -p "$d/img"
-	if [ ! -x "$STASIS" ]; then
-		result_fail "$c" "no stasis binary at $STASIS (run make)"
-		return
-	fi
-	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
-	# (a lazy restore shares no private page with a forked process: cow then does not ask it)
-	[ ${#LAZY[@]} -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/lazy-restore"
-	if [[ $OUTSIDE_DAEMON == *" $name "* ]] && [ -n "$CTR" ]; then
-		# its daemon must be outside the tree: a PID namespace's init cannot start one there
-		mkdir -p "$d/work"
-		if ! "$ZOO_BIN/$name" --daemon "$d/work"; then
-			result_fail "$c" "$name --daemon: no daemon"
-			return
-		fi
-		track_pid "$(cat "$d/work/daemon.pid")"
-	fi
-	if ! start_prog "$name" "$d"; then
-		result_fail "$c" "$ZERR"
-		return
-	fi
-	pid=$ZPID
-	[ "$name" = shell-job ] && shell=(--shell-job)
-	[[ $name == file-l* ]] && shell=(--file-locks) # file-locks, file-leases
-	[[ $name == tcp-* || $name == netns-inet ]] && shell=(--tcp-established)
-	[ "$name" = uprobes ] && shell=(--allow-uprobes)
-	local wrap=()
-	if [ "$name" = ext-unix ]; then
-		shell=(--ext-unix-sk)
-		wrap=("$ZOO_BIN/ext-unix" --restore-wrapper "$d/work" --)
-	fi
+# checkpoint_round: one dump and restore of case_checkpoint's program (its variables: name, d,
+# c, pid, shell, wrap; pid becomes the restored one's). Returns 1 when it failed, reported.
+checkpoint_round() {
+	rm -f "$d/restore.rc" "$d/restored.pid"
 	sleep 0.3
-	local started
+	local started rpid stopped
 	started=$(proc_starttime "$pid")
+	stopped=$(proc_state "$pid")
 	[ -n "$CTR" ] && ctr_before_dump "$name" "$d" "$pid"
 
 	ZPARENT=()
 	if [ "$PREDUMP" -gt 0 ] && ! pre_dumps "$d" "$pid" "${shell[@]}" "${CTR_DUMP_OPTS[@]}"; then
 		result_fail "$c" "$ZERR"
 		kill_ours "$pid"
-		return
+		return 1
 	fi
 	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "${shell[@]}" "${ZPARENT[@]}" "${DEDUP[@]}" \
-		"${CTR_DUMP_OPTS[@]}" -o dump.log -v4
+		"${LEAVE[@]}" "${CTR_DUMP_OPTS[@]}" -o dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
 		result_fail "$c" "stasis dump exited $ZRC"
 		cr_logs "$d"
 		kill_ours "$pid"
-		return
+		return 1
+	fi
+	if [ ${#LEAVE[@]} -gt 0 ]; then
+		# the same process runs on (not restored), stopped only if it was (job control)
+		if ! proc_alive "$pid" || [ "$(proc_starttime "$pid")" != "$started" ] ||
+			{ [ "$(proc_state "$pid")" = T ] && [ "$stopped" != T ]; }; then
+			result_fail "$c" "pid $pid does not run on after dump --leave-running (state $(proc_state "$pid"))"
+			cr_logs "$d"
+			kill_ours "$pid"
+			return 1
+		fi
+		return 0
 	fi
 	if [ "$PREDUMP" -gt 0 ] && ! grep -q 'pages_in_parent_dump=[1-9]' "$d/img/dump.log"; then
 		result_fail "$c" "after $PREDUMP pre-dumps the dump kept no page in its parent"
 		cr_logs "$d"
 		kill_ours "$pid"
-		return
+		return 1
 	fi
 	# between dump and restore, a program may check its images or change the world as a reboot
 	# would: tests/zoo/NAME.after-dump IMGDIR (STASIS is set)
@@ -302,20 +302,20 @@ case_checkpoint() {
 		! STASIS=$STASIS "$ZOO_DIR/$name.after-dump" "$d/img" >"$d/after-dump.out" 2>&1; then
 		result_fail "$c" "after the dump: $(tail -n 1 "$d/after-dump.out")"
 		kill_ours "$pid"
-		return
+		return 1
 	fi
 	if ! wait_until 10 not_alive "$pid"; then
 		result_fail "$c" "pid $pid still running after a dump without --leave-running"
 		cr_logs "$d"
 		kill_ours "$pid"
-		return
+		return 1
 	fi
 	if [ -n "$ZCAT" ]; then
 		wait_until 10 not_alive "$ZCAT" || kill_ours "$ZCAT"
 	fi
 	if ! wait_until 10 pid_free "$pid"; then
 		result_fail "$c" "pid $pid not free after the dump (zombie not reaped?)"
-		return
+		return 1
 	fi
 	[ -n "$CTR" ] && ctr_after_dump "$name" "$d"
 
@@ -347,7 +347,7 @@ case_checkpoint() {
 		drop_net_lock "$pid"
 		kill_ours "$pid"
 		kill_ours "$ZCAT"
-		return
+		return 1
 	fi
 	rpid=$(cat "$d/restored.pid" 2>/dev/null)
 	if [ -n "$CTR" ]; then
@@ -358,14 +358,14 @@ case_checkpoint() {
 			cr_logs "$d"
 			kill_ours "$rpid"
 			kill_ours "$ZCAT"
-			return
+			return 1
 		fi
 		pid=$rpid
 		if ! ctr_after_restore "$name" "$d" "$pid"; then
 			result_fail "$c" "$ZERR"
 			kill_ours "$pid"
 			kill_ours "$ZCAT"
-			return
+			return 1
 		fi
 	else
 		if [ "$rpid" != "$pid" ]; then
@@ -374,31 +374,74 @@ case_checkpoint() {
 			kill_ours "$pid"
 			kill_ours "$rpid"
 			kill_ours "$ZCAT"
-			return
+			return 1
 		fi
 		if ! proc_alive "$pid"; then
 			result_fail "$c" "restored pid $pid is not running (output: $(tail -c 300 "$d/out"))"
 			cr_logs "$d"
 			kill_ours "$ZCAT"
-			return
+			return 1
 		fi
 		if [ "$(proc_starttime "$pid")" = "$started" ]; then
 			result_fail "$c" "pid $pid has the start time of the dumped process: it was never replaced"
 			kill_ours "$pid"
 			kill_ours "$ZCAT"
-			return
+			return 1
 		fi
 		if ! pid_is_ours "$pid"; then
 			result_fail "$c" "pid $pid runs $(readlink "/proc/$pid/exe"), not the zoo program"
 			cr_logs "$d"
 			kill_ours "$ZCAT"
-			return
+			return 1
 		fi
 	fi
-	sleep 0.5
+	return 0
+}
+
+case_checkpoint() {
+	local name=$1 d=$ZOO_TMP/$1.${CASE_TAG}cr c=$1/${CASE_TAG}checkpoint pid shell=()
+	mkdir -p "$d/img"
+	if [ ! -x "$STASIS" ]; then
+		result_fail "$c" "no stasis binary at $STASIS (run make)"
+		return
+	fi
+	[ "$PREDUMP" -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/fork-after"
+	# (a lazy restore shares no private page with a forked process: cow then does not ask it)
+	[ ${#LAZY[@]} -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/lazy-restore"
+	[ ${#LEAVE[@]} -gt 0 ] && mkdir -p "$d/work" && touch "$d/work/left-running"
+	if [[ $OUTSIDE_DAEMON == *" $name "* ]] && [ -n "$CTR" ]; then
+		# its daemon must be outside the tree: a PID namespace's init cannot start one there
+		mkdir -p "$d/work"
+		if ! "$ZOO_BIN/$name" --daemon "$d/work"; then
+			result_fail "$c" "$name --daemon: no daemon"
+			return
+		fi
+		track_pid "$(cat "$d/work/daemon.pid")"
+	fi
+	if ! start_prog "$name" "$d"; then
+		result_fail "$c" "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	[ "$name" = shell-job ] && shell=(--shell-job)
+	[[ $name == file-l* ]] && shell=(--file-locks) # file-locks, file-leases
+	[[ $name == tcp-* || $name == netns-inet ]] && shell=(--tcp-established)
+	[ "$name" = uprobes ] && shell=(--allow-uprobes)
+	local wrap=()
+	if [ "$name" = ext-unix ]; then
+		shell=(--ext-unix-sk)
+		wrap=("$ZOO_BIN/ext-unix" --restore-wrapper "$d/work" --)
+	fi
+	local cycle
+	for ((cycle = 1; cycle <= CYCLES; cycle++)); do
+		# each later round dumps the restored program again (its images so far kept as img.N)
+		[ "$cycle" -gt 1 ] && mv "$d/img" "$d/img.$((cycle - 1))" && mkdir -p "$d/img"
+		checkpoint_round || return
+		sleep 0.5
+	done
 
 	local out=$d/out
-	[ "$name" = shell-job ] && out=$d/out2
+	[ "$name" = shell-job ] && [ ${#LEAVE[@]} -eq 0 ] && out=$d/out2
 	if ! zoo_stop "$pid" "$d" "$out"; then
 		result_fail "$c" "$ZERR"
 		cr_logs "$d"
@@ -411,7 +454,7 @@ case_checkpoint() {
 	fi
 	# the output file must read exactly READY + verdict (fd 1 offset restored)
 	local expect
-	if [ "$name" = shell-job ]; then
+	if [ "$name" = shell-job ] && [ ${#LEAVE[@]} -eq 0 ]; then
 		expect=$(printf 'READY\n')
 		if [ "$(cat "$d/out")" != "$expect" ] || [ "$(cat "$d/out2")" != "$ZVERDICT" ]; then
 			result_fail "$c" "pipe output: before '$(head -c 200 "$d/out")', after '$(head -c 200 "$d/out2")'"
@@ -439,12 +482,12 @@ run_cases() {
 	if [ -z "$CTR" ]; then
 		if [ "$CR_ONLY" = 0 ]; then
 			case_plain "$name"
-			remove_left_segments
+			remove_left_shared_memory
 			case_corrupt "$name"
-			remove_left_segments
+			remove_left_shared_memory
 		fi
 		[ "$NO_CR" = 1 ] || [[ $NO_CHECKPOINT == *" $name "* ]] || case_checkpoint "$name"
-		remove_left_segments
+		remove_left_shared_memory
 		return
 	fi
 	# containers: the programs' corruptions were proven on the host; ctr-state's and the
@@ -494,6 +537,10 @@ for name in "${NAMES[@]}"; do
 	fi
 	if [ -n "$CTR" ] && [[ $NOT_AS_INIT == *" $name "* ]]; then
 		echo "not run: $name (a namespace's init cannot be stopped by a signal it sends itself)"
+		continue
+	fi
+	if [ ${#LEAVE[@]} -gt 0 ] && [[ $LEAVE_REFUSED == *" $name "* ]]; then
+		echo "not run: $name (its dump with --leave-running must refuse: tests/failure-cases.sh)"
 		continue
 	fi
 	if [ -n "$CTR" ] && [[ $DAEMON_ROOT == *" $name "* ]]; then

@@ -10,7 +10,8 @@
  * through fd 88 is answered.
  * `ext-unix --restore-wrapper DIR -- stasis restore ...` is the outside world at restore: it
  * connects a new socket to DIR/stream.sock and runs the command with it as fd 50 and
- * --inherit-fd fd[50]:KEY added (tests/run-zoo.sh).
+ * --inherit-fd fd[50]:KEY added (tests/run-zoo.sh); the new socket's key is then in ext-key
+ * (the key of the restored program's next dump).
  * `ext-unix --daemon DIR` starts the daemon for DIR and returns once it serves; the program
  * then finds DIR/daemon.pid and uses that one. (The init of a PID namespace cannot start one
  * outside its tree: its orphans become its own children. tests/run-zoo.sh starts it so for
@@ -124,6 +125,10 @@ static int restore_wrapper(int argc, char **argv)
 		return 2;
 	}
 	snprintf(arg, sizeof(arg), "fd[50]:%s", key);
+	/* the restored program holds this connection: the key of its next dump */
+	struct stat st;
+	snprintf(key, sizeof(key), "socket:[%lu]", fstat(s, &st) ? 0 : (unsigned long)st.st_ino);
+	zoo_write_file(key_path, key, strlen(key));
 	int n = 0;
 	for (int i = 4; i < argc; i++)
 		cmd[n++] = argv[i];

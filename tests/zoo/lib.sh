@@ -81,14 +81,18 @@ pid_is_ours() {
 
 track_pid() { ZOO_PIDS+=("$1"); }
 
-# SysV segments a host case's programs made and left (they did not reach their end): removed
-# once nothing has them attached, so that no run leaves them on the host. After each case (its
-# program's segments) and at exit (every program's: a killed program's processes may still be
-# detaching then, waited for up to 2 s).
-remove_left_segments() {
+# Shared memory a host case's programs made and left (they did not reach their end), so that
+# no run leaves it on the host: their /dev/shm files (named zoo-WHAT-PID by the program of that
+# pid), and their SysV segments once nothing has them attached. After each case (its program's)
+# and at exit (every program's: a killed program's processes may still be detaching then,
+# waited for up to 2 s).
+remove_left_shared_memory() {
 	local id cpid nattch ours=" ${ZPID:-} " tries=0 busy
 	[ "${1:-}" = all ] && ours=" ${ZOO_PIDS[*]} "
 	[ "$ours" != "  " ] || return 0
+	for cpid in $ours; do
+		rm -f /dev/shm/zoo-*-"$cpid"
+	done
 	while :; do
 		busy=0
 		while read -r id cpid nattch; do
@@ -134,7 +138,7 @@ zoo_cleanup() {
 			case $cwd in "$ZOO_TMP"/*) kill -KILL "${p#/proc/}" 2>/dev/null ;; esac
 		done
 	fi
-	remove_left_segments all
+	remove_left_shared_memory all
 	if [ -n "$ZOO_HUGEPAGES_WAS" ]; then
 		echo "$ZOO_HUGEPAGES_WAS" >"$HUGEPAGES_2M/nr_hugepages"
 	fi

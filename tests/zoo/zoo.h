@@ -187,6 +187,18 @@ static inline int zoo_restored_lazily(void)
 	return access(mark, F_OK) == 0;
 }
 
+/*
+ * Whether this run's dump leaves the program running, not restored (tests/run-zoo.sh
+ * --leave-running makes $ZOO_TMPDIR/left-running): what only a restore puts back as it was
+ * (a relative wait the dump's interruption left to restart_syscall) is not asked then.
+ */
+static inline int zoo_left_running(void)
+{
+	char mark[600];
+	snprintf(mark, sizeof(mark), "%s/left-running", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
+	return access(mark, F_OK) == 0;
+}
+
 static inline uint64_t zoo_now_ns(int clk)
 {
 	struct timespec ts;
