@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
 #include "log.h"
 #include "nlmsg.h"
@@ -195,7 +197,34 @@ int unix_diag_add_netns(struct run_ctx *ctx, pid_t member)
 	return 0;
 }
 
-/* The socket ino in the listing of the thread's namespace, else of a nested one (NULL). */
+int unix_diag_add_own_netns(struct unix_state *ud, pid_t pid, int fd)
+{
+	auto_close int sk = task_fd_copy(pid, fd);
+	if (sk < 0)
+		return sk;
+	auto_close int nsfd = ioctl(sk, SIOCGSKNS);
+	struct stat ns;
+	if (nsfd < 0 || fstat(nsfd, &ns))
+		return -errno;
+	bool listed_yet = ud->snap.netns == ns.st_ino;
+	for (size_t i = 0; !listed_yet && i < ud->nr_nested; i++)
+		listed_yet = ud->nested[i].netns == ns.st_ino;
+	if (listed_yet)
+		return -ENOENT;
+	struct unix_snapshot *more = xreallocarray(ud->nested, ud->nr_nested + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	ud->nested = more;
+	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
+	int err = snapshot_take(&more[ud->nr_nested], ns.st_ino, nsfd);
+	if (err)
+		return err;
+	more[ud->nr_nested++].foreign = true;
+	return 0;
+}
+
+/* The socket ino in the listing of the thread's namespace, else of a nested or foreign one
+ * (NULL). */
 static const struct unix_info *listed(const struct unix_state *ud, uint64_t ino, bool *nested)
 {
 	struct unix_info key = { .ino = ino };
@@ -206,7 +235,7 @@ static const struct unix_info *listed(const struct unix_state *ud, uint64_t ino,
 	for (size_t i = 0; !found && i < ud->nr_nested; i++) {
 		const struct unix_snapshot *s = &ud->nested[i];
 		found = s->n ? bsearch(&key, s->socks, s->n, sizeof(key), by_ino) : NULL;
-		*nested = found != NULL;
+		*nested = found && !s->foreign;
 	}
 	return found;
 }

@@ -50,7 +50,14 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 	if (!S_ISSOCK(p->st.st_mode))
 		return 0;
-	if (unix_look(ud, p->st.st_ino, &ui, false)) {
+	/* (not in the listings of the tree's namespaces: perhaps in its own, given from outside) */
+	if (unix_look(ud, p->st.st_ino, &ui, false) &&
+	    ((err = unix_diag_add_own_netns(ud, t->pid, p->fd)) || unix_look(ud, p->st.st_ino, &ui, false))) {
+		if (err && err != -ENOENT) {
+			pr_err("dump pid %d fd %d: %s is in no network namespace of the tree, and its own "
+			       "cannot be listed: %s", t->pid, p->fd, p->link, strerror(-err));
+			return err;
+		}
 		pr_err("dump pid %d fd %d: %s is not a unix socket (not supported yet)", t->pid, p->fd,
 		       p->link);
 		return -ENOTSUP;

@@ -90,6 +90,7 @@ struct unix_snapshot {
 		uint64_t client, listener;
 	} *waiting;              /* by client */
 	size_t nr_waiting;
+	bool foreign; /* a namespace no process of the tree is in (unix_diag_add_own_netns) */
 };
 
 /* The run's unix sockets (tree_unix_sockets, cr/files/unix.c; unix_state_of: unix-state.c). */
@@ -171,6 +172,13 @@ int unix_look(struct unix_state *ud, uint64_t ino, struct unix_info *ui, bool wi
  * them there (ui->nested) when the dumping thread's namespace has not the socket.
  */
 int unix_diag_add_netns(struct run_ctx *ctx, pid_t member);
+/*
+ * Dump: the unix sockets of the network namespace socket fd of pid was made in, when that is
+ * no namespace listed yet: a socket the tree was given from another one (a connection handed
+ * over by --inherit-fd at an earlier restore, say). 0 when listed now, -ENOENT when there is
+ * nothing more to list, else -errno.
+ */
+int unix_diag_add_own_netns(struct unix_state *ud, pid_t pid, int fd);
 /* The listener whose queue the client waits in: 1 (found), 0 (none), <0 (failed). */
 int unix_waiting_listener(struct unix_state *ud, uint64_t client, uint64_t *listener);
 void unix_snapshot_free(struct unix_snapshot *snap);
