@@ -22,6 +22,8 @@
 #include "kernel/features.h"
 #include "log.h"
 #include "mm.h"
+#include "mount-ns.h"
+#include "mounts.h"
 #include "tree-path.h"
 #include "secretmem.h"
 #include "shmem.h"
@@ -73,6 +75,13 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 	for (size_t i = 0; i < mm->n_files; i++)
 		if (mm->files[i]->dev == st->st_dev && mm->files[i]->ino == st->st_ino)
 			return i;
+	/* (the path must still lead to it: opened again by it at restore) */
+	if (ghost_id < 0 && t->core->root && mount_task_path_holds(t->pid, t->core->root, path, st) == 0) {
+		pr_err("dump pid %d: mapped file %s is hidden: its path now leads to another file or to "
+		       "none (a mount over it or over a directory above it, or its mount detached), so "
+		       "it cannot be opened again by its path; not supported", t->pid, path);
+		return -ENOTSUP;
+	}
 	MappedFile *f = xzalloc(sizeof(*f)), **more;
 	if (!f)
 		return -ENOMEM;
@@ -653,6 +662,8 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const Mm *mm,
 
 	if (f->has_ghost_id)
 		return 0; /* deleted: restored from ghosts.img */
+	if (mount_nested_in(ctx, pid))
+		return 0; /* in a mount namespace of its own, made when it is: checked at its open */
 	if ((err = tree_stat(ctx, f->path, &st, 0))) {
 		pr_err("restore pid %d: mapped file %s: %s", pid, f->path,
 		       err == -EXDEV ? "leads out of the tree's root (refused)" : strerror(-err));

@@ -319,6 +319,18 @@ int mount_task_path_holds(pid_t pid, const char *root, const char *path, const s
 	return now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+bool mount_tree_root_reaches(pid_t pid, pid_t tree_root, const char *path, const struct stat *st)
+{
+	char own[64], root[64];
+	struct stat a, b;
+
+	snprintf(own, sizeof(own), "/proc/%d/ns/mnt", pid);
+	snprintf(root, sizeof(root), "/proc/%d/ns/mnt", tree_root);
+	if (pid == tree_root || stat(own, &a) || stat(root, &b) || a.st_ino == b.st_ino)
+		return true;
+	return mount_task_path_holds(tree_root, "/", path, st) != 0;
+}
+
 #define DELETED_SUFFIX "//deleted"
 
 int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const char *rest,

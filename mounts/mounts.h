@@ -74,6 +74,14 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino);
  */
 int mount_task_path_holds(pid_t pid, const char *root, const char *path, const struct stat *st);
 /*
+ * Dump: a file of process pid that stasis makes or opens again by its path before the tree
+ * runs, in the tree's own mount namespace (a named pipe, a unix socket's name): does path lead
+ * there (from the root of tree_root, the tree's first process) to that file st too? False only
+ * when pid is in a mount namespace of its own whose mounts (one there alone, or over the file
+ * there) make them differ: not there yet then.
+ */
+bool mount_tree_root_reaches(pid_t pid, pid_t tree_root, const char *path, const struct stat *st);
+/*
  * e made a bind of mount of_id's rest (m's root below of_id's), as pid sees m: a removed
  * directory (mountinfo's "//deleted") marked to be made again empty, with its mode and owner.
  * Fails naming a bind of a removed file (its content is not saved).

@@ -115,6 +115,15 @@
 #                            own mount namespace with setns: it is in a nested namespace its
 #                            parent is not in): fails naming the pid, the namespace and the pid
 #                            that made it; the target PASSes
+#   dump/mapped-file-hidden  mem-nested-mnt --hidden (its child maps a file, then mounts a tmpfs
+#                            over the file's directory): fails naming the pid and the file
+#                            (its path leads to nothing now); the target PASSes
+#   dump/nested-mount-fifo, dump/nested-mount-socket
+#                            mem-nested-mnt --fifo, --bound-socket (its child holds a named pipe
+#                            of its tmpfs, or a unix socket bound there, a mount of its own mount
+#                            namespace alone): fails naming the pid, the fd and the path (stasis
+#                            would make them before the tree, where that mount is not); the
+#                            target PASSes
 #   restore/ext-stream-without-inherit-fd
 #                            ext-unix dumped with --ext-unix-sk --leave-running, restored
 #                            without --inherit-fd: refused naming pid, fd 88, its socket:[INODE]
@@ -2427,6 +2436,15 @@ other_cases() {
 	dump_fails_naming dump/nested-ns-not-inherited nested-ns \
 		'dump pid [0-9]+: it is in mnt namespace mnt:\[[0-9]+\], made by pid [0-9]+, but its parent is not' \
 		--setns-sibling
+	dump_fails_naming dump/mapped-file-hidden mem-nested-mnt \
+		'dump pid [0-9]+: mapped file /.*/under/file is hidden: its path now leads to another file or to none' \
+		--hidden
+	dump_fails_naming dump/nested-mount-fifo mem-nested-mnt \
+		'dump pid [0-9]+ fd 61: named pipe /.*/mnt/fifo is on a mount of the mount namespace the process is in' \
+		--fifo
+	dump_fails_naming dump/nested-mount-socket mem-nested-mnt \
+		'dump pid [0-9]+ fd 62: unix socket socket:\[[0-9]+\] is bound to /.*/mnt/sock, on a mount of the mount namespace the process is in' \
+		--bound-socket
 	case_ext_stream_no_inherit_fd
 	case_external_tty
 	case_shell_job_foreground

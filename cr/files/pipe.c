@@ -24,6 +24,7 @@
 #include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
+#include "mounts.h"
 #include "tree-path.h"
 #include "pstree.h"
 #include "tree-objects.h"
@@ -203,6 +204,13 @@ static int dump_pipe(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			return id;
 		e->has_ghost_id = true;
 		e->ghost_id = id;
+	}
+	if (fifo && !e->has_ghost_id && !mount_tree_root_reaches(t->pid, t->tree[0].pid, p->link, &p->st)) {
+		pr_err("dump pid %d fd %d: named pipe %s is on a mount of the mount namespace the process "
+		       "is in, which the tree's first process does not reach it through: not supported yet "
+		       "(stasis makes named pipes before the tree runs, in its first process's namespace)",
+		       t->pid, p->fd, p->link);
+		return -ENOTSUP;
 	}
 	e->has_pipe_id = e->has_flags = true;
 	e->pipe_id = p->st.st_ino;

@@ -61,6 +61,16 @@ static int set_own_name(struct dump_task *t, const struct fd_probe *p, FdEntry *
 				   &gone, &e->sock_dir, &st, &e->sock_file_renamed)))
 		return err;
 	e->has_sock_file_gone = e->sock_file_gone = gone;
+	char name[UNIX_NAME_MAX + 1];
+	unix_name(named->name, named->name_len, name, sizeof(name));
+	if (!gone && name[0] == '/' && t->pid != getpid() &&
+	    !mount_tree_root_reaches(t->pid, t->tree[0].pid, name, &st)) {
+		pr_err("dump pid %d fd %d: unix socket %s is bound to %s, on a mount of the mount "
+		       "namespace the process is in, which the tree's first process does not reach it "
+		       "through: not supported yet (stasis binds names before the tree runs, in its first "
+		       "process's namespace)", t->pid, p->fd, p->link, name);
+		return -ENOTSUP;
+	}
 	if (gone && named->name[0] != '/')
 		pr_warn("dump pid %d fd %d: unix socket bound to the relative name %.*s, which leads to no "
 			"file of its from its working directory (removed, or bound from another directory): "
