@@ -34,6 +34,7 @@
 #include "mount-ns.h"
 #include "mounts.h"
 #include "nested-ns.h"
+#include "proc.h"
 #include "ns-make.h"
 #include "tree.h"
 #include "tree-objects.h"
@@ -102,9 +103,12 @@ static int classify_nested(const struct dump_task *maker, uint64_t ns_id, const 
 			return 0;
 		}
 	if (i == 0) {
+		/* (its mount table is read through it: a chroot shows only what is below its root) */
+		char root[PATH_MAX] = "";
+		bool chrooted = proc_readlink(pid, "root", root, sizeof(root)) >= 0 && strcmp(root, "/");
 		pr_err("dump pid %d: the root of its mount namespace mnt:[%llu] is not the one of the "
-		       "namespace it was made from (pivot_root); not supported", pid,
-		       (unsigned long long)ns_id);
+		       "namespace it was made from (%s%s); not supported", pid, (unsigned long long)ns_id,
+		       chrooted ? "it is chrooted, to " : "pivot_root", chrooted ? root : "");
 		return -ENOTSUP;
 	}
 	if (m->idmapped) { /* (made again, its owners would be the filesystem's own) */
