@@ -111,7 +111,7 @@ setup:
 demo: all
 	tests/demo.sh
 
-# the quick part of the suite (about 10 minutes); test-slow the rest (22 to 34; CI runs both)
+# the quick part of the suite (about 10 minutes); test-slow the rest (28 to 42; CI runs both)
 test: all asan
 	tests/run-tests.sh quick
 

@@ -252,6 +252,16 @@
 #           process_start_time_seconds, read from /proc, says the restore's time: the kernel's
 #           start time of a task cannot be set.) Not run by default (apt-get install prometheus; make setup does not);
 #           about 10 s.
+#   pulseaudio  PulseAudio 16 (a null sink, the native protocol on a unix socket of the case's
+#           directory) with pacat playing a tone into the sink and parec recording its monitor,
+#           the three started by tests/apps/pulse-tree.py, the tree's root. Client and server
+#           share their audio through memfd rings passed over the socket (SCM_RIGHTS) and mapped
+#           with no fd left, woken through eventfds. The tone is a counter (each frame says which
+#           it is): after the restore the server lists the same clients and streams (indexes),
+#           the recording goes on 2 s more, and every frame recorded is silence or the counter,
+#           never going back, at least 2 s of it in a row after the last gap (the dump's window
+#           is silence, and PulseAudio skips what its underrun cost). Not run by default
+#           (apt-get install pulseaudio pulseaudio-utils; make setup does not); about 8 s.
 #   openvpn  an OpenVPN 2.6 client (static key, UDP) in a network namespace that is the
 #           engine's (the test's: --external net on dump, as Docker's and Podman's), its tun0 with
 #           10.8.77.2 peer 10.8.77.1 and a pushed route 10.8.78.0/24 via the tunnel, talking to a
@@ -403,7 +413,8 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[postfix]=case_postfix [named]=case_named [mosquitto]=case_mosquitto [xvfb]=case_xvfb
 	[apache-event]=case_apache_event [apache-prefork]=case_apache_prefork [varnish]=case_varnish [squid]=case_squid [lighttpd]=case_lighttpd [chromium]=case_chromium [firefox]=case_firefox [libreoffice]=case_libreoffice
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
-	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb [prometheus]=case_prometheus)
+	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb [prometheus]=case_prometheus
+	[pulseaudio]=case_pulseaudio)
 ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn tinyproxy)
 SELECTED=()
@@ -3734,6 +3745,57 @@ case_mariadb() {
 }
 
 # prom_query PORT EXPR: the value of the instant query's first result, or empty
+pulse_env() { # pulse_env DIR: pactl's environment for the case's server
+	echo "HOME=$1" "XDG_RUNTIME_DIR=$1/run" "PULSE_SERVER=unix:$1/pa.sock"
+}
+pulse_list() { # pulse_list DIR: the server's clients, sink inputs and source outputs (indexes, names)
+	local kind
+	for kind in clients sink-inputs source-outputs; do
+		# shellcheck disable=SC2046 # (the environment's words)
+		env $(pulse_env "$1") pactl list short "$kind" 2>/dev/null | grep -v pactl | cut -f1,3 | tr '\t\n' ' ;'
+		echo -n "| "
+	done
+}
+
+case_pulseaudio() {
+	local name=apps/pulseaudio d=$ZOO_TMP/pulseaudio pid out="" before after s1 s2 checked
+	if ! command -v pulseaudio >/dev/null || ! command -v pacat >/dev/null || ! command -v pactl >/dev/null; then
+		result_fail "$name" "pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils; make setup does not)"
+		return
+	fi
+	mkdir -p "$d/img"
+	(exec setsid /usr/bin/python3 "$ZOO_ROOT/tests/apps/pulse-tree.py" "$d" </dev/null >"$d/tree.log" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	# 2 s of the tone recorded: the player, the server and the recorder all at work
+	if ! wait_until 30 eval '[ "$(stat -c %s "$d/rec.raw" 2>/dev/null || echo 0)" -gt 352800 ]'; then
+		result_fail "$name" "no recording: $(tail -c 300 "$d/server.log") $(tail -c 200 "$d/tree.log")"
+		kill_group "$pid"
+		return
+	fi
+	before=$(pulse_list "$d")
+	checkpoint "$name" "$pid" "$d" || out=failed
+	if [ -z "$out" ]; then
+		after=$(pulse_list "$d")
+		s1=$(stat -c %s "$d/rec.raw")
+		# 2 s more of it, played and recorded by the restored tree
+		wait_until 20 eval '[ "$(stat -c %s "$d/rec.raw")" -gt $((s1 + 352800)) ]'
+		s2=$(stat -c %s "$d/rec.raw")
+		checked=$(/usr/bin/python3 "$ZOO_ROOT/tests/apps/pulse-tree.py" --check "$d" 88200)
+		if [ "$before" != "$after" ] || [[ $before != *pacat*pacat* ]]; then
+			out="the server's clients and streams before the dump '$before', after the restore '$after'"
+		elif [ "$s2" -le $((s1 + 352800)) ]; then
+			out="the recording stopped: $s1 bytes just after the restore, $s2 later (2 s more expected)"
+		elif [[ $checked != ok* ]]; then
+			out="the recorded stream: ${checked#bad }"
+		fi
+	fi
+	kill_group "$pid"
+	verdict "$name" "$out" "the same clients and streams ($before), the tone recorded on through the memfd rings: ${checked:-} (frames, gaps, last frame); $(ckpt_times "$d")" \
+		"$d/server.log" "$d/tree.log" "$d/img/dump.log" "$d/img/restore.log"
+}
+
 prom_query() {
 	curl -s -m 5 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" 2>/dev/null |
 		python3 -c 'import json, sys
