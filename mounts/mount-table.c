@@ -485,6 +485,19 @@ static bool shares_host_ns_fs(pid_t root_pid, const struct mount_info *m)
 	return !strcmp(m->fstype, "mqueue") && !ns_is_own(root_pid, "ipc", NULL);
 }
 
+/* Is mount k of a filesystem that needs the tree's namespaces (proc, sysfs...), or on one? The
+ * tree's root makes those at restore, after stasis made the others. */
+static bool made_in_tree_ns(const struct mount_table *tree, size_t k)
+{
+	const char *r;
+
+	for (size_t j = 0; j < tree->n; j++)
+		if (mount_fstype_in_ns(tree->m[j].fstype) &&
+		    mount_path_below(tree->m[j].mountpoint, tree->m[k].mountpoint, &r))
+			return true;
+	return false;
+}
+
 static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
 		    size_t i, const struct mount_table *host, MountEntry *e)
 {
@@ -506,10 +519,14 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		       root_pid, m->mountpoint, m->fstype, m->root, m->mountpoint);
 		return -ENOTSUP;
 	}
-	/* a bind of a mount before it: the one whose root holds its root most closely */
+	/* a bind of a mount before it: the one whose root holds its root most closely; not one the
+	 * tree's root makes late unless this one is too (a file of the host's /dev bound both on
+	 * /proc/keys and on /dev/null: /dev/null made first, from the host, as the first dump of
+	 * a container lists them; a restored one's table lists them in the order made) */
+	bool late = made_in_tree_ns(tree, i);
 	for (size_t k = 0; k < i; k++)
 		if (tree->m[k].dev == m->dev && mount_path_below(tree->m[k].root, m->root, &r) &&
-		    (!of || strlen(tree->m[k].root) < strlen(of->root))) {
+		    (late || !made_in_tree_ns(tree, k)) && (!of || strlen(tree->m[k].root) < strlen(of->root))) {
 			of = &tree->m[k];
 			rest = r;
 		}
