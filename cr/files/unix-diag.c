@@ -170,31 +170,38 @@ static int snapshot_here(struct unix_snapshot *snap)
 	return err ? err : snap->netns == netns ? 0 : snapshot_take(snap, netns, -1);
 }
 
-int unix_diag_add_netns(struct run_ctx *ctx, pid_t member)
+/* One more listing, of network namespace netns (nsfd: a file of it), after the thread's. */
+static int list_netns(struct unix_state *ud, uint64_t netns, int nsfd, bool foreign)
 {
-	struct unix_state *ud = unix_state_of(ctx);
 	struct unix_snapshot *more = xreallocarray(ud->nested, ud->nr_nested + 1, sizeof(*more));
-	char path[64];
-	struct stat ns;
-	int err;
 
 	if (!more)
 		return -ENOMEM;
 	ud->nested = more;
 	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
+	int err = snapshot_take(&more[ud->nr_nested], netns, nsfd);
+	if (err)
+		return err;
+	more[ud->nr_nested++].foreign = foreign; /* (after: snapshot_take starts from nothing) */
+	return 0;
+}
+
+int unix_diag_add_netns(struct run_ctx *ctx, pid_t member)
+{
+	char path[64];
+	struct stat ns;
+	int err;
+
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", member);
 	auto_close int nsfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0 || fstat(nsfd, &ns)) {
 		pr_perror("dump pid %d: cannot open its network namespace (%s)", member, path);
 		return -errno;
 	}
-	if ((err = snapshot_take(&more[ud->nr_nested], ns.st_ino, nsfd))) {
+	if ((err = list_netns(unix_state_of(ctx), ns.st_ino, nsfd, false)))
 		pr_err("dump pid %d: cannot list the unix sockets of its network namespace net:[%llu]: %s",
 		       member, (unsigned long long)ns.st_ino, strerror(-err));
-		return err;
-	}
-	ud->nr_nested++;
-	return 0;
+	return err;
 }
 
 int unix_diag_add_own_netns(struct unix_state *ud, pid_t pid, int fd)
@@ -209,18 +216,7 @@ int unix_diag_add_own_netns(struct unix_state *ud, pid_t pid, int fd)
 	bool listed_yet = ud->snap.netns == ns.st_ino;
 	for (size_t i = 0; !listed_yet && i < ud->nr_nested; i++)
 		listed_yet = ud->nested[i].netns == ns.st_ino;
-	if (listed_yet)
-		return -ENOENT;
-	struct unix_snapshot *more = xreallocarray(ud->nested, ud->nr_nested + 1, sizeof(*more));
-	if (!more)
-		return -ENOMEM;
-	ud->nested = more;
-	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
-	int err = snapshot_take(&more[ud->nr_nested], ns.st_ino, nsfd);
-	if (err)
-		return err;
-	more[ud->nr_nested++].foreign = true;
-	return 0;
+	return listed_yet ? -ENOENT : list_netns(ud, ns.st_ino, nsfd, true);
 }
 
 /* The socket ino in the listing of the thread's namespace, else of a nested or foreign one
