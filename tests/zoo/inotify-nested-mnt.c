@@ -51,24 +51,15 @@ static void run_child(int ready)
 
 int main(int argc, char **argv)
 {
-	int ready[2];
-	char c, p[4300];
+	char p[4300];
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	snprintf(mnt, sizeof(mnt), "%s/mnt", zoo_tmpdir());
 	snprintf(plain, sizeof(plain), "%s/plain", zoo_tmpdir());
 	snprintf(extra, sizeof(extra), "%s/extra", zoo_tmpdir());
-	if (mkdir(mnt, 0700) || zoo_write_file(plain, "", 0) || zoo_write_file(extra, "", 0) || pipe(ready))
+	if (mkdir(mnt, 0700) || zoo_write_file(plain, "", 0) || zoo_write_file(extra, "", 0))
 		zoo_die("setup: %s", strerror(errno));
-	pid_t child = fork();
-	if (child == 0) {
-		close(ready[0]);
-		run_child(ready[1]);
-	}
-	close(ready[1]);
-	if (child < 0 || read(ready[0], &c, 1) != 1)
-		zoo_die("the child did not mount its tmpfs");
-	close(ready[0]);
+	pid_t child = zoo_child_when_ready(run_child, "mount its tmpfs");
 	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (fd < 0 || dup3(fd, 50, O_CLOEXEC) != 50)
 		zoo_die("inotify: %s", strerror(errno));

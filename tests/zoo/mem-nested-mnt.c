@@ -165,8 +165,7 @@ static void run_child(int ready)
 
 int main(int argc, char **argv)
 {
-	int ready[2], st = 0;
-	char c;
+	int st = 0;
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	hidden = argc > 1 && !strcmp(argv[argc - 1], "--hidden");
@@ -176,17 +175,9 @@ int main(int argc, char **argv)
 	snprintf(under, sizeof(under), "%s/under", zoo_tmpdir());
 	char f[4300];
 	snprintf(f, sizeof(f), "%s/file", under);
-	if (mkdir(mnt, 0700) || mkdir(under, 0700) || zoo_write_file(f, "hidden\n", 7) || pipe(ready))
+	if (mkdir(mnt, 0700) || mkdir(under, 0700) || zoo_write_file(f, "hidden\n", 7))
 		zoo_die("setup: %s", strerror(errno));
-	pid_t child = fork();
-	if (child == 0) {
-		close(ready[0]);
-		run_child(ready[1]);
-	}
-	close(ready[1]);
-	if (child < 0 || read(ready[0], &c, 1) != 1)
-		zoo_die("the child did not set up its tmpfs");
-	close(ready[0]);
+	pid_t child = zoo_child_when_ready(run_child, "set up its tmpfs");
 	zoo_ready();
 	zoo_wait();
 

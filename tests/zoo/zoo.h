@@ -179,24 +179,46 @@ static inline void zoo_start_daemon(void (*run)(void), const char *pid_path)
 		zoo_sleep_ms(2);
 }
 
-/* Whether this run's restore is a lazy one (tests/run-zoo.sh --lazy makes $ZOO_TMPDIR/lazy-restore). */
-static inline int zoo_restored_lazily(void)
+/* Whether tests/run-zoo.sh marked this run with the file $ZOO_TMPDIR/name. */
+static inline int zoo_run_marked(const char *name)
 {
 	char mark[600];
-	snprintf(mark, sizeof(mark), "%s/lazy-restore", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
+	snprintf(mark, sizeof(mark), "%s/%s", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent", name);
 	return access(mark, F_OK) == 0;
 }
+
+/* Whether this run's restore is a lazy one (tests/run-zoo.sh --lazy makes $ZOO_TMPDIR/lazy-restore). */
+static inline int zoo_restored_lazily(void) { return zoo_run_marked("lazy-restore"); }
 
 /*
  * Whether this run's dump leaves the program running, not restored (tests/run-zoo.sh
  * --leave-running makes $ZOO_TMPDIR/left-running): what only a restore puts back as it was
  * (a relative wait the dump's interruption left to restart_syscall) is not asked then.
  */
-static inline int zoo_left_running(void)
+static inline int zoo_left_running(void) { return zoo_run_marked("left-running"); }
+
+/*
+ * A child running fn(ready), which writes one byte to ready once it is set up and does not
+ * return: its pid once it did; else dies saying the child did not do what.
+ */
+static inline pid_t zoo_child_when_ready(void (*fn)(int ready), const char *what)
 {
-	char mark[600];
-	snprintf(mark, sizeof(mark), "%s/left-running", getenv("ZOO_TMPDIR") ? getenv("ZOO_TMPDIR") : "/nonexistent");
-	return access(mark, F_OK) == 0;
+	int ready[2];
+	char c;
+
+	if (pipe(ready))
+		zoo_die("pipe: %s", strerror(errno));
+	pid_t child = fork();
+	if (child == 0) {
+		close(ready[0]);
+		fn(ready[1]);
+		_exit(1);
+	}
+	close(ready[1]);
+	if (child < 0 || read(ready[0], &c, 1) != 1)
+		zoo_die("the child did not %s", what);
+	close(ready[0]);
+	return child;
 }
 
 static inline uint64_t zoo_now_ns(int clk)
