@@ -297,9 +297,9 @@ checkpoint_round() {
 		return 1
 	fi
 	# between dump and restore, a program may check its images or change the world as a reboot
-	# would: tests/zoo/NAME.after-dump IMGDIR (STASIS is set)
+	# would: tests/zoo/NAME.after-dump IMGDIR (STASIS is set, ZOO_ROUND the round of --cycles)
 	if [ -x "$ZOO_DIR/$name.after-dump" ] &&
-		! STASIS=$STASIS "$ZOO_DIR/$name.after-dump" "$d/img" >"$d/after-dump.out" 2>&1; then
+		! STASIS=$STASIS ZOO_ROUND=$cycle "$ZOO_DIR/$name.after-dump" "$d/img" >"$d/after-dump.out" 2>&1; then
 		result_fail "$c" "after the dump: $(tail -n 1 "$d/after-dump.out")"
 		kill_ours "$pid"
 		return 1
