@@ -215,12 +215,25 @@ static int filter_restore(int sk, const FdEntry *e)
 	return 0;
 }
 
+/* Which of e's buffer sizes the program set (SO_BUF_LOCK as saved; none saved: the kernel's). */
+static int saved_buf_lock(const FdEntry *e)
+{
+	int lock = 0;
+
+	for (size_t k = 0; k < e->n_sockopts; k++)
+		if (e->sockopts[k]->name == SO_BUF_LOCK && known(e->sockopts[k]) >= 0)
+			memcpy(&lock, e->sockopts[k]->value.data, sizeof(lock));
+	return lock;
+}
+
 /*
  * A buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN over the host
  * (SO_*BUFFORCE), which a process in a user namespace of its own lacks: there the plain
- * option, which must then give the size saved.
+ * option, which must then give the size saved if the program chose it (locked). One the
+ * kernel had chosen (tuned; TCP grows its send buffer past that limit) is as large as the
+ * limit allows: the kernel tunes it again.
  */
-static int set_buffer_size(int sk, size_t i, int half, int saved, unsigned fd)
+static int set_buffer_size(int sk, size_t i, int half, int saved, bool tuned, unsigned fd)
 {
 	int now = 0;
 	socklen_t len = sizeof(now);
@@ -231,7 +244,14 @@ static int set_buffer_size(int sk, size_t i, int half, int saved, unsigned fd)
 		pr_perror("restore: cannot set %s on fd %u", known_opts[i].what, fd);
 		return -errno;
 	}
-	if (getsockopt(sk, SOL_SOCKET, known_opts[i].name, &now, &len) || now != saved) {
+	if (getsockopt(sk, SOL_SOCKET, known_opts[i].name, &now, &len))
+		return -errno;
+	if (now != saved && tuned) {
+		pr_info("restore: %s of fd %u is %d, not %d as the kernel had tuned it: beyond the "
+			"host's limit, and in a user namespace", known_opts[i].what, fd, now, saved);
+		return 0;
+	}
+	if (now != saved) {
 		pr_err("restore: cannot set %s on fd %u to %d (it is %d): beyond the host's limit, and "
 		       "in a user namespace", known_opts[i].what, fd, saved, now);
 		return -EPERM;
@@ -252,7 +272,7 @@ static int set_buf_lock(int sk, unsigned fd, int lock)
 int sockopts_restore(int sk, const FdEntry *e)
 {
 	bool sized = false, locked = false;
-	int err;
+	int lock = saved_buf_lock(e), err;
 
 	for (size_t k = 0; k < e->n_sockopts; k++) {
 		const SockOpt *o = e->sockopts[k];
@@ -262,7 +282,8 @@ int sockopts_restore(int sk, const FdEntry *e)
 		union opt_value value;
 		memcpy(&value, o->value.data, o->value.len);
 		if (known_opts[i].set_as != known_opts[i].name) { /* buffer sizes: the kernel doubles */
-			if ((err = set_buffer_size(sk, i, value.i / 2, value.i, e->fd)))
+			bool tuned = !(lock & (o->name == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK));
+			if ((err = set_buffer_size(sk, i, value.i / 2, value.i, tuned, e->fd)))
 				return err;
 			sized = true;
 			continue;
@@ -281,11 +302,8 @@ int sockopts_restore(int sk, const FdEntry *e)
 
 int sockopts_buffers_restore(int sk, const FdEntry *e)
 {
-	int lock = 0;
+	int lock = saved_buf_lock(e);
 
-	for (size_t k = 0; k < e->n_sockopts; k++)
-		if (e->sockopts[k]->name == SO_BUF_LOCK && known(e->sockopts[k]) >= 0)
-			memcpy(&lock, e->sockopts[k]->value.data, sizeof(lock));
 	for (size_t k = 0; k < e->n_sockopts; k++) {
 		const SockOpt *o = e->sockopts[k];
 		int i = known(o), value;
@@ -294,7 +312,7 @@ int sockopts_buffers_restore(int sk, const FdEntry *e)
 		if (!(lock & (o->name == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK)))
 			continue; /* a size the kernel chose (autotuning): the kernel's again */
 		memcpy(&value, o->value.data, sizeof(value));
-		int err = set_buffer_size(sk, i, value / 2, value, e->fd);
+		int err = set_buffer_size(sk, i, value / 2, value, false, e->fd);
 		if (err)
 			return err;
 	}

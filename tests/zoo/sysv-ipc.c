@@ -13,7 +13,7 @@
  *   POSIX message queue "/in-ns" of the namespace at fd 85 with 2 messages.
  *   Sysctls: kernel.msgmax 12000 (the 10000-byte message needs it), kernel.msgmnb 20000
  *            (below queue A's msg_qbytes), kernel.msgmni 1 (below the 2 queues in use).
- * After restore and SIGTERM: still in an IPC namespace other than the host's; the same ids,
+ * After restore and SIGTERM: still in an IPC namespace other than its parent's; the same ids,
  * keys, modes, owners and creators, msg_qbytes; every message exactly once, in order; the
  * semaphore values; both segments' content; the sysctls; then the child gets its message.
  * ZOO_IPC_SPLIT=1: the child makes an IPC namespace of its own (a tree in two IPC namespaces,
@@ -76,10 +76,27 @@ static struct {
 } mbuf;
 static unsigned char expect[16384];
 
+static ino_t ipc_ns_ino_of(const char *pid)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%s/ns/ipc", pid);
+	return stat(path, &st) ? 0 : st.st_ino;
+}
+
 static ino_t ipc_ns_ino(void)
 {
-	struct stat st;
-	return stat("/proc/self/ns/ipc", &st) ? 0 : st.st_ino;
+	return ipc_ns_ino_of("self");
+}
+
+/* The namespace around the program: its parent's, where it can see it (the inode number of the
+ * one it started in may be reused once that namespace is gone, across a dump). */
+static ino_t around_ns_ino(void)
+{
+	char ppid[16];
+	snprintf(ppid, sizeof(ppid), "%d", (int)getppid());
+	ino_t ino = getppid() > 0 ? ipc_ns_ino_of(ppid) : 0;
+	return ino ? ino : host_ns;
 }
 
 static void send_all(int q, const struct zmsg *m, size_t n)
@@ -348,7 +365,7 @@ int main(int argc, char **argv)
 
 	int st = 0;
 	ino_t now = ipc_ns_ino();
-	if (!CHECK("namespace", now && now != host_ns, "IPC namespace ipc:[%lu] is the host's", (unsigned long)now)) {
+	if (!CHECK("namespace", now && now != around_ns_ino(), "IPC namespace ipc:[%lu] is the host's", (unsigned long)now)) {
 		kill(kid, SIGKILL); /* and not a look at the host's objects */
 		waitpid(kid, &st, 0);
 		return zoo_finish(NULL);
