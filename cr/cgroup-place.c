@@ -116,14 +116,17 @@ static int place_dirs(struct cg_place *p, size_t h, const char *stasis_now)
 	return err;
 }
 
-/* The cgroup.procs of path in hierarchy h, opened once: its index in p->procs. */
-static int procs_of(struct cg_place *p, size_t h, const char *path, const char *stasis_now)
+/* The cgroup.procs (threads: tasks or cgroup.threads) of path in hierarchy h, opened once: its
+ * index in p->procs. */
+static int procs_of(struct cg_place *p, size_t h, const char *path, const char *stasis_now,
+		    bool threads)
 {
+	const char *v2 = p->img->hierarchies[h]->controllers[0] ? NULL : "cgroup.threads";
 	char file[4200];
 	int err, fd;
 
 	for (size_t i = 0; i < p->n_procs; i++)
-		if (p->procs[i].hier == h && !strcmp(p->procs[i].path, path))
+		if (p->procs[i].hier == h && p->procs[i].threads == threads && !strcmp(p->procs[i].path, path))
 			return i;
 	if ((err = open_hierarchy(p, h, stasis_now)) || (err = ensure_cgroup(p, h, path)))
 		return err;
@@ -134,14 +137,14 @@ static int procs_of(struct cg_place *p, size_t h, const char *path, const char *
 	char *kept = xstrdup(path);
 	if (!kept)
 		return -ENOMEM;
-	snprintf(file, sizeof(file), "%s/cgroup.procs", cg_rel(path));
+	snprintf(file, sizeof(file), "%s/%s", cg_rel(path), !threads ? "cgroup.procs" : v2 ? v2 : "tasks");
 	if ((fd = openat(p->hfds[h], file, O_WRONLY | O_CLOEXEC)) < 0) {
 		pr_perror("restore: cannot open cgroup %s:%s",
 			  cg_hierarchy_name(p->img->hierarchies[h]->controllers), path);
 		free(kept);
 		return -errno;
 	}
-	p->procs[p->n_procs] = (struct cg_procs){ h, kept, fd };
+	p->procs[p->n_procs] = (struct cg_procs){ h, kept, threads, fd };
 	return p->n_procs++;
 }
 
@@ -157,7 +160,8 @@ static int plan_moves(struct cg_place *p, bool cgroup_ns, uint32_t root_set,
 	int err = 0;
 
 	if (!(p->enter_moves = xzalloc(img->n_hierarchies * sizeof(int) + 1)) ||
-	    !(p->set_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)))
+	    !(p->set_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)) ||
+	    !(p->thread_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)))
 		return -ENOMEM;
 	for (size_t h = 0; h < img->n_hierarchies && err >= 0; h++) {
 		const CgroupHierarchy *hier = img->hierarchies[h];
@@ -171,15 +175,18 @@ static int plan_moves(struct cg_place *p, bool cgroup_ns, uint32_t root_set,
 		if (root_cg && !first && errno == ENOMEM)
 			return -ENOMEM;
 		if (first && (!stasis_now || strcmp(first, stasis_now)))
-			err = p->enter_moves[h] = procs_of(p, h, first, stasis_now);
+			err = p->enter_moves[h] = procs_of(p, h, first, stasis_now, false);
 		for (size_t s = 0; s < img->n_sets && err >= 0; s++) {
 			auto_free char *to = destination(p, h, img->sets[s]->paths[h], stasis_now);
 			int *move = &p->set_moves[s * img->n_hierarchies + h];
-			*move = -1;
+			int *thread_move = &p->thread_moves[s * img->n_hierarchies + h];
+			*move = *thread_move = -1;
 			if (!to && errno == ENOMEM)
 				return -ENOMEM;
 			if (to && (!start || strcmp(to, start)))
-				err = *move = procs_of(p, h, to, stasis_now);
+				err = *move = procs_of(p, h, to, stasis_now, false);
+			if (to && err >= 0 && p->thread_sets && p->thread_sets[s])
+				err = *thread_move = procs_of(p, h, to, stasis_now, true);
 		}
 	}
 	return err < 0 ? err : 0;
@@ -219,6 +226,15 @@ int cg_place_move(const struct cg_place *p, int i, pid_t pid)
 	return 0;
 }
 
+int cg_place_thread_move(const struct cg_place *p, uint32_t ts, uint32_t ps, size_t h)
+{
+	const Cgroups *img = p->img;
+
+	if (!p->thread_moves || !ts || !ps || !strcmp(img->sets[ts - 1]->paths[h], img->sets[ps - 1]->paths[h]))
+		return -1;
+	return p->thread_moves[(ts - 1) * img->n_hierarchies + h];
+}
+
 void cg_place_close(struct cg_place *p)
 {
 	for (size_t i = 0; i < p->n_procs; i++) {
@@ -250,6 +266,7 @@ void cg_place_free(struct cg_place *p)
 	free(p->procs);
 	free(p->enter_moves);
 	free(p->set_moves);
+	free(p->thread_moves);
 	free(p->hfds);
 	free(p->new_roots);
 }

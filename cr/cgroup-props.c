@@ -27,6 +27,7 @@ enum prop_kind {
 	PROP_OOM_CONTROL, /* saved as oom_kill_disable's value, written to memory.oom_control */
 	PROP_DEVICES,     /* devices.list: deny all, then allow each saved line */
 	PROP_SUBTREE,     /* cgroup.subtree_control: "+NAME" for each controller saved */
+	PROP_THREADED,    /* cgroup.type: saved only when "threaded" (the others follow from it) */
 };
 
 struct prop_desc {
@@ -53,7 +54,8 @@ static const struct prop_desc props[] = {
 	{ "devices.list", "devices", PROP_DEVICES },
 	{ "blkio.weight", "blkio", PROP_PLAIN },
 	{ "net_cls.classid", "net_cls", PROP_PLAIN },
-	/* v2 */
+	/* v2 (a threaded cgroup before its controllers: a threaded one enables threaded ones only) */
+	{ "cgroup.type", NULL, PROP_THREADED },
 	{ "cgroup.subtree_control", NULL, PROP_SUBTREE },
 	{ "cgroup.max.descendants", NULL, PROP_PLAIN },
 	{ "cgroup.max.depth", NULL, PROP_PLAIN },
@@ -183,6 +185,10 @@ int cg_dir_dump(int hfd, const char *controllers, CgroupDir *d)
 				return -ENOMEM;
 			continue; /* not on this kernel, or not enabled for this cgroup */
 		}
+		if (p->kind == PROP_THREADED && strcmp(value, "threaded")) {
+			free(value);
+			continue;
+		}
 		if (p->kind == PROP_OOM_CONTROL) {
 			if (sscanf(value, "oom_kill_disable %d", &disable) != 1) {
 				pr_err("dump: cgroup %s: unexpected memory.oom_control \"%s\"", d->path, value);
@@ -229,7 +235,8 @@ int cg_dir_check(const char *controllers, const CgroupDir *d)
 		const char *v = d->props[i]->value;
 		if (!p || !value_ok(v, p->kind == PROP_DEVICES ? CG_LIST_MAX : CG_VALUE_MAX,
 				   p->kind == PROP_DEVICES) ||
-		    (p->kind == PROP_DEVICES && !lines_short(v))) {
+		    (p->kind == PROP_DEVICES && !lines_short(v)) ||
+		    (p->kind == PROP_THREADED && strcmp(v, "threaded"))) {
 			pr_err("image cgroups.img: cgroup %s:%s: property \"%s\" is not one stasis restores, "
 			       "or its value is invalid",
 			       cg_hierarchy_name(controllers), d->path, d->props[i]->name);
@@ -321,7 +328,7 @@ static int restore_prop(int hfd, const char *path, const struct prop_desc *desc,
 		for (char *c = spaced; *c; c++)
 			*c = *c == ' ' ? ',' : *c;
 		return write_subtree(hfd, path, p->value, spaced);
-	default:
+	default: /* (PROP_THREADED too: "threaded" is the only value) */
 		return now && !strcmp(now, p->value) ? 0 : write_control(hfd, path, p->name, p->value);
 	}
 }

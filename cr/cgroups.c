@@ -12,8 +12,9 @@
  * Restore (criu's modes; without --manage-cgroups, soft): cr/cgroup-place.c makes or finds the
  * cgroups and opens every cgroup.procs the tree needs before the tree exists; the root moves
  * into its cgroups (or its cgroup namespace's root) first thing, before it makes its
- * namespace, and every process moves itself before any code of its own runs. A failed restore
- * removes every cgroup stasis made.
+ * namespace, and every process moves itself before any code of its own runs; a thread in
+ * cgroups other than its process's (v1 tasks, v2 threaded cgroups) gets a set of its own,
+ * and moves itself in the blob once made. A failed restore removes every cgroup stasis made.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "ns-helper.h"
 #include "pstree.h"
 #include "restore-watchdog.h"
+#include "restorer/restorer.h"
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
@@ -40,6 +42,7 @@ struct cgroups_state {
 	Cgroups *img;    /* dump: being built (NULL: nothing to save) */
 	bool *walk_root; /* dump, per hierarchy: its root cgroup is the tree's own */
 	struct cg_place place; /* restore: the images' cgroups (place.img NULL: nothing to do) */
+	bool *thread_sets;     /* restore: place.thread_sets */
 };
 
 static struct cgroups_state *state_of(const struct run_ctx *ctx)
@@ -202,46 +205,14 @@ out:
 	return err;
 }
 
-/* Is every thread of t in its process's cgroups? (Threads of their own are not restored.) */
-static int check_threads(const struct dump_task *t, const CgroupSet *set, const Cgroups *img)
+/* The cgroups of /proc/<who>/cgroup, one per hierarchy of img ("pid 12", "pid 12 thread 13" for
+ * messages: what). */
+static int read_set(const char *who, const char *what, const Cgroups *img, CgroupSet **out)
 {
-	for (size_t i = 0; i < t->nr_threads; i++) {
-		struct cg_members m;
-		char who[48];
-		int err;
-
-		snprintf(who, sizeof(who), "%d/task/%d", t->pid, t->threads[i].tid);
-		if ((err = cg_members_read(who, &m)))
-			return err;
-		for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
-			const char *p = cg_members_path(&m, img->hierarchies[h]->controllers);
-			if (p && strcmp(p, set->paths[h])) {
-				pr_err("dump pid %d thread %d: it is in cgroup %s:%s, its process in %s; threads "
-				       "in cgroups of their own are not supported",
-				       t->pid, t->threads[i].tid,
-				       cg_hierarchy_name(img->hierarchies[h]->controllers), p, set->paths[h]);
-				err = -ENOTSUP;
-			}
-		}
-		cg_members_free(&m);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static int dump_task_cgroups(struct dump_task *t)
-{
-	struct cgroups_state *st = state_of(t->ctx);
-	Cgroups *img = st->img;
 	struct cg_members m;
 	CgroupSet *set;
-	char who[32];
 	int err;
 
-	if (!img)
-		return 0;
-	snprintf(who, sizeof(who), "%d", t->pid);
 	if ((err = cg_members_read(who, &m)))
 		return err;
 	if (!(set = xzalloc(sizeof(*set)))) {
@@ -254,7 +225,7 @@ static int dump_task_cgroups(struct dump_task *t)
 	for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
 		const char *p = cg_members_path(&m, img->hierarchies[h]->controllers);
 		if (!p) {
-			pr_err("dump pid %d: it is in no cgroup of hierarchy %s", t->pid,
+			pr_err("dump %s: it is in no cgroup of hierarchy %s", what,
 			       cg_hierarchy_name(img->hierarchies[h]->controllers));
 			err = -EINVAL;
 		} else if (!(set->paths[set->n_paths++] = xstrdup(p))) {
@@ -262,33 +233,83 @@ static int dump_task_cgroups(struct dump_task *t)
 		}
 	}
 	cg_members_free(&m);
-	if (err || (err = check_threads(t, set, img))) {
+	if (err) {
 		cgroup_set__free_unpacked(set, NULL);
 		return err;
 	}
-	size_t s = 0;
-	while (s < img->n_sets) {
-		size_t h = 0;
-		while (h < set->n_paths && !strcmp(set->paths[h], img->sets[s]->paths[h]))
-			h++;
-		if (h == set->n_paths)
-			break;
-		s++;
-	}
-	if (s < img->n_sets) { /* a set seen before */
-		cgroup_set__free_unpacked(set, NULL);
-	} else {
-		void *v = xreallocarray(img->sets, img->n_sets + 1, sizeof(*img->sets));
-		if (!v) {
-			cgroup_set__free_unpacked(set, NULL);
-			return -ENOMEM;
-		}
-		img->sets = v;
-		img->sets[img->n_sets++] = set;
-	}
-	t->core->has_cg_set = true;
-	t->core->cg_set = s + 1;
+	*out = set;
 	return 0;
+}
+
+static bool same_set(const CgroupSet *a, const CgroupSet *b)
+{
+	for (size_t h = 0; h < a->n_paths; h++)
+		if (strcmp(a->paths[h], b->paths[h]))
+			return false;
+	return true;
+}
+
+/* set's number in img (sets[number - 1]), added if it is new (else freed); or -ENOMEM. */
+static int set_number(Cgroups *img, CgroupSet *set)
+{
+	for (size_t s = 0; s < img->n_sets; s++)
+		if (same_set(set, img->sets[s])) {
+			cgroup_set__free_unpacked(set, NULL);
+			return s + 1;
+		}
+	void *v = xreallocarray(img->sets, img->n_sets + 1, sizeof(*img->sets));
+	if (!v) {
+		cgroup_set__free_unpacked(set, NULL);
+		return -ENOMEM;
+	}
+	img->sets = v;
+	img->sets[img->n_sets++] = set;
+	return img->n_sets;
+}
+
+/* A thread in cgroups other than its process's (v1's tasks, v2's threaded cgroups) gets a set. */
+static int dump_thread_cgroups(struct dump_task *t, const CgroupSet *process_set, Cgroups *img)
+{
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		struct frozen_thread *ft = &t->threads[i];
+		char who[48], what[64];
+		CgroupSet *set;
+		int err, n;
+
+		snprintf(who, sizeof(who), "%d/task/%d", t->pid, ft->tid);
+		snprintf(what, sizeof(what), "pid %d thread %d", t->pid, ft->tid);
+		if ((err = read_set(who, what, img, &set)))
+			return err;
+		if (same_set(set, process_set)) {
+			cgroup_set__free_unpacked(set, NULL);
+			continue;
+		}
+		if ((n = set_number(img, set)) < 0)
+			return n;
+		ft->cg_set = n;
+		pr_info("dump pid %d thread %d: in cgroups of its own (set %d)", t->pid, ft->tid, n);
+	}
+	return 0;
+}
+
+static int dump_task_cgroups(struct dump_task *t)
+{
+	Cgroups *img = state_of(t->ctx)->img;
+	CgroupSet *set;
+	char who[32], what[32];
+	int err, n;
+
+	if (!img)
+		return 0;
+	snprintf(who, sizeof(who), "%d", t->pid);
+	snprintf(what, sizeof(what), "pid %d", t->pid);
+	if ((err = read_set(who, what, img, &set)))
+		return err;
+	if ((n = set_number(img, set)) < 0)
+		return n;
+	t->core->has_cg_set = true;
+	t->core->cg_set = n;
+	return dump_thread_cgroups(t, img->sets[n - 1], img);
 }
 
 struct dir_walk {
@@ -418,9 +439,14 @@ static int check_image(const Cgroups *img, struct restore_tree *rt)
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
-		if (rt->tasks[i].core->cg_set > img->n_sets) {
-			pr_err("image core-%d.img: cgroup set %u, cgroups.img has %zu", rt->tasks[i].pid,
-			       rt->tasks[i].core->cg_set, img->n_sets);
+		const TaskCore *c = rt->tasks[i].core;
+		uint32_t set = c->cg_set;
+		for (size_t k = 0; k < c->n_threads; k++)
+			if (c->threads[k]->cg_set > set)
+				set = c->threads[k]->cg_set;
+		if (set > img->n_sets || (set && !c->cg_set)) {
+			pr_err("image core-%d.img: cgroup set %u (of it or a thread), cgroups.img has %zu%s",
+			       rt->tasks[i].pid, set, img->n_sets, c->cg_set ? "" : "; the process has none");
 			return -EINVAL;
 		}
 	}
@@ -494,15 +520,41 @@ static int validate_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
+/* Which sets hold threads apart from their processes (NULL: none, or out of memory). */
+static bool *sets_of_threads(const struct restore_tree *rt, size_t n_sets, int *err)
+{
+	bool *used = NULL;
+
+	*err = 0;
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const TaskCore *c = rt->tasks[i].core;
+		for (size_t k = 0; k < c->n_threads; k++) {
+			uint32_t ts = c->threads[k]->cg_set;
+			if (!ts || ts == c->cg_set)
+				continue;
+			if (!used && !(used = xzalloc(n_sets * sizeof(bool)))) {
+				*err = -ENOMEM;
+				return NULL;
+			}
+			used[ts - 1] = true;
+		}
+	}
+	return used;
+}
+
 static int prepare_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct cgroups_state *st = state_of(ctx);
+	int err;
 
 	if (!st->place.img)
 		return 0;
+	if (!(st->thread_sets = sets_of_threads(rt, st->place.img->n_sets, &err)) && err)
+		return err;
+	st->place.thread_sets = st->thread_sets;
 	st->place.opts = ctx->opts;
 	st->place.mode = ctx->opts->cgroup_mode == CG_MODE_DEFAULT ? CG_MODE_SOFT : ctx->opts->cgroup_mode;
-	int err = cg_place_tree(&st->place, rt->inv->cgroup_ns, rt->tasks[0].core->cg_set);
+	err = cg_place_tree(&st->place, rt->inv->cgroup_ns, rt->tasks[0].core->cg_set);
 	/* if stasis dies before the tree is let go, its watchdog removes them */
 	for (size_t i = 0; i < st->place.made.n; i++)
 		watchdog_undo_cgroup(rt->watchdog, st->place.made.v[i].hfd, cg_rel(st->place.made.v[i].path));
@@ -520,6 +572,39 @@ static int enter_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 	return err;
 }
 
+static size_t cgroups_args_size(const struct restore_task *t)
+{
+	const struct cg_place *p = &state_of(t->ctx)->place;
+	size_t n = 0;
+
+	for (size_t k = 0; p->img && k < t->core->n_threads; k++)
+		n += t->core->threads[k]->cg_set != 0;
+	return n * (p->img ? p->img->n_hierarchies : 0) * sizeof(struct rst_thread_cgroup);
+}
+
+/* The blob's list of thread moves: each thread writes to copies of the files stasis opened. */
+static int thread_moves_args(struct restore_task *t, const struct cg_place *p)
+{
+	struct restorer_args *a = t->args;
+	struct rst_thread_cgroup *out = restorer_args_alloc(t, cgroups_args_size(t), &a->thread_cgroups_off);
+
+	if (!out)
+		return -ENOMEM;
+	a->nr_thread_cgroups = 0;
+	for (size_t k = 0; k < t->core->n_threads; k++) {
+		const ThreadCore *tc = t->core->threads[k];
+		for (size_t h = 0; h < p->img->n_hierarchies; h++) {
+			int i = cg_place_thread_move(p, tc->cg_set, t->core->cg_set, h), fd;
+			if (i < 0)
+				continue;
+			if ((fd = restore_copy_high(t, p->procs[i].fd, false)) < 0)
+				return fd;
+			out[a->nr_thread_cgroups++] = (struct rst_thread_cgroup){ tc->tid, fd };
+		}
+	}
+	return 0;
+}
+
 static int restore_task_cgroups(struct restore_task *t)
 {
 	const struct cg_place *p = &state_of(t->ctx)->place;
@@ -531,7 +616,7 @@ static int restore_task_cgroups(struct restore_task *t)
 		if (i >= 0)
 			err = cg_place_move(p, i, t->pid);
 	}
-	return err;
+	return err || !p->img ? err : thread_moves_args(t, p);
 }
 
 static void close_cgroups(struct run_ctx *ctx)
@@ -554,6 +639,7 @@ static void free_cgroups(void *state)
 	if (st->img)
 		cgroups__free_unpacked(st->img, NULL);
 	free(st->walk_root);
+	free(st->thread_sets);
 }
 
 const struct tree_object_ops tree_cgroups = {
@@ -572,5 +658,6 @@ const struct tree_object_ops tree_cgroups = {
 const struct state_ops state_cgroups = {
 	.name = "cgroups",
 	.dump = dump_task_cgroups,
+	.args_size = cgroups_args_size,
 	.restore = restore_task_cgroups,
 };

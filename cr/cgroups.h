@@ -85,10 +85,12 @@ int cg_walk(int hfd, const char *path, int (*fn)(const char *path, void *arg), v
 
 /* ---- cr/cgroup-place.c ---- */
 
-/* A cgroup.procs stasis opened: a process writes "0" to it to move in. */
+/* A cgroup.procs stasis opened: a process writes "0" to it to move in; or, for threads, the
+ * cgroup's tasks (v1) or cgroup.threads (v2), where a thread writes "0". */
 struct cg_procs {
 	size_t hier;
 	char *path;
+	bool threads;
 	int fd;
 };
 
@@ -103,6 +105,8 @@ struct cg_place {
 	size_t n_procs;
 	int *enter_moves;       /* per hierarchy: the root's first cgroup (index of procs, -1: none) */
 	int *set_moves;         /* per set and hierarchy: where its processes go (the same) */
+	const bool *thread_sets; /* per set: some thread is in it (not its process's); NULL: none */
+	int *thread_moves;      /* per set and hierarchy: where its threads go (tasks, cgroup.threads) */
 	struct cg_made made;
 };
 
@@ -114,6 +118,9 @@ struct cg_place {
 int cg_place_tree(struct cg_place *p, bool cgroup_ns, uint32_t root_set);
 /* In a new process: into the cgroup of procs[i]. */
 int cg_place_move(const struct cg_place *p, int i, pid_t pid);
+/* Where the threads of set ts go in hierarchy h when their process is in set ps (numbers of
+ * the images' sets): an index of procs, or -1 (where the process is). */
+int cg_place_thread_move(const struct cg_place *p, uint32_t ts, uint32_t ps, size_t h);
 /* Closes the cgroup.procs files (once the tree holds copies). */
 void cg_place_close(struct cg_place *p);
 /* The restore is over: if it failed, the cgroups made go. */

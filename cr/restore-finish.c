@@ -57,6 +57,7 @@ static const char *const step_names[] = {
 	[RST_STEP_THREAD_TABLES] = "giving a thread its own fd table, cwd or umask (detail: the thread)",
 	[RST_STEP_SEAL] = "sealing a mapping (mseal)",
 	[RST_STEP_MEMPOLICY] = "setting a NUMA memory policy (detail: the mapping's start, or the thread)",
+	[RST_STEP_THREAD_CGROUP] = "moving a thread into its own cgroup (detail: the thread)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)

@@ -16,6 +16,7 @@
 struct frozen_thread {
 	pid_t tid;
 	struct user_regs_struct regs; /* as frozen */
+	uint32_t cg_set;              /* its cgroups when not its process's (cr/cgroups.c), else 0 */
 };
 
 /* Where each private anonymous page of a process was saved, by address (cr/pages.c). */

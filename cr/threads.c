@@ -191,6 +191,8 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	tc->altstack_sp = as.sp;
 	tc->altstack_flags = as.flags;
 	tc->altstack_size = as.size;
+	tc->has_cg_set = ft->cg_set != 0;
+	tc->cg_set = ft->cg_set;
 	return ft->tid == t->pid ? 0 : thread_tables_dump(t, ft->tid, tc);
 }
 

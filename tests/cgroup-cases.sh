@@ -36,6 +36,10 @@
 #                         hugetlb controller, the one this machine leaves to v2, enabled for
 #                         /T2: hugetlb.2MB.max 4 MiB, hugetlb.2MB.rsvd.max 2 MiB); dumped,
 #                         removed, restored: in /T2 again, both made with their limits
+#   threads/v1-v2         threads (64 threads) in cpu:/TT and the v2 /T3; thread A moved to
+#                         cpu:/TT/a and to /T3/a (cgroup.type threaded), thread B to cpu:/TT/b
+#                         only: dumped, cgroups removed, restored: every thread in its cgroups
+#                         again (/T3/a made threaded), then the program PASSes
 #   freezer/v1            fork-churn in freezer:/F, dumped with --freeze-cgroup: the dump
 #                         passes, freezer.state is THAWED, the restored tree PASSes
 #   freezer/v1-fault      the same with STASIS_FAULT=after-collect: the dump fails, the cgroup
@@ -482,6 +486,70 @@ case_v2() {
 }
 
 # ---------------------------------------------------------------------------------------
+# thread_cgroups PID: "tid cpu-cgroup v2-cgroup" for each of its threads
+thread_cgroups() {
+	local t
+	for t in $(ls /proc/"$1"/task | sort -n); do
+		echo "$t $(cg_of "$1/task/$t" cpu) $(cg_of "$1/task/$t" '')"
+	done
+}
+
+case_threads() {
+	local label=threads/v1-v2 d=$ZOO_TMP/threads pid a b before now
+	mkdir -p "$d/img"
+	if ! cg_new "$CPU/TT" || ! cg_new "$CPU/TT/a" || ! cg_new "$CPU/TT/b" ||
+		! cg_new "$CG2/$TAG/T3" || ! cg_new "$CG2/$TAG/T3/a" cgroup.type=threaded; then
+		result_fail $label "cannot make the test's cgroups"
+		return
+	fi
+	if ! ZOO_CGROUPS="$CPU/TT $CG2/$TAG/T3" zoo_start threads "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	# shellcheck disable=SC2046
+	set -- $(ls /proc/"$pid"/task | grep -vx "$pid" | head -n 2)
+	a=$1 b=$2
+	if ! echo "$a" >"$CPU/TT/a/tasks" || ! echo "$a" >"$CG2/$TAG/T3/a/cgroup.threads" ||
+		! echo "$b" >"$CPU/TT/b/tasks"; then
+		result_fail $label "cannot move threads $a and $b into their cgroups"
+		kill_ours "$pid"
+		return
+	fi
+	before=$(thread_cgroups "$pid")
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	wait_until 10 not_alive "$pid"
+	cg_rmdir "$CPU/TT/a" && cg_rmdir "$CPU/TT/b" && cg_rmdir "$CPU/TT" && cg_rmdir "$CG2/$TAG/T3/a" &&
+		cg_rmdir "$CG2/$TAG/T3"
+	restore_tree "$d"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return
+	fi
+	now=$(thread_cgroups "$pid")
+	if [ "$now" != "$before" ] || ! grep -qx "$a /$TAG/TT/a /$TAG/T3/a" <<<"$now" ||
+		! grep -qx "$b /$TAG/TT/b /$TAG/T3" <<<"$now"; then
+		result_fail $label "threads' cgroups after restore differ: $(diff <(echo "$before") <(echo "$now") | grep '^[<>]' | tr '\n' ';')"
+		kill_ours "$pid"
+	elif expect_values $label "$CG2/$TAG/T3/a/cgroup.type=threaded"; then
+		if zoo_stop "$pid" "$d" "$d/out" && [[ $ZVERDICT == PASS* ]]; then
+			result_ok $label
+		else
+			result_fail $label "${ZERR:-$ZVERDICT}"
+		fi
+	else
+		kill_ours "$pid"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
 # freezer_state DIR: THAWED/FROZEN/FREEZING (v1), or 0/1 (v2 cgroup.freeze)
 freezer_state() {
 	if [ -f "$1/freezer.state" ]; then value "$1/freezer.state"; else value "$1/cgroup.freeze"; fi
@@ -628,7 +696,7 @@ if dump_tree; then
 	case_v1_failed_restore
 	case_v1_killed_restore
 fi
-[ -n "$CG2" ] && case_v2
+[ -n "$CG2" ] && { case_v2; case_threads; }
 case_freezer
 case_not_a_freezer
 summary

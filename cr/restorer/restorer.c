@@ -609,9 +609,13 @@ static void thread_main(void *arg)
 	struct restorer_args *a = (struct restorer_args *)th->args;
 	struct rst_thread_signal *sigs = (struct rst_thread_signal *)((char *)a + a->thread_signals_off);
 	struct rst_stack ss = { th->altstack_sp, th->altstack_flags, th->altstack_size };
-	char comm[16];
+	struct rst_thread_cgroup *cgs = (struct rst_thread_cgroup *)((char *)a + a->thread_cgroups_off);
+	char comm[16], zero = '0';
 	long r;
 
+	for (uint64_t i = 0; i < a->nr_thread_cgroups; i++) /* (with the helper fds still open) */
+		if (cgs[i].tid == th->tid && (r = raw_syscall3(__NR_write, cgs[i].fd, &zero, 1)) != 1)
+			fail(a, RST_STEP_THREAD_CGROUP, r < 0 ? r : -5 /* EIO */, th->tid);
 	/* its own cwd and umask, then table (which closes the copy of the cwd's fd, a helper) */
 	if (th->cwd_fd >= 0) {
 		if ((r = raw_syscall1(__NR_fchdir, th->cwd_fd)))

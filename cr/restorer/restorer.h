@@ -92,6 +92,12 @@ struct rst_thread_fd {
 	int32_t tmp; /* the thread's, while it moves them */
 };
 
+/* A thread in a cgroup other than its process's: it writes "0" to fd (tasks, cgroup.threads). */
+struct rst_thread_cgroup {
+	uint32_t tid;
+	int32_t fd;
+};
+
 /* A signal pending for one thread only: the thread queues it to itself. */
 struct rst_thread_signal {
 	uint32_t tid, sig;
@@ -249,6 +255,7 @@ enum rst_step {
 	RST_STEP_THREAD_TABLES,
 	RST_STEP_SEAL,
 	RST_STEP_MEMPOLICY,
+	RST_STEP_THREAD_CGROUP,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -287,6 +294,7 @@ struct restorer_args {
 	uint64_t nr_runs, runs_off;
 	uint64_t nr_threads, threads_off;
 	uint64_t nr_thread_signals, thread_signals_off;
+	uint64_t nr_thread_cgroups, thread_cgroups_off;
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
 	uint32_t threads_done;  /* futex word: threads that took on their seccomp and credentials */
 	uint64_t nr_posix_timers, posix_timers_off;
