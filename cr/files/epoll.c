@@ -7,11 +7,14 @@
  * process, then of the tree. Restore: an item whose file is open at its number is registered
  * once every fd has its number; another one is registered with its file put at the item's
  * number for the call only, and the fd table put back right after (a file of another process
- * is held by stasis, cr/files/shared.c: registered when the epoll is made).
+ * is held by stasis, cr/files/shared.c: registered when the epoll is made). An EPOLLONESHOT
+ * item that had fired is disarmed again by firing it once (add_disarmed).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -138,45 +141,92 @@ static int validate_epoll(const struct restore_task *t, const FdEntry *e)
 	return 0;
 }
 
+#define EP_PRIVATE_BITS (EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE)
+#define EP_FIRING (POLLIN | POLLOUT | POLLPRI | POLLRDHUP)
+
+/* An EPOLLONESHOT item that fired: the kernel left only its private bits. */
+static bool disarmed(uint32_t events)
+{
+	return (events & EPOLLONESHOT) && !(events & ~EP_PRIVATE_BITS);
+}
+
+/*
+ * EPOLL_CTL_ADD always arms an item for errors and hangups: a disarmed one is added for the
+ * events its file has ready now and made to fire once (epoll_wait), which disarms it again.
+ * That wait must report nothing else: the epoll has no ready item yet (disarmed items are
+ * registered first). 1: it could not be (its file has nothing ready), it stays armed for
+ * errors and hangups.
+ */
+static int add_disarmed(int epfd, int tfd, int src, struct epoll_event *ev)
+{
+	struct pollfd ep = { epfd, POLLIN, 0 }, file = { src, EP_FIRING, 0 };
+	uint64_t data = ev->data.u64;
+
+	if (poll(&ep, 1, 0) || poll(&file, 1, 0) != 1 || !(file.revents & EP_FIRING))
+		return epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, ev) ? -errno : 1;
+	ev->events |= file.revents & EP_FIRING;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, ev))
+		return -errno;
+	return epoll_wait(epfd, ev, 1, 0) == 1 && ev->data.u64 == data ? 0 : 1;
+}
+
+static int ctl_add(int epfd, int tfd, int src, uint32_t events, uint64_t data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+	int ret = disarmed(events) ? add_disarmed(epfd, tfd, src, &ev)
+				   : epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev) ? -errno : 0;
+
+	return ret == -EEXIST ? 0 : ret;
+}
+
 /*
  * Registers the file at fd src with epfd as an item keyed by fd number tfd: the file is put at
  * tfd for the call only, and what tfd held (nothing, or a file with its close-on-exec flag,
- * maybe the epoll itself) is put back.
+ * maybe the epoll itself) is put back. 0, 1 (a disarmed item left armed for errors and
+ * hangups), or -errno.
  */
 static int add_item(int epfd, int tfd, int src, uint32_t events, uint64_t data)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = data };
-
 	if (src == tfd)
-		return epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev) && errno != EEXIST ? -errno : 0;
+		return ctl_add(epfd, tfd, src, events, data);
 	int flags = fcntl(tfd, F_GETFD), saved = flags < 0 ? -1 : fcntl(tfd, F_DUPFD_CLOEXEC, 0);
 	if (flags >= 0 && saved < 0)
 		return -errno;
 	int err = dup2(src, tfd) < 0 ? -errno : 0;
-	if (!err && epoll_ctl(epfd == tfd ? saved : epfd, EPOLL_CTL_ADD, tfd, &ev) && errno != EEXIST)
-		err = -errno;
+	if (!err)
+		err = ctl_add(epfd == tfd ? saved : epfd, tfd, tfd, events, data);
 	int put_back = saved < 0 ? close(tfd) : dup3(saved, tfd, flags & FD_CLOEXEC ? O_CLOEXEC : 0);
-	if (put_back < 0 && !err)
+	if (put_back < 0 && err >= 0)
 		err = -errno;
 	if (saved >= 0)
 		close(saved);
 	return err;
 }
 
+static void warn_armed(const struct restore_task *t, const FdEntry *e, const EpollTarget *et)
+{
+	pr_warn("restore pid %d fd %u: the EPOLLONESHOT item of fd %u had fired (disarmed); its "
+		"file has no event ready to fire it again, so it is armed for errors and hangups",
+		t->pid, e->fd, et->fd);
+}
+
 /* The items whose file another process holds (stasis holds it now, cr/files/shared.c). */
 static int open_epoll(struct restore_task *t, const FdEntry *e)
 {
 	int fd = epoll_create1(EPOLL_CLOEXEC), err = fd < 0 ? -errno : 0;
-
-	for (size_t k = 0; k < e->n_targets && !err; k++) {
-		const EpollTarget *et = e->targets[k];
-		if (!et->has_file_pid)
+	/* the disarmed items first (add_disarmed), then the others */
+	for (size_t k = 0; !err && k < 2 * e->n_targets; k++) {
+		const EpollTarget *et = e->targets[k % e->n_targets];
+		if (!et->has_file_pid || disarmed(et->events) != (k < e->n_targets))
 			continue;
 		int src = shared_file_fd(t->ctx, et->file_pid, et->file_fd);
 		err = src < 0 ? -ENOENT : add_item(fd, et->fd, src, et->events, et->data);
-		if (err)
+		if (err == 1)
+			warn_armed(t, e, et);
+		if (err < 0)
 			pr_err("restore pid %d fd %u: cannot register fd %u of pid %u with epoll as fd %u: %s",
 			       t->pid, e->fd, et->file_fd, et->file_pid, et->fd, strerror(-err));
+		err = err < 0 ? err : 0;
 	}
 	if (err && fd >= 0)
 		close(fd);
@@ -186,13 +236,15 @@ static int open_epoll(struct restore_task *t, const FdEntry *e)
 /* Once every fd has its number: the items whose file the process holds. */
 static int register_targets(const struct restore_task *t, const FdEntry *e)
 {
-	for (size_t k = 0; k < e->n_targets; k++) {
-		const EpollTarget *et = e->targets[k];
-		if (et->has_file_pid)
+	for (size_t k = 0; k < 2 * e->n_targets; k++) { /* as open_epoll */
+		const EpollTarget *et = e->targets[k % e->n_targets];
+		if (et->has_file_pid || disarmed(et->events) != (k < e->n_targets))
 			continue;
 		int src = et->has_file_fd ? (int)et->file_fd : (int)et->fd,
 		    err = add_item(e->fd, et->fd, src, et->events, et->data);
-		if (err) {
+		if (err == 1)
+			warn_armed(t, e, et);
+		if (err < 0) {
 			pr_err("restore pid %d fd %u: cannot register fd %d with epoll as fd %u: %s", t->pid,
 			       e->fd, src, et->fd, strerror(-err));
 			return err;
