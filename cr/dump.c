@@ -23,6 +23,7 @@
 #include "files/files.h"
 #include "net-lock.h"
 #include "pstree.h"
+#include "regs.h"
 #include "safe-file.h"
 #include "seccomp.h"
 #include "task.h"
@@ -57,6 +58,11 @@ static int collect_task(struct dump_task *t)
 		pr_perror("dump pid %d: cannot read registers", t->pid);
 		return -errno;
 	}
+	if ((err = regs_refuse_compat(t->tgid, t->pid, &t->regs)))
+		return err;
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if ((err = regs_refuse_compat(t->tgid, t->threads[i].tid, &t->threads[i].regs)))
+			return err;
 	logged = log_errors();
 	if ((err = proc_read_stat(t->pid, &t->stat)))
 		return log_unnamed(logged, err, "dump pid %d: cannot read its /proc stat", t->pid);

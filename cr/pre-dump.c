@@ -229,7 +229,8 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs)) {
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
-	} else if (!(err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
+	} else if (!(err = regs_refuse_compat(t->tgid, t->pid, &t->regs)) &&
+		   !(err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
 							&t->regs)) &&
 		   !(err = kernel_task_leave_rseq_section(t->pid, &t->regs)) &&
 		   !(err = seccomp_suspend_for_dump(t)) &&

@@ -39,6 +39,8 @@
 #                            socket's name, left running
 #   dump/idmapped-mount      a process holding an idmapped mount in a mount namespace of its own
 #                            (tests/tools/idmapped-mount.py): refused naming the mount
+#   dump/i386                a 32-bit (i386) program (tests/tools/sleeper32.S): refused naming
+#                            it before anything is injected, left running untraced
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
 #                            64): refused naming fd 64 and the urgent byte (reading the queue
 #                            stops at its mark: the bytes after it were lost); the tree PASSes
@@ -609,6 +611,22 @@ case_hidden_file() {
 	kill "$pid"
 	wait "$pid" 2>/dev/null
 	[ "$how" != file ] || umount "$d/hide"
+}
+
+case_i386() {
+	local d=$ZOO_TMP/i386 label=dump/i386 pid
+	mkdir -p "$d/img"
+	if ! as --32 -o "$d/sleeper32.o" "$ZOO_ROOT/tests/tools/sleeper32.S" ||
+		! ld -m elf_i386 -o "$d/sleeper32" "$d/sleeper32.o"; then
+		result_fail $label "cannot assemble tests/tools/sleeper32.S (as --32, ld -m elf_i386)"
+		return
+	fi
+	setsid "$d/sleeper32" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	wait_until 5 test "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" = S
+	dump_refused_untouched $label "$pid" "$d" "the 32-bit program" "dump pid $pid: it runs 32-bit \\(i386\\) code"
+	kill "$pid"
+	wait "$pid" 2>/dev/null
 }
 
 # python_refused_untouched LABEL DIR WHAT RE SCRIPT ARGS...: python3 runs SCRIPT (which prints
@@ -2390,6 +2408,7 @@ other_cases() {
 		case_hidden_file $how
 	done
 	case_idmapped_mount
+	case_i386
 	case_mapped_path_too_long
 	case_unix_bound_in_chroot
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \

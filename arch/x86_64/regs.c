@@ -70,6 +70,19 @@ int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
 	return 0;
 }
 
+#define USER32_CS 0x23 /* the kernel's code segment for 32-bit user code (64-bit: 0x33) */
+
+int regs_refuse_compat(pid_t pid, pid_t tid, const struct user_regs_struct *r)
+{
+	if (r->cs != USER32_CS)
+		return 0;
+	if (tid == pid)
+		pr_err("dump pid %d: it runs 32-bit (i386) code: not supported", pid);
+	else
+		pr_err("dump pid %d thread %d: it runs 32-bit (i386) code: not supported", pid, tid);
+	return -ENOTSUP;
+}
+
 static int dump_regs(struct dump_task *t)
 {
 	return regs_collect(t->pid, &t->regs, &t->core->regs, &t->core->xsave);
