@@ -441,6 +441,39 @@ case_v1_killed_restore() {
 }
 
 # ---------------------------------------------------------------------------------------
+# stop_passes LABEL PID DIR: PID (its output DIR/out) stopped with SIGTERM PASSes
+stop_passes() {
+	if zoo_stop "$2" "$3" "$3/out" && [[ $ZVERDICT == PASS* ]]; then
+		result_ok "$1"
+	else
+		result_fail "$1" "${ZERR:-$ZVERDICT}"
+	fi
+}
+
+# dump_remove_restore LABEL PID DIR CGROUP...: PID dumped into DIR/img (it is then gone), the
+# cgroups removed in that order, the images restored; else says why, returns 1
+dump_remove_restore() {
+	local label=$1 pid=$2 d=$3 cg
+	shift 3
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "$label" "dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return 1
+	fi
+	wait_until 10 not_alive "$pid"
+	for cg in "$@"; do
+		cg_rmdir "$cg" || break
+	done
+	restore_tree "$d"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "$label" "restore exit status $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return 1
+	fi
+}
+
 case_v2() {
 	local label=v2/made d=$ZOO_TMP/v2 pid before
 	mkdir -p "$d/img"
@@ -454,32 +487,14 @@ case_v2() {
 		return
 	fi
 	pid=$ZPID before=$(cg_of "$pid" '')
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail $label "dump exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	wait_until 10 not_alive "$pid"
-	cg_rmdir "$CG2/$TAG/T2/sub" && cg_rmdir "$CG2/$TAG/T2"
-	restore_tree "$d"
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail $label "restore exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		return
-	fi
+	dump_remove_restore $label "$pid" "$d" "$CG2/$TAG/T2/sub" "$CG2/$TAG/T2" || return
 	if [ "$(cg_of "$pid" '')" != "$before" ] || [ "$before" != "/$TAG/T2" ]; then
 		result_fail $label "in v2 cgroup '$(cg_of "$pid" '')' after restore, '$before' before"
 		kill_ours "$pid"
 	elif expect_values $label "$CG2/$TAG/T2/cgroup.max.descendants=3" \
 		"$CG2/$TAG/T2/sub/cgroup.max.depth=2" "$CG2/$TAG/T2/hugetlb.2MB.max=4194304" \
 		"$CG2/$TAG/T2/hugetlb.2MB.rsvd.max=2097152"; then
-		if zoo_stop "$pid" "$d" "$d/out" && [[ $ZVERDICT == PASS* ]]; then
-			result_ok $label
-		else
-			result_fail $label "${ZERR:-$ZVERDICT}"
-		fi
+		stop_passes $label "$pid" "$d"
 	else
 		kill_ours "$pid"
 	fi
@@ -517,33 +532,15 @@ case_threads() {
 		return
 	fi
 	before=$(thread_cgroups "$pid")
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail $label "dump exit status $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
-	wait_until 10 not_alive "$pid"
-	cg_rmdir "$CPU/TT/a" && cg_rmdir "$CPU/TT/b" && cg_rmdir "$CPU/TT" && cg_rmdir "$CG2/$TAG/T3/a" &&
-		cg_rmdir "$CG2/$TAG/T3"
-	restore_tree "$d"
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail $label "restore exit status $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-		return
-	fi
+	dump_remove_restore $label "$pid" "$d" "$CPU/TT/a" "$CPU/TT/b" "$CPU/TT" "$CG2/$TAG/T3/a" \
+		"$CG2/$TAG/T3" || return
 	now=$(thread_cgroups "$pid")
 	if [ "$now" != "$before" ] || ! grep -qx "$a /$TAG/TT/a /$TAG/T3/a" <<<"$now" ||
 		! grep -qx "$b /$TAG/TT/b /$TAG/T3" <<<"$now"; then
 		result_fail $label "threads' cgroups after restore differ: $(diff <(echo "$before") <(echo "$now") | grep '^[<>]' | tr '\n' ';')"
 		kill_ours "$pid"
 	elif expect_values $label "$CG2/$TAG/T3/a/cgroup.type=threaded"; then
-		if zoo_stop "$pid" "$d" "$d/out" && [[ $ZVERDICT == PASS* ]]; then
-			result_ok $label
-		else
-			result_fail $label "${ZERR:-$ZVERDICT}"
-		fi
+		stop_passes $label "$pid" "$d"
 	else
 		kill_ours "$pid"
 	fi
