@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +162,8 @@ static int plan_moves(struct cg_place *p, bool cgroup_ns, uint32_t root_set,
 
 	if (!(p->enter_moves = xzalloc(img->n_hierarchies * sizeof(int) + 1)) ||
 	    !(p->set_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)) ||
-	    !(p->thread_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)))
+	    !(p->thread_moves = xzalloc(img->n_sets * img->n_hierarchies * sizeof(int) + 1)) ||
+	    !(p->nested_moves = xzalloc(img->n_nested * img->n_hierarchies * sizeof(int) + 1)))
 		return -ENOMEM;
 	for (size_t h = 0; h < img->n_hierarchies && err >= 0; h++) {
 		const CgroupHierarchy *hier = img->hierarchies[h];
@@ -187,6 +189,15 @@ static int plan_moves(struct cg_place *p, bool cgroup_ns, uint32_t root_set,
 				err = *move = procs_of(p, h, to, stasis_now, false);
 			if (to && err >= 0 && p->thread_sets && p->thread_sets[s])
 				err = *thread_move = procs_of(p, h, to, stasis_now, true);
+		}
+		for (size_t i = 0; i < img->n_nested && err >= 0; i++) {
+			auto_free char *to = destination(p, h, img->nested[i]->roots[h], stasis_now);
+			int *move = &p->nested_moves[i * img->n_hierarchies + h];
+			*move = -1;
+			if (!to && errno == ENOMEM)
+				return -ENOMEM;
+			if (to)
+				err = *move = procs_of(p, h, to, stasis_now, false);
 		}
 	}
 	return err < 0 ? err : 0;
@@ -235,6 +246,22 @@ int cg_place_thread_move(const struct cg_place *p, uint32_t ts, uint32_t ps, siz
 	return p->thread_moves[(ts - 1) * img->n_hierarchies + h];
 }
 
+int cg_place_enter_nested(const struct cg_place *p, size_t i, pid_t pid)
+{
+	int err = 0;
+
+	for (size_t h = 0; h < p->img->n_hierarchies && !err; h++) {
+		int move = p->nested_moves[i * p->img->n_hierarchies + h];
+		if (move >= 0)
+			err = cg_place_move(p, move, pid);
+	}
+	if (!err && unshare(CLONE_NEWCGROUP)) {
+		pr_perror("restore pid %d: cannot make its own cgroup namespace", pid);
+		return -errno;
+	}
+	return err;
+}
+
 void cg_place_close(struct cg_place *p)
 {
 	for (size_t i = 0; i < p->n_procs; i++) {
@@ -267,6 +294,7 @@ void cg_place_free(struct cg_place *p)
 	free(p->enter_moves);
 	free(p->set_moves);
 	free(p->thread_moves);
+	free(p->nested_moves);
 	free(p->hfds);
 	free(p->new_roots);
 }

@@ -26,6 +26,7 @@
 
 #include "cgroups.h"
 #include "log.h"
+#include "nested-ns.h"
 #include "ns-helper.h"
 #include "pstree.h"
 #include "restore-watchdog.h"
@@ -43,6 +44,7 @@ struct cgroups_state {
 	bool *walk_root; /* dump, per hierarchy: its root cgroup is the tree's own */
 	struct cg_place place; /* restore: the images' cgroups (place.img NULL: nothing to do) */
 	bool *thread_sets;     /* restore: place.thread_sets */
+	struct nested_ns_view *nested; /* restore: place.img's nested namespaces */
 };
 
 static struct cgroups_state *state_of(const struct run_ctx *ctx)
@@ -156,6 +158,104 @@ static int add_hierarchy(struct cgroups_state *st, const struct stasis_opts *o, 
 	return 0;
 }
 
+/* One cgroup namespace made below the tree's: its root in every hierarchy, from its maker's
+ * cgroups seen from outside and from inside it. */
+static int collect_one_nested(Cgroups *img, const struct dump_tree *tr, const struct nested_ns *ns)
+{
+	const struct dump_task *maker = &tr->tasks[ns->members[0]];
+	CgroupNestedNs *c = xzalloc(sizeof(*c));
+	auto_free struct ns_view *view = xzalloc(sizeof(*view));
+	struct cg_members full = { 0 }, inside = { 0 };
+	char who[32];
+	int err = 0;
+
+	if (!c || !view) {
+		free(c);
+		return -ENOMEM;
+	}
+	cgroup_nested_ns__init(c);
+	img->nested[img->n_nested++] = c;
+	c->ns_id = ns->id;
+	c->maker = maker->vpid;
+	if (!(c->pids = xzalloc(ns->n * sizeof(*c->pids))) ||
+	    !(c->roots = xzalloc((img->n_hierarchies + 1) * sizeof(*c->roots))))
+		return -ENOMEM;
+	for (size_t m = 0; m < ns->n; m++)
+		c->pids[c->n_pids++] = tr->tasks[ns->members[m]].vpid;
+	snprintf(who, sizeof(who), "%d", maker->pid);
+	view->pid = maker->pid;
+	if ((err = cg_members_read(who, &full)) ||
+	    (err = ns_helper_run(maker->pid, CLONE_NEWCGROUP, read_ns_view, view, sizeof(*view))) ||
+	    (err = cg_members_parse(view->text, "a nested cgroup namespace's /proc/PID/cgroup", &inside)))
+		goto out;
+	for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
+		const char *controllers = img->hierarchies[h]->controllers, *at = cg_members_path(&full, controllers);
+		if (!at) {
+			pr_err("dump pid %d: it is in no cgroup of hierarchy %s", maker->pid,
+			       cg_hierarchy_name(controllers));
+			err = -EINVAL;
+		} else if (!(c->roots[c->n_roots++] = ns_root_of(maker->pid, controllers, at, &inside))) {
+			err = -errno;
+		}
+	}
+	if (!err)
+		pr_info("dump pid %d: its own cgroup namespace cgroup:[%llu], %zu processes", maker->pid,
+			(unsigned long long)c->ns_id, c->n_pids);
+out:
+	cg_members_free(&full);
+	cg_members_free(&inside);
+	return err;
+}
+
+/* The cgroup namespaces processes of the tree made below the tree's (cr/nested-ns.h). */
+static int collect_nested(Cgroups *img, const struct dump_tree *tr)
+{
+	struct nested_ns *v;
+	size_t n;
+	int err;
+
+	if ((err = nested_ns_find(tr, "cgroup", &v, &n)) || !n)
+		return err;
+	if (!img) {
+		pr_err("dump pid %d: it made a cgroup namespace of its own, cgroup:[%llu], which is made "
+		       "again from its root cgroups: --manage-cgroups=ignore saves none",
+		       tr->tasks[v[0].members[0]].pid, (unsigned long long)v[0].id);
+		err = -ENOTSUP;
+	} else if (!(img->nested = xzalloc(n * sizeof(*img->nested)))) {
+		err = -ENOMEM;
+	}
+	for (size_t i = 0; i < n && !err; i++)
+		err = collect_one_nested(img, tr, &v[i]);
+	nested_ns_free(v, n);
+	return err;
+}
+
+/* Every process of a nested cgroup namespace is in cgroups below its root (it could not move
+ * there from inside it), or in stasis's own (not moved). */
+static int check_nested_members(const Cgroups *img, const struct dump_tree *tr)
+{
+	for (size_t i = 0; i < img->n_nested; i++) {
+		const CgroupNestedNs *c = img->nested[i];
+		for (size_t k = 0; k < tr->nr_tasks; k++) {
+			const struct dump_task *t = &tr->tasks[k];
+			bool member = false;
+			for (size_t m = 0; m < c->n_pids; m++)
+				member |= c->pids[m] == t->vpid;
+			for (size_t h = 0; member && t->core->cg_set && h < img->n_hierarchies; h++) {
+				const char *cg = img->sets[t->core->cg_set - 1]->paths[h];
+				if (cg_path_within(cg, c->roots[h]) || !strcmp(cg, img->hierarchies[h]->stasis_own))
+					continue;
+				pr_err("dump pid %d: its cgroup %s:%s lies outside its cgroup namespace "
+				       "cgroup:[%llu], rooted at %s", t->pid,
+				       cg_hierarchy_name(img->hierarchies[h]->controllers), cg,
+				       (unsigned long long)c->ns_id, c->roots[h]);
+				return -ENOTSUP;
+			}
+		}
+	}
+	return 0;
+}
+
 static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	const struct stasis_opts *o = ctx->opts;
@@ -167,7 +267,7 @@ static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 	int err;
 
 	if (o->cgroup_mode == CG_MODE_IGNORE)
-		return 0;
+		return collect_nested(NULL, tr);
 	if (o->cgroup_props || o->cgroup_props_file) {
 		pr_err("dump: --cgroup-props and --cgroup-props-file are not supported yet (stasis saves "
 		       "the properties it knows of each controller)");
@@ -197,6 +297,8 @@ static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 	for (size_t i = 0; i < own.n && !err; i++)
 		if (dumped_hierarchy(o, own.v[i].controllers))
 			err = add_hierarchy(st, o, pid, &own.v[i], &rootm, view ? &inside : NULL);
+	if (!err)
+		err = collect_nested(st->img, tr);
 out:
 	free(view);
 	cg_members_free(&own);
@@ -398,6 +500,8 @@ static int write_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 
 	if (!st->img)
 		return 0;
+	if ((err = check_nested_members(st->img, tr)))
+		return err;
 	for (size_t h = 0; h < st->img->n_hierarchies; h++)
 		if ((err = save_dirs(ctx, h)))
 			return err;
@@ -434,8 +538,13 @@ static int check_image(const Cgroups *img, struct restore_tree *rt)
 		for (size_t k = 0; ok && k < img->sets[s]->n_paths; k++)
 			ok = cg_path_ok(img->sets[s]->paths[k]);
 	}
+	for (size_t i = 0; ok && i < img->n_nested; i++) {
+		ok = img->nested[i]->n_roots == img->n_hierarchies;
+		for (size_t k = 0; ok && k < img->nested[i]->n_roots; k++)
+			ok = cg_path_ok(img->nested[i]->roots[k]);
+	}
 	if (!ok) {
-		pr_err("image cgroups.img: a hierarchy, cgroup path or set is invalid");
+		pr_err("image cgroups.img: a hierarchy, cgroup path, set or nested namespace is invalid");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < rt->nr_tasks; i++) {
@@ -470,12 +579,38 @@ static int check_confined(const Cgroups *img, size_t hi)
 		if (!cg_path_within(cg, h->root) && strcmp(cg, h->stasis_own))
 			out = cg;
 	}
+	for (size_t i = 0; !out && i < img->n_nested; i++)
+		if (!cg_path_within(img->nested[i]->roots[hi], h->root))
+			out = img->nested[i]->roots[hi];
 	if (out) {
 		pr_err("image cgroups.img: cgroup %s:%s lies outside the tree's root cgroup %s, which "
 		       "--cgroup-root moves", cg_hierarchy_name(h->controllers), out, h->root);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The nested cgroup namespaces checked against the tree (cr/nested-ns.h). */
+static int validate_nested(struct cgroups_state *st, const struct restore_tree *rt)
+{
+	const Cgroups *img = st->place.img;
+
+	if (!img->n_nested)
+		return 0;
+	if (!(st->nested = xzalloc(img->n_nested * sizeof(*st->nested))))
+		return -ENOMEM;
+	for (size_t i = 0; i < img->n_nested; i++)
+		st->nested[i] = (struct nested_ns_view){ img->nested[i]->maker, img->nested[i]->pids,
+							 img->nested[i]->n_pids };
+	return nested_ns_validate(rt, "cgroups.img", st->nested, img->n_nested);
+}
+
+int cgroup_nested_make(const struct run_ctx *ctx, pid_t pid)
+{
+	const struct cgroups_state *st = state_of(ctx);
+	ssize_t i = st->nested ? nested_ns_made_by(st->nested, st->place.img->n_nested, pid) : -1;
+
+	return i < 0 ? 0 : cg_place_enter_nested(&st->place, i, pid);
 }
 
 static int validate_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
@@ -485,12 +620,22 @@ static int validate_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 	Cgroups *img;
 	int err;
 
-	if (!rt->inv->cgroups || o->cgroup_mode == CG_MODE_IGNORE)
+	if (!rt->inv->cgroups)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_CGROUPS, 0, (ProtobufCMessage **)&img)))
 		return err;
 	p->img = img;
-	if ((err = check_image(img, rt)))
+	if (o->cgroup_mode == CG_MODE_IGNORE && img->n_nested) {
+		pr_err("restore: pid %u made a cgroup namespace of its own, which is made again from its "
+		       "root cgroups: not with --manage-cgroups=ignore", img->nested[0]->maker);
+		return -ENOTSUP;
+	}
+	if (o->cgroup_mode == CG_MODE_IGNORE) {
+		p->img = NULL;
+		image_free(&img->base);
+		return 0;
+	}
+	if ((err = check_image(img, rt)) || (err = validate_nested(state_of(ctx), rt)))
 		return err;
 	/* --cgroup-root CONTROLLER:PATH moves that hierarchy's root; a PATH alone, the root of
 	 * every hierarchy where the tree has cgroups of its own (as criu) */
@@ -640,6 +785,7 @@ static void free_cgroups(void *state)
 		cgroups__free_unpacked(st->img, NULL);
 	free(st->walk_root);
 	free(st->thread_sets);
+	free(st->nested);
 }
 
 const struct tree_object_ops tree_cgroups = {

@@ -107,6 +107,7 @@ struct cg_place {
 	int *set_moves;         /* per set and hierarchy: where its processes go (the same) */
 	const bool *thread_sets; /* per set: some thread is in it (not its process's); NULL: none */
 	int *thread_moves;      /* per set and hierarchy: where its threads go (tasks, cgroup.threads) */
+	int *nested_moves;      /* per nested cgroup namespace and hierarchy: its root (or -1) */
 	struct cg_made made;
 };
 
@@ -121,6 +122,9 @@ int cg_place_move(const struct cg_place *p, int i, pid_t pid);
 /* Where the threads of set ts go in hierarchy h when their process is in set ps (numbers of
  * the images' sets): an index of procs, or -1 (where the process is). */
 int cg_place_thread_move(const struct cg_place *p, uint32_t ts, uint32_t ps, size_t h);
+/* In the maker (pid) of the images' nested cgroup namespace i, before it forks: into the
+ * namespace's root cgroups, then a new cgroup namespace. Says what failed. */
+int cg_place_enter_nested(const struct cg_place *p, size_t i, pid_t pid);
 /* Closes the cgroup.procs files (once the tree holds copies). */
 void cg_place_close(struct cg_place *p);
 /* The restore is over: if it failed, the cgroups made go. */

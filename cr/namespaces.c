@@ -4,7 +4,7 @@
  * over namespaces in a way a restore cannot make again (a user namespace nested in the tree's,
  * say) makes the dump fail, naming the task and the namespace. The IPC namespace is the IPC
  * kind's to judge (cr/ipc-ns.c), the root's user namespace the user namespace kind's
- * (cr/user-ns.c); mount, UTS and network namespaces nested in the tree's are judged per process
+ * (cr/user-ns.c); mount, UTS, network and cgroup namespaces nested in the tree's are judged per process
  * by their kinds (cr/nested-ns.h), threads here: each in its process's. The whole tree is judged
  * first, before any kind collects (a sandbox's processes in user namespaces of their
  * own: refused by name, not at the first socket of the root that lives in another namespace).
@@ -37,7 +37,7 @@ struct ns_kind {
 #define NS_FIELD(f) offsetof(NsIds, f), offsetof(NsIds, has_##f)
 
 static const struct ns_kind ns_kinds[] = {
-	{ "cgroup", NS_FIELD(cgroup), NS_TREE_SHARES, false },
+	{ "cgroup", NS_FIELD(cgroup), NS_PER_PROCESS, false }, /* nested: cr/cgroups.c */
 	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES, true }, /* cr/ipc-ns.c */
 	{ "mnt", NS_FIELD(mnt), NS_PER_PROCESS, false },
 	{ "net", NS_FIELD(net), NS_PER_PROCESS, false }, /* nested: netns/net-nested.c */

@@ -39,6 +39,9 @@
 #                            socket's name, left running
 #   dump/idmapped-mount      a process holding an idmapped mount in a mount namespace of its own
 #                            (tests/tools/idmapped-mount.py): refused naming the mount
+#   dump/cgroup-ns-ignored   cgroup-ns-nested dumped with --manage-cgroups=ignore: refused naming
+#                            the process that made its cgroup namespace (made again from its root
+#                            cgroups, which that mode does not save); the tree PASSes
 #   dump/i386                a 32-bit (i386) program (tests/tools/sleeper32.S): refused naming
 #                            it before anything is injected, left running untraced
 #   dump/tcp-urgent          tcp-established --urgent (an urgent byte waiting out of band at fd
@@ -2411,6 +2414,8 @@ other_cases() {
 	case_i386
 	case_mapped_path_too_long
 	case_unix_bound_in_chroot
+	DUMP_OPTS=--manage-cgroups=ignore dump_fails_naming dump/cgroup-ns-ignored cgroup-ns-nested \
+		'dump pid [0-9]+: it made a cgroup namespace of its own, .*--manage-cgroups=ignore saves none'
 	DUMP_OPTS=--leave-running dump_fails_naming dump/unix-backlog-unread unix-backlog \
 		'dump pid PID fd 70: .*waiting to be accepted with unread data: [0-9]+ bytes.*--leave-running'
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/tcp-urgent tcp-established \
