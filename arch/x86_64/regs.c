@@ -6,6 +6,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -70,16 +71,21 @@ int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
 	return 0;
 }
 
-#define USER32_CS 0x23 /* the kernel's code segment for 32-bit user code (64-bit: 0x33) */
+#define USER_CS 0x33   /* the kernel's code segment for 64-bit user code */
+#define USER32_CS 0x23 /* and for 32-bit (i386) user code */
 
 int regs_refuse_compat(pid_t pid, pid_t tid, const struct user_regs_struct *r)
 {
-	if (r->cs != USER32_CS)
+	char who[48], what[64];
+
+	if (r->cs == USER_CS)
 		return 0;
-	if (tid == pid)
-		pr_err("dump pid %d: it runs 32-bit (i386) code: not supported", pid);
+	snprintf(who, sizeof(who), tid == pid ? "pid %d" : "pid %d thread %d", pid, tid);
+	if (r->cs == USER32_CS)
+		snprintf(what, sizeof(what), "32-bit (i386) code");
 	else
-		pr_err("dump pid %d thread %d: it runs 32-bit (i386) code: not supported", pid, tid);
+		snprintf(what, sizeof(what), "code of segment %#llx (of its LDT)", (unsigned long long)r->cs);
+	pr_err("dump %s: it runs %s: not supported", who, what);
 	return -ENOTSUP;
 }
 
