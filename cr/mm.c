@@ -76,12 +76,9 @@ static int add_mapped_file(struct dump_task *t, const char *path, const struct s
 		if (mm->files[i]->dev == st->st_dev && mm->files[i]->ino == st->st_ino)
 			return i;
 	/* (the path must still lead to it: opened again by it at restore) */
-	if (ghost_id < 0 && t->core->root && mount_task_path_holds(t->pid, t->core->root, path, st) == 0) {
-		pr_err("dump pid %d: mapped file %s is hidden: its path now leads to another file or to "
-		       "none (a mount over it or over a directory above it, or its mount detached), so "
-		       "it cannot be opened again by its path; not supported", t->pid, path);
-		return -ENOTSUP;
-	}
+	int err = ghost_id < 0 && t->core->root ? mount_refuse_hidden(t->pid, t->core->root, path, st, ": mapped file") : 0;
+	if (err)
+		return err;
 	MappedFile *f = xzalloc(sizeof(*f)), **more;
 	if (!f)
 		return -ENOMEM;

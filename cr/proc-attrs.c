@@ -208,13 +208,8 @@ static int dump_attrs(struct dump_task *t)
 		return -ENOTSUP;
 	}
 	if (!dead && have_st && !c->has_cwd_ghost_id &&
-	    !mount_task_path_holds(t->pid, c->root, c->cwd, &cwd_st)) {
-		pr_err("dump pid %d: its working directory %s is hidden: that path now leads to another "
-		       "directory or to none (a mount over it or over a directory above it, or its "
-		       "mount detached); not supported",
-		       t->pid, c->cwd);
-		return -ENOTSUP;
-	}
+	    (err = mount_refuse_hidden(t->pid, c->root, c->cwd, &cwd_st, ": its working directory")))
+		return err;
 	int64_t ret[NR_ASKS];
 	struct attr_answers answers;
 	if ((err = ask_attrs(t, ret, &answers)) || (err = dump_rlimits(t, &answers)) ||

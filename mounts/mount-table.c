@@ -319,6 +319,17 @@ int mount_task_path_holds(pid_t pid, const char *root, const char *path, const s
 	return now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
+int mount_refuse_hidden(pid_t pid, const char *root, const char *path, const struct stat *st,
+			const char *what)
+{
+	if (mount_task_path_holds(pid, root, path, st))
+		return 0; /* (or not known: outside the process's root) */
+	pr_err("dump pid %d%s %s is hidden: its path now leads to another file or to none (a mount "
+	       "over it or over a directory above it, or its mount detached), so it cannot be opened "
+	       "again by its path; not supported", pid, what, path);
+	return -ENOTSUP;
+}
+
 bool mount_tree_root_reaches(pid_t pid, pid_t tree_root, const char *path, const struct stat *st)
 {
 	char own[64], root[64];

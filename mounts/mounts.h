@@ -74,6 +74,13 @@ bool mount_path_leads_to(pid_t pid, const char *path, dev_t dev, ino_t ino);
  */
 int mount_task_path_holds(pid_t pid, const char *root, const char *path, const struct stat *st);
 /*
+ * Dump: 0, or -ENOTSUP, said, when mount_task_path_holds says path no longer leads to st: the
+ * file (what names it after "dump pid PID": " fd 3:", ": mapped file") cannot be opened again
+ * by its path.
+ */
+int mount_refuse_hidden(pid_t pid, const char *root, const char *path, const struct stat *st,
+			const char *what);
+/*
  * Dump: a file of process pid that stasis makes or opens again by its path before the tree
  * runs, in the tree's own mount namespace (a named pipe, a unix socket's name): does path lead
  * there (from the root of tree_root, the tree's first process) to that file st too? False only

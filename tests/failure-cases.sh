@@ -604,7 +604,7 @@ case_hidden_file() {
 			'mount -t tmpfs stasis-detached "$1/hide" && cd "$1/hide" && umount -l "$1/hide" &&
 			 exec sleep 600' sh "$d" </dev/null >/dev/null 2>&1 &
 		pid=$!
-		expect="dump pid $pid: its working directory / is hidden: that path now leads to another directory or to none" ;;
+		expect="dump pid $pid: its working directory / is hidden: its path now leads to another file or to none" ;;
 	esac
 	for _ in $(seq 100); do # its setup done: it runs sleep
 		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != sleep ] || break

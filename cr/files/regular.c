@@ -134,13 +134,10 @@ static bool mount_of_task(pid_t pid, uint64_t mnt_id)
  */
 static int same_file_by_path(const struct dump_task *t, const struct fd_probe *p)
 {
-	if (mount_task_path_holds(t->pid, t->core->root, p->link, &p->st))
-		return 0; /* (or not known: outside the process's root) */
-	pr_err("dump pid %d fd %d: %s is hidden: its path now leads to another file or to none (a "
-	       "mount over it or over a directory above it, or its mount detached), so it cannot be "
-	       "opened again by its path; not supported",
-	       t->pid, p->fd, p->link);
-	return -ENOTSUP;
+	char what[32];
+
+	snprintf(what, sizeof(what), " fd %d:", p->fd);
+	return mount_refuse_hidden(t->pid, t->core->root, p->link, &p->st, what);
 }
 
 #define DEV_KMSG makedev(MEM_MAJOR, 11)
