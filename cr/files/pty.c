@@ -1,8 +1,10 @@
 /*
  * Pseudo-terminals a process of the tree made (it holds the master): master and slave fds,
- * the slave's termios and window size, the foreground group, and the session that has it as
- * controlling terminal. On restore stasis gets the same index again (opening /dev/ptmx until
- * the kernel hands out that one), sets termios and size, and keeps both ends for the tree;
+ * the slave's termios (with speeds of their own, termios2, and locked bits) and window size,
+ * the foreground group, and the session that has it as controlling terminal. On restore stasis
+ * gets the same index again (opening /dev/ptmx until the kernel hands out that one), sets
+ * termios and size, and keeps both ends for the tree (each open file of the slave is made
+ * anew from them: open_slave);
  * the session leader makes the slave its controlling terminal. Data in flight is kept both
  * ways: the kernel has no peek for terminals, so the dump reads it (the slave's input line by
  * line in canonical mode, so that a typed end-of-file is told apart, then with ICANON off for
@@ -33,6 +35,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
 #include "tree-path.h"
@@ -46,6 +49,73 @@
 #define PTS_MAJOR_FIRST 136
 #define PTS_MAJOR_LAST 143
 #define PTY_IN_FLIGHT_MAX (64u << 10)
+
+/* The kernel's struct termios2 (asm/termbits.h, which glibc's termios.h clashes with): termios
+ * with speeds of its own, used when c_cflag's baud bits say BOTHER. */
+struct kernel_termios2 {
+	tcflag_t c_iflag, c_oflag, c_cflag, c_lflag;
+	cc_t c_line, c_cc[19];
+	speed_t c_ispeed, c_ospeed;
+};
+#define KERNEL_TCGETS2 _IOR('T', 0x2A, struct kernel_termios2)
+#define KERNEL_TCSETS2 _IOW('T', 0x2B, struct kernel_termios2)
+#ifndef BOTHER
+#define BOTHER 0010000
+#endif
+#ifndef IBSHIFT
+#define IBSHIFT 16
+#endif
+
+/* A speed of its own (BOTHER), in or out: TCSETS keeps the baud bits but not the speeds. */
+static bool own_speeds(tcflag_t cflag)
+{
+	return (cflag & CBAUD) == BOTHER || ((cflag >> IBSHIFT) & CBAUD) == BOTHER;
+}
+
+static bool all_zero(const void *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (((const unsigned char *)p)[i])
+			return false;
+	return true;
+}
+
+/* Dump: p's speeds of its own and its locked bits (TIOCGLCKTRMIOS), from slave s. */
+static int note_speeds_and_locks(int s, Pty *p)
+{
+	struct kernel_termios2 t2;
+	struct termios locked = { 0 };
+
+	if (ioctl(s, KERNEL_TCGETS2, &t2) || ioctl(s, TIOCGLCKTRMIOS, &locked))
+		return -errno;
+	if (own_speeds(t2.c_cflag)) {
+		p->has_ispeed = p->has_ospeed = true;
+		p->ispeed = t2.c_ispeed;
+		p->ospeed = t2.c_ospeed;
+	}
+	if (all_zero(&locked, sizeof(locked)))
+		return 0;
+	if (!(p->termios_locked.data = xmalloc(sizeof(locked))))
+		return -ENOMEM;
+	p->has_termios_locked = true;
+	p->termios_locked.len = sizeof(locked);
+	memcpy(p->termios_locked.data, &locked, sizeof(locked));
+	return 0;
+}
+
+/* Restore: the speeds of its own of p into slave s, whose termios (baud bits BOTHER) are set. */
+static int set_speeds(int s, const Pty *p)
+{
+	struct kernel_termios2 t2;
+
+	if (!p->has_ospeed)
+		return 0;
+	if (ioctl(s, KERNEL_TCGETS2, &t2))
+		return -1;
+	t2.c_ispeed = p->ispeed;
+	t2.c_ospeed = p->ospeed;
+	return ioctl(s, KERNEL_TCSETS2, &t2);
+}
 
 struct held_master {
 	uint32_t index; /* the pty */
@@ -467,6 +537,11 @@ static int note_pty(struct dump_task *t, int index, const struct fd_probe *slave
 	memcpy(p->termios.data, &tio, sizeof(tio));
 	p->winsize.len = sizeof(ws);
 	memcpy(p->winsize.data, &ws, sizeof(ws));
+	if ((err = note_speeds_and_locks(s, p))) {
+		pr_err("dump pid %d: cannot read the speeds or locked settings of pty %s: %s", t->pid,
+		       path, strerror(-err));
+		return err;
+	}
 	if (fg > 0 && pid_ns_vpid(t->ctx, fg)) {
 		p->has_fg_pgrp = true;
 		p->fg_pgrp = pid_ns_vpid(t->ctx, fg);
@@ -474,9 +549,21 @@ static int note_pty(struct dump_task *t, int index, const struct fd_probe *slave
 	p->has_exclusive = p->exclusive = excl;
 	p->has_locked = p->locked = locked;
 	p->has_orphan = p->orphan = orphan;
-	if (!orphan && (err = save_in_flight(t->pid, path, m, s, &tio, p)))
-		return err;
-	return 0;
+	if (orphan)
+		return 0;
+	/* (its locked bits unlocked meanwhile: reading and putting back the data in flight takes
+	 * settings of stasis's own for a moment) */
+	static const struct termios unlocked;
+	if (p->termios_locked.len && ioctl(s, TIOCSLCKTRMIOS, &unlocked)) {
+		pr_perror("dump pid %d: cannot unlock the settings of pty %s for a moment", t->pid, path);
+		return -errno;
+	}
+	err = save_in_flight(t->pid, path, m, s, &tio, p);
+	if (p->termios_locked.len && ioctl(s, TIOCSLCKTRMIOS, p->termios_locked.data) && !err) {
+		pr_perror("dump pid %d: cannot lock the settings of pty %s again", t->pid, path);
+		err = -errno;
+	}
+	return err;
 }
 
 static int dump_pty(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
@@ -572,6 +659,8 @@ static int validate_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 		size_t tio = p->master_closed ? 0 : sizeof(struct termios);
 		size_t ws = p->master_closed ? 0 : sizeof(struct winsize);
 		if (p->termios.len != tio || p->winsize.len != ws || p->input.len > PTY_IN_FLIGHT_MAX ||
+		    (p->termios_locked.len && p->termios_locked.len != tio) || p->has_ispeed != p->has_ospeed ||
+		    (p->has_ospeed && (!p->termios.len || !own_speeds(((const struct termios *)p->termios.data)->c_cflag))) ||
 		    p->input_eof_char > 255 ||
 		    p->output.len > PTY_IN_FLIGHT_MAX || saved_pty(st->rst, p->index) != p ||
 		    ((p->orphan || p->master_closed) && (p->input.len || p->output.len || p->locked)) ||
@@ -673,11 +762,14 @@ static int make_pty(const struct run_ctx *ctx, const Pty *p, struct restored_pty
 	if ((rp->slave = tree_open(ctx, path, O_RDWR | O_NOCTTY | O_NONBLOCK, 0)) < 0)
 		return -errno;
 	if (put_back(rp->slave, (const struct termios *)p->termios.data, p) ||
-	    ioctl(rp->slave, TCSETS, p->termios.data) || ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
+	    ioctl(rp->slave, TCSETS, p->termios.data) || set_speeds(rp->slave, p) ||
+	    ioctl(rp->slave, TIOCSWINSZ, p->winsize.data) ||
 	    (p->packet_mode && ioctl(rp->master, TIOCPKT, &on)) ||
 	    (p->has_slave_uid && fchown(rp->slave, p->slave_uid, p->has_slave_gid ? p->slave_gid : (gid_t)-1)) ||
 	    (p->has_slave_mode && fchmod(rp->slave, p->slave_mode & 07777)) ||
-	    (p->locked && ioctl(rp->master, TIOCSPTLCK, &on))) {
+	    (p->locked && ioctl(rp->master, TIOCSPTLCK, &on)) ||
+	    /* (last: locked bits would refuse the changes above) */
+	    (p->termios_locked.len && ioctl(rp->slave, TIOCSLCKTRMIOS, p->termios_locked.data))) {
 		pr_perror("restore: cannot set the state of pty %s", path);
 		return -errno;
 	}
@@ -798,6 +890,31 @@ const struct tree_object_ops tree_ptys = {
 	.undo = undo_ptys,
 };
 
+/*
+ * An open file of the slave of its own (two opens of one slave are two files, each with its
+ * flags), never its controlling terminal: through the master (TIOCGPTPEER) as it was opened
+ * if it had no O_LARGEFILE (opened so, or by an open of the master's peer), else opened again
+ * through stasis's file of it. (TIOCEXCL comes once every process has opened its files.)
+ */
+static int open_slave(const struct restored_pty *rp, const FdEntry *e)
+{
+	int flags = (e->flags & (O_ACCMODE | O_NONBLOCK | O_APPEND | O_SYNC | O_DSYNC)) | O_NOCTTY;
+	char path[64];
+	int fd;
+
+	if (!(e->flags & KERNEL_O_LARGEFILE) && rp->master >= 0) {
+		/* (its flags kept as given, O_CLOEXEC too: set apart) */
+		if ((fd = ioctl(rp->master, TIOCGPTPEER, flags)) >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC)) {
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", rp->slave);
+		fd = open(path, flags | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
 static int open_pty(struct restore_task *t, const FdEntry *e)
 {
 	const struct pty_state *st = state_of(t->ctx);
@@ -806,8 +923,9 @@ static int open_pty(struct restore_task *t, const FdEntry *e)
 	for (size_t i = 0; i < st->nr_made; i++) {
 		if (ptys[i].index != e->pty_index)
 			continue;
-		int end = e->kind == FD_KIND__FD_PTY_MASTER ? ptys[i].master
-			: e->pty_hung_up ? ptys[i].hung : ptys[i].slave;
+		if (e->kind == FD_KIND__FD_PTY_SLAVE && !e->pty_hung_up)
+			return open_slave(&ptys[i], e);
+		int end = e->kind == FD_KIND__FD_PTY_MASTER ? ptys[i].master : ptys[i].hung;
 		if (fcntl(end, F_SETFL, e->flags & O_NONBLOCK))
 			return -errno;
 		int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
