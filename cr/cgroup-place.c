@@ -294,6 +294,7 @@ void cg_place_free(struct cg_place *p)
 	free(p->enter_moves);
 	free(p->set_moves);
 	free(p->thread_moves);
+	free(p->thread_sets);
 	free(p->nested_moves);
 	free(p->hfds);
 	free(p->new_roots);

@@ -43,7 +43,6 @@ struct cgroups_state {
 	Cgroups *img;    /* dump: being built (NULL: nothing to save) */
 	bool *walk_root; /* dump, per hierarchy: its root cgroup is the tree's own */
 	struct cg_place place; /* restore: the images' cgroups (place.img NULL: nothing to do) */
-	bool *thread_sets;     /* restore: place.thread_sets */
 	struct nested_ns_view *nested; /* restore: place.img's nested namespaces */
 };
 
@@ -73,6 +72,20 @@ static int read_ns_view(void *out, size_t len)
 		return -errno;
 	v->text[n] = 0;
 	return 0;
+}
+
+/* /proc/PID/cgroup of pid as its own cgroup namespace shows it (what: for messages). */
+static int read_members_inside(pid_t pid, const char *what, struct cg_members *out)
+{
+	auto_free struct ns_view *view = xzalloc(sizeof(*view));
+	int err;
+
+	if (!view)
+		return -ENOMEM;
+	view->pid = pid;
+	if ((err = ns_helper_run(pid, CLONE_NEWCGROUP, read_ns_view, view, sizeof(*view))))
+		return err;
+	return cg_members_parse(view->text, what, out);
 }
 
 /* The root of pid's cgroup namespace in hierarchy controllers, from its path seen from both
@@ -164,15 +177,12 @@ static int collect_one_nested(Cgroups *img, const struct dump_tree *tr, const st
 {
 	const struct dump_task *maker = &tr->tasks[ns->members[0]];
 	CgroupNestedNs *c = xzalloc(sizeof(*c));
-	auto_free struct ns_view *view = xzalloc(sizeof(*view));
 	struct cg_members full = { 0 }, inside = { 0 };
 	char who[32];
 	int err = 0;
 
-	if (!c || !view) {
-		free(c);
+	if (!c)
 		return -ENOMEM;
-	}
 	cgroup_nested_ns__init(c);
 	img->nested[img->n_nested++] = c;
 	c->ns_id = ns->id;
@@ -183,10 +193,8 @@ static int collect_one_nested(Cgroups *img, const struct dump_tree *tr, const st
 	for (size_t m = 0; m < ns->n; m++)
 		c->pids[c->n_pids++] = tr->tasks[ns->members[m]].vpid;
 	snprintf(who, sizeof(who), "%d", maker->pid);
-	view->pid = maker->pid;
 	if ((err = cg_members_read(who, &full)) ||
-	    (err = ns_helper_run(maker->pid, CLONE_NEWCGROUP, read_ns_view, view, sizeof(*view))) ||
-	    (err = cg_members_parse(view->text, "a nested cgroup namespace's /proc/PID/cgroup", &inside)))
+	    (err = read_members_inside(maker->pid, "a nested cgroup namespace's /proc/PID/cgroup", &inside)))
 		goto out;
 	for (size_t h = 0; h < img->n_hierarchies && !err; h++) {
 		const char *controllers = img->hierarchies[h]->controllers, *at = cg_members_path(&full, controllers);
@@ -262,7 +270,7 @@ static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 	struct cgroups_state *st = state_of(ctx);
 	pid_t pid = tr->tasks[0].pid;
 	struct cg_members own = { 0 }, rootm = { 0 }, inside = { 0 };
-	struct ns_view *view = NULL;
+	bool own_ns = false;
 	char who[32];
 	int err;
 
@@ -276,16 +284,9 @@ static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 	snprintf(who, sizeof(who), "%d", pid);
 	if ((err = cg_members_read("self", &own)) || (err = cg_members_read(who, &rootm)))
 		goto out;
-	if (ns_is_own(pid, "cgroup", NULL)) {
-		if (!(view = xzalloc(sizeof(*view)))) {
-			err = -ENOMEM;
-			goto out;
-		}
-		view->pid = pid;
-		if ((err = ns_helper_run(pid, CLONE_NEWCGROUP, read_ns_view, view, sizeof(*view))) ||
-		    (err = cg_members_parse(view->text, "the tree's /proc/PID/cgroup", &inside)))
-			goto out;
-	}
+	if ((own_ns = ns_is_own(pid, "cgroup", NULL)) &&
+	    (err = read_members_inside(pid, "the tree's /proc/PID/cgroup", &inside)))
+		goto out;
 	if (!(st->img = xzalloc(sizeof(*st->img)))) {
 		err = -ENOMEM;
 		goto out;
@@ -296,11 +297,10 @@ static int collect_cgroups(struct run_ctx *ctx, struct dump_tree *tr)
 		err = -ENOMEM;
 	for (size_t i = 0; i < own.n && !err; i++)
 		if (dumped_hierarchy(o, own.v[i].controllers))
-			err = add_hierarchy(st, o, pid, &own.v[i], &rootm, view ? &inside : NULL);
+			err = add_hierarchy(st, o, pid, &own.v[i], &rootm, own_ns ? &inside : NULL);
 	if (!err)
 		err = collect_nested(st->img, tr);
 out:
-	free(view);
 	cg_members_free(&own);
 	cg_members_free(&rootm);
 	cg_members_free(&inside);
@@ -694,9 +694,8 @@ static int prepare_cgroups(struct run_ctx *ctx, struct restore_tree *rt)
 
 	if (!st->place.img)
 		return 0;
-	if (!(st->thread_sets = sets_of_threads(rt, st->place.img->n_sets, &err)) && err)
+	if (!(st->place.thread_sets = sets_of_threads(rt, st->place.img->n_sets, &err)) && err)
 		return err;
-	st->place.thread_sets = st->thread_sets;
 	st->place.opts = ctx->opts;
 	st->place.mode = ctx->opts->cgroup_mode == CG_MODE_DEFAULT ? CG_MODE_SOFT : ctx->opts->cgroup_mode;
 	err = cg_place_tree(&st->place, rt->inv->cgroup_ns, rt->tasks[0].core->cg_set);
@@ -784,7 +783,6 @@ static void free_cgroups(void *state)
 	if (st->img)
 		cgroups__free_unpacked(st->img, NULL);
 	free(st->walk_root);
-	free(st->thread_sets);
 	free(st->nested);
 }
 

@@ -105,7 +105,7 @@ struct cg_place {
 	size_t n_procs;
 	int *enter_moves;       /* per hierarchy: the root's first cgroup (index of procs, -1: none) */
 	int *set_moves;         /* per set and hierarchy: where its processes go (the same) */
-	const bool *thread_sets; /* per set: some thread is in it (not its process's); NULL: none */
+	bool *thread_sets;      /* per set: some thread is in it (not its process's); NULL: none */
 	int *thread_moves;      /* per set and hierarchy: where its threads go (tasks, cgroup.threads) */
 	int *nested_moves;      /* per nested cgroup namespace and hierarchy: its root (or -1) */
 	struct cg_made made;

@@ -203,6 +203,15 @@ static int add_item(int epfd, int tfd, int src, uint32_t events, uint64_t data)
 	return err;
 }
 
+/* Step k of 2 * n_targets registrations: the disarmed targets first (add_disarmed), then the
+ * others; NULL when target k % n_targets is not registered at this step. */
+static const EpollTarget *at_step(const FdEntry *e, size_t k)
+{
+	const EpollTarget *et = e->targets[k % e->n_targets];
+
+	return disarmed(et->events) == (k < e->n_targets) ? et : NULL;
+}
+
 static void warn_armed(const struct restore_task *t, const FdEntry *e, const EpollTarget *et)
 {
 	pr_warn("restore pid %d fd %u: the EPOLLONESHOT item of fd %u had fired (disarmed); its "
@@ -214,10 +223,9 @@ static void warn_armed(const struct restore_task *t, const FdEntry *e, const Epo
 static int open_epoll(struct restore_task *t, const FdEntry *e)
 {
 	int fd = epoll_create1(EPOLL_CLOEXEC), err = fd < 0 ? -errno : 0;
-	/* the disarmed items first (add_disarmed), then the others */
 	for (size_t k = 0; !err && k < 2 * e->n_targets; k++) {
-		const EpollTarget *et = e->targets[k % e->n_targets];
-		if (!et->has_file_pid || disarmed(et->events) != (k < e->n_targets))
+		const EpollTarget *et = at_step(e, k);
+		if (!et || !et->has_file_pid)
 			continue;
 		int src = shared_file_fd(t->ctx, et->file_pid, et->file_fd);
 		err = src < 0 ? -ENOENT : add_item(fd, et->fd, src, et->events, et->data);
@@ -236,9 +244,9 @@ static int open_epoll(struct restore_task *t, const FdEntry *e)
 /* Once every fd has its number: the items whose file the process holds. */
 static int register_targets(const struct restore_task *t, const FdEntry *e)
 {
-	for (size_t k = 0; k < 2 * e->n_targets; k++) { /* as open_epoll */
-		const EpollTarget *et = e->targets[k % e->n_targets];
-		if (et->has_file_pid || disarmed(et->events) != (k < e->n_targets))
+	for (size_t k = 0; k < 2 * e->n_targets; k++) {
+		const EpollTarget *et = at_step(e, k);
+		if (!et || et->has_file_pid)
 			continue;
 		int src = et->has_file_fd ? (int)et->file_fd : (int)et->fd,
 		    err = add_item(e->fd, et->fd, src, et->events, et->data);

@@ -72,13 +72,7 @@ static bool own_speeds(tcflag_t cflag)
 	return (cflag & CBAUD) == BOTHER || ((cflag >> IBSHIFT) & CBAUD) == BOTHER;
 }
 
-static bool all_zero(const void *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (((const unsigned char *)p)[i])
-			return false;
-	return true;
-}
+static const struct termios no_locks; /* TIOCSLCKTRMIOS: nothing locked */
 
 /* Dump: p's speeds of its own and its locked bits (TIOCGLCKTRMIOS), from slave s. */
 static int note_speeds_and_locks(int s, Pty *p)
@@ -93,7 +87,7 @@ static int note_speeds_and_locks(int s, Pty *p)
 		p->ispeed = t2.c_ispeed;
 		p->ospeed = t2.c_ospeed;
 	}
-	if (all_zero(&locked, sizeof(locked)))
+	if (!memcmp(&locked, &no_locks, sizeof(locked)))
 		return 0;
 	if (!(p->termios_locked.data = xmalloc(sizeof(locked))))
 		return -ENOMEM;
@@ -553,8 +547,7 @@ static int note_pty(struct dump_task *t, int index, const struct fd_probe *slave
 		return 0;
 	/* (its locked bits unlocked meanwhile: reading and putting back the data in flight takes
 	 * settings of stasis's own for a moment) */
-	static const struct termios unlocked;
-	if (p->termios_locked.len && ioctl(s, TIOCSLCKTRMIOS, &unlocked)) {
+	if (p->termios_locked.len && ioctl(s, TIOCSLCKTRMIOS, &no_locks)) {
 		pr_perror("dump pid %d: cannot unlock the settings of pty %s for a moment", t->pid, path);
 		return -errno;
 	}

@@ -226,6 +226,13 @@ static int saved_buf_lock(const FdEntry *e)
 	return lock;
 }
 
+/* Did the program set the size of buffer option name (SO_SNDBUF, SO_RCVBUF) itself (lock: as
+ * saved_buf_lock gives), or the kernel choose it (autotuning)? */
+static bool set_by_program(int lock, int name)
+{
+	return lock & (name == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK);
+}
+
 /*
  * A buffer size beyond net.core.[rw]mem_max takes CAP_NET_ADMIN over the host
  * (SO_*BUFFORCE), which a process in a user namespace of its own lacks: there the plain
@@ -282,8 +289,8 @@ int sockopts_restore(int sk, const FdEntry *e)
 		union opt_value value;
 		memcpy(&value, o->value.data, o->value.len);
 		if (known_opts[i].set_as != known_opts[i].name) { /* buffer sizes: the kernel doubles */
-			bool tuned = !(lock & (o->name == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK));
-			if ((err = set_buffer_size(sk, i, value.i / 2, value.i, tuned, e->fd)))
+			if ((err = set_buffer_size(sk, i, value.i / 2, value.i, !set_by_program(lock, o->name),
+						   e->fd)))
 				return err;
 			sized = true;
 			continue;
@@ -309,7 +316,7 @@ int sockopts_buffers_restore(int sk, const FdEntry *e)
 		int i = known(o), value;
 		if (i < 0 || known_opts[i].set_as == known_opts[i].name)
 			continue;
-		if (!(lock & (o->name == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK)))
+		if (!set_by_program(lock, o->name))
 			continue; /* a size the kernel chose (autotuning): the kernel's again */
 		memcpy(&value, o->value.data, sizeof(value));
 		int err = set_buffer_size(sk, i, value / 2, value, false, e->fd);
