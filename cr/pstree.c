@@ -602,6 +602,7 @@ int pstree_validate(struct restore_tree *rt)
  * Joins process group pgid of its session. With wait, for up to 5 s while the group does not
  * exist yet: its leader (or a member) is made by another branch of the tree.
  */
+/* pgid: as the caller sees it (in its PID namespace: pstree_pid_seen_by) */
 static int join_group(uint32_t pgid, bool wait)
 {
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
@@ -635,7 +636,7 @@ static int join_own_group(const Inventory *inv, const TreeEntry *e, bool wait)
 	uint32_t root_pgid = inv->tree[0]->pgid;
 
 	if (!e->pgid || find_entry(inv->tree, inv->n_tree, e->pgid))
-		return e->pgid ? join_group(e->pgid, wait) : 0;
+		return e->pgid ? join_group(pstree_pid_seen_by(inv, e, e->pgid), wait) : 0;
 	if (e->pgid != root_pgid) {
 		if (join_group(e->pgid, false) == 0)
 			return 0;
@@ -983,7 +984,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 			       self->pid, me->pgid, strerror(-err));
 			return err;
 		}
-	} else if (!is_root && me->pgid && (err = join_group(me->pgid, false))) {
+	} else if (!is_root && me->pgid && (err = join_group(pstree_pid_seen_by(inv, me, me->pgid), false))) {
 		if (err != -EPERM) {
 			pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,
 			       strerror(-err));
@@ -998,7 +999,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	for (uint64_t end = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
 	     left_group && !made_and_joined(rt, 0, self->pid) && now_ns(CLOCK_MONOTONIC) < end;)
 		usleep(200);
-	if (join_late && (err = join_group(me->pgid, true))) {
+	if (join_late && (err = join_group(pstree_pid_seen_by(inv, me, me->pgid), true))) {
 		pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,
 		       strerror(-err));
 		return err;

@@ -33,8 +33,7 @@
 #define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
 #endif
 
-/* path (absolute, from an image) inside root_fd; flags for openat2. -errno if it is not there. */
-static int open_in_root(int root_fd, const char *path, int flags)
+int mount_open_in_root(int root_fd, const char *path, int flags)
 {
 	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
 	int fd;
@@ -48,7 +47,7 @@ static int open_in_root(int root_fd, const char *path, int flags)
 /* The mount point, made if missing: a directory, or an empty file for a file bind. */
 static int mount_point(int root_fd, const char *path, bool is_file)
 {
-	int fd = open_in_root(root_fd, path, O_PATH);
+	int fd = mount_open_in_root(root_fd, path, O_PATH);
 	char *dir, *slash;
 
 	if (fd >= 0 || fd != -ENOENT)
@@ -57,7 +56,7 @@ static int mount_point(int root_fd, const char *path, bool is_file)
 		return -ENOMEM;
 	slash = strrchr(dir, '/');
 	*slash = 0;
-	int parent = open_in_root(root_fd, *dir ? dir : "/", O_PATH | O_DIRECTORY);
+	int parent = mount_open_in_root(root_fd, *dir ? dir : "/", O_PATH | O_DIRECTORY);
 	const char *name = slash + 1;
 	if (parent >= 0) {
 		if (is_file) {
@@ -70,7 +69,7 @@ static int mount_point(int root_fd, const char *path, bool is_file)
 		close(parent);
 	}
 	free(dir);
-	return open_in_root(root_fd, path, O_PATH);
+	return mount_open_in_root(root_fd, path, O_PATH);
 }
 
 static const MountEntry *entry_by_id(const MountNs *ns, uint32_t id)
@@ -117,7 +116,7 @@ static int fd_path(char *buf, size_t len, int fd)
 static int set_flags(int root_fd, const MountEntry *e)
 {
 	char path[64];
-	auto_close int top = open_in_root(root_fd, e->mountpoint, O_PATH);
+	auto_close int top = mount_open_in_root(root_fd, e->mountpoint, O_PATH);
 
 	if (top < 0)
 		return top;
@@ -190,7 +189,7 @@ static int make_fresh(const struct fresh_mount *fm, bool in_userns)
 	if (e->has_contents) {
 		if (!fm->contents || !fm->contents->tree)
 			return -EINVAL;
-		auto_close int top = open_in_root(fm->root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
+		auto_close int top = mount_open_in_root(fm->root_fd, e->mountpoint, O_RDONLY | O_DIRECTORY);
 		if (top < 0) {
 			pr_err("restore: cannot open mount %s: %s", e->mountpoint, strerror(-top));
 			return top;
@@ -239,7 +238,7 @@ static int removed_dir_make(int root_fd, const char *path, const MountEntry *e,
 	}
 	if (slash)
 		*slash = 0;
-	if ((rd->parent = open_in_root(root_fd, slash && *dir ? dir : "/", O_PATH | O_DIRECTORY)) < 0) {
+	if ((rd->parent = mount_open_in_root(root_fd, slash && *dir ? dir : "/", O_PATH | O_DIRECTORY)) < 0) {
 		pr_err("restore: mount %s: the directory its removed source %s was in is not there: %s",
 		       e->mountpoint, path, strerror(-rd->parent));
 		return rd->parent;
@@ -304,7 +303,7 @@ static int masterless_pty(int root_fd, const char *devpts, const MountEntry *e, 
 	}
 	snprintf(ptmx, sizeof(ptmx), "%s/ptmx", devpts);
 	do {
-		int m = open_in_root(root_fd, ptmx, O_RDWR | O_NOCTTY);
+		int m = mount_open_in_root(root_fd, ptmx, O_RDWR | O_NOCTTY);
 		if (m < 0 || ioctl(m, TIOCGPTN, &got)) {
 			int err = m < 0 ? m : -errno;
 			if (m >= 0)
@@ -326,7 +325,7 @@ static int masterless_pty(int root_fd, const char *devpts, const MountEntry *e, 
 		"(its master was outside the tree: an engine's terminal): made again with no master, "
 		"opening it fails", e->mountpoint, want);
 	snprintf(ptmx, sizeof(ptmx), "%s/%lu", devpts, want);
-	int fd = open_in_root(root_fd, ptmx, O_PATH);
+	int fd = mount_open_in_root(root_fd, ptmx, O_PATH);
 	if (fd < 0)
 		pty_masters_close(pm);
 	return fd;
@@ -345,6 +344,15 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 
 	if (t < 0)
 		return log_unnamed(logged, t, "restore: mount point %s", e->mountpoint);
+	/* a copy of its source made before (outside the namespace, or where a mount covers it
+	 * now: mount-nested.c), moved in */
+	if (ext_copy >= 0) {
+		if (syscall(SYS_move_mount, ext_copy, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
+			pr_perror("restore: cannot bind-mount %s", e->mountpoint);
+			return -errno;
+		}
+		return set_flags(root_fd, e);
+	}
 	fd_path(target, sizeof(target), t);
 	switch (e->how) {
 	case MOUNT_HOW__MOUNT_BIND: {
@@ -355,21 +363,13 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		if (!from)
 			return -ENOMEM;
 		s = e->bind_root_deleted ? removed_dir_make(root_fd, from, e, in_userns ? ctx : NULL, &removed)
-					 : open_in_root(root_fd, from, O_PATH);
+					 : mount_open_in_root(root_fd, from, O_PATH);
 		free(from);
 		if (s == -ENOENT && e->is_file && !strcmp(of->fstype, "devpts"))
 			s = masterless_pty(root_fd, of->mountpoint, e, &masters);
 		break;
 	}
 	case MOUNT_HOW__MOUNT_EXTERNAL: {
-		if (ext_copy >= 0) { /* a copy of the host's made outside the namespace: moved in */
-			if (syscall(SYS_move_mount, ext_copy, "", t, "",
-				    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
-				pr_perror("restore: cannot bind-mount %s", e->mountpoint);
-				return -errno;
-			}
-			return set_flags(root_fd, e);
-		}
 		const char *host = mount_external_source(ctx, e);
 		if (!host)
 			return -ENOENT;
@@ -413,7 +413,7 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 static int propagate(int root_fd, const MountEntry *e, unsigned long how)
 {
 	char path[64];
-	auto_close int fd = open_in_root(root_fd, e->mountpoint, O_PATH);
+	auto_close int fd = mount_open_in_root(root_fd, e->mountpoint, O_PATH);
 
 	if (fd < 0) {
 		pr_err("restore: mount %s is not there: %s", e->mountpoint, strerror(-fd));
@@ -430,8 +430,8 @@ static int propagate(int root_fd, const MountEntry *e, unsigned long how)
 /* to joins from's peer group. */
 static int join_group(int root_fd, const MountEntry *from, const MountEntry *to)
 {
-	auto_close int f = open_in_root(root_fd, from->mountpoint, O_PATH);
-	auto_close int t = open_in_root(root_fd, to->mountpoint, O_PATH);
+	auto_close int f = mount_open_in_root(root_fd, from->mountpoint, O_PATH);
+	auto_close int t = mount_open_in_root(root_fd, to->mountpoint, O_PATH);
 
 	if (f < 0 || t < 0)
 		return f < 0 ? f : t;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,42 +75,93 @@ static MountNs table_of(const NestedMountNs *n)
 	return t;
 }
 
+/* The index in pt of a mount with m's mount point, filesystem and root (not among used), or -1. */
+static ssize_t same_in(const struct mount_table *pt, const bool *used, const struct mount_info *m)
+{
+	for (size_t k = 0; k < pt->n; k++)
+		if ((!used || !used[k]) && pt->m[k].dev == m->dev &&
+		    !strcmp(pt->m[k].mountpoint, m->mountpoint) && !strcmp(pt->m[k].root, m->root))
+			return k;
+	return -1;
+}
+
+/*
+ * In a namespace with a root of its own: m as a bind of a mount of pt (the table of the one it
+ * was made from, read through pid from), by the path there that leads to m's root (checked by
+ * inode against m's mount point in the maker's; only by filesystem if a mount covers that). 0
+ * if there is none.
+ */
+static int outer_fill(pid_t maker, pid_t from, const struct mount_info *m, const struct mount_table *pt,
+		      MountEntry *e)
+{
+	char here[PATH_MAX + 64];
+	struct stat want, got;
+	const char *r;
+
+	bool seen = snprintf(here, sizeof(here), "/proc/%d/root%s", maker, m->mountpoint) < (int)sizeof(here) &&
+		    !stat(here, &want) && want.st_dev == m->dev;
+	for (size_t k = pt->n; k-- > 0;) { /* (the latest of those on one spot is the one seen) */
+		if (pt->m[k].dev != m->dev || !mount_path_below(pt->m[k].root, m->root, &r))
+			continue;
+		char *path = mount_path_join(pt->m[k].mountpoint, r);
+		if (!path)
+			return -ENOMEM;
+		if (seen ? mount_path_leads_to(from, path, want.st_dev, want.st_ino)
+			 : snprintf(here, sizeof(here), "/proc/%d/root%s", from, path) < (int)sizeof(here) &&
+				   !stat(here, &got) && got.st_dev == m->dev) {
+			e->how = MOUNT_HOW__MOUNT_OUTER;
+			e->outer_path = path;
+			return 1;
+		}
+		free(path);
+	}
+	return 0;
+}
+
+/*
+ * Whether no other mount of m's filesystem is in nt (but m, and binds of files removed since,
+ * kept apart) or pt: what m does not show is gone.
+ */
+static bool alone(const struct mount_table *nt, const struct mount_info *m, const struct mount_table *pt)
+{
+	for (size_t k = 0; k < nt->n; k++)
+		if (&nt->m[k] != m && nt->m[k].dev == m->dev && !ends_with(nt->m[k].root, "//deleted"))
+			return false;
+	for (size_t k = 0; k < pt->n; k++)
+		if (pt->m[k].dev == m->dev)
+			return false;
+	return true;
+}
+
 /*
  * How mount i of the namespace's table nt (its maker, namespace id) is made again: inherited
- * from pt (the table it was made from; used marks those taken), a bind of one of its own, or
- * made anew. Fails naming what cannot be made again.
+ * from pt (the table it was made from, read through from; used marks those taken), a bind of
+ * one of its own, made anew, or (own_root: it has a root of its own, nothing is inherited) a
+ * bind of one of pt's. Fails naming what cannot be made again.
  */
-static int classify_nested(const struct dump_task *maker, uint64_t ns_id, const struct mount_table *nt,
-			   size_t i, const struct mount_table *pt, bool *used, MountEntry *e)
+static int classify_nested(const struct dump_task *maker, pid_t from, uint64_t ns_id,
+			   const struct mount_table *nt, size_t i, const struct mount_table *pt,
+			   bool own_root, bool *used, MountEntry *e)
 {
 	pid_t pid = maker->vpid;
 	const struct mount_info *m = &nt->m[i], *of = NULL;
 	const char *rest = NULL, *r;
+	ssize_t same = own_root ? -1 : same_in(pt, used, m);
+	int err;
 
-	for (size_t k = 0; k < pt->n; k++)
-		if (!used[k] && pt->m[k].dev == m->dev && !strcmp(pt->m[k].mountpoint, m->mountpoint) &&
-		    !strcmp(pt->m[k].root, m->root)) {
-			used[k] = true;
-			e->has_inherited = e->inherited = true;
-			e->how = MOUNT_HOW__MOUNT_ROOT; /* (not made) */
-			for (size_t j = 0; m->shared && j < pt->n; j++)
-				if (pt->m[j].shared == m->shared) {
-					pr_warn("dump pid %d: mount %s of mount namespace mnt:[%llu] shares peer "
-						"group %u with the namespace it was made from; it is restored in a "
-						"group of its own", pid, m->mountpoint, (unsigned long long)ns_id,
-						m->shared);
-					break;
-				}
-			return 0;
-		}
-	if (i == 0) {
-		/* (its mount table is read through it: a chroot shows only what is below its root) */
-		char root[PATH_MAX] = "";
-		bool chrooted = proc_readlink(pid, "root", root, sizeof(root)) >= 0 && strcmp(root, "/");
-		pr_err("dump pid %d: the root of its mount namespace mnt:[%llu] is not the one of the "
-		       "namespace it was made from (%s%s); not supported", pid, (unsigned long long)ns_id,
-		       chrooted ? "it is chrooted, to " : "pivot_root", chrooted ? root : "");
-		return -ENOTSUP;
+	if (same >= 0) {
+		used[same] = true;
+		e->has_inherited = e->inherited = true;
+		e->how = MOUNT_HOW__MOUNT_ROOT; /* (not made) */
+		for (size_t j = 0; m->shared && j < pt->n; j++)
+			if (pt->m[j].shared == m->shared) {
+				pr_warn("dump pid %d: mount %s of mount namespace mnt:[%llu] shares peer "
+					"group %u with the namespace it was made from; it is restored in a "
+					"group of its own", pid, m->mountpoint, (unsigned long long)ns_id,
+					m->shared);
+				break;
+			}
+		return 0;
 	}
 	if (m->idmapped) { /* (made again, its owners would be the filesystem's own) */
 		pr_err("dump pid %d: mount %s (%s, %s) of its mount namespace mnt:[%llu] is idmapped "
@@ -117,19 +169,15 @@ static int classify_nested(const struct dump_task *maker, uint64_t ns_id, const 
 		       m->root, (unsigned long long)ns_id);
 		return -ENOTSUP;
 	}
+	if (own_root && (err = mount_removed_file_fill(maker->pid, m, e)))
+		return err < 0 ? err : 0;
 	/* a bind of a mount it keeps (one it made before this one, or inherited) */
 	for (size_t k = 0; k < nt->n; k++) {
 		if (k == i || nt->m[k].dev != m->dev || !mount_path_below(nt->m[k].root, m->root, &r))
 			continue;
-		if (k > i) { /* only an inherited one exists before this one is made */
-			bool inherited = false;
-			for (size_t j = 0; j < pt->n && !inherited; j++)
-				inherited = pt->m[j].dev == nt->m[k].dev &&
-					    !strcmp(pt->m[j].mountpoint, nt->m[k].mountpoint) &&
-					    !strcmp(pt->m[j].root, nt->m[k].root);
-			if (!inherited)
-				continue;
-		}
+		/* (only an inherited one exists before this one is made) */
+		if (k > i && (own_root || same_in(pt, NULL, &nt->m[k]) < 0))
+			continue;
 		if (!of || strlen(nt->m[k].root) < strlen(of->root)) {
 			of = &nt->m[k];
 			rest = r;
@@ -137,7 +185,12 @@ static int classify_nested(const struct dump_task *maker, uint64_t ns_id, const 
 	}
 	if (of)
 		return mount_bind_fill(maker->pid, m, of->id, rest, e);
-	if (mount_fstype_fresh(m->fstype) && !strcmp(m->root, "/")) {
+	/* (with a root of its own: one the namespace it was made from shows is bound from there) */
+	if (own_root && (err = outer_fill(maker->pid, from, m, pt, e)))
+		return err < 0 ? err : 0;
+	/* made anew: what it does not show of a tmpfs is gone if nothing else shows it */
+	if (mount_fstype_fresh(m->fstype) &&
+	    (!strcmp(m->root, "/") || (!strcmp(m->fstype, "tmpfs") && alone(nt, m, pt)))) {
 		e->how = MOUNT_HOW__MOUNT_FRESH;
 		e->has_has_contents = true;
 		e->has_contents = !strcmp(m->fstype, "tmpfs") || !strcmp(m->fstype, "ramfs");
@@ -171,6 +224,18 @@ static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struc
 		err = -ENOMEM;
 		goto out;
 	}
+	/* (its mount table is read through it: a chroot shows only what is below its root) */
+	if (nt.n && same_in(&pt, NULL, &nt.m[0]) < 0) {
+		char root[PATH_MAX] = "";
+		if (proc_readlink(maker->pid, "root", root, sizeof(root)) >= 0 && strcmp(root, "/")) {
+			pr_err("dump pid %u: the root of its mount namespace mnt:[%llu] is not the one of "
+			       "the namespace it was made from: it is chrooted, to %s; not supported",
+			       out->maker, (unsigned long long)v->id, root);
+			err = -ENOTSUP;
+			goto out;
+		}
+		out->has_own_root = out->own_root = true; /* pivot_root */
+	}
 	for (size_t i = 0; i < nt.n && !err; i++) {
 		MountEntry *e = xzalloc(sizeof(*e));
 		if (!e) {
@@ -180,15 +245,16 @@ static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struc
 		mount_entry__init(e);
 		out->mounts[out->n_mounts++] = e;
 		if (!(err = mount_entry_fill(maker->pid, &nt.m[i], i == 0, e)))
-			err = classify_nested(maker, v->id, &nt, i, &pt, used, e);
+			err = classify_nested(maker, from, v->id, &nt, i, &pt, out->own_root, used, e);
 	}
 	if (!err) {
 		MountNs t = table_of(out);
 		err = tmpfs_dump_mounts(ctx, maker->pid, &t);
 	}
 	if (!err)
-		pr_info("dump pid %u: its own mount namespace mnt:[%llu], %zu mounts, %zu processes",
-			out->maker, (unsigned long long)v->id, out->n_mounts, out->n_pids);
+		pr_info("dump pid %u: its own mount namespace mnt:[%llu]%s, %zu mounts, %zu processes",
+			out->maker, (unsigned long long)v->id, out->own_root ? " with a root of its own" : "",
+			out->n_mounts, out->n_pids);
 out:
 	free(used);
 	mount_table_free(&nt);
@@ -322,15 +388,21 @@ static int validate_one(const struct run_ctx *ctx, size_t k, const NestedMountNs
 	for (size_t i = 0; i < n->n_mounts; i++) {
 		const MountEntry *e = n->mounts[i];
 		bool ok = mount_path_ok(e->mountpoint) && !entry_before(n, i, e->id) &&
-			  (i == 0 ? !strcmp(e->mountpoint, "/") && e->inherited
+			  (i == 0 ? !strcmp(e->mountpoint, "/") && e->inherited != n->own_root
 				  : entry_before(n, i, e->parent_id) != NULL) &&
-			  !(e->mount_flags & ~FLAG_MASK) && !e->ext_key && !e->ext_path;
+			  !(e->mount_flags & ~FLAG_MASK) && !e->ext_key && !e->ext_path &&
+			  !(n->own_root && e->inherited) && (e->how == MOUNT_HOW__MOUNT_OUTER) == !!e->outer_path;
 		if (ok && !e->inherited && e->how == MOUNT_HOW__MOUNT_BIND) {
 			const MountEntry *of = NULL;
 			for (size_t j = 0; j < n->n_mounts && e->has_bind_of; j++)
 				if (n->mounts[j]->id == e->bind_of && j != i && (j < i || n->mounts[j]->inherited))
 					of = n->mounts[j];
 			ok = of && e->bind_root && !strstr(e->bind_root, "..");
+		} else if (ok && !e->inherited && e->how == MOUNT_HOW__MOUNT_OUTER) {
+			ok = n->own_root && mount_path_ok(e->outer_path);
+		} else if (ok && !e->inherited && e->how == MOUNT_HOW__MOUNT_REMOVED_FILE) {
+			ok = n->own_root && i > 0 && e->is_file && e->has_removed_data &&
+			     e->removed_data.len <= MOUNT_REMOVED_FILE_MAX && e->has_deleted_mode;
 		} else if (ok && !e->inherited) {
 			ok = e->how == MOUNT_HOW__MOUNT_FRESH;
 			if (ok && !mount_fs_allowed(ctx, e->fstype)) {
@@ -393,11 +465,30 @@ static int validate_mount_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-/* mount(2) on the top mount at path (absolute, in our root) with flags. */
-static int at_path(pid_t pid, const char *path, unsigned long flags, const char *what)
+/*
+ * Where mount i of n is for mount(2) and open(2): its mount point (absolute, in our root: the top
+ * mount there), or through tops[i], an fd of it (a mount covered since is reached so too).
+ */
+static const char *mount_at(char buf[static 32], const NestedMountNs *n, const int *tops, size_t i)
 {
-	if (mount(NULL, path, NULL, flags, NULL)) {
-		pr_perror("restore pid %d: cannot %s mount %s", pid, what, path);
+	if (!tops)
+		return n->mounts[i]->mountpoint;
+	snprintf(buf, 32, "/proc/self/fd/%d", tops[i]);
+	return buf;
+}
+
+/* mount(2) on mount i of n with flags (a propagation type alone: mount_setattr on its fd). */
+static int at_mount(pid_t pid, const NestedMountNs *n, const int *tops, size_t i, unsigned long flags,
+		    const char *what)
+{
+	struct mount_attr attr = { .propagation = flags };
+	char buf[32];
+	bool propagation = flags == MS_PRIVATE || flags == MS_SHARED || flags == MS_SLAVE ||
+			   flags == MS_UNBINDABLE;
+
+	if (propagation && tops ? syscall(SYS_mount_setattr, tops[i], "", AT_EMPTY_PATH, &attr, sizeof(attr))
+				: mount(NULL, mount_at(buf, n, tops, i), NULL, flags, NULL)) {
+		pr_perror("restore pid %d: cannot %s mount %s", pid, what, n->mounts[i]->mountpoint);
 		return -errno;
 	}
 	return 0;
@@ -435,49 +526,71 @@ static int match_copy(pid_t pid, const NestedMountNs *n, const struct mount_tabl
 	return 0;
 }
 
-/* Mount e (private) joins the peer group of l, or becomes a slave of it as l is (SET_GROUP). */
-static int join_group_of(pid_t pid, const MountEntry *l, const MountEntry *e)
+/* Mount i of n (private) joins the peer group of mount l, or becomes a slave of it as l is (SET_GROUP). */
+static int join_group_of(pid_t pid, const NestedMountNs *n, const int *tops, size_t l, size_t i)
 {
-	auto_close int f = open(l->mountpoint, O_PATH | O_CLOEXEC);
-	auto_close int t = open(e->mountpoint, O_PATH | O_CLOEXEC);
+	char buf[32];
+	auto_close int f = open(mount_at(buf, n, tops, l), O_PATH | O_CLOEXEC);
+	auto_close int t = open(mount_at(buf, n, tops, i), O_PATH | O_CLOEXEC);
 	int err;
 
-	if (f < 0 || t < 0 || (err = at_path(pid, e->mountpoint, MS_PRIVATE, "make private")) ||
+	if (f < 0 || t < 0 || (err = at_mount(pid, n, tops, i, MS_PRIVATE, "make private")) ||
 	    syscall(SYS_move_mount, f, "", t, "",
 		    MOVE_MOUNT_SET_GROUP | MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
 		pr_perror("restore pid %d: cannot put mount %s in the peer group of %s", pid,
-			  e->mountpoint, l->mountpoint);
+			  n->mounts[i]->mountpoint, n->mounts[l]->mountpoint);
 		return -errno ? -errno : -EIO;
 	}
 	return 0;
 }
 
-static int set_propagation(pid_t pid, const NestedMountNs *n, const ssize_t *match)
+/* The index of the first mount of n in peer group g (its leader), -1 if none (or g is 0). */
+static ssize_t leader_of(const NestedMountNs *n, uint32_t g)
+{
+	const MountEntry *l = mount_group_leader(n->mounts, n->n_mounts, g);
+
+	for (size_t i = 0; l && i < n->n_mounts; i++)
+		if (n->mounts[i] == l)
+			return i;
+	return -1;
+}
+
+/* Whether mount i was left out (match: as match_copy() gives; NULL: nothing is inherited). */
+static bool left_out(const ssize_t *match, size_t i)
+{
+	return match && match[i] == -2;
+}
+
+/* tops: as mount_at() takes them */
+static int set_propagation(pid_t pid, const NestedMountNs *n, const ssize_t *match, const int *tops)
 {
 	int err;
 
 	for (size_t i = 0; i < n->n_mounts; i++) {
-		const MountEntry *e = n->mounts[i], *l = mount_group_leader(n->mounts, n->n_mounts, e->shared);
-		if (match[i] == -2)
+		const MountEntry *e = n->mounts[i];
+		ssize_t l = leader_of(n, e->shared);
+		if (left_out(match, i))
 			continue;
-		if (!e->master && (err = at_path(pid, e->mountpoint, MS_PRIVATE, "make private")))
+		if (!e->master && (err = at_mount(pid, n, tops, i, MS_PRIVATE, "make private")))
 			return err;
 		if (!e->shared)
 			continue;
-		if ((err = l == e ? at_path(pid, e->mountpoint, MS_SHARED, "share") : join_group_of(pid, l, e)))
+		if ((err = l == (ssize_t)i ? at_mount(pid, n, tops, i, MS_SHARED, "share")
+					  : join_group_of(pid, n, tops, l, i)))
 			return err;
 	}
 	/* a slave of a peer group of this namespace's own (one of another stays as the copy made it) */
 	for (size_t i = 0; i < n->n_mounts; i++) {
-		const MountEntry *e = n->mounts[i], *l = mount_group_leader(n->mounts, n->n_mounts, e->master);
-		if (match[i] == -2 || !l || e->shared)
+		ssize_t l = leader_of(n, n->mounts[i]->master);
+		if (left_out(match, i) || l < 0 || n->mounts[i]->shared)
 			continue;
-		if ((err = join_group_of(pid, l, e)) || (err = at_path(pid, e->mountpoint, MS_SLAVE, "enslave")))
+		if ((err = join_group_of(pid, n, tops, l, i)) ||
+		    (err = at_mount(pid, n, tops, i, MS_SLAVE, "enslave")))
 			return err;
 	}
 	for (size_t i = 0; i < n->n_mounts; i++)
-		if (n->mounts[i]->unbindable && match[i] != -2 &&
-		    (err = at_path(pid, n->mounts[i]->mountpoint, MS_UNBINDABLE, "make unbindable")))
+		if (n->mounts[i]->unbindable && !left_out(match, i) &&
+		    (err = at_mount(pid, n, tops, i, MS_UNBINDABLE, "make unbindable")))
 			return err;
 	return 0;
 }
@@ -492,9 +605,189 @@ static bool proc_first(const MountEntry *e)
 	       !strcmp(e->mountpoint, "/proc");
 }
 
-static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n, bool from_host,
-		    struct tmpfs_image *contents)
+/*
+ * Fds of a namespace's mounts as they are made (or kept from the copy), per mount: tops, its
+ * root, for its propagation at the end; sources, the source of a bind of one of its own, taken
+ * as soon as that one is there, before a mount made later can cover its path.
+ */
+struct made_mounts {
+	int *tops;
+	int *sources;
+};
+
+/* Mount j of n is there, held in m->tops[j]: the sources of the binds of it taken through it. */
+static void hold_bind_sources(const NestedMountNs *n, size_t j, struct made_mounts *m)
 {
+	/* (a path that crosses a mount, one there already, is left to be found by path) */
+	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS };
+
+	for (size_t i = 0; i < n->n_mounts; i++) {
+		const MountEntry *e = n->mounts[i];
+		if (e->inherited || e->how != MOUNT_HOW__MOUNT_BIND || e->bind_of != n->mounts[j]->id ||
+		    e->bind_root_deleted || m->sources[i] >= 0)
+			continue;
+		const char *rest = e->bind_root + strspn(e->bind_root, "/");
+		m->sources[i] = syscall(SYS_openat2, m->tops[j], *rest ? rest : ".", &how, sizeof(how));
+	}
+}
+
+/* For mount i of n, a bind: a copy (open_tree) of its source held, or -1 (found by path). */
+static int bind_copy(const NestedMountNs *n, const struct made_mounts *m, size_t i)
+{
+	if (n->mounts[i]->how != MOUNT_HOW__MOUNT_BIND || m->sources[i] < 0)
+		return -1;
+	return syscall(SYS_open_tree, m->sources[i], "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
+}
+
+struct yard_file {
+	int yard;
+	const char *name;
+	const MountEntry *e; /* NULL: a directory */
+	uint32_t uid, gid;
+};
+
+static int yard_file_make(void *arg)
+{
+	const struct yard_file *y = arg;
+	const MountEntry *e = y->e;
+
+	if (!e)
+		return mkdirat(y->yard, y->name, 0700) ? -errno : 0;
+	auto_close int fd = openat(y->yard, y->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, e->removed_data.data, e->removed_data.len) || fchown(fd, y->uid, y->gid) ||
+	    fchmod(fd, e->deleted_mode & 07777))
+		return -errno;
+	return 0;
+}
+
+/*
+ * A directory (e NULL), or the file MOUNT_REMOVED_FILE mount e binds, made in the yard: as the
+ * root of the tree's user namespace if it has one (mount_as_ns_root(): the yard is that one's).
+ */
+static int yard_make(const struct run_ctx *ctx, int yard, const char *name, const MountEntry *e)
+{
+	struct yard_file y = { yard, name, e, e ? e->deleted_uid : 0, e ? e->deleted_gid : 0 };
+
+	if (!ns_make_tree_userns(ctx))
+		return yard_file_make(&y);
+	ns_make_tree_ids(ctx, false, &y.uid, 1);
+	ns_make_tree_ids(ctx, true, &y.gid, 1);
+	return mount_as_ns_root(yard_file_make, &y, "the yard of a mount namespace");
+}
+
+/*
+ * The file a MOUNT_REMOVED_FILE mount e (number i) binds, made again in the yard (removed once
+ * it is bound): a copy (open_tree) of it.
+ */
+static int removed_file_copy(const struct run_ctx *ctx, pid_t pid, int yard, size_t i, const MountEntry *e)
+{
+	char name[32];
+	int copy = -1, err;
+
+	snprintf(name, sizeof(name), "removed.%zu", i);
+	if ((err = yard_make(ctx, yard, name, e)) ||
+	    (copy = syscall(SYS_open_tree, yard, name, OPEN_TREE_CLONE | O_CLOEXEC)) < 0) {
+		err = err ? err : -errno;
+		pr_err("restore pid %d: mount %s of its own mount namespace: cannot make the removed "
+		       "file it binds again: %s", pid, e->mountpoint, strerror(-err));
+		unlinkat(yard, name, 0);
+		return err;
+	}
+	return copy;
+}
+
+/*
+ * Mount i of a namespace with a root of its own, made under root (for mounts[0]: the yard, it
+ * goes at /root there). A
+ * MOUNT_OUTER one is bound from a copy (open_tree) of what its path leads to from outer (the
+ * root of the namespace it is made from), made just before (mounts get their order in the
+ * table as they are made); a MOUNT_REMOVED_FILE one from a file made in the yard.
+ */
+static int make_own_mount(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n, size_t i,
+			  int root, int outer, int yard, const struct made_mounts *m, struct tmpfs_image *contents)
+{
+	const MountEntry *e = n->mounts[i];
+	MountNs t = table_of(n);
+	MountEntry in_yard = *e, *alone[1] = { &in_yard };
+	auto_close int copy = -1;
+
+	if (i == 0) {
+		in_yard.mountpoint = (char *)"/root";
+		t.mounts = alone;
+		t.n_mounts = 1;
+	}
+	pr_debug("restore pid %d: its own mount namespace: makes %s", pid, e->mountpoint);
+	if (e->how == MOUNT_HOW__MOUNT_OUTER &&
+	    (copy = syscall(SYS_open_tree, outer, e->outer_path[1] ? e->outer_path + 1 : ".",
+			    OPEN_TREE_CLONE | O_CLOEXEC)) < 0) {
+		pr_perror("restore pid %d: mount %s of its own mount namespace: its source %s", pid,
+			  e->mountpoint, e->outer_path);
+		return -errno;
+	}
+	if (e->how == MOUNT_HOW__MOUNT_REMOVED_FILE && (copy = removed_file_copy(ctx, pid, yard, i, e)) < 0)
+		return copy;
+	if (e->how == MOUNT_HOW__MOUNT_BIND)
+		copy = bind_copy(n, m, i);
+	int err = mount_make(&t, i, root, ctx, copy, contents, ns_make_tree_userns(ctx));
+	if (e->how == MOUNT_HOW__MOUNT_REMOVED_FILE) {
+		char name[32];
+		snprintf(name, sizeof(name), "removed.%zu", i);
+		unlinkat(yard, name, 0);
+	}
+	return err;
+}
+
+/*
+ * A namespace with a root of its own (pivot_root; in the maker, in its copy of the one it is
+ * made from): a yard (a small tmpfs over "/") to make its root in, its mounts made under that
+ * root (sources outside it found from the old root), then the maker moves into it and the rest
+ * is detached.
+ */
+static int make_own_root(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n,
+			 struct tmpfs_image *contents, struct made_mounts *m)
+{
+	int *tops = m->tops;
+	auto_close int outer = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	auto_close int fs = -1, yard = -1;
+	int err = 0;
+
+	if (outer < 0 || (fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC)) < 0 ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0777", 0) ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) ||
+	    (yard = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0)) < 0 ||
+	    syscall(SYS_move_mount, yard, "", outer, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+		err = -errno;
+	else
+		err = yard_make(ctx, yard, "root", NULL);
+	if (err) {
+		pr_err("restore pid %d: cannot make a place for the root of its own mount namespace: %s", pid,
+		       strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < n->n_mounts && !err; i++) {
+		int under = i ? tops[0] : yard;
+		const char *at = i ? n->mounts[i]->mountpoint : "/root";
+		if (!(err = make_own_mount(ctx, pid, n, i, under, outer, yard, m, &contents[i])) &&
+		    (tops[i] = mount_open_in_root(under, at, O_PATH)) < 0)
+			err = tops[i];
+		if (!err)
+			hold_bind_sources(n, i, m);
+	}
+	/* the old root goes onto the new one with the yard over it: both detached, the yard first */
+	if (!err && (fchdir(tops[0]) || syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) ||
+		     umount2(".", MNT_DETACH) || chdir("/"))) {
+		pr_perror("restore pid %d: cannot move into the root of its own mount namespace (pivot_root)", pid);
+		err = -errno;
+	}
+	return err ? err : set_propagation(pid, n, NULL, tops);
+}
+
+/* In the maker, in its copy of the namespace it is made from. */
+static int make_from_copy(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n, bool from_host,
+			  struct tmpfs_image *contents, struct made_mounts *m)
+{
+	int *tops = m->tops;
 	struct mount_table c = { 0 };
 	ssize_t *match = xzalloc((n->n_mounts + 1) * sizeof(*match));
 	bool *kept = NULL;
@@ -503,11 +796,6 @@ static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n
 
 	if (!match)
 		return -ENOMEM;
-	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL)) {
-		pr_perror("restore pid %d: cannot make its own mount namespace", pid);
-		free(match);
-		return -errno;
-	}
 	if ((err = mount_table_read(PROC_SELF, &c)))
 		goto out;
 	if (!(kept = xzalloc((c.n + 1) * sizeof(bool)))) {
@@ -525,38 +813,87 @@ static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n
 			err = -errno;
 			goto out;
 		}
+	/* the kept ones held before anything is mounted over them: /proc of its own first */
+	for (size_t i = 0; i < n->n_mounts; i++)
+		if (match[i] >= 0 && (tops[i] = open(n->mounts[i]->mountpoint, O_PATH | O_CLOEXEC)) < 0) {
+			pr_perror("restore pid %d: mount %s of its own mount namespace", pid, n->mounts[i]->mountpoint);
+			err = -errno;
+			goto out;
+		}
 	for (size_t i = 1; i < n->n_mounts; i++) {
 		const MountEntry *e = n->mounts[i];
-		if (proc_first(e) && mount(e->source, "/proc", "proc", e->mount_flags & ~(uint64_t)MS_RDONLY,
-					   e->fs_options && *e->fs_options ? e->fs_options : NULL)) {
+		if (proc_first(e) && (mount(e->source, "/proc", "proc", e->mount_flags & ~(uint64_t)MS_RDONLY,
+					    e->fs_options && *e->fs_options ? e->fs_options : NULL) ||
+				      (tops[i] = open("/proc", O_PATH | O_CLOEXEC)) < 0)) {
 			pr_perror("restore pid %d: cannot mount /proc in its own mount namespace", pid);
 			err = -errno;
 			goto out;
 		}
 	}
-	/* the kept ones' flags, before anything is mounted over them */
 	for (size_t i = 0; i < n->n_mounts; i++) {
 		const MountEntry *e = n->mounts[i];
 		if (match[i] >= 0 && c.m[match[i]].flags != e->mount_flags &&
-		    (err = at_path(pid, e->mountpoint, MS_REMOUNT | MS_BIND | e->mount_flags, "set the flags of")))
+		    (err = at_mount(pid, n, tops, i, MS_REMOUNT | MS_BIND | e->mount_flags, "set the flags of")))
 			goto out;
+		if (match[i] >= 0)
+			hold_bind_sources(n, i, m);
 	}
 	if ((root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		err = -errno;
 		goto out;
 	}
-	for (size_t i = 1; i < n->n_mounts; i++)
-		if (!n->mounts[i]->inherited && !proc_first(n->mounts[i]) &&
-		    (pr_debug("restore pid %d: its own mount namespace: makes %s", pid, n->mounts[i]->mountpoint),
-		     (err = mount_make(&t, i, root, ctx, -1, &contents[i], ns_make_tree_userns(ctx)))))
+	for (size_t i = 1; i < n->n_mounts; i++) {
+		const MountEntry *e = n->mounts[i];
+		if (e->inherited || proc_first(e))
+			continue;
+		pr_debug("restore pid %d: its own mount namespace: makes %s", pid, e->mountpoint);
+		auto_close int copy = bind_copy(n, m, i);
+		if ((err = mount_make(&t, i, root, ctx, copy, &contents[i], ns_make_tree_userns(ctx))))
 			goto out;
-	err = set_propagation(pid, n, match);
+		if ((tops[i] = mount_open_in_root(root, e->mountpoint, O_PATH)) < 0) {
+			err = tops[i];
+			goto out;
+		}
+		hold_bind_sources(n, i, m);
+	}
+	err = set_propagation(pid, n, match, tops);
 out:
 	if (root >= 0)
 		close(root);
 	mount_table_free(&c);
 	free(kept);
 	free(match);
+	return err;
+}
+
+/* Namespace n made in the maker pid: a copy of the one it is made from, made its own, or (a
+ * root of its own) a root made anew. */
+static int make_one(const struct run_ctx *ctx, pid_t pid, const NestedMountNs *n, bool from_host,
+		    struct tmpfs_image *contents)
+{
+	struct made_mounts m = { xzalloc((n->n_mounts + 1) * sizeof(int)), xzalloc((n->n_mounts + 1) * sizeof(int)) };
+	int err;
+
+	if (!m.tops || !m.sources) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n->n_mounts; i++)
+		m.tops[i] = m.sources[i] = -1;
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL)) {
+		pr_perror("restore pid %d: cannot make its own mount namespace", pid);
+		err = -errno;
+	} else {
+		err = n->own_root ? make_own_root(ctx, pid, n, contents, &m)
+				  : make_from_copy(ctx, pid, n, from_host, contents, &m);
+	}
+	for (size_t i = 0; m.tops && m.sources && i < n->n_mounts; i++) {
+		close_fdp(&m.tops[i]);
+		close_fdp(&m.sources[i]);
+	}
+out:
+	free(m.tops);
+	free(m.sources);
 	return err;
 }
 

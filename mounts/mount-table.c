@@ -377,8 +377,7 @@ int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const
 	return 0;
 }
 
-/* mountpoint and rest joined ("/" and "a" give "/a"; "/m" and "" give "/m"). */
-static char *path_join(const char *mountpoint, const char *rest)
+char *mount_path_join(const char *mountpoint, const char *rest)
 {
 	return xasprintf("%s%s%s", mountpoint, strcmp(mountpoint, "/") && *rest ? "/" : "", rest);
 }
@@ -412,7 +411,7 @@ char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
 		}
 	if (!by)
 		goto none;
-	if (!(inner = path_join(by->root, rest))) {
+	if (!(inner = mount_path_join(by->root, rest))) {
 		err = -ENOMEM;
 		goto none;
 	}
@@ -420,7 +419,7 @@ char *mount_path_seen_by(pid_t pid, const char *path, dev_t dev, ino_t ino)
 	for (size_t i = 0; !found && !err && i < theirs.n; i++) {
 		if (theirs.m[i].dev != dev || !mount_path_below(theirs.m[i].root, inner, &r))
 			continue;
-		char *candidate = path_join(theirs.m[i].mountpoint, r);
+		char *candidate = mount_path_join(theirs.m[i].mountpoint, r);
 		if (!candidate)
 			err = -ENOMEM;
 		else if (mount_path_leads_to(pid, candidate, dev, ino))
@@ -471,7 +470,7 @@ static char *host_path(const struct mount_table *host, const struct mount_info *
 		errno = ENOENT;
 		return NULL;
 	}
-	return path_join(best->mountpoint, rest);
+	return mount_path_join(best->mountpoint, rest);
 }
 
 static bool on_host(const struct mount_table *host, dev_t dev)
@@ -580,6 +579,41 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 	       "with --external mnt[%s]:KEY, or allow its filesystem with --enable-fs %s",
 	       root_pid, m->mountpoint, m->fstype, m->source, m->root, m->mountpoint, m->fstype);
 	return -ENOTSUP;
+}
+
+int mount_removed_file_fill(pid_t pid, const struct mount_info *m, MountEntry *e)
+{
+	char path[PATH_MAX + 64];
+	struct stat st;
+	auto_close int fd = -1;
+
+	if (!ends_with(m->root, DELETED_SUFFIX))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, m->mountpoint);
+	if (stat(path, &st) || !S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_size > MOUNT_REMOVED_FILE_MAX) {
+		pr_err("dump pid %d: mount %s binds %s, a file of %lld bytes removed since: only files "
+		       "of up to %d bytes are kept", pid, m->mountpoint, m->root, (long long)st.st_size,
+		       MOUNT_REMOVED_FILE_MAX);
+		return -EFBIG;
+	}
+	if (!(e->removed_data.data = xzalloc(st.st_size + 1)))
+		return -ENOMEM;
+	ssize_t got = (fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC)) < 0 ? -1
+										   : read_all(fd, e->removed_data.data, st.st_size);
+	if (got != st.st_size) {
+		pr_perror("dump pid %d: mount %s: cannot read the removed file it binds", pid, m->mountpoint);
+		return got < 0 ? -errno : -EIO;
+	}
+	e->how = MOUNT_HOW__MOUNT_REMOVED_FILE;
+	e->has_removed_data = true;
+	e->removed_data.len = st.st_size;
+	e->has_deleted_mode = e->has_deleted_uid = e->has_deleted_gid = true;
+	e->deleted_mode = st.st_mode & 07777;
+	e->deleted_uid = st.st_uid;
+	e->deleted_gid = st.st_gid;
+	return 1;
 }
 
 int mount_entry_fill(pid_t pid, const struct mount_info *m, bool is_root, MountEntry *e)

@@ -95,6 +95,12 @@ bool mount_tree_root_reaches(pid_t pid, pid_t tree_root, const char *path, const
  */
 int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const char *rest,
 		    MountEntry *e);
+#define MOUNT_REMOVED_FILE_MAX (1 << 20)
+/* A bind (mount m of pid's) of a regular file removed since, as MOUNT_REMOVED_FILE with its
+ * data: 1; 0 if m is not one; -errno (said) if it cannot be kept (larger than the maximum). */
+int mount_removed_file_fill(pid_t pid, const struct mount_info *m, MountEntry *e);
+/* mountpoint and rest joined ("/" and "a" give "/a"; "/m" and "" give "/m"); NULL: no memory. */
+char *mount_path_join(const char *mountpoint, const char *rest);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */
 bool mount_path_below(const char *inside, const char *root, const char **rest);
 /* Filesystems made anew on restore (their content is theirs: proc, sysfs, ...). */
@@ -121,6 +127,13 @@ struct tmpfs_image {
 };
 int tmpfs_image_open(int dirfd, uint32_t id, struct tmpfs_image *img);
 void tmpfs_image_close(struct tmpfs_image *img);
+/*
+ * fn(arg), in a child, as the root of the tree's user namespace: a filesystem a process of that
+ * namespace mounted (a tmpfs) belongs to it, and a file made there needs an owner it maps,
+ * which the process's host root is not (EOVERFLOW); it must stay host root to read the images.
+ * what: for messages. 0 or -errno (fn's).
+ */
+int mount_as_ns_root(int (*fn)(void *), void *arg, const char *what);
 /* img into the empty tmpfs at dir_fd. in_userns: made from inside the tree's user namespace,
  * its owners given in that one's view (NULL: as saved, stasis's). */
 int tmpfs_restore(int dir_fd, struct tmpfs_image *img, const char *mountpoint,
@@ -131,8 +144,11 @@ bool mount_path_ok(const char *p);
 /* May filesystem fstype of an image be made anew (known, or allowed with --enable-fs)? */
 bool mount_fs_allowed(const struct run_ctx *ctx, const char *fstype);
 
+/* path (absolute, from an image) inside root_fd; flags for openat2. -errno if it is not there. */
+int mount_open_in_root(int root_fd, const char *path, int flags);
 /* mount-make.c, on restore: entry e of ns made under root_fd (the tree's root). */
-/* ext_copy: an external mount's source, copied outside the namespace (-1: none); contents: a
+/* ext_copy: a copy (open_tree) of its source made before: an external mount's outside the
+ * namespace, a MOUNT_OUTER's, a bind's whose path a mount covers (-1: none, found by path); contents: a
  * tmpfs's (NULL without); in_userns: made from inside the tree's user namespace (ids in options
  * in its view). */
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,

@@ -485,13 +485,7 @@ static int fill(int dir_fd, const TmpfsTree *t, int data_fd, const char *mountpo
 	return err;
 }
 
-/*
- * A tmpfs mounted by a process of the tree's user namespace (one under the tree's /sys or
- * /proc) belongs to that namespace: a file made there needs an owner the namespace maps,
- * which the process's host root is not (EOVERFLOW), and it must stay host root to read the
- * images. So a child of it makes them as the namespace's root.
- */
-static int fill_as_ns_root(int dir_fd, const TmpfsTree *t, int data_fd, const char *mountpoint)
+int mount_as_ns_root(int (*fn)(void *), void *arg, const char *what)
 {
 	int status;
 	pid_t child;
@@ -501,20 +495,32 @@ static int fill_as_ns_root(int dir_fd, const TmpfsTree *t, int data_fd, const ch
 		setfsgid(0);
 		setfsuid(0);
 		if (setfsuid(-1) != 0 || setfsgid(-1) != 0) {
-			pr_err("restore: tmpfs %s: the tree's user namespace maps no root to make its files",
-			       mountpoint);
+			pr_err("restore: %s: the tree's user namespace maps no root to make its files", what);
 			_exit(EINVAL);
 		}
-		_exit(-fill(dir_fd, t, data_fd, mountpoint));
+		_exit(-fn(arg));
 	}
 	if (child < 0) {
-		pr_perror("restore: tmpfs %s: fork", mountpoint);
+		pr_perror("restore: %s: fork", what);
 		return -errno;
 	}
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+}
+
+struct fill_args {
+	int dir_fd;
+	const TmpfsTree *t;
+	int data_fd;
+	const char *mountpoint;
+};
+
+static int fill_of(void *arg)
+{
+	const struct fill_args *f = arg;
+	return fill(f->dir_fd, f->t, f->data_fd, f->mountpoint);
 }
 
 int tmpfs_restore(int dir_fd, struct tmpfs_image *img, const char *mountpoint,
@@ -527,8 +533,10 @@ int tmpfs_restore(int dir_fd, struct tmpfs_image *img, const char *mountpoint,
 		ns_make_tree_ids(in_userns, false, &t->entries[i]->uid, 1);
 		ns_make_tree_ids(in_userns, true, &t->entries[i]->gid, 1);
 	}
-	return in_userns ? fill_as_ns_root(dir_fd, t, img->data_fd, mountpoint)
-			 : fill(dir_fd, t, img->data_fd, mountpoint);
+	struct fill_args f = { dir_fd, t, img->data_fd, mountpoint };
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof(what), "tmpfs %s", mountpoint);
+	return in_userns ? mount_as_ns_root(fill_of, &f, what) : fill_of(&f);
 }
 
 /* ---- a namespace's tmpfs mounts, read from inside it ---- */

@@ -123,6 +123,13 @@
 #   dump/mapped-file-hidden  mem-nested-mnt --hidden (its child maps a file, then mounts a tmpfs
 #                            over the file's directory): fails naming the pid and the file
 #                            (its path leads to nothing now); the target PASSes
+#   dump/nested-mnt-chrooted mount-ns-pivot --chroot (its child, in a mount namespace of its
+#                            own, chroots into the new root instead of pivot_root): fails naming
+#                            the pid, the namespace and the chroot; the target PASSes
+#   dump/nested-mnt-removed-file-big
+#                            mount-ns-pivot --big-data (a removed file of 2 MiB bound in the
+#                            namespace with a root of its own): fails naming the pid, the mount,
+#                            the size and the maximum; the target PASSes
 #   dump/nested-mount-fifo, dump/nested-mount-socket
 #                            mem-nested-mnt --fifo, --bound-socket (its child holds a named pipe
 #                            of its tmpfs, or a unix socket bound there, a mount of its own mount
@@ -2463,6 +2470,12 @@ other_cases() {
 	dump_fails_naming dump/mapped-file-hidden mem-nested-mnt \
 		'dump pid [0-9]+: mapped file /.*/under/file is hidden: its path now leads to another file or to none' \
 		--hidden
+	dump_fails_naming dump/nested-mnt-chrooted mount-ns-pivot \
+		'dump pid [0-9]+: the root of its mount namespace mnt:\[[0-9]+\] is not the one of the namespace it was made from: it is chrooted, to /' \
+		--chroot
+	dump_fails_naming dump/nested-mnt-removed-file-big mount-ns-pivot \
+		'dump pid [0-9]+: mount /etc/data binds /datafile//deleted, a file of 2097152 bytes removed since: only files of up to 1048576 bytes are kept' \
+		--big-data
 	dump_fails_naming dump/nested-mount-fifo mem-nested-mnt \
 		'dump pid [0-9]+ fd 61: named pipe /.*/mnt/fifo is on a mount of the mount namespace the process is in' \
 		--fifo

@@ -17,6 +17,12 @@
 #   tail-F  coreutils' tail -F (inotify on the file and its directory; polling only every 60 s)
 #           following a log: after restore, a line appended and a rotation (mv, new file) are
 #           followed at once: its output is exactly the three lines, in order.
+#   bwrap   a bubblewrap sandbox (a root of its own made by pivot_root: /usr bound read-only,
+#           its own /proc, /dev and /tmp, a host directory bound, --ro-bind-data and --file
+#           files removed once bound; PID, UTS, net and cgroup namespaces of its own, a session
+#           of its own) running a shell loop that counts in its /tmp and checks its files, host
+#           name and /dev/null every 0.1 s: after restore the count goes on (every tick once, in
+#           order) and every check holds.
 #   postgres  PostgreSQL 15 (postmaster, checkpointer, background writer, WAL writer,
 #           autovacuum, a backend: SysV and shared anonymous memory, semaphores, latches, epoll)
 #           on TCP 127.0.0.1, with psql connected from outside the tree in an open transaction
@@ -382,7 +388,7 @@
 #   squid, lighttpd and tinyproxy: their lines give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
-# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd
+# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
 # dovecot qemu samba etcd rabbitmq openvpn tinyproxy (default: all but apache-prefork, ghc, chromium, firefox,
@@ -406,7 +412,7 @@ set -u
 # shellcheck source=../zoo/lib.sh
 . "$(dirname "$0")/../zoo/lib.sh"
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [postgres-huge]=case_postgres_huge [nginx]=case_nginx
-	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow
+	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow [bwrap]=case_bwrap
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
@@ -415,7 +421,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
 	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb [prometheus]=case_prometheus
 	[pulseaudio]=case_pulseaudio)
-ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
+ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn tinyproxy)
 SELECTED=()
 for arg in "$@"; do
@@ -871,6 +877,51 @@ case_tail_follow() {
 	else
 		result_ok "apps/tail-F (an appended line and a rotation followed after the restore)"
 	fi
+}
+
+# the loop a bubblewrap sandbox runs: a count kept in the sandbox's own /tmp (a tmpfs), checks of
+# its root, /etc/motd (a removed file bound), its host name and /dev/null, a line per round
+# to /out/ticks (a directory of the host's bound in)
+BWRAP_LOOP='while :; do
+	n=$(( $(cat /tmp/n) + 1 )); echo $n >/tmp/n
+	if [ "$(cat /etc/motd)" = "motd of the sandbox" ] && [ "$(cat /proc/sys/kernel/hostname)" = sandbox ] &&
+	   [ -c /dev/null ] && [ ! -e /home ] && [ "$(cat /proc/self/stat | cut -d" " -f1)" != 1 ]; then
+		echo "tick $n" >>/out/ticks
+	else
+		echo "bad $n" >>/out/ticks
+	fi
+	sleep 0.1
+done'
+
+case_bwrap() {
+	local d=$ZOO_TMP/bwrap pid out n
+	mkdir -p "$d/img" "$d/out"
+	(exec setsid bwrap --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
+		--symlink usr/bin /bin --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp \
+		--bind "$d/out" /out --ro-bind-data 3 /etc/motd --file 4 /tmp/n --unshare-pid \
+		--unshare-uts --unshare-net --unshare-cgroup --hostname sandbox --new-session \
+		--die-with-parent --chdir /tmp -- /bin/sh -c "$BWRAP_LOOP" 3<<<"motd of the sandbox" \
+		4<<<0 </dev/null >"$d/err" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 grep -qs "tick 3" "$d/out/ticks"; then
+		result_fail apps/bwrap "the sandbox did not start: $(cat "$d/err" "$d/out/ticks" 2>/dev/null | tr '\n' '|')"
+		kill_ours "$pid"
+		return
+	fi
+	checkpoint apps/bwrap "$pid" "$d" || return
+	n=$(grep -c . "$d/out/ticks")
+	wait_until 10 test "$(grep -c . "$d/out/ticks")" -ge $((n + 10))
+	kill_ours "$pid"
+	out=$(ticks_ok "$d/out/ticks" 2>&1)
+	if grep -q bad "$d/out/ticks" || [ "$(grep -c . "$d/out/ticks")" -lt $((n + 10)) ] || [ -n "${out//[0-9]/}" ]; then
+		out="the sandbox's ticks after the restore: $(tail -n 5 "$d/out/ticks" | tr '\n' '|') $out"
+	else
+		out=
+	fi
+	verdict apps/bwrap "$out" "a bubblewrap sandbox: its loop went on from tick $n, its tmpfs, bound files and namespaces kept" \
+		"$d/err" "$d/img/restore.log"
 }
 
 case_dbus() {

@@ -67,26 +67,6 @@ static void path(char *buf, size_t len, const char *rel)
 	snprintf(buf, len, "%s/%s", w, rel);
 }
 
-/* Sorts the lines of s in place (few, short: insertion sort over a copy). */
-static void sort_lines(char *s)
-{
-	static char copy[8192], *lines[128];
-	size_t n = 0, used = 0;
-
-	snprintf(copy, sizeof(copy), "%s", s);
-	for (char *l = strtok(copy, "\n"); l && n < 128; l = strtok(NULL, "\n"))
-		lines[n++] = l;
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && strcmp(lines[j - 1], lines[j]) > 0; j--) {
-			char *t = lines[j];
-			lines[j] = lines[j - 1];
-			lines[j - 1] = t;
-		}
-	s[0] = 0;
-	for (size_t i = 0; i < n; i++)
-		used += sprintf(s + used, "%s\n", lines[i]);
-}
-
 /*
  * The mounts at or below W (and /, /dev/mqueue), one a line: mount point relative to W, type,
  * ro/rw, slave or not, shared or not; sorted (the order of a restored table is its own).
@@ -129,7 +109,7 @@ static void mount_summary(char *out, size_t len)
 				 strstr(fields, "unbindable") ? "unbindable" : "-");
 	}
 	if (used < len)
-		sort_lines(out);
+		zoo_sort_lines(out);
 }
 
 static int is_mount_of(const char *p, long magic)
@@ -151,23 +131,13 @@ static int is_mountpoint(const char *p)
 	return strstr(buf, needle) != NULL;
 }
 
-static int file_is(const char *p, const char *text)
-{
-	char buf[128];
-	ssize_t n = zoo_read_file(p, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return 0;
-	buf[n] = 0;
-	return !strcmp(buf, text);
-}
-
 static void run_grandchild(void)
 {
 	char host[65] = "", f[600];
 	child_wait();
 	gethostname(host, sizeof(host));
 	path(f, sizeof(f), "ptmp/file");
-	_exit(strcmp(host, CHILD_HOST) || !file_is(f, TMP_TEXT));
+	_exit(strcmp(host, CHILD_HOST) || !zoo_file_is(f, TMP_TEXT));
 }
 
 static void child_setup(void)
@@ -242,9 +212,9 @@ static int child_checks(pid_t gc)
 	bits |= strcmp(host, CHILD_HOST) ? B_HOST : 0;
 	bits |= statvfs(ro, &sv) || !(sv.f_flag & ST_RDONLY) ? B_RO : 0;
 	path(probe, sizeof(probe), "ptmp");
-	bits |= !is_mount_of(probe, TMPFS_MAGIC) || !file_is(f, TMP_TEXT) ? B_TMPFS : 0;
+	bits |= !is_mount_of(probe, TMPFS_MAGIC) || !zoo_file_is(f, TMP_TEXT) ? B_TMPFS : 0;
 	path(probe, sizeof(probe), "utmp/file");
-	bits |= !file_is(probe, TMP_TEXT) ? B_TMPFS : 0;
+	bits |= !zoo_file_is(probe, TMP_TEXT) ? B_TMPFS : 0;
 	bits |= stat(secret, &st) || st.st_size != 0 ? B_BOUND : 0;
 	DIR *dbind_dir = opendir(dbind);
 	int entries = 0;
@@ -429,7 +399,7 @@ int main(int argc, char **argv)
 	CHECK("parent", !strcmp(now, parent_table_before), "the parent's mounts changed:\n%s\nwere:\n%s",
 	      now, parent_table_before);
 	path(p, sizeof(p), "secret");
-	CHECK("parent", file_is(p, SECRET_TEXT), "the parent's %s is not its own file", p);
+	CHECK("parent", zoo_file_is(p, SECRET_TEXT), "the parent's %s is not its own file", p);
 	path(p, sizeof(p), "ptmp");
 	CHECK("parent", !is_mountpoint(p), "the child's tmpfs %s is in the parent's namespace", p);
 	if (own_ns && (probe_mount("shared/late", 1) || probe_mount("priv/late", 1)))

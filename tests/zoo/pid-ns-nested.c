@@ -9,6 +9,9 @@
  * root's (NS_GET_PARENT), S is in the root's; I is K's parent; all in the root's group and
  * session; K exits when told (a pipe) and its init reaps it (waitpid in I: it reports K's
  * status 5 through a pipe).
+ * pid-ns-session is this program with I in a session of its own (built with OWN_SESSION: I
+ * calls setsid() before it forks K, as `bwrap --unshare-pid --new-session` does): I leads its
+ * group and session, K is in them (each process names them by its own namespace's pids).
  * Blocks in: nanosleep (root), read (I, K, S).
  */
 #include "zoo.h"
@@ -18,6 +21,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#ifndef OWN_SESSION
+#define OWN_SESSION 0
+#endif
 
 static pid_t init_pid, k_pid, s_pid;
 static int to_k[2], from_init[2], hold[2], creds[2], own_ns = -1;
@@ -60,6 +67,8 @@ static void run_init(void)
 	int st = 0;
 	close(own_ns);
 	close(from_init[0]);
+	if (OWN_SESSION && setsid() < 0)
+		_exit(1);
 	if ((k_pid = fork()) == 0)
 		run_k();
 	close(to_k[0]);
@@ -136,8 +145,9 @@ int main(int argc, char **argv)
 	      parent_ok ? "the root's" : "another");
 	CHECK("pidns", inner_pid(init_pid) == 1 && inner_pid(k_pid) == 2, "I is pid %d, K pid %d of their namespace",
 	      inner_pid(init_pid), inner_pid(k_pid));
-	CHECK("pidns", getpgid(init_pid) == getpgrp() && getpgid(k_pid) == getpgrp() && getsid(init_pid) == getsid(0) &&
-			       getsid(k_pid) == getsid(0),
+	pid_t group = OWN_SESSION ? init_pid : getpgrp(), session = OWN_SESSION ? init_pid : getsid(0);
+	CHECK("pidns", getpgid(init_pid) == group && getpgid(k_pid) == group && getsid(init_pid) == session &&
+			       getsid(k_pid) == session,
 	      "groups %d %d, sessions %d %d (the root's %d, %d)", getpgid(init_pid), getpgid(k_pid), getsid(init_pid),
 	      getsid(k_pid), getpgrp(), getsid(0));
 	int code = -1;
@@ -148,5 +158,6 @@ int main(int argc, char **argv)
 	CHECK("pidns", waitpid(init_pid, &st, 0) == init_pid && WIFEXITED(st) && !WEXITSTATUS(st) &&
 			       waitpid(s_pid, &st, 0) == s_pid,
 	      "I or S did not end well (status %#x)", st);
-	return zoo_finish("a nested PID namespace: its init (pid 1) and pid 2, in the root's group");
+	return zoo_finish(OWN_SESSION ? "a nested PID namespace: its init (pid 1) leading a session, pid 2 in it"
+				   : "a nested PID namespace: its init (pid 1) and pid 2, in the root's group");
 }

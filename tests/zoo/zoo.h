@@ -147,6 +147,34 @@ static inline pid_t zoo_status_nspid(const char *path)
 	return atoi(eol);
 }
 
+/* Is the (small) file at path exactly text? */
+static inline int zoo_file_is(const char *path, const char *text)
+{
+	char buf[256];
+	ssize_t n = zoo_read_file(path, buf, sizeof(buf));
+	return n == (ssize_t)strlen(text) && !memcmp(buf, text, n);
+}
+
+/* Sorts the lines of s in place (up to 128 of them, s up to 8 KiB). */
+static inline void zoo_sort_lines(char *s)
+{
+	static char copy[8192], *lines[128];
+	size_t n = 0, used = 0;
+
+	snprintf(copy, sizeof(copy), "%s", s);
+	for (char *l = strtok(copy, "\n"); l && n < 128; l = strtok(NULL, "\n"))
+		lines[n++] = l;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(lines[j - 1], lines[j]) > 0; j--) {
+			char *t = lines[j];
+			lines[j] = lines[j - 1];
+			lines[j - 1] = t;
+		}
+	s[0] = 0;
+	for (size_t i = 0; i < n; i++)
+		used += sprintf(s + used, "%s\n", lines[i]);
+}
+
 static inline int zoo_write_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
