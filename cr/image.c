@@ -83,6 +83,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_MOUNT_NESTED, "mount-nested", 0, &mount_nested__descriptor },
 	{ IMG_UTS_NESTED, "uts-nested", 0, &uts_nested__descriptor },
 	{ IMG_NET_NESTED, "net-nested", 0, &net_nested__descriptor },
+	{ IMG_IPC_NESTED, "ipc-nested", 0, &ipc_nested__descriptor },
 	{ IMG_HOST_SEMS, "host-sems", 0, &host_sems__descriptor },
 };
 

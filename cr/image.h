@@ -59,6 +59,7 @@ enum image_type {
 	IMG_MOUNT_NESTED, /* mount namespaces nested in the tree's (mounts/mount-nested.c) */
 	IMG_UTS_NESTED,   /* UTS namespaces of processes of the tree (cr/uts-nested.c) */
 	IMG_NET_NESTED,   /* network namespaces of processes of the tree (netns/net-nested.c) */
+	IMG_IPC_NESTED,   /* IPC namespaces of processes of the tree (cr/ipc-nested.c) */
 	IMG_HOST_SEMS,    /* SEM_UNDO adjustments on the host's semaphores (cr/ipc-host-sem.c) */
 	IMG_NR_TYPES /* not a type: one past the last */
 };

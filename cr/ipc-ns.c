@@ -55,7 +55,7 @@
 #include "tree-objects.h"
 #include "util.h"
 
-#define SYSCTL_VALUE_MAX 128
+#define SYSCTL_VALUE_MAX IPC_SYSCTL_VALUE_MAX
 #define SYSCTL_FIELDS_MAX 4
 
 /* The sysctls of an IPC namespace; the limits are the ones that can stop an object being made. */
@@ -81,6 +81,7 @@ static const struct ipc_sysctl_desc {
 	{ "kernel/sem_next_id", 1, false },
 	{ "kernel/shm_next_id", 1, false },
 };
+_Static_assert(ARRAY_SIZE(sysctl_descs) <= IPC_SYSCTLS_MAX, "struct ipc_sysctl_values too small");
 
 static const struct ipc_sysctl_desc *sysctl_desc(const char *name)
 {
@@ -113,33 +114,6 @@ static int ns_of(pid_t pid, pid_t tid, struct stat *st)
 static bool same_ns(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
-/* Every thread of every process in the root's namespace, *root_ns. */
-static int check_tree_ns(const struct dump_tree *tr, struct stat *root_ns)
-{
-	const struct dump_task *root = &tr->tasks[0];
-	int err = ns_of(root->pid, root->pid, root_ns);
-
-	for (size_t i = 0; i < tr->nr_tasks && !err; i++) {
-		const struct dump_task *t = &tr->tasks[i];
-		for (size_t k = 0; k <= t->nr_threads && !err; k++) {
-			pid_t tid = k < t->nr_threads ? t->threads[k].tid : t->pid;
-			struct stat st;
-			if ((err = ns_of(t->pid, tid, &st)))
-				break;
-			if (!same_ns(&st, root_ns)) {
-				char who[48];
-				snprintf(who, sizeof(who), tid == t->pid ? "pid %d" : "pid %d thread %d",
-					 t->pid, tid);
-				pr_err("dump %s: it is in IPC namespace ipc:[%lu], the tree's root (pid %d) in "
-				       "ipc:[%lu]; the whole tree must share one IPC namespace",
-				       who, (unsigned long)st.st_ino, root->pid, (unsigned long)root_ns->st_ino);
-				err = -ENOTSUP;
-			}
-		}
-	}
-	return err;
 }
 
 /* The tree shares the host's namespace: its queues and sets are host objects, not saved. */
@@ -245,30 +219,44 @@ static int send_segments(IpcNs *ns, int sock)
 	return 0;
 }
 
-static int save_sysctls(IpcNs *ns)
+void ipc_sysctls_read(struct ipc_sysctl_values *v)
 {
-	if (!(ns->sysctls = xzalloc(ARRAY_SIZE(sysctl_descs) * sizeof(*ns->sysctls))))
-		return -ENOMEM;
 	for (size_t i = 0; i < ARRAY_SIZE(sysctl_descs); i++) {
 		char path[96];
 		snprintf(path, sizeof(path), "/proc/sys/%s", sysctl_descs[i].name);
-		auto_free char *v = read_file_at(AT_FDCWD, path, NULL);
-		if (!v && errno == ENOMEM)
-			return -ENOMEM;
-		if (!v) {
+		auto_free char *text = read_file_at(AT_FDCWD, path, NULL);
+		v->value[i][0] = 0;
+		if (!text)
 			pr_debug("dump: this kernel has no sysctl %s", sysctl_descs[i].name);
+		else
+			snprintf(v->value[i], sizeof(v->value[i]), "%.*s", (int)strcspn(text, "\n"), text);
+	}
+}
+
+int ipc_sysctls_fill(const struct ipc_sysctl_values *v, IpcSysctl ***out, size_t *n)
+{
+	if (!(*out = xzalloc(ARRAY_SIZE(sysctl_descs) * sizeof(**out))))
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(sysctl_descs); i++) {
+		if (!v->value[i][0])
 			continue;
-		}
-		v[strcspn(v, "\n")] = 0;
 		IpcSysctl *s = xzalloc(sizeof(*s));
 		if (!s)
 			return -ENOMEM;
 		ipc_sysctl__init(s);
-		ns->sysctls[ns->n_sysctls++] = s;
-		if (!(s->name = xstrdup(sysctl_descs[i].name)) || !(s->value = xstrdup(v)))
+		(*out)[(*n)++] = s;
+		if (!(s->name = xstrdup(sysctl_descs[i].name)) || !(s->value = xstrdup(v->value[i])))
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+static int save_sysctls(IpcNs *ns)
+{
+	struct ipc_sysctl_values v;
+
+	ipc_sysctls_read(&v);
+	return ipc_sysctls_fill(&v, &ns->sysctls, &ns->n_sysctls);
 }
 
 /* The helper, in a child of stasis: joins the namespace, saves it, exits (1: it said why). */
@@ -324,11 +312,12 @@ static int collect_ipc_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	int dirfd = ctx->images_dir_fd;
 	char path[64];
 	int sk[2], status = 0, err;
+
 	if (stat("/proc/thread-self/ns/ipc", &self)) {
 		pr_perror("dump: cannot read stasis's own IPC namespace");
 		return -errno;
 	}
-	if ((err = check_tree_ns(tr, &root_ns)))
+	if ((err = ns_of(tr->tasks[0].pid, tr->tasks[0].pid, &root_ns)))
 		return err;
 	if (same_ns(&self, &root_ns))
 		return warn_host_users(tr);
@@ -412,19 +401,44 @@ static int validate(const IpcNs *ns)
 			return -EINVAL;
 		}
 	}
-	for (size_t i = 0; i < ns->n_sysctls; i++) {
-		const IpcSysctl *s = ns->sysctls[i];
+	return ipc_sysctls_validate("ipc-ns.img", ns->sysctls, ns->n_sysctls);
+}
+
+int ipc_sysctls_validate(const char *image, IpcSysctl *const *sysctls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const IpcSysctl *s = sysctls[i];
 		const struct ipc_sysctl_desc *d = sysctl_desc(s->name);
 		unsigned long long v[SYSCTL_FIELDS_MAX];
 		bool ok = d && parse_sysctl(s->value, d->fields, v);
 		for (size_t j = 0; ok && j < i; j++)
-			ok = strcmp(ns->sysctls[j]->name, s->name) != 0;
+			ok = strcmp(sysctls[j]->name, s->name) != 0;
 		if (!ok) {
-			pr_err("image ipc-ns.img: sysctl %zu (%.64s = '%.64s') is unknown, repeated or not "
-			       "a number",
-			       i, s->name, s->value);
+			pr_err("image %s: sysctl %zu (%.64s = '%.64s') is unknown, repeated or not a number",
+			       image, i, s->name, s->value);
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+int ipc_sysctls_write(IpcSysctl *const *sysctls, size_t n)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		const IpcSysctl *s = sysctls[i];
+		char path[96];
+		/* a next id of -1 (none asked for) is the kernel's own state: it cannot be written */
+		if (strstr(s->name, "_next_id") && !strcmp(s->value, "-1"))
+			continue;
+		/* (one as saved is left alone: /proc/sys may be read-only, as in a container) */
+		snprintf(path, sizeof(path), "/proc/sys/%s", s->name);
+		auto_free char *now = read_file_at(AT_FDCWD, path, NULL);
+		if (now && (now[strcspn(now, "\n")] = 0, !strcmp(now, s->value)))
+			continue;
+		if ((err = ipc_write_sysctl(s->name, s->value)))
+			return err;
 	}
 	return 0;
 }
@@ -674,15 +688,7 @@ static int prepare_ipc_objects(struct run_ctx *ctx, struct restore_tree *rt)
 	pr_info("restore: new IPC namespace with %zu message queues, %zu semaphore sets, %zu shm "
 		"segments",
 		ns->n_msg_queues, ns->n_sem_sets, ns->n_shm_ids);
-	for (size_t i = 0; i < ns->n_sysctls; i++) {
-		const IpcSysctl *s = ns->sysctls[i];
-		/* a next id of -1 (none asked for) is the kernel's own state: it cannot be written */
-		if (strstr(s->name, "_next_id") && !strcmp(s->value, "-1"))
-			continue;
-		if ((err = ipc_write_sysctl(s->name, s->value)))
-			return err;
-	}
-	return 0;
+	return ipc_sysctls_write(ns->sysctls, ns->n_sysctls);
 }
 
 static void free_ipc_ns(void *state)

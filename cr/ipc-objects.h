@@ -15,6 +15,20 @@
 
 /* Writes value to /proc/sys/NAME (name like "kernel/msgmax"); says what failed. */
 int ipc_write_sysctl(const char *name, const char *value);
+/* An IPC namespace's sysctls as text (cr/ipc-ns.c), "" for one the kernel does not have. */
+#define IPC_SYSCTL_VALUE_MAX 128
+#define IPC_SYSCTLS_MAX 16
+struct ipc_sysctl_values {
+	char value[IPC_SYSCTLS_MAX][IPC_SYSCTL_VALUE_MAX + 1];
+};
+/* Dump: read in the calling thread's namespace (a helper inside it). */
+void ipc_sysctls_read(struct ipc_sysctl_values *v);
+/* Dump: v as the image keeps them, into *out (n of them, *n 0 at first). */
+int ipc_sysctls_fill(const struct ipc_sysctl_values *v, IpcSysctl ***out, size_t *n);
+/* Restore: those of image (its name for messages) known, each once, numbers. */
+int ipc_sysctls_validate(const char *image, IpcSysctl *const *sysctls, size_t n);
+/* Restore: written in the calling thread's namespace (next ids of -1 left alone). */
+int ipc_sysctls_write(IpcSysctl *const *sysctls, size_t n);
 /* Restore: kernel.KIND_next_id (KIND "msg", "sem", "shm"), so the next object gets id. */
 int ipc_set_next_id(const char *kind, int id);
 

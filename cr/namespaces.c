@@ -38,7 +38,7 @@ struct ns_kind {
 
 static const struct ns_kind ns_kinds[] = {
 	{ "cgroup", NS_FIELD(cgroup), NS_PER_PROCESS, false }, /* nested: cr/cgroups.c */
-	{ "ipc", NS_FIELD(ipc), NS_TREE_SHARES, true }, /* cr/ipc-ns.c */
+	{ "ipc", NS_FIELD(ipc), NS_PER_PROCESS, false }, /* nested: cr/ipc-nested.c */
 	{ "mnt", NS_FIELD(mnt), NS_PER_PROCESS, false },
 	{ "net", NS_FIELD(net), NS_PER_PROCESS, false }, /* nested: netns/net-nested.c */
 	{ "pid", NS_FIELD(pid), NS_NESTED, false },

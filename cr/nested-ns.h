@@ -3,8 +3,8 @@
  * systemd service's own mount, UTS and network namespaces (cr/nested-ns.c). Each is made again
  * by one process, its maker (the topmost of the tree in it), when that process is created;
  * every other process in it descends from the maker and inherits it. The kinds are
- * mounts/mount-nested.c, cr/uts-nested.c, netns/net-nested.c and cr/cgroups.c (cgroup
- * namespaces, in cgroups.img).
+ * mounts/mount-nested.c, cr/uts-nested.c, cr/ipc-nested.c, netns/net-nested.c and
+ * cr/cgroups.c (cgroup namespaces, in cgroups.img).
  */
 #ifndef STASIS_NESTED_NS_H
 #define STASIS_NESTED_NS_H
@@ -64,6 +64,7 @@ ssize_t nested_ns_made_by(const struct nested_ns_view *v, size_t n, pid_t pid);
  * makes (a maker), unshared and set up as saved. Errors are said, naming the pid.
  */
 int uts_nested_make(const struct run_ctx *ctx, pid_t pid);   /* cr/uts-nested.c */
+int ipc_nested_make(const struct run_ctx *ctx, pid_t pid);   /* cr/ipc-nested.c */
 int mount_nested_make(const struct run_ctx *ctx, pid_t pid); /* mounts/mount-nested.c */
 int net_nested_make(const struct run_ctx *ctx, pid_t pid);   /* netns/net-nested.c */
 int cgroup_nested_make(const struct run_ctx *ctx, pid_t pid); /* cr/cgroups.c */

@@ -285,10 +285,11 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	if ((err = shared_files_open_later(rt, t)))
 		child_fail(err, "restore pid %d: cannot open the shared files of reaped processes, of "
 			   "its own /proc or of its network namespace: %s", t->pid, strerror(-err));
-	/* (a cgroup namespace before the mounts: a cgroup filesystem mounted shows its root) */
+	/* (cgroup and IPC namespaces before the mounts: a cgroup or mqueue filesystem mounted is
+	 * the namespace's the process is in) */
 	if (!t->is_root &&
-	    ((err = cgroup_nested_make(t->ctx, t->pid)) || (err = mount_nested_make(t->ctx, t->pid)) ||
-	     (err = uts_nested_make(t->ctx, t->pid))))
+	    ((err = cgroup_nested_make(t->ctx, t->pid)) || (err = ipc_nested_make(t->ctx, t->pid)) ||
+	     (err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid))))
 		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));
 	/* memory that what it forks shares with it, in place before it forks */
 	if ((err = cow_share_fill(t->ctx, t)))

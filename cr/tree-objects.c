@@ -30,6 +30,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_tcp_requeue,  /* netns/tcp-requeue.c: connections waiting in TCP listeners' queues */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */
+	&tree_ipc_nested,   /* cr/ipc-nested.c: processes' own IPC namespaces (their makers) */
 	&tree_net_nested,   /* netns/net-nested.c: processes' own network namespaces (loopback alone) */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */

@@ -130,6 +130,9 @@
 #                            mount-ns-pivot --big-data (a removed file of 2 MiB bound in the
 #                            namespace with a root of its own): fails naming the pid, the mount,
 #                            the size and the maximum; the target PASSes
+#   dump/nested-ipc-objects  ipc-ns-nested --with-queue (its child made a message queue in its
+#                            own IPC namespace): fails naming the pid, the namespace and what it
+#                            holds; the target PASSes
 #   dump/nested-mount-fifo, dump/nested-mount-socket
 #                            mem-nested-mnt --fifo, --bound-socket (its child holds a named pipe
 #                            of its tmpfs, or a unix socket bound there, a mount of its own mount
@@ -2476,6 +2479,9 @@ other_cases() {
 	dump_fails_naming dump/nested-mnt-removed-file-big mount-ns-pivot \
 		'dump pid [0-9]+: mount /etc/data binds /datafile//deleted, a file of 2097152 bytes removed since: only files of up to 1048576 bytes are kept' \
 		--big-data
+	dump_fails_naming dump/nested-ipc-objects ipc-ns-nested \
+		"dump pid [0-9]+: its IPC namespace ipc:\\[[0-9]+\\], made below the tree's, holds 0 SysV shared memory segments, 0 semaphore sets, 1 message queues and 0 POSIX message queues" \
+		--with-queue
 	dump_fails_naming dump/nested-mount-fifo mem-nested-mnt \
 		'dump pid [0-9]+ fd 61: named pipe /.*/mnt/fifo is on a mount of the mount namespace the process is in' \
 		--fifo

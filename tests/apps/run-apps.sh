@@ -19,7 +19,7 @@
 #           followed at once: its output is exactly the three lines, in order.
 #   bwrap   a bubblewrap sandbox (a root of its own made by pivot_root: /usr bound read-only,
 #           its own /proc, /dev and /tmp, a host directory bound, --ro-bind-data and --file
-#           files removed once bound; PID, UTS, net and cgroup namespaces of its own, a session
+#           files removed once bound; PID, IPC, UTS, net and cgroup namespaces of its own, a session
 #           of its own) running a shell loop that counts in its /tmp and checks its files, host
 #           name and /dev/null every 0.1 s: after restore the count goes on (every tick once, in
 #           order) and every check holds.
@@ -898,7 +898,7 @@ case_bwrap() {
 	mkdir -p "$d/img" "$d/out"
 	(exec setsid bwrap --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
 		--symlink usr/bin /bin --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp \
-		--bind "$d/out" /out --ro-bind-data 3 /etc/motd --file 4 /tmp/n --unshare-pid \
+		--bind "$d/out" /out --ro-bind-data 3 /etc/motd --file 4 /tmp/n --unshare-pid --unshare-ipc \
 		--unshare-uts --unshare-net --unshare-cgroup --hostname sandbox --new-session \
 		--die-with-parent --chdir /tmp -- /bin/sh -c "$BWRAP_LOOP" 3<<<"motd of the sandbox" \
 		4<<<0 </dev/null >"$d/err" 2>&1) &

@@ -1,0 +1,251 @@
+/*
+ * IPC namespaces that processes of the tree made (ipc-nested.img; cr/nested-ns.h): a sandbox's
+ * own (bwrap --unshare-ipc, unshare -i, systemd's PrivateIPC=). Dump: per namespace its
+ * sysctls and how many objects it holds, read by a helper inside it; one holding SysV objects
+ * or POSIX message queues is refused (they are not saved yet), and so is a process of it
+ * holding a POSIX message queue or a SysV segment mapped, which would be made again in its
+ * namespace. Restore: its maker, when created, unshares CLONE_NEWIPC and writes the sysctls;
+ * the processes below it inherit it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ipc-objects.h"
+#include "log.h"
+#include "nested-ns.h"
+#include "ns-helper.h"
+#include "tree-objects.h"
+#include "task.h"
+#include "util.h"
+
+struct ipc_nested_state {
+	IpcNested *img;
+	struct nested_ns_view *views;
+};
+
+static struct ipc_nested_state *state_of(const struct run_ctx *ctx)
+{
+	return run_state(ctx, &tree_ipc_nested);
+}
+
+/* What the helper reads inside a namespace. */
+struct ipc_nested_report {
+	struct ipc_sysctl_values sysctls;
+	int shm, sem, msg, mq; /* objects of each kind (-1: not known) */
+};
+
+/* The POSIX message queues of the calling thread's namespace: a mqueue filesystem of it, listed. */
+static int count_mqueues(void)
+{
+	int fs = syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC), mnt = -1, n = 0;
+
+	if (fs >= 0 && !syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
+		mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+	int dirfd = mnt >= 0 ? openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	DIR *d = dirfd >= 0 ? fdopendir(dirfd) : NULL;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
+	else if (dirfd >= 0)
+		close(dirfd);
+	if (mnt >= 0)
+		close(mnt);
+	if (fs >= 0)
+		close(fs);
+	return d ? n : -1;
+}
+
+static int read_namespace(void *out, size_t len)
+{
+	struct ipc_nested_report *r = out;
+	struct shm_info shm;
+	struct seminfo sem;
+	struct msginfo msg;
+
+	(void)len;
+	ipc_sysctls_read(&r->sysctls);
+	r->shm = shmctl(0, SHM_INFO, (struct shmid_ds *)&shm) < 0 ? -1 : shm.used_ids;
+	r->sem = semctl(0, 0, SEM_INFO, &sem) < 0 ? -1 : sem.semusz;
+	r->msg = msgctl(0, MSG_INFO, (struct msqid_ds *)&msg) < 0 ? -1 : msg.msgpool;
+	r->mq = count_mqueues();
+	return 0;
+}
+
+static int collect_one(const struct dump_tree *tr, const struct nested_ns *v, NestedIpcNs *out)
+{
+	const struct dump_task *maker = &tr->tasks[v->members[0]];
+	struct ipc_nested_report r;
+	int err;
+
+	out->ns_id = v->id;
+	out->maker = maker->vpid;
+	if (!(out->pids = xzalloc(v->n * sizeof(*out->pids))))
+		return -ENOMEM;
+	for (size_t m = 0; m < v->n; m++)
+		out->pids[out->n_pids++] = tr->tasks[v->members[m]].vpid;
+	if ((err = ns_helper_run(maker->pid, CLONE_NEWIPC, read_namespace, &r, sizeof(r)))) {
+		pr_err("dump pid %u: cannot read its IPC namespace ipc:[%llu]", out->maker,
+		       (unsigned long long)v->id);
+		return err;
+	}
+	if (r.shm || r.sem || r.msg || r.mq) {
+		pr_err("dump pid %u: its IPC namespace ipc:[%llu], made below the tree's, holds %d SysV "
+		       "shared memory segments, %d semaphore sets, %d message queues and %d POSIX message "
+		       "queues (-1: not known); objects of a nested IPC namespace are not saved: not "
+		       "supported", out->maker, (unsigned long long)v->id, r.shm, r.sem, r.msg, r.mq);
+		return -ENOTSUP;
+	}
+	if ((err = ipc_sysctls_fill(&r.sysctls, &out->sysctls, &out->n_sysctls)))
+		return err;
+	pr_info("dump pid %u: its own IPC namespace ipc:[%llu], %zu processes", out->maker,
+		(unsigned long long)out->ns_id, out->n_pids);
+	return 0;
+}
+
+static int collect_ipc_nested(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct ipc_nested_state *st = state_of(ctx);
+	struct nested_ns *v;
+	size_t n;
+	int err;
+
+	if ((err = nested_ns_find(tr, "ipc", &v, &n)) || !n)
+		return err;
+	if (!(st->img = xzalloc(sizeof(*st->img))) ||
+	    (ipc_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns))))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n && !err; i++) {
+		NestedIpcNs *u = xzalloc(sizeof(*u));
+		if (!u) {
+			err = -ENOMEM;
+			break;
+		}
+		nested_ipc_ns__init(u);
+		st->img->ns[st->img->n_ns++] = u;
+		err = collect_one(tr, &v[i], u);
+	}
+	if (!err)
+		tr->inv.has_ipc_nested = tr->inv.ipc_nested = true;
+out:
+	nested_ns_free(v, n);
+	return err;
+}
+
+/* Does the maps of pid show a SysV shm segment attached? */
+static bool maps_sysv(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	auto_free char *maps = read_file_at(AT_FDCWD, path, NULL);
+	return maps && strstr(maps, " /SYSV");
+}
+
+/*
+ * A process of a nested namespace holding a POSIX message queue or a SysV segment (of the
+ * namespace it came from: its own has none) would have it made again in its own: refused.
+ */
+static int check_members(const struct dump_tree *tr, const IpcNested *img)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		const struct dump_task *t = &tr->tasks[i];
+		bool member = false;
+		for (size_t k = 0; k < img->n_ns && !member; k++)
+			for (size_t m = 0; m < img->ns[k]->n_pids && !member; m++)
+				member = img->ns[k]->pids[m] == (uint32_t)t->vpid;
+		if (!member)
+			continue;
+		for (size_t k = 0; t->fds && k < t->fds->n_fds; k++)
+			if (t->fds->fds[k]->kind == FD_KIND__FD_MQUEUE) {
+				pr_err("dump pid %u fd %u: a POSIX message queue, held by a process of an IPC "
+				       "namespace made below the tree's: not supported", t->vpid,
+				       t->fds->fds[k]->fd);
+				return -ENOTSUP;
+			}
+		if (maps_sysv(t->pid)) {
+			pr_err("dump pid %u: a SysV shared memory segment attached by a process of an IPC "
+			       "namespace made below the tree's: not supported", t->vpid);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int write_ipc_nested(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct ipc_nested_state *st = state_of(ctx);
+	int err;
+
+	if (!st->img)
+		return 0;
+	if ((err = check_members(tr, st->img)))
+		return err;
+	return image_write(ctx->images_dir_fd, IMG_IPC_NESTED, 0, &st->img->base);
+}
+
+static int validate_ipc_nested(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct ipc_nested_state *st = state_of(ctx);
+	int err;
+
+	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->ipc_nested, IMG_IPC_NESTED,
+					(ProtobufCMessage **)&st->img)) || !st->img)
+		return err;
+	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))))
+		return -ENOMEM;
+	for (size_t i = 0; i < st->img->n_ns; i++) {
+		const NestedIpcNs *u = st->img->ns[i];
+		if ((err = ipc_sysctls_validate("ipc-nested.img", u->sysctls, u->n_sysctls)))
+			return err;
+		st->views[i] = (struct nested_ns_view){ u->maker, u->pids, u->n_pids };
+	}
+	return nested_ns_validate(rt, "ipc-nested.img", st->views, st->img->n_ns);
+}
+
+int ipc_nested_make(const struct run_ctx *ctx, pid_t pid)
+{
+	struct ipc_nested_state *st = state_of(ctx);
+	ssize_t i = st->img ? nested_ns_made_by(st->views, st->img->n_ns, pid) : -1;
+	int err;
+
+	if (i < 0)
+		return 0;
+	if (unshare(CLONE_NEWIPC)) {
+		pr_perror("restore pid %d: cannot make its own IPC namespace", pid);
+		return -errno;
+	}
+	if ((err = ipc_sysctls_write(st->img->ns[i]->sysctls, st->img->ns[i]->n_sysctls)))
+		pr_err("restore pid %d: cannot set the sysctls of its own IPC namespace", pid);
+	return err;
+}
+
+static void free_ipc_nested(void *state)
+{
+	struct ipc_nested_state *st = state;
+
+	if (st->img)
+		image_free(&st->img->base);
+	free(st->views);
+}
+
+const struct tree_object_ops tree_ipc_nested = {
+	.name = "nested IPC namespaces",
+	.state_size = sizeof(struct ipc_nested_state),
+	.free_state = free_ipc_nested,
+	.collect = collect_ipc_nested,
+	.write = write_ipc_nested,
+	.validate = validate_ipc_nested,
+};
