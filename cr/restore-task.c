@@ -282,7 +282,7 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	if (!t->is_root && (err = net_nested_make(t->ctx, t->pid)))
 		child_fail(err, "restore pid %d: cannot make its own network namespace: %s", t->pid,
 			   strerror(-err));
-	if ((err = shared_files_open_later(rt, t)))
+	if ((err = shared_files_open_later(rt, t, false)))
 		child_fail(err, "restore pid %d: cannot open the shared files of reaped processes, of "
 			   "its own /proc or of its network namespace: %s", t->pid, strerror(-err));
 	/* (cgroup and IPC namespaces before the mounts: a cgroup or mqueue filesystem mounted is
@@ -291,6 +291,9 @@ void restore_process(struct restore_tree *rt, struct restore_task *t)
 	    ((err = cgroup_nested_make(t->ctx, t->pid)) || (err = ipc_nested_make(t->ctx, t->pid)) ||
 	     (err = mount_nested_make(t->ctx, t->pid)) || (err = uts_nested_make(t->ctx, t->pid))))
 		child_fail(err, "restore pid %d: cannot make its own namespaces: %s", t->pid, strerror(-err));
+	if ((err = shared_files_open_later(rt, t, true)))
+		child_fail(err, "restore pid %d: cannot open the shared files of its own mount namespace: %s",
+			   t->pid, strerror(-err));
 	/* memory that what it forks shares with it, in place before it forks */
 	if ((err = cow_share_fill(t->ctx, t)))
 		child_fail(err, "restore pid %d: cannot fill the memory it shares with what it forks: %s",

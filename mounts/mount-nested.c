@@ -315,6 +315,17 @@ bool mount_nested_in(const struct run_ctx *ctx, pid_t pid)
 	return false;
 }
 
+uint32_t mount_nested_maker(const struct run_ctx *ctx, pid_t vpid)
+{
+	const MountNested *img = state_of(ctx)->img;
+
+	for (size_t i = 0; img && i < img->n_ns; i++)
+		for (size_t k = 0; k < img->ns[i]->n_pids; k++)
+			if (img->ns[i]->pids[k] == (uint32_t)vpid)
+				return img->ns[i]->maker;
+	return 0;
+}
+
 static const struct dump_task *task_of(const struct dump_tree *tr, uint32_t vpid)
 {
 	for (size_t i = 0; i < tr->nr_tasks; i++)
@@ -323,10 +334,21 @@ static const struct dump_task *task_of(const struct dump_tree *tr, uint32_t vpid
 	return NULL;
 }
 
+/* Is t forked below the process vpid (or it)? */
+static bool below(const struct dump_task *t, uint32_t vpid)
+{
+	for (; t; t = t->parent)
+		if ((uint32_t)t->vpid == vpid)
+			return true;
+	return false;
+}
+
 /*
- * A file that several processes share is opened once by stasis, in the tree's mount namespace
- * (cr/files/shared.c): one held by a process in a nested namespace must be the same file at
- * its path there. Fails naming the pid, the fd and the path if it is not.
+ * A file that several processes share is opened once: by stasis, in the tree's mount namespace
+ * (cr/files/shared.c), or, on a mount of a nested namespace (fd_entry.mntns_maker), by that
+ * namespace's maker once it made it. One held by a process in a nested namespace must be the
+ * same file at its path in the tree's, or one of the namespace whose every sharer is forked
+ * below its maker. Fails naming the pid, the fd and the path if it is not.
  */
 static int check_shared_files(const struct dump_tree *tr)
 {
@@ -343,6 +365,14 @@ static int check_shared_files(const struct dump_tree *tr)
 					e = owner->fds->fds[j];
 			if (!e || !e->path || e->path[0] != '/')
 				continue;
+			if (e->has_mntns_maker) {
+				if (below(&tr->tasks[i], e->mntns_maker))
+					continue;
+				pr_err("dump pid %u fd %u: %s, shared with pid %u, is a file of the mount namespace "
+				       "pid %u made, which pid %u was not forked below (not supported)", owner->vpid,
+				       e->fd, e->path, tr->tasks[i].vpid, e->mntns_maker, tr->tasks[i].vpid);
+				return -ENOTSUP;
+			}
 			char in_tree[PATH_MAX + 64], in_ns[PATH_MAX + 64];
 			struct stat a, b;
 			snprintf(in_tree, sizeof(in_tree), "/proc/%d/root%s", tr->tasks[0].pid, e->path);

@@ -36,5 +36,7 @@ bool mount_ns_made_by_root(const struct run_ctx *ctx, const char *path);
  */
 bool mount_nested_holds(const struct run_ctx *ctx, uint64_t mnt_id);
 bool mount_nested_in(const struct run_ctx *ctx, pid_t pid);
+/* The maker of the nested mount namespace process vpid is in (0: none). */
+uint32_t mount_nested_maker(const struct run_ctx *ctx, pid_t vpid);
 
 #endif

@@ -213,10 +213,11 @@ int shared_file_fd(const struct run_ctx *ctx, pid_t pid, uint32_t fd);
 /* In each new process before it forks (the root: in the tree's own PID namespace once stasis
  * made the processes of reaped pids there, cr/proc-dead.c): the held files it opens itself at
  * their held numbers, the root those of /proc of reaped pids, a process those of its own /proc
- * (fd_kind_ops.opened_by_process). */
+ * (fd_kind_ops.opened_by_process). own_mounts: those on mounts of the mount namespace it made
+ * (fd_entry.mntns_maker: once it made it), else the others (before). */
 struct restore_tree;
 struct restore_task;
-int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self);
+int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self, bool own_mounts);
 /* cr/files/shared.c, a socket kind's opened_by_process: made in a network namespace a process of
  * the tree made (netns/net-nested.c), that maker, which opens it once it made the namespace. */
 pid_t fd_netns_maker(const struct restore_task *t, const FdEntry *e);

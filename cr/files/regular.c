@@ -277,6 +277,11 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       (unsigned long long)mnt_id);
 		return -ENOTSUP;
 	}
+	/* on a mount of the nested mount namespace it is in: there once its maker made it, which
+	 * opens it if several share it (cr/files/shared.c) */
+	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) &&
+	    (e->mntns_maker = mount_nested_maker(t->ctx, t->vpid)))
+		e->has_mntns_maker = true;
 	if (p->st.st_rdev == DEV_TTY && S_ISCHR(p->st.st_mode) && !opath && !t->core->has_ctty_pty &&
 	    !t->ctx->opts->shell_job) {
 		pr_err("dump pid %d fd %d: /dev/tty, its controlling terminal, is from outside the tree "
@@ -440,11 +445,16 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 	return fd;
 }
 
-/* A file of /proc/PID/ of a process of the tree: PID, there only once it runs. */
-static pid_t proc_opener(const struct restore_task *t, const FdEntry *e)
+/*
+ * A file of /proc/PID/ of a process of the tree: PID, there only once it runs; one on a mount of
+ * a nested mount namespace: that one's maker, once it made it.
+ */
+static pid_t opener_of(const struct restore_task *t, const FdEntry *e)
 {
 	const char *rest;
-	return proc_of_tree(t, e) ? (pid_t)proc_path_pid(e->path, &rest) : 0;
+	if (proc_of_tree(t, e))
+		return (pid_t)proc_path_pid(e->path, &rest);
+	return e->has_mntns_maker ? (pid_t)e->mntns_maker : 0;
 }
 
 const struct fd_kind_ops fd_kind_regular = {
@@ -454,6 +464,6 @@ const struct fd_kind_ops fd_kind_regular = {
 	.check = check_regular,
 	.open = open_regular,
 	.opens_in_tree_ns = proc_dead_in_tree_ns,
-	.opened_by_process = proc_opener,
+	.opened_by_process = opener_of,
 	.kind = FD_KIND__FD_REGULAR,
 };

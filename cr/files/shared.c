@@ -189,7 +189,7 @@ pid_t fd_netns_maker(const struct restore_task *t, const FdEntry *e)
 	return e->has_netns_maker ? (pid_t)e->netns_maker : 0;
 }
 
-int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self)
+int shared_files_open_later(struct restore_tree *rt, const struct restore_task *self, bool own_mounts)
 {
 	struct shared_state *st = state_of(rt->ctx);
 
@@ -199,6 +199,8 @@ int shared_files_open_later(struct restore_tree *rt, const struct restore_task *
 			continue;
 		struct restore_task *owner = pstree_task(rt, st->files[i].pid);
 		const FdEntry *o = find_fd(owner, st->files[i].fd);
+		if ((o->has_mntns_maker && st->files[i].opener == (pid_t)o->mntns_maker) != own_mounts)
+			continue;
 		unsigned logged = log_errors();
 		int fd = fd_kind_of(o->kind)->open(owner, o);
 		if (fd < 0)

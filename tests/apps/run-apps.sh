@@ -23,6 +23,12 @@
 #           of its own) running a shell loop that counts in its /tmp and checks its files, host
 #           name and /dev/null every 0.1 s: after restore the count goes on (every tick once, in
 #           order) and every check holds.
+#   runc-run  a container run in the foreground by `runc run` (busybox counting into a host
+#           directory bound at /out, runc spec's namespaces: a root of its own by pivot_root, its
+#           own /proc, /dev, /dev/pts, /dev/mqueue, masked and read-only paths; PID, IPC, UTS,
+#           network and cgroup namespaces; its cgroups): the tree of runc and the container
+#           dumped and restored; the count goes on, every number once, and runc ends with its
+#           container.
 #   postgres  PostgreSQL 15 (postmaster, checkpointer, background writer, WAL writer,
 #           autovacuum, a backend: SysV and shared anonymous memory, semaphores, latches, epoll)
 #           on TCP 127.0.0.1, with psql connected from outside the tree in an open transaction
@@ -388,7 +394,7 @@
 #   squid, lighttpd and tinyproxy: their lines give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
-# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap python-pool jvm node go valgrind sshd
+# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap runc-run python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
 # dovecot qemu samba etcd rabbitmq openvpn tinyproxy (default: all but apache-prefork, ghc, chromium, firefox,
@@ -412,7 +418,7 @@ set -u
 # shellcheck source=../zoo/lib.sh
 . "$(dirname "$0")/../zoo/lib.sh"
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [postgres-huge]=case_postgres_huge [nginx]=case_nginx
-	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow [bwrap]=case_bwrap
+	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow [bwrap]=case_bwrap [runc-run]=case_runc_run
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
@@ -421,7 +427,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
 	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb [prometheus]=case_prometheus
 	[pulseaudio]=case_pulseaudio)
-ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
+ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap runc-run python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn tinyproxy)
 SELECTED=()
 for arg in "$@"; do
@@ -913,6 +919,9 @@ case_bwrap() {
 	checkpoint apps/bwrap "$pid" "$d" || return
 	n=$(grep -c . "$d/out/ticks")
 	wait_until 10 test "$(grep -c . "$d/out/ticks")" -ge $((n + 10))
+	# the sandbox's init (the second bwrap, pid 1 there) ends it, then the first one ends
+	for c in $(pgrep -P "$pid"); do kill_ours "$c"; done
+	wait_until 10 pid_free "$pid"
 	kill_ours "$pid"
 	out=$(ticks_ok "$d/out/ticks" 2>&1)
 	if grep -q bad "$d/out/ticks" || [ "$(grep -c . "$d/out/ticks")" -lt $((n + 10)) ] || [ -n "${out//[0-9]/}" ]; then
@@ -921,6 +930,53 @@ case_bwrap() {
 		out=
 	fi
 	verdict apps/bwrap "$out" "a bubblewrap sandbox: its loop went on from tick $n, its tmpfs, bound files and namespaces kept" \
+		"$d/err" "$d/img/restore.log"
+}
+
+# a container run in the foreground by `runc run` (no -d: the container's init is runc's child,
+# runc waits for it): the tree of runc (Go threads) and the container (its own mount namespace
+# with a root of its own by pivot_root, PID, IPC, UTS, network and cgroup namespaces, its
+# cgroups) counting into a host directory bound at /out
+case_runc_run() {
+	local d=$ZOO_TMP/runc-run id pid n out
+	id=stasis-apps-$$
+	mkdir -p "$d/img" "$d/out" "$d/state" "$d/b/rootfs/bin" "$d/b/rootfs/proc" "$d/b/rootfs/sys" \
+		"$d/b/rootfs/dev" "$d/b/rootfs/tmp" "$d/b/rootfs/out"
+	if ! command -v runc >/dev/null || ! command -v busybox >/dev/null; then
+		result_fail apps/runc-run "runc or busybox is not installed (make setup installs them)"
+		return
+	fi
+	cp "$(command -v busybox)" "$d/b/rootfs/bin/busybox"
+	for a in sh sleep; do ln -sf busybox "$d/b/rootfs/bin/$a"; done
+	(cd "$d/b" && runc spec) && /usr/bin/python3 - "$d/b/config.json" "$d/out" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 0.1; done"]
+c["mounts"].append({"destination": "/out", "type": "bind", "source": sys.argv[2], "options": ["rbind", "rw"]})
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	(cd "$d/b" && exec setsid runc --root "$d/state" run "$id" </dev/null >"$d/err" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 grep -qs "^5$" "$d/out/count"; then
+		result_fail apps/runc-run "the container did not start: $(tr '\n' '|' <"$d/err")"
+		kill_ours "$pid"
+		return
+	fi
+	checkpoint apps/runc-run "$pid" "$d" || return
+	n=$(grep -c . "$d/out/count")
+	wait_until 10 test "$(grep -c . "$d/out/count")" -ge $((n + 10))
+	out=$(awk 'NR != $1 { print "line " NR " reads " $1; exit }' "$d/out/count")
+	[ "$(grep -c . "$d/out/count")" -ge $((n + 10)) ] || out="the count stopped at $(tail -n 1 "$d/out/count") $out"
+	# the container's init ends; runc, its parent, then ends too and removes its cgroups
+	for c in $(pgrep -P "$pid"); do pid_is_ours "$pid" && kill -KILL "$c"; done
+	wait_until 10 pid_free "$pid" || out="$out; runc did not end with its container"
+	[ -z "$(find /sys/fs/cgroup -maxdepth 2 -name "$id")" ] || out="$out; runc left its cgroups"
+	kill_ours "$pid"
+	runc --root "$d/state" delete -f "$id" >/dev/null 2>&1
+	verdict apps/runc-run "$out" "a container run in the foreground by runc: its count went on from $n, every number once" \
 		"$d/err" "$d/img/restore.log"
 }
 

@@ -13,13 +13,15 @@
  *   /etc/data         a bind of a file of W/base outside the new root (mode 0640), the file
  *                     then removed (bubblewrap's --ro-bind-data: mountinfo shows "//deleted")
  *   the directory of the program, bound at its own path (the program runs from it)
- * then pivot_root into it, the old root detached (the tmpfs on W/base with it).
+ * then pivot_root into it, the old root detached (the tmpfs on W/base with it); it opens
+ * /tmp/shared (its own tmpfs) and forks a grandchild, which shares that open file.
  * After restore and SIGTERM: the parent writes W/shared/late; the child checks / is that tmpfs,
  * /etc/hello (by path and by its fd), the symlink, /usr the same directory and read-only,
  * /proc its own (its pid there), /dev/null the device, /tmp's file, /w/late there (the same
  * directory as W/shared), /etc/data's data, mode and "//deleted" root, its mount table (mount
  * points, types, ro/rw, shared/slave, sorted) as before with the covered /cov/x in it, and a
- * tmpfs it mounts on /tmp/late reaching /tmp2/late; W (the old root) not reachable. The parent
+ * tmpfs it mounts on /tmp/late reaching /tmp2/late; W (the old root) not reachable; it writes
+ * "b" to /tmp/shared, then the grandchild "c": the file reads "abc" (one offset). The parent
  * checks its own mounts unchanged (none of the child's).
  * --chroot: the child chroots into the new root instead of pivot_root (tests/failure-cases.sh
  * expects the dump to refuse it); --big-data: /etc/data is 2 MiB (more than a removed file
@@ -44,16 +46,17 @@
 #define PROC_SUPER_MAGIC 0x9fa0
 #endif
 
+/* (the child's exit status: 8 bits) */
 enum {
-	B_ROOT = 1, B_USR = 2, B_PROC = 4, B_DEV = 8, B_TMP = 16, B_OUTER = 32, B_DATA = 64,
-	B_TABLE = 128,
+	B_ROOT = 1, B_SYSTEM = 2, B_SHARED = 4, B_TMP = 16, B_OUTER = 32, B_DATA = 64, B_TABLE = 128,
 };
 
 static char w[512];
 static char table_before[8192], parent_table_before[8192];
 static volatile sig_atomic_t child_term;
 static struct stat usr_before;
-static int hello_fd = -1, chrooted, big_data;
+static int hello_fd = -1, shared_fd = -1, chrooted, big_data;
+static pid_t grandchild;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
 
@@ -193,6 +196,15 @@ static void child_setup(void)
 		     "pivot_root");
 	must(stat("/usr", &usr_before) == 0, "/usr");
 	must((hello_fd = open("/etc/hello", O_RDONLY)) >= 0, "/etc/hello");
+	/* a file of its own /tmp whose open file (one offset) it shares with the grandchild */
+	must((shared_fd = open("/tmp/shared", O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0 &&
+	     write(shared_fd, "a", 1) == 1, "/tmp/shared");
+	if ((grandchild = fork()) == 0) {
+		while (!child_term)
+			zoo_sleep_ms(10);
+		_exit(write(shared_fd, "c", 1) != 1);
+	}
+	must(grandchild > 0, "fork");
 }
 
 static int child_checks(void)
@@ -212,16 +224,18 @@ static int child_checks(void)
 		mount(NULL, "/tmp2", NULL, MS_PRIVATE, NULL);
 	if (corrupting("mountinfo"))
 		umount2("/cov", MNT_DETACH);
+	if (corrupting("shared"))
+		lseek(shared_fd, 0, SEEK_SET);
 	ssize_t n = pread(hello_fd, buf, sizeof(buf) - 1, 0);
 	bits |= !fs_is("/", TMPFS_MAGIC) || !zoo_file_is("/etc/hello", HELLO) || n != (ssize_t)strlen(HELLO) ||
 			memcmp(buf, HELLO, n) || readlink("/lib64", buf, sizeof(buf)) != 9 ||
 			memcmp(buf, "usr/lib64", 9) ? B_ROOT : 0;
 	bits |= stat("/usr", &st) || st.st_dev != usr_before.st_dev || st.st_ino != usr_before.st_ino ||
-			statvfs("/usr", &sv) || !(sv.f_flag & ST_RDONLY) ? B_USR : 0;
+			statvfs("/usr", &sv) || !(sv.f_flag & ST_RDONLY) ? B_SYSTEM : 0;
 	n = zoo_read_file("/proc/self/stat", buf, sizeof(buf) - 1);
-	bits |= !fs_is("/proc", PROC_SUPER_MAGIC) || n <= 0 || atoi(buf) != getpid() ? B_PROC : 0;
+	bits |= !fs_is("/proc", PROC_SUPER_MAGIC) || n <= 0 || atoi(buf) != getpid() ? B_SYSTEM : 0;
 	bits |= stat("/dev/null", &st) || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3) ||
-			zoo_write_file("/dev/null", "x", 1) ? B_DEV : 0;
+			zoo_write_file("/dev/null", "x", 1) ? B_SYSTEM : 0;
 	bits |= !fs_is("/tmp", TMPFS_MAGIC) || !zoo_file_is("/tmp/file", TMP_TEXT) || !zoo_file_is("/tmp2/file", TMP_TEXT)
 			? B_TMP : 0;
 	bits |= !zoo_file_is("/w/late", "late\n") || !access(w, F_OK) ? B_OUTER : 0;
@@ -238,6 +252,11 @@ static int child_checks(void)
 		bits |= B_TMP;
 	mount_summary(now, sizeof(now), 1);
 	bits |= strstr(now, "/tmp2/late tmpfs") ? 0 : B_TMP;
+	/* it writes at the shared offset, then the grandchild does: "abc" */
+	int gst = 0;
+	bits |= write(shared_fd, "b", 1) != 1 || kill(grandchild, SIGTERM) || waitpid(grandchild, &gst, 0) != grandchild ||
+			!WIFEXITED(gst) || WEXITSTATUS(gst) || pread(shared_fd, buf, 8, 0) != 3 || memcmp(buf, "abc", 3)
+			? B_SHARED : 0;
 	if (bits & B_TABLE)
 		fprintf(stderr, "child: mounts now:\n%swere:\n%s", now, table_before);
 	return bits;
@@ -251,6 +270,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "data", c_child, 0 },        /* the child changes /etc/data's mode */
 	{ "propagation", c_child, 0 }, /* the child makes /tmp2 private */
 	{ "mountinfo", c_child, 0 },   /* the child unmounts the tmpfs over /cov */
+	{ "shared", c_child, 0 },      /* the child moves the shared offset back to 0 */
 };
 
 int main(int argc, char **argv)
@@ -307,14 +327,15 @@ int main(int argc, char **argv)
 	CHECK("child", bits != 255, "the child was killed or failed (status %#x)", st);
 	if (bits != 255) {
 		CHECK("root", !(bits & B_ROOT), "the child's root is not its tmpfs with /etc/hello and /lib64");
-		CHECK("usr", !(bits & B_USR), "the child's /usr is not the same directory, read-only");
-		CHECK("proc", !(bits & B_PROC), "the child's /proc is not a proc showing its pid");
-		CHECK("dev", !(bits & B_DEV), "the child's /dev/null is not the device");
+		CHECK("system", !(bits & B_SYSTEM), "the child's /usr is not the same directory, read-only, "
+		      "or its /proc not a proc showing its pid, or its /dev/null not the device");
 		CHECK("propagation", !(bits & B_TMP),
 		      "the child's /tmp or /tmp2 is not its tmpfs, or a mount on /tmp does not reach /tmp2");
 		CHECK("outer", !(bits & B_OUTER), "the child's /w is not W/shared, or W is reachable");
 		CHECK("data", !(bits & B_DATA), "the child's /etc/data is not the removed file (data, mode 0640)");
 		CHECK("mountinfo", !(bits & B_TABLE), "the child's mount table differs");
+		CHECK("shared", !(bits & B_SHARED), "the child's /tmp/shared is not one open file (one "
+		      "offset) with its grandchild's");
 	}
 	return zoo_finish("a child pivoted into a root of its own (bubblewrap's way)");
 }
