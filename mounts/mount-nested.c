@@ -35,6 +35,7 @@
 #include "mount-ns.h"
 #include "mounts.h"
 #include "nested-ns.h"
+#include "ns-helper.h"
 #include "proc.h"
 #include "ns-make.h"
 #include "tree.h"
@@ -202,6 +203,47 @@ static int classify_nested(const struct dump_task *maker, pid_t from, uint64_t n
 	return -ENOTSUP;
 }
 
+/* In a helper that joined the namespace (its root: the namespace's, and what is mounted on it). */
+static int stat_ns_root(void *out, size_t len)
+{
+	(void)len;
+	return statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, out) ? -errno : 0;
+}
+
+/*
+ * Every process of the namespace has its root there (restored as the namespace's own: a chroot
+ * elsewhere, or a root moved over the one it had, cannot be told from it by path).
+ */
+static int check_roots(const struct dump_tree *tr, const struct nested_ns *v)
+{
+	const struct dump_task *maker = &tr->tasks[v->members[0]];
+	struct statx root, its;
+	int err;
+
+	if ((err = ns_helper_run(maker->pid, CLONE_NEWNS, stat_ns_root, &root, sizeof(root)))) {
+		pr_err("dump pid %u: cannot look at the root of its mount namespace mnt:[%llu]", maker->vpid,
+		       (unsigned long long)v->id);
+		return err;
+	}
+	for (size_t m = 0; m < v->n; m++) {
+		const struct dump_task *t = &tr->tasks[v->members[m]];
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/root", t->pid);
+		if (statx(AT_FDCWD, path, 0, STATX_INO | STATX_MNT_ID, &its)) {
+			pr_perror("dump pid %u: cannot look at its root", t->vpid);
+			return -errno;
+		}
+		if (its.stx_mnt_id != root.stx_mnt_id || its.stx_ino != root.stx_ino ||
+		    its.stx_dev_major != root.stx_dev_major || its.stx_dev_minor != root.stx_dev_minor) {
+			pr_err("dump pid %u: its root is not the root of its mount namespace mnt:[%llu] (a "
+			       "chroot, or a root moved over it): not supported", t->vpid,
+			       (unsigned long long)v->id);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
 static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struct nested_ns *v,
 		    NestedMountNs *out)
 {
@@ -217,25 +259,17 @@ static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struc
 		return -ENOMEM;
 	for (size_t m = 0; m < v->n; m++)
 		out->pids[out->n_pids++] = tr->tasks[v->members[m]].vpid;
-	if ((err = mount_table_read(maker->pid, &nt)) || (err = mount_table_read(from, &pt)))
+	if ((err = check_roots(tr, v)) || (err = mount_table_read(maker->pid, &nt)) ||
+	    (err = mount_table_read(from, &pt)))
 		goto out;
 	if (!(used = xzalloc((pt.n + 1) * sizeof(bool))) ||
 	    !(out->mounts = xzalloc(nt.n * sizeof(*out->mounts)))) {
 		err = -ENOMEM;
 		goto out;
 	}
-	/* (its mount table is read through it: a chroot shows only what is below its root) */
-	if (nt.n && same_in(&pt, NULL, &nt.m[0]) < 0) {
-		char root[PATH_MAX] = "";
-		if (proc_readlink(maker->pid, "root", root, sizeof(root)) >= 0 && strcmp(root, "/")) {
-			pr_err("dump pid %u: the root of its mount namespace mnt:[%llu] is not the one of "
-			       "the namespace it was made from: it is chrooted, to %s; not supported",
-			       out->maker, (unsigned long long)v->id, root);
-			err = -ENOTSUP;
-			goto out;
-		}
-		out->has_own_root = out->own_root = true; /* pivot_root */
-	}
+	/* pivot_root (its root is the namespace's: check_roots()) */
+	if (nt.n && same_in(&pt, NULL, &nt.m[0]) < 0)
+		out->has_own_root = out->own_root = true;
 	for (size_t i = 0; i < nt.n && !err; i++) {
 		MountEntry *e = xzalloc(sizeof(*e));
 		if (!e) {

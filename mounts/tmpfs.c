@@ -284,30 +284,62 @@ static bool path_ok(const char *p)
 	return true;
 }
 
-static const TmpfsEntry *find_entry(const TmpfsTree *t, size_t before, const char *path)
+/* The entries of a tree checked so far, by path (open addressing: slot holds index + 1). */
+struct path_index {
+	const TmpfsTree *t;
+	uint32_t *slots;
+	size_t mask;
+};
+
+static size_t path_slot(const struct path_index *x, const char *path)
 {
-	for (size_t i = 0; i < before; i++)
-		if (!strcmp(t->entries[i]->path, path))
-			return t->entries[i];
-	return NULL;
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+		h = (h ^ *c) * 1099511628211ull;
+	size_t s = h & x->mask;
+	while (x->slots[s] && strcmp(x->t->entries[x->slots[s] - 1]->path, path))
+		s = (s + 1) & x->mask;
+	return s;
+}
+
+static const TmpfsEntry *find_entry(const struct path_index *x, const char *path)
+{
+	size_t s = path_slot(x, path);
+	return x->slots[s] ? x->t->entries[x->slots[s] - 1] : NULL;
+}
+
+static void index_entry(struct path_index *x, size_t i)
+{
+	size_t s = path_slot(x, x->t->entries[i]->path);
+	if (!x->slots[s])
+		x->slots[s] = i + 1;
 }
 
 static int check_tree(const TmpfsTree *t, const char *name)
 {
 	uint64_t pages = 0;
+	struct path_index x = { t, NULL, 0 };
 
 	if (!t->n_entries || t->n_entries > TMPFS_MAX_ENTRIES || t->entries[0]->path[0] ||
 	    t->entries[0]->type != TMPFS_TYPE__TMPFS_DIR) {
 		pr_err("image %s: does not start with its root directory", name);
 		return -EINVAL;
 	}
+	for (x.mask = 1; x.mask < 2 * t->n_entries; x.mask <<= 1)
+		;
+	auto_free uint32_t *slots = x.slots = xzalloc(x.mask * sizeof(*x.slots));
+	if (!slots)
+		return -ENOMEM;
+	x.mask--;
+	index_entry(&x, 0);
 	for (size_t i = 1; i < t->n_entries; i++) {
 		const TmpfsEntry *e = t->entries[i];
 		char *slash = strrchr(e->path, '/');
 		char parent[PATH_MAX];
 		snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - e->path) : 0, e->path);
-		const TmpfsEntry *p = find_entry(t, i, parent), *l = e->link_to ? find_entry(t, i, e->link_to) : NULL;
-		bool ok = path_ok(e->path) && p && p->type == TMPFS_TYPE__TMPFS_DIR && !find_entry(t, i, e->path) &&
+		const TmpfsEntry *p = find_entry(&x, parent), *l = e->link_to ? find_entry(&x, e->link_to) : NULL;
+		bool ok = path_ok(e->path) && p && p->type == TMPFS_TYPE__TMPFS_DIR && !find_entry(&x, e->path) &&
 			  e->mode <= 07777 && (!e->link_to || (l && l->type != TMPFS_TYPE__TMPFS_DIR && !l->link_to)) &&
 			  (e->type != TMPFS_TYPE__TMPFS_SYMLINK || e->link_to || (e->target && *e->target)) &&
 			  (e->type != TMPFS_TYPE__TMPFS_FILE || e->link_to || e->has_size);
@@ -324,6 +356,7 @@ static int check_tree(const TmpfsTree *t, const char *name)
 			pr_err("image %s: entry %zu (%.100s) is invalid", name, i, e->path);
 			return -EINVAL;
 		}
+		index_entry(&x, i);
 	}
 	if (pages != t->nr_pages) {
 		pr_err("image %s: its files hold %llu pages, the table says %llu", name,
@@ -560,8 +593,16 @@ static __attribute__((noreturn)) void clone_helper(pid_t root, const MountNs *ns
 		_exit(1);
 	}
 	for (size_t i = 0; i < ns->n_mounts; i++) {
+		struct statx top;
 		if (!ns->mounts[i]->has_contents)
 			continue;
+		/* (its path leads to the mount on top there: one covered by another cannot be read) */
+		if (statx(AT_FDCWD, ns->mounts[i]->mountpoint, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &top) ||
+		    top.stx_mnt_id != ns->mounts[i]->id) {
+			pr_err("dump pid %d: tmpfs %s (mount %u) is covered by another mount: its files cannot "
+			       "be read (not supported)", root, ns->mounts[i]->mountpoint, ns->mounts[i]->id);
+			_exit(1);
+		}
 		/* (an unbindable one cannot be copied: read in place, through what is mounted on it) */
 		int fd = syscall(SYS_open_tree, AT_FDCWD, ns->mounts[i]->mountpoint,
 				 (ns->mounts[i]->unbindable ? 0 : OPEN_TREE_CLONE) | O_CLOEXEC);

@@ -125,11 +125,16 @@
 #                            (its path leads to nothing now); the target PASSes
 #   dump/nested-mnt-chrooted mount-ns-pivot --chroot (its child, in a mount namespace of its
 #                            own, chroots into the new root instead of pivot_root): fails naming
-#                            the pid, the namespace and the chroot; the target PASSes
+#                            the pid and the namespace its root is not the root of; the target
+#                            PASSes
 #   dump/nested-mnt-removed-file-big
 #                            mount-ns-pivot --big-data (a removed file of 2 MiB bound in the
 #                            namespace with a root of its own): fails naming the pid, the mount,
 #                            the size and the maximum; the target PASSes
+#   dump/nested-mnt-covered-tmpfs
+#                            mount-ns-pivot --covered-tmpfs (a tmpfs with a file, another mounted
+#                            over it): fails naming the pid, the tmpfs and its mount; the target
+#                            PASSes
 #   dump/nested-ipc-objects  ipc-ns-nested --with-queue (its child made a message queue in its
 #                            own IPC namespace): fails naming the pid, the namespace and what it
 #                            holds; the target PASSes
@@ -2474,11 +2479,14 @@ other_cases() {
 		'dump pid [0-9]+: mapped file /.*/under/file is hidden: its path now leads to another file or to none' \
 		--hidden
 	dump_fails_naming dump/nested-mnt-chrooted mount-ns-pivot \
-		'dump pid [0-9]+: the root of its mount namespace mnt:\[[0-9]+\] is not the one of the namespace it was made from: it is chrooted, to /' \
+		'dump pid [0-9]+: its root is not the root of its mount namespace mnt:\[[0-9]+\] \(a chroot, or a root moved over it\): not supported' \
 		--chroot
 	dump_fails_naming dump/nested-mnt-removed-file-big mount-ns-pivot \
 		'dump pid [0-9]+: mount /etc/data binds /datafile//deleted, a file of 2097152 bytes removed since: only files of up to 1048576 bytes are kept' \
 		--big-data
+	dump_fails_naming dump/nested-mnt-covered-tmpfs mount-ns-pivot \
+		'dump pid [0-9]+: tmpfs /cov2 \(mount [0-9]+\) is covered by another mount: its files cannot be read' \
+		--covered-tmpfs
 	dump_fails_naming dump/nested-ipc-objects ipc-ns-nested \
 		"dump pid [0-9]+: its IPC namespace ipc:\\[[0-9]+\\], made below the tree's, holds 0 SysV shared memory segments, 0 semaphore sets, 1 message queues and 0 POSIX message queues" \
 		--with-queue

@@ -25,7 +25,8 @@
  * checks its own mounts unchanged (none of the child's).
  * --chroot: the child chroots into the new root instead of pivot_root (tests/failure-cases.sh
  * expects the dump to refuse it); --big-data: /etc/data is 2 MiB (more than a removed file
- * bound there may be: refused too).
+ * bound there may be: refused too); --covered-tmpfs: a tmpfs with a file on /cov2, another
+ * tmpfs mounted over it (the first one's files cannot be read: refused too).
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
@@ -55,7 +56,7 @@ static char w[512];
 static char table_before[8192], parent_table_before[8192];
 static volatile sig_atomic_t child_term;
 static struct stat usr_before;
-static int hello_fd = -1, shared_fd = -1, chrooted, big_data;
+static int hello_fd = -1, shared_fd = -1, chrooted, big_data, covered_tmpfs;
 static pid_t grandchild;
 
 static void on_term(int sig) { (void)sig; child_term = 1; }
@@ -182,6 +183,13 @@ static void child_setup(void)
 	must(!mount(p, q, NULL, MS_BIND, NULL), "/cov/x");
 	snprintf(q, sizeof(q), "%s/cov", nr);
 	must(!mount("tmpfs", q, "tmpfs", 0, "size=64k"), "tmpfs over /cov");
+	if (covered_tmpfs) {
+		snprintf(p, sizeof(p), "%s/cov2", nr);
+		snprintf(q, sizeof(q), "%s/cov2/file", nr);
+		must(!mkdir(p, 0755) && !mount("tmpfs", p, "tmpfs", 0, "size=64k") &&
+		     !zoo_write_file(q, "under\n", 6) && !mount("tmpfs", p, "tmpfs", 0, "size=64k"),
+		     "covered tmpfs");
+	}
 	snprintf(p, sizeof(p), "%s/datafile", base);
 	snprintf(q, sizeof(q), "%s/etc/data", nr);
 	must(!zoo_write_file(p, DATA, strlen(DATA)) && (!big_data || !truncate(p, 2 << 20)) && !chmod(p, 0640) &&
@@ -283,6 +291,7 @@ int main(int argc, char **argv)
 	snprintf(w, sizeof(w), "%s", zoo_tmpdir());
 	chrooted = argc > 1 && !strcmp(argv[argc - 1], "--chroot");
 	big_data = argc > 1 && !strcmp(argv[argc - 1], "--big-data");
+	covered_tmpfs = argc > 1 && !strcmp(argv[argc - 1], "--covered-tmpfs");
 	for (const char *d = "base\0shared\0cov\0"; *d; d += strlen(d) + 1) {
 		at(p, sizeof(p), d);
 		if (mkdir(p, 0755))
