@@ -210,34 +210,45 @@ static int stat_ns_root(void *out, size_t len)
 	return statx(AT_FDCWD, "/", 0, STATX_INO | STATX_MNT_ID, out) ? -errno : 0;
 }
 
+static bool same_file(const struct statx *a, const struct statx *b)
+{
+	return a->stx_mnt_id == b->stx_mnt_id && a->stx_ino == b->stx_ino &&
+	       a->stx_dev_major == b->stx_dev_major && a->stx_dev_minor == b->stx_dev_minor;
+}
+
 /*
- * Every process of the namespace has its root there (restored as the namespace's own: a chroot
- * elsewhere, or a root moved over the one it had, cannot be told from it by path).
+ * Its maker's root is the namespace's root, and every other process's root is what its path
+ * (as /proc/PID/root reads) leads to from there: a chroot is made again by that path. A root
+ * elsewhere (the maker chrooted, a root moved over the namespace's) cannot be told by path.
  */
 static int check_roots(const struct dump_tree *tr, const struct nested_ns *v)
 {
 	const struct dump_task *maker = &tr->tasks[v->members[0]];
-	struct statx root, its;
+	struct statx ns_root, its, there;
 	int err;
 
-	if ((err = ns_helper_run(maker->pid, CLONE_NEWNS, stat_ns_root, &root, sizeof(root)))) {
+	if ((err = ns_helper_run(maker->pid, CLONE_NEWNS, stat_ns_root, &ns_root, sizeof(ns_root)))) {
 		pr_err("dump pid %u: cannot look at the root of its mount namespace mnt:[%llu]", maker->vpid,
 		       (unsigned long long)v->id);
 		return err;
 	}
 	for (size_t m = 0; m < v->n; m++) {
 		const struct dump_task *t = &tr->tasks[v->members[m]];
-		char path[64];
+		char path[64], root[PATH_MAX] = "/", at[PATH_MAX + 64];
 		snprintf(path, sizeof(path), "/proc/%d/root", t->pid);
-		if (statx(AT_FDCWD, path, 0, STATX_INO | STATX_MNT_ID, &its)) {
+		if (statx(AT_FDCWD, path, 0, STATX_INO | STATX_MNT_ID, &its) ||
+		    (m && proc_readlink(t->pid, "root", root, sizeof(root)) < 0)) {
 			pr_perror("dump pid %u: cannot look at its root", t->vpid);
-			return -errno;
+			return -errno ? -errno : -EIO;
 		}
-		if (its.stx_mnt_id != root.stx_mnt_id || its.stx_ino != root.stx_ino ||
-		    its.stx_dev_major != root.stx_dev_major || its.stx_dev_minor != root.stx_dev_minor) {
+		snprintf(at, sizeof(at), "/proc/%d/root%s", maker->pid, root);
+		bool ok = !m ? same_file(&its, &ns_root)
+			     : !statx(AT_FDCWD, strcmp(root, "/") ? at : path, 0, STATX_INO | STATX_MNT_ID, &there) &&
+				       same_file(&its, strcmp(root, "/") ? &there : &ns_root);
+		if (!ok) {
 			pr_err("dump pid %u: its root is not the root of its mount namespace mnt:[%llu] (a "
-			       "chroot, or a root moved over it): not supported", t->vpid,
-			       (unsigned long long)v->id);
+			       "chroot%s, or a root moved over it): not supported", t->vpid,
+			       (unsigned long long)v->id, m ? " where its path does not lead" : " of its maker");
 			return -ENOTSUP;
 		}
 	}

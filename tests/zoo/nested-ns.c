@@ -10,13 +10,14 @@
  *           of the namespace's own), the empty W/empty bound over the file W/secret, the
  *           directory W/gonedir (mode 1750) bound on W/dbind then removed (mountinfo shows its
  *           root "//deleted"), an unbindable tmpfs on W/utmp with a file,
- *           /dev/mqueue unmounted (if mounted), then a grandchild (in the same namespaces).
+ *           /dev/mqueue unmounted (if mounted), then a grandchild (in the same namespaces),
+ *           chrooted into W.
  *   Before the dump, in a container: a tmpfs the parent mounts on W/shared/probe reaches the
  *   child, one on W/priv/probe does not (recorded, then unmounted).
  * After restore and SIGTERM: the child checks its host name; W/ro read-only; the tmpfs and its
  * file, and W/utmp's; W/secret empty; W/dbind a mount of an empty directory of mode 1750, W/gonedir absent; /dev/mqueue absent; its mount table below W (mount points, types,
  * ro/rw, slave, shared) as before; a tmpfs it mounts on W/ptmp/late reaches W/pslave; a tmpfs
- * the parent mounts now on W/shared/late reaches it as before and one on W/priv/late does not. The grandchild checks the host name and the
+ * the parent mounts now on W/shared/late reaches it as before and one on W/priv/late does not. The grandchild checks the host name, its root (W) and the
  * tmpfs file. The parent checks its own host name and mounts unchanged (none of the child's).
  * --setns-sibling: a second child joins the first one's mount namespace with setns() (it is
  * then in a nested namespace that its parent is not in: tests/failure-cases.sh expects the
@@ -131,13 +132,15 @@ static int is_mountpoint(const char *p)
 	return strstr(buf, needle) != NULL;
 }
 
+/* chrooted into W (a chroot inside the namespace: made again by its path) */
 static void run_grandchild(void)
 {
-	char host[65] = "", f[600];
+	char host[65] = "";
+	if (chroot(w) || chdir("/"))
+		_exit(1);
 	child_wait();
 	gethostname(host, sizeof(host));
-	path(f, sizeof(f), "ptmp/file");
-	_exit(strcmp(host, CHILD_HOST) || !zoo_file_is(f, TMP_TEXT));
+	_exit(strcmp(host, CHILD_HOST) || !zoo_file_is("/ptmp/file", TMP_TEXT) || !access(w, F_OK));
 }
 
 static void child_setup(void)
