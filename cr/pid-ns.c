@@ -250,6 +250,32 @@ static int map_lost_leaders(struct run_ctx *ctx, struct dump_tree *tr)
 	return 0;
 }
 
+/*
+ * t made a PID namespace for its children (unshare) without going back to its own: one of its
+ * children is in it (unshare --fork --pid), noted in t's entry (its host pid: made the
+ * namespace's with the others). One that has no process yet is refused.
+ */
+static int children_ns_of(struct dump_tree *tr, const struct dump_task *t, uint64_t children_ns)
+{
+	TreeEntry *mine = NULL;
+	uint64_t ns;
+
+	for (size_t i = 0; i < tr->nr_entries; i++)
+		if (tr->entries[i]->pid == (uint32_t)t->pid)
+			mine = tr->entries[i];
+	for (size_t i = 0; mine && i < tr->nr_entries; i++) {
+		const TreeEntry *c = tr->entries[i];
+		if (c->ppid != (uint32_t)t->pid || c->group_helper || ns_ino(c->pid, "pid", &ns) || ns != children_ns)
+			continue;
+		mine->has_children_ns_of = true;
+		mine->children_ns_of = c->pid;
+		return 0;
+	}
+	pr_err("dump pid %d: it made a PID namespace for its children (unshare) that has no process "
+	       "yet; not supported", t->pid);
+	return -ENOTSUP;
+}
+
 /* The frozen tree's pids in its namespace, and whether that namespace is the tree's own. */
 static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 {
@@ -309,11 +335,8 @@ static int collect_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		if ((err = ns_ino(t->pid, "pid", &pid_ns)) ||
 		    (err = ns_ino(t->pid, "pid_for_children", &children_ns)))
 			return err;
-		if (pid_ns != children_ns) {
-			pr_err("dump pid %d: it made a PID namespace for its children (unshare) that has no "
-			       "process yet; not supported", t->pid);
-			return -ENOTSUP;
-		}
+		if (pid_ns != children_ns && (err = children_ns_of(tr, t, children_ns)))
+			return err;
 		t->vpid = pid_ns_vpid(ctx, t->tgid);
 	}
 	if (st->own && !st->ext_key && (err = check_namespace_complete(st, root)))
@@ -345,6 +368,8 @@ static int write_pid_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		e->ppid = i == 0 ? 0 : pid_ns_vpid(ctx, e->ppid);
 		e->pgid = pid_ns_vpid(ctx, e->pgid);
 		e->sid = pid_ns_vpid(ctx, e->sid);
+		if (e->has_children_ns_of)
+			e->children_ns_of = pid_ns_vpid(ctx, e->children_ns_of);
 	}
 	return 0;
 }

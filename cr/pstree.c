@@ -555,6 +555,24 @@ static void shell_job_group(struct restore_tree *rt)
 	root->pgid = caller_group;
 }
 
+/*
+ * e's children_ns_of is a live child of e, the init of a PID namespace one level below e's, and
+ * e has no other child in its own namespace (it is made by unshare before that child: every
+ * child after it goes there).
+ */
+static bool children_ns_ok(const Inventory *inv, const TreeEntry *e)
+{
+	const TreeEntry *c = find_entry(inv->tree, inv->n_tree, e->children_ns_of);
+	size_t depth = e->n_nested_pids ? e->n_nested_pids : 1;
+
+	for (size_t i = 0; i < inv->n_tree; i++)
+		if (inv->tree[i]->ppid == e->pid && inv->tree[i]->pid != e->pid &&
+		    (inv->tree[i]->n_nested_pids ? inv->tree[i]->n_nested_pids : 1) == depth)
+			return false;
+	return c && c->ppid == e->pid && !c->zombie && !c->group_helper && c->n_nested_pids == depth + 1 &&
+	       c->nested_pids[depth] == 1;
+}
+
 int pstree_validate(struct restore_tree *rt)
 {
 	Inventory *inv = rt->inv;
@@ -582,6 +600,12 @@ int pstree_validate(struct restore_tree *rt)
 		    (e->has_exit_signal && (!live || e->exit_signal > 64)) ||
 		    find_entry(inv->tree, i, e->pid)) {
 			pr_err("image inventory.img: tree entry %zu (pid %u) is invalid", i, e->pid);
+			return -EINVAL;
+		}
+		if (e->has_children_ns_of && !children_ns_ok(inv, e)) {
+			pr_err("image inventory.img: tree entry %zu (pid %u): its children's PID namespace is "
+			       "said to be pid %u's, not a live child of it, the init of a namespace at the "
+			       "next level, or it has a child in its own", i, e->pid, e->children_ns_of);
 			return -EINVAL;
 		}
 		if (group_outside_ns(inv, e) && (!parent || parent->pgid != e->pgid)) {
@@ -757,6 +781,14 @@ static pid_t clone_child(const TreeEntry *parent, const TreeEntry *e, uint64_t f
 		return clone_with_pid(&e->pid, 1, flags, sig, -1);
 	for (size_t i = 0; i < n; i++) /* innermost first */
 		levels[i] = e->nested_pids[n - 1 - i];
+	/* the namespace its parent keeps for its children (unshare: it forks into it from now on) */
+	if (parent->has_children_ns_of && parent->children_ns_of == e->pid) {
+		if (unshare(CLONE_NEWPID)) {
+			pr_perror("restore pid %u: cannot make a PID namespace for its children", parent->pid);
+			return -1;
+		}
+		return clone_with_pid(levels, n, flags, sig, -1);
+	}
 	return clone_with_pid(levels, n, flags | (n > parent_n ? CLONE_NEWPID : 0), sig, -1);
 }
 

@@ -12,6 +12,10 @@
  * pid-ns-session is this program with I in a session of its own (built with OWN_SESSION: I
  * calls setsid() before it forks K, as `bwrap --unshare-pid --new-session` does): I leads its
  * group and session, K is in them (each process names them by its own namespace's pids).
+ * pid-ns-unshared is this program with the root staying with the new namespace for its
+ * children (built with NO_SETNS_BACK, as `unshare --fork --pid` leaves itself; no S): after
+ * restore its children's PID namespace (pid_for_children) is I's, and a child it forks then
+ * is in it.
  * Blocks in: nanosleep (root), read (I, K, S).
  */
 #include "zoo.h"
@@ -24,6 +28,9 @@
 
 #ifndef OWN_SESSION
 #define OWN_SESSION 0
+#endif
+#ifndef NO_SETNS_BACK
+#define NO_SETNS_BACK 0
 #endif
 
 static pid_t init_pid, k_pid, s_pid;
@@ -88,6 +95,7 @@ static void run_init(void)
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	signal(SIGPIPE, SIG_IGN); /* (K killed by the corruption: its pipe has no reader) */
 	int on = 1;
 	if (pipe(to_k) || pipe(from_init) || pipe(hold) || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, creds) ||
 	    setsockopt(creds[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
@@ -97,10 +105,10 @@ int main(int argc, char **argv)
 		zoo_die("unshare(CLONE_NEWPID): %s", strerror(errno));
 	if ((init_pid = fork()) == 0)
 		run_init();
-	if (init_pid < 0 || setns(own_ns, CLONE_NEWPID))
+	if (init_pid < 0 || (!NO_SETNS_BACK && setns(own_ns, CLONE_NEWPID)))
 		zoo_die("fork or setns back: %s", strerror(errno));
 	close(own_ns);
-	if ((s_pid = fork()) == 0) {
+	if (!NO_SETNS_BACK && (s_pid = fork()) == 0) {
 		char b;
 		close(hold[1]);
 		(void)!read(hold[0], &b, 1);
@@ -139,7 +147,8 @@ int main(int argc, char **argv)
 			close(pfd);
 		close(fd);
 	}
-	CHECK("pidns", inner && inner != mine && ns_ino(k_pid, "pid") == inner && ns_ino(s_pid, "pid") == mine && parent_ok,
+	CHECK("pidns", inner && inner != mine && ns_ino(k_pid, "pid") == inner &&
+			       (NO_SETNS_BACK || ns_ino(s_pid, "pid") == mine) && parent_ok,
 	      "namespaces: root %lu, I %lu, K %lu, S %lu, I's parent namespace %s", (unsigned long)mine,
 	      (unsigned long)inner, (unsigned long)ns_ino(k_pid, "pid"), (unsigned long)ns_ino(s_pid, "pid"),
 	      parent_ok ? "the root's" : "another");
@@ -150,14 +159,31 @@ int main(int argc, char **argv)
 			       getsid(k_pid) == session,
 	      "groups %d %d, sessions %d %d (the root's %d, %d)", getpgid(init_pid), getpgid(k_pid), getsid(init_pid),
 	      getsid(k_pid), getpgrp(), getsid(0));
+	if (NO_SETNS_BACK) { /* its children go into I's namespace (while I, its init, lives) */
+		ino_t children = ns_ino(getpid(), "pid_for_children"), forked = 0;
+		int fst = 0;
+		pid_t f = fork();
+		if (f == 0) {
+			zoo_sleep_ms(200);
+			_exit(0);
+		}
+		if (f > 0) {
+			forked = ns_ino(f, "pid");
+			waitpid(f, &fst, 0);
+		}
+		CHECK("pidns", children == inner && forked == inner,
+		      "its children's PID namespace is %lu, a child forked now is in %lu, I's is %lu",
+		      (unsigned long)children, (unsigned long)forked, (unsigned long)inner);
+	}
 	int code = -1;
 	CHECK("pidns", write(to_k[1], "x", 1) == 1 && read(from_init[0], &code, sizeof(code)) == sizeof(code) && code == 5,
 	      "K's init did not reap it with its status 5 (%d)", code);
 	close(hold[1]);
 	int st;
 	CHECK("pidns", waitpid(init_pid, &st, 0) == init_pid && WIFEXITED(st) && !WEXITSTATUS(st) &&
-			       waitpid(s_pid, &st, 0) == s_pid,
+			       (NO_SETNS_BACK || waitpid(s_pid, &st, 0) == s_pid),
 	      "I or S did not end well (status %#x)", st);
-	return zoo_finish(OWN_SESSION ? "a nested PID namespace: its init (pid 1) leading a session, pid 2 in it"
-				   : "a nested PID namespace: its init (pid 1) and pid 2, in the root's group");
+	return zoo_finish(OWN_SESSION	  ? "a nested PID namespace: its init (pid 1) leading a session, pid 2 in it"
+			  : NO_SETNS_BACK ? "a nested PID namespace its maker keeps for its children (unshare --fork --pid)"
+					  : "a nested PID namespace: its init (pid 1) and pid 2, in the root's group");
 }
