@@ -14,6 +14,7 @@
 #include "zoo.h"
 #include <sched.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #define KEY 0x5a6e0001
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
 	if (pipe(ready))
 		zoo_die("pipe");
 	if ((child = fork()) == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* (a failed run leaves nothing) */
 		close(ready[0]);
 		if (unshare(CLONE_NEWIPC))
 			zoo_die("child: unshare(CLONE_NEWIPC): %s", strerror(errno));
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
 			zoo_die("child: msg_next_id: %s", strerror(errno));
 		pid_t gc = fork();
 		if (gc == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			wait_term();
 			_exit(ipc_ns(getpid()) != ipc_ns(getppid()));
 		}

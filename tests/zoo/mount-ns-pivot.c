@@ -33,6 +33,7 @@
 #include <libgen.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -208,6 +209,7 @@ static void child_setup(void)
 	must((shared_fd = open("/tmp/shared", O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0 &&
 	     write(shared_fd, "a", 1) == 1, "/tmp/shared");
 	if ((grandchild = fork()) == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		while (!child_term)
 			zoo_sleep_ms(10);
 		_exit(write(shared_fd, "c", 1) != 1);
@@ -301,6 +303,7 @@ int main(int argc, char **argv)
 		zoo_die("pipe");
 	if ((child = fork()) == 0) {
 		struct sigaction sa = { .sa_handler = on_term };
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* (a failed run leaves nothing) */
 		close(ready[0]);
 		sigaction(SIGTERM, &sa, NULL);
 		child_setup();
