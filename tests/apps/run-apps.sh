@@ -29,6 +29,10 @@
 #           network and cgroup namespaces; its cgroups): the tree of runc and the container
 #           dumped and restored; the count goes on, every number once, and runc ends with its
 #           container.
+#   firejail  a firejail sandbox (--noprofile --seccomp --caps.drop=all --private-dev
+#           --nonewprivs --hostname: its own mount and PID namespaces) running a shell that
+#           counts into a host file while its host name and private /dev hold: dumped and
+#           restored with --file-locks; the count goes on, every number once.
 #   postgres  PostgreSQL 15 (postmaster, checkpointer, background writer, WAL writer,
 #           autovacuum, a backend: SysV and shared anonymous memory, semaphores, latches, epoll)
 #           on TCP 127.0.0.1, with psql connected from outside the tree in an open transaction
@@ -394,7 +398,7 @@
 #   squid, lighttpd and tinyproxy: their lines give the dump's and the restore's times (the logs' stats lines).
 #
 #   tests/apps/run-apps.sh [--keep] [CASE...]
-# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap runc-run python-pool jvm node go valgrind sshd
+# CASE: tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap runc-run firejail python-pool jvm node go valgrind sshd
 # haproxy erlang ruby sbcl dnsmasq unbound screen php-fpm postfix named mosquitto xvfb
 # apache-event apache-prefork varnish squid lighttpd ghc chromium firefox libreoffice rsyslog slapd
 # dovecot qemu samba etcd rabbitmq openvpn tinyproxy (default: all but apache-prefork, ghc, chromium, firefox,
@@ -418,7 +422,7 @@ set -u
 # shellcheck source=../zoo/lib.sh
 . "$(dirname "$0")/../zoo/lib.sh"
 declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres [postgres-huge]=case_postgres_huge [nginx]=case_nginx
-	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow [bwrap]=case_bwrap [runc-run]=case_runc_run
+	[memcached]=case_memcached [dbus]=case_dbus [tail-F]=case_tail_follow [bwrap]=case_bwrap [runc-run]=case_runc_run [firejail]=case_firejail
 	[python-pool]=case_python_pool [jvm]=case_jvm [node]=case_node [go]=case_go [valgrind]=case_valgrind
 	[sshd]=case_sshd [haproxy]=case_haproxy [erlang]=case_erlang [ruby]=case_ruby [sbcl]=case_sbcl
 	[dnsmasq]=case_dnsmasq [unbound]=case_unbound [screen]=case_screen [php-fpm]=case_php_fpm [ghc]=case_ghc
@@ -427,7 +431,7 @@ declare -A CASE_FN=([tmux]=case_tmux [redis]=case_redis [postgres]=case_postgres
 	[rsyslog]=case_rsyslog [slapd]=case_slapd [dovecot]=case_dovecot [qemu]=case_qemu
 	[samba]=case_samba [etcd]=case_etcd [rabbitmq]=case_rabbitmq [openvpn]=case_openvpn [tinyproxy]=case_tinyproxy [mariadb]=case_mariadb [prometheus]=case_prometheus
 	[pulseaudio]=case_pulseaudio)
-ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap runc-run python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
+ALL_CASES=(tmux redis postgres postgres-huge nginx memcached dbus tail-F bwrap runc-run firejail python-pool jvm node go valgrind sshd haproxy erlang ruby sbcl
 	dnsmasq unbound screen php-fpm postfix named mosquitto xvfb apache-event varnish squid lighttpd openvpn tinyproxy)
 SELECTED=()
 for arg in "$@"; do
@@ -977,6 +981,44 @@ PY
 	kill_ours "$pid"
 	runc --root "$d/state" delete -f "$id" >/dev/null 2>&1
 	verdict apps/runc-run "$out" "a container run in the foreground by runc: its count went on from $n, every number once" \
+		"$d/err" "$d/img/restore.log"
+}
+
+# a firejail sandbox (its own mount and PID namespaces, a private /dev, a host name, seccomp,
+# no capabilities, no new privileges) running a shell that counts into a file of the host; the
+# sandbox locks its entry in /run/firejail (dumped with --file-locks)
+case_firejail() {
+	local d=$ZOO_TMP/firejail pid n out sh_pid
+	mkdir -p "$d/img" "$d/out"
+	if ! command -v firejail >/dev/null; then
+		result_fail apps/firejail "firejail is not installed (make setup installs it)"
+		return
+	fi
+	(exec setsid firejail --quiet --noprofile --seccomp --caps.drop=all --private-dev --nonewprivs \
+		--hostname=jailed sh -c "exec 3>>$d/out/count; i=0; while :; do i=\$((i+1));
+		[ \"\$(hostname)\" = jailed ] && [ ! -e /dev/sda ] && echo \$i >&3; sleep 0.1; done" \
+		</dev/null >"$d/err" 2>&1) &
+	pid=$!
+	disown "$pid"
+	track_pid "$pid"
+	if ! wait_until 10 grep -qs "^5$" "$d/out/count"; then
+		result_fail apps/firejail "the sandbox did not start: $(tr '\n' '|' <"$d/err")"
+		kill_ours "$pid"
+		return
+	fi
+	CKPT_OPTS=(--file-locks)
+	checkpoint apps/firejail "$pid" "$d" || { CKPT_OPTS=(); return; }
+	CKPT_OPTS=()
+	n=$(grep -c . "$d/out/count")
+	wait_until 10 test "$(grep -c . "$d/out/count")" -ge $((n + 10))
+	out=$(awk 'NR != $1 { print "line " NR " reads " $1; exit }' "$d/out/count")
+	[ "$(grep -c . "$d/out/count")" -ge $((n + 10)) ] || out="the count stopped at $(tail -n 1 "$d/out/count") $out"
+	# the shell ends, then the sandbox: both firejail processes exit
+	sh_pid=$(pgrep -P "$(pgrep -P "$pid" | head -n 1)" | head -n 1)
+	[ -n "$sh_pid" ] && [ "$(readlink "/proc/$sh_pid/exe")" = /usr/bin/dash ] && kill -KILL "$sh_pid"
+	wait_until 10 pid_free "$pid" || out="$out; firejail did not end with its shell"
+	kill_ours "$pid"
+	verdict apps/firejail "$out" "a firejail sandbox: its count went on from $n, every number once" \
 		"$d/err" "$d/img/restore.log"
 }
 
