@@ -752,15 +752,14 @@ static int yard_make(const struct run_ctx *ctx, int yard, const char *name, cons
 }
 
 /*
- * The file a MOUNT_REMOVED_FILE mount e (number i) binds, made again in the yard (removed once
- * it is bound): a copy (open_tree) of it.
+ * The file a MOUNT_REMOVED_FILE mount e binds, made again in the yard as name (removed once it
+ * is bound): a copy (open_tree) of it.
  */
-static int removed_file_copy(const struct run_ctx *ctx, pid_t pid, int yard, size_t i, const MountEntry *e)
+static int removed_file_copy(const struct run_ctx *ctx, pid_t pid, int yard, const char *name,
+			     const MountEntry *e)
 {
-	char name[32];
 	int copy = -1, err;
 
-	snprintf(name, sizeof(name), "removed.%zu", i);
 	if ((err = yard_make(ctx, yard, name, e)) ||
 	    (copy = syscall(SYS_open_tree, yard, name, OPEN_TREE_CLONE | O_CLOEXEC)) < 0) {
 		err = err ? err : -errno;
@@ -800,16 +799,15 @@ static int make_own_mount(const struct run_ctx *ctx, pid_t pid, const NestedMoun
 			  e->mountpoint, e->outer_path);
 		return -errno;
 	}
-	if (e->how == MOUNT_HOW__MOUNT_REMOVED_FILE && (copy = removed_file_copy(ctx, pid, yard, i, e)) < 0)
+	char removed[32];
+	snprintf(removed, sizeof(removed), "removed.%zu", i);
+	if (e->how == MOUNT_HOW__MOUNT_REMOVED_FILE && (copy = removed_file_copy(ctx, pid, yard, removed, e)) < 0)
 		return copy;
 	if (e->how == MOUNT_HOW__MOUNT_BIND)
 		copy = bind_copy(n, m, i);
 	int err = mount_make(&t, i, root, ctx, copy, contents, ns_make_tree_userns(ctx));
-	if (e->how == MOUNT_HOW__MOUNT_REMOVED_FILE) {
-		char name[32];
-		snprintf(name, sizeof(name), "removed.%zu", i);
-		unlinkat(yard, name, 0);
-	}
+	if (e->how == MOUNT_HOW__MOUNT_REMOVED_FILE)
+		unlinkat(yard, removed, 0);
 	return err;
 }
 

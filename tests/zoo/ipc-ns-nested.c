@@ -126,11 +126,8 @@ int main(int argc, char **argv)
 	zoo_wait();
 
 	CHECK("ns", msgget(KEY, 0) < 0 && errno == ENOENT, "the parent's namespace has the child's queue");
-	kill(child, SIGTERM);
-	int st = 0;
-	if (waitpid(child, &st, 0) != child)
-		st = 255 << 8;
-	int bits = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	int st;
+	int bits = zoo_child_bits(child, &st);
 	CHECK("child", bits != 255, "the child was killed or failed (status %#x)", st);
 	if (bits != 255) {
 		CHECK("ns", !(bits & B_NS), "the child is in the parent's IPC namespace");

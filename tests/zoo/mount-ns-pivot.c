@@ -331,11 +331,8 @@ int main(int argc, char **argv)
 	at(p, sizeof(p), "shared/late");
 	if (zoo_write_file(p, "late\n", 5))
 		zoo_failf("parent", "cannot write %s", p);
-	kill(child, SIGTERM);
-	int st = 0;
-	if (waitpid(child, &st, 0) != child)
-		st = 255 << 8;
-	int bits = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	int st;
+	int bits = zoo_child_bits(child, &st);
 	CHECK("child", bits != 255, "the child was killed or failed (status %#x)", st);
 	if (bits != 255) {
 		CHECK("root", !(bits & B_ROOT), "the child's root is not its tmpfs with /etc/hello and /lib64");

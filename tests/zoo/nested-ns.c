@@ -407,11 +407,8 @@ int main(int argc, char **argv)
 	CHECK("parent", !is_mountpoint(p), "the child's tmpfs %s is in the parent's namespace", p);
 	if (own_ns && (probe_mount("shared/late", 1) || probe_mount("priv/late", 1)))
 		zoo_failf("parent", "cannot mount the late tmpfs mounts: %s", strerror(errno));
-	kill(child, SIGTERM);
-	int st = 0;
-	if (waitpid(child, &st, 0) != child)
-		st = 255 << 8;
-	int bits = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	int st;
+	int bits = zoo_child_bits(child, &st);
 	if (own_ns) {
 		probe_mount("shared/late", 0);
 		probe_mount("priv/late", 0);

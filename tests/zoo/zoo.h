@@ -175,6 +175,19 @@ static inline void zoo_sort_lines(char *s)
 		used += sprintf(s + used, "%s\n", lines[i]);
 }
 
+/*
+ * A child that reports its checks as bits of its exit status, told to check (SIGTERM) and
+ * reaped: its bits, or 255 if it was killed or failed ("child" check failed, naming *status).
+ */
+static inline int zoo_child_bits(pid_t child, int *status)
+{
+	*status = 0;
+	kill(child, SIGTERM);
+	if (waitpid(child, status, 0) != child)
+		*status = 255 << 8;
+	return WIFEXITED(*status) ? WEXITSTATUS(*status) : 255;
+}
+
 static inline int zoo_write_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
