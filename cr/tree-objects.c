@@ -39,6 +39,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_host_sems,    /* cr/ipc-host-sem.c: SEM_UNDO on the host's semaphores, given back by the kill */
 	&tree_seccomp,      /* cr/seccomp.c: every thread's filters, each saved once */
 	&tree_ghosts,       /* cr/files/ghost.c: deleted files still open or mapped */
+	&tree_detached_mounts, /* cr/files/detached-mount.c: tmpfs mounts no namespace holds */
 	&tree_pipes,        /* cr/files/pipe.c */
 	&tree_unix_sockets, /* cr/files/unix.c: socket pairs and connections not accepted yet */
 	&tree_inet_sockets, /* cr/files/inet-diag.c: the dump's listings of UDP and TCP sockets */

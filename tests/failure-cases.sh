@@ -144,6 +144,13 @@
 #                            namespace alone): fails naming the pid, the fd and the path (stasis
 #                            would make them before the tree, where that mount is not); the
 #                            target PASSes
+#   dump/detached-removed    detached-mounts --removed (a file removed on a tmpfs detached since):
+#                            fails naming the pid, the fd and the file; the target PASSes
+#   dump/detached-ramfs      detached-mounts --ramfs (a file on a detached ramfs): fails naming
+#                            the pid, the fd, the file and the mount; the target PASSes
+#   dump/detached-big        detached-mounts --big dumped with --ghost-limit 1000000 (2.1 MB on
+#                            the detached tmpfs): fails naming the pid, the fd and the limit;
+#                            the target PASSes
 #   restore/ext-stream-without-inherit-fd
 #                            ext-unix dumped with --ext-unix-sk --leave-running, restored
 #                            without --inherit-fd: refused naming pid, fd 88, its socket:[INODE]
@@ -2496,6 +2503,15 @@ other_cases() {
 	dump_fails_naming dump/nested-mount-socket mem-nested-mnt \
 		'dump pid [0-9]+ fd 62: unix socket socket:\[[0-9]+\] is bound to /.*/mnt/sock, on a mount of the mount namespace the process is in' \
 		--bound-socket
+	dump_fails_naming dump/detached-removed detached-mounts \
+		'dump pid [0-9]+ fd 30: /data \(deleted\), removed, is on a detached mount \([0-9]+\): not supported' \
+		--removed
+	dump_fails_naming dump/detached-ramfs detached-mounts \
+		'dump pid [0-9]+ fd 36: /file is on a detached mount \([0-9]+; umount -l, open_tree or fsmount\) of a filesystem that no mount of its namespace shows' \
+		--ramfs
+	DUMP_OPTS="--ghost-limit 1000000" dump_fails_naming dump/detached-big detached-mounts \
+		'dump pid [0-9]+ fd 36: the detached tmpfs it is on holds more than stasis keeps of one \(65536 files, or more data than the ghost limit of 1000000 bytes' \
+		--big
 	case_ext_stream_no_inherit_fd
 	case_external_tty
 	case_shell_job_foreground

@@ -185,6 +185,21 @@ bool ghost_path(const char *link);
 int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid_t pid,
 	       const char *what, bool any_type);
 int ghost_open(const struct run_ctx *ctx, uint32_t id, int flags);
+uint64_t ghost_limit(const struct run_ctx *ctx);
+/* A file of a mount that goes with the tree (cr/files/detached-mount.c), kept as a ghost is:
+ * ghost_file_copy saves the inode open (O_PATH) at fd as path (type, mode, owner, times, data
+ * or link target); ghost_file_valid checks one read from an image; ghost_file_make makes it
+ * again as name in dir; ghost_file_attrs gives the inode at fd g's owner, mode and times. */
+int ghost_file_copy(const struct run_ctx *ctx, int fd, const char *path, pid_t pid, const char *what,
+		    GhostFile *g);
+bool ghost_file_valid(const GhostFile *g);
+int ghost_file_make(int dir, const char *name, const GhostFile *g);
+int ghost_file_attrs(int fd, const GhostFile *g);
+/* cr/files/detached-mount.c (tree_detached_mounts): a file on a mount no namespace holds.
+ * detached_mount_dump_fd: 0 if fd's mount mnt_id is attached, 1 once e is that file, or an
+ * error said; detached_mount_open: e opened again with flags (or an error said). */
+int detached_mount_dump_fd(struct dump_task *t, const struct fd_probe *p, uint64_t mnt_id, FdEntry *e);
+int detached_mount_open(const struct restore_task *t, const FdEntry *e, int flags);
 
 /* cr/files/sockopts.c: SOL_SOCKET options of the socket at fd of pid that differ from a fresh
  * socket's, saved in e (before any kind looks at it); checked and set on the new socket. */

@@ -84,7 +84,7 @@ static struct ghost_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_ghosts);
 }
 
-static uint64_t ghost_limit(const struct run_ctx *ctx)
+uint64_t ghost_limit(const struct run_ctx *ctx)
 {
 	return ctx->opts->ghost_limit ? ctx->opts->ghost_limit : GHOST_LIMIT_DEFAULT;
 }
@@ -178,6 +178,64 @@ static int save_content(const struct run_ctx *ctx, int fd, const struct stat *st
 	return 0;
 }
 
+/* What a file made again gets back of st: type, mode, owner, times, device number. */
+static void note_attributes(GhostFile *g, const struct stat *st)
+{
+	mode_t type = st->st_mode & S_IFMT;
+
+	g->mode = st->st_mode & 07777;
+	g->has_uid = g->has_gid = g->has_atime_ns = g->has_mtime_ns = true;
+	g->uid = st->st_uid;
+	g->gid = st->st_gid;
+	g->atime_ns = ns_of(&st->st_atim);
+	g->mtime_ns = ns_of(&st->st_mtim);
+	g->dev = st->st_dev;
+	g->ino = st->st_ino;
+	if (type != S_IFREG) {
+		g->has_type = true;
+		g->type = type;
+	}
+	if (type == S_IFCHR || type == S_IFBLK) {
+		g->has_rdev = true;
+		g->rdev = st->st_rdev;
+	}
+}
+
+/* A regular file's data or a symbolic link's target, of the inode open (O_PATH) at fd. */
+static int copy_body(const struct run_ctx *ctx, int fd, const struct stat *st, GhostFile *g, pid_t pid,
+		     const char *what)
+{
+	char self[64];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (S_ISREG(st->st_mode)) {
+		/* read without touching its access time (stasis owns it: root) */
+		auto_close int rd = open(self, O_RDONLY | O_NOATIME | O_CLOEXEC);
+		if (rd < 0 && errno == EPERM)
+			rd = open(self, O_RDONLY | O_CLOEXEC);
+		if (rd < 0) {
+			pr_perror("dump pid %d %s: cannot read %s", pid, what, g->path);
+			return -errno;
+		}
+		return save_content(ctx, rd, st, g, pid, what);
+	}
+	if (!S_ISLNK(st->st_mode))
+		return 0;
+	/* (fd is the link itself: O_PATH through the /proc link does not follow it further) */
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(fd, "", target, sizeof(target));
+	if (n <= 0 || n >= (ssize_t)sizeof(target)) {
+		pr_perror("dump pid %d %s: cannot read the target of symbolic link %s", pid, what, g->path);
+		return n < 0 ? -errno : -ENAMETOOLONG;
+	}
+	if (!(g->link_target.data = xzalloc(n + 1)))
+		return -ENOMEM;
+	memcpy(g->link_target.data, target, n);
+	g->link_target.len = n;
+	g->has_link_target = true;
+	return 0;
+}
+
 /*
  * The ghost id of the removed file behind read_path (a /proc path), saving it on first sight.
  * what names its use ("fd 5"); any_type: a directory, device node, FIFO, socket file or
@@ -214,22 +272,7 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 	if (!(g->path = xstrdup(link)))
 		return -ENOMEM;
 	g->path[strlen(g->path) - strlen(DELETED_SUFFIX)] = 0;
-	g->mode = st.st_mode & 07777;
-	g->has_uid = g->has_gid = g->has_atime_ns = g->has_mtime_ns = true;
-	g->uid = st.st_uid;
-	g->gid = st.st_gid;
-	g->atime_ns = ns_of(&st.st_atim);
-	g->mtime_ns = ns_of(&st.st_mtim);
-	g->dev = st.st_dev;
-	g->ino = st.st_ino;
-	if (type != S_IFREG) {
-		g->has_type = true;
-		g->type = type;
-	}
-	if (type == S_IFCHR || type == S_IFBLK) {
-		g->has_rdev = true;
-		g->rdev = st.st_rdev;
-	}
+	note_attributes(g, &st);
 	int err = st.st_nlink ? fhandle_of_fd(fd, &g->handle, &g->handle_type) : -ENOENT;
 	if (err == -ENOMEM)
 		return err;
@@ -259,34 +302,26 @@ int ghost_note(struct run_ctx *ctx, const char *read_path, const char *link, pid
 	}
 	if (!err) {
 		g->has_handle = g->has_handle_type = true;
-	} else if (type == S_IFREG) {
-		/* read without touching its access time (stasis owns it: root) */
-		auto_close int rd = open(read_path, O_RDONLY | O_NOATIME | O_CLOEXEC);
-		if (rd < 0 && errno == EPERM)
-			rd = open(read_path, O_RDONLY | O_CLOEXEC);
-		if (rd < 0) {
-			pr_perror("dump pid %d %s: cannot read deleted file %s", pid, what, link);
-			return -errno;
-		}
-		g->has_tmpfile = g->tmpfile = is_tmpfile(g->path, &st);
-		if ((err = save_content(ctx, rd, &st, g, pid, what)))
-			return err;
-	} else if (type == S_IFLNK) {
-		/* (fd is the link itself: O_PATH through the /proc link does not follow it further) */
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(fd, "", target, sizeof(target));
-		if (n <= 0 || n >= (ssize_t)sizeof(target)) {
-			pr_perror("dump pid %d %s: cannot read the target of deleted symbolic link %s", pid,
-				  what, link);
-			return n < 0 ? -errno : -ENAMETOOLONG;
-		}
-		if (!(g->link_target.data = xzalloc(n + 1)))
-			return -ENOMEM;
-		memcpy(g->link_target.data, target, n);
-		g->link_target.len = n;
-		g->has_link_target = true;
+		return g->id;
 	}
-	return g->id;
+	g->has_tmpfile = g->tmpfile = type == S_IFREG && is_tmpfile(g->path, &st);
+	return (err = copy_body(ctx, fd, &st, g, pid, what)) ? err : (int)g->id;
+}
+
+int ghost_file_copy(const struct run_ctx *ctx, int fd, const char *path, pid_t pid, const char *what,
+		    GhostFile *g)
+{
+	struct stat st;
+
+	ghost_file__init(g);
+	if (fstat(fd, &st)) {
+		pr_perror("dump pid %d %s: cannot read %s", pid, what, path);
+		return -errno;
+	}
+	if (!(g->path = xstrdup(path)))
+		return -ENOMEM;
+	note_attributes(g, &st);
+	return copy_body(ctx, fd, &st, g, pid, what);
 }
 
 static int write_ghosts(struct run_ctx *ctx, struct dump_tree *tr)
@@ -658,6 +693,34 @@ static bool valid_ghost(const GhostFile *g, size_t i)
 		total += x->len;
 	}
 	return g->has_size ? total == g->data.len : !g->n_extents;
+}
+
+bool ghost_file_valid(const GhostFile *g)
+{
+	return !g->has_handle && !g->linked_path && !g->tmpfile && valid_ghost(g, g->id);
+}
+
+int ghost_file_attrs(int fd, const GhostFile *g)
+{
+	return set_attributes(fd, g);
+}
+
+int ghost_file_make(int dir, const char *name, const GhostFile *g)
+{
+	int fd, ro, err = make_at(dir, name, g, -1, &fd);
+
+	if (err)
+		return err;
+	if (ghost_type(g) == S_IFREG) {
+		ro = fill(fd, g);
+		close(fd);
+		if (ro < 0)
+			return ro;
+		fd = ro;
+	}
+	err = set_attributes(fd, g);
+	close(fd);
+	return err;
 }
 
 /* ghosts.img, if some fd, mapping or cwd of the tree is a deleted file, checked with every use. */

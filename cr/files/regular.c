@@ -249,6 +249,12 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	char tree_path[PATH_MAX];
 	const char *saved_path = dead ? dead_path : p->link;
 	int in_tree;
+	/* its path leads elsewhere (or unknown: outside the process's root): on a mount detached
+	 * since (or made so), or hidden */
+	bool leads = dead || memdev || mount_task_path_holds(t->pid, t->core->root, p->link, &p->st);
+	int detached = leads ? 0 : detached_mount_dump_fd(t, p, mnt_id, e);
+	if (detached)
+		return detached;
 	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_of_task(t->pid, mnt_id)) {
 		pr_err("dump pid %d fd %d: %s is on a mount (%llu) of a mount namespace that another "
 		       "process of the tree made, not its own (opened there and passed over, or opened "
@@ -304,7 +310,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       p->link);
 		return -ENOTSUP;
 	}
-	int hidden = !dead && !gone && !memdev && saved_path == p->link ? same_file_by_path(t, p) : 0;
+	int hidden = !leads && !gone && saved_path == p->link ? same_file_by_path(t, p) : 0;
 	if (hidden)
 		return hidden;
 	if (memdev && outside && memdev_name(p->st.st_rdev) && !memdev_in_tree(t, p))
@@ -395,7 +401,7 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 	struct stat st;
 	int err;
 
-	if (e->has_ghost_id || e->has_proc_dead_pid || proc_of_tree(t, e) ||
+	if (e->has_ghost_id || e->has_proc_dead_pid || e->has_detached_mount || proc_of_tree(t, e) ||
 	    mount_ns_made_by_root(t->ctx, e->path) || mount_nested_in(t->ctx, t->pid))
 		return 0; /* a deleted file: checked with ghosts.img; /proc of the tree or of a reaped
 			   * process (cr/proc-dead.c), a file on a mount the tree's root makes (a
@@ -422,8 +428,9 @@ static int open_regular(struct restore_task *t, const FdEntry *e)
 	int fd = proc_path_here(t, e, here, sizeof(here), &path);
 
 	if (fd >= 0)
-		fd = e->has_ghost_id ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
-				     : tree_open(t->ctx, path, reopen_flags(e), 0);
+		fd = e->has_ghost_id	     ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
+		     : e->has_detached_mount ? detached_mount_open(t, e, reopen_flags(e))
+					     : tree_open(t->ctx, path, reopen_flags(e), 0);
 	if (fd < 0)
 		return fd;
 	if (e->has_rdev && (fstat(fd, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != e->rdev)) {
