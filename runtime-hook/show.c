@@ -629,12 +629,18 @@ int cmd_show(int argc, char **argv)
 
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
 		return show_usage(stdout);
-	if (argc > 1 && !strcmp(argv[1], "--"))
+	/* ("-f FILE": criu show's old form) */
+	if (argc > 1 && (!strcmp(argv[1], "--") || !strcmp(argv[1], "-f") || !strcmp(argv[1], "--file")))
 		first = 2;
-	else if (argc > 1 && argv[1][0] == '-' && argv[1][1])
-		return show_usage(stderr);
-	if (argc <= first)
-		return show_usage(stderr);
+	else if (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
+		fprintf(stderr, "stasis show: unknown option %s (it takes image files and directories, "
+				"or -f FILE)\n", argv[1]);
+		return 1;
+	}
+	if (argc <= first) {
+		fprintf(stderr, "stasis show: no image file or directory given\n");
+		return 1;
+	}
 
 	o.g = yajl_gen_alloc(NULL);
 	if (!o.g) {
