@@ -67,22 +67,35 @@ bool vma_kind_shares_cow(VmaKind k)
 	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_FILE_PRIVATE;
 }
 
-static int add_mapped_file(struct dump_task *t, const char *path, const struct stat *st,
+/* magic: a /proc path of the file (map_files, exe) */
+static int add_mapped_file(struct dump_task *t, const char *magic, const char *path, const struct stat *st,
 			   int ghost_id)
 {
 	Mm *mm = t->mm;
+	uint32_t detached_id = 0;
+	struct statx sx;
 
 	for (size_t i = 0; i < mm->n_files; i++)
 		if (mm->files[i]->dev == st->st_dev && mm->files[i]->ino == st->st_ino)
 			return i;
-	/* (the path must still lead to it: opened again by it at restore) */
-	int err = ghost_id < 0 && t->core->root ? mount_refuse_hidden(t->pid, t->core->root, path, st, ": mapped file") : 0;
+	/* (the path must still lead to it: opened again by it at restore; else it is on a
+	 * mount detached since) */
+	bool leads = ghost_id >= 0 || !t->core->root || mount_task_path_holds(t->pid, t->core->root, path, st);
+	int detached = leads ? 0
+			     : detached_mount_note(t, magic, path, st,
+						   statx(AT_FDCWD, magic, 0, STATX_MNT_ID, &sx) ? 0 : sx.stx_mnt_id,
+						   "mapped file", &detached_id);
+	int err = detached < 0 ? detached
+		  : !leads && !detached ? mount_refuse_hidden(t->pid, t->core->root, path, st, ": mapped file")
+					: 0;
 	if (err)
 		return err;
 	MappedFile *f = xzalloc(sizeof(*f)), **more;
 	if (!f)
 		return -ENOMEM;
 	mapped_file__init(f);
+	f->has_detached_mount = detached;
+	f->detached_mount = detached_id;
 	f->id = mm->n_files;
 	if (!(f->path = xstrdup(path))) {
 		free(f);
@@ -395,7 +408,7 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const ch
 		       (unsigned long long)pv->start, (unsigned long long)pv->end, path);
 		return -ENOTSUP;
 	}
-	id = add_mapped_file(t, path, &st, ghost_id);
+	id = add_mapped_file(t, mf, path, &st, ghost_id);
 	if (id < 0)
 		return id;
 	e->kind = pv->shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
@@ -533,7 +546,7 @@ static int dump_mm_fields(struct dump_task *t)
 	int ghost_id = ghost_path(exe) ? ghost_note(t->ctx, path, exe, t->pid, "executable", false) : -1;
 	if (ghost_path(exe) && ghost_id < 0)
 		return ghost_id;
-	if ((id = add_mapped_file(t, exe, &st, ghost_id)) < 0)
+	if ((id = add_mapped_file(t, path, exe, &st, ghost_id)) < 0)
 		return id;
 	m->exe_file_id = id;
 	return 0;
@@ -657,8 +670,8 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const Mm *mm,
 	struct stat st;
 	int err;
 
-	if (f->has_ghost_id)
-		return 0; /* deleted: restored from ghosts.img */
+	if (f->has_ghost_id || f->has_detached_mount)
+		return 0; /* deleted: restored from ghosts.img; on a detached mount: made again */
 	if (mount_nested_in(ctx, pid))
 		return 0; /* in a mount namespace of its own, made when it is: checked at its open */
 	if ((err = tree_stat(ctx, f->path, &st, 0))) {
@@ -789,6 +802,8 @@ static int validate_mm(struct restore_task *t)
 /* Opened O_NOATIME where it can be: mapping a file again must not change its access time. */
 static int open_mapped_low(struct restore_task *t, const MappedFile *f, int flags)
 {
+	if (f->has_detached_mount)
+		return detached_mount_open(t->ctx, f->detached_mount, f->path, flags, t->pid, "mapped file");
 	int fd = f->has_ghost_id ? ghost_open(t->ctx, f->ghost_id, flags | O_NOATIME)
 				 : tree_open(t->ctx, f->path, flags | O_NOATIME, 0);
 

@@ -207,7 +207,14 @@ static int dump_attrs(struct dump_task *t)
 		pr_err("dump pid %d: its root directory %s was removed (not supported)", t->pid, buf);
 		return -ENOTSUP;
 	}
-	if (!dead && have_st && !c->has_cwd_ghost_id &&
+	struct statx sx;
+	if (!dead && have_st && !c->has_cwd_ghost_id && !mount_task_path_holds(t->pid, c->root, c->cwd, &cwd_st) &&
+	    (err = detached_mount_note(t, magic, c->cwd, &cwd_st,
+				       statx(AT_FDCWD, magic, 0, STATX_MNT_ID, &sx) ? 0 : sx.stx_mnt_id, "cwd",
+				       &c->cwd_detached_mount)) < 0)
+		return err;
+	c->has_cwd_detached_mount = err == 1;
+	if (!dead && have_st && !c->has_cwd_ghost_id && !c->has_cwd_detached_mount &&
 	    (err = mount_refuse_hidden(t->pid, c->root, c->cwd, &cwd_st, ": its working directory")))
 		return err;
 	int64_t ret[NR_ASKS];
@@ -314,6 +321,13 @@ static int restore_attrs(struct restore_task *t)
 	a->pdeath_signal = t->is_root ? 0 : c->pdeath_signal;
 	if (c->has_cwd_ghost_id) {
 		int cwd = ghost_open(t->ctx, c->cwd_ghost_id, O_PATH | O_DIRECTORY);
+		int err = cwd < 0 ? cwd : fchdir(cwd) ? -errno : 0;
+		if (cwd >= 0)
+			close(cwd);
+		if (err)
+			return err;
+	} else if (c->has_cwd_detached_mount) {
+		int cwd = detached_mount_open(t->ctx, c->cwd_detached_mount, c->cwd, O_PATH | O_DIRECTORY, t->pid, "cwd");
 		int err = cwd < 0 ? cwd : fchdir(cwd) ? -errno : 0;
 		if (cwd >= 0)
 			close(cwd);

@@ -1,16 +1,17 @@
 /*
- * Files open on a detached mount: one that no mount namespace holds any more (umount -l of a
- * mount a file was open on, a clone made by open_tree(OPEN_TREE_CLONE), a new filesystem's
- * fsmount() never attached). The file's path (readlink) is then from that mount's root, and
- * leads nowhere in the tree. Two cases:
+ * Files open or mapped (or a working directory) on a detached mount: one that no mount
+ * namespace holds any more (umount -l of a mount a file was open on, a clone made by
+ * open_tree(OPEN_TREE_CLONE), a new filesystem's fsmount() never attached). The file's path
+ * (readlink) is then from that mount's root, and leads nowhere in the tree. Two cases:
  * - its filesystem is still mounted in the process's mount namespace (a bind detached, the
  *   original of a clone still there): the file is found there by its handle, and the directory
  *   that is the detached mount's root is saved (clone_of). Each fd opens again through a clone
  *   of that directory (open_tree), dropped at once: the fd holds a detached mount as before; an
  *   fd of its root itself is the clone's fd (as open_tree or fsmount gave it);
  * - a tmpfs that no mount of any namespace shows: what the tree can reach of it is saved as
- *   ghosts are (the files open, every directory open with everything below it) and the restore
- *   makes a new tmpfs (fsmount, not attached) with them, every fd opening through it.
+ *   ghosts are (the files open; all of it once a directory is open or the cwd, since ".." leads
+ *   from there to its root), and the restore makes a new tmpfs (fsmount, not attached) with
+ *   them, every fd opening through it.
  * Its read-only, nosuid, nodev and noexec flags are set again (mount_setattr). A detached mount
  * of another filesystem that no mount shows (a disk's) is refused, as is a file removed on it.
  */
@@ -155,11 +156,11 @@ static char *root_of(const char *path, const char *link)
 
 /*
  * The directory (as pid sees it) that is the root of the detached mount that the file open at
- * fd (O_PATH; p->link: its path from that root) is on, in a mount of pid's namespace of the
+ * fd (O_PATH; link: its path from that root) is on, in a mount of pid's namespace of the
  * same filesystem: found by the file's handle, or by its inode number where the filesystem
  * gives no handles (overlayfs). NULL if none shows it.
  */
-static char *root_in_namespace(pid_t pid, const struct fd_probe *p, int fd)
+static char *root_in_namespace(pid_t pid, const char *link, const struct stat *st, int fd)
 {
 	struct mount_table tb;
 	char *path = NULL, found[PATH_MAX];
@@ -167,19 +168,19 @@ static char *root_in_namespace(pid_t pid, const struct fd_probe *p, int fd)
 	if (mount_table_read(pid, &tb))
 		return NULL;
 	for (size_t i = 0; i < tb.n && !path; i++)
-		if (tb.m[i].dev == p->st.st_dev)
-			path = path_through(pid, &tb.m[i], fd, &p->st);
+		if (tb.m[i].dev == st->st_dev)
+			path = path_through(pid, &tb.m[i], fd, st);
 	mount_table_free(&tb);
 	if (path) {
-		char *root = root_of(path, p->link);
+		char *root = root_of(path, link);
 		free(path);
 		return root;
 	}
-	int by_inode = fhandle_search_inode(pid, p->st.st_dev, p->st.st_ino, found, sizeof(found));
+	int by_inode = fhandle_search_inode(pid, st->st_dev, st->st_ino, found, sizeof(found));
 	if (by_inode < 0)
 		return NULL;
 	close(by_inode);
-	return root_of(found, p->link);
+	return root_of(found, link);
 }
 
 /* Whether a mount of any process's namespace shows the filesystem dev. */
@@ -293,9 +294,37 @@ static int save_tree(struct dump_task *t, struct detached_seen *s, int dir, cons
 	return err;
 }
 
+/* Everything of the tmpfs that the directory open at fd is on: ".." leads up to its root. */
+static int save_from_root(struct dump_task *t, struct detached_seen *s, int fd, const char *what)
+{
+	int dir = fcntl(fd, F_DUPFD_CLOEXEC, 0), up, err;
+	struct stat here, above;
+
+	if (dir < 0 || fstat(dir, &here))
+		err = -errno;
+	else
+		for (err = 0; !err;) {
+			if ((up = openat(dir, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(up, &above)) {
+				err = -errno;
+				break;
+			}
+			bool top = above.st_ino == here.st_ino && above.st_dev == here.st_dev;
+			close(dir);
+			dir = up;
+			here = above;
+			if (top)
+				break;
+		}
+	if (!err)
+		err = save_tree(t, s, dir, "/", what);
+	if (dir >= 0)
+		close(dir);
+	return err;
+}
+
 /* The detached mount mnt_id that the file open at fd (O_PATH) is on: its entry, made on first sight. */
-static int mount_of(struct dump_task *t, const struct fd_probe *p, uint64_t mnt_id, int fd,
-		    struct detached_seen **out)
+static int mount_of(struct dump_task *t, const char *link, const struct stat *st, uint64_t mnt_id, int fd,
+		    const char *what, struct detached_seen **out)
 {
 	struct detached_state *ds = state_of(t->ctx);
 	struct detached_seen *more;
@@ -307,12 +336,12 @@ static int mount_of(struct dump_task *t, const struct fd_probe *p, uint64_t mnt_
 			*out = &ds->seen[i];
 			return 0;
 		}
-	root = root_in_namespace(t->pid, p, fd);
-	if (!root && (fstatfs(fd, &sf) || sf.f_type != TMPFS_MAGIC || mounted_anywhere(p->st.st_dev))) {
-		pr_err("dump pid %d fd %d: %s is on a detached mount (%llu; umount -l, open_tree or fsmount) "
+	root = root_in_namespace(t->pid, link, st, fd);
+	if (!root && (fstatfs(fd, &sf) || sf.f_type != TMPFS_MAGIC || mounted_anywhere(st->st_dev))) {
+		pr_err("dump pid %d %s: %s is on a detached mount (%llu; umount -l, open_tree or fsmount) "
 		       "of a filesystem that no mount of its namespace shows it by, and only a tmpfs that no "
 		       "mount shows anywhere is saved with the tree: not supported",
-		       t->pid, p->fd, p->link, (unsigned long long)mnt_id);
+		       t->pid, what, link, (unsigned long long)mnt_id);
 		return -ENOTSUP;
 	}
 	if (!(more = xreallocarray(ds->seen, ds->n + 1, sizeof(*more)))) {
@@ -332,51 +361,42 @@ static int mount_of(struct dump_task *t, const struct fd_probe *p, uint64_t mnt_
 	s->m->clone_of = root;
 	s->m->has_attr = true;
 	s->m->attr = attrs_of(fd);
-	pr_debug("dump pid %d fd %d: %s is on detached mount %llu, %s%s", t->pid, p->fd, p->link,
-		 (unsigned long long)mnt_id, root ? "a clone of " : "a tmpfs no mount shows",
-		 root ? root : "");
+	pr_debug("dump pid %d %s: %s is on detached mount %llu, %s%s", t->pid, what, link,
+		 (unsigned long long)mnt_id, root ? "a clone of " : "a tmpfs no mount shows", root ? root : "");
 	*out = s;
 	return 0;
 }
 
-int detached_mount_dump_fd(struct dump_task *t, const struct fd_probe *p, uint64_t mnt_id, FdEntry *e)
+int detached_mount_note(struct dump_task *t, const char *magic, const char *link, const struct stat *st,
+			uint64_t mnt_id, const char *what, uint32_t *id)
 {
-	char magic[64], what[32];
 	struct detached_seen *s;
 	int err;
 
-	if (p->link[0] != '/' || !mnt_id || attached(t, mnt_id))
+	if (link[0] != '/' || !mnt_id || attached(t, mnt_id))
 		return 0;
-	if (ghost_path(p->link)) {
-		pr_err("dump pid %d fd %d: %s, removed, is on a detached mount (%llu): not supported",
-		       t->pid, p->fd, p->link, (unsigned long long)mnt_id);
+	if (ghost_path(link)) {
+		pr_err("dump pid %d %s: %s, removed, is on a detached mount (%llu): not supported", t->pid,
+		       what, link, (unsigned long long)mnt_id);
 		return -ENOTSUP;
 	}
-	snprintf(magic, sizeof(magic), "/proc/%d/fd/%d", t->pid, p->fd);
-	snprintf(what, sizeof(what), "fd %d", p->fd);
 	auto_close int fd = open(magic, O_PATH | O_CLOEXEC);
 	if (fd < 0) {
-		pr_perror("dump pid %d fd %d: cannot open %s", t->pid, p->fd, p->link);
+		pr_perror("dump pid %d %s: cannot open %s", t->pid, what, link);
 		return -errno;
 	}
-	if ((err = mount_of(t, p, mnt_id, fd, &s)))
+	if ((err = mount_of(t, link, st, mnt_id, fd, what, &s)))
 		return err;
 	if (!s->m->clone_of) {
-		err = S_ISDIR(p->st.st_mode) ? save_tree(t, s, fd, p->link, what)
-					     : save_file(t, s, fd, p->link, what);
+		err = S_ISDIR(st->st_mode) ? save_from_root(t, s, fd, what) : save_file(t, s, fd, link, what);
 		if (err) {
 			if (err != -EFBIG && err != -ENOMEM && err != -ENOTSUP)
-				pr_err("dump pid %d fd %d: cannot save %s of the detached tmpfs it is on: %s",
-				       t->pid, p->fd, p->link, strerror(-err));
+				pr_err("dump pid %d %s: cannot save %s of the detached tmpfs it is on: %s", t->pid,
+				       what, link, strerror(-err));
 			return err;
 		}
 	}
-	if (!(e->path = xstrdup(p->link)))
-		return -ENOMEM;
-	e->has_detached_mount = e->has_flags = e->has_pos = true;
-	e->detached_mount = s->m->id;
-	e->flags = p->flags;
-	e->pos = p->pos;
+	*id = s->m->id;
 	return 1;
 }
 
@@ -413,9 +433,13 @@ static int validate_detached(struct run_ctx *ctx, struct restore_tree *rt)
 	bool needed = false;
 	int err;
 
-	for (size_t i = 0; i < rt->nr_tasks; i++)
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
 			needed |= rt->tasks[i].fds->fds[k]->has_detached_mount;
+		for (size_t k = 0; k < rt->tasks[i].mm->n_files; k++)
+			needed |= rt->tasks[i].mm->files[k]->has_detached_mount;
+		needed |= rt->tasks[i].core->has_cwd_detached_mount;
+	}
 	if (!needed)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_DETACHED_MOUNTS, 0, (ProtobufCMessage **)&st->rst)))
@@ -425,7 +449,8 @@ static int validate_detached(struct run_ctx *ctx, struct restore_tree *rt)
 			pr_err("image detached-mounts.img: entry %zu is invalid", i);
 			return -EINVAL;
 		}
-	for (size_t i = 0; i < rt->nr_tasks; i++)
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const TaskCore *c = rt->tasks[i].core;
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++) {
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
 			if (e->has_detached_mount && e->detached_mount >= st->rst->n_mounts) {
@@ -435,6 +460,20 @@ static int validate_detached(struct run_ctx *ctx, struct restore_tree *rt)
 				return -EINVAL;
 			}
 		}
+		for (size_t k = 0; k < rt->tasks[i].mm->n_files; k++) {
+			const MappedFile *f = rt->tasks[i].mm->files[k];
+			if (f->has_detached_mount && f->detached_mount >= st->rst->n_mounts) {
+				pr_err("image mm-%d.img: mapped file %zu is on detached mount %u, which "
+				       "detached-mounts.img does not hold", rt->tasks[i].pid, k, f->detached_mount);
+				return -EINVAL;
+			}
+		}
+		if (c->has_cwd_detached_mount && c->cwd_detached_mount >= st->rst->n_mounts) {
+			pr_err("image core-%d.img: its cwd is on detached mount %u, which detached-mounts.img "
+			       "does not hold", rt->tasks[i].pid, c->cwd_detached_mount);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -527,34 +566,35 @@ static int prepare_detached(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-int detached_mount_open(const struct restore_task *t, const FdEntry *e, int flags)
+int detached_mount_open(const struct run_ctx *ctx, uint32_t id, const char *path, int flags, pid_t pid,
+			const char *what)
 {
-	const struct detached_state *st = state_of(t->ctx);
-	const DetachedMount *m = st->rst->mounts[e->detached_mount];
+	const struct detached_state *st = state_of(ctx);
+	const DetachedMount *m = st->rst->mounts[id];
 	struct mount_attr attr = { .attr_set = m->attr };
-	bool root = !strcmp(e->path, "/");
+	bool root = !strcmp(path, "/");
 	int mnt, fd;
 
 	if (m->clone_of) {
-		auto_close int dir = tree_open(t->ctx, m->clone_of, O_PATH | O_DIRECTORY, 0);
+		auto_close int dir = tree_open(ctx, m->clone_of, O_PATH | O_DIRECTORY, 0);
 		mnt = dir < 0 ? -1
 			      : syscall(SYS_open_tree, dir, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 		if (mnt < 0 || (m->attr && syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &attr, sizeof(attr)))) {
 			int err = dir < 0 ? dir : -errno;
-			pr_err("restore pid %d fd %u: cannot clone %s, the root of the detached mount %s is on: "
-			       "%s", t->pid, e->fd, m->clone_of, e->path, strerror(-err));
+			pr_err("restore pid %d %s: cannot clone %s, the root of the detached mount %s is on: %s",
+			       pid, what, m->clone_of, path, strerror(-err));
 			if (mnt >= 0)
 				close(mnt);
 			return err;
 		}
-	} else if ((mnt = fcntl(st->made[e->detached_mount], F_DUPFD_CLOEXEC, 0)) < 0) {
+	} else if ((mnt = fcntl(st->made[id], F_DUPFD_CLOEXEC, 0)) < 0) {
 		return -errno;
 	}
-	if (root && (flags & O_PATH))
+	if (root && (flags & O_PATH) && !(flags & O_DIRECTORY))
 		return mnt; /* (the mount's own fd, as open_tree or fsmount gave it: move_mount takes it) */
-	fd = openat(mnt, root ? "." : e->path + 1, flags | O_CLOEXEC);
+	fd = openat(mnt, root ? "." : path + 1, flags | O_CLOEXEC);
 	if (fd < 0)
-		pr_perror("restore pid %d fd %u: cannot open %s on its detached mount", t->pid, e->fd, e->path);
+		pr_perror("restore pid %d %s: cannot open %s on its detached mount", pid, what, path);
 	fd = fd < 0 ? -errno : fd;
 	close(mnt);
 	return fd;

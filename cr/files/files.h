@@ -195,11 +195,15 @@ int ghost_file_copy(const struct run_ctx *ctx, int fd, const char *path, pid_t p
 bool ghost_file_valid(const GhostFile *g);
 int ghost_file_make(int dir, const char *name, const GhostFile *g);
 int ghost_file_attrs(int fd, const GhostFile *g);
-/* cr/files/detached-mount.c (tree_detached_mounts): a file on a mount no namespace holds.
- * detached_mount_dump_fd: 0 if fd's mount mnt_id is attached, 1 once e is that file, or an
- * error said; detached_mount_open: e opened again with flags (or an error said). */
-int detached_mount_dump_fd(struct dump_task *t, const struct fd_probe *p, uint64_t mnt_id, FdEntry *e);
-int detached_mount_open(const struct restore_task *t, const FdEntry *e, int flags);
+/* cr/files/detached-mount.c (tree_detached_mounts): files on mounts no namespace holds.
+ * detached_mount_note: 0 if mnt_id (the mount of the file behind magic, a /proc path; link:
+ * its readlink, st: its stat) is a mount of a namespace, 1 once *id is the detached mount it
+ * is on (link its path from that mount's root), or an error said; what names its use ("fd 5",
+ * "cwd"). detached_mount_open: that file opened again with flags, or an error said. */
+int detached_mount_note(struct dump_task *t, const char *magic, const char *link, const struct stat *st,
+			uint64_t mnt_id, const char *what, uint32_t *id);
+int detached_mount_open(const struct run_ctx *ctx, uint32_t id, const char *path, int flags, pid_t pid,
+			const char *what);
 
 /* cr/files/sockopts.c: SOL_SOCKET options of the socket at fd of pid that differ from a fresh
  * socket's, saved in e (before any kind looks at it); checked and set on the new socket. */

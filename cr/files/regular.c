@@ -252,9 +252,15 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	/* its path leads elsewhere (or unknown: outside the process's root): on a mount detached
 	 * since (or made so), or hidden */
 	bool leads = dead || memdev || mount_task_path_holds(t->pid, t->core->root, p->link, &p->st);
-	int detached = leads ? 0 : detached_mount_dump_fd(t, p, mnt_id, e);
-	if (detached)
+	int detached = leads ? 0 : detached_mount_note(t, magic, p->link, &p->st, mnt_id, what, &e->detached_mount);
+	if (detached < 0)
 		return detached;
+	if (detached) {
+		e->has_detached_mount = e->has_flags = e->has_pos = true;
+		e->flags = p->flags;
+		e->pos = p->pos;
+		return (e->path = xstrdup(p->link)) ? 1 : -ENOMEM;
+	}
 	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_of_task(t->pid, mnt_id)) {
 		pr_err("dump pid %d fd %d: %s is on a mount (%llu) of a mount namespace that another "
 		       "process of the tree made, not its own (opened there and passed over, or opened "
@@ -422,14 +428,17 @@ static int check_regular(const struct restore_task *t, const FdEntry *e)
 
 static int open_regular(struct restore_task *t, const FdEntry *e)
 {
-	char here[PATH_MAX];
+	char here[PATH_MAX], what[24];
 	const char *path;
 	struct stat st;
 	int fd = proc_path_here(t, e, here, sizeof(here), &path);
 
+	snprintf(what, sizeof(what), "fd %u", e->fd);
+
 	if (fd >= 0)
 		fd = e->has_ghost_id	     ? ghost_open(t->ctx, e->ghost_id, reopen_flags(e))
-		     : e->has_detached_mount ? detached_mount_open(t, e, reopen_flags(e))
+		     : e->has_detached_mount ? detached_mount_open(t->ctx, e->detached_mount, e->path, reopen_flags(e),
+							   t->pid, what)
 					     : tree_open(t->ctx, path, reopen_flags(e), 0);
 	if (fd < 0)
 		return fd;

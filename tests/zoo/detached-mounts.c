@@ -1,17 +1,21 @@
 /*
  * detached-mounts: files open on mounts that no mount namespace holds any more.
  *   fd 30: "data" (3000 bytes, mode 0640, offset 7) on a tmpfs mounted at DIR/t and detached
- *   since (umount -l); fd 31: its directory "sub" (O_RDONLY), holding "inner" and a symbolic
- *   link "ln" to it.
+ *   since (umount -l), mode 0751; fd 31: its directory "sub" (O_RDONLY), holding "inner" and a
+ *   symbolic link "ln" to it, and ".." leading to that tmpfs's root; "inner" is also mapped
+ *   shared.
  *   fd 32: a tmpfs made by fsopen/fsmount and never attached (its mount fd); fd 33: "made" on
  *   it, O_RDWR at offset 5.
- *   fd 34: DIR/src/file, opened through a bind of DIR/src at DIR/bind detached since.
+ *   fd 34: DIR/src/file, opened through a bind of DIR/src at DIR/bind detached since; the
+ *   working directory: that bind too.
  *   fd 35: a clone of DIR/src made by open_tree(OPEN_TREE_CLONE), made read-only
  *   (mount_setattr), never attached.
- * After restore and SIGTERM: the files' data, modes, offsets and links are there; fds 30 and
- * 31 share one tmpfs, fds 32 and 33 another, none of them shown by a mount; fd 34 is DIR/src/file
- * itself (same inode); fd 35 is still a mount fd: move_mount attaches it at DIR/attach, where
- * DIR/src/file is, read-only.
+ * After restore and SIGTERM: the files' data, modes, offsets and links are there (a write
+ * through the mapping reaches "inner"); fds 30 and
+ * 31 share one tmpfs, fds 32 and 33 another, none of them shown by a mount; fd 34 is
+ * DIR/src/file itself (same inode), the working directory is DIR/src through a detached mount;
+ * fd 35 is still a mount fd: move_mount attaches it at DIR/attach, where DIR/src/file is,
+ * read-only.
  * Dumps that must fail (tests/failure-cases.sh): --removed (t/data removed before the
  * tmpfs is detached), --ramfs (fd 36: a file on a detached ramfs, not a tmpfs), --big (fd 36:
  * a file of 2 MiB on the detached tmpfs, dumped with --ghost-limit 1000000).
@@ -19,6 +23,7 @@
  */
 #include "zoo.h"
 #include <linux/mount.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -28,6 +33,7 @@
 #endif
 
 static char dir[4000];
+static char *map; /* t/sub/inner, shared */
 
 static void c_tmpfs(ucontext_t *u) { (void)u; pwrite(30, "X", 1, 100); }
 static void c_fsmount(ucontext_t *u) { (void)u; lseek(33, 0, SEEK_SET); }
@@ -48,6 +54,8 @@ static void c_mountfd(ucontext_t *u)
 	dup2(fd, 35);
 	close(fd);
 }
+static void c_cwd(ucontext_t *u) { (void)u; chdir("/"); }
+static void c_mapped(ucontext_t *u) { (void)u; map[0] = 'X'; }
 static void c_readonly(ucontext_t *u)
 {
 	(void)u;
@@ -60,6 +68,8 @@ static const struct zoo_corruption corruptions[] = {
 	{ "clone", c_clone, 0 },
 	{ "mountfd", c_mountfd, 0 },
 	{ "readonly", c_readonly, 0 },
+	{ "cwd", c_cwd, 0 },
+	{ "mapped", c_mapped, 0 },
 };
 
 static void path_of(char *buf, size_t len, const char *name)
@@ -117,7 +127,7 @@ int main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "%s", zoo_tmpdir());
 	/* a tmpfs detached with files open on it */
 	path_of(path, sizeof(path), "t");
-	if (mkdir(path, 0755) || mount("zoo", path, "tmpfs", 0, NULL))
+	if (mkdir(path, 0755) || mount("zoo", path, "tmpfs", 0, "mode=0751"))
 		zoo_die("tmpfs at %s: %s", path, strerror(errno));
 	int t = open(path, O_PATH | O_DIRECTORY);
 	zoo_fill((unsigned char *)buf, 3000, 60);
@@ -128,6 +138,11 @@ int main(int argc, char **argv)
 		zoo_die("t/data: %s", strerror(errno));
 	put(31, "t/sub", openat(t, "sub", O_RDONLY | O_DIRECTORY));
 	write_at(31, "inner", "inner-text", 0600);
+	int inner = openat(31, "inner", O_RDWR);
+	map = inner < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, inner, 0);
+	if (map == MAP_FAILED)
+		zoo_die("mapping t/sub/inner: %s", strerror(errno));
+	close(inner);
 	if (symlinkat("inner", 31, "ln"))
 		zoo_die("t/sub/ln: %s", strerror(errno));
 	if (!strcmp(mode, "--removed") && unlinkat(t, "data", 0))
@@ -166,7 +181,7 @@ int main(int argc, char **argv)
 		zoo_die("bind %s at %s: %s", path, path2, strerror(errno));
 	path_of(path, sizeof(path), "bind/file");
 	put(34, "bind/file", open(path, O_CREAT | O_RDWR | O_EXCL, 0644));
-	if (write(34, "through-bind", 12) != 12 || umount2(path2, MNT_DETACH))
+	if (write(34, "through-bind", 12) != 12 || chdir(path2) || umount2(path2, MNT_DETACH))
 		zoo_die("bind/file: %s", strerror(errno));
 	/* a clone of DIR/src, read-only, never attached */
 	path_of(path, sizeof(path), "src");
@@ -175,6 +190,7 @@ int main(int argc, char **argv)
 	if (syscall(SYS_mount_setattr, 35, "", AT_EMPTY_PATH, &ro, sizeof(ro)))
 		zoo_die("mount_setattr: %s", strerror(errno));
 	zoo_check_fds = 0; /* (mount fds, and files on mounts made again: other mount ids) */
+	zoo_check_maps = 0; /* (a tmpfs made again: other inode numbers) */
 	zoo_ready();
 	zoo_wait();
 
@@ -191,9 +207,18 @@ int main(int argc, char **argv)
 	      in < 0 ? strerror(errno) : "other content");
 	if (in >= 0)
 		close(in);
+	CHECK("mapped", !memcmp(map, "inner-text", 10), "the shared mapping of t/sub/inner reads '%.10s'", map);
+	memcpy(map, "mapped", 6);
+	in = openat(31, "inner", O_RDONLY);
+	CHECK("mapped", in >= 0 && pread(in, got, 6, 0) == 6 && !memcmp(got, "mapped", 6),
+	      "a write through the mapping is not in t/sub/inner");
+	if (in >= 0)
+		close(in);
 	n = readlinkat(31, "ln", got, sizeof(got));
 	CHECK("tmpfs", n == 5 && !memcmp(got, "inner", 5), "t/sub/ln is not a link to inner");
 	CHECK("tmpfs", !fstat(31, &st) && (st.st_mode & 07777) == 0750, "t/sub has mode %o", st.st_mode & 07777);
+	CHECK("tmpfs", !fstatat(31, "..", &st, 0) && (st.st_mode & 07777) == 0751,
+	      "t (t/sub/..) has mode %o, not 0751", st.st_mode & 07777);
 	struct stat a, b;
 	CHECK("tmpfs", !fstat(30, &a) && !fstat(31, &b) && a.st_dev == b.st_dev && !fstatfs(30, &sf) &&
 			       sf.f_type == TMPFS_MAGIC && !mount_listed(30),
@@ -209,6 +234,14 @@ int main(int argc, char **argv)
 	CHECK("clone", src >= 0 && same_file(src, 34) && !mount_listed(34) &&
 			       pread(34, got, 12, 0) == 12 && !memcmp(got, "through-bind", 12),
 	      "fd 34 is not %s through a detached mount", path);
+	struct stat here;
+	path_of(path, sizeof(path), "src");
+	int cwd_file = open("file", O_RDONLY);
+	CHECK("cwd", !stat(".", &here) && !stat(path, &a) && here.st_ino == a.st_ino && here.st_dev == a.st_dev &&
+			     cwd_file >= 0 && src >= 0 && same_file(cwd_file, src) && !mount_listed(cwd_file),
+	      "the working directory is not DIR/src through a detached mount");
+	if (cwd_file >= 0)
+		close(cwd_file);
 	path_of(path2, sizeof(path2), "attach");
 	mkdir(path2, 0755);
 	int moved = !syscall(SYS_move_mount, 35, "", AT_FDCWD, path2, MOVE_MOUNT_F_EMPTY_PATH);
