@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "ipc-objects.h"
 #include "log.h"
 #include "proc.h"
 #include "pstree.h"
@@ -174,7 +175,7 @@ static int scan_sets(struct host_sem_state *st, struct dump_tree *tr)
  * Has it a SEM_UNDO list (made by its first semop with SEM_UNDO, kept to its end)? stasis has
  * none: the same (NULL) as its, no. Cannot tell: yes.
  */
-static bool has_undo_list(pid_t pid)
+bool ipc_has_undo_list(pid_t pid)
 {
 	return syscall(SYS_kcmp, getpid(), pid, KCMP_SYSVSEM, 0, 0) != 0;
 }
@@ -207,7 +208,7 @@ static int find_holders(struct host_sem_state *st, struct dump_tree *tr)
 		return -ENOMEM;
 	for (size_t i = tr->nr_tasks; i-- > 0;) {
 		bool init;
-		if (!has_undo_list(tr->tasks[i].pid))
+		if (!ipc_has_undo_list(tr->tasks[i].pid))
 			continue;
 		st->holder[i] = true;
 		st->nr_holders++;

@@ -87,7 +87,7 @@ int ipc_msg_save_all(IpcNs *ns)
 	return 0;
 }
 
-int ipc_msg_validate(const IpcNs *ns)
+int ipc_msg_validate(const char *image, const IpcNs *ns)
 {
 	auto_free const SysvPerm **perms = xzalloc((ns->n_msg_queues + 1) * sizeof(*perms));
 
@@ -100,7 +100,7 @@ int ipc_msg_validate(const IpcNs *ns)
 			ok = q->msgs[m]->mtype >= 1 && q->msgs[m]->mtype <= LONG_MAX &&
 			     q->msgs[m]->data.len <= INT_MAX;
 		if (!ok) {
-			pr_err("image ipc-ns.img: message queue %zu (id %u) is invalid", i, q->perm->id);
+			pr_err("image %s: message queue %zu (id %u) is invalid", image, i, q->perm->id);
 			return -EINVAL;
 		}
 		perms[i] = q->perm;

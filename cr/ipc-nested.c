@@ -1,11 +1,14 @@
 /*
  * IPC namespaces that processes of the tree made (ipc-nested.img; cr/nested-ns.h): a sandbox's
  * own (bwrap --unshare-ipc, unshare -i, systemd's PrivateIPC=). Dump: per namespace its
- * sysctls and how many objects it holds, read by a helper inside it; one holding SysV objects
- * or POSIX message queues is refused (they are not saved yet), and so is a process of it
- * holding a POSIX message queue or a SysV segment mapped, which would be made again in its
- * namespace. Restore: its maker, when created, unshares CLONE_NEWIPC and writes the sysctls;
- * the processes below it inherit it.
+ * sysctls and how many objects it holds, read by a helper inside it; its SysV message queues
+ * and semaphore sets, with its sysctls, are saved by a helper inside it as cr/ipc-ns.c saves
+ * the tree's own (ipc-nested-objects-N.img). One holding SysV shm segments or POSIX message
+ * queues is refused (they are not saved yet), and so is a process of it holding a POSIX
+ * message queue or a SysV segment mapped, which would be made again in its namespace, or
+ * (its namespace holding semaphore sets) a SEM_UNDO list, whose adjustments the dump's kill
+ * gives back. Restore: its maker, when created, unshares CLONE_NEWIPC, makes the objects
+ * again with their ids and writes the sysctls; the processes below it inherit it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipc-objects.h"
@@ -31,6 +35,7 @@
 
 struct ipc_nested_state {
 	IpcNested *img;
+	IpcNs **objects; /* restore: by namespace, NULL if it holds none */
 	struct nested_ns_view *views;
 };
 
@@ -83,7 +88,26 @@ static int read_namespace(void *out, size_t len)
 	return 0;
 }
 
-static int collect_one(const struct dump_tree *tr, const struct nested_ns *v, NestedIpcNs *out)
+/* What the helper that saves a namespace's objects is told. */
+struct ipc_nested_save {
+	int images_dir;
+	uint32_t index;
+};
+
+static int save_namespace(void *out, size_t len)
+{
+	const struct ipc_nested_save *w = out;
+	IpcNs ns = IPC_NS__INIT;
+	int err;
+
+	(void)len;
+	if (!(err = ipc_ns_save_objects(&ns)))
+		err = image_write(w->images_dir, IMG_IPC_NESTED_OBJECTS, w->index, &ns.base);
+	return err;
+}
+
+static int collect_one(struct run_ctx *ctx, const struct dump_tree *tr, const struct nested_ns *v,
+		       uint32_t index, NestedIpcNs *out)
 {
 	const struct dump_task *maker = &tr->tasks[v->members[0]];
 	struct ipc_nested_report r;
@@ -100,17 +124,24 @@ static int collect_one(const struct dump_tree *tr, const struct nested_ns *v, Ne
 		       (unsigned long long)v->id);
 		return err;
 	}
-	if (r.shm || r.sem || r.msg || r.mq) {
+	if (r.shm || r.mq || r.sem < 0 || r.msg < 0) {
 		pr_err("dump pid %u: its IPC namespace ipc:[%llu], made below the tree's, holds %d SysV "
-		       "shared memory segments, %d semaphore sets, %d message queues and %d POSIX message "
-		       "queues (-1: not known); objects of a nested IPC namespace are not saved: not "
-		       "supported", out->maker, (unsigned long long)v->id, r.shm, r.sem, r.msg, r.mq);
+		       "shared memory segments and %d POSIX message queues (-1: not known); those of a "
+		       "nested IPC namespace are not saved: not supported", out->maker,
+		       (unsigned long long)v->id, r.shm, r.mq);
 		return -ENOTSUP;
 	}
 	if ((err = ipc_sysctls_fill(&r.sysctls, &out->sysctls, &out->n_sysctls)))
 		return err;
-	pr_info("dump pid %u: its own IPC namespace ipc:[%llu], %zu processes", out->maker,
-		(unsigned long long)out->ns_id, out->n_pids);
+	struct ipc_nested_save w = { ctx->images_dir_fd, index };
+	if ((r.sem || r.msg) && (err = ns_helper_run(maker->pid, CLONE_NEWIPC, save_namespace, &w, sizeof(w)))) {
+		pr_err("dump pid %u: cannot save the message queues and semaphore sets of its IPC "
+		       "namespace ipc:[%llu]", out->maker, (unsigned long long)v->id);
+		return err;
+	}
+	out->has_objects = out->objects = r.sem || r.msg;
+	pr_info("dump pid %u: its own IPC namespace ipc:[%llu], %zu processes, %d message queues, %d "
+		"semaphore sets", out->maker, (unsigned long long)out->ns_id, out->n_pids, r.msg, r.sem);
 	return 0;
 }
 
@@ -136,7 +167,7 @@ static int collect_ipc_nested(struct run_ctx *ctx, struct dump_tree *tr)
 		}
 		nested_ipc_ns__init(u);
 		st->img->ns[st->img->n_ns++] = u;
-		err = collect_one(tr, &v[i], u);
+		err = collect_one(ctx, tr, &v[i], i, u);
 	}
 	if (!err)
 		tr->inv.has_ipc_nested = tr->inv.ipc_nested = true;
@@ -156,18 +187,25 @@ static bool maps_sysv(pid_t pid)
 
 /*
  * A process of a nested namespace holding a POSIX message queue or a SysV segment (of the
- * namespace it came from: its own has none) would have it made again in its own: refused.
+ * namespace it came from: its own has none) would have it made again in its own: refused. So
+ * is one with a SEM_UNDO list (unshare drops the one it had: it is of its namespace's sets).
  */
 static int check_members(const struct dump_tree *tr, const IpcNested *img)
 {
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		const struct dump_task *t = &tr->tasks[i];
-		bool member = false;
-		for (size_t k = 0; k < img->n_ns && !member; k++)
-			for (size_t m = 0; m < img->ns[k]->n_pids && !member; m++)
-				member = img->ns[k]->pids[m] == (uint32_t)t->vpid;
-		if (!member)
+		const NestedIpcNs *of = NULL;
+		for (size_t k = 0; k < img->n_ns && !of; k++)
+			for (size_t m = 0; m < img->ns[k]->n_pids && !of; m++)
+				of = img->ns[k]->pids[m] == (uint32_t)t->vpid ? img->ns[k] : NULL;
+		if (!of)
 			continue;
+		if (of->objects && ipc_has_undo_list(t->pid)) {
+			pr_err("dump pid %u: it holds SEM_UNDO adjustments on semaphores of its IPC namespace "
+			       "ipc:[%llu], made below the tree's, which the dump's kill would give back: not "
+			       "supported", t->vpid, (unsigned long long)of->ns_id);
+			return -ENOTSUP;
+		}
 		for (size_t k = 0; t->fds && k < t->fds->n_fds; k++)
 			if (t->fds->fds[k]->kind == FD_KIND__FD_MQUEUE) {
 				pr_err("dump pid %u fd %u: a POSIX message queue, held by a process of an IPC "
@@ -204,15 +242,84 @@ static int validate_ipc_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->ipc_nested, IMG_IPC_NESTED,
 					(ProtobufCMessage **)&st->img)) || !st->img)
 		return err;
-	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))))
+	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))) ||
+	    !(st->objects = xzalloc((st->img->n_ns + 1) * sizeof(*st->objects))))
 		return -ENOMEM;
 	for (size_t i = 0; i < st->img->n_ns; i++) {
 		const NestedIpcNs *u = st->img->ns[i];
-		if ((err = ipc_sysctls_validate("ipc-nested.img", u->sysctls, u->n_sysctls)))
+		char name[64];
+		image_filename(name, sizeof(name), IMG_IPC_NESTED_OBJECTS, i);
+		if ((err = ipc_sysctls_validate("ipc-nested.img", u->sysctls, u->n_sysctls)) ||
+		    (u->objects && ((err = image_read(ctx->images_dir_fd, IMG_IPC_NESTED_OBJECTS, i,
+						      (ProtobufCMessage **)&st->objects[i])) ||
+				    (err = ipc_ns_validate_objects(name, st->objects[i])))))
 			return err;
+		if (u->objects && st->objects[i]->n_shm_ids) {
+			pr_err("image %s: lists shm segments, which a nested IPC namespace's objects do not "
+			       "hold", name);
+			return -EINVAL;
+		}
 		st->views[i] = (struct nested_ns_view){ u->maker, u->pids, u->n_pids };
 	}
 	return nested_ns_validate(rt, "ipc-nested.img", st->views, st->img->n_ns);
+}
+
+/* host, an id as the host sees it, as the calling thread's user namespace sees it (map: its
+ * /proc/self/uid_map or gid_map text). */
+static bool id_here(const char *map, uint32_t host, uint32_t *here)
+{
+	unsigned long long inner, outer, count;
+	int used;
+
+	for (const char *at = map; at && sscanf(at, "%llu %llu %llu%n", &inner, &outer, &count, &used) == 3;
+	     at = strchr(at + used, '\n'))
+		if (host >= outer && host - outer < count) {
+			*here = inner + (host - outer);
+			return true;
+		}
+	return false;
+}
+
+/* The objects' owners and creators (saved as the host sees them) as the maker's user namespace
+ * sees them: it makes them there. */
+static int ids_here(pid_t pid, IpcNs *ns)
+{
+	auto_free char *uids = read_file_at(AT_FDCWD, "/proc/self/uid_map", NULL);
+	auto_free char *gids = read_file_at(AT_FDCWD, "/proc/self/gid_map", NULL);
+	size_t n = ns->n_msg_queues + ns->n_sem_sets;
+
+	for (size_t i = 0; i < n; i++) {
+		SysvPerm *p = i < ns->n_msg_queues ? ns->msg_queues[i]->perm : ns->sem_sets[i - ns->n_msg_queues]->perm;
+		if (!uids || !gids || !id_here(uids, p->uid, &p->uid) || !id_here(uids, p->cuid, &p->cuid) ||
+		    !id_here(gids, p->gid, &p->gid) || !id_here(gids, p->cgid, &p->cgid)) {
+			pr_err("restore pid %d: SysV object %u of its IPC namespace belongs to ids its user "
+			       "namespace does not map", pid, p->id);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * ns's objects made in the calling process's new namespace, by a child of it: making each as
+ * its creator changes the child's effective ids, which the maker (in a user namespace, still
+ * with ids that namespace does not map) could not take back; the child is root of its user
+ * namespace first.
+ */
+static int make_objects(pid_t pid, IpcNs *ns)
+{
+	int status;
+	pid_t child = fork();
+
+	if (child == 0) {
+		/* (root of its user namespace: ids it maps, to come back to after each creator) */
+		if (syscall(SYS_setresgid, 0, 0, 0) || syscall(SYS_setresuid, 0, 0, 0))
+			pr_debug("restore pid %d: its objects' maker stays with its ids: %m", pid);
+		_exit(ids_here(pid, ns) || ipc_ns_make_objects(ns) ? 1 : 0);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child)
+		return -errno;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -EIO;
 }
 
 int ipc_nested_make(const struct run_ctx *ctx, pid_t pid)
@@ -227,7 +334,10 @@ int ipc_nested_make(const struct run_ctx *ctx, pid_t pid)
 		pr_perror("restore pid %d: cannot make its own IPC namespace", pid);
 		return -errno;
 	}
-	if ((err = ipc_sysctls_write(st->img->ns[i]->sysctls, st->img->ns[i]->n_sysctls)))
+	if (st->objects[i] && (err = make_objects(pid, st->objects[i])))
+		pr_err("restore pid %d: cannot make again the message queues and semaphore sets of its own "
+		       "IPC namespace", pid);
+	else if ((err = ipc_sysctls_write(st->img->ns[i]->sysctls, st->img->ns[i]->n_sysctls)))
 		pr_err("restore pid %d: cannot set the sysctls of its own IPC namespace", pid);
 	return err;
 }
@@ -236,6 +346,10 @@ static void free_ipc_nested(void *state)
 {
 	struct ipc_nested_state *st = state;
 
+	for (size_t i = 0; st->objects && st->img && i < st->img->n_ns; i++)
+		if (st->objects[i])
+			image_free(&st->objects[i]->base);
+	free(st->objects);
 	if (st->img)
 		image_free(&st->img->base);
 	free(st->views);

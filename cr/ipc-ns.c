@@ -259,6 +259,15 @@ static int save_sysctls(IpcNs *ns)
 	return ipc_sysctls_fill(&v, &ns->sysctls, &ns->n_sysctls);
 }
 
+int ipc_ns_save_objects(IpcNs *ns)
+{
+	int err;
+
+	if ((err = save_sysctls(ns)) || (err = ipc_msg_save_all(ns)))
+		return err;
+	return ipc_sem_save_all(ns);
+}
+
 /* The helper, in a child of stasis: joins the namespace, saves it, exits (1: it said why). */
 static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd, pid_t root)
 {
@@ -269,8 +278,7 @@ static __attribute__((noreturn)) void helper_main(int nsfd, int sock, int dirfd,
 		pr_perror("dump pid %d: cannot enter its IPC namespace", root);
 		_exit(1);
 	}
-	if (!(err = save_sysctls(&ns)) && !(err = ipc_msg_save_all(&ns)) &&
-	    !(err = ipc_sem_save_all(&ns)) && !(err = send_segments(&ns, sock)))
+	if (!(err = ipc_ns_save_objects(&ns)) && !(err = send_segments(&ns, sock)))
 		err = image_write(dirfd, IMG_IPC_NS, 0, &ns.base);
 	if (!err)
 		pr_info("dump pid %d: its IPC namespace: %zu message queues, %zu semaphore sets, %zu shm "
@@ -386,11 +394,20 @@ static bool parse_sysctl(const char *value, unsigned fields, unsigned long long 
 	return p[strspn(p, " \t")] == 0;
 }
 
+int ipc_ns_validate_objects(const char *image, const IpcNs *ns)
+{
+	int err;
+
+	if ((err = ipc_msg_validate(image, ns)) || (err = ipc_sem_validate(image, ns)))
+		return err;
+	return ipc_sysctls_validate(image, ns->sysctls, ns->n_sysctls);
+}
+
 static int validate(const IpcNs *ns)
 {
 	int err;
 
-	if ((err = ipc_msg_validate(ns)) || (err = ipc_sem_validate(ns)))
+	if ((err = ipc_ns_validate_objects("ipc-ns.img", ns)))
 		return err;
 	for (size_t i = 0; i < ns->n_shm_ids; i++) {
 		bool ok = ns->shm_ids[i] <= INT_MAX;
@@ -401,7 +418,7 @@ static int validate(const IpcNs *ns)
 			return -EINVAL;
 		}
 	}
-	return ipc_sysctls_validate("ipc-ns.img", ns->sysctls, ns->n_sysctls);
+	return 0;
 }
 
 int ipc_sysctls_validate(const char *image, IpcSysctl *const *sysctls, size_t n)
@@ -486,10 +503,14 @@ static int raise_limits(const IpcNs *ns)
 			pr_err("restore: cannot read sysctl %s", d->name);
 			return -EIO;
 		}
-		for (unsigned f = 0; f < d->fields; f++)
+		bool raise = false;
+		for (unsigned f = 0; f < d->fields; f++) {
+			raise |= need[f] > cur[f];
 			n += snprintf(value + n, sizeof(value) - n, "%s%llu", f ? "\t" : "",
 				      ipc_max(need[f], cur[f]));
-		int err = ipc_write_sysctl(d->name, value);
+		}
+		/* (one high enough is left alone: /proc/sys may be read-only, as in a container) */
+		int err = raise ? ipc_write_sysctl(d->name, value) : 0;
 		if (err)
 			return err;
 	}
@@ -673,6 +694,15 @@ static void undo_ipc_objects(struct run_ctx *ctx, bool restored)
 }
 
 /* After shmem made the segments: the queues and sets, then the sysctls as saved. */
+int ipc_ns_make_objects(const IpcNs *ns)
+{
+	int err;
+
+	if ((err = raise_limits(ns)) || (err = ipc_msg_restore_all(ns)) || (err = ipc_sem_restore_all(ns)))
+		return err;
+	return ipc_sysctls_write(ns->sysctls, ns->n_sysctls);
+}
+
 static int prepare_ipc_objects(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct ipc_ns_state *st = state_of(ctx);

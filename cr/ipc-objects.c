@@ -111,7 +111,13 @@ int ipc_make_object(const SysvPerm *p, int nsems)
 	int flags = IPC_CREAT | IPC_EXCL | p->mode, got, err, saved_errno;
 	struct ipc_self self;
 
-	if ((err = ipc_set_next_id(nsems ? "sem" : "msg", p->id)) ||
+	char next_id[48];
+
+	/* /proc/sys read-only (a container's, for a namespace made inside it): the id the kernel
+	 * gives, made in the same order into a namespace as new as it was, must be the one */
+	snprintf(next_id, sizeof(next_id), "/proc/sys/kernel/%s_next_id", nsems ? "sem" : "msg");
+	bool read_only = access(next_id, W_OK) != 0;
+	if ((!read_only && (err = ipc_set_next_id(nsems ? "sem" : "msg", p->id))) ||
 	    (err = ipc_as_creator(p->cuid, p->cgid, &self)))
 		return err;
 	got = nsems ? semget(p->key, nsems, flags) : msgget(p->key, flags);
@@ -124,6 +130,11 @@ int ipc_make_object(const SysvPerm *p, int nsems)
 		pr_perror("restore: cannot make SysV %s %u (key %#x)", what, p->id, p->key);
 		return -saved_errno;
 	}
-	pr_err("restore: SysV %s %u (key %#x) came back as %d", what, p->id, p->key, got);
+	if (nsems)
+		semctl(got, 0, IPC_RMID);
+	else
+		msgctl(got, IPC_RMID, NULL);
+	pr_err("restore: SysV %s %u (key %#x) came back as %d%s", what, p->id, p->key, got,
+	       read_only ? " (/proc/sys is read-only here: its id could not be asked for)" : "");
 	return -EEXIST;
 }

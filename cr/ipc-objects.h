@@ -54,12 +54,22 @@ static inline unsigned long long ipc_max(unsigned long long a, unsigned long lon
 	return a > b ? a : b;
 }
 
+/* A namespace's sysctls, message queues and semaphore sets (not its shm segments: cr/shmem.c):
+ * saved in the calling thread's namespace (a helper inside it); checked as read from image;
+ * made again in the calling thread's new namespace (the limits raised first as the objects
+ * need, the sysctls as saved last). */
+int ipc_ns_save_objects(IpcNs *ns);
+int ipc_ns_validate_objects(const char *image, const IpcNs *ns);
+int ipc_ns_make_objects(const IpcNs *ns);
+/* Has pid a SEM_UNDO list (cr/ipc-host-sem.c)? Cannot tell: yes. */
+bool ipc_has_undo_list(pid_t pid);
+
 /* In the namespace (the dump's helper): every object of the kind into ns. */
 int ipc_msg_save_all(IpcNs *ns);
 int ipc_sem_save_all(IpcNs *ns);
 /* Restore: every object of the kind in ns checked, then made again. */
-int ipc_msg_validate(const IpcNs *ns);
-int ipc_sem_validate(const IpcNs *ns);
+int ipc_msg_validate(const char *image, const IpcNs *ns);
+int ipc_sem_validate(const char *image, const IpcNs *ns);
 int ipc_msg_restore_all(const IpcNs *ns);
 int ipc_sem_restore_all(const IpcNs *ns);
 /* One object made again (its id and key free in the calling thread's namespace). */

@@ -64,7 +64,7 @@ int ipc_sem_save_all(IpcNs *ns)
 	return 0;
 }
 
-int ipc_sem_validate(const IpcNs *ns)
+int ipc_sem_validate(const char *image, const IpcNs *ns)
 {
 	auto_free const SysvPerm **perms = xzalloc((ns->n_sem_sets + 1) * sizeof(*perms));
 
@@ -76,7 +76,7 @@ int ipc_sem_validate(const IpcNs *ns)
 		for (size_t k = 0; ok && k < s->n_values; k++)
 			ok = s->values[k] <= SEMVMX;
 		if (!ok) {
-			pr_err("image ipc-ns.img: semaphore set %zu (id %u) is invalid", i, s->perm->id);
+			pr_err("image %s: semaphore set %zu (id %u) is invalid", image, i, s->perm->id);
 			return -EINVAL;
 		}
 		perms[i] = s->perm;

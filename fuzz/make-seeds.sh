@@ -19,7 +19,7 @@ build_zoo || exit 1
 PROGRAMS=("$@")
 [ ${#PROGRAMS[@]} -gt 0 ] || PROGRAMS=(mem-anon mem-file memfd shared-anon sysv-ipc sysv-shm fds pipes \
 	unix-pair unix-bound unix-server unix-inflight udp tcp-established tree threads signals itimers \
-	posix-timers deleted-files ghost-sparse detached-mounts event-fds inotify fanotify mqueue pty \
+	posix-timers deleted-files ghost-sparse detached-mounts ipc-ns-nested event-fds inotify fanotify mqueue pty \
 	seccomp-profile pidfd rseq tls time-ns time-ns-nested cow)
 CONTAINER_PROGRAMS=(ctr-state sysv-ipc mem-anon)
 mkdir -p "$OUT/image" "$OUT/restore"

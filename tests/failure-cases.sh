@@ -135,9 +135,12 @@
 #                            mount-ns-pivot --covered-tmpfs (a tmpfs with a file, another mounted
 #                            over it): fails naming the pid, the tmpfs and its mount; the target
 #                            PASSes
-#   dump/nested-ipc-objects  ipc-ns-nested --with-queue (its child made a message queue in its
+#   dump/nested-ipc-objects  ipc-ns-nested --with-shm (its child made a SysV shm segment in its
 #                            own IPC namespace): fails naming the pid, the namespace and what it
 #                            holds; the target PASSes
+#   dump/nested-ipc-sem-undo ipc-ns-nested --with-undo (its grandchild took a semaphore of that
+#                            namespace with SEM_UNDO): fails naming the grandchild and the
+#                            namespace; the target PASSes
 #   dump/nested-mount-fifo, dump/nested-mount-socket
 #                            mem-nested-mnt --fifo, --bound-socket (its child holds a named pipe
 #                            of its tmpfs, or a unix socket bound there, a mount of its own mount
@@ -2495,8 +2498,11 @@ other_cases() {
 		'dump pid [0-9]+: tmpfs /cov2 \(mount [0-9]+\) is covered by another mount: its files cannot be read' \
 		--covered-tmpfs
 	dump_fails_naming dump/nested-ipc-objects ipc-ns-nested \
-		"dump pid [0-9]+: its IPC namespace ipc:\\[[0-9]+\\], made below the tree's, holds 0 SysV shared memory segments, 0 semaphore sets, 1 message queues and 0 POSIX message queues" \
-		--with-queue
+		"dump pid [0-9]+: its IPC namespace ipc:\\[[0-9]+\\], made below the tree's, holds 1 SysV shared memory segments and 0 POSIX message queues" \
+		--with-shm
+	dump_fails_naming dump/nested-ipc-sem-undo ipc-ns-nested \
+		"dump pid [0-9]+: it holds SEM_UNDO adjustments on semaphores of its IPC namespace ipc:\\[[0-9]+\\], made below the tree's" \
+		--with-undo
 	dump_fails_naming dump/nested-mount-fifo mem-nested-mnt \
 		'dump pid [0-9]+ fd 61: named pipe /.*/mnt/fifo is on a mount of the mount namespace the process is in' \
 		--fifo

@@ -4,22 +4,28 @@
  * the defaults (kernel.msgmax 4000, kernel.shm_rmid_forced 1, fs.mqueue.msg_max 20,
  * kernel.msg_next_id 1234: its next message queue gets that id), then a grandchild (in it).
  * Where /proc/sys is read-only (a container's) the sysctls stay as the kernel made them.
+ * Before its sysctls the child makes, in its namespace, a message queue holding 3 messages
+ * (types 1, 7, 1; the last 3000 bytes) and a set of 3 semaphores (5, 0, 9), the first taken by
+ * the grandchild (no SEM_UNDO).
  * After restore and SIGTERM: the child is in another IPC namespace than the parent, the
- * grandchild in the child's; the sysctls are as before; a message queue the child makes gets
- * id 1234 (when it could set it), with a key the parent's namespace does not know.
- * --with-queue: the child makes a message queue first (tests/failure-cases.sh expects the dump
- * to refuse a nested namespace holding objects).
+ * grandchild in the child's; the sysctls are as before; the queue and the set have their ids,
+ * keys, modes, messages in order and values; a message queue the child makes gets id 1234
+ * (when it could set it), with a key the parent's namespace does not know.
+ * --with-shm: the child makes a SysV shm segment too; --with-undo: the grandchild takes its
+ * semaphore with SEM_UNDO (tests/failure-cases.sh expects the dump to refuse either).
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
 #include <sched.h>
 #include <sys/msg.h>
 #include <sys/prctl.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 
 #define KEY 0x5a6e0001
 
-enum { B_NS = 1, B_SYSCTL = 2, B_NEXT_ID = 4, B_GRANDCHILD = 8 };
+enum { B_NS = 1, B_SYSCTL = 2, B_NEXT_ID = 4, B_GRANDCHILD = 8, B_OBJECTS = 16 };
 
 static volatile sig_atomic_t term;
 static void on_term(int sig) { (void)sig; term = 1; }
@@ -50,7 +56,46 @@ static void wait_term(void)
 		zoo_sleep_ms(10);
 }
 
-static int child_checks(pid_t gc, ino_t parent_ns)
+static int queue_id, set_id; /* the child's objects */
+static int with_undo;
+static unsigned char big[3000];
+
+struct zoo_msg {
+	long type;
+	char text[3000];
+};
+
+static void make_objects(void)
+{
+	struct zoo_msg m = { 1, "first" };
+	queue_id = msgget(KEY + 2, IPC_CREAT | IPC_EXCL | 0640);
+	set_id = semget(KEY + 3, 3, IPC_CREAT | IPC_EXCL | 0604);
+	unsigned short values[3] = { 5, 0, 9 };
+	zoo_fill(big, sizeof(big), 71);
+	if (queue_id < 0 || set_id < 0 || msgsnd(queue_id, &m, 6, 0) ||
+	    (m.type = 7, strcpy(m.text, "seventh"), msgsnd(queue_id, &m, 8, 0)) ||
+	    (m.type = 1, memcpy(m.text, big, sizeof(big)), msgsnd(queue_id, &m, sizeof(big), 0)) ||
+	    semctl(set_id, 0, SETALL, values))
+		zoo_die("child: its queue and set: %s", strerror(errno));
+}
+
+/* The queue's messages in order and the set's values (the grandchild took 1 of the first). */
+static int objects_ok(void)
+{
+	struct zoo_msg m;
+	unsigned short v[3];
+	int ok = msgget(KEY + 2, 0) == queue_id && semget(KEY + 3, 0, 0) == set_id &&
+		 msgrcv(queue_id, &m, sizeof(m.text), 0, IPC_NOWAIT) == 6 && m.type == 1 &&
+		 !strcmp(m.text, "first") && msgrcv(queue_id, &m, sizeof(m.text), 0, IPC_NOWAIT) == 8 &&
+		 m.type == 7 && !strcmp(m.text, "seventh") &&
+		 msgrcv(queue_id, &m, sizeof(m.text), 0, IPC_NOWAIT) == (ssize_t)sizeof(big) && m.type == 1 &&
+		 !memcmp(m.text, big, sizeof(big)) && msgrcv(queue_id, &m, sizeof(m.text), 0, IPC_NOWAIT) < 0 &&
+		 !semctl(set_id, 0, GETALL, v) && v[0] == 4 && v[1] == 0 && v[2] == 9;
+	struct msqid_ds q;
+	return ok && !msgctl(queue_id, IPC_STAT, &q) && (q.msg_perm.mode & 0777) == 0640;
+}
+
+static int child_checks(pid_t gc)
 {
 	int bits = 0, st = 0;
 
@@ -58,7 +103,14 @@ static int child_checks(pid_t gc, ino_t parent_ns)
 		zoo_write_file(sysctls[0][0], "8192\n", 5);
 	if (corrupting("ns"))
 		unshare(CLONE_NEWIPC);
-	bits |= ipc_ns(getpid()) == parent_ns || !ipc_ns(getpid()) ? B_NS : 0;
+	if (corrupting("objects")) {
+		struct zoo_msg m;
+		msgrcv(queue_id, &m, sizeof(m.text), 7, IPC_NOWAIT);
+	}
+	bits |= objects_ok() ? 0 : B_OBJECTS;
+	/* (the parent's namespace as it is now: a restore makes new ones, whose inode numbers may
+	 * be those the dump freed) */
+	bits |= ipc_ns(getpid()) == ipc_ns(getppid()) || !ipc_ns(getpid()) ? B_NS : 0;
 	for (size_t i = 0; i < NR_SYSCTLS; i++)
 		bits |= zoo_file_is(sysctls[i][0], before[i]) ? 0 : B_SYSCTL;
 	int q = msgget(KEY, IPC_CREAT | IPC_EXCL | 0600);
@@ -76,6 +128,7 @@ static void c_child(ucontext_t *u) { (void)u; }
 static const struct zoo_corruption corruptions[] = {
 	{ "sysctl", c_child, 0 }, /* the child changes kernel.msgmax */
 	{ "ns", c_child, 0 },     /* the child moves to yet another IPC namespace */
+	{ "objects", c_child, 0 }, /* the child takes the queue's second message */
 };
 
 int main(int argc, char **argv)
@@ -84,9 +137,9 @@ int main(int argc, char **argv)
 	pid_t child;
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	int with_queue = argc > 1 && !strcmp(argv[argc - 1], "--with-queue");
+	int with_shm = argc > 1 && !strcmp(argv[argc - 1], "--with-shm");
+	with_undo = argc > 1 && !strcmp(argv[argc - 1], "--with-undo");
 	settable = !access("/proc/sys/kernel/msgmax", W_OK); /* (the parent's view, for the message) */
-	ino_t parent_ns = ipc_ns(getpid());
 	if (pipe(ready))
 		zoo_die("pipe");
 	if ((child = fork()) == 0) {
@@ -94,8 +147,9 @@ int main(int argc, char **argv)
 		close(ready[0]);
 		if (unshare(CLONE_NEWIPC))
 			zoo_die("child: unshare(CLONE_NEWIPC): %s", strerror(errno));
-		if (with_queue && msgget(KEY + 1, IPC_CREAT | 0600) < 0)
-			zoo_die("child: msgget: %s", strerror(errno));
+		if (with_shm && shmget(KEY + 1, 4096, IPC_CREAT | 0600) < 0)
+			zoo_die("child: shmget: %s", strerror(errno));
+		make_objects();
 		settable = !access("/proc/sys/kernel/msgmax", W_OK);
 		for (size_t i = 0; i < NR_SYSCTLS; i++) {
 			if (settable && zoo_write_file(sysctls[i][0], sysctls[i][1], strlen(sysctls[i][1])))
@@ -107,15 +161,20 @@ int main(int argc, char **argv)
 			zoo_die("child: msg_next_id: %s", strerror(errno));
 		pid_t gc = fork();
 		if (gc == 0) {
+			struct sembuf take = { 0, -1, with_undo ? SEM_UNDO : 0 };
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (semop(set_id, &take, 1))
+				_exit(2);
 			wait_term();
 			_exit(ipc_ns(getpid()) != ipc_ns(getppid()));
 		}
+		while (gc > 0 && semctl(set_id, 0, GETVAL) != 4) /* (the grandchild took its 1) */
+			zoo_sleep_ms(1);
 		if (gc < 0 || write(ready[1], "", 1) != 1)
 			_exit(255);
 		close(ready[1]);
 		wait_term();
-		_exit(child_checks(gc, parent_ns));
+		_exit(child_checks(gc));
 	}
 	char c;
 	close(ready[1]);
@@ -134,7 +193,8 @@ int main(int argc, char **argv)
 		CHECK("sysctl", !(bits & B_SYSCTL), "the child's IPC sysctls are not as it set them");
 		CHECK("sysctl", !(bits & B_NEXT_ID), "the child's next message queue id is not 1234");
 		CHECK("ns", !(bits & B_GRANDCHILD), "the grandchild is not in the child's IPC namespace");
+		CHECK("objects", !(bits & B_OBJECTS), "the child's message queue or semaphore set is not as it was");
 	}
-	return zoo_finish(settable ? "a child in an IPC namespace of its own with its sysctls"
-				   : "a child in an IPC namespace of its own (/proc/sys read-only)");
+	return zoo_finish(settable ? "a child in an IPC namespace of its own with its sysctls, a queue and a semaphore set"
+				   : "a child in an IPC namespace of its own with a queue and a semaphore set (/proc/sys read-only)");
 }
