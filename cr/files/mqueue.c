@@ -5,15 +5,21 @@
  * leaves the queue as it was; a queue with a notification registered (mq_notify) is not
  * touched, since sending to an empty queue would fire and end that registration (and the
  * registration itself is not kept: its sigev_value cannot be read).
+ * In the tree's own IPC namespace (a container's) the queues that no process holds open are
+ * saved too: they belong to the namespace, and a process opens them by name later. stasis's
+ * thread goes into the namespace for a moment, lists its queues (an mqueue filesystem of it,
+ * fsmount) and saves each one no fd showed, by name.
  * Restore: a named queue that still exists (same host, no reboot) is used as it is, messages
  * and all; a named queue that is gone is made again and refilled; a queue that was unlinked is
  * made again under its name, refilled, and unlinked once every process has opened it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <mqueue.h>
 #include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +30,7 @@
 #include "compat/kernel-abi.h"
 #include "files.h"
 #include "log.h"
+#include "ns-helper.h"
 #include "pstree.h"
 #include "restore-watchdog.h"
 #include "tree-objects.h"
@@ -106,15 +113,18 @@ static int note_queue(struct mqueue_state *dumped, const char *proc_path, const 
 		      const struct stat *st, pid_t pid, int fd)
 {
 	struct mq_attr attr;
-	char status[128] = "";
+	char status[128] = "", what[32] = "(open nowhere)";
 	unsigned notify_pid = 0;
+
+	if (fd >= 0)
+		snprintf(what, sizeof(what), "fd %d", fd);
 
 	for (size_t i = 0; i < dumped->n; i++)
 		if (dumped->inodes[i] == st->st_ino)
 			return dumped->queues[i]->id;
 	auto_close int q = open(proc_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (q < 0 || mq_getattr(q, &attr) || read(q, status, sizeof(status) - 1) < 0) {
-		pr_perror("dump pid %d fd %d: cannot read message queue %s", pid, fd, link);
+		pr_perror("dump pid %d %s: cannot read message queue %s", pid, what, link);
 		return -errno;
 	}
 	Mqueue **queues = xreallocarray(dumped->queues, dumped->n + 1, sizeof(*dumped->queues));
@@ -145,9 +155,9 @@ static int note_queue(struct mqueue_state *dumped, const char *proc_path, const 
 	if (np)
 		notify_pid = strtoul(np + 11, NULL, 10);
 	if (notify_pid)
-		pr_warn("dump pid %d fd %d: message queue %s has a notification registered (by pid %u): the "
+		pr_warn("dump pid %d %s: message queue %s has a notification registered (by pid %u): the "
 			"registration is not kept, and the messages are not saved (taking them would fire it; "
-			"on this host they stay in the queue)", pid, fd, link, notify_pid);
+			"on this host they stay in the queue)", pid, what, link, notify_pid);
 	else {
 		int err = read_messages(q, m, attr.mq_curmsgs, link);
 		if (err)
@@ -174,12 +184,74 @@ static int dump_mqueue(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	return 1;
 }
 
+/* The queues of the calling thread's IPC namespace that no fd of the tree showed, saved. */
+static int note_unheld(struct mqueue_state *st, pid_t root)
+{
+	int fs = syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC), mnt = -1, err = 0;
+
+	if (fs >= 0 && !syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
+		mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+	int dirfd = mnt >= 0 ? openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	DIR *d = dirfd >= 0 ? fdopendir(dirfd) : NULL;
+	if (!d) {
+		err = -errno;
+		pr_perror("dump pid %d: cannot list the message queues of its IPC namespace", root);
+	}
+	for (struct dirent *e; !err && d && (e = readdir(d));) {
+		char name[QUEUE_NAME_MAX + 2], proc[64];
+		struct stat st_q;
+		bool seen = false;
+		if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st_q, AT_SYMLINK_NOFOLLOW))
+			continue;
+		for (size_t i = 0; i < st->n && !seen; i++)
+			seen = st->inodes[i] == st_q.st_ino;
+		if (seen || snprintf(name, sizeof(name), "/%s", e->d_name) >= QUEUE_NAME_MAX)
+			continue;
+		int q = mq_open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (q < 0) {
+			err = -errno;
+			pr_perror("dump pid %d: cannot open message queue %s of its IPC namespace", root, name);
+			break;
+		}
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", q);
+		int id = note_queue(st, proc, name, &st_q, root, -1);
+		close(q);
+		err = id < 0 ? id : 0;
+		if (!err)
+			pr_info("dump pid %d: message queue %s of its IPC namespace, open nowhere, saved", root,
+				name);
+	}
+	if (d)
+		closedir(d);
+	else if (dirfd >= 0)
+		close(dirfd);
+	if (mnt >= 0)
+		close(mnt);
+	if (fs >= 0)
+		close(fs);
+	return err;
+}
+
 static int write_mqueues(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct mqueue_state *st = state_of(ctx);
 	MqueueTable tab = MQUEUE_TABLE__INIT;
+	pid_t root = tr->tasks[0].pid;
+	int err = 0, home = 0;
 
-	(void)tr;
+	if (tr->inv.ipc_ns) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/ipc", root);
+		auto_close int ns = open(path, O_RDONLY | O_CLOEXEC);
+		if (ns < 0 || ns_enter_from_home(ns, CLONE_NEWIPC, &home)) {
+			pr_perror("dump pid %d: cannot enter its IPC namespace", root);
+			return -errno;
+		}
+		err = note_unheld(st, root);
+		ns_go_home(&home, CLONE_NEWIPC, "dump");
+		if (err)
+			return err;
+	}
 	tab.n_queues = st->n;
 	tab.queues = st->queues;
 	return st->n ? image_write(ctx->images_dir_fd, IMG_MQUEUES, 0, &tab.base) : 0;
@@ -274,6 +346,8 @@ static int validate_mqueues(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 0; i < rt->nr_tasks; i++)
 		for (size_t k = 0; k < rt->tasks[i].fds->n_fds; k++)
 			needed |= rt->tasks[i].fds->fds[k]->kind == FD_KIND__FD_MQUEUE;
+	/* (the queues of the tree's own namespace that none holds: in the image alone) */
+	needed |= rt->inv->ipc_ns && !faccessat(ctx->images_dir_fd, "mqueues.img", F_OK, 0);
 	if (!needed)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_MQUEUES, 0, (ProtobufCMessage **)&st->table)))

@@ -7,26 +7,39 @@
  *          restore must use it as it is (no message twice).
  *   fd 81: an unlinked queue (8 x 128 bytes) with 4 messages (binary, two priorities), and
  *          fd 82 a second open of it (O_RDONLY, through /proc/self/fd/81).
+ *   "/stasis-zoo-PID-closed" (4 x 32 bytes, mode 0604) with 2 messages, open nowhere: a queue
+ *          of the IPC namespace that a process opens by name later (in a container's own
+ *          namespace the dump saves it with the namespace; in the host's it stays the host's).
  * After restore and SIGTERM: attributes, flags and modes are the same, every message comes out
  * exactly once in priority then arrival order, fd 81 and 82 are one queue that is still
- * unlinked. The named queues are removed at the end.
+ * unlinked, the closed queue opens by its name with its messages. The named queues are removed
+ * at the end.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
 #include <mqueue.h>
 #include <sys/stat.h>
 
-static char gone[64], kept[64];
+static char gone[64], kept[64], closed[64];
 
 static void c_drain(ucontext_t *u) { (void)u; char b[64]; mq_receive(80, b, sizeof(b), NULL); }
 static void c_flags(ucontext_t *u) { (void)u; struct mq_attr a = { .mq_flags = 0 }; mq_setattr(80, &a, NULL); }
 static void c_twice(ucontext_t *u) { (void)u; mq_send(83, "kept-0", 6, 2); }
 static void c_unlinked(ucontext_t *u) { (void)u; char b[128]; mq_receive(82, b, sizeof(b), NULL); }
+static void c_closed(ucontext_t *u)
+{
+	(void)u;
+	char b[32];
+	mqd_t q = mq_open(closed, O_RDONLY | O_NONBLOCK);
+	mq_receive(q, b, sizeof(b), NULL);
+	mq_close(q);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "messages", c_drain, 0 },
 	{ "flags", c_flags, 0 },
 	{ "kept", c_twice, 0 },
 	{ "unlinked", c_unlinked, 0 },
+	{ "closed", c_closed, 0 },
 };
 
 static mqd_t make(const char *name, long maxmsg, long msgsize, int fd)
@@ -73,6 +86,13 @@ int main(int argc, char **argv)
 	    mq_send(83, "kept-2", 6, 2) || mq_send(83, "kept-3", 6, 2) || mq_send(81, "u-low-1", 7, 3) ||
 	    mq_send(81, (char *)bin, sizeof(bin), 9) || mq_send(81, "u-low-2", 7, 3) || mq_send(81, "", 0, 9))
 		zoo_die("mq_send: %s", strerror(errno));
+	snprintf(closed, sizeof(closed), "/stasis-zoo-%d-closed", getpid());
+	mq_unlink(closed);
+	struct mq_attr small = { .mq_maxmsg = 4, .mq_msgsize = 32 };
+	mqd_t c = mq_open(closed, O_WRONLY | O_CREAT | O_EXCL, 0604, &small);
+	if (c < 0 || fchmod(c, 0604) || mq_send(c, "closed-1", 8, 5) || mq_send(c, "closed-2", 8, 6))
+		zoo_die("mqueue %s: %s", closed, strerror(errno));
+	mq_close(c);
 	zoo_ready();
 	zoo_wait();
 
@@ -101,7 +121,18 @@ int main(int argc, char **argv)
 	mq_send(81, "after", 5, 1);
 	expect("unlinked", 82, "u-low-2", 7, 3);
 	expect("unlinked", 82, "after", 5, 1);
+	c = mq_open(closed, O_RDONLY | O_NONBLOCK);
+	CHECK("closed", c >= 0 && mq_getattr(c, &now) == 0 && now.mq_maxmsg == 4 && now.mq_msgsize == 32 &&
+				now.mq_curmsgs == 2 && fstat(c, &st) == 0 && (st.st_mode & 0777) == 0604,
+	      "queue %s: %s, max %ld, size %ld, %ld messages, mode %o", closed, c < 0 ? strerror(errno) : "open",
+	      now.mq_maxmsg, now.mq_msgsize, now.mq_curmsgs, st.st_mode & 0777);
+	if (c >= 0) {
+		expect("closed", c, "closed-2", 8, 6);
+		expect("closed", c, "closed-1", 8, 5);
+		mq_close(c);
+	}
+	mq_unlink(closed);
 	mq_unlink(gone);
 	mq_unlink(kept);
-	return zoo_finish("3 queues, 9 messages");
+	return zoo_finish("4 queues (one open nowhere), 11 messages");
 }
