@@ -208,6 +208,15 @@ bool page_is_zero(const void *page)
 	return true;
 }
 
+uint64_t str_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		h = (h ^ *c) * 1099511628211ull;
+	return h;
+}
+
 bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);

@@ -60,6 +60,8 @@ uint64_t now_ns(int clock);
 bool page_is_zero(const void *page);
 
 bool ends_with(const char *s, const char *suffix);
+/* A hash of the string (FNV-1a), for tables indexed by path. */
+uint64_t str_hash(const char *s);
 
 /* Directory name of dirfd open for reading (openat with O_RDONLY | O_DIRECTORY | O_CLOEXEC |
  * flags): NULL with errno set if it cannot be. */

@@ -293,11 +293,7 @@ struct path_index {
 
 static size_t path_slot(const struct path_index *x, const char *path)
 {
-	uint64_t h = 14695981039346656037ull;
-
-	for (const unsigned char *c = (const unsigned char *)path; *c; c++)
-		h = (h ^ *c) * 1099511628211ull;
-	size_t s = h & x->mask;
+	size_t s = str_hash(path) & x->mask;
 	while (x->slots[s] && strcmp(x->t->entries[x->slots[s] - 1]->path, path))
 		s = (s + 1) & x->mask;
 	return s;

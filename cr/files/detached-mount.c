@@ -46,8 +46,11 @@
 struct detached_seen {
 	uint64_t mnt_id;
 	DetachedMount *m;
-	uint64_t bytes; /* a tmpfs's: the data saved so far */
+	uint64_t bytes;  /* a tmpfs's: the data saved so far */
+	uint32_t *slots; /* a tmpfs's files by path (open addressing: index + 1), made at first */
 };
+
+#define SLOTS (2 * DETACHED_FILES_MAX) /* (a power of two) */
 
 struct detached_state {
 	struct detached_seen *seen; /* dump */
@@ -218,12 +221,14 @@ static bool mounted_anywhere(dev_t dev)
 	return found;
 }
 
-static bool has_file(const DetachedMount *m, const char *path)
+/* The slot of path in s's index: the file saved under it, or the free one to put it in. */
+static uint32_t *slot_of(const struct detached_seen *s, const char *path)
 {
-	for (size_t i = 0; i < m->n_files; i++)
-		if (!strcmp(m->files[i]->path, path))
-			return true;
-	return false;
+	size_t at = str_hash(path) & (SLOTS - 1);
+
+	while (s->slots[at] && strcmp(s->m->files[s->slots[at] - 1]->path, path))
+		at = (at + 1) & (SLOTS - 1);
+	return &s->slots[at];
 }
 
 /* The inode open at fd (O_PATH) saved as path, once. */
@@ -234,7 +239,10 @@ static int save_file(struct dump_task *t, struct detached_seen *s, int fd, const
 	GhostFile *g, **more;
 	int err;
 
-	if (has_file(m, path))
+	if (!s->slots && !(s->slots = xzalloc(SLOTS * sizeof(*s->slots))))
+		return -ENOMEM;
+	uint32_t *slot = slot_of(s, path);
+	if (*slot)
 		return 0;
 	if (fstat(fd, &st))
 		return -errno;
@@ -254,6 +262,7 @@ static int save_file(struct dump_task *t, struct detached_seen *s, int fd, const
 	}
 	g->id = m->n_files;
 	m->files[m->n_files++] = g;
+	*slot = m->n_files;
 	s->bytes += g->data.len;
 	return 0;
 }
@@ -357,6 +366,7 @@ static int mount_of(struct dump_task *t, const char *link, const struct stat *st
 	detached_mount__init(s->m);
 	s->mnt_id = mnt_id;
 	s->bytes = 0;
+	s->slots = NULL;
 	s->m->id = ds->n++;
 	s->m->clone_of = root;
 	s->m->has_attr = true;
@@ -620,8 +630,10 @@ static void free_detached(void *state)
 {
 	struct detached_state *st = state;
 
-	for (size_t i = 0; i < st->n; i++)
+	for (size_t i = 0; i < st->n; i++) {
 		detached_mount__free_unpacked(st->seen[i].m, NULL);
+		free(st->seen[i].slots);
+	}
 	free(st->seen);
 	if (st->rst)
 		image_free(&st->rst->base);
