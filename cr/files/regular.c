@@ -249,6 +249,11 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	char tree_path[PATH_MAX];
 	const char *saved_path = dead ? dead_path : p->link;
 	int in_tree;
+	if (!strcmp(p->link, "/secretmem (deleted)")) { /* the task's own: cr/files/memfd.c */
+		pr_err("dump: a memfd_secret() file that no fd of the tree holds (carried in flight in "
+		       "a unix socket message): not supported");
+		return -ENOTSUP;
+	}
 	/* its path leads elsewhere (or unknown: outside the process's root): on a mount detached
 	 * since (or made so), or hidden */
 	bool leads = dead || memdev || mount_task_path_holds(t->pid, t->core->root, p->link, &p->st);
@@ -298,11 +303,6 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 	    !t->ctx->opts->shell_job) {
 		pr_err("dump pid %d fd %d: /dev/tty, its controlling terminal, is from outside the tree "
 		       "(pass --shell-job to use the restoring caller's)", t->pid, p->fd);
-		return -ENOTSUP;
-	}
-	if (!strcmp(p->link, "/secretmem (deleted)")) { /* the task's own: cr/files/memfd.c */
-		pr_err("dump: a memfd_secret() file that no fd of the tree holds (carried in flight in "
-		       "a unix socket message): not supported");
 		return -ENOTSUP;
 	}
 	if (gone) { /* removed: a regular file's content, or what a directory or node was */

@@ -3,7 +3,7 @@
  *   fd 30: "data" (3000 bytes, mode 0640, offset 7) on a tmpfs mounted at DIR/t and detached
  *   since (umount -l), mode 0751; fd 31: its directory "sub" (O_RDONLY), holding "inner" and a
  *   symbolic link "ln" to it, and ".." leading to that tmpfs's root; "inner" is also mapped
- *   shared.
+ *   shared; a child's working directory is "sub".
  *   fd 32: a tmpfs made by fsopen/fsmount and never attached (its mount fd); fd 33: "made" on
  *   it, O_RDWR at offset 5.
  *   fd 34: DIR/src/file, opened through a bind of DIR/src at DIR/bind detached since; the
@@ -13,7 +13,8 @@
  * After restore and SIGTERM: the files' data, modes, offsets and links are there (a write
  * through the mapping reaches "inner"); fds 30 and
  * 31 share one tmpfs, fds 32 and 33 another, none of them shown by a mount; fd 34 is
- * DIR/src/file itself (same inode), the working directory is DIR/src through a detached mount;
+ * DIR/src/file itself (same inode), the working directory is DIR/src through a detached mount
+ * (the child's: sub on the detached tmpfs);
  * fd 35 is still a mount fd: move_mount attaches it at DIR/attach, where DIR/src/file is,
  * read-only.
  * Dumps that must fail (tests/failure-cases.sh): --removed (t/data removed before the
@@ -25,6 +26,7 @@
 #include <linux/mount.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 
@@ -34,6 +36,8 @@
 
 static char dir[4000];
 static char *map; /* t/sub/inner, shared */
+static pid_t child;
+static int child_corrupt;
 
 static void c_tmpfs(ucontext_t *u) { (void)u; pwrite(30, "X", 1, 100); }
 static void c_fsmount(ucontext_t *u) { (void)u; lseek(33, 0, SEEK_SET); }
@@ -56,6 +60,7 @@ static void c_mountfd(ucontext_t *u)
 }
 static void c_cwd(ucontext_t *u) { (void)u; chdir("/"); }
 static void c_mapped(ucontext_t *u) { (void)u; map[0] = 'X'; }
+static void c_child_cwd(ucontext_t *u) { (void)u; }
 static void c_readonly(ucontext_t *u)
 {
 	(void)u;
@@ -70,6 +75,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "readonly", c_readonly, 0 },
 	{ "cwd", c_cwd, 0 },
 	{ "mapped", c_mapped, 0 },
+	{ "child-cwd", c_child_cwd, 0 },
 };
 
 static void path_of(char *buf, size_t len, const char *name)
@@ -124,6 +130,7 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[argc - 1] : "";
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
+	child_corrupt = zoo_corr && !strcmp(zoo_corr->tag, "child-cwd"); /* (the child leaves sub) */
 	snprintf(dir, sizeof(dir), "%s", zoo_tmpdir());
 	/* a tmpfs detached with files open on it */
 	path_of(path, sizeof(path), "t");
@@ -154,6 +161,33 @@ int main(int argc, char **argv)
 				zoo_die("t/big: %s", strerror(errno));
 	}
 	close(t);
+	/* a child whose working directory is t/sub (its checks: bits of its exit status) */
+	int ready[2];
+	if (pipe(ready) || (child = fork()) < 0)
+		zoo_die("fork: %s", strerror(errno));
+	if (child == 0) {
+		struct stat here, sub;
+		char c = 0;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fchdir(31) || write(ready[1], &c, 1) != 1)
+			_exit(255);
+		sigset_t term;
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		sigprocmask(SIG_BLOCK, &term, NULL);
+		int sig;
+		sigwait(&term, &sig);
+		if (child_corrupt && chdir("/"))
+			_exit(255);
+		int in = open("inner", O_RDONLY);
+		_exit(stat(".", &here) || fstat(31, &sub) || here.st_ino != sub.st_ino || here.st_dev != sub.st_dev ||
+		      in < 0 ? 1 : 0);
+	}
+	char c;
+	if (read(ready[0], &c, 1) != 1)
+		zoo_die("the child did not start");
+	close(ready[0]);
+	close(ready[1]);
 	if (umount2(path, MNT_DETACH))
 		zoo_die("umount -l %s: %s", path, strerror(errno));
 	if (!strcmp(mode, "--ramfs")) {
@@ -260,5 +294,8 @@ int main(int argc, char **argv)
 	}
 	if (src >= 0)
 		close(src);
+	int status, bits = zoo_child_bits(child, &status);
+	CHECK("child-cwd", bits == 0, "the child in t/sub: its working directory is not fd 31's directory on the "
+				      "detached tmpfs (exit status %#x)", status);
 	return zoo_finish("a tmpfs detached with a file and a directory open, a tmpfs never attached, a bind detached, a read-only open_tree clone");
 }
