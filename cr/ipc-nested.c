@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "files/files.h"
 #include "ipc-objects.h"
 #include "log.h"
 #include "nested-ns.h"
@@ -50,26 +51,18 @@ struct ipc_nested_report {
 	int shm, sem, msg, mq; /* objects of each kind (-1: not known) */
 };
 
-/* The POSIX message queues of the calling thread's namespace: a mqueue filesystem of it, listed. */
+/* The POSIX message queues of the calling thread's namespace, counted (-1: not known). */
 static int count_mqueues(void)
 {
-	int fs = syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC), mnt = -1, n = 0;
+	DIR *d = mqueue_fs_list();
+	int n = 0;
 
-	if (fs >= 0 && !syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
-		mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
-	int dirfd = mnt >= 0 ? openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	DIR *d = dirfd >= 0 ? fdopendir(dirfd) : NULL;
-	for (struct dirent *e; d && (e = readdir(d));)
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
 		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	if (d)
-		closedir(d);
-	else if (dirfd >= 0)
-		close(dirfd);
-	if (mnt >= 0)
-		close(mnt);
-	if (fs >= 0)
-		close(fs);
-	return d ? n : -1;
+	closedir(d);
+	return n;
 }
 
 static int read_namespace(void *out, size_t len)

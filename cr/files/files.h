@@ -2,6 +2,7 @@
 #ifndef STASIS_FILES_H
 #define STASIS_FILES_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 
@@ -204,6 +205,11 @@ int detached_mount_note(struct dump_task *t, const char *magic, const char *link
 			uint64_t mnt_id, const char *what, uint32_t *id);
 int detached_mount_open(const struct run_ctx *ctx, uint32_t id, const char *path, int flags, pid_t pid,
 			const char *what);
+
+/* cr/files/mqueue.c: the POSIX message queues of the calling thread's IPC namespace, listed
+ * through an mqueue filesystem of it (fsmount, not attached; closedir lets it go); NULL with
+ * errno set if it cannot be made. */
+DIR *mqueue_fs_list(void);
 
 /* cr/files/sockopts.c: SOL_SOCKET options of the socket at fd of pid that differ from a fresh
  * socket's, saved in e (before any kind looks at it); checked and set on the new socket. */

@@ -184,24 +184,40 @@ static int dump_mqueue(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	return 1;
 }
 
+DIR *mqueue_fs_list(void)
+{
+	int fs = syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC), mnt = -1, dir = -1, err;
+
+	if (fs >= 0 && !syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) &&
+	    (mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0)) >= 0)
+		dir = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* (holds the mount) */
+	DIR *d = dir >= 0 ? fdopendir(dir) : NULL;
+	err = errno;
+	if (!d && dir >= 0)
+		close(dir);
+	if (mnt >= 0)
+		close(mnt);
+	if (fs >= 0)
+		close(fs);
+	errno = err;
+	return d;
+}
+
 /* The queues of the calling thread's IPC namespace that no fd of the tree showed, saved. */
 static int note_unheld(struct mqueue_state *st, pid_t root)
 {
-	int fs = syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC), mnt = -1, err = 0;
+	DIR *d = mqueue_fs_list();
+	int err = 0;
 
-	if (fs >= 0 && !syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
-		mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
-	int dirfd = mnt >= 0 ? openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	DIR *d = dirfd >= 0 ? fdopendir(dirfd) : NULL;
 	if (!d) {
-		err = -errno;
 		pr_perror("dump pid %d: cannot list the message queues of its IPC namespace", root);
+		return -errno;
 	}
-	for (struct dirent *e; !err && d && (e = readdir(d));) {
+	for (struct dirent *e; !err && (e = readdir(d));) {
 		char name[QUEUE_NAME_MAX + 2], proc[64];
 		struct stat st_q;
 		bool seen = false;
-		if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st_q, AT_SYMLINK_NOFOLLOW))
+		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st_q, AT_SYMLINK_NOFOLLOW))
 			continue;
 		for (size_t i = 0; i < st->n && !seen; i++)
 			seen = st->inodes[i] == st_q.st_ino;
@@ -221,14 +237,7 @@ static int note_unheld(struct mqueue_state *st, pid_t root)
 			pr_info("dump pid %d: message queue %s of its IPC namespace, open nowhere, saved", root,
 				name);
 	}
-	if (d)
-		closedir(d);
-	else if (dirfd >= 0)
-		close(dirfd);
-	if (mnt >= 0)
-		close(mnt);
-	if (fs >= 0)
-		close(fs);
+	closedir(d);
 	return err;
 }
 
