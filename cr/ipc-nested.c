@@ -29,6 +29,7 @@
 #include "ipc-objects.h"
 #include "log.h"
 #include "nested-ns.h"
+#include "ns-make.h"
 #include "ns-helper.h"
 #include "tree-objects.h"
 #include "task.h"
@@ -257,34 +258,16 @@ static int validate_ipc_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	return nested_ns_validate(rt, "ipc-nested.img", st->views, st->img->n_ns);
 }
 
-/* host, an id as the host sees it, as the calling thread's user namespace sees it (map: its
- * /proc/self/uid_map or gid_map text). */
-static bool id_here(const char *map, uint32_t host, uint32_t *here)
+/* The objects' owners and creators (saved as the host sees them) as the tree's user namespace
+ * sees them: the maker makes them there. */
+static int ids_here(const struct run_ctx *ctx, pid_t pid, IpcNs *ns)
 {
-	unsigned long long inner, outer, count;
-	int used;
-
-	for (const char *at = map; at && sscanf(at, "%llu %llu %llu%n", &inner, &outer, &count, &used) == 3;
-	     at = strchr(at + used, '\n'))
-		if (host >= outer && host - outer < count) {
-			*here = inner + (host - outer);
-			return true;
-		}
-	return false;
-}
-
-/* The objects' owners and creators (saved as the host sees them) as the maker's user namespace
- * sees them: it makes them there. */
-static int ids_here(pid_t pid, IpcNs *ns)
-{
-	auto_free char *uids = read_file_at(AT_FDCWD, "/proc/self/uid_map", NULL);
-	auto_free char *gids = read_file_at(AT_FDCWD, "/proc/self/gid_map", NULL);
 	size_t n = ns->n_msg_queues + ns->n_sem_sets;
 
 	for (size_t i = 0; i < n; i++) {
 		SysvPerm *p = i < ns->n_msg_queues ? ns->msg_queues[i]->perm : ns->sem_sets[i - ns->n_msg_queues]->perm;
-		if (!uids || !gids || !id_here(uids, p->uid, &p->uid) || !id_here(uids, p->cuid, &p->cuid) ||
-		    !id_here(gids, p->gid, &p->gid) || !id_here(gids, p->cgid, &p->cgid)) {
+		if (!ns_make_tree_ids(ctx, false, &p->uid, 1) || !ns_make_tree_ids(ctx, false, &p->cuid, 1) ||
+		    !ns_make_tree_ids(ctx, true, &p->gid, 1) || !ns_make_tree_ids(ctx, true, &p->cgid, 1)) {
 			pr_err("restore pid %d: SysV object %u of its IPC namespace belongs to ids its user "
 			       "namespace does not map", pid, p->id);
 			return -EINVAL;
@@ -299,7 +282,7 @@ static int ids_here(pid_t pid, IpcNs *ns)
  * with ids that namespace does not map) could not take back; the child is root of its user
  * namespace first.
  */
-static int make_objects(pid_t pid, IpcNs *ns)
+static int make_objects(const struct run_ctx *ctx, pid_t pid, IpcNs *ns)
 {
 	int status;
 	pid_t child = fork();
@@ -308,7 +291,7 @@ static int make_objects(pid_t pid, IpcNs *ns)
 		/* (root of its user namespace: ids it maps, to come back to after each creator) */
 		if (syscall(SYS_setresgid, 0, 0, 0) || syscall(SYS_setresuid, 0, 0, 0))
 			pr_debug("restore pid %d: its objects' maker stays with its ids: %m", pid);
-		_exit(ids_here(pid, ns) || ipc_ns_make_objects(ns) ? 1 : 0);
+		_exit(ids_here(ctx, pid, ns) || ipc_ns_make_objects(ns) ? 1 : 0);
 	}
 	if (child < 0 || waitpid(child, &status, 0) != child)
 		return -errno;
@@ -327,7 +310,7 @@ int ipc_nested_make(const struct run_ctx *ctx, pid_t pid)
 		pr_perror("restore pid %d: cannot make its own IPC namespace", pid);
 		return -errno;
 	}
-	if (st->objects[i] && (err = make_objects(pid, st->objects[i])))
+	if (st->objects[i] && (err = make_objects(ctx, pid, st->objects[i])))
 		pr_err("restore pid %d: cannot make again the message queues and semaphore sets of its own "
 		       "IPC namespace", pid);
 	else if ((err = ipc_sysctls_write(st->img->ns[i]->sysctls, st->img->ns[i]->n_sysctls)))

@@ -49,13 +49,15 @@ bool id_map_inner(const IdMapLine *const *map, size_t n, uint32_t outer, uint32_
 	return false;
 }
 
-void ns_make_tree_ids(const struct run_ctx *ctx, bool gid, uint32_t *ids, size_t n)
+bool ns_make_tree_ids(const struct run_ctx *ctx, bool gid, uint32_t *ids, size_t n)
 {
 	const UserNs *ns = state_of(ctx)->img;
+	bool all = true;
 
 	for (size_t i = 0; ns && i < n; i++)
-		id_map_inner(gid ? (const IdMapLine *const *)ns->gid_map : (const IdMapLine *const *)ns->uid_map,
-			     gid ? ns->n_gid_map : ns->n_uid_map, ids[i], &ids[i]);
+		all &= id_map_inner(gid ? (const IdMapLine *const *)ns->gid_map : (const IdMapLine *const *)ns->uid_map,
+				    gid ? ns->n_gid_map : ns->n_uid_map, ids[i], &ids[i]);
+	return all;
 }
 
 bool ns_make_groups_denied(const struct run_ctx *ctx)

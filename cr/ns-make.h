@@ -63,9 +63,10 @@ void ns_make_stop(struct run_ctx *ctx);
 
 /*
  * Host ids (uids if !gid, else gids) as a process of the tree takes them on: in its user
- * namespace's view when it has one (every id mapped there: checked by its validate step).
+ * namespace's view when it has one (every process's ids mapped there: checked by its validate
+ * step). False if one is not mapped there (left as it was).
  */
-void ns_make_tree_ids(const struct run_ctx *ctx, bool gid, uint32_t *ids, size_t n);
+bool ns_make_tree_ids(const struct run_ctx *ctx, bool gid, uint32_t *ids, size_t n);
 /* The tree's user namespace denies setgroups: its processes keep the groups they inherit. */
 bool ns_make_groups_denied(const struct run_ctx *ctx);
 

@@ -267,6 +267,19 @@ static int parents_first(struct mount_table *t)
 	return 0;
 }
 
+bool mount_table_has(pid_t pid, uint64_t mnt_id)
+{
+	struct mount_table tb;
+	bool found = false;
+
+	if (mount_table_read(pid, &tb))
+		return true;
+	for (size_t i = 0; i < tb.n && !found; i++)
+		found = tb.m[i].id == mnt_id;
+	mount_table_free(&tb);
+	return found;
+}
+
 void mount_table_free(struct mount_table *t)
 {
 	for (size_t i = 0; i < t->n; i++) {

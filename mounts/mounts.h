@@ -38,6 +38,9 @@ struct mount_table {
 
 /* mount-table.c: /proc/PID/mountinfo (PROC_SELF: stasis's) into t. Says what failed. */
 int mount_table_read(pid_t pid, struct mount_table *t);
+/* Whether mount mnt_id is in pid's mount table (its mount namespace); true if the table
+ * cannot be read (not known). */
+bool mount_table_has(pid_t pid, uint64_t mnt_id);
 void mount_table_free(struct mount_table *t);
 /*
  * t being pid's table read from stasis's cgroup namespace, where pid has a cgroup namespace of

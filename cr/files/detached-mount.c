@@ -34,6 +34,7 @@
 #include "log.h"
 #include "mount-ns.h"
 #include "mounts.h"
+#include "proc.h"
 #include "pstree.h"
 #include "tree-objects.h"
 #include "tree-path.h"
@@ -67,24 +68,11 @@ static struct detached_state *state_of(const struct run_ctx *ctx)
 
 /* ---- dump ---- */
 
-static bool table_has(pid_t pid, uint64_t mnt_id)
-{
-	struct mount_table tb;
-	bool found = false;
-
-	if (mount_table_read(pid, &tb))
-		return true; /* (unknown: taken as attached) */
-	for (size_t i = 0; i < tb.n && !found; i++)
-		found = tb.m[i].id == mnt_id;
-	mount_table_free(&tb);
-	return found;
-}
-
 /* Whether mnt_id is a mount of a namespace: the process's own, the tree's, a nested one's. */
 static bool attached(const struct dump_task *t, uint64_t mnt_id)
 {
-	return table_has(t->pid, mnt_id) || mount_nested_holds(t->ctx, mnt_id) ||
-	       (mount_ns_is_stasis(t->ctx) ? table_has(getpid(), mnt_id) : mount_ns_holds(t->ctx, mnt_id));
+	return mount_table_has(t->pid, mnt_id) || mount_nested_holds(t->ctx, mnt_id) ||
+	       (mount_ns_is_stasis(t->ctx) ? mount_table_has(getpid(), mnt_id) : mount_ns_holds(t->ctx, mnt_id));
 }
 
 static uint32_t attrs_of(int fd)
@@ -99,51 +87,6 @@ static uint32_t attrs_of(int fd)
 	a |= sf.f_flags & ST_NODEV ? MOUNT_ATTR_NODEV : 0;
 	a |= sf.f_flags & ST_NOEXEC ? MOUNT_ATTR_NOEXEC : 0;
 	return a;
-}
-
-/* readlink of an fd of stasis's own into buf. */
-static bool fd_path(int fd, char *buf, size_t len)
-{
-	char self[64];
-	ssize_t n;
-
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	n = readlink(self, buf, len - 1);
-	if (n <= 0 || (size_t)n >= len - 1)
-		return false;
-	buf[n] = 0;
-	return true;
-}
-
-/*
- * The path (as pid sees it) of the file open at fd (O_PATH), found through mount m of its
- * filesystem by its handle: NULL if m does not show it.
- */
-static char *path_through(pid_t pid, const struct mount_info *m, int fd, const struct stat *st)
-{
-	char at[PATH_MAX + 64], in_path[PATH_MAX], mnt_path[PATH_MAX];
-	ProtobufCBinaryData handle = { 0 };
-	int32_t type;
-
-	if (snprintf(at, sizeof(at), "/proc/%d/root%s", pid, m->mountpoint) >= (int)sizeof(at))
-		return NULL;
-	auto_close int mnt = open(at, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (mnt < 0 || fhandle_of_fd(fd, &handle, &type))
-		return NULL;
-	auto_close int in = fhandle_open_at(mnt, handle.data, handle.len, type, O_PATH);
-	free(handle.data);
-	/* both read the same way: the file's path from the mount's root is what follows */
-	if (in < 0 || !fd_path(in, in_path, sizeof(in_path)) || !fd_path(mnt, mnt_path, sizeof(mnt_path)))
-		return NULL;
-	size_t n = strcmp(mnt_path, "/") ? strlen(mnt_path) : 0;
-	if (strncmp(in_path, mnt_path, n) || (in_path[n] && in_path[n] != '/'))
-		return NULL;
-	char *path = mount_path_join(m->mountpoint, in_path[n] ? in_path + n + 1 : "");
-	if (path && !mount_path_leads_to(pid, path, st->st_dev, st->st_ino)) {
-		free(path);
-		return NULL;
-	}
-	return path;
 }
 
 /* The directory that is the root of the detached mount of a file at path whose path from that
@@ -165,50 +108,36 @@ static char *root_of(const char *path, const char *link)
  */
 static char *root_in_namespace(pid_t pid, const char *link, const struct stat *st, int fd)
 {
-	struct mount_table tb;
-	char *path = NULL, found[PATH_MAX];
+	char found[PATH_MAX];
+	int in = fhandle_path_in(pid, fd, st, found, sizeof(found));
 
-	if (mount_table_read(pid, &tb))
+	if (in < 0)
 		return NULL;
-	for (size_t i = 0; i < tb.n && !path; i++)
-		if (tb.m[i].dev == st->st_dev)
-			path = path_through(pid, &tb.m[i], fd, st);
-	mount_table_free(&tb);
-	if (path) {
-		char *root = root_of(path, link);
-		free(path);
-		return root;
-	}
-	int by_inode = fhandle_search_inode(pid, st->st_dev, st->st_ino, found, sizeof(found));
-	if (by_inode < 0)
-		return NULL;
-	close(by_inode);
+	close(in);
 	return root_of(found, link);
 }
 
 /* Whether a mount of any process's namespace shows the filesystem dev. */
 static bool mounted_anywhere(dev_t dev)
 {
-	DIR *proc = opendir("/proc");
+	auto_free int *pids = NULL;
 	ino_t seen[256];
-	size_t n = 0;
-	struct dirent *d;
+	size_t n = 0, nr_pids = 0;
 	bool found = false;
 
-	while (proc && !found && (d = readdir(proc))) {
+	if (proc_list_pids(&pids, &nr_pids))
+		return true; /* (not known: refused as one mounted elsewhere) */
+	for (size_t k = 0; k < nr_pids && !found; k++) {
 		char ns[64];
 		struct stat st;
 		struct mount_table tb;
-		pid_t pid = atoi(d->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", pid);
+		snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", pids[k]);
 		if (stat(ns, &st))
 			continue;
 		bool known = false;
 		for (size_t i = 0; i < n && !known; i++)
 			known = seen[i] == st.st_ino;
-		if (known || mount_table_read(pid, &tb))
+		if (known || mount_table_read(pids[k], &tb))
 			continue;
 		if (n < ARRAY_SIZE(seen))
 			seen[n++] = st.st_ino;
@@ -216,8 +145,6 @@ static bool mounted_anywhere(dev_t dev)
 			found = tb.m[i].dev == dev;
 		mount_table_free(&tb);
 	}
-	if (proc)
-		closedir(proc);
 	return found;
 }
 

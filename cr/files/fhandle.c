@@ -255,6 +255,22 @@ int fhandle_search_inode(pid_t pid, dev_t dev, unsigned long ino, char *path, si
 	return scan_mounts(pid, dev, ino, NULL, 0, 0, path, len);
 }
 
+int fhandle_path_in(pid_t pid, int fd, const struct stat *st, char *path, size_t len)
+{
+	ProtobufCBinaryData handle = { 0 };
+	int32_t type = 0;
+	int err = fhandle_of_fd(fd, &handle, &type), found = -ENOENT;
+
+	if (err == -ENOMEM)
+		return err;
+	if (!err)
+		found = open_through_mounts(pid, st->st_dev, handle.data, handle.len, type, path, len);
+	if (found == -ENOENT) /* (no handle, or none it opens: overlayfs) */
+		found = scan_mounts(pid, st->st_dev, st->st_ino, err ? NULL : handle.data, handle.len, type, path, len);
+	free(handle.data);
+	return found;
+}
+
 int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned bytes, int type,
 		    const char *hex, char *path, size_t len)
 {

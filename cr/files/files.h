@@ -178,6 +178,9 @@ int fhandle_path_fd(pid_t pid, unsigned long sdev, unsigned long ino, unsigned b
 /* An O_PATH fd on inode ino of device dev found by that search alone (a filesystem without
  * handles), its path as pid sees it in path; -ENOENT. */
 int fhandle_search_inode(pid_t pid, dev_t dev, unsigned long ino, char *path, size_t len);
+/* The same for the inode open at fd (st: its stat) through pid's mounts alone: by its handle,
+ * else (no handle, or none that opens: overlayfs) by that search; -ENOENT. */
+int fhandle_path_in(pid_t pid, int fd, const struct stat *st, char *path, size_t len);
 
 /* cr/files/ghost.c: deleted files still open or mapped (tree_ghosts). ghost_note: the ghost
  * id of the removed file behind read_path (a /proc path), what names its use ("fd 5") in errors;

@@ -113,20 +113,6 @@ static int proc_path_in_tree(const struct dump_task *t, const struct fd_probe *p
 	return pid_ns_is_own(t->ctx) && !pid_in_tree(t, pid) ? 2 : 0;
 }
 
-/* Whether mount mnt_id is in the mount table of pid (its own mount namespace). */
-static bool mount_of_task(pid_t pid, uint64_t mnt_id)
-{
-	struct mount_table tb;
-	bool found = false;
-
-	if (mount_table_read(pid, &tb))
-		return true; /* (unknown: the restore says what it misses) */
-	for (size_t i = 0; i < tb.n && !found; i++)
-		found = tb.m[i].id == mnt_id;
-	mount_table_free(&tb);
-	return found;
-}
-
 /*
  * The file the fd's path leads to now is its file: a mount made over it (or over a directory
  * above it) since it was opened hides it, or its mount was detached (umount -l), and the path
@@ -266,7 +252,7 @@ static int dump_regular(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		e->pos = p->pos;
 		return (e->path = xstrdup(p->link)) ? 1 : -ENOMEM;
 	}
-	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_of_task(t->pid, mnt_id)) {
+	if (!dead && !outside && mount_nested_holds(t->ctx, mnt_id) && !mount_table_has(t->pid, mnt_id)) {
 		pr_err("dump pid %d fd %d: %s is on a mount (%llu) of a mount namespace that another "
 		       "process of the tree made, not its own (opened there and passed over, or opened "
 		       "through that process's /proc/PID): not supported",
