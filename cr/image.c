@@ -87,6 +87,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_HOST_SEMS, "host-sems", 0, &host_sems__descriptor },
 	{ IMG_DETACHED_MOUNTS, "detached-mounts", 0, &detached_mount_table__descriptor },
 	{ IMG_IPC_NESTED_OBJECTS, "ipc-nested-objects", 1, &ipc_ns__descriptor },
+	{ IMG_XTABLES, "xtables", 0, &xtables__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

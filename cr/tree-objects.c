@@ -27,6 +27,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_rules,    /* netns/net-rules.c: its routing rules */
 	&tree_net_neigh,    /* netns/net-neigh.c: its configured neighbour entries */
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
+	&tree_xtables,      /* netns/xtables.c: its legacy iptables tables */
 	&tree_tcp_requeue,  /* netns/tcp-requeue.c: connections waiting in TCP listeners' queues */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */

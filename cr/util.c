@@ -59,6 +59,13 @@ char *xstrdup(const char *s)
 	return p ? p : out_of_memory(strlen(s) + 1);
 }
 
+void *xmemdup(const void *p, size_t len)
+{
+	void *copy = xzalloc(len ?: 1);
+
+	return copy && len ? memcpy(copy, p, len) : copy;
+}
+
 void *xreallocarray(void *p, size_t n, size_t size)
 {
 	size_t bytes;

@@ -23,6 +23,7 @@
 void *xmalloc(size_t size);
 void *xzalloc(size_t size);   /* zeroed */
 char *xstrdup(const char *s); /* NULL is copied as "" */
+void *xmemdup(const void *p, size_t len); /* a copy of len bytes (len 0: one byte, zero) */
 /* p resized to n elements of size bytes; NULL on failure, and p is left as it was. */
 void *xreallocarray(void *p, size_t n, size_t size);
 /* printf into a new string (NULL: out of memory, said). */

@@ -9,8 +9,8 @@
  * rules in their order: all of it, or nothing (the error names the object the kernel
  * refused). The network lock's own tables are not part of it. A table owned by a process's
  * netlink socket (NFT_TABLE_F_OWNER), a chain bound to a rule (NFT_CHAIN_BINDING), an
- * attribute stasis does not know, and rules of legacy iptables (x_tables, not nftables) fail
- * the dump, naming them.
+ * attribute stasis does not know fail the dump, naming them. Legacy iptables tables (x_tables)
+ * are netns/xtables.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -258,42 +258,16 @@ static bool in_table(const NftObject *o, const NftObject *t)
 	       !strcmp(str_attr(o, kind_of(o->type)->table_attr), str_attr(t, NFTA_TABLE_NAME));
 }
 
-/* Legacy iptables tables (x_tables) in the namespace: their rules are not nftables'. */
-static int refuse_xtables(pid_t root)
-{
-	static const char *const files[] = { "ip_tables_names", "ip6_tables_names", "arp_tables_names" };
-	char path[64], name[64];
-
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "/proc/thread-self/net/%s", files[i]);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		bool any = fgets(name, sizeof(name), f) != NULL;
-		fclose(f);
-		if (any) {
-			name[strcspn(name, "\n")] = 0;
-			pr_err("dump pid %d: its network namespace has legacy iptables (x_tables) table %s "
-			       "(%s): not supported (nftables rulesets, iptables-nft's too, are)",
-			       root, name, files[i]);
-			return -ENOTSUP;
-		}
-	}
-	return 0;
-}
-
 static int collect_nft(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct list lists[K_NR] = { 0 };
 	pid_t root = tr->tasks[0].pid;
 	NftRuleset img = NFT_RULESET__INIT;
 	struct list all = { 0 };
-	int err;
+	int err = 0;
 
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = refuse_xtables(root)))
-		return err;
 	auto_close int nl = nft_socket();
 	if (nl < 0) {
 		pr_err("dump pid %d: cannot talk to nftables in its network namespace: %s", root,

@@ -10,10 +10,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/netfilter_ipv4/ip_tables.h>
 
 #include "image.h"
 #include "log.h"
@@ -214,6 +217,29 @@ static void pagemap_more_pages(void)
 	store(IMG_PAGEMAP, pid_, pm);
 }
 
+/* The first table of xtables.img, its hooks' rules said to begin past its entries. */
+static void xtables_hook_outside(void)
+{
+	Xtables *x = load(IMG_XTABLES, 0);
+	if (!x->n_tables)
+		exit(2);
+	for (size_t h = 0; h < x->tables[0]->n_hook_entry; h++)
+		x->tables[0]->hook_entry[h] = x->tables[0]->entries.len + 8;
+	store(IMG_XTABLES, 0, x);
+}
+
+/* The first table of xtables.img, its first entry said to be longer than the whole blob. */
+static void xtables_entry_overrun(void)
+{
+	Xtables *x = load(IMG_XTABLES, 0);
+	if (!x->n_tables || x->tables[0]->family != AF_INET ||
+	    x->tables[0]->entries.len < sizeof(struct ipt_entry))
+		exit(2);
+	uint16_t next = x->tables[0]->entries.len + 64;
+	memcpy(x->tables[0]->entries.data + offsetof(struct ipt_entry, next_offset), &next, sizeof(next));
+	store(IMG_XTABLES, 0, x);
+}
+
 static const struct {
 	const char *name;
 	void (*edit)(void);
@@ -236,6 +262,8 @@ static const struct {
 	{ "core-securebits", core_securebits },
 	{ "pagemap-run-outside", pagemap_run_outside },
 	{ "pagemap-more-pages", pagemap_more_pages },
+	{ "xtables-hook-outside", xtables_hook_outside }, /* (an image of a network namespace's) */
+	{ "xtables-entry-overrun", xtables_entry_overrun },
 };
 
 int main(int argc, char **argv)

@@ -22,9 +22,12 @@
 #              hop_limit, br0's accept_dad, ...: every net.{core,ipv4,ipv6,unix} sysctl
 #   nftables   an inet table (a base chain, an interval set, a map, a named counter with
 #              values, a quota, rules with comments), an ip nat table (masquerade)
+#   xtables    legacy iptables (iptables-legacy): filter with a chain of its own, a REJECT, a
+#              rule with counters set (-c) and a comment, a limit, FORWARD's policy DROP;
+#              mangle (MARK), raw (NOTRACK); ip6tables' filter with counters set
 #
 # Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
-#   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /nftables: that part of
+#   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /nftables, /xtables: that part of
 #                  the namespace is the same, as its own tools show it from inside, after the
 #                  restore as before the dump
 #   netns/outer-end-gone  when the dump returns, the veth's outer end is gone already (the
@@ -42,6 +45,9 @@
 #                  name is taken) leaves nothing in OUT
 #   netns/restore-fails-late  a restore that fails once the namespace is made (the tree's last
 #                  process fails, STASIS_FAULT=restore-child) leaves no outer end in OUT
+#   netns/xtables-corrupt  the images with xtables.img made hostile (a hook's rules past the
+#                  table's end; an entry longer than the table): the restore refuses them naming
+#                  the image, before it makes anything
 #   netns/veth-pair  restored with --veth-pair eth0=vr$$@brN: the outer end has its new name,
 #                  is a port of brN, and the client goes on through it
 #   netns/refuse-macvlan  a namespace with a macvlan fails the dump naming it; the tree runs on
@@ -151,6 +157,15 @@ table ip nat {
 	chain post { type nat hook postrouting priority 100; oifname \"eth0\" ip daddr 10.77.0.0/16 masquerade; }
 }
 EOF
+		iptables-legacy -N SVC
+		iptables-legacy -A SVC -p tcp --dport 9 -j REJECT --reject-with tcp-reset
+		iptables-legacy -A INPUT -j SVC
+		iptables-legacy -A INPUT -p tcp --dport 8 -c 123 4567 -m comment --comment never -j ACCEPT
+		iptables-legacy -A INPUT -p icmp -m limit --limit 5/s -j ACCEPT
+		iptables-legacy -P FORWARD DROP
+		iptables-legacy -t mangle -A OUTPUT -p tcp --dport 5 -j MARK --set-mark 7
+		iptables-legacy -t raw -A PREROUTING -p udp --dport 53 -j NOTRACK
+		ip6tables-legacy -A INPUT -p tcp --dport 9 -c 5 6 -j REJECT
 	" >"$d/configure.out" 2>&1 || return 1
 	touch "$d/go"
 	wait_until 10 test -e "$d/ready" && KID=$(pgrep -P "$SPID" | head -n 1) && track_pid "$KID"
@@ -175,9 +190,12 @@ snapshot() {
 		grep -v -E '^net\.ipv4\.(route\.(gc_|flush)|tcp_fastopen_key)' >"$s/sysctls"
 	# counters that traffic moves (inline ones) are not compared; named objects are
 	inside nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' >"$s/nftables"
+	# legacy iptables: the counters of rules traffic meets move; those of dport 8 never do
+	{ inside iptables-legacy-save -c; inside ip6tables-legacy-save -c; } | grep -v '^#' |
+		sed -E '/dport 8 /!s/\[[0-9]+:[0-9]+\]/[]/' >"$s/xtables"
 }
 
-PARTS=(links addresses routes rules neighbours sysctls nftables)
+PARTS=(links addresses routes rules neighbours sysctls nftables xtables)
 
 compare() { # compare BEFORE AFTER: one case per part
 	for p in "${PARTS[@]}"; do
@@ -275,7 +293,8 @@ case_main() {
 	# each check can fail: one change per part
 	inside sh -c "ip link set va mtu 1300; ip addr del 10.231.10.1/24 dev br0; ip route del blackhole 10.231.66.0/24;
 		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; sysctl -qw net.core.somaxconn=778;
-		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')"
+		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')
+		iptables-legacy -t mangle -F OUTPUT"
 	snapshot "$d/changed"
 	local same=()
 	for p in "${PARTS[@]}"; do
@@ -347,6 +366,40 @@ case_restore_fails() {
 	fi
 }
 
+# xtables.img made hostile (tests/crafted/craft.c): the restore refuses it before it makes
+# anything
+case_xtables_corrupt() {
+	local d=$ZOO_TMP/xtables-corrupt c n=0 links
+	mkdir -p "$d"
+	if ! make -s -C "$ZOO_ROOT/tests/crafted" >"$d/build.log" 2>&1; then
+		result_fail netns/xtables-corrupt "cannot build tests/crafted/craft: $(tail -n 3 "$d/build.log")"
+		return
+	fi
+	for c in xtables-hook-outside xtables-entry-overrun; do
+		cp -a "$IMG" "$d/$c"
+		rm -f "$d/$c"/*.log
+		if ! "$ZOO_ROOT/tests/crafted/bin/craft" "$d/$c" "$c" 0 2>"$d/$c.err"; then
+			result_fail netns/xtables-corrupt "craft $c failed: $(cat "$d/$c.err")"
+			return
+		fi
+		run_stasis "$d/$c.out" 60 restore -D "$d/$c" -d -o "$d/$c.log" -v4
+		links=$(in_out ip -o link | grep -c -E "$VO|eth0")
+		if [ "$ZRC" = 0 ]; then
+			result_fail netns/xtables-corrupt "$c: the restore did not fail"
+			kill_tree
+			return
+		elif ! grep -q -E "image xtables\.img: table 0 \([a-z]+\) is invalid" "$d/$c.out"; then
+			result_fail netns/xtables-corrupt "$c: not said: $(tail -n 2 "$d/$c.out")"
+			return
+		elif [ "$links" != 0 ] || grep -q "restore: legacy" "$d/$c.log"; then
+			result_fail netns/xtables-corrupt "$c: refused only after it made something ($links interfaces)"
+			return
+		fi
+		n=$((n + 1))
+	done
+	result_ok "netns/xtables-corrupt ($n hostile xtables.img refused before anything was made)"
+}
+
 case_refuse_macvlan() {
 	local d=$ZOO_TMP/macvlan
 	mkdir -p "$d/img"
@@ -373,6 +426,7 @@ if ! make_outside; then
 	result_fail netns/setup "cannot make the outside namespace"
 elif case_main; then
 	case_restore_fails
+	case_xtables_corrupt
 	case_veth_pair
 fi
 case_refuse_macvlan
