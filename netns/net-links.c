@@ -12,7 +12,12 @@
  * - bridge: with its options (STP, timers, priority, VLAN filtering, multicast snooping, ...);
  * - tun: a tun/tap device with its type, flags, owner and group (netns/net-tun.c), made again
  *   persistent through /dev/net/tun; the tree's files attach to it as they are opened;
- * - any other kind (macvlan, ...) fails the dump, naming the interface and its kind.
+ * - macvlan: with its mode and flags, on its lower device: one in the namespace, or one
+ *   outside it (LXC's lxc.net.N.type = macvlan), named by --external macvlan[IN]:OUT, else by
+ *   the name it had at dump (when it was in stasis's namespace then); that one is made by
+ *   stasis's namespace and put into the tree's at once (IFLA_NET_NS_FD). The dump removes
+ *   the macvlans of the dying namespace, which would hold their MACs on the lower device;
+ * - any other kind fails the dump, naming the interface and its kind.
  * In the engine's namespace (net_ns_devices) only the interfaces the tree made there are saved:
  * tun/tap devices, bridges, veth pairs with both ends inside (an engine puts none of those in
  * a container's namespace; its own are loopback and veths whose other end is outside). On
@@ -73,6 +78,7 @@ struct links_state {
 	NetLinks *img;        /* dump: the interfaces saved; restore: net-links.img */
 	char **outer;         /* per link: the name of its outer end (veth), or NULL */
 	char **outer_bridge;  /* ... the bridge it joins outside, or NULL */
+	char **lower;         /* per link: a macvlan's lower device outside, its name there, or NULL */
 	bool *bridge_given;   /* ... named by an option (it must exist) */
 	int nl, home_nl;      /* + 1 */
 	int home;             /* stasis's own namespace (net-ns.c's fd) */
@@ -153,6 +159,69 @@ static int keep_bridge_opts(NetLink *l, const struct nlattr *linkinfo)
 	return 0;
 }
 
+static int get_link(int nl, int ifindex, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
+	struct nl_buf b = { 0 };
+
+	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETLINK, 0, &ifi, sizeof(ifi)));
+	int ret = nl_get(nl, &b, fn, arg);
+	nl_buf_free(&b);
+	return ret;
+}
+
+static bool macvlan_valid_mode(uint32_t mode, uint32_t flags)
+{
+	return (mode == MACVLAN_MODE_PRIVATE || mode == MACVLAN_MODE_VEPA || mode == MACVLAN_MODE_BRIDGE ||
+		mode == MACVLAN_MODE_PASSTHRU) && !(flags & ~(MACVLAN_FLAG_NOPROMISC | MACVLAN_FLAG_NODST));
+}
+
+static int on_lower_name(const struct nlmsghdr *h, void *arg)
+{
+	NetMacvlan *m = arg;
+	const struct nlattr *tb[IFLA_MAX + 1];
+
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	nl_parse_msg(h, sizeof(struct ifinfomsg), tb, IFLA_MAX);
+	return nl_str(tb[IFLA_IFNAME]) && !(m->lower_outside = xstrdup(nl_str(tb[IFLA_IFNAME]))) ? -ENOMEM : 0;
+}
+
+/* A macvlan's mode, flags and lower device (its index, or its name in stasis's namespace). */
+static int keep_macvlan(struct link_dump *d, NetLink *l, const struct nlattr *const *tb)
+{
+	const struct nlattr *li[IFLA_INFO_MAX + 1], *data[IFLA_MACVLAN_MAX + 1] = { 0 };
+	NetMacvlan *m = xzalloc(sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	net_macvlan__init(m);
+	l->macvlan = m;
+	nl_parse(nl_data(tb[IFLA_LINKINFO]), nl_len(tb[IFLA_LINKINFO]), li, IFLA_INFO_MAX);
+	if (li[IFLA_INFO_DATA])
+		nl_parse(nl_data(li[IFLA_INFO_DATA]), nl_len(li[IFLA_INFO_DATA]), data, IFLA_MACVLAN_MAX);
+	m->mode = nl_uint(data[IFLA_MACVLAN_MODE], MACVLAN_MODE_VEPA);
+	m->flags = nl_uint(data[IFLA_MACVLAN_FLAGS], 0);
+	if (!macvlan_valid_mode(m->mode, m->flags) || !tb[IFLA_LINK]) {
+		pr_err("dump pid %d: macvlan %s in mode %#x (flags %#x%s): not supported (modes private, "
+		       "vepa, bridge and passthru are)", d->root, l->name, m->mode, m->flags,
+		       tb[IFLA_LINK] ? "" : ", no lower device");
+		return -ENOTSUP;
+	}
+	uint32_t lower = nl_uint(tb[IFLA_LINK], 0);
+	if (!tb[IFLA_LINK_NETNSID]) {
+		m->has_lower_ifindex = true;
+		m->lower_ifindex = lower;
+	} else if ((int)nl_uint(tb[IFLA_LINK_NETNSID], -1) == d->home_nsid && d->home_nl >= 0 &&
+		   get_link(d->home_nl, lower, on_lower_name, m) == -ENOMEM) {
+		return -ENOMEM;
+	}
+	if (!m->has_lower_ifindex && !m->lower_outside)
+		pr_warn("dump pid %d: the lower device of macvlan %s is in another network namespace than "
+			"stasis's: the restore needs --external macvlan[%s]:NAME", d->root, l->name, l->name);
+	return 0;
+}
+
 /* The outer end of a veth, as stasis's own namespace has it: name, MAC, MTU, state, bridge. */
 struct outer_view {
 	NetLink *l;
@@ -187,17 +256,6 @@ static int on_outer(const struct nlmsghdr *h, void *arg)
 			return -ENOMEM;
 	}
 	return tb[IFLA_MASTER] ? (int)nl_uint(tb[IFLA_MASTER], 0) : 0;
-}
-
-static int get_link(int nl, int ifindex, int (*fn)(const struct nlmsghdr *h, void *arg), void *arg)
-{
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
-	struct nl_buf b = { 0 };
-
-	nl_msg_end(&b, nl_msg_begin(&b, RTM_GETLINK, 0, &ifi, sizeof(ifi)));
-	int ret = nl_get(nl, &b, fn, arg);
-	nl_buf_free(&b);
-	return ret;
 }
 
 static int outer_end(struct link_dump *d, NetLink *l, int peer)
@@ -244,9 +302,9 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		return 0;
 	}
 	if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth") && strcmp(kind, "bridge") &&
-		      strcmp(kind, "tun"))) {
+		      strcmp(kind, "tun") && strcmp(kind, "macvlan"))) {
 		pr_err("dump pid %d: its network namespace has interface %s, %s%s%s: not supported "
-		       "(loopback, veth, bridge and tun/tap are; --external net[INODE]:KEY leaves the "
+		       "(loopback, veth, bridge, macvlan and tun/tap are; --external net[INODE]:KEY leaves the "
 		       "namespace to the engine)", d->root, name, kind ? "a " : "",
 		       kind ?: "a device of no kind", kind ? " link" : "");
 		d->err = -ENOTSUP;
@@ -288,6 +346,8 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 	if (!strcmp(kind, "bridge") && keep_bridge_opts(l, tb[IFLA_LINKINFO]))
 		return -ENOMEM;
 	if (!strcmp(kind, "tun") && (d->err = net_tun_keep(d->root, l, tb[IFLA_LINKINFO])))
+		return d->err == -ENOMEM ? -ENOMEM : 1;
+	if (!strcmp(kind, "macvlan") && (d->err = keep_macvlan(d, l, tb)))
 		return d->err == -ENOMEM ? -ENOMEM : 1;
 	if (!strcmp(kind, "veth") && tb[IFLA_LINK]) {
 		int peer = nl_uint(tb[IFLA_LINK], 0);
@@ -420,19 +480,43 @@ const char *net_links_name(const struct run_ctx *ctx, size_t i)
 	return img && i < img->n_links ? img->links[i]->name : NULL;
 }
 
-/* "OUT" or "OUT@BRIDGE" for IN, from --veth-pair IN=OUT[@BRIDGE] or --external veth[IN]:... */
-static const char *veth_option(const struct stasis_opts *o, const char *in)
+/* What --external KIND[IN]:VALUE gives for interface IN, or NULL. */
+static const char *external_link(const struct stasis_opts *o, const char *kind, const char *in)
 {
-	char want[IFNAMSIZ + 8];
+	char want[IFNAMSIZ + 16];
 
-	for (size_t i = 0; i < o->veth_pairs.n; i++)
-		if (o->veth_pairs.v[i].key && !strcmp(o->veth_pairs.v[i].key, in))
-			return o->veth_pairs.v[i].value;
-	snprintf(want, sizeof(want), "veth[%s]:", in);
+	snprintf(want, sizeof(want), "%s[%s]:", kind, in);
 	for (size_t i = 0; i < o->externals.n; i++)
 		if (!strncmp(o->externals.v[i].value, want, strlen(want)))
 			return o->externals.v[i].value + strlen(want);
 	return NULL;
+}
+
+/* "OUT" or "OUT@BRIDGE" for IN, from --veth-pair IN=OUT[@BRIDGE] or --external veth[IN]:... */
+static const char *veth_option(const struct stasis_opts *o, const char *in)
+{
+	for (size_t i = 0; i < o->veth_pairs.n; i++)
+		if (o->veth_pairs.v[i].key && !strcmp(o->veth_pairs.v[i].key, in))
+			return o->veth_pairs.v[i].value;
+	return external_link(o, "veth", in);
+}
+
+/* The name of macvlan l's (index i) lower device outside: from the option, or the image. */
+static int lower_name(const struct run_ctx *ctx, struct links_state *st, size_t i, const NetLink *l)
+{
+	const char *name = external_link(ctx->opts, "macvlan", l->name) ?: l->macvlan->lower_outside;
+
+	if (!name) {
+		pr_err("restore: interface %s is a macvlan whose lower device was outside the tree's "
+		       "network namespace: name one with --external macvlan[%s]:NAME", l->name, l->name);
+		return -EINVAL;
+	}
+	if (!ifname_valid(name)) {
+		pr_err("restore: macvlan %s: the name of its lower device (%s) is not an interface name",
+		       l->name, name);
+		return -EINVAL;
+	}
+	return (st->lower[i] = xstrdup(name)) ? 0 : -ENOMEM;
 }
 
 /* The outer end's name and bridge of veth l (index i): from the options, or the image. */
@@ -509,15 +593,30 @@ static int outer_free(const char *out, const NetLink *l)
 	return -EEXIST;
 }
 
+/* Its mode and flags known; its lower device inside (not a macvlan: the kernel gives the one
+ * below that) or named outside. */
+static bool macvlan_valid(const NetLinks *img, const NetLink *l)
+{
+	const NetMacvlan *m = l->macvlan;
+	const NetLink *lower = m && m->has_lower_ifindex ? by_index(img, m->lower_ifindex) : NULL;
+
+	if (!m || !macvlan_valid_mode(m->mode, m->flags))
+		return false;
+	if (m->has_lower_ifindex)
+		return lower && !m->lower_outside && strcmp(lower->kind, "macvlan") && strcmp(lower->kind, "loopback");
+	return !m->lower_outside || ifname_valid(m->lower_outside);
+}
+
 static bool link_valid(const NetLinks *img, const NetLink *l)
 {
 	const NetLink *peer = l->has_peer_ifindex ? by_index(img, l->peer_ifindex) : NULL;
 	const NetLink *master = l->has_master ? by_index(img, l->master) : NULL;
 	bool lo = !strcmp(l->kind, "loopback"), veth = !strcmp(l->kind, "veth"), tun = !strcmp(l->kind, "tun");
+	bool macvlan = !strcmp(l->kind, "macvlan");
 
 	if (!ifname_valid(l->name) || l->ifindex < 1 || l->ifindex > INT32_MAX || (lo != (l->ifindex == 1)) ||
-	    (!lo && !veth && !tun && strcmp(l->kind, "bridge")) || l->mtu < 1 || l->mtu > 1u << 20 ||
-	    (tun ? !net_tun_valid(l) : l->tun != NULL) ||
+	    (!lo && !veth && !tun && !macvlan && strcmp(l->kind, "bridge")) || l->mtu < 1 || l->mtu > 1u << 20 ||
+	    (tun ? !net_tun_valid(l) : l->tun != NULL) || (macvlan ? !macvlan_valid(img, l) : l->macvlan != NULL) ||
 	    (l->flags & ~LINK_FLAGS) || (l->has_mac && l->mac.len > MAC_MAX) ||
 	    (l->has_peer_mac && l->peer_mac.len > MAC_MAX) ||
 	    (l->has_addr_gen_mode && l->addr_gen_mode > 255) ||
@@ -537,12 +636,14 @@ static void free_links(void *state)
 {
 	struct links_state *st = state;
 
-	for (size_t i = 0; st->img && st->outer && i < st->img->n_links; i++) {
+	for (size_t i = 0; st->img && st->outer && st->outer_bridge && st->lower && i < st->img->n_links; i++) {
 		free(st->outer[i]);
 		free(st->outer_bridge[i]);
+		free(st->lower[i]);
 	}
 	free(st->outer);
 	free(st->outer_bridge);
+	free(st->lower);
 	free(st->bridge_given);
 	free(st->made_outer);
 	free(st->made_device);
@@ -604,6 +705,7 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 	size_t n = st->img->n_links;
 	if (!(st->outer = xzalloc((n + 1) * sizeof(*st->outer))) ||
 	    !(st->outer_bridge = xzalloc((n + 1) * sizeof(*st->outer_bridge))) ||
+	    !(st->lower = xzalloc((n + 1) * sizeof(*st->lower))) ||
 	    !(st->bridge_given = xzalloc(n + 1)) || !(st->made_outer = xzalloc(n + 1)) ||
 	    !(st->made_device = xzalloc(n + 1)) || !(st->saved_index = xzalloc((n + 1) * sizeof(uint32_t))))
 		return -ENOMEM;
@@ -612,6 +714,8 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 		st->saved_index[i] = l->ifindex;
 		if (!strcmp(l->kind, "veth") && !l->has_peer_ifindex &&
 		    ((err = outer_names(ctx, st, i, l)) || (err = outer_free(st->outer[i], l))))
+			return err;
+		if (l->macvlan && !l->macvlan->has_lower_ifindex && (err = lower_name(ctx, st, i, l)))
 			return err;
 	}
 	return 0;
@@ -626,6 +730,45 @@ static int ask(int nl, struct nl_buf *b, char *why, size_t len)
 	return err;
 }
 
+/*
+ * Macvlan l (index i) on its lower device: made in the tree's namespace (stasis is in it), or,
+ * on a lower device outside, by stasis's namespace and put into the tree's as it is made.
+ */
+static int make_macvlan(struct links_state *st, size_t i, char *why, size_t len)
+{
+	const NetLink *l = st->img->links[i];
+	const NetMacvlan *m = l->macvlan;
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
+	bool inside = m->has_lower_ifindex;
+	int lower = inside ? (int)m->lower_ifindex : index_of(st->home_nl - 1, st->lower[i]);
+	struct nl_buf b = { 0 };
+
+	if (lower < 0) {
+		snprintf(why, len, "no interface %s in stasis's network namespace for its lower device "
+			 "(--external macvlan[%s]:NAME names another)", st->lower[i], l->name);
+		return lower;
+	}
+	auto_close int tree_ns = inside ? -1 : open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (!inside && tree_ns < 0) {
+		snprintf(why, len, "cannot open the tree's network namespace");
+		return -errno;
+	}
+	size_t msg = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &ifi, sizeof(ifi));
+	nl_put_str(&b, IFLA_IFNAME, l->name);
+	nl_put_u32(&b, IFLA_LINK, lower);
+	if (!inside)
+		nl_put_u32(&b, IFLA_NET_NS_FD, tree_ns);
+	size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
+	nl_put_str(&b, IFLA_INFO_KIND, "macvlan");
+	size_t data = nl_nest_begin(&b, IFLA_INFO_DATA);
+	nl_put_u32(&b, IFLA_MACVLAN_MODE, m->mode);
+	nl_put_u16(&b, IFLA_MACVLAN_FLAGS, m->flags);
+	nl_nest_end(&b, data);
+	nl_nest_end(&b, info);
+	nl_msg_end(&b, msg);
+	return ask((inside ? st->nl : st->home_nl) - 1, &b, why, len);
+}
+
 /* A new link of kind l->kind, down, with its index, name (and its veth peer). */
 static int make_link(struct links_state *st, size_t i, char *why, size_t len)
 {
@@ -635,6 +778,8 @@ static int make_link(struct links_state *st, size_t i, char *why, size_t len)
 
 	if (l->tun) /* (stasis is in the tree's namespace) */
 		return net_tun_make(l, why, len);
+	if (l->macvlan)
+		return make_macvlan(st, i, why, len);
 	size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &ifi, sizeof(ifi));
 	nl_put_str(&b, IFLA_IFNAME, l->name);
 	size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
@@ -803,14 +948,14 @@ static int settle_outer(struct links_state *st, size_t i, const NetLink *l, char
 	return err;
 }
 
-/* What net_links_down does to a namespace's interfaces, loopback aside: veths go, the rest up
- * goes down. */
+/* What net_links_down does to a namespace's interfaces, loopback aside: veths and macvlans go
+ * (a macvlan holds its MAC on its lower device), the rest up goes down. */
 struct going_links {
 	struct going_link {
 		int ifindex;
-		bool veth;
+		bool goes;
 	} *v;
-	size_t n, veths;
+	size_t n, gone;
 };
 
 static int on_going_link(const struct nlmsghdr *h, void *arg)
@@ -823,15 +968,15 @@ static int on_going_link(const struct nlmsghdr *h, void *arg)
 		return 0;
 	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
 	const char *kind = link_kind(ifi, tb);
-	bool veth = kind && !strcmp(kind, "veth");
-	if (!veth && !(ifi->ifi_flags & IFF_UP))
+	bool goes = kind && (!strcmp(kind, "veth") || !strcmp(kind, "macvlan"));
+	if (!goes && !(ifi->ifi_flags & IFF_UP))
 		return 0;
 	struct going_link *more = xreallocarray(g->v, g->n + 1, sizeof(*more));
 	if (!more)
 		return -ENOMEM;
 	g->v = more;
-	g->v[g->n++] = (struct going_link){ ifi->ifi_index, veth };
-	g->veths += veth;
+	g->v[g->n++] = (struct going_link){ ifi->ifi_index, goes };
+	g->gone += goes;
 	return 0;
 }
 
@@ -852,7 +997,7 @@ void net_links_down(const struct run_ctx *ctx, pid_t root)
 	else
 		err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_going_link, &g);
 	for (size_t i = 0; !err && i < g.n; i++) {
-		if (!g.v[i].veth) {
+		if (!g.v[i].goes) {
 			err = set_link(nl, g.v[i].ifindex, NULL, 0, 0, IFF_UP, why, sizeof(why));
 			continue;
 		}
@@ -869,7 +1014,7 @@ void net_links_down(const struct run_ctx *ctx, pid_t root)
 			"find the names of its veths' other ends taken)", root, strerror(-err));
 	else
 		pr_info("dump pid %d: its network namespace's interfaces gone (%zu veths, with their other "
-			"ends) or down (%zu) before it goes", root, g.veths, g.n - g.veths);
+			"ends, and macvlans) or down (%zu) before it goes", root, g.gone, g.n - g.gone);
 	free(g.v);
 }
 
@@ -975,10 +1120,11 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		return nl;
 	}
 	st->home_nl = nl + 1;
-	/* made, down */
-	for (size_t i = 0; i < n && !err; i++) {
+	/* made, down: macvlans last, on lower devices made before them */
+	for (size_t k = 0; k < 2 * n && !err; k++) {
+		size_t i = k % n;
 		NetLink *l = st->img->links[i];
-		if (made[i] || !strcmp(l->kind, "loopback"))
+		if (made[i] || !strcmp(l->kind, "loopback") || (k < n) == (l->macvlan != NULL))
 			continue;
 		if (net_ns_devices(ctx) && (err = device_room(st, l))) {
 			if (err < 0)

@@ -423,22 +423,22 @@ int net_lock_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 	}
 	tcp_requeue_dump_over(ctx, false);
 	repair_mode(st, true);
-	if (!st->table[0])
-		return 0;
-	st->root = st->root_task->vpid;
-	snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
-	if ((err = nft_table_del(st->nl - 1, kept, true)) ||
-	    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns))) {
-		if (log_errors() != logged)
-			return err; /* out of memory: the dump fails */
-		pr_warn("dump: cannot keep the network locked for the restore (nftables table %s: %s): "
-			"peers of the tree's connections may see resets",
-			kept, strerror(-err));
-	} else {
-		pr_info("dump: the tree's connections stay locked until the restore (nftables table %s)",
-			kept);
+	if (st->table[0]) {
+		st->root = st->root_task->vpid;
+		snprintf(kept, sizeof(kept), DUMPED_TABLE "%d", st->root);
+		if ((err = nft_table_del(st->nl - 1, kept, true)) ||
+		    (err = nft_lock_table_add(st->nl - 1, kept, false, st->conns, st->nr_conns))) {
+			if (log_errors() != logged)
+				return err; /* out of memory: the dump fails */
+			pr_warn("dump: cannot keep the network locked for the restore (nftables table %s: "
+				"%s): peers of the tree's connections may see resets", kept, strerror(-err));
+		} else {
+			pr_info("dump: the tree's connections stay locked until the restore (nftables table "
+				"%s)", kept);
+		}
 	}
-	net_links_down(ctx, st->tree->tasks[0].pid);
+	if (st->tree) /* (its veths' outer ends and its macvlans' MACs free for a restore at once) */
+		net_links_down(ctx, st->tree->tasks[0].pid);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #
 #   lxc.sh         LXC: lxc-checkpoint -s / -r (criu's command line), also with lxc.idmap
 #   lxc-net.sh     LXC with a veth on a bridge: a client connected across lxc-checkpoint -s / -r
+#   lxc-macvlan.sh the same with a macvlan (LXC passes --external macvlan[eth0]:LINK)
 #   lxc-systemd.sh LXC with systemd as the container's init (this machine's /usr), twice
 #   lxc-tun.sh     LXC given /dev/net/tun: tun/tap devices and their files (the zoo's tun program)
 #   runc-cli.sh    a runc container through stasis's own command line
@@ -21,7 +22,7 @@
 set -u
 cd "$(dirname "$0")" || exit 2
 scripts=("$@")
-[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh lxc-net.sh lxc-systemd.sh lxc-tun.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh)
+[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh lxc-net.sh lxc-macvlan.sh lxc-systemd.sh lxc-tun.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh)
 pass=0
 failed=0
 start=$(date +%s)

@@ -50,7 +50,14 @@
 #                  the image, before it makes anything
 #   netns/veth-pair  restored with --veth-pair eth0=vr$$@brN: the outer end has its new name,
 #                  is a port of brN, and the client goes on through it
-#   netns/refuse-macvlan  a namespace with a macvlan fails the dump naming it; the tree runs on
+#   netns/refuse-vxlan  a namespace with a vxlan fails the dump naming it; the tree runs on
+#   netns/macvlan  a namespace with a macvlan on an inner veth and one on a device outside
+#                  (ml$$ in OUT): after the restore both are as before (mode, MAC, MTU, state,
+#                  lower device), with the outer one's address, which answers from OUT (a
+#                  connection refused)
+#   netns/macvlan-lower-gone  restored with --external macvlan[mvo]:NAME of a device OUT lacks:
+#                  the restore fails naming it, and no process is left
+#   netns/macvlan-external  restored with --external macvlan[mvo]:ml2$$: mvo is on that device
 
 # shellcheck source-path=SCRIPTDIR
 set -u
@@ -400,26 +407,116 @@ case_xtables_corrupt() {
 	result_ok "netns/xtables-corrupt ($n hostile xtables.img refused before anything was made)"
 }
 
-case_refuse_macvlan() {
-	local d=$ZOO_TMP/macvlan
+case_refuse_vxlan() {
+	local d=$ZOO_TMP/vxlan
 	mkdir -p "$d/img"
 	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- "$PY" -c 'import time; time.sleep(1000)' </dev/null >/dev/null 2>&1 &
 	SPID=$!
 	disown
 	track_pid "$SPID"
-	wait_until 10 ns_of_its_own "$SPID" || { result_fail netns/refuse-macvlan "no namespace"; return; }
-	inside sh -c 'ip link add dummyveth type veth peer name dv2; ip link add mv0 link dummyveth type macvlan'
+	wait_until 10 ns_of_its_own "$SPID" || { result_fail netns/refuse-vxlan "no namespace"; return; }
+	inside ip link add vx0 type vxlan id 42 dstport 4789
 	run_stasis "$d/dump.out" 60 dump -t "$SPID" -D "$d/img" -o dump.log
 	if [ "$ZRC" = 0 ]; then
-		result_fail netns/refuse-macvlan "the dump did not fail"
-	elif ! grep -q "interface mv0, a macvlan link: not supported" "$d/dump.out"; then
-		result_fail netns/refuse-macvlan "not named: $(tail -n 2 "$d/dump.out")"
+		result_fail netns/refuse-vxlan "the dump did not fail"
+	elif ! grep -q "interface vx0, a vxlan link: not supported" "$d/dump.out"; then
+		result_fail netns/refuse-vxlan "not named: $(tail -n 2 "$d/dump.out")"
 	elif ! proc_alive "$SPID"; then
-		result_fail netns/refuse-macvlan "the tree is gone"
+		result_fail netns/refuse-vxlan "the tree is gone"
 	else
-		result_ok "netns/refuse-macvlan ($(grep -o 'interface mv0[^(]*' "$d/dump.out"))"
+		result_ok "netns/refuse-vxlan ($(grep -o 'interface vx0[^(]*' "$d/dump.out"))"
 	fi
 	kill_ours "$SPID"
+}
+
+# the tree's macvlans as its own tools show them (the index of an outer lower device is OUT's)
+# (their operational state is the kernel's to find again: not compared)
+macvlans() { inside ip -o -d link show type macvlan | sed -E -e 's/^[0-9]+: //' -e 's/ +link-netnsid [0-9]+//' -e 's/ state [A-Z]+ / /' | sort; }
+
+# a TCP connection from OUT to 10.232.0.2 (mvo) port 9 is refused: its answer came back
+mvo_answers() {
+	in_out "$PY" -c 'import socket, sys
+try:
+    socket.create_connection(("10.232.0.2", 9), timeout=3)
+except ConnectionRefusedError:
+    sys.exit(0)
+sys.exit(1)' 2>/dev/null
+}
+
+# macvlan_tree: a sleeper in a namespace of its own with mv0 (bridge mode) on an inner veth and
+# mvo (private mode, up, an address) on ml$$, a veth end in OUT (LXC's lxc.net.N.type = macvlan)
+macvlan_tree() {
+	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- "$PY" -c 'import time; time.sleep(1000)' </dev/null >/dev/null 2>&1 &
+	SPID=$!
+	disown
+	track_pid "$SPID"
+	wait_until 10 ns_of_its_own "$SPID" &&
+		in_out sh -ec "ip link add ml$$ up type veth peer name mp$$
+			ip link set mp$$ up
+			ip addr add 10.232.0.1/24 dev mp$$
+			ip link add mvo link ml$$ address 02:31:0a:00:00:02 type macvlan mode private
+			ip link set mvo netns $SPID" &&
+		inside sh -ec 'ip link add dv1 type veth peer name dv2
+			ip link add mv0 link dv1 address 02:31:0a:00:00:01 type macvlan mode bridge
+			ip link set mvo mtu 1400 up
+			ip addr add 10.232.0.2/24 dev mvo'
+}
+
+# macvlans made again: on the same devices (the outer one found by the name it had), then with
+# --external macvlan[mvo]:OTHER on another device of OUT; a lower device OUT lacks fails the
+# restore naming it, leaving no process
+case_macvlan() {
+	local d=$ZOO_TMP/macvlan before after idx
+	mkdir -p "$d/img" "$d/img2"
+	in_out ip link add ml2$$ type veth peer name mq$$
+	if ! macvlan_tree; then
+		result_fail netns/macvlan "cannot set the namespace up"
+		kill_ours "$SPID"
+		return
+	fi
+	before=$(macvlans)
+	run_stasis "$d/dump.out" 60 dump -t "$SPID" -D "$d/img" -o dump.log -v4
+	[ "$ZRC" = 0 ] || { result_fail netns/macvlan "dump exited $ZRC: $(tail -n 2 "$d/dump.out")"; kill_ours "$SPID"; return; }
+	wait_until 10 pid_free "$SPID"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	after=$(macvlans)
+	if [ "$ZRC" != 0 ]; then
+		result_fail netns/macvlan "restore exited $ZRC: $(tail -n 2 "$d/restore.out")"
+		return
+	elif [ "$before" != "$after" ] || [ "$(echo "$after" | grep -c "macvlan mode")" != 2 ] ||
+		! inside ip -o addr show dev mvo | grep -q 10.232.0.2/24; then
+		result_fail netns/macvlan "was: $(echo "$before" | cut -c1-150 | tr '\n' '|') is: $(echo "$after" | cut -c1-150 | tr '\n' '|')"
+	elif ! mvo_answers; then
+		result_fail netns/macvlan "10.232.0.2 (mvo) does not answer from OUT through ml$$"
+	else
+		result_ok "netns/macvlan (mv0 on an inner veth, mvo on ml$$ outside: the same after the restore, and answers through it)"
+	fi
+	run_stasis "$d/dump2.out" 60 dump -t "$SPID" -D "$d/img2" -o dump.log -v4
+	[ "$ZRC" = 0 ] || { result_fail netns/macvlan-external "dump exited $ZRC"; kill_ours "$SPID"; return; }
+	wait_until 10 pid_free "$SPID"
+	run_stasis "$d/restore-fail.out" 60 restore -D "$d/img2" -d -o restore-fail.log -v4 --external "macvlan[mvo]:none$$"
+	if [ "$ZRC" = 0 ]; then
+		result_fail netns/macvlan-lower-gone "the restore did not fail"
+		kill_ours "$SPID"
+		return
+	elif ! grep -q "no interface none$$ in stasis's network namespace for its lower device" "$d/restore-fail.out" ||
+		pgrep -f "time.sleep\(1000\)" | grep -qx "$SPID"; then
+		result_fail netns/macvlan-lower-gone "not said, or left behind: $(tail -n 2 "$d/restore-fail.out")"
+	else
+		result_ok "netns/macvlan-lower-gone ($(grep -o "no interface none$$[^(]*" "$d/restore-fail.out"))"
+	fi
+	run_stasis "$d/restore2.out" 60 restore -D "$d/img2" -d -o restore2.log -v4 --external "macvlan[mvo]:ml2$$"
+	idx=$(in_out cat "/sys/class/net/ml2$$/ifindex")
+	if [ "$ZRC" != 0 ]; then
+		result_fail netns/macvlan-external "restore exited $ZRC: $(tail -n 2 "$d/restore2.out")"
+	elif ! macvlans | grep -q "^mvo@if$idx: .*macvlan mode private"; then
+		result_fail netns/macvlan-external "mvo is not on ml2$$ (index $idx): $(macvlans | tr '\n' '|')"
+	else
+		result_ok "netns/macvlan-external (mvo on ml2$$, index $idx in OUT)"
+	fi
+	kill_ours "$SPID"
+	in_out ip link del "ml$$"
+	in_out ip link del "ml2$$"
 }
 
 if ! make_outside; then
@@ -429,5 +526,6 @@ elif case_main; then
 	case_xtables_corrupt
 	case_veth_pair
 fi
-case_refuse_macvlan
+case_refuse_vxlan
+[ -e "/run/netns/$OUT" ] && case_macvlan
 summary
