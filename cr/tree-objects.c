@@ -26,6 +26,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_routes,   /* netns/net-routes.c: its routes (gateways need the addresses) */
 	&tree_net_rules,    /* netns/net-rules.c: its routing rules */
 	&tree_net_neigh,    /* netns/net-neigh.c: its configured neighbour entries */
+	&tree_net_qdiscs,   /* netns/net-qdiscs.c: the queueing disciplines tc added to its interfaces */
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
 	&tree_xtables,      /* netns/xtables.c: its legacy iptables tables */
 	&tree_tcp_requeue,  /* netns/tcp-requeue.c: connections waiting in TCP listeners' queues */

@@ -473,6 +473,14 @@ uint32_t net_links_index_now(const struct run_ctx *ctx, uint32_t saved)
 	return i < 0 ? saved : st->img->links[i]->ifindex;
 }
 
+const char *net_links_name_of(const struct run_ctx *ctx, uint32_t ifindex)
+{
+	const struct links_state *st = state_of(ctx);
+	ssize_t i = saved_link(st, ifindex);
+
+	return i < 0 ? NULL : st->img->links[i]->name;
+}
+
 const char *net_links_name(const struct run_ctx *ctx, size_t i)
 {
 	const NetLinks *img = state_of(ctx)->img;

@@ -2,7 +2,8 @@
  * Network namespaces that processes of the tree made for themselves (net-nested.img;
  * cr/nested-ns.h), as systemd makes one for a service with PrivateNetwork=yes: its loopback
  * alone. Dump: per namespace whether its loopback is up, read by a helper inside it; another
- * interface there, or another address than the loopback's own, is refused by name. Its unix
+ * interface there, another address than the loopback's own, or a firewall table (nftables,
+ * legacy iptables) is refused by name. Its unix
  * sockets are listed for cr/files/unix-diag.c (unix_diag_add_netns). Restore: its maker, when
  * created, unshares CLONE_NEWNET and brings the loopback up again; the processes below it
  * inherit it. Unix sockets come back in the tree's namespace (stasis makes most of them there):
@@ -29,12 +30,17 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/sockios.h>
 
 #include "files/unix.h"
 #include "log.h"
 #include "nested-ns.h"
 #include "net-nested.h"
+#include "nft.h"
+#include "nlmsg.h"
 #include "ns-helper.h"
 #include "tree-objects.h"
 #include "task.h"
@@ -70,7 +76,47 @@ struct ns_probe {
 	int32_t lo_up;
 	char other[IFNAMSIZ];  /* an interface besides lo ("": none) */
 	char addr[INET6_ADDRSTRLEN]; /* an address besides 127.0.0.1 and ::1 ("": none) */
+	char firewall[64];     /* a table of nftables or legacy iptables ("": none) */
 };
+
+static int on_nft_table(const struct nlmsghdr *h, void *arg)
+{
+	const struct nlattr *tb[NFTA_TABLE_MAX + 1];
+	char *found = arg;
+
+	if (h->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE) || found[0])
+		return 0;
+	nl_parse_msg(h, sizeof(struct nfgenmsg), tb, NFTA_TABLE_MAX);
+	snprintf(found, sizeof(((struct ns_probe *)0)->firewall), "nftables table %s",
+		 nl_str(tb[NFTA_TABLE_NAME]) ?: "?");
+	return 0;
+}
+
+/* A firewall table of the calling thread's namespace, named into found (which stays "" if none). */
+static int find_firewall(char *found, size_t len)
+{
+	static const char *const legacy[] = { "ip_tables_names", "ip6_tables_names", "arp_tables_names" };
+	struct nfgenmsg g = { .nfgen_family = NFPROTO_UNSPEC, .version = NFNETLINK_V0 };
+	char path[64], name[40];
+
+	for (size_t i = 0; i < ARRAY_SIZE(legacy) && !found[0]; i++) {
+		snprintf(path, sizeof(path), "/proc/thread-self/net/%s", legacy[i]);
+		FILE *f = fopen(path, "re");
+		if (f && fgets(name, sizeof(name), f))
+			snprintf(found, len, "legacy %.*s table %.*s", (int)strcspn(legacy[i], "_"), legacy[i],
+				 (int)strcspn(name, "\n"), name);
+		if (f)
+			fclose(f);
+	}
+	if (found[0])
+		return 0;
+	int nl = nft_socket();
+	if (nl < 0)
+		return nl;
+	int err = nl_dump_all(nl, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, &g, sizeof(g), on_nft_table, found);
+	close(nl);
+	return err;
+}
 
 static int probe_ns(void *out, size_t len)
 {
@@ -99,8 +145,11 @@ static int probe_ns(void *out, size_t len)
 			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof(r->addr));
 	}
 	freeifaddrs(addrs);
+	int err = find_firewall(r->firewall, sizeof(r->firewall));
+	if (err)
+		return err;
 	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || ioctl(s, SIOCGIFFLAGS, &ifr)) {
-		int err = -errno;
+		err = -errno;
 		if (s >= 0)
 			close(s);
 		return err;
@@ -134,11 +183,11 @@ static int collect_one(struct run_ctx *ctx, const struct dump_tree *tr, const st
 		       (unsigned long long)v->id);
 		return err;
 	}
-	if (r.other[0] || r.addr[0]) {
+	if (r.other[0] || r.addr[0] || r.firewall[0]) {
 		pr_err("dump pid %u: its network namespace net:[%llu] holds %s %s besides its loopback: "
 		       "only a namespace with its loopback alone is supported yet", u->maker,
-		       (unsigned long long)v->id, r.other[0] ? "interface" : "address",
-		       r.other[0] ? r.other : r.addr);
+		       (unsigned long long)v->id, r.other[0] ? "interface" : r.addr[0] ? "address" : "firewall rules:",
+		       r.other[0] ? r.other : r.addr[0] ? r.addr : r.firewall);
 		return -ENOTSUP;
 	}
 	u->lo_up = r.lo_up;

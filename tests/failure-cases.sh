@@ -285,8 +285,9 @@
 #   dump/netns-nested-*      netns-private (its child in a network namespace of its own) with
 #                            what the dump cannot keep there yet: -abstract a unix socket bound
 #                            to an abstract name (fd 59 of the child), -veth a veth pair besides
-#                            the loopback: the dump fails naming the fd, or the namespace and
-#                            the interface; the tree runs and PASSes
+#                            the loopback, -firewall a legacy iptables table: the dump fails
+#                            naming the fd, or the namespace and the interface or table; the
+#                            tree runs and PASSes
 #   dump/netns-inet-held-outside
 #                            netns-inet (inet sockets in its child's own namespace) with a socket
 #                            the restore would make in another namespace than its own: the
@@ -2575,6 +2576,9 @@ other_cases() {
 	dump_fails_naming dump/netns-nested-veth netns-private \
 		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds interface zoo-v[01] besides its loopback' \
 		--veth
+	dump_fails_naming dump/netns-nested-firewall netns-private \
+		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds firewall rules: legacy ip table filter besides its loopback' \
+		--firewall
 	case_userns_images
 	case_restore_bad_dirs
 }

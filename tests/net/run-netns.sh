@@ -22,12 +22,14 @@
 #              hop_limit, br0's accept_dad, ...: every net.{core,ipv4,ipv6,unix} sysctl
 #   nftables   an inet table (a base chain, an interval set, a map, a named counter with
 #              values, a quota, rules with comments), an ip nat table (masquerade)
+#   qdiscs     va: htb (r2q 5, default 20) with classes 1:1 > 1:10 (a pfifo under it), 1:20;
+#              vb: tbf with a bfifo under it; br0: clsact; eth0: ingress
 #   xtables    legacy iptables (iptables-legacy): filter with a chain of its own, a REJECT, a
 #              rule with counters set (-c) and a comment, a limit, FORWARD's policy DROP;
 #              mangle (MARK), raw (NOTRACK); ip6tables' filter with counters set
 #
 # Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
-#   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /nftables, /xtables: that part of
+#   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /qdiscs, /nftables, /xtables: that part of
 #                  the namespace is the same, as its own tools show it from inside, after the
 #                  restore as before the dump
 #   netns/outer-end-gone  when the dump returns, the veth's outer end is gone already (the
@@ -51,6 +53,7 @@
 #   netns/veth-pair  restored with --veth-pair eth0=vr$$@brN: the outer end has its new name,
 #                  is a port of brN, and the client goes on through it
 #   netns/refuse-vxlan  a namespace with a vxlan fails the dump naming it; the tree runs on
+#   netns/refuse-tc-filter  one with a tc filter (u32 under an htb) likewise
 #   netns/macvlan  a namespace with a macvlan on an inner veth and one on a device outside
 #                  (ml$$ in OUT): after the restore both are as before (mode, MAC, MTU, state,
 #                  lower device), with the outer one's address, which answers from OUT (a
@@ -173,6 +176,15 @@ EOF
 		iptables-legacy -t mangle -A OUTPUT -p tcp --dport 5 -j MARK --set-mark 7
 		iptables-legacy -t raw -A PREROUTING -p udp --dport 53 -j NOTRACK
 		ip6tables-legacy -A INPUT -p tcp --dport 9 -c 5 6 -j REJECT
+		tc qdisc add dev va root handle 1: htb default 20 r2q 5
+		tc class add dev va parent 1: classid 1:1 htb rate 10mbit ceil 20mbit
+		tc class add dev va parent 1:1 classid 1:10 htb rate 2mbit ceil 10mbit prio 1
+		tc class add dev va parent 1:1 classid 1:20 htb rate 1mbit
+		tc qdisc add dev va parent 1:10 handle 10: pfifo limit 50
+		tc qdisc add dev vb root handle 2: tbf rate 1mbit burst 32kbit latency 400ms
+		tc qdisc add dev vb parent 2:1 handle 21: bfifo limit 30000
+		tc qdisc add dev br0 clsact
+		tc qdisc add dev eth0 ingress
 	" >"$d/configure.out" 2>&1 || return 1
 	touch "$d/go"
 	wait_until 10 test -e "$d/ready" && KID=$(pgrep -P "$SPID" | head -n 1) && track_pid "$KID"
@@ -197,12 +209,14 @@ snapshot() {
 		grep -v -E '^net\.ipv4\.(route\.(gc_|flush)|tcp_fastopen_key)' >"$s/sysctls"
 	# counters that traffic moves (inline ones) are not compared; named objects are
 	inside nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' >"$s/nftables"
+	# (tc lists interfaces in the order they were registered: sorted)
+	{ inside tc -d qdisc show; inside tc -d class show dev va; inside tc -d class show dev vb; } | sort >"$s/qdiscs"
 	# legacy iptables: the counters of rules traffic meets move; those of dport 8 never do
 	{ inside iptables-legacy-save -c; inside ip6tables-legacy-save -c; } | grep -v '^#' |
 		sed -E '/dport 8 /!s/\[[0-9]+:[0-9]+\]/[]/' >"$s/xtables"
 }
 
-PARTS=(links addresses routes rules neighbours sysctls nftables xtables)
+PARTS=(links addresses routes rules neighbours sysctls qdiscs nftables xtables)
 
 compare() { # compare BEFORE AFTER: one case per part
 	for p in "${PARTS[@]}"; do
@@ -301,7 +315,7 @@ case_main() {
 	inside sh -c "ip link set va mtu 1300; ip addr del 10.231.10.1/24 dev br0; ip route del blackhole 10.231.66.0/24;
 		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; sysctl -qw net.core.somaxconn=778;
 		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')
-		iptables-legacy -t mangle -F OUTPUT"
+		iptables-legacy -t mangle -F OUTPUT; tc class change dev va classid 1:20 htb rate 3mbit"
 	snapshot "$d/changed"
 	local same=()
 	for p in "${PARTS[@]}"; do
@@ -407,24 +421,26 @@ case_xtables_corrupt() {
 	result_ok "netns/xtables-corrupt ($n hostile xtables.img refused before anything was made)"
 }
 
-case_refuse_vxlan() {
-	local d=$ZOO_TMP/vxlan
+# case_refused NAME SETUP WHAT: a namespace set up by SETUP (run inside) fails the dump, which
+# names WHAT; the tree runs on
+case_refused() {
+	local label=netns/refuse-$1 d=$ZOO_TMP/refuse-$1
 	mkdir -p "$d/img"
 	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- "$PY" -c 'import time; time.sleep(1000)' </dev/null >/dev/null 2>&1 &
 	SPID=$!
 	disown
 	track_pid "$SPID"
-	wait_until 10 ns_of_its_own "$SPID" || { result_fail netns/refuse-vxlan "no namespace"; return; }
-	inside ip link add vx0 type vxlan id 42 dstport 4789
+	wait_until 10 ns_of_its_own "$SPID" || { result_fail "$label" "no namespace"; return; }
+	inside sh -ec "$2"
 	run_stasis "$d/dump.out" 60 dump -t "$SPID" -D "$d/img" -o dump.log
 	if [ "$ZRC" = 0 ]; then
-		result_fail netns/refuse-vxlan "the dump did not fail"
-	elif ! grep -q "interface vx0, a vxlan link: not supported" "$d/dump.out"; then
-		result_fail netns/refuse-vxlan "not named: $(tail -n 2 "$d/dump.out")"
+		result_fail "$label" "the dump did not fail"
+	elif ! grep -q -F "$3" "$d/dump.out"; then
+		result_fail "$label" "not named: $(tail -n 2 "$d/dump.out")"
 	elif ! proc_alive "$SPID"; then
-		result_fail netns/refuse-vxlan "the tree is gone"
+		result_fail "$label" "the tree is gone"
 	else
-		result_ok "netns/refuse-vxlan ($(grep -o 'interface vx0[^(]*' "$d/dump.out"))"
+		result_ok "$label ($3)"
 	fi
 	kill_ours "$SPID"
 }
@@ -526,6 +542,10 @@ elif case_main; then
 	case_xtables_corrupt
 	case_veth_pair
 fi
-case_refuse_vxlan
+case_refused vxlan "ip link add vx0 type vxlan id 42 dstport 4789" "interface vx0, a vxlan link: not supported"
+case_refused tc-filter "ip link add tv0 type veth peer name tv1; tc qdisc add dev tv0 root handle 1: htb
+	tc class add dev tv0 parent 1: classid 1:1 htb rate 1mbit
+	tc filter add dev tv0 parent 1: protocol ip u32 match ip src 10.1.2.3 classid 1:1" \
+	"interface tv0 has a tc filter (u32, parent 1:0): not supported"
 [ -e "/run/netns/$OUT" ] && case_macvlan
 summary

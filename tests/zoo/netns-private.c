@@ -16,7 +16,8 @@
  * the inherited pair, one over the pair sent up and one over the grandchild's pair are
  * answered; a datagram the parent sends to nested.sock arrives.
  * What the dump must refuse (tests/failure-cases.sh), in the child's namespace: --abstract a
- * unix socket bound to an abstract name (fd 59), --veth a veth pair besides the loopback.
+ * unix socket bound to an abstract name (fd 59), --veth a veth pair besides the loopback,
+ * --firewall a legacy iptables table (filter, made by the first look at it).
  * (Inet sockets there: netns-inet.)
  * Blocks in: nanosleep everywhere.
  */
@@ -29,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/netfilter_ipv4/ip_tables.h>
 
 #define FD_JOURNAL_P 50
 #define FD_JOURNAL_C 51
@@ -118,7 +120,7 @@ static void grandchild(void)
 	_exit(answer(FD_PAIR_G) ? 0 : 1);
 }
 
-/* What the dump must refuse (--abstract, --veth), made in the child's namespace. */
+/* What the dump must refuse (--abstract, --veth, --firewall), made in the child's namespace. */
 static void refused_state(const char *what)
 {
 	if (!strcmp(what, "--abstract")) {
@@ -131,6 +133,13 @@ static void refused_state(const char *what)
 	} else if (!strcmp(what, "--veth")) {
 		if (system("ip link add zoo-v0 type veth peer name zoo-v1"))
 			zoo_die("ip link add zoo-v0 type veth failed");
+	} else if (!strcmp(what, "--firewall")) {
+		struct ipt_getinfo info = { .name = "filter" };
+		socklen_t len = sizeof(info);
+		int s = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+		if (s < 0 || getsockopt(s, IPPROTO_IP, IPT_SO_GET_INFO, &info, &len))
+			zoo_die("the legacy iptables table filter: %s", strerror(errno));
+		close(s);
 	}
 }
 
@@ -222,7 +231,7 @@ int main(int argc, char **argv)
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	const char *refused = NULL;
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--abstract") || !strcmp(argv[i], "--veth"))
+		if (!strcmp(argv[i], "--abstract") || !strcmp(argv[i], "--veth") || !strcmp(argv[i], "--firewall"))
 			refused = argv[i];
 	path_of(&bus, "bus.sock");
 	path_of(&nested, "nested.sock");
