@@ -89,6 +89,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_IPC_NESTED_OBJECTS, "ipc-nested-objects", 1, &ipc_ns__descriptor },
 	{ IMG_XTABLES, "xtables", 0, &xtables__descriptor },
 	{ IMG_NET_QDISCS, "net-qdiscs", 0, &net_qdiscs__descriptor },
+	{ IMG_NET_NEXTHOPS, "net-nexthops", 0, &net_nexthops__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

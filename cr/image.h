@@ -65,6 +65,7 @@ enum image_type {
 	IMG_IPC_NESTED_OBJECTS, /* SysV queues and semaphore sets of a nested IPC namespace (cr/ipc-nested.c) */
 	IMG_XTABLES,     /* legacy iptables tables of the tree's network namespace (netns/xtables.c) */
 	IMG_NET_QDISCS,  /* queueing disciplines of the tree's interfaces (netns/net-qdiscs.c) */
+	IMG_NET_NEXTHOPS, /* nexthop objects of the tree's network namespace (netns/net-nexthops.c) */
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

@@ -23,6 +23,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_links,    /* netns/net-links.c: its interfaces (the outer ends of veths too) */
 	&tree_net_addrs,    /* netns/net-addrs.c: its addresses */
 	&tree_net_sysctls,  /* netns/net-sysctls.c: its sysctls (per interface too) */
+	&tree_net_nexthops, /* netns/net-nexthops.c: its nexthop objects (before the routes naming them) */
 	&tree_net_routes,   /* netns/net-routes.c: its routes (gateways need the addresses) */
 	&tree_net_rules,    /* netns/net-rules.c: its routing rules */
 	&tree_net_neigh,    /* netns/net-neigh.c: its configured neighbour entries */

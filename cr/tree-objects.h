@@ -72,14 +72,14 @@ struct tree_object_ops {
  * In restore order: pids, cgroups, the user namespace (made first of the namespaces; the root
  * joins it once in its cgroups), the time namespace, the cgroup namespace (rooted at the
  * cgroups the tree is put in), mounts, net (the namespace, the network lock, its interfaces,
- * addresses, sysctls, routes, rules, neighbours, queueing disciplines, nftables, legacy iptables, the TCP accept queues), uts, ipc, shared objects,
+ * addresses, sysctls, nexthops, routes, rules, neighbours, queueing disciplines, nftables, legacy iptables, the TCP accept queues), uts, ipc, shared objects,
  * seccomp filters, files.
  */
 extern const struct tree_object_ops *const tree_objects[];
 extern const unsigned tree_objects_len;
 
 extern const struct tree_object_ops tree_pid_ns, tree_lsm, tree_core_dir, tree_cgroups, tree_cgroup_ns, tree_mount_ns,
-	tree_net_ns, tree_net_links, tree_net_addrs, tree_net_sysctls, tree_net_routes,
+	tree_net_ns, tree_net_links, tree_net_addrs, tree_net_sysctls, tree_net_nexthops, tree_net_routes,
 	tree_net_rules, tree_net_neigh, tree_net_qdiscs, tree_nftables, tree_xtables, tree_net_lock, tree_tcp_requeue, tree_uts_ns, tree_ipc_ns, tree_host_sems,
 	tree_shmem, tree_hugetlb_pool, tree_ipc_objects, tree_ghosts, tree_detached_mounts, tree_pipes, tree_unix_sockets, tree_inet_sockets, tree_ptys,
 	tree_mqueues, tree_pidfds, tree_posix_timer_clocks, tree_bpf_maps, tree_proc_dead, tree_shared_files, tree_shared_tables, tree_time_ns, tree_user_ns, tree_seccomp, tree_image_chain,

@@ -3,9 +3,9 @@
  * the kernel makes by itself (for its addresses, the local table, link-local and multicast,
  * those learnt from router advertisements, cached ones) are left to it. A route is kept as
  * its header and its attributes as the kernel gave them (table, destination, gateway,
- * device, metrics, multiple paths, preference, encapsulation ...); one with an attribute
- * stasis does not know, or one that uses a nexthop object (not saved), fails the dump naming
- * it. On restore, routes without a gateway go first, and a route whose gateway is not
+ * device, metrics, multiple paths, preference, encapsulation ...); one that names a nexthop
+ * object (netns/net-nexthops.c) keeps its id alone. One with an attribute stasis does not
+ * know, or one naming a nexthop object in the engine's namespace, fails the dump naming it. On restore, routes without a gateway go first, and a route whose gateway is not
  * reachable yet is tried again once the others are in.
  */
 #include <arpa/inet.h>
@@ -30,7 +30,7 @@ static const struct nl_attr_rule route_attrs[] = {
 	{ RTA_PREFSRC, 4, 16 },    { RTA_METRICS, 0, 1024 }, { RTA_MULTIPATH, 0, 16384 },
 	{ RTA_FLOW, 4, 4 },        { RTA_TABLE, 4, 4 },      { RTA_MARK, 4, 4 },
 	{ RTA_VIA, 2, 18 },        { RTA_PREF, 1, 1 },       { RTA_ENCAP_TYPE, 2, 2 },
-	{ RTA_ENCAP, 0, 4096 },    { RTA_TTL_PROPAGATE, 1, 1 },
+	{ RTA_ENCAP, 0, 4096 },    { RTA_TTL_PROPAGATE, 1, 1 }, { RTA_NH_ID, 4, 4 },
 };
 /* What the kernel says of a route that is not part of it (its cache, its time left, padding). */
 static const uint16_t route_dropped[] = { RTA_CACHEINFO, RTA_EXPIRES, RTA_PAD, RTA_UID };
@@ -93,6 +93,28 @@ static bool out_of_saved(const struct run_ctx *ctx, const NetRoute *r)
 	return net_links_saved(ctx, ifindex);
 }
 
+/*
+ * A route naming a nexthop object is reported with the object's device and gateway too; it is
+ * given back with the id alone (the kernel takes one or the other).
+ */
+static void nexthop_only(NetRoute *r)
+{
+	static const uint16_t expanded[] = { RTA_OIF, RTA_GATEWAY, RTA_MULTIPATH, RTA_VIA, RTA_ENCAP,
+					     RTA_ENCAP_TYPE };
+	size_t kept = 0;
+
+	for (size_t i = 0; i < r->n_attrs; i++) {
+		bool drop = false;
+		for (size_t k = 0; k < ARRAY_SIZE(expanded) && !drop; k++)
+			drop = (r->attrs[i]->type & NLA_TYPE_MASK) == expanded[k];
+		if (drop)
+			nl_attr__free_unpacked(r->attrs[i], NULL);
+		else
+			r->attrs[kept++] = r->attrs[i];
+	}
+	r->n_attrs = kept;
+}
+
 struct route_dump {
 	pid_t root;
 	NetRoutes *img;
@@ -129,7 +151,13 @@ static int on_route(const struct nlmsghdr *h, void *arg)
 				    route_dropped, ARRAY_SIZE(route_dropped), &r->attrs, &r->n_attrs);
 	if (bad < 0)
 		return bad;
-	if (d->ctx && !out_of_saved(d->ctx, r)) {
+	if (!bad && attr_of(r, RTA_NH_ID)) {
+		if (d->ctx) /* (the engine's namespace: its nexthops are not saved) */
+			bad = RTA_NH_ID;
+		else
+			nexthop_only(r);
+	}
+	if (d->ctx && !bad && !out_of_saved(d->ctx, r)) {
 		d->img->n_routes--; /* the engine's */
 		net_route__free_unpacked(r, NULL);
 		return 0;

@@ -371,6 +371,10 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define SO_BUF_LOCK 72
 #endif
 
+/* linux/nexthop.h's NHA_OP_FLAGS (an enum constant, 6.10): in a group's dump, flags of the
+ * reply (NHA_OP_FLAG_RESP_GRP_RESVD_0) that a new nexthop does not take */
+#define STASIS_NHA_OP_FLAGS 14
+
 /* net/udplite.h (not exported): a UDP-Lite socket's checksum coverage, level IPPROTO_UDPLITE */
 #ifndef UDPLITE_SEND_CSCOV
 #define UDPLITE_SEND_CSCOV 10

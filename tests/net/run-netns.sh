@@ -16,6 +16,8 @@
 #              10.231.10.1/24 on br0
 #   routes     default via 10.231.9.1; 192.168.231.0/24 via 10.231.9.1 in table 100 (metric
 #              7); fd00:231:8::/64 via fd00:231:9::1 (metric 50); a blackhole
+#   nexthops   11 via 10.231.9.1 on eth0, 12 on eth0, 13 a blackhole, 20 a group of 11 (weight 2)
+#              and 12; routes to 10.231.77.0/24 by 20, to 10.231.78.0/24 by 13 (table 100)
 #   rules      from 10.231.9.3 lookup 100 (pref 1000); IPv6 fwmark 7 lookup 100 (pref 2000)
 #   neighbours 10.231.9.9 -> 02:31:09:00:00:09 permanent; a proxy entry for fd00:231:9::99
 #   sysctls    ip_forward, somaxconn, tcp_keepalive_time, eth0's rp_filter and IPv6
@@ -29,7 +31,7 @@
 #              mangle (MARK), raw (NOTRACK); ip6tables' filter with counters set
 #
 # Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
-#   netns/links, /addresses, /routes, /rules, /neighbours, /sysctls, /qdiscs, /nftables, /xtables: that part of
+#   netns/links, /addresses, /routes, /nexthops, /rules, /neighbours, /sysctls, /qdiscs, /nftables, /xtables: that part of
 #                  the namespace is the same, as its own tools show it from inside, after the
 #                  restore as before the dump
 #   netns/outer-end-gone  when the dump returns, the veth's outer end is gone already (the
@@ -54,6 +56,7 @@
 #                  is a port of brN, and the client goes on through it
 #   netns/refuse-vxlan  a namespace with a vxlan fails the dump naming it; the tree runs on
 #   netns/refuse-tc-filter  one with a tc filter (u32 under an htb) likewise
+#   netns/refuse-nexthop-resilient  one with a resilient nexthop group likewise
 #   netns/macvlan  a namespace with a macvlan on an inner veth and one on a device outside
 #                  (ml$$ in OUT): after the restore both are as before (mode, MAC, MTU, state,
 #                  lower device), with the outer one's address, which answers from OUT (a
@@ -142,6 +145,12 @@ configure() {
 		ip route add 192.168.231.0/24 via 10.231.9.1 table 100 metric 7
 		ip -6 route add fd00:231:8::/64 via fd00:231:9::1 metric 50
 		ip route add blackhole 10.231.66.0/24
+		ip nexthop add id 11 via 10.231.9.1 dev eth0
+		ip nexthop add id 12 dev eth0
+		ip nexthop add id 13 blackhole
+		ip nexthop add id 20 group 11,2/12
+		ip route add 10.231.77.0/24 nhid 20
+		ip route add 10.231.78.0/24 nhid 13 table 100
 		ip rule add from 10.231.9.3 table 100 pref 1000
 		ip -6 rule add fwmark 7 table 100 pref 2000
 		ip neigh add 10.231.9.9 lladdr 02:31:09:00:00:09 dev eth0 nud permanent
@@ -203,6 +212,7 @@ snapshot() {
 	inside ip -o -d link | sed -E -e 's/@if[0-9]+//' -e 's/ +(hello|tcn|topology_change|gc|forward_delay|hold|message_age)_timer +[0-9.]+//g' >"$s/links"
 	inside ip addr | sed -E 's/@if[0-9]+//' >"$s/addresses"
 	{ inside ip route show table all; inside ip -6 route show table all; } >"$s/routes"
+	inside ip nexthop show | sort >"$s/nexthops"
 	{ inside ip rule; inside ip -6 rule; } >"$s/rules"
 	{ inside ip neigh show nud permanent; inside ip -6 neigh show proxy; } >"$s/neighbours"
 	inside sysctl -a 2>/dev/null | grep -E '^net\.(core|ipv4|ipv6|unix)\.' |
@@ -216,7 +226,7 @@ snapshot() {
 		sed -E '/dport 8 /!s/\[[0-9]+:[0-9]+\]/[]/' >"$s/xtables"
 }
 
-PARTS=(links addresses routes rules neighbours sysctls qdiscs nftables xtables)
+PARTS=(links addresses routes nexthops rules neighbours sysctls qdiscs nftables xtables)
 
 compare() { # compare BEFORE AFTER: one case per part
 	for p in "${PARTS[@]}"; do
@@ -313,7 +323,7 @@ case_main() {
 
 	# each check can fail: one change per part
 	inside sh -c "ip link set va mtu 1300; ip addr del 10.231.10.1/24 dev br0; ip route del blackhole 10.231.66.0/24;
-		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; sysctl -qw net.core.somaxconn=778;
+		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; ip nexthop del id 13; sysctl -qw net.core.somaxconn=778;
 		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')
 		iptables-legacy -t mangle -F OUTPUT; tc class change dev va classid 1:20 htb rate 3mbit"
 	snapshot "$d/changed"
@@ -547,5 +557,9 @@ case_refused tc-filter "ip link add tv0 type veth peer name tv1; tc qdisc add de
 	tc class add dev tv0 parent 1: classid 1:1 htb rate 1mbit
 	tc filter add dev tv0 parent 1: protocol ip u32 match ip src 10.1.2.3 classid 1:1" \
 	"interface tv0 has a tc filter (u32, parent 1:0): not supported"
+case_refused nexthop-resilient "ip link add tv0 up type veth peer name tv1; ip link set tv1 up
+	ip nexthop add id 1 dev tv0; ip nexthop add id 2 dev tv1
+	ip nexthop add id 3 group 1/2 type resilient buckets 8" \
+	"nexthop 3 of its network namespace has attribute 12 (a resilient group): not supported"
 [ -e "/run/netns/$OUT" ] && case_macvlan
 summary
