@@ -430,6 +430,15 @@ int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage *
 	return ret;
 }
 
+int image_read_optional(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage **msg)
+{
+	char name[64];
+
+	*msg = NULL;
+	image_filename(name, sizeof(name), type, pid);
+	return faccessat(dirfd, name, F_OK, 0) ? 0 : image_read(dirfd, type, pid, msg);
+}
+
 int image_read_path(const char *path, const struct image_desc **desc_out, ProtobufCMessage **msg)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;

@@ -168,6 +168,8 @@ int image_write_in_place(int dirfd, enum image_type type, unsigned pid, const Pr
  * file. The message is freed with image_free().
  */
 int image_read(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage **msg);
+/* ... or, if the set has no such image (a stasis that did not write it), 0 with *msg NULL. */
+int image_read_optional(int dirfd, enum image_type type, unsigned pid, ProtobufCMessage **msg);
 /* Same for any image file given by path; *type_out says which kind it was. */
 int image_read_path(const char *path, const struct image_desc **desc_out, ProtobufCMessage **msg);
 void image_free(ProtobufCMessage *msg);

@@ -473,9 +473,8 @@ static int validate_host_sems(struct run_ctx *ctx, struct restore_tree *rt)
 	struct host_sem_state *st = state_of(ctx);
 	int err;
 
-	if (faccessat(ctx->images_dir_fd, IMAGE_NAME, F_OK, 0))
-		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_HOST_SEMS, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_HOST_SEMS, 0, (ProtobufCMessage **)&st->img)) ||
+	    !st->img)
 		return err;
 	if (st->img->own_ns != rt->inv->ipc_ns) {
 		pr_err("image %s: its sets are %s IPC namespace's, inventory.img says the tree %s", IMAGE_NAME,

@@ -45,6 +45,7 @@
 #include "tree-objects.h"
 #include "task.h"
 #include "util.h"
+#include "xtables.h"
 
 /* Dump: a socket (not unix) that a process holds, when the tree has nested namespaces. */
 struct nested_held_socket {
@@ -97,17 +98,11 @@ static int find_firewall(char *found, size_t len)
 {
 	static const char *const legacy[] = { "ip_tables_names", "ip6_tables_names", "arp_tables_names" };
 	struct nfgenmsg g = { .nfgen_family = NFPROTO_UNSPEC, .version = NFNETLINK_V0 };
-	char path[64], name[40];
+	char name[40];
 
-	for (size_t i = 0; i < ARRAY_SIZE(legacy) && !found[0]; i++) {
-		snprintf(path, sizeof(path), "/proc/thread-self/net/%s", legacy[i]);
-		FILE *f = fopen(path, "re");
-		if (f && fgets(name, sizeof(name), f))
-			snprintf(found, len, "legacy %.*s table %.*s", (int)strcspn(legacy[i], "_"), legacy[i],
-				 (int)strcspn(name, "\n"), name);
-		if (f)
-			fclose(f);
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(legacy) && !found[0]; i++)
+		if (xtables_first(legacy[i], name, sizeof(name)))
+			snprintf(found, len, "legacy %.*s table %s", (int)strcspn(legacy[i], "_"), legacy[i], name);
 	if (found[0])
 		return 0;
 	int nl = nft_socket();

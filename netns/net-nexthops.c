@@ -9,7 +9,6 @@
  * engine's, none are saved (a route of the tree's naming one fails the dump).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/nexthop.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
@@ -44,17 +43,9 @@ static struct nexthops_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_nexthops);
 }
 
-static const NlAttr *attr_of(const NetNexthop *n, uint16_t type)
-{
-	for (size_t i = 0; i < n->n_attrs; i++)
-		if ((n->attrs[i]->type & NLA_TYPE_MASK) == type)
-			return n->attrs[i];
-	return NULL;
-}
-
 static uint32_t id_of(const NetNexthop *n)
 {
-	const NlAttr *a = attr_of(n, NHA_ID);
+	const NlAttr *a = nl_attrs_find(n->attrs, n->n_attrs, NHA_ID);
 	uint32_t id = 0;
 
 	if (a && a->value.len == sizeof(id))
@@ -130,16 +121,14 @@ static int collect_nexthops(struct run_ctx *ctx, struct dump_tree *tr)
 static int validate_nexthops(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct nexthops_state *st = state_of(ctx);
-	char name[64];
 	int err;
 
 	(void)rt;
-	image_filename(name, sizeof(name), IMG_NET_NEXTHOPS, 0);
-	if (!net_ns_config(ctx) || faccessat(ctx->images_dir_fd, name, F_OK, 0))
-		return 0; /* (images of a stasis that did not save them) */
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_NEXTHOPS, 0, (ProtobufCMessage **)&st->img)))
+	if (!net_ns_config(ctx))
+		return 0;
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_NEXTHOPS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
-	for (size_t i = 0; i < st->img->n_nexthops; i++) {
+	for (size_t i = 0; st->img && i < st->img->n_nexthops; i++) {
 		const NetNexthop *n = st->img->nexthops[i];
 		bool twice = false;
 		for (size_t k = 0; k < i && !twice; k++)
@@ -147,7 +136,7 @@ static int validate_nexthops(struct run_ctx *ctx, struct restore_tree *rt)
 		if ((n->family != AF_UNSPEC && n->family != AF_INET && n->family != AF_INET6) ||
 		    n->protocol > 255 || (n->flags & ~RTNH_F_ONLINK) || !id_of(n) || twice ||
 		    nl_attrs_check(n->attrs, n->n_attrs, nexthop_attrs, ARRAY_SIZE(nexthop_attrs))) {
-			pr_err("image %s: nexthop %zu (id %u) is invalid", name, i, id_of(n));
+			pr_err("image net-nexthops.img: nexthop %zu (id %u) is invalid", i, id_of(n));
 			return -EINVAL;
 		}
 	}
@@ -171,7 +160,7 @@ static int prepare_nexthops(struct run_ctx *ctx, struct restore_tree *rt)
 	/* the single ones, then the groups of them */
 	for (size_t k = 0; k < 2 * st->img->n_nexthops && !err; k++) {
 		const NetNexthop *n = st->img->nexthops[k % st->img->n_nexthops];
-		if ((k < st->img->n_nexthops) == (attr_of(n, NHA_GROUP) != NULL))
+		if ((k < st->img->n_nexthops) == (nl_attrs_find(n->attrs, n->n_attrs, NHA_GROUP) != NULL))
 			continue;
 		struct nhmsg nhm = { .nh_family = n->family, .nh_protocol = n->protocol, .nh_flags = n->flags };
 		struct nl_buf b = { 0 };

@@ -9,7 +9,6 @@
  * the roots and ingress, then classes under their qdisc or class, then qdiscs under a class.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
@@ -244,22 +243,22 @@ static int collect_qdiscs(struct run_ctx *ctx, struct dump_tree *tr)
 /* ---- restore ---- */
 
 /*
- * The entry of img (other than q) that is q's parent: its class, or the qdisc of that major
- * (a class at the top of its qdisc says TC_H_ROOT: its own major's).
+ * The index in img of the entry (other than q) that is q's parent: its class, or the qdisc of
+ * that major (a class at the top of its qdisc says TC_H_ROOT: its own major's); -1 if none.
  */
-static const NetQdisc *parent_of(const NetQdiscs *img, const NetQdisc *q)
+static ssize_t parent_of(const NetQdiscs *img, const NetQdisc *q)
 {
 	uint32_t parent = q->cls && q->parent == TC_H_ROOT ? (q->handle & TC_H_MAJ_MASK) : q->parent;
-	const NetQdisc *qdisc = NULL;
+	ssize_t qdisc = -1;
 
 	for (size_t i = 0; i < img->n_qdiscs; i++) {
 		const NetQdisc *p = img->qdiscs[i];
 		if (p == q || p->ifindex != q->ifindex)
 			continue;
 		if (p->cls && p->handle == parent)
-			return p;
+			return i;
 		if (!p->cls && p->handle == (parent & TC_H_MAJ_MASK))
-			qdisc = p;
+			qdisc = i;
 	}
 	return qdisc;
 }
@@ -267,7 +266,8 @@ static const NetQdisc *parent_of(const NetQdiscs *img, const NetQdisc *q)
 static bool entry_valid(const struct run_ctx *ctx, const NetQdiscs *img, const NetQdisc *q)
 {
 	const struct qdisc_kind *k = kind_of(q->kind);
-	const NetQdisc *p = parent_of(img, q);
+	ssize_t pi = parent_of(img, q);
+	const NetQdisc *p = pi < 0 ? NULL : img->qdiscs[pi];
 	bool ingress = k && (!strcmp(q->kind, "ingress") || !strcmp(q->kind, "clsact"));
 
 	if (!k || !net_links_saved(ctx, q->ifindex) || q->has_options != k->options ||
@@ -287,23 +287,22 @@ static bool entry_valid(const struct run_ctx *ctx, const NetQdiscs *img, const N
 static int validate_qdiscs(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct qdiscs_state *st = state_of(ctx);
-	char name[64], buf[96];
+	char buf[96];
 	int err;
 
 	(void)rt;
-	image_filename(name, sizeof(name), IMG_NET_QDISCS, 0);
-	if (!net_ns_interfaces(ctx) || faccessat(ctx->images_dir_fd, name, F_OK, 0))
-		return 0; /* (images of a stasis that did not save them) */
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_QDISCS, 0, (ProtobufCMessage **)&st->img)))
+	if (!net_ns_interfaces(ctx))
+		return 0;
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_QDISCS, 0, (ProtobufCMessage **)&st->img)))
 		return err;
-	for (size_t i = 0; i < st->img->n_qdiscs; i++) {
+	for (size_t i = 0; st->img && i < st->img->n_qdiscs; i++) {
 		const NetQdisc *q = st->img->qdiscs[i];
 		bool twice = false;
 		for (size_t k = 0; k < i && !twice; k++)
 			twice = st->img->qdiscs[k]->ifindex == q->ifindex && st->img->qdiscs[k]->handle == q->handle &&
 				st->img->qdiscs[k]->cls == q->cls;
 		if (i >= MAX_ENTRIES || twice || !entry_valid(ctx, st->img, q)) {
-			pr_err("image %s: entry %zu (%s) is invalid", name, i, entry_str(ctx, q, buf, sizeof(buf)));
+			pr_err("image net-qdiscs.img: entry %zu (%s) is invalid", i, entry_str(ctx, q, buf, sizeof(buf)));
 			return -EINVAL;
 		}
 	}
@@ -349,11 +348,9 @@ static int prepare_qdiscs(struct run_ctx *ctx, struct restore_tree *rt)
 	for (bool progress = true; progress && !err;) {
 		progress = false;
 		for (size_t i = 0; i < n && !err; i++) {
-			const NetQdisc *q = st->img->qdiscs[i], *p = parent_of(st->img, q);
-			size_t pi = 0;
-			while (p && st->img->qdiscs[pi] != p)
-				pi++;
-			if (made[i] || (p && !made[pi]))
+			const NetQdisc *q = st->img->qdiscs[i];
+			ssize_t pi = parent_of(st->img, q);
+			if (made[i] || (pi >= 0 && !made[pi]))
 				continue;
 			if ((err = add_tc(ctx, nl, q, why, sizeof(why))))
 				pr_err("restore: cannot add %s again: %s%s%s", entry_str(ctx, q, buf, sizeof(buf)),

@@ -47,10 +47,7 @@ static struct routes_state *state_of(const struct run_ctx *ctx)
 /* The value of attribute type of r, NULL if absent. */
 static const NlAttr *attr_of(const NetRoute *r, uint16_t type)
 {
-	for (size_t i = 0; i < r->n_attrs; i++)
-		if ((r->attrs[i]->type & NLA_TYPE_MASK) == type)
-			return r->attrs[i];
-	return NULL;
+	return nl_attrs_find(r->attrs, r->n_attrs, type);
 }
 
 /* "10.1.0.0/16 via 10.0.0.1 table 254" for messages. */

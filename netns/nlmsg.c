@@ -417,6 +417,14 @@ size_t nl_attrs_check(NlAttr *const *v, size_t n, const struct nl_attr_rule *rul
 	return 0;
 }
 
+const NlAttr *nl_attrs_find(NlAttr *const *v, size_t n, uint16_t type)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((v[i]->type & NLA_TYPE_MASK) == type)
+			return v[i];
+	return NULL;
+}
+
 void nl_put_attrs(struct nl_buf *b, NlAttr *const *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -126,5 +126,7 @@ int nl_attrs_keep_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nl_
 const struct nl_attr_rule *nl_attr_rule(uint16_t type, const struct nl_attr_rule *rules,
 					size_t nr);
 void nl_put_attrs(struct nl_buf *b, NlAttr *const *v, size_t n);
+/* The first of v of type (flags aside), NULL if none. */
+const NlAttr *nl_attrs_find(NlAttr *const *v, size_t n, uint16_t type);
 
 #endif

@@ -28,6 +28,7 @@
 #include "task.h"
 #include "tree-objects.h"
 #include "util.h"
+#include "xtables.h"
 
 #define MAX_TABLES 16
 #define MAX_BLOB (256u << 20)
@@ -189,19 +190,27 @@ static int save_family(const struct xt_family *f, pid_t root, Xtables *img)
 	return err;
 }
 
+bool xtables_first(const char *names, char *name, size_t len)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/thread-self/net/%s", names);
+	FILE *f = fopen(path, "re");
+	bool any = f && fgets(name, len, f);
+	if (f)
+		fclose(f);
+	if (any)
+		name[strcspn(name, "\n")] = 0;
+	return any;
+}
+
 /* ARP tables (arptables-legacy) are not saved: refused by name. */
 static int refuse_arp_tables(pid_t root)
 {
 	char name[64];
-	FILE *f = fopen("/proc/thread-self/net/arp_tables_names", "re");
 
-	if (!f)
+	if (!xtables_first("arp_tables_names", name, sizeof(name)))
 		return 0;
-	bool any = fgets(name, sizeof(name), f) != NULL;
-	fclose(f);
-	if (!any)
-		return 0;
-	name[strcspn(name, "\n")] = 0;
 	pr_err("dump pid %d: its network namespace has legacy arptables table %s: not supported "
 	       "(legacy iptables and ip6tables tables and nftables rulesets are)", root, name);
 	return -ENOTSUP;
@@ -266,24 +275,22 @@ static bool table_valid(const Xtable *t)
 static int validate_xtables(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct xtables_state *st = state_of(ctx);
-	char name[64];
 	int err;
 
 	(void)rt;
-	image_filename(name, sizeof(name), IMG_XTABLES, 0);
-	if (!net_ns_config(ctx) || faccessat(ctx->images_dir_fd, name, F_OK, 0))
-		return 0; /* (images of a stasis that did not save them) */
-	if ((err = image_read(ctx->images_dir_fd, IMG_XTABLES, 0, (ProtobufCMessage **)&st->img)))
+	if (!net_ns_config(ctx))
+		return 0;
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_XTABLES, 0, (ProtobufCMessage **)&st->img)))
 		return err;
-	for (size_t i = 0; i < st->img->n_tables; i++) {
+	for (size_t i = 0; st->img && i < st->img->n_tables; i++) {
 		const Xtable *t = st->img->tables[i];
 		if (i >= MAX_TABLES || !table_valid(t)) {
-			pr_err("image %s: table %zu (%.32s) is invalid", name, i, t->name);
+			pr_err("image xtables.img: table %zu (%.32s) is invalid", i, t->name);
 			return -EINVAL;
 		}
 		for (size_t k = 0; k < i; k++) {
 			if (st->img->tables[k]->family == t->family && !strcmp(st->img->tables[k]->name, t->name)) {
-				pr_err("image %s: table %s is there twice", name, t->name);
+				pr_err("image xtables.img: table %s is there twice", t->name);
 				return -EINVAL;
 			}
 		}
