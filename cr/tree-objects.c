@@ -27,6 +27,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_routes,   /* netns/net-routes.c: its routes (gateways need the addresses) */
 	&tree_net_rules,    /* netns/net-rules.c: its routing rules */
 	&tree_net_neigh,    /* netns/net-neigh.c: its configured neighbour entries */
+	&tree_net_fdb,      /* netns/net-fdb.c: its bridges' configured forwarding entries (bridges up) */
 	&tree_net_qdiscs,   /* netns/net-qdiscs.c: the queueing disciplines tc added to its interfaces */
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
 	&tree_xtables,      /* netns/xtables.c: its legacy iptables tables */

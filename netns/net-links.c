@@ -10,6 +10,9 @@
  *   at dump (when it was in stasis's namespace then), with its MAC, MTU and state, and made a
  *   port of the bridge named there (or of the one it was a port of, if that exists);
  * - bridge: with its options (STP, timers, priority, VLAN filtering, multicast snooping, ...);
+ *   its ports with theirs (hairpin, learning, flooding, isolation, cost, backup port, ...: the
+ *   port_opts), set once every port is in; a port falling back to a nexthop group fails the
+ *   dump. Their forwarding entries are netns/net-fdb.c's;
  * - tun: a tun/tap device with its type, flags, owner and group (netns/net-tun.c), made again
  *   persistent through /dev/net/tun; the tree's files attach to it as they are opened;
  * - macvlan: with its mode and flags, on its lower device: one in the namespace, or one
@@ -46,6 +49,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compat/kernel-abi.h"
 #include "log.h"
 #include "net-links.h"
 #include "net-ns.h"
@@ -72,6 +76,27 @@ static const struct nl_attr_rule bridge_opts[] = {
 	{ IFLA_BR_NF_CALL_ARPTABLES, 1, 1 }, { IFLA_BR_VLAN_STATS_ENABLED, 1, 1 },
 	{ IFLA_BR_MCAST_STATS_ENABLED, 1, 1 }, { IFLA_BR_MCAST_IGMP_VERSION, 1, 1 },
 	{ IFLA_BR_MCAST_MLD_VERSION, 1, 1 },
+};
+
+/*
+ * Bridge port options kept: what `ip link set ... type bridge_slave` and `bridge link set`
+ * set (hairpin as Docker and Kubernetes set it on their ports, isolation, learning,
+ * flooding, ...). The rest the kernel reports are STP's state, ids and timers; the port's STP
+ * state itself is not kept (the kernel sets it as the port and the bridge come up).
+ */
+static const struct nl_attr_rule port_opts[] = {
+	{ IFLA_BRPORT_PRIORITY, 2, 2 },        { IFLA_BRPORT_COST, 4, 4 },
+	{ IFLA_BRPORT_MODE, 1, 1 },            { IFLA_BRPORT_GUARD, 1, 1 },
+	{ IFLA_BRPORT_PROTECT, 1, 1 },         { IFLA_BRPORT_FAST_LEAVE, 1, 1 },
+	{ IFLA_BRPORT_LEARNING, 1, 1 },        { IFLA_BRPORT_UNICAST_FLOOD, 1, 1 },
+	{ IFLA_BRPORT_PROXYARP, 1, 1 },        { IFLA_BRPORT_PROXYARP_WIFI, 1, 1 },
+	{ IFLA_BRPORT_MULTICAST_ROUTER, 1, 1 }, { IFLA_BRPORT_MCAST_FLOOD, 1, 1 },
+	{ IFLA_BRPORT_MCAST_TO_UCAST, 1, 1 },  { IFLA_BRPORT_VLAN_TUNNEL, 1, 1 },
+	{ IFLA_BRPORT_BCAST_FLOOD, 1, 1 },     { IFLA_BRPORT_GROUP_FWD_MASK, 2, 2 },
+	{ IFLA_BRPORT_NEIGH_SUPPRESS, 1, 1 },  { IFLA_BRPORT_ISOLATED, 1, 1 },
+	{ IFLA_BRPORT_BACKUP_PORT, 4, 4 },     { IFLA_BRPORT_MCAST_EHT_HOSTS_LIMIT, 4, 4 },
+	{ IFLA_BRPORT_LOCKED, 1, 1 },          { STASIS_IFLA_BRPORT_MAB, 1, 1 },
+	{ STASIS_IFLA_BRPORT_MCAST_MAX_GROUPS, 4, 4 }, { STASIS_IFLA_BRPORT_NEIGH_VLAN_SUPPRESS, 1, 1 },
 };
 
 struct links_state {
@@ -136,25 +161,38 @@ static int addr_gen_mode(const struct nlattr *spec)
 	return in6[IFLA_INET6_ADDR_GEN_MODE] ? (int)nl_uint(in6[IFLA_INET6_ADDR_GEN_MODE], 0) : -1;
 }
 
-static int keep_bridge_opts(NetLink *l, const struct nlattr *linkinfo)
+/*
+ * The options of a link's kind (a bridge's, IFLA_INFO_DATA) or of its place in its master
+ * (a bridge port's, IFLA_INFO_SLAVE_DATA), as IFLA_LINKINFO reports them and takes them.
+ */
+struct info_opts {
+	uint16_t kind, data; /* IFLA_INFO_KIND and _DATA, or IFLA_INFO_SLAVE_KIND and _DATA */
+	const struct nl_attr_rule *rules;
+	size_t nr_rules;
+	const char *what; /* for messages: "IFLA_BR_*) of bridge" */
+};
+
+static const struct info_opts bridge_info = { IFLA_INFO_KIND, IFLA_INFO_DATA, bridge_opts,
+					      ARRAY_SIZE(bridge_opts), "IFLA_BR_*) of bridge" };
+static const struct info_opts port_info = { IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA, port_opts,
+					    ARRAY_SIZE(port_opts), "IFLA_BRPORT_*) of bridge port" };
+
+/* The options o keeps of a bridge (port) appended to (*v, *n); -ENOMEM. */
+static int keep_info_opts(const struct info_opts *o, NlAttr ***v, size_t *n, const struct nlattr *linkinfo)
 {
 	const struct nlattr *li[IFLA_INFO_MAX + 1];
 
-	nl_parse(nl_data(linkinfo), nl_len(linkinfo), li, IFLA_INFO_MAX);
-	if (!li[IFLA_INFO_DATA])
+	if (!linkinfo)
 		return 0;
-	size_t len = nl_len(li[IFLA_INFO_DATA]);
-	const struct nlattr *a = nl_data(li[IFLA_INFO_DATA]);
-	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
-		const struct nl_attr_rule *r = nl_attr_rule(a->nla_type & NLA_TYPE_MASK, bridge_opts,
-							    ARRAY_SIZE(bridge_opts));
-		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max && nl_attr_keep(&l->bridge, &l->n_bridge, a))
+	nl_parse(nl_data(linkinfo), nl_len(linkinfo), li, IFLA_INFO_MAX);
+	if (!li[o->data] || !nl_str(li[o->kind]) || strcmp(nl_str(li[o->kind]), "bridge"))
+		return 0;
+	size_t rest;
+	for (const struct nlattr *a = nl_first(nl_data(li[o->data]), nl_len(li[o->data]), &rest); a;
+	     a = nl_next(a, &rest)) {
+		const struct nl_attr_rule *r = nl_attr_rule(a->nla_type & NLA_TYPE_MASK, o->rules, o->nr_rules);
+		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max && nl_attr_keep(v, n, a))
 			return -ENOMEM;
-		size_t step = NLA_ALIGN(a->nla_len);
-		if (step >= len)
-			break;
-		len -= step;
-		a = (const void *)((const char *)a + step);
 	}
 	return 0;
 }
@@ -279,10 +317,42 @@ static const NetLink *by_index(const NetLinks *img, uint32_t ifindex)
 	return NULL;
 }
 
+/* l comes back out of its bridge (which is the engine's): no port options either. */
+static void not_a_port(NetLink *l)
+{
+	l->has_master = false;
+	for (size_t i = 0; i < l->n_bridge_port; i++)
+		nl_attr__free_unpacked(l->bridge_port[i], NULL);
+	free(l->bridge_port);
+	l->bridge_port = NULL;
+	l->n_bridge_port = 0;
+}
+
 /* In the engine's namespace, an interface the tree made: a tun/tap, a bridge, an inner veth. */
 static bool tree_made(const char *kind, bool peer_outside)
 {
 	return kind && (!strcmp(kind, "tun") || !strcmp(kind, "bridge") || (!strcmp(kind, "veth") && !peer_outside));
+}
+
+/* A bridge port's options; one falling back to a nexthop group fails the dump (nexthops are
+ * made after the interfaces). */
+static int keep_port_opts(const struct link_dump *d, NetLink *l, const struct nlattr *linkinfo)
+{
+	const struct nlattr *li[IFLA_INFO_MAX + 1], *port[STASIS_IFLA_BRPORT_BACKUP_NHID + 1];
+
+	if (!linkinfo)
+		return 0;
+	nl_parse(nl_data(linkinfo), nl_len(linkinfo), li, IFLA_INFO_MAX);
+	if (li[IFLA_INFO_SLAVE_DATA]) {
+		nl_parse(nl_data(li[IFLA_INFO_SLAVE_DATA]), nl_len(li[IFLA_INFO_SLAVE_DATA]), port,
+			 STASIS_IFLA_BRPORT_BACKUP_NHID);
+		if (nl_uint(port[STASIS_IFLA_BRPORT_BACKUP_NHID], 0)) {
+			pr_err("dump pid %d: bridge port %s falls back to nexthop %u (backup_nhid): not supported",
+			       d->root, l->name, nl_uint(port[STASIS_IFLA_BRPORT_BACKUP_NHID], 0));
+			return -ENOTSUP;
+		}
+	}
+	return keep_info_opts(&port_info, &l->bridge_port, &l->n_bridge_port, linkinfo);
 }
 
 static int on_link(const struct nlmsghdr *h, void *arg)
@@ -343,8 +413,10 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		l->has_addr_gen_mode = true;
 		l->addr_gen_mode = mode;
 	}
-	if (!strcmp(kind, "bridge") && keep_bridge_opts(l, tb[IFLA_LINKINFO]))
+	if (!strcmp(kind, "bridge") && keep_info_opts(&bridge_info, &l->bridge, &l->n_bridge, tb[IFLA_LINKINFO]))
 		return -ENOMEM;
+	if (l->has_master && (d->err = keep_port_opts(d, l, tb[IFLA_LINKINFO])))
+		return d->err == -ENOMEM ? -ENOMEM : 1;
 	if (!strcmp(kind, "tun") && (d->err = net_tun_keep(d->root, l, tb[IFLA_LINKINFO])))
 		return d->err == -ENOMEM ? -ENOMEM : 1;
 	if (!strcmp(kind, "macvlan") && (d->err = keep_macvlan(d, l, tb)))
@@ -423,7 +495,7 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 		if (l->has_master && !by_index(st->img, l->master)) { /* (the engine's namespace) */
 			pr_warn("dump pid %d: interface %s is a port of interface %u, which is the engine's: "
 				"it comes back out of it", d.root, l->name, l->master);
-			l->has_master = false;
+			not_a_port(l);
 		}
 	}
 	if (err || d.err) {
@@ -635,9 +707,10 @@ static bool link_valid(const NetLinks *img, const NetLink *l)
 	if (l->has_peer_ifindex && (!veth || !peer || peer == l || strcmp(peer->kind, "veth") ||
 				    !peer->has_peer_ifindex || peer->peer_ifindex != l->ifindex))
 		return false;
-	if (strcmp(l->kind, "bridge") && l->n_bridge)
+	if ((strcmp(l->kind, "bridge") && l->n_bridge) || (!l->has_master && l->n_bridge_port))
 		return false;
-	return !nl_attrs_check(l->bridge, l->n_bridge, bridge_opts, ARRAY_SIZE(bridge_opts));
+	return !nl_attrs_check(l->bridge, l->n_bridge, bridge_opts, ARRAY_SIZE(bridge_opts)) &&
+	       !nl_attrs_check(l->bridge_port, l->n_bridge_port, port_opts, ARRAY_SIZE(port_opts));
 }
 
 static void free_links(void *state)
@@ -682,7 +755,7 @@ static void devices_only(NetLinks *img)
 	img->n_links = kept;
 	for (size_t i = 0; i < kept; i++)
 		if (img->links[i]->has_master && !by_index(img, img->links[i]->master))
-			img->links[i]->has_master = false;
+			not_a_port(img->links[i]);
 }
 
 static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
@@ -868,51 +941,56 @@ int net_links_addr_gen_mode(const struct run_ctx *ctx)
 	return err;
 }
 
-static int on_bridge_opts(const struct nlmsghdr *h, void *arg)
+/* A link's options of one kind as the kernel reports them now. */
+struct opts_now {
+	const struct info_opts *o;
+	NlAttr **v;
+	size_t n;
+};
+
+static int on_info_opts(const struct nlmsghdr *h, void *arg)
 {
-	NetLink *now = arg;
+	struct opts_now *now = arg;
 	const struct nlattr *tb[IFLA_MAX + 1];
 
 	nl_parse_msg(h, sizeof(struct ifinfomsg), tb, IFLA_MAX);
-	if (h->nlmsg_type == RTM_NEWLINK && tb[IFLA_LINKINFO])
-		keep_bridge_opts(now, tb[IFLA_LINKINFO]);
-	return 0;
+	return h->nlmsg_type == RTM_NEWLINK ? keep_info_opts(now->o, &now->v, &now->n, tb[IFLA_LINKINFO]) : 0;
 }
 
 /*
- * A bridge's options, each written where it differs from the new bridge's (a kernel without
- * VLAN filtering refuses even to be told that it is off).
+ * A bridge's options, or a bridge port's, each written where it differs from what the new one
+ * has (a kernel without VLAN filtering refuses even to be told that it is off).
  */
-static int bridge_options(struct links_state *st, const NetLink *l, char *why, size_t len)
+static int info_options(struct links_state *st, const NetLink *l, const struct info_opts *o,
+			NlAttr *const *want, size_t n, char *why, size_t len)
 {
-	NetLink now = NET_LINK__INIT;
-	int err = get_link(st->nl - 1, l->ifindex, on_bridge_opts, &now);
+	struct opts_now now = { o, NULL, 0 };
+	int err = get_link(st->nl - 1, l->ifindex, on_info_opts, &now);
 
-	for (size_t i = 0; !err && i < l->n_bridge; i++) {
-		const NlAttr *want = l->bridge[i];
+	for (size_t i = 0; !err && i < n; i++) {
 		bool same = false;
-		for (size_t k = 0; k < now.n_bridge && !same; k++)
-			same = now.bridge[k]->type == want->type && now.bridge[k]->value.len == want->value.len &&
-			       !memcmp(now.bridge[k]->value.data, want->value.data, want->value.len);
+		for (size_t k = 0; k < now.n && !same; k++)
+			same = now.v[k]->type == want[i]->type && now.v[k]->value.len == want[i]->value.len &&
+			       !memcmp(now.v[k]->value.data, want[i]->value.data, want[i]->value.len);
 		if (same)
 			continue;
 		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
 		struct nl_buf b = { 0 };
 		size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
 		size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
-		nl_put_str(&b, IFLA_INFO_KIND, "bridge");
-		size_t data = nl_nest_begin(&b, IFLA_INFO_DATA);
-		nl_put_attrs(&b, l->bridge + i, 1);
+		nl_put_str(&b, o->kind, "bridge");
+		size_t data = nl_nest_begin(&b, o->data);
+		nl_put_attrs(&b, want + i, 1);
 		nl_nest_end(&b, data);
 		nl_nest_end(&b, info);
 		nl_msg_end(&b, m);
 		if ((err = ask(st->nl - 1, &b, why, len)) && err != -ENOMEM)
-			pr_err("restore: cannot set option %u (IFLA_BR_*) of bridge %s: %s%s%s",
-			       want->type & NLA_TYPE_MASK, l->name, strerror(-err), why[0] ? ": " : "", why);
+			pr_err("restore: cannot set option %u (%s %s: %s%s%s", want[i]->type & NLA_TYPE_MASK,
+			       o->what, l->name, strerror(-err), why[0] ? ": " : "", why);
 	}
-	for (size_t k = 0; k < now.n_bridge; k++)
-		nl_attr__free_unpacked(now.bridge[k], NULL);
-	free(now.bridge);
+	for (size_t k = 0; k < now.n; k++)
+		nl_attr__free_unpacked(now.v[k], NULL);
+	free(now.v);
 	return err;
 }
 
@@ -1160,7 +1238,7 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 	/* configured, ports of their bridges, then up as they were */
 	for (size_t i = 0; i < n && !err; i++) {
 		const NetLink *l = st->img->links[i];
-		if (l->n_bridge && (err = bridge_options(st, l, why, sizeof(why))))
+		if (l->n_bridge && (err = info_options(st, l, &bridge_info, l->bridge, l->n_bridge, why, sizeof(why))))
 			break;
 		if (((err = configure_link(st, l, why, sizeof(why))) ||
 		     (l->has_master && (err = set_link(st->nl - 1, l->ifindex, NULL, l->master, 0, 0, why, sizeof(why))))) &&
@@ -1169,6 +1247,12 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 			       l->has_master ? ", bridge " : "",
 			       l->has_master ? by_index(st->img, l->master)->name : "", strerror(-err),
 			       why[0] ? ": " : "", why);
+	}
+	/* ports' options once every port is in (one names another as its backup) */
+	for (size_t i = 0; i < n && !err; i++) {
+		const NetLink *l = st->img->links[i];
+		if (l->n_bridge_port)
+			err = info_options(st, l, &port_info, l->bridge_port, l->n_bridge_port, why, sizeof(why));
 	}
 	/* bridges last: one comes up as it finds its ports (without a port that carries, none) */
 	for (size_t k = 0; k < 2 * n && !err; k++) {

@@ -325,21 +325,29 @@ int nl_get(int nl, const struct nl_buf *b, int (*fn)(const struct nlmsghdr *h, v
 	}
 }
 
-void nl_parse(const void *data, size_t len, const struct nlattr **tb, unsigned max)
+const struct nlattr *nl_first(const void *data, size_t len, size_t *rest)
 {
 	const struct nlattr *a = data;
 
+	*rest = len;
+	return len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len ? a : NULL;
+}
+
+const struct nlattr *nl_next(const struct nlattr *a, size_t *rest)
+{
+	size_t step = NLA_ALIGN(a->nla_len);
+
+	return step >= *rest ? NULL : nl_first((const char *)a + step, *rest - step, rest);
+}
+
+void nl_parse(const void *data, size_t len, const struct nlattr **tb, unsigned max)
+{
+	size_t rest;
+
 	memset(tb, 0, (max + 1) * sizeof(*tb));
-	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
-		unsigned type = a->nla_type & NLA_TYPE_MASK;
-		if (type <= max)
-			tb[type] = a;
-		size_t step = NLA_ALIGN(a->nla_len);
-		if (step >= len)
-			break;
-		len -= step;
-		a = (const struct nlattr *)((const char *)a + step);
-	}
+	for (const struct nlattr *a = nl_first(data, len, &rest); a; a = nl_next(a, &rest))
+		if ((a->nla_type & NLA_TYPE_MASK) <= max)
+			tb[a->nla_type & NLA_TYPE_MASK] = a;
 }
 
 void nl_parse_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nlattr **tb, unsigned max)
@@ -435,10 +443,10 @@ int nl_attrs_keep_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nl_
 		      size_t nr_keep, const uint16_t *drop, size_t nr_drop, NlAttr ***v, size_t *n)
 {
 	size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(hdr_len);
-	size_t len = h->nlmsg_len > off ? h->nlmsg_len - off : 0;
-	const struct nlattr *a = (const void *)((const char *)h + off);
+	size_t rest;
 
-	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
+	for (const struct nlattr *a = nl_first((const char *)h + off, h->nlmsg_len > off ? h->nlmsg_len - off : 0, &rest);
+	     a; a = nl_next(a, &rest)) {
 		uint16_t type = a->nla_type & NLA_TYPE_MASK;
 		const struct nl_attr_rule *r = nl_attr_rule(type, keep, nr_keep);
 		bool dropped = false;
@@ -451,11 +459,6 @@ int nl_attrs_keep_msg(const struct nlmsghdr *h, size_t hdr_len, const struct nl_
 		} else if (!dropped) {
 			return type ?: 0xffff;
 		}
-		size_t step = NLA_ALIGN(a->nla_len);
-		if (step >= len)
-			break;
-		len -= step;
-		a = (const void *)((const char *)a + step);
 	}
 	return 0;
 }

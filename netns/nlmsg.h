@@ -97,6 +97,12 @@ static inline size_t nl_len(const struct nlattr *a)
 {
 	return a->nla_len - NLA_HDRLEN;
 }
+/*
+ * The attributes in (data, len) one by one, each whole inside:
+ *   for (const struct nlattr *a = nl_first(data, len, &rest); a; a = nl_next(a, &rest))
+ */
+const struct nlattr *nl_first(const void *data, size_t len, size_t *rest);
+const struct nlattr *nl_next(const struct nlattr *a, size_t *rest);
 /* Its value if it has 1, 2 or 4 bytes (host order), else dflt. */
 uint32_t nl_uint(const struct nlattr *a, uint32_t dflt);
 /* A string attribute, NULL if absent or not terminated. */

@@ -375,6 +375,14 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
  * reply (NHA_OP_FLAG_RESP_GRP_RESVD_0) that a new nexthop does not take */
 #define STASIS_NHA_OP_FLAGS 14
 
+/* linux/if_link.h's IFLA_BRPORT_* after 6.1 (enum constants): a bridge port's MAC authentication
+ * bypass (6.2), its multicast group limit (6.3), per-VLAN neighbour suppression (6.7) and the
+ * nexthop group it falls back to (6.7) */
+#define STASIS_IFLA_BRPORT_MAB 40
+#define STASIS_IFLA_BRPORT_MCAST_MAX_GROUPS 42
+#define STASIS_IFLA_BRPORT_NEIGH_VLAN_SUPPRESS 43
+#define STASIS_IFLA_BRPORT_BACKUP_NHID 44
+
 /* net/udplite.h (not exported): a UDP-Lite socket's checksum coverage, level IPPROTO_UDPLITE */
 #ifndef UDPLITE_SEND_CSCOV
 #define UDPLITE_SEND_CSCOV 10

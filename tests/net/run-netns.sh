@@ -10,8 +10,12 @@
 # The tree: tests/net/peer.py's numbered-request server on 10.231.9.2 and a child of it that
 # sleeps, in their namespace:
 #   links      lo; eth0, a veth whose other end vo$$ is a port of brN outside (MTU 1400, MACs
-#              set); br0, a bridge (forward_delay 7 s, priority 4096) with vb, one end of an
-#              inner veth pair va/vb, as port; va down, the rest up
+#              set); br0, a bridge (forward_delay 7 s, priority 4096) with vb and wb, ends of
+#              inner veth pairs va/vb and wa/wb, as ports; vb with port options (hairpin,
+#              learning off, isolated, cost, priority, mcast_flood off, wb its backup port);
+#              va and wa down, the rest up
+#   bridge     br0's forwarding entries: static ones on vb (one sticky), a local one on br0
+#              itself; permanent multicast group entries (IPv4, IPv6, MAC, and an (S, G) one)
 #   addresses  10.231.9.2/24 and 10.231.9.3/24 (secondary), fd00:231:9::2/64 on eth0,
 #              10.231.10.1/24 on br0
 #   routes     default via 10.231.9.1; 192.168.231.0/24 via 10.231.9.1 in table 100 (metric
@@ -31,7 +35,8 @@
 #              mangle (MARK), raw (NOTRACK); ip6tables' filter with counters set
 #
 # Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
-#   netns/links, /addresses, /routes, /nexthops, /rules, /neighbours, /sysctls, /qdiscs, /nftables, /xtables: that part of
+#   netns/links, /bridge, /addresses, /routes, /nexthops, /rules, /neighbours, /sysctls, /qdiscs,
+#                  /nftables, /xtables: that part of
 #                  the namespace is the same, as its own tools show it from inside, after the
 #                  restore as before the dump
 #   netns/outer-end-gone  when the dump returns, the veth's outer end is gone already (the
@@ -57,6 +62,8 @@
 #   netns/refuse-vxlan  a namespace with a vxlan fails the dump naming it; the tree runs on
 #   netns/refuse-tc-filter  one with a tc filter (u32 under an htb) likewise
 #   netns/refuse-nexthop-resilient  one with a resilient nexthop group likewise
+#   netns/refuse-mdb-bridge-down  one with a bridge that holds a multicast group entry while
+#                  it is down (a new bridge takes none then) likewise
 #   netns/macvlan  a namespace with a macvlan on an inner veth and one on a device outside
 #                  (ml$$ in OUT): after the restore both are as before (mode, MAC, MTU, state,
 #                  lower device), with the outer one's address, which answers from OUT (a
@@ -135,8 +142,20 @@ configure() {
 		ip link add br0 type bridge forward_delay 700 priority 4096
 		ip link add va type veth peer name vb
 		ip link set vb master br0
+		ip link add wa type veth peer name wb
+		ip link set wb master br0
+		ip link set vb type bridge_slave hairpin on learning off isolated on cost 7 priority 5 \
+			mcast_flood off backup_port wb
 		ip link set vb up
+		ip link set wb up
 		ip link set br0 up
+		bridge fdb add 02:31:0a:00:00:11 dev vb master static
+		bridge fdb add 02:31:0a:00:00:12 dev vb master static sticky
+		bridge fdb add 02:31:0a:00:00:13 dev br0 self local
+		bridge mdb add dev br0 port vb grp 239.1.1.1 permanent
+		bridge mdb add dev br0 port wb grp ff0e::1 permanent
+		bridge mdb add dev br0 port vb grp 01:02:03:04:05:06 permanent
+		bridge mdb add dev br0 port vb grp 239.1.1.4 src 10.1.1.1 permanent
 		ip addr add 10.231.9.2/24 dev eth0
 		ip addr add 10.231.9.3/24 dev eth0
 		ip addr add fd00:231:9::2/64 dev eth0 nodad
@@ -210,6 +229,8 @@ snapshot() {
 	local s=$1
 	mkdir -p "$s"
 	inside ip -o -d link | sed -E -e 's/@if[0-9]+//' -e 's/ +(hello|tcn|topology_change|gc|forward_delay|hold|message_age)_timer +[0-9.]+//g' >"$s/links"
+	# (the entries configured: those the bridge learns or makes for its ports' MACs are its own)
+	{ inside bridge fdb show br br0 | grep 02:31:0a:; inside bridge mdb show | grep permanent; } | sort >"$s/bridge"
 	inside ip addr | sed -E 's/@if[0-9]+//' >"$s/addresses"
 	{ inside ip route show table all; inside ip -6 route show table all; } >"$s/routes"
 	inside ip nexthop show | sort >"$s/nexthops"
@@ -226,7 +247,7 @@ snapshot() {
 		sed -E '/dport 8 /!s/\[[0-9]+:[0-9]+\]/[]/' >"$s/xtables"
 }
 
-PARTS=(links addresses routes nexthops rules neighbours sysctls qdiscs nftables xtables)
+PARTS=(links bridge addresses routes nexthops rules neighbours sysctls qdiscs nftables xtables)
 
 compare() { # compare BEFORE AFTER: one case per part
 	for p in "${PARTS[@]}"; do
@@ -325,7 +346,8 @@ case_main() {
 	inside sh -c "ip link set va mtu 1300; ip addr del 10.231.10.1/24 dev br0; ip route del blackhole 10.231.66.0/24;
 		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; ip nexthop del id 13; sysctl -qw net.core.somaxconn=778;
 		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')
-		iptables-legacy -t mangle -F OUTPUT; tc class change dev va classid 1:20 htb rate 3mbit"
+		iptables-legacy -t mangle -F OUTPUT; tc class change dev va classid 1:20 htb rate 3mbit
+		bridge fdb del 02:31:0a:00:00:11 dev vb master"
 	snapshot "$d/changed"
 	local same=()
 	for p in "${PARTS[@]}"; do
@@ -561,5 +583,8 @@ case_refused nexthop-resilient "ip link add tv0 up type veth peer name tv1; ip l
 	ip nexthop add id 1 dev tv0; ip nexthop add id 2 dev tv1
 	ip nexthop add id 3 group 1/2 type resilient buckets 8" \
 	"nexthop 3 of its network namespace has attribute 12 (a resilient group): not supported"
+case_refused mdb-bridge-down "ip link add tb0 type bridge; ip link add tv0 type veth peer name tv1
+	ip link set tv0 master tb0; ip link set tb0 up; bridge mdb add dev tb0 port tv0 grp 239.1.1.1 permanent
+	ip link set tb0 down" "bridge tb0 holds multicast group entry 239.1.1.1 while it is down or does not snoop"
 [ -e "/run/netns/$OUT" ] && case_macvlan
 summary
