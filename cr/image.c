@@ -91,6 +91,7 @@ static const struct image_desc image_descs[] = {
 	{ IMG_NET_QDISCS, "net-qdiscs", 0, &net_qdiscs__descriptor },
 	{ IMG_NET_NEXTHOPS, "net-nexthops", 0, &net_nexthops__descriptor },
 	{ IMG_NET_FDB, "net-fdb", 0, &net_bridge_entries__descriptor },
+	{ IMG_XFRM, "xfrm", 0, &net_xfrm__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)

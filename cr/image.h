@@ -67,6 +67,7 @@ enum image_type {
 	IMG_NET_QDISCS,  /* queueing disciplines of the tree's interfaces (netns/net-qdiscs.c) */
 	IMG_NET_NEXTHOPS, /* nexthop objects of the tree's network namespace (netns/net-nexthops.c) */
 	IMG_NET_FDB,     /* bridges' configured forwarding entries (netns/net-fdb.c) */
+	IMG_XFRM,        /* IPsec policies of the tree's network namespace (netns/net-xfrm.c) */
 	IMG_NR_TYPES /* not a type: one past the last */
 };
 

@@ -31,6 +31,7 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_qdiscs,   /* netns/net-qdiscs.c: the queueing disciplines tc added to its interfaces */
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
 	&tree_xtables,      /* netns/xtables.c: its legacy iptables tables */
+	&tree_net_xfrm,     /* netns/net-xfrm.c: its IPsec policies */
 	&tree_tcp_requeue,  /* netns/tcp-requeue.c: connections waiting in TCP listeners' queues */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */

@@ -80,7 +80,7 @@ extern const unsigned tree_objects_len;
 
 extern const struct tree_object_ops tree_pid_ns, tree_lsm, tree_core_dir, tree_cgroups, tree_cgroup_ns, tree_mount_ns,
 	tree_net_ns, tree_net_links, tree_net_addrs, tree_net_sysctls, tree_net_nexthops, tree_net_routes,
-	tree_net_rules, tree_net_neigh, tree_net_fdb, tree_net_qdiscs, tree_nftables, tree_xtables, tree_net_lock, tree_tcp_requeue, tree_uts_ns, tree_ipc_ns, tree_host_sems,
+	tree_net_rules, tree_net_neigh, tree_net_fdb, tree_net_qdiscs, tree_nftables, tree_xtables, tree_net_xfrm, tree_net_lock, tree_tcp_requeue, tree_uts_ns, tree_ipc_ns, tree_host_sems,
 	tree_shmem, tree_hugetlb_pool, tree_ipc_objects, tree_ghosts, tree_detached_mounts, tree_pipes, tree_unix_sockets, tree_inet_sockets, tree_ptys,
 	tree_mqueues, tree_pidfds, tree_posix_timer_clocks, tree_bpf_maps, tree_proc_dead, tree_shared_files, tree_shared_tables, tree_time_ns, tree_user_ns, tree_seccomp, tree_image_chain,
 	tree_dirty_track, tree_page_xfer, tree_lazy_pages, tree_cow_share, tree_mount_nested, tree_uts_nested, tree_net_nested, tree_ipc_nested;

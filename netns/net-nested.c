@@ -3,7 +3,7 @@
  * cr/nested-ns.h), as systemd makes one for a service with PrivateNetwork=yes: its loopback
  * alone. Dump: per namespace whether its loopback is up, read by a helper inside it; another
  * interface there, another address than the loopback's own, or a firewall table (nftables,
- * legacy iptables) is refused by name. Its unix
+ * legacy iptables) or IPsec policy or state is refused by name. Its unix
  * sockets are listed for cr/files/unix-diag.c (unix_diag_add_netns). Restore: its maker, when
  * created, unshares CLONE_NEWNET and brings the loopback up again; the processes below it
  * inherit it. Unix sockets come back in the tree's namespace (stasis makes most of them there):
@@ -39,6 +39,7 @@
 #include "log.h"
 #include "nested-ns.h"
 #include "net-nested.h"
+#include "net-xfrm.h"
 #include "nft.h"
 #include "nlmsg.h"
 #include "ns-helper.h"
@@ -77,7 +78,7 @@ struct ns_probe {
 	int32_t lo_up;
 	char other[IFNAMSIZ];  /* an interface besides lo ("": none) */
 	char addr[INET6_ADDRSTRLEN]; /* an address besides 127.0.0.1 and ::1 ("": none) */
-	char firewall[64];     /* a table of nftables or legacy iptables ("": none) */
+	char firewall[160];    /* a table of nftables or legacy iptables, an IPsec policy ("": none) */
 };
 
 static int on_nft_table(const struct nlmsghdr *h, void *arg)
@@ -110,7 +111,7 @@ static int find_firewall(char *found, size_t len)
 		return nl;
 	int err = nl_dump_all(nl, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, &g, sizeof(g), on_nft_table, found);
 	close(nl);
-	return err;
+	return err || found[0] ? err : net_xfrm_find(found, len);
 }
 
 static int probe_ns(void *out, size_t len)

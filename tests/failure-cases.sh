@@ -2579,6 +2579,9 @@ other_cases() {
 	dump_fails_naming dump/netns-nested-firewall netns-private \
 		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds firewall rules: legacy ip table filter besides its loopback' \
 		--firewall
+	dump_fails_naming dump/netns-nested-xfrm netns-private \
+		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds firewall rules: IPsec policy src 10\.1\.0\.0/24 dst 10\.2\.0\.0/24 dir out besides its loopback' \
+		--xfrm
 	case_userns_images
 	case_restore_bad_dirs
 }

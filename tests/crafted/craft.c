@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/netfilter_ipv4/ip_tables.h>
+#include <linux/xfrm.h>
 
 #include "image.h"
 #include "log.h"
@@ -240,6 +241,26 @@ static void xtables_entry_overrun(void)
 	store(IMG_XTABLES, 0, x);
 }
 
+/* The first IPsec policy of xfrm.img made a socket's (a direction past XFRM_POLICY_MAX). */
+static void xfrm_socket_policy(void)
+{
+	NetXfrm *x = load(IMG_XFRM, 0);
+	if (!x->n_policies || x->policies[0]->info.len != sizeof(struct xfrm_userpolicy_info))
+		exit(2);
+	x->policies[0]->info.data[offsetof(struct xfrm_userpolicy_info, dir)] = XFRM_POLICY_MAX + 1;
+	store(IMG_XFRM, 0, x);
+}
+
+/* The first multicast group entry of net-fdb.img, its group cut short of its protocol's size. */
+static void mdb_group_short(void)
+{
+	NetBridgeEntries *e = load(IMG_NET_FDB, 0);
+	if (!e->n_mdb || e->mdb[0]->group.len < 2)
+		exit(2);
+	e->mdb[0]->group.len--;
+	store(IMG_NET_FDB, 0, e);
+}
+
 static const struct {
 	const char *name;
 	void (*edit)(void);
@@ -264,6 +285,8 @@ static const struct {
 	{ "pagemap-more-pages", pagemap_more_pages },
 	{ "xtables-hook-outside", xtables_hook_outside }, /* (an image of a network namespace's) */
 	{ "xtables-entry-overrun", xtables_entry_overrun },
+	{ "xfrm-socket-policy", xfrm_socket_policy },
+	{ "mdb-group-short", mdb_group_short },
 };
 
 int main(int argc, char **argv)

@@ -30,13 +30,16 @@
 #              values, a quota, rules with comments), an ip nat table (masquerade)
 #   qdiscs     va: htb (r2q 5, default 20) with classes 1:1 > 1:10 (a pfifo under it), 1:20;
 #              vb: tbf with a bfifo under it; br0: clsact; eth0: ingress
+#   xfrm       IPsec policies: in (block, priority 10, a mark), fwd (a tunnel template, level
+#              use), out (IPv6, TCP port 443, a transport template); the default for fwd block;
+#              the IPv4 hash thresholds 24/16
 #   xtables    legacy iptables (iptables-legacy): filter with a chain of its own, a REJECT, a
 #              rule with counters set (-c) and a comment, a limit, FORWARD's policy DROP;
 #              mangle (MARK), raw (NOTRACK); ip6tables' filter with counters set
 #
 # Cases ("ok NAME" / "FAIL NAME: why", then "N passed, N failed"):
 #   netns/links, /bridge, /addresses, /routes, /nexthops, /rules, /neighbours, /sysctls, /qdiscs,
-#                  /nftables, /xtables: that part of
+#                  /nftables, /xtables, /xfrm: that part of
 #                  the namespace is the same, as its own tools show it from inside, after the
 #                  restore as before the dump
 #   netns/outer-end-gone  when the dump returns, the veth's outer end is gone already (the
@@ -54,14 +57,17 @@
 #                  name is taken) leaves nothing in OUT
 #   netns/restore-fails-late  a restore that fails once the namespace is made (the tree's last
 #                  process fails, STASIS_FAULT=restore-child) leaves no outer end in OUT
-#   netns/xtables-corrupt  the images with xtables.img made hostile (a hook's rules past the
-#                  table's end; an entry longer than the table): the restore refuses them naming
-#                  the image, before it makes anything
+#   netns/images-corrupt  the images made hostile: xtables.img (a hook's rules past the
+#                  table's end; an entry longer than the table), xfrm.img (a policy of a socket's
+#                  direction), net-fdb.img (a group entry's group cut short): the restore refuses
+#                  each naming the image, before it makes anything
 #   netns/veth-pair  restored with --veth-pair eth0=vr$$@brN: the outer end has its new name,
 #                  is a port of brN, and the client goes on through it
 #   netns/refuse-vxlan  a namespace with a vxlan fails the dump naming it; the tree runs on
 #   netns/refuse-tc-filter  one with a tc filter (u32 under an htb) likewise
 #   netns/refuse-nexthop-resilient  one with a resilient nexthop group likewise
+#   netns/refuse-xfrm-socket-policy  one with a socket that has an IPsec policy of its own
+#                  (IP_XFRM_POLICY, an IKE daemon's bypass) likewise
 #   netns/refuse-mdb-bridge-down  one with a bridge that holds a multicast group entry while
 #                  it is down (a new bridge takes none then) likewise
 #   netns/macvlan  a namespace with a macvlan on an inner veth and one on a device outside
@@ -213,6 +219,12 @@ EOF
 		tc qdisc add dev vb parent 2:1 handle 21: bfifo limit 30000
 		tc qdisc add dev br0 clsact
 		tc qdisc add dev eth0 ingress
+		ip xfrm policy add dir in action block src 10.9.0.0/16 dst 0.0.0.0/0 priority 10 mark 0x5 mask 0xff
+		ip xfrm policy add dir fwd src 10.0.0.0/24 dst 10.0.1.0/24 \
+			tmpl src 1.1.1.1 dst 2.2.2.2 proto esp reqid 5 mode tunnel level use
+		ip xfrm policy add dir out src fd00::/64 dst fd01::/64 proto tcp dport 443 tmpl proto esp mode transport
+		ip xfrm policy setdefault fwd block
+		ip xfrm policy set hthresh4 24 16
 	" >"$d/configure.out" 2>&1 || return 1
 	touch "$d/go"
 	wait_until 10 test -e "$d/ready" && KID=$(pgrep -P "$SPID" | head -n 1) && track_pid "$KID"
@@ -245,9 +257,12 @@ snapshot() {
 	# legacy iptables: the counters of rules traffic meets move; those of dport 8 never do
 	{ inside iptables-legacy-save -c; inside ip6tables-legacy-save -c; } | grep -v '^#' |
 		sed -E '/dport 8 /!s/\[[0-9]+:[0-9]+\]/[]/' >"$s/xtables"
+	# (in the kernel's order, newest first; with their indices)
+	{ inside ip xfrm policy; inside ip -s xfrm policy | grep -E ' index '; inside ip xfrm policy getdefault
+		inside ip -s -s xfrm policy count | grep thresholds; } >"$s/xfrm"
 }
 
-PARTS=(links bridge addresses routes nexthops rules neighbours sysctls qdiscs nftables xtables)
+PARTS=(links bridge addresses routes nexthops rules neighbours sysctls qdiscs nftables xtables xfrm)
 
 compare() { # compare BEFORE AFTER: one case per part
 	for p in "${PARTS[@]}"; do
@@ -347,7 +362,8 @@ case_main() {
 		ip rule del pref 1000; ip neigh del 10.231.9.9 dev eth0; ip nexthop del id 13; sysctl -qw net.core.somaxconn=778;
 		nft delete rule ip nat post handle \$(nft -a list chain ip nat post | sed -n 's/.*masquerade.*handle //p')
 		iptables-legacy -t mangle -F OUTPUT; tc class change dev va classid 1:20 htb rate 3mbit
-		bridge fdb del 02:31:0a:00:00:11 dev vb master"
+		bridge fdb del 02:31:0a:00:00:11 dev vb master
+		ip xfrm policy delete dir in src 10.9.0.0/16 dst 0.0.0.0/0 mark 0x5 mask 0xff"
 	snapshot "$d/changed"
 	local same=()
 	for p in "${PARTS[@]}"; do
@@ -419,38 +435,43 @@ case_restore_fails() {
 	fi
 }
 
-# xtables.img made hostile (tests/crafted/craft.c): the restore refuses it before it makes
-# anything
-case_xtables_corrupt() {
-	local d=$ZOO_TMP/xtables-corrupt c n=0 links
+# images of the namespace made hostile (tests/crafted/craft.c): the restore refuses each, naming
+# the image, before it makes anything
+case_images_corrupt() {
+	local d=$ZOO_TMP/images-corrupt c n=0 links said
 	mkdir -p "$d"
 	if ! make -s -C "$ZOO_ROOT/tests/crafted" >"$d/build.log" 2>&1; then
-		result_fail netns/xtables-corrupt "cannot build tests/crafted/craft: $(tail -n 3 "$d/build.log")"
+		result_fail netns/images-corrupt "cannot build tests/crafted/craft: $(tail -n 3 "$d/build.log")"
 		return
 	fi
-	for c in xtables-hook-outside xtables-entry-overrun; do
+	for c in xtables-hook-outside xtables-entry-overrun xfrm-socket-policy mdb-group-short; do
+		case $c in
+		xtables-*) said='image xtables\.img: table 0 \([a-z]+\) is invalid' ;;
+		xfrm-*) said='image xfrm\.img: IPsec policy 0 is invalid' ;;
+		mdb-*) said='image net-fdb\.img: multicast group entry 0 \(on interface [0-9]+\) is invalid' ;;
+		esac
 		cp -a "$IMG" "$d/$c"
 		rm -f "$d/$c"/*.log
 		if ! "$ZOO_ROOT/tests/crafted/bin/craft" "$d/$c" "$c" 0 2>"$d/$c.err"; then
-			result_fail netns/xtables-corrupt "craft $c failed: $(cat "$d/$c.err")"
+			result_fail netns/images-corrupt "craft $c failed: $(cat "$d/$c.err")"
 			return
 		fi
 		run_stasis "$d/$c.out" 60 restore -D "$d/$c" -d -o "$d/$c.log" -v4
 		links=$(in_out ip -o link | grep -c -E "$VO|eth0")
 		if [ "$ZRC" = 0 ]; then
-			result_fail netns/xtables-corrupt "$c: the restore did not fail"
+			result_fail netns/images-corrupt "$c: the restore did not fail"
 			kill_tree
 			return
-		elif ! grep -q -E "image xtables\.img: table 0 \([a-z]+\) is invalid" "$d/$c.out"; then
-			result_fail netns/xtables-corrupt "$c: not said: $(tail -n 2 "$d/$c.out")"
+		elif ! grep -q -E "$said" "$d/$c.out"; then
+			result_fail netns/images-corrupt "$c: not said: $(tail -n 2 "$d/$c.out")"
 			return
 		elif [ "$links" != 0 ] || grep -q "restore: legacy" "$d/$c.log"; then
-			result_fail netns/xtables-corrupt "$c: refused only after it made something ($links interfaces)"
+			result_fail netns/images-corrupt "$c: refused only after it made something ($links interfaces)"
 			return
 		fi
 		n=$((n + 1))
 	done
-	result_ok "netns/xtables-corrupt ($n hostile xtables.img refused before anything was made)"
+	result_ok "netns/images-corrupt ($n hostile xtables.img, xfrm.img and net-fdb.img refused before anything was made)"
 }
 
 # case_refused NAME SETUP WHAT: a namespace set up by SETUP (run inside) fails the dump, which
@@ -458,7 +479,8 @@ case_xtables_corrupt() {
 case_refused() {
 	local label=netns/refuse-$1 d=$ZOO_TMP/refuse-$1
 	mkdir -p "$d/img"
-	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- "$PY" -c 'import time; time.sleep(1000)' </dev/null >/dev/null 2>&1 &
+	setsid nsenter "--net=/run/netns/$OUT" unshare -n -- "$PY" -c "${REFUSED_TREE:-import time; time.sleep(1000)}" \
+		</dev/null >/dev/null 2>&1 &
 	SPID=$!
 	disown
 	track_pid "$SPID"
@@ -571,7 +593,7 @@ if ! make_outside; then
 	result_fail netns/setup "cannot make the outside namespace"
 elif case_main; then
 	case_restore_fails
-	case_xtables_corrupt
+	case_images_corrupt
 	case_veth_pair
 fi
 case_refused vxlan "ip link add vx0 type vxlan id 42 dstport 4789" "interface vx0, a vxlan link: not supported"
@@ -586,5 +608,17 @@ case_refused nexthop-resilient "ip link add tv0 up type veth peer name tv1; ip l
 case_refused mdb-bridge-down "ip link add tb0 type bridge; ip link add tv0 type veth peer name tv1
 	ip link set tv0 master tb0; ip link set tb0 up; bridge mdb add dev tb0 port tv0 grp 239.1.1.1 permanent
 	ip link set tb0 down" "bridge tb0 holds multicast group entry 239.1.1.1 while it is down or does not snoop"
+# a UDP socket with an IPsec policy of its own (IP_XFRM_POLICY 17: struct xfrm_userpolicy_info,
+# 168 bytes: selector family AF_INET at 40, no lifetime limits from 56, dir out at 160), as an IKE
+# daemon's bypass
+REFUSED_TREE='import socket, struct, time
+p = bytearray(168)
+struct.pack_into("H", p, 40, socket.AF_INET)
+struct.pack_into("4Q", p, 56, *[2**64 - 1] * 4)
+p[160] = 1
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 17, bytes(p))
+time.sleep(1000)' case_refused xfrm-socket-policy "sleep 0.5" \
+	"a socket in its network namespace has an IPsec policy of its own (IP_XFRM_POLICY"
 [ -e "/run/netns/$OUT" ] && case_macvlan
 summary

@@ -17,7 +17,8 @@
  * answered; a datagram the parent sends to nested.sock arrives.
  * What the dump must refuse (tests/failure-cases.sh), in the child's namespace: --abstract a
  * unix socket bound to an abstract name (fd 59), --veth a veth pair besides the loopback,
- * --firewall a legacy iptables table (filter, made by the first look at it).
+ * --firewall a legacy iptables table (filter, made by the first look at it), --xfrm an IPsec
+ * policy (out, 10.1.0.0/24 to 10.2.0.0/24, block).
  * (Inet sockets there: netns-inet.)
  * Blocks in: nanosleep everywhere.
  */
@@ -120,7 +121,7 @@ static void grandchild(void)
 	_exit(answer(FD_PAIR_G) ? 0 : 1);
 }
 
-/* What the dump must refuse (--abstract, --veth, --firewall), made in the child's namespace. */
+/* What the dump must refuse (--abstract, --veth, --firewall, --xfrm), made in the child's namespace. */
 static void refused_state(const char *what)
 {
 	if (!strcmp(what, "--abstract")) {
@@ -140,6 +141,9 @@ static void refused_state(const char *what)
 		if (s < 0 || getsockopt(s, IPPROTO_IP, IPT_SO_GET_INFO, &info, &len))
 			zoo_die("the legacy iptables table filter: %s", strerror(errno));
 		close(s);
+	} else if (!strcmp(what, "--xfrm")) {
+		if (system("ip xfrm policy add dir out src 10.1.0.0/24 dst 10.2.0.0/24 action block"))
+			zoo_die("ip xfrm policy add failed");
 	}
 }
 
@@ -231,7 +235,8 @@ int main(int argc, char **argv)
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	const char *refused = NULL;
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--abstract") || !strcmp(argv[i], "--veth") || !strcmp(argv[i], "--firewall"))
+		if (!strcmp(argv[i], "--abstract") || !strcmp(argv[i], "--veth") || !strcmp(argv[i], "--firewall") ||
+		    !strcmp(argv[i], "--xfrm"))
 			refused = argv[i];
 	path_of(&bus, "bus.sock");
 	path_of(&nested, "nested.sock");
