@@ -2,7 +2,8 @@
  * The IPv4 and IPv6 addresses of the tree's namespace's interfaces (net-addrs.img), over
  * rtnetlink: each with its prefix, peer, broadcast address, label, scope, flags, metric and
  * lifetimes, primary ones before the secondary ones of their subnet, as the kernel lists
- * them; IPv6 link-local ones too (an interface has one or not, as before: the kernel makes
+ * them (but in the order that makes the kernel's prefix routes in theirs again, where one
+ * subnet is on several interfaces: order_by_prefix_routes); IPv6 link-local ones too (an interface has one or not, as before: the kernel makes
  * none until they are in). Those the kernel makes by itself otherwise (loopback's, those from
  * router advertisements, temporary ones) are left to it; one it has made again by the time
  * the saved ones are added (127.0.0.1 when lo comes up) is found there and kept.
@@ -139,6 +140,125 @@ static int on_addr(const struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
+/* A prefix route the kernel made for an address (main table, "proto kernel"). */
+struct prefix_route {
+	uint32_t family, len;
+	int oif;
+	uint8_t dst[16];
+};
+
+struct prefix_routes {
+	struct prefix_route *v; /* in the order the kernel lists them: the order a lookup meets them */
+	size_t n;
+};
+
+static int on_prefix_route(const struct nlmsghdr *h, void *arg)
+{
+	struct prefix_routes *r = arg;
+	const struct rtmsg *rtm = NLMSG_DATA(h);
+	const struct nlattr *tb[RTA_MAX + 1];
+	struct prefix_route *more;
+
+	if (h->nlmsg_type != RTM_NEWROUTE || rtm->rtm_protocol != RTPROT_KERNEL || rtm->rtm_type != RTN_UNICAST ||
+	    !addr_len(rtm->rtm_family))
+		return 0;
+	nl_parse_msg(h, sizeof(*rtm), tb, RTA_MAX);
+	if (nl_uint(tb[RTA_TABLE], rtm->rtm_table) != RT_TABLE_MAIN || !tb[RTA_OIF] || !tb[RTA_DST] ||
+	    nl_len(tb[RTA_DST]) != addr_len(rtm->rtm_family))
+		return 0;
+	if (!(more = xreallocarray(r->v, r->n + 1, sizeof(*more))))
+		return -ENOMEM;
+	r->v = more;
+	struct prefix_route *p = &r->v[r->n++];
+	memset(p, 0, sizeof(*p));
+	p->family = rtm->rtm_family;
+	p->len = rtm->rtm_dst_len;
+	p->oif = (int)nl_uint(tb[RTA_OIF], 0);
+	memcpy(p->dst, nl_data(tb[RTA_DST]), nl_len(tb[RTA_DST]));
+	return 0;
+}
+
+static bool same_prefix(const struct prefix_route *x, const struct prefix_route *y)
+{
+	return x->family == y->family && x->len == y->len && !memcmp(x->dst, y->dst, sizeof(x->dst));
+}
+
+/* The index in r of the prefix route of address a, -1 if it has none. */
+static ssize_t route_of(const struct prefix_routes *r, const NetAddr *a)
+{
+	struct prefix_route want = { .family = a->family, .len = a->prefixlen };
+
+	if (a->has_peer || (a->flags & IFA_F_NOPREFIXROUTE))
+		return -1;
+	memcpy(want.dst, a->local.data, a->local.len);
+	for (size_t b = a->prefixlen; b < sizeof(want.dst) * 8; b++)
+		want.dst[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].oif == (int)a->ifindex && same_prefix(&r->v[i], &want))
+			return i;
+	return -1;
+}
+
+/* Must address k be added before address i? */
+static bool added_before(const NetAddrs *img, const struct prefix_routes *r, const ssize_t *route, size_t k,
+			 size_t i)
+{
+	if (k < i && img->addrs[k]->ifindex == img->addrs[i]->ifindex)
+		return true; /* an earlier address of its interface */
+	/* one whose route of the same subnet comes first (it is on another interface) */
+	return route[i] >= 0 && route[k] >= 0 && route[k] < route[i] && same_prefix(&r->v[route[k]], &r->v[route[i]]);
+}
+
+/*
+ * Addresses of one subnet on several interfaces: the kernel makes their prefix routes in the
+ * order the addresses are added, and the first route is the one lookups take. The image lists
+ * the addresses so that adding them in its order makes the routes in the order they have now;
+ * each interface's own addresses stay in their order (the first is its source address).
+ */
+static int order_by_prefix_routes(int nl, NetAddrs *img)
+{
+	struct rtmsg rtm = { .rtm_family = AF_UNSPEC };
+	struct prefix_routes r = { 0 };
+	size_t n = img->n_addrs, done = 0;
+	bool tie = false;
+
+	int err = nl_dump_all(nl, RTM_GETROUTE, &rtm, sizeof(rtm), on_prefix_route, &r);
+	for (size_t i = 0; !err && i < r.n && !tie; i++)
+		for (size_t k = i + 1; k < r.n && !tie; k++)
+			tie = same_prefix(&r.v[i], &r.v[k]) && r.v[i].oif != r.v[k].oif;
+	if (err || !tie) {
+		free(r.v);
+		return err;
+	}
+	auto_free ssize_t *route = xzalloc((n + 1) * sizeof(*route));
+	auto_free bool *out = xzalloc(n + 1);
+	auto_free NetAddr **order = xzalloc((n + 1) * sizeof(*order));
+	if (!route || !out || !order) {
+		free(r.v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		route[i] = route_of(&r, img->addrs[i]);
+	while (done < n) {
+		size_t pick = n;
+		for (size_t i = 0; i < n && pick == n; i++) {
+			bool ready = !out[i];
+			for (size_t k = 0; k < n && ready; k++)
+				ready = out[k] || k == i || !added_before(img, &r, route, k, i);
+			if (ready)
+				pick = i;
+		}
+		for (size_t i = 0; i < n && pick == n; i++)
+			if (!out[i])
+				pick = i; /* (orders that cannot all be kept: as listed) */
+		out[pick] = true;
+		order[done++] = img->addrs[pick];
+	}
+	memcpy(img->addrs, order, n * sizeof(*order));
+	free(r.v);
+	return 0;
+}
+
 static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct ifaddrmsg ifa = { .ifa_family = AF_UNSPEC };
@@ -150,7 +270,8 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 	if (!net_ns_interfaces(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
-	err = nl_dump_all(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &d);
+	if (!(err = nl_dump_all(nl, RTM_GETADDR, &ifa, sizeof(ifa), on_addr, &d)))
+		err = order_by_prefix_routes(nl, &img);
 	if (err)
 		log_unnamed(logged, err, "dump pid %d: cannot list the addresses of its network namespace",
 			    tr->tasks[0].pid);

@@ -17,7 +17,8 @@
 #   bridge     br0's forwarding entries: static ones on vb (one sticky), a local one on br0
 #              itself; permanent multicast group entries (IPv4, IPv6, MAC, and an (S, G) one)
 #   addresses  10.231.9.2/24 and 10.231.9.3/24 (secondary), fd00:231:9::2/64 on eth0,
-#              10.231.10.1/24 on br0
+#              10.231.10.1/24 on br0, then 10.231.10.2/24 on eth0 (whose index is lower: the
+#              kernel lists its addresses first, but br0's prefix route comes first)
 #   routes     default via 10.231.9.1; 192.168.231.0/24 via 10.231.9.1 in table 100 (metric
 #              7); fd00:231:8::/64 via fd00:231:9::1 (metric 50); a blackhole
 #   nexthops   11 via 10.231.9.1 on eth0, 12 on eth0, 13 a blackhole, 20 a group of 11 (weight 2)
@@ -166,6 +167,7 @@ configure() {
 		ip addr add 10.231.9.3/24 dev eth0
 		ip addr add fd00:231:9::2/64 dev eth0 nodad
 		ip addr add 10.231.10.1/24 dev br0
+		ip addr add 10.231.10.2/24 dev eth0
 		ip route add default via 10.231.9.1
 		ip route add 192.168.231.0/24 via 10.231.9.1 table 100 metric 7
 		ip -6 route add fd00:231:8::/64 via fd00:231:9::1 metric 50
