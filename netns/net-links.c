@@ -21,6 +21,9 @@
  *   stasis's namespace and put into the tree's at once (IFLA_NET_NS_FD). The dump removes
  *   the macvlans of the dying namespace, which would hold their MACs on the lower device;
  * - any other kind fails the dump, naming the interface and its kind.
+ * Every interface also keeps its group, link mode, GSO and GRO sizes (link_opts) and its other
+ * names (altnames); one with an XDP program, or BPF programs on its ingress or egress through
+ * BPF links (TCX, which tc does not list), fails the dump naming it.
  * In the engine's namespace (net_ns_devices) only the interfaces the tree made there are saved:
  * tun/tap devices, bridges, veth pairs with both ends inside (an engine puts none of those in
  * a container's namespace; its own are loopback and veths whose other end is outside). On
@@ -40,6 +43,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
+#include <linux/bpf.h>
 #include <linux/if_link.h>
 #include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
@@ -47,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
@@ -97,6 +102,18 @@ static const struct nl_attr_rule port_opts[] = {
 	{ IFLA_BRPORT_BACKUP_PORT, 4, 4 },     { IFLA_BRPORT_MCAST_EHT_HOSTS_LIMIT, 4, 4 },
 	{ IFLA_BRPORT_LOCKED, 1, 1 },          { STASIS_IFLA_BRPORT_MAB, 1, 1 },
 	{ STASIS_IFLA_BRPORT_MCAST_MAX_GROUPS, 4, 4 }, { STASIS_IFLA_BRPORT_NEIGH_VLAN_SUPPRESS, 1, 1 },
+};
+
+/*
+ * Settings of any interface kept (each written where it differs from a new one's): its group,
+ * link mode (dormant, as 802.1X supplicants set it), and the largest GSO and GRO packets (BIG
+ * TCP, as Cilium sets them on a pod's interface).
+ */
+static const struct nl_attr_rule link_opts[] = {
+	{ IFLA_GROUP, 4, 4 },         { IFLA_LINKMODE, 1, 1 },
+	{ IFLA_GSO_MAX_SIZE, 4, 4 },  { IFLA_GSO_MAX_SEGS, 4, 4 },
+	{ IFLA_GRO_MAX_SIZE, 4, 4 },  { STASIS_IFLA_GSO_IPV4_MAX_SIZE, 4, 4 },
+	{ STASIS_IFLA_GRO_IPV4_MAX_SIZE, 4, 4 },
 };
 
 struct links_state {
@@ -163,7 +180,8 @@ static int addr_gen_mode(const struct nlattr *spec)
 
 /*
  * The options of a link's kind (a bridge's, IFLA_INFO_DATA) or of its place in its master
- * (a bridge port's, IFLA_INFO_SLAVE_DATA), as IFLA_LINKINFO reports them and takes them.
+ * (a bridge port's, IFLA_INFO_SLAVE_DATA), as IFLA_LINKINFO reports them and takes them; or
+ * settings of any link, at the message's top level (data 0).
  */
 struct info_opts {
 	uint16_t kind, data; /* IFLA_INFO_KIND and _DATA, or IFLA_INFO_SLAVE_KIND and _DATA */
@@ -176,20 +194,27 @@ static const struct info_opts bridge_info = { IFLA_INFO_KIND, IFLA_INFO_DATA, br
 					      ARRAY_SIZE(bridge_opts), "IFLA_BR_*) of bridge" };
 static const struct info_opts port_info = { IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA, port_opts,
 					    ARRAY_SIZE(port_opts), "IFLA_BRPORT_*) of bridge port" };
+static const struct info_opts link_info = { 0, 0, link_opts, ARRAY_SIZE(link_opts), "IFLA_*) of interface" };
 
-/* The options o keeps of a bridge (port) appended to (*v, *n); -ENOMEM. */
-static int keep_info_opts(const struct info_opts *o, NlAttr ***v, size_t *n, const struct nlattr *linkinfo)
+/* The options o keeps of link message h appended to (*v, *n); -ENOMEM. */
+static int keep_info_opts(const struct info_opts *o, NlAttr ***v, size_t *n, const struct nlmsghdr *h)
 {
-	const struct nlattr *li[IFLA_INFO_MAX + 1];
+	const struct nlattr *tb[IFLA_MAX + 1], *li[IFLA_INFO_MAX + 1];
+	size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct ifinfomsg)), rest;
+	const void *data = (const char *)h + off;
+	size_t len = h->nlmsg_len > off ? h->nlmsg_len - off : 0;
 
-	if (!linkinfo)
-		return 0;
-	nl_parse(nl_data(linkinfo), nl_len(linkinfo), li, IFLA_INFO_MAX);
-	if (!li[o->data] || !nl_str(li[o->kind]) || strcmp(nl_str(li[o->kind]), "bridge"))
-		return 0;
-	size_t rest;
-	for (const struct nlattr *a = nl_first(nl_data(li[o->data]), nl_len(li[o->data]), &rest); a;
-	     a = nl_next(a, &rest)) {
+	if (o->data) {
+		nl_parse_msg(h, sizeof(struct ifinfomsg), tb, IFLA_MAX);
+		if (!tb[IFLA_LINKINFO])
+			return 0;
+		nl_parse(nl_data(tb[IFLA_LINKINFO]), nl_len(tb[IFLA_LINKINFO]), li, IFLA_INFO_MAX);
+		if (!li[o->data] || !nl_str(li[o->kind]) || strcmp(nl_str(li[o->kind]), "bridge"))
+			return 0;
+		data = nl_data(li[o->data]);
+		len = nl_len(li[o->data]);
+	}
+	for (const struct nlattr *a = nl_first(data, len, &rest); a; a = nl_next(a, &rest)) {
 		const struct nl_attr_rule *r = nl_attr_rule(a->nla_type & NLA_TYPE_MASK, o->rules, o->nr_rules);
 		if (r && nl_len(a) >= r->min && nl_len(a) <= r->max && nl_attr_keep(v, n, a))
 			return -ENOMEM;
@@ -336,7 +361,8 @@ static bool tree_made(const char *kind, bool peer_outside)
 
 /* A bridge port's options; one falling back to a nexthop group fails the dump (nexthops are
  * made after the interfaces). */
-static int keep_port_opts(const struct link_dump *d, NetLink *l, const struct nlattr *linkinfo)
+static int keep_port_opts(const struct link_dump *d, NetLink *l, const struct nlmsghdr *h,
+			  const struct nlattr *linkinfo)
 {
 	const struct nlattr *li[IFLA_INFO_MAX + 1], *port[STASIS_IFLA_BRPORT_BACKUP_NHID + 1];
 
@@ -352,7 +378,67 @@ static int keep_port_opts(const struct link_dump *d, NetLink *l, const struct nl
 			return -ENOTSUP;
 		}
 	}
-	return keep_info_opts(&port_info, &l->bridge_port, &l->n_bridge_port, linkinfo);
+	return keep_info_opts(&port_info, &l->bridge_port, &l->n_bridge_port, h);
+}
+
+/* Its other names (`ip link property add ... altname`). */
+static int keep_altnames(NetLink *l, const struct nlattr *props)
+{
+	size_t rest;
+
+	for (const struct nlattr *a = props ? nl_first(nl_data(props), nl_len(props), &rest) : NULL; a;
+	     a = nl_next(a, &rest)) {
+		char **more;
+		if ((a->nla_type & NLA_TYPE_MASK) != IFLA_ALT_IFNAME || !nl_str(a))
+			continue;
+		if (!(more = xreallocarray(l->altnames, l->n_altnames + 1, sizeof(*more))))
+			return -ENOMEM;
+		l->altnames = more;
+		if (!(l->altnames[l->n_altnames++] = xstrdup(nl_str(a))))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The BPF programs attached to interface l through BPF links on ingress or egress (TCX). */
+static int tcx_programs(int ifindex, uint32_t *count)
+{
+	*count = 0;
+	for (int dir = 0; dir < 2; dir++) {
+		union bpf_attr a = { 0 };
+		a.query.target_fd = ifindex; /* (target_ifindex since 6.6, the same field) */
+		a.query.attach_type = dir ? STASIS_BPF_TCX_EGRESS : STASIS_BPF_TCX_INGRESS;
+		if (syscall(SYS_bpf, BPF_PROG_QUERY, &a, sizeof(a)))
+			return errno == EINVAL || errno == ENOSYS || errno == EPERM ? 0 : -errno; /* (no TCX here) */
+		*count += a.query.prog_cnt;
+	}
+	return 0;
+}
+
+/* An XDP program on interface l, or TCX ones: not kept (they would be lost): refused. */
+static int refuse_bpf(const struct link_dump *d, const NetLink *l, const struct nlattr *xdp)
+{
+	const struct nlattr *x[IFLA_XDP_MAX + 1];
+	uint32_t tcx;
+
+	if (xdp) {
+		nl_parse(nl_data(xdp), nl_len(xdp), x, IFLA_XDP_MAX);
+		if (nl_uint(x[IFLA_XDP_ATTACHED], XDP_ATTACHED_NONE) != XDP_ATTACHED_NONE) {
+			pr_err("dump pid %d: interface %s has an XDP program attached (program id %u): not supported",
+			       d->root, l->name, nl_uint(x[IFLA_XDP_PROG_ID], 0));
+			return -ENOTSUP;
+		}
+	}
+	int err = tcx_programs((int)l->ifindex, &tcx);
+	if (!err && tcx) {
+		pr_err("dump pid %d: interface %s has %u BPF program%s attached to its ingress or egress "
+		       "(TCX): not supported", d->root, l->name, tcx, tcx == 1 ? "" : "s");
+		return -ENOTSUP;
+	}
+	if (err)
+		pr_err("dump pid %d: cannot list the BPF programs of interface %s: %s", d->root, l->name,
+		       strerror(-err));
+	return err;
 }
 
 static int on_link(const struct nlmsghdr *h, void *arg)
@@ -413,9 +499,11 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		l->has_addr_gen_mode = true;
 		l->addr_gen_mode = mode;
 	}
-	if (!strcmp(kind, "bridge") && keep_info_opts(&bridge_info, &l->bridge, &l->n_bridge, tb[IFLA_LINKINFO]))
+	if ((!strcmp(kind, "bridge") && keep_info_opts(&bridge_info, &l->bridge, &l->n_bridge, h)) ||
+	    keep_info_opts(&link_info, &l->settings, &l->n_settings, h) || keep_altnames(l, tb[IFLA_PROP_LIST]))
 		return -ENOMEM;
-	if (l->has_master && (d->err = keep_port_opts(d, l, tb[IFLA_LINKINFO])))
+	if ((l->has_master && (d->err = keep_port_opts(d, l, h, tb[IFLA_LINKINFO]))) ||
+	    (d->err = refuse_bpf(d, l, tb[IFLA_XDP])))
 		return d->err == -ENOMEM ? -ENOMEM : 1;
 	if (!strcmp(kind, "tun") && (d->err = net_tun_keep(d->root, l, tb[IFLA_LINKINFO])))
 		return d->err == -ENOMEM ? -ENOMEM : 1;
@@ -709,7 +797,11 @@ static bool link_valid(const NetLinks *img, const NetLink *l)
 		return false;
 	if ((strcmp(l->kind, "bridge") && l->n_bridge) || (!l->has_master && l->n_bridge_port))
 		return false;
-	return !nl_attrs_check(l->bridge, l->n_bridge, bridge_opts, ARRAY_SIZE(bridge_opts)) &&
+	for (size_t i = 0; i < l->n_altnames; i++)
+		if (!l->altnames[i][0] || strlen(l->altnames[i]) >= ALTIFNAMSIZ || strchr(l->altnames[i], '/'))
+			return false;
+	return !nl_attrs_check(l->settings, l->n_settings, link_opts, ARRAY_SIZE(link_opts)) &&
+	       !nl_attrs_check(l->bridge, l->n_bridge, bridge_opts, ARRAY_SIZE(bridge_opts)) &&
 	       !nl_attrs_check(l->bridge_port, l->n_bridge_port, port_opts, ARRAY_SIZE(port_opts));
 }
 
@@ -954,7 +1046,7 @@ static int on_info_opts(const struct nlmsghdr *h, void *arg)
 	const struct nlattr *tb[IFLA_MAX + 1];
 
 	nl_parse_msg(h, sizeof(struct ifinfomsg), tb, IFLA_MAX);
-	return h->nlmsg_type == RTM_NEWLINK ? keep_info_opts(now->o, &now->v, &now->n, tb[IFLA_LINKINFO]) : 0;
+	return h->nlmsg_type == RTM_NEWLINK ? keep_info_opts(now->o, &now->v, &now->n, h) : 0;
 }
 
 /*
@@ -977,12 +1069,16 @@ static int info_options(struct links_state *st, const NetLink *l, const struct i
 		struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
 		struct nl_buf b = { 0 };
 		size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
-		size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
-		nl_put_str(&b, o->kind, "bridge");
-		size_t data = nl_nest_begin(&b, o->data);
-		nl_put_attrs(&b, want + i, 1);
-		nl_nest_end(&b, data);
-		nl_nest_end(&b, info);
+		if (o->data) {
+			size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
+			nl_put_str(&b, o->kind, "bridge");
+			size_t data = nl_nest_begin(&b, o->data);
+			nl_put_attrs(&b, want + i, 1);
+			nl_nest_end(&b, data);
+			nl_nest_end(&b, info);
+		} else {
+			nl_put_attrs(&b, want + i, 1);
+		}
 		nl_msg_end(&b, m);
 		if ((err = ask(st->nl - 1, &b, why, len)) && err != -ENOMEM)
 			pr_err("restore: cannot set option %u (%s %s: %s%s%s", want[i]->type & NLA_TYPE_MASK,
@@ -992,6 +1088,20 @@ static int info_options(struct links_state *st, const NetLink *l, const struct i
 		nl_attr__free_unpacked(now.v[k], NULL);
 	free(now.v);
 	return err;
+}
+
+static int add_altnames(struct links_state *st, const NetLink *l, char *why, size_t len)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
+	struct nl_buf b = { 0 };
+
+	size_t m = nl_msg_begin(&b, RTM_NEWLINKPROP, NLM_F_ACK, &ifi, sizeof(ifi));
+	size_t props = nl_nest_begin(&b, IFLA_PROP_LIST);
+	for (size_t i = 0; i < l->n_altnames; i++)
+		nl_put_str(&b, IFLA_ALT_IFNAME, l->altnames[i]);
+	nl_nest_end(&b, props);
+	nl_msg_end(&b, m);
+	return ask(st->nl - 1, &b, why, len);
 }
 
 /* Link ifindex (or the one named name, ifindex 0) set: master (if not 0), flags of mask. */
@@ -1248,11 +1358,17 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 			       l->has_master ? by_index(st->img, l->master)->name : "", strerror(-err),
 			       why[0] ? ": " : "", why);
 	}
-	/* ports' options once every port is in (one names another as its backup) */
+	/* ports' options once every port is in (one names another as its backup); every
+	 * interface's other settings and names */
 	for (size_t i = 0; i < n && !err; i++) {
 		const NetLink *l = st->img->links[i];
 		if (l->n_bridge_port)
 			err = info_options(st, l, &port_info, l->bridge_port, l->n_bridge_port, why, sizeof(why));
+		if (!err && l->n_settings)
+			err = info_options(st, l, &link_info, l->settings, l->n_settings, why, sizeof(why));
+		if (!err && l->n_altnames && (err = add_altnames(st, l, why, sizeof(why))) && err != -ENOMEM)
+			pr_err("restore: cannot give interface %s its other names (%s%s): %s%s%s", l->name,
+			       l->altnames[0], l->n_altnames > 1 ? ", ..." : "", strerror(-err), why[0] ? ": " : "", why);
 	}
 	/* bridges last: one comes up as it finds its ports (without a port that carries, none) */
 	for (size_t k = 0; k < 2 * n && !err; k++) {

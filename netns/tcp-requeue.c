@@ -60,6 +60,7 @@
 
 #include "files/inet.h"
 #include "kernel/features.h"
+#include "compat/kernel-abi.h"
 #include "log.h"
 #include "nlmsg.h"
 #include "tcp-repair.h"
@@ -71,9 +72,6 @@
 
 #define WHY(...) (snprintf(why, why_len, __VA_ARGS__), -errno)
 
-#ifndef BPF_TCX_INGRESS
-#define BPF_TCX_INGRESS 46
-#endif
 #define KFUNC_NAME "bpf_sk_assign_tcp_reqsk"
 #define ATTRS_NAME "bpf_tcp_req_attrs"
 /* bytes in flight at most: one segment whose buffer (headers, the kernel's own) is 32 KiB */
@@ -328,7 +326,7 @@ static int run_begin(struct requeue_run *r, char *why, size_t why_len)
 	memset(&a, 0, sizeof(a));
 	a.link_create.prog_fd = r->prog;
 	a.link_create.target_ifindex = lo;
-	a.link_create.attach_type = BPF_TCX_INGRESS;
+	a.link_create.attach_type = STASIS_BPF_TCX_INGRESS;
 	if ((r->link = bpf(BPF_LINK_CREATE, &a)) < 0) {
 		errno = -r->link;
 		return WHY("cannot attach the program to lo's ingress (TCX, Linux >= 6.6)");

@@ -383,6 +383,16 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define STASIS_IFLA_BRPORT_NEIGH_VLAN_SUPPRESS 43
 #define STASIS_IFLA_BRPORT_BACKUP_NHID 44
 
+/* linux/if_link.h's IFLA_* after 6.1 (enum constants): the largest GSO and GRO packets of
+ * IPv4 (6.3; the IFLA_GSO_MAX_SIZE ones are IPv6's from then) */
+#define STASIS_IFLA_GSO_IPV4_MAX_SIZE 64
+#define STASIS_IFLA_GRO_IPV4_MAX_SIZE 65
+
+/* linux/bpf.h's TCX attach points (enum constants, 6.6): a program on an interface's ingress
+ * or egress through a BPF link, which tc does not list */
+#define STASIS_BPF_TCX_INGRESS 46
+#define STASIS_BPF_TCX_EGRESS 47
+
 /* net/udplite.h (not exported): a UDP-Lite socket's checksum coverage, level IPPROTO_UDPLITE */
 #ifndef UDPLITE_SEND_CSCOV
 #define UDPLITE_SEND_CSCOV 10

@@ -13,7 +13,8 @@
 #              set); br0, a bridge (forward_delay 7 s, priority 4096) with vb and wb, ends of
 #              inner veth pairs va/vb and wa/wb, as ports; vb with port options (hairpin,
 #              learning off, isolated, cost, priority, mcast_flood off, wb its backup port);
-#              va and wa down, the rest up
+#              va in group 5, its GSO and GRO sizes set, in dormant mode; eth0 with another name
+#              (altname ctr-uplink); va and wa down, the rest up
 #   bridge     br0's forwarding entries: static ones on vb (one sticky), a local one on br0
 #              itself; permanent multicast group entries (IPv4, IPv6, MAC, and an (S, G) one)
 #   addresses  10.231.9.2/24 and 10.231.9.3/24 (secondary), fd00:231:9::2/64 on eth0,
@@ -69,6 +70,7 @@
 #   netns/refuse-nexthop-resilient  one with a resilient nexthop group likewise
 #   netns/refuse-xfrm-socket-policy  one with a socket that has an IPsec policy of its own
 #                  (IP_XFRM_POLICY, an IKE daemon's bypass) likewise
+#   netns/refuse-xdp  one with an XDP program on an interface (tests/net/xdp-pass.c) likewise
 #   netns/refuse-mdb-bridge-down  one with a bridge that holds a multicast group entry while
 #                  it is down (a new bridge takes none then) likewise
 #   netns/macvlan  a namespace with a macvlan on an inner veth and one on a device outside
@@ -153,6 +155,8 @@ configure() {
 		ip link set wb master br0
 		ip link set vb type bridge_slave hairpin on learning off isolated on cost 7 priority 5 \
 			mcast_flood off backup_port wb
+		ip link set va group 5 gso_max_size 32000 gso_max_segs 100 gro_max_size 40000 mode dormant
+		ip link property add dev eth0 altname ctr-uplink
 		ip link set vb up
 		ip link set wb up
 		ip link set br0 up
@@ -622,5 +626,13 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IP, 17, bytes(p))
 time.sleep(1000)' case_refused xfrm-socket-policy "sleep 0.5" \
 	"a socket in its network namespace has an IPsec policy of its own (IP_XFRM_POLICY"
+# an XDP program (tests/net/xdp-pass.c) on an interface
+if clang -O2 -target bpf -I"/usr/include/$(gcc -print-multiarch)" -c "$ZOO_ROOT/tests/net/xdp-pass.c" \
+	-o "$ZOO_TMP/xdp-pass.o" 2>"$ZOO_TMP/xdp-pass.err"; then
+	case_refused xdp "ip link add tv0 type veth peer name tv1; ip link set dev tv0 xdpgeneric obj $ZOO_TMP/xdp-pass.o sec xdp" \
+		"interface tv0 has an XDP program attached"
+else
+	result_fail netns/refuse-xdp "cannot build tests/net/xdp-pass.c: $(head -n 3 "$ZOO_TMP/xdp-pass.err")"
+fi
 [ -e "/run/netns/$OUT" ] && case_macvlan
 summary
