@@ -992,14 +992,43 @@ static void put_addr_gen_mode(struct nl_buf *b, uint8_t mode)
  * Its settings: MTU, MAC, queue length, alias; IPv6 address generation off until its
  * addresses are in (net_links_addr_gen_mode).
  */
+/*
+ * A bridge whose MAC is its ports' least and whose MTU their least takes them from its ports
+ * as they join, and goes on following them, unless it is given one: given none, it is as it
+ * was (its own local forwarding entry for that MAC too, which is then its port's).
+ */
+static void follows_ports(const NetLinks *img, const NetLink *br, bool *mac, bool *mtu)
+{
+	const NetLink *least_mac = NULL;
+	uint32_t least_mtu = UINT32_MAX;
+
+	*mac = *mtu = false;
+	if (strcmp(br->kind, "bridge"))
+		return;
+	for (size_t i = 0; i < img->n_links; i++) {
+		const NetLink *p = img->links[i];
+		if (!p->has_master || p->master != br->ifindex)
+			continue;
+		if (p->has_mac && p->mac.len == br->mac.len &&
+		    (!least_mac || memcmp(p->mac.data, least_mac->mac.data, p->mac.len) < 0))
+			least_mac = p;
+		least_mtu = p->mtu < least_mtu ? p->mtu : least_mtu;
+	}
+	*mac = br->has_mac && least_mac && !memcmp(least_mac->mac.data, br->mac.data, br->mac.len);
+	*mtu = least_mtu == br->mtu;
+}
+
 static int configure_link(struct links_state *st, const NetLink *l, char *why, size_t len)
 {
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
 	struct nl_buf b = { 0 };
+	bool mac_from_ports, mtu_from_ports;
 
+	follows_ports(st->img, l, &mac_from_ports, &mtu_from_ports);
 	size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
-	nl_put_u32(&b, IFLA_MTU, l->mtu);
-	if (l->has_mac)
+	if (!mtu_from_ports)
+		nl_put_u32(&b, IFLA_MTU, l->mtu);
+	if (l->has_mac && !mac_from_ports)
 		nl_put(&b, IFLA_ADDRESS, l->mac.data, l->mac.len);
 	if (l->has_txqlen)
 		nl_put_u32(&b, IFLA_TXQLEN, l->txqlen);

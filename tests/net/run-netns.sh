@@ -16,7 +16,9 @@
 #              va in group 5, its GSO and GRO sizes set, in dormant mode; eth0 with another name
 #              (altname ctr-uplink); va and wa down, the rest up
 #   bridge     br0's forwarding entries: static ones on vb (one sticky), a local one on br0
-#              itself; permanent multicast group entries (IPv4, IPv6, MAC, and an (S, G) one)
+#              itself, those it made for its ports' MACs (its own MAC is its least port's, and
+#              that entry its port's); permanent multicast group entries (IPv4, IPv6, MAC, and
+#              an (S, G) one)
 #   addresses  10.231.9.2/24 and 10.231.9.3/24 (secondary), fd00:231:9::2/64 on eth0,
 #              10.231.10.1/24 on br0, then 10.231.10.2/24 on eth0 (whose index is lower: the
 #              kernel lists its addresses first, but br0's prefix route comes first)
@@ -247,8 +249,10 @@ snapshot() {
 	local s=$1
 	mkdir -p "$s"
 	inside ip -o -d link | sed -E -e 's/@if[0-9]+//' -e 's/ +(hello|tcn|topology_change|gc|forward_delay|hold|message_age)_timer +[0-9.]+//g' >"$s/links"
-	# (the entries configured: those the bridge learns or makes for its ports' MACs are its own)
-	{ inside bridge fdb show br br0 | grep 02:31:0a:; inside bridge mdb show | grep permanent; } | sort >"$s/bridge"
+	# (the entries configured, and the local ones the bridge makes for its ports' MACs, one of
+	# which is its own: a bridge given a MAC would own it; those it learns are its own)
+	{ inside bridge fdb show br br0 | grep -v self | grep -E 'permanent|static'; inside bridge mdb show | grep permanent; } |
+		sort >"$s/bridge"
 	inside ip addr | sed -E 's/@if[0-9]+//' >"$s/addresses"
 	{ inside ip route show table all; inside ip -6 route show table all; } >"$s/routes"
 	inside ip nexthop show | sort >"$s/nexthops"
