@@ -193,17 +193,6 @@ static int keep_mdb_entry(struct fdb_dump *d, int bridge, const struct nlattr *i
 	d->img->mdb = more;
 	d->img->mdb[d->img->n_mdb++] = e;
 	net_mdb_entry__init(e);
-	const struct link_seen *b = link_seen(d, bridge);
-	if (!b || !b->runs_snooping) {
-		char group[INET6_ADDRSTRLEN];
-		e->proto = ntohs(be->addr.proto);
-		set_bytes(&e->group, &be->addr.u, glen);
-		pr_err("dump pid %d: bridge %s holds multicast group entry %s while it is down or does not "
-		       "snoop (a new bridge takes none then): not supported", d->root, b ? b->name : "?",
-		       group_str(e, group, sizeof(group)));
-		d->err = -ENOTSUP;
-		return 1;
-	}
 	e->bridge = bridge;
 	e->port = be->ifindex;
 	e->state = be->state;
@@ -211,9 +200,20 @@ static int keep_mdb_entry(struct fdb_dump *d, int bridge, const struct nlattr *i
 	e->vid = be->vid;
 	if (set_bytes(&e->group, &be->addr.u, glen))
 		return -ENOMEM;
-	if (ea[MDBA_MDB_EATTR_SOURCE] && (nl_len(ea[MDBA_MDB_EATTR_SOURCE]) == 4 || nl_len(ea[MDBA_MDB_EATTR_SOURCE]) == 16)) {
+	const struct nlattr *src = ea[MDBA_MDB_EATTR_SOURCE];
+	if (src && (nl_len(src) == 4 || nl_len(src) == 16)) {
 		e->has_source = true;
-		return set_bytes(&e->source, nl_data(ea[MDBA_MDB_EATTR_SOURCE]), nl_len(ea[MDBA_MDB_EATTR_SOURCE]));
+		if (set_bytes(&e->source, nl_data(src), nl_len(src)))
+			return -ENOMEM;
+	}
+	const struct link_seen *b = link_seen(d, bridge);
+	if (!b || !b->runs_snooping) {
+		char group[INET6_ADDRSTRLEN];
+		pr_err("dump pid %d: bridge %s holds multicast group entry %s while it is down or does not "
+		       "snoop (a new bridge takes none then): not supported", d->root, b ? b->name : "?",
+		       group_str(e, group, sizeof(group)));
+		d->err = -ENOTSUP;
+		return 1;
 	}
 	return 0;
 }

@@ -400,7 +400,7 @@ static int keep_altnames(NetLink *l, const struct nlattr *props)
 	return 0;
 }
 
-/* The BPF programs attached to interface l through BPF links on ingress or egress (TCX). */
+/* How many BPF programs interface ifindex has on its ingress and egress through BPF links (TCX). */
 static int tcx_programs(int ifindex, uint32_t *count)
 {
 	*count = 0;

@@ -67,6 +67,15 @@ static const char *selector_str(const struct xfrm_selector *sel, uint8_t dir, ch
 
 /* ---- dump ---- */
 
+/* A policy the kernel reported, copied to info: false if h is not one. */
+static bool policy_of(const struct nlmsghdr *h, struct xfrm_userpolicy_info *info)
+{
+	if (h->nlmsg_type != XFRM_MSG_NEWPOLICY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*info)))
+		return false;
+	memcpy(info, NLMSG_DATA(h), sizeof(*info));
+	return true;
+}
+
 struct xfrm_found {
 	char *buf;
 	size_t len;
@@ -82,9 +91,8 @@ static int on_found(const struct nlmsghdr *h, void *arg)
 		snprintf(f->buf, f->len, "IPsec state (SA)");
 		return 1;
 	}
-	if (h->nlmsg_type != XFRM_MSG_NEWPOLICY || h->nlmsg_len < NLMSG_LENGTH(sizeof(info)))
+	if (!policy_of(h, &info))
 		return 0;
-	memcpy(&info, NLMSG_DATA(h), sizeof(info));
 	snprintf(f->buf, f->len, "IPsec policy %s", selector_str(&info.sel, info.dir % XFRM_POLICY_MAX, sel, sizeof(sel)));
 	return 1;
 }
@@ -116,9 +124,8 @@ static int on_policy(const struct nlmsghdr *h, void *arg)
 	struct xfrm_userpolicy_info info;
 	char buf[160];
 
-	if (h->nlmsg_type != XFRM_MSG_NEWPOLICY || h->nlmsg_len < NLMSG_LENGTH(sizeof(info)))
+	if (!policy_of(h, &info))
 		return 0;
-	memcpy(&info, NLMSG_DATA(h), sizeof(info));
 	if (info.dir >= XFRM_POLICY_MAX) {
 		pr_err("dump pid %d: a socket in its network namespace has an IPsec policy of its own "
 		       "(IP_XFRM_POLICY, %s, as an IKE daemon sets on its sockets): not supported", d->root,
