@@ -131,7 +131,7 @@ run_part quick "hardening: image files and directories, untrusted images" tests/
 run_part slow "fuzzing: every image decoder, the restore's checks of whole image sets (5 s each)" make -s -j2 fuzz FUZZ_SECONDS=5
 run_part slow "stasis killed at many instants harms no one" tests/kill-sweep.sh
 run_part slow "network: live connections, the lock" tests/net/run-net.sh
-run_part slow "network: a namespace of its own (links, addresses, nexthops, routes, rules, neighbours, sysctls, qdiscs, nftables, legacy iptables)" tests/net/run-netns.sh
+run_part slow "network: a namespace of its own (links, bridges, addresses, nexthops, routes, rules, neighbours, sysctls, qdiscs, nftables, legacy iptables, IPsec policies)" tests/net/run-netns.sh
 run_part slow "network namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-netns.sh
 run_part slow "network: tun/tap devices made in the engine's namespace, stasis under ASan/UBSan" "${SANITIZED[@]}" tests/net/run-tun-engine.sh
 run_part slow "cgroups and the freezer" tests/cgroup-cases.sh
