@@ -12,7 +12,8 @@
  * - bridge: with its options (STP, timers, priority, VLAN filtering, multicast snooping, ...);
  *   its ports with theirs (hairpin, learning, flooding, isolation, cost, backup port, ...: the
  *   port_opts), set once every port is in; a port falling back to a nexthop group fails the
- *   dump. Their forwarding entries are netns/net-fdb.c's;
+ *   dump, and so does a bridge that filters VLANs (its VLANs are not saved). Their forwarding
+ *   entries are netns/net-fdb.c's;
  * - tun: a tun/tap device with its type, flags, owner and group (netns/net-tun.c), made again
  *   persistent through /dev/net/tun; the tree's files attach to it as they are opened;
  * - macvlan: with its mode and flags, on its lower device: one in the namespace, or one
@@ -441,6 +442,21 @@ static int refuse_bpf(const struct link_dump *d, const NetLink *l, const struct 
 	return err;
 }
 
+/*
+ * A bridge that filters VLANs: its ports' VLANs (`bridge vlan`) are not saved, and it would come
+ * back with each port in VLAN 1 alone. (A kernel without VLAN filtering refuses to turn it on.)
+ */
+static int refuse_vlans(const struct link_dump *d, const NetLink *l)
+{
+	const NlAttr *f = nl_attrs_find(l->bridge, l->n_bridge, IFLA_BR_VLAN_FILTERING);
+
+	if (!f || f->value.len != 1 || !f->value.data[0])
+		return 0;
+	pr_err("dump pid %d: bridge %s filters VLANs (vlan_filtering 1): its VLANs are not saved: "
+	       "not supported", d->root, l->name);
+	return -ENOTSUP;
+}
+
 static int on_link(const struct nlmsghdr *h, void *arg)
 {
 	struct link_dump *d = arg;
@@ -503,7 +519,7 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 	    keep_info_opts(&link_info, &l->settings, &l->n_settings, h) || keep_altnames(l, tb[IFLA_PROP_LIST]))
 		return -ENOMEM;
 	if ((l->has_master && (d->err = keep_port_opts(d, l, h, tb[IFLA_LINKINFO]))) ||
-	    (d->err = refuse_bpf(d, l, tb[IFLA_XDP])))
+	    (d->err = refuse_bpf(d, l, tb[IFLA_XDP])) || (d->err = refuse_vlans(d, l)))
 		return d->err == -ENOMEM ? -ENOMEM : 1;
 	if (!strcmp(kind, "tun") && (d->err = net_tun_keep(d->root, l, tb[IFLA_LINKINFO])))
 		return d->err == -ENOMEM ? -ENOMEM : 1;
