@@ -165,18 +165,40 @@ static const char *link_kind(const struct ifinfomsg *ifi, const struct nlattr *c
 	return nl_str(li[IFLA_INFO_KIND]);
 }
 
-/* The IPv6 address generation mode in IFLA_AF_SPEC, -1 if none. */
-static int addr_gen_mode(const struct nlattr *spec)
+/* The IPv6 attributes in IFLA_AF_SPEC into in6: false if none. */
+static bool inet6_attrs(const struct nlattr *spec, const struct nlattr **in6)
 {
-	const struct nlattr *fam[AF_INET6 + 1], *in6[IFLA_INET6_MAX + 1];
+	const struct nlattr *fam[AF_INET6 + 1];
 
 	if (!spec)
-		return -1;
+		return false;
 	nl_parse(nl_data(spec), nl_len(spec), fam, AF_INET6);
 	if (!fam[AF_INET6])
-		return -1;
+		return false;
 	nl_parse(nl_data(fam[AF_INET6]), nl_len(fam[AF_INET6]), in6, IFLA_INET6_MAX);
-	return in6[IFLA_INET6_ADDR_GEN_MODE] ? (int)nl_uint(in6[IFLA_INET6_ADDR_GEN_MODE], 0) : -1;
+	return true;
+}
+
+/* Its IPv6 address generation mode and token (`ip token`, if set); -ENOMEM. */
+static int keep_inet6(NetLink *l, const struct nlattr *spec)
+{
+	const struct nlattr *in6[IFLA_INET6_MAX + 1];
+	static const uint8_t none[16];
+
+	if (!inet6_attrs(spec, in6))
+		return 0;
+	if (in6[IFLA_INET6_ADDR_GEN_MODE]) {
+		l->has_addr_gen_mode = true;
+		l->addr_gen_mode = nl_uint(in6[IFLA_INET6_ADDR_GEN_MODE], 0);
+	}
+	const struct nlattr *token = in6[IFLA_INET6_TOKEN];
+	if (!token || nl_len(token) != sizeof(none) || !memcmp(nl_data(token), none, sizeof(none)))
+		return 0;
+	if (!(l->ipv6_token.data = xmemdup(nl_data(token), sizeof(none))))
+		return -ENOMEM;
+	l->has_ipv6_token = true;
+	l->ipv6_token.len = sizeof(none);
+	return 0;
 }
 
 /*
@@ -510,11 +532,8 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 	}
 	if (nl_str(tb[IFLA_IFALIAS]) && !(l->alias = xstrdup(nl_str(tb[IFLA_IFALIAS]))))
 		return -ENOMEM;
-	int mode = addr_gen_mode(tb[IFLA_AF_SPEC]);
-	if (mode >= 0) {
-		l->has_addr_gen_mode = true;
-		l->addr_gen_mode = mode;
-	}
+	if (keep_inet6(l, tb[IFLA_AF_SPEC]))
+		return -ENOMEM;
 	if ((!strcmp(kind, "bridge") && keep_info_opts(&bridge_info, &l->bridge, &l->n_bridge, h)) ||
 	    keep_info_opts(&link_info, &l->settings, &l->n_settings, h) || keep_altnames(l, tb[IFLA_PROP_LIST]))
 		return -ENOMEM;
@@ -804,6 +823,7 @@ static bool link_valid(const NetLinks *img, const NetLink *l)
 	    (l->flags & ~LINK_FLAGS) || (l->has_mac && l->mac.len > MAC_MAX) ||
 	    (l->has_peer_mac && l->peer_mac.len > MAC_MAX) ||
 	    (l->has_addr_gen_mode && l->addr_gen_mode > 255) ||
+	    (l->has_ipv6_token && (l->ipv6_token.len != 16 || !l->has_addr_gen_mode)) ||
 	    (l->alias && strlen(l->alias) >= 256))
 		return false;
 	if (l->has_master && (!master || strcmp(master->kind, "bridge") || master == l))
@@ -995,19 +1015,18 @@ static int make_link(struct links_state *st, size_t i, char *why, size_t len)
 	return ask(st->nl - 1, &b, why, len);
 }
 
-static void put_addr_gen_mode(struct nl_buf *b, uint8_t mode)
+/* IPv6 settings of a link: its address generation mode, its token (NULL: none). */
+static void put_inet6(struct nl_buf *b, uint8_t mode, const ProtobufCBinaryData *token)
 {
 	size_t spec = nl_nest_begin(b, IFLA_AF_SPEC), in6 = nl_nest_begin(b, AF_INET6);
 
+	if (token)
+		nl_put(b, IFLA_INET6_TOKEN, token->data, token->len);
 	nl_put_u8(b, IFLA_INET6_ADDR_GEN_MODE, mode);
 	nl_nest_end(b, in6);
 	nl_nest_end(b, spec);
 }
 
-/*
- * Its settings: MTU, MAC, queue length, alias; IPv6 address generation off until its
- * addresses are in (net_links_addr_gen_mode).
- */
 /*
  * A bridge whose MAC is its ports' least and whose MTU their least takes them from its ports
  * as they join, and goes on following them, unless it is given one: given none, it is as it
@@ -1034,6 +1053,10 @@ static void follows_ports(const NetLinks *img, const NetLink *br, bool *mac, boo
 	*mtu = least_mtu == br->mtu;
 }
 
+/*
+ * Its settings: MTU, MAC, queue length, alias, IPv6 token; IPv6 address generation off until
+ * its addresses are in (net_links_addr_gen_mode).
+ */
 static int configure_link(struct links_state *st, const NetLink *l, char *why, size_t len)
 {
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = l->ifindex };
@@ -1051,7 +1074,7 @@ static int configure_link(struct links_state *st, const NetLink *l, char *why, s
 	if (l->alias)
 		nl_put_str(&b, IFLA_IFALIAS, l->alias);
 	if (l->has_addr_gen_mode)
-		put_addr_gen_mode(&b, IN6_ADDR_GEN_MODE_NONE);
+		put_inet6(&b, IN6_ADDR_GEN_MODE_NONE, l->has_ipv6_token ? &l->ipv6_token : NULL);
 	nl_msg_end(&b, m);
 	return ask(st->nl - 1, &b, why, len);
 }
@@ -1069,7 +1092,7 @@ int net_links_addr_gen_mode(const struct run_ctx *ctx)
 		if (!l->has_addr_gen_mode)
 			continue;
 		size_t m = nl_msg_begin(&b, RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi));
-		put_addr_gen_mode(&b, l->addr_gen_mode);
+		put_inet6(&b, l->addr_gen_mode, NULL);
 		nl_msg_end(&b, m);
 		if ((err = ask(st->nl - 1, &b, why, sizeof(why))) && err != -ENOMEM)
 			pr_err("restore: cannot set the IPv6 address generation mode of interface %s: %s%s%s",

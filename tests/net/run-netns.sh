@@ -21,7 +21,8 @@
 #              an (S, G) one)
 #   addresses  10.231.9.2/24 and 10.231.9.3/24 (secondary), fd00:231:9::2/64 on eth0,
 #              10.231.10.1/24 on br0, then 10.231.10.2/24 on eth0 (whose index is lower: the
-#              kernel lists its addresses first, but br0's prefix route comes first)
+#              kernel lists its addresses first, but br0's prefix route comes first); eth0's
+#              IPv6 token ::2:31:9:2
 #   routes     default via 10.231.9.1; 192.168.231.0/24 via 10.231.9.1 in table 100 (metric
 #              7); fd00:231:8::/64 via fd00:231:9::1 (metric 50); a blackhole
 #   nexthops   11 via 10.231.9.1 on eth0, 12 on eth0, 13 a blackhole, 20 a group of 11 (weight 2)
@@ -172,6 +173,7 @@ configure() {
 		ip addr add 10.231.9.2/24 dev eth0
 		ip addr add 10.231.9.3/24 dev eth0
 		ip addr add fd00:231:9::2/64 dev eth0 nodad
+		ip token set ::2:31:9:2/64 dev eth0
 		ip addr add 10.231.10.1/24 dev br0
 		ip addr add 10.231.10.2/24 dev eth0
 		ip route add default via 10.231.9.1
@@ -253,7 +255,7 @@ snapshot() {
 	# which is its own: a bridge given a MAC would own it; those it learns are its own)
 	{ inside bridge fdb show br br0 | grep -v self | grep -E 'permanent|static'; inside bridge mdb show | grep permanent; } |
 		sort >"$s/bridge"
-	inside ip addr | sed -E 's/@if[0-9]+//' >"$s/addresses"
+	{ inside ip addr | sed -E 's/@if[0-9]+//'; inside ip token list; } >"$s/addresses"
 	{ inside ip route show table all; inside ip -6 route show table all; } >"$s/routes"
 	inside ip nexthop show | sort >"$s/nexthops"
 	{ inside ip rule; inside ip -6 rule; } >"$s/rules"
