@@ -60,15 +60,6 @@ static const char *addr_str(const NetAddr *a, char *buf, size_t len)
 
 /* ---- dump ---- */
 
-static int set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
-{
-	if (!(b->data = xzalloc(nl_len(a) + 1)))
-		return -ENOMEM;
-	b->len = nl_len(a);
-	memcpy(b->data, nl_data(a), b->len);
-	return 0;
-}
-
 struct addr_dump {
 	NetAddrs *img;
 	const struct run_ctx *ctx; /* the engine's namespace: only on the interfaces saved */
@@ -106,17 +97,17 @@ static int on_addr(const struct nlmsghdr *h, void *arg)
 	a->prefixlen = ifa->ifa_prefixlen;
 	a->flags = flags & KEPT_FLAGS;
 	a->scope = ifa->ifa_scope;
-	if (set_bytes(&a->local, local))
+	if (nl_bytes(&a->local, nl_data(local), nl_len(local)))
 		return -ENOMEM;
 	if (tb[IFA_LOCAL] && tb[IFA_ADDRESS] && nl_len(tb[IFA_ADDRESS]) == nl_len(local) &&
 	    memcmp(nl_data(tb[IFA_ADDRESS]), nl_data(local), nl_len(local))) {
 		a->has_peer = true;
-		if (set_bytes(&a->peer, tb[IFA_ADDRESS]))
+		if (nl_bytes(&a->peer, nl_data(tb[IFA_ADDRESS]), nl_len(tb[IFA_ADDRESS])))
 			return -ENOMEM;
 	}
 	if (tb[IFA_BROADCAST] && nl_len(tb[IFA_BROADCAST]) == 4) {
 		a->has_broadcast = true;
-		if (set_bytes(&a->broadcast, tb[IFA_BROADCAST]))
+		if (nl_bytes(&a->broadcast, nl_data(tb[IFA_BROADCAST]), 4))
 			return -ENOMEM;
 	}
 	if (nl_str(tb[IFA_LABEL]) && !(a->label = xstrdup(nl_str(tb[IFA_LABEL]))))

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "net-links.h"
 #include "net-ns.h"
 #include "nlmsg.h"
 #include "pstree.h"
@@ -65,74 +66,28 @@ static const char *group_str(const NetMdbEntry *e, char *buf, size_t len)
 	return buf;
 }
 
-static int set_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
-{
-	if (!(b->data = xmemdup(data, len ?: 1)))
-		return -ENOMEM;
-	b->len = len;
-	return 0;
-}
-
 /* ---- dump ---- */
-
-struct link_seen {
-	int ifindex;
-	uint8_t mac[ETH_ALEN];
-	bool runs_snooping; /* a bridge up with multicast snooping on: it takes group entries */
-	char name[IFNAMSIZ];
-};
 
 struct fdb_dump {
 	pid_t root;
+	const struct run_ctx *ctx; /* the interfaces, as net-links.c saved them */
 	NetBridgeEntries *img;
-	struct link_seen *links; /* every interface with a MAC */
-	size_t nr_links;
 	int err;
 };
 
-static int on_link_seen(const struct nlmsghdr *h, void *arg)
+static bool own_mac(const struct fdb_dump *d, uint32_t ifindex, const void *mac)
 {
-	struct fdb_dump *d = arg;
-	const struct ifinfomsg *ifi = NLMSG_DATA(h);
-	const struct nlattr *tb[IFLA_MAX + 1], *li[IFLA_INFO_MAX + 1], *br[IFLA_BR_MAX + 1];
-	struct link_seen *more;
+	const NetLink *l = net_links_at(d->ctx, ifindex);
 
-	if (h->nlmsg_type != RTM_NEWLINK)
-		return 0;
-	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
-	if (!tb[IFLA_ADDRESS] || nl_len(tb[IFLA_ADDRESS]) != ETH_ALEN)
-		return 0;
-	if (!(more = xreallocarray(d->links, d->nr_links + 1, sizeof(*more))))
-		return -ENOMEM;
-	d->links = more;
-	struct link_seen *l = &d->links[d->nr_links++];
-	memset(l, 0, sizeof(*l));
-	l->ifindex = ifi->ifi_index;
-	memcpy(l->mac, nl_data(tb[IFLA_ADDRESS]), ETH_ALEN);
-	snprintf(l->name, sizeof(l->name), "%s", nl_str(tb[IFLA_IFNAME]) ?: "?");
-	if (tb[IFLA_LINKINFO] && (ifi->ifi_flags & IFF_UP)) {
-		nl_parse(nl_data(tb[IFLA_LINKINFO]), nl_len(tb[IFLA_LINKINFO]), li, IFLA_INFO_MAX);
-		if (li[IFLA_INFO_DATA]) {
-			nl_parse(nl_data(li[IFLA_INFO_DATA]), nl_len(li[IFLA_INFO_DATA]), br, IFLA_BR_MAX);
-			l->runs_snooping = nl_uint(br[IFLA_BR_MCAST_SNOOPING], 0);
-		}
-	}
-	return 0;
+	return l && l->has_mac && l->mac.len == ETH_ALEN && !memcmp(l->mac.data, mac, ETH_ALEN);
 }
 
-static const struct link_seen *link_seen(const struct fdb_dump *d, int ifindex)
+/* A bridge that is up and snoops multicast: one that takes group entries. */
+static bool takes_groups(const NetLink *br)
 {
-	for (size_t i = 0; i < d->nr_links; i++)
-		if (d->links[i].ifindex == ifindex)
-			return &d->links[i];
-	return NULL;
-}
+	const NlAttr *snooping = br ? nl_attrs_find(br->bridge, br->n_bridge, IFLA_BR_MCAST_SNOOPING) : NULL;
 
-static bool own_mac(const struct fdb_dump *d, int ifindex, const void *mac)
-{
-	const struct link_seen *l = link_seen(d, ifindex);
-
-	return l && !memcmp(l->mac, mac, ETH_ALEN);
+	return br && (br->flags & IFF_UP) && snooping && snooping->value.len == 1 && snooping->value.data[0];
 }
 
 static int on_fdb(const struct nlmsghdr *h, void *arg)
@@ -150,7 +105,7 @@ static int on_fdb(const struct nlmsghdr *h, void *arg)
 		return 0;
 	uint32_t master = nl_uint(tb[NDA_MASTER], 0);
 	if ((nd->ndm_state & NUD_PERMANENT) &&
-	    (own_mac(d, nd->ndm_ifindex, nl_data(tb[NDA_LLADDR])) || own_mac(d, (int)master, nl_data(tb[NDA_LLADDR]))))
+	    (own_mac(d, nd->ndm_ifindex, nl_data(tb[NDA_LLADDR])) || own_mac(d, master, nl_data(tb[NDA_LLADDR]))))
 		return 0; /* the bridge's own for an address of its or a port's */
 	NetFdbEntry *e = xzalloc(sizeof(*e)), **more;
 	if (!e || !(more = xreallocarray(d->img->fdb, d->img->n_fdb + 1, sizeof(*more)))) {
@@ -168,7 +123,7 @@ static int on_fdb(const struct nlmsghdr *h, void *arg)
 		e->has_vlan = true;
 		e->vlan = nl_uint(tb[NDA_VLAN], 0);
 	}
-	return set_bytes(&e->mac, nl_data(tb[NDA_LLADDR]), ETH_ALEN);
+	return nl_bytes(&e->mac, nl_data(tb[NDA_LLADDR]), ETH_ALEN);
 }
 
 static int keep_mdb_entry(struct fdb_dump *d, int bridge, const struct nlattr *info)
@@ -198,16 +153,16 @@ static int keep_mdb_entry(struct fdb_dump *d, int bridge, const struct nlattr *i
 	e->state = be->state;
 	e->proto = ntohs(be->addr.proto);
 	e->vid = be->vid;
-	if (set_bytes(&e->group, &be->addr.u, glen))
+	if (nl_bytes(&e->group, &be->addr.u, glen))
 		return -ENOMEM;
 	const struct nlattr *src = ea[MDBA_MDB_EATTR_SOURCE];
 	if (src && (nl_len(src) == 4 || nl_len(src) == 16)) {
 		e->has_source = true;
-		if (set_bytes(&e->source, nl_data(src), nl_len(src)))
+		if (nl_bytes(&e->source, nl_data(src), nl_len(src)))
 			return -ENOMEM;
 	}
-	const struct link_seen *b = link_seen(d, bridge);
-	if (!b || !b->runs_snooping) {
+	const NetLink *b = net_links_at(d->ctx, bridge);
+	if (!takes_groups(b)) {
 		char group[INET6_ADDRSTRLEN];
 		pr_err("dump pid %d: bridge %s holds multicast group entry %s while it is down or does not "
 		       "snoop (a new bridge takes none then): not supported", d->root, b ? b->name : "?",
@@ -243,8 +198,7 @@ static int on_mdb(const struct nlmsghdr *h, void *arg)
 static int collect_fdb(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetBridgeEntries img = NET_BRIDGE_ENTRIES__INIT;
-	struct fdb_dump d = { .root = tr->tasks[0].pid, .img = &img };
-	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct fdb_dump d = { .root = tr->tasks[0].pid, .ctx = ctx, .img = &img };
 	struct ndmsg nd = { .ndm_family = AF_BRIDGE };
 	struct br_port_msg bpm = { .family = AF_BRIDGE };
 	unsigned logged = log_errors();
@@ -253,8 +207,7 @@ static int collect_fdb(struct run_ctx *ctx, struct dump_tree *tr)
 	if (!net_ns_config(ctx))
 		return 0;
 	auto_close int nl = nl_open(NETLINK_ROUTE);
-	if (!(err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_link_seen, &d)) &&
-	    !(err = nl_dump_all(nl, RTM_GETNEIGH, &nd, sizeof(nd), on_fdb, &d)))
+	if (!(err = nl_dump_all(nl, RTM_GETNEIGH, &nd, sizeof(nd), on_fdb, &d)))
 		err = nl_dump_all(nl, RTM_GETMDB, &bpm, sizeof(bpm), on_mdb, &d);
 	if (d.err)
 		err = d.err;
@@ -269,7 +222,6 @@ static int collect_fdb(struct run_ctx *ctx, struct dump_tree *tr)
 		net_mdb_entry__free_unpacked(img.mdb[i], NULL);
 	free(img.fdb);
 	free(img.mdb);
-	free(d.links);
 	return err;
 }
 

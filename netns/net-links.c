@@ -146,15 +146,6 @@ struct link_dump {
 	int err;
 };
 
-static int set_bytes(ProtobufCBinaryData *b, const struct nlattr *a)
-{
-	if (!(b->data = xzalloc(nl_len(a) + 1)))
-		return -ENOMEM;
-	b->len = nl_len(a);
-	memcpy(b->data, nl_data(a), b->len);
-	return 0;
-}
-
 static const char *link_kind(const struct ifinfomsg *ifi, const struct nlattr *const *tb)
 {
 	const struct nlattr *li[IFLA_INFO_MAX + 1];
@@ -194,11 +185,8 @@ static int keep_inet6(NetLink *l, const struct nlattr *spec)
 	const struct nlattr *token = in6[IFLA_INET6_TOKEN];
 	if (!token || nl_len(token) != sizeof(none) || !memcmp(nl_data(token), none, sizeof(none)))
 		return 0;
-	if (!(l->ipv6_token.data = xmemdup(nl_data(token), sizeof(none))))
-		return -ENOMEM;
 	l->has_ipv6_token = true;
-	l->ipv6_token.len = sizeof(none);
-	return 0;
+	return nl_bytes(&l->ipv6_token, nl_data(token), sizeof(none));
 }
 
 /*
@@ -338,7 +326,7 @@ static int on_outer(const struct nlmsghdr *h, void *arg)
 	}
 	if (tb[IFLA_ADDRESS] && nl_len(tb[IFLA_ADDRESS]) <= MAC_MAX) {
 		v->l->has_peer_mac = true;
-		if (set_bytes(&v->l->peer_mac, tb[IFLA_ADDRESS]))
+		if (nl_bytes(&v->l->peer_mac, nl_data(tb[IFLA_ADDRESS]), nl_len(tb[IFLA_ADDRESS])))
 			return -ENOMEM;
 	}
 	return tb[IFLA_MASTER] ? (int)nl_uint(tb[IFLA_MASTER], 0) : 0;
@@ -519,7 +507,7 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 	l->mtu = nl_uint(tb[IFLA_MTU], 0);
 	if (tb[IFLA_ADDRESS] && nl_len(tb[IFLA_ADDRESS]) <= MAC_MAX && strcmp(kind, "loopback")) {
 		l->has_mac = true;
-		if (set_bytes(&l->mac, tb[IFLA_ADDRESS]))
+		if (nl_bytes(&l->mac, nl_data(tb[IFLA_ADDRESS]), nl_len(tb[IFLA_ADDRESS])))
 			return -ENOMEM;
 	}
 	if (tb[IFLA_TXQLEN]) {
@@ -658,6 +646,14 @@ static ssize_t saved_link(const struct links_state *st, uint32_t ifindex)
 bool net_links_saved(const struct run_ctx *ctx, uint32_t ifindex)
 {
 	return saved_link(state_of(ctx), ifindex) >= 0;
+}
+
+const NetLink *net_links_at(const struct run_ctx *ctx, uint32_t ifindex)
+{
+	const struct links_state *st = state_of(ctx);
+	ssize_t i = saved_link(st, ifindex);
+
+	return i < 0 ? NULL : st->img->links[i];
 }
 
 uint32_t net_links_index_now(const struct run_ctx *ctx, uint32_t saved)

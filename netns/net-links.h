@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "image.h"
 #include "run.h"
 
 /*
@@ -16,6 +17,8 @@ int net_links_addr_gen_mode(const struct run_ctx *ctx);
 
 /* Dump (once they are collected) and restore: is ifindex one of the interfaces saved? */
 bool net_links_saved(const struct run_ctx *ctx, uint32_t ifindex);
+/* ... the one that had index ifindex at dump, as saved (MAC, flags, bridge options), NULL if none. */
+const NetLink *net_links_at(const struct run_ctx *ctx, uint32_t ifindex);
 /* ... the name of the i-th, NULL past the last. */
 const char *net_links_name(const struct run_ctx *ctx, size_t i);
 /* ... the name of the one that had index ifindex at dump, NULL if none. */

@@ -67,16 +67,11 @@ static int on_neigh(const struct nlmsghdr *h, void *arg)
 	n->ifindex = nd->ndm_ifindex;
 	n->state = nd->ndm_state & NUD_PERMANENT;
 	n->flags = nd->ndm_flags & (NTF_PROXY | NTF_ROUTER);
-	if (!(n->dst.data = xzalloc(nl_len(tb[NDA_DST]))))
+	if (nl_bytes(&n->dst, nl_data(tb[NDA_DST]), nl_len(tb[NDA_DST])))
 		return -ENOMEM;
-	n->dst.len = nl_len(tb[NDA_DST]);
-	memcpy(n->dst.data, nl_data(tb[NDA_DST]), n->dst.len);
 	if (tb[NDA_LLADDR] && nl_len(tb[NDA_LLADDR]) <= LLADDR_MAX) {
 		n->has_lladdr = true;
-		if (!(n->lladdr.data = xzalloc(nl_len(tb[NDA_LLADDR]) + 1)))
-			return -ENOMEM;
-		n->lladdr.len = nl_len(tb[NDA_LLADDR]);
-		memcpy(n->lladdr.data, nl_data(tb[NDA_LLADDR]), n->lladdr.len);
+		return nl_bytes(&n->lladdr, nl_data(tb[NDA_LLADDR]), nl_len(tb[NDA_LLADDR]));
 	}
 	return 0;
 }

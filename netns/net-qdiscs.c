@@ -123,9 +123,8 @@ static int add_entry(struct tc_dump *d, const struct tcmsg *t, const char *kind,
 			return 1;
 		}
 		q->has_options = true;
-		if (!(q->options.data = xmemdup(nl_data(opts), nl_len(opts))))
+		if (nl_bytes(&q->options, nl_data(opts), nl_len(opts)))
 			return -ENOMEM;
-		q->options.len = nl_len(opts);
 		if (!strcmp(kind, "htb") && !q->cls)
 			htb_version_to_give(q);
 	}

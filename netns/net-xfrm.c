@@ -142,9 +142,8 @@ static int on_policy(const struct nlmsghdr *h, void *arg)
 	d->img->policies = more;
 	d->img->policies[d->img->n_policies++] = p;
 	xfrm_policy__init(p);
-	if (!(p->info.data = xmemdup(&info, sizeof(info))))
+	if (nl_bytes(&p->info, &info, sizeof(info)))
 		return -ENOMEM;
-	p->info.len = sizeof(info);
 	int bad = nl_attrs_keep_msg(h, sizeof(info), policy_attrs, ARRAY_SIZE(policy_attrs), NULL, 0, &p->attrs,
 				    &p->n_attrs);
 	if (bad < 0)

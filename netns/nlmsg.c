@@ -386,6 +386,15 @@ const char *nl_str(const struct nlattr *a)
 
 /* ---- attributes kept in images ---- */
 
+int nl_bytes(ProtobufCBinaryData *b, const void *data, size_t len)
+{
+	if (!(b->data = xzalloc(len + 1)))
+		return -ENOMEM;
+	memcpy(b->data, data, len);
+	b->len = len;
+	return 0;
+}
+
 int nl_attr_keep(NlAttr ***v, size_t *n, const struct nlattr *a)
 {
 	NlAttr *k = xzalloc(sizeof(*k)), **more;
@@ -398,11 +407,7 @@ int nl_attr_keep(NlAttr ***v, size_t *n, const struct nlattr *a)
 	(*v)[(*n)++] = k;
 	nl_attr__init(k);
 	k->type = a->nla_type; /* NLA_F_NESTED kept: the kernel's strict parsers want it back */
-	if (!(k->value.data = xzalloc(nl_len(a) + 1)))
-		return -ENOMEM;
-	k->value.len = nl_len(a);
-	memcpy(k->value.data, nl_data(a), k->value.len);
-	return 0;
+	return nl_bytes(&k->value, nl_data(a), nl_len(a));
 }
 
 const struct nl_attr_rule *nl_attr_rule(uint16_t type, const struct nl_attr_rule *rules,

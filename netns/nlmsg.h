@@ -110,6 +110,10 @@ const char *nl_str(const struct nlattr *a);
 
 /* ---- attributes kept in images ---- */
 
+/* len bytes the kernel gave (an attribute's value) copied into an image's bytes field, with a
+ * zero byte past them; -ENOMEM. */
+int nl_bytes(ProtobufCBinaryData *b, const void *data, size_t len);
+
 /* An attribute type a kind keeps, and the sizes its value may have. */
 struct nl_attr_rule {
 	uint16_t type;
