@@ -72,13 +72,13 @@ static const struct image_desc image_descs[] = {
 	{ IMG_SECCOMP, "seccomp", 0, &seccomp_table__descriptor },
 	{ IMG_TIME_NS, "time-ns", 0, &time_ns__descriptor },
 	{ IMG_CGROUPS, "cgroups", 0, &cgroups__descriptor },
-	{ IMG_NET_LINKS, "net-links", 0, &net_links__descriptor },
-	{ IMG_NET_ADDRS, "net-addrs", 0, &net_addrs__descriptor },
-	{ IMG_NET_ROUTES, "net-routes", 0, &net_routes__descriptor },
-	{ IMG_NET_RULES, "net-rules", 0, &net_rules__descriptor },
-	{ IMG_NET_NEIGH, "net-neigh", 0, &net_neighs__descriptor },
-	{ IMG_NET_SYSCTLS, "net-sysctls", 0, &net_sysctls__descriptor },
-	{ IMG_NFTABLES, "nftables", 0, &nft_ruleset__descriptor },
+	{ IMG_NET_LINKS, "net-links", 2, &net_links__descriptor },
+	{ IMG_NET_ADDRS, "net-addrs", 2, &net_addrs__descriptor },
+	{ IMG_NET_ROUTES, "net-routes", 2, &net_routes__descriptor },
+	{ IMG_NET_RULES, "net-rules", 2, &net_rules__descriptor },
+	{ IMG_NET_NEIGH, "net-neigh", 2, &net_neighs__descriptor },
+	{ IMG_NET_SYSCTLS, "net-sysctls", 2, &net_sysctls__descriptor },
+	{ IMG_NFTABLES, "nftables", 2, &nft_ruleset__descriptor },
 	{ IMG_USER_NS, "userns", 0, &user_ns__descriptor },
 	{ IMG_MOUNT_NESTED, "mount-nested", 0, &mount_nested__descriptor },
 	{ IMG_UTS_NESTED, "uts-nested", 0, &uts_nested__descriptor },
@@ -87,11 +87,11 @@ static const struct image_desc image_descs[] = {
 	{ IMG_HOST_SEMS, "host-sems", 0, &host_sems__descriptor },
 	{ IMG_DETACHED_MOUNTS, "detached-mounts", 0, &detached_mount_table__descriptor },
 	{ IMG_IPC_NESTED_OBJECTS, "ipc-nested-objects", 1, &ipc_ns__descriptor },
-	{ IMG_XTABLES, "xtables", 0, &xtables__descriptor },
-	{ IMG_NET_QDISCS, "net-qdiscs", 0, &net_qdiscs__descriptor },
-	{ IMG_NET_NEXTHOPS, "net-nexthops", 0, &net_nexthops__descriptor },
-	{ IMG_NET_FDB, "net-fdb", 0, &net_bridge_entries__descriptor },
-	{ IMG_XFRM, "xfrm", 0, &net_xfrm__descriptor },
+	{ IMG_XTABLES, "xtables", 2, &xtables__descriptor },
+	{ IMG_NET_QDISCS, "net-qdiscs", 2, &net_qdiscs__descriptor },
+	{ IMG_NET_NEXTHOPS, "net-nexthops", 2, &net_nexthops__descriptor },
+	{ IMG_NET_FDB, "net-fdb", 2, &net_bridge_entries__descriptor },
+	{ IMG_XFRM, "xfrm", 2, &net_xfrm__descriptor },
 };
 
 const struct image_desc *image_desc(enum image_type type)
@@ -111,6 +111,8 @@ const struct image_desc *image_desc_by_filename(const char *filename)
 		if (strncmp(base, image_descs[i].name, n) != 0)
 			continue;
 		const char *rest = base + n;
+		if (image_descs[i].per_task == 2 && !strcmp(rest, ".img"))
+			return &image_descs[i];
 		if (image_descs[i].per_task) {
 			if (*rest++ != '-')
 				continue;
@@ -128,7 +130,7 @@ const struct image_desc *image_desc_by_filename(const char *filename)
 void image_filename(char *buf, size_t len, enum image_type type, unsigned pid)
 {
 	const struct image_desc *d = image_desc(type);
-	if (d->per_task)
+	if (d->per_task == 1 || (d->per_task == 2 && pid))
 		snprintf(buf, len, "%s-%u.img", d->name, pid);
 	else
 		snprintf(buf, len, "%s.img", d->name);

@@ -74,7 +74,8 @@ enum image_type {
 struct image_desc {
 	enum image_type type;
 	const char *name;     /* "core" -> core-PID.img; "inventory" -> inventory.img */
-	int per_task;
+	int per_task;         /* 1: NAME-ID.img; 2: NAME.img for id 0, else NAME-ID.img (a network
+			       * namespace's configuration: the tree's, or one a process made) */
 	const ProtobufCMessageDescriptor *msg_desc; /* NULL for IMG_PAGES */
 };
 

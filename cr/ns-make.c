@@ -326,6 +326,17 @@ int ns_make(struct run_ctx *ctx, int nstype)
 	return 0;
 }
 
+int ns_make_nested(struct run_ctx *ctx, int nstype)
+{
+	if (ns_make_tree_userns(ctx))
+		return join_new(state_of(ctx), nstype);
+	if (unshare(nstype)) {
+		pr_perror("restore: cannot make a %s namespace of the tree's", ns_file(nstype));
+		return -errno;
+	}
+	return 0;
+}
+
 /* The calling process (single-threaded) into the tree's user namespace, having taken groups
  * first when setgroups is denied there: 0, or -1 with errno. */
 static int join_tree_userns(const struct user_ns_state *st, const struct run_ctx *ctx, const uint32_t *groups,

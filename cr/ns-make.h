@@ -39,6 +39,13 @@ bool ns_make_in_tree_userns(const struct run_ctx *ctx, int nstype);
 int ns_make(struct run_ctx *ctx, int nstype);
 
 /*
+ * A namespace of kind nstype that a process of the tree made, and stasis (this thread) in it:
+ * made by the helper when the tree has a user namespace of its own (that one owns it, as it
+ * did at dump), else unshare(). Says what failed.
+ */
+int ns_make_nested(struct run_ctx *ctx, int nstype);
+
+/*
  * The tree's root, pid 1 of the new PID namespace the helper made in the tree's user
  * namespace: cloned by stasis (flags: CLONE_PARENT with --restore-sibling), it joins the user
  * namespace (after setgroups(groups) when setgroups is denied there) and makes there the

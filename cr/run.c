@@ -16,23 +16,61 @@ void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int image
 				 .tree_root_fd = -1 };
 }
 
-int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *kinds, size_t n)
+static int slots_make(struct run_slot **slots, size_t *nr, const struct tree_object_ops *const *kinds, size_t n,
+		      bool (*want)(const struct tree_object_ops *kind))
 {
-	ctx->slots = xzalloc(n * sizeof(*ctx->slots));
-	if (!ctx->slots)
+	if (!(*slots = xzalloc((n + 1) * sizeof(**slots))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		ctx->slots[i].kind = kinds[i];
-		ctx->slots[i].state = xzalloc(kinds[i]->state_size);
-		ctx->nr_slots = i + 1;
-		if (!ctx->slots[i].state)
+		if (want && !want(kinds[i]))
+			continue;
+		struct run_slot *s = &(*slots)[(*nr)++];
+		s->kind = kinds[i];
+		if (!(s->state = xzalloc(kinds[i]->state_size)))
 			return -ENOMEM;
 	}
 	return 0;
 }
 
+static void slots_free(struct run_slot **slots, size_t *nr)
+{
+	for (size_t i = 0; i < *nr; i++) {
+		if ((*slots)[i].state && (*slots)[i].kind->free_state)
+			(*slots)[i].kind->free_state((*slots)[i].state);
+		free((*slots)[i].state);
+	}
+	free(*slots);
+	*slots = NULL;
+	*nr = 0;
+}
+
+int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *kinds, size_t n)
+{
+	return slots_make(&ctx->slots, &ctx->nr_slots, kinds, n, NULL);
+}
+
+int run_scope_make(struct run_scope *scope, uint32_t image_id,
+		   bool (*want)(const struct tree_object_ops *kind))
+{
+	scope->image_id = image_id;
+	return slots_make(&scope->slots, &scope->nr_slots, tree_objects, tree_objects_len, want);
+}
+
+void run_scope_free(struct run_scope *scope)
+{
+	slots_free(&scope->slots, &scope->nr_slots);
+}
+
+uint32_t run_scope_id(const struct run_ctx *ctx)
+{
+	return ctx->scope ? ctx->scope->image_id : 0;
+}
+
 void *run_state(const struct run_ctx *ctx, const struct tree_object_ops *kind)
 {
+	for (size_t i = 0; ctx->scope && i < ctx->scope->nr_slots; i++)
+		if (ctx->scope->slots[i].kind == kind)
+			return ctx->scope->slots[i].state;
 	for (size_t i = 0; i < ctx->nr_slots; i++)
 		if (ctx->slots[i].kind == kind)
 			return ctx->slots[i].state;
@@ -41,14 +79,7 @@ void *run_state(const struct run_ctx *ctx, const struct tree_object_ops *kind)
 
 void run_ctx_fini(struct run_ctx *ctx)
 {
-	for (size_t i = 0; i < ctx->nr_slots; i++) {
-		if (ctx->slots[i].state && ctx->slots[i].kind->free_state)
-			ctx->slots[i].kind->free_state(ctx->slots[i].state);
-		free(ctx->slots[i].state);
-	}
-	free(ctx->slots);
-	ctx->slots = NULL;
-	ctx->nr_slots = 0;
+	slots_free(&ctx->slots, &ctx->nr_slots);
 }
 
 int run_notify(const struct run_ctx *ctx, const char *point, int pid, int fd)

@@ -22,6 +22,19 @@ struct run_slot {
 };
 
 /*
+ * A second set of states for some kinds, while they run once more for another object of the
+ * tree than the one they serve in the run itself: the network configuration kinds for each
+ * network namespace a process of the tree made (netns/net-nested.c). While ctx->scope is set,
+ * run_state gives a kind of the scope the scope's state, and the kinds name their images
+ * with the scope's id (run_scope_id).
+ */
+struct run_scope {
+	struct run_slot *slots;
+	size_t nr_slots;
+	uint32_t image_id; /* not 0 */
+};
+
+/*
  * A face's hook at criu's notification points ("pre-dump", "network-lock", "post-dump",
  * "network-unlock", "pre-restore", "setup-namespaces", "post-setup-namespaces",
  * "post-restore", "pre-resume", "post-resume", "orphan-pts-master", "status-ready": a lazy
@@ -54,6 +67,7 @@ struct run_ctx {
 	void *face;        /* the face's own data, for notify */
 	struct run_slot *slots; /* every tree-wide kind's state (run_states_make) */
 	size_t nr_slots;
+	const struct run_scope *scope; /* while some kinds run again for another object, or NULL */
 	unsigned fault_hits; /* STASIS_FAULT=kill-at:POINT:N: times POINT was passed */
 	struct run_stats stats; /* filled by cr_dump / cr_restore */
 	int restored_pid;  /* restore: the tree's root, once it runs */
@@ -64,8 +78,14 @@ void run_ctx_init(struct run_ctx *ctx, const struct stasis_opts *opts, int image
 		  int work_dir_fd);
 /* A zeroed state of kind->state_size for each of n kinds, before any kind runs; -ENOMEM. */
 int run_states_make(struct run_ctx *ctx, const struct tree_object_ops *const *kinds, size_t n);
-/* This run's state of kind (made by run_states_make). */
+/* This run's state of kind (made by run_states_make), or the scope's while one is set. */
 void *run_state(const struct run_ctx *ctx, const struct tree_object_ops *kind);
+/* A scope's zeroed states for the kinds of the table for which want() is true; -ENOMEM. */
+int run_scope_make(struct run_scope *scope, uint32_t image_id,
+		   bool (*want)(const struct tree_object_ops *kind));
+void run_scope_free(struct run_scope *scope);
+/* The id of the images the kinds write and read now: the scope's, else 0. */
+uint32_t run_scope_id(const struct run_ctx *ctx);
 /* Frees every kind's state (with its free_state). */
 void run_ctx_fini(struct run_ctx *ctx);
 

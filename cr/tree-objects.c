@@ -20,6 +20,9 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_net_ns,       /* netns/net-ns.c: its own network namespace, or the engine's */
 	&tree_net_lock,     /* netns/net-lock.c: its TCP connections' packets dropped (in it), before
 			     * its interfaces exist: no peer's segment meets a namespace without them */
+	&tree_net_nested,   /* netns/net-nested.c: processes' own network namespaces, each saved whole
+			     * by the kinds below marked per_net_ns; made empty before the tree's
+			     * interfaces (whose veths may end in them) */
 	&tree_net_links,    /* netns/net-links.c: its interfaces (the outer ends of veths too) */
 	&tree_net_addrs,    /* netns/net-addrs.c: its addresses */
 	&tree_net_sysctls,  /* netns/net-sysctls.c: its sysctls (per interface too) */
@@ -32,11 +35,11 @@ const struct tree_object_ops *const tree_objects[] = {
 	&tree_nftables,     /* netns/nft-ruleset.c: its nftables ruleset */
 	&tree_xtables,      /* netns/xtables.c: its legacy iptables tables */
 	&tree_net_xfrm,     /* netns/net-xfrm.c: its IPsec policies */
+	&tree_net_nested_config, /* netns/net-nested.c: the nested ones configured (the kinds above) */
 	&tree_tcp_requeue,  /* netns/tcp-requeue.c: connections waiting in TCP listeners' queues */
 	&tree_uts_ns,       /* cr/uts-ns.c: host and domain names */
 	&tree_uts_nested,   /* cr/uts-nested.c: processes' own UTS namespaces (their makers) */
 	&tree_ipc_nested,   /* cr/ipc-nested.c: processes' own IPC namespaces (their makers) */
-	&tree_net_nested,   /* netns/net-nested.c: processes' own network namespaces (loopback alone) */
 	&tree_ipc_ns,       /* cr/ipc-ns.c: the tree's own IPC namespace and its SysV objects */
 	&tree_shmem,        /* cr/shmem.c: shared anonymous memory, memfds, SysV segments */
 	&tree_hugetlb_pool, /* cr/hugetlb-pool.c: restore only, the pool has the huge pages needed */

@@ -20,6 +20,10 @@ struct restore_tree;
 struct tree_object_ops {
 	const char *name;
 	size_t state_size;            /* its per-run state, zeroed, from run_state() */
+	/* A network namespace's configuration: the kind runs once more, in a scope of its own
+	 * (run.h), for each network namespace a process of the tree made (netns/net-nested.c):
+	 * collect, validate, prepare and undo, with stasis in that namespace. */
+	bool per_net_ns;
 	void (*free_state)(void *state); /* what the state points to, at the end of the run */
 
 	/* Dump, before the tree is frozen: what needs no frozen tree (the parent dump's images),
@@ -83,6 +87,6 @@ extern const struct tree_object_ops tree_pid_ns, tree_lsm, tree_core_dir, tree_c
 	tree_net_rules, tree_net_neigh, tree_net_fdb, tree_net_qdiscs, tree_nftables, tree_xtables, tree_net_xfrm, tree_net_lock, tree_tcp_requeue, tree_uts_ns, tree_ipc_ns, tree_host_sems,
 	tree_shmem, tree_hugetlb_pool, tree_ipc_objects, tree_ghosts, tree_detached_mounts, tree_pipes, tree_unix_sockets, tree_inet_sockets, tree_ptys,
 	tree_mqueues, tree_pidfds, tree_posix_timer_clocks, tree_bpf_maps, tree_proc_dead, tree_shared_files, tree_shared_tables, tree_time_ns, tree_user_ns, tree_seccomp, tree_image_chain,
-	tree_dirty_track, tree_page_xfer, tree_lazy_pages, tree_cow_share, tree_mount_nested, tree_uts_nested, tree_net_nested, tree_ipc_nested;
+	tree_dirty_track, tree_page_xfer, tree_lazy_pages, tree_cow_share, tree_mount_nested, tree_uts_nested, tree_net_nested, tree_net_nested_config, tree_ipc_nested;
 
 #endif

@@ -265,9 +265,9 @@ static int collect_addrs(struct run_ctx *ctx, struct dump_tree *tr)
 		err = order_by_prefix_routes(nl, &img);
 	if (err)
 		log_unnamed(logged, err, "dump pid %d: cannot list the addresses of its network namespace",
-			    tr->tasks[0].pid);
+			    net_ns_holder(ctx, tr));
 	else
-		err = image_write(ctx->images_dir_fd, IMG_NET_ADDRS, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_ADDRS, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_addrs; i++)
 		net_addr__free_unpacked(img.addrs[i], NULL);
 	free(img.addrs);
@@ -296,7 +296,7 @@ static int validate_addrs(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_interfaces(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ADDRS, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ADDRS, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_addrs; i++) {
@@ -380,6 +380,7 @@ static void free_addrs(void *state)
 
 const struct tree_object_ops tree_net_addrs = {
 	.name = "network addresses",
+	.per_net_ns = true,
 	.state_size = sizeof(struct addrs_state),
 	.free_state = free_addrs,
 	.collect = collect_addrs,

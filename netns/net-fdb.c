@@ -198,7 +198,7 @@ static int on_mdb(const struct nlmsghdr *h, void *arg)
 static int collect_fdb(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetBridgeEntries img = NET_BRIDGE_ENTRIES__INIT;
-	struct fdb_dump d = { .root = tr->tasks[0].pid, .ctx = ctx, .img = &img };
+	struct fdb_dump d = { .root = net_ns_holder(ctx, tr), .ctx = ctx, .img = &img };
 	struct ndmsg nd = { .ndm_family = AF_BRIDGE };
 	struct br_port_msg bpm = { .family = AF_BRIDGE };
 	unsigned logged = log_errors();
@@ -215,7 +215,7 @@ static int collect_fdb(struct run_ctx *ctx, struct dump_tree *tr)
 		log_unnamed(logged, err, "dump pid %d: cannot list the forwarding entries of the bridges of its "
 			    "network namespace", d.root);
 	else
-		err = image_write(ctx->images_dir_fd, IMG_NET_FDB, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_FDB, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_fdb; i++)
 		net_fdb_entry__free_unpacked(img.fdb[i], NULL);
 	for (size_t i = 0; i < img.n_mdb; i++)
@@ -253,7 +253,7 @@ static int validate_fdb(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_FDB, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_FDB, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; st->img && i < st->img->n_fdb; i++) {
 		if (!fdb_valid(st->img->fdb[i])) {
@@ -350,6 +350,7 @@ static void free_fdb(void *state)
 
 const struct tree_object_ops tree_net_fdb = {
 	.name = "bridge forwarding entries",
+	.per_net_ns = true,
 	.state_size = sizeof(struct fdb_state),
 	.free_state = free_fdb,
 	.collect = collect_fdb,

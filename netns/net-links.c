@@ -4,7 +4,11 @@
  * queue length, alias, IPv6 address generation mode, and the bridge it is a port of.
  * Kinds:
  * - loopback: it is there in every new namespace; only its settings are written;
- * - veth: a pair with both ends inside is made again as one; a pair whose other end was
+ * - veth: a pair with both ends inside is made again as one; a pair whose other end is in
+ *   another of the tree's namespaces (one a process made, netns/net-nested.c, or the tree's own
+ *   seen from one) names that namespace and the end's index and name there (peer_netns), and is
+ *   made once, by the side whose namespace is configured first, with the other end put in its
+ *   namespace (the other side finds it and configures it); a pair whose other end was
  *   outside gets that end made again in stasis's own namespace (the restoring caller's), named
  *   by --veth-pair IN=OUT[@BRIDGE] or --external veth[IN]:OUT[@BRIDGE], else by the name it had
  *   at dump (when it was in stasis's namespace then), with its MAC, MTU and state, and made a
@@ -58,6 +62,7 @@
 #include "compat/kernel-abi.h"
 #include "log.h"
 #include "net-links.h"
+#include "net-nested.h"
 #include "net-ns.h"
 #include "net-tun.h"
 #include "nlmsg.h"
@@ -128,6 +133,7 @@ struct links_state {
 	bool *made_outer;     /* per link: its outer end was made (a failed restore removes it) */
 	bool *made_device;    /* per link: made in the engine's namespace (likewise) */
 	uint32_t *saved_index; /* restore: per link its index at dump (the image's may change) */
+	int peer_ns;          /* make_link: the namespace of a veth's other end (net_nested_fd) */
 };
 
 static struct links_state *state_of(const struct run_ctx *ctx)
@@ -138,8 +144,10 @@ static struct links_state *state_of(const struct run_ctx *ctx)
 /* ---- dump ---- */
 
 struct link_dump {
+	const struct run_ctx *ctx;
 	pid_t root;
 	NetLinks *img;
+	int nl;          /* a socket of the namespace for questions while the interfaces are listed */
 	int home_nl;     /* a socket in stasis's namespace, -1 */
 	int home_nsid;   /* the id the tree's namespace gives stasis's, -1 */
 	bool devices;    /* the engine's namespace: the interfaces the tree made only (tree_made) */
@@ -353,6 +361,35 @@ static const NetLink *by_index(const NetLinks *img, uint32_t ifindex)
 	return NULL;
 }
 
+static int on_peer_name(const struct nlmsghdr *h, void *arg)
+{
+	const struct nlattr *tb[IFLA_MAX + 1];
+
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	nl_parse_msg(h, sizeof(struct ifinfomsg), tb, IFLA_MAX);
+	return nl_str(tb[IFLA_IFNAME]) && !(((NetLink *)arg)->peer_name = xstrdup(nl_str(tb[IFLA_IFNAME]))) ? -ENOMEM : 0;
+}
+
+/* Veth l's other end, index peer in another of the tree's namespaces (id, an fd of it:
+ * netns/net-nested.c): l names that namespace, the end's index and its name there. */
+static int tree_peer(const struct link_dump *d, NetLink *l, uint32_t id, int fd, int peer)
+{
+	int err = 0;
+
+	l->has_peer_netns = l->has_peer_netns_ifindex = true;
+	l->peer_netns = id;
+	l->peer_netns_ifindex = peer;
+	auto_close int nl = nl_open_in(fd, NETLINK_ROUTE);
+	if (nl < 0 || (err = get_link(nl, peer, on_peer_name, l)) || !l->peer_name) {
+		if (err != -ENOMEM)
+			pr_err("dump pid %d: cannot read the other end of veth %s (index %d in the network namespace "
+			       "%u of the tree's): %s", d->root, l->name, peer, id, strerror(nl < 0 ? -nl : err ? -err : ENOENT));
+		return err == -ENOMEM ? err : -EIO;
+	}
+	return 0;
+}
+
 /* l comes back out of its bridge (which is the engine's): no port options either. */
 static void not_a_port(NetLink *l)
 {
@@ -477,7 +514,13 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		return 0;
 	nl_parse_msg(h, sizeof(*ifi), tb, IFLA_MAX);
 	const char *name = nl_str(tb[IFLA_IFNAME]) ?: "?", *kind = link_kind(ifi, tb);
-	if (d->devices && !tree_made(kind, tb[IFLA_LINK_NETNSID] != NULL)) {
+	/* (a veth's other end in another namespace: stasis's, another of the tree's, or neither) */
+	int nsid = tb[IFLA_LINK_NETNSID] ? (int)nl_uint(tb[IFLA_LINK_NETNSID], -1) : -1, peer_ns_fd = -1;
+	uint32_t peer_ns = 0;
+	int in_tree = nsid < 0 || nsid == d->home_nsid ? -ENOENT : net_nested_ns_of(d->ctx, d->nl, nsid, &peer_ns, &peer_ns_fd);
+	if (in_tree == -ENOMEM)
+		return -ENOMEM;
+	if (d->devices && !tree_made(kind, tb[IFLA_LINK_NETNSID] && in_tree)) {
 		if (!kind || (strcmp(kind, "loopback") && strcmp(kind, "veth")))
 			pr_info("dump pid %d: interface %s (%s) of the engine's network namespace is left "
 				"to it, not saved", d->root, name, kind ?: "of no kind");
@@ -537,45 +580,24 @@ static int on_link(const struct nlmsghdr *h, void *arg)
 		if (!tb[IFLA_LINK_NETNSID]) {
 			l->has_peer_ifindex = true;
 			l->peer_ifindex = peer;
-		} else if ((int)nl_uint(tb[IFLA_LINK_NETNSID], -1) == d->home_nsid && d->home_nl >= 0 &&
-			   (d->err = outer_end(d, l, peer))) {
-			if (d->err == -ENOMEM)
-				return -ENOMEM; /* (said) */
-			pr_err("dump pid %d: cannot read the other end of veth %s in stasis's namespace: %s",
-			       d->root, name, strerror(-d->err));
-			return 1;
+		} else if (nsid == d->home_nsid && d->home_nl >= 0) {
+			if ((d->err = outer_end(d, l, peer))) {
+				if (d->err == -ENOMEM)
+					return -ENOMEM; /* (said) */
+				pr_err("dump pid %d: cannot read the other end of veth %s in stasis's namespace: %s",
+				       d->root, name, strerror(-d->err));
+				return 1;
+			}
+		} else if (!in_tree && (d->err = tree_peer(d, l, peer_ns, peer_ns_fd, peer))) {
+			return d->err == -ENOMEM ? -ENOMEM : 1;
 		}
 	}
 	return 0;
 }
 
-static int on_nsid(const struct nlmsghdr *h, void *arg)
-{
-	const struct nlattr *tb[NETNSA_MAX + 1];
-
-	nl_parse_msg(h, sizeof(struct rtgenmsg), tb, NETNSA_MAX);
-	*(int *)arg = (int)nl_uint(tb[NETNSA_NSID], -1);
-	return 0;
-}
-
-/* The id the tree's namespace (stasis is in it) gives the namespace of nsfd, -1 if none; -ENOMEM. */
-static int nsid_of(int nl, int nsfd)
-{
-	struct rtgenmsg g = { .rtgen_family = AF_UNSPEC };
-	struct nl_buf b = { 0 };
-	int id = -1;
-
-	size_t m = nl_msg_begin(&b, RTM_GETNSID, 0, &g, sizeof(g));
-	nl_put_u32(&b, NETNSA_FD, nsfd);
-	nl_msg_end(&b, m);
-	int err = nl_get(nl, &b, on_nsid, &id);
-	nl_buf_free(&b);
-	return err == -ENOMEM ? err : err ? -1 : id;
-}
-
 static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	struct link_dump d = { .root = tr->tasks[0].pid, .home_nl = -1, .home_nsid = -1,
+	struct link_dump d = { .ctx = ctx, .root = net_ns_holder(ctx, tr), .home_nl = -1, .home_nsid = -1,
 			       .devices = net_ns_devices(ctx) };
 	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
 	struct links_state *st = state_of(ctx);
@@ -593,11 +615,17 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 		return nl;
 	}
 	if (home >= 0) {
-		if ((d.home_nsid = nsid_of(nl, home)) == -ENOMEM)
+		if ((d.home_nsid = nl_nsid(nl, home)) == -ENOMEM)
 			return -ENOMEM;
 		d.home_nl = nl_open_in(home, NETLINK_ROUTE);
 	}
 	d.img = st->img;
+	auto_close int ask_nl = d.nl = nl_open(NETLINK_ROUTE);
+	if (ask_nl < 0) {
+		pr_err("dump pid %d: cannot talk rtnetlink in its network namespace: %s", d.root,
+		       strerror(-ask_nl));
+		return ask_nl;
+	}
 	err = nl_dump_all(nl, RTM_GETLINK, &ifi, sizeof(ifi), on_link, &d);
 	if (d.home_nl >= 0)
 		close(d.home_nl);
@@ -615,7 +643,7 @@ static int collect_links(struct run_ctx *ctx, struct dump_tree *tr)
 			       d.root, strerror(-err));
 		err = d.err ?: err;
 	} else {
-		err = image_write(ctx->images_dir_fd, IMG_NET_LINKS, 0, &st->img->base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_LINKS, run_scope_id(ctx), &st->img->base);
 	}
 	return err;
 }
@@ -827,6 +855,10 @@ static bool link_valid(const NetLinks *img, const NetLink *l)
 	if (l->has_peer_ifindex && (!veth || !peer || peer == l || strcmp(peer->kind, "veth") ||
 				    !peer->has_peer_ifindex || peer->peer_ifindex != l->ifindex))
 		return false;
+	if (l->has_peer_netns && (!veth || l->has_peer_ifindex || !l->has_peer_netns_ifindex || !l->peer_name ||
+				  !ifname_valid(l->peer_name) || l->peer_netns_ifindex < 2 ||
+				  l->peer_netns_ifindex > INT32_MAX))
+		return false;
 	if ((strcmp(l->kind, "bridge") && l->n_bridge) || (!l->has_master && l->n_bridge_port))
 		return false;
 	for (size_t i = 0; i < l->n_altnames; i++)
@@ -871,7 +903,7 @@ static void devices_only(NetLinks *img)
 
 	for (size_t i = 0; i < img->n_links; i++) {
 		NetLink *l = img->links[i];
-		if (!tree_made(l->kind, !l->has_peer_ifindex))
+		if (!tree_made(l->kind, !l->has_peer_ifindex && !l->has_peer_netns))
 			net_link__free_unpacked(l, NULL);
 		else
 			img->links[kept++] = l;
@@ -882,6 +914,34 @@ static void devices_only(NetLinks *img)
 			not_a_port(img->links[i]);
 }
 
+/*
+ * Veth l's other end in another of the tree's namespaces: that namespace's images hold it, and
+ * the two agree, once both are read (the one read second checks).
+ */
+static int check_tree_peer(const struct run_ctx *ctx, const NetLink *l)
+{
+	struct run_ctx there;
+	uint32_t here = run_scope_id(ctx);
+	char image[64];
+
+	image_filename(image, sizeof(image), IMG_NET_LINKS, here);
+	if (!net_nested_scope_of(ctx, l->peer_netns, &there)) {
+		pr_err("image %s: veth %s: the network namespace of its other end (%u) is none of the "
+		       "tree's", image, l->name, l->peer_netns);
+		return -EINVAL;
+	}
+	const struct links_state *other = state_of(&there);
+	const NetLink *p = other->img ? by_index(other->img, l->peer_netns_ifindex) : NULL;
+	if (other->img && (!p || strcmp(p->kind, "veth") || !p->has_peer_netns || p->peer_netns != here ||
+			   p->peer_netns_ifindex != l->ifindex || strcmp(p->name, l->peer_name) ||
+			   strcmp(p->peer_name, l->name))) {
+		pr_err("image %s: veth %s and its other end %s (index %u in the network namespace %u) do not "
+		       "name each other", image, l->name, l->peer_name, l->peer_netns_ifindex, l->peer_netns);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct links_state *st = state_of(ctx);
@@ -890,7 +950,7 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_interfaces(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_LINKS, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_LINKS, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; i < st->img->n_links; i++) {
 		const NetLink *l = st->img->links[i];
@@ -917,7 +977,9 @@ static int validate_links(struct run_ctx *ctx, struct restore_tree *rt)
 	for (size_t i = 0; i < n; i++) {
 		const NetLink *l = st->img->links[i];
 		st->saved_index[i] = l->ifindex;
-		if (!strcmp(l->kind, "veth") && !l->has_peer_ifindex &&
+		if (l->has_peer_netns && (err = check_tree_peer(ctx, l)))
+			return err;
+		if (!strcmp(l->kind, "veth") && !l->has_peer_ifindex && !l->has_peer_netns &&
 		    ((err = outer_names(ctx, st, i, l)) || (err = outer_free(st->outer[i], l))))
 			return err;
 		if (l->macvlan && !l->macvlan->has_lower_ifindex && (err = lower_name(ctx, st, i, l)))
@@ -990,7 +1052,14 @@ static int make_link(struct links_state *st, size_t i, char *why, size_t len)
 	size_t info = nl_nest_begin(&b, IFLA_LINKINFO);
 	nl_put_str(&b, IFLA_INFO_KIND, l->kind);
 	size_t data = nl_nest_begin(&b, IFLA_INFO_DATA);
-	if (!strcmp(l->kind, "veth")) {
+	if (!strcmp(l->kind, "veth") && l->has_peer_netns) { /* (its other end's namespace comes after) */
+		struct ifinfomsg peer = { .ifi_family = AF_UNSPEC, .ifi_index = l->peer_netns_ifindex };
+		size_t pm = nl_nest_begin(&b, VETH_INFO_PEER);
+		memcpy(nl_room(&b, sizeof(peer)), &peer, sizeof(peer));
+		nl_put_str(&b, IFLA_IFNAME, l->peer_name);
+		nl_put_u32(&b, IFLA_NET_NS_FD, st->peer_ns);
+		nl_nest_end(&b, pm);
+	} else if (!strcmp(l->kind, "veth")) {
 		const NetLink *p = l->has_peer_ifindex ? by_index(st->img, l->peer_ifindex) : NULL;
 		struct ifinfomsg peer = { .ifi_family = AF_UNSPEC, .ifi_index = p ? (int)p->ifindex : 0 };
 		size_t pm = nl_nest_begin(&b, VETH_INFO_PEER);
@@ -1386,6 +1455,14 @@ static int prepare_links(struct run_ctx *ctx, struct restore_tree *rt)
 		NetLink *l = st->img->links[i];
 		if (made[i] || !strcmp(l->kind, "loopback") || (k < n) == (l->macvlan != NULL))
 			continue;
+		if (l->has_peer_netns && net_nested_made_before(ctx, l->peer_netns)) {
+			if ((err = get_link(st->nl - 1, l->ifindex, ignore, NULL)) && err != -ENOMEM)
+				pr_err("restore: veth %s (index %u) was not made with its other end %s: %s", l->name,
+				       l->ifindex, l->peer_name, strerror(-err));
+			made[i] = true;
+			continue;
+		}
+		st->peer_ns = l->has_peer_netns ? net_nested_fd(ctx, l->peer_netns) : -1;
 		if (net_ns_devices(ctx) && (err = device_room(st, l))) {
 			if (err < 0)
 				break;
@@ -1481,6 +1558,7 @@ static void undo_links(struct run_ctx *ctx, bool restored)
 
 const struct tree_object_ops tree_net_links = {
 	.name = "network interfaces",
+	.per_net_ns = true,
 	.state_size = sizeof(struct links_state),
 	.free_state = free_links,
 	.collect = collect_links,

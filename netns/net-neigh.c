@@ -92,9 +92,9 @@ static int collect_neigh(struct run_ctx *ctx, struct dump_tree *tr)
 	}
 	if (err)
 		log_unnamed(logged, err, "dump pid %d: cannot list the neighbour entries of its network namespace",
-			    tr->tasks[0].pid);
+			    net_ns_holder(ctx, tr));
 	else
-		err = image_write(ctx->images_dir_fd, IMG_NET_NEIGH, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_NEIGH, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_neighs; i++)
 		net_neigh__free_unpacked(img.neighs[i], NULL);
 	free(img.neighs);
@@ -112,7 +112,7 @@ static int validate_neigh(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_NEIGH, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_NEIGH, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; i < st->img->n_neighs; i++) {
 		const NetNeigh *n = st->img->neighs[i];
@@ -166,6 +166,7 @@ static void free_neigh(void *state)
 
 const struct tree_object_ops tree_net_neigh = {
 	.name = "neighbour entries",
+	.per_net_ns = true,
 	.state_size = sizeof(struct neigh_state),
 	.free_state = free_neigh,
 	.collect = collect_neigh,

@@ -1,26 +1,35 @@
 /*
  * Network namespaces that processes of the tree made for themselves (net-nested.img;
- * cr/nested-ns.h), as systemd makes one for a service with PrivateNetwork=yes: its loopback
- * alone. Dump: per namespace whether its loopback is up, read by a helper inside it; another
- * interface there, another address than the loopback's own, or a firewall table (nftables,
- * legacy iptables) or IPsec policy or state is refused by name. Its unix
- * sockets are listed for cr/files/unix-diag.c (unix_diag_add_netns). Restore: its maker, when
- * created, unshares CLONE_NEWNET and brings the loopback up again; the processes below it
- * inherit it. Unix sockets come back in the tree's namespace (stasis makes most of them there):
+ * cr/nested-ns.h), as systemd makes one for a service with PrivateNetwork=yes (its loopback
+ * alone), or a program in a container with `ip netns add` and a veth pair into it. Each is saved
+ * whole by the kinds of a namespace's configuration (tree_object_ops.per_net_ns: interfaces,
+ * addresses, routes, nftables, ...), which run once more for it in a scope of its own (run.h),
+ * stasis in the namespace, their images named by its maker (net-links-MAKER.img, ...). A veth
+ * between two of the tree's namespaces is saved on both sides, each naming the other end's
+ * namespace and index (net_nested_ns_of). Its unix sockets are listed for cr/files/unix-diag.c
+ * (unix_diag_add_netns).
+ * Restore: stasis makes each namespace before the tree's interfaces (owned by the tree's user
+ * namespace if it has one), so that the tree's veths can be made with their other ends in
+ * them; once the tree's own configuration is made, each one's is made in it, in image order
+ * (the side of a veth pair made first makes the pair: net_nested_made_before). Its maker joins
+ * it (setns) when created; the processes below it inherit it. Images of an older stasis, a
+ * namespace with its loopback alone, get that loopback up again if it was.
+ * Unix sockets come back in the tree's namespace (stasis makes most of them there):
  * nothing tells the two apart but an abstract name, which the dump refuses in a nested
  * namespace. Sockets of other families (inet, netlink, packet) come back where the restore
  * makes them: in their process if one holds them, in stasis (the tree's namespace) if several
  * do, but an inet, netlink or packet socket of a nested namespace that processes there alone
  * share is made by the namespace's maker (fd_entry.netns_maker, fd_netns_maker: the kinds'
- * opened_by_process), once it made the namespace and before it forks them; one of the tree's
+ * opened_by_process), once it joined the namespace and before it forks them; one of the tree's
  * own namespace that a process of a nested one holds alone (made before it unshared: vsftpd's
  * session with its control connection) is made by stasis there and inherited
  * (fd_entry.made_in_tree_ns, cr/files/shared.c). The dump notes each (net_nested_note_socket)
  * and refuses one that would come back in another namespace than its own (check_held_sockets).
+ * Not kept for a nested namespace: the network lock (netns/net-lock.c locks the tree's own) and
+ * the connections waiting in its listeners' accept queues (netns/tcp-requeue.c).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
@@ -30,23 +39,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <linux/netfilter.h>
-#include <linux/netfilter/nf_tables.h>
-#include <linux/netfilter/nfnetlink.h>
 #include <linux/sockios.h>
 
 #include "files/unix.h"
 #include "log.h"
 #include "nested-ns.h"
 #include "net-nested.h"
-#include "net-xfrm.h"
-#include "nft.h"
+#include "net-ns.h"
 #include "nlmsg.h"
 #include "ns-helper.h"
+#include "ns-make.h"
 #include "tree-objects.h"
 #include "task.h"
 #include "util.h"
-#include "xtables.h"
 
 /* Dump: a socket (not unix) that a process holds, when the tree has nested namespaces. */
 struct nested_held_socket {
@@ -66,6 +71,12 @@ struct net_nested_state {
 	struct nested_held_socket *held; /* dump */
 	size_t n_held;
 	uint64_t tree_ns;             /* dump: the tree's own (its root's) namespace's inode */
+	struct run_scope *scopes;     /* per namespace: its configuration's kinds' states */
+	int *fds;                     /* per namespace: an fd of it, + 1 (restore: the makers'
+				       * copies are theirs to join) */
+	int tree_fd;                  /* an fd of the tree's own namespace, + 1 */
+	int home_fd;                  /* an fd of stasis's own namespace, + 1 */
+	pid_t *maker_pids;            /* dump: per namespace its maker's pid */
 };
 
 static struct net_nested_state *state_of(const struct run_ctx *ctx)
@@ -73,96 +84,104 @@ static struct net_nested_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_net_nested);
 }
 
-/* What a helper inside the namespace sees. */
-struct ns_probe {
-	int32_t lo_up;
-	char other[IFNAMSIZ];  /* an interface besides lo ("": none) */
-	char addr[INET6_ADDRSTRLEN]; /* an address besides 127.0.0.1 and ::1 ("": none) */
-	char firewall[160];    /* a table of nftables or legacy iptables, an IPsec policy ("": none) */
-};
-
-static int on_nft_table(const struct nlmsghdr *h, void *arg)
+static bool of_net_ns(const struct tree_object_ops *kind)
 {
-	const struct nlattr *tb[NFTA_TABLE_MAX + 1];
-	char *found = arg;
-
-	if (h->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE) || found[0])
-		return 0;
-	nl_parse_msg(h, sizeof(struct nfgenmsg), tb, NFTA_TABLE_MAX);
-	snprintf(found, sizeof(((struct ns_probe *)0)->firewall), "nftables table %s",
-		 nl_str(tb[NFTA_TABLE_NAME]) ?: "?");
-	return 0;
+	return kind->per_net_ns || kind == &tree_net_ns;
 }
 
-/* A firewall table of the calling thread's namespace, named into found (which stays "" if none). */
-static int find_firewall(char *found, size_t len)
-{
-	static const char *const legacy[] = { "ip_tables_names", "ip6_tables_names", "arp_tables_names" };
-	struct nfgenmsg g = { .nfgen_family = NFPROTO_UNSPEC, .version = NFNETLINK_V0 };
-	char name[40];
+/* The kinds of a namespace's configuration, step by step, in namespace i's scope (stasis is in
+ * it). */
+enum scope_step { SCOPE_COLLECT, SCOPE_VALIDATE, SCOPE_PREPARE, SCOPE_UNDO };
 
-	for (size_t i = 0; i < ARRAY_SIZE(legacy) && !found[0]; i++)
-		if (xtables_first(legacy[i], name, sizeof(name)))
-			snprintf(found, len, "legacy %.*s table %s", (int)strcspn(legacy[i], "_"), legacy[i], name);
-	if (found[0])
-		return 0;
-	int nl = nft_socket();
-	if (nl < 0)
-		return nl;
-	int err = nl_dump_all(nl, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, &g, sizeof(g), on_nft_table, found);
-	close(nl);
-	return err || found[0] ? err : net_xfrm_find(found, len);
+static int in_scope(struct run_ctx *ctx, size_t i, enum scope_step step, void *tree, bool restored)
+{
+	struct net_nested_state *st = state_of(ctx);
+	pid_t maker = st->maker_pids ? st->maker_pids[i] : (pid_t)st->img->ns[i]->maker;
+	int err = 0;
+
+	ctx->scope = &st->scopes[i];
+	net_ns_scope_nested(ctx, st->home_fd - 1, maker);
+	for (unsigned k = 0; k < tree_objects_len && !err; k++) {
+		const struct tree_object_ops *o = tree_objects[step == SCOPE_UNDO ? tree_objects_len - 1 - k : k];
+		if (!o->per_net_ns)
+			continue;
+		if (step == SCOPE_COLLECT && o->collect)
+			err = o->collect(ctx, tree);
+		else if (step == SCOPE_VALIDATE && o->validate)
+			err = o->validate(ctx, tree);
+		else if (step == SCOPE_PREPARE && o->prepare)
+			err = o->prepare(ctx, tree);
+		else if (step == SCOPE_UNDO && o->undo)
+			o->undo(ctx, restored);
+	}
+	ctx->scope = NULL;
+	return err;
 }
 
-static int probe_ns(void *out, size_t len)
+/* in_scope with stasis in namespace i, then back where it was. */
+static int in_ns(struct run_ctx *ctx, size_t i, enum scope_step step, void *tree, bool restored)
 {
-	struct ns_probe *r = out;
-	struct if_nameindex *names = if_nameindex();
-	struct ifaddrs *addrs;
+	int back = 0, err;
+
+	if (ns_enter_from_home(state_of(ctx)->fds[i] - 1, CLONE_NEWNET, &back)) {
+		pr_perror("%s: cannot enter the network namespace pid %u made", step == SCOPE_COLLECT ? "dump" : "restore",
+			  state_of(ctx)->img->ns[i]->maker);
+		return -errno;
+	}
+	err = in_scope(ctx, i, step, tree, restored);
+	ns_go_home(&back, CLONE_NEWNET, step == SCOPE_COLLECT ? "dump" : "restore");
+	return err;
+}
+
+static bool loopback_is_up(void)
+{
 	struct ifreq ifr = { .ifr_name = "lo" };
-	int s;
+	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	(void)len;
-	if (!names)
-		return -errno;
-	for (struct if_nameindex *i = names; i->if_index && !r->other[0]; i++)
-		if (strcmp(i->if_name, "lo"))
-			snprintf(r->other, sizeof(r->other), "%s", i->if_name);
-	if_freenameindex(names);
-	if (getifaddrs(&addrs))
-		return -errno;
-	for (struct ifaddrs *a = addrs; a && !r->addr[0]; a = a->ifa_next) {
-		const struct sockaddr *sa = a->ifa_addr;
-		if (sa && sa->sa_family == AF_INET &&
-		    ((const struct sockaddr_in *)sa)->sin_addr.s_addr != htonl(INADDR_LOOPBACK))
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr, sizeof(r->addr));
-		else if (sa && sa->sa_family == AF_INET6 &&
-			 !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr))
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof(r->addr));
-	}
-	freeifaddrs(addrs);
-	int err = find_firewall(r->firewall, sizeof(r->firewall));
-	if (err)
-		return err;
-	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || ioctl(s, SIOCGIFFLAGS, &ifr)) {
-		err = -errno;
-		if (s >= 0)
-			close(s);
-		return err;
-	}
-	close(s);
-	r->lo_up = !!(ifr.ifr_flags & IFF_UP);
+	return s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_UP);
+}
+
+/* An fd of the calling thread's network namespace, + 1, or -errno (said). */
+static int own_ns_fd(const char *who)
+{
+	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		pr_perror("%s: cannot open stasis's network namespace", who);
+	return fd < 0 ? -errno : fd + 1;
+}
+
+/* stasis's own namespace: the one it left for the tree's (net-ns.c), else the one it is in. */
+static int home_ns_fd(const struct run_ctx *ctx, const char *who)
+{
+	int home = net_ns_home(ctx), fd;
+
+	if (home < 0)
+		return own_ns_fd(who);
+	if ((fd = fcntl(home, F_DUPFD_CLOEXEC, 0)) < 0)
+		pr_perror("%s: cannot keep stasis's network namespace", who);
+	return fd < 0 ? -errno : fd + 1;
+}
+
+static int make_scopes(struct net_nested_state *st)
+{
+	size_t n = st->img->n_ns;
+
+	if ((!st->fds && !(st->fds = xzalloc((n + 1) * sizeof(int)))) ||
+	    !(st->scopes = xzalloc((n + 1) * sizeof(*st->scopes))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (run_scope_make(&st->scopes[i], st->img->ns[i]->maker, of_net_ns))
+			return -ENOMEM;
 	return 0;
 }
 
-/* One namespace: its image entry, its loopback read inside it, its unix sockets listed. */
-static int collect_one(struct run_ctx *ctx, const struct dump_tree *tr, const struct nested_ns *v,
-		       NestedNetNs **out)
+/* One namespace: its image entry, an fd of it. */
+static int collect_one(struct run_ctx *ctx, const struct dump_tree *tr, const struct nested_ns *v, NestedNetNs **out,
+		       int *fd)
 {
 	NestedNetNs *u = xzalloc(sizeof(*u));
-	pid_t maker = tr->tasks[v->members[0]].pid;
-	struct ns_probe r = { 0 };
-	int err;
+	char path[64];
 
 	if (!u)
 		return -ENOMEM;
@@ -174,56 +193,40 @@ static int collect_one(struct run_ctx *ctx, const struct dump_tree *tr, const st
 	u->maker = tr->tasks[v->members[0]].vpid;
 	for (size_t m = 0; m < v->n; m++)
 		u->pids[u->n_pids++] = tr->tasks[v->members[m]].vpid;
-	if ((err = ns_helper_run(maker, CLONE_NEWNET, probe_ns, &r, sizeof(r)))) {
-		pr_err("dump pid %u: cannot read its network namespace net:[%llu]", u->maker,
-		       (unsigned long long)v->id);
-		return err;
-	}
-	if (r.other[0] || r.addr[0] || r.firewall[0]) {
-		pr_err("dump pid %u: its network namespace net:[%llu] holds %s %s besides its loopback: "
-		       "only a namespace with its loopback alone is supported yet", u->maker,
-		       (unsigned long long)v->id, r.other[0] ? "interface" : r.addr[0] ? "address" : "firewall rules:",
-		       r.other[0] ? r.other : r.addr[0] ? r.addr : r.firewall);
-		return -ENOTSUP;
-	}
-	u->lo_up = r.lo_up;
-	pr_info("dump pid %u: its own network namespace net:[%llu] (loopback %s), %zu processes",
-		u->maker, (unsigned long long)v->id, r.lo_up ? "up" : "down", u->n_pids);
-	return unix_diag_add_netns(ctx, maker);
-}
-
-static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
-{
-	struct net_nested_state *st = state_of(ctx);
-	struct nested_ns *v;
-	size_t n;
-	int err;
-
-	if ((err = nested_ns_find(tr, "net", &v, &n)) || !n)
-		return err;
-	char path[64];
-	struct stat root_ns;
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", tr->tasks[0].pid);
-	if (stat(path, &root_ns)) {
-		pr_perror("dump pid %d: cannot tell its network namespace", tr->tasks[0].pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", tr->tasks[v->members[0]].pid);
+	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		pr_perror("dump pid %d: cannot open its network namespace net:[%llu]", tr->tasks[v->members[0]].pid,
+			  (unsigned long long)v->id);
 		return -errno;
 	}
-	st->tree_ns = root_ns.st_ino;
-	if (!(st->img = xzalloc(sizeof(*st->img))) ||
-	    (net_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns)))) ||
-	    !(st->ids = xzalloc(n * sizeof(*st->ids)))) {
-		err = -ENOMEM;
-		goto out;
+	(*fd)++;
+	return unix_diag_add_netns(ctx, tr->tasks[v->members[0]].pid);
+}
+
+/* Namespace i saved in its scope: its configuration. */
+static int save_one(struct run_ctx *ctx, struct dump_tree *tr, size_t i)
+{
+	struct net_nested_state *st = state_of(ctx);
+	NestedNetNs *u = st->img->ns[i];
+	int back = 0, err;
+
+	if (ns_enter_from_home(st->fds[i] - 1, CLONE_NEWNET, &back)) {
+		pr_perror("dump pid %d: cannot enter its network namespace net:[%llu]", st->maker_pids[i],
+			  (unsigned long long)u->ns_id);
+		return -errno;
 	}
-	for (size_t i = 0; i < n && !err; i++) {
-		st->ids[i] = v[i].id;
-		err = collect_one(ctx, tr, &v[i], &st->img->ns[st->img->n_ns++]);
+	u->lo_up = loopback_is_up();
+	err = in_scope(ctx, i, SCOPE_COLLECT, tr, false);
+	ns_go_home(&back, CLONE_NEWNET, "dump");
+	if (err) {
+		pr_err("dump pid %d: the network namespace it made, net:[%llu], cannot be saved", st->maker_pids[i],
+		       (unsigned long long)u->ns_id);
+		return err;
 	}
-	if (!err)
-		tr->inv.has_net_nested = tr->inv.net_nested = true;
-out:
-	nested_ns_free(v, n);
-	return err;
+	u->has_config = u->config = true;
+	pr_info("dump pid %d: its own network namespace net:[%llu] saved (net-links-%u.img, ...), %zu "
+		"processes", st->maker_pids[i], (unsigned long long)u->ns_id, u->maker, u->n_pids);
+	return 0;
 }
 
 /* The maker of network namespace ns_ino if it is one a process of the tree made, else 0. */
@@ -327,9 +330,121 @@ static int check_held_sockets(struct net_nested_state *st)
 	return 0;
 }
 
+static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
+{
+	struct net_nested_state *st = state_of(ctx);
+	struct nested_ns *v;
+	size_t n;
+	int err;
+
+	if ((err = nested_ns_find(tr, "net", &v, &n)) || !n)
+		return err;
+	char path[64];
+	struct stat root_ns;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", tr->tasks[0].pid);
+	if (stat(path, &root_ns) || (st->tree_fd = open(path, O_RDONLY | O_CLOEXEC) + 1) <= 0) {
+		pr_perror("dump pid %d: cannot tell its network namespace", tr->tasks[0].pid);
+		err = -errno;
+		goto out;
+	}
+	st->tree_ns = root_ns.st_ino;
+	if (!(st->img = xzalloc(sizeof(*st->img))) ||
+	    (net_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns)))) ||
+	    !(st->ids = xzalloc(n * sizeof(*st->ids))) || !(st->fds = xzalloc((n + 1) * sizeof(int))) ||
+	    !(st->maker_pids = xzalloc(n * sizeof(pid_t)))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* (every namespace's fd first: a veth's other end may be in a later one) */
+	for (size_t i = 0; i < n && !err; i++) {
+		st->ids[i] = v[i].id;
+		st->maker_pids[i] = tr->tasks[v[i].members[0]].pid;
+		err = collect_one(ctx, tr, &v[i], &st->img->ns[st->img->n_ns++], &st->fds[i]);
+	}
+	if (err || (err = make_scopes(st)) || (err = st->home_fd = home_ns_fd(ctx, "dump")) < 0)
+		goto out;
+	err = 0;
+	for (size_t i = 0; i < n && !err; i++)
+		err = save_one(ctx, tr, i);
+	if (!err)
+		tr->inv.has_net_nested = tr->inv.net_nested = true;
+out:
+	nested_ns_free(v, n);
+	return err;
+}
+
 uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
 {
 	return maker_of(state_of(ctx), ns_ino);
+}
+
+/* The scope i's index, or -1 for the tree's own namespace (no scope). */
+static ssize_t current(const struct net_nested_state *st, const struct run_ctx *ctx)
+{
+	for (size_t i = 0; ctx->scope && st->scopes && i < st->img->n_ns; i++)
+		if (ctx->scope == &st->scopes[i])
+			return i;
+	return -1;
+}
+
+/* The index of the namespace pid id made, -1 for the tree's own (id 0), -2 if none. */
+static ssize_t by_id(const struct net_nested_state *st, uint32_t id)
+{
+	if (!id)
+		return -1;
+	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
+		if (st->img->ns[i]->maker == id)
+			return i;
+	return -2;
+}
+
+int net_nested_ns_of(const struct run_ctx *ctx, int nl, int nsid, uint32_t *id, int *fd)
+{
+	const struct net_nested_state *st = state_of(ctx);
+	ssize_t here = current(st, ctx);
+
+	if (!st->img || nsid < 0)
+		return -ENOENT;
+	for (ssize_t i = -1; i < (ssize_t)st->img->n_ns; i++) {
+		int ns = i < 0 ? st->tree_fd - 1 : st->fds[i] - 1, there;
+		if (i == here || ns < 0)
+			continue;
+		if ((there = nl_nsid(nl, ns)) == -ENOMEM)
+			return -ENOMEM;
+		if (there == nsid) {
+			*id = i < 0 ? 0 : st->img->ns[i]->maker;
+			*fd = ns;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+bool net_nested_scope_of(const struct run_ctx *ctx, uint32_t id, struct run_ctx *view)
+{
+	const struct net_nested_state *st = state_of(ctx);
+	ssize_t i = by_id(st, id);
+
+	if (i == -2 || i == current(st, ctx) || (i >= 0 && !st->img->ns[i]->config))
+		return false;
+	*view = *ctx;
+	view->scope = i < 0 ? NULL : &st->scopes[i];
+	return true;
+}
+
+int net_nested_fd(const struct run_ctx *ctx, uint32_t id)
+{
+	const struct net_nested_state *st = state_of(ctx);
+	ssize_t i = by_id(st, id);
+
+	return i == -2 ? -1 : i < 0 ? st->tree_fd - 1 : st->fds[i] - 1;
+}
+
+bool net_nested_made_before(const struct run_ctx *ctx, uint32_t id)
+{
+	const struct net_nested_state *st = state_of(ctx);
+
+	return by_id(st, id) < current(st, ctx);
 }
 
 static int write_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
@@ -381,40 +496,132 @@ static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
 		const NestedNetNs *u = st->img->ns[i];
 		st->views[i] = (struct nested_ns_view){ u->maker, u->pids, u->n_pids };
 	}
-	return nested_ns_validate(rt, "net-nested.img", st->views, st->img->n_ns);
+	if ((err = nested_ns_validate(rt, "net-nested.img", st->views, st->img->n_ns)) ||
+	    (err = make_scopes(st)) || (err = st->home_fd = home_ns_fd(ctx, "restore")) < 0)
+		return err;
+	for (size_t i = 0; i < st->img->n_ns; i++) {
+		if (st->img->ns[i]->config && (err = in_scope(ctx, i, SCOPE_VALIDATE, rt, false))) {
+			pr_err("restore: the images of the network namespace pid %u made (net-links-%u.img, "
+			       "...) are refused", st->img->ns[i]->maker, st->img->ns[i]->maker);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Every namespace made, empty, before the tree's interfaces (a veth of the tree's has its
+ * other end made in one), stasis back in the tree's; an old image's loopback alone up again.
+ */
+static int prepare_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct net_nested_state *st = state_of(ctx);
+	int err = 0;
+
+	(void)rt;
+	if (!st->img)
+		return 0;
+	if ((st->tree_fd = own_ns_fd("restore")) < 0)
+		return st->tree_fd;
+	for (size_t i = 0; i < st->img->n_ns && !err; i++) {
+		const NestedNetNs *u = st->img->ns[i];
+		struct ifreq ifr = { .ifr_name = "lo" };
+		if ((err = ns_make_nested(ctx, CLONE_NEWNET)))
+			break;
+		if ((err = st->fds[i] = own_ns_fd("restore")) > 0)
+			err = 0;
+		if (!err && !u->config && u->lo_up) {
+			auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) ||
+			    (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr))) {
+				pr_perror("restore pid %u: cannot bring the loopback of its own network namespace up",
+					  u->maker);
+				err = -errno;
+			}
+		}
+		if (setns(st->tree_fd - 1, CLONE_NEWNET)) {
+			pr_perror("restore: cannot go back to the tree's network namespace");
+			err = err ?: -errno;
+		}
+	}
+	return err;
+}
+
+/* Once the tree's namespace is configured: each nested one's configuration, in image order. */
+static int prepare_net_nested_config(struct run_ctx *ctx, struct restore_tree *rt)
+{
+	struct net_nested_state *st = state_of(ctx);
+	int err = 0;
+
+	for (size_t i = 0; st->img && i < st->img->n_ns && !err; i++)
+		if (st->img->ns[i]->config && (err = in_ns(ctx, i, SCOPE_PREPARE, rt, false)))
+			pr_err("restore pid %u: cannot configure its own network namespace again",
+			       st->img->ns[i]->maker);
+	return err;
+}
+
+static void undo_net_nested_config(struct run_ctx *ctx, bool restored)
+{
+	struct net_nested_state *st = state_of(ctx);
+
+	for (size_t i = st->scopes ? st->img->n_ns : 0; i-- > 0;)
+		if (st->img->ns[i]->config)
+			in_scope(ctx, i, SCOPE_UNDO, NULL, restored);
 }
 
 int net_nested_make(const struct run_ctx *ctx, pid_t pid)
 {
 	struct net_nested_state *st = state_of(ctx);
 	ssize_t i = st->img ? nested_ns_made_by(st->views, st->img->n_ns, pid) : -1;
-	struct ifreq ifr = { .ifr_name = "lo" };
 
 	if (i < 0)
 		return 0;
-	if (unshare(CLONE_NEWNET)) {
-		pr_perror("restore pid %d: cannot make its own network namespace", pid);
-		return -errno;
-	}
-	if (!st->img->ns[i]->lo_up)
-		return 0;
-	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) ||
-	    (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr))) {
-		pr_perror("restore pid %d: cannot bring the loopback of its own network namespace up", pid);
+	if (setns(st->fds[i] - 1, CLONE_NEWNET)) {
+		pr_perror("restore pid %d: cannot join its own network namespace", pid);
 		return -errno;
 	}
 	return 0;
+}
+
+static void close_fds(struct net_nested_state *st)
+{
+	for (size_t i = 0; st->fds && st->img && i < st->img->n_ns; i++)
+		if (st->fds[i])
+			close(st->fds[i] - 1);
+	if (st->tree_fd)
+		close(st->tree_fd - 1);
+	if (st->home_fd > 0)
+		close(st->home_fd - 1);
+	st->tree_fd = st->home_fd = 0;
+	free(st->fds);
+	st->fds = NULL;
+}
+
+/* The root holds copies of the namespaces' fds (their makers join them): stasis's go. */
+static void close_net_nested(struct run_ctx *ctx)
+{
+	close_fds(state_of(ctx));
+}
+
+static void undo_net_nested(struct run_ctx *ctx, bool restored)
+{
+	(void)restored;
+	close_fds(state_of(ctx));
 }
 
 static void free_net_nested(void *state)
 {
 	struct net_nested_state *st = state;
 
+	for (size_t i = 0; st->scopes && i < st->img->n_ns; i++)
+		run_scope_free(&st->scopes[i]);
+	free(st->scopes);
+	close_fds(st);
 	if (st->img)
 		image_free(&st->img->base);
 	free(st->views);
 	free(st->ids);
+	free(st->maker_pids);
 	free(st->held);
 }
 
@@ -425,4 +632,14 @@ const struct tree_object_ops tree_net_nested = {
 	.collect = collect_net_nested,
 	.write = write_net_nested,
 	.validate = validate_net_nested,
+	.prepare = prepare_net_nested,
+	.close = close_net_nested,
+	.undo = undo_net_nested,
+};
+
+/* Nested namespaces' configurations, made once the tree's own is (tree-objects.c). */
+const struct tree_object_ops tree_net_nested_config = {
+	.name = "nested network namespaces' configurations",
+	.prepare = prepare_net_nested_config,
+	.undo = undo_net_nested_config,
 };

@@ -1,10 +1,14 @@
 /*
  * Network namespaces that processes of the tree made (netns/net-nested.c; cr/nested-ns.h says
- * how nested namespaces are found and made again): each holds its loopback alone.
+ * how nested namespaces are found and made again), each saved whole; a veth between two of the
+ * tree's namespaces, as the kinds of a namespace's configuration see them. A namespace of the
+ * tree is named by an id: 0 for the tree's own, else the pid (in the images) of its maker.
  */
 #ifndef STASIS_NET_NESTED_H
 #define STASIS_NET_NESTED_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "image.h"
@@ -24,5 +28,22 @@ int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e);
  * namespace so) is that process's namespace again at restore.
  */
 uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino);
+
+/*
+ * Dump: which of the tree's network namespaces, other than the one of the scope (ctx->scope),
+ * has id nsid in the namespace that rtnetlink socket nl talks in (a veth's IFLA_LINK_NETNSID):
+ * its id and an fd of it (the caller's to use, not to keep). -ENOENT: none; -ENOMEM.
+ */
+int net_nested_ns_of(const struct run_ctx *ctx, int nl, int nsid, uint32_t *id, int *fd);
+/*
+ * Restore: *view, ctx in the scope of namespace id (another than ctx's) whose configuration the
+ * images hold; false if there is none such.
+ */
+bool net_nested_scope_of(const struct run_ctx *ctx, uint32_t id, struct run_ctx *view);
+/* Restore: an fd of the tree's namespace id (made at prepare), -1 if none. */
+int net_nested_fd(const struct run_ctx *ctx, uint32_t id);
+/* Restore: is namespace id configured before the one of ctx's scope (the tree's own first, then
+ * the nested ones in image order)? The side of a veth pair made first makes the pair. */
+bool net_nested_made_before(const struct run_ctx *ctx, uint32_t id);
 
 #endif

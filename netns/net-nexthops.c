@@ -94,7 +94,7 @@ static int on_nexthop(const struct nlmsghdr *h, void *arg)
 
 static int collect_nexthops(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	struct nexthop_dump d = { .root = tr->tasks[0].pid };
+	struct nexthop_dump d = { .root = net_ns_holder(ctx, tr) };
 	NetNexthops img = NET_NEXTHOPS__INIT;
 	struct nhmsg nhm = { .nh_family = AF_UNSPEC };
 	int err;
@@ -109,7 +109,7 @@ static int collect_nexthops(struct run_ctx *ctx, struct dump_tree *tr)
 		       strerror(-err));
 	err = d.err ?: err;
 	if (!err)
-		err = image_write(ctx->images_dir_fd, IMG_NET_NEXTHOPS, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_NEXTHOPS, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_nexthops; i++)
 		net_nexthop__free_unpacked(img.nexthops[i], NULL);
 	free(img.nexthops);
@@ -126,7 +126,7 @@ static int validate_nexthops(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_NEXTHOPS, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_NEXTHOPS, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; st->img && i < st->img->n_nexthops; i++) {
 		const NetNexthop *n = st->img->nexthops[i];
@@ -186,6 +186,7 @@ static void free_nexthops(void *state)
 
 const struct tree_object_ops tree_net_nexthops = {
 	.name = "nexthops",
+	.per_net_ns = true,
 	.state_size = sizeof(struct nexthops_state),
 	.free_state = free_nexthops,
 	.collect = collect_nexthops,

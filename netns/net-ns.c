@@ -45,6 +45,7 @@ struct net_ns_state {
 	int join_fd;          /* restore: or the caller's fd of it (--inherit-fd), -1 */
 	bool empty;           /* restore: a new empty namespace, lo up (--empty-ns net) */
 	int home;             /* restore: stasis's own namespace (fd + 1) while it is in the tree's */
+	pid_t holder;         /* a nested namespace's scope: its maker (dump: its pid) */
 };
 
 static struct net_ns_state *state_of(const struct run_ctx *ctx)
@@ -72,6 +73,20 @@ int net_ns_home(const struct run_ctx *ctx)
 	const struct net_ns_state *st = state_of(ctx);
 
 	return (st->own_ns ?: st->home) - 1;
+}
+
+void net_ns_scope_nested(struct run_ctx *ctx, int home, pid_t maker)
+{
+	struct net_ns_state *st = state_of(ctx);
+
+	st->config = true;
+	st->own_ns = home + 1; /* (the scope's state: never closed, never gone home from) */
+	st->holder = maker;
+}
+
+pid_t net_ns_holder(const struct run_ctx *ctx, const struct dump_tree *tr)
+{
+	return state_of(ctx)->holder ?: tr->tasks[0].pid;
 }
 
 /* Is lo up? (stasis is in the tree's namespace) */

@@ -6,8 +6,11 @@
 #define STASIS_NET_NS_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "run.h"
+
+struct dump_tree;
 
 /*
  * Dump: the tree has a network namespace of its own that is not the engine's, and stasis is
@@ -27,5 +30,15 @@ bool net_ns_devices(const struct run_ctx *ctx);
 bool net_ns_interfaces(const struct run_ctx *ctx);
 /* stasis's own network namespace (an fd of it) while it is in the tree's; -1 if it is not. */
 int net_ns_home(const struct run_ctx *ctx);
+/*
+ * In the scope of a network namespace a process of the tree made (netns/net-nested.c: ctx->scope
+ * set, stasis in that namespace): its configuration is saved, or made again, whole; home is
+ * stasis's own namespace (an fd the caller keeps), where the other end of a veth lies if it
+ * is in none of the tree's namespaces.
+ */
+void net_ns_scope_nested(struct run_ctx *ctx, int home, pid_t maker);
+/* Dump: the process the messages about the namespace name: the tree's root, or in a nested
+ * namespace's scope its maker. */
+pid_t net_ns_holder(const struct run_ctx *ctx, const struct dump_tree *tr);
 
 #endif

@@ -214,7 +214,7 @@ static int classes_and_filters(int nl, struct tc_dump *d)
 static int collect_qdiscs(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetQdiscs img = NET_QDISCS__INIT;
-	struct tc_dump d = { ctx, tr->tasks[0].pid, &img, RTM_NEWQDISC, 0 };
+	struct tc_dump d = { ctx, net_ns_holder(ctx, tr), &img, RTM_NEWQDISC, 0 };
 	struct tcmsg t = { .tcm_family = AF_UNSPEC };
 	unsigned logged = log_errors();
 	int err;
@@ -232,7 +232,7 @@ static int collect_qdiscs(struct run_ctx *ctx, struct dump_tree *tr)
 		log_unnamed(logged, err, "dump pid %d: cannot list the queueing disciplines of its network "
 			    "namespace", d.root);
 	else
-		err = image_write(ctx->images_dir_fd, IMG_NET_QDISCS, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_QDISCS, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_qdiscs; i++)
 		net_qdisc__free_unpacked(img.qdiscs[i], NULL);
 	free(img.qdiscs);
@@ -292,7 +292,7 @@ static int validate_qdiscs(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_interfaces(ctx))
 		return 0;
-	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_QDISCS, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_NET_QDISCS, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; st->img && i < st->img->n_qdiscs; i++) {
 		const NetQdisc *q = st->img->qdiscs[i];
@@ -378,6 +378,7 @@ static void free_qdiscs(void *state)
 
 const struct tree_object_ops tree_net_qdiscs = {
 	.name = "queueing disciplines",
+	.per_net_ns = true,
 	.state_size = sizeof(struct qdiscs_state),
 	.free_state = free_qdiscs,
 	.collect = collect_qdiscs,

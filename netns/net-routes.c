@@ -179,7 +179,7 @@ static int on_route(const struct nlmsghdr *h, void *arg)
 
 static int collect_routes(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	struct route_dump d = { .root = tr->tasks[0].pid, .ctx = net_ns_devices(ctx) ? ctx : NULL };
+	struct route_dump d = { .root = net_ns_holder(ctx, tr), .ctx = net_ns_devices(ctx) ? ctx : NULL };
 	NetRoutes img = NET_ROUTES__INIT;
 	int err = 0;
 
@@ -196,7 +196,7 @@ static int collect_routes(struct run_ctx *ctx, struct dump_tree *tr)
 		       strerror(-err));
 	err = d.err ?: err;
 	if (!err)
-		err = image_write(ctx->images_dir_fd, IMG_NET_ROUTES, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_ROUTES, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_routes; i++)
 		net_route__free_unpacked(img.routes[i], NULL);
 	free(img.routes);
@@ -214,7 +214,7 @@ static int validate_routes(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_interfaces(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ROUTES, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_ROUTES, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_routes; i++) {
@@ -337,6 +337,7 @@ static void free_routes(void *state)
 
 const struct tree_object_ops tree_net_routes = {
 	.name = "routes",
+	.per_net_ns = true,
 	.state_size = sizeof(struct routes_state),
 	.free_state = free_routes,
 	.collect = collect_routes,

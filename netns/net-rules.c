@@ -124,7 +124,7 @@ static int list_rules(int nl, int family, int (*fn)(const struct nlmsghdr *h, vo
 
 static int collect_rules(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	struct rule_dump d = { .root = tr->tasks[0].pid };
+	struct rule_dump d = { .root = net_ns_holder(ctx, tr) };
 	NetRules img = NET_RULES__INIT;
 	int err = 0;
 
@@ -139,7 +139,7 @@ static int collect_rules(struct run_ctx *ctx, struct dump_tree *tr)
 		       strerror(-err));
 	err = d.err ?: err;
 	if (!err)
-		err = image_write(ctx->images_dir_fd, IMG_NET_RULES, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_RULES, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_rules; i++)
 		net_rule__free_unpacked(img.rules[i], NULL);
 	free(img.rules);
@@ -156,7 +156,7 @@ static int validate_rules(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_RULES, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_RULES, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; i < st->img->n_rules; i++) {
 		const NetRule *r = st->img->rules[i];
@@ -243,6 +243,7 @@ static void free_rules(void *state)
 
 const struct tree_object_ops tree_net_rules = {
 	.name = "routing rules",
+	.per_net_ns = true,
 	.state_size = sizeof(struct rules_state),
 	.free_state = free_rules,
 	.collect = collect_rules,

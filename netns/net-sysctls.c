@@ -137,7 +137,7 @@ static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 	auto_close int net = open(NET_SYSCTLS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (net < 0) {
 		pr_perror("dump pid %d: cannot read the sysctls of its network namespace (" NET_SYSCTLS ")",
-			  tr->tasks[0].pid);
+			  net_ns_holder(ctx, tr));
 		return -errno;
 	}
 	for (size_t i = 0; net_ns_config(ctx) && i < ARRAY_SIZE(roots) && !err; i++)
@@ -150,9 +150,9 @@ static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 	}
 	if (err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot read the sysctls of its network namespace: %s",
-		       tr->tasks[0].pid, strerror(-err));
+		       net_ns_holder(ctx, tr), strerror(-err));
 	else
-		err = image_write(ctx->images_dir_fd, IMG_NET_SYSCTLS, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NET_SYSCTLS, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_sysctls; i++)
 		net_sysctl__free_unpacked(img.sysctls[i], NULL);
 	free(img.sysctls);
@@ -202,7 +202,7 @@ static int validate_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_interfaces(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NET_SYSCTLS, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NET_SYSCTLS, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_sysctls; i++) {
@@ -279,6 +279,7 @@ static void free_sysctls(void *state)
 
 const struct tree_object_ops tree_net_sysctls = {
 	.name = "network sysctls",
+	.per_net_ns = true,
 	.state_size = sizeof(struct sysctls_state),
 	.free_state = free_sysctls,
 	.collect = collect_sysctls,

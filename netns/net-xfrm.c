@@ -23,7 +23,6 @@
 
 #include "log.h"
 #include "net-ns.h"
-#include "net-xfrm.h"
 #include "nlmsg.h"
 #include "pstree.h"
 #include "task.h"
@@ -74,42 +73,6 @@ static bool policy_of(const struct nlmsghdr *h, struct xfrm_userpolicy_info *inf
 		return false;
 	memcpy(info, NLMSG_DATA(h), sizeof(*info));
 	return true;
-}
-
-struct xfrm_found {
-	char *buf;
-	size_t len;
-};
-
-static int on_found(const struct nlmsghdr *h, void *arg)
-{
-	struct xfrm_found *f = arg;
-	struct xfrm_userpolicy_info info;
-	char sel[160];
-
-	if (h->nlmsg_type == XFRM_MSG_NEWSA) {
-		snprintf(f->buf, f->len, "IPsec state (SA)");
-		return 1;
-	}
-	if (!policy_of(h, &info))
-		return 0;
-	snprintf(f->buf, f->len, "IPsec policy %s", selector_str(&info.sel, info.dir % XFRM_POLICY_MAX, sel, sizeof(sel)));
-	return 1;
-}
-
-int net_xfrm_find(char *found, size_t len)
-{
-	struct xfrm_found f = { found, len };
-	int nl = nl_open(NETLINK_XFRM);
-
-	if (nl == -EPROTONOSUPPORT)
-		return 0;
-	int err = nl_dump_all(nl, XFRM_MSG_GETSA, NULL, 0, on_found, &f);
-	if (!err && !found[0])
-		err = nl_dump_all(nl, XFRM_MSG_GETPOLICY, NULL, 0, on_found, &f);
-	if (nl >= 0)
-		close(nl);
-	return err < 0 ? err : 0;
 }
 
 struct xfrm_dump {
@@ -227,7 +190,7 @@ static int xfrm_get(int nl, uint16_t type, const void *payload, size_t len,
 static int collect_xfrm(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetXfrm img = NET_XFRM__INIT;
-	struct xfrm_dump d = { .root = tr->tasks[0].pid, .img = &img };
+	struct xfrm_dump d = { .root = net_ns_holder(ctx, tr), .img = &img };
 	struct xfrm_userpolicy_default def = { 0 };
 	uint32_t spd = 0xffffffff;
 	unsigned logged = log_errors();
@@ -249,7 +212,7 @@ static int collect_xfrm(struct run_ctx *ctx, struct dump_tree *tr)
 		log_unnamed(logged, err, "dump pid %d: cannot read the IPsec configuration of its network namespace",
 			    d.root);
 	else
-		err = image_write(ctx->images_dir_fd, IMG_XFRM, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_XFRM, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_policies; i++)
 		xfrm_policy__free_unpacked(img.policies[i], NULL);
 	free(img.policies);
@@ -282,7 +245,7 @@ static int validate_xfrm(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read_optional(ctx->images_dir_fd, IMG_XFRM, 0, (ProtobufCMessage **)&st->img)) || !st->img)
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_XFRM, run_scope_id(ctx), (ProtobufCMessage **)&st->img)) || !st->img)
 		return err;
 	for (size_t i = 0; i < st->img->n_policies; i++) {
 		if (!policy_valid(st->img->policies[i])) {
@@ -380,6 +343,7 @@ static void free_xfrm(void *state)
 
 const struct tree_object_ops tree_net_xfrm = {
 	.name = "IPsec policies",
+	.per_net_ns = true,
 	.state_size = sizeof(struct net_xfrm_state),
 	.free_state = free_xfrm,
 	.collect = collect_xfrm,

@@ -261,7 +261,7 @@ static bool in_table(const NftObject *o, const NftObject *t)
 static int collect_nft(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct list lists[K_NR] = { 0 };
-	pid_t root = tr->tasks[0].pid;
+	pid_t root = net_ns_holder(ctx, tr);
 	NftRuleset img = NFT_RULESET__INIT;
 	struct list all = { 0 };
 	int err = 0;
@@ -293,7 +293,7 @@ static int collect_nft(struct run_ctx *ctx, struct dump_tree *tr)
 	if (!err) {
 		img.objects = all.v;
 		img.n_objects = all.n;
-		err = image_write(ctx->images_dir_fd, IMG_NFTABLES, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_NFTABLES, run_scope_id(ctx), &img.base);
 	}
 	/* the set elements are only in all; the rest is also in the lists, freed there */
 	for (size_t i = 0; i < all.n; i++)
@@ -325,7 +325,7 @@ static int validate_nft(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read(ctx->images_dir_fd, IMG_NFTABLES, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read(ctx->images_dir_fd, IMG_NFTABLES, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; i < st->img->n_objects; i++) {
 		const NftObject *o = st->img->objects[i];
@@ -391,6 +391,7 @@ static void free_nft(void *state)
 
 const struct tree_object_ops tree_nftables = {
 	.name = "nftables ruleset",
+	.per_net_ns = true,
 	.state_size = sizeof(struct nft_state),
 	.free_state = free_nft,
 	.collect = collect_nft,

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/inet_diag.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
 #include <sys/socket.h>
@@ -488,4 +490,27 @@ int nl_diag_one(int nl, const void *req, size_t len, struct inet_diag_msg *m)
 		return -EIO;
 	memcpy(m, NLMSG_DATA(h), sizeof(*m));
 	return 1;
+}
+
+static int on_nsid(const struct nlmsghdr *h, void *arg)
+{
+	const struct nlattr *tb[NETNSA_MAX + 1];
+
+	nl_parse_msg(h, sizeof(struct rtgenmsg), tb, NETNSA_MAX);
+	*(int *)arg = (int)nl_uint(tb[NETNSA_NSID], -1);
+	return 0;
+}
+
+int nl_nsid(int nl, int nsfd)
+{
+	struct rtgenmsg g = { .rtgen_family = AF_UNSPEC };
+	struct nl_buf b = { 0 };
+	int id = -1;
+
+	size_t m = nl_msg_begin(&b, RTM_GETNSID, 0, &g, sizeof(g));
+	nl_put_u32(&b, NETNSA_FD, nsfd);
+	nl_msg_end(&b, m);
+	int err = nl_get(nl, &b, on_nsid, &id);
+	nl_buf_free(&b);
+	return err == -ENOMEM ? err : err ? -1 : id;
 }

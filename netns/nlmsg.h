@@ -49,6 +49,9 @@ void nl_nest_end(struct nl_buf *b, size_t at);
 int nl_open(int protocol);
 /* ... in the network namespace nsfd (the calling thread goes there and back). */
 int nl_open_in(int nsfd, int protocol);
+/* The id that the namespace rtnetlink socket nl talks in gives the namespace of nsfd (RTM_GETNSID),
+ * -1 if none; -ENOMEM. */
+int nl_nsid(int nl, int nsfd);
 /*
  * Sends b and reads the answer to each message that asked for one: 0, or the first error,
  * with the kernel's own words in why (empty if it said none) and the message refused in

@@ -15,8 +15,9 @@
  * ACK, and since Linux 6.9 a TCX ingress program may hand it the request socket to use
  * (bpf_sk_assign_tcp_reqsk: MSS, window scales, SACK, timestamps) instead of a cookie. So:
  * - a program of a few instructions (no libbpf, no compiler: the kfunc's BTF id is read from
- *   /sys/kernel/btf/vmlinux) is attached to lo of the tree's namespace (every packet stasis
- *   sends to a local address goes through lo): for a segment of stasis's (its mark) while
+ *   /sys/kernel/btf/vmlinux) is attached to lo of the listener's namespace (the tree's, or one
+ *   a process of it made: stasis goes there; every packet stasis sends to a local address goes
+ *   through lo): for a segment of stasis's (its mark) while
  *   armed, it looks the listener up by the addresses stasis wrote in its map, assigns the
  *   request socket with the attributes of the map and disarms;
  * - stasis sends the ACK from the client's address (a raw socket), seq the client's first byte
@@ -46,6 +47,7 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,7 +56,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -62,6 +66,7 @@
 #include "kernel/features.h"
 #include "compat/kernel-abi.h"
 #include "log.h"
+#include "net-nested.h"
 #include "nlmsg.h"
 #include "tcp-repair.h"
 #include "tcp-requeue.h"
@@ -616,9 +621,10 @@ static int put_one(struct requeue_run *r, const InetSocket *l, const TcpWaiting 
 /* ---- the kind: what was taken (dump) or is in the images (restore) ---- */
 
 struct requeue_state {
-	int netns;               /* the tree's network namespace (fd + 1) */
 	TcpWaiting *next;        /* dump: made ready for the next connection taken */
 	InetSocket **listeners;  /* with connections taken (dump) or to make again (restore) */
+	int *netns;              /* per listener its network namespace (fd + 1): the tree's own or
+				  * one a process of it made (net-nested.c) */
 	size_t nr, alloc;
 };
 
@@ -627,54 +633,73 @@ static struct requeue_state *state_of(const struct run_ctx *ctx)
 	return run_state(ctx, &tree_tcp_requeue);
 }
 
-static int add_listener(struct requeue_state *st, InetSocket *in)
+/* in, with an fd of its namespace (+ 1, the state's from now on; 0: not known yet). */
+static int add_listener(struct requeue_state *st, InetSocket *in, int netns)
 {
 	for (size_t i = 0; i < st->nr; i++)
-		if (st->listeners[i] == in)
+		if (st->listeners[i] == in) {
+			if (netns)
+				close(netns - 1);
 			return 0;
+		}
 	if (st->nr == st->alloc) {
 		size_t n = st->alloc ? 2 * st->alloc : 8;
 		InetSocket **more = xreallocarray(st->listeners, n, sizeof(*more));
-		if (!more)
+		int *fds = more ? xreallocarray(st->netns, n, sizeof(*fds)) : NULL;
+		if (more)
+			st->listeners = more;
+		if (!fds) {
+			if (netns)
+				close(netns - 1);
 			return -ENOMEM;
-		st->listeners = more;
+		}
+		st->netns = fds;
 		st->alloc = n;
 	}
+	st->netns[st->nr] = netns;
 	st->listeners[st->nr++] = in;
 	return 0;
 }
 
-/* The caller's network namespace kept (the tree's): at the first connection. */
-static int keep_netns(struct requeue_state *st)
+static uint64_t ns_ino(int fd)
 {
-	if (st->netns)
-		return 0;
-	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	st->netns = fd + 1;
-	return 0;
+	struct stat sb;
+
+	return fstat(fd, &sb) ? 0 : sb.st_ino;
 }
 
-/* Every listener's connections made again, in the tree's namespace; stops at the first failure. */
+/* Every listener's connections made again, each in its network namespace (one run for the
+ * listeners of one namespace after another); stops at the first failure. */
 static int put_all(struct requeue_state *st, const char *what)
 {
-	struct requeue_run r;
+	struct requeue_run r = { -1, -1, -1, -1, { -1, -1 }, -1 };
 	char why[200] = "", self[80], peer[80];
+	uint64_t in_ns = 0;
 	int err = 0;
 
 	auto_close int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (home < 0 || setns(st->netns - 1, CLONE_NEWNET)) {
-		pr_perror("%s: cannot enter the tree's network namespace to put the connections waiting "
-			  "in TCP listeners' accept queues back", what);
+	if (home < 0) {
+		pr_perror("%s: cannot open stasis's network namespace", what);
 		return -errno;
 	}
-	if ((err = run_begin(&r, why, sizeof(why))))
-		pr_err("%s: cannot put the connections waiting in TCP listeners' accept queues back: %s: %s",
-		       what, why, strerror(-err));
 	for (size_t i = 0; !err && i < st->nr; i++) {
 		const InetSocket *l = st->listeners[i];
 		inet_addr_str(l->family, &l->src_addr, l->src_port, self, sizeof(self));
+		if (ns_ino(st->netns[i] - 1) != in_ns) {
+			run_end(&r);
+			if (setns(st->netns[i] - 1, CLONE_NEWNET)) {
+				pr_perror("%s: cannot enter the network namespace of TCP listener %s to put the "
+					  "connections waiting in its accept queue back", what, self);
+				err = -errno;
+				break;
+			}
+			in_ns = ns_ino(st->netns[i] - 1);
+			if ((err = run_begin(&r, why, sizeof(why)))) {
+				pr_err("%s: cannot put the connections waiting in TCP listeners' accept queues back: "
+				       "%s: %s", what, why, strerror(-err));
+				break;
+			}
+		}
 		for (size_t k = 0; !err && k < l->n_waiting; k++) {
 			const TcpWaiting *w = l->waiting[k];
 			inet_addr_str(l->family, &w->peer_addr, w->peer_port, peer, sizeof(peer));
@@ -694,12 +719,21 @@ static int put_all(struct requeue_state *st, const char *what)
 	return err;
 }
 
-/* What the next connection taken needs, made before it is taken: a failure then loses none. */
-static int reserve(struct requeue_state *st, InetSocket *in)
+/*
+ * What the next connection taken from listener in (socket sk) needs, made before it is taken: a
+ * failure then loses none. Its namespace noted: one a process of the tree made is named in
+ * the image (waiting_netns).
+ */
+static int reserve(const struct run_ctx *ctx, struct requeue_state *st, int sk, InetSocket *in)
 {
-	int err;
+	int err, ns = ioctl(sk, SIOCGSKNS);
 
-	if ((err = keep_netns(st)) || (err = add_listener(st, in)))
+	if (ns < 0)
+		return -errno;
+	uint32_t maker = net_nested_maker_of(ctx, ns_ino(ns));
+	if (maker)
+		in->has_waiting_netns = true, in->waiting_netns = maker;
+	if ((err = add_listener(st, in, ns + 1)))
 		return err;
 	TcpWaiting **more = xreallocarray(in->waiting, in->n_waiting + 1, sizeof(*more));
 	if (!more)
@@ -730,7 +764,7 @@ int tcp_requeue_accept(struct run_ctx *ctx, int listener, InetSocket *in, struct
 	socklen_t llen = sizeof(l), rlen = sizeof(r);
 	int err;
 
-	if ((err = reserve(state_of(ctx), in)))
+	if ((err = reserve(ctx, state_of(ctx), listener, in)))
 		return err;
 	if (poll(&p, 1, 0) < 0)
 		return -errno;
@@ -826,16 +860,21 @@ int tcp_requeue_take(struct run_ctx *ctx, int taken, InetSocket *in, char *why, 
 	return 0;
 }
 
+static void close_netns(struct requeue_state *st)
+{
+	for (size_t i = 0; i < st->nr; i++)
+		if (st->netns[i])
+			close(st->netns[i] - 1);
+	st->nr = 0;
+}
+
 void tcp_requeue_dump_over(struct run_ctx *ctx, bool tree_goes_on)
 {
 	struct requeue_state *st = state_of(ctx);
 
 	if (tree_goes_on && st->nr)
 		put_all(st, "dump");
-	st->nr = 0;
-	if (st->netns)
-		close(st->netns - 1);
-	st->netns = 0;
+	close_netns(st);
 }
 
 int tcp_requeue_restore(struct run_ctx *ctx)
@@ -865,7 +904,7 @@ static int validate_requeue(struct run_ctx *ctx, struct restore_tree *rt)
 			const FdEntry *e = rt->tasks[i].fds->fds[k];
 			if (e->kind == FD_KIND__FD_INET && e->inet && e->inet->protocol == IPPROTO_TCP &&
 			    e->inet->state == INET_STATE__INET_LISTEN && e->inet->n_waiting &&
-			    (err = add_listener(st, e->inet)))
+			    (err = add_listener(st, e->inet, 0)))
 				return err;
 		}
 	}
@@ -882,19 +921,31 @@ static int requeue_before_freeze(struct run_ctx *ctx)
 	return 0;
 }
 
-/* In stasis, in the tree's network namespace. */
+/* In stasis, in the tree's network namespace, each nested one made (net-nested.c): each
+ * listener's kept. */
 static int prepare_requeue(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct requeue_state *st = state_of(ctx);
+	char self[80];
 
 	(void)rt;
-	if (!st->nr)
-		return 0;
-	int err = keep_netns(st);
-	if (err)
-		pr_err("restore: cannot keep the tree's network namespace for its TCP listeners' waiting "
-		       "connections: %s", strerror(-err));
-	return err;
+	for (size_t i = 0; i < st->nr; i++) {
+		const InetSocket *l = st->listeners[i];
+		int made = l->has_waiting_netns ? net_nested_fd(ctx, l->waiting_netns) : -1;
+		int fd = made >= 0 ? fcntl(made, F_DUPFD_CLOEXEC, 0)
+				   : l->has_waiting_netns ? -1 : open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			inet_addr_str(l->family, &l->src_addr, l->src_port, self, sizeof(self));
+			if (made < 0 && l->has_waiting_netns)
+				pr_err("restore: TCP listener %s has connections waiting in the network namespace of "
+				       "pid %u, which net-nested.img does not hold", self, l->waiting_netns);
+			else
+				pr_perror("restore: cannot keep the network namespace of TCP listener %s", self);
+			return made < 0 && l->has_waiting_netns ? -EINVAL : -errno;
+		}
+		st->netns[i] = fd + 1;
+	}
+	return 0;
 }
 
 static void free_requeue(void *state)
@@ -903,8 +954,8 @@ static void free_requeue(void *state)
 
 	if (st->next)
 		tcp_waiting__free_unpacked(st->next, NULL);
-	if (st->netns)
-		close(st->netns - 1);
+	close_netns(st);
+	free(st->netns);
 	free(st->listeners);
 }
 

@@ -218,7 +218,7 @@ static int refuse_arp_tables(pid_t root)
 
 static int collect_xtables(struct run_ctx *ctx, struct dump_tree *tr)
 {
-	pid_t root = tr->tasks[0].pid;
+	pid_t root = net_ns_holder(ctx, tr);
 	Xtables img = XTABLES__INIT;
 	int err;
 
@@ -231,7 +231,7 @@ static int collect_xtables(struct run_ctx *ctx, struct dump_tree *tr)
 	for (size_t i = 0; i < ARRAY_SIZE(families) && !err; i++)
 		err = save_family(&families[i], root, &img);
 	if (!err)
-		err = image_write(ctx->images_dir_fd, IMG_XTABLES, 0, &img.base);
+		err = image_write(ctx->images_dir_fd, IMG_XTABLES, run_scope_id(ctx), &img.base);
 	for (size_t i = 0; i < img.n_tables; i++)
 		xtable__free_unpacked(img.tables[i], NULL);
 	free(img.tables);
@@ -280,7 +280,7 @@ static int validate_xtables(struct run_ctx *ctx, struct restore_tree *rt)
 	(void)rt;
 	if (!net_ns_config(ctx))
 		return 0;
-	if ((err = image_read_optional(ctx->images_dir_fd, IMG_XTABLES, 0, (ProtobufCMessage **)&st->img)))
+	if ((err = image_read_optional(ctx->images_dir_fd, IMG_XTABLES, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
 	for (size_t i = 0; st->img && i < st->img->n_tables; i++) {
 		const Xtable *t = st->img->tables[i];
@@ -401,6 +401,7 @@ static void free_xtables(void *state)
 
 const struct tree_object_ops tree_xtables = {
 	.name = "legacy iptables tables",
+	.per_net_ns = true,
 	.state_size = sizeof(struct xtables_state),
 	.free_state = free_xtables,
 	.collect = collect_xtables,

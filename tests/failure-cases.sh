@@ -283,11 +283,11 @@
 #                            fails naming the image before any namespace is made, no process runs;
 #                            restore/time-ns-pristine: the untouched images restore and PASS
 #   dump/netns-nested-*      netns-private (its child in a network namespace of its own) with
-#                            what the dump cannot keep there yet: -abstract a unix socket bound
-#                            to an abstract name (fd 59 of the child), -veth a veth pair besides
-#                            the loopback, -firewall a legacy iptables table: the dump fails
-#                            naming the fd, or the namespace and the interface or table; the
-#                            tree runs and PASSes
+#                            what the dump cannot keep there: -abstract a unix socket bound
+#                            to an abstract name (fd 59 of the child), -vxlan an interface of a
+#                            kind not kept (as in the tree's own namespace): the dump fails
+#                            naming the fd, or the interface and the namespace; the tree runs
+#                            and PASSes
 #   dump/netns-inet-held-outside
 #                            netns-inet (inet sockets in its child's own namespace) with a socket
 #                            the restore would make in another namespace than its own: the
@@ -1840,61 +1840,8 @@ case_netns_maker_images() {
 	rm -rf "$c"
 	cp -a "$d/img" "$c"
 	rm -f "$c/restore.log"
-	# every fd_table.fds[].netns_maker (fields 1, 116) set to the root's pid, each
-	# message's length and the header's length and CRC made to match
-	if ! python3 - "$c" "$pid" <<'PY'; then
-import glob, struct, sys, zlib
-def varint(b, i):
-    r = s = 0
-    while True:
-        x = b[i]; i += 1; r |= (x & 0x7f) << s; s += 7
-        if x < 0x80:
-            return r, i
-def enc(v):
-    out = bytearray()
-    while True:
-        x, v = v & 0x7f, v >> 7
-        out.append(x | 0x80 if v else x)
-        if not v:
-            return bytes(out)
-def edit(b, path, val):
-    out, changed, i = bytearray(), False, 0
-    while i < len(b):
-        key, j = varint(b, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, end = varint(b, j)
-        elif wt == 2:
-            ln, k = varint(b, j)
-            end = k + ln
-        else:
-            end = j + (8 if wt == 1 else 4)
-        if wt == 2 and len(path) > 1 and num == path[0]:
-            inner, c = edit(b[k:end], path[1:], val)
-            if c:
-                out += enc(key) + enc(len(inner)) + inner
-                changed, i = True, end
-                continue
-        if wt == 0 and len(path) == 1 and num == path[0]:
-            out += enc(key) + enc(val)
-            changed, i = True, end
-            continue
-        out += b[i:end]
-        i = end
-    return bytes(out), changed
-done = 0
-for path in glob.glob(sys.argv[1] + "/fds-*.img"):
-    data = open(path, "rb").read()
-    hdr, n = data[:48], struct.unpack_from("<Q", data, 16)[0]
-    payload, changed = edit(data[48:48 + n], [1, 116], int(sys.argv[2]))
-    if not changed:
-        continue
-    hdr = hdr[:16] + struct.pack("<QI", len(payload), 0) + hdr[28:]
-    crc = zlib.crc32(payload, zlib.crc32(hdr))
-    open(path, "wb").write(hdr[:24] + struct.pack("<I", crc) + hdr[28:] + payload)
-    done += 1
-sys.exit(0 if done else 1)
-PY
+	# every fd_table.fds[].netns_maker (fields 1, 116) set to the root's pid
+	if ! /usr/bin/python3 "$ZOO_ROOT/tests/tools/pb-set.py" 1.116 "$pid" "$c"/fds-*.img; then
 		result_fail "$label" "no socket of the images names a maker"
 		drop_net_lock "$pid"
 		return
@@ -1902,6 +1849,37 @@ PY
 	restore_refused "$label" "$pid" "$c" \
 		"image fds-[0-9]+.img: fd [0-9]+: its socket's network namespace is pid $pid's, which net-nested.img does not hold" ||
 		{ drop_net_lock "$pid"; return; }
+	restores_and_passes "$label" "$d" "$pid"
+}
+
+# netns-veth's images (its child's network namespace wired to its own by a veth pair), the
+# pair's two sides made to disagree: the child's end names a namespace the tree has not
+# (net-links-MAKER.img's peer_netns, fields 1, 24), the parent's end another index for the
+# child's (net-links.img's peer_netns_ifindex, 1, 25): each restore refused naming the image
+# and the veth before anything is made; the untouched images restore and PASS
+case_netns_veth_images() {
+	local label=restore/corrupt/netns-veth d=$ZOO_TMP/netns-veth c pid what file field value re
+	DUMP_OPTS=--tcp-established dump_for_images "$label" netns-veth "$d" net-nested.img || return
+	pid=$ZPID
+	for what in peer-netns peer-index; do
+		c=$d/$what
+		rm -rf "$c"
+		cp -a "$d/img" "$c"
+		rm -f "$c/restore.log"
+		if [ $what = peer-netns ]; then
+			file=$(cd "$c" && ls net-links-*.img) field=1.24 value=999
+			re="image net-links-[0-9]+.img: veth zc0: the network namespace of its other end \\(999\\) is none of the tree's"
+		else
+			file=net-links.img field=1.25 value=7
+			re="image net-links(-[0-9]+)?.img: veth z[rc]0 and its other end z[cr]0 \\(index [0-9]+ in the network namespace [0-9]+\\) do not name each other"
+		fi
+		if ! /usr/bin/python3 "$ZOO_ROOT/tests/tools/pb-set.py" $field $value "$c/$file"; then
+			result_fail "$label-$what" "no veth of $file names its other end's namespace"
+			drop_net_lock "$pid"
+			return
+		fi
+		restore_refused "$label-$what" "$pid" "$c" "$re" || { drop_net_lock "$pid"; return; }
+	done
 	restores_and_passes "$label" "$d" "$pid"
 }
 
@@ -2570,18 +2548,13 @@ other_cases() {
 		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+, of another namespace, too: a socket held by several processes comes back in the tree.s namespace' \
 		--held-outside
 	case_netns_maker_images
+	case_netns_veth_images
 	dump_fails_naming dump/netns-nested-abstract netns-private \
 		'dump pid [0-9]+ fd 59: unix socket socket:\[[0-9]+\] is bound to abstract name @stasis-zoo-nested-[0-9]+ in a network namespace a process of the tree made' \
 		--abstract
-	dump_fails_naming dump/netns-nested-veth netns-private \
-		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds interface zoo-v[01] besides its loopback' \
-		--veth
-	dump_fails_naming dump/netns-nested-firewall netns-private \
-		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds firewall rules: legacy ip table filter besides its loopback' \
-		--firewall
-	dump_fails_naming dump/netns-nested-xfrm netns-private \
-		'dump pid [0-9]+: its network namespace net:\[[0-9]+\] holds firewall rules: IPsec policy src 10\.1\.0\.0/24 dst 10\.2\.0\.0/24 dir out besides its loopback' \
-		--xfrm
+	dump_fails_naming dump/netns-nested-vxlan netns-private \
+		'dump pid [0-9]+: the network namespace it made, net:\[[0-9]+\], cannot be saved' \
+		--vxlan
 	case_userns_images
 	case_restore_bad_dirs
 }

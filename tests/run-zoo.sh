@@ -19,7 +19,7 @@
 #                    "READY\n" followed by one PASS line.
 #                    shell-job instead runs as `shell-job | cat`, dump/restore get --shell-job,
 #                    and restore's stdout is a fresh pipe to another cat: PASS must come
-#                    through that one. tcp-* programs and netns-inet are dumped with
+#                    through that one. tcp-* programs, netns-inet and netns-veth are dumped with
 #                    --tcp-established, uprobes with --allow-uprobes. ext-unix is dumped with
 #                    --ext-unix-sk and restored
 #                    under `bin/ext-unix --restore-wrapper WORKDIR --`, which connects a new
@@ -425,7 +425,7 @@ case_checkpoint() {
 	pid=$ZPID
 	[ "$name" = shell-job ] && shell=(--shell-job)
 	[[ $name == file-l* ]] && shell=(--file-locks) # file-locks, file-leases
-	[[ $name == tcp-* || $name == netns-inet ]] && shell=(--tcp-established)
+	[[ $name == tcp-* || $name == netns-inet || $name == netns-veth ]] && shell=(--tcp-established)
 	[ "$name" = uprobes ] && shell=(--allow-uprobes)
 	local wrap=()
 	if [ "$name" = ext-unix ]; then

@@ -589,6 +589,12 @@ static void test_desc_by_filename(void)
 		{ "pages-9.img", IMG_PAGES },
 		{ "/some/dir/core-1.img", IMG_CORE },
 		{ "dir/inventory.img", IMG_INVENTORY },
+		{ "net-links.img", IMG_NET_LINKS },     /* (the tree's network namespace) */
+		{ "net-links-42.img", IMG_NET_LINKS },  /* (one pid 42 made) */
+		{ "nftables-7.img", IMG_NFTABLES },
+		{ "net-links-.img", 0 },
+		{ "net-links-x.img", 0 },
+		{ "net-nested-1.img", 0 },
 		{ "", 0 },
 		{ ".img", 0 },
 		{ "inventory", 0 },

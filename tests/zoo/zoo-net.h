@@ -44,6 +44,41 @@ static inline void zoo_enter_netns_of(pid_t pid)
 	}
 }
 
+/* A ping written to stream socket fd, "pong" expected back within 3 s. */
+static inline int zoo_ping(int fd)
+{
+	char b[4];
+	for (int i = 0; i < 100; i++) { /* (non-blocking: the peer may not be reading yet) */
+		if (send(fd, "ping", 4, MSG_NOSIGNAL) == 4)
+			break;
+		zoo_sleep_ms(10);
+	}
+	for (int i = 0; i < 300; i++) {
+		ssize_t n = recv(fd, b, 4, MSG_DONTWAIT);
+		if (n == 4)
+			return !memcmp(b, "pong", 4);
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			return 0;
+		zoo_sleep_ms(10);
+	}
+	return 0;
+}
+
+/* A ping read from stream socket fd (waiting up to 3 s), "pong" written back. */
+static inline int zoo_answer(int fd)
+{
+	char b[4];
+	for (int i = 0; i < 300; i++) {
+		ssize_t n = recv(fd, b, 4, MSG_DONTWAIT);
+		if (n == 4)
+			return !memcmp(b, "ping", 4) && send(fd, "pong", 4, MSG_NOSIGNAL) == 4;
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			return 0;
+		zoo_sleep_ms(10);
+	}
+	return 0;
+}
+
 /* A TCP connection over loopback of family: *c the client, *s the accepted side. */
 static inline void zoo_tcp_loopback_pair(int family, int *c, int *s)
 {
