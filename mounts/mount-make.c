@@ -22,6 +22,7 @@
 #include "compat/kernel-abi.h"
 #include "log.h"
 #include "mounts.h"
+#include "net-nested.h"
 #include "ns-make.h"
 #include "util.h"
 
@@ -331,6 +332,16 @@ static int masterless_pty(int root_fd, const char *devpts, const MountEntry *e, 
 	return fd;
 }
 
+int mounts_note_nsfs(const struct run_ctx *ctx, MountEntry *const *mounts, size_t n, uint32_t mnt_maker)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++)
+		if (mounts[i]->how == MOUNT_HOW__MOUNT_NSFS && !mounts[i]->nsfs_tree_net && !mounts[i]->inherited)
+			err = net_nested_note_mount(ctx, mounts[i], mnt_maker);
+	return err;
+}
+
 int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *ctx, int ext_copy,
 	       struct tmpfs_image *contents, bool in_userns)
 {
@@ -376,6 +387,18 @@ int mount_make(const MountNs *ns, size_t i, int root_fd, const struct run_ctx *c
 		s = open(host, O_PATH | O_CLOEXEC);
 		if (s < 0)
 			pr_perror("restore: mount %s: its source %s", e->mountpoint, host);
+		break;
+	}
+	case MOUNT_HOW__MOUNT_NSFS: { /* (by the tree's root, in the tree's network namespace, or by
+				       * the maker of a nested mount namespace) */
+		int ns = e->nsfs_tree_net ? -1 : net_nested_fd_of(ctx, e->nsfs_net);
+		if (!e->nsfs_tree_net && ns < 0)
+			return -ENOENT;
+		s = ns >= 0 ? fcntl(ns, F_DUPFD_CLOEXEC, 0) : open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (s < 0) {
+			s = -errno;
+			pr_perror("restore: mount %s: its network namespace", e->mountpoint);
+		}
 		break;
 	}
 	case MOUNT_HOW__MOUNT_FRESH: {

@@ -142,7 +142,7 @@ static bool alone(const struct mount_table *nt, const struct mount_info *m, cons
  */
 static int classify_nested(const struct dump_task *maker, pid_t from, uint64_t ns_id,
 			   const struct mount_table *nt, size_t i, const struct mount_table *pt,
-			   bool own_root, bool *used, MountEntry *e)
+			   bool own_root, bool *used, MountEntry *e, pid_t tree_root)
 {
 	pid_t pid = maker->vpid;
 	const struct mount_info *m = &nt->m[i], *of = NULL;
@@ -189,6 +189,8 @@ static int classify_nested(const struct dump_task *maker, pid_t from, uint64_t n
 	/* (with a root of its own: one the namespace it was made from shows is bound from there) */
 	if (own_root && (err = outer_fill(maker->pid, from, m, pt, e)))
 		return err < 0 ? err : 0;
+	if (!strcmp(m->fstype, "nsfs"))
+		return mount_nsfs_fill(tree_root, m, e);
 	/* made anew: what it does not show of a tmpfs is gone if nothing else shows it */
 	if (mount_fstype_fresh(m->fstype) &&
 	    (!strcmp(m->root, "/") || (!strcmp(m->fstype, "tmpfs") && alone(nt, m, pt)))) {
@@ -282,6 +284,8 @@ static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struc
 	if (nt.n && same_in(&pt, NULL, &nt.m[0]) < 0)
 		out->has_own_root = out->own_root = true;
 	for (size_t i = 0; i < nt.n && !err; i++) {
+		if (mount_nsfs_hidden(&nt, i))
+			continue; /* (mount-table.c says why) */
 		MountEntry *e = xzalloc(sizeof(*e));
 		if (!e) {
 			err = -ENOMEM;
@@ -290,11 +294,13 @@ static int dump_one(struct run_ctx *ctx, const struct dump_tree *tr, const struc
 		mount_entry__init(e);
 		out->mounts[out->n_mounts++] = e;
 		if (!(err = mount_entry_fill(maker->pid, &nt.m[i], i == 0, e)))
-			err = classify_nested(maker, from, v->id, &nt, i, &pt, out->own_root, used, e);
+			err = classify_nested(maker, from, v->id, &nt, i, &pt, out->own_root, used, e,
+					      tr->tasks[0].pid);
 	}
 	if (!err) {
 		MountNs t = table_of(out);
-		err = tmpfs_dump_mounts(ctx, maker->pid, &t);
+		if (!(err = tmpfs_dump_mounts(ctx, maker->pid, &t)))
+			err = mounts_note_nsfs(ctx, out->mounts, out->n_mounts, out->maker);
 	}
 	if (!err)
 		pr_info("dump pid %u: its own mount namespace mnt:[%llu]%s, %zu mounts, %zu processes",
@@ -475,6 +481,8 @@ static int validate_one(const struct run_ctx *ctx, size_t k, const NestedMountNs
 			ok = of && e->bind_root && !strstr(e->bind_root, "..");
 		} else if (ok && !e->inherited && e->how == MOUNT_HOW__MOUNT_OUTER) {
 			ok = n->own_root && mount_path_ok(e->outer_path);
+		} else if (ok && !e->inherited && e->how == MOUNT_HOW__MOUNT_NSFS) {
+			ok = mount_nsfs_valid(e);
 		} else if (ok && !e->inherited && e->how == MOUNT_HOW__MOUNT_REMOVED_FILE) {
 			ok = n->own_root && i > 0 && e->is_file && e->has_removed_data &&
 			     e->removed_data.len <= MOUNT_REMOVED_FILE_MAX && e->has_deleted_mode;
@@ -498,7 +506,7 @@ static int validate_one(const struct run_ctx *ctx, size_t k, const NestedMountNs
 		pr_err("image mount-nested.img: namespace %zu has no mounts", k);
 		return -EINVAL;
 	}
-	return 0;
+	return mounts_note_nsfs(ctx, n->mounts, n->n_mounts, n->maker);
 }
 
 static int validate_mount_nested(struct run_ctx *ctx, struct restore_tree *rt)

@@ -94,7 +94,8 @@ static int collect_mount_ns(struct run_ctx *ctx, struct dump_tree *tr)
 	if ((err = mount_table_read(root, &tree)) || (err = mount_table_read(PROC_SELF, &host)) ||
 	    (ns_is_own(root, "cgroup", NULL) && (err = mount_table_cgroup_ns_roots(root, &tree))) ||
 	    (err = mount_table_classify(ctx, root, &tree, &host, st->ns)) ||
-	    (err = tmpfs_dump_mounts(ctx, root, st->ns)))
+	    (err = tmpfs_dump_mounts(ctx, root, st->ns)) ||
+	    (err = mounts_note_nsfs(ctx, st->ns->mounts, st->ns->n_mounts, 0)))
 		goto out;
 	tr->inv.has_mnt_ns = tr->inv.mnt_ns = true;
 	pr_info("dump pid %d: its own mount namespace, %zu mounts", root, st->ns->n_mounts);
@@ -221,6 +222,8 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 			     !strstr(e->bind_root, "..");
 		if (ok && e->how == MOUNT_HOW__MOUNT_EXTERNAL)
 			ok = (e->ext_key && *e->ext_key) || (e->ext_path && e->ext_path[0] == '/');
+		if (ok && e->how == MOUNT_HOW__MOUNT_NSFS)
+			ok = mount_nsfs_valid(e);
 		if (ok && e->how == MOUNT_HOW__MOUNT_FRESH && !mount_fs_allowed(ctx, e->fstype)) {
 			pr_err("image mount-ns.img: mount %s is a %s filesystem; allow it with --enable-fs %s",
 			       e->mountpoint, e->fstype, e->fstype);
@@ -235,7 +238,7 @@ static int validate_mount_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		if (e->has_contents && (err = tmpfs_image_open(ctx->images_dir_fd, e->id, &st->contents[i])))
 			return err;
 	}
-	return 0;
+	return mounts_note_nsfs(ctx, ns->mounts, ns->n_mounts, 0);
 }
 
 /*
@@ -248,7 +251,7 @@ static bool deferred(const MountNs *ns, size_t i, const bool *later)
 	const MountEntry *e = ns->mounts[i];
 	const MountEntry *of = e->how == MOUNT_HOW__MOUNT_BIND && e->has_bind_of ? entry_by_id(ns, i, e->bind_of) : NULL;
 
-	if (e->how == MOUNT_HOW__MOUNT_FRESH && mount_fstype_in_ns(e->fstype))
+	if ((e->how == MOUNT_HOW__MOUNT_FRESH && mount_fstype_in_ns(e->fstype)) || e->how == MOUNT_HOW__MOUNT_NSFS)
 		return true;
 	if (of && e->is_file && !strcmp(of->fstype, "devpts"))
 		return true;

@@ -521,6 +521,52 @@ static bool made_in_tree_ns(const struct mount_table *tree, size_t k)
 	return false;
 }
 
+int mount_nsfs_fill(pid_t root_pid, const struct mount_info *m, MountEntry *e)
+{
+	unsigned long long ino;
+	uint64_t root_ns = 0;
+	struct stat own;
+	int end = 0;
+
+	if (sscanf(m->root, "net:[%llu]%n", &ino, &end) != 1 || m->root[end]) {
+		pr_err("dump pid %d: mount %s binds namespace %s: of namespaces' files only network "
+		       "namespaces' are kept", root_pid, m->mountpoint, m->root);
+		return -ENOTSUP;
+	}
+	bool tree_own = ns_is_own(root_pid, "net", &root_ns);
+	if (stat("/proc/thread-self/ns/net", &own) || own.st_ino == ino) {
+		pr_err("dump pid %d: mount %s binds stasis's own network namespace net:[%llu]: not "
+		       "supported; name it with --external mnt[%s]:KEY for the engine to make again",
+		       root_pid, m->mountpoint, ino, m->mountpoint);
+		return -ENOTSUP;
+	}
+	e->how = MOUNT_HOW__MOUNT_NSFS;
+	e->has_nsfs_net = true;
+	e->nsfs_net = ino;
+	e->has_nsfs_tree_net = true;
+	e->nsfs_tree_net = tree_own && root_ns == ino;
+	return 0;
+}
+
+bool mount_nsfs_hidden(const struct mount_table *t, size_t i)
+{
+	const struct mount_info *m = &t->m[i];
+	const char *r;
+
+	if (strcmp(m->fstype, "nsfs"))
+		return false;
+	for (size_t k = 0; k < t->n; k++)
+		if (k != i && t->m[k].parent_id == m->parent_id && strcmp(t->m[k].mountpoint, m->mountpoint) &&
+		    mount_path_below(t->m[k].mountpoint, m->mountpoint, &r))
+			return true;
+	return false;
+}
+
+bool mount_nsfs_valid(const MountEntry *e)
+{
+	return !strcmp(e->fstype, "nsfs") && e->is_file && e->has_nsfs_net && e->has_nsfs_tree_net;
+}
+
 static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct mount_table *tree,
 		    size_t i, const struct mount_table *host, MountEntry *e)
 {
@@ -555,6 +601,8 @@ static int classify(const struct run_ctx *ctx, pid_t root_pid, const struct moun
 		}
 	if (of)
 		return mount_bind_fill(root_pid, m, of->id, rest, e);
+	if (!strcmp(m->fstype, "nsfs"))
+		return mount_nsfs_fill(root_pid, m, e);
 	if (m->cgroup_ns_root || shares_host_ns_fs(root_pid, m)) {
 		e->how = MOUNT_HOW__MOUNT_FRESH;
 		return 0;
@@ -671,6 +719,11 @@ int mount_table_classify(const struct run_ctx *ctx, pid_t root_pid, const struct
 		return -ENOMEM;
 	for (size_t i = 0; i < tree->n; i++) {
 		const struct mount_info *m = &tree->m[i];
+		if (mount_nsfs_hidden(tree, i)) {
+			pr_info("dump pid %d: mount %s (nsfs, %s) is hidden below mount of its parent's: a copy "
+				"that propagation made, not made again", root_pid, m->mountpoint, m->root);
+			continue;
+		}
 		MountEntry *e = xzalloc(sizeof(*e));
 
 		if (!e)

@@ -102,6 +102,27 @@ int mount_bind_fill(pid_t pid, const struct mount_info *m, uint32_t of_id, const
 /* A bind (mount m of pid's) of a regular file removed since, as MOUNT_REMOVED_FILE with its
  * data: 1; 0 if m is not one; -errno (said) if it cannot be kept (larger than the maximum). */
 int mount_removed_file_fill(pid_t pid, const struct mount_info *m, MountEntry *e);
+/*
+ * Dump: m, a namespace's file bound (`ip netns add`), into e as MOUNT_NSFS: a network
+ * namespace's, the tree's own (root_pid's) or another that netns/net-nested.c saves; stasis's
+ * own namespace and other kinds' files are refused, said naming the mount. 0 or <0.
+ */
+int mount_nsfs_fill(pid_t root_pid, const struct mount_info *m, MountEntry *e);
+/*
+ * Dump: is mount i of t a namespace's file bound where no path reaches it, below another mount of
+ * its parent (a copy that propagation made under a shared mount: `ip netns add` binds /run/netns
+ * on itself, shared, and each namespace's file mounted there is copied onto the /run below)?
+ * Such a copy is not saved: propagation is not made again, and no path could name it.
+ */
+bool mount_nsfs_hidden(const struct mount_table *t, size_t i);
+/* Restore: a MOUNT_NSFS entry as mount_nsfs_fill makes them. */
+bool mount_nsfs_valid(const MountEntry *e);
+/*
+ * The MOUNT_NSFS mounts among n (of the tree's mount namespace, mnt_maker 0, or of the nested
+ * one that pid mnt_maker made; not those it inherited) that bind another network namespace than
+ * the tree's own, noted for netns/net-nested.c (net_nested_note_mount). -ENOMEM.
+ */
+int mounts_note_nsfs(const struct run_ctx *ctx, MountEntry *const *mounts, size_t n, uint32_t mnt_maker);
 /* mountpoint and rest joined ("/" and "a" give "/a"; "/m" and "" give "/m"); NULL: no memory. */
 char *mount_path_join(const char *mountpoint, const char *rest);
 /* Is root a path at or below inside (both absolute, as mountinfo shows them)? Gives the rest. */

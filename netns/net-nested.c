@@ -29,6 +29,7 @@
  * the connections waiting in its listeners' accept queues (netns/tcp-requeue.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
@@ -39,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/nsfs.h>
 #include <linux/sockios.h>
 
 #include "files/unix.h"
@@ -64,9 +66,21 @@ struct nested_held_socket {
 	bool stasis_opens; /* that, of the tree's namespace, pid's in one a process made */
 };
 
+/* A mount that binds a network namespace's file other than the tree's own (MOUNT_NSFS). */
+struct nsfs_net_mount {
+	const MountEntry *e;  /* nsfs_net: the namespace's inode at dump */
+	uint32_t mnt_maker;   /* the maker (its pid in the images) of the nested mount namespace
+			       * it is in (mounts/mount-nested.c), 0: the tree's own */
+};
+
+/* The ids of namespaces that only mounts hold, for their images: above any pid (net-nested.img). */
+#define MOUNT_HELD_ID (1u << 30)
+
 struct net_nested_state {
 	NetNested *img;
-	struct nested_ns_view *views; /* restore */
+	struct nested_ns_view *views; /* restore: the namespaces processes are in */
+	size_t *view_ns;              /* restore: per view, its namespace's index */
+	size_t n_views;
 	uint64_t *ids;                /* dump: the namespaces' inodes */
 	struct nested_held_socket *held; /* dump */
 	size_t n_held;
@@ -77,6 +91,8 @@ struct net_nested_state {
 	int tree_fd;                  /* an fd of the tree's own namespace, + 1 */
 	int home_fd;                  /* an fd of stasis's own namespace, + 1 */
 	pid_t *maker_pids;            /* dump: per namespace its maker's pid */
+	struct nsfs_net_mount *mounts; /* noted by the mount kinds (net_nested_note_mount) */
+	size_t n_mounts;
 };
 
 static struct net_nested_state *state_of(const struct run_ctx *ctx)
@@ -224,8 +240,12 @@ static int save_one(struct run_ctx *ctx, struct dump_tree *tr, size_t i)
 		return err;
 	}
 	u->has_config = u->config = true;
-	pr_info("dump pid %d: its own network namespace net:[%llu] saved (net-links-%u.img, ...), %zu "
-		"processes", st->maker_pids[i], (unsigned long long)u->ns_id, u->maker, u->n_pids);
+	if (u->mount_held)
+		pr_info("dump pid %d: the network namespace net:[%llu] its mount holds saved (net-links-%u.img, "
+			"...)", st->maker_pids[i], (unsigned long long)u->ns_id, u->maker);
+	else
+		pr_info("dump pid %d: its own network namespace net:[%llu] saved (net-links-%u.img, ...), %zu "
+			"processes", st->maker_pids[i], (unsigned long long)u->ns_id, u->maker, u->n_pids);
 	return 0;
 }
 
@@ -330,15 +350,60 @@ static int check_held_sockets(struct net_nested_state *st)
 	return 0;
 }
 
+/*
+ * A namespace no process is in that a mount of the tree binds (`ip netns add`), opened
+ * through that mount: its image entry (an id above any pid for its images), an fd of it.
+ */
+static int collect_mount_held(const struct dump_tree *tr, const struct nsfs_net_mount *held, uint32_t id,
+			      NestedNetNs **out, int *fd)
+{
+	const MountEntry *m = held->e;
+	pid_t via = tr->tasks[0].pid;
+	NestedNetNs *u = xzalloc(sizeof(*u));
+	char path[PATH_MAX + 64];
+	struct stat sb;
+
+	if (!u)
+		return -ENOMEM;
+	nested_net_ns__init(u);
+	*out = u;
+	u->ns_id = m->nsfs_net;
+	u->maker = id;
+	u->has_mount_held = u->mount_held = true;
+	for (size_t i = 0; held->mnt_maker && i < tr->nr_tasks; i++) /* (a nested mount namespace's) */
+		if (tr->tasks[i].vpid == held->mnt_maker)
+			via = tr->tasks[i].pid;
+	snprintf(path, sizeof(path), "/proc/%d/root%s", via, m->mountpoint);
+	if ((*fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(*fd, &sb) ||
+	    sb.st_ino != m->nsfs_net || ioctl(*fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+		pr_perror("dump pid %d: cannot open the network namespace net:[%llu] that its mount %s binds",
+			  via, (unsigned long long)m->nsfs_net, m->mountpoint);
+		return errno ? -errno : -EIO;
+	}
+	(*fd)++;
+	pr_info("dump pid %d: network namespace net:[%llu], which no process is in, held by its mount %s",
+		via, (unsigned long long)m->nsfs_net, m->mountpoint);
+	return 0;
+}
+
+static bool known_ns(const struct net_nested_state *st, uint64_t ino)
+{
+	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
+		if (st->ids[i] == ino)
+			return true;
+	return false;
+}
+
 static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_nested_state *st = state_of(ctx);
-	struct nested_ns *v;
-	size_t n;
+	const struct nsfs_net_mount *held = st->mounts;
+	struct nested_ns *v = NULL;
+	size_t n = 0, n_held = st->n_mounts;
 	int err;
 
-	if ((err = nested_ns_find(tr, "net", &v, &n)) || !n)
-		return err;
+	if ((err = nested_ns_find(tr, "net", &v, &n)) || (!n && !n_held))
+		goto out;
 	char path[64];
 	struct stat root_ns;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", tr->tasks[0].pid);
@@ -348,10 +413,11 @@ static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 		goto out;
 	}
 	st->tree_ns = root_ns.st_ino;
+	size_t all = n + n_held;
 	if (!(st->img = xzalloc(sizeof(*st->img))) ||
-	    (net_nested__init(st->img), !(st->img->ns = xzalloc(n * sizeof(*st->img->ns)))) ||
-	    !(st->ids = xzalloc(n * sizeof(*st->ids))) || !(st->fds = xzalloc((n + 1) * sizeof(int))) ||
-	    !(st->maker_pids = xzalloc(n * sizeof(pid_t)))) {
+	    (net_nested__init(st->img), !(st->img->ns = xzalloc(all * sizeof(*st->img->ns)))) ||
+	    !(st->ids = xzalloc(all * sizeof(*st->ids))) || !(st->fds = xzalloc((all + 1) * sizeof(int))) ||
+	    !(st->maker_pids = xzalloc(all * sizeof(pid_t)))) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -361,10 +427,19 @@ static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 		st->maker_pids[i] = tr->tasks[v[i].members[0]].pid;
 		err = collect_one(ctx, tr, &v[i], &st->img->ns[st->img->n_ns++], &st->fds[i]);
 	}
+	for (size_t k = 0; k < n_held && !err; k++) {
+		size_t i = st->img->n_ns;
+		if (known_ns(st, held[k].e->nsfs_net))
+			continue; /* (a process's, or bound twice) */
+		st->ids[i] = held[k].e->nsfs_net;
+		st->maker_pids[i] = tr->tasks[0].pid;
+		err = collect_mount_held(tr, &held[k], MOUNT_HELD_ID + (uint32_t)(i - n), &st->img->ns[st->img->n_ns++],
+					 &st->fds[i]);
+	}
 	if (err || (err = make_scopes(st)) || (err = st->home_fd = home_ns_fd(ctx, "dump")) < 0)
 		goto out;
 	err = 0;
-	for (size_t i = 0; i < n && !err; i++)
+	for (size_t i = 0; i < st->img->n_ns && !err; i++)
 		err = save_one(ctx, tr, i);
 	if (!err)
 		tr->inv.has_net_nested = tr->inv.net_nested = true;
@@ -376,6 +451,15 @@ out:
 uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
 {
 	return maker_of(state_of(ctx), ns_ino);
+}
+
+/* The index of the namespace whose inode at dump was ns_ino, -1 if none. */
+static ssize_t index_of_ns(const struct net_nested_state *st, uint64_t ns_ino)
+{
+	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
+		if (st->img->ns[i]->ns_id == ns_ino)
+			return i;
+	return -1;
 }
 
 /* The scope i's index, or -1 for the tree's own namespace (no scope). */
@@ -432,6 +516,14 @@ bool net_nested_scope_of(const struct run_ctx *ctx, uint32_t id, struct run_ctx 
 	return true;
 }
 
+int net_nested_fd_of(const struct run_ctx *ctx, uint64_t ns_ino)
+{
+	const struct net_nested_state *st = state_of(ctx);
+	ssize_t i = index_of_ns(st, ns_ino);
+
+	return i < 0 || !st->fds ? -1 : st->fds[i] - 1;
+}
+
 int net_nested_fd(const struct run_ctx *ctx, uint32_t id)
 {
 	const struct net_nested_state *st = state_of(ctx);
@@ -481,6 +573,34 @@ static int check_socket_makers(const struct net_nested_state *st, const struct r
 	return 0;
 }
 
+int net_nested_note_mount(const struct run_ctx *ctx, const MountEntry *e, uint32_t mnt_maker)
+{
+	struct net_nested_state *st = state_of(ctx);
+	struct nsfs_net_mount *more = xreallocarray(st->mounts, st->n_mounts + 1, sizeof(*more));
+
+	if (!more)
+		return -ENOMEM;
+	st->mounts = more;
+	st->mounts[st->n_mounts++] = (struct nsfs_net_mount){ e, mnt_maker };
+	return 0;
+}
+
+/* Each network namespace the tree's mounts bind, but its own, is one of net-nested.img. */
+static int check_mounts(const struct net_nested_state *st)
+{
+	const struct nsfs_net_mount *held = st->mounts;
+	int err = 0;
+
+	for (size_t k = 0; !err && k < st->n_mounts; k++)
+		if (index_of_ns(st, held[k].e->nsfs_net) < 0) {
+			pr_err("image %s: mount %s binds network namespace net:[%llu], which net-nested.img "
+			       "does not hold", held[k].mnt_maker ? "mount-nested.img" : "mount-ns.img",
+			       held[k].e->mountpoint, (unsigned long long)held[k].e->nsfs_net);
+			err = -EINVAL;
+		}
+	return err;
+}
+
 static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct net_nested_state *st = state_of(ctx);
@@ -489,14 +609,28 @@ static int validate_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
 	if ((err = nested_ns_image_read(ctx->images_dir_fd, rt->inv->net_nested, IMG_NET_NESTED,
 					(ProtobufCMessage **)&st->img)) ||
 	    (err = check_socket_makers(st, rt)) || !st->img)
-		return err;
-	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))))
+		return err ?: check_mounts(st);
+	if (!(st->views = xzalloc((st->img->n_ns + 1) * sizeof(*st->views))) ||
+	    !(st->view_ns = xzalloc((st->img->n_ns + 1) * sizeof(*st->view_ns))))
 		return -ENOMEM;
 	for (size_t i = 0; i < st->img->n_ns; i++) {
 		const NestedNetNs *u = st->img->ns[i];
-		st->views[i] = (struct nested_ns_view){ u->maker, u->pids, u->n_pids };
+		if (u->mount_held != (u->maker >= MOUNT_HELD_ID) || (u->mount_held && u->n_pids)) {
+			pr_err("image net-nested.img: namespace %zu (%u) is invalid", i, u->maker);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (st->img->ns[k]->ns_id == u->ns_id || st->img->ns[k]->maker == u->maker) {
+				pr_err("image net-nested.img: namespace net:[%llu] (%u) is there twice",
+				       (unsigned long long)u->ns_id, u->maker);
+				return -EINVAL;
+			}
+		if (u->mount_held)
+			continue;
+		st->view_ns[st->n_views] = i;
+		st->views[st->n_views++] = (struct nested_ns_view){ u->maker, u->pids, u->n_pids };
 	}
-	if ((err = nested_ns_validate(rt, "net-nested.img", st->views, st->img->n_ns)) ||
+	if ((err = check_mounts(st)) || (err = nested_ns_validate(rt, "net-nested.img", st->views, st->n_views)) ||
 	    (err = make_scopes(st)) || (err = st->home_fd = home_ns_fd(ctx, "restore")) < 0)
 		return err;
 	for (size_t i = 0; i < st->img->n_ns; i++) {
@@ -572,11 +706,11 @@ static void undo_net_nested_config(struct run_ctx *ctx, bool restored)
 int net_nested_make(const struct run_ctx *ctx, pid_t pid)
 {
 	struct net_nested_state *st = state_of(ctx);
-	ssize_t i = st->img ? nested_ns_made_by(st->views, st->img->n_ns, pid) : -1;
+	ssize_t v = st->img ? nested_ns_made_by(st->views, st->n_views, pid) : -1;
 
-	if (i < 0)
+	if (v < 0)
 		return 0;
-	if (setns(st->fds[i] - 1, CLONE_NEWNET)) {
+	if (setns(st->fds[st->view_ns[v]] - 1, CLONE_NEWNET)) {
 		pr_perror("restore pid %d: cannot join its own network namespace", pid);
 		return -errno;
 	}
@@ -620,6 +754,8 @@ static void free_net_nested(void *state)
 	if (st->img)
 		image_free(&st->img->base);
 	free(st->views);
+	free(st->view_ns);
+	free(st->mounts);
 	free(st->ids);
 	free(st->maker_pids);
 	free(st->held);

@@ -288,6 +288,10 @@
 #                            kind not kept (as in the tree's own namespace): the dump fails
 #                            naming the fd, or the interface and the namespace; the tree runs
 #                            and PASSes
+#   dump/netns-mounted-*     netns-mounted (network namespaces held by mounts, `ip netns add`)
+#                            with a mount of what cannot be kept: -host stasis's own network
+#                            namespace, -ipc an IPC namespace's file: the dump fails naming the
+#                            mount; the tree runs and PASSes
 #   dump/netns-inet-held-outside
 #                            netns-inet (inet sockets in its child's own namespace) with a socket
 #                            the restore would make in another namespace than its own: the
@@ -1883,6 +1887,28 @@ case_netns_veth_images() {
 	restores_and_passes "$label" "$d" "$pid"
 }
 
+# netns-mounted's images (network namespaces held by mounts of a child's mount namespace, `ip
+# netns add`), the mounts made to bind a namespace the images do not hold (mount-nested.img's
+# nsfs_net, fields 1, 4, 27): the restore refused naming the image and the mount before anything
+# is made; the untouched images restore and PASS
+case_netns_mounted_images() {
+	local label=restore/corrupt/netns-mounted d=$ZOO_TMP/netns-mounted c pid
+	dump_for_images "$label" netns-mounted "$d" net-nested.img || return
+	pid=$ZPID
+	c=$d/corrupt
+	rm -rf "$c"
+	cp -a "$d/img" "$c"
+	rm -f "$c/restore.log"
+	if ! /usr/bin/python3 "$ZOO_ROOT/tests/tools/pb-set.py" 1.4.27 12345 "$c/mount-nested.img"; then
+		result_fail "$label" "no mount of mount-nested.img binds a network namespace"
+		return
+	fi
+	restore_refused "$label" "$pid" "$c" \
+		"image mount-nested.img: mount .*/netns/(blue|red) binds network namespace net:\\[12345\\], which net-nested.img does not hold" ||
+		return
+	restores_and_passes "$label" "$d" "$pid"
+}
+
 # userns_join DIR: DIR/img (userns_tree's images: uid and gid maps 0 0 1) restored with --join-ns
 # user: into this script's user namespace (stasis's own) or one without maps: refused naming
 # it or the map, nothing made; into a user namespace of a holder's with the same maps: the tree
@@ -2549,6 +2575,13 @@ other_cases() {
 		--held-outside
 	case_netns_maker_images
 	case_netns_veth_images
+	case_netns_mounted_images
+	dump_fails_naming dump/netns-mounted-host netns-mounted \
+		'dump pid [0-9]+: mount .*/netns/host binds stasis.s own network namespace net:\[[0-9]+\]: not supported' \
+		--bind-host
+	dump_fails_naming dump/netns-mounted-ipc netns-mounted \
+		'dump pid [0-9]+: mount .*/netns/ipc binds namespace ipc:\[[0-9]+\]: of namespaces. files only network namespaces. are kept' \
+		--bind-ipc
 	dump_fails_naming dump/netns-nested-abstract netns-private \
 		'dump pid [0-9]+ fd 59: unix socket socket:\[[0-9]+\] is bound to abstract name @stasis-zoo-nested-[0-9]+ in a network namespace a process of the tree made' \
 		--abstract

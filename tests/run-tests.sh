@@ -111,7 +111,7 @@ run_part slow "process zoo in a PID namespace with the host's /proc" tests/run-z
 run_part slow "process zoo in containers in a user namespace" tests/run-zoo.sh --container=userns \
 	ctr-state user-ns time-ns tree threads sessions nested-ns mount-ns-pivot pid-ns-session pid-ns-unshared ipc-ns-nested pty fds pipes unix-pair unix-server unix-dgram-client udp posix-timers itimers timerfds \
 	signals creds sysv-ipc sysv-shm mqueue shared-anon mem-anon seccomp-profile file-locks \
-	file-leases proc-knobs event-fds epoll-targets inotify cow-pair netns-inet netns-veth tcp-established tcp-closing tcp-reset tcp-md5 tcp-connecting
+	file-leases proc-knobs event-fds epoll-targets inotify cow-pair netns-inet netns-veth netns-mounted tcp-established tcp-closing tcp-reset tcp-md5 tcp-connecting
 # a few of them twice in a row: the kernel tunes a connection's buffers past the host's limits,
 # and the namespaces a dump frees lend their inode numbers to those a restore makes
 run_part slow "process zoo in containers in a user namespace, dumped and restored twice" \

@@ -17,7 +17,13 @@
 #     stdout a journal stream connected to journald across the two namespaces): a pre-forking
 #     echo server there (a listener on 127.0.0.1:7000 that two workers share) and a client
 #     holding one TCP connection to it, which sends each count and reads it back, go on
-#     counting in their own namespace, and their lines still reach the journal.
+#     counting in their own namespace, and their lines still reach the journal;
+#   - a network lab made with iproute2 as its manual says: `ip netns add lab` (a namespace a
+#     mount of /run/netns holds), a veth pair into it (10.68.0.1 in the container, 10.68.0.2
+#     in lab), an echo server started with `ip netns exec lab` (in lab and in a mount namespace
+#     of its own, with lab's sysfs), and a client in the container holding a TCP connection to
+#     it over the pair, counting: the count goes on, `ip -n lab` shows lab as it was, a new
+#     connection from the container is served, and `ip netns exec lab` enters it again.
 # Not covered, because stasis refuses them by name: BPF programs systemd attaches to cgroups
 # for IPAddressDeny= (turned off for every service by a drop-in).
 #
@@ -93,6 +99,52 @@ PrivateNetwork=yes
 ExecStart=/usr/bin/python3 /private.py
 UNIT
 ln -s ../private-net.service "$SD/multi-user.target.wants/private-net.service"
+cat >"$RFS/lab.py" <<'PY'
+import socket, sys, time
+if sys.argv[1] == "server":  # in lab: echoes every line of every connection
+    import threading
+    srv = socket.socket()
+    srv.bind(("10.68.0.2", 7200))
+    srv.listen(8)
+    def echo(c):
+        while d := c.recv(64):
+            c.sendall(d)
+    while True:
+        threading.Thread(target=echo, args=(srv.accept()[0],), daemon=True).start()
+cli = socket.create_connection(("10.68.0.2", 7200), timeout=30)  # in the container
+i = 0
+while True:
+    i += 1
+    cli.sendall(b"%d\n" % i)
+    if cli.recv(64) != b"%d\n" % i:
+        raise SystemExit("the lab's echo server answered wrong")
+    with open("/lab.log", "a") as f:
+        f.write("%d\n" % i)
+    time.sleep(0.2)
+PY
+cat >"$SD/lab.service" <<'UNIT'
+[Unit]
+Description=an echo server in a network namespace made with ip netns
+[Service]
+ExecStartPre=/usr/bin/ip netns add lab
+ExecStartPre=/usr/bin/ip link add lab0 type veth peer name lab1 netns lab
+ExecStartPre=/usr/bin/ip addr add 10.68.0.1/24 dev lab0
+ExecStartPre=/usr/bin/ip link set lab0 up
+ExecStartPre=/usr/bin/ip -n lab addr add 10.68.0.2/24 dev lab1
+ExecStartPre=/usr/bin/ip -n lab link set lab1 up
+ExecStartPre=/usr/bin/ip -n lab link set lo up
+ExecStart=/usr/bin/ip netns exec lab /usr/bin/python3 /lab.py server
+UNIT
+cat >"$SD/lab-client.service" <<'UNIT'
+[Unit]
+Description=a client of the lab's echo server, counting
+After=lab.service
+Requires=lab.service
+[Service]
+ExecStartPre=/bin/sleep 1
+ExecStart=/usr/bin/python3 /lab.py client
+UNIT
+ln -s ../lab-client.service "$SD/multi-user.target.wants/lab-client.service"
 printf '[Service]\nIPAddressDeny=\nIPAddressAllow=\nIPAccounting=no\n' >"$SD/service.d/10-no-bpf.conf"
 
 mkdir -p "/var/lib/lxc/$NAME"
@@ -121,11 +173,21 @@ own_netns() {
 		[ "$(readlink "/proc/$host/ns/net")" != "$(readlink "/proc/$init/ns/net")" ]
 }
 
+# the lab as iproute2 shows it from the container: its namespaces, lab's interfaces and addresses
+lab_look() {
+	in_ctr ip netns list
+	in_ctr ip -n lab -br addr | sed 's/ *$//'
+	in_ctr ip -br addr show lab0 | sed 's/ *$//'
+}
+
 if ! lxc-start -n "$NAME" -d -l DEBUG -o "$WORK/lxc.log"; then
 	fail lxc-systemd/start "lxc-start failed" "$WORK/lxc.log"
 	finish
 fi
-booted() { [ "$(state)" = running ] && [ "$(last)" -ge 3 ] 2>/dev/null; }
+booted() {
+	[ "$(state)" = running ] && [ "$(last)" -ge 3 ] 2>/dev/null &&
+		[ "$(tail -n 1 "$RFS/lab.log" 2>/dev/null)" -ge 3 ] 2>/dev/null
+}
 wait_for 30 booted
 if [ "$(state)" != running ]; then
 	fail lxc-systemd/start "systemd says '$(state)', not running: $(in_ctr systemctl --failed --no-legend | tr '\n' ';')"
@@ -135,8 +197,9 @@ ok "lxc-systemd/start (systemd running, counting: $(last))"
 
 # one checkpoint and restore, then every check; $1: its number
 cycle() {
-	local n=$1 img=$WORK/img$1 before lines next word pbefore plines
+	local n=$1 img=$WORK/img$1 before lines next word pbefore plines lab_before
 	mkdir -p "$img"
+	lab_before=$(lab_look)
 	if ! lxc-checkpoint -n "$NAME" -D "$img" -s -l DEBUG -o "$WORK/lxc.log" 2>>"$WORK/lxc.err"; then
 		fail "lxc-systemd/checkpoint-$n" "lxc-checkpoint -s failed" "$(logs "$img")"
 		return 1
@@ -149,6 +212,9 @@ cycle() {
 	lines=$(wc -l <"$RFS/count.log")
 	pbefore=$(tail -n 1 "$RFS/private.log")
 	plines=$(wc -l <"$RFS/private.log")
+	local lbefore llines
+	lbefore=$(tail -n 1 "$RFS/lab.log")
+	llines=$(wc -l <"$RFS/lab.log")
 	if ! lxc-checkpoint -n "$NAME" -D "$img" -r -l DEBUG -o "$WORK/lxc.log" 2>>"$WORK/lxc.err"; then
 		fail "lxc-systemd/restore-$n" "lxc-checkpoint -r failed" "$(logs "$img")"
 		return 1
@@ -197,7 +263,22 @@ cycle() {
 		fail "lxc-systemd/restore-$n" "the PrivateNetwork= service's lines do not reach the journal"
 		return 1
 	fi
-	ok "lxc-systemd/cycle-$n (count $before then $next; systemctl, restart, journal, bus, logind, a PrivateNetwork= service all answer)"
+	local lnext
+	lnext=$(sed -n "$((llines + 1))p" "$RFS/lab.log")
+	if [ "$lnext" != $((lbefore + 1)) ]; then
+		fail "lxc-systemd/restore-$n" "the lab's client did not go on over its connection (at $lbefore, then '$lnext')" "$(logs "$img")"
+		return 1
+	fi
+	if [ "$(lab_look)" != "$lab_before" ]; then
+		fail "lxc-systemd/restore-$n" "ip netns lab differs: before '$lab_before', now '$(lab_look)'"
+		return 1
+	fi
+	if ! in_ctr python3 -c 'import socket; c = socket.create_connection(("10.68.0.2", 7200), timeout=5); c.sendall(b"x\n"); assert c.recv(8) == b"x\n"' ||
+		[ "$(in_ctr ip netns exec lab cat /sys/class/net/lab1/mtu)" != 1500 ]; then
+		fail "lxc-systemd/restore-$n" "the lab's echo server does not serve a new connection, or ip netns exec lab does not enter it"
+		return 1
+	fi
+	ok "lxc-systemd/cycle-$n (count $before then $next; systemctl, restart, journal, bus, logind, a PrivateNetwork= service, an ip netns lab all answer)"
 }
 cycle 1 && cycle 2
 finish

@@ -273,14 +273,7 @@ int main(int argc, char **argv)
 	for (ssize_t r; n + 1 < sizeof(report) && (r = read(FD_SYNC, report + n, sizeof(report) - 1 - n)) > 0;)
 		n += r;
 	report[n] = 0;
-	for (char *line = report, *end; *line; line = end + 1) {
-		if (!(end = strchr(line, '\n')))
-			break;
-		*end = 0;
-		char *colon = strstr(line, ": ");
-		if (colon)
-			*colon = 0, zoo_failf(line, "%s", colon + 2);
-	}
+	zoo_fail_report(report);
 	int status = 0;
 	if (waitpid(kid, &status, 0) != kid || !WIFEXITED(status) || WEXITSTATUS(status))
 		zoo_failf("netns", "the child did not end well (status %#x)", status);

@@ -352,6 +352,18 @@ static inline __attribute__((format(printf, 2, 3))) void zoo_failf(const char *t
 		zoo_faillen = sizeof(zoo_failbuf) - 1;
 }
 
+/* Each "TAG: what" line of report (the checks a child of the program made, sent up) recorded
+ * as a failure (report is cut up). */
+static inline void zoo_fail_report(char *report)
+{
+	for (char *line = report, *end; *line && (end = strchr(line, '\n')); line = end + 1) {
+		*end = 0;
+		char *colon = strstr(line, ": ");
+		if (colon)
+			*colon = 0, zoo_failf(line, "%s", colon + 2);
+	}
+}
+
 /* CHECK(tag, condition, printf-like explanation): records a failure, returns the condition. */
 #define CHECK(tag, cond, ...) ((cond) ? 1 : (zoo_failf((tag), __VA_ARGS__), 0))
 
