@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +80,6 @@ struct net_nested_state {
 	struct nested_ns_view *views; /* restore: the namespaces processes are in */
 	size_t *view_ns;              /* restore: per view, its namespace's index */
 	size_t n_views;
-	uint64_t *ids;                /* dump: the namespaces' inodes */
 	struct nested_held_socket *held; /* dump */
 	size_t n_held;
 	uint64_t tree_ns;             /* dump: the tree's own (its root's) namespace's inode */
@@ -147,14 +145,6 @@ static int in_ns(struct run_ctx *ctx, size_t i, enum scope_step step, void *tree
 	err = in_scope(ctx, i, step, tree, restored);
 	ns_go_home(&back, CLONE_NEWNET, step == SCOPE_COLLECT ? "dump" : "restore");
 	return err;
-}
-
-static bool loopback_is_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	return s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_UP);
 }
 
 /* An fd of the calling thread's network namespace, + 1, or -errno (said). */
@@ -231,7 +221,7 @@ static int save_one(struct run_ctx *ctx, struct dump_tree *tr, size_t i)
 			  (unsigned long long)u->ns_id);
 		return -errno;
 	}
-	u->lo_up = loopback_is_up();
+	u->lo_up = net_ns_lo_is_up();
 	err = in_scope(ctx, i, SCOPE_COLLECT, tr, false);
 	ns_go_home(&back, CLONE_NEWNET, "dump");
 	if (err) {
@@ -249,13 +239,21 @@ static int save_one(struct run_ctx *ctx, struct dump_tree *tr, size_t i)
 	return 0;
 }
 
+/* The index of the namespace whose inode at dump was ns_ino, -1 if none. */
+static ssize_t index_of_ns(const struct net_nested_state *st, uint64_t ns_ino)
+{
+	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
+		if (st->img->ns[i]->ns_id == ns_ino)
+			return i;
+	return -1;
+}
+
 /* The maker of network namespace ns_ino if it is one a process of the tree made, else 0. */
 static uint32_t maker_of(const struct net_nested_state *st, uint64_t ns_ino)
 {
-	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
-		if (st->ids[i] == ns_ino)
-			return st->img->ns[i]->maker;
-	return 0;
+	ssize_t i = index_of_ns(st, ns_ino);
+
+	return i < 0 ? 0 : st->img->ns[i]->maker;
 }
 
 int net_nested_note_socket(const struct run_ctx *ctx, pid_t pid, FdEntry *e)
@@ -386,14 +384,6 @@ static int collect_mount_held(const struct dump_tree *tr, const struct nsfs_net_
 	return 0;
 }
 
-static bool known_ns(const struct net_nested_state *st, uint64_t ino)
-{
-	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
-		if (st->ids[i] == ino)
-			return true;
-	return false;
-}
-
 static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	struct net_nested_state *st = state_of(ctx);
@@ -416,22 +406,20 @@ static int collect_net_nested(struct run_ctx *ctx, struct dump_tree *tr)
 	size_t all = n + n_held;
 	if (!(st->img = xzalloc(sizeof(*st->img))) ||
 	    (net_nested__init(st->img), !(st->img->ns = xzalloc(all * sizeof(*st->img->ns)))) ||
-	    !(st->ids = xzalloc(all * sizeof(*st->ids))) || !(st->fds = xzalloc((all + 1) * sizeof(int))) ||
+	    !(st->fds = xzalloc((all + 1) * sizeof(int))) ||
 	    !(st->maker_pids = xzalloc(all * sizeof(pid_t)))) {
 		err = -ENOMEM;
 		goto out;
 	}
 	/* (every namespace's fd first: a veth's other end may be in a later one) */
 	for (size_t i = 0; i < n && !err; i++) {
-		st->ids[i] = v[i].id;
 		st->maker_pids[i] = tr->tasks[v[i].members[0]].pid;
 		err = collect_one(ctx, tr, &v[i], &st->img->ns[st->img->n_ns++], &st->fds[i]);
 	}
 	for (size_t k = 0; k < n_held && !err; k++) {
 		size_t i = st->img->n_ns;
-		if (known_ns(st, held[k].e->nsfs_net))
+		if (maker_of(st, held[k].e->nsfs_net))
 			continue; /* (a process's, or bound twice) */
-		st->ids[i] = held[k].e->nsfs_net;
 		st->maker_pids[i] = tr->tasks[0].pid;
 		err = collect_mount_held(tr, &held[k], MOUNT_HELD_ID + (uint32_t)(i - n), &st->img->ns[st->img->n_ns++],
 					 &st->fds[i]);
@@ -451,15 +439,6 @@ out:
 uint32_t net_nested_maker_of(const struct run_ctx *ctx, uint64_t ns_ino)
 {
 	return maker_of(state_of(ctx), ns_ino);
-}
-
-/* The index of the namespace whose inode at dump was ns_ino, -1 if none. */
-static ssize_t index_of_ns(const struct net_nested_state *st, uint64_t ns_ino)
-{
-	for (size_t i = 0; st->img && i < st->img->n_ns; i++)
-		if (st->img->ns[i]->ns_id == ns_ino)
-			return i;
-	return -1;
 }
 
 /* The scope i's index, or -1 for the tree's own namespace (no scope). */
@@ -659,20 +638,13 @@ static int prepare_net_nested(struct run_ctx *ctx, struct restore_tree *rt)
 		return st->tree_fd;
 	for (size_t i = 0; i < st->img->n_ns && !err; i++) {
 		const NestedNetNs *u = st->img->ns[i];
-		struct ifreq ifr = { .ifr_name = "lo" };
 		if ((err = ns_make_nested(ctx, CLONE_NEWNET)))
 			break;
 		if ((err = st->fds[i] = own_ns_fd("restore")) > 0)
 			err = 0;
-		if (!err && !u->config && u->lo_up) {
-			auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-			if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) ||
-			    (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr))) {
-				pr_perror("restore pid %u: cannot bring the loopback of its own network namespace up",
-					  u->maker);
-				err = -errno;
-			}
-		}
+		if (!err && !u->config && u->lo_up && (err = net_ns_lo_up()))
+			pr_err("restore pid %u: cannot bring the loopback of its own network namespace up: %s",
+			       u->maker, strerror(-err));
 		if (setns(st->tree_fd - 1, CLONE_NEWNET)) {
 			pr_perror("restore: cannot go back to the tree's network namespace");
 			err = err ?: -errno;
@@ -756,7 +728,6 @@ static void free_net_nested(void *state)
 	free(st->views);
 	free(st->view_ns);
 	free(st->mounts);
-	free(st->ids);
 	free(st->maker_pids);
 	free(st->held);
 }

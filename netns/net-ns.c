@@ -89,8 +89,7 @@ pid_t net_ns_holder(const struct run_ctx *ctx, const struct dump_tree *tr)
 	return state_of(ctx)->holder ?: tr->tasks[0].pid;
 }
 
-/* Is lo up? (stasis is in the tree's namespace) */
-static bool loopback_is_up(void)
+bool net_ns_lo_is_up(void)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };
 	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -143,7 +142,7 @@ static int collect_net_ns(struct run_ctx *ctx, struct dump_tree *tr)
 		n.has_devices = n.devices = state_of(ctx)->devices = true;
 	} else {
 		n.has_lo_up = n.has_config = true;
-		n.lo_up = loopback_is_up();
+		n.lo_up = net_ns_lo_is_up();
 		n.config = state_of(ctx)->config = true;
 	}
 	err = image_write(ctx->images_dir_fd, IMG_NET_NS, 0, &n.base);
@@ -195,7 +194,7 @@ static int validate_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 	return 0;
 }
 
-static int loopback_up(void)
+int net_ns_lo_up(void)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };
 	auto_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -243,7 +242,7 @@ static int prepare_net_ns(struct run_ctx *ctx, struct restore_tree *rt)
 		return err;
 
 	/* a loopback that was up comes back up; in an empty namespace the engine's too */
-	if ((st->net->lo_up || st->empty) && (err = loopback_up())) {
+	if ((st->net->lo_up || st->empty) && (err = net_ns_lo_up())) {
 		pr_err("restore: cannot bring the loopback up: %s", strerror(-err));
 		return err;
 	}

@@ -28,6 +28,10 @@ bool net_ns_config(const struct run_ctx *ctx);
 bool net_ns_devices(const struct run_ctx *ctx);
 /* net_ns_config or net_ns_devices: interfaces of the tree's are saved / made again. */
 bool net_ns_interfaces(const struct run_ctx *ctx);
+/* Is the loopback of the calling thread's network namespace up? */
+bool net_ns_lo_is_up(void);
+/* The loopback of the calling thread's network namespace brought up: 0 or -errno. */
+int net_ns_lo_up(void);
 /* stasis's own network namespace (an fd of it) while it is in the tree's; -1 if it is not. */
 int net_ns_home(const struct run_ctx *ctx);
 /*

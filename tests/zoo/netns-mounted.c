@@ -296,11 +296,7 @@ int main(int argc, char **argv)
 	zoo_ready();
 	zoo_wait();
 	kill(m_kid, SIGTERM);
-	size_t n = 0;
-	for (ssize_t r; n + 1 < sizeof(report) && (r = read(p[0], report + n, sizeof(report) - 1 - n)) > 0;)
-		n += r;
-	report[n] = 0;
-	zoo_fail_report(report);
+	zoo_fail_report_fd(p[0]);
 	int st = 0;
 	if (waitpid(m_kid, &st, 0) != m_kid || !WIFEXITED(st) || WEXITSTATUS(st))
 		zoo_failf("service", "M did not end well (status %#x)", st);

@@ -268,12 +268,7 @@ int main(int argc, char **argv)
 	CHECK("connection", again >= 0 && !connect(again, (struct sockaddr *)&sa, sizeof(sa)) && zoo_ping(again),
 	      "cannot talk to the child's listener again over the pair: %s", strerror(errno));
 	CHECK("outer-end", same_look(N_PARTS - 1, why, sizeof(why)), "zr0: %s", why);
-	static char report[4096];
-	size_t n = 0;
-	for (ssize_t r; n + 1 < sizeof(report) && (r = read(FD_SYNC, report + n, sizeof(report) - 1 - n)) > 0;)
-		n += r;
-	report[n] = 0;
-	zoo_fail_report(report);
+	zoo_fail_report_fd(FD_SYNC);
 	int status = 0;
 	if (waitpid(kid, &status, 0) != kid || !WIFEXITED(status) || WEXITSTATUS(status))
 		zoo_failf("netns", "the child did not end well (status %#x)", status);

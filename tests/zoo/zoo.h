@@ -364,6 +364,18 @@ static inline void zoo_fail_report(char *report)
 	}
 }
 
+/* zoo_fail_report of what the child writes to fd until it closes it. */
+static inline void zoo_fail_report_fd(int fd)
+{
+	static char report[4096];
+	size_t n = 0;
+
+	for (ssize_t r; n + 1 < sizeof(report) && (r = read(fd, report + n, sizeof(report) - 1 - n)) > 0;)
+		n += (size_t)r;
+	report[n] = 0;
+	zoo_fail_report(report);
+}
+
 /* CHECK(tag, condition, printf-like explanation): records a failure, returns the condition. */
 #define CHECK(tag, cond, ...) ((cond) ? 1 : (zoo_failf((tag), __VA_ARGS__), 0))
 
