@@ -152,6 +152,7 @@ bench: all
 
 install: all
 	install -D -m 0755 $(BUILD)/stasis $(DESTDIR)$(PREFIX)/sbin/stasis
+	install -D -m 0755 runtime-hook/stasis-host $(DESTDIR)$(PREFIX)/sbin/stasis-host
 	install -D -m 0755 $(LIBCRIU) $(DESTDIR)$(PREFIX)/lib/libcriu.so.2
 	ln -sf libcriu.so.2 $(DESTDIR)$(PREFIX)/lib/libcriu.so
 	install -D -m 0644 lib/criu.h $(DESTDIR)$(PREFIX)/include/criu/criu.h

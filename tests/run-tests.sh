@@ -139,7 +139,7 @@ run_part slow "cgroups and the freezer, stasis under ASan/UBSan" "${SANITIZED[@]
 run_part slow "engines' face: criu RPC (swrk), libcriu, --action-script, runc" tests/rpc/run-rpc.sh
 run_part slow "live migration: runc pre-dumps, the page server, lazy restore" tests/migrate/run-migrate.sh
 run_part slow "applications" tests/apps/run-apps.sh
-run_part slow "containers end to end (make e2e): LXC (busybox, veth, macvlan, systemd, tun/tap), runc, containerd, Docker, Podman" tests/e2e/run-e2e.sh
+run_part slow "containers end to end (make e2e): LXC (busybox, veth, macvlan, systemd, tun/tap), runc, containerd, Docker, Podman, the host's reboot cycle (stasis-host)" tests/e2e/run-e2e.sh
 
 echo
 [ ${#parts_failed[@]} -gt 0 ] && echo "failed parts: ${parts_failed[*]}"

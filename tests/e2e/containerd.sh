@@ -43,34 +43,6 @@ e2e_setup
 start_containerd || finish
 make_rootfs "$WORK/rootfs" || finish
 
-# oci_archive ROOTFS_TAR OUT NAME: a one-layer OCI image archive
-oci_archive() {
-	python3 - "$@" <<'PY'
-import hashlib, io, json, sys, tarfile
-layer_path, out, name = sys.argv[1:4]
-def add(tf, path, data):
-    ti = tarfile.TarInfo(path)
-    ti.size = len(data)
-    tf.addfile(ti, io.BytesIO(data))
-def blob(tf, data):
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    add(tf, "blobs/sha256/" + digest[7:], data)
-    return {"digest": digest, "size": len(data)}
-with tarfile.open(out, "w") as tf:
-    layer = blob(tf, open(layer_path, "rb").read())
-    config = blob(tf, json.dumps({"architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
-    manifest = blob(tf, json.dumps({"schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
-        "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode())
-    add(tf, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-    add(tf, "index.json", json.dumps({"schemaVersion": 2, "manifests": [dict(manifest,
-        mediaType="application/vnd.oci.image.manifest.v1+json",
-        annotations={"io.containerd.image.name": name})]}).encode())
-PY
-}
 IMAGE=docker.io/library/stasis-bb:latest
 tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" . &&
 	oci_archive "$WORK/rootfs.tar" "$WORK/image.tar" $IMAGE &&

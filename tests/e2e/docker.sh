@@ -356,7 +356,7 @@ case_host_network() {
 # ---- docker/tun ---------------------------------------------------------------------------
 case_tun() {
 	local c=dtun
-	zoo_tun_static docker/tun || return
+	zoo_static tun docker/tun || return
 	dk run -d --name $c --network none --cap-add NET_ADMIN --device /dev/net/tun -e ZOO_TUN_NETNS=keep \
 		-v "$WORK/zoo-tun:/zoo-tun:ro" bb:latest /zoo-tun >"$WORK/$c.run" 2>&1
 	if ! wait_for 20 eval "dk_logs $c && grep -q '^READY' '$WORK/$c.logs'"; then

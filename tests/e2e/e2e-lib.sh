@@ -101,13 +101,13 @@ wait_for() {
 	done
 }
 
-# zoo_tun_static CASE: $WORK/zoo-tun, tests/zoo/tun.c built static (a VPN's tun/tap state, run in
-# a container with ZOO_TUN_NETNS=keep); 1 after a failure said
-zoo_tun_static() {
-	[ -x "$WORK/zoo-tun" ] && return 0
-	cc -static -std=gnu11 -O1 -pthread -I "$E2E_ROOT/tests/zoo" -o "$WORK/zoo-tun" \
-		"$E2E_ROOT/tests/zoo/tun.c" -lrt 2>"$WORK/zoo-tun.err" && return 0
-	fail "$1" "cannot build tests/zoo/tun.c statically" "$WORK/zoo-tun.err"
+# zoo_static PROG CASE: $WORK/zoo-PROG, tests/zoo/PROG.c built static (run in a container: tun,
+# a VPN's tun/tap state with ZOO_TUN_NETNS=keep; unsupported-fd); 1 after a failure said
+zoo_static() {
+	[ -x "$WORK/zoo-$1" ] && return 0
+	cc -static -std=gnu11 -O1 -pthread -I "$E2E_ROOT/tests/zoo" -o "$WORK/zoo-$1" \
+		"$E2E_ROOT/tests/zoo/$1.c" -lrt 2>"$WORK/zoo-$1.err" && return 0
+	fail "$2" "cannot build tests/zoo/$1.c statically" "$WORK/zoo-$1.err"
 	return 1
 }
 # lxc_busybox NAME: LXC's busybox container NAME made (its output in $WORK/lxc.log, 1 if
@@ -202,7 +202,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
 	# (its checkpoints' temporary directories, ctrd-checkpoint*, go in ours, removed with it)
 	mkdir -p "$WORK/containerd-tmp"
-	TMPDIR=$WORK/containerd-tmp containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
+	TMPDIR=$WORK/containerd-tmp containerd --config "$WORK/containerd.toml" >>"$WORK/containerd.log" 2>&1 &
 	CTRD_PID=$!
 	wait_for 30 eval 'ctr -a "$WORK/containerd.sock" version >/dev/null 2>&1' && return 0
 	fail "$E2E_NAME/containerd" "containerd did not start" "$WORK/containerd.log"
@@ -229,12 +229,15 @@ start_docker() {
 		fail "$E2E_NAME/docker" "no docker client (make setup installs docker.io)"
 		return 1
 	fi
-	start_containerd || return 1
+	start_containerd && start_dockerd
+}
+# start_dockerd: the dockerd alone, over the containerd that runs
+start_dockerd() {
 	echo '{}' >"$WORK/daemon.json"
 	dockerd --config-file "$WORK/daemon.json" --experimental --iptables=false --ip-masq=false \
 		--bridge="$DOCKER_BRIDGE" -H "unix://$WORK/docker.sock" --data-root "$WORK/docker-root" \
 		--exec-root "$WORK/docker-exec" --pidfile "$WORK/docker.pid" \
-		--containerd "$WORK/containerd.sock" >"$WORK/dockerd.log" 2>&1 &
+		--containerd "$WORK/containerd.sock" >>"$WORK/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
 	wait_for 60 eval 'dk version >/dev/null 2>&1' && return 0
 	fail "$E2E_NAME/docker" "dockerd did not start" "$WORK/dockerd.log"
@@ -264,4 +267,63 @@ docker_import() {
 	tar -C "$WORK/rootfs" -c . | dk import - "$1" >"$WORK/import.out" 2>&1 && return 0
 	fail "$E2E_NAME/image" "docker import failed" "$WORK/import.out"
 	return 1
+}
+
+# make_bundle DIR OUT [userns|cgroupns]: runc spec's container counting into OUT/count (its
+# /out); with userns, in a user namespace of its own mapping container ids 0-65535 to host
+# 100000-165535; with cgroupns, in a cgroup namespace of its own (runc then mounts the cgroup
+# hierarchies anew inside it instead of binding the host's)
+make_bundle() {
+	make_rootfs "$1/rootfs" || return
+	mkdir -p "$2"
+	(cd "$1" && runc spec) && python3 - "$1/config.json" "$2" "${3:-}" <<'PY'
+import json, sys
+path, out, userns = sys.argv[1], sys.argv[2], sys.argv[3]
+c = json.load(open(path))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 1; done"]
+c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+if userns == "cgroupns":
+    c["linux"]["namespaces"].append({"type": "cgroup"})
+elif userns:
+    c["linux"]["namespaces"].append({"type": "user"})
+    for m in ("uidMappings", "gidMappings"):
+        c["linux"][m] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+json.dump(c, open(path, "w"), indent=1)
+PY
+}
+
+# oci_archive ROOTFS_TAR OUT NAME: a one-layer OCI image archive
+oci_archive() {
+	python3 - "$@" <<'PY'
+import hashlib, io, json, sys, tarfile
+layer_path, out, name = sys.argv[1:4]
+def add(tf, path, data):
+    ti = tarfile.TarInfo(path)
+    ti.size = len(data)
+    tf.addfile(ti, io.BytesIO(data))
+def blob(tf, data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    add(tf, "blobs/sha256/" + digest[7:], data)
+    return {"digest": digest, "size": len(data)}
+with tarfile.open(out, "w") as tf:
+    layer = blob(tf, open(layer_path, "rb").read())
+    config = blob(tf, json.dumps({"architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
+    manifest = blob(tf, json.dumps({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+        "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode())
+    add(tf, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+    add(tf, "index.json", json.dumps({"schemaVersion": 2, "manifests": [dict(manifest,
+        mediaType="application/vnd.oci.image.manifest.v1+json",
+        annotations={"io.containerd.image.name": name})]}).encode())
+PY
+}
+
+# pm ARGS...: podman with its every state in WORK (root, runroot, tmpdir), runc, cgroupfs
+pm() {
+	podman --root "$WORK/root" --runroot "$WORK/run" --tmpdir "$WORK/tmp" --runtime runc \
+		--cgroup-manager cgroupfs --events-backend file --storage-driver overlay "$@"
 }

@@ -80,11 +80,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pm() {
-	podman --root "$WORK/root" --runroot "$WORK/run" --tmpdir "$WORK/tmp" --runtime runc \
-		--cgroup-manager cgroupfs --events-backend file --storage-driver overlay "$@"
-}
-
 need podman runc catatonit busybox cc python3 ip
 e2e_setup
 make_rootfs "$WORK/rootfs" || finish
@@ -334,7 +329,7 @@ case_tcp() {
 # tun/tap devices made in the engine's namespace (the one case_tcp made), as a VPN makes them
 case_tun() {
 	local c=ptun
-	zoo_tun_static podman/tun || return
+	zoo_static tun podman/tun || return
 	if ! pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name $c \
 		--network ns:/run/netns/$NETNS --cap-add NET_ADMIN --device /dev/net/tun -e ZOO_TUN_NETNS=keep \
 		-v "$WORK/zoo-tun:/zoo-tun:ro" localhost/bb:latest /zoo-tun >"$WORK/$c.run" 2>&1 ||

@@ -18,11 +18,13 @@
 #                  a terminal (-t)
 #   podman.sh      Podman: checkpoint / restore, --keep --print-stats, --export / --import,
 #                  --pre-checkpoint, a terminal (-t), a user namespace (--uidmap)
+#   host-cycle.sh  the host's reboot cycle: one container of each engine at once, saved by
+#                  runtime-hook/stasis-host, the daemons and their run state gone, revived
 # Output: each script's lines and its time, then "N passed, N failed" for all of them.
 set -u
 cd "$(dirname "$0")" || exit 2
 scripts=("$@")
-[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh lxc-net.sh lxc-macvlan.sh lxc-systemd.sh lxc-tun.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh)
+[ ${#scripts[@]} -gt 0 ] || scripts=(lxc.sh lxc-net.sh lxc-macvlan.sh lxc-systemd.sh lxc-tun.sh runc-cli.sh runc.sh containerd.sh docker.sh podman.sh host-cycle.sh)
 pass=0
 failed=0
 start=$(date +%s)

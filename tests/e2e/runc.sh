@@ -55,29 +55,6 @@ rc() { runc --root "$WORK/state" --log "$WORK/runc.log" "$@"; }
 
 need runc busybox cc python3
 e2e_setup
-# make_bundle DIR OUT [userns|cgroupns]: runc spec's container counting into OUT/count (its
-# /out); with userns, in a user namespace of its own mapping container ids 0-65535 to host
-# 100000-165535; with cgroupns, in a cgroup namespace of its own (runc then mounts the cgroup
-# hierarchies anew inside it instead of binding the host's)
-make_bundle() {
-	make_rootfs "$1/rootfs" || return
-	mkdir -p "$2"
-	(cd "$1" && runc spec) && python3 - "$1/config.json" "$2" "${3:-}" <<'PY'
-import json, sys
-path, out, userns = sys.argv[1], sys.argv[2], sys.argv[3]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "exec 3>>/out/count; i=0; while true; do i=$((i+1)); echo $i >&3; sleep 1; done"]
-c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
-if userns == "cgroupns":
-    c["linux"]["namespaces"].append({"type": "cgroup"})
-elif userns:
-    c["linux"]["namespaces"].append({"type": "user"})
-    for m in ("uidMappings", "gidMappings"):
-        c["linux"][m] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-json.dump(c, open(path, "w"), indent=1)
-PY
-}
 B=$WORK/bundle
 OUT=$WORK/out
 make_bundle "$B" "$OUT" || finish
