@@ -3,7 +3,7 @@
 #   make setup      install build and test dependencies (Debian 12, apt-get), then build
 #   make demo       checkpoint and restore a counter program, end to end
 #   make test       the quick part of the suite (unit tests also under ASan/UBSan, the process zoo,
-#                   hardening); about 10 minutes
+#                   hardening); about 12 minutes
 #   make test-slow  the rest (failure cases, the engine under ASan/UBSan, pre-dumps, lazy restore, the zoo in
 #                   containers, network, cgroups, the engines' RPC and libcriu, real applications,
 #                   fuzzing, make e2e); CI runs make test then make test-slow
@@ -111,7 +111,7 @@ setup:
 demo: all
 	tests/demo.sh
 
-# the quick part of the suite (about 10 minutes); test-slow the rest (28 to 42; CI runs both)
+# the quick part of the suite (about 12 minutes); test-slow the rest (35 to 50; CI runs both)
 test: all asan
 	tests/run-tests.sh quick
 
