@@ -244,6 +244,10 @@ result_fail() {
 	echo "FAIL $1: $2"
 	N_FAIL=$((N_FAIL + 1))
 }
+# result_skip CASE WHY: a case this machine cannot run (counted neither passed nor failed)
+result_skip() {
+	echo "skip $1: $2"
+}
 summary() {
 	echo "$N_PASS passed, $N_FAIL failed"
 	[ "$N_FAIL" -eq 0 ]
