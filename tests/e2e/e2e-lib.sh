@@ -120,6 +120,21 @@ lxc_busybox() {
 	sed -i -e '/^lxc.net.0/d' -e '/^lxc.apparmor/d' -e 's/^lxc.tty.max.*/lxc.tty.max = 0/' \
 		-e 's/^lxc.pty.max.*/lxc.pty.max = 0/' "$CONF"
 }
+# lxc_counting SECONDS: the container lxc_busybox made has no network and no console, and its
+# init is a shell appending a count to /count.log (in RFS) every SECONDS
+lxc_counting() {
+	printf 'lxc.net.0.type = empty\nlxc.console.path = none\nlxc.init.cmd = /bin/sh /counter.sh\n' >>"$CONF"
+	echo "i=0; while true; do i=\$((i + 1)); echo \$i >>/count.log; sleep $1; done" >"$RFS/counter.sh"
+}
+# lxc_remove NAME: container NAME stopped and destroyed. One LXC lost track of (its monitor
+# gone) still has its processes in its payload cgroup: those are the test's, killed by pid.
+lxc_remove() {
+	local d
+	lxc-stop -n "$1" -k >/dev/null 2>&1
+	find /sys/fs/cgroup -maxdepth 3 -name "lxc.payload.$1" -type d 2>/dev/null |
+		while read -r d; do xargs -r kill -9 <"$d/cgroup.procs" 2>/dev/null; done
+	lxc-destroy -n "$1" -f >/dev/null 2>&1
+}
 
 # make_rootfs DIR: a busybox tree with /bin/memcheck and /bin/podipc (tests/e2e/memcheck.c,
 # podipc.c, static)

@@ -41,19 +41,13 @@ NS=stasis-hc
 c() { ctr -a "$WORK/containerd.sock" -n $NS "$@"; }
 rc() { runc --root "$WORK/runc-state" "$@"; }
 cleanup() {
-	local d
 	if [ -n "$WORK" ]; then
 		pm rm -f -a >/dev/null 2>&1
 		rc kill hc-runc KILL >/dev/null 2>&1
 		sleep 0.2
 		rc delete -f hc-runc >/dev/null 2>&1
-		lxc-stop -n "$LXC_NAME" -k >/dev/null 2>&1
-		find /sys/fs/cgroup -maxdepth 3 -name "lxc.payload.$LXC_NAME" -type d 2>/dev/null |
-			while read -r d; do xargs -r kill -9 <"$d/cgroup.procs" 2>/dev/null; done
-		lxc-destroy -n "$LXC_NAME" -f >/dev/null 2>&1
+		lxc_remove "$LXC_NAME"
 		if [ -n "$CTRD_PID" ]; then
-			c tasks kill -s KILL hc-ctr >/dev/null 2>&1
-			sleep 0.2
 			c tasks rm -f hc-ctr >/dev/null 2>&1
 			c containers rm hc-ctr >/dev/null 2>&1
 		fi
@@ -95,8 +89,7 @@ if tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/podman.import" 2>&
 		localhost/bb:latest sh -c "$COUNTER" >"$WORK/podman.run" 2>&1
 fi
 if lxc_busybox "$LXC_NAME"; then
-	printf 'lxc.net.0.type = empty\nlxc.console.path = none\nlxc.init.cmd = /bin/sh /counter.sh\n' >>"$CONF"
-	echo 'i=0; while true; do i=$((i + 1)); echo $i >>/count.log; sleep 0.5; done' >"$RFS/counter.sh"
+	lxc_counting 0.5
 	lxc-start -n "$LXC_NAME" -d -o "$WORK/lxc.log"
 fi
 make_bundle "$WORK/bundle" "$WORK/runc-out" && (cd "$WORK/bundle" && rc run -d hc-runc </dev/null >/dev/null 2>&1)

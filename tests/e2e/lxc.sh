@@ -20,16 +20,7 @@ SUBIDS=root:100000:65536 # LXC maps ids with newuidmap when it is installed: it 
 
 cleanup() {
 	local c f
-	for c in "$NAME" "$NAME-idmap"; do
-		lxc-stop -n "$c" -k >/dev/null 2>&1
-		# a container LXC lost track of (its monitor gone) still has its processes in its
-		# payload cgroup: those are this test's, killed by pid
-		find /sys/fs/cgroup -maxdepth 3 -name "lxc.payload.$c" -type d 2>/dev/null |
-			while read -r d; do
-				xargs -r kill -9 < "$d/cgroup.procs" 2>/dev/null
-			done
-		lxc-destroy -n "$c" -f >/dev/null 2>&1
-	done
+	for c in "$NAME" "$NAME-idmap"; do lxc_remove "$c"; done
 	for f in /etc/subuid /etc/subgid; do
 		[ -e "$WORK/added-${f##*/}" ] && sed -i "/^$SUBIDS\$/d" "$f"
 	done
@@ -50,15 +41,7 @@ cycle() {
 		fail "$tag/create" "lxc-create failed" "${logs[@]}"
 		return
 	fi
-	cat >>"$CONF" <<CONF
-lxc.net.0.type = empty
-lxc.console.path = none
-lxc.init.cmd = /bin/sh /counter.sh
-CONF
-	cat >"$RFS/counter.sh" <<'SH'
-i=0
-while true; do i=$((i + 1)); echo $i >>/count.log; sleep 0.2; done
-SH
+	lxc_counting 0.2
 	if [ -n "$idmap" ]; then
 		printf 'lxc.idmap = u %s\nlxc.idmap = g %s\n' "$idmap" "$idmap" >>"$CONF"
 		for f in /etc/subuid /etc/subgid; do
