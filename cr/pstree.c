@@ -308,10 +308,12 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 		for (size_t k = 0; k < tr->nr_tasks && !err; k++)
 			err = add_children(tr, &tr->tasks[k], &found_new);
 		if (err) {
-			pstree_release(tr);
 			freezer_done(tr, &caught);
-			if (caught.was_frozen)
-				freezer_refreeze(ctx->opts->freeze_cgroup, ctx->opts->timeout);
+			if (caught.was_frozen) {
+				tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
+				tr->freeze_timeout_s = ctx->opts->timeout;
+			}
+			pstree_release(tr);
 			return err;
 		}
 	}
@@ -382,18 +384,26 @@ void pstree_release(struct dump_tree *tr)
 {
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		struct dump_task *t = &tr->tasks[i];
-		threads_release(t);
+		threads_undo_freeze_eintr(t);
 		if (t->regs.rip)
 			regs_undo_freeze_eintr(t->pid, &t->regs);
-		task_release(t->pid, t->stop_sig);
+	}
+	/*
+	 * A cgroup frozen before the dump (a paused container) is frozen again while its threads
+	 * are still held by ptrace: the freezer takes them where they stop, and not one instruction
+	 * of theirs runs between the detach and the freeze.
+	 */
+	if (tr->refreeze_cgroup)
+		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
+	tr->refreeze_cgroup = NULL;
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		threads_release(&tr->tasks[i]);
+		task_release(tr->tasks[i].pid, tr->tasks[i].stop_sig);
 	}
 	free(tr->kill_tids);
 	free(tr->kill_pidfds);
 	tr->kill_tids = NULL;
 	tr->kill_pidfds = NULL;
-	if (tr->refreeze_cgroup)
-		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
-	tr->refreeze_cgroup = NULL;
 }
 
 #define KILL_WAIT_MS 10000

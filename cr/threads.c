@@ -78,14 +78,18 @@ int threads_seize(struct dump_task *t)
 	return 0;
 }
 
+void threads_undo_freeze_eintr(struct dump_task *t)
+{
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (t->threads[i].tid != t->pid) /* the thread standing for the process: done as it */
+			regs_undo_freeze_eintr(t->threads[i].tid, &t->threads[i].regs);
+}
+
 void threads_release(struct dump_task *t)
 {
-	for (size_t i = 0; i < t->nr_threads; i++) {
-		if (t->threads[i].tid == t->pid)
-			continue; /* the thread standing for the process: released as the process */
-		regs_undo_freeze_eintr(t->threads[i].tid, &t->threads[i].regs);
-		task_release(t->threads[i].tid, 0);
-	}
+	for (size_t i = 0; i < t->nr_threads; i++)
+		if (t->threads[i].tid != t->pid) /* the thread standing for the process: released as it */
+			task_release(t->threads[i].tid, 0);
 }
 
 /*

@@ -50,6 +50,12 @@
 #                         its exec (its parent cannot stop until then): the dump lets the child
 #                         exec (its log says so), the restored tree PASSes
 #   freezer/v2            fork-churn in /F2 of the cgroup2 mount: dump, cgroup.freeze 0, PASS
+#   freezer/v1-paused, freezer/v2-paused
+#                         a cgroup frozen before the dump (a paused container: docker
+#                         checkpoint --leave-running of a paused one, containerd's checkpoint,
+#                         which pauses first) dumped with --leave-running --freeze-cgroup: frozen
+#                         after it, and tests/tools/spin-count in it, which counts into a file
+#                         all the time, did not count once meanwhile; thawed, it counts on
 #   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
 #                         PASSes
 #
@@ -623,6 +629,52 @@ freezer_case() {
 	wait_until 10 not_alive "$pid"
 }
 
+# frozen DIR: the cgroup reads frozen (v1 freezer.state FROZEN, v2 cgroup.events frozen 1)
+frozen() { grep -q -x -E 'FROZEN|frozen 1' "$1/freezer.state" "$1/cgroup.events" 2>/dev/null; }
+
+# paused_case CASE CGROUP: see freezer/v1-paused above
+paused_case() {
+	local label=$1 cg=$2 d=$ZOO_TMP/$1 pid count
+	mkdir -p "$d/img"
+	(ZOO_CGROUPS=$cg zoo_join_cgroups && exec "$ZOO_ROOT/tests/tools/bin/spin-count" "$d/count" \
+		</dev/null >"$d/out" 2>&1) &
+	pid=$!
+	disown
+	track_pid "$pid"
+	if ! wait_until 5 file_nonempty "$d/count"; then
+		result_fail "$label" "spin-count wrote no count: $(head -c 300 "$d/out")"
+		kill_ours "$pid"
+		return
+	fi
+	if [ -f "$cg/freezer.state" ]; then echo FROZEN >"$cg/freezer.state"; else echo 1 >"$cg/cgroup.freeze"; fi
+	if ! wait_until 10 frozen "$cg"; then
+		result_fail "$label" "the cgroup does not freeze"
+	else
+		count=$(cat "$d/count")
+		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running --freeze-cgroup "$cg" \
+			-o dump.log -v4
+		if [ "$ZRC" -ne 0 ]; then
+			result_fail "$label" "dump exit status $ZRC"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! frozen "$cg"; then
+			result_fail "$label" "the cgroup reads '$(freezer_state "$cg")' after the dump, not frozen"
+		elif [ "$(cat "$d/count")" != "$count" ]; then
+			result_fail "$label" "the paused program ran during the dump: it counted from $count to $(cat "$d/count")"
+		else
+			if [ -f "$cg/freezer.state" ]; then echo THAWED >"$cg/freezer.state"; else echo 0 >"$cg/cgroup.freeze"; fi
+			counts_on() { [ "$(cat "$d/count")" != "$count" ]; }
+			if wait_until 5 counts_on; then
+				result_ok "$label (frozen after the dump at count $((10#$count)), counting on once thawed)"
+			else
+				result_fail "$label" "thawed after the dump, it does not count on (still $count; state $(proc_state "$pid"))"
+			fi
+		fi
+	fi
+	if [ -f "$cg/freezer.state" ]; then echo THAWED >"$cg/freezer.state"; else echo 0 >"$cg/cgroup.freeze"; fi
+	kill_ours "$pid"
+	wait_until 10 not_alive "$pid"
+}
+
 case_freezer() {
 	local f=$V1/freezer/$TAG/F f2=$CG2/$TAG/F2
 	if cg_new "$f"; then
@@ -630,11 +682,13 @@ case_freezer() {
 		freezer_case freezer/v1-fault "$f" fork-churn THAWED fault
 		freezer_case freezer/v1-stopped "$f" tree THAWED
 		freezer_case freezer/v1-vfork "$f" vfork-exec THAWED "its vfork\(\) child stopped by the freezer has exec'd"
+		paused_case freezer/v1-paused "$f"
 	else
 		result_fail freezer/v1 "cannot make freezer:/$TAG/F"
 	fi
 	if cg_new "$f2"; then
 		freezer_case freezer/v2 "$f2" fork-churn 0
+		paused_case freezer/v2-paused "$f2"
 	else
 		result_fail freezer/v2 "cannot make $f2"
 	fi
