@@ -220,6 +220,12 @@
 #                            process with the pid exists afterwards
 #   restore/pristine         the same images, untouched, restore and PASS (so the failures above
 #                            were caused by the damage)
+#   restore/hung-pty-index-taken
+#                            pty-hangup (a pty whose master it closed, its slave files hung up,
+#                            and a live pty of a higher number) dumped; a pty of the test's takes
+#                            the hung-up one's number: the restore gives that one another number
+#                            (a warning says so) and the live pty its own (fd 71 /dev/pts/N as
+#                            before); before, the hung-up one took it and the restore failed
 #   restore/linked-file-gone a file deleted under the name the target used but linked under
 #                            another (deleted-files' fd 32) loses that other link between dump
 #                            and restore: restore fails naming the file, no process runs
@@ -1355,6 +1361,60 @@ case_restore_linked_file_gone() {
 	fi
 	rm -f "$d/work/ghost-d-link"
 	restore_refused restore/linked-file-gone "$pid" "$d/img" "ghost-d.*is gone" && result_ok restore/linked-file-gone
+}
+
+case_restore_hung_pty_index_taken() {
+	local label=restore/hung-pty-index-taken d=$ZOO_TMP/hung-pty pid hung live holder now
+	mkdir -p "$d/img"
+	if ! zoo_start pty-hangup "$d"; then
+		result_fail $label "$ZERR"
+		return
+	fi
+	pid=$ZPID
+	hung=$(readlink "/proc/$pid/fd/60") live=$(readlink "/proc/$pid/fd/71")
+	hung=${hung% (deleted)}
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail $label "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return
+	fi
+	# ptys opened until one has the hung-up one's number, held until killed
+	/usr/bin/python3 -c '
+import os, sys, fcntl, struct, time  # 0x80045430: TIOCGPTN
+held = []
+for _ in range(64):
+    fd = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+    held.append(fd)
+    if struct.unpack("I", fcntl.ioctl(fd, 0x80045430, b"\0" * 4))[0] == int(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(120)
+        break
+' "${hung#/dev/pts/}" >"$d/holder.out" 2>&1 &
+	holder=$!
+	disown
+	track_pid "$holder"
+	if ! wait_until 10 grep -q held "$d/holder.out"; then
+		result_fail $label "could not take $hung: $(head -c 300 "$d/holder.out")"
+		kill_ours "$holder"
+		return
+	fi
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	now=$(readlink "/proc/$pid/fd/71")
+	kill_ours "$pid"
+	kill_ours "$holder"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail $label "restore exit status $ZRC with $hung taken"
+		show_tail "$d/restore.out"
+	elif [ "$now" != "$live" ]; then
+		result_fail $label "the live pty's slave, fd 71, is '$now', was $live"
+	elif ! mentions "$d/restore.out" "whose master was closed, comes back as"; then
+		result_fail $label "no warning that the hung-up $hung comes back under another number"
+	else
+		result_ok "$label ($hung taken: the hung-up pty took another number, the live one is $live again)"
+	fi
+	wait_until 10 pid_free "$pid"
 }
 
 # A file of the child's /proc that the child sent to its parent (files-proc --sent-up): only
@@ -2564,6 +2624,7 @@ other_cases() {
 	tcp_accept_queue_cases
 	case_corrupt_images
 	case_restore_linked_file_gone
+	case_restore_hung_pty_index_taken
 	case_restore_proc_sent_up
 	case_restore_hugetlb_pool
 	case_restore_lsm_profile

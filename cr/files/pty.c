@@ -782,17 +782,24 @@ static int prepare_ptys(struct run_ctx *ctx, struct restore_tree *rt)
 	st->made = xzalloc((tab->n_ptys + 1) * sizeof(*st->made));
 	if (!st->made)
 		return -ENOMEM;
-	for (size_t i = 0; i < tab->n_ptys; i++) {
-		struct restored_pty *rp = &st->made[st->nr_made++];
-		rp->master = rp->slave = rp->hung = -1;
-		if ((err = make_pty(ctx, tab->ptys[i], rp))) {
-			if (err != -EBUSY)
-				pr_err("restore: cannot make pty /dev/pts/%u: %s", tab->ptys[i]->index, strerror(-err));
-			return err;
+	/* those whose index matters first: a pty whose master was closed takes any index left
+	 * when its own is taken, and must not take another one's */
+	for (int closed = 0; closed <= 1; closed++) {
+		for (size_t i = 0; i < tab->n_ptys; i++) {
+			if (tab->ptys[i]->master_closed != closed)
+				continue;
+			struct restored_pty *rp = &st->made[st->nr_made++];
+			rp->master = rp->slave = rp->hung = -1;
+			if ((err = make_pty(ctx, tab->ptys[i], rp))) {
+				if (err != -EBUSY)
+					pr_err("restore: cannot make pty /dev/pts/%u: %s", tab->ptys[i]->index,
+					       strerror(-err));
+				return err;
+			}
+			/* the engine takes the new master of its terminal (runc: to the console socket) */
+			if (tab->ptys[i]->orphan && (err = run_notify(ctx, "orphan-pts-master", 0, rp->master)))
+				return err;
 		}
-		/* the engine takes the new master of its terminal (runc: to the console socket) */
-		if (tab->ptys[i]->orphan && (err = run_notify(ctx, "orphan-pts-master", 0, rp->master)))
-			return err;
 	}
 	return 0;
 }
