@@ -3,7 +3,7 @@
 #   make setup      install build and test dependencies (Debian 12, apt-get), then build
 #   make demo       checkpoint and restore a counter program, end to end
 #   make test       the quick part of the suite (unit tests also under ASan/UBSan, the process zoo,
-#                   hardening); about 12 minutes
+#                   hardening); about 6 minutes (2 zoo programs at once)
 #   make test-slow  the rest (failure cases, the engine under ASan/UBSan, pre-dumps, lazy restore, the zoo in
 #                   containers, network, cgroups, the engines' RPC and libcriu, real applications,
 #                   fuzzing, make e2e); CI runs make test then make test-slow
@@ -111,7 +111,8 @@ setup:
 demo: all
 	tests/demo.sh
 
-# the quick part of the suite (about 12 minutes); test-slow the rest (35 to 50; CI runs both)
+# the quick part of the suite (about 6 minutes); test-slow the rest (35 to 50; CI runs both,
+# test-slow within what is left of its time: .ci/run)
 test: all asan
 	tests/run-tests.sh quick
 
@@ -120,7 +121,7 @@ test-slow: all asan
 
 # every zoo program as the init of a PID namespace, then of a whole container (tests/container)
 test-containers: all
-	@rc=0; tests/run-zoo.sh --container=pidns || rc=1; tests/run-zoo.sh --container || rc=1; exit $$rc
+	@rc=0; tests/run-zoo.sh --jobs 2 --container=pidns || rc=1; tests/run-zoo.sh --jobs 2 --container || rc=1; exit $$rc
 
 # the engines end to end (also part of make test-slow)
 e2e: all

@@ -180,9 +180,9 @@ restore_refused() {
 # tree that another process took meanwhile (others fork a lot: pids wrap around quickly here)
 # is waited out twice
 restore_tree() {
-	local d=$1 try
+	local d=$1
 	shift
-	for try in 1 2 3; do
+	for _ in 1 2 3; do
 		run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4 "$@"
 		mentions "$d/restore.out" "that pid is taken" || break
 		sleep 1
@@ -528,9 +528,11 @@ case_threads() {
 		return
 	fi
 	pid=$ZPID
-	# shellcheck disable=SC2046
-	set -- $(ls /proc/"$pid"/task | grep -vx "$pid" | head -n 2)
-	a=$1 b=$2
+	local tids=() t
+	for t in /proc/"$pid"/task/*; do
+		[ "${t##*/}" = "$pid" ] || tids+=("${t##*/}")
+	done
+	a=${tids[0]:-} b=${tids[1]:-}
 	if ! echo "$a" >"$CPU/TT/a/tasks" || ! echo "$a" >"$CG2/$TAG/T3/a/cgroup.threads" ||
 		! echo "$b" >"$CPU/TT/b/tasks"; then
 		result_fail $label "cannot move threads $a and $b into their cgroups"

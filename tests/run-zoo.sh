@@ -4,7 +4,7 @@
 #
 #   tests/run-zoo.sh [--no-cr | --cr-only] [--no-corrupt | --corrupt-only] [--predump N [--dedup]]
 #                    [--lazy] [--cycles N]
-#                    [--leave-running] [--keep]
+#                    [--leave-running] [--keep] [--jobs N]
 #                    [--container[=full|pidns|userns] | --overlay] [NAME...]
 #
 # For each program (default: all of tests/zoo/*.c; unsupported-fd gets no checkpoint case,
@@ -56,6 +56,9 @@
 # overlayfs, as a container's root is under Docker, Podman and containerd: a layer below
 # holding a file "lowerfile" and a directory "sub" (the image's), the case's own layer above;
 # unmounted at the end.
+# --jobs N runs N programs at once, each program's cases in order in a job of its own, whose
+# lines are printed whole when it ends; the programs of SERIAL below run alone once the others
+# are done.
 # --no-cr skips the checkpoint cases (while the engine is not there yet), --cr-only runs only
 # them (for another build of stasis, under ASan/UBSan say); --no-corrupt skips the corrupt cases
 # (make test: 638 of the host zoo's 950 program runs are corruptions, which prove the programs'
@@ -81,6 +84,7 @@ CTR=""       # the container flavour: full, pidns, or none
 CASE_TAG=""  # ctr- or pidns- before the case names of a container flavour
 CTR_DUMP_OPTS=()    # a container flavour's dump and restore options
 CTR_RESTORE_OPTS=()
+JOBS=1
 NAMES=()
 while [ $# -gt 0 ]; do
 	a=$1
@@ -95,6 +99,11 @@ while [ $# -gt 0 ]; do
 		CYCLES=${1:-}
 		shift
 		[[ $CYCLES =~ ^[1-9][0-9]*$ ]] || { echo "--cycles needs a number of rounds" >&2; exit 2; }
+		;;
+	--jobs)
+		JOBS=${1:-}
+		shift
+		[[ $JOBS =~ ^[1-9][0-9]*$ ]] || { echo "--jobs needs a number of programs at once" >&2; exit 2; }
 		;;
 	--dedup) DEDUP=(--auto-dedup) ;;
 	--lazy) LAZY=(--lazy-pages) ;;
@@ -169,6 +178,11 @@ HOST_NET_ONLY=" tcp-accept-queue "
 # back: tests/failure-cases.sh checks each refusal): not run with --leave-running (said,
 # counted neither way)
 LEAVE_REFUSED=" tcp-reset udp unix-backlog "
+# programs run alone with --jobs (after the others): hugetlb grows the host's pool of huge
+# pages for itself; those with ptys need their /dev/pts/N back at the restore, which another
+# program's new pty may have taken meanwhile; mount-ns-pivot's parent checks that the host's
+# mount table is as it was (others' mounts come and go)
+SERIAL=" hugetlb file-attrs pty pty-hangup pty-locked mount-ns-pivot "
 # programs that need the host's /dev (a container's has no /dev/kmsg to log to), or name their
 # binary by its host path (uprobes): host flavour only
 HOST_ONLY=" kmsg-reader uprobes "
@@ -524,6 +538,61 @@ run_cases() {
 	fi
 }
 
+# ---- --jobs: programs at once ----------------------------------------------------------------
+declare -A JOB_NAME=() # pid of a running job -> its program
+JOB_DIR=$ZOO_TMP/jobs
+# job_start NAME: run_cases NAME in a job of its own; its lines, counts and started pids into
+# JOB_DIR/NAME.*
+job_start() {
+	local name=$1
+	mkdir -p "$JOB_DIR"
+	(
+		N_PASS=0 N_FAIL=0 ZOO_PIDS=()
+		# (a TERM waits for the command running, stasis say, as it does in the run itself)
+		trap 'printf "%s\n" "${ZOO_PIDS[@]}" >"$JOB_DIR/$name.pids"; exit 143' TERM
+		run_cases "$name" >"$JOB_DIR/$name.out" 2>&1
+		printf '%s\n' "${ZOO_PIDS[@]}" >"$JOB_DIR/$name.pids"
+		echo "$N_PASS $N_FAIL" >"$JOB_DIR/$name.counts"
+	) &
+	JOB_NAME[$!]=$name
+}
+# job_wait: one job ended (job_ended)
+job_wait() {
+	local pid=""
+	wait -n -p pid
+	if [ -n "$pid" ] && [ -n "${JOB_NAME[$pid]:-}" ]; then
+		job_ended "$pid"
+		return
+	fi
+	for pid in "${!JOB_NAME[@]}"; do # (none left to wait for: those gone)
+		kill -0 "$pid" 2>/dev/null || job_ended "$pid"
+	done
+}
+# job_ended PID: its lines printed, its counts added, its pids ours to clean up
+job_ended() {
+	local name=${JOB_NAME[$1]} p f
+	unset "JOB_NAME[$1]"
+	cat "$JOB_DIR/$name.out"
+	mapfile -t -O ${#ZOO_PIDS[@]} ZOO_PIDS 2>/dev/null <"$JOB_DIR/$name.pids"
+	if read -r p f <"$JOB_DIR/$name.counts" 2>/dev/null; then
+		N_PASS=$((N_PASS + p)) N_FAIL=$((N_FAIL + f))
+	else
+		result_fail "$name" "its job ended before its cases did"
+	fi
+}
+# (at exit, from zoo_cleanup: the jobs still running stopped, their programs then killed)
+zoo_jobs_stop() {
+	local pid
+	for pid in "${!JOB_NAME[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${!JOB_NAME[@]}"; do
+		wait "$pid"
+		mapfile -t -O ${#ZOO_PIDS[@]} ZOO_PIDS 2>/dev/null <"$JOB_DIR/${JOB_NAME[$pid]}.pids"
+	done
+}
+LATER=()
+
 for name in "${NAMES[@]}"; do
 	if [ ! -f "$ZOO_DIR/$name.c" ] && { [ "$CTR" != full ] && [ "$CTR" != userns ] || [ "$name" != ctr-state ]; }; then
 		result_fail "$name" "no such zoo program (tests/zoo/$name.c)"
@@ -553,6 +622,17 @@ for name in "${NAMES[@]}"; do
 		echo "not run: $name (its dumped root is a daemon it makes, not a namespace's init)"
 		continue
 	fi
+	if [ "$JOBS" = 1 ]; then
+		run_cases "$name"
+	elif [[ $SERIAL == *" $name "* ]]; then
+		LATER+=("$name")
+	else
+		while [ ${#JOB_NAME[@]} -ge "$JOBS" ]; do job_wait; done
+		job_start "$name"
+	fi
+done
+while [ ${#JOB_NAME[@]} -gt 0 ]; do job_wait; done
+for name in "${LATER[@]}"; do
 	run_cases "$name"
 done
 summary

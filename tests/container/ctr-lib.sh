@@ -166,19 +166,24 @@ ctr_check_restored() {
 # (other tests' and engines'), named network namespaces in /run/netns (tests/net; stasis names
 # none), container engines' storage and state (tests/e2e: Docker, Podman, containerd).
 CTR_OTHERS_MOUNTS='^/(tmp|run/netns|var/lib/containers|var/lib/docker|var/lib/containerd|run/containers|run/docker|run/containerd|run/libpod)/'
+# host_mounts DIR: the host's mount points (and their options) that the case in DIR must not
+# leave: in ZOO_TMP those under DIR and under its container's root (roots/ID), not other
+# cases' (run-zoo.sh --jobs runs them beside it); outside it, those not others' as above
 host_mounts() {
-	awk -v t="$ZOO_TMP/" -v others="$CTR_OTHERS_MOUNTS" \
-		'index($5, t) == 1 || $5 !~ others {print $5, $(NF - 2)}' /proc/self/mountinfo | sort
+	awk -v t="$ZOO_TMP/" -v d="$1/" -v r="$ZOO_TMP/roots/${1##*/}/" -v others="$CTR_OTHERS_MOUNTS" \
+		'{ m = $5 "/" } index(m, d) == 1 || index(m, r) == 1 || (index(m, t) != 1 && $5 !~ others) {
+			print $5, $(NF - 2)
+		}' /proc/self/mountinfo | sort
 }
 
-# ctr_host_mounts_check BEFORE: no mount point that is not in the file BEFORE (host_mounts);
-# a new one must show in two looks 0.5 s apart (others' tests mount things for a moment)
+# ctr_host_mounts_check DIR/host-mounts: no mount point that is not in that file (host_mounts
+# DIR); a new one must show in two looks 0.5 s apart (others' tests mount things for a moment)
 ctr_host_mounts_check() {
-	local new
-	new=$(comm -13 "$1" <(host_mounts))
+	local new d=${1%/*}
+	new=$(comm -13 "$1" <(host_mounts "$d"))
 	[ -z "$new" ] && return 0
 	sleep 0.5
-	new=$(comm -12 <(echo "$new") <(comm -13 "$1" <(host_mounts)))
+	new=$(comm -12 <(echo "$new") <(comm -13 "$1" <(host_mounts "$d")))
 	[ -z "$new" ] && return 0
 	ZERR="left mounted on the host: $(echo "$new" | head -n 5 | tr '\n' ';')"
 	return 1
@@ -265,7 +270,7 @@ ctr_expect() {
 # ---- hooks of tests/run-zoo.sh case_checkpoint ------------------------------------------
 
 ctr_before_dump() { # NAME DIR PID
-	host_mounts >"$2/host-mounts"
+	host_mounts "$2" >"$2/host-mounts"
 	readlink "/proc/$3/exe" >"$2/exe"
 	CTR_STATE_CHECKED=0
 	if [ "$1" = ctr-state ]; then
@@ -347,7 +352,7 @@ ctr_cgroup_remove() {
 ctr_case_checks_fail() {
 	local a d=$ZOO_TMP/ctr-state.checks pid other bad=""
 	mkdir -p "$d"
-	host_mounts >"$d/host-mounts"
+	host_mounts "$d" >"$d/host-mounts"
 	if ! ctr_start ctr-state "$d"; then
 		result_fail "ctr-state/ctr-checks-can-fail" "$ZERR"
 		return

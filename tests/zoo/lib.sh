@@ -49,16 +49,18 @@ zoo_setup_tmp() {
 }
 
 # Is PID running (not gone, not a zombie)?
+# (the helpers polled often read /proc with bash's own read: no process started per look)
 proc_alive() {
-	local st t
-	[ -r "/proc/$1/stat" ] || return 1
-	st=$(sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	local line st t
+	{ read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+	st=${line##*) } && st=${st%% *}
 	[ -n "$st" ] && [ "$st" != X ] || return 1
 	[ "$st" != Z ] && return 0
 	# a zombie main thread: the process lives while another of its threads does (pthread_exit)
 	for t in "/proc/$1/task/"*; do
 		[ "${t##*/}" = "$1" ] && continue
-		st=$(sed -e 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)
+		{ read -r line <"$t/stat"; } 2>/dev/null || continue
+		st=${line##*) } && st=${st%% *}
 		[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ] && return 0
 	done
 	return 1
@@ -127,6 +129,10 @@ kill_ours() { # kill_ours PID: SIGKILL it if it is still one of ours
 
 zoo_cleanup() {
 	local p cwd
+	trap '' INT TERM # (a second signal must not cut the cleanup short)
+	if declare -F zoo_jobs_stop >/dev/null; then
+		zoo_jobs_stop # (tests/run-zoo.sh --jobs)
+	fi
 	for p in "${ZOO_PIDS[@]}"; do
 		kill_ours "$p"
 	done
@@ -169,9 +175,16 @@ wait_until() {
 }
 
 # field 22 of /proc/PID/stat: when the process started (a restored one is a new process)
-proc_starttime() { sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+proc_starttime() { stat_field "/proc/$1/stat" 19; }
 # state letter (R, S, T, t, Z...)
-proc_state() { sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
+proc_state() { stat_field "/proc/$1/stat" 0; }
+# stat_field FILE N: field N after the command name of a /proc stat file (0: the state)
+stat_field() {
+	local line f
+	{ read -r line <"$1"; } 2>/dev/null || return 0
+	read -r -a f <<<"${line##*) }"
+	echo "${f[$2]}"
+}
 tracer_of() { awk '/^TracerPid:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 # count_procs NAME DIR: how many processes run tests/zoo/bin/NAME with their cwd under DIR
 # (DIR makes it ours even when another zoo run is going on)
@@ -187,11 +200,11 @@ count_procs() {
 
 not_alive() { ! proc_alive "$1"; }
 pid_free() { [ ! -e "/proc/$1" ]; }
-first_line_is_ready() { [ -f "$1" ] && [ "$(head -n1 "$1" 2>/dev/null)" = READY ]; }
+first_line_is_ready() { local l; { read -r l <"$1"; } 2>/dev/null && [ "$l" = READY ]; }
 file_nonempty() { [ -s "$1" ]; }
 # started_or_gone PIDFILE PID: the pid file is written, or the launcher PID has died without it
 started_or_gone() { file_nonempty "$1" || ! proc_alive "$2"; }
-in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }
+in_syscall() { local nr; { read -r nr _ <"/proc/$1/syscall"; } 2>/dev/null && [ "$nr" = "$2" ]; }
 
 build_zoo() {
 	if ! make -s -C "$ZOO_DIR" >"$ZOO_TMP/build.log" 2>&1; then
