@@ -27,6 +27,7 @@
 
 #include "dirty-track.h"
 #include "dump.h"
+#include "freezer.h"
 #include "image-chain.h"
 #include "kernel/features.h"
 #include "log.h"
@@ -279,7 +280,8 @@ static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *
 	pid_t root = ctx->opts->pid;
 	int err;
 
-	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if ((ctx->opts->freeze_cgroup && (err = freezer_refuse_frozen(ctx->opts->freeze_cgroup))) ||
+	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
 	if ((err = dump_before_freeze(ctx)) || (err = walk_tree(&tr, root, ctx)) ||

@@ -55,7 +55,9 @@
 #                         checkpoint --leave-running of a paused one, containerd's checkpoint,
 #                         which pauses first) dumped with --leave-running --freeze-cgroup: frozen
 #                         after it, and tests/tools/spin-count in it, which counts into a file
-#                         all the time, did not count once meanwhile; thawed, it counts on
+#                         all the time, did not count once meanwhile; a pre-dump then is
+#                         refused at once naming the frozen cgroup, which stays so; thawed, it
+#                         counts on
 #   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
 #                         PASSes
 #
@@ -662,11 +664,18 @@ paused_case() {
 			result_fail "$label" "the cgroup reads '$(freezer_state "$cg")' after the dump, not frozen"
 		elif [ "$(cat "$d/count")" != "$count" ]; then
 			result_fail "$label" "the paused program ran during the dump: it counted from $count to $(cat "$d/count")"
+		elif ! mkdir -p "$d/pre" || ! run_stasis "$d/pre.out" 60 pre-dump -t "$pid" -D "$d/pre" \
+			--freeze-cgroup "$cg" -o pre-dump.log -v4 || ! clean_failure "$ZRC" ||
+			! mentions "$d/pre.out" "$cg is frozen \(a paused container\)"; then
+			result_fail "$label" "pre-dump of the paused cgroup: exit $ZRC, not refused naming it"
+			show_tail "$d/pre.out"
+		elif ! frozen "$cg" || [ "$(cat "$d/count")" != "$count" ]; then
+			result_fail "$label" "the refused pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
 		else
 			if [ -f "$cg/freezer.state" ]; then echo THAWED >"$cg/freezer.state"; else echo 0 >"$cg/cgroup.freeze"; fi
 			counts_on() { [ "$(cat "$d/count")" != "$count" ]; }
 			if wait_until 5 counts_on; then
-				result_ok "$label (frozen after the dump at count $((10#$count)), counting on once thawed)"
+				result_ok "$label (frozen after the dump at count $((10#$count)), a pre-dump refused, counting on once thawed)"
 			else
 				result_fail "$label" "thawed after the dump, it does not count on (still $count; state $(proc_state "$pid"))"
 			fi
