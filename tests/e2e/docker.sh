@@ -22,6 +22,10 @@
 # docker/leave-running       `docker checkpoint create --leave-running`: the container runs on,
 #                            not paused (containerd pauses it around the dump), same init; then
 #                            killed and restored from that checkpoint: the count goes on from it
+# docker/paused-leave-running  a paused container (`docker pause`) checkpointed with
+#                            --leave-running: it stays paused (Docker's state and its cgroup's
+#                            freezer) and counts nothing meanwhile; `docker unpause`: it goes on
+#                            from its last count
 # docker/tty                 a container with a terminal (-t): checkpointed and restored with a new
 #                            terminal handed to Docker (orphan-pts-master); the count goes on
 # docker/network             a container on Docker's default network (a bridge of this script's
@@ -248,6 +252,42 @@ case_leave_running() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/paused-leave-running --------------------------------------------------------------
+case_paused_leave_running() {
+	local c=dpaused last n
+	dk run -d --name $c --network none bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 2 logged_numbers $c; then
+		fail docker/paused-leave-running "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	if ! dk pause $c >"$WORK/$c.pause" 2>&1; then
+		fail docker/paused-leave-running "docker pause failed" "$WORK/$c.pause"
+		return
+	fi
+	sleep 1.2
+	last=$(logged_numbers $c | tail -n 1)
+	n=$(logged_numbers $c | wc -l)
+	if ! timed T_CKPT dk checkpoint create --leave-running $c paused1 >"$WORK/$c.ckpt" 2>&1; then
+		fail docker/paused-leave-running "docker checkpoint create --leave-running of the paused container failed" \
+			"$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	sleep 2.5 # (it counts each second)
+	if [ "$(state $c Paused)" != true ] || [ "$(logged_numbers $c | wc -l)" != "$n" ]; then
+		fail docker/paused-leave-running "after the checkpoint: paused $(state $c Paused), counts $(logged_numbers $c | tail -n +$((n + 1)) | tr '\n' ' ')(none wanted)" \
+			"$WORK/$c.logs" "$WORK/dockerd.log"
+		return
+	fi
+	if ! dk unpause $c >"$WORK/$c.unpause" 2>&1 || ! wait_for 10 has_lines $((n + 1)) logged_numbers $c ||
+		[ "$(logged_numbers $c | sed -n "$((n + 1))p")" != $((last + 1)) ]; then
+		fail docker/paused-leave-running "unpaused, it went on from '$(logged_numbers $c | sed -n "$((n + 1))p")', not $((last + 1))" \
+			"$WORK/$c.unpause" "$WORK/$c.logs"
+		return
+	fi
+	ok "docker/paused-leave-running (paused at $last: still paused after the checkpoint, no count; unpaused, went on from $((last + 1)); checkpoint ${T_CKPT} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
 # ---- docker/tty ----------------------------------------------------------------------------
 # A container with a terminal (docker run -t): its stdio are the slave of a pty whose master
 # containerd's shim holds. stasis saves the pty from the slave and makes it anew on restore,
@@ -446,6 +486,7 @@ case_counter
 case_memory
 case_image_files
 case_leave_running
+case_paused_leave_running
 case_tty
 case_network
 case_host_network
