@@ -1213,6 +1213,20 @@ flip_byte() {
 # restore_refused CASE PID DIR REGEX: restore -D DIR (RESTORE_OPTS: more options) fails
 # cleanly, its error matches REGEX, and no process with PID is left; else the case fails (and 1
 # is returned).
+# dump_for_restore LABEL PID DIR [OPTION...]: images of PID's tree in DIR/img, the tree gone;
+# else the case fails (its output and log shown, the tree killed) and this returns 1
+dump_for_restore() {
+	local label=$1 pid=$2 d=$3
+	shift 3
+	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" "$@" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
+		result_fail "$label" "cannot make the images: dump exited $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$pid"
+		return 1
+	fi
+}
+
 restore_refused() {
 	local name=$1 pid=$2 c=$3 re=$4
 	# shellcheck disable=SC2086 # RESTORE_OPTS: extra restore options, split into words
@@ -1352,13 +1366,7 @@ case_restore_linked_file_gone() {
 	fi
 	pid=$ZPID
 	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
-		result_fail restore/linked-file-gone "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
+	dump_for_restore restore/linked-file-gone "$pid" "$d" || return
 	rm -f "$d/work/ghost-d-link"
 	restore_refused restore/linked-file-gone "$pid" "$d/img" "ghost-d.*is gone" && result_ok restore/linked-file-gone
 }
@@ -1373,13 +1381,7 @@ case_restore_hung_pty_index_taken() {
 	pid=$ZPID
 	hung=$(readlink "/proc/$pid/fd/60") live=$(readlink "/proc/$pid/fd/71")
 	hung=${hung% (deleted)}
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
-		result_fail $label "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
+	dump_for_restore $label "$pid" "$d" || return
 	# ptys opened until one has the hung-up one's number, held until killed
 	/usr/bin/python3 -c '
 import os, sys, fcntl, struct, time  # 0x80045430: TIOCGPTN
@@ -1481,13 +1483,7 @@ case_restore_proc_dead_taken() {
 	fi
 	pid=$ZPID
 	sleep 0.2
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
-		result_fail $label "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
+	dump_for_restore $label "$pid" "$d" || return
 	dead=$("$STASIS" show "$d/img/fds-$pid.img" | awk '/"proc_dead_pid"/ {gsub(/[^0-9]/, "", $2); print $2; exit}')
 	# a process of ours with that pid (the next pid set, then a fork: others may be quicker);
 	# then the next pid as it was, above the tree's (the restore's own stasis must not take
@@ -1688,11 +1684,11 @@ case_join_ns() {
 
 # procs_in_ns INO: how many processes are in PID namespace pid:[INO]
 procs_in_ns() {
-	local p n=0
+	local p count=0
 	for p in /proc/[0-9]*; do
-		[ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$1" ] && n=$((n + 1))
+		[ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$1" ] && count=$((count + 1))
 	done
-	echo $n
+	echo $count
 }
 # host_pid_in INO XPID: the host pid of the process that PID namespace pid:[INO] calls XPID
 host_pid_in() {
@@ -1706,7 +1702,7 @@ host_pid_in() {
 # The tree in an engine's PID namespace, not its init (as a container of a pod sharing its
 # sandbox's): named at dump with --external pid[INODE]:KEY, given at restore with --inherit-fd
 case_engine_pid_ns() {
-	local d=$ZOO_TMP/engine-pidns holder init="" ino xpid host re i label=restore/engine-pid-ns
+	local d=$ZOO_TMP/engine-pidns holder init="" ino xpid host re label=restore/engine-pid-ns
 	mkdir -p "$d/img" "$d/work"
 	# (its init reaps what is left to it, as a pod's catatonit does)
 	unshare --pid --fork python3 -c 'import os, time
@@ -1716,7 +1712,7 @@ while True:
     except ChildProcessError:
         time.sleep(0.05)' &
 	holder=$!
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		init=$(pgrep -P "$holder" 2>/dev/null) && [ -n "$init" ] && break
 		sleep 0.1
 	done
@@ -2230,13 +2226,7 @@ case_alloc_restore() { # case_alloc_restore TARGET
 	ALLOC_PID=$ZPID
 	sleep 0.2
 	alloc_dump_opts "$1"
-	run_stasis "$d/dump.out" 60 dump -t "$ALLOC_PID" -D "$d/img" "${ALLOC_DUMP_OPTS[@]}" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$ALLOC_PID"; then
-		result_fail "$ALLOC_LABEL" "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$ALLOC_PID"
-		return
-	fi
+	dump_for_restore "$ALLOC_LABEL" "$ALLOC_PID" "$d" "${ALLOC_DUMP_OPTS[@]}" || return
 	local wrap=()
 	if [[ $1 == tcp-* ]]; then
 		# the lock the dump kept for a restore here: these restores are made elsewhere
@@ -2288,13 +2278,7 @@ case_restore_kernel_lacks() {
 		return
 	fi
 	pid=$ZPID
-	run_stasis "$d/dump.out" 120 dump -t "$pid" -D "$d/img" -o dump.log -v4
-	if [ "$ZRC" -ne 0 ] || ! wait_until 10 pid_free "$pid"; then
-		result_fail $label "cannot make the images: dump exited $ZRC"
-		show_tail "$d/dump.out" "$d/img/dump.log"
-		kill_ours "$pid"
-		return
-	fi
+	dump_for_restore $label "$pid" "$d" || return
 	STASIS_FAULT=kernel-lacks:clone3_set_tid restore_refused $label "$pid" "$d/img" \
 		'restore: this kernel lacks clone3 with set_tid: .*pids back.*nothing was started' &&
 		result_ok $label
