@@ -15,7 +15,20 @@ N_PASS=0
 N_FAIL=0
 WORK=""
 
+# the cgroups an engine makes as the parent of its containers' (Docker's, Podman's, LXC's,
+# containerd's namespace stasis-hc of host-cycle.sh); those a test's engines made are removed
+# after it once empty
+E2E_ENGINE_CGROUPS=(docker libpod_parent lxc.pivot stasis-hc)
+E2E_CGROUPS_BEFORE=""
+engine_cgroups() {
+	local n
+	for n in "${E2E_ENGINE_CGROUPS[@]}"; do
+		ls -d /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n" 2>/dev/null
+	done
+}
+
 e2e_setup() {
+	E2E_CGROUPS_BEFORE=" $(engine_cgroups | tr '\n' ' ') "
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/stasis-e2e-$E2E_NAME.XXXXXX") || exit 2
 	mkdir -p "$WORK/bin"
 	ln -s "$STASIS" "$WORK/bin/criu"
@@ -46,6 +59,9 @@ e2e_cleanup() {
 		umount -l "$m" 2>/dev/null
 	done
 	rm -rf "$WORK"
+	for m in $(engine_cgroups); do
+		[[ $E2E_CGROUPS_BEFORE == *" $m "* ]] || find "$m" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
 }
 
 ok() { echo "ok $1"; N_PASS=$((N_PASS + 1)); }
