@@ -178,6 +178,10 @@ HOST_NET_ONLY=" tcp-accept-queue "
 # back: tests/failure-cases.sh checks each refusal): not run with --leave-running (said,
 # counted neither way)
 LEAVE_REFUSED=" tcp-reset udp unix-backlog "
+# programs that find their own processes in /proc by the pids their PID namespace gives them:
+# the pidns flavour keeps the host's /proc, where those pids are others' (said, counted neither
+# way; the full flavour runs them with a /proc of their own)
+OWN_PROC_ONLY=" file-leases inotify-nested-mnt netns-inet netns-private netns-mounted netns-veth zombie-helper "
 # programs run alone with --jobs (after the others): hugetlb grows the host's pool of huge
 # pages for itself; those with ptys need their /dev/pts/N back at the restore, which another
 # program's new pty may have taken meanwhile; mount-ns-pivot's parent checks that the host's
@@ -608,6 +612,10 @@ for name in "${NAMES[@]}"; do
 	fi
 	if [ -n "$CTR" ] && [[ $HOST_ONLY == *" $name "* ]]; then
 		echo "not run: $name (it needs the host's /dev/kmsg)"
+		continue
+	fi
+	if [ "$CTR" = pidns ] && [[ $OWN_PROC_ONLY == *" $name "* ]]; then
+		echo "not run: $name (it looks for its processes in /proc by their pids in its PID namespace; the host's /proc shows others there)"
 		continue
 	fi
 	if [ -n "$CTR" ] && [[ $NOT_AS_INIT == *" $name "* ]]; then
