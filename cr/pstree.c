@@ -287,6 +287,10 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 	if (ctx->opts->freeze_cgroup &&
 	    (err = freezer_catch_tree(ctx->opts->freeze_cgroup, ctx->opts->timeout, root, &caught)))
 		return err;
+	if (caught.was_frozen) { /* frozen again by pstree_release, however the dump ends */
+		tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
+		tr->freeze_timeout_s = ctx->opts->timeout;
+	}
 	/* Frozen processes fork no more: once a pass finds nobody new, the tree is closed. */
 	while (found_new) {
 		found_new = false;
@@ -309,19 +313,11 @@ int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
 			err = add_children(tr, &tr->tasks[k], &found_new);
 		if (err) {
 			freezer_done(tr, &caught);
-			if (caught.was_frozen) {
-				tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
-				tr->freeze_timeout_s = ctx->opts->timeout;
-			}
 			pstree_release(tr);
 			return err;
 		}
 	}
 	freezer_done(tr, &caught);
-	if (caught.was_frozen) {
-		tr->refreeze_cgroup = ctx->opts->freeze_cgroup;
-		tr->freeze_timeout_s = ctx->opts->timeout;
-	}
 	size_t n = 0;
 	for (size_t i = 0; i < tr->nr_tasks; i++)
 		n += 1 + tr->tasks[i].nr_threads;

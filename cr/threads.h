@@ -5,10 +5,10 @@
 
 /* Freeze every thread of t besides the main one (already frozen). */
 int threads_seize(struct dump_task *t);
-/* Let them go on as before (a failed dump or --leave-running). */
 /* Puts back each thread's registers as they were before the freeze (an interrupted syscall's
- * return value and restart); then threads_release detaches them. */
+ * return value and restart), before threads_release. */
 void threads_undo_freeze_eintr(struct dump_task *t);
+/* Let them go on as before (a failed dump or --leave-running). */
 void threads_release(struct dump_task *t);
 /* After SIGKILL of the process: collect each thread's exit as its tracer. */
 size_t threads_signal_count(const TaskCore *c);

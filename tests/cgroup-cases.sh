@@ -93,8 +93,7 @@ cg_cleanup() {
 	for ((i = ${#CG_MADE[@]} - 1; i >= 0; i--)); do
 		d=${CG_MADE[i]}
 		[ -d "$d" ] || continue
-		[ -f "$d/freezer.state" ] && echo THAWED >"$d/freezer.state" 2>/dev/null
-		[ -f "$d/cgroup.freeze" ] && echo 0 >"$d/cgroup.freeze" 2>/dev/null
+		set_frozen "$d" 0 2>/dev/null
 		for p in $(cat "$d/cgroup.procs" 2>/dev/null); do
 			kill_ours "$p"
 		done
@@ -635,55 +634,79 @@ freezer_case() {
 
 # frozen DIR: the cgroup reads frozen (v1 freezer.state FROZEN, v2 cgroup.events frozen 1)
 frozen() { grep -q -x -E 'FROZEN|frozen 1' "$1/freezer.state" "$1/cgroup.events" 2>/dev/null; }
+# set_frozen DIR 1|0: freeze or thaw the cgroup (v1 or v2)
+set_frozen() {
+	if [ ! -f "$1/freezer.state" ]; then
+		echo "$2" >"$1/cgroup.freeze"
+	elif [ "$2" = 1 ]; then
+		echo FROZEN >"$1/freezer.state"
+	else
+		echo THAWED >"$1/freezer.state"
+	fi
+}
 
 # paused_case CASE CGROUP: see freezer/v1-paused above
 paused_case() {
-	local label=$1 cg=$2 d=$ZOO_TMP/$1 pid count
-	mkdir -p "$d/img"
+	local label=$1 cg=$2 d=$ZOO_TMP/$1 pid
+	mkdir -p "$d/img" "$d/pre"
 	(ZOO_CGROUPS=$cg zoo_join_cgroups && exec "$ZOO_ROOT/tests/tools/bin/spin-count" "$d/count" \
 		</dev/null >"$d/out" 2>&1) &
 	pid=$!
 	disown
 	track_pid "$pid"
-	if ! wait_until 5 file_nonempty "$d/count"; then
-		result_fail "$label" "spin-count wrote no count: $(head -c 300 "$d/out")"
-		kill_ours "$pid"
-		return
-	fi
-	if [ -f "$cg/freezer.state" ]; then echo FROZEN >"$cg/freezer.state"; else echo 1 >"$cg/cgroup.freeze"; fi
-	if ! wait_until 10 frozen "$cg"; then
-		result_fail "$label" "the cgroup does not freeze"
+	if paused_checks "$cg" "$d" "$pid"; then
+		result_ok "$label ($ZERR)"
 	else
-		count=$(cat "$d/count")
-		run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running --freeze-cgroup "$cg" \
-			-o dump.log -v4
-		if [ "$ZRC" -ne 0 ]; then
-			result_fail "$label" "dump exit status $ZRC"
-			show_tail "$d/dump.out" "$d/img/dump.log"
-		elif ! frozen "$cg"; then
-			result_fail "$label" "the cgroup reads '$(freezer_state "$cg")' after the dump, not frozen"
-		elif [ "$(cat "$d/count")" != "$count" ]; then
-			result_fail "$label" "the paused program ran during the dump: it counted from $count to $(cat "$d/count")"
-		elif ! mkdir -p "$d/pre" || ! run_stasis "$d/pre.out" 60 pre-dump -t "$pid" -D "$d/pre" \
-			--freeze-cgroup "$cg" -o pre-dump.log -v4 || ! clean_failure "$ZRC" ||
-			! mentions "$d/pre.out" "$cg is frozen \(a paused container\)"; then
-			result_fail "$label" "pre-dump of the paused cgroup: exit $ZRC, not refused naming it"
-			show_tail "$d/pre.out"
-		elif ! frozen "$cg" || [ "$(cat "$d/count")" != "$count" ]; then
-			result_fail "$label" "the refused pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
-		else
-			if [ -f "$cg/freezer.state" ]; then echo THAWED >"$cg/freezer.state"; else echo 0 >"$cg/cgroup.freeze"; fi
-			counts_on() { [ "$(cat "$d/count")" != "$count" ]; }
-			if wait_until 5 counts_on; then
-				result_ok "$label (frozen after the dump at count $((10#$count)), a pre-dump refused, counting on once thawed)"
-			else
-				result_fail "$label" "thawed after the dump, it does not count on (still $count; state $(proc_state "$pid"))"
-			fi
-		fi
+		result_fail "$label" "$ZERR"
 	fi
-	if [ -f "$cg/freezer.state" ]; then echo THAWED >"$cg/freezer.state"; else echo 0 >"$cg/cgroup.freeze"; fi
+	set_frozen "$cg" 0
 	kill_ours "$pid"
 	wait_until 10 not_alive "$pid"
+}
+# paused_checks CGROUP DIR PID: paused_case's steps; ZERR says what went wrong, or what was seen
+paused_checks() {
+	local cg=$1 d=$2 pid=$3 count
+	counts_on() { [ "$(cat "$d/count")" != "$count" ]; }
+	if ! wait_until 5 file_nonempty "$d/count"; then
+		ZERR="spin-count wrote no count: $(head -c 300 "$d/out")"
+		return 1
+	fi
+	set_frozen "$cg" 1
+	if ! wait_until 10 frozen "$cg"; then
+		ZERR="the cgroup does not freeze"
+		return 1
+	fi
+	count=$(cat "$d/count")
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running --freeze-cgroup "$cg" -o dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		ZERR="dump exit status $ZRC"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		return 1
+	fi
+	if ! frozen "$cg"; then
+		ZERR="the cgroup reads '$(freezer_state "$cg")' after the dump, not frozen"
+		return 1
+	fi
+	if counts_on; then
+		ZERR="the paused program ran during the dump: it counted from $count to $(cat "$d/count")"
+		return 1
+	fi
+	run_stasis "$d/pre.out" 60 pre-dump -t "$pid" -D "$d/pre" --freeze-cgroup "$cg" -o pre-dump.log -v4
+	if ! clean_failure "$ZRC" || ! mentions "$d/pre.out" "$cg is frozen \(a paused container\)"; then
+		ZERR="pre-dump of the paused cgroup: exit $ZRC, not refused naming it"
+		show_tail "$d/pre.out"
+		return 1
+	fi
+	if ! frozen "$cg" || counts_on; then
+		ZERR="the refused pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
+		return 1
+	fi
+	set_frozen "$cg" 0
+	if ! wait_until 5 counts_on; then
+		ZERR="thawed after the dump, it does not count on (still $count; state $(proc_state "$pid"))"
+		return 1
+	fi
+	ZERR="frozen after the dump at count $((10#$count)), a pre-dump refused, counting on once thawed"
 }
 
 case_freezer() {

@@ -1210,9 +1210,6 @@ flip_byte() {
 	printf "\\$(printf %03o $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-# restore_refused CASE PID DIR REGEX: restore -D DIR (RESTORE_OPTS: more options) fails
-# cleanly, its error matches REGEX, and no process with PID is left; else the case fails (and 1
-# is returned).
 # dump_for_restore LABEL PID DIR [OPTION...]: images of PID's tree in DIR/img, the tree gone;
 # else the case fails (its output and log shown, the tree killed) and this returns 1
 dump_for_restore() {
@@ -1227,6 +1224,9 @@ dump_for_restore() {
 	fi
 }
 
+# restore_refused CASE PID DIR REGEX: restore -D DIR (RESTORE_OPTS: more options) fails
+# cleanly, its error matches REGEX, and no process with PID is left; else the case fails (and 1
+# is returned).
 restore_refused() {
 	local name=$1 pid=$2 c=$3 re=$4
 	# shellcheck disable=SC2086 # RESTORE_OPTS: extra restore options, split into words
