@@ -61,7 +61,8 @@ int restore_dup_high(struct restore_task *t, int fd)
 		close(nfd);
 		return -EMFILE;
 	}
-	t->next_high_fd = nfd + 1;
+	if (nfd >= t->high_fd_top)
+		t->high_fd_top = nfd + 1;
 	return nfd;
 }
 

@@ -189,7 +189,7 @@ static __attribute__((noreturn)) void restore_child(struct restore_task *t, int 
 	}
 	if (strcmp(t->core->root, "/") && chroot(t->core->root))
 		child_fail(-errno, "restore pid %d: chroot %s: %m", t->pid, t->core->root);
-	a->close_to = t->next_high_fd - 1;
+	a->close_to = (t->high_fd_top > t->next_high_fd ? t->high_fd_top : t->next_high_fd) - 1;
 	a->fds_low = a->status_fd < t->sharers_low ? a->status_fd : t->sharers_low;
 	unregister_own_rseq();
 

@@ -182,8 +182,10 @@ struct restore_task {
 	size_t args_used, args_len; /* the kinds' arrays after *args (restorer_args_alloc) */
 	int *mapped_file_fds; /* per mm->files[i] */
 	int exe_fd;
-	int next_high_fd;     /* helper fds are placed from here up */
+	int next_high_fd;     /* helper fds are placed from here up (the lowest free number: a
+				 helper closed gives its number back) */
 	int high_fd_end;      /* ... and below this number (0: no end but the limit) */
+	int high_fd_top;      /* one past the highest helper number taken so far */
 	/* Processes sharing one fd table are restored one after the other, its sharers (made with
 	 * CLONE_FILES) before the process that made them goes on (cr/pstree.c): */
 	int fds_done_fd;      /* a sharer: its parent waits for the lowest helper fd number still

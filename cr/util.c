@@ -77,6 +77,22 @@ void *xreallocarray(void *p, size_t n, size_t size)
 	return q ? q : out_of_memory(bytes);
 }
 
+int xgrow(void *array, size_t *cap, size_t n, size_t size)
+{
+	void *old;
+
+	if (n < *cap)
+		return 0;
+	memcpy(&old, array, sizeof(old)); /* (any object pointer: the array's, as void *) */
+	size_t more = *cap ? 2 * *cap : 16;
+	void *grown = xreallocarray(old, more, size);
+	if (!grown)
+		return -ENOMEM;
+	memcpy(array, &grown, sizeof(grown));
+	*cap = more;
+	return 0;
+}
+
 char *xvasprintf(const char *fmt, va_list ap)
 {
 	va_list again;

@@ -26,6 +26,9 @@ char *xstrdup(const char *s); /* NULL is copied as "" */
 void *xmemdup(const void *p, size_t len); /* a copy of len bytes (len 0: one byte, zero) */
 /* p resized to n elements of size bytes; NULL on failure, and p is left as it was. */
 void *xreallocarray(void *p, size_t n, size_t size);
+/* Room for one more element after the n in *array (elements of size bytes), its capacity *cap
+ * doubled when full (the array must have been grown only so): 0, or -ENOMEM (*array kept). */
+int xgrow(void *array, size_t *cap, size_t n, size_t size);
 /* printf into a new string (NULL: out of memory, said). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));

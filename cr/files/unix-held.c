@@ -17,43 +17,6 @@
 #include "unix.h"
 #include "util.h"
 
-/* A set of socket inodes (open addressing, 0 free, at most half full). */
-struct ino_set {
-	uint64_t *slots;
-	size_t mask, n;
-};
-
-static uint64_t *ino_slot(const struct ino_set *s, uint64_t ino)
-{
-	size_t i = (ino * 0x9e3779b97f4a7c15ull >> 20) & s->mask;
-
-	while (s->slots[i] && s->slots[i] != ino)
-		i = (i + 1) & s->mask;
-	return &s->slots[i];
-}
-
-/* Adds ino: 1 if new, 0 if there, -ENOMEM. */
-static int ino_add(struct ino_set *s, uint64_t ino)
-{
-	if (2 * (s->n + 1) > (s->slots ? s->mask + 1 : 0)) {
-		size_t size = s->slots ? 2 * (s->mask + 1) : 1024;
-		struct ino_set bigger = { xzalloc(size * sizeof(uint64_t)), size - 1, s->n };
-		if (!bigger.slots)
-			return -ENOMEM;
-		for (size_t i = 0; s->slots && i <= s->mask; i++)
-			if (s->slots[i])
-				*ino_slot(&bigger, s->slots[i]) = s->slots[i];
-		free(s->slots);
-		*s = bigger;
-	}
-	uint64_t *at = ino_slot(s, ino);
-	if (*at)
-		return 0;
-	*at = ino;
-	s->n++;
-	return 1;
-}
-
 /*
  * Every fd of every process is read (readlinkat in its /proc/PID/fd, opened once), and each
  * socket is recorded once (a set of inodes: a tree of 235 processes inheriting 350 sockets
@@ -61,7 +24,6 @@ static int ino_add(struct ino_set *s, uint64_t ino)
  */
 int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t)
 {
-	struct ino_set seen = { 0 };
 	int err = 0;
 
 	for (size_t k = 0; k < t->tree_size && !err; k++) {
@@ -87,23 +49,18 @@ int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t)
 			link[len] = 0;
 			if (sscanf(link, "socket:[%llu]", &ino) != 1)
 				continue;
-			int added = ino_add(&seen, ino);
+			int added = ino_map_add(&ud->held_by_ino, ino, ud->nr_held);
 			if (added <= 0) {
 				err = added;
 				if (err)
 					break;
 				continue;
 			}
-			struct unix_holder *more = xreallocarray(ud->held, ud->nr_held + 1, sizeof(*more));
-			if (!more) {
-				err = -ENOMEM;
+			if ((err = xgrow(&ud->held, &ud->cap_held, ud->nr_held, sizeof(*ud->held))))
 				break;
-			}
-			ud->held = more;
 			ud->held[ud->nr_held++] = (struct unix_holder){ ino, pid, fds[i] };
 		}
 	}
-	free(seen.slots);
 	if (!err)
 		ud->held_read = true;
 	return err;
@@ -115,9 +72,8 @@ int unix_tree_holds(struct unix_state *ud, struct dump_task *t, uint64_t ino)
 
 	if (!ud->held_read && (err = unix_read_tree_sockets(ud, t)))
 		return err;
-	for (size_t i = 0; i < ud->nr_held; i++)
-		if (ud->held[i].ino == ino)
-			return 1;
+	if (ino_map_get(&ud->held_by_ino, ino, NULL))
+		return 1;
 	for (size_t i = 0; i < ud->nr_carried; i++)
 		if (ud->carried[i].is_socket && ud->carried[i].ino == ino)
 			return 1;

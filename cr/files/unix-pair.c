@@ -89,19 +89,18 @@ int unix_dump_pair(struct unix_state *ud, struct dump_task *t, const struct fd_p
 	e->pair_id = pi && ui->peer < ino ? ui->peer : ino;
 	e->sock_ino = ino;
 	e->flags = p->flags;
-	for (size_t i = 0; i < ud->tab.n_pairs; i++)
-		if (ud->tab.pairs[i]->id == e->pair_id)
-			return 1; /* made when its other end was met */
+	if (ino_map_get(&ud->pair_by_id, e->pair_id, NULL))
+		return 1; /* made when its other end was met */
 	if (sock_options(t->pid, p->fd, &type, &passcred)) {
 		pr_perror("dump pid %d fd %d: cannot look at its socket", t->pid, p->fd);
 		return -errno;
 	}
 	/* in the table before it is filled: the run's teardown frees it and gives back the
 	 * messages its ends borrow, also when what follows fails */
-	UnixPair *pair, **more = xreallocarray(ud->tab.pairs, ud->tab.n_pairs + 1, sizeof(*more));
-	if (!more)
-		return -ENOMEM;
-	ud->tab.pairs = more;
+	UnixPair *pair;
+	if ((err = xgrow(&ud->tab.pairs, &ud->cap_pairs, ud->tab.n_pairs, sizeof(*ud->tab.pairs))) ||
+	    (err = ino_map_add(&ud->pair_by_id, e->pair_id, ud->tab.n_pairs)) < 0)
+		return err;
 	if (!(pair = xzalloc(sizeof(*pair))))
 		return -ENOMEM;
 	unix_pair__init(pair);

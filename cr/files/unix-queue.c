@@ -263,9 +263,9 @@ int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, st
 		return err;
 	if (type == SOCK_SEQPACKET && q->reset)
 		return 0; /* empty (checked): the error is all there is */
-	auto_free char *buf = xmalloc(MSG_MAX);
-	if (!buf)
+	if (!ud->peek_buf && !(ud->peek_buf = xmalloc(MSG_MAX)))
 		return -ENOMEM;
+	char *buf = ud->peek_buf;
 	if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)))
 		return -errno;
 	err = type == SOCK_STREAM ? read_stream(ud, s, q, ui->rqueue, buf, passcred || passpidfd)
@@ -279,10 +279,9 @@ int unix_queue_read(struct unix_state *ud, int s, const struct unix_info *ui, st
 
 struct unix_queue *unix_queue_of(struct unix_state *ud, uint64_t ino)
 {
-	for (size_t i = 0; i < ud->nr_queues; i++)
-		if (ud->queues[i].ino == ino)
-			return &ud->queues[i];
-	return NULL;
+	size_t i;
+
+	return ino_map_get(&ud->queue_by_ino, ino, &i) ? &ud->queues[i] : NULL;
 }
 
 /* ---- restore ---- */

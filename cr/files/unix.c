@@ -113,13 +113,12 @@ static int wants_queue(struct unix_state *ud, struct dump_task *t, uint64_t ino,
 static int read_queue(struct unix_state *ud, uint64_t ino, pid_t pid, int fd, int s,
 		      const struct unix_info *ui)
 {
-	struct unix_queue *more = xreallocarray(ud->queues, ud->nr_queues + 1, sizeof(*more));
+	int err = xgrow(&ud->queues, &ud->cap_queues, ud->nr_queues, sizeof(*ud->queues));
 
-	if (!more)
-		return -ENOMEM;
-	ud->queues = more;
-	more[ud->nr_queues] = (struct unix_queue){ .ino = ino, .pid = pid, .fd = fd };
-	return unix_queue_read(ud, s, ui, &more[ud->nr_queues++]);
+	if (err || (err = ino_map_add(&ud->queue_by_ino, ino, ud->nr_queues)) < 0)
+		return err;
+	ud->queues[ud->nr_queues] = (struct unix_queue){ .ino = ino, .pid = pid, .fd = fd };
+	return unix_queue_read(ud, s, ui, &ud->queues[ud->nr_queues++]);
 }
 
 /*
@@ -542,6 +541,10 @@ static void free_sockets(void *state)
 			close(st->carried[i].fd); /* dump: the duplicates the peeks gave */
 	free(st->made);
 	free(st->held);
+	ino_map_free(&st->held_by_ino);
+	ino_map_free(&st->queue_by_ino);
+	ino_map_free(&st->pair_by_id);
+	free(st->peek_buf);
 	unix_snapshot_free(&st->snap);
 	for (size_t i = 0; i < st->nr_nested; i++)
 		unix_snapshot_free(&st->nested[i]);

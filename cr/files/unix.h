@@ -23,6 +23,7 @@
 #include <sys/un.h>
 
 #include "files.h"
+#include "ino-map.h"
 
 struct restore_tree;
 
@@ -104,14 +105,19 @@ struct unix_state {
 		pid_t pid; /* the first process met holding it, at fd */
 		int fd;
 	} *held;        /* every socket the tree holds an fd of, read once when needed */
-	size_t nr_held;
+	size_t nr_held, cap_held;
+	struct ino_map held_by_ino; /* held[] by inode */
 	bool held_read;
 	struct unix_snapshot snap; /* dump */
 	struct unix_snapshot *nested; /* dump: the network namespaces processes of the tree made */
 	size_t nr_nested;
 	struct unix_queue *queues; /* dump: every socket of the tree (held or carried); they own
 				      their messages, which fd entries and pair ends borrow */
-	size_t nr_queues;
+	size_t nr_queues, cap_queues;
+	struct ino_map queue_by_ino; /* queues[] by inode */
+	char *peek_buf;              /* dump: where queues are peeked into (one datagram's room) */
+	size_t cap_pairs;            /* dump: tab.pairs' room */
+	struct ino_map pair_by_id;   /* dump: tab.pairs by id */
 	FdEntry **borrowers;       /* dump: the fd entries that borrow a queue's messages */
 	size_t nr_borrowers;
 	struct unix_accept_later {

@@ -11,6 +11,8 @@
  * Prints one line per group of checks, every failing check, and at the end exactly one
  * line "N passed, N failed". Exit code 1 on any failure.
  *
+ * Also the small containers the engine's lookups use (cr/ino-map.c, xgrow in cr/util.c).
+ *
  * KEEP_IMAGES=1 keeps the temp dir (good/ holds one image of each type) for a look.
  */
 #include <dirent.h>
@@ -30,6 +32,7 @@
 
 #include "commands.h"
 #include "image.h"
+#include "ino-map.h"
 #include "log.h"
 #include "util.h"
 
@@ -1337,6 +1340,38 @@ static void test_show_good(void)
 	group_end();
 }
 
+/* ino_map: 100,000 keys (spread and adjacent) found with their values, absent ones not; xgrow
+ * keeps every element while the capacity doubles. */
+static void test_ino_map(void)
+{
+	struct ino_map m = { 0 };
+	bool ok = true;
+	size_t v = 0, *array = NULL, cap = 0;
+
+	group_begin("ino-map and xgrow");
+	for (size_t i = 0; i < 100000 && ok; i++)
+		ok = ino_map_add(&m, (i % 2 ? i * 0x9e3779b1ull : i) + 1, i) == 1;
+	CHECK(ok && m.n == 100000, "ino_map_add: %zu keys added", m.n);
+	CHECK(ino_map_add(&m, 1, 7) == 0 && ino_map_get(&m, 1, &v) && v == 0, "a key added twice keeps its value");
+	for (size_t i = 0; i < 100000 && ok; i++)
+		ok = ino_map_get(&m, (i % 2 ? i * 0x9e3779b1ull : i) + 1, &v) && v == i;
+	CHECK(ok, "ino_map_get: a key lost or of the wrong value (%zu)", v);
+	CHECK(!ino_map_get(&m, 0, NULL) && !ino_map_get(&m, 3 * 0x9e3779b1ull + 2, NULL), "absent keys found");
+	ino_map_free(&m);
+	CHECK(!m.slots && !m.n && !ino_map_get(&m, 1, NULL), "ino_map_free leaves an empty map");
+	ok = true;
+	for (size_t i = 0; i < 5000 && ok; i++) {
+		ok = !xgrow(&array, &cap, i, sizeof(*array)) && cap > i;
+		if (ok)
+			array[i] = i * 3;
+	}
+	for (size_t i = 0; i < 5000 && ok; i++)
+		ok = array[i] == i * 3;
+	CHECK(ok && cap < 2 * 5000 + 16, "xgrow: elements kept, capacity %zu for 5000", cap);
+	free(array);
+	group_end();
+}
+
 /* A core image with a 1 MiB bytes field: printed in full. */
 static void test_show_large_bytes(void)
 {
@@ -1533,6 +1568,7 @@ int main(void)
 	test_missing();
 	test_pages_damage();
 	test_show_bad();
+	test_ino_map();
 
 	close(good_fd);
 	close(bad_fd);

@@ -9,7 +9,6 @@
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 static int nr_pairs, nr_pipes, first_pipe;
@@ -21,14 +20,8 @@ static const struct zoo_corruption corruptions[] = {
 
 int main(int argc, char **argv)
 {
-	struct rlimit rl;
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		zoo_die("getrlimit: %s", strerror(errno));
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		zoo_die("setrlimit: %s", strerror(errno));
-	long h = rl.rlim_max > 65536 ? 65536 : (long)rl.rlim_max;
+	long h = zoo_nofile_raised();
 	nr_pairs = (int)(h * 6 / 10 / 2);
 	nr_pipes = (int)(h / 10 / 2);
 	for (int i = 0; i < nr_pairs; i++) {

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -202,6 +203,18 @@ static inline void zoo_sleep_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* The soft fd limit raised to the hard one; the hard one, counted up to 65536. */
+static inline long zoo_nofile_raised(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		zoo_die("getrlimit: %s", strerror(errno));
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		zoo_die("setrlimit: %s", strerror(errno));
+	return rl.rlim_max > 65536 ? 65536 : (long)rl.rlim_max;
 }
 
 /* A daemon out of our tree (double fork) running run(), once it wrote its pid to pid_path (it
