@@ -39,6 +39,8 @@ static const char *const step_names[] = {
 	[RST_STEP_MAP_VMA] = "mapping a saved mapping",
 	[RST_STEP_MADVISE] = "giving a mapping its madvise() flags",
 	[RST_STEP_READ_PAGES] = "reading saved pages",
+	[RST_STEP_UFFD] = "filling private pages through userfaultfd (detail: the address)",
+	[RST_STEP_THREADS] = "making a thread or queueing its pending signals (detail: the thread id)",
 	[RST_STEP_MPROTECT] = "setting mapping protection",
 	[RST_STEP_MLOCK] = "locking a mapping in memory (mlock)",
 	[RST_STEP_MM_MAP] = "setting mm fields (prctl PR_SET_MM_MAP)",
@@ -72,6 +74,10 @@ static int report_failure(const struct rst_status *st)
 {
 	if (st->msg[0]) {
 		pr_err("%.*s", (int)sizeof(st->msg), st->msg);
+	} else if (st->step == RST_STEP_THREADS && st->err == -EEXIST) {
+		pr_err("restore pid %d: thread %llu cannot be made again: another process of the host took "
+		       "that id after the restore found it free (a tree restored in a PID namespace of its "
+		       "own has its ids to itself)", st->pid, (unsigned long long)st->detail);
 	} else {
 		const char *step = st->step > 0 && st->step < (int)ARRAY_SIZE(step_names) &&
 						   step_names[st->step]
