@@ -54,6 +54,12 @@
 #                            unix-backlog --files-sent (a file sent with the data into a
 #                            connection not accepted yet): refused naming the pid, fd 70 and the
 #                            count before any connection is taken; the tree PASSes
+#   dump/tcp-syn-recv        tcp-established --defer-long (TCP_DEFER_ACCEPT 60 on fd 60) with a
+#                            client of the script's connected and silent: a connection being set
+#                            up (SYN_RECV) for the listener; refused naming the pid, fd 60, the
+#                            listener and --skip-in-flight, the target unharmed; with
+#                            --skip-in-flight the dump warns, the restored target PASSes and the
+#                            client's connection is reset when it sends (.../client-reset)
 #   dump/tcp-waiting-without-option
 #                            tcp-accept-queue (connections from outside waiting in its listeners'
 #                            accept queues) dumped without --tcp-established: fails naming the
@@ -1251,12 +1257,14 @@ restore_refused() {
 }
 
 # restores_and_passes LABEL DIR PID: DIR/img (the images of the zoo program PID, refused before
-# in copies or with other options) restored as they are: the program runs again with its pid
-# and PASSes
+# in copies or with other options) restored as they are (RESTORE_OPTS: more options): the
+# program runs again with its pid and PASSes
 restores_and_passes() {
 	local label=$1 d=$2 pid=$3
 	ZLAUNCH="" ZCAT=""
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4
+	# shellcheck disable=SC2086 # RESTORE_OPTS: extra restore options, split into words
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d --pidfile "$d/restored.pid" -o restore.log -v4 \
+		${RESTORE_OPTS:-}
 	track_pid "$pid"
 	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid"; then
 		result_fail "$label" "restore of the untouched images: exit status $ZRC, pid $pid $(proc_alive "$pid" && echo running || echo 'not running')"
@@ -2447,12 +2455,86 @@ case_criu_options() {
 	fi
 }
 
+# The local port of PID's TCP socket at fd FD (IPv4), from /proc/net/tcp
+tcp4_port_of() {
+	local ino _ local_addr inode
+	ino=$(stat -L -c %i "/proc/$1/fd/$2") || return 1
+	while read -r _ local_addr _ _ _ _ _ _ _ inode _; do
+		[ "$inode" = "$ino" ] && { echo $((16#${local_addr#*:})); return 0; }
+	done </proc/net/tcp
+	return 1
+}
+
+syn_recv_on() { [ -n "$(ss -Htn state syn-recv "sport = :$1")" ]; }
+
+# tcp-established --defer-long (TCP_DEFER_ACCEPT 60 on its listener, fd 60) with a client of
+# this script's (bash's /dev/tcp) connected to the listener and silent: the kernel keeps the
+# connection half made (SYN_RECV, a request of the listener's, no socket yet) until data comes,
+# as nginx's `listen ... deferred` does for an idle client. The dump without --skip-in-flight
+# is refused naming the listener and the connection, the program unharmed; with it the dump
+# warns and goes through, the restored program PASSes, and the client's connection, which the
+# listener forgot, is reset when it sends.
+# syn_recv_target LABEL DIR: tcp-established --defer-long started in DIR (ZPID), a client's
+# connection half made to its listener (SR_PORT, the client's fd SR_CLIENT); else LABEL fails, 1
+syn_recv_target() {
+	SR_PORT="" SR_CLIENT=""
+	mkdir -p "$2/img"
+	if ! zoo_start tcp-established "$2" --defer-long; then
+		result_fail "$1" "$ZERR"
+		return 1
+	fi
+	if ! SR_PORT=$(tcp4_port_of "$ZPID" 60) || ! exec {SR_CLIENT}<>"/dev/tcp/127.0.0.1/$SR_PORT" ||
+		! wait_until 5 syn_recv_on "$SR_PORT"; then
+		result_fail "$1" "no connection being set up for the listener (port ${SR_PORT:-?})"
+		kill_ours "$ZPID"
+		[ -z "$SR_CLIENT" ] || exec {SR_CLIENT}>&-
+		return 1
+	fi
+}
+
+case_tcp_syn_recv() {
+	local label=dump/tcp-syn-recv d=$ZOO_TMP/tcp-syn-recv reply=""
+	if syn_recv_target "$label" "$d"; then
+		run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 --tcp-established
+		if ! clean_failure "$ZRC" || ! mentions "$d/dump.out" "$d/img/dump.log" \
+			"dump pid $ZPID fd 60: TCP listener 127\.0\.0\.1:$SR_PORT has 1 connections being set up \(SYN_RECV\): pass --skip-in-flight"; then
+			result_fail "$label" "not refused naming the listener and the connection (exit status $ZRC)"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+			kill_ours "$ZPID"
+			drop_net_lock "$ZPID"
+		elif ! target_survives "$label" "$ZPID" "$d"; then
+			result_fail "$label" "$ZERR"
+		else
+			result_ok "$label"
+		fi
+		exec {SR_CLIENT}>&-
+	fi
+	label=$label/skip-in-flight d=$d-skip
+	syn_recv_target "$label" "$d" || return
+	if dump_for_restore "$label" "$ZPID" "$d" --tcp-established --skip-in-flight; then
+		if ! mentions "$d/dump.out" "$d/img/dump.log" \
+			"1 connections being set up for TCP listener 127\.0\.0\.1:$SR_PORT are dropped \(--skip-in-flight\)"; then
+			result_fail "$label" "the dump did not warn of the connection it dropped"
+		fi
+		RESTORE_OPTS=--tcp-established restores_and_passes "$label" "$d" "$ZPID"
+		printf 'GET\n' 1>&"$SR_CLIENT" 2>/dev/null
+		read -r -t 5 reply <&"$SR_CLIENT" 2>"$d/client.err"
+		if grep -q "reset" "$d/client.err"; then
+			result_ok "$label/client-reset"
+		else
+			result_fail "$label/client-reset" "the dropped connection was not reset (read: '$reply', $(cat "$d/client.err"))"
+		fi
+	fi
+	exec {SR_CLIENT}>&-
+}
+
 # every case but the alloc-fail sweeps
 # Connections from outside waiting in a listener's accept queue (tcp-accept-queue): refused
 # without --tcp-established; taken and put back when the dump fails or leaves the tree running.
 # Each time the program then accepts them all with every byte, and its outside clients saw no
 # reset (its PASS).
 tcp_accept_queue_cases() {
+	case_tcp_syn_recv
 	dump_fails_naming dump/tcp-waiting-without-option tcp-accept-queue \
 		'dump pid PID fd 60: TCP listener 127\.0\.0\.1:[0-9]+ has 3 connections waiting to be accepted \(from 127\.0\.0\.1:[0-9]+, 127\.0\.0\.1:[0-9]+, 127\.0\.0\.1:[0-9]+\): pass --tcp-established'
 	STASIS_FAULT=kernel-lacks:tcp_requeue DUMP_OPTS=--tcp-established dump_fails_naming \

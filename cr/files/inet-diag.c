@@ -4,13 +4,15 @@
  * made with CAP_NET_ADMIN, as stasis's is). One listing per network namespace (the one the
  * socket was made in), family and protocol (UDP, UDP-Lite, TCP) is taken on first use and
  * searched by inode, so that a tree of n sockets costs n lookups, not n walks of the kernel's
- * whole table.
+ * whole table. Likewise the connections being set up (SYN_RECV) that TCP listeners hold, one
+ * listing per namespace and family (a walk of the kernel's whole connection table each).
  */
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -39,12 +41,21 @@ struct diag_seen {
 	struct diag_md5_key *keys; /* TCP: its TCP_MD5SIG keys (malloc'd) */
 };
 
-/* The sockets of one namespace's listings so far, by inode. */
+/* A connection being set up (SYN_RECV: a request of a listener's, no socket yet). */
+struct diag_syn {
+	uint8_t family;
+	uint16_t port;    /* local */
+	uint8_t addr[16]; /* local */
+};
+
+/* The sockets of one namespace's listings so far, by inode; its connections being set up. */
 struct diag_snapshot {
 	uint64_t netns;
-	unsigned listed; /* a bit per listing taken (listing_bit) */
+	unsigned listed; /* a bit per listing taken (listing_bit, SYN_LISTED) */
 	struct diag_seen *socks;
 	size_t n;
+	struct diag_syn *syns;
+	size_t n_syns, cap_syns;
 };
 
 /* One per network namespace that the tree's sockets were made in. */
@@ -57,6 +68,7 @@ static unsigned listing_bit(int family, int protocol)
 {
 	return 1u << ((family == AF_INET6) * 3 + (protocol == IPPROTO_UDPLITE) + 2 * (protocol == IPPROTO_TCP));
 }
+#define SYN_LISTED(family) (1u << (6 + ((family) == AF_INET6)))
 
 static int on_socket(const struct nlmsghdr *h, void *arg)
 {
@@ -91,41 +103,72 @@ static int by_ino(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int on_syn(const struct nlmsghdr *h, void *arg)
+{
+	struct diag_snapshot *snap = arg;
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return 0;
+	int err = xgrow(&snap->syns, &snap->cap_syns, snap->n_syns, sizeof(*snap->syns));
+	if (err)
+		return err;
+	struct diag_syn *c = &snap->syns[snap->n_syns++];
+	*c = (struct diag_syn){ m->idiag_family, ntohs(m->id.idiag_sport), { 0 } };
+	memcpy(c->addr, m->id.idiag_src, sizeof(c->addr));
+	return 0;
+}
+
 static void free_snapshot(struct diag_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->n; i++)
 		free(snap->socks[i].keys);
 	free(snap->socks);
+	free(snap->syns);
 }
 
-/* The listing of family and protocol in network namespace nsfd (inode netns), added if need be. */
-static int snapshot_list(struct diag_snapshots *all, int nsfd, uint64_t netns, int family,
-			 int protocol, struct diag_snapshot **out)
+/* The snapshot of the network namespace socket sk was made in (a namespace of the tree's
+ * processes, nested or not), added if need be; that namespace's fd in *nsfd (-1: stasis's). */
+static int snapshot_of(const struct run_ctx *ctx, int sk, int *nsfd, struct diag_snapshot **out)
+{
+	struct diag_snapshots *all = run_state(ctx, &tree_inet_sockets);
+	struct stat ns;
+	uint64_t netns;
+	int err;
+
+	if ((*nsfd = ioctl(sk, SIOCGSKNS)) >= 0 && !fstat(*nsfd, &ns))
+		netns = ns.st_ino;
+	else if ((err = nl_netns_ino(&netns)))
+		return err;
+	for (size_t i = 0; i < all->n; i++)
+		if (all->ns[i].netns == netns) {
+			*out = &all->ns[i];
+			return 0;
+		}
+	struct diag_snapshot *more = xreallocarray(all->ns, all->n + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	all->ns = more;
+	*out = &all->ns[all->n++];
+	**out = (struct diag_snapshot){ .netns = netns };
+	return 0;
+}
+
+/* The snapshot's listing of family and protocol (in namespace nsfd), taken if need be. */
+static int snapshot_list(struct diag_snapshot *snap, int nsfd, int family, int protocol)
 {
 	/* (TCP's keys come with the socket's info only) */
 	struct inet_diag_req_v2 req = { .sdiag_family = family, .sdiag_protocol = protocol,
 					.idiag_ext = protocol == IPPROTO_TCP ? 1 << (INET_DIAG_INFO - 1) : 0,
 					.idiag_states = ~0u };
-	struct diag_snapshot *snap = NULL;
+	size_t had = snap->n;
 	int err;
 
-	for (size_t i = 0; i < all->n && !snap; i++)
-		if (all->ns[i].netns == netns)
-			snap = &all->ns[i];
-	if (!snap) {
-		struct diag_snapshot *more = xreallocarray(all->ns, all->n + 1, sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		all->ns = more;
-		snap = &all->ns[all->n++];
-		*snap = (struct diag_snapshot){ .netns = netns };
-	}
-	*out = snap;
 	if (snap->listed & listing_bit(family, protocol))
 		return 0;
 	if ((err = nl_sock_diag_in(nsfd, &req, sizeof(req), on_socket, snap))) {
-		free_snapshot(snap);
-		*snap = (struct diag_snapshot){ .netns = netns };
+		while (snap->n > had) /* (this listing's, kept: the others' stay valid) */
+			free(snap->socks[--snap->n].keys);
 		return err;
 	}
 	snap->listed |= listing_bit(family, protocol);
@@ -138,22 +181,45 @@ static int snapshot_list(struct diag_snapshots *all, int nsfd, uint64_t netns, i
  * for a socket in no listing (one never bound). */
 static int diag_find(const struct run_ctx *ctx, int sk, const InetSocket *in, const struct diag_seen **out)
 {
-	struct diag_snapshots *all = run_state(ctx, &tree_inet_sockets);
 	struct diag_seen key = { .ino = in->ino };
 	struct diag_snapshot *snap;
-	struct stat ns;
-	uint64_t netns;
 	int err;
 
-	/* listed where the socket was made (a namespace of the tree's processes, nested or not) */
-	auto_close int nsfd = ioctl(sk, SIOCGSKNS);
-	if (nsfd >= 0 && !fstat(nsfd, &ns))
-		netns = ns.st_ino;
-	else if ((err = nl_netns_ino(&netns)))
-		return err;
-	if ((err = snapshot_list(all, nsfd, netns, in->family, in->protocol, &snap)))
+	auto_close int nsfd = -1;
+	if ((err = snapshot_of(ctx, sk, &nsfd, &snap)) ||
+	    (err = snapshot_list(snap, nsfd, in->family, in->protocol)))
 		return err;
 	*out = snap->n ? bsearch(&key, snap->socks, snap->n, sizeof(key), by_ino) : NULL;
+	return 0;
+}
+
+int inet_syn_recv_count(const struct run_ctx *ctx, int sk, const InetSocket *listener, unsigned *n)
+{
+	struct inet_diag_req_v2 req = { .sdiag_family = listener->family, .sdiag_protocol = IPPROTO_TCP,
+					.idiag_states = (1u << TCP_SYN_RECV) | (1u << TCP_NEW_SYN_RECV_STATE) };
+	static const uint8_t any[16];
+	struct diag_snapshot *snap;
+	int err;
+
+	auto_close int nsfd = -1;
+	if ((err = snapshot_of(ctx, sk, &nsfd, &snap)))
+		return err;
+	if (!(snap->listed & SYN_LISTED(listener->family))) {
+		size_t had = snap->n_syns;
+		if ((err = nl_sock_diag_in(nsfd, &req, sizeof(req), on_syn, snap))) {
+			snap->n_syns = had; /* (the other family's kept) */
+			return err;
+		}
+		snap->listed |= SYN_LISTED(listener->family);
+	}
+	*n = 0;
+	for (size_t i = 0; i < snap->n_syns; i++) {
+		const struct diag_syn *c = &snap->syns[i];
+		*n += c->family == listener->family && c->port == listener->src_port &&
+		      listener->src_addr.len <= sizeof(c->addr) &&
+		      (!memcmp(listener->src_addr.data, any, listener->src_addr.len) ||
+		       !memcmp(listener->src_addr.data, c->addr, listener->src_addr.len));
+	}
 	return 0;
 }
 

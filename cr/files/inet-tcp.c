@@ -47,8 +47,6 @@
 #include "tcp-requeue.h"
 #include "util.h"
 
-#define TCP_NEW_SYN_RECV_STATE 12
-
 static const char *const state_names[] = {
 	[TCP_ESTABLISHED] = "ESTABLISHED", [TCP_SYN_SENT] = "SYN_SENT", [TCP_SYN_RECV] = "SYN_RECV",
 	[TCP_FIN_WAIT1] = "FIN_WAIT1", [TCP_FIN_WAIT2] = "FIN_WAIT2", [TCP_TIME_WAIT] = "TIME_WAIT",
@@ -104,25 +102,6 @@ static int match_ino(const struct inet_diag_msg *m, void *arg)
 		return 0;
 	f->found = *m;
 	return 1;
-}
-
-struct count_syn {
-	const InetSocket *listener;
-	unsigned n;
-};
-
-/* A connection being set up for the listener: same local port, its address or any. */
-static int count_syn_recv(const struct inet_diag_msg *m, void *arg)
-{
-	struct count_syn *c = arg;
-	static const uint8_t any[16];
-	const InetSocket *l = c->listener;
-
-	if (ntohs(m->id.idiag_sport) == l->src_port &&
-	    (!memcmp(l->src_addr.data, any, l->src_addr.len) ||
-	     !memcmp(l->src_addr.data, m->id.idiag_src, l->src_addr.len)))
-		c->n++;
-	return 0;
 }
 
 /* The connections in the listener's accept queue (no file yet: inode 0): same local port, its
@@ -237,8 +216,7 @@ static int dump_waiting(struct dump_task *t, const struct fd_probe *p, int sk, c
 static int dump_listener(struct dump_task *t, const struct fd_probe *p, int sk, const struct tcp_info *ti,
 			 InetSocket *in)
 {
-	struct count_syn syn = { in, 0 };
-	unsigned logged = log_errors();
+	unsigned logged = log_errors(), syns;
 	char self[80];
 	int err;
 
@@ -246,21 +224,19 @@ static int dump_listener(struct dump_task *t, const struct fd_probe *p, int sk, 
 	in->state = INET_STATE__INET_LISTEN;
 	in->has_backlog = true;
 	in->backlog = ti->tcpi_sacked; /* a listener's: the backlog listen() was given */
-	err = diag_walk(in->family, (1u << TCP_SYN_RECV) | (1u << TCP_NEW_SYN_RECV_STATE),
-			count_syn_recv, &syn);
-	if (err)
+	if ((err = inet_syn_recv_count(t->ctx, sk, in, &syns)))
 		return log_unnamed(logged, err,
 				   "dump pid %d fd %d: cannot list the connections being set up for TCP listener %s",
 				   t->pid, p->fd, self);
-	if (syn.n && !t->ctx->opts->skip_in_flight) {
+	if (syns && !t->ctx->opts->skip_in_flight) {
 		pr_err("dump pid %d fd %d: TCP listener %s has %u connections being set up (SYN_RECV): "
-		       "pass --skip-in-flight to drop them (their clients try again)",
-		       t->pid, p->fd, self, syn.n);
+		       "pass --skip-in-flight to drop them (their clients find those connections reset)",
+		       t->pid, p->fd, self, syns);
 		return -ENOTSUP;
 	}
-	if (syn.n)
+	if (syns)
 		pr_warn("dump pid %d fd %d: %u connections being set up for TCP listener %s are dropped "
-			"(--skip-in-flight)", t->pid, p->fd, syn.n, self);
+			"(--skip-in-flight)", t->pid, p->fd, syns, self);
 	return ti->tcpi_unacked ? dump_waiting(t, p, sk, self, ti->tcpi_unacked, in) : 1;
 }
 

@@ -60,6 +60,10 @@ int inet_raw_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
  * keys, from the kernel's listing. */
 int inet_shutdown_dump(const struct run_ctx *ctx, int sk, InetSocket *in);
 int inet_md5_keys_dump(const struct run_ctx *ctx, int sk, InetSocket *in);
+/* inet-diag.c: in *n, the connections being set up (SYN_RECV) for TCP listener listener (sk, a
+ * copy of it): same local port, its address or any; from one listing per namespace and family. */
+#define TCP_NEW_SYN_RECV_STATE 12 /* (the kernel's request sockets; no uapi name) */
+int inet_syn_recv_count(const struct run_ctx *ctx, int sk, const InetSocket *listener, unsigned *n);
 /* inet-tcp.c: are in's TCP_MD5SIG keys whole (TCP; address, prefix and key lengths)? */
 bool inet_md5_keys_valid(const InetSocket *in);
 

@@ -21,6 +21,8 @@
  *         connected client (fd 70 the server) with 100 bytes held back;
  *   fd 71 an epoll (level-triggered) watching the servers 62, 64 and 66 for EPOLLIN|EPOLLRDHUP,
  *         each reported ready once before the dump and left unread.
+ * --defer-long: fd 60's TCP_DEFER_ACCEPT is 60 (a client that connected and sent nothing stays
+ * a connection being set up, SYN_RECV, for a minute: tests/failure-cases.sh).
  * --urgent: an urgent byte (MSG_OOB) sent on fd 63 waits out of band at fd 64 (the dump
  * refuses it: tests/failure-cases.sh); the program's checks do not read it. --urgent-read: one
  * sent between the two halves of the 3000 bytes and read out of band at fd 64: its mark waits
@@ -170,7 +172,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in la = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int l = socket(AF_INET, SOCK_STREAM, 0);
 	set_int(l, SOL_SOCKET, SO_REUSEADDR, 1);
-	set_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, 5);
+	set_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, argc > 1 && !strcmp(argv[argc - 1], "--defer-long") ? 60 : 5);
 	set_int(l, IPPROTO_TCP, TCP_MAXSEG, 1200);
 	listen_len = sizeof(listen_sa);
 	if (bind(l, (struct sockaddr *)&la, sizeof(la)) || listen(l, 7) ||
