@@ -60,6 +60,13 @@
 #                            listener and --skip-in-flight, the target unharmed; with
 #                            --skip-in-flight the dump warns, the restored target PASSes and the
 #                            client's connection is reset when it sends (.../client-reset)
+#   dump/mptcp-connection, dump/mptcp-waiting
+#                            tcp-mptcp --mptcp-client (an MPTCP client at fd 66 connected to the
+#                            MPTCP listener, its connection accepted: both MPTCP) and --waiting (a
+#                            plain client waiting in the MPTCP listener's accept queue): refused
+#                            naming fd 66 and its addresses (with the GODEBUG that makes a Go
+#                            program's listeners plain TCP), or fd 60 and its waiting connections;
+#                            the target PASSes
 #   dump/tcp-waiting-without-option
 #                            tcp-accept-queue (connections from outside waiting in its listeners'
 #                            accept queues) dumped without --tcp-established: fails naming the
@@ -2545,6 +2552,12 @@ tcp_accept_queue_cases() {
 		DUMP_OPTS=--tcp-established case_fault "$p" tcp-accept-queue
 	done
 	DUMP_OPTS=--tcp-established case_leave_running tcp-accept-queue
+	DUMP_OPTS=--tcp-established dump_fails_naming dump/mptcp-connection tcp-mptcp \
+		'dump pid PID fd 66: socket:\[[0-9]+\] is an MPTCP connection 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:[0-9]+ \(ESTABLISHED\): not supported, .*GODEBUG=multipathtcp=0' \
+		--mptcp-client
+	DUMP_OPTS=--tcp-established dump_fails_naming dump/mptcp-waiting tcp-mptcp \
+		'dump pid PID fd 60: MPTCP listener 127\.0\.0\.1:[0-9]+ has connections waiting to be accepted: not supported' \
+		--waiting
 	DUMP_OPTS=--leave-running dump_fails_naming dump/udp-error-leave-running udp \
 		'dump pid PID fd 71: UDP socket socket:\[[0-9]+\] has an error pending or in its error queue: .*--leave-running'
 	DUMP_OPTS="--tcp-established --leave-running" dump_fails_naming dump/tcp-reset-leave-running \

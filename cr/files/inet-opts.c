@@ -148,6 +148,11 @@ static bool raw_opt(int level, int name)
 }
 
 /* Whether an option means anything to a socket of this family, type and protocol. */
+bool inet_tcp_like(uint32_t protocol)
+{
+	return protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP;
+}
+
 static bool applies(int level, int name, const InetSocket *in)
 {
 	int family = in->family, protocol = in->protocol;
@@ -158,16 +163,18 @@ static bool applies(int level, int name, const InetSocket *in)
 		return family == AF_INET && protocol == IPPROTO_ICMP;
 	if (level == IPPROTO_ICMPV6)
 		return family == AF_INET6 && protocol == IPPROTO_ICMPV6;
-	if (protocol == IPPROTO_TCP && multicast_opt(level, name))
+	bool tcp = inet_tcp_like(protocol) && in->type == SOCK_STREAM;
+	if (inet_tcp_like(protocol) && multicast_opt(level, name))
 		return false;
 	if (level == IPPROTO_TCP && name == TCP_MAXSEG) /* (connected: the MSS in use, not an option) */
-		return protocol == IPPROTO_TCP && in->state != INET_STATE__INET_CONNECTED;
+		return tcp && in->state != INET_STATE__INET_CONNECTED;
 	if (level == IPPROTO_TCP && name == TCP_FASTOPEN_CONNECT) /* (a closed socket's alone) */
-		return protocol == IPPROTO_TCP &&
-		       (in->state == INET_STATE__INET_FRESH || in->state == INET_STATE__INET_BOUND);
+		return tcp && (in->state == INET_STATE__INET_FRESH || in->state == INET_STATE__INET_BOUND);
 	if (level == IPPROTO_IPV6)
 		return family == AF_INET6;
-	if (level == IPPROTO_TCP || level == IPPROTO_UDP || level == IPPROTO_UDPLITE)
+	if (level == IPPROTO_TCP)
+		return tcp;
+	if (level == IPPROTO_UDP || level == IPPROTO_UDPLITE)
 		return level == protocol && in->type != SOCK_RAW;
 	return true;
 }

@@ -3,9 +3,10 @@
  * - neither bound nor connected: a new socket; bound and not listening: bound again;
  * - listening: bound and listening again with its backlog and options. Connections the
  *   kernel is still setting up for it (SYN_RECV) fail the dump, naming them, unless
- *   --skip-in-flight drops them (their clients send their SYN again and meet the restored
- *   listener). Connections waiting in its accept queue, only with --tcp-established: taken by
- *   stasis and read (netns/tcp-requeue.c), made again in its queue once it listens again;
+ *   --skip-in-flight drops them (the restored listener knows nothing of them: a client that
+ *   sends finds its connection reset). Connections waiting in its accept queue, only with
+ *   --tcp-established: taken by stasis and read (netns/tcp-requeue.c), made again in its queue
+ *   once it listens again;
  * - connecting (SYN_SENT): bound again and connecting again (non-blocking); a program blocked
  *   in connect() waits on in the restarted call;
  * - established and half-closed (ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
@@ -24,6 +25,10 @@
  * of the dumped tree waiting out TIME_WAIT do not keep its port. A TIME_WAIT socket of the very
  * addresses and ports of a connection made again (an earlier restored copy of it, closed)
  * would still fail its connect: it is destroyed first (inet-timewait.c).
+ * MPTCP sockets (IPPROTO_MPTCP; a Go program's listeners by default since Go 1.24) are kept
+ * while they hold no connection: fresh, bound, or listening with nothing in the accept queue
+ * (the connections a listener hands out are plain TCP sockets when their clients are, as most
+ * are: the kernel falls back). The kernel cannot repair an MPTCP connection: one fails the dump.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -224,6 +229,13 @@ static int dump_listener(struct dump_task *t, const struct fd_probe *p, int sk, 
 	in->state = INET_STATE__INET_LISTEN;
 	in->has_backlog = true;
 	in->backlog = ti->tcpi_sacked; /* a listener's: the backlog listen() was given */
+	/* (an MPTCP listener's queue is its first subflow's, which TCP_INFO does not count) */
+	struct pollfd readable = { .fd = sk, .events = POLLIN };
+	if (in->protocol == IPPROTO_MPTCP && poll(&readable, 1, 0) > 0) {
+		pr_err("dump pid %d fd %d: MPTCP listener %s has connections waiting to be accepted: not "
+		       "supported (an MPTCP listener's queue cannot be put back)", t->pid, p->fd, self);
+		return -ENOTSUP;
+	}
 	if ((err = inet_syn_recv_count(t->ctx, sk, in, &syns)))
 		return log_unnamed(logged, err,
 				   "dump pid %d fd %d: cannot list the connections being set up for TCP listener %s",
@@ -417,8 +429,19 @@ int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
 			  p->link);
 		return -errno;
 	}
-	/* (a socket in the kernel's listing, one bound at least: its keys) */
-	int err = ti.tcpi_state == TCP_CLOSE ? 0 : inet_md5_keys_dump(t->ctx, sk, in);
+	if (in->protocol == IPPROTO_MPTCP && ti.tcpi_state != TCP_LISTEN &&
+	    (ti.tcpi_state != TCP_CLOSE || in->state == INET_STATE__INET_CONNECTED)) {
+		char self[80], peer[80];
+		inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+		inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+		pr_err("dump pid %d fd %d: %s is an MPTCP connection %s -> %s (%s): not supported, the "
+		       "kernel cannot repair one (a Go program makes its listeners MPTCP by default since Go "
+		       "1.24: GODEBUG=multipathtcp=0 in its environment makes them plain TCP)", t->pid, p->fd,
+		       p->link, self, peer, state_name(ti.tcpi_state));
+		return -ENOTSUP;
+	}
+	/* (a socket in the kernel's listing, one bound at least: its keys; MPTCP has none) */
+	int err = ti.tcpi_state == TCP_CLOSE || in->protocol == IPPROTO_MPTCP ? 0 : inet_md5_keys_dump(t->ctx, sk, in);
 	if (err) {
 		pr_err("dump pid %d fd %d: cannot find TCP socket %s in the kernel's listing: %s", t->pid,
 		       p->fd, p->link, strerror(-err));

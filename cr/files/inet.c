@@ -264,7 +264,7 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		pr_perror("dump pid %d fd %d: cannot look at %s", t->pid, p->fd, p->link);
 		return -errno;
 	}
-	bool tcp = type == SOCK_STREAM && protocol == IPPROTO_TCP;
+	bool tcp = type == SOCK_STREAM && inet_tcp_like(protocol);
 	bool dgram = type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE ||
 					    protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6);
 	bool raw = type == SOCK_RAW && protocol > 0 && protocol < IPPROTO_MAX; /* 256..: MPTCP and others */
@@ -310,7 +310,7 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 				   p->fd, p->link);
 	if (raw)
 		return inet_raw_dump(t, p, sk, in);
-	if (tcp && (err = refuse_upper_layer(t, p, sk)))
+	if (tcp && protocol == IPPROTO_TCP && (err = refuse_upper_layer(t, p, sk)))
 		return err;
 	return tcp ? inet_tcp_dump(t, p, sk, in) : dump_dgram(t, p, sk, in);
 }
@@ -319,8 +319,10 @@ static int dump_inet(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 
 static bool state_valid(const InetSocket *in)
 {
-	bool tcp = in->protocol == IPPROTO_TCP;
+	bool tcp = inet_tcp_like(in->protocol), mptcp = in->protocol == IPPROTO_MPTCP;
 
+	if (mptcp && (in->has_dst_port || in->has_shutdown || in->n_md5_keys || in->tcp))
+		return false; /* (never connected) */
 	switch (in->state) {
 	case INET_STATE__INET_FRESH:
 	case INET_STATE__INET_CLOSED:
@@ -331,7 +333,7 @@ static bool state_valid(const InetSocket *in)
 		return tcp && in->has_src_port && in->has_backlog;
 	case INET_STATE__INET_CONNECTED:
 	case INET_STATE__INET_CONNECTING:
-		return in->has_dst_port && in->has_src_port;
+		return !mptcp && in->has_dst_port && in->has_src_port;
 	default:
 		return false;
 	}
@@ -343,7 +345,7 @@ static int validate_inet(const struct restore_task *t, const FdEntry *e)
 	size_t alen = in && in->family == AF_INET ? 4 : 16;
 	bool ok = in && (in->family == AF_INET || in->family == AF_INET6);
 
-	ok = ok && ((in->type == SOCK_STREAM && in->protocol == IPPROTO_TCP) ||
+	ok = ok && ((in->type == SOCK_STREAM && inet_tcp_like(in->protocol)) ||
 		    (in->type == SOCK_DGRAM &&
 		     (in->protocol == IPPROTO_UDP || in->protocol == IPPROTO_UDPLITE ||
 		      in->protocol == IPPROTO_ICMP || in->protocol == IPPROTO_ICMPV6)) ||
@@ -576,7 +578,7 @@ static int open_inet(struct restore_task *t, const FdEntry *e)
 	if (sk < 0)
 		return sk;
 	if ((err = inet_opts_restore(sk, in, false)) ||
-	    (err = in->protocol == IPPROTO_TCP ? inet_tcp_open(t, e, sk) : open_dgram(t, e, sk)))
+	    (err = inet_tcp_like(in->protocol) ? inet_tcp_open(t, e, sk) : open_dgram(t, e, sk)))
 		goto fail;
 	if ((err = inet_opts_restore(sk, in, true)) ||
 	    (fcntl(sk, F_SETFL, e->flags & O_NONBLOCK) && (err = -errno)))

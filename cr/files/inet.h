@@ -24,6 +24,9 @@ int inet_from_sockaddr(const struct sockaddr_storage *sa, ProtobufCBinaryData *a
  * root group, as the engines set it, is another group on the host) is made with the range's
  * first group as the calling thread's effective one for the moment. */
 int inet_socket(int family, int type, int protocol);
+/* inet-opts.c: TCP, or MPTCP (IPPROTO_MPTCP: a Go program's listeners by default since Go
+ * 1.24), of which stasis keeps the sockets that are not connected: fresh, bound or listening. */
+bool inet_tcp_like(uint32_t protocol);
 /* inet-opts.c: the options of sk that differ from a fresh socket's of its kind. */
 int inet_opts_dump(int sk, InetSocket *in);
 bool inet_opts_valid(const InetSocket *in);

@@ -51,6 +51,14 @@
 #                            join the IPC one, --join-ns ipc), it is back in both, with its pid
 #                            there: the owner sees its new counts in the segment and gets them
 #                            as messages
+# docker/redis               a real server as users run one: redis-server (the host's, with its
+#                            libraries, in an image of its own: epoll, jemalloc's threads, pipes)
+#                            serving only on a unix socket in a volume (`-v DIR:/sock`), filled
+#                            through it by redis-cli from outside (a string, a counter, a
+#                            1000-element list, 2 MB of values); checkpointed and started again:
+#                            the same server (its process_id and run_id) answers on its socket
+#                            with every value, the counter goes on, a BGSAVE (a fork of the
+#                            restored server writing all its memory) succeeds
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -482,8 +490,77 @@ case_ipc_pid_container() {
 	dk rm -f $u $o >/dev/null 2>&1
 }
 
+# ---- docker/redis ------------------------------------------------------------------------
+# redis_image IMAGE: the busybox tree with the host's redis-server and every library it loads
+redis_image() {
+	local r=$WORK/redis-rootfs lib
+	make_rootfs "$r" || return 1
+	mkdir -p "$r/usr/bin" "$r/data"
+	cp /usr/bin/redis-server "$r/usr/bin/" || return 1
+	for lib in $(ldd /usr/bin/redis-server | grep -o '/[^ ]*'); do
+		mkdir -p "$r${lib%/*}" && cp -L "$lib" "$r$lib" || return 1
+	done
+	tar -C "$r" -c . | dk import - "$1" >"$WORK/redis-import.out" 2>&1
+}
+rcli() { redis-cli -s "$WORK/rd-sock/redis.sock" "$@" 2>&1; }
+redis_answers() { [ "$(rcli PING)" = PONG ]; }
+redis_field() { rcli INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
+case_redis() {
+	local c=drd pid run_id n len bg
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		fail docker/redis "redis-server and redis-cli are not installed (make setup installs them)"
+		return
+	fi
+	mkdir -p "$WORK/rd-sock"
+	if ! redis_image rd:latest; then
+		fail docker/redis "cannot make the redis image" "$WORK/redis-import.out"
+		return
+	fi
+	dk run -d --name $c --network none -v "$WORK/rd-sock:/sock" rd:latest /usr/bin/redis-server --port 0 \
+		--unixsocket /sock/redis.sock --unixsocketperm 777 --save "" --appendonly no --dir /data >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 redis_answers; then
+		fail docker/redis "redis does not answer on its socket" "$WORK/$c.run"
+		return
+	fi
+	rcli SET greeting "hello from before" >/dev/null
+	for n in 1 2 3 4 5; do rcli INCR counter >/dev/null; done
+	rcli RPUSH list $(seq 1 1000) >/dev/null
+	for n in $(seq 1 20); do rcli SET "big$n" "$(head -c 100000 /dev/zero | tr '\0' "$((n % 10))")" >/dev/null; done
+	pid=$(redis_field server process_id) run_id=$(redis_field server run_id)
+	if ! timed T_CKPT dk checkpoint create $c r1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ]; then
+		fail docker/redis "docker checkpoint create failed" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	if redis_answers; then
+		fail docker/redis "redis still answers after its checkpoint"
+		return
+	fi
+	if ! docker_start_checkpoint $c r1 "$WORK/$c.start" || ! wait_for 20 redis_answers; then
+		fail docker/redis "docker start --checkpoint failed" "$WORK/$c.start" $(stasis_logs)
+		return
+	fi
+	len=$(rcli LLEN list)
+	bg=$(rcli BGSAVE)
+	if [ "$(redis_field server process_id)" != "$pid" ] || [ "$(redis_field server run_id)" != "$run_id" ] ||
+		[ "$(rcli GET greeting)" != "hello from before" ] || [ "$(rcli INCR counter)" != 6 ] ||
+		[ "$len" != 1000 ] || [ "$(rcli LINDEX list 999)" != 1000 ] ||
+		[ "$(rcli STRLEN big7)" != 100000 ] || [ "$(rcli GETRANGE big7 99999 99999)" != 7 ]; then
+		fail docker/redis "after the restore: process_id $(redis_field server process_id) (was $pid), greeting '$(rcli GET greeting)', list length $len, big7 $(rcli STRLEN big7) bytes"
+		return
+	fi
+	if [[ $bg != "Background saving started" ]] ||
+		! wait_for 20 eval '[ "$(redis_field persistence rdb_bgsave_in_progress)" = 0 ]' ||
+		[ "$(redis_field persistence rdb_last_bgsave_status)" != ok ]; then
+		fail docker/redis "BGSAVE of the restored server: '$bg', status $(redis_field persistence rdb_last_bgsave_status)"
+		return
+	fi
+	ok "docker/redis (the same server, pid $pid in its container, answers with every value, counts on, BGSAVE ok; checkpoint ${T_CKPT} ms, start --checkpoint ${T_START} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
 case_counter
 case_memory
+case_redis
 case_image_files
 case_leave_running
 case_paused_leave_running

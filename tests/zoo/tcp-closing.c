@@ -42,14 +42,6 @@ static int tcp_state(int fd)
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
 }
 
-static int get_int(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t len = sizeof(v);
-	getsockopt(fd, level, name, &v, &len);
-	return v;
-}
-
 /* A connected pair over loopback of family at fds c and s (the client, the accepted side). */
 static void pair(int family, int c, int s)
 {
@@ -120,7 +112,7 @@ static int ended_as_before(int fd, int k)
 	struct sockaddr_storage now = { 0 }, peer = { 0 };
 	socklen_t nlen = sizeof(now), plen = zoo_inet_len(names[k].ss_family);
 	struct pollfd p = { fd, POLLIN | POLLOUT, 0 };
-	int ok = tcp_state(fd) == TCP_CLOSE && get_int(fd, SOL_SOCKET, SO_ERROR) == 0;
+	int ok = tcp_state(fd) == TCP_CLOSE && zoo_get_int(fd, SOL_SOCKET, SO_ERROR) == 0;
 	ok &= !getsockname(fd, (struct sockaddr *)&now, &nlen) && same_addr(&now, &names[k]);
 	ok &= !getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &peer, &plen) && same_addr(&peer, &peers[k]);
 	nlen = sizeof(now);

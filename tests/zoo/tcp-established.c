@@ -51,20 +51,6 @@ static size_t sent_c2s, in_flight_v6 = 3000, s2c = 5000;
 static struct sockaddr_storage listen_sa, bound_sa;
 static socklen_t listen_len;
 
-static void set_int(int fd, int level, int name, int v)
-{
-	if (setsockopt(fd, level, name, &v, sizeof(v)))
-		zoo_die("setsockopt %d/%d on fd %d: %s", level, name, fd, strerror(errno));
-}
-
-static int get_int(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t len = sizeof(v);
-	getsockopt(fd, level, name, &v, &len);
-	return v;
-}
-
 /* A connected pair over loopback of family: *c the client, *s the accepted server side. */
 
 /* Writes the pattern of seed from offset off until the socket's buffer is full (or len). */
@@ -171,9 +157,9 @@ int main(int argc, char **argv)
 	/* fd 60: a listener */
 	struct sockaddr_in la = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int l = socket(AF_INET, SOCK_STREAM, 0);
-	set_int(l, SOL_SOCKET, SO_REUSEADDR, 1);
-	set_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, argc > 1 && !strcmp(argv[argc - 1], "--defer-long") ? 60 : 5);
-	set_int(l, IPPROTO_TCP, TCP_MAXSEG, 1200);
+	zoo_set_int(l, SOL_SOCKET, SO_REUSEADDR, 1);
+	zoo_set_int(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, argc > 1 && !strcmp(argv[argc - 1], "--defer-long") ? 60 : 5);
+	zoo_set_int(l, IPPROTO_TCP, TCP_MAXSEG, 1200);
 	listen_len = sizeof(listen_sa);
 	if (bind(l, (struct sockaddr *)&la, sizeof(la)) || listen(l, 7) ||
 	    getsockname(l, (struct sockaddr *)&listen_sa, &listen_len))
@@ -182,17 +168,17 @@ int main(int argc, char **argv)
 
 	/* fds 61/62: IPv4, data in flight both ways */
 	zoo_tcp_loopback_pair(AF_INET, &c, &s);
-	set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
-	set_int(c, IPPROTO_IP, IP_TOS, 0x10);
-	set_int(s, SOL_SOCKET, SO_KEEPALIVE, 1);
-	set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 77);
-	set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, 9);
-	set_int(s, IPPROTO_TCP, TCP_KEEPCNT, 4);
-	set_int(s, IPPROTO_TCP, TCP_INQ, 1);
-	set_int(c, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, 1);
-	set_int(c, IPPROTO_TCP, TCP_TX_DELAY, 300);
-	set_int(c, SOL_SOCKET, SO_REUSEADDR, 1);
-	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+	zoo_set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
+	zoo_set_int(c, IPPROTO_IP, IP_TOS, 0x10);
+	zoo_set_int(s, SOL_SOCKET, SO_KEEPALIVE, 1);
+	zoo_set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, 77);
+	zoo_set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, 9);
+	zoo_set_int(s, IPPROTO_TCP, TCP_KEEPCNT, 4);
+	zoo_set_int(s, IPPROTO_TCP, TCP_INQ, 1);
+	zoo_set_int(c, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, 1);
+	zoo_set_int(c, IPPROTO_TCP, TCP_TX_DELAY, 300);
+	zoo_set_int(c, SOL_SOCKET, SO_REUSEADDR, 1);
+	zoo_set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
 	zoo_place(c, 61, O_CLOEXEC);
 	zoo_place(s, 62, O_CLOEXEC);
 	if (fill(62, 0, s2c, 2) != s2c)
@@ -205,7 +191,7 @@ int main(int argc, char **argv)
 	/* fds 63/64: IPv6 */
 	zoo_tcp_loopback_pair(AF_INET6, &c, &s);
 	zoo_place(c, 63, O_CLOEXEC);
-	set_int(63, SOL_SOCKET, SO_RCVBUF, 30000);
+	zoo_set_int(63, SOL_SOCKET, SO_RCVBUF, 30000);
 	zoo_place(s, 64, O_CLOEXEC);
 	size_t half = in_flight_v6 / 2;
 	if (argc > 1 && !strcmp(argv[argc - 1], "--urgent-read")) { /* the urgent byte between halves, read */
@@ -237,15 +223,15 @@ int main(int argc, char **argv)
 		zoo_die("bind: %s", strerror(errno));
 	zoo_place(b, 67, O_CLOEXEC);
 	int f = socket(AF_INET6, SOCK_STREAM, 0);
-	set_int(f, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-	set_int(f, IPPROTO_TCP, TCP_QUICKACK, 0);
-	set_int(f, SOL_SOCKET, SO_BUSY_POLL, 50);
-	set_int(f, SOL_SOCKET, SO_ZEROCOPY, 1);
+	zoo_set_int(f, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	zoo_set_int(f, IPPROTO_TCP, TCP_QUICKACK, 0);
+	zoo_set_int(f, SOL_SOCKET, SO_BUSY_POLL, 50);
+	zoo_set_int(f, SOL_SOCKET, SO_ZEROCOPY, 1);
 	zoo_place(f, 68, O_CLOEXEC);
 
 	/* fds 69/70: corked */
 	zoo_tcp_loopback_pair(AF_INET, &c, &s);
-	set_int(c, IPPROTO_TCP, TCP_CORK, 1);
+	zoo_set_int(c, IPPROTO_TCP, TCP_CORK, 1);
 	zoo_place(c, 69, O_CLOEXEC);
 	zoo_place(s, 70, O_CLOEXEC);
 	if (fill(69, 0, 100, 5) != 100)
@@ -264,40 +250,40 @@ int main(int argc, char **argv)
 		zoo_die("the epoll reports %#x before the dump", epoll_ready());
 
 	for (int fd = 61; fd <= 66; fd++)
-		buf_lock[fd] = get_int(fd, SOL_SOCKET, SO_BUF_LOCK);
-	rcvbuf_63 = get_int(63, SOL_SOCKET, SO_RCVBUF);
+		buf_lock[fd] = zoo_get_int(fd, SOL_SOCKET, SO_BUF_LOCK);
+	rcvbuf_63 = zoo_get_int(63, SOL_SOCKET, SO_RCVBUF);
 	if (buf_lock[63] != 2 || buf_lock[61] != 0)
 		zoo_die("SO_BUF_LOCK is %d on fd 63 and %d on fd 61 before the dump", buf_lock[63], buf_lock[61]);
 	zoo_ready();
 	zoo_wait();
 
 	for (int fd = 61; fd <= 66; fd++)
-		CHECK("buffers", get_int(fd, SOL_SOCKET, SO_BUF_LOCK) == buf_lock[fd], "fd %d: SO_BUF_LOCK is %d, was %d",
-		      fd, get_int(fd, SOL_SOCKET, SO_BUF_LOCK), buf_lock[fd]);
-	CHECK("buffers", get_int(63, SOL_SOCKET, SO_RCVBUF) == rcvbuf_63, "fd 63: SO_RCVBUF is %d, was %d",
-	      get_int(63, SOL_SOCKET, SO_RCVBUF), rcvbuf_63);
+		CHECK("buffers", zoo_get_int(fd, SOL_SOCKET, SO_BUF_LOCK) == buf_lock[fd], "fd %d: SO_BUF_LOCK is %d, was %d",
+		      fd, zoo_get_int(fd, SOL_SOCKET, SO_BUF_LOCK), buf_lock[fd]);
+	CHECK("buffers", zoo_get_int(63, SOL_SOCKET, SO_RCVBUF) == rcvbuf_63, "fd 63: SO_RCVBUF is %d, was %d",
+	      zoo_get_int(63, SOL_SOCKET, SO_RCVBUF), rcvbuf_63);
 
-	CHECK("options", get_int(61, IPPROTO_TCP, TCP_NODELAY) == 1 && get_int(61, IPPROTO_IP, IP_TOS) == 0x10 &&
-				 get_int(62, SOL_SOCKET, SO_KEEPALIVE) == 1 && get_int(62, IPPROTO_TCP, TCP_KEEPIDLE) == 77 &&
-				 get_int(62, IPPROTO_TCP, TCP_KEEPINTVL) == 9 && get_int(62, IPPROTO_TCP, TCP_KEEPCNT) == 4 &&
-				 get_int(68, IPPROTO_IPV6, IPV6_V6ONLY) == 1 && get_int(60, SOL_SOCKET, SO_REUSEADDR) == 1 &&
-				 get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0 && get_int(69, IPPROTO_TCP, TCP_CORK) == 1 &&
-				 get_int(68, IPPROTO_TCP, TCP_QUICKACK) == 0 && get_int(60, IPPROTO_TCP, TCP_MAXSEG) == 1200 &&
-				 get_int(68, SOL_SOCKET, SO_BUSY_POLL) == 50 && get_int(68, SOL_SOCKET, SO_ZEROCOPY) == 1 &&
-				 get_int(62, IPPROTO_TCP, TCP_INQ) == 1 && get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS) == 1 &&
-				 get_int(61, IPPROTO_TCP, TCP_TX_DELAY) == 300 && get_int(61, SOL_SOCKET, SO_REUSEADDR) == 1 &&
-				 get_int(62, SOL_SOCKET, SO_REUSEADDR) == 1,
+	CHECK("options", zoo_get_int(61, IPPROTO_TCP, TCP_NODELAY) == 1 && zoo_get_int(61, IPPROTO_IP, IP_TOS) == 0x10 &&
+				 zoo_get_int(62, SOL_SOCKET, SO_KEEPALIVE) == 1 && zoo_get_int(62, IPPROTO_TCP, TCP_KEEPIDLE) == 77 &&
+				 zoo_get_int(62, IPPROTO_TCP, TCP_KEEPINTVL) == 9 && zoo_get_int(62, IPPROTO_TCP, TCP_KEEPCNT) == 4 &&
+				 zoo_get_int(68, IPPROTO_IPV6, IPV6_V6ONLY) == 1 && zoo_get_int(60, SOL_SOCKET, SO_REUSEADDR) == 1 &&
+				 zoo_get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0 && zoo_get_int(69, IPPROTO_TCP, TCP_CORK) == 1 &&
+				 zoo_get_int(68, IPPROTO_TCP, TCP_QUICKACK) == 0 && zoo_get_int(60, IPPROTO_TCP, TCP_MAXSEG) == 1200 &&
+				 zoo_get_int(68, SOL_SOCKET, SO_BUSY_POLL) == 50 && zoo_get_int(68, SOL_SOCKET, SO_ZEROCOPY) == 1 &&
+				 zoo_get_int(62, IPPROTO_TCP, TCP_INQ) == 1 && zoo_get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS) == 1 &&
+				 zoo_get_int(61, IPPROTO_TCP, TCP_TX_DELAY) == 300 && zoo_get_int(61, SOL_SOCKET, SO_REUSEADDR) == 1 &&
+				 zoo_get_int(62, SOL_SOCKET, SO_REUSEADDR) == 1,
 	      "nodelay %d tos %#x keepalive %d idle %d intvl %d cnt %d v6only %d reuseaddr %d defer %d cork %d "
 	      "quickack %d maxseg %d busy_poll %d zerocopy %d inq %d thin %d tx_delay %d reuseaddr %d/%d",
-	      get_int(61, IPPROTO_TCP, TCP_NODELAY), get_int(61, IPPROTO_IP, IP_TOS), get_int(62, SOL_SOCKET, SO_KEEPALIVE),
-	      get_int(62, IPPROTO_TCP, TCP_KEEPIDLE), get_int(62, IPPROTO_TCP, TCP_KEEPINTVL),
-	      get_int(62, IPPROTO_TCP, TCP_KEEPCNT), get_int(68, IPPROTO_IPV6, IPV6_V6ONLY),
-	      get_int(60, SOL_SOCKET, SO_REUSEADDR), get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT),
-	      get_int(69, IPPROTO_TCP, TCP_CORK), get_int(68, IPPROTO_TCP, TCP_QUICKACK),
-	      get_int(60, IPPROTO_TCP, TCP_MAXSEG), get_int(68, SOL_SOCKET, SO_BUSY_POLL),
-	      get_int(68, SOL_SOCKET, SO_ZEROCOPY), get_int(62, IPPROTO_TCP, TCP_INQ),
-	      get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS), get_int(61, IPPROTO_TCP, TCP_TX_DELAY),
-	      get_int(61, SOL_SOCKET, SO_REUSEADDR), get_int(62, SOL_SOCKET, SO_REUSEADDR));
+	      zoo_get_int(61, IPPROTO_TCP, TCP_NODELAY), zoo_get_int(61, IPPROTO_IP, IP_TOS), zoo_get_int(62, SOL_SOCKET, SO_KEEPALIVE),
+	      zoo_get_int(62, IPPROTO_TCP, TCP_KEEPIDLE), zoo_get_int(62, IPPROTO_TCP, TCP_KEEPINTVL),
+	      zoo_get_int(62, IPPROTO_TCP, TCP_KEEPCNT), zoo_get_int(68, IPPROTO_IPV6, IPV6_V6ONLY),
+	      zoo_get_int(60, SOL_SOCKET, SO_REUSEADDR), zoo_get_int(60, IPPROTO_TCP, TCP_DEFER_ACCEPT),
+	      zoo_get_int(69, IPPROTO_TCP, TCP_CORK), zoo_get_int(68, IPPROTO_TCP, TCP_QUICKACK),
+	      zoo_get_int(60, IPPROTO_TCP, TCP_MAXSEG), zoo_get_int(68, SOL_SOCKET, SO_BUSY_POLL),
+	      zoo_get_int(68, SOL_SOCKET, SO_ZEROCOPY), zoo_get_int(62, IPPROTO_TCP, TCP_INQ),
+	      zoo_get_int(61, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS), zoo_get_int(61, IPPROTO_TCP, TCP_TX_DELAY),
+	      zoo_get_int(61, SOL_SOCKET, SO_REUSEADDR), zoo_get_int(62, SOL_SOCKET, SO_REUSEADDR));
 	unsigned ready = epoll_ready();
 	CHECK("epoll", ready == EPOLL_SERVERS,
 	      "the epoll reports the servers %#x readable (fd - 60 bits), not %#x: bytes wait unread in each", ready,
@@ -316,7 +302,7 @@ int main(int argc, char **argv)
 	close(66);
 	CHECK("half", eof_within(65, 5000), "the half-closed client got no end-of-file after the server closed");
 	/* the corked bytes go once the cork is pulled */
-	set_int(69, IPPROTO_TCP, TCP_CORK, 0);
+	zoo_set_int(69, IPPROTO_TCP, TCP_CORK, 0);
 	CHECK("cork", take(70, 100, 5), "the corked bytes did not arrive");
 	struct sockaddr_storage now;
 	socklen_t nlen = sizeof(now);

@@ -44,6 +44,22 @@ static inline void zoo_enter_netns_of(pid_t pid)
 	}
 }
 
+/* An int socket option of fd's (-1 if it cannot be read) */
+static inline int zoo_get_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	getsockopt(fd, level, name, &v, &len);
+	return v;
+}
+
+/* An int socket option set on fd, or the program dies */
+static inline void zoo_set_int(int fd, int level, int name, int v)
+{
+	if (setsockopt(fd, level, name, &v, sizeof(v)))
+		zoo_die("setsockopt %d/%d on fd %d: %s", level, name, fd, strerror(errno));
+}
+
 /* A ping written to stream socket fd, "pong" expected back within 3 s. */
 static inline int zoo_ping(int fd)
 {
