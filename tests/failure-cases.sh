@@ -411,7 +411,7 @@ ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
 # restored again and again (pipes' FIFO goes at its exit)
 ALLOC_RESTORE_TARGETS=${ALLOC_RESTORE_TARGETS-tree shared-anon tcp-established}
 ALLOC_MIN_POINTS=10
-UNSUPPORTED_KINDS="ebpf-filter tun-host fuse bpf-queue bpf-map-twice bpf-map-used bpf-map-outside pidfd-outside io_uring io_uring-mapped epoll-in-flight netlink-reply"
+UNSUPPORTED_KINDS="ebpf-filter tun-host vsock fuse bpf-queue bpf-map-twice bpf-map-used bpf-map-outside pidfd-outside io_uring io_uring-mapped epoll-in-flight netlink-reply"
 
 zoo_setup_tmp
 zoo_ready_or_exit
@@ -474,6 +474,10 @@ case_unsupported() { # case_unsupported KIND
 		kill_ours "$ZPID"
 	elif ! mentions "$d/dump.out" "$d/img/dump.log" '([Ff][Dd]|descriptor)[ :=#]*42([^0-9]|$)'; then
 		result_fail "dump/unsupported-fd/$kind" "the error does not name fd 42"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+	elif [ "$kind" = vsock ] && ! mentions "$d/dump.out" "$d/img/dump.log" 'is an AF_VSOCK \(virtual machine\) socket'; then
+		result_fail "dump/unsupported-fd/$kind" "the error does not name the socket's family"
 		show_tail "$d/dump.out" "$d/img/dump.log"
 		kill_ours "$ZPID"
 	elif [[ $kind == io_uring* ]] && ! mentions "$d/dump.out" "$d/img/dump.log" 'io_uring instance'; then

@@ -42,6 +42,27 @@
 #include "unix.h"
 #include "util.h"
 
+/* A socket's family for the refusal of one no kind of stasis's takes ("an AF_VSOCK"); -1 unread */
+static int socket_family(pid_t pid, int fd, const char **name)
+{
+	static const char *const names[] = {
+		[AF_KEY] = "an AF_KEY (IPsec key management)", [AF_RDS] = "an AF_RDS",
+		[AF_PPPOX] = "an AF_PPPOX (PPP over Ethernet or L2TP)", [AF_CAN] = "an AF_CAN",
+		[AF_TIPC] = "an AF_TIPC", [AF_BLUETOOTH] = "an AF_BLUETOOTH",
+		[AF_ALG] = "an AF_ALG (kernel crypto)", [AF_VSOCK] = "an AF_VSOCK (virtual machine)",
+		[AF_KCM] = "an AF_KCM", [AF_QIPCRTR] = "an AF_QIPCRTR", [AF_SMC] = "an AF_SMC",
+		[AF_XDP] = "an AF_XDP", [AF_MCTP] = "an AF_MCTP",
+	};
+	int family = -1;
+	socklen_t len = sizeof(family);
+	auto_close int s = task_fd_copy(pid, fd);
+
+	if (s < 0 || getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &len))
+		family = -1;
+	*name = family >= 0 && (size_t)family < ARRAY_SIZE(names) && names[family] ? names[family] : NULL;
+	return family;
+}
+
 static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct unix_state *ud = unix_state_of(t->ctx);
@@ -58,8 +79,16 @@ static int dump_unix(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 			       "cannot be listed: %s", t->pid, p->fd, p->link, strerror(-err));
 			return err;
 		}
-		pr_err("dump pid %d fd %d: %s is not a unix socket (not supported yet)", t->pid, p->fd,
-		       p->link);
+		const char *name;
+		int family = socket_family(t->pid, p->fd, &name);
+		if (family == AF_UNIX)
+			pr_err("dump pid %d fd %d: unix socket %s is in no listing of the tree's network "
+			       "namespaces (not supported yet)", t->pid, p->fd, p->link);
+		else if (name)
+			pr_err("dump pid %d fd %d: %s is %s socket (not supported yet)", t->pid, p->fd, p->link, name);
+		else
+			pr_err("dump pid %d fd %d: %s is a socket of family %d (not supported yet)", t->pid, p->fd,
+			       p->link, family);
 		return -ENOTSUP;
 	}
 	if (ui.nested && ui.named && ui.name_len && !ui.name[0]) {

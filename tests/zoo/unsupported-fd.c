@@ -14,7 +14,8 @@
  *   uses), bpf-map-outside (a BPF hash map a process outside the tree holds too),
  *   netlink-reply (a NETLINK_ROUTE socket holding the kernel's unread reply to its
  *   RTM_GETLINK request for lo; checked to be still there after SIGTERM), tun-host
- *   (/dev/net/tun attached to tun device zunsup0 of the host's network namespace), fuse
+ *   (/dev/net/tun attached to tun device zunsup0 of the host's network namespace), vsock (an
+ *   AF_VSOCK socket: its family named), fuse
  *   (/dev/fuse, as a FUSE server holds it).
  *   Checks after SIGTERM: fd 42 is still that object (and an eventfd still counts 7), a heap
  *   pattern, plus the generic maps/fdset checks (a failed dump must leave nothing behind).
@@ -206,6 +207,11 @@ static int open_kind(void)
 		fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 		if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr))
 			zoo_die("tun-host: %s", strerror(errno));
+	} else if (!strcmp(kind, "vsock")) {
+		/* a socket of a family no kind takes (AF_VSOCK, as a guest agent holds): refused naming it */
+		fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			zoo_die("vsock: %s", strerror(errno));
 	} else if (!strcmp(kind, "fuse")) {
 		/* /dev/fuse, as a FUSE server holds it (the dump refuses it before looking at any
 		 * file: those of the file system it serves would wait for it, frozen, for ever) */
