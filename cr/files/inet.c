@@ -575,6 +575,9 @@ static int open_inet(struct restore_task *t, const FdEntry *e)
 	const InetSocket *in = e->inet;
 	int sk = inet_socket(in->family, in->type, in->protocol), err;
 
+	if (sk < 0 && in->protocol == IPPROTO_MPTCP)
+		pr_err("restore pid %d fd %u: cannot make an MPTCP socket again: %s (net.mptcp.enabled is 0 "
+		       "here, or the kernel has no MPTCP)", t->pid, e->fd, strerror(-sk));
 	if (sk < 0)
 		return sk;
 	if ((err = inet_opts_restore(sk, in, false)) ||
