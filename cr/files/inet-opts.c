@@ -147,12 +147,12 @@ static bool raw_opt(int level, int name)
 	       (level == IPPROTO_IPV6 && (name == IPV6_HDRINCL || name == IPV6_CHECKSUM));
 }
 
-/* Whether an option means anything to a socket of this family, type and protocol. */
 bool inet_tcp_like(uint32_t protocol)
 {
 	return protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP;
 }
 
+/* Whether an option means anything to a socket of this family, type and protocol. */
 static bool applies(int level, int name, const InetSocket *in)
 {
 	int family = in->family, protocol = in->protocol;

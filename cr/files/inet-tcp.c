@@ -419,6 +419,27 @@ static int dump_closed(struct dump_task *t, const struct fd_probe *p, int sk, In
 	return 1;
 }
 
+/* An MPTCP socket: listening, or closed and never connected; else refused. */
+static int dump_mptcp(struct dump_task *t, const struct fd_probe *p, int sk, const struct tcp_info *ti,
+		      InetSocket *in)
+{
+	char self[80], peer[80];
+	int err;
+
+	if (ti->tcpi_state == TCP_LISTEN)
+		return dump_listener(t, p, sk, ti, in);
+	if (ti->tcpi_state == TCP_CLOSE && in->state != INET_STATE__INET_CONNECTED &&
+	    ((err = dump_closed(t, p, sk, in)) < 0 || !in->has_dst_port))
+		return err;
+	inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
+	inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
+	pr_err("dump pid %d fd %d: %s is an MPTCP connection %s -> %s (%s): not supported, the kernel "
+	       "cannot repair one (a Go program makes its listeners MPTCP by default since Go 1.24: "
+	       "GODEBUG=multipathtcp=0 in its environment makes them plain TCP)", t->pid, p->fd, p->link,
+	       self, peer, state_name(ti->tcpi_state));
+	return -ENOTSUP;
+}
+
 int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSocket *in)
 {
 	struct tcp_info ti;
@@ -429,19 +450,10 @@ int inet_tcp_dump(struct dump_task *t, const struct fd_probe *p, int sk, InetSoc
 			  p->link);
 		return -errno;
 	}
-	if (in->protocol == IPPROTO_MPTCP && ti.tcpi_state != TCP_LISTEN &&
-	    (ti.tcpi_state != TCP_CLOSE || in->state == INET_STATE__INET_CONNECTED)) {
-		char self[80], peer[80];
-		inet_addr_str(in->family, &in->src_addr, in->src_port, self, sizeof(self));
-		inet_addr_str(in->family, &in->dst_addr, in->dst_port, peer, sizeof(peer));
-		pr_err("dump pid %d fd %d: %s is an MPTCP connection %s -> %s (%s): not supported, the "
-		       "kernel cannot repair one (a Go program makes its listeners MPTCP by default since Go "
-		       "1.24: GODEBUG=multipathtcp=0 in its environment makes them plain TCP)", t->pid, p->fd,
-		       p->link, self, peer, state_name(ti.tcpi_state));
-		return -ENOTSUP;
-	}
-	/* (a socket in the kernel's listing, one bound at least: its keys; MPTCP has none) */
-	int err = ti.tcpi_state == TCP_CLOSE || in->protocol == IPPROTO_MPTCP ? 0 : inet_md5_keys_dump(t->ctx, sk, in);
+	if (in->protocol == IPPROTO_MPTCP)
+		return dump_mptcp(t, p, sk, &ti, in);
+	/* (a socket in the kernel's listing, one bound at least: its keys) */
+	int err = ti.tcpi_state == TCP_CLOSE ? 0 : inet_md5_keys_dump(t->ctx, sk, in);
 	if (err) {
 		pr_err("dump pid %d fd %d: cannot find TCP socket %s in the kernel's listing: %s", t->pid,
 		       p->fd, p->link, strerror(-err));
