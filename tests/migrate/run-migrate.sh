@@ -72,12 +72,18 @@ ZCAT=""
 NETNS=()
 HOLDER=""
 PODMAN_CLEANUP=()
+# (podman makes its parent cgroups, libpod_parent, on first use: removed after, once empty)
+podman_cgroups() { ls -d /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/libpod_parent 2>/dev/null; }
+PODMAN_CGROUPS_BEFORE=" $(podman_cgroups | tr '\n' ' ') "
 migrate_cleanup() {
 	local p
 	if [ ${#PODMAN_CLEANUP[@]} -gt 0 ]; then
 		podman rm -f "${PODMAN_CLEANUP[0]}" >/dev/null 2>&1
 		podman rmi "${PODMAN_CLEANUP[1]}" >/dev/null 2>&1
 	fi
+	for p in $(podman_cgroups); do
+		[[ $PODMAN_CGROUPS_BEFORE == *" $p "* ]] || find "$p" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
 	[ -n "$HOLDER" ] && kill -KILL "$HOLDER" 2>/dev/null
 	for p in "${NETNS[@]}"; do ip netns del "$p" 2>/dev/null; done
 	for p in "${RUNC_IDS[@]}"; do
