@@ -197,7 +197,6 @@ int inet_syn_recv_count(const struct run_ctx *ctx, int sk, const InetSocket *lis
 {
 	struct inet_diag_req_v2 req = { .sdiag_family = listener->family, .sdiag_protocol = IPPROTO_TCP,
 					.idiag_states = (1u << TCP_SYN_RECV) | (1u << TCP_NEW_SYN_RECV_STATE) };
-	static const uint8_t any[16];
 	struct diag_snapshot *snap;
 	int err;
 
@@ -213,13 +212,9 @@ int inet_syn_recv_count(const struct run_ctx *ctx, int sk, const InetSocket *lis
 		snap->listed |= SYN_LISTED(listener->family);
 	}
 	*n = 0;
-	for (size_t i = 0; i < snap->n_syns; i++) {
-		const struct diag_syn *c = &snap->syns[i];
-		*n += c->family == listener->family && c->port == listener->src_port &&
-		      listener->src_addr.len <= sizeof(c->addr) &&
-		      (!memcmp(listener->src_addr.data, any, listener->src_addr.len) ||
-		       !memcmp(listener->src_addr.data, c->addr, listener->src_addr.len));
-	}
+	for (size_t i = 0; i < snap->n_syns; i++)
+		*n += snap->syns[i].family == listener->family &&
+		      inet_listener_has(listener, snap->syns[i].port, snap->syns[i].addr);
 	return 0;
 }
 

@@ -152,6 +152,15 @@ bool inet_tcp_like(uint32_t protocol)
 	return protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP;
 }
 
+bool inet_listener_has(const InetSocket *listener, uint16_t port, const uint8_t addr[16])
+{
+	static const uint8_t any[16];
+	size_t len = listener->src_addr.len;
+
+	return port == listener->src_port && len <= sizeof(any) &&
+	       (!memcmp(listener->src_addr.data, any, len) || !memcmp(listener->src_addr.data, addr, len));
+}
+
 /* Whether an option means anything to a socket of this family, type and protocol. */
 static bool applies(int level, int name, const InetSocket *in)
 {

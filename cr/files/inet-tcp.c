@@ -121,16 +121,13 @@ struct waiting_conns {
 static int find_waiting(const struct inet_diag_msg *m, void *arg)
 {
 	struct waiting_conns *w = arg;
-	static const uint8_t any[16];
 	const InetSocket *l = w->listener;
 	size_t alen = l->family == AF_INET ? 4 : 16;
 	ProtobufCBinaryData peer = { alen, (uint8_t *)m->id.idiag_dst };
 	char name[80];
 	size_t at = strlen(w->names);
 
-	if (m->idiag_inode || ntohs(m->id.idiag_sport) != l->src_port ||
-	    (memcmp(l->src_addr.data, any, l->src_addr.len) &&
-	     memcmp(l->src_addr.data, m->id.idiag_src, l->src_addr.len)))
+	if (m->idiag_inode || !inet_listener_has(l, ntohs(m->id.idiag_sport), (const uint8_t *)m->id.idiag_src))
 		return 0;
 	struct nft_conn *more = xreallocarray(w->conns, w->n + 1, sizeof(*more));
 	if (!more)

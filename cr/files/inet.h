@@ -27,6 +27,9 @@ int inet_socket(int family, int type, int protocol);
 /* inet-opts.c: TCP, or MPTCP (IPPROTO_MPTCP: a Go program's listeners by default since Go
  * 1.24), of which stasis keeps the sockets that are not connected: fresh, bound or listening. */
 bool inet_tcp_like(uint32_t protocol);
+/* inet-opts.c: is a connection of local port and address addr (the kernel's 16 bytes) one of
+ * TCP listener listener's: the same port, its address or any? */
+bool inet_listener_has(const InetSocket *listener, uint16_t port, const uint8_t addr[16]);
 /* inet-opts.c: the options of sk that differ from a fresh socket's of its kind. */
 int inet_opts_dump(int sk, InetSocket *in);
 bool inet_opts_valid(const InetSocket *in);

@@ -39,6 +39,14 @@ static void place(int fd, int at)
 	close(fd);
 }
 
+/* Socket s bound to *sa (its port in *sa then), listening with backlog (< 0: not), at fd at. */
+static void bind_at(int s, void *sa, socklen_t len, int backlog, int at, const char *what)
+{
+	if (s < 0 || bind(s, sa, len) || (backlog >= 0 && listen(s, backlog)) || getsockname(s, sa, &len))
+		zoo_die("%s: %s", what, strerror(errno));
+	place(s, at);
+}
+
 /* fd's local port (network order; 0: none) */
 static in_port_t port_of(int fd)
 {
@@ -128,31 +136,20 @@ int main(int argc, char **argv)
 	int l = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
 	if (l < 0)
 		zoo_die("an MPTCP socket: %s (net.mptcp.enabled?)", strerror(errno));
-	socklen_t len = sizeof(listen4);
 	listen4 = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	zoo_set_int(l, SOL_SOCKET, SO_REUSEADDR, 1);
 	zoo_set_int(l, SOL_SOCKET, SO_KEEPALIVE, 1);
 	zoo_set_int(l, IPPROTO_TCP, TCP_NODELAY, 1);
-	if (bind(l, (struct sockaddr *)&listen4, sizeof(listen4)) || listen(l, 9) ||
-	    getsockname(l, (struct sockaddr *)&listen4, &len))
-		zoo_die("MPTCP listener on 127.0.0.1: %s", strerror(errno));
-	place(l, 60);
+	bind_at(l, &listen4, sizeof(listen4), 9, 60, "MPTCP listener on 127.0.0.1");
 
 	l = socket(AF_INET6, SOCK_STREAM, IPPROTO_MPTCP);
-	len = sizeof(listen6);
 	listen6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_addr = in6addr_any };
 	zoo_set_int(l, IPPROTO_IPV6, IPV6_V6ONLY, 0);
-	if (bind(l, (struct sockaddr *)&listen6, sizeof(listen6)) || listen(l, 5) ||
-	    getsockname(l, (struct sockaddr *)&listen6, &len))
-		zoo_die("MPTCP listener on [::]: %s", strerror(errno));
-	place(l, 61);
+	bind_at(l, &listen6, sizeof(listen6), 5, 61, "MPTCP listener on [::]");
 
-	l = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
-	len = sizeof(bound4);
 	bound4 = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (bind(l, (struct sockaddr *)&bound4, sizeof(bound4)) || getsockname(l, (struct sockaddr *)&bound4, &len))
-		zoo_die("MPTCP socket bound to 127.0.0.1: %s", strerror(errno));
-	place(l, 62);
+	bind_at(socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP), &bound4, sizeof(bound4), -1, 62,
+		"MPTCP socket bound to 127.0.0.1");
 	place(socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP), 63);
 
 	int c = socket(AF_INET, SOCK_STREAM, 0);
