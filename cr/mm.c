@@ -119,12 +119,6 @@ static int add_mapped_file(struct dump_task *t, const char *magic, const char *p
 	return f->id;
 }
 
-void map_files_path(char out[static MAP_FILES_PATH_SIZE], pid_t pid, uint64_t start, uint64_t end)
-{
-	snprintf(out, MAP_FILES_PATH_SIZE, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)start,
-		 (unsigned long)end);
-}
-
 /* mf: the mapping's /proc/PID/map_files entry, st: its file's; the failure logged naming what. */
 static int stat_mapping(const struct dump_task *t, const struct proc_vma *pv, const char *what,
 			char mf[static MAP_FILES_PATH_SIZE], struct stat *st)
@@ -316,13 +310,12 @@ static int fd_of_mapped_file(pid_t pid, const char *mf)
 }
 
 /*
- * A mapping of an anonymous-inode file (an io_uring's rings, a perf event's buffer, a BPF
- * map): refused, naming the object and the fd that holds it (none if it was closed).
+ * A mapping of an anonymous-inode file (a perf event's buffer, a BPF map; an io_uring
+ * instance's rings are cr/files/io-uring.c's): refused, naming the object and the fd that holds it (none if it was closed).
  */
 static int refuse_kernel_object_mapping(pid_t pid, const struct proc_vma *pv, const char *mf)
 {
-	const char *what = !strcmp(pv->path, "anon_inode:[io_uring]") ? "the rings of an io_uring instance"
-			   : !strcmp(pv->path, "anon_inode:[perf_event]") ? "a perf event's buffer"
+	const char *what = !strcmp(pv->path, "anon_inode:[perf_event]") ? "a perf event's buffer"
 			   : !strncmp(pv->path, "anon_inode:bpf-map", 18) ? "a BPF map's memory"
 									  : "memory of a kernel object's file";
 	int fd = fd_of_mapped_file(pid, mf);
@@ -357,6 +350,12 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const ch
 	}
 	if (!strcmp(path, HUGETLB_ANON_PATH))
 		return pv->shared ? classify_shared_anon(t, pv, path, e) : classify_hugetlb_private(t, pv, e);
+	if (pv->shared && shmem_is_memfd_path(path)) { /* an io_uring instance's, made by a restore? */
+		map_files_path(mf, t->pid, pv->start, pv->end);
+		int ring = io_uring_memfd_vma_dump(t, pv, mf, e);
+		if (ring <= 0)
+			return ring;
+	}
 	if ((pv->shared && (!path[0] || !strcmp(path, "/dev/zero (deleted)") ||
 			    !strncmp(path, "[anon_shmem:", 12))) ||
 	    shmem_is_memfd_path(path) || private_of_shared_anon(t, pv))
@@ -391,6 +390,8 @@ static int classify_vma(struct dump_task *t, const struct proc_vma *pv, const ch
 		}
 		return packet_ring_vma_dump(t, pv, st.st_ino, e);
 	}
+	if (!strcmp(path, "anon_inode:[io_uring]"))
+		return io_uring_vma_dump(t, pv, e);
 	if (!strncmp(path, "anon_inode:", 11))
 		return refuse_kernel_object_mapping(t->pid, pv, mf);
 	if ((ghost_id < 0 && ends_with(path, " (deleted)")) || path[0] != '/') {
@@ -739,7 +740,8 @@ static int validate_mm(struct restore_task *t)
 		    (file && (!v->has_file_id || v->file_id >= mm->n_files || v->pgoff % PAGE_SIZE)) ||
 		    ((shared_anon || v->kind == VMA_KIND__VMA_SYSV_SHM) &&
 		     (!v->has_shmem_id || v->pgoff % PAGE_SIZE)) ||
-		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_HUGETLB_PRIVATE ||
+		    v->kind < VMA_KIND__VMA_ANON_PRIVATE || v->kind > VMA_KIND__VMA_IO_URING ||
+		    (v->kind == VMA_KIND__VMA_IO_URING && !io_uring_vma_valid(v)) ||
 		    (v->kind == VMA_KIND__VMA_HUGETLB_PRIVATE) != v->has_huge_page_size ||
 		    (v->kind == VMA_KIND__VMA_PACKET_RING &&
 		     (v->has_ring_fd == v->has_ring_socket || v->pgoff || v->growsdown ||
@@ -941,6 +943,13 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 			r->map_flags = MAP_SHARED;
 			r->fd = v->has_ring_fd ? (int)v->ring_fd : ring_fds[v->ring_socket];
 			break;
+		case VMA_KIND__VMA_IO_URING: { /* a memfd holds its memory (cr/files/io-uring.c) */
+			int err = io_uring_vma_memory(t, v, &r->fd, &r->pgoff);
+			if (err)
+				return err;
+			r->map_flags = MAP_SHARED;
+			break;
+		}
 		default:
 			continue; /* the vDSO block is moved, not mapped */
 		}
@@ -1093,8 +1102,9 @@ static int check_mm(struct restore_task *t)
 		if ((err = check_mapped_file(t->ctx, t->pid, t->mm, t->mm->files[i])))
 			return err;
 	for (size_t i = 0; i < t->mm->n_vmas; i++)
-		if (t->mm->vmas[i]->kind == VMA_KIND__VMA_PACKET_RING &&
-		    (err = packet_ring_vma_check(t, t->mm->vmas[i])))
+		if ((t->mm->vmas[i]->kind == VMA_KIND__VMA_PACKET_RING &&
+		     (err = packet_ring_vma_check(t, t->mm->vmas[i]))) ||
+		    (t->mm->vmas[i]->kind == VMA_KIND__VMA_IO_URING && (err = io_uring_vma_check(t, t->mm->vmas[i]))))
 			return err;
 	return 0;
 }

@@ -6,9 +6,6 @@
 
 #define PARK_AREA_SIZE (64 * 1024)
 
-/* The mapping's file as root can open it, whatever its name: /proc/PID/map_files/START-END. */
-#define MAP_FILES_PATH_SIZE 96
-void map_files_path(char out[static MAP_FILES_PATH_SIZE], pid_t pid, uint64_t start, uint64_t end);
 bool vma_has_pages(const VmaEntry *v);
 /* The VmFlags of smaps (a line's words) that madvise() and mmap() flags set: VMA_ADVICE_* bits. */
 uint32_t vma_advice_of(const char *vmflags);

@@ -325,3 +325,9 @@ pid_t proc_live_thread(pid_t pid)
 	}
 	return 0;
 }
+
+void map_files_path(char out[static MAP_FILES_PATH_SIZE], pid_t pid, uint64_t start, uint64_t end)
+{
+	snprintf(out, MAP_FILES_PATH_SIZE, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)start,
+		 (unsigned long)end);
+}

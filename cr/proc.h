@@ -30,6 +30,10 @@ struct proc_vmas {
 	size_t n;
 };
 
+/* The mapping's file as root can open it, whatever its name: /proc/PID/map_files/START-END. */
+#define MAP_FILES_PATH_SIZE 96
+void map_files_path(char out[static MAP_FILES_PATH_SIZE], pid_t pid, uint64_t start, uint64_t end);
+
 /* Parses /proc/PID/smaps (layout and VmFlags). */
 int proc_read_vmas(pid_t pid, struct proc_vmas *out);
 /* The layout alone (/proc/PID/maps: no VmFlags, no page-table walk, so much cheaper). */

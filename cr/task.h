@@ -182,6 +182,13 @@ struct restore_task {
 	size_t args_used, args_len; /* the kinds' arrays after *args (restorer_args_alloc) */
 	int *mapped_file_fds; /* per mm->files[i] */
 	int exe_fd;
+	/* io_uring instances whose rings are mapped: the memfd holding their memory, a helper fd
+	 * made for the mappings by cr/mm.c, used by the fd's open (cr/files/io-uring.c) */
+	struct io_uring_memory {
+		uint32_t ring_fd; /* the instance's fd number (its entry's, not a dup's) */
+		int memfd;
+	} *io_uring_mems;
+	size_t n_io_uring_mems;
 	int next_high_fd;     /* helper fds are placed from here up (the lowest free number: a
 				 helper closed gives its number back) */
 	int high_fd_end;      /* ... and below this number (0: no end but the limit) */

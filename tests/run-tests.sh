@@ -115,11 +115,12 @@ run_part slow 570 "process zoo, stasis under ASan/UBSan, one pre-dump round befo
 # root and /proc, seccomp, cgroup limits; ctr-state also a time namespace, checked from the
 # outside), then as the init of a PID namespace only, for the programs whose state meets the
 # host's /proc, IPC namespace, session or daemons there (pids of /proc files, pidfds and
-# threads as the host's /proc names them, SysV IPC, a shell job, an outside server)
+# threads as the host's /proc names them, SysV IPC, a shell job, an outside server), and those
+# a container's seccomp profile refuses (io_uring)
 run_part slow 245 "process zoo in containers" tests/run-zoo.sh --jobs 2 --container
 run_part slow 25 "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --jobs 2 --container=pidns \
 	files-proc proc-dead pidfd pidfd-reaped pidfd-thread tree orphan-group orphan-session stop-signals sysv-ipc sysv-shm sem-undo-host sem-undo-multi \
-	shell-job ext-unix unix-peercred time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status
+	shell-job ext-unix unix-peercred time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status io-uring
 # as the init of a whole container in a user namespace of its own (mapping 0-65535 to
 # 100000-165535, which owns all its other namespaces), for the programs whose state a process
 # there can have (not fanotify, mknod, sched classes, TIOCVHANGUP...), user-ns the namespace

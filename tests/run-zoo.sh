@@ -190,6 +190,10 @@ SERIAL=" hugetlb file-attrs pty pty-hangup pty-locked mount-ns-pivot "
 # programs that need the host's /dev (a container's has no /dev/kmsg to log to), or name their
 # binary by its host path (uprobes): host flavour only
 HOST_ONLY=" kmsg-reader uprobes "
+# programs whose system calls a container engine's default seccomp profile refuses (io_uring:
+# Docker's, Podman's and ctr-run's): not run in the flavours with that profile (full, userns;
+# said, counted neither way), the pidns flavour runs them
+SECCOMP_REFUSED=" io-uring "
 
 # ---------------------------------------------------------------------------------------
 # start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour
@@ -612,6 +616,10 @@ for name in "${NAMES[@]}"; do
 	fi
 	if [ -n "$CTR" ] && [[ $HOST_ONLY == *" $name "* ]]; then
 		echo "not run: $name (it needs the host's /dev/kmsg)"
+		continue
+	fi
+	if { [ "$CTR" = full ] || [ "$CTR" = userns ]; } && [[ $SECCOMP_REFUSED == *" $name "* ]]; then
+		echo "not run: $name (a container engine's default seccomp profile refuses its system calls, as the container's does; --container=pidns runs it)"
 		continue
 	fi
 	if [ "$CTR" = pidns ] && [[ $OWN_PROC_ONLY == *" $name "* ]]; then

@@ -399,4 +399,21 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define UDPLITE_RECV_CSCOV 11
 #endif
 
+/* linux/io_uring.h after 6.1: rings in memory the process gives (6.5: the addresses go in
+ * sq_off.user_addr and cq_off.user_addr, resv2 in 6.1's header), submission rings without an
+ * index array (6.6), the state of a group of provided buffers (IORING_REGISTER_PBUF_STATUS,
+ * 6.8; an enum constant) */
+#ifndef IORING_SETUP_NO_MMAP
+#define IORING_SETUP_NO_MMAP (1U << 14)
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY (1U << 16)
+#endif
+#define STASIS_IORING_REGISTER_PBUF_STATUS 26
+struct stasis_io_uring_buf_status {
+	__u32 buf_group;
+	__u32 head;
+	__u32 resv[8];
+};
+
 #endif

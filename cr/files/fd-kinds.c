@@ -32,6 +32,7 @@ const struct fd_kind_ops *const fd_kinds[] = {
 	&fd_kind_pidfd,
 	&fd_kind_bpf_map,
 	&fd_kind_tun,
+	&fd_kind_io_uring,
 	&fd_kind_unix_fresh, /* claimed by fd_kind_unix's dump */
 };
 const unsigned fd_kinds_len = ARRAY_SIZE(fd_kinds);

@@ -66,9 +66,6 @@ static const char *unsupported_kind(const char *link)
 		{ "anon_inode:[perf_event]", " (a perf event)" },
 		{ "anon_inode:[userfaultfd]", " (a userfaultfd)" },
 		{ "anon_inode:kvm", " (a KVM virtual machine or CPU)" },
-		{ "anon_inode:[io_uring]", " (an io_uring instance: libuv's event loop makes one to batch its "
-					   "epoll_ctl calls, in Node.js and uvloop; under a container engine's "
-					   "default seccomp profile it cannot)" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)

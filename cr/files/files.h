@@ -107,6 +107,32 @@ bool packet_ring_socket_valid(const PacketSocket *ps);
 int packet_ring_vma_check(const struct restore_task *t, const VmaEntry *v);
 int packet_ring_socket_open(struct restore_task *t, const PacketSocket *ps);
 
+/*
+ * cr/files/io-uring.c: a mapping of an io_uring instance's rings or entries (cr/mm.c). At dump,
+ * e made a VMA_IO_URING naming the fd holding it, or refused naming pv (a region other than
+ * those, no fd holding it, a shared fd table); memfd: the same of a mapping of the memfd a
+ * restore made for an instance's memory (mf its map_files path), 1 if pv is no such mapping.
+ * At restore: v's fields are sound; v's fd is an io_uring instance of this process whose region
+ * takes v's size (once every image is read); the memfd to map for v and where in it (made
+ * once per instance, a helper fd, used by the fd's open).
+ */
+int io_uring_vma_dump(struct dump_task *t, const struct proc_vma *pv, VmaEntry *e);
+int io_uring_memfd_vma_dump(struct dump_task *t, const struct proc_vma *pv, const char *mf, VmaEntry *e);
+bool io_uring_vma_valid(const VmaEntry *v);
+int io_uring_vma_check(const struct restore_task *t, const VmaEntry *v);
+int io_uring_vma_memory(struct restore_task *t, const VmaEntry *v, int *memfd, uint64_t *offset);
+
+/* The entry of t's fd (a dup's original; another process's: FD_SHARED), NULL if none. */
+static inline const FdEntry *fd_entry_at(const struct restore_task *t, uint32_t fd)
+{
+	for (size_t i = t->fds->n_fds; i-- > 0;) {
+		const FdEntry *e = t->fds->fds[i];
+		if (e->fd == fd)
+			return e->kind == FD_KIND__FD_DUP ? fd_entry_at(t, e->dup_of) : e; /* dup_of < fd (validated) */
+	}
+	return NULL;
+}
+
 /* Every kind, in the order each is offered an fd at dump (cr/files/fd-kinds.c). */
 extern const struct fd_kind_ops *const fd_kinds[];
 extern const unsigned fd_kinds_len;
@@ -117,7 +143,7 @@ extern const struct fd_kind_ops fd_kind_regular, fd_kind_inherited, fd_kind_memf
 	fd_kind_eventfd, fd_kind_signalfd, fd_kind_timerfd, fd_kind_epoll, fd_kind_unix, fd_kind_unix_bound, fd_kind_inotify,
 	fd_kind_pty_master, fd_kind_pty_slave, fd_kind_mqueue, fd_kind_unix_external, fd_kind_pidfd,
 	fd_kind_unix_pending, fd_kind_external, fd_kind_unix_fresh, fd_kind_netlink, fd_kind_inet, fd_kind_packet, fd_kind_nsfile,
-	fd_kind_fanotify, fd_kind_bpf_map, fd_kind_tun;
+	fd_kind_fanotify, fd_kind_bpf_map, fd_kind_tun, fd_kind_io_uring;
 
 /* cr/files/external.c: the caller's fd given as --inherit-fd fd[N]:KEY; -ENOENT if none,
  * -EINVAL (said) if it is not the kind of file the key names. */

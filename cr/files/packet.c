@@ -902,20 +902,6 @@ bool packet_ring_socket_valid(const PacketSocket *ps)
 	return socket_valid(ps) && ps->type != SOCK_PACKET && (ps->rx_ring || ps->tx_ring);
 }
 
-/* The packet socket entry that t's fd is (a dup's original), NULL if it is none. */
-static const PacketSocket *socket_at(const struct restore_task *t, uint32_t fd)
-{
-	for (size_t i = t->fds->n_fds; i-- > 0;) {
-		const FdEntry *e = t->fds->fds[i];
-		if (e->fd != fd)
-			continue;
-		if (e->kind == FD_KIND__FD_DUP)
-			return socket_at(t, e->dup_of); /* dup_of < fd (validated) */
-		return e->kind == FD_KIND__FD_PACKET ? e->packet : NULL;
-	}
-	return NULL;
-}
-
 int packet_ring_vma_check(const struct restore_task *t, const VmaEntry *v)
 {
 	char whose[48];
@@ -925,17 +911,17 @@ int packet_ring_vma_check(const struct restore_task *t, const VmaEntry *v)
 		ps = t->mm->ring_sockets[v->ring_socket];
 		snprintf(whose, sizeof(whose), "socket:[%llu], which no fd holds", (unsigned long long)ps->ino);
 	} else {
-		for (size_t i = 0; i < t->fds->n_fds; i++)
-			if (t->fds->fds[i]->fd == v->ring_fd && t->fds->fds[i]->kind == FD_KIND__FD_SHARED)
-				return 0; /* another process's entry: mmap() checks the size */
-		if (t->fds->has_table_of) {
+		const FdEntry *e = fd_entry_at(t, v->ring_fd);
+		if (e && e->kind == FD_KIND__FD_SHARED)
+			return 0; /* another process's entry: mmap() checks the size */
+		if (!e && t->fds->has_table_of) {
 			pr_err("restore pid %d: mapping %#llx-%#llx is the rings of its fd %u, but it shares "
 			       "the fd table of pid %u, which is made after it", t->pid,
 			       (unsigned long long)v->start, (unsigned long long)v->end, v->ring_fd,
 			       t->fds->table_of);
 			return -EINVAL;
 		}
-		ps = socket_at(t, v->ring_fd);
+		ps = e && e->kind == FD_KIND__FD_PACKET ? e->packet : NULL;
 		snprintf(whose, sizeof(whose), "fd %u", v->ring_fd);
 	}
 	if (!ps || rings_bytes(ps) != v->end - v->start) {

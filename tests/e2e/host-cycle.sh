@@ -99,7 +99,8 @@ tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" . && oci_archive "$WORK/rootfs.tar"
 	c run -d --null-io --mount "type=bind,src=$WORK/ctr-out,dst=/out,options=rbind:rw" \
 		docker.io/library/stasis-bb:latest hc-ctr \
 		sh -c 'i=0; while true; do i=$((i+1)); echo $i >>/out/count; sleep 1; done' >"$WORK/ctr.run" 2>&1
-# one that stasis refuses (tests/zoo/unsupported-fd.c: an io_uring instance at fd 42)
+# one that stasis refuses (tests/zoo/unsupported-fd.c: an io_uring instance a kernel thread
+# polls, IORING_SETUP_SQPOLL, at fd 42)
 zoo_static unsupported-fd host-cycle/start || finish
 pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-bad --network none \
 	--security-opt seccomp=unconfined -e ZOO_UNSUPPORTED_KIND=io_uring \

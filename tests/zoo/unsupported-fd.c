@@ -4,8 +4,12 @@
  *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), signalfd (SIGUSR2,
  *   blocked), timerfd (disarmed), inotify,
  *   epoll, pidfd-outside (a pidfd of its parent, outside the tree), io_uring (an io_uring
- *   instance), io_uring-mapped (an io_uring instance whose submission ring is mapped, as
- *   liburing does: the dump meets the mapping first and must still name fd 42 and io_uring),
+ *   instance a kernel thread polls, IORING_SETUP_SQPOLL), io_uring-mapped (an io_uring
+ *   instance whose rings are mapped, as liburing does, with a read of an empty pipe in
+ *   flight: the dump meets the mapping first and must still name fd 42 and io_uring),
+ *   io_uring-files (an io_uring instance with 2 registered files), io_uring-eventfd (with an
+ *   eventfd registered), io_uring-buffers (with a ring of provided buffers of group 7 in the
+ *   process's memory), io_uring-single (IORING_SETUP_SINGLE_ISSUER),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
  *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF), bpf-queue (a BPF
@@ -26,6 +30,7 @@
  */
 #include "zoo.h"
 #include <linux/bpf.h>
+#include <linux/io_uring.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
@@ -121,10 +126,21 @@ int main(int argc, char **argv)
 	if (move_to_fd42(open_kind()))
 		zoo_die("dup3: %s", strerror(errno));
 	fd_link(link_before, sizeof(link_before));
-	if (!strcmp(kind, "io_uring-mapped")) { /* its submission ring (IORING_OFF_SQ_RING) */
-		sq_ring = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, FD, 0);
-		if (sq_ring == MAP_FAILED)
-			zoo_die("mmap of the io_uring's ring: %s", strerror(errno));
+	if (!strcmp(kind, "io_uring-mapped")) { /* its rings and entries, a read submitted */
+		static int fds[2];
+		static char buf[8];
+		sq_ring = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, FD, IORING_OFF_SQ_RING);
+		struct io_uring_sqe *sqes = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD, IORING_OFF_SQES);
+		if (sq_ring == MAP_FAILED || sqes == MAP_FAILED || pipe(fds))
+			zoo_die("mmap of the io_uring's rings: %s", strerror(errno));
+		memset(sqes, 0, sizeof(*sqes));
+		sqes->opcode = IORING_OP_READ;
+		sqes->fd = fds[0];
+		sqes->addr = (uintptr_t)buf;
+		sqes->len = sizeof(buf);
+		sq_ring[1] = 1; /* the tail (the index array is 0 already) */
+		if (syscall(SYS_io_uring_enter, FD, 1, 0, 0, NULL, 0) != 1)
+			zoo_die("io_uring_enter: %s", strerror(errno));
 	}
 	heap = malloc(5000);
 	zoo_fill(heap, 5000, 61);
@@ -133,8 +149,8 @@ int main(int argc, char **argv)
 	zoo_wait();
 
 	check_fd42();
-	/* the ring is still mapped: its head and tail (no submission ever made) read 0 */
-	CHECK("ring", !sq_ring || (sq_ring[0] == 0 && sq_ring[1] == 0), "the io_uring's ring reads %u/%u",
+	/* the ring is still mapped: its head and tail (the read taken) read 1 */
+	CHECK("ring", !sq_ring || (sq_ring[0] == 1 && sq_ring[1] == 1), "the io_uring's ring reads %u/%u",
 	      sq_ring[0], sq_ring[1]);
 	long bad = zoo_check_fill(heap, 5000, 61);
 	CHECK("pattern", bad < 0, "heap differs at offset %ld", bad);
@@ -292,9 +308,21 @@ static int open_kind(void)
 		fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 		if (fd >= 0 && send(fd, &req, sizeof(req), 0) != sizeof(req))
 			zoo_die("netlink-reply: send: %s", strerror(errno));
-	} else if (!strcmp(kind, "io_uring") || !strcmp(kind, "io_uring-mapped")) {
-		struct { uint32_t w[30]; } params = { { 0 } }; /* struct io_uring_params, zeroed */
+	} else if (!strncmp(kind, "io_uring", 8)) {
+		struct io_uring_params params = { 0 };
+		params.flags = !strcmp(kind, "io_uring") ? IORING_SETUP_SQPOLL
+			       : !strcmp(kind, "io_uring-single") ? IORING_SETUP_SINGLE_ISSUER : 0;
 		fd = syscall(SYS_io_uring_setup, 4, &params);
+		int files[2] = { 0, 1 }, efd = eventfd(0, EFD_CLOEXEC);
+		static char ring_mem[4096] __attribute__((aligned(4096)));
+		struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)ring_mem, .ring_entries = 8, .bgid = 7 };
+		if (fd >= 0 && ((!strcmp(kind, "io_uring-files") &&
+				 syscall(SYS_io_uring_register, fd, IORING_REGISTER_FILES, files, 2)) ||
+				(!strcmp(kind, "io_uring-eventfd") &&
+				 syscall(SYS_io_uring_register, fd, IORING_REGISTER_EVENTFD, &efd, 1)) ||
+				(!strcmp(kind, "io_uring-buffers") &&
+				 syscall(SYS_io_uring_register, fd, IORING_REGISTER_PBUF_RING, &reg, 1))))
+			zoo_die("%s: io_uring_register: %s", kind, strerror(errno));
 	} else {
 		zoo_die("unknown ZOO_UNSUPPORTED_KIND '%s'", kind);
 	}
