@@ -29,7 +29,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE)
 LDLIBS   := -lprotobuf-c -lyajl -lmount -lcap -lpthread -lrt
 
 APT_DEPS := build-essential clang libclang-rt-dev pkg-config protobuf-c-compiler libprotobuf-c-dev libyajl-dev libmount-dev libcap-dev libseccomp-dev lxc systemd runc busybox-static tmux python3 redis-server postgresql-15 nginx-light memcached curl dbus-daemon dbus-bin openjdk-17-jdk-headless nodejs golang-go valgrind openssh-server haproxy socat erlang-base ruby sbcl \
-	bubblewrap firejail docker.io containerd podman catatonit nftables iproute2 procps dnsmasq-base unbound bind9-dnsutils screen php-fpm postfix bind9 mosquitto mosquitto-clients xvfb xauth x11-apps x11-utils libx11-dev libxext-dev apache2 varnish squid lighttpd openvpn tinyproxy
+	bubblewrap firejail docker.io containerd podman catatonit nftables iproute2 procps dnsmasq-base unbound bind9-dnsutils screen php-fpm postfix bind9 mosquitto mosquitto-clients xvfb xauth x11-apps x11-utils libx11-dev libxext-dev apache2 varnish squid lighttpd openvpn tinyproxy fio
 PREFIX   ?= /usr/local
 
 PROTOS   := $(wildcard proto/*.proto)

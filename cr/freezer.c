@@ -27,6 +27,7 @@
 
 #include "freezer.h"
 #include "log.h"
+#include "proc.h"
 #include "seize.h"
 #include "util.h"
 
@@ -156,7 +157,8 @@ static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch
 	unsigned logged = log_errors();
 
 	for (char *p = text; !err && p && *p; p += strcspn(p, "\n"), p += *p == '\n')
-		err = add_tid(out, atoi(p));
+		if (!proc_is_io_worker(atoi(p))) /* (io_uring's: never in user space) */
+			err = add_tid(out, atoi(p));
 	DIR *dir = err ? NULL : opendir_at(dirfd, ".", 0);
 	struct dirent *de;
 	if (!err && !dir)

@@ -326,6 +326,12 @@ pid_t proc_live_thread(pid_t pid)
 	return 0;
 }
 
+bool proc_is_io_worker(pid_t tid)
+{
+	struct proc_stat st;
+	return !proc_read_stat(tid, &st) && st.flags & 0x10; /* PF_IO_WORKER */
+}
+
 void map_files_path(char out[static MAP_FILES_PATH_SIZE], pid_t pid, uint64_t start, uint64_t end)
 {
 	snprintf(out, MAP_FILES_PATH_SIZE, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)start,

@@ -74,6 +74,9 @@ bool proc_numbers_hold(const int *list, size_t n, int x);
  * that is really a zombie, or gone). Negative: out of memory.
  */
 pid_t proc_live_thread(pid_t pid);
+/* A thread of io_uring's (its io-wq worker or SQPOLL thread, PF_IO_WORKER): it never runs in
+ * user space, is not dumped, and the kernel makes new ones as the rings need them. */
+bool proc_is_io_worker(pid_t tid);
 /* Every process (the numbered entries of /proc), sorted. */
 int proc_list_pids(int **out, size_t *n);
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proc.h"
 #include "pid-ns.h"
 #include "regs.h"
 #include "restorer/restorer.h"
@@ -55,7 +56,7 @@ int threads_seize(struct dump_task *t)
 		found_new = false;
 		for (size_t i = 0; i < n; i++) {
 			int stopped;
-			if (already_seized(t, tids[i]))
+			if (already_seized(t, tids[i]) || proc_is_io_worker(tids[i]))
 				continue;
 			if (t->nr_threads >= RST_MAX_THREADS) {
 				pr_err("dump pid %d: more than %d threads", t->pid, RST_MAX_THREADS);

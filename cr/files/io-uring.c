@@ -28,14 +28,21 @@
  * its header (48..63) hold a tag naming the instance (its inode), which a later dump reads to
  * tie the memfd's mappings to the fd.
  *
+ * What is registered with an instance is asked with io_uring_register: an eventfd (EBUSY to a
+ * NULL one), provided buffers (IORING_REGISTER_PBUF_STATUS of each of the 65,536 groups, about
+ * 75 ms: the kernel lists them nowhere). A ring whose submitter is one task
+ * (IORING_SETUP_SINGLE_ISSUER, liburing's advice and fio's) answers EEXIST to any other: it is
+ * asked by the process's main thread, through injected syscalls in loops (cr/seize.h).
+ *
  * Refused by name: a kernel thread polling the ring (IORING_SETUP_SQPOLL), registered files or
  * buffers, provided buffers, a registered eventfd, NAPI busy polling, rings in the process's
- * own memory (IORING_SETUP_NO_MMAP), a ring whose submitter is one task
- * (IORING_SETUP_SINGLE_ISSUER: io_uring_register from stasis fails, so what is registered
- * cannot be read), requests in flight, counted drops or overflows.
- * Not seen and so not kept: the other setup flags (DEFER_TASKRUN, COOP_TASKRUN, SUBMIT_ALL,
- * IOPOLL: the ring comes back without them), registered personalities, restrictions, the
- * task's registered ring fds (IORING_REGISTER_RING_FDS), io-wq limits.
+ * own memory not made by a restore (IORING_SETUP_NO_MMAP), a single submitter other than the
+ * main thread, requests in flight, counted drops or overflows.
+ * Not seen and so not kept: the other setup flags (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
+ * SUBMIT_ALL, IOPOLL: the ring comes back without them, which only lifts their limits),
+ * registered personalities, restrictions, the task's registered ring fds
+ * (IORING_REGISTER_RING_FDS), io-wq limits. The kernel's io-wq worker threads of a process
+ * (PF_IO_WORKER, never in user space) are not dumped (cr/threads.c): it makes new ones.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +61,7 @@
 #include "files.h"
 #include "log.h"
 #include "proc.h"
+#include "seize.h"
 #include "util.h"
 
 /* struct io_rings as the kernel lays it out (the offsets io_uring_setup reports) */
@@ -132,14 +140,79 @@ static bool power_of_2(uint64_t n)
 	return n && !(n & (n - 1));
 }
 
-/* Whether the ring at copy has registrations stasis cannot make again: 0, or <0 having said. */
-static int refuse_registered(int copy, const char *what)
+/*
+ * Who asks io_uring_register about a ring: stasis on its copy of the fd, or, for a ring whose
+ * submitter is one task (IORING_SETUP_SINGLE_ISSUER: EEXIST to any other), the process's main
+ * thread on its own fd, through injected syscalls (the ring's submitter if it made the ring).
+ */
+struct ring_asker {
+	struct dump_task *t;
+	int copy, fd;
+	bool inside;
+};
+
+static long ask(const struct ring_asker *a, unsigned opcode, uint64_t arg)
+{
+	if (!a->inside)
+		return syscall(SYS_io_uring_register, a->copy, opcode, arg, 1) < 0 ? -errno : 0;
+	uint64_t args[6] = { a->fd, opcode, arg, 1 };
+	int64_t ret;
+	int err = inject_syscall(&a->t->inj, SYS_io_uring_register, args, &ret);
+	return err ? err : ret;
+}
+
+/* The first buffer group of the ring that is not ENOENT to IORING_REGISTER_PBUF_STATUS: its
+ * number, MAX_BUF_GROUPS if none, or <0. */
+static long first_buffer_group(const struct ring_asker *a)
+{
+	struct stasis_io_uring_buf_status st = { 0 };
+	const size_t each = sizeof(st) + sizeof(struct inject_call);
+	size_t per_loop = a->inside ? a->t->inj.scratch_len / each : 1;
+	auto_free struct inject_call *calls = xzalloc(per_loop * sizeof(*calls));
+	auto_free struct stasis_io_uring_buf_status *sts = xzalloc(per_loop * sizeof(*sts));
+	auto_free int64_t *ret = xzalloc(per_loop * sizeof(*ret));
+	int err;
+
+	if (!calls || !sts || !ret)
+		return -ENOMEM;
+	for (uint32_t first = 0; first < MAX_BUF_GROUPS; first += per_loop) {
+		size_t n = MAX_BUF_GROUPS - first < per_loop ? MAX_BUF_GROUPS - first : per_loop;
+		if (!a->inside) {
+			st.buf_group = first;
+			ret[0] = syscall(SYS_io_uring_register, a->copy, STASIS_IORING_REGISTER_PBUF_STATUS, &st, 1) < 0
+					 ? -errno
+					 : 0;
+		} else {
+			for (size_t k = 0; k < n; k++) {
+				sts[k].buf_group = first + k;
+				calls[k] = (struct inject_call){ SYS_io_uring_register,
+								 { a->fd, STASIS_IORING_REGISTER_PBUF_STATUS,
+								   a->t->inj.scratch + k * sizeof(st), 1 } };
+			}
+			if ((err = task_mem_write(a->t->pid, a->t->inj.scratch, sts, n * sizeof(st))) ||
+			    (err = inject_syscalls(&a->t->inj, calls, n, ret, NULL, 0)))
+				return err;
+		}
+		for (size_t k = 0; k < n; k++)
+			if (ret[k] != -ENOENT)
+				return first + k;
+	}
+	return MAX_BUF_GROUPS;
+}
+
+/* Whether the ring has registrations stasis cannot make again: 0, or <0 having said. */
+static int refuse_registered(struct ring_asker *a, const char *what)
 {
 	/* an eventfd: EBUSY if one is registered, else EFAULT (NULL is read) */
-	int err = syscall(SYS_io_uring_register, copy, IORING_REGISTER_EVENTFD, NULL, 1) < 0 ? -errno : 0;
+	long err = ask(a, IORING_REGISTER_EVENTFD, 0);
+	if (err == -EEXIST) {
+		a->inside = true;
+		err = ask(a, IORING_REGISTER_EVENTFD, 0);
+	}
 	if (err == -EEXIST)
-		pr_err("%s whose submitter is one task (IORING_SETUP_SINGLE_ISSUER): what is registered "
-		       "with it cannot be read from another: not supported yet", what);
+		pr_err("%s whose submitter is one thread (IORING_SETUP_SINGLE_ISSUER) other than the "
+		       "process's main thread: what is registered with it cannot be read: not supported yet",
+		       what);
 	else if (err == -EBUSY)
 		pr_err("%s with an eventfd registered for its completions: not supported yet", what);
 	else if (err != -EFAULT)
@@ -148,15 +221,15 @@ static int refuse_registered(int copy, const char *what)
 		return err == -EEXIST || err == -EBUSY ? -ENOTSUP : err ? err : -EIO;
 	/* provided buffers: a buffer group's status is ENOENT where there is none (a kernel
 	 * without IORING_REGISTER_PBUF_STATUS, 6.8, says EINVAL to a bad pointer: not asked) */
-	if (syscall(SYS_io_uring_register, copy, STASIS_IORING_REGISTER_PBUF_STATUS, (void *)1, 1) >= 0 ||
-	    errno != EFAULT)
+	if (ask(a, STASIS_IORING_REGISTER_PBUF_STATUS, 1) != -EFAULT)
 		return 0;
-	for (uint32_t group = 0; group < MAX_BUF_GROUPS; group++) {
-		struct stasis_io_uring_buf_status st = { .buf_group = group };
-		if (syscall(SYS_io_uring_register, copy, STASIS_IORING_REGISTER_PBUF_STATUS, &st, 1) < 0 &&
-		    errno == ENOENT)
-			continue;
-		pr_err("%s with provided buffers (group %u): not supported yet", what, group);
+	long group = first_buffer_group(a);
+	if (group < 0) {
+		pr_err("%s: cannot ask about its provided buffers: %s", what, strerror(-group));
+		return group;
+	}
+	if (group < MAX_BUF_GROUPS) {
+		pr_err("%s with provided buffers (group %ld): not supported yet", what, group);
 		return -ENOTSUP;
 	}
 	return 0;
@@ -272,40 +345,25 @@ static bool nonzero(const uint8_t *p, size_t from, size_t to)
 	return false;
 }
 
-/* An index array written as libuv and liburing write it (slot i is entry i) at off. */
-static bool identity_array_at(const struct ring_memory *m, size_t off, uint32_t sq)
-{
-	uint32_t n = sq < 4 ? sq : 4, v;
-
-	if (sq < 2 || off + n * 4 > m->ring_pages * PAGE_SIZE)
-		return false;
-	for (uint32_t i = 0; i < n; i++)
-		if (memcpy(&v, m->ring + off + i * 4, 4), v != i)
-			return false;
-	return true;
-}
-
-/* The size of the ring's completions: the layouts that fill its pages, then what it holds. */
+/*
+ * The size of the ring's completions: the layouts that fill its pages, else what it holds. With
+ * 16-byte completions nothing lies past the index array (the kernel writes nothing there, nor
+ * does the process); with 32-byte ones, the completions past the first half of the ring and the
+ * array lie there. A ring of 32-byte completions without an array that never posted past its
+ * first half is not told from one of 16-byte completions: taken for one.
+ */
 static size_t completion_size(const struct ring_memory *m, uint32_t sq, uint32_t cq)
 {
-	bool fits[2]; /* 16, 32 bytes */
+	size_t pages = m->ring_pages * PAGE_SIZE, fits[2]; /* 16, 32 bytes */
 	for (int i = 0; i < 2; i++) {
-		size_t pages = m->ring_pages * PAGE_SIZE, size = 16u << i;
+		size_t size = 16u << i;
 		fits[i] = PAGE_ALIGN(ring_bytes(sq, cq, size, true)) == pages ||
 			  PAGE_ALIGN(ring_bytes(sq, cq, size, false)) == pages;
 	}
 	if (fits[0] != fits[1])
 		return fits[0] ? 16 : 32;
-	if (identity_array_at(m, array_offset(cq, 16), sq))
-		return 16;
-	if (identity_array_at(m, array_offset(cq, 32), sq))
-		return 32;
-	/* completions past where 16-byte ones end: 32-byte ones (an array there is 16-byte
-	 * completions' and was told above) */
-	size_t end = RING_CQES + (size_t)cq * 32;
-	return nonzero(m->ring, array_offset(cq, 16), end < m->ring_pages * PAGE_SIZE ? end : m->ring_pages * PAGE_SIZE)
-		       ? 32
-		       : 16;
+	size_t end = ring_bytes(sq, cq, 32, true);
+	return nonzero(m->ring, ring_bytes(sq, cq, 16, true), end < pages ? end : pages) ? 32 : 16;
 }
 
 static size_t submission_size(const struct ring_memory *m, uint32_t sq)
@@ -403,7 +461,8 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		pr_err("%s: cannot take a copy of it: %s", what, strerror(-copy));
 		return copy;
 	}
-	int err = refuse_registered(copy, what);
+	struct ring_asker asker = { t, copy, p->fd, false };
+	int err = refuse_registered(&asker, what);
 	if (err)
 		return err;
 	struct ring_memory m = { 0 };

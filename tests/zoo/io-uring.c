@@ -9,14 +9,19 @@
  *   B (liburing's layout, small): 8 entries of 128 bytes (SQE128), completions of 32 bytes
  *   (CQE32), the index array written by the program (slot i is entry i); both fit one page
  *   either way, so only what they hold tells. 13 NOPs went through it, one completion not read.
- *   Its fd is watched by an epoll (EPOLLIN: a completion is waiting).
+ *   Its fd is watched by an epoll (EPOLLIN: a completion is waiting). One of the NOPs went
+ *   through io-wq (IOSQE_ASYNC): the process has a worker thread of the kernel's (iou-wrk-N,
+ *   never in user space) when it is dumped.
  *   C: 4 entries, never used, never mapped.
+ *   D (liburing's recommended flags, fio's): IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN, 4
+ *   entries; 6 NOPs through it, the last completion not read (what is registered with it can
+ *   only be asked by its submitter, this main thread).
  * After restore and SIGTERM: each ring's counters are what they were; A's two completions are
  * there (user_data, res); its three entries submitted then complete, and every one of the 43
  * pipes is in its epoll (a byte written to each is an event of its own); a new EPOLL_CTL_DEL
  * through A completes. B's waiting completion is there (its 32 bytes); NOPs through B come
  * back with their user_data (entries read at 128-byte slots); B's epoll sees it ready. C maps
- * and takes a NOP.
+ * and takes a NOP. D's counters and waiting completion are there, and it takes NOPs.
  * Blocks in: nanosleep (zoo_wait loop).
  */
 #include "zoo.h"
@@ -24,6 +29,9 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
 #ifndef IORING_SETUP_NO_SQARRAY
 #define IORING_SETUP_NO_SQARRAY (1U << 16)
 #endif
@@ -41,9 +49,9 @@ struct ring {
 	volatile uint32_t *sqh, *sqt, *cqh, *cqt, *array;
 };
 
-static struct ring a, b, c;
+static struct ring a, b, c, d;
 static int epfd, ep_b, pipes[A_PIPES + A_PENDING][2];
-static uint32_t a_counters[4], b_counters[4]; /* sq head, sq tail, cq head, cq tail */
+static uint32_t a_counters[4], b_counters[4], d_counters[4]; /* sq head, sq tail, cq head, cq tail */
 
 static void ring_map(struct ring *r)
 {
@@ -107,6 +115,24 @@ static void cq_read_all(struct ring *r)
 	__atomic_store_n(r->cqh, __atomic_load_n(r->cqt, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 }
 
+/* n NOPs through r one at a time, user_data base on (the one at async_at run by io-wq:
+ * IOSQE_ASYNC; -1: none), each completion read but the last if keep_last: 1 if each came back
+ * with its user_data. */
+static int nops(struct ring *r, uint64_t base, unsigned n, int async_at, int keep_last)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct io_uring_sqe *s = sqe_next(r, 0);
+		s->user_data = base + i;
+		s->flags = (int)i == async_at ? IOSQE_ASYNC : 0;
+		sqe_push(r, 1);
+		if (enter(r, 1, 1) != 1 || cqe_at(r, *r->cqh)->user_data != base + i)
+			return 0;
+		if (i + 1 < n || !keep_last)
+			cq_read_all(r);
+	}
+	return 1;
+}
+
 static void epoll_add_sqe(struct ring *r, unsigned ahead, int fd, uint64_t data, struct epoll_event *ev)
 {
 	struct io_uring_sqe *s = sqe_next(r, ahead);
@@ -168,27 +194,52 @@ static void fill_a(void)
 	counters(&a, a_counters);
 }
 
+/* A thread of the process named iou-wrk-N (an io-wq worker). */
+static int io_worker_present(void)
+{
+	char path[300], comm[32];
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	int found = 0;
+	while (dir && !found && (de = readdir(dir))) {
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		int fd = open(path, O_RDONLY);
+		ssize_t n = fd >= 0 ? read(fd, comm, sizeof(comm) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		found = n > 8 && !strncmp(comm, "iou-wrk-", 8);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
 static void fill_b(void)
 {
 	ring_make(&b, 8, IORING_SETUP_SQE128 | IORING_SETUP_CQE32, 1);
-	for (uint32_t i = 0; i < B_NOPS; i++) {
-		sqe_next(&b, 0)->user_data = 500 + i;
-		sqe_push(&b, 1);
-		if (enter(&b, 1, 1) != 1)
-			zoo_die("ring B: %s", strerror(errno));
-		if (i + 1 < B_NOPS)
-			cq_read_all(&b);
-	}
+	if (!nops(&b, 500, B_NOPS, 3, 1)) /* the 4th by an io-wq worker thread of the process */
+		zoo_die("ring B: %s", strerror(errno));
 	counters(&b, b_counters);
+	if (!io_worker_present())
+		zoo_die("no io-wq worker thread after a NOP with IOSQE_ASYNC");
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 77 };
 	if ((ep_b = epoll_create1(0)) < 0 || epoll_ctl(ep_b, EPOLL_CTL_ADD, b.fd, &ev))
 		zoo_die("epoll of ring B: %s", strerror(errno));
+}
+
+static void fill_d(void)
+{
+	ring_make(&d, 4, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 1);
+	if (!nops(&d, 800, 6, -1, 1))
+		zoo_die("ring D: %s", strerror(errno));
+	counters(&d, d_counters);
 }
 
 static void c_counters(ucontext_t *u) { (void)u; sqe_next(&a, A_PENDING); sqe_push(&a, 0); enter(&a, 0, 0); *a.cqh += 1; }
 static void c_waiting(ucontext_t *u) { (void)u; cqe_at(&a, a_counters[2])->user_data = 1; }
 static void c_epoll(ucontext_t *u) { (void)u; epoll_ctl(epfd, EPOLL_CTL_DEL, pipes[5][0], NULL); }
 static void c_wide(ucontext_t *u) { (void)u; cqe_at(&b, b_counters[2])->user_data = 9; }
+static void c_single(ucontext_t *u) { (void)u; cq_read_all(&d); }
 static void c_fresh(ucontext_t *u) { (void)u; ring_map(&c); sqe_next(&c, 0); sqe_push(&c, 1); enter(&c, 1, 1); }
 static const struct zoo_corruption corruptions[] = {
 	{ "counters", c_counters, 0 },
@@ -196,6 +247,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "epoll", c_epoll, 0 },
 	{ "wide", c_wide, 0 },
 	{ "fresh", c_fresh, 0 },
+	{ "single", c_single, 0 },
 };
 
 static int same_counters(struct ring *r, const uint32_t *want)
@@ -236,6 +288,7 @@ int main(int argc, char **argv)
 	fill_a();
 	fill_b();
 	ring_make(&c, 4, 0, 0);
+	fill_d();
 	zoo_check_maps = 0; /* each ring is a new inode */
 	zoo_ready();
 	zoo_wait();
@@ -274,14 +327,7 @@ int main(int argc, char **argv)
 	struct epoll_event ev;
 	CHECK("wide", epoll_wait(ep_b, &ev, 1, 0) == 1 && ev.data.u64 == 77, "ring B is not ready in its epoll");
 	cq_read_all(&b);
-	ok = 1;
-	for (uint32_t i = 0; ok && i < 20; i++) {
-		sqe_next(&b, 0)->user_data = 600 + i;
-		sqe_push(&b, 1);
-		ok = enter(&b, 1, 1) == 1 && cqe_at(&b, *b.cqh)->user_data == 600 + i;
-		cq_read_all(&b);
-	}
-	CHECK("wide", ok, "NOPs through ring B after the restore do not come back with their user_data");
+	CHECK("wide", nops(&b, 600, 20, -1, 0), "NOPs through ring B after the restore do not come back with their user_data");
 
 	if (!c.ring)
 		ring_map(&c);
@@ -290,5 +336,13 @@ int main(int argc, char **argv)
 	sqe_push(&c, 1);
 	ok = ok && enter(&c, 1, 1) == 1 && cqe_at(&c, 0)->user_data == 700 && *c.cqt == 1;
 	CHECK("fresh", ok, "ring C, never used, does not map with its counters at 0 or take a NOP");
-	return zoo_finish("3 io_uring instances: libuv's epoll_ctl ring, a small one of wide entries, a fresh one");
+
+	struct io_uring_cqe *dw = cqe_at(&d, d_counters[2]);
+	CHECK("single", same_counters(&d, d_counters) && dw->user_data == 805, "ring D's counters %u/%u/%u/%u (were "
+	      "%u/%u/%u/%u) or its waiting completion (%llu) are not as they were", *d.sqh, *d.sqt, *d.cqh, *d.cqt,
+	      d_counters[0], d_counters[1], d_counters[2], d_counters[3], (unsigned long long)dw->user_data);
+	cq_read_all(&d);
+	CHECK("single", nops(&d, 900, 10, -1, 0), "NOPs through ring D after the restore do not come back: %s", strerror(errno));
+	return zoo_finish("4 io_uring instances: libuv's epoll_ctl ring, a small one of wide entries, a fresh one, "
+			  "a single issuer's");
 }

@@ -9,7 +9,8 @@
  *   flight: the dump meets the mapping first and must still name fd 42 and io_uring),
  *   io_uring-files (an io_uring instance with 2 registered files), io_uring-eventfd (with an
  *   eventfd registered), io_uring-buffers (with a ring of provided buffers of group 7 in the
- *   process's memory), io_uring-single (IORING_SETUP_SINGLE_ISSUER),
+ *   process's memory), io_uring-single (IORING_SETUP_SINGLE_ISSUER, made by a thread that has
+ *   exited since: its submitter is not the main thread),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
  *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF), bpf-queue (a BPF
@@ -31,6 +32,7 @@
 #include "zoo.h"
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
+#include <pthread.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
@@ -68,6 +70,14 @@ static void fd_link(char *buf, size_t len)
 {
 	ssize_t l = readlink("/proc/self/fd/42", buf, len - 1);
 	buf[l > 0 ? l : 0] = 0;
+}
+
+/* io_uring-single: a ring whose one submitter is this thread */
+static void *single_issuer_ring(void *unused)
+{
+	struct io_uring_params params = { .flags = IORING_SETUP_SINGLE_ISSUER };
+	(void)unused;
+	return (void *)(long)syscall(SYS_io_uring_setup, 4, &params);
 }
 
 static int open_kind(void);
@@ -308,10 +318,15 @@ static int open_kind(void)
 		fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 		if (fd >= 0 && send(fd, &req, sizeof(req), 0) != sizeof(req))
 			zoo_die("netlink-reply: send: %s", strerror(errno));
+	} else if (!strcmp(kind, "io_uring-single")) {
+		pthread_t th;
+		void *ret = (void *)-1L;
+		if (pthread_create(&th, NULL, single_issuer_ring, NULL) || pthread_join(th, &ret))
+			zoo_die("io_uring-single: a thread: %s", strerror(errno));
+		fd = (int)(long)ret;
 	} else if (!strncmp(kind, "io_uring", 8)) {
 		struct io_uring_params params = { 0 };
-		params.flags = !strcmp(kind, "io_uring") ? IORING_SETUP_SQPOLL
-			       : !strcmp(kind, "io_uring-single") ? IORING_SETUP_SINGLE_ISSUER : 0;
+		params.flags = !strcmp(kind, "io_uring") ? IORING_SETUP_SQPOLL : 0;
 		fd = syscall(SYS_io_uring_setup, 4, &params);
 		int files[2] = { 0, 1 }, efd = eventfd(0, EFD_CLOEXEC);
 		static char ring_mem[4096] __attribute__((aligned(4096)));
