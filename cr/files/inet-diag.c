@@ -53,7 +53,7 @@ struct diag_snapshot {
 	uint64_t netns;
 	unsigned listed; /* a bit per listing taken (listing_bit, SYN_LISTED) */
 	struct diag_seen *socks;
-	size_t n;
+	size_t n, cap;
 	struct diag_syn *syns;
 	size_t n_syns, cap_syns;
 };
@@ -78,12 +78,8 @@ static int on_socket(const struct nlmsghdr *h, void *arg)
 
 	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) || !m->idiag_inode)
 		return 0; /* (a connection in its handshake, or in TIME_WAIT: no socket of a process) */
-	if (snap->n % 256 == 0) {
-		struct diag_seen *more = xreallocarray(snap->socks, snap->n + 256, sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		snap->socks = more;
-	}
+	if (xgrow(&snap->socks, &snap->cap, snap->n, sizeof(*snap->socks)))
+		return -ENOMEM;
 	nl_parse_msg(h, sizeof(*m), tb, INET_DIAG_MAX);
 	struct diag_seen *s = &snap->socks[snap->n++];
 	*s = (struct diag_seen){ m->idiag_inode, nl_uint(tb[INET_DIAG_SHUTDOWN], 0), 0, NULL };

@@ -97,12 +97,8 @@ static int on_socket(const struct nlmsghdr *h, void *arg)
 {
 	struct unix_snapshot *snap = arg;
 
-	if (snap->n % 256 == 0) {
-		struct unix_info *more = xreallocarray(snap->socks, snap->n + 256, sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-		snap->socks = more;
-	}
+	if (xgrow(&snap->socks, &snap->cap, snap->n, sizeof(*snap->socks)))
+		return -ENOMEM;
 	int err = unix_diag_parse(h, &snap->socks[snap->n]);
 	if (!err)
 		snap->nr_waiting += snap->socks[snap->n++].n_icons;

@@ -86,7 +86,7 @@ struct held_socket {
 struct unix_snapshot {
 	uint64_t netns;          /* the inode of the namespace listed */
 	struct unix_info *socks; /* by inode; listeners with their waiting clients */
-	size_t n;
+	size_t n, cap;
 	struct unix_waiting {
 		uint64_t client, listener;
 	} *waiting;              /* by client */
