@@ -37,7 +37,9 @@
  * Refused by name: a kernel thread polling the ring (IORING_SETUP_SQPOLL), registered files or
  * buffers, provided buffers, a registered eventfd, NAPI busy polling, rings in the process's
  * own memory not made by a restore (IORING_SETUP_NO_MMAP), a single submitter other than the
- * main thread, requests in flight, counted drops or overflows.
+ * main thread, requests in flight, counted drops or overflows, a mapped ring that another
+ * process of the tree holds or maps too (a fork: stasis opens a shared file for the tree, where
+ * no process's memfd can be given to the ring).
  * Not seen and so not kept: the other setup flags (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
  * SUBMIT_ALL, IOPOLL: the ring comes back without them, which only lifts their limits),
  * registered personalities, restrictions, the task's registered ring fds
@@ -697,6 +699,35 @@ static int fd_holding(const struct dump_task *t, uint64_t ino)
 	return found;
 }
 
+/* Whether pid maps io_uring instance ino (a line of its maps naming that inode). */
+static bool maps_ring(pid_t pid, uint64_t ino)
+{
+	char path[64], want[32];
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	snprintf(want, sizeof(want), " %llu ", (unsigned long long)ino);
+	auto_free char *maps = read_file_at(AT_FDCWD, path, NULL);
+
+	for (char *l = maps, *at; l && (at = strstr(l, want)); l = at + 1) {
+		char *eol = strchr(at, '\n');
+		if (!strncmp(eol ? eol - 21 : at + strlen(at) - 21, "anon_inode:[io_uring]", 21))
+			return true;
+	}
+	return false;
+}
+
+/* Another process of the tree that holds or maps instance ino: its pid, 0 if none. A ring
+ * shared so is opened by stasis for the tree (cr/files/shared.c), where no process's memfd can
+ * be given to it. */
+static pid_t other_user(const struct dump_task *t, uint64_t ino)
+{
+	for (size_t i = 0; i < t->tree_size; i++) {
+		const struct dump_task *u = &t->tree[i];
+		if (u->tgid != t->tgid && (fd_holding(u, ino) >= 0 || maps_ring(u->pid, ino)))
+			return u->pid;
+	}
+	return 0;
+}
+
 /* pv, a mapping of offset off of instance ino's memory: e a VMA_IO_URING of the fd holding it. */
 static int ring_vma(struct dump_task *t, const struct proc_vma *pv, uint64_t ino, uint64_t off, VmaEntry *e)
 {
@@ -720,6 +751,12 @@ static int ring_vma(struct dump_task *t, const struct proc_vma *pv, uint64_t ino
 	if (t->fds_owner) {
 		pr_err("%s is the rings of the io_uring instance at fd %d in a process that shares the fd "
 		       "table of pid %d (CLONE_FILES): not supported", what, fd, t->fds_owner->pid);
+		return -ENOTSUP;
+	}
+	pid_t other = other_user(t, ino);
+	if (other) {
+		pr_err("%s is the rings of the io_uring instance at fd %d, which pid %d holds or maps too "
+		       "(a fork): not supported yet", what, fd, other);
 		return -ENOTSUP;
 	}
 	e->kind = VMA_KIND__VMA_IO_URING;

@@ -10,7 +10,8 @@
  *   io_uring-files (an io_uring instance with 2 registered files), io_uring-eventfd (with an
  *   eventfd registered), io_uring-buffers (with a ring of provided buffers of group 7 in the
  *   process's memory), io_uring-single (IORING_SETUP_SINGLE_ISSUER, made by a thread that has
- *   exited since: its submitter is not the main thread),
+ *   exited since: its submitter is not the main thread), io_uring-forked (its rings mapped,
+ *   then a child forked that holds and maps them too, waiting until its parent dies),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
  *   ebpf-filter (a UDP socket with an eBPF socket filter, SO_ATTACH_BPF), bpf-queue (a BPF
@@ -41,6 +42,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -136,6 +138,20 @@ int main(int argc, char **argv)
 	if (move_to_fd42(open_kind()))
 		zoo_die("dup3: %s", strerror(errno));
 	fd_link(link_before, sizeof(link_before));
+	if (!strcmp(kind, "io_uring-forked")) { /* its rings mapped, then a child holding both */
+		sq_ring = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, FD, IORING_OFF_SQ_RING);
+		if (sq_ring == MAP_FAILED)
+			zoo_die("mmap of the io_uring's rings: %s", strerror(errno));
+		sq_ring[0] = sq_ring[1] = 1; /* (what the check after SIGTERM reads, as io_uring-mapped leaves it) */
+		pid_t child = fork();
+		if (child == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		if (child < 0)
+			zoo_die("fork: %s", strerror(errno));
+	}
 	if (!strcmp(kind, "io_uring-mapped")) { /* its rings and entries, a read submitted */
 		static int fds[2];
 		static char buf[8];
