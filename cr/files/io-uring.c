@@ -1,6 +1,6 @@
 /*
- * io_uring instances between requests: libuv (Node.js >= 20, uvloop) makes one per event loop
- * to batch its epoll_ctl calls, and liburing programs keep theirs open for their life.
+ * io_uring instances between requests: libuv >= 1.50 (Node.js 22+, uvloop) makes one per event
+ * loop to batch its epoll_ctl calls, and liburing programs keep theirs open for their life.
  *
  * What the kernel shows of an instance: fdinfo gives its sizes (SqMask, CqMask), its counters
  * (SqHead and CqTail, the kernel's; SqTail and CqHead, the process's), whether a kernel thread
