@@ -385,7 +385,8 @@ static uint32_t ring_u32(const struct ring_memory *m, size_t off)
 }
 
 /* e's ring from the memory m of a ring of sq and cq entries. */
-static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, IoUringRing *r, const char *what)
+static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, IoUringRing *r,
+		       const char *what)
 {
 	size_t cqe_size = completion_size(m, sq, cq), sqe_size = submission_size(m, sq);
 	size_t array = array_offset(cq, cqe_size);
@@ -408,7 +409,9 @@ static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, Io
 	r->cq_flags = ring_u32(m, RING_CQ_FLAGS);
 	r->sqes.len = (size_t)sq * sqe_size;
 	r->cqes.len = (size_t)cq * cqe_size;
-	if (!(r->sqes.data = xmemdup(m->sqes, r->sqes.len)) || !(r->cqes.data = xmemdup(m->ring + RING_CQES, r->cqes.len)))
+	r->sqes.data = xmemdup(m->sqes, r->sqes.len);
+	r->cqes.data = xmemdup(m->ring + RING_CQES, r->cqes.len);
+	if (!r->sqes.data || !r->cqes.data)
 		return -ENOMEM;
 	if (array + (size_t)sq * 4 <= m->ring_pages * PAGE_SIZE && nonzero(m->ring, array, array + (size_t)sq * 4)) {
 		r->has_sq_array = true;
@@ -521,8 +524,9 @@ static uint32_t *ring_word(const struct new_ring *n, uint32_t off)
 /* count NOPs through the ring, each completion read: its counters move on by count. */
 static int replay_nops(int fd, const struct new_ring *n, uint32_t count)
 {
-	uint32_t sq = n->p.sq_entries, mask = sq - 1, tail = __atomic_load_n(ring_word(n, n->p.sq_off.tail), __ATOMIC_ACQUIRE);
-	uint32_t *array = ring_word(n, n->p.sq_off.array);
+	uint32_t sq = n->p.sq_entries, mask = sq - 1;
+	uint32_t tail = __atomic_load_n(ring_word(n, n->p.sq_off.tail), __ATOMIC_ACQUIRE);
+	uint32_t *array = ring_word(n, n->p.sq_off.array), *cq_head = ring_word(n, n->p.cq_off.head);
 
 	while (count) {
 		uint32_t batch = count < sq ? count : sq;
@@ -536,7 +540,7 @@ static int replay_nops(int fd, const struct new_ring *n, uint32_t count)
 		long done = syscall(SYS_io_uring_enter, fd, batch, batch, IORING_ENTER_GETEVENTS, NULL, 0);
 		if (done != (long)batch)
 			return done < 0 ? -errno : -EIO;
-		__atomic_store_n(ring_word(n, n->p.cq_off.head), __atomic_load_n(ring_word(n, n->p.cq_off.tail), __ATOMIC_ACQUIRE),
+		__atomic_store_n(cq_head, __atomic_load_n(ring_word(n, n->p.cq_off.tail), __ATOMIC_ACQUIRE),
 				 __ATOMIC_RELEASE);
 		count -= batch;
 	}
@@ -599,7 +603,8 @@ static int make_ring(struct restore_task *t, const FdEntry *e, struct new_ring *
 	int memfd = memory_of(t, e->fd), fd, err;
 	size_t ring_pages = restored_ring_pages(r), total = (ring_pages + restored_sqe_pages(r)) * PAGE_SIZE;
 
-	n->p.flags = IORING_SETUP_CQSIZE | (r->sqe128 ? IORING_SETUP_SQE128 : 0) | (r->cqe32 ? IORING_SETUP_CQE32 : 0);
+	n->p.flags = IORING_SETUP_CQSIZE | (r->sqe128 ? IORING_SETUP_SQE128 : 0) |
+		     (r->cqe32 ? IORING_SETUP_CQE32 : 0);
 	n->p.cq_entries = r->cq_entries;
 	if (memfd >= 0) {
 		void *at = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -826,7 +831,8 @@ int io_uring_vma_check(const struct restore_task *t, const VmaEntry *v)
 		 (unsigned long long)v->end);
 	if ((e && e->kind == FD_KIND__FD_SHARED) || (!e && t->fds->has_table_of)) {
 		pr_err("%s is the rings of the io_uring instance at fd %u, which %s: not supported yet", what,
-		       v->ring_fd, e ? "another process of the tree restores" : "a process it shares its fds with restores");
+		       v->ring_fd,
+		       e ? "another process of the tree restores" : "a process it shares its fds with restores");
 		return -ENOTSUP;
 	}
 	if (!e || e->kind != FD_KIND__FD_IO_URING) {
