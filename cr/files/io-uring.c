@@ -433,7 +433,7 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		return 0;
 	snprintf(what, sizeof(what), "dump pid %d fd %d: an io_uring instance", t->pid, p->fd);
 	if (read_info(p->info, &ri)) {
-		pr_err("%s: its fdinfo does not show its rings (a kernel older than 5.x?)", what);
+		pr_err("%s: its fdinfo does not show its rings' counters (an older kernel?)", what);
 		return -EINVAL;
 	}
 	uint32_t sq = ri.sq_mask + 1, cq = ri.cq_mask + 1;
@@ -451,7 +451,8 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	if (ri.polls || ri.overflows || ri.sq_head != ri.cached_sq_head || ri.cq_tail != ri.cached_cq_tail ||
 	    ri.cq_tail != ri.sq_head) {
 		pr_err("%s with requests in flight (%llu taken from its submission ring, %llu completed%s%s): "
-		       "not supported, a ring is saved between requests", what,
+		       "not supported, a ring is saved between requests (a dump a moment later may find "
+		       "it so)", what,
 		       (unsigned long long)ri.cached_sq_head, (unsigned long long)ri.cached_cq_tail,
 		       ri.polls ? ", some waiting on a file" : "",
 		       ri.overflows ? ", completions waiting for room in its ring" : "");
