@@ -791,6 +791,8 @@ int io_uring_memfd_vma_dump(struct dump_task *t, const struct proc_vma *pv, cons
 int io_uring_vma_memory(struct restore_task *t, const VmaEntry *v, int *memfd, uint64_t *offset)
 {
 	const FdEntry *e = fd_entry_at(t, v->ring_fd); /* (an io_uring instance: io_uring_vma_check) */
+	if (!e || e->kind != FD_KIND__FD_IO_URING)
+		return -EINVAL;
 	const IoUringRing *r = e->io_uring;
 	int fd = memory_of(t, e->fd);
 
