@@ -10,8 +10,8 @@
  * and 128-byte submissions (IORING_SETUP_SQE128) apart; a copy of the fd is mapped by stasis
  * and the regions measured (the kernel maps the ring region's pages up to the length asked,
  * mincore counts them; a mapping of the entries shorter than their region fails). A ring so
- * small that both sizes fit the same pages is told by what it holds (the index array, written
- * by libuv and liburing, where each layout puts it; entries past the smaller layout's end).
+ * small that both sizes fit the same pages is told by what it holds past the smaller layout's
+ * end (cr/files/io-uring-layout.c).
  *
  * Saved only when every request the kernel took from the submission ring has completed (its
  * CqTail is its SqHead): nothing is in flight, armed, or queued. Made again with the same sizes,
@@ -61,6 +61,7 @@
 
 #include "../compat/kernel-abi.h"
 #include "files.h"
+#include "io-uring-layout.h"
 #include "log.h"
 #include "proc.h"
 #include "seize.h"
@@ -72,7 +73,6 @@
 #define RING_SQ_DROPPED 32
 #define RING_CQ_FLAGS 40
 #define RING_CQ_OVERFLOW 44
-#define RING_CQES 64
 #define MAX_SQ_ENTRIES 32768u /* IORING_MAX_ENTRIES */
 #define MAX_CQ_ENTRIES (2 * MAX_SQ_ENTRIES)
 #define MAX_BUF_GROUPS 65536u /* a buffer group id is 16 bits */
@@ -94,17 +94,6 @@ struct ring_info {
 	long sq_thread;
 	bool polls, overflows, napi;
 };
-
-/* The bytes where the layout puts the index array, cqe_size-byte completions of cq of them. */
-static size_t array_offset(uint32_t cq, size_t cqe_size)
-{
-	return (RING_CQES * (cqe_size / 16) + (size_t)cq * cqe_size + 63) & ~(size_t)63;
-}
-
-static size_t ring_bytes(uint32_t sq, uint32_t cq, size_t cqe_size, bool array)
-{
-	return array_offset(cq, cqe_size) + (array ? (size_t)sq * 4 : 0);
-}
 
 /* Lines under a heading of fdinfo ("PollList:"): true if it lists any (indented lines). */
 static bool lists_any(const char *info, const char *heading)
@@ -305,7 +294,7 @@ static int map_restored_memory(pid_t pid, uint64_t ino, struct ring_memory *m)
 static int map_memory(int copy, pid_t pid, uint64_t ino, uint32_t sq, uint32_t cq, struct ring_memory *m,
 		      const char *what)
 {
-	size_t ring_len = PAGE_ALIGN(ring_bytes(sq, cq, 32, true));
+	size_t ring_len = PAGE_ALIGN(io_uring_ring_bytes(sq, cq, 32, true));
 	if (!(m->ring = map_readonly(m, 0, copy, ring_len, IORING_OFF_SQ_RING))) {
 		int err = -errno;
 		if (!map_restored_memory(pid, ino, m))
@@ -339,44 +328,6 @@ static int map_memory(int copy, pid_t pid, uint64_t ino, uint32_t sq, uint32_t c
 	return 0;
 }
 
-static bool nonzero(const uint8_t *p, size_t from, size_t to)
-{
-	for (size_t i = from; i < to; i++)
-		if (p[i])
-			return true;
-	return false;
-}
-
-/*
- * The size of the ring's completions: the layouts that fill its pages, else what it holds. With
- * 16-byte completions nothing lies past the index array (the kernel writes nothing there, nor
- * does the process); with 32-byte ones, the completions past the first half of the ring and the
- * array lie there. A ring of 32-byte completions without an array that never posted past its
- * first half is not told from one of 16-byte completions: taken for one.
- */
-static size_t completion_size(const struct ring_memory *m, uint32_t sq, uint32_t cq)
-{
-	size_t pages = m->ring_pages * PAGE_SIZE, fits[2]; /* 16, 32 bytes */
-	for (int i = 0; i < 2; i++) {
-		size_t size = 16u << i;
-		fits[i] = PAGE_ALIGN(ring_bytes(sq, cq, size, true)) == pages ||
-			  PAGE_ALIGN(ring_bytes(sq, cq, size, false)) == pages;
-	}
-	if (fits[0] != fits[1])
-		return fits[0] ? 16 : 32;
-	size_t end = ring_bytes(sq, cq, 32, true);
-	return nonzero(m->ring, ring_bytes(sq, cq, 16, true), end < pages ? end : pages) ? 32 : 16;
-}
-
-static size_t submission_size(const struct ring_memory *m, uint32_t sq)
-{
-	if (m->sqe_pages != PAGE_ALIGN((size_t)sq * 64) / PAGE_SIZE)
-		return 128;
-	if (m->sqe_pages != PAGE_ALIGN((size_t)sq * 128) / PAGE_SIZE)
-		return 64;
-	return nonzero(m->sqes, (size_t)sq * 64, (size_t)sq * 128) ? 128 : 64;
-}
-
 static uint32_t ring_u32(const struct ring_memory *m, size_t off)
 {
 	uint32_t v;
@@ -388,11 +339,12 @@ static uint32_t ring_u32(const struct ring_memory *m, size_t off)
 static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, IoUringRing *r,
 		       const char *what)
 {
-	size_t cqe_size = completion_size(m, sq, cq), sqe_size = submission_size(m, sq);
-	size_t array = array_offset(cq, cqe_size);
+	size_t cqe_size = io_uring_completion_size(m->ring, m->ring_pages, sq, cq);
+	size_t sqe_size = io_uring_submission_size(m->sqes, m->sqe_pages, sq);
+	size_t array = io_uring_array_offset(cq, cqe_size);
 
 	if (ring_u32(m, RING_SQ_MASK) != sq - 1 || ring_u32(m, RING_CQ_MASK) != cq - 1 ||
-	    RING_CQES + (size_t)cq * cqe_size > m->ring_pages * PAGE_SIZE) {
+	    IO_URING_CQES + (size_t)cq * cqe_size > m->ring_pages * PAGE_SIZE) {
 		pr_err("%s: its rings (%zu pages) are not laid out as its fdinfo says (%u and %u entries)",
 		       what, m->ring_pages, sq, cq);
 		return -EIO;
@@ -410,10 +362,10 @@ static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, Io
 	r->sqes.len = (size_t)sq * sqe_size;
 	r->cqes.len = (size_t)cq * cqe_size;
 	r->sqes.data = xmemdup(m->sqes, r->sqes.len);
-	r->cqes.data = xmemdup(m->ring + RING_CQES, r->cqes.len);
+	r->cqes.data = xmemdup(m->ring + IO_URING_CQES, r->cqes.len);
 	if (!r->sqes.data || !r->cqes.data)
 		return -ENOMEM;
-	if (array + (size_t)sq * 4 <= m->ring_pages * PAGE_SIZE && nonzero(m->ring, array, array + (size_t)sq * 4)) {
+	if (array + (size_t)sq * 4 <= m->ring_pages * PAGE_SIZE && io_uring_nonzero(m->ring, array, array + (size_t)sq * 4)) {
 		r->has_sq_array = true;
 		r->sq_array.len = (size_t)sq * 4;
 		if (!(r->sq_array.data = xmemdup(m->ring + array, r->sq_array.len)))
@@ -579,7 +531,7 @@ static int fill_ring(int fd, const struct new_ring *n, const IoUringRing *r, con
 /* The pages of the memory of r: its ring region (laid out with an index array), its entries. */
 static size_t restored_ring_pages(const IoUringRing *r)
 {
-	return PAGE_ALIGN(ring_bytes(r->sq_entries, r->cq_entries, r->cqe32 ? 32 : 16, true)) / PAGE_SIZE;
+	return PAGE_ALIGN(io_uring_ring_bytes(r->sq_entries, r->cq_entries, r->cqe32 ? 32 : 16, true)) / PAGE_SIZE;
 }
 
 static size_t restored_sqe_pages(const IoUringRing *r)
@@ -845,7 +797,7 @@ int io_uring_vma_check(const struct restore_task *t, const VmaEntry *v)
 	const IoUringRing *r = e->io_uring;
 	uint64_t len = v->end - v->start;
 	uint64_t most = v->pgoff == IORING_OFF_SQES ? r->sqes.len
-						   : ring_bytes(r->sq_entries, r->cq_entries, r->cqe32 ? 32 : 16, true);
+						   : io_uring_ring_bytes(r->sq_entries, r->cq_entries, r->cqe32 ? 32 : 16, true);
 	if (v->pgoff == IORING_OFF_SQES ? len != PAGE_ALIGN(most) : len > PAGE_ALIGN(most)) {
 		pr_err("%s maps %llu bytes of the io_uring instance at fd %u, whose %s take %llu", what,
 		       (unsigned long long)len, v->ring_fd, v->pgoff == IORING_OFF_SQES ? "entries" : "rings",

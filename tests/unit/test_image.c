@@ -32,6 +32,7 @@
 
 #include "commands.h"
 #include "image.h"
+#include "files/io-uring-layout.h"
 #include "ino-map.h"
 #include "log.h"
 #include "util.h"
@@ -1372,6 +1373,60 @@ static void test_ino_map(void)
 	group_end();
 }
 
+/* write_u32s: n 4-byte values v[] at off of p */
+static void write_u32s(uint8_t *p, size_t off, const uint32_t *v, size_t n)
+{
+	memcpy(p + off, v, n * sizeof(*v));
+}
+
+/*
+ * io_uring layouts (cr/files/io-uring-layout.c), the kernel's arithmetic checked against what
+ * io_uring_setup reported on this machine (sq_off.array 320 for 8 entries, 640 with CQE32;
+ * 8256 for 256), then the sizes told from pages and, in rings too small for pages to tell, from
+ * what the memory holds.
+ */
+static void test_io_uring_layout(void)
+{
+	static uint8_t ring[3 * 4096], sqes[2 * 4096];
+	const uint32_t identity[4] = { 0, 1, 2, 3 }, fio[4] = { 2, 0, 3, 1 };
+
+	group_begin("io_uring layout");
+	CHECK(io_uring_array_offset(16, 16) == 320 && io_uring_array_offset(16, 32) == 640 &&
+		      io_uring_array_offset(512, 16) == 8256 && io_uring_array_offset(128, 32) == 4224,
+	      "array offsets %zu %zu %zu %zu", io_uring_array_offset(16, 16), io_uring_array_offset(16, 32),
+	      io_uring_array_offset(512, 16), io_uring_array_offset(128, 32));
+	/* libuv's ring (256, 512 completions, no array): 3 pages, 16-byte completions only fit */
+	CHECK(io_uring_completion_size(ring, 3, 256, 512) == 16, "256/512 in 3 pages: not 16-byte completions");
+	CHECK(io_uring_completion_size(ring, 5, 256, 512) == 32, "256/512 in 5 pages: not 32-byte completions");
+	/* 4 entries, 4 completions, 1 page either way: fio's array (written per submission, no
+	 * identity) is the 16-byte layout's */
+	memset(ring, 0, sizeof(ring));
+	write_u32s(ring, io_uring_array_offset(4, 16), fio, 4);
+	CHECK(io_uring_completion_size(ring, 1, 4, 4) == 16, "fio's ring taken for 32-byte completions");
+	/* 8/16 with 32-byte completions: an array where that layout puts it */
+	memset(ring, 0, sizeof(ring));
+	write_u32s(ring, io_uring_array_offset(16, 32), identity, 4);
+	CHECK(io_uring_completion_size(ring, 1, 8, 16) == 32, "an array past the 16-byte layout's end: not 32");
+	/* ... or no array, completions posted past the first half */
+	memset(ring, 0, sizeof(ring));
+	ring[IO_URING_CQES + 12 * 32] = 7;
+	CHECK(io_uring_completion_size(ring, 1, 8, 16) == 32, "a 13th 32-byte completion: not 32");
+	/* a fresh ring: 16 */
+	memset(ring, 0, sizeof(ring));
+	write_u32s(ring, io_uring_array_offset(16, 16), identity, 4);
+	CHECK(io_uring_completion_size(ring, 1, 8, 16) == 16, "8/16 with its array: not 16-byte completions");
+	memset(ring, 0, sizeof(ring));
+	CHECK(io_uring_completion_size(ring, 1, 8, 16) == 16, "an empty ring: not 16-byte completions");
+	/* submissions: 64 entries take 1 or 2 pages; 8 take one either way */
+	memset(sqes, 0, sizeof(sqes));
+	CHECK(io_uring_submission_size(sqes, 1, 64) == 64 && io_uring_submission_size(sqes, 2, 64) == 128,
+	      "64 entries in 1 and 2 pages: not 64 and 128 bytes");
+	CHECK(io_uring_submission_size(sqes, 1, 8) == 64, "8 entries, nothing past 512 bytes: not 64 bytes");
+	sqes[5 * 128] = 1; /* the 6th 128-byte entry's opcode */
+	CHECK(io_uring_submission_size(sqes, 1, 8) == 128, "8 entries, the 6th at 640: not 128 bytes");
+	group_end();
+}
+
 /* A core image with a 1 MiB bytes field: printed in full. */
 static void test_show_large_bytes(void)
 {
@@ -1569,6 +1624,7 @@ int main(void)
 	test_pages_damage();
 	test_show_bad();
 	test_ino_map();
+	test_io_uring_layout();
 
 	close(good_fd);
 	close(bad_fd);
