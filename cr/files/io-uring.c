@@ -23,7 +23,8 @@
  * The rings' mappings are VMA_IO_URING of cr/mm.c. The kernel maps an instance's memory only
  * where it chooses (its get_unmapped_area refuses an address, to mmap and mremap alike), so a
  * mapped instance comes back with its memory in a memfd ("stasis-io_uring") made by cr/mm.c,
- * given to io_uring_setup (IORING_SETUP_NO_MMAP, Linux >= 6.5; pages pinned for the ring's
+ * given to io_uring_setup (IORING_SETUP_NO_MMAP: Linux >= 6.5, and for regions of several
+ * pages a kernel that maps scattered pages, as 6.18 here does; pages pinned for the ring's
  * life): the blob maps that memfd where the rings were. The ring region's unused bytes after
  * its header (48..63) hold a tag naming the instance (its inode), which a later dump reads to
  * tie the memfd's mappings to the fd.
@@ -365,7 +366,8 @@ static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, Io
 	r->cqes.data = xmemdup(m->ring + IO_URING_CQES, r->cqes.len);
 	if (!r->sqes.data || !r->cqes.data)
 		return -ENOMEM;
-	if (array + (size_t)sq * 4 <= m->ring_pages * PAGE_SIZE && io_uring_nonzero(m->ring, array, array + (size_t)sq * 4)) {
+	size_t array_end = array + (size_t)sq * 4;
+	if (array_end <= m->ring_pages * PAGE_SIZE && io_uring_nonzero(m->ring, array, array_end)) {
 		r->has_sq_array = true;
 		r->sq_array.len = (size_t)sq * 4;
 		if (!(r->sq_array.data = xmemdup(m->ring + array, r->sq_array.len)))
@@ -575,7 +577,9 @@ static int make_ring(struct restore_task *t, const FdEntry *e, struct new_ring *
 	if ((fd = syscall(SYS_io_uring_setup, r->sq_entries, &n->p)) < 0) {
 		err = -errno;
 		pr_err("%s of %u and %u entries cannot be made%s: %s%s", what, r->sq_entries, r->cq_entries,
-		       memfd >= 0 ? " in memory of the process's (IORING_SETUP_NO_MMAP, Linux >= 6.5)" : "",
+		       memfd >= 0 ? " in memory of the process's (IORING_SETUP_NO_MMAP: Linux >= 6.5, and for "
+				    "rings of several pages a kernel that maps them, as 6.18 does)"
+				  : "",
 		       strerror(-err), err == -EPERM ? " (sysctl kernel.io_uring_disabled?)" : "");
 		return err;
 	}
