@@ -156,9 +156,11 @@ static int list_threads(const struct freezer *f, int dirfd, struct freezer_catch
 	int err = text ? 0 : -errno;
 	unsigned logged = log_errors();
 
-	for (char *p = text; !err && p && *p; p += strcspn(p, "\n"), p += *p == '\n')
-		if (!proc_is_io_worker(atoi(p))) /* (io_uring's: never in user space) */
-			err = add_tid(out, atoi(p));
+	for (char *p = text; !err && p && *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		pid_t tid = atoi(p);
+		if (!proc_is_io_worker(tid)) /* (io_uring's: never in user space) */
+			err = add_tid(out, tid);
+	}
 	DIR *dir = err ? NULL : opendir_at(dirfd, ".", 0);
 	struct dirent *de;
 	if (!err && !dir)

@@ -311,7 +311,8 @@ static int fd_of_mapped_file(pid_t pid, const char *mf)
 
 /*
  * A mapping of an anonymous-inode file (a perf event's buffer, a BPF map; an io_uring
- * instance's rings are cr/files/io-uring.c's): refused, naming the object and the fd that holds it (none if it was closed).
+ * instance's rings are cr/files/io-uring.c's): refused, naming the object and the fd that
+ * holds it (none if it was closed).
  */
 static int refuse_kernel_object_mapping(pid_t pid, const struct proc_vma *pv, const char *mf)
 {
@@ -1101,11 +1102,12 @@ static int check_mm(struct restore_task *t)
 	for (size_t i = 0; i < t->mm->n_files; i++)
 		if ((err = check_mapped_file(t->ctx, t->pid, t->mm, t->mm->files[i])))
 			return err;
-	for (size_t i = 0; i < t->mm->n_vmas; i++)
-		if ((t->mm->vmas[i]->kind == VMA_KIND__VMA_PACKET_RING &&
-		     (err = packet_ring_vma_check(t, t->mm->vmas[i]))) ||
-		    (t->mm->vmas[i]->kind == VMA_KIND__VMA_IO_URING && (err = io_uring_vma_check(t, t->mm->vmas[i]))))
+	for (size_t i = 0; i < t->mm->n_vmas; i++) {
+		const VmaEntry *v = t->mm->vmas[i];
+		if ((v->kind == VMA_KIND__VMA_PACKET_RING && (err = packet_ring_vma_check(t, v))) ||
+		    (v->kind == VMA_KIND__VMA_IO_URING && (err = io_uring_vma_check(t, v))))
 			return err;
+	}
 	return 0;
 }
 

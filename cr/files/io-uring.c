@@ -262,22 +262,17 @@ static bool read_tag(const char *path, struct memory_tag *tag)
 }
 
 /* The memory of instance ino in a memfd stasis made at a restore (IORING_SETUP_NO_MMAP), from
- * one of pid's mappings of it. */
-static int map_restored_memory(pid_t pid, uint64_t ino, struct ring_memory *m)
+ * one of t's mappings of it (t->vmas, read at the freeze). */
+static int map_restored_memory(const struct dump_task *t, uint64_t ino, struct ring_memory *m)
 {
-	char path[64], mf[MAP_FILES_PATH_SIZE];
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	auto_free char *maps = read_file_at(AT_FDCWD, path, NULL);
+	char mf[MAP_FILES_PATH_SIZE];
 
-	for (char *l = maps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
-		unsigned long long start, end;
+	for (size_t i = 0; i < t->vmas.n; i++) {
+		const struct proc_vma *pv = &t->vmas.v[i];
 		struct memory_tag tag;
-		char *eol = strchr(l, '\n');
-		size_t len = eol ? (size_t)(eol - l) : strlen(l);
-		if (len < strlen(MEMFD_PATH) || memcmp(l + len - strlen(MEMFD_PATH), MEMFD_PATH, strlen(MEMFD_PATH)) ||
-		    sscanf(l, "%llx-%llx", &start, &end) != 2)
+		if (!pv->shared || strcmp(pv->path, MEMFD_PATH))
 			continue;
-		map_files_path(mf, pid, start, end);
+		map_files_path(mf, t->pid, pv->start, pv->end);
 		if (!read_tag(mf, &tag) || tag.ino != ino)
 			continue;
 		auto_close int fd = open(mf, O_RDONLY | O_CLOEXEC);
@@ -292,13 +287,13 @@ static int map_restored_memory(pid_t pid, uint64_t ino, struct ring_memory *m)
 	return -ENOENT;
 }
 
-static int map_memory(int copy, pid_t pid, uint64_t ino, uint32_t sq, uint32_t cq, struct ring_memory *m,
-		      const char *what)
+static int map_memory(const struct dump_task *t, int copy, uint64_t ino, uint32_t sq, uint32_t cq,
+		      struct ring_memory *m, const char *what)
 {
 	size_t ring_len = PAGE_ALIGN(io_uring_ring_bytes(sq, cq, 32, true));
 	if (!(m->ring = map_readonly(m, 0, copy, ring_len, IORING_OFF_SQ_RING))) {
 		int err = -errno;
-		if (!map_restored_memory(pid, ino, m))
+		if (!map_restored_memory(t, ino, m))
 			return 0;
 		if (err == -EINVAL || err == -ENOMEM)
 			pr_err("%s whose rings are in the process's own memory (IORING_SETUP_NO_MMAP): "
@@ -439,9 +434,7 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	r->sq_tail = ri.sq_tail;
 	r->cq_head = ri.cq_head;
 	r->cq_tail = ri.cq_tail;
-	uint64_t ino = 0;
-	fdinfo_u64(p->info, "ino:", 10, &ino);
-	if (!(err = map_memory(copy, t->pid, ino, sq, cq, &m, what)))
+	if (!(err = map_memory(t, copy, p->id_ino, sq, cq, &m, what)))
 		err = save_memory(&m, sq, cq, r, what);
 	unmap_memory(&m);
 	return err ? err : 1;
@@ -661,20 +654,18 @@ static int fd_holding(const struct dump_task *t, uint64_t ino)
 	return found;
 }
 
-/* Whether pid maps io_uring instance ino (a line of its maps naming that inode). */
+/* Whether pid maps io_uring instance ino. */
 static bool maps_ring(pid_t pid, uint64_t ino)
 {
-	char path[64], want[32];
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	snprintf(want, sizeof(want), " %llu ", (unsigned long long)ino);
-	auto_free char *maps = read_file_at(AT_FDCWD, path, NULL);
+	struct proc_vmas l = { 0 };
+	bool found = false;
 
-	for (char *l = maps, *at; l && (at = strstr(l, want)); l = at + 1) {
-		char *eol = strchr(at, '\n');
-		if (!strncmp(eol ? eol - 21 : at + strlen(at) - 21, "anon_inode:[io_uring]", 21))
-			return true;
-	}
-	return false;
+	if (proc_read_layout(pid, &l))
+		return false;
+	for (size_t i = 0; i < l.n && !found; i++)
+		found = l.v[i].ino == ino && !strcmp(l.v[i].path, "anon_inode:[io_uring]");
+	proc_vmas_free(&l);
+	return found;
 }
 
 /* Another process of the tree that holds or maps instance ino: its pid, 0 if none. A ring
@@ -753,7 +744,7 @@ int io_uring_vma_memory(struct restore_task *t, const VmaEntry *v, int *memfd, u
 	int fd = memory_of(t, e->fd);
 
 	if (fd < 0) {
-		struct io_uring_memory *more = realloc(t->io_uring_mems, (t->n_io_uring_mems + 1) * sizeof(*more));
+		struct io_uring_memory *more = xreallocarray(t->io_uring_mems, t->n_io_uring_mems + 1, sizeof(*more));
 		if (!more)
 			return -ENOMEM;
 		t->io_uring_mems = more;
@@ -798,14 +789,12 @@ int io_uring_vma_check(const struct restore_task *t, const VmaEntry *v)
 		pr_err("%s is the rings of fd %u, which is no io_uring instance", what, v->ring_fd);
 		return -EINVAL;
 	}
-	const IoUringRing *r = e->io_uring;
+	bool sqes = v->pgoff == IORING_OFF_SQES;
 	uint64_t len = v->end - v->start;
-	uint64_t most = v->pgoff == IORING_OFF_SQES ? r->sqes.len
-						   : io_uring_ring_bytes(r->sq_entries, r->cq_entries, r->cqe32 ? 32 : 16, true);
-	if (v->pgoff == IORING_OFF_SQES ? len != PAGE_ALIGN(most) : len > PAGE_ALIGN(most)) {
+	uint64_t region = (sqes ? restored_sqe_pages(e->io_uring) : restored_ring_pages(e->io_uring)) * PAGE_SIZE;
+	if (sqes ? len != region : len > region) {
 		pr_err("%s maps %llu bytes of the io_uring instance at fd %u, whose %s take %llu", what,
-		       (unsigned long long)len, v->ring_fd, v->pgoff == IORING_OFF_SQES ? "entries" : "rings",
-		       (unsigned long long)most);
+		       (unsigned long long)len, v->ring_fd, sqes ? "entries" : "rings", (unsigned long long)region);
 		return -EINVAL;
 	}
 	return 0;

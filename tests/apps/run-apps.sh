@@ -3807,6 +3807,15 @@ case_openvpn() {
 		"$d/client.log" "$d/server.log" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
 }
 
+# uring_fds PID: how many io_uring instances PID's fds hold
+uring_fds() {
+	local f n=0
+	for f in /proc/"${1:-none}"/fd/*; do
+		[[ $(readlink "$f" 2>/dev/null) == *io_uring* ]] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
 # mariadb_start DIR PORT [OPTION...]: mariadbd on 127.0.0.1:PORT (and DIR/sock), its datadir
 # DIR/data; prints its pid once it answers
 mariadb_start() {
@@ -3834,7 +3843,7 @@ case_mariadb() {
 		result_fail "$name" "mariadb-server is not installed (apt-get install mariadb-server; make setup does not)"
 		return
 	fi
-	mkdir -p "$d/img"
+	mkdir -p "$d"
 	chmod 711 "$ZOO_TMP"
 	if ! mariadb-install-db --no-defaults --datadir="$d/data" --user=mysql --skip-test-db \
 		--auth-root-authentication-method=normal >"$d/install.log" 2>&1; then
@@ -3842,13 +3851,13 @@ case_mariadb() {
 		return
 	fi
 	chown -R mysql: "$d"
-	rm -rf "$d/img" && mkdir -p "$d/img"
+	mkdir "$d/img" # (root's: images another user could write are refused)
 	# as installed: InnoDB does its I/O through io_uring (liburing), its rings idle between requests
 	if ! pid=$(mariadb_start "$d" "$port"); then
 		result_fail "$name" "the server did not start: $(tail -c 300 "$d/err.log")"
 		return
 	fi
-	uring=$(ls -l "/proc/$pid/fd" 2>/dev/null | grep -c 'io_uring')
+	uring=$(uring_fds "$pid")
 	"${sql[@]}" -e 'create database z; create table z.t (i int primary key) engine=innodb;
 		insert into z.t select seq from z.seq_1_to_1000' >"$d/setup.out" 2>&1
 	# a session in an open transaction, outside the tree, fed through a FIFO
@@ -3887,12 +3896,7 @@ case_mariadb() {
 
 # fio_rings PID: the io_uring instances of fio's job process (PID's child)
 fio_rings() {
-	local job f n=0
-	job=$(pgrep -P "$1" | head -1)
-	for f in /proc/"${job:-none}"/fd/*; do
-		[[ $(readlink "$f" 2>/dev/null) == *io_uring* ]] && n=$((n + 1))
-	done
-	echo "$n"
+	uring_fds "$(pgrep -P "$1" | head -1)"
 }
 
 case_fio() {

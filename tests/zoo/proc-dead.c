@@ -88,25 +88,12 @@ static void try_calls(int errs[N_CALLS])
 	errs[6] = (fd = open("status", O_RDONLY)) < 0 ? errno : (close(fd), 0);
 }
 
-static pid_t waiting_child(void)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (;;)
-			pause();
-	}
-	if (pid < 0)
-		zoo_die("fork: %s", strerror(errno));
-	return pid;
-}
-
 int main(int argc, char **argv)
 {
 	char path[64], buf[16];
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
-	pid_t a = waiting_child(), b = waiting_child();
+	pid_t a = zoo_waiting_child(), b = zoo_waiting_child();
 	pid_t pa = zoo_proc_pid(a), pb = zoo_proc_pid(b);
 	if (pa < 0 || pb < 0)
 		zoo_die("pids of the children in /proc: %s", strerror(errno));

@@ -42,7 +42,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -143,14 +142,7 @@ int main(int argc, char **argv)
 		if (sq_ring == MAP_FAILED)
 			zoo_die("mmap of the io_uring's rings: %s", strerror(errno));
 		sq_ring[0] = sq_ring[1] = 1; /* (what the check after SIGTERM reads, as io_uring-mapped leaves it) */
-		pid_t child = fork();
-		if (child == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			for (;;)
-				pause();
-		}
-		if (child < 0)
-			zoo_die("fork: %s", strerror(errno));
+		zoo_waiting_child();
 	}
 	if (!strcmp(kind, "io_uring-mapped")) { /* its rings and entries, a read submitted */
 		static int fds[2];

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -99,6 +100,20 @@ static inline __attribute__((noreturn, format(printf, 1, 2))) void zoo_die(const
 	buf[n++] = '\n';
 	zoo_write_all(1, buf, (size_t)n);
 	exit(1);
+}
+
+/* A child that does nothing until its parent dies (PR_SET_PDEATHSIG, SIGKILL): its pid. */
+static inline pid_t zoo_waiting_child(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	if (pid < 0)
+		zoo_die("fork: %s", strerror(errno));
+	return pid;
 }
 
 /* Puts open file fd at number at (flags: O_CLOEXEC or 0), closing fd; dies if it cannot. */
