@@ -60,6 +60,8 @@ static const char *const step_names[] = {
 	[RST_STEP_SEAL] = "sealing a mapping (mseal)",
 	[RST_STEP_MEMPOLICY] = "setting a NUMA memory policy (detail: the mapping's start, or the thread)",
 	[RST_STEP_THREAD_CGROUP] = "moving a thread into its own cgroup (detail: the thread)",
+	[RST_STEP_RING_FDS] = "registering an io_uring instance with a thread again (IORING_REGISTER_RING_FDS; "
+			      "detail: the index)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)

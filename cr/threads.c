@@ -93,6 +93,29 @@ void threads_release(struct dump_task *t)
 			task_release(t->threads[i].tid, 0);
 }
 
+struct inject_ctx *thread_inject_begin(struct dump_task *t, const struct frozen_thread *ft,
+				      struct inject_ctx *own)
+{
+	if (ft->tid == t->pid)
+		return &t->inj;
+	*own = t->inj; /* the same stub and scratch page, this thread's registers */
+	own->pid = ft->tid;
+	own->saved = ft->regs;
+	own->rests_in_signal_path = false;
+	return own;
+}
+
+int thread_inject_end(struct dump_task *t, struct inject_ctx *inj)
+{
+	if (inj == &t->inj)
+		return 0;
+	inj->scratch = 0; /* the main thread's injection owns the scratch page */
+	int err = inject_end(inj); /* the thread's registers as frozen, after a failure too */
+	if (inj->group_stop_sig) /* a SIGSTOP came meanwhile: the process keeps it */
+		t->inj.group_stop_sig = inj->group_stop_sig;
+	return err;
+}
+
 /*
  * What the thread tells from inside, in one list of injected syscalls: clear_child_tid, its
  * alternate signal stack, its NUMA policy, whether CPUID and RDTSC trap, timer slack, secure
@@ -135,8 +158,7 @@ static int ask_thread(int tid, struct inject_ctx *inj, int64_t ret[NR_ASKS], str
 
 static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, ThreadCore *tc)
 {
-	/* same gadget and scratch page, this thread's registers (the standing thread's: its own) */
-	struct inject_ctx own = t->inj, *inj = ft->tid == t->pid ? &t->inj : &own;
+	struct inject_ctx own, *inj = thread_inject_begin(t, ft, &own);
 	struct thread_kstate ks;
 	struct thread_altstack as;
 	struct thread_answers answers;
@@ -145,9 +167,6 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 	auto_free char *comm = NULL;
 	int err, end = 0;
 
-	own.pid = ft->tid;
-	own.saved = ft->regs;
-	own.rests_in_signal_path = false;
 	if ((err = pid_ns_vtid(t->ctx, t->pid, ft->tid, &tc->tid)))
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", t->pid, ft->tid);
@@ -180,12 +199,7 @@ static int dump_one_thread(struct dump_task *t, struct frozen_thread *ft, Thread
 		tc->has_tsc = ret[ASK_TSC] == 0; /* (-EINVAL: not x86) */
 		tc->tsc = answers.tsc;
 	}
-	if (inj == &own) {
-		own.scratch = 0; /* the main thread's injection owns the scratch page */
-		end = inject_end(&own); /* the thread's registers as frozen, after a failure too */
-		if (own.group_stop_sig) /* a SIGSTOP came meanwhile: the process keeps it */
-			t->inj.group_stop_sig = own.group_stop_sig;
-	}
+	end = thread_inject_end(t, inj);
 	if (err || end)
 		return err ? err : end;
 	tc->rseq = ks.rseq;

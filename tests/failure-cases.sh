@@ -53,6 +53,9 @@
 #   dump/tcp-urgent-read     tcp-established --urgent-read (an urgent byte read out of band, its
 #                            mark ahead in fd 64's queue, bytes after it): refused naming fd 64
 #                            and the mark (SIOCINQ stops at it: the bytes after it were lost)
+#   dump/io_uring-ring-fd-closed io-uring-ring-fds --closed (a thread registered an io_uring
+#                            instance with itself, then closed its fd; never mapped): refused
+#                            naming the thread and the index; the tree PASSes
 #   dump/unix-backlog-files-sent
 #                            unix-backlog --files-sent (a file sent with the data into a
 #                            connection not accepted yet): refused naming the pid, fd 70 and the
@@ -2633,6 +2636,9 @@ other_cases() {
 		'dump pid [0-9]+: it shares its cwd, root and umask with pid [0-9]+ \(clone with CLONE_FS' --fs
 	dump_fails_naming dump/vfork-pending shared-tables \
 		'pid [0-9]+ is in vfork\(\), waiting for its child [0-9]+ to exec or exit' --vfork
+	dump_fails_naming dump/io_uring-ring-fd-closed io-uring-ring-fds \
+		'dump pid PID thread [0-9]+: the io_uring instance it registered with itself at index 7 \(IORING_REGISTER_RING_FDS\) is held by no fd of the process' \
+		--closed
 	dump_fails_naming dump/thread-fd-table shared-tables \
 		"dump pid PID: its thread [0-9]+ has an fd table of its own, whose fd 91 \\(/dev/null\\) the process's table does not hold" --thread
 	dump_fails_naming dump/nested-ns-not-inherited nested-ns \

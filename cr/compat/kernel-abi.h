@@ -402,7 +402,8 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 /* linux/io_uring.h after 6.1: rings in memory the process gives (6.5: the addresses go in
  * sq_off.user_addr and cq_off.user_addr, resv2 in 6.1's header), submission rings without an
  * index array (6.6), the state of a group of provided buffers (IORING_REGISTER_PBUF_STATUS,
- * 6.8; an enum constant) */
+ * 6.8; an enum constant), buffer rings in the kernel's memory (6.4), io_uring_register of a
+ * registered ring (6.3) */
 #ifndef IORING_SETUP_NO_MMAP
 #define IORING_SETUP_NO_MMAP (1U << 14)
 #endif
@@ -410,6 +411,19 @@ _Static_assert(sizeof(struct prctl_mm_map) == 104, "struct prctl_mm_map");
 #define IORING_SETUP_NO_SQARRAY (1U << 16)
 #endif
 #define STASIS_IORING_REGISTER_PBUF_STATUS 26
+#ifndef IOU_PBUF_RING_MMAP
+#define IOU_PBUF_RING_MMAP 1 /* 6.4: the kernel allocates a buffer ring's memory */
+#endif
+struct stasis_io_uring_buf_reg { /* 6.4's struct io_uring_buf_reg: flags, once pad */
+	__u64 ring_addr;
+	__u32 ring_entries;
+	__u16 bgid;
+	__u16 flags;
+	__u64 resv[3];
+};
+#ifndef IORING_REGISTER_USE_REGISTERED_RING
+#define IORING_REGISTER_USE_REGISTERED_RING (1U << 31) /* 6.3: io_uring_register by index */
+#endif
 struct stasis_io_uring_buf_status {
 	__u32 buf_group;
 	__u32 head;

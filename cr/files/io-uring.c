@@ -43,8 +43,8 @@
  * no process's memfd can be given to the ring).
  * Not seen and so not kept: the other setup flags (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
  * SUBMIT_ALL, IOPOLL: the ring comes back without them, which only lifts their limits),
- * registered personalities, restrictions, the task's registered ring fds
- * (IORING_REGISTER_RING_FDS), io-wq limits. The kernel's io-wq worker threads of a process
+ * registered personalities, restrictions, io-wq limits. The instances a thread registered with
+ * itself (IORING_REGISTER_RING_FDS) are a state of their own (cr/files/io-uring-ring-fds.c). The kernel's io-wq worker threads of a process
  * (PF_IO_WORKER, never in user space) are not dumped (cr/threads.c): it makes new ones.
  */
 #include <errno.h>

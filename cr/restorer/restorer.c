@@ -602,6 +602,24 @@ static void own_fd_table(struct restorer_args *a, struct rst_thread *th)
 	raw_syscall3(__NR_close_range, above, ~0U, 0);
 }
 
+#define IORING_REGISTER_RING_FDS_ 20
+
+/* The io_uring instances the calling thread (tid) had registered with itself, at their indexes
+ * (with the process's fd table: before a thread takes a table of its own). */
+static void register_ring_fds(struct restorer_args *a, uint64_t tid)
+{
+	const struct rst_ring_fd *r = (const struct rst_ring_fd *)((char *)a + a->ring_fds_off);
+
+	for (uint64_t i = 0; i < a->nr_ring_fds; i++) {
+		if (r[i].tid != tid)
+			continue;
+		struct { uint32_t offset, resv; uint64_t data; } up = { r[i].index, 0, (uint64_t)r[i].fd };
+		long ret = raw_syscall4(__NR_io_uring_register, r[i].fd, IORING_REGISTER_RING_FDS_, &up, 1);
+		if (ret != 1)
+			fail(a, RST_STEP_RING_FDS, ret < 0 ? ret : -5 /* EIO */, r[i].index);
+	}
+}
+
 /* A new thread: its own kernel registrations and pending signals, then wait for the tracer. */
 static void thread_main(void *arg)
 {
@@ -616,6 +634,7 @@ static void thread_main(void *arg)
 	for (uint64_t i = 0; i < a->nr_thread_cgroups; i++) /* (with the helper fds still open) */
 		if (cgs[i].tid == th->tid && (r = raw_syscall3(__NR_write, cgs[i].fd, &zero, 1)) != 1)
 			fail(a, RST_STEP_THREAD_CGROUP, r < 0 ? r : -5 /* EIO */, th->tid);
+	register_ring_fds(a, th->tid);
 	/* its own cwd and umask, then table (which closes the copy of the cwd's fd, a helper) */
 	if (th->cwd_fd >= 0) {
 		if ((r = raw_syscall1(__NR_fchdir, th->cwd_fd)))
@@ -722,6 +741,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	protect_vmas(a, vmas);
 	set_task_state(a);
 	set_process_controls(a);
+	register_ring_fds(a, (uint64_t)raw_syscall0(__NR_gettid));
 	create_threads(a);
 	create_posix_timers(a);
 	set_timers_and_limits(a);

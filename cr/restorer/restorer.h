@@ -104,6 +104,13 @@ struct rst_thread_signal {
 	uint8_t info[128];
 };
 
+/* An io_uring instance that thread tid registered with itself (IORING_REGISTER_RING_FDS): the
+ * thread registers the process's fd at that index again (cr/files/io-uring-ring-fds.c). */
+struct rst_ring_fd {
+	uint32_t tid, index;
+	int32_t fd, pad;
+};
+
 /* A POSIX timer, created by the blob once every thread exists (it may signal one of them). */
 struct rst_posix_timer {
 	int32_t id, clockid;
@@ -256,6 +263,7 @@ enum rst_step {
 	RST_STEP_SEAL,
 	RST_STEP_MEMPOLICY,
 	RST_STEP_THREAD_CGROUP,
+	RST_STEP_RING_FDS,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -295,6 +303,7 @@ struct restorer_args {
 	uint64_t nr_threads, threads_off;
 	uint64_t nr_thread_signals, thread_signals_off;
 	uint64_t nr_thread_cgroups, thread_cgroups_off;
+	uint64_t nr_ring_fds, ring_fds_off; /* struct rst_ring_fd, of every thread */
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
 	uint32_t threads_done;  /* futex word: threads that took on their seccomp and credentials */
 	uint64_t nr_posix_timers, posix_timers_off;
