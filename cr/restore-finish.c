@@ -62,6 +62,8 @@ static const char *const step_names[] = {
 	[RST_STEP_THREAD_CGROUP] = "moving a thread into its own cgroup (detail: the thread)",
 	[RST_STEP_RING_FDS] = "registering an io_uring instance with a thread again (IORING_REGISTER_RING_FDS; "
 			      "detail: the index)",
+	[RST_STEP_RING_BUFFERS] = "registering an io_uring instance's buffers again (IORING_REGISTER_BUFFERS; "
+				  "detail: its fd)",
 };
 
 static void report_rlimits(pid_t pid, uint32_t refused)

@@ -277,17 +277,19 @@ static int validate_ring_fds(struct restore_task *t)
 
 static size_t ring_fds_args_size(const struct restore_task *t)
 {
-	return t->core->n_io_uring_ring_fds * sizeof(struct rst_ring_fd);
+	return t->core->n_io_uring_ring_fds * sizeof(struct rst_ring_fd) + 8; /* (+ alignment) */
 }
 
 static int restore_ring_fds(struct restore_task *t)
 {
 	const TaskCore *c = t->core;
-	struct rst_ring_fd *out = restorer_args_alloc(t, ring_fds_args_size(t), &t->args->ring_fds_off);
 
+	t->args->nr_ring_fds = c->n_io_uring_ring_fds;
+	if (!c->n_io_uring_ring_fds)
+		return 0;
+	struct rst_ring_fd *out = restorer_args_alloc(t, c->n_io_uring_ring_fds * sizeof(*out), &t->args->ring_fds_off);
 	if (!out)
 		return -ENOMEM;
-	t->args->nr_ring_fds = c->n_io_uring_ring_fds;
 	for (size_t i = 0; i < c->n_io_uring_ring_fds; i++)
 		out[i] = (struct rst_ring_fd){ .tid = c->io_uring_ring_fds[i]->tid,
 					       .index = c->io_uring_ring_fds[i]->index,

@@ -602,7 +602,23 @@ static void own_fd_table(struct restorer_args *a, struct rst_thread *th)
 	raw_syscall3(__NR_close_range, above, ~0U, 0);
 }
 
+#define IORING_REGISTER_BUFFERS_ 0
 #define IORING_REGISTER_RING_FDS_ 20
+
+/* io_uring instances' registered buffers, once their pages are in (a lazy restore's are faulted
+ * in by the pins) and before the mappings take their final protections (the kernel pins them for
+ * writing). */
+static void register_ring_buffers(struct restorer_args *a)
+{
+	const struct rst_ring_buffers *rb = (const struct rst_ring_buffers *)((char *)a + a->ring_buffers_off);
+
+	for (uint64_t i = 0; i < a->nr_ring_buffers; i++) {
+		long r = raw_syscall4(__NR_io_uring_register, rb[i].fd, IORING_REGISTER_BUFFERS_,
+				      (char *)a + rb[i].iovecs_off, rb[i].nr);
+		if (r)
+			fail(a, RST_STEP_RING_BUFFERS, r, (uint64_t)rb[i].fd);
+	}
+}
 
 /* The io_uring instances the calling thread (tid) had registered with itself, at their indexes
  * (with the process's fd table: before a thread takes a table of its own). */
@@ -737,6 +753,7 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	}
 	restore_aio_rings(a);
 	read_pages(a, vmas, runs);
+	register_ring_buffers(a);
 	install_guards(a);
 	protect_vmas(a, vmas);
 	set_task_state(a);

@@ -111,6 +111,18 @@ struct rst_ring_fd {
 	int32_t fd, pad;
 };
 
+/* An io_uring instance's registered buffers (IORING_REGISTER_BUFFERS), registered again by the
+ * blob once the pages are in (cr/files/io-uring-buffers.c): nr struct rst_iovec at iovecs_off. */
+struct rst_ring_buffers {
+	int32_t fd;
+	uint32_t nr;
+	uint64_t iovecs_off;
+};
+
+struct rst_iovec {
+	uint64_t base, len;
+};
+
 /* A POSIX timer, created by the blob once every thread exists (it may signal one of them). */
 struct rst_posix_timer {
 	int32_t id, clockid;
@@ -264,6 +276,7 @@ enum rst_step {
 	RST_STEP_MEMPOLICY,
 	RST_STEP_THREAD_CGROUP,
 	RST_STEP_RING_FDS,
+	RST_STEP_RING_BUFFERS,
 };
 
 /* Written by the new task to the status pipe: once, on success or failure. */
@@ -304,6 +317,7 @@ struct restorer_args {
 	uint64_t nr_thread_signals, thread_signals_off;
 	uint64_t nr_thread_cgroups, thread_cgroups_off;
 	uint64_t nr_ring_fds, ring_fds_off; /* struct rst_ring_fd, of every thread */
+	uint64_t nr_ring_buffers, ring_buffers_off; /* struct rst_ring_buffers */
 	uint32_t threads_ready; /* futex word: threads that finished their own setup */
 	uint32_t threads_done;  /* futex word: threads that took on their seccomp and credentials */
 	uint64_t nr_posix_timers, posix_timers_off;

@@ -14,9 +14,8 @@
  * Blocks in: nanosleep (zoo_wait loop; W in its own loop).
  */
 #include "zoo.h"
-#include <linux/io_uring.h>
+#include "zoo-uring.h"
 #include <pthread.h>
-#include <sys/mman.h>
 
 #ifndef IORING_SETUP_SINGLE_ISSUER
 #define IORING_SETUP_SINGLE_ISSUER (1U << 12)
@@ -25,20 +24,11 @@
 #define IORING_UNREGISTER_RING_FDS 21
 #endif
 
-struct ring {
-	const char *name;
-	int fd;
-	struct io_uring_params p;
-	uint8_t *ring;
-	struct io_uring_sqe *sqes;
-	volatile uint32_t *sqt, *cqh, *cqt;
-};
-
-static struct ring P = { .name = "P" }, Q = { .name = "Q" }, S = { .name = "S" }, R = { .name = "R" };
+static struct zring P = { .name = "P" }, Q = { .name = "Q" }, S = { .name = "S" }, R = { .name = "R" };
 /* an index of a thread's table: its instance */
 struct slot {
 	unsigned index;
-	struct ring *r;
+	struct zring *r;
 };
 static const struct slot main_slots[] = { { 0, &P }, { 1, &S }, { 9, &Q } };
 static const struct slot w_slots[] = { { 0, &Q }, { 4, &P } };
@@ -46,29 +36,8 @@ static volatile int w_go, w_done, w_corrupt;
 static int closed; /* --closed: W's index 7 holds R, whose fd is closed */
 static char w_fail[256];
 
-static void ring_make(struct ring *r, unsigned flags, int map)
-{
-	r->p.flags = flags;
-	if ((r->fd = syscall(SYS_io_uring_setup, 4, &r->p)) < 0)
-		zoo_die("io_uring_setup %s: %s", r->name, strerror(errno));
-	if (!map)
-		return;
-	r->ring = mmap(NULL, r->p.cq_off.cqes + r->p.cq_entries * sizeof(struct io_uring_cqe), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
-	r->sqes = mmap(NULL, r->p.sq_entries * sizeof(*r->sqes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-		       r->fd, IORING_OFF_SQES);
-	if (r->ring == MAP_FAILED || r->sqes == MAP_FAILED)
-		zoo_die("mmap of io_uring %s: %s", r->name, strerror(errno));
-	uint32_t *array = (uint32_t *)(r->ring + r->p.sq_off.array);
-	for (unsigned i = 0; i < r->p.sq_entries; i++)
-		array[i] = i;
-	r->sqt = (uint32_t *)(r->ring + r->p.sq_off.tail);
-	r->cqh = (uint32_t *)(r->ring + r->p.cq_off.head);
-	r->cqt = (uint32_t *)(r->ring + r->p.cq_off.tail);
-}
-
 /* r at index (-1: the first free one) of the calling thread's table: the index, or -errno. */
-static int register_at(struct ring *r, int index)
+static int register_at(struct zring *r, int index)
 {
 	struct io_uring_rsrc_update up = { .offset = (unsigned)index, .data = (uint64_t)r->fd };
 	if (syscall(SYS_io_uring_register, r->fd, IORING_REGISTER_RING_FDS, &up, 1) != 1)
@@ -76,36 +45,25 @@ static int register_at(struct ring *r, int index)
 	return (int)up.offset;
 }
 
-static int unregister_at(struct ring *r, unsigned index)
+static int unregister_at(struct zring *r, unsigned index)
 {
 	struct io_uring_rsrc_update up = { .offset = index };
 	return syscall(SYS_io_uring_register, r->fd, IORING_UNREGISTER_RING_FDS, &up, 1) == 1 ? 0 : -errno;
 }
 
-/* A NOP written to r's memory, submitted through index of the calling thread's table: 1 if it
- * completed on r with its user_data (its completion read), else 0, why in err. */
-static int nop_through(struct ring *r, unsigned index, uint64_t user_data, char *err, size_t len)
+/* A NOP for r through index of the calling thread's table: 1 if it completed on r with its
+ * user_data, else 0, why in err. */
+static int nop_through(struct zring *r, unsigned index, uint64_t user_data, char *err, size_t len)
 {
-	uint32_t tail = *r->sqt, cq = *r->cqt;
-	struct io_uring_sqe *s = &r->sqes[tail & (r->p.sq_entries - 1)];
-	memset(s, 0, sizeof(*s));
-	s->opcode = IORING_OP_NOP;
-	s->user_data = user_data;
-	__atomic_store_n(r->sqt, tail + 1, __ATOMIC_RELEASE);
-	long n = syscall(SYS_io_uring_enter, index, 1, 1, IORING_ENTER_REGISTERED_RING | IORING_ENTER_GETEVENTS, NULL, 0);
-	if (n != 1) {
-		*r->sqt = tail; /* (not taken: another instance's index) */
-		snprintf(err, len, "index %u: a NOP for %s: io_uring_enter %ld (%s)", index, r->name, n,
-			 n < 0 ? strerror(errno) : "not taken");
+	struct io_uring_cqe c;
+	zring_sqe(r)->user_data = user_data; /* (opcode 0: IORING_OP_NOP) */
+	if (!zring_run(r, (int)index, &c, err, len))
+		return 0;
+	if (c.user_data != user_data) {
+		snprintf(err, len, "index %u: %s's completion has user_data %llu, not %llu", index, r->name,
+			 (unsigned long long)c.user_data, (unsigned long long)user_data);
 		return 0;
 	}
-	struct io_uring_cqe *c = (void *)(r->ring + r->p.cq_off.cqes + (cq & (r->p.cq_entries - 1)) * sizeof(*c));
-	if (*r->cqt != cq + 1 || c->user_data != user_data) {
-		snprintf(err, len, "index %u: %s's completion tail %u (was %u), user_data %llu", index, r->name, *r->cqt,
-			 cq, (unsigned long long)c->user_data);
-		return 0;
-	}
-	__atomic_store_n(r->cqh, *r->cqt, __ATOMIC_RELEASE);
 	return 1;
 }
 
@@ -140,7 +98,7 @@ static void *w_main(void *arg)
 	if (register_at(&Q, -1) != 0 || register_at(&P, 4) != 4)
 		zoo_die("thread W: IORING_REGISTER_RING_FDS: %s", strerror(errno));
 	if (closed) {
-		ring_make(&R, 0, 0);
+		zring_make(&R, 4, 0, 0);
 		if (register_at(&R, 7) != 7)
 			zoo_die("thread W: IORING_REGISTER_RING_FDS of R: %s", strerror(errno));
 		close(R.fd);
@@ -175,9 +133,9 @@ int main(int argc, char **argv)
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
 	closed = argc > 1 && !strcmp(argv[argc - 1], "--closed");
-	ring_make(&P, 0, 1);
-	ring_make(&Q, 0, 1);
-	ring_make(&S, IORING_SETUP_SINGLE_ISSUER, 1);
+	zring_make(&P, 4, 0, 1);
+	zring_make(&Q, 4, 0, 1);
+	zring_make(&S, 4, IORING_SETUP_SINGLE_ISSUER, 1);
 	if (register_at(&P, -1) != 0 || register_at(&S, -1) != 1 || register_at(&Q, 9) != 9)
 		zoo_die("IORING_REGISTER_RING_FDS: %s", strerror(errno));
 	for (unsigned i = 0; i < 4; i++)

@@ -9,7 +9,8 @@
  *   flight: the dump meets the mapping first and must still name fd 42 and io_uring),
  *   io_uring-files (an io_uring instance with 2 registered files), io_uring-eventfd (with an
  *   eventfd registered), io_uring-buffers (with a ring of provided buffers of group 7 in the
- *   process's memory), io_uring-single (IORING_SETUP_SINGLE_ISSUER, made by a thread that has
+ *   process's memory), io_uring-buffer-unmapped (a registered buffer
+ *   whose page was unmapped since: the kernel still pins it), io_uring-single (IORING_SETUP_SINGLE_ISSUER, made by a thread that has
  *   exited since: its submitter is not the main thread), io_uring-forked (its rings mapped,
  *   then a child forked that holds and maps them too, waiting until its parent dies),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
@@ -346,6 +347,12 @@ static int open_kind(void)
 				(!strcmp(kind, "io_uring-buffers") &&
 				 syscall(SYS_io_uring_register, fd, IORING_REGISTER_PBUF_RING, &reg, 1))))
 			zoo_die("%s: io_uring_register: %s", kind, strerror(errno));
+		if (fd >= 0 && !strcmp(kind, "io_uring-buffer-unmapped")) {
+			struct iovec buf = { mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), 4096 };
+			if (buf.iov_base == MAP_FAILED || syscall(SYS_io_uring_register, fd, IORING_REGISTER_BUFFERS, &buf, 1) ||
+			    munmap(buf.iov_base, 4096))
+				zoo_die("%s: %s", kind, strerror(errno));
+		}
 	} else {
 		zoo_die("unknown ZOO_UNSUPPORTED_KIND '%s'", kind);
 	}
