@@ -54,6 +54,10 @@
 #   dump/tcp-urgent-read     tcp-established --urgent-read (an urgent byte read out of band, its
 #                            mark ahead in fd 64's queue, bytes after it): refused naming fd 64
 #                            and the mark (SIOCINQ stops at it: the bytes after it were lost)
+#   dump/io_uring-probe-killed io-uring-ring-fds dumped with STASIS_FAULT=kill-at:io_uring-probe
+#                            (killed while a buffer group it added marks one instance): the
+#                            target runs on untraced; the next dump takes the group back and
+#                            goes through (--leave-running); the target PASSes
 #   dump/io_uring-ring-fd-closed io-uring-ring-fds --closed (a thread registered an io_uring
 #                            instance with itself, then closed its fd; never mapped): refused
 #                            naming the thread and the index; the tree PASSes
@@ -1164,6 +1168,39 @@ case_leave_running() { # case_leave_running TARGET
 		return
 	fi
 	result_ok "leave-running/$name"
+}
+
+# A dump killed while it tells a thread's registered io_uring instances apart (a buffer group it
+# added to one of them, marked as stasis's): the target runs on untraced, and the next dump takes
+# the group back and goes through (--leave-running); the target PASSes.
+case_io_uring_probe_killed() {
+	local label=dump/io_uring-probe-killed d=$ZOO_TMP/io_uring-probe-killed
+	mkdir -p "$d/img"
+	if ! zoo_start io-uring-ring-fds "$d"; then
+		result_fail "$label" "$ZERR"
+		return
+	fi
+	STASIS_FAULT=kill-at:io_uring-probe run_stasis "$d/dump1.out" 60 dump -t "$ZPID" -D "$d/img" -o dump1.log -v4
+	if [ "$ZRC" -ne 137 ] || ! mentions "$d/img/dump1.log" 'io_uring instances registered with threads'; then
+		result_fail "$label" "the dump was not killed while it asked (exit status $ZRC)"
+		show_tail "$d/dump1.out" "$d/img/dump1.log"
+		kill_ours "$ZPID"
+		return
+	fi
+	sleep 0.3
+	if [ "$(tracer_of "$ZPID")" != 0 ]; then
+		result_fail "$label" "the target is still traced by $(tracer_of "$ZPID") after the kill"
+		kill_ours "$ZPID"
+		return
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --leave-running -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! mentions "$d/img/dump.log" 'took back buffer group 2047'; then
+		result_fail "$label" "the next dump (exit status $ZRC) did not take back what the killed one left"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+		kill_ours "$ZPID"
+		return
+	fi
+	judge "$label" "$ZPID" "$d" "after the two dumps"
 }
 
 # case_stopped_meanwhile LABEL [FAULT]: SIGSTOP reaches the target while it is being dumped
@@ -2637,6 +2674,7 @@ other_cases() {
 		'dump pid [0-9]+: it shares its cwd, root and umask with pid [0-9]+ \(clone with CLONE_FS' --fs
 	dump_fails_naming dump/vfork-pending shared-tables \
 		'pid [0-9]+ is in vfork\(\), waiting for its child [0-9]+ to exec or exit' --vfork
+	case_io_uring_probe_killed
 	dump_fails_naming dump/io_uring-ring-fd-closed io-uring-ring-fds \
 		'dump pid PID thread [0-9]+: the io_uring instance it registered with itself at index 7 \(IORING_REGISTER_RING_FDS\) is held by no fd of the process' \
 		--closed

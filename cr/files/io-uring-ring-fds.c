@@ -12,8 +12,9 @@
  * asks that group's state through the index (IORING_REGISTER_PBUF_STATUS of
  * IORING_REGISTER_USE_REGISTERED_RING: ENOENT on any other instance), and stasis takes the group
  * back. The instances saved have no buffer groups (cr/files/io-uring.c refuses them), so the
- * group is free; a stasis killed between the two leaves an unused group of one entry behind. A
- * single submitter's ring (IORING_SETUP_SINGLE_ISSUER) takes the group from that thread itself.
+ * group is free; marked as stasis's, what a stasis killed meanwhile leaves is taken back by the
+ * next dump (cr/files/io-uring-probe-group.c). A single submitter's ring
+ * (IORING_SETUP_SINGLE_ISSUER) takes the group from that thread itself.
  *
  * Refused by name: an index whose instance no fd of the process holds (the program closed it:
  * io_uring_close_ring_fd), one that is a single submitter's of another thread, and any on a
@@ -35,15 +36,17 @@
 
 #include "../compat/kernel-abi.h"
 #include "files.h"
+#include "io-uring-probe-group.h"
 #include "log.h"
 #include "pid-ns.h"
 #include "restorer/restorer.h"
+#include "run.h"
 #include "seize.h"
 #include "threads.h"
 #include "util.h"
 
 #define RING_FD_SLOTS 16 /* IO_RINGFD_REG_MAX */
-#define PROBE_GROUP 65535 /* a buffer group id is 16 bits */
+#define PROBE_GROUP IO_URING_PROBE_GROUP
 #define STATUS_AT 64      /* in the scratch page: the group's registration, then the questions */
 
 static const FdTable *process_fds(const struct dump_task *t)
@@ -70,21 +73,6 @@ static int registered_slots(struct inject_ctx *inj, const char *what)
 	return slots;
 }
 
-/* io_uring_register by stasis on its copy, or (inside) by the thread on the process's fd, its
- * argument (len bytes) at the start of the scratch page. */
-static long ring_register(struct dump_task *t, struct inject_ctx *inj, int copy, int fd, bool inside,
-			  unsigned opcode, const void *arg, size_t len)
-{
-	if (!inside)
-		return syscall(SYS_io_uring_register, copy, opcode, arg, 1) < 0 ? -errno : 0;
-	uint64_t args[6] = { fd, opcode, inj->scratch, 1 };
-	int64_t ret;
-	int err = task_mem_write(t->pid, inj->scratch, arg, len);
-	if (!err)
-		err = inject_syscall(inj, SYS_io_uring_register, args, &ret);
-	return err ? err : ret;
-}
-
 /* What the indexes of a thread's table answered, a bit each. */
 struct slot_answers {
 	int held;         /* the instance asked about */
@@ -96,7 +84,6 @@ struct slot_answers {
 static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid, const FdEntry *e, int slots,
 			 struct slot_answers *a, const char *what)
 {
-	struct stasis_io_uring_buf_reg reg = { .ring_entries = 1, .bgid = PROBE_GROUP, .flags = IOU_PBUF_RING_MMAP };
 	struct stasis_io_uring_buf_status st[RING_FD_SLOTS] = { 0 };
 	struct inject_call calls[RING_FD_SLOTS];
 	int64_t ret[RING_FD_SLOTS];
@@ -109,10 +96,10 @@ static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid,
 		pr_err("%s: cannot take a copy of fd %u: %s", what, e->fd, strerror(-copy));
 		return copy;
 	}
-	long r = ring_register(t, inj, copy, e->fd, false, IORING_REGISTER_PBUF_RING, &reg, sizeof(reg));
+	int r = io_uring_probe_group_add(t, inj, copy, e->fd, false);
 	if (r == -EEXIST && syscall(SYS_kcmp, t->pid, tid, KCMP_FILE, e->fd, e->fd) == 0) {
 		inside = true; /* a single submitter's: this thread's, if it answers */
-		r = ring_register(t, inj, copy, e->fd, true, IORING_REGISTER_PBUF_RING, &reg, sizeof(reg));
+		r = io_uring_probe_group_add(t, inj, copy, e->fd, true);
 	}
 	if (r == -EEXIST) /* another thread's single submitter */
 		return 0;
@@ -121,9 +108,11 @@ static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid,
 		return 0;
 	}
 	if (r) {
-		pr_err("%s: cannot mark the io_uring instance at fd %u to tell it: %s", what, e->fd, strerror(-r));
+		pr_err("%s: cannot add buffer group %d to the io_uring instance at fd %u to tell it: %s", what,
+		       PROBE_GROUP, e->fd, strerror(-r));
 		return r;
 	}
+	(void)run_fault(t->ctx, "io_uring-probe"); /* (tests: STASIS_FAULT=kill-at:io_uring-probe) */
 	for (unsigned k = 0; k < RING_FD_SLOTS; k++) {
 		if (!(slots & (1 << k)))
 			continue;
@@ -145,9 +134,7 @@ static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid,
 		}
 	if (err)
 		pr_err("%s: cannot ask which io_uring instance each index is: %s", what, strerror(-err));
-	struct stasis_io_uring_buf_reg back = { .bgid = PROBE_GROUP };
-	r = ring_register(t, inj, copy, e->fd, inside, IORING_UNREGISTER_PBUF_RING, &back, sizeof(back));
-	if (r) {
+	if ((r = io_uring_probe_group_remove(t, inj, copy, e->fd, inside))) {
 		pr_err("%s: cannot take back buffer group %d from the io_uring instance at fd %u: %s", what,
 		       PROBE_GROUP, e->fd, strerror(-r));
 		return err ? err : r;

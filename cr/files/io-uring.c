@@ -66,6 +66,7 @@
 #include "files.h"
 #include "io-uring-buffers.h"
 #include "io-uring-layout.h"
+#include "io-uring-probe-group.h"
 #include "log.h"
 #include "proc.h"
 #include "seize.h"
@@ -156,9 +157,9 @@ static long ask(const struct ring_asker *a, unsigned opcode, uint64_t arg)
 	return err ? err : ret;
 }
 
-/* The first buffer group of the ring that is not ENOENT to IORING_REGISTER_PBUF_STATUS: its
- * number, MAX_BUF_GROUPS if none, or <0. */
-static long first_buffer_group(const struct ring_asker *a)
+/* The first buffer group of the ring from group from on that is not ENOENT to
+ * IORING_REGISTER_PBUF_STATUS: its number, MAX_BUF_GROUPS if none, or <0. */
+static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 {
 	struct stasis_io_uring_buf_status st = { 0 };
 	const size_t each = sizeof(st) + sizeof(struct inject_call);
@@ -170,7 +171,7 @@ static long first_buffer_group(const struct ring_asker *a)
 
 	if (!calls || !sts || !ret)
 		return -ENOMEM;
-	for (uint32_t first = 0; first < MAX_BUF_GROUPS; first += per_loop) {
+	for (uint32_t first = from; first < MAX_BUF_GROUPS; first += per_loop) {
 		size_t n = MAX_BUF_GROUPS - first < per_loop ? MAX_BUF_GROUPS - first : per_loop;
 		if (!a->inside) {
 			st.buf_group = first;
@@ -218,7 +219,11 @@ static int refuse_registered(struct ring_asker *a, const char *what)
 	 * without IORING_REGISTER_PBUF_STATUS, 6.8, says EINVAL to a bad pointer: not asked) */
 	if (ask(a, STASIS_IORING_REGISTER_PBUF_STATUS, 1) != -EFAULT)
 		return 0;
-	long group = first_buffer_group(a);
+	long group = first_buffer_group(a, 0);
+	if (group == IO_URING_PROBE_GROUP) { /* one a killed stasis left? then the groups after it */
+		int gone = io_uring_probe_group_take_back(a->t, a->copy, a->fd, a->inside);
+		group = gone < 0 ? gone : gone ? first_buffer_group(a, IO_URING_PROBE_GROUP + 1) : group;
+	}
 	if (group < 0) {
 		pr_err("%s: cannot ask about its provided buffers: %s", what, strerror(-group));
 		return group;
