@@ -22,6 +22,7 @@ const struct state_ops *const state_table[] = {
 	&state_fds,     /* cr/files/fdtable.c */
 	&state_io_uring_ring_fds, /* cr/files/io-uring-ring-fds.c (the fds' instances, by thread) */
 	&state_io_uring_buffers, /* cr/files/io-uring-buffers.c (restore only: the fds' buffers, for the blob) */
+	&state_io_uring_files, /* cr/files/io-uring-files.c (restore only: once the fds are in place) */
 	&state_threads, /* cr/threads.c (while the scratch page for injection still exists) */
 	&state_sched,   /* cr/sched.c (after threads: every thread's) */
 	&state_host_sems, /* cr/ipc-host-sem.c: SEM_UNDO taken again (before its credentials) */

@@ -7,10 +7,10 @@
 #   dump/unsupported-fd/*    dump of a target holding an fd stasis does not support at fd 42 (a
 #                            UDP socket with an eBPF filter, a pidfd of a process outside the
 #                            tree, io_urings stasis refuses: polled by a kernel thread, with a
-#                            read in flight and its rings mapped, with registered files, an
-#                            eventfd, provided buffers, a registered buffer unmapped since, a
-#                            submitter other than the main
-#                            thread, mapped and shared with a forked child; an epoll
+#                            read in flight and its rings mapped, with a registered file no fd
+#                            holds, an eventfd, provided buffers, a registered buffer unmapped
+#                            since, a submitter other than the main thread, mapped and shared
+#                            with a forked child; an epoll
 #                            watching a file only a message in flight holds, a netlink socket
 #                            holding the kernel's unread reply to its request, /dev/fuse as a
 #                            FUSE server holds it: refused before any file of the tree is looked

@@ -36,9 +36,10 @@
  * asked by the process's main thread, through injected syscalls in loops (cr/seize.h).
  *
  * Registered buffers are listed by fdinfo and registered again by the blob
- * (cr/files/io-uring-buffers.c).
- * Refused by name: a kernel thread polling the ring (IORING_SETUP_SQPOLL), registered files,
- * registered buffers of a ring another process holds too, provided buffers, a registered eventfd, NAPI busy polling, rings in the process's
+ * (cr/files/io-uring-buffers.c); registered files are the process's fds of those files
+ * (cr/files/io-uring-files.c).
+ * Refused by name: a kernel thread polling the ring (IORING_SETUP_SQPOLL), registered buffers or
+ * files of a ring another process holds too, provided buffers, a registered eventfd, NAPI busy polling, rings in the process's
  * own memory not made by a restore (IORING_SETUP_NO_MMAP), a single submitter other than the
  * main thread, requests in flight, counted drops or overflows, a mapped ring that another
  * process of the tree holds or maps too (a fork: stasis opens a shared file for the tree, where
@@ -65,6 +66,7 @@
 #include "../compat/kernel-abi.h"
 #include "files.h"
 #include "io-uring-buffers.h"
+#include "io-uring-files.h"
 #include "io-uring-layout.h"
 #include "io-uring-probe-group.h"
 #include "log.h"
@@ -401,9 +403,8 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		       "not supported", what, ri.sq_thread);
 		return -ENOTSUP;
 	}
-	if (ri.user_files || ri.napi) {
-		pr_err("%s with %s: not supported yet", what,
-		       ri.user_files ? "registered files (IORING_REGISTER_FILES)" : "busy polling of network queues (NAPI)");
+	if (ri.napi) {
+		pr_err("%s with busy polling of network queues (NAPI): not supported yet", what);
 		return -ENOTSUP;
 	}
 	if (ri.polls || ri.overflows || ri.sq_head != ri.cached_sq_head || ri.cq_tail != ri.cached_cq_tail ||
@@ -444,12 +445,13 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	r->sq_tail = ri.sq_tail;
 	r->cq_head = ri.cq_head;
 	r->cq_tail = ri.cq_tail;
-	if (ri.user_bufs && (other = other_user(t, p->id_ino))) {
-		pr_err("%s with registered buffers, which pid %d holds or maps too (a fork): not supported yet", what,
-		       other);
+	if ((ri.user_bufs || ri.user_files) && (other = other_user(t, p->id_ino))) {
+		pr_err("%s with registered %s, which pid %d holds or maps too (a fork): not supported yet", what,
+		       ri.user_bufs ? "buffers" : "files", other);
 		return -ENOTSUP;
 	}
-	if ((err = io_uring_buffers_dump(t, p->info, ri.user_bufs, r, what)))
+	if ((err = io_uring_buffers_dump(t, p->info, ri.user_bufs, r, what)) ||
+	    (err = io_uring_files_dump(t, p->info, ri.user_files, r, what)))
 		return err;
 	if (!(err = map_memory(t, copy, p->id_ino, sq, cq, &m, what)))
 		err = save_memory(&m, sq, cq, r, what);
@@ -466,7 +468,8 @@ static int validate_io_uring(const struct restore_task *t, const FdEntry *e)
 	    r->sq_tail - r->sq_head > r->sq_entries || r->cq_tail - r->cq_head > r->cq_entries ||
 	    r->sqes.len != (size_t)r->sq_entries * (r->sqe128 ? 128 : 64) ||
 	    r->cqes.len != (size_t)r->cq_entries * (r->cqe32 ? 32 : 16) ||
-	    (r->has_sq_array && r->sq_array.len != (size_t)r->sq_entries * 4) || !io_uring_buffers_valid(r)) {
+	    (r->has_sq_array && r->sq_array.len != (size_t)r->sq_entries * 4) || !io_uring_buffers_valid(r) ||
+	    !io_uring_files_valid(t, r)) {
 		pr_err("image fds-%d.img: fd %u: its io_uring instance is invalid", t->pid, e->fd);
 		return -EINVAL;
 	}

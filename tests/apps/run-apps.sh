@@ -269,7 +269,8 @@
 #           about 10 s.
 #   fio     fio 3.33 writing 4 MiB in random 4 KiB blocks through io_uring (its ring of 4 entries,
 #           IORING_SETUP_SINGLE_ISSUER: its registrations are asked inside its job process; its
-#           4 buffers registered, fixedbufs=1: READ_FIXED and WRITE_FIXED), 4 in flight at most, 200 a second, then reading them back to check each block's
+#           4 buffers registered, fixedbufs=1: READ_FIXED and WRITE_FIXED; its file registered,
+#           registerfiles=1), 4 in flight at most, 200 a second, then reading them back to check each block's
 #           crc32c (verify): dumped while writing (the dump retried while it finds requests in
 #           flight, as it says), restored; fio ends by itself with err=0, every block written
 #           and verified. About 7 s.
@@ -3900,13 +3901,13 @@ fio_rings() {
 }
 
 case_fio() {
-	local name=apps/fio d=$ZOO_TMP/fio pid out="" uring=0 bufs
+	local name=apps/fio d=$ZOO_TMP/fio pid out="" uring=0 bufs files
 	if ! command -v fio >/dev/null; then
 		result_fail "$name" "fio is not installed (make setup installs it)"
 		return
 	fi
 	mkdir -p "$d/img"
-	printf '[w]\nioengine=io_uring\nfixedbufs=1\nfilename=%s/data\nrw=randwrite\nbs=4k\nsize=4m\niodepth=4\nverify=crc32c\ndo_verify=1\nrate_iops=200\n' \
+	printf '[w]\nioengine=io_uring\nfixedbufs=1\nregisterfiles=1\nfilename=%s/data\nrw=randwrite\nbs=4k\nsize=4m\niodepth=4\nverify=crc32c\ndo_verify=1\nrate_iops=200\n' \
 		"$d" >"$d/job.fio"
 	(cd "$d" && exec setsid fio --output="$d/out" job.fio </dev/null >"$d/stdout" 2>&1) &
 	pid=$!
@@ -3920,10 +3921,11 @@ case_fio() {
 		kill_ours "$pid"
 		return
 	fi
-	# its registered buffers (fixedbufs: one per request in flight)
+	# its registered buffers (fixedbufs: one per request in flight) and files (registerfiles)
 	bufs=$(grep -h '^UserBufs:' /proc/"$(pgrep -P "$pid" | head -1)"/fdinfo/* 2>/dev/null | awk '{n += $2} END {print n + 0}')
-	if [ "$bufs" -eq 0 ]; then
-		result_fail "$name" "fio's ring has no registered buffers (fixedbufs=1)"
+	files=$(grep -h '^UserFiles:' /proc/"$(pgrep -P "$pid" | head -1)"/fdinfo/* 2>/dev/null | awk '{n += $2} END {print n + 0}')
+	if [ "$bufs" -eq 0 ] || [ "$files" -eq 0 ]; then
+		result_fail "$name" "fio's ring has no registered buffers (fixedbufs=1) or files (registerfiles=1)"
 		kill_ours "$pid"
 		return
 	fi
@@ -3939,7 +3941,7 @@ case_fio() {
 		out="fio did not write and verify 4 MiB: $(grep -E 'READ:|WRITE:' "$d/out" | tr '\n' '|')"
 	fi
 	kill_ours "$pid"
-	verdict "$name" "$out" "its io_uring (4 entries, one submitter, $bufs registered buffers) writing after the restore, every block written and verified; $(ckpt_times "$d")" \
+	verdict "$name" "$out" "its io_uring (4 entries, one submitter, $bufs registered buffers, $files registered file) writing after the restore, every block written and verified; $(ckpt_times "$d")" \
 		"$d/stdout" "$d/out" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
 }
 

@@ -7,7 +7,8 @@
  *   instance a kernel thread polls, IORING_SETUP_SQPOLL), io_uring-mapped (an io_uring
  *   instance whose rings are mapped, as liburing does, with a read of an empty pipe in
  *   flight: the dump meets the mapping first and must still name fd 42 and io_uring),
- *   io_uring-files (an io_uring instance with 2 registered files), io_uring-eventfd (with an
+ *   io_uring-files (an io_uring instance with 2 registered files, /dev/zero held by no fd: a
+ *   direct descriptor), io_uring-eventfd (with an
  *   eventfd registered), io_uring-buffers (with a ring of provided buffers of group 7 in the
  *   process's memory), io_uring-buffer-unmapped (a registered buffer
  *   whose page was unmapped since: the kernel still pins it), io_uring-single (IORING_SETUP_SINGLE_ISSUER, made by a thread that has
@@ -337,7 +338,7 @@ static int open_kind(void)
 		struct io_uring_params params = { 0 };
 		params.flags = !strcmp(kind, "io_uring") ? IORING_SETUP_SQPOLL : 0;
 		fd = syscall(SYS_io_uring_setup, 4, &params);
-		int files[2] = { 0, 1 }, efd = eventfd(0, EFD_CLOEXEC);
+		int files[2] = { 0, open("/dev/zero", O_RDONLY | O_CLOEXEC) }, efd = eventfd(0, EFD_CLOEXEC);
 		static char ring_mem[4096] __attribute__((aligned(4096)));
 		struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)ring_mem, .ring_entries = 8, .bgid = 7 };
 		if (fd >= 0 && ((!strcmp(kind, "io_uring-files") &&
@@ -347,6 +348,7 @@ static int open_kind(void)
 				(!strcmp(kind, "io_uring-buffers") &&
 				 syscall(SYS_io_uring_register, fd, IORING_REGISTER_PBUF_RING, &reg, 1))))
 			zoo_die("%s: io_uring_register: %s", kind, strerror(errno));
+		close(files[1]); /* (io_uring-files: held by the table alone) */
 		if (fd >= 0 && !strcmp(kind, "io_uring-buffer-unmapped")) {
 			struct iovec buf = { mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), 4096 };
 			if (buf.iov_base == MAP_FAILED || syscall(SYS_io_uring_register, fd, IORING_REGISTER_BUFFERS, &buf, 1) ||
