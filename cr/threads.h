@@ -10,14 +10,6 @@ int threads_seize(struct dump_task *t);
 void threads_undo_freeze_eintr(struct dump_task *t);
 /* Let them go on as before (a failed dump or --leave-running). */
 void threads_release(struct dump_task *t);
-/*
- * Syscalls injected into frozen thread ft of t (cr/seize.h): own becomes a context of t's stub
- * and scratch page with ft's registers; for the thread standing for the process, t->inj itself.
- * thread_inject_end puts the thread's registers back (t->inj: left to the process's end).
- */
-struct inject_ctx *thread_inject_begin(struct dump_task *t, const struct frozen_thread *ft,
-				      struct inject_ctx *own);
-int thread_inject_end(struct dump_task *t, struct inject_ctx *inj);
 /* How many signals core's threads have pending, in all. */
 size_t threads_signal_count(const TaskCore *c);
 

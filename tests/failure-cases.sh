@@ -9,7 +9,7 @@
 #                            tree, io_urings stasis refuses: polled by a kernel thread, with a
 #                            read in flight and its rings mapped, with a registered file no fd
 #                            holds, an eventfd, provided buffers, a registered buffer unmapped
-#                            since, a submitter other than the main thread, mapped and shared
+#                            since, a single submitter that exited, mapped and shared
 #                            with a forked child; an epoll
 #                            watching a file only a message in flight holds, a netlink socket
 #                            holding the kernel's unread reply to its request, /dev/fuse as a

@@ -23,10 +23,10 @@
 #define MARK_ADDR 0x702d736973617473ull /* "stasis-p", the first entry's address */
 #define MARK_LEN 0x65626f72u            /* "robe", its length */
 
-long io_uring_register_as(struct dump_task *t, struct inject_ctx *inj, int copy, int fd, bool inside,
-			  unsigned opcode, const void *arg, size_t len)
+long io_uring_register_as(struct dump_task *t, struct inject_ctx *inj, int copy, int fd, unsigned opcode,
+			  const void *arg, size_t len)
 {
-	if (!inside)
+	if (!inj)
 		return syscall(SYS_io_uring_register, copy, opcode, arg, 1) < 0 ? -errno : 0;
 	uint64_t args[6] = { fd, opcode, inj->scratch, 1 };
 	int64_t ret;
@@ -44,17 +44,17 @@ static struct io_uring_buf *first_entry(int copy)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-int io_uring_probe_group_remove(struct dump_task *t, struct inject_ctx *inj, int copy, int fd, bool inside)
+int io_uring_probe_group_remove(struct dump_task *t, struct inject_ctx *inj, int copy, int fd)
 {
 	struct stasis_io_uring_buf_reg back = { .bgid = IO_URING_PROBE_GROUP };
-	return (int)io_uring_register_as(t, inj, copy, fd, inside, IORING_UNREGISTER_PBUF_RING, &back, sizeof(back));
+	return (int)io_uring_register_as(t, inj, copy, fd, IORING_UNREGISTER_PBUF_RING, &back, sizeof(back));
 }
 
-int io_uring_probe_group_add(struct dump_task *t, struct inject_ctx *inj, int copy, int fd, bool inside)
+int io_uring_probe_group_add(struct dump_task *t, struct inject_ctx *inj, int copy, int fd)
 {
 	struct stasis_io_uring_buf_reg reg = { .ring_entries = 1, .bgid = IO_URING_PROBE_GROUP,
 					       .flags = IOU_PBUF_RING_MMAP };
-	long r = io_uring_register_as(t, inj, copy, fd, inside, IORING_REGISTER_PBUF_RING, &reg, sizeof(reg));
+	long r = io_uring_register_as(t, inj, copy, fd, IORING_REGISTER_PBUF_RING, &reg, sizeof(reg));
 	if (r)
 		return (int)r;
 	struct io_uring_buf *b = first_entry(copy);
@@ -66,11 +66,11 @@ int io_uring_probe_group_add(struct dump_task *t, struct inject_ctx *inj, int co
 	}
 	pr_perror("dump pid %d fd %d: cannot map buffer group %d it added to the io_uring instance", t->pid, fd,
 		  IO_URING_PROBE_GROUP);
-	io_uring_probe_group_remove(t, inj, copy, fd, inside);
+	io_uring_probe_group_remove(t, inj, copy, fd);
 	return -EIO; /* (not the registration's errors, which mean more to the caller) */
 }
 
-int io_uring_probe_group_take_back(struct dump_task *t, int copy, int fd, bool inside)
+int io_uring_probe_group_take_back(struct dump_task *t, struct inject_ctx *inj, int copy, int fd)
 {
 	struct io_uring_buf *b = first_entry(copy);
 	bool marked = b && b->addr == MARK_ADDR && b->len == MARK_LEN;
@@ -79,7 +79,7 @@ int io_uring_probe_group_take_back(struct dump_task *t, int copy, int fd, bool i
 		munmap(b, PAGE_SIZE);
 	if (!marked)
 		return 0;
-	int err = io_uring_probe_group_remove(t, &t->inj, copy, fd, inside);
+	int err = io_uring_probe_group_remove(t, inj, copy, fd);
 	if (err) {
 		pr_err("dump pid %d fd %d: cannot take back buffer group %d, left on its io_uring instance by a stasis "
 		       "killed during a dump: %s", t->pid, fd, IO_URING_PROBE_GROUP, strerror(-err));

@@ -42,7 +42,7 @@
 #include "restorer/restorer.h"
 #include "run.h"
 #include "seize.h"
-#include "threads.h"
+#include "thread-inject.h"
 #include "util.h"
 
 #define RING_FD_SLOTS 16 /* IO_RINGFD_REG_MAX */
@@ -96,10 +96,10 @@ static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid,
 		pr_err("%s: cannot take a copy of fd %u: %s", what, e->fd, strerror(-copy));
 		return copy;
 	}
-	int r = io_uring_probe_group_add(t, inj, copy, e->fd, false);
+	int r = io_uring_probe_group_add(t, NULL, copy, e->fd);
 	if (r == -EEXIST && syscall(SYS_kcmp, t->pid, tid, KCMP_FILE, e->fd, e->fd) == 0) {
 		inside = true; /* a single submitter's: this thread's, if it answers */
-		r = io_uring_probe_group_add(t, inj, copy, e->fd, true);
+		r = io_uring_probe_group_add(t, inj, copy, e->fd);
 	}
 	if (r == -EEXIST) /* another thread's single submitter */
 		return 0;
@@ -134,7 +134,7 @@ static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid,
 		}
 	if (err)
 		pr_err("%s: cannot ask which io_uring instance each index is: %s", what, strerror(-err));
-	if ((r = io_uring_probe_group_remove(t, inj, copy, e->fd, inside))) {
+	if ((r = io_uring_probe_group_remove(t, inside ? inj : NULL, copy, e->fd))) {
 		pr_err("%s: cannot take back buffer group %d from the io_uring instance at fd %u: %s", what,
 		       PROBE_GROUP, e->fd, strerror(-r));
 		return err ? err : r;

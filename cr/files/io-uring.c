@@ -33,17 +33,18 @@
  * NULL one), provided buffers (IORING_REGISTER_PBUF_STATUS of each of the 65,536 groups, about
  * 75 ms: the kernel lists them nowhere). A ring whose submitter is one task
  * (IORING_SETUP_SINGLE_ISSUER, liburing's advice and fio's) answers EEXIST to any other: it is
- * asked by the process's main thread, through injected syscalls in loops (cr/seize.h).
+ * asked by the process's thread that is its submitter (the main thread tried first), through
+ * injected syscalls in loops (cr/seize.h).
  *
  * Registered buffers are listed by fdinfo and registered again by the blob
  * (cr/files/io-uring-buffers.c); registered files are the process's fds of those files
  * (cr/files/io-uring-files.c).
  * Refused by name: a kernel thread polling the ring (IORING_SETUP_SQPOLL), registered buffers or
- * files of a ring another process holds too, provided buffers, a registered eventfd, NAPI busy polling, rings in the process's
- * own memory not made by a restore (IORING_SETUP_NO_MMAP), a single submitter other than the
- * main thread, requests in flight, counted drops or overflows, a mapped ring that another
- * process of the tree holds or maps too (a fork: stasis opens a shared file for the tree, where
- * no process's memfd can be given to the ring).
+ * files of a ring another process holds too, provided buffers, a registered eventfd, NAPI busy
+ * polling, rings in the process's own memory not made by a restore (IORING_SETUP_NO_MMAP), a
+ * single submitter that exited, requests in flight, counted drops or overflows, a mapped ring
+ * that another process of the tree holds or maps too (a fork: stasis opens a shared file for the
+ * tree, where no process's memfd can be given to the ring).
  * Not seen and so not kept: the other setup flags (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
  * SUBMIT_ALL, IOPOLL: the ring comes back without them, which only lifts their limits),
  * registered personalities, restrictions, io-wq limits. The instances a thread registered with
@@ -53,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <linux/kcmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +74,7 @@
 #include "log.h"
 #include "proc.h"
 #include "seize.h"
+#include "thread-inject.h"
 #include "util.h"
 
 /* struct io_rings as the kernel lays it out (the offsets io_uring_setup reports) */
@@ -140,23 +143,46 @@ static bool power_of_2(uint64_t n)
 
 /*
  * Who asks io_uring_register about a ring: stasis on its copy of the fd, or, for a ring whose
- * submitter is one task (IORING_SETUP_SINGLE_ISSUER: EEXIST to any other), the process's main
- * thread on its own fd, through injected syscalls (the ring's submitter if it made the ring).
+ * submitter is one task (IORING_SETUP_SINGLE_ISSUER: EEXIST to any other), the thread of the
+ * process that is (the main thread first), on the process's fd, through injected syscalls.
  */
 struct ring_asker {
 	struct dump_task *t;
 	int copy, fd;
-	bool inside;
+	struct inject_ctx *inj; /* the thread asking; NULL: stasis */
+	struct inject_ctx own;  /* its context, when not the main thread's */
 };
 
 static long ask(const struct ring_asker *a, unsigned opcode, uint64_t arg)
 {
-	if (!a->inside)
+	if (!a->inj)
 		return syscall(SYS_io_uring_register, a->copy, opcode, arg, 1) < 0 ? -errno : 0;
 	uint64_t args[6] = { a->fd, opcode, arg, 1 };
 	int64_t ret;
-	int err = inject_syscall(&a->t->inj, SYS_io_uring_register, args, &ret);
+	int err = inject_syscall(a->inj, SYS_io_uring_register, args, &ret);
 	return err ? err : ret;
+}
+
+/* With a ring of one submitter (EEXIST to stasis): the process's thread that is, asking
+ * opcode (arg) in a->inj; EEXIST if none is (it exited). What the thread answered, or <0. */
+static long find_submitter(struct ring_asker *a, unsigned opcode, uint64_t arg)
+{
+	struct dump_task *t = a->t;
+
+	a->inj = &t->inj;
+	long err = ask(a, opcode, arg);
+	for (size_t i = 0; err == -EEXIST && i < t->nr_threads; i++) {
+		const struct frozen_thread *ft = &t->threads[i];
+		if (ft->tid == t->pid || syscall(SYS_kcmp, t->pid, ft->tid, KCMP_FILE, a->fd, a->fd))
+			continue; /* (the main thread asked; a table of its own without this file) */
+		a->inj = thread_inject_begin(t, ft, &a->own);
+		if ((err = ask(a, opcode, arg)) == -EEXIST) {
+			int end = thread_inject_end(t, a->inj);
+			a->inj = &t->inj;
+			err = end ? end : err;
+		}
+	}
+	return err;
 }
 
 /* The first buffer group of the ring from group from on that is not ENOENT to
@@ -165,7 +191,7 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 {
 	struct stasis_io_uring_buf_status st = { 0 };
 	const size_t each = sizeof(st) + sizeof(struct inject_call);
-	size_t per_loop = a->inside ? a->t->inj.scratch_len / each : 1;
+	size_t per_loop = a->inj ? a->inj->scratch_len / each : 1;
 	auto_free struct inject_call *calls = xzalloc(per_loop * sizeof(*calls));
 	auto_free struct stasis_io_uring_buf_status *sts = xzalloc(per_loop * sizeof(*sts));
 	auto_free int64_t *ret = xzalloc(per_loop * sizeof(*ret));
@@ -175,7 +201,7 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 		return -ENOMEM;
 	for (uint32_t first = from; first < MAX_BUF_GROUPS; first += per_loop) {
 		size_t n = MAX_BUF_GROUPS - first < per_loop ? MAX_BUF_GROUPS - first : per_loop;
-		if (!a->inside) {
+		if (!a->inj) {
 			st.buf_group = first;
 			ret[0] = syscall(SYS_io_uring_register, a->copy, STASIS_IORING_REGISTER_PBUF_STATUS, &st, 1) < 0
 					 ? -errno
@@ -185,10 +211,10 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 				sts[k].buf_group = first + k;
 				calls[k] = (struct inject_call){ SYS_io_uring_register,
 								 { a->fd, STASIS_IORING_REGISTER_PBUF_STATUS,
-								   a->t->inj.scratch + k * sizeof(st), 1 } };
+								   a->inj->scratch + k * sizeof(st), 1 } };
 			}
-			if ((err = task_mem_write(a->t->pid, a->t->inj.scratch, sts, n * sizeof(st))) ||
-			    (err = inject_syscalls(&a->t->inj, calls, n, ret, NULL, 0)))
+			if ((err = task_mem_write(a->t->pid, a->inj->scratch, sts, n * sizeof(st))) ||
+			    (err = inject_syscalls(a->inj, calls, n, ret, NULL, 0)))
 				return err;
 		}
 		for (size_t k = 0; k < n; k++)
@@ -199,17 +225,15 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 }
 
 /* Whether the ring has registrations stasis cannot make again: 0, or <0 having said. */
-static int refuse_registered(struct ring_asker *a, const char *what)
+static int refuse_registered_asked(struct ring_asker *a, const char *what)
 {
 	/* an eventfd: EBUSY if one is registered, else EFAULT (NULL is read) */
 	long err = ask(a, IORING_REGISTER_EVENTFD, 0);
-	if (err == -EEXIST) {
-		a->inside = true;
-		err = ask(a, IORING_REGISTER_EVENTFD, 0);
-	}
 	if (err == -EEXIST)
-		pr_err("%s whose submitter is one thread (IORING_SETUP_SINGLE_ISSUER) other than the "
-		       "process's main thread: what is registered with it cannot be read: not supported yet",
+		err = find_submitter(a, IORING_REGISTER_EVENTFD, 0);
+	if (err == -EEXIST)
+		pr_err("%s whose submitter is one thread (IORING_SETUP_SINGLE_ISSUER) that is none of the "
+		       "process's threads (it exited): what is registered with it cannot be read: not supported",
 		       what);
 	else if (err == -EBUSY)
 		pr_err("%s with an eventfd registered for its completions: not supported yet", what);
@@ -223,7 +247,7 @@ static int refuse_registered(struct ring_asker *a, const char *what)
 		return 0;
 	long group = first_buffer_group(a, 0);
 	if (group == IO_URING_PROBE_GROUP) { /* one a killed stasis left? then the groups after it */
-		int gone = io_uring_probe_group_take_back(a->t, a->copy, a->fd, a->inside);
+		int gone = io_uring_probe_group_take_back(a->t, a->inj, a->copy, a->fd);
 		group = gone < 0 ? gone : gone ? first_buffer_group(a, IO_URING_PROBE_GROUP + 1) : group;
 	}
 	if (group < 0) {
@@ -235,6 +259,13 @@ static int refuse_registered(struct ring_asker *a, const char *what)
 		return -ENOTSUP;
 	}
 	return 0;
+}
+
+static int refuse_registered(struct ring_asker *a, const char *what)
+{
+	int err = refuse_registered_asked(a, what);
+	int end = a->inj == &a->own ? thread_inject_end(a->t, a->inj) : 0;
+	return err ? err : end;
 }
 
 /* The shared memory of a ring, mapped read-only by stasis: its ring region (ring_pages of it)
@@ -426,7 +457,7 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		pr_err("%s: cannot take a copy of it: %s", what, strerror(-copy));
 		return copy;
 	}
-	struct ring_asker asker = { t, copy, p->fd, false };
+	struct ring_asker asker = { .t = t, .copy = copy, .fd = p->fd };
 	int err = refuse_registered(&asker, what);
 	pid_t other;
 	if (err)

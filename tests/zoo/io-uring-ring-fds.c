@@ -4,8 +4,11 @@
  * their index in the thread's table (IORING_ENTER_REGISTERED_RING), not by fd.
  *   The main thread: P at the first free index (0: offset -1, as liburing asks), S at 1 (S is
  *   IORING_SETUP_SINGLE_ISSUER, this thread its submitter), Q at 9.
- *   Thread W: Q at its first free index (0), P at 4.
- *   Each instance took NOPs by index before the dump (4 through P, 2 through Q, 3 through S).
+ *   Thread W: Q at its first free index (0), P at 4, and at 2 T, an instance W made with
+ *   liburing's recommended flags (IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN: W its submitter, what
+ *   is registered with it asked by W).
+ *   Each instance took NOPs by index before the dump (4 through P, 2 through Q, 3 through S, 5
+ *   through T).
  *   With --closed (a failure case of tests/failure-cases.sh): W also registers R at 7 and
  *   closes R's fd (io_uring_close_ring_fd), R never mapped; the dump must refuse, naming it.
  * After restore and SIGTERM: each thread submits a NOP through each of its indexes (the entry
@@ -20,18 +23,22 @@
 #ifndef IORING_SETUP_SINGLE_ISSUER
 #define IORING_SETUP_SINGLE_ISSUER (1U << 12)
 #endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
 #ifndef IORING_UNREGISTER_RING_FDS
 #define IORING_UNREGISTER_RING_FDS 21
 #endif
 
-static struct zring P = { .name = "P" }, Q = { .name = "Q" }, S = { .name = "S" }, R = { .name = "R" };
+static struct zring P = { .name = "P" }, Q = { .name = "Q" }, S = { .name = "S" }, R = { .name = "R" },
+		    T = { .name = "T" };
 /* an index of a thread's table: its instance */
 struct slot {
 	unsigned index;
 	struct zring *r;
 };
 static const struct slot main_slots[] = { { 0, &P }, { 1, &S }, { 9, &Q } };
-static const struct slot w_slots[] = { { 0, &Q }, { 4, &P } };
+static const struct slot w_slots[] = { { 0, &Q }, { 2, &T }, { 4, &P } };
 static volatile int w_go, w_done, w_corrupt;
 static int closed; /* --closed: W's index 7 holds R, whose fd is closed */
 static char w_fail[256];
@@ -95,8 +102,12 @@ static void *w_main(void *arg)
 {
 	char err[128];
 	(void)arg;
-	if (register_at(&Q, -1) != 0 || register_at(&P, 4) != 4)
+	zring_make(&T, 4, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 1);
+	if (register_at(&Q, -1) != 0 || register_at(&T, 2) != 2 || register_at(&P, 4) != 4)
 		zoo_die("thread W: IORING_REGISTER_RING_FDS: %s", strerror(errno));
+	for (unsigned i = 0; i < 5; i++)
+		if (!nop_through(&T, 2, 400 + i, err, sizeof(err)))
+			zoo_die("thread W before the dump: %s", err);
 	if (closed) {
 		zring_make(&R, 4, 0, 0);
 		if (register_at(&R, 7) != 7)
@@ -157,5 +168,6 @@ int main(int argc, char **argv)
 	w_go = 1;
 	pthread_join(w, NULL);
 	CHECK("thread-index", !w_fail[0], "thread W's registered instances: %s", w_fail);
-	return zoo_finish("3 io_uring instances registered with 2 threads at 5 indexes, each entered by index");
+	return zoo_finish("4 io_uring instances registered with 2 threads at 6 indexes (one a single submitter's, "
+			  "another thread's), each entered by index");
 }

@@ -12,7 +12,7 @@
  *   eventfd registered), io_uring-buffers (with a ring of provided buffers of group 7 in the
  *   process's memory), io_uring-buffer-unmapped (a registered buffer
  *   whose page was unmapped since: the kernel still pins it), io_uring-single (IORING_SETUP_SINGLE_ISSUER, made by a thread that has
- *   exited since: its submitter is not the main thread), io_uring-forked (its rings mapped,
+ *   exited since: no thread of the process is its submitter), io_uring-forked (its rings mapped,
  *   then a child forked that holds and maps them too, waiting until its parent dies),
  *   epoll-in-flight (an epoll watching a pipe's read end that only a message
  *   waiting in a unix socket holds: sockets at fds 77 and 78, the write end at 79),
