@@ -105,7 +105,8 @@ bool io_uring_buffers_valid(const IoUringRing *r)
 		return false;
 	for (size_t i = 0; i < r->n_buffers; i++) {
 		const IoUringBuffer *b = r->buffers[i];
-		if (!b->addr != !b->len || b->len > MAX_BUFFER_LEN || b->addr >= USER_END || b->len > USER_END - b->addr)
+		if (!b->addr != !b->len || b->len > MAX_BUFFER_LEN || b->addr >= USER_END ||
+		    b->len > USER_END - b->addr)
 			return false;
 	}
 	return true;
@@ -121,9 +122,11 @@ static size_t buffers_args_size(const struct restore_task *t)
 {
 	size_t len = 8;
 
-	for (size_t i = 0; i < t->fds->n_fds; i++)
-		if (has_buffers(t->fds->fds[i]))
-			len += sizeof(struct rst_ring_buffers) + t->fds->fds[i]->io_uring->n_buffers * sizeof(struct rst_iovec) + 8;
+	for (size_t i = 0; i < t->fds->n_fds; i++) {
+		const FdEntry *e = t->fds->fds[i];
+		if (has_buffers(e))
+			len += sizeof(struct rst_ring_buffers) + e->io_uring->n_buffers * sizeof(struct rst_iovec) + 8;
+	}
 	return len;
 }
 

@@ -119,9 +119,10 @@ int io_uring_files_dump(const struct dump_task *t, const char *info, uint64_t co
 		int fd = fd_of_path(t, fds, n, line);
 		if (fd < 0) {
 			pr_err("%s: its registered file %" PRIu64 " (%s) is %s: not supported", what, index, line,
-			       fd == -ENOTUNIQ ? "one of several open files of the process with that path (both ends of "
-						 "a pipe, a file opened twice): which one cannot be told"
-					       : "held by no fd of the process (a direct descriptor, or its fd closed since)");
+			       fd == -ENOTUNIQ
+				       ? "one of several open files of the process with that path (both ends of a "
+					 "pipe, a file opened twice): which one cannot be told"
+				       : "held by no fd of the process (a direct descriptor, or its fd closed since)");
 			return -ENOTSUP;
 		}
 		if ((err = add_file(r, index, fd)))
@@ -168,7 +169,8 @@ static int restore_files(struct restore_task *t)
 			table[k] = -1;
 		for (size_t k = 0; k < r->n_files; k++)
 			table[r->files[k]->index] = (int)r->files[k]->fd;
-		int err = syscall(SYS_io_uring_register, e->fd, IORING_REGISTER_FILES, table, r->files_table) ? -errno : 0;
+		long ret = syscall(SYS_io_uring_register, e->fd, IORING_REGISTER_FILES, table, r->files_table);
+		int err = ret ? -errno : 0;
 		free(table);
 		if (err) {
 			pr_err("restore pid %d fd %u: cannot register the %zu files of its io_uring instance again: %s",

@@ -117,9 +117,9 @@ static int slots_holding(struct dump_task *t, struct inject_ctx *inj, pid_t tid,
 		if (!(slots & (1 << k)))
 			continue;
 		st[n].buf_group = PROBE_GROUP;
+		uint64_t opcode = STASIS_IORING_REGISTER_PBUF_STATUS | IORING_REGISTER_USE_REGISTERED_RING;
 		calls[n] = (struct inject_call){ SYS_io_uring_register,
-						 { k, STASIS_IORING_REGISTER_PBUF_STATUS | IORING_REGISTER_USE_REGISTERED_RING,
-						   inj->scratch + STATUS_AT + n * sizeof(st[0]), 1 } };
+						 { k, opcode, inj->scratch + STATUS_AT + n * sizeof(st[0]), 1 } };
 		slot_of[n++] = k;
 	}
 	if (!(err = task_mem_write(t->pid, inj->scratch + STATUS_AT, st, n * sizeof(st[0]))) &&
@@ -193,7 +193,7 @@ static int dump_thread_ring_fds(struct dump_task *t, struct inject_ctx *inj, pid
 		pr_err("%s: the io_uring instance it registered with itself at index %u (IORING_REGISTER_RING_FDS) "
 		       "%s: not supported", what, k,
 		       a.other_issuer & bit ? "has another thread as its single submitter (IORING_SETUP_SINGLE_ISSUER)"
-		       : a.untold & bit     ? "cannot be told from the process's others by this kernel (Linux >= 6.8 can)"
+		       : a.untold & bit     ? "cannot be told from the process's others by this kernel (6.8 can)"
 					    : "is held by no fd of the process (closed since: io_uring_close_ring_fd)");
 		return -ENOTSUP;
 	}

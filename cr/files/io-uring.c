@@ -48,8 +48,9 @@
  * Not seen and so not kept: the other setup flags (SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN,
  * SUBMIT_ALL, IOPOLL: the ring comes back without them, which only lifts their limits),
  * registered personalities, restrictions, io-wq limits. The instances a thread registered with
- * itself (IORING_REGISTER_RING_FDS) are a state of their own (cr/files/io-uring-ring-fds.c). The kernel's io-wq worker threads of a process
- * (PF_IO_WORKER, never in user space) are not dumped (cr/threads.c): it makes new ones.
+ * itself (IORING_REGISTER_RING_FDS) are a state of their own (cr/files/io-uring-ring-fds.c).
+ * The kernel's io-wq worker threads of a process (PF_IO_WORKER, never in user space) are not
+ * dumped (cr/threads.c): it makes new ones.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -459,7 +460,6 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	}
 	struct ring_asker asker = { .t = t, .copy = copy, .fd = p->fd };
 	int err = refuse_registered(&asker, what);
-	pid_t other;
 	if (err)
 		return err;
 	struct ring_memory m = { 0 };
@@ -476,7 +476,8 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 	r->sq_tail = ri.sq_tail;
 	r->cq_head = ri.cq_head;
 	r->cq_tail = ri.cq_tail;
-	if ((ri.user_bufs || ri.user_files) && (other = other_user(t, p->id_ino))) {
+	pid_t other = ri.user_bufs || ri.user_files ? other_user(t, p->id_ino) : 0;
+	if (other) {
 		pr_err("%s with registered %s, which pid %d holds or maps too (a fork): not supported yet", what,
 		       ri.user_bufs ? "buffers" : "files", other);
 		return -ENOTSUP;
