@@ -20,7 +20,7 @@ PROGRAMS=("$@")
 [ ${#PROGRAMS[@]} -gt 0 ] || PROGRAMS=(mem-anon mem-file memfd shared-anon sysv-ipc sysv-shm fds pipes \
 	unix-pair unix-bound unix-server unix-inflight udp tcp-established tree threads signals itimers \
 	posix-timers deleted-files ghost-sparse detached-mounts ipc-ns-nested event-fds inotify fanotify mqueue pty \
-	seccomp-profile pidfd rseq tls time-ns time-ns-nested cow)
+	seccomp-profile pidfd rseq tls time-ns time-ns-nested cow io-uring io-uring-ring-fds io-uring-buffers io-uring-files)
 CONTAINER_PROGRAMS=(ctr-state sysv-ipc mem-anon)
 mkdir -p "$OUT/image" "$OUT/restore"
 
@@ -37,7 +37,7 @@ seed_set() {
 	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --leave-running "$@" -o /dev/null
 	kill_ours "$ZPID"
 	wait_until 5 pid_free "$ZPID"
-	remove_left_segments
+	remove_left_shared_memory
 	if [ "$ZRC" != 0 ]; then
 		echo "seeds: $tag not dumped: $(tail -n 1 "$d/dump.out")" >&2
 		return
