@@ -20,7 +20,7 @@ PROGRAMS=("$@")
 [ ${#PROGRAMS[@]} -gt 0 ] || PROGRAMS=(mem-anon mem-file memfd shared-anon sysv-ipc sysv-shm fds pipes \
 	unix-pair unix-bound unix-server unix-inflight udp tcp-established tree threads signals itimers \
 	posix-timers deleted-files ghost-sparse detached-mounts ipc-ns-nested event-fds inotify fanotify mqueue pty \
-	seccomp-profile pidfd rseq tls time-ns time-ns-nested cow io-uring io-uring-ring-fds io-uring-buffers io-uring-files)
+	seccomp-profile pidfd rseq tls time-ns time-ns-nested cow io-uring io-uring-ring-fds io-uring-buffers io-uring-files io-uring-inflight)
 CONTAINER_PROGRAMS=(ctr-state sysv-ipc mem-anon)
 mkdir -p "$OUT/image" "$OUT/restore"
 

@@ -120,7 +120,7 @@ run_part slow 570 "process zoo, stasis under ASan/UBSan, one pre-dump round befo
 run_part slow 245 "process zoo in containers" tests/run-zoo.sh --jobs 2 --container
 run_part slow 25 "process zoo in a PID namespace with the host's /proc" tests/run-zoo.sh --jobs 2 --container=pidns \
 	files-proc proc-dead pidfd pidfd-reaped pidfd-thread tree orphan-group orphan-session stop-signals sysv-ipc sysv-shm sem-undo-host sem-undo-multi \
-	shell-job ext-unix unix-peercred time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status io-uring io-uring-ring-fds io-uring-buffers io-uring-files
+	shell-job ext-unix unix-peercred time-ns time-ns-nested creds syscall-poll seccomp-strict zombie-status io-uring io-uring-ring-fds io-uring-buffers io-uring-files io-uring-inflight
 # as the init of a whole container in a user namespace of its own (mapping 0-65535 to
 # 100000-165535, which owns all its other namespaces), for the programs whose state a process
 # there can have (not fanotify, mknod, sched classes, TIOCVHANGUP...), user-ns the namespace

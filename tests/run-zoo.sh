@@ -193,7 +193,7 @@ HOST_ONLY=" kmsg-reader uprobes "
 # programs whose system calls a container engine's default seccomp profile refuses (io_uring:
 # Docker's, Podman's and ctr-run's): not run in the flavours with that profile (full, userns;
 # said, counted neither way), the pidns flavour runs them
-SECCOMP_REFUSED=" io-uring io-uring-ring-fds io-uring-buffers io-uring-files "
+SECCOMP_REFUSED=" io-uring io-uring-ring-fds io-uring-buffers io-uring-files io-uring-inflight "
 
 # ---------------------------------------------------------------------------------------
 # start_prog NAME DIR [ARGS...]: zoo_start, in a container with a container flavour

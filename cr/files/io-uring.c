@@ -14,11 +14,16 @@
  * end (cr/files/io-uring-layout.c).
  *
  * Saved only when every request the kernel took from the submission ring has completed (its
- * CqTail is its SqHead): nothing is in flight, armed, or queued. Made again with the same sizes,
- * the new ring's counters are brought to the saved ones by as many NOPs (about 20 million a
- * second here; the counters are 32 bits), then the memory the process shares with the kernel is
- * written back whole: the entries the process wrote and has not submitted (SqHead..SqTail), the
- * completions it has not read (CqHead..CqTail), the index array.
+ * CqTail is its SqHead): nothing is in flight, armed, or queued. Requests in flight that
+ * complete by themselves (none armed on a file, no completion waiting for room: file reads and
+ * writes, timeouts) are waited for first, at most SETTLE_WAIT_NS, by an io_uring_enter injected
+ * into the process's main thread (it runs the completions the kernel queued to that thread):
+ * their completions are then saved unread, as if they had come while the process was frozen.
+ * Made again with the same sizes, the new ring's counters are brought to the saved ones by as
+ * many NOPs (about 20 million a second here; the counters are 32 bits), then the memory the
+ * process shares with the kernel is written back whole: the entries the process wrote and has
+ * not submitted (SqHead..SqTail), the completions it has not read (CqHead..CqTail), the index
+ * array.
  *
  * The rings' mappings are VMA_IO_URING of cr/mm.c. The kernel maps an instance's memory only
  * where it chooses (its get_unmapped_area refuses an address, to mmap and mremap alike), so a
@@ -56,6 +61,7 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <linux/kcmp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +93,7 @@
 #define MAX_SQ_ENTRIES 32768u /* IORING_MAX_ENTRIES */
 #define MAX_CQ_ENTRIES (2 * MAX_SQ_ENTRIES)
 #define MAX_BUF_GROUPS 65536u /* a buffer group id is 16 bits */
+#define SETTLE_WAIT_NS 100000000 /* for requests in flight to complete by themselves: 100 ms */
 
 #define MEMFD_NAME "stasis-io_uring"
 #define MEMFD_PATH "/memfd:" MEMFD_NAME " (deleted)"
@@ -417,9 +424,47 @@ static int save_memory(const struct ring_memory *m, uint32_t sq, uint32_t cq, Io
 
 static pid_t other_user(const struct dump_task *t, uint64_t ino);
 
+static bool in_flight(const struct ring_info *ri)
+{
+	return ri->polls || ri->overflows || ri->sq_head != ri->cached_sq_head || ri->cq_tail != ri->cached_cq_tail ||
+	       ri->cq_tail != ri->sq_head;
+}
+
+/*
+ * Requests in flight that complete by themselves (none armed on a file, no completion waiting
+ * for room), waited for at most SETTLE_WAIT_NS by the process's main thread: an injected
+ * io_uring_enter waiting for every completion (which also runs the completions the kernel
+ * queued to that thread). Its fdinfo read again into *ri, the text into *info (the caller's
+ * to free). 0, or <0 (not said: the caller says what stays in flight).
+ */
+static int settle(struct dump_task *t, int fd, struct ring_info *ri, char **info)
+{
+	struct {
+		struct io_uring_getevents_arg arg;
+		struct { int64_t sec, nsec; } ts;
+	} w = { .arg = { .ts = t->inj.scratch + offsetof(typeof(w), ts) }, .ts = { 0, SETTLE_WAIT_NS } };
+	uint64_t args[6] = { fd, 0, (uint32_t)(ri->sq_head - ri->cq_head), /* (the kernel caps it) */
+			     IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, t->inj.scratch, sizeof(w.arg) };
+	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	char path[64];
+	int64_t ret; /* (0, -ETIME, -EINTR: what fdinfo says next counts) */
+	int err = task_mem_write(t->pid, t->inj.scratch, &w, sizeof(w));
+
+	if (err || (err = inject_syscall(&t->inj, SYS_io_uring_enter, args, &ret)))
+		return err;
+	pr_debug("dump pid %d fd %d: waited %.1f ms for its io_uring requests in flight (%s)", t->pid, fd,
+		 (now_ns(CLOCK_MONOTONIC) - start) / 1e6, ret ? strerror((int)-ret) : "all completed");
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", t->pid, fd);
+	if (!(*info = read_proc_record(path)))
+		return -errno;
+	return read_info(*info, ri);
+}
+
 static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	struct ring_info ri = { 0 };
+	auto_free char *settled = NULL;
+	const char *info = p->info;
 	char what[80];
 
 	if (strcmp(p->link, "anon_inode:[io_uring]"))
@@ -439,8 +484,15 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		pr_err("%s with busy polling of network queues (NAPI): not supported yet", what);
 		return -ENOTSUP;
 	}
-	if (ri.polls || ri.overflows || ri.sq_head != ri.cached_sq_head || ri.cq_tail != ri.cached_cq_tail ||
-	    ri.cq_tail != ri.sq_head) {
+	if (in_flight(&ri) && !ri.polls && !ri.overflows) {
+		int err = settle(t, p->fd, &ri, &settled);
+		if (err) {
+			pr_err("%s: cannot wait for its requests in flight: %s", what, strerror(-err));
+			return err;
+		}
+		info = settled;
+	}
+	if (in_flight(&ri)) {
 		pr_err("%s with requests in flight (%llu taken from its submission ring, %llu completed%s%s): "
 		       "not supported, a ring is saved between requests (a dump a moment later may find "
 		       "it so)", what,
@@ -482,8 +534,8 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		       ri.user_bufs ? "buffers" : "files", other);
 		return -ENOTSUP;
 	}
-	if ((err = io_uring_buffers_dump(t, p->info, ri.user_bufs, r, what)) ||
-	    (err = io_uring_files_dump(t, p->info, ri.user_files, r, what)))
+	if ((err = io_uring_buffers_dump(t, info, ri.user_bufs, r, what)) ||
+	    (err = io_uring_files_dump(t, info, ri.user_files, r, what)))
 		return err;
 	if (!(err = map_memory(t, copy, p->id_ino, sq, cq, &m, what)))
 		err = save_memory(&m, sq, cq, r, what);
