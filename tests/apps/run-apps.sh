@@ -267,13 +267,15 @@
 #           process_start_time_seconds, read from /proc, says the restore's time: the kernel's
 #           start time of a task cannot be set.) Not run by default (apt-get install prometheus; make setup does not);
 #           about 10 s.
-#   fio     fio 3.33 writing 4 MiB in random 4 KiB blocks through io_uring (its ring of 4 entries,
-#           IORING_SETUP_SINGLE_ISSUER: its registrations are asked inside its job process; its
-#           4 buffers registered, fixedbufs=1: READ_FIXED and WRITE_FIXED; its file registered,
-#           registerfiles=1), 4 in flight at most, 200 a second, then reading them back to check each block's
-#           crc32c (verify): dumped while writing (writes in flight at the dump are waited for
+#   fio     fio 3.33 with two jobs, each writing 2 MiB in random 4 KiB blocks through its io_uring
+#           (4 entries, IORING_SETUP_SINGLE_ISSUER: what is registered with it is asked inside its
+#           submitter): w in a job process of its own, t a thread of fio's (thread=1: its ring's
+#           submitter is not the main thread, as in thread-per-core programs). Their buffers
+#           registered (fixedbufs=1: READ_FIXED and WRITE_FIXED) and their files (registerfiles=1);
+#           4 in flight at most, 200 a second each, then each block read back and its crc32c
+#           checked (verify). Dumped while writing (writes in flight at the dump are waited for
 #           inside the process, at most 100 ms: no retry), restored; fio ends by itself with
-#           err=0, every block written and verified. About 7 s.
+#           err=0 for both jobs, every block written and verified. About 6 s.
 #   pulseaudio  PulseAudio 16 (a null sink, the native protocol on a unix socket of the case's
 #           directory) with pacat playing a tone into the sink and parec recording its monitor,
 #           the three started by tests/apps/pulse-tree.py, the tree's root. Client and server
@@ -3890,9 +3892,24 @@ case_mariadb() {
 		"$d/err.log" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
 }
 
-# fio_rings PID: the io_uring instances of fio's job process (PID's child)
+# fio_procs PID: fio (PID, whose thread runs job t) and its job process (job w)
+fio_procs() {
+	echo "$1" "$(pgrep -P "$1" | head -1)"
+}
+# fio_rings PID: the io_uring instances of both
 fio_rings() {
-	uring_fds "$(pgrep -P "$1" | head -1)"
+	local p n=0
+	for p in $(fio_procs "$1"); do
+		n=$((n + $(uring_fds "$p")))
+	done
+	echo "$n"
+}
+# fio_registered PID KEY: the sum of fdinfo's KEY (UserBufs:, UserFiles:) over both's fds
+fio_registered() {
+	local p
+	for p in $(fio_procs "$1"); do
+		grep -h "^$2" /proc/"$p"/fdinfo/* 2>/dev/null
+	done | awk '{n += $2} END {print n + 0}'
 }
 
 case_fio() {
@@ -3902,23 +3919,24 @@ case_fio() {
 		return
 	fi
 	mkdir -p "$d/img"
-	printf '[w]\nioengine=io_uring\nfixedbufs=1\nregisterfiles=1\nfilename=%s/data\nrw=randwrite\nbs=4k\nsize=4m\niodepth=4\nverify=crc32c\ndo_verify=1\nrate_iops=200\n' \
-		"$d" >"$d/job.fio"
+	# two jobs: w in a process of its own, t a thread of fio's (its ring's one submitter)
+	printf '[global]\nioengine=io_uring\nfixedbufs=1\nregisterfiles=1\nrw=randwrite\nbs=4k\nsize=2m\niodepth=4\nverify=crc32c\ndo_verify=1\nrate_iops=200\n[w]\nfilename=%s/data\n[t]\nthread=1\nfilename=%s/data2\n' \
+		"$d" "$d" >"$d/job.fio"
 	(cd "$d" && exec setsid fio --output="$d/out" job.fio </dev/null >"$d/stdout" 2>&1) &
 	pid=$!
 	disown "$pid"
 	track_pid "$pid"
-	# its job process (a child) makes the ring
-	wait_until 10 eval '[ "$(fio_rings "$pid")" -gt 0 ]'
+	# each job makes its ring
+	wait_until 10 eval '[ "$(fio_rings "$pid")" -ge 2 ]'
 	uring=$(fio_rings "$pid")
-	if [ "${uring:-0}" -eq 0 ]; then
-		result_fail "$name" "fio's job made no io_uring: $(tr '\n' '|' <"$d/stdout")"
+	if [ "${uring:-0}" -lt 2 ]; then
+		result_fail "$name" "fio's jobs made ${uring:-0} io_uring instances, not 2: $(tr '\n' '|' <"$d/stdout")"
 		kill_ours "$pid"
 		return
 	fi
 	# its registered buffers (fixedbufs: one per request in flight) and files (registerfiles)
-	bufs=$(grep -h '^UserBufs:' /proc/"$(pgrep -P "$pid" | head -1)"/fdinfo/* 2>/dev/null | awk '{n += $2} END {print n + 0}')
-	files=$(grep -h '^UserFiles:' /proc/"$(pgrep -P "$pid" | head -1)"/fdinfo/* 2>/dev/null | awk '{n += $2} END {print n + 0}')
+	bufs=$(fio_registered "$pid" UserBufs:)
+	files=$(fio_registered "$pid" UserFiles:)
 	if [ "$bufs" -eq 0 ] || [ "$files" -eq 0 ]; then
 		result_fail "$name" "fio's ring has no registered buffers (fixedbufs=1) or files (registerfiles=1)"
 		kill_ours "$pid"
@@ -3929,13 +3947,13 @@ case_fio() {
 	checkpoint "$name" "$pid" "$d" || out=failed
 	if [ -z "$out" ] && ! wait_until 30 pid_free "$pid"; then
 		out="fio did not end within 30 s of the restore"
-	elif [ -z "$out" ] && ! grep -q 'err= 0' "$d/out"; then
-		out="fio ended with an error: $(grep -E 'err=|verify' "$d/out" | head -3 | tr '\n' '|')"
+	elif [ -z "$out" ] && [ "$(grep -c 'err= 0' "$d/out")" -ne 2 ]; then
+		out="fio's two jobs did not both end with err=0: $(grep -E 'err=|verify' "$d/out" | head -3 | tr '\n' '|')"
 	elif [ -z "$out" ] && ! { grep -q 'WRITE:.*io=4096KiB' "$d/out" && grep -q 'READ:.*io=4096KiB' "$d/out"; }; then
 		out="fio did not write and verify 4 MiB: $(grep -E 'READ:|WRITE:' "$d/out" | tr '\n' '|')"
 	fi
 	kill_ours "$pid"
-	verdict "$name" "$out" "its io_uring (4 entries, one submitter, $bufs registered buffers, $files registered file) writing after the restore, every block written and verified; $(ckpt_times "$d")" \
+	verdict "$name" "$out" "$uring io_urings, a process's and a thread's (4 entries, one submitter each, $bufs registered buffers, $files registered files) writing after the restore, every block written and verified; $(ckpt_times "$d")" \
 		"$d/stdout" "$d/out" "$d/dump.out" "$d/img/dump.log" "$d/restore.out" "$d/img/restore.log"
 }
 
