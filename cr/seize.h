@@ -85,6 +85,9 @@ struct inject_call {
 	uint64_t nr;
 	uint64_t args[6];
 };
+/* At most this many in one loop for a thread other than the main one (the list goes under its
+ * stack pointer: 3.5 KiB of its stack, written back after); a longer list runs one at a time. */
+#define INJECT_THREAD_LOOP_MAX 64
 int inject_syscalls(struct inject_ctx *ctx, const struct inject_call *calls, unsigned n,
 		    int64_t *ret, void *out, size_t len);
 /*

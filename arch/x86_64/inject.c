@@ -26,7 +26,7 @@
 
 #define SCRATCH_LEN (4 * PAGE_SIZE)
 #define STACK_RED_ZONE 128 /* bytes below the stack pointer a function may use (x86-64 ABI) */
-#define THREAD_TABLE_MAX 8 /* syscalls a thread but the main one runs in a loop */
+#define THREAD_TABLE_MAX INJECT_THREAD_LOOP_MAX
 #define ERESTARTSYS 512
 #define ERESTARTNOINTR 513
 #define ERESTARTNOHAND 514

@@ -161,30 +161,36 @@ struct ring_asker {
 	struct inject_ctx own;  /* its context, when not the main thread's */
 };
 
+/* Syscall nr (args) run by the thread a->inj: what it returned, or <0. */
+static long call_inside(const struct ring_asker *a, long nr, const uint64_t args[6])
+{
+	int64_t ret;
+	int err = inject_syscall(a->inj, nr, args, &ret);
+	return err ? err : ret;
+}
+
 static long ask(const struct ring_asker *a, unsigned opcode, uint64_t arg)
 {
 	if (!a->inj)
 		return syscall(SYS_io_uring_register, a->copy, opcode, arg, 1) < 0 ? -errno : 0;
-	uint64_t args[6] = { a->fd, opcode, arg, 1 };
-	int64_t ret;
-	int err = inject_syscall(a->inj, SYS_io_uring_register, args, &ret);
-	return err ? err : ret;
+	return call_inside(a, SYS_io_uring_register, (const uint64_t[6]){ a->fd, opcode, arg, 1 });
 }
 
-/* With a ring of one submitter (EEXIST to stasis): the process's thread that is, asking
- * opcode (arg) in a->inj; EEXIST if none is (it exited). What the thread answered, or <0. */
-static long find_submitter(struct ring_asker *a, unsigned opcode, uint64_t arg)
+/* With a ring of one submitter (EEXIST to others): the process's thread that is, left in
+ * a->inj, running syscall nr (args); EEXIST if none is (it exited). What the thread answered,
+ * or <0. */
+static long find_submitter(struct ring_asker *a, long nr, const uint64_t args[6])
 {
 	struct dump_task *t = a->t;
 
 	a->inj = &t->inj;
-	long err = ask(a, opcode, arg);
+	long err = call_inside(a, nr, args);
 	for (size_t i = 0; err == -EEXIST && i < t->nr_threads; i++) {
 		const struct frozen_thread *ft = &t->threads[i];
 		if (ft->tid == t->pid || syscall(SYS_kcmp, t->pid, ft->tid, KCMP_FILE, a->fd, a->fd))
 			continue; /* (the main thread asked; a table of its own without this file) */
 		a->inj = thread_inject_begin(t, ft, &a->own);
-		if ((err = ask(a, opcode, arg)) == -EEXIST) {
+		if ((err = call_inside(a, nr, args)) == -EEXIST) {
 			int end = thread_inject_end(t, a->inj);
 			a->inj = &t->inj;
 			err = end ? end : err;
@@ -199,7 +205,9 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 {
 	struct stasis_io_uring_buf_status st = { 0 };
 	const size_t each = sizeof(st) + sizeof(struct inject_call);
-	size_t per_loop = a->inj ? a->inj->scratch_len / each : 1;
+	size_t per_loop = !a->inj			      ? 1
+			  : a->inj->pid == a->inj->owner ? a->inj->scratch_len / each
+							 : INJECT_THREAD_LOOP_MAX; /* (another thread's list) */
 	auto_free struct inject_call *calls = xzalloc(per_loop * sizeof(*calls));
 	auto_free struct stasis_io_uring_buf_status *sts = xzalloc(per_loop * sizeof(*sts));
 	auto_free int64_t *ret = xzalloc(per_loop * sizeof(*ret));
@@ -238,7 +246,7 @@ static int refuse_registered_asked(struct ring_asker *a, const char *what)
 	/* an eventfd: EBUSY if one is registered, else EFAULT (NULL is read) */
 	long err = ask(a, IORING_REGISTER_EVENTFD, 0);
 	if (err == -EEXIST)
-		err = find_submitter(a, IORING_REGISTER_EVENTFD, 0);
+		err = find_submitter(a, SYS_io_uring_register, (const uint64_t[6]){ a->fd, IORING_REGISTER_EVENTFD, 0, 1 });
 	if (err == -EEXIST)
 		pr_err("%s whose submitter is one thread (IORING_SETUP_SINGLE_ISSUER) that is none of the "
 		       "process's threads (it exited): what is registered with it cannot be read: not supported",
@@ -269,10 +277,11 @@ static int refuse_registered_asked(struct ring_asker *a, const char *what)
 	return 0;
 }
 
-static int refuse_registered(struct ring_asker *a, const char *what)
+/* The asker's injection into a thread other than the main one ended. */
+static int asker_end(struct ring_asker *a, int err)
 {
-	int err = refuse_registered_asked(a, what);
 	int end = a->inj == &a->own ? thread_inject_end(a->t, a->inj) : 0;
+	a->inj = NULL;
 	return err ? err : end;
 }
 
@@ -432,29 +441,35 @@ static bool in_flight(const struct ring_info *ri)
 
 /*
  * Requests in flight that complete by themselves (none armed on a file, no completion waiting
- * for room), waited for at most SETTLE_WAIT_NS by the process's main thread: an injected
- * io_uring_enter waiting for every completion (which also runs the completions the kernel
- * queued to that thread). Its fdinfo read again into *ri, the text into *info (the caller's
- * to free). 0, or <0 (not said: the caller says what stays in flight).
+ * for room), waited for at most SETTLE_WAIT_NS by the process's main thread, or the ring's one
+ * submitter (left in a->inj): an injected io_uring_enter waiting for every completion (which
+ * also runs the completions the kernel queued to that thread). Its fdinfo read again into *ri,
+ * the text into *info (the caller's to free). 0, or <0 (not said: the caller says what stays
+ * in flight).
  */
-static int settle(struct dump_task *t, int fd, struct ring_info *ri, char **info)
+static int settle(struct ring_asker *a, struct ring_info *ri, char **info)
 {
+	struct dump_task *t = a->t;
 	struct {
 		struct io_uring_getevents_arg arg;
 		struct { int64_t sec, nsec; } ts;
 	} w = { .arg = { .ts = t->inj.scratch + offsetof(typeof(w), ts) }, .ts = { 0, SETTLE_WAIT_NS } };
-	uint64_t args[6] = { fd, 0, (uint32_t)(ri->sq_head - ri->cq_head), /* (the kernel caps it) */
+	uint64_t args[6] = { a->fd, 0, (uint32_t)(ri->sq_head - ri->cq_head), /* (the kernel caps it) */
 			     IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, t->inj.scratch, sizeof(w.arg) };
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
 	char path[64];
-	int64_t ret; /* (0, -ETIME, -EINTR: what fdinfo says next counts) */
 	int err = task_mem_write(t->pid, t->inj.scratch, &w, sizeof(w));
 
-	if (err || (err = inject_syscall(&t->inj, SYS_io_uring_enter, args, &ret)))
+	if (err)
 		return err;
-	pr_debug("dump pid %d fd %d: waited %.1f ms for its io_uring requests in flight (%s)", t->pid, fd,
+	long ret = find_submitter(a, SYS_io_uring_enter, args); /* (-ETIME, -EINTR: fdinfo tells) */
+	if (a->inj == &t->inj)
+		a->inj = NULL; /* (any thread could wait: stasis asks the rest itself) */
+	if (ret < 0 && ret > -4096 && ret != -ETIME && ret != -EINTR && ret != -EEXIST)
+		return (int)ret;
+	pr_debug("dump pid %d fd %d: waited %.1f ms for its io_uring requests in flight (%s)", t->pid, a->fd,
 		 (now_ns(CLOCK_MONOTONIC) - start) / 1e6, ret ? strerror((int)-ret) : "all completed");
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", t->pid, fd);
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", t->pid, a->fd);
 	if (!(*info = read_proc_record(path)))
 		return -errno;
 	return read_info(*info, ri);
@@ -484,11 +499,17 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		pr_err("%s with busy polling of network queues (NAPI): not supported yet", what);
 		return -ENOTSUP;
 	}
+	auto_close int copy = task_fd_copy(t->pid, p->fd);
+	if (copy < 0) {
+		pr_err("%s: cannot take a copy of it: %s", what, strerror(-copy));
+		return copy;
+	}
+	struct ring_asker asker = { .t = t, .copy = copy, .fd = p->fd };
 	if (in_flight(&ri) && !ri.polls && !ri.overflows) {
-		int err = settle(t, p->fd, &ri, &settled);
+		int err = settle(&asker, &ri, &settled);
 		if (err) {
 			pr_err("%s: cannot wait for its requests in flight: %s", what, strerror(-err));
-			return err;
+			return asker_end(&asker, err);
 		}
 		info = settled;
 	}
@@ -499,19 +520,13 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		       (unsigned long long)ri.cached_sq_head, (unsigned long long)ri.cached_cq_tail,
 		       ri.polls ? ", some waiting on a file" : "",
 		       ri.overflows ? ", completions waiting for room in its ring" : "");
-		return -ENOTSUP;
+		return asker_end(&asker, -ENOTSUP);
 	}
 	if (!power_of_2(sq) || !power_of_2(cq) || sq > MAX_SQ_ENTRIES || cq > MAX_CQ_ENTRIES || cq < sq) {
 		pr_err("%s of %u and %u entries, which stasis does not know", what, sq, cq);
-		return -EINVAL;
+		return asker_end(&asker, -EINVAL);
 	}
-	auto_close int copy = task_fd_copy(t->pid, p->fd);
-	if (copy < 0) {
-		pr_err("%s: cannot take a copy of it: %s", what, strerror(-copy));
-		return copy;
-	}
-	struct ring_asker asker = { .t = t, .copy = copy, .fd = p->fd };
-	int err = refuse_registered(&asker, what);
+	int err = asker_end(&asker, refuse_registered_asked(&asker, what));
 	if (err)
 		return err;
 	struct ring_memory m = { 0 };
