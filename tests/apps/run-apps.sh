@@ -272,10 +272,10 @@
 #           submitter): w in a job process of its own, t a thread of fio's (thread=1: its ring's
 #           submitter is not the main thread, as in thread-per-core programs). Their buffers
 #           registered (fixedbufs=1: READ_FIXED and WRITE_FIXED) and their files (registerfiles=1);
-#           4 in flight at most, 200 a second each, then each block read back and its crc32c
+#           4 in flight at most, 100 a second each, then each block read back and its crc32c
 #           checked (verify). Dumped while writing (writes in flight at the dump are waited for
 #           inside the process, at most 100 ms: no retry), restored; fio ends by itself with
-#           err=0 for both jobs, every block written and verified. About 6 s.
+#           err=0 for both jobs, every block written and verified. About 9 s.
 #   pulseaudio  PulseAudio 16 (a null sink, the native protocol on a unix socket of the case's
 #           directory) with pacat playing a tone into the sink and parec recording its monitor,
 #           the three started by tests/apps/pulse-tree.py, the tree's root. Client and server
@@ -3920,7 +3920,7 @@ case_fio() {
 	fi
 	mkdir -p "$d/img"
 	# two jobs: w in a process of its own, t a thread of fio's (its ring's one submitter)
-	printf '[global]\nioengine=io_uring\nfixedbufs=1\nregisterfiles=1\nrw=randwrite\nbs=4k\nsize=2m\niodepth=4\nverify=crc32c\ndo_verify=1\nrate_iops=200\n[w]\nfilename=%s/data\n[t]\nthread=1\nfilename=%s/data2\n' \
+	printf '[global]\nioengine=io_uring\nfixedbufs=1\nregisterfiles=1\nrw=randwrite\nbs=4k\nsize=2m\niodepth=4\nverify=crc32c\ndo_verify=1\nrate_iops=100\n[w]\nfilename=%s/data\n[t]\nthread=1\nfilename=%s/data2\n' \
 		"$d" "$d" >"$d/job.fio"
 	(cd "$d" && exec setsid fio --output="$d/out" job.fio </dev/null >"$d/stdout" 2>&1) &
 	pid=$!

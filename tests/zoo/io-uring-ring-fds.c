@@ -20,12 +20,6 @@
 #include "zoo-uring.h"
 #include <pthread.h>
 
-#ifndef IORING_SETUP_SINGLE_ISSUER
-#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
 #ifndef IORING_UNREGISTER_RING_FDS
 #define IORING_UNREGISTER_RING_FDS 21
 #endif

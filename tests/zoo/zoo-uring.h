@@ -6,6 +6,14 @@
 #include <linux/io_uring.h>
 #include <sys/mman.h>
 
+/* (linux/io_uring.h of 6.1 has them; older headers do not) */
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+
 struct zring {
 	const char *name;
 	int fd;
