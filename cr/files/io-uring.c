@@ -17,8 +17,9 @@
  * CqTail is its SqHead): nothing is in flight, armed, or queued. Requests in flight that
  * complete by themselves (none armed on a file, no completion waiting for room: file reads and
  * writes, timeouts) are waited for first, at most SETTLE_WAIT_NS, by an io_uring_enter injected
- * into the process's main thread (it runs the completions the kernel queued to that thread):
- * their completions are then saved unread, as if they had come while the process was frozen.
+ * into the process's main thread or the ring's one submitter (it runs the completions the kernel
+ * queued to that thread): their completions are then saved unread, as if they had come while
+ * the process was frozen.
  * Made again with the same sizes, the new ring's counters are brought to the saved ones by as
  * many NOPs (about 20 million a second here; the counters are 32 bits), then the memory the
  * process shares with the kernel is written back whole: the entries the process wrote and has
