@@ -442,8 +442,8 @@ static bool in_flight(const struct ring_info *ri)
 
 /*
  * Requests in flight that complete by themselves (none armed on a file, no completion waiting
- * for room), waited for at most SETTLE_WAIT_NS by the process's main thread, or the ring's one
- * submitter (left in a->inj): an injected io_uring_enter waiting for every completion (which
+ * for room), waited for at most SETTLE_WAIT_NS by the ring's one submitter (left in a->inj),
+ * else the process's main thread: an injected io_uring_enter waiting for every completion (which
  * also runs the completions the kernel queued to that thread). Its fdinfo read again into *ri,
  * the text into *info (the caller's to free). 0, or <0 (not said: the caller says what stays
  * in flight).
@@ -463,14 +463,44 @@ static int settle(struct ring_asker *a, struct ring_info *ri, char **info)
 
 	if (err)
 		return err;
-	long ret = find_submitter(a, SYS_io_uring_enter, args); /* (-ETIME, -EINTR: fdinfo tells) */
+	/* which thread waits: a register answers EEXIST to all but a single submitter, certainly
+	 * (a wait by another thread may just wait, without the completions deferred to it) */
+	long ret = ask(a, IORING_REGISTER_EVENTFD, 0);
+	if (ret == -EEXIST)
+		ret = find_submitter(a, SYS_io_uring_register, (const uint64_t[6]){ a->fd, IORING_REGISTER_EVENTFD, 0, 1 });
+	if (ret != -EEXIST) {
+		if (!a->inj)
+			a->inj = &t->inj;
+		ret = call_inside(a, SYS_io_uring_enter, args); /* (-ETIME, -EINTR: fdinfo tells) */
+	}
 	if (a->inj == &t->inj)
-		a->inj = NULL; /* (any thread could wait: stasis asks the rest itself) */
+		a->inj = NULL; /* (not one submitter's: stasis asks the rest itself) */
 	if (ret < 0 && ret > -4096 && ret != -ETIME && ret != -EINTR && ret != -EEXIST)
 		return (int)ret;
 	pr_debug("dump pid %d fd %d: waited %.1f ms for its io_uring requests in flight (%s)", t->pid, a->fd,
 		 (now_ns(CLOCK_MONOTONIC) - start) / 1e6, ret ? strerror((int)-ret) : "all completed");
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", t->pid, a->fd);
+	if (!(*info = read_proc_record(path)) || read_info(*info, ri))
+		return *info ? -EINVAL : -errno;
+	if (!in_flight(ri) || ri->polls)
+		return 0;
+	/* completions the kernel queued to the other threads that submitted (task work): each runs
+	 * its own on its way back from a syscall (one thread's injection at a time: they share a stub) */
+	pid_t waited = a->inj ? a->inj->pid : t->pid;
+	if (a->inj == &a->own && (err = asker_end(a, 0)))
+		return err;
+	for (size_t i = 0; i < t->nr_threads; i++) {
+		struct inject_ctx own, *inj;
+		int64_t pid;
+		if (t->threads[i].tid == t->pid || t->threads[i].tid == waited)
+			continue;
+		inj = thread_inject_begin(t, &t->threads[i], &own);
+		err = inject_syscall(inj, SYS_getpid, (const uint64_t[6]){ 0 }, &pid);
+		int end = thread_inject_end(t, inj);
+		if (err || end)
+			return err ? err : end;
+	}
+	free(*info);
 	if (!(*info = read_proc_record(path)))
 		return -errno;
 	return read_info(*info, ri);
