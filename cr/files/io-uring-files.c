@@ -132,24 +132,21 @@ int io_uring_files_dump(const struct dump_task *t, const char *info, uint64_t co
 	return 0;
 }
 
-/* Whether fd is one of the process's fds that the kernel registers (not an io_uring). */
-static bool registrable(const FdTable *fds, uint32_t fd)
+/* Whether fd is one of the process's fds (its table's owner's) that the kernel registers: not
+ * an io_uring, nor a dup of one. */
+static bool registrable(const struct restore_task *t, uint32_t fd)
 {
-	for (size_t i = 0; i < fds->n_fds; i++)
-		if (fds->fds[i]->fd == fd)
-			return fds->fds[i]->kind != FD_KIND__FD_IO_URING;
-	return false;
+	const FdEntry *e = fd_entry_at(t->fds_owner ? t->fds_owner : t, fd);
+	return e && e->kind != FD_KIND__FD_IO_URING;
 }
 
 bool io_uring_files_valid(const struct restore_task *t, const IoUringRing *r)
 {
-	const FdTable *fds = t->fds_owner ? t->fds_owner->fds : t->fds;
-
 	if (r->files_table > MAX_FILES || (r->n_files && !r->has_files_table))
 		return false;
 	for (size_t i = 0; i < r->n_files; i++)
 		if (r->files[i]->index >= r->files_table || (i && r->files[i]->index <= r->files[i - 1]->index) ||
-		    !registrable(fds, r->files[i]->fd))
+		    !registrable(t, r->files[i]->fd))
 			return false;
 	return true;
 }

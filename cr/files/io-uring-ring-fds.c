@@ -228,12 +228,8 @@ static int dump_ring_fds(struct dump_task *t)
 
 static bool is_io_uring_fd(const struct restore_task *t, uint32_t fd)
 {
-	const FdTable *fds = t->fds_owner ? t->fds_owner->fds : t->fds;
-
-	for (size_t i = 0; i < fds->n_fds; i++)
-		if (fds->fds[i]->fd == fd)
-			return fds->fds[i]->kind == FD_KIND__FD_IO_URING;
-	return false;
+	const FdEntry *e = fd_entry_at(t->fds_owner ? t->fds_owner : t, fd); /* (its table's owner's) */
+	return e && e->fd == fd && e->kind == FD_KIND__FD_IO_URING;
 }
 
 static bool is_thread(const TaskCore *c, uint32_t tid)

@@ -56,19 +56,9 @@ static int filled(const uint8_t *p, size_t len, unsigned seed)
 /* fdinfo's list of U's registered buffers is iov's. */
 static int listed(char *why, size_t len)
 {
-	char path[64], buf[8192], want[64];
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", U.fd);
-	int fd = open(path, O_RDONLY), n = fd < 0 ? -1 : (int)read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0) {
-		snprintf(why, len, "cannot read %s", path);
-		return 0;
-	}
-	buf[n] = 0;
-	const char *l = strstr(buf, "UserBufs:");
-	if (!l || strtoul(l + 9, NULL, 10) != 4) {
-		snprintf(why, len, "fdinfo does not count 4 registered buffers");
+	char l[8192], want[64];
+	if (zring_fdinfo(&U, "UserBufs:", l, sizeof(l)) != 4) {
+		snprintf(why, len, "fdinfo does not count 4 registered buffers (or cannot be read)");
 		return 0;
 	}
 	for (unsigned k = 0; k < 4; k++) {

@@ -68,16 +68,8 @@ static void pipe_setup(void)
 /* fdinfo counts a table of 6 registered files. */
 static int counted(void)
 {
-	char path[64], info[4096];
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", U.fd);
-	int fd = open(path, O_RDONLY), n = fd < 0 ? -1 : (int)read(fd, info, sizeof(info) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return 0;
-	info[n] = 0;
-	const char *l = strstr(info, "UserFiles:");
-	return l && strtoul(l + 10, NULL, 10) == 6;
+	char l[64];
+	return zring_fdinfo(&U, "UserFiles:", l, sizeof(l)) == 6;
 }
 
 static void c_files(ucontext_t *u)

@@ -46,6 +46,25 @@ static inline void zring_make(struct zring *r, unsigned entries, unsigned flags,
 	r->cqt = (uint32_t *)(r->ring + r->p.cq_off.tail);
 }
 
+/* The number after key in r's fdinfo (UserBufs:, UserFiles:); its text from key on in at (of
+ * len bytes), or -1 if it cannot be read. */
+static inline long zring_fdinfo(const struct zring *r, const char *key, char *at, size_t len)
+{
+	char path[64], info[8192];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", r->fd);
+	int fd = open(path, O_RDONLY), n = fd < 0 ? -1 : (int)read(fd, info, sizeof(info) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	info[n] = 0;
+	const char *l = strstr(info, key);
+	if (!l)
+		return -1;
+	snprintf(at, len, "%s", l);
+	return strtol(l + strlen(key), NULL, 10);
+}
+
 /* The next entry of r, zeroed, for zring_run. */
 static inline struct io_uring_sqe *zring_sqe(struct zring *r)
 {
