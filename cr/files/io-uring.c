@@ -242,7 +242,7 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 }
 
 /* Whether the ring has registrations stasis cannot make again: 0, or <0 having said. */
-static int refuse_registered_asked(struct ring_asker *a, const char *what)
+static int refuse_registered(struct ring_asker *a, const char *what)
 {
 	/* an eventfd: EBUSY if one is registered, else EFAULT (NULL is read) */
 	long err = ask(a, IORING_REGISTER_EVENTFD, 0);
@@ -557,7 +557,7 @@ static int dump_io_uring(struct dump_task *t, const struct fd_probe *p, FdEntry 
 		pr_err("%s of %u and %u entries, which stasis does not know", what, sq, cq);
 		return asker_end(&asker, -EINVAL);
 	}
-	int err = asker_end(&asker, refuse_registered_asked(&asker, what));
+	int err = asker_end(&asker, refuse_registered(&asker, what));
 	if (err)
 		return err;
 	struct ring_memory m = { 0 };
