@@ -353,7 +353,7 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
 	return 0;
 }
 
-int freezer_refuse_frozen(const char *path)
+int freezer_is_frozen(const char *path)
 {
 	struct freezer f;
 	char state[32];
@@ -363,12 +363,6 @@ int freezer_refuse_frozen(const char *path)
 		return frozen;
 	frozen = freezer_frozen(&f, state, sizeof(state));
 	freezer_close(&f);
-	if (frozen > 0) {
-		pr_err("pre-dump: --freeze-cgroup %s is frozen (a paused container): its processes "
-		       "cannot stop for a pre-dump without running first; it was left as it was (a dump "
-		       "of it leaves it frozen)", path);
-		return -EBUSY;
-	}
 	return frozen;
 }
 

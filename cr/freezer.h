@@ -32,11 +32,9 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
  * failed dump) is frozen again once stasis has let it go, as it was found.
  */
 int freezer_refreeze(const char *path, int timeout_s);
-/*
- * A pre-dump seizes one process at a time, each running until it stops for ptrace: a cgroup
- * frozen before it (an engine's pause) is refused at once, naming it (-EBUSY), untouched.
- */
-int freezer_refuse_frozen(const char *path);
+/* Whether the cgroup at path is frozen (an engine's pause): 1, 0, or <0 having said why not
+ * known (the path names no freezer cgroup). */
+int freezer_is_frozen(const char *path);
 /* tid belongs to the tree: the tree's seizing lets it go. */
 void freezer_claim(struct freezer_catch *fc, pid_t tid);
 /* Lets every caught thread not claimed go on (once it has stopped); frees fc. */

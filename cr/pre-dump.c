@@ -14,7 +14,9 @@
  * write-protected again before any is copied, so the write shows in the next round; a round
  * may thus save a torn or stale page, which a later round saves again. Only the final dump,
  * frozen from its scan to its last copy, is exact. A process forked or gone between the
- * tree's walk and its copy is left to the next round.
+ * tree's walk and its copy is left to the next round. A paused container (a --freeze-cgroup
+ * frozen before the round) is held whole while its processes are armed and frozen again before
+ * they go: not one instruction of it runs (struct paused_hold).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -212,8 +214,72 @@ static void entries_as_vpids(struct dump_tree *tr)
  * Its mappings and its tracking: a process without a tracker of its own is stopped for the
  * syscalls that make one, its main thread alone, for as long as they take.
  */
-static int arm_task(struct dump_task *t, uint64_t *stopped_us)
+/*
+ * A paused container (--freeze-cgroup frozen before the pre-dump): none of its threads may run
+ * code of its own, yet a process stops for the injected syscalls that arm its tracking only
+ * once it runs. Every thread of the cgroup is seized at once, an interrupt pending, and the
+ * cgroup thawed (freezer_catch_tree): each stops for ptrace as it wakes. The tree's processes
+ * are armed so held, the cgroup frozen again while they are, and only then are they let go.
+ */
+struct paused_hold {
+	const char *cgroup;
+	int timeout_s;
+	struct freezer_catch caught;
+	int *stop_sigs; /* per caught thread, once it stopped; -1: not (yet) */
+};
+
+/* The stop signal of caught thread tid, once stopped (-1 if not caught or gone). */
+static int *held_stop_sig(const struct paused_hold *h, pid_t tid)
 {
+	for (size_t i = 0; h && i < h->caught.n; i++)
+		if (h->caught.tids[i] == tid)
+			return &h->stop_sigs[i];
+	return NULL;
+}
+
+/* Every thread of the frozen cgroup seized and stopped; the cgroup thawed meanwhile. */
+static int hold_paused(struct paused_hold *h, pid_t root)
+{
+	int err = freezer_catch_tree(h->cgroup, h->timeout_s, root, &h->caught);
+
+	if (err)
+		return err;
+	if (!(h->stop_sigs = xzalloc((h->caught.n + 1) * sizeof(*h->stop_sigs))))
+		return -ENOMEM;
+	for (size_t i = 0; i < h->caught.n; i++)
+		h->stop_sigs[i] = -1;
+	for (size_t i = 0; i < h->caught.n; i++) {
+		int sig = 0;
+		if (!(err = task_seize(h->caught.tids[i], &sig)))
+			h->stop_sigs[i] = sig;
+		else if (err != -ESRCH) /* (gone: nothing to hold) */
+			return err;
+	}
+	return 0;
+}
+
+/* The cgroup frozen again while its threads are held, then each let go where it stopped. */
+static void release_paused(struct paused_hold *h)
+{
+	if (!h->cgroup)
+		return;
+	freezer_refreeze(h->cgroup, h->timeout_s);
+	for (size_t i = 0; i < h->caught.n; i++)
+		if (h->stop_sigs && h->stop_sigs[i] >= 0)
+			task_release(h->caught.tids[i], h->stop_sigs[i]);
+		else /* (never stopped: frozen, it goes on traced until stasis exits) */
+			ptrace(PTRACE_DETACH, h->caught.tids[i], 0, 0);
+	free(h->caught.tids);
+	free(h->caught.claimed);
+	free(h->stop_sigs);
+	*h = (struct paused_hold){ 0 };
+}
+
+/* t's tracking armed, its main thread stopped for it unless it needs no syscall of its own;
+ * a thread that hold keeps stopped stays so (release_paused lets it go). */
+static int arm_task(struct dump_task *t, uint64_t *stopped_us, const struct paused_hold *hold)
+{
+	int *held = held_stop_sig(hold, t->pid);
 	bool needs_inject;
 	int err, end_err;
 
@@ -225,7 +291,11 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 		return err && gone(t->pid) ? 0 : err;
 	}
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
-	if ((err = task_seize(t->pid, &t->stop_sig)))
+	if (held && *held < 0)
+		return 0; /* (it exited meanwhile) */
+	if (held)
+		t->stop_sig = *held;
+	else if ((err = task_seize(t->pid, &t->stop_sig)))
 		return err == -ESRCH ? 0 : err; /* -ESRCH: it exited meanwhile */
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs)) {
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
@@ -240,7 +310,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us)
 		end_err = inject_end(&t->inj);
 		err = err ?: end_err ?: regs_undo_freeze_eintr(t->pid, &t->regs);
 	}
-	end_err = task_release(t->pid, t->stop_sig);
+	end_err = held ? 0 : task_release(t->pid, t->stop_sig);
 	*stopped_us += (now_ns(CLOCK_MONOTONIC) - start) / 1000;
 	err = err ? err : end_err;
 	return err && gone(t->pid) ? 0 : err;
@@ -275,17 +345,26 @@ static uint64_t us_since(uint64_t start_ns)
 static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 {
 	struct dump_tree tr = { 0 };
+	struct paused_hold hold = { 0 };
 	uint64_t start = now_ns(CLOCK_MONOTONIC), copying, stopped_us = 0;
 	uint64_t pages = 0, shared = 0, in_parent = 0;
 	pid_t root = ctx->opts->pid;
+	int paused = ctx->opts->freeze_cgroup ? freezer_is_frozen(ctx->opts->freeze_cgroup) : 0;
 	int err;
 
-	if ((ctx->opts->freeze_cgroup && (err = freezer_refuse_frozen(ctx->opts->freeze_cgroup))) ||
-	    (err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
+	if (paused < 0)
+		return paused;
+	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
 	    (err = run_notify(ctx, "pre-dump", root, -1)))
 		return err;
-	if ((err = dump_before_freeze(ctx)) || (err = walk_tree(&tr, root, ctx)) ||
-	    (err = tree_page_xfer.collect(ctx, &tr)))
+	if (paused) {
+		hold.cgroup = ctx->opts->freeze_cgroup;
+		hold.timeout_s = ctx->opts->timeout;
+		pr_info("pre-dump: cgroup %s is frozen (a paused container): its threads are held "
+			"while the tree is armed, and it is frozen again before they go", hold.cgroup);
+	}
+	if ((err = dump_before_freeze(ctx)) || (paused && (err = hold_paused(&hold, root))) ||
+	    (err = walk_tree(&tr, root, ctx)) || (err = tree_page_xfer.collect(ctx, &tr)))
 		goto fail;
 	dump_link_parents(&tr);
 	for (size_t i = 0; i < tr.nr_tasks; i++) {
@@ -293,9 +372,15 @@ static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *
 		t->tree = tr.tasks;
 		t->tree_size = tr.nr_tasks;
 		t->tree_pos = i;
-		if ((err = arm_task(t, &stopped_us)))
+		if ((err = arm_task(t, &stopped_us, paused ? &hold : NULL)))
 			goto fail;
 	}
+	if (run_fault(ctx, "pre-dump-armed")) {
+		pr_err("pre-dump pid %d: injected failure pre-dump-armed", root);
+		err = -EIO;
+		goto fail;
+	}
+	release_paused(&hold);
 	copying = now_ns(CLOCK_MONOTONIC);
 	ctx->stats.frozen_us = stopped_us;
 	for (size_t i = 0; i < tr.nr_tasks; i++) {
@@ -323,6 +408,7 @@ static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *
 	dump_tree_free(&tr);
 	return 0;
 fail:
+	release_paused(&hold);
 	dirty_track_abort(tr.tasks, tr.nr_tasks);
 	pre_dump_done(ctx);
 	image_set_abort(images_dir, set);

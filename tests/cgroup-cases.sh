@@ -55,9 +55,12 @@
 #                         checkpoint --leave-running of a paused one, containerd's checkpoint,
 #                         which pauses first) dumped with --leave-running --freeze-cgroup: frozen
 #                         after it, and tests/tools/spin-count in it, which counts into a file
-#                         all the time, did not count once meanwhile; a pre-dump then is
-#                         refused at once naming the frozen cgroup, which stays so; thawed, it
-#                         counts on
+#                         all the time, did not count once meanwhile, neither during a
+#                         pre-dump that fails with its threads held (STASIS_FAULT=
+#                         pre-dump-armed), nor during a pre-dump before the dump (with --prev-images-dir: pages kept in it),
+#                         which holds the threads while it arms their tracking and freezes the
+#                         cgroup again before it lets them go; thawed, it counts on; killed, its
+#                         images restore and count on
 #   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
 #                         PASSes
 #
@@ -677,7 +680,30 @@ paused_checks() {
 		return 1
 	fi
 	count=$(cat "$d/count")
-	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --leave-running --freeze-cgroup "$cg" -o dump.log -v4
+	# a pre-dump that fails with the threads held leaves the cgroup frozen, not one count on
+	STASIS_FAULT=pre-dump-armed run_stasis "$d/pre-fail.out" 60 pre-dump -t "$pid" -D "$d/pre" \
+		--freeze-cgroup "$cg" -o pre-dump.log -v4
+	if ! clean_failure "$ZRC" || ! mentions "$d/pre-fail.out" "injected failure pre-dump-armed"; then
+		ZERR="the pre-dump failing at pre-dump-armed: exit $ZRC, not the failure injected"
+		show_tail "$d/pre-fail.out"
+		return 1
+	fi
+	if ! frozen "$cg" || counts_on; then
+		ZERR="the failed pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
+		return 1
+	fi
+	run_stasis "$d/pre.out" 60 pre-dump -t "$pid" -D "$d/pre" --freeze-cgroup "$cg" -o pre-dump.log -v4
+	if [ "$ZRC" -ne 0 ]; then
+		ZERR="pre-dump exit status $ZRC"
+		show_tail "$d/pre.out" "$d/pre/pre-dump.log"
+		return 1
+	fi
+	if ! frozen "$cg" || counts_on; then
+		ZERR="the pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
+		return 1
+	fi
+	run_stasis "$d/dump.out" 60 dump -t "$pid" -D "$d/img" --prev-images-dir ../pre --leave-running \
+		--freeze-cgroup "$cg" -o dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
 		ZERR="dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -691,14 +717,8 @@ paused_checks() {
 		ZERR="the paused program ran during the dump: it counted from $count to $(cat "$d/count")"
 		return 1
 	fi
-	run_stasis "$d/pre.out" 60 pre-dump -t "$pid" -D "$d/pre" --freeze-cgroup "$cg" -o pre-dump.log -v4
-	if ! clean_failure "$ZRC" || ! mentions "$d/pre.out" "$cg is frozen \(a paused container\)"; then
-		ZERR="pre-dump of the paused cgroup: exit $ZRC, not refused naming it"
-		show_tail "$d/pre.out"
-		return 1
-	fi
-	if ! frozen "$cg" || counts_on; then
-		ZERR="the refused pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
+	if ! grep -q 'pages_in_parent_dump=[1-9]' "$d/img/dump.log"; then
+		ZERR="the dump kept no page in the pre-dump: $(grep -o 'pages=.*' "$d/img/dump.log" | tail -n 1)"
 		return 1
 	fi
 	set_frozen "$cg" 0
@@ -706,7 +726,18 @@ paused_checks() {
 		ZERR="thawed after the dump, it does not count on (still $count; state $(proc_state "$pid"))"
 		return 1
 	fi
-	ZERR="frozen after the dump at count $((10#$count)), a pre-dump refused, counting on once thawed"
+	# the images of the paused program, restored once the original is gone, count on too
+	kill_ours "$pid"
+	wait_until 10 not_alive "$pid"
+	local paused_count=$count
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	count=$(cat "$d/count")
+	if [ "$ZRC" -ne 0 ] || ! proc_alive "$pid" || ! wait_until 5 counts_on; then
+		ZERR="restore of the paused program's images: exit $ZRC, pid $pid $(proc_alive "$pid" && echo running || echo gone), count $((10#$count))"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+		return 1
+	fi
+	ZERR="pre-dumped and dumped frozen at count $((10#$paused_count)), not one count meanwhile; counting on once thawed, and restored"
 }
 
 case_freezer() {

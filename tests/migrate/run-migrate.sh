@@ -10,6 +10,9 @@
 #                          `runc checkpoint --parent-path ../pre` (DUMP with parent_img): the
 #                          dump keeps the unchanged pages in the pre-dump; `runc restore`: the
 #                          count goes on
+# runc/pre-dump-paused     the same with the container paused (`runc pause`) before the pre-dump:
+#                          it does not count once until the restore, which goes on from its
+#                          last count
 # runc/page-server-lazy    `runc checkpoint --page-server` (criu's ps over the RPC): the pages on a
 #                          page server; `runc restore --lazy-pages` from there: the count goes on
 # podman/pre-checkpoint    Podman (through runc, stasis as its `criu` on PATH): a counting
@@ -110,8 +113,12 @@ has() { grep -a -q -E -- "$2" "$1" 2>/dev/null; }
 # shellcheck source=../rpc/runc-lib.sh
 . "$ZOO_ROOT/tests/rpc/runc-lib.sh"
 
+# case_runc_predump [paused]: paused, the container is paused (`runc pause`) before the
+# pre-dump and stays so until the checkpoint: it must not count once meanwhile
 case_runc_predump() {
-	local CASE=runc/pre-dump d=$ZOO_TMP/runc-pre id=stasis-migrate-pre-$$ rc last first
+	local paused=${1:-}
+	local CASE=runc/pre-dump${paused:+-$paused} d=$ZOO_TMP/runc-pre$paused id=stasis-migrate-pre$paused-$$
+	local state=running n rc last first
 	mkdir -p "$d/pre" "$d/img" "$d/work-pre" "$d/work"
 	runc_bundle "$d" 0.2 || { result_fail "$CASE" "runc spec failed"; return; }
 	RUNC_IDS+=("$id")
@@ -120,17 +127,26 @@ case_runc_predump() {
 		result_fail "$CASE" "the container does not count:" && show "$d/before.out"
 		return
 	fi
+	if [ -n "$paused" ]; then
+		"${RUNC[@]}" pause "$id" && state=paused
+		sleep 0.5 # (a line written as it froze lands in the file)
+	fi
+	n=$(grep -c -E '^[0-9]+$' "$d/before.out")
 	(cd "$d" && timeout -k 5 120 "${RUNC[@]}" checkpoint --pre-dump --image-path "$d/pre" \
 		--work-path "$d/work-pre" "$id" >"$d/pre-dump.out" 2>&1)
 	rc=$?
-	if [ "$rc" != 0 ] || [ "$(runc_status "$id")" != running ] || [ ! -s "$d/pre/inventory.img" ]; then
-		result_fail "$CASE" "runc checkpoint --pre-dump exited $rc (container: $(runc_status "$id")):"
+	if [ "$rc" != 0 ] || [ "$(runc_status "$id")" != "$state" ] || [ ! -s "$d/pre/inventory.img" ]; then
+		result_fail "$CASE" "runc checkpoint --pre-dump exited $rc (container: $(runc_status "$id"), expected $state):"
 		runc_logs "$d"
 		return
 	fi
-	local n
-	n=$(grep -c -E '^[0-9]+$' "$d/before.out")
-	if ! wait_until 10 numbers_in "$d/before.out" $((n + 3)); then
+	if [ -n "$paused" ]; then
+		sleep 1
+		if [ "$(grep -c -E '^[0-9]+$' "$d/before.out")" != "$n" ]; then
+			result_fail "$CASE" "the paused container counted during or after the pre-dump ($n lines before, $(grep -c -E '^[0-9]+$' "$d/before.out") now)"
+			return
+		fi
+	elif ! wait_until 10 numbers_in "$d/before.out" $((n + 3)); then
 		result_fail "$CASE" "the container stopped counting after the pre-dump"
 		return
 	fi
@@ -157,7 +173,7 @@ case_runc_predump() {
 		result_fail "$CASE" "the count went $last before the checkpoint, $first after the restore"
 		return
 	fi
-	result_ok "$CASE (counted to $last, went on from $first; $(grep -a -o 'pages=[0-9]* .*pages_in_parent_dump=[0-9]*' "$d/work/dump.log"))"
+	result_ok "$CASE (counted to $last${paused:+, paused before the pre-dump}, went on from $first; $(grep -a -o 'pages=[0-9]* .*pages_in_parent_dump=[0-9]*' "$d/work/dump.log"))"
 }
 
 # ---- the page server -------------------------------------------------------------------
@@ -740,6 +756,7 @@ if selected runc; then
 		result_fail runc "needs runc and a static busybox (make setup installs runc and busybox-static)"
 	else
 		case_runc_predump
+		case_runc_predump paused
 		case_runc_ps_lazy
 	fi
 fi
