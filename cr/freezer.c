@@ -10,7 +10,10 @@
  * are left for the usual seizing after the thaw: a stopped thread forks nothing. Should a
  * seize block anyway, a guardian process thaws the cgroup after a second, and the tree's
  * seizing, which lists every process until nothing new appears, still catches everything.
- * The same guardian thaws the cgroup if stasis dies while it is frozen.
+ * The same guardian thaws the cgroup if stasis dies while it is frozen. A cgroup frozen before
+ * (an engine's pause) is thawed only while its threads are held by ptrace, and frozen again
+ * before they are let go; should stasis die meanwhile (the kernel lets its tracees go), the
+ * guardian freezes it again at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -193,29 +196,30 @@ static int in_signal_stop(pid_t tid)
 /*
  * A guardian process thaws the cgroup if stasis dies while it is frozen (stasis's tracees are
  * let go by the kernel), or if seizing takes longer than FREEZER_SEIZE_GUARD_MS. Stasis tells
- * it through a pipe: 's' seizing starts, 'e' all is done (stasis thaws the cgroup itself).
+ * it through a pipe: 's' seizing starts, 'p' the cgroup was paused (should stasis die now, it
+ * is frozen again instead), 'e' all is done (stasis thaws or freezes the cgroup itself).
  */
-struct guardian {
-	pid_t pid;
-	int fd; /* the pipe's write end */
-};
-
 static __attribute__((noreturn)) void guard(const struct freezer *f, int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	bool seizing = false, thawed = false;
+	bool seizing = false, thawed = false, paused = false;
 
 	for (;;) {
 		char c = 0;
-		int n = poll(&p, 1, seizing && !thawed ? FREEZER_SEIZE_GUARD_MS : -1);
+		int n = poll(&p, 1, seizing && !thawed && !paused ? FREEZER_SEIZE_GUARD_MS : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n > 0 && read(fd, &c, 1) == 1 && c != 'e') {
 			seizing |= c == 's';
+			paused |= c == 'p';
 			continue;
 		}
-		if (c == 'e') /* stasis is done, and thaws the cgroup itself */
+		if (c == 'e') /* stasis is done, and thaws or freezes the cgroup itself */
 			_exit(thawed);
+		if (paused) { /* stasis is gone: the paused cgroup is frozen again */
+			freezer_set(f, true);
+			_exit(1);
+		}
 		/* seizing blocks (the time is up), or stasis is gone (the pipe's end closed) */
 		if (!thawed)
 			freezer_set(f, false);
@@ -225,7 +229,7 @@ static __attribute__((noreturn)) void guard(const struct freezer *f, int fd)
 	}
 }
 
-static int guardian_start(const struct freezer *f, struct guardian *g)
+static int guardian_start(const struct freezer *f, struct freezer_guardian *g)
 {
 	int p[2];
 
@@ -246,14 +250,14 @@ static int guardian_start(const struct freezer *f, struct guardian *g)
 	return 0;
 }
 
-static void guardian_tell(const struct guardian *g, char c)
+static void guardian_tell(const struct freezer_guardian *g, char c)
 {
 	if (write(g->fd, &c, 1) != 1)
 		pr_warn("dump: cannot reach the freezer's guardian: %m");
 }
 
 /* Ends it; true if it had to thaw the cgroup. */
-static bool guardian_stop(struct guardian *g)
+static bool guardian_stop(struct freezer_guardian *g)
 {
 	int status = 0;
 
@@ -265,7 +269,7 @@ static bool guardian_stop(struct guardian *g)
 }
 
 /* Seizes each listed thread, but those stopped by a signal; fc keeps those seized. */
-static int seize_frozen(const struct freezer *f, const struct guardian *g,
+static int seize_frozen(const struct freezer *f, const struct freezer_guardian *g,
 			const struct freezer_catch *listed, struct freezer_catch *fc)
 {
 	unsigned logged = log_errors();
@@ -294,10 +298,12 @@ static int seize_frozen(const struct freezer *f, const struct guardian *g,
 	return err;
 }
 
+static int refreeze(const char *path, int timeout_s);
+
 int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freezer_catch *fc)
 {
 	struct freezer_catch listed = { 0 };
-	struct guardian guard_proc = { .pid = -1, .fd = -1 };
+	struct freezer_guardian guard_proc = { .pid = -1, .fd = -1 };
 	struct freezer f;
 	bool has_root = false;
 	int err;
@@ -330,10 +336,14 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
 			if (freezer_set(&f, false) && !err)
 				err = -EIO;
 		}
-		if (guardian_stop(&guard_proc))
+		if (!err && fc->was_frozen) { /* it stays until the cgroup is frozen again */
+			guardian_tell(&guard_proc, 'p');
+			fc->paused = guard_proc;
+		} else if (guardian_stop(&guard_proc)) {
 			pr_warn("dump: seizing the threads of frozen cgroup %s took over %d ms; it was "
 				"thawed early, the tree is seized without its help", path,
 				FREEZER_SEIZE_GUARD_MS);
+		}
 	}
 	for (size_t i = 0; i < listed.n; i++)
 		has_root |= listed.tids[i] == root;
@@ -346,7 +356,7 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
 	if (err) {
 		freezer_release_unclaimed(fc);
 		if (fc->was_frozen)
-			freezer_refreeze(path, timeout_s);
+			refreeze(path, timeout_s);
 		return err;
 	}
 	pr_debug("dump: caught %zu threads of cgroup %s", fc->n, path);
@@ -366,7 +376,7 @@ int freezer_is_frozen(const char *path)
 	return frozen;
 }
 
-int freezer_refreeze(const char *path, int timeout_s)
+static int refreeze(const char *path, int timeout_s)
 {
 	struct freezer f;
 	int err;
@@ -423,5 +433,53 @@ void freezer_release_unclaimed(struct freezer_catch *fc)
 				"once stasis exits", fc->tids[i], FREEZER_RELEASE_MS);
 	free(fc->tids);
 	free(fc->claimed);
-	*fc = (struct freezer_catch){ .was_frozen = fc->was_frozen };
+	free(fc->stop_sigs);
+	*fc = (struct freezer_catch){ .was_frozen = fc->was_frozen, .paused = fc->paused };
+}
+
+void freezer_hold_unclaimed(struct freezer_catch *fc)
+{
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + FREEZER_RELEASE_MS * 1000000ull;
+	size_t left = 0;
+
+	if (!fc->n || !(fc->stop_sigs = xzalloc(fc->n * sizeof(*fc->stop_sigs))))
+		return; /* (out of memory: freezer_refreeze_caught lets them go as they come) */
+	for (size_t i = 0; i < fc->n; i++) {
+		fc->stop_sigs[i] = -1;
+		left += !fc->claimed[i] && fc->tids[i];
+	}
+	while (left && now_ns(CLOCK_MONOTONIC) < deadline) {
+		for (size_t i = 0; i < fc->n; i++) {
+			int status;
+			if (fc->claimed[i] || !fc->tids[i] || fc->stop_sigs[i] >= 0 ||
+			    !waitpid(fc->tids[i], &status, __WALL | WNOHANG))
+				continue;
+			/* a signal it stopped to take goes on with it (gone: nothing to let go) */
+			fc->stop_sigs[i] = WIFSTOPPED(status) && !(status >> 16) ? WSTOPSIG(status) : 0;
+			if (!WIFSTOPPED(status))
+				fc->tids[i] = 0;
+			left--;
+		}
+		if (left)
+			usleep(1000);
+	}
+}
+
+void freezer_refreeze_caught(const char *path, int timeout_s, struct freezer_catch *fc)
+{
+	refreeze(path, timeout_s);
+	for (size_t i = 0; fc->stop_sigs && i < fc->n; i++) {
+		if (fc->claimed[i] || !fc->tids[i])
+			continue;
+		if (fc->stop_sigs[i] < 0 ||
+		    ptrace(PTRACE_DETACH, fc->tids[i], 0, (void *)(long)fc->stop_sigs[i]))
+			pr_warn("dump: thread %d of the paused cgroup %s cannot be let go now (%s): it goes "
+				"on, frozen, once stasis exits", fc->tids[i], path,
+				fc->stop_sigs[i] < 0 ? "it did not stop" : strerror(errno));
+		fc->claimed[i] = true;
+	}
+	freezer_release_unclaimed(fc); /* (none left but without stop_sigs: out of memory) */
+	if (fc->paused.pid > 0)
+		guardian_stop(&fc->paused);
+	*fc = (struct freezer_catch){ 0 };
 }

@@ -9,12 +9,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* A process of stasis's that thaws the cgroup (or, for a paused one, freezes it again) if
+ * stasis dies while it holds the cgroup's threads. */
+struct freezer_guardian {
+	pid_t pid; /* 0: none */
+	int fd;    /* the pipe's write end */
+};
+
 /* Threads seized while their cgroup was frozen. */
 struct freezer_catch {
 	pid_t *tids;
 	bool *claimed;
+	int *stop_sigs; /* freezer_hold_unclaimed: the signal each stopped with (-1: not stopped) */
 	size_t n;
 	bool was_frozen; /* frozen before the dump (an engine's pause): frozen again after it */
+	struct freezer_guardian paused; /* was_frozen: until freezer_refreeze_caught */
 };
 
 /*
@@ -29,15 +38,21 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
 /*
  * The cgroup was frozen before the dump (containerd pauses a container before it checkpoints
  * it and resumes it after; runc resumes only a frozen one): a tree left running (or after a
- * failed dump) is frozen again once stasis has let it go, as it was found.
+ * failed dump) is frozen again while stasis still holds it, as it was found. Until then the
+ * guardian (fc->paused) freezes it again should stasis die. First the caught threads not
+ * claimed are held stopped (freezer_hold_unclaimed: none of them runs while the cgroup is
+ * thawed); freezer_refreeze_caught freezes the cgroup, lets them go where they stopped, ends the
+ * guardian and frees fc. The claimed threads are the caller's to let go, after it.
  */
-int freezer_refreeze(const char *path, int timeout_s);
+void freezer_hold_unclaimed(struct freezer_catch *fc);
+void freezer_refreeze_caught(const char *path, int timeout_s, struct freezer_catch *fc);
 /* Whether the cgroup at path is frozen (an engine's pause): 1, 0, or <0 having said why not
  * known (the path names no freezer cgroup). */
 int freezer_is_frozen(const char *path);
 /* tid belongs to the tree: the tree's seizing lets it go. */
 void freezer_claim(struct freezer_catch *fc, pid_t tid);
-/* Lets every caught thread not claimed go on (once it has stopped); frees fc. */
+/* Lets every caught thread not claimed go on (once it has stopped); frees fc (a cgroup that
+ * was not frozen before: its threads run anyway). */
 void freezer_release_unclaimed(struct freezer_catch *fc);
 
 #endif

@@ -219,67 +219,34 @@ static void entries_as_vpids(struct dump_tree *tr)
  * code of its own, yet a process stops for the injected syscalls that arm its tracking only
  * once it runs. Every thread of the cgroup is seized at once, an interrupt pending, and the
  * cgroup thawed (freezer_catch_tree): each stops for ptrace as it wakes. The tree's processes
- * are armed so held, the cgroup frozen again while they are, and only then are they let go.
+ * are armed so held (their main threads claimed), the cgroup frozen again while every thread is
+ * held, and only then are they let go.
  */
 struct paused_hold {
 	const char *cgroup;
 	int timeout_s;
 	struct freezer_catch caught;
-	int *stop_sigs; /* per caught thread, once it stopped; -1: not (yet) */
+	struct { pid_t pid; int stop_sig; } *held; /* main threads armed, still stopped */
+	size_t n_held;
 };
-
-/* The stop signal of caught thread tid, once stopped (-1 if not caught or gone). */
-static int *held_stop_sig(const struct paused_hold *h, pid_t tid)
-{
-	for (size_t i = 0; h && i < h->caught.n; i++)
-		if (h->caught.tids[i] == tid)
-			return &h->stop_sigs[i];
-	return NULL;
-}
-
-/* Every thread of the frozen cgroup seized and stopped; the cgroup thawed meanwhile. */
-static int hold_paused(struct paused_hold *h, pid_t root)
-{
-	int err = freezer_catch_tree(h->cgroup, h->timeout_s, root, &h->caught);
-
-	if (err)
-		return err;
-	if (!(h->stop_sigs = xzalloc((h->caught.n + 1) * sizeof(*h->stop_sigs))))
-		return -ENOMEM;
-	for (size_t i = 0; i < h->caught.n; i++)
-		h->stop_sigs[i] = -1;
-	for (size_t i = 0; i < h->caught.n; i++) {
-		int sig = 0;
-		if (!(err = task_seize(h->caught.tids[i], &sig)))
-			h->stop_sigs[i] = sig;
-		else if (err != -ESRCH) /* (gone: nothing to hold) */
-			return err;
-	}
-	return 0;
-}
 
 /* The cgroup frozen again while its threads are held, then each let go where it stopped. */
 static void release_paused(struct paused_hold *h)
 {
 	if (!h->cgroup)
 		return;
-	freezer_refreeze(h->cgroup, h->timeout_s);
-	for (size_t i = 0; i < h->caught.n; i++)
-		if (h->stop_sigs && h->stop_sigs[i] >= 0)
-			task_release(h->caught.tids[i], h->stop_sigs[i]);
-		else /* (never stopped: frozen, it goes on traced until stasis exits) */
-			ptrace(PTRACE_DETACH, h->caught.tids[i], 0, 0);
-	free(h->caught.tids);
-	free(h->caught.claimed);
-	free(h->stop_sigs);
+	freezer_hold_unclaimed(&h->caught);
+	freezer_refreeze_caught(h->cgroup, h->timeout_s, &h->caught);
+	for (size_t i = 0; i < h->n_held; i++)
+		task_release(h->held[i].pid, h->held[i].stop_sig);
+	free(h->held);
 	*h = (struct paused_hold){ 0 };
 }
 
 /* t's tracking armed, its main thread stopped for it unless it needs no syscall of its own;
- * a thread that hold keeps stopped stays so (release_paused lets it go). */
-static int arm_task(struct dump_task *t, uint64_t *stopped_us, const struct paused_hold *hold)
+ * with hold, that thread stays stopped (release_paused lets it go). */
+static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hold *hold)
 {
-	int *held = held_stop_sig(hold, t->pid);
 	bool needs_inject;
 	int err, end_err;
 
@@ -291,12 +258,19 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, const struct paus
 		return err && gone(t->pid) ? 0 : err;
 	}
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
-	if (held && *held < 0)
-		return 0; /* (it exited meanwhile) */
-	if (held)
-		t->stop_sig = *held;
-	else if ((err = task_seize(t->pid, &t->stop_sig)))
+	if ((err = task_seize(t->pid, &t->stop_sig)))
 		return err == -ESRCH ? 0 : err; /* -ESRCH: it exited meanwhile */
+	if (hold) {
+		typeof(hold->held) more = xreallocarray(hold->held, hold->n_held + 1, sizeof(*more));
+		if (!more) {
+			task_release(t->pid, t->stop_sig);
+			return -ENOMEM;
+		}
+		hold->held = more;
+		hold->held[hold->n_held].pid = t->pid;
+		hold->held[hold->n_held++].stop_sig = t->stop_sig;
+		freezer_claim(&hold->caught, t->pid);
+	}
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs)) {
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
@@ -310,7 +284,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, const struct paus
 		end_err = inject_end(&t->inj);
 		err = err ?: end_err ?: regs_undo_freeze_eintr(t->pid, &t->regs);
 	}
-	end_err = held ? 0 : task_release(t->pid, t->stop_sig);
+	end_err = hold ? 0 : task_release(t->pid, t->stop_sig);
 	*stopped_us += (now_ns(CLOCK_MONOTONIC) - start) / 1000;
 	err = err ? err : end_err;
 	return err && gone(t->pid) ? 0 : err;
@@ -363,7 +337,8 @@ static int pre_dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *
 		pr_info("pre-dump: cgroup %s is frozen (a paused container): its threads are held "
 			"while the tree is armed, and it is frozen again before they go", hold.cgroup);
 	}
-	if ((err = dump_before_freeze(ctx)) || (paused && (err = hold_paused(&hold, root))) ||
+	if ((err = dump_before_freeze(ctx)) ||
+	    (paused && (err = freezer_catch_tree(hold.cgroup, hold.timeout_s, root, &hold.caught))) ||
 	    (err = walk_tree(&tr, root, ctx)) || (err = tree_page_xfer.collect(ctx, &tr)))
 		goto fail;
 	dump_link_parents(&tr);

@@ -253,15 +253,22 @@ static int add_group_helpers(struct dump_tree *tr)
 	return 0;
 }
 
-/* --freeze-cgroup: the threads the freezer caught that are not the tree's go on. */
-static void freezer_done(const struct dump_tree *tr, struct freezer_catch *caught)
+/* --freeze-cgroup: the threads the freezer caught that are not the tree's go on (a paused
+ * cgroup's are held until pstree_release has frozen it again). */
+static void freezer_done(struct dump_tree *tr, struct freezer_catch *caught)
 {
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		freezer_claim(caught, tr->tasks[i].pid);
 		for (size_t k = 0; k < tr->tasks[i].nr_threads; k++)
 			freezer_claim(caught, tr->tasks[i].threads[k].tid);
 	}
-	freezer_release_unclaimed(caught);
+	if (!caught->was_frozen) {
+		freezer_release_unclaimed(caught);
+		return;
+	}
+	freezer_hold_unclaimed(caught);
+	tr->paused = *caught;
+	*caught = (struct freezer_catch){ 0 };
 }
 
 int pstree_seize(struct dump_tree *tr, pid_t root, struct run_ctx *ctx)
@@ -390,7 +397,7 @@ void pstree_release(struct dump_tree *tr)
 	 * of theirs runs between the detach and the freeze.
 	 */
 	if (tr->refreeze_cgroup)
-		freezer_refreeze(tr->refreeze_cgroup, tr->freeze_timeout_s);
+		freezer_refreeze_caught(tr->refreeze_cgroup, tr->freeze_timeout_s, &tr->paused);
 	tr->refreeze_cgroup = NULL;
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		threads_release(&tr->tasks[i]);
@@ -497,6 +504,10 @@ int pstree_wait_killed(struct dump_tree *tr)
 	free(tr->kill_pidfds);
 	tr->kill_tids = NULL;
 	tr->kill_pidfds = NULL;
+	/* a paused cgroup's other threads: frozen again, as they were found, then let go */
+	if (tr->refreeze_cgroup)
+		freezer_refreeze_caught(tr->refreeze_cgroup, tr->freeze_timeout_s, &tr->paused);
+	tr->refreeze_cgroup = NULL;
 	return gone;
 }
 

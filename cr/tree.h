@@ -5,6 +5,7 @@
 #ifndef STASIS_TREE_H
 #define STASIS_TREE_H
 
+#include "freezer.h"
 #include "task.h"
 
 struct dump_tree {
@@ -18,6 +19,7 @@ struct dump_tree {
 	int *kill_pidfds;        /* room for a pidfd of every process (pstree_kill's), likewise */
 	const char *refreeze_cgroup; /* --freeze-cgroup found it frozen: pstree_release refreezes */
 	int freeze_timeout_s;
+	struct freezer_catch paused; /* then: the cgroup's threads not the tree's, held till then */
 };
 
 struct restore_watchdog;

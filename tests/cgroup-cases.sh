@@ -57,7 +57,9 @@
 #                         after it, and tests/tools/spin-count in it, which counts into a file
 #                         all the time, did not count once meanwhile, neither during a
 #                         pre-dump that fails with its threads held (STASIS_FAULT=
-#                         pre-dump-armed), nor during a pre-dump before the dump (with --prev-images-dir: pages kept in it),
+#                         pre-dump-armed), nor during a pre-dump before the dump; a pre-dump
+#                         and a dump killed while they hold its threads (kill-at:pre-dump-armed,
+#                         kill-at:after-seize): frozen again by the guardian, not counting (with --prev-images-dir: pages kept in it),
 #                         which holds the threads while it arms their tracking and freezes the
 #                         cgroup again before it lets them go; thawed, it counts on; killed, its
 #                         images restore and count on
@@ -692,6 +694,26 @@ paused_checks() {
 		ZERR="the failed pre-dump let the paused program run (count $count, now $(cat "$d/count"); $(freezer_state "$cg"))"
 		return 1
 	fi
+	# stasis killed while it holds the thawed cgroup's threads (the kernel lets them go): its
+	# guardian freezes the cgroup again (the program may run a moment first), in a pre-dump
+	# and in a dump
+	local what
+	for what in pre-dump:pre-dump-armed dump:after-seize; do
+		STASIS_FAULT=kill-at:${what#*:} run_stasis "$d/killed.out" 60 "${what%%:*}" -t "$pid" \
+			-D "$d/pre" --freeze-cgroup "$cg" -o killed.log -v4 2>/dev/null # (bash's "Killed")
+		if [ "$ZRC" != 137 ] || ! wait_until 5 frozen "$cg"; then
+			ZERR="${what%%:*} killed at ${what#*:}: exit $ZRC, the cgroup reads '$(freezer_state "$cg")', not frozen again"
+			return 1
+		fi
+		count=$(cat "$d/count")
+		sleep 0.2
+		if ! proc_alive "$pid" || counts_on; then
+			ZERR="${what%%:*} killed at ${what#*:}: the program is $(proc_alive "$pid" && echo "counting on" || echo gone) though frozen again"
+			return 1
+		fi
+	done
+	rm -rf "$d/pre"
+	mkdir -p "$d/pre"
 	run_stasis "$d/pre.out" 60 pre-dump -t "$pid" -D "$d/pre" --freeze-cgroup "$cg" -o pre-dump.log -v4
 	if [ "$ZRC" -ne 0 ]; then
 		ZERR="pre-dump exit status $ZRC"
