@@ -422,7 +422,7 @@ ALLOC_DUMP_TARGETS=${ALLOC_DUMP_TARGETS-tree pipes unix-pair tcp-established}
 # restored again and again (pipes' FIFO goes at its exit)
 ALLOC_RESTORE_TARGETS=${ALLOC_RESTORE_TARGETS-tree shared-anon tcp-established}
 ALLOC_MIN_POINTS=10
-UNSUPPORTED_KINDS="ebpf-filter tun-host vsock fuse bpf-queue bpf-map-twice bpf-map-used bpf-map-outside pidfd-outside io_uring io_uring-mapped io_uring-files io_uring-eventfd io_uring-buffers io_uring-buffer-unmapped io_uring-single io_uring-forked epoll-in-flight netlink-reply"
+UNSUPPORTED_KINDS="dnotify ebpf-filter tun-host vsock fuse bpf-queue bpf-map-twice bpf-map-used bpf-map-outside pidfd-outside io_uring io_uring-mapped io_uring-files io_uring-eventfd io_uring-buffers io_uring-buffer-unmapped io_uring-single io_uring-forked epoll-in-flight netlink-reply"
 
 zoo_setup_tmp
 zoo_ready_or_exit

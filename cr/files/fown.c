@@ -6,12 +6,14 @@
  * file) at dump; set by stasis on a copy of the restored process's fd once the whole tree
  * exists, so that every owner has its pid by then. O_ASYNC is armed by the restored process
  * itself once its fds have their numbers (the signal's si_fd is the number it was armed
- * through; open(2) takes O_ASYNC without arming it).
+ * through; open(2) takes O_ASYNC without arming it). A directory with an owner is watched with
+ * dnotify (F_NOTIFY), whose events cannot be read: refused.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -32,6 +34,15 @@ int fown_dump(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 		pr_err("dump pid %d fd %d: cannot read who gets its signals: %s", t->pid, p->fd,
 		       strerror(copy < 0 ? -copy : errno));
 		return copy < 0 ? copy : -errno;
+	}
+	/* a directory signals its owner only for dnotify (F_NOTIFY sets the caller as owner):
+	 * which events it asked for the kernel shows nowhere (nor whether it still does) */
+	struct stat st;
+	if (ex.pid > 0 && !fstat(copy, &st) && S_ISDIR(st.st_mode)) {
+		pr_err("dump pid %d fd %d: directory %s has an owner for signals (pid %d): it is watched "
+		       "with dnotify (fcntl F_NOTIFY), whose events the kernel does not show: not supported",
+		       t->pid, p->fd, p->link, ex.pid);
+		return -ENOTSUP;
 	}
 	if (ex.pid > 0 && ex.type == F_OWNER_TID && pid_ns_vtid(t->ctx, t->pid, ex.pid, &vpid))
 		vpid = 0;

@@ -2,7 +2,8 @@
  * unsupported-fd: holds at fd 42 a kind of file the engine does not checkpoint (yet), so a
  * dump must fail - with a message naming fd 42 - and leave the program running unharmed.
  *   $ZOO_UNSUPPORTED_KIND: eventfd (default; counter 7; now supported), signalfd (SIGUSR2,
- *   blocked), timerfd (disarmed), inotify,
+ *   blocked), timerfd (disarmed), inotify, dnotify (its directory, F_NOTIFY DN_CREATE,
+ *   SIGRTMIN+1),
  *   epoll, pidfd-outside (a pidfd of its parent, outside the tree), io_uring (an io_uring
  *   instance a kernel thread polls, IORING_SETUP_SQPOLL), io_uring-mapped (an io_uring
  *   instance whose rings are mapped, as liburing does, with a read of an empty pipe in
@@ -90,6 +91,14 @@ static int move_to_fd42(int fd)
 	if (dup3(fd, FD, O_CLOEXEC) != FD)
 		return -1;
 	close(fd);
+	/* dnotify: its directory watched for created files, SIGRTMIN+1 (blocked) each time; armed
+	 * here, as closing another fd of the file ends the watch */
+	sigset_t rt;
+	sigemptyset(&rt);
+	sigaddset(&rt, SIGRTMIN + 1);
+	if (!strcmp(kind, "dnotify") && (sigprocmask(SIG_BLOCK, &rt, NULL) || fcntl(FD, F_SETSIG, SIGRTMIN + 1) ||
+					 fcntl(FD, F_NOTIFY, DN_CREATE | DN_MULTISHOT)))
+		zoo_die("dnotify: %s", strerror(errno));
 	return 0;
 }
 static int check_fd42(void);
@@ -195,6 +204,8 @@ static int open_kind(void)
 		fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	} else if (!strcmp(kind, "inotify")) {
 		fd = inotify_init1(IN_CLOEXEC);
+	} else if (!strcmp(kind, "dnotify")) { /* (watched once at fd 42: move_to_fd42) */
+		fd = open(zoo_tmpdir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	} else if (!strcmp(kind, "epoll")) {
 		fd = epoll_create1(EPOLL_CLOEXEC);
 	} else if (!strcmp(kind, "pidfd-outside")) {
@@ -378,6 +389,25 @@ static int check_fd42(void)
 		fcntl(FD, F_SETFL, fl | O_NONBLOCK);
 		if (read(FD, &v, 8) != 8 || v != 7) {
 			zoo_failf("fd42", "eventfd counter is %lu, expected 7", (unsigned long)v);
+			return 0;
+		}
+	}
+	if (!strcmp(kind, "dnotify")) { /* a file made in the directory still signals */
+		char path[600];
+		sigset_t rt;
+		struct timespec second = { 1, 0 };
+		sigemptyset(&rt);
+		sigaddset(&rt, SIGRTMIN + 1);
+		snprintf(path, sizeof(path), "%s/dnotify-probe", zoo_tmpdir());
+		int f = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+		siginfo_t si = { 0 };
+		int got = sigtimedwait(&rt, &si, &second);
+		if (f >= 0)
+			close(f);
+		unlink(path);
+		if (got != SIGRTMIN + 1 || si.si_fd != FD) {
+			zoo_failf("fd42", "no SIGRTMIN+1 for fd 42 after a file was made in its directory (%s)",
+				  got < 0 ? strerror(errno) : "another signal");
 			return 0;
 		}
 	}
