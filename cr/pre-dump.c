@@ -211,10 +211,6 @@ static void entries_as_vpids(struct dump_tree *tr)
 }
 
 /*
- * Its mappings and its tracking: a process without a tracker of its own is stopped for the
- * syscalls that make one, its main thread alone, for as long as they take.
- */
-/*
  * A paused container (--freeze-cgroup frozen before the pre-dump): none of its threads may run
  * code of its own, yet a process stops for the injected syscalls that arm its tracking only
  * once it runs. Every thread of the cgroup is seized at once, an interrupt pending, and the
@@ -243,8 +239,11 @@ static void release_paused(struct paused_hold *h)
 	*h = (struct paused_hold){ 0 };
 }
 
-/* t's tracking armed, its main thread stopped for it unless it needs no syscall of its own;
- * with hold, that thread stays stopped (release_paused lets it go). */
+/*
+ * Its mappings and its tracking: a process without a tracker of its own is stopped for the
+ * syscalls that make one, its main thread alone, for as long as they take (with hold, until
+ * release_paused lets it go).
+ */
 static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hold *hold)
 {
 	bool needs_inject;
