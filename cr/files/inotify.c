@@ -183,11 +183,18 @@ static int by_wd(const void *a, const void *b)
 	return (int)(*(InotifyWatch *const *)a)->wd - (int)(*(InotifyWatch *const *)b)->wd;
 }
 
+/* The mask to add w with: a watch for no event (made with IN_ONLYDIR alone, say) is added
+ * with IN_MASK_ADD, which the kernel takes without an event and does not keep. */
+static uint32_t add_mask(const InotifyWatch *w)
+{
+	return w->mask & IN_ALL_EVENTS ? w->mask : w->mask | IN_MASK_ADD;
+}
+
 /* inotify_add_watch of w on inotify fd: a deleted file through the ghost the restore made. */
 static int watch_again(const struct restore_task *t, int fd, const InotifyWatch *w)
 {
 	if (!w->has_ghost_id)
-		return inotify_add_watch(fd, w->path, w->mask);
+		return inotify_add_watch(fd, w->path, add_mask(w));
 	auto_close int ghost = ghost_open(t->ctx, w->ghost_id, O_PATH);
 	char proc[64];
 
@@ -196,7 +203,7 @@ static int watch_again(const struct restore_task *t, int fd, const InotifyWatch 
 		return -1;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", ghost);
-	return inotify_add_watch(fd, proc, w->mask & ~IN_DONT_FOLLOW);
+	return inotify_add_watch(fd, proc, add_mask(w) & ~IN_DONT_FOLLOW);
 }
 
 static int open_inotify(struct restore_task *t, const FdEntry *e)
@@ -266,7 +273,7 @@ static int add_watches_elsewhere(const struct restore_task *t, const FdEntry *e,
 		}
 		snprintf(path, sizeof(path), "/proc/%d/root%s", o->host_pid, w->path);
 		ioctl(copy, INOTIFY_IOC_SETNEXTWD, (int)w->wd);
-		int wd = inotify_add_watch(copy, path, w->mask);
+		int wd = inotify_add_watch(copy, path, add_mask(w));
 		if (wd != (int)w->wd) {
 			int err = wd < 0 ? -errno : -EEXIST;
 			if (wd < 0)

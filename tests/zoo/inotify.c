@@ -13,7 +13,9 @@
  * found through the container's mounts; a write to it after restore is seen on wd 6, and the
  * watch is still wd 6 (inotify_add_watch of it again answers 6). wd 7 watches a symlink as
  * itself (IN_ATTRIB, IN_DONT_FOLLOW) that fd 53 holds O_PATH | O_NOFOLLOW, then removed: after
- * restore a chown through fd 53 is seen on wd 7.
+ * restore a chown through fd 53 is seen on wd 7. wd 8 watches a directory for no event at all
+ * (IN_ONLYDIR alone, as stress-ng does): after restore it is still there (inotify_add_watch
+ * with IN_MASK_CREATE answers EEXIST).
  * Dumped with --leave-running and not restored (zoo_left_running): the dump's reading of the
  * removed file "gone" (IN_OPEN, IN_CLOSE_NOWRITE on wd 1) is no spurious event.
  * Blocks in: nanosleep (zoo_wait loop).
@@ -22,13 +24,18 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
-static char dir[4200], file[4300], gone[4300], link_path[4300], link_gone[4300], shm_file[64];
+#ifndef IN_MASK_CREATE
+#define IN_MASK_CREATE 0x10000000
+#endif
+
+static char dir[4200], file[4300], gone[4300], link_path[4300], link_gone[4300], quiet[4300], shm_file[64];
 
 static void c_watch(ucontext_t *u) { (void)u; inotify_rm_watch(50, 2); }
 static void c_deleted(ucontext_t *u) { (void)u; inotify_rm_watch(50, 3); }
 static void c_symlink(ucontext_t *u) { (void)u; inotify_rm_watch(50, 4); }
 static void c_shm(ucontext_t *u) { (void)u; inotify_rm_watch(50, 6); }
 static void c_gone_link(ucontext_t *u) { (void)u; inotify_rm_watch(50, 7); }
+static void c_quiet(ucontext_t *u) { (void)u; inotify_rm_watch(50, 8); }
 static void c_spurious(ucontext_t *u) { (void)u; close(open(file, O_RDONLY)); }
 static const struct zoo_corruption corruptions[] = {
 	{ "watch", c_watch, 0 },
@@ -37,6 +44,7 @@ static const struct zoo_corruption corruptions[] = {
 	{ "symlink-watch", c_symlink, 0 },
 	{ "shm-watch", c_shm, 0 },
 	{ "removed-symlink-watch", c_gone_link, 0 },
+	{ "quiet-watch", c_quiet, 0 },
 };
 
 int main(int argc, char **argv)
@@ -82,6 +90,9 @@ int main(int argc, char **argv)
 	    inotify_add_watch(50, link_gone, IN_ATTRIB | IN_DONT_FOLLOW) != 7 || unlink(link_gone))
 		zoo_die("%s: %s", link_gone, strerror(errno));
 	close(f);
+	snprintf(quiet, sizeof(quiet), "%s/quiet", dir);
+	if ((mkdir(quiet, 0700) && errno != EEXIST) || inotify_add_watch(50, quiet, IN_ONLYDIR) != 8)
+		zoo_die("%s: %s", quiet, strerror(errno));
 	char buf[4096] __attribute__((aligned(8)));
 	while (read(50, buf, sizeof(buf)) > 0) /* what the setting up caused */
 		;
@@ -142,8 +153,12 @@ int main(int argc, char **argv)
 	CHECK("shm-watch", shm_modified && again == 6, "no IN_MODIFY event on wd 6 (%s), or it is wd %d now", shm_file,
 	      again);
 	CHECK("removed-symlink-watch", gone_link_attrib, "no IN_ATTRIB event on wd 7 (the removed symlink of fd 53)");
+	int quiet_wd = inotify_add_watch(50, quiet, IN_ONLYDIR | IN_MASK_CREATE);
+	CHECK("quiet-watch", quiet_wd < 0 && errno == EEXIST, "the watch of %s for no event is gone (a new one: wd %d)",
+	      quiet, quiet_wd);
+	rmdir(quiet);
 	unlink(newf);
 	unlink(link_path);
 	unlink(shm_file);
-	return zoo_finish("6 watches, a gap in their wds");
+	return zoo_finish("7 watches (one for no event), a gap in their wds");
 }
