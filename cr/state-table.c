@@ -17,6 +17,7 @@ const struct state_ops *const state_table[] = {
 	&state_mempolicy, /* cr/mempolicy.c (its mappings' policies: after the layout) */
 	&state_aio,     /* cr/aio.c (after the layout: its rings are mappings) */
 	&state_membarrier, /* cr/membarrier.c (registrations of the memory) */
+	&state_keyrings, /* cr/keyrings.c (refused: the process's and main thread's own keys) */
 	&state_ldt,     /* arch/x86_64/ldt.c (the memory's descriptor table; before dirty-track) */
 	&state_dirty_track, /* cr/dirty-track.c: after the mappings, before fds (skips its own) */
 	&state_fds,     /* cr/files/fdtable.c */

@@ -255,7 +255,7 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
 	state_posix_timers, state_sched, state_creds, state_seccomp, state_aio, state_knobs,
 	state_membarrier, state_job_stop, state_dirty_track, state_controls, state_host_sems, state_lsm,
 	state_ldt, state_mempolicy, state_io_uring_ring_fds, state_io_uring_buffers,
-	state_io_uring_files;
+	state_io_uring_files, state_keyrings;
 
 /*
  * Every process and thread of the frozen tree (n, the root first) in namespaces the restore

@@ -208,6 +208,9 @@
 #   dump/tracer-of-outside   a tree whose process traces (PTRACE_SEIZE, as strace -p and gdb -p
 #                            attach) a sleep outside it: refused naming the tracer and the
 #                            traced pid; the tracer runs on, still tracing it
+#   dump/process-keyring     a python program with a key in a keyring of its own (add_key to
+#                            KEY_SPEC_PROCESS_KEYRING): refused naming the pid and the keyring,
+#                            the program left as it was
 #   restore/mapped-file-times
 #                            mem-file (private.dat mapped privately, shared.dat shared): the
 #                            files' times cut to whole seconds (as tar copies them: engines save
@@ -788,6 +791,18 @@ while True:
 	fi
 	kill -KILL "$tracer" "$target" 2>/dev/null
 	wait "$tracer" "$target" 2>/dev/null
+}
+
+# A process with a keyring of its own (add_key to KEY_SPEC_PROCESS_KEYRING, as stress-ng's key
+# stressor): refused naming the pid and the keyring, the process left as it was.
+case_process_keyring() {
+	python_refused_untouched dump/process-keyring "$ZOO_TMP/keyring" "the pid and its process keyring" \
+		"dump pid PID: it has a process keyring \\(key [0-9]+" 'import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.syscall(248, b"user", b"stasis-test", b"secret", 6, -2) < 0:  # add_key, the process keyring
+    sys.exit("add_key: errno %d" % ctypes.get_errno())
+print("READY", flush=True)
+time.sleep(600)'
 }
 
 # Mapped files whose times changed since the dump: cut to whole seconds (a copy through tar), a
@@ -2723,6 +2738,7 @@ other_cases() {
 	case_root_slash
 	case_masterless_pty
 	case_tracer_of_outside
+	case_process_keyring
 	case_mapped_file_times
 	STASIS_FAULT=kernel-lacks:get_rseq_conf dump_fails_naming dump/kernel-lacks-rseq-conf rseq \
 		'dump: this kernel lacks PTRACE_GET_RSEQ_CONFIGURATION: .*rseq.*nothing was frozen'
