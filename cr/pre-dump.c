@@ -257,7 +257,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hol
 		return err && gone(t->pid) ? 0 : err;
 	}
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
-	if ((err = task_seize(t->pid, &t->stop_sig)))
+	if ((err = task_seize(t->pid, &t->stop_sig, t->ctx->opts->timeout)))
 		return err == -ESRCH ? 0 : err; /* -ESRCH: it exited meanwhile */
 	if (hold) {
 		typeof(hold->held) more = xreallocarray(hold->held, hold->n_held + 1, sizeof(*more));

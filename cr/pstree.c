@@ -173,7 +173,7 @@ static int seize_process(struct dump_tree *tr, TreeEntry *e, struct run_ctx *ctx
 		t->pid = live;
 		pr_debug("dump pid %d: its main thread has exited; thread %d stands for it", e->pid, live);
 	}
-	if ((err = task_seize(t->pid, &t->stop_sig)))
+	if ((err = task_seize(t->pid, &t->stop_sig, ctx->opts->timeout)))
 		return err;
 	tr->nr_tasks++;
 	if (!(t->threads = xzalloc(RST_MAX_THREADS * sizeof(*t->threads))))

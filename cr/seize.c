@@ -111,13 +111,20 @@ static int wait_stop_for(pid_t pid, int *status, unsigned timeout_ms)
 	return 0;
 }
 
-int task_wait_stop(pid_t pid, int *status)
+/* task_wait_stop within timeout_s seconds (0: WAIT_STOP_TIMEOUT_MS). */
+static int wait_stop_said(pid_t pid, int *status, int timeout_s)
 {
-	int ret = wait_stop_for(pid, status, WAIT_STOP_TIMEOUT_MS);
+	unsigned ms = timeout_s > 0 ? (unsigned)timeout_s * 1000 : WAIT_STOP_TIMEOUT_MS;
+	int ret = wait_stop_for(pid, status, ms);
 
 	if (ret == -ETIMEDOUT)
-		pr_err("pid %d: did not stop within %d ms", pid, WAIT_STOP_TIMEOUT_MS);
+		pr_err("pid %d: did not stop within %u ms (a longer --timeout waits longer)", pid, ms);
 	return ret;
+}
+
+int task_wait_stop(pid_t pid, int *status)
+{
+	return wait_stop_said(pid, status, 0);
 }
 
 /* The child pid waits for in vfork() (one sharing its memory), or 0. */
@@ -195,7 +202,7 @@ static int vfork_child_run_to_exec(pid_t child)
 	}
 }
 
-int task_seize(pid_t pid, int *stop_sig)
+int task_seize(pid_t pid, int *stop_sig, int timeout_s)
 {
 	struct proc_stat st;
 	bool caught = false;
@@ -252,7 +259,7 @@ int task_seize(pid_t pid, int *stop_sig)
 			       "cannot be frozen until then (it was not within %d ms)", pid, vfork_child,
 			       VFORK_WAIT_MS);
 		else if (ret == -ETIMEDOUT)
-			ret = task_wait_stop(pid, &status);
+			ret = wait_stop_said(pid, &status, timeout_s);
 		if (ret) {
 			ptrace(PTRACE_DETACH, pid, 0, 0);
 			if (ret == -ESRCH)

@@ -9,10 +9,12 @@
 #include <sys/user.h>
 
 /*
- * PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop. *stop_sig: the job control signal of
- * the group stop it was in before (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), 0 if none.
+ * PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop, at most timeout_s seconds (--timeout;
+ * 0: 10; a task deep in one system call, as mmap populating gigabytes, stops only after it).
+ * *stop_sig: the job control signal of the group stop it was in before (SIGSTOP, SIGTSTP,
+ * SIGTTIN, SIGTTOU), 0 if none.
  */
-int task_seize(pid_t pid, int *stop_sig);
+int task_seize(pid_t pid, int *stop_sig, int timeout_s);
 /* Detach, leaving the task running as before (or stopped, if it was). */
 int task_release(pid_t pid, int stop_sig);
 /* SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU: a signal whose default action is a group stop. */

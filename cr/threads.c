@@ -63,7 +63,7 @@ int threads_seize(struct dump_task *t)
 				pr_err("dump pid %d: more than %d threads", t->pid, RST_MAX_THREADS);
 				return -E2BIG;
 			}
-			if ((err = task_seize(tids[i], &stopped))) {
+			if ((err = task_seize(tids[i], &stopped, t->ctx->opts->timeout))) {
 				if (err == -ESRCH)
 					continue; /* exited meanwhile */
 				return err;

@@ -65,6 +65,9 @@
 #                         images restore and count on
 #   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
 #                         PASSes
+#   freezer/timeout       mem-anon in a frozen cgroup dumped without --freeze-cgroup, with
+#                         --timeout 2: it cannot stop; refused naming it and the 2000 ms, the
+#                         target (thawed) PASSes
 #
 #   tests/cgroup-cases.sh [--keep]
 # Output: one line per case, then "N passed, N failed"; exit status non-zero on failure.
@@ -803,6 +806,34 @@ case_not_a_freezer() {
 	fi
 }
 
+# freezer/timeout: see above
+case_stop_timeout() {
+	local label=freezer/timeout d=$ZOO_TMP/stop-timeout cg=$V1/freezer/$TAG/T start took
+	mkdir -p "$d/img"
+	if ! cg_new "$cg" || ! ZOO_CGROUPS=$cg zoo_start mem-anon "$d"; then
+		result_fail $label "cannot start mem-anon in $cg: $ZERR"
+		return
+	fi
+	set_frozen "$cg" 1
+	wait_until 10 frozen "$cg"
+	start=$(date +%s%N)
+	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --timeout 2 -o dump.log -v4
+	took=$((($(date +%s%N) - start) / 1000000))
+	set_frozen "$cg" 0
+	if ! clean_failure "$ZRC"; then
+		result_fail $label "dump exit status $ZRC"
+		kill_ours "$ZPID"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "pid $ZPID: did not stop within 2000 ms"; then
+		result_fail $label "the error does not name pid $ZPID and the 2 s of --timeout 2"
+		show_tail "$d/dump.out"
+		kill_ours "$ZPID"
+	elif ! target_survives $label "$ZPID" "$d"; then
+		result_fail $label "$ZERR"
+	else
+		result_ok "$label (refused after $took ms)"
+	fi
+}
+
 # ---------------------------------------------------------------------------------------
 zoo_setup_tmp
 trap cg_cleanup EXIT
@@ -837,4 +868,5 @@ fi
 [ -n "$CG2" ] && { case_v2; case_threads; }
 case_freezer
 case_not_a_freezer
+case_stop_timeout
 summary
