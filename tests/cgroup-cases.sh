@@ -792,17 +792,24 @@ case_not_a_freezer() {
 		return
 	fi
 	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --freeze-cgroup "$d/plain" -o dump.log -v4
+	refused_survives $label "$d" "cgroup $d/plain: not a freezer cgroup" "$d/plain"
+}
+
+# refused_survives LABEL DIR RE WHAT [NOTE]: the dump just run (ZRC, DIR/dump.out) failed
+# cleanly naming WHAT (its output matching RE), and ZPID PASSes; says the result
+refused_survives() {
+	local label=$1 d=$2 re=$3 what=$4
 	if ! clean_failure "$ZRC"; then
-		result_fail $label "dump exit status $ZRC"
+		result_fail "$label" "dump exit status $ZRC"
 		kill_ours "$ZPID"
-	elif ! mentions "$d/dump.out" "$d/img/dump.log" "cgroup $d/plain: not a freezer cgroup"; then
-		result_fail $label "the error does not name $d/plain"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "$re"; then
+		result_fail "$label" "the error does not name $what"
 		show_tail "$d/dump.out"
 		kill_ours "$ZPID"
-	elif ! target_survives $label "$ZPID" "$d"; then
-		result_fail $label "$ZERR"
+	elif ! target_survives "$label" "$ZPID" "$d"; then
+		result_fail "$label" "$ZERR"
 	else
-		result_ok $label
+		result_ok "$label${5:+ ($5)}"
 	fi
 }
 
@@ -820,18 +827,8 @@ case_stop_timeout() {
 	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" --timeout 2 -o dump.log -v4
 	took=$((($(date +%s%N) - start) / 1000000))
 	set_frozen "$cg" 0
-	if ! clean_failure "$ZRC"; then
-		result_fail $label "dump exit status $ZRC"
-		kill_ours "$ZPID"
-	elif ! mentions "$d/dump.out" "$d/img/dump.log" "pid $ZPID: did not stop within 2000 ms"; then
-		result_fail $label "the error does not name pid $ZPID and the 2 s of --timeout 2"
-		show_tail "$d/dump.out"
-		kill_ours "$ZPID"
-	elif ! target_survives $label "$ZPID" "$d"; then
-		result_fail $label "$ZERR"
-	else
-		result_ok "$label (refused after $took ms)"
-	fi
+	refused_survives $label "$d" "pid $ZPID: did not stop within 2000 ms" \
+		"pid $ZPID and the 2 s of --timeout 2" "refused after $took ms"
 }
 
 # ---------------------------------------------------------------------------------------
