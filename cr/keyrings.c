@@ -3,7 +3,8 @@
  * its main thread (KEY_SPEC_THREAD_KEYRING), which it makes itself, are asked inside the task
  * (KEYCTL_GET_KEYRING_ID without creating one). A program names its keys by their serial
  * numbers, which the kernel hands out and no restore can choose: a process holding such a
- * keyring is refused by name, before anything is written (the tree runs on). The session
+ * keyring with keys in it is refused by name, before anything is written (the tree runs on);
+ * an empty one is made anew by the kernel when the restored program names it again. The session
  * keyring, inherited from the caller (a login's, a service's), is left as the restore's caller
  * has it; the other threads' keyrings are not asked.
  */
@@ -34,9 +35,21 @@ static int dump_keyrings(struct dump_task *t)
 			       strerror((int)-serial));
 			return (int)serial;
 		}
-		pr_err("dump pid %d: it has a %s keyring (key %lld, add_key/keyctl): its keys cannot be "
-		       "made again with their serial numbers, by which the program knows them: not "
-		       "supported", t->pid, rings[i].name, (long long)serial);
+		/* its size (4 bytes a key it links): an empty one comes back by itself, made anew
+		 * when the program next names it (KEY_SPEC_*_KEYRING) */
+		uint64_t read_args[6] = { KEYCTL_READ, (uint64_t)serial, 0, 0 };
+		int64_t bytes;
+		if (inject_syscall(&t->inj, SYS_keyctl, read_args, &bytes))
+			return -EIO;
+		if (!bytes) {
+			pr_debug("dump pid %d: its %s keyring (key %lld) is empty: not kept", t->pid,
+				 rings[i].name, (long long)serial);
+			continue;
+		}
+		pr_err("dump pid %d: it has a %s keyring (key %lld) with %s (add_key/keyctl): its keys "
+		       "cannot be made again with their serial numbers, by which the program knows them: "
+		       "not supported", t->pid, rings[i].name, (long long)serial,
+		       bytes > 0 ? "keys in it" : "what it holds unreadable");
 		return -ENOTSUP;
 	}
 	return 0;
