@@ -405,6 +405,13 @@ static void cgroups_make(void)
 					v1_init_cgroup(p, !c);
 			} else if (errno != EEXIST) {
 				die("--cgroup: mkdir %s: %s", p, strerror(errno));
+			} else if (!h->v2) {
+				/* made by a run beside this one, which may not have filled its cpuset yet:
+				 * an empty one takes no task (ENOSPC) and gives a child none to copy */
+				char parent[PATH_MAX];
+				snprintf(parent, sizeof(parent), "%s", p);
+				*strrchr(parent, '/') = 0;
+				copy_cpuset(parent, p);
 			}
 			*s = c;
 			if (!c)
