@@ -85,16 +85,18 @@ track_pid() { ZOO_PIDS+=("$1"); }
 
 # Shared memory a host case's programs made and left (they did not reach their end), so that
 # no run leaves it on the host: their /dev/shm files (named zoo-WHAT-PID by the program of that
-# pid), and their SysV segments once nothing has them attached. After each case (its program's)
-# and at exit (every program's: a killed program's processes may still be detaching then,
-# waited for up to 2 s).
+# pid), their POSIX message queues (/stasis-zoo-PID-WHAT), and their SysV segments once nothing
+# has them attached. After each case (its program's) and at exit (every program's: a killed
+# program's processes may still be detaching then, waited for up to 2 s).
 remove_left_shared_memory() {
-	local id cpid nattch ours=" ${ZPID:-} " tries=0 busy
+	local id cpid nattch ours=" ${ZPID:-} " tries=0 busy mq
 	[ "${1:-}" = all ] && ours=" ${ZOO_PIDS[*]} "
 	[ "$ours" != "  " ] || return 0
+	mq=$(mktemp -d) && { mount -t mqueue none "$mq" 2>/dev/null || { rmdir "$mq"; mq=""; }; }
 	for cpid in $ours; do
-		rm -f /dev/shm/zoo-*-"$cpid"
+		rm -f /dev/shm/zoo-*-"$cpid" ${mq:+"$mq"/stasis-zoo-"$cpid"-*}
 	done
+	[ -n "$mq" ] && umount "$mq" && rmdir "$mq"
 	while :; do
 		busy=0
 		while read -r id cpid nattch; do
