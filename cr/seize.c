@@ -111,20 +111,19 @@ static int wait_stop_for(pid_t pid, int *status, unsigned timeout_ms)
 	return 0;
 }
 
-/* task_wait_stop within timeout_s seconds (0: WAIT_STOP_TIMEOUT_MS). */
-static int wait_stop_said(pid_t pid, int *status, int timeout_s)
+/* task_wait_stop within ms, what else to say (hint) if it does not stop. */
+static int wait_stop_said(pid_t pid, int *status, unsigned ms, const char *hint)
 {
-	unsigned ms = timeout_s > 0 ? (unsigned)timeout_s * 1000 : WAIT_STOP_TIMEOUT_MS;
 	int ret = wait_stop_for(pid, status, ms);
 
 	if (ret == -ETIMEDOUT)
-		pr_err("pid %d: did not stop within %u ms (a longer --timeout waits longer)", pid, ms);
+		pr_err("pid %d: did not stop within %u ms%s", pid, ms, hint);
 	return ret;
 }
 
 int task_wait_stop(pid_t pid, int *status)
 {
-	return wait_stop_said(pid, status, 0);
+	return wait_stop_said(pid, status, WAIT_STOP_TIMEOUT_MS, "");
 }
 
 /* The child pid waits for in vfork() (one sharing its memory), or 0. */
@@ -259,7 +258,9 @@ int task_seize(pid_t pid, int *stop_sig, int timeout_s)
 			       "cannot be frozen until then (it was not within %d ms)", pid, vfork_child,
 			       VFORK_WAIT_MS);
 		else if (ret == -ETIMEDOUT)
-			ret = wait_stop_said(pid, &status, timeout_s);
+			ret = wait_stop_said(pid, &status,
+					     timeout_s > 0 ? (unsigned)timeout_s * 1000 : WAIT_STOP_TIMEOUT_MS,
+					     " (a longer --timeout waits longer)");
 		if (ret) {
 			ptrace(PTRACE_DETACH, pid, 0, 0);
 			if (ret == -ESRCH)
