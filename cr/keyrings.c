@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "task.h"
+#include "util.h"
 
 static int dump_keyrings(struct dump_task *t)
 {
@@ -23,7 +24,7 @@ static int dump_keyrings(struct dump_task *t)
 		const char *name;
 	} rings[] = { { KEY_SPEC_PROCESS_KEYRING, "process" }, { KEY_SPEC_THREAD_KEYRING, "thread" } };
 
-	for (size_t i = 0; i < sizeof(rings) / sizeof(rings[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(rings); i++) {
 		uint64_t args[6] = { KEYCTL_GET_KEYRING_ID, (uint64_t)(int64_t)rings[i].spec, 0 };
 		int64_t serial;
 		if (inject_syscall(&t->inj, SYS_keyctl, args, &serial))

@@ -383,6 +383,14 @@ int pstree_refuse_tracers(const struct dump_tree *tr)
 	return err;
 }
 
+/* A cgroup frozen before the dump: frozen again, then its threads not the tree's let go. */
+static void refreeze_paused(struct dump_tree *tr)
+{
+	if (tr->refreeze_cgroup)
+		freezer_refreeze_caught(tr->refreeze_cgroup, tr->freeze_timeout_s, &tr->paused);
+	tr->refreeze_cgroup = NULL;
+}
+
 void pstree_release(struct dump_tree *tr)
 {
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
@@ -396,9 +404,7 @@ void pstree_release(struct dump_tree *tr)
 	 * are still held by ptrace: the freezer takes them where they stop, and not one instruction
 	 * of theirs runs between the detach and the freeze.
 	 */
-	if (tr->refreeze_cgroup)
-		freezer_refreeze_caught(tr->refreeze_cgroup, tr->freeze_timeout_s, &tr->paused);
-	tr->refreeze_cgroup = NULL;
+	refreeze_paused(tr);
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		threads_release(&tr->tasks[i]);
 		task_release(tr->tasks[i].pid, tr->tasks[i].stop_sig);
@@ -505,9 +511,7 @@ int pstree_wait_killed(struct dump_tree *tr)
 	tr->kill_tids = NULL;
 	tr->kill_pidfds = NULL;
 	/* a paused cgroup's other threads: frozen again, as they were found, then let go */
-	if (tr->refreeze_cgroup)
-		freezer_refreeze_caught(tr->refreeze_cgroup, tr->freeze_timeout_s, &tr->paused);
-	tr->refreeze_cgroup = NULL;
+	refreeze_paused(tr);
 	return gone;
 }
 

@@ -200,6 +200,15 @@ static long find_submitter(struct ring_asker *a, long nr, const uint64_t args[6]
 	return err;
 }
 
+/* A register of opcode (arg) asked by stasis, or, if that answers EEXIST (a ring of one
+ * submitter), by the process's thread that is (left in a->inj); EEXIST if none is. */
+static long ask_as_submitter(struct ring_asker *a, unsigned opcode, uint64_t arg)
+{
+	long ret = ask(a, opcode, arg);
+	return ret == -EEXIST ? find_submitter(a, SYS_io_uring_register, (const uint64_t[6]){ a->fd, opcode, arg, 1 })
+			      : ret;
+}
+
 /* The first buffer group of the ring from group from on that is not ENOENT to
  * IORING_REGISTER_PBUF_STATUS: its number, MAX_BUF_GROUPS if none, or <0. */
 static long first_buffer_group(const struct ring_asker *a, uint32_t from)
@@ -245,9 +254,7 @@ static long first_buffer_group(const struct ring_asker *a, uint32_t from)
 static int refuse_registered(struct ring_asker *a, const char *what)
 {
 	/* an eventfd: EBUSY if one is registered, else EFAULT (NULL is read) */
-	long err = ask(a, IORING_REGISTER_EVENTFD, 0);
-	if (err == -EEXIST)
-		err = find_submitter(a, SYS_io_uring_register, (const uint64_t[6]){ a->fd, IORING_REGISTER_EVENTFD, 0, 1 });
+	long err = ask_as_submitter(a, IORING_REGISTER_EVENTFD, 0);
 	if (err == -EEXIST)
 		pr_err("%s whose submitter is one thread (IORING_SETUP_SINGLE_ISSUER) that is none of the "
 		       "process's threads (it exited): what is registered with it cannot be read: not supported",
@@ -465,9 +472,7 @@ static int settle(struct ring_asker *a, struct ring_info *ri, char **info)
 		return err;
 	/* which thread waits: a register answers EEXIST to all but a single submitter, certainly
 	 * (a wait by another thread may just wait, without the completions deferred to it) */
-	long ret = ask(a, IORING_REGISTER_EVENTFD, 0);
-	if (ret == -EEXIST)
-		ret = find_submitter(a, SYS_io_uring_register, (const uint64_t[6]){ a->fd, IORING_REGISTER_EVENTFD, 0, 1 });
+	long ret = ask_as_submitter(a, IORING_REGISTER_EVENTFD, 0);
 	if (ret != -EEXIST) {
 		if (!a->inj)
 			a->inj = &t->inj;

@@ -353,7 +353,7 @@ static void copy_cpuset(const char *parent, const char *dir)
  * and SCHED_FIFO fails with EPERM): 50 ms a second for a level above the container's, 5 ms
  * for the container's own (leaf), as docker's --cpu-rt-runtime would give.
  */
-static void v1_init_cgroup(const char *dir, int leaf)
+static void v1_fill_cpuset(const char *dir)
 {
 	char parent[PATH_MAX], f[PATH_MAX + 32];
 	snprintf(parent, sizeof(parent), "%s", dir);
@@ -361,6 +361,12 @@ static void v1_init_cgroup(const char *dir, int leaf)
 	snprintf(f, sizeof(f), "%s/cpuset.cpus", dir);
 	if (access(f, F_OK) == 0)
 		copy_cpuset(parent, dir);
+}
+
+static void v1_init_cgroup(const char *dir, int leaf)
+{
+	char f[PATH_MAX + 32];
+	v1_fill_cpuset(dir);
 	snprintf(f, sizeof(f), "%s/cpu.rt_runtime_us", dir);
 	if (access(f, F_OK) == 0)
 		write_file(f, "%d\n", leaf ? 5000 : 50000);
@@ -408,10 +414,7 @@ static void cgroups_make(void)
 			} else if (!h->v2) {
 				/* made by a run beside this one, which may not have filled its cpuset yet:
 				 * an empty one takes no task (ENOSPC) and gives a child none to copy */
-				char parent[PATH_MAX];
-				snprintf(parent, sizeof(parent), "%s", p);
-				*strrchr(parent, '/') = 0;
-				copy_cpuset(parent, p);
+				v1_fill_cpuset(p);
 			}
 			*s = c;
 			if (!c)
