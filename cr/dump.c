@@ -185,6 +185,8 @@ void dump_link_parents(struct dump_tree *tr)
 						tr->tasks[i].parent = &tr->tasks[k];
 }
 
+#define SETTLE_TRIES 10 /* seizes of a tree in the middle of something (90 ms of running between) */
+
 static uint64_t us_since(uint64_t start_ns)
 {
 	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000;
@@ -276,6 +278,28 @@ static void dump_done(struct run_ctx *ctx)
 }
 
 /*
+ * Seizes the tree at a moment when none of its netlink sockets is in the middle of a
+ * conversation with the kernel, which a restore cannot give back: such a conversation lasts a
+ * moment, so the tree is let go to finish it and seized again, a few times. A paused container
+ * cannot finish it; then (or when it never settles) the socket's dump refuses it by name.
+ */
+static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
+{
+	for (unsigned tries = 1;; tries++) {
+		int err = pstree_seize(tr, root, ctx);
+		if (err) {
+			dump_tree_free(tr);
+			return err;
+		}
+		if (tries == SETTLE_TRIES || tr->refreeze_cgroup || !netlink_tree_talking(tr->tasks, tr->nr_tasks))
+			return 0;
+		pstree_release(tr);
+		dump_tree_free(tr);
+		usleep(tries * 2000);
+	}
+}
+
+/*
  * The dump itself, writing into ctx->images_dir_fd (the new image set's directory); the set is
  * moved into images_dir just before the tree is let go or killed.
  */
@@ -296,10 +320,8 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		return err;
 	}
 	frozen_at = now_ns(CLOCK_MONOTONIC);
-	if ((err = pstree_seize(&tr, root, ctx))) {
-		dump_tree_free(&tr);
+	if ((err = seize_settled(ctx, &tr, root)))
 		return err;
-	}
 	ctx->stats.freezing_us = us_since(frozen_at);
 	if (run_fault(ctx, "after-seize")) {
 		pr_err("dump pid %d: injected failure after-seize", root);

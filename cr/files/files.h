@@ -38,6 +38,10 @@ int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **in
  * before any file of the tree is looked at: stat() of a file of that file system waits for its
  * frozen server for ever. Only links are read (readlink asks no file system). */
 int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n);
+/* Is a netlink socket of the frozen tree in the middle of a conversation with the kernel (a
+ * reply not read yet, a dump being answered), which a restore cannot give back? 1 (said at
+ * info level, naming it) or 0. */
+int netlink_tree_talking(const struct dump_task *tasks, size_t n);
 int fd_probe_file(const struct fd_dirs *d, struct fd_probe *p);
 /* The fd of t's (dumped) table that is the open file of fd of pid (a tid too), else -ENOENT;
  * st: that fd's file. */

@@ -3,8 +3,11 @@
  * multicast groups they are bound to, the peer they are connected to, and their boolean
  * options (extended acks and strict checks, as iproute2 and systemd set them, ...). Multicast
  * messages waiting in one are not kept (the dump warns): they are the kernel's news, read again
- * from the source. A unicast one waiting (a reply to the program's own request) is refused: the
- * program would wait for it for ever.
+ * from the source. A socket in the middle of a conversation (a reply to the program's own
+ * request not read yet, or a dump request the kernel is still answering) cannot be given back:
+ * the program would wait for the rest for ever. Such a conversation lasts a moment, so the dump
+ * lets the tree go and seizes it again (netlink_tree_talking); one still going on then is
+ * refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 
 #define MAX_GROUP_WORDS 64 /* 2048 groups */
@@ -35,13 +39,113 @@ static uint32_t flags_known(void)
 	return all;
 }
 
+/* A netlink socket of a network namespace with something going on (/proc/PID/net/netlink). */
+struct nl_busy {
+	unsigned long ino;
+	bool queued;  /* bytes waiting to be read */
+	bool dumping; /* the kernel is answering a dump request of it ("Dump": its callback runs) */
+};
+#define MAX_BUSY 256 /* (more are not looked at) */
+
+/* The netlink sockets of pid's network namespace with bytes queued or a dump being answered. */
+static int busy_sockets(pid_t pid, struct nl_busy *busy, size_t *n)
+{
+	char path[64], line[256];
+
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/net/netlink", pid);
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		pr_perror("dump pid %d: cannot read %s", pid, path);
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f) && *n < MAX_BUSY) {
+		int rmem, dump;
+		unsigned long ino;
+		/* sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode (the header does not match) */
+		if (sscanf(line, "%*x %*d %*u %*x %d %*d %d %*d %*u %lu", &rmem, &dump, &ino) == 3 &&
+		    (rmem > 0 || dump))
+			busy[(*n)++] = (struct nl_busy){ ino, rmem > 0, dump != 0 };
+	}
+	fclose(f);
+	return 0;
+}
+
+static const struct nl_busy *find_busy(const struct nl_busy *busy, size_t n, unsigned long ino)
+{
+	for (size_t i = 0; i < n; i++)
+		if (busy[i].ino == ino)
+			return &busy[i];
+	return NULL;
+}
+
+/* What netlink socket s is in the middle of (NULL: of nothing a restore loses). */
+static const char *talking(int s, bool dumping)
+{
+	struct sockaddr_nl from = { 0 };
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (dumping)
+		return "a dump request the kernel is still answering";
+	/* a message sent to this socket alone (no multicast group) answers a request the program
+	 * made */
+	if (recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT) >= 0 && !from.nl_groups)
+		return "an unread reply to a request of its own";
+	return NULL;
+}
+
+int netlink_tree_talking(const struct dump_task *tasks, size_t n)
+{
+	struct nl_busy busy[MAX_BUSY];
+	size_t nr_busy = 0;
+	ino_t netns = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		pid_t pid = tasks[i].pid;
+		char path[64], link[64];
+		struct stat ns;
+		auto_free int *fds = NULL;
+		size_t nr = 0;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+		if (stat(path, &ns))
+			continue; /* (said by the dump itself) */
+		if (ns.st_ino != netns) {
+			netns = ns.st_ino;
+			if (busy_sockets(pid, busy, &nr_busy))
+				nr_busy = 0;
+		}
+		if (!nr_busy || proc_list_numbers(pid, "fd", &fds, &nr))
+			continue;
+		for (size_t k = 0; k < nr; k++) {
+			unsigned long ino;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[k]);
+			ssize_t len = readlink(path, link, sizeof(link) - 1);
+			if (len <= 0)
+				continue;
+			link[len] = 0;
+			const struct nl_busy *b = sscanf(link, "socket:[%lu]", &ino) == 1 ?
+							  find_busy(busy, nr_busy, ino) : NULL;
+			auto_close int s = b ? task_fd_copy(pid, fds[k]) : -1;
+			const char *what = s >= 0 ? talking(s, b->dumping) : NULL;
+			if (what) {
+				pr_info("dump pid %d fd %d: netlink socket %s holds %s: the tree runs on for "
+					"a moment", pid, fds[k], link, what);
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *e)
 {
 	int domain = 0, type = 0, proto = 0;
 	socklen_t len = sizeof(int);
 	struct sockaddr_nl self = { 0 }, peer = { 0 };
 	uint32_t groups[MAX_GROUP_WORDS] = { 0 };
-	char byte;
 
 	if (!S_ISSOCK(p->st.st_mode))
 		return 0;
@@ -62,22 +166,22 @@ static int dump_netlink(struct dump_task *t, const struct fd_probe *p, FdEntry *
 		       MAX_GROUP_WORDS * 32);
 		return -ENOTSUP;
 	}
-	struct sockaddr_nl from = { 0 };
-	struct iovec iov = { &byte, 1 };
-	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (recvmsg(s, &m, MSG_PEEK | MSG_DONTWAIT) >= 0) {
-		/* a message sent to this socket alone (no multicast group) answers a request the
-		 * program made: dropped, the program would wait for it for ever */
-		if (!from.nl_groups) {
-			pr_err("dump pid %d fd %d: netlink socket %s holds an unread reply (from port "
-			       "%u) to a request of its own, which a restore cannot give back",
-			       t->pid, p->fd, p->link, from.nl_pid);
-			return -ENOTSUP;
-		}
+	struct nl_busy busy[MAX_BUSY];
+	size_t nr_busy = 0;
+	int err = busy_sockets(t->pid, busy, &nr_busy);
+	if (err)
+		return err;
+	const struct nl_busy *b = find_busy(busy, nr_busy, p->st.st_ino);
+	const char *what = NULL;
+	if (b && (what = talking(s, b->dumping))) {
+		pr_err("dump pid %d fd %d: netlink socket %s holds %s, which a restore cannot give "
+		       "back (a running tree is let go a few times to end such a conversation; this one "
+		       "did not end)", t->pid, p->fd, p->link, what);
+		return -ENOTSUP;
+	}
+	if (b && b->queued)
 		pr_warn("dump pid %d fd %d: multicast messages waiting in netlink socket %s are not "
 			"kept", t->pid, p->fd, p->link);
-	}
 	e->kind = FD_KIND__FD_NETLINK;
 	e->has_sock_type = e->has_sock_protocol = e->has_flags = e->has_nl_portid = true;
 	e->sock_type = type;
