@@ -185,8 +185,6 @@ void dump_link_parents(struct dump_tree *tr)
 						tr->tasks[i].parent = &tr->tasks[k];
 }
 
-#define SETTLE_TRIES 10 /* seizes of a tree in the middle of something (90 ms of running between) */
-
 static uint64_t us_since(uint64_t start_ns)
 {
 	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000;
@@ -278,10 +276,31 @@ static void dump_done(struct run_ctx *ctx)
 }
 
 /*
- * Seizes the tree at a moment when none of its netlink sockets is in the middle of a
- * conversation with the kernel, which a restore cannot give back: such a conversation lasts a
- * moment, so the tree is let go to finish it and seized again, a few times. A paused container
- * cannot finish it; then (or when it never settles) the socket's dump refuses it by name.
+ * Is the frozen tree in the middle of something that lasts a moment and that a dump cannot
+ * take: a thread whose syscall user dispatch blocks system calls (Wine running Windows code:
+ * stasis's own would go to its SIGSYS handler), a netlink socket talking with the kernel (a
+ * restore cannot give that conversation back)?
+ */
+static bool tree_in_the_middle(const struct dump_tree *tr)
+{
+	for (size_t i = 0; i < tr->nr_tasks; i++) {
+		const struct dump_task *t = &tr->tasks[i];
+		for (size_t k = 0; k <= t->nr_threads; k++) {
+			pid_t tid = k < t->nr_threads ? t->threads[k].tid : t->pid;
+			if (kernel_task_dispatch_blocks(t->pid, tid)) {
+				pr_info("dump tid %d: its syscall user dispatch blocks system calls: the tree "
+					"runs on for a moment", tid);
+				return true;
+			}
+		}
+	}
+	return netlink_tree_talking(tr->tasks, tr->nr_tasks);
+}
+
+/*
+ * Seizes the tree at a moment when it is not in the middle of something (tree_in_the_middle):
+ * the tree is let go to finish it and seized again, a few times. A paused container cannot
+ * finish it; then (or when it never settles) the dump refuses it by name.
  */
 static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 {
@@ -291,7 +310,7 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 			dump_tree_free(tr);
 			return err;
 		}
-		if (tries == SETTLE_TRIES || tr->refreeze_cgroup || !netlink_tree_talking(tr->tasks, tr->nr_tasks))
+		if (tries == SETTLE_TRIES || tr->refreeze_cgroup || !tree_in_the_middle(tr))
 			return 0;
 		pstree_release(tr);
 		dump_tree_free(tr);

@@ -4,6 +4,11 @@
 
 #include "pstree.h"
 
+/* Seizes of a tree caught in the middle of something that lasts a moment (a dump's
+ * tree_in_the_middle, a pre-dump's process whose syscall user dispatch blocks), which runs on
+ * between them (2, 4, ... 18 ms: 90 ms in all) */
+#define SETTLE_TRIES 10
+
 struct image_set;
 /*
  * Runs dump (a dump or pre-dump) writing into a new image set of the images directory

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proc.h"
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
@@ -107,24 +108,51 @@ static bool dispatch_region_has(const struct ptrace_sud_config *c, uint64_t ip)
 	return ip - c->offset < c->len;
 }
 
+/*
+ * Would the thread's syscall user dispatch c send the system calls stasis runs from the vDSO's
+ * page to its SIGSYS handler now? *selector: what its selector says.
+ */
+static bool dispatch_blocks(pid_t tid, uint64_t vdso_start, uint64_t vdso_end, const struct ptrace_sud_config *c,
+			    uint8_t *selector)
+{
+	*selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+	if (!c->mode)
+		return false;
+	if (vdso_end > vdso_start && dispatch_region_has(c, vdso_start) && dispatch_region_has(c, vdso_end - 1))
+		return false;
+	return !c->selector || read_small(tid, c->selector, selector, 1) ||
+	       *selector != SYSCALL_DISPATCH_FILTER_ALLOW;
+}
+
+bool kernel_task_dispatch_blocks(pid_t pid, pid_t tid)
+{
+	struct ptrace_sud_config c;
+	struct proc_vmas vmas = { 0 };
+	uint64_t vdso_start = 0, vdso_end = 0;
+	uint8_t selector;
+
+	if (dispatch_config(tid, &c) || !c.mode || !c.selector) /* (without one: for ever) */
+		return false;
+	if (!proc_read_layout(pid, &vmas))
+		for (size_t i = 0; i < vmas.n; i++)
+			if (!strcmp(vmas.v[i].path, "[vdso]"))
+				vdso_start = vmas.v[i].start, vdso_end = vmas.v[i].end;
+	proc_vmas_free(&vmas);
+	return dispatch_blocks(tid, vdso_start, vdso_end, &c, &selector);
+}
+
 int kernel_task_refuse_dispatch(pid_t tid, uint64_t vdso_start, uint64_t vdso_end)
 {
 	struct ptrace_sud_config c;
-	uint8_t selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+	uint8_t selector;
 	int err = dispatch_config(tid, &c);
 
-	if (err || !c.mode)
+	if (err || !dispatch_blocks(tid, vdso_start, vdso_end, &c, &selector))
 		return err;
-	/* stasis's system calls run from the vDSO's page */
-	if (vdso_end > vdso_start && dispatch_region_has(&c, vdso_start) &&
-	    dispatch_region_has(&c, vdso_end - 1))
-		return 0;
-	if (c.selector && !read_small(tid, c.selector, &selector, 1) &&
-	    selector == SYSCALL_DISPATCH_FILTER_ALLOW)
-		return 0;
 	pr_err("dump tid %d: its syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH) sends system calls "
 	       "to its SIGSYS handler now (selector %#llx: %s), those stasis runs inside it to dump it too; "
-	       "not supported: dump it while its selector allows system calls",
+	       "not supported (a running tree is let go a few times for its selector to allow system "
+	       "calls; it did not)",
 	       tid, (unsigned long long)c.selector,
 	       !c.selector                                 ? "none"
 	       : selector == SYSCALL_DISPATCH_FILTER_BLOCK ? "block"

@@ -259,6 +259,15 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hol
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
 	if ((err = task_seize(t->pid, &t->stop_sig, t->ctx->opts->timeout)))
 		return err == -ESRCH ? 0 : err; /* -ESRCH: it exited meanwhile */
+	/* its syscall user dispatch blocking system calls (Wine running Windows code), ours would go
+	 * to its SIGSYS handler: it runs on for a moment (a paused one cannot) */
+	for (unsigned tries = 1; !hold && tries < SETTLE_TRIES && kernel_task_dispatch_blocks(t->pid, t->pid); tries++) {
+		if ((err = task_release(t->pid, t->stop_sig)))
+			return err;
+		usleep(tries * 2000);
+		if ((err = task_seize(t->pid, &t->stop_sig, t->ctx->opts->timeout)))
+			return err == -ESRCH ? 0 : err;
+	}
 	if (hold) {
 		typeof(hold->held) more = xreallocarray(hold->held, hold->n_held + 1, sizeof(*more));
 		if (!more) {
@@ -274,6 +283,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hol
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
 	} else if (!(err = regs_refuse_compat(t->tgid, t->pid, &t->regs)) &&
+		   !(err = kernel_task_refuse_dispatch(t->pid, t->vdso_start, t->vdso_end)) &&
 		   !(err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
 							&t->regs)) &&
 		   !(err = kernel_task_leave_rseq_section(t->pid, &t->regs)) &&

@@ -126,6 +126,9 @@ int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs);
 /* Before any system call is injected into the frozen thread: -ENOTSUP (said) if its syscall user
  * dispatch would send them to its SIGSYS handler (they run from the vDSO's page). */
 int kernel_task_refuse_dispatch(pid_t tid, uint64_t vdso_start, uint64_t vdso_end);
+/* The same question, asked of a thread of pid just seized: true when its selector blocks them
+ * now (a moment's state; one without a selector blocks them for ever: false). */
+bool kernel_task_dispatch_blocks(pid_t pid, pid_t tid);
 /* By stasis, once no system call of its own is to run in t's threads: their syscall user dispatch. */
 struct restore_task;
 int kernel_task_dispatch_restore(const struct restore_task *t);

@@ -569,7 +569,7 @@ case_locks_without_option() {
 
 # dump_fails_naming CASE NAME REGEX [ZOO ARGS...]: start the zoo program, the dump must fail
 # with a message matching REGEX (PID in it is replaced by the target's pid), and the target
-# must keep running and PASS.
+# must keep running and PASS. DUMP_VERB: pre-dump instead of dump.
 dump_fails_naming() {
 	local label=$1 name=$2 re=$3 d=$ZOO_TMP/$1
 	shift 3
@@ -580,7 +580,7 @@ dump_fails_naming() {
 	fi
 	re=${re//PID/$ZPID}
 	# shellcheck disable=SC2086 # DUMP_OPTS: extra dump options, split into words
-	run_stasis "$d/dump.out" 60 dump -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
+	run_stasis "$d/dump.out" 60 "${DUMP_VERB:-dump}" -t "$ZPID" -D "$d/img" -o dump.log -v4 ${DUMP_OPTS:-}
 	if ! clean_failure "$ZRC"; then
 		result_fail "$label" "dump exit status $ZRC"
 		show_tail "$d/dump.out" "$d/img/dump.log"
@@ -2669,6 +2669,10 @@ other_cases() {
 	dump_fails_naming dump/ext-stream-without-option ext-unix \
 		'dump pid PID fd 88: unix socket socket:\[[0-9]+\] is connected .*outside the tree \(pass --ext-unix-sk'
 	dump_fails_naming dump/syscall-dispatch-blocking syscall-dispatch \
+		'dump tid PID: its syscall user dispatch \(PR_SET_SYSCALL_USER_DISPATCH\) sends system calls to its SIGSYS handler now \(selector 0x[0-9a-f]+: block\)' \
+		--spin-blocked
+	# (the pre-dump's syscalls too: they went to the program's handler, which it died of)
+	DUMP_VERB=pre-dump dump_fails_naming pre-dump/syscall-dispatch-blocking syscall-dispatch \
 		'dump tid PID: its syscall user dispatch \(PR_SET_SYSCALL_USER_DISPATCH\) sends system calls to its SIGSYS handler now \(selector 0x[0-9a-f]+: block\)' \
 		--spin-blocked
 	dump_fails_naming dump/uprobes-without-option uprobes \

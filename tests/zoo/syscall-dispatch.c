@@ -3,15 +3,18 @@
  * threads. The main thread: system calls made outside a gate (a syscall instruction in a section
  * of its own) are sent to its SIGSYS handler while its selector byte says BLOCK. A second thread:
  * an inclusive region, no selector (those made inside a second gate always are), or, on a kernel
- * without inclusive regions, one like the main thread's with a selector of its own. Both selectors
- * say ALLOW while the dump runs.
+ * without inclusive regions, one like the main thread's with a selector of its own. The main
+ * thread goes on as Wine's threads do: in a loop, 1 ms of work with its selector saying BLOCK (no
+ * system call can run in it then; a dump caught there lets the tree run on and seizes it again),
+ * then 3 ms of sleep with it saying ALLOW. The second thread's selector says ALLOW while the dump
+ * runs.
  *   Checks, in each thread after the restore, its selector set to BLOCK: getppid() through libc is
  *   dispatched (main; the second thread with a selector) or not (inclusive); through the gate it
  *   is not (main) or is (inclusive).
  * Corruptions: main (the main thread's dispatch turned off), thread (the second thread's).
  * --spin-blocked: the main thread spins with its selector saying BLOCK until SIGTERM (no system
  * call can run in it: a dump must be refused, the program left running).
- * Blocks in: zoo_wait (main), read on a pipe (second thread).
+ * Blocks in: nanosleep or spinning, a quarter of the time (main), read on a pipe (second thread).
  */
 #include "zoo.h"
 #include <pthread.h>
@@ -147,6 +150,14 @@ int main(int argc, char **argv)
 		sel_main = SYSCALL_DISPATCH_FILTER_BLOCK;
 		while (!zoo_term)
 			;
+	}
+	while (!zoo_term) {
+		uint64_t until = zoo_now_ns(CLOCK_MONOTONIC) + 1000000; /* (the vDSO's: no system call) */
+		sel_main = SYSCALL_DISPATCH_FILTER_BLOCK;
+		while (!zoo_term && zoo_now_ns(CLOCK_MONOTONIC) < until)
+			;
+		sel_main = SYSCALL_DISPATCH_FILTER_ALLOW;
+		zoo_sleep_ms(3);
 	}
 	zoo_wait();
 
