@@ -312,6 +312,10 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 		}
 		if (tries == SETTLE_TRIES || tr->refreeze_cgroup || !tree_in_the_middle(tr))
 			return 0;
+		/* a wait the seize broke with EINTR is made again by pstree_release, which needs the
+		 * main threads' registers (the seize read the others') */
+		for (size_t i = 0; i < tr->nr_tasks; i++)
+			ptrace(PTRACE_GETREGS, tr->tasks[i].pid, 0, &tr->tasks[i].regs);
 		pstree_release(tr);
 		dump_tree_free(tr);
 		usleep(tries * 2000);

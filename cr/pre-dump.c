@@ -262,6 +262,8 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hol
 	/* its syscall user dispatch blocking system calls (Wine running Windows code), ours would go
 	 * to its SIGSYS handler: it runs on for a moment (a paused one cannot) */
 	for (unsigned tries = 1; !hold && tries < SETTLE_TRIES && kernel_task_dispatch_blocks(t->pid, t->pid); tries++) {
+		if (!ptrace(PTRACE_GETREGS, t->pid, 0, &t->regs))
+			regs_undo_freeze_eintr(t->pid, &t->regs); /* (a wait the seize broke, made again) */
 		if ((err = task_release(t->pid, t->stop_sig)))
 			return err;
 		usleep(tries * 2000);

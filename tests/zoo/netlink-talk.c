@@ -9,13 +9,20 @@
  *          yet read, and 4 ms with nothing going on.
  * A reply lost by the dump or restore (the kernel keeps an unread reply, and the state of a
  * dump it is answering, with the socket) leaves the program waiting: after 3 s it fails.
+ * The conversations are a second thread's. The main thread waits in epoll_wait without a
+ * timeout on an eventfd the other writes once SIGTERM came (SIGTERM blocked in it): the dump
+ * lets the tree go and seizes it again while a conversation is going on, and each seize breaks
+ * that wait with an EINTR no signal caused, which stasis must make again.
  * After restore and SIGTERM: no reply lost or out of order, conversations went on after the
- * restore, and one more conversation works.
- * Blocks in: nanosleep and recvfrom.
+ * restore, one more conversation works, and the main thread's wait saw no EINTR.
+ * Blocks in: epoll_wait (main), nanosleep and recvfrom (second thread).
  */
 #include "zoo.h"
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #define FD 90
@@ -23,6 +30,9 @@
 static uint32_t seq;
 static uint64_t talks;
 static char buf[65536];
+static int ep, ev;
+static pthread_t main_thread;
+static volatile int talked = 1;
 
 static int send_request(uint16_t flags, int ifindex)
 {
@@ -42,19 +52,17 @@ static int send_request(uint16_t flags, int ifindex)
 
 /*
  * Reads the answer to request seq: until NLMSG_DONE (dump) or the ack (single), the loopback
- * link in it. 1 done, 0 failed (said), -1 SIGTERM came (when until_term).
+ * link in it. 1 done, 0 failed (said).
  */
-static int read_answer(int dump, int until_term)
+static int read_answer(int dump)
 {
 	int saw_lo = 0;
 	for (;;) {
 		struct sockaddr_nl from = { 0 };
 		socklen_t flen = sizeof(from);
 		ssize_t n = recvfrom(FD, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
-		if (n < 0 && errno == EINTR && until_term && zoo_term)
-			return -1;
 		if (n < 0 && errno == EINTR)
-			continue; /* (the dump's seize interrupts a wait with a timeout) */
+			continue; /* (SIGTERM, or the dump's seize: a wait with a timeout breaks) */
 		if (n < 0)
 			return CHECK("lost", 0, "no answer to request %u (%s) within 3 s: %s", seq,
 				     dump ? "dump" : "single", strerror(errno));
@@ -78,20 +86,36 @@ static int read_answer(int dump, int until_term)
 	}
 }
 
-/* One conversation: a dump of the links, then link 1 with an ack. 1, 0 failed, -1 SIGTERM. */
+/* One conversation: a dump of the links, then link 1 with an ack. 1, or 0 failed. */
 static int talk(void)
 {
 	for (int dump = 1; dump >= 0; dump--) {
 		if (!send_request(dump ? NLM_F_DUMP : NLM_F_ACK, dump ? 0 : 1))
 			return 0;
 		zoo_sleep_ms(4); /* with the answer waiting */
-		int r = read_answer(dump, 1);
-		if (r <= 0)
-			return r;
+		if (!read_answer(dump))
+			return 0;
 		zoo_sleep_ms(4);
 	}
 	talks++;
 	return 1;
+}
+
+/* The second thread: conversations until SIGTERM, which it alone takes; then the main
+ * thread's wait ends. */
+static void *talker(void *arg)
+{
+	(void)arg;
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+	while (!zoo_term && (talked = talk()))
+		;
+	uint64_t one = 1;
+	if (write(ev, &one, sizeof(one)) != sizeof(one))
+		zoo_die("eventfd: %s", strerror(errno));
+	return NULL;
 }
 
 static void c_lost(ucontext_t *u)
@@ -104,8 +128,15 @@ static void c_lost(ucontext_t *u)
 	dup2(fresh, FD);
 	close(fresh);
 }
+static void on_usr1(int sig) { (void)sig; }
+static void c_wait(ucontext_t *u)
+{
+	(void)u;
+	pthread_kill(main_thread, SIGUSR1); /* (a signal breaks its wait as a seize does) */
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "lost", c_lost, 0 },
+	{ "wait", c_wait, 1 },
 };
 
 int main(int argc, char **argv)
@@ -116,22 +147,38 @@ int main(int argc, char **argv)
 	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
 		zoo_die("netlink: %s", strerror(errno));
 	zoo_place(s, FD, O_CLOEXEC);
+	struct epoll_event e = { .events = EPOLLIN };
+	struct sigaction usr1 = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || (ev = eventfd(0, EFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) || sigaction(SIGUSR1, &usr1, NULL))
+		zoo_die("epoll: %s", strerror(errno));
 	if (talk() != 1)
 		zoo_die("netlink-talk: the first conversation failed");
+	main_thread = pthread_self();
+	pthread_t t;
+	pthread_sigmask(SIG_BLOCK, &term, NULL); /* (SIGTERM goes to the talker) */
+	if (pthread_create(&t, NULL, talker, NULL))
+		zoo_die("pthread_create");
 	zoo_ready();
-	int r = 1;
-	while (!zoo_term && (r = talk()) == 1)
-		;
+	int eintrs = 0, n;
+	while ((n = epoll_wait(ep, &e, 1, -1)) <= 0)
+		if (n < 0 && errno == EINTR)
+			eintrs++;
+		else if (n < 0)
+			zoo_die("epoll_wait: %s", strerror(errno));
+	pthread_join(t, NULL);
 	uint64_t before = talks;
-	if (r == -1) /* the answer SIGTERM broke into is read to its end (dump requests are odd) */
-		r = read_answer(seq & 1, 0);
 	/* one more, with the answer waiting in the socket while the corruption is made */
-	int sent = r == 1 && send_request(NLM_F_DUMP, 0);
+	int sent = talked && send_request(NLM_F_DUMP, 0);
 	zoo_begin_verify();
 	if (sent) {
 		zoo_sleep_ms(4);
-		read_answer(1, 0);
+		read_answer(1);
 	}
+	CHECK("wait", !eintrs, "epoll_wait without a timeout returned EINTR %d times", eintrs);
 	char info[64];
 	snprintf(info, sizeof(info), "%llu conversations", (unsigned long long)before);
 	CHECK("talk", before > 1, "only %llu conversations", (unsigned long long)before);
