@@ -104,7 +104,21 @@ void image_set_abort(int dirfd, struct image_set *set)
 	remove_flat_dir(dirfd, set->name);
 }
 
-/* The names of the set's files, malloc'd, NULL-terminated; NULL if it cannot be read. */
+/* An entry of an image set: an image file, or a chain's link to its parent. */
+static bool set_entry(const struct dirent *de)
+{
+	if (de->d_type == DT_LNK)
+		return !strcmp(de->d_name, "parent");
+	return de->d_type == DT_REG && image_desc_by_filename(de->d_name);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of the set's files, malloc'd, NULL-terminated and sorted; NULL if it cannot be
+ * read. */
 static char **set_files(const struct image_set *set)
 {
 	DIR *dir = opendir_at(set->fd, ".", 0);
@@ -116,8 +130,7 @@ static char **set_files(const struct image_set *set)
 		return NULL;
 	while ((de = readdir(dir))) {
 		char **more;
-		bool parent_link = de->d_type == DT_LNK && !strcmp(de->d_name, "parent");
-		if (!parent_link && (de->d_type != DT_REG || !image_desc_by_filename(de->d_name)))
+		if (!set_entry(de))
 			continue;
 		if ((more = xreallocarray(names, n + 2, sizeof(*names))))
 			names = more;
@@ -131,7 +144,31 @@ static char **set_files(const struct image_set *set)
 		names[++n] = NULL;
 	}
 	closedir(dir);
+	if (names)
+		qsort(names, n, sizeof(*names), compare_names);
 	return names;
+}
+
+/*
+ * The entries of the set these names replaced that the new one has none of (a process gone
+ * since, a parent link no more), removed: left, they would pass for the new set's (a dump
+ * reads its parent's pagemap by pid) and only be refused there, as of another dump.
+ */
+static void remove_leftovers(int dirfd, char **names, size_t n)
+{
+	DIR *dir = opendir_at(dirfd, ".", 0);
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		const char *name = de->d_name;
+		if (set_entry(de) && !bsearch(&name, names, n, sizeof(*names), compare_names)) {
+			pr_info("image %s: left by the set this one replaced, removed", name);
+			unlinkat(dirfd, name, 0);
+		}
+	}
+	closedir(dir);
 }
 
 int image_set_commit(int dirfd, struct image_set *set)
@@ -152,16 +189,19 @@ int image_set_commit(int dirfd, struct image_set *set)
 			pr_err("cannot put image file %s in place: %s", names[i], safe_file_strerror(err));
 		}
 	}
+	size_t n = 0;
 	for (int last = 0; last < 2 && !err; last++) {
-		for (size_t i = 0; !err && names[i]; i++) {
-			if ((strcmp(names[i], inventory) == 0) != last)
+		for (n = 0; !err && names[n]; n++) {
+			if ((strcmp(names[n], inventory) == 0) != last)
 				continue;
-			if (renameat(set->fd, names[i], dirfd, names[i])) {
+			if (renameat(set->fd, names[n], dirfd, names[n])) {
 				err = -errno;
-				pr_perror("cannot put image file %s in place", names[i]);
+				pr_perror("cannot put image file %s in place", names[n]);
 			}
 		}
 	}
+	if (!err)
+		remove_leftovers(dirfd, names, n);
 	image_set_abort(dirfd, set);
 	if (err)
 		free_names(names);

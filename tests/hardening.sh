@@ -19,6 +19,11 @@
 #                            dump byte for byte; the killed dump's own directory
 #                            (.stasis-dump-PID-*) is removed by the next dump; a dump that
 #                            succeeds replaces it; the target PASSes after a restore of it
+#   files/leftovers          a dump of another process into a directory holding a dump
+#                            (--leave-running) of a first one: no image file of the first pid is
+#                            left (a dump reading its parent's pagemap by pid met such a file of a
+#                            process gone since, and was refused as of another dump); the first
+#                            goes on and PASSes, the new images restore and PASS
 #   images/foreign/FILE      a dump's FILE (fds-PID.img, core-PID.img, pages-PID.img) replaced
 #                            by the same file of another dump of the same process: refused
 #                            before anything starts, naming FILE and "another dump"
@@ -259,6 +264,45 @@ case_keep_good_dump() {
 		result_fail files/keep-good-dump/replaced "after the restore: $ZERR $ZVERDICT"
 	else
 		result_ok files/keep-good-dump/replaced
+	fi
+}
+
+case_leftovers() {
+	local d=$ZOO_TMP/leftovers first second left
+	mkdir -p "$d/img"
+	if ! zoo_start mem-anon "$d/first"; then
+		result_fail files/leftovers "$ZERR"
+		return
+	fi
+	first=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$first" -D "$d/img" --leave-running -o dump.log -v4
+	if [ "$ZRC" -ne 0 ] || ! zoo_start tree "$d/second"; then
+		result_fail files/leftovers "the first dump exited $ZRC, or: $ZERR"
+		kill_ours "$first"
+		return
+	fi
+	second=$ZPID
+	run_stasis "$d/dump.out" 60 dump -t "$second" -D "$d/img" -o dump2.log -v4
+	left=$(find "$d/img" -maxdepth 1 -name "*-$first.img" -printf '%f ')
+	if [ "$ZRC" -ne 0 ] || [ -n "$left" ]; then
+		result_fail files/leftovers "the second dump exited $ZRC; left of the first: ${left:-nothing}"
+		show_tail "$d/dump.out" "$d/img/dump2.log"
+		kill_ours "$first"
+		kill_ours "$second"
+		return
+	fi
+	wait_until 10 pid_free "$second"
+	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+	track_pid "$second"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail files/leftovers "restore exited $ZRC"
+		show_tail "$d/restore.out" "$d/img/restore.log"
+	elif ! zoo_stop "$second" "$d/second" "$d/second/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail files/leftovers "the second after its restore: $ZERR $ZVERDICT"
+	elif ! zoo_stop "$first" "$d/first" "$d/first/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail files/leftovers "the first, left running: $ZERR $ZVERDICT"
+	else
+		result_ok files/leftovers
 	fi
 }
 
@@ -506,6 +550,7 @@ case_crafted() {
 case_planted_symlinks
 case_modes_and_pidfile
 case_keep_good_dump
+case_leftovers
 case_foreign_and_flipped
 case_chain
 case_crafted
