@@ -199,6 +199,24 @@ case_modes_and_pidfile() {
 images_sum() { (cd "$1" && md5sum -- *.img 2>/dev/null); }
 set_dirs() { find "$1" -maxdepth 1 -name '.stasis-dump-*' | wc -l; }
 
+# restored_pass LABEL PID DIR IMGDIR [RESTORE OPTS...]: IMGDIR restored (detached), then PID
+# stopped (its zoo directory DIR) must say PASS; a failure is said under LABEL (returns 1).
+restored_pass() {
+	local label=$1 pid=$2 d=$3 img=$4
+	shift 4
+	run_stasis "$d/restore.out" 60 restore -D "$img" -d "$@" -o restore.log -v4
+	track_pid "$pid"
+	if [ "$ZRC" -ne 0 ]; then
+		result_fail "$label" "restore exited $ZRC"
+		show_tail "$d/restore.out" "$img/restore.log"
+	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
+		result_fail "$label" "after the restore: $ZERR $ZVERDICT"
+	else
+		return 0
+	fi
+	return 1
+}
+
 case_keep_good_dump() {
 	local d=$ZOO_TMP/keep pid good point
 	mkdir -p "$d/img"
@@ -255,16 +273,7 @@ case_keep_good_dump() {
 		kill_ours "$pid"
 		return
 	fi
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail files/keep-good-dump/replaced "restore exited $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
-		result_fail files/keep-good-dump/replaced "after the restore: $ZERR $ZVERDICT"
-	else
-		result_ok files/keep-good-dump/replaced
-	fi
+	restored_pass files/keep-good-dump/replaced "$pid" "$d" "$d/img" && result_ok files/keep-good-dump/replaced
 }
 
 case_leftovers() {
@@ -292,13 +301,8 @@ case_leftovers() {
 		return
 	fi
 	wait_until 10 pid_free "$second"
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	track_pid "$second"
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail files/leftovers "restore exited $ZRC"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	elif ! zoo_stop "$second" "$d/second" "$d/second/out" || [[ $ZVERDICT != PASS* ]]; then
-		result_fail files/leftovers "the second after its restore: $ZERR $ZVERDICT"
+	if ! restored_pass files/leftovers "$second" "$d/second" "$d/img"; then
+		kill_ours "$first"
 	elif ! zoo_stop "$first" "$d/first" "$d/first/out" || [[ $ZVERDICT != PASS* ]]; then
 		result_fail files/leftovers "the first, left running: $ZERR $ZVERDICT"
 	else
@@ -385,16 +389,7 @@ case_foreign_and_flipped() {
 	restore_refused owner/dir-world-writable "$pid" "$c" "images directory $c is writable by anyone: .*--allow-untrusted-images" &&
 		result_ok owner/dir-world-writable
 	c=$d/owner-file-uid
-	run_stasis "$d/restore.out" 60 restore -D "$c" -d --allow-untrusted-images -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail owner/allowed "restore with --allow-untrusted-images exited $ZRC"
-		show_tail "$d/restore.out" "$c/restore.log"
-	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
-		result_fail owner/allowed "after the restore: $ZERR $ZVERDICT"
-	else
-		result_ok owner/allowed
-	fi
+	restored_pass owner/allowed "$pid" "$d" "$c" --allow-untrusted-images && result_ok owner/allowed
 }
 
 # case|the refusal it must produce (PID: the target's pid)
@@ -473,16 +468,7 @@ PY
 		"parent/parent/pages-$pid\.img: belongs to another dump than the one this dump's chain was made from" &&
 		result_ok images/chain/parent-foreign
 	# the chain as it was restores and PASSes
-	run_stasis "$d/restore.out" 60 restore -D "$d/f" -d -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ]; then
-		result_fail images/chain/pristine "restore exited $ZRC"
-		show_tail "$d/restore.out" "$d/f/restore.log"
-	elif ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
-		result_fail images/chain/pristine "after the restore: $ZERR $ZVERDICT"
-	else
-		result_ok images/chain/pristine
-	fi
+	restored_pass images/chain/pristine "$pid" "$d" "$d/f" && result_ok images/chain/pristine
 }
 
 case_crafted() {
@@ -537,14 +523,7 @@ case_crafted() {
 		fi
 	done
 	result_ok "crafted/symlink ($n image files, each refused)"
-	run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
-	track_pid "$pid"
-	if [ "$ZRC" -ne 0 ] || ! zoo_stop "$pid" "$d" "$d/out" || [[ $ZVERDICT != PASS* ]]; then
-		result_fail crafted/pristine "restore of the untouched images: $ZRC $ZERR $ZVERDICT"
-		show_tail "$d/restore.out" "$d/img/restore.log"
-	else
-		result_ok crafted/pristine
-	fi
+	restored_pass crafted/pristine "$pid" "$d" "$d/img" && result_ok crafted/pristine
 }
 
 case_planted_symlinks
