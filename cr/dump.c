@@ -68,12 +68,7 @@ static int collect_task(struct dump_task *t)
 		return log_unnamed(logged, err, "dump pid %d: cannot read its /proc stat", t->pid);
 	if ((err = proc_read_vmas(t->pid, &t->vmas)))
 		return err;
-	for (size_t i = 0; i < t->vmas.n; i++) {
-		if (!strcmp(t->vmas.v[i].path, "[vdso]")) {
-			t->vdso_start = t->vmas.v[i].start;
-			t->vdso_end = t->vmas.v[i].end;
-		}
-	}
+	proc_vdso_range(&t->vmas, &t->vdso_start, &t->vdso_end);
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if ((err = kernel_task_refuse_dispatch(t->threads[i].tid, t->vdso_start, t->vdso_end)) ||
 		    (err = inject_leave_stale_stub(t->threads[i].tid, t->vdso_start, t->vdso_end,
@@ -318,7 +313,7 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 			ptrace(PTRACE_GETREGS, tr->tasks[i].pid, 0, &tr->tasks[i].regs);
 		pstree_release(tr);
 		dump_tree_free(tr);
-		usleep(tries * 2000);
+		settle_pause(tries);
 	}
 }
 

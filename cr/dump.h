@@ -2,12 +2,19 @@
 #ifndef STASIS_DUMP_H
 #define STASIS_DUMP_H
 
+#include <unistd.h>
+
 #include "pstree.h"
 
 /* Seizes of a tree caught in the middle of something that lasts a moment (a dump's
  * tree_in_the_middle, a pre-dump's process whose syscall user dispatch blocks), which runs on
- * between them (2, 4, ... 18 ms: 90 ms in all) */
+ * between them for settle_pause (2, 4, ... 18 ms: 90 ms in all) */
 #define SETTLE_TRIES 10
+
+static inline void settle_pause(unsigned tries)
+{
+	usleep(tries * 2000);
+}
 
 struct image_set;
 /*

@@ -117,9 +117,9 @@ static int compare_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names of the set's files, malloc'd, NULL-terminated and sorted; NULL if it cannot be
- * read. */
-static char **set_files(const struct image_set *set)
+/* The names of the set's files, malloc'd, NULL-terminated and sorted, *count of them; NULL if
+ * it cannot be read. */
+static char **set_files(const struct image_set *set, size_t *count)
 {
 	DIR *dir = opendir_at(set->fd, ".", 0);
 	struct dirent *de;
@@ -146,6 +146,7 @@ static char **set_files(const struct image_set *set)
 	closedir(dir);
 	if (names)
 		qsort(names, n, sizeof(*names), compare_names);
+	*count = n;
 	return names;
 }
 
@@ -173,7 +174,8 @@ static void remove_leftovers(int dirfd, char **names, size_t n)
 
 int image_set_commit(int dirfd, struct image_set *set)
 {
-	char **names = set_files(set);
+	size_t n = 0;
+	char **names = set_files(set, &n);
 	const char *inventory = "inventory.img";
 	struct stat st;
 	int err = names ? 0 : -ENOMEM;
@@ -189,14 +191,13 @@ int image_set_commit(int dirfd, struct image_set *set)
 			pr_err("cannot put image file %s in place: %s", names[i], safe_file_strerror(err));
 		}
 	}
-	size_t n = 0;
 	for (int last = 0; last < 2 && !err; last++) {
-		for (n = 0; !err && names[n]; n++) {
-			if ((strcmp(names[n], inventory) == 0) != last)
+		for (size_t i = 0; !err && names[i]; i++) {
+			if ((strcmp(names[i], inventory) == 0) != last)
 				continue;
-			if (renameat(set->fd, names[n], dirfd, names[n])) {
+			if (renameat(set->fd, names[i], dirfd, names[i])) {
 				err = -errno;
-				pr_perror("cannot put image file %s in place", names[n]);
+				pr_perror("cannot put image file %s in place", names[i]);
 			}
 		}
 	}

@@ -134,9 +134,7 @@ bool kernel_task_dispatch_blocks(pid_t pid, pid_t tid)
 	if (dispatch_config(tid, &c) || !c.mode || !c.selector) /* (without one: for ever) */
 		return false;
 	if (!proc_read_layout(pid, &vmas))
-		for (size_t i = 0; i < vmas.n; i++)
-			if (!strcmp(vmas.v[i].path, "[vdso]"))
-				vdso_start = vmas.v[i].start, vdso_end = vmas.v[i].end;
+		proc_vdso_range(&vmas, &vdso_start, &vdso_end);
 	proc_vmas_free(&vmas);
 	return dispatch_blocks(tid, vdso_start, vdso_end, &c, &selector);
 }

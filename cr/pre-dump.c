@@ -62,6 +62,7 @@ static int new_images(struct dump_task *t)
 	mm__init(t->mm);
 	pagemap__init(t->pagemap);
 	t->mm->vmas = xzalloc((t->vmas.n + 1) * sizeof(*t->mm->vmas));
+	proc_vdso_range(&t->vmas, &t->vdso_start, &t->vdso_end);
 	uint64_t last_end = 0;
 	for (size_t i = 0; i < t->vmas.n; i++) {
 		const struct proc_vma *pv = &t->vmas.v[i];
@@ -72,10 +73,6 @@ static int new_images(struct dump_task *t)
 		 * the last one taken is left out
 		 */
 		uint64_t start = pv->start > last_end ? pv->start : last_end;
-		if (!strcmp(pv->path, "[vdso]")) {
-			t->vdso_start = pv->start;
-			t->vdso_end = pv->end;
-		}
 		if (!private_anon(pv) || start >= pv->end)
 			continue;
 		last_end = pv->end;
@@ -266,7 +263,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hol
 			regs_undo_freeze_eintr(t->pid, &t->regs); /* (a wait the seize broke, made again) */
 		if ((err = task_release(t->pid, t->stop_sig)))
 			return err;
-		usleep(tries * 2000);
+		settle_pause(tries);
 		if ((err = task_seize(t->pid, &t->stop_sig, t->ctx->opts->timeout)))
 			return err == -ESRCH ? 0 : err;
 	}

@@ -123,6 +123,16 @@ const struct proc_vma *proc_vma_at(const struct proc_vmas *l, uint64_t start)
 	return i < l->n && l->v[i].start == start ? &l->v[i] : NULL;
 }
 
+void proc_vdso_range(const struct proc_vmas *l, uint64_t *start, uint64_t *end)
+{
+	*start = *end = 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].path, "[vdso]")) {
+			*start = l->v[i].start;
+			*end = l->v[i].end;
+		}
+}
+
 void proc_vmas_free(struct proc_vmas *vmas)
 {
 	free(vmas->v);

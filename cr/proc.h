@@ -42,6 +42,8 @@ int proc_read_layout(pid_t pid, struct proc_vmas *out);
 size_t proc_vma_index(const struct proc_vmas *l, uint64_t addr);
 /* The mapping of l that starts at start, or NULL. */
 const struct proc_vma *proc_vma_at(const struct proc_vmas *l, uint64_t start);
+/* Where l's vDSO ([vdso]) is: *start and *end, both 0 when it has none (unmapped). */
+void proc_vdso_range(const struct proc_vmas *l, uint64_t *start, uint64_t *end);
 void proc_vmas_free(struct proc_vmas *vmas);
 
 /* Fields of /proc/PID/stat; index as in proc(5) (1 = pid, 3 = state, 26 = startcode). */
