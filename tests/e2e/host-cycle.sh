@@ -10,22 +10,30 @@
 #                           containers are containerd's (moby) and runc's too)
 # host-cycle/list-podman-runc  runc's default state directory, which Podman's runc uses too: its
 #                           containers are listed once, as Podman's
-# host-cycle/save           every container stopped, its count still; containers.tsv lists five
-#                           saved; no warning (containerd's task was killed while ctr held it
-#                           paused after its dump, not after ctr resumed it)
+# host-cycle/save           with --tcp-established: every container stopped, its count still;
+#                           containers.tsv lists seven saved (the five; Docker's second, which
+#                           counts through a TCP connection over its loopback, nc to nc; Podman's
+#                           second holding established TCP connections); no warning
+#                           (containerd's task was killed while ctr held it paused after its dump,
+#                           not after ctr resumed it); /etc/criu/runc.conf, which gave Docker's
+#                           runc tcp-established, as it was before
 # host-cycle/save-failed    a sixth container (Podman's) that stasis refuses, holding an io_uring
 #                           instance (tests/zoo/unsupported-fd.c): save names it and fd 42 and
-#                           exits 1, the other five saved; it runs on, its io_uring held
+#                           exits 1, the other seven saved; it runs on, its io_uring held
 # host-cycle/save-failed-unharmed  stopped then, it checks itself: PASS
 # host-cycle/save-refused   saving into the same directory again, before a revive, is refused
 #                           naming the list (the saved containers would be lost)
-# host-cycle/revive-partial the first revive, while no dockerd runs: Docker's container is not
-#                           revived, naming the daemon (exit 1); the other four are, each
+# host-cycle/revive-partial the first revive, while no dockerd runs: Docker's containers are not
+#                           revived, naming the daemon (exit 1); the other five are, each
 #                           counting on from its last number before the save (never from 1)
-# host-cycle/revive-rest    dockerd started, revive again: Docker's container (--restart always,
-#                           which stasis-host takes away until the revive: dockerd would have
-#                           started it afresh) counts on too, its policy back; the others are
-#                           not touched twice
+# host-cycle/revive-rest    dockerd started, revive again: Docker's two count on too (the first
+#                           --restart always, which stasis-host takes away until the revive:
+#                           dockerd would have started it afresh; its policy back; the second
+#                           through its TCP connection, held with tcp-established from runc.conf);
+#                           the others are not touched twice; runc.conf as before again
+# host-cycle/tcp-established  Podman's holding TCP connections (tests/zoo/tcp-established.c: both
+#                           ends in the container, IPv4 and IPv6, data in flight both ways, a
+#                           half-closed one, a listener) stopped: it checks itself, PASS
 #
 #   tests/e2e/host-cycle.sh    (root; needs docker.io, containerd, runc, podman, lxc, busybox)
 # Not done here: a real reboot (this machine's is the CI's).
@@ -71,12 +79,15 @@ start_docker || finish
 docker_import bb:latest || finish
 
 # ---- one counting container per engine ----------------------------------------------------
-ENGINES=(docker podman lxc runc containerd)
-declare -A NAME_OF=([docker]=hc-docker [podman]=hc-podman [lxc]=$LXC_NAME [runc]=hc-runc [containerd]=hc-ctr)
-# counts ENGINE: its container's numbers so far
+# (docker-tcp: Docker's second, counting through a TCP connection over its loopback: its numbers
+# go to a server in the container, which echoes them back; its engine is docker)
+COUNTERS=(docker docker-tcp podman lxc runc containerd)
+declare -A NAME_OF=([docker]=hc-docker [docker-tcp]=hc-dtcp [podman]=hc-podman [lxc]=$LXC_NAME [runc]=hc-runc [containerd]=hc-ctr)
+# counts COUNTER: its container's numbers so far
 counts() {
 	case $1 in
 	docker) dk logs hc-docker 2>&1 | numbers /dev/stdin ;;
+	docker-tcp) dk logs hc-dtcp 2>&1 | numbers /dev/stdin ;;
 	podman) pm logs hc-podman 2>&1 | numbers /dev/stdin ;;
 	lxc) numbers "$RFS/count.log" ;;
 	runc) numbers "$WORK/runc-out/count" ;;
@@ -84,6 +95,8 @@ counts() {
 	esac
 }
 dk run -d --name hc-docker --restart always --network none bb:latest sh -c "$COUNTER" >"$WORK/docker.run" 2>&1
+dk run -d --name hc-dtcp --network none bb:latest \
+	sh -c "nc -l -p 7000 -e cat & sleep 0.5; { $COUNTER; } | nc 127.0.0.1 7000" >"$WORK/docker-tcp.run" 2>&1
 if tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/podman.import" 2>&1; then
 	pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-podman --network none \
 		localhost/bb:latest sh -c "$COUNTER" >"$WORK/podman.run" 2>&1
@@ -105,12 +118,23 @@ zoo_static unsupported-fd host-cycle/start || finish
 pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-bad --network none \
 	--security-opt seccomp=unconfined -e ZOO_UNSUPPORTED_KIND=io_uring \
 	-v "$WORK/zoo-unsupported-fd:/zoo-unsupported-fd:ro" localhost/bb:latest /zoo-unsupported-fd >"$WORK/bad.run" 2>&1
+# one holding established TCP connections over loopback, IPv4 and IPv6 (tests/zoo/tcp-established.c;
+# NET_ADMIN: its SO_BUSY_POLL; not Docker's: Docker disables IPv6 in its containers, and runc's
+# restore would not apply a --sysctl giving it back)
+zoo_static tcp-established host-cycle/start || finish
+pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-ptcp --network none --cap-add NET_ADMIN \
+	-v "$WORK/zoo-tcp-established:/zoo-tcp:ro" localhost/bb:latest /zoo-tcp >"$WORK/ptcp.run" 2>&1
+tcp_ready() { pm logs hc-ptcp 2>&1 | grep -q '^READY'; }
 bad_fd() { readlink "/proc/$(pm inspect -f '{{.State.Pid}}' hc-bad 2>/dev/null)/fd/42" 2>/dev/null | grep -q io_uring; }
 if ! wait_for 20 bad_fd; then
 	fail host-cycle/start "the unsupported-fd container holds no io_uring at fd 42" "$WORK/bad.run"
 	finish
 fi
-for e in "${ENGINES[@]}"; do
+if ! wait_for 20 tcp_ready; then
+	fail host-cycle/start "the TCP zoo container is not ready: $(pm logs hc-ptcp 2>&1 | tail -n 1)" "$WORK/ptcp.run"
+	finish
+fi
+for e in "${COUNTERS[@]}"; do
 	wait_for 20 has_lines 2 counts "$e" && continue
 	fail "host-cycle/start" "the $e container does not count" "$WORK/$e.run" "$WORK/$e.import" "$WORK/lxc.log"
 	finish
@@ -119,9 +143,9 @@ done
 # ---- host-cycle/list ------------------------------------------------------------------------
 "$HOST" list --runc-root "$WORK/runc-state" >"$WORK/list.out" 2>&1
 listed=$(grep -v '^stasis-host:' "$WORK/list.out" | awk '{print $1 " " $2}' | sort | tr '\n' ',')
-want=$({ for e in "${ENGINES[@]}"; do echo "$e ${NAME_OF[$e]}"; done; echo "podman hc-bad"; } | sort | tr '\n' ',')
+want=$({ for e in "${COUNTERS[@]}"; do echo "${e%-tcp} ${NAME_OF[$e]}"; done; printf 'podman hc-bad\npodman hc-ptcp\n'; } | sort | tr '\n' ',')
 if [ "$listed" = "$want" ]; then
-	ok "host-cycle/list (the six containers, once each)"
+	ok "host-cycle/list (the eight containers, once each)"
 else
 	fail host-cycle/list "stasis-host list: $listed, not $want" "$WORK/list.out"
 fi
@@ -141,26 +165,33 @@ fi
 # ---- host-cycle/save ------------------------------------------------------------------------
 D=$WORK/host
 declare -A LAST N
-timed T_SAVE "$HOST" save "$D" --runc-root "$WORK/runc-state" >"$WORK/save.out" 2>&1
+# runc_conf: /etc/criu/runc.conf as it is, and any file stasis-host keeps beside it
+runc_conf() { md5sum /etc/criu/runc.conf* 2>&1; }
+CONF_BEFORE=$(runc_conf)
+timed T_SAVE "$HOST" save "$D" --runc-root "$WORK/runc-state" --tcp-established >"$WORK/save.out" 2>&1
 save_rc=$?
 sleep 1.5
 still=""
-for e in "${ENGINES[@]}"; do
+for e in "${COUNTERS[@]}"; do
 	counts "$e" >"$WORK/$e.before"
 	N[$e]=$(wc -l <"$WORK/$e.before")
 	LAST[$e]=$(tail -n 1 "$WORK/$e.before")
 done
 sleep 1.5
-for e in "${ENGINES[@]}"; do
+for e in "${COUNTERS[@]}"; do
 	[ "$(counts "$e" | wc -l)" = "${N[$e]}" ] || still+=" $e"
 done
 saved=$(grep -c -P '\tsaved$' "$D/containers.tsv" 2>/dev/null)
-if [ "$save_rc" -ne 1 ] || [ -n "$still" ] || [ "$saved" != 5 ] || grep -q warning "$WORK/save.out"; then
+if [ "$save_rc" -ne 1 ] || [ -n "$still" ] || [ "$saved" != 7 ] || grep -q warning "$WORK/save.out"; then
 	fail host-cycle/save "stasis-host save: exit $save_rc (1 wanted: hc-bad), still counting:${still:- none}, $saved saved (or a warning)" \
 		"$WORK/save.out" "$D/containers.tsv"
 	finish
 fi
-ok "host-cycle/save (5 containers in $T_SAVE ms: $(grep -o '^[a-z]* [^:]*: saved in [0-9.]* s' "$WORK/save.out" | sed 's/: saved in/:/' | tr '\n' ',' | sed 's/,$//'))"
+if [ "$(runc_conf)" != "$CONF_BEFORE" ]; then
+	fail host-cycle/save "runc.conf not as before the save: $(runc_conf | tr '\n' ' ')"
+	finish
+fi
+ok "host-cycle/save (7 containers in $T_SAVE ms: $(grep -o '^[a-z]* [^:]*: saved in [0-9.]* s' "$WORK/save.out" | sed 's/: saved in/:/' | tr '\n' ',' | sed 's/,$//'))"
 
 # ---- host-cycle/save-failed -----------------------------------------------------------------
 if ! grep -q "^podman hc-bad: not saved: .*fd 42" "$WORK/save.out" || ! bad_fd ||
@@ -173,7 +204,7 @@ fi
 # ---- host-cycle/save-refused ----------------------------------------------------------------
 "$HOST" save "$D" --runc-root "$WORK/runc-state" >"$WORK/save2.out" 2>&1
 rc2=$?
-if [ $rc2 -eq 2 ] && grep -q "saved and not revived yet" "$WORK/save2.out" && [ "$(grep -c -P '\tsaved$' "$D/containers.tsv")" = 5 ]; then
+if [ $rc2 -eq 2 ] && grep -q "saved and not revived yet" "$WORK/save2.out" && [ "$(grep -c -P '\tsaved$' "$D/containers.tsv")" = 7 ]; then
 	ok "host-cycle/save-refused"
 else
 	fail host-cycle/save-refused "a second save into $D: exit $rc2" "$WORK/save2.out" "$D/containers.tsv"
@@ -210,24 +241,34 @@ timed T_REV1 "$HOST" revive "$D" --runc-root "$WORK/runc-state" >"$WORK/revive1.
 rev_rc=$?
 why=""
 for e in podman lxc runc containerd; do why+=$(went_on "$e") || why+=" "; done
-if [ $rev_rc -ne 1 ] || ! grep -q "^docker hc-docker: not revived: no Docker daemon answers" "$WORK/revive1.out" ||
-	[ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 4 ] || [ -n "$why" ]; then
+if [ $rev_rc -ne 1 ] || [ "$(grep -c "^docker hc-d[a-z]*: not revived: no Docker daemon answers" "$WORK/revive1.out")" != 2 ] ||
+	[ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 5 ] || [ -n "$why" ]; then
 	fail host-cycle/revive-partial "exit $rev_rc (1 wanted); ${why:-the counts went on}" "$WORK/revive1.out" "$D/containers.tsv"
 else
-	ok "host-cycle/revive-partial (4 containers in $T_REV1 ms, each counting on: $(for e in podman lxc runc containerd; do printf '%s %s->%s ' "$e" "${LAST[$e]}" "$((LAST[$e] + 1))"; done | sed 's/ $//'); docker named as waiting for its daemon)"
+	ok "host-cycle/revive-partial (5 containers in $T_REV1 ms, each counting on: $(for e in podman lxc runc containerd; do printf '%s %s->%s ' "$e" "${LAST[$e]}" "$((LAST[$e] + 1))"; done | sed 's/ $//'); docker named as waiting for its daemon)"
 fi
 
 # ---- host-cycle/revive-rest -----------------------------------------------------------------
 start_dockerd || finish
 timed T_REV2 "$HOST" revive "$D" --runc-root "$WORK/runc-state" >"$WORK/revive2.out" 2>&1
 rev_rc=$?
-why=$(went_on docker)
+why=$(went_on docker)$(went_on docker-tcp)
 policy=$(dk inspect -f '{{.HostConfig.RestartPolicy.Name}}' hc-docker)
 [ "$policy" = always ] || why+=" its restart policy is ${policy:-none}, not always again"
-if [ $rev_rc -ne 0 ] || [ -n "$why" ] || [ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 5 ] ||
-	[ "$(grep -c '^[a-z]* [^:]*: revived' "$WORK/revive2.out")" != 1 ]; then
+[ "$(runc_conf)" = "$CONF_BEFORE" ] || why+=" runc.conf not as before the revive: $(runc_conf | tr '\n' ' ')"
+if [ $rev_rc -ne 0 ] || [ -n "$why" ] || [ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 7 ] ||
+	[ "$(grep -c '^[a-z]* [^:]*: revived' "$WORK/revive2.out")" != 2 ]; then
 	fail host-cycle/revive-rest "exit $rev_rc; ${why:-the count went on}" "$WORK/revive2.out" "$D/containers.tsv" "$WORK/dockerd.log"
 else
-	ok "host-cycle/revive-rest (docker in $T_REV2 ms: ${LAST[docker]}->$((LAST[docker] + 1)))"
+	ok "host-cycle/revive-rest (2 docker containers in $T_REV2 ms: ${LAST[docker]}->$((LAST[docker] + 1)), through TCP ${LAST[docker-tcp]}->$((LAST[docker-tcp] + 1)))"
+fi
+
+# ---- host-cycle/tcp-established -------------------------------------------------------------
+pm stop -t 20 hc-ptcp >/dev/null 2>&1
+pv=$(pm logs hc-ptcp 2>&1 | grep -E '^(PASS|FAIL)' | tail -n 1)
+if [[ $pv == PASS* ]]; then
+	ok "host-cycle/tcp-established (Podman's hc-ptcp, stopped after its revive: $pv)"
+else
+	fail host-cycle/tcp-established "podman hc-ptcp: ${pv:-no verdict}"
 fi
 finish
