@@ -22,6 +22,7 @@
 #include "log.h"
 #include "files/files.h"
 #include "net-lock.h"
+#include "pid-ns.h"
 #include "pstree.h"
 #include "regs.h"
 #include "safe-file.h"
@@ -270,14 +271,25 @@ static void dump_done(struct run_ctx *ctx)
 			tree_objects[i]->dump_done(ctx);
 }
 
+/* What a frozen tree is in the middle of (tree_in_the_middle). */
+enum tree_middle {
+	TREE_SETTLED,
+	TREE_MOMENT,   /* something of a moment: SETTLE_TRIES seizes */
+	TREE_EXEC,     /* a process joined to its PID namespace: SETTLE_TRIES_EXEC seizes */
+};
+
 /*
  * Is the frozen tree in the middle of something that lasts a moment and that a dump cannot
  * take: a thread whose syscall user dispatch blocks system calls (Wine running Windows code:
  * stasis's own would go to its SIGSYS handler), a netlink socket talking with the kernel (a
- * restore cannot give that conversation back)?
+ * restore cannot give that conversation back), a process that joined the PID namespace of
+ * which the root is the init (an engine's exec into the container: a health check; it would
+ * be lost)?
  */
-static bool tree_in_the_middle(const struct dump_tree *tr)
+static enum tree_middle tree_in_the_middle(const struct dump_tree *tr)
 {
+	pid_t stranger;
+
 	for (size_t i = 0; i < tr->nr_tasks; i++) {
 		const struct dump_task *t = &tr->tasks[i];
 		for (size_t k = 0; k <= t->nr_threads; k++) {
@@ -285,11 +297,18 @@ static bool tree_in_the_middle(const struct dump_tree *tr)
 			if (kernel_task_dispatch_blocks(t->pid, tid)) {
 				pr_info("dump tid %d: its syscall user dispatch blocks system calls: the tree "
 					"runs on for a moment", tid);
-				return true;
+				return TREE_MOMENT;
 			}
 		}
 	}
-	return netlink_tree_talking(tr->tasks, tr->nr_tasks);
+	if (netlink_tree_talking(tr->tasks, tr->nr_tasks))
+		return TREE_MOMENT;
+	if ((stranger = pid_ns_stranger(tr))) {
+		pr_info("dump pid %d: it joined the tree's PID namespace from outside (an exec into the "
+			"container?): the tree runs on for a moment", stranger);
+		return TREE_EXEC;
+	}
+	return TREE_SETTLED;
 }
 
 /*
@@ -305,7 +324,10 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 			dump_tree_free(tr);
 			return err;
 		}
-		if (tries == SETTLE_TRIES || tr->refreeze_cgroup || !tree_in_the_middle(tr))
+		if (tries == SETTLE_TRIES_EXEC || tr->refreeze_cgroup)
+			return 0;
+		enum tree_middle middle = tree_in_the_middle(tr);
+		if (middle == TREE_SETTLED || (middle == TREE_MOMENT && tries >= SETTLE_TRIES))
 			return 0;
 		/* a wait the seize broke with EINTR is made again by pstree_release, which needs the
 		 * main threads' registers (the seize read the others') */

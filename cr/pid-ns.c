@@ -105,32 +105,84 @@ int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid)
 	return 0;
 }
 
-/* Every process in the tree's namespace (or one nested in it) must be in the tree. */
-static int check_namespace_complete(const struct pid_ns_state *st, pid_t root)
+/* Whether host pid pid is one of the tree's processes, as of (a map, or a seized tree) knows. */
+typedef bool pid_known_fn(const void *of, pid_t pid);
+
+/* The first process of PID namespace pid:[tree_ns] that known does not know: its host pid, 0
+ * when there is none (a process that exits meanwhile, or one stasis may not see, is none), or
+ * -errno. */
+static pid_t stranger_in(uint64_t tree_ns, pid_known_fn *known, const void *of)
 {
 	auto_free int *pids = NULL;
-	uint64_t tree_ns;
 	size_t n;
 	int err;
 
-	if ((err = ns_ino(root, "pid", &tree_ns)) || (err = proc_list_pids(&pids, &n)))
+	if ((err = proc_list_pids(&pids, &n)))
 		return err;
 	for (size_t i = 0; i < n; i++) {
-		bool known = false;
-		for (size_t k = 0; k < st->n && !known; k++)
-			known = st->map[k].host == pids[i];
 		char path[64];
 		struct stat ps;
+		if (known(of, pids[i]))
+			continue;
 		snprintf(path, sizeof(path), "/proc/%d/ns/pid", pids[i]);
-		if (known || stat(path, &ps) || ps.st_ino != tree_ns)
-			continue; /* (a process that exits meanwhile, or one stasis may not see) */
-		pr_err("dump pid %d: it is in the tree's PID namespace (pid:[%llu]) but not a "
-		       "descendant of its init, pid %d (a process joined with setns, as `exec` into "
-		       "a container does?); it would be lost: not supported",
-		       pids[i], (unsigned long long)tree_ns, root);
-		return -ENOTSUP;
+		if (!stat(path, &ps) && ps.st_ino == tree_ns)
+			return pids[i];
 	}
 	return 0;
+}
+
+static bool in_map(const void *of, pid_t pid)
+{
+	const struct pid_ns_state *st = of;
+
+	for (size_t k = 0; k < st->n; k++)
+		if (st->map[k].host == pid)
+			return true;
+	return false;
+}
+
+static bool in_entries(const void *of, pid_t pid)
+{
+	const struct dump_tree *tr = of;
+
+	for (size_t k = 0; k < tr->nr_entries; k++)
+		if ((pid_t)tr->entries[k]->pid == pid)
+			return true;
+	return false;
+}
+
+pid_t pid_ns_stranger(const struct dump_tree *tr)
+{
+	auto_free uint32_t *nspid = NULL;
+	pid_t root = tr->tasks[0].pid;
+	struct stat st;
+	char path[64];
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", root);
+	if (proc_nspids(root, &nspid, &n) || n < 2 || nspid[n - 1] != 1 || stat(path, &st))
+		return 0;
+	pid_t p = stranger_in(st.st_ino, in_entries, tr);
+	return p > 0 ? p : 0;
+}
+
+/* Every process in the tree's namespace (or one nested in it) must be in the tree. */
+static int check_namespace_complete(const struct pid_ns_state *st, pid_t root)
+{
+	uint64_t tree_ns;
+	pid_t p;
+	int err;
+
+	if ((err = ns_ino(root, "pid", &tree_ns)))
+		return err;
+	if ((p = stranger_in(tree_ns, in_map, st)) <= 0)
+		return p;
+	pr_err("dump pid %d: it is in the tree's PID namespace (pid:[%llu]) but not a descendant of its "
+	       "init, pid %d (a process joined with setns, as `exec` into a container does, that did not "
+	       "end while the tree ran on for a moment, or that a paused container holds); it would be "
+	       "lost: not supported",
+	       p, (unsigned long long)tree_ns, root);
+	return -ENOTSUP;
 }
 
 static int add_mapping(struct pid_ns_state *st, pid_t host, uint32_t vpid)

@@ -8,6 +8,7 @@
 
 #include "run.h"
 
+struct dump_tree;
 struct restore_tree;
 struct restore_task;
 
@@ -27,6 +28,10 @@ uint32_t pid_ns_vpid(const struct run_ctx *ctx, pid_t host);
 int pid_ns_run_in_tree(const struct run_ctx *ctx, int (*fn)(void *buf, size_t len), void *buf, size_t len);
 /* Dump: the same for thread tid of process pid. */
 int pid_ns_vtid(const struct run_ctx *ctx, pid_t pid, pid_t tid, uint32_t *vtid);
+/* Dump, the tree seized: a process of the PID namespace whose init the tree's root is that is
+ * not the tree's (an engine's exec into the container: a health check, a shell): its host pid;
+ * 0 when there is none, or the root is not the init of a PID namespace. */
+pid_t pid_ns_stranger(const struct dump_tree *tr);
 
 /*
  * Restore, in stasis: t->host_pid, the host's pid of new process t, and its state letter

@@ -340,6 +340,14 @@
 #                            root, which made no network namespace: restore fails naming the fds
 #                            image and net-nested.img before anything starts; the untouched images
 #                            restore and PASS
+#   dump/exec-stranger-waited  a shell as the init of a PID namespace of its own (unshare --pid
+#                            --fork), a process joined to that namespace from outside for 0.4 s
+#                            (nsenter -p, as an engine's exec, a health check): the dump
+#                            (--leave-running) waits for it, lets the tree run on and seizes it
+#                            again, and goes on: exit 0, the log names the stranger
+#   dump/exec-stranger       the same with one that stays (sleep 1000): the dump fails naming it,
+#                            "as `exec` into a container does"; the tree runs, not stopped nor
+#                            traced
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -1928,12 +1936,14 @@ case_time_ns_images() {
 
 # userns_tree DIR SCRIPT: a shell running SCRIPT as pid 1 of a PID namespace in a user namespace
 # of its own (unshare -Ur --pid --fork), its programs copied into DIR/bin (ours to kill);
-# USERNS_ROOT: its host pid ("" if it did not start)
+# USERNS_ROOT: its host pid ("" if it did not start). TREE_USERNS=-U: the user namespace's
+# only (unshare -U --pid --fork: the host's uids); TREE_USERNS="": none.
 userns_tree() {
 	local d=$1 launcher n
 	mkdir -p "$d/img" "$d/bin"
 	cp /bin/sh /bin/sleep "$d/bin/"
-	setsid unshare -Ur --pid --fork "$d/bin/sh" -c "$2" </dev/null >"$d/out" 2>&1 &
+	# shellcheck disable=SC2086 # (no flag, or one)
+	setsid unshare ${TREE_USERNS--Ur} --pid --fork "$d/bin/sh" -c "$2" </dev/null >"$d/out" 2>&1 &
 	launcher=$!
 	track_pid "$launcher"
 	USERNS_ROOT=""
@@ -1974,6 +1984,50 @@ case_userns_nested() {
 	else
 		result_ok dump/userns-nested
 	fi
+	kill_ours "$USERNS_ROOT"
+}
+
+# A process joined to the tree's PID namespace from outside (nsenter, as an engine's exec into a
+# container, a health check, joins it): one that ends within a moment is waited for, the dump
+# goes on; one that stays is named, and the tree runs on.
+case_exec_stranger() {
+	local d=$ZOO_TMP/exec-stranger ino stranger="" nsenter label
+	if ! TREE_USERNS="" userns_tree "$d" "\"$d/bin/sleep\" 1000 & wait"; then
+		result_fail dump/exec-stranger "the tree did not start: $(head -c 300 "$d/out")"
+		return
+	fi
+	ino=$(stat -L -c %i "/proc/$USERNS_ROOT/ns/pid")
+	for label in dump/exec-stranger-waited dump/exec-stranger; do
+		# (nsenter forks the process that joins the namespace)
+		if [ $label = dump/exec-stranger-waited ]; then
+			nsenter -t "$USERNS_ROOT" -p -- "$d/bin/sleep" 0.4 &
+		else
+			nsenter -t "$USERNS_ROOT" -p -- "$d/bin/sleep" 1000 &
+		fi
+		nsenter=$!
+		disown
+		track_pid $nsenter
+		for _ in $(seq 100); do stranger=$(pgrep -P $nsenter) && break; sleep 0.01; done
+		[ -n "$stranger" ] && track_pid "$stranger"
+		rm -rf "$d/img" && mkdir -p "$d/img"
+		run_stasis "$d/dump.out" 60 dump -t "$USERNS_ROOT" -D "$d/img" -o dump.log -v4 --leave-running
+		if [ -z "$stranger" ]; then
+			result_fail $label "no process joined pid:[$ino] (nsenter)"
+		elif [ $label = dump/exec-stranger-waited ] && { [ "$ZRC" -ne 0 ] ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $stranger: it joined the tree.s PID namespace from outside"; }; then
+			result_fail $label "dump exit status $ZRC (0 wanted, after waiting for pid $stranger, which joined the tree's namespace for 0.4 s)"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif [ $label = dump/exec-stranger ] && { ! clean_failure "$ZRC" ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $stranger: it is in the tree.s PID namespace \(pid:\[$ino\]\) but not a descendant of its init, pid $USERNS_ROOT \(a process joined with setns, as .exec. into a container does, that did not end"; }; then
+			result_fail $label "dump exit status $ZRC, or the error does not name pid $stranger, which stays in the tree's namespace"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! proc_alive "$USERNS_ROOT" || [ "$(proc_state "$USERNS_ROOT")" = T ] || [ "$(tracer_of "$USERNS_ROOT")" != 0 ]; then
+			result_fail $label "the tree is gone, stopped or still traced"
+		else
+			result_ok $label
+		fi
+	done
+	kill_ours "$stranger"
 	kill_ours "$USERNS_ROOT"
 }
 
@@ -2792,6 +2846,7 @@ other_cases() {
 		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
 	case_time_ns_images
 	case_userns_nested
+	case_exec_stranger
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-held-outside netns-inet \
 		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+, of another namespace, too: a socket held by several processes comes back in the tree.s namespace' \
 		--held-outside
