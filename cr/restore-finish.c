@@ -22,6 +22,7 @@
 #include "lazy-pages.h"
 #include "log.h"
 #include "mm.h"
+#include "net-sysctls.h"
 #include "pid-ns.h"
 #include "proc-dead.h"
 #include "regs.h"
@@ -168,7 +169,8 @@ int restore_collect_reports(struct restore_tree *rt, int status_fd)
 			if ((err = proc_dead_enter_pid_ns(rt->ctx, t->host_pid)) ||
 			    (err = unix_take_from_root(rt->ctx, t->host_pid)) ||
 			    (err = run_notify(rt->ctx, "setup-namespaces", t->host_pid, -1)) ||
-			    (err = run_notify(rt->ctx, "post-setup-namespaces", t->host_pid, -1)))
+			    (err = run_notify(rt->ctx, "post-setup-namespaces", t->host_pid, -1)) ||
+			    (err = net_sysctls_after_engine(rt->ctx, t->host_pid)))
 				return err;
 			if (write(rt->ctl_peer_fds[idx], "y", 1) != 1)
 				return -EIO;

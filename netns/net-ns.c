@@ -63,6 +63,11 @@ bool net_ns_devices(const struct run_ctx *ctx)
 	return state_of(ctx)->devices;
 }
 
+bool net_ns_empty(const struct run_ctx *ctx)
+{
+	return state_of(ctx)->empty;
+}
+
 bool net_ns_interfaces(const struct run_ctx *ctx)
 {
 	return state_of(ctx)->config || state_of(ctx)->devices;

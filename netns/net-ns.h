@@ -26,6 +26,9 @@ bool net_ns_config(const struct run_ctx *ctx);
  * are made again there, with what is on them.
  */
 bool net_ns_devices(const struct run_ctx *ctx);
+/* Restore, net_ns_devices: the namespace given is a new empty one stasis made (--empty-ns net),
+ * which the engine sets up once the tree's namespaces exist (its hook at setup-namespaces). */
+bool net_ns_empty(const struct run_ctx *ctx);
 /* net_ns_config or net_ns_devices: interfaces of the tree's are saved / made again. */
 bool net_ns_interfaces(const struct run_ctx *ctx);
 /* Is the loopback of the calling thread's network namespace up? */

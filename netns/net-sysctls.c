@@ -6,12 +6,18 @@
  * On restore each is written where the new namespace's differs, once its interfaces and
  * addresses exist and before routes: "all" first, then "default", then each interface's. A
  * sysctl that cannot be written fails the restore naming it; with --weak-sysctls it is
- * skipped with a warning (a kernel without it, say). In the engine's namespace only those of
- * the interfaces the tree made there are saved (net.ipv4/ipv6.conf/neigh.NAME.*).
+ * skipped with a warning (a kernel without it, say). In the engine's namespace they are saved
+ * all the same; a restore given a namespace (joined) writes only those of the interfaces the
+ * tree made there (net.ipv4/ipv6.conf/neigh.NAME.*), the rest being the engine's. A restore in
+ * a new empty one (--empty-ns net: Docker's, whose runc applies no `--sysctl` on restore) writes
+ * the namespace's own too (not an interface's, but "all", "default" and lo's: somaxconn, a port
+ * range, lo's IPv6 ...) once the engine's hooks have set the namespace up at setup-namespaces
+ * (net_sysctls_after_engine), as the tree had them.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +27,7 @@
 #include "log.h"
 #include "net-links.h"
 #include "net-ns.h"
+#include "net-sysctls.h"
 #include "pstree.h"
 #include "task.h"
 #include "tree-objects.h"
@@ -37,6 +44,8 @@ static const char *const device_dirs[] = { "ipv4/conf", "ipv6/conf", "ipv4/neigh
 
 struct sysctls_state {
 	NetSysctls *img;
+	size_t early;       /* restore: sysctls[0, early) written by prepare, the rest (the empty
+			       namespace's own) by net_sysctls_after_engine */
 };
 
 static struct sysctls_state *state_of(const struct run_ctx *ctx)
@@ -128,8 +137,6 @@ static int walk(int net, const char *path, int depth, NetSysctls *img)
 static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 {
 	NetSysctls img = NET_SYSCTLS__INIT;
-	char dir[NAME_MAX_LEN];
-	const char *name;
 	int err = 0;
 
 	if (!net_ns_interfaces(ctx))
@@ -140,14 +147,8 @@ static int collect_sysctls(struct run_ctx *ctx, struct dump_tree *tr)
 			  net_ns_holder(ctx, tr));
 		return -errno;
 	}
-	for (size_t i = 0; net_ns_config(ctx) && i < ARRAY_SIZE(roots) && !err; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(roots) && !err; i++)
 		err = walk(net, roots[i], 1, &img);
-	for (size_t i = 0; net_ns_devices(ctx) && (name = net_links_name(ctx, i)) && !err; i++) {
-		for (size_t k = 0; k < ARRAY_SIZE(device_dirs) && !err; k++) {
-			snprintf(dir, sizeof(dir), "%s/%s", device_dirs[k], name);
-			err = walk(net, dir, 3, &img);
-		}
-	}
 	if (err && err != -ENOMEM)
 		pr_err("dump pid %d: cannot read the sysctls of its network namespace: %s",
 		       net_ns_holder(ctx, tr), strerror(-err));
@@ -178,20 +179,39 @@ static bool name_valid(const char *name)
 	return rooted && !strstr(name, "/..");
 }
 
-/* In the engine's namespace: ROOT/DIR/NAME/... of an interface saved. */
-static bool of_device(const struct run_ctx *ctx, const char *sysctl)
+/* ROOT/DIR/NAME/... is of interface (or "all", "default") name: NAME, else NULL. */
+static const char *device_of(const char *sysctl)
 {
-	const char *name;
-
 	for (size_t k = 0; k < ARRAY_SIZE(device_dirs); k++) {
 		size_t len = strlen(device_dirs[k]);
-		if (strncmp(sysctl, device_dirs[k], len) || sysctl[len] != '/')
-			continue;
-		for (size_t i = 0; (name = net_links_name(ctx, i)); i++)
-			if (!strncmp(sysctl + len + 1, name, strlen(name)) && sysctl[len + 1 + strlen(name)] == '/')
-				return true;
+		if (!strncmp(sysctl, device_dirs[k], len) && sysctl[len] == '/')
+			return sysctl + len + 1;
 	}
+	return NULL;
+}
+
+static bool named(const char *device, const char *name)
+{
+	return !strncmp(device, name, strlen(name)) && device[strlen(name)] == '/';
+}
+
+/* In the engine's namespace: of an interface saved. */
+static bool of_saved_device(const struct run_ctx *ctx, const char *sysctl)
+{
+	const char *device = device_of(sysctl), *name;
+
+	for (size_t i = 0; device && (name = net_links_name(ctx, i)); i++)
+		if (named(device, name))
+			return true;
 	return false;
+}
+
+/* The namespace's own: not an interface's, or "all"'s, "default"'s or lo's. */
+static bool of_namespace(const char *sysctl)
+{
+	const char *device = device_of(sysctl);
+
+	return !device || named(device, "all") || named(device, "default") || named(device, "lo");
 }
 
 static int validate_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
@@ -204,19 +224,31 @@ static int validate_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_NET_SYSCTLS, run_scope_id(ctx), (ProtobufCMessage **)&st->img)))
 		return err;
-	size_t kept = 0;
 	for (size_t i = 0; i < st->img->n_sysctls; i++) {
 		NetSysctl *s = st->img->sysctls[i];
 		if (!name_valid(s->name) || strlen(s->value) >= VALUE_MAX) {
 			pr_err("image net-sysctls.img: sysctl %zu (%.64s) is invalid", i, s->name);
 			return -EINVAL;
 		}
-		if (net_ns_devices(ctx) && !of_device(ctx, s->name))
-			net_sysctl__free_unpacked(s, NULL); /* the engine's namespace: not a device's */
-		else
-			st->img->sysctls[kept++] = s;
 	}
-	st->img->n_sysctls = kept;
+	/* the engine's namespace: an interface's the tree made first, then (an empty one) the
+	 * namespace's own, each in the image's order; the rest is the engine's */
+	auto_free NetSysctl **late = xzalloc((st->img->n_sysctls + 1) * sizeof(*late));
+	size_t kept = 0, n_late = 0;
+	if (!late)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->img->n_sysctls; i++) {
+		NetSysctl *s = st->img->sysctls[i];
+		if (!net_ns_devices(ctx) || of_saved_device(ctx, s->name))
+			st->img->sysctls[kept++] = s;
+		else if (net_ns_empty(ctx) && of_namespace(s->name))
+			late[n_late++] = s;
+		else
+			net_sysctl__free_unpacked(s, NULL);
+	}
+	st->early = kept;
+	memcpy(st->img->sysctls + kept, late, n_late * sizeof(*late));
+	st->img->n_sysctls = kept + n_late;
 	return 0;
 }
 
@@ -263,10 +295,44 @@ static int prepare_sysctls(struct run_ctx *ctx, struct restore_tree *rt)
 		pr_perror("restore: cannot open " NET_SYSCTLS " in the tree's network namespace");
 		return -errno;
 	}
-	for (size_t i = 0; i < st->img->n_sysctls && !err; i++)
+	for (size_t i = 0; i < st->early && !err; i++)
 		err = write_sysctl(net, st->img->sysctls[i], ctx->opts->weak_sysctls);
 	/* an interface's stable_secret written sets its address generation mode to stable privacy */
 	return err ?: net_links_addr_gen_mode(ctx);
+}
+
+int net_sysctls_after_engine(struct run_ctx *ctx, pid_t root)
+{
+	struct sysctls_state *st = state_of(ctx);
+	char path[64];
+	int err = 0;
+
+	if (!st->img || st->early == st->img->n_sysctls)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", root);
+	auto_close int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	auto_close int tree = open(path, O_RDONLY | O_CLOEXEC);
+	if (own < 0 || tree < 0 || setns(tree, CLONE_NEWNET)) {
+		pr_perror("restore pid %d: cannot go into its network namespace for its sysctls", root);
+		return -errno;
+	}
+	/* (/proc/sys/net shows the namespace of the thread that looks a name up) */
+	auto_close int net = open(NET_SYSCTLS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (net < 0)
+		err = -errno;
+	for (size_t i = st->early; i < st->img->n_sysctls && !err; i++)
+		err = write_sysctl(net, st->img->sysctls[i], ctx->opts->weak_sysctls);
+	if (setns(own, CLONE_NEWNET)) {
+		pr_perror("restore pid %d: cannot come back from its network namespace", root);
+		return -errno;
+	}
+	if (net < 0)
+		pr_err("restore pid %d: cannot open " NET_SYSCTLS " in its network namespace: %s", root,
+		       strerror(-err));
+	else if (!err)
+		pr_info("restore pid %d: %zu sysctls of its network namespace, set up by the engine, "
+			"as the tree had them", root, st->img->n_sysctls - st->early);
+	return err;
 }
 
 static void free_sysctls(void *state)

@@ -37,6 +37,11 @@
 #                            has no option for it: `tcp-established` in /etc/criu/runc.conf,
 #                            the configuration file runc names in every request (written for
 #                            this case only; a file there before is put back)
+# docker/sysctl              a counter run with --sysctl of its network namespace (somaxconn, the
+#                            first unprivileged port, TCP keep-alive time, lo's IPv6 on): after
+#                            checkpoint and start --checkpoint (runc applies no sysctl on
+#                            restore, and Docker's hook turns lo's IPv6 off in the new namespace)
+#                            the container sees the same values, and ::1 on lo
 # docker/tun                 a VPN's state: tests/zoo/tun.c (built static) in a container given
 #                            /dev/net/tun and NET_ADMIN (`--network none`: Docker's namespace,
 #                            external to stasis) makes tun zt0 with an address and a route, taps
@@ -401,6 +406,31 @@ case_host_network() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/sysctl ------------------------------------------------------------------------
+# (runc applies a container's sysctls when it starts it, not when it restores it; Docker's hook
+# sets lo's IPv6 off again in the new namespace)
+SYSCTLS="net.core.somaxconn=1234 net.ipv4.ip_unprivileged_port_start=80 net.ipv4.tcp_keepalive_time=321 net.ipv6.conf.lo.disable_ipv6=0"
+sysctls_seen() {
+	local kv
+	for kv in $SYSCTLS; do
+		printf '%s=%s ' "${kv%%=*}" "$(dk exec "$1" cat "/proc/sys/$(tr . / <<<"${kv%%=*}")" 2>&1)"
+	done
+	[[ $(dk exec "$1" sh -c 'ip -6 addr show dev lo' 2>&1) == *"::1/128"* ]] && printf 'lo ::1'
+}
+case_sysctl() {
+	local c=dsysctl kv want="" seen opts=()
+	for kv in $SYSCTLS; do opts+=(--sysctl "$kv"); want+="$kv "; done
+	want+="lo ::1"
+	counted_cycle $c docker/sysctl s1 --network none "${opts[@]}" || return
+	seen=$(sysctls_seen $c)
+	if [ "$seen" != "$want" ]; then
+		fail docker/sysctl "after start --checkpoint the container sees $seen, not $want" $(stasis_logs)
+		return
+	fi
+	ok "docker/sysctl (--sysctl $SYSCTLS: the same after start --checkpoint, lo's ::1 too; counted to $LAST, went on from $FIRST)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
 # ---- docker/tun ---------------------------------------------------------------------------
 case_tun() {
 	local c=dtun
@@ -567,6 +597,7 @@ case_paused_leave_running
 case_tty
 case_network
 case_host_network
+case_sysctl
 case_tun
 case_ipc_pid_container
 finish

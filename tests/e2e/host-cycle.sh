@@ -119,8 +119,7 @@ pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-bad --n
 	--security-opt seccomp=unconfined -e ZOO_UNSUPPORTED_KIND=io_uring \
 	-v "$WORK/zoo-unsupported-fd:/zoo-unsupported-fd:ro" localhost/bb:latest /zoo-unsupported-fd >"$WORK/bad.run" 2>&1
 # one holding established TCP connections over loopback, IPv4 and IPv6 (tests/zoo/tcp-established.c;
-# NET_ADMIN: its SO_BUSY_POLL; not Docker's: Docker disables IPv6 in its containers, and runc's
-# restore would not apply a --sysctl giving it back)
+# NET_ADMIN: its SO_BUSY_POLL; Podman's: Docker disables IPv6 in its containers)
 zoo_static tcp-established host-cycle/start || finish
 pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-ptcp --network none --cap-add NET_ADMIN \
 	-v "$WORK/zoo-tcp-established:/zoo-tcp:ro" localhost/bb:latest /zoo-tcp >"$WORK/ptcp.run" 2>&1
