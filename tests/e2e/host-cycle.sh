@@ -11,25 +11,28 @@
 # host-cycle/list-podman-runc  runc's default state directory, which Podman's runc uses too: its
 #                           containers are listed once, as Podman's
 # host-cycle/save           with --tcp-established: every container stopped, its count still;
-#                           containers.tsv lists seven saved (the five; Docker's second, which
-#                           counts through a TCP connection over its loopback, nc to nc; Podman's
-#                           second holding established TCP connections); no warning
+#                           containers.tsv lists eight saved (the five; a pair of Docker's on a
+#                           network of their own, as docker compose runs an application and its
+#                           server, one counting through a TCP connection to the other, which
+#                           echoes, nc to nc; Podman's second holding established TCP
+#                           connections); no warning
 #                           (containerd's task was killed while ctr held it paused after its dump,
 #                           not after ctr resumed it); /etc/criu/runc.conf, which gave Docker's
 #                           runc tcp-established, as it was before
 # host-cycle/save-failed    a sixth container (Podman's) that stasis refuses, holding an io_uring
 #                           instance (tests/zoo/unsupported-fd.c): save names it and fd 42 and
-#                           exits 1, the other seven saved; it runs on, its io_uring held
+#                           exits 1, the other eight saved; it runs on, its io_uring held
 # host-cycle/save-failed-unharmed  stopped then, it checks itself: PASS
 # host-cycle/save-refused   saving into the same directory again, before a revive, is refused
 #                           naming the list (the saved containers would be lost)
-# host-cycle/revive-partial the first revive, while no dockerd runs: Docker's containers are not
+# host-cycle/revive-partial the first revive, while no dockerd runs: Docker's three are not
 #                           revived, naming the daemon (exit 1); the other five are, each
 #                           counting on from its last number before the save (never from 1)
-# host-cycle/revive-rest    dockerd started, revive again: Docker's two count on too (the first
+# host-cycle/revive-rest    dockerd started, revive again: Docker's count on too (the first
 #                           --restart always, which stasis-host takes away until the revive:
-#                           dockerd would have started it afresh; its policy back; the second
-#                           through its TCP connection, held with tcp-established from runc.conf);
+#                           dockerd would have started it afresh; its policy back; the pair
+#                           through its TCP connection between the two, held with
+#                           tcp-established from runc.conf, each at its address again);
 #                           the others are not touched twice; runc.conf as before again
 # host-cycle/tcp-established  Podman's holding TCP connections (tests/zoo/tcp-established.c: both
 #                           ends in the container, IPv4 and IPv6, data in flight both ways, a
@@ -60,7 +63,9 @@ cleanup() {
 			c containers rm hc-ctr >/dev/null 2>&1
 		fi
 	fi
+	[ -n "$DOCKERD_PID" ] && { dk rm -f hc-cli hc-srv; dk network rm hc-net; } >/dev/null 2>&1
 	stop_docker
+	ip link del stasis-hcbr 2>/dev/null
 	e2e_cleanup
 }
 trap cleanup EXIT
@@ -79,15 +84,15 @@ start_docker || finish
 docker_import bb:latest || finish
 
 # ---- one counting container per engine ----------------------------------------------------
-# (docker-tcp: Docker's second, counting through a TCP connection over its loopback: its numbers
-# go to a server in the container, which echoes them back; its engine is docker)
+# (docker-tcp: Docker's hc-cli, counting through a TCP connection to hc-srv, a server in another
+# container on their network, which echoes its numbers back; its engine is docker)
 COUNTERS=(docker docker-tcp podman lxc runc containerd)
-declare -A NAME_OF=([docker]=hc-docker [docker-tcp]=hc-dtcp [podman]=hc-podman [lxc]=$LXC_NAME [runc]=hc-runc [containerd]=hc-ctr)
+declare -A NAME_OF=([docker]=hc-docker [docker-tcp]=hc-cli [podman]=hc-podman [lxc]=$LXC_NAME [runc]=hc-runc [containerd]=hc-ctr)
 # counts COUNTER: its container's numbers so far
 counts() {
 	case $1 in
 	docker) dk logs hc-docker 2>&1 | numbers /dev/stdin ;;
-	docker-tcp) dk logs hc-dtcp 2>&1 | numbers /dev/stdin ;;
+	docker-tcp) dk logs hc-cli 2>&1 | numbers /dev/stdin ;;
 	podman) pm logs hc-podman 2>&1 | numbers /dev/stdin ;;
 	lxc) numbers "$RFS/count.log" ;;
 	runc) numbers "$WORK/runc-out/count" ;;
@@ -95,8 +100,9 @@ counts() {
 	esac
 }
 dk run -d --name hc-docker --restart always --network none bb:latest sh -c "$COUNTER" >"$WORK/docker.run" 2>&1
-dk run -d --name hc-dtcp --network none bb:latest \
-	sh -c "nc -l -p 7000 -e cat & sleep 0.5; { $COUNTER; } | nc 127.0.0.1 7000" >"$WORK/docker-tcp.run" 2>&1
+dk network create --subnet 10.219.0.0/24 -o com.docker.network.bridge.name=stasis-hcbr hc-net >"$WORK/docker-tcp.run" 2>&1 &&
+	dk run -d --name hc-srv --network hc-net --ip 10.219.0.2 bb:latest sh -c 'nc -ll -p 7000 -e cat' >>"$WORK/docker-tcp.run" 2>&1 &&
+	sleep 0.5 && dk run -d --name hc-cli --network hc-net bb:latest sh -c "{ $COUNTER; } | nc 10.219.0.2 7000" >>"$WORK/docker-tcp.run" 2>&1
 if tar -C "$WORK/rootfs" -c . | pm import - bb:latest >"$WORK/podman.import" 2>&1; then
 	pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name hc-podman --network none \
 		localhost/bb:latest sh -c "$COUNTER" >"$WORK/podman.run" 2>&1
@@ -142,9 +148,9 @@ done
 # ---- host-cycle/list ------------------------------------------------------------------------
 "$HOST" list --runc-root "$WORK/runc-state" >"$WORK/list.out" 2>&1
 listed=$(grep -v '^stasis-host:' "$WORK/list.out" | awk '{print $1 " " $2}' | sort | tr '\n' ',')
-want=$({ for e in "${COUNTERS[@]}"; do echo "${e%-tcp} ${NAME_OF[$e]}"; done; printf 'podman hc-bad\npodman hc-ptcp\n'; } | sort | tr '\n' ',')
+want=$({ for e in "${COUNTERS[@]}"; do echo "${e%-tcp} ${NAME_OF[$e]}"; done; printf 'podman hc-bad\npodman hc-ptcp\ndocker hc-srv\n'; } | sort | tr '\n' ',')
 if [ "$listed" = "$want" ]; then
-	ok "host-cycle/list (the eight containers, once each)"
+	ok "host-cycle/list (the nine containers, once each)"
 else
 	fail host-cycle/list "stasis-host list: $listed, not $want" "$WORK/list.out"
 fi
@@ -181,7 +187,7 @@ for e in "${COUNTERS[@]}"; do
 	[ "$(counts "$e" | wc -l)" = "${N[$e]}" ] || still+=" $e"
 done
 saved=$(grep -c -P '\tsaved$' "$D/containers.tsv" 2>/dev/null)
-if [ "$save_rc" -ne 1 ] || [ -n "$still" ] || [ "$saved" != 7 ] || grep -q warning "$WORK/save.out"; then
+if [ "$save_rc" -ne 1 ] || [ -n "$still" ] || [ "$saved" != 8 ] || grep -q warning "$WORK/save.out"; then
 	fail host-cycle/save "stasis-host save: exit $save_rc (1 wanted: hc-bad), still counting:${still:- none}, $saved saved (or a warning)" \
 		"$WORK/save.out" "$D/containers.tsv"
 	finish
@@ -190,7 +196,7 @@ if [ "$(runc_conf)" != "$CONF_BEFORE" ]; then
 	fail host-cycle/save "runc.conf not as before the save: $(runc_conf | tr '\n' ' ')"
 	finish
 fi
-ok "host-cycle/save (7 containers in $T_SAVE ms: $(grep -o '^[a-z]* [^:]*: saved in [0-9.]* s' "$WORK/save.out" | sed 's/: saved in/:/' | tr '\n' ',' | sed 's/,$//'))"
+ok "host-cycle/save (8 containers in $T_SAVE ms: $(grep -o '^[a-z]* [^:]*: saved in [0-9.]* s' "$WORK/save.out" | sed 's/: saved in/:/' | tr '\n' ',' | sed 's/,$//'))"
 
 # ---- host-cycle/save-failed -----------------------------------------------------------------
 if ! grep -q "^podman hc-bad: not saved: .*fd 42" "$WORK/save.out" || ! bad_fd ||
@@ -203,7 +209,7 @@ fi
 # ---- host-cycle/save-refused ----------------------------------------------------------------
 "$HOST" save "$D" --runc-root "$WORK/runc-state" >"$WORK/save2.out" 2>&1
 rc2=$?
-if [ $rc2 -eq 2 ] && grep -q "saved and not revived yet" "$WORK/save2.out" && [ "$(grep -c -P '\tsaved$' "$D/containers.tsv")" = 7 ]; then
+if [ $rc2 -eq 2 ] && grep -q "saved and not revived yet" "$WORK/save2.out" && [ "$(grep -c -P '\tsaved$' "$D/containers.tsv")" = 8 ]; then
 	ok "host-cycle/save-refused"
 else
 	fail host-cycle/save-refused "a second save into $D: exit $rc2" "$WORK/save2.out" "$D/containers.tsv"
@@ -240,7 +246,7 @@ timed T_REV1 "$HOST" revive "$D" --runc-root "$WORK/runc-state" >"$WORK/revive1.
 rev_rc=$?
 why=""
 for e in podman lxc runc containerd; do why+=$(went_on "$e") || why+=" "; done
-if [ $rev_rc -ne 1 ] || [ "$(grep -c "^docker hc-d[a-z]*: not revived: no Docker daemon answers" "$WORK/revive1.out")" != 2 ] ||
+if [ $rev_rc -ne 1 ] || [ "$(grep -c "^docker hc-[a-z]*: not revived: no Docker daemon answers" "$WORK/revive1.out")" != 3 ] ||
 	[ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 5 ] || [ -n "$why" ]; then
 	fail host-cycle/revive-partial "exit $rev_rc (1 wanted); ${why:-the counts went on}" "$WORK/revive1.out" "$D/containers.tsv"
 else
@@ -255,11 +261,11 @@ why=$(went_on docker)$(went_on docker-tcp)
 policy=$(dk inspect -f '{{.HostConfig.RestartPolicy.Name}}' hc-docker)
 [ "$policy" = always ] || why+=" its restart policy is ${policy:-none}, not always again"
 [ "$(runc_conf)" = "$CONF_BEFORE" ] || why+=" runc.conf not as before the revive: $(runc_conf | tr '\n' ' ')"
-if [ $rev_rc -ne 0 ] || [ -n "$why" ] || [ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 7 ] ||
-	[ "$(grep -c '^[a-z]* [^:]*: revived' "$WORK/revive2.out")" != 2 ]; then
+if [ $rev_rc -ne 0 ] || [ -n "$why" ] || [ "$(grep -c -P '\trevived$' "$D/containers.tsv")" != 8 ] ||
+	[ "$(grep -c '^[a-z]* [^:]*: revived' "$WORK/revive2.out")" != 3 ]; then
 	fail host-cycle/revive-rest "exit $rev_rc; ${why:-the count went on}" "$WORK/revive2.out" "$D/containers.tsv" "$WORK/dockerd.log"
 else
-	ok "host-cycle/revive-rest (2 docker containers in $T_REV2 ms: ${LAST[docker]}->$((LAST[docker] + 1)), through TCP ${LAST[docker-tcp]}->$((LAST[docker-tcp] + 1)))"
+	ok "host-cycle/revive-rest (3 docker containers in $T_REV2 ms: ${LAST[docker]}->$((LAST[docker] + 1)), the pair through TCP ${LAST[docker-tcp]}->$((LAST[docker-tcp] + 1)))"
 fi
 
 # ---- host-cycle/tcp-established -------------------------------------------------------------
