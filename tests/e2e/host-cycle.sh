@@ -170,8 +170,9 @@ fi
 # ---- host-cycle/save ------------------------------------------------------------------------
 D=$WORK/host
 declare -A LAST N
-# runc_conf: /etc/criu/runc.conf as it is, and any file stasis-host keeps beside it
-runc_conf() { md5sum /etc/criu/runc.conf* 2>&1; }
+# runc_conf: /etc/criu (there or not), its runc.conf as it is, and any file stasis-host keeps
+# beside it
+runc_conf() { { ls -d /etc/criu; md5sum /etc/criu/runc.conf*; } 2>&1; }
 CONF_BEFORE=$(runc_conf)
 timed T_SAVE "$HOST" save "$D" --runc-root "$WORK/runc-state" --tcp-established >"$WORK/save.out" 2>&1
 save_rc=$?
