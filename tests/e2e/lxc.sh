@@ -3,7 +3,9 @@
 # (each tick appended to /count.log in its root file system) is checkpointed with
 # `lxc-checkpoint -s` and restored with `lxc-checkpoint -r`, stasis being the `criu` LXC finds
 # on PATH. The count must go on from where it stopped: the first tick after the restore is the
-# last one before the dump plus one, never 1 again. Twice: as LXC makes it, then with
+# last one before the dump plus one, never 1 again. The first checkpoint starts while an
+# lxc-attach runs in the container for 0.3 s (as a health check gets in): the dump waits for it,
+# the container running on meanwhile, and its log says so. Twice: as LXC makes it, then with
 # lxc.idmap (the container in a user namespace of its own, root being host uid 100000, its root
 # file system chowned to match), where the restored init must be LXC's child again (LXC takes
 # its first child for the container's init).
@@ -58,6 +60,14 @@ cycle() {
 	fi
 	ok "$tag/start (counting: $(last))"
 
+	# the first: an lxc-attach (a health check's way in) running as the checkpoint starts,
+	# which it waits for
+	local attach="" waited=""
+	if [ "$tag" = lxc ]; then
+		lxc-attach -n "$name" -- /bin/sleep 0.3 &
+		attach=$!
+		sleep 0.1
+	fi
 	if ! lxc-checkpoint -n "$name" -D "$img" -s -l DEBUG -o "$WORK/lxc.log"; then
 		fail "$tag/checkpoint" "lxc-checkpoint -s failed" "${logs[@]}"
 		return
@@ -65,11 +75,20 @@ cycle() {
 		fail "$tag/checkpoint" "the container still runs after lxc-checkpoint -s" "${logs[@]}"
 		return
 	fi
+	if [ -n "$attach" ]; then
+		wait "$attach"
+		waited=$(grep -a -c "joined the tree's PID namespace from outside" "$img/dump.log")
+		if [ "$waited" = 0 ]; then
+			fail "$tag/checkpoint" "the dump did not wait for the lxc-attach running (its log names no process that joined)" "${logs[@]}"
+			return
+		fi
+		waited=", an lxc-attach waited for ($waited seizes)"
+	fi
 	local before n_before next now
 	before=$(last)
 	n_before=$(wc -l <"$RFS/count.log")
 	sleep 0.5
-	ok "$tag/checkpoint (stopped at $before)"
+	ok "$tag/checkpoint (stopped at $before$waited)"
 	if ! lxc-checkpoint -n "$name" -D "$img" -r -l DEBUG -o "$WORK/lxc.log"; then
 		fail "$tag/restore" "lxc-checkpoint -r failed" "${logs[@]}"
 		return
