@@ -155,14 +155,12 @@ pid_t pid_ns_stranger(const struct dump_tree *tr)
 {
 	auto_free uint32_t *nspid = NULL;
 	pid_t root = tr->tasks[0].pid;
-	struct stat st;
-	char path[64];
+	uint64_t tree_ns;
 	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/pid", root);
-	if (proc_nspids(root, &nspid, &n) || n < 2 || nspid[n - 1] != 1 || stat(path, &st))
+	if (proc_nspids(root, &nspid, &n) || n < 2 || nspid[n - 1] != 1 || ns_ino(root, "pid", &tree_ns))
 		return 0;
-	pid_t p = stranger_in(st.st_ino, in_entries, tr);
+	pid_t p = stranger_in(tree_ns, in_entries, tr);
 	return p > 0 ? p : 0;
 }
 

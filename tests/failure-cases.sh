@@ -1991,13 +1991,14 @@ case_userns_nested() {
 # container, a health check, joins it): one that ends within a moment is waited for, the dump
 # goes on; one that stays is named, and the tree runs on.
 case_exec_stranger() {
-	local d=$ZOO_TMP/exec-stranger ino stranger="" nsenter label
+	local d=$ZOO_TMP/exec-stranger ino stranger nsenter label
 	if ! TREE_USERNS="" userns_tree "$d" "\"$d/bin/sleep\" 1000 & wait"; then
 		result_fail dump/exec-stranger "the tree did not start: $(head -c 300 "$d/out")"
 		return
 	fi
 	ino=$(stat -L -c %i "/proc/$USERNS_ROOT/ns/pid")
 	for label in dump/exec-stranger-waited dump/exec-stranger; do
+		stranger=""
 		# (nsenter forks the process that joins the namespace)
 		if [ $label = dump/exec-stranger-waited ]; then
 			nsenter -t "$USERNS_ROOT" -p -- "$d/bin/sleep" 0.4 &
