@@ -312,9 +312,33 @@ static enum tree_middle tree_in_the_middle(const struct dump_tree *tr)
 }
 
 /*
+ * A paused container (its cgroup frozen by the engine, as Docker and containerd do before each
+ * checkpoint) cannot run on for a moment: its tree stays held. Only what joined its PID
+ * namespace from outside (an exec: a health check), held with it, goes on, to end within
+ * SETTLE_TRIES_EXEC pauses. What is left is refused by the final check, and frozen again with
+ * the cgroup.
+ */
+static void paused_strangers_end(struct dump_tree *tr)
+{
+	pid_t stranger = pid_ns_stranger(tr);
+	unsigned tries;
+
+	if (!stranger)
+		return;
+	pr_info("dump pid %d: it joined the paused container's PID namespace from outside (an exec "
+		"into the container?): it alone goes on for a moment", stranger);
+	freezer_let_go_held(tr->refreeze_cgroup, &tr->paused);
+	for (tries = 1; tries < SETTLE_TRIES_EXEC && (stranger = pid_ns_stranger(tr)); tries++)
+		settle_pause(tries);
+	if (!stranger)
+		pr_info("dump: what joined the paused container ended (%u pauses)", tries - 1);
+}
+
+/*
  * Seizes the tree at a moment when it is not in the middle of something (tree_in_the_middle):
  * the tree is let go to finish it and seized again, a few times. A paused container cannot
- * finish it; then (or when it never settles) the dump refuses it by name.
+ * finish it (but for an exec: paused_strangers_end); then (or when it never settles) the dump
+ * refuses it by name.
  */
 static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 {
@@ -324,6 +348,8 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 			dump_tree_free(tr);
 			return err;
 		}
+		if (tr->refreeze_cgroup)
+			paused_strangers_end(tr);
 		if (tries == SETTLE_TRIES_EXEC || tr->refreeze_cgroup)
 			return 0;
 		enum tree_middle middle = tree_in_the_middle(tr);

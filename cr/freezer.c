@@ -465,9 +465,8 @@ void freezer_hold_unclaimed(struct freezer_catch *fc)
 	}
 }
 
-void freezer_refreeze_caught(const char *path, int timeout_s, struct freezer_catch *fc)
+void freezer_let_go_held(const char *path, struct freezer_catch *fc)
 {
-	refreeze(path, timeout_s);
 	for (size_t i = 0; fc->stop_sigs && i < fc->n; i++) {
 		if (fc->claimed[i] || !fc->tids[i])
 			continue;
@@ -478,6 +477,12 @@ void freezer_refreeze_caught(const char *path, int timeout_s, struct freezer_cat
 				fc->stop_sigs[i] < 0 ? "it did not stop" : strerror(errno));
 		fc->claimed[i] = true;
 	}
+}
+
+void freezer_refreeze_caught(const char *path, int timeout_s, struct freezer_catch *fc)
+{
+	refreeze(path, timeout_s);
+	freezer_let_go_held(path, fc);
 	freezer_release_unclaimed(fc); /* (none left but without stop_sigs: out of memory) */
 	if (fc->paused.pid > 0)
 		guardian_stop(&fc->paused);

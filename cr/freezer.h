@@ -46,6 +46,9 @@ int freezer_catch_tree(const char *path, int timeout_s, pid_t root, struct freez
  */
 void freezer_hold_unclaimed(struct freezer_catch *fc);
 void freezer_refreeze_caught(const char *path, int timeout_s, struct freezer_catch *fc);
+/* The held threads go on now, each with the signal it stopped with (the cgroup, thawed, lets
+ * them run: an exec into a paused container ends); the cgroup's freezing again takes those left. */
+void freezer_let_go_held(const char *path, struct freezer_catch *fc);
 /* Whether the cgroup at path is frozen (an engine's pause): 1, 0, or <0 having said why not
  * known (the path names no freezer cgroup). */
 int freezer_is_frozen(const char *path);

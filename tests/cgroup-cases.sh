@@ -63,6 +63,15 @@
 #                         which holds the threads while it arms their tracking and freezes the
 #                         cgroup again before it lets them go; thawed, it counts on; killed, its
 #                         images restore and count on
+#   freezer/v1-paused-exec-waited, freezer/v1-paused-exec
+#                         a paused container with an exec in it: tests/tools/spin-count as the
+#                         init of a PID namespace of its own in freezer:/F, and a process that
+#                         joined that namespace and cgroup from outside (nsenter: sleep 0.3,
+#                         or sleep 1000), the cgroup frozen, dumped with --leave-running
+#                         --freeze-cgroup. The dump holds the tree and lets the stranger alone
+#                         go on: the short one ends and the dump passes (its log names it); the
+#                         one that stays is refused by name. Either way the cgroup is frozen
+#                         after it and spin-count did not count once meanwhile
 #   freezer/not-a-cgroup  --freeze-cgroup of a plain directory: refused naming it, the target
 #                         PASSes
 #   freezer/timeout       mem-anon in a frozen cgroup dumped without --freeze-cgroup, with
@@ -765,6 +774,61 @@ paused_checks() {
 	ZERR="pre-dumped and dumped frozen at count $((10#$paused_count)), not one count meanwhile; counting on once thawed, and restored"
 }
 
+# paused_exec_case CGROUP: see freezer/v1-paused-exec above
+paused_exec_case() {
+	local cg=$1 d=$ZOO_TMP/paused-exec label root count stranger nsenter
+	counts_on() { [ "$(cat "$d/count")" != "$count" ]; }
+	mkdir -p "$d/img"
+	# (spin-count, pid 1 of its namespace, joins the cgroup itself; unshare stays outside)
+	unshare --pid --fork --kill-child sh -c "echo 0 >$cg/cgroup.procs && exec $ZOO_ROOT/tests/tools/bin/spin-count $d/count" \
+		</dev/null >"$d/out" 2>&1 &
+	track_pid $!
+	disown
+	if ! wait_until 5 file_nonempty "$d/count" || ! root=$(pgrep -P $! spin-count); then
+		result_fail freezer/v1-paused-exec "spin-count did not start in a PID namespace: $(head -c 300 "$d/out")"
+		return
+	fi
+	track_pid "$root"
+	for label in freezer/v1-paused-exec-waited freezer/v1-paused-exec; do
+		stranger=""
+		set_frozen "$cg" 0
+		# (nsenter forks the process that joins the namespace; it joins the cgroup, then sleeps)
+		nsenter -t "$root" -p -- sh -c "echo 0 >$cg/cgroup.procs && exec sleep $([ $label = freezer/v1-paused-exec ] && echo 1000 || echo 0.3)" &
+		nsenter=$!
+		disown
+		track_pid $nsenter
+		for _ in $(seq 100); do stranger=$(pgrep -P $nsenter) && grep -q -x "$stranger" "$cg/cgroup.procs" && break; sleep 0.01; done
+		[ -n "$stranger" ] && track_pid "$stranger"
+		set_frozen "$cg" 1
+		if [ -z "$stranger" ] || ! wait_until 10 frozen "$cg"; then
+			result_fail $label "no stranger in the cgroup (${stranger:-none}), or the cgroup does not freeze"
+			continue
+		fi
+		count=$(cat "$d/count")
+		rm -rf "$d/img" && mkdir -p "$d/img"
+		run_stasis "$d/dump.out" 60 dump -t "$root" -D "$d/img" --leave-running --freeze-cgroup "$cg" -o dump.log -v4
+		if [ $label = freezer/v1-paused-exec-waited ] && { [ "$ZRC" -ne 0 ] ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $stranger: it joined the paused container.s PID namespace from outside" ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "what joined the paused container ended"; }; then
+			result_fail $label "dump exit status $ZRC (0 wanted, pid $stranger let go to end, its end in the log)"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif [ $label = freezer/v1-paused-exec ] && { ! clean_failure "$ZRC" ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $stranger: it is in the tree.s PID namespace .* but not a descendant of its init, pid $root"; }; then
+			result_fail $label "dump exit status $ZRC, or the error does not name pid $stranger, which stays in the tree's namespace"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! frozen "$cg" || counts_on; then
+			result_fail $label "after the dump the cgroup reads '$(freezer_state "$cg")', count $count, now $(cat "$d/count") (frozen, unchanged wanted)"
+		elif ! proc_alive "$root" || [ "$(tracer_of "$root")" != 0 ]; then
+			result_fail $label "the tree is gone or still traced"
+		else
+			result_ok "$label (frozen after it, no count meanwhile)"
+		fi
+	done
+	set_frozen "$cg" 0
+	kill_ours "$stranger"
+	kill_ours "$root"
+}
+
 case_freezer() {
 	local f=$V1/freezer/$TAG/F f2=$CG2/$TAG/F2
 	if cg_new "$f"; then
@@ -773,6 +837,7 @@ case_freezer() {
 		freezer_case freezer/v1-stopped "$f" tree THAWED
 		freezer_case freezer/v1-vfork "$f" vfork-exec THAWED "its vfork\(\) child stopped by the freezer has exec'd"
 		paused_case freezer/v1-paused "$f"
+		paused_exec_case "$f"
 	else
 		result_fail freezer/v1 "cannot make freezer:/$TAG/F"
 	fi

@@ -26,6 +26,14 @@
 #                            --leave-running: it stays paused (Docker's state and its cgroup's
 #                            freezer) and counts nothing meanwhile; `docker unpause`: it goes on
 #                            from its last count
+# docker/exec-at-checkpoint  a `docker exec` runs in the counter when `docker checkpoint create`
+#                            pauses it (containerd pauses every container it checkpoints): a
+#                            shell that waits for a file of the bound host directory, which this
+#                            script makes once the container's freezer says FROZEN. The dump
+#                            holds the container's processes and lets the exec alone end (its
+#                            log, kept by a `log-file` line in /etc/criu/runc.conf for this
+#                            checkpoint, says both); the exec ends well, and the count goes on
+#                            after start --checkpoint
 # docker/tty                 a container with a terminal (-t): checkpointed and restored with a new
 #                            terminal handed to Docker (orphan-pts-master); the count goes on
 # docker/network             a container on Docker's default network (a bridge of this script's
@@ -298,6 +306,67 @@ case_paused_leave_running() {
 		return
 	fi
 	ok "docker/paused-leave-running (paused at $last: still paused after the checkpoint, no count; unpaused, went on from $((last + 1)); checkpoint ${T_CKPT} ms)"
+	dk rm -f $c >/dev/null 2>&1
+}
+
+# ---- docker/exec-at-checkpoint -------------------------------------------------------------
+# frozen_then_go C FILE: once container C's cgroup is frozen (v1 freezer or v2), FILE is made
+frozen_then_go() {
+	local id f
+	id=$(dk inspect -f '{{.Id}}' "$1") || return
+	for f in "/sys/fs/cgroup/freezer/docker/$id/freezer.state" "/sys/fs/cgroup/docker/$id/cgroup.events"; do
+		[ -e "$f" ] && break
+	done
+	# (the dump thaws the cgroup within a moment of the engine's pause: looked at each 10 ms)
+	for _ in $(seq 3000); do
+		grep -q -e FROZEN -e 'frozen 1' "$f" && touch "$2" && return
+		sleep 0.01
+	done
+	return 1
+}
+case_exec_at_checkpoint() {
+	local c=dexec ex go log rc
+	mkdir -p "$WORK/$c"
+	dk run -d --name $c --network none -v "$WORK/$c:/out" bb:latest sh -c "$COUNTER" >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 has_lines 2 logged_numbers $c; then
+		fail docker/exec-at-checkpoint "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
+		return
+	fi
+	dk exec $c sh -c 'until [ -e /out/go ]; do sleep 0.05; done; echo ended >/out/exec' >"$WORK/$c.exec" 2>&1 &
+	ex=$!
+	if ! wait_for 20 pgrep -f '^sh -c until \[ -e /out/go' >/dev/null; then
+		fail docker/exec-at-checkpoint "the exec does not run" "$WORK/$c.exec"
+		return
+	fi
+	frozen_then_go $c "$WORK/$c/go" &
+	go=$!
+	# (containerd removes the log of a dump that succeeded: this one is kept)
+	log=$WORK/$c-dump.log
+	runc_conf_set "log-file $log"
+	timed T_CKPT dk checkpoint create $c x1 >"$WORK/$c.ckpt" 2>&1
+	rc=$?
+	runc_conf_put_back
+	if [ $rc != 0 ] || [ "$(state $c Running)" != false ]; then
+		fail docker/exec-at-checkpoint "docker checkpoint create failed (running: $(state $c Running))" \
+			"$WORK/$c.ckpt" "$log"
+		kill $go 2>/dev/null
+		return
+	fi
+	if ! wait $ex || [ "$(cat "$WORK/$c/exec" 2>/dev/null)" != ended ] || ! wait $go ||
+		! grep -q "joined the paused container's PID namespace from outside" "$log" ||
+		! grep -q "what joined the paused container ended" "$log"; then
+		fail docker/exec-at-checkpoint "the exec did not end during the dump as wanted (ended: $(cat "$WORK/$c/exec" 2>&1))" \
+			"$WORK/$c.exec" "$log"
+		return
+	fi
+	count_before $c
+	if ! docker_start_checkpoint $c x1 "$WORK/$c.start" || ! wait_for 20 has_lines $((COUNTED + 2)) logged_numbers $c; then
+		fail docker/exec-at-checkpoint "docker start --checkpoint failed (running: $(state $c Running))" \
+			"$WORK/$c.start" "$WORK/$c.logs" $(stasis_logs)
+		return
+	fi
+	count_went_on docker/exec-at-checkpoint $c || return
+	ok "docker/exec-at-checkpoint (the exec ended during the dump: $(grep -o '([0-9]* pauses)' "$log"); went on from $FIRST; checkpoint ${T_CKPT} ms)"
 	dk rm -f $c >/dev/null 2>&1
 }
 
@@ -594,6 +663,7 @@ case_redis
 case_image_files
 case_leave_running
 case_paused_leave_running
+case_exec_at_checkpoint
 case_tty
 case_network
 case_host_network
