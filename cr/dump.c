@@ -275,7 +275,8 @@ static void dump_done(struct run_ctx *ctx)
 enum tree_middle {
 	TREE_SETTLED,
 	TREE_MOMENT,   /* something of a moment: SETTLE_TRIES seizes */
-	TREE_EXEC,     /* a process joined to its PID namespace: SETTLE_TRIES_EXEC seizes */
+	TREE_OUTSIDER, /* something from outside the tree (a process joined to its PID namespace,
+			  a unix client): SETTLE_TRIES_OUTSIDER seizes */
 };
 
 /*
@@ -284,7 +285,7 @@ enum tree_middle {
  * stasis's own would go to its SIGSYS handler), a netlink socket talking with the kernel (a
  * restore cannot give that conversation back), a process that joined the PID namespace of
  * which the root is the init (an engine's exec into the container: a health check; it would
- * be lost)?
+ * be lost), a unix client outside the tree being served?
  */
 static enum tree_middle tree_in_the_middle(const struct dump_tree *tr)
 {
@@ -306,8 +307,10 @@ static enum tree_middle tree_in_the_middle(const struct dump_tree *tr)
 	if ((stranger = pid_ns_stranger(tr))) {
 		pr_info("dump pid %d: it joined the tree's PID namespace from outside (an exec into the "
 			"container?): the tree runs on for a moment", stranger);
-		return TREE_EXEC;
+		return TREE_OUTSIDER;
 	}
+	if (unix_tree_outside_moment(tr->tasks, tr->nr_tasks))
+		return TREE_OUTSIDER;
 	return TREE_SETTLED;
 }
 
@@ -315,7 +318,7 @@ static enum tree_middle tree_in_the_middle(const struct dump_tree *tr)
  * A paused container (its cgroup frozen by the engine, as Docker and containerd do before each
  * checkpoint) cannot run on for a moment: its tree stays held. Only what joined its PID
  * namespace from outside (an exec: a health check), held with it, goes on, to end within
- * SETTLE_TRIES_EXEC pauses. What is left is refused by the final check, and frozen again with
+ * SETTLE_TRIES_OUTSIDER pauses. What is left is refused by the final check, and frozen again with
  * the cgroup.
  */
 static void paused_strangers_end(struct dump_tree *tr)
@@ -328,7 +331,7 @@ static void paused_strangers_end(struct dump_tree *tr)
 	pr_info("dump pid %d: it joined the paused container's PID namespace from outside (an exec "
 		"into the container?): it alone goes on for a moment", stranger);
 	freezer_let_go_held(tr->refreeze_cgroup, &tr->paused);
-	for (tries = 1; tries < SETTLE_TRIES_EXEC && (stranger = pid_ns_stranger(tr)); tries++)
+	for (tries = 1; tries < SETTLE_TRIES_OUTSIDER && (stranger = pid_ns_stranger(tr)); tries++)
 		settle_pause(tries);
 	if (!stranger)
 		pr_info("dump: what joined the paused container ended (%u pauses)", tries - 1);
@@ -350,7 +353,7 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 		}
 		if (tr->refreeze_cgroup)
 			paused_strangers_end(tr);
-		if (tries == SETTLE_TRIES_EXEC || tr->refreeze_cgroup)
+		if (tries == SETTLE_TRIES_OUTSIDER || tr->refreeze_cgroup)
 			return 0;
 		enum tree_middle middle = tree_in_the_middle(tr);
 		if (middle == TREE_SETTLED || (middle == TREE_MOMENT && tries >= SETTLE_TRIES))

@@ -8,11 +8,11 @@
 
 /* Seizes of a tree caught in the middle of something that lasts a moment (a dump's
  * tree_in_the_middle, a pre-dump's process whose syscall user dispatch blocks), which runs on
- * between them for settle_pause (2, 4, ... 18 ms: 90 ms in all); a process joined to the tree's
- * PID namespace from outside (an engine's exec: a health check) is waited for longer,
- * SETTLE_TRIES_EXEC seizes (2, 4, ... 48 ms: 600 ms) */
+ * between them for settle_pause (2, 4, ... 18 ms: 90 ms in all); something from outside the tree
+ * (a process joined to its PID namespace, an engine's exec: a health check; a unix client being
+ * served) is waited for longer, SETTLE_TRIES_OUTSIDER seizes (2, 4, ... 48 ms: 600 ms) */
 #define SETTLE_TRIES 10
-#define SETTLE_TRIES_EXEC 25
+#define SETTLE_TRIES_OUTSIDER 25
 
 static inline void settle_pause(unsigned tries)
 {

@@ -348,6 +348,18 @@
 #   dump/exec-stranger       the same with one that stays (sleep 1000): the dump fails naming it,
 #                            "as `exec` into a container does"; the tree runs, not stopped nor
 #                            traced
+#   dump/unix-client-waited  a python server in a network namespace of its own (unshare -n)
+#                            serving on a socket file, which accepts every 0.2 s and answers
+#                            0.1 s later: a client in the host's namespace (outside the tree, as
+#                            a host's web server asks a container's FastCGI server) connected
+#                            and waits. The dump lets the tree run on until it has been
+#                            answered (its log names the connection), then goes on: exit 0, the
+#                            client got its answer; the images restore and the server answers a
+#                            new client
+#   dump/unix-client-stays   the same with a client the server holds on to: the dump
+#                            (--leave-running) waits for it, then fails naming the connection
+#                            (--ext-unix-sk); the server runs on, neither stopped nor traced, and
+#                            answers
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -2032,6 +2044,99 @@ case_exec_stranger() {
 	kill_ours "$USERNS_ROOT"
 }
 
+# A unix client outside the tree being served by the tree (see dump/unix-client-waited above).
+UNIX_SERVER_PY='
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(8)
+s.setblocking(False)
+held = []
+print("READY", flush=True)
+while True:
+    time.sleep(0.2)
+    try:
+        c, _ = s.accept()
+    except BlockingIOError:
+        continue
+    c.setblocking(True)
+    req = c.recv(64)
+    if req == b"hold":
+        held.append(c)
+        c.sendall(b"held")
+        continue
+    time.sleep(0.1)
+    c.sendall(b"ok:" + req)
+    c.close()'
+# unix_ask PATH REQUEST [SENT]: a client outside: its answer on stdout (waits 5 s at most; hold:
+# then 60 s); file SENT made once the request is sent
+unix_ask() {
+	python3 -c '
+import socket, sys, time
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.settimeout(5)
+c.connect(sys.argv[1])
+c.sendall(sys.argv[2].encode())
+if sys.argv[3]:
+    open(sys.argv[3], "w").close()
+print(c.recv(64).decode(), flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(60)' "$1" "$2" "${3:-}"
+}
+case_unix_client_outside() {
+	local d=$ZOO_TMP/unix-client server label client answer
+	mkdir -p "$d"
+	rm -f "$d/srv.sock"
+	setsid unshare -n python3 -c "$UNIX_SERVER_PY" "$d/srv.sock" </dev/null >"$d/out" 2>&1 &
+	server=$!
+	disown
+	track_pid $server
+	if ! wait_until 5 grep -q READY "$d/out"; then
+		result_fail dump/unix-client-waited "the server did not start: $(head -c 300 "$d/out")"
+		return
+	fi
+	for label in dump/unix-client-waited dump/unix-client-stays; do
+		rm -rf "$d/img" && mkdir -p "$d/img"
+		rm -f "$d/sent"
+		unix_ask "$d/srv.sock" "$([ $label = dump/unix-client-stays ] && echo hold || echo req1)" "$d/sent" \
+			>"$d/answer" 2>&1 &
+		client=$!
+		track_pid $client
+		if [ $label = dump/unix-client-stays ]; then
+			wait_until 5 grep -q held "$d/answer"
+			run_stasis "$d/dump.out" 60 dump -t $server -D "$d/img" -o dump.log -v4 --leave-running
+		else
+			# (sent, not accepted yet: the server looks every 0.2 s, and then answers in 0.1 s)
+			wait_until 5 test -e "$d/sent"
+			run_stasis "$d/dump.out" 60 dump -t $server -D "$d/img" -o dump.log -v4
+		fi
+		if [ $label = dump/unix-client-waited ] && { [ "$ZRC" -ne 0 ] ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\] of the host.s network namespace"; }; then
+			result_fail $label "dump exit status $ZRC (0 wanted, after the server answered its client outside, the log naming the connection)"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif [ $label = dump/unix-client-waited ] && { ! wait $client || [ "$(cat "$d/answer")" != ok:req1 ]; }; then
+			result_fail $label "the client outside got '$(cat "$d/answer")', not ok:req1"
+		elif [ $label = dump/unix-client-waited ] && {
+			run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
+			[ "$ZRC" -ne 0 ] || ! answer=$(unix_ask "$d/srv.sock" req2) || [ "$answer" != ok:req2 ]; }; then
+			result_fail $label "restore exit status $ZRC; the restored server answered '${answer:-}', not ok:req2"
+			show_tail "$d/restore.out" "$d/img/restore.log"
+		elif [ $label = dump/unix-client-stays ] && { ! clean_failure "$ZRC" ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $server fd [0-9]*: unix socket socket:\[[0-9]*\] is connected to socket:\[[0-9]*\] outside the tree \(pass --ext-unix-sk" ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\] of the host.s network namespace"; }; then
+			result_fail $label "dump exit status $ZRC, or the error does not name the connection the server holds, or it was not waited for"
+			show_tail "$d/dump.out" "$d/img/dump.log"
+		elif ! proc_alive $server || [ "$(proc_state $server)" = T ] || [ "$(tracer_of $server)" != 0 ] ||
+			[ "$(unix_ask "$d/srv.sock" req3)" != ok:req3 ]; then
+			result_fail $label "the server is gone, stopped, traced or does not answer"
+		else
+			result_ok $label
+		fi
+	done
+	kill_ours "$client"
+	kill_ours "$server"
+}
+
 # userns.img with overlapping uid_map lines: refused before anything is made; the pristine set
 # restores.
 # restore/corrupt/netns-maker (above)
@@ -2848,6 +2953,7 @@ other_cases() {
 	case_time_ns_images
 	case_userns_nested
 	case_exec_stranger
+	case_unix_client_outside
 	DUMP_OPTS=--tcp-established dump_fails_naming dump/netns-inet-held-outside netns-inet \
 		'dump pid [0-9]+ fd (50|61): a socket of family 2 made in network namespace net:\[[0-9]+\], the one pid [0-9]+ made, is held by pid [0-9]+, of another namespace, too: a socket held by several processes comes back in the tree.s namespace' \
 		--held-outside

@@ -42,6 +42,11 @@ int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n);
  * reply not read yet, a dump being answered), which a restore cannot give back? 1 (said at
  * info level, naming it) or 0. */
 int netlink_tree_talking(const struct dump_task *tasks, size_t n);
+/* Is a unix connection from outside the frozen tree of a moment: a client outside waiting to be
+ * accepted by a listener of the tree, or a connection a listener of the tree's network namespace
+ * accepted from a client of the host's (without --ext-unix-sk)? 1 (said at info level, naming
+ * it) or 0 (unix-moment.c). */
+int unix_tree_outside_moment(const struct dump_task *tasks, size_t n);
 int fd_probe_file(const struct fd_dirs *d, struct fd_probe *p);
 /* The fd of t's (dumped) table that is the open file of fd of pid (a tid too), else -ENOENT;
  * st: that fd's file. */

@@ -126,8 +126,7 @@ void unix_snapshot_free(struct unix_snapshot *snap)
 	*snap = (struct unix_snapshot){ 0 };
 }
 
-/* Every unix socket of network namespace netns (nsfd: a file of it, -1: the thread's). */
-static int snapshot_take(struct unix_snapshot *snap, uint64_t netns, int nsfd)
+int unix_snapshot_of_netns(struct unix_snapshot *snap, uint64_t netns, int nsfd)
 {
 	struct unix_diag_req req = { .sdiag_family = AF_UNIX, .udiag_states = -1,
 				     .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN |
@@ -163,7 +162,7 @@ static int snapshot_here(struct unix_snapshot *snap)
 	uint64_t netns;
 	int err = nl_netns_ino(&netns);
 
-	return err ? err : snap->netns == netns ? 0 : snapshot_take(snap, netns, -1);
+	return err ? err : snap->netns == netns ? 0 : unix_snapshot_of_netns(snap, netns, -1);
 }
 
 /* One more listing, of network namespace netns (nsfd: a file of it), after the thread's. */
@@ -175,7 +174,7 @@ static int list_netns(struct unix_state *ud, uint64_t netns, int nsfd, bool fore
 		return -ENOMEM;
 	ud->nested = more;
 	more[ud->nr_nested] = (struct unix_snapshot){ 0 };
-	int err = snapshot_take(&more[ud->nr_nested], netns, nsfd);
+	int err = unix_snapshot_of_netns(&more[ud->nr_nested], netns, nsfd);
 	if (err)
 		return err;
 	more[ud->nr_nested++].foreign = foreign; /* (after: snapshot_take starts from nothing) */
@@ -215,19 +214,23 @@ int unix_diag_add_own_netns(struct unix_state *ud, pid_t pid, int fd)
 	return listed_yet ? -ENOENT : list_netns(ud, ns.st_ino, nsfd, true);
 }
 
+const struct unix_info *unix_snapshot_find(const struct unix_snapshot *snap, uint64_t ino)
+{
+	struct unix_info key = { .ino = ino };
+
+	return snap->n ? bsearch(&key, snap->socks, snap->n, sizeof(key), by_ino) : NULL;
+}
+
 /* The socket ino in the listing of the thread's namespace, else of a nested or foreign one
  * (NULL). */
 static const struct unix_info *listed(const struct unix_state *ud, uint64_t ino, bool *nested)
 {
-	struct unix_info key = { .ino = ino };
-	const struct unix_info *found =
-		ud->snap.n ? bsearch(&key, ud->snap.socks, ud->snap.n, sizeof(key), by_ino) : NULL;
+	const struct unix_info *found = unix_snapshot_find(&ud->snap, ino);
 
 	*nested = false;
 	for (size_t i = 0; !found && i < ud->nr_nested; i++) {
-		const struct unix_snapshot *s = &ud->nested[i];
-		found = s->n ? bsearch(&key, s->socks, s->n, sizeof(key), by_ino) : NULL;
-		*nested = found && !s->foreign;
+		found = unix_snapshot_find(&ud->nested[i], ino);
+		*nested = found && !ud->nested[i].foreign;
 	}
 	return found;
 }

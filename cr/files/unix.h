@@ -188,6 +188,11 @@ int unix_diag_add_own_netns(struct unix_state *ud, pid_t pid, int fd);
 /* The listener whose queue the client waits in: 1 (found), 0 (none), <0 (failed). */
 int unix_waiting_listener(struct unix_state *ud, uint64_t client, uint64_t *listener);
 void unix_snapshot_free(struct unix_snapshot *snap);
+/* Every unix socket of network namespace netns (nsfd: a file of it, -1: the thread's), with
+ * listeners' waiting clients; snap is freed first. */
+int unix_snapshot_of_netns(struct unix_snapshot *snap, uint64_t netns, int nsfd);
+/* Socket ino in snap, else NULL. */
+const struct unix_info *unix_snapshot_find(const struct unix_snapshot *snap, uint64_t ino);
 /* One SOCK_DIAG_BY_FAMILY answer (of a dump, say) into ui. */
 struct nlmsghdr;
 int unix_diag_parse(const struct nlmsghdr *h, struct unix_info *ui);
