@@ -316,10 +316,10 @@ static enum tree_middle tree_in_the_middle(const struct dump_tree *tr)
 
 /*
  * A paused container (its cgroup frozen by the engine, as Docker and containerd do before each
- * checkpoint) cannot run on for a moment: its tree stays held. Only what joined its PID
- * namespace from outside (an exec: a health check), held with it, goes on, to end within
- * SETTLE_TRIES_OUTSIDER pauses. What is left is refused by the final check, and frozen again with
- * the cgroup.
+ * checkpoint) cannot run on for a moment: its tree stays held. When something joined its PID
+ * namespace from outside (an exec: a health check), what the freezer caught that is not the
+ * tree's goes on, to end within SETTLE_TRIES_OUTSIDER pauses. What is left is refused by the
+ * final check, and frozen again with the cgroup.
  */
 static void paused_strangers_end(struct dump_tree *tr)
 {

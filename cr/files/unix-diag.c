@@ -177,7 +177,7 @@ static int list_netns(struct unix_state *ud, uint64_t netns, int nsfd, bool fore
 	int err = unix_snapshot_of_netns(&more[ud->nr_nested], netns, nsfd);
 	if (err)
 		return err;
-	more[ud->nr_nested++].foreign = foreign; /* (after: snapshot_take starts from nothing) */
+	more[ud->nr_nested++].foreign = foreign; /* (after: unix_snapshot_of_netns starts from nothing) */
 	return 0;
 }
 

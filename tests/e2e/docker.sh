@@ -591,19 +591,6 @@ case_ipc_pid_container() {
 
 # ---- docker/redis ------------------------------------------------------------------------
 # redis_image IMAGE: the busybox tree with the host's redis-server and every library it loads
-redis_image() {
-	local r=$WORK/redis-rootfs lib
-	make_rootfs "$r" || return 1
-	mkdir -p "$r/usr/bin" "$r/data"
-	cp /usr/bin/redis-server "$r/usr/bin/" || return 1
-	for lib in $(ldd /usr/bin/redis-server | grep -o '/[^ ]*'); do
-		mkdir -p "$r${lib%/*}" && cp -L "$lib" "$r$lib" || return 1
-	done
-	tar -C "$r" -c . | dk import - "$1" >"$WORK/redis-import.out" 2>&1
-}
-rcli() { redis-cli -s "$WORK/rd-sock/redis.sock" "$@" 2>&1; }
-redis_answers() { [ "$(rcli PING)" = PONG ]; }
-redis_field() { rcli INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
 case_redis() {
 	local c=drd pid run_id n len bg
 	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -611,7 +598,7 @@ case_redis() {
 		return
 	fi
 	mkdir -p "$WORK/rd-sock"
-	if ! redis_image rd:latest; then
+	if ! redis_image rd:latest dk; then
 		fail docker/redis "cannot make the redis image" "$WORK/redis-import.out"
 		return
 	fi

@@ -169,6 +169,22 @@ make_rootfs() {
 	done
 }
 
+# redis_image TAG ENGINE: an image of the host's redis-server and its libraries on the busybox
+# tree, imported by ENGINE (dk, pm); rcli talks to it on $WORK/rd-sock/redis.sock
+redis_image() {
+	local r=$WORK/redis-rootfs lib
+	make_rootfs "$r" || return 1
+	mkdir -p "$r/usr/bin" "$r/data"
+	cp /usr/bin/redis-server "$r/usr/bin/" || return 1
+	for lib in $(ldd /usr/bin/redis-server | grep -o '/[^ ]*'); do
+		mkdir -p "$r${lib%/*}" && cp -L "$lib" "$r$lib" || return 1
+	done
+	tar -C "$r" -c . | "$2" import - "$1" >"$WORK/redis-import.out" 2>&1
+}
+rcli() { redis-cli -s "$WORK/rd-sock/redis.sock" "$@" 2>&1; }
+redis_answers() { [ "$(rcli PING)" = PONG ]; }
+redis_field() { rcli INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
+
 # podipc_saw FILE N: the output FILE of `podipc owner` shows that it saw the user's count N or
 # later in their segment, and got one as a message
 podipc_saw() {

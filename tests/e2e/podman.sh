@@ -32,6 +32,13 @@
 # podman/userns               a container in a user namespace of its own (--uidmap, --gidmap
 #                             0:100000:65536): checkpoint and restore, the same maps, the count
 #                             goes on
+# podman/unix-client          a Redis server (the host's redis-server in an image of its own)
+#                             serving only on a unix socket in a volume, in Podman's network
+#                             namespace (--network none), busy with a host's redis-cli (DEBUG
+#                             SLEEP 0.4) when `podman container checkpoint --keep` comes: the dump
+#                             lets the container run on until the client is answered (its log,
+#                             kept, says so), the client gets OK; restored, the same server
+#                             answers with its data
 # podman/tcp-established      a container in a network namespace of this script's own (--network
 #                             ns:PATH, a veth to the host) serving TCP echo: a client connected
 #                             across checkpoint and restore --tcp-established gets its echo after,
@@ -255,6 +262,52 @@ case_pre_checkpoint() {
 	fi
 	ckpt_restore podman/pre-checkpoint p2 --with-previous "" "" || return
 	ok "podman/pre-checkpoint (ran on through it; --with-previous counted to $LAST, went on from $FIRST)"
+}
+# A host's client being answered by the container over a unix socket (see above)
+case_unix_client() {
+	local c=prd answered log
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		fail podman/unix-client "redis-server and redis-cli are not installed (make setup installs them)"
+		return
+	fi
+	mkdir -p "$WORK/rd-sock"
+	if ! redis_image rd:latest pm; then
+		fail podman/unix-client "cannot make the redis image" "$WORK/redis-import.out"
+		return
+	fi
+	pm run --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 -d --name $c --network none \
+		-v "$WORK/rd-sock:/sock" localhost/rd:latest /usr/bin/redis-server --port 0 \
+		--unixsocket /sock/redis.sock --unixsocketperm 777 --save "" --appendonly no --dir /data \
+		--enable-debug-command yes >"$WORK/$c.run" 2>&1
+	if ! wait_for 20 redis_answers; then
+		fail podman/unix-client "redis does not answer on its socket" "$WORK/$c.run"
+		return
+	fi
+	rcli SET greeting "hello from before" >/dev/null
+	rcli DEBUG SLEEP 0.4 >"$WORK/$c.sleep" &
+	answered=$!
+	# (its request is in: the server does not answer the next one)
+	if ! wait_for 5 eval '! timeout 0.1 redis-cli -s "$WORK/rd-sock/redis.sock" PING >/dev/null 2>&1'; then
+		fail podman/unix-client "redis did not take its DEBUG SLEEP"
+		return
+	fi
+	if ! timed T_CKPT pm container checkpoint --keep $c >"$WORK/$c.ckpt" 2>&1; then
+		fail podman/unix-client "podman container checkpoint failed" "$WORK/$c.ckpt" $(stasis_logs)
+		return
+	fi
+	log=$(stasis_logs | grep dump.log | head -n 1)
+	if ! wait $answered || [ "$(cat "$WORK/$c.sleep")" != OK ] ||
+		! grep -q "serves a connection from socket:\[[0-9]*\] of the host's network namespace" "$log"; then
+		fail podman/unix-client "the host's client was not answered during the dump (it got '$(cat "$WORK/$c.sleep")')" "$log"
+		return
+	fi
+	if ! timed T_REST pm container restore --keep $c >"$WORK/$c.rest" 2>&1 || ! wait_for 20 redis_answers ||
+		[ "$(rcli GET greeting)" != "hello from before" ]; then
+		fail podman/unix-client "restored, redis answers '$(rcli GET greeting)'" "$WORK/$c.rest" $(stasis_logs)
+		return
+	fi
+	ok "podman/unix-client (the host's client answered during the dump, then the restored server with its data; checkpoint $T_CKPT ms, restore $T_REST ms)"
+	pm rm -f $c >/dev/null 2>&1
 }
 # A container with a terminal: the new terminal goes to conmon (orphan-pts-master, through runc)
 case_tty() {
@@ -523,6 +576,7 @@ case_image_files() {
 }
 case_image_files
 case_pre_checkpoint
+case_unix_client
 case_tty
 case_userns
 case_tcp
