@@ -2069,9 +2069,9 @@ while True:
     c.sendall(b"ok:" + req)
     c.close()'
 # unix_ask PATH REQUEST [SENT]: a client outside: its answer on stdout (waits 5 s at most; hold:
-# then 60 s); file SENT made once the request is sent
+# then 60 s); file SENT made once the request is sent. Run in a subshell (& or $()): it execs
 unix_ask() {
-	python3 -c '
+	exec python3 -c '
 import socket, sys, time
 c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 c.settimeout(5)
@@ -2133,8 +2133,12 @@ case_unix_client_outside() {
 			result_ok $label
 		fi
 	done
-	kill_ours "$client"
-	kill_ours "$server"
+	# (python3 may be a pyenv's, which kill_ours does not know: these are named by our socket)
+	for server in $server $client; do
+		grep -q -F "$d/srv.sock" "/proc/$server/cmdline" 2>/dev/null && kill -KILL "$server" &&
+			wait "$server" 2>/dev/null
+	done
+	return 0
 }
 
 # userns.img with overlapping uid_map lines: refused before anything is made; the pristine set
