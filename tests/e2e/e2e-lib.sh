@@ -155,7 +155,9 @@ lxc_remove() {
 # make_rootfs DIR: a busybox tree with /bin/memcheck and /bin/podipc (tests/e2e/memcheck.c,
 # podipc.c, static)
 make_rootfs() {
-	local r=$1 a p
+	local r=${1:-} a p
+	# (without one it would be the host's /bin: its sh, cat, ls made busybox's)
+	[ -n "$r" ] && [ "$r" != / ] || { fail "$E2E_NAME/setup" "make_rootfs: no directory given"; return 1; }
 	mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc" "$r/out"
 	cp "$(command -v busybox)" "$r/bin/busybox"
 	for a in sh sleep echo cat ls; do ln -sf busybox "$r/bin/$a"; done
