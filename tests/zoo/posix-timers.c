@@ -205,7 +205,8 @@ int main(int argc, char **argv)
 	CHECK("thread-timer", worker_ticks > worker_before && !wrong_thread,
 	      "timer D hit its worker %d times in 100 ms, another thread %d times",
 	      worker_ticks - worker_before, wrong_thread);
-	CHECK("callback-timer", callbacks > callbacks_before, "timer E called back %d times in 100 ms",
+	/* (a callback thread glibc started before a disarm may still run: one call is not enough) */
+	CHECK("callback-timer", callbacks - callbacks_before >= 2, "timer E called back %d times in 100 ms",
 	      callbacks - callbacks_before);
 	CHECK("firing", ticks > before && !bad_value, "timer A fired %d times in 100 ms (value ok: %d)",
 	      ticks - before, !bad_value);
