@@ -363,6 +363,16 @@ static void v1_fill_cpuset(const char *dir)
 		copy_cpuset(parent, dir);
 }
 
+/* The real-time budget of a level above a container, made by a run beside this one that may
+ * not have set it yet (a container's own budget would not fit: EINVAL) */
+static void v1_fill_rt(const char *dir)
+{
+	char f[PATH_MAX + 32], buf[32];
+	snprintf(f, sizeof(f), "%s/cpu.rt_runtime_us", dir);
+	if (read_small(f, buf, sizeof(buf)) && atoi(buf) == 0)
+		write_file(f, "%d\n", 50000);
+}
+
 static void v1_init_cgroup(const char *dir, int leaf)
 {
 	char f[PATH_MAX + 32];
@@ -415,6 +425,8 @@ static void cgroups_make(void)
 				/* made by a run beside this one, which may not have filled its cpuset yet:
 				 * an empty one takes no task (ENOSPC) and gives a child none to copy */
 				v1_fill_cpuset(p);
+				if (c)
+					v1_fill_rt(p);
 			}
 			*s = c;
 			if (!c)
