@@ -179,3 +179,21 @@ int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n)
 	}
 	return 0;
 }
+
+int fd_holding_socket(const struct dump_task *t, uint64_t ino)
+{
+	auto_free int *fds = NULL;
+	size_t n;
+	char want[48], link[64], name[32];
+	int err;
+
+	if ((err = proc_list_numbers(t->pid, "fd", &fds, &n)))
+		return err;
+	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)ino);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "fd/%d", fds[i]);
+		if (proc_readlink(t->pid, name, link, sizeof(link)) >= 0 && !strcmp(link, want))
+			return fds[i];
+	}
+	return -ENOENT;
+}

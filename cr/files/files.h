@@ -38,6 +38,9 @@ int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **in
  * before any file of the tree is looked at: stat() of a file of that file system waits for its
  * frozen server for ever. Only links are read (readlink asks no file system). */
 int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n);
+/* The lowest fd of t holding socket ino (links only: no file system is asked); -ENOENT: none,
+ * or -errno. */
+int fd_holding_socket(const struct dump_task *t, uint64_t ino);
 /* Is a netlink socket of the frozen tree in the middle of a conversation with the kernel (a
  * reply not read yet, a dump being answered), which a restore cannot give back? 1 (said at
  * info level, naming it) or 0. */

@@ -506,25 +506,6 @@ static int spare_socket_of(const struct packet_diag *d, uint64_t ino, const char
 	return 0;
 }
 
-/* The lowest fd of t holding socket ino; -ENOENT: none. */
-static int fd_holding(const struct dump_task *t, uint64_t ino)
-{
-	auto_free int *fds = NULL;
-	size_t n;
-	char want[48], link[64], name[32];
-	int err;
-
-	if ((err = proc_list_numbers(t->pid, "fd", &fds, &n)))
-		return err;
-	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)ino);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "fd/%d", fds[i]);
-		if (proc_readlink(t->pid, name, link, sizeof(link)) >= 0 && !strcmp(link, want))
-			return fds[i];
-	}
-	return -ENOENT;
-}
-
 /* Another process of the tree that holds socket ino (an fd) or maps it: its pid; 0: none. A
  * socket no fd of t holds is made again for t's mappings alone, which must then be its only
  * user. */
@@ -538,7 +519,7 @@ static pid_t other_user(const struct dump_task *t, uint64_t ino)
 		char path[64];
 		if (u->tgid == t->tgid)
 			continue;
-		if (fd_holding(u, ino) >= 0)
+		if (fd_holding_socket(u, ino) >= 0)
 			return u->pid;
 		snprintf(path, sizeof(path), "/proc/%d/maps", u->pid);
 		auto_free char *maps = read_file_at(AT_FDCWD, path, NULL);
@@ -593,7 +574,7 @@ int packet_ring_vma_dump(struct dump_task *t, const struct proc_vma *pv, uint64_
 	e->kind = VMA_KIND__VMA_PACKET_RING;
 	e->has_socket_ino = true;
 	e->socket_ino = ino;
-	int fd = fd_holding(t, ino);
+	int fd = fd_holding_socket(t, ino);
 	if (fd >= 0) {
 		e->has_ring_fd = true;
 		e->ring_fd = fd;

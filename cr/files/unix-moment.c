@@ -22,36 +22,21 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
 #include "log.h"
 #include "nlmsg.h"
-#include "proc.h"
 #include "unix.h"
 #include "util.h"
 
-/* Does an fd of the tree hold socket ino? (Links only: no file system is asked.) */
+/* Does an fd of the tree hold socket ino? */
 static bool tree_holds(const struct dump_task *tasks, size_t n, uint64_t ino)
 {
-	char want[32];
-
-	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)ino);
-	for (size_t i = 0; i < n; i++) {
-		auto_free int *fds = NULL;
-		size_t nr = 0;
-		if (proc_list_numbers(tasks[i].pid, "fd", &fds, &nr))
-			continue; /* (said by the dump itself) */
-		for (size_t k = 0; k < nr; k++) {
-			char path[64], link[32];
-			snprintf(path, sizeof(path), "/proc/%d/fd/%d", tasks[i].pid, fds[k]);
-			ssize_t len = readlink(path, link, sizeof(link) - 1);
-			if (len > 0 && (size_t)len == strlen(want) && !memcmp(link, want, len))
-				return true;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		if (fd_holding_socket(&tasks[i], ino) >= 0)
+			return true;
 	return false;
 }
 

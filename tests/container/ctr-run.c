@@ -363,6 +363,9 @@ static void v1_fill_cpuset(const char *dir)
 		copy_cpuset(parent, dir);
 }
 
+#define RT_BUDGET_ABOVE_US 50000 /* a level above the container's */
+#define RT_BUDGET_LEAF_US 5000    /* the container's own */
+
 /* The real-time budget of a level above a container, made by a run beside this one that may
  * not have set it yet (a container's own budget would not fit: EINVAL) */
 static void v1_fill_rt(const char *dir)
@@ -370,7 +373,7 @@ static void v1_fill_rt(const char *dir)
 	char f[PATH_MAX + 32], buf[32];
 	snprintf(f, sizeof(f), "%s/cpu.rt_runtime_us", dir);
 	if (read_small(f, buf, sizeof(buf)) && atoi(buf) == 0)
-		write_file(f, "%d\n", 50000);
+		write_file(f, "%d\n", RT_BUDGET_ABOVE_US);
 }
 
 static void v1_init_cgroup(const char *dir, int leaf)
@@ -379,7 +382,7 @@ static void v1_init_cgroup(const char *dir, int leaf)
 	v1_fill_cpuset(dir);
 	snprintf(f, sizeof(f), "%s/cpu.rt_runtime_us", dir);
 	if (access(f, F_OK) == 0)
-		write_file(f, "%d\n", leaf ? 5000 : 50000);
+		write_file(f, "%d\n", leaf ? RT_BUDGET_LEAF_US : RT_BUDGET_ABOVE_US);
 }
 
 /* v2: enables the controller in cgroup.subtree_control from base down to dir's parent */
