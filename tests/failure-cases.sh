@@ -349,8 +349,9 @@
 #                            "as `exec` into a container does"; the tree runs, not stopped nor
 #                            traced
 #   dump/unix-client-waited  a python server in a network namespace of its own (unshare -n)
-#                            serving on a socket file, which accepts every 0.2 s and answers
-#                            0.1 s later: a client in the host's namespace (outside the tree, as
+#                            serving on a socket file, which accepts every 50 ms and answers
+#                            once the dump's log names the connection (a file the test makes
+#                            then): a client in the host's namespace (outside the tree, as
 #                            a host's web server asks a container's FastCGI server) connected
 #                            and waits. The dump lets the tree run on until it has been
 #                            answered (its log names the connection), then goes on: exit 0, the
@@ -2046,7 +2047,7 @@ case_exec_stranger() {
 
 # A unix client outside the tree being served by the tree (see dump/unix-client-waited above).
 UNIX_SERVER_PY='
-import socket, sys, time
+import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(sys.argv[1])
 s.listen(8)
@@ -2054,7 +2055,7 @@ s.setblocking(False)
 held = []
 print("READY", flush=True)
 while True:
-    time.sleep(0.2)
+    time.sleep(0.05)
     try:
         c, _ = s.accept()
     except BlockingIOError:
@@ -2065,7 +2066,10 @@ while True:
         held.append(c)
         c.sendall(b"held")
         continue
-    time.sleep(0.1)
+    for _ in range(200):
+        if os.path.exists(sys.argv[2]):
+            break
+        time.sleep(0.02)
     c.sendall(b"ok:" + req)
     c.close()'
 # unix_ask PATH REQUEST [SENT]: a client outside: its answer on stdout (waits 5 s at most; hold:
@@ -2084,10 +2088,11 @@ if sys.argv[2] == "hold":
     time.sleep(60)' "$1" "$2" "${3:-}"
 }
 case_unix_client_outside() {
-	local d=$ZOO_TMP/unix-client server label client answer
+	local d=$ZOO_TMP/unix-client server label client answer go_maker
 	mkdir -p "$d"
 	rm -f "$d/srv.sock"
-	setsid unshare -n python3 -c "$UNIX_SERVER_PY" "$d/srv.sock" </dev/null >"$d/out" 2>&1 &
+	rm -f "$d/go"
+	setsid unshare -n python3 -c "$UNIX_SERVER_PY" "$d/srv.sock" "$d/go" </dev/null >"$d/out" 2>&1 &
 	server=$!
 	disown
 	track_pid $server
@@ -2106,9 +2111,13 @@ case_unix_client_outside() {
 			wait_until 5 grep -q held "$d/answer"
 			run_stasis "$d/dump.out" 60 dump -t $server -D "$d/img" -o dump.log -v4 --leave-running
 		else
-			# (sent, not accepted yet: the server looks every 0.2 s, and then answers in 0.1 s)
+			# (the server answers once file go is there: made when the dump's log names the
+			# connection, so that the dump cannot come after the answer however loaded the host)
 			wait_until 5 test -e "$d/sent"
+			(wait_until 10 grep -q "serves a connection" "$d/img/dump.log"; touch "$d/go") &
+			go_maker=$!
 			run_stasis "$d/dump.out" 60 dump -t $server -D "$d/img" -o dump.log -v4
+			wait $go_maker
 		fi
 		if [ $label = dump/unix-client-waited ] && { [ "$ZRC" -ne 0 ] ||
 			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\] of the host.s network namespace"; }; then
