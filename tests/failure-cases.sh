@@ -361,6 +361,10 @@
 #                            (--leave-running) waits for it, then fails naming the connection
 #                            (--ext-unix-sk); the server runs on, neither stopped nor traced, and
 #                            answers
+#   dump/unix-client-same-net-waited, dump/unix-client-same-net-stays
+#                            the same two with the server in the host's network namespace, as
+#                            its client (a connection accepted from a client outside the tree,
+#                            not from another namespace)
 #   dump/userns-nested       a tree in a user namespace of its own (unshare -Ur --pid --fork, a
 #                            shell) whose child is in a user namespace nested in it (unshare -U):
 #                            dump fails naming the child and user namespaces; the tree keeps
@@ -2087,27 +2091,35 @@ print(c.recv(64).decode(), flush=True)
 if sys.argv[2] == "hold":
     time.sleep(60)' "$1" "$2" "${3:-}"
 }
-case_unix_client_outside() {
-	local d=$ZOO_TMP/unix-client server label client answer go_maker
+# unix_client_outside NETNS WAITED STAYS: the server in a network namespace of its own
+# (NETNS=own) or in the host's (host), the two cases' labels
+unix_client_outside() {
+	local netns=$1 waited=$2 stays=$3 d=$ZOO_TMP/unix-client-$1 server label client answer
+	local go_maker unshare=() served
+	if [ "$netns" = own ]; then
+		unshare=(unshare -n)
+		served=" of the host.s network namespace"
+	else
+		served=", outside the tree"
+	fi
 	mkdir -p "$d"
-	rm -f "$d/srv.sock"
-	rm -f "$d/go"
-	setsid unshare -n python3 -c "$UNIX_SERVER_PY" "$d/srv.sock" "$d/go" </dev/null >"$d/out" 2>&1 &
+	rm -f "$d/srv.sock" "$d/go"
+	setsid "${unshare[@]}" python3 -c "$UNIX_SERVER_PY" "$d/srv.sock" "$d/go" </dev/null >"$d/out" 2>&1 &
 	server=$!
 	disown
 	track_pid $server
 	if ! wait_until 5 grep -q READY "$d/out"; then
-		result_fail dump/unix-client-waited "the server did not start: $(head -c 300 "$d/out")"
+		result_fail "$waited" "the server did not start: $(head -c 300 "$d/out")"
 		return
 	fi
-	for label in dump/unix-client-waited dump/unix-client-stays; do
+	for label in "$waited" "$stays"; do
 		rm -rf "$d/img" && mkdir -p "$d/img"
 		rm -f "$d/sent"
-		unix_ask "$d/srv.sock" "$([ $label = dump/unix-client-stays ] && echo hold || echo req1)" "$d/sent" \
+		unix_ask "$d/srv.sock" "$([ "$label" = "$stays" ] && echo hold || echo req1)" "$d/sent" \
 			>"$d/answer" 2>&1 &
 		client=$!
 		track_pid $client
-		if [ $label = dump/unix-client-stays ]; then
+		if [ "$label" = "$stays" ]; then
 			wait_until 5 grep -q held "$d/answer"
 			run_stasis "$d/dump.out" 60 dump -t $server -D "$d/img" -o dump.log -v4 --leave-running
 		else
@@ -2119,27 +2131,27 @@ case_unix_client_outside() {
 			run_stasis "$d/dump.out" 60 dump -t $server -D "$d/img" -o dump.log -v4
 			wait $go_maker
 		fi
-		if [ $label = dump/unix-client-waited ] && { [ "$ZRC" -ne 0 ] ||
-			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\] of the host.s network namespace"; }; then
-			result_fail $label "dump exit status $ZRC (0 wanted, after the server answered its client outside, the log naming the connection)"
+		if [ "$label" = "$waited" ] && { [ "$ZRC" -ne 0 ] ||
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\]$served"; }; then
+			result_fail "$label" "dump exit status $ZRC (0 wanted, after the server answered its client outside, the log naming the connection)"
 			show_tail "$d/dump.out" "$d/img/dump.log"
-		elif [ $label = dump/unix-client-waited ] && { ! wait $client || [ "$(cat "$d/answer")" != ok:req1 ]; }; then
-			result_fail $label "the client outside got '$(cat "$d/answer")', not ok:req1"
-		elif [ $label = dump/unix-client-waited ] && {
+		elif [ "$label" = "$waited" ] && { ! wait $client || [ "$(cat "$d/answer")" != ok:req1 ]; }; then
+			result_fail "$label" "the client outside got '$(cat "$d/answer")', not ok:req1"
+		elif [ "$label" = "$waited" ] && {
 			run_stasis "$d/restore.out" 60 restore -D "$d/img" -d -o restore.log -v4
 			[ "$ZRC" -ne 0 ] || ! answer=$(unix_ask "$d/srv.sock" req2) || [ "$answer" != ok:req2 ]; }; then
-			result_fail $label "restore exit status $ZRC; the restored server answered '${answer:-}', not ok:req2"
+			result_fail "$label" "restore exit status $ZRC; the restored server answered '${answer:-}', not ok:req2"
 			show_tail "$d/restore.out" "$d/img/restore.log"
-		elif [ $label = dump/unix-client-stays ] && { ! clean_failure "$ZRC" ||
+		elif [ "$label" = "$stays" ] && { ! clean_failure "$ZRC" ||
 			! mentions "$d/dump.out" "$d/img/dump.log" "dump pid $server fd [0-9]*: unix socket socket:\[[0-9]*\] is connected to socket:\[[0-9]*\] outside the tree \(pass --ext-unix-sk" ||
-			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\] of the host.s network namespace"; }; then
-			result_fail $label "dump exit status $ZRC, or the error does not name the connection the server holds, or it was not waited for"
+			! mentions "$d/dump.out" "$d/img/dump.log" "dump: unix socket $d/srv.sock serves a connection from socket:\[[0-9]*\]$served"; }; then
+			result_fail "$label" "dump exit status $ZRC, or the error does not name the connection the server holds, or it was not waited for"
 			show_tail "$d/dump.out" "$d/img/dump.log"
 		elif ! proc_alive $server || [ "$(proc_state $server)" = T ] || [ "$(tracer_of $server)" != 0 ] ||
 			[ "$(unix_ask "$d/srv.sock" req3)" != ok:req3 ]; then
-			result_fail $label "the server is gone, stopped, traced or does not answer"
+			result_fail "$label" "the server is gone, stopped, traced or does not answer"
 		else
-			result_ok $label
+			result_ok "$label"
 		fi
 	done
 	# (python3 may be a pyenv's, which kill_ours does not know: these are named by our socket)
@@ -2148,6 +2160,10 @@ case_unix_client_outside() {
 			wait "$server" 2>/dev/null
 	done
 	return 0
+}
+case_unix_client_outside() {
+	unix_client_outside own dump/unix-client-waited dump/unix-client-stays
+	unix_client_outside host dump/unix-client-same-net-waited dump/unix-client-same-net-stays
 }
 
 # userns.img with overlapping uid_map lines: refused before anything is made; the pristine set

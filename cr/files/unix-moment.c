@@ -1,8 +1,8 @@
 /*
  * A unix connection from outside the tree that lasts a moment: a client outside connected to a
- * listener of the tree and waits to be accepted, or a connection a listener of the tree's own
- * network namespace accepted from a client of the host's is being answered (a host's web server
- * asking a container's FastCGI server through a socket file bound into it). Neither can be
+ * listener of the tree and waits to be accepted, or a connection a listener of the tree accepted
+ * from a client outside is being answered (a host's web server asking a container's FastCGI
+ * server through a socket file bound into it). Neither can be
  * saved: unix-backlog.c refuses the first, unix-named.c the second (saved as external with
  * --ext-unix-sk). But a server answers within a moment and its client goes: the dump lets the
  * tree run on and seizes it again (dump.c's seize_settled), as for an exec into the container.
@@ -14,7 +14,10 @@
  * - the kernel makes the socket a connection is accepted on in the network namespace of the
  *   client that connected, with the listener's file (UNIX_DIAG_VFS): a connected socket of the
  *   host's namespace with the file of a listener of the tree's namespace is one it accepted
- *   from a client of the host's, waiting or being answered.
+ *   from a client of the host's, waiting or being answered;
+ * - a connection accepted from a client of the tree's own namespace (a host's process talking
+ *   to a server of the host's network, or of a container run with the host's) has the
+ *   listener's file, or abstract name, and a peer listed there that the tree does not hold.
  * Clients from a third namespace (another container's) are not looked for: the dump refuses
  * their connections as before.
  */
@@ -22,6 +25,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,6 +87,38 @@ static bool accepted_from_host(const struct unix_snapshot *host_net, const struc
 	return false;
 }
 
+/* Is c a connection listener s accepted? It has the listener's file, or its abstract name. */
+static bool accepted_by(const struct unix_info *c, const struct unix_info *s)
+{
+	if (c->ino == s->ino || c->state != TCP_ESTABLISHED_STATE || !c->has_peer || !c->peer)
+		return false;
+	if (s->has_vfs)
+		return c->has_vfs && c->vfs_ino == s->vfs_ino && c->vfs_dev == s->vfs_dev;
+	return s->name_len && c->name_len == s->name_len && !memcmp(c->name, s->name, s->name_len);
+}
+
+/* A connection listener s of the tree accepted from a client of the same namespace that is not
+ * the tree's (and is there: a closed one is not listed), being answered: said, true. */
+static bool accepted_from_outsider(const struct unix_snapshot *net, const struct unix_info *s,
+				   const char *name, const struct dump_task *tasks, size_t n)
+{
+	bool listener_held = false;
+
+	for (size_t i = 0; i < net->n; i++) {
+		const struct unix_info *c = &net->socks[i];
+		if (!accepted_by(c, s) || !unix_snapshot_find(net, c->peer))
+			continue;
+		if (!listener_held && !(listener_held = tree_holds(tasks, n, s->ino)))
+			return false;
+		if (tree_holds(tasks, n, c->peer) || !tree_holds(tasks, n, c->ino))
+			continue;
+		pr_info("dump: unix socket %s serves a connection from socket:[%llu], outside the "
+			"tree: the tree runs on for a moment", name, (unsigned long long)c->peer);
+		return true;
+	}
+	return false;
+}
+
 int unix_tree_outside_moment(const struct dump_task *tasks, size_t n)
 {
 	struct unix_snapshot tree_net = { 0 }, host_net = { 0 };
@@ -107,6 +143,8 @@ int unix_tree_outside_moment(const struct dump_task *tasks, size_t n)
 		if (!unix_name(s->name, s->name_len, name, sizeof(name))[0])
 			snprintf(name, sizeof(name), "socket:[%llu]", (unsigned long long)s->ino);
 		found = client_waiting(&tree_net, s, name, tasks, n);
+		if (!found && !tasks[0].ctx->opts->ext_unix_sk)
+			found = accepted_from_outsider(&tree_net, s, name, tasks, n);
 		if (found || !across || !s->has_vfs)
 			continue;
 		if (!host_listed && unix_snapshot_of_netns(&host_net, host_ino, -1))
