@@ -15,7 +15,7 @@ STASIS=${STASIS:-$ZOO_ROOT/stasis}
 ZOO_KEEP=${ZOO_KEEP:-0}
 
 # what each program is blocked in at dump time (/proc/PID/syscall, first field)
-declare -A ZOO_SYSCALL=([syscall-restart]=202 [syscall-sigwait]=128 [syscall-nanosleep]=230 [syscall-poll]=7)
+declare -A ZOO_SYSCALL=([syscall-restart]=202 [syscall-sigwait]=128 [syscall-nanosleep]=230 [syscall-poll]=7 [syscall-sigmask]=130)
 # the free 2 MiB huge pages each program needs from the pool (vm.nr_hugepages): its own, and as
 # many again for its restored copy while a lazy restore's or a corruption's run may overlap
 declare -A ZOO_HUGEPAGES=([hugetlb]=16)
