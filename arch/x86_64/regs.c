@@ -157,6 +157,30 @@ static bool restartable_from_start(const struct user_regs_struct *r)
 }
 
 /*
+ * A relative sleep stopped with ERESTART_RESTARTBLOCK (nanosleep, clock_nanosleep without
+ * TIMER_ABSTIME): the kernel wrote what was left of it where the call asked (rem) as the freeze
+ * stopped it. At restore it sleeps what was left: made again with rem as its request. Only the
+ * register that points at the request changes, which the libc wrappers do not read again; the
+ * program's timespecs stay as they are. Without rem the sleep is made again whole, as a poll.
+ */
+static bool relative_sleep_goes_on(struct user_regs_struct *r)
+{
+	switch (r->orig_rax) {
+	case SYS_nanosleep: /* (req, rem) */
+		if (r->rsi)
+			r->rdi = r->rsi;
+		return true;
+	case SYS_clock_nanosleep: /* (clock, flags, req, rem) */
+		if (r->rsi & TIMER_ABSTIME)
+			return false;
+		if (r->r10)
+			r->rdx = r->r10;
+		return true;
+	}
+	return false;
+}
+
+/*
  * The restored task resumes from a syscall-exit stop, where the kernel does no restart
  * processing: do what it would have done for the syscall the freeze interrupted.
  */
@@ -183,9 +207,9 @@ static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
 		 * still say all there is to say is made again (poll without a timeout, which
 		 * programs like tail do not expect to fail; a sleep or futex wait until an
 		 * absolute time), so is a poll or futex wait with a relative timeout (from its
-		 * start); the others (relative sleeps, which wrote what was left) see EINTR.
+		 * start) and a relative sleep (what was left of it); the others see EINTR.
 		 */
-		if (restartable_as_is(r) || restartable_from_start(r)) {
+		if (restartable_as_is(r) || restartable_from_start(r) || relative_sleep_goes_on(r)) {
 			r->rax = r->orig_rax;
 			r->rip -= 2;
 			pr_debug("restore pid %d: syscall %lld will be made again", pid, r->orig_rax);
