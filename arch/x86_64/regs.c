@@ -158,26 +158,29 @@ static bool restartable_from_start(const struct user_regs_struct *r)
 
 /*
  * A relative sleep stopped with ERESTART_RESTARTBLOCK (nanosleep, clock_nanosleep without
- * TIMER_ABSTIME): the kernel wrote what was left of it where the call asked (rem) as the freeze
- * stopped it. At restore it sleeps what was left: made again with rem as its request. Only the
- * register that points at the request changes, which the libc wrappers do not read again; the
- * program's timespecs stay as they are. Without rem the sleep is made again whole, as a poll.
+ * TIMER_ABSTIME)? The kernel wrote what was left of it where the call asked (rem, if it did)
+ * as the freeze stopped it.
  */
-static bool relative_sleep_goes_on(struct user_regs_struct *r)
+static bool relative_sleep(const struct user_regs_struct *r)
 {
-	switch (r->orig_rax) {
-	case SYS_nanosleep: /* (req, rem) */
-		if (r->rsi)
-			r->rdi = r->rsi;
-		return true;
-	case SYS_clock_nanosleep: /* (clock, flags, req, rem) */
-		if (r->rsi & TIMER_ABSTIME)
-			return false;
-		if (r->r10)
-			r->rdx = r->r10;
-		return true;
-	}
-	return false;
+	return r->orig_rax == SYS_nanosleep ||
+	       (r->orig_rax == SYS_clock_nanosleep && !(r->rsi & TIMER_ABSTIME));
+}
+
+/*
+ * Relative sleep r, with rem, made to sleep what was left: rem becomes its request too. Only
+ * the register that points at the request changes, which the libc wrappers do not read again;
+ * the program's timespecs stay as they are.
+ */
+static bool relative_sleep_from_rem(struct user_regs_struct *r)
+{
+	unsigned long long *req = r->orig_rax == SYS_nanosleep ? &r->rdi : &r->rdx;
+	unsigned long long rem = r->orig_rax == SYS_nanosleep ? r->rsi : r->r10;
+
+	if (!relative_sleep(r) || !rem)
+		return false;
+	*req = rem;
+	return true;
 }
 
 /*
@@ -207,9 +210,11 @@ static void rewind_interrupted_syscall(pid_t pid, struct user_regs_struct *r)
 		 * still say all there is to say is made again (poll without a timeout, which
 		 * programs like tail do not expect to fail; a sleep or futex wait until an
 		 * absolute time), so is a poll or futex wait with a relative timeout (from its
-		 * start) and a relative sleep (what was left of it); the others see EINTR.
+		 * start) and a relative sleep (what was left of it, or without rem from its
+		 * start); the others see EINTR.
 		 */
-		if (restartable_as_is(r) || restartable_from_start(r) || relative_sleep_goes_on(r)) {
+		if (restartable_as_is(r) || restartable_from_start(r) || relative_sleep_from_rem(r) ||
+		    relative_sleep(r)) {
 			r->rax = r->orig_rax;
 			r->rip -= 2;
 			pr_debug("restore pid %d: syscall %lld will be made again", pid, r->orig_rax);
@@ -227,8 +232,11 @@ int regs_undo_freeze_eintr(pid_t pid, const struct user_regs_struct *frozen)
 	struct user_regs_struct r = *frozen;
 
 	/* a wait the kernel would turn into restart_syscall, with its restart block, is made
-	 * again as it was: a later dump can tell what it is */
-	bool same_again = (long long)r.rax == -ERESTART_RESTARTBLOCK && restartable_as_is(&r);
+	 * again as it was (a relative sleep with rem: for what was left), so that a later dump
+	 * (after a pre-dump, --leave-running) can tell what it is; restart_syscall can not be
+	 * told from its registers, and the restore would end it with EINTR */
+	bool same_again = (long long)r.rax == -ERESTART_RESTARTBLOCK &&
+			  (restartable_as_is(&r) || relative_sleep_from_rem(&r));
 
 	if ((long long)r.orig_rax < 0 ||
 	    (!same_again && ((long long)r.rax != -EINTR || !eintr_from_freeze(r.orig_rax))))
