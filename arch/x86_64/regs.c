@@ -46,69 +46,6 @@ static void regs_from_image(const GpRegs *g, struct user_regs_struct *r)
 #undef FROM
 }
 
-int regs_collect(pid_t tid, const struct user_regs_struct *r, GpRegs **regs,
-		 ProtobufCBinaryData *xsave_out)
-{
-	static unsigned char xsave[XSAVE_MAX] __attribute__((aligned(64)));
-	struct iovec iov = { xsave, sizeof(xsave) };
-	GpRegs *g = xzalloc(sizeof(*g));
-
-	if (!g)
-		return -ENOMEM;
-	gp_regs__init(g);
-	regs_to_image(r, g);
-	*regs = g;
-	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov)) {
-		pr_perror("dump tid %d: cannot read the xsave area", tid);
-		return -errno;
-	}
-	if (!(xsave_out->data = xzalloc(iov.iov_len)))
-		return -ENOMEM;
-	xsave_out->len = iov.iov_len;
-	memcpy(xsave_out->data, xsave, iov.iov_len);
-	pr_debug("dump tid %d: rip %#llx rsp %#llx orig_rax %lld rax %lld, xsave %zu bytes", tid,
-		 r->rip, r->rsp, (long long)r->orig_rax, (long long)r->rax, iov.iov_len);
-	return 0;
-}
-
-#define USER_CS 0x33   /* the kernel's code segment for 64-bit user code */
-#define USER32_CS 0x23 /* and for 32-bit (i386) user code */
-
-int regs_refuse_compat(pid_t pid, pid_t tid, const struct user_regs_struct *r)
-{
-	char who[48], what[64];
-
-	if (r->cs == USER_CS)
-		return 0;
-	snprintf(who, sizeof(who), tid == pid ? "pid %d" : "pid %d thread %d", pid, tid);
-	if (r->cs == USER32_CS)
-		snprintf(what, sizeof(what), "32-bit (i386) code");
-	else
-		snprintf(what, sizeof(what), "code of segment %#llx (of its LDT)", (unsigned long long)r->cs);
-	pr_err("dump %s: it runs %s: not supported", who, what);
-	return -ENOTSUP;
-}
-
-static int dump_regs(struct dump_task *t)
-{
-	return regs_collect(t->pid, &t->regs, &t->core->regs, &t->core->xsave);
-}
-
-bool regs_image_valid(const GpRegs *regs, const ProtobufCBinaryData *xsave)
-{
-	return regs && xsave->len >= 576 && xsave->len <= XSAVE_MAX;
-}
-
-static int validate_regs(struct restore_task *t)
-{
-	if (!regs_image_valid(t->core->regs, &t->core->xsave)) {
-		pr_err("image core-%d.img: register set missing or xsave size %zu out of range",
-		       t->pid, t->core->xsave.len);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /*
  * Waits that return a plain EINTR (not a restart code) when woken by anything, the freeze's
  * PTRACE_INTERRUPT included: without help the program would see EINTR that no signal caused.
@@ -181,6 +118,104 @@ static bool relative_sleep_from_rem(struct user_regs_struct *r)
 		return false;
 	*req = rem;
 	return true;
+}
+
+/*
+ * A thread the freeze found in restart_syscall: a wait of the kernel's restart block (poll,
+ * nanosleep, clock_nanosleep, a futex wait) that a stop interrupted before (job control, or a
+ * dump that let it go on) and the kernel continues. Its registers still hold that wait's
+ * arguments, but not its number, and a new task has no restart block: without its number the
+ * restore could only end it with EINTR. The number is read where the call was made, from the
+ * `mov $NR, %eax` just before the `syscall` instruction, as libc wrappers and Go's runtime
+ * have it; one of those waits is taken for it, or nothing.
+ */
+static void restart_syscall_origin(pid_t tid, struct user_regs_struct *r)
+{
+	union {
+		long word;
+		unsigned char b[8];
+	} code;
+
+	if (r->orig_rax != SYS_restart_syscall || (long long)r->rax != -ERESTART_RESTARTBLOCK)
+		return;
+	errno = 0;
+	code.word = ptrace(PTRACE_PEEKTEXT, tid, r->rip - 8, 0);
+	if (errno || code.b[1] != 0xb8 || code.b[6] != 0x0f || code.b[7] != 0x05)
+		return;
+	struct user_regs_struct was = *r;
+	uint32_t nr;
+	memcpy(&nr, &code.b[2], sizeof(nr));
+	was.orig_rax = nr;
+	if (!restartable_as_is(&was) && !restartable_from_start(&was) && !relative_sleep(&was))
+		return;
+	pr_info("dump tid %d: it is in restart_syscall, continuing syscall %u a stop interrupted: "
+		"saved as in that syscall", tid, nr);
+	r->orig_rax = nr;
+}
+
+int regs_collect(pid_t tid, const struct user_regs_struct *frozen, GpRegs **regs,
+		 ProtobufCBinaryData *xsave_out)
+{
+	struct user_regs_struct as_saved = *frozen, *r = &as_saved;
+	static unsigned char xsave[XSAVE_MAX] __attribute__((aligned(64)));
+	struct iovec iov = { xsave, sizeof(xsave) };
+	GpRegs *g = xzalloc(sizeof(*g));
+
+	if (!g)
+		return -ENOMEM;
+	gp_regs__init(g);
+	restart_syscall_origin(tid, r);
+	regs_to_image(r, g);
+	*regs = g;
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov)) {
+		pr_perror("dump tid %d: cannot read the xsave area", tid);
+		return -errno;
+	}
+	if (!(xsave_out->data = xzalloc(iov.iov_len)))
+		return -ENOMEM;
+	xsave_out->len = iov.iov_len;
+	memcpy(xsave_out->data, xsave, iov.iov_len);
+	pr_debug("dump tid %d: rip %#llx rsp %#llx orig_rax %lld rax %lld, xsave %zu bytes", tid,
+		 r->rip, r->rsp, (long long)r->orig_rax, (long long)r->rax, iov.iov_len);
+	return 0;
+}
+
+#define USER_CS 0x33   /* the kernel's code segment for 64-bit user code */
+#define USER32_CS 0x23 /* and for 32-bit (i386) user code */
+
+int regs_refuse_compat(pid_t pid, pid_t tid, const struct user_regs_struct *r)
+{
+	char who[48], what[64];
+
+	if (r->cs == USER_CS)
+		return 0;
+	snprintf(who, sizeof(who), tid == pid ? "pid %d" : "pid %d thread %d", pid, tid);
+	if (r->cs == USER32_CS)
+		snprintf(what, sizeof(what), "32-bit (i386) code");
+	else
+		snprintf(what, sizeof(what), "code of segment %#llx (of its LDT)", (unsigned long long)r->cs);
+	pr_err("dump %s: it runs %s: not supported", who, what);
+	return -ENOTSUP;
+}
+
+static int dump_regs(struct dump_task *t)
+{
+	return regs_collect(t->pid, &t->regs, &t->core->regs, &t->core->xsave);
+}
+
+bool regs_image_valid(const GpRegs *regs, const ProtobufCBinaryData *xsave)
+{
+	return regs && xsave->len >= 576 && xsave->len <= XSAVE_MAX;
+}
+
+static int validate_regs(struct restore_task *t)
+{
+	if (!regs_image_valid(t->core->regs, &t->core->xsave)) {
+		pr_err("image core-%d.img: register set missing or xsave size %zu out of range",
+		       t->pid, t->core->xsave.len);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /*

@@ -1,14 +1,19 @@
 /*
  * syscall-nanosleep: sleeps interrupted by the freeze go on after restore.
  *   The main thread sleeps 1000 s in nanosleep (glibc: clock_nanosleep, syscall 230; at the
- *   stop rax = -ERESTART_RESTARTBLOCK, what is left written to rem); a second thread sleeps
- *   1000 s in the raw nanosleep syscall (35) without rem, as Go's runtime does. After restore
- *   both sleep on (what was left, or the whole time again) until SIGTERM (main) and a SIGUSR1
- *   the main thread then sends (the other). Not allowed: returning 0 early, any errno other
- *   than EINTR (e.g. a leaked 516), a remaining time (when written) larger than requested
- *   ("restart"), or an EINTR before the signal (as CRIU gives: "early").
- * Blocks in: clock_nanosleep (syscall 230), CLOCK_REALTIME, relative, 1000 s; the thread in
- *   nanosleep (35).
+ *   stop rax = -ERESTART_RESTARTBLOCK, what is left written to rem). Two threads sleep 1000 s
+ *   too: one in the raw nanosleep syscall (35) without rem, made as Go's runtime makes it
+ *   (`mov $35, %eax; syscall`), one in glibc's nanosleep with rem; before READY the process
+ *   was stopped and continued (SIGSTOP, SIGCONT, as job control does: ^Z, bg), so that these
+ *   two are in restart_syscall, which goes on with the kernel's restart block of their sleep
+ *   (checked: /proc/self/task/TID/syscall reads 219; not as the init of a PID namespace,
+ *   which a SIGSTOP from inside does not stop: the info says so). After restore all sleep on (what was
+ *   left, or the whole time again) until SIGTERM (main) and a SIGUSR1 the main thread then
+ *   sends (the threads). Not allowed: returning 0 early, any errno other than EINTR (e.g. a
+ *   leaked 516), a remaining time (when written) larger than requested ("restart"), or an
+ *   EINTR before the signal (as CRIU gives: "early").
+ * Blocks in: clock_nanosleep (syscall 230), CLOCK_REALTIME, relative, 1000 s; the threads in
+ *   restart_syscall (219).
  */
 #include "zoo.h"
 #include <pthread.h>
@@ -16,14 +21,19 @@
 static char first_bad[200];
 static unsigned long eintr_early;
 
-static unsigned long raw_early, raw_returns;
-static volatile int raw_end;
-static pthread_t raw_thread;
+enum { RAW, GLIBC, NR_SLEEPERS };
+static const char *const sleeper_name[NR_SLEEPERS] = { "raw nanosleep without rem", "nanosleep with rem" };
+static struct sleeper {
+	pthread_t thread;
+	volatile pid_t tid;
+	unsigned long early, returns;
+} sleepers[NR_SLEEPERS];
+static volatile int sleepers_end;
 
 /* A broken restart: -ERESTART_RESTARTBLOCK leaks into user space. */
 static void c_restart(ucontext_t *uc) { uc->uc_mcontext.gregs[REG_RAX] = -516; }
 /* As if the raw sleep had returned EINTR once before its signal (a restore that gives EINTR). */
-static void c_early(ucontext_t *uc) { (void)uc; raw_early++; }
+static void c_early(ucontext_t *uc) { (void)uc; sleepers[RAW].early++; }
 static const struct zoo_corruption corruptions[] = {
 	{ "restart", c_restart, 1 },
 	{ "early", c_early, 0 },
@@ -31,25 +41,109 @@ static const struct zoo_corruption corruptions[] = {
 
 static void on_usr1(int sig) { (void)sig; }
 
-static void *raw_sleeper(void *arg)
+/* nanosleep(req, NULL) as Go's runtime makes it: the number moved into eax just before */
+static long raw_nanosleep(const struct timespec *req)
 {
-	(void)arg;
-	while (!raw_end) {
-		struct timespec req = { 1000, 0 };
-		syscall(SYS_nanosleep, &req, NULL);
-		raw_returns++;
-		if (!raw_end)
-			raw_early++;
+	long ret;
+	__asm__ volatile("mov $35, %%eax\n\tsyscall"
+			 : "=a"(ret)
+			 : "D"(req), "S"(0L)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *s = arg;
+	s->tid = (pid_t)syscall(SYS_gettid);
+	while (!sleepers_end) {
+		struct timespec req = { 1000, 0 }, rem;
+		if (s == &sleepers[RAW])
+			raw_nanosleep(&req);
+		else
+			nanosleep(&req, &rem);
+		s->returns++;
+		if (!sleepers_end)
+			s->early++;
 	}
 	return NULL;
+}
+
+/* The syscall number thread tid is in (/proc/self/task/TID/syscall), or -1. */
+static long task_syscall(pid_t tid)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return strtol(buf, NULL, 10);
+}
+
+/* Is thread tid of process pid stopped (state T)? */
+static int task_stopped(pid_t pid, pid_t tid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *end = strrchr(buf, ')');
+	return end && end[1] == ' ' && end[2] == 'T';
+}
+
+/* Sleeper k in syscall nr, waited for up to 5 s. */
+static void sleeper_in(int k, long nr, const char *when)
+{
+	for (int tries = 0; !sleepers[k].tid || task_syscall(sleepers[k].tid) != nr; tries++) {
+		if (tries > 5000)
+			zoo_die("the %s thread is not in syscall %ld %s", sleeper_name[k], nr, when);
+		usleep(1000);
+	}
+}
+
+/* Stopped and continued, as by job control: a child sends both and is waited for. */
+static void stop_and_continue(void)
+{
+	pid_t parent = getpid(), kid = fork();
+	if (kid < 0)
+		zoo_die("fork: %s", strerror(errno));
+	if (!kid) {
+		kill(parent, SIGSTOP);
+		for (int k = 0; k < NR_SLEEPERS; k++) /* (a SIGCONT before they stop cancels it) */
+			for (int tries = 0; !task_stopped(parent, sleepers[k].tid) && tries < 5000; tries++)
+				usleep(1000);
+		kill(parent, SIGCONT);
+		_exit(0);
+	}
+	while (waitpid(kid, NULL, 0) < 0 && errno == EINTR)
+		;
 }
 
 int main(int argc, char **argv)
 {
 	zoo_init(argc, argv, corruptions, 2);
 	signal(SIGUSR1, on_usr1);
-	if (pthread_create(&raw_thread, NULL, raw_sleeper, NULL))
-		zoo_die("pthread_create failed");
+	for (int k = 0; k < NR_SLEEPERS; k++)
+		if (pthread_create(&sleepers[k].thread, NULL, sleeper_main, &sleepers[k]))
+			zoo_die("pthread_create failed");
+	sleeper_in(RAW, SYS_nanosleep, "before the stop");
+	sleeper_in(GLIBC, SYS_clock_nanosleep, "before the stop"); /* (glibc's nanosleep) */
+	if (getpid() != 1) { /* (the init of a PID namespace ignores a SIGSTOP from inside it) */
+		stop_and_continue();
+		for (int k = 0; k < NR_SLEEPERS; k++)
+			sleeper_in(k, SYS_restart_syscall, "after SIGSTOP and SIGCONT");
+	}
 	zoo_ready();
 	while (!zoo_term) {
 		struct timespec req = { 1000, 0 }, rem = { 123456, 0 };
@@ -71,17 +165,19 @@ int main(int argc, char **argv)
 		if (!zoo_term)
 			eintr_early++;
 	}
-	raw_end = 1;
-	while (raw_returns == 0 || pthread_tryjoin_np(raw_thread, NULL)) {
-		pthread_kill(raw_thread, SIGUSR1);
-		usleep(1000);
-	}
+	sleepers_end = 1;
+	for (int k = 0; k < NR_SLEEPERS; k++)
+		while (sleepers[k].returns == 0 || pthread_tryjoin_np(sleepers[k].thread, NULL)) {
+			pthread_kill(sleepers[k].thread, SIGUSR1);
+			usleep(1000);
+		}
 	zoo_begin_verify();
 	CHECK("restart", !first_bad[0], "%s", first_bad);
-	CHECK("early", !eintr_early && !raw_early,
-	      "the sleeps returned before their signal: nanosleep %lu times, the raw one %lu",
-	      eintr_early, raw_early);
-	char info[64];
-	snprintf(info, sizeof(info), "(%lu EINTR before SIGTERM)", eintr_early);
-	return zoo_finish(info);
+	CHECK("early", !eintr_early, "the main thread's nanosleep returned %lu times before SIGTERM",
+	      eintr_early);
+	for (int k = 0; k < NR_SLEEPERS; k++)
+		CHECK("early", !sleepers[k].early, "the %s thread's sleep returned %lu times before its signal",
+		      sleeper_name[k], sleepers[k].early);
+	return zoo_finish(getpid() == 1 ? "3 sleeps (init of a PID namespace: not stopped before)"
+				       : "3 sleeps, 2 in restart_syscall");
 }
