@@ -69,47 +69,22 @@ static void *sleeper_main(void *arg)
 	return NULL;
 }
 
-/* The syscall number thread tid is in (/proc/self/task/TID/syscall), or -1. */
-static long task_syscall(pid_t tid)
-{
-	char path[64], buf[64];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	return strtol(buf, NULL, 10);
-}
-
 /* Is thread tid of process pid stopped (state T)? */
 static int task_stopped(pid_t pid, pid_t tid)
 {
 	char path[64], buf[256];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	char *end = strrchr(buf, ')');
+	char *end = zoo_read_file(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
 	return end && end[1] == ' ' && end[2] == 'T';
 }
 
-/* Sleeper k in syscall nr, waited for up to 5 s. */
+/* Sleeper k in syscall nr (after it started), waited for up to 5 s. */
 static void sleeper_in(int k, long nr, const char *when)
 {
-	for (int tries = 0; !sleepers[k].tid || task_syscall(sleepers[k].tid) != nr; tries++) {
-		if (tries > 5000)
-			zoo_die("the %s thread is not in syscall %ld %s", sleeper_name[k], nr, when);
+	while (!sleepers[k].tid)
 		usleep(1000);
-	}
+	if (zoo_thread_in_syscall(sleepers[k].tid, nr))
+		zoo_die("the %s thread is not in syscall %ld %s", sleeper_name[k], nr, when);
 }
 
 /* Stopped and continued, as by job control: a child sends both and is waited for. */

@@ -105,35 +105,11 @@ static int read_sigblk(pid_t tid, uint64_t *out)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	char *p = strstr(buf, "\nSigBlk:");
+	char *p = zoo_read_file(path, buf, sizeof(buf)) > 0 ? strstr(buf, "\nSigBlk:") : NULL;
 	if (!p)
 		return -1;
 	*out = strtoull(p + 8, NULL, 16);
 	return 0;
-}
-
-/* Is thread tid in system call nr? */
-static int in_call(pid_t tid, long nr)
-{
-	char path[64], buf[64];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return strtol(buf, NULL, 10) == nr;
 }
 
 static void c_mask(ucontext_t *uc)
@@ -189,12 +165,10 @@ int main(int argc, char **argv)
 			zoo_die("waiter %s: %s", call_name[k], strerror(errno));
 	}
 	for (int k = 0; k < NR_WAITERS; k++) {
-		int tries = 0;
-		while (!waiters[k].tid || !in_call(waiters[k].tid, call_nr[k])) {
-			if (++tries > 5000)
-				zoo_die("waiter %s never blocked in its call", call_name[k]);
+		while (!waiters[k].tid)
 			usleep(1000);
-		}
+		if (zoo_thread_in_syscall(waiters[k].tid, call_nr[k]))
+			zoo_die("waiter %s never blocked in its call", call_name[k]);
 	}
 	wait_mask(NR_WAITERS + 1, &main_wait);
 

@@ -163,6 +163,20 @@ static inline pid_t zoo_status_nspid(const char *path)
 	return atoi(eol);
 }
 
+/* Waits up to 5 s until thread tid of this process is in system call nr (its
+ * /proc/self/task/TID/syscall); 0, or -1. */
+static inline int zoo_thread_in_syscall(pid_t tid, long nr)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	for (int tries = 0; tries < 5000; tries++) {
+		if (zoo_read_file(path, buf, sizeof(buf)) > 0 && strtol(buf, NULL, 10) == nr)
+			return 0;
+		usleep(1000);
+	}
+	return -1;
+}
+
 /* Is the (small) file at path exactly text? */
 static inline int zoo_file_is(const char *path, const char *text)
 {
