@@ -64,6 +64,15 @@
 #                            join the IPC one, --join-ns ipc), it is back in both, with its pid
 #                            there: the owner sees its new counts in the segment and gets them
 #                            as messages
+# docker/hardened            a counter run as security-minded users run one: --init (Docker's
+#                            init as pid 1), --read-only, --user 1000:1000, --cap-drop ALL,
+#                            --security-opt no-new-privileges, --memory 64m, --pids-limit 50,
+#                            --cpus 0.5, files it wrote in the tmpfs /dev/shm (a word, 300 KiB
+#                            of random bytes and their MD5; the --tmpfs /tmp it is given is
+#                            root's, 0755, whatever mode is asked): checkpointed and started
+#                            again, the count goes on; the counter's ids, capabilities,
+#                            no_new_privs and seccomp mode, pid 1's command and the tmpfs files
+#                            read as before
 # docker/redis               a real server as users run one: redis-server (the host's, with its
 #                            libraries, in an image of its own: epoll, jemalloc's threads, pipes)
 #                            serving only on a unix socket in a volume (`-v DIR:/sock`), filled
@@ -129,6 +138,7 @@ stasis_logs() { find "$WORK" -name 'dump.log' -o -name 'restore.log' -o -name 'c
 
 # counted_cycle C LABEL CKPT [RUN OPTION...]: container C counting (COUNTER) checkpointed as
 # CKPT (stasis's images checked) and started from it: the count goes on from the next number.
+# BEFORE_CHECKPOINT, if set, is run with C once it counts.
 # Sets LAST (before) and FIRST (after); 1 after a failure said under LABEL.
 counted_cycle() {
 	local c=$1 label=$2 ckpt=$3 cp
@@ -138,6 +148,7 @@ counted_cycle() {
 		fail "$label" "the container does not count" "$WORK/$c.run" "$WORK/$c.logs"
 		return 1
 	fi
+	[ -z "${BEFORE_CHECKPOINT:-}" ] || "$BEFORE_CHECKPOINT" "$c"
 	if ! timed T_CKPT dk checkpoint create "$c" "$ckpt" >"$WORK/$c.ckpt" 2>&1 || [ "$(state "$c" Running)" != false ]; then
 		fail "$label" "docker checkpoint create failed (running: $(state "$c" Running))" \
 			"$WORK/$c.ckpt" $(stasis_logs)
@@ -155,6 +166,36 @@ counted_cycle() {
 		return 1
 	fi
 	count_went_on "$label" "$c"
+}
+
+# ---- docker/hardened ------------------------------------------------------------------------
+# what a container run with hardening options shows of itself: the counter's credentials, pid
+# 1's command, its tmpfs files
+hardened_state() {
+	dk exec "$1" sh -c 'for d in /proc/[0-9]*; do grep -q "while true" $d/cmdline 2>/dev/null &&
+		grep -E "^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" $d/status
+	done; tr "\0" " " </proc/1/cmdline; echo; cat /dev/shm/word; md5sum /dev/shm/random; cat /dev/shm/md5'
+}
+hardened_saved() { hardened_state "$1" >"$WORK/$1.state" 2>&1; }
+case_hardened() {
+	local c=dhard before after
+	COUNTER="echo hardened >/dev/shm/word; dd if=/dev/urandom of=/dev/shm/random bs=1k count=300 2>/dev/null;
+		md5sum /dev/shm/random >/dev/shm/md5; $COUNTER" BEFORE_CHECKPOINT=hardened_saved \
+		counted_cycle $c docker/hardened cp1 --network none --init --read-only --tmpfs /tmp \
+		--user 1000:1000 --cap-drop ALL --security-opt no-new-privileges --memory 64m \
+		--pids-limit 50 --cpus 0.5 || { dk rm -f $c >/dev/null 2>&1; return; }
+	after=$(hardened_state $c 2>&1)
+	before=$(cat "$WORK/$c.state" 2>/dev/null)
+	if [ -z "$before" ] || [ "$before" != "$after" ] || ! grep -q "^Uid:.1000" <<<"$after" ||
+		! grep -q "^CapEff:.0000000000000000" <<<"$after" || ! grep -q "^NoNewPrivs:.1" <<<"$after" ||
+		! grep -q "^/sbin/docker-init " <<<"$after" || [ "$(grep -c "^[0-9a-f]*  /dev/shm/random$" <<<"$after")" != 2 ] ||
+		[ "$(grep "^[0-9a-f]*  /dev/shm/random$" <<<"$after" | cut -d' ' -f1 | uniq | wc -l)" != 1 ]; then
+		{ printf 'after:\n%s\nchanged since before:\n' "$after"; diff <(echo "$before") <(echo "$after"); } >"$WORK/$c.states"
+		fail docker/hardened "what the container shows differs, or is not as run" "$WORK/$c.states"
+	else
+		ok "docker/hardened (counted to $LAST, went on from $FIRST; uid 1000, no capabilities, no_new_privs, docker-init, tmpfs files)"
+	fi
+	dk rm -f $c >/dev/null 2>&1
 }
 
 # ---- docker/checkpoint-restore and docker/restore-again ----------------------------------
@@ -646,6 +687,7 @@ case_redis() {
 
 case_counter
 case_memory
+case_hardened
 case_redis
 case_image_files
 case_leave_running
