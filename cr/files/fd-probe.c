@@ -180,20 +180,52 @@ int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n)
 	return 0;
 }
 
-int fd_holding_socket(const struct dump_task *t, uint64_t ino)
+int fd_each_socket(pid_t pid, int (*fn)(uint64_t ino, pid_t pid, int fd, void *arg), void *arg)
 {
 	auto_free int *fds = NULL;
 	size_t n;
-	char want[48], link[64], name[32];
+	char dir[64];
 	int err;
 
-	if ((err = proc_list_numbers(t->pid, "fd", &fds, &n)))
+	if ((err = proc_list_numbers(pid, "fd", &fds, &n)))
 		return err;
-	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)ino);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "fd/%d", fds[i]);
-		if (proc_readlink(t->pid, name, link, sizeof(link)) >= 0 && !strcmp(link, want))
-			return fds[i];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	auto_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < n && dfd >= 0; i++) {
+		char name[32], link[64];
+		unsigned long long ino;
+		snprintf(name, sizeof(name), "%d", fds[i]);
+		ssize_t len = readlinkat(dfd, name, link, sizeof(link) - 1);
+		if (len < 0)
+			continue;
+		link[len] = 0;
+		if (sscanf(link, "socket:[%llu]", &ino) == 1 && (err = fn(ino, pid, fds[i], arg)))
+			return err;
 	}
-	return -ENOENT;
+	return 0;
+}
+
+/* (fd_each_socket: the fd holding the socket wanted, which ends the walk) */
+struct socket_wanted {
+	uint64_t ino;
+	int fd;
+};
+
+static int holding_wanted(uint64_t ino, pid_t pid, int fd, void *arg)
+{
+	struct socket_wanted *w = arg;
+
+	(void)pid;
+	if (ino != w->ino)
+		return 0;
+	w->fd = fd;
+	return 1;
+}
+
+int fd_holding_socket(const struct dump_task *t, uint64_t ino)
+{
+	struct socket_wanted w = { ino, -ENOENT };
+	int err = fd_each_socket(t->pid, holding_wanted, &w);
+
+	return err < 0 ? err : w.fd;
 }

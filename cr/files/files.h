@@ -38,6 +38,10 @@ int fd_probe_info(const struct fd_dirs *d, int fd, struct fd_probe *p, char **in
  * before any file of the tree is looked at: stat() of a file of that file system waits for its
  * frozen server for ever. Only links are read (readlink asks no file system). */
 int fd_probe_refuse_fuse(const struct dump_task *tasks, size_t n);
+/* fn(ino, pid, fd, arg) for each fd of process pid that holds a socket, lowest first (links
+ * only: no file system is asked); a nonzero return of fn ends the walk and is returned. 0, or
+ * -errno. */
+int fd_each_socket(pid_t pid, int (*fn)(uint64_t ino, pid_t pid, int fd, void *arg), void *arg);
 /* The lowest fd of t holding socket ino (links only: no file system is asked); -ENOENT: none,
  * or -errno. */
 int fd_holding_socket(const struct dump_task *t, uint64_t ino);

@@ -20,7 +20,6 @@
 
 #include "files.h"
 #include "log.h"
-#include "proc.h"
 #include "util.h"
 
 #define MAX_GROUP_WORDS 64 /* 2048 groups */
@@ -96,46 +95,47 @@ static const char *talking(int s, bool dumping)
 	return NULL;
 }
 
+/* (fd_each_socket: a socket of the busy ones in the middle of a conversation, said: 1) */
+struct busy_list {
+	const struct nl_busy *busy;
+	size_t n;
+};
+
+static int talking_socket(uint64_t ino, pid_t pid, int fd, void *arg)
+{
+	const struct busy_list *l = arg;
+	const struct nl_busy *b = find_busy(l->busy, l->n, ino);
+	auto_close int s = b ? task_fd_copy(pid, fd) : -1;
+	const char *what = s >= 0 ? talking(s, b->dumping) : NULL;
+
+	if (!what)
+		return 0;
+	pr_info("dump pid %d fd %d: netlink socket socket:[%llu] holds %s: the tree runs on for a "
+		"moment", pid, fd, (unsigned long long)ino, what);
+	return 1;
+}
+
 int netlink_tree_talking(const struct dump_task *tasks, size_t n)
 {
 	struct nl_busy busy[MAX_BUSY];
-	size_t nr_busy = 0;
+	struct busy_list list = { busy, 0 };
 	ino_t netns = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		pid_t pid = tasks[i].pid;
-		char path[64], link[64];
+		char path[64];
 		struct stat ns;
-		auto_free int *fds = NULL;
-		size_t nr = 0;
 
 		snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 		if (stat(path, &ns))
 			continue; /* (said by the dump itself) */
 		if (ns.st_ino != netns) {
 			netns = ns.st_ino;
-			if (busy_sockets(pid, busy, &nr_busy))
-				nr_busy = 0;
+			if (busy_sockets(pid, busy, &list.n))
+				list.n = 0;
 		}
-		if (!nr_busy || proc_list_numbers(pid, "fd", &fds, &nr))
-			continue;
-		for (size_t k = 0; k < nr; k++) {
-			unsigned long ino;
-			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fds[k]);
-			ssize_t len = readlink(path, link, sizeof(link) - 1);
-			if (len <= 0)
-				continue;
-			link[len] = 0;
-			const struct nl_busy *b = sscanf(link, "socket:[%lu]", &ino) == 1 ?
-							  find_busy(busy, nr_busy, ino) : NULL;
-			auto_close int s = b ? task_fd_copy(pid, fds[k]) : -1;
-			const char *what = s >= 0 ? talking(s, b->dumping) : NULL;
-			if (what) {
-				pr_info("dump pid %d fd %d: netlink socket %s holds %s: the tree runs on for "
-					"a moment", pid, fds[k], link, what);
-				return 1;
-			}
-		}
+		if (list.n && fd_each_socket(pid, talking_socket, &list) == 1)
+			return 1;
 	}
 	return 0;
 }

@@ -17,6 +17,20 @@
 #include "unix.h"
 #include "util.h"
 
+/* (fd_each_socket: each socket once in ud's set) */
+static int note_held(uint64_t ino, pid_t pid, int fd, void *arg)
+{
+	struct unix_state *ud = arg;
+	int added = ino_map_add(&ud->held_by_ino, ino, ud->nr_held);
+
+	if (added <= 0)
+		return added;
+	if (xgrow(&ud->held, &ud->cap_held, ud->nr_held, sizeof(*ud->held)))
+		return -ENOMEM;
+	ud->held[ud->nr_held++] = (struct unix_holder){ ino, pid, fd };
+	return 0;
+}
+
 /*
  * Every fd of every process is read (readlinkat in its /proc/PID/fd, opened once), and each
  * socket is recorded once (a set of inodes: a tree of 235 processes inheriting 350 sockets
@@ -24,46 +38,17 @@
  */
 int unix_read_tree_sockets(struct unix_state *ud, struct dump_task *t)
 {
-	int err = 0;
-
-	for (size_t k = 0; k < t->tree_size && !err; k++) {
+	for (size_t k = 0; k < t->tree_size; k++) {
 		pid_t pid = t->tree[k].pid;
-		auto_free int *fds = NULL;
-		size_t n;
 		unsigned logged = log_errors();
-		char dir[64];
-		if ((err = proc_list_numbers(pid, "fd", &fds, &n))) {
+		int err = fd_each_socket(pid, note_held, ud);
+		if (err) {
 			log_unnamed(logged, err, "dump pid %d: cannot list its fds", pid);
-			break;
-		}
-		snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-		auto_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		for (size_t i = 0; i < n; i++) {
-			char name[32], link[64];
-			unsigned long long ino;
-			ssize_t len;
-			snprintf(name, sizeof(name), "%d", fds[i]);
-			len = dfd < 0 ? -1 : readlinkat(dfd, name, link, sizeof(link) - 1);
-			if (len < 0)
-				continue;
-			link[len] = 0;
-			if (sscanf(link, "socket:[%llu]", &ino) != 1)
-				continue;
-			int added = ino_map_add(&ud->held_by_ino, ino, ud->nr_held);
-			if (added <= 0) {
-				err = added;
-				if (err)
-					break;
-				continue;
-			}
-			if ((err = xgrow(&ud->held, &ud->cap_held, ud->nr_held, sizeof(*ud->held))))
-				break;
-			ud->held[ud->nr_held++] = (struct unix_holder){ ino, pid, fds[i] };
+			return err;
 		}
 	}
-	if (!err)
-		ud->held_read = true;
-	return err;
+	ud->held_read = true;
+	return 0;
 }
 
 int unix_tree_holds(struct unix_state *ud, struct dump_task *t, uint64_t ino)

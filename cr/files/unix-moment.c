@@ -35,18 +35,35 @@
 #include "unix.h"
 #include "util.h"
 
-/* Does an fd of the tree hold socket ino? */
-static bool tree_holds(const struct dump_task *tasks, size_t n, uint64_t ino)
+/* The sockets the tree holds an fd of, read on first need, once per look: a listener's many
+ * connections are each a lookup, not each a walk of every fd of the tree. */
+struct tree_sockets {
+	const struct dump_task *tasks;
+	size_t n;
+	bool read;
+	struct ino_map inos;
+};
+
+static int note_socket(uint64_t ino, pid_t pid, int fd, void *inos)
 {
-	for (size_t i = 0; i < n; i++)
-		if (fd_holding_socket(&tasks[i], ino) >= 0)
-			return true;
-	return false;
+	(void)pid, (void)fd;
+	int added = ino_map_add(inos, ino, 0);
+	return added < 0 ? added : 0;
+}
+
+/* Does an fd of the tree hold socket ino? (A listing that fails is said by the dump itself.) */
+static bool tree_holds(struct tree_sockets *ts, uint64_t ino)
+{
+	for (size_t i = 0; !ts->read && i < ts->n; i++)
+		if (fd_each_socket(ts->tasks[i].pid, note_socket, &ts->inos) == -ENOMEM)
+			break;
+	ts->read = true;
+	return ino_map_get(&ts->inos, ino, NULL);
 }
 
 /* A client waiting in listener s of the tree that is not the tree's: said, true. */
 static bool client_waiting(const struct unix_snapshot *tree_net, const struct unix_info *s,
-			   const char *name, const struct dump_task *tasks, size_t n)
+			   const char *name, struct tree_sockets *ts)
 {
 	bool listener_held = false;
 
@@ -54,10 +71,10 @@ static bool client_waiting(const struct unix_snapshot *tree_net, const struct un
 		uint64_t client = s->icons[k];
 		if (!client) /* (closed since) */
 			continue;
-		if (!listener_held && !(listener_held = tree_holds(tasks, n, s->ino)))
+		if (!listener_held && !(listener_held = tree_holds(ts, s->ino)))
 			return false;
 		/* (a client in another namespace is not the tree's) */
-		if (unix_snapshot_find(tree_net, client) && tree_holds(tasks, n, client))
+		if (unix_snapshot_find(tree_net, client) && tree_holds(ts, client))
 			continue;
 		pr_info("dump: unix socket %s has a connection from socket:[%llu], outside the tree, "
 			"waiting to be accepted: the tree runs on for a moment",
@@ -70,14 +87,14 @@ static bool client_waiting(const struct unix_snapshot *tree_net, const struct un
 /* A connected socket of the host's namespace that listener s of the tree accepted (it has its
  * file): said, true. */
 static bool accepted_from_host(const struct unix_snapshot *host_net, const struct unix_info *s,
-			       const char *name, const struct dump_task *tasks, size_t n)
+			       const char *name, struct tree_sockets *ts)
 {
 	for (size_t i = 0; s->has_vfs && i < host_net->n; i++) {
 		const struct unix_info *h = &host_net->socks[i];
 		if (h->state != TCP_ESTABLISHED_STATE || !h->has_vfs || h->vfs_ino != s->vfs_ino ||
 		    h->vfs_dev != s->vfs_dev)
 			continue;
-		if (!tree_holds(tasks, n, s->ino))
+		if (!tree_holds(ts, s->ino))
 			return false;
 		pr_info("dump: unix socket %s serves a connection from socket:[%llu] of the host's "
 			"network namespace (a client outside the tree): the tree runs on for a moment",
@@ -100,7 +117,7 @@ static bool accepted_by(const struct unix_info *c, const struct unix_info *s)
 /* A connection listener s of the tree accepted from a client of the same namespace that is not
  * the tree's (and is there: a closed one is not listed), being answered: said, true. */
 static bool accepted_from_outsider(const struct unix_snapshot *net, const struct unix_info *s,
-				   const char *name, const struct dump_task *tasks, size_t n)
+				   const char *name, struct tree_sockets *ts)
 {
 	bool listener_held = false;
 
@@ -108,9 +125,9 @@ static bool accepted_from_outsider(const struct unix_snapshot *net, const struct
 		const struct unix_info *c = &net->socks[i];
 		if (!accepted_by(c, s) || !unix_snapshot_find(net, c->peer))
 			continue;
-		if (!listener_held && !(listener_held = tree_holds(tasks, n, s->ino)))
+		if (!listener_held && !(listener_held = tree_holds(ts, s->ino)))
 			return false;
-		if (tree_holds(tasks, n, c->peer) || !tree_holds(tasks, n, c->ino))
+		if (tree_holds(ts, c->peer) || !tree_holds(ts, c->ino))
 			continue;
 		pr_info("dump: unix socket %s serves a connection from socket:[%llu], outside the "
 			"tree: the tree runs on for a moment", name, (unsigned long long)c->peer);
@@ -127,6 +144,7 @@ int unix_tree_outside_moment(const struct dump_task *tasks, size_t n)
 	char path[64];
 	struct stat ns;
 	bool found = false;
+	struct tree_sockets ts = { tasks, n, false, { 0 } };
 
 	/* (a listing that fails is said by the dump itself, which lists them again) */
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", tasks[0].pid);
@@ -142,17 +160,18 @@ int unix_tree_outside_moment(const struct dump_task *tasks, size_t n)
 			continue;
 		if (!unix_name(s->name, s->name_len, name, sizeof(name))[0])
 			snprintf(name, sizeof(name), "socket:[%llu]", (unsigned long long)s->ino);
-		found = client_waiting(&tree_net, s, name, tasks, n);
+		found = client_waiting(&tree_net, s, name, &ts);
 		if (!found && !tasks[0].ctx->opts->ext_unix_sk)
-			found = accepted_from_outsider(&tree_net, s, name, tasks, n);
+			found = accepted_from_outsider(&tree_net, s, name, &ts);
 		if (found || !across || !s->has_vfs)
 			continue;
 		if (!host_listed && unix_snapshot_of_netns(&host_net, host_ino, -1))
 			break;
 		host_listed = true;
-		found = accepted_from_host(&host_net, s, name, tasks, n);
+		found = accepted_from_host(&host_net, s, name, &ts);
 	}
 	unix_snapshot_free(&tree_net);
 	unix_snapshot_free(&host_net);
+	ino_map_free(&ts.inos);
 	return found;
 }
