@@ -199,12 +199,9 @@ static void run_k(void)
 
 static char proc_state(pid_t pid)
 {
-	char path[64], buf[512];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", zoo_proc_pid(pid));
-	if (zoo_read_file(path, buf, sizeof(buf)) <= 0)
-		return '?';
-	char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
+	return zoo_stat_state(path);
 }
 
 static void c_parent(ucontext_t *u) { (void)u; kill(tab->p[A].pid, SIGKILL); waitpid(tab->p[A].pid, NULL, 0); }

@@ -29,12 +29,9 @@ static void on_sigchld(int sig) { (void)sig; sigchlds++; }
 /* The state of thread tid of child pid (pids of the program's namespace: /proc may be another's). */
 static char state_of(pid_t pid, pid_t tid)
 {
-	char path[96], buf[512];
+	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", zoo_proc_pid(pid), zoo_proc_tid_of(pid, tid));
-	if (zoo_read_file(path, buf, sizeof(buf)) < 0)
-		return '?';
-	char *p = strrchr(buf, ')');
-	return p && p[1] ? p[2] : '?';
+	return zoo_stat_state(path);
 }
 
 static void c_signal(ucontext_t *u) { (void)u; kill(kids[1], SIGCONT); zoo_sleep_ms(20); kill(kids[1], SIGTTIN); zoo_sleep_ms(20); }

@@ -25,12 +25,9 @@ static pid_t root, c_pid;
 
 static char state_of(pid_t pid)
 {
-	char path[64], buf[512];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (zoo_read_file(path, buf, sizeof(buf)) < 0)
-		return '?';
-	char *p = strrchr(buf, ')');
-	return p && p[1] ? p[2] : '?';
+	return zoo_stat_state(path);
 }
 
 static int sigterm_pending(pid_t pid)

@@ -72,10 +72,9 @@ static void *sleeper_main(void *arg)
 /* Is thread tid of process pid stopped (state T)? */
 static int task_stopped(pid_t pid, pid_t tid)
 {
-	char path[64], buf[256];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	char *end = zoo_read_file(path, buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
-	return end && end[1] == ' ' && end[2] == 'T';
+	return zoo_stat_state(path) == 'T';
 }
 
 /* Sleeper k in syscall nr (after it started), waited for up to 5 s. */

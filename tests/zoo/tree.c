@@ -92,12 +92,9 @@ static void run_c(void)
 /* The state letter of child pid (/proc/PID/stat with its pid as /proc names it). */
 static char proc_state(pid_t pid)
 {
-	char path[64], buf[512];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", zoo_proc_pid(pid));
-	if (zoo_read_file(path, buf, sizeof(buf)) <= 0)
-		return '?';
-	char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
+	return zoo_stat_state(path);
 }
 
 static void c_zombie(ucontext_t *u) { (void)u; waitpid(z, NULL, 0); }

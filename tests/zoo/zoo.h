@@ -163,6 +163,17 @@ static inline pid_t zoo_status_nspid(const char *path)
 	return atoi(eol);
 }
 
+/* The state letter (R, S, T, Z...) of a /proc stat file (after the command name, which may
+ * hold spaces and parentheses), or '?'. */
+static inline char zoo_stat_state(const char *path)
+{
+	char buf[512];
+	if (zoo_read_file(path, buf, sizeof(buf)) <= 0)
+		return '?';
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
 /* Waits up to 5 s until thread tid of this process is in system call nr (its
  * /proc/self/task/TID/syscall); 0, or -1. */
 static inline int zoo_thread_in_syscall(pid_t tid, long nr)
