@@ -22,7 +22,7 @@
 
 enum { PPOLL, PSELECT, EPOLL_PWAIT, EPOLL_PWAIT2, NR_WAITERS };
 static const char *const call_name[NR_WAITERS] = { "ppoll", "pselect6", "epoll_pwait", "epoll_pwait2" };
-static const long call_nr[NR_WAITERS] = { SYS_ppoll, SYS_pselect6, SYS_epoll_pwait, 441 };
+static const long call_nr[NR_WAITERS] = { SYS_ppoll, SYS_pselect6, SYS_epoll_pwait, SYS_epoll_pwait2 };
 
 struct waiter {
 	pthread_t thread;
@@ -89,7 +89,7 @@ static void *waiter_main(void *arg)
 		w->ret = epoll_pwait(w->epfd, &ev, 1, -1, &m);
 		break;
 	case EPOLL_PWAIT2:
-		w->ret = (int)syscall(441, w->epfd, &ev, 1, NULL, &m, (size_t)8);
+		w->ret = (int)syscall(SYS_epoll_pwait2, w->epfd, &ev, 1, NULL, &m, (size_t)8);
 		break;
 	}
 	w->err = errno;
