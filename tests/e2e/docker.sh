@@ -81,6 +81,10 @@
 #                            the same server (its process_id and run_id) answers on its socket
 #                            with every value, the counter goes on, a BGSAVE (a fork of the
 #                            restored server writing all its memory) succeeds
+# docker/other-container    moving a container: checkpointed, its checkpoint copied into a
+#                            new container of the same image and command (this Docker refuses
+#                            start --checkpoint-dir), started from it: the counter goes on from
+#                            the last number, in a volume's file too, with the old hostname
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -685,6 +689,52 @@ case_redis() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/other-container ------------------------------------------------------------------
+# Moving a container as Docker users do it (this Docker refuses `start --checkpoint-dir`):
+# `docker checkpoint create A CP`, the checkpoint's directory copied into that of a new
+# container B of the same image and command (as a copy to another host would put it), then
+# `docker start --checkpoint CP B`. B has its own id, rootfs, cgroup and Docker's hostname;
+# the counter (appending to a file of a volume both are given) goes on in B from A's last
+# number, in the same file, with A's hostname (its UTS namespace is the checkpoint's).
+case_other_container() {
+	local a=dmovea b=dmoveb counter
+	counter='exec 3>>/vol/count; i=0; while true; do i=$((i+1)); echo $i; echo $i >&3; sleep 1; done'
+	mkdir -p "$WORK/vol"
+	dk run -d --name $a --network none -v "$WORK/vol:/vol" bb:latest sh -c "$counter" >"$WORK/$a.run" 2>&1
+	if ! wait_for 20 has_lines 3 logged_numbers $a; then
+		fail docker/other-container "the container does not count" "$WORK/$a.run" "$WORK/$a.logs"
+		dk rm -f $a >/dev/null 2>&1
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $a mv1 >"$WORK/$a.ckpt" 2>&1 ||
+		[ "$(state $a Running)" != false ] || ! stasis_images "$(checkpoint_dir $a mv1)"; then
+		fail docker/other-container "docker checkpoint create failed (running: $(state $a Running))" \
+			"$WORK/$a.ckpt" $(stasis_logs)
+		dk rm -f $a >/dev/null 2>&1
+		return
+	fi
+	count_before $a
+	dk create --name $b --network none -v "$WORK/vol:/vol" bb:latest sh -c "$counter" >"$WORK/$b.create" 2>&1
+	mkdir -p "$(checkpoint_dir $b mv1)" && cp -a "$(checkpoint_dir $a mv1)/." "$(checkpoint_dir $b mv1)/"
+	if ! docker_start_checkpoint $b mv1 "$WORK/$b.start" ||
+		! wait_for 20 has_lines 2 logged_numbers $b; then
+		fail docker/other-container "docker start --checkpoint of the new container failed (running: $(state $b Running))" \
+			"$WORK/$b.create" "$WORK/$b.start" "$WORK/$b.logs" $(stasis_logs)
+		dk rm -f $a $b >/dev/null 2>&1
+		return
+	fi
+	FIRST=$(logged_numbers $b | head -n 1)
+	local file_next
+	file_next=$(grep -A1 -x "$LAST" "$WORK/vol/count" | sed -n 2p)
+	if [ "$FIRST" != $((LAST + 1)) ] || [ "$file_next" != $((LAST + 1)) ] ||
+		[ "$(dk exec $b cat /proc/sys/kernel/hostname 2>&1)" != "$(dk inspect -f '{{.Config.Hostname}}' $a)" ]; then
+		fail docker/other-container "A counted to $LAST; B went on from '$FIRST', the volume's file from '$file_next', B's hostname '$(dk exec $b cat /proc/sys/kernel/hostname 2>&1)'" "$WORK/$b.logs" "$WORK/vol/count"
+	else
+		ok "docker/other-container (A counted to $LAST, B went on from $FIRST, in the volume's file too; checkpoint ${T_CKPT} ms, start ${T_START} ms)"
+	fi
+	dk rm -f $a $b >/dev/null 2>&1
+}
+
 case_counter
 case_memory
 case_hardened
@@ -699,4 +749,5 @@ case_host_network
 case_sysctl
 case_tun
 case_ipc_pid_container
+case_other_container
 finish
