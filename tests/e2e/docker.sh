@@ -85,6 +85,9 @@
 #                            new container of the same image and command (this Docker refuses
 #                            start --checkpoint-dir), started from it: the counter goes on from
 #                            the last number, in a volume's file too, with the old hostname
+# docker/stdin              a shell reading its open stdin (`run -i`: a pipe of containerd's
+#                            shim) takes a line sent through `docker attach`, is checkpointed and
+#                            started again: the next line sent reaches it, counted as its second
 #
 #   tests/e2e/docker.sh     (root; needs docker.io, containerd, runc, busybox-static)
 # Output: "ok"/"FAIL" lines (a failure shows Docker's message and stasis's log), then
@@ -689,6 +692,37 @@ case_redis() {
 	dk rm -f $c >/dev/null 2>&1
 }
 
+# ---- docker/stdin --------------------------------------------------------------------------
+# attach_line C TEXT: TEXT sent to C's open stdin through `docker attach`, which never ends by
+# itself (its EOF does not close the container's stdin: not run with --attach) and forwards
+# signals but SIGKILL: killed after 3 s
+attach_line() { (echo "$2" | timeout -s KILL 3 "$DOCKER_BIN" -H "unix://$WORK/docker.sock" attach --sig-proxy=false "$1") >/dev/null 2>&1; }
+case_stdin() {
+	local c=dstdin
+	dk run -d -i --name $c --network none bb:latest \
+		sh -c 'i=0; while read l; do i=$((i+1)); echo "got $i $l"; done; echo stdin-closed' >"$WORK/$c.run" 2>&1
+	attach_line $c first
+	if ! wait_for 20 eval 'dk_logs $c && grep -q "^got 1 first$" "$WORK/$c.logs"'; then
+		fail docker/stdin "the container does not read its stdin" "$WORK/$c.run" "$WORK/$c.logs"
+		dk rm -f $c >/dev/null 2>&1
+		return
+	fi
+	if ! timed T_CKPT dk checkpoint create $c s1 >"$WORK/$c.ckpt" 2>&1 || [ "$(state $c Running)" != false ] ||
+		! docker_start_checkpoint $c s1 "$WORK/$c.start"; then
+		fail docker/stdin "checkpoint or start --checkpoint failed (running: $(state $c Running))" \
+			"$WORK/$c.ckpt" "$WORK/$c.start" $(stasis_logs)
+		dk rm -f $c >/dev/null 2>&1
+		return
+	fi
+	attach_line $c second
+	if ! wait_for 20 eval 'dk_logs $c && grep -q "^got 2 second$" "$WORK/$c.logs"'; then
+		fail docker/stdin "after start --checkpoint the shell does not read what is sent to its stdin" "$WORK/$c.logs"
+	else
+		ok "docker/stdin (a shell reading its open stdin, -i: the line sent after start --checkpoint is its second; checkpoint ${T_CKPT} ms, start ${T_START} ms)"
+	fi
+	dk rm -f $c >/dev/null 2>&1
+}
+
 # ---- docker/other-container ------------------------------------------------------------------
 # Moving a container as Docker users do it (this Docker refuses `start --checkpoint-dir`):
 # `docker checkpoint create A CP`, the checkpoint's directory copied into that of a new
@@ -750,4 +784,5 @@ case_sysctl
 case_tun
 case_ipc_pid_container
 case_other_container
+case_stdin
 finish
