@@ -28,6 +28,7 @@
 
 #include "compat/kernel-abi.h"
 #include "hugetlb.h"
+#include "ino-map.h"
 #include "ipc-objects.h"
 #include "kernel/features.h"
 #include "log.h"
@@ -75,7 +76,9 @@ struct shmem_restore_obj {
 /* The run's shared memory objects: those noted during the dump, or those restored. */
 struct shmem_state {
 	struct shmem_dump_obj *objs;
-	size_t n;
+	size_t n, cap;
+	struct ino_map by_id; /* id + 1 (a SysV segment's may be 0) -> index in objs: a tree mapping
+				 tens of thousands of objects (stress-ng's mlock) is noted in linear time */
 	bool sysv_all_noted; /* the tree's own IPC namespace: every segment is noted already */
 
 	bool required;       /* restore: the IPC namespace needs shmem.img for its segments */
@@ -125,14 +128,14 @@ bool shmem_is_anon_file(const char *path, const struct stat *st)
 static struct shmem_dump_obj *add_object(struct shmem_state *sd, uint64_t id, uint64_t size,
 					 const char *read_path)
 {
-	struct shmem_dump_obj *objs = xreallocarray(sd->objs, sd->n + 1, sizeof(*sd->objs));
 	char *path;
 
-	if (!objs)
+	if (xgrow(&sd->objs, &sd->cap, sd->n, sizeof(*sd->objs)) || !(path = xstrdup(read_path)))
 		return NULL;
-	sd->objs = objs;
-	if (!(path = xstrdup(read_path)))
+	if (ino_map_add(&sd->by_id, id + 1, sd->n) < 0) {
+		free(path);
 		return NULL;
+	}
 	struct shmem_dump_obj *o = &sd->objs[sd->n++];
 	*o = (struct shmem_dump_obj){ .id = id, .size = size, .read_path = path, .created_fd = -1,
 				      .contents = -1, .huge_page_size = hugetlb_page_size_of(path) };
@@ -161,10 +164,8 @@ static bool memfd_has_writer(int fd)
 
 static struct shmem_dump_obj *find_object(struct shmem_state *sd, uint64_t id)
 {
-	for (size_t i = 0; i < sd->n; i++)
-		if (sd->objs[i].id == id)
-			return &sd->objs[i];
-	return NULL;
+	size_t i;
+	return ino_map_get(&sd->by_id, id + 1, &i) && i < sd->n ? &sd->objs[i] : NULL;
 }
 
 int shmem_note(struct run_ctx *ctx, const char *read_path, const char *link, uint64_t ino,
@@ -1042,6 +1043,7 @@ static void free_shmem(void *state)
 			close(st->objs[i].contents);
 	}
 	free(st->objs);
+	ino_map_free(&st->by_id);
 	if (st->tab)
 		image_free(&st->tab->base);
 	free(st->objects);
