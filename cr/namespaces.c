@@ -198,6 +198,11 @@ void namespaces_free(struct task_ns *ns)
 	free(ns);
 }
 
+const NsIds *namespaces_of(const struct dump_task *t)
+{
+	return &t->ns->ids;
+}
+
 static int dump_namespaces(struct dump_task *t)
 {
 	NsIds *ids = xzalloc(sizeof(*ids));

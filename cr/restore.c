@@ -263,6 +263,10 @@ static int read_tree_images(struct run_ctx *ctx, struct restore_tree *rt)
 		t->is_root = i == 0;
 		t->tree = rt->tasks;
 		t->tree_size = rt->nr_tasks;
+	}
+	/* (each checked against the tree's pids as it is read) */
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		struct restore_task *t = &rt->tasks[i];
 		if ((err = read_task_images(t)))
 			return err;
 		if (t->is_root)

@@ -266,6 +266,8 @@ extern const struct state_ops state_cgroups, state_namespaces, state_regs, state
  */
 int namespaces_judge_tree(struct dump_task *tasks, size_t n);
 void namespaces_free(struct task_ns *ns);
+/* The namespaces of process t as namespaces_judge_tree read them. */
+const NsIds *namespaces_of(const struct dump_task *t);
 
 /* The job control signal that a stopped process is let go with (cr/job-stop.c), 0: running. */
 int job_stop_signal(const TaskCore *c);

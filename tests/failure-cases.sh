@@ -1951,6 +1951,27 @@ case_time_ns_images() {
 	restores_and_passes restore/time-ns-pristine "$d" "$pid"
 }
 
+# ns-files-tree's images (the parent holds fds of its child's namespaces), those fds made to
+# name the namespace of a pid the tree has not (fd_table.fds[].ns_pid, fields 1, 125): the
+# restore refused naming the image and the fd before anything is made; the untouched images
+# restore and PASS
+case_ns_files_images() {
+	local label=restore/corrupt/ns-file-pid d=$ZOO_TMP/ns-files-images c pid
+	dump_for_images "$label" ns-files-tree "$d" inventory.img || return
+	pid=$ZPID
+	c=$d/corrupt
+	rm -rf "$c"
+	cp -a "$d/img" "$c"
+	rm -f "$c/restore.log"
+	if ! /usr/bin/python3 "$ZOO_ROOT/tests/tools/pb-set.py" 1.125 999999 "$c"/fds-*.img; then
+		result_fail "$label" "no fd of the images names another process's namespace"
+		return
+	fi
+	restore_refused "$label" "$pid" "$c" \
+		"image fds-[0-9]+.img: fd 6[0-3] is the namespace of pid 999999, no other process of the tree" || return
+	restores_and_passes "$label" "$d" "$pid"
+}
+
 # userns_tree DIR SCRIPT: a shell running SCRIPT as pid 1 of a PID namespace in a user namespace
 # of its own (unshare -Ur --pid --fork), its programs copied into DIR/bin (ours to kill);
 # USERNS_ROOT: its host pid ("" if it did not start). TREE_USERNS=-U: the user namespace's
@@ -2980,6 +3001,9 @@ other_cases() {
 	dump_fails_naming dump/time-ns-fd-unreachable time-ns-nested \
 		'dump pid PID fd [0-9]+: time:\[[0-9]+\] is a namespace the process is not in' --root-holds-t2
 	case_time_ns_images
+	dump_fails_naming dump/ns-file-alone ns-files-tree \
+		'dump pid [0-9]+ fd 64: uts:\[[0-9]+\] is a namespace the process is not in, nor any process of the tree' --alone
+	case_ns_files_images
 	case_userns_nested
 	case_exec_stranger
 	case_unix_client_outside

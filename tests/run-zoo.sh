@@ -181,7 +181,7 @@ LEAVE_REFUSED=" tcp-reset udp unix-backlog "
 # programs that find their own processes in /proc by the pids their PID namespace gives them:
 # the pidns flavour keeps the host's /proc, where those pids are others' (said, counted neither
 # way; the full flavour runs them with a /proc of their own)
-OWN_PROC_ONLY=" file-leases inotify-nested-mnt netns-inet netns-private netns-mounted netns-veth zombie-helper "
+OWN_PROC_ONLY=" file-leases inotify-nested-mnt ns-files-tree netns-inet netns-private netns-mounted netns-veth zombie-helper "
 # programs run alone with --jobs (after the others): hugetlb grows the host's pool of huge
 # pages for itself; those with ptys need their /dev/pts/N back at the restore, which another
 # program's new pty may have taken meanwhile; mount-ns-pivot's parent checks that the host's

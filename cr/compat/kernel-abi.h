@@ -105,9 +105,15 @@ struct pidfd_info_v0 {
 #endif
 
 /* A namespace of a process by its pidfd (6.11): this one even before a process is in it
- * (/proc/PID/ns/pid_for_children is not there until the namespace has its init). */
+ * (/proc/PID/ns/pid_for_children is not there until the namespace has its init); the others
+ * whatever the caller's /proc (cr/files/nsfile.c). */
 #ifndef PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE
+#define PIDFD_GET_CGROUP_NAMESPACE _IO(0xFF, 1)
+#define PIDFD_GET_IPC_NAMESPACE _IO(0xFF, 2)
+#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)
+#define PIDFD_GET_NET_NAMESPACE _IO(0xFF, 4)
 #define PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE _IO(0xFF, 6)
+#define PIDFD_GET_UTS_NAMESPACE _IO(0xFF, 10)
 #endif
 
 /* ---- ptrace (linux/ptrace.h, 5.13) ---- */

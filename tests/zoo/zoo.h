@@ -604,15 +604,16 @@ static inline void zoo_norm_target(char *t)
 			t[l - 2] = 0;
 	}
 	/* a namespace the process is in: "KIND:[own]", the same after a restore into new ones of
-	 * its kind (a container's) */
+	 * its kind (a container's); another one: "KIND:[other]" (a restored namespace is a new
+	 * one too: the program checks which it is) */
 	char ns[64], own_ns[64] = "";
 	char *colon = strstr(t, ":[");
 	if (colon && colon - t < 24 && t[strlen(t) - 1] == ']') {
 		snprintf(ns, sizeof(ns), "/proc/self/ns/%.*s", (int)(colon - t), t);
 		ssize_t l = readlink(ns, own_ns, sizeof(own_ns) - 1);
 		own_ns[l > 0 ? l : 0] = 0;
-		if (!strcmp(own_ns, t)) {
-			strcpy(colon + 2, "own]");
+		if (l > 0) {
+			strcpy(colon + 2, strcmp(own_ns, t) ? "other]" : "own]");
 			return;
 		}
 	}
