@@ -81,7 +81,8 @@ int mempolicy_collect(int64_t ret, int32_t mode, const uint64_t *nodes, unsigned
 	}
 	p->mode = mode;
 	p->n_nodes = words;
-	memcpy(p->nodes, nodes, words * sizeof(*nodes));
+	if (words) /* (none: MPOL_LOCAL, MPOL_PREFERRED for local allocation) */
+		memcpy(p->nodes, nodes, words * sizeof(*nodes));
 	*out = p;
 	return 0;
 }
@@ -228,7 +229,8 @@ static void policy_args(struct rst_mempolicy *r, const Mempolicy *p)
 		return; /* MPOL_DEFAULT */
 	r->mode = p->mode;
 	r->nr_words = p->n_nodes;
-	memcpy(r->nodes, p->nodes, p->n_nodes * sizeof(*p->nodes));
+	if (p->n_nodes)
+		memcpy(r->nodes, p->nodes, p->n_nodes * sizeof(*p->nodes));
 }
 
 void mempolicy_thread_args(struct rst_thread *th, const Mempolicy *p)

@@ -217,7 +217,8 @@ static int open_inotify(struct restore_task *t, const FdEntry *e)
 		free(w);
 		return -errno;
 	}
-	memcpy(w, e->watches, e->n_watches * sizeof(*w));
+	if (e->n_watches) /* (an instance watching nothing has none) */
+		memcpy(w, e->watches, e->n_watches * sizeof(*w));
 	qsort(w, e->n_watches, sizeof(*w), by_wd);
 	for (size_t i = 0; i < e->n_watches; i++) {
 		if (w[i]->has_mount_ns_pid)

@@ -1,8 +1,10 @@
 /*
  * mempolicy: NUMA memory policies (this machine may have one node: node 0 is used throughout).
  * The main thread interleaves (as numactl --interleave starts a program), a second thread binds
- * with static nodes, a third keeps the default; a private anonymous mapping is bound (mbind), a
- * shared one prefers node 0, a third mapping has none. Each mapping's pages hold a pattern.
+ * with static nodes, a third keeps the default, a fourth allocates locally (MPOL_LOCAL: a policy
+ * without nodes); a private anonymous mapping is bound (mbind), a shared one prefers node 0, a
+ * third mapping has none, a fourth prefers no node (local allocation: MPOL_LOCAL). Each
+ * mapping's pages hold a pattern.
  *   Checks: get_mempolicy of each thread (asked in the thread) and of each mapping; the patterns.
  * Corruptions: task (the main thread back to the default), thread (the second thread's too),
  * mapping (the private mapping's policy dropped).
@@ -16,6 +18,7 @@
 #define MPOL_PREFERRED 1
 #define MPOL_BIND 2
 #define MPOL_INTERLEAVE 3
+#define MPOL_LOCAL 4
 #define MPOL_F_STATIC_NODES (1 << 15)
 #define MPOL_F_ADDR (1 << 1)
 #define MAXNODE 1024
@@ -27,8 +30,8 @@ struct policy {
 
 static int wake[2];
 static volatile int corrupt_thread;
-static char verdicts[2][160];
-static char *priv, *shared, *plain;
+static char verdicts[3][160];
+static char *priv, *shared, *plain, *local;
 
 static int get_policy(struct policy *p, void *addr)
 {
@@ -70,8 +73,8 @@ static void *thread_main(void *arg)
 		;
 	if (corrupt_thread && plan->index == 0)
 		set_policy(MPOL_DEFAULT, 0);
-	expect(verdicts[plan->index], sizeof(verdicts[0]), plan->index ? "the third thread" : "the second thread",
-	       NULL, plan->mode, plan->nodes);
+	static const char *const names[] = { "the second thread", "the third thread", "the fourth thread" };
+	expect(verdicts[plan->index], sizeof(verdicts[0]), names[plan->index], NULL, plan->mode, plan->nodes);
 	return NULL;
 }
 
@@ -112,11 +115,12 @@ static void fill(char *p, size_t len, char c)
 
 int main(int argc, char **argv)
 {
-	static struct thread_plan plans[2] = {
+	static struct thread_plan plans[3] = {
 		{ 0, MPOL_BIND | MPOL_F_STATIC_NODES, 1 },
 		{ 1, MPOL_DEFAULT, 0 },
+		{ 2, MPOL_LOCAL, 0 },
 	};
-	pthread_t threads[2];
+	pthread_t threads[3];
 	unsigned long node0 = 1;
 
 	zoo_init(argc, argv, corruptions, sizeof(corruptions) / sizeof(corruptions[0]));
@@ -125,15 +129,18 @@ int main(int argc, char **argv)
 	priv = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	shared = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	plain = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (priv == MAP_FAILED || shared == MAP_FAILED || plain == MAP_FAILED)
+	local = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (priv == MAP_FAILED || shared == MAP_FAILED || plain == MAP_FAILED || local == MAP_FAILED)
 		zoo_die("mmap: %s", strerror(errno));
 	if (syscall(SYS_mbind, priv, 4 * 4096, MPOL_BIND, &node0, 64, 0) ||
-	    syscall(SYS_mbind, shared, 2 * 4096, MPOL_PREFERRED, &node0, 64, 0))
+	    syscall(SYS_mbind, shared, 2 * 4096, MPOL_PREFERRED, &node0, 64, 0) ||
+	    syscall(SYS_mbind, local, 2 * 4096, MPOL_PREFERRED, NULL, 0, 0))
 		zoo_die("mbind: %s", strerror(errno));
 	fill(priv, 4 * 4096, 'a');
 	fill(shared, 2 * 4096, 'k');
 	fill(plain, 3 * 4096, 'q');
-	for (int i = 0; i < 2; i++)
+	fill(local, 2 * 4096, 'x');
+	for (int i = 0; i < 3; i++)
 		if (pthread_create(&threads[i], NULL, thread_main, &plans[i]))
 			zoo_die("pthread_create");
 	usleep(50000); /* (the threads set their policies) */
@@ -143,19 +150,22 @@ int main(int argc, char **argv)
 	char got[160];
 	expect(got, sizeof(got), "the main thread", NULL, MPOL_INTERLEAVE, 1);
 	CHECK("task", !got[0], "%s", got);
-	if (write(wake[1], "ww", 2) != 2)
+	if (write(wake[1], "www", 3) != 3)
 		zoo_die("waking the threads");
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		pthread_join(threads[i], NULL);
-	CHECK("thread", !verdicts[0][0] && !verdicts[1][0], "%s%s%s", verdicts[0],
-	      verdicts[0][0] && verdicts[1][0] ? "; " : "", verdicts[1]);
+	for (int i = 0; i < 3; i++)
+		CHECK("thread", !verdicts[i][0], "%s", verdicts[i]);
 	expect(got, sizeof(got), "the bound mapping", priv, MPOL_BIND, 1);
 	CHECK("mapping", !got[0], "%s", got);
 	expect(got, sizeof(got), "the shared mapping", shared, MPOL_PREFERRED, 1);
 	CHECK("mapping", !got[0], "%s", got);
 	expect(got, sizeof(got), "the mapping without a policy", plain, MPOL_DEFAULT, 0);
 	CHECK("mapping", !got[0], "%s", got);
+	expect(got, sizeof(got), "the local mapping", local, MPOL_LOCAL, 0);
+	CHECK("mapping", !got[0], "%s", got);
 	CHECK("memory", pattern_ok(priv, 4 * 4096, 'a') && pattern_ok(shared, 2 * 4096, 'k') &&
-			pattern_ok(plain, 3 * 4096, 'q'), "a mapping's pattern differs");
+			pattern_ok(plain, 3 * 4096, 'q') && pattern_ok(local, 2 * 4096, 'x'),
+	      "a mapping's pattern differs");
 	return zoo_finish(NULL);
 }
