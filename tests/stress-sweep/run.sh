@@ -21,6 +21,30 @@ command -v stress-ng >/dev/null || { echo "stress-ng is not installed (apt-get i
 [ $# -gt 0 ] || set -- $(stress-ng --stressors)
 mkdir -p "$SWEEP_DIR"
 
+# What the host had before the sweep: SysV semaphores, queues and segments, POSIX message
+# queues (seen through an mqueue mount of the sweep's own). A stressor killed mid-run leaves its
+# own behind (16,000 semaphore sets and queues, 256 message queues in a whole sweep: later
+# stressors and tests then fail with ENOSPC); those are removed after each stressor.
+ipc_ids() { ipcs -"$1" 2>/dev/null | awk '/^0x/{print $2}' | sort; }
+MQ_DIR=$SWEEP_DIR/.mqueue
+mkdir -p "$MQ_DIR"
+mount -t mqueue none "$MQ_DIR" 2>/dev/null || MQ_DIR=""
+trap '[ -z "$MQ_DIR" ] || umount "$MQ_DIR"' EXIT
+for k in s q m; do ipc_ids $k >"$SWEEP_DIR/.ipc-$k"; done
+[ -z "$MQ_DIR" ] || ls "$MQ_DIR" | sort >"$SWEEP_DIR/.ipc-mq"
+remove_ipc_leftovers() {
+	local k id name
+	for k in s q m; do
+		for id in $(ipc_ids $k | comm -13 "$SWEEP_DIR/.ipc-$k" -); do
+			ipcrm -$k "$id" 2>/dev/null
+		done
+	done
+	[ -n "$MQ_DIR" ] || return 0
+	for name in $(ls "$MQ_DIR" | sort | comm -13 "$SWEEP_DIR/.ipc-mq" -); do
+		rm -f "$MQ_DIR/$name"
+	done
+}
+
 # running PID: there, and not a zombie (it is init's child: reaped whenever init gets to it)
 running() { local st; st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ "$st" != Z ]; }
 
@@ -69,4 +93,5 @@ sweep_one() {
 
 for s in "$@"; do
 	sweep_one "$s"
+	remove_ipc_leftovers
 done
