@@ -502,14 +502,6 @@ int pages_check_runs(const struct restore_task *t)
 	return 0;
 }
 
-static struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
-{
-	for (size_t i = 0; i < t->tree_size; i++)
-		if (t->tree[i].pid == (pid_t)pid)
-			return &t->tree[i];
-	return NULL;
-}
-
 /* The pages images a process's runs read from besides its own: an ancestor's, or up the chain. */
 struct page_source {
 	uint32_t depth, pid;
@@ -574,7 +566,7 @@ static int open_source(const struct restore_task *t, uint32_t depth, uint32_t pi
 {
 	if (depth)
 		return chain_pages_open(t->dirfd, depth, pid, nr);
-	const struct restore_task *src = pid == (uint32_t)t->pid ? t : tree_task(t, pid);
+	const struct restore_task *src = pid == (uint32_t)t->pid ? t : restore_tree_task(t, pid);
 	if (!src) {
 		pr_err("image pagemap-%d.img: a run refers to pages of pid %u, which the tree does not have",
 		       t->pid, pid);

@@ -210,6 +210,15 @@ struct restore_task {
 	uint64_t cow_reserve_start, cow_reserve_len; /* every region's range: the blob unmaps it */
 };
 
+/* The task of t's tree with pid (as the images name it), or NULL. */
+static inline const struct restore_task *restore_tree_task(const struct restore_task *t, uint32_t pid)
+{
+	for (size_t i = 0; i < t->tree_size; i++)
+		if ((uint32_t)t->tree[i].pid == pid)
+			return &t->tree[i];
+	return NULL;
+}
+
 /* The mapping of t taken from a region that holds addr, or NULL. */
 static inline const struct cow_use *cow_use_at(const struct restore_task *t, uint64_t addr)
 {

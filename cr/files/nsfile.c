@@ -138,15 +138,6 @@ static int dump_nsfile(struct dump_task *t, const struct fd_probe *p, FdEntry *e
 	return -ENOTSUP;
 }
 
-/* The process of the tree with pid, or NULL. */
-static const struct restore_task *tree_task(const struct restore_task *t, uint32_t pid)
-{
-	for (size_t i = 0; i < t->tree_size; i++)
-		if ((uint32_t)t->tree[i].pid == pid)
-			return &t->tree[i];
-	return NULL;
-}
-
 static int validate_nsfile(const struct restore_task *t, const FdEntry *e)
 {
 	const struct ns_file *f = e->path ? ns_file_named(e->path) : NULL;
@@ -156,7 +147,7 @@ static int validate_nsfile(const struct restore_task *t, const FdEntry *e)
 		pr_err("image fds-%d.img: fd %u is a namespace file of no known kind", t->pid, e->fd);
 		return -EINVAL;
 	}
-	if (e->has_ns_pid && (!tree_task(t, e->ns_pid) || e->ns_pid == (uint32_t)t->pid)) {
+	if (e->has_ns_pid && (!restore_tree_task(t, e->ns_pid) || e->ns_pid == (uint32_t)t->pid)) {
 		pr_err("image fds-%d.img: fd %u is the namespace of pid %u, no other process of the tree",
 		       t->pid, e->fd, e->ns_pid);
 		return -EINVAL;
@@ -203,8 +194,8 @@ static bool same_ns(int a, int b)
  */
 static int open_tree_nsfile(struct restore_task *t, const FdEntry *e, const struct ns_file *f)
 {
-	const struct restore_task *m = tree_task(t, e->ns_pid);
-	const struct restore_task *parent = m->is_root ? NULL : tree_task(t, m->core->ppid);
+	const struct restore_task *m = restore_tree_task(t, e->ns_pid);
+	const struct restore_task *parent = m->is_root ? NULL : restore_tree_task(t, m->core->ppid);
 	int err = -ESRCH;
 
 	for (int tries = 0; tries < 1000; tries++, usleep(2000)) {

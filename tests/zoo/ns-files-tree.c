@@ -64,27 +64,25 @@ static int joined_host_is(int fd, const char *want)
 	return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* A child in a UTS namespace of its own, until it is killed */
+static void alone_child(int ready)
+{
+	if (unshare(CLONE_NEWUTS) || write(ready, "r", 1) != 1)
+		_exit(1);
+	pause();
+	_exit(0);
+}
+
 /* fd 64: the UTS namespace of a child that made it and exited */
 static void hold_alone_ns(void)
 {
-	int ready[2];
-	char path[64], c;
-	if (pipe(ready))
-		zoo_die("pipe: %s", strerror(errno));
-	pid_t p = fork();
-	if (p == 0) {
-		if (unshare(CLONE_NEWUTS) || write(ready[1], "r", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
+	char path[64];
+	pid_t p = zoo_child_when_ready(alone_child, "unshare its UTS namespace");
 	snprintf(path, sizeof(path), "/proc/%d/ns/uts", p);
-	int fd = p > 0 && read(ready[0], &c, 1) == 1 ? open(path, O_RDONLY) : -1;
+	int fd = open(path, O_RDONLY);
 	if (fd < 0 || dup2(fd, 64) != 64)
 		zoo_die("%s: %s", path, strerror(errno));
 	close(fd);
-	close(ready[0]);
-	close(ready[1]);
 	kill(p, SIGKILL);
 	waitpid(p, NULL, 0);
 }
@@ -145,10 +143,8 @@ int main(int argc, char **argv)
 	}
 	CHECK("inode", joined_host_is(FIRST_FD + 1, CHILD_HOST),
 	      "joining fd %d does not give the host name " CHILD_HOST, FIRST_FD + 1);
-	int st = 0;
-	kill(c, SIGTERM);
-	waitpid(c, &st, 0);
-	CHECK("outer", WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	int st;
+	CHECK("outer", zoo_child_bits(c, &st) == 0,
 	      "the child's fd %d is not the parent's UTS namespace (status %#x)", OUTER_FD, st);
 	return zoo_finish("4 namespaces of the child held by the parent, the parent's by the child");
 }

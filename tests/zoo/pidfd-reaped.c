@@ -109,10 +109,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		CHECK("inode", syscall(SYS_pidfd_send_signal, 30 + i, 0, NULL, 0) < 0 && errno == ESRCH,
 		      "fd %d does not refer to a reaped process", 30 + i);
-	int st = 0;
-	kill(holder, SIGTERM);
-	waitpid(holder, &st, 0);
-	CHECK("holder", WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	int st;
+	CHECK("holder", zoo_child_bits(holder, &st) == 0,
 	      "the child %d's fd 34 is no pidfd of a reaped process (status %#x)", holder, st);
 	return zoo_finish("5 pidfds of 3 reaped processes, one held by a child");
 }
