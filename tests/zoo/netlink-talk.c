@@ -33,6 +33,8 @@ static char buf[65536];
 static int ep, ev;
 static pthread_t main_thread;
 static volatile int talked = 1;
+static volatile int eintrs;      /* the main thread's epoll_wait returns with EINTR */
+static volatile int break_wait;  /* corruption "wait" chosen */
 
 static int send_request(uint16_t flags, int ifindex)
 {
@@ -112,6 +114,11 @@ static void *talker(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 	while (!zoo_term && (talked = talk()))
 		;
+	/* (the main thread may not be in its wait yet when SIGTERM comes: until it broke) */
+	while (break_wait && !eintrs) {
+		pthread_kill(main_thread, SIGUSR1);
+		zoo_sleep_ms(1);
+	}
 	uint64_t one = 1;
 	if (write(ev, &one, sizeof(one)) != sizeof(one))
 		zoo_die("eventfd: %s", strerror(errno));
@@ -132,7 +139,7 @@ static void on_usr1(int sig) { (void)sig; }
 static void c_wait(ucontext_t *u)
 {
 	(void)u;
-	pthread_kill(main_thread, SIGUSR1); /* (a signal breaks its wait as a seize does) */
+	break_wait = 1; /* the talker breaks the main thread's wait with SIGUSR1, as a seize does */
 }
 static const struct zoo_corruption corruptions[] = {
 	{ "lost", c_lost, 0 },
@@ -163,7 +170,7 @@ int main(int argc, char **argv)
 	if (pthread_create(&t, NULL, talker, NULL))
 		zoo_die("pthread_create");
 	zoo_ready();
-	int eintrs = 0, n;
+	int n;
 	while ((n = epoll_wait(ep, &e, 1, -1)) <= 0)
 		if (n < 0 && errno == EINTR)
 			eintrs++;
