@@ -411,7 +411,9 @@ static int restore_fds(struct restore_task *t)
 		int fd = open_entry(t, e);
 		if (fd < 0)
 			return fd;
-		if ((int)e->fd < low_end && (fd == (int)e->fd || fcntl(e->fd, F_GETFD) < 0)) {
+		/* (above a room of helpers in a gap of the task's fds, only the task's own are) */
+		bool own_number = (int)e->fd < low_end || (t->high_fd_end && (int)e->fd >= t->high_fd_end);
+		if (own_number && (fd == (int)e->fd || fcntl(e->fd, F_GETFD) < 0)) {
 			if ((err = put_at_number(fd, e->fd, e->cloexec))) {
 				pr_err("restore pid %d fd %u: cannot put %s at its number: %s", t->pid,
 				       e->fd, fd_what(e), strerror(-err));
