@@ -33,9 +33,9 @@
 #include <unistd.h>
 
 #include "cow-share.h"
+#include "free-range.h"
 #include "log.h"
 #include "mm.h"
-#include "proc.h"
 #include "restorer/restorer.h"
 #include "tree-objects.h"
 #include "tree-plan.h"
@@ -43,8 +43,6 @@
 #include "util.h"
 
 #define HUGE_PAGE (2UL << 20)         /* a region lies at its address modulo this (THP moves whole) */
-#define RESERVE_SEARCH_FROM (1ULL << 40)
-#define TASK_TOP 0x7ffffffff000ULL
 
 /* A mapping of one process, filled by it before it forks, taken over by processes it forks. */
 struct cow_region {
@@ -302,40 +300,6 @@ static uint64_t huge_align(uint64_t x)
 	return (x + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
 }
 
-static bool overlaps(uint64_t a, uint64_t len, uint64_t start, uint64_t end)
-{
-	return a < end && a + len > start;
-}
-
-/* A range of len bytes, HUGE_PAGE aligned, where neither stasis nor any saved mapping is; 0. */
-static uint64_t find_reserve(const struct cow_state *st, uint64_t len)
-{
-	struct proc_vmas own;
-	uint64_t addr = RESERVE_SEARCH_FROM;
-	bool moved;
-
-	if (proc_read_layout(PROC_SELF, &own))
-		return 0;
-	do {
-		moved = false;
-		for (size_t i = 0; i < own.n; i++)
-			if (overlaps(addr, len, own.v[i].start, own.v[i].end)) {
-				addr = huge_align(own.v[i].end);
-				moved = true;
-			}
-		for (size_t k = 0; k < st->nr_entries; k++)
-			for (size_t i = 0; st->task[k] && i < st->task[k]->mm->n_vmas; i++) {
-				const VmaEntry *v = st->task[k]->mm->vmas[i];
-				if (overlaps(addr, len, v->start, v->end)) {
-					addr = huge_align(v->end);
-					moved = true;
-				}
-			}
-	} while (moved && addr + len < TASK_TOP);
-	proc_vmas_free(&own);
-	return addr + len < TASK_TOP ? addr : 0;
-}
-
 /* The reserve, mapped PROT_NONE: every process of the tree inherits it, nothing lands there. */
 static int cow_prepare(struct run_ctx *ctx, struct restore_tree *rt)
 {
@@ -351,9 +315,7 @@ static int cow_prepare(struct run_ctx *ctx, struct restore_tree *rt)
 		len = reg->temp + (reg->end - reg->start);
 	}
 	len = PAGE_ALIGN(len);
-	if (!(base = find_reserve(st, len)) ||
-	    mmap((void *)base, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-		 -1, 0) != (void *)base) {
+	if (!(base = tree_reserve_map(rt, len))) {
 		pr_err("restore: no room for the %llu bytes of private memory shared with forked processes",
 		       (unsigned long long)len);
 		return -ENOMEM;
@@ -372,7 +334,6 @@ static int cow_prepare(struct run_ctx *ctx, struct restore_tree *rt)
 			st->task[k]->cow_reserve_len = len;
 		}
 	}
-	(void)rt;
 	return 0;
 }
 

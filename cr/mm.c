@@ -883,7 +883,13 @@ static size_t mm_args_size(const struct restore_task *t)
 	return t->mm->n_vmas * sizeof(struct rst_vma);
 }
 
-static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int *ring_fds)
+/* Where a mapping of shared memory comes from: an fd, or stasis's mapping of the object. */
+struct shmem_source {
+	int fd;              /* -1: from a mapping */
+	uint64_t from, len;  /* the mapping's address at the mapping's offset; mremap's old length */
+};
+
+static int fill_vma_args(struct restore_task *t, const struct shmem_source *shmem, const int *ring_fds)
 {
 	struct restorer_args *a = t->args;
 	Mm *mm = t->mm;
@@ -907,11 +913,14 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 		r->fd = -1;
 		r->pgoff = 0;
 		r->moved_from = 0;
+		r->moved_len = 0;
 		r->mempolicy = 0; /* (cr/mempolicy.c sets it) */
 		switch (v->kind) {
 		case VMA_KIND__VMA_ANON_PRIVATE:
-			if ((shared = cow_use_at(t, v->start)))
+			if ((shared = cow_use_at(t, v->start))) {
 				r->moved_from = shared->temp; /* filled before the fork (cr/cow-share.c) */
+				r->moved_len = v->end - v->start;
+			}
 			r->map_flags = (v->advice & VMA_ADVICE_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) |
 				       MAP_ANONYMOUS | (v->growsdown ? MAP_GROWSDOWN : 0) |
 				       (v->advice & VMA_ADVICE_NORESERVE ? MAP_NORESERVE : 0);
@@ -924,8 +933,10 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 		case VMA_KIND__VMA_ANON_SHARED:
 		case VMA_KIND__VMA_SHMEM_PRIVATE:
 			r->map_flags = v->kind == VMA_KIND__VMA_ANON_SHARED ? MAP_SHARED : MAP_PRIVATE;
-			r->fd = shmem_fds[i];
+			r->fd = shmem[i].fd;
 			r->pgoff = v->pgoff;
+			r->moved_from = shmem[i].from;
+			r->moved_len = shmem[i].len;
 			break;
 		case VMA_KIND__VMA_SYSV_SHM:
 			r->map_flags = RST_MAP_SYSV_SHM;
@@ -934,8 +945,10 @@ static int fill_vma_args(struct restore_task *t, const int *shmem_fds, const int
 			break;
 		case VMA_KIND__VMA_FILE_PRIVATE:
 		case VMA_KIND__VMA_FILE_SHARED:
-			if (v->kind == VMA_KIND__VMA_FILE_PRIVATE && (shared = cow_use_at(t, v->start)))
+			if (v->kind == VMA_KIND__VMA_FILE_PRIVATE && (shared = cow_use_at(t, v->start))) {
 				r->moved_from = shared->temp; /* the same file there (cr/cow-share.c) */
+				r->moved_len = v->end - v->start;
+			}
 			r->map_flags = v->kind == VMA_KIND__VMA_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
 			r->fd = t->mapped_file_fds[v->file_id];
 			r->pgoff = v->pgoff;
@@ -994,6 +1007,7 @@ static void fill_mm_map(struct restore_task *t)
 struct shared_vma {
 	uint64_t id;
 	bool read_only;
+	uint64_t pgoff, len;
 	size_t vma;
 };
 
@@ -1004,16 +1018,39 @@ static int by_object(const void *a, const void *b)
 		return x->id < y->id ? -1 : 1;
 	if (x->read_only != y->read_only)
 		return x->read_only - y->read_only;
+	if (x->pgoff != y->pgoff)
+		return x->pgoff < y->pgoff ? -1 : 1;
 	return (x->vma > y->vma) - (x->vma < y->vma);
 }
 
 /*
- * An fd on the shared object of each shared anonymous or memfd mapping (one per object):
- * stasis's own file of it, not a reopening for writing, which for a memfd would hold write
- * access on it as long as the mapping lives (exec of the memfd refused with ETXTBSY); a
- * reopening for reading where the mapping was made from such a one (it cannot be made writable).
+ * Where each mapping of one object that stasis kept as a mapping at kept (of kept_len bytes)
+ * comes from: moved out of it, unless another mapping of the object in this process overlaps it
+ * (then copied: mremap with an old length of 0). sv: the object's mappings, by offset.
  */
-static int open_shared_objects(struct restore_task *t, int *fds)
+static void take_kept(const struct shared_vma *sv, size_t n, uint64_t kept, uint64_t kept_len,
+		      struct shmem_source *src)
+{
+	uint64_t reached = 0; /* the furthest end of the mappings before */
+
+	for (size_t k = 0; k < n; k++) {
+		uint64_t end = sv[k].pgoff + sv[k].len;
+		bool overlapped = (k && reached > sv[k].pgoff) || (k + 1 < n && sv[k + 1].pgoff < end);
+		uint64_t inside = kept_len - sv[k].pgoff; /* (plan_kept_objects: pgoff < kept_len) */
+		src[sv[k].vma] = (struct shmem_source){ -1, kept + sv[k].pgoff,
+							overlapped ? 0 : sv[k].len < inside ? sv[k].len : inside };
+		reached = end > reached ? end : reached;
+	}
+}
+
+/*
+ * Where each shared anonymous or memfd mapping comes from (one fd per object): stasis's mapping
+ * of the object, if it kept it as one (cr/shmem.c), else stasis's own file of it, not a
+ * reopening for writing, which for a memfd would hold write access on it as long as the mapping
+ * lives (exec of the memfd refused with ETXTBSY); a reopening for reading where the mapping was
+ * made from such a one (it cannot be made writable).
+ */
+static int open_shared_objects(struct restore_task *t, struct shmem_source *src)
 {
 	auto_free struct shared_vma *sv = xzalloc((t->mm->n_vmas + 1) * sizeof(*sv));
 	size_t n = 0;
@@ -1023,44 +1060,57 @@ static int open_shared_objects(struct restore_task *t, int *fds)
 
 	for (size_t i = 0; i < t->mm->n_vmas; i++) {
 		VmaEntry *v = t->mm->vmas[i];
-		fds[i] = -1;
+		src[i] = (struct shmem_source){ -1, 0, 0 };
 		if (v->kind == VMA_KIND__VMA_ANON_SHARED || v->kind == VMA_KIND__VMA_SHMEM_PRIVATE)
-			sv[n++] = (struct shared_vma){ v->shmem_id, vma_read_only(v), i };
+			sv[n++] = (struct shared_vma){ v->shmem_id, vma_read_only(v), v->pgoff, v->end - v->start, i };
 	}
 	qsort(sv, n, sizeof(*sv), by_object); /* the mappings of one object side by side */
-	for (size_t k = 0; k < n; k++) {
-		int *fd = &fds[sv[k].vma];
-		if (k && sv[k - 1].id == sv[k].id && sv[k - 1].read_only == sv[k].read_only) {
-			*fd = fds[sv[k - 1].vma];
-		} else if ((*fd = sv[k].read_only ? shmem_open_object(t, sv[k].id, O_RDONLY)
-						  : shmem_object_file(t, sv[k].id)) < 0) {
+	for (size_t k = 0, group; k < n; k += group) {
+		for (group = 1; k + group < n && sv[k + group].id == sv[k].id &&
+				sv[k + group].read_only == sv[k].read_only;
+		     group++)
+			;
+		uint64_t kept_len, kept = shmem_kept_mapping(t->ctx, sv[k].id, &kept_len);
+		if (kept) {
+			take_kept(&sv[k], group, kept, kept_len, src);
+			continue;
+		}
+		int fd = sv[k].read_only ? shmem_open_object(t, sv[k].id, O_RDONLY) : shmem_object_file(t, sv[k].id);
+		if (fd < 0) {
 			pr_err("restore pid %d: cannot open shared memory object %llu of mapping %#llx: %s",
 			       t->pid, (unsigned long long)sv[k].id,
-			       (unsigned long long)t->mm->vmas[sv[k].vma]->start, strerror(-*fd));
-			return *fd;
+			       (unsigned long long)t->mm->vmas[sv[k].vma]->start, strerror(-fd));
+			return fd;
 		}
+		for (size_t g = 0; g < group; g++)
+			src[sv[k + g].vma].fd = fd;
 	}
 	return 0;
 }
 
-/* The range where forkers filled regions (cr/cow-share.c) stays until the blob moved them. */
-static int keep_cow_reserve(struct restore_task *t)
+/* The ranges stasis mapped for the tree (cr/free-range.c) stay until the blob took its
+ * mappings from them: where forkers filled regions (cr/cow-share.c), the shared memory objects
+ * stasis kept as mappings (cr/shmem.c). */
+static int keep_reserves(struct restore_task *t)
 {
 	struct restorer_args *a = t->args;
-	uint32_t i;
 
-	a->cow_reserve_start = t->cow_reserve_start;
-	a->cow_reserve_len = t->cow_reserve_len;
-	if (!t->cow_reserve_len)
-		return 0;
-	if (a->nr_keep >= sizeof(a->keep) / sizeof(a->keep[0])) {
-		pr_err("restore pid %d: no room to keep the range of shared memory", t->pid);
-		return -ENOSPC;
+	a->reserves[0].start = t->cow_reserve_start;
+	a->reserves[0].len = t->cow_reserve_len;
+	shmem_kept_reserve(t->ctx, &a->reserves[1].start, &a->reserves[1].len);
+	for (int r = 0; r < RST_NR_RESERVES; r++) {
+		uint32_t i;
+		if (!a->reserves[r].len)
+			continue;
+		if (a->nr_keep >= sizeof(a->keep) / sizeof(a->keep[0])) {
+			pr_err("restore pid %d: no room to keep the range of shared memory", t->pid);
+			return -ENOSPC;
+		}
+		for (i = a->nr_keep++; i > 0 && a->keep[i - 1].start > a->reserves[r].start; i--)
+			a->keep[i] = a->keep[i - 1]; /* (sorted by start) */
+		a->keep[i].start = a->reserves[r].start;
+		a->keep[i].end = a->reserves[r].start + a->reserves[r].len;
 	}
-	for (i = a->nr_keep++; i > 0 && a->keep[i - 1].start > t->cow_reserve_start; i--)
-		a->keep[i] = a->keep[i - 1]; /* (sorted by start) */
-	a->keep[i].start = t->cow_reserve_start;
-	a->keep[i].end = t->cow_reserve_start + t->cow_reserve_len;
 	return 0;
 }
 
@@ -1076,22 +1126,22 @@ static int open_ring_sockets(struct restore_task *t, int *fds)
 
 static int restore_mm(struct restore_task *t)
 {
-	auto_free int *shmem_fds = xzalloc((t->mm->n_vmas + 1) * sizeof(int));
+	auto_free struct shmem_source *shmem = xzalloc((t->mm->n_vmas + 1) * sizeof(*shmem));
 	auto_free int *ring_fds = xzalloc((t->mm->n_ring_sockets + 1) * sizeof(int));
 	int err;
 
-	if (!shmem_fds || !ring_fds)
+	if (!shmem || !ring_fds)
 		return -ENOMEM;
-	if ((err = open_mapped_files(t)) || (err = open_shared_objects(t, shmem_fds)) ||
+	if ((err = open_mapped_files(t)) || (err = open_shared_objects(t, shmem)) ||
 	    (err = open_ring_sockets(t, ring_fds)))
 		return err;
-	if ((err = fill_vma_args(t, shmem_fds, ring_fds)))
+	if ((err = fill_vma_args(t, shmem, ring_fds)))
 		return err;
 	fill_mm_map(t);
 	t->args->mlock_future = t->core->mlock_future & (MCL_FUTURE | MCL_ONFAULT);
 	if ((err = mm_plan_special_moves(t)))
 		return err;
-	return keep_cow_reserve(t);
+	return keep_reserves(t);
 }
 
 /* Once the tree's mounts exist: every mapped file is still the one saved. */

@@ -9,7 +9,11 @@
  * and fills every object before creating the tree and keeps an fd on it; each new process
  * inherits that fd and opens the object again through /proc/self/fd, so processes that
  * shared an object share it again, and mappings keep their names ("/dev/zero (deleted)",
- * "/memfd:NAME (deleted)").
+ * "/memfd:NAME (deleted)"). Shared anonymous memory that only writable MAP_SHARED mappings
+ * map (the common case, and the one of tens of thousands of objects: more fds than the hard
+ * limit of open files) is kept as a mapping of stasis's instead, in a range free in every
+ * process's layout (cr/free-range.c), which each process inherits and its blob takes its
+ * mappings from with mremap.
  * memfd_secret() files too, whose pages nothing but the processes mapping them can read: the
  * tree's processes copy them out at dump (cr/secretmem.c) into a memfd that stasis keeps here
  * until the write; the restore makes the file with memfd_secret(), and every fd and mapping of
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include "compat/kernel-abi.h"
+#include "free-range.h"
 #include "hugetlb.h"
 #include "ino-map.h"
 #include "ipc-objects.h"
@@ -69,7 +74,8 @@ struct shmem_restore_obj {
 	uint64_t id, size;
 	bool sysv;
 	bool made; /* a SysV segment stasis made (not one that still existed) */
-	int fd;    /* stasis' own fd on the object, inherited by every new process */
+	int fd;    /* stasis' own fd on the object, inherited by every new process; -1 if kept */
+	uint64_t kept_at; /* kept as a mapping of stasis's there instead, in the reserve (0: not) */
 	bool seal_late; /* sealed once the tree's mappings exist (shmem_seal_late) */
 };
 
@@ -77,15 +83,18 @@ struct shmem_restore_obj {
 struct shmem_state {
 	struct shmem_dump_obj *objs;
 	size_t n, cap;
-	struct ino_map by_id; /* id + 1 (a SysV segment's may be 0) -> index in objs: a tree mapping
-				 tens of thousands of objects (stress-ng's mlock) is noted in linear time */
+	struct ino_map by_id; /* id + 1 (a SysV segment's may be 0) -> index in objs (dump) or in
+				 tab's objects (restore): a tree mapping tens of thousands of objects
+				 (stress-ng's mlock) is noted and restored in linear time */
 	bool sysv_all_noted; /* the tree's own IPC namespace: every segment is noted already */
 
 	bool required;       /* restore: the IPC namespace needs shmem.img for its segments */
 	bool sysv_keep_live; /* restore: a SysV segment that is there already is left as it is */
 	ShmemTable *tab;     /* restore: shmem.img, checked */
-	struct shmem_restore_obj *objects;
+	bool *keep_mapped;   /* restore, per object of tab: kept as a mapping, not an fd */
+	struct shmem_restore_obj *objects; /* per object of tab, those made so far */
 	size_t nr_objects;
+	uint64_t reserve_start, reserve_len; /* the kept objects' mappings, stasis's until close */
 };
 
 static struct shmem_state *state_of(const struct run_ctx *ctx)
@@ -512,7 +521,7 @@ static int write_shmem(struct run_ctx *ctx, struct dump_tree *tr)
 
 /* ---- restore ---- */
 
-static int validate_table(const ShmemTable *tab)
+static int validate_table(struct shmem_state *st, const ShmemTable *tab)
 {
 	uint64_t expect = PAGES_HEADER_SIZE, total = 0;
 
@@ -529,8 +538,10 @@ static int validate_table(const ShmemTable *tab)
 			   (!o->secret && o->huge_page_size > PAGE_SIZE &&
 			    !(o->huge_page_size & (o->huge_page_size - 1)) &&
 			    (o->sysv || o->size % o->huge_page_size == 0)));
-		for (size_t j = 0; ok && j < i; j++)
-			ok = tab->objects[j]->id != o->id;
+		int added = ok ? ino_map_add(&st->by_id, o->id + 1, i) : 0;
+		if (added < 0)
+			return added;
+		ok = added == 1; /* (no other object with its id) */
 		for (size_t r = 0; ok && r < o->n_runs; r++) {
 			const PageRun *run = o->runs[r];
 			uint64_t len = (uint64_t)run->nr_pages * PAGE_SIZE;
@@ -690,23 +701,33 @@ static int create_object(const ShmemObject *o, bool *made)
 }
 
 /* keep_live: a SysV segment that is there already is left as it is (a joined IPC namespace's:
- * the pod's other containers use it) */
+ * the pod's other containers use it); kept_at: made as a mapping there, which stasis keeps,
+ * not an fd (0: an fd) */
 static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int pages_fd,
-		       const struct restore_watchdog *wd, bool keep_live)
+		       const struct restore_watchdog *wd, bool keep_live, uint64_t kept_at)
 {
 	char *m;
 
 	so->id = o->id;
 	so->size = o->size;
 	so->sysv = o->sysv;
-	so->fd = create_object(o, &so->made);
-	if (so->fd < 0)
+	so->fd = -1;
+	if (kept_at) {
+		if (mmap((void *)kept_at, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) != (void *)kept_at) {
+			pr_perror("restore: cannot create shared memory of %llu bytes",
+				  (unsigned long long)o->size);
+			return -ENOMEM;
+		}
+		so->kept_at = kept_at;
+	} else if ((so->fd = create_object(o, &so->made)) < 0) {
 		return so->fd;
+	}
 	if (so->made && so->sysv)
 		watchdog_undo_sysv_shm(wd, (int)o->id); /* a segment outlives its processes */
 	if (!o->n_runs || (so->sysv && !so->made && keep_live))
 		return 0;
-	m = mmap(NULL, mapped_len(o), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
+	m = kept_at ? (char *)kept_at : mmap(NULL, mapped_len(o), PROT_READ | PROT_WRITE, MAP_SHARED, so->fd, 0);
 	if (m == MAP_FAILED) {
 		pr_perror("restore: cannot map shared memory object %llu (%llu bytes) to fill it",
 			  (unsigned long long)o->id, (unsigned long long)o->size);
@@ -718,11 +739,13 @@ static int fill_object(struct shmem_restore_obj *so, const ShmemObject *o, int p
 		uint64_t in = o->runs[r]->vaddr + len > o->size ? o->size - o->runs[r]->vaddr : len;
 		if (pread(pages_fd, m + o->runs[r]->vaddr, in, o->runs[r]->file_off) != (ssize_t)in) {
 			pr_err("image pages-0.img: short read of shared memory");
-			munmap(m, mapped_len(o));
+			if (!kept_at)
+				munmap(m, mapped_len(o));
 			return -EIO;
 		}
 	}
-	munmap(m, mapped_len(o));
+	if (!kept_at)
+		munmap(m, mapped_len(o));
 	return 0;
 }
 
@@ -764,12 +787,17 @@ static int set_memfd_attributes(const struct shmem_restore_obj *so, const ShmemO
 	return 0;
 }
 
+/* Object id of shmem.img: its index, or -1. */
+static ssize_t table_index(const struct shmem_state *st, uint64_t id)
+{
+	size_t i;
+	return st->tab && ino_map_get(&st->by_id, id + 1, &i) && i < st->tab->n_objects ? (ssize_t)i : -1;
+}
+
 static const ShmemObject *table_object(const struct shmem_state *st, uint64_t id)
 {
-	for (size_t i = 0; st->tab && i < st->tab->n_objects; i++)
-		if (st->tab->objects[i]->id == id)
-			return st->tab->objects[i];
-	return NULL;
+	ssize_t i = table_index(st, id);
+	return i < 0 ? NULL : st->tab->objects[i];
 }
 
 static bool object_fits(const struct shmem_state *st, uint64_t id, uint64_t end_offset)
@@ -814,6 +842,44 @@ static int validate_created_file(const struct restore_tree *rt, const ShmemObjec
 	return -EINVAL;
 }
 
+/*
+ * Which objects stasis keeps as mappings, not as fds, for the tree to inherit: shared anonymous
+ * memory that only MAP_SHARED mappings, made writable and starting inside the object, map. A
+ * process's blob then takes each mapping from stasis's with mremap (moved, or copied where its
+ * mappings of the object overlap). So a tree of tens of thousands of objects (stress-ng's mlock)
+ * is restored with no fd for each: this machine's hard limit of open files is 20,000.
+ */
+static int plan_kept_objects(struct shmem_state *st, const struct restore_tree *rt)
+{
+	const ShmemTable *tab = st->tab;
+
+	if (!(st->keep_mapped = xzalloc(tab->n_objects + 1)))
+		return -ENOMEM;
+	for (size_t i = 0; i < tab->n_objects; i++) {
+		const ShmemObject *o = tab->objects[i];
+		st->keep_mapped[i] = !o->sysv && !o->secret && !o->memfd_name && !o->has_huge_page_size &&
+				     o->size && o->size % PAGE_SIZE == 0;
+	}
+	for (size_t i = 0; i < rt->nr_tasks; i++) {
+		const struct restore_task *t = &rt->tasks[i];
+		for (size_t k = 0; k < t->mm->n_vmas; k++) {
+			const VmaEntry *v = t->mm->vmas[k];
+			ssize_t o = maps_shmem(v) ? table_index(st, v->shmem_id) : -1;
+			/* (read-only: made from a file opened so, it can never be made writable) */
+			if (o >= 0 && (v->kind != VMA_KIND__VMA_ANON_SHARED || (v->has_may_write && !v->may_write) ||
+				       v->pgoff >= mapped_len(tab->objects[o])))
+				st->keep_mapped[o] = false;
+		}
+		for (size_t k = 0; k < t->fds->n_fds; k++) {
+			const FdEntry *e = t->fds->fds[k];
+			ssize_t o = e->kind == FD_KIND__FD_SHMEM ? table_index(st, e->shmem_id) : -1;
+			if (o >= 0)
+				st->keep_mapped[o] = false;
+		}
+	}
+	return 0;
+}
+
 /* shmem.img, if any mapping or fd of the tree (or its IPC namespace) needs it, checked. */
 static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 {
@@ -830,7 +896,7 @@ static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 	if (!needed)
 		return 0;
 	if ((err = image_read(ctx->images_dir_fd, IMG_SHMEM, 0, (ProtobufCMessage **)&st->tab)) ||
-	    (err = validate_table(st->tab)))
+	    (err = validate_table(st, st->tab)))
 		return err;
 	for (size_t i = 0; i < st->tab->n_objects; i++) {
 		const ShmemObject *o = st->tab->objects[i];
@@ -882,10 +948,37 @@ static int validate_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 			}
 		}
 	}
+	return plan_kept_objects(st, rt);
+}
+
+/* The range where the kept objects lie, one after the other, mapped PROT_NONE until they are. */
+static int map_reserve(struct shmem_state *st, const struct restore_tree *rt)
+{
+	uint64_t len = 0, base;
+
+	for (size_t i = 0; i < st->tab->n_objects; i++)
+		len += st->keep_mapped[i] ? st->tab->objects[i]->size : 0;
+	if (!len)
+		return 0;
+	if (!(base = tree_reserve_map(rt, len))) {
+		pr_err("restore: no room for the %llu bytes of shared memory objects kept as mappings",
+		       (unsigned long long)len);
+		return -ENOMEM;
+	}
+	st->reserve_start = base;
+	st->reserve_len = len;
 	return 0;
 }
 
-/* Every object created and filled, in stasis; the tree inherits stasis's fds on them. */
+static void unmap_reserve(struct shmem_state *st)
+{
+	if (st->reserve_len)
+		munmap((void *)st->reserve_start, st->reserve_len);
+	st->reserve_len = 0;
+}
+
+/* Every object created and filled, in stasis; the tree inherits stasis's fds and mappings of
+ * them. */
 static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 {
 	struct shmem_state *st = state_of(ctx);
@@ -894,6 +987,8 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 
 	if (!tab)
 		return 0;
+	if ((err = map_reserve(st, rt)))
+		return err;
 	if ((pages_fd = raw_image_open(ctx->images_dir_fd, IMG_PAGES, SHMEM_PID, tab->nr_pages)) < 0)
 		return pages_fd;
 	st->objects = xzalloc((tab->n_objects + 1) * sizeof(*st->objects));
@@ -901,14 +996,15 @@ static int prepare_shmem(struct run_ctx *ctx, struct restore_tree *rt)
 		close(pages_fd);
 		return -ENOMEM;
 	}
+	uint64_t kept_at = st->reserve_start;
 	for (size_t i = 0; i < tab->n_objects && !err; i++) {
 		/* the mode before the seals: F_SEAL_EXEC forbids changing its x bits */
 		if (!(err = fill_object(&st->objects[i], tab->objects[i], pages_fd, rt->watchdog,
-					st->sysv_keep_live)) &&
+					st->sysv_keep_live, st->keep_mapped[i] ? kept_at : 0)) &&
 		    !(err = set_memfd_attributes(&st->objects[i], tab->objects[i])))
 			err = seal_object(&st->objects[i], tab->objects[i], false);
-		if (st->objects[i].fd >= 0)
-			st->nr_objects++;
+		kept_at += st->keep_mapped[i] ? tab->objects[i]->size : 0;
+		st->nr_objects = i + 1;
 	}
 	close(pages_fd);
 	return err;
@@ -928,6 +1024,7 @@ static void close_objects(struct shmem_state *st, bool all)
 static void close_shmem(struct run_ctx *ctx)
 {
 	close_objects(state_of(ctx), false);
+	unmap_reserve(state_of(ctx));
 }
 
 int shmem_seal_late(const struct run_ctx *ctx)
@@ -961,6 +1058,7 @@ static void undo_shmem(struct run_ctx *ctx, bool restored)
 			shmctl(st->objects[i].id, IPC_RMID, NULL);
 	}
 	close_objects(st, true);
+	unmap_reserve(st);
 }
 
 bool shmem_sysv_known(const struct run_ctx *ctx, uint64_t shmid)
@@ -1000,15 +1098,35 @@ bool shmem_memfd_created_at(const struct run_ctx *ctx, uint64_t id, pid_t pid, u
 	return o && o->has_created_pid && o->created_pid == (uint32_t)pid && o->created_fd == fd;
 }
 
+/* What stasis made of object id, which every new process inherits; NULL if nothing. */
+static const struct shmem_restore_obj *made_object(const struct run_ctx *ctx, uint64_t id)
+{
+	const struct shmem_state *st = state_of(ctx);
+	ssize_t i = table_index(st, id);
+
+	return i >= 0 && (size_t)i < st->nr_objects ? &st->objects[i] : NULL;
+}
+
 /* stasis's own fd on object id, inherited by every new process; -ENOENT if none. */
 static int object_fd(const struct run_ctx *ctx, uint64_t id)
 {
-	const struct shmem_state *st = state_of(ctx);
+	const struct shmem_restore_obj *so = made_object(ctx, id);
 
-	for (size_t i = 0; i < st->nr_objects; i++)
-		if (st->objects[i].id == id && st->objects[i].fd >= 0)
-			return st->objects[i].fd;
-	return -ENOENT;
+	return so && so->fd >= 0 ? so->fd : -ENOENT;
+}
+
+uint64_t shmem_kept_mapping(const struct run_ctx *ctx, uint64_t id, uint64_t *len)
+{
+	const struct shmem_restore_obj *so = made_object(ctx, id);
+
+	*len = so && so->kept_at ? so->size : 0;
+	return so ? so->kept_at : 0;
+}
+
+void shmem_kept_reserve(const struct run_ctx *ctx, uint64_t *start, uint64_t *len)
+{
+	*start = state_of(ctx)->reserve_start;
+	*len = state_of(ctx)->reserve_len;
 }
 
 int shmem_object_file(struct restore_task *t, uint64_t id)
@@ -1047,6 +1165,7 @@ static void free_shmem(void *state)
 	if (st->tab)
 		image_free(&st->tab->base);
 	free(st->objects);
+	free(st->keep_mapped);
 }
 
 const struct tree_object_ops tree_shmem = {

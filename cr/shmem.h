@@ -70,6 +70,15 @@ int shmem_open_object(struct restore_task *t, uint64_t id, int flags);
  */
 int shmem_object_file(struct restore_task *t, uint64_t id);
 /*
+ * In a new process: where stasis keeps object id as a mapping of the whole object, which the
+ * process inherited (its blob takes its mappings of the object from there with mremap), and its
+ * length in *len; 0 if the object is an fd of stasis's instead.
+ */
+uint64_t shmem_kept_mapping(const struct run_ctx *ctx, uint64_t id, uint64_t *len);
+/* In a new process: the range of those mappings (cr/free-range.c), for its blob to unmap once its
+ * own are taken; *len 0: none. */
+void shmem_kept_reserve(const struct run_ctx *ctx, uint64_t *start, uint64_t *len);
+/*
  * Restore, by stasis once every process's mappings exist: the seals of the memfds sealed
  * against future writes (writable shared mappings of them made before the seal could not be
  * made after it). 0, or <0 having said which memfd.

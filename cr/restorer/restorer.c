@@ -135,7 +135,7 @@ static void map_vmas(struct restorer_args *a, struct rst_vma *v)
 			if (r == (long)v[i].start) /* PROT_NONE and other mprotect()s of the attach */
 				raw_syscall3(__NR_mprotect, v[i].start, v[i].end - v[i].start, v[i].prot);
 		} else if (v[i].moved_from) {
-			r = raw_syscall5(__NR_mremap, v[i].moved_from, v[i].end - v[i].start,
+			r = raw_syscall5(__NR_mremap, v[i].moved_from, v[i].moved_len,
 					 v[i].end - v[i].start, MREMAP_MAYMOVE | MREMAP_FIXED, v[i].start);
 			/* (its region was mapped read-write, or PROT_NONE if its source's was not writable) */
 			if (r == (long)v[i].start) {
@@ -745,11 +745,11 @@ __attribute__((used, noreturn)) void restorer_main(struct restorer_args *a)
 	unmap_all_but_kept(a);
 	move_special_mappings(a);
 	map_vmas(a, vmas);
-	/* what is left of the regions forkers filled: others' mappings, the reserve itself */
-	if (a->cow_reserve_len) {
-		long r = raw_syscall2(__NR_munmap, a->cow_reserve_start, a->cow_reserve_len);
+	/* what is left in the reserves: others' mappings, the reserves themselves */
+	for (int i = 0; i < RST_NR_RESERVES; i++) {
+		long r = a->reserves[i].len ? raw_syscall2(__NR_munmap, a->reserves[i].start, a->reserves[i].len) : 0;
 		if (r)
-			fail(a, RST_STEP_UNMAP, r, a->cow_reserve_start);
+			fail(a, RST_STEP_UNMAP, r, a->reserves[i].start);
 	}
 	restore_aio_rings(a);
 	read_pages(a, vmas, runs);

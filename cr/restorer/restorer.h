@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #define RST_MAX_MOVES 4
+#define RST_NR_RESERVES 2 /* ranges stasis maps for the tree before making it (cr/free-range.c) */
 #define RST_MAX_RLIMITS 16
 #define RST_MAX_AUXV 128
 #define RST_STACK_SIZE (64 * 1024)
@@ -176,8 +177,11 @@ struct rst_vma {
 	uint32_t by_uffd;     /* its pages come through userfaultfd */
 	uint32_t advice;      /* VMA_ADVICE_* bits: madvise() once mapped */
 	uint32_t mempolicy;   /* mbind() once mapped: 1 + its index in mempolicies_off; 0: none */
-	uint64_t moved_from;  /* private memory a forker filled (cr/cow-share.c): moved
-			       * from there with mremap, its pages in place; 0: mapped anew */
+	uint64_t moved_from;  /* private memory a forker filled (cr/cow-share.c), shared memory
+			       * stasis kept as a mapping (cr/shmem.c): moved from there with
+			       * mremap, its pages in place; 0: mapped anew */
+	uint64_t moved_len;   /* mremap's old length: 0 copies a shared mapping, and what lies
+			       * past a shared object's end in its reserve is grown into */
 };
 
 /* What madvise() set on a mapping, as smaps' VmFlags show it (the bits of vma_entry.advice). */
@@ -298,12 +302,14 @@ struct restorer_args {
 	uint64_t window;      /* RST_WINDOW_SIZE bytes inside the region */
 
 	/* Everything outside these ranges is unmapped first (the region, the special maps, the
-	 * cow reserve). */
+	 * reserves). */
 	uint32_t nr_keep;
-	struct { uint64_t start, end; } keep[RST_MAX_MOVES + 2];
-	/* The range where forkers filled private memory before forking (cr/cow-share.c): kept
-	 * until the mappings taken from it are moved, then unmapped (len 0: none). */
-	uint64_t cow_reserve_start, cow_reserve_len;
+	struct { uint64_t start, end; } keep[RST_MAX_MOVES + 1 + RST_NR_RESERVES];
+	/* Ranges stasis mapped before the tree was made (cr/free-range.c): where forkers filled
+	 * private memory before forking (cr/cow-share.c), the shared memory objects stasis keeps
+	 * as mappings (cr/shmem.c). Kept until the mappings taken from them are moved or copied,
+	 * then unmapped (len 0: none). */
+	struct { uint64_t start, len; } reserves[RST_NR_RESERVES];
 
 	uint32_t nr_moves;
 	struct rst_move moves[RST_MAX_MOVES];
