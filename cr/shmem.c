@@ -538,7 +538,8 @@ static int validate_table(struct shmem_state *st, const ShmemTable *tab)
 			   (!o->secret && o->huge_page_size > PAGE_SIZE &&
 			    !(o->huge_page_size & (o->huge_page_size - 1)) &&
 			    (o->sysv || o->size % o->huge_page_size == 0)));
-		int added = ok ? ino_map_add(&st->by_id, o->id + 1, i) : 0;
+		/* (an id of all ones would be the map's empty key) */
+		int added = ok && o->id != UINT64_MAX ? ino_map_add(&st->by_id, o->id + 1, i) : 0;
 		if (added < 0)
 			return added;
 		ok = added == 1; /* (no other object with its id) */
