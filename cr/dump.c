@@ -23,6 +23,7 @@
 #include "files/files.h"
 #include "net-lock.h"
 #include "pid-ns.h"
+#include "proc.h"
 #include "pstree.h"
 #include "regs.h"
 #include "safe-file.h"
@@ -369,6 +370,29 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 }
 
 /*
+ * The tree killed: a process outside it still in the session or group one of its processes led
+ * (an orphan a subreaper outside took) keeps that pid taken, and the restore refuses the images
+ * until it ends. Said now, while the dump is fresh. 0 or -ENOMEM.
+ */
+static int warn_ids_held(const struct dump_tree *tr)
+{
+	auto_free int *ids = xmalloc((tr->nr_tasks + 1) * sizeof(*ids));
+	pid_t holder;
+	int id, found;
+	bool session;
+
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < tr->nr_tasks; i++)
+		ids[i] = tr->tasks[i].pid;
+	if ((found = proc_find_id_holder(ids, tr->nr_tasks, &holder, &id, &session)) > 0)
+		pr_warn("dump: process %d, outside the tree, is still in the %s of pid %d: the images "
+			"cannot be restored while it runs (pid %d stays taken)",
+			holder, session ? "session" : "process group", id, id);
+	return found < 0 ? found : 0;
+}
+
+/*
  * The dump itself, writing into ctx->images_dir_fd (the new image set's directory); the set is
  * moved into images_dir just before the tree is let go or killed.
  */
@@ -435,6 +459,8 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	}
 	if (!err)
 		err = tree_gone(ctx, &tr, images_dir);
+	if (!err && !ctx->opts->leave_running)
+		err = warn_ids_held(&tr);
 	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
 	ctx->stats.pages_scanned = pages + shared + in_parent;

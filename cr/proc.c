@@ -307,6 +307,33 @@ int proc_list_pids(int **out, size_t *n)
 	return list_numbers("/proc", out, n);
 }
 
+int proc_find_id_holder(int *ids, size_t n, pid_t *holder, int *id, bool *session)
+{
+	auto_free int *pids = NULL;
+	size_t nr;
+	int err = proc_list_pids(&pids, &nr);
+
+	qsort(ids, n, sizeof(*ids), cmp_int);
+	if (err)
+		return err == -ENOMEM ? err : 0;
+	for (size_t i = 0; i < nr; i++) {
+		struct proc_stat st;
+		if (proc_numbers_hold(ids, n, pids[i]))
+			continue; /* (one of them, a zombie of a tree killed, say) */
+		if ((err = proc_read_stat(pids[i], &st)) == -ENOMEM)
+			return err;
+		if (err)
+			continue; /* gone */
+		if (proc_numbers_hold(ids, n, st.sid) || proc_numbers_hold(ids, n, st.pgid)) {
+			*holder = pids[i];
+			*session = proc_numbers_hold(ids, n, st.sid);
+			*id = *session ? st.sid : st.pgid;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len)
 {
 	char path[96];

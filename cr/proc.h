@@ -81,6 +81,12 @@ pid_t proc_live_thread(pid_t pid);
 bool proc_is_io_worker(pid_t tid);
 /* Every process (the numbered entries of /proc), sorted. */
 int proc_list_pids(int **out, size_t *n);
+/*
+ * A running process, none of ids (sorted here), whose session or group id is one of ids (a pid stays
+ * taken while it is): 1 with *holder, *id and *session (else the group) set, 0 if there is none
+ * or it cannot be told, -ENOMEM.
+ */
+int proc_find_id_holder(int *ids, size_t n, pid_t *holder, int *id, bool *session);
 
 /* readlink of /proc/PID/<name> into buf. */
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len);

@@ -129,34 +129,24 @@ static int read_inventory(int dirfd, Inventory **inv)
 	return 0;
 }
 
-/* A pid number also stays taken while it is the session or group id of a running process. */
+/* A pid number also stays taken while it is the session or group id of a running process
+ * (when it cannot be told, clone3 will). */
 static int check_ids_unused(const Inventory *inv)
 {
-	auto_free int *pids = NULL;
-	size_t n;
-	int err = proc_list_pids(&pids, &n);
+	auto_free int *ids = xmalloc((inv->n_tree + 1) * sizeof(*ids));
+	pid_t holder;
+	int id, found;
+	bool session;
 
-	if (err == -ENOMEM)
-		return err;
-	if (err)
-		return 0; /* cannot tell: clone3 will */
-	for (size_t i = 0; i < n; i++) {
-		struct proc_stat st;
-		if ((err = proc_read_stat(pids[i], &st)) == -ENOMEM)
-			return err;
-		if (err)
-			continue; /* gone */
-		for (size_t k = 0; k < inv->n_tree; k++) {
-			uint32_t id = inv->tree[k]->pid;
-			if ((uint32_t)st.sid == id || (uint32_t)st.pgid == id) {
-				pr_err("restore pid %u: that pid is still the %s id of running process %d; "
-				       "nothing was started",
-				       id, (uint32_t)st.sid == id ? "session" : "group", pids[i]);
-				return -EEXIST;
-			}
-		}
-	}
-	return 0;
+	if (!ids)
+		return -ENOMEM;
+	for (size_t k = 0; k < inv->n_tree; k++)
+		ids[k] = (int)inv->tree[k]->pid;
+	if ((found = proc_find_id_holder(ids, inv->n_tree, &holder, &id, &session)) <= 0)
+		return found;
+	pr_err("restore pid %d: that pid is still the %s id of running process %d; nothing was started", id,
+	       session ? "session" : "group", holder);
+	return -EEXIST;
 }
 
 /*

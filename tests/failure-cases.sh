@@ -277,6 +277,10 @@
 #                            dump), one of those pids taken by another process: restore fails
 #                            naming that pid, no process runs; once the pid is free again the
 #                            same images restore and PASS
+#   restore/id-held          orphan-session --escape (its orphan goes up out of the tree, still
+#                            in the session of the tree's S): the dump warns naming both pids;
+#                            while the orphan runs the restore is refused naming both, no
+#                            process runs; once it is gone the same images restore and PASS
 #   dump/ipc-ns-split        a tree whose child has an IPC namespace of its own (sysv-ipc with
 #                            ZOO_IPC_SPLIT=1): dump fails naming the child and the IPC
 #                            namespace; both keep running and the parent PASSes
@@ -1622,6 +1626,28 @@ case_restore_proc_dead_taken() {
 	fi
 	sleep 0.3
 	judge $label "$pid" "$d" "restored once pid $dead is free"
+}
+
+case_restore_id_held() {
+	local label=restore/id-held d=$ZOO_TMP/id-held pid o s
+	dump_for_images $label orphan-session "$d" "" --escape || return
+	pid=$ZPID
+	read -r o s <"$d/work/escaped-orphan" && track_pid "$o"
+	if [ -z "$o" ] || ! proc_alive "$o"; then
+		result_fail $label "the orphan that went out of the tree ('$o') does not run"
+	elif ! mentions "$d/dump.out" "$d/img/dump.log" "process $o, outside the tree, is still in the session of pid $s"; then
+		result_fail $label "the dump did not warn that process $o holds the session of pid $s"
+		show_tail "$d/dump.out" "$d/img/dump.log"
+	elif restore_refused $label "$pid" "$d/img" "restore pid $s: that pid is still the session id of running process $o"; then
+		kill_ours "$o"
+		if ! wait_until 10 pid_free "$o"; then
+			result_fail $label "the orphan $o is still there 10 s after SIGKILL"
+			return
+		fi
+		restores_and_passes $label "$d" "$pid"
+		return
+	fi
+	kill_ours "$o"
 }
 
 # stasis dies while it kills the holders of SEM_UNDO lists one at a time: the rest of the tree
@@ -2990,6 +3016,7 @@ other_cases() {
 	case_restore_hugetlb_pool
 	case_restore_lsm_profile
 	case_restore_proc_dead_taken
+	case_restore_id_held
 	case_ipc_ns_split
 	case_ipc_ns_images
 	case_join_ns
