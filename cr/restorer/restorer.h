@@ -180,8 +180,8 @@ struct rst_vma {
 	uint64_t moved_from;  /* private memory a forker filled (cr/cow-share.c), shared memory
 			       * stasis kept as a mapping (cr/shmem.c): moved from there with
 			       * mremap, its pages in place; 0: mapped anew */
-	uint64_t moved_len;   /* mremap's old length: 0 copies a shared mapping, and what lies
-			       * past a shared object's end in its reserve is grown into */
+	uint64_t moved_len;   /* mremap's old length: 0 copies a shared mapping; one shorter
+			       * than the mapping grows it (past its shared object's end) */
 };
 
 /* What madvise() set on a mapping, as smaps' VmFlags show it (the bits of vma_entry.advice). */
