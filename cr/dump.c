@@ -369,27 +369,33 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 	}
 }
 
+/* The tree's pids, sorted, for warn_ids_held (taken while the dump can still fail cleanly). */
+static int *tree_pids(const struct dump_tree *tr)
+{
+	int *ids = xmalloc((tr->nr_tasks + 1) * sizeof(*ids));
+
+	for (size_t i = 0; ids && i < tr->nr_tasks; i++)
+		ids[i] = tr->tasks[i].pid;
+	if (ids)
+		proc_sort_numbers(ids, tr->nr_tasks);
+	return ids;
+}
+
 /*
  * The tree killed: a process outside it still in the session or group one of its processes led
  * (an orphan a subreaper outside took) keeps that pid taken, and the restore refuses the images
- * until it ends. Said now, while the dump is fresh. 0 or -ENOMEM.
+ * until it ends. Said now, while the dump is fresh.
  */
-static int warn_ids_held(const struct dump_tree *tr)
+static void warn_ids_held(const int *ids, size_t n)
 {
-	auto_free int *ids = xmalloc((tr->nr_tasks + 1) * sizeof(*ids));
 	pid_t holder;
-	int id, found;
+	int id;
 	bool session;
 
-	if (!ids)
-		return -ENOMEM;
-	for (size_t i = 0; i < tr->nr_tasks; i++)
-		ids[i] = tr->tasks[i].pid;
-	if ((found = proc_find_id_holder(ids, tr->nr_tasks, &holder, &id, &session)) > 0)
+	if (proc_find_id_holder(ids, n, &holder, &id, &session))
 		pr_warn("dump: process %d, outside the tree, is still in the %s of pid %d: the images "
 			"cannot be restored while it runs (pid %d stays taken)",
 			holder, session ? "session" : "process group", id, id);
-	return found < 0 ? found : 0;
 }
 
 /*
@@ -403,6 +409,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	uint64_t sums_ns = 0;
 	pid_t root = ctx->opts->pid;
 	bool locked = false, committed = false;
+	auto_free int *ids = NULL;
 	int err;
 
 	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
@@ -434,6 +441,10 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 		err = -EIO;
 		goto fail;
 	}
+	if (!ctx->opts->leave_running && !(ids = tree_pids(&tr))) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	/* complete: in place before the post-dump hook looks at it, and before the tree goes */
 	if ((err = image_set_commit(images_dir, set)))
 		goto fail;
@@ -459,8 +470,8 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	}
 	if (!err)
 		err = tree_gone(ctx, &tr, images_dir);
-	if (!err && !ctx->opts->leave_running)
-		err = warn_ids_held(&tr);
+	if (!err && ids)
+		warn_ids_held(ids, tr.nr_tasks);
 	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
 	ctx->stats.pages_scanned = pages + shared + in_parent;

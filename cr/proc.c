@@ -307,31 +307,49 @@ int proc_list_pids(int **out, size_t *n)
 	return list_numbers("/proc", out, n);
 }
 
-int proc_find_id_holder(int *ids, size_t n, pid_t *holder, int *id, bool *session)
+void proc_sort_numbers(int *list, size_t n)
 {
-	auto_free int *pids = NULL;
-	size_t nr;
-	int err = proc_list_pids(&pids, &nr);
+	qsort(list, n, sizeof(*list), cmp_int);
+}
 
-	qsort(ids, n, sizeof(*ids), cmp_int);
-	if (err)
-		return err == -ENOMEM ? err : 0;
-	for (size_t i = 0; i < nr; i++) {
-		struct proc_stat st;
-		if (proc_numbers_hold(ids, n, pids[i]))
-			continue; /* (one of them, a zombie of a tree killed, say) */
-		if ((err = proc_read_stat(pids[i], &st)) == -ENOMEM)
-			return err;
-		if (err)
-			continue; /* gone */
-		if (proc_numbers_hold(ids, n, st.sid) || proc_numbers_hold(ids, n, st.pgid)) {
-			*holder = pids[i];
-			*session = proc_numbers_hold(ids, n, st.sid);
-			*id = *session ? st.sid : st.pgid;
-			return 1;
+/* pid's group and session ids, read into a buffer of its own (no allocation); false: gone. */
+static bool stat_ids(pid_t pid, int *pgid, int *sid)
+{
+	char path[64], buf[512];
+	ssize_t len;
+	int fd;
+
+	proc_path(path, sizeof(path), pid, "stat");
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[len > 0 ? len : 0] = 0;
+	char *p = strrchr(buf, ')'); /* (comm, at most 16 bytes, may hold spaces and parentheses) */
+	return p && sscanf(p + 1, " %*c %*d %d %d", pgid, sid) == 2;
+}
+
+bool proc_find_id_holder(const int *ids, size_t n, pid_t *holder, int *id, bool *session)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	bool found = false;
+
+	while (d && !found && (de = readdir(d))) {
+		pid_t pid = atoi(de->d_name);
+		int pgid, sid;
+		/* (one of them: a zombie of a tree killed, say) */
+		if (pid <= 0 || proc_numbers_hold(ids, n, pid) || !stat_ids(pid, &pgid, &sid))
+			continue;
+		if ((found = proc_numbers_hold(ids, n, sid) || proc_numbers_hold(ids, n, pgid))) {
+			*holder = pid;
+			*session = proc_numbers_hold(ids, n, sid);
+			*id = *session ? sid : pgid;
 		}
 	}
-	return 0;
+	if (d)
+		closedir(d);
+	return found;
 }
 
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len)

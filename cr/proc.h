@@ -81,12 +81,15 @@ pid_t proc_live_thread(pid_t pid);
 bool proc_is_io_worker(pid_t tid);
 /* Every process (the numbered entries of /proc), sorted. */
 int proc_list_pids(int **out, size_t *n);
+/* A list of numbers sorted for proc_numbers_hold. */
+void proc_sort_numbers(int *list, size_t n);
 /*
- * A running process, none of ids (sorted here), whose session or group id is one of ids (a pid stays
- * taken while it is): 1 with *holder, *id and *session (else the group) set, 0 if there is none
- * or it cannot be told, -ENOMEM.
+ * A running process, none of ids (sorted), whose session or group id is one of ids (a pid stays
+ * taken while it is): true with *holder, *id and *session (else the group) set; false if there
+ * is none or it cannot be told. Allocates nothing of stasis's (a dump calls it once the tree is
+ * killed, when it can no longer fail).
  */
-int proc_find_id_holder(int *ids, size_t n, pid_t *holder, int *id, bool *session);
+bool proc_find_id_holder(const int *ids, size_t n, pid_t *holder, int *id, bool *session);
 
 /* readlink of /proc/PID/<name> into buf. */
 int proc_readlink(pid_t pid, const char *name, char *buf, size_t len);

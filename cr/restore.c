@@ -135,15 +135,16 @@ static int check_ids_unused(const Inventory *inv)
 {
 	auto_free int *ids = xmalloc((inv->n_tree + 1) * sizeof(*ids));
 	pid_t holder;
-	int id, found;
+	int id;
 	bool session;
 
 	if (!ids)
 		return -ENOMEM;
 	for (size_t k = 0; k < inv->n_tree; k++)
 		ids[k] = (int)inv->tree[k]->pid;
-	if ((found = proc_find_id_holder(ids, inv->n_tree, &holder, &id, &session)) <= 0)
-		return found;
+	proc_sort_numbers(ids, inv->n_tree);
+	if (!proc_find_id_holder(ids, inv->n_tree, &holder, &id, &session))
+		return 0;
 	pr_err("restore pid %d: that pid is still the %s id of running process %d; nothing was started", id,
 	       session ? "session" : "group", holder);
 	return -EEXIST;
