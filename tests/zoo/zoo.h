@@ -470,7 +470,7 @@ struct zoo_maps {
 	struct zoo_map m[ZOO_MAX_MAPS];
 };
 static struct zoo_maps zoo_maps_before ZOO_UNUSED, zoo_maps_after ZOO_UNUSED;
-static char zoo_maps_buf[256 * 1024] ZOO_UNUSED;
+static char zoo_maps_buf[4 << 20] ZOO_UNUSED; /* shared-anon-many: 22,000 lines */
 
 static inline int zoo_map_is_stack(const struct zoo_map *m)
 {
@@ -484,8 +484,14 @@ static inline int zoo_map_is_stack(const struct zoo_map *m)
  */
 static inline int zoo_read_maps(struct zoo_maps *out)
 {
-	if (zoo_read_file("/proc/self/maps", zoo_maps_buf, sizeof(zoo_maps_buf)) < 0)
+	ssize_t len = zoo_read_file("/proc/self/maps", zoo_maps_buf, sizeof(zoo_maps_buf));
+	if (len < 0)
 		return -1;
+	/* a snapshot cut short would compare a different cut after the restore: refuse it */
+	if ((size_t)len + 1 == sizeof(zoo_maps_buf)) {
+		errno = EFBIG;
+		return -1;
+	}
 	out->n = 0;
 	for (char *line = zoo_maps_buf; line && *line;) {
 		char *nl = strchr(line, '\n');
@@ -520,6 +526,9 @@ static inline int zoo_read_maps(struct zoo_maps *out)
 				p->end = m.end;
 			} else if (out->n < ZOO_MAX_MAPS) {
 				out->m[out->n++] = m;
+			} else {
+				errno = EFBIG;
+				return -1;
 			}
 		}
 		line = nl ? nl + 1 : NULL;
