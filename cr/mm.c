@@ -32,6 +32,7 @@
 #include "restorer/restorer.h"
 #include "task.h"
 #include "util.h"
+#include "vma.h"
 
 #define TASK_TOP 0x7ffffffff000ULL
 
@@ -706,13 +707,6 @@ static int check_mapped_file(const struct run_ctx *ctx, pid_t pid, const Mm *mm,
 		(unsigned long long)(f->mtime_ns % 1000000000ull), (unsigned long long)f->size,
 		shared_only ? "; mapped shared only: the process sees it as it is now" : "");
 	return shared_only ? 0 : -ESTALE;
-}
-
-/* A shared mapping made from a file opened read-only (or a SHM_RDONLY attach); images before
- * may_write was saved for files and shared memory have it writable. */
-static bool vma_read_only(const VmaEntry *v)
-{
-	return v->has_may_write && !v->may_write;
 }
 
 static int validate_mm(struct restore_task *t)

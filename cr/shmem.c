@@ -42,6 +42,7 @@
 #include "shmem.h"
 #include "tree-objects.h"
 #include "util.h"
+#include "vma.h"
 
 #define SHMEM_PID 0 /* pages-0.img */
 #define READ_CHUNK (1UL << 20)
@@ -867,7 +868,7 @@ static int plan_kept_objects(struct shmem_state *st, const struct restore_tree *
 			const VmaEntry *v = t->mm->vmas[k];
 			ssize_t o = maps_shmem(v) ? table_index(st, v->shmem_id) : -1;
 			/* (read-only: made from a file opened so, it can never be made writable) */
-			if (o >= 0 && (v->kind != VMA_KIND__VMA_ANON_SHARED || (v->has_may_write && !v->may_write) ||
+			if (o >= 0 && (v->kind != VMA_KIND__VMA_ANON_SHARED || vma_read_only(v) ||
 				       v->pgoff >= mapped_len(tab->objects[o])))
 				st->keep_mapped[o] = false;
 		}
