@@ -369,15 +369,17 @@ static int seize_settled(struct run_ctx *ctx, struct dump_tree *tr, pid_t root)
 	}
 }
 
-/* The tree's pids, sorted, for warn_ids_held (taken while the dump can still fail cleanly). */
-static int *tree_pids(const struct dump_tree *tr)
+/* The tree's pids, zombies too, sorted, for warn_ids_held (taken while the dump can still
+ * fail cleanly): a zombie of the tree is not yet reaped when the scan comes. */
+static int *tree_pids(const struct dump_tree *tr, size_t *n)
 {
-	int *ids = xmalloc((tr->nr_tasks + 1) * sizeof(*ids));
+	int *ids = xmalloc((tr->nr_entries + 1) * sizeof(*ids));
 
-	for (size_t i = 0; ids && i < tr->nr_tasks; i++)
-		ids[i] = tr->tasks[i].pid;
+	*n = tr->nr_entries;
+	for (size_t i = 0; ids && i < *n; i++)
+		ids[i] = tr->entries[i]->pid;
 	if (ids)
-		proc_sort_numbers(ids, tr->nr_tasks);
+		proc_sort_numbers(ids, *n);
 	return ids;
 }
 
@@ -410,6 +412,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	pid_t root = ctx->opts->pid;
 	bool locked = false, committed = false;
 	auto_free int *ids = NULL;
+	size_t n_ids = 0;
 	int err;
 
 	if ((err = run_states_make(ctx, tree_objects, tree_objects_len)) ||
@@ -434,15 +437,16 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	if ((err = net_lock_dump(ctx, &tr)) || (err = run_notify(ctx, "network-lock", root, -1)))
 		goto fail;
 	locked = true;
+	/* (host pids: the tree's own PID namespace gets its pids when the images are written) */
+	if (!ctx->opts->leave_running && !(ids = tree_pids(&tr, &n_ids))) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	if ((err = collect_tree(ctx, &tr, &pages, &shared, &in_parent, &sums_ns)))
 		goto fail;
 	if (run_fault(ctx, "after-images")) {
 		pr_err("dump pid %d: injected failure after-images", root);
 		err = -EIO;
-		goto fail;
-	}
-	if (!ctx->opts->leave_running && !(ids = tree_pids(&tr))) {
-		err = -ENOMEM;
 		goto fail;
 	}
 	/* complete: in place before the post-dump hook looks at it, and before the tree goes */
@@ -471,7 +475,7 @@ static int dump_tree(struct run_ctx *ctx, int images_dir, struct image_set *set)
 	if (!err)
 		err = tree_gone(ctx, &tr, images_dir);
 	if (!err && ids)
-		warn_ids_held(ids, tr.nr_tasks);
+		warn_ids_held(ids, n_ids);
 	dirty_track_close(ctx);
 	ctx->stats.frozen_us = (thawed_at - frozen_at) / 1000 - ctx->stats.freezing_us;
 	ctx->stats.pages_scanned = pages + shared + in_parent;
