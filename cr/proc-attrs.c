@@ -298,10 +298,7 @@ static int restore_attrs(struct restore_task *t)
 		pr_perror("restore pid %d: cannot set its name %s", t->pid, c->comm);
 		return -errno;
 	}
-	if (c->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
-		pr_perror("restore pid %d: cannot make it a child subreaper", t->pid);
-		return -errno;
-	}
+	/* (child_subreaper: taken back at the very end, cr/restore-finish.c) */
 	if ((c->has_thp_disable && prctl(PR_SET_THP_DISABLE, c->thp_disable, 0, 0, 0)) ||
 	    (c->has_timer_slack_ns && c->timer_slack_ns && prctl(PR_SET_TIMERSLACK, c->timer_slack_ns, 0, 0, 0))) {
 		pr_perror("restore pid %d: cannot set THP disable %u or timer slack %llu ns", t->pid,

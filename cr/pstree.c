@@ -1006,7 +1006,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	bool left_group = me->pgid != (uint32_t)self->pid && has_members(inv, self->pid);
 	int err;
 
-	/* (a subreaper until its orphans have come: the tree's own flag is set much later) */
+	/* (a subreaper until its orphans have come: the tree's own flag, cr/restore-finish.c) */
 	if (rt->plan[my].lift_target && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) {
 		pr_perror("restore pid %d: cannot take its orphans as their subreaper", self->pid);
 		return -errno;

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -292,6 +293,24 @@ static int unmap_restorer_region(const struct restore_task *t, pid_t tid, struct
 	return err;
 }
 
+/*
+ * A child subreaper takes its flag back only here, the whole tree made and every lift done:
+ * set with its other attributes, it could take an orphan that a helper or zombie dying below
+ * it later was to give to a parent above it (cr/pstree.c).
+ */
+static int take_subreaper_flag(const struct restore_task *t, pid_t tid, struct user_regs_struct r)
+{
+	long long ret;
+	int err = pause_loop_syscall(t, tid, r, SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, &ret);
+
+	if (!err && ret) {
+		pr_err("restore pid %d: cannot make it a child subreaper again: %s", t->pid,
+		       strerror((int)-ret));
+		return (int)ret;
+	}
+	return err;
+}
+
 static bool is_parent_of(const struct restore_tree *rt, const struct restore_task *t,
 			 const struct restore_task *c)
 {
@@ -524,7 +543,8 @@ static int prepare_finish(struct restore_tree *rt, struct restore_task *t)
 	if (t->leader_exited &&
 	    ((err = run_finish_steps(t)) || (err = exit_main_thread(t, main_r))))
 		return err;
-	if ((err = unmap_restorer_region(t, via, r)))
+	if ((c->child_subreaper && (err = take_subreaper_flag(t, via, r))) ||
+	    (err = unmap_restorer_region(t, via, r)))
 		return err;
 	for (size_t i = 0; i < c->n_threads; i++) {
 		ThreadCore *tc = c->threads[i];
