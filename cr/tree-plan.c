@@ -13,8 +13,9 @@
  * Helpers may stand under any parent of their members: each way is tried.
  * When none of these is left in the tree (the process that forked it in that session has
  * exited and was reaped, and it went up to its parent as an orphan), restore adds a helper of
- * its own: forked in that session by a live member below the parent, it forks the process and
- * is killed, so that the process goes up to its parent as it once did (add_lifter).
+ * its own: forked in that session by a live member below the parent (its leader first), it
+ * forks the process and is killed, so that the process goes up to its parent as it once did
+ * (add_lifter).
  * A session whose leader is outside the tree can only be the one the root inherits.
  */
 #include <errno.h>
@@ -186,6 +187,22 @@ static bool plan_holds(const Inventory *inv, const struct tree_plan_step *plan)
 	return true;
 }
 
+/*
+ * Entry i could not be placed. If only because a child of its was to be forked before i's
+ * setsid() (the last resort of try_place), the child is the one to place another way (by a
+ * helper of restore's own, add_lifter): i itself was in its own session all along.
+ */
+static size_t stuck_child(const struct planner *pl, size_t i)
+{
+	const Inventory *inv = pl->inv;
+
+	for (size_t k = 1; pl->plan[i].born_sid && k < inv->n_tree; k++)
+		if (inv->tree[k]->ppid == inv->tree[i]->pid && pl->plan[k].before_setsid &&
+		    pl->plan[k].creator == inv->tree[i]->pid && pl->need[k] == pl->plan[i].born_sid)
+			return k;
+	return i;
+}
+
 /* One try with the helpers where they are: 0, or 1 with *stuck the entry it cannot place. */
 static int plan_once(struct planner *pl, size_t *stuck)
 {
@@ -208,7 +225,7 @@ static int plan_once(struct planner *pl, size_t *stuck)
 	}
 	for (size_t i = 1; i < inv->n_tree; i++)
 		if (!pl->placed[i]) {
-			*stuck = i;
+			*stuck = stuck_child(pl, i);
 			return 1;
 		}
 	return plan_holds(inv, pl->plan) ? 0 : 1;
@@ -248,6 +265,14 @@ static uint32_t unused_pid(const Inventory *inv)
 	return pid;
 }
 
+/* Can live entry k of session sid fork a helper below entry i's parent p, not below i? */
+static bool can_host(const Inventory *inv, size_t k, size_t i, ssize_t p, uint32_t sid)
+{
+	const TreeEntry *m = inv->tree[k];
+	return p >= 0 && k != i && m->sid == sid && !stand_in(m) && !m->n_nested_pids &&
+	       below(inv, k, p) && !below(inv, k, i);
+}
+
 /*
  * Entry i cannot be forked in session sid (its own, or the one it forked children in before
  * its setsid): the process of that session that forked it has exited and was reaped, and it
@@ -258,15 +283,15 @@ static uint32_t unused_pid(const Inventory *inv)
 static int add_lifter(Inventory *inv, size_t i, uint32_t sid)
 {
 	const TreeEntry *e = inv->tree[i];
-	ssize_t p = tree_entry_index(inv, e->ppid), host = -1;
+	ssize_t p = tree_entry_index(inv, e->ppid), host = tree_entry_index(inv, sid);
 	TreeEntry *h, **more;
 
-	for (size_t k = 1; k < inv->n_tree && host < 0 && p >= 0; k++) {
-		const TreeEntry *m = inv->tree[k];
-		if (k != i && m->sid == sid && !stand_in(m) && !m->n_nested_pids && below(inv, k, p) &&
-		    !below(inv, k, i))
+	/* the session's leader first: it is forked in any session, by its own parent */
+	if (host <= 0 || !can_host(inv, host, i, p, sid))
+		host = -1;
+	for (size_t k = 1; k < inv->n_tree && host < 0; k++)
+		if (can_host(inv, k, i, p, sid))
 			host = k;
-	}
 	if (host < 0 || e->n_nested_pids)
 		return 0;
 	uint32_t pid = unused_pid(inv);
