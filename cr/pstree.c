@@ -644,6 +644,15 @@ int pstree_validate(struct restore_tree *rt)
 #define SETTLE_WAIT_NS 10000000000ull
 
 /*
+ * One pause of a polling wait: 200 us at first, twice as long each round up to 6.4 ms, so that
+ * hundreds of processes waiting on each other leave the CPUs to the ones at work.
+ */
+static void poll_pause(unsigned *round)
+{
+	usleep(200u << (*round < 5 ? (*round)++ : 5));
+}
+
+/*
  * Joins process group pgid of its session. With wait, for up to 5 s while the group does not
  * exist yet: its leader (or a member) is made by another branch of the tree.
  */
@@ -651,13 +660,14 @@ int pstree_validate(struct restore_tree *rt)
 static int join_group(uint32_t pgid, bool wait)
 {
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
+	unsigned round = 0;
 
 	if (pgid == (uint32_t)getpgrp())
 		return 0;
 	while (setpgid(0, pgid)) {
 		if (errno != EPERM || !wait || now_ns(CLOCK_MONOTONIC) >= deadline)
 			return -errno;
-		usleep(500);
+		poll_pause(&round);
 	}
 	return 0;
 }
@@ -831,8 +841,13 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	/* nor outlives its parent (a helper's orphan to be: its forker, who dies first) */
 	if (!step->lift)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != pstree_pid_seen_by(rt->inv, e, step->lift ? step->creator : e->ppid))
+	/* (a helper's orphan to be may be its parent's already: its forker dies when it may) */
+	pid_t ppid = getppid();
+	if (ppid != pstree_pid_seen_by(rt->inv, e, step->lift ? step->creator : e->ppid) &&
+	    !(step->lift && ppid == pstree_pid_seen_by(rt->inv, e, e->ppid))) {
+		pr_debug("restore pid %u: the process that forked it is gone", e->pid);
 		_exit(1);
+	}
 	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
 	    join_own_group(rt->inv, e, true) != 0) {
 		pr_perror("restore pid %u: cannot take session %u and group %u again", e->pid,
@@ -842,9 +857,10 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 	if (make_children(rt, e->pid, false, run))
 		_exit(1);
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
+	unsigned round = 0;
 	while (e->zombie && !may_die(rt, tree_entry_index(rt->inv, e->pid)) &&
 	       now_ns(CLOCK_MONOTONIC) < deadline)
-		usleep(200);
+		poll_pause(&round);
 	if (e->zombie) {
 		if (e->comm)
 			prctl(PR_SET_NAME, e->comm, 0, 0, 0);
@@ -935,6 +951,7 @@ static int settle_children(struct restore_tree *rt, size_t me)
 	bool zombies = false, orphans_in = !rt->plan[me].lift_target;
 	pid_t missing = 0;
 	size_t left;
+	unsigned round = 0;
 	auto_free bool *ended = xzalloc(inv->n_tree * sizeof(*ended)); /* its helpers it killed */
 
 	if (!ended)
@@ -962,7 +979,7 @@ static int settle_children(struct restore_tree *rt, size_t me)
 		}
 		if (!left && orphans_in)
 			break;
-		usleep(200);
+		poll_pause(&round);
 	} while (now_ns(CLOCK_MONOTONIC) < deadline);
 	if (left) {
 		pr_err("restore pid %d: the helpers standing in for exited leaders did not finish in "
@@ -980,10 +997,11 @@ static int settle_children(struct restore_tree *rt, size_t me)
 			continue;
 		zombies = true;
 		si.si_pid = 0;
+		round = 0;
 		/* (ECHILD: its forker has not made it yet) */
 		while (waitid(P_PID, e->pid, &si, WEXITED | WNOWAIT) && errno == ECHILD &&
 		       now_ns(CLOCK_MONOTONIC) < deadline)
-			usleep(200);
+			poll_pause(&round);
 		if (si.si_pid == (pid_t)e->pid && wait_status_from(&si) != (int32_t)e->exit_status)
 			pr_warn("restore pid %u: it ended with wait status %#x, made again with %#x%s",
 				e->pid, e->exit_status, wait_status_from(&si),
@@ -1002,6 +1020,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	size_t my = tree_entry_index(inv, self->pid);
 	TreeEntry *me = inv->tree[my];
 	bool is_root = self == &rt->tasks[0], join_late = false;
+	unsigned round = 0;
 	/* it leads a group it is no longer in: the group is made for its members first */
 	bool left_group = me->pgid != (uint32_t)self->pid && has_members(inv, self->pid);
 	int err;
@@ -1051,7 +1070,7 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 		return err;
 	for (uint64_t end = now_ns(CLOCK_MONOTONIC) + JOIN_WAIT_NS;
 	     left_group && !made_and_joined(rt, 0, self->pid) && now_ns(CLOCK_MONOTONIC) < end;)
-		usleep(200);
+		poll_pause(&round);
 	if (join_late && (err = join_group(pstree_pid_seen_by(inv, me, me->pgid), true))) {
 		pr_err("restore pid %d: cannot join process group %u: %s", self->pid, me->pgid,
 		       strerror(-err));
@@ -1062,9 +1081,10 @@ int pstree_restore_links(struct restore_tree *rt, struct restore_task *self,
 	if (rt->plan[my].lift) {
 		/* its forker has died: now its parent's, it dies with it as the others do */
 		pid_t parent = pstree_pid_seen_by(inv, me, me->ppid);
+		round = 0;
 		for (uint64_t end = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
 		     getppid() != parent && now_ns(CLOCK_MONOTONIC) < end;)
-			usleep(200);
+			poll_pause(&round);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent) {
 			pr_err("restore pid %d: did not come to its parent %u as its orphan", self->pid,

@@ -9,11 +9,19 @@
  * --escape: root is no subreaper, so O goes up out of the tree, still in S's session; its pid
  * and S's are written to $ZOO_TMPDIR/escaped-orphan ("O S"), for the test to end it (the restore
  * of the tree is refused while O keeps S's pid taken). After restore: S and T alone are checked.
+ * ZOMBIE_ORPHAN (orphan-zombie-session): O has exited with status 42 before the dump, a zombie
+ * of root's in S's session; after restore root checks its session and status, then reaps it.
  * Blocks in: nanosleep everywhere.
  */
 #include "zoo.h"
 #include <sys/prctl.h>
 #include <sys/wait.h>
+
+#ifdef ZOMBIE_ORPHAN
+#define ZOMBIE 1
+#else
+#define ZOMBIE 0
+#endif
 
 static pid_t root, t_pid, s_pid, o_pid;
 static int escape;
@@ -32,6 +40,11 @@ static void wait_term(void)
 /* Exit code: 0, or 1 parent, 2 session, 4 group */
 static __attribute__((noreturn)) void orphan(void)
 {
+#ifdef ZOMBIE_ORPHAN
+	if (zoo_corr && !strcmp(zoo_corr->tag, "session"))
+		setsid();
+	_exit(42);
+#endif
 	wait_term();
 	if (zoo_corr && !strcmp(zoo_corr->tag, "session"))
 		setsid();
@@ -99,11 +112,12 @@ int main(int argc, char **argv)
 		if (zoo_write_file(path, ids_text, strlen(ids_text)))
 			zoo_die("write %s: %s", path, strerror(errno));
 	}
-	/* O is root's child now (waitid finds it, alive, without reaping) */
+	/* O is root's child now (waitid finds it, alive or a zombie, without reaping) */
 	int adopted = escape;
 	for (int tries = 0; tries < 500 && !adopted; tries++) {
 		siginfo_t si = { 0 };
-		adopted = waitid(P_PID, o_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && !si.si_pid;
+		adopted = waitid(P_PID, o_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			  (ZOMBIE ? si.si_pid == o_pid : !si.si_pid);
 		if (!adopted)
 			zoo_sleep_ms(2);
 	}
@@ -114,7 +128,13 @@ int main(int argc, char **argv)
 	zoo_wait();
 
 	int code;
-	if (!escape) {
+	if (ZOMBIE) {
+		pid_t sid = getsid(o_pid);
+		waitpid(o_pid, &st, 0);
+		CHECK("session", sid == s_pid, "zombie orphan %d: in session %d, not %d", o_pid, sid, s_pid);
+		CHECK("status", WIFEXITED(st) && WEXITSTATUS(st) == 42, "zombie orphan %d: status %#x, "
+		      "not exit 42", o_pid, st);
+	} else if (!escape) {
 		kill(o_pid, SIGTERM);
 		waitpid(o_pid, &st, 0);
 		code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
