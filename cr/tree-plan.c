@@ -87,19 +87,58 @@ bool tree_plan_forked_below(const Inventory *inv, const struct tree_plan_step *p
 	return false;
 }
 
-/* A child of entry i's parent that can fork it in session sid as its sibling (-1: none). */
-static ssize_t sibling_in(const Inventory *inv, const struct tree_plan_step *plan, size_t i,
-			  uint32_t sid)
+/* Is entry k made by entry i, as planned so far (its creator's creator, ... is i)? */
+static bool made_by(const Inventory *inv, const struct tree_plan_step *plan, size_t k, size_t i)
 {
+	for (size_t n = 0; n <= inv->n_tree; n++) {
+		ssize_t c = tree_entry_index(inv, plan[k].creator);
+		if (k == 0 || c < 0)
+			return false;
+		if ((size_t)c == i)
+			return true;
+		k = c;
+	}
+	return true; /* a loop */
+}
+
+#define MAX_BANS 16
+
+struct planner {
+	const Inventory *inv;
+	struct tree_plan_step *plan;
+	uint32_t *need; /* per entry: the session it has to be forked in (0: any) */
+	bool *placed;
+	size_t stuck;   /* plan_tree failed: the first entry it could not place, */
+	uint32_t stuck_sid; /* in the session it had to be forked in */
+	/* creators an entry may not have: chosen once, a later choice made the plan break */
+	struct { uint32_t pid, creator; } bans[MAX_BANS];
+	size_t n_bans;
+};
+
+/* May entry i be forked by entry c? */
+static bool may_fork(const struct planner *pl, size_t i, size_t c)
+{
+	for (size_t b = 0; b < pl->n_bans; b++)
+		if (pl->bans[b].pid == pl->inv->tree[i]->pid && pl->bans[b].creator == pl->inv->tree[c]->pid)
+			return false;
+	return !made_by(pl->inv, pl->plan, c, i);
+}
+
+/* A child of entry i's parent that can fork it in session sid as its sibling (-1: none). */
+static ssize_t sibling_in(const struct planner *pl, size_t i, uint32_t sid)
+{
+	const Inventory *inv = pl->inv;
+	const struct tree_plan_step *plan = pl->plan;
 	ssize_t leader = tree_entry_index(inv, sid);
 
 	if (leader > 0 && (size_t)leader != i && inv->tree[leader]->ppid == inv->tree[i]->ppid &&
-	    inv->tree[leader]->sid == sid && !plan[leader].lift && !starts_pid_ns(inv, leader))
+	    inv->tree[leader]->sid == sid && !plan[leader].lift && !starts_pid_ns(inv, leader) &&
+	    may_fork(pl, i, leader))
 		return leader;
 	for (size_t k = 1; k < i; k++) { /* planned already: none of them is forked by entry i */
 		const TreeEntry *s = inv->tree[k];
 		if (s->ppid == inv->tree[i]->ppid && s->sid == sid && s->pid != sid && !stand_in(s) &&
-		    !plan[k].born_sid && !plan[k].lift && !starts_pid_ns(inv, k))
+		    !plan[k].born_sid && !plan[k].lift && !starts_pid_ns(inv, k) && may_fork(pl, i, k))
 			return k;
 	}
 	return -1;
@@ -109,15 +148,16 @@ static ssize_t sibling_in(const Inventory *inv, const struct tree_plan_step *pla
  * A process of session sid that dies on restore (a helper or a zombie) and is forked below
  * entry i's parent: forked by it, entry i goes to that parent when it dies (-1: none).
  */
-static ssize_t lifter_in(const Inventory *inv, const struct tree_plan_step *plan, size_t i,
-			 uint32_t sid)
+static ssize_t lifter_in(const struct planner *pl, size_t i, uint32_t sid)
 {
+	const Inventory *inv = pl->inv;
+	const struct tree_plan_step *plan = pl->plan;
 	ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid);
 
 	for (size_t d = 1; d < inv->n_tree; d++) {
 		bool other_parent = false; /* its orphans all go to one: the nearest subreaper */
 		if (d == i || !stand_in(inv->tree[d]) || inv->tree[d]->sid != sid ||
-		    tree_plan_forked_below(inv, plan, d, i) || !tree_plan_forked_below(inv, plan, d, p))
+		    !may_fork(pl, i, d) || !tree_plan_forked_below(inv, plan, d, p))
 			continue;
 		for (size_t k = 1; k < inv->n_tree; k++)
 			other_parent |= plan[k].lift && plan[k].creator == inv->tree[d]->pid &&
@@ -127,15 +167,6 @@ static ssize_t lifter_in(const Inventory *inv, const struct tree_plan_step *plan
 	}
 	return -1;
 }
-
-struct planner {
-	const Inventory *inv;
-	struct tree_plan_step *plan;
-	uint32_t *need; /* per entry: the session it has to be forked in (0: any) */
-	bool *placed;
-	size_t stuck;   /* plan_tree failed: the first entry it could not place, */
-	uint32_t stuck_sid; /* in the session it had to be forked in */
-};
 
 /* Places entry i in its session: 0 done, 1 not now, or (born allowed) through its parent. */
 static int try_place(struct planner *pl, size_t i, bool born)
@@ -147,16 +178,16 @@ static int try_place(struct planner *pl, size_t i, bool born)
 	const TreeEntry *parent = inv->tree[p];
 
 	plan[i] = (struct tree_plan_step){ .creator = parent->pid, .born_sid = plan[i].born_sid };
-	if (forks_in(inv, plan, p, sid)) {
+	if (forks_in(inv, plan, p, sid) && may_fork(pl, i, p)) {
 		plan[i].before_setsid = parent->sid != sid;
 		return 0;
 	}
-	if (!starts_pid_ns(inv, i) && (s = sibling_in(inv, plan, i, sid)) >= 0) {
+	if (!starts_pid_ns(inv, i) && (s = sibling_in(pl, i, sid)) >= 0) {
 		plan[i].creator = inv->tree[s]->pid;
 		plan[i].clone_parent = true;
 		return 0;
 	}
-	if (!starts_pid_ns(inv, i) && (s = lifter_in(inv, plan, i, sid)) >= 0) {
+	if (!starts_pid_ns(inv, i) && (s = lifter_in(pl, i, sid)) >= 0) {
 		plan[i].creator = inv->tree[s]->pid;
 		plan[i].lift = true;
 		return 0;
@@ -171,20 +202,24 @@ static int try_place(struct planner *pl, size_t i, bool born)
 	return 0;
 }
 
-/* Every process is forked below the root, and a lifted one below its parent. */
-static bool plan_holds(const Inventory *inv, const struct tree_plan_step *plan)
+/*
+ * Every process is forked below the root, a lifted one below its parent, a sibling by one not
+ * lifted, and a dying process's orphans all go to one parent: -1, or an entry whose place
+ * breaks this (a later choice moved its creator).
+ */
+static ssize_t plan_breaks(const Inventory *inv, const struct tree_plan_step *plan)
 {
 	for (size_t i = 1; i < inv->n_tree; i++) {
 		ssize_t p = tree_entry_index(inv, inv->tree[i]->ppid), c = tree_entry_index(inv, plan[i].creator);
 		if (!tree_plan_forked_below(inv, plan, i, 0) || (plan[i].clone_parent && plan[c].lift) ||
 		    (plan[i].lift && !tree_plan_forked_below(inv, plan, c, p)))
-			return false;
+			return i;
 		for (size_t k = 1; plan[i].lift && k < i; k++)
 			if (plan[k].lift && plan[k].creator == plan[i].creator &&
 			    inv->tree[k]->ppid != inv->tree[i]->ppid)
-				return false;
+				return i;
 	}
-	return true;
+	return -1;
 }
 
 /*
@@ -203,11 +238,15 @@ static size_t stuck_child(const struct planner *pl, size_t i)
 	return i;
 }
 
-/* One try with the helpers where they are: 0, or 1 with *stuck the entry it cannot place. */
+/*
+ * One try with the helpers where they are: 0, 1 with *stuck the entry it cannot place, or 2
+ * with *stuck an entry whose place the others' broke.
+ */
 static int plan_once(struct planner *pl, size_t *stuck)
 {
 	const Inventory *inv = pl->inv;
 	bool progress = true;
+	ssize_t broken;
 
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		const TreeEntry *e = inv->tree[i];
@@ -228,7 +267,10 @@ static int plan_once(struct planner *pl, size_t *stuck)
 			*stuck = stuck_child(pl, i);
 			return 1;
 		}
-	return plan_holds(inv, pl->plan) ? 0 : 1;
+	if ((broken = plan_breaks(inv, pl->plan)) < 0)
+		return 0;
+	*stuck = broken;
+	return 2;
 }
 
 #define MAX_LIFTERS 8
@@ -347,9 +389,17 @@ static int plan_tree(struct planner *pl)
 	for (size_t w = 0; w < ways; w++) {
 		for (size_t k = 0, r = w; k < nh; r /= nc[k], k++)
 			inv->tree[helpers[k]]->ppid = cands[k][r % nc[k]];
-		int err = plan_once(pl, &stuck);
+		int err;
+		pl->n_bans = 0;
+		/* a broken place: that creator is banned for that entry, and the plan made again */
+		while ((err = plan_once(pl, &stuck)) == 2 && pl->n_bans < MAX_BANS) {
+			pl->bans[pl->n_bans].pid = inv->tree[stuck]->pid;
+			pl->bans[pl->n_bans++].creator = pl->plan[stuck].creator;
+		}
 		if (!err)
 			return 0;
+		if (err == 2)
+			stuck = 0;
 		if (w == 0) {
 			pl->stuck = stuck;
 			pl->stuck_sid = pl->need[stuck];
