@@ -19,7 +19,9 @@
  * A session whose leader is outside the tree can only be the one the root inherits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -289,22 +291,51 @@ static bool below(const Inventory *inv, size_t k, size_t anc)
 	return false;
 }
 
-/* A pid for a helper of restore's own: no process, session or group of the tree has it, and
- * (the tree in the host's PID namespace) no process of the host. */
+/* Does a process, session or group of the tree have id pid? */
+static bool tree_id(const Inventory *inv, uint32_t pid)
+{
+	for (size_t i = 0; i < inv->n_tree; i++)
+		if (inv->tree[i]->pid == pid || inv->tree[i]->sid == pid || inv->tree[i]->pgid == pid)
+			return true;
+	return false;
+}
+
+/* A number from /proc/sys/kernel (its PID namespace's, for pid files), or dflt. */
+static long kernel_knob(const char *name, long dflt)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
+	auto_free char *text = read_file_at(AT_FDCWD, path, NULL);
+	return text ? atol(text) : dflt;
+}
+
+/*
+ * A pid for a helper of restore's own: no process, session or group of the tree has it, and
+ * (the tree in the host's PID namespace) no process of the host. There, half the pid range
+ * away from the last pid the kernel gave: neither a pid it gives next (it goes upwards, and
+ * stasis forks too while it restores) nor one freed of late (another restore may make it
+ * again, as this one does the tree's).
+ */
 static uint32_t unused_pid(const Inventory *inv)
 {
-	uint32_t pid = 1;
+	uint32_t high = 1;
 	bool own_ns = inv->has_pid_ns && inv->pid_ns;
+	long max = kernel_knob("pid_max", 32768), last = kernel_knob("ns_last_pid", 300);
 
 	for (size_t i = 0; i < inv->n_tree; i++) {
 		const TreeEntry *e = inv->tree[i];
-		pid = e->pid > pid ? e->pid : pid;
-		pid = e->sid > pid ? e->sid : pid;
-		pid = e->pgid > pid ? e->pgid : pid;
+		high = e->pid > high ? e->pid : high;
+		high = e->sid > high ? e->sid : high;
+		high = e->pgid > high ? e->pgid : high;
 	}
-	while (++pid < (1u << 22) && !own_ns && (kill(pid, 0) == 0 || errno != ESRCH))
+	for (long n = 0, span = max - 301; !own_ns && span > 0 && n < span; n++) {
+		uint32_t pid = 301 + (last + span / 2 + n) % span;
+		if (!tree_id(inv, pid) && kill(pid, 0) && errno == ESRCH)
+			return pid;
+	}
+	while (++high < (1u << 22) && !own_ns && (kill(high, 0) == 0 || errno != ESRCH))
 		;
-	return pid;
+	return high;
 }
 
 /* Can live entry k of session sid fork a helper below entry i's parent p, not below i? */
