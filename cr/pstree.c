@@ -827,6 +827,13 @@ typedef void (*run_child_fn)(struct restore_tree *, struct restore_task *);
 
 static int make_children(struct restore_tree *rt, pid_t self, bool before_setsid, run_child_fn run);
 
+static __attribute__((noreturn)) void stand_in_failed(const TreeEntry *e, int err)
+{
+	pr_err("restore pid %u: cannot take session %u and group %u again: %s", e->pid, e->sid,
+	       e->pgid, strerror(-err));
+	_exit(1);
+}
+
 /*
  * A process that is not one of the tree's (a helper: the exited leader of a session or group,
  * which members still use) or no more (a zombie): it takes its session and group, forks what
@@ -848,14 +855,21 @@ static __attribute__((noreturn)) void run_stand_in(struct restore_tree *rt, cons
 		pr_debug("restore pid %u: the process that forked it is gone", e->pid);
 		_exit(1);
 	}
-	if (e->sid == e->pid ? setsid() < 0 : e->pgid == e->pid ? setpgid(0, 0) != 0 :
-	    join_own_group(rt->inv, e, true) != 0) {
-		pr_perror("restore pid %u: cannot take session %u and group %u again", e->pid,
-			  e->sid, e->pgid);
-		_exit(1);
-	}
+	int err = 0;
+	bool join_late = false;
+	if (e->sid == e->pid)
+		err = setsid() < 0 ? -errno : 0;
+	else if (e->pgid == e->pid)
+		err = setpgid(0, 0) ? -errno : 0;
+	/* (its group not there yet: maybe its leader is made by what it forks, its orphans') */
+	else if ((err = join_own_group(rt->inv, e, false)) == -EPERM)
+		join_late = true;
+	if (err && !join_late)
+		stand_in_failed(e, err);
 	if (make_children(rt, e->pid, false, run))
 		_exit(1);
+	if (join_late && (err = join_own_group(rt->inv, e, true)))
+		stand_in_failed(e, err);
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + SETTLE_WAIT_NS;
 	unsigned round = 0;
 	while (e->zombie && !may_die(rt, tree_entry_index(rt->inv, e->pid)) &&
@@ -963,8 +977,11 @@ static int settle_children(struct restore_tree *rt, size_t me)
 			if (e->ppid != (uint32_t)self || !e->group_helper || ended[i])
 				continue;
 			zombies = true; /* (its death queues a SIGCHLD too) */
-			/* (not there yet: a sibling of ours forks it, as our child, maybe later) */
-			if (getpgid(e->pid) >= 0 && made_and_joined(rt, e->pid, e->pid) && may_die(rt, i)) {
+			/* (not there yet: a sibling of ours forks it, as our child, maybe later; or an
+			 * orphan to be, which has not come up to us yet) */
+			bool here = !rt->plan[i].lift || __atomic_load_n(&rt->lift_came[i], __ATOMIC_ACQUIRE);
+			if (here && getpgid(e->pid) >= 0 && made_and_joined(rt, e->pid, e->pid) &&
+			    may_die(rt, i)) {
 				kill(e->pid, SIGKILL);
 				waitpid(e->pid, NULL, 0);
 				ended[i] = true;
