@@ -74,7 +74,8 @@ static int collect_task(struct dump_task *t)
 	for (size_t i = 0; i < t->nr_threads; i++)
 		if ((err = kernel_task_refuse_dispatch(t->threads[i].tid, t->vdso_start, t->vdso_end)) ||
 		    (err = inject_leave_stale_stub(t->threads[i].tid, t->vdso_start, t->vdso_end,
-						   t->stop_sig, &t->threads[i].regs)))
+						   t->stop_sig, &t->threads[i].regs)) ||
+		    (err = kernel_task_leave_rseq_section(t->threads[i].tid, &t->threads[i].regs)))
 			return err;
 	/* the whole tree is frozen: no thread's seccomp can change any more */
 	if ((err = kernel_task_refuse_dispatch(t->pid, t->vdso_start, t->vdso_end)) ||

@@ -1,14 +1,15 @@
 /*
- * rseq-section: the main thread spins inside an rseq critical section (on glibc's registered
- * area) until SIGTERM, so the dump freezes it there. Inside, it checks on every turn that the
+ * rseq-section: the main thread and a second one spin inside an rseq critical section (each
+ * on glibc's area registered for it) until SIGTERM, so the dump freezes them there. Inside, it checks on every turn that the
  * area's rseq_cs still names the section: the kernel clears it only when the thread is
  * outside, and sends a thread it interrupts inside to the abort handler. A restore that
  * resumes the thread inside the section with rseq_cs cleared (the section gone unseen) makes
  * it run on as if never interrupted.
- *   Checks: rseq_cs was never found cleared inside the section.
- * Blocks in: a busy loop inside the critical section (x86_64 assembly).
+ *   Checks: rseq_cs was never found cleared inside the section, in either thread.
+ * Blocks in: a busy loop inside the critical section (x86_64 assembly), in both threads.
  */
 #include "zoo.h"
+#include <pthread.h>
 #include <sys/rseq.h>
 
 struct section_desc {
@@ -17,10 +18,12 @@ struct section_desc {
 };
 extern struct section_desc zoo_section_desc; /* in the assembly below */
 
-static volatile struct rseq *rs;
+static volatile struct rseq *rs, *second_rs; /* the main thread's, the second one's */
+static volatile sig_atomic_t second_stop;
 
-/* 0: left at SIGTERM, 1: found rseq_cs cleared inside, 2: aborted by the kernel */
-static __attribute__((noinline)) int run_section(void)
+/* 0: left once *stop is set, 1: found rseq_cs cleared inside, 2: aborted by the kernel */
+static __attribute__((noinline)) int run_section(volatile struct rseq *rs,
+						 volatile sig_atomic_t *stop)
 {
 	asm goto(".pushsection .data.zoo_section, \"aw\"\n\t"
 		 ".balign 32\n\t"
@@ -44,7 +47,7 @@ static __attribute__((noinline)) int run_section(void)
 		 "jmp %l[aborted]\n\t"
 		 ".popsection\n\t"
 		 :
-		 : [cs] "r"(&rs->rseq_cs), [term] "r"(&zoo_term)
+		 : [cs] "r"(&rs->rseq_cs), [term] "r"(stop)
 		 : "rax", "memory", "cc"
 		 : cleared, aborted);
 	return 0;
@@ -67,9 +70,44 @@ static void c_section(ucontext_t *u)
 	u->uc_mcontext.gregs[REG_RIP] = (greg_t)zoo_section_desc.start_ip;
 	u->uc_mcontext.gregs[REG_RAX] = (greg_t)&zoo_section_desc;
 }
+/* the second thread's area cleared under it, inside the section (it spins on until told) */
+static void c_thread(ucontext_t *u)
+{
+	(void)u;
+	second_rs->rseq_cs = 0;
+	zoo_sleep_ms(20);
+}
 static const struct zoo_corruption corruptions[] = {
 	{ "section", c_section, 1 },
+	{ "thread", c_thread, 0 },
 };
+
+struct section_counts {
+	unsigned cleared, aborts, turns;
+};
+
+static void run_sections(volatile struct rseq *own, volatile sig_atomic_t *stop,
+			 struct section_counts *n)
+{
+	while (!*stop) {
+		int r = run_section(own, stop);
+		n->cleared += r == 1;
+		n->aborts += r == 2;
+		n->turns++;
+	}
+	own->rseq_cs = 0;
+}
+
+static void *second_thread(void *arg)
+{
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM); /* (the corruption runs in the main thread's handler) */
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	second_rs = (volatile struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	run_sections(second_rs, &second_stop, arg);
+	return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -77,21 +115,25 @@ int main(int argc, char **argv)
 	if (__rseq_size == 0)
 		zoo_die("glibc did not register rseq (GLIBC_TUNABLES=glibc.pthread.rseq=0?)");
 	rs = (volatile struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	struct section_counts mine = { 0 }, second = { 0 };
+	pthread_t th;
+	if ((errno = pthread_create(&th, NULL, second_thread, &second)))
+		zoo_die("pthread_create: %s", strerror(errno));
+	while (!__atomic_load_n(&second_rs, __ATOMIC_ACQUIRE))
+		zoo_sleep_ms(1);
 	zoo_ready();
 
-	unsigned cleared = 0, aborts = 0, turns = 0;
-	while (!zoo_term) {
-		int r = run_section();
-		cleared += r == 1;
-		aborts += r == 2;
-		turns++;
-	}
-	rs->rseq_cs = 0;
-
+	run_sections(rs, &zoo_term, &mine);
 	zoo_begin_verify();
-	CHECK("section", cleared == 0, "rseq_cs found cleared %u times inside the section (no abort)",
-	      cleared);
-	char info[64];
-	snprintf(info, sizeof(info), "(%u sections, %u aborted)", turns, aborts);
+	second_stop = 1;
+	pthread_join(th, NULL);
+
+	CHECK("section", mine.cleared == 0, "rseq_cs found cleared %u times inside the section (no "
+	      "abort)", mine.cleared);
+	CHECK("thread", second.cleared == 0, "second thread: rseq_cs found cleared %u times inside "
+	      "the section (no abort)", second.cleared);
+	char info[96];
+	snprintf(info, sizeof(info), "(%u and %u sections, %u and %u aborted)", mine.turns,
+		 second.turns, mine.aborts, second.aborts);
 	return zoo_finish(info);
 }
