@@ -15,6 +15,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -40,8 +41,14 @@ static bool already_seized(const struct dump_task *t, int tid)
 int threads_seize(struct dump_task *t)
 {
 	bool found_new = true;
+	int timeout_s = t->ctx->opts->timeout > 0 ? t->ctx->opts->timeout : 10;
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_s * 1000000000ull;
 
-	/* Threads may be born while we seize: list again until nothing new appears. */
+	/*
+	 * Threads may be born while we seize: list again until a list has nothing new (no
+	 * thread not seized yet, none gone), for up to --timeout (threads that make their
+	 * successor and exit are caught one chain at a time: one seized before it made it).
+	 */
 	for (int round = 0; found_new; round++) {
 		auto_free int *tids = NULL;
 		size_t n;
@@ -50,8 +57,9 @@ int threads_seize(struct dump_task *t)
 
 		if (err)
 			return log_unnamed(logged, err, "dump pid %d: cannot list its threads", t->pid);
-		if (round > 100) {
-			pr_err("dump pid %d: threads keep appearing, cannot freeze them all", t->pid);
+		if (round > 100 && now_ns(CLOCK_MONOTONIC) > deadline) {
+			pr_err("dump pid %d: threads keep appearing, cannot freeze them all in %d s "
+			       "(%d lists of them; --timeout)", t->pid, timeout_s, round);
 			return -EAGAIN;
 		}
 		found_new = false;
@@ -64,9 +72,11 @@ int threads_seize(struct dump_task *t)
 				return -E2BIG;
 			}
 			if ((err = task_seize(tids[i], &stopped, t->ctx->opts->timeout))) {
-				if (err == -ESRCH)
-					continue; /* exited meanwhile */
-				return err;
+				if (err != -ESRCH)
+					return err;
+				/* exited meanwhile, maybe after making a thread this list missed */
+				found_new = true;
+				continue;
 			}
 			struct frozen_thread *ft = &t->threads[t->nr_threads++];
 			ft->tid = tids[i];
