@@ -34,7 +34,6 @@
 #include "seize.h"
 #include "util.h"
 
-#define FREEZER_DEFAULT_TIMEOUT_S 10
 #define FREEZER_SEIZE_GUARD_MS 1000
 #define FREEZER_MAX_THREADS (1 << 20)
 #define FREEZER_RELEASE_MS 10000
@@ -104,7 +103,7 @@ static int freezer_frozen(const struct freezer *f, char *state, size_t len)
 static int freeze(const struct freezer *f, int timeout_s)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC), last_kick = start;
-	int limit_s = timeout_s > 0 ? timeout_s : FREEZER_DEFAULT_TIMEOUT_S;
+	int limit_s = timeout_s > 0 ? timeout_s : FREEZE_TIMEOUT_DEFAULT_S;
 	uint64_t deadline = start + (uint64_t)limit_s * 1000000000ull;
 	unsigned backoff_us = 100;
 	char state[32] = "";

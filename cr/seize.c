@@ -20,7 +20,7 @@
 #include "seize.h"
 #include "util.h"
 
-#define WAIT_STOP_TIMEOUT_MS 10000
+#define WAIT_STOP_TIMEOUT_MS (FREEZE_TIMEOUT_DEFAULT_S * 1000)
 #define VFORK_WAIT_MS 1000
 #define VFORK_PEEK_MS 20 /* a task not stopped by then may be in vfork() with a child caught */
 

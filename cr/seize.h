@@ -8,9 +8,12 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+/* --timeout when not given (0): seconds to freeze the tree, and to wait for one task's stop */
+#define FREEZE_TIMEOUT_DEFAULT_S 10
+
 /*
  * PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop, at most timeout_s seconds (--timeout;
- * 0: 10; a task deep in one system call, as mmap populating gigabytes, stops only after it).
+ * 0: FREEZE_TIMEOUT_DEFAULT_S; a task deep in one system call, as mmap populating gigabytes, stops only after it).
  * *stop_sig: the job control signal of the group stop it was in before (SIGSTOP, SIGTSTP,
  * SIGTTIN, SIGTTOU), 0 if none.
  */

@@ -23,6 +23,7 @@
 #include "pid-ns.h"
 #include "regs.h"
 #include "restorer/restorer.h"
+#include "seize.h"
 #include "task.h"
 #include "thread-inject.h"
 #include "threads.h"
@@ -41,7 +42,7 @@ static bool already_seized(const struct dump_task *t, int tid)
 int threads_seize(struct dump_task *t)
 {
 	bool found_new = true;
-	int timeout_s = t->ctx->opts->timeout > 0 ? t->ctx->opts->timeout : 10;
+	int timeout_s = t->ctx->opts->timeout > 0 ? t->ctx->opts->timeout : FREEZE_TIMEOUT_DEFAULT_S;
 	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_s * 1000000000ull;
 
 	/*
