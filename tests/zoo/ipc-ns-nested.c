@@ -27,8 +27,6 @@
 
 enum { B_NS = 1, B_SYSCTL = 2, B_NEXT_ID = 4, B_GRANDCHILD = 8, B_OBJECTS = 16 };
 
-static volatile sig_atomic_t term;
-static void on_term(int sig) { (void)sig; term = 1; }
 static int corrupting(const char *tag) { return zoo_corr && !strcmp(zoo_corr->tag, tag); }
 
 static ino_t ipc_ns(pid_t pid)
@@ -47,14 +45,6 @@ static const char *const sysctls[][2] = {
 #define NR_SYSCTLS (sizeof(sysctls) / sizeof(sysctls[0]))
 static char before[NR_SYSCTLS][32]; /* as read once set (or not: read-only) */
 static int settable;
-
-static void wait_term(void)
-{
-	struct sigaction sa = { .sa_handler = on_term };
-	sigaction(SIGTERM, &sa, NULL);
-	while (!term)
-		zoo_sleep_ms(10);
-}
 
 static int queue_id, set_id; /* the child's objects */
 static int with_undo;
@@ -165,7 +155,7 @@ int main(int argc, char **argv)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (semop(set_id, &take, 1))
 				_exit(2);
-			wait_term();
+			zoo_child_wait_term();
 			_exit(ipc_ns(getpid()) != ipc_ns(getppid()));
 		}
 		while (gc > 0 && semctl(set_id, 0, GETVAL) != 4) /* (the grandchild took its 1) */
@@ -173,7 +163,7 @@ int main(int argc, char **argv)
 		if (gc < 0 || write(ready[1], "", 1) != 1)
 			_exit(255);
 		close(ready[1]);
-		wait_term();
+		zoo_child_wait_term();
 		_exit(child_checks(gc));
 	}
 	char c;

@@ -15,17 +15,6 @@
 #include <sys/wait.h>
 
 static pid_t p_pid, a_pid, l_pid, c_pid, f_pid;
-static volatile sig_atomic_t term;
-
-static void on_term(int sig) { (void)sig; term = 1; }
-
-static void wait_term(void)
-{
-	struct sigaction sa = { .sa_handler = on_term };
-	sigaction(SIGTERM, &sa, NULL);
-	while (!term)
-		zoo_sleep_ms(5);
-}
 
 /* Ends child pid with SIGTERM: its exit code, or 128 if it did not exit by itself. */
 static int end_child(pid_t pid)
@@ -41,7 +30,7 @@ static int end_child(pid_t pid)
  * group 8, L's parent, session or group 16, P's parent or session 32, P's subreaper flag 64. */
 static __attribute__((noreturn)) void run_f(void)
 {
-	wait_term();
+	zoo_child_wait_term();
 	if (zoo_corr && !strcmp(zoo_corr->tag, "session"))
 		setsid();
 	_exit((getppid() != c_pid) | (getsid(0) != l_pid || getpgrp() != l_pid) << 1);
@@ -57,7 +46,7 @@ static __attribute__((noreturn)) void run_c(int report)
 	if (write(report, &c_pid, sizeof(c_pid)) != sizeof(c_pid))
 		_exit(127);
 	close(report);
-	wait_term();
+	zoo_child_wait_term();
 	int code = end_child(f_pid);
 	_exit(code | (getppid() != p_pid) << 2 | (getsid(0) != c_pid || getpgrp() != c_pid) << 3);
 }
@@ -75,7 +64,7 @@ static __attribute__((noreturn)) void run_l(int report)
 	}
 	waitpid(m, NULL, 0);
 	close(report);
-	wait_term();
+	zoo_child_wait_term();
 	_exit((getppid() != a_pid || getsid(0) != l_pid || getpgrp() != l_pid) << 4);
 }
 
@@ -94,7 +83,7 @@ static __attribute__((noreturn)) void run_p(int report[2], int ready)
 		if ((l_pid = fork()) == 0)
 			run_l(report[1]);
 		close(report[1]);
-		wait_term();
+		zoo_child_wait_term();
 		_exit(end_child(l_pid));
 	}
 	close(report[1]);
@@ -111,7 +100,7 @@ static __attribute__((noreturn)) void run_p(int report[2], int ready)
 	if (write(ready, "r", 1) != 1)
 		_exit(127);
 	close(ready);
-	wait_term();
+	zoo_child_wait_term();
 	prctl(PR_GET_CHILD_SUBREAPER, &sub);
 	int code = end_child(a_pid) | end_child(c_pid);
 	_exit(code | (getppid() != root || getsid(0) != p_pid) << 5 | !sub << 6);

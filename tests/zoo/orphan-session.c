@@ -25,17 +25,6 @@
 
 static pid_t root, t_pid, s_pid, o_pid;
 static int escape;
-static volatile sig_atomic_t child_term;
-
-static void on_term(int sig) { (void)sig; child_term = 1; }
-
-static void wait_term(void)
-{
-	struct sigaction sa = { .sa_handler = on_term };
-	sigaction(SIGTERM, &sa, NULL);
-	while (!child_term)
-		zoo_sleep_ms(5);
-}
 
 /* Exit code: 0, or 1 parent, 2 session, 4 group */
 static __attribute__((noreturn)) void orphan(void)
@@ -45,7 +34,7 @@ static __attribute__((noreturn)) void orphan(void)
 		setsid();
 	_exit(42);
 #endif
-	wait_term();
+	zoo_child_wait_term();
 	if (zoo_corr && !strcmp(zoo_corr->tag, "session"))
 		setsid();
 	_exit((getppid() != root) | (getsid(0) != s_pid) << 1 | (getpgrp() != s_pid) << 2);
@@ -68,7 +57,7 @@ static __attribute__((noreturn)) void session_leader(int report)
 	waitpid(h, NULL, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	close(report);
-	wait_term();
+	zoo_child_wait_term();
 	prctl(PR_GET_CHILD_SUBREAPER, &sub);
 	_exit((getsid(0) != s_pid) << 3 | !sub << 4 | (getppid() != t_pid) << 5);
 }
@@ -93,7 +82,7 @@ int main(int argc, char **argv)
 		if ((s_pid = fork()) == 0)
 			session_leader(report[1]);
 		close(report[1]);
-		wait_term();
+		zoo_child_wait_term();
 		kill(s_pid, SIGTERM);
 		waitpid(s_pid, &st, 0);
 		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128);

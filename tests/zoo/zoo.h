@@ -245,6 +245,24 @@ static inline void zoo_sleep_ms(long ms)
 		;
 }
 
+/*
+ * A child process of the program waits for its own SIGTERM (sent by the program after the
+ * restore), under a plain handler of its own: zoo's runs corruptions and checks of the program.
+ */
+static volatile sig_atomic_t zoo_child_term ZOO_UNUSED;
+static inline void zoo_on_child_term(int sig)
+{
+	(void)sig;
+	zoo_child_term = 1;
+}
+static inline void zoo_child_wait_term(void)
+{
+	struct sigaction sa = { .sa_handler = zoo_on_child_term };
+	sigaction(SIGTERM, &sa, NULL);
+	while (!zoo_child_term)
+		zoo_sleep_ms(5);
+}
+
 /* The soft fd limit raised to the hard one; the hard one, counted up to 65536. */
 static inline long zoo_nofile_raised(void)
 {
