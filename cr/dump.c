@@ -72,16 +72,10 @@ static int collect_task(struct dump_task *t)
 		return err;
 	proc_vdso_range(&t->vmas, &t->vdso_start, &t->vdso_end);
 	for (size_t i = 0; i < t->nr_threads; i++)
-		if ((err = kernel_task_refuse_dispatch(t->threads[i].tid, t->vdso_start, t->vdso_end)) ||
-		    (err = inject_leave_stale_stub(t->threads[i].tid, t->vdso_start, t->vdso_end,
-						   t->stop_sig, &t->threads[i].regs)) ||
-		    (err = kernel_task_leave_rseq_section(t->threads[i].tid, &t->threads[i].regs)))
+		if ((err = kernel_task_prepare_frozen(t, t->threads[i].tid, &t->threads[i].regs)))
 			return err;
 	/* the whole tree is frozen: no thread's seccomp can change any more */
-	if ((err = kernel_task_refuse_dispatch(t->pid, t->vdso_start, t->vdso_end)) ||
-	    (err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
-					   &t->regs)) ||
-	    (err = kernel_task_leave_rseq_section(t->pid, &t->regs)) ||
+	if ((err = kernel_task_prepare_frozen(t, t->pid, &t->regs)) ||
 	    (err = seccomp_suspend_for_dump(t)) ||
 	    (err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end)))
 		return err;

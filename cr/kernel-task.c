@@ -87,6 +87,16 @@ int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs)
 	return 0;
 }
 
+int kernel_task_prepare_frozen(const struct dump_task *t, pid_t tid, struct user_regs_struct *regs)
+{
+	int err;
+
+	if ((err = kernel_task_refuse_dispatch(tid, t->vdso_start, t->vdso_end)) ||
+	    (err = inject_leave_stale_stub(tid, t->vdso_start, t->vdso_end, t->stop_sig, regs)))
+		return err;
+	return kernel_task_leave_rseq_section(tid, regs);
+}
+
 /* The thread's syscall user dispatch: c->mode 0 when off, or when this kernel cannot tell. */
 static int dispatch_config(pid_t tid, struct ptrace_sud_config *c)
 {

@@ -282,10 +282,7 @@ static int arm_task(struct dump_task *t, uint64_t *stopped_us, struct paused_hol
 		pr_perror("pre-dump pid %d: cannot read registers", t->pid);
 		err = -errno;
 	} else if (!(err = regs_refuse_compat(t->tgid, t->pid, &t->regs)) &&
-		   !(err = kernel_task_refuse_dispatch(t->pid, t->vdso_start, t->vdso_end)) &&
-		   !(err = inject_leave_stale_stub(t->pid, t->vdso_start, t->vdso_end, t->stop_sig,
-							&t->regs)) &&
-		   !(err = kernel_task_leave_rseq_section(t->pid, &t->regs)) &&
+		   !(err = kernel_task_prepare_frozen(t, t->pid, &t->regs)) &&
 		   !(err = seccomp_suspend_for_dump(t)) &&
 		   !(err = inject_begin(&t->inj, t->ctx, t->pid, &t->regs, t->vdso_start, t->vdso_end))) {
 		err = dirty_track_arm(t);

@@ -123,6 +123,12 @@ void kernel_task_ask(struct inject_call *call, uint64_t at);
 int kernel_task_collect(pid_t tid, GpRegs *regs, struct thread_kstate *ks, int64_t ret,
 			const void *answer);
 int kernel_task_leave_rseq_section(pid_t tid, struct user_regs_struct *regs);
+/*
+ * Each frozen thread of t, before anything is injected into it or its registers are saved:
+ * refused if its syscall user dispatch would catch injected syscalls, out of a stale injection
+ * stub, and out of an rseq critical section (to its abort handler). regs: the thread's.
+ */
+int kernel_task_prepare_frozen(const struct dump_task *t, pid_t tid, struct user_regs_struct *regs);
 /* Before any system call is injected into the frozen thread: -ENOTSUP (said) if its syscall user
  * dispatch would send them to its SIGSYS handler (they run from the vDSO's page). */
 int kernel_task_refuse_dispatch(pid_t tid, uint64_t vdso_start, uint64_t vdso_end);
